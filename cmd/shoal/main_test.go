@@ -1,0 +1,243 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoalcrm/shoal/internal/testdb"
+)
+
+func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
+
+// server is a running `shoal serve`, driven through run() as main would.
+type server struct {
+	url  string
+	stop func() error
+}
+
+// startServer runs `shoal serve` on port 0 against databaseURL and waits
+// until it listens.
+func startServer(t *testing.T, databaseURL string, env map[string]string) *server {
+	t.Helper()
+	getenv := func(k string) string {
+		if v, ok := env[k]; ok {
+			return v
+		}
+		switch k {
+		case "SHOAL_DATABASE_URL":
+			return databaseURL
+		case "SHOAL_ADDR":
+			return "127.0.0.1:0"
+		case "SHOAL_LOG_LEVEL":
+			return "warn"
+		}
+		return ""
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	outR, outW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := run(ctx, []string{"serve"}, getenv, strings.NewReader(""), outW, io.Discard)
+		_ = outW.CloseWithError(io.EOF)
+		done <- err
+	}()
+	lines := bufio.NewScanner(outR)
+	addr := ""
+	for lines.Scan() {
+		if a, ok := strings.CutPrefix(lines.Text(), "shoal listening on "); ok {
+			addr = a
+			break
+		}
+	}
+	if addr == "" {
+		cancel()
+		t.Fatalf("server did not start: %v", <-done)
+	}
+	go func() { _, _ = io.Copy(io.Discard, outR) }()
+	var stopped bool
+	var stopErr error
+	stop := func() error {
+		if stopped {
+			return stopErr
+		}
+		stopped = true
+		cancel()
+		select {
+		case stopErr = <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("server did not stop within 30s")
+		}
+		return stopErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return &server{url: addr, stop: stop}
+}
+
+type problemBody struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail"`
+	Code      string `json:"code"`
+	RequestID string `json:"requestId"`
+	Errors    []struct {
+		Field, Code, Message string
+	} `json:"errors"`
+}
+
+func TestServeEndToEnd(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, databaseURL string) {
+		srv := startServer(t, databaseURL, nil)
+
+		t.Run("health and readiness", func(t *testing.T) {
+			for _, path := range []string{"/healthz", "/readyz"} {
+				res := get(t, srv.url+path, nil)
+				body := readAll(t, res)
+				if res.StatusCode != 200 || !strings.Contains(body, `"status":"ok"`) {
+					t.Errorf("%s: %d %s", path, res.StatusCode, body)
+				}
+			}
+		})
+
+		t.Run("spec and docs", func(t *testing.T) {
+			res := get(t, srv.url+"/openapi.yaml", nil)
+			if body := readAll(t, res); res.StatusCode != 200 || !strings.Contains(body, "operationId: getHealth") {
+				t.Errorf("spec: %d", res.StatusCode)
+			}
+			res = get(t, srv.url+"/docs", nil)
+			if body := readAll(t, res); res.StatusCode != 200 || !strings.Contains(body, "getReadiness") {
+				t.Errorf("docs: %d", res.StatusCode)
+			}
+			res = get(t, srv.url+"/metrics", nil)
+			if body := readAll(t, res); res.StatusCode != 200 || !strings.Contains(body, `shoal_http_requests_total{method="GET",operation="getHealth",status="200"}`) {
+				t.Errorf("metrics lack per-operation counts: %d", res.StatusCode)
+			}
+		})
+
+		problems := []struct {
+			name, method, path, body, lang string
+			header                         map[string]string
+			status                         int
+			code                           string
+		}{
+			{name: "unknown route", method: "GET", path: "/nope", status: 404, code: "route_not_found"},
+			{name: "wrong method", method: "DELETE", path: "/healthz", status: 405, code: "method_not_allowed"},
+			{name: "wrong method in Chinese", method: "POST", path: "/healthz", lang: "zh-CN,zh;q=0.9", status: 405, code: "method_not_allowed"},
+			{name: "too large", method: "POST", path: "/healthz", body: strings.Repeat("x", 2<<20), status: 413, code: "payload_too_large"},
+		}
+		for _, tc := range problems {
+			t.Run(tc.name, func(t *testing.T) {
+				req, _ := http.NewRequest(tc.method, srv.url+tc.path, strings.NewReader(tc.body))
+				if tc.lang != "" {
+					req.Header.Set("Accept-Language", tc.lang)
+				}
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				p := decodeProblem(t, res)
+				if res.StatusCode != tc.status || p.Code != tc.code || p.Status != tc.status {
+					t.Fatalf("got %d %+v, want %d %s", res.StatusCode, p, tc.status, tc.code)
+				}
+				if p.RequestID == "" || p.RequestID != res.Header.Get("X-Request-ID") {
+					t.Errorf("problem requestId %q, header %q", p.RequestID, res.Header.Get("X-Request-ID"))
+				}
+				hasHan := strings.ContainsFunc(p.Detail, func(r rune) bool { return r >= 0x4e00 && r <= 0x9fff })
+				if hasHan != (tc.lang != "") {
+					t.Errorf("detail %q in the wrong language for Accept-Language %q", p.Detail, tc.lang)
+				}
+			})
+		}
+
+		t.Run("request id round trip", func(t *testing.T) {
+			res := get(t, srv.url+"/healthz", map[string]string{"X-Request-ID": "trace-abc-123"})
+			readAll(t, res)
+			if got := res.Header.Get("X-Request-ID"); got != "trace-abc-123" {
+				t.Errorf("X-Request-ID echoed as %q", got)
+			}
+			res = get(t, srv.url+"/healthz", map[string]string{"X-Request-ID": "bad id\twith spaces"})
+			readAll(t, res)
+			if got := res.Header.Get("X-Request-ID"); got == "" || strings.ContainsAny(got, " \t") {
+				t.Errorf("unsafe request id not replaced: %q", got)
+			}
+		})
+
+		t.Run("graceful shutdown", func(t *testing.T) {
+			if err := srv.stop(); err != nil {
+				t.Fatalf("run returned %v", err)
+			}
+			if c, err := net.DialTimeout("tcp", strings.TrimPrefix(srv.url, "http://"), time.Second); err == nil {
+				c.Close()
+				t.Fatal("still accepting connections after shutdown")
+			}
+		})
+	})
+}
+
+func TestRunCommands(t *testing.T) {
+	var out strings.Builder
+	if err := run(context.Background(), []string{"version"}, func(string) string { return "" }, nil, &out, io.Discard); err != nil || !strings.HasPrefix(out.String(), "shoal ") {
+		t.Errorf("version: %v %q", err, out.String())
+	}
+	if err := run(context.Background(), []string{"frobnicate"}, func(string) string { return "" }, nil, io.Discard, io.Discard); err == nil {
+		t.Error("unknown command accepted")
+	}
+	url := testdb.SQLite(t)
+	out.Reset()
+	getenv := func(k string) string {
+		if k == "SHOAL_DATABASE_URL" {
+			return url
+		}
+		return ""
+	}
+	if err := run(context.Background(), []string{"migrate"}, getenv, nil, &out, io.Discard); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+}
+
+func get(t *testing.T, url string, header map[string]string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func readAll(t *testing.T, res *http.Response) string {
+	t.Helper()
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func decodeProblem(t *testing.T, res *http.Response) problemBody {
+	t.Helper()
+	defer res.Body.Close()
+	if ct := res.Header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("content type %q, want application/problem+json", ct)
+	}
+	var p problemBody
+	if err := json.NewDecoder(res.Body).Decode(&p); err != nil {
+		t.Fatalf("decode problem: %v", err)
+	}
+	return p
+}

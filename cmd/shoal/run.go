@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/shoalcrm/shoal/internal/httpapi"
+	"github.com/shoalcrm/shoal/internal/observe"
+	"github.com/shoalcrm/shoal/internal/store"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `usage: shoal <command> [flags]
+
+commands:
+  serve     run the HTTP API server
+  migrate   apply the database schema and exit
+  version   print the version
+`
+
+// run is the whole program; main only supplies the process's environment,
+// and the end-to-end tests call it directly.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], getenv, stdout, stderr)
+	case "migrate":
+		return migrate(ctx, args[1:], getenv, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "shoal", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+}
+
+// common are the flags every database-using command shares.
+type common struct {
+	databaseURL string
+	logLevel    string
+	logFormat   string
+}
+
+func (c *common) register(fs *flag.FlagSet, getenv func(string) string) {
+	fs.StringVar(&c.databaseURL, "database-url", envOr(getenv, "SHOAL_DATABASE_URL", store.DefaultURL), "database: sqlite:PATH or postgres://… (SHOAL_DATABASE_URL)")
+	fs.StringVar(&c.logLevel, "log-level", envOr(getenv, "SHOAL_LOG_LEVEL", "info"), "debug, info, warn or error (SHOAL_LOG_LEVEL)")
+	fs.StringVar(&c.logFormat, "log-format", envOr(getenv, "SHOAL_LOG_FORMAT", "json"), "json or text (SHOAL_LOG_FORMAT)")
+}
+
+func (c *common) logger(w io.Writer) *slog.Logger {
+	return observe.NewLogger(w, c.logFormat, c.logLevel)
+}
+
+func envOr(getenv func(string) string, key, fallback string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return fallback
+}
+
+func migrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c common
+	c.register(fs, getenv)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, c.databaseURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "schema is up to date")
+	return nil
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c common
+	c.register(fs, getenv)
+	addr := fs.String("addr", envOr(getenv, "SHOAL_ADDR", "127.0.0.1:8080"), "listen address (SHOAL_ADDR)")
+	cors := fs.String("cors-origins", getenv("SHOAL_CORS_ORIGINS"), "comma-separated allowed CORS origins (SHOAL_CORS_ORIGINS)")
+	noMigrate := fs.Bool("no-migrate", false, "do not apply the schema at start")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := c.logger(stderr)
+
+	st, err := store.Open(ctx, c.databaseURL)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Warn("close database", slog.Any("error", err))
+		}
+	}()
+	if !*noMigrate {
+		if err := st.Migrate(ctx); err != nil {
+			return err
+		}
+	}
+
+	srv, err := httpapi.New(httpapi.Config{
+		Store:       st,
+		Logger:      log,
+		Version:     version,
+		CORSOrigins: splitList(*cors),
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("database", store.Redact(c.databaseURL)), slog.String("version", version))
+	fmt.Fprintf(stdout, "shoal listening on http://%s\n", ln.Addr())
+
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	// Stop accepting, let in-flight requests finish, then close the database
+	// (deferred above).
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,39 @@
+// Package schema is Shoal's storage model; ent generates the ent package from it.
+package schema
+
+import (
+	"time"
+
+	"entgo.io/ent"
+	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/mixin"
+	"github.com/google/uuid"
+)
+
+// NewID returns a UUIDv7: time-ordered, so primary-key indexes stay compact,
+// and random enough that ids cannot be guessed.
+func NewID() uuid.UUID { return uuid.Must(uuid.NewV7()) }
+
+// now is the creation and update timestamp source; times are stored in UTC.
+func now() time.Time { return time.Now().UTC() }
+
+// IDMixin gives an entity an immutable UUIDv7 primary key.
+type IDMixin struct{ mixin.Schema }
+
+// Fields of the IDMixin.
+func (IDMixin) Fields() []ent.Field {
+	return []ent.Field{
+		field.UUID("id", uuid.UUID{}).Default(NewID).Immutable(),
+	}
+}
+
+// TimeMixin adds createdAt and updatedAt, both server-owned.
+type TimeMixin struct{ mixin.Schema }
+
+// Fields of the TimeMixin.
+func (TimeMixin) Fields() []ent.Field {
+	return []ent.Field{
+		field.Time("created_at").Default(now).Immutable(),
+		field.Time("updated_at").Default(now).UpdateDefault(now),
+	}
+}

@@ -1,0 +1,202 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+	"golang.org/x/text/language"
+
+	"github.com/shoalcrm/shoal/internal/apperr"
+	"github.com/shoalcrm/shoal/internal/observe"
+)
+
+// problemTypeBase prefixes the code to make the problem's type URI.
+const problemTypeBase = "https://shoal.dev/problems/"
+
+// statusOf is the one table from domain error kinds to HTTP statuses.
+var statusOf = map[apperr.Kind]int{
+	apperr.Internal:             http.StatusInternalServerError,
+	apperr.Invalid:              http.StatusBadRequest,
+	apperr.Unauthenticated:      http.StatusUnauthorized,
+	apperr.Forbidden:            http.StatusForbidden,
+	apperr.NotFound:             http.StatusNotFound,
+	apperr.Conflict:             http.StatusConflict,
+	apperr.Gone:                 http.StatusGone,
+	apperr.PreconditionFailed:   http.StatusPreconditionFailed,
+	apperr.TooLarge:             http.StatusRequestEntityTooLarge,
+	apperr.Unprocessable:        http.StatusUnprocessableEntity,
+	apperr.PreconditionRequired: http.StatusPreconditionRequired,
+	apperr.RateLimited:          http.StatusTooManyRequests,
+	apperr.Unavailable:          http.StatusServiceUnavailable,
+}
+
+// message is a problem detail in the two languages Shoal speaks.
+type message struct{ en, zh string }
+
+// catalog gives the human detail for each stable code. A code missing here
+// falls back to the domain error's own English message.
+var catalog = map[string]message{
+	"internal":              {"An unexpected error occurred; it has been logged.", "服务器内部错误，已记录。"},
+	"not_found":             {"The resource does not exist or you may not see it.", "资源不存在或无权查看。"},
+	"route_not_found":       {"No such endpoint.", "接口不存在。"},
+	"method_not_allowed":    {"This endpoint does not support the method.", "该接口不支持此请求方法。"},
+	"validation_failed":     {"The request does not match the API contract.", "请求不符合接口约定。"},
+	"payload_too_large":     {"The request body is too large.", "请求体过大。"},
+	"unavailable":           {"The service is temporarily unavailable.", "服务暂时不可用。"},
+	"unauthorized":          {"Missing or invalid credentials.", "缺少或无效的身份凭证。"},
+	"forbidden":             {"You may not perform this operation.", "无权执行此操作。"},
+	"rate_limited":          {"Too many requests; retry later.", "请求过于频繁，请稍后再试。"},
+	"bad_request":           {"The request is malformed.", "请求格式错误。"},
+	"unsupported_media":     {"Unsupported content type.", "不支持的内容类型。"},
+	"precondition_required": {"This update requires an If-Match header with the record's ETag.", "此更新需要携带记录 ETag 的 If-Match 请求头。"},
+	"precondition_failed":   {"The record has changed since you read it; fetch it again.", "记录已被修改，请重新获取后再试。"},
+}
+
+// problem is an RFC 9457 problem details body with Shoal's members.
+type problem struct {
+	Type      string              `json:"type"`
+	Title     string              `json:"title"`
+	Status    int                 `json:"status"`
+	Detail    string              `json:"detail,omitempty"`
+	Instance  string              `json:"instance,omitempty"`
+	Code      string              `json:"code"`
+	RequestID string              `json:"requestId,omitempty"`
+	Errors    []apperr.FieldError `json:"errors,omitempty"`
+	extra     map[string]any
+}
+
+func (p problem) MarshalJSON() ([]byte, error) {
+	type plain problem
+	b, err := json.Marshal(plain(p))
+	if err != nil || len(p.extra) == 0 {
+		return b, err
+	}
+	m := map[string]any{}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	for k, v := range p.extra {
+		if _, taken := m[k]; !taken {
+			m[k] = v
+		}
+	}
+	return json.Marshal(m)
+}
+
+var supported = language.NewMatcher([]language.Tag{language.English, language.SimplifiedChinese})
+
+// wantsChinese reports whether Accept-Language prefers Chinese.
+func wantsChinese(r *http.Request) bool {
+	h := r.Header.Get("Accept-Language")
+	if h == "" {
+		return false
+	}
+	tags, _, err := language.ParseAcceptLanguage(h)
+	if err != nil || len(tags) == 0 {
+		return false
+	}
+	_, idx, _ := supported.Match(tags...)
+	return idx == 1
+}
+
+// localized returns the detail for code in the caller's language.
+func localized(r *http.Request, code, fallback string) string {
+	m, ok := catalog[code]
+	if !ok {
+		return fallback
+	}
+	if wantsChinese(r) {
+		return m.zh
+	}
+	if fallback != "" && m.en == "" {
+		return fallback
+	}
+	return m.en
+}
+
+// toAppErr turns whatever a handler or middleware returned into a domain
+// error. Anything unrecognised is internal.
+func toAppErr(err error) *apperr.Error {
+	if e, ok := apperr.As(err); ok {
+		return e
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		if e, ok := apperr.As(he.Internal); ok {
+			return e
+		}
+		switch he.Code {
+		case http.StatusNotFound:
+			return apperr.New(apperr.NotFound, "route_not_found", "no such endpoint")
+		case http.StatusMethodNotAllowed:
+			return &apperr.Error{Kind: apperr.Invalid, Code: "method_not_allowed", Message: "method not allowed"}
+		case http.StatusRequestEntityTooLarge:
+			return apperr.New(apperr.TooLarge, "payload_too_large", "request body too large")
+		case http.StatusUnsupportedMediaType:
+			return apperr.New(apperr.Invalid, "unsupported_media", "unsupported content type")
+		case http.StatusBadRequest:
+			return &apperr.Error{Kind: apperr.Invalid, Code: "bad_request", Message: fmt.Sprint(he.Message), Err: err}
+		case http.StatusUnauthorized:
+			return apperr.New(apperr.Unauthenticated, "unauthorized", "unauthorized")
+		case http.StatusForbidden:
+			return apperr.New(apperr.Forbidden, "forbidden", "forbidden")
+		case http.StatusTooManyRequests:
+			return apperr.New(apperr.RateLimited, "rate_limited", "too many requests")
+		case http.StatusServiceUnavailable:
+			return apperr.New(apperr.Unavailable, "unavailable", "service unavailable")
+		}
+		if he.Code >= 400 && he.Code < 500 {
+			return &apperr.Error{Kind: apperr.Invalid, Code: "bad_request", Message: fmt.Sprint(he.Message), Err: err}
+		}
+	}
+	return &apperr.Error{Kind: apperr.Internal, Code: "internal", Message: "internal error", Err: err}
+}
+
+// errorHandler renders every error as problem+json. It is echo's
+// HTTPErrorHandler, so unknown routes, wrong methods, oversized bodies,
+// validation failures, panics and domain errors all come out the same way.
+func (s *Server) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	e := toAppErr(err)
+	r := c.Request()
+	status := statusOf[e.Kind]
+	if e.Code == "method_not_allowed" {
+		status = http.StatusMethodNotAllowed
+	}
+	if status == 0 {
+		status = http.StatusInternalServerError
+	}
+	if status >= 500 {
+		s.log.ErrorContext(r.Context(), "request failed", slog.String("code", e.Code), slog.Any("error", err))
+	}
+	p := problem{
+		Type:      problemTypeBase + e.Code,
+		Title:     http.StatusText(status),
+		Status:    status,
+		Detail:    localized(r, e.Code, e.Message),
+		Instance:  r.URL.Path,
+		Code:      e.Code,
+		RequestID: observe.RequestID(r.Context()),
+		Errors:    e.Fields,
+		extra:     e.Extra,
+	}
+	h := c.Response().Header()
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int((e.RetryAfter+999_999_999)/1_000_000_000)))
+	}
+	h.Set(echo.HeaderContentType, "application/problem+json")
+	c.Response().WriteHeader(status)
+	if r.Method == http.MethodHead {
+		return
+	}
+	if err := json.NewEncoder(c.Response()).Encode(p); err != nil {
+		s.log.WarnContext(r.Context(), "write problem", slog.Any("error", err))
+	}
+}

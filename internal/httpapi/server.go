@@ -1,0 +1,194 @@
+// Package httpapi is Shoal's HTTP layer: it implements the strict server
+// interface generated from openapi.yaml, translating between API types and
+// the domain packages, and owns the middleware chain and the one table that
+// maps domain errors to problem+json.
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/shoalcrm/shoal/api"
+	"github.com/shoalcrm/shoal/internal/store"
+)
+
+// Config is what the HTTP layer needs from the outside.
+type Config struct {
+	Store       *store.Store
+	Logger      *slog.Logger
+	Version     string
+	CORSOrigins []string
+	// BodyLimit is the largest request body accepted, in echo's notation
+	// ("1M"); empty means 1 MiB.
+	BodyLimit string
+}
+
+// Server implements api.StrictServerInterface.
+type Server struct {
+	store   *store.Store
+	log     *slog.Logger
+	version string
+	spec    *openapi3.T
+	// ops maps "METHOD /echo/path/:param" to the operationId.
+	ops      map[string]string
+	metrics  *metrics
+	docsPage []byte
+	echo     *echo.Echo
+}
+
+var _ api.StrictServerInterface = (*Server)(nil)
+
+// New builds the server and its router.
+func New(cfg Config) (*Server, error) {
+	spec, err := LoadSpec()
+	if err != nil {
+		return nil, err
+	}
+	// Paths in the spec are absolute; a servers entry would make the
+	// validator match on Host as well.
+	spec.Servers = nil
+	s := &Server{
+		store:   cfg.Store,
+		log:     cfg.Logger,
+		version: cfg.Version,
+		spec:    spec,
+		ops:     operations(spec),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.metrics = newMetrics(cfg.Store)
+	if s.docsPage, err = renderDocs(spec); err != nil {
+		return nil, fmt.Errorf("render docs: %w", err)
+	}
+	s.echo = s.router(cfg)
+	return s, nil
+}
+
+// Handler is the server's http.Handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+func (s *Server) router(cfg Config) *echo.Echo {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = s.errorHandler
+
+	limit := cfg.BodyLimit
+	if limit == "" {
+		limit = "1M"
+	}
+	// The order matters and is part of the contract: see the README.
+	e.Use(s.recoverPanics)
+	e.Use(s.requestID)
+	e.Use(s.accessLog)
+	e.Use(middleware.BodyLimit(limit))
+	if len(cfg.CORSOrigins) > 0 {
+		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+			AllowOrigins:  cfg.CORSOrigins,
+			AllowHeaders:  []string{"Authorization", "Content-Type", "If-Match", "X-API-Key", "X-Request-ID", "Accept-Language"},
+			ExposeHeaders: []string{"ETag", "X-Request-ID", "Retry-After", "Location"},
+			MaxAge:        600,
+		}))
+	}
+	e.Use(s.requestValidator())
+
+	perOp := map[string][]echo.MiddlewareFunc{}
+	for _, id := range s.ops {
+		perOp[id] = []echo.MiddlewareFunc{tagOperation(id)}
+	}
+	api.RegisterHandlersWithOptions(e, api.NewStrictHandler(s, nil), api.RegisterHandlersOptions{OperationMiddlewares: perOp})
+
+	e.GET("/openapi.yaml", s.serveSpec)
+	e.GET("/docs", s.serveDocs)
+	e.GET("/metrics", echo.WrapHandler(s.metrics.handler()))
+	return e
+}
+
+// LoadSpec parses openapi.yaml as committed. (The generator's own embedded
+// copy has its operationIds rewritten to Go names; clients and policies use
+// the spec's.)
+func LoadSpec() (*openapi3.T, error) {
+	spec, err := openapi3.NewLoader().LoadFromData(api.SpecYAML)
+	if err != nil {
+		return nil, fmt.Errorf("load spec: %w", err)
+	}
+	if err := spec.Validate(context.Background()); err != nil {
+		return nil, fmt.Errorf("invalid spec: %w", err)
+	}
+	return spec, nil
+}
+
+// operations indexes the spec's operations by method and echo route path.
+func operations(spec *openapi3.T) map[string]string {
+	ops := map[string]string{}
+	for path, item := range spec.Paths.Map() {
+		for method, op := range item.Operations() {
+			ops[routeKey(method, echoPath(path))] = op.OperationID
+		}
+	}
+	return ops
+}
+
+func routeKey(method, path string) string { return method + " " + path }
+
+// echoPath turns /leads/{id} into echo's /leads/:id.
+func echoPath(p string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(p, '{')
+		if i < 0 {
+			b.WriteString(p)
+			return b.String()
+		}
+		j := strings.IndexByte(p[i:], '}')
+		if j < 0 {
+			b.WriteString(p)
+			return b.String()
+		}
+		b.WriteString(p[:i])
+		b.WriteString(":" + p[i+1:i+j])
+		p = p[i+j+1:]
+	}
+}
+
+// operationKey is where the matched operationId is kept on the echo context.
+const operationKey = "shoal.operationId"
+
+func tagOperation(id string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			c.Set(operationKey, id)
+			return next(c)
+		}
+	}
+}
+
+// operationID returns the operationId matched for the request, or "".
+func operationID(c echo.Context) string {
+	id, _ := c.Get(operationKey).(string)
+	return id
+}
+
+// GetHealth answers while the process is up.
+func (s *Server) GetHealth(context.Context, api.GetHealthRequestObject) (api.GetHealthResponseObject, error) {
+	v := s.version
+	return api.GetHealth200JSONResponse{Body: api.Health{Status: api.Ok, Version: &v}}, nil
+}
+
+// GetReadiness answers 200 when the database is reachable.
+func (s *Server) GetReadiness(ctx context.Context, _ api.GetReadinessRequestObject) (api.GetReadinessResponseObject, error) {
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.WarnContext(ctx, "readiness check failed", slog.Any("error", err))
+		return nil, &echo.HTTPError{Code: http.StatusServiceUnavailable, Internal: err}
+	}
+	v := s.version
+	return api.GetReadiness200JSONResponse{Body: api.Health{Status: api.Ok, Version: &v}}, nil
+}

@@ -1,0 +1,196 @@
+// Package store opens Shoal's database (embedded SQLite or PostgreSQL),
+// applies the schema, and is the one way to run a transaction.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"entgo.io/ent/dialect"
+	entsql "entgo.io/ent/dialect/sql"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	_ "modernc.org/sqlite"             // registers the pure-Go "sqlite" driver
+
+	"github.com/shoalcrm/shoal/ent"
+)
+
+// DefaultURL is where Shoal keeps its data when nothing else is configured.
+const DefaultURL = "sqlite:./data/shoal.db"
+
+// Store is an open database: a client for writes and transactions and a
+// client for reads. On PostgreSQL both are the same pool; on SQLite writes go
+// through one connection (SQLite has one writer anyway, and queuing in Go is
+// cheaper than spinning on SQLITE_BUSY) while reads use a pool of their own.
+type Store struct {
+	Dialect string
+	// Client writes. Use WithTx for anything that reads before it writes.
+	Client *ent.Client
+	// Reader reads outside transactions.
+	Reader *ent.Client
+
+	writeDB *sql.DB
+	readDB  *sql.DB
+}
+
+// Open connects to databaseURL: "sqlite:PATH" (the directory is created) or
+// "postgres://…" / "postgresql://…". It does not apply the schema; see Migrate.
+func Open(ctx context.Context, databaseURL string) (*Store, error) {
+	if databaseURL == "" {
+		databaseURL = DefaultURL
+	}
+	switch {
+	case strings.HasPrefix(databaseURL, "sqlite:"):
+		return openSQLite(ctx, strings.TrimPrefix(databaseURL, "sqlite:"))
+	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
+		return openPostgres(ctx, databaseURL)
+	default:
+		return nil, fmt.Errorf("unsupported database url %q: want sqlite:PATH or postgres://", Redact(databaseURL))
+	}
+}
+
+func openSQLite(ctx context.Context, path string) (*Store, error) {
+	path = strings.TrimPrefix(path, "//")
+	if path == "" {
+		return nil, errors.New("sqlite url has no path")
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("create database directory: %w", err)
+		}
+	}
+	pragmas := "_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_time_format=sqlite"
+	writeDB, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	writeDB.SetMaxOpenConns(1)
+	writeDB.SetMaxIdleConns(1)
+	writeDB.SetConnMaxLifetime(0)
+
+	readDB, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=query_only(1)")
+	if err != nil {
+		_ = writeDB.Close()
+		return nil, fmt.Errorf("open sqlite reader: %w", err)
+	}
+	readers := max(4, runtime.GOMAXPROCS(0)*2)
+	readDB.SetMaxOpenConns(readers)
+	readDB.SetMaxIdleConns(readers)
+
+	s := &Store{
+		Dialect: dialect.SQLite,
+		Client:  ent.NewClient(ent.Driver(entsql.OpenDB(dialect.SQLite, writeDB))),
+		Reader:  ent.NewClient(ent.Driver(entsql.OpenDB(dialect.SQLite, readDB))),
+		writeDB: writeDB,
+		readDB:  readDB,
+	}
+	if err := s.Ping(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func openPostgres(ctx context.Context, databaseURL string) (*Store, error) {
+	db, err := sql.Open("pgx", databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	db.SetMaxOpenConns(32)
+	db.SetMaxIdleConns(32)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	client := ent.NewClient(ent.Driver(entsql.OpenDB(dialect.Postgres, db)))
+	s := &Store{Dialect: dialect.Postgres, Client: client, Reader: client, writeDB: db, readDB: db}
+	if err := s.Ping(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := s.writeDB.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping database: %w", err)
+	}
+	if s.readDB != s.writeDB {
+		if err := s.readDB.PingContext(ctx); err != nil {
+			return fmt.Errorf("ping database reader: %w", err)
+		}
+	}
+	return nil
+}
+
+// DBs returns the underlying pools by name, for pool metrics.
+func (s *Store) DBs() map[string]*sql.DB {
+	if s.readDB == s.writeDB {
+		return map[string]*sql.DB{"primary": s.writeDB}
+	}
+	return map[string]*sql.DB{"write": s.writeDB, "read": s.readDB}
+}
+
+// Close closes both pools.
+func (s *Store) Close() error {
+	err := s.writeDB.Close()
+	if s.readDB != s.writeDB {
+		err = errors.Join(err, s.readDB.Close())
+	}
+	return err
+}
+
+// Migrate brings the schema up to date. It is safe to run on every start
+// and from several replicas: ent only adds what is missing.
+func (s *Store) Migrate(ctx context.Context) error {
+	if err := s.Client.Schema.Create(ctx); err != nil {
+		return fmt.Errorf("apply schema: %w", err)
+	}
+	return nil
+}
+
+// WithTx runs fn in one transaction on the write client and commits if fn
+// returns nil. It is the only way Shoal runs a transaction. On SQLite the
+// transaction takes the write lock at BEGIN (immediate mode), so a
+// read-then-write sequence can never be interleaved with another writer.
+func (s *Store) WithTx(ctx context.Context, fn func(tx *ent.Tx) error) (err error) {
+	tx, err := s.Client.Tx(ctx)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = tx.Rollback()
+			panic(p)
+		}
+	}()
+	if err := fn(tx); err != nil {
+		if rerr := tx.Rollback(); rerr != nil {
+			return errors.Join(err, fmt.Errorf("rollback: %w", rerr))
+		}
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Redact hides the password in a database URL so it can be logged.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
