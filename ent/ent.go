@@ -12,7 +12,13 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
+	"github.com/shoalcrm/shoal/ent/apikey"
+	"github.com/shoalcrm/shoal/ent/auditevent"
+	"github.com/shoalcrm/shoal/ent/refreshtoken"
 	"github.com/shoalcrm/shoal/ent/setting"
+	"github.com/shoalcrm/shoal/ent/signingkey"
+	"github.com/shoalcrm/shoal/ent/team"
+	"github.com/shoalcrm/shoal/ent/user"
 )
 
 // ent aliases to avoid import conflicts in user's code.
@@ -73,7 +79,13 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
-			setting.Table: setting.ValidColumn,
+			apikey.Table:       apikey.ValidColumn,
+			auditevent.Table:   auditevent.ValidColumn,
+			refreshtoken.Table: refreshtoken.ValidColumn,
+			setting.Table:      setting.ValidColumn,
+			signingkey.Table:   signingkey.ValidColumn,
+			team.Table:         team.ValidColumn,
+			user.Table:         user.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

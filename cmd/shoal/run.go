@@ -9,10 +9,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/shoalcrm/shoal/internal/httpapi"
+	"github.com/shoalcrm/shoal/internal/app"
+	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/observe"
 	"github.com/shoalcrm/shoal/internal/store"
 )
@@ -25,6 +27,8 @@ const usage = `usage: shoal <command> [flags]
 commands:
   serve     run the HTTP API server
   migrate   apply the database schema and exit
+  user create --email E --role R [--name N] [--team-id T] --password-stdin
+            create a user (the first admin, say) from the command line
   version   print the version
 `
 
@@ -40,6 +44,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return serve(ctx, args[1:], getenv, stdout, stderr)
 	case "migrate":
 		return migrate(ctx, args[1:], getenv, stdout, stderr)
+	case "user":
+		return userCommand(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "shoal", version)
 		return nil
@@ -124,15 +130,34 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}
 
-	srv, err := httpapi.New(httpapi.Config{
-		Store:       st,
+	rate, err := envFloat(getenv, "SHOAL_API_KEY_RATE")
+	if err != nil {
+		return err
+	}
+	burst, err := envFloat(getenv, "SHOAL_API_KEY_BURST")
+	if err != nil {
+		return err
+	}
+	a, err := app.New(ctx, st, app.Config{
 		Logger:      log,
 		Version:     version,
 		CORSOrigins: splitList(*cors),
+		SigningKey:  getenv("SHOAL_JWT_SIGNING_KEY"),
+		Auth:        auth.Config{APIKeyRate: rate, APIKeyBurst: int(burst)},
 	})
 	if err != nil {
 		return err
 	}
+	if email, password := getenv("SHOAL_ADMIN_EMAIL"), getenv("SHOAL_ADMIN_PASSWORD"); email != "" && password != "" {
+		created, err := a.Org.EnsureAdmin(ctx, email, password)
+		if err != nil {
+			return fmt.Errorf("first admin: %w", err)
+		}
+		if created {
+			log.Info("created the first admin from SHOAL_ADMIN_EMAIL", slog.String("email", email))
+		}
+	}
+	srv := a.HTTP
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -169,6 +194,18 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	log.Info("stopped")
 	return nil
+}
+
+func envFloat(getenv func(string) string, key string) (float64, error) {
+	v := getenv(key)
+	if v == "" {
+		return 0, nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 {
+		return 0, fmt.Errorf("%s: want a non-negative number, got %q", key, v)
+	}
+	return f, nil
 }
 
 func splitList(s string) []string {

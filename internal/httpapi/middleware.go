@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -46,7 +47,9 @@ func (s *Server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
 			id = newRequestID()
 		}
 		c.Response().Header().Set(echo.HeaderXRequestID, id)
-		c.SetRequest(c.Request().WithContext(observe.WithRequestID(c.Request().Context(), id)))
+		ctx := observe.WithRequestID(c.Request().Context(), id)
+		ctx = context.WithValue(ctx, clientAddressKey{}, c.RealIP())
+		c.SetRequest(c.Request().WithContext(ctx))
 		return next(c)
 	}
 }

@@ -10,18 +10,31 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/shoalcrm/shoal/api"
+	"github.com/shoalcrm/shoal/internal/audit"
+	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/authz"
+	"github.com/shoalcrm/shoal/internal/org"
+	"github.com/shoalcrm/shoal/internal/page"
 	"github.com/shoalcrm/shoal/internal/store"
 )
 
 // Config is what the HTTP layer needs from the outside.
 type Config struct {
-	Store       *store.Store
+	Store    *store.Store
+	Auth     *auth.Service
+	Org      *org.Service
+	Audit    *audit.Log
+	Enforcer *authz.Enforcer
+	Cursors  page.Codec
+	// Pools checks pool ids given to API keys.
+	Pools       auth.PoolChecker
 	Logger      *slog.Logger
 	Version     string
 	CORSOrigins []string
@@ -37,7 +50,19 @@ type Server struct {
 	version string
 	spec    *openapi3.T
 	// ops maps "METHOD /echo/path/:param" to the operationId.
-	ops      map[string]string
+	ops map[string]string
+	// public holds the operations the spec marks security: [].
+	public    map[string]bool
+	validator echo.MiddlewareFunc
+
+	auth     *auth.Service
+	org      *org.Service
+	audit    *audit.Log
+	enforcer *authz.Enforcer
+	cursors  page.Codec
+	// poolChecker validates pool bindings of API keys.
+	poolChecker auth.PoolChecker
+
 	metrics  *metrics
 	docsPage []byte
 	echo     *echo.Echo
@@ -60,6 +85,15 @@ func New(cfg Config) (*Server, error) {
 		version: cfg.Version,
 		spec:    spec,
 		ops:     operations(spec),
+		public:  publicOperations(spec),
+
+		auth:     cfg.Auth,
+		org:      cfg.Org,
+		audit:    cfg.Audit,
+		enforcer: cfg.Enforcer,
+		cursors:  cfg.Cursors,
+
+		poolChecker: cfg.Pools,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -98,13 +132,15 @@ func (s *Server) router(cfg Config) *echo.Echo {
 			MaxAge:        600,
 		}))
 	}
-	e.Use(s.requestValidator())
+	e.IPExtractor = echo.ExtractIPDirect()
+	s.validator = s.requestValidator()
 
 	perOp := map[string][]echo.MiddlewareFunc{}
 	for _, id := range s.ops {
-		perOp[id] = []echo.MiddlewareFunc{tagOperation(id)}
+		perOp[id] = s.operationChain(id)
 	}
-	api.RegisterHandlersWithOptions(e, api.NewStrictHandler(s, nil), api.RegisterHandlersOptions{OperationMiddlewares: perOp})
+	strict := api.NewStrictHandler(s, []api.StrictMiddlewareFunc{s.requireAuthorized})
+	api.RegisterHandlersWithOptions(e, strict, api.RegisterHandlersOptions{OperationMiddlewares: perOp})
 
 	e.GET("/openapi.yaml", s.serveSpec)
 	e.GET("/docs", s.serveDocs)
@@ -112,10 +148,18 @@ func (s *Server) router(cfg Config) *echo.Echo {
 	return e
 }
 
+var formatsOnce sync.Once
+
 // LoadSpec parses openapi.yaml as committed. (The generator's own embedded
 // copy has its operationIds rewritten to Go names; clients and policies use
 // the spec's.)
 func LoadSpec() (*openapi3.T, error) {
+	// kin-openapi keeps string formats in a package-level table; Shoal
+	// checks emails loosely (one @, no spaces), as RFC 5322 is no guide to
+	// what users type.
+	formatsOnce.Do(func() {
+		openapi3.DefineStringFormatValidator("email", openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForEmail))
+	})
 	spec, err := openapi3.NewLoader().LoadFromData(api.SpecYAML)
 	if err != nil {
 		return nil, fmt.Errorf("load spec: %w", err)
@@ -136,6 +180,22 @@ func operations(spec *openapi3.T) map[string]string {
 	}
 	return ops
 }
+
+// publicOperations are those the spec marks `security: []`.
+func publicOperations(spec *openapi3.T) map[string]bool {
+	public := map[string]bool{}
+	for _, item := range spec.Paths.Map() {
+		for _, op := range item.Operations() {
+			if op.Security != nil && len(*op.Security) == 0 {
+				public[op.OperationID] = true
+			}
+		}
+	}
+	return public
+}
+
+// PublicOperations returns the operationIds that need no credentials.
+func PublicOperations(spec *openapi3.T) map[string]bool { return publicOperations(spec) }
 
 func routeKey(method, path string) string { return method + " " + path }
 

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"regexp"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -13,16 +14,12 @@ import (
 	"github.com/shoalcrm/shoal/internal/apperr"
 )
 
-// requestValidator checks every request to a spec operation against
-// openapi.yaml before any handler runs. One 400 lists every bad field.
-// Requests to routes outside the spec (404, 405, /metrics, …) are left to
-// the router.
+// requestValidator checks a request to a spec operation against
+// openapi.yaml before its handler runs. One 400 lists every bad field. It
+// is part of every operation's chain (see operationChain), so routes
+// outside the spec (/metrics, …) never reach it.
 func (s *Server) requestValidator() echo.MiddlewareFunc {
 	return oapimw.OapiRequestValidatorWithOptions(s.spec, &oapimw.Options{
-		Skipper: func(c echo.Context) bool {
-			_, ok := s.ops[routeKey(c.Request().Method, c.Path())]
-			return !ok
-		},
 		Options: openapi3filter.Options{
 			MultiError:         true,
 			AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
@@ -39,7 +36,7 @@ func (s *Server) requestValidator() echo.MiddlewareFunc {
 func validationError(me openapi3.MultiError) *apperr.Error {
 	var fields []apperr.FieldError
 	for _, err := range me {
-		fields = append(fields, fieldErrors(err)...)
+		fields = append(fields, fieldErrors("", err)...)
 	}
 	msg := "the request does not match the API contract"
 	if len(fields) > 0 {
@@ -48,43 +45,38 @@ func validationError(me openapi3.MultiError) *apperr.Error {
 	return &apperr.Error{Kind: apperr.Invalid, Code: "validation_failed", Message: msg, Fields: fields}
 }
 
-func fieldErrors(err error) []apperr.FieldError {
+// fieldErrors flattens one validator error into field entries named by
+// where the bad input is: query.limit, header.If-Match, body/email, ….
+func fieldErrors(prefix string, err error) []apperr.FieldError {
+	var re *openapi3filter.RequestError
+	if errors.As(err, &re) {
+		switch {
+		case re.Parameter != nil:
+			prefix = re.Parameter.In + "." + re.Parameter.Name
+		case re.RequestBody != nil:
+			prefix = "body"
+		}
+		if re.Err == nil {
+			code := "invalid"
+			if strings.Contains(re.Reason, "required") || strings.Contains(re.Reason, "must have a value") {
+				code = "required"
+			}
+			return []apperr.FieldError{{Field: prefix, Code: code, Message: firstLine(re.Reason)}}
+		}
+		return fieldErrors(prefix, re.Err)
+	}
 	var me openapi3.MultiError
-	if errors.As(err, &me) && len(me) > 0 {
+	if errors.As(err, &me) {
 		var out []apperr.FieldError
 		for _, e := range me {
-			out = append(out, fieldErrors(e)...)
+			out = append(out, fieldErrors(prefix, e)...)
 		}
 		return out
 	}
-	var re *openapi3filter.RequestError
-	if !errors.As(err, &re) {
-		return []apperr.FieldError{{Field: "", Code: "invalid", Message: firstLine(err.Error())}}
-	}
-	prefix := ""
-	switch {
-	case re.Parameter != nil:
-		prefix = re.Parameter.In + "." + re.Parameter.Name
-	case re.RequestBody != nil:
-		prefix = "body"
-	}
-	if re.Err != nil {
-		var inner openapi3.MultiError
-		if errors.As(re.Err, &inner) {
-			var out []apperr.FieldError
-			for _, e := range inner {
-				out = append(out, schemaFieldError(prefix, e))
-			}
-			return out
-		}
-		return []apperr.FieldError{schemaFieldError(prefix, re.Err)}
-	}
-	code := "invalid"
-	if strings.Contains(re.Reason, "required") || strings.Contains(re.Reason, "must have a value") {
-		code = "required"
-	}
-	return []apperr.FieldError{{Field: prefix, Code: code, Message: firstLine(re.Reason)}}
+	return []apperr.FieldError{schemaFieldError(prefix, err)}
 }
+
+var unsupportedProperty = regexp.MustCompile(`property "([^"]+)" is unsupported`)
 
 func schemaFieldError(prefix string, err error) apperr.FieldError {
 	var se *openapi3.SchemaError
@@ -94,11 +86,15 @@ func schemaFieldError(prefix string, err error) apperr.FieldError {
 			field = prefix + "/" + strings.Join(ptr, "/")
 		}
 		code := se.SchemaField
-		if code == "" {
-			code = "invalid"
+		if m := unsupportedProperty.FindStringSubmatch(se.Reason); m != nil {
+			// Unknown and server-owned fields alike: clients may not set them.
+			return apperr.FieldError{Field: field + "/" + m[1], Code: "not_allowed", Message: "this field cannot be set by clients"}
 		}
-		if code == "readOnly" {
-			code = "read_only"
+		switch code {
+		case "":
+			code = "invalid"
+		case "readOnly":
+			code = "not_allowed"
 		}
 		return apperr.FieldError{Field: field, Code: code, Message: firstLine(se.Reason)}
 	}

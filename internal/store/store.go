@@ -194,3 +194,18 @@ func Redact(raw string) string {
 	}
 	return u.String()
 }
+
+// lockable is any generated ent query (they all have ForUpdate).
+type lockable[Q any] interface {
+	ForUpdate(opts ...entsql.LockOption) Q
+}
+
+// ForUpdate adds SELECT … FOR UPDATE on PostgreSQL, where concurrent
+// transactions must lock the rows they will change. SQLite has no row locks
+// and needs none: its transactions take the database write lock at BEGIN.
+func ForUpdate[Q lockable[Q]](s *Store, q Q) Q {
+	if s.Dialect == dialect.Postgres {
+		return q.ForUpdate()
+	}
+	return q
+}

@@ -1,0 +1,33 @@
+package schema
+
+import (
+	"entgo.io/ent"
+	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
+	"github.com/google/uuid"
+)
+
+// Team is a node of the team tree. Path is the materialised chain of
+// ancestor ids ("/root/…/self/"), so "everyone in my subtree" is one
+// indexed prefix match rather than a recursive query.
+type Team struct{ ent.Schema }
+
+// Mixin of the Team.
+func (Team) Mixin() []ent.Mixin { return []ent.Mixin{IDMixin{}, TimeMixin{}} }
+
+// Fields of the Team.
+func (Team) Fields() []ent.Field {
+	return []ent.Field{
+		field.String("name").NotEmpty().MaxLen(200),
+		field.UUID("parent_id", uuid.UUID{}).Optional().Nillable(),
+		field.String("path").NotEmpty(),
+		field.Int("max_owned_leads").Optional().Nillable(),
+		field.Int("max_owned_customers").Optional().Nillable(),
+		field.Int("max_frozen").Optional().Nillable(),
+	}
+}
+
+// Indexes of the Team.
+func (Team) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("path"), index.Fields("parent_id")}
+}

@@ -1,0 +1,270 @@
+// Package apitest runs Shoal's real HTTP stack (router, middleware,
+// authentication, casbin, generated code, services) over a real database
+// for tests, and gives them logged-in clients.
+package apitest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/shoalcrm/shoal/ent"
+	"github.com/shoalcrm/shoal/internal/app"
+	"github.com/shoalcrm/shoal/internal/org"
+	"github.com/shoalcrm/shoal/internal/store"
+)
+
+// Password is the password of every user the helpers create.
+const Password = "correct horse battery staple"
+
+// Env is a running Shoal over one database.
+type Env struct {
+	T   testing.TB
+	URL string
+	App *app.App
+	// Logs holds everything the server logged.
+	Logs *SyncBuffer
+
+	seq atomic.Int64
+}
+
+// Options tune New.
+type Options struct {
+	Config app.Config
+}
+
+// New starts Shoal on databaseURL (applying the schema) behind an
+// httptest server, and stops both when the test ends.
+func New(t testing.TB, databaseURL string, opts ...Options) *Env {
+	t.Helper()
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	ctx := context.Background()
+	st, err := store.Open(ctx, databaseURL)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	logs := &SyncBuffer{}
+	cfg := o.Config
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	if cfg.Version == "" {
+		cfg.Version = "test"
+	}
+	a, err := app.New(ctx, st, cfg)
+	if err != nil {
+		t.Fatalf("build app: %v", err)
+	}
+	srv := httptest.NewServer(a.HTTP.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		_ = st.Close()
+	})
+	return &Env{T: t, URL: srv.URL, App: a, Logs: logs}
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writers.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns what was written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Unique returns a string unique within the environment, for names and emails.
+func (e *Env) Unique(prefix string) string {
+	return fmt.Sprintf("%s%d", prefix, e.seq.Add(1))
+}
+
+// Team creates a team directly through the service.
+func (e *Env) Team(name string, parent *uuid.UUID) *ent.Team {
+	e.T.Helper()
+	t, err := e.App.Org.CreateTeam(context.Background(), org.NewTeam{Name: name, ParentID: parent})
+	if err != nil {
+		e.T.Fatalf("create team: %v", err)
+	}
+	return t
+}
+
+// User creates a user with role in team (may be nil) and returns it with a
+// logged-in client.
+func (e *Env) User(role string, team *uuid.UUID, caps ...org.Caps) (*ent.User, *Client) {
+	e.T.Helper()
+	in := org.NewUser{Email: e.Unique(role) + "@example.com", Name: e.Unique(role), Role: role, TeamID: team, Password: Password}
+	if len(caps) > 0 {
+		in.Caps = caps[0]
+	}
+	u, err := e.App.Org.CreateUser(context.Background(), in)
+	if err != nil {
+		e.T.Fatalf("create user: %v", err)
+	}
+	return u, e.Login(u.Email, Password)
+}
+
+// Login logs in through the API and returns a client using the token.
+func (e *Env) Login(email, password string) *Client {
+	e.T.Helper()
+	res := e.Anonymous().Do("POST", "/v1/auth/login", map[string]any{"email": email, "password": password})
+	if res.Status != 200 {
+		e.T.Fatalf("login %s: %d %s", email, res.Status, res.Body)
+	}
+	var tok struct{ AccessToken, RefreshToken string }
+	res.JSON(&tok)
+	return &Client{env: e, Bearer: tok.AccessToken, Refresh: tok.RefreshToken}
+}
+
+// Anonymous returns a client without credentials.
+func (e *Env) Anonymous() *Client { return &Client{env: e} }
+
+// Client calls the API with one set of credentials.
+type Client struct {
+	env *Env
+	// Bearer is sent as Authorization: Bearer.
+	Bearer string
+	// Refresh is the refresh token of a login.
+	Refresh string
+	// APIKey is sent as X-API-Key.
+	APIKey string
+	// Header is added to every request.
+	Header http.Header
+}
+
+// Response is a decoded response.
+type Response struct {
+	t      testing.TB
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Do sends a request with a JSON body (nil for none; a string is sent as
+// is) and reads the whole response.
+func (c *Client) Do(method, path string, body any, header ...string) *Response {
+	c.env.T.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = strings.NewReader(b)
+	case []byte:
+		r = bytes.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			c.env.T.Fatalf("encode body: %v", err)
+		}
+		r = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, c.env.URL+path, r)
+	if err != nil {
+		c.env.T.Fatalf("new request: %v", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Bearer)
+	}
+	if c.APIKey != "" {
+		req.Header.Set("X-API-Key", c.APIKey)
+	}
+	for k, vs := range c.Header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.env.T.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		c.env.T.Fatalf("read body: %v", err)
+	}
+	return &Response{t: c.env.T, Status: res.StatusCode, Header: res.Header, Body: raw}
+}
+
+// JSON decodes the body into v.
+func (r *Response) JSON(v any) {
+	r.t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		r.t.Fatalf("decode %s: %v", r.Body, err)
+	}
+}
+
+// Map decodes the body into a generic map.
+func (r *Response) Map() map[string]any {
+	r.t.Helper()
+	m := map[string]any{}
+	r.JSON(&m)
+	return m
+}
+
+// Problem is an RFC 9457 body.
+type Problem struct {
+	Type, Title, Detail, Code, RequestID string
+	Status                               int
+	Errors                               []struct{ Field, Code, Message string }
+}
+
+// Problem decodes a problem+json body, failing if it is not one.
+func (r *Response) Problem() Problem {
+	r.t.Helper()
+	if ct := r.Header.Get("Content-Type"); ct != "application/problem+json" {
+		r.t.Fatalf("content type %q, want application/problem+json (status %d, body %s)", ct, r.Status, r.Body)
+	}
+	var p Problem
+	r.JSON(&p)
+	return p
+}
+
+// Expect fails the test unless the status is want.
+func (r *Response) Expect(want int) *Response {
+	r.t.Helper()
+	if r.Status != want {
+		r.t.Fatalf("status %d, want %d: %s", r.Status, want, r.Body)
+	}
+	return r
+}
+
+// ExpectProblem fails unless the response is a problem with status and code.
+func (r *Response) ExpectProblem(status int, code string) Problem {
+	r.t.Helper()
+	p := r.Problem()
+	if r.Status != status || p.Code != code {
+		r.t.Fatalf("got %d %q, want %d %q: %s", r.Status, p.Code, status, code, r.Body)
+	}
+	return p
+}

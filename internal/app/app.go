@@ -1,0 +1,77 @@
+// Package app wires Shoal's services together over one store. The binary
+// and the tests build the server the same way, through New.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/shoalcrm/shoal/internal/audit"
+	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/authz"
+	"github.com/shoalcrm/shoal/internal/httpapi"
+	"github.com/shoalcrm/shoal/internal/org"
+	"github.com/shoalcrm/shoal/internal/page"
+	"github.com/shoalcrm/shoal/internal/store"
+)
+
+// Config is everything configurable about a running Shoal.
+type Config struct {
+	Logger      *slog.Logger
+	Version     string
+	CORSOrigins []string
+	// SigningKey is a base64 Ed25519 seed for access tokens; empty means
+	// generate one on first start and keep it in the database.
+	SigningKey string
+	Auth       auth.Config
+}
+
+// App is a wired Shoal.
+type App struct {
+	Store *store.Store
+	Auth  *auth.Service
+	Org   *org.Service
+	Audit *audit.Log
+	HTTP  *httpapi.Server
+}
+
+// New builds every service over st (whose schema must be up to date).
+func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	keys, err := auth.NewKeyring(ctx, st, cfg.SigningKey)
+	if err != nil {
+		return nil, err
+	}
+	enforcer, err := authz.NewEnforcer()
+	if err != nil {
+		return nil, err
+	}
+	cursors, err := page.LoadCodec(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{
+		Store: st,
+		Auth:  auth.NewService(st, keys, cfg.Auth),
+		Org:   org.NewService(st),
+		Audit: audit.New(st),
+	}
+	a.HTTP, err = httpapi.New(httpapi.Config{
+		Store:       st,
+		Logger:      cfg.Logger,
+		Version:     cfg.Version,
+		CORSOrigins: cfg.CORSOrigins,
+		Auth:        a.Auth,
+		Org:         a.Org,
+		Audit:       a.Audit,
+		Enforcer:    enforcer,
+		Cursors:     cursors,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("http server: %w", err)
+	}
+	return a, nil
+}

@@ -1,0 +1,286 @@
+package httpapi
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+
+	"github.com/shoalcrm/shoal/api"
+	"github.com/shoalcrm/shoal/internal/audit"
+	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/org"
+	"github.com/shoalcrm/shoal/internal/page"
+)
+
+// clientAddressKey carries the caller's network address to handlers that
+// need it (login throttling); it is set by the access log middleware.
+type clientAddressKey struct{}
+
+func clientAddress(ctx context.Context) string {
+	a, _ := ctx.Value(clientAddressKey{}).(string)
+	return a
+}
+
+// GetJwks publishes the keys that verify access tokens.
+func (s *Server) GetJwks(context.Context, api.GetJwksRequestObject) (api.GetJwksResponseObject, error) {
+	keys := s.auth.Keys().PublicKeys()
+	out := api.Jwks{Keys: make([]api.Jwk, len(keys))}
+	for i, k := range keys {
+		out.Keys[i] = api.Jwk{Kty: api.JwkKty(k.Kty), Crv: api.JwkCrv(k.Crv), X: k.X, Kid: k.Kid, Alg: api.JwkAlg(k.Alg), Use: api.JwkUse(k.Use)}
+	}
+	return api.GetJwks200JSONResponse{Body: out}, nil
+}
+
+func tokenPairOut(p *auth.TokenPair) api.TokenPair {
+	return api.TokenPair{AccessToken: p.AccessToken, RefreshToken: p.RefreshToken, TokenType: api.Bearer, ExpiresIn: int32(p.ExpiresIn.Seconds())}
+}
+
+// Login starts a session.
+func (s *Server) Login(ctx context.Context, req api.LoginRequestObject) (api.LoginResponseObject, error) {
+	password := ""
+	if req.Body.Password != nil {
+		password = *req.Body.Password
+	}
+	pair, u, err := s.auth.Login(ctx, string(req.Body.Email), password, clientAddress(ctx))
+	if u != nil {
+		noteTarget(ctx, "user", u.ID.String())
+		if err == nil {
+			noteActor(ctx, u.ID)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return api.Login200JSONResponse{Body: tokenPairOut(pair)}, nil
+}
+
+// RefreshToken rotates a refresh token.
+func (s *Server) RefreshToken(ctx context.Context, req api.RefreshTokenRequestObject) (api.RefreshTokenResponseObject, error) {
+	pair, err := s.auth.Refresh(ctx, req.Body.RefreshToken)
+	if err != nil {
+		return nil, err
+	}
+	return api.RefreshToken200JSONResponse{Body: tokenPairOut(pair)}, nil
+}
+
+// Logout ends a session.
+func (s *Server) Logout(ctx context.Context, req api.LogoutRequestObject) (api.LogoutResponseObject, error) {
+	if err := s.auth.Logout(ctx, auth.FromContext(ctx), req.Body.RefreshToken); err != nil {
+		return nil, err
+	}
+	return api.Logout204Response{}, nil
+}
+
+// GetCurrentUser returns the caller.
+func (s *Server) GetCurrentUser(ctx context.Context, _ api.GetCurrentUserRequestObject) (api.GetCurrentUserResponseObject, error) {
+	p := auth.FromContext(ctx)
+	u, err := s.org.GetUser(ctx, p, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	return api.GetCurrentUser200JSONResponse{Body: userOut(u)}, nil
+}
+
+// CreateUser creates a user.
+func (s *Server) CreateUser(ctx context.Context, req api.CreateUserRequestObject) (api.CreateUserResponseObject, error) {
+	b := req.Body
+	in := org.NewUser{Email: string(b.Email), Name: b.Name, Role: string(b.Role), TeamID: b.TeamId,
+		Caps: capsIn(b.MaxOwnedLeads, b.MaxOwnedCustomers, b.MaxFrozen)}
+	if b.Password != nil {
+		in.Password = *b.Password
+	}
+	u, err := s.org.CreateUser(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	noteTarget(ctx, "user", u.ID.String())
+	return api.CreateUser201JSONResponse{Body: userOut(u)}, nil
+}
+
+// GetUser returns a user the caller may see.
+func (s *Server) GetUser(ctx context.Context, req api.GetUserRequestObject) (api.GetUserResponseObject, error) {
+	u, err := s.org.GetUser(ctx, auth.FromContext(ctx), req.Id)
+	if err != nil {
+		return nil, err
+	}
+	return api.GetUser200JSONResponse{Body: userOut(u)}, nil
+}
+
+// ListUsers lists the users the caller may see.
+func (s *Server) ListUsers(ctx context.Context, req api.ListUsersRequestObject) (api.ListUsersResponseObject, error) {
+	after, err := s.afterID(req.Params.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	limit := page.Size(req.Params.Limit)
+	f := org.UserFilter{TeamID: req.Params.TeamId, Active: req.Params.Active, After: after, Limit: limit}
+	if req.Params.Role != nil {
+		r := string(*req.Params.Role)
+		f.Role = &r
+	}
+	users, err := s.org.ListUsers(ctx, auth.FromContext(ctx), f)
+	if err != nil {
+		return nil, err
+	}
+	out := api.UserList{Items: make([]api.User, len(users))}
+	for i, u := range users {
+		out.Items[i] = userOut(u)
+	}
+	if len(users) > 0 {
+		out.NextCursor = s.nextID(len(users), limit, users[len(users)-1].ID)
+	}
+	return api.ListUsers200JSONResponse{Body: out}, nil
+}
+
+// UpdateUser patches a user.
+func (s *Server) UpdateUser(ctx context.Context, req api.UpdateUserRequestObject) (api.UpdateUserResponseObject, error) {
+	b := req.Body
+	in := org.UserPatch{Name: b.Name, Active: b.Active, Password: b.Password,
+		TeamID:    fieldOf(b.TeamId, same[uuid.UUID]),
+		CapsPatch: capsPatchIn(b.MaxOwnedLeads, b.MaxOwnedCustomers, b.MaxFrozen)}
+	if b.Email != nil {
+		e := string(*b.Email)
+		in.Email = &e
+	}
+	if b.Role != nil {
+		r := string(*b.Role)
+		in.Role = &r
+		noteDetail(ctx, "role="+r)
+	}
+	u, err := s.org.UpdateUser(ctx, auth.FromContext(ctx), req.Id, in)
+	if err != nil {
+		return nil, err
+	}
+	return api.UpdateUser200JSONResponse{Body: userOut(u)}, nil
+}
+
+// CreateTeam creates a team.
+func (s *Server) CreateTeam(ctx context.Context, req api.CreateTeamRequestObject) (api.CreateTeamResponseObject, error) {
+	b := req.Body
+	t, err := s.org.CreateTeam(ctx, org.NewTeam{Name: b.Name, ParentID: b.ParentId, Caps: capsIn(b.MaxOwnedLeads, b.MaxOwnedCustomers, b.MaxFrozen)})
+	if err != nil {
+		return nil, err
+	}
+	noteTarget(ctx, "team", t.ID.String())
+	return api.CreateTeam201JSONResponse{Body: teamOut(t)}, nil
+}
+
+// GetTeam returns a team.
+func (s *Server) GetTeam(ctx context.Context, req api.GetTeamRequestObject) (api.GetTeamResponseObject, error) {
+	t, err := s.org.GetTeam(ctx, req.Id)
+	if err != nil {
+		return nil, err
+	}
+	return api.GetTeam200JSONResponse{Body: teamOut(t)}, nil
+}
+
+// ListTeams lists teams.
+func (s *Server) ListTeams(ctx context.Context, req api.ListTeamsRequestObject) (api.ListTeamsResponseObject, error) {
+	after, err := s.afterID(req.Params.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	limit := page.Size(req.Params.Limit)
+	teams, err := s.org.ListTeams(ctx, req.Params.ParentId, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := api.TeamList{Items: make([]api.Team, len(teams))}
+	for i, t := range teams {
+		out.Items[i] = teamOut(t)
+	}
+	if len(teams) > 0 {
+		out.NextCursor = s.nextID(len(teams), limit, teams[len(teams)-1].ID)
+	}
+	return api.ListTeams200JSONResponse{Body: out}, nil
+}
+
+// UpdateTeam patches a team.
+func (s *Server) UpdateTeam(ctx context.Context, req api.UpdateTeamRequestObject) (api.UpdateTeamResponseObject, error) {
+	b := req.Body
+	t, err := s.org.UpdateTeam(ctx, req.Id, org.TeamPatch{Name: b.Name,
+		ParentID:  fieldOf(b.ParentId, same[uuid.UUID]),
+		CapsPatch: capsPatchIn(b.MaxOwnedLeads, b.MaxOwnedCustomers, b.MaxFrozen)})
+	if err != nil {
+		return nil, err
+	}
+	return api.UpdateTeam200JSONResponse{Body: teamOut(t)}, nil
+}
+
+// CreateApiKey creates a partner key and returns its secret once.
+func (s *Server) CreateApiKey(ctx context.Context, req api.CreateApiKeyRequestObject) (api.CreateApiKeyResponseObject, error) {
+	b := req.Body
+	scopes := make([]string, len(b.Scopes))
+	for i, sc := range b.Scopes {
+		scopes[i] = string(sc)
+	}
+	k, secret, err := s.auth.CreateAPIKey(ctx, auth.FromContext(ctx),
+		auth.NewAPIKey{Name: b.Name, Scopes: scopes, PoolID: b.PoolId, ExpiresAt: b.ExpiresAt}, s.poolChecker)
+	if err != nil {
+		return nil, err
+	}
+	noteTarget(ctx, "apiKey", k.ID.String())
+	o := apiKeyOut(k)
+	return api.CreateApiKey201JSONResponse{Body: api.ApiKeyCreated{
+		Id: o.Id, Name: o.Name, Prefix: o.Prefix, Scopes: o.Scopes, PoolId: o.PoolId, ExpiresAt: o.ExpiresAt,
+		LastUsedAt: o.LastUsedAt, RevokedAt: o.RevokedAt, CreatedBy: o.CreatedBy, CreatedAt: o.CreatedAt,
+		Secret: secret,
+	}}, nil
+}
+
+// ListApiKeys lists keys without their secrets.
+func (s *Server) ListApiKeys(ctx context.Context, req api.ListApiKeysRequestObject) (api.ListApiKeysResponseObject, error) {
+	after, err := s.afterID(req.Params.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	limit := page.Size(req.Params.Limit)
+	keys, err := s.auth.ListAPIKeys(ctx, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := api.ApiKeyList{Items: make([]api.ApiKey, len(keys))}
+	for i, k := range keys {
+		out.Items[i] = apiKeyOut(k)
+	}
+	if len(keys) > 0 {
+		out.NextCursor = s.nextID(len(keys), limit, keys[len(keys)-1].ID)
+	}
+	return api.ListApiKeys200JSONResponse{Body: out}, nil
+}
+
+// RevokeApiKey revokes a key.
+func (s *Server) RevokeApiKey(ctx context.Context, req api.RevokeApiKeyRequestObject) (api.RevokeApiKeyResponseObject, error) {
+	noteTarget(ctx, "apiKey", req.Id.String())
+	if err := s.auth.RevokeAPIKey(ctx, req.Id); err != nil {
+		return nil, err
+	}
+	return api.RevokeApiKey204Response{}, nil
+}
+
+// ListAuditEvents lists the audit log, newest first.
+func (s *Server) ListAuditEvents(ctx context.Context, req api.ListAuditEventsRequestObject) (api.ListAuditEventsResponseObject, error) {
+	before, err := s.afterID(req.Params.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	limit := page.Size(req.Params.Limit)
+	f := audit.Filter{ActorID: req.Params.ActorId, TargetType: req.Params.TargetType, Operation: req.Params.Operation,
+		Since: req.Params.Since, Until: req.Params.Until, Before: before, Limit: limit}
+	if req.Params.TargetId != nil {
+		t := req.Params.TargetId.String()
+		f.TargetID = &t
+	}
+	events, err := s.audit.List(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	out := api.AuditEventList{Items: make([]api.AuditEvent, len(events))}
+	for i, e := range events {
+		out.Items[i] = auditOut(e)
+	}
+	if len(events) > 0 {
+		out.NextCursor = s.nextID(len(events), limit, events[len(events)-1].ID)
+	}
+	return api.ListAuditEvents200JSONResponse{Body: out}, nil
+}

@@ -1,0 +1,453 @@
+// Package org is Shoal's directory: users (with roles and cap overrides) and
+// the team tree. It enforces who may see which users; who may call which
+// operation is decided by authz before it is reached.
+package org
+
+import (
+	"context"
+
+	"fmt"
+	"strings"
+
+	entsql "entgo.io/ent/dialect/sql"
+	"github.com/google/uuid"
+
+	"github.com/shoalcrm/shoal/ent"
+	"github.com/shoalcrm/shoal/ent/predicate"
+	"github.com/shoalcrm/shoal/ent/team"
+	"github.com/shoalcrm/shoal/ent/user"
+	"github.com/shoalcrm/shoal/internal/apperr"
+	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/authz"
+	"github.com/shoalcrm/shoal/internal/patch"
+	"github.com/shoalcrm/shoal/internal/store"
+)
+
+// Service manages users and teams.
+type Service struct {
+	store *store.Store
+}
+
+// NewService returns the directory service.
+func NewService(st *store.Store) *Service { return &Service{store: st} }
+
+// Caps are the three cap overrides a user or team may carry (nil = not set).
+type Caps struct {
+	MaxOwnedLeads     *int
+	MaxOwnedCustomers *int
+	MaxFrozen         *int
+}
+
+// CapsPatch changes caps with merge-patch semantics.
+type CapsPatch struct {
+	MaxOwnedLeads     patch.Field[int]
+	MaxOwnedCustomers patch.Field[int]
+	MaxFrozen         patch.Field[int]
+}
+
+var (
+	errEmailTaken = apperr.New(apperr.Conflict, "email_taken", "a user with this email already exists")
+	errLastAdmin  = apperr.New(apperr.Conflict, "last_admin", "this would leave no active admin")
+	errTeamCycle  = apperr.New(apperr.Conflict, "team_cycle", "a team cannot be moved under itself or its descendants")
+)
+
+// NewUser is a request to create a user.
+type NewUser struct {
+	Email    string
+	Name     string
+	Role     string
+	TeamID   *uuid.UUID
+	Password string
+	Caps
+}
+
+// CreateUser creates a user. The email must be unused (case-insensitively)
+// and the team must exist. It returns Conflict email_taken, Invalid.
+func (s *Service) CreateUser(ctx context.Context, in NewUser) (*ent.User, error) {
+	if len([]rune(in.Password)) < auth.MinPasswordLength {
+		return nil, apperr.Invalidf("body/password", "too_short", fmt.Sprintf("password must have at least %d characters", auth.MinPasswordLength))
+	}
+	hash, err := auth.HashPassword(in.Password)
+	if err != nil {
+		return nil, err
+	}
+	var u *ent.User
+	err = s.store.WithTx(ctx, func(tx *ent.Tx) error {
+		path := ""
+		if in.TeamID != nil {
+			t, err := tx.Team.Get(ctx, *in.TeamID)
+			if ent.IsNotFound(err) {
+				return apperr.Invalidf("body/teamId", "unknown_team", "no such team")
+			}
+			if err != nil {
+				return fmt.Errorf("load team: %w", err)
+			}
+			path = t.Path
+		}
+		u, err = tx.User.Create().
+			SetEmail(auth.NormalizeEmail(in.Email)).
+			SetName(strings.TrimSpace(in.Name)).
+			SetRole(user.Role(in.Role)).
+			SetNillableTeamID(in.TeamID).
+			SetTeamPath(path).
+			SetPasswordHash(hash).
+			SetNillableMaxOwnedLeads(in.MaxOwnedLeads).
+			SetNillableMaxOwnedCustomers(in.MaxOwnedCustomers).
+			SetNillableMaxFrozen(in.MaxFrozen).
+			Save(ctx)
+		if ent.IsConstraintError(err) {
+			return errEmailTaken
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// EnsureAdmin creates the first admin when the database has no users yet,
+// and does nothing otherwise. It reports whether it created one.
+func (s *Service) EnsureAdmin(ctx context.Context, email, password string) (bool, error) {
+	n, err := s.store.Client.User.Query().Limit(1).Count(ctx)
+	if err != nil {
+		return false, fmt.Errorf("count users: %w", err)
+	}
+	if n > 0 {
+		return false, nil
+	}
+	_, err = s.CreateUser(ctx, NewUser{Email: email, Name: "Administrator", Role: auth.RoleAdmin, Password: password})
+	if apperr.HasCode(err, "email_taken") {
+		return false, nil // another replica got there first
+	}
+	return err == nil, err
+}
+
+// UserPatch changes a user with merge-patch semantics.
+type UserPatch struct {
+	Email    *string
+	Name     *string
+	Role     *string
+	TeamID   patch.Field[uuid.UUID]
+	Active   *bool
+	Password *string
+	CapsPatch
+}
+
+// UpdateUser applies a patch. Deactivating a user revokes his sessions and
+// API keys in the same transaction; the last active admin cannot be
+// demoted or deactivated. It returns NotFound, Conflict, Invalid.
+func (s *Service) UpdateUser(ctx context.Context, p *auth.Principal, id uuid.UUID, in UserPatch) (*ent.User, error) {
+	var hash string
+	if in.Password != nil {
+		if len([]rune(*in.Password)) < auth.MinPasswordLength {
+			return nil, apperr.Invalidf("body/password", "too_short", fmt.Sprintf("password must have at least %d characters", auth.MinPasswordLength))
+		}
+		var err error
+		if hash, err = auth.HashPassword(*in.Password); err != nil {
+			return nil, err
+		}
+	}
+	var out *ent.User
+	err := s.store.WithTx(ctx, func(tx *ent.Tx) error {
+		u, err := store.ForUpdate(s.store, tx.User.Query().Where(user.ID(id), userScope(p))).Only(ctx)
+		if ent.IsNotFound(err) {
+			return apperr.NotFoundf("user")
+		}
+		if err != nil {
+			return fmt.Errorf("load user: %w", err)
+		}
+		upd := tx.User.UpdateOne(u)
+		if in.Email != nil {
+			upd.SetEmail(auth.NormalizeEmail(*in.Email))
+		}
+		if in.Name != nil {
+			upd.SetName(strings.TrimSpace(*in.Name))
+		}
+		if in.Role != nil {
+			upd.SetRole(user.Role(*in.Role))
+		}
+		if in.Active != nil {
+			upd.SetActive(*in.Active)
+		}
+		if hash != "" {
+			upd.SetPasswordHash(hash)
+		}
+		if in.TeamID.Set {
+			path := ""
+			if in.TeamID.Value != nil {
+				t, err := tx.Team.Get(ctx, *in.TeamID.Value)
+				if ent.IsNotFound(err) {
+					return apperr.Invalidf("body/teamId", "unknown_team", "no such team")
+				}
+				if err != nil {
+					return fmt.Errorf("load team: %w", err)
+				}
+				path = t.Path
+			}
+			upd.SetNillableTeamID(in.TeamID.Value).SetTeamPath(path)
+			if in.TeamID.Value == nil {
+				upd.ClearTeamID()
+			}
+		}
+		applyCaps(upd.Mutation(), in.CapsPatch)
+		losesAdmin := u.Role == user.RoleAdmin && u.Active &&
+			((in.Role != nil && *in.Role != auth.RoleAdmin) || (in.Active != nil && !*in.Active))
+		if losesAdmin {
+			n, err := tx.User.Query().Where(user.RoleEQ(user.RoleAdmin), user.Active(true), user.IDNEQ(u.ID)).Count(ctx)
+			if err != nil {
+				return fmt.Errorf("count admins: %w", err)
+			}
+			if n == 0 {
+				return errLastAdmin
+			}
+		}
+		out, err = upd.Save(ctx)
+		if ent.IsConstraintError(err) {
+			return errEmailTaken
+		}
+		if err != nil {
+			return fmt.Errorf("update user: %w", err)
+		}
+		if u.Active && !out.Active {
+			return auth.RevokeUser(ctx, tx, u.ID)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// capsMutation is the part of user and team mutations that carries caps.
+type capsMutation interface {
+	SetMaxOwnedLeads(int)
+	ClearMaxOwnedLeads()
+	SetMaxOwnedCustomers(int)
+	ClearMaxOwnedCustomers()
+	SetMaxFrozen(int)
+	ClearMaxFrozen()
+}
+
+func applyCaps(m capsMutation, c CapsPatch) {
+	apply := func(f patch.Field[int], set func(int), clear func()) {
+		switch {
+		case !f.Set:
+		case f.Value == nil:
+			clear()
+		default:
+			set(*f.Value)
+		}
+	}
+	apply(c.MaxOwnedLeads, m.SetMaxOwnedLeads, m.ClearMaxOwnedLeads)
+	apply(c.MaxOwnedCustomers, m.SetMaxOwnedCustomers, m.ClearMaxOwnedCustomers)
+	apply(c.MaxFrozen, m.SetMaxFrozen, m.ClearMaxFrozen)
+}
+
+// userScope is the predicate "users p may see".
+func userScope(p *auth.Principal) predicate.User {
+	sc := authz.UserScope(p)
+	if sc.All {
+		return func(*entsql.Selector) {}
+	}
+	var or []predicate.User
+	if sc.OwnerID != nil {
+		or = append(or, user.ID(*sc.OwnerID))
+	}
+	if sc.TeamPathPrefix != "" {
+		or = append(or, user.TeamPathHasPrefix(sc.TeamPathPrefix))
+	}
+	if sc.TeamID != nil {
+		or = append(or, user.TeamID(*sc.TeamID))
+	}
+	if len(or) == 0 {
+		return user.IDIn() // matches nothing
+	}
+	return user.Or(or...)
+}
+
+// GetUser returns a user p may see; NotFound otherwise.
+func (s *Service) GetUser(ctx context.Context, p *auth.Principal, id uuid.UUID) (*ent.User, error) {
+	u, err := s.store.Reader.User.Query().Where(user.ID(id), userScope(p)).Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, apperr.NotFoundf("user")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get user: %w", err)
+	}
+	return u, nil
+}
+
+// UserFilter narrows ListUsers.
+type UserFilter struct {
+	TeamID *uuid.UUID
+	Role   *string
+	Active *bool
+	After  *uuid.UUID
+	Limit  int
+}
+
+// ListUsers returns the users p may see, in creation order.
+func (s *Service) ListUsers(ctx context.Context, p *auth.Principal, f UserFilter) ([]*ent.User, error) {
+	q := s.store.Reader.User.Query().Where(userScope(p)).Order(ent.Asc(user.FieldID)).Limit(f.Limit)
+	if f.TeamID != nil {
+		q = q.Where(user.TeamID(*f.TeamID))
+	}
+	if f.Role != nil {
+		q = q.Where(user.RoleEQ(user.Role(*f.Role)))
+	}
+	if f.Active != nil {
+		q = q.Where(user.Active(*f.Active))
+	}
+	if f.After != nil {
+		q = q.Where(user.IDGT(*f.After))
+	}
+	users, err := q.All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	return users, nil
+}
+
+// NewTeam is a request to create a team.
+type NewTeam struct {
+	Name     string
+	ParentID *uuid.UUID
+	Caps
+}
+
+// CreateTeam creates a team under an existing parent (or at the root).
+func (s *Service) CreateTeam(ctx context.Context, in NewTeam) (*ent.Team, error) {
+	var t *ent.Team
+	err := s.store.WithTx(ctx, func(tx *ent.Tx) error {
+		parentPath := "/"
+		if in.ParentID != nil {
+			parent, err := tx.Team.Get(ctx, *in.ParentID)
+			if ent.IsNotFound(err) {
+				return apperr.Invalidf("body/parentId", "unknown_team", "no such parent team")
+			}
+			if err != nil {
+				return fmt.Errorf("load parent: %w", err)
+			}
+			parentPath = parent.Path
+		}
+		id := uuid.Must(uuid.NewV7())
+		var err error
+		t, err = tx.Team.Create().
+			SetID(id).
+			SetName(strings.TrimSpace(in.Name)).
+			SetNillableParentID(in.ParentID).
+			SetPath(parentPath + id.String() + "/").
+			SetNillableMaxOwnedLeads(in.MaxOwnedLeads).
+			SetNillableMaxOwnedCustomers(in.MaxOwnedCustomers).
+			SetNillableMaxFrozen(in.MaxFrozen).
+			Save(ctx)
+		return err
+	})
+	return t, err
+}
+
+// TeamPatch changes a team with merge-patch semantics.
+type TeamPatch struct {
+	Name     *string
+	ParentID patch.Field[uuid.UUID]
+	CapsPatch
+}
+
+// UpdateTeam applies a patch. Moving a team re-roots its whole subtree
+// (teams and their members' paths) in the same transaction; moving a team
+// under itself or a descendant is Conflict team_cycle.
+func (s *Service) UpdateTeam(ctx context.Context, id uuid.UUID, in TeamPatch) (*ent.Team, error) {
+	var out *ent.Team
+	err := s.store.WithTx(ctx, func(tx *ent.Tx) error {
+		t, err := store.ForUpdate(s.store, tx.Team.Query().Where(team.ID(id))).Only(ctx)
+		if ent.IsNotFound(err) {
+			return apperr.NotFoundf("team")
+		}
+		if err != nil {
+			return fmt.Errorf("load team: %w", err)
+		}
+		upd := tx.Team.UpdateOne(t)
+		if in.Name != nil {
+			upd.SetName(strings.TrimSpace(*in.Name))
+		}
+		applyCaps(upd.Mutation(), in.CapsPatch)
+		if in.ParentID.Set {
+			newParentPath := "/"
+			if in.ParentID.Value != nil {
+				parent, err := tx.Team.Get(ctx, *in.ParentID.Value)
+				if ent.IsNotFound(err) {
+					return apperr.Invalidf("body/parentId", "unknown_team", "no such parent team")
+				}
+				if err != nil {
+					return fmt.Errorf("load parent: %w", err)
+				}
+				if strings.HasPrefix(parent.Path, t.Path) {
+					return errTeamCycle
+				}
+				newParentPath = parent.Path
+				upd.SetParentID(parent.ID)
+			} else {
+				upd.ClearParentID()
+			}
+			newPath := newParentPath + t.ID.String() + "/"
+			if newPath != t.Path {
+				if err := reroot(ctx, tx, t.Path, newPath); err != nil {
+					return err
+				}
+			}
+		}
+		out, err = upd.Save(ctx)
+		if err != nil {
+			return fmt.Errorf("update team: %w", err)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// reroot rewrites every team path and user team path under oldPrefix.
+func reroot(ctx context.Context, tx *ent.Tx, oldPrefix, newPrefix string) error {
+	teams, err := tx.Team.Query().Where(team.PathHasPrefix(oldPrefix)).All(ctx)
+	if err != nil {
+		return fmt.Errorf("load subtree: %w", err)
+	}
+	for _, t := range teams {
+		np := newPrefix + strings.TrimPrefix(t.Path, oldPrefix)
+		if err := tx.Team.UpdateOne(t).SetPath(np).Exec(ctx); err != nil {
+			return fmt.Errorf("move team: %w", err)
+		}
+		if _, err := tx.User.Update().Where(user.TeamID(t.ID)).SetTeamPath(np).Save(ctx); err != nil {
+			return fmt.Errorf("move team members: %w", err)
+		}
+	}
+	return nil
+}
+
+// GetTeam returns a team. Teams are not secret within the organisation:
+// everyone logged in may read the tree.
+func (s *Service) GetTeam(ctx context.Context, id uuid.UUID) (*ent.Team, error) {
+	t, err := s.store.Reader.Team.Get(ctx, id)
+	if ent.IsNotFound(err) {
+		return nil, apperr.NotFoundf("team")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get team: %w", err)
+	}
+	return t, nil
+}
+
+// ListTeams returns teams in creation order, optionally only the children
+// of one parent.
+func (s *Service) ListTeams(ctx context.Context, parentID, after *uuid.UUID, limit int) ([]*ent.Team, error) {
+	q := s.store.Reader.Team.Query().Order(ent.Asc(team.FieldID)).Limit(limit)
+	if parentID != nil {
+		q = q.Where(team.ParentID(*parentID))
+	}
+	if after != nil {
+		q = q.Where(team.IDGT(*after))
+	}
+	teams, err := q.All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list teams: %w", err)
+	}
+	return teams, nil
+}

@@ -1,0 +1,17 @@
+// Package patch represents JSON merge-patch fields in domain code: a field
+// may be absent (unchanged), null (cleared) or a value.
+package patch
+
+// Field is one field of a merge patch.
+type Field[T any] struct {
+	// Set is true when the field was present in the patch.
+	Set bool
+	// Value is nil when the field was present and null.
+	Value *T
+}
+
+// Value returns a Field set to v.
+func Value[T any](v T) Field[T] { return Field[T]{Set: true, Value: &v} }
+
+// Null returns a Field set to null.
+func Null[T any]() Field[T] { return Field[T]{Set: true} }
