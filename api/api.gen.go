@@ -68,6 +68,117 @@ func (e AuditEventOutcome) Valid() bool {
 	}
 }
 
+// Defines values for Channel.
+const (
+	ChannelCall    Channel = "call"
+	ChannelEmail   Channel = "email"
+	ChannelMeeting Channel = "meeting"
+	ChannelOther   Channel = "other"
+	ChannelVisit   Channel = "visit"
+	ChannelWechat  Channel = "wechat"
+)
+
+// Valid indicates whether the value is a known member of the Channel enum.
+func (e Channel) Valid() bool {
+	switch e {
+	case ChannelCall:
+		return true
+	case ChannelEmail:
+		return true
+	case ChannelMeeting:
+		return true
+	case ChannelOther:
+		return true
+	case ChannelVisit:
+		return true
+	case ChannelWechat:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CustomerStatus.
+const (
+	CustomerStatusActive  CustomerStatus = "active"
+	CustomerStatusInvalid CustomerStatus = "invalid"
+)
+
+// Valid indicates whether the value is a known member of the CustomerStatus enum.
+func (e CustomerStatus) Valid() bool {
+	switch e {
+	case CustomerStatusActive:
+		return true
+	case CustomerStatusInvalid:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DuplicateMatchKind.
+const (
+	DuplicateMatchKindContact  DuplicateMatchKind = "contact"
+	DuplicateMatchKindCustomer DuplicateMatchKind = "customer"
+	DuplicateMatchKindLead     DuplicateMatchKind = "lead"
+)
+
+// Valid indicates whether the value is a known member of the DuplicateMatchKind enum.
+func (e DuplicateMatchKind) Valid() bool {
+	switch e {
+	case DuplicateMatchKindContact:
+		return true
+	case DuplicateMatchKindCustomer:
+		return true
+	case DuplicateMatchKindLead:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DuplicateMatchMatchedOn.
+const (
+	DuplicateMatchMatchedOnEmail DuplicateMatchMatchedOn = "email"
+	DuplicateMatchMatchedOnName  DuplicateMatchMatchedOn = "name"
+	DuplicateMatchMatchedOnPhone DuplicateMatchMatchedOn = "phone"
+)
+
+// Valid indicates whether the value is a known member of the DuplicateMatchMatchedOn enum.
+func (e DuplicateMatchMatchedOn) Valid() bool {
+	switch e {
+	case DuplicateMatchMatchedOnEmail:
+		return true
+	case DuplicateMatchMatchedOnName:
+		return true
+	case DuplicateMatchMatchedOnPhone:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for Grade.
+const (
+	A Grade = "A"
+	B Grade = "B"
+	C Grade = "C"
+)
+
+// Valid indicates whether the value is a known member of the Grade enum.
+func (e Grade) Valid() bool {
+	switch e {
+	case A:
+		return true
+	case B:
+		return true
+	case C:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for HealthStatus.
 const (
 	Ok HealthStatus = "ok"
@@ -143,6 +254,66 @@ func (e JwkUse) Valid() bool {
 	}
 }
 
+// Defines values for LeadStatus.
+const (
+	LeadStatusActive    LeadStatus = "active"
+	LeadStatusConverted LeadStatus = "converted"
+	LeadStatusInvalid   LeadStatus = "invalid"
+)
+
+// Valid indicates whether the value is a known member of the LeadStatus enum.
+func (e LeadStatus) Valid() bool {
+	switch e {
+	case LeadStatusActive:
+		return true
+	case LeadStatusConverted:
+		return true
+	case LeadStatusInvalid:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for Placement.
+const (
+	AutoAssigned Placement = "autoAssigned"
+	Owned        Placement = "owned"
+	Pooled       Placement = "pooled"
+)
+
+// Valid indicates whether the value is a known member of the Placement enum.
+func (e Placement) Valid() bool {
+	switch e {
+	case AutoAssigned:
+		return true
+	case Owned:
+		return true
+	case Pooled:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ReclaimReason.
+const (
+	Idle   ReclaimReason = "idle"
+	NoDeal ReclaimReason = "no_deal"
+)
+
+// Valid indicates whether the value is a known member of the ReclaimReason enum.
+func (e ReclaimReason) Valid() bool {
+	switch e {
+	case Idle:
+		return true
+	case NoDeal:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Role.
 const (
 	Admin      Role = "admin"
@@ -197,6 +368,24 @@ func (e Scope) Valid() bool {
 	}
 }
 
+// Defines values for SubjectType.
+const (
+	SubjectTypeCustomer SubjectType = "customer"
+	SubjectTypeLead     SubjectType = "lead"
+)
+
+// Valid indicates whether the value is a known member of the SubjectType enum.
+func (e SubjectType) Valid() bool {
+	switch e {
+	case SubjectTypeCustomer:
+		return true
+	case SubjectTypeLead:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TokenPairTokenType.
 const (
 	Bearer TokenPairTokenType = "Bearer"
@@ -206,6 +395,114 @@ const (
 func (e TokenPairTokenType) Valid() bool {
 	switch e {
 	case Bearer:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for Sort.
+const (
+	SortCreatedAt           Sort = "createdAt"
+	SortLastFollowUpAt      Sort = "lastFollowUpAt"
+	SortMinusCreatedAt      Sort = "-createdAt"
+	SortMinusLastFollowUpAt Sort = "-lastFollowUpAt"
+	SortMinusOwnedAt        Sort = "-ownedAt"
+	SortMinusUpdatedAt      Sort = "-updatedAt"
+	SortOwnedAt             Sort = "ownedAt"
+	SortUpdatedAt           Sort = "updatedAt"
+)
+
+// Valid indicates whether the value is a known member of the Sort enum.
+func (e Sort) Valid() bool {
+	switch e {
+	case SortCreatedAt:
+		return true
+	case SortLastFollowUpAt:
+		return true
+	case SortMinusCreatedAt:
+		return true
+	case SortMinusLastFollowUpAt:
+		return true
+	case SortMinusOwnedAt:
+		return true
+	case SortMinusUpdatedAt:
+		return true
+	case SortOwnedAt:
+		return true
+	case SortUpdatedAt:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListCustomersParamsSort.
+const (
+	ListCustomersParamsSortCreatedAt           ListCustomersParamsSort = "createdAt"
+	ListCustomersParamsSortLastFollowUpAt      ListCustomersParamsSort = "lastFollowUpAt"
+	ListCustomersParamsSortMinusCreatedAt      ListCustomersParamsSort = "-createdAt"
+	ListCustomersParamsSortMinusLastFollowUpAt ListCustomersParamsSort = "-lastFollowUpAt"
+	ListCustomersParamsSortMinusOwnedAt        ListCustomersParamsSort = "-ownedAt"
+	ListCustomersParamsSortMinusUpdatedAt      ListCustomersParamsSort = "-updatedAt"
+	ListCustomersParamsSortOwnedAt             ListCustomersParamsSort = "ownedAt"
+	ListCustomersParamsSortUpdatedAt           ListCustomersParamsSort = "updatedAt"
+)
+
+// Valid indicates whether the value is a known member of the ListCustomersParamsSort enum.
+func (e ListCustomersParamsSort) Valid() bool {
+	switch e {
+	case ListCustomersParamsSortCreatedAt:
+		return true
+	case ListCustomersParamsSortLastFollowUpAt:
+		return true
+	case ListCustomersParamsSortMinusCreatedAt:
+		return true
+	case ListCustomersParamsSortMinusLastFollowUpAt:
+		return true
+	case ListCustomersParamsSortMinusOwnedAt:
+		return true
+	case ListCustomersParamsSortMinusUpdatedAt:
+		return true
+	case ListCustomersParamsSortOwnedAt:
+		return true
+	case ListCustomersParamsSortUpdatedAt:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListLeadsParamsSort.
+const (
+	ListLeadsParamsSortCreatedAt           ListLeadsParamsSort = "createdAt"
+	ListLeadsParamsSortLastFollowUpAt      ListLeadsParamsSort = "lastFollowUpAt"
+	ListLeadsParamsSortMinusCreatedAt      ListLeadsParamsSort = "-createdAt"
+	ListLeadsParamsSortMinusLastFollowUpAt ListLeadsParamsSort = "-lastFollowUpAt"
+	ListLeadsParamsSortMinusOwnedAt        ListLeadsParamsSort = "-ownedAt"
+	ListLeadsParamsSortMinusUpdatedAt      ListLeadsParamsSort = "-updatedAt"
+	ListLeadsParamsSortOwnedAt             ListLeadsParamsSort = "ownedAt"
+	ListLeadsParamsSortUpdatedAt           ListLeadsParamsSort = "updatedAt"
+)
+
+// Valid indicates whether the value is a known member of the ListLeadsParamsSort enum.
+func (e ListLeadsParamsSort) Valid() bool {
+	switch e {
+	case ListLeadsParamsSortCreatedAt:
+		return true
+	case ListLeadsParamsSortLastFollowUpAt:
+		return true
+	case ListLeadsParamsSortMinusCreatedAt:
+		return true
+	case ListLeadsParamsSortMinusLastFollowUpAt:
+		return true
+	case ListLeadsParamsSortMinusOwnedAt:
+		return true
+	case ListLeadsParamsSortMinusUpdatedAt:
+		return true
+	case ListLeadsParamsSortOwnedAt:
+		return true
+	case ListLeadsParamsSortUpdatedAt:
 		return true
 	default:
 		return false
@@ -308,6 +605,232 @@ type AuditEventList struct {
 // Cap A cap; null means not set here (fall back to team, then global default).
 type Cap = int32
 
+// Channel defines model for Channel.
+type Channel string
+
+// Contact defines model for Contact.
+type Contact struct {
+	CreatedAt Timestamp `json:"createdAt"`
+
+	// CustomerId An opaque resource id.
+	CustomerId Id         `json:"customerId"`
+	Email      *ShortText `json:"email,omitempty"`
+
+	// Id An opaque resource id.
+	Id        Id         `json:"id"`
+	IsPrimary bool       `json:"isPrimary"`
+	Name      ShortText  `json:"name"`
+	Notes     *LongText  `json:"notes,omitempty"`
+	Phone     *ShortText `json:"phone,omitempty"`
+	Title     *ShortText `json:"title,omitempty"`
+	UpdatedAt Timestamp  `json:"updatedAt"`
+	Wechat    *ShortText `json:"wechat,omitempty"`
+}
+
+// ContactCreate defines model for ContactCreate.
+type ContactCreate struct {
+	Email     *Email     `json:"email,omitempty"`
+	IsPrimary *bool      `json:"isPrimary,omitempty"`
+	Name      Name       `json:"name"`
+	Notes     *LongText  `json:"notes,omitempty"`
+	Phone     *Phone     `json:"phone,omitempty"`
+	Title     *ShortText `json:"title,omitempty"`
+	Wechat    *ShortText `json:"wechat,omitempty"`
+}
+
+// ContactList defines model for ContactList.
+type ContactList struct {
+	Items []Contact `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *NextCursor `json:"nextCursor,omitempty"`
+}
+
+// ContactUpdate defines model for ContactUpdate.
+type ContactUpdate struct {
+	// Email An email address, or empty to clear it.
+	Email     *string    `json:"email,omitempty"`
+	IsPrimary *bool      `json:"isPrimary,omitempty"`
+	Name      *Name      `json:"name,omitempty"`
+	Notes     *LongText  `json:"notes,omitempty"`
+	Phone     *Phone     `json:"phone,omitempty"`
+	Title     *ShortText `json:"title,omitempty"`
+	Wechat    *ShortText `json:"wechat,omitempty"`
+}
+
+// Customer defines model for Customer.
+type Customer struct {
+	Address     *ShortText                           `json:"address,omitempty"`
+	CreatedAt   Timestamp                            `json:"createdAt"`
+	CreditLevel *ShortText                           `json:"creditLevel,omitempty"`
+	CreditLimit nullable.Nullable[float64]           `json:"creditLimit,omitempty"`
+	DealAt      nullable.Nullable[NullableTimestamp] `json:"dealAt,omitempty"`
+	DealStatus  bool                                 `json:"dealStatus"`
+	FrozenUntil nullable.Nullable[NullableTimestamp] `json:"frozenUntil,omitempty"`
+	Grade       nullable.Nullable[Grade]             `json:"grade,omitempty"`
+
+	// Id An opaque resource id.
+	Id             Id                                   `json:"id"`
+	Industry       *ShortText                           `json:"industry,omitempty"`
+	LastFollowUpAt nullable.Nullable[NullableTimestamp] `json:"lastFollowUpAt,omitempty"`
+
+	// Masked True when some fields are masked by the pool's `visibleFields`.
+	Masked    *bool                                `json:"masked,omitempty"`
+	Name      ShortText                            `json:"name"`
+	OwnedAt   nullable.Nullable[NullableTimestamp] `json:"ownedAt,omitempty"`
+	OwnerId   nullable.Nullable[NullableId]        `json:"ownerId,omitempty"`
+	OwnerName nullable.Nullable[string]            `json:"ownerName,omitempty"`
+
+	// PoolId An opaque resource id.
+	PoolId        Id                                   `json:"poolId"`
+	ReclaimAt     nullable.Nullable[NullableTimestamp] `json:"reclaimAt,omitempty"`
+	ReclaimReason nullable.Nullable[ReclaimReason]     `json:"reclaimReason,omitempty"`
+	Region        *ShortText                           `json:"region,omitempty"`
+	ReleasedAt    nullable.Nullable[NullableTimestamp] `json:"releasedAt,omitempty"`
+	Source        *ShortText                           `json:"source,omitempty"`
+	Status        CustomerStatus                       `json:"status"`
+	Tags          Tags                                 `json:"tags"`
+	UpdatedAt     Timestamp                            `json:"updatedAt"`
+	Website       *ShortText                           `json:"website,omitempty"`
+}
+
+// CustomerCreate defines model for CustomerCreate.
+type CustomerCreate struct {
+	Address     *ShortText `json:"address,omitempty"`
+	CreditLevel *ShortText `json:"creditLevel,omitempty"`
+	CreditLimit *float64   `json:"creditLimit,omitempty"`
+	Grade       *Grade     `json:"grade,omitempty"`
+	Industry    *ShortText `json:"industry,omitempty"`
+	Name        Name       `json:"name"`
+
+	// PoolId An opaque resource id.
+	PoolId  *Id        `json:"poolId,omitempty"`
+	Region  *ShortText `json:"region,omitempty"`
+	Source  *ShortText `json:"source,omitempty"`
+	Tags    *Tags      `json:"tags,omitempty"`
+	Website *ShortText `json:"website,omitempty"`
+}
+
+// CustomerCreated defines model for CustomerCreated.
+type CustomerCreated struct {
+	Address     *ShortText                           `json:"address,omitempty"`
+	CreatedAt   Timestamp                            `json:"createdAt"`
+	CreditLevel *ShortText                           `json:"creditLevel,omitempty"`
+	CreditLimit nullable.Nullable[float64]           `json:"creditLimit,omitempty"`
+	DealAt      nullable.Nullable[NullableTimestamp] `json:"dealAt,omitempty"`
+	DealStatus  bool                                 `json:"dealStatus"`
+	FrozenUntil nullable.Nullable[NullableTimestamp] `json:"frozenUntil,omitempty"`
+	Grade       nullable.Nullable[Grade]             `json:"grade,omitempty"`
+
+	// Id An opaque resource id.
+	Id             Id                                   `json:"id"`
+	Industry       *ShortText                           `json:"industry,omitempty"`
+	LastFollowUpAt nullable.Nullable[NullableTimestamp] `json:"lastFollowUpAt,omitempty"`
+
+	// Masked True when some fields are masked by the pool's `visibleFields`.
+	Masked    *bool                                `json:"masked,omitempty"`
+	Name      ShortText                            `json:"name"`
+	OwnedAt   nullable.Nullable[NullableTimestamp] `json:"ownedAt,omitempty"`
+	OwnerId   nullable.Nullable[NullableId]        `json:"ownerId,omitempty"`
+	OwnerName nullable.Nullable[string]            `json:"ownerName,omitempty"`
+
+	// Placement Where a new record landed: `owned` by its creator, `pooled` (its
+	// creator is at his cap, or it was created into a pool), or
+	// `autoAssigned` by the pool's rule to another rep.
+	Placement Placement `json:"placement"`
+
+	// PoolId An opaque resource id.
+	PoolId        Id                                   `json:"poolId"`
+	ReclaimAt     nullable.Nullable[NullableTimestamp] `json:"reclaimAt,omitempty"`
+	ReclaimReason nullable.Nullable[ReclaimReason]     `json:"reclaimReason,omitempty"`
+	Region        *ShortText                           `json:"region,omitempty"`
+	ReleasedAt    nullable.Nullable[NullableTimestamp] `json:"releasedAt,omitempty"`
+	Source        *ShortText                           `json:"source,omitempty"`
+	Status        CustomerStatus                       `json:"status"`
+	Tags          Tags                                 `json:"tags"`
+	UpdatedAt     Timestamp                            `json:"updatedAt"`
+	Website       *ShortText                           `json:"website,omitempty"`
+}
+
+// CustomerList defines model for CustomerList.
+type CustomerList struct {
+	Items []Customer `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *NextCursor `json:"nextCursor,omitempty"`
+
+	// Total Present only with `includeTotal=true`.
+	Total *int64 `json:"total,omitempty"`
+}
+
+// CustomerStatus defines model for CustomerStatus.
+type CustomerStatus string
+
+// CustomerUpdate defines model for CustomerUpdate.
+type CustomerUpdate struct {
+	Address     *ShortText                 `json:"address,omitempty"`
+	CreditLevel *ShortText                 `json:"creditLevel,omitempty"`
+	CreditLimit nullable.Nullable[float64] `json:"creditLimit,omitempty"`
+	Grade       nullable.Nullable[Grade]   `json:"grade,omitempty"`
+	Industry    *ShortText                 `json:"industry,omitempty"`
+	Name        *Name                      `json:"name,omitempty"`
+	Region      *ShortText                 `json:"region,omitempty"`
+	Source      *ShortText                 `json:"source,omitempty"`
+	Tags        *Tags                      `json:"tags,omitempty"`
+	Website     *ShortText                 `json:"website,omitempty"`
+}
+
+// DealStatusUpdate defines model for DealStatusUpdate.
+type DealStatusUpdate struct {
+	DealStatus bool `json:"dealStatus"`
+}
+
+// DuplicateMatch defines model for DuplicateMatch.
+type DuplicateMatch struct {
+	// CustomerId For a contact, its customer (present only when visible).
+	CustomerId *Id `json:"customerId,omitempty"`
+
+	// Id Present only when the caller may see the record.
+	Id        *Id                       `json:"id,omitempty"`
+	Kind      DuplicateMatchKind        `json:"kind"`
+	MatchedOn DuplicateMatchMatchedOn   `json:"matchedOn"`
+	OwnerName nullable.Nullable[string] `json:"ownerName,omitempty"`
+	PoolName  nullable.Nullable[string] `json:"poolName,omitempty"`
+}
+
+// DuplicateMatchKind defines model for DuplicateMatch.Kind.
+type DuplicateMatchKind string
+
+// DuplicateMatchMatchedOn defines model for DuplicateMatch.MatchedOn.
+type DuplicateMatchMatchedOn string
+
+// DuplicateMatches defines model for DuplicateMatches.
+type DuplicateMatches struct {
+	Matches []DuplicateMatch `json:"matches"`
+}
+
+// DuplicateProblem defines model for DuplicateProblem.
+type DuplicateProblem struct {
+	// Code Stable machine code; never changes with language.
+	//
+	// Example: cap_exceeded
+	Code string `json:"code"`
+
+	// Detail Human explanation in the caller's language.
+	Detail    *string           `json:"detail,omitempty"`
+	Errors    *[]FieldError     `json:"errors,omitempty"`
+	Instance  *string           `json:"instance,omitempty"`
+	Matches   *[]DuplicateMatch `json:"matches,omitempty"`
+	RequestId *string           `json:"requestId,omitempty"`
+	Status    int32             `json:"status"`
+	Title     string            `json:"title"`
+
+	// Type A URI reference naming the problem type.
+	//
+	// Example: https://shoal.dev/problems/cap_exceeded
+	Type string `json:"type"`
+}
+
 // Email defines model for Email.
 type Email = openapi_types.Email
 
@@ -319,6 +842,47 @@ type FieldError struct {
 	Field   string `json:"field"`
 	Message string `json:"message"`
 }
+
+// FollowUp defines model for FollowUp.
+type FollowUp struct {
+	// AuthorId An opaque resource id.
+	AuthorId  Id        `json:"authorId"`
+	Channel   Channel   `json:"channel"`
+	Content   LongText  `json:"content"`
+	CreatedAt Timestamp `json:"createdAt"`
+
+	// Id An opaque resource id.
+	Id         Id                                   `json:"id"`
+	NextAt     nullable.Nullable[NullableTimestamp] `json:"nextAt,omitempty"`
+	OccurredAt Timestamp                            `json:"occurredAt"`
+
+	// SubjectId An opaque resource id.
+	SubjectId   Id          `json:"subjectId"`
+	SubjectType SubjectType `json:"subjectType"`
+}
+
+// FollowUpCreate defines model for FollowUpCreate.
+type FollowUpCreate struct {
+	Channel    Channel    `json:"channel"`
+	Content    string     `json:"content"`
+	NextAt     *Timestamp `json:"nextAt,omitempty"`
+	OccurredAt Timestamp  `json:"occurredAt"`
+
+	// SubjectId An opaque resource id.
+	SubjectId   Id          `json:"subjectId"`
+	SubjectType SubjectType `json:"subjectType"`
+}
+
+// FollowUpList defines model for FollowUpList.
+type FollowUpList struct {
+	Items []FollowUp `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *NextCursor `json:"nextCursor,omitempty"`
+}
+
+// Grade defines model for Grade.
+type Grade string
 
 // Health defines model for Health.
 type Health struct {
@@ -359,11 +923,132 @@ type Jwks struct {
 	Keys []Jwk `json:"keys"`
 }
 
+// Lead defines model for Lead.
+type Lead struct {
+	Company             *ShortText                           `json:"company,omitempty"`
+	ConvertedCustomerId nullable.Nullable[NullableId]        `json:"convertedCustomerId,omitempty"`
+	CreatedAt           Timestamp                            `json:"createdAt"`
+	Email               *ShortText                           `json:"email,omitempty"`
+	FrozenUntil         nullable.Nullable[NullableTimestamp] `json:"frozenUntil,omitempty"`
+
+	// Id An opaque resource id.
+	Id             Id                                   `json:"id"`
+	Industry       *ShortText                           `json:"industry,omitempty"`
+	LastFollowUpAt nullable.Nullable[NullableTimestamp] `json:"lastFollowUpAt,omitempty"`
+
+	// Masked True when some fields are masked by the pool's `visibleFields`.
+	Masked    *bool                                `json:"masked,omitempty"`
+	Name      ShortText                            `json:"name"`
+	Notes     *LongText                            `json:"notes,omitempty"`
+	OwnedAt   nullable.Nullable[NullableTimestamp] `json:"ownedAt,omitempty"`
+	OwnerId   nullable.Nullable[NullableId]        `json:"ownerId,omitempty"`
+	OwnerName nullable.Nullable[string]            `json:"ownerName,omitempty"`
+	Phone     *ShortText                           `json:"phone,omitempty"`
+
+	// PoolId An opaque resource id.
+	PoolId        Id                                   `json:"poolId"`
+	ReclaimAt     nullable.Nullable[NullableTimestamp] `json:"reclaimAt,omitempty"`
+	ReclaimReason nullable.Nullable[ReclaimReason]     `json:"reclaimReason,omitempty"`
+	Region        *ShortText                           `json:"region,omitempty"`
+	ReleasedAt    nullable.Nullable[NullableTimestamp] `json:"releasedAt,omitempty"`
+	Source        *ShortText                           `json:"source,omitempty"`
+	Status        LeadStatus                           `json:"status"`
+	Tags          Tags                                 `json:"tags"`
+	UpdatedAt     Timestamp                            `json:"updatedAt"`
+}
+
+// LeadCreate defines model for LeadCreate.
+type LeadCreate struct {
+	Company  *ShortText `json:"company,omitempty"`
+	Email    *Email     `json:"email,omitempty"`
+	Industry *ShortText `json:"industry,omitempty"`
+	Name     Name       `json:"name"`
+	Notes    *LongText  `json:"notes,omitempty"`
+	Phone    *Phone     `json:"phone,omitempty"`
+
+	// PoolId An opaque resource id.
+	PoolId *Id        `json:"poolId,omitempty"`
+	Region *ShortText `json:"region,omitempty"`
+	Source *ShortText `json:"source,omitempty"`
+	Tags   *Tags      `json:"tags,omitempty"`
+}
+
+// LeadCreated defines model for LeadCreated.
+type LeadCreated struct {
+	Company             *ShortText                           `json:"company,omitempty"`
+	ConvertedCustomerId nullable.Nullable[NullableId]        `json:"convertedCustomerId,omitempty"`
+	CreatedAt           Timestamp                            `json:"createdAt"`
+	Email               *ShortText                           `json:"email,omitempty"`
+	FrozenUntil         nullable.Nullable[NullableTimestamp] `json:"frozenUntil,omitempty"`
+
+	// Id An opaque resource id.
+	Id             Id                                   `json:"id"`
+	Industry       *ShortText                           `json:"industry,omitempty"`
+	LastFollowUpAt nullable.Nullable[NullableTimestamp] `json:"lastFollowUpAt,omitempty"`
+
+	// Masked True when some fields are masked by the pool's `visibleFields`.
+	Masked    *bool                                `json:"masked,omitempty"`
+	Name      ShortText                            `json:"name"`
+	Notes     *LongText                            `json:"notes,omitempty"`
+	OwnedAt   nullable.Nullable[NullableTimestamp] `json:"ownedAt,omitempty"`
+	OwnerId   nullable.Nullable[NullableId]        `json:"ownerId,omitempty"`
+	OwnerName nullable.Nullable[string]            `json:"ownerName,omitempty"`
+	Phone     *ShortText                           `json:"phone,omitempty"`
+
+	// Placement Where a new record landed: `owned` by its creator, `pooled` (its
+	// creator is at his cap, or it was created into a pool), or
+	// `autoAssigned` by the pool's rule to another rep.
+	Placement Placement `json:"placement"`
+
+	// PoolId An opaque resource id.
+	PoolId        Id                                   `json:"poolId"`
+	ReclaimAt     nullable.Nullable[NullableTimestamp] `json:"reclaimAt,omitempty"`
+	ReclaimReason nullable.Nullable[ReclaimReason]     `json:"reclaimReason,omitempty"`
+	Region        *ShortText                           `json:"region,omitempty"`
+	ReleasedAt    nullable.Nullable[NullableTimestamp] `json:"releasedAt,omitempty"`
+	Source        *ShortText                           `json:"source,omitempty"`
+	Status        LeadStatus                           `json:"status"`
+	Tags          Tags                                 `json:"tags"`
+	UpdatedAt     Timestamp                            `json:"updatedAt"`
+}
+
+// LeadList defines model for LeadList.
+type LeadList struct {
+	Items []Lead `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *NextCursor `json:"nextCursor,omitempty"`
+
+	// Total Present only with `includeTotal=true`.
+	Total *int64 `json:"total,omitempty"`
+}
+
+// LeadStatus defines model for LeadStatus.
+type LeadStatus string
+
+// LeadUpdate defines model for LeadUpdate.
+type LeadUpdate struct {
+	Company *ShortText `json:"company,omitempty"`
+
+	// Email An email address, or empty to clear it.
+	Email    *string    `json:"email,omitempty"`
+	Industry *ShortText `json:"industry,omitempty"`
+	Name     *Name      `json:"name,omitempty"`
+	Notes    *LongText  `json:"notes,omitempty"`
+	Phone    *Phone     `json:"phone,omitempty"`
+	Region   *ShortText `json:"region,omitempty"`
+	Source   *ShortText `json:"source,omitempty"`
+	Tags     *Tags      `json:"tags,omitempty"`
+}
+
 // LoginRequest defines model for LoginRequest.
 type LoginRequest struct {
 	Email    Email   `json:"email"`
 	Password *string `json:"password,omitempty"`
 }
+
+// LongText defines model for LongText.
+type LongText = string
 
 // Name defines model for Name.
 type Name = string
@@ -371,8 +1056,22 @@ type Name = string
 // NextCursor Pass as `cursor` for the next page; absent on the last page.
 type NextCursor = string
 
+// NullableId defines model for NullableId.
+type NullableId = openapi_types.UUID
+
+// NullableTimestamp defines model for NullableTimestamp.
+type NullableTimestamp = time.Time
+
 // Password defines model for Password.
 type Password = string
+
+// Phone defines model for Phone.
+type Phone = string
+
+// Placement Where a new record landed: `owned` by its creator, `pooled` (its
+// creator is at his cap, or it was created into a pool), or
+// `autoAssigned` by the pool's rule to another rep.
+type Placement string
 
 // Problem RFC 9457 problem details with a stable machine code.
 type Problem struct {
@@ -395,6 +1094,9 @@ type Problem struct {
 	Type string `json:"type"`
 }
 
+// ReclaimReason defines model for ReclaimReason.
+type ReclaimReason string
+
 // RefreshRequest defines model for RefreshRequest.
 type RefreshRequest struct {
 	RefreshToken string `json:"refreshToken"`
@@ -405,6 +1107,15 @@ type Role string
 
 // Scope defines model for Scope.
 type Scope string
+
+// ShortText defines model for ShortText.
+type ShortText = string
+
+// SubjectType defines model for SubjectType.
+type SubjectType string
+
+// Tags defines model for Tags.
+type Tags = []string
 
 // Team defines model for Team.
 type Team struct {
@@ -463,6 +1174,9 @@ type TeamUpdate struct {
 	Name          *Name                  `json:"name,omitempty"`
 	ParentId      nullable.Nullable[Id]  `json:"parentId,omitempty"`
 }
+
+// Timestamp defines model for Timestamp.
+type Timestamp = time.Time
 
 // TokenPair defines model for TokenPair.
 type TokenPair struct {
@@ -547,20 +1261,65 @@ type UserUpdate struct {
 	TeamId        nullable.Nullable[Id]  `json:"teamId,omitempty"`
 }
 
+// CreatedFrom defines model for CreatedFrom.
+type CreatedFrom = time.Time
+
+// CreatedTo defines model for CreatedTo.
+type CreatedTo = time.Time
+
 // Cursor defines model for Cursor.
 type Cursor = string
 
 // IdPath An opaque resource id.
 type IdPath = Id
 
+// IfMatch defines model for IfMatch.
+type IfMatch = string
+
+// IncludeTotal defines model for IncludeTotal.
+type IncludeTotal = bool
+
+// IndustryFilter defines model for IndustryFilter.
+type IndustryFilter = string
+
 // Limit defines model for Limit.
 type Limit = int32
+
+// OwnerFilter defines model for OwnerFilter.
+type OwnerFilter = string
+
+// PoolFilter An opaque resource id.
+type PoolFilter = Id
+
+// Query defines model for Query.
+type Query = string
+
+// RegionFilter defines model for RegionFilter.
+type RegionFilter = string
+
+// Sort defines model for Sort.
+type Sort string
+
+// SourceFilter defines model for SourceFilter.
+type SourceFilter = string
+
+// TagFilter defines model for TagFilter.
+type TagFilter = string
+
+// UpdatedFrom defines model for UpdatedFrom.
+type UpdatedFrom = time.Time
+
+// UpdatedTo defines model for UpdatedTo.
+type UpdatedTo = time.Time
 
 // BadRequest RFC 9457 problem details with a stable machine code.
 type BadRequest = Problem
 
 // Conflict RFC 9457 problem details with a stable machine code.
 type Conflict = Problem
+
+// Duplicate defines model for Duplicate.
+type Duplicate = DuplicateProblem
 
 // Error RFC 9457 problem details with a stable machine code.
 type Error = Problem
@@ -570,6 +1329,12 @@ type Forbidden = Problem
 
 // NotFound RFC 9457 problem details with a stable machine code.
 type NotFound = Problem
+
+// PreconditionFailed RFC 9457 problem details with a stable machine code.
+type PreconditionFailed = Problem
+
+// PreconditionRequired RFC 9457 problem details with a stable machine code.
+type PreconditionRequired = Problem
 
 // TooManyRequests RFC 9457 problem details with a stable machine code.
 type TooManyRequests = Problem
@@ -613,6 +1378,177 @@ type ListAuditEventsParams struct {
 	Until *time.Time `form:"until,omitempty" json:"until,omitempty"`
 }
 
+// ListCustomersParams defines parameters for ListCustomers.
+type ListCustomersParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `nextCursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// OwnerId `me`, a user id, or `none` (pooled records).
+	OwnerId *OwnerFilter `form:"ownerId,omitempty" json:"ownerId,omitempty"`
+
+	// PoolId Only records whose home pool is this one.
+	PoolId *PoolFilter `form:"poolId,omitempty" json:"poolId,omitempty"`
+
+	// Status Only customers with this status.
+	Status *CustomerStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// DealStatus Only dealt (true) or not yet dealt (false) customers.
+	DealStatus *bool `form:"dealStatus,omitempty" json:"dealStatus,omitempty"`
+
+	// Grade Only customers of this grade.
+	Grade *Grade `form:"grade,omitempty" json:"grade,omitempty"`
+
+	// Region Exact region.
+	Region *RegionFilter `form:"region,omitempty" json:"region,omitempty"`
+
+	// Industry Exact industry.
+	Industry *IndustryFilter `form:"industry,omitempty" json:"industry,omitempty"`
+
+	// Source Exact source.
+	Source *SourceFilter `form:"source,omitempty" json:"source,omitempty"`
+
+	// Tag Records carrying this tag.
+	Tag *TagFilter `form:"tag,omitempty" json:"tag,omitempty"`
+
+	// CreatedFrom Created at or after.
+	CreatedFrom *CreatedFrom `form:"createdFrom,omitempty" json:"createdFrom,omitempty"`
+
+	// CreatedTo Created before.
+	CreatedTo *CreatedTo `form:"createdTo,omitempty" json:"createdTo,omitempty"`
+
+	// UpdatedFrom Updated at or after.
+	UpdatedFrom *UpdatedFrom `form:"updatedFrom,omitempty" json:"updatedFrom,omitempty"`
+
+	// UpdatedTo Updated before.
+	UpdatedTo *UpdatedTo `form:"updatedTo,omitempty" json:"updatedTo,omitempty"`
+
+	// Q Prefix of the name or company (normalised), or an exact phone or email.
+	Q *Query `form:"q,omitempty" json:"q,omitempty"`
+
+	// Sort Sort key; a leading `-` sorts descending. Default `-createdAt`.
+	Sort *ListCustomersParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+
+	// IncludeTotal Also count all matching records (costs a COUNT).
+	IncludeTotal *IncludeTotal `form:"includeTotal,omitempty" json:"includeTotal,omitempty"`
+}
+
+// ListCustomersParamsSort defines parameters for ListCustomers.
+type ListCustomersParamsSort string
+
+// UpdateCustomerParams defines parameters for UpdateCustomer.
+type UpdateCustomerParams struct {
+	// IfMatch The ETag from the last read; required (428 without it).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// ListContactsParams defines parameters for ListContacts.
+type ListContactsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `nextCursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// CheckDuplicatesParams defines parameters for CheckDuplicates.
+type CheckDuplicatesParams struct {
+	// Name A company or customer name.
+	Name *string `form:"name,omitempty" json:"name,omitempty"`
+
+	// Phone A phone number in any common format.
+	Phone *string `form:"phone,omitempty" json:"phone,omitempty"`
+
+	// Email An email address.
+	Email *string `form:"email,omitempty" json:"email,omitempty"`
+}
+
+// ListFollowUpsParams defines parameters for ListFollowUps.
+type ListFollowUpsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `nextCursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// SubjectType With subjectId, only follow-ups on that record.
+	SubjectType *SubjectType `form:"subjectType,omitempty" json:"subjectType,omitempty"`
+
+	// SubjectId Only follow-ups on this record (requires subjectType).
+	SubjectId *Id `form:"subjectId,omitempty" json:"subjectId,omitempty"`
+
+	// AuthorId Only follow-ups written by this user.
+	AuthorId *Id `form:"authorId,omitempty" json:"authorId,omitempty"`
+
+	// From Only follow-ups that occurred at or after this time.
+	From *time.Time `form:"from,omitempty" json:"from,omitempty"`
+
+	// To Only follow-ups that occurred before this time.
+	To *time.Time `form:"to,omitempty" json:"to,omitempty"`
+}
+
+// ListLeadsParams defines parameters for ListLeads.
+type ListLeadsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `nextCursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// OwnerId `me`, a user id, or `none` (pooled records).
+	OwnerId *OwnerFilter `form:"ownerId,omitempty" json:"ownerId,omitempty"`
+
+	// PoolId Only records whose home pool is this one.
+	PoolId *PoolFilter `form:"poolId,omitempty" json:"poolId,omitempty"`
+
+	// Status Only leads with this status.
+	Status *LeadStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// Region Exact region.
+	Region *RegionFilter `form:"region,omitempty" json:"region,omitempty"`
+
+	// Industry Exact industry.
+	Industry *IndustryFilter `form:"industry,omitempty" json:"industry,omitempty"`
+
+	// Source Exact source.
+	Source *SourceFilter `form:"source,omitempty" json:"source,omitempty"`
+
+	// Tag Records carrying this tag.
+	Tag *TagFilter `form:"tag,omitempty" json:"tag,omitempty"`
+
+	// CreatedFrom Created at or after.
+	CreatedFrom *CreatedFrom `form:"createdFrom,omitempty" json:"createdFrom,omitempty"`
+
+	// CreatedTo Created before.
+	CreatedTo *CreatedTo `form:"createdTo,omitempty" json:"createdTo,omitempty"`
+
+	// UpdatedFrom Updated at or after.
+	UpdatedFrom *UpdatedFrom `form:"updatedFrom,omitempty" json:"updatedFrom,omitempty"`
+
+	// UpdatedTo Updated before.
+	UpdatedTo *UpdatedTo `form:"updatedTo,omitempty" json:"updatedTo,omitempty"`
+
+	// Q Prefix of the name or company (normalised), or an exact phone or email.
+	Q *Query `form:"q,omitempty" json:"q,omitempty"`
+
+	// Sort Sort key; a leading `-` sorts descending. Default `-createdAt`.
+	Sort *ListLeadsParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+
+	// IncludeTotal Also count all matching records (costs a COUNT).
+	IncludeTotal *IncludeTotal `form:"includeTotal,omitempty" json:"includeTotal,omitempty"`
+}
+
+// ListLeadsParamsSort defines parameters for ListLeads.
+type ListLeadsParamsSort string
+
+// UpdateLeadParams defines parameters for UpdateLead.
+type UpdateLeadParams struct {
+	// IfMatch The ETag from the last read; required (428 without it).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
 // ListTeamsParams defines parameters for ListTeams.
 type ListTeamsParams struct {
 	// Limit Page size.
@@ -654,6 +1590,30 @@ type LogoutJSONRequestBody = RefreshRequest
 
 // RefreshTokenJSONRequestBody defines body for RefreshToken for application/json ContentType.
 type RefreshTokenJSONRequestBody = RefreshRequest
+
+// UpdateContactJSONRequestBody defines body for UpdateContact for application/json ContentType.
+type UpdateContactJSONRequestBody = ContactUpdate
+
+// CreateCustomerJSONRequestBody defines body for CreateCustomer for application/json ContentType.
+type CreateCustomerJSONRequestBody = CustomerCreate
+
+// UpdateCustomerJSONRequestBody defines body for UpdateCustomer for application/json ContentType.
+type UpdateCustomerJSONRequestBody = CustomerUpdate
+
+// CreateContactJSONRequestBody defines body for CreateContact for application/json ContentType.
+type CreateContactJSONRequestBody = ContactCreate
+
+// UpdateCustomerDealStatusJSONRequestBody defines body for UpdateCustomerDealStatus for application/json ContentType.
+type UpdateCustomerDealStatusJSONRequestBody = DealStatusUpdate
+
+// CreateFollowUpJSONRequestBody defines body for CreateFollowUp for application/json ContentType.
+type CreateFollowUpJSONRequestBody = FollowUpCreate
+
+// CreateLeadJSONRequestBody defines body for CreateLead for application/json ContentType.
+type CreateLeadJSONRequestBody = LeadCreate
+
+// UpdateLeadJSONRequestBody defines body for UpdateLead for application/json ContentType.
+type UpdateLeadJSONRequestBody = LeadUpdate
 
 // CreateTeamJSONRequestBody defines body for CreateTeam for application/json ContentType.
 type CreateTeamJSONRequestBody = TeamCreate
@@ -699,6 +1659,57 @@ type ServerInterface interface {
 	// RefreshToken Exchange a refresh token for new tokens
 	// (POST /v1/auth/refresh)
 	RefreshToken(ctx echo.Context) error
+	// DeleteContact Delete a contact
+	// (DELETE /v1/contacts/{id})
+	DeleteContact(ctx echo.Context, id IdPath) error
+	// GetContact Get a contact
+	// (GET /v1/contacts/{id})
+	GetContact(ctx echo.Context, id IdPath) error
+	// UpdateContact Update a contact
+	// (PATCH /v1/contacts/{id})
+	UpdateContact(ctx echo.Context, id IdPath) error
+	// ListCustomers List and search customers
+	// (GET /v1/customers)
+	ListCustomers(ctx echo.Context, params ListCustomersParams) error
+	// CreateCustomer Create a customer
+	// (POST /v1/customers)
+	CreateCustomer(ctx echo.Context) error
+	// GetCustomer Get a customer
+	// (GET /v1/customers/{id})
+	GetCustomer(ctx echo.Context, id IdPath) error
+	// UpdateCustomer Update a customer
+	// (PATCH /v1/customers/{id})
+	UpdateCustomer(ctx echo.Context, id IdPath, params UpdateCustomerParams) error
+	// ListContacts List a customer's contacts
+	// (GET /v1/customers/{id}/contacts)
+	ListContacts(ctx echo.Context, id IdPath, params ListContactsParams) error
+	// CreateContact Add a contact to a customer
+	// (POST /v1/customers/{id}/contacts)
+	CreateContact(ctx echo.Context, id IdPath) error
+	// UpdateCustomerDealStatus Set a customer's deal status (成交状态)
+	// (PUT /v1/customers/{id}/deal-status)
+	UpdateCustomerDealStatus(ctx echo.Context, id IdPath) error
+	// CheckDuplicates Who already has this customer? (查重)
+	// (GET /v1/duplicates)
+	CheckDuplicates(ctx echo.Context, params CheckDuplicatesParams) error
+	// ListFollowUps List follow-ups
+	// (GET /v1/follow-ups)
+	ListFollowUps(ctx echo.Context, params ListFollowUpsParams) error
+	// CreateFollowUp Log a follow-up (跟进记录)
+	// (POST /v1/follow-ups)
+	CreateFollowUp(ctx echo.Context) error
+	// ListLeads List and search leads
+	// (GET /v1/leads)
+	ListLeads(ctx echo.Context, params ListLeadsParams) error
+	// CreateLead Create a lead
+	// (POST /v1/leads)
+	CreateLead(ctx echo.Context) error
+	// GetLead Get a lead
+	// (GET /v1/leads/{id})
+	GetLead(ctx echo.Context, id IdPath) error
+	// UpdateLead Update a lead
+	// (PATCH /v1/leads/{id})
+	UpdateLead(ctx echo.Context, id IdPath, params UpdateLeadParams) error
 	// GetCurrentUser The logged-in user
 	// (GET /v1/me)
 	GetCurrentUser(ctx echo.Context) error
@@ -901,6 +1912,601 @@ func (w *ServerInterfaceWrapper) RefreshToken(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RefreshToken(ctx)
+	return err
+}
+
+// DeleteContact converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteContact(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteContact(ctx, id)
+	return err
+}
+
+// GetContact converts echo context to params.
+func (w *ServerInterfaceWrapper) GetContact(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetContact(ctx, id)
+	return err
+}
+
+// UpdateContact converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateContact(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateContact(ctx, id)
+	return err
+}
+
+// ListCustomers converts echo context to params.
+func (w *ServerInterfaceWrapper) ListCustomers(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListCustomersParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "ownerId" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "ownerId", ctx.QueryParams(), &params.OwnerId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter ownerId: %s", err))
+	}
+
+	// ------------- Optional query parameter "poolId" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "poolId", ctx.QueryParams(), &params.PoolId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter poolId: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "dealStatus" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "dealStatus", ctx.QueryParams(), &params.DealStatus, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter dealStatus: %s", err))
+	}
+
+	// ------------- Optional query parameter "grade" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "grade", ctx.QueryParams(), &params.Grade, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter grade: %s", err))
+	}
+
+	// ------------- Optional query parameter "region" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "region", ctx.QueryParams(), &params.Region, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter region: %s", err))
+	}
+
+	// ------------- Optional query parameter "industry" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "industry", ctx.QueryParams(), &params.Industry, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter industry: %s", err))
+	}
+
+	// ------------- Optional query parameter "source" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "source", ctx.QueryParams(), &params.Source, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter source: %s", err))
+	}
+
+	// ------------- Optional query parameter "tag" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "tag", ctx.QueryParams(), &params.Tag, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter tag: %s", err))
+	}
+
+	// ------------- Optional query parameter "createdFrom" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "createdFrom", ctx.QueryParams(), &params.CreatedFrom, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter createdFrom: %s", err))
+	}
+
+	// ------------- Optional query parameter "createdTo" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "createdTo", ctx.QueryParams(), &params.CreatedTo, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter createdTo: %s", err))
+	}
+
+	// ------------- Optional query parameter "updatedFrom" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "updatedFrom", ctx.QueryParams(), &params.UpdatedFrom, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter updatedFrom: %s", err))
+	}
+
+	// ------------- Optional query parameter "updatedTo" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "updatedTo", ctx.QueryParams(), &params.UpdatedTo, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter updatedTo: %s", err))
+	}
+
+	// ------------- Optional query parameter "q" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "q", ctx.QueryParams(), &params.Q, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter q: %s", err))
+	}
+
+	// ------------- Optional query parameter "sort" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "sort", ctx.QueryParams(), &params.Sort, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter sort: %s", err))
+	}
+
+	// ------------- Optional query parameter "includeTotal" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "includeTotal", ctx.QueryParams(), &params.IncludeTotal, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter includeTotal: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListCustomers(ctx, params)
+	return err
+}
+
+// CreateCustomer converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateCustomer(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateCustomer(ctx)
+	return err
+}
+
+// GetCustomer converts echo context to params.
+func (w *ServerInterfaceWrapper) GetCustomer(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetCustomer(ctx, id)
+	return err
+}
+
+// UpdateCustomer converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateCustomer(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateCustomerParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateCustomer(ctx, id, params)
+	return err
+}
+
+// ListContacts converts echo context to params.
+func (w *ServerInterfaceWrapper) ListContacts(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListContactsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListContacts(ctx, id, params)
+	return err
+}
+
+// CreateContact converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateContact(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateContact(ctx, id)
+	return err
+}
+
+// UpdateCustomerDealStatus converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateCustomerDealStatus(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateCustomerDealStatus(ctx, id)
+	return err
+}
+
+// CheckDuplicates converts echo context to params.
+func (w *ServerInterfaceWrapper) CheckDuplicates(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CheckDuplicatesParams
+	// ------------- Optional query parameter "name" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "name", ctx.QueryParams(), &params.Name, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter name: %s", err))
+	}
+
+	// ------------- Optional query parameter "phone" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "phone", ctx.QueryParams(), &params.Phone, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter phone: %s", err))
+	}
+
+	// ------------- Optional query parameter "email" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "email", ctx.QueryParams(), &params.Email, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter email: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CheckDuplicates(ctx, params)
+	return err
+}
+
+// ListFollowUps converts echo context to params.
+func (w *ServerInterfaceWrapper) ListFollowUps(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListFollowUpsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "subjectType" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "subjectType", ctx.QueryParams(), &params.SubjectType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter subjectType: %s", err))
+	}
+
+	// ------------- Optional query parameter "subjectId" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "subjectId", ctx.QueryParams(), &params.SubjectId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter subjectId: %s", err))
+	}
+
+	// ------------- Optional query parameter "authorId" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "authorId", ctx.QueryParams(), &params.AuthorId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter authorId: %s", err))
+	}
+
+	// ------------- Optional query parameter "from" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "from", ctx.QueryParams(), &params.From, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter from: %s", err))
+	}
+
+	// ------------- Optional query parameter "to" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "to", ctx.QueryParams(), &params.To, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListFollowUps(ctx, params)
+	return err
+}
+
+// CreateFollowUp converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateFollowUp(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateFollowUp(ctx)
+	return err
+}
+
+// ListLeads converts echo context to params.
+func (w *ServerInterfaceWrapper) ListLeads(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListLeadsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "ownerId" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "ownerId", ctx.QueryParams(), &params.OwnerId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter ownerId: %s", err))
+	}
+
+	// ------------- Optional query parameter "poolId" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "poolId", ctx.QueryParams(), &params.PoolId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter poolId: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "region" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "region", ctx.QueryParams(), &params.Region, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter region: %s", err))
+	}
+
+	// ------------- Optional query parameter "industry" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "industry", ctx.QueryParams(), &params.Industry, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter industry: %s", err))
+	}
+
+	// ------------- Optional query parameter "source" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "source", ctx.QueryParams(), &params.Source, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter source: %s", err))
+	}
+
+	// ------------- Optional query parameter "tag" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "tag", ctx.QueryParams(), &params.Tag, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter tag: %s", err))
+	}
+
+	// ------------- Optional query parameter "createdFrom" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "createdFrom", ctx.QueryParams(), &params.CreatedFrom, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter createdFrom: %s", err))
+	}
+
+	// ------------- Optional query parameter "createdTo" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "createdTo", ctx.QueryParams(), &params.CreatedTo, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter createdTo: %s", err))
+	}
+
+	// ------------- Optional query parameter "updatedFrom" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "updatedFrom", ctx.QueryParams(), &params.UpdatedFrom, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter updatedFrom: %s", err))
+	}
+
+	// ------------- Optional query parameter "updatedTo" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "updatedTo", ctx.QueryParams(), &params.UpdatedTo, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter updatedTo: %s", err))
+	}
+
+	// ------------- Optional query parameter "q" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "q", ctx.QueryParams(), &params.Q, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter q: %s", err))
+	}
+
+	// ------------- Optional query parameter "sort" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "sort", ctx.QueryParams(), &params.Sort, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter sort: %s", err))
+	}
+
+	// ------------- Optional query parameter "includeTotal" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "includeTotal", ctx.QueryParams(), &params.IncludeTotal, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter includeTotal: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListLeads(ctx, params)
+	return err
+}
+
+// CreateLead converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateLead(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateLead(ctx)
+	return err
+}
+
+// GetLead converts echo context to params.
+func (w *ServerInterfaceWrapper) GetLead(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetLead(ctx, id)
+	return err
+}
+
+// UpdateLead converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateLead(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateLeadParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateLead(ctx, id, params)
 	return err
 }
 
@@ -1139,6 +2745,23 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/api-keys", wrapper.CreateApiKey, options.OperationMiddlewares["createApiKey"]...)
 	router.DELETE(options.BaseURL+"/v1/api-keys/:id", wrapper.RevokeApiKey, options.OperationMiddlewares["revokeApiKey"]...)
 	router.GET(options.BaseURL+"/v1/audit-events", wrapper.ListAuditEvents, options.OperationMiddlewares["listAuditEvents"]...)
+	router.GET(options.BaseURL+"/v1/leads", wrapper.ListLeads, options.OperationMiddlewares["listLeads"]...)
+	router.POST(options.BaseURL+"/v1/leads", wrapper.CreateLead, options.OperationMiddlewares["createLead"]...)
+	router.GET(options.BaseURL+"/v1/leads/:id", wrapper.GetLead, options.OperationMiddlewares["getLead"]...)
+	router.PATCH(options.BaseURL+"/v1/leads/:id", wrapper.UpdateLead, options.OperationMiddlewares["updateLead"]...)
+	router.GET(options.BaseURL+"/v1/customers", wrapper.ListCustomers, options.OperationMiddlewares["listCustomers"]...)
+	router.POST(options.BaseURL+"/v1/customers", wrapper.CreateCustomer, options.OperationMiddlewares["createCustomer"]...)
+	router.GET(options.BaseURL+"/v1/customers/:id", wrapper.GetCustomer, options.OperationMiddlewares["getCustomer"]...)
+	router.PATCH(options.BaseURL+"/v1/customers/:id", wrapper.UpdateCustomer, options.OperationMiddlewares["updateCustomer"]...)
+	router.PUT(options.BaseURL+"/v1/customers/:id/deal-status", wrapper.UpdateCustomerDealStatus, options.OperationMiddlewares["updateCustomerDealStatus"]...)
+	router.GET(options.BaseURL+"/v1/customers/:id/contacts", wrapper.ListContacts, options.OperationMiddlewares["listContacts"]...)
+	router.POST(options.BaseURL+"/v1/customers/:id/contacts", wrapper.CreateContact, options.OperationMiddlewares["createContact"]...)
+	router.DELETE(options.BaseURL+"/v1/contacts/:id", wrapper.DeleteContact, options.OperationMiddlewares["deleteContact"]...)
+	router.GET(options.BaseURL+"/v1/contacts/:id", wrapper.GetContact, options.OperationMiddlewares["getContact"]...)
+	router.PATCH(options.BaseURL+"/v1/contacts/:id", wrapper.UpdateContact, options.OperationMiddlewares["updateContact"]...)
+	router.GET(options.BaseURL+"/v1/follow-ups", wrapper.ListFollowUps, options.OperationMiddlewares["listFollowUps"]...)
+	router.POST(options.BaseURL+"/v1/follow-ups", wrapper.CreateFollowUp, options.OperationMiddlewares["createFollowUp"]...)
+	router.GET(options.BaseURL+"/v1/duplicates", wrapper.CheckDuplicates, options.OperationMiddlewares["checkDuplicates"]...)
 
 }
 
@@ -1158,6 +2781,15 @@ type ConflictApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers ConflictResponseHeaders
+}
+
+type DuplicateResponseHeaders struct {
+	RateLimit *string
+}
+type DuplicateApplicationProblemPlusJSONResponse struct {
+	Body DuplicateProblem
+
+	Headers DuplicateResponseHeaders
 }
 
 type ErrorResponseHeaders struct {
@@ -1185,6 +2817,24 @@ type NotFoundApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers NotFoundResponseHeaders
+}
+
+type PreconditionFailedResponseHeaders struct {
+	RateLimit *string
+}
+type PreconditionFailedApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers PreconditionFailedResponseHeaders
+}
+
+type PreconditionRequiredResponseHeaders struct {
+	RateLimit *string
+}
+type PreconditionRequiredApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers PreconditionRequiredResponseHeaders
 }
 
 type TooManyRequestsResponseHeaders struct {
@@ -2317,6 +3967,2696 @@ type RefreshTokendefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response RefreshTokendefaultApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteContactRequestObject struct {
+	Id IdPath `json:"id"`
+}
+
+type DeleteContactResponseObject interface {
+	VisitDeleteContactResponse(w http.ResponseWriter) error
+}
+
+type DeleteContact204ResponseHeaders struct {
+	RateLimit *string
+}
+
+type DeleteContact204Response struct {
+	Headers DeleteContact204ResponseHeaders
+}
+
+func (response DeleteContact204Response) VisitDeleteContactResponse(w http.ResponseWriter) error {
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteContact400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteContact400ApplicationProblemPlusJSONResponse) VisitDeleteContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteContact401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteContact401ApplicationProblemPlusJSONResponse) VisitDeleteContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteContact403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteContact403ApplicationProblemPlusJSONResponse) VisitDeleteContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteContact404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteContact404ApplicationProblemPlusJSONResponse) VisitDeleteContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteContact429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteContact429ApplicationProblemPlusJSONResponse) VisitDeleteContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteContactdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteContactdefaultApplicationProblemPlusJSONResponse) VisitDeleteContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetContactRequestObject struct {
+	Id IdPath `json:"id"`
+}
+
+type GetContactResponseObject interface {
+	VisitGetContactResponse(w http.ResponseWriter) error
+}
+
+type GetContact200ResponseHeaders struct {
+	RateLimit *string
+}
+
+type GetContact200JSONResponse struct {
+	Body    Contact
+	Headers GetContact200ResponseHeaders
+}
+
+func (response GetContact200JSONResponse) VisitGetContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetContact400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetContact400ApplicationProblemPlusJSONResponse) VisitGetContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetContact401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetContact401ApplicationProblemPlusJSONResponse) VisitGetContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetContact403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetContact403ApplicationProblemPlusJSONResponse) VisitGetContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetContact404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetContact404ApplicationProblemPlusJSONResponse) VisitGetContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetContact429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetContact429ApplicationProblemPlusJSONResponse) VisitGetContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetContactdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response GetContactdefaultApplicationProblemPlusJSONResponse) VisitGetContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateContactRequestObject struct {
+	Id   IdPath `json:"id"`
+	Body *UpdateContactJSONRequestBody
+}
+
+type UpdateContactResponseObject interface {
+	VisitUpdateContactResponse(w http.ResponseWriter) error
+}
+
+type UpdateContact200ResponseHeaders struct {
+	RateLimit *string
+}
+
+type UpdateContact200JSONResponse struct {
+	Body    Contact
+	Headers UpdateContact200ResponseHeaders
+}
+
+func (response UpdateContact200JSONResponse) VisitUpdateContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateContact400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateContact400ApplicationProblemPlusJSONResponse) VisitUpdateContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateContact401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateContact401ApplicationProblemPlusJSONResponse) VisitUpdateContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateContact403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateContact403ApplicationProblemPlusJSONResponse) VisitUpdateContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateContact404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateContact404ApplicationProblemPlusJSONResponse) VisitUpdateContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateContact409ApplicationProblemPlusJSONResponse struct {
+	DuplicateApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateContact409ApplicationProblemPlusJSONResponse) VisitUpdateContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateContact429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateContact429ApplicationProblemPlusJSONResponse) VisitUpdateContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateContactdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateContactdefaultApplicationProblemPlusJSONResponse) VisitUpdateContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomersRequestObject struct {
+	Params ListCustomersParams
+}
+
+type ListCustomersResponseObject interface {
+	VisitListCustomersResponse(w http.ResponseWriter) error
+}
+
+type ListCustomers200ResponseHeaders struct {
+	RateLimit *string
+}
+
+type ListCustomers200JSONResponse struct {
+	Body    CustomerList
+	Headers ListCustomers200ResponseHeaders
+}
+
+func (response ListCustomers200JSONResponse) VisitListCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomers400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListCustomers400ApplicationProblemPlusJSONResponse) VisitListCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomers401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListCustomers401ApplicationProblemPlusJSONResponse) VisitListCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomers403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListCustomers403ApplicationProblemPlusJSONResponse) VisitListCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomers429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListCustomers429ApplicationProblemPlusJSONResponse) VisitListCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomersdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListCustomersdefaultApplicationProblemPlusJSONResponse) VisitListCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCustomerRequestObject struct {
+	Body *CreateCustomerJSONRequestBody
+}
+
+type CreateCustomerResponseObject interface {
+	VisitCreateCustomerResponse(w http.ResponseWriter) error
+}
+
+type CreateCustomer201ResponseHeaders struct {
+	ETag      *string
+	RateLimit *string
+}
+
+type CreateCustomer201JSONResponse struct {
+	Body    CustomerCreated
+	Headers CreateCustomer201ResponseHeaders
+}
+
+func (response CreateCustomer201JSONResponse) VisitCreateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCustomer400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCustomer400ApplicationProblemPlusJSONResponse) VisitCreateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCustomer401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCustomer401ApplicationProblemPlusJSONResponse) VisitCreateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCustomer403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCustomer403ApplicationProblemPlusJSONResponse) VisitCreateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCustomer409ApplicationProblemPlusJSONResponse struct {
+	DuplicateApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCustomer409ApplicationProblemPlusJSONResponse) VisitCreateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCustomer429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCustomer429ApplicationProblemPlusJSONResponse) VisitCreateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCustomerdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response CreateCustomerdefaultApplicationProblemPlusJSONResponse) VisitCreateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerRequestObject struct {
+	Id IdPath `json:"id"`
+}
+
+type GetCustomerResponseObject interface {
+	VisitGetCustomerResponse(w http.ResponseWriter) error
+}
+
+type GetCustomer200ResponseHeaders struct {
+	ETag      *string
+	RateLimit *string
+}
+
+type GetCustomer200JSONResponse struct {
+	Body    Customer
+	Headers GetCustomer200ResponseHeaders
+}
+
+func (response GetCustomer200JSONResponse) VisitGetCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomer400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetCustomer400ApplicationProblemPlusJSONResponse) VisitGetCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomer401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetCustomer401ApplicationProblemPlusJSONResponse) VisitGetCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomer403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetCustomer403ApplicationProblemPlusJSONResponse) VisitGetCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomer404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetCustomer404ApplicationProblemPlusJSONResponse) VisitGetCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomer429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetCustomer429ApplicationProblemPlusJSONResponse) VisitGetCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomerdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response GetCustomerdefaultApplicationProblemPlusJSONResponse) VisitGetCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCustomerRequestObject struct {
+	Id     IdPath `json:"id"`
+	Params UpdateCustomerParams
+	Body   *UpdateCustomerJSONRequestBody
+}
+
+type UpdateCustomerResponseObject interface {
+	VisitUpdateCustomerResponse(w http.ResponseWriter) error
+}
+
+type UpdateCustomer200ResponseHeaders struct {
+	ETag      *string
+	RateLimit *string
+}
+
+type UpdateCustomer200JSONResponse struct {
+	Body    Customer
+	Headers UpdateCustomer200ResponseHeaders
+}
+
+func (response UpdateCustomer200JSONResponse) VisitUpdateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCustomer400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCustomer400ApplicationProblemPlusJSONResponse) VisitUpdateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCustomer401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCustomer401ApplicationProblemPlusJSONResponse) VisitUpdateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCustomer403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCustomer403ApplicationProblemPlusJSONResponse) VisitUpdateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCustomer404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCustomer404ApplicationProblemPlusJSONResponse) VisitUpdateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCustomer409ApplicationProblemPlusJSONResponse struct {
+	DuplicateApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCustomer409ApplicationProblemPlusJSONResponse) VisitUpdateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCustomer412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCustomer412ApplicationProblemPlusJSONResponse) VisitUpdateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCustomer428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCustomer428ApplicationProblemPlusJSONResponse) VisitUpdateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCustomer429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCustomer429ApplicationProblemPlusJSONResponse) VisitUpdateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCustomerdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateCustomerdefaultApplicationProblemPlusJSONResponse) VisitUpdateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListContactsRequestObject struct {
+	Id     IdPath `json:"id"`
+	Params ListContactsParams
+}
+
+type ListContactsResponseObject interface {
+	VisitListContactsResponse(w http.ResponseWriter) error
+}
+
+type ListContacts200ResponseHeaders struct {
+	RateLimit *string
+}
+
+type ListContacts200JSONResponse struct {
+	Body    ContactList
+	Headers ListContacts200ResponseHeaders
+}
+
+func (response ListContacts200JSONResponse) VisitListContactsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListContacts400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListContacts400ApplicationProblemPlusJSONResponse) VisitListContactsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListContacts401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListContacts401ApplicationProblemPlusJSONResponse) VisitListContactsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListContacts403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListContacts403ApplicationProblemPlusJSONResponse) VisitListContactsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListContacts404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListContacts404ApplicationProblemPlusJSONResponse) VisitListContactsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListContacts429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListContacts429ApplicationProblemPlusJSONResponse) VisitListContactsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListContactsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListContactsdefaultApplicationProblemPlusJSONResponse) VisitListContactsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateContactRequestObject struct {
+	Id   IdPath `json:"id"`
+	Body *CreateContactJSONRequestBody
+}
+
+type CreateContactResponseObject interface {
+	VisitCreateContactResponse(w http.ResponseWriter) error
+}
+
+type CreateContact201ResponseHeaders struct {
+	RateLimit *string
+}
+
+type CreateContact201JSONResponse struct {
+	Body    Contact
+	Headers CreateContact201ResponseHeaders
+}
+
+func (response CreateContact201JSONResponse) VisitCreateContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateContact400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateContact400ApplicationProblemPlusJSONResponse) VisitCreateContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateContact401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateContact401ApplicationProblemPlusJSONResponse) VisitCreateContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateContact403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateContact403ApplicationProblemPlusJSONResponse) VisitCreateContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateContact404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response CreateContact404ApplicationProblemPlusJSONResponse) VisitCreateContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateContact409ApplicationProblemPlusJSONResponse struct {
+	DuplicateApplicationProblemPlusJSONResponse
+}
+
+func (response CreateContact409ApplicationProblemPlusJSONResponse) VisitCreateContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateContact429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateContact429ApplicationProblemPlusJSONResponse) VisitCreateContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateContactdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response CreateContactdefaultApplicationProblemPlusJSONResponse) VisitCreateContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCustomerDealStatusRequestObject struct {
+	Id   IdPath `json:"id"`
+	Body *UpdateCustomerDealStatusJSONRequestBody
+}
+
+type UpdateCustomerDealStatusResponseObject interface {
+	VisitUpdateCustomerDealStatusResponse(w http.ResponseWriter) error
+}
+
+type UpdateCustomerDealStatus200ResponseHeaders struct {
+	ETag      *string
+	RateLimit *string
+}
+
+type UpdateCustomerDealStatus200JSONResponse struct {
+	Body    Customer
+	Headers UpdateCustomerDealStatus200ResponseHeaders
+}
+
+func (response UpdateCustomerDealStatus200JSONResponse) VisitUpdateCustomerDealStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCustomerDealStatus400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCustomerDealStatus400ApplicationProblemPlusJSONResponse) VisitUpdateCustomerDealStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCustomerDealStatus401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCustomerDealStatus401ApplicationProblemPlusJSONResponse) VisitUpdateCustomerDealStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCustomerDealStatus403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCustomerDealStatus403ApplicationProblemPlusJSONResponse) VisitUpdateCustomerDealStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCustomerDealStatus404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCustomerDealStatus404ApplicationProblemPlusJSONResponse) VisitUpdateCustomerDealStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCustomerDealStatus409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCustomerDealStatus409ApplicationProblemPlusJSONResponse) VisitUpdateCustomerDealStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCustomerDealStatus429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCustomerDealStatus429ApplicationProblemPlusJSONResponse) VisitUpdateCustomerDealStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCustomerDealStatusdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateCustomerDealStatusdefaultApplicationProblemPlusJSONResponse) VisitUpdateCustomerDealStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CheckDuplicatesRequestObject struct {
+	Params CheckDuplicatesParams
+}
+
+type CheckDuplicatesResponseObject interface {
+	VisitCheckDuplicatesResponse(w http.ResponseWriter) error
+}
+
+type CheckDuplicates200ResponseHeaders struct {
+	RateLimit *string
+}
+
+type CheckDuplicates200JSONResponse struct {
+	Body    DuplicateMatches
+	Headers CheckDuplicates200ResponseHeaders
+}
+
+func (response CheckDuplicates200JSONResponse) VisitCheckDuplicatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CheckDuplicates400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CheckDuplicates400ApplicationProblemPlusJSONResponse) VisitCheckDuplicatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CheckDuplicates401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CheckDuplicates401ApplicationProblemPlusJSONResponse) VisitCheckDuplicatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CheckDuplicates403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CheckDuplicates403ApplicationProblemPlusJSONResponse) VisitCheckDuplicatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CheckDuplicates429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CheckDuplicates429ApplicationProblemPlusJSONResponse) VisitCheckDuplicatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CheckDuplicatesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response CheckDuplicatesdefaultApplicationProblemPlusJSONResponse) VisitCheckDuplicatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowUpsRequestObject struct {
+	Params ListFollowUpsParams
+}
+
+type ListFollowUpsResponseObject interface {
+	VisitListFollowUpsResponse(w http.ResponseWriter) error
+}
+
+type ListFollowUps200ResponseHeaders struct {
+	RateLimit *string
+}
+
+type ListFollowUps200JSONResponse struct {
+	Body    FollowUpList
+	Headers ListFollowUps200ResponseHeaders
+}
+
+func (response ListFollowUps200JSONResponse) VisitListFollowUpsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowUps400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListFollowUps400ApplicationProblemPlusJSONResponse) VisitListFollowUpsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowUps401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListFollowUps401ApplicationProblemPlusJSONResponse) VisitListFollowUpsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowUps403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListFollowUps403ApplicationProblemPlusJSONResponse) VisitListFollowUpsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowUps429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListFollowUps429ApplicationProblemPlusJSONResponse) VisitListFollowUpsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowUpsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListFollowUpsdefaultApplicationProblemPlusJSONResponse) VisitListFollowUpsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateFollowUpRequestObject struct {
+	Body *CreateFollowUpJSONRequestBody
+}
+
+type CreateFollowUpResponseObject interface {
+	VisitCreateFollowUpResponse(w http.ResponseWriter) error
+}
+
+type CreateFollowUp201ResponseHeaders struct {
+	RateLimit *string
+}
+
+type CreateFollowUp201JSONResponse struct {
+	Body    FollowUp
+	Headers CreateFollowUp201ResponseHeaders
+}
+
+func (response CreateFollowUp201JSONResponse) VisitCreateFollowUpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateFollowUp400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateFollowUp400ApplicationProblemPlusJSONResponse) VisitCreateFollowUpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateFollowUp401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateFollowUp401ApplicationProblemPlusJSONResponse) VisitCreateFollowUpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateFollowUp403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateFollowUp403ApplicationProblemPlusJSONResponse) VisitCreateFollowUpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateFollowUp404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response CreateFollowUp404ApplicationProblemPlusJSONResponse) VisitCreateFollowUpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateFollowUp429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateFollowUp429ApplicationProblemPlusJSONResponse) VisitCreateFollowUpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateFollowUpdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response CreateFollowUpdefaultApplicationProblemPlusJSONResponse) VisitCreateFollowUpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListLeadsRequestObject struct {
+	Params ListLeadsParams
+}
+
+type ListLeadsResponseObject interface {
+	VisitListLeadsResponse(w http.ResponseWriter) error
+}
+
+type ListLeads200ResponseHeaders struct {
+	RateLimit *string
+}
+
+type ListLeads200JSONResponse struct {
+	Body    LeadList
+	Headers ListLeads200ResponseHeaders
+}
+
+func (response ListLeads200JSONResponse) VisitListLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListLeads400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListLeads400ApplicationProblemPlusJSONResponse) VisitListLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListLeads401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListLeads401ApplicationProblemPlusJSONResponse) VisitListLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListLeads403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListLeads403ApplicationProblemPlusJSONResponse) VisitListLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListLeads429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListLeads429ApplicationProblemPlusJSONResponse) VisitListLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListLeadsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListLeadsdefaultApplicationProblemPlusJSONResponse) VisitListLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateLeadRequestObject struct {
+	Body *CreateLeadJSONRequestBody
+}
+
+type CreateLeadResponseObject interface {
+	VisitCreateLeadResponse(w http.ResponseWriter) error
+}
+
+type CreateLead201ResponseHeaders struct {
+	ETag      *string
+	RateLimit *string
+}
+
+type CreateLead201JSONResponse struct {
+	Body    LeadCreated
+	Headers CreateLead201ResponseHeaders
+}
+
+func (response CreateLead201JSONResponse) VisitCreateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateLead400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateLead400ApplicationProblemPlusJSONResponse) VisitCreateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateLead401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateLead401ApplicationProblemPlusJSONResponse) VisitCreateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateLead403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateLead403ApplicationProblemPlusJSONResponse) VisitCreateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateLead409ApplicationProblemPlusJSONResponse struct {
+	DuplicateApplicationProblemPlusJSONResponse
+}
+
+func (response CreateLead409ApplicationProblemPlusJSONResponse) VisitCreateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateLead429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateLead429ApplicationProblemPlusJSONResponse) VisitCreateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateLeaddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response CreateLeaddefaultApplicationProblemPlusJSONResponse) VisitCreateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetLeadRequestObject struct {
+	Id IdPath `json:"id"`
+}
+
+type GetLeadResponseObject interface {
+	VisitGetLeadResponse(w http.ResponseWriter) error
+}
+
+type GetLead200ResponseHeaders struct {
+	ETag      *string
+	RateLimit *string
+}
+
+type GetLead200JSONResponse struct {
+	Body    Lead
+	Headers GetLead200ResponseHeaders
+}
+
+func (response GetLead200JSONResponse) VisitGetLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetLead400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetLead400ApplicationProblemPlusJSONResponse) VisitGetLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetLead401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetLead401ApplicationProblemPlusJSONResponse) VisitGetLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetLead403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetLead403ApplicationProblemPlusJSONResponse) VisitGetLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetLead404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetLead404ApplicationProblemPlusJSONResponse) VisitGetLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetLead429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetLead429ApplicationProblemPlusJSONResponse) VisitGetLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetLeaddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response GetLeaddefaultApplicationProblemPlusJSONResponse) VisitGetLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateLeadRequestObject struct {
+	Id     IdPath `json:"id"`
+	Params UpdateLeadParams
+	Body   *UpdateLeadJSONRequestBody
+}
+
+type UpdateLeadResponseObject interface {
+	VisitUpdateLeadResponse(w http.ResponseWriter) error
+}
+
+type UpdateLead200ResponseHeaders struct {
+	ETag      *string
+	RateLimit *string
+}
+
+type UpdateLead200JSONResponse struct {
+	Body    Lead
+	Headers UpdateLead200ResponseHeaders
+}
+
+func (response UpdateLead200JSONResponse) VisitUpdateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateLead400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateLead400ApplicationProblemPlusJSONResponse) VisitUpdateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateLead401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateLead401ApplicationProblemPlusJSONResponse) VisitUpdateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateLead403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateLead403ApplicationProblemPlusJSONResponse) VisitUpdateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateLead404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateLead404ApplicationProblemPlusJSONResponse) VisitUpdateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateLead409ApplicationProblemPlusJSONResponse struct {
+	DuplicateApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateLead409ApplicationProblemPlusJSONResponse) VisitUpdateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateLead412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateLead412ApplicationProblemPlusJSONResponse) VisitUpdateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateLead428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateLead428ApplicationProblemPlusJSONResponse) VisitUpdateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateLead429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateLead429ApplicationProblemPlusJSONResponse) VisitUpdateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateLeaddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateLeaddefaultApplicationProblemPlusJSONResponse) VisitUpdateLeadResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -3685,6 +8025,57 @@ type StrictServerInterface interface {
 	// RefreshToken Exchange a refresh token for new tokens
 	// (POST /v1/auth/refresh)
 	RefreshToken(ctx context.Context, request RefreshTokenRequestObject) (RefreshTokenResponseObject, error)
+	// DeleteContact Delete a contact
+	// (DELETE /v1/contacts/{id})
+	DeleteContact(ctx context.Context, request DeleteContactRequestObject) (DeleteContactResponseObject, error)
+	// GetContact Get a contact
+	// (GET /v1/contacts/{id})
+	GetContact(ctx context.Context, request GetContactRequestObject) (GetContactResponseObject, error)
+	// UpdateContact Update a contact
+	// (PATCH /v1/contacts/{id})
+	UpdateContact(ctx context.Context, request UpdateContactRequestObject) (UpdateContactResponseObject, error)
+	// ListCustomers List and search customers
+	// (GET /v1/customers)
+	ListCustomers(ctx context.Context, request ListCustomersRequestObject) (ListCustomersResponseObject, error)
+	// CreateCustomer Create a customer
+	// (POST /v1/customers)
+	CreateCustomer(ctx context.Context, request CreateCustomerRequestObject) (CreateCustomerResponseObject, error)
+	// GetCustomer Get a customer
+	// (GET /v1/customers/{id})
+	GetCustomer(ctx context.Context, request GetCustomerRequestObject) (GetCustomerResponseObject, error)
+	// UpdateCustomer Update a customer
+	// (PATCH /v1/customers/{id})
+	UpdateCustomer(ctx context.Context, request UpdateCustomerRequestObject) (UpdateCustomerResponseObject, error)
+	// ListContacts List a customer's contacts
+	// (GET /v1/customers/{id}/contacts)
+	ListContacts(ctx context.Context, request ListContactsRequestObject) (ListContactsResponseObject, error)
+	// CreateContact Add a contact to a customer
+	// (POST /v1/customers/{id}/contacts)
+	CreateContact(ctx context.Context, request CreateContactRequestObject) (CreateContactResponseObject, error)
+	// UpdateCustomerDealStatus Set a customer's deal status (成交状态)
+	// (PUT /v1/customers/{id}/deal-status)
+	UpdateCustomerDealStatus(ctx context.Context, request UpdateCustomerDealStatusRequestObject) (UpdateCustomerDealStatusResponseObject, error)
+	// CheckDuplicates Who already has this customer? (查重)
+	// (GET /v1/duplicates)
+	CheckDuplicates(ctx context.Context, request CheckDuplicatesRequestObject) (CheckDuplicatesResponseObject, error)
+	// ListFollowUps List follow-ups
+	// (GET /v1/follow-ups)
+	ListFollowUps(ctx context.Context, request ListFollowUpsRequestObject) (ListFollowUpsResponseObject, error)
+	// CreateFollowUp Log a follow-up (跟进记录)
+	// (POST /v1/follow-ups)
+	CreateFollowUp(ctx context.Context, request CreateFollowUpRequestObject) (CreateFollowUpResponseObject, error)
+	// ListLeads List and search leads
+	// (GET /v1/leads)
+	ListLeads(ctx context.Context, request ListLeadsRequestObject) (ListLeadsResponseObject, error)
+	// CreateLead Create a lead
+	// (POST /v1/leads)
+	CreateLead(ctx context.Context, request CreateLeadRequestObject) (CreateLeadResponseObject, error)
+	// GetLead Get a lead
+	// (GET /v1/leads/{id})
+	GetLead(ctx context.Context, request GetLeadRequestObject) (GetLeadResponseObject, error)
+	// UpdateLead Update a lead
+	// (PATCH /v1/leads/{id})
+	UpdateLead(ctx context.Context, request UpdateLeadRequestObject) (UpdateLeadResponseObject, error)
 	// GetCurrentUser The logged-in user
 	// (GET /v1/me)
 	GetCurrentUser(ctx context.Context, request GetCurrentUserRequestObject) (GetCurrentUserResponseObject, error)
@@ -4054,6 +8445,612 @@ func (sh *strictHandler) RefreshToken(ctx echo.Context) error {
 	return nil
 }
 
+// DeleteContact operation middleware
+func (sh *strictHandler) DeleteContact(ctx echo.Context, id IdPath) error {
+	var request DeleteContactRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteContact(ctx.Request().Context(), request.(DeleteContactRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteContact")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteContactResponseObject); ok {
+		return validResponse.VisitDeleteContactResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetContact operation middleware
+func (sh *strictHandler) GetContact(ctx echo.Context, id IdPath) error {
+	var request GetContactRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetContact(ctx.Request().Context(), request.(GetContactRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetContact")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetContactResponseObject); ok {
+		return validResponse.VisitGetContactResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateContact operation middleware
+func (sh *strictHandler) UpdateContact(ctx echo.Context, id IdPath) error {
+	var request UpdateContactRequestObject
+
+	request.Id = id
+
+	var body UpdateContactJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateContact(ctx.Request().Context(), request.(UpdateContactRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateContact")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateContactResponseObject); ok {
+		return validResponse.VisitUpdateContactResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListCustomers operation middleware
+func (sh *strictHandler) ListCustomers(ctx echo.Context, params ListCustomersParams) error {
+	var request ListCustomersRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListCustomers(ctx.Request().Context(), request.(ListCustomersRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListCustomers")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListCustomersResponseObject); ok {
+		return validResponse.VisitListCustomersResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateCustomer operation middleware
+func (sh *strictHandler) CreateCustomer(ctx echo.Context) error {
+	var request CreateCustomerRequestObject
+
+	var body CreateCustomerJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateCustomer(ctx.Request().Context(), request.(CreateCustomerRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateCustomer")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateCustomerResponseObject); ok {
+		return validResponse.VisitCreateCustomerResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetCustomer operation middleware
+func (sh *strictHandler) GetCustomer(ctx echo.Context, id IdPath) error {
+	var request GetCustomerRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetCustomer(ctx.Request().Context(), request.(GetCustomerRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetCustomer")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetCustomerResponseObject); ok {
+		return validResponse.VisitGetCustomerResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateCustomer operation middleware
+func (sh *strictHandler) UpdateCustomer(ctx echo.Context, id IdPath, params UpdateCustomerParams) error {
+	var request UpdateCustomerRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	var body UpdateCustomerJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateCustomer(ctx.Request().Context(), request.(UpdateCustomerRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateCustomer")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateCustomerResponseObject); ok {
+		return validResponse.VisitUpdateCustomerResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListContacts operation middleware
+func (sh *strictHandler) ListContacts(ctx echo.Context, id IdPath, params ListContactsParams) error {
+	var request ListContactsRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListContacts(ctx.Request().Context(), request.(ListContactsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListContacts")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListContactsResponseObject); ok {
+		return validResponse.VisitListContactsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateContact operation middleware
+func (sh *strictHandler) CreateContact(ctx echo.Context, id IdPath) error {
+	var request CreateContactRequestObject
+
+	request.Id = id
+
+	var body CreateContactJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateContact(ctx.Request().Context(), request.(CreateContactRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateContact")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateContactResponseObject); ok {
+		return validResponse.VisitCreateContactResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateCustomerDealStatus operation middleware
+func (sh *strictHandler) UpdateCustomerDealStatus(ctx echo.Context, id IdPath) error {
+	var request UpdateCustomerDealStatusRequestObject
+
+	request.Id = id
+
+	var body UpdateCustomerDealStatusJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateCustomerDealStatus(ctx.Request().Context(), request.(UpdateCustomerDealStatusRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateCustomerDealStatus")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateCustomerDealStatusResponseObject); ok {
+		return validResponse.VisitUpdateCustomerDealStatusResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CheckDuplicates operation middleware
+func (sh *strictHandler) CheckDuplicates(ctx echo.Context, params CheckDuplicatesParams) error {
+	var request CheckDuplicatesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CheckDuplicates(ctx.Request().Context(), request.(CheckDuplicatesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CheckDuplicates")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CheckDuplicatesResponseObject); ok {
+		return validResponse.VisitCheckDuplicatesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListFollowUps operation middleware
+func (sh *strictHandler) ListFollowUps(ctx echo.Context, params ListFollowUpsParams) error {
+	var request ListFollowUpsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListFollowUps(ctx.Request().Context(), request.(ListFollowUpsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListFollowUps")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListFollowUpsResponseObject); ok {
+		return validResponse.VisitListFollowUpsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateFollowUp operation middleware
+func (sh *strictHandler) CreateFollowUp(ctx echo.Context) error {
+	var request CreateFollowUpRequestObject
+
+	var body CreateFollowUpJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateFollowUp(ctx.Request().Context(), request.(CreateFollowUpRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateFollowUp")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateFollowUpResponseObject); ok {
+		return validResponse.VisitCreateFollowUpResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListLeads operation middleware
+func (sh *strictHandler) ListLeads(ctx echo.Context, params ListLeadsParams) error {
+	var request ListLeadsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListLeads(ctx.Request().Context(), request.(ListLeadsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListLeads")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListLeadsResponseObject); ok {
+		return validResponse.VisitListLeadsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateLead operation middleware
+func (sh *strictHandler) CreateLead(ctx echo.Context) error {
+	var request CreateLeadRequestObject
+
+	var body CreateLeadJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateLead(ctx.Request().Context(), request.(CreateLeadRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateLead")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateLeadResponseObject); ok {
+		return validResponse.VisitCreateLeadResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetLead operation middleware
+func (sh *strictHandler) GetLead(ctx echo.Context, id IdPath) error {
+	var request GetLeadRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetLead(ctx.Request().Context(), request.(GetLeadRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetLead")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetLeadResponseObject); ok {
+		return validResponse.VisitGetLeadResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateLead operation middleware
+func (sh *strictHandler) UpdateLead(ctx echo.Context, id IdPath, params UpdateLeadParams) error {
+	var request UpdateLeadRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	var body UpdateLeadJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateLead(ctx.Request().Context(), request.(UpdateLeadRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateLead")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateLeadResponseObject); ok {
+		return validResponse.VisitUpdateLeadResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetCurrentUser operation middleware
 func (sh *strictHandler) GetCurrentUser(ctx echo.Context) error {
 	var request GetCurrentUserRequestObject
@@ -4370,91 +9367,155 @@ func (sh *strictHandler) UpdateUser(ctx echo.Context, id IdPath) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3dcttIdvCrnA/fVo20C1KUbM2OqCtZI+3K47FVkl2TWks7bAKHRI+Abkx3gxTtUio3eYK8QCrXuUlV",
-	"UqnKTd4lVdl9jVT/AARIgKRsUpr1yFciie4+ff5/4Y9ewJOUM2RKet2PXoQkRGH+vCAKX9GEKv0hRBkI",
-	"mirKmdf1LjAhlFE2BIE/ZygV9LNwiAoGXICKEAISxyhg6+zk7SkUG4HdHQYU41BCKMhAbbc935NBhAnR",
-	"5yTk9hWyoYq87l6n43tqkqLX9aQSlA29uzvfu0AlJq2jgUIxD9glBpyFEhSHMaEK+jjgAkHoNZQNq2cN",
-	"uEiI8roeZerZnufrw2mSJV73m6+f68MTyuznKSCUKRyi8O40KCkRJEHl8HWcCclrYHqTkp8zhMD8DAPB",
-	"EyCQChxRnklIyRC/ktBjeKvsDj0NJdUrf85QTDzfYyTRZ9sdmtC1v7tXh66z8Jzon2ehehtptEieiQCB",
-	"hsWZqX66OJKGnu9pGlOBoddVIsPy8b8ROPC63v/fmTLRjv1V7pyF5vwGDjonQwRJP2DTZWOzrnxYiAOS",
-	"xcrr7nf8BbTbq1But55yAmXKmURDuBckvLBsrD8FnClk5k+SpjENiAZ5JxW8H2Pyu5+khv/jikg4t6vs",
-	"oXUEsNITcpTAuIKEqCCyEsSZEiRQGj9NQll3snt2Z/qgOfuYs0FMgwe/IU9RmO31hQwEEsZUuTtmQiBT",
-	"IBVRuKaLnghhhfChbnnEAPWZPhAJF6fHcPB8//fgjoEQFaGxXNPlTrno0zBE9tBkdPo8IRPDpikKLYCg",
-	"IiqnJF7TJV9zdcozFj7kHV9zkFkQFRrRh6ohyy8uEYGuSybfcv49YROne+SD0pRzSAib5BpIHlobCUTb",
-	"VXPzIR0hA5YlfRTAByCtaV3D3eds+MJ1pUfNRd4xkqmIC/oBH5RFvqdSao+HC6BsRGIaQiAwRKYoWZOA",
-	"3+XmzuxxlNLvcKL/SoWWMUWtuQoEEoXhkar4MCFR2FI0QWsLc6/g+bwP5ec7vJisYsN9D29TKlCufiDL",
-	"4pj0Y8wdhjkAaLjayTGR6p28z12XHm3di8WHv9bPaP+O8/jMgEri+M3A675fDvT1LAx6H4EDelvvgw2o",
-	"kAqCiGhjj0JqUdPiJzEQqHztyQoM+JBRieaHG5xAf9KuXv3ZnvZGlUKh9/2zjDiJf3x/1PoTaX3otA5+",
-	"bF3/7jdeDTYEjvjNWvErA55aPqUKE7kM1Zf6cb0uIbdndsHu18W2RAgy8azDlvug761TauhYoLY41y+J",
-	"x3WxD+//hIHRPFaojs0zhrBhSDU1SHxeErIBiSX6M3J3bzFYE+8tF5P14DyhLP80QwDfyxj9OUP3s+Hq",
-	"GZo4cjhIlmH+HjLltOCdP6sGrYDUC5WWEaokxoM2XEZ8zICzAA9BIguBKu2p9Y6cFbHe6QskAkVPa/fe",
-	"37WOzs9a3+GkNyNlu3vffIqYzaDKAT6Po+sCS6+ojUWqNy6IuxKVC8SVyFwOqZ1s+d408lzKm9Mn52TS",
-	"HFBL9yyk6mTkTHT1RiRQXKxDw5qN3pqjP3rIdOT33ssk6miZWET4npxIhYn+hnE2SXhWBngqpeQzDGtM",
-	"kamjMBQo5Ux8/vXzCu+877QOjlqnpDVod69/W6ucbewwG+ZrEpb3+fPVVdbpdDoNm6xqagsvfgnYpPXh",
-	"qPWnBnPCMxXwpEIEmQWBRobvDQiNM6HRGCKjGNYi3/mjlicWiN77/9f6+4Yb62gyk4sTPPsHB+UkQacm",
-	"weN7ioghzoMyi5FC/FsNANl9cu5stto5bn+7XIcYE0iUV+b8Mg2npFgskmtRNFMBf3Rlc0zSeYtwBAFJ",
-	"D0ErDUiQMOlCOQURCoStAYlj6JPgRjtbCknia0eLwTDmfRKDyzuZRGUzR+12zL9q0rDBWyrx2EniRLzY",
-	"Gc03FV2zt/+8hq1OKcZhke6YiRF4iDVsO7eHycTOY+zl5ZvXkHINp9AmsUh0grbzuYvKBwNkoY6JKEsz",
-	"1Z4F+uuaAxOUkgxnYdvt1Od6y0S3oPr2atON6rjgj0him/O8h3s3VRu56uI3tSpqhELW68kldt8eUAfw",
-	"WQ0NjhhwmzmeSdMWnJJlRg2UFUodyl+Ob2osbzwsX/Uk/PbyqPa2gRhVH9zb3989qH30hq6sKhsDkhs1",
-	"KR/35rvz2qMyWTUydFj72O1nwjNDQQ2cxYje2l7YN6i0ENWR9uX4Rs6j/wYnqytYTcCqtz6vWWch1fvX",
-	"gfOKDykrZbvvE//kqmoRrFafmdqIlGMuwopuK76c1xQJZYU2mKWD740FVfiGxZP66CPXmcX+dVd/7aKv",
-	"2RJT9eQpe1xdXdZx6OuKBZutakhpggtbqukV9TBt9kyp5xBIXyJTwJn5ISbS/jCjPU01536ic/7pGP9m",
-	"OcZ9L8+NzVcDG5LeNtFPQCptAyEhQUQZglbgbc9vsFgz9bz5pYfAcIQCgoiwIbpDYsKGmcMi3pIkjU3B",
-	"jKQ/4m2AGOIMAmqN4dTfrgLxxywhDPA2jQmz0SJlpeTwV7JyfJW96qIEUy5YXfxLdn6ZFvA9yqQiLMAV",
-	"ioNLnO0N+tVUxbhCsTf/Yt6fe3dxBgIHKJAFqH0S7YRoiuQcqBdWeSFSKpXdnR0Ts7dDHOUZYrnTzCYN",
-	"NdWy6lHW9bZ3KpDk3JQ6NXSBA4Ey+jQdLOzit/wGZx0QI9P1GqO9knWr7F0LOY8rVldgqm+cpShG1Fam",
-	"iY4F7F9hQlmtUbbpp9I+MZJQdgUSjX37wWgfjcVMKp6gKH6efpE/gjryKH4fYz/i/EZ2E8Kq7uEUgLdI",
-	"kk2k1VcNtRNyeyr4B0vBRY/raMY+/2bMMDzO737Pda80Sldcc68UJRHI1DrSN1kafhbuFySIp2QtH1PH",
-	"3potPikx/CXSc4XOjrn0bxNS15FkMDL76OkFDcU7w0RLWSShrPzt7q+BaT5HCdzVoVubonNCRV3mOEAp",
-	"6+zg887BfQ1hUeI8Y80tZRlTNDZOhj0blD4c3MrFyaHZfrLdOrdorbbd9wx4sylxW+aosYozIlBG7wxk",
-	"5Z3LiKuTl3cSa2mn6MiA5Rb0OY+RsFJp+jOs8P3C1F+bzRbOh1v0rPHzNAchSX6p1j2P+J2VN9fyc866",
-	"j9XXLPpp5eB78dmXo+6nSYaFjTT5c5/Mc/f0QOoZYmFCSJN+Hb6J0XKP7ptoKNbkmyxS0E9sv1m2X68P",
-	"ded7EoNMUDW51EsdfU1F/Cir6ws/gpQIxVCAcU1c8+4NTmznes9qVttcMO1Ut+1s0+7tooVi6pmQoh+h",
-	"b5yQ/Hj76TQ3Cy9/eOvVtNhWfC4LScyHlPVgizAw5YuWpEOGIbz84a0PVMoMQyAshBEKOqAYwoDHMR9T",
-	"NoSL0+Nvfr+3v23aPAmDo/Mzc0WTmSUSCFio7HnF1IARBetBFdeKlEptuyBlA543JBLbae2wcRlxEkNC",
-	"KFOEMs3VvpeJuJSVGlIVZf12wBOboAqE+8Ob60O0m1ENpMZ6rNFyfPE9SBQjFCbj/GLvBUgSozTVTNkF",
-	"AjIiAkNIOY+BD8BkWa6YRk+RUYGtv/7Xf//13//lL//2zz787z/+61/+4z+3QUVEgcBUQhATmhiEClSZ",
-	"YD5MMz8SiNTYtzsqQZgcoPDt05kBRO+jyA0CMf1sIrQV13GEDBjv83ACYy5uJFDVvmJX7JizETJ9Z9m9",
-	"Yi24mBbBJBCBeXHMOgkStt69O/t29Pvttn7Y1C9NwdAULO2CgCQYHxOJh6DdDvvlxekxPHv27AAog3dv",
-	"j81qbRPcEqOEWykZUqZ9iC70zFxCD7Z2/+cf/kmr+bw8DPudbXNfktftrhgUhYBD6POQujN7H40W92Fq",
-	"Ee56h5UREEPfcqFAbzatFWgoT0YoJrb1XD/da2p+7cFWnqDfrmbk9Z55Zr0X8BA1EDYJ3nPCIqF3FASY",
-	"qtYrl+LuwdYlTdLYitSxXizNTprxeh+i3/Z8OGHDmMoIuIpQjKlETRXP92IaILOVOycZRykJImzttTtz",
-	"IjEej9vE/NzmYrjj1sqdV2fHJ68vT8yaaTLZiYUWhKPzM69UpfU67V37KE+RkZR6Xe9Zu9N+ZtwDFRmN",
-	"uNMeYxy3bhgfs52fxjeynfcND5t6zFwlFNKsH9NAqw8JWy9/+A4kqm0YR1wipIKOiEKISDxCCVpEwAD6",
-	"laxoNOkb9GkRpkEuLUZvTdwDmgcSiXqbdrnTQxsN7w+oTJlxZq5lr9NZ0CB9v8Zos3/DcIC79Jq64p/v",
-	"HTStKG63M9s6b+By40HL1rpSSsk0et33174nsyQhYuJ1vfMSScukqJBMmwAylCZa1qbsWu+oLxWr6EMj",
-	"5xwxOda6dq/TgXFEY8zLFmZnKiFLD4GWJoIUz9xEUEgU6ROJtfR3LQ8b5AB3QgMPlG5AYjrCL4cZXtER",
-	"Mn01rVSxRHXXTmjpLpCEk1XJjqxCUI00gSSItFL2Yb/zbKo5a4l9gSTUelc+Dr318VovWZdDm/vBgAaP",
-	"TPH9zrOHHooq00+LakHD9ppZsKD3Yh4c7e6QlLby3pJaRrw0zcfWD7F19JhKheEhcBZPLFtSmcZkAra1",
-	"fp4BtXtk/X/pVWdgG4KW6SM7+QTQ0gfz8Pd6gxxe6rWum+szrpZ2ljVC18XdFvzFDFGaRzVLdpcvqQxF",
-	"mUXPli+aThM+sKYt6Vap8uCrYlAde12bQQjZ4IHZRnotfaYfw2hRe5ph5kPraoFUXKAJl4j2SQdugK/K",
-	"1MelsNYrOiNe8HCyZnZzuca7amLHZUpnWH13I2eHddzufjqEG8S0NIAEjI+feH8TvG8xXso+1PL/jF7f",
-	"+UjDOysNMaqa3piTwQBN9i5vMLvByVfS9p85pp5n/gszBVZi/goXPq97/4MZG/vyGcNefvGKYl75sTjJ",
-	"UmMZJ93XVLsXR5ipJMOCWUhVy3bbNLoXr3GMUtmhxjac0lihgL6OnBQXPthJCL/0VgCTL6IJgiBsiA3O",
-	"RjFg8AAOhz/3+g7tF9lr65sYO5NJ2xfv8N30Dot8vOl+r8xYBAB3hu6GstC04RuENp1fGjxpeGlIwwRK",
-	"fbfYKoCtAtB6MTKYeQvBWdh0enk8phYb95h1WgwUUSax7GbpNVpo0vimE0lZgPUvprlPjXQh39rX4CwF",
-	"xfQ4fDYoG/XZq6NLC/12o7EcCp58mI3572U0V5JiIVUlDyZT0Y4p2Zhya61Tf2EKC9KUK7hQrZiOMKyW",
-	"frZMdcfUe1y6HVx3iqvVXLFTQmO9TClMUhfqmqw9hpCi0PvxjCmzWn+2Q5tA7NQmbD3fOzB58ivWK718",
-	"ord9CG6WcZDFYG7iwmiuQEWCKxVjaBPdMzbM3HozQUVlnmOloGJ9sjhtz6oRw1d8OMQQKPtbk7xfQMaR",
-	"D3VEa2o1ptxuWXU6yVGTdy5JGM/UIhHTvqJ0EZ6U1IUJFSGCPsacDc1r1LaokjCOeIwwIAmNJ9vtOgbX",
-	"h26Gw2f65Vfi8ZqQxfEjz9STKdiIKeBDsEywgDsdly1gT66IcuxZYcmunThlaGv0tpZq1D/DsfnepH+0",
-	"/TBK+FygfpCy4ayFsBWdMZFAYpO11958CMIJRsHuV8zyO2yhqbTaxRpcZCGGtgnBiBFJ0NqD7Trtf1Ft",
-	"nvyliMgDmYHXOHb1sic7cF87cHJrZ9zmOHjAhWH7RYXI0e6ObW9ycfpcEenYvnzvnX1Jxsa4wzbHLXqr",
-	"3NoY48tVrhpZsTFgLcrAvdckJ7r+WEoVmpafRsJrj/2teeKRMikhFRgoCCIahwJZEb9rsJvC0mLG4F5p",
-	"g02GocVYy8IA1JDiyd3YWOSpHCPnkmA/l4tGdUUeM0q0GUNcGiF74AKPnY9qrOs8Zep/EZn6vOZjOLeG",
-	"ccsqvCj1NBnwgo83qOOaLHeurZ946tF56g+omhnqk4s+JhEeRA2vBkpQDHUklhCmaCDb8D0f2VBLHwwZ",
-	"C1GYoMxU2yXwcRE5EaakjdUGJu7aet45gJ5e9mMwCWLs1eQX7FjDhvW2m5146OBpgZC5waUnYasXts4K",
-	"wla89vyxpNNy1VKNb334xu7BMDHJZhaCe8GCNG+iNokJzrDaiq8ipMIKosz6SiD6toNfRQgJJv3pW2ap",
-	"MKKZM9h8qPBO2mmFRwkVKrAuCRHcAM0a6oqGFPk76rWi4nFjvcxNma2YpTGzPg2n2pEr2NL6Ztu+Yzr/",
-	"ygxtbVu4FlSa7eDjFJTZ0a2NxkPFKN3CeKi4wlM8tJF4KHPSOpsZWNRERxlVlMRFecE0s5rG0CKbCmac",
-	"zxa77IuAfQiIxBZlEpmkmvXiSVNPXZFgWr/ZLs3uPnC41ZTV+vWEW38LxrcItxZnzMzHpeHWYyZKNYRP",
-	"HuAvKNxqYKiHCbe6+Wig+3+0rF62tYLQhx7L4rgHQYxEaKfxivHUjoLbBW34Fo2/QFx5zHSzbfWsD9EF",
-	"42/0touKWETlFXO1YuuE5h3bps+JBVhX9rKO74aV/+PEbAsl1cVsTxL7BcRsTWajWrP7WBlof3+tPfzy",
-	"hP37ay3fbpO5tgQ3XaZDtHzIR4uYGwWFBBUJiSLtUr+gnfmZDyQucxndMtVoP68a+mC7QmzDlJk3XGXA",
-	"sXSkqSvOH3iOPI3Rd5GkDoakb5Py5qSApMBHKAQNsbybxeP8dnliEXTMegikFNUWf+atKzaw1UFFOTIs",
-	"BYN1B3yn7zuw77OefcWB9G3MZ/8Hi+kkt9OcZnC+T83rrsuIce3V9ZchaYosbJnJKtslF/PKatMid3d9",
-	"938BAAD//w==",
+	"7H1dbxxJkthfSdcdoOZuNb8kzY5IGAaHEvc4o5F4JIU5nKibTlZFd+eyKrMmM4utnjkZew+21wYMHODz",
+	"g2EDZyzst8PBhs9eYLyH/S+H3Znx0/4FIyOzvrqruqupblLS9ryM2JXfGd8RGfGNF4g4ERy4Vt7eN94Q",
+	"aAgS//nknA7M/0NQgWSJZoJ7e975EIiERIICrqn58Z4i1yAVE9wnfSHJcb/7OdXBcNPzPRUMIaZmlJi+",
+	"fgp8oIfe3s72tu/pcQLenqe0ZHzgvXnje6dUw1MWMz096SnElHHGB0TCVykoTS7TcAAa59NDIAGNIpCk",
+	"c/zk/IjkAxG7G9JnEIWKhJL29UbjsnYblgVajrsHfQ1yemFnEAgeKqIFGVGmySX0hTQHpOWY8UF1rr6Q",
+	"MdXense4vr/r+WZyFqext/fxRw/M5DHj9u9iIYxrGID03pilJFTSGLS7n0MJVEN4JEU8vTD3kVBNhCTU",
+	"rN4shplvX6Ugx57vcRqbKYLSOLXLDamGrmYx2CVn5/Wg9rjcxOeieU32kOYs51wsYzGpVKLm2p4n9KsU",
+	"SICfSV+KmFCSSLhmIlUkoQO4p0iPw2ttR+g1LtZO0ABRD3d261Z1HJ5Q87ketZRIZQCEhfmciWmdT8lC",
+	"z/cMGjAJobenZQrl6f9YQt/b8/5oq8DrLftVbR2Hdv4+4mf9AgzW2xMxeBVRpYkEGu6TbErSebD7MRkx",
+	"PRSpJswiFK7TYlux0owQLEgHjnkQpSGcC02j6TUeREqQQKRcExpFJDYTWMIQCBkq0gmE0opQcvj8xbPz",
+	"jaaLY+VJyutz67kUIgLK3YLCVGk5PmJRLRF48poGmjDXqnlG+31B8tNAEU/oAIhiXzeiUYT9ynOF0Kdp",
+	"pL29h9v+DFq0W6FEOzWUyPeejzjIpuPoxdDzCSWpAklY6BsC1OOCQ490EnOsYXZZjbcjzPjHYdNR3f/I",
+	"0EKtQZq+f9GJ4S/N+H/5crv7iHb7B92j7qtv7n/0ZuOPvbojPREialr8cx6Nc1gaDYUCMhQxELNwwhTR",
+	"Q6aI4I3HbtpNLLwFRv4pDjJ9yRL67DURfcRFM4M5SzMM5WPS4eYOI6Yg3MBDppwAgmIyFBybGrYZNS31",
+	"q5mQGDOe42k9WxwwwWejhMQ2TfPbrwuiw5mQNdhgfiVXMN4nlERAQ0MQet0eUUJqRUxb4ObHTfLYIgHp",
+	"dR2fOdCNxN30riwPuEGJl17e1fO9bvmPNAmLD+U/DEC7n4t/GuJ6JKJIjF4k9tvEL6/qT8Dwh9kHb3lI",
+	"877M1wUP/pwOmuY8degSUIlSj0USTQdNC9B00Mgyayd/YY+yXtRxH9uIOmlpnLeXLtzEdaJOtqbZok6a",
+	"D/C2i3ljRAKVCK4AZcNPaHhqJWXzVyC4Bo7/pEkSsQDl9q1EissI4h//TJk1f9OSZJ3YXnbSOgHGCuih",
+	"AEW40JZDWyFdcC1poM1xlPSMitxfN7Nru1U0xLkPBe9HLLj1HYoEJA5vNoQrUCgO2T2mUgLXRGmqYUkb",
+	"fZzaHcHSd5qPPGPLByTMWhF4zYxw1QlECKSX/97b2Cc9vGdQPeRThndSd/cQLukcnkhphfnbuu0DTsDM",
+	"6ROqyOnRIXn04OFPiJuGhKApi9SSNnck5CULQ+C3Dc5OdY7pGNE1AWkIkBN0MlBf0iafCX0kUh7e5h6f",
+	"CaLSYJhrVigq6emNKwDClkWbTiQaBphZwxFlEYS3T4cNUybBkPIBhEQxbpRKTUZUoUKXIXFSWumXfVxq",
+	"b2MFp3Caa6y3dw6ZAmoE90J9rdl39nFpOz8X4nPKx44Hq1u9fCFIbPQDx4nVvjVHWckIIX/AroETnsaX",
+	"II12oawVawl7nzKXzexXaoobecFpqodCsq9vF04+Z0oZuVVIwvg1jVhIAgkhcM3okgj8m0zCwzEOEvYZ",
+	"oMKXSENjNbNiW6FL3EwO9LMRPhm30Tx9D14nTIJqPyFPo4heRpAZnqYWwMJ2MxtV54VaZK9zp7ZS9ezJ",
+	"n5k2b/xMTzeQFUXP+97ey/mLfjW5BjMOquj1prQ+k0obCmyEXpAqU+QVBBK0T7RAKj3gTAF+uIIxuUQD",
+	"UtnYsVsxdqihoNGXLw+6f067X293H33ZffXjGjOH0QeuxdVSz1cFIrFwyjTEat5Rn5nmpl9MXx/bDjsf",
+	"5cNSKenYs4pLxhleWuMm3mN+tPm8fgk9Cs1YXP4MAqQ8FqmskRkvNrTUnUYnJSTr00iBP4F3C6PBkmBv",
+	"Ppos58xjxrO/Ji7A91LOvkrBfUaonrgTdx1uJfNOfgGcclTwjT9JBi2C1COVwRGmFUT9TXI2FCNOBA9g",
+	"nyjgoZFvqCK9A8dFrJb2CVAJsodmyD/rHpwcdz+DcW8Cy3Z2P74Jmk0clVv49Bm9yk/pKbM6eXXH+eW2",
+	"uuX84ErXXDbbONzyvcKDMRc2i5ZTOIkT1N57GjL95Nqx6OqOaKCFXAaFxYHOcerCApcqdDRQexC+p8ZK",
+	"Q2x+4YKPY5GqGuOZ79G3YKwRA64PwlCCUhNGq48eVGDn5Xb30UH3iHb7m3uvflRLnK3uOGX72q6O8xcX",
+	"F+n29vZ2wyBtWW2uxc1ZNu1+fdD98wZ2IlIdiLhyCSoNAnMYvmf0hlSaYwyBMwhrD9/JoxYmZqDey3/W",
+	"/ZcNO1aa6lTN9qU+fPSo7L/YrvGl+p6mcgDTS5k8kRz9uw0LsuNk0NnMtbOz/dF8GoIskGqvDPnlOyyu",
+	"YjZKLoXQFAh+58TmkCY13kAS0GSfGKJBYqBcOVVekyFIIJ0+jSJySYMrI2xpoLFvBC1OBpG4pBFxLjHU",
+	"+pohamcb/6v65xukpRKMHQ4p5xBVHAc0ijzfu2YKfXPonvF8bwTBEG88BtAGJnxP6CHIWjQ6FFzTQM9R",
+	"HmYd/zmLQWkaJ0jXUqVFDLKtQGLXPE8MGQqpz+G1XoRMMXUiWUytI2zSDdtOwqrMy4WGuRD+VPBB1gHd",
+	"ZgtNoZmOFutROIUWuSQHIO0nqqMppZvOZezizH2v3pFVi4oWBG8mareBnyfYaDkwkUndqwGHE2x0I1B4",
+	"20vFzc+4nmUwgIzY3D31twuxfrW5IBczXv51pxEIp+395guhVszzrQ890WPDPoIIqHQm4rK/9OGDOtls",
+	"DbgVwJ2+UEeNajSHQsZuvaQb8j4JIdNP4RqiRWcz/TIjYKFPiNRIBNOiwwIChLXKWh2BRvM39MwNU9mY",
+	"6XqWy8rT4NeX4mvgL7ieT4prxx9IGkJ71e6n2LxWu2stHGTRU4vc00Q4xU12GlN1ZW0aE6YImQIZGVFS",
+	"iRiyCFMqgdge5HKMJr1EiOieIj0j8l1GcITt0PiwBAknCyW5ycayEKuWfZ0maTo9c8ucjBmZaz9cxO4l",
+	"IYgoi2+4Odf7FKhzEcwa4bTSGHsP2PxulZuQEAFVN74MF5GzyIyFKjyTfzsq64gBaqyDub3OTZu3EFYv",
+	"FdPwltJqZnW0C/eLwDrcQIXELSS6ugO5kex6Q850dzxmiqfkhLsFub4h0V2VJfwGWHkDtFoEPd4a0Jsl",
+	"+AqULmBEzaWqaaN6EtEAYmernSkZ5g0n11sMUW/hzmZfiuZR7GQ1qofv6foI8xP7toUIHo1tYFevHC3+",
+	"zw13601ajD56UI+Scx51tFZ/qnS8ZFKigWbXqMpbz3W9zch1X5L69N7Rwbmy9hIF2lXTzA+EDk6B+OOc",
+	"obeE0ipMzlZ5JhCt1LgO2/KwyPydzISltWIzXci9VSU1R0ISinGxNNA+YVqRbGzSSSp0yKgaTonY2CzM",
+	"qm8x+cnU+BNRcQpsWIINJcNJr5gN3suoTwS0bFo0/3QWozoy5MJBn/PyEJm3H+0RmX25rvfbKx837DwB",
+	"PHgG5c3MByHHgStAFBcfWjHECaCs+vin2eLEorPZZq41C5FqDVd5TJV/+7urkT+eZGa9nEtkHpa59jpU",
+	"zPMA4wl0FyHUOAqnxkAjwLQ88enZ82ckEYbpSyIkyV9xuhc9NihI9Pv2jQphPEmnjYwf1eETKEUHMP2s",
+	"bnseDNul+nZrxUB10JEZUGoMdRhm0VZ+Dwp32Ey5zzV745fD/9qaPm9mB2xrhDKC5k3NLQG+DFh0ZSrF",
+	"e2gdLWSbZ/7omdy41LRWAS+PVV6IX9x7canFZVW2Oi9kK4OtG2njbwVQ1bCLee/d2l79+3vlzbc954pn",
+	"Xesy9MCc/Ny5C+qnmY6QSS4Hnu994vneYa248idAI/vKewGYVlP6nbiqHd1lXJjPlibvuVnqPQ5rPWLC",
+	"vpWfeJiec9g0ZeFEwGodq/p0dFXDQKJBeatPwsdnB7W7DeR1teHuw4c7j2qbXrHWQT2NobNXelye7vln",
+	"J7VTpaoaDsUGtc1ev+V6JsVPbZ31154Z2m7Yx6O0K6q72k9HVzUS6BWM2+OhucAFZU4cv245T43WUCNm",
+	"4bvmxawDgl+D1BAetg5jqXo0biYwLB4E87Yet7Wf7DYjgd43x9rCgUtrV9ytu+IM0bs9N9xNXGrtvWhm",
+	"LzeT2W9A4xeMGFu1/XXF4Tjvs0usrXurAJ8FbJgoNNyJW8vMvAxVxu1g7c7ySrRwliurJN/VStZmmCW5",
+	"tN6KMK0uivA9J2bvIIGahkUxYLyULGVlscwJVWokZFgxUOc/Tpt7Z1mkfG8kmYbnPBrXP9rLDN/5+LVo",
+	"mF1snUFsChibxNPqOgvN9uLirE65flYhb5NZzZTCF3w2r14vz+9oaCLm5dsn9NKRsyJBnfkwgU+Yem8x",
+	"rb8kkZdvqN7AMVcmnxYul/UM9+TmcPTxfDjyvZMMxScWNvHC7fe//uvu73/9n37c2fj9r3/x+1//24uL",
+	"7sWF2vyjH73+sx/+8e/gtf7dL/71d//l24aHUydltl0Fgi/w6Q4lHEZZFouI8hDCPdJDxaxnlEb0lRoZ",
+	"Qkif9GxeuR7pMK0uuPudMEWoJkOmSEATJMMuAYaTdAnjWhCKyiemULvgPZpqcaAUG2QTlbRTmUZgaDjl",
+	"+DyHSEg2L7jnF8Y6szwnWYMzleej1bKwksttIqlWQ7oZy8IpUdoACYlpMGQcSCBCRIF6z9VEtrTprvuE",
+	"wzVIly7ETRJRPkgdasFrGicRprykyZfwOgAIYQLaap1ixUvH6iL+JI0xX10SUW7f6bKyA/qeqkxfpTl1",
+	"1AkT9SxgVi78ffOsWoYNK015AC3Se8555rjCF41ZGP+cVG7ZD9Mv6V6cHhMJfZDAA8w2aFO5QQ6BpmMV",
+	"FoZaJ2pvawtfS2+GcJ3l5lBbzWDSkBW1zL20dUPYPZU0VoTnOk52OmllyDCShTgCF1+GQDGuYC59PYW+",
+	"BDW8mUggbedzcQWTxnkkxvUsabOV5bcydu0piKhikZaQoDMnAXnNbJ5amoZM23+FMeO1NMkmEZiI8lB7",
+	"0sZ62D+QbZQiP/LPxQ9ZE7g2mJd9H8HlUIgrtRdTXnU5lxaQS3dt4Pms6gFrCk2pm+jcSY45yZjIRDjH",
+	"KViQjYc1VOMcaLyKFC9tTcExfX2EVue5HlKaedeeG/6VmdLVgv2MNta2z0JBwlQC18tIJVAxpN0s52OT",
+	"Ua297cyAxY1sZx/ifbbIjdvKomQOdRkmGsTZO/c0m1Usya6xJgJVIlBnAVhYRZvmI4Yln1BW95oRc2TU",
+	"yQMPth8tKhDkCbuOeXMtgpRrFqHgZucm2kxOXM/ZqQ4mCxHs1ImaS5VxfA+XN8m9bdKe+gzIZSQqH+/E",
+	"ysojlw+uDuNeqNqXqNYgWfuE8u35+IJ+jT8wri/F/FfJKO8aCAIav6vyQWaIc3ICbssvTN3t5QYDoreQ",
+	"ceHDYRiFlWymrTprd2OYW1CGqQeImXZac/XLkG6Qyt25dGNWsayHSDMI9BrsVwv2y5XC3viegiCVTI/P",
+	"TFd3v5jf7SCtq5ZzQBIqNQdJUDRxKdmvYGyr1/QsZbWp8nqNNWryhICFZELz7HqXKIRk09u/jjK28OkX",
+	"515NwvCKzGVXEokB4z3SoZxgiGPX2oPJp1+c+4QplUJIKA/JNUjWZxCSPsZiMT4gp0eHH/9k92Fe3+Pg",
+	"5Bi3iC4QqggldlV2vrzcFKKClaDybQ21TmzyW8b7Ikuv6zJJudM4GwoakZgyrinjBqp9L5VRydI3YHqY",
+	"Xm4GIrZGv0C6f3hTWXXtYMws0px6ZI7l8PRzokBeg0TXzie7nxBFI1CYm0vtEUrUkEoIbb0V0cdqHuqC",
+	"m+PJLUuk8/23v/n+H3753f/8rz753b/6u+/+9682iB5STSQkiqAlEA9Ugk4l90lhAVOEojXejqgl5aoP",
+	"0retU1yIGUfTKyA08z5g/jCMYePiUoRjMhLyShGmNy/4BT8U/Bq42bPau+BdcloEytpANxdAa4UERTov",
+	"Xhw/vv7JxqZpjG9DMCjOpc03HQIaQ3RIFewTI3bYH0+PDsn9+/cfEcbJi/ND7P0Us/FjFyTC3YQOGDcy",
+	"xB7pYQGgHuns/NPP/4Mh81myM/JwewP3S7PY3gtOco/bPrkUIXNz9r5BKu6TgiO86e1XCmPh/ZY9cmaw",
+	"wilnVvnkGuTYJtI3rXtNqZx7pJM5PTaqXg4zZuat6AUiBLMI61joOWRRpHcQBJDo7lPnNuiRzhmLk8ii",
+	"1KHprHAkA3i9r4c/6vnkCR9ETA0JunNGTMGG9edELABuo3sdZhwkNBhCd3dzewolRqPRJsXPm0IOtlxf",
+	"tfX0+PDJs7Mn2Kcw0Du0MIhwcHLslSK5ve3NHdtUJMBpwrw97/7m9uZ9FA/0ECni1uYIoqh7xcWIb/1s",
+	"dKU2syzYg6aMqS5amiTpZcQCQz4U6Xz6xWdEgd5wNY4Sya6pBjKk0TUoYlCE4ELvqQpFU7bEn0FhFmTY",
+	"gnRr7BoYGIgVmGE2y3kLDdPwfgoaQ5EnqpXsbm/PSPe9WJpvHL8hJ77b9JJyvD/YfdTUI9/d1mQieFyX",
+	"q8M1r69zT5VYo7f38pXvqTS2maW8k9KVlq+icmVZgJ/Rlg0re2VGNJuK9PDrRsg54GpkaO3u9jYZDVkE",
+	"mSsIR2aKpMk+YaU6L1qkrs5LSDW9pApq7989i1ghBLgZGmCgtAMasWv4cIDhKbsGbrZmiCqUbt0lx7X3",
+	"LoGG47bX7t4EZxdq6yjQYGiIsk8ebt8vKGftZZ9iLS6bI/YO7ttMj0FXKHIYdt/vs+COb/zh9v3brgVS",
+	"vj+Dqvkdbi4ZBPP7ng2D1ztbNGHd7P1JLSCeYSptK4fY2ISIKQ3hvg1kRLBkKonomNhE8dMAaMQjK/9j",
+	"tHOpeGqD0lI02crqWcxtmKm/r1YI4aXM4bUFmoyoZYRlc6DLgm67/NkAUaoyhl125neplPjATvfndypq",
+	"I90ypS3RVqUz5avCUB14vcLIbdUggdm08Ab7MMYFqaidDYF534paRGkhAdUlamTSvosSrQL1YUmt9fJo",
+	"k09EOF4yuDlb45uqYcdZSidAfWclc4d10O4+7ZMrgKRUToNwMVrD/ipg3554yfpQC/8TdH3rGxa+sdgQ",
+	"ga6JN3rS7wNa77JIzisY31M20NMB9TTwn2JNkxLwV6DwQV1pSiyC8uEDht387B559bW7giR7G/MgaVFW",
+	"7cpp41MNBME0ZLpro44axYtnMAKlbYmeTWIrm5JLozlhQKnN6++Xaj2ivYjFQCTlA2gQNvJ0+bcgcPi1",
+	"pYvttm3cqlHSlM054s67qRBpVqxjsbLFsxYgHKO7YjzEFCd4oM0FYfMyCk0ln3db16pot7A2C1ruifQn",
+	"aioeh43lr0vFHmpPY4HKHbMXVaqZ646Fxc11gxmfKBt8Ix/pTLjFernzl4IxDm+9lJXK7NVCHDPldqRY",
+	"7gjWMszK5PfyMVeMYiHTJQkm1cMtdNmgu7VWqD9Fx4JCd4WQuhuxawirrp8OenfQ3+PM7cRFpzhfzYUr",
+	"DEoMHseJU3XRag8hSUCa8UTKNfY2f9sSRNmzMtJ5sPsI7eQXvFcqpdjb2CeuMk8/jQjuxKnRQhM9lELr",
+	"CEJr6J7gYbjr1SgVlWdWrZSK5eFiEZ5Vg4ZPxWCAT0HeN8x7ByyOYmA0WvTVuCePBlSLp0g1ducSholU",
+	"z0IxIysqp+EpxZyaUEEicgmR4AODc/j0h4yGIgLSpzGLxhubdQBuJl0NhE+8G2gF4zUqi4NHkeo1K1gJ",
+	"KxADYoFgBnQ6KJsBnkJT7cCzApJ7NpsfB+ujt75UJP8cRvg7mn8M/0Ai7J5nMz6Y5BDWozOiitAIrfZG",
+	"mg+JdIiRg/sFt/BOOoCeVtvZLBd4CKENQkA0ojFYfrBRR/1Pq8GT7wqK3BIbeAYj5y9b84FF+cCT1/bd",
+	"4BQE94VEsJ/liLze2XKBKHVGoyqIPsbfs6JEbaip7bE2AL0bBiB7G0XK4xJEZDCABiBnspnyJzbe/PKI",
+	"RF7xqt6V5pa5hqd3Ap5+Cno+MN3QmogWFpv9uwqHNna1DIrLZ5TVcme3zCfnoIALU1+jQiMqbLdAhTzh",
+	"9Z0hjwWuefiTsehynHO9w95Il1gk3Cd9tKcrpw5iTCLa0BXpRUxpDH7u+SSJUkV6RTL+HnboYTGGXr2J",
+	"vYi3vg0D+5yWz0ccpPUdtGl+IkRUal1jBS1CXFGnRjOoffzeaJPNnsa3RO2JelAN6zBXoknHEJoNYmQ4",
+	"ockYdPY7RudvFKttWlylRlOxwOniDHMOIzOdI2A0TWZLeLQ9CFfBo8WtnWIOo/a3fOxyNrXvcYbxwu3b",
+	"n9NB+8bOX34kRbxA83PRprGlIK3Hds3bjf2neLutTk/qdvdSJD1bbbhOpQzSTMN/BYPWpp7VWP15SBRQ",
+	"GQyL4y6zuvy35hgepPNqyBIiuMsdhMOGGQ8nwRCCK0xdhdHlto1hc72mCJ7DomTKSgTIap27W47imaxf",
+	"1hzHMwH4T87pYB7MY5s3/gcpab4XgmMWEERKZX/q0GlSdMzNO43qfRknVkycGxV8930NmO+rNWA2UC7D",
+	"HlBT3ycGOQCiIKZcs0DtE0dsFekd97tY1KhHOg92P0bJXqTaJw92dl1mdE2xqJdfb2go9rPgyvuultKr",
+	"1bKYOzJSzMHj3Eqxxue7MWns7M7vcSIxZwk+ALfREJZ4fLxY19MM6u7elHIDjpi7PxpZIxo+skbv9UsG",
+	"t4sWmpHb7tq6+E6wVqtJ5eB9T+UXtHyre60KhklprUERI03cs2ejduGDeVkoY4pE7Arsy/F7jerXbZjv",
+	"70j5ajbf1ytda6R6XzSvgzAs7PWYibiW4zRb7y3DCYFG3SLz7M1RNa3B1COXshtL2hAhMf9ykYFhk5yB",
+	"xnAXpglmXXMugAPd27fZ8d1H/HfxcZ58/LhsbF4FUk8VKF5LvH/oFOFQ8H7EbFqjOyEIZzDBlg2yOJcR",
+	"6Xz3i7/+7bf/7ft/93+++/lfbcwWSQvu2ejgeyrElSJpQijmKvEJ1oKwxS0w9jOQQinLd/2S9wZztziS",
+	"dMHtWwMuZEwjphAPNkn26tyVoqaauOrKfkFKzObsg98LjoVz8UWOS85O/unnf+OeCRcVq21aF6YVYWFt",
+	"lesLnpW5xlwu06KCES8eFyczJdVMSq+uiog5k7yOt1lrk88qq8hU98Zjd7vN44kDdwu2lD1hnJj5AxHH",
+	"AsOvYtr4xiWruF07e6uXG5OVTppmylKe1e+zpvLJSnWQqdLcDfTUlbAmnUQoxS6jMeGCWzvN2lWzbEL2",
+	"xVDkYa5Dqqy/N8Ohf0E63/3tf/9//+bfl4lYiWLlVMzmAuqmSTMV+2RMXHVbH9/74WEhobgclx747RNe",
+	"eSGIHulieCK4IzKqpmp+fehCVmHxLt4GfsH0kORVfX1LDavbcQm0bKn/hmCDapHgVtg2UXS41tM/uRCM",
+	"kMbUW53cjFqae2PO+pbzbK+0qJFkWgOvvKpsfEpZFMde5hLwdrKyy4s92+tLEa/o1V7jAtu+49PinX7E",
+	"VylkPdNeVZzEmj+szABVIu8FH+jnZLXZgd8rCpb3kEhfQlZuJqFK+050dD/1U51K2CQHxYSuENAFt3Tp",
+	"nuFNUmLWO1RzY3HtnmT0qsV0e0SLC96L6etO9YNPijVt9HwyGrJgSCQoTaW2TIWFEZAgEsFVrXCKtpy8",
+	"PPpqdN6JAv23bMkqar83PdtbW7LeDfOwGBBawpbOD7/62x9+859/+Pv/8bt//I8bDcjqZLYoy4Rbr3Sa",
+	"rzUi1h6alcSIGw1RKETnsqGJCZ4Fo1IeXnBbkcsqp4Zem78VGULlBaELumyqRn3BEZQh3Ngkn8FYgS4S",
+	"bu4TLoh9rptyTHVaV2Wz7s1tFg/7QQa02vNeUTBruaLyOpBzHci5dPEvL/w7U/RDGF9LfbcRwBk5Qpmx",
+	"E/t3s9x3QCQkmFVqhH0JU4ZL+Jmkl6VExm+5HdER8CEUBSQvOFaQRPshw0xuWQlJx1jw4UJeSLpHFB0r",
+	"osQmOQhjxpV/wctJqDuMOw6khzAmthSaTRNhfu5eGm6e55tDnmfnm2BkjDtjrFu9Le9sS4j3jABbRKh2",
+	"0NznW4PdBRcyM1Zu2BTdD7YfkV7evJfV/0NjLMvtsYbN6SE6aHK1uFk4fWpLsK0knURRgf6WhdJy8fJ1",
+	"XOsHGdfqSgdOUpmywDo3ljWH/RXypibLtVnhGgDf0/jVBuC7nbjVTXJaE7ea60VmMfcUMYCCwawX3EWz",
+	"ElYOaM2aunLCIcHMYRubpHhIkbE6QiVccC60rYKg9ixHdPkE9FCKdDB01SAyFFN1HMfKpA7r3q1AWbOo",
+	"uwkZmEUksnCBNbFYB8feTnDsbLZqaxw1Pw1BcytWsFohwtgKWQ0vQ9AAtTRF78PV2lAEQfNsl3F0lpVu",
+	"3fxZunWs+zMz8PkcW9xROtWQSQg0CYYsCiXw/CWyWXZjXEVWqnQhD+Aq7Rh5ddyZdgy8irUdY2V2DO0A",
+	"OcME+3fZeFGnQ2NF4tXIJaVK1LesQ9syy+v45HdbH8n1YW1hcBJwyyR8rj6cw/EKaVwT586o9Rqm3hEd",
+	"twGgbkvH/Vxc23yLZmKS8hAkZmbEkhvoVczSJ1KulU3Y2Mfkix00k5puXwbjIIJe47PNFdPtu9EnZyFZ",
+	"pk+uke39DSfPVbXZFN/K8I0lxNDjYZOepiHTQiqMscbspOiDKLtC9BCYtIio0kstAXxbxlMPgcQQX+YJ",
+	"gEw7g5oZgE2rCi/UbSWGqlEVKmudoyK4KrpLCBHEqyg52KWIGoPtXKnplqlaseBvw6y27nIpQRTj2U8u",
+	"NxSua0a5CVv9fEZOqFcr1vLn60P5Ftb60Er0oVRVM/FkloFZlbQYZ5rRKM8xjhXtMHYvT6lMnhTvQ1PO",
+	"vkrBJwFV0GVcAVfMgF40bnoXmhuYls+2SwX8b1ndarJq/eGoW+8D883VrdkWM/xzrrp1l4bSLDx+LQG+",
+	"I+pWA0Ddjrq1l9UHtw4+R5edZ9AnPZ5GUS977Ev5BRc4Go1sh03yGFBeoC5HPpa06vSsDLFHUN7obeRp",
+	"8TFYxxWMsEJoHkZDNRE8gGbv4YqJ/93obDMx1elsa4z9AHS2JrZRTdz/jXcJVII8SPXQ23v5ykj4tvZe",
+	"/surfJCpaGxXYtqoaFmlXxueh/XgSQyahlTTzVJMry38O61InGU42sGSFH5WOsAntjTMRvHAt02V883q",
+	"E6yaCU9AJBH4TpM0ypDyrVHePlGmCRHXICULoTyaPcfp4TLDIjE66z6hJa02/2dWv8YqtkapKGuGJWWw",
+	"boLPzH77QpKESs3xeYqGgQuB8K3OhyHuTtfmJKecGC9xyXjI+KB8MK7GYv1maJIAD7v4NNCWyopEpTfW",
+	"yZrua0P0O99/+5vv/+GX+a1ZZd1Ge5QGsU7f6UHyvM6k87u//+V3v/jVvIGKN+w1g7nX5qTzw1/9zff/",
+	"6//+9ttvN6bSrWbjZMkypoc5Kl63VR80EMFdACYCTs2oxTuH6WHzSAASCXFlh3fPW0sjlJ63vnn15v8H",
+	"AAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -17,6 +17,17 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"github.com/shoalcrm/shoal/ent/apikey"
 	"github.com/shoalcrm/shoal/ent/auditevent"
+	"github.com/shoalcrm/shoal/ent/claimtally"
+	"github.com/shoalcrm/shoal/ent/contact"
+	"github.com/shoalcrm/shoal/ent/cooldown"
+	"github.com/shoalcrm/shoal/ent/customer"
+	"github.com/shoalcrm/shoal/ent/dedupekey"
+	"github.com/shoalcrm/shoal/ent/domainevent"
+	"github.com/shoalcrm/shoal/ent/followup"
+	"github.com/shoalcrm/shoal/ent/lead"
+	"github.com/shoalcrm/shoal/ent/ownershipchange"
+	"github.com/shoalcrm/shoal/ent/pool"
+	"github.com/shoalcrm/shoal/ent/poolruleversion"
 	"github.com/shoalcrm/shoal/ent/refreshtoken"
 	"github.com/shoalcrm/shoal/ent/setting"
 	"github.com/shoalcrm/shoal/ent/signingkey"
@@ -35,6 +46,28 @@ type Client struct {
 	APIKey *APIKeyClient
 	// AuditEvent is the client for interacting with the AuditEvent builders.
 	AuditEvent *AuditEventClient
+	// ClaimTally is the client for interacting with the ClaimTally builders.
+	ClaimTally *ClaimTallyClient
+	// Contact is the client for interacting with the Contact builders.
+	Contact *ContactClient
+	// Cooldown is the client for interacting with the Cooldown builders.
+	Cooldown *CooldownClient
+	// Customer is the client for interacting with the Customer builders.
+	Customer *CustomerClient
+	// DedupeKey is the client for interacting with the DedupeKey builders.
+	DedupeKey *DedupeKeyClient
+	// DomainEvent is the client for interacting with the DomainEvent builders.
+	DomainEvent *DomainEventClient
+	// FollowUp is the client for interacting with the FollowUp builders.
+	FollowUp *FollowUpClient
+	// Lead is the client for interacting with the Lead builders.
+	Lead *LeadClient
+	// OwnershipChange is the client for interacting with the OwnershipChange builders.
+	OwnershipChange *OwnershipChangeClient
+	// Pool is the client for interacting with the Pool builders.
+	Pool *PoolClient
+	// PoolRuleVersion is the client for interacting with the PoolRuleVersion builders.
+	PoolRuleVersion *PoolRuleVersionClient
 	// RefreshToken is the client for interacting with the RefreshToken builders.
 	RefreshToken *RefreshTokenClient
 	// Setting is the client for interacting with the Setting builders.
@@ -58,6 +91,17 @@ func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
 	c.APIKey = NewAPIKeyClient(c.config)
 	c.AuditEvent = NewAuditEventClient(c.config)
+	c.ClaimTally = NewClaimTallyClient(c.config)
+	c.Contact = NewContactClient(c.config)
+	c.Cooldown = NewCooldownClient(c.config)
+	c.Customer = NewCustomerClient(c.config)
+	c.DedupeKey = NewDedupeKeyClient(c.config)
+	c.DomainEvent = NewDomainEventClient(c.config)
+	c.FollowUp = NewFollowUpClient(c.config)
+	c.Lead = NewLeadClient(c.config)
+	c.OwnershipChange = NewOwnershipChangeClient(c.config)
+	c.Pool = NewPoolClient(c.config)
+	c.PoolRuleVersion = NewPoolRuleVersionClient(c.config)
 	c.RefreshToken = NewRefreshTokenClient(c.config)
 	c.Setting = NewSettingClient(c.config)
 	c.SigningKey = NewSigningKeyClient(c.config)
@@ -153,15 +197,26 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 	cfg := c.config
 	cfg.driver = tx
 	return &Tx{
-		ctx:          ctx,
-		config:       cfg,
-		APIKey:       NewAPIKeyClient(cfg),
-		AuditEvent:   NewAuditEventClient(cfg),
-		RefreshToken: NewRefreshTokenClient(cfg),
-		Setting:      NewSettingClient(cfg),
-		SigningKey:   NewSigningKeyClient(cfg),
-		Team:         NewTeamClient(cfg),
-		User:         NewUserClient(cfg),
+		ctx:             ctx,
+		config:          cfg,
+		APIKey:          NewAPIKeyClient(cfg),
+		AuditEvent:      NewAuditEventClient(cfg),
+		ClaimTally:      NewClaimTallyClient(cfg),
+		Contact:         NewContactClient(cfg),
+		Cooldown:        NewCooldownClient(cfg),
+		Customer:        NewCustomerClient(cfg),
+		DedupeKey:       NewDedupeKeyClient(cfg),
+		DomainEvent:     NewDomainEventClient(cfg),
+		FollowUp:        NewFollowUpClient(cfg),
+		Lead:            NewLeadClient(cfg),
+		OwnershipChange: NewOwnershipChangeClient(cfg),
+		Pool:            NewPoolClient(cfg),
+		PoolRuleVersion: NewPoolRuleVersionClient(cfg),
+		RefreshToken:    NewRefreshTokenClient(cfg),
+		Setting:         NewSettingClient(cfg),
+		SigningKey:      NewSigningKeyClient(cfg),
+		Team:            NewTeamClient(cfg),
+		User:            NewUserClient(cfg),
 	}, nil
 }
 
@@ -179,15 +234,26 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 	cfg := c.config
 	cfg.driver = &txDriver{tx: tx, drv: c.driver}
 	return &Tx{
-		ctx:          ctx,
-		config:       cfg,
-		APIKey:       NewAPIKeyClient(cfg),
-		AuditEvent:   NewAuditEventClient(cfg),
-		RefreshToken: NewRefreshTokenClient(cfg),
-		Setting:      NewSettingClient(cfg),
-		SigningKey:   NewSigningKeyClient(cfg),
-		Team:         NewTeamClient(cfg),
-		User:         NewUserClient(cfg),
+		ctx:             ctx,
+		config:          cfg,
+		APIKey:          NewAPIKeyClient(cfg),
+		AuditEvent:      NewAuditEventClient(cfg),
+		ClaimTally:      NewClaimTallyClient(cfg),
+		Contact:         NewContactClient(cfg),
+		Cooldown:        NewCooldownClient(cfg),
+		Customer:        NewCustomerClient(cfg),
+		DedupeKey:       NewDedupeKeyClient(cfg),
+		DomainEvent:     NewDomainEventClient(cfg),
+		FollowUp:        NewFollowUpClient(cfg),
+		Lead:            NewLeadClient(cfg),
+		OwnershipChange: NewOwnershipChangeClient(cfg),
+		Pool:            NewPoolClient(cfg),
+		PoolRuleVersion: NewPoolRuleVersionClient(cfg),
+		RefreshToken:    NewRefreshTokenClient(cfg),
+		Setting:         NewSettingClient(cfg),
+		SigningKey:      NewSigningKeyClient(cfg),
+		Team:            NewTeamClient(cfg),
+		User:            NewUserClient(cfg),
 	}, nil
 }
 
@@ -217,7 +283,9 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.APIKey, c.AuditEvent, c.RefreshToken, c.Setting, c.SigningKey, c.Team, c.User,
+		c.APIKey, c.AuditEvent, c.ClaimTally, c.Contact, c.Cooldown, c.Customer,
+		c.DedupeKey, c.DomainEvent, c.FollowUp, c.Lead, c.OwnershipChange, c.Pool,
+		c.PoolRuleVersion, c.RefreshToken, c.Setting, c.SigningKey, c.Team, c.User,
 	} {
 		n.Use(hooks...)
 	}
@@ -227,7 +295,9 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.APIKey, c.AuditEvent, c.RefreshToken, c.Setting, c.SigningKey, c.Team, c.User,
+		c.APIKey, c.AuditEvent, c.ClaimTally, c.Contact, c.Cooldown, c.Customer,
+		c.DedupeKey, c.DomainEvent, c.FollowUp, c.Lead, c.OwnershipChange, c.Pool,
+		c.PoolRuleVersion, c.RefreshToken, c.Setting, c.SigningKey, c.Team, c.User,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -240,6 +310,28 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.APIKey.mutate(ctx, m)
 	case *AuditEventMutation:
 		return c.AuditEvent.mutate(ctx, m)
+	case *ClaimTallyMutation:
+		return c.ClaimTally.mutate(ctx, m)
+	case *ContactMutation:
+		return c.Contact.mutate(ctx, m)
+	case *CooldownMutation:
+		return c.Cooldown.mutate(ctx, m)
+	case *CustomerMutation:
+		return c.Customer.mutate(ctx, m)
+	case *DedupeKeyMutation:
+		return c.DedupeKey.mutate(ctx, m)
+	case *DomainEventMutation:
+		return c.DomainEvent.mutate(ctx, m)
+	case *FollowUpMutation:
+		return c.FollowUp.mutate(ctx, m)
+	case *LeadMutation:
+		return c.Lead.mutate(ctx, m)
+	case *OwnershipChangeMutation:
+		return c.OwnershipChange.mutate(ctx, m)
+	case *PoolMutation:
+		return c.Pool.mutate(ctx, m)
+	case *PoolRuleVersionMutation:
+		return c.PoolRuleVersion.mutate(ctx, m)
 	case *RefreshTokenMutation:
 		return c.RefreshToken.mutate(ctx, m)
 	case *SettingMutation:
@@ -518,6 +610,1469 @@ func (c *AuditEventClient) mutate(ctx context.Context, m *AuditEventMutation) (V
 		return (&AuditEventDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown AuditEvent mutation op: %q", m.Op())
+	}
+}
+
+// ClaimTallyClient is a client for the ClaimTally schema.
+type ClaimTallyClient struct {
+	config
+}
+
+// NewClaimTallyClient returns a client for the ClaimTally from the given config.
+func NewClaimTallyClient(c config) *ClaimTallyClient {
+	return &ClaimTallyClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `claimtally.Hooks(f(g(h())))`.
+func (c *ClaimTallyClient) Use(hooks ...Hook) {
+	c.hooks.ClaimTally = append(c.hooks.ClaimTally, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `claimtally.Intercept(f(g(h())))`.
+func (c *ClaimTallyClient) Intercept(interceptors ...Interceptor) {
+	c.inters.ClaimTally = append(c.inters.ClaimTally, interceptors...)
+}
+
+// Create returns a builder for creating a ClaimTally entity.
+func (c *ClaimTallyClient) Create() *ClaimTallyCreate {
+	mutation := newClaimTallyMutation(c.config, OpCreate)
+	return &ClaimTallyCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of ClaimTally entities.
+func (c *ClaimTallyClient) CreateBulk(builders ...*ClaimTallyCreate) *ClaimTallyCreateBulk {
+	return &ClaimTallyCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *ClaimTallyClient) MapCreateBulk(slice any, setFunc func(*ClaimTallyCreate, int)) *ClaimTallyCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &ClaimTallyCreateBulk{err: fmt.Errorf("calling to ClaimTallyClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*ClaimTallyCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &ClaimTallyCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for ClaimTally.
+func (c *ClaimTallyClient) Update() *ClaimTallyUpdate {
+	mutation := newClaimTallyMutation(c.config, OpUpdate)
+	return &ClaimTallyUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *ClaimTallyClient) UpdateOne(_m *ClaimTally) *ClaimTallyUpdateOne {
+	mutation := newClaimTallyMutation(c.config, OpUpdateOne, withClaimTally(_m))
+	return &ClaimTallyUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *ClaimTallyClient) UpdateOneID(id uuid.UUID) *ClaimTallyUpdateOne {
+	mutation := newClaimTallyMutation(c.config, OpUpdateOne, withClaimTallyID(id))
+	return &ClaimTallyUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for ClaimTally.
+func (c *ClaimTallyClient) Delete() *ClaimTallyDelete {
+	mutation := newClaimTallyMutation(c.config, OpDelete)
+	return &ClaimTallyDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *ClaimTallyClient) DeleteOne(_m *ClaimTally) *ClaimTallyDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *ClaimTallyClient) DeleteOneID(id uuid.UUID) *ClaimTallyDeleteOne {
+	builder := c.Delete().Where(claimtally.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &ClaimTallyDeleteOne{builder}
+}
+
+// Query returns a query builder for ClaimTally.
+func (c *ClaimTallyClient) Query() *ClaimTallyQuery {
+	return &ClaimTallyQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeClaimTally},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a ClaimTally entity by its id.
+func (c *ClaimTallyClient) Get(ctx context.Context, id uuid.UUID) (*ClaimTally, error) {
+	return c.Query().Where(claimtally.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *ClaimTallyClient) GetX(ctx context.Context, id uuid.UUID) *ClaimTally {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *ClaimTallyClient) Hooks() []Hook {
+	return c.hooks.ClaimTally
+}
+
+// Interceptors returns the client interceptors.
+func (c *ClaimTallyClient) Interceptors() []Interceptor {
+	return c.inters.ClaimTally
+}
+
+func (c *ClaimTallyClient) mutate(ctx context.Context, m *ClaimTallyMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&ClaimTallyCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&ClaimTallyUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&ClaimTallyUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&ClaimTallyDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown ClaimTally mutation op: %q", m.Op())
+	}
+}
+
+// ContactClient is a client for the Contact schema.
+type ContactClient struct {
+	config
+}
+
+// NewContactClient returns a client for the Contact from the given config.
+func NewContactClient(c config) *ContactClient {
+	return &ContactClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `contact.Hooks(f(g(h())))`.
+func (c *ContactClient) Use(hooks ...Hook) {
+	c.hooks.Contact = append(c.hooks.Contact, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `contact.Intercept(f(g(h())))`.
+func (c *ContactClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Contact = append(c.inters.Contact, interceptors...)
+}
+
+// Create returns a builder for creating a Contact entity.
+func (c *ContactClient) Create() *ContactCreate {
+	mutation := newContactMutation(c.config, OpCreate)
+	return &ContactCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Contact entities.
+func (c *ContactClient) CreateBulk(builders ...*ContactCreate) *ContactCreateBulk {
+	return &ContactCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *ContactClient) MapCreateBulk(slice any, setFunc func(*ContactCreate, int)) *ContactCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &ContactCreateBulk{err: fmt.Errorf("calling to ContactClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*ContactCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &ContactCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Contact.
+func (c *ContactClient) Update() *ContactUpdate {
+	mutation := newContactMutation(c.config, OpUpdate)
+	return &ContactUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *ContactClient) UpdateOne(_m *Contact) *ContactUpdateOne {
+	mutation := newContactMutation(c.config, OpUpdateOne, withContact(_m))
+	return &ContactUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *ContactClient) UpdateOneID(id uuid.UUID) *ContactUpdateOne {
+	mutation := newContactMutation(c.config, OpUpdateOne, withContactID(id))
+	return &ContactUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Contact.
+func (c *ContactClient) Delete() *ContactDelete {
+	mutation := newContactMutation(c.config, OpDelete)
+	return &ContactDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *ContactClient) DeleteOne(_m *Contact) *ContactDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *ContactClient) DeleteOneID(id uuid.UUID) *ContactDeleteOne {
+	builder := c.Delete().Where(contact.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &ContactDeleteOne{builder}
+}
+
+// Query returns a query builder for Contact.
+func (c *ContactClient) Query() *ContactQuery {
+	return &ContactQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeContact},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Contact entity by its id.
+func (c *ContactClient) Get(ctx context.Context, id uuid.UUID) (*Contact, error) {
+	return c.Query().Where(contact.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *ContactClient) GetX(ctx context.Context, id uuid.UUID) *Contact {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *ContactClient) Hooks() []Hook {
+	return c.hooks.Contact
+}
+
+// Interceptors returns the client interceptors.
+func (c *ContactClient) Interceptors() []Interceptor {
+	return c.inters.Contact
+}
+
+func (c *ContactClient) mutate(ctx context.Context, m *ContactMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&ContactCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&ContactUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&ContactUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&ContactDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Contact mutation op: %q", m.Op())
+	}
+}
+
+// CooldownClient is a client for the Cooldown schema.
+type CooldownClient struct {
+	config
+}
+
+// NewCooldownClient returns a client for the Cooldown from the given config.
+func NewCooldownClient(c config) *CooldownClient {
+	return &CooldownClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `cooldown.Hooks(f(g(h())))`.
+func (c *CooldownClient) Use(hooks ...Hook) {
+	c.hooks.Cooldown = append(c.hooks.Cooldown, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `cooldown.Intercept(f(g(h())))`.
+func (c *CooldownClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Cooldown = append(c.inters.Cooldown, interceptors...)
+}
+
+// Create returns a builder for creating a Cooldown entity.
+func (c *CooldownClient) Create() *CooldownCreate {
+	mutation := newCooldownMutation(c.config, OpCreate)
+	return &CooldownCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Cooldown entities.
+func (c *CooldownClient) CreateBulk(builders ...*CooldownCreate) *CooldownCreateBulk {
+	return &CooldownCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *CooldownClient) MapCreateBulk(slice any, setFunc func(*CooldownCreate, int)) *CooldownCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &CooldownCreateBulk{err: fmt.Errorf("calling to CooldownClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*CooldownCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &CooldownCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Cooldown.
+func (c *CooldownClient) Update() *CooldownUpdate {
+	mutation := newCooldownMutation(c.config, OpUpdate)
+	return &CooldownUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *CooldownClient) UpdateOne(_m *Cooldown) *CooldownUpdateOne {
+	mutation := newCooldownMutation(c.config, OpUpdateOne, withCooldown(_m))
+	return &CooldownUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *CooldownClient) UpdateOneID(id uuid.UUID) *CooldownUpdateOne {
+	mutation := newCooldownMutation(c.config, OpUpdateOne, withCooldownID(id))
+	return &CooldownUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Cooldown.
+func (c *CooldownClient) Delete() *CooldownDelete {
+	mutation := newCooldownMutation(c.config, OpDelete)
+	return &CooldownDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *CooldownClient) DeleteOne(_m *Cooldown) *CooldownDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *CooldownClient) DeleteOneID(id uuid.UUID) *CooldownDeleteOne {
+	builder := c.Delete().Where(cooldown.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &CooldownDeleteOne{builder}
+}
+
+// Query returns a query builder for Cooldown.
+func (c *CooldownClient) Query() *CooldownQuery {
+	return &CooldownQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeCooldown},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Cooldown entity by its id.
+func (c *CooldownClient) Get(ctx context.Context, id uuid.UUID) (*Cooldown, error) {
+	return c.Query().Where(cooldown.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *CooldownClient) GetX(ctx context.Context, id uuid.UUID) *Cooldown {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *CooldownClient) Hooks() []Hook {
+	return c.hooks.Cooldown
+}
+
+// Interceptors returns the client interceptors.
+func (c *CooldownClient) Interceptors() []Interceptor {
+	return c.inters.Cooldown
+}
+
+func (c *CooldownClient) mutate(ctx context.Context, m *CooldownMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&CooldownCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&CooldownUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&CooldownUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&CooldownDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Cooldown mutation op: %q", m.Op())
+	}
+}
+
+// CustomerClient is a client for the Customer schema.
+type CustomerClient struct {
+	config
+}
+
+// NewCustomerClient returns a client for the Customer from the given config.
+func NewCustomerClient(c config) *CustomerClient {
+	return &CustomerClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `customer.Hooks(f(g(h())))`.
+func (c *CustomerClient) Use(hooks ...Hook) {
+	c.hooks.Customer = append(c.hooks.Customer, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `customer.Intercept(f(g(h())))`.
+func (c *CustomerClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Customer = append(c.inters.Customer, interceptors...)
+}
+
+// Create returns a builder for creating a Customer entity.
+func (c *CustomerClient) Create() *CustomerCreate {
+	mutation := newCustomerMutation(c.config, OpCreate)
+	return &CustomerCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Customer entities.
+func (c *CustomerClient) CreateBulk(builders ...*CustomerCreate) *CustomerCreateBulk {
+	return &CustomerCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *CustomerClient) MapCreateBulk(slice any, setFunc func(*CustomerCreate, int)) *CustomerCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &CustomerCreateBulk{err: fmt.Errorf("calling to CustomerClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*CustomerCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &CustomerCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Customer.
+func (c *CustomerClient) Update() *CustomerUpdate {
+	mutation := newCustomerMutation(c.config, OpUpdate)
+	return &CustomerUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *CustomerClient) UpdateOne(_m *Customer) *CustomerUpdateOne {
+	mutation := newCustomerMutation(c.config, OpUpdateOne, withCustomer(_m))
+	return &CustomerUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *CustomerClient) UpdateOneID(id uuid.UUID) *CustomerUpdateOne {
+	mutation := newCustomerMutation(c.config, OpUpdateOne, withCustomerID(id))
+	return &CustomerUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Customer.
+func (c *CustomerClient) Delete() *CustomerDelete {
+	mutation := newCustomerMutation(c.config, OpDelete)
+	return &CustomerDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *CustomerClient) DeleteOne(_m *Customer) *CustomerDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *CustomerClient) DeleteOneID(id uuid.UUID) *CustomerDeleteOne {
+	builder := c.Delete().Where(customer.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &CustomerDeleteOne{builder}
+}
+
+// Query returns a query builder for Customer.
+func (c *CustomerClient) Query() *CustomerQuery {
+	return &CustomerQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeCustomer},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Customer entity by its id.
+func (c *CustomerClient) Get(ctx context.Context, id uuid.UUID) (*Customer, error) {
+	return c.Query().Where(customer.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *CustomerClient) GetX(ctx context.Context, id uuid.UUID) *Customer {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *CustomerClient) Hooks() []Hook {
+	return c.hooks.Customer
+}
+
+// Interceptors returns the client interceptors.
+func (c *CustomerClient) Interceptors() []Interceptor {
+	return c.inters.Customer
+}
+
+func (c *CustomerClient) mutate(ctx context.Context, m *CustomerMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&CustomerCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&CustomerUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&CustomerUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&CustomerDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Customer mutation op: %q", m.Op())
+	}
+}
+
+// DedupeKeyClient is a client for the DedupeKey schema.
+type DedupeKeyClient struct {
+	config
+}
+
+// NewDedupeKeyClient returns a client for the DedupeKey from the given config.
+func NewDedupeKeyClient(c config) *DedupeKeyClient {
+	return &DedupeKeyClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `dedupekey.Hooks(f(g(h())))`.
+func (c *DedupeKeyClient) Use(hooks ...Hook) {
+	c.hooks.DedupeKey = append(c.hooks.DedupeKey, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `dedupekey.Intercept(f(g(h())))`.
+func (c *DedupeKeyClient) Intercept(interceptors ...Interceptor) {
+	c.inters.DedupeKey = append(c.inters.DedupeKey, interceptors...)
+}
+
+// Create returns a builder for creating a DedupeKey entity.
+func (c *DedupeKeyClient) Create() *DedupeKeyCreate {
+	mutation := newDedupeKeyMutation(c.config, OpCreate)
+	return &DedupeKeyCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of DedupeKey entities.
+func (c *DedupeKeyClient) CreateBulk(builders ...*DedupeKeyCreate) *DedupeKeyCreateBulk {
+	return &DedupeKeyCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *DedupeKeyClient) MapCreateBulk(slice any, setFunc func(*DedupeKeyCreate, int)) *DedupeKeyCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &DedupeKeyCreateBulk{err: fmt.Errorf("calling to DedupeKeyClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*DedupeKeyCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &DedupeKeyCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for DedupeKey.
+func (c *DedupeKeyClient) Update() *DedupeKeyUpdate {
+	mutation := newDedupeKeyMutation(c.config, OpUpdate)
+	return &DedupeKeyUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *DedupeKeyClient) UpdateOne(_m *DedupeKey) *DedupeKeyUpdateOne {
+	mutation := newDedupeKeyMutation(c.config, OpUpdateOne, withDedupeKey(_m))
+	return &DedupeKeyUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *DedupeKeyClient) UpdateOneID(id uuid.UUID) *DedupeKeyUpdateOne {
+	mutation := newDedupeKeyMutation(c.config, OpUpdateOne, withDedupeKeyID(id))
+	return &DedupeKeyUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for DedupeKey.
+func (c *DedupeKeyClient) Delete() *DedupeKeyDelete {
+	mutation := newDedupeKeyMutation(c.config, OpDelete)
+	return &DedupeKeyDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *DedupeKeyClient) DeleteOne(_m *DedupeKey) *DedupeKeyDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *DedupeKeyClient) DeleteOneID(id uuid.UUID) *DedupeKeyDeleteOne {
+	builder := c.Delete().Where(dedupekey.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &DedupeKeyDeleteOne{builder}
+}
+
+// Query returns a query builder for DedupeKey.
+func (c *DedupeKeyClient) Query() *DedupeKeyQuery {
+	return &DedupeKeyQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeDedupeKey},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a DedupeKey entity by its id.
+func (c *DedupeKeyClient) Get(ctx context.Context, id uuid.UUID) (*DedupeKey, error) {
+	return c.Query().Where(dedupekey.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *DedupeKeyClient) GetX(ctx context.Context, id uuid.UUID) *DedupeKey {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *DedupeKeyClient) Hooks() []Hook {
+	return c.hooks.DedupeKey
+}
+
+// Interceptors returns the client interceptors.
+func (c *DedupeKeyClient) Interceptors() []Interceptor {
+	return c.inters.DedupeKey
+}
+
+func (c *DedupeKeyClient) mutate(ctx context.Context, m *DedupeKeyMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&DedupeKeyCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&DedupeKeyUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&DedupeKeyUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&DedupeKeyDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown DedupeKey mutation op: %q", m.Op())
+	}
+}
+
+// DomainEventClient is a client for the DomainEvent schema.
+type DomainEventClient struct {
+	config
+}
+
+// NewDomainEventClient returns a client for the DomainEvent from the given config.
+func NewDomainEventClient(c config) *DomainEventClient {
+	return &DomainEventClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `domainevent.Hooks(f(g(h())))`.
+func (c *DomainEventClient) Use(hooks ...Hook) {
+	c.hooks.DomainEvent = append(c.hooks.DomainEvent, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `domainevent.Intercept(f(g(h())))`.
+func (c *DomainEventClient) Intercept(interceptors ...Interceptor) {
+	c.inters.DomainEvent = append(c.inters.DomainEvent, interceptors...)
+}
+
+// Create returns a builder for creating a DomainEvent entity.
+func (c *DomainEventClient) Create() *DomainEventCreate {
+	mutation := newDomainEventMutation(c.config, OpCreate)
+	return &DomainEventCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of DomainEvent entities.
+func (c *DomainEventClient) CreateBulk(builders ...*DomainEventCreate) *DomainEventCreateBulk {
+	return &DomainEventCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *DomainEventClient) MapCreateBulk(slice any, setFunc func(*DomainEventCreate, int)) *DomainEventCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &DomainEventCreateBulk{err: fmt.Errorf("calling to DomainEventClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*DomainEventCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &DomainEventCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for DomainEvent.
+func (c *DomainEventClient) Update() *DomainEventUpdate {
+	mutation := newDomainEventMutation(c.config, OpUpdate)
+	return &DomainEventUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *DomainEventClient) UpdateOne(_m *DomainEvent) *DomainEventUpdateOne {
+	mutation := newDomainEventMutation(c.config, OpUpdateOne, withDomainEvent(_m))
+	return &DomainEventUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *DomainEventClient) UpdateOneID(id uuid.UUID) *DomainEventUpdateOne {
+	mutation := newDomainEventMutation(c.config, OpUpdateOne, withDomainEventID(id))
+	return &DomainEventUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for DomainEvent.
+func (c *DomainEventClient) Delete() *DomainEventDelete {
+	mutation := newDomainEventMutation(c.config, OpDelete)
+	return &DomainEventDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *DomainEventClient) DeleteOne(_m *DomainEvent) *DomainEventDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *DomainEventClient) DeleteOneID(id uuid.UUID) *DomainEventDeleteOne {
+	builder := c.Delete().Where(domainevent.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &DomainEventDeleteOne{builder}
+}
+
+// Query returns a query builder for DomainEvent.
+func (c *DomainEventClient) Query() *DomainEventQuery {
+	return &DomainEventQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeDomainEvent},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a DomainEvent entity by its id.
+func (c *DomainEventClient) Get(ctx context.Context, id uuid.UUID) (*DomainEvent, error) {
+	return c.Query().Where(domainevent.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *DomainEventClient) GetX(ctx context.Context, id uuid.UUID) *DomainEvent {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *DomainEventClient) Hooks() []Hook {
+	return c.hooks.DomainEvent
+}
+
+// Interceptors returns the client interceptors.
+func (c *DomainEventClient) Interceptors() []Interceptor {
+	return c.inters.DomainEvent
+}
+
+func (c *DomainEventClient) mutate(ctx context.Context, m *DomainEventMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&DomainEventCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&DomainEventUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&DomainEventUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&DomainEventDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown DomainEvent mutation op: %q", m.Op())
+	}
+}
+
+// FollowUpClient is a client for the FollowUp schema.
+type FollowUpClient struct {
+	config
+}
+
+// NewFollowUpClient returns a client for the FollowUp from the given config.
+func NewFollowUpClient(c config) *FollowUpClient {
+	return &FollowUpClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `followup.Hooks(f(g(h())))`.
+func (c *FollowUpClient) Use(hooks ...Hook) {
+	c.hooks.FollowUp = append(c.hooks.FollowUp, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `followup.Intercept(f(g(h())))`.
+func (c *FollowUpClient) Intercept(interceptors ...Interceptor) {
+	c.inters.FollowUp = append(c.inters.FollowUp, interceptors...)
+}
+
+// Create returns a builder for creating a FollowUp entity.
+func (c *FollowUpClient) Create() *FollowUpCreate {
+	mutation := newFollowUpMutation(c.config, OpCreate)
+	return &FollowUpCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of FollowUp entities.
+func (c *FollowUpClient) CreateBulk(builders ...*FollowUpCreate) *FollowUpCreateBulk {
+	return &FollowUpCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *FollowUpClient) MapCreateBulk(slice any, setFunc func(*FollowUpCreate, int)) *FollowUpCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &FollowUpCreateBulk{err: fmt.Errorf("calling to FollowUpClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*FollowUpCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &FollowUpCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for FollowUp.
+func (c *FollowUpClient) Update() *FollowUpUpdate {
+	mutation := newFollowUpMutation(c.config, OpUpdate)
+	return &FollowUpUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *FollowUpClient) UpdateOne(_m *FollowUp) *FollowUpUpdateOne {
+	mutation := newFollowUpMutation(c.config, OpUpdateOne, withFollowUp(_m))
+	return &FollowUpUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *FollowUpClient) UpdateOneID(id uuid.UUID) *FollowUpUpdateOne {
+	mutation := newFollowUpMutation(c.config, OpUpdateOne, withFollowUpID(id))
+	return &FollowUpUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for FollowUp.
+func (c *FollowUpClient) Delete() *FollowUpDelete {
+	mutation := newFollowUpMutation(c.config, OpDelete)
+	return &FollowUpDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *FollowUpClient) DeleteOne(_m *FollowUp) *FollowUpDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *FollowUpClient) DeleteOneID(id uuid.UUID) *FollowUpDeleteOne {
+	builder := c.Delete().Where(followup.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &FollowUpDeleteOne{builder}
+}
+
+// Query returns a query builder for FollowUp.
+func (c *FollowUpClient) Query() *FollowUpQuery {
+	return &FollowUpQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeFollowUp},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a FollowUp entity by its id.
+func (c *FollowUpClient) Get(ctx context.Context, id uuid.UUID) (*FollowUp, error) {
+	return c.Query().Where(followup.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *FollowUpClient) GetX(ctx context.Context, id uuid.UUID) *FollowUp {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *FollowUpClient) Hooks() []Hook {
+	return c.hooks.FollowUp
+}
+
+// Interceptors returns the client interceptors.
+func (c *FollowUpClient) Interceptors() []Interceptor {
+	return c.inters.FollowUp
+}
+
+func (c *FollowUpClient) mutate(ctx context.Context, m *FollowUpMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&FollowUpCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&FollowUpUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&FollowUpUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&FollowUpDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown FollowUp mutation op: %q", m.Op())
+	}
+}
+
+// LeadClient is a client for the Lead schema.
+type LeadClient struct {
+	config
+}
+
+// NewLeadClient returns a client for the Lead from the given config.
+func NewLeadClient(c config) *LeadClient {
+	return &LeadClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `lead.Hooks(f(g(h())))`.
+func (c *LeadClient) Use(hooks ...Hook) {
+	c.hooks.Lead = append(c.hooks.Lead, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `lead.Intercept(f(g(h())))`.
+func (c *LeadClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Lead = append(c.inters.Lead, interceptors...)
+}
+
+// Create returns a builder for creating a Lead entity.
+func (c *LeadClient) Create() *LeadCreate {
+	mutation := newLeadMutation(c.config, OpCreate)
+	return &LeadCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Lead entities.
+func (c *LeadClient) CreateBulk(builders ...*LeadCreate) *LeadCreateBulk {
+	return &LeadCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *LeadClient) MapCreateBulk(slice any, setFunc func(*LeadCreate, int)) *LeadCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &LeadCreateBulk{err: fmt.Errorf("calling to LeadClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*LeadCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &LeadCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Lead.
+func (c *LeadClient) Update() *LeadUpdate {
+	mutation := newLeadMutation(c.config, OpUpdate)
+	return &LeadUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *LeadClient) UpdateOne(_m *Lead) *LeadUpdateOne {
+	mutation := newLeadMutation(c.config, OpUpdateOne, withLead(_m))
+	return &LeadUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *LeadClient) UpdateOneID(id uuid.UUID) *LeadUpdateOne {
+	mutation := newLeadMutation(c.config, OpUpdateOne, withLeadID(id))
+	return &LeadUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Lead.
+func (c *LeadClient) Delete() *LeadDelete {
+	mutation := newLeadMutation(c.config, OpDelete)
+	return &LeadDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *LeadClient) DeleteOne(_m *Lead) *LeadDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *LeadClient) DeleteOneID(id uuid.UUID) *LeadDeleteOne {
+	builder := c.Delete().Where(lead.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &LeadDeleteOne{builder}
+}
+
+// Query returns a query builder for Lead.
+func (c *LeadClient) Query() *LeadQuery {
+	return &LeadQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeLead},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Lead entity by its id.
+func (c *LeadClient) Get(ctx context.Context, id uuid.UUID) (*Lead, error) {
+	return c.Query().Where(lead.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *LeadClient) GetX(ctx context.Context, id uuid.UUID) *Lead {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *LeadClient) Hooks() []Hook {
+	return c.hooks.Lead
+}
+
+// Interceptors returns the client interceptors.
+func (c *LeadClient) Interceptors() []Interceptor {
+	return c.inters.Lead
+}
+
+func (c *LeadClient) mutate(ctx context.Context, m *LeadMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&LeadCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&LeadUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&LeadUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&LeadDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Lead mutation op: %q", m.Op())
+	}
+}
+
+// OwnershipChangeClient is a client for the OwnershipChange schema.
+type OwnershipChangeClient struct {
+	config
+}
+
+// NewOwnershipChangeClient returns a client for the OwnershipChange from the given config.
+func NewOwnershipChangeClient(c config) *OwnershipChangeClient {
+	return &OwnershipChangeClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `ownershipchange.Hooks(f(g(h())))`.
+func (c *OwnershipChangeClient) Use(hooks ...Hook) {
+	c.hooks.OwnershipChange = append(c.hooks.OwnershipChange, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `ownershipchange.Intercept(f(g(h())))`.
+func (c *OwnershipChangeClient) Intercept(interceptors ...Interceptor) {
+	c.inters.OwnershipChange = append(c.inters.OwnershipChange, interceptors...)
+}
+
+// Create returns a builder for creating a OwnershipChange entity.
+func (c *OwnershipChangeClient) Create() *OwnershipChangeCreate {
+	mutation := newOwnershipChangeMutation(c.config, OpCreate)
+	return &OwnershipChangeCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of OwnershipChange entities.
+func (c *OwnershipChangeClient) CreateBulk(builders ...*OwnershipChangeCreate) *OwnershipChangeCreateBulk {
+	return &OwnershipChangeCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *OwnershipChangeClient) MapCreateBulk(slice any, setFunc func(*OwnershipChangeCreate, int)) *OwnershipChangeCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &OwnershipChangeCreateBulk{err: fmt.Errorf("calling to OwnershipChangeClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*OwnershipChangeCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &OwnershipChangeCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for OwnershipChange.
+func (c *OwnershipChangeClient) Update() *OwnershipChangeUpdate {
+	mutation := newOwnershipChangeMutation(c.config, OpUpdate)
+	return &OwnershipChangeUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *OwnershipChangeClient) UpdateOne(_m *OwnershipChange) *OwnershipChangeUpdateOne {
+	mutation := newOwnershipChangeMutation(c.config, OpUpdateOne, withOwnershipChange(_m))
+	return &OwnershipChangeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *OwnershipChangeClient) UpdateOneID(id uuid.UUID) *OwnershipChangeUpdateOne {
+	mutation := newOwnershipChangeMutation(c.config, OpUpdateOne, withOwnershipChangeID(id))
+	return &OwnershipChangeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for OwnershipChange.
+func (c *OwnershipChangeClient) Delete() *OwnershipChangeDelete {
+	mutation := newOwnershipChangeMutation(c.config, OpDelete)
+	return &OwnershipChangeDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *OwnershipChangeClient) DeleteOne(_m *OwnershipChange) *OwnershipChangeDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *OwnershipChangeClient) DeleteOneID(id uuid.UUID) *OwnershipChangeDeleteOne {
+	builder := c.Delete().Where(ownershipchange.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &OwnershipChangeDeleteOne{builder}
+}
+
+// Query returns a query builder for OwnershipChange.
+func (c *OwnershipChangeClient) Query() *OwnershipChangeQuery {
+	return &OwnershipChangeQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeOwnershipChange},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a OwnershipChange entity by its id.
+func (c *OwnershipChangeClient) Get(ctx context.Context, id uuid.UUID) (*OwnershipChange, error) {
+	return c.Query().Where(ownershipchange.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *OwnershipChangeClient) GetX(ctx context.Context, id uuid.UUID) *OwnershipChange {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *OwnershipChangeClient) Hooks() []Hook {
+	return c.hooks.OwnershipChange
+}
+
+// Interceptors returns the client interceptors.
+func (c *OwnershipChangeClient) Interceptors() []Interceptor {
+	return c.inters.OwnershipChange
+}
+
+func (c *OwnershipChangeClient) mutate(ctx context.Context, m *OwnershipChangeMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&OwnershipChangeCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&OwnershipChangeUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&OwnershipChangeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&OwnershipChangeDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown OwnershipChange mutation op: %q", m.Op())
+	}
+}
+
+// PoolClient is a client for the Pool schema.
+type PoolClient struct {
+	config
+}
+
+// NewPoolClient returns a client for the Pool from the given config.
+func NewPoolClient(c config) *PoolClient {
+	return &PoolClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `pool.Hooks(f(g(h())))`.
+func (c *PoolClient) Use(hooks ...Hook) {
+	c.hooks.Pool = append(c.hooks.Pool, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `pool.Intercept(f(g(h())))`.
+func (c *PoolClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Pool = append(c.inters.Pool, interceptors...)
+}
+
+// Create returns a builder for creating a Pool entity.
+func (c *PoolClient) Create() *PoolCreate {
+	mutation := newPoolMutation(c.config, OpCreate)
+	return &PoolCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Pool entities.
+func (c *PoolClient) CreateBulk(builders ...*PoolCreate) *PoolCreateBulk {
+	return &PoolCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *PoolClient) MapCreateBulk(slice any, setFunc func(*PoolCreate, int)) *PoolCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &PoolCreateBulk{err: fmt.Errorf("calling to PoolClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*PoolCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &PoolCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Pool.
+func (c *PoolClient) Update() *PoolUpdate {
+	mutation := newPoolMutation(c.config, OpUpdate)
+	return &PoolUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *PoolClient) UpdateOne(_m *Pool) *PoolUpdateOne {
+	mutation := newPoolMutation(c.config, OpUpdateOne, withPool(_m))
+	return &PoolUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *PoolClient) UpdateOneID(id uuid.UUID) *PoolUpdateOne {
+	mutation := newPoolMutation(c.config, OpUpdateOne, withPoolID(id))
+	return &PoolUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Pool.
+func (c *PoolClient) Delete() *PoolDelete {
+	mutation := newPoolMutation(c.config, OpDelete)
+	return &PoolDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *PoolClient) DeleteOne(_m *Pool) *PoolDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *PoolClient) DeleteOneID(id uuid.UUID) *PoolDeleteOne {
+	builder := c.Delete().Where(pool.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &PoolDeleteOne{builder}
+}
+
+// Query returns a query builder for Pool.
+func (c *PoolClient) Query() *PoolQuery {
+	return &PoolQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypePool},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Pool entity by its id.
+func (c *PoolClient) Get(ctx context.Context, id uuid.UUID) (*Pool, error) {
+	return c.Query().Where(pool.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *PoolClient) GetX(ctx context.Context, id uuid.UUID) *Pool {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *PoolClient) Hooks() []Hook {
+	return c.hooks.Pool
+}
+
+// Interceptors returns the client interceptors.
+func (c *PoolClient) Interceptors() []Interceptor {
+	return c.inters.Pool
+}
+
+func (c *PoolClient) mutate(ctx context.Context, m *PoolMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&PoolCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&PoolUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&PoolUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&PoolDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Pool mutation op: %q", m.Op())
+	}
+}
+
+// PoolRuleVersionClient is a client for the PoolRuleVersion schema.
+type PoolRuleVersionClient struct {
+	config
+}
+
+// NewPoolRuleVersionClient returns a client for the PoolRuleVersion from the given config.
+func NewPoolRuleVersionClient(c config) *PoolRuleVersionClient {
+	return &PoolRuleVersionClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `poolruleversion.Hooks(f(g(h())))`.
+func (c *PoolRuleVersionClient) Use(hooks ...Hook) {
+	c.hooks.PoolRuleVersion = append(c.hooks.PoolRuleVersion, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `poolruleversion.Intercept(f(g(h())))`.
+func (c *PoolRuleVersionClient) Intercept(interceptors ...Interceptor) {
+	c.inters.PoolRuleVersion = append(c.inters.PoolRuleVersion, interceptors...)
+}
+
+// Create returns a builder for creating a PoolRuleVersion entity.
+func (c *PoolRuleVersionClient) Create() *PoolRuleVersionCreate {
+	mutation := newPoolRuleVersionMutation(c.config, OpCreate)
+	return &PoolRuleVersionCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of PoolRuleVersion entities.
+func (c *PoolRuleVersionClient) CreateBulk(builders ...*PoolRuleVersionCreate) *PoolRuleVersionCreateBulk {
+	return &PoolRuleVersionCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *PoolRuleVersionClient) MapCreateBulk(slice any, setFunc func(*PoolRuleVersionCreate, int)) *PoolRuleVersionCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &PoolRuleVersionCreateBulk{err: fmt.Errorf("calling to PoolRuleVersionClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*PoolRuleVersionCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &PoolRuleVersionCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for PoolRuleVersion.
+func (c *PoolRuleVersionClient) Update() *PoolRuleVersionUpdate {
+	mutation := newPoolRuleVersionMutation(c.config, OpUpdate)
+	return &PoolRuleVersionUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *PoolRuleVersionClient) UpdateOne(_m *PoolRuleVersion) *PoolRuleVersionUpdateOne {
+	mutation := newPoolRuleVersionMutation(c.config, OpUpdateOne, withPoolRuleVersion(_m))
+	return &PoolRuleVersionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *PoolRuleVersionClient) UpdateOneID(id uuid.UUID) *PoolRuleVersionUpdateOne {
+	mutation := newPoolRuleVersionMutation(c.config, OpUpdateOne, withPoolRuleVersionID(id))
+	return &PoolRuleVersionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for PoolRuleVersion.
+func (c *PoolRuleVersionClient) Delete() *PoolRuleVersionDelete {
+	mutation := newPoolRuleVersionMutation(c.config, OpDelete)
+	return &PoolRuleVersionDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *PoolRuleVersionClient) DeleteOne(_m *PoolRuleVersion) *PoolRuleVersionDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *PoolRuleVersionClient) DeleteOneID(id uuid.UUID) *PoolRuleVersionDeleteOne {
+	builder := c.Delete().Where(poolruleversion.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &PoolRuleVersionDeleteOne{builder}
+}
+
+// Query returns a query builder for PoolRuleVersion.
+func (c *PoolRuleVersionClient) Query() *PoolRuleVersionQuery {
+	return &PoolRuleVersionQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypePoolRuleVersion},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a PoolRuleVersion entity by its id.
+func (c *PoolRuleVersionClient) Get(ctx context.Context, id uuid.UUID) (*PoolRuleVersion, error) {
+	return c.Query().Where(poolruleversion.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *PoolRuleVersionClient) GetX(ctx context.Context, id uuid.UUID) *PoolRuleVersion {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *PoolRuleVersionClient) Hooks() []Hook {
+	return c.hooks.PoolRuleVersion
+}
+
+// Interceptors returns the client interceptors.
+func (c *PoolRuleVersionClient) Interceptors() []Interceptor {
+	return c.inters.PoolRuleVersion
+}
+
+func (c *PoolRuleVersionClient) mutate(ctx context.Context, m *PoolRuleVersionMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&PoolRuleVersionCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&PoolRuleVersionUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&PoolRuleVersionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&PoolRuleVersionDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown PoolRuleVersion mutation op: %q", m.Op())
 	}
 }
 
@@ -1189,11 +2744,14 @@ func (c *UserClient) mutate(ctx context.Context, m *UserMutation) (Value, error)
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		APIKey, AuditEvent, RefreshToken, Setting, SigningKey, Team, User []ent.Hook
+		APIKey, AuditEvent, ClaimTally, Contact, Cooldown, Customer, DedupeKey,
+		DomainEvent, FollowUp, Lead, OwnershipChange, Pool, PoolRuleVersion,
+		RefreshToken, Setting, SigningKey, Team, User []ent.Hook
 	}
 	inters struct {
-		APIKey, AuditEvent, RefreshToken, Setting, SigningKey, Team,
-		User []ent.Interceptor
+		APIKey, AuditEvent, ClaimTally, Contact, Cooldown, Customer, DedupeKey,
+		DomainEvent, FollowUp, Lead, OwnershipChange, Pool, PoolRuleVersion,
+		RefreshToken, Setting, SigningKey, Team, User []ent.Interceptor
 	}
 )
 

@@ -14,6 +14,17 @@ import (
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/shoalcrm/shoal/ent/apikey"
 	"github.com/shoalcrm/shoal/ent/auditevent"
+	"github.com/shoalcrm/shoal/ent/claimtally"
+	"github.com/shoalcrm/shoal/ent/contact"
+	"github.com/shoalcrm/shoal/ent/cooldown"
+	"github.com/shoalcrm/shoal/ent/customer"
+	"github.com/shoalcrm/shoal/ent/dedupekey"
+	"github.com/shoalcrm/shoal/ent/domainevent"
+	"github.com/shoalcrm/shoal/ent/followup"
+	"github.com/shoalcrm/shoal/ent/lead"
+	"github.com/shoalcrm/shoal/ent/ownershipchange"
+	"github.com/shoalcrm/shoal/ent/pool"
+	"github.com/shoalcrm/shoal/ent/poolruleversion"
 	"github.com/shoalcrm/shoal/ent/refreshtoken"
 	"github.com/shoalcrm/shoal/ent/setting"
 	"github.com/shoalcrm/shoal/ent/signingkey"
@@ -79,13 +90,24 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
-			apikey.Table:       apikey.ValidColumn,
-			auditevent.Table:   auditevent.ValidColumn,
-			refreshtoken.Table: refreshtoken.ValidColumn,
-			setting.Table:      setting.ValidColumn,
-			signingkey.Table:   signingkey.ValidColumn,
-			team.Table:         team.ValidColumn,
-			user.Table:         user.ValidColumn,
+			apikey.Table:          apikey.ValidColumn,
+			auditevent.Table:      auditevent.ValidColumn,
+			claimtally.Table:      claimtally.ValidColumn,
+			contact.Table:         contact.ValidColumn,
+			cooldown.Table:        cooldown.ValidColumn,
+			customer.Table:        customer.ValidColumn,
+			dedupekey.Table:       dedupekey.ValidColumn,
+			domainevent.Table:     domainevent.ValidColumn,
+			followup.Table:        followup.ValidColumn,
+			lead.Table:            lead.ValidColumn,
+			ownershipchange.Table: ownershipchange.ValidColumn,
+			pool.Table:            pool.ValidColumn,
+			poolruleversion.Table: poolruleversion.ValidColumn,
+			refreshtoken.Table:    refreshtoken.ValidColumn,
+			setting.Table:         setting.ValidColumn,
+			signingkey.Table:      signingkey.ValidColumn,
+			team.Table:            team.ValidColumn,
+			user.Table:            user.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

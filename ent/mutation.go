@@ -14,8 +14,20 @@ import (
 	"github.com/google/uuid"
 	"github.com/shoalcrm/shoal/ent/apikey"
 	"github.com/shoalcrm/shoal/ent/auditevent"
+	"github.com/shoalcrm/shoal/ent/claimtally"
+	"github.com/shoalcrm/shoal/ent/contact"
+	"github.com/shoalcrm/shoal/ent/cooldown"
+	"github.com/shoalcrm/shoal/ent/customer"
+	"github.com/shoalcrm/shoal/ent/dedupekey"
+	"github.com/shoalcrm/shoal/ent/domainevent"
+	"github.com/shoalcrm/shoal/ent/followup"
+	"github.com/shoalcrm/shoal/ent/lead"
+	"github.com/shoalcrm/shoal/ent/ownershipchange"
+	"github.com/shoalcrm/shoal/ent/pool"
+	"github.com/shoalcrm/shoal/ent/poolruleversion"
 	"github.com/shoalcrm/shoal/ent/predicate"
 	"github.com/shoalcrm/shoal/ent/refreshtoken"
+	"github.com/shoalcrm/shoal/ent/schema"
 	"github.com/shoalcrm/shoal/ent/setting"
 	"github.com/shoalcrm/shoal/ent/signingkey"
 	"github.com/shoalcrm/shoal/ent/team"
@@ -31,13 +43,24 @@ const (
 	OpUpdateOne = ent.OpUpdateOne
 
 	// Node types.
-	TypeAPIKey       = "APIKey"
-	TypeAuditEvent   = "AuditEvent"
-	TypeRefreshToken = "RefreshToken"
-	TypeSetting      = "Setting"
-	TypeSigningKey   = "SigningKey"
-	TypeTeam         = "Team"
-	TypeUser         = "User"
+	TypeAPIKey          = "APIKey"
+	TypeAuditEvent      = "AuditEvent"
+	TypeClaimTally      = "ClaimTally"
+	TypeContact         = "Contact"
+	TypeCooldown        = "Cooldown"
+	TypeCustomer        = "Customer"
+	TypeDedupeKey       = "DedupeKey"
+	TypeDomainEvent     = "DomainEvent"
+	TypeFollowUp        = "FollowUp"
+	TypeLead            = "Lead"
+	TypeOwnershipChange = "OwnershipChange"
+	TypePool            = "Pool"
+	TypePoolRuleVersion = "PoolRuleVersion"
+	TypeRefreshToken    = "RefreshToken"
+	TypeSetting         = "Setting"
+	TypeSigningKey      = "SigningKey"
+	TypeTeam            = "Team"
+	TypeUser            = "User"
 )
 
 // APIKeyMutation represents an operation that mutates the APIKey nodes in the graph.
@@ -1935,6 +1958,10886 @@ func (m *AuditEventMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *AuditEventMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown AuditEvent edge %s", name)
+}
+
+// ClaimTallyMutation represents an operation that mutates the ClaimTally nodes in the graph.
+type ClaimTallyMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *uuid.UUID
+	user_id       *uuid.UUID
+	pool_id       *uuid.UUID
+	day           *string
+	count         *int
+	addcount      *int
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*ClaimTally, error)
+	predicates    []predicate.ClaimTally
+}
+
+var _ ent.Mutation = (*ClaimTallyMutation)(nil)
+
+// claimtallyOption allows management of the mutation configuration using functional options.
+type claimtallyOption func(*ClaimTallyMutation)
+
+// newClaimTallyMutation creates new mutation for the ClaimTally entity.
+func newClaimTallyMutation(c config, op Op, opts ...claimtallyOption) *ClaimTallyMutation {
+	m := &ClaimTallyMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeClaimTally,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withClaimTallyID sets the ID field of the mutation.
+func withClaimTallyID(id uuid.UUID) claimtallyOption {
+	return func(m *ClaimTallyMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *ClaimTally
+		)
+		m.oldValue = func(ctx context.Context) (*ClaimTally, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().ClaimTally.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withClaimTally sets the old ClaimTally of the mutation.
+func withClaimTally(node *ClaimTally) claimtallyOption {
+	return func(m *ClaimTallyMutation) {
+		m.oldValue = func(context.Context) (*ClaimTally, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m ClaimTallyMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m ClaimTallyMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of ClaimTally entities.
+func (m *ClaimTallyMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *ClaimTallyMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *ClaimTallyMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().ClaimTally.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetUserID sets the "user_id" field.
+func (m *ClaimTallyMutation) SetUserID(u uuid.UUID) {
+	m.user_id = &u
+}
+
+// UserID returns the value of the "user_id" field in the mutation.
+func (m *ClaimTallyMutation) UserID() (r uuid.UUID, exists bool) {
+	v := m.user_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUserID returns the old "user_id" field's value of the ClaimTally entity.
+// If the ClaimTally object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ClaimTallyMutation) OldUserID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUserID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUserID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUserID: %w", err)
+	}
+	return oldValue.UserID, nil
+}
+
+// ResetUserID resets all changes to the "user_id" field.
+func (m *ClaimTallyMutation) ResetUserID() {
+	m.user_id = nil
+}
+
+// SetPoolID sets the "pool_id" field.
+func (m *ClaimTallyMutation) SetPoolID(u uuid.UUID) {
+	m.pool_id = &u
+}
+
+// PoolID returns the value of the "pool_id" field in the mutation.
+func (m *ClaimTallyMutation) PoolID() (r uuid.UUID, exists bool) {
+	v := m.pool_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPoolID returns the old "pool_id" field's value of the ClaimTally entity.
+// If the ClaimTally object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ClaimTallyMutation) OldPoolID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPoolID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPoolID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPoolID: %w", err)
+	}
+	return oldValue.PoolID, nil
+}
+
+// ResetPoolID resets all changes to the "pool_id" field.
+func (m *ClaimTallyMutation) ResetPoolID() {
+	m.pool_id = nil
+}
+
+// SetDay sets the "day" field.
+func (m *ClaimTallyMutation) SetDay(s string) {
+	m.day = &s
+}
+
+// Day returns the value of the "day" field in the mutation.
+func (m *ClaimTallyMutation) Day() (r string, exists bool) {
+	v := m.day
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDay returns the old "day" field's value of the ClaimTally entity.
+// If the ClaimTally object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ClaimTallyMutation) OldDay(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDay is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDay requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDay: %w", err)
+	}
+	return oldValue.Day, nil
+}
+
+// ResetDay resets all changes to the "day" field.
+func (m *ClaimTallyMutation) ResetDay() {
+	m.day = nil
+}
+
+// SetCount sets the "count" field.
+func (m *ClaimTallyMutation) SetCount(i int) {
+	m.count = &i
+	m.addcount = nil
+}
+
+// Count returns the value of the "count" field in the mutation.
+func (m *ClaimTallyMutation) Count() (r int, exists bool) {
+	v := m.count
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCount returns the old "count" field's value of the ClaimTally entity.
+// If the ClaimTally object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ClaimTallyMutation) OldCount(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCount is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCount requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCount: %w", err)
+	}
+	return oldValue.Count, nil
+}
+
+// AddCount adds i to the "count" field.
+func (m *ClaimTallyMutation) AddCount(i int) {
+	if m.addcount != nil {
+		*m.addcount += i
+	} else {
+		m.addcount = &i
+	}
+}
+
+// AddedCount returns the value that was added to the "count" field in this mutation.
+func (m *ClaimTallyMutation) AddedCount() (r int, exists bool) {
+	v := m.addcount
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetCount resets all changes to the "count" field.
+func (m *ClaimTallyMutation) ResetCount() {
+	m.count = nil
+	m.addcount = nil
+}
+
+// Where appends a list predicates to the ClaimTallyMutation builder.
+func (m *ClaimTallyMutation) Where(ps ...predicate.ClaimTally) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the ClaimTallyMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *ClaimTallyMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.ClaimTally, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *ClaimTallyMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *ClaimTallyMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (ClaimTally).
+func (m *ClaimTallyMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *ClaimTallyMutation) Fields() []string {
+	fields := make([]string, 0, 4)
+	if m.user_id != nil {
+		fields = append(fields, claimtally.FieldUserID)
+	}
+	if m.pool_id != nil {
+		fields = append(fields, claimtally.FieldPoolID)
+	}
+	if m.day != nil {
+		fields = append(fields, claimtally.FieldDay)
+	}
+	if m.count != nil {
+		fields = append(fields, claimtally.FieldCount)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *ClaimTallyMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case claimtally.FieldUserID:
+		return m.UserID()
+	case claimtally.FieldPoolID:
+		return m.PoolID()
+	case claimtally.FieldDay:
+		return m.Day()
+	case claimtally.FieldCount:
+		return m.Count()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *ClaimTallyMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case claimtally.FieldUserID:
+		return m.OldUserID(ctx)
+	case claimtally.FieldPoolID:
+		return m.OldPoolID(ctx)
+	case claimtally.FieldDay:
+		return m.OldDay(ctx)
+	case claimtally.FieldCount:
+		return m.OldCount(ctx)
+	}
+	return nil, fmt.Errorf("unknown ClaimTally field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ClaimTallyMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case claimtally.FieldUserID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUserID(v)
+		return nil
+	case claimtally.FieldPoolID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPoolID(v)
+		return nil
+	case claimtally.FieldDay:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDay(v)
+		return nil
+	case claimtally.FieldCount:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCount(v)
+		return nil
+	}
+	return fmt.Errorf("unknown ClaimTally field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *ClaimTallyMutation) AddedFields() []string {
+	var fields []string
+	if m.addcount != nil {
+		fields = append(fields, claimtally.FieldCount)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *ClaimTallyMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case claimtally.FieldCount:
+		return m.AddedCount()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ClaimTallyMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case claimtally.FieldCount:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddCount(v)
+		return nil
+	}
+	return fmt.Errorf("unknown ClaimTally numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *ClaimTallyMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *ClaimTallyMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *ClaimTallyMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown ClaimTally nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *ClaimTallyMutation) ResetField(name string) error {
+	switch name {
+	case claimtally.FieldUserID:
+		m.ResetUserID()
+		return nil
+	case claimtally.FieldPoolID:
+		m.ResetPoolID()
+		return nil
+	case claimtally.FieldDay:
+		m.ResetDay()
+		return nil
+	case claimtally.FieldCount:
+		m.ResetCount()
+		return nil
+	}
+	return fmt.Errorf("unknown ClaimTally field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *ClaimTallyMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *ClaimTallyMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *ClaimTallyMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *ClaimTallyMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *ClaimTallyMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *ClaimTallyMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *ClaimTallyMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown ClaimTally unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *ClaimTallyMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown ClaimTally edge %s", name)
+}
+
+// ContactMutation represents an operation that mutates the Contact nodes in the graph.
+type ContactMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *uuid.UUID
+	created_at    *time.Time
+	updated_at    *time.Time
+	customer_id   *uuid.UUID
+	name          *string
+	title         *string
+	phone         *string
+	email         *string
+	wechat        *string
+	is_primary    *bool
+	notes         *string
+	phone_norm    *string
+	email_norm    *string
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*Contact, error)
+	predicates    []predicate.Contact
+}
+
+var _ ent.Mutation = (*ContactMutation)(nil)
+
+// contactOption allows management of the mutation configuration using functional options.
+type contactOption func(*ContactMutation)
+
+// newContactMutation creates new mutation for the Contact entity.
+func newContactMutation(c config, op Op, opts ...contactOption) *ContactMutation {
+	m := &ContactMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeContact,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withContactID sets the ID field of the mutation.
+func withContactID(id uuid.UUID) contactOption {
+	return func(m *ContactMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Contact
+		)
+		m.oldValue = func(ctx context.Context) (*Contact, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Contact.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withContact sets the old Contact of the mutation.
+func withContact(node *Contact) contactOption {
+	return func(m *ContactMutation) {
+		m.oldValue = func(context.Context) (*Contact, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m ContactMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m ContactMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of Contact entities.
+func (m *ContactMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *ContactMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *ContactMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Contact.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *ContactMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *ContactMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the Contact entity.
+// If the Contact object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ContactMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *ContactMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *ContactMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *ContactMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the Contact entity.
+// If the Contact object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ContactMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *ContactMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetCustomerID sets the "customer_id" field.
+func (m *ContactMutation) SetCustomerID(u uuid.UUID) {
+	m.customer_id = &u
+}
+
+// CustomerID returns the value of the "customer_id" field in the mutation.
+func (m *ContactMutation) CustomerID() (r uuid.UUID, exists bool) {
+	v := m.customer_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCustomerID returns the old "customer_id" field's value of the Contact entity.
+// If the Contact object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ContactMutation) OldCustomerID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCustomerID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCustomerID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCustomerID: %w", err)
+	}
+	return oldValue.CustomerID, nil
+}
+
+// ResetCustomerID resets all changes to the "customer_id" field.
+func (m *ContactMutation) ResetCustomerID() {
+	m.customer_id = nil
+}
+
+// SetName sets the "name" field.
+func (m *ContactMutation) SetName(s string) {
+	m.name = &s
+}
+
+// Name returns the value of the "name" field in the mutation.
+func (m *ContactMutation) Name() (r string, exists bool) {
+	v := m.name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldName returns the old "name" field's value of the Contact entity.
+// If the Contact object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ContactMutation) OldName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldName: %w", err)
+	}
+	return oldValue.Name, nil
+}
+
+// ResetName resets all changes to the "name" field.
+func (m *ContactMutation) ResetName() {
+	m.name = nil
+}
+
+// SetTitle sets the "title" field.
+func (m *ContactMutation) SetTitle(s string) {
+	m.title = &s
+}
+
+// Title returns the value of the "title" field in the mutation.
+func (m *ContactMutation) Title() (r string, exists bool) {
+	v := m.title
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTitle returns the old "title" field's value of the Contact entity.
+// If the Contact object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ContactMutation) OldTitle(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTitle is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTitle requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTitle: %w", err)
+	}
+	return oldValue.Title, nil
+}
+
+// ResetTitle resets all changes to the "title" field.
+func (m *ContactMutation) ResetTitle() {
+	m.title = nil
+}
+
+// SetPhone sets the "phone" field.
+func (m *ContactMutation) SetPhone(s string) {
+	m.phone = &s
+}
+
+// Phone returns the value of the "phone" field in the mutation.
+func (m *ContactMutation) Phone() (r string, exists bool) {
+	v := m.phone
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPhone returns the old "phone" field's value of the Contact entity.
+// If the Contact object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ContactMutation) OldPhone(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPhone is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPhone requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPhone: %w", err)
+	}
+	return oldValue.Phone, nil
+}
+
+// ResetPhone resets all changes to the "phone" field.
+func (m *ContactMutation) ResetPhone() {
+	m.phone = nil
+}
+
+// SetEmail sets the "email" field.
+func (m *ContactMutation) SetEmail(s string) {
+	m.email = &s
+}
+
+// Email returns the value of the "email" field in the mutation.
+func (m *ContactMutation) Email() (r string, exists bool) {
+	v := m.email
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEmail returns the old "email" field's value of the Contact entity.
+// If the Contact object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ContactMutation) OldEmail(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEmail is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEmail requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEmail: %w", err)
+	}
+	return oldValue.Email, nil
+}
+
+// ResetEmail resets all changes to the "email" field.
+func (m *ContactMutation) ResetEmail() {
+	m.email = nil
+}
+
+// SetWechat sets the "wechat" field.
+func (m *ContactMutation) SetWechat(s string) {
+	m.wechat = &s
+}
+
+// Wechat returns the value of the "wechat" field in the mutation.
+func (m *ContactMutation) Wechat() (r string, exists bool) {
+	v := m.wechat
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldWechat returns the old "wechat" field's value of the Contact entity.
+// If the Contact object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ContactMutation) OldWechat(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldWechat is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldWechat requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldWechat: %w", err)
+	}
+	return oldValue.Wechat, nil
+}
+
+// ResetWechat resets all changes to the "wechat" field.
+func (m *ContactMutation) ResetWechat() {
+	m.wechat = nil
+}
+
+// SetIsPrimary sets the "is_primary" field.
+func (m *ContactMutation) SetIsPrimary(b bool) {
+	m.is_primary = &b
+}
+
+// IsPrimary returns the value of the "is_primary" field in the mutation.
+func (m *ContactMutation) IsPrimary() (r bool, exists bool) {
+	v := m.is_primary
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldIsPrimary returns the old "is_primary" field's value of the Contact entity.
+// If the Contact object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ContactMutation) OldIsPrimary(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldIsPrimary is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldIsPrimary requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldIsPrimary: %w", err)
+	}
+	return oldValue.IsPrimary, nil
+}
+
+// ResetIsPrimary resets all changes to the "is_primary" field.
+func (m *ContactMutation) ResetIsPrimary() {
+	m.is_primary = nil
+}
+
+// SetNotes sets the "notes" field.
+func (m *ContactMutation) SetNotes(s string) {
+	m.notes = &s
+}
+
+// Notes returns the value of the "notes" field in the mutation.
+func (m *ContactMutation) Notes() (r string, exists bool) {
+	v := m.notes
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNotes returns the old "notes" field's value of the Contact entity.
+// If the Contact object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ContactMutation) OldNotes(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNotes is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNotes requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNotes: %w", err)
+	}
+	return oldValue.Notes, nil
+}
+
+// ResetNotes resets all changes to the "notes" field.
+func (m *ContactMutation) ResetNotes() {
+	m.notes = nil
+}
+
+// SetPhoneNorm sets the "phone_norm" field.
+func (m *ContactMutation) SetPhoneNorm(s string) {
+	m.phone_norm = &s
+}
+
+// PhoneNorm returns the value of the "phone_norm" field in the mutation.
+func (m *ContactMutation) PhoneNorm() (r string, exists bool) {
+	v := m.phone_norm
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPhoneNorm returns the old "phone_norm" field's value of the Contact entity.
+// If the Contact object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ContactMutation) OldPhoneNorm(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPhoneNorm is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPhoneNorm requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPhoneNorm: %w", err)
+	}
+	return oldValue.PhoneNorm, nil
+}
+
+// ResetPhoneNorm resets all changes to the "phone_norm" field.
+func (m *ContactMutation) ResetPhoneNorm() {
+	m.phone_norm = nil
+}
+
+// SetEmailNorm sets the "email_norm" field.
+func (m *ContactMutation) SetEmailNorm(s string) {
+	m.email_norm = &s
+}
+
+// EmailNorm returns the value of the "email_norm" field in the mutation.
+func (m *ContactMutation) EmailNorm() (r string, exists bool) {
+	v := m.email_norm
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEmailNorm returns the old "email_norm" field's value of the Contact entity.
+// If the Contact object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ContactMutation) OldEmailNorm(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEmailNorm is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEmailNorm requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEmailNorm: %w", err)
+	}
+	return oldValue.EmailNorm, nil
+}
+
+// ResetEmailNorm resets all changes to the "email_norm" field.
+func (m *ContactMutation) ResetEmailNorm() {
+	m.email_norm = nil
+}
+
+// Where appends a list predicates to the ContactMutation builder.
+func (m *ContactMutation) Where(ps ...predicate.Contact) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the ContactMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *ContactMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Contact, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *ContactMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *ContactMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Contact).
+func (m *ContactMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *ContactMutation) Fields() []string {
+	fields := make([]string, 0, 12)
+	if m.created_at != nil {
+		fields = append(fields, contact.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, contact.FieldUpdatedAt)
+	}
+	if m.customer_id != nil {
+		fields = append(fields, contact.FieldCustomerID)
+	}
+	if m.name != nil {
+		fields = append(fields, contact.FieldName)
+	}
+	if m.title != nil {
+		fields = append(fields, contact.FieldTitle)
+	}
+	if m.phone != nil {
+		fields = append(fields, contact.FieldPhone)
+	}
+	if m.email != nil {
+		fields = append(fields, contact.FieldEmail)
+	}
+	if m.wechat != nil {
+		fields = append(fields, contact.FieldWechat)
+	}
+	if m.is_primary != nil {
+		fields = append(fields, contact.FieldIsPrimary)
+	}
+	if m.notes != nil {
+		fields = append(fields, contact.FieldNotes)
+	}
+	if m.phone_norm != nil {
+		fields = append(fields, contact.FieldPhoneNorm)
+	}
+	if m.email_norm != nil {
+		fields = append(fields, contact.FieldEmailNorm)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *ContactMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case contact.FieldCreatedAt:
+		return m.CreatedAt()
+	case contact.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case contact.FieldCustomerID:
+		return m.CustomerID()
+	case contact.FieldName:
+		return m.Name()
+	case contact.FieldTitle:
+		return m.Title()
+	case contact.FieldPhone:
+		return m.Phone()
+	case contact.FieldEmail:
+		return m.Email()
+	case contact.FieldWechat:
+		return m.Wechat()
+	case contact.FieldIsPrimary:
+		return m.IsPrimary()
+	case contact.FieldNotes:
+		return m.Notes()
+	case contact.FieldPhoneNorm:
+		return m.PhoneNorm()
+	case contact.FieldEmailNorm:
+		return m.EmailNorm()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *ContactMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case contact.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case contact.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case contact.FieldCustomerID:
+		return m.OldCustomerID(ctx)
+	case contact.FieldName:
+		return m.OldName(ctx)
+	case contact.FieldTitle:
+		return m.OldTitle(ctx)
+	case contact.FieldPhone:
+		return m.OldPhone(ctx)
+	case contact.FieldEmail:
+		return m.OldEmail(ctx)
+	case contact.FieldWechat:
+		return m.OldWechat(ctx)
+	case contact.FieldIsPrimary:
+		return m.OldIsPrimary(ctx)
+	case contact.FieldNotes:
+		return m.OldNotes(ctx)
+	case contact.FieldPhoneNorm:
+		return m.OldPhoneNorm(ctx)
+	case contact.FieldEmailNorm:
+		return m.OldEmailNorm(ctx)
+	}
+	return nil, fmt.Errorf("unknown Contact field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ContactMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case contact.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case contact.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case contact.FieldCustomerID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCustomerID(v)
+		return nil
+	case contact.FieldName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetName(v)
+		return nil
+	case contact.FieldTitle:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTitle(v)
+		return nil
+	case contact.FieldPhone:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPhone(v)
+		return nil
+	case contact.FieldEmail:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEmail(v)
+		return nil
+	case contact.FieldWechat:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetWechat(v)
+		return nil
+	case contact.FieldIsPrimary:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetIsPrimary(v)
+		return nil
+	case contact.FieldNotes:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetNotes(v)
+		return nil
+	case contact.FieldPhoneNorm:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPhoneNorm(v)
+		return nil
+	case contact.FieldEmailNorm:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEmailNorm(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Contact field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *ContactMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *ContactMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ContactMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown Contact numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *ContactMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *ContactMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *ContactMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown Contact nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *ContactMutation) ResetField(name string) error {
+	switch name {
+	case contact.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case contact.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case contact.FieldCustomerID:
+		m.ResetCustomerID()
+		return nil
+	case contact.FieldName:
+		m.ResetName()
+		return nil
+	case contact.FieldTitle:
+		m.ResetTitle()
+		return nil
+	case contact.FieldPhone:
+		m.ResetPhone()
+		return nil
+	case contact.FieldEmail:
+		m.ResetEmail()
+		return nil
+	case contact.FieldWechat:
+		m.ResetWechat()
+		return nil
+	case contact.FieldIsPrimary:
+		m.ResetIsPrimary()
+		return nil
+	case contact.FieldNotes:
+		m.ResetNotes()
+		return nil
+	case contact.FieldPhoneNorm:
+		m.ResetPhoneNorm()
+		return nil
+	case contact.FieldEmailNorm:
+		m.ResetEmailNorm()
+		return nil
+	}
+	return fmt.Errorf("unknown Contact field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *ContactMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *ContactMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *ContactMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *ContactMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *ContactMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *ContactMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *ContactMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown Contact unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *ContactMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown Contact edge %s", name)
+}
+
+// CooldownMutation represents an operation that mutates the Cooldown nodes in the graph.
+type CooldownMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *uuid.UUID
+	record_id     *uuid.UUID
+	user_id       *uuid.UUID
+	lost_at       *time.Time
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*Cooldown, error)
+	predicates    []predicate.Cooldown
+}
+
+var _ ent.Mutation = (*CooldownMutation)(nil)
+
+// cooldownOption allows management of the mutation configuration using functional options.
+type cooldownOption func(*CooldownMutation)
+
+// newCooldownMutation creates new mutation for the Cooldown entity.
+func newCooldownMutation(c config, op Op, opts ...cooldownOption) *CooldownMutation {
+	m := &CooldownMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeCooldown,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withCooldownID sets the ID field of the mutation.
+func withCooldownID(id uuid.UUID) cooldownOption {
+	return func(m *CooldownMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Cooldown
+		)
+		m.oldValue = func(ctx context.Context) (*Cooldown, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Cooldown.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withCooldown sets the old Cooldown of the mutation.
+func withCooldown(node *Cooldown) cooldownOption {
+	return func(m *CooldownMutation) {
+		m.oldValue = func(context.Context) (*Cooldown, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m CooldownMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m CooldownMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of Cooldown entities.
+func (m *CooldownMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *CooldownMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *CooldownMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Cooldown.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetRecordID sets the "record_id" field.
+func (m *CooldownMutation) SetRecordID(u uuid.UUID) {
+	m.record_id = &u
+}
+
+// RecordID returns the value of the "record_id" field in the mutation.
+func (m *CooldownMutation) RecordID() (r uuid.UUID, exists bool) {
+	v := m.record_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRecordID returns the old "record_id" field's value of the Cooldown entity.
+// If the Cooldown object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CooldownMutation) OldRecordID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRecordID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRecordID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRecordID: %w", err)
+	}
+	return oldValue.RecordID, nil
+}
+
+// ResetRecordID resets all changes to the "record_id" field.
+func (m *CooldownMutation) ResetRecordID() {
+	m.record_id = nil
+}
+
+// SetUserID sets the "user_id" field.
+func (m *CooldownMutation) SetUserID(u uuid.UUID) {
+	m.user_id = &u
+}
+
+// UserID returns the value of the "user_id" field in the mutation.
+func (m *CooldownMutation) UserID() (r uuid.UUID, exists bool) {
+	v := m.user_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUserID returns the old "user_id" field's value of the Cooldown entity.
+// If the Cooldown object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CooldownMutation) OldUserID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUserID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUserID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUserID: %w", err)
+	}
+	return oldValue.UserID, nil
+}
+
+// ResetUserID resets all changes to the "user_id" field.
+func (m *CooldownMutation) ResetUserID() {
+	m.user_id = nil
+}
+
+// SetLostAt sets the "lost_at" field.
+func (m *CooldownMutation) SetLostAt(t time.Time) {
+	m.lost_at = &t
+}
+
+// LostAt returns the value of the "lost_at" field in the mutation.
+func (m *CooldownMutation) LostAt() (r time.Time, exists bool) {
+	v := m.lost_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLostAt returns the old "lost_at" field's value of the Cooldown entity.
+// If the Cooldown object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CooldownMutation) OldLostAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLostAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLostAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLostAt: %w", err)
+	}
+	return oldValue.LostAt, nil
+}
+
+// ResetLostAt resets all changes to the "lost_at" field.
+func (m *CooldownMutation) ResetLostAt() {
+	m.lost_at = nil
+}
+
+// Where appends a list predicates to the CooldownMutation builder.
+func (m *CooldownMutation) Where(ps ...predicate.Cooldown) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the CooldownMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *CooldownMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Cooldown, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *CooldownMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *CooldownMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Cooldown).
+func (m *CooldownMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *CooldownMutation) Fields() []string {
+	fields := make([]string, 0, 3)
+	if m.record_id != nil {
+		fields = append(fields, cooldown.FieldRecordID)
+	}
+	if m.user_id != nil {
+		fields = append(fields, cooldown.FieldUserID)
+	}
+	if m.lost_at != nil {
+		fields = append(fields, cooldown.FieldLostAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *CooldownMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case cooldown.FieldRecordID:
+		return m.RecordID()
+	case cooldown.FieldUserID:
+		return m.UserID()
+	case cooldown.FieldLostAt:
+		return m.LostAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *CooldownMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case cooldown.FieldRecordID:
+		return m.OldRecordID(ctx)
+	case cooldown.FieldUserID:
+		return m.OldUserID(ctx)
+	case cooldown.FieldLostAt:
+		return m.OldLostAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown Cooldown field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *CooldownMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case cooldown.FieldRecordID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRecordID(v)
+		return nil
+	case cooldown.FieldUserID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUserID(v)
+		return nil
+	case cooldown.FieldLostAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLostAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Cooldown field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *CooldownMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *CooldownMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *CooldownMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown Cooldown numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *CooldownMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *CooldownMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *CooldownMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown Cooldown nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *CooldownMutation) ResetField(name string) error {
+	switch name {
+	case cooldown.FieldRecordID:
+		m.ResetRecordID()
+		return nil
+	case cooldown.FieldUserID:
+		m.ResetUserID()
+		return nil
+	case cooldown.FieldLostAt:
+		m.ResetLostAt()
+		return nil
+	}
+	return fmt.Errorf("unknown Cooldown field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *CooldownMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *CooldownMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *CooldownMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *CooldownMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *CooldownMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *CooldownMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *CooldownMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown Cooldown unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *CooldownMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown Cooldown edge %s", name)
+}
+
+// CustomerMutation represents an operation that mutates the Customer nodes in the graph.
+type CustomerMutation struct {
+	config
+	op                Op
+	typ               string
+	id                *uuid.UUID
+	created_at        *time.Time
+	updated_at        *time.Time
+	owner_id          *uuid.UUID
+	pool_id           *uuid.UUID
+	owned_at          *time.Time
+	last_follow_up_at *time.Time
+	frozen_until      *time.Time
+	released_at       *time.Time
+	reclaim_at        *time.Time
+	reclaim_reason    *string
+	version           *int
+	addversion        *int
+	name              *string
+	industry          *string
+	region            *string
+	address           *string
+	website           *string
+	grade             *string
+	credit_level      *string
+	credit_limit      *float64
+	addcredit_limit   *float64
+	source            *string
+	tags              *[]string
+	appendtags        []string
+	name_norm         *string
+	status            *customer.Status
+	deal_status       *bool
+	deal_at           *time.Time
+	clearedFields     map[string]struct{}
+	done              bool
+	oldValue          func(context.Context) (*Customer, error)
+	predicates        []predicate.Customer
+}
+
+var _ ent.Mutation = (*CustomerMutation)(nil)
+
+// customerOption allows management of the mutation configuration using functional options.
+type customerOption func(*CustomerMutation)
+
+// newCustomerMutation creates new mutation for the Customer entity.
+func newCustomerMutation(c config, op Op, opts ...customerOption) *CustomerMutation {
+	m := &CustomerMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeCustomer,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withCustomerID sets the ID field of the mutation.
+func withCustomerID(id uuid.UUID) customerOption {
+	return func(m *CustomerMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Customer
+		)
+		m.oldValue = func(ctx context.Context) (*Customer, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Customer.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withCustomer sets the old Customer of the mutation.
+func withCustomer(node *Customer) customerOption {
+	return func(m *CustomerMutation) {
+		m.oldValue = func(context.Context) (*Customer, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m CustomerMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m CustomerMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of Customer entities.
+func (m *CustomerMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *CustomerMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *CustomerMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Customer.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *CustomerMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *CustomerMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the Customer entity.
+// If the Customer object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CustomerMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *CustomerMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *CustomerMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *CustomerMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the Customer entity.
+// If the Customer object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CustomerMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *CustomerMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetOwnerID sets the "owner_id" field.
+func (m *CustomerMutation) SetOwnerID(u uuid.UUID) {
+	m.owner_id = &u
+}
+
+// OwnerID returns the value of the "owner_id" field in the mutation.
+func (m *CustomerMutation) OwnerID() (r uuid.UUID, exists bool) {
+	v := m.owner_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOwnerID returns the old "owner_id" field's value of the Customer entity.
+// If the Customer object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CustomerMutation) OldOwnerID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOwnerID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOwnerID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOwnerID: %w", err)
+	}
+	return oldValue.OwnerID, nil
+}
+
+// ClearOwnerID clears the value of the "owner_id" field.
+func (m *CustomerMutation) ClearOwnerID() {
+	m.owner_id = nil
+	m.clearedFields[customer.FieldOwnerID] = struct{}{}
+}
+
+// OwnerIDCleared returns if the "owner_id" field was cleared in this mutation.
+func (m *CustomerMutation) OwnerIDCleared() bool {
+	_, ok := m.clearedFields[customer.FieldOwnerID]
+	return ok
+}
+
+// ResetOwnerID resets all changes to the "owner_id" field.
+func (m *CustomerMutation) ResetOwnerID() {
+	m.owner_id = nil
+	delete(m.clearedFields, customer.FieldOwnerID)
+}
+
+// SetPoolID sets the "pool_id" field.
+func (m *CustomerMutation) SetPoolID(u uuid.UUID) {
+	m.pool_id = &u
+}
+
+// PoolID returns the value of the "pool_id" field in the mutation.
+func (m *CustomerMutation) PoolID() (r uuid.UUID, exists bool) {
+	v := m.pool_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPoolID returns the old "pool_id" field's value of the Customer entity.
+// If the Customer object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CustomerMutation) OldPoolID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPoolID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPoolID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPoolID: %w", err)
+	}
+	return oldValue.PoolID, nil
+}
+
+// ResetPoolID resets all changes to the "pool_id" field.
+func (m *CustomerMutation) ResetPoolID() {
+	m.pool_id = nil
+}
+
+// SetOwnedAt sets the "owned_at" field.
+func (m *CustomerMutation) SetOwnedAt(t time.Time) {
+	m.owned_at = &t
+}
+
+// OwnedAt returns the value of the "owned_at" field in the mutation.
+func (m *CustomerMutation) OwnedAt() (r time.Time, exists bool) {
+	v := m.owned_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOwnedAt returns the old "owned_at" field's value of the Customer entity.
+// If the Customer object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CustomerMutation) OldOwnedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOwnedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOwnedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOwnedAt: %w", err)
+	}
+	return oldValue.OwnedAt, nil
+}
+
+// ClearOwnedAt clears the value of the "owned_at" field.
+func (m *CustomerMutation) ClearOwnedAt() {
+	m.owned_at = nil
+	m.clearedFields[customer.FieldOwnedAt] = struct{}{}
+}
+
+// OwnedAtCleared returns if the "owned_at" field was cleared in this mutation.
+func (m *CustomerMutation) OwnedAtCleared() bool {
+	_, ok := m.clearedFields[customer.FieldOwnedAt]
+	return ok
+}
+
+// ResetOwnedAt resets all changes to the "owned_at" field.
+func (m *CustomerMutation) ResetOwnedAt() {
+	m.owned_at = nil
+	delete(m.clearedFields, customer.FieldOwnedAt)
+}
+
+// SetLastFollowUpAt sets the "last_follow_up_at" field.
+func (m *CustomerMutation) SetLastFollowUpAt(t time.Time) {
+	m.last_follow_up_at = &t
+}
+
+// LastFollowUpAt returns the value of the "last_follow_up_at" field in the mutation.
+func (m *CustomerMutation) LastFollowUpAt() (r time.Time, exists bool) {
+	v := m.last_follow_up_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLastFollowUpAt returns the old "last_follow_up_at" field's value of the Customer entity.
+// If the Customer object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CustomerMutation) OldLastFollowUpAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLastFollowUpAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLastFollowUpAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLastFollowUpAt: %w", err)
+	}
+	return oldValue.LastFollowUpAt, nil
+}
+
+// ClearLastFollowUpAt clears the value of the "last_follow_up_at" field.
+func (m *CustomerMutation) ClearLastFollowUpAt() {
+	m.last_follow_up_at = nil
+	m.clearedFields[customer.FieldLastFollowUpAt] = struct{}{}
+}
+
+// LastFollowUpAtCleared returns if the "last_follow_up_at" field was cleared in this mutation.
+func (m *CustomerMutation) LastFollowUpAtCleared() bool {
+	_, ok := m.clearedFields[customer.FieldLastFollowUpAt]
+	return ok
+}
+
+// ResetLastFollowUpAt resets all changes to the "last_follow_up_at" field.
+func (m *CustomerMutation) ResetLastFollowUpAt() {
+	m.last_follow_up_at = nil
+	delete(m.clearedFields, customer.FieldLastFollowUpAt)
+}
+
+// SetFrozenUntil sets the "frozen_until" field.
+func (m *CustomerMutation) SetFrozenUntil(t time.Time) {
+	m.frozen_until = &t
+}
+
+// FrozenUntil returns the value of the "frozen_until" field in the mutation.
+func (m *CustomerMutation) FrozenUntil() (r time.Time, exists bool) {
+	v := m.frozen_until
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFrozenUntil returns the old "frozen_until" field's value of the Customer entity.
+// If the Customer object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CustomerMutation) OldFrozenUntil(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFrozenUntil is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFrozenUntil requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFrozenUntil: %w", err)
+	}
+	return oldValue.FrozenUntil, nil
+}
+
+// ClearFrozenUntil clears the value of the "frozen_until" field.
+func (m *CustomerMutation) ClearFrozenUntil() {
+	m.frozen_until = nil
+	m.clearedFields[customer.FieldFrozenUntil] = struct{}{}
+}
+
+// FrozenUntilCleared returns if the "frozen_until" field was cleared in this mutation.
+func (m *CustomerMutation) FrozenUntilCleared() bool {
+	_, ok := m.clearedFields[customer.FieldFrozenUntil]
+	return ok
+}
+
+// ResetFrozenUntil resets all changes to the "frozen_until" field.
+func (m *CustomerMutation) ResetFrozenUntil() {
+	m.frozen_until = nil
+	delete(m.clearedFields, customer.FieldFrozenUntil)
+}
+
+// SetReleasedAt sets the "released_at" field.
+func (m *CustomerMutation) SetReleasedAt(t time.Time) {
+	m.released_at = &t
+}
+
+// ReleasedAt returns the value of the "released_at" field in the mutation.
+func (m *CustomerMutation) ReleasedAt() (r time.Time, exists bool) {
+	v := m.released_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReleasedAt returns the old "released_at" field's value of the Customer entity.
+// If the Customer object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CustomerMutation) OldReleasedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReleasedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReleasedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReleasedAt: %w", err)
+	}
+	return oldValue.ReleasedAt, nil
+}
+
+// ClearReleasedAt clears the value of the "released_at" field.
+func (m *CustomerMutation) ClearReleasedAt() {
+	m.released_at = nil
+	m.clearedFields[customer.FieldReleasedAt] = struct{}{}
+}
+
+// ReleasedAtCleared returns if the "released_at" field was cleared in this mutation.
+func (m *CustomerMutation) ReleasedAtCleared() bool {
+	_, ok := m.clearedFields[customer.FieldReleasedAt]
+	return ok
+}
+
+// ResetReleasedAt resets all changes to the "released_at" field.
+func (m *CustomerMutation) ResetReleasedAt() {
+	m.released_at = nil
+	delete(m.clearedFields, customer.FieldReleasedAt)
+}
+
+// SetReclaimAt sets the "reclaim_at" field.
+func (m *CustomerMutation) SetReclaimAt(t time.Time) {
+	m.reclaim_at = &t
+}
+
+// ReclaimAt returns the value of the "reclaim_at" field in the mutation.
+func (m *CustomerMutation) ReclaimAt() (r time.Time, exists bool) {
+	v := m.reclaim_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReclaimAt returns the old "reclaim_at" field's value of the Customer entity.
+// If the Customer object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CustomerMutation) OldReclaimAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReclaimAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReclaimAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReclaimAt: %w", err)
+	}
+	return oldValue.ReclaimAt, nil
+}
+
+// ClearReclaimAt clears the value of the "reclaim_at" field.
+func (m *CustomerMutation) ClearReclaimAt() {
+	m.reclaim_at = nil
+	m.clearedFields[customer.FieldReclaimAt] = struct{}{}
+}
+
+// ReclaimAtCleared returns if the "reclaim_at" field was cleared in this mutation.
+func (m *CustomerMutation) ReclaimAtCleared() bool {
+	_, ok := m.clearedFields[customer.FieldReclaimAt]
+	return ok
+}
+
+// ResetReclaimAt resets all changes to the "reclaim_at" field.
+func (m *CustomerMutation) ResetReclaimAt() {
+	m.reclaim_at = nil
+	delete(m.clearedFields, customer.FieldReclaimAt)
+}
+
+// SetReclaimReason sets the "reclaim_reason" field.
+func (m *CustomerMutation) SetReclaimReason(s string) {
+	m.reclaim_reason = &s
+}
+
+// ReclaimReason returns the value of the "reclaim_reason" field in the mutation.
+func (m *CustomerMutation) ReclaimReason() (r string, exists bool) {
+	v := m.reclaim_reason
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReclaimReason returns the old "reclaim_reason" field's value of the Customer entity.
+// If the Customer object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CustomerMutation) OldReclaimReason(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReclaimReason is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReclaimReason requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReclaimReason: %w", err)
+	}
+	return oldValue.ReclaimReason, nil
+}
+
+// ResetReclaimReason resets all changes to the "reclaim_reason" field.
+func (m *CustomerMutation) ResetReclaimReason() {
+	m.reclaim_reason = nil
+}
+
+// SetVersion sets the "version" field.
+func (m *CustomerMutation) SetVersion(i int) {
+	m.version = &i
+	m.addversion = nil
+}
+
+// Version returns the value of the "version" field in the mutation.
+func (m *CustomerMutation) Version() (r int, exists bool) {
+	v := m.version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVersion returns the old "version" field's value of the Customer entity.
+// If the Customer object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CustomerMutation) OldVersion(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVersion is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVersion requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVersion: %w", err)
+	}
+	return oldValue.Version, nil
+}
+
+// AddVersion adds i to the "version" field.
+func (m *CustomerMutation) AddVersion(i int) {
+	if m.addversion != nil {
+		*m.addversion += i
+	} else {
+		m.addversion = &i
+	}
+}
+
+// AddedVersion returns the value that was added to the "version" field in this mutation.
+func (m *CustomerMutation) AddedVersion() (r int, exists bool) {
+	v := m.addversion
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetVersion resets all changes to the "version" field.
+func (m *CustomerMutation) ResetVersion() {
+	m.version = nil
+	m.addversion = nil
+}
+
+// SetName sets the "name" field.
+func (m *CustomerMutation) SetName(s string) {
+	m.name = &s
+}
+
+// Name returns the value of the "name" field in the mutation.
+func (m *CustomerMutation) Name() (r string, exists bool) {
+	v := m.name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldName returns the old "name" field's value of the Customer entity.
+// If the Customer object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CustomerMutation) OldName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldName: %w", err)
+	}
+	return oldValue.Name, nil
+}
+
+// ResetName resets all changes to the "name" field.
+func (m *CustomerMutation) ResetName() {
+	m.name = nil
+}
+
+// SetIndustry sets the "industry" field.
+func (m *CustomerMutation) SetIndustry(s string) {
+	m.industry = &s
+}
+
+// Industry returns the value of the "industry" field in the mutation.
+func (m *CustomerMutation) Industry() (r string, exists bool) {
+	v := m.industry
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldIndustry returns the old "industry" field's value of the Customer entity.
+// If the Customer object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CustomerMutation) OldIndustry(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldIndustry is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldIndustry requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldIndustry: %w", err)
+	}
+	return oldValue.Industry, nil
+}
+
+// ResetIndustry resets all changes to the "industry" field.
+func (m *CustomerMutation) ResetIndustry() {
+	m.industry = nil
+}
+
+// SetRegion sets the "region" field.
+func (m *CustomerMutation) SetRegion(s string) {
+	m.region = &s
+}
+
+// Region returns the value of the "region" field in the mutation.
+func (m *CustomerMutation) Region() (r string, exists bool) {
+	v := m.region
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRegion returns the old "region" field's value of the Customer entity.
+// If the Customer object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CustomerMutation) OldRegion(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRegion is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRegion requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRegion: %w", err)
+	}
+	return oldValue.Region, nil
+}
+
+// ResetRegion resets all changes to the "region" field.
+func (m *CustomerMutation) ResetRegion() {
+	m.region = nil
+}
+
+// SetAddress sets the "address" field.
+func (m *CustomerMutation) SetAddress(s string) {
+	m.address = &s
+}
+
+// Address returns the value of the "address" field in the mutation.
+func (m *CustomerMutation) Address() (r string, exists bool) {
+	v := m.address
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAddress returns the old "address" field's value of the Customer entity.
+// If the Customer object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CustomerMutation) OldAddress(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAddress is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAddress requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAddress: %w", err)
+	}
+	return oldValue.Address, nil
+}
+
+// ResetAddress resets all changes to the "address" field.
+func (m *CustomerMutation) ResetAddress() {
+	m.address = nil
+}
+
+// SetWebsite sets the "website" field.
+func (m *CustomerMutation) SetWebsite(s string) {
+	m.website = &s
+}
+
+// Website returns the value of the "website" field in the mutation.
+func (m *CustomerMutation) Website() (r string, exists bool) {
+	v := m.website
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldWebsite returns the old "website" field's value of the Customer entity.
+// If the Customer object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CustomerMutation) OldWebsite(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldWebsite is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldWebsite requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldWebsite: %w", err)
+	}
+	return oldValue.Website, nil
+}
+
+// ResetWebsite resets all changes to the "website" field.
+func (m *CustomerMutation) ResetWebsite() {
+	m.website = nil
+}
+
+// SetGrade sets the "grade" field.
+func (m *CustomerMutation) SetGrade(s string) {
+	m.grade = &s
+}
+
+// Grade returns the value of the "grade" field in the mutation.
+func (m *CustomerMutation) Grade() (r string, exists bool) {
+	v := m.grade
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldGrade returns the old "grade" field's value of the Customer entity.
+// If the Customer object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CustomerMutation) OldGrade(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldGrade is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldGrade requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldGrade: %w", err)
+	}
+	return oldValue.Grade, nil
+}
+
+// ResetGrade resets all changes to the "grade" field.
+func (m *CustomerMutation) ResetGrade() {
+	m.grade = nil
+}
+
+// SetCreditLevel sets the "credit_level" field.
+func (m *CustomerMutation) SetCreditLevel(s string) {
+	m.credit_level = &s
+}
+
+// CreditLevel returns the value of the "credit_level" field in the mutation.
+func (m *CustomerMutation) CreditLevel() (r string, exists bool) {
+	v := m.credit_level
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreditLevel returns the old "credit_level" field's value of the Customer entity.
+// If the Customer object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CustomerMutation) OldCreditLevel(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreditLevel is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreditLevel requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreditLevel: %w", err)
+	}
+	return oldValue.CreditLevel, nil
+}
+
+// ResetCreditLevel resets all changes to the "credit_level" field.
+func (m *CustomerMutation) ResetCreditLevel() {
+	m.credit_level = nil
+}
+
+// SetCreditLimit sets the "credit_limit" field.
+func (m *CustomerMutation) SetCreditLimit(f float64) {
+	m.credit_limit = &f
+	m.addcredit_limit = nil
+}
+
+// CreditLimit returns the value of the "credit_limit" field in the mutation.
+func (m *CustomerMutation) CreditLimit() (r float64, exists bool) {
+	v := m.credit_limit
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreditLimit returns the old "credit_limit" field's value of the Customer entity.
+// If the Customer object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CustomerMutation) OldCreditLimit(ctx context.Context) (v *float64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreditLimit is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreditLimit requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreditLimit: %w", err)
+	}
+	return oldValue.CreditLimit, nil
+}
+
+// AddCreditLimit adds f to the "credit_limit" field.
+func (m *CustomerMutation) AddCreditLimit(f float64) {
+	if m.addcredit_limit != nil {
+		*m.addcredit_limit += f
+	} else {
+		m.addcredit_limit = &f
+	}
+}
+
+// AddedCreditLimit returns the value that was added to the "credit_limit" field in this mutation.
+func (m *CustomerMutation) AddedCreditLimit() (r float64, exists bool) {
+	v := m.addcredit_limit
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearCreditLimit clears the value of the "credit_limit" field.
+func (m *CustomerMutation) ClearCreditLimit() {
+	m.credit_limit = nil
+	m.addcredit_limit = nil
+	m.clearedFields[customer.FieldCreditLimit] = struct{}{}
+}
+
+// CreditLimitCleared returns if the "credit_limit" field was cleared in this mutation.
+func (m *CustomerMutation) CreditLimitCleared() bool {
+	_, ok := m.clearedFields[customer.FieldCreditLimit]
+	return ok
+}
+
+// ResetCreditLimit resets all changes to the "credit_limit" field.
+func (m *CustomerMutation) ResetCreditLimit() {
+	m.credit_limit = nil
+	m.addcredit_limit = nil
+	delete(m.clearedFields, customer.FieldCreditLimit)
+}
+
+// SetSource sets the "source" field.
+func (m *CustomerMutation) SetSource(s string) {
+	m.source = &s
+}
+
+// Source returns the value of the "source" field in the mutation.
+func (m *CustomerMutation) Source() (r string, exists bool) {
+	v := m.source
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSource returns the old "source" field's value of the Customer entity.
+// If the Customer object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CustomerMutation) OldSource(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSource is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSource requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSource: %w", err)
+	}
+	return oldValue.Source, nil
+}
+
+// ResetSource resets all changes to the "source" field.
+func (m *CustomerMutation) ResetSource() {
+	m.source = nil
+}
+
+// SetTags sets the "tags" field.
+func (m *CustomerMutation) SetTags(s []string) {
+	m.tags = &s
+	m.appendtags = nil
+}
+
+// Tags returns the value of the "tags" field in the mutation.
+func (m *CustomerMutation) Tags() (r []string, exists bool) {
+	v := m.tags
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTags returns the old "tags" field's value of the Customer entity.
+// If the Customer object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CustomerMutation) OldTags(ctx context.Context) (v []string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTags is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTags requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTags: %w", err)
+	}
+	return oldValue.Tags, nil
+}
+
+// AppendTags adds s to the "tags" field.
+func (m *CustomerMutation) AppendTags(s []string) {
+	m.appendtags = append(m.appendtags, s...)
+}
+
+// AppendedTags returns the list of values that were appended to the "tags" field in this mutation.
+func (m *CustomerMutation) AppendedTags() ([]string, bool) {
+	if len(m.appendtags) == 0 {
+		return nil, false
+	}
+	return m.appendtags, true
+}
+
+// ResetTags resets all changes to the "tags" field.
+func (m *CustomerMutation) ResetTags() {
+	m.tags = nil
+	m.appendtags = nil
+}
+
+// SetNameNorm sets the "name_norm" field.
+func (m *CustomerMutation) SetNameNorm(s string) {
+	m.name_norm = &s
+}
+
+// NameNorm returns the value of the "name_norm" field in the mutation.
+func (m *CustomerMutation) NameNorm() (r string, exists bool) {
+	v := m.name_norm
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNameNorm returns the old "name_norm" field's value of the Customer entity.
+// If the Customer object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CustomerMutation) OldNameNorm(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNameNorm is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNameNorm requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNameNorm: %w", err)
+	}
+	return oldValue.NameNorm, nil
+}
+
+// ResetNameNorm resets all changes to the "name_norm" field.
+func (m *CustomerMutation) ResetNameNorm() {
+	m.name_norm = nil
+}
+
+// SetStatus sets the "status" field.
+func (m *CustomerMutation) SetStatus(c customer.Status) {
+	m.status = &c
+}
+
+// Status returns the value of the "status" field in the mutation.
+func (m *CustomerMutation) Status() (r customer.Status, exists bool) {
+	v := m.status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStatus returns the old "status" field's value of the Customer entity.
+// If the Customer object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CustomerMutation) OldStatus(ctx context.Context) (v customer.Status, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStatus: %w", err)
+	}
+	return oldValue.Status, nil
+}
+
+// ResetStatus resets all changes to the "status" field.
+func (m *CustomerMutation) ResetStatus() {
+	m.status = nil
+}
+
+// SetDealStatus sets the "deal_status" field.
+func (m *CustomerMutation) SetDealStatus(b bool) {
+	m.deal_status = &b
+}
+
+// DealStatus returns the value of the "deal_status" field in the mutation.
+func (m *CustomerMutation) DealStatus() (r bool, exists bool) {
+	v := m.deal_status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDealStatus returns the old "deal_status" field's value of the Customer entity.
+// If the Customer object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CustomerMutation) OldDealStatus(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDealStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDealStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDealStatus: %w", err)
+	}
+	return oldValue.DealStatus, nil
+}
+
+// ResetDealStatus resets all changes to the "deal_status" field.
+func (m *CustomerMutation) ResetDealStatus() {
+	m.deal_status = nil
+}
+
+// SetDealAt sets the "deal_at" field.
+func (m *CustomerMutation) SetDealAt(t time.Time) {
+	m.deal_at = &t
+}
+
+// DealAt returns the value of the "deal_at" field in the mutation.
+func (m *CustomerMutation) DealAt() (r time.Time, exists bool) {
+	v := m.deal_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDealAt returns the old "deal_at" field's value of the Customer entity.
+// If the Customer object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CustomerMutation) OldDealAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDealAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDealAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDealAt: %w", err)
+	}
+	return oldValue.DealAt, nil
+}
+
+// ClearDealAt clears the value of the "deal_at" field.
+func (m *CustomerMutation) ClearDealAt() {
+	m.deal_at = nil
+	m.clearedFields[customer.FieldDealAt] = struct{}{}
+}
+
+// DealAtCleared returns if the "deal_at" field was cleared in this mutation.
+func (m *CustomerMutation) DealAtCleared() bool {
+	_, ok := m.clearedFields[customer.FieldDealAt]
+	return ok
+}
+
+// ResetDealAt resets all changes to the "deal_at" field.
+func (m *CustomerMutation) ResetDealAt() {
+	m.deal_at = nil
+	delete(m.clearedFields, customer.FieldDealAt)
+}
+
+// Where appends a list predicates to the CustomerMutation builder.
+func (m *CustomerMutation) Where(ps ...predicate.Customer) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the CustomerMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *CustomerMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Customer, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *CustomerMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *CustomerMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Customer).
+func (m *CustomerMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *CustomerMutation) Fields() []string {
+	fields := make([]string, 0, 25)
+	if m.created_at != nil {
+		fields = append(fields, customer.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, customer.FieldUpdatedAt)
+	}
+	if m.owner_id != nil {
+		fields = append(fields, customer.FieldOwnerID)
+	}
+	if m.pool_id != nil {
+		fields = append(fields, customer.FieldPoolID)
+	}
+	if m.owned_at != nil {
+		fields = append(fields, customer.FieldOwnedAt)
+	}
+	if m.last_follow_up_at != nil {
+		fields = append(fields, customer.FieldLastFollowUpAt)
+	}
+	if m.frozen_until != nil {
+		fields = append(fields, customer.FieldFrozenUntil)
+	}
+	if m.released_at != nil {
+		fields = append(fields, customer.FieldReleasedAt)
+	}
+	if m.reclaim_at != nil {
+		fields = append(fields, customer.FieldReclaimAt)
+	}
+	if m.reclaim_reason != nil {
+		fields = append(fields, customer.FieldReclaimReason)
+	}
+	if m.version != nil {
+		fields = append(fields, customer.FieldVersion)
+	}
+	if m.name != nil {
+		fields = append(fields, customer.FieldName)
+	}
+	if m.industry != nil {
+		fields = append(fields, customer.FieldIndustry)
+	}
+	if m.region != nil {
+		fields = append(fields, customer.FieldRegion)
+	}
+	if m.address != nil {
+		fields = append(fields, customer.FieldAddress)
+	}
+	if m.website != nil {
+		fields = append(fields, customer.FieldWebsite)
+	}
+	if m.grade != nil {
+		fields = append(fields, customer.FieldGrade)
+	}
+	if m.credit_level != nil {
+		fields = append(fields, customer.FieldCreditLevel)
+	}
+	if m.credit_limit != nil {
+		fields = append(fields, customer.FieldCreditLimit)
+	}
+	if m.source != nil {
+		fields = append(fields, customer.FieldSource)
+	}
+	if m.tags != nil {
+		fields = append(fields, customer.FieldTags)
+	}
+	if m.name_norm != nil {
+		fields = append(fields, customer.FieldNameNorm)
+	}
+	if m.status != nil {
+		fields = append(fields, customer.FieldStatus)
+	}
+	if m.deal_status != nil {
+		fields = append(fields, customer.FieldDealStatus)
+	}
+	if m.deal_at != nil {
+		fields = append(fields, customer.FieldDealAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *CustomerMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case customer.FieldCreatedAt:
+		return m.CreatedAt()
+	case customer.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case customer.FieldOwnerID:
+		return m.OwnerID()
+	case customer.FieldPoolID:
+		return m.PoolID()
+	case customer.FieldOwnedAt:
+		return m.OwnedAt()
+	case customer.FieldLastFollowUpAt:
+		return m.LastFollowUpAt()
+	case customer.FieldFrozenUntil:
+		return m.FrozenUntil()
+	case customer.FieldReleasedAt:
+		return m.ReleasedAt()
+	case customer.FieldReclaimAt:
+		return m.ReclaimAt()
+	case customer.FieldReclaimReason:
+		return m.ReclaimReason()
+	case customer.FieldVersion:
+		return m.Version()
+	case customer.FieldName:
+		return m.Name()
+	case customer.FieldIndustry:
+		return m.Industry()
+	case customer.FieldRegion:
+		return m.Region()
+	case customer.FieldAddress:
+		return m.Address()
+	case customer.FieldWebsite:
+		return m.Website()
+	case customer.FieldGrade:
+		return m.Grade()
+	case customer.FieldCreditLevel:
+		return m.CreditLevel()
+	case customer.FieldCreditLimit:
+		return m.CreditLimit()
+	case customer.FieldSource:
+		return m.Source()
+	case customer.FieldTags:
+		return m.Tags()
+	case customer.FieldNameNorm:
+		return m.NameNorm()
+	case customer.FieldStatus:
+		return m.Status()
+	case customer.FieldDealStatus:
+		return m.DealStatus()
+	case customer.FieldDealAt:
+		return m.DealAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *CustomerMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case customer.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case customer.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case customer.FieldOwnerID:
+		return m.OldOwnerID(ctx)
+	case customer.FieldPoolID:
+		return m.OldPoolID(ctx)
+	case customer.FieldOwnedAt:
+		return m.OldOwnedAt(ctx)
+	case customer.FieldLastFollowUpAt:
+		return m.OldLastFollowUpAt(ctx)
+	case customer.FieldFrozenUntil:
+		return m.OldFrozenUntil(ctx)
+	case customer.FieldReleasedAt:
+		return m.OldReleasedAt(ctx)
+	case customer.FieldReclaimAt:
+		return m.OldReclaimAt(ctx)
+	case customer.FieldReclaimReason:
+		return m.OldReclaimReason(ctx)
+	case customer.FieldVersion:
+		return m.OldVersion(ctx)
+	case customer.FieldName:
+		return m.OldName(ctx)
+	case customer.FieldIndustry:
+		return m.OldIndustry(ctx)
+	case customer.FieldRegion:
+		return m.OldRegion(ctx)
+	case customer.FieldAddress:
+		return m.OldAddress(ctx)
+	case customer.FieldWebsite:
+		return m.OldWebsite(ctx)
+	case customer.FieldGrade:
+		return m.OldGrade(ctx)
+	case customer.FieldCreditLevel:
+		return m.OldCreditLevel(ctx)
+	case customer.FieldCreditLimit:
+		return m.OldCreditLimit(ctx)
+	case customer.FieldSource:
+		return m.OldSource(ctx)
+	case customer.FieldTags:
+		return m.OldTags(ctx)
+	case customer.FieldNameNorm:
+		return m.OldNameNorm(ctx)
+	case customer.FieldStatus:
+		return m.OldStatus(ctx)
+	case customer.FieldDealStatus:
+		return m.OldDealStatus(ctx)
+	case customer.FieldDealAt:
+		return m.OldDealAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown Customer field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *CustomerMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case customer.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case customer.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case customer.FieldOwnerID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOwnerID(v)
+		return nil
+	case customer.FieldPoolID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPoolID(v)
+		return nil
+	case customer.FieldOwnedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOwnedAt(v)
+		return nil
+	case customer.FieldLastFollowUpAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLastFollowUpAt(v)
+		return nil
+	case customer.FieldFrozenUntil:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFrozenUntil(v)
+		return nil
+	case customer.FieldReleasedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReleasedAt(v)
+		return nil
+	case customer.FieldReclaimAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReclaimAt(v)
+		return nil
+	case customer.FieldReclaimReason:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReclaimReason(v)
+		return nil
+	case customer.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVersion(v)
+		return nil
+	case customer.FieldName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetName(v)
+		return nil
+	case customer.FieldIndustry:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetIndustry(v)
+		return nil
+	case customer.FieldRegion:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRegion(v)
+		return nil
+	case customer.FieldAddress:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAddress(v)
+		return nil
+	case customer.FieldWebsite:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetWebsite(v)
+		return nil
+	case customer.FieldGrade:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetGrade(v)
+		return nil
+	case customer.FieldCreditLevel:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreditLevel(v)
+		return nil
+	case customer.FieldCreditLimit:
+		v, ok := value.(float64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreditLimit(v)
+		return nil
+	case customer.FieldSource:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSource(v)
+		return nil
+	case customer.FieldTags:
+		v, ok := value.([]string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTags(v)
+		return nil
+	case customer.FieldNameNorm:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetNameNorm(v)
+		return nil
+	case customer.FieldStatus:
+		v, ok := value.(customer.Status)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStatus(v)
+		return nil
+	case customer.FieldDealStatus:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDealStatus(v)
+		return nil
+	case customer.FieldDealAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDealAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Customer field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *CustomerMutation) AddedFields() []string {
+	var fields []string
+	if m.addversion != nil {
+		fields = append(fields, customer.FieldVersion)
+	}
+	if m.addcredit_limit != nil {
+		fields = append(fields, customer.FieldCreditLimit)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *CustomerMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case customer.FieldVersion:
+		return m.AddedVersion()
+	case customer.FieldCreditLimit:
+		return m.AddedCreditLimit()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *CustomerMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case customer.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddVersion(v)
+		return nil
+	case customer.FieldCreditLimit:
+		v, ok := value.(float64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddCreditLimit(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Customer numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *CustomerMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(customer.FieldOwnerID) {
+		fields = append(fields, customer.FieldOwnerID)
+	}
+	if m.FieldCleared(customer.FieldOwnedAt) {
+		fields = append(fields, customer.FieldOwnedAt)
+	}
+	if m.FieldCleared(customer.FieldLastFollowUpAt) {
+		fields = append(fields, customer.FieldLastFollowUpAt)
+	}
+	if m.FieldCleared(customer.FieldFrozenUntil) {
+		fields = append(fields, customer.FieldFrozenUntil)
+	}
+	if m.FieldCleared(customer.FieldReleasedAt) {
+		fields = append(fields, customer.FieldReleasedAt)
+	}
+	if m.FieldCleared(customer.FieldReclaimAt) {
+		fields = append(fields, customer.FieldReclaimAt)
+	}
+	if m.FieldCleared(customer.FieldCreditLimit) {
+		fields = append(fields, customer.FieldCreditLimit)
+	}
+	if m.FieldCleared(customer.FieldDealAt) {
+		fields = append(fields, customer.FieldDealAt)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *CustomerMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *CustomerMutation) ClearField(name string) error {
+	switch name {
+	case customer.FieldOwnerID:
+		m.ClearOwnerID()
+		return nil
+	case customer.FieldOwnedAt:
+		m.ClearOwnedAt()
+		return nil
+	case customer.FieldLastFollowUpAt:
+		m.ClearLastFollowUpAt()
+		return nil
+	case customer.FieldFrozenUntil:
+		m.ClearFrozenUntil()
+		return nil
+	case customer.FieldReleasedAt:
+		m.ClearReleasedAt()
+		return nil
+	case customer.FieldReclaimAt:
+		m.ClearReclaimAt()
+		return nil
+	case customer.FieldCreditLimit:
+		m.ClearCreditLimit()
+		return nil
+	case customer.FieldDealAt:
+		m.ClearDealAt()
+		return nil
+	}
+	return fmt.Errorf("unknown Customer nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *CustomerMutation) ResetField(name string) error {
+	switch name {
+	case customer.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case customer.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case customer.FieldOwnerID:
+		m.ResetOwnerID()
+		return nil
+	case customer.FieldPoolID:
+		m.ResetPoolID()
+		return nil
+	case customer.FieldOwnedAt:
+		m.ResetOwnedAt()
+		return nil
+	case customer.FieldLastFollowUpAt:
+		m.ResetLastFollowUpAt()
+		return nil
+	case customer.FieldFrozenUntil:
+		m.ResetFrozenUntil()
+		return nil
+	case customer.FieldReleasedAt:
+		m.ResetReleasedAt()
+		return nil
+	case customer.FieldReclaimAt:
+		m.ResetReclaimAt()
+		return nil
+	case customer.FieldReclaimReason:
+		m.ResetReclaimReason()
+		return nil
+	case customer.FieldVersion:
+		m.ResetVersion()
+		return nil
+	case customer.FieldName:
+		m.ResetName()
+		return nil
+	case customer.FieldIndustry:
+		m.ResetIndustry()
+		return nil
+	case customer.FieldRegion:
+		m.ResetRegion()
+		return nil
+	case customer.FieldAddress:
+		m.ResetAddress()
+		return nil
+	case customer.FieldWebsite:
+		m.ResetWebsite()
+		return nil
+	case customer.FieldGrade:
+		m.ResetGrade()
+		return nil
+	case customer.FieldCreditLevel:
+		m.ResetCreditLevel()
+		return nil
+	case customer.FieldCreditLimit:
+		m.ResetCreditLimit()
+		return nil
+	case customer.FieldSource:
+		m.ResetSource()
+		return nil
+	case customer.FieldTags:
+		m.ResetTags()
+		return nil
+	case customer.FieldNameNorm:
+		m.ResetNameNorm()
+		return nil
+	case customer.FieldStatus:
+		m.ResetStatus()
+		return nil
+	case customer.FieldDealStatus:
+		m.ResetDealStatus()
+		return nil
+	case customer.FieldDealAt:
+		m.ResetDealAt()
+		return nil
+	}
+	return fmt.Errorf("unknown Customer field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *CustomerMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *CustomerMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *CustomerMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *CustomerMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *CustomerMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *CustomerMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *CustomerMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown Customer unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *CustomerMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown Customer edge %s", name)
+}
+
+// DedupeKeyMutation represents an operation that mutates the DedupeKey nodes in the graph.
+type DedupeKeyMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *uuid.UUID
+	key_type      *dedupekey.KeyType
+	value         *string
+	record_kind   *dedupekey.RecordKind
+	record_id     *uuid.UUID
+	customer_id   *uuid.UUID
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*DedupeKey, error)
+	predicates    []predicate.DedupeKey
+}
+
+var _ ent.Mutation = (*DedupeKeyMutation)(nil)
+
+// dedupekeyOption allows management of the mutation configuration using functional options.
+type dedupekeyOption func(*DedupeKeyMutation)
+
+// newDedupeKeyMutation creates new mutation for the DedupeKey entity.
+func newDedupeKeyMutation(c config, op Op, opts ...dedupekeyOption) *DedupeKeyMutation {
+	m := &DedupeKeyMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeDedupeKey,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withDedupeKeyID sets the ID field of the mutation.
+func withDedupeKeyID(id uuid.UUID) dedupekeyOption {
+	return func(m *DedupeKeyMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *DedupeKey
+		)
+		m.oldValue = func(ctx context.Context) (*DedupeKey, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().DedupeKey.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withDedupeKey sets the old DedupeKey of the mutation.
+func withDedupeKey(node *DedupeKey) dedupekeyOption {
+	return func(m *DedupeKeyMutation) {
+		m.oldValue = func(context.Context) (*DedupeKey, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m DedupeKeyMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m DedupeKeyMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of DedupeKey entities.
+func (m *DedupeKeyMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *DedupeKeyMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *DedupeKeyMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().DedupeKey.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetKeyType sets the "key_type" field.
+func (m *DedupeKeyMutation) SetKeyType(dt dedupekey.KeyType) {
+	m.key_type = &dt
+}
+
+// KeyType returns the value of the "key_type" field in the mutation.
+func (m *DedupeKeyMutation) KeyType() (r dedupekey.KeyType, exists bool) {
+	v := m.key_type
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKeyType returns the old "key_type" field's value of the DedupeKey entity.
+// If the DedupeKey object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DedupeKeyMutation) OldKeyType(ctx context.Context) (v dedupekey.KeyType, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKeyType is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKeyType requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKeyType: %w", err)
+	}
+	return oldValue.KeyType, nil
+}
+
+// ResetKeyType resets all changes to the "key_type" field.
+func (m *DedupeKeyMutation) ResetKeyType() {
+	m.key_type = nil
+}
+
+// SetValue sets the "value" field.
+func (m *DedupeKeyMutation) SetValue(s string) {
+	m.value = &s
+}
+
+// Value returns the value of the "value" field in the mutation.
+func (m *DedupeKeyMutation) Value() (r string, exists bool) {
+	v := m.value
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldValue returns the old "value" field's value of the DedupeKey entity.
+// If the DedupeKey object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DedupeKeyMutation) OldValue(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldValue is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldValue requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldValue: %w", err)
+	}
+	return oldValue.Value, nil
+}
+
+// ResetValue resets all changes to the "value" field.
+func (m *DedupeKeyMutation) ResetValue() {
+	m.value = nil
+}
+
+// SetRecordKind sets the "record_kind" field.
+func (m *DedupeKeyMutation) SetRecordKind(dk dedupekey.RecordKind) {
+	m.record_kind = &dk
+}
+
+// RecordKind returns the value of the "record_kind" field in the mutation.
+func (m *DedupeKeyMutation) RecordKind() (r dedupekey.RecordKind, exists bool) {
+	v := m.record_kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRecordKind returns the old "record_kind" field's value of the DedupeKey entity.
+// If the DedupeKey object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DedupeKeyMutation) OldRecordKind(ctx context.Context) (v dedupekey.RecordKind, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRecordKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRecordKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRecordKind: %w", err)
+	}
+	return oldValue.RecordKind, nil
+}
+
+// ResetRecordKind resets all changes to the "record_kind" field.
+func (m *DedupeKeyMutation) ResetRecordKind() {
+	m.record_kind = nil
+}
+
+// SetRecordID sets the "record_id" field.
+func (m *DedupeKeyMutation) SetRecordID(u uuid.UUID) {
+	m.record_id = &u
+}
+
+// RecordID returns the value of the "record_id" field in the mutation.
+func (m *DedupeKeyMutation) RecordID() (r uuid.UUID, exists bool) {
+	v := m.record_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRecordID returns the old "record_id" field's value of the DedupeKey entity.
+// If the DedupeKey object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DedupeKeyMutation) OldRecordID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRecordID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRecordID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRecordID: %w", err)
+	}
+	return oldValue.RecordID, nil
+}
+
+// ResetRecordID resets all changes to the "record_id" field.
+func (m *DedupeKeyMutation) ResetRecordID() {
+	m.record_id = nil
+}
+
+// SetCustomerID sets the "customer_id" field.
+func (m *DedupeKeyMutation) SetCustomerID(u uuid.UUID) {
+	m.customer_id = &u
+}
+
+// CustomerID returns the value of the "customer_id" field in the mutation.
+func (m *DedupeKeyMutation) CustomerID() (r uuid.UUID, exists bool) {
+	v := m.customer_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCustomerID returns the old "customer_id" field's value of the DedupeKey entity.
+// If the DedupeKey object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DedupeKeyMutation) OldCustomerID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCustomerID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCustomerID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCustomerID: %w", err)
+	}
+	return oldValue.CustomerID, nil
+}
+
+// ClearCustomerID clears the value of the "customer_id" field.
+func (m *DedupeKeyMutation) ClearCustomerID() {
+	m.customer_id = nil
+	m.clearedFields[dedupekey.FieldCustomerID] = struct{}{}
+}
+
+// CustomerIDCleared returns if the "customer_id" field was cleared in this mutation.
+func (m *DedupeKeyMutation) CustomerIDCleared() bool {
+	_, ok := m.clearedFields[dedupekey.FieldCustomerID]
+	return ok
+}
+
+// ResetCustomerID resets all changes to the "customer_id" field.
+func (m *DedupeKeyMutation) ResetCustomerID() {
+	m.customer_id = nil
+	delete(m.clearedFields, dedupekey.FieldCustomerID)
+}
+
+// Where appends a list predicates to the DedupeKeyMutation builder.
+func (m *DedupeKeyMutation) Where(ps ...predicate.DedupeKey) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the DedupeKeyMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *DedupeKeyMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.DedupeKey, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *DedupeKeyMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *DedupeKeyMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (DedupeKey).
+func (m *DedupeKeyMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *DedupeKeyMutation) Fields() []string {
+	fields := make([]string, 0, 5)
+	if m.key_type != nil {
+		fields = append(fields, dedupekey.FieldKeyType)
+	}
+	if m.value != nil {
+		fields = append(fields, dedupekey.FieldValue)
+	}
+	if m.record_kind != nil {
+		fields = append(fields, dedupekey.FieldRecordKind)
+	}
+	if m.record_id != nil {
+		fields = append(fields, dedupekey.FieldRecordID)
+	}
+	if m.customer_id != nil {
+		fields = append(fields, dedupekey.FieldCustomerID)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *DedupeKeyMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case dedupekey.FieldKeyType:
+		return m.KeyType()
+	case dedupekey.FieldValue:
+		return m.Value()
+	case dedupekey.FieldRecordKind:
+		return m.RecordKind()
+	case dedupekey.FieldRecordID:
+		return m.RecordID()
+	case dedupekey.FieldCustomerID:
+		return m.CustomerID()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *DedupeKeyMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case dedupekey.FieldKeyType:
+		return m.OldKeyType(ctx)
+	case dedupekey.FieldValue:
+		return m.OldValue(ctx)
+	case dedupekey.FieldRecordKind:
+		return m.OldRecordKind(ctx)
+	case dedupekey.FieldRecordID:
+		return m.OldRecordID(ctx)
+	case dedupekey.FieldCustomerID:
+		return m.OldCustomerID(ctx)
+	}
+	return nil, fmt.Errorf("unknown DedupeKey field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *DedupeKeyMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case dedupekey.FieldKeyType:
+		v, ok := value.(dedupekey.KeyType)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKeyType(v)
+		return nil
+	case dedupekey.FieldValue:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetValue(v)
+		return nil
+	case dedupekey.FieldRecordKind:
+		v, ok := value.(dedupekey.RecordKind)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRecordKind(v)
+		return nil
+	case dedupekey.FieldRecordID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRecordID(v)
+		return nil
+	case dedupekey.FieldCustomerID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCustomerID(v)
+		return nil
+	}
+	return fmt.Errorf("unknown DedupeKey field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *DedupeKeyMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *DedupeKeyMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *DedupeKeyMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown DedupeKey numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *DedupeKeyMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(dedupekey.FieldCustomerID) {
+		fields = append(fields, dedupekey.FieldCustomerID)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *DedupeKeyMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *DedupeKeyMutation) ClearField(name string) error {
+	switch name {
+	case dedupekey.FieldCustomerID:
+		m.ClearCustomerID()
+		return nil
+	}
+	return fmt.Errorf("unknown DedupeKey nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *DedupeKeyMutation) ResetField(name string) error {
+	switch name {
+	case dedupekey.FieldKeyType:
+		m.ResetKeyType()
+		return nil
+	case dedupekey.FieldValue:
+		m.ResetValue()
+		return nil
+	case dedupekey.FieldRecordKind:
+		m.ResetRecordKind()
+		return nil
+	case dedupekey.FieldRecordID:
+		m.ResetRecordID()
+		return nil
+	case dedupekey.FieldCustomerID:
+		m.ResetCustomerID()
+		return nil
+	}
+	return fmt.Errorf("unknown DedupeKey field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *DedupeKeyMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *DedupeKeyMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *DedupeKeyMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *DedupeKeyMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *DedupeKeyMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *DedupeKeyMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *DedupeKeyMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown DedupeKey unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *DedupeKeyMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown DedupeKey edge %s", name)
+}
+
+// DomainEventMutation represents an operation that mutates the DomainEvent nodes in the graph.
+type DomainEventMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *uuid.UUID
+	_type         *string
+	subject_kind  *string
+	subject_id    *uuid.UUID
+	data          *map[string]interface{}
+	at            *time.Time
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*DomainEvent, error)
+	predicates    []predicate.DomainEvent
+}
+
+var _ ent.Mutation = (*DomainEventMutation)(nil)
+
+// domaineventOption allows management of the mutation configuration using functional options.
+type domaineventOption func(*DomainEventMutation)
+
+// newDomainEventMutation creates new mutation for the DomainEvent entity.
+func newDomainEventMutation(c config, op Op, opts ...domaineventOption) *DomainEventMutation {
+	m := &DomainEventMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeDomainEvent,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withDomainEventID sets the ID field of the mutation.
+func withDomainEventID(id uuid.UUID) domaineventOption {
+	return func(m *DomainEventMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *DomainEvent
+		)
+		m.oldValue = func(ctx context.Context) (*DomainEvent, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().DomainEvent.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withDomainEvent sets the old DomainEvent of the mutation.
+func withDomainEvent(node *DomainEvent) domaineventOption {
+	return func(m *DomainEventMutation) {
+		m.oldValue = func(context.Context) (*DomainEvent, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m DomainEventMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m DomainEventMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of DomainEvent entities.
+func (m *DomainEventMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *DomainEventMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *DomainEventMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().DomainEvent.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetType sets the "type" field.
+func (m *DomainEventMutation) SetType(s string) {
+	m._type = &s
+}
+
+// GetType returns the value of the "type" field in the mutation.
+func (m *DomainEventMutation) GetType() (r string, exists bool) {
+	v := m._type
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldType returns the old "type" field's value of the DomainEvent entity.
+// If the DomainEvent object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DomainEventMutation) OldType(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldType is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldType requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldType: %w", err)
+	}
+	return oldValue.Type, nil
+}
+
+// ResetType resets all changes to the "type" field.
+func (m *DomainEventMutation) ResetType() {
+	m._type = nil
+}
+
+// SetSubjectKind sets the "subject_kind" field.
+func (m *DomainEventMutation) SetSubjectKind(s string) {
+	m.subject_kind = &s
+}
+
+// SubjectKind returns the value of the "subject_kind" field in the mutation.
+func (m *DomainEventMutation) SubjectKind() (r string, exists bool) {
+	v := m.subject_kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSubjectKind returns the old "subject_kind" field's value of the DomainEvent entity.
+// If the DomainEvent object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DomainEventMutation) OldSubjectKind(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSubjectKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSubjectKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSubjectKind: %w", err)
+	}
+	return oldValue.SubjectKind, nil
+}
+
+// ResetSubjectKind resets all changes to the "subject_kind" field.
+func (m *DomainEventMutation) ResetSubjectKind() {
+	m.subject_kind = nil
+}
+
+// SetSubjectID sets the "subject_id" field.
+func (m *DomainEventMutation) SetSubjectID(u uuid.UUID) {
+	m.subject_id = &u
+}
+
+// SubjectID returns the value of the "subject_id" field in the mutation.
+func (m *DomainEventMutation) SubjectID() (r uuid.UUID, exists bool) {
+	v := m.subject_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSubjectID returns the old "subject_id" field's value of the DomainEvent entity.
+// If the DomainEvent object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DomainEventMutation) OldSubjectID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSubjectID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSubjectID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSubjectID: %w", err)
+	}
+	return oldValue.SubjectID, nil
+}
+
+// ResetSubjectID resets all changes to the "subject_id" field.
+func (m *DomainEventMutation) ResetSubjectID() {
+	m.subject_id = nil
+}
+
+// SetData sets the "data" field.
+func (m *DomainEventMutation) SetData(value map[string]interface{}) {
+	m.data = &value
+}
+
+// Data returns the value of the "data" field in the mutation.
+func (m *DomainEventMutation) Data() (r map[string]interface{}, exists bool) {
+	v := m.data
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldData returns the old "data" field's value of the DomainEvent entity.
+// If the DomainEvent object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DomainEventMutation) OldData(ctx context.Context) (v map[string]interface{}, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldData is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldData requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldData: %w", err)
+	}
+	return oldValue.Data, nil
+}
+
+// ResetData resets all changes to the "data" field.
+func (m *DomainEventMutation) ResetData() {
+	m.data = nil
+}
+
+// SetAt sets the "at" field.
+func (m *DomainEventMutation) SetAt(t time.Time) {
+	m.at = &t
+}
+
+// At returns the value of the "at" field in the mutation.
+func (m *DomainEventMutation) At() (r time.Time, exists bool) {
+	v := m.at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAt returns the old "at" field's value of the DomainEvent entity.
+// If the DomainEvent object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DomainEventMutation) OldAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAt: %w", err)
+	}
+	return oldValue.At, nil
+}
+
+// ResetAt resets all changes to the "at" field.
+func (m *DomainEventMutation) ResetAt() {
+	m.at = nil
+}
+
+// Where appends a list predicates to the DomainEventMutation builder.
+func (m *DomainEventMutation) Where(ps ...predicate.DomainEvent) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the DomainEventMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *DomainEventMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.DomainEvent, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *DomainEventMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *DomainEventMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (DomainEvent).
+func (m *DomainEventMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *DomainEventMutation) Fields() []string {
+	fields := make([]string, 0, 5)
+	if m._type != nil {
+		fields = append(fields, domainevent.FieldType)
+	}
+	if m.subject_kind != nil {
+		fields = append(fields, domainevent.FieldSubjectKind)
+	}
+	if m.subject_id != nil {
+		fields = append(fields, domainevent.FieldSubjectID)
+	}
+	if m.data != nil {
+		fields = append(fields, domainevent.FieldData)
+	}
+	if m.at != nil {
+		fields = append(fields, domainevent.FieldAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *DomainEventMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case domainevent.FieldType:
+		return m.GetType()
+	case domainevent.FieldSubjectKind:
+		return m.SubjectKind()
+	case domainevent.FieldSubjectID:
+		return m.SubjectID()
+	case domainevent.FieldData:
+		return m.Data()
+	case domainevent.FieldAt:
+		return m.At()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *DomainEventMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case domainevent.FieldType:
+		return m.OldType(ctx)
+	case domainevent.FieldSubjectKind:
+		return m.OldSubjectKind(ctx)
+	case domainevent.FieldSubjectID:
+		return m.OldSubjectID(ctx)
+	case domainevent.FieldData:
+		return m.OldData(ctx)
+	case domainevent.FieldAt:
+		return m.OldAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown DomainEvent field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *DomainEventMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case domainevent.FieldType:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetType(v)
+		return nil
+	case domainevent.FieldSubjectKind:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSubjectKind(v)
+		return nil
+	case domainevent.FieldSubjectID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSubjectID(v)
+		return nil
+	case domainevent.FieldData:
+		v, ok := value.(map[string]interface{})
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetData(v)
+		return nil
+	case domainevent.FieldAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown DomainEvent field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *DomainEventMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *DomainEventMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *DomainEventMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown DomainEvent numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *DomainEventMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *DomainEventMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *DomainEventMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown DomainEvent nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *DomainEventMutation) ResetField(name string) error {
+	switch name {
+	case domainevent.FieldType:
+		m.ResetType()
+		return nil
+	case domainevent.FieldSubjectKind:
+		m.ResetSubjectKind()
+		return nil
+	case domainevent.FieldSubjectID:
+		m.ResetSubjectID()
+		return nil
+	case domainevent.FieldData:
+		m.ResetData()
+		return nil
+	case domainevent.FieldAt:
+		m.ResetAt()
+		return nil
+	}
+	return fmt.Errorf("unknown DomainEvent field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *DomainEventMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *DomainEventMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *DomainEventMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *DomainEventMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *DomainEventMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *DomainEventMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *DomainEventMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown DomainEvent unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *DomainEventMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown DomainEvent edge %s", name)
+}
+
+// FollowUpMutation represents an operation that mutates the FollowUp nodes in the graph.
+type FollowUpMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *uuid.UUID
+	subject_type  *followup.SubjectType
+	subject_id    *uuid.UUID
+	author_id     *uuid.UUID
+	channel       *followup.Channel
+	content       *string
+	occurred_at   *time.Time
+	next_at       *time.Time
+	created_at    *time.Time
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*FollowUp, error)
+	predicates    []predicate.FollowUp
+}
+
+var _ ent.Mutation = (*FollowUpMutation)(nil)
+
+// followupOption allows management of the mutation configuration using functional options.
+type followupOption func(*FollowUpMutation)
+
+// newFollowUpMutation creates new mutation for the FollowUp entity.
+func newFollowUpMutation(c config, op Op, opts ...followupOption) *FollowUpMutation {
+	m := &FollowUpMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeFollowUp,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withFollowUpID sets the ID field of the mutation.
+func withFollowUpID(id uuid.UUID) followupOption {
+	return func(m *FollowUpMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *FollowUp
+		)
+		m.oldValue = func(ctx context.Context) (*FollowUp, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().FollowUp.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withFollowUp sets the old FollowUp of the mutation.
+func withFollowUp(node *FollowUp) followupOption {
+	return func(m *FollowUpMutation) {
+		m.oldValue = func(context.Context) (*FollowUp, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m FollowUpMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m FollowUpMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of FollowUp entities.
+func (m *FollowUpMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *FollowUpMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *FollowUpMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().FollowUp.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetSubjectType sets the "subject_type" field.
+func (m *FollowUpMutation) SetSubjectType(ft followup.SubjectType) {
+	m.subject_type = &ft
+}
+
+// SubjectType returns the value of the "subject_type" field in the mutation.
+func (m *FollowUpMutation) SubjectType() (r followup.SubjectType, exists bool) {
+	v := m.subject_type
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSubjectType returns the old "subject_type" field's value of the FollowUp entity.
+// If the FollowUp object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *FollowUpMutation) OldSubjectType(ctx context.Context) (v followup.SubjectType, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSubjectType is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSubjectType requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSubjectType: %w", err)
+	}
+	return oldValue.SubjectType, nil
+}
+
+// ResetSubjectType resets all changes to the "subject_type" field.
+func (m *FollowUpMutation) ResetSubjectType() {
+	m.subject_type = nil
+}
+
+// SetSubjectID sets the "subject_id" field.
+func (m *FollowUpMutation) SetSubjectID(u uuid.UUID) {
+	m.subject_id = &u
+}
+
+// SubjectID returns the value of the "subject_id" field in the mutation.
+func (m *FollowUpMutation) SubjectID() (r uuid.UUID, exists bool) {
+	v := m.subject_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSubjectID returns the old "subject_id" field's value of the FollowUp entity.
+// If the FollowUp object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *FollowUpMutation) OldSubjectID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSubjectID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSubjectID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSubjectID: %w", err)
+	}
+	return oldValue.SubjectID, nil
+}
+
+// ResetSubjectID resets all changes to the "subject_id" field.
+func (m *FollowUpMutation) ResetSubjectID() {
+	m.subject_id = nil
+}
+
+// SetAuthorID sets the "author_id" field.
+func (m *FollowUpMutation) SetAuthorID(u uuid.UUID) {
+	m.author_id = &u
+}
+
+// AuthorID returns the value of the "author_id" field in the mutation.
+func (m *FollowUpMutation) AuthorID() (r uuid.UUID, exists bool) {
+	v := m.author_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAuthorID returns the old "author_id" field's value of the FollowUp entity.
+// If the FollowUp object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *FollowUpMutation) OldAuthorID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAuthorID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAuthorID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAuthorID: %w", err)
+	}
+	return oldValue.AuthorID, nil
+}
+
+// ResetAuthorID resets all changes to the "author_id" field.
+func (m *FollowUpMutation) ResetAuthorID() {
+	m.author_id = nil
+}
+
+// SetChannel sets the "channel" field.
+func (m *FollowUpMutation) SetChannel(f followup.Channel) {
+	m.channel = &f
+}
+
+// Channel returns the value of the "channel" field in the mutation.
+func (m *FollowUpMutation) Channel() (r followup.Channel, exists bool) {
+	v := m.channel
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldChannel returns the old "channel" field's value of the FollowUp entity.
+// If the FollowUp object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *FollowUpMutation) OldChannel(ctx context.Context) (v followup.Channel, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldChannel is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldChannel requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldChannel: %w", err)
+	}
+	return oldValue.Channel, nil
+}
+
+// ResetChannel resets all changes to the "channel" field.
+func (m *FollowUpMutation) ResetChannel() {
+	m.channel = nil
+}
+
+// SetContent sets the "content" field.
+func (m *FollowUpMutation) SetContent(s string) {
+	m.content = &s
+}
+
+// Content returns the value of the "content" field in the mutation.
+func (m *FollowUpMutation) Content() (r string, exists bool) {
+	v := m.content
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldContent returns the old "content" field's value of the FollowUp entity.
+// If the FollowUp object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *FollowUpMutation) OldContent(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldContent is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldContent requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldContent: %w", err)
+	}
+	return oldValue.Content, nil
+}
+
+// ResetContent resets all changes to the "content" field.
+func (m *FollowUpMutation) ResetContent() {
+	m.content = nil
+}
+
+// SetOccurredAt sets the "occurred_at" field.
+func (m *FollowUpMutation) SetOccurredAt(t time.Time) {
+	m.occurred_at = &t
+}
+
+// OccurredAt returns the value of the "occurred_at" field in the mutation.
+func (m *FollowUpMutation) OccurredAt() (r time.Time, exists bool) {
+	v := m.occurred_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOccurredAt returns the old "occurred_at" field's value of the FollowUp entity.
+// If the FollowUp object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *FollowUpMutation) OldOccurredAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOccurredAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOccurredAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOccurredAt: %w", err)
+	}
+	return oldValue.OccurredAt, nil
+}
+
+// ResetOccurredAt resets all changes to the "occurred_at" field.
+func (m *FollowUpMutation) ResetOccurredAt() {
+	m.occurred_at = nil
+}
+
+// SetNextAt sets the "next_at" field.
+func (m *FollowUpMutation) SetNextAt(t time.Time) {
+	m.next_at = &t
+}
+
+// NextAt returns the value of the "next_at" field in the mutation.
+func (m *FollowUpMutation) NextAt() (r time.Time, exists bool) {
+	v := m.next_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNextAt returns the old "next_at" field's value of the FollowUp entity.
+// If the FollowUp object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *FollowUpMutation) OldNextAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNextAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNextAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNextAt: %w", err)
+	}
+	return oldValue.NextAt, nil
+}
+
+// ClearNextAt clears the value of the "next_at" field.
+func (m *FollowUpMutation) ClearNextAt() {
+	m.next_at = nil
+	m.clearedFields[followup.FieldNextAt] = struct{}{}
+}
+
+// NextAtCleared returns if the "next_at" field was cleared in this mutation.
+func (m *FollowUpMutation) NextAtCleared() bool {
+	_, ok := m.clearedFields[followup.FieldNextAt]
+	return ok
+}
+
+// ResetNextAt resets all changes to the "next_at" field.
+func (m *FollowUpMutation) ResetNextAt() {
+	m.next_at = nil
+	delete(m.clearedFields, followup.FieldNextAt)
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *FollowUpMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *FollowUpMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the FollowUp entity.
+// If the FollowUp object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *FollowUpMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *FollowUpMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// Where appends a list predicates to the FollowUpMutation builder.
+func (m *FollowUpMutation) Where(ps ...predicate.FollowUp) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the FollowUpMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *FollowUpMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.FollowUp, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *FollowUpMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *FollowUpMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (FollowUp).
+func (m *FollowUpMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *FollowUpMutation) Fields() []string {
+	fields := make([]string, 0, 8)
+	if m.subject_type != nil {
+		fields = append(fields, followup.FieldSubjectType)
+	}
+	if m.subject_id != nil {
+		fields = append(fields, followup.FieldSubjectID)
+	}
+	if m.author_id != nil {
+		fields = append(fields, followup.FieldAuthorID)
+	}
+	if m.channel != nil {
+		fields = append(fields, followup.FieldChannel)
+	}
+	if m.content != nil {
+		fields = append(fields, followup.FieldContent)
+	}
+	if m.occurred_at != nil {
+		fields = append(fields, followup.FieldOccurredAt)
+	}
+	if m.next_at != nil {
+		fields = append(fields, followup.FieldNextAt)
+	}
+	if m.created_at != nil {
+		fields = append(fields, followup.FieldCreatedAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *FollowUpMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case followup.FieldSubjectType:
+		return m.SubjectType()
+	case followup.FieldSubjectID:
+		return m.SubjectID()
+	case followup.FieldAuthorID:
+		return m.AuthorID()
+	case followup.FieldChannel:
+		return m.Channel()
+	case followup.FieldContent:
+		return m.Content()
+	case followup.FieldOccurredAt:
+		return m.OccurredAt()
+	case followup.FieldNextAt:
+		return m.NextAt()
+	case followup.FieldCreatedAt:
+		return m.CreatedAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *FollowUpMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case followup.FieldSubjectType:
+		return m.OldSubjectType(ctx)
+	case followup.FieldSubjectID:
+		return m.OldSubjectID(ctx)
+	case followup.FieldAuthorID:
+		return m.OldAuthorID(ctx)
+	case followup.FieldChannel:
+		return m.OldChannel(ctx)
+	case followup.FieldContent:
+		return m.OldContent(ctx)
+	case followup.FieldOccurredAt:
+		return m.OldOccurredAt(ctx)
+	case followup.FieldNextAt:
+		return m.OldNextAt(ctx)
+	case followup.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown FollowUp field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *FollowUpMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case followup.FieldSubjectType:
+		v, ok := value.(followup.SubjectType)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSubjectType(v)
+		return nil
+	case followup.FieldSubjectID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSubjectID(v)
+		return nil
+	case followup.FieldAuthorID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAuthorID(v)
+		return nil
+	case followup.FieldChannel:
+		v, ok := value.(followup.Channel)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetChannel(v)
+		return nil
+	case followup.FieldContent:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetContent(v)
+		return nil
+	case followup.FieldOccurredAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOccurredAt(v)
+		return nil
+	case followup.FieldNextAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetNextAt(v)
+		return nil
+	case followup.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown FollowUp field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *FollowUpMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *FollowUpMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *FollowUpMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown FollowUp numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *FollowUpMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(followup.FieldNextAt) {
+		fields = append(fields, followup.FieldNextAt)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *FollowUpMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *FollowUpMutation) ClearField(name string) error {
+	switch name {
+	case followup.FieldNextAt:
+		m.ClearNextAt()
+		return nil
+	}
+	return fmt.Errorf("unknown FollowUp nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *FollowUpMutation) ResetField(name string) error {
+	switch name {
+	case followup.FieldSubjectType:
+		m.ResetSubjectType()
+		return nil
+	case followup.FieldSubjectID:
+		m.ResetSubjectID()
+		return nil
+	case followup.FieldAuthorID:
+		m.ResetAuthorID()
+		return nil
+	case followup.FieldChannel:
+		m.ResetChannel()
+		return nil
+	case followup.FieldContent:
+		m.ResetContent()
+		return nil
+	case followup.FieldOccurredAt:
+		m.ResetOccurredAt()
+		return nil
+	case followup.FieldNextAt:
+		m.ResetNextAt()
+		return nil
+	case followup.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown FollowUp field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *FollowUpMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *FollowUpMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *FollowUpMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *FollowUpMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *FollowUpMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *FollowUpMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *FollowUpMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown FollowUp unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *FollowUpMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown FollowUp edge %s", name)
+}
+
+// LeadMutation represents an operation that mutates the Lead nodes in the graph.
+type LeadMutation struct {
+	config
+	op                    Op
+	typ                   string
+	id                    *uuid.UUID
+	created_at            *time.Time
+	updated_at            *time.Time
+	owner_id              *uuid.UUID
+	pool_id               *uuid.UUID
+	owned_at              *time.Time
+	last_follow_up_at     *time.Time
+	frozen_until          *time.Time
+	released_at           *time.Time
+	reclaim_at            *time.Time
+	reclaim_reason        *string
+	version               *int
+	addversion            *int
+	name                  *string
+	company               *string
+	phone                 *string
+	email                 *string
+	source                *string
+	region                *string
+	industry              *string
+	notes                 *string
+	tags                  *[]string
+	appendtags            []string
+	name_norm             *string
+	company_norm          *string
+	phone_norm            *string
+	email_norm            *string
+	status                *lead.Status
+	converted_customer_id *uuid.UUID
+	clearedFields         map[string]struct{}
+	done                  bool
+	oldValue              func(context.Context) (*Lead, error)
+	predicates            []predicate.Lead
+}
+
+var _ ent.Mutation = (*LeadMutation)(nil)
+
+// leadOption allows management of the mutation configuration using functional options.
+type leadOption func(*LeadMutation)
+
+// newLeadMutation creates new mutation for the Lead entity.
+func newLeadMutation(c config, op Op, opts ...leadOption) *LeadMutation {
+	m := &LeadMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeLead,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withLeadID sets the ID field of the mutation.
+func withLeadID(id uuid.UUID) leadOption {
+	return func(m *LeadMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Lead
+		)
+		m.oldValue = func(ctx context.Context) (*Lead, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Lead.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withLead sets the old Lead of the mutation.
+func withLead(node *Lead) leadOption {
+	return func(m *LeadMutation) {
+		m.oldValue = func(context.Context) (*Lead, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m LeadMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m LeadMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of Lead entities.
+func (m *LeadMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *LeadMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *LeadMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Lead.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *LeadMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *LeadMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the Lead entity.
+// If the Lead object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LeadMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *LeadMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *LeadMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *LeadMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the Lead entity.
+// If the Lead object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LeadMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *LeadMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetOwnerID sets the "owner_id" field.
+func (m *LeadMutation) SetOwnerID(u uuid.UUID) {
+	m.owner_id = &u
+}
+
+// OwnerID returns the value of the "owner_id" field in the mutation.
+func (m *LeadMutation) OwnerID() (r uuid.UUID, exists bool) {
+	v := m.owner_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOwnerID returns the old "owner_id" field's value of the Lead entity.
+// If the Lead object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LeadMutation) OldOwnerID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOwnerID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOwnerID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOwnerID: %w", err)
+	}
+	return oldValue.OwnerID, nil
+}
+
+// ClearOwnerID clears the value of the "owner_id" field.
+func (m *LeadMutation) ClearOwnerID() {
+	m.owner_id = nil
+	m.clearedFields[lead.FieldOwnerID] = struct{}{}
+}
+
+// OwnerIDCleared returns if the "owner_id" field was cleared in this mutation.
+func (m *LeadMutation) OwnerIDCleared() bool {
+	_, ok := m.clearedFields[lead.FieldOwnerID]
+	return ok
+}
+
+// ResetOwnerID resets all changes to the "owner_id" field.
+func (m *LeadMutation) ResetOwnerID() {
+	m.owner_id = nil
+	delete(m.clearedFields, lead.FieldOwnerID)
+}
+
+// SetPoolID sets the "pool_id" field.
+func (m *LeadMutation) SetPoolID(u uuid.UUID) {
+	m.pool_id = &u
+}
+
+// PoolID returns the value of the "pool_id" field in the mutation.
+func (m *LeadMutation) PoolID() (r uuid.UUID, exists bool) {
+	v := m.pool_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPoolID returns the old "pool_id" field's value of the Lead entity.
+// If the Lead object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LeadMutation) OldPoolID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPoolID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPoolID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPoolID: %w", err)
+	}
+	return oldValue.PoolID, nil
+}
+
+// ResetPoolID resets all changes to the "pool_id" field.
+func (m *LeadMutation) ResetPoolID() {
+	m.pool_id = nil
+}
+
+// SetOwnedAt sets the "owned_at" field.
+func (m *LeadMutation) SetOwnedAt(t time.Time) {
+	m.owned_at = &t
+}
+
+// OwnedAt returns the value of the "owned_at" field in the mutation.
+func (m *LeadMutation) OwnedAt() (r time.Time, exists bool) {
+	v := m.owned_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOwnedAt returns the old "owned_at" field's value of the Lead entity.
+// If the Lead object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LeadMutation) OldOwnedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOwnedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOwnedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOwnedAt: %w", err)
+	}
+	return oldValue.OwnedAt, nil
+}
+
+// ClearOwnedAt clears the value of the "owned_at" field.
+func (m *LeadMutation) ClearOwnedAt() {
+	m.owned_at = nil
+	m.clearedFields[lead.FieldOwnedAt] = struct{}{}
+}
+
+// OwnedAtCleared returns if the "owned_at" field was cleared in this mutation.
+func (m *LeadMutation) OwnedAtCleared() bool {
+	_, ok := m.clearedFields[lead.FieldOwnedAt]
+	return ok
+}
+
+// ResetOwnedAt resets all changes to the "owned_at" field.
+func (m *LeadMutation) ResetOwnedAt() {
+	m.owned_at = nil
+	delete(m.clearedFields, lead.FieldOwnedAt)
+}
+
+// SetLastFollowUpAt sets the "last_follow_up_at" field.
+func (m *LeadMutation) SetLastFollowUpAt(t time.Time) {
+	m.last_follow_up_at = &t
+}
+
+// LastFollowUpAt returns the value of the "last_follow_up_at" field in the mutation.
+func (m *LeadMutation) LastFollowUpAt() (r time.Time, exists bool) {
+	v := m.last_follow_up_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLastFollowUpAt returns the old "last_follow_up_at" field's value of the Lead entity.
+// If the Lead object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LeadMutation) OldLastFollowUpAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLastFollowUpAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLastFollowUpAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLastFollowUpAt: %w", err)
+	}
+	return oldValue.LastFollowUpAt, nil
+}
+
+// ClearLastFollowUpAt clears the value of the "last_follow_up_at" field.
+func (m *LeadMutation) ClearLastFollowUpAt() {
+	m.last_follow_up_at = nil
+	m.clearedFields[lead.FieldLastFollowUpAt] = struct{}{}
+}
+
+// LastFollowUpAtCleared returns if the "last_follow_up_at" field was cleared in this mutation.
+func (m *LeadMutation) LastFollowUpAtCleared() bool {
+	_, ok := m.clearedFields[lead.FieldLastFollowUpAt]
+	return ok
+}
+
+// ResetLastFollowUpAt resets all changes to the "last_follow_up_at" field.
+func (m *LeadMutation) ResetLastFollowUpAt() {
+	m.last_follow_up_at = nil
+	delete(m.clearedFields, lead.FieldLastFollowUpAt)
+}
+
+// SetFrozenUntil sets the "frozen_until" field.
+func (m *LeadMutation) SetFrozenUntil(t time.Time) {
+	m.frozen_until = &t
+}
+
+// FrozenUntil returns the value of the "frozen_until" field in the mutation.
+func (m *LeadMutation) FrozenUntil() (r time.Time, exists bool) {
+	v := m.frozen_until
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFrozenUntil returns the old "frozen_until" field's value of the Lead entity.
+// If the Lead object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LeadMutation) OldFrozenUntil(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFrozenUntil is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFrozenUntil requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFrozenUntil: %w", err)
+	}
+	return oldValue.FrozenUntil, nil
+}
+
+// ClearFrozenUntil clears the value of the "frozen_until" field.
+func (m *LeadMutation) ClearFrozenUntil() {
+	m.frozen_until = nil
+	m.clearedFields[lead.FieldFrozenUntil] = struct{}{}
+}
+
+// FrozenUntilCleared returns if the "frozen_until" field was cleared in this mutation.
+func (m *LeadMutation) FrozenUntilCleared() bool {
+	_, ok := m.clearedFields[lead.FieldFrozenUntil]
+	return ok
+}
+
+// ResetFrozenUntil resets all changes to the "frozen_until" field.
+func (m *LeadMutation) ResetFrozenUntil() {
+	m.frozen_until = nil
+	delete(m.clearedFields, lead.FieldFrozenUntil)
+}
+
+// SetReleasedAt sets the "released_at" field.
+func (m *LeadMutation) SetReleasedAt(t time.Time) {
+	m.released_at = &t
+}
+
+// ReleasedAt returns the value of the "released_at" field in the mutation.
+func (m *LeadMutation) ReleasedAt() (r time.Time, exists bool) {
+	v := m.released_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReleasedAt returns the old "released_at" field's value of the Lead entity.
+// If the Lead object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LeadMutation) OldReleasedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReleasedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReleasedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReleasedAt: %w", err)
+	}
+	return oldValue.ReleasedAt, nil
+}
+
+// ClearReleasedAt clears the value of the "released_at" field.
+func (m *LeadMutation) ClearReleasedAt() {
+	m.released_at = nil
+	m.clearedFields[lead.FieldReleasedAt] = struct{}{}
+}
+
+// ReleasedAtCleared returns if the "released_at" field was cleared in this mutation.
+func (m *LeadMutation) ReleasedAtCleared() bool {
+	_, ok := m.clearedFields[lead.FieldReleasedAt]
+	return ok
+}
+
+// ResetReleasedAt resets all changes to the "released_at" field.
+func (m *LeadMutation) ResetReleasedAt() {
+	m.released_at = nil
+	delete(m.clearedFields, lead.FieldReleasedAt)
+}
+
+// SetReclaimAt sets the "reclaim_at" field.
+func (m *LeadMutation) SetReclaimAt(t time.Time) {
+	m.reclaim_at = &t
+}
+
+// ReclaimAt returns the value of the "reclaim_at" field in the mutation.
+func (m *LeadMutation) ReclaimAt() (r time.Time, exists bool) {
+	v := m.reclaim_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReclaimAt returns the old "reclaim_at" field's value of the Lead entity.
+// If the Lead object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LeadMutation) OldReclaimAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReclaimAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReclaimAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReclaimAt: %w", err)
+	}
+	return oldValue.ReclaimAt, nil
+}
+
+// ClearReclaimAt clears the value of the "reclaim_at" field.
+func (m *LeadMutation) ClearReclaimAt() {
+	m.reclaim_at = nil
+	m.clearedFields[lead.FieldReclaimAt] = struct{}{}
+}
+
+// ReclaimAtCleared returns if the "reclaim_at" field was cleared in this mutation.
+func (m *LeadMutation) ReclaimAtCleared() bool {
+	_, ok := m.clearedFields[lead.FieldReclaimAt]
+	return ok
+}
+
+// ResetReclaimAt resets all changes to the "reclaim_at" field.
+func (m *LeadMutation) ResetReclaimAt() {
+	m.reclaim_at = nil
+	delete(m.clearedFields, lead.FieldReclaimAt)
+}
+
+// SetReclaimReason sets the "reclaim_reason" field.
+func (m *LeadMutation) SetReclaimReason(s string) {
+	m.reclaim_reason = &s
+}
+
+// ReclaimReason returns the value of the "reclaim_reason" field in the mutation.
+func (m *LeadMutation) ReclaimReason() (r string, exists bool) {
+	v := m.reclaim_reason
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReclaimReason returns the old "reclaim_reason" field's value of the Lead entity.
+// If the Lead object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LeadMutation) OldReclaimReason(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReclaimReason is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReclaimReason requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReclaimReason: %w", err)
+	}
+	return oldValue.ReclaimReason, nil
+}
+
+// ResetReclaimReason resets all changes to the "reclaim_reason" field.
+func (m *LeadMutation) ResetReclaimReason() {
+	m.reclaim_reason = nil
+}
+
+// SetVersion sets the "version" field.
+func (m *LeadMutation) SetVersion(i int) {
+	m.version = &i
+	m.addversion = nil
+}
+
+// Version returns the value of the "version" field in the mutation.
+func (m *LeadMutation) Version() (r int, exists bool) {
+	v := m.version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVersion returns the old "version" field's value of the Lead entity.
+// If the Lead object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LeadMutation) OldVersion(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVersion is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVersion requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVersion: %w", err)
+	}
+	return oldValue.Version, nil
+}
+
+// AddVersion adds i to the "version" field.
+func (m *LeadMutation) AddVersion(i int) {
+	if m.addversion != nil {
+		*m.addversion += i
+	} else {
+		m.addversion = &i
+	}
+}
+
+// AddedVersion returns the value that was added to the "version" field in this mutation.
+func (m *LeadMutation) AddedVersion() (r int, exists bool) {
+	v := m.addversion
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetVersion resets all changes to the "version" field.
+func (m *LeadMutation) ResetVersion() {
+	m.version = nil
+	m.addversion = nil
+}
+
+// SetName sets the "name" field.
+func (m *LeadMutation) SetName(s string) {
+	m.name = &s
+}
+
+// Name returns the value of the "name" field in the mutation.
+func (m *LeadMutation) Name() (r string, exists bool) {
+	v := m.name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldName returns the old "name" field's value of the Lead entity.
+// If the Lead object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LeadMutation) OldName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldName: %w", err)
+	}
+	return oldValue.Name, nil
+}
+
+// ResetName resets all changes to the "name" field.
+func (m *LeadMutation) ResetName() {
+	m.name = nil
+}
+
+// SetCompany sets the "company" field.
+func (m *LeadMutation) SetCompany(s string) {
+	m.company = &s
+}
+
+// Company returns the value of the "company" field in the mutation.
+func (m *LeadMutation) Company() (r string, exists bool) {
+	v := m.company
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCompany returns the old "company" field's value of the Lead entity.
+// If the Lead object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LeadMutation) OldCompany(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCompany is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCompany requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCompany: %w", err)
+	}
+	return oldValue.Company, nil
+}
+
+// ResetCompany resets all changes to the "company" field.
+func (m *LeadMutation) ResetCompany() {
+	m.company = nil
+}
+
+// SetPhone sets the "phone" field.
+func (m *LeadMutation) SetPhone(s string) {
+	m.phone = &s
+}
+
+// Phone returns the value of the "phone" field in the mutation.
+func (m *LeadMutation) Phone() (r string, exists bool) {
+	v := m.phone
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPhone returns the old "phone" field's value of the Lead entity.
+// If the Lead object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LeadMutation) OldPhone(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPhone is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPhone requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPhone: %w", err)
+	}
+	return oldValue.Phone, nil
+}
+
+// ResetPhone resets all changes to the "phone" field.
+func (m *LeadMutation) ResetPhone() {
+	m.phone = nil
+}
+
+// SetEmail sets the "email" field.
+func (m *LeadMutation) SetEmail(s string) {
+	m.email = &s
+}
+
+// Email returns the value of the "email" field in the mutation.
+func (m *LeadMutation) Email() (r string, exists bool) {
+	v := m.email
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEmail returns the old "email" field's value of the Lead entity.
+// If the Lead object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LeadMutation) OldEmail(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEmail is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEmail requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEmail: %w", err)
+	}
+	return oldValue.Email, nil
+}
+
+// ResetEmail resets all changes to the "email" field.
+func (m *LeadMutation) ResetEmail() {
+	m.email = nil
+}
+
+// SetSource sets the "source" field.
+func (m *LeadMutation) SetSource(s string) {
+	m.source = &s
+}
+
+// Source returns the value of the "source" field in the mutation.
+func (m *LeadMutation) Source() (r string, exists bool) {
+	v := m.source
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSource returns the old "source" field's value of the Lead entity.
+// If the Lead object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LeadMutation) OldSource(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSource is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSource requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSource: %w", err)
+	}
+	return oldValue.Source, nil
+}
+
+// ResetSource resets all changes to the "source" field.
+func (m *LeadMutation) ResetSource() {
+	m.source = nil
+}
+
+// SetRegion sets the "region" field.
+func (m *LeadMutation) SetRegion(s string) {
+	m.region = &s
+}
+
+// Region returns the value of the "region" field in the mutation.
+func (m *LeadMutation) Region() (r string, exists bool) {
+	v := m.region
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRegion returns the old "region" field's value of the Lead entity.
+// If the Lead object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LeadMutation) OldRegion(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRegion is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRegion requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRegion: %w", err)
+	}
+	return oldValue.Region, nil
+}
+
+// ResetRegion resets all changes to the "region" field.
+func (m *LeadMutation) ResetRegion() {
+	m.region = nil
+}
+
+// SetIndustry sets the "industry" field.
+func (m *LeadMutation) SetIndustry(s string) {
+	m.industry = &s
+}
+
+// Industry returns the value of the "industry" field in the mutation.
+func (m *LeadMutation) Industry() (r string, exists bool) {
+	v := m.industry
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldIndustry returns the old "industry" field's value of the Lead entity.
+// If the Lead object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LeadMutation) OldIndustry(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldIndustry is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldIndustry requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldIndustry: %w", err)
+	}
+	return oldValue.Industry, nil
+}
+
+// ResetIndustry resets all changes to the "industry" field.
+func (m *LeadMutation) ResetIndustry() {
+	m.industry = nil
+}
+
+// SetNotes sets the "notes" field.
+func (m *LeadMutation) SetNotes(s string) {
+	m.notes = &s
+}
+
+// Notes returns the value of the "notes" field in the mutation.
+func (m *LeadMutation) Notes() (r string, exists bool) {
+	v := m.notes
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNotes returns the old "notes" field's value of the Lead entity.
+// If the Lead object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LeadMutation) OldNotes(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNotes is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNotes requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNotes: %w", err)
+	}
+	return oldValue.Notes, nil
+}
+
+// ResetNotes resets all changes to the "notes" field.
+func (m *LeadMutation) ResetNotes() {
+	m.notes = nil
+}
+
+// SetTags sets the "tags" field.
+func (m *LeadMutation) SetTags(s []string) {
+	m.tags = &s
+	m.appendtags = nil
+}
+
+// Tags returns the value of the "tags" field in the mutation.
+func (m *LeadMutation) Tags() (r []string, exists bool) {
+	v := m.tags
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTags returns the old "tags" field's value of the Lead entity.
+// If the Lead object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LeadMutation) OldTags(ctx context.Context) (v []string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTags is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTags requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTags: %w", err)
+	}
+	return oldValue.Tags, nil
+}
+
+// AppendTags adds s to the "tags" field.
+func (m *LeadMutation) AppendTags(s []string) {
+	m.appendtags = append(m.appendtags, s...)
+}
+
+// AppendedTags returns the list of values that were appended to the "tags" field in this mutation.
+func (m *LeadMutation) AppendedTags() ([]string, bool) {
+	if len(m.appendtags) == 0 {
+		return nil, false
+	}
+	return m.appendtags, true
+}
+
+// ResetTags resets all changes to the "tags" field.
+func (m *LeadMutation) ResetTags() {
+	m.tags = nil
+	m.appendtags = nil
+}
+
+// SetNameNorm sets the "name_norm" field.
+func (m *LeadMutation) SetNameNorm(s string) {
+	m.name_norm = &s
+}
+
+// NameNorm returns the value of the "name_norm" field in the mutation.
+func (m *LeadMutation) NameNorm() (r string, exists bool) {
+	v := m.name_norm
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNameNorm returns the old "name_norm" field's value of the Lead entity.
+// If the Lead object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LeadMutation) OldNameNorm(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNameNorm is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNameNorm requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNameNorm: %w", err)
+	}
+	return oldValue.NameNorm, nil
+}
+
+// ResetNameNorm resets all changes to the "name_norm" field.
+func (m *LeadMutation) ResetNameNorm() {
+	m.name_norm = nil
+}
+
+// SetCompanyNorm sets the "company_norm" field.
+func (m *LeadMutation) SetCompanyNorm(s string) {
+	m.company_norm = &s
+}
+
+// CompanyNorm returns the value of the "company_norm" field in the mutation.
+func (m *LeadMutation) CompanyNorm() (r string, exists bool) {
+	v := m.company_norm
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCompanyNorm returns the old "company_norm" field's value of the Lead entity.
+// If the Lead object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LeadMutation) OldCompanyNorm(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCompanyNorm is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCompanyNorm requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCompanyNorm: %w", err)
+	}
+	return oldValue.CompanyNorm, nil
+}
+
+// ResetCompanyNorm resets all changes to the "company_norm" field.
+func (m *LeadMutation) ResetCompanyNorm() {
+	m.company_norm = nil
+}
+
+// SetPhoneNorm sets the "phone_norm" field.
+func (m *LeadMutation) SetPhoneNorm(s string) {
+	m.phone_norm = &s
+}
+
+// PhoneNorm returns the value of the "phone_norm" field in the mutation.
+func (m *LeadMutation) PhoneNorm() (r string, exists bool) {
+	v := m.phone_norm
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPhoneNorm returns the old "phone_norm" field's value of the Lead entity.
+// If the Lead object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LeadMutation) OldPhoneNorm(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPhoneNorm is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPhoneNorm requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPhoneNorm: %w", err)
+	}
+	return oldValue.PhoneNorm, nil
+}
+
+// ResetPhoneNorm resets all changes to the "phone_norm" field.
+func (m *LeadMutation) ResetPhoneNorm() {
+	m.phone_norm = nil
+}
+
+// SetEmailNorm sets the "email_norm" field.
+func (m *LeadMutation) SetEmailNorm(s string) {
+	m.email_norm = &s
+}
+
+// EmailNorm returns the value of the "email_norm" field in the mutation.
+func (m *LeadMutation) EmailNorm() (r string, exists bool) {
+	v := m.email_norm
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEmailNorm returns the old "email_norm" field's value of the Lead entity.
+// If the Lead object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LeadMutation) OldEmailNorm(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEmailNorm is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEmailNorm requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEmailNorm: %w", err)
+	}
+	return oldValue.EmailNorm, nil
+}
+
+// ResetEmailNorm resets all changes to the "email_norm" field.
+func (m *LeadMutation) ResetEmailNorm() {
+	m.email_norm = nil
+}
+
+// SetStatus sets the "status" field.
+func (m *LeadMutation) SetStatus(l lead.Status) {
+	m.status = &l
+}
+
+// Status returns the value of the "status" field in the mutation.
+func (m *LeadMutation) Status() (r lead.Status, exists bool) {
+	v := m.status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStatus returns the old "status" field's value of the Lead entity.
+// If the Lead object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LeadMutation) OldStatus(ctx context.Context) (v lead.Status, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStatus: %w", err)
+	}
+	return oldValue.Status, nil
+}
+
+// ResetStatus resets all changes to the "status" field.
+func (m *LeadMutation) ResetStatus() {
+	m.status = nil
+}
+
+// SetConvertedCustomerID sets the "converted_customer_id" field.
+func (m *LeadMutation) SetConvertedCustomerID(u uuid.UUID) {
+	m.converted_customer_id = &u
+}
+
+// ConvertedCustomerID returns the value of the "converted_customer_id" field in the mutation.
+func (m *LeadMutation) ConvertedCustomerID() (r uuid.UUID, exists bool) {
+	v := m.converted_customer_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldConvertedCustomerID returns the old "converted_customer_id" field's value of the Lead entity.
+// If the Lead object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LeadMutation) OldConvertedCustomerID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldConvertedCustomerID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldConvertedCustomerID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldConvertedCustomerID: %w", err)
+	}
+	return oldValue.ConvertedCustomerID, nil
+}
+
+// ClearConvertedCustomerID clears the value of the "converted_customer_id" field.
+func (m *LeadMutation) ClearConvertedCustomerID() {
+	m.converted_customer_id = nil
+	m.clearedFields[lead.FieldConvertedCustomerID] = struct{}{}
+}
+
+// ConvertedCustomerIDCleared returns if the "converted_customer_id" field was cleared in this mutation.
+func (m *LeadMutation) ConvertedCustomerIDCleared() bool {
+	_, ok := m.clearedFields[lead.FieldConvertedCustomerID]
+	return ok
+}
+
+// ResetConvertedCustomerID resets all changes to the "converted_customer_id" field.
+func (m *LeadMutation) ResetConvertedCustomerID() {
+	m.converted_customer_id = nil
+	delete(m.clearedFields, lead.FieldConvertedCustomerID)
+}
+
+// Where appends a list predicates to the LeadMutation builder.
+func (m *LeadMutation) Where(ps ...predicate.Lead) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the LeadMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *LeadMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Lead, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *LeadMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *LeadMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Lead).
+func (m *LeadMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *LeadMutation) Fields() []string {
+	fields := make([]string, 0, 26)
+	if m.created_at != nil {
+		fields = append(fields, lead.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, lead.FieldUpdatedAt)
+	}
+	if m.owner_id != nil {
+		fields = append(fields, lead.FieldOwnerID)
+	}
+	if m.pool_id != nil {
+		fields = append(fields, lead.FieldPoolID)
+	}
+	if m.owned_at != nil {
+		fields = append(fields, lead.FieldOwnedAt)
+	}
+	if m.last_follow_up_at != nil {
+		fields = append(fields, lead.FieldLastFollowUpAt)
+	}
+	if m.frozen_until != nil {
+		fields = append(fields, lead.FieldFrozenUntil)
+	}
+	if m.released_at != nil {
+		fields = append(fields, lead.FieldReleasedAt)
+	}
+	if m.reclaim_at != nil {
+		fields = append(fields, lead.FieldReclaimAt)
+	}
+	if m.reclaim_reason != nil {
+		fields = append(fields, lead.FieldReclaimReason)
+	}
+	if m.version != nil {
+		fields = append(fields, lead.FieldVersion)
+	}
+	if m.name != nil {
+		fields = append(fields, lead.FieldName)
+	}
+	if m.company != nil {
+		fields = append(fields, lead.FieldCompany)
+	}
+	if m.phone != nil {
+		fields = append(fields, lead.FieldPhone)
+	}
+	if m.email != nil {
+		fields = append(fields, lead.FieldEmail)
+	}
+	if m.source != nil {
+		fields = append(fields, lead.FieldSource)
+	}
+	if m.region != nil {
+		fields = append(fields, lead.FieldRegion)
+	}
+	if m.industry != nil {
+		fields = append(fields, lead.FieldIndustry)
+	}
+	if m.notes != nil {
+		fields = append(fields, lead.FieldNotes)
+	}
+	if m.tags != nil {
+		fields = append(fields, lead.FieldTags)
+	}
+	if m.name_norm != nil {
+		fields = append(fields, lead.FieldNameNorm)
+	}
+	if m.company_norm != nil {
+		fields = append(fields, lead.FieldCompanyNorm)
+	}
+	if m.phone_norm != nil {
+		fields = append(fields, lead.FieldPhoneNorm)
+	}
+	if m.email_norm != nil {
+		fields = append(fields, lead.FieldEmailNorm)
+	}
+	if m.status != nil {
+		fields = append(fields, lead.FieldStatus)
+	}
+	if m.converted_customer_id != nil {
+		fields = append(fields, lead.FieldConvertedCustomerID)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *LeadMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case lead.FieldCreatedAt:
+		return m.CreatedAt()
+	case lead.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case lead.FieldOwnerID:
+		return m.OwnerID()
+	case lead.FieldPoolID:
+		return m.PoolID()
+	case lead.FieldOwnedAt:
+		return m.OwnedAt()
+	case lead.FieldLastFollowUpAt:
+		return m.LastFollowUpAt()
+	case lead.FieldFrozenUntil:
+		return m.FrozenUntil()
+	case lead.FieldReleasedAt:
+		return m.ReleasedAt()
+	case lead.FieldReclaimAt:
+		return m.ReclaimAt()
+	case lead.FieldReclaimReason:
+		return m.ReclaimReason()
+	case lead.FieldVersion:
+		return m.Version()
+	case lead.FieldName:
+		return m.Name()
+	case lead.FieldCompany:
+		return m.Company()
+	case lead.FieldPhone:
+		return m.Phone()
+	case lead.FieldEmail:
+		return m.Email()
+	case lead.FieldSource:
+		return m.Source()
+	case lead.FieldRegion:
+		return m.Region()
+	case lead.FieldIndustry:
+		return m.Industry()
+	case lead.FieldNotes:
+		return m.Notes()
+	case lead.FieldTags:
+		return m.Tags()
+	case lead.FieldNameNorm:
+		return m.NameNorm()
+	case lead.FieldCompanyNorm:
+		return m.CompanyNorm()
+	case lead.FieldPhoneNorm:
+		return m.PhoneNorm()
+	case lead.FieldEmailNorm:
+		return m.EmailNorm()
+	case lead.FieldStatus:
+		return m.Status()
+	case lead.FieldConvertedCustomerID:
+		return m.ConvertedCustomerID()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *LeadMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case lead.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case lead.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case lead.FieldOwnerID:
+		return m.OldOwnerID(ctx)
+	case lead.FieldPoolID:
+		return m.OldPoolID(ctx)
+	case lead.FieldOwnedAt:
+		return m.OldOwnedAt(ctx)
+	case lead.FieldLastFollowUpAt:
+		return m.OldLastFollowUpAt(ctx)
+	case lead.FieldFrozenUntil:
+		return m.OldFrozenUntil(ctx)
+	case lead.FieldReleasedAt:
+		return m.OldReleasedAt(ctx)
+	case lead.FieldReclaimAt:
+		return m.OldReclaimAt(ctx)
+	case lead.FieldReclaimReason:
+		return m.OldReclaimReason(ctx)
+	case lead.FieldVersion:
+		return m.OldVersion(ctx)
+	case lead.FieldName:
+		return m.OldName(ctx)
+	case lead.FieldCompany:
+		return m.OldCompany(ctx)
+	case lead.FieldPhone:
+		return m.OldPhone(ctx)
+	case lead.FieldEmail:
+		return m.OldEmail(ctx)
+	case lead.FieldSource:
+		return m.OldSource(ctx)
+	case lead.FieldRegion:
+		return m.OldRegion(ctx)
+	case lead.FieldIndustry:
+		return m.OldIndustry(ctx)
+	case lead.FieldNotes:
+		return m.OldNotes(ctx)
+	case lead.FieldTags:
+		return m.OldTags(ctx)
+	case lead.FieldNameNorm:
+		return m.OldNameNorm(ctx)
+	case lead.FieldCompanyNorm:
+		return m.OldCompanyNorm(ctx)
+	case lead.FieldPhoneNorm:
+		return m.OldPhoneNorm(ctx)
+	case lead.FieldEmailNorm:
+		return m.OldEmailNorm(ctx)
+	case lead.FieldStatus:
+		return m.OldStatus(ctx)
+	case lead.FieldConvertedCustomerID:
+		return m.OldConvertedCustomerID(ctx)
+	}
+	return nil, fmt.Errorf("unknown Lead field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *LeadMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case lead.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case lead.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case lead.FieldOwnerID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOwnerID(v)
+		return nil
+	case lead.FieldPoolID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPoolID(v)
+		return nil
+	case lead.FieldOwnedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOwnedAt(v)
+		return nil
+	case lead.FieldLastFollowUpAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLastFollowUpAt(v)
+		return nil
+	case lead.FieldFrozenUntil:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFrozenUntil(v)
+		return nil
+	case lead.FieldReleasedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReleasedAt(v)
+		return nil
+	case lead.FieldReclaimAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReclaimAt(v)
+		return nil
+	case lead.FieldReclaimReason:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReclaimReason(v)
+		return nil
+	case lead.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVersion(v)
+		return nil
+	case lead.FieldName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetName(v)
+		return nil
+	case lead.FieldCompany:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCompany(v)
+		return nil
+	case lead.FieldPhone:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPhone(v)
+		return nil
+	case lead.FieldEmail:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEmail(v)
+		return nil
+	case lead.FieldSource:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSource(v)
+		return nil
+	case lead.FieldRegion:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRegion(v)
+		return nil
+	case lead.FieldIndustry:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetIndustry(v)
+		return nil
+	case lead.FieldNotes:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetNotes(v)
+		return nil
+	case lead.FieldTags:
+		v, ok := value.([]string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTags(v)
+		return nil
+	case lead.FieldNameNorm:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetNameNorm(v)
+		return nil
+	case lead.FieldCompanyNorm:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCompanyNorm(v)
+		return nil
+	case lead.FieldPhoneNorm:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPhoneNorm(v)
+		return nil
+	case lead.FieldEmailNorm:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEmailNorm(v)
+		return nil
+	case lead.FieldStatus:
+		v, ok := value.(lead.Status)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStatus(v)
+		return nil
+	case lead.FieldConvertedCustomerID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetConvertedCustomerID(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Lead field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *LeadMutation) AddedFields() []string {
+	var fields []string
+	if m.addversion != nil {
+		fields = append(fields, lead.FieldVersion)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *LeadMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case lead.FieldVersion:
+		return m.AddedVersion()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *LeadMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case lead.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddVersion(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Lead numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *LeadMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(lead.FieldOwnerID) {
+		fields = append(fields, lead.FieldOwnerID)
+	}
+	if m.FieldCleared(lead.FieldOwnedAt) {
+		fields = append(fields, lead.FieldOwnedAt)
+	}
+	if m.FieldCleared(lead.FieldLastFollowUpAt) {
+		fields = append(fields, lead.FieldLastFollowUpAt)
+	}
+	if m.FieldCleared(lead.FieldFrozenUntil) {
+		fields = append(fields, lead.FieldFrozenUntil)
+	}
+	if m.FieldCleared(lead.FieldReleasedAt) {
+		fields = append(fields, lead.FieldReleasedAt)
+	}
+	if m.FieldCleared(lead.FieldReclaimAt) {
+		fields = append(fields, lead.FieldReclaimAt)
+	}
+	if m.FieldCleared(lead.FieldConvertedCustomerID) {
+		fields = append(fields, lead.FieldConvertedCustomerID)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *LeadMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *LeadMutation) ClearField(name string) error {
+	switch name {
+	case lead.FieldOwnerID:
+		m.ClearOwnerID()
+		return nil
+	case lead.FieldOwnedAt:
+		m.ClearOwnedAt()
+		return nil
+	case lead.FieldLastFollowUpAt:
+		m.ClearLastFollowUpAt()
+		return nil
+	case lead.FieldFrozenUntil:
+		m.ClearFrozenUntil()
+		return nil
+	case lead.FieldReleasedAt:
+		m.ClearReleasedAt()
+		return nil
+	case lead.FieldReclaimAt:
+		m.ClearReclaimAt()
+		return nil
+	case lead.FieldConvertedCustomerID:
+		m.ClearConvertedCustomerID()
+		return nil
+	}
+	return fmt.Errorf("unknown Lead nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *LeadMutation) ResetField(name string) error {
+	switch name {
+	case lead.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case lead.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case lead.FieldOwnerID:
+		m.ResetOwnerID()
+		return nil
+	case lead.FieldPoolID:
+		m.ResetPoolID()
+		return nil
+	case lead.FieldOwnedAt:
+		m.ResetOwnedAt()
+		return nil
+	case lead.FieldLastFollowUpAt:
+		m.ResetLastFollowUpAt()
+		return nil
+	case lead.FieldFrozenUntil:
+		m.ResetFrozenUntil()
+		return nil
+	case lead.FieldReleasedAt:
+		m.ResetReleasedAt()
+		return nil
+	case lead.FieldReclaimAt:
+		m.ResetReclaimAt()
+		return nil
+	case lead.FieldReclaimReason:
+		m.ResetReclaimReason()
+		return nil
+	case lead.FieldVersion:
+		m.ResetVersion()
+		return nil
+	case lead.FieldName:
+		m.ResetName()
+		return nil
+	case lead.FieldCompany:
+		m.ResetCompany()
+		return nil
+	case lead.FieldPhone:
+		m.ResetPhone()
+		return nil
+	case lead.FieldEmail:
+		m.ResetEmail()
+		return nil
+	case lead.FieldSource:
+		m.ResetSource()
+		return nil
+	case lead.FieldRegion:
+		m.ResetRegion()
+		return nil
+	case lead.FieldIndustry:
+		m.ResetIndustry()
+		return nil
+	case lead.FieldNotes:
+		m.ResetNotes()
+		return nil
+	case lead.FieldTags:
+		m.ResetTags()
+		return nil
+	case lead.FieldNameNorm:
+		m.ResetNameNorm()
+		return nil
+	case lead.FieldCompanyNorm:
+		m.ResetCompanyNorm()
+		return nil
+	case lead.FieldPhoneNorm:
+		m.ResetPhoneNorm()
+		return nil
+	case lead.FieldEmailNorm:
+		m.ResetEmailNorm()
+		return nil
+	case lead.FieldStatus:
+		m.ResetStatus()
+		return nil
+	case lead.FieldConvertedCustomerID:
+		m.ResetConvertedCustomerID()
+		return nil
+	}
+	return fmt.Errorf("unknown Lead field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *LeadMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *LeadMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *LeadMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *LeadMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *LeadMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *LeadMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *LeadMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown Lead unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *LeadMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown Lead edge %s", name)
+}
+
+// OwnershipChangeMutation represents an operation that mutates the OwnershipChange nodes in the graph.
+type OwnershipChangeMutation struct {
+	config
+	op              Op
+	typ             string
+	id              *uuid.UUID
+	record_kind     *ownershipchange.RecordKind
+	record_id       *uuid.UUID
+	operation       *ownershipchange.Operation
+	from_owner_id   *uuid.UUID
+	to_owner_id     *uuid.UUID
+	actor_id        *uuid.UUID
+	actor_type      *ownershipchange.ActorType
+	reason          *string
+	pool_id         *uuid.UUID
+	rule_version    *int
+	addrule_version *int
+	at              *time.Time
+	clearedFields   map[string]struct{}
+	done            bool
+	oldValue        func(context.Context) (*OwnershipChange, error)
+	predicates      []predicate.OwnershipChange
+}
+
+var _ ent.Mutation = (*OwnershipChangeMutation)(nil)
+
+// ownershipchangeOption allows management of the mutation configuration using functional options.
+type ownershipchangeOption func(*OwnershipChangeMutation)
+
+// newOwnershipChangeMutation creates new mutation for the OwnershipChange entity.
+func newOwnershipChangeMutation(c config, op Op, opts ...ownershipchangeOption) *OwnershipChangeMutation {
+	m := &OwnershipChangeMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeOwnershipChange,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withOwnershipChangeID sets the ID field of the mutation.
+func withOwnershipChangeID(id uuid.UUID) ownershipchangeOption {
+	return func(m *OwnershipChangeMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *OwnershipChange
+		)
+		m.oldValue = func(ctx context.Context) (*OwnershipChange, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().OwnershipChange.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withOwnershipChange sets the old OwnershipChange of the mutation.
+func withOwnershipChange(node *OwnershipChange) ownershipchangeOption {
+	return func(m *OwnershipChangeMutation) {
+		m.oldValue = func(context.Context) (*OwnershipChange, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m OwnershipChangeMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m OwnershipChangeMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of OwnershipChange entities.
+func (m *OwnershipChangeMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *OwnershipChangeMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *OwnershipChangeMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().OwnershipChange.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetRecordKind sets the "record_kind" field.
+func (m *OwnershipChangeMutation) SetRecordKind(ok ownershipchange.RecordKind) {
+	m.record_kind = &ok
+}
+
+// RecordKind returns the value of the "record_kind" field in the mutation.
+func (m *OwnershipChangeMutation) RecordKind() (r ownershipchange.RecordKind, exists bool) {
+	v := m.record_kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRecordKind returns the old "record_kind" field's value of the OwnershipChange entity.
+// If the OwnershipChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OwnershipChangeMutation) OldRecordKind(ctx context.Context) (v ownershipchange.RecordKind, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRecordKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRecordKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRecordKind: %w", err)
+	}
+	return oldValue.RecordKind, nil
+}
+
+// ResetRecordKind resets all changes to the "record_kind" field.
+func (m *OwnershipChangeMutation) ResetRecordKind() {
+	m.record_kind = nil
+}
+
+// SetRecordID sets the "record_id" field.
+func (m *OwnershipChangeMutation) SetRecordID(u uuid.UUID) {
+	m.record_id = &u
+}
+
+// RecordID returns the value of the "record_id" field in the mutation.
+func (m *OwnershipChangeMutation) RecordID() (r uuid.UUID, exists bool) {
+	v := m.record_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRecordID returns the old "record_id" field's value of the OwnershipChange entity.
+// If the OwnershipChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OwnershipChangeMutation) OldRecordID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRecordID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRecordID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRecordID: %w", err)
+	}
+	return oldValue.RecordID, nil
+}
+
+// ResetRecordID resets all changes to the "record_id" field.
+func (m *OwnershipChangeMutation) ResetRecordID() {
+	m.record_id = nil
+}
+
+// SetOperation sets the "operation" field.
+func (m *OwnershipChangeMutation) SetOperation(o ownershipchange.Operation) {
+	m.operation = &o
+}
+
+// Operation returns the value of the "operation" field in the mutation.
+func (m *OwnershipChangeMutation) Operation() (r ownershipchange.Operation, exists bool) {
+	v := m.operation
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOperation returns the old "operation" field's value of the OwnershipChange entity.
+// If the OwnershipChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OwnershipChangeMutation) OldOperation(ctx context.Context) (v ownershipchange.Operation, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOperation is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOperation requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOperation: %w", err)
+	}
+	return oldValue.Operation, nil
+}
+
+// ResetOperation resets all changes to the "operation" field.
+func (m *OwnershipChangeMutation) ResetOperation() {
+	m.operation = nil
+}
+
+// SetFromOwnerID sets the "from_owner_id" field.
+func (m *OwnershipChangeMutation) SetFromOwnerID(u uuid.UUID) {
+	m.from_owner_id = &u
+}
+
+// FromOwnerID returns the value of the "from_owner_id" field in the mutation.
+func (m *OwnershipChangeMutation) FromOwnerID() (r uuid.UUID, exists bool) {
+	v := m.from_owner_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFromOwnerID returns the old "from_owner_id" field's value of the OwnershipChange entity.
+// If the OwnershipChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OwnershipChangeMutation) OldFromOwnerID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFromOwnerID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFromOwnerID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFromOwnerID: %w", err)
+	}
+	return oldValue.FromOwnerID, nil
+}
+
+// ClearFromOwnerID clears the value of the "from_owner_id" field.
+func (m *OwnershipChangeMutation) ClearFromOwnerID() {
+	m.from_owner_id = nil
+	m.clearedFields[ownershipchange.FieldFromOwnerID] = struct{}{}
+}
+
+// FromOwnerIDCleared returns if the "from_owner_id" field was cleared in this mutation.
+func (m *OwnershipChangeMutation) FromOwnerIDCleared() bool {
+	_, ok := m.clearedFields[ownershipchange.FieldFromOwnerID]
+	return ok
+}
+
+// ResetFromOwnerID resets all changes to the "from_owner_id" field.
+func (m *OwnershipChangeMutation) ResetFromOwnerID() {
+	m.from_owner_id = nil
+	delete(m.clearedFields, ownershipchange.FieldFromOwnerID)
+}
+
+// SetToOwnerID sets the "to_owner_id" field.
+func (m *OwnershipChangeMutation) SetToOwnerID(u uuid.UUID) {
+	m.to_owner_id = &u
+}
+
+// ToOwnerID returns the value of the "to_owner_id" field in the mutation.
+func (m *OwnershipChangeMutation) ToOwnerID() (r uuid.UUID, exists bool) {
+	v := m.to_owner_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldToOwnerID returns the old "to_owner_id" field's value of the OwnershipChange entity.
+// If the OwnershipChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OwnershipChangeMutation) OldToOwnerID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldToOwnerID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldToOwnerID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldToOwnerID: %w", err)
+	}
+	return oldValue.ToOwnerID, nil
+}
+
+// ClearToOwnerID clears the value of the "to_owner_id" field.
+func (m *OwnershipChangeMutation) ClearToOwnerID() {
+	m.to_owner_id = nil
+	m.clearedFields[ownershipchange.FieldToOwnerID] = struct{}{}
+}
+
+// ToOwnerIDCleared returns if the "to_owner_id" field was cleared in this mutation.
+func (m *OwnershipChangeMutation) ToOwnerIDCleared() bool {
+	_, ok := m.clearedFields[ownershipchange.FieldToOwnerID]
+	return ok
+}
+
+// ResetToOwnerID resets all changes to the "to_owner_id" field.
+func (m *OwnershipChangeMutation) ResetToOwnerID() {
+	m.to_owner_id = nil
+	delete(m.clearedFields, ownershipchange.FieldToOwnerID)
+}
+
+// SetActorID sets the "actor_id" field.
+func (m *OwnershipChangeMutation) SetActorID(u uuid.UUID) {
+	m.actor_id = &u
+}
+
+// ActorID returns the value of the "actor_id" field in the mutation.
+func (m *OwnershipChangeMutation) ActorID() (r uuid.UUID, exists bool) {
+	v := m.actor_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldActorID returns the old "actor_id" field's value of the OwnershipChange entity.
+// If the OwnershipChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OwnershipChangeMutation) OldActorID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldActorID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldActorID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldActorID: %w", err)
+	}
+	return oldValue.ActorID, nil
+}
+
+// ClearActorID clears the value of the "actor_id" field.
+func (m *OwnershipChangeMutation) ClearActorID() {
+	m.actor_id = nil
+	m.clearedFields[ownershipchange.FieldActorID] = struct{}{}
+}
+
+// ActorIDCleared returns if the "actor_id" field was cleared in this mutation.
+func (m *OwnershipChangeMutation) ActorIDCleared() bool {
+	_, ok := m.clearedFields[ownershipchange.FieldActorID]
+	return ok
+}
+
+// ResetActorID resets all changes to the "actor_id" field.
+func (m *OwnershipChangeMutation) ResetActorID() {
+	m.actor_id = nil
+	delete(m.clearedFields, ownershipchange.FieldActorID)
+}
+
+// SetActorType sets the "actor_type" field.
+func (m *OwnershipChangeMutation) SetActorType(ot ownershipchange.ActorType) {
+	m.actor_type = &ot
+}
+
+// ActorType returns the value of the "actor_type" field in the mutation.
+func (m *OwnershipChangeMutation) ActorType() (r ownershipchange.ActorType, exists bool) {
+	v := m.actor_type
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldActorType returns the old "actor_type" field's value of the OwnershipChange entity.
+// If the OwnershipChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OwnershipChangeMutation) OldActorType(ctx context.Context) (v ownershipchange.ActorType, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldActorType is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldActorType requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldActorType: %w", err)
+	}
+	return oldValue.ActorType, nil
+}
+
+// ResetActorType resets all changes to the "actor_type" field.
+func (m *OwnershipChangeMutation) ResetActorType() {
+	m.actor_type = nil
+}
+
+// SetReason sets the "reason" field.
+func (m *OwnershipChangeMutation) SetReason(s string) {
+	m.reason = &s
+}
+
+// Reason returns the value of the "reason" field in the mutation.
+func (m *OwnershipChangeMutation) Reason() (r string, exists bool) {
+	v := m.reason
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReason returns the old "reason" field's value of the OwnershipChange entity.
+// If the OwnershipChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OwnershipChangeMutation) OldReason(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReason is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReason requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReason: %w", err)
+	}
+	return oldValue.Reason, nil
+}
+
+// ResetReason resets all changes to the "reason" field.
+func (m *OwnershipChangeMutation) ResetReason() {
+	m.reason = nil
+}
+
+// SetPoolID sets the "pool_id" field.
+func (m *OwnershipChangeMutation) SetPoolID(u uuid.UUID) {
+	m.pool_id = &u
+}
+
+// PoolID returns the value of the "pool_id" field in the mutation.
+func (m *OwnershipChangeMutation) PoolID() (r uuid.UUID, exists bool) {
+	v := m.pool_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPoolID returns the old "pool_id" field's value of the OwnershipChange entity.
+// If the OwnershipChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OwnershipChangeMutation) OldPoolID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPoolID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPoolID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPoolID: %w", err)
+	}
+	return oldValue.PoolID, nil
+}
+
+// ResetPoolID resets all changes to the "pool_id" field.
+func (m *OwnershipChangeMutation) ResetPoolID() {
+	m.pool_id = nil
+}
+
+// SetRuleVersion sets the "rule_version" field.
+func (m *OwnershipChangeMutation) SetRuleVersion(i int) {
+	m.rule_version = &i
+	m.addrule_version = nil
+}
+
+// RuleVersion returns the value of the "rule_version" field in the mutation.
+func (m *OwnershipChangeMutation) RuleVersion() (r int, exists bool) {
+	v := m.rule_version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRuleVersion returns the old "rule_version" field's value of the OwnershipChange entity.
+// If the OwnershipChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OwnershipChangeMutation) OldRuleVersion(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRuleVersion is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRuleVersion requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRuleVersion: %w", err)
+	}
+	return oldValue.RuleVersion, nil
+}
+
+// AddRuleVersion adds i to the "rule_version" field.
+func (m *OwnershipChangeMutation) AddRuleVersion(i int) {
+	if m.addrule_version != nil {
+		*m.addrule_version += i
+	} else {
+		m.addrule_version = &i
+	}
+}
+
+// AddedRuleVersion returns the value that was added to the "rule_version" field in this mutation.
+func (m *OwnershipChangeMutation) AddedRuleVersion() (r int, exists bool) {
+	v := m.addrule_version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetRuleVersion resets all changes to the "rule_version" field.
+func (m *OwnershipChangeMutation) ResetRuleVersion() {
+	m.rule_version = nil
+	m.addrule_version = nil
+}
+
+// SetAt sets the "at" field.
+func (m *OwnershipChangeMutation) SetAt(t time.Time) {
+	m.at = &t
+}
+
+// At returns the value of the "at" field in the mutation.
+func (m *OwnershipChangeMutation) At() (r time.Time, exists bool) {
+	v := m.at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAt returns the old "at" field's value of the OwnershipChange entity.
+// If the OwnershipChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OwnershipChangeMutation) OldAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAt: %w", err)
+	}
+	return oldValue.At, nil
+}
+
+// ResetAt resets all changes to the "at" field.
+func (m *OwnershipChangeMutation) ResetAt() {
+	m.at = nil
+}
+
+// Where appends a list predicates to the OwnershipChangeMutation builder.
+func (m *OwnershipChangeMutation) Where(ps ...predicate.OwnershipChange) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the OwnershipChangeMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *OwnershipChangeMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.OwnershipChange, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *OwnershipChangeMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *OwnershipChangeMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (OwnershipChange).
+func (m *OwnershipChangeMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *OwnershipChangeMutation) Fields() []string {
+	fields := make([]string, 0, 11)
+	if m.record_kind != nil {
+		fields = append(fields, ownershipchange.FieldRecordKind)
+	}
+	if m.record_id != nil {
+		fields = append(fields, ownershipchange.FieldRecordID)
+	}
+	if m.operation != nil {
+		fields = append(fields, ownershipchange.FieldOperation)
+	}
+	if m.from_owner_id != nil {
+		fields = append(fields, ownershipchange.FieldFromOwnerID)
+	}
+	if m.to_owner_id != nil {
+		fields = append(fields, ownershipchange.FieldToOwnerID)
+	}
+	if m.actor_id != nil {
+		fields = append(fields, ownershipchange.FieldActorID)
+	}
+	if m.actor_type != nil {
+		fields = append(fields, ownershipchange.FieldActorType)
+	}
+	if m.reason != nil {
+		fields = append(fields, ownershipchange.FieldReason)
+	}
+	if m.pool_id != nil {
+		fields = append(fields, ownershipchange.FieldPoolID)
+	}
+	if m.rule_version != nil {
+		fields = append(fields, ownershipchange.FieldRuleVersion)
+	}
+	if m.at != nil {
+		fields = append(fields, ownershipchange.FieldAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *OwnershipChangeMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case ownershipchange.FieldRecordKind:
+		return m.RecordKind()
+	case ownershipchange.FieldRecordID:
+		return m.RecordID()
+	case ownershipchange.FieldOperation:
+		return m.Operation()
+	case ownershipchange.FieldFromOwnerID:
+		return m.FromOwnerID()
+	case ownershipchange.FieldToOwnerID:
+		return m.ToOwnerID()
+	case ownershipchange.FieldActorID:
+		return m.ActorID()
+	case ownershipchange.FieldActorType:
+		return m.ActorType()
+	case ownershipchange.FieldReason:
+		return m.Reason()
+	case ownershipchange.FieldPoolID:
+		return m.PoolID()
+	case ownershipchange.FieldRuleVersion:
+		return m.RuleVersion()
+	case ownershipchange.FieldAt:
+		return m.At()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *OwnershipChangeMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case ownershipchange.FieldRecordKind:
+		return m.OldRecordKind(ctx)
+	case ownershipchange.FieldRecordID:
+		return m.OldRecordID(ctx)
+	case ownershipchange.FieldOperation:
+		return m.OldOperation(ctx)
+	case ownershipchange.FieldFromOwnerID:
+		return m.OldFromOwnerID(ctx)
+	case ownershipchange.FieldToOwnerID:
+		return m.OldToOwnerID(ctx)
+	case ownershipchange.FieldActorID:
+		return m.OldActorID(ctx)
+	case ownershipchange.FieldActorType:
+		return m.OldActorType(ctx)
+	case ownershipchange.FieldReason:
+		return m.OldReason(ctx)
+	case ownershipchange.FieldPoolID:
+		return m.OldPoolID(ctx)
+	case ownershipchange.FieldRuleVersion:
+		return m.OldRuleVersion(ctx)
+	case ownershipchange.FieldAt:
+		return m.OldAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown OwnershipChange field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *OwnershipChangeMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case ownershipchange.FieldRecordKind:
+		v, ok := value.(ownershipchange.RecordKind)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRecordKind(v)
+		return nil
+	case ownershipchange.FieldRecordID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRecordID(v)
+		return nil
+	case ownershipchange.FieldOperation:
+		v, ok := value.(ownershipchange.Operation)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOperation(v)
+		return nil
+	case ownershipchange.FieldFromOwnerID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFromOwnerID(v)
+		return nil
+	case ownershipchange.FieldToOwnerID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetToOwnerID(v)
+		return nil
+	case ownershipchange.FieldActorID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetActorID(v)
+		return nil
+	case ownershipchange.FieldActorType:
+		v, ok := value.(ownershipchange.ActorType)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetActorType(v)
+		return nil
+	case ownershipchange.FieldReason:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReason(v)
+		return nil
+	case ownershipchange.FieldPoolID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPoolID(v)
+		return nil
+	case ownershipchange.FieldRuleVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRuleVersion(v)
+		return nil
+	case ownershipchange.FieldAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown OwnershipChange field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *OwnershipChangeMutation) AddedFields() []string {
+	var fields []string
+	if m.addrule_version != nil {
+		fields = append(fields, ownershipchange.FieldRuleVersion)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *OwnershipChangeMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case ownershipchange.FieldRuleVersion:
+		return m.AddedRuleVersion()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *OwnershipChangeMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case ownershipchange.FieldRuleVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddRuleVersion(v)
+		return nil
+	}
+	return fmt.Errorf("unknown OwnershipChange numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *OwnershipChangeMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(ownershipchange.FieldFromOwnerID) {
+		fields = append(fields, ownershipchange.FieldFromOwnerID)
+	}
+	if m.FieldCleared(ownershipchange.FieldToOwnerID) {
+		fields = append(fields, ownershipchange.FieldToOwnerID)
+	}
+	if m.FieldCleared(ownershipchange.FieldActorID) {
+		fields = append(fields, ownershipchange.FieldActorID)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *OwnershipChangeMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *OwnershipChangeMutation) ClearField(name string) error {
+	switch name {
+	case ownershipchange.FieldFromOwnerID:
+		m.ClearFromOwnerID()
+		return nil
+	case ownershipchange.FieldToOwnerID:
+		m.ClearToOwnerID()
+		return nil
+	case ownershipchange.FieldActorID:
+		m.ClearActorID()
+		return nil
+	}
+	return fmt.Errorf("unknown OwnershipChange nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *OwnershipChangeMutation) ResetField(name string) error {
+	switch name {
+	case ownershipchange.FieldRecordKind:
+		m.ResetRecordKind()
+		return nil
+	case ownershipchange.FieldRecordID:
+		m.ResetRecordID()
+		return nil
+	case ownershipchange.FieldOperation:
+		m.ResetOperation()
+		return nil
+	case ownershipchange.FieldFromOwnerID:
+		m.ResetFromOwnerID()
+		return nil
+	case ownershipchange.FieldToOwnerID:
+		m.ResetToOwnerID()
+		return nil
+	case ownershipchange.FieldActorID:
+		m.ResetActorID()
+		return nil
+	case ownershipchange.FieldActorType:
+		m.ResetActorType()
+		return nil
+	case ownershipchange.FieldReason:
+		m.ResetReason()
+		return nil
+	case ownershipchange.FieldPoolID:
+		m.ResetPoolID()
+		return nil
+	case ownershipchange.FieldRuleVersion:
+		m.ResetRuleVersion()
+		return nil
+	case ownershipchange.FieldAt:
+		m.ResetAt()
+		return nil
+	}
+	return fmt.Errorf("unknown OwnershipChange field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *OwnershipChangeMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *OwnershipChangeMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *OwnershipChangeMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *OwnershipChangeMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *OwnershipChangeMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *OwnershipChangeMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *OwnershipChangeMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown OwnershipChange unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *OwnershipChangeMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown OwnershipChange edge %s", name)
+}
+
+// PoolMutation represents an operation that mutates the Pool nodes in the graph.
+type PoolMutation struct {
+	config
+	op                      Op
+	typ                     string
+	id                      *uuid.UUID
+	created_at              *time.Time
+	updated_at              *time.Time
+	kind                    *pool.Kind
+	name                    *string
+	is_default              *bool
+	member_team_ids         *[]uuid.UUID
+	appendmember_team_ids   []uuid.UUID
+	manager_ids             *[]uuid.UUID
+	appendmanager_ids       []uuid.UUID
+	rule_version            *int
+	addrule_version         *int
+	idle_days               *int
+	addidle_days            *int
+	no_deal_days            *int
+	addno_deal_days         *int
+	notify_days_before      *int
+	addnotify_days_before   *int
+	freeze_max_days         *int
+	addfreeze_max_days      *int
+	reclaim_dealt           *bool
+	claim_cooldown_days     *int
+	addclaim_cooldown_days  *int
+	daily_claim_limit       *int
+	adddaily_claim_limit    *int
+	claim_requires_approval *bool
+	visible_fields          *[]string
+	appendvisible_fields    []string
+	by_grade                *map[string]schema.GradeRule
+	auto_assign             *pool.AutoAssign
+	last_assigned_id        *uuid.UUID
+	clearedFields           map[string]struct{}
+	done                    bool
+	oldValue                func(context.Context) (*Pool, error)
+	predicates              []predicate.Pool
+}
+
+var _ ent.Mutation = (*PoolMutation)(nil)
+
+// poolOption allows management of the mutation configuration using functional options.
+type poolOption func(*PoolMutation)
+
+// newPoolMutation creates new mutation for the Pool entity.
+func newPoolMutation(c config, op Op, opts ...poolOption) *PoolMutation {
+	m := &PoolMutation{
+		config:        c,
+		op:            op,
+		typ:           TypePool,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withPoolID sets the ID field of the mutation.
+func withPoolID(id uuid.UUID) poolOption {
+	return func(m *PoolMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Pool
+		)
+		m.oldValue = func(ctx context.Context) (*Pool, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Pool.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withPool sets the old Pool of the mutation.
+func withPool(node *Pool) poolOption {
+	return func(m *PoolMutation) {
+		m.oldValue = func(context.Context) (*Pool, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m PoolMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m PoolMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of Pool entities.
+func (m *PoolMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *PoolMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *PoolMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Pool.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *PoolMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *PoolMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the Pool entity.
+// If the Pool object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *PoolMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *PoolMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *PoolMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the Pool entity.
+// If the Pool object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *PoolMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetKind sets the "kind" field.
+func (m *PoolMutation) SetKind(po pool.Kind) {
+	m.kind = &po
+}
+
+// Kind returns the value of the "kind" field in the mutation.
+func (m *PoolMutation) Kind() (r pool.Kind, exists bool) {
+	v := m.kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKind returns the old "kind" field's value of the Pool entity.
+// If the Pool object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolMutation) OldKind(ctx context.Context) (v pool.Kind, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKind: %w", err)
+	}
+	return oldValue.Kind, nil
+}
+
+// ResetKind resets all changes to the "kind" field.
+func (m *PoolMutation) ResetKind() {
+	m.kind = nil
+}
+
+// SetName sets the "name" field.
+func (m *PoolMutation) SetName(s string) {
+	m.name = &s
+}
+
+// Name returns the value of the "name" field in the mutation.
+func (m *PoolMutation) Name() (r string, exists bool) {
+	v := m.name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldName returns the old "name" field's value of the Pool entity.
+// If the Pool object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolMutation) OldName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldName: %w", err)
+	}
+	return oldValue.Name, nil
+}
+
+// ResetName resets all changes to the "name" field.
+func (m *PoolMutation) ResetName() {
+	m.name = nil
+}
+
+// SetIsDefault sets the "is_default" field.
+func (m *PoolMutation) SetIsDefault(b bool) {
+	m.is_default = &b
+}
+
+// IsDefault returns the value of the "is_default" field in the mutation.
+func (m *PoolMutation) IsDefault() (r bool, exists bool) {
+	v := m.is_default
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldIsDefault returns the old "is_default" field's value of the Pool entity.
+// If the Pool object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolMutation) OldIsDefault(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldIsDefault is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldIsDefault requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldIsDefault: %w", err)
+	}
+	return oldValue.IsDefault, nil
+}
+
+// ResetIsDefault resets all changes to the "is_default" field.
+func (m *PoolMutation) ResetIsDefault() {
+	m.is_default = nil
+}
+
+// SetMemberTeamIds sets the "member_team_ids" field.
+func (m *PoolMutation) SetMemberTeamIds(u []uuid.UUID) {
+	m.member_team_ids = &u
+	m.appendmember_team_ids = nil
+}
+
+// MemberTeamIds returns the value of the "member_team_ids" field in the mutation.
+func (m *PoolMutation) MemberTeamIds() (r []uuid.UUID, exists bool) {
+	v := m.member_team_ids
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMemberTeamIds returns the old "member_team_ids" field's value of the Pool entity.
+// If the Pool object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolMutation) OldMemberTeamIds(ctx context.Context) (v []uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMemberTeamIds is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMemberTeamIds requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMemberTeamIds: %w", err)
+	}
+	return oldValue.MemberTeamIds, nil
+}
+
+// AppendMemberTeamIds adds u to the "member_team_ids" field.
+func (m *PoolMutation) AppendMemberTeamIds(u []uuid.UUID) {
+	m.appendmember_team_ids = append(m.appendmember_team_ids, u...)
+}
+
+// AppendedMemberTeamIds returns the list of values that were appended to the "member_team_ids" field in this mutation.
+func (m *PoolMutation) AppendedMemberTeamIds() ([]uuid.UUID, bool) {
+	if len(m.appendmember_team_ids) == 0 {
+		return nil, false
+	}
+	return m.appendmember_team_ids, true
+}
+
+// ResetMemberTeamIds resets all changes to the "member_team_ids" field.
+func (m *PoolMutation) ResetMemberTeamIds() {
+	m.member_team_ids = nil
+	m.appendmember_team_ids = nil
+}
+
+// SetManagerIds sets the "manager_ids" field.
+func (m *PoolMutation) SetManagerIds(u []uuid.UUID) {
+	m.manager_ids = &u
+	m.appendmanager_ids = nil
+}
+
+// ManagerIds returns the value of the "manager_ids" field in the mutation.
+func (m *PoolMutation) ManagerIds() (r []uuid.UUID, exists bool) {
+	v := m.manager_ids
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldManagerIds returns the old "manager_ids" field's value of the Pool entity.
+// If the Pool object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolMutation) OldManagerIds(ctx context.Context) (v []uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldManagerIds is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldManagerIds requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldManagerIds: %w", err)
+	}
+	return oldValue.ManagerIds, nil
+}
+
+// AppendManagerIds adds u to the "manager_ids" field.
+func (m *PoolMutation) AppendManagerIds(u []uuid.UUID) {
+	m.appendmanager_ids = append(m.appendmanager_ids, u...)
+}
+
+// AppendedManagerIds returns the list of values that were appended to the "manager_ids" field in this mutation.
+func (m *PoolMutation) AppendedManagerIds() ([]uuid.UUID, bool) {
+	if len(m.appendmanager_ids) == 0 {
+		return nil, false
+	}
+	return m.appendmanager_ids, true
+}
+
+// ResetManagerIds resets all changes to the "manager_ids" field.
+func (m *PoolMutation) ResetManagerIds() {
+	m.manager_ids = nil
+	m.appendmanager_ids = nil
+}
+
+// SetRuleVersion sets the "rule_version" field.
+func (m *PoolMutation) SetRuleVersion(i int) {
+	m.rule_version = &i
+	m.addrule_version = nil
+}
+
+// RuleVersion returns the value of the "rule_version" field in the mutation.
+func (m *PoolMutation) RuleVersion() (r int, exists bool) {
+	v := m.rule_version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRuleVersion returns the old "rule_version" field's value of the Pool entity.
+// If the Pool object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolMutation) OldRuleVersion(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRuleVersion is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRuleVersion requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRuleVersion: %w", err)
+	}
+	return oldValue.RuleVersion, nil
+}
+
+// AddRuleVersion adds i to the "rule_version" field.
+func (m *PoolMutation) AddRuleVersion(i int) {
+	if m.addrule_version != nil {
+		*m.addrule_version += i
+	} else {
+		m.addrule_version = &i
+	}
+}
+
+// AddedRuleVersion returns the value that was added to the "rule_version" field in this mutation.
+func (m *PoolMutation) AddedRuleVersion() (r int, exists bool) {
+	v := m.addrule_version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetRuleVersion resets all changes to the "rule_version" field.
+func (m *PoolMutation) ResetRuleVersion() {
+	m.rule_version = nil
+	m.addrule_version = nil
+}
+
+// SetIdleDays sets the "idle_days" field.
+func (m *PoolMutation) SetIdleDays(i int) {
+	m.idle_days = &i
+	m.addidle_days = nil
+}
+
+// IdleDays returns the value of the "idle_days" field in the mutation.
+func (m *PoolMutation) IdleDays() (r int, exists bool) {
+	v := m.idle_days
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldIdleDays returns the old "idle_days" field's value of the Pool entity.
+// If the Pool object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolMutation) OldIdleDays(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldIdleDays is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldIdleDays requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldIdleDays: %w", err)
+	}
+	return oldValue.IdleDays, nil
+}
+
+// AddIdleDays adds i to the "idle_days" field.
+func (m *PoolMutation) AddIdleDays(i int) {
+	if m.addidle_days != nil {
+		*m.addidle_days += i
+	} else {
+		m.addidle_days = &i
+	}
+}
+
+// AddedIdleDays returns the value that was added to the "idle_days" field in this mutation.
+func (m *PoolMutation) AddedIdleDays() (r int, exists bool) {
+	v := m.addidle_days
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearIdleDays clears the value of the "idle_days" field.
+func (m *PoolMutation) ClearIdleDays() {
+	m.idle_days = nil
+	m.addidle_days = nil
+	m.clearedFields[pool.FieldIdleDays] = struct{}{}
+}
+
+// IdleDaysCleared returns if the "idle_days" field was cleared in this mutation.
+func (m *PoolMutation) IdleDaysCleared() bool {
+	_, ok := m.clearedFields[pool.FieldIdleDays]
+	return ok
+}
+
+// ResetIdleDays resets all changes to the "idle_days" field.
+func (m *PoolMutation) ResetIdleDays() {
+	m.idle_days = nil
+	m.addidle_days = nil
+	delete(m.clearedFields, pool.FieldIdleDays)
+}
+
+// SetNoDealDays sets the "no_deal_days" field.
+func (m *PoolMutation) SetNoDealDays(i int) {
+	m.no_deal_days = &i
+	m.addno_deal_days = nil
+}
+
+// NoDealDays returns the value of the "no_deal_days" field in the mutation.
+func (m *PoolMutation) NoDealDays() (r int, exists bool) {
+	v := m.no_deal_days
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNoDealDays returns the old "no_deal_days" field's value of the Pool entity.
+// If the Pool object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolMutation) OldNoDealDays(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNoDealDays is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNoDealDays requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNoDealDays: %w", err)
+	}
+	return oldValue.NoDealDays, nil
+}
+
+// AddNoDealDays adds i to the "no_deal_days" field.
+func (m *PoolMutation) AddNoDealDays(i int) {
+	if m.addno_deal_days != nil {
+		*m.addno_deal_days += i
+	} else {
+		m.addno_deal_days = &i
+	}
+}
+
+// AddedNoDealDays returns the value that was added to the "no_deal_days" field in this mutation.
+func (m *PoolMutation) AddedNoDealDays() (r int, exists bool) {
+	v := m.addno_deal_days
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearNoDealDays clears the value of the "no_deal_days" field.
+func (m *PoolMutation) ClearNoDealDays() {
+	m.no_deal_days = nil
+	m.addno_deal_days = nil
+	m.clearedFields[pool.FieldNoDealDays] = struct{}{}
+}
+
+// NoDealDaysCleared returns if the "no_deal_days" field was cleared in this mutation.
+func (m *PoolMutation) NoDealDaysCleared() bool {
+	_, ok := m.clearedFields[pool.FieldNoDealDays]
+	return ok
+}
+
+// ResetNoDealDays resets all changes to the "no_deal_days" field.
+func (m *PoolMutation) ResetNoDealDays() {
+	m.no_deal_days = nil
+	m.addno_deal_days = nil
+	delete(m.clearedFields, pool.FieldNoDealDays)
+}
+
+// SetNotifyDaysBefore sets the "notify_days_before" field.
+func (m *PoolMutation) SetNotifyDaysBefore(i int) {
+	m.notify_days_before = &i
+	m.addnotify_days_before = nil
+}
+
+// NotifyDaysBefore returns the value of the "notify_days_before" field in the mutation.
+func (m *PoolMutation) NotifyDaysBefore() (r int, exists bool) {
+	v := m.notify_days_before
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNotifyDaysBefore returns the old "notify_days_before" field's value of the Pool entity.
+// If the Pool object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolMutation) OldNotifyDaysBefore(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNotifyDaysBefore is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNotifyDaysBefore requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNotifyDaysBefore: %w", err)
+	}
+	return oldValue.NotifyDaysBefore, nil
+}
+
+// AddNotifyDaysBefore adds i to the "notify_days_before" field.
+func (m *PoolMutation) AddNotifyDaysBefore(i int) {
+	if m.addnotify_days_before != nil {
+		*m.addnotify_days_before += i
+	} else {
+		m.addnotify_days_before = &i
+	}
+}
+
+// AddedNotifyDaysBefore returns the value that was added to the "notify_days_before" field in this mutation.
+func (m *PoolMutation) AddedNotifyDaysBefore() (r int, exists bool) {
+	v := m.addnotify_days_before
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearNotifyDaysBefore clears the value of the "notify_days_before" field.
+func (m *PoolMutation) ClearNotifyDaysBefore() {
+	m.notify_days_before = nil
+	m.addnotify_days_before = nil
+	m.clearedFields[pool.FieldNotifyDaysBefore] = struct{}{}
+}
+
+// NotifyDaysBeforeCleared returns if the "notify_days_before" field was cleared in this mutation.
+func (m *PoolMutation) NotifyDaysBeforeCleared() bool {
+	_, ok := m.clearedFields[pool.FieldNotifyDaysBefore]
+	return ok
+}
+
+// ResetNotifyDaysBefore resets all changes to the "notify_days_before" field.
+func (m *PoolMutation) ResetNotifyDaysBefore() {
+	m.notify_days_before = nil
+	m.addnotify_days_before = nil
+	delete(m.clearedFields, pool.FieldNotifyDaysBefore)
+}
+
+// SetFreezeMaxDays sets the "freeze_max_days" field.
+func (m *PoolMutation) SetFreezeMaxDays(i int) {
+	m.freeze_max_days = &i
+	m.addfreeze_max_days = nil
+}
+
+// FreezeMaxDays returns the value of the "freeze_max_days" field in the mutation.
+func (m *PoolMutation) FreezeMaxDays() (r int, exists bool) {
+	v := m.freeze_max_days
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFreezeMaxDays returns the old "freeze_max_days" field's value of the Pool entity.
+// If the Pool object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolMutation) OldFreezeMaxDays(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFreezeMaxDays is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFreezeMaxDays requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFreezeMaxDays: %w", err)
+	}
+	return oldValue.FreezeMaxDays, nil
+}
+
+// AddFreezeMaxDays adds i to the "freeze_max_days" field.
+func (m *PoolMutation) AddFreezeMaxDays(i int) {
+	if m.addfreeze_max_days != nil {
+		*m.addfreeze_max_days += i
+	} else {
+		m.addfreeze_max_days = &i
+	}
+}
+
+// AddedFreezeMaxDays returns the value that was added to the "freeze_max_days" field in this mutation.
+func (m *PoolMutation) AddedFreezeMaxDays() (r int, exists bool) {
+	v := m.addfreeze_max_days
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearFreezeMaxDays clears the value of the "freeze_max_days" field.
+func (m *PoolMutation) ClearFreezeMaxDays() {
+	m.freeze_max_days = nil
+	m.addfreeze_max_days = nil
+	m.clearedFields[pool.FieldFreezeMaxDays] = struct{}{}
+}
+
+// FreezeMaxDaysCleared returns if the "freeze_max_days" field was cleared in this mutation.
+func (m *PoolMutation) FreezeMaxDaysCleared() bool {
+	_, ok := m.clearedFields[pool.FieldFreezeMaxDays]
+	return ok
+}
+
+// ResetFreezeMaxDays resets all changes to the "freeze_max_days" field.
+func (m *PoolMutation) ResetFreezeMaxDays() {
+	m.freeze_max_days = nil
+	m.addfreeze_max_days = nil
+	delete(m.clearedFields, pool.FieldFreezeMaxDays)
+}
+
+// SetReclaimDealt sets the "reclaim_dealt" field.
+func (m *PoolMutation) SetReclaimDealt(b bool) {
+	m.reclaim_dealt = &b
+}
+
+// ReclaimDealt returns the value of the "reclaim_dealt" field in the mutation.
+func (m *PoolMutation) ReclaimDealt() (r bool, exists bool) {
+	v := m.reclaim_dealt
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReclaimDealt returns the old "reclaim_dealt" field's value of the Pool entity.
+// If the Pool object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolMutation) OldReclaimDealt(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReclaimDealt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReclaimDealt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReclaimDealt: %w", err)
+	}
+	return oldValue.ReclaimDealt, nil
+}
+
+// ResetReclaimDealt resets all changes to the "reclaim_dealt" field.
+func (m *PoolMutation) ResetReclaimDealt() {
+	m.reclaim_dealt = nil
+}
+
+// SetClaimCooldownDays sets the "claim_cooldown_days" field.
+func (m *PoolMutation) SetClaimCooldownDays(i int) {
+	m.claim_cooldown_days = &i
+	m.addclaim_cooldown_days = nil
+}
+
+// ClaimCooldownDays returns the value of the "claim_cooldown_days" field in the mutation.
+func (m *PoolMutation) ClaimCooldownDays() (r int, exists bool) {
+	v := m.claim_cooldown_days
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldClaimCooldownDays returns the old "claim_cooldown_days" field's value of the Pool entity.
+// If the Pool object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolMutation) OldClaimCooldownDays(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldClaimCooldownDays is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldClaimCooldownDays requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldClaimCooldownDays: %w", err)
+	}
+	return oldValue.ClaimCooldownDays, nil
+}
+
+// AddClaimCooldownDays adds i to the "claim_cooldown_days" field.
+func (m *PoolMutation) AddClaimCooldownDays(i int) {
+	if m.addclaim_cooldown_days != nil {
+		*m.addclaim_cooldown_days += i
+	} else {
+		m.addclaim_cooldown_days = &i
+	}
+}
+
+// AddedClaimCooldownDays returns the value that was added to the "claim_cooldown_days" field in this mutation.
+func (m *PoolMutation) AddedClaimCooldownDays() (r int, exists bool) {
+	v := m.addclaim_cooldown_days
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearClaimCooldownDays clears the value of the "claim_cooldown_days" field.
+func (m *PoolMutation) ClearClaimCooldownDays() {
+	m.claim_cooldown_days = nil
+	m.addclaim_cooldown_days = nil
+	m.clearedFields[pool.FieldClaimCooldownDays] = struct{}{}
+}
+
+// ClaimCooldownDaysCleared returns if the "claim_cooldown_days" field was cleared in this mutation.
+func (m *PoolMutation) ClaimCooldownDaysCleared() bool {
+	_, ok := m.clearedFields[pool.FieldClaimCooldownDays]
+	return ok
+}
+
+// ResetClaimCooldownDays resets all changes to the "claim_cooldown_days" field.
+func (m *PoolMutation) ResetClaimCooldownDays() {
+	m.claim_cooldown_days = nil
+	m.addclaim_cooldown_days = nil
+	delete(m.clearedFields, pool.FieldClaimCooldownDays)
+}
+
+// SetDailyClaimLimit sets the "daily_claim_limit" field.
+func (m *PoolMutation) SetDailyClaimLimit(i int) {
+	m.daily_claim_limit = &i
+	m.adddaily_claim_limit = nil
+}
+
+// DailyClaimLimit returns the value of the "daily_claim_limit" field in the mutation.
+func (m *PoolMutation) DailyClaimLimit() (r int, exists bool) {
+	v := m.daily_claim_limit
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDailyClaimLimit returns the old "daily_claim_limit" field's value of the Pool entity.
+// If the Pool object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolMutation) OldDailyClaimLimit(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDailyClaimLimit is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDailyClaimLimit requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDailyClaimLimit: %w", err)
+	}
+	return oldValue.DailyClaimLimit, nil
+}
+
+// AddDailyClaimLimit adds i to the "daily_claim_limit" field.
+func (m *PoolMutation) AddDailyClaimLimit(i int) {
+	if m.adddaily_claim_limit != nil {
+		*m.adddaily_claim_limit += i
+	} else {
+		m.adddaily_claim_limit = &i
+	}
+}
+
+// AddedDailyClaimLimit returns the value that was added to the "daily_claim_limit" field in this mutation.
+func (m *PoolMutation) AddedDailyClaimLimit() (r int, exists bool) {
+	v := m.adddaily_claim_limit
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearDailyClaimLimit clears the value of the "daily_claim_limit" field.
+func (m *PoolMutation) ClearDailyClaimLimit() {
+	m.daily_claim_limit = nil
+	m.adddaily_claim_limit = nil
+	m.clearedFields[pool.FieldDailyClaimLimit] = struct{}{}
+}
+
+// DailyClaimLimitCleared returns if the "daily_claim_limit" field was cleared in this mutation.
+func (m *PoolMutation) DailyClaimLimitCleared() bool {
+	_, ok := m.clearedFields[pool.FieldDailyClaimLimit]
+	return ok
+}
+
+// ResetDailyClaimLimit resets all changes to the "daily_claim_limit" field.
+func (m *PoolMutation) ResetDailyClaimLimit() {
+	m.daily_claim_limit = nil
+	m.adddaily_claim_limit = nil
+	delete(m.clearedFields, pool.FieldDailyClaimLimit)
+}
+
+// SetClaimRequiresApproval sets the "claim_requires_approval" field.
+func (m *PoolMutation) SetClaimRequiresApproval(b bool) {
+	m.claim_requires_approval = &b
+}
+
+// ClaimRequiresApproval returns the value of the "claim_requires_approval" field in the mutation.
+func (m *PoolMutation) ClaimRequiresApproval() (r bool, exists bool) {
+	v := m.claim_requires_approval
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldClaimRequiresApproval returns the old "claim_requires_approval" field's value of the Pool entity.
+// If the Pool object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolMutation) OldClaimRequiresApproval(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldClaimRequiresApproval is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldClaimRequiresApproval requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldClaimRequiresApproval: %w", err)
+	}
+	return oldValue.ClaimRequiresApproval, nil
+}
+
+// ResetClaimRequiresApproval resets all changes to the "claim_requires_approval" field.
+func (m *PoolMutation) ResetClaimRequiresApproval() {
+	m.claim_requires_approval = nil
+}
+
+// SetVisibleFields sets the "visible_fields" field.
+func (m *PoolMutation) SetVisibleFields(s []string) {
+	m.visible_fields = &s
+	m.appendvisible_fields = nil
+}
+
+// VisibleFields returns the value of the "visible_fields" field in the mutation.
+func (m *PoolMutation) VisibleFields() (r []string, exists bool) {
+	v := m.visible_fields
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVisibleFields returns the old "visible_fields" field's value of the Pool entity.
+// If the Pool object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolMutation) OldVisibleFields(ctx context.Context) (v []string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVisibleFields is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVisibleFields requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVisibleFields: %w", err)
+	}
+	return oldValue.VisibleFields, nil
+}
+
+// AppendVisibleFields adds s to the "visible_fields" field.
+func (m *PoolMutation) AppendVisibleFields(s []string) {
+	m.appendvisible_fields = append(m.appendvisible_fields, s...)
+}
+
+// AppendedVisibleFields returns the list of values that were appended to the "visible_fields" field in this mutation.
+func (m *PoolMutation) AppendedVisibleFields() ([]string, bool) {
+	if len(m.appendvisible_fields) == 0 {
+		return nil, false
+	}
+	return m.appendvisible_fields, true
+}
+
+// ClearVisibleFields clears the value of the "visible_fields" field.
+func (m *PoolMutation) ClearVisibleFields() {
+	m.visible_fields = nil
+	m.appendvisible_fields = nil
+	m.clearedFields[pool.FieldVisibleFields] = struct{}{}
+}
+
+// VisibleFieldsCleared returns if the "visible_fields" field was cleared in this mutation.
+func (m *PoolMutation) VisibleFieldsCleared() bool {
+	_, ok := m.clearedFields[pool.FieldVisibleFields]
+	return ok
+}
+
+// ResetVisibleFields resets all changes to the "visible_fields" field.
+func (m *PoolMutation) ResetVisibleFields() {
+	m.visible_fields = nil
+	m.appendvisible_fields = nil
+	delete(m.clearedFields, pool.FieldVisibleFields)
+}
+
+// SetByGrade sets the "by_grade" field.
+func (m *PoolMutation) SetByGrade(mr map[string]schema.GradeRule) {
+	m.by_grade = &mr
+}
+
+// ByGrade returns the value of the "by_grade" field in the mutation.
+func (m *PoolMutation) ByGrade() (r map[string]schema.GradeRule, exists bool) {
+	v := m.by_grade
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldByGrade returns the old "by_grade" field's value of the Pool entity.
+// If the Pool object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolMutation) OldByGrade(ctx context.Context) (v map[string]schema.GradeRule, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldByGrade is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldByGrade requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldByGrade: %w", err)
+	}
+	return oldValue.ByGrade, nil
+}
+
+// ClearByGrade clears the value of the "by_grade" field.
+func (m *PoolMutation) ClearByGrade() {
+	m.by_grade = nil
+	m.clearedFields[pool.FieldByGrade] = struct{}{}
+}
+
+// ByGradeCleared returns if the "by_grade" field was cleared in this mutation.
+func (m *PoolMutation) ByGradeCleared() bool {
+	_, ok := m.clearedFields[pool.FieldByGrade]
+	return ok
+}
+
+// ResetByGrade resets all changes to the "by_grade" field.
+func (m *PoolMutation) ResetByGrade() {
+	m.by_grade = nil
+	delete(m.clearedFields, pool.FieldByGrade)
+}
+
+// SetAutoAssign sets the "auto_assign" field.
+func (m *PoolMutation) SetAutoAssign(pa pool.AutoAssign) {
+	m.auto_assign = &pa
+}
+
+// AutoAssign returns the value of the "auto_assign" field in the mutation.
+func (m *PoolMutation) AutoAssign() (r pool.AutoAssign, exists bool) {
+	v := m.auto_assign
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAutoAssign returns the old "auto_assign" field's value of the Pool entity.
+// If the Pool object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolMutation) OldAutoAssign(ctx context.Context) (v pool.AutoAssign, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAutoAssign is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAutoAssign requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAutoAssign: %w", err)
+	}
+	return oldValue.AutoAssign, nil
+}
+
+// ResetAutoAssign resets all changes to the "auto_assign" field.
+func (m *PoolMutation) ResetAutoAssign() {
+	m.auto_assign = nil
+}
+
+// SetLastAssignedID sets the "last_assigned_id" field.
+func (m *PoolMutation) SetLastAssignedID(u uuid.UUID) {
+	m.last_assigned_id = &u
+}
+
+// LastAssignedID returns the value of the "last_assigned_id" field in the mutation.
+func (m *PoolMutation) LastAssignedID() (r uuid.UUID, exists bool) {
+	v := m.last_assigned_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLastAssignedID returns the old "last_assigned_id" field's value of the Pool entity.
+// If the Pool object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolMutation) OldLastAssignedID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLastAssignedID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLastAssignedID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLastAssignedID: %w", err)
+	}
+	return oldValue.LastAssignedID, nil
+}
+
+// ClearLastAssignedID clears the value of the "last_assigned_id" field.
+func (m *PoolMutation) ClearLastAssignedID() {
+	m.last_assigned_id = nil
+	m.clearedFields[pool.FieldLastAssignedID] = struct{}{}
+}
+
+// LastAssignedIDCleared returns if the "last_assigned_id" field was cleared in this mutation.
+func (m *PoolMutation) LastAssignedIDCleared() bool {
+	_, ok := m.clearedFields[pool.FieldLastAssignedID]
+	return ok
+}
+
+// ResetLastAssignedID resets all changes to the "last_assigned_id" field.
+func (m *PoolMutation) ResetLastAssignedID() {
+	m.last_assigned_id = nil
+	delete(m.clearedFields, pool.FieldLastAssignedID)
+}
+
+// Where appends a list predicates to the PoolMutation builder.
+func (m *PoolMutation) Where(ps ...predicate.Pool) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the PoolMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *PoolMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Pool, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *PoolMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *PoolMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Pool).
+func (m *PoolMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *PoolMutation) Fields() []string {
+	fields := make([]string, 0, 20)
+	if m.created_at != nil {
+		fields = append(fields, pool.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, pool.FieldUpdatedAt)
+	}
+	if m.kind != nil {
+		fields = append(fields, pool.FieldKind)
+	}
+	if m.name != nil {
+		fields = append(fields, pool.FieldName)
+	}
+	if m.is_default != nil {
+		fields = append(fields, pool.FieldIsDefault)
+	}
+	if m.member_team_ids != nil {
+		fields = append(fields, pool.FieldMemberTeamIds)
+	}
+	if m.manager_ids != nil {
+		fields = append(fields, pool.FieldManagerIds)
+	}
+	if m.rule_version != nil {
+		fields = append(fields, pool.FieldRuleVersion)
+	}
+	if m.idle_days != nil {
+		fields = append(fields, pool.FieldIdleDays)
+	}
+	if m.no_deal_days != nil {
+		fields = append(fields, pool.FieldNoDealDays)
+	}
+	if m.notify_days_before != nil {
+		fields = append(fields, pool.FieldNotifyDaysBefore)
+	}
+	if m.freeze_max_days != nil {
+		fields = append(fields, pool.FieldFreezeMaxDays)
+	}
+	if m.reclaim_dealt != nil {
+		fields = append(fields, pool.FieldReclaimDealt)
+	}
+	if m.claim_cooldown_days != nil {
+		fields = append(fields, pool.FieldClaimCooldownDays)
+	}
+	if m.daily_claim_limit != nil {
+		fields = append(fields, pool.FieldDailyClaimLimit)
+	}
+	if m.claim_requires_approval != nil {
+		fields = append(fields, pool.FieldClaimRequiresApproval)
+	}
+	if m.visible_fields != nil {
+		fields = append(fields, pool.FieldVisibleFields)
+	}
+	if m.by_grade != nil {
+		fields = append(fields, pool.FieldByGrade)
+	}
+	if m.auto_assign != nil {
+		fields = append(fields, pool.FieldAutoAssign)
+	}
+	if m.last_assigned_id != nil {
+		fields = append(fields, pool.FieldLastAssignedID)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *PoolMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case pool.FieldCreatedAt:
+		return m.CreatedAt()
+	case pool.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case pool.FieldKind:
+		return m.Kind()
+	case pool.FieldName:
+		return m.Name()
+	case pool.FieldIsDefault:
+		return m.IsDefault()
+	case pool.FieldMemberTeamIds:
+		return m.MemberTeamIds()
+	case pool.FieldManagerIds:
+		return m.ManagerIds()
+	case pool.FieldRuleVersion:
+		return m.RuleVersion()
+	case pool.FieldIdleDays:
+		return m.IdleDays()
+	case pool.FieldNoDealDays:
+		return m.NoDealDays()
+	case pool.FieldNotifyDaysBefore:
+		return m.NotifyDaysBefore()
+	case pool.FieldFreezeMaxDays:
+		return m.FreezeMaxDays()
+	case pool.FieldReclaimDealt:
+		return m.ReclaimDealt()
+	case pool.FieldClaimCooldownDays:
+		return m.ClaimCooldownDays()
+	case pool.FieldDailyClaimLimit:
+		return m.DailyClaimLimit()
+	case pool.FieldClaimRequiresApproval:
+		return m.ClaimRequiresApproval()
+	case pool.FieldVisibleFields:
+		return m.VisibleFields()
+	case pool.FieldByGrade:
+		return m.ByGrade()
+	case pool.FieldAutoAssign:
+		return m.AutoAssign()
+	case pool.FieldLastAssignedID:
+		return m.LastAssignedID()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *PoolMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case pool.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case pool.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case pool.FieldKind:
+		return m.OldKind(ctx)
+	case pool.FieldName:
+		return m.OldName(ctx)
+	case pool.FieldIsDefault:
+		return m.OldIsDefault(ctx)
+	case pool.FieldMemberTeamIds:
+		return m.OldMemberTeamIds(ctx)
+	case pool.FieldManagerIds:
+		return m.OldManagerIds(ctx)
+	case pool.FieldRuleVersion:
+		return m.OldRuleVersion(ctx)
+	case pool.FieldIdleDays:
+		return m.OldIdleDays(ctx)
+	case pool.FieldNoDealDays:
+		return m.OldNoDealDays(ctx)
+	case pool.FieldNotifyDaysBefore:
+		return m.OldNotifyDaysBefore(ctx)
+	case pool.FieldFreezeMaxDays:
+		return m.OldFreezeMaxDays(ctx)
+	case pool.FieldReclaimDealt:
+		return m.OldReclaimDealt(ctx)
+	case pool.FieldClaimCooldownDays:
+		return m.OldClaimCooldownDays(ctx)
+	case pool.FieldDailyClaimLimit:
+		return m.OldDailyClaimLimit(ctx)
+	case pool.FieldClaimRequiresApproval:
+		return m.OldClaimRequiresApproval(ctx)
+	case pool.FieldVisibleFields:
+		return m.OldVisibleFields(ctx)
+	case pool.FieldByGrade:
+		return m.OldByGrade(ctx)
+	case pool.FieldAutoAssign:
+		return m.OldAutoAssign(ctx)
+	case pool.FieldLastAssignedID:
+		return m.OldLastAssignedID(ctx)
+	}
+	return nil, fmt.Errorf("unknown Pool field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *PoolMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case pool.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case pool.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case pool.FieldKind:
+		v, ok := value.(pool.Kind)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKind(v)
+		return nil
+	case pool.FieldName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetName(v)
+		return nil
+	case pool.FieldIsDefault:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetIsDefault(v)
+		return nil
+	case pool.FieldMemberTeamIds:
+		v, ok := value.([]uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMemberTeamIds(v)
+		return nil
+	case pool.FieldManagerIds:
+		v, ok := value.([]uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetManagerIds(v)
+		return nil
+	case pool.FieldRuleVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRuleVersion(v)
+		return nil
+	case pool.FieldIdleDays:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetIdleDays(v)
+		return nil
+	case pool.FieldNoDealDays:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetNoDealDays(v)
+		return nil
+	case pool.FieldNotifyDaysBefore:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetNotifyDaysBefore(v)
+		return nil
+	case pool.FieldFreezeMaxDays:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFreezeMaxDays(v)
+		return nil
+	case pool.FieldReclaimDealt:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReclaimDealt(v)
+		return nil
+	case pool.FieldClaimCooldownDays:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetClaimCooldownDays(v)
+		return nil
+	case pool.FieldDailyClaimLimit:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDailyClaimLimit(v)
+		return nil
+	case pool.FieldClaimRequiresApproval:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetClaimRequiresApproval(v)
+		return nil
+	case pool.FieldVisibleFields:
+		v, ok := value.([]string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVisibleFields(v)
+		return nil
+	case pool.FieldByGrade:
+		v, ok := value.(map[string]schema.GradeRule)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetByGrade(v)
+		return nil
+	case pool.FieldAutoAssign:
+		v, ok := value.(pool.AutoAssign)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAutoAssign(v)
+		return nil
+	case pool.FieldLastAssignedID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLastAssignedID(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Pool field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *PoolMutation) AddedFields() []string {
+	var fields []string
+	if m.addrule_version != nil {
+		fields = append(fields, pool.FieldRuleVersion)
+	}
+	if m.addidle_days != nil {
+		fields = append(fields, pool.FieldIdleDays)
+	}
+	if m.addno_deal_days != nil {
+		fields = append(fields, pool.FieldNoDealDays)
+	}
+	if m.addnotify_days_before != nil {
+		fields = append(fields, pool.FieldNotifyDaysBefore)
+	}
+	if m.addfreeze_max_days != nil {
+		fields = append(fields, pool.FieldFreezeMaxDays)
+	}
+	if m.addclaim_cooldown_days != nil {
+		fields = append(fields, pool.FieldClaimCooldownDays)
+	}
+	if m.adddaily_claim_limit != nil {
+		fields = append(fields, pool.FieldDailyClaimLimit)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *PoolMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case pool.FieldRuleVersion:
+		return m.AddedRuleVersion()
+	case pool.FieldIdleDays:
+		return m.AddedIdleDays()
+	case pool.FieldNoDealDays:
+		return m.AddedNoDealDays()
+	case pool.FieldNotifyDaysBefore:
+		return m.AddedNotifyDaysBefore()
+	case pool.FieldFreezeMaxDays:
+		return m.AddedFreezeMaxDays()
+	case pool.FieldClaimCooldownDays:
+		return m.AddedClaimCooldownDays()
+	case pool.FieldDailyClaimLimit:
+		return m.AddedDailyClaimLimit()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *PoolMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case pool.FieldRuleVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddRuleVersion(v)
+		return nil
+	case pool.FieldIdleDays:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddIdleDays(v)
+		return nil
+	case pool.FieldNoDealDays:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddNoDealDays(v)
+		return nil
+	case pool.FieldNotifyDaysBefore:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddNotifyDaysBefore(v)
+		return nil
+	case pool.FieldFreezeMaxDays:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddFreezeMaxDays(v)
+		return nil
+	case pool.FieldClaimCooldownDays:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddClaimCooldownDays(v)
+		return nil
+	case pool.FieldDailyClaimLimit:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddDailyClaimLimit(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Pool numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *PoolMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(pool.FieldIdleDays) {
+		fields = append(fields, pool.FieldIdleDays)
+	}
+	if m.FieldCleared(pool.FieldNoDealDays) {
+		fields = append(fields, pool.FieldNoDealDays)
+	}
+	if m.FieldCleared(pool.FieldNotifyDaysBefore) {
+		fields = append(fields, pool.FieldNotifyDaysBefore)
+	}
+	if m.FieldCleared(pool.FieldFreezeMaxDays) {
+		fields = append(fields, pool.FieldFreezeMaxDays)
+	}
+	if m.FieldCleared(pool.FieldClaimCooldownDays) {
+		fields = append(fields, pool.FieldClaimCooldownDays)
+	}
+	if m.FieldCleared(pool.FieldDailyClaimLimit) {
+		fields = append(fields, pool.FieldDailyClaimLimit)
+	}
+	if m.FieldCleared(pool.FieldVisibleFields) {
+		fields = append(fields, pool.FieldVisibleFields)
+	}
+	if m.FieldCleared(pool.FieldByGrade) {
+		fields = append(fields, pool.FieldByGrade)
+	}
+	if m.FieldCleared(pool.FieldLastAssignedID) {
+		fields = append(fields, pool.FieldLastAssignedID)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *PoolMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *PoolMutation) ClearField(name string) error {
+	switch name {
+	case pool.FieldIdleDays:
+		m.ClearIdleDays()
+		return nil
+	case pool.FieldNoDealDays:
+		m.ClearNoDealDays()
+		return nil
+	case pool.FieldNotifyDaysBefore:
+		m.ClearNotifyDaysBefore()
+		return nil
+	case pool.FieldFreezeMaxDays:
+		m.ClearFreezeMaxDays()
+		return nil
+	case pool.FieldClaimCooldownDays:
+		m.ClearClaimCooldownDays()
+		return nil
+	case pool.FieldDailyClaimLimit:
+		m.ClearDailyClaimLimit()
+		return nil
+	case pool.FieldVisibleFields:
+		m.ClearVisibleFields()
+		return nil
+	case pool.FieldByGrade:
+		m.ClearByGrade()
+		return nil
+	case pool.FieldLastAssignedID:
+		m.ClearLastAssignedID()
+		return nil
+	}
+	return fmt.Errorf("unknown Pool nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *PoolMutation) ResetField(name string) error {
+	switch name {
+	case pool.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case pool.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case pool.FieldKind:
+		m.ResetKind()
+		return nil
+	case pool.FieldName:
+		m.ResetName()
+		return nil
+	case pool.FieldIsDefault:
+		m.ResetIsDefault()
+		return nil
+	case pool.FieldMemberTeamIds:
+		m.ResetMemberTeamIds()
+		return nil
+	case pool.FieldManagerIds:
+		m.ResetManagerIds()
+		return nil
+	case pool.FieldRuleVersion:
+		m.ResetRuleVersion()
+		return nil
+	case pool.FieldIdleDays:
+		m.ResetIdleDays()
+		return nil
+	case pool.FieldNoDealDays:
+		m.ResetNoDealDays()
+		return nil
+	case pool.FieldNotifyDaysBefore:
+		m.ResetNotifyDaysBefore()
+		return nil
+	case pool.FieldFreezeMaxDays:
+		m.ResetFreezeMaxDays()
+		return nil
+	case pool.FieldReclaimDealt:
+		m.ResetReclaimDealt()
+		return nil
+	case pool.FieldClaimCooldownDays:
+		m.ResetClaimCooldownDays()
+		return nil
+	case pool.FieldDailyClaimLimit:
+		m.ResetDailyClaimLimit()
+		return nil
+	case pool.FieldClaimRequiresApproval:
+		m.ResetClaimRequiresApproval()
+		return nil
+	case pool.FieldVisibleFields:
+		m.ResetVisibleFields()
+		return nil
+	case pool.FieldByGrade:
+		m.ResetByGrade()
+		return nil
+	case pool.FieldAutoAssign:
+		m.ResetAutoAssign()
+		return nil
+	case pool.FieldLastAssignedID:
+		m.ResetLastAssignedID()
+		return nil
+	}
+	return fmt.Errorf("unknown Pool field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *PoolMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *PoolMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *PoolMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *PoolMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *PoolMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *PoolMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *PoolMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown Pool unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *PoolMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown Pool edge %s", name)
+}
+
+// PoolRuleVersionMutation represents an operation that mutates the PoolRuleVersion nodes in the graph.
+type PoolRuleVersionMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *uuid.UUID
+	pool_id       *uuid.UUID
+	version       *int
+	addversion    *int
+	rules         *map[string]interface{}
+	changed_by    *uuid.UUID
+	created_at    *time.Time
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*PoolRuleVersion, error)
+	predicates    []predicate.PoolRuleVersion
+}
+
+var _ ent.Mutation = (*PoolRuleVersionMutation)(nil)
+
+// poolruleversionOption allows management of the mutation configuration using functional options.
+type poolruleversionOption func(*PoolRuleVersionMutation)
+
+// newPoolRuleVersionMutation creates new mutation for the PoolRuleVersion entity.
+func newPoolRuleVersionMutation(c config, op Op, opts ...poolruleversionOption) *PoolRuleVersionMutation {
+	m := &PoolRuleVersionMutation{
+		config:        c,
+		op:            op,
+		typ:           TypePoolRuleVersion,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withPoolRuleVersionID sets the ID field of the mutation.
+func withPoolRuleVersionID(id uuid.UUID) poolruleversionOption {
+	return func(m *PoolRuleVersionMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *PoolRuleVersion
+		)
+		m.oldValue = func(ctx context.Context) (*PoolRuleVersion, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().PoolRuleVersion.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withPoolRuleVersion sets the old PoolRuleVersion of the mutation.
+func withPoolRuleVersion(node *PoolRuleVersion) poolruleversionOption {
+	return func(m *PoolRuleVersionMutation) {
+		m.oldValue = func(context.Context) (*PoolRuleVersion, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m PoolRuleVersionMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m PoolRuleVersionMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of PoolRuleVersion entities.
+func (m *PoolRuleVersionMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *PoolRuleVersionMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *PoolRuleVersionMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().PoolRuleVersion.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetPoolID sets the "pool_id" field.
+func (m *PoolRuleVersionMutation) SetPoolID(u uuid.UUID) {
+	m.pool_id = &u
+}
+
+// PoolID returns the value of the "pool_id" field in the mutation.
+func (m *PoolRuleVersionMutation) PoolID() (r uuid.UUID, exists bool) {
+	v := m.pool_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPoolID returns the old "pool_id" field's value of the PoolRuleVersion entity.
+// If the PoolRuleVersion object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolRuleVersionMutation) OldPoolID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPoolID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPoolID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPoolID: %w", err)
+	}
+	return oldValue.PoolID, nil
+}
+
+// ResetPoolID resets all changes to the "pool_id" field.
+func (m *PoolRuleVersionMutation) ResetPoolID() {
+	m.pool_id = nil
+}
+
+// SetVersion sets the "version" field.
+func (m *PoolRuleVersionMutation) SetVersion(i int) {
+	m.version = &i
+	m.addversion = nil
+}
+
+// Version returns the value of the "version" field in the mutation.
+func (m *PoolRuleVersionMutation) Version() (r int, exists bool) {
+	v := m.version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVersion returns the old "version" field's value of the PoolRuleVersion entity.
+// If the PoolRuleVersion object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolRuleVersionMutation) OldVersion(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVersion is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVersion requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVersion: %w", err)
+	}
+	return oldValue.Version, nil
+}
+
+// AddVersion adds i to the "version" field.
+func (m *PoolRuleVersionMutation) AddVersion(i int) {
+	if m.addversion != nil {
+		*m.addversion += i
+	} else {
+		m.addversion = &i
+	}
+}
+
+// AddedVersion returns the value that was added to the "version" field in this mutation.
+func (m *PoolRuleVersionMutation) AddedVersion() (r int, exists bool) {
+	v := m.addversion
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetVersion resets all changes to the "version" field.
+func (m *PoolRuleVersionMutation) ResetVersion() {
+	m.version = nil
+	m.addversion = nil
+}
+
+// SetRules sets the "rules" field.
+func (m *PoolRuleVersionMutation) SetRules(value map[string]interface{}) {
+	m.rules = &value
+}
+
+// Rules returns the value of the "rules" field in the mutation.
+func (m *PoolRuleVersionMutation) Rules() (r map[string]interface{}, exists bool) {
+	v := m.rules
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRules returns the old "rules" field's value of the PoolRuleVersion entity.
+// If the PoolRuleVersion object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolRuleVersionMutation) OldRules(ctx context.Context) (v map[string]interface{}, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRules is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRules requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRules: %w", err)
+	}
+	return oldValue.Rules, nil
+}
+
+// ResetRules resets all changes to the "rules" field.
+func (m *PoolRuleVersionMutation) ResetRules() {
+	m.rules = nil
+}
+
+// SetChangedBy sets the "changed_by" field.
+func (m *PoolRuleVersionMutation) SetChangedBy(u uuid.UUID) {
+	m.changed_by = &u
+}
+
+// ChangedBy returns the value of the "changed_by" field in the mutation.
+func (m *PoolRuleVersionMutation) ChangedBy() (r uuid.UUID, exists bool) {
+	v := m.changed_by
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldChangedBy returns the old "changed_by" field's value of the PoolRuleVersion entity.
+// If the PoolRuleVersion object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolRuleVersionMutation) OldChangedBy(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldChangedBy is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldChangedBy requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldChangedBy: %w", err)
+	}
+	return oldValue.ChangedBy, nil
+}
+
+// ClearChangedBy clears the value of the "changed_by" field.
+func (m *PoolRuleVersionMutation) ClearChangedBy() {
+	m.changed_by = nil
+	m.clearedFields[poolruleversion.FieldChangedBy] = struct{}{}
+}
+
+// ChangedByCleared returns if the "changed_by" field was cleared in this mutation.
+func (m *PoolRuleVersionMutation) ChangedByCleared() bool {
+	_, ok := m.clearedFields[poolruleversion.FieldChangedBy]
+	return ok
+}
+
+// ResetChangedBy resets all changes to the "changed_by" field.
+func (m *PoolRuleVersionMutation) ResetChangedBy() {
+	m.changed_by = nil
+	delete(m.clearedFields, poolruleversion.FieldChangedBy)
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *PoolRuleVersionMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *PoolRuleVersionMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the PoolRuleVersion entity.
+// If the PoolRuleVersion object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolRuleVersionMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *PoolRuleVersionMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// Where appends a list predicates to the PoolRuleVersionMutation builder.
+func (m *PoolRuleVersionMutation) Where(ps ...predicate.PoolRuleVersion) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the PoolRuleVersionMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *PoolRuleVersionMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.PoolRuleVersion, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *PoolRuleVersionMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *PoolRuleVersionMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (PoolRuleVersion).
+func (m *PoolRuleVersionMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *PoolRuleVersionMutation) Fields() []string {
+	fields := make([]string, 0, 5)
+	if m.pool_id != nil {
+		fields = append(fields, poolruleversion.FieldPoolID)
+	}
+	if m.version != nil {
+		fields = append(fields, poolruleversion.FieldVersion)
+	}
+	if m.rules != nil {
+		fields = append(fields, poolruleversion.FieldRules)
+	}
+	if m.changed_by != nil {
+		fields = append(fields, poolruleversion.FieldChangedBy)
+	}
+	if m.created_at != nil {
+		fields = append(fields, poolruleversion.FieldCreatedAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *PoolRuleVersionMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case poolruleversion.FieldPoolID:
+		return m.PoolID()
+	case poolruleversion.FieldVersion:
+		return m.Version()
+	case poolruleversion.FieldRules:
+		return m.Rules()
+	case poolruleversion.FieldChangedBy:
+		return m.ChangedBy()
+	case poolruleversion.FieldCreatedAt:
+		return m.CreatedAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *PoolRuleVersionMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case poolruleversion.FieldPoolID:
+		return m.OldPoolID(ctx)
+	case poolruleversion.FieldVersion:
+		return m.OldVersion(ctx)
+	case poolruleversion.FieldRules:
+		return m.OldRules(ctx)
+	case poolruleversion.FieldChangedBy:
+		return m.OldChangedBy(ctx)
+	case poolruleversion.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown PoolRuleVersion field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *PoolRuleVersionMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case poolruleversion.FieldPoolID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPoolID(v)
+		return nil
+	case poolruleversion.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVersion(v)
+		return nil
+	case poolruleversion.FieldRules:
+		v, ok := value.(map[string]interface{})
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRules(v)
+		return nil
+	case poolruleversion.FieldChangedBy:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetChangedBy(v)
+		return nil
+	case poolruleversion.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown PoolRuleVersion field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *PoolRuleVersionMutation) AddedFields() []string {
+	var fields []string
+	if m.addversion != nil {
+		fields = append(fields, poolruleversion.FieldVersion)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *PoolRuleVersionMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case poolruleversion.FieldVersion:
+		return m.AddedVersion()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *PoolRuleVersionMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case poolruleversion.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddVersion(v)
+		return nil
+	}
+	return fmt.Errorf("unknown PoolRuleVersion numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *PoolRuleVersionMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(poolruleversion.FieldChangedBy) {
+		fields = append(fields, poolruleversion.FieldChangedBy)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *PoolRuleVersionMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *PoolRuleVersionMutation) ClearField(name string) error {
+	switch name {
+	case poolruleversion.FieldChangedBy:
+		m.ClearChangedBy()
+		return nil
+	}
+	return fmt.Errorf("unknown PoolRuleVersion nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *PoolRuleVersionMutation) ResetField(name string) error {
+	switch name {
+	case poolruleversion.FieldPoolID:
+		m.ResetPoolID()
+		return nil
+	case poolruleversion.FieldVersion:
+		m.ResetVersion()
+		return nil
+	case poolruleversion.FieldRules:
+		m.ResetRules()
+		return nil
+	case poolruleversion.FieldChangedBy:
+		m.ResetChangedBy()
+		return nil
+	case poolruleversion.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown PoolRuleVersion field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *PoolRuleVersionMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *PoolRuleVersionMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *PoolRuleVersionMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *PoolRuleVersionMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *PoolRuleVersionMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *PoolRuleVersionMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *PoolRuleVersionMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown PoolRuleVersion unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *PoolRuleVersionMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown PoolRuleVersion edge %s", name)
 }
 
 // RefreshTokenMutation represents an operation that mutates the RefreshToken nodes in the graph.
@@ -4505,6 +15408,10 @@ type UserMutation struct {
 	addmax_owned_customers *int
 	max_frozen             *int
 	addmax_frozen          *int
+	owned_leads            *int
+	addowned_leads         *int
+	owned_customers        *int
+	addowned_customers     *int
 	clearedFields          map[string]struct{}
 	done                   bool
 	oldValue               func(context.Context) (*User, error)
@@ -5162,6 +16069,118 @@ func (m *UserMutation) ResetMaxFrozen() {
 	delete(m.clearedFields, user.FieldMaxFrozen)
 }
 
+// SetOwnedLeads sets the "owned_leads" field.
+func (m *UserMutation) SetOwnedLeads(i int) {
+	m.owned_leads = &i
+	m.addowned_leads = nil
+}
+
+// OwnedLeads returns the value of the "owned_leads" field in the mutation.
+func (m *UserMutation) OwnedLeads() (r int, exists bool) {
+	v := m.owned_leads
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOwnedLeads returns the old "owned_leads" field's value of the User entity.
+// If the User object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UserMutation) OldOwnedLeads(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOwnedLeads is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOwnedLeads requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOwnedLeads: %w", err)
+	}
+	return oldValue.OwnedLeads, nil
+}
+
+// AddOwnedLeads adds i to the "owned_leads" field.
+func (m *UserMutation) AddOwnedLeads(i int) {
+	if m.addowned_leads != nil {
+		*m.addowned_leads += i
+	} else {
+		m.addowned_leads = &i
+	}
+}
+
+// AddedOwnedLeads returns the value that was added to the "owned_leads" field in this mutation.
+func (m *UserMutation) AddedOwnedLeads() (r int, exists bool) {
+	v := m.addowned_leads
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetOwnedLeads resets all changes to the "owned_leads" field.
+func (m *UserMutation) ResetOwnedLeads() {
+	m.owned_leads = nil
+	m.addowned_leads = nil
+}
+
+// SetOwnedCustomers sets the "owned_customers" field.
+func (m *UserMutation) SetOwnedCustomers(i int) {
+	m.owned_customers = &i
+	m.addowned_customers = nil
+}
+
+// OwnedCustomers returns the value of the "owned_customers" field in the mutation.
+func (m *UserMutation) OwnedCustomers() (r int, exists bool) {
+	v := m.owned_customers
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOwnedCustomers returns the old "owned_customers" field's value of the User entity.
+// If the User object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UserMutation) OldOwnedCustomers(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOwnedCustomers is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOwnedCustomers requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOwnedCustomers: %w", err)
+	}
+	return oldValue.OwnedCustomers, nil
+}
+
+// AddOwnedCustomers adds i to the "owned_customers" field.
+func (m *UserMutation) AddOwnedCustomers(i int) {
+	if m.addowned_customers != nil {
+		*m.addowned_customers += i
+	} else {
+		m.addowned_customers = &i
+	}
+}
+
+// AddedOwnedCustomers returns the value that was added to the "owned_customers" field in this mutation.
+func (m *UserMutation) AddedOwnedCustomers() (r int, exists bool) {
+	v := m.addowned_customers
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetOwnedCustomers resets all changes to the "owned_customers" field.
+func (m *UserMutation) ResetOwnedCustomers() {
+	m.owned_customers = nil
+	m.addowned_customers = nil
+}
+
 // Where appends a list predicates to the UserMutation builder.
 func (m *UserMutation) Where(ps ...predicate.User) {
 	m.predicates = append(m.predicates, ps...)
@@ -5196,7 +16215,7 @@ func (m *UserMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *UserMutation) Fields() []string {
-	fields := make([]string, 0, 12)
+	fields := make([]string, 0, 14)
 	if m.created_at != nil {
 		fields = append(fields, user.FieldCreatedAt)
 	}
@@ -5233,6 +16252,12 @@ func (m *UserMutation) Fields() []string {
 	if m.max_frozen != nil {
 		fields = append(fields, user.FieldMaxFrozen)
 	}
+	if m.owned_leads != nil {
+		fields = append(fields, user.FieldOwnedLeads)
+	}
+	if m.owned_customers != nil {
+		fields = append(fields, user.FieldOwnedCustomers)
+	}
 	return fields
 }
 
@@ -5265,6 +16290,10 @@ func (m *UserMutation) Field(name string) (ent.Value, bool) {
 		return m.MaxOwnedCustomers()
 	case user.FieldMaxFrozen:
 		return m.MaxFrozen()
+	case user.FieldOwnedLeads:
+		return m.OwnedLeads()
+	case user.FieldOwnedCustomers:
+		return m.OwnedCustomers()
 	}
 	return nil, false
 }
@@ -5298,6 +16327,10 @@ func (m *UserMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldMaxOwnedCustomers(ctx)
 	case user.FieldMaxFrozen:
 		return m.OldMaxFrozen(ctx)
+	case user.FieldOwnedLeads:
+		return m.OldOwnedLeads(ctx)
+	case user.FieldOwnedCustomers:
+		return m.OldOwnedCustomers(ctx)
 	}
 	return nil, fmt.Errorf("unknown User field %s", name)
 }
@@ -5391,6 +16424,20 @@ func (m *UserMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetMaxFrozen(v)
 		return nil
+	case user.FieldOwnedLeads:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOwnedLeads(v)
+		return nil
+	case user.FieldOwnedCustomers:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOwnedCustomers(v)
+		return nil
 	}
 	return fmt.Errorf("unknown User field %s", name)
 }
@@ -5408,6 +16455,12 @@ func (m *UserMutation) AddedFields() []string {
 	if m.addmax_frozen != nil {
 		fields = append(fields, user.FieldMaxFrozen)
 	}
+	if m.addowned_leads != nil {
+		fields = append(fields, user.FieldOwnedLeads)
+	}
+	if m.addowned_customers != nil {
+		fields = append(fields, user.FieldOwnedCustomers)
+	}
 	return fields
 }
 
@@ -5422,6 +16475,10 @@ func (m *UserMutation) AddedField(name string) (ent.Value, bool) {
 		return m.AddedMaxOwnedCustomers()
 	case user.FieldMaxFrozen:
 		return m.AddedMaxFrozen()
+	case user.FieldOwnedLeads:
+		return m.AddedOwnedLeads()
+	case user.FieldOwnedCustomers:
+		return m.AddedOwnedCustomers()
 	}
 	return nil, false
 }
@@ -5451,6 +16508,20 @@ func (m *UserMutation) AddField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.AddMaxFrozen(v)
+		return nil
+	case user.FieldOwnedLeads:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddOwnedLeads(v)
+		return nil
+	case user.FieldOwnedCustomers:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddOwnedCustomers(v)
 		return nil
 	}
 	return fmt.Errorf("unknown User numeric field %s", name)
@@ -5541,6 +16612,12 @@ func (m *UserMutation) ResetField(name string) error {
 		return nil
 	case user.FieldMaxFrozen:
 		m.ResetMaxFrozen()
+		return nil
+	case user.FieldOwnedLeads:
+		m.ResetOwnedLeads()
+		return nil
+	case user.FieldOwnedCustomers:
+		m.ResetOwnedCustomers()
 		return nil
 	}
 	return fmt.Errorf("unknown User field %s", name)

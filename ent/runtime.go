@@ -8,6 +8,17 @@ import (
 	"github.com/google/uuid"
 	"github.com/shoalcrm/shoal/ent/apikey"
 	"github.com/shoalcrm/shoal/ent/auditevent"
+	"github.com/shoalcrm/shoal/ent/claimtally"
+	"github.com/shoalcrm/shoal/ent/contact"
+	"github.com/shoalcrm/shoal/ent/cooldown"
+	"github.com/shoalcrm/shoal/ent/customer"
+	"github.com/shoalcrm/shoal/ent/dedupekey"
+	"github.com/shoalcrm/shoal/ent/domainevent"
+	"github.com/shoalcrm/shoal/ent/followup"
+	"github.com/shoalcrm/shoal/ent/lead"
+	"github.com/shoalcrm/shoal/ent/ownershipchange"
+	"github.com/shoalcrm/shoal/ent/pool"
+	"github.com/shoalcrm/shoal/ent/poolruleversion"
 	"github.com/shoalcrm/shoal/ent/refreshtoken"
 	"github.com/shoalcrm/shoal/ent/schema"
 	"github.com/shoalcrm/shoal/ent/setting"
@@ -102,6 +113,403 @@ func init() {
 	auditeventDescID := auditeventMixinFields0[0].Descriptor()
 	// auditevent.DefaultID holds the default value on creation for the id field.
 	auditevent.DefaultID = auditeventDescID.Default.(func() uuid.UUID)
+	claimtallyMixin := schema.ClaimTally{}.Mixin()
+	claimtallyMixinFields0 := claimtallyMixin[0].Fields()
+	_ = claimtallyMixinFields0
+	claimtallyFields := schema.ClaimTally{}.Fields()
+	_ = claimtallyFields
+	// claimtallyDescCount is the schema descriptor for count field.
+	claimtallyDescCount := claimtallyFields[3].Descriptor()
+	// claimtally.DefaultCount holds the default value on creation for the count field.
+	claimtally.DefaultCount = claimtallyDescCount.Default.(int)
+	// claimtallyDescID is the schema descriptor for id field.
+	claimtallyDescID := claimtallyMixinFields0[0].Descriptor()
+	// claimtally.DefaultID holds the default value on creation for the id field.
+	claimtally.DefaultID = claimtallyDescID.Default.(func() uuid.UUID)
+	contactMixin := schema.Contact{}.Mixin()
+	contactMixinFields0 := contactMixin[0].Fields()
+	_ = contactMixinFields0
+	contactMixinFields1 := contactMixin[1].Fields()
+	_ = contactMixinFields1
+	contactFields := schema.Contact{}.Fields()
+	_ = contactFields
+	// contactDescCreatedAt is the schema descriptor for created_at field.
+	contactDescCreatedAt := contactMixinFields1[0].Descriptor()
+	// contact.DefaultCreatedAt holds the default value on creation for the created_at field.
+	contact.DefaultCreatedAt = contactDescCreatedAt.Default.(func() time.Time)
+	// contactDescUpdatedAt is the schema descriptor for updated_at field.
+	contactDescUpdatedAt := contactMixinFields1[1].Descriptor()
+	// contact.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	contact.DefaultUpdatedAt = contactDescUpdatedAt.Default.(func() time.Time)
+	// contact.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	contact.UpdateDefaultUpdatedAt = contactDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// contactDescName is the schema descriptor for name field.
+	contactDescName := contactFields[1].Descriptor()
+	// contact.NameValidator is a validator for the "name" field. It is called by the builders before save.
+	contact.NameValidator = contactDescName.Validators[0].(func(string) error)
+	// contactDescTitle is the schema descriptor for title field.
+	contactDescTitle := contactFields[2].Descriptor()
+	// contact.DefaultTitle holds the default value on creation for the title field.
+	contact.DefaultTitle = contactDescTitle.Default.(string)
+	// contact.TitleValidator is a validator for the "title" field. It is called by the builders before save.
+	contact.TitleValidator = contactDescTitle.Validators[0].(func(string) error)
+	// contactDescPhone is the schema descriptor for phone field.
+	contactDescPhone := contactFields[3].Descriptor()
+	// contact.DefaultPhone holds the default value on creation for the phone field.
+	contact.DefaultPhone = contactDescPhone.Default.(string)
+	// contact.PhoneValidator is a validator for the "phone" field. It is called by the builders before save.
+	contact.PhoneValidator = contactDescPhone.Validators[0].(func(string) error)
+	// contactDescEmail is the schema descriptor for email field.
+	contactDescEmail := contactFields[4].Descriptor()
+	// contact.DefaultEmail holds the default value on creation for the email field.
+	contact.DefaultEmail = contactDescEmail.Default.(string)
+	// contact.EmailValidator is a validator for the "email" field. It is called by the builders before save.
+	contact.EmailValidator = contactDescEmail.Validators[0].(func(string) error)
+	// contactDescWechat is the schema descriptor for wechat field.
+	contactDescWechat := contactFields[5].Descriptor()
+	// contact.DefaultWechat holds the default value on creation for the wechat field.
+	contact.DefaultWechat = contactDescWechat.Default.(string)
+	// contact.WechatValidator is a validator for the "wechat" field. It is called by the builders before save.
+	contact.WechatValidator = contactDescWechat.Validators[0].(func(string) error)
+	// contactDescIsPrimary is the schema descriptor for is_primary field.
+	contactDescIsPrimary := contactFields[6].Descriptor()
+	// contact.DefaultIsPrimary holds the default value on creation for the is_primary field.
+	contact.DefaultIsPrimary = contactDescIsPrimary.Default.(bool)
+	// contactDescNotes is the schema descriptor for notes field.
+	contactDescNotes := contactFields[7].Descriptor()
+	// contact.DefaultNotes holds the default value on creation for the notes field.
+	contact.DefaultNotes = contactDescNotes.Default.(string)
+	// contactDescPhoneNorm is the schema descriptor for phone_norm field.
+	contactDescPhoneNorm := contactFields[8].Descriptor()
+	// contact.DefaultPhoneNorm holds the default value on creation for the phone_norm field.
+	contact.DefaultPhoneNorm = contactDescPhoneNorm.Default.(string)
+	// contactDescEmailNorm is the schema descriptor for email_norm field.
+	contactDescEmailNorm := contactFields[9].Descriptor()
+	// contact.DefaultEmailNorm holds the default value on creation for the email_norm field.
+	contact.DefaultEmailNorm = contactDescEmailNorm.Default.(string)
+	// contactDescID is the schema descriptor for id field.
+	contactDescID := contactMixinFields0[0].Descriptor()
+	// contact.DefaultID holds the default value on creation for the id field.
+	contact.DefaultID = contactDescID.Default.(func() uuid.UUID)
+	cooldownMixin := schema.Cooldown{}.Mixin()
+	cooldownMixinFields0 := cooldownMixin[0].Fields()
+	_ = cooldownMixinFields0
+	cooldownFields := schema.Cooldown{}.Fields()
+	_ = cooldownFields
+	// cooldownDescID is the schema descriptor for id field.
+	cooldownDescID := cooldownMixinFields0[0].Descriptor()
+	// cooldown.DefaultID holds the default value on creation for the id field.
+	cooldown.DefaultID = cooldownDescID.Default.(func() uuid.UUID)
+	customerMixin := schema.Customer{}.Mixin()
+	customerMixinFields0 := customerMixin[0].Fields()
+	_ = customerMixinFields0
+	customerMixinFields1 := customerMixin[1].Fields()
+	_ = customerMixinFields1
+	customerMixinFields2 := customerMixin[2].Fields()
+	_ = customerMixinFields2
+	customerFields := schema.Customer{}.Fields()
+	_ = customerFields
+	// customerDescCreatedAt is the schema descriptor for created_at field.
+	customerDescCreatedAt := customerMixinFields1[0].Descriptor()
+	// customer.DefaultCreatedAt holds the default value on creation for the created_at field.
+	customer.DefaultCreatedAt = customerDescCreatedAt.Default.(func() time.Time)
+	// customerDescUpdatedAt is the schema descriptor for updated_at field.
+	customerDescUpdatedAt := customerMixinFields1[1].Descriptor()
+	// customer.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	customer.DefaultUpdatedAt = customerDescUpdatedAt.Default.(func() time.Time)
+	// customer.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	customer.UpdateDefaultUpdatedAt = customerDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// customerDescReclaimReason is the schema descriptor for reclaim_reason field.
+	customerDescReclaimReason := customerMixinFields2[7].Descriptor()
+	// customer.DefaultReclaimReason holds the default value on creation for the reclaim_reason field.
+	customer.DefaultReclaimReason = customerDescReclaimReason.Default.(string)
+	// customerDescVersion is the schema descriptor for version field.
+	customerDescVersion := customerMixinFields2[8].Descriptor()
+	// customer.DefaultVersion holds the default value on creation for the version field.
+	customer.DefaultVersion = customerDescVersion.Default.(int)
+	// customerDescName is the schema descriptor for name field.
+	customerDescName := customerFields[0].Descriptor()
+	// customer.NameValidator is a validator for the "name" field. It is called by the builders before save.
+	customer.NameValidator = customerDescName.Validators[0].(func(string) error)
+	// customerDescIndustry is the schema descriptor for industry field.
+	customerDescIndustry := customerFields[1].Descriptor()
+	// customer.DefaultIndustry holds the default value on creation for the industry field.
+	customer.DefaultIndustry = customerDescIndustry.Default.(string)
+	// customer.IndustryValidator is a validator for the "industry" field. It is called by the builders before save.
+	customer.IndustryValidator = customerDescIndustry.Validators[0].(func(string) error)
+	// customerDescRegion is the schema descriptor for region field.
+	customerDescRegion := customerFields[2].Descriptor()
+	// customer.DefaultRegion holds the default value on creation for the region field.
+	customer.DefaultRegion = customerDescRegion.Default.(string)
+	// customer.RegionValidator is a validator for the "region" field. It is called by the builders before save.
+	customer.RegionValidator = customerDescRegion.Validators[0].(func(string) error)
+	// customerDescAddress is the schema descriptor for address field.
+	customerDescAddress := customerFields[3].Descriptor()
+	// customer.DefaultAddress holds the default value on creation for the address field.
+	customer.DefaultAddress = customerDescAddress.Default.(string)
+	// customer.AddressValidator is a validator for the "address" field. It is called by the builders before save.
+	customer.AddressValidator = customerDescAddress.Validators[0].(func(string) error)
+	// customerDescWebsite is the schema descriptor for website field.
+	customerDescWebsite := customerFields[4].Descriptor()
+	// customer.DefaultWebsite holds the default value on creation for the website field.
+	customer.DefaultWebsite = customerDescWebsite.Default.(string)
+	// customer.WebsiteValidator is a validator for the "website" field. It is called by the builders before save.
+	customer.WebsiteValidator = customerDescWebsite.Validators[0].(func(string) error)
+	// customerDescGrade is the schema descriptor for grade field.
+	customerDescGrade := customerFields[5].Descriptor()
+	// customer.DefaultGrade holds the default value on creation for the grade field.
+	customer.DefaultGrade = customerDescGrade.Default.(string)
+	// customerDescCreditLevel is the schema descriptor for credit_level field.
+	customerDescCreditLevel := customerFields[6].Descriptor()
+	// customer.DefaultCreditLevel holds the default value on creation for the credit_level field.
+	customer.DefaultCreditLevel = customerDescCreditLevel.Default.(string)
+	// customer.CreditLevelValidator is a validator for the "credit_level" field. It is called by the builders before save.
+	customer.CreditLevelValidator = customerDescCreditLevel.Validators[0].(func(string) error)
+	// customerDescSource is the schema descriptor for source field.
+	customerDescSource := customerFields[8].Descriptor()
+	// customer.DefaultSource holds the default value on creation for the source field.
+	customer.DefaultSource = customerDescSource.Default.(string)
+	// customer.SourceValidator is a validator for the "source" field. It is called by the builders before save.
+	customer.SourceValidator = customerDescSource.Validators[0].(func(string) error)
+	// customerDescTags is the schema descriptor for tags field.
+	customerDescTags := customerFields[9].Descriptor()
+	// customer.DefaultTags holds the default value on creation for the tags field.
+	customer.DefaultTags = customerDescTags.Default.([]string)
+	// customerDescNameNorm is the schema descriptor for name_norm field.
+	customerDescNameNorm := customerFields[10].Descriptor()
+	// customer.DefaultNameNorm holds the default value on creation for the name_norm field.
+	customer.DefaultNameNorm = customerDescNameNorm.Default.(string)
+	// customerDescDealStatus is the schema descriptor for deal_status field.
+	customerDescDealStatus := customerFields[12].Descriptor()
+	// customer.DefaultDealStatus holds the default value on creation for the deal_status field.
+	customer.DefaultDealStatus = customerDescDealStatus.Default.(bool)
+	// customerDescID is the schema descriptor for id field.
+	customerDescID := customerMixinFields0[0].Descriptor()
+	// customer.DefaultID holds the default value on creation for the id field.
+	customer.DefaultID = customerDescID.Default.(func() uuid.UUID)
+	dedupekeyMixin := schema.DedupeKey{}.Mixin()
+	dedupekeyMixinFields0 := dedupekeyMixin[0].Fields()
+	_ = dedupekeyMixinFields0
+	dedupekeyFields := schema.DedupeKey{}.Fields()
+	_ = dedupekeyFields
+	// dedupekeyDescValue is the schema descriptor for value field.
+	dedupekeyDescValue := dedupekeyFields[1].Descriptor()
+	// dedupekey.ValueValidator is a validator for the "value" field. It is called by the builders before save.
+	dedupekey.ValueValidator = dedupekeyDescValue.Validators[0].(func(string) error)
+	// dedupekeyDescID is the schema descriptor for id field.
+	dedupekeyDescID := dedupekeyMixinFields0[0].Descriptor()
+	// dedupekey.DefaultID holds the default value on creation for the id field.
+	dedupekey.DefaultID = dedupekeyDescID.Default.(func() uuid.UUID)
+	domaineventMixin := schema.DomainEvent{}.Mixin()
+	domaineventMixinFields0 := domaineventMixin[0].Fields()
+	_ = domaineventMixinFields0
+	domaineventFields := schema.DomainEvent{}.Fields()
+	_ = domaineventFields
+	// domaineventDescID is the schema descriptor for id field.
+	domaineventDescID := domaineventMixinFields0[0].Descriptor()
+	// domainevent.DefaultID holds the default value on creation for the id field.
+	domainevent.DefaultID = domaineventDescID.Default.(func() uuid.UUID)
+	followupMixin := schema.FollowUp{}.Mixin()
+	followupMixinFields0 := followupMixin[0].Fields()
+	_ = followupMixinFields0
+	followupFields := schema.FollowUp{}.Fields()
+	_ = followupFields
+	// followupDescCreatedAt is the schema descriptor for created_at field.
+	followupDescCreatedAt := followupFields[7].Descriptor()
+	// followup.DefaultCreatedAt holds the default value on creation for the created_at field.
+	followup.DefaultCreatedAt = followupDescCreatedAt.Default.(func() time.Time)
+	// followupDescID is the schema descriptor for id field.
+	followupDescID := followupMixinFields0[0].Descriptor()
+	// followup.DefaultID holds the default value on creation for the id field.
+	followup.DefaultID = followupDescID.Default.(func() uuid.UUID)
+	leadMixin := schema.Lead{}.Mixin()
+	leadMixinFields0 := leadMixin[0].Fields()
+	_ = leadMixinFields0
+	leadMixinFields1 := leadMixin[1].Fields()
+	_ = leadMixinFields1
+	leadMixinFields2 := leadMixin[2].Fields()
+	_ = leadMixinFields2
+	leadFields := schema.Lead{}.Fields()
+	_ = leadFields
+	// leadDescCreatedAt is the schema descriptor for created_at field.
+	leadDescCreatedAt := leadMixinFields1[0].Descriptor()
+	// lead.DefaultCreatedAt holds the default value on creation for the created_at field.
+	lead.DefaultCreatedAt = leadDescCreatedAt.Default.(func() time.Time)
+	// leadDescUpdatedAt is the schema descriptor for updated_at field.
+	leadDescUpdatedAt := leadMixinFields1[1].Descriptor()
+	// lead.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	lead.DefaultUpdatedAt = leadDescUpdatedAt.Default.(func() time.Time)
+	// lead.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	lead.UpdateDefaultUpdatedAt = leadDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// leadDescReclaimReason is the schema descriptor for reclaim_reason field.
+	leadDescReclaimReason := leadMixinFields2[7].Descriptor()
+	// lead.DefaultReclaimReason holds the default value on creation for the reclaim_reason field.
+	lead.DefaultReclaimReason = leadDescReclaimReason.Default.(string)
+	// leadDescVersion is the schema descriptor for version field.
+	leadDescVersion := leadMixinFields2[8].Descriptor()
+	// lead.DefaultVersion holds the default value on creation for the version field.
+	lead.DefaultVersion = leadDescVersion.Default.(int)
+	// leadDescName is the schema descriptor for name field.
+	leadDescName := leadFields[0].Descriptor()
+	// lead.NameValidator is a validator for the "name" field. It is called by the builders before save.
+	lead.NameValidator = leadDescName.Validators[0].(func(string) error)
+	// leadDescCompany is the schema descriptor for company field.
+	leadDescCompany := leadFields[1].Descriptor()
+	// lead.DefaultCompany holds the default value on creation for the company field.
+	lead.DefaultCompany = leadDescCompany.Default.(string)
+	// lead.CompanyValidator is a validator for the "company" field. It is called by the builders before save.
+	lead.CompanyValidator = leadDescCompany.Validators[0].(func(string) error)
+	// leadDescPhone is the schema descriptor for phone field.
+	leadDescPhone := leadFields[2].Descriptor()
+	// lead.DefaultPhone holds the default value on creation for the phone field.
+	lead.DefaultPhone = leadDescPhone.Default.(string)
+	// lead.PhoneValidator is a validator for the "phone" field. It is called by the builders before save.
+	lead.PhoneValidator = leadDescPhone.Validators[0].(func(string) error)
+	// leadDescEmail is the schema descriptor for email field.
+	leadDescEmail := leadFields[3].Descriptor()
+	// lead.DefaultEmail holds the default value on creation for the email field.
+	lead.DefaultEmail = leadDescEmail.Default.(string)
+	// lead.EmailValidator is a validator for the "email" field. It is called by the builders before save.
+	lead.EmailValidator = leadDescEmail.Validators[0].(func(string) error)
+	// leadDescSource is the schema descriptor for source field.
+	leadDescSource := leadFields[4].Descriptor()
+	// lead.DefaultSource holds the default value on creation for the source field.
+	lead.DefaultSource = leadDescSource.Default.(string)
+	// lead.SourceValidator is a validator for the "source" field. It is called by the builders before save.
+	lead.SourceValidator = leadDescSource.Validators[0].(func(string) error)
+	// leadDescRegion is the schema descriptor for region field.
+	leadDescRegion := leadFields[5].Descriptor()
+	// lead.DefaultRegion holds the default value on creation for the region field.
+	lead.DefaultRegion = leadDescRegion.Default.(string)
+	// lead.RegionValidator is a validator for the "region" field. It is called by the builders before save.
+	lead.RegionValidator = leadDescRegion.Validators[0].(func(string) error)
+	// leadDescIndustry is the schema descriptor for industry field.
+	leadDescIndustry := leadFields[6].Descriptor()
+	// lead.DefaultIndustry holds the default value on creation for the industry field.
+	lead.DefaultIndustry = leadDescIndustry.Default.(string)
+	// lead.IndustryValidator is a validator for the "industry" field. It is called by the builders before save.
+	lead.IndustryValidator = leadDescIndustry.Validators[0].(func(string) error)
+	// leadDescNotes is the schema descriptor for notes field.
+	leadDescNotes := leadFields[7].Descriptor()
+	// lead.DefaultNotes holds the default value on creation for the notes field.
+	lead.DefaultNotes = leadDescNotes.Default.(string)
+	// leadDescTags is the schema descriptor for tags field.
+	leadDescTags := leadFields[8].Descriptor()
+	// lead.DefaultTags holds the default value on creation for the tags field.
+	lead.DefaultTags = leadDescTags.Default.([]string)
+	// leadDescNameNorm is the schema descriptor for name_norm field.
+	leadDescNameNorm := leadFields[9].Descriptor()
+	// lead.DefaultNameNorm holds the default value on creation for the name_norm field.
+	lead.DefaultNameNorm = leadDescNameNorm.Default.(string)
+	// leadDescCompanyNorm is the schema descriptor for company_norm field.
+	leadDescCompanyNorm := leadFields[10].Descriptor()
+	// lead.DefaultCompanyNorm holds the default value on creation for the company_norm field.
+	lead.DefaultCompanyNorm = leadDescCompanyNorm.Default.(string)
+	// leadDescPhoneNorm is the schema descriptor for phone_norm field.
+	leadDescPhoneNorm := leadFields[11].Descriptor()
+	// lead.DefaultPhoneNorm holds the default value on creation for the phone_norm field.
+	lead.DefaultPhoneNorm = leadDescPhoneNorm.Default.(string)
+	// leadDescEmailNorm is the schema descriptor for email_norm field.
+	leadDescEmailNorm := leadFields[12].Descriptor()
+	// lead.DefaultEmailNorm holds the default value on creation for the email_norm field.
+	lead.DefaultEmailNorm = leadDescEmailNorm.Default.(string)
+	// leadDescID is the schema descriptor for id field.
+	leadDescID := leadMixinFields0[0].Descriptor()
+	// lead.DefaultID holds the default value on creation for the id field.
+	lead.DefaultID = leadDescID.Default.(func() uuid.UUID)
+	ownershipchangeMixin := schema.OwnershipChange{}.Mixin()
+	ownershipchangeMixinFields0 := ownershipchangeMixin[0].Fields()
+	_ = ownershipchangeMixinFields0
+	ownershipchangeFields := schema.OwnershipChange{}.Fields()
+	_ = ownershipchangeFields
+	// ownershipchangeDescReason is the schema descriptor for reason field.
+	ownershipchangeDescReason := ownershipchangeFields[7].Descriptor()
+	// ownershipchange.DefaultReason holds the default value on creation for the reason field.
+	ownershipchange.DefaultReason = ownershipchangeDescReason.Default.(string)
+	// ownershipchangeDescRuleVersion is the schema descriptor for rule_version field.
+	ownershipchangeDescRuleVersion := ownershipchangeFields[9].Descriptor()
+	// ownershipchange.DefaultRuleVersion holds the default value on creation for the rule_version field.
+	ownershipchange.DefaultRuleVersion = ownershipchangeDescRuleVersion.Default.(int)
+	// ownershipchangeDescID is the schema descriptor for id field.
+	ownershipchangeDescID := ownershipchangeMixinFields0[0].Descriptor()
+	// ownershipchange.DefaultID holds the default value on creation for the id field.
+	ownershipchange.DefaultID = ownershipchangeDescID.Default.(func() uuid.UUID)
+	poolMixin := schema.Pool{}.Mixin()
+	poolMixinFields0 := poolMixin[0].Fields()
+	_ = poolMixinFields0
+	poolMixinFields1 := poolMixin[1].Fields()
+	_ = poolMixinFields1
+	poolFields := schema.Pool{}.Fields()
+	_ = poolFields
+	// poolDescCreatedAt is the schema descriptor for created_at field.
+	poolDescCreatedAt := poolMixinFields1[0].Descriptor()
+	// pool.DefaultCreatedAt holds the default value on creation for the created_at field.
+	pool.DefaultCreatedAt = poolDescCreatedAt.Default.(func() time.Time)
+	// poolDescUpdatedAt is the schema descriptor for updated_at field.
+	poolDescUpdatedAt := poolMixinFields1[1].Descriptor()
+	// pool.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	pool.DefaultUpdatedAt = poolDescUpdatedAt.Default.(func() time.Time)
+	// pool.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	pool.UpdateDefaultUpdatedAt = poolDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// poolDescName is the schema descriptor for name field.
+	poolDescName := poolFields[1].Descriptor()
+	// pool.NameValidator is a validator for the "name" field. It is called by the builders before save.
+	pool.NameValidator = func() func(string) error {
+		validators := poolDescName.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(name string) error {
+			for _, fn := range fns {
+				if err := fn(name); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// poolDescIsDefault is the schema descriptor for is_default field.
+	poolDescIsDefault := poolFields[2].Descriptor()
+	// pool.DefaultIsDefault holds the default value on creation for the is_default field.
+	pool.DefaultIsDefault = poolDescIsDefault.Default.(bool)
+	// poolDescMemberTeamIds is the schema descriptor for member_team_ids field.
+	poolDescMemberTeamIds := poolFields[3].Descriptor()
+	// pool.DefaultMemberTeamIds holds the default value on creation for the member_team_ids field.
+	pool.DefaultMemberTeamIds = poolDescMemberTeamIds.Default.([]uuid.UUID)
+	// poolDescManagerIds is the schema descriptor for manager_ids field.
+	poolDescManagerIds := poolFields[4].Descriptor()
+	// pool.DefaultManagerIds holds the default value on creation for the manager_ids field.
+	pool.DefaultManagerIds = poolDescManagerIds.Default.([]uuid.UUID)
+	// poolDescRuleVersion is the schema descriptor for rule_version field.
+	poolDescRuleVersion := poolFields[5].Descriptor()
+	// pool.DefaultRuleVersion holds the default value on creation for the rule_version field.
+	pool.DefaultRuleVersion = poolDescRuleVersion.Default.(int)
+	// poolDescReclaimDealt is the schema descriptor for reclaim_dealt field.
+	poolDescReclaimDealt := poolFields[10].Descriptor()
+	// pool.DefaultReclaimDealt holds the default value on creation for the reclaim_dealt field.
+	pool.DefaultReclaimDealt = poolDescReclaimDealt.Default.(bool)
+	// poolDescClaimRequiresApproval is the schema descriptor for claim_requires_approval field.
+	poolDescClaimRequiresApproval := poolFields[13].Descriptor()
+	// pool.DefaultClaimRequiresApproval holds the default value on creation for the claim_requires_approval field.
+	pool.DefaultClaimRequiresApproval = poolDescClaimRequiresApproval.Default.(bool)
+	// poolDescID is the schema descriptor for id field.
+	poolDescID := poolMixinFields0[0].Descriptor()
+	// pool.DefaultID holds the default value on creation for the id field.
+	pool.DefaultID = poolDescID.Default.(func() uuid.UUID)
+	poolruleversionMixin := schema.PoolRuleVersion{}.Mixin()
+	poolruleversionMixinFields0 := poolruleversionMixin[0].Fields()
+	_ = poolruleversionMixinFields0
+	poolruleversionFields := schema.PoolRuleVersion{}.Fields()
+	_ = poolruleversionFields
+	// poolruleversionDescCreatedAt is the schema descriptor for created_at field.
+	poolruleversionDescCreatedAt := poolruleversionFields[4].Descriptor()
+	// poolruleversion.DefaultCreatedAt holds the default value on creation for the created_at field.
+	poolruleversion.DefaultCreatedAt = poolruleversionDescCreatedAt.Default.(func() time.Time)
+	// poolruleversionDescID is the schema descriptor for id field.
+	poolruleversionDescID := poolruleversionMixinFields0[0].Descriptor()
+	// poolruleversion.DefaultID holds the default value on creation for the id field.
+	poolruleversion.DefaultID = poolruleversionDescID.Default.(func() uuid.UUID)
 	refreshtokenMixin := schema.RefreshToken{}.Mixin()
 	refreshtokenMixinFields0 := refreshtokenMixin[0].Fields()
 	_ = refreshtokenMixinFields0
@@ -248,6 +656,14 @@ func init() {
 	userDescActive := userFields[5].Descriptor()
 	// user.DefaultActive holds the default value on creation for the active field.
 	user.DefaultActive = userDescActive.Default.(bool)
+	// userDescOwnedLeads is the schema descriptor for owned_leads field.
+	userDescOwnedLeads := userFields[10].Descriptor()
+	// user.DefaultOwnedLeads holds the default value on creation for the owned_leads field.
+	user.DefaultOwnedLeads = userDescOwnedLeads.Default.(int)
+	// userDescOwnedCustomers is the schema descriptor for owned_customers field.
+	userDescOwnedCustomers := userFields[11].Descriptor()
+	// user.DefaultOwnedCustomers holds the default value on creation for the owned_customers field.
+	user.DefaultOwnedCustomers = userDescOwnedCustomers.Default.(int)
 	// userDescID is the schema descriptor for id field.
 	userDescID := userMixinFields0[0].Descriptor()
 	// user.DefaultID holds the default value on creation for the id field.

@@ -18,6 +18,28 @@ type Tx struct {
 	APIKey *APIKeyClient
 	// AuditEvent is the client for interacting with the AuditEvent builders.
 	AuditEvent *AuditEventClient
+	// ClaimTally is the client for interacting with the ClaimTally builders.
+	ClaimTally *ClaimTallyClient
+	// Contact is the client for interacting with the Contact builders.
+	Contact *ContactClient
+	// Cooldown is the client for interacting with the Cooldown builders.
+	Cooldown *CooldownClient
+	// Customer is the client for interacting with the Customer builders.
+	Customer *CustomerClient
+	// DedupeKey is the client for interacting with the DedupeKey builders.
+	DedupeKey *DedupeKeyClient
+	// DomainEvent is the client for interacting with the DomainEvent builders.
+	DomainEvent *DomainEventClient
+	// FollowUp is the client for interacting with the FollowUp builders.
+	FollowUp *FollowUpClient
+	// Lead is the client for interacting with the Lead builders.
+	Lead *LeadClient
+	// OwnershipChange is the client for interacting with the OwnershipChange builders.
+	OwnershipChange *OwnershipChangeClient
+	// Pool is the client for interacting with the Pool builders.
+	Pool *PoolClient
+	// PoolRuleVersion is the client for interacting with the PoolRuleVersion builders.
+	PoolRuleVersion *PoolRuleVersionClient
 	// RefreshToken is the client for interacting with the RefreshToken builders.
 	RefreshToken *RefreshTokenClient
 	// Setting is the client for interacting with the Setting builders.
@@ -161,6 +183,17 @@ func (tx *Tx) Client() *Client {
 func (tx *Tx) init() {
 	tx.APIKey = NewAPIKeyClient(tx.config)
 	tx.AuditEvent = NewAuditEventClient(tx.config)
+	tx.ClaimTally = NewClaimTallyClient(tx.config)
+	tx.Contact = NewContactClient(tx.config)
+	tx.Cooldown = NewCooldownClient(tx.config)
+	tx.Customer = NewCustomerClient(tx.config)
+	tx.DedupeKey = NewDedupeKeyClient(tx.config)
+	tx.DomainEvent = NewDomainEventClient(tx.config)
+	tx.FollowUp = NewFollowUpClient(tx.config)
+	tx.Lead = NewLeadClient(tx.config)
+	tx.OwnershipChange = NewOwnershipChangeClient(tx.config)
+	tx.Pool = NewPoolClient(tx.config)
+	tx.PoolRuleVersion = NewPoolRuleVersionClient(tx.config)
 	tx.RefreshToken = NewRefreshTokenClient(tx.config)
 	tx.Setting = NewSettingClient(tx.config)
 	tx.SigningKey = NewSigningKeyClient(tx.config)

@@ -41,8 +41,12 @@ type User struct {
 	// MaxOwnedCustomers holds the value of the "max_owned_customers" field.
 	MaxOwnedCustomers *int `json:"max_owned_customers,omitempty"`
 	// MaxFrozen holds the value of the "max_frozen" field.
-	MaxFrozen    *int `json:"max_frozen,omitempty"`
-	selectValues sql.SelectValues
+	MaxFrozen *int `json:"max_frozen,omitempty"`
+	// OwnedLeads holds the value of the "owned_leads" field.
+	OwnedLeads int `json:"owned_leads,omitempty"`
+	// OwnedCustomers holds the value of the "owned_customers" field.
+	OwnedCustomers int `json:"owned_customers,omitempty"`
+	selectValues   sql.SelectValues
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -54,7 +58,7 @@ func (*User) scanValues(columns []string) ([]any, error) {
 			values[i] = &sql.NullScanner{S: new(uuid.UUID)}
 		case user.FieldActive:
 			values[i] = new(sql.NullBool)
-		case user.FieldMaxOwnedLeads, user.FieldMaxOwnedCustomers, user.FieldMaxFrozen:
+		case user.FieldMaxOwnedLeads, user.FieldMaxOwnedCustomers, user.FieldMaxFrozen, user.FieldOwnedLeads, user.FieldOwnedCustomers:
 			values[i] = new(sql.NullInt64)
 		case user.FieldEmail, user.FieldName, user.FieldRole, user.FieldTeamPath, user.FieldPasswordHash:
 			values[i] = new(sql.NullString)
@@ -159,6 +163,18 @@ func (_m *User) assignValues(columns []string, values []any) error {
 				_m.MaxFrozen = new(int)
 				*_m.MaxFrozen = int(value.Int64)
 			}
+		case user.FieldOwnedLeads:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field owned_leads", values[i])
+			} else if value.Valid {
+				_m.OwnedLeads = int(value.Int64)
+			}
+		case user.FieldOwnedCustomers:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field owned_customers", values[i])
+			} else if value.Valid {
+				_m.OwnedCustomers = int(value.Int64)
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -237,6 +253,12 @@ func (_m *User) String() string {
 		builder.WriteString("max_frozen=")
 		builder.WriteString(fmt.Sprintf("%v", *v))
 	}
+	builder.WriteString(", ")
+	builder.WriteString("owned_leads=")
+	builder.WriteString(fmt.Sprintf("%v", _m.OwnedLeads))
+	builder.WriteString(", ")
+	builder.WriteString("owned_customers=")
+	builder.WriteString(fmt.Sprintf("%v", _m.OwnedCustomers))
 	builder.WriteByte(')')
 	return builder.String()
 }

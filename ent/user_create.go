@@ -160,6 +160,34 @@ func (_c *UserCreate) SetNillableMaxFrozen(v *int) *UserCreate {
 	return _c
 }
 
+// SetOwnedLeads sets the "owned_leads" field.
+func (_c *UserCreate) SetOwnedLeads(v int) *UserCreate {
+	_c.mutation.SetOwnedLeads(v)
+	return _c
+}
+
+// SetNillableOwnedLeads sets the "owned_leads" field if the given value is not nil.
+func (_c *UserCreate) SetNillableOwnedLeads(v *int) *UserCreate {
+	if v != nil {
+		_c.SetOwnedLeads(*v)
+	}
+	return _c
+}
+
+// SetOwnedCustomers sets the "owned_customers" field.
+func (_c *UserCreate) SetOwnedCustomers(v int) *UserCreate {
+	_c.mutation.SetOwnedCustomers(v)
+	return _c
+}
+
+// SetNillableOwnedCustomers sets the "owned_customers" field if the given value is not nil.
+func (_c *UserCreate) SetNillableOwnedCustomers(v *int) *UserCreate {
+	if v != nil {
+		_c.SetOwnedCustomers(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *UserCreate) SetID(v uuid.UUID) *UserCreate {
 	_c.mutation.SetID(v)
@@ -225,6 +253,14 @@ func (_c *UserCreate) defaults() {
 		v := user.DefaultActive
 		_c.mutation.SetActive(v)
 	}
+	if _, ok := _c.mutation.OwnedLeads(); !ok {
+		v := user.DefaultOwnedLeads
+		_c.mutation.SetOwnedLeads(v)
+	}
+	if _, ok := _c.mutation.OwnedCustomers(); !ok {
+		v := user.DefaultOwnedCustomers
+		_c.mutation.SetOwnedCustomers(v)
+	}
 	if _, ok := _c.mutation.ID(); !ok {
 		v := user.DefaultID()
 		_c.mutation.SetID(v)
@@ -271,6 +307,12 @@ func (_c *UserCreate) check() error {
 	}
 	if _, ok := _c.mutation.PasswordHash(); !ok {
 		return &ValidationError{Name: "password_hash", err: errors.New(`ent: missing required field "User.password_hash"`)}
+	}
+	if _, ok := _c.mutation.OwnedLeads(); !ok {
+		return &ValidationError{Name: "owned_leads", err: errors.New(`ent: missing required field "User.owned_leads"`)}
+	}
+	if _, ok := _c.mutation.OwnedCustomers(); !ok {
+		return &ValidationError{Name: "owned_customers", err: errors.New(`ent: missing required field "User.owned_customers"`)}
 	}
 	return nil
 }
@@ -355,6 +397,14 @@ func (_c *UserCreate) createSpec() (*User, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.MaxFrozen(); ok {
 		_spec.SetField(user.FieldMaxFrozen, field.TypeInt, value)
 		_node.MaxFrozen = &value
+	}
+	if value, ok := _c.mutation.OwnedLeads(); ok {
+		_spec.SetField(user.FieldOwnedLeads, field.TypeInt, value)
+		_node.OwnedLeads = value
+	}
+	if value, ok := _c.mutation.OwnedCustomers(); ok {
+		_spec.SetField(user.FieldOwnedCustomers, field.TypeInt, value)
+		_node.OwnedCustomers = value
 	}
 	return _node, _spec
 }
@@ -579,6 +629,42 @@ func (u *UserUpsert) AddMaxFrozen(v int) *UserUpsert {
 // ClearMaxFrozen clears the value of the "max_frozen" field.
 func (u *UserUpsert) ClearMaxFrozen() *UserUpsert {
 	u.SetNull(user.FieldMaxFrozen)
+	return u
+}
+
+// SetOwnedLeads sets the "owned_leads" field.
+func (u *UserUpsert) SetOwnedLeads(v int) *UserUpsert {
+	u.Set(user.FieldOwnedLeads, v)
+	return u
+}
+
+// UpdateOwnedLeads sets the "owned_leads" field to the value that was provided on create.
+func (u *UserUpsert) UpdateOwnedLeads() *UserUpsert {
+	u.SetExcluded(user.FieldOwnedLeads)
+	return u
+}
+
+// AddOwnedLeads adds v to the "owned_leads" field.
+func (u *UserUpsert) AddOwnedLeads(v int) *UserUpsert {
+	u.Add(user.FieldOwnedLeads, v)
+	return u
+}
+
+// SetOwnedCustomers sets the "owned_customers" field.
+func (u *UserUpsert) SetOwnedCustomers(v int) *UserUpsert {
+	u.Set(user.FieldOwnedCustomers, v)
+	return u
+}
+
+// UpdateOwnedCustomers sets the "owned_customers" field to the value that was provided on create.
+func (u *UserUpsert) UpdateOwnedCustomers() *UserUpsert {
+	u.SetExcluded(user.FieldOwnedCustomers)
+	return u
+}
+
+// AddOwnedCustomers adds v to the "owned_customers" field.
+func (u *UserUpsert) AddOwnedCustomers(v int) *UserUpsert {
+	u.Add(user.FieldOwnedCustomers, v)
 	return u
 }
 
@@ -833,6 +919,48 @@ func (u *UserUpsertOne) UpdateMaxFrozen() *UserUpsertOne {
 func (u *UserUpsertOne) ClearMaxFrozen() *UserUpsertOne {
 	return u.Update(func(s *UserUpsert) {
 		s.ClearMaxFrozen()
+	})
+}
+
+// SetOwnedLeads sets the "owned_leads" field.
+func (u *UserUpsertOne) SetOwnedLeads(v int) *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.SetOwnedLeads(v)
+	})
+}
+
+// AddOwnedLeads adds v to the "owned_leads" field.
+func (u *UserUpsertOne) AddOwnedLeads(v int) *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.AddOwnedLeads(v)
+	})
+}
+
+// UpdateOwnedLeads sets the "owned_leads" field to the value that was provided on create.
+func (u *UserUpsertOne) UpdateOwnedLeads() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateOwnedLeads()
+	})
+}
+
+// SetOwnedCustomers sets the "owned_customers" field.
+func (u *UserUpsertOne) SetOwnedCustomers(v int) *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.SetOwnedCustomers(v)
+	})
+}
+
+// AddOwnedCustomers adds v to the "owned_customers" field.
+func (u *UserUpsertOne) AddOwnedCustomers(v int) *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.AddOwnedCustomers(v)
+	})
+}
+
+// UpdateOwnedCustomers sets the "owned_customers" field to the value that was provided on create.
+func (u *UserUpsertOne) UpdateOwnedCustomers() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateOwnedCustomers()
 	})
 }
 
@@ -1254,6 +1382,48 @@ func (u *UserUpsertBulk) UpdateMaxFrozen() *UserUpsertBulk {
 func (u *UserUpsertBulk) ClearMaxFrozen() *UserUpsertBulk {
 	return u.Update(func(s *UserUpsert) {
 		s.ClearMaxFrozen()
+	})
+}
+
+// SetOwnedLeads sets the "owned_leads" field.
+func (u *UserUpsertBulk) SetOwnedLeads(v int) *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.SetOwnedLeads(v)
+	})
+}
+
+// AddOwnedLeads adds v to the "owned_leads" field.
+func (u *UserUpsertBulk) AddOwnedLeads(v int) *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.AddOwnedLeads(v)
+	})
+}
+
+// UpdateOwnedLeads sets the "owned_leads" field to the value that was provided on create.
+func (u *UserUpsertBulk) UpdateOwnedLeads() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateOwnedLeads()
+	})
+}
+
+// SetOwnedCustomers sets the "owned_customers" field.
+func (u *UserUpsertBulk) SetOwnedCustomers(v int) *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.SetOwnedCustomers(v)
+	})
+}
+
+// AddOwnedCustomers adds v to the "owned_customers" field.
+func (u *UserUpsertBulk) AddOwnedCustomers(v int) *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.AddOwnedCustomers(v)
+	})
+}
+
+// UpdateOwnedCustomers sets the "owned_customers" field to the value that was provided on create.
+func (u *UserUpsertBulk) UpdateOwnedCustomers() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateOwnedCustomers()
 	})
 }
 

@@ -221,6 +221,48 @@ func (_u *UserUpdate) ClearMaxFrozen() *UserUpdate {
 	return _u
 }
 
+// SetOwnedLeads sets the "owned_leads" field.
+func (_u *UserUpdate) SetOwnedLeads(v int) *UserUpdate {
+	_u.mutation.ResetOwnedLeads()
+	_u.mutation.SetOwnedLeads(v)
+	return _u
+}
+
+// SetNillableOwnedLeads sets the "owned_leads" field if the given value is not nil.
+func (_u *UserUpdate) SetNillableOwnedLeads(v *int) *UserUpdate {
+	if v != nil {
+		_u.SetOwnedLeads(*v)
+	}
+	return _u
+}
+
+// AddOwnedLeads adds value to the "owned_leads" field.
+func (_u *UserUpdate) AddOwnedLeads(v int) *UserUpdate {
+	_u.mutation.AddOwnedLeads(v)
+	return _u
+}
+
+// SetOwnedCustomers sets the "owned_customers" field.
+func (_u *UserUpdate) SetOwnedCustomers(v int) *UserUpdate {
+	_u.mutation.ResetOwnedCustomers()
+	_u.mutation.SetOwnedCustomers(v)
+	return _u
+}
+
+// SetNillableOwnedCustomers sets the "owned_customers" field if the given value is not nil.
+func (_u *UserUpdate) SetNillableOwnedCustomers(v *int) *UserUpdate {
+	if v != nil {
+		_u.SetOwnedCustomers(*v)
+	}
+	return _u
+}
+
+// AddOwnedCustomers adds value to the "owned_customers" field.
+func (_u *UserUpdate) AddOwnedCustomers(v int) *UserUpdate {
+	_u.mutation.AddOwnedCustomers(v)
+	return _u
+}
+
 // Mutation returns the UserMutation object of the builder.
 func (_u *UserUpdate) Mutation() *UserMutation {
 	return _u.mutation
@@ -353,6 +395,18 @@ func (_u *UserUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.MaxFrozenCleared() {
 		_spec.ClearField(user.FieldMaxFrozen, field.TypeInt)
+	}
+	if value, ok := _u.mutation.OwnedLeads(); ok {
+		_spec.SetField(user.FieldOwnedLeads, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedOwnedLeads(); ok {
+		_spec.AddField(user.FieldOwnedLeads, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.OwnedCustomers(); ok {
+		_spec.SetField(user.FieldOwnedCustomers, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedOwnedCustomers(); ok {
+		_spec.AddField(user.FieldOwnedCustomers, field.TypeInt, value)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
@@ -567,6 +621,48 @@ func (_u *UserUpdateOne) ClearMaxFrozen() *UserUpdateOne {
 	return _u
 }
 
+// SetOwnedLeads sets the "owned_leads" field.
+func (_u *UserUpdateOne) SetOwnedLeads(v int) *UserUpdateOne {
+	_u.mutation.ResetOwnedLeads()
+	_u.mutation.SetOwnedLeads(v)
+	return _u
+}
+
+// SetNillableOwnedLeads sets the "owned_leads" field if the given value is not nil.
+func (_u *UserUpdateOne) SetNillableOwnedLeads(v *int) *UserUpdateOne {
+	if v != nil {
+		_u.SetOwnedLeads(*v)
+	}
+	return _u
+}
+
+// AddOwnedLeads adds value to the "owned_leads" field.
+func (_u *UserUpdateOne) AddOwnedLeads(v int) *UserUpdateOne {
+	_u.mutation.AddOwnedLeads(v)
+	return _u
+}
+
+// SetOwnedCustomers sets the "owned_customers" field.
+func (_u *UserUpdateOne) SetOwnedCustomers(v int) *UserUpdateOne {
+	_u.mutation.ResetOwnedCustomers()
+	_u.mutation.SetOwnedCustomers(v)
+	return _u
+}
+
+// SetNillableOwnedCustomers sets the "owned_customers" field if the given value is not nil.
+func (_u *UserUpdateOne) SetNillableOwnedCustomers(v *int) *UserUpdateOne {
+	if v != nil {
+		_u.SetOwnedCustomers(*v)
+	}
+	return _u
+}
+
+// AddOwnedCustomers adds value to the "owned_customers" field.
+func (_u *UserUpdateOne) AddOwnedCustomers(v int) *UserUpdateOne {
+	_u.mutation.AddOwnedCustomers(v)
+	return _u
+}
+
 // Mutation returns the UserMutation object of the builder.
 func (_u *UserUpdateOne) Mutation() *UserMutation {
 	return _u.mutation
@@ -729,6 +825,18 @@ func (_u *UserUpdateOne) sqlSave(ctx context.Context) (_node *User, err error) {
 	}
 	if _u.mutation.MaxFrozenCleared() {
 		_spec.ClearField(user.FieldMaxFrozen, field.TypeInt)
+	}
+	if value, ok := _u.mutation.OwnedLeads(); ok {
+		_spec.SetField(user.FieldOwnedLeads, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedOwnedLeads(); ok {
+		_spec.AddField(user.FieldOwnedLeads, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.OwnedCustomers(); ok {
+		_spec.SetField(user.FieldOwnedCustomers, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedOwnedCustomers(); ok {
+		_spec.AddField(user.FieldOwnedCustomers, field.TypeInt, value)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	_node = &User{config: _u.config}

@@ -33,6 +33,138 @@ func (f AuditEventFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, 
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.AuditEventMutation", m)
 }
 
+// The ClaimTallyFunc type is an adapter to allow the use of ordinary
+// function as ClaimTally mutator.
+type ClaimTallyFunc func(context.Context, *ent.ClaimTallyMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f ClaimTallyFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.ClaimTallyMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.ClaimTallyMutation", m)
+}
+
+// The ContactFunc type is an adapter to allow the use of ordinary
+// function as Contact mutator.
+type ContactFunc func(context.Context, *ent.ContactMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f ContactFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.ContactMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.ContactMutation", m)
+}
+
+// The CooldownFunc type is an adapter to allow the use of ordinary
+// function as Cooldown mutator.
+type CooldownFunc func(context.Context, *ent.CooldownMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f CooldownFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.CooldownMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.CooldownMutation", m)
+}
+
+// The CustomerFunc type is an adapter to allow the use of ordinary
+// function as Customer mutator.
+type CustomerFunc func(context.Context, *ent.CustomerMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f CustomerFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.CustomerMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.CustomerMutation", m)
+}
+
+// The DedupeKeyFunc type is an adapter to allow the use of ordinary
+// function as DedupeKey mutator.
+type DedupeKeyFunc func(context.Context, *ent.DedupeKeyMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f DedupeKeyFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.DedupeKeyMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.DedupeKeyMutation", m)
+}
+
+// The DomainEventFunc type is an adapter to allow the use of ordinary
+// function as DomainEvent mutator.
+type DomainEventFunc func(context.Context, *ent.DomainEventMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f DomainEventFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.DomainEventMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.DomainEventMutation", m)
+}
+
+// The FollowUpFunc type is an adapter to allow the use of ordinary
+// function as FollowUp mutator.
+type FollowUpFunc func(context.Context, *ent.FollowUpMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f FollowUpFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.FollowUpMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.FollowUpMutation", m)
+}
+
+// The LeadFunc type is an adapter to allow the use of ordinary
+// function as Lead mutator.
+type LeadFunc func(context.Context, *ent.LeadMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f LeadFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.LeadMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.LeadMutation", m)
+}
+
+// The OwnershipChangeFunc type is an adapter to allow the use of ordinary
+// function as OwnershipChange mutator.
+type OwnershipChangeFunc func(context.Context, *ent.OwnershipChangeMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f OwnershipChangeFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.OwnershipChangeMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.OwnershipChangeMutation", m)
+}
+
+// The PoolFunc type is an adapter to allow the use of ordinary
+// function as Pool mutator.
+type PoolFunc func(context.Context, *ent.PoolMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f PoolFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.PoolMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.PoolMutation", m)
+}
+
+// The PoolRuleVersionFunc type is an adapter to allow the use of ordinary
+// function as PoolRuleVersion mutator.
+type PoolRuleVersionFunc func(context.Context, *ent.PoolRuleVersionMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f PoolRuleVersionFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.PoolRuleVersionMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.PoolRuleVersionMutation", m)
+}
+
 // The RefreshTokenFunc type is an adapter to allow the use of ordinary
 // function as RefreshToken mutator.
 type RefreshTokenFunc func(context.Context, *ent.RefreshTokenMutation) (ent.Value, error)

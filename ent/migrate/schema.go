@@ -79,6 +79,412 @@ var (
 			},
 		},
 	}
+	// ClaimTalliesColumns holds the columns for the "claim_tallies" table.
+	ClaimTalliesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "user_id", Type: field.TypeUUID},
+		{Name: "pool_id", Type: field.TypeUUID},
+		{Name: "day", Type: field.TypeString},
+		{Name: "count", Type: field.TypeInt, Default: 0},
+	}
+	// ClaimTalliesTable holds the schema information for the "claim_tallies" table.
+	ClaimTalliesTable = &schema.Table{
+		Name:       "claim_tallies",
+		Columns:    ClaimTalliesColumns,
+		PrimaryKey: []*schema.Column{ClaimTalliesColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "claimtally_user_id_pool_id_day",
+				Unique:  true,
+				Columns: []*schema.Column{ClaimTalliesColumns[1], ClaimTalliesColumns[2], ClaimTalliesColumns[3]},
+			},
+		},
+	}
+	// ContactsColumns holds the columns for the "contacts" table.
+	ContactsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "customer_id", Type: field.TypeUUID},
+		{Name: "name", Type: field.TypeString, Size: 200},
+		{Name: "title", Type: field.TypeString, Size: 200, Default: ""},
+		{Name: "phone", Type: field.TypeString, Size: 40, Default: ""},
+		{Name: "email", Type: field.TypeString, Size: 254, Default: ""},
+		{Name: "wechat", Type: field.TypeString, Size: 200, Default: ""},
+		{Name: "is_primary", Type: field.TypeBool, Default: false},
+		{Name: "notes", Type: field.TypeString, Size: 2147483647, Default: ""},
+		{Name: "phone_norm", Type: field.TypeString, Default: ""},
+		{Name: "email_norm", Type: field.TypeString, Default: ""},
+	}
+	// ContactsTable holds the schema information for the "contacts" table.
+	ContactsTable = &schema.Table{
+		Name:       "contacts",
+		Columns:    ContactsColumns,
+		PrimaryKey: []*schema.Column{ContactsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "contact_customer_id",
+				Unique:  false,
+				Columns: []*schema.Column{ContactsColumns[3]},
+			},
+		},
+	}
+	// CooldownsColumns holds the columns for the "cooldowns" table.
+	CooldownsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "record_id", Type: field.TypeUUID},
+		{Name: "user_id", Type: field.TypeUUID},
+		{Name: "lost_at", Type: field.TypeTime},
+	}
+	// CooldownsTable holds the schema information for the "cooldowns" table.
+	CooldownsTable = &schema.Table{
+		Name:       "cooldowns",
+		Columns:    CooldownsColumns,
+		PrimaryKey: []*schema.Column{CooldownsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "cooldown_record_id_user_id",
+				Unique:  true,
+				Columns: []*schema.Column{CooldownsColumns[1], CooldownsColumns[2]},
+			},
+		},
+	}
+	// CustomersColumns holds the columns for the "customers" table.
+	CustomersColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "owner_id", Type: field.TypeUUID, Nullable: true},
+		{Name: "pool_id", Type: field.TypeUUID},
+		{Name: "owned_at", Type: field.TypeTime, Nullable: true},
+		{Name: "last_follow_up_at", Type: field.TypeTime, Nullable: true},
+		{Name: "frozen_until", Type: field.TypeTime, Nullable: true},
+		{Name: "released_at", Type: field.TypeTime, Nullable: true},
+		{Name: "reclaim_at", Type: field.TypeTime, Nullable: true},
+		{Name: "reclaim_reason", Type: field.TypeString, Default: ""},
+		{Name: "version", Type: field.TypeInt, Default: 1},
+		{Name: "name", Type: field.TypeString, Size: 200},
+		{Name: "industry", Type: field.TypeString, Size: 200, Default: ""},
+		{Name: "region", Type: field.TypeString, Size: 200, Default: ""},
+		{Name: "address", Type: field.TypeString, Size: 200, Default: ""},
+		{Name: "website", Type: field.TypeString, Size: 200, Default: ""},
+		{Name: "grade", Type: field.TypeString, Default: ""},
+		{Name: "credit_level", Type: field.TypeString, Size: 200, Default: ""},
+		{Name: "credit_limit", Type: field.TypeFloat64, Nullable: true},
+		{Name: "source", Type: field.TypeString, Size: 200, Default: ""},
+		{Name: "tags", Type: field.TypeJSON},
+		{Name: "name_norm", Type: field.TypeString, Default: ""},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"active", "invalid"}, Default: "active"},
+		{Name: "deal_status", Type: field.TypeBool, Default: false},
+		{Name: "deal_at", Type: field.TypeTime, Nullable: true},
+	}
+	// CustomersTable holds the schema information for the "customers" table.
+	CustomersTable = &schema.Table{
+		Name:       "customers",
+		Columns:    CustomersColumns,
+		PrimaryKey: []*schema.Column{CustomersColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "customer_owner_id_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{CustomersColumns[3], CustomersColumns[1]},
+			},
+			{
+				Name:    "customer_pool_id_owner_id_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{CustomersColumns[4], CustomersColumns[3], CustomersColumns[1]},
+			},
+			{
+				Name:    "customer_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{CustomersColumns[1]},
+			},
+			{
+				Name:    "customer_updated_at",
+				Unique:  false,
+				Columns: []*schema.Column{CustomersColumns[2]},
+			},
+			{
+				Name:    "customer_reclaim_at",
+				Unique:  false,
+				Columns: []*schema.Column{CustomersColumns[9]},
+			},
+			{
+				Name:    "customer_frozen_until",
+				Unique:  false,
+				Columns: []*schema.Column{CustomersColumns[7]},
+			},
+			{
+				Name:    "customer_name_norm",
+				Unique:  false,
+				Columns: []*schema.Column{CustomersColumns[22]},
+			},
+		},
+	}
+	// DedupeKeysColumns holds the columns for the "dedupe_keys" table.
+	DedupeKeysColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "key_type", Type: field.TypeEnum, Enums: []string{"name", "phone", "email"}},
+		{Name: "value", Type: field.TypeString},
+		{Name: "record_kind", Type: field.TypeEnum, Enums: []string{"lead", "customer", "contact"}},
+		{Name: "record_id", Type: field.TypeUUID},
+		{Name: "customer_id", Type: field.TypeUUID, Nullable: true},
+	}
+	// DedupeKeysTable holds the schema information for the "dedupe_keys" table.
+	DedupeKeysTable = &schema.Table{
+		Name:       "dedupe_keys",
+		Columns:    DedupeKeysColumns,
+		PrimaryKey: []*schema.Column{DedupeKeysColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "dedupekey_key_type_value",
+				Unique:  true,
+				Columns: []*schema.Column{DedupeKeysColumns[1], DedupeKeysColumns[2]},
+			},
+			{
+				Name:    "dedupekey_record_kind_record_id",
+				Unique:  false,
+				Columns: []*schema.Column{DedupeKeysColumns[3], DedupeKeysColumns[4]},
+			},
+		},
+	}
+	// DomainEventsColumns holds the columns for the "domain_events" table.
+	DomainEventsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "type", Type: field.TypeString},
+		{Name: "subject_kind", Type: field.TypeString},
+		{Name: "subject_id", Type: field.TypeUUID},
+		{Name: "data", Type: field.TypeJSON},
+		{Name: "at", Type: field.TypeTime},
+	}
+	// DomainEventsTable holds the schema information for the "domain_events" table.
+	DomainEventsTable = &schema.Table{
+		Name:       "domain_events",
+		Columns:    DomainEventsColumns,
+		PrimaryKey: []*schema.Column{DomainEventsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "domainevent_subject_kind_subject_id",
+				Unique:  false,
+				Columns: []*schema.Column{DomainEventsColumns[2], DomainEventsColumns[3]},
+			},
+		},
+	}
+	// FollowUpsColumns holds the columns for the "follow_ups" table.
+	FollowUpsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "subject_type", Type: field.TypeEnum, Enums: []string{"lead", "customer"}},
+		{Name: "subject_id", Type: field.TypeUUID},
+		{Name: "author_id", Type: field.TypeUUID},
+		{Name: "channel", Type: field.TypeEnum, Enums: []string{"call", "visit", "email", "wechat", "meeting", "other"}},
+		{Name: "content", Type: field.TypeString, Size: 2147483647},
+		{Name: "occurred_at", Type: field.TypeTime},
+		{Name: "next_at", Type: field.TypeTime, Nullable: true},
+		{Name: "created_at", Type: field.TypeTime},
+	}
+	// FollowUpsTable holds the schema information for the "follow_ups" table.
+	FollowUpsTable = &schema.Table{
+		Name:       "follow_ups",
+		Columns:    FollowUpsColumns,
+		PrimaryKey: []*schema.Column{FollowUpsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "followup_subject_type_subject_id_occurred_at",
+				Unique:  false,
+				Columns: []*schema.Column{FollowUpsColumns[1], FollowUpsColumns[2], FollowUpsColumns[6]},
+			},
+			{
+				Name:    "followup_author_id_occurred_at",
+				Unique:  false,
+				Columns: []*schema.Column{FollowUpsColumns[3], FollowUpsColumns[6]},
+			},
+			{
+				Name:    "followup_occurred_at",
+				Unique:  false,
+				Columns: []*schema.Column{FollowUpsColumns[6]},
+			},
+		},
+	}
+	// LeadsColumns holds the columns for the "leads" table.
+	LeadsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "owner_id", Type: field.TypeUUID, Nullable: true},
+		{Name: "pool_id", Type: field.TypeUUID},
+		{Name: "owned_at", Type: field.TypeTime, Nullable: true},
+		{Name: "last_follow_up_at", Type: field.TypeTime, Nullable: true},
+		{Name: "frozen_until", Type: field.TypeTime, Nullable: true},
+		{Name: "released_at", Type: field.TypeTime, Nullable: true},
+		{Name: "reclaim_at", Type: field.TypeTime, Nullable: true},
+		{Name: "reclaim_reason", Type: field.TypeString, Default: ""},
+		{Name: "version", Type: field.TypeInt, Default: 1},
+		{Name: "name", Type: field.TypeString, Size: 200},
+		{Name: "company", Type: field.TypeString, Size: 200, Default: ""},
+		{Name: "phone", Type: field.TypeString, Size: 40, Default: ""},
+		{Name: "email", Type: field.TypeString, Size: 254, Default: ""},
+		{Name: "source", Type: field.TypeString, Size: 200, Default: ""},
+		{Name: "region", Type: field.TypeString, Size: 200, Default: ""},
+		{Name: "industry", Type: field.TypeString, Size: 200, Default: ""},
+		{Name: "notes", Type: field.TypeString, Size: 2147483647, Default: ""},
+		{Name: "tags", Type: field.TypeJSON},
+		{Name: "name_norm", Type: field.TypeString, Default: ""},
+		{Name: "company_norm", Type: field.TypeString, Default: ""},
+		{Name: "phone_norm", Type: field.TypeString, Default: ""},
+		{Name: "email_norm", Type: field.TypeString, Default: ""},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"active", "invalid", "converted"}, Default: "active"},
+		{Name: "converted_customer_id", Type: field.TypeUUID, Nullable: true},
+	}
+	// LeadsTable holds the schema information for the "leads" table.
+	LeadsTable = &schema.Table{
+		Name:       "leads",
+		Columns:    LeadsColumns,
+		PrimaryKey: []*schema.Column{LeadsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "lead_owner_id_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{LeadsColumns[3], LeadsColumns[1]},
+			},
+			{
+				Name:    "lead_pool_id_owner_id_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{LeadsColumns[4], LeadsColumns[3], LeadsColumns[1]},
+			},
+			{
+				Name:    "lead_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{LeadsColumns[1]},
+			},
+			{
+				Name:    "lead_updated_at",
+				Unique:  false,
+				Columns: []*schema.Column{LeadsColumns[2]},
+			},
+			{
+				Name:    "lead_reclaim_at",
+				Unique:  false,
+				Columns: []*schema.Column{LeadsColumns[9]},
+			},
+			{
+				Name:    "lead_frozen_until",
+				Unique:  false,
+				Columns: []*schema.Column{LeadsColumns[7]},
+			},
+			{
+				Name:    "lead_name_norm",
+				Unique:  false,
+				Columns: []*schema.Column{LeadsColumns[21]},
+			},
+			{
+				Name:    "lead_company_norm",
+				Unique:  false,
+				Columns: []*schema.Column{LeadsColumns[22]},
+			},
+			{
+				Name:    "lead_phone_norm",
+				Unique:  false,
+				Columns: []*schema.Column{LeadsColumns[23]},
+			},
+			{
+				Name:    "lead_email_norm",
+				Unique:  false,
+				Columns: []*schema.Column{LeadsColumns[24]},
+			},
+		},
+	}
+	// OwnershipChangesColumns holds the columns for the "ownership_changes" table.
+	OwnershipChangesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "record_kind", Type: field.TypeEnum, Enums: []string{"lead", "customer"}},
+		{Name: "record_id", Type: field.TypeUUID},
+		{Name: "operation", Type: field.TypeEnum, Enums: []string{"create", "claim", "return", "assign", "transfer", "freeze", "unfreeze", "invalidate", "restore", "reclaim", "convert", "autoAssign"}},
+		{Name: "from_owner_id", Type: field.TypeUUID, Nullable: true},
+		{Name: "to_owner_id", Type: field.TypeUUID, Nullable: true},
+		{Name: "actor_id", Type: field.TypeUUID, Nullable: true},
+		{Name: "actor_type", Type: field.TypeEnum, Enums: []string{"user", "apiKey", "system"}},
+		{Name: "reason", Type: field.TypeString, Default: ""},
+		{Name: "pool_id", Type: field.TypeUUID},
+		{Name: "rule_version", Type: field.TypeInt, Default: 0},
+		{Name: "at", Type: field.TypeTime},
+	}
+	// OwnershipChangesTable holds the schema information for the "ownership_changes" table.
+	OwnershipChangesTable = &schema.Table{
+		Name:       "ownership_changes",
+		Columns:    OwnershipChangesColumns,
+		PrimaryKey: []*schema.Column{OwnershipChangesColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "ownershipchange_record_kind_record_id_id",
+				Unique:  false,
+				Columns: []*schema.Column{OwnershipChangesColumns[1], OwnershipChangesColumns[2], OwnershipChangesColumns[0]},
+			},
+			{
+				Name:    "ownershipchange_to_owner_id_operation_at",
+				Unique:  false,
+				Columns: []*schema.Column{OwnershipChangesColumns[5], OwnershipChangesColumns[3], OwnershipChangesColumns[11]},
+			},
+		},
+	}
+	// PoolsColumns holds the columns for the "pools" table.
+	PoolsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "kind", Type: field.TypeEnum, Enums: []string{"lead", "customer"}},
+		{Name: "name", Type: field.TypeString, Size: 200},
+		{Name: "is_default", Type: field.TypeBool, Default: false},
+		{Name: "member_team_ids", Type: field.TypeJSON},
+		{Name: "manager_ids", Type: field.TypeJSON},
+		{Name: "rule_version", Type: field.TypeInt, Default: 1},
+		{Name: "idle_days", Type: field.TypeInt, Nullable: true},
+		{Name: "no_deal_days", Type: field.TypeInt, Nullable: true},
+		{Name: "notify_days_before", Type: field.TypeInt, Nullable: true},
+		{Name: "freeze_max_days", Type: field.TypeInt, Nullable: true},
+		{Name: "reclaim_dealt", Type: field.TypeBool, Default: false},
+		{Name: "claim_cooldown_days", Type: field.TypeInt, Nullable: true},
+		{Name: "daily_claim_limit", Type: field.TypeInt, Nullable: true},
+		{Name: "claim_requires_approval", Type: field.TypeBool, Default: false},
+		{Name: "visible_fields", Type: field.TypeJSON, Nullable: true},
+		{Name: "by_grade", Type: field.TypeJSON, Nullable: true},
+		{Name: "auto_assign", Type: field.TypeEnum, Enums: []string{"off", "roundRobin", "leastLoaded"}, Default: "off"},
+		{Name: "last_assigned_id", Type: field.TypeUUID, Nullable: true},
+	}
+	// PoolsTable holds the schema information for the "pools" table.
+	PoolsTable = &schema.Table{
+		Name:       "pools",
+		Columns:    PoolsColumns,
+		PrimaryKey: []*schema.Column{PoolsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "pool_kind_is_default",
+				Unique:  false,
+				Columns: []*schema.Column{PoolsColumns[3], PoolsColumns[5]},
+			},
+		},
+	}
+	// PoolRuleVersionsColumns holds the columns for the "pool_rule_versions" table.
+	PoolRuleVersionsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "pool_id", Type: field.TypeUUID},
+		{Name: "version", Type: field.TypeInt},
+		{Name: "rules", Type: field.TypeJSON},
+		{Name: "changed_by", Type: field.TypeUUID, Nullable: true},
+		{Name: "created_at", Type: field.TypeTime},
+	}
+	// PoolRuleVersionsTable holds the schema information for the "pool_rule_versions" table.
+	PoolRuleVersionsTable = &schema.Table{
+		Name:       "pool_rule_versions",
+		Columns:    PoolRuleVersionsColumns,
+		PrimaryKey: []*schema.Column{PoolRuleVersionsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "poolruleversion_pool_id_version",
+				Unique:  true,
+				Columns: []*schema.Column{PoolRuleVersionsColumns[1], PoolRuleVersionsColumns[2]},
+			},
+		},
+	}
 	// RefreshTokensColumns holds the columns for the "refresh_tokens" table.
 	RefreshTokensColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
@@ -180,6 +586,8 @@ var (
 		{Name: "max_owned_leads", Type: field.TypeInt, Nullable: true},
 		{Name: "max_owned_customers", Type: field.TypeInt, Nullable: true},
 		{Name: "max_frozen", Type: field.TypeInt, Nullable: true},
+		{Name: "owned_leads", Type: field.TypeInt, Default: 0},
+		{Name: "owned_customers", Type: field.TypeInt, Default: 0},
 	}
 	// UsersTable holds the schema information for the "users" table.
 	UsersTable = &schema.Table{
@@ -203,6 +611,17 @@ var (
 	Tables = []*schema.Table{
 		APIKeysTable,
 		AuditEventsTable,
+		ClaimTalliesTable,
+		ContactsTable,
+		CooldownsTable,
+		CustomersTable,
+		DedupeKeysTable,
+		DomainEventsTable,
+		FollowUpsTable,
+		LeadsTable,
+		OwnershipChangesTable,
+		PoolsTable,
+		PoolRuleVersionsTable,
 		RefreshTokensTable,
 		SettingsTable,
 		SigningKeysTable,

@@ -12,6 +12,39 @@ type APIKey func(*sql.Selector)
 // AuditEvent is the predicate function for auditevent builders.
 type AuditEvent func(*sql.Selector)
 
+// ClaimTally is the predicate function for claimtally builders.
+type ClaimTally func(*sql.Selector)
+
+// Contact is the predicate function for contact builders.
+type Contact func(*sql.Selector)
+
+// Cooldown is the predicate function for cooldown builders.
+type Cooldown func(*sql.Selector)
+
+// Customer is the predicate function for customer builders.
+type Customer func(*sql.Selector)
+
+// DedupeKey is the predicate function for dedupekey builders.
+type DedupeKey func(*sql.Selector)
+
+// DomainEvent is the predicate function for domainevent builders.
+type DomainEvent func(*sql.Selector)
+
+// FollowUp is the predicate function for followup builders.
+type FollowUp func(*sql.Selector)
+
+// Lead is the predicate function for lead builders.
+type Lead func(*sql.Selector)
+
+// OwnershipChange is the predicate function for ownershipchange builders.
+type OwnershipChange func(*sql.Selector)
+
+// Pool is the predicate function for pool builders.
+type Pool func(*sql.Selector)
+
+// PoolRuleVersion is the predicate function for poolruleversion builders.
+type PoolRuleVersion func(*sql.Selector)
+
 // RefreshToken is the predicate function for refreshtoken builders.
 type RefreshToken func(*sql.Selector)
 

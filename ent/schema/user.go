@@ -29,6 +29,14 @@ func (User) Fields() []ent.Field {
 		field.Int("max_owned_leads").Optional().Nillable(),
 		field.Int("max_owned_customers").Optional().Nillable(),
 		field.Int("max_frozen").Optional().Nillable(),
+		// Counters of what the user holds now, kept in step by the pool
+		// engine in the same transaction as every ownership change, so a
+		// cap check is one row, not a COUNT. Customers count here unless
+		// dealt (or always, with the capCountsDealt setting). Frozen records are
+		// counted when a freeze is requested (rare), not kept as a counter, since
+		// freezes also end by the clock alone.
+		field.Int("owned_leads").Default(0),
+		field.Int("owned_customers").Default(0),
 	}
 }
 

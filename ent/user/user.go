@@ -39,6 +39,10 @@ const (
 	FieldMaxOwnedCustomers = "max_owned_customers"
 	// FieldMaxFrozen holds the string denoting the max_frozen field in the database.
 	FieldMaxFrozen = "max_frozen"
+	// FieldOwnedLeads holds the string denoting the owned_leads field in the database.
+	FieldOwnedLeads = "owned_leads"
+	// FieldOwnedCustomers holds the string denoting the owned_customers field in the database.
+	FieldOwnedCustomers = "owned_customers"
 	// Table holds the table name of the user in the database.
 	Table = "users"
 )
@@ -58,6 +62,8 @@ var Columns = []string{
 	FieldMaxOwnedLeads,
 	FieldMaxOwnedCustomers,
 	FieldMaxFrozen,
+	FieldOwnedLeads,
+	FieldOwnedCustomers,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -85,6 +91,10 @@ var (
 	DefaultTeamPath string
 	// DefaultActive holds the default value on creation for the "active" field.
 	DefaultActive bool
+	// DefaultOwnedLeads holds the default value on creation for the "owned_leads" field.
+	DefaultOwnedLeads int
+	// DefaultOwnedCustomers holds the default value on creation for the "owned_customers" field.
+	DefaultOwnedCustomers int
 	// DefaultID holds the default value on creation for the "id" field.
 	DefaultID func() uuid.UUID
 )
@@ -180,4 +190,14 @@ func ByMaxOwnedCustomers(opts ...sql.OrderTermOption) OrderOption {
 // ByMaxFrozen orders the results by the max_frozen field.
 func ByMaxFrozen(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldMaxFrozen, opts...).ToFunc()
+}
+
+// ByOwnedLeads orders the results by the owned_leads field.
+func ByOwnedLeads(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldOwnedLeads, opts...).ToFunc()
+}
+
+// ByOwnedCustomers orders the results by the owned_customers field.
+func ByOwnedCustomers(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldOwnedCustomers, opts...).ToFunc()
 }

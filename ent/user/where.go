@@ -110,6 +110,16 @@ func MaxFrozen(v int) predicate.User {
 	return predicate.User(sql.FieldEQ(FieldMaxFrozen, v))
 }
 
+// OwnedLeads applies equality check predicate on the "owned_leads" field. It's identical to OwnedLeadsEQ.
+func OwnedLeads(v int) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldOwnedLeads, v))
+}
+
+// OwnedCustomers applies equality check predicate on the "owned_customers" field. It's identical to OwnedCustomersEQ.
+func OwnedCustomers(v int) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldOwnedCustomers, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.User {
 	return predicate.User(sql.FieldEQ(FieldCreatedAt, v))
@@ -678,6 +688,86 @@ func MaxFrozenIsNil() predicate.User {
 // MaxFrozenNotNil applies the NotNil predicate on the "max_frozen" field.
 func MaxFrozenNotNil() predicate.User {
 	return predicate.User(sql.FieldNotNull(FieldMaxFrozen))
+}
+
+// OwnedLeadsEQ applies the EQ predicate on the "owned_leads" field.
+func OwnedLeadsEQ(v int) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldOwnedLeads, v))
+}
+
+// OwnedLeadsNEQ applies the NEQ predicate on the "owned_leads" field.
+func OwnedLeadsNEQ(v int) predicate.User {
+	return predicate.User(sql.FieldNEQ(FieldOwnedLeads, v))
+}
+
+// OwnedLeadsIn applies the In predicate on the "owned_leads" field.
+func OwnedLeadsIn(vs ...int) predicate.User {
+	return predicate.User(sql.FieldIn(FieldOwnedLeads, vs...))
+}
+
+// OwnedLeadsNotIn applies the NotIn predicate on the "owned_leads" field.
+func OwnedLeadsNotIn(vs ...int) predicate.User {
+	return predicate.User(sql.FieldNotIn(FieldOwnedLeads, vs...))
+}
+
+// OwnedLeadsGT applies the GT predicate on the "owned_leads" field.
+func OwnedLeadsGT(v int) predicate.User {
+	return predicate.User(sql.FieldGT(FieldOwnedLeads, v))
+}
+
+// OwnedLeadsGTE applies the GTE predicate on the "owned_leads" field.
+func OwnedLeadsGTE(v int) predicate.User {
+	return predicate.User(sql.FieldGTE(FieldOwnedLeads, v))
+}
+
+// OwnedLeadsLT applies the LT predicate on the "owned_leads" field.
+func OwnedLeadsLT(v int) predicate.User {
+	return predicate.User(sql.FieldLT(FieldOwnedLeads, v))
+}
+
+// OwnedLeadsLTE applies the LTE predicate on the "owned_leads" field.
+func OwnedLeadsLTE(v int) predicate.User {
+	return predicate.User(sql.FieldLTE(FieldOwnedLeads, v))
+}
+
+// OwnedCustomersEQ applies the EQ predicate on the "owned_customers" field.
+func OwnedCustomersEQ(v int) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldOwnedCustomers, v))
+}
+
+// OwnedCustomersNEQ applies the NEQ predicate on the "owned_customers" field.
+func OwnedCustomersNEQ(v int) predicate.User {
+	return predicate.User(sql.FieldNEQ(FieldOwnedCustomers, v))
+}
+
+// OwnedCustomersIn applies the In predicate on the "owned_customers" field.
+func OwnedCustomersIn(vs ...int) predicate.User {
+	return predicate.User(sql.FieldIn(FieldOwnedCustomers, vs...))
+}
+
+// OwnedCustomersNotIn applies the NotIn predicate on the "owned_customers" field.
+func OwnedCustomersNotIn(vs ...int) predicate.User {
+	return predicate.User(sql.FieldNotIn(FieldOwnedCustomers, vs...))
+}
+
+// OwnedCustomersGT applies the GT predicate on the "owned_customers" field.
+func OwnedCustomersGT(v int) predicate.User {
+	return predicate.User(sql.FieldGT(FieldOwnedCustomers, v))
+}
+
+// OwnedCustomersGTE applies the GTE predicate on the "owned_customers" field.
+func OwnedCustomersGTE(v int) predicate.User {
+	return predicate.User(sql.FieldGTE(FieldOwnedCustomers, v))
+}
+
+// OwnedCustomersLT applies the LT predicate on the "owned_customers" field.
+func OwnedCustomersLT(v int) predicate.User {
+	return predicate.User(sql.FieldLT(FieldOwnedCustomers, v))
+}
+
+// OwnedCustomersLTE applies the LTE predicate on the "owned_customers" field.
+func OwnedCustomersLTE(v int) predicate.User {
+	return predicate.User(sql.FieldLTE(FieldOwnedCustomers, v))
 }
 
 // And groups predicates with the AND operator between them.

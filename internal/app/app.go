@@ -6,13 +6,18 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
+	_ "time/tzdata" // Asia/Shanghai on machines without zoneinfo
 
 	"github.com/shoalcrm/shoal/internal/audit"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/authz"
+	"github.com/shoalcrm/shoal/internal/clock"
 	"github.com/shoalcrm/shoal/internal/httpapi"
 	"github.com/shoalcrm/shoal/internal/org"
 	"github.com/shoalcrm/shoal/internal/page"
+	"github.com/shoalcrm/shoal/internal/pool"
+	"github.com/shoalcrm/shoal/internal/records"
 	"github.com/shoalcrm/shoal/internal/store"
 )
 
@@ -25,15 +30,22 @@ type Config struct {
 	// generate one on first start and keep it in the database.
 	SigningKey string
 	Auth       auth.Config
+	// Clock drives every time-based rule; nil means the wall clock.
+	Clock clock.Clock
+	// Location is the zone of "today" for daily claim limits (default
+	// Asia/Shanghai).
+	Location *time.Location
 }
 
 // App is a wired Shoal.
 type App struct {
-	Store *store.Store
-	Auth  *auth.Service
-	Org   *org.Service
-	Audit *audit.Log
-	HTTP  *httpapi.Server
+	Store   *store.Store
+	Auth    *auth.Service
+	Org     *org.Service
+	Audit   *audit.Log
+	Pools   *pool.Service
+	Records *records.Service
+	HTTP    *httpapi.Server
 }
 
 // New builds every service over st (whose schema must be up to date).
@@ -53,11 +65,27 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	clk := cfg.Clock
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	loc := cfg.Location
+	if loc == nil {
+		if loc, err = time.LoadLocation("Asia/Shanghai"); err != nil {
+			return nil, fmt.Errorf("time zone: %w", err)
+		}
+	}
+	pools := pool.NewService(st, clk, loc)
+	if err := pools.EnsureDefaults(ctx); err != nil {
+		return nil, err
+	}
 	a := &App{
-		Store: st,
-		Auth:  auth.NewService(st, keys, cfg.Auth),
-		Org:   org.NewService(st),
-		Audit: audit.New(st),
+		Store:   st,
+		Auth:    auth.NewService(st, keys, cfg.Auth),
+		Org:     org.NewService(st),
+		Audit:   audit.New(st),
+		Pools:   pools,
+		Records: records.NewService(st, pools),
 	}
 	a.HTTP, err = httpapi.New(httpapi.Config{
 		Store:       st,
@@ -69,6 +97,8 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		Audit:       a.Audit,
 		Enforcer:    enforcer,
 		Cursors:     cursors,
+		Records:     a.Records,
+		PoolEngine:  a.Pools,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("http server: %w", err)

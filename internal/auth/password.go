@@ -19,6 +19,8 @@ const (
 	argonThreads = 1
 	argonKeyLen  = 32
 	argonSaltLen = 16
+	// minKeyLen is the shortest stored key VerifyPassword trusts.
+	minKeyLen = 16
 )
 
 // MinPasswordLength is the shortest password accepted. There are no
@@ -54,6 +56,10 @@ func VerifyPassword(password, phc string) (bool, error) {
 	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil {
 		return false, fmt.Errorf("argon2 parameters: %w", err)
 	}
+	if t < 1 || p < 1 {
+		// argon2 panics on these rather than failing.
+		return false, errors.New("argon2 parameters out of range")
+	}
 	b64 := base64.RawStdEncoding
 	salt, err := b64.DecodeString(parts[4])
 	if err != nil {
@@ -62,6 +68,11 @@ func VerifyPassword(password, phc string) (bool, error) {
 	want, err := b64.DecodeString(parts[5])
 	if err != nil {
 		return false, fmt.Errorf("argon2 key: %w", err)
+	}
+	if len(want) < minKeyLen {
+		// An empty key panics in argon2, and a short one would match many
+		// passwords.
+		return false, errors.New("argon2 key too short")
 	}
 	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1, nil

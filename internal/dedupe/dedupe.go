@@ -38,8 +38,8 @@ func Name(s string) string {
 	// punctuation such as 。 into its half-width form.
 	s = width.Fold.String(s)
 	// Separators are blanked before NFKC as well as dropped after it: NFKC
-	// spells some symbols out in letters ("™" becomes "TM") and turns some
-	// letters into punctuation ("½" becomes "1⁄2").
+	// spells some symbols out in letters ("™" becomes "TM") and breaks some
+	// numbers into punctuation ("½" becomes "1⁄2").
 	s = strings.Map(blankSeparator, s)
 	s = strings.ToLower(norm.NFKC.String(s))
 	key, wordStarts := joinWords(s)
@@ -67,9 +67,10 @@ func blankSeparator(r rune) rune {
 	return r
 }
 
-// joinWords drops the separators from s. It also returns the byte offsets
-// in the result where a word followed a dropped separator, because an
-// English legal form only counts when it is a word of its own.
+// joinWords drops the separators from s. It also returns the byte offsets,
+// in ascending order, in the result where a word followed a dropped
+// separator, because an English legal form only counts when it is a word of
+// its own.
 func joinWords(s string) (key string, wordStarts []int) {
 	var b strings.Builder
 	b.Grow(len(s))
@@ -160,7 +161,7 @@ func legalFormStart(key string, wordStarts []int) int {
 // start, after a dropped separator, or where Latin text meets another
 // script ("科技Ltd"). Combining marks belong to the letter before them.
 func startsWord(key string, i int, wordStarts []int) bool {
-	if i == 0 || slices.Contains(wordStarts, i) {
+	if _, found := slices.BinarySearch(wordStarts, i); i == 0 || found {
 		return true
 	}
 	for prefix := key[:i]; prefix != ""; {

@@ -57,6 +57,7 @@ func TestName(t *testing.T) {
 		{"zero-width space", "华为\u200b技术", "华为技术"},
 		{"accents composed", "Cafe\u0301 Ltd", "café"},
 		{"long", strings.Repeat("ABC ", 1000) + "有限公司", strings.Repeat("abc", 1000)},
+		{"long run of legal forms", "Foo" + strings.Repeat(" Ltd", 10000), "foo"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

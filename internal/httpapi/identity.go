@@ -215,7 +215,7 @@ func (s *Server) CreateApiKey(ctx context.Context, req api.CreateApiKeyRequestOb
 		scopes[i] = string(sc)
 	}
 	k, secret, err := s.auth.CreateAPIKey(ctx, auth.FromContext(ctx),
-		auth.NewAPIKey{Name: b.Name, Scopes: scopes, PoolID: b.PoolId, ExpiresAt: b.ExpiresAt}, s.poolChecker)
+		auth.NewAPIKey{Name: b.Name, Scopes: scopes, PoolID: b.PoolId, ExpiresAt: b.ExpiresAt}, s.pools.Kind)
 	if err != nil {
 		return nil, err
 	}

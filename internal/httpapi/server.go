@@ -6,9 +6,11 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 
@@ -22,19 +24,21 @@ import (
 	"github.com/shoalcrm/shoal/internal/authz"
 	"github.com/shoalcrm/shoal/internal/org"
 	"github.com/shoalcrm/shoal/internal/page"
+	"github.com/shoalcrm/shoal/internal/pool"
+	"github.com/shoalcrm/shoal/internal/records"
 	"github.com/shoalcrm/shoal/internal/store"
 )
 
 // Config is what the HTTP layer needs from the outside.
 type Config struct {
-	Store    *store.Store
-	Auth     *auth.Service
-	Org      *org.Service
-	Audit    *audit.Log
-	Enforcer *authz.Enforcer
-	Cursors  page.Codec
-	// Pools checks pool ids given to API keys.
-	Pools       auth.PoolChecker
+	Store       *store.Store
+	Auth        *auth.Service
+	Org         *org.Service
+	Audit       *audit.Log
+	Enforcer    *authz.Enforcer
+	Cursors     page.Codec
+	Records     *records.Service
+	PoolEngine  *pool.Service
 	Logger      *slog.Logger
 	Version     string
 	CORSOrigins []string
@@ -60,8 +64,8 @@ type Server struct {
 	audit    *audit.Log
 	enforcer *authz.Enforcer
 	cursors  page.Codec
-	// poolChecker validates pool bindings of API keys.
-	poolChecker auth.PoolChecker
+	records  *records.Service
+	pools    *pool.Service
 
 	metrics  *metrics
 	docsPage []byte
@@ -93,7 +97,8 @@ func New(cfg Config) (*Server, error) {
 		enforcer: cfg.Enforcer,
 		cursors:  cfg.Cursors,
 
-		poolChecker: cfg.Pools,
+		records: cfg.Records,
+		pools:   cfg.PoolEngine,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -148,17 +153,25 @@ func (s *Server) router(cfg Config) *echo.Echo {
 	return e
 }
 
-var formatsOnce sync.Once
+var (
+	formatsOnce sync.Once
+	looseEmail  = regexp.MustCompile(openapi3.FormatOfStringForEmail)
+)
 
 // LoadSpec parses openapi.yaml as committed. (The generator's own embedded
 // copy has its operationIds rewritten to Go names; clients and policies use
 // the spec's.)
 func LoadSpec() (*openapi3.T, error) {
-	// kin-openapi keeps string formats in a package-level table; Shoal
-	// checks emails loosely (one @, no spaces), as RFC 5322 is no guide to
-	// what users type.
+	// kin-openapi keeps string formats in a package-level table. Shoal
+	// checks emails loosely (one @, no inner spaces; surrounding spaces are
+	// trimmed later), as RFC 5322 is no guide to what users type.
 	formatsOnce.Do(func() {
-		openapi3.DefineStringFormatValidator("email", openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForEmail))
+		openapi3.DefineStringFormatValidator("email", openapi3.NewCallbackValidator(func(v string) error {
+			if !looseEmail.MatchString(strings.TrimSpace(v)) {
+				return errors.New("not an email address")
+			}
+			return nil
+		}))
 	})
 	spec, err := openapi3.NewLoader().LoadFromData(api.SpecYAML)
 	if err != nil {

@@ -1,0 +1,38 @@
+package schema
+
+import (
+	"entgo.io/ent"
+	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
+)
+
+// Customer is an account (客户).
+type Customer struct{ ent.Schema }
+
+// Mixin of the Customer.
+func (Customer) Mixin() []ent.Mixin { return []ent.Mixin{IDMixin{}, TimeMixin{}, PoolableMixin{}} }
+
+// Fields of the Customer.
+func (Customer) Fields() []ent.Field {
+	return []ent.Field{
+		field.String("name").MaxLen(200),
+		field.String("industry").Default("").MaxLen(200),
+		field.String("region").Default("").MaxLen(200),
+		field.String("address").Default("").MaxLen(200),
+		field.String("website").Default("").MaxLen(200),
+		field.String("grade").Default(""),
+		field.String("credit_level").Default("").MaxLen(200),
+		field.Float("credit_limit").Optional().Nillable(),
+		field.String("source").Default("").MaxLen(200),
+		field.Strings("tags").Default([]string{}),
+		field.String("name_norm").Default(""),
+		field.Enum("status").Values("active", "invalid").Default("active"),
+		field.Bool("deal_status").Default(false),
+		field.Time("deal_at").Optional().Nillable(),
+	}
+}
+
+// Indexes of the Customer.
+func (Customer) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("name_norm")}
+}

@@ -1,0 +1,45 @@
+package schema
+
+import (
+	"entgo.io/ent"
+	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
+	"entgo.io/ent/schema/mixin"
+	"github.com/google/uuid"
+)
+
+// PoolableMixin is the ownership state every record that lives in a pool
+// carries (domain.md, "Records that live in pools"). All of it is
+// server-owned: it changes only through the pool engine's operations.
+type PoolableMixin struct{ mixin.Schema }
+
+// Fields of the PoolableMixin.
+func (PoolableMixin) Fields() []ent.Field {
+	return []ent.Field{
+		field.UUID("owner_id", uuid.UUID{}).Optional().Nillable(),
+		field.UUID("pool_id", uuid.UUID{}),
+		field.Time("owned_at").Optional().Nillable(),
+		field.Time("last_follow_up_at").Optional().Nillable(),
+		field.Time("frozen_until").Optional().Nillable(),
+		field.Time("released_at").Optional().Nillable(),
+		// ReclaimAt is the stored reclaim deadline (the pure clock's
+		// answer when the record last changed), so the sweep finds due
+		// records through an index instead of scanning.
+		field.Time("reclaim_at").Optional().Nillable(),
+		field.String("reclaim_reason").Default(""),
+		// Version increments on every change; it is the ETag.
+		field.Int("version").Default(1),
+	}
+}
+
+// Indexes of the PoolableMixin.
+func (PoolableMixin) Indexes() []ent.Index {
+	return []ent.Index{
+		index.Fields("owner_id", "created_at"),
+		index.Fields("pool_id", "owner_id", "created_at"),
+		index.Fields("created_at"),
+		index.Fields("updated_at"),
+		index.Fields("reclaim_at"),
+		index.Fields("frozen_until"),
+	}
+}

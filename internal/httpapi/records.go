@@ -1,0 +1,301 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/oapi-codegen/nullable"
+
+	"github.com/shoalcrm/shoal/api"
+	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/page"
+	"github.com/shoalcrm/shoal/internal/patch"
+	"github.com/shoalcrm/shoal/internal/records"
+)
+
+func strOrNil(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func reasonOut(r string) nullable.Nullable[api.ReclaimReason] {
+	if r == "" {
+		return nullable.NewNullNullable[api.ReclaimReason]()
+	}
+	return nullable.NewNullableWithValue(api.ReclaimReason(r))
+}
+
+func leadOut(v *records.LeadView) api.Lead {
+	l := v.Lead
+	masked := v.Masked
+	return api.Lead{
+		Id: l.ID, Name: l.Name, Company: strOrNil(l.Company), Phone: strOrNil(l.Phone), Email: strOrNil(l.Email),
+		Source: strOrNil(l.Source), Region: strOrNil(l.Region), Industry: strOrNil(l.Industry), Notes: strOrNil(l.Notes),
+		Tags: nonNil(l.Tags), Status: api.LeadStatus(l.Status),
+		OwnerId: nullOf(l.OwnerID), OwnerName: nullOf(v.OwnerName), PoolId: l.PoolID,
+		OwnedAt: nullTime(l.OwnedAt), LastFollowUpAt: nullTime(l.LastFollowUpAt), FrozenUntil: nullTime(l.FrozenUntil),
+		ReleasedAt: nullTime(l.ReleasedAt), ReclaimAt: nullTime(l.ReclaimAt), ReclaimReason: reasonOut(l.ReclaimReason),
+		Masked: &masked, ConvertedCustomerId: nullOf(l.ConvertedCustomerID),
+		CreatedAt: l.CreatedAt.UTC(), UpdatedAt: l.UpdatedAt.UTC(),
+	}
+}
+
+func customerOut(v *records.CustomerView) api.Customer {
+	c := v.Customer
+	masked := v.Masked
+	grade := nullable.NewNullNullable[api.Grade]()
+	if c.Grade != "" {
+		grade = nullable.NewNullableWithValue(api.Grade(c.Grade))
+	}
+	return api.Customer{
+		Id: c.ID, Name: c.Name, Industry: strOrNil(c.Industry), Region: strOrNil(c.Region), Address: strOrNil(c.Address),
+		Website: strOrNil(c.Website), Grade: grade, CreditLevel: strOrNil(c.CreditLevel), CreditLimit: nullOf(c.CreditLimit),
+		Source: strOrNil(c.Source), Tags: nonNil(c.Tags), Status: api.CustomerStatus(c.Status),
+		DealStatus: c.DealStatus, DealAt: nullTime(c.DealAt),
+		OwnerId: nullOf(c.OwnerID), OwnerName: nullOf(v.OwnerName), PoolId: c.PoolID,
+		OwnedAt: nullTime(c.OwnedAt), LastFollowUpAt: nullTime(c.LastFollowUpAt), FrozenUntil: nullTime(c.FrozenUntil),
+		ReleasedAt: nullTime(c.ReleasedAt), ReclaimAt: nullTime(c.ReclaimAt), ReclaimReason: reasonOut(c.ReclaimReason),
+		Masked: &masked, CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(),
+	}
+}
+
+func nonNil(tags []string) []string {
+	if tags == nil {
+		return []string{}
+	}
+	return tags
+}
+
+// withPlacement copies a representation into its *Created variant, which
+// has the same fields plus placement.
+func withPlacement[T any](rep any, placement string) (T, error) {
+	var out T
+	raw, err := json.Marshal(rep)
+	if err != nil {
+		return out, err
+	}
+	m := map[string]any{}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return out, err
+	}
+	m["placement"] = placement
+	if raw, err = json.Marshal(m); err != nil {
+		return out, err
+	}
+	return out, json.Unmarshal(raw, &out)
+}
+
+func etag(version int) *string {
+	t := records.ETag(version)
+	return &t
+}
+
+// recordFilter turns the shared list parameters into a records.Filter.
+func (s *Server) recordFilter(limit *int32, cursor, owner *string, poolID *uuid.UUID, status *string, region, industry, source, tag *string,
+	q *string, sort *string, includeTotal *bool) (records.Filter, error) {
+	f := records.Filter{Owner: owner, PoolID: poolID, Status: status, Region: region, Industry: industry, Source: source,
+		Tag: tag, Q: q, Limit: page.Size(limit)}
+	if sort != nil {
+		f.Sort = *sort
+	}
+	if includeTotal != nil {
+		f.IncludeTotal = *includeTotal
+	}
+	if cursor != nil && *cursor != "" {
+		var c records.Cursor
+		if err := s.cursors.Decode(*cursor, &c); err != nil {
+			return f, err
+		}
+		f.Cursor = &c
+	}
+	return f, nil
+}
+
+func (s *Server) encodeCursor(c *records.Cursor) *string {
+	if c == nil {
+		return nil
+	}
+	v := s.cursors.Encode(c)
+	return &v
+}
+
+func leadInput(name, company, phone, email, source, region, industry, notes *string, tags *[]string) records.LeadInput {
+	return records.LeadInput{Name: name, Company: company, Phone: phone, Email: email, Source: source,
+		Region: region, Industry: industry, Notes: notes, Tags: tags}
+}
+
+// CreateLead creates a lead.
+func (s *Server) CreateLead(ctx context.Context, req api.CreateLeadRequestObject) (api.CreateLeadResponseObject, error) {
+	b := req.Body
+	var email *string
+	if b.Email != nil {
+		e := string(*b.Email)
+		email = &e
+	}
+	in := leadInput(&b.Name, b.Company, b.Phone, email, b.Source, b.Region, b.Industry, b.Notes, b.Tags)
+	in.PoolID = b.PoolId
+	v, err := s.records.CreateLead(ctx, auth.FromContext(ctx), in)
+	if err != nil {
+		return nil, err
+	}
+	noteTarget(ctx, "lead", v.ID.String())
+	body, err := withPlacement[api.LeadCreated](leadOut(v), v.Placement)
+	if err != nil {
+		return nil, fmt.Errorf("render lead: %w", err)
+	}
+	return api.CreateLead201JSONResponse{Body: body, Headers: api.CreateLead201ResponseHeaders{ETag: etag(v.Version)}}, nil
+}
+
+// GetLead returns a lead.
+func (s *Server) GetLead(ctx context.Context, req api.GetLeadRequestObject) (api.GetLeadResponseObject, error) {
+	v, err := s.records.GetLead(ctx, auth.FromContext(ctx), req.Id)
+	if err != nil {
+		return nil, err
+	}
+	return api.GetLead200JSONResponse{Body: leadOut(v), Headers: api.GetLead200ResponseHeaders{ETag: etag(v.Version)}}, nil
+}
+
+// UpdateLead patches a lead.
+func (s *Server) UpdateLead(ctx context.Context, req api.UpdateLeadRequestObject) (api.UpdateLeadResponseObject, error) {
+	b := req.Body
+	in := leadInput(b.Name, b.Company, b.Phone, b.Email, b.Source, b.Region, b.Industry, b.Notes, b.Tags)
+	v, err := s.records.UpdateLead(ctx, auth.FromContext(ctx), req.Id, req.Params.IfMatch, in)
+	if err != nil {
+		return nil, err
+	}
+	return api.UpdateLead200JSONResponse{Body: leadOut(v), Headers: api.UpdateLead200ResponseHeaders{ETag: etag(v.Version)}}, nil
+}
+
+// ListLeads lists leads.
+func (s *Server) ListLeads(ctx context.Context, req api.ListLeadsRequestObject) (api.ListLeadsResponseObject, error) {
+	pr := req.Params
+	f, err := s.recordFilter(pr.Limit, pr.Cursor, pr.OwnerId, pr.PoolId, (*string)(pr.Status), pr.Region, pr.Industry, pr.Source, pr.Tag,
+		pr.Q, (*string)(pr.Sort), pr.IncludeTotal)
+	if err != nil {
+		return nil, err
+	}
+	f.CreatedFrom, f.CreatedTo, f.UpdatedFrom, f.UpdatedTo = pr.CreatedFrom, pr.CreatedTo, pr.UpdatedFrom, pr.UpdatedTo
+	views, total, next, err := s.records.ListLeads(ctx, auth.FromContext(ctx), f)
+	if err != nil {
+		return nil, err
+	}
+	out := api.LeadList{Items: make([]api.Lead, len(views)), NextCursor: s.encodeCursor(next)}
+	for i, v := range views {
+		out.Items[i] = leadOut(v)
+	}
+	if total != nil {
+		t := int64(*total)
+		out.Total = &t
+	}
+	return api.ListLeads200JSONResponse{Body: out}, nil
+}
+
+func customerInput(name, industry, region, address, website, creditLevel, source *string, tags *[]string) records.CustomerInput {
+	return records.CustomerInput{Name: name, Industry: industry, Region: region, Address: address, Website: website,
+		CreditLevel: creditLevel, Source: source, Tags: tags}
+}
+
+// CreateCustomer creates a customer.
+func (s *Server) CreateCustomer(ctx context.Context, req api.CreateCustomerRequestObject) (api.CreateCustomerResponseObject, error) {
+	b := req.Body
+	in := customerInput(&b.Name, b.Industry, b.Region, b.Address, b.Website, b.CreditLevel, b.Source, b.Tags)
+	in.PoolID = b.PoolId
+	if b.Grade != nil {
+		in.Grade = patch.Value(string(*b.Grade))
+	}
+	if b.CreditLimit != nil {
+		in.CreditLimit = patch.Value(*b.CreditLimit)
+	}
+	v, err := s.records.CreateCustomer(ctx, auth.FromContext(ctx), in)
+	if err != nil {
+		return nil, err
+	}
+	noteTarget(ctx, "customer", v.ID.String())
+	body, err := withPlacement[api.CustomerCreated](customerOut(v), v.Placement)
+	if err != nil {
+		return nil, fmt.Errorf("render customer: %w", err)
+	}
+	return api.CreateCustomer201JSONResponse{Body: body, Headers: api.CreateCustomer201ResponseHeaders{ETag: etag(v.Version)}}, nil
+}
+
+// GetCustomer returns a customer.
+func (s *Server) GetCustomer(ctx context.Context, req api.GetCustomerRequestObject) (api.GetCustomerResponseObject, error) {
+	v, err := s.records.GetCustomer(ctx, auth.FromContext(ctx), req.Id)
+	if err != nil {
+		return nil, err
+	}
+	return api.GetCustomer200JSONResponse{Body: customerOut(v), Headers: api.GetCustomer200ResponseHeaders{ETag: etag(v.Version)}}, nil
+}
+
+// UpdateCustomer patches a customer.
+func (s *Server) UpdateCustomer(ctx context.Context, req api.UpdateCustomerRequestObject) (api.UpdateCustomerResponseObject, error) {
+	b := req.Body
+	in := customerInput(b.Name, b.Industry, b.Region, b.Address, b.Website, b.CreditLevel, b.Source, b.Tags)
+	in.Grade = fieldOf(b.Grade, func(g api.Grade) string { return string(g) })
+	in.CreditLimit = fieldOf(b.CreditLimit, same[float64])
+	v, err := s.records.UpdateCustomer(ctx, auth.FromContext(ctx), req.Id, req.Params.IfMatch, in)
+	if err != nil {
+		return nil, err
+	}
+	return api.UpdateCustomer200JSONResponse{Body: customerOut(v), Headers: api.UpdateCustomer200ResponseHeaders{ETag: etag(v.Version)}}, nil
+}
+
+// UpdateCustomerDealStatus sets or clears 成交.
+func (s *Server) UpdateCustomerDealStatus(ctx context.Context, req api.UpdateCustomerDealStatusRequestObject) (api.UpdateCustomerDealStatusResponseObject, error) {
+	v, err := s.records.SetDealStatus(ctx, auth.FromContext(ctx), req.Id, req.Body.DealStatus)
+	if err != nil {
+		return nil, err
+	}
+	return api.UpdateCustomerDealStatus200JSONResponse{Body: customerOut(v), Headers: api.UpdateCustomerDealStatus200ResponseHeaders{ETag: etag(v.Version)}}, nil
+}
+
+// ListCustomers lists customers.
+func (s *Server) ListCustomers(ctx context.Context, req api.ListCustomersRequestObject) (api.ListCustomersResponseObject, error) {
+	pr := req.Params
+	f, err := s.recordFilter(pr.Limit, pr.Cursor, pr.OwnerId, pr.PoolId, (*string)(pr.Status), pr.Region, pr.Industry, pr.Source, pr.Tag,
+		pr.Q, (*string)(pr.Sort), pr.IncludeTotal)
+	if err != nil {
+		return nil, err
+	}
+	f.CreatedFrom, f.CreatedTo, f.UpdatedFrom, f.UpdatedTo = pr.CreatedFrom, pr.CreatedTo, pr.UpdatedFrom, pr.UpdatedTo
+	f.DealStatus = pr.DealStatus
+	f.Grade = (*string)(pr.Grade)
+	views, total, next, err := s.records.ListCustomers(ctx, auth.FromContext(ctx), f)
+	if err != nil {
+		return nil, err
+	}
+	out := api.CustomerList{Items: make([]api.Customer, len(views)), NextCursor: s.encodeCursor(next)}
+	for i, v := range views {
+		out.Items[i] = customerOut(v)
+	}
+	if total != nil {
+		t := int64(*total)
+		out.Total = &t
+	}
+	return api.ListCustomers200JSONResponse{Body: out}, nil
+}
+
+// CheckDuplicates answers "who already has this?".
+func (s *Server) CheckDuplicates(ctx context.Context, req api.CheckDuplicatesRequestObject) (api.CheckDuplicatesResponseObject, error) {
+	pr := req.Params
+	get := func(v *string) string {
+		if v == nil {
+			return ""
+		}
+		return *v
+	}
+	matches, err := s.records.CheckDuplicates(ctx, auth.FromContext(ctx), get(pr.Name), get(pr.Phone), get(pr.Email))
+	if err != nil {
+		return nil, err
+	}
+	out := api.DuplicateMatches{Matches: make([]api.DuplicateMatch, len(matches))}
+	for i, m := range matches {
+		out.Matches[i] = api.DuplicateMatch{Kind: api.DuplicateMatchKind(m.Kind), Id: m.ID, CustomerId: m.CustomerID,
+			OwnerName: nullOf(m.OwnerName), PoolName: nullOf(m.PoolName), MatchedOn: api.DuplicateMatchMatchedOn(m.MatchedOn)}
+	}
+	return api.CheckDuplicates200JSONResponse{Body: out}, nil
+}

@@ -1,0 +1,164 @@
+package pool
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/shoalcrm/shoal/ent"
+	"github.com/shoalcrm/shoal/ent/team"
+	"github.com/shoalcrm/shoal/ent/user"
+	"github.com/shoalcrm/shoal/internal/apperr"
+	"github.com/shoalcrm/shoal/internal/poolrules"
+	"github.com/shoalcrm/shoal/internal/store"
+)
+
+// Settings are the global defaults (global caps and whether dealt customers
+// count against the customer cap).
+type Settings struct {
+	MaxOwnedLeads     *int `json:"maxOwnedLeads"`
+	MaxOwnedCustomers *int `json:"maxOwnedCustomers"`
+	MaxFrozen         *int `json:"maxFrozen"`
+	CapCountsDealt    bool `json:"capCountsDealt"`
+}
+
+const settingsKey = "global"
+
+// loadSettings reads the global settings inside tx (or outside, with the
+// reader client).
+func loadSettings(ctx context.Context, c *ent.SettingClient) (Settings, error) {
+	row, err := c.Get(ctx, settingsKey)
+	if ent.IsNotFound(err) {
+		return Settings{}, nil
+	}
+	if err != nil {
+		return Settings{}, fmt.Errorf("load settings: %w", err)
+	}
+	raw, err := json.Marshal(row.Value)
+	if err != nil {
+		return Settings{}, fmt.Errorf("settings: %w", err)
+	}
+	var st Settings
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return Settings{}, fmt.Errorf("settings: %w", err)
+	}
+	return st, nil
+}
+
+// Settings returns the global settings.
+func (s *Service) Settings(ctx context.Context) (Settings, error) {
+	return loadSettings(ctx, s.store.Reader.Setting)
+}
+
+// Caps are a user's resolved caps (nil = unlimited).
+type Caps struct {
+	Leads, Customers, Frozen *int
+}
+
+// For returns the cap that applies to records of kind.
+func (c Caps) For(kind string) *int {
+	if kind == "lead" {
+		return c.Leads
+	}
+	return c.Customers
+}
+
+// resolveCaps resolves a user's caps: his override, else the nearest team
+// (his own, then its ancestors) that sets one, else the global default.
+func resolveCaps(ctx context.Context, tx *ent.Tx, u *ent.User, st Settings) (Caps, error) {
+	var chain []*ent.Team
+	if u.TeamPath != "" {
+		var ids []uuid.UUID
+		for _, part := range strings.Split(strings.Trim(u.TeamPath, "/"), "/") {
+			if id, err := uuid.Parse(part); err == nil {
+				ids = append(ids, id)
+			}
+		}
+		teams, err := tx.Team.Query().Where(team.IDIn(ids...)).All(ctx)
+		if err != nil {
+			return Caps{}, fmt.Errorf("load teams: %w", err)
+		}
+		byID := map[uuid.UUID]*ent.Team{}
+		for _, t := range teams {
+			byID[t.ID] = t
+		}
+		for i := len(ids) - 1; i >= 0; i-- { // nearest first
+			if t := byID[ids[i]]; t != nil {
+				chain = append(chain, t)
+			}
+		}
+	}
+	pick := func(user *int, team func(*ent.Team) *int, global *int) *int {
+		if user != nil {
+			return user
+		}
+		for _, t := range chain {
+			if v := team(t); v != nil {
+				return v
+			}
+		}
+		return global
+	}
+	return Caps{
+		Leads:     pick(u.MaxOwnedLeads, func(t *ent.Team) *int { return t.MaxOwnedLeads }, st.MaxOwnedLeads),
+		Customers: pick(u.MaxOwnedCustomers, func(t *ent.Team) *int { return t.MaxOwnedCustomers }, st.MaxOwnedCustomers),
+		Frozen:    pick(u.MaxFrozen, func(t *ent.Team) *int { return t.MaxFrozen }, st.MaxFrozen),
+	}, nil
+}
+
+// holder is a user locked for an ownership change, with his counters and
+// resolved caps.
+type holder struct {
+	user *ent.User
+	caps Caps
+}
+
+func (h *holder) owned(kind string) int {
+	if kind == "lead" {
+		return h.user.OwnedLeads
+	}
+	return h.user.OwnedCustomers
+}
+
+// lockHolder loads (and on PostgreSQL locks) a user row for an ownership
+// change. Every transaction locks the record first and then its users in
+// id order, so lock waits cannot form a cycle.
+func (s *Service) lockHolder(ctx context.Context, tx *ent.Tx, id uuid.UUID, st Settings) (*holder, error) {
+	u, err := store.ForUpdate(s.store, tx.User.Query().Where(user.ID(id))).Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, apperr.Invalidf("body/ownerId", "unknown_user", "no such user")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lock user: %w", err)
+	}
+	caps, err := resolveCaps(ctx, tx, u, st)
+	if err != nil {
+		return nil, err
+	}
+	return &holder{user: u, caps: caps}, nil
+}
+
+// underCap reports whether the holder may take one more record of kind.
+func (h *holder) underCap(kind string) bool {
+	return poolrules.UnderCap(h.owned(kind), h.caps.For(kind))
+}
+
+// adjust changes a user's owned counter for kind by delta, in tx.
+func adjust(ctx context.Context, tx *ent.Tx, id uuid.UUID, kind string, delta int) error {
+	if delta == 0 {
+		return nil
+	}
+	upd := tx.User.UpdateOneID(id)
+	if kind == "lead" {
+		upd.AddOwnedLeads(delta)
+	} else {
+		upd.AddOwnedCustomers(delta)
+	}
+	if err := upd.Exec(ctx); err != nil {
+		return fmt.Errorf("adjust counters: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,216 @@
+package pool
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shoalcrm/shoal/ent"
+	"github.com/shoalcrm/shoal/ent/cooldown"
+	entpool "github.com/shoalcrm/shoal/ent/pool"
+	"github.com/shoalcrm/shoal/ent/predicate"
+	"github.com/shoalcrm/shoal/ent/user"
+	"github.com/shoalcrm/shoal/internal/apperr"
+	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/poolrules"
+)
+
+// Placements of a new record.
+const (
+	PlacedOwned        = "owned"
+	PlacedPooled       = "pooled"
+	PlacedAutoAssigned = "autoAssigned"
+)
+
+var errPoolNotAllowed = apperr.New(apperr.Forbidden, "pool_not_allowed", "you may not create records in this pool")
+
+// Placement is where a new record goes: its home pool and, unless pooled,
+// its owner.
+type Placement struct {
+	Pool    *ent.Pool
+	OwnerID *uuid.UUID
+	How     string
+	Now     time.Time
+}
+
+// Place decides where a record of kind created by p lands (domain.md,
+// Caps): a person's record is his, in the default pool, unless he is at his
+// cap; records created into a named pool (admins, managing supervisors,
+// pool-bound API keys) are pooled. It runs inside the creating transaction
+// and takes the creator's counter with it. Call Created after inserting.
+func (s *Service) Place(ctx context.Context, tx *ent.Tx, p *auth.Principal, kind string, requested *uuid.UUID) (*Placement, error) {
+	now := s.clock.Now()
+	target := requested
+	if p.Type == auth.ActorAPIKey && p.PoolID != nil {
+		if requested != nil && *requested != *p.PoolID {
+			return nil, errPoolNotAllowed
+		}
+		target = p.PoolID
+	}
+	var pl *ent.Pool
+	var err error
+	if target != nil {
+		pl, err = tx.Pool.Get(ctx, *target)
+		if ent.IsNotFound(err) {
+			return nil, apperr.Invalidf("body/poolId", "unknown_pool", "no such pool")
+		}
+	} else {
+		pl, err = tx.Pool.Query().Where(entpool.KindEQ(entpool.Kind(kind)), entpool.IsDefault(true)).First(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load pool: %w", err)
+	}
+	if string(pl.Kind) != kind {
+		return nil, apperr.Invalidf("body/poolId", "wrong_pool_kind", "the pool holds records of another kind")
+	}
+	if requested != nil && p.Type == auth.ActorUser && !IsManager(p, pl) {
+		return nil, errPoolNotAllowed
+	}
+	place := &Placement{Pool: pl, How: PlacedPooled, Now: now}
+	if target == nil && p.Type == auth.ActorUser {
+		st, err := loadSettings(ctx, tx.Setting)
+		if err != nil {
+			return nil, err
+		}
+		h, err := s.lockHolder(ctx, tx, p.ID, st)
+		if err != nil {
+			return nil, err
+		}
+		if h.underCap(kind) {
+			id := p.ID
+			place.OwnerID, place.How = &id, PlacedOwned
+			if err := adjust(ctx, tx, id, kind, 1); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return place, nil
+}
+
+// Created finishes placing a newly inserted record: it writes the create
+// history row and event and, for a pooled record in a pool with
+// autoAssign, hands it to a member at once.
+func (s *Service) Created(ctx context.Context, tx *ent.Tx, p *auth.Principal, kind string, id uuid.UUID, place *Placement) error {
+	r, err := s.load(ctx, tx, kind, id)
+	if err != nil {
+		return err
+	}
+	if err := s.log(ctx, tx, r, Change{Op: "create", To: place.OwnerID, Actor: p, RuleVersion: place.Pool.RuleVersion}, place.Now); err != nil {
+		return err
+	}
+	if place.OwnerID != nil {
+		return s.save(ctx, tx, r, place.Pool, place.Now)
+	}
+	assigned, err := s.autoAssign(ctx, tx, place.Pool, r, nil, place.Now)
+	if err != nil {
+		return err
+	}
+	if assigned {
+		place.How, place.OwnerID = PlacedAutoAssigned, r.OwnerID
+	}
+	return nil
+}
+
+// autoAssign gives a pooled record to an eligible member of a pool with
+// autoAssign on (skipping inactive, at-cap and cooling-down members, and
+// the excluded previous owner), in the caller's transaction. It reports
+// whether it assigned.
+func (s *Service) autoAssign(ctx context.Context, tx *ent.Tx, pl *ent.Pool, r *Record, exclude *uuid.UUID, now time.Time) (bool, error) {
+	if pl.AutoAssign == entpool.AutoAssignOff || r.OwnerID != nil || r.Status != "active" {
+		return false, nil
+	}
+	q := tx.User.Query().Where(user.Active(true), user.RoleEQ(user.RoleRep)).Order(ent.Asc(user.FieldID))
+	if len(pl.MemberTeamIds) > 0 {
+		var or []predicate.User
+		for _, t := range pl.MemberTeamIds {
+			or = append(or, user.TeamPathContains("/"+t.String()+"/"))
+		}
+		q = q.Where(user.Or(or...))
+	}
+	members, err := q.All(ctx)
+	if err != nil {
+		return false, fmt.Errorf("load pool members: %w", err)
+	}
+	if len(members) == 0 {
+		return false, nil
+	}
+	st, err := loadSettings(ctx, tx.Setting)
+	if err != nil {
+		return false, err
+	}
+	cooling := map[uuid.UUID]bool{}
+	if days := pl.ClaimCooldownDays; days != nil {
+		cds, err := tx.Cooldown.Query().Where(cooldown.RecordID(r.ID), cooldown.LostAtGT(now.Add(-time.Duration(*days)*24*time.Hour))).All(ctx)
+		if err != nil {
+			return false, fmt.Errorf("load cooldowns: %w", err)
+		}
+		for _, c := range cds {
+			cooling[c.UserID] = true
+		}
+	}
+	cands := make([]poolrules.Candidate, 0, len(members))
+	byID := map[string]*ent.User{}
+	for _, m := range members {
+		caps, err := resolveCaps(ctx, tx, m, st)
+		if err != nil {
+			return false, err
+		}
+		owned := m.OwnedLeads
+		if r.Kind == "customer" {
+			owned = m.OwnedCustomers
+		}
+		inCooldown := cooling[m.ID] || (exclude != nil && *exclude == m.ID)
+		cands = append(cands, poolrules.Candidate{UserID: m.ID.String(), Active: m.Active, Owned: owned, Cap: caps.For(r.Kind), InCooldown: inCooldown})
+		byID[m.ID.String()] = m
+	}
+	// Lock the pick and re-check under the lock; if another transaction
+	// filled him up meanwhile, drop him and pick again.
+	for range len(cands) {
+		var pick string
+		if pl.AutoAssign == entpool.AutoAssignRoundRobin {
+			last := ""
+			if pl.LastAssignedID != nil {
+				last = pl.LastAssignedID.String()
+			}
+			pick = poolrules.PickRoundRobin(cands, last)
+		} else {
+			pick = poolrules.PickLeastLoaded(cands)
+		}
+		if pick == "" {
+			return false, nil
+		}
+		h, err := s.lockHolder(ctx, tx, byID[pick].ID, st)
+		if err != nil {
+			return false, err
+		}
+		if h.user.Active && h.underCap(r.Kind) {
+			return true, s.assignTo(ctx, tx, pl, r, h, st, now)
+		}
+		for i := range cands {
+			if cands[i].UserID == pick {
+				cands[i].Active = false
+			}
+		}
+	}
+	return false, nil
+}
+
+// assignTo hands a pooled record to h as an automatic assignment.
+func (s *Service) assignTo(ctx context.Context, tx *ent.Tx, pl *ent.Pool, r *Record, h *holder, st Settings, now time.Time) error {
+	id := h.user.ID
+	r.OwnerID, r.OwnedAt, r.FrozenUntil = &id, &now, nil
+	if r.Counts(st) {
+		if err := adjust(ctx, tx, id, r.Kind, 1); err != nil {
+			return err
+		}
+	}
+	if err := tx.Pool.UpdateOne(pl).SetLastAssignedID(id).Exec(ctx); err != nil {
+		return fmt.Errorf("remember round robin: %w", err)
+	}
+	if err := s.save(ctx, tx, r, pl, now); err != nil {
+		return err
+	}
+	return s.log(ctx, tx, r, Change{Op: "autoAssign", To: &id, RuleVersion: pl.RuleVersion}, now)
+}

@@ -1,0 +1,250 @@
+package pool
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shoalcrm/shoal/ent"
+	"github.com/shoalcrm/shoal/ent/customer"
+	"github.com/shoalcrm/shoal/ent/lead"
+	"github.com/shoalcrm/shoal/ent/ownershipchange"
+	"github.com/shoalcrm/shoal/internal/apperr"
+	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/poolrules"
+	"github.com/shoalcrm/shoal/internal/store"
+)
+
+// Record is the ownership state of a lead or customer, whichever it is, as
+// the engine reads and writes it.
+type Record struct {
+	Kind           string
+	ID             uuid.UUID
+	OwnerID        *uuid.UUID
+	PoolID         uuid.UUID
+	OwnedAt        *time.Time
+	LastFollowUpAt *time.Time
+	FrozenUntil    *time.Time
+	ReleasedAt     *time.Time
+	Status         string
+	Dealt          bool
+	Grade          string
+}
+
+func fromLead(l *ent.Lead) *Record {
+	return &Record{Kind: "lead", ID: l.ID, OwnerID: l.OwnerID, PoolID: l.PoolID, OwnedAt: l.OwnedAt,
+		LastFollowUpAt: l.LastFollowUpAt, FrozenUntil: l.FrozenUntil, ReleasedAt: l.ReleasedAt, Status: string(l.Status)}
+}
+
+func fromCustomer(c *ent.Customer) *Record {
+	return &Record{Kind: "customer", ID: c.ID, OwnerID: c.OwnerID, PoolID: c.PoolID, OwnedAt: c.OwnedAt,
+		LastFollowUpAt: c.LastFollowUpAt, FrozenUntil: c.FrozenUntil, ReleasedAt: c.ReleasedAt, Status: string(c.Status),
+		Dealt: c.DealStatus, Grade: c.Grade}
+}
+
+// Pure is the record as the pure rules see it.
+func (r *Record) Pure() poolrules.Record {
+	owner := ""
+	if r.OwnerID != nil {
+		owner = r.OwnerID.String()
+	}
+	return poolrules.Record{Kind: poolrules.Kind(r.Kind), OwnerID: owner, Status: poolrules.Status(r.Status),
+		OwnedAt: r.OwnedAt, LastFollowUpAt: r.LastFollowUpAt, FrozenUntil: r.FrozenUntil, ReleasedAt: r.ReleasedAt,
+		Dealt: r.Dealt, Grade: r.Grade}
+}
+
+// Counts reports whether the record counts against its owner's cap: active,
+// and for customers not dealt unless capCountsDealt.
+func (r *Record) Counts(st Settings) bool {
+	if r.Status != "active" {
+		return false
+	}
+	return r.Kind == "lead" || !r.Dealt || st.CapCountsDealt
+}
+
+// load reads a record inside tx, locking it on PostgreSQL.
+func (s *Service) load(ctx context.Context, tx *ent.Tx, kind string, id uuid.UUID) (*Record, error) {
+	switch kind {
+	case "lead":
+		l, err := store.ForUpdate(s.store, tx.Lead.Query().Where(lead.ID(id))).Only(ctx)
+		if ent.IsNotFound(err) {
+			return nil, apperr.NotFoundf("lead")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load lead: %w", err)
+		}
+		return fromLead(l), nil
+	case "customer":
+		c, err := store.ForUpdate(s.store, tx.Customer.Query().Where(customer.ID(id))).Only(ctx)
+		if ent.IsNotFound(err) {
+			return nil, apperr.NotFoundf("customer")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load customer: %w", err)
+		}
+		return fromCustomer(c), nil
+	}
+	return nil, fmt.Errorf("unknown record kind %q", kind)
+}
+
+// Load reads a record inside tx, locking it on PostgreSQL; for other
+// packages (records, the sweep) that change records through the engine.
+func (s *Service) Load(ctx context.Context, tx *ent.Tx, kind string, id uuid.UUID) (*Record, error) {
+	return s.load(ctx, tx, kind, id)
+}
+
+// save writes the ownership state of r, recomputing its stored reclaim
+// deadline under the pool's rules, and bumps its version.
+func (s *Service) save(ctx context.Context, tx *ent.Tx, r *Record, pl *ent.Pool, now time.Time) error {
+	clk := poolrules.ReclaimClock(now, r.Pure(), Rules(pl))
+	var err error
+	switch r.Kind {
+	case "lead":
+		upd := tx.Lead.UpdateOneID(r.ID).SetPoolID(r.PoolID).SetStatus(lead.Status(r.Status)).
+			SetNillableOwnerID(r.OwnerID).SetNillableOwnedAt(r.OwnedAt).SetNillableLastFollowUpAt(r.LastFollowUpAt).
+			SetNillableFrozenUntil(r.FrozenUntil).SetNillableReleasedAt(r.ReleasedAt).
+			SetNillableReclaimAt(clk.ReclaimAt).SetReclaimReason(clk.Reason).AddVersion(1).SetUpdatedAt(now)
+		if r.OwnerID == nil {
+			upd.ClearOwnerID()
+		}
+		if r.OwnedAt == nil {
+			upd.ClearOwnedAt()
+		}
+		if r.LastFollowUpAt == nil {
+			upd.ClearLastFollowUpAt()
+		}
+		if r.FrozenUntil == nil {
+			upd.ClearFrozenUntil()
+		}
+		if clk.ReclaimAt == nil {
+			upd.ClearReclaimAt()
+		}
+		err = upd.Exec(ctx)
+	case "customer":
+		upd := tx.Customer.UpdateOneID(r.ID).SetPoolID(r.PoolID).SetStatus(customer.Status(r.Status)).
+			SetNillableOwnerID(r.OwnerID).SetNillableOwnedAt(r.OwnedAt).SetNillableLastFollowUpAt(r.LastFollowUpAt).
+			SetNillableFrozenUntil(r.FrozenUntil).SetNillableReleasedAt(r.ReleasedAt).
+			SetNillableReclaimAt(clk.ReclaimAt).SetReclaimReason(clk.Reason).AddVersion(1).SetUpdatedAt(now)
+		if r.OwnerID == nil {
+			upd.ClearOwnerID()
+		}
+		if r.OwnedAt == nil {
+			upd.ClearOwnedAt()
+		}
+		if r.LastFollowUpAt == nil {
+			upd.ClearLastFollowUpAt()
+		}
+		if r.FrozenUntil == nil {
+			upd.ClearFrozenUntil()
+		}
+		if clk.ReclaimAt == nil {
+			upd.ClearReclaimAt()
+		}
+		err = upd.Exec(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("save %s: %w", r.Kind, err)
+	}
+	return nil
+}
+
+// Change describes one ownership or state change for history and events.
+type Change struct {
+	Op          string
+	From, To    *uuid.UUID
+	Actor       *auth.Principal // nil: the system (sweep, auto-assignment)
+	Reason      string
+	RuleVersion int
+}
+
+// log writes the history row and the domain event of a change to r.
+func (s *Service) log(ctx context.Context, tx *ent.Tx, r *Record, c Change, now time.Time) error {
+	h := tx.OwnershipChange.Create().
+		SetRecordKind(ownershipchange.RecordKind(r.Kind)).
+		SetRecordID(r.ID).
+		SetOperation(ownershipchange.Operation(c.Op)).
+		SetNillableFromOwnerID(c.From).
+		SetNillableToOwnerID(c.To).
+		SetReason(c.Reason).
+		SetPoolID(r.PoolID).
+		SetRuleVersion(c.RuleVersion).
+		SetAt(now)
+	actorType := "system"
+	var actorID *uuid.UUID
+	if c.Actor != nil {
+		actorType = string(c.Actor.Type)
+		id := c.Actor.ID
+		actorID = &id
+	}
+	h.SetActorType(ownershipchange.ActorType(actorType)).SetNillableActorID(actorID)
+	if err := h.Exec(ctx); err != nil {
+		return fmt.Errorf("write history: %w", err)
+	}
+	data := map[string]any{"operation": c.Op, "poolId": r.PoolID.String(), "actorType": actorType, "ruleVersion": c.RuleVersion}
+	if c.From != nil {
+		data["fromOwnerId"] = c.From.String()
+	}
+	if c.To != nil {
+		data["toOwnerId"] = c.To.String()
+	}
+	if actorID != nil {
+		data["actorId"] = actorID.String()
+	}
+	if c.Reason != "" {
+		data["reason"] = c.Reason
+	}
+	if err := tx.DomainEvent.Create().SetType(r.Kind + "." + c.Op).SetSubjectKind(r.Kind).SetSubjectID(r.ID).
+		SetData(data).SetAt(now).Exec(ctx); err != nil {
+		return fmt.Errorf("write event: %w", err)
+	}
+	return nil
+}
+
+// SetDealt records a customer's deal status in tx, keeping the owner's
+// counter and the stored reclaim deadline in step.
+func (s *Service) SetDealt(ctx context.Context, tx *ent.Tx, p *auth.Principal, id uuid.UUID, dealt bool) error {
+	r, err := s.load(ctx, tx, "customer", id)
+	if err != nil {
+		return err
+	}
+	if r.Dealt == dealt {
+		return nil
+	}
+	st, err := loadSettings(ctx, tx.Setting)
+	if err != nil {
+		return err
+	}
+	before := r.Counts(st)
+	r.Dealt = dealt
+	after := r.Counts(st)
+	if r.OwnerID != nil && before != after {
+		delta := 1
+		if !after {
+			delta = -1
+		}
+		if err := adjust(ctx, tx, *r.OwnerID, "customer", delta); err != nil {
+			return err
+		}
+	}
+	now := s.clock.Now()
+	upd := tx.Customer.UpdateOneID(id).SetDealStatus(dealt)
+	if dealt {
+		upd.SetDealAt(now)
+	} else {
+		upd.ClearDealAt()
+	}
+	if err := upd.Exec(ctx); err != nil {
+		return fmt.Errorf("set deal status: %w", err)
+	}
+	pl, err := tx.Pool.Get(ctx, r.PoolID)
+	if err != nil {
+		return fmt.Errorf("load pool: %w", err)
+	}
+	if err := s.save(ctx, tx, r, pl, now); err != nil {
+		return err
+	}
+	return tx.DomainEvent.Create().SetType("customer.dealStatus").SetSubjectKind("customer").SetSubjectID(id).
+		SetData(map[string]any{"dealStatus": dealt, "actorId": p.ID.String()}).SetAt(now).Exec(ctx)
+}

@@ -1,0 +1,213 @@
+package records
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+
+	"github.com/shoalcrm/shoal/ent"
+	"github.com/shoalcrm/shoal/ent/customer"
+	"github.com/shoalcrm/shoal/ent/dedupekey"
+	"github.com/shoalcrm/shoal/ent/lead"
+	"github.com/shoalcrm/shoal/ent/predicate"
+	"github.com/shoalcrm/shoal/internal/apperr"
+	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/dedupe"
+	"github.com/shoalcrm/shoal/internal/store"
+)
+
+// dupKey is one normalised value a record claims.
+type dupKey struct {
+	Type  string // name, phone, email
+	Value string
+}
+
+// keysOf returns the normalised keys of a company/customer name, a phone
+// and an email, skipping empty ones. Person names are not keys: two people
+// called 王伟 are not a duplicate.
+func keysOf(name, phone, email string) []dupKey {
+	var keys []dupKey
+	if v := dedupe.Name(name); v != "" {
+		keys = append(keys, dupKey{dedupe.MatchedName, v})
+	}
+	if v := dedupe.Phone(phone); v != "" {
+		keys = append(keys, dupKey{dedupe.MatchedPhone, v})
+	}
+	if v := dedupe.Email(email); v != "" {
+		keys = append(keys, dupKey{dedupe.MatchedEmail, v})
+	}
+	return keys
+}
+
+// Match is one existing record a value matched, told only as far as the
+// caller may know it.
+type Match struct {
+	Kind       string     `json:"kind"`
+	ID         *uuid.UUID `json:"id,omitempty"`
+	CustomerID *uuid.UUID `json:"customerId,omitempty"`
+	OwnerName  *string    `json:"ownerName"`
+	PoolName   *string    `json:"poolName"`
+	MatchedOn  string     `json:"matchedOn"`
+}
+
+// duplicateError is the 409 that names what matched.
+func duplicateError(m []Match) error {
+	return &apperr.Error{Kind: apperr.Conflict, Code: "duplicate", Message: "a record with the same name, phone or email already exists",
+		Extra: map[string]any{"matches": m}}
+}
+
+// findMatches looks the keys up (one unique-index probe each) and
+// describes each match for p. self is excluded (an update keeping its own
+// values).
+func (s *Service) findMatches(ctx context.Context, c *ent.Client, p *auth.Principal, keys []dupKey, self *uuid.UUID) ([]Match, error) {
+	var out []Match
+	for _, k := range keys {
+		row, err := c.DedupeKey.Query().Where(dedupekey.KeyTypeEQ(dedupekey.KeyType(k.Type)), dedupekey.Value(k.Value)).Only(ctx)
+		if ent.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("duplicate look-up: %w", err)
+		}
+		if self != nil && row.RecordID == *self {
+			continue
+		}
+		m, err := s.describe(ctx, c, p, row)
+		if err != nil {
+			return nil, err
+		}
+		m.MatchedOn = k.Type
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// describe names the owner and pool of a matched record, and its id only
+// when p may see it.
+func (s *Service) describe(ctx context.Context, c *ent.Client, p *auth.Principal, row *ent.DedupeKey) (Match, error) {
+	m := Match{Kind: string(row.RecordKind)}
+	kind, id := string(row.RecordKind), row.RecordID
+	if row.RecordKind == dedupekey.RecordKindContact && row.CustomerID != nil {
+		kind, id = "customer", *row.CustomerID
+	}
+	var owner *uuid.UUID
+	var poolID uuid.UUID
+	switch kind {
+	case "lead":
+		l, err := c.Lead.Get(ctx, id)
+		if err != nil {
+			return m, fmt.Errorf("load matched lead: %w", err)
+		}
+		owner, poolID = l.OwnerID, l.PoolID
+	default:
+		cu, err := c.Customer.Get(ctx, id)
+		if err != nil {
+			return m, fmt.Errorf("load matched customer: %w", err)
+		}
+		owner, poolID = cu.OwnerID, cu.PoolID
+	}
+	if owner != nil {
+		if u, err := c.User.Get(ctx, *owner); err == nil {
+			m.OwnerName = &u.Name
+		}
+	}
+	if pl, err := c.Pool.Get(ctx, poolID); err == nil {
+		m.PoolName = &pl.Name
+	}
+	visible, err := s.visible(ctx, c, p, kind, id)
+	if err != nil {
+		return m, err
+	}
+	if visible {
+		if row.RecordKind == dedupekey.RecordKindContact {
+			rid, cid := row.RecordID, id
+			m.ID, m.CustomerID = &rid, &cid
+		} else {
+			m.ID = &id
+		}
+	}
+	return m, nil
+}
+
+// visible reports whether p may see the record.
+func (s *Service) visible(ctx context.Context, c *ent.Client, p *auth.Principal, kind string, id uuid.UUID) (bool, error) {
+	sc, err := s.scope(ctx, p, kind)
+	if err != nil {
+		return false, err
+	}
+	if kind == "lead" {
+		return c.Lead.Query().Where(lead.ID(id), predicate.Lead(sc)).Exist(ctx)
+	}
+	return c.Customer.Query().Where(customer.ID(id), predicate.Customer(sc)).Exist(ctx)
+}
+
+// claimKeys reserves keys for a record in tx. Matches found first are
+// reported in full; a concurrent transaction that claims the same value
+// between the look-up and the insert is caught by the unique index, and
+// the caller reports that with reportRace after rolling back.
+func (s *Service) claimKeys(ctx context.Context, tx *ent.Tx, p *auth.Principal, kind string, id uuid.UUID, customerID *uuid.UUID, keys []dupKey) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	m, err := s.findMatches(ctx, tx.Client(), p, keys, &id)
+	if err != nil {
+		return err
+	}
+	if len(m) > 0 {
+		return duplicateError(m)
+	}
+	builders := make([]*ent.DedupeKeyCreate, len(keys))
+	for i, k := range keys {
+		builders[i] = tx.DedupeKey.Create().SetKeyType(dedupekey.KeyType(k.Type)).SetValue(k.Value).
+			SetRecordKind(dedupekey.RecordKind(kind)).SetRecordID(id).SetNillableCustomerID(customerID)
+	}
+	if err := tx.DedupeKey.CreateBulk(builders...).Exec(ctx); err != nil {
+		if store.IsUniqueViolation(err) {
+			return errRaced{keys: keys}
+		}
+		return fmt.Errorf("claim duplicate keys: %w", err)
+	}
+	return nil
+}
+
+// errRaced means another transaction claimed one of the keys first.
+type errRaced struct{ keys []dupKey }
+
+func (errRaced) Error() string { return "duplicate key claimed concurrently" }
+
+// reportRace turns errRaced (after the transaction rolled back) into the
+// duplicate error naming the winner.
+func (s *Service) reportRace(ctx context.Context, p *auth.Principal, err error) error {
+	r, ok := err.(errRaced)
+	if !ok {
+		return err
+	}
+	m, ferr := s.findMatches(ctx, s.store.Client, p, r.keys, nil)
+	if ferr != nil {
+		return ferr
+	}
+	return duplicateError(m)
+}
+
+// releaseKeys drops the keys a record holds of the given types.
+func releaseKeys(ctx context.Context, tx *ent.Tx, id uuid.UUID, types ...string) error {
+	kt := make([]dedupekey.KeyType, len(types))
+	for i, t := range types {
+		kt[i] = dedupekey.KeyType(t)
+	}
+	_, err := tx.DedupeKey.Delete().Where(dedupekey.RecordID(id), dedupekey.KeyTypeIn(kt...)).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("release duplicate keys: %w", err)
+	}
+	return nil
+}
+
+// CheckDuplicates answers "who already has this?" for any caller.
+func (s *Service) CheckDuplicates(ctx context.Context, p *auth.Principal, name, phone, email string) ([]Match, error) {
+	keys := keysOf(name, phone, email)
+	if len(keys) == 0 {
+		return nil, apperr.Invalidf("query", "required", "give a name, phone or email that is not empty after normalisation")
+	}
+	return s.findMatches(ctx, s.store.Reader, p, keys, nil)
+}

@@ -1,0 +1,230 @@
+package records
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"entgo.io/ent/dialect/sql"
+	"entgo.io/ent/dialect/sql/sqljson"
+	"github.com/google/uuid"
+
+	"github.com/shoalcrm/shoal/internal/apperr"
+	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/dedupe"
+)
+
+// Filter narrows a list of leads or customers. Pointers are optional.
+type Filter struct {
+	Owner        *string // "me", "none" or a user id
+	PoolID       *uuid.UUID
+	Status       *string
+	DealStatus   *bool
+	Grade        *string
+	Region       *string
+	Industry     *string
+	Source       *string
+	Tag          *string
+	CreatedFrom  *time.Time
+	CreatedTo    *time.Time
+	UpdatedFrom  *time.Time
+	UpdatedTo    *time.Time
+	Q            *string
+	Sort         string // createdAt, -createdAt, … (default -createdAt)
+	IncludeTotal bool
+	Cursor       *Cursor
+	Limit        int
+}
+
+// Cursor is the keyset position after the last row of a page.
+type Cursor struct {
+	Sort string    `json:"s"`
+	At   time.Time `json:"t"`
+	ID   uuid.UUID `json:"i"`
+}
+
+// sortColumns maps sort keys to columns.
+var sortColumns = map[string]string{
+	"createdAt": "created_at", "updatedAt": "updated_at", "ownedAt": "owned_at", "lastFollowUpAt": "last_follow_up_at",
+}
+
+// sortOf parses a sort parameter into column and direction.
+func sortOf(sort string) (col string, desc bool, key string) {
+	if sort == "" {
+		sort = "-createdAt"
+	}
+	key = strings.TrimPrefix(sort, "-")
+	return sortColumns[key], strings.HasPrefix(sort, "-"), key
+}
+
+// filterPredicate applies the filter (not the cursor or order) to a table
+// with the common record columns. hasNameNorm and the company column name
+// differ between leads and customers.
+func (f Filter) predicate(me uuid.UUID, isLead bool) (func(*sql.Selector), error) {
+	var owner *uuid.UUID
+	ownerNone := false
+	if f.Owner != nil {
+		switch *f.Owner {
+		case "me":
+			owner = &me
+		case "none":
+			ownerNone = true
+		default:
+			id, err := uuid.Parse(*f.Owner)
+			if err != nil {
+				return nil, apperr.Invalidf("query.ownerId", "invalid", "ownerId must be me, none or a user id")
+			}
+			owner = &id
+		}
+	}
+	var qPred func(*sql.Selector) *sql.Predicate
+	if f.Q != nil {
+		q := strings.TrimSpace(*f.Q)
+		switch {
+		case strings.Contains(q, "@"):
+			v := dedupe.Email(q)
+			if isLead {
+				qPred = func(s *sql.Selector) *sql.Predicate { return sql.EQ(s.C("email_norm"), v) }
+			} else {
+				qPred = func(s *sql.Selector) *sql.Predicate { return sql.False() }
+			}
+		case looksLikePhone(q):
+			v := dedupe.Phone(q)
+			if isLead {
+				qPred = func(s *sql.Selector) *sql.Predicate { return sql.EQ(s.C("phone_norm"), v) }
+			} else {
+				qPred = func(s *sql.Selector) *sql.Predicate { return sql.False() }
+			}
+		default:
+			v := dedupe.Name(q)
+			if v == "" {
+				return nil, apperr.Invalidf("query.q", "invalid", "q has nothing to search for")
+			}
+			qPred = func(s *sql.Selector) *sql.Predicate {
+				if isLead {
+					return sql.Or(sql.HasPrefix(s.C("name_norm"), v), sql.HasPrefix(s.C("company_norm"), v))
+				}
+				return sql.HasPrefix(s.C("name_norm"), v)
+			}
+		}
+	}
+	return func(s *sql.Selector) {
+		var ps []*sql.Predicate
+		if owner != nil {
+			ps = append(ps, sql.EQ(s.C("owner_id"), *owner))
+		}
+		if ownerNone {
+			ps = append(ps, sql.IsNull(s.C("owner_id")))
+		}
+		eq := func(col string, v *string) {
+			if v != nil {
+				ps = append(ps, sql.EQ(s.C(col), *v))
+			}
+		}
+		if f.PoolID != nil {
+			ps = append(ps, sql.EQ(s.C("pool_id"), *f.PoolID))
+		}
+		eq("status", f.Status)
+		eq("grade", f.Grade)
+		eq("region", f.Region)
+		eq("industry", f.Industry)
+		eq("source", f.Source)
+		if f.DealStatus != nil {
+			ps = append(ps, sql.EQ(s.C("deal_status"), *f.DealStatus))
+		}
+		if f.Tag != nil {
+			ps = append(ps, sqljson.ValueContains(s.C("tags"), *f.Tag))
+		}
+		rng := func(col string, from, to *time.Time) {
+			if from != nil {
+				ps = append(ps, sql.GTE(s.C(col), from.UTC()))
+			}
+			if to != nil {
+				ps = append(ps, sql.LT(s.C(col), to.UTC()))
+			}
+		}
+		rng("created_at", f.CreatedFrom, f.CreatedTo)
+		rng("updated_at", f.UpdatedFrom, f.UpdatedTo)
+		if qPred != nil {
+			ps = append(ps, qPred(s))
+		}
+		if len(ps) > 0 {
+			s.Where(sql.And(ps...))
+		}
+	}, nil
+}
+
+// keyset orders by the sort column and id, and continues after the cursor.
+// Sorting by a column that may be empty (ownedAt, lastFollowUpAt) lists
+// only records that have it.
+func (f Filter) keyset() (func(*sql.Selector), error) {
+	col, desc, key := sortOf(f.Sort)
+	if col == "" {
+		return nil, apperr.Invalidf("query.sort", "enum", "unknown sort key")
+	}
+	if f.Cursor != nil && f.Cursor.Sort != f.Sort && !(f.Cursor.Sort == "" && f.Sort == "") {
+		return nil, apperr.Invalidf("query.cursor", "invalid_cursor", "the cursor belongs to another sort order")
+	}
+	return func(s *sql.Selector) {
+		if key == "ownedAt" || key == "lastFollowUpAt" {
+			s.Where(sql.NotNull(s.C(col)))
+		}
+		if c := f.Cursor; c != nil {
+			at := c.At.UTC()
+			if desc {
+				s.Where(sql.Or(sql.LT(s.C(col), at), sql.And(sql.EQ(s.C(col), at), sql.LT(s.C("id"), c.ID))))
+			} else {
+				s.Where(sql.Or(sql.GT(s.C(col), at), sql.And(sql.EQ(s.C(col), at), sql.GT(s.C("id"), c.ID))))
+			}
+		}
+		if desc {
+			s.OrderBy(sql.Desc(s.C(col)), sql.Desc(s.C("id")))
+		} else {
+			s.OrderBy(sql.Asc(s.C(col)), sql.Asc(s.C("id")))
+		}
+	}, nil
+}
+
+// looksLikePhone reports whether q is mostly digits.
+func looksLikePhone(q string) bool {
+	digits := 0
+	for _, r := range q {
+		if r >= '0' && r <= '9' || r >= '０' && r <= '９' {
+			digits++
+		}
+	}
+	return digits >= 5 && digits*2 >= len([]rune(q))
+}
+
+// next is the cursor after a row with the given sort values.
+func (f Filter) next(id uuid.UUID, created, updated time.Time, owned, followed *time.Time) *Cursor {
+	_, _, key := sortOf(f.Sort)
+	c := &Cursor{Sort: f.Sort, ID: id}
+	switch key {
+	case "updatedAt":
+		c.At = updated
+	case "ownedAt":
+		if owned != nil {
+			c.At = *owned
+		}
+	case "lastFollowUpAt":
+		if followed != nil {
+			c.At = *followed
+		}
+	default:
+		c.At = created
+	}
+	return c
+}
+
+// listPredicates builds the scope, filter and keyset predicates of a list.
+func (s *Service) listPredicates(ctx context.Context, p *auth.Principal, kind string, f Filter) (scope, filter, keyset func(*sql.Selector), err error) {
+	if scope, err = s.scope(ctx, p, kind); err != nil {
+		return
+	}
+	if filter, err = f.predicate(principalUser(p), kind == "lead"); err != nil {
+		return
+	}
+	keyset, err = f.keyset()
+	return
+}
