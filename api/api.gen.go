@@ -98,6 +98,27 @@ func (e Channel) Valid() bool {
 	}
 }
 
+// Defines values for ClaimRequestStatus.
+const (
+	ClaimRequestStatusApproved ClaimRequestStatus = "approved"
+	ClaimRequestStatusPending  ClaimRequestStatus = "pending"
+	ClaimRequestStatusRejected ClaimRequestStatus = "rejected"
+)
+
+// Valid indicates whether the value is a known member of the ClaimRequestStatus enum.
+func (e ClaimRequestStatus) Valid() bool {
+	switch e {
+	case ClaimRequestStatusApproved:
+		return true
+	case ClaimRequestStatusPending:
+		return true
+	case ClaimRequestStatusRejected:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for CustomerStatus.
 const (
 	CustomerStatusActive  CustomerStatus = "active"
@@ -188,6 +209,75 @@ const (
 func (e HealthStatus) Valid() bool {
 	switch e {
 	case Ok:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for HistoryEntryActorType.
+const (
+	HistoryEntryActorTypeApiKey HistoryEntryActorType = "apiKey"
+	HistoryEntryActorTypeSystem HistoryEntryActorType = "system"
+	HistoryEntryActorTypeUser   HistoryEntryActorType = "user"
+)
+
+// Valid indicates whether the value is a known member of the HistoryEntryActorType enum.
+func (e HistoryEntryActorType) Valid() bool {
+	switch e {
+	case HistoryEntryActorTypeApiKey:
+		return true
+	case HistoryEntryActorTypeSystem:
+		return true
+	case HistoryEntryActorTypeUser:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for HistoryEntryOperation.
+const (
+	Assign     HistoryEntryOperation = "assign"
+	AutoAssign HistoryEntryOperation = "autoAssign"
+	Claim      HistoryEntryOperation = "claim"
+	Convert    HistoryEntryOperation = "convert"
+	Create     HistoryEntryOperation = "create"
+	Freeze     HistoryEntryOperation = "freeze"
+	Invalidate HistoryEntryOperation = "invalidate"
+	Reclaim    HistoryEntryOperation = "reclaim"
+	Restore    HistoryEntryOperation = "restore"
+	Return     HistoryEntryOperation = "return"
+	Transfer   HistoryEntryOperation = "transfer"
+	Unfreeze   HistoryEntryOperation = "unfreeze"
+)
+
+// Valid indicates whether the value is a known member of the HistoryEntryOperation enum.
+func (e HistoryEntryOperation) Valid() bool {
+	switch e {
+	case Assign:
+		return true
+	case AutoAssign:
+		return true
+	case Claim:
+		return true
+	case Convert:
+		return true
+	case Create:
+		return true
+	case Freeze:
+		return true
+	case Invalidate:
+		return true
+	case Reclaim:
+		return true
+	case Restore:
+		return true
+	case Return:
+		return true
+	case Transfer:
+		return true
+	case Unfreeze:
 		return true
 	default:
 		return false
@@ -290,6 +380,282 @@ func (e Placement) Valid() bool {
 	case Owned:
 		return true
 	case Pooled:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PoolAutoAssign.
+const (
+	PoolAutoAssignLeastLoaded PoolAutoAssign = "leastLoaded"
+	PoolAutoAssignOff         PoolAutoAssign = "off"
+	PoolAutoAssignRoundRobin  PoolAutoAssign = "roundRobin"
+)
+
+// Valid indicates whether the value is a known member of the PoolAutoAssign enum.
+func (e PoolAutoAssign) Valid() bool {
+	switch e {
+	case PoolAutoAssignLeastLoaded:
+		return true
+	case PoolAutoAssignOff:
+		return true
+	case PoolAutoAssignRoundRobin:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PoolVisibleFields.
+const (
+	PoolVisibleFieldsAddress  PoolVisibleFields = "address"
+	PoolVisibleFieldsCompany  PoolVisibleFields = "company"
+	PoolVisibleFieldsEmail    PoolVisibleFields = "email"
+	PoolVisibleFieldsIndustry PoolVisibleFields = "industry"
+	PoolVisibleFieldsName     PoolVisibleFields = "name"
+	PoolVisibleFieldsNotes    PoolVisibleFields = "notes"
+	PoolVisibleFieldsPhone    PoolVisibleFields = "phone"
+	PoolVisibleFieldsRegion   PoolVisibleFields = "region"
+	PoolVisibleFieldsSource   PoolVisibleFields = "source"
+	PoolVisibleFieldsTags     PoolVisibleFields = "tags"
+	PoolVisibleFieldsWebsite  PoolVisibleFields = "website"
+	PoolVisibleFieldsWechat   PoolVisibleFields = "wechat"
+)
+
+// Valid indicates whether the value is a known member of the PoolVisibleFields enum.
+func (e PoolVisibleFields) Valid() bool {
+	switch e {
+	case PoolVisibleFieldsAddress:
+		return true
+	case PoolVisibleFieldsCompany:
+		return true
+	case PoolVisibleFieldsEmail:
+		return true
+	case PoolVisibleFieldsIndustry:
+		return true
+	case PoolVisibleFieldsName:
+		return true
+	case PoolVisibleFieldsNotes:
+		return true
+	case PoolVisibleFieldsPhone:
+		return true
+	case PoolVisibleFieldsRegion:
+		return true
+	case PoolVisibleFieldsSource:
+		return true
+	case PoolVisibleFieldsTags:
+		return true
+	case PoolVisibleFieldsWebsite:
+		return true
+	case PoolVisibleFieldsWechat:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PoolCreateAutoAssign.
+const (
+	PoolCreateAutoAssignLeastLoaded PoolCreateAutoAssign = "leastLoaded"
+	PoolCreateAutoAssignOff         PoolCreateAutoAssign = "off"
+	PoolCreateAutoAssignRoundRobin  PoolCreateAutoAssign = "roundRobin"
+)
+
+// Valid indicates whether the value is a known member of the PoolCreateAutoAssign enum.
+func (e PoolCreateAutoAssign) Valid() bool {
+	switch e {
+	case PoolCreateAutoAssignLeastLoaded:
+		return true
+	case PoolCreateAutoAssignOff:
+		return true
+	case PoolCreateAutoAssignRoundRobin:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PoolCreateVisibleFields.
+const (
+	PoolCreateVisibleFieldsAddress  PoolCreateVisibleFields = "address"
+	PoolCreateVisibleFieldsCompany  PoolCreateVisibleFields = "company"
+	PoolCreateVisibleFieldsEmail    PoolCreateVisibleFields = "email"
+	PoolCreateVisibleFieldsIndustry PoolCreateVisibleFields = "industry"
+	PoolCreateVisibleFieldsName     PoolCreateVisibleFields = "name"
+	PoolCreateVisibleFieldsNotes    PoolCreateVisibleFields = "notes"
+	PoolCreateVisibleFieldsPhone    PoolCreateVisibleFields = "phone"
+	PoolCreateVisibleFieldsRegion   PoolCreateVisibleFields = "region"
+	PoolCreateVisibleFieldsSource   PoolCreateVisibleFields = "source"
+	PoolCreateVisibleFieldsTags     PoolCreateVisibleFields = "tags"
+	PoolCreateVisibleFieldsWebsite  PoolCreateVisibleFields = "website"
+	PoolCreateVisibleFieldsWechat   PoolCreateVisibleFields = "wechat"
+)
+
+// Valid indicates whether the value is a known member of the PoolCreateVisibleFields enum.
+func (e PoolCreateVisibleFields) Valid() bool {
+	switch e {
+	case PoolCreateVisibleFieldsAddress:
+		return true
+	case PoolCreateVisibleFieldsCompany:
+		return true
+	case PoolCreateVisibleFieldsEmail:
+		return true
+	case PoolCreateVisibleFieldsIndustry:
+		return true
+	case PoolCreateVisibleFieldsName:
+		return true
+	case PoolCreateVisibleFieldsNotes:
+		return true
+	case PoolCreateVisibleFieldsPhone:
+		return true
+	case PoolCreateVisibleFieldsRegion:
+		return true
+	case PoolCreateVisibleFieldsSource:
+		return true
+	case PoolCreateVisibleFieldsTags:
+		return true
+	case PoolCreateVisibleFieldsWebsite:
+		return true
+	case PoolCreateVisibleFieldsWechat:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PoolRulesAutoAssign.
+const (
+	PoolRulesAutoAssignLeastLoaded PoolRulesAutoAssign = "leastLoaded"
+	PoolRulesAutoAssignOff         PoolRulesAutoAssign = "off"
+	PoolRulesAutoAssignRoundRobin  PoolRulesAutoAssign = "roundRobin"
+)
+
+// Valid indicates whether the value is a known member of the PoolRulesAutoAssign enum.
+func (e PoolRulesAutoAssign) Valid() bool {
+	switch e {
+	case PoolRulesAutoAssignLeastLoaded:
+		return true
+	case PoolRulesAutoAssignOff:
+		return true
+	case PoolRulesAutoAssignRoundRobin:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PoolRulesVisibleFields.
+const (
+	PoolRulesVisibleFieldsAddress  PoolRulesVisibleFields = "address"
+	PoolRulesVisibleFieldsCompany  PoolRulesVisibleFields = "company"
+	PoolRulesVisibleFieldsEmail    PoolRulesVisibleFields = "email"
+	PoolRulesVisibleFieldsIndustry PoolRulesVisibleFields = "industry"
+	PoolRulesVisibleFieldsName     PoolRulesVisibleFields = "name"
+	PoolRulesVisibleFieldsNotes    PoolRulesVisibleFields = "notes"
+	PoolRulesVisibleFieldsPhone    PoolRulesVisibleFields = "phone"
+	PoolRulesVisibleFieldsRegion   PoolRulesVisibleFields = "region"
+	PoolRulesVisibleFieldsSource   PoolRulesVisibleFields = "source"
+	PoolRulesVisibleFieldsTags     PoolRulesVisibleFields = "tags"
+	PoolRulesVisibleFieldsWebsite  PoolRulesVisibleFields = "website"
+	PoolRulesVisibleFieldsWechat   PoolRulesVisibleFields = "wechat"
+)
+
+// Valid indicates whether the value is a known member of the PoolRulesVisibleFields enum.
+func (e PoolRulesVisibleFields) Valid() bool {
+	switch e {
+	case PoolRulesVisibleFieldsAddress:
+		return true
+	case PoolRulesVisibleFieldsCompany:
+		return true
+	case PoolRulesVisibleFieldsEmail:
+		return true
+	case PoolRulesVisibleFieldsIndustry:
+		return true
+	case PoolRulesVisibleFieldsName:
+		return true
+	case PoolRulesVisibleFieldsNotes:
+		return true
+	case PoolRulesVisibleFieldsPhone:
+		return true
+	case PoolRulesVisibleFieldsRegion:
+		return true
+	case PoolRulesVisibleFieldsSource:
+		return true
+	case PoolRulesVisibleFieldsTags:
+		return true
+	case PoolRulesVisibleFieldsWebsite:
+		return true
+	case PoolRulesVisibleFieldsWechat:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PoolUpdateAutoAssign.
+const (
+	PoolUpdateAutoAssignLeastLoaded PoolUpdateAutoAssign = "leastLoaded"
+	PoolUpdateAutoAssignOff         PoolUpdateAutoAssign = "off"
+	PoolUpdateAutoAssignRoundRobin  PoolUpdateAutoAssign = "roundRobin"
+)
+
+// Valid indicates whether the value is a known member of the PoolUpdateAutoAssign enum.
+func (e PoolUpdateAutoAssign) Valid() bool {
+	switch e {
+	case PoolUpdateAutoAssignLeastLoaded:
+		return true
+	case PoolUpdateAutoAssignOff:
+		return true
+	case PoolUpdateAutoAssignRoundRobin:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PoolUpdateVisibleFields.
+const (
+	PoolUpdateVisibleFieldsAddress  PoolUpdateVisibleFields = "address"
+	PoolUpdateVisibleFieldsCompany  PoolUpdateVisibleFields = "company"
+	PoolUpdateVisibleFieldsEmail    PoolUpdateVisibleFields = "email"
+	PoolUpdateVisibleFieldsIndustry PoolUpdateVisibleFields = "industry"
+	PoolUpdateVisibleFieldsName     PoolUpdateVisibleFields = "name"
+	PoolUpdateVisibleFieldsNotes    PoolUpdateVisibleFields = "notes"
+	PoolUpdateVisibleFieldsPhone    PoolUpdateVisibleFields = "phone"
+	PoolUpdateVisibleFieldsRegion   PoolUpdateVisibleFields = "region"
+	PoolUpdateVisibleFieldsSource   PoolUpdateVisibleFields = "source"
+	PoolUpdateVisibleFieldsTags     PoolUpdateVisibleFields = "tags"
+	PoolUpdateVisibleFieldsWebsite  PoolUpdateVisibleFields = "website"
+	PoolUpdateVisibleFieldsWechat   PoolUpdateVisibleFields = "wechat"
+)
+
+// Valid indicates whether the value is a known member of the PoolUpdateVisibleFields enum.
+func (e PoolUpdateVisibleFields) Valid() bool {
+	switch e {
+	case PoolUpdateVisibleFieldsAddress:
+		return true
+	case PoolUpdateVisibleFieldsCompany:
+		return true
+	case PoolUpdateVisibleFieldsEmail:
+		return true
+	case PoolUpdateVisibleFieldsIndustry:
+		return true
+	case PoolUpdateVisibleFieldsName:
+		return true
+	case PoolUpdateVisibleFieldsNotes:
+		return true
+	case PoolUpdateVisibleFieldsPhone:
+		return true
+	case PoolUpdateVisibleFieldsRegion:
+		return true
+	case PoolUpdateVisibleFieldsSource:
+		return true
+	case PoolUpdateVisibleFieldsTags:
+		return true
+	case PoolUpdateVisibleFieldsWebsite:
+		return true
+	case PoolUpdateVisibleFieldsWechat:
 		return true
 	default:
 		return false
@@ -401,6 +767,27 @@ func (e TokenPairTokenType) Valid() bool {
 	}
 }
 
+// Defines values for ClaimRequestStatusFilter.
+const (
+	ClaimRequestStatusFilterApproved ClaimRequestStatusFilter = "approved"
+	ClaimRequestStatusFilterPending  ClaimRequestStatusFilter = "pending"
+	ClaimRequestStatusFilterRejected ClaimRequestStatusFilter = "rejected"
+)
+
+// Valid indicates whether the value is a known member of the ClaimRequestStatusFilter enum.
+func (e ClaimRequestStatusFilter) Valid() bool {
+	switch e {
+	case ClaimRequestStatusFilterApproved:
+		return true
+	case ClaimRequestStatusFilterPending:
+		return true
+	case ClaimRequestStatusFilterRejected:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Sort.
 const (
 	SortCreatedAt           Sort = "createdAt"
@@ -431,6 +818,27 @@ func (e Sort) Valid() bool {
 	case SortOwnedAt:
 		return true
 	case SortUpdatedAt:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListClaimRequestsParamsStatus.
+const (
+	ListClaimRequestsParamsStatusApproved ListClaimRequestsParamsStatus = "approved"
+	ListClaimRequestsParamsStatusPending  ListClaimRequestsParamsStatus = "pending"
+	ListClaimRequestsParamsStatusRejected ListClaimRequestsParamsStatus = "rejected"
+)
+
+// Valid indicates whether the value is a known member of the ListClaimRequestsParamsStatus enum.
+func (e ListClaimRequestsParamsStatus) Valid() bool {
+	switch e {
+	case ListClaimRequestsParamsStatusApproved:
+		return true
+	case ListClaimRequestsParamsStatusPending:
+		return true
+	case ListClaimRequestsParamsStatusRejected:
 		return true
 	default:
 		return false
@@ -570,6 +978,13 @@ type ApiKeyList struct {
 	NextCursor *NextCursor `json:"nextCursor,omitempty"`
 }
 
+// AssignRequest defines model for AssignRequest.
+type AssignRequest struct {
+	// OwnerId An opaque resource id.
+	OwnerId Id      `json:"ownerId"`
+	Reason  *Reason `json:"reason,omitempty"`
+}
+
 // AuditEvent defines model for AuditEvent.
 type AuditEvent struct {
 	ActorId       nullable.Nullable[Id] `json:"actorId,omitempty"`
@@ -602,11 +1017,63 @@ type AuditEventList struct {
 	NextCursor *NextCursor `json:"nextCursor,omitempty"`
 }
 
+// BatchClaimRequest defines model for BatchClaimRequest.
+type BatchClaimRequest struct {
+	Ids []Id `json:"ids"`
+}
+
+// BatchClaimResult defines model for BatchClaimResult.
+type BatchClaimResult struct {
+	Results []struct {
+		Code *string `json:"code,omitempty"`
+
+		// Id An opaque resource id.
+		Id Id   `json:"id"`
+		Ok bool `json:"ok"`
+	} `json:"results"`
+}
+
 // Cap A cap; null means not set here (fall back to team, then global default).
 type Cap = int32
 
 // Channel defines model for Channel.
 type Channel string
+
+// ClaimRequest defines model for ClaimRequest.
+type ClaimRequest struct {
+	CreatedAt Timestamp                            `json:"createdAt"`
+	DecidedAt nullable.Nullable[NullableTimestamp] `json:"decidedAt,omitempty"`
+	DeciderId nullable.Nullable[NullableId]        `json:"deciderId,omitempty"`
+
+	// FailureCode Why an approval could not give the record to the requester.
+	FailureCode nullable.Nullable[string] `json:"failureCode,omitempty"`
+
+	// Id An opaque resource id.
+	Id   Id          `json:"id"`
+	Kind SubjectType `json:"kind"`
+
+	// PoolId An opaque resource id.
+	PoolId Id                        `json:"poolId"`
+	Reason nullable.Nullable[string] `json:"reason,omitempty"`
+
+	// RecordId An opaque resource id.
+	RecordId Id `json:"recordId"`
+
+	// RequesterId An opaque resource id.
+	RequesterId Id                 `json:"requesterId"`
+	Status      ClaimRequestStatus `json:"status"`
+}
+
+// ClaimRequestStatus defines model for ClaimRequest.Status.
+type ClaimRequestStatus string
+
+// ClaimRequestList defines model for ClaimRequestList.
+type ClaimRequestList struct {
+	Items []ClaimRequest `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *NextCursor `json:"nextCursor,omitempty"`
+}
 
 // Contact defines model for Contact.
 type Contact struct {
@@ -656,6 +1123,11 @@ type ContactUpdate struct {
 	Phone     *Phone     `json:"phone,omitempty"`
 	Title     *ShortText `json:"title,omitempty"`
 	Wechat    *ShortText `json:"wechat,omitempty"`
+}
+
+// ConvertRequest defines model for ConvertRequest.
+type ConvertRequest struct {
+	CustomerName *Name `json:"customerName,omitempty"`
 }
 
 // Customer defines model for Customer.
@@ -780,6 +1252,9 @@ type CustomerUpdate struct {
 	Website     *ShortText                 `json:"website,omitempty"`
 }
 
+// Days A number of days; null switches the rule off.
+type Days = int32
+
 // DealStatusUpdate defines model for DealStatusUpdate.
 type DealStatusUpdate struct {
 	DealStatus bool `json:"dealStatus"`
@@ -881,8 +1356,22 @@ type FollowUpList struct {
 	NextCursor *NextCursor `json:"nextCursor,omitempty"`
 }
 
+// FreezeRequest defines model for FreezeRequest.
+type FreezeRequest struct {
+	Until *Timestamp `json:"until,omitempty"`
+}
+
 // Grade defines model for Grade.
 type Grade string
+
+// GradeRule defines model for GradeRule.
+type GradeRule struct {
+	// IdleDays A number of days; null switches the rule off.
+	IdleDays nullable.Nullable[Days] `json:"idleDays,omitempty"`
+
+	// NoDealDays A number of days; null switches the rule off.
+	NoDealDays nullable.Nullable[Days] `json:"noDealDays,omitempty"`
+}
 
 // Health defines model for Health.
 type Health struct {
@@ -893,8 +1382,40 @@ type Health struct {
 // HealthStatus defines model for Health.Status.
 type HealthStatus string
 
+// HistoryEntry defines model for HistoryEntry.
+type HistoryEntry struct {
+	ActorId     nullable.Nullable[NullableId] `json:"actorId,omitempty"`
+	ActorType   HistoryEntryActorType         `json:"actorType"`
+	At          Timestamp                     `json:"at"`
+	FromOwnerId nullable.Nullable[NullableId] `json:"fromOwnerId,omitempty"`
+
+	// Id An opaque resource id.
+	Id          Id                            `json:"id"`
+	Operation   HistoryEntryOperation         `json:"operation"`
+	Reason      nullable.Nullable[string]     `json:"reason,omitempty"`
+	RuleVersion *int32                        `json:"ruleVersion,omitempty"`
+	ToOwnerId   nullable.Nullable[NullableId] `json:"toOwnerId,omitempty"`
+}
+
+// HistoryEntryActorType defines model for HistoryEntry.ActorType.
+type HistoryEntryActorType string
+
+// HistoryEntryOperation defines model for HistoryEntry.Operation.
+type HistoryEntryOperation string
+
+// HistoryList defines model for HistoryList.
+type HistoryList struct {
+	Items []HistoryEntry `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *NextCursor `json:"nextCursor,omitempty"`
+}
+
 // Id An opaque resource id.
 type Id = openapi_types.UUID
+
+// IdList defines model for IdList.
+type IdList = []Id
 
 // Jwk defines model for Jwk.
 type Jwk struct {
@@ -1073,6 +1594,158 @@ type Phone = string
 // `autoAssigned` by the pool's rule to another rep.
 type Placement string
 
+// Pool defines model for Pool.
+type Pool struct {
+	AutoAssign *PoolAutoAssign       `json:"autoAssign,omitempty"`
+	ByGrade    *map[string]GradeRule `json:"byGrade,omitempty"`
+
+	// ClaimCooldownDays A number of days; null switches the rule off.
+	ClaimCooldownDays     nullable.Nullable[Days]  `json:"claimCooldownDays,omitempty"`
+	ClaimRequiresApproval *bool                    `json:"claimRequiresApproval,omitempty"`
+	CreatedAt             Timestamp                `json:"createdAt"`
+	DailyClaimLimit       nullable.Nullable[int32] `json:"dailyClaimLimit,omitempty"`
+
+	// FreezeMaxDays A number of days; null switches the rule off.
+	FreezeMaxDays nullable.Nullable[Days] `json:"freezeMaxDays,omitempty"`
+
+	// Id An opaque resource id.
+	Id Id `json:"id"`
+
+	// IdleDays A number of days; null switches the rule off.
+	IdleDays      nullable.Nullable[Days] `json:"idleDays,omitempty"`
+	IsDefault     bool                    `json:"isDefault"`
+	Kind          SubjectType             `json:"kind"`
+	ManagerIds    IdList                  `json:"managerIds"`
+	MemberTeamIds IdList                  `json:"memberTeamIds"`
+	Name          Name                    `json:"name"`
+
+	// NoDealDays A number of days; null switches the rule off.
+	NoDealDays nullable.Nullable[Days] `json:"noDealDays,omitempty"`
+
+	// NotifyDaysBefore A number of days; null switches the rule off.
+	NotifyDaysBefore nullable.Nullable[Days]                `json:"notifyDaysBefore,omitempty"`
+	ReclaimDealt     *bool                                  `json:"reclaimDealt,omitempty"`
+	RuleVersion      int32                                  `json:"ruleVersion"`
+	UpdatedAt        Timestamp                              `json:"updatedAt"`
+	VisibleFields    nullable.Nullable[[]PoolVisibleFields] `json:"visibleFields,omitempty"`
+}
+
+// PoolAutoAssign defines model for Pool.AutoAssign.
+type PoolAutoAssign string
+
+// PoolVisibleFields defines model for Pool.VisibleFields.
+type PoolVisibleFields string
+
+// PoolCreate defines model for PoolCreate.
+type PoolCreate struct {
+	AutoAssign *PoolCreateAutoAssign `json:"autoAssign,omitempty"`
+	ByGrade    *map[string]GradeRule `json:"byGrade,omitempty"`
+
+	// ClaimCooldownDays A number of days; null switches the rule off.
+	ClaimCooldownDays     nullable.Nullable[Days]  `json:"claimCooldownDays,omitempty"`
+	ClaimRequiresApproval *bool                    `json:"claimRequiresApproval,omitempty"`
+	DailyClaimLimit       nullable.Nullable[int32] `json:"dailyClaimLimit,omitempty"`
+
+	// FreezeMaxDays A number of days; null switches the rule off.
+	FreezeMaxDays nullable.Nullable[Days] `json:"freezeMaxDays,omitempty"`
+
+	// IdleDays A number of days; null switches the rule off.
+	IdleDays      nullable.Nullable[Days] `json:"idleDays,omitempty"`
+	IsDefault     *bool                   `json:"isDefault,omitempty"`
+	Kind          SubjectType             `json:"kind"`
+	ManagerIds    *IdList                 `json:"managerIds,omitempty"`
+	MemberTeamIds *IdList                 `json:"memberTeamIds,omitempty"`
+	Name          Name                    `json:"name"`
+
+	// NoDealDays A number of days; null switches the rule off.
+	NoDealDays nullable.Nullable[Days] `json:"noDealDays,omitempty"`
+
+	// NotifyDaysBefore A number of days; null switches the rule off.
+	NotifyDaysBefore nullable.Nullable[Days]                      `json:"notifyDaysBefore,omitempty"`
+	ReclaimDealt     *bool                                        `json:"reclaimDealt,omitempty"`
+	VisibleFields    nullable.Nullable[[]PoolCreateVisibleFields] `json:"visibleFields,omitempty"`
+}
+
+// PoolCreateAutoAssign defines model for PoolCreate.AutoAssign.
+type PoolCreateAutoAssign string
+
+// PoolCreateVisibleFields defines model for PoolCreate.VisibleFields.
+type PoolCreateVisibleFields string
+
+// PoolList defines model for PoolList.
+type PoolList struct {
+	Items []Pool `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *NextCursor `json:"nextCursor,omitempty"`
+}
+
+// PoolRules defines model for PoolRules.
+type PoolRules struct {
+	AutoAssign *PoolRulesAutoAssign  `json:"autoAssign,omitempty"`
+	ByGrade    *map[string]GradeRule `json:"byGrade,omitempty"`
+
+	// ClaimCooldownDays A number of days; null switches the rule off.
+	ClaimCooldownDays     nullable.Nullable[Days]  `json:"claimCooldownDays,omitempty"`
+	ClaimRequiresApproval *bool                    `json:"claimRequiresApproval,omitempty"`
+	DailyClaimLimit       nullable.Nullable[int32] `json:"dailyClaimLimit,omitempty"`
+
+	// FreezeMaxDays A number of days; null switches the rule off.
+	FreezeMaxDays nullable.Nullable[Days] `json:"freezeMaxDays,omitempty"`
+
+	// IdleDays A number of days; null switches the rule off.
+	IdleDays nullable.Nullable[Days] `json:"idleDays,omitempty"`
+
+	// NoDealDays A number of days; null switches the rule off.
+	NoDealDays nullable.Nullable[Days] `json:"noDealDays,omitempty"`
+
+	// NotifyDaysBefore A number of days; null switches the rule off.
+	NotifyDaysBefore nullable.Nullable[Days]                     `json:"notifyDaysBefore,omitempty"`
+	ReclaimDealt     *bool                                       `json:"reclaimDealt,omitempty"`
+	VisibleFields    nullable.Nullable[[]PoolRulesVisibleFields] `json:"visibleFields,omitempty"`
+}
+
+// PoolRulesAutoAssign defines model for PoolRules.AutoAssign.
+type PoolRulesAutoAssign string
+
+// PoolRulesVisibleFields defines model for PoolRules.VisibleFields.
+type PoolRulesVisibleFields string
+
+// PoolUpdate defines model for PoolUpdate.
+type PoolUpdate struct {
+	AutoAssign *PoolUpdateAutoAssign `json:"autoAssign,omitempty"`
+	ByGrade    *map[string]GradeRule `json:"byGrade,omitempty"`
+
+	// ClaimCooldownDays A number of days; null switches the rule off.
+	ClaimCooldownDays     nullable.Nullable[Days]  `json:"claimCooldownDays,omitempty"`
+	ClaimRequiresApproval *bool                    `json:"claimRequiresApproval,omitempty"`
+	DailyClaimLimit       nullable.Nullable[int32] `json:"dailyClaimLimit,omitempty"`
+
+	// FreezeMaxDays A number of days; null switches the rule off.
+	FreezeMaxDays nullable.Nullable[Days] `json:"freezeMaxDays,omitempty"`
+
+	// IdleDays A number of days; null switches the rule off.
+	IdleDays      nullable.Nullable[Days] `json:"idleDays,omitempty"`
+	IsDefault     *bool                   `json:"isDefault,omitempty"`
+	ManagerIds    *IdList                 `json:"managerIds,omitempty"`
+	MemberTeamIds *IdList                 `json:"memberTeamIds,omitempty"`
+	Name          *Name                   `json:"name,omitempty"`
+
+	// NoDealDays A number of days; null switches the rule off.
+	NoDealDays nullable.Nullable[Days] `json:"noDealDays,omitempty"`
+
+	// NotifyDaysBefore A number of days; null switches the rule off.
+	NotifyDaysBefore nullable.Nullable[Days]                      `json:"notifyDaysBefore,omitempty"`
+	ReclaimDealt     *bool                                        `json:"reclaimDealt,omitempty"`
+	VisibleFields    nullable.Nullable[[]PoolUpdateVisibleFields] `json:"visibleFields,omitempty"`
+}
+
+// PoolUpdateAutoAssign defines model for PoolUpdate.AutoAssign.
+type PoolUpdateAutoAssign string
+
+// PoolUpdateVisibleFields defines model for PoolUpdate.VisibleFields.
+type PoolUpdateVisibleFields string
+
 // Problem RFC 9457 problem details with a stable machine code.
 type Problem struct {
 	// Code Stable machine code; never changes with language.
@@ -1094,6 +1767,19 @@ type Problem struct {
 	Type string `json:"type"`
 }
 
+// Reason defines model for Reason.
+type Reason = string
+
+// ReasonOptional defines model for ReasonOptional.
+type ReasonOptional struct {
+	Reason *Reason `json:"reason,omitempty"`
+}
+
+// ReasonRequest defines model for ReasonRequest.
+type ReasonRequest struct {
+	Reason Reason `json:"reason"`
+}
+
 // ReclaimReason defines model for ReclaimReason.
 type ReclaimReason string
 
@@ -1107,6 +1793,34 @@ type Role string
 
 // Scope defines model for Scope.
 type Scope string
+
+// Settings defines model for Settings.
+type Settings struct {
+	CapCountsDealt bool `json:"capCountsDealt"`
+
+	// MaxFrozen A cap; null means not set here (fall back to team, then global default).
+	MaxFrozen nullable.Nullable[Cap] `json:"maxFrozen,omitempty"`
+
+	// MaxOwnedCustomers A cap; null means not set here (fall back to team, then global default).
+	MaxOwnedCustomers nullable.Nullable[Cap] `json:"maxOwnedCustomers,omitempty"`
+
+	// MaxOwnedLeads A cap; null means not set here (fall back to team, then global default).
+	MaxOwnedLeads nullable.Nullable[Cap] `json:"maxOwnedLeads,omitempty"`
+}
+
+// SettingsUpdate defines model for SettingsUpdate.
+type SettingsUpdate struct {
+	CapCountsDealt *bool `json:"capCountsDealt,omitempty"`
+
+	// MaxFrozen A cap; null means not set here (fall back to team, then global default).
+	MaxFrozen nullable.Nullable[Cap] `json:"maxFrozen,omitempty"`
+
+	// MaxOwnedCustomers A cap; null means not set here (fall back to team, then global default).
+	MaxOwnedCustomers nullable.Nullable[Cap] `json:"maxOwnedCustomers,omitempty"`
+
+	// MaxOwnedLeads A cap; null means not set here (fall back to team, then global default).
+	MaxOwnedLeads nullable.Nullable[Cap] `json:"maxOwnedLeads,omitempty"`
+}
 
 // ShortText defines model for ShortText.
 type ShortText = string
@@ -1191,6 +1905,16 @@ type TokenPair struct {
 // TokenPairTokenType defines model for TokenPair.TokenType.
 type TokenPairTokenType string
 
+// TransferRequest defines model for TransferRequest.
+type TransferRequest struct {
+	// Cascade For customers, move open opportunities, quotes and unfinished orders too (default true).
+	Cascade *bool `json:"cascade,omitempty"`
+
+	// OwnerId An opaque resource id.
+	OwnerId Id      `json:"ownerId"`
+	Reason  *Reason `json:"reason,omitempty"`
+}
+
 // User defines model for User.
 type User struct {
 	Active    bool      `json:"active"`
@@ -1261,6 +1985,9 @@ type UserUpdate struct {
 	TeamId        nullable.Nullable[Id]  `json:"teamId,omitempty"`
 }
 
+// ClaimRequestStatusFilter defines model for ClaimRequestStatusFilter.
+type ClaimRequestStatusFilter string
+
 // CreatedFrom defines model for CreatedFrom.
 type CreatedFrom = time.Time
 
@@ -1281,6 +2008,9 @@ type IncludeTotal = bool
 
 // IndustryFilter defines model for IndustryFilter.
 type IndustryFilter = string
+
+// KindFilter defines model for KindFilter.
+type KindFilter = SubjectType
 
 // Limit defines model for Limit.
 type Limit = int32
@@ -1378,6 +2108,21 @@ type ListAuditEventsParams struct {
 	Until *time.Time `form:"until,omitempty" json:"until,omitempty"`
 }
 
+// ListClaimRequestsParams defines parameters for ListClaimRequests.
+type ListClaimRequestsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `nextCursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Status Only requests in this state (default pending).
+	Status *ListClaimRequestsParamsStatus `form:"status,omitempty" json:"status,omitempty"`
+}
+
+// ListClaimRequestsParamsStatus defines parameters for ListClaimRequests.
+type ListClaimRequestsParamsStatus string
+
 // ListCustomersParams defines parameters for ListCustomers.
 type ListCustomersParams struct {
 	// Limit Page size.
@@ -1446,6 +2191,15 @@ type UpdateCustomerParams struct {
 
 // ListContactsParams defines parameters for ListContacts.
 type ListContactsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `nextCursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// ListCustomerHistoryParams defines parameters for ListCustomerHistory.
+type ListCustomerHistoryParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
@@ -1549,6 +2303,27 @@ type UpdateLeadParams struct {
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
+// ListLeadHistoryParams defines parameters for ListLeadHistory.
+type ListLeadHistoryParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `nextCursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// ListPoolsParams defines parameters for ListPools.
+type ListPoolsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `nextCursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Kind Only pools of this kind.
+	Kind *KindFilter `form:"kind,omitempty" json:"kind,omitempty"`
+}
+
 // ListTeamsParams defines parameters for ListTeams.
 type ListTeamsParams struct {
 	// Limit Page size.
@@ -1591,14 +2366,26 @@ type LogoutJSONRequestBody = RefreshRequest
 // RefreshTokenJSONRequestBody defines body for RefreshToken for application/json ContentType.
 type RefreshTokenJSONRequestBody = RefreshRequest
 
+// ApproveClaimRequestJSONRequestBody defines body for ApproveClaimRequest for application/json ContentType.
+type ApproveClaimRequestJSONRequestBody = ReasonOptional
+
+// RejectClaimRequestJSONRequestBody defines body for RejectClaimRequest for application/json ContentType.
+type RejectClaimRequestJSONRequestBody = ReasonOptional
+
 // UpdateContactJSONRequestBody defines body for UpdateContact for application/json ContentType.
 type UpdateContactJSONRequestBody = ContactUpdate
 
 // CreateCustomerJSONRequestBody defines body for CreateCustomer for application/json ContentType.
 type CreateCustomerJSONRequestBody = CustomerCreate
 
+// BatchClaimCustomersJSONRequestBody defines body for BatchClaimCustomers for application/json ContentType.
+type BatchClaimCustomersJSONRequestBody = BatchClaimRequest
+
 // UpdateCustomerJSONRequestBody defines body for UpdateCustomer for application/json ContentType.
 type UpdateCustomerJSONRequestBody = CustomerUpdate
+
+// AssignCustomerJSONRequestBody defines body for AssignCustomer for application/json ContentType.
+type AssignCustomerJSONRequestBody = AssignRequest
 
 // CreateContactJSONRequestBody defines body for CreateContact for application/json ContentType.
 type CreateContactJSONRequestBody = ContactCreate
@@ -1606,14 +2393,56 @@ type CreateContactJSONRequestBody = ContactCreate
 // UpdateCustomerDealStatusJSONRequestBody defines body for UpdateCustomerDealStatus for application/json ContentType.
 type UpdateCustomerDealStatusJSONRequestBody = DealStatusUpdate
 
+// FreezeCustomerJSONRequestBody defines body for FreezeCustomer for application/json ContentType.
+type FreezeCustomerJSONRequestBody = FreezeRequest
+
+// InvalidateCustomerJSONRequestBody defines body for InvalidateCustomer for application/json ContentType.
+type InvalidateCustomerJSONRequestBody = ReasonRequest
+
+// ReturnCustomerJSONRequestBody defines body for ReturnCustomer for application/json ContentType.
+type ReturnCustomerJSONRequestBody = ReasonRequest
+
+// TransferCustomerJSONRequestBody defines body for TransferCustomer for application/json ContentType.
+type TransferCustomerJSONRequestBody = TransferRequest
+
 // CreateFollowUpJSONRequestBody defines body for CreateFollowUp for application/json ContentType.
 type CreateFollowUpJSONRequestBody = FollowUpCreate
 
 // CreateLeadJSONRequestBody defines body for CreateLead for application/json ContentType.
 type CreateLeadJSONRequestBody = LeadCreate
 
+// BatchClaimLeadsJSONRequestBody defines body for BatchClaimLeads for application/json ContentType.
+type BatchClaimLeadsJSONRequestBody = BatchClaimRequest
+
 // UpdateLeadJSONRequestBody defines body for UpdateLead for application/json ContentType.
 type UpdateLeadJSONRequestBody = LeadUpdate
+
+// AssignLeadJSONRequestBody defines body for AssignLead for application/json ContentType.
+type AssignLeadJSONRequestBody = AssignRequest
+
+// ConvertLeadJSONRequestBody defines body for ConvertLead for application/json ContentType.
+type ConvertLeadJSONRequestBody = ConvertRequest
+
+// FreezeLeadJSONRequestBody defines body for FreezeLead for application/json ContentType.
+type FreezeLeadJSONRequestBody = FreezeRequest
+
+// InvalidateLeadJSONRequestBody defines body for InvalidateLead for application/json ContentType.
+type InvalidateLeadJSONRequestBody = ReasonRequest
+
+// ReturnLeadJSONRequestBody defines body for ReturnLead for application/json ContentType.
+type ReturnLeadJSONRequestBody = ReasonRequest
+
+// TransferLeadJSONRequestBody defines body for TransferLead for application/json ContentType.
+type TransferLeadJSONRequestBody = TransferRequest
+
+// CreatePoolJSONRequestBody defines body for CreatePool for application/json ContentType.
+type CreatePoolJSONRequestBody = PoolCreate
+
+// UpdatePoolJSONRequestBody defines body for UpdatePool for application/json ContentType.
+type UpdatePoolJSONRequestBody = PoolUpdate
+
+// UpdateSettingsJSONRequestBody defines body for UpdateSettings for application/json ContentType.
+type UpdateSettingsJSONRequestBody = SettingsUpdate
 
 // CreateTeamJSONRequestBody defines body for CreateTeam for application/json ContentType.
 type CreateTeamJSONRequestBody = TeamCreate
@@ -1659,6 +2488,15 @@ type ServerInterface interface {
 	// RefreshToken Exchange a refresh token for new tokens
 	// (POST /v1/auth/refresh)
 	RefreshToken(ctx echo.Context) error
+	// ListClaimRequests List claim requests
+	// (GET /v1/claim-requests)
+	ListClaimRequests(ctx echo.Context, params ListClaimRequestsParams) error
+	// ApproveClaimRequest Approve a claim request
+	// (POST /v1/claim-requests/{id}/approve)
+	ApproveClaimRequest(ctx echo.Context, id IdPath) error
+	// RejectClaimRequest Reject a claim request
+	// (POST /v1/claim-requests/{id}/reject)
+	RejectClaimRequest(ctx echo.Context, id IdPath) error
 	// DeleteContact Delete a contact
 	// (DELETE /v1/contacts/{id})
 	DeleteContact(ctx echo.Context, id IdPath) error
@@ -1674,12 +2512,21 @@ type ServerInterface interface {
 	// CreateCustomer Create a customer
 	// (POST /v1/customers)
 	CreateCustomer(ctx echo.Context) error
+	// BatchClaimCustomers Claim several customers
+	// (POST /v1/customers/batch-claim)
+	BatchClaimCustomers(ctx echo.Context) error
 	// GetCustomer Get a customer
 	// (GET /v1/customers/{id})
 	GetCustomer(ctx echo.Context, id IdPath) error
 	// UpdateCustomer Update a customer
 	// (PATCH /v1/customers/{id})
 	UpdateCustomer(ctx echo.Context, id IdPath, params UpdateCustomerParams) error
+	// AssignCustomer Assign a pooled customer (分配)
+	// (POST /v1/customers/{id}/assign)
+	AssignCustomer(ctx echo.Context, id IdPath) error
+	// ClaimCustomer Claim a pooled customer (领取)
+	// (POST /v1/customers/{id}/claim)
+	ClaimCustomer(ctx echo.Context, id IdPath) error
 	// ListContacts List a customer's contacts
 	// (GET /v1/customers/{id}/contacts)
 	ListContacts(ctx echo.Context, id IdPath, params ListContactsParams) error
@@ -1689,6 +2536,27 @@ type ServerInterface interface {
 	// UpdateCustomerDealStatus Set a customer's deal status (成交状态)
 	// (PUT /v1/customers/{id}/deal-status)
 	UpdateCustomerDealStatus(ctx echo.Context, id IdPath) error
+	// FreezeCustomer Freeze a customer (冻结)
+	// (POST /v1/customers/{id}/freeze)
+	FreezeCustomer(ctx echo.Context, id IdPath) error
+	// ListCustomerHistory Ownership history of a customer
+	// (GET /v1/customers/{id}/history)
+	ListCustomerHistory(ctx echo.Context, id IdPath, params ListCustomerHistoryParams) error
+	// InvalidateCustomer Mark a customer invalid (无效)
+	// (POST /v1/customers/{id}/invalidate)
+	InvalidateCustomer(ctx echo.Context, id IdPath) error
+	// RestoreCustomer Restore an invalid customer
+	// (POST /v1/customers/{id}/restore)
+	RestoreCustomer(ctx echo.Context, id IdPath) error
+	// ReturnCustomer Return a customer to its pool (退回)
+	// (POST /v1/customers/{id}/return)
+	ReturnCustomer(ctx echo.Context, id IdPath) error
+	// TransferCustomer Transfer a customer to another rep (转移)
+	// (POST /v1/customers/{id}/transfer)
+	TransferCustomer(ctx echo.Context, id IdPath) error
+	// UnfreezeCustomer Unfreeze a customer
+	// (POST /v1/customers/{id}/unfreeze)
+	UnfreezeCustomer(ctx echo.Context, id IdPath) error
 	// CheckDuplicates Who already has this customer? (查重)
 	// (GET /v1/duplicates)
 	CheckDuplicates(ctx echo.Context, params CheckDuplicatesParams) error
@@ -1704,15 +2572,66 @@ type ServerInterface interface {
 	// CreateLead Create a lead
 	// (POST /v1/leads)
 	CreateLead(ctx echo.Context) error
+	// BatchClaimLeads Claim several leads
+	// (POST /v1/leads/batch-claim)
+	BatchClaimLeads(ctx echo.Context) error
 	// GetLead Get a lead
 	// (GET /v1/leads/{id})
 	GetLead(ctx echo.Context, id IdPath) error
 	// UpdateLead Update a lead
 	// (PATCH /v1/leads/{id})
 	UpdateLead(ctx echo.Context, id IdPath, params UpdateLeadParams) error
+	// AssignLead Assign a pooled lead (分配)
+	// (POST /v1/leads/{id}/assign)
+	AssignLead(ctx echo.Context, id IdPath) error
+	// ClaimLead Claim a pooled lead (领取)
+	// (POST /v1/leads/{id}/claim)
+	ClaimLead(ctx echo.Context, id IdPath) error
+	// ConvertLead Convert a lead into a customer
+	// (POST /v1/leads/{id}/convert)
+	ConvertLead(ctx echo.Context, id IdPath) error
+	// FreezeLead Freeze a lead (冻结)
+	// (POST /v1/leads/{id}/freeze)
+	FreezeLead(ctx echo.Context, id IdPath) error
+	// ListLeadHistory Ownership history of a lead
+	// (GET /v1/leads/{id}/history)
+	ListLeadHistory(ctx echo.Context, id IdPath, params ListLeadHistoryParams) error
+	// InvalidateLead Mark a lead invalid (无效)
+	// (POST /v1/leads/{id}/invalidate)
+	InvalidateLead(ctx echo.Context, id IdPath) error
+	// RestoreLead Restore an invalid lead
+	// (POST /v1/leads/{id}/restore)
+	RestoreLead(ctx echo.Context, id IdPath) error
+	// ReturnLead Return a lead to its pool (退回)
+	// (POST /v1/leads/{id}/return)
+	ReturnLead(ctx echo.Context, id IdPath) error
+	// TransferLead Transfer a lead to another rep (转移)
+	// (POST /v1/leads/{id}/transfer)
+	TransferLead(ctx echo.Context, id IdPath) error
+	// UnfreezeLead Unfreeze a lead
+	// (POST /v1/leads/{id}/unfreeze)
+	UnfreezeLead(ctx echo.Context, id IdPath) error
 	// GetCurrentUser The logged-in user
 	// (GET /v1/me)
 	GetCurrentUser(ctx echo.Context) error
+	// ListPools List pools
+	// (GET /v1/pools)
+	ListPools(ctx echo.Context, params ListPoolsParams) error
+	// CreatePool Create a pool
+	// (POST /v1/pools)
+	CreatePool(ctx echo.Context) error
+	// GetPool Get a pool
+	// (GET /v1/pools/{id})
+	GetPool(ctx echo.Context, id IdPath) error
+	// UpdatePool Update a pool
+	// (PATCH /v1/pools/{id})
+	UpdatePool(ctx echo.Context, id IdPath) error
+	// GetSettings Global settings
+	// (GET /v1/settings)
+	GetSettings(ctx echo.Context) error
+	// UpdateSettings Update global settings
+	// (PATCH /v1/settings)
+	UpdateSettings(ctx echo.Context) error
 	// ListTeams List teams
 	// (GET /v1/teams)
 	ListTeams(ctx echo.Context, params ListTeamsParams) error
@@ -1915,6 +2834,70 @@ func (w *ServerInterfaceWrapper) RefreshToken(ctx echo.Context) error {
 	return err
 }
 
+// ListClaimRequests converts echo context to params.
+func (w *ServerInterfaceWrapper) ListClaimRequests(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListClaimRequestsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListClaimRequests(ctx, params)
+	return err
+}
+
+// ApproveClaimRequest converts echo context to params.
+func (w *ServerInterfaceWrapper) ApproveClaimRequest(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ApproveClaimRequest(ctx, id)
+	return err
+}
+
+// RejectClaimRequest converts echo context to params.
+func (w *ServerInterfaceWrapper) RejectClaimRequest(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RejectClaimRequest(ctx, id)
+	return err
+}
+
 // DeleteContact converts echo context to params.
 func (w *ServerInterfaceWrapper) DeleteContact(ctx echo.Context) error {
 	var err error
@@ -2109,6 +3092,15 @@ func (w *ServerInterfaceWrapper) CreateCustomer(ctx echo.Context) error {
 	return err
 }
 
+// BatchClaimCustomers converts echo context to params.
+func (w *ServerInterfaceWrapper) BatchClaimCustomers(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.BatchClaimCustomers(ctx)
+	return err
+}
+
 // GetCustomer converts echo context to params.
 func (w *ServerInterfaceWrapper) GetCustomer(ctx echo.Context) error {
 	var err error
@@ -2158,6 +3150,38 @@ func (w *ServerInterfaceWrapper) UpdateCustomer(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.UpdateCustomer(ctx, id, params)
+	return err
+}
+
+// AssignCustomer converts echo context to params.
+func (w *ServerInterfaceWrapper) AssignCustomer(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AssignCustomer(ctx, id)
+	return err
+}
+
+// ClaimCustomer converts echo context to params.
+func (w *ServerInterfaceWrapper) ClaimCustomer(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ClaimCustomer(ctx, id)
 	return err
 }
 
@@ -2222,6 +3246,134 @@ func (w *ServerInterfaceWrapper) UpdateCustomerDealStatus(ctx echo.Context) erro
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.UpdateCustomerDealStatus(ctx, id)
+	return err
+}
+
+// FreezeCustomer converts echo context to params.
+func (w *ServerInterfaceWrapper) FreezeCustomer(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.FreezeCustomer(ctx, id)
+	return err
+}
+
+// ListCustomerHistory converts echo context to params.
+func (w *ServerInterfaceWrapper) ListCustomerHistory(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListCustomerHistoryParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListCustomerHistory(ctx, id, params)
+	return err
+}
+
+// InvalidateCustomer converts echo context to params.
+func (w *ServerInterfaceWrapper) InvalidateCustomer(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.InvalidateCustomer(ctx, id)
+	return err
+}
+
+// RestoreCustomer converts echo context to params.
+func (w *ServerInterfaceWrapper) RestoreCustomer(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RestoreCustomer(ctx, id)
+	return err
+}
+
+// ReturnCustomer converts echo context to params.
+func (w *ServerInterfaceWrapper) ReturnCustomer(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ReturnCustomer(ctx, id)
+	return err
+}
+
+// TransferCustomer converts echo context to params.
+func (w *ServerInterfaceWrapper) TransferCustomer(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.TransferCustomer(ctx, id)
+	return err
+}
+
+// UnfreezeCustomer converts echo context to params.
+func (w *ServerInterfaceWrapper) UnfreezeCustomer(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UnfreezeCustomer(ctx, id)
 	return err
 }
 
@@ -2458,6 +3610,15 @@ func (w *ServerInterfaceWrapper) CreateLead(ctx echo.Context) error {
 	return err
 }
 
+// BatchClaimLeads converts echo context to params.
+func (w *ServerInterfaceWrapper) BatchClaimLeads(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.BatchClaimLeads(ctx)
+	return err
+}
+
 // GetLead converts echo context to params.
 func (w *ServerInterfaceWrapper) GetLead(ctx echo.Context) error {
 	var err error
@@ -2510,12 +3671,279 @@ func (w *ServerInterfaceWrapper) UpdateLead(ctx echo.Context) error {
 	return err
 }
 
+// AssignLead converts echo context to params.
+func (w *ServerInterfaceWrapper) AssignLead(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AssignLead(ctx, id)
+	return err
+}
+
+// ClaimLead converts echo context to params.
+func (w *ServerInterfaceWrapper) ClaimLead(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ClaimLead(ctx, id)
+	return err
+}
+
+// ConvertLead converts echo context to params.
+func (w *ServerInterfaceWrapper) ConvertLead(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ConvertLead(ctx, id)
+	return err
+}
+
+// FreezeLead converts echo context to params.
+func (w *ServerInterfaceWrapper) FreezeLead(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.FreezeLead(ctx, id)
+	return err
+}
+
+// ListLeadHistory converts echo context to params.
+func (w *ServerInterfaceWrapper) ListLeadHistory(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListLeadHistoryParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListLeadHistory(ctx, id, params)
+	return err
+}
+
+// InvalidateLead converts echo context to params.
+func (w *ServerInterfaceWrapper) InvalidateLead(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.InvalidateLead(ctx, id)
+	return err
+}
+
+// RestoreLead converts echo context to params.
+func (w *ServerInterfaceWrapper) RestoreLead(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RestoreLead(ctx, id)
+	return err
+}
+
+// ReturnLead converts echo context to params.
+func (w *ServerInterfaceWrapper) ReturnLead(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ReturnLead(ctx, id)
+	return err
+}
+
+// TransferLead converts echo context to params.
+func (w *ServerInterfaceWrapper) TransferLead(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.TransferLead(ctx, id)
+	return err
+}
+
+// UnfreezeLead converts echo context to params.
+func (w *ServerInterfaceWrapper) UnfreezeLead(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UnfreezeLead(ctx, id)
+	return err
+}
+
 // GetCurrentUser converts echo context to params.
 func (w *ServerInterfaceWrapper) GetCurrentUser(ctx echo.Context) error {
 	var err error
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetCurrentUser(ctx)
+	return err
+}
+
+// ListPools converts echo context to params.
+func (w *ServerInterfaceWrapper) ListPools(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListPoolsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "kind" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "kind", ctx.QueryParams(), &params.Kind, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter kind: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListPools(ctx, params)
+	return err
+}
+
+// CreatePool converts echo context to params.
+func (w *ServerInterfaceWrapper) CreatePool(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreatePool(ctx)
+	return err
+}
+
+// GetPool converts echo context to params.
+func (w *ServerInterfaceWrapper) GetPool(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetPool(ctx, id)
+	return err
+}
+
+// UpdatePool converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdatePool(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdatePool(ctx, id)
+	return err
+}
+
+// GetSettings converts echo context to params.
+func (w *ServerInterfaceWrapper) GetSettings(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetSettings(ctx)
+	return err
+}
+
+// UpdateSettings converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateSettings(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateSettings(ctx)
 	return err
 }
 
@@ -2762,6 +4190,36 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/follow-ups", wrapper.ListFollowUps, options.OperationMiddlewares["listFollowUps"]...)
 	router.POST(options.BaseURL+"/v1/follow-ups", wrapper.CreateFollowUp, options.OperationMiddlewares["createFollowUp"]...)
 	router.GET(options.BaseURL+"/v1/duplicates", wrapper.CheckDuplicates, options.OperationMiddlewares["checkDuplicates"]...)
+	router.GET(options.BaseURL+"/v1/pools", wrapper.ListPools, options.OperationMiddlewares["listPools"]...)
+	router.POST(options.BaseURL+"/v1/pools", wrapper.CreatePool, options.OperationMiddlewares["createPool"]...)
+	router.GET(options.BaseURL+"/v1/pools/:id", wrapper.GetPool, options.OperationMiddlewares["getPool"]...)
+	router.PATCH(options.BaseURL+"/v1/pools/:id", wrapper.UpdatePool, options.OperationMiddlewares["updatePool"]...)
+	router.GET(options.BaseURL+"/v1/settings", wrapper.GetSettings, options.OperationMiddlewares["getSettings"]...)
+	router.PATCH(options.BaseURL+"/v1/settings", wrapper.UpdateSettings, options.OperationMiddlewares["updateSettings"]...)
+	router.POST(options.BaseURL+"/v1/leads/batch-claim", wrapper.BatchClaimLeads, options.OperationMiddlewares["batchClaimLeads"]...)
+	router.POST(options.BaseURL+"/v1/leads/:id/claim", wrapper.ClaimLead, options.OperationMiddlewares["claimLead"]...)
+	router.POST(options.BaseURL+"/v1/leads/:id/return", wrapper.ReturnLead, options.OperationMiddlewares["returnLead"]...)
+	router.POST(options.BaseURL+"/v1/leads/:id/assign", wrapper.AssignLead, options.OperationMiddlewares["assignLead"]...)
+	router.POST(options.BaseURL+"/v1/leads/:id/transfer", wrapper.TransferLead, options.OperationMiddlewares["transferLead"]...)
+	router.POST(options.BaseURL+"/v1/leads/:id/freeze", wrapper.FreezeLead, options.OperationMiddlewares["freezeLead"]...)
+	router.POST(options.BaseURL+"/v1/leads/:id/unfreeze", wrapper.UnfreezeLead, options.OperationMiddlewares["unfreezeLead"]...)
+	router.POST(options.BaseURL+"/v1/leads/:id/invalidate", wrapper.InvalidateLead, options.OperationMiddlewares["invalidateLead"]...)
+	router.POST(options.BaseURL+"/v1/leads/:id/restore", wrapper.RestoreLead, options.OperationMiddlewares["restoreLead"]...)
+	router.POST(options.BaseURL+"/v1/leads/:id/convert", wrapper.ConvertLead, options.OperationMiddlewares["convertLead"]...)
+	router.GET(options.BaseURL+"/v1/leads/:id/history", wrapper.ListLeadHistory, options.OperationMiddlewares["listLeadHistory"]...)
+	router.POST(options.BaseURL+"/v1/customers/batch-claim", wrapper.BatchClaimCustomers, options.OperationMiddlewares["batchClaimCustomers"]...)
+	router.POST(options.BaseURL+"/v1/customers/:id/claim", wrapper.ClaimCustomer, options.OperationMiddlewares["claimCustomer"]...)
+	router.POST(options.BaseURL+"/v1/customers/:id/return", wrapper.ReturnCustomer, options.OperationMiddlewares["returnCustomer"]...)
+	router.POST(options.BaseURL+"/v1/customers/:id/assign", wrapper.AssignCustomer, options.OperationMiddlewares["assignCustomer"]...)
+	router.POST(options.BaseURL+"/v1/customers/:id/transfer", wrapper.TransferCustomer, options.OperationMiddlewares["transferCustomer"]...)
+	router.POST(options.BaseURL+"/v1/customers/:id/freeze", wrapper.FreezeCustomer, options.OperationMiddlewares["freezeCustomer"]...)
+	router.POST(options.BaseURL+"/v1/customers/:id/unfreeze", wrapper.UnfreezeCustomer, options.OperationMiddlewares["unfreezeCustomer"]...)
+	router.POST(options.BaseURL+"/v1/customers/:id/invalidate", wrapper.InvalidateCustomer, options.OperationMiddlewares["invalidateCustomer"]...)
+	router.POST(options.BaseURL+"/v1/customers/:id/restore", wrapper.RestoreCustomer, options.OperationMiddlewares["restoreCustomer"]...)
+	router.GET(options.BaseURL+"/v1/customers/:id/history", wrapper.ListCustomerHistory, options.OperationMiddlewares["listCustomerHistory"]...)
+	router.GET(options.BaseURL+"/v1/claim-requests", wrapper.ListClaimRequests, options.OperationMiddlewares["listClaimRequests"]...)
+	router.POST(options.BaseURL+"/v1/claim-requests/:id/approve", wrapper.ApproveClaimRequest, options.OperationMiddlewares["approveClaimRequest"]...)
+	router.POST(options.BaseURL+"/v1/claim-requests/:id/reject", wrapper.RejectClaimRequest, options.OperationMiddlewares["rejectClaimRequest"]...)
 
 }
 
@@ -3981,6 +5439,480 @@ func (response RefreshTokendefaultApplicationProblemPlusJSONResponse) VisitRefre
 	return err
 }
 
+type ListClaimRequestsRequestObject struct {
+	Params ListClaimRequestsParams
+}
+
+type ListClaimRequestsResponseObject interface {
+	VisitListClaimRequestsResponse(w http.ResponseWriter) error
+}
+
+type ListClaimRequests200ResponseHeaders struct {
+	RateLimit *string
+}
+
+type ListClaimRequests200JSONResponse struct {
+	Body    ClaimRequestList
+	Headers ListClaimRequests200ResponseHeaders
+}
+
+func (response ListClaimRequests200JSONResponse) VisitListClaimRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListClaimRequests400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListClaimRequests400ApplicationProblemPlusJSONResponse) VisitListClaimRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListClaimRequests401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListClaimRequests401ApplicationProblemPlusJSONResponse) VisitListClaimRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListClaimRequests403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListClaimRequests403ApplicationProblemPlusJSONResponse) VisitListClaimRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListClaimRequests429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListClaimRequests429ApplicationProblemPlusJSONResponse) VisitListClaimRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListClaimRequestsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListClaimRequestsdefaultApplicationProblemPlusJSONResponse) VisitListClaimRequestsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApproveClaimRequestRequestObject struct {
+	Id   IdPath `json:"id"`
+	Body *ApproveClaimRequestJSONRequestBody
+}
+
+type ApproveClaimRequestResponseObject interface {
+	VisitApproveClaimRequestResponse(w http.ResponseWriter) error
+}
+
+type ApproveClaimRequest200ResponseHeaders struct {
+	RateLimit *string
+}
+
+type ApproveClaimRequest200JSONResponse struct {
+	Body    ClaimRequest
+	Headers ApproveClaimRequest200ResponseHeaders
+}
+
+func (response ApproveClaimRequest200JSONResponse) VisitApproveClaimRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApproveClaimRequest400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ApproveClaimRequest400ApplicationProblemPlusJSONResponse) VisitApproveClaimRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApproveClaimRequest401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ApproveClaimRequest401ApplicationProblemPlusJSONResponse) VisitApproveClaimRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApproveClaimRequest403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ApproveClaimRequest403ApplicationProblemPlusJSONResponse) VisitApproveClaimRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApproveClaimRequest404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ApproveClaimRequest404ApplicationProblemPlusJSONResponse) VisitApproveClaimRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApproveClaimRequest409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response ApproveClaimRequest409ApplicationProblemPlusJSONResponse) VisitApproveClaimRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApproveClaimRequest429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ApproveClaimRequest429ApplicationProblemPlusJSONResponse) VisitApproveClaimRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApproveClaimRequestdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ApproveClaimRequestdefaultApplicationProblemPlusJSONResponse) VisitApproveClaimRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RejectClaimRequestRequestObject struct {
+	Id   IdPath `json:"id"`
+	Body *RejectClaimRequestJSONRequestBody
+}
+
+type RejectClaimRequestResponseObject interface {
+	VisitRejectClaimRequestResponse(w http.ResponseWriter) error
+}
+
+type RejectClaimRequest200ResponseHeaders struct {
+	RateLimit *string
+}
+
+type RejectClaimRequest200JSONResponse struct {
+	Body    ClaimRequest
+	Headers RejectClaimRequest200ResponseHeaders
+}
+
+func (response RejectClaimRequest200JSONResponse) VisitRejectClaimRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RejectClaimRequest400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RejectClaimRequest400ApplicationProblemPlusJSONResponse) VisitRejectClaimRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RejectClaimRequest401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RejectClaimRequest401ApplicationProblemPlusJSONResponse) VisitRejectClaimRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RejectClaimRequest403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RejectClaimRequest403ApplicationProblemPlusJSONResponse) VisitRejectClaimRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RejectClaimRequest404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RejectClaimRequest404ApplicationProblemPlusJSONResponse) VisitRejectClaimRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RejectClaimRequest409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response RejectClaimRequest409ApplicationProblemPlusJSONResponse) VisitRejectClaimRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RejectClaimRequest429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RejectClaimRequest429ApplicationProblemPlusJSONResponse) VisitRejectClaimRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RejectClaimRequestdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response RejectClaimRequestdefaultApplicationProblemPlusJSONResponse) VisitRejectClaimRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteContactRequestObject struct {
 	Id IdPath `json:"id"`
 }
@@ -4733,6 +6665,138 @@ func (response CreateCustomerdefaultApplicationProblemPlusJSONResponse) VisitCre
 	return err
 }
 
+type BatchClaimCustomersRequestObject struct {
+	Body *BatchClaimCustomersJSONRequestBody
+}
+
+type BatchClaimCustomersResponseObject interface {
+	VisitBatchClaimCustomersResponse(w http.ResponseWriter) error
+}
+
+type BatchClaimCustomers200ResponseHeaders struct {
+	RateLimit *string
+}
+
+type BatchClaimCustomers200JSONResponse struct {
+	Body    BatchClaimResult
+	Headers BatchClaimCustomers200ResponseHeaders
+}
+
+func (response BatchClaimCustomers200JSONResponse) VisitBatchClaimCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BatchClaimCustomers400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response BatchClaimCustomers400ApplicationProblemPlusJSONResponse) VisitBatchClaimCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BatchClaimCustomers401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response BatchClaimCustomers401ApplicationProblemPlusJSONResponse) VisitBatchClaimCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BatchClaimCustomers403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response BatchClaimCustomers403ApplicationProblemPlusJSONResponse) VisitBatchClaimCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BatchClaimCustomers429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response BatchClaimCustomers429ApplicationProblemPlusJSONResponse) VisitBatchClaimCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BatchClaimCustomersdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response BatchClaimCustomersdefaultApplicationProblemPlusJSONResponse) VisitBatchClaimCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetCustomerRequestObject struct {
 	Id IdPath `json:"id"`
 }
@@ -5088,6 +7152,379 @@ type UpdateCustomerdefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response UpdateCustomerdefaultApplicationProblemPlusJSONResponse) VisitUpdateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AssignCustomerRequestObject struct {
+	Id   IdPath `json:"id"`
+	Body *AssignCustomerJSONRequestBody
+}
+
+type AssignCustomerResponseObject interface {
+	VisitAssignCustomerResponse(w http.ResponseWriter) error
+}
+
+type AssignCustomer200ResponseHeaders struct {
+	ETag      *string
+	RateLimit *string
+}
+
+type AssignCustomer200JSONResponse struct {
+	Body    Customer
+	Headers AssignCustomer200ResponseHeaders
+}
+
+func (response AssignCustomer200JSONResponse) VisitAssignCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AssignCustomer400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AssignCustomer400ApplicationProblemPlusJSONResponse) VisitAssignCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AssignCustomer401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AssignCustomer401ApplicationProblemPlusJSONResponse) VisitAssignCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AssignCustomer403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AssignCustomer403ApplicationProblemPlusJSONResponse) VisitAssignCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AssignCustomer404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AssignCustomer404ApplicationProblemPlusJSONResponse) VisitAssignCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AssignCustomer409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response AssignCustomer409ApplicationProblemPlusJSONResponse) VisitAssignCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AssignCustomer429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response AssignCustomer429ApplicationProblemPlusJSONResponse) VisitAssignCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AssignCustomerdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response AssignCustomerdefaultApplicationProblemPlusJSONResponse) VisitAssignCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ClaimCustomerRequestObject struct {
+	Id IdPath `json:"id"`
+}
+
+type ClaimCustomerResponseObject interface {
+	VisitClaimCustomerResponse(w http.ResponseWriter) error
+}
+
+type ClaimCustomer200ResponseHeaders struct {
+	ETag      *string
+	RateLimit *string
+}
+
+type ClaimCustomer200JSONResponse struct {
+	Body    Customer
+	Headers ClaimCustomer200ResponseHeaders
+}
+
+func (response ClaimCustomer200JSONResponse) VisitClaimCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ClaimCustomer202ResponseHeaders struct {
+	RateLimit *string
+}
+
+type ClaimCustomer202JSONResponse struct {
+	Body    ClaimRequest
+	Headers ClaimCustomer202ResponseHeaders
+}
+
+func (response ClaimCustomer202JSONResponse) VisitClaimCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ClaimCustomer400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ClaimCustomer400ApplicationProblemPlusJSONResponse) VisitClaimCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ClaimCustomer401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ClaimCustomer401ApplicationProblemPlusJSONResponse) VisitClaimCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ClaimCustomer403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ClaimCustomer403ApplicationProblemPlusJSONResponse) VisitClaimCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ClaimCustomer404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ClaimCustomer404ApplicationProblemPlusJSONResponse) VisitClaimCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ClaimCustomer409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response ClaimCustomer409ApplicationProblemPlusJSONResponse) VisitClaimCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ClaimCustomer429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ClaimCustomer429ApplicationProblemPlusJSONResponse) VisitClaimCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ClaimCustomerdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ClaimCustomerdefaultApplicationProblemPlusJSONResponse) VisitClaimCustomerResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -5586,6 +8023,1206 @@ type UpdateCustomerDealStatusdefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response UpdateCustomerDealStatusdefaultApplicationProblemPlusJSONResponse) VisitUpdateCustomerDealStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FreezeCustomerRequestObject struct {
+	Id   IdPath `json:"id"`
+	Body *FreezeCustomerJSONRequestBody
+}
+
+type FreezeCustomerResponseObject interface {
+	VisitFreezeCustomerResponse(w http.ResponseWriter) error
+}
+
+type FreezeCustomer200ResponseHeaders struct {
+	ETag      *string
+	RateLimit *string
+}
+
+type FreezeCustomer200JSONResponse struct {
+	Body    Customer
+	Headers FreezeCustomer200ResponseHeaders
+}
+
+func (response FreezeCustomer200JSONResponse) VisitFreezeCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FreezeCustomer400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response FreezeCustomer400ApplicationProblemPlusJSONResponse) VisitFreezeCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FreezeCustomer401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response FreezeCustomer401ApplicationProblemPlusJSONResponse) VisitFreezeCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FreezeCustomer403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response FreezeCustomer403ApplicationProblemPlusJSONResponse) VisitFreezeCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FreezeCustomer404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response FreezeCustomer404ApplicationProblemPlusJSONResponse) VisitFreezeCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FreezeCustomer409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response FreezeCustomer409ApplicationProblemPlusJSONResponse) VisitFreezeCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FreezeCustomer429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response FreezeCustomer429ApplicationProblemPlusJSONResponse) VisitFreezeCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FreezeCustomerdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response FreezeCustomerdefaultApplicationProblemPlusJSONResponse) VisitFreezeCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomerHistoryRequestObject struct {
+	Id     IdPath `json:"id"`
+	Params ListCustomerHistoryParams
+}
+
+type ListCustomerHistoryResponseObject interface {
+	VisitListCustomerHistoryResponse(w http.ResponseWriter) error
+}
+
+type ListCustomerHistory200ResponseHeaders struct {
+	RateLimit *string
+}
+
+type ListCustomerHistory200JSONResponse struct {
+	Body    HistoryList
+	Headers ListCustomerHistory200ResponseHeaders
+}
+
+func (response ListCustomerHistory200JSONResponse) VisitListCustomerHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomerHistory400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListCustomerHistory400ApplicationProblemPlusJSONResponse) VisitListCustomerHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomerHistory401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListCustomerHistory401ApplicationProblemPlusJSONResponse) VisitListCustomerHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomerHistory403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListCustomerHistory403ApplicationProblemPlusJSONResponse) VisitListCustomerHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomerHistory404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListCustomerHistory404ApplicationProblemPlusJSONResponse) VisitListCustomerHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomerHistory429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListCustomerHistory429ApplicationProblemPlusJSONResponse) VisitListCustomerHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomerHistorydefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListCustomerHistorydefaultApplicationProblemPlusJSONResponse) VisitListCustomerHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type InvalidateCustomerRequestObject struct {
+	Id   IdPath `json:"id"`
+	Body *InvalidateCustomerJSONRequestBody
+}
+
+type InvalidateCustomerResponseObject interface {
+	VisitInvalidateCustomerResponse(w http.ResponseWriter) error
+}
+
+type InvalidateCustomer200ResponseHeaders struct {
+	ETag      *string
+	RateLimit *string
+}
+
+type InvalidateCustomer200JSONResponse struct {
+	Body    Customer
+	Headers InvalidateCustomer200ResponseHeaders
+}
+
+func (response InvalidateCustomer200JSONResponse) VisitInvalidateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type InvalidateCustomer400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response InvalidateCustomer400ApplicationProblemPlusJSONResponse) VisitInvalidateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type InvalidateCustomer401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response InvalidateCustomer401ApplicationProblemPlusJSONResponse) VisitInvalidateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type InvalidateCustomer403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response InvalidateCustomer403ApplicationProblemPlusJSONResponse) VisitInvalidateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type InvalidateCustomer404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response InvalidateCustomer404ApplicationProblemPlusJSONResponse) VisitInvalidateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type InvalidateCustomer409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response InvalidateCustomer409ApplicationProblemPlusJSONResponse) VisitInvalidateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type InvalidateCustomer429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response InvalidateCustomer429ApplicationProblemPlusJSONResponse) VisitInvalidateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type InvalidateCustomerdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response InvalidateCustomerdefaultApplicationProblemPlusJSONResponse) VisitInvalidateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RestoreCustomerRequestObject struct {
+	Id IdPath `json:"id"`
+}
+
+type RestoreCustomerResponseObject interface {
+	VisitRestoreCustomerResponse(w http.ResponseWriter) error
+}
+
+type RestoreCustomer200ResponseHeaders struct {
+	ETag      *string
+	RateLimit *string
+}
+
+type RestoreCustomer200JSONResponse struct {
+	Body    Customer
+	Headers RestoreCustomer200ResponseHeaders
+}
+
+func (response RestoreCustomer200JSONResponse) VisitRestoreCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RestoreCustomer400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RestoreCustomer400ApplicationProblemPlusJSONResponse) VisitRestoreCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RestoreCustomer401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RestoreCustomer401ApplicationProblemPlusJSONResponse) VisitRestoreCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RestoreCustomer403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RestoreCustomer403ApplicationProblemPlusJSONResponse) VisitRestoreCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RestoreCustomer404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RestoreCustomer404ApplicationProblemPlusJSONResponse) VisitRestoreCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RestoreCustomer409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response RestoreCustomer409ApplicationProblemPlusJSONResponse) VisitRestoreCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RestoreCustomer429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RestoreCustomer429ApplicationProblemPlusJSONResponse) VisitRestoreCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RestoreCustomerdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response RestoreCustomerdefaultApplicationProblemPlusJSONResponse) VisitRestoreCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReturnCustomerRequestObject struct {
+	Id   IdPath `json:"id"`
+	Body *ReturnCustomerJSONRequestBody
+}
+
+type ReturnCustomerResponseObject interface {
+	VisitReturnCustomerResponse(w http.ResponseWriter) error
+}
+
+type ReturnCustomer200ResponseHeaders struct {
+	ETag      *string
+	RateLimit *string
+}
+
+type ReturnCustomer200JSONResponse struct {
+	Body    Customer
+	Headers ReturnCustomer200ResponseHeaders
+}
+
+func (response ReturnCustomer200JSONResponse) VisitReturnCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReturnCustomer400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ReturnCustomer400ApplicationProblemPlusJSONResponse) VisitReturnCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReturnCustomer401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ReturnCustomer401ApplicationProblemPlusJSONResponse) VisitReturnCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReturnCustomer403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ReturnCustomer403ApplicationProblemPlusJSONResponse) VisitReturnCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReturnCustomer404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ReturnCustomer404ApplicationProblemPlusJSONResponse) VisitReturnCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReturnCustomer409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response ReturnCustomer409ApplicationProblemPlusJSONResponse) VisitReturnCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReturnCustomer429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ReturnCustomer429ApplicationProblemPlusJSONResponse) VisitReturnCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReturnCustomerdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ReturnCustomerdefaultApplicationProblemPlusJSONResponse) VisitReturnCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TransferCustomerRequestObject struct {
+	Id   IdPath `json:"id"`
+	Body *TransferCustomerJSONRequestBody
+}
+
+type TransferCustomerResponseObject interface {
+	VisitTransferCustomerResponse(w http.ResponseWriter) error
+}
+
+type TransferCustomer200ResponseHeaders struct {
+	ETag      *string
+	RateLimit *string
+}
+
+type TransferCustomer200JSONResponse struct {
+	Body    Customer
+	Headers TransferCustomer200ResponseHeaders
+}
+
+func (response TransferCustomer200JSONResponse) VisitTransferCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TransferCustomer400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response TransferCustomer400ApplicationProblemPlusJSONResponse) VisitTransferCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TransferCustomer401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response TransferCustomer401ApplicationProblemPlusJSONResponse) VisitTransferCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TransferCustomer403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response TransferCustomer403ApplicationProblemPlusJSONResponse) VisitTransferCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TransferCustomer404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response TransferCustomer404ApplicationProblemPlusJSONResponse) VisitTransferCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TransferCustomer409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response TransferCustomer409ApplicationProblemPlusJSONResponse) VisitTransferCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TransferCustomer429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response TransferCustomer429ApplicationProblemPlusJSONResponse) VisitTransferCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TransferCustomerdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response TransferCustomerdefaultApplicationProblemPlusJSONResponse) VisitTransferCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnfreezeCustomerRequestObject struct {
+	Id IdPath `json:"id"`
+}
+
+type UnfreezeCustomerResponseObject interface {
+	VisitUnfreezeCustomerResponse(w http.ResponseWriter) error
+}
+
+type UnfreezeCustomer200ResponseHeaders struct {
+	ETag      *string
+	RateLimit *string
+}
+
+type UnfreezeCustomer200JSONResponse struct {
+	Body    Customer
+	Headers UnfreezeCustomer200ResponseHeaders
+}
+
+func (response UnfreezeCustomer200JSONResponse) VisitUnfreezeCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnfreezeCustomer400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UnfreezeCustomer400ApplicationProblemPlusJSONResponse) VisitUnfreezeCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnfreezeCustomer401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UnfreezeCustomer401ApplicationProblemPlusJSONResponse) VisitUnfreezeCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnfreezeCustomer403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UnfreezeCustomer403ApplicationProblemPlusJSONResponse) VisitUnfreezeCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnfreezeCustomer404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UnfreezeCustomer404ApplicationProblemPlusJSONResponse) VisitUnfreezeCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnfreezeCustomer409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response UnfreezeCustomer409ApplicationProblemPlusJSONResponse) VisitUnfreezeCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnfreezeCustomer429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UnfreezeCustomer429ApplicationProblemPlusJSONResponse) VisitUnfreezeCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnfreezeCustomerdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response UnfreezeCustomerdefaultApplicationProblemPlusJSONResponse) VisitUnfreezeCustomerResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -6302,6 +9939,138 @@ func (response CreateLeaddefaultApplicationProblemPlusJSONResponse) VisitCreateL
 	return err
 }
 
+type BatchClaimLeadsRequestObject struct {
+	Body *BatchClaimLeadsJSONRequestBody
+}
+
+type BatchClaimLeadsResponseObject interface {
+	VisitBatchClaimLeadsResponse(w http.ResponseWriter) error
+}
+
+type BatchClaimLeads200ResponseHeaders struct {
+	RateLimit *string
+}
+
+type BatchClaimLeads200JSONResponse struct {
+	Body    BatchClaimResult
+	Headers BatchClaimLeads200ResponseHeaders
+}
+
+func (response BatchClaimLeads200JSONResponse) VisitBatchClaimLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BatchClaimLeads400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response BatchClaimLeads400ApplicationProblemPlusJSONResponse) VisitBatchClaimLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BatchClaimLeads401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response BatchClaimLeads401ApplicationProblemPlusJSONResponse) VisitBatchClaimLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BatchClaimLeads403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response BatchClaimLeads403ApplicationProblemPlusJSONResponse) VisitBatchClaimLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BatchClaimLeads429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response BatchClaimLeads429ApplicationProblemPlusJSONResponse) VisitBatchClaimLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BatchClaimLeadsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response BatchClaimLeadsdefaultApplicationProblemPlusJSONResponse) VisitBatchClaimLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetLeadRequestObject struct {
 	Id IdPath `json:"id"`
 }
@@ -6671,6 +10440,1750 @@ func (response UpdateLeaddefaultApplicationProblemPlusJSONResponse) VisitUpdateL
 	return err
 }
 
+type AssignLeadRequestObject struct {
+	Id   IdPath `json:"id"`
+	Body *AssignLeadJSONRequestBody
+}
+
+type AssignLeadResponseObject interface {
+	VisitAssignLeadResponse(w http.ResponseWriter) error
+}
+
+type AssignLead200ResponseHeaders struct {
+	ETag      *string
+	RateLimit *string
+}
+
+type AssignLead200JSONResponse struct {
+	Body    Lead
+	Headers AssignLead200ResponseHeaders
+}
+
+func (response AssignLead200JSONResponse) VisitAssignLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AssignLead400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AssignLead400ApplicationProblemPlusJSONResponse) VisitAssignLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AssignLead401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AssignLead401ApplicationProblemPlusJSONResponse) VisitAssignLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AssignLead403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AssignLead403ApplicationProblemPlusJSONResponse) VisitAssignLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AssignLead404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AssignLead404ApplicationProblemPlusJSONResponse) VisitAssignLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AssignLead409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response AssignLead409ApplicationProblemPlusJSONResponse) VisitAssignLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AssignLead429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response AssignLead429ApplicationProblemPlusJSONResponse) VisitAssignLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AssignLeaddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response AssignLeaddefaultApplicationProblemPlusJSONResponse) VisitAssignLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ClaimLeadRequestObject struct {
+	Id IdPath `json:"id"`
+}
+
+type ClaimLeadResponseObject interface {
+	VisitClaimLeadResponse(w http.ResponseWriter) error
+}
+
+type ClaimLead200ResponseHeaders struct {
+	ETag      *string
+	RateLimit *string
+}
+
+type ClaimLead200JSONResponse struct {
+	Body    Lead
+	Headers ClaimLead200ResponseHeaders
+}
+
+func (response ClaimLead200JSONResponse) VisitClaimLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ClaimLead202ResponseHeaders struct {
+	RateLimit *string
+}
+
+type ClaimLead202JSONResponse struct {
+	Body    ClaimRequest
+	Headers ClaimLead202ResponseHeaders
+}
+
+func (response ClaimLead202JSONResponse) VisitClaimLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ClaimLead400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ClaimLead400ApplicationProblemPlusJSONResponse) VisitClaimLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ClaimLead401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ClaimLead401ApplicationProblemPlusJSONResponse) VisitClaimLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ClaimLead403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ClaimLead403ApplicationProblemPlusJSONResponse) VisitClaimLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ClaimLead404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ClaimLead404ApplicationProblemPlusJSONResponse) VisitClaimLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ClaimLead409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response ClaimLead409ApplicationProblemPlusJSONResponse) VisitClaimLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ClaimLead429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ClaimLead429ApplicationProblemPlusJSONResponse) VisitClaimLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ClaimLeaddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ClaimLeaddefaultApplicationProblemPlusJSONResponse) VisitClaimLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConvertLeadRequestObject struct {
+	Id   IdPath `json:"id"`
+	Body *ConvertLeadJSONRequestBody
+}
+
+type ConvertLeadResponseObject interface {
+	VisitConvertLeadResponse(w http.ResponseWriter) error
+}
+
+type ConvertLead201ResponseHeaders struct {
+	RateLimit *string
+}
+
+type ConvertLead201JSONResponse struct {
+	Body    Customer
+	Headers ConvertLead201ResponseHeaders
+}
+
+func (response ConvertLead201JSONResponse) VisitConvertLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConvertLead400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ConvertLead400ApplicationProblemPlusJSONResponse) VisitConvertLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConvertLead401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ConvertLead401ApplicationProblemPlusJSONResponse) VisitConvertLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConvertLead403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ConvertLead403ApplicationProblemPlusJSONResponse) VisitConvertLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConvertLead404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ConvertLead404ApplicationProblemPlusJSONResponse) VisitConvertLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConvertLead409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response ConvertLead409ApplicationProblemPlusJSONResponse) VisitConvertLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConvertLead429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ConvertLead429ApplicationProblemPlusJSONResponse) VisitConvertLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConvertLeaddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ConvertLeaddefaultApplicationProblemPlusJSONResponse) VisitConvertLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FreezeLeadRequestObject struct {
+	Id   IdPath `json:"id"`
+	Body *FreezeLeadJSONRequestBody
+}
+
+type FreezeLeadResponseObject interface {
+	VisitFreezeLeadResponse(w http.ResponseWriter) error
+}
+
+type FreezeLead200ResponseHeaders struct {
+	ETag      *string
+	RateLimit *string
+}
+
+type FreezeLead200JSONResponse struct {
+	Body    Lead
+	Headers FreezeLead200ResponseHeaders
+}
+
+func (response FreezeLead200JSONResponse) VisitFreezeLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FreezeLead400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response FreezeLead400ApplicationProblemPlusJSONResponse) VisitFreezeLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FreezeLead401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response FreezeLead401ApplicationProblemPlusJSONResponse) VisitFreezeLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FreezeLead403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response FreezeLead403ApplicationProblemPlusJSONResponse) VisitFreezeLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FreezeLead404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response FreezeLead404ApplicationProblemPlusJSONResponse) VisitFreezeLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FreezeLead409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response FreezeLead409ApplicationProblemPlusJSONResponse) VisitFreezeLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FreezeLead429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response FreezeLead429ApplicationProblemPlusJSONResponse) VisitFreezeLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FreezeLeaddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response FreezeLeaddefaultApplicationProblemPlusJSONResponse) VisitFreezeLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListLeadHistoryRequestObject struct {
+	Id     IdPath `json:"id"`
+	Params ListLeadHistoryParams
+}
+
+type ListLeadHistoryResponseObject interface {
+	VisitListLeadHistoryResponse(w http.ResponseWriter) error
+}
+
+type ListLeadHistory200ResponseHeaders struct {
+	RateLimit *string
+}
+
+type ListLeadHistory200JSONResponse struct {
+	Body    HistoryList
+	Headers ListLeadHistory200ResponseHeaders
+}
+
+func (response ListLeadHistory200JSONResponse) VisitListLeadHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListLeadHistory400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListLeadHistory400ApplicationProblemPlusJSONResponse) VisitListLeadHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListLeadHistory401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListLeadHistory401ApplicationProblemPlusJSONResponse) VisitListLeadHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListLeadHistory403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListLeadHistory403ApplicationProblemPlusJSONResponse) VisitListLeadHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListLeadHistory404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListLeadHistory404ApplicationProblemPlusJSONResponse) VisitListLeadHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListLeadHistory429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListLeadHistory429ApplicationProblemPlusJSONResponse) VisitListLeadHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListLeadHistorydefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListLeadHistorydefaultApplicationProblemPlusJSONResponse) VisitListLeadHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type InvalidateLeadRequestObject struct {
+	Id   IdPath `json:"id"`
+	Body *InvalidateLeadJSONRequestBody
+}
+
+type InvalidateLeadResponseObject interface {
+	VisitInvalidateLeadResponse(w http.ResponseWriter) error
+}
+
+type InvalidateLead200ResponseHeaders struct {
+	ETag      *string
+	RateLimit *string
+}
+
+type InvalidateLead200JSONResponse struct {
+	Body    Lead
+	Headers InvalidateLead200ResponseHeaders
+}
+
+func (response InvalidateLead200JSONResponse) VisitInvalidateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type InvalidateLead400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response InvalidateLead400ApplicationProblemPlusJSONResponse) VisitInvalidateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type InvalidateLead401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response InvalidateLead401ApplicationProblemPlusJSONResponse) VisitInvalidateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type InvalidateLead403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response InvalidateLead403ApplicationProblemPlusJSONResponse) VisitInvalidateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type InvalidateLead404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response InvalidateLead404ApplicationProblemPlusJSONResponse) VisitInvalidateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type InvalidateLead409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response InvalidateLead409ApplicationProblemPlusJSONResponse) VisitInvalidateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type InvalidateLead429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response InvalidateLead429ApplicationProblemPlusJSONResponse) VisitInvalidateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type InvalidateLeaddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response InvalidateLeaddefaultApplicationProblemPlusJSONResponse) VisitInvalidateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RestoreLeadRequestObject struct {
+	Id IdPath `json:"id"`
+}
+
+type RestoreLeadResponseObject interface {
+	VisitRestoreLeadResponse(w http.ResponseWriter) error
+}
+
+type RestoreLead200ResponseHeaders struct {
+	ETag      *string
+	RateLimit *string
+}
+
+type RestoreLead200JSONResponse struct {
+	Body    Lead
+	Headers RestoreLead200ResponseHeaders
+}
+
+func (response RestoreLead200JSONResponse) VisitRestoreLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RestoreLead400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RestoreLead400ApplicationProblemPlusJSONResponse) VisitRestoreLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RestoreLead401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RestoreLead401ApplicationProblemPlusJSONResponse) VisitRestoreLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RestoreLead403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RestoreLead403ApplicationProblemPlusJSONResponse) VisitRestoreLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RestoreLead404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RestoreLead404ApplicationProblemPlusJSONResponse) VisitRestoreLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RestoreLead409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response RestoreLead409ApplicationProblemPlusJSONResponse) VisitRestoreLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RestoreLead429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RestoreLead429ApplicationProblemPlusJSONResponse) VisitRestoreLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RestoreLeaddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response RestoreLeaddefaultApplicationProblemPlusJSONResponse) VisitRestoreLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReturnLeadRequestObject struct {
+	Id   IdPath `json:"id"`
+	Body *ReturnLeadJSONRequestBody
+}
+
+type ReturnLeadResponseObject interface {
+	VisitReturnLeadResponse(w http.ResponseWriter) error
+}
+
+type ReturnLead200ResponseHeaders struct {
+	ETag      *string
+	RateLimit *string
+}
+
+type ReturnLead200JSONResponse struct {
+	Body    Lead
+	Headers ReturnLead200ResponseHeaders
+}
+
+func (response ReturnLead200JSONResponse) VisitReturnLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReturnLead400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ReturnLead400ApplicationProblemPlusJSONResponse) VisitReturnLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReturnLead401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ReturnLead401ApplicationProblemPlusJSONResponse) VisitReturnLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReturnLead403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ReturnLead403ApplicationProblemPlusJSONResponse) VisitReturnLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReturnLead404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ReturnLead404ApplicationProblemPlusJSONResponse) VisitReturnLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReturnLead409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response ReturnLead409ApplicationProblemPlusJSONResponse) VisitReturnLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReturnLead429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ReturnLead429ApplicationProblemPlusJSONResponse) VisitReturnLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReturnLeaddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ReturnLeaddefaultApplicationProblemPlusJSONResponse) VisitReturnLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TransferLeadRequestObject struct {
+	Id   IdPath `json:"id"`
+	Body *TransferLeadJSONRequestBody
+}
+
+type TransferLeadResponseObject interface {
+	VisitTransferLeadResponse(w http.ResponseWriter) error
+}
+
+type TransferLead200ResponseHeaders struct {
+	ETag      *string
+	RateLimit *string
+}
+
+type TransferLead200JSONResponse struct {
+	Body    Lead
+	Headers TransferLead200ResponseHeaders
+}
+
+func (response TransferLead200JSONResponse) VisitTransferLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TransferLead400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response TransferLead400ApplicationProblemPlusJSONResponse) VisitTransferLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TransferLead401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response TransferLead401ApplicationProblemPlusJSONResponse) VisitTransferLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TransferLead403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response TransferLead403ApplicationProblemPlusJSONResponse) VisitTransferLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TransferLead404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response TransferLead404ApplicationProblemPlusJSONResponse) VisitTransferLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TransferLead409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response TransferLead409ApplicationProblemPlusJSONResponse) VisitTransferLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TransferLead429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response TransferLead429ApplicationProblemPlusJSONResponse) VisitTransferLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TransferLeaddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response TransferLeaddefaultApplicationProblemPlusJSONResponse) VisitTransferLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnfreezeLeadRequestObject struct {
+	Id IdPath `json:"id"`
+}
+
+type UnfreezeLeadResponseObject interface {
+	VisitUnfreezeLeadResponse(w http.ResponseWriter) error
+}
+
+type UnfreezeLead200ResponseHeaders struct {
+	ETag      *string
+	RateLimit *string
+}
+
+type UnfreezeLead200JSONResponse struct {
+	Body    Lead
+	Headers UnfreezeLead200ResponseHeaders
+}
+
+func (response UnfreezeLead200JSONResponse) VisitUnfreezeLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnfreezeLead400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UnfreezeLead400ApplicationProblemPlusJSONResponse) VisitUnfreezeLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnfreezeLead401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UnfreezeLead401ApplicationProblemPlusJSONResponse) VisitUnfreezeLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnfreezeLead403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UnfreezeLead403ApplicationProblemPlusJSONResponse) VisitUnfreezeLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnfreezeLead404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UnfreezeLead404ApplicationProblemPlusJSONResponse) VisitUnfreezeLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnfreezeLead409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response UnfreezeLead409ApplicationProblemPlusJSONResponse) VisitUnfreezeLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnfreezeLead429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UnfreezeLead429ApplicationProblemPlusJSONResponse) VisitUnfreezeLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnfreezeLeaddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response UnfreezeLeaddefaultApplicationProblemPlusJSONResponse) VisitUnfreezeLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetCurrentUserRequestObject struct {
 }
 
@@ -6769,6 +12282,855 @@ type GetCurrentUserdefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetCurrentUserdefaultApplicationProblemPlusJSONResponse) VisitGetCurrentUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPoolsRequestObject struct {
+	Params ListPoolsParams
+}
+
+type ListPoolsResponseObject interface {
+	VisitListPoolsResponse(w http.ResponseWriter) error
+}
+
+type ListPools200ResponseHeaders struct {
+	RateLimit *string
+}
+
+type ListPools200JSONResponse struct {
+	Body    PoolList
+	Headers ListPools200ResponseHeaders
+}
+
+func (response ListPools200JSONResponse) VisitListPoolsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPools400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListPools400ApplicationProblemPlusJSONResponse) VisitListPoolsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPools401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListPools401ApplicationProblemPlusJSONResponse) VisitListPoolsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPools403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListPools403ApplicationProblemPlusJSONResponse) VisitListPoolsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPools429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListPools429ApplicationProblemPlusJSONResponse) VisitListPoolsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPoolsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListPoolsdefaultApplicationProblemPlusJSONResponse) VisitListPoolsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePoolRequestObject struct {
+	Body *CreatePoolJSONRequestBody
+}
+
+type CreatePoolResponseObject interface {
+	VisitCreatePoolResponse(w http.ResponseWriter) error
+}
+
+type CreatePool201ResponseHeaders struct {
+	RateLimit *string
+}
+
+type CreatePool201JSONResponse struct {
+	Body    Pool
+	Headers CreatePool201ResponseHeaders
+}
+
+func (response CreatePool201JSONResponse) VisitCreatePoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePool400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreatePool400ApplicationProblemPlusJSONResponse) VisitCreatePoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePool401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreatePool401ApplicationProblemPlusJSONResponse) VisitCreatePoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePool403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreatePool403ApplicationProblemPlusJSONResponse) VisitCreatePoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePool409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response CreatePool409ApplicationProblemPlusJSONResponse) VisitCreatePoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePool429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreatePool429ApplicationProblemPlusJSONResponse) VisitCreatePoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePooldefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response CreatePooldefaultApplicationProblemPlusJSONResponse) VisitCreatePoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPoolRequestObject struct {
+	Id IdPath `json:"id"`
+}
+
+type GetPoolResponseObject interface {
+	VisitGetPoolResponse(w http.ResponseWriter) error
+}
+
+type GetPool200ResponseHeaders struct {
+	RateLimit *string
+}
+
+type GetPool200JSONResponse struct {
+	Body    Pool
+	Headers GetPool200ResponseHeaders
+}
+
+func (response GetPool200JSONResponse) VisitGetPoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPool400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetPool400ApplicationProblemPlusJSONResponse) VisitGetPoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPool401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetPool401ApplicationProblemPlusJSONResponse) VisitGetPoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPool403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetPool403ApplicationProblemPlusJSONResponse) VisitGetPoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPool404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetPool404ApplicationProblemPlusJSONResponse) VisitGetPoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPool429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetPool429ApplicationProblemPlusJSONResponse) VisitGetPoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPooldefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response GetPooldefaultApplicationProblemPlusJSONResponse) VisitGetPoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePoolRequestObject struct {
+	Id   IdPath `json:"id"`
+	Body *UpdatePoolJSONRequestBody
+}
+
+type UpdatePoolResponseObject interface {
+	VisitUpdatePoolResponse(w http.ResponseWriter) error
+}
+
+type UpdatePool200ResponseHeaders struct {
+	RateLimit *string
+}
+
+type UpdatePool200JSONResponse struct {
+	Body    Pool
+	Headers UpdatePool200ResponseHeaders
+}
+
+func (response UpdatePool200JSONResponse) VisitUpdatePoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePool400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdatePool400ApplicationProblemPlusJSONResponse) VisitUpdatePoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePool401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdatePool401ApplicationProblemPlusJSONResponse) VisitUpdatePoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePool403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdatePool403ApplicationProblemPlusJSONResponse) VisitUpdatePoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePool404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdatePool404ApplicationProblemPlusJSONResponse) VisitUpdatePoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePool409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response UpdatePool409ApplicationProblemPlusJSONResponse) VisitUpdatePoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePool429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdatePool429ApplicationProblemPlusJSONResponse) VisitUpdatePoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePooldefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response UpdatePooldefaultApplicationProblemPlusJSONResponse) VisitUpdatePoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSettingsRequestObject struct {
+}
+
+type GetSettingsResponseObject interface {
+	VisitGetSettingsResponse(w http.ResponseWriter) error
+}
+
+type GetSettings200ResponseHeaders struct {
+	RateLimit *string
+}
+
+type GetSettings200JSONResponse struct {
+	Body    Settings
+	Headers GetSettings200ResponseHeaders
+}
+
+func (response GetSettings200JSONResponse) VisitGetSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSettings401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetSettings401ApplicationProblemPlusJSONResponse) VisitGetSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSettings403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetSettings403ApplicationProblemPlusJSONResponse) VisitGetSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSettings429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetSettings429ApplicationProblemPlusJSONResponse) VisitGetSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetSettingsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response GetSettingsdefaultApplicationProblemPlusJSONResponse) VisitGetSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSettingsRequestObject struct {
+	Body *UpdateSettingsJSONRequestBody
+}
+
+type UpdateSettingsResponseObject interface {
+	VisitUpdateSettingsResponse(w http.ResponseWriter) error
+}
+
+type UpdateSettings200ResponseHeaders struct {
+	RateLimit *string
+}
+
+type UpdateSettings200JSONResponse struct {
+	Body    Settings
+	Headers UpdateSettings200ResponseHeaders
+}
+
+func (response UpdateSettings200JSONResponse) VisitUpdateSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSettings400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSettings400ApplicationProblemPlusJSONResponse) VisitUpdateSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSettings401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSettings401ApplicationProblemPlusJSONResponse) VisitUpdateSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSettings403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSettings403ApplicationProblemPlusJSONResponse) VisitUpdateSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSettings429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSettings429ApplicationProblemPlusJSONResponse) VisitUpdateSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSettingsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateSettingsdefaultApplicationProblemPlusJSONResponse) VisitUpdateSettingsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -8025,6 +14387,15 @@ type StrictServerInterface interface {
 	// RefreshToken Exchange a refresh token for new tokens
 	// (POST /v1/auth/refresh)
 	RefreshToken(ctx context.Context, request RefreshTokenRequestObject) (RefreshTokenResponseObject, error)
+	// ListClaimRequests List claim requests
+	// (GET /v1/claim-requests)
+	ListClaimRequests(ctx context.Context, request ListClaimRequestsRequestObject) (ListClaimRequestsResponseObject, error)
+	// ApproveClaimRequest Approve a claim request
+	// (POST /v1/claim-requests/{id}/approve)
+	ApproveClaimRequest(ctx context.Context, request ApproveClaimRequestRequestObject) (ApproveClaimRequestResponseObject, error)
+	// RejectClaimRequest Reject a claim request
+	// (POST /v1/claim-requests/{id}/reject)
+	RejectClaimRequest(ctx context.Context, request RejectClaimRequestRequestObject) (RejectClaimRequestResponseObject, error)
 	// DeleteContact Delete a contact
 	// (DELETE /v1/contacts/{id})
 	DeleteContact(ctx context.Context, request DeleteContactRequestObject) (DeleteContactResponseObject, error)
@@ -8040,12 +14411,21 @@ type StrictServerInterface interface {
 	// CreateCustomer Create a customer
 	// (POST /v1/customers)
 	CreateCustomer(ctx context.Context, request CreateCustomerRequestObject) (CreateCustomerResponseObject, error)
+	// BatchClaimCustomers Claim several customers
+	// (POST /v1/customers/batch-claim)
+	BatchClaimCustomers(ctx context.Context, request BatchClaimCustomersRequestObject) (BatchClaimCustomersResponseObject, error)
 	// GetCustomer Get a customer
 	// (GET /v1/customers/{id})
 	GetCustomer(ctx context.Context, request GetCustomerRequestObject) (GetCustomerResponseObject, error)
 	// UpdateCustomer Update a customer
 	// (PATCH /v1/customers/{id})
 	UpdateCustomer(ctx context.Context, request UpdateCustomerRequestObject) (UpdateCustomerResponseObject, error)
+	// AssignCustomer Assign a pooled customer (分配)
+	// (POST /v1/customers/{id}/assign)
+	AssignCustomer(ctx context.Context, request AssignCustomerRequestObject) (AssignCustomerResponseObject, error)
+	// ClaimCustomer Claim a pooled customer (领取)
+	// (POST /v1/customers/{id}/claim)
+	ClaimCustomer(ctx context.Context, request ClaimCustomerRequestObject) (ClaimCustomerResponseObject, error)
 	// ListContacts List a customer's contacts
 	// (GET /v1/customers/{id}/contacts)
 	ListContacts(ctx context.Context, request ListContactsRequestObject) (ListContactsResponseObject, error)
@@ -8055,6 +14435,27 @@ type StrictServerInterface interface {
 	// UpdateCustomerDealStatus Set a customer's deal status (成交状态)
 	// (PUT /v1/customers/{id}/deal-status)
 	UpdateCustomerDealStatus(ctx context.Context, request UpdateCustomerDealStatusRequestObject) (UpdateCustomerDealStatusResponseObject, error)
+	// FreezeCustomer Freeze a customer (冻结)
+	// (POST /v1/customers/{id}/freeze)
+	FreezeCustomer(ctx context.Context, request FreezeCustomerRequestObject) (FreezeCustomerResponseObject, error)
+	// ListCustomerHistory Ownership history of a customer
+	// (GET /v1/customers/{id}/history)
+	ListCustomerHistory(ctx context.Context, request ListCustomerHistoryRequestObject) (ListCustomerHistoryResponseObject, error)
+	// InvalidateCustomer Mark a customer invalid (无效)
+	// (POST /v1/customers/{id}/invalidate)
+	InvalidateCustomer(ctx context.Context, request InvalidateCustomerRequestObject) (InvalidateCustomerResponseObject, error)
+	// RestoreCustomer Restore an invalid customer
+	// (POST /v1/customers/{id}/restore)
+	RestoreCustomer(ctx context.Context, request RestoreCustomerRequestObject) (RestoreCustomerResponseObject, error)
+	// ReturnCustomer Return a customer to its pool (退回)
+	// (POST /v1/customers/{id}/return)
+	ReturnCustomer(ctx context.Context, request ReturnCustomerRequestObject) (ReturnCustomerResponseObject, error)
+	// TransferCustomer Transfer a customer to another rep (转移)
+	// (POST /v1/customers/{id}/transfer)
+	TransferCustomer(ctx context.Context, request TransferCustomerRequestObject) (TransferCustomerResponseObject, error)
+	// UnfreezeCustomer Unfreeze a customer
+	// (POST /v1/customers/{id}/unfreeze)
+	UnfreezeCustomer(ctx context.Context, request UnfreezeCustomerRequestObject) (UnfreezeCustomerResponseObject, error)
 	// CheckDuplicates Who already has this customer? (查重)
 	// (GET /v1/duplicates)
 	CheckDuplicates(ctx context.Context, request CheckDuplicatesRequestObject) (CheckDuplicatesResponseObject, error)
@@ -8070,15 +14471,66 @@ type StrictServerInterface interface {
 	// CreateLead Create a lead
 	// (POST /v1/leads)
 	CreateLead(ctx context.Context, request CreateLeadRequestObject) (CreateLeadResponseObject, error)
+	// BatchClaimLeads Claim several leads
+	// (POST /v1/leads/batch-claim)
+	BatchClaimLeads(ctx context.Context, request BatchClaimLeadsRequestObject) (BatchClaimLeadsResponseObject, error)
 	// GetLead Get a lead
 	// (GET /v1/leads/{id})
 	GetLead(ctx context.Context, request GetLeadRequestObject) (GetLeadResponseObject, error)
 	// UpdateLead Update a lead
 	// (PATCH /v1/leads/{id})
 	UpdateLead(ctx context.Context, request UpdateLeadRequestObject) (UpdateLeadResponseObject, error)
+	// AssignLead Assign a pooled lead (分配)
+	// (POST /v1/leads/{id}/assign)
+	AssignLead(ctx context.Context, request AssignLeadRequestObject) (AssignLeadResponseObject, error)
+	// ClaimLead Claim a pooled lead (领取)
+	// (POST /v1/leads/{id}/claim)
+	ClaimLead(ctx context.Context, request ClaimLeadRequestObject) (ClaimLeadResponseObject, error)
+	// ConvertLead Convert a lead into a customer
+	// (POST /v1/leads/{id}/convert)
+	ConvertLead(ctx context.Context, request ConvertLeadRequestObject) (ConvertLeadResponseObject, error)
+	// FreezeLead Freeze a lead (冻结)
+	// (POST /v1/leads/{id}/freeze)
+	FreezeLead(ctx context.Context, request FreezeLeadRequestObject) (FreezeLeadResponseObject, error)
+	// ListLeadHistory Ownership history of a lead
+	// (GET /v1/leads/{id}/history)
+	ListLeadHistory(ctx context.Context, request ListLeadHistoryRequestObject) (ListLeadHistoryResponseObject, error)
+	// InvalidateLead Mark a lead invalid (无效)
+	// (POST /v1/leads/{id}/invalidate)
+	InvalidateLead(ctx context.Context, request InvalidateLeadRequestObject) (InvalidateLeadResponseObject, error)
+	// RestoreLead Restore an invalid lead
+	// (POST /v1/leads/{id}/restore)
+	RestoreLead(ctx context.Context, request RestoreLeadRequestObject) (RestoreLeadResponseObject, error)
+	// ReturnLead Return a lead to its pool (退回)
+	// (POST /v1/leads/{id}/return)
+	ReturnLead(ctx context.Context, request ReturnLeadRequestObject) (ReturnLeadResponseObject, error)
+	// TransferLead Transfer a lead to another rep (转移)
+	// (POST /v1/leads/{id}/transfer)
+	TransferLead(ctx context.Context, request TransferLeadRequestObject) (TransferLeadResponseObject, error)
+	// UnfreezeLead Unfreeze a lead
+	// (POST /v1/leads/{id}/unfreeze)
+	UnfreezeLead(ctx context.Context, request UnfreezeLeadRequestObject) (UnfreezeLeadResponseObject, error)
 	// GetCurrentUser The logged-in user
 	// (GET /v1/me)
 	GetCurrentUser(ctx context.Context, request GetCurrentUserRequestObject) (GetCurrentUserResponseObject, error)
+	// ListPools List pools
+	// (GET /v1/pools)
+	ListPools(ctx context.Context, request ListPoolsRequestObject) (ListPoolsResponseObject, error)
+	// CreatePool Create a pool
+	// (POST /v1/pools)
+	CreatePool(ctx context.Context, request CreatePoolRequestObject) (CreatePoolResponseObject, error)
+	// GetPool Get a pool
+	// (GET /v1/pools/{id})
+	GetPool(ctx context.Context, request GetPoolRequestObject) (GetPoolResponseObject, error)
+	// UpdatePool Update a pool
+	// (PATCH /v1/pools/{id})
+	UpdatePool(ctx context.Context, request UpdatePoolRequestObject) (UpdatePoolResponseObject, error)
+	// GetSettings Global settings
+	// (GET /v1/settings)
+	GetSettings(ctx context.Context, request GetSettingsRequestObject) (GetSettingsResponseObject, error)
+	// UpdateSettings Update global settings
+	// (PATCH /v1/settings)
+	UpdateSettings(ctx context.Context, request UpdateSettingsRequestObject) (UpdateSettingsResponseObject, error)
 	// ListTeams List teams
 	// (GET /v1/teams)
 	ListTeams(ctx context.Context, request ListTeamsRequestObject) (ListTeamsResponseObject, error)
@@ -8445,6 +14897,127 @@ func (sh *strictHandler) RefreshToken(ctx echo.Context) error {
 	return nil
 }
 
+// ListClaimRequests operation middleware
+func (sh *strictHandler) ListClaimRequests(ctx echo.Context, params ListClaimRequestsParams) error {
+	var request ListClaimRequestsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListClaimRequests(ctx.Request().Context(), request.(ListClaimRequestsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListClaimRequests")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListClaimRequestsResponseObject); ok {
+		return validResponse.VisitListClaimRequestsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ApproveClaimRequest operation middleware
+func (sh *strictHandler) ApproveClaimRequest(ctx echo.Context, id IdPath) error {
+	var request ApproveClaimRequestRequestObject
+
+	request.Id = id
+
+	var body ApproveClaimRequestJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ApproveClaimRequest(ctx.Request().Context(), request.(ApproveClaimRequestRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ApproveClaimRequest")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ApproveClaimRequestResponseObject); ok {
+		return validResponse.VisitApproveClaimRequestResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RejectClaimRequest operation middleware
+func (sh *strictHandler) RejectClaimRequest(ctx echo.Context, id IdPath) error {
+	var request RejectClaimRequestRequestObject
+
+	request.Id = id
+
+	var body RejectClaimRequestJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RejectClaimRequest(ctx.Request().Context(), request.(RejectClaimRequestRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RejectClaimRequest")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RejectClaimRequestResponseObject); ok {
+		return validResponse.VisitRejectClaimRequestResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // DeleteContact operation middleware
 func (sh *strictHandler) DeleteContact(ctx echo.Context, id IdPath) error {
 	var request DeleteContactRequestObject
@@ -8614,6 +15187,52 @@ func (sh *strictHandler) CreateCustomer(ctx echo.Context) error {
 	return nil
 }
 
+// BatchClaimCustomers operation middleware
+func (sh *strictHandler) BatchClaimCustomers(ctx echo.Context) error {
+	var request BatchClaimCustomersRequestObject
+
+	var body BatchClaimCustomersJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.BatchClaimCustomers(ctx.Request().Context(), request.(BatchClaimCustomersRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "BatchClaimCustomers")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(BatchClaimCustomersResponseObject); ok {
+		return validResponse.VisitBatchClaimCustomersResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetCustomer operation middleware
 func (sh *strictHandler) GetCustomer(ctx echo.Context, id IdPath) error {
 	var request GetCustomerRequestObject
@@ -8682,6 +15301,79 @@ func (sh *strictHandler) UpdateCustomer(ctx echo.Context, id IdPath, params Upda
 		return err
 	} else if validResponse, ok := response.(UpdateCustomerResponseObject); ok {
 		return validResponse.VisitUpdateCustomerResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AssignCustomer operation middleware
+func (sh *strictHandler) AssignCustomer(ctx echo.Context, id IdPath) error {
+	var request AssignCustomerRequestObject
+
+	request.Id = id
+
+	var body AssignCustomerJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AssignCustomer(ctx.Request().Context(), request.(AssignCustomerRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AssignCustomer")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AssignCustomerResponseObject); ok {
+		return validResponse.VisitAssignCustomerResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ClaimCustomer operation middleware
+func (sh *strictHandler) ClaimCustomer(ctx echo.Context, id IdPath) error {
+	var request ClaimCustomerRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ClaimCustomer(ctx.Request().Context(), request.(ClaimCustomerRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ClaimCustomer")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ClaimCustomerResponseObject); ok {
+		return validResponse.VisitClaimCustomerResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -8804,6 +15496,274 @@ func (sh *strictHandler) UpdateCustomerDealStatus(ctx echo.Context, id IdPath) e
 		return err
 	} else if validResponse, ok := response.(UpdateCustomerDealStatusResponseObject); ok {
 		return validResponse.VisitUpdateCustomerDealStatusResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// FreezeCustomer operation middleware
+func (sh *strictHandler) FreezeCustomer(ctx echo.Context, id IdPath) error {
+	var request FreezeCustomerRequestObject
+
+	request.Id = id
+
+	var body FreezeCustomerJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.FreezeCustomer(ctx.Request().Context(), request.(FreezeCustomerRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "FreezeCustomer")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(FreezeCustomerResponseObject); ok {
+		return validResponse.VisitFreezeCustomerResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListCustomerHistory operation middleware
+func (sh *strictHandler) ListCustomerHistory(ctx echo.Context, id IdPath, params ListCustomerHistoryParams) error {
+	var request ListCustomerHistoryRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListCustomerHistory(ctx.Request().Context(), request.(ListCustomerHistoryRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListCustomerHistory")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListCustomerHistoryResponseObject); ok {
+		return validResponse.VisitListCustomerHistoryResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// InvalidateCustomer operation middleware
+func (sh *strictHandler) InvalidateCustomer(ctx echo.Context, id IdPath) error {
+	var request InvalidateCustomerRequestObject
+
+	request.Id = id
+
+	var body InvalidateCustomerJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.InvalidateCustomer(ctx.Request().Context(), request.(InvalidateCustomerRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "InvalidateCustomer")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(InvalidateCustomerResponseObject); ok {
+		return validResponse.VisitInvalidateCustomerResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RestoreCustomer operation middleware
+func (sh *strictHandler) RestoreCustomer(ctx echo.Context, id IdPath) error {
+	var request RestoreCustomerRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RestoreCustomer(ctx.Request().Context(), request.(RestoreCustomerRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RestoreCustomer")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RestoreCustomerResponseObject); ok {
+		return validResponse.VisitRestoreCustomerResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ReturnCustomer operation middleware
+func (sh *strictHandler) ReturnCustomer(ctx echo.Context, id IdPath) error {
+	var request ReturnCustomerRequestObject
+
+	request.Id = id
+
+	var body ReturnCustomerJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ReturnCustomer(ctx.Request().Context(), request.(ReturnCustomerRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ReturnCustomer")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ReturnCustomerResponseObject); ok {
+		return validResponse.VisitReturnCustomerResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// TransferCustomer operation middleware
+func (sh *strictHandler) TransferCustomer(ctx echo.Context, id IdPath) error {
+	var request TransferCustomerRequestObject
+
+	request.Id = id
+
+	var body TransferCustomerJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.TransferCustomer(ctx.Request().Context(), request.(TransferCustomerRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "TransferCustomer")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(TransferCustomerResponseObject); ok {
+		return validResponse.VisitTransferCustomerResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UnfreezeCustomer operation middleware
+func (sh *strictHandler) UnfreezeCustomer(ctx echo.Context, id IdPath) error {
+	var request UnfreezeCustomerRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UnfreezeCustomer(ctx.Request().Context(), request.(UnfreezeCustomerRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UnfreezeCustomer")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UnfreezeCustomerResponseObject); ok {
+		return validResponse.VisitUnfreezeCustomerResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -8977,6 +15937,52 @@ func (sh *strictHandler) CreateLead(ctx echo.Context) error {
 	return nil
 }
 
+// BatchClaimLeads operation middleware
+func (sh *strictHandler) BatchClaimLeads(ctx echo.Context) error {
+	var request BatchClaimLeadsRequestObject
+
+	var body BatchClaimLeadsJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.BatchClaimLeads(ctx.Request().Context(), request.(BatchClaimLeadsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "BatchClaimLeads")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(BatchClaimLeadsResponseObject); ok {
+		return validResponse.VisitBatchClaimLeadsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetLead operation middleware
 func (sh *strictHandler) GetLead(ctx echo.Context, id IdPath) error {
 	var request GetLeadRequestObject
@@ -9051,6 +16057,395 @@ func (sh *strictHandler) UpdateLead(ctx echo.Context, id IdPath, params UpdateLe
 	return nil
 }
 
+// AssignLead operation middleware
+func (sh *strictHandler) AssignLead(ctx echo.Context, id IdPath) error {
+	var request AssignLeadRequestObject
+
+	request.Id = id
+
+	var body AssignLeadJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AssignLead(ctx.Request().Context(), request.(AssignLeadRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AssignLead")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AssignLeadResponseObject); ok {
+		return validResponse.VisitAssignLeadResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ClaimLead operation middleware
+func (sh *strictHandler) ClaimLead(ctx echo.Context, id IdPath) error {
+	var request ClaimLeadRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ClaimLead(ctx.Request().Context(), request.(ClaimLeadRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ClaimLead")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ClaimLeadResponseObject); ok {
+		return validResponse.VisitClaimLeadResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ConvertLead operation middleware
+func (sh *strictHandler) ConvertLead(ctx echo.Context, id IdPath) error {
+	var request ConvertLeadRequestObject
+
+	request.Id = id
+
+	var body ConvertLeadJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ConvertLead(ctx.Request().Context(), request.(ConvertLeadRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ConvertLead")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ConvertLeadResponseObject); ok {
+		return validResponse.VisitConvertLeadResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// FreezeLead operation middleware
+func (sh *strictHandler) FreezeLead(ctx echo.Context, id IdPath) error {
+	var request FreezeLeadRequestObject
+
+	request.Id = id
+
+	var body FreezeLeadJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.FreezeLead(ctx.Request().Context(), request.(FreezeLeadRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "FreezeLead")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(FreezeLeadResponseObject); ok {
+		return validResponse.VisitFreezeLeadResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListLeadHistory operation middleware
+func (sh *strictHandler) ListLeadHistory(ctx echo.Context, id IdPath, params ListLeadHistoryParams) error {
+	var request ListLeadHistoryRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListLeadHistory(ctx.Request().Context(), request.(ListLeadHistoryRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListLeadHistory")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListLeadHistoryResponseObject); ok {
+		return validResponse.VisitListLeadHistoryResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// InvalidateLead operation middleware
+func (sh *strictHandler) InvalidateLead(ctx echo.Context, id IdPath) error {
+	var request InvalidateLeadRequestObject
+
+	request.Id = id
+
+	var body InvalidateLeadJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.InvalidateLead(ctx.Request().Context(), request.(InvalidateLeadRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "InvalidateLead")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(InvalidateLeadResponseObject); ok {
+		return validResponse.VisitInvalidateLeadResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RestoreLead operation middleware
+func (sh *strictHandler) RestoreLead(ctx echo.Context, id IdPath) error {
+	var request RestoreLeadRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RestoreLead(ctx.Request().Context(), request.(RestoreLeadRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RestoreLead")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RestoreLeadResponseObject); ok {
+		return validResponse.VisitRestoreLeadResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ReturnLead operation middleware
+func (sh *strictHandler) ReturnLead(ctx echo.Context, id IdPath) error {
+	var request ReturnLeadRequestObject
+
+	request.Id = id
+
+	var body ReturnLeadJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ReturnLead(ctx.Request().Context(), request.(ReturnLeadRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ReturnLead")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ReturnLeadResponseObject); ok {
+		return validResponse.VisitReturnLeadResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// TransferLead operation middleware
+func (sh *strictHandler) TransferLead(ctx echo.Context, id IdPath) error {
+	var request TransferLeadRequestObject
+
+	request.Id = id
+
+	var body TransferLeadJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.TransferLead(ctx.Request().Context(), request.(TransferLeadRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "TransferLead")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(TransferLeadResponseObject); ok {
+		return validResponse.VisitTransferLeadResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UnfreezeLead operation middleware
+func (sh *strictHandler) UnfreezeLead(ctx echo.Context, id IdPath) error {
+	var request UnfreezeLeadRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UnfreezeLead(ctx.Request().Context(), request.(UnfreezeLeadRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UnfreezeLead")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UnfreezeLeadResponseObject); ok {
+		return validResponse.VisitUnfreezeLeadResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetCurrentUser operation middleware
 func (sh *strictHandler) GetCurrentUser(ctx echo.Context) error {
 	var request GetCurrentUserRequestObject
@@ -9068,6 +16463,219 @@ func (sh *strictHandler) GetCurrentUser(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(GetCurrentUserResponseObject); ok {
 		return validResponse.VisitGetCurrentUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListPools operation middleware
+func (sh *strictHandler) ListPools(ctx echo.Context, params ListPoolsParams) error {
+	var request ListPoolsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListPools(ctx.Request().Context(), request.(ListPoolsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListPools")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListPoolsResponseObject); ok {
+		return validResponse.VisitListPoolsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreatePool operation middleware
+func (sh *strictHandler) CreatePool(ctx echo.Context) error {
+	var request CreatePoolRequestObject
+
+	var body CreatePoolJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreatePool(ctx.Request().Context(), request.(CreatePoolRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreatePool")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreatePoolResponseObject); ok {
+		return validResponse.VisitCreatePoolResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetPool operation middleware
+func (sh *strictHandler) GetPool(ctx echo.Context, id IdPath) error {
+	var request GetPoolRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetPool(ctx.Request().Context(), request.(GetPoolRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetPool")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetPoolResponseObject); ok {
+		return validResponse.VisitGetPoolResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdatePool operation middleware
+func (sh *strictHandler) UpdatePool(ctx echo.Context, id IdPath) error {
+	var request UpdatePoolRequestObject
+
+	request.Id = id
+
+	var body UpdatePoolJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdatePool(ctx.Request().Context(), request.(UpdatePoolRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdatePool")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdatePoolResponseObject); ok {
+		return validResponse.VisitUpdatePoolResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetSettings operation middleware
+func (sh *strictHandler) GetSettings(ctx echo.Context) error {
+	var request GetSettingsRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetSettings(ctx.Request().Context(), request.(GetSettingsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetSettings")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetSettingsResponseObject); ok {
+		return validResponse.VisitGetSettingsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateSettings operation middleware
+func (sh *strictHandler) UpdateSettings(ctx echo.Context) error {
+	var request UpdateSettingsRequestObject
+
+	var body UpdateSettingsJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateSettings(ctx.Request().Context(), request.(UpdateSettingsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateSettings")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateSettingsResponseObject); ok {
+		return validResponse.VisitUpdateSettingsResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -9367,155 +16975,205 @@ func (sh *strictHandler) UpdateUser(ctx echo.Context, id IdPath) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H1dbxxJkthfSdcdoOZuNb8kzY5IGAaHEvc4o5F4JIU5nKibTlZFd+eyKrMmM4utnjkZew+21wYMHODz",
-	"g2EDZyzst8PBhs9eYLyH/S+H3Znx0/4FIyOzvrqruqupblLS9ryM2JXfGd8RGfGNF4g4ERy4Vt7eN94Q",
-	"aAgS//nknA7M/0NQgWSJZoJ7e975EIiERIICrqn58Z4i1yAVE9wnfSHJcb/7OdXBcNPzPRUMIaZmlJi+",
-	"fgp8oIfe3s72tu/pcQLenqe0ZHzgvXnje6dUw1MWMz096SnElHHGB0TCVykoTS7TcAAa59NDIAGNIpCk",
-	"c/zk/IjkAxG7G9JnEIWKhJL29UbjsnYblgVajrsHfQ1yemFnEAgeKqIFGVGmySX0hTQHpOWY8UF1rr6Q",
-	"MdXense4vr/r+WZyFqext/fxRw/M5DHj9u9iIYxrGID03pilJFTSGLS7n0MJVEN4JEU8vTD3kVBNhCTU",
-	"rN4shplvX6Ugx57vcRqbKYLSOLXLDamGrmYx2CVn5/Wg9rjcxOeieU32kOYs51wsYzGpVKLm2p4n9KsU",
-	"SICfSV+KmFCSSLhmIlUkoQO4p0iPw2ttR+g1LtZO0ABRD3d261Z1HJ5Q87ketZRIZQCEhfmciWmdT8lC",
-	"z/cMGjAJobenZQrl6f9YQt/b8/5oq8DrLftVbR2Hdv4+4mf9AgzW2xMxeBVRpYkEGu6TbErSebD7MRkx",
-	"PRSpJswiFK7TYlux0owQLEgHjnkQpSGcC02j6TUeREqQQKRcExpFJDYTWMIQCBkq0gmE0opQcvj8xbPz",
-	"jaaLY+VJyutz67kUIgLK3YLCVGk5PmJRLRF48poGmjDXqnlG+31B8tNAEU/oAIhiXzeiUYT9ynOF0Kdp",
-	"pL29h9v+DFq0W6FEOzWUyPeejzjIpuPoxdDzCSWpAklY6BsC1OOCQ490EnOsYXZZjbcjzPjHYdNR3f/I",
-	"0EKtQZq+f9GJ4S/N+H/5crv7iHb7B92j7qtv7n/0ZuOPvbojPREialr8cx6Nc1gaDYUCMhQxELNwwhTR",
-	"Q6aI4I3HbtpNLLwFRv4pDjJ9yRL67DURfcRFM4M5SzMM5WPS4eYOI6Yg3MBDppwAgmIyFBybGrYZNS31",
-	"q5mQGDOe42k9WxwwwWejhMQ2TfPbrwuiw5mQNdhgfiVXMN4nlERAQ0MQet0eUUJqRUxb4ObHTfLYIgHp",
-	"dR2fOdCNxN30riwPuEGJl17e1fO9bvmPNAmLD+U/DEC7n4t/GuJ6JKJIjF4k9tvEL6/qT8Dwh9kHb3lI",
-	"877M1wUP/pwOmuY8degSUIlSj0USTQdNC9B00Mgyayd/YY+yXtRxH9uIOmlpnLeXLtzEdaJOtqbZok6a",
-	"D/C2i3ljRAKVCK4AZcNPaHhqJWXzVyC4Bo7/pEkSsQDl9q1EissI4h//TJk1f9OSZJ3YXnbSOgHGCuih",
-	"AEW40JZDWyFdcC1poM1xlPSMitxfN7Nru1U0xLkPBe9HLLj1HYoEJA5vNoQrUCgO2T2mUgLXRGmqYUkb",
-	"fZzaHcHSd5qPPGPLByTMWhF4zYxw1QlECKSX/97b2Cc9vGdQPeRThndSd/cQLukcnkhphfnbuu0DTsDM",
-	"6ROqyOnRIXn04OFPiJuGhKApi9SSNnck5CULQ+C3Dc5OdY7pGNE1AWkIkBN0MlBf0iafCX0kUh7e5h6f",
-	"CaLSYJhrVigq6emNKwDClkWbTiQaBphZwxFlEYS3T4cNUybBkPIBhEQxbpRKTUZUoUKXIXFSWumXfVxq",
-	"b2MFp3Caa6y3dw6ZAmoE90J9rdl39nFpOz8X4nPKx44Hq1u9fCFIbPQDx4nVvjVHWckIIX/AroETnsaX",
-	"II12oawVawl7nzKXzexXaoobecFpqodCsq9vF04+Z0oZuVVIwvg1jVhIAgkhcM3okgj8m0zCwzEOEvYZ",
-	"oMKXSENjNbNiW6FL3EwO9LMRPhm30Tx9D14nTIJqPyFPo4heRpAZnqYWwMJ2MxtV54VaZK9zp7ZS9ezJ",
-	"n5k2b/xMTzeQFUXP+97ey/mLfjW5BjMOquj1prQ+k0obCmyEXpAqU+QVBBK0T7RAKj3gTAF+uIIxuUQD",
-	"UtnYsVsxdqihoNGXLw+6f067X293H33ZffXjGjOH0QeuxdVSz1cFIrFwyjTEat5Rn5nmpl9MXx/bDjsf",
-	"5cNSKenYs4pLxhleWuMm3mN+tPm8fgk9Cs1YXP4MAqQ8FqmskRkvNrTUnUYnJSTr00iBP4F3C6PBkmBv",
-	"Ppos58xjxrO/Ji7A91LOvkrBfUaonrgTdx1uJfNOfgGcclTwjT9JBi2C1COVwRGmFUT9TXI2FCNOBA9g",
-	"nyjgoZFvqCK9A8dFrJb2CVAJsodmyD/rHpwcdz+DcW8Cy3Z2P74Jmk0clVv49Bm9yk/pKbM6eXXH+eW2",
-	"uuX84ErXXDbbONzyvcKDMRc2i5ZTOIkT1N57GjL95Nqx6OqOaKCFXAaFxYHOcerCApcqdDRQexC+p8ZK",
-	"Q2x+4YKPY5GqGuOZ79G3YKwRA64PwlCCUhNGq48eVGDn5Xb30UH3iHb7m3uvflRLnK3uOGX72q6O8xcX",
-	"F+n29vZ2wyBtWW2uxc1ZNu1+fdD98wZ2IlIdiLhyCSoNAnMYvmf0hlSaYwyBMwhrD9/JoxYmZqDey3/W",
-	"/ZcNO1aa6lTN9qU+fPSo7L/YrvGl+p6mcgDTS5k8kRz9uw0LsuNk0NnMtbOz/dF8GoIskGqvDPnlOyyu",
-	"YjZKLoXQFAh+58TmkCY13kAS0GSfGKJBYqBcOVVekyFIIJ0+jSJySYMrI2xpoLFvBC1OBpG4pBFxLjHU",
-	"+pohamcb/6v65xukpRKMHQ4p5xBVHAc0ijzfu2YKfXPonvF8bwTBEG88BtAGJnxP6CHIWjQ6FFzTQM9R",
-	"HmYd/zmLQWkaJ0jXUqVFDLKtQGLXPE8MGQqpz+G1XoRMMXUiWUytI2zSDdtOwqrMy4WGuRD+VPBB1gHd",
-	"ZgtNoZmOFutROIUWuSQHIO0nqqMppZvOZezizH2v3pFVi4oWBG8mareBnyfYaDkwkUndqwGHE2x0I1B4",
-	"20vFzc+4nmUwgIzY3D31twuxfrW5IBczXv51pxEIp+395guhVszzrQ890WPDPoIIqHQm4rK/9OGDOtls",
-	"DbgVwJ2+UEeNajSHQsZuvaQb8j4JIdNP4RqiRWcz/TIjYKFPiNRIBNOiwwIChLXKWh2BRvM39MwNU9mY",
-	"6XqWy8rT4NeX4mvgL7ieT4prxx9IGkJ71e6n2LxWu2stHGTRU4vc00Q4xU12GlN1ZW0aE6YImQIZGVFS",
-	"iRiyCFMqgdge5HKMJr1EiOieIj0j8l1GcITt0PiwBAknCyW5ycayEKuWfZ0maTo9c8ucjBmZaz9cxO4l",
-	"IYgoi2+4Odf7FKhzEcwa4bTSGHsP2PxulZuQEAFVN74MF5GzyIyFKjyTfzsq64gBaqyDub3OTZu3EFYv",
-	"FdPwltJqZnW0C/eLwDrcQIXELSS6ugO5kex6Q850dzxmiqfkhLsFub4h0V2VJfwGWHkDtFoEPd4a0Jsl",
-	"+AqULmBEzaWqaaN6EtEAYmernSkZ5g0n11sMUW/hzmZfiuZR7GQ1qofv6foI8xP7toUIHo1tYFevHC3+",
-	"zw13601ajD56UI+Scx51tFZ/qnS8ZFKigWbXqMpbz3W9zch1X5L69N7Rwbmy9hIF2lXTzA+EDk6B+OOc",
-	"obeE0ipMzlZ5JhCt1LgO2/KwyPydzISltWIzXci9VSU1R0ISinGxNNA+YVqRbGzSSSp0yKgaTonY2CzM",
-	"qm8x+cnU+BNRcQpsWIINJcNJr5gN3suoTwS0bFo0/3QWozoy5MJBn/PyEJm3H+0RmX25rvfbKx837DwB",
-	"PHgG5c3MByHHgStAFBcfWjHECaCs+vin2eLEorPZZq41C5FqDVd5TJV/+7urkT+eZGa9nEtkHpa59jpU",
-	"zPMA4wl0FyHUOAqnxkAjwLQ88enZ82ckEYbpSyIkyV9xuhc9NihI9Pv2jQphPEmnjYwf1eETKEUHMP2s",
-	"bnseDNul+nZrxUB10JEZUGoMdRhm0VZ+Dwp32Ey5zzV745fD/9qaPm9mB2xrhDKC5k3NLQG+DFh0ZSrF",
-	"e2gdLWSbZ/7omdy41LRWAS+PVV6IX9x7canFZVW2Oi9kK4OtG2njbwVQ1bCLee/d2l79+3vlzbc954pn",
-	"Xesy9MCc/Ny5C+qnmY6QSS4Hnu994vneYa248idAI/vKewGYVlP6nbiqHd1lXJjPlibvuVnqPQ5rPWLC",
-	"vpWfeJiec9g0ZeFEwGodq/p0dFXDQKJBeatPwsdnB7W7DeR1teHuw4c7j2qbXrHWQT2NobNXelye7vln",
-	"J7VTpaoaDsUGtc1ev+V6JsVPbZ31154Z2m7Yx6O0K6q72k9HVzUS6BWM2+OhucAFZU4cv245T43WUCNm",
-	"4bvmxawDgl+D1BAetg5jqXo0biYwLB4E87Yet7Wf7DYjgd43x9rCgUtrV9ytu+IM0bs9N9xNXGrtvWhm",
-	"LzeT2W9A4xeMGFu1/XXF4Tjvs0usrXurAJ8FbJgoNNyJW8vMvAxVxu1g7c7ySrRwliurJN/VStZmmCW5",
-	"tN6KMK0uivA9J2bvIIGahkUxYLyULGVlscwJVWokZFgxUOc/Tpt7Z1mkfG8kmYbnPBrXP9rLDN/5+LVo",
-	"mF1snUFsChibxNPqOgvN9uLirE65flYhb5NZzZTCF3w2r14vz+9oaCLm5dsn9NKRsyJBnfkwgU+Yem8x",
-	"rb8kkZdvqN7AMVcmnxYul/UM9+TmcPTxfDjyvZMMxScWNvHC7fe//uvu73/9n37c2fj9r3/x+1//24uL",
-	"7sWF2vyjH73+sx/+8e/gtf7dL/71d//l24aHUydltl0Fgi/w6Q4lHEZZFouI8hDCPdJDxaxnlEb0lRoZ",
-	"Qkif9GxeuR7pMK0uuPudMEWoJkOmSEATJMMuAYaTdAnjWhCKyiemULvgPZpqcaAUG2QTlbRTmUZgaDjl",
-	"+DyHSEg2L7jnF8Y6szwnWYMzleej1bKwksttIqlWQ7oZy8IpUdoACYlpMGQcSCBCRIF6z9VEtrTprvuE",
-	"wzVIly7ETRJRPkgdasFrGicRprykyZfwOgAIYQLaap1ixUvH6iL+JI0xX10SUW7f6bKyA/qeqkxfpTl1",
-	"1AkT9SxgVi78ffOsWoYNK015AC3Se8555rjCF41ZGP+cVG7ZD9Mv6V6cHhMJfZDAA8w2aFO5QQ6BpmMV",
-	"FoZaJ2pvawtfS2+GcJ3l5lBbzWDSkBW1zL20dUPYPZU0VoTnOk52OmllyDCShTgCF1+GQDGuYC59PYW+",
-	"BDW8mUggbedzcQWTxnkkxvUsabOV5bcydu0piKhikZaQoDMnAXnNbJ5amoZM23+FMeO1NMkmEZiI8lB7",
-	"0sZ62D+QbZQiP/LPxQ9ZE7g2mJd9H8HlUIgrtRdTXnU5lxaQS3dt4Pms6gFrCk2pm+jcSY45yZjIRDjH",
-	"KViQjYc1VOMcaLyKFC9tTcExfX2EVue5HlKaedeeG/6VmdLVgv2MNta2z0JBwlQC18tIJVAxpN0s52OT",
-	"Ua297cyAxY1sZx/ifbbIjdvKomQOdRkmGsTZO/c0m1Usya6xJgJVIlBnAVhYRZvmI4Yln1BW95oRc2TU",
-	"yQMPth8tKhDkCbuOeXMtgpRrFqHgZucm2kxOXM/ZqQ4mCxHs1ImaS5VxfA+XN8m9bdKe+gzIZSQqH+/E",
-	"ysojlw+uDuNeqNqXqNYgWfuE8u35+IJ+jT8wri/F/FfJKO8aCAIav6vyQWaIc3ICbssvTN3t5QYDoreQ",
-	"ceHDYRiFlWymrTprd2OYW1CGqQeImXZac/XLkG6Qyt25dGNWsayHSDMI9BrsVwv2y5XC3viegiCVTI/P",
-	"TFd3v5jf7SCtq5ZzQBIqNQdJUDRxKdmvYGyr1/QsZbWp8nqNNWryhICFZELz7HqXKIRk09u/jjK28OkX",
-	"515NwvCKzGVXEokB4z3SoZxgiGPX2oPJp1+c+4QplUJIKA/JNUjWZxCSPsZiMT4gp0eHH/9k92Fe3+Pg",
-	"5Bi3iC4QqggldlV2vrzcFKKClaDybQ21TmzyW8b7Ikuv6zJJudM4GwoakZgyrinjBqp9L5VRydI3YHqY",
-	"Xm4GIrZGv0C6f3hTWXXtYMws0px6ZI7l8PRzokBeg0TXzie7nxBFI1CYm0vtEUrUkEoIbb0V0cdqHuqC",
-	"m+PJLUuk8/23v/n+H3753f/8rz753b/6u+/+9682iB5STSQkiqAlEA9Ugk4l90lhAVOEojXejqgl5aoP",
-	"0retU1yIGUfTKyA08z5g/jCMYePiUoRjMhLyShGmNy/4BT8U/Bq42bPau+BdcloEytpANxdAa4UERTov",
-	"Xhw/vv7JxqZpjG9DMCjOpc03HQIaQ3RIFewTI3bYH0+PDsn9+/cfEcbJi/ND7P0Us/FjFyTC3YQOGDcy",
-	"xB7pYQGgHuns/NPP/4Mh81myM/JwewP3S7PY3gtOco/bPrkUIXNz9r5BKu6TgiO86e1XCmPh/ZY9cmaw",
-	"wilnVvnkGuTYJtI3rXtNqZx7pJM5PTaqXg4zZuat6AUiBLMI61joOWRRpHcQBJDo7lPnNuiRzhmLk8ii",
-	"1KHprHAkA3i9r4c/6vnkCR9ETA0JunNGTMGG9edELABuo3sdZhwkNBhCd3dzewolRqPRJsXPm0IOtlxf",
-	"tfX0+PDJs7Mn2Kcw0Du0MIhwcHLslSK5ve3NHdtUJMBpwrw97/7m9uZ9FA/0ECni1uYIoqh7xcWIb/1s",
-	"dKU2syzYg6aMqS5amiTpZcQCQz4U6Xz6xWdEgd5wNY4Sya6pBjKk0TUoYlCE4ELvqQpFU7bEn0FhFmTY",
-	"gnRr7BoYGIgVmGE2y3kLDdPwfgoaQ5EnqpXsbm/PSPe9WJpvHL8hJ77b9JJyvD/YfdTUI9/d1mQieFyX",
-	"q8M1r69zT5VYo7f38pXvqTS2maW8k9KVlq+icmVZgJ/Rlg0re2VGNJuK9PDrRsg54GpkaO3u9jYZDVkE",
-	"mSsIR2aKpMk+YaU6L1qkrs5LSDW9pApq7989i1ghBLgZGmCgtAMasWv4cIDhKbsGbrZmiCqUbt0lx7X3",
-	"LoGG47bX7t4EZxdq6yjQYGiIsk8ebt8vKGftZZ9iLS6bI/YO7ttMj0FXKHIYdt/vs+COb/zh9v3brgVS",
-	"vj+Dqvkdbi4ZBPP7ng2D1ztbNGHd7P1JLSCeYSptK4fY2ISIKQ3hvg1kRLBkKonomNhE8dMAaMQjK/9j",
-	"tHOpeGqD0lI02crqWcxtmKm/r1YI4aXM4bUFmoyoZYRlc6DLgm67/NkAUaoyhl125neplPjATvfndypq",
-	"I90ypS3RVqUz5avCUB14vcLIbdUggdm08Ab7MMYFqaidDYF534paRGkhAdUlamTSvosSrQL1YUmt9fJo",
-	"k09EOF4yuDlb45uqYcdZSidAfWclc4d10O4+7ZMrgKRUToNwMVrD/ipg3554yfpQC/8TdH3rGxa+sdgQ",
-	"ga6JN3rS7wNa77JIzisY31M20NMB9TTwn2JNkxLwV6DwQV1pSiyC8uEDht387B559bW7giR7G/MgaVFW",
-	"7cpp41MNBME0ZLpro44axYtnMAKlbYmeTWIrm5JLozlhQKnN6++Xaj2ivYjFQCTlA2gQNvJ0+bcgcPi1",
-	"pYvttm3cqlHSlM054s67qRBpVqxjsbLFsxYgHKO7YjzEFCd4oM0FYfMyCk0ln3db16pot7A2C1ruifQn",
-	"aioeh43lr0vFHmpPY4HKHbMXVaqZ646Fxc11gxmfKBt8Ix/pTLjFernzl4IxDm+9lJXK7NVCHDPldqRY",
-	"7gjWMszK5PfyMVeMYiHTJQkm1cMtdNmgu7VWqD9Fx4JCd4WQuhuxawirrp8OenfQ3+PM7cRFpzhfzYUr",
-	"DEoMHseJU3XRag8hSUCa8UTKNfY2f9sSRNmzMtJ5sPsI7eQXvFcqpdjb2CeuMk8/jQjuxKnRQhM9lELr",
-	"CEJr6J7gYbjr1SgVlWdWrZSK5eFiEZ5Vg4ZPxWCAT0HeN8x7ByyOYmA0WvTVuCePBlSLp0g1ducSholU",
-	"z0IxIysqp+EpxZyaUEEicgmR4AODc/j0h4yGIgLSpzGLxhubdQBuJl0NhE+8G2gF4zUqi4NHkeo1K1gJ",
-	"KxADYoFgBnQ6KJsBnkJT7cCzApJ7NpsfB+ujt75UJP8cRvg7mn8M/0Ai7J5nMz6Y5BDWozOiitAIrfZG",
-	"mg+JdIiRg/sFt/BOOoCeVtvZLBd4CKENQkA0ojFYfrBRR/1Pq8GT7wqK3BIbeAYj5y9b84FF+cCT1/bd",
-	"4BQE94VEsJ/liLze2XKBKHVGoyqIPsbfs6JEbaip7bE2AL0bBiB7G0XK4xJEZDCABiBnspnyJzbe/PKI",
-	"RF7xqt6V5pa5hqd3Ap5+Cno+MN3QmogWFpv9uwqHNna1DIrLZ5TVcme3zCfnoIALU1+jQiMqbLdAhTzh",
-	"9Z0hjwWuefiTsehynHO9w95Il1gk3Cd9tKcrpw5iTCLa0BXpRUxpDH7u+SSJUkV6RTL+HnboYTGGXr2J",
-	"vYi3vg0D+5yWz0ccpPUdtGl+IkRUal1jBS1CXFGnRjOoffzeaJPNnsa3RO2JelAN6zBXoknHEJoNYmQ4",
-	"ockYdPY7RudvFKttWlylRlOxwOniDHMOIzOdI2A0TWZLeLQ9CFfBo8WtnWIOo/a3fOxyNrXvcYbxwu3b",
-	"n9NB+8bOX34kRbxA83PRprGlIK3Hds3bjf2neLutTk/qdvdSJD1bbbhOpQzSTMN/BYPWpp7VWP15SBRQ",
-	"GQyL4y6zuvy35hgepPNqyBIiuMsdhMOGGQ8nwRCCK0xdhdHlto1hc72mCJ7DomTKSgTIap27W47imaxf",
-	"1hzHMwH4T87pYB7MY5s3/gcpab4XgmMWEERKZX/q0GlSdMzNO43qfRknVkycGxV8930NmO+rNWA2UC7D",
-	"HlBT3ycGOQCiIKZcs0DtE0dsFekd97tY1KhHOg92P0bJXqTaJw92dl1mdE2xqJdfb2go9rPgyvuultKr",
-	"1bKYOzJSzMHj3Eqxxue7MWns7M7vcSIxZwk+ALfREJZ4fLxY19MM6u7elHIDjpi7PxpZIxo+skbv9UsG",
-	"t4sWmpHb7tq6+E6wVqtJ5eB9T+UXtHyre60KhklprUERI03cs2ejduGDeVkoY4pE7Arsy/F7jerXbZjv",
-	"70j5ajbf1ytda6R6XzSvgzAs7PWYibiW4zRb7y3DCYFG3SLz7M1RNa3B1COXshtL2hAhMf9ykYFhk5yB",
-	"xnAXpglmXXMugAPd27fZ8d1H/HfxcZ58/LhsbF4FUk8VKF5LvH/oFOFQ8H7EbFqjOyEIZzDBlg2yOJcR",
-	"6Xz3i7/+7bf/7ft/93+++/lfbcwWSQvu2ejgeyrElSJpQijmKvEJ1oKwxS0w9jOQQinLd/2S9wZztziS",
-	"dMHtWwMuZEwjphAPNkn26tyVoqaauOrKfkFKzObsg98LjoVz8UWOS85O/unnf+OeCRcVq21aF6YVYWFt",
-	"lesLnpW5xlwu06KCES8eFyczJdVMSq+uiog5k7yOt1lrk88qq8hU98Zjd7vN44kDdwu2lD1hnJj5AxHH",
-	"AsOvYtr4xiWruF07e6uXG5OVTppmylKe1e+zpvLJSnWQqdLcDfTUlbAmnUQoxS6jMeGCWzvN2lWzbEL2",
-	"xVDkYa5Dqqy/N8Ohf0E63/3tf/9//+bfl4lYiWLlVMzmAuqmSTMV+2RMXHVbH9/74WEhobgclx747RNe",
-	"eSGIHulieCK4IzKqpmp+fehCVmHxLt4GfsH0kORVfX1LDavbcQm0bKn/hmCDapHgVtg2UXS41tM/uRCM",
-	"kMbUW53cjFqae2PO+pbzbK+0qJFkWgOvvKpsfEpZFMde5hLwdrKyy4s92+tLEa/o1V7jAtu+49PinX7E",
-	"VylkPdNeVZzEmj+szABVIu8FH+jnZLXZgd8rCpb3kEhfQlZuJqFK+050dD/1U51K2CQHxYSuENAFt3Tp",
-	"nuFNUmLWO1RzY3HtnmT0qsV0e0SLC96L6etO9YNPijVt9HwyGrJgSCQoTaW2TIWFEZAgEsFVrXCKtpy8",
-	"PPpqdN6JAv23bMkqar83PdtbW7LeDfOwGBBawpbOD7/62x9+859/+Pv/8bt//I8bDcjqZLYoy4Rbr3Sa",
-	"rzUi1h6alcSIGw1RKETnsqGJCZ4Fo1IeXnBbkcsqp4Zem78VGULlBaELumyqRn3BEZQh3Ngkn8FYgS4S",
-	"bu4TLoh9rptyTHVaV2Wz7s1tFg/7QQa02vNeUTBruaLyOpBzHci5dPEvL/w7U/RDGF9LfbcRwBk5Qpmx",
-	"E/t3s9x3QCQkmFVqhH0JU4ZL+Jmkl6VExm+5HdER8CEUBSQvOFaQRPshw0xuWQlJx1jw4UJeSLpHFB0r",
-	"osQmOQhjxpV/wctJqDuMOw6khzAmthSaTRNhfu5eGm6e55tDnmfnm2BkjDtjrFu9Le9sS4j3jABbRKh2",
-	"0NznW4PdBRcyM1Zu2BTdD7YfkV7evJfV/0NjLMvtsYbN6SE6aHK1uFk4fWpLsK0knURRgf6WhdJy8fJ1",
-	"XOsHGdfqSgdOUpmywDo3ljWH/RXypibLtVnhGgDf0/jVBuC7nbjVTXJaE7ea60VmMfcUMYCCwawX3EWz",
-	"ElYOaM2aunLCIcHMYRubpHhIkbE6QiVccC60rYKg9ixHdPkE9FCKdDB01SAyFFN1HMfKpA7r3q1AWbOo",
-	"uwkZmEUksnCBNbFYB8feTnDsbLZqaxw1Pw1BcytWsFohwtgKWQ0vQ9AAtTRF78PV2lAEQfNsl3F0lpVu",
-	"3fxZunWs+zMz8PkcW9xROtWQSQg0CYYsCiXw/CWyWXZjXEVWqnQhD+Aq7Rh5ddyZdgy8irUdY2V2DO0A",
-	"OcME+3fZeFGnQ2NF4tXIJaVK1LesQ9syy+v45HdbH8n1YW1hcBJwyyR8rj6cw/EKaVwT586o9Rqm3hEd",
-	"twGgbkvH/Vxc23yLZmKS8hAkZmbEkhvoVczSJ1KulU3Y2Mfkix00k5puXwbjIIJe47PNFdPtu9EnZyFZ",
-	"pk+uke39DSfPVbXZFN/K8I0lxNDjYZOepiHTQiqMscbspOiDKLtC9BCYtIio0kstAXxbxlMPgcQQX+YJ",
-	"gEw7g5oZgE2rCi/UbSWGqlEVKmudoyK4KrpLCBHEqyg52KWIGoPtXKnplqlaseBvw6y27nIpQRTj2U8u",
-	"NxSua0a5CVv9fEZOqFcr1vLn60P5Ftb60Er0oVRVM/FkloFZlbQYZ5rRKM8xjhXtMHYvT6lMnhTvQ1PO",
-	"vkrBJwFV0GVcAVfMgF40bnoXmhuYls+2SwX8b1ndarJq/eGoW+8D883VrdkWM/xzrrp1l4bSLDx+LQG+",
-	"I+pWA0Ddjrq1l9UHtw4+R5edZ9AnPZ5GUS977Ev5BRc4Go1sh03yGFBeoC5HPpa06vSsDLFHUN7obeRp",
-	"8TFYxxWMsEJoHkZDNRE8gGbv4YqJ/93obDMx1elsa4z9AHS2JrZRTdz/jXcJVII8SPXQ23v5ykj4tvZe",
-	"/surfJCpaGxXYtqoaFmlXxueh/XgSQyahlTTzVJMry38O61InGU42sGSFH5WOsAntjTMRvHAt02V883q",
-	"E6yaCU9AJBH4TpM0ypDyrVHePlGmCRHXICULoTyaPcfp4TLDIjE66z6hJa02/2dWv8YqtkapKGuGJWWw",
-	"boLPzH77QpKESs3xeYqGgQuB8K3OhyHuTtfmJKecGC9xyXjI+KB8MK7GYv1maJIAD7v4NNCWyopEpTfW",
-	"yZrua0P0O99/+5vv/+GX+a1ZZd1Ge5QGsU7f6UHyvM6k87u//+V3v/jVvIGKN+w1g7nX5qTzw1/9zff/",
-	"6//+9ttvN6bSrWbjZMkypoc5Kl63VR80EMFdACYCTs2oxTuH6WHzSAASCXFlh3fPW0sjlJ63vnn15v8H",
-	"AAD//w==",
+	"7L37bxxJfhj+r9R3bEDDcw9FvdYrEsYXFCXecVcr0RSVNW4pa2q6PzNTx+6q3qpqjmbXCs4/3GUTIIgB",
+	"2wkCB/HhkCC/HIwYsXPA3h3ufzG8j/vp/oWgPlX9mumel2ZIStv6RZyZ7np+3s/PW76IYsGBa9Xa/bw1",
+	"BBqAxD8fndKB+T8A5UsWayZ4a7d1OgQiIZaggGtqvryhyAVIxQT3SF9IctTvfES1P9xueS3lDyGiZpSI",
+	"vnoMfKCHrd1bOzteS49jaO22lJaMD1qvX3utE6rhMYuYnp70BCLKOOMDIuHTBJQmvSQYgMb59BCIT8MQ",
+	"JGkfPTo9JNlAxO6G9BmEgSKBpH29Vbus2zXLAi3Hnf2+Bjm9sGfgCx4oogUZUaZJD/pCmgPScsz4oDxX",
+	"X8iI6tZui3F953bLM5OzKIlau++/d9dMHjFuP+cLYVzDAGTrtVlKTCWNQLv7OQgpi07seTzTVCfqkIWV",
+	"q3zKw3F6coowTvSQKaI01UDaAfRpEmoSAw8YH+D5MPPWpwnIcctrcRrZIzFTlDYE3Cz2k5Z7teW1aBxL",
+	"cQFBy2tJ+BH4GoLWi6pTPZBANQSHUkTT63U/EqqJkISao69blV8Yp/KsA6qho1kE9rzTy767M2NVp6J+",
+	"TfaG5yznVKxjMYlUouo2Y/ppAsTHn0lfiohQEku4YCJRJKYDuKFIl8MrbUfo1i7WTlCDDvdu3a5a1VFw",
+	"TM3P1XRBiUT6QFiQzRmbp7MpmYWMTxMmIWjtaplAcfo/lNBv7bb+4GZOlG7aX9XNo8DO30fiUr0AQ7Ls",
+	"iRiiEFKliQQa7JF0StK+e/t9MmJ6KBJNmM6h3ZKKfKUpFVuSiB1xP0wCOBWahtNr3A+VIL5IuCY0DElk",
+	"JrBUzRcyUKTtC4OhlBw8ff7ktBYVWXGS4vrcenpChEC5W1CQKC3HdbTh0Svqa8LcU/Uz2t+XpJ0fMh7M",
+	"JEqxEKEiom8p0jnjQd0KzG+tRWHlWdIzxOfULMiso4atHNMBEMU+q0XnEN8rzuqoZWv33o43g6DfLpHz",
+	"WxXk3Gs9HXGQdafTjaDrEUoSBZKwwDOEsMsFhy5pm0ODIAWaWigRZvyjoO7K7rxnGIrWIM27f96O4C/M",
+	"+H/xyU7nPu309zuHnRef33nv9dYftqqu9liIcA6/sTA9GgoFZCgiwNsmTNnLFrz22M1zR4vftqMMf4qD",
+	"TF+yhD57ZWEMiJnBnKUZhvIxaXNzhyFTEGzhIVNOAFEiHgqOjxrZI6xb6qczMSJiPKMX1bLFgAk+GzUl",
+	"PlM3v/11SbR8JmQFNphvyTmM9wglIVDD0Um30yVKSK2Ieday+W3y0IkM3Y7jd/u6lsmYtyuFhuzVltfq",
+	"FD8kcZD/UPxgANp9nf9piPyhCEMxeh7b3ya+eVF9AoZPzT54y8vq92V+XfLgT+mgbs4Thy4+lSg6WiTR",
+	"dFC3AE0Htay7cvLn9iirRS734yIiV1IY582lHDdxlciVrmm2yJVkA7zpYl4b0UTFgitAAfsBDZx4bT75",
+	"gmvg+CeN45D5qPzcjKXohRD90Y+UWfPnC5KsY/uWnbRKkLJaTiBAES60lRSspiO4ltTX5jgKylpJeaqa",
+	"2T17M38Q5z4QvB8y/9J3KGKQOLzZEK5AoVhm95hICVxbDWVNG32Y2B3B2neajTxjy/skSJ8i8IoZIa/t",
+	"iwBIN/u+u7VHunjPoLrIpwzvpO7uIVjTOTyS0ioVl3Xb+5yAmdMjVJGTwwNy/+69PyZuGhKApixUa9rc",
+	"oZA9FgTALxucnf0homNE1xikIUBO0ElBfU2bfCL0oUh4cJl7fCKISvxhpuGhqKSnN64ACFsXbTqWaF1h",
+	"Zg2HlIUQXD4dNkyZ+EPKBxAQxbhRbjUZUYWKZYrEcWGlL/u41O7WBk7hJNOcL+8cUkXYCO65Gl2x7/TH",
+	"te38VIiPKB87Hqwu9fKFIJHRD1Kr2Z616VnJCCF/wC6AE55EPZBGu1DWFLiGvU/ZHGe+V3gUN/Kc00QP",
+	"hWSfXS6cfMSUMnKrkITxCxqygPgSAuCa0TUR+NephIdj7MfsQ0CFL5aGxmpmxbZcl1hNDvTSER6MF9E8",
+	"vRa8ipkEtfiEPAlD2gshNYBNLYAFi81sVJ3napm9zp3aStWzJ39innntpXq6gawwfNpv7X4yf9EvJtdg",
+	"xkEVvdqk12dSaUOBjdALUqWKvAJfgvaIFkilB5wpwB/OYUx6aMgqGjtul4wdaiho+PKT/c4Paeeznc79",
+	"l50Xf1Rh5jD6wIU4X+v5Kl/EFk6ZhkjNtWSZx817EX11ZF+49V42LJWSjltWcUk5wyfWyIr3mB1tNq9X",
+	"QI9cMxZoLjPTWKSyxm682MBSdxoeF5CsT0MF3gTeLY0Ga4K9+WiynjOPGE8/TVyA10o4+zQB9zNC9cSd",
+	"uOtwK5l38kvglKOCr71JMmgRpBqpDI4wrSDsb5NnQzHiRHAf9ogCHhj5hirS3XdcxGppD4BKkF00Q/5Z",
+	"Z//4qPMhjLsTWHbr9vuroNnEUbmFT5/Ri+yUHjOrk5d3nF3uQrecHVzhmotmG4dbXiv3pMyFzfzJKZzE",
+	"CSrvXSk24AVDwxIol5p4F8ICCdTx+lnPntinJtefzlS5gyRg+tGFEzLKK6S+FnIdPAIHQoN+wYaYKHTZ",
+	"UHuVXkuNlYbIfMMFH0ciURXmP69F30A0CBlwvR8EEpSaMLu9d7cE/Z/sdO7vdw5pp7+9++J7lezFar9T",
+	"1rud8jh/fnaW7Ozs7NQMsqiwkOmhc5ZNO5/td35YwxBFon0RlS5BJb5vDsNrGc0nkeYYA+Cs0vVroQqU",
+	"tjAxg3h88v91/m3Njp0reqZL/d79+0UPzE6FS91raSoHML2UyRPJCFinZkF2nBQ66+WO9Gy/N58KIhOn",
+	"ulWE/OId5lcxGyXXQipzBL9ycvnA6KLF0IclSSYLFt+3xZuCFOB8OquLAWb2ebtS6F+cvDGJ35fXPqH3",
+	"iADmo/bLGsRemIqc1ziap4BXnFdudeI4Z0qy6aarxjmgcYWDnfg03iOGe5AIKFfOKqXJECSQdp+GIelR",
+	"/9zoDRpo5BmdgZNBKHo0JM67iwaMetJyawf/leN1agT/ArE5GFLOISz5wGgYtrzWBVPoZkZPY8trjcAf",
+	"IupHANoG1gg9BFlJTydxYYYyPOt2T1kEStMotnzJZ8Eibz1xu654ewG5JH3bQpbjHgcOjMsX+/FwTCgn",
+	"Nr6IhsQXSRjg5Q7YhVX8nLHOXGzuQrFurAmUWJv+jUEJy8QiLKe35BLbpHgwdwf2MBafyB3WwhpVxoHf",
+	"IAZsimK4GI9s7V4eCVBcoZfHos1WZouosQ4+WEK1K+eEB4Jr6q8N5/1EaREtDgKWWM0D/qGQ+hRe6WWw",
+	"iqljySJqgzkmOc1iVoLSvFxomHu3jwUfpC9g6MdSU2imw+XeyAMblrkkxxkWn6gKzQo3ndmJ8jP3WtXB",
+	"GDNAcDVz0SLw8wgfWg9MpJajzYDDMT60Eii86aXi5mdcz1pInyM214Xq2diQuSAXMV789lYtEE77rM0v",
+	"hFpF37NxYLEeG/HCD4FK5+Ysxvzcu1slSjSAWwLcqgu9AKlX0+ZSUvZk4WOsXIIbpcJ8lRt6Fj6VFdmv",
+	"hIDpx3AB4bKzmfdSX1pu1BKJkQ+n1ZYllBfr3LQiPQ1X1gZo+CwTF6cxoC/FZ8Cfcz2fG1SOP5DUKgyL",
+	"2Re/j49XmhgXlk/SYOhl7mkiKnGVnUZUnVvXwIRFXyZARkaNVSKCNNuFSiD2DdIbo0pkhOkbinSNutkL",
+	"4RCfQxv+GoSsNCJzlY0taMYuq4v4Uor3k6GXc/Wj5dQw3wj+K27OvX2yoPW9+DC+PWDzXyvdhIQQqFr5",
+	"Mlxg6zIz5trgTBHCUVlHDNBsOpj71ql55g3k5Z5iGt5QYE6dd6nWmWmluIESiVtKenYHspL4vCJnujoe",
+	"M8VTMsK9ALlekehuyqG8AlaugFbLoMcbA3q9ElGC0iU8eZlUNe2bjkPqQ+QchjOF0+zByfXmQ1Q7itPZ",
+	"16L85DvZjPbjtXR1wtixzbMlgodjGx/dLSZ//Ynhbt1Ja/V7d6tRck6C6cIaWJmOF2yA1NfsAq0JNgCs",
+	"2l7tXl+TBvfW0cG5svYaBdpN08x3hA5OgfhDOlZVzqU82jOgY+X8TGrEMGjfuh2SEIjo92d7kO68d28i",
+	"P3C+++hhJmQsiDllPJmthk0gf+HhKgqQZTxkqbjVWvkKcR/lEz8UklBMeaG+9gjTiqRjk3Zcoo1G/XGK",
+	"zdZ2bm1+g8mPp8afCHhXUHQ8bRcdQilFDIEWLa7mT2dIqyKNLtPjKS8OkQbyoZkmNbtXvf3mCtGKL08A",
+	"j/Pi5JuZD0JQ4c6O8h8WYtITQLmkpzmdbeZa0+jnheEqC5f2Ln93FTLRo9TamVGm1OM814yJxoIsd2ih",
+	"wIOpMdAwMU1WP3j29AmJhSF1kghJsioXLlnXxvuKft96GAnjcTJte32vCp9AKTqA6cz9nXkwbJfq2a3l",
+	"A1VBR2rUqTAeYgTlojqFn4cHzJRF3WOvvWJk/6IW4dVsk4saxozwu6oJyMekv2VXpqxzfWG3dcEXv2QJ",
+	"gSmjQHGs4kK8/N7zS80vq7TVeQ7sFLZWshC8EUCVAw7mpbIvevVv75XX3/acK551revQTTPyc+WeuUMJ",
+	"8Bms5sdJFjH/F8CgSmj/fqo3pZLTfstrPWh5rYNKcQkfP0lCWDqAMIRUP5jJsc0z6LUzkvvib1Rt7QdA",
+	"Q1t0Z4mFTsfolCLy8pNw1bvms/BJnKjXEH7AlBZy/Ig77bM2KHxxe/8yAeD1Qd8Lk5m+FNHTVfwSK4Vj",
+	"l4tiGFoSUhZh3JNOJDdbxDSBltfSknLVx233EeMw7jT705le7CgSzDXYv9IRfetvtXxK2OyDmkDt1aPP",
+	"khD+TQ5VS4ZSVsRpixWuojImtRA/XYyrpnoWGK+DTpcw4spp9VFQGfQgbGmxiTpe2fUlCQsm8uqqxO6j",
+	"ID2wlaKsK8/jg9F5BR0JB0XkeRQ8fLZfCcq+vCg/ePvevVv3Kx89ZwtnA9RmDZ7rcXG6px8eV06VqHIe",
+	"BRtUPvbqDdczqZ5rG+N10TJD2w17eJR2RVXg8sHovEJDP4fx4vBvLnBJnRzHr1rOY6BBlRqKJZ2Ws+ha",
+	"YgjBwcLRj2Vqv5pCtXzs5JtGSTSxDZcZQPq2BUMsHe/ahE9ceviEIXqXFzqxShjE4pEPZi+r2TRWoPFL",
+	"Bhpv2me24SjOtzmMYdGQhBx8lvDxoNBwJaEIZuZ1qBBuB00IQqtAC2eFHxTku0rJ2gyzpjCENyJMmws+",
+	"f8uJ2TUkUNOwKAZsxfINy3GmmCo1EjIoWVSyL6fdYbMs9l5rJJmGpzwcVycqp47BbPxKNEwvtsphMAWM",
+	"deJpeZ25Znt29qxKuX5SIm+TBZ2VwuIltrR5N+sPYGgilkbfI7TnyFleI9z8MIFPWP18Oa2/IJEXb6ja",
+	"aDJXJp8WLtdVgeh4dTh6fz4cea3jFMUnFjZRGuP3v/6rzu9//V//qL31+19/8ftf//uzs87Zmdr+g++9",
+	"+rNvf/MLeKW/+uKnX/+3L2sqLhwX2fZkqjBIIJRwGKU5wSHlAQS7pIuKWdcojRhLYmQIIT3StSW1u6TN",
+	"tDrj7nvCFKGaDJkiPo2RDLvaf07SJYxrQSgqn1g9+ox3c6Oqm6ignWJwkHmDYzo3kRBvn/GWlxvozfKc",
+	"ZA1ByURbw8KOhQiXiEcQIjxJQlAVgtBmXcNMPUwrp1clgayQSB1RTgdGU17AwIjSFwYERD2Qp0CjpV5b",
+	"KiRuddP3rSrT97qUNxeVk6V7ptcxeSilgy1vZ3EN74WDzNUi23O3RNF31e+b5YiEByeix8xqjJ6uHwsa",
+	"1OBGb5y5BKunXyCwEh2EVuYuvnmnghui6eFAiDAQI76Mh9BP08qxfJqrcFCNJwFl4RjT0KejUGsgbNk4",
+	"Q+tJ+oi+WmYLyzpFvzPkYFnvL4rUrD82nx5g3fNF33OGMjNdzamWbKMlrXMi1jBVZiajDlN538uirvOA",
+	"Wy9vRVBsFpJWyXcmIpcxWh38mGu1tXBa4ygo0LYqOdWQonUo4Mhsr9x3lzPxqoizhnS+46SzoSgboiiV",
+	"iLauLJUGMb/rMk0joHzXyUmePTDR+qemKYa1tlOitJmIRNQfMg7EFwFaq6qD8Cd6Ok2/ukc4XIB0TQ3c",
+	"JCHlg8RZweAVjeIQGwTS+CW88gECCKarqM2oZlpexA+SCLtqxSHltpowK+bS3FCl6cvmwSpDIrYTWSJC",
+	"Nk9dmBeAYkBDacp9WKAZ4pxSphusWpoWapnTcCr9YjqP7fnJEZHQBwncx55otuEUZBBoXizDwlDrWO3e",
+	"vIk1nbcDuEg7CKib9WBS00OyKOdqG4Bn91Ss7GbguUr8PakNS1zSkGwHehpbHrqkkWLpYso1+1jNcfBG",
+	"pZzdy9VnOxFskdJdwwuRur4MgGL62Vwz8wn0JajhqhvEl0/FOUxeNdqkqy3z2wsFwJXGrjwFEZYC8yTE",
+	"GPMfg7xgtmMqTQKm7V9BxKrjZ20Z+YlkQLUrbUqg/YDW80KCYPZz/kX6CFyYy01/H0FvKMS52rViRfUC",
+	"QGvGB1WlYml8IBKu1QxmHNFXhxh0NjeBhKbJB09HPI+kU0u+99gcyELvTNznxGaqbjQ9iXU5e9/245s+",
+	"oMwfughbeVbOqalLdq2CyVPna80490TbwjlpRjn3vlfBvI2gvIl+MIs6Oa7vnS9ZCoVK4HodVftL3ovV",
+	"GkTWhaEtHm1mwGIlT8S7eJ8LNNJdKAbLHOo6bKqIs1duUzWrWBNzaIhAmQhUsZulgxqm+YiR3o4pq6rZ",
+	"iO0oqkTHuzv3l5Uds+5eR7xCu7Yt3whmL6L+ZOcm2kxO3JuzS4G8/97d+U7gtYrDXguXN8m9bYef+ZW6",
+	"i8c7sbLiyMWDq8Q4l8a2Yt1PqnxaZfA4FDIrEaI8EokL7DXLiYhjIXXCmRnCI58mQoMilAck4X3GmRpC",
+	"QIQMQJrrE6TtegEQA8Rb1YkE16P9znNVWbnUBkNWyqZvLhEtGVP9HZOfpJhfSBeVTIOLaNy9npJWZlS1",
+	"Ehduy8vDbBeXwAyIXkKR8HeH9eYRejP90elzK8PcktJgNUDMjBE1V78OORGp3JXLiWYV63IJziDQDdhv",
+	"FuzXK8++9loK/EQyPX5mXnX3izUJ9hNbt2HSAh9TqTlIgkKe64R/DmPSlyIiXUtZbYdCzK1g5i3bEzdF",
+	"v91W1ocxF05o1tSwh+JcOr39dJiyhQ8+Pm1V9GkvSa92JaEYMN4lbcoJpld3bCwq+eDjU48wpRIIUIi6",
+	"AMn6DALSxzxQxgfk5PDg/T++fQ8DYwnlZP/4CLeI4ddUEUrsqux82y3X3BdRwcqi2baGWse25zDjfZF2",
+	"NXbNT9xpPBsKGpKIMq4p4waqvVYiw4LrYsD0MOlt+yKyXgxfuj9aU82M7WDMLNKcemiO5eDkI6JAXoDE",
+	"sPIHtx8QRUNQ2EdK7RJK1JBKCDDal4g+QRPvGTfHk4mkpP3Nl7/95p9+/vU//swjX/3kF1//8y+3iB5S",
+	"TSTEiqD5HQ/UFn7wSG52VsTWgLAjpmUgPPt0ggsx42h6DoSmkc/Y6wrzZ7noiWBMRkKeK8L09hk/41h7",
+	"n5s9q90z3iEneeK/TbJ1BQGskKBI+/nzo4cXf7y1bR7Gul2YkIuFuuwLPo0gPKAK9ogRO+yXJ4cH5M6d",
+	"O/cJ4+T56QG+bXiCewWJcCemA8aNDLFLuiGLmO6S9q1/+fFfGzKfNuYi93a2cL80rVVwxkkW7b9HeiJg",
+	"bs7u50jFPZJzhNfdPdLNP3bxfovZAGawPCHArPLRBcgxQYejebpb10G7S9qpF3er7LY1Y6bu164vAjCL",
+	"sJ7SrkMWRbr7vg+x7jx2ftAuaT9jURxalDowLyscyQBe97Ph97oeecQHIVNDgqHkI6Zgy8aSh8wHbisL",
+	"OMzYj6k/hM7t7Z0plBiNRtsUf94WcnDTvatuPj46ePTk2SN8J/c4OrQwiLB/fNQqVI5p7Wzfso8aZYvG",
+	"rLXburO9s30HxQM9RIp4c3sEYdg552LEb/5odK620+bjg7pGta5SA4mTXsh8Qz4UaX/w8YdEgd4io6FQ",
+	"QGLJLqgGMqThBShiUITgQm+oEkVTHh6fQWHmp9iCdGvsHjAwECkww2wXi4UYptH6Pmgsg4BVVWJhjsms",
+	"+fbOzowu68t1V8fxq7rRD4G4Ta+ptf7d2/fr3sh2d3Oy/z6uK4twmf2u87cXWGNr95MXXkslkW2G0jou",
+	"XGnxKkpXlgZm7H6CVdVaL8yIZlOhHn5WCzn7XI0Mrb29s0NGQxZC6tvGkZkiSbxHmCaBANsgUIvEH+JD",
+	"AdW0RxVU3r8rw7RBCHAz1MBAYQc0ZBfw7gDDY3YB3GzNEFUo3Hpa0AnvXQINxoteu6vXml6oOTQJ1B8a",
+	"ouyRezt3cspZedknQANDd9XV3LeZHhM+UeQw7L7fZ/4V3/i9nTsztl5kiIsfQVYjtRrmi/dnUDW7w+01",
+	"g2B237Nh8OLWTRqzTlr7phIQn2EHcyuH2GCrkCkNwZ5NokawZCoO6ZjY/vzTAGjEIyv/Y6WFtCSqqlVa",
+	"8kduuov25j6Yqr8vNgjhhYbtFTe8j6KWEZbNga4Luu3yZwPEAxoUOjne3bk1/5XnnLqe+BDYl+7Mf+lQ",
+	"yB4LAkC9/jIpbYG2Kp0qXyWG6sDrBVaNUDUSmO3Gb7APg/aQitrZEJj3rKhFsM4cqkvUyKR9l6FeBuqD",
+	"glqb9/R8IILxmsHN2Rpflw07zlI6Aeq3NjJ3UAXt7qc9cg4QIxlwp8vFqIH9TcC+PfGC9aES/ifo+s3P",
+	"WfDaYkMIusLJ9KjfB7TepVnk5zC+oWySuQPqaeA/gQtxXgT+EhTerQgLxheCdx8w7OZnv/FE6EOR8ODK",
+	"IMnexjxIWpZVHwXH1Mh/L1IQTAKmOzbUr1a8eAIjUJr0mVR6mxyyUIMkPaM5YTK7pnIA2iMZ+KHFRLMI",
+	"iKR8ADXCRtbj/xIEDm9yS0+NXGS3bXPmjZKmbD14d96ZGfTTBDB031k30mKy3oJU2ro1Zi1AOEZ3zniA",
+	"5efxQOvmt7+mhaGzJRTrPdye6sK/3/lhTajqIgtbZEHrPZG+nbgANnWzFyusVp7GZPnKlU+DajQs9w30",
+	"22NhEdQtSzHuly9oJR/pTLjFbJj5S7G1rt90KRuV2TNaMF9uR4rljqCRYTYmvxePuWQUC5guSDCJHt5E",
+	"lw26WyuF+hN0LCh0VwipOyG7gKDs+mmjdwf9Pc7cTlycj/PVnPFDykLzmtYQxU7VRas9BCQGacYTCdf4",
+	"tvnshwzdPjYti7Tv3r6PdvIz3j0BLcedfYPH3a09ohJcSj8JCe7EqdFCEz2UQusQAmvonuBhuOvNKBWl",
+	"Ek8LKRXrw8U80K0CDR+LwQDL0LxtmHcNLI5iYDRa9NW4cmsGVPMySBV25wKGiUTPQjEjKyqn4SnFnJpQ",
+	"QiLSg1DwgcE5LDtERkMRAunTiIXjre0qADeTbgbCJ5J1FoLxCpXFwaNIdMMKNsIKxIBYIJgBnQ7KZoCn",
+	"0FSn/eqKILlrOy1xsD5660tF8s9hhN+j+cfwDyTCrjQk44NJDmE9OiOqCA3Ram+k+YBIhxgZuJ9xC++k",
+	"DehptS+b5QIPILBBCIhGNALLD7aqqP9JOQz1uqDIJbGBJzBy/rKGDyzLBx69sonQUxDcFxLBfpYj8uLW",
+	"TYzY6Mh0cXU6+7FrXtbujdNghi0X7ZG+a6TpWIhQlfsMcjoAtYfLi4kCUFiQTox4tR5/kBZewOVchiY/",
+	"78nCgmzNVmux2KzboTjrfCWmfBEN79qYGlM+6AJSIeDXYRUaZG9SrCKC5tgVjWx1fo4HY0Idpsm036BZ",
+	"0DZJK5cQCR1/CP65IpZRuY0kRmJzNUbdakF6RrA03BJjtKhvZplGVjs0FAF1Y5yrlOh+yZyrtME6Jy/4",
+	"LED5IDOeNybvksl7ZwGMPRC8HzIbqHwlKO5AmtAyni+H5hIwqvYSsbxCmjRLaDCzwcx3BTMtRC+BmDa8",
+	"usoVWkaVh/j9gYvGXsRGYN9o3JrXw61pbyNvsl4AiRQG0K3plJqpKLnam18jmXJT1FAot8wGnq4FPH0f",
+	"9HxgWp2xY/PzKTi0GVlFUFw/q3aju+Svy+bUs1HAJV82qPBGTDprsX9lyGOBax7+pCy6mL1XHYZKIyDK",
+	"FzF4pI82F+WcHJhpg5EhinRDpjSm9HU9EoeJIt0AaGhNNV18oTuQNLBNfioMTtk6roGxCdvEpval+Y8f",
+	"CxEWnq7w7eeJW+gpQue+rVFXG2mQVrBbELXdBGlrt5p1mCvRpI3FCIiQ6A8dg06/x5zTrXy1dYvLb7a0",
+	"wMkM1LmHkQaEIGDUTYY/LnwQtq7t6wVu7QTreC5+y0eu3OfibzzDLLjFnz+lg8UfdlGgh1JESzx+KhZ5",
+	"2FKQhcd2jy829p/i7S50elIvdi95G7ENW4Md4C5gCS5iUGME3kwsCw+IAir9YX7cRVaXfVcfmY50Xg1Z",
+	"TAR33Xhw2CDl4cRZa6myOZP2GcPmunVx6SmQbEqAdMNfTWx6efZZ0ekTgP/olA7mwTw+89p7JyXNt0Jw",
+	"TMPcM3yqQadJ0fFmzyhUHTQK1ccLPKL+kDANEWEuQx1jjtCLL0a86ObYIxJUEmpFFB2T0ZD5QxvQBYEr",
+	"FDAa2gQoTL5TpI9xZNMo+cAsDA2URflyE3iZz3RFrv3iAszZVeHmMcgO3oA73oY7bQSN0Diq4AIkDefy",
+	"pilkSm2ltbayIoPZsKRTay1zvzdU/m01rc2m8OswrpWhBst8RCAHQBRElGvmqz3iyKMi3aN+5yPzZpe0",
+	"795+H9VkkWiP3L112zXu1zSEioBGZ7XL97Pkyvs4rVMcNievXZHFbw4eZya/Bp+vxj546/b8N44lFgjF",
+	"GmE2YN4Sj/eXe/Ukhbqrt0suKV7auJ2s79GGHfpGHo2FCD1CC2WTUld/lhaHxaiwbP9e4QcSJUqTHhBb",
+	"l81Le5TY1WOXEjSlupKhAci0MWxFaA++s2F90k5yRTLromJGlp4Frt9MQ6e+A2FACJmuL3KBR5H2V1/8",
+	"9Hc/+Y9bS5GPXDldL/U4zYNse+CLyAXEY6XdbXKUrt/a/SvbmVn6gEVnjGZ8e+d2WvordtG+pWgLwrjS",
+	"QINtcljo7mTD419i52ePFFvpeAQ7o73EtKqXWPcEHzFjvvRdTzbPFXp72ccKkNlHxi9oyCoU65JO3WpI",
+	"BK7u9s7tS4uq2p+ACjqihnE5aHPs7IYi1EFZ4819O6mgNSZUEMHf/fynX/2n/7wkEUzdv3XmBfTEpg+9",
+	"1QWD3C4WcNW47TYIci3ME9a1k8H5DZVd0PrDgCoZ+vFQcJewhgmdrrroEPxzrEsrc++QIiE7B1ug9Uat",
+	"P+gy4omuyBtUH09U7QVqkOptcQXtB0EeQES0qNHa68OJLMMJgIadvGPl6qia6OomHZmsbRRyjKrJNPZt",
+	"4vq1EaYJtolxMUn7urtH/BCodD/i3/mP82yMD4vRL5tA6nyCxmrYUITrIYc+gwm2bJDFxbCR9tdf/NW/",
+	"fvk/vvkP//frH//lciKp7am9AcX80StbUoRpm/7t+kYjY8cv8CPWiXJOZNt/qYv/dfPOPeYF12cpTyQ3",
+	"4vgNRUodwbe2yYNxgSK1jWrOOJKlrLnCVgWhmqI3hzjshi1/dpLG8tfQmutGayxkFsgNaX/1019986u/",
+	"Xo60DJnSQo5rA5ufhkFWAG83Tci1Wfyin0sVhsaBR0ZDQQIWEKbN32OvYMG3ASqYxetK2c+Ocf6BW9hb",
+	"rWC7TcxXsN01NKrAtdCv85BHdy9YfW1j8QDVmOnMyq7/0fr9eSWtoOjF81LTum2jh+X7Q6AXRav9DXTH",
+	"IXr7TPpJSKsz74+yTWyYUZdbvDeMumHU14VRf0TleZFNO7wm7a//y8++/tsvlmPXErD696Y8/EVXvrSO",
+	"+13b10iLgs/f2tmrkvlxdY3Lq0G5K07BRzgklGfYtlI4ja2/dgnst6zrTjDgbXJgbW/UqdJ7rscOXDCR",
+	"KDcKcEw6TPVuknqtq7DU7Krhxw1x+I4SBwP+RY5c4G2k/bsf//irv/vvy3HltEHghimFN0Enlomvmwyo",
+	"82ls6Irwz7HLiKZSu/qTlsbY/BOgEoI9YgNeXLyLsp11ejXywjZ5umwPcOwc7nJ+C8iZcOwF6fqPmwVh",
+	"6u00QUv7m2+YpE22UW+IWkPUrgtRS2FzgqxRjmZ7rGfZ/vY3v/jmf/1qOcqW8M35HnhgxRVHcLgY7Vny",
+	"o4ZkIKkPJAbJRECQOlW0iXzuFtfoGw32XSn2pYC4cNh+Hh1Ta3h/LMS5IklMKLb89Ug8FBwMm3Ul1H0p",
+	"lLJxNV6hXASa5FzIwRm30MiFjGjIlDXSkbR5I/Lx0ZBqElFtI16LBj7XN++Mm/ltY5tUufiXH/+N67Zn",
+	"q3EaucAa+40gxYJ0aNcY0sb+nvGIjokCsC2Rp0OBhuCfP8xPZsqeOhXcKaKY8rE5kwz9zFrrimS4VvqV",
+	"rVKKHe7re5Dsu1vgSdRDUw4x8/siigRWMY5obasYfLFu9oUaoOzz9OptZ4e6mWxH+7p93rt7uQ1OsgvF",
+	"FDKobbprQVCRdiyUYr1wTLjgNpetyb5dN8H6eCiyavFDqmyBmRSH/n/S/vrv/+fv/l0peaBAsTIqZltq",
+	"d5K4noo9GBOVYO9+DzUGPCwkFL1xoU/WHuGlRltYAicfnohc+SgV7EZyUu1HPMS3n8dX0WLrY6PLuH0f",
+	"BZ6lhuXtuD70Zk+11Y3sAFPtrmZh27PCO3WlhSYXgo0GsIN9O0s1Lcy9NWd96+l+VVjUSDKtgZeak9V2",
+	"JEOAWvsS8HaE7ydSYuedJbpf9aWINtT8qnaBi7bD0uJa98JKUXa+uzw/iYY/bCzAvEDecz7Qz8hqfcWg",
+	"bgqY+7qLRLoHaYpnTJX2nOjovuonOpGwTfbzCS3qwxm3dOmG4U1SAtfO1h2JC9fZpBvSnNSb6bQ4492I",
+	"vmqXf/BIvqatrpdGo1jDl2UqLAiB+KHwzyuFU4zVTgfcVLSZG/5qItWzzdV2v2rCU65H+ocYEFrAlva3",
+	"v/z7b3/7d9/+w//+6jd/u1WDrE5mQ32xXuk0v1aIWLtpIxSjIQqF6Fy0RTPB0+qXlAdn3CVi4WR5r5Uh",
+	"lBpxZRZfFyfaNQP1QjhkEAaqe8YRlCHY2iYfwliB7rhqmhDsES6I7XrnrMRdVqhw9ycGVbqVrevSApzv",
+	"ZAVNe94bqp5pjq1YObOpHNlUjlyr+GcAbL7ohzDeSH2XUTEydIQyZSf2c73ct08kxNicfYTvEoYNtLL6",
+	"HmmyAP6W2REdAR+ih49q88YZ92nsWfsh0+iKtPiVZvhipeQ4pD5EwHWXKDpWRIltsh9EjCvvjOeeSUXa",
+	"jOfdvsYu79t2WzVfd3qGm6e9rxXyPDvfBCNj3Bljg0K5gq758yjoGgE2L4nZRnOfZw12Z1zI1Fi5hbsk",
+	"d3fuk272eNeMyvjAGmNZZo81bE4PMQErU4vrhVODP5vqygo0uBqhNJ+5KaT5jhbSDC3cTlKZosD6NhTP",
+	"TMXKpnBmUzjz0gpn1rHoEvLMK5aZMY4NCnZ1bh+zwoZ6v6UFMmso9+UUxtwmJxWFMTOjglnMDUUMoGC1",
+	"zDPuymViclpWMTN91EVrBEQx7sPWNslzgFI5kVAJZ5wLTfpoodi14qTLhtNDKZLB0D6ZoZiqEtesQuew",
+	"7npV4jSLupp8+llEIs2lb4hFU33zcqpvLiKTfqcrbm5Q2bzSapvzZJUmvq+psmkBoaLCZj2ZaCprrr+y",
+	"5lWrLU01zaaa5negmqYldtOVNGcQO8EvQOoNZ0PtOiO9KtVAsTlMaU22rBSR0wZjkErwNJY6K1+4hSMG",
+	"LuyEKBoBkRDv5dphSlzd1qosgQf2pw0KRm6GpSSjW5efAeE3ZQ3favS3UOaUIMJ4XWHDegLQ1CurrVe2",
+	"QfJwpbXKGr2pISX1NcqcwjRVn6yehFy7umQGwJuaZA0fv2Y1ydbtgpnGxHesDtkGGfCV1jxpGHDDgOtq",
+	"jzlBvrbuWD0bfivqjTWGwAa1rkONsYWdhu9yXbGGvzZE4LtXSwwhYE4dsXp60NQPK9QPqy3vtUHKcsWl",
+	"vRra0tCWWSW9Uuoyp5xXPYF5K8p4NWJ8g2VXWbprtvgewawQ+gNbn+C52mwVOhy/zv+KYUBrs9a+uxkU",
+	"iO9Yz6DDOFaXKdy6+Vi4dUwbrHVCPEK3g7VRoGplxL+0VIVMQlDbxKYcG3HnnPGg2rdwjLNcg4z0DxkP",
+	"0hzpTfogzIbnOyDw8Jssoo2l+sYO7FLYt59n5ffa5IZ+WthBFuoOZvAfQdQDqbw0IsyWJERsIG3nYiO3",
+	"tupagRrQ2JCUb4a+mixW3NR3ugPoWxH5kmakxhYGJ/GiyBMmk+qm+XEedzvFFTKMqHc5fx90hgkbJMJ1",
+	"woRZfOP4vUapdjUgeVmpdgdGIWJ8gPVOEXLz4EsOoxIw72WGnnOAGPWplOxjwtwIJJCQKk1+lAQDG3Zp",
+	"81GYLAYdVCXNbZg7XE3q2yxETFPfGoR8i3XMNKtsNl9RthNzvbrx0AUv+jRWrkYBoD0oAGq+zmQxWxmL",
+	"Dijjyj5eyWCepRNuELazOWrgO910o7fOZwSh6NEwO7EabrAKUfdpfGBARj1EQDLk23xyYXXWD+gyBjE2",
+	"vlBIo45Ql2Br/cQ6Hf5qCPalA3Wju06T08FcdHB0VQONVK3xzmjCp/jE5deJxqJ9AZPga+IPWRhI4Daj",
+	"lylill1bTJ4aZWLZssebtOiYI5xv0cGraLBiYxYd7QA5xQT7uWjRqTK5mLvblGMVaHQ1Jhfc1Hfa5PI2",
+	"KLeZyUVbGJwE3CIJn1vHKIPjDdK4OpafUusGpq6JwaQGoC7LYPKRuEBzCa7Dxcxg/55+Vo7ODAM8oEbS",
+	"xh4M/URBQNpYG9K89tIf+yF0t+pk7A3T7auRrWchWWoMaZDtHTCGzKb41g9bZwmxZV5twFkSMC2kwsZS",
+	"qLBi4dVi/VdrWUREVElPSwCPSIht2IpzV7lCOkzaSpEOwKZVhee4ritSFUprnaMimN/W0xcFr6JQVVyK",
+	"sLbDiPlt4TlPzMN1s9rYQ9I29AbzaxlPv8I2oFt2XbWNYfDZ0lJcK5OeECFQvmF9yMDJfH0o20KjD21E",
+	"H0octk5Gd8wqp8M404yGJKZKjYTEKta2YYkN24dgmzyKsPgNlUASzj5NwCM+VdBhXAFXzIBeOK7zcGdB",
+	"Qutn22boq1G36iKTGg/3tfRwz456wo9z1a2rDHZLe4I1EuA1UbdqAOpy1K1dQnsKeFqY1dFlV9HVI12e",
+	"hGHXpiMYofGMCxyNhvaFbfIQUF6g2upsZvWk3bUyxK5tO97dIhIuxDko26FAgVJMOCE06x1ANRHch/qq",
+	"rxsm/lejs83EVKezNRj7DuhsdWzDPA1+IpkeI5b3gEqQ+4ketnY/eWEkfBqzD2GcffMiG2SqBRW7AA5K",
+	"GRWNBsz86XqSyAvmG31N04Bqul1oZDRWGqIKpelZiqPtUAwY1hXEvASPhGIgEr2VdzVOeiHzLQ5jb8UL",
+	"kKxvtBDfLECLc+Bqu9x3smLCYxBxCJ7TJI0ypDxrlLclCmhMxAVIyQIojmbPcXq41LBIjM66V86XSv90",
+	"1RCcYuvqdmSaYUEZrJrgQ7PfvpAkplJbL6+GgStd7WKaMfPL6dqcZJQTw9t6DEtEFg8G77luMzSOgQcd",
+	"TABDxd1cROlYA6cnV/Ula3/z5W+/+aefZ7dmlXVbFaMwiA3cnx7kIIuPaH/1Dz//+otfzhsob9xdMZhr",
+	"sU3a3/7l33zzf371r19+uWUOP3unOI57tmKYw7ylZ7mLGxHcRdki4FSMmjd3mx42q+BMQiHO7fCup29h",
+	"hEJP3wpQxoY57si//sefkZvkq5/84ut//uVWCt4uqAtccK836ZG1Ky+WjCwu3zppX794/f8CAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

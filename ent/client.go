@@ -17,6 +17,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"github.com/shoalcrm/shoal/ent/apikey"
 	"github.com/shoalcrm/shoal/ent/auditevent"
+	"github.com/shoalcrm/shoal/ent/claimrequest"
 	"github.com/shoalcrm/shoal/ent/claimtally"
 	"github.com/shoalcrm/shoal/ent/contact"
 	"github.com/shoalcrm/shoal/ent/cooldown"
@@ -46,6 +47,8 @@ type Client struct {
 	APIKey *APIKeyClient
 	// AuditEvent is the client for interacting with the AuditEvent builders.
 	AuditEvent *AuditEventClient
+	// ClaimRequest is the client for interacting with the ClaimRequest builders.
+	ClaimRequest *ClaimRequestClient
 	// ClaimTally is the client for interacting with the ClaimTally builders.
 	ClaimTally *ClaimTallyClient
 	// Contact is the client for interacting with the Contact builders.
@@ -91,6 +94,7 @@ func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
 	c.APIKey = NewAPIKeyClient(c.config)
 	c.AuditEvent = NewAuditEventClient(c.config)
+	c.ClaimRequest = NewClaimRequestClient(c.config)
 	c.ClaimTally = NewClaimTallyClient(c.config)
 	c.Contact = NewContactClient(c.config)
 	c.Cooldown = NewCooldownClient(c.config)
@@ -201,6 +205,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		config:          cfg,
 		APIKey:          NewAPIKeyClient(cfg),
 		AuditEvent:      NewAuditEventClient(cfg),
+		ClaimRequest:    NewClaimRequestClient(cfg),
 		ClaimTally:      NewClaimTallyClient(cfg),
 		Contact:         NewContactClient(cfg),
 		Cooldown:        NewCooldownClient(cfg),
@@ -238,6 +243,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		config:          cfg,
 		APIKey:          NewAPIKeyClient(cfg),
 		AuditEvent:      NewAuditEventClient(cfg),
+		ClaimRequest:    NewClaimRequestClient(cfg),
 		ClaimTally:      NewClaimTallyClient(cfg),
 		Contact:         NewContactClient(cfg),
 		Cooldown:        NewCooldownClient(cfg),
@@ -283,9 +289,10 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.APIKey, c.AuditEvent, c.ClaimTally, c.Contact, c.Cooldown, c.Customer,
-		c.DedupeKey, c.DomainEvent, c.FollowUp, c.Lead, c.OwnershipChange, c.Pool,
-		c.PoolRuleVersion, c.RefreshToken, c.Setting, c.SigningKey, c.Team, c.User,
+		c.APIKey, c.AuditEvent, c.ClaimRequest, c.ClaimTally, c.Contact, c.Cooldown,
+		c.Customer, c.DedupeKey, c.DomainEvent, c.FollowUp, c.Lead, c.OwnershipChange,
+		c.Pool, c.PoolRuleVersion, c.RefreshToken, c.Setting, c.SigningKey, c.Team,
+		c.User,
 	} {
 		n.Use(hooks...)
 	}
@@ -295,9 +302,10 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.APIKey, c.AuditEvent, c.ClaimTally, c.Contact, c.Cooldown, c.Customer,
-		c.DedupeKey, c.DomainEvent, c.FollowUp, c.Lead, c.OwnershipChange, c.Pool,
-		c.PoolRuleVersion, c.RefreshToken, c.Setting, c.SigningKey, c.Team, c.User,
+		c.APIKey, c.AuditEvent, c.ClaimRequest, c.ClaimTally, c.Contact, c.Cooldown,
+		c.Customer, c.DedupeKey, c.DomainEvent, c.FollowUp, c.Lead, c.OwnershipChange,
+		c.Pool, c.PoolRuleVersion, c.RefreshToken, c.Setting, c.SigningKey, c.Team,
+		c.User,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -310,6 +318,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.APIKey.mutate(ctx, m)
 	case *AuditEventMutation:
 		return c.AuditEvent.mutate(ctx, m)
+	case *ClaimRequestMutation:
+		return c.ClaimRequest.mutate(ctx, m)
 	case *ClaimTallyMutation:
 		return c.ClaimTally.mutate(ctx, m)
 	case *ContactMutation:
@@ -610,6 +620,139 @@ func (c *AuditEventClient) mutate(ctx context.Context, m *AuditEventMutation) (V
 		return (&AuditEventDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown AuditEvent mutation op: %q", m.Op())
+	}
+}
+
+// ClaimRequestClient is a client for the ClaimRequest schema.
+type ClaimRequestClient struct {
+	config
+}
+
+// NewClaimRequestClient returns a client for the ClaimRequest from the given config.
+func NewClaimRequestClient(c config) *ClaimRequestClient {
+	return &ClaimRequestClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `claimrequest.Hooks(f(g(h())))`.
+func (c *ClaimRequestClient) Use(hooks ...Hook) {
+	c.hooks.ClaimRequest = append(c.hooks.ClaimRequest, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `claimrequest.Intercept(f(g(h())))`.
+func (c *ClaimRequestClient) Intercept(interceptors ...Interceptor) {
+	c.inters.ClaimRequest = append(c.inters.ClaimRequest, interceptors...)
+}
+
+// Create returns a builder for creating a ClaimRequest entity.
+func (c *ClaimRequestClient) Create() *ClaimRequestCreate {
+	mutation := newClaimRequestMutation(c.config, OpCreate)
+	return &ClaimRequestCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of ClaimRequest entities.
+func (c *ClaimRequestClient) CreateBulk(builders ...*ClaimRequestCreate) *ClaimRequestCreateBulk {
+	return &ClaimRequestCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *ClaimRequestClient) MapCreateBulk(slice any, setFunc func(*ClaimRequestCreate, int)) *ClaimRequestCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &ClaimRequestCreateBulk{err: fmt.Errorf("calling to ClaimRequestClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*ClaimRequestCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &ClaimRequestCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for ClaimRequest.
+func (c *ClaimRequestClient) Update() *ClaimRequestUpdate {
+	mutation := newClaimRequestMutation(c.config, OpUpdate)
+	return &ClaimRequestUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *ClaimRequestClient) UpdateOne(_m *ClaimRequest) *ClaimRequestUpdateOne {
+	mutation := newClaimRequestMutation(c.config, OpUpdateOne, withClaimRequest(_m))
+	return &ClaimRequestUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *ClaimRequestClient) UpdateOneID(id uuid.UUID) *ClaimRequestUpdateOne {
+	mutation := newClaimRequestMutation(c.config, OpUpdateOne, withClaimRequestID(id))
+	return &ClaimRequestUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for ClaimRequest.
+func (c *ClaimRequestClient) Delete() *ClaimRequestDelete {
+	mutation := newClaimRequestMutation(c.config, OpDelete)
+	return &ClaimRequestDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *ClaimRequestClient) DeleteOne(_m *ClaimRequest) *ClaimRequestDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *ClaimRequestClient) DeleteOneID(id uuid.UUID) *ClaimRequestDeleteOne {
+	builder := c.Delete().Where(claimrequest.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &ClaimRequestDeleteOne{builder}
+}
+
+// Query returns a query builder for ClaimRequest.
+func (c *ClaimRequestClient) Query() *ClaimRequestQuery {
+	return &ClaimRequestQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeClaimRequest},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a ClaimRequest entity by its id.
+func (c *ClaimRequestClient) Get(ctx context.Context, id uuid.UUID) (*ClaimRequest, error) {
+	return c.Query().Where(claimrequest.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *ClaimRequestClient) GetX(ctx context.Context, id uuid.UUID) *ClaimRequest {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *ClaimRequestClient) Hooks() []Hook {
+	return c.hooks.ClaimRequest
+}
+
+// Interceptors returns the client interceptors.
+func (c *ClaimRequestClient) Interceptors() []Interceptor {
+	return c.inters.ClaimRequest
+}
+
+func (c *ClaimRequestClient) mutate(ctx context.Context, m *ClaimRequestMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&ClaimRequestCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&ClaimRequestUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&ClaimRequestUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&ClaimRequestDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown ClaimRequest mutation op: %q", m.Op())
 	}
 }
 
@@ -2744,13 +2887,13 @@ func (c *UserClient) mutate(ctx context.Context, m *UserMutation) (Value, error)
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		APIKey, AuditEvent, ClaimTally, Contact, Cooldown, Customer, DedupeKey,
-		DomainEvent, FollowUp, Lead, OwnershipChange, Pool, PoolRuleVersion,
+		APIKey, AuditEvent, ClaimRequest, ClaimTally, Contact, Cooldown, Customer,
+		DedupeKey, DomainEvent, FollowUp, Lead, OwnershipChange, Pool, PoolRuleVersion,
 		RefreshToken, Setting, SigningKey, Team, User []ent.Hook
 	}
 	inters struct {
-		APIKey, AuditEvent, ClaimTally, Contact, Cooldown, Customer, DedupeKey,
-		DomainEvent, FollowUp, Lead, OwnershipChange, Pool, PoolRuleVersion,
+		APIKey, AuditEvent, ClaimRequest, ClaimTally, Contact, Cooldown, Customer,
+		DedupeKey, DomainEvent, FollowUp, Lead, OwnershipChange, Pool, PoolRuleVersion,
 		RefreshToken, Setting, SigningKey, Team, User []ent.Interceptor
 	}
 )

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/shoalcrm/shoal/ent/apikey"
 	"github.com/shoalcrm/shoal/ent/auditevent"
+	"github.com/shoalcrm/shoal/ent/claimrequest"
 	"github.com/shoalcrm/shoal/ent/claimtally"
 	"github.com/shoalcrm/shoal/ent/contact"
 	"github.com/shoalcrm/shoal/ent/cooldown"
@@ -45,6 +46,7 @@ const (
 	// Node types.
 	TypeAPIKey          = "APIKey"
 	TypeAuditEvent      = "AuditEvent"
+	TypeClaimRequest    = "ClaimRequest"
 	TypeClaimTally      = "ClaimTally"
 	TypeContact         = "Contact"
 	TypeCooldown        = "Cooldown"
@@ -1958,6 +1960,811 @@ func (m *AuditEventMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *AuditEventMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown AuditEvent edge %s", name)
+}
+
+// ClaimRequestMutation represents an operation that mutates the ClaimRequest nodes in the graph.
+type ClaimRequestMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *uuid.UUID
+	kind          *claimrequest.Kind
+	record_id     *uuid.UUID
+	pool_id       *uuid.UUID
+	requester_id  *uuid.UUID
+	status        *claimrequest.Status
+	decider_id    *uuid.UUID
+	reason        *string
+	created_at    *time.Time
+	decided_at    *time.Time
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*ClaimRequest, error)
+	predicates    []predicate.ClaimRequest
+}
+
+var _ ent.Mutation = (*ClaimRequestMutation)(nil)
+
+// claimrequestOption allows management of the mutation configuration using functional options.
+type claimrequestOption func(*ClaimRequestMutation)
+
+// newClaimRequestMutation creates new mutation for the ClaimRequest entity.
+func newClaimRequestMutation(c config, op Op, opts ...claimrequestOption) *ClaimRequestMutation {
+	m := &ClaimRequestMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeClaimRequest,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withClaimRequestID sets the ID field of the mutation.
+func withClaimRequestID(id uuid.UUID) claimrequestOption {
+	return func(m *ClaimRequestMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *ClaimRequest
+		)
+		m.oldValue = func(ctx context.Context) (*ClaimRequest, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().ClaimRequest.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withClaimRequest sets the old ClaimRequest of the mutation.
+func withClaimRequest(node *ClaimRequest) claimrequestOption {
+	return func(m *ClaimRequestMutation) {
+		m.oldValue = func(context.Context) (*ClaimRequest, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m ClaimRequestMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m ClaimRequestMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of ClaimRequest entities.
+func (m *ClaimRequestMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *ClaimRequestMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *ClaimRequestMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().ClaimRequest.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetKind sets the "kind" field.
+func (m *ClaimRequestMutation) SetKind(c claimrequest.Kind) {
+	m.kind = &c
+}
+
+// Kind returns the value of the "kind" field in the mutation.
+func (m *ClaimRequestMutation) Kind() (r claimrequest.Kind, exists bool) {
+	v := m.kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKind returns the old "kind" field's value of the ClaimRequest entity.
+// If the ClaimRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ClaimRequestMutation) OldKind(ctx context.Context) (v claimrequest.Kind, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKind: %w", err)
+	}
+	return oldValue.Kind, nil
+}
+
+// ResetKind resets all changes to the "kind" field.
+func (m *ClaimRequestMutation) ResetKind() {
+	m.kind = nil
+}
+
+// SetRecordID sets the "record_id" field.
+func (m *ClaimRequestMutation) SetRecordID(u uuid.UUID) {
+	m.record_id = &u
+}
+
+// RecordID returns the value of the "record_id" field in the mutation.
+func (m *ClaimRequestMutation) RecordID() (r uuid.UUID, exists bool) {
+	v := m.record_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRecordID returns the old "record_id" field's value of the ClaimRequest entity.
+// If the ClaimRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ClaimRequestMutation) OldRecordID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRecordID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRecordID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRecordID: %w", err)
+	}
+	return oldValue.RecordID, nil
+}
+
+// ResetRecordID resets all changes to the "record_id" field.
+func (m *ClaimRequestMutation) ResetRecordID() {
+	m.record_id = nil
+}
+
+// SetPoolID sets the "pool_id" field.
+func (m *ClaimRequestMutation) SetPoolID(u uuid.UUID) {
+	m.pool_id = &u
+}
+
+// PoolID returns the value of the "pool_id" field in the mutation.
+func (m *ClaimRequestMutation) PoolID() (r uuid.UUID, exists bool) {
+	v := m.pool_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPoolID returns the old "pool_id" field's value of the ClaimRequest entity.
+// If the ClaimRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ClaimRequestMutation) OldPoolID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPoolID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPoolID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPoolID: %w", err)
+	}
+	return oldValue.PoolID, nil
+}
+
+// ResetPoolID resets all changes to the "pool_id" field.
+func (m *ClaimRequestMutation) ResetPoolID() {
+	m.pool_id = nil
+}
+
+// SetRequesterID sets the "requester_id" field.
+func (m *ClaimRequestMutation) SetRequesterID(u uuid.UUID) {
+	m.requester_id = &u
+}
+
+// RequesterID returns the value of the "requester_id" field in the mutation.
+func (m *ClaimRequestMutation) RequesterID() (r uuid.UUID, exists bool) {
+	v := m.requester_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRequesterID returns the old "requester_id" field's value of the ClaimRequest entity.
+// If the ClaimRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ClaimRequestMutation) OldRequesterID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRequesterID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRequesterID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRequesterID: %w", err)
+	}
+	return oldValue.RequesterID, nil
+}
+
+// ResetRequesterID resets all changes to the "requester_id" field.
+func (m *ClaimRequestMutation) ResetRequesterID() {
+	m.requester_id = nil
+}
+
+// SetStatus sets the "status" field.
+func (m *ClaimRequestMutation) SetStatus(c claimrequest.Status) {
+	m.status = &c
+}
+
+// Status returns the value of the "status" field in the mutation.
+func (m *ClaimRequestMutation) Status() (r claimrequest.Status, exists bool) {
+	v := m.status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStatus returns the old "status" field's value of the ClaimRequest entity.
+// If the ClaimRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ClaimRequestMutation) OldStatus(ctx context.Context) (v claimrequest.Status, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStatus: %w", err)
+	}
+	return oldValue.Status, nil
+}
+
+// ResetStatus resets all changes to the "status" field.
+func (m *ClaimRequestMutation) ResetStatus() {
+	m.status = nil
+}
+
+// SetDeciderID sets the "decider_id" field.
+func (m *ClaimRequestMutation) SetDeciderID(u uuid.UUID) {
+	m.decider_id = &u
+}
+
+// DeciderID returns the value of the "decider_id" field in the mutation.
+func (m *ClaimRequestMutation) DeciderID() (r uuid.UUID, exists bool) {
+	v := m.decider_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDeciderID returns the old "decider_id" field's value of the ClaimRequest entity.
+// If the ClaimRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ClaimRequestMutation) OldDeciderID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDeciderID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDeciderID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDeciderID: %w", err)
+	}
+	return oldValue.DeciderID, nil
+}
+
+// ClearDeciderID clears the value of the "decider_id" field.
+func (m *ClaimRequestMutation) ClearDeciderID() {
+	m.decider_id = nil
+	m.clearedFields[claimrequest.FieldDeciderID] = struct{}{}
+}
+
+// DeciderIDCleared returns if the "decider_id" field was cleared in this mutation.
+func (m *ClaimRequestMutation) DeciderIDCleared() bool {
+	_, ok := m.clearedFields[claimrequest.FieldDeciderID]
+	return ok
+}
+
+// ResetDeciderID resets all changes to the "decider_id" field.
+func (m *ClaimRequestMutation) ResetDeciderID() {
+	m.decider_id = nil
+	delete(m.clearedFields, claimrequest.FieldDeciderID)
+}
+
+// SetReason sets the "reason" field.
+func (m *ClaimRequestMutation) SetReason(s string) {
+	m.reason = &s
+}
+
+// Reason returns the value of the "reason" field in the mutation.
+func (m *ClaimRequestMutation) Reason() (r string, exists bool) {
+	v := m.reason
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReason returns the old "reason" field's value of the ClaimRequest entity.
+// If the ClaimRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ClaimRequestMutation) OldReason(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReason is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReason requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReason: %w", err)
+	}
+	return oldValue.Reason, nil
+}
+
+// ResetReason resets all changes to the "reason" field.
+func (m *ClaimRequestMutation) ResetReason() {
+	m.reason = nil
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *ClaimRequestMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *ClaimRequestMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the ClaimRequest entity.
+// If the ClaimRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ClaimRequestMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *ClaimRequestMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetDecidedAt sets the "decided_at" field.
+func (m *ClaimRequestMutation) SetDecidedAt(t time.Time) {
+	m.decided_at = &t
+}
+
+// DecidedAt returns the value of the "decided_at" field in the mutation.
+func (m *ClaimRequestMutation) DecidedAt() (r time.Time, exists bool) {
+	v := m.decided_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDecidedAt returns the old "decided_at" field's value of the ClaimRequest entity.
+// If the ClaimRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ClaimRequestMutation) OldDecidedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDecidedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDecidedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDecidedAt: %w", err)
+	}
+	return oldValue.DecidedAt, nil
+}
+
+// ClearDecidedAt clears the value of the "decided_at" field.
+func (m *ClaimRequestMutation) ClearDecidedAt() {
+	m.decided_at = nil
+	m.clearedFields[claimrequest.FieldDecidedAt] = struct{}{}
+}
+
+// DecidedAtCleared returns if the "decided_at" field was cleared in this mutation.
+func (m *ClaimRequestMutation) DecidedAtCleared() bool {
+	_, ok := m.clearedFields[claimrequest.FieldDecidedAt]
+	return ok
+}
+
+// ResetDecidedAt resets all changes to the "decided_at" field.
+func (m *ClaimRequestMutation) ResetDecidedAt() {
+	m.decided_at = nil
+	delete(m.clearedFields, claimrequest.FieldDecidedAt)
+}
+
+// Where appends a list predicates to the ClaimRequestMutation builder.
+func (m *ClaimRequestMutation) Where(ps ...predicate.ClaimRequest) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the ClaimRequestMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *ClaimRequestMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.ClaimRequest, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *ClaimRequestMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *ClaimRequestMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (ClaimRequest).
+func (m *ClaimRequestMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *ClaimRequestMutation) Fields() []string {
+	fields := make([]string, 0, 9)
+	if m.kind != nil {
+		fields = append(fields, claimrequest.FieldKind)
+	}
+	if m.record_id != nil {
+		fields = append(fields, claimrequest.FieldRecordID)
+	}
+	if m.pool_id != nil {
+		fields = append(fields, claimrequest.FieldPoolID)
+	}
+	if m.requester_id != nil {
+		fields = append(fields, claimrequest.FieldRequesterID)
+	}
+	if m.status != nil {
+		fields = append(fields, claimrequest.FieldStatus)
+	}
+	if m.decider_id != nil {
+		fields = append(fields, claimrequest.FieldDeciderID)
+	}
+	if m.reason != nil {
+		fields = append(fields, claimrequest.FieldReason)
+	}
+	if m.created_at != nil {
+		fields = append(fields, claimrequest.FieldCreatedAt)
+	}
+	if m.decided_at != nil {
+		fields = append(fields, claimrequest.FieldDecidedAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *ClaimRequestMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case claimrequest.FieldKind:
+		return m.Kind()
+	case claimrequest.FieldRecordID:
+		return m.RecordID()
+	case claimrequest.FieldPoolID:
+		return m.PoolID()
+	case claimrequest.FieldRequesterID:
+		return m.RequesterID()
+	case claimrequest.FieldStatus:
+		return m.Status()
+	case claimrequest.FieldDeciderID:
+		return m.DeciderID()
+	case claimrequest.FieldReason:
+		return m.Reason()
+	case claimrequest.FieldCreatedAt:
+		return m.CreatedAt()
+	case claimrequest.FieldDecidedAt:
+		return m.DecidedAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *ClaimRequestMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case claimrequest.FieldKind:
+		return m.OldKind(ctx)
+	case claimrequest.FieldRecordID:
+		return m.OldRecordID(ctx)
+	case claimrequest.FieldPoolID:
+		return m.OldPoolID(ctx)
+	case claimrequest.FieldRequesterID:
+		return m.OldRequesterID(ctx)
+	case claimrequest.FieldStatus:
+		return m.OldStatus(ctx)
+	case claimrequest.FieldDeciderID:
+		return m.OldDeciderID(ctx)
+	case claimrequest.FieldReason:
+		return m.OldReason(ctx)
+	case claimrequest.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case claimrequest.FieldDecidedAt:
+		return m.OldDecidedAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown ClaimRequest field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ClaimRequestMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case claimrequest.FieldKind:
+		v, ok := value.(claimrequest.Kind)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKind(v)
+		return nil
+	case claimrequest.FieldRecordID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRecordID(v)
+		return nil
+	case claimrequest.FieldPoolID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPoolID(v)
+		return nil
+	case claimrequest.FieldRequesterID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRequesterID(v)
+		return nil
+	case claimrequest.FieldStatus:
+		v, ok := value.(claimrequest.Status)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStatus(v)
+		return nil
+	case claimrequest.FieldDeciderID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDeciderID(v)
+		return nil
+	case claimrequest.FieldReason:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReason(v)
+		return nil
+	case claimrequest.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case claimrequest.FieldDecidedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDecidedAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown ClaimRequest field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *ClaimRequestMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *ClaimRequestMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ClaimRequestMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown ClaimRequest numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *ClaimRequestMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(claimrequest.FieldDeciderID) {
+		fields = append(fields, claimrequest.FieldDeciderID)
+	}
+	if m.FieldCleared(claimrequest.FieldDecidedAt) {
+		fields = append(fields, claimrequest.FieldDecidedAt)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *ClaimRequestMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *ClaimRequestMutation) ClearField(name string) error {
+	switch name {
+	case claimrequest.FieldDeciderID:
+		m.ClearDeciderID()
+		return nil
+	case claimrequest.FieldDecidedAt:
+		m.ClearDecidedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown ClaimRequest nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *ClaimRequestMutation) ResetField(name string) error {
+	switch name {
+	case claimrequest.FieldKind:
+		m.ResetKind()
+		return nil
+	case claimrequest.FieldRecordID:
+		m.ResetRecordID()
+		return nil
+	case claimrequest.FieldPoolID:
+		m.ResetPoolID()
+		return nil
+	case claimrequest.FieldRequesterID:
+		m.ResetRequesterID()
+		return nil
+	case claimrequest.FieldStatus:
+		m.ResetStatus()
+		return nil
+	case claimrequest.FieldDeciderID:
+		m.ResetDeciderID()
+		return nil
+	case claimrequest.FieldReason:
+		m.ResetReason()
+		return nil
+	case claimrequest.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case claimrequest.FieldDecidedAt:
+		m.ResetDecidedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown ClaimRequest field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *ClaimRequestMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *ClaimRequestMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *ClaimRequestMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *ClaimRequestMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *ClaimRequestMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *ClaimRequestMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *ClaimRequestMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown ClaimRequest unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *ClaimRequestMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown ClaimRequest edge %s", name)
 }
 
 // ClaimTallyMutation represents an operation that mutates the ClaimTally nodes in the graph.

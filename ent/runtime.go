@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/shoalcrm/shoal/ent/apikey"
 	"github.com/shoalcrm/shoal/ent/auditevent"
+	"github.com/shoalcrm/shoal/ent/claimrequest"
 	"github.com/shoalcrm/shoal/ent/claimtally"
 	"github.com/shoalcrm/shoal/ent/contact"
 	"github.com/shoalcrm/shoal/ent/cooldown"
@@ -113,6 +114,19 @@ func init() {
 	auditeventDescID := auditeventMixinFields0[0].Descriptor()
 	// auditevent.DefaultID holds the default value on creation for the id field.
 	auditevent.DefaultID = auditeventDescID.Default.(func() uuid.UUID)
+	claimrequestMixin := schema.ClaimRequest{}.Mixin()
+	claimrequestMixinFields0 := claimrequestMixin[0].Fields()
+	_ = claimrequestMixinFields0
+	claimrequestFields := schema.ClaimRequest{}.Fields()
+	_ = claimrequestFields
+	// claimrequestDescReason is the schema descriptor for reason field.
+	claimrequestDescReason := claimrequestFields[6].Descriptor()
+	// claimrequest.DefaultReason holds the default value on creation for the reason field.
+	claimrequest.DefaultReason = claimrequestDescReason.Default.(string)
+	// claimrequestDescID is the schema descriptor for id field.
+	claimrequestDescID := claimrequestMixinFields0[0].Descriptor()
+	// claimrequest.DefaultID holds the default value on creation for the id field.
+	claimrequest.DefaultID = claimrequestDescID.Default.(func() uuid.UUID)
 	claimtallyMixin := schema.ClaimTally{}.Mixin()
 	claimtallyMixinFields0 := claimtallyMixin[0].Fields()
 	_ = claimtallyMixinFields0

@@ -18,6 +18,8 @@ type Tx struct {
 	APIKey *APIKeyClient
 	// AuditEvent is the client for interacting with the AuditEvent builders.
 	AuditEvent *AuditEventClient
+	// ClaimRequest is the client for interacting with the ClaimRequest builders.
+	ClaimRequest *ClaimRequestClient
 	// ClaimTally is the client for interacting with the ClaimTally builders.
 	ClaimTally *ClaimTallyClient
 	// Contact is the client for interacting with the Contact builders.
@@ -183,6 +185,7 @@ func (tx *Tx) Client() *Client {
 func (tx *Tx) init() {
 	tx.APIKey = NewAPIKeyClient(tx.config)
 	tx.AuditEvent = NewAuditEventClient(tx.config)
+	tx.ClaimRequest = NewClaimRequestClient(tx.config)
 	tx.ClaimTally = NewClaimTallyClient(tx.config)
 	tx.Contact = NewContactClient(tx.config)
 	tx.Cooldown = NewCooldownClient(tx.config)

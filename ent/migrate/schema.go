@@ -79,6 +79,42 @@ var (
 			},
 		},
 	}
+	// ClaimRequestsColumns holds the columns for the "claim_requests" table.
+	ClaimRequestsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "kind", Type: field.TypeEnum, Enums: []string{"lead", "customer"}},
+		{Name: "record_id", Type: field.TypeUUID},
+		{Name: "pool_id", Type: field.TypeUUID},
+		{Name: "requester_id", Type: field.TypeUUID},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"pending", "approved", "rejected"}, Default: "pending"},
+		{Name: "decider_id", Type: field.TypeUUID, Nullable: true},
+		{Name: "reason", Type: field.TypeString, Default: ""},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "decided_at", Type: field.TypeTime, Nullable: true},
+	}
+	// ClaimRequestsTable holds the schema information for the "claim_requests" table.
+	ClaimRequestsTable = &schema.Table{
+		Name:       "claim_requests",
+		Columns:    ClaimRequestsColumns,
+		PrimaryKey: []*schema.Column{ClaimRequestsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "claimrequest_pool_id_status",
+				Unique:  false,
+				Columns: []*schema.Column{ClaimRequestsColumns[3], ClaimRequestsColumns[5]},
+			},
+			{
+				Name:    "claimrequest_requester_id_status",
+				Unique:  false,
+				Columns: []*schema.Column{ClaimRequestsColumns[4], ClaimRequestsColumns[5]},
+			},
+			{
+				Name:    "claimrequest_record_id_status",
+				Unique:  false,
+				Columns: []*schema.Column{ClaimRequestsColumns[2], ClaimRequestsColumns[5]},
+			},
+		},
+	}
 	// ClaimTalliesColumns holds the columns for the "claim_tallies" table.
 	ClaimTalliesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
@@ -611,6 +647,7 @@ var (
 	Tables = []*schema.Table{
 		APIKeysTable,
 		AuditEventsTable,
+		ClaimRequestsTable,
 		ClaimTalliesTable,
 		ContactsTable,
 		CooldownsTable,

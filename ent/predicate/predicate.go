@@ -12,6 +12,9 @@ type APIKey func(*sql.Selector)
 // AuditEvent is the predicate function for auditevent builders.
 type AuditEvent func(*sql.Selector)
 
+// ClaimRequest is the predicate function for claimrequest builders.
+type ClaimRequest func(*sql.Selector)
+
 // ClaimTally is the predicate function for claimtally builders.
 type ClaimTally func(*sql.Selector)
 

@@ -30,6 +30,8 @@ type Service struct {
 	clock clock.Clock
 	// loc is the zone in which "today" is counted for daily claim limits.
 	loc *time.Location
+	// cascaders move a customer's dependents on transfer.
+	cascaders []Cascader
 }
 
 // NewService returns the pool engine reading time from clk.

@@ -248,3 +248,24 @@ func (s *Service) SetDealt(ctx context.Context, tx *ent.Tx, p *auth.Principal, i
 	return tx.DomainEvent.Create().SetType("customer.dealStatus").SetSubjectKind("customer").SetSubjectID(id).
 		SetData(map[string]any{"dealStatus": dealt, "actorId": p.ID.String()}).SetAt(now).Exec(ctx)
 }
+
+// FollowedUp moves a record's lastFollowUpAt to max(lastFollowUpAt, at)
+// after its owner logged a follow-up, in the caller's transaction, and
+// recomputes its reclaim deadline. The caller has checked that the author
+// is the current owner.
+func (s *Service) FollowedUp(ctx context.Context, tx *ent.Tx, kind string, id uuid.UUID, at time.Time) error {
+	r, err := s.load(ctx, tx, kind, id)
+	if err != nil {
+		return err
+	}
+	at = at.UTC()
+	if r.LastFollowUpAt != nil && !at.After(*r.LastFollowUpAt) {
+		return nil
+	}
+	r.LastFollowUpAt = &at
+	pl, err := tx.Pool.Get(ctx, r.PoolID)
+	if err != nil {
+		return fmt.Errorf("load pool: %w", err)
+	}
+	return s.save(ctx, tx, r, pl, s.clock.Now())
+}

@@ -130,3 +130,26 @@ func checkVersion(ifMatch *string, version int) error {
 
 // ETag is the entity tag of a record version.
 func ETag(version int) string { return `"v` + strconv.Itoa(version) + `"` }
+
+// system is the principal used to render a record to the caller who just
+// changed it but can no longer see it (a rep returning a lead to a pool he
+// is not a member of): he saw it a moment ago, so he may see the result.
+var system = &auth.Principal{Type: auth.ActorUser, Role: auth.RoleAdmin}
+
+// LeadAfter renders a lead after p changed it.
+func (s *Service) LeadAfter(ctx context.Context, p *auth.Principal, id uuid.UUID) (*LeadView, error) {
+	v, err := s.leadView(ctx, s.store.Client, p, id)
+	if apperr.HasCode(err, "not_found") {
+		return s.leadView(ctx, s.store.Client, system, id)
+	}
+	return v, err
+}
+
+// CustomerAfter renders a customer after p changed it.
+func (s *Service) CustomerAfter(ctx context.Context, p *auth.Principal, id uuid.UUID) (*CustomerView, error) {
+	v, err := s.customerView(ctx, s.store.Client, p, id)
+	if apperr.HasCode(err, "not_found") {
+		return s.customerView(ctx, s.store.Client, system, id)
+	}
+	return v, err
+}

@@ -1,0 +1,307 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/shoalcrm/shoal/internal/apitest"
+	"github.com/shoalcrm/shoal/internal/app"
+	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/authz"
+	"github.com/shoalcrm/shoal/internal/httpapi"
+	"github.com/shoalcrm/shoal/internal/testdb"
+)
+
+// anyone marks a public operation: it needs no credentials at all.
+const anyone = "anyone"
+
+// allowed is Shoal's reviewed authorization matrix: for every operation of
+// openapi.yaml, the roles and API key scopes ("scope:<scope>") that may call
+// it, or anyone for the public ones. It says again what policies/policy.csv
+// says, on purpose: changing who may do what must change both files, and
+// the tests below fail until they agree. One line per operationId, sorted.
+var allowed = map[string][]string{
+	"approveClaimRequest":      {"supervisor", "admin"},
+	"assignCustomer":           {"supervisor", "admin"},
+	"assignLead":               {"supervisor", "admin"},
+	"batchClaimCustomers":      {"rep", "supervisor"},
+	"batchClaimLeads":          {"rep", "supervisor"},
+	"checkDuplicates":          {"rep", "supervisor", "auditor", "admin", "scope:leads:read", "scope:leads:write", "scope:customers:read"},
+	"claimCustomer":            {"rep", "supervisor"},
+	"claimLead":                {"rep", "supervisor"},
+	"convertLead":              {"rep", "supervisor", "admin"},
+	"createApiKey":             {"admin"},
+	"createContact":            {"rep", "supervisor", "admin"},
+	"createCustomer":           {"rep", "supervisor", "admin", "scope:customers:write"},
+	"createFollowUp":           {"rep", "supervisor", "admin"},
+	"createLead":               {"rep", "supervisor", "admin", "scope:leads:write"},
+	"createPool":               {"admin"},
+	"createTeam":               {"admin"},
+	"createUser":               {"admin"},
+	"deleteContact":            {"rep", "supervisor", "admin"},
+	"freezeCustomer":           {"rep", "supervisor", "admin"},
+	"freezeLead":               {"rep", "supervisor", "admin"},
+	"getContact":               {"rep", "supervisor", "auditor", "admin", "scope:customers:read"},
+	"getCurrentUser":           {"rep", "supervisor", "auditor", "admin"},
+	"getCustomer":              {"rep", "supervisor", "auditor", "admin", "scope:customers:read"},
+	"getHealth":                {anyone},
+	"getJwks":                  {anyone},
+	"getLead":                  {"rep", "supervisor", "auditor", "admin", "scope:leads:read"},
+	"getPool":                  {"rep", "supervisor", "auditor", "admin"},
+	"getReadiness":             {anyone},
+	"getSettings":              {"rep", "supervisor", "auditor", "admin"},
+	"getTeam":                  {"rep", "supervisor", "auditor", "admin"},
+	"getUser":                  {"rep", "supervisor", "auditor", "admin"},
+	"invalidateCustomer":       {"rep", "supervisor", "admin"},
+	"invalidateLead":           {"rep", "supervisor", "admin"},
+	"listApiKeys":              {"auditor", "admin"},
+	"listAuditEvents":          {"auditor", "admin"},
+	"listClaimRequests":        {"rep", "supervisor", "auditor", "admin"},
+	"listContacts":             {"rep", "supervisor", "auditor", "admin", "scope:customers:read"},
+	"listCustomerHistory":      {"rep", "supervisor", "auditor", "admin"},
+	"listCustomers":            {"rep", "supervisor", "auditor", "admin", "scope:customers:read"},
+	"listFollowUps":            {"rep", "supervisor", "auditor", "admin"},
+	"listLeadHistory":          {"rep", "supervisor", "auditor", "admin"},
+	"listLeads":                {"rep", "supervisor", "auditor", "admin", "scope:leads:read"},
+	"listPools":                {"rep", "supervisor", "auditor", "admin"},
+	"listTeams":                {"rep", "supervisor", "auditor", "admin"},
+	"listUsers":                {"rep", "supervisor", "auditor", "admin"},
+	"login":                    {anyone},
+	"logout":                   {"rep", "supervisor", "auditor", "admin"},
+	"refreshToken":             {anyone},
+	"rejectClaimRequest":       {"supervisor", "admin"},
+	"restoreCustomer":          {"supervisor", "admin"},
+	"restoreLead":              {"supervisor", "admin"},
+	"returnCustomer":           {"rep", "supervisor", "admin"},
+	"returnLead":               {"rep", "supervisor", "admin"},
+	"revokeApiKey":             {"admin"},
+	"transferCustomer":         {"rep", "supervisor", "admin"},
+	"transferLead":             {"rep", "supervisor", "admin"},
+	"unfreezeCustomer":         {"rep", "supervisor", "admin"},
+	"unfreezeLead":             {"rep", "supervisor", "admin"},
+	"updateContact":            {"rep", "supervisor", "admin"},
+	"updateCustomer":           {"rep", "supervisor", "admin"},
+	"updateCustomerDealStatus": {"rep", "supervisor", "admin"},
+	"updateLead":               {"rep", "supervisor", "admin"},
+	"updatePool":               {"supervisor", "admin"},
+	"updateSettings":           {"admin"},
+	"updateTeam":               {"admin"},
+	"updateUser":               {"admin"},
+}
+
+// publicOperations are the only operations that may be called without
+// credentials.
+var publicOperations = []string{"getHealth", "getJwks", "getReadiness", "login", "refreshToken"}
+
+var matrixRoles = []string{auth.RoleRep, auth.RoleSupervisor, auth.RoleAuditor, auth.RoleAdmin}
+
+// matrixSubjects are the roles and one subject per API key scope.
+func matrixSubjects() []string {
+	subs := slices.Clone(matrixRoles)
+	for _, s := range auth.Scopes {
+		subs = append(subs, "scope:"+s)
+	}
+	return subs
+}
+
+// specOperation is one operation of openapi.yaml.
+type specOperation struct {
+	id, method, path string
+	hasBody          bool
+}
+
+func specOperations(t *testing.T) []specOperation {
+	t.Helper()
+	spec, err := httpapi.LoadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []specOperation
+	seen := map[string]bool{}
+	for path, item := range spec.Paths.Map() {
+		for method, op := range item.Operations() {
+			if op.OperationID == "" {
+				t.Errorf("%s %s has no operationId", method, path)
+				continue
+			}
+			if seen[op.OperationID] {
+				t.Errorf("operationId %s is used twice", op.OperationID)
+			}
+			seen[op.OperationID] = true
+			ops = append(ops, specOperation{id: op.OperationID, method: method, path: path, hasBody: op.RequestBody != nil})
+		}
+	}
+	sort.Slice(ops, func(i, j int) bool { return ops[i].id < ops[j].id })
+	return ops
+}
+
+func allows(op, subject string) bool {
+	subs := allowed[op]
+	return slices.Contains(subs, anyone) || slices.Contains(subs, subject)
+}
+
+// TestAuthorizationTable checks the table against the spec and the casbin
+// policy, without a server.
+func TestAuthorizationTable(t *testing.T) {
+	ops := specOperations(t)
+	inSpec := map[string]bool{}
+	for _, op := range ops {
+		inSpec[op.id] = true
+		if _, ok := allowed[op.id]; !ok {
+			t.Errorf("operation %s (%s %s) is not in the allowed table of authz_matrix_test.go: add it to the table and to policies/policy.csv",
+				op.id, strings.ToUpper(op.method), op.path)
+		}
+	}
+	known := map[string]bool{anyone: true}
+	for _, s := range matrixSubjects() {
+		known[s] = true
+	}
+	for id, subs := range allowed {
+		if !inSpec[id] {
+			t.Errorf("the allowed table names %s, which is not an operation of openapi.yaml: remove it (and its policy lines)", id)
+		}
+		if len(subs) == 0 {
+			t.Errorf("allowed[%s] is empty: an operation nobody may call should not exist", id)
+		}
+		for i, s := range subs {
+			if !known[s] {
+				t.Errorf("allowed[%s] names %q, which is no role, API key scope or anyone", id, s)
+			}
+			if slices.Contains(subs[:i], s) {
+				t.Errorf("allowed[%s] names %q twice", id, s)
+			}
+		}
+		if slices.Contains(subs, anyone) && len(subs) > 1 {
+			t.Errorf("allowed[%s] is public and names subjects too", id)
+		}
+	}
+
+	// The public set is exactly the reviewed one, in the spec and the table.
+	spec, err := httpapi.LoadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var specPublic, tablePublic []string
+	for id := range httpapi.PublicOperations(spec) {
+		specPublic = append(specPublic, id)
+	}
+	for id, subs := range allowed {
+		if slices.Contains(subs, anyone) {
+			tablePublic = append(tablePublic, id)
+		}
+	}
+	sort.Strings(specPublic)
+	sort.Strings(tablePublic)
+	if !slices.Equal(specPublic, publicOperations) {
+		t.Errorf("openapi.yaml makes %v public (security: []), want exactly %v", specPublic, publicOperations)
+	}
+	if !slices.Equal(tablePublic, publicOperations) {
+		t.Errorf("the allowed table makes %v public, want exactly %v", tablePublic, publicOperations)
+	}
+
+	// The casbin policy grants exactly what the table says.
+	en, err := authz.NewEnforcer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	granted := en.Operations()
+	for id := range granted {
+		if !inSpec[id] {
+			t.Errorf("policies/policy.csv grants %s, which is not an operation of openapi.yaml", id)
+		}
+	}
+	for _, op := range ops {
+		public := slices.Contains(publicOperations, op.id)
+		switch {
+		case public && granted[op.id]:
+			t.Errorf("policies/policy.csv has lines for the public operation %s; they never apply: remove them", op.id)
+		case !public && !granted[op.id]:
+			t.Errorf("operation %s has no line in policies/policy.csv, so nobody may call it: add one", op.id)
+		}
+		if public {
+			continue
+		}
+		for _, sub := range matrixSubjects() {
+			if got, want := en.SubjectAllowed(sub, op.id), allows(op.id, sub); got != want {
+				t.Errorf("policies/policy.csv lets %s call %s: %v; the allowed table says %v", sub, op.id, got, want)
+			}
+		}
+	}
+}
+
+var pathParam = regexp.MustCompile(`\{[^}]+\}`)
+
+// TestAuthorizationMatrix calls every operation as every role, every API
+// key scope and nobody, through the real server: denied calls are 403
+// forbidden (before the request is even validated), allowed ones are
+// anything but 403, and guarded operations refuse anonymous callers with
+// 401.
+func TestAuthorizationMatrix(t *testing.T) {
+	ops := specOperations(t)
+	testdb.Each(t, func(t *testing.T, databaseURL string) {
+		// API keys get a bucket big enough for the whole matrix.
+		env := apitest.New(t, databaseURL, apitest.Options{Config: app.Config{Auth: auth.Config{APIKeyRate: 1e4, APIKeyBurst: 1e4}}})
+		team := env.Team("Matrix", nil)
+		clients := map[string]*apitest.Client{}
+		for _, role := range matrixRoles {
+			_, clients[role] = env.User(role, &team.ID)
+		}
+		for _, scope := range auth.Scopes {
+			clients["scope:"+scope] = keyClient(env, createKey(t, clients[auth.RoleAdmin], scope).Secret)
+		}
+		clients[""] = env.Anonymous()
+
+		for _, op := range ops {
+			path := pathParam.ReplaceAllStringFunc(op.path, func(string) string { return uuid.NewString() })
+			var body any
+			if op.hasBody {
+				body = map[string]any{}
+			}
+			for _, sub := range append(matrixSubjects(), "") {
+				res := clients[sub].Do(op.method, path, body)
+				who := sub
+				if who == "" {
+					who = "anonymous"
+				}
+				code := problemCode(res)
+				switch {
+				case sub == "" && allows(op.id, anyone):
+					if res.Status == http.StatusUnauthorized || res.Status == http.StatusForbidden {
+						t.Errorf("%s %s (%s) as anonymous: %d %s, want it public", op.method, path, op.id, res.Status, res.Body)
+					}
+				case sub == "":
+					if res.Status != http.StatusUnauthorized || code != "unauthorized" {
+						t.Errorf("%s %s (%s) as anonymous: %d %s, want 401 unauthorized", op.method, path, op.id, res.Status, res.Body)
+					}
+				case allows(op.id, sub):
+					if res.Status == http.StatusForbidden || res.Status == http.StatusUnauthorized {
+						t.Errorf("%s %s (%s) as %s: %d %s, but the table allows it", op.method, path, op.id, who, res.Status, res.Body)
+					}
+				default:
+					if res.Status != http.StatusForbidden || code != "forbidden" {
+						t.Errorf("%s %s (%s) as %s: %d %s, want 403 forbidden", op.method, path, op.id, who, res.Status, res.Body)
+					}
+				}
+			}
+		}
+	})
+}
+
+// problemCode returns the code of a problem+json response, or "".
+func problemCode(res *apitest.Response) string {
+	if res.Header.Get("Content-Type") != "application/problem+json" {
+		return ""
+	}
+	var p struct{ Code string }
+	if json.Unmarshal(res.Body, &p) != nil {
+		return ""
+	}
+	return p.Code
+}

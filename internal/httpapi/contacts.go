@@ -1,0 +1,134 @@
+package httpapi
+
+import (
+	"context"
+
+	"github.com/shoalcrm/shoal/api"
+	"github.com/shoalcrm/shoal/ent"
+	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/page"
+	"github.com/shoalcrm/shoal/internal/records"
+)
+
+func contactOut(v *records.ContactView) api.Contact {
+	c := v.Contact
+	return api.Contact{
+		Id: c.ID, CustomerId: c.CustomerID, Name: c.Name, Title: strOrNil(c.Title), Phone: strOrNil(c.Phone),
+		Email: strOrNil(c.Email), Wechat: strOrNil(c.Wechat), IsPrimary: c.IsPrimary, Notes: strOrNil(c.Notes),
+		CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(),
+	}
+}
+
+// CreateContact adds a contact to a customer.
+func (s *Server) CreateContact(ctx context.Context, req api.CreateContactRequestObject) (api.CreateContactResponseObject, error) {
+	b := req.Body
+	in := records.ContactInput{Name: &b.Name, Title: b.Title, Phone: b.Phone, Wechat: b.Wechat, Notes: b.Notes, IsPrimary: b.IsPrimary}
+	if b.Email != nil {
+		e := string(*b.Email)
+		in.Email = &e
+	}
+	v, err := s.records.CreateContact(ctx, auth.FromContext(ctx), req.Id, in)
+	if err != nil {
+		return nil, err
+	}
+	noteTarget(ctx, "contact", v.ID.String())
+	return api.CreateContact201JSONResponse{Body: contactOut(v)}, nil
+}
+
+// GetContact returns a contact.
+func (s *Server) GetContact(ctx context.Context, req api.GetContactRequestObject) (api.GetContactResponseObject, error) {
+	v, err := s.records.GetContact(ctx, auth.FromContext(ctx), req.Id)
+	if err != nil {
+		return nil, err
+	}
+	return api.GetContact200JSONResponse{Body: contactOut(v)}, nil
+}
+
+// UpdateContact patches a contact.
+func (s *Server) UpdateContact(ctx context.Context, req api.UpdateContactRequestObject) (api.UpdateContactResponseObject, error) {
+	b := req.Body
+	in := records.ContactInput{Name: b.Name, Title: b.Title, Phone: b.Phone, Email: b.Email, Wechat: b.Wechat, Notes: b.Notes, IsPrimary: b.IsPrimary}
+	v, err := s.records.UpdateContact(ctx, auth.FromContext(ctx), req.Id, in)
+	if err != nil {
+		return nil, err
+	}
+	return api.UpdateContact200JSONResponse{Body: contactOut(v)}, nil
+}
+
+// DeleteContact deletes a contact.
+func (s *Server) DeleteContact(ctx context.Context, req api.DeleteContactRequestObject) (api.DeleteContactResponseObject, error) {
+	if err := s.records.DeleteContact(ctx, auth.FromContext(ctx), req.Id); err != nil {
+		return nil, err
+	}
+	return api.DeleteContact204Response{}, nil
+}
+
+// ListContacts lists a customer's contacts.
+func (s *Server) ListContacts(ctx context.Context, req api.ListContactsRequestObject) (api.ListContactsResponseObject, error) {
+	after, err := s.afterID(req.Params.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	limit := page.Size(req.Params.Limit)
+	views, err := s.records.ListContacts(ctx, auth.FromContext(ctx), req.Id, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := api.ContactList{Items: make([]api.Contact, len(views))}
+	for i, v := range views {
+		out.Items[i] = contactOut(v)
+	}
+	if len(views) > 0 {
+		out.NextCursor = s.nextID(len(views), limit, views[len(views)-1].ID)
+	}
+	return api.ListContacts200JSONResponse{Body: out}, nil
+}
+
+func followUpOut(f *ent.FollowUp) api.FollowUp {
+	return api.FollowUp{
+		Id: f.ID, SubjectType: api.SubjectType(f.SubjectType), SubjectId: f.SubjectID, AuthorId: f.AuthorID,
+		Channel: api.Channel(f.Channel), Content: f.Content, OccurredAt: f.OccurredAt.UTC(), NextAt: nullTime(f.NextAt),
+		CreatedAt: f.CreatedAt.UTC(),
+	}
+}
+
+// CreateFollowUp logs a follow-up.
+func (s *Server) CreateFollowUp(ctx context.Context, req api.CreateFollowUpRequestObject) (api.CreateFollowUpResponseObject, error) {
+	b := req.Body
+	f, err := s.records.CreateFollowUp(ctx, auth.FromContext(ctx), records.FollowUpInput{
+		SubjectType: string(b.SubjectType), SubjectID: b.SubjectId, Channel: string(b.Channel), Content: b.Content,
+		OccurredAt: b.OccurredAt, NextAt: b.NextAt,
+	})
+	if err != nil {
+		return nil, err
+	}
+	noteTarget(ctx, "followUp", f.ID.String())
+	return api.CreateFollowUp201JSONResponse{Body: followUpOut(f)}, nil
+}
+
+// ListFollowUps lists follow-ups, newest first.
+func (s *Server) ListFollowUps(ctx context.Context, req api.ListFollowUpsRequestObject) (api.ListFollowUpsResponseObject, error) {
+	pr := req.Params
+	f := records.FollowUpFilter{SubjectType: (*string)(pr.SubjectType), SubjectID: pr.SubjectId, AuthorID: pr.AuthorId,
+		From: pr.From, To: pr.To, Limit: page.Size(pr.Limit)}
+	if pr.Cursor != nil && *pr.Cursor != "" {
+		var c records.FollowUpCursor
+		if err := s.cursors.Decode(*pr.Cursor, &c); err != nil {
+			return nil, err
+		}
+		f.After = &c
+	}
+	list, next, err := s.records.ListFollowUps(ctx, auth.FromContext(ctx), f)
+	if err != nil {
+		return nil, err
+	}
+	out := api.FollowUpList{Items: make([]api.FollowUp, len(list))}
+	for i, fu := range list {
+		out.Items[i] = followUpOut(fu)
+	}
+	if next != nil {
+		c := s.cursors.Encode(next)
+		out.NextCursor = &c
+	}
+	return api.ListFollowUps200JSONResponse{Body: out}, nil
+}

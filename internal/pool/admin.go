@@ -1,0 +1,279 @@
+package pool
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/google/uuid"
+
+	"github.com/shoalcrm/shoal/ent"
+	"github.com/shoalcrm/shoal/ent/ownershipchange"
+	entpool "github.com/shoalcrm/shoal/ent/pool"
+	"github.com/shoalcrm/shoal/ent/schema"
+	"github.com/shoalcrm/shoal/internal/apperr"
+	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/patch"
+)
+
+// PoolInput creates or changes a pool. Unset patch fields are unchanged.
+type PoolInput struct {
+	Kind                  string
+	Name                  *string
+	IsDefault             *bool
+	MemberTeamIDs         *[]uuid.UUID
+	ManagerIDs            *[]uuid.UUID
+	IdleDays              patch.Field[int]
+	NoDealDays            patch.Field[int]
+	NotifyDaysBefore      patch.Field[int]
+	FreezeMaxDays         patch.Field[int]
+	ReclaimDealt          *bool
+	ClaimCooldownDays     patch.Field[int]
+	DailyClaimLimit       patch.Field[int]
+	ClaimRequiresApproval *bool
+	VisibleFields         patch.Field[[]string]
+	ByGrade               *map[string]schema.GradeRule
+	AutoAssign            *string
+}
+
+// changesRules reports whether the input touches any rule (as opposed to
+// name, members or managers), which makes a new rule version.
+func (in PoolInput) changesRules() bool {
+	return in.IdleDays.Set || in.NoDealDays.Set || in.NotifyDaysBefore.Set || in.FreezeMaxDays.Set ||
+		in.ReclaimDealt != nil || in.ClaimCooldownDays.Set || in.DailyClaimLimit.Set ||
+		in.ClaimRequiresApproval != nil || in.VisibleFields.Set || in.ByGrade != nil || in.AutoAssign != nil
+}
+
+// intMutation is the part of a pool mutation with optional int rules.
+type poolMutation interface {
+	SetIdleDays(int)
+	ClearIdleDays()
+	SetNoDealDays(int)
+	ClearNoDealDays()
+	SetNotifyDaysBefore(int)
+	ClearNotifyDaysBefore()
+	SetFreezeMaxDays(int)
+	ClearFreezeMaxDays()
+	SetClaimCooldownDays(int)
+	ClearClaimCooldownDays()
+	SetDailyClaimLimit(int)
+	ClearDailyClaimLimit()
+}
+
+func applyInts(m poolMutation, in PoolInput) {
+	apply := func(f patch.Field[int], set func(int), clear func()) {
+		switch {
+		case !f.Set:
+		case f.Value == nil:
+			clear()
+		default:
+			set(*f.Value)
+		}
+	}
+	apply(in.IdleDays, m.SetIdleDays, m.ClearIdleDays)
+	apply(in.NoDealDays, m.SetNoDealDays, m.ClearNoDealDays)
+	apply(in.NotifyDaysBefore, m.SetNotifyDaysBefore, m.ClearNotifyDaysBefore)
+	apply(in.FreezeMaxDays, m.SetFreezeMaxDays, m.ClearFreezeMaxDays)
+	apply(in.ClaimCooldownDays, m.SetClaimCooldownDays, m.ClearClaimCooldownDays)
+	apply(in.DailyClaimLimit, m.SetDailyClaimLimit, m.ClearDailyClaimLimit)
+}
+
+func applyPool(m *ent.PoolMutation, in PoolInput) {
+	if in.Name != nil {
+		m.SetName(*in.Name)
+	}
+	if in.IsDefault != nil {
+		m.SetIsDefault(*in.IsDefault)
+	}
+	if in.MemberTeamIDs != nil {
+		m.SetMemberTeamIds(*in.MemberTeamIDs)
+	}
+	if in.ManagerIDs != nil {
+		m.SetManagerIds(*in.ManagerIDs)
+	}
+	applyInts(m, in)
+	if in.ReclaimDealt != nil {
+		m.SetReclaimDealt(*in.ReclaimDealt)
+	}
+	if in.ClaimRequiresApproval != nil {
+		m.SetClaimRequiresApproval(*in.ClaimRequiresApproval)
+	}
+	if in.VisibleFields.Set {
+		if in.VisibleFields.Value == nil {
+			m.ClearVisibleFields()
+		} else {
+			m.SetVisibleFields(*in.VisibleFields.Value)
+		}
+	}
+	if in.ByGrade != nil {
+		m.SetByGrade(*in.ByGrade)
+	}
+	if in.AutoAssign != nil {
+		m.SetAutoAssign(entpool.AutoAssign(*in.AutoAssign))
+	}
+}
+
+// snapshot records the pool's rules at its current version.
+func snapshot(ctx context.Context, tx *ent.Tx, pl *ent.Pool, by uuid.UUID) error {
+	raw, err := json.Marshal(map[string]any{
+		"idleDays": pl.IdleDays, "noDealDays": pl.NoDealDays, "notifyDaysBefore": pl.NotifyDaysBefore,
+		"freezeMaxDays": pl.FreezeMaxDays, "reclaimDealt": pl.ReclaimDealt, "claimCooldownDays": pl.ClaimCooldownDays,
+		"dailyClaimLimit": pl.DailyClaimLimit, "claimRequiresApproval": pl.ClaimRequiresApproval,
+		"visibleFields": pl.VisibleFields, "byGrade": pl.ByGrade, "autoAssign": pl.AutoAssign,
+	})
+	if err != nil {
+		return err
+	}
+	rules := map[string]any{}
+	if err := json.Unmarshal(raw, &rules); err != nil {
+		return err
+	}
+	return tx.PoolRuleVersion.Create().SetPoolID(pl.ID).SetVersion(pl.RuleVersion).SetRules(rules).SetChangedBy(by).Exec(ctx)
+}
+
+// CreatePool creates a pool at rule version 1 (admins only, by policy).
+func (s *Service) CreatePool(ctx context.Context, p *auth.Principal, in PoolInput) (*ent.Pool, error) {
+	var out *ent.Pool
+	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
+		if in.IsDefault != nil && *in.IsDefault {
+			if _, err := tx.Pool.Update().Where(entpool.KindEQ(entpool.Kind(in.Kind))).SetIsDefault(false).Save(ctx); err != nil {
+				return fmt.Errorf("unset default: %w", err)
+			}
+		}
+		c := tx.Pool.Create().SetKind(entpool.Kind(in.Kind))
+		applyPool(c.Mutation(), in)
+		var err error
+		if out, err = c.Save(ctx); err != nil {
+			return fmt.Errorf("create pool: %w", err)
+		}
+		return snapshot(ctx, tx, out, p.ID)
+	})
+	return out, err
+}
+
+// UpdatePool changes a pool: admins any, supervisors pools they manage.
+// A rule change bumps the rule version and snapshots it; records are
+// re-judged under it by the sweep and by their next change.
+func (s *Service) UpdatePool(ctx context.Context, p *auth.Principal, id uuid.UUID, in PoolInput) (*ent.Pool, error) {
+	var out *ent.Pool
+	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
+		pl, err := tx.Pool.Get(ctx, id)
+		if ent.IsNotFound(err) {
+			return apperr.NotFoundf("pool")
+		}
+		if err != nil {
+			return fmt.Errorf("load pool: %w", err)
+		}
+		if !IsManager(p, pl) {
+			return errWrongPool
+		}
+		if p.Role != auth.RoleAdmin && (in.ManagerIDs != nil || in.IsDefault != nil) {
+			return apperr.New(apperr.Forbidden, "forbidden", "only admins change a pool's managers or default flag")
+		}
+		if in.IsDefault != nil && *in.IsDefault {
+			if _, err := tx.Pool.Update().Where(entpool.KindEQ(pl.Kind), entpool.IDNEQ(id)).SetIsDefault(false).Save(ctx); err != nil {
+				return fmt.Errorf("unset default: %w", err)
+			}
+		}
+		if in.IsDefault != nil && !*in.IsDefault && pl.IsDefault {
+			return apperr.New(apperr.Conflict, "default_pool_required", "make another pool the default instead")
+		}
+		upd := tx.Pool.UpdateOne(pl)
+		applyPool(upd.Mutation(), in)
+		if in.changesRules() {
+			upd.AddRuleVersion(1)
+		}
+		if out, err = upd.Save(ctx); err != nil {
+			return fmt.Errorf("update pool: %w", err)
+		}
+		if in.changesRules() {
+			return snapshot(ctx, tx, out, p.ID)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ListPools returns pools in creation order, optionally of one kind.
+func (s *Service) ListPools(ctx context.Context, kind *string, after *uuid.UUID, limit int) ([]*ent.Pool, error) {
+	q := s.store.Reader.Pool.Query().Order(ent.Asc(entpool.FieldID)).Limit(limit)
+	if kind != nil {
+		q = q.Where(entpool.KindEQ(entpool.Kind(*kind)))
+	}
+	if after != nil {
+		q = q.Where(entpool.IDGT(*after))
+	}
+	pools, err := q.All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list pools: %w", err)
+	}
+	return pools, nil
+}
+
+// SettingsPatch changes the global settings.
+type SettingsPatch struct {
+	MaxOwnedLeads, MaxOwnedCustomers, MaxFrozen patch.Field[int]
+	CapCountsDealt                              *bool
+}
+
+// UpdateSettings changes the global settings. Flipping capCountsDealt
+// recounts every user's customer counter in the same transaction.
+func (s *Service) UpdateSettings(ctx context.Context, in SettingsPatch) (Settings, error) {
+	var out Settings
+	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
+		st, err := loadSettings(ctx, tx.Setting)
+		if err != nil {
+			return err
+		}
+		set := func(f patch.Field[int], dst **int) {
+			if f.Set {
+				*dst = f.Value
+			}
+		}
+		set(in.MaxOwnedLeads, &st.MaxOwnedLeads)
+		set(in.MaxOwnedCustomers, &st.MaxOwnedCustomers)
+		set(in.MaxFrozen, &st.MaxFrozen)
+		recount := in.CapCountsDealt != nil && *in.CapCountsDealt != st.CapCountsDealt
+		if in.CapCountsDealt != nil {
+			st.CapCountsDealt = *in.CapCountsDealt
+		}
+		raw, _ := json.Marshal(st)
+		value := map[string]any{}
+		if err := json.Unmarshal(raw, &value); err != nil {
+			return err
+		}
+		if err := tx.Setting.Create().SetID(settingsKey).SetValue(value).OnConflictColumns("key").UpdateValue().Exec(ctx); err != nil {
+			return fmt.Errorf("save settings: %w", err)
+		}
+		if recount {
+			dealt := "customers.deal_status = false"
+			if st.CapCountsDealt {
+				dealt = "1 = 1"
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE users SET owned_customers = (SELECT COUNT(*) FROM customers
+				WHERE customers.owner_id = users.id AND customers.status = 'active' AND `+dealt+`)`); err != nil {
+				return fmt.Errorf("recount customers: %w", err)
+			}
+		}
+		out = st
+		return nil
+	})
+	return out, err
+}
+
+// History returns a record's ownership history, oldest first, if p may see
+// the record.
+func (s *Service) History(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID, after *uuid.UUID, limit int) ([]*ent.OwnershipChange, error) {
+	var rows []*ent.OwnershipChange
+	err := s.run(ctx, p, kind, id, func(o *op) error {
+		q := o.tx.OwnershipChange.Query().Where(ownershipchange.RecordKindEQ(ownershipchange.RecordKind(kind)), ownershipchange.RecordID(id)).
+			Order(ent.Asc(ownershipchange.FieldID)).Limit(limit)
+		if after != nil {
+			q = q.Where(ownershipchange.IDGT(*after))
+		}
+		var err error
+		rows, err = q.All(ctx)
+		return err
+	})
+	return rows, err
+}

@@ -1,0 +1,558 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shoalcrm/shoal/ent"
+	"github.com/shoalcrm/shoal/ent/claimrequest"
+	"github.com/shoalcrm/shoal/ent/claimtally"
+	"github.com/shoalcrm/shoal/ent/cooldown"
+	"github.com/shoalcrm/shoal/ent/customer"
+	"github.com/shoalcrm/shoal/ent/lead"
+	"github.com/shoalcrm/shoal/internal/apperr"
+	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/authz"
+	"github.com/shoalcrm/shoal/internal/poolrules"
+)
+
+var (
+	errNotRecordOwner = apperr.New(apperr.Forbidden, "not_record_owner", "only the owner, his supervisor or an admin may do this")
+	errTargetInactive = apperr.New(apperr.Conflict, "target_inactive", "the target user is not active")
+	errTargetScope    = apperr.New(apperr.Forbidden, "target_out_of_scope", "the target user is outside your scope")
+	errWrongPool      = apperr.New(apperr.Forbidden, "wrong_pool", "you do not manage this record's pool")
+	errNotPending     = apperr.New(apperr.Conflict, "request_not_pending", "the claim request was already decided")
+)
+
+// ruleErr turns a pure rule refusal into a domain error (409 with its code).
+func ruleErr(err error) error {
+	var re *poolrules.RuleError
+	if errors.As(err, &re) {
+		return &apperr.Error{Kind: apperr.Conflict, Code: re.Code, Message: re.Message}
+	}
+	return err
+}
+
+// op is the state an operation works on: the locked record, its pool, the
+// settings and the time, all read inside the operation's transaction.
+type op struct {
+	tx  *ent.Tx
+	r   *Record
+	pl  *ent.Pool
+	st  Settings
+	now time.Time
+	// ownerPath is the team path of the record's owner ("" when pooled).
+	ownerPath string
+}
+
+// run loads and locks the record, checks that p may see it (404
+// otherwise), runs fn and saves the record, all in one transaction that
+// PostgreSQL may retry.
+func (s *Service) run(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID, fn func(o *op) error) error {
+	return s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
+		r, err := s.load(ctx, tx, kind, id)
+		if err != nil {
+			return err
+		}
+		pl, err := tx.Pool.Get(ctx, r.PoolID)
+		if err != nil {
+			return fmt.Errorf("load pool: %w", err)
+		}
+		st, err := loadSettings(ctx, tx.Setting)
+		if err != nil {
+			return err
+		}
+		o := &op{tx: tx, r: r, pl: pl, st: st, now: s.clock.Now()}
+		if r.OwnerID != nil {
+			owner, err := tx.User.Get(ctx, *r.OwnerID)
+			if err != nil {
+				return fmt.Errorf("load owner: %w", err)
+			}
+			o.ownerPath = owner.TeamPath
+		}
+		if !o.sees(p) {
+			return apperr.NotFoundf(kind)
+		}
+		return fn(o)
+	})
+}
+
+// sees reports whether p may see the record (domain.md, who sees what).
+func (o *op) sees(p *auth.Principal) bool {
+	if p.Type != auth.ActorUser {
+		return false
+	}
+	switch {
+	case p.Role == auth.RoleAdmin || p.Role == auth.RoleAuditor:
+		return true
+	case o.r.OwnerID == nil:
+		return IsMember(p, o.pl) || IsManager(p, o.pl)
+	case *o.r.OwnerID == p.ID:
+		return true
+	default:
+		return authz.Supervises(p, o.ownerPath)
+	}
+}
+
+// manages reports whether p is the owner's supervisor or an admin.
+func (o *op) manages(p *auth.Principal) bool {
+	return o.r.OwnerID != nil && authz.Supervises(p, o.ownerPath)
+}
+
+// ownerOrManager is the check for return, freeze, unfreeze, invalidate.
+func (o *op) ownerOrManager(p *auth.Principal) error {
+	if o.r.OwnerID == nil {
+		return ruleErr(poolrules.ErrNotOwned)
+	}
+	if *o.r.OwnerID == p.ID || o.manages(p) {
+		return nil
+	}
+	return errNotRecordOwner
+}
+
+func (s *Service) commit(ctx context.Context, o *op, c Change) error {
+	if err := s.save(ctx, o.tx, o.r, o.pl, o.now); err != nil {
+		return err
+	}
+	return s.log(ctx, o.tx, o.r, c, o.now)
+}
+
+// release takes a record from its owner: counters, cooldown, freeze.
+func (s *Service) release(ctx context.Context, o *op) (*uuid.UUID, error) {
+	prev := o.r.OwnerID
+	if prev == nil {
+		return nil, nil
+	}
+	if o.r.Counts(o.st) {
+		if err := adjust(ctx, o.tx, *prev, o.r.Kind, -1); err != nil {
+			return nil, err
+		}
+	}
+	if err := o.tx.Cooldown.Create().SetRecordID(o.r.ID).SetUserID(*prev).SetLostAt(o.now).
+		OnConflictColumns(cooldown.FieldRecordID, cooldown.FieldUserID).UpdateLostAt().Exec(ctx); err != nil {
+		return nil, fmt.Errorf("start cooldown: %w", err)
+	}
+	o.r.OwnerID, o.r.OwnedAt, o.r.LastFollowUpAt, o.r.FrozenUntil, o.r.ReleasedAt = nil, nil, nil, nil, nil
+	return prev, nil
+}
+
+// take gives the record to h (already locked and checked).
+func (s *Service) take(ctx context.Context, o *op, h *holder) error {
+	id := h.user.ID
+	o.r.OwnerID, o.r.OwnedAt, o.r.LastFollowUpAt, o.r.FrozenUntil, o.r.ReleasedAt = &id, &o.now, nil, nil, nil
+	o.ownerPath = h.user.TeamPath
+	if o.r.Counts(o.st) {
+		return adjust(ctx, o.tx, id, o.r.Kind, 1)
+	}
+	return nil
+}
+
+// ClaimResult is what a claim did: took the record, or filed a request.
+type ClaimResult struct {
+	Request *ent.ClaimRequest
+}
+
+// Claim gives a pooled record to p (领取), or files a claim request in a
+// pool that needs approval. Every rule of domain.md is checked under the
+// record's and the claimer's locks.
+func (s *Service) Claim(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID) (*ClaimResult, error) {
+	res := &ClaimResult{}
+	err := s.run(ctx, p, kind, id, func(o *op) error {
+		h, err := s.checkClaim(ctx, o, p.ID)
+		if err != nil {
+			return err
+		}
+		if o.pl.ClaimRequiresApproval {
+			existing, err := o.tx.ClaimRequest.Query().Where(claimrequest.RecordID(id), claimrequest.RequesterID(p.ID),
+				claimrequest.StatusEQ(claimrequest.StatusPending)).First(ctx)
+			if err == nil {
+				res.Request = existing
+				return nil
+			}
+			if !ent.IsNotFound(err) {
+				return fmt.Errorf("load claim request: %w", err)
+			}
+			res.Request, err = o.tx.ClaimRequest.Create().SetKind(claimrequest.Kind(kind)).SetRecordID(id).
+				SetPoolID(o.pl.ID).SetRequesterID(p.ID).SetCreatedAt(o.now).Save(ctx)
+			return err
+		}
+		return s.claimFor(ctx, o, h, p)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// checkClaim locks the claimer and applies the pure claim decision.
+func (s *Service) checkClaim(ctx context.Context, o *op, claimer uuid.UUID) (*holder, error) {
+	h, err := s.lockHolder(ctx, o.tx, claimer, o.st)
+	if err != nil {
+		return nil, err
+	}
+	day := poolrules.StartOfDay(o.now, s.loc).Format("2006-01-02")
+	tally, err := o.tx.ClaimTally.Query().Where(claimtally.UserID(claimer), claimtally.PoolID(o.pl.ID), claimtally.Day(day)).First(ctx)
+	if err != nil && !ent.IsNotFound(err) {
+		return nil, fmt.Errorf("load claim tally: %w", err)
+	}
+	claimed := 0
+	if tally != nil {
+		claimed = tally.Count
+	}
+	var lostAt *time.Time
+	cd, err := o.tx.Cooldown.Query().Where(cooldown.RecordID(o.r.ID), cooldown.UserID(claimer)).First(ctx)
+	if err != nil && !ent.IsNotFound(err) {
+		return nil, fmt.Errorf("load cooldown: %w", err)
+	}
+	if cd != nil {
+		lostAt = &cd.LostAt
+	}
+	err = poolrules.CanClaim(o.r.Pure(), Rules(o.pl), poolrules.ClaimContext{
+		Now: o.now, ClaimerID: claimer.String(), Owned: h.owned(o.r.Kind), Cap: h.caps.For(o.r.Kind),
+		ClaimedToday: claimed, LastLostAt: lostAt,
+	})
+	if err != nil {
+		return nil, ruleErr(err)
+	}
+	if !h.user.Active {
+		return nil, errTargetInactive
+	}
+	return h, nil
+}
+
+// claimFor gives the record to h as a claim and counts it for the day.
+func (s *Service) claimFor(ctx context.Context, o *op, h *holder, actor *auth.Principal) error {
+	day := poolrules.StartOfDay(o.now, s.loc).Format("2006-01-02")
+	if err := o.tx.ClaimTally.Create().SetUserID(h.user.ID).SetPoolID(o.pl.ID).SetDay(day).SetCount(1).
+		OnConflictColumns(claimtally.FieldUserID, claimtally.FieldPoolID, claimtally.FieldDay).AddCount(1).Exec(ctx); err != nil {
+		return fmt.Errorf("count claim: %w", err)
+	}
+	if err := s.take(ctx, o, h); err != nil {
+		return err
+	}
+	return s.commit(ctx, o, Change{Op: "claim", To: o.r.OwnerID, Actor: actor, RuleVersion: o.pl.RuleVersion})
+}
+
+// BatchItem is the outcome of one id of a batch claim.
+type BatchItem struct {
+	ID   uuid.UUID
+	OK   bool
+	Code string
+}
+
+// BatchClaim claims each record in its own transaction.
+func (s *Service) BatchClaim(ctx context.Context, p *auth.Principal, kind string, ids []uuid.UUID) ([]BatchItem, error) {
+	out := make([]BatchItem, len(ids))
+	for i, id := range ids {
+		out[i].ID = id
+		res, err := s.Claim(ctx, p, kind, id)
+		switch {
+		case err == nil && res.Request != nil:
+			out[i].Code = "claim_request_pending"
+		case err == nil:
+			out[i].OK = true
+		default:
+			e, ok := apperr.As(err)
+			if !ok || e.Kind == apperr.Internal {
+				return nil, err
+			}
+			out[i].Code = e.Code
+		}
+	}
+	return out, nil
+}
+
+// Return gives an owned record back to its pool (退回).
+func (s *Service) Return(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID, reason string) error {
+	return s.run(ctx, p, kind, id, func(o *op) error {
+		if err := o.ownerOrManager(p); err != nil {
+			return err
+		}
+		prev, err := s.release(ctx, o)
+		if err != nil {
+			return err
+		}
+		if err := s.commit(ctx, o, Change{Op: "return", From: prev, Actor: p, Reason: reason, RuleVersion: o.pl.RuleVersion}); err != nil {
+			return err
+		}
+		_, err = s.autoAssign(ctx, o.tx, o.pl, o.r, prev, o.now)
+		return err
+	})
+}
+
+// targetFor locks the target of an assign or transfer and checks that it is
+// active, within p's scope and under its cap.
+func (s *Service) targetFor(ctx context.Context, o *op, p *auth.Principal, target uuid.UUID, poolManager bool) (*holder, error) {
+	h, err := s.lockHolder(ctx, o.tx, target, o.st)
+	if err != nil {
+		return nil, err
+	}
+	if !h.user.Active {
+		return nil, errTargetInactive
+	}
+	inScope := p.Role == auth.RoleAdmin || authz.Supervises(p, h.user.TeamPath) ||
+		(poolManager && IsMember(auth.UserPrincipal(h.user), o.pl)) ||
+		(p.Role == auth.RoleRep && p.TeamID != nil && h.user.TeamID != nil && *p.TeamID == *h.user.TeamID)
+	if !inScope {
+		return nil, errTargetScope
+	}
+	if !h.underCap(o.r.Kind) {
+		return nil, ruleErr(poolrules.ErrCapExceeded)
+	}
+	return h, nil
+}
+
+// Assign gives a pooled record to a member (分配): by a manager of its
+// pool, a supervisor of the target, or an admin.
+func (s *Service) Assign(ctx context.Context, p *auth.Principal, kind string, id, target uuid.UUID, reason string) error {
+	return s.run(ctx, p, kind, id, func(o *op) error {
+		if o.r.Status != "active" {
+			return ruleErr(poolrules.ErrRecordInvalid)
+		}
+		if o.r.OwnerID != nil {
+			return ruleErr(poolrules.ErrAlreadyOwned)
+		}
+		manager := IsManager(p, o.pl)
+		h, err := s.targetFor(ctx, o, p, target, manager)
+		if err != nil {
+			return err
+		}
+		if !manager && !authz.Supervises(p, h.user.TeamPath) {
+			return errWrongPool
+		}
+		if err := s.take(ctx, o, h); err != nil {
+			return err
+		}
+		return s.commit(ctx, o, Change{Op: "assign", To: o.r.OwnerID, Actor: p, Reason: reason, RuleVersion: o.pl.RuleVersion})
+	})
+}
+
+// Cascader moves what hangs off a customer (open opportunities, quotes,
+// unfinished orders) to its new owner in the transfer's transaction.
+// Later capabilities register theirs with AddCascader.
+type Cascader func(ctx context.Context, tx *ent.Tx, customerID, from, to uuid.UUID) error
+
+// AddCascader registers a cascade for customer transfers.
+func (s *Service) AddCascader(c Cascader) { s.cascaders = append(s.cascaders, c) }
+
+// Transfer hands an owned record to another user (转移): by its owner, his
+// supervisor or an admin; frozen records only by a supervisor or admin.
+func (s *Service) Transfer(ctx context.Context, p *auth.Principal, kind string, id, target uuid.UUID, reason string, cascade bool) error {
+	return s.run(ctx, p, kind, id, func(o *op) error {
+		if err := o.ownerOrManager(p); err != nil {
+			return err
+		}
+		if o.r.Status != "active" {
+			return ruleErr(poolrules.ErrRecordInvalid)
+		}
+		if o.r.FrozenUntil != nil && o.r.FrozenUntil.After(o.now) && !o.manages(p) {
+			return ruleErr(poolrules.ErrRecordFrozen)
+		}
+		from := *o.r.OwnerID
+		if from == target {
+			return ruleErr(poolrules.ErrAlreadyOwned)
+		}
+		// Lock both users in id order so that two opposite transfers wait
+		// rather than deadlock.
+		first, second := from, target
+		if strings.Compare(second.String(), first.String()) < 0 {
+			first, second = second, first
+		}
+		if _, err := s.lockHolder(ctx, o.tx, first, o.st); err != nil {
+			return err
+		}
+		if _, err := s.lockHolder(ctx, o.tx, second, o.st); err != nil {
+			return err
+		}
+		h, err := s.targetFor(ctx, o, p, target, false)
+		if err != nil {
+			return err
+		}
+		if o.r.Counts(o.st) {
+			if err := adjust(ctx, o.tx, from, o.r.Kind, -1); err != nil {
+				return err
+			}
+		}
+		if err := s.take(ctx, o, h); err != nil {
+			return err
+		}
+		if kind == "customer" && cascade {
+			for _, c := range s.cascaders {
+				if err := c(ctx, o.tx, id, from, target); err != nil {
+					return err
+				}
+			}
+		}
+		return s.commit(ctx, o, Change{Op: "transfer", From: &from, To: &target, Actor: p, Reason: reason, RuleVersion: o.pl.RuleVersion})
+	})
+}
+
+// Freeze exempts an owned record from reclaim and from claims by others
+// until a time the pool allows (冻结), within the owner's maxFrozen.
+func (s *Service) Freeze(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID, until *time.Time) error {
+	return s.run(ctx, p, kind, id, func(o *op) error {
+		if err := o.ownerOrManager(p); err != nil {
+			return err
+		}
+		h, err := s.lockHolder(ctx, o.tx, *o.r.OwnerID, o.st)
+		if err != nil {
+			return err
+		}
+		frozen, err := s.frozenCount(ctx, o.tx, *o.r.OwnerID, o.r.ID, o.now)
+		if err != nil {
+			return err
+		}
+		end, err := poolrules.FreezeUntil(o.now, o.r.Pure(), Rules(o.pl), until, frozen, h.caps.Frozen)
+		if err != nil {
+			return ruleErr(err)
+		}
+		end = end.UTC()
+		o.r.FrozenUntil = &end
+		return s.commit(ctx, o, Change{Op: "freeze", From: o.r.OwnerID, To: o.r.OwnerID, Actor: p, RuleVersion: o.pl.RuleVersion})
+	})
+}
+
+// frozenCount counts the user's records frozen now, other than except.
+func (s *Service) frozenCount(ctx context.Context, tx *ent.Tx, owner, except uuid.UUID, now time.Time) (int, error) {
+	nl, err := tx.Lead.Query().Where(lead.OwnerID(owner), lead.FrozenUntilGT(now), lead.IDNEQ(except)).Count(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("count frozen leads: %w", err)
+	}
+	nc, err := tx.Customer.Query().Where(customer.OwnerID(owner), customer.FrozenUntilGT(now), customer.IDNEQ(except)).Count(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("count frozen customers: %w", err)
+	}
+	return nl + nc, nil
+}
+
+// Unfreeze ends a freeze now; the release starts a fresh grace period.
+func (s *Service) Unfreeze(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID) error {
+	return s.run(ctx, p, kind, id, func(o *op) error {
+		if err := o.ownerOrManager(p); err != nil {
+			return err
+		}
+		if o.r.FrozenUntil == nil || !o.r.FrozenUntil.After(o.now) {
+			return ruleErr(poolrules.ErrNotFrozen)
+		}
+		o.r.FrozenUntil, o.r.ReleasedAt = nil, &o.now
+		return s.commit(ctx, o, Change{Op: "unfreeze", From: o.r.OwnerID, To: o.r.OwnerID, Actor: p, RuleVersion: o.pl.RuleVersion})
+	})
+}
+
+// Invalidate marks a record invalid (无效): it leaves its owner's cap and
+// circulation. By the owner, a supervisor, or for pooled records a pool
+// manager.
+func (s *Service) Invalidate(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID, reason string) error {
+	return s.run(ctx, p, kind, id, func(o *op) error {
+		if o.r.Status != "active" {
+			return ruleErr(poolrules.ErrRecordInvalid)
+		}
+		allowed := (o.r.OwnerID != nil && (*o.r.OwnerID == p.ID || o.manages(p))) ||
+			(o.r.OwnerID == nil && IsManager(p, o.pl))
+		if !allowed {
+			return errNotRecordOwner
+		}
+		if o.r.OwnerID != nil && o.r.Counts(o.st) {
+			if err := adjust(ctx, o.tx, *o.r.OwnerID, o.r.Kind, -1); err != nil {
+				return err
+			}
+		}
+		o.r.Status, o.r.FrozenUntil = "invalid", nil
+		return s.commit(ctx, o, Change{Op: "invalidate", From: o.r.OwnerID, To: o.r.OwnerID, Actor: p, Reason: reason, RuleVersion: o.pl.RuleVersion})
+	})
+}
+
+// Restore brings an invalid record back to its pool, pooled: by a
+// supervisor of its owner, a manager of its pool, or an admin.
+func (s *Service) Restore(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID) error {
+	return s.run(ctx, p, kind, id, func(o *op) error {
+		if o.r.Status != "invalid" {
+			return ruleErr(poolrules.ErrNotInvalid)
+		}
+		if !o.manages(p) && !IsManager(p, o.pl) {
+			return errNotRecordOwner
+		}
+		prev := o.r.OwnerID
+		o.r.Status = "active"
+		o.r.OwnerID, o.r.OwnedAt, o.r.LastFollowUpAt, o.r.FrozenUntil, o.r.ReleasedAt = nil, nil, nil, nil, nil
+		if err := s.commit(ctx, o, Change{Op: "restore", From: prev, Actor: p, RuleVersion: o.pl.RuleVersion}); err != nil {
+			return err
+		}
+		_, err := s.autoAssign(ctx, o.tx, o.pl, o.r, nil, o.now)
+		return err
+	})
+}
+
+
+// DecideClaim approves or rejects a pending claim request, by a manager of
+// its pool. Approval re-checks every claim rule for the requester.
+func (s *Service) DecideClaim(ctx context.Context, p *auth.Principal, requestID uuid.UUID, approve bool, reason string) (*ent.ClaimRequest, error) {
+	req, err := s.store.Client.ClaimRequest.Get(ctx, requestID)
+	if ent.IsNotFound(err) {
+		return nil, apperr.NotFoundf("claim request")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load claim request: %w", err)
+	}
+	var out *ent.ClaimRequest
+	err = s.run(ctx, p, string(req.Kind), req.RecordID, func(o *op) error {
+		if !IsManager(p, o.pl) {
+			return errWrongPool
+		}
+		cur, err := o.tx.ClaimRequest.Get(ctx, requestID)
+		if err != nil {
+			return fmt.Errorf("load claim request: %w", err)
+		}
+		if cur.Status != claimrequest.StatusPending {
+			return errNotPending
+		}
+		status := claimrequest.StatusRejected
+		if approve {
+			h, err := s.checkClaim(ctx, o, cur.RequesterID)
+			if err != nil {
+				return err
+			}
+			if err := s.claimFor(ctx, o, h, p); err != nil {
+				return err
+			}
+			status = claimrequest.StatusApproved
+		}
+		out, err = o.tx.ClaimRequest.UpdateOne(cur).SetStatus(status).SetDeciderID(p.ID).SetReason(reason).SetDecidedAt(o.now).Save(ctx)
+		return err
+	})
+	return out, err
+}
+
+// ListClaimRequests returns claim requests p may see: all for admins, those
+// of pools he manages for a supervisor, his own for a rep.
+func (s *Service) ListClaimRequests(ctx context.Context, p *auth.Principal, status string, after *uuid.UUID, limit int) ([]*ent.ClaimRequest, error) {
+	q := s.store.Reader.ClaimRequest.Query().Where(claimrequest.StatusEQ(claimrequest.Status(status))).
+		Order(ent.Asc(claimrequest.FieldID)).Limit(limit)
+	if after != nil {
+		q = q.Where(claimrequest.IDGT(*after))
+	}
+	if p.Role != auth.RoleAdmin && p.Role != auth.RoleAuditor {
+		pools, err := s.store.Reader.Pool.Query().All(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list pools: %w", err)
+		}
+		var managed []uuid.UUID
+		for _, pl := range pools {
+			if IsManager(p, pl) {
+				managed = append(managed, pl.ID)
+			}
+		}
+		q = q.Where(claimrequest.Or(claimrequest.RequesterID(p.ID), claimrequest.PoolIDIn(managed...)))
+	}
+	reqs, err := q.All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list claim requests: %w", err)
+	}
+	return reqs, nil
+}
+

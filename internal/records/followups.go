@@ -1,0 +1,219 @@
+package records
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"entgo.io/ent/dialect/sql"
+	"github.com/google/uuid"
+
+	"github.com/shoalcrm/shoal/ent"
+	"github.com/shoalcrm/shoal/ent/customer"
+	"github.com/shoalcrm/shoal/ent/followup"
+	"github.com/shoalcrm/shoal/ent/lead"
+	"github.com/shoalcrm/shoal/ent/predicate"
+	"github.com/shoalcrm/shoal/internal/apperr"
+	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/authz"
+)
+
+// ClockSkew is how far in the future a follow-up's occurredAt may lie, to
+// forgive clients whose clocks run a little ahead.
+const ClockSkew = time.Minute
+
+// FollowUpInput is a follow-up to log (跟进记录).
+type FollowUpInput struct {
+	SubjectType string // lead or customer
+	SubjectID   uuid.UUID
+	Channel     string
+	Content     string
+	OccurredAt  time.Time
+	NextAt      *time.Time
+}
+
+// checkFollowUpTimes decides whether a follow-up's times are acceptable at
+// now: occurredAt not in the future (beyond ClockSkew), nextAt after
+// occurredAt.
+func checkFollowUpTimes(now, occurred time.Time, next *time.Time) error {
+	if occurred.After(now.Add(ClockSkew)) {
+		return apperr.Invalidf("body/occurredAt", "in_future", "occurredAt must not be in the future")
+	}
+	if next != nil && !next.After(occurred) {
+		return apperr.Invalidf("body/nextAt", "not_after_occurred_at", "nextAt must be after occurredAt")
+	}
+	return nil
+}
+
+// timeOf is a time as both engines store it: UTC, to the microsecond.
+func timeOf(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// CreateFollowUp logs a follow-up on a lead or customer p may see
+// (NotFound otherwise) and may change: its owner, his supervisor or an
+// admin (Forbidden not_record_owner otherwise, so a rep may not log on a
+// pooled record). A follow-up in the future, or with nextAt not after
+// occurredAt, is Invalid. When p is the record's current owner, its
+// lastFollowUpAt moves to max(lastFollowUpAt, occurredAt) and its reclaim
+// deadline is recomputed, in the same transaction.
+func (s *Service) CreateFollowUp(ctx context.Context, p *auth.Principal, in FollowUpInput) (*ent.FollowUp, error) {
+	occurred := timeOf(in.OccurredAt)
+	var next *time.Time
+	if in.NextAt != nil {
+		t := timeOf(*in.NextAt)
+		next = &t
+	}
+	if err := checkFollowUpTimes(s.clock.Now(), occurred, next); err != nil {
+		return nil, err
+	}
+	content := strings.TrimSpace(in.Content)
+	if content == "" {
+		return nil, apperr.Invalidf("body/content", "required", "content must not be blank")
+	}
+	id := uuid.Must(uuid.NewV7())
+	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
+		r, err := s.pools.Load(ctx, tx, in.SubjectType, in.SubjectID)
+		if err != nil {
+			return err
+		}
+		visible, err := s.visible(ctx, tx.Client(), p, in.SubjectType, in.SubjectID)
+		if err != nil {
+			return err
+		}
+		if !visible {
+			return apperr.NotFoundf(in.SubjectType)
+		}
+		ok, err := s.canEdit(ctx, tx, p, r.OwnerID, r.PoolID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errNotEditable
+		}
+		err = tx.FollowUp.Create().SetID(id).
+			SetSubjectType(followup.SubjectType(in.SubjectType)).SetSubjectID(in.SubjectID).
+			SetAuthorID(p.ID).SetChannel(followup.Channel(in.Channel)).SetContent(content).
+			SetOccurredAt(occurred).SetNillableNextAt(next).SetCreatedAt(s.clock.Now()).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("create follow-up: %w", err)
+		}
+		if r.OwnerID != nil && *r.OwnerID == p.ID {
+			return s.pools.FollowedUp(ctx, tx, in.SubjectType, in.SubjectID, occurred)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	f, err := s.store.Client.FollowUp.Get(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("get follow-up: %w", err)
+	}
+	return f, nil
+}
+
+// FollowUpFilter narrows a list of follow-ups. Pointers are optional.
+type FollowUpFilter struct {
+	SubjectType *string
+	SubjectID   *uuid.UUID
+	AuthorID    *uuid.UUID
+	From, To    *time.Time
+	After       *FollowUpCursor
+	Limit       int
+}
+
+// FollowUpCursor is the keyset position after the last follow-up of a page
+// (newest first: occurredAt, then id, both descending).
+type FollowUpCursor struct {
+	At time.Time `json:"t"`
+	ID uuid.UUID `json:"i"`
+}
+
+// ListFollowUps lists follow-ups newest first. With a subject, that record
+// must be visible to p (NotFound otherwise); without one, only follow-ups
+// on records p may see, and those he wrote himself. subjectId without
+// subjectType is Invalid.
+func (s *Service) ListFollowUps(ctx context.Context, p *auth.Principal, f FollowUpFilter) ([]*ent.FollowUp, *FollowUpCursor, error) {
+	c := s.store.Reader
+	var ps []predicate.FollowUp
+	switch {
+	case f.SubjectID != nil && f.SubjectType == nil:
+		return nil, nil, apperr.Invalidf("query.subjectType", "required", "subjectId requires subjectType")
+	case f.SubjectID != nil:
+		visible, err := s.visible(ctx, c, p, *f.SubjectType, *f.SubjectID)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !visible {
+			return nil, nil, apperr.NotFoundf(*f.SubjectType)
+		}
+		ps = append(ps, followup.SubjectTypeEQ(followup.SubjectType(*f.SubjectType)), followup.SubjectID(*f.SubjectID))
+	default:
+		if f.SubjectType != nil {
+			ps = append(ps, followup.SubjectTypeEQ(followup.SubjectType(*f.SubjectType)))
+		}
+		sc, err := s.followUpScope(ctx, p)
+		if err != nil {
+			return nil, nil, err
+		}
+		ps = append(ps, sc)
+	}
+	if f.AuthorID != nil {
+		ps = append(ps, followup.AuthorID(*f.AuthorID))
+	}
+	if f.From != nil {
+		ps = append(ps, followup.OccurredAtGTE(f.From.UTC()))
+	}
+	if f.To != nil {
+		ps = append(ps, followup.OccurredAtLT(f.To.UTC()))
+	}
+	if a := f.After; a != nil {
+		at := a.At.UTC()
+		ps = append(ps, followup.Or(followup.OccurredAtLT(at), followup.And(followup.OccurredAt(at), followup.IDLT(a.ID))))
+	}
+	list, err := c.FollowUp.Query().Where(ps...).
+		Order(ent.Desc(followup.FieldOccurredAt), ent.Desc(followup.FieldID)).Limit(f.Limit).All(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list follow-ups: %w", err)
+	}
+	var next *FollowUpCursor
+	if f.Limit > 0 && len(list) == f.Limit {
+		last := list[len(list)-1]
+		next = &FollowUpCursor{At: last.OccurredAt, ID: last.ID}
+	}
+	return list, next, nil
+}
+
+// followUpScope is the predicate "follow-ups on records p may see, or
+// written by p": nothing for admins and auditors, subqueries on the leads
+// and customers p may see for everyone else.
+func (s *Service) followUpScope(ctx context.Context, p *auth.Principal) (predicate.FollowUp, error) {
+	if p.Type == auth.ActorUser && authz.RecordScope(p).All {
+		return func(*sql.Selector) {}, nil
+	}
+	leads, err := s.scope(ctx, p, "lead")
+	if err != nil {
+		return nil, err
+	}
+	customers, err := s.scope(ctx, p, "customer")
+	if err != nil {
+		return nil, err
+	}
+	me := principalUser(p)
+	return func(sel *sql.Selector) {
+		visibleLeads := sql.Select(lead.FieldID).From(sql.Table(lead.Table))
+		leads(visibleLeads)
+		visibleCustomers := sql.Select(customer.FieldID).From(sql.Table(customer.Table))
+		customers(visibleCustomers)
+		or := []*sql.Predicate{
+			sql.And(sql.EQ(sel.C(followup.FieldSubjectType), string(followup.SubjectTypeLead)),
+				sql.In(sel.C(followup.FieldSubjectID), visibleLeads)),
+			sql.And(sql.EQ(sel.C(followup.FieldSubjectType), string(followup.SubjectTypeCustomer)),
+				sql.In(sel.C(followup.FieldSubjectID), visibleCustomers)),
+		}
+		if me != uuid.Nil {
+			or = append(or, sql.EQ(sel.C(followup.FieldAuthorID), me))
+		}
+		sel.Where(sql.Or(or...))
+	}, nil
+}
