@@ -29,6 +29,8 @@ commands:
   migrate   apply the database schema and exit
   user create --email E --role R [--name N] [--team-id T] --password-stdin
             create a user (the first admin, say) from the command line
+  seed --demo [--leads N] [--customers N]
+            load a demo data set into an empty database
   version   print the version
 `
 
@@ -44,6 +46,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return serve(ctx, args[1:], getenv, stdout, stderr)
 	case "migrate":
 		return migrate(ctx, args[1:], getenv, stdout, stderr)
+	case "seed":
+		return seed(ctx, args[1:], getenv, stdout, stderr)
 	case "user":
 		return userCommand(ctx, args[1:], getenv, stdin, stdout, stderr)
 	case "version":

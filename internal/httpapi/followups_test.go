@@ -49,24 +49,24 @@ func listFollowUps(t *testing.T, c *apitest.Client, query url.Values) followUpPa
 	return p
 }
 
-// recordClock is what a follow-up may change on a lead or customer.
-type recordClock struct {
+// cfRecordClock is what a follow-up may change on a lead or customer.
+type cfRecordClock struct {
 	OwnedAt        *time.Time `json:"ownedAt"`
 	LastFollowUpAt *time.Time `json:"lastFollowUpAt"`
 	ReclaimAt      *time.Time `json:"reclaimAt"`
 	ETag           string     `json:"-"`
 }
 
-func clockOf(t *testing.T, c *apitest.Client, kind, id string) recordClock {
+func cfClockOf(t *testing.T, c *apitest.Client, kind, id string) cfRecordClock {
 	t.Helper()
 	res := c.Do("GET", "/v1/"+kind+"s/"+id, nil).Expect(http.StatusOK)
-	var rc recordClock
+	var rc cfRecordClock
 	res.JSON(&rc)
 	rc.ETag = res.Header.Get("ETag")
 	return rc
 }
 
-func sameTime(a *time.Time, b time.Time) bool { return a != nil && a.Equal(b) }
+func cfSameTime(a *time.Time, b time.Time) bool { return a != nil && a.Equal(b) }
 
 func TestFollowUpTimes(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
@@ -128,8 +128,8 @@ func TestFollowUpMovesLastFollowUpAt(t *testing.T) {
 		for _, kind := range []string{"lead", "customer"} {
 			t.Run(kind, func(t *testing.T) {
 				id := w.record(w.repA, kind, nil)
-				before := clockOf(t, w.repA, kind, id)
-				if before.LastFollowUpAt != nil || before.OwnedAt == nil || !sameTime(before.ReclaimAt, before.OwnedAt.Add(idle)) {
+				before := cfClockOf(t, w.repA, kind, id)
+				if before.LastFollowUpAt != nil || before.OwnedAt == nil || !cfSameTime(before.ReclaimAt, before.OwnedAt.Add(idle)) {
 					t.Fatalf("fresh record %+v", before)
 				}
 
@@ -137,21 +137,21 @@ func TestFollowUpMovesLastFollowUpAt(t *testing.T) {
 				// and the version changes.
 				at := before.OwnedAt.Add(time.Second).Truncate(time.Millisecond)
 				logFollowUp(w.repA, kind, id, at).Expect(http.StatusCreated)
-				after := clockOf(t, w.repA, kind, id)
-				if !sameTime(after.LastFollowUpAt, at) || !sameTime(after.ReclaimAt, at.Add(idle)) || after.ETag == before.ETag {
+				after := cfClockOf(t, w.repA, kind, id)
+				if !cfSameTime(after.LastFollowUpAt, at) || !cfSameTime(after.ReclaimAt, at.Add(idle)) || after.ETag == before.ETag {
 					t.Fatalf("after the owner's follow-up at %v: %+v (before %+v)", at, after, before)
 				}
 
 				// An older follow-up by the owner never moves it back.
 				logFollowUp(w.repA, kind, id, at.Add(-time.Hour)).Expect(http.StatusCreated)
-				if got := clockOf(t, w.repA, kind, id); !sameTime(got.LastFollowUpAt, at) || got.ETag != after.ETag {
+				if got := cfClockOf(t, w.repA, kind, id); !cfSameTime(got.LastFollowUpAt, at) || got.ETag != after.ETag {
 					t.Fatalf("after an older follow-up: %+v, want lastFollowUpAt %v and ETag %s", got, at, after.ETag)
 				}
 
 				// Anyone else's follow-up, however recent, leaves it alone.
 				for name, c := range map[string]*apitest.Client{"supervisor": w.supEast, "admin": w.admin} {
 					logFollowUp(c, kind, id, at.Add(2*time.Second)).Expect(http.StatusCreated)
-					if got := clockOf(t, w.repA, kind, id); !sameTime(got.LastFollowUpAt, at) || !sameTime(got.ReclaimAt, at.Add(idle)) || got.ETag != after.ETag {
+					if got := cfClockOf(t, w.repA, kind, id); !cfSameTime(got.LastFollowUpAt, at) || !cfSameTime(got.ReclaimAt, at.Add(idle)) || got.ETag != after.ETag {
 						t.Fatalf("after the %s's follow-up: %+v, want it unchanged %+v", name, got, after)
 					}
 				}
@@ -163,8 +163,9 @@ func TestFollowUpMovesLastFollowUpAt(t *testing.T) {
 func TestFollowUpPermissions(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		w := newCFWorld(t, databaseURL)
-		leadA := w.record(w.repA, "lead", nil)
-		custA := w.record(w.repA, "customer", nil)
+		// Each case gets a fresh record of rep A's, so that whether its
+		// clock moved is the case's doing alone.
+		fresh := func(kind string) string { return w.record(w.repA, kind, nil) }
 		pooledLead := w.record(w.admin, "lead", cfPtr(pool.DefaultPoolID("lead")))
 		pooledCust := w.record(w.admin, "customer", cfPtr(pool.DefaultPoolID("customer")))
 		missing := uuid.Must(uuid.NewV7()).String()
@@ -176,19 +177,19 @@ func TestFollowUpPermissions(t *testing.T) {
 			code       string
 			movesClock bool
 		}{
-			{"owner on his lead", w.repA, "lead", leadA, 201, "", true},
-			{"owner on his customer", w.repA, "customer", custA, 201, "", true},
-			{"other rep", w.repB, "lead", leadA, 404, "not_found", false},
-			{"other rep on a customer", w.repB, "customer", custA, 404, "not_found", false},
-			{"supervisor of the owner", w.supEast, "lead", leadA, 201, "", false},
-			{"supervisor of another team", w.supWest, "customer", custA, 404, "not_found", false},
-			{"admin", w.admin, "customer", custA, 201, "", false},
-			{"auditor", w.auditor, "lead", leadA, 403, "forbidden", false},
+			{"owner on his lead", w.repA, "lead", fresh("lead"), 201, "", true},
+			{"owner on his customer", w.repA, "customer", fresh("customer"), 201, "", true},
+			{"other rep", w.repB, "lead", fresh("lead"), 404, "not_found", false},
+			{"other rep on a customer", w.repB, "customer", fresh("customer"), 404, "not_found", false},
+			{"supervisor of the owner", w.supEast, "lead", fresh("lead"), 201, "", false},
+			{"supervisor of another team", w.supWest, "customer", fresh("customer"), 404, "not_found", false},
+			{"admin", w.admin, "customer", fresh("customer"), 201, "", false},
+			{"auditor", w.auditor, "lead", fresh("lead"), 403, "forbidden", false},
 			{"rep on a pooled lead", w.repA, "lead", pooledLead, 403, "not_record_owner", false},
 			{"rep on a pooled customer", w.repB, "customer", pooledCust, 403, "not_record_owner", false},
 			{"pool manager on a pooled lead", w.admin, "lead", pooledLead, 201, "", false},
 			{"missing record", w.repA, "lead", missing, 404, "not_found", false},
-			{"wrong subject type", w.repA, "customer", leadA, 404, "not_found", false},
+			{"wrong subject type", w.repA, "customer", fresh("lead"), 404, "not_found", false},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
@@ -198,7 +199,7 @@ func TestFollowUpPermissions(t *testing.T) {
 					return
 				}
 				res.Expect(http.StatusCreated)
-				if got := clockOf(t, w.admin, tc.kind, tc.id).LastFollowUpAt != nil; got != tc.movesClock {
+				if got := cfClockOf(t, w.admin, tc.kind, tc.id).LastFollowUpAt != nil; got != tc.movesClock {
 					t.Fatalf("lastFollowUpAt set = %v, want %v", got, tc.movesClock)
 				}
 			})

@@ -220,9 +220,17 @@ func (s *Service) SetDealt(ctx context.Context, tx *ent.Tx, p *auth.Principal, i
 	r.Dealt = dealt
 	after := r.Counts(st)
 	if r.OwnerID != nil && before != after {
-		delta := 1
-		if !after {
-			delta = -1
+		delta := -1
+		if after {
+			// The customer counts again: its owner must have room for it.
+			h, err := s.lockHolder(ctx, tx, *r.OwnerID, st)
+			if err != nil {
+				return err
+			}
+			if !h.underCap("customer") {
+				return ruleErr(poolrules.ErrCapExceeded)
+			}
+			delta = 1
 		}
 		if err := adjust(ctx, tx, *r.OwnerID, "customer", delta); err != nil {
 			return err
