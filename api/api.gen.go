@@ -664,16 +664,34 @@ func (e PoolUpdateVisibleFields) Valid() bool {
 
 // Defines values for ReclaimReason.
 const (
-	Idle   ReclaimReason = "idle"
-	NoDeal ReclaimReason = "no_deal"
+	ReclaimReasonIdle   ReclaimReason = "idle"
+	ReclaimReasonNoDeal ReclaimReason = "no_deal"
 )
 
 // Valid indicates whether the value is a known member of the ReclaimReason enum.
 func (e ReclaimReason) Valid() bool {
 	switch e {
-	case Idle:
+	case ReclaimReasonIdle:
 		return true
-	case NoDeal:
+	case ReclaimReasonNoDeal:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ReclaimWarningReason.
+const (
+	ReclaimWarningReasonIdle   ReclaimWarningReason = "idle"
+	ReclaimWarningReasonNoDeal ReclaimWarningReason = "no_deal"
+)
+
+// Valid indicates whether the value is a known member of the ReclaimWarningReason enum.
+func (e ReclaimWarningReason) Valid() bool {
+	switch e {
+	case ReclaimWarningReasonIdle:
+		return true
+	case ReclaimWarningReasonNoDeal:
 		return true
 	default:
 		return false
@@ -746,6 +764,24 @@ func (e SubjectType) Valid() bool {
 	case SubjectTypeCustomer:
 		return true
 	case SubjectTypeLead:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SweepItemReason.
+const (
+	SweepItemReasonIdle   SweepItemReason = "idle"
+	SweepItemReasonNoDeal SweepItemReason = "no_deal"
+)
+
+// Valid indicates whether the value is a known member of the SweepItemReason enum.
+func (e SweepItemReason) Valid() bool {
+	switch e {
+	case SweepItemReasonIdle:
+		return true
+	case SweepItemReasonNoDeal:
 		return true
 	default:
 		return false
@@ -917,6 +953,11 @@ func (e ListLeadsParamsSort) Valid() bool {
 	}
 }
 
+// AdvanceClockRequest defines model for AdvanceClockRequest.
+type AdvanceClockRequest struct {
+	Seconds int64 `json:"seconds"`
+}
+
 // ApiKey defines model for ApiKey.
 type ApiKey struct {
 	CreatedAt time.Time `json:"createdAt"`
@@ -1073,6 +1114,11 @@ type ClaimRequestList struct {
 
 	// NextCursor Pass as `cursor` for the next page; absent on the last page.
 	NextCursor *NextCursor `json:"nextCursor,omitempty"`
+}
+
+// ClockTime defines model for ClockTime.
+type ClockTime struct {
+	Now Timestamp `json:"now"`
 }
 
 // Contact defines model for Contact.
@@ -1783,6 +1829,34 @@ type ReasonRequest struct {
 // ReclaimReason defines model for ReclaimReason.
 type ReclaimReason string
 
+// ReclaimWarning defines model for ReclaimWarning.
+type ReclaimWarning struct {
+	CreatedAt Timestamp `json:"createdAt"`
+
+	// Id An opaque resource id.
+	Id   Id          `json:"id"`
+	Kind SubjectType `json:"kind"`
+
+	// OwnerId An opaque resource id.
+	OwnerId   Id                   `json:"ownerId"`
+	Reason    ReclaimWarningReason `json:"reason"`
+	ReclaimAt Timestamp            `json:"reclaimAt"`
+
+	// RecordId An opaque resource id.
+	RecordId Id `json:"recordId"`
+}
+
+// ReclaimWarningReason defines model for ReclaimWarning.Reason.
+type ReclaimWarningReason string
+
+// ReclaimWarningList defines model for ReclaimWarningList.
+type ReclaimWarningList struct {
+	Items []ReclaimWarning `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *NextCursor `json:"nextCursor,omitempty"`
+}
+
 // RefreshRequest defines model for RefreshRequest.
 type RefreshRequest struct {
 	RefreshToken string `json:"refreshToken"`
@@ -1827,6 +1901,37 @@ type ShortText = string
 
 // SubjectType defines model for SubjectType.
 type SubjectType string
+
+// SweepItem defines model for SweepItem.
+type SweepItem struct {
+	// Id An opaque resource id.
+	Id   Id          `json:"id"`
+	Kind SubjectType `json:"kind"`
+
+	// OwnerId An opaque resource id.
+	OwnerId *Id `json:"ownerId,omitempty"`
+
+	// PreviousOwnerId An opaque resource id.
+	PreviousOwnerId *Id              `json:"previousOwnerId,omitempty"`
+	Reason          *SweepItemReason `json:"reason,omitempty"`
+	ReclaimAt       *Timestamp       `json:"reclaimAt,omitempty"`
+}
+
+// SweepItemReason defines model for SweepItem.Reason.
+type SweepItemReason string
+
+// SweepRequest defines model for SweepRequest.
+type SweepRequest struct {
+	AsOf   *Timestamp `json:"asOf,omitempty"`
+	DryRun bool       `json:"dryRun"`
+}
+
+// SweepResult defines model for SweepResult.
+type SweepResult struct {
+	Reclaimed []SweepItem `json:"reclaimed"`
+	Released  []SweepItem `json:"released"`
+	Warned    []SweepItem `json:"warned"`
+}
 
 // Tags defines model for Tags.
 type Tags = []string
@@ -2324,6 +2429,15 @@ type ListPoolsParams struct {
 	Kind *KindFilter `form:"kind,omitempty" json:"kind,omitempty"`
 }
 
+// ListReclaimWarningsParams defines parameters for ListReclaimWarnings.
+type ListReclaimWarningsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `nextCursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
 // ListTeamsParams defines parameters for ListTeams.
 type ListTeamsParams struct {
 	// Limit Page size.
@@ -2444,11 +2558,17 @@ type UpdatePoolJSONRequestBody = PoolUpdate
 // UpdateSettingsJSONRequestBody defines body for UpdateSettings for application/json ContentType.
 type UpdateSettingsJSONRequestBody = SettingsUpdate
 
+// RunSweepJSONRequestBody defines body for RunSweep for application/json ContentType.
+type RunSweepJSONRequestBody = SweepRequest
+
 // CreateTeamJSONRequestBody defines body for CreateTeam for application/json ContentType.
 type CreateTeamJSONRequestBody = TeamCreate
 
 // UpdateTeamJSONRequestBody defines body for UpdateTeam for application/json ContentType.
 type UpdateTeamJSONRequestBody = TeamUpdate
+
+// AdvanceTestClockJSONRequestBody defines body for AdvanceTestClock for application/json ContentType.
+type AdvanceTestClockJSONRequestBody = AdvanceClockRequest
 
 // CreateUserJSONRequestBody defines body for CreateUser for application/json ContentType.
 type CreateUserJSONRequestBody = UserCreate
@@ -2626,12 +2746,18 @@ type ServerInterface interface {
 	// UpdatePool Update a pool
 	// (PATCH /v1/pools/{id})
 	UpdatePool(ctx echo.Context, id IdPath) error
+	// ListReclaimWarnings List reclaim warnings
+	// (GET /v1/reclaim-warnings)
+	ListReclaimWarnings(ctx echo.Context, params ListReclaimWarningsParams) error
 	// GetSettings Global settings
 	// (GET /v1/settings)
 	GetSettings(ctx echo.Context) error
 	// UpdateSettings Update global settings
 	// (PATCH /v1/settings)
 	UpdateSettings(ctx echo.Context) error
+	// RunSweep Run the reclaim sweep now
+	// (POST /v1/sweeps)
+	RunSweep(ctx echo.Context) error
 	// ListTeams List teams
 	// (GET /v1/teams)
 	ListTeams(ctx echo.Context, params ListTeamsParams) error
@@ -2644,6 +2770,9 @@ type ServerInterface interface {
 	// UpdateTeam Update a team
 	// (PATCH /v1/teams/{id})
 	UpdateTeam(ctx echo.Context, id IdPath) error
+	// AdvanceTestClock Move the test clock forward
+	// (POST /v1/test-clock/advance)
+	AdvanceTestClock(ctx echo.Context) error
 	// ListUsers List users
 	// (GET /v1/users)
 	ListUsers(ctx echo.Context, params ListUsersParams) error
@@ -3929,6 +4058,31 @@ func (w *ServerInterfaceWrapper) UpdatePool(ctx echo.Context) error {
 	return err
 }
 
+// ListReclaimWarnings converts echo context to params.
+func (w *ServerInterfaceWrapper) ListReclaimWarnings(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListReclaimWarningsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListReclaimWarnings(ctx, params)
+	return err
+}
+
 // GetSettings converts echo context to params.
 func (w *ServerInterfaceWrapper) GetSettings(ctx echo.Context) error {
 	var err error
@@ -3944,6 +4098,15 @@ func (w *ServerInterfaceWrapper) UpdateSettings(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.UpdateSettings(ctx)
+	return err
+}
+
+// RunSweep converts echo context to params.
+func (w *ServerInterfaceWrapper) RunSweep(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RunSweep(ctx)
 	return err
 }
 
@@ -4017,6 +4180,15 @@ func (w *ServerInterfaceWrapper) UpdateTeam(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.UpdateTeam(ctx, id)
+	return err
+}
+
+// AdvanceTestClock converts echo context to params.
+func (w *ServerInterfaceWrapper) AdvanceTestClock(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AdvanceTestClock(ctx)
 	return err
 }
 
@@ -4220,6 +4392,9 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/claim-requests", wrapper.ListClaimRequests, options.OperationMiddlewares["listClaimRequests"]...)
 	router.POST(options.BaseURL+"/v1/claim-requests/:id/approve", wrapper.ApproveClaimRequest, options.OperationMiddlewares["approveClaimRequest"]...)
 	router.POST(options.BaseURL+"/v1/claim-requests/:id/reject", wrapper.RejectClaimRequest, options.OperationMiddlewares["rejectClaimRequest"]...)
+	router.POST(options.BaseURL+"/v1/sweeps", wrapper.RunSweep, options.OperationMiddlewares["runSweep"]...)
+	router.GET(options.BaseURL+"/v1/reclaim-warnings", wrapper.ListReclaimWarnings, options.OperationMiddlewares["listReclaimWarnings"]...)
+	router.POST(options.BaseURL+"/v1/test-clock/advance", wrapper.AdvanceTestClock, options.OperationMiddlewares["advanceTestClock"]...)
 
 }
 
@@ -12901,6 +13076,138 @@ func (response UpdatePooldefaultApplicationProblemPlusJSONResponse) VisitUpdateP
 	return err
 }
 
+type ListReclaimWarningsRequestObject struct {
+	Params ListReclaimWarningsParams
+}
+
+type ListReclaimWarningsResponseObject interface {
+	VisitListReclaimWarningsResponse(w http.ResponseWriter) error
+}
+
+type ListReclaimWarnings200ResponseHeaders struct {
+	RateLimit *string
+}
+
+type ListReclaimWarnings200JSONResponse struct {
+	Body    ReclaimWarningList
+	Headers ListReclaimWarnings200ResponseHeaders
+}
+
+func (response ListReclaimWarnings200JSONResponse) VisitListReclaimWarningsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListReclaimWarnings400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListReclaimWarnings400ApplicationProblemPlusJSONResponse) VisitListReclaimWarningsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListReclaimWarnings401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListReclaimWarnings401ApplicationProblemPlusJSONResponse) VisitListReclaimWarningsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListReclaimWarnings403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListReclaimWarnings403ApplicationProblemPlusJSONResponse) VisitListReclaimWarningsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListReclaimWarnings429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListReclaimWarnings429ApplicationProblemPlusJSONResponse) VisitListReclaimWarningsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListReclaimWarningsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListReclaimWarningsdefaultApplicationProblemPlusJSONResponse) VisitListReclaimWarningsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetSettingsRequestObject struct {
 }
 
@@ -13131,6 +13438,138 @@ type UpdateSettingsdefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response UpdateSettingsdefaultApplicationProblemPlusJSONResponse) VisitUpdateSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RunSweepRequestObject struct {
+	Body *RunSweepJSONRequestBody
+}
+
+type RunSweepResponseObject interface {
+	VisitRunSweepResponse(w http.ResponseWriter) error
+}
+
+type RunSweep200ResponseHeaders struct {
+	RateLimit *string
+}
+
+type RunSweep200JSONResponse struct {
+	Body    SweepResult
+	Headers RunSweep200ResponseHeaders
+}
+
+func (response RunSweep200JSONResponse) VisitRunSweepResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RunSweep400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RunSweep400ApplicationProblemPlusJSONResponse) VisitRunSweepResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RunSweep401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RunSweep401ApplicationProblemPlusJSONResponse) VisitRunSweepResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RunSweep403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RunSweep403ApplicationProblemPlusJSONResponse) VisitRunSweepResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RunSweep429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RunSweep429ApplicationProblemPlusJSONResponse) VisitRunSweepResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RunSweepdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response RunSweepdefaultApplicationProblemPlusJSONResponse) VisitRunSweepResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -13736,6 +14175,157 @@ type UpdateTeamdefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response UpdateTeamdefaultApplicationProblemPlusJSONResponse) VisitUpdateTeamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdvanceTestClockRequestObject struct {
+	Body *AdvanceTestClockJSONRequestBody
+}
+
+type AdvanceTestClockResponseObject interface {
+	VisitAdvanceTestClockResponse(w http.ResponseWriter) error
+}
+
+type AdvanceTestClock200ResponseHeaders struct {
+	RateLimit *string
+}
+
+type AdvanceTestClock200JSONResponse struct {
+	Body    ClockTime
+	Headers AdvanceTestClock200ResponseHeaders
+}
+
+func (response AdvanceTestClock200JSONResponse) VisitAdvanceTestClockResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdvanceTestClock400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AdvanceTestClock400ApplicationProblemPlusJSONResponse) VisitAdvanceTestClockResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdvanceTestClock401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AdvanceTestClock401ApplicationProblemPlusJSONResponse) VisitAdvanceTestClockResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdvanceTestClock403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AdvanceTestClock403ApplicationProblemPlusJSONResponse) VisitAdvanceTestClockResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdvanceTestClock404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AdvanceTestClock404ApplicationProblemPlusJSONResponse) VisitAdvanceTestClockResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdvanceTestClock429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response AdvanceTestClock429ApplicationProblemPlusJSONResponse) VisitAdvanceTestClockResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdvanceTestClockdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response AdvanceTestClockdefaultApplicationProblemPlusJSONResponse) VisitAdvanceTestClockResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -14525,12 +15115,18 @@ type StrictServerInterface interface {
 	// UpdatePool Update a pool
 	// (PATCH /v1/pools/{id})
 	UpdatePool(ctx context.Context, request UpdatePoolRequestObject) (UpdatePoolResponseObject, error)
+	// ListReclaimWarnings List reclaim warnings
+	// (GET /v1/reclaim-warnings)
+	ListReclaimWarnings(ctx context.Context, request ListReclaimWarningsRequestObject) (ListReclaimWarningsResponseObject, error)
 	// GetSettings Global settings
 	// (GET /v1/settings)
 	GetSettings(ctx context.Context, request GetSettingsRequestObject) (GetSettingsResponseObject, error)
 	// UpdateSettings Update global settings
 	// (PATCH /v1/settings)
 	UpdateSettings(ctx context.Context, request UpdateSettingsRequestObject) (UpdateSettingsResponseObject, error)
+	// RunSweep Run the reclaim sweep now
+	// (POST /v1/sweeps)
+	RunSweep(ctx context.Context, request RunSweepRequestObject) (RunSweepResponseObject, error)
 	// ListTeams List teams
 	// (GET /v1/teams)
 	ListTeams(ctx context.Context, request ListTeamsRequestObject) (ListTeamsResponseObject, error)
@@ -14543,6 +15139,9 @@ type StrictServerInterface interface {
 	// UpdateTeam Update a team
 	// (PATCH /v1/teams/{id})
 	UpdateTeam(ctx context.Context, request UpdateTeamRequestObject) (UpdateTeamResponseObject, error)
+	// AdvanceTestClock Move the test clock forward
+	// (POST /v1/test-clock/advance)
+	AdvanceTestClock(ctx context.Context, request AdvanceTestClockRequestObject) (AdvanceTestClockResponseObject, error)
 	// ListUsers List users
 	// (GET /v1/users)
 	ListUsers(ctx context.Context, request ListUsersRequestObject) (ListUsersResponseObject, error)
@@ -16613,6 +17212,31 @@ func (sh *strictHandler) UpdatePool(ctx echo.Context, id IdPath) error {
 	return nil
 }
 
+// ListReclaimWarnings operation middleware
+func (sh *strictHandler) ListReclaimWarnings(ctx echo.Context, params ListReclaimWarningsParams) error {
+	var request ListReclaimWarningsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListReclaimWarnings(ctx.Request().Context(), request.(ListReclaimWarningsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListReclaimWarnings")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListReclaimWarningsResponseObject); ok {
+		return validResponse.VisitListReclaimWarningsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetSettings operation middleware
 func (sh *strictHandler) GetSettings(ctx echo.Context) error {
 	var request GetSettingsRequestObject
@@ -16676,6 +17300,52 @@ func (sh *strictHandler) UpdateSettings(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(UpdateSettingsResponseObject); ok {
 		return validResponse.VisitUpdateSettingsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RunSweep operation middleware
+func (sh *strictHandler) RunSweep(ctx echo.Context) error {
+	var request RunSweepRequestObject
+
+	var body RunSweepJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RunSweep(ctx.Request().Context(), request.(RunSweepRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RunSweep")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RunSweepResponseObject); ok {
+		return validResponse.VisitRunSweepResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -16820,6 +17490,52 @@ func (sh *strictHandler) UpdateTeam(ctx echo.Context, id IdPath) error {
 		return err
 	} else if validResponse, ok := response.(UpdateTeamResponseObject); ok {
 		return validResponse.VisitUpdateTeamResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AdvanceTestClock operation middleware
+func (sh *strictHandler) AdvanceTestClock(ctx echo.Context) error {
+	var request AdvanceTestClockRequestObject
+
+	var body AdvanceTestClockJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AdvanceTestClock(ctx.Request().Context(), request.(AdvanceTestClockRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AdvanceTestClock")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AdvanceTestClockResponseObject); ok {
+		return validResponse.VisitAdvanceTestClockResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -16975,205 +17691,216 @@ func (sh *strictHandler) UpdateUser(ctx echo.Context, id IdPath) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L37bxxJfhj+r9R3bEDDcw9FvdYrEsYXFCXecVcr0RSVNW4pa2q6PzNTx+6q3qpqjmbXCs4/3GUTIIgB",
-	"2wkCB/HhkCC/HIwYsXPA3h3ufzG8j/vp/oWgPlX9mumel2ZIStv6RZyZ7np+3s/PW76IYsGBa9Xa/bw1",
-	"BBqAxD8fndKB+T8A5UsWayZ4a7d1OgQiIZaggGtqvryhyAVIxQT3SF9IctTvfES1P9xueS3lDyGiZpSI",
-	"vnoMfKCHrd1bOzteS49jaO22lJaMD1qvX3utE6rhMYuYnp70BCLKOOMDIuHTBJQmvSQYgMb59BCIT8MQ",
-	"JGkfPTo9JNlAxO6G9BmEgSKBpH29Vbus2zXLAi3Hnf2+Bjm9sGfgCx4oogUZUaZJD/pCmgPScsz4oDxX",
-	"X8iI6tZui3F953bLM5OzKIlau++/d9dMHjFuP+cLYVzDAGTrtVlKTCWNQLv7OQgpi07seTzTVCfqkIWV",
-	"q3zKw3F6coowTvSQKaI01UDaAfRpEmoSAw8YH+D5MPPWpwnIcctrcRrZIzFTlDYE3Cz2k5Z7teW1aBxL",
-	"cQFBy2tJ+BH4GoLWi6pTPZBANQSHUkTT63U/EqqJkISao69blV8Yp/KsA6qho1kE9rzTy767M2NVp6J+",
-	"TfaG5yznVKxjMYlUouo2Y/ppAsTHn0lfiohQEku4YCJRJKYDuKFIl8MrbUfo1i7WTlCDDvdu3a5a1VFw",
-	"TM3P1XRBiUT6QFiQzRmbp7MpmYWMTxMmIWjtaplAcfo/lNBv7bb+4GZOlG7aX9XNo8DO30fiUr0AQ7Ls",
-	"iRiiEFKliQQa7JF0StK+e/t9MmJ6KBJNmM6h3ZKKfKUpFVuSiB1xP0wCOBWahtNr3A+VIL5IuCY0DElk",
-	"JrBUzRcyUKTtC4OhlBw8ff7ktBYVWXGS4vrcenpChEC5W1CQKC3HdbTh0Svqa8LcU/Uz2t+XpJ0fMh7M",
-	"JEqxEKEiom8p0jnjQd0KzG+tRWHlWdIzxOfULMiso4atHNMBEMU+q0XnEN8rzuqoZWv33o43g6DfLpHz",
-	"WxXk3Gs9HXGQdafTjaDrEUoSBZKwwDOEsMsFhy5pm0ODIAWaWigRZvyjoO7K7rxnGIrWIM27f96O4C/M",
-	"+H/xyU7nPu309zuHnRef33nv9dYftqqu9liIcA6/sTA9GgoFZCgiwNsmTNnLFrz22M1zR4vftqMMf4qD",
-	"TF+yhD57ZWEMiJnBnKUZhvIxaXNzhyFTEGzhIVNOAFEiHgqOjxrZI6xb6qczMSJiPKMX1bLFgAk+GzUl",
-	"PlM3v/11SbR8JmQFNphvyTmM9wglIVDD0Um30yVKSK2Ieday+W3y0IkM3Y7jd/u6lsmYtyuFhuzVltfq",
-	"FD8kcZD/UPxgANp9nf9piPyhCEMxeh7b3ya+eVF9AoZPzT54y8vq92V+XfLgT+mgbs4Thy4+lSg6WiTR",
-	"dFC3AE0Htay7cvLn9iirRS734yIiV1IY582lHDdxlciVrmm2yJVkA7zpYl4b0UTFgitAAfsBDZx4bT75",
-	"gmvg+CeN45D5qPzcjKXohRD90Y+UWfPnC5KsY/uWnbRKkLJaTiBAES60lRSspiO4ltTX5jgKylpJeaqa",
-	"2T17M38Q5z4QvB8y/9J3KGKQOLzZEK5AoVhm95hICVxbDWVNG32Y2B3B2neajTxjy/skSJ8i8IoZIa/t",
-	"iwBIN/u+u7VHunjPoLrIpwzvpO7uIVjTOTyS0ioVl3Xb+5yAmdMjVJGTwwNy/+69PyZuGhKApixUa9rc",
-	"oZA9FgTALxucnf0homNE1xikIUBO0ElBfU2bfCL0oUh4cJl7fCKISvxhpuGhqKSnN64ACFsXbTqWaF1h",
-	"Zg2HlIUQXD4dNkyZ+EPKBxAQxbhRbjUZUYWKZYrEcWGlL/u41O7WBk7hJNOcL+8cUkXYCO65Gl2x7/TH",
-	"te38VIiPKB87Hqwu9fKFIJHRD1Kr2Z616VnJCCF/wC6AE55EPZBGu1DWFLiGvU/ZHGe+V3gUN/Kc00QP",
-	"hWSfXS6cfMSUMnKrkITxCxqygPgSAuCa0TUR+NephIdj7MfsQ0CFL5aGxmpmxbZcl1hNDvTSER6MF9E8",
-	"vRa8ipkEtfiEPAlD2gshNYBNLYAFi81sVJ3napm9zp3aStWzJ39innntpXq6gawwfNpv7X4yf9EvJtdg",
-	"xkEVvdqk12dSaUOBjdALUqWKvAJfgvaIFkilB5wpwB/OYUx6aMgqGjtul4wdaiho+PKT/c4Paeeznc79",
-	"l50Xf1Rh5jD6wIU4X+v5Kl/EFk6ZhkjNtWSZx817EX11ZF+49V42LJWSjltWcUk5wyfWyIr3mB1tNq9X",
-	"QI9cMxZoLjPTWKSyxm682MBSdxoeF5CsT0MF3gTeLY0Ga4K9+WiynjOPGE8/TVyA10o4+zQB9zNC9cSd",
-	"uOtwK5l38kvglKOCr71JMmgRpBqpDI4wrSDsb5NnQzHiRHAf9ogCHhj5hirS3XdcxGppD4BKkF00Q/5Z",
-	"Z//4qPMhjLsTWHbr9vuroNnEUbmFT5/Ri+yUHjOrk5d3nF3uQrecHVzhmotmG4dbXiv3pMyFzfzJKZzE",
-	"CSrvXSk24AVDwxIol5p4F8ICCdTx+lnPntinJtefzlS5gyRg+tGFEzLKK6S+FnIdPAIHQoN+wYaYKHTZ",
-	"UHuVXkuNlYbIfMMFH0ciURXmP69F30A0CBlwvR8EEpSaMLu9d7cE/Z/sdO7vdw5pp7+9++J7lezFar9T",
-	"1rud8jh/fnaW7Ozs7NQMsqiwkOmhc5ZNO5/td35YwxBFon0RlS5BJb5vDsNrGc0nkeYYA+Cs0vVroQqU",
-	"tjAxg3h88v91/m3Njp0reqZL/d79+0UPzE6FS91raSoHML2UyRPJCFinZkF2nBQ66+WO9Gy/N58KIhOn",
-	"ulWE/OId5lcxGyXXQipzBL9ycvnA6KLF0IclSSYLFt+3xZuCFOB8OquLAWb2ebtS6F+cvDGJ35fXPqH3",
-	"iADmo/bLGsRemIqc1ziap4BXnFdudeI4Z0qy6aarxjmgcYWDnfg03iOGe5AIKFfOKqXJECSQdp+GIelR",
-	"/9zoDRpo5BmdgZNBKHo0JM67iwaMetJyawf/leN1agT/ArE5GFLOISz5wGgYtrzWBVPoZkZPY8trjcAf",
-	"IupHANoG1gg9BFlJTydxYYYyPOt2T1kEStMotnzJZ8Eibz1xu654ewG5JH3bQpbjHgcOjMsX+/FwTCgn",
-	"Nr6IhsQXSRjg5Q7YhVX8nLHOXGzuQrFurAmUWJv+jUEJy8QiLKe35BLbpHgwdwf2MBafyB3WwhpVxoHf",
-	"IAZsimK4GI9s7V4eCVBcoZfHos1WZouosQ4+WEK1K+eEB4Jr6q8N5/1EaREtDgKWWM0D/qGQ+hRe6WWw",
-	"iqljySJqgzkmOc1iVoLSvFxomHu3jwUfpC9g6MdSU2imw+XeyAMblrkkxxkWn6gKzQo3ndmJ8jP3WtXB",
-	"GDNAcDVz0SLw8wgfWg9MpJajzYDDMT60Eii86aXi5mdcz1pInyM214Xq2diQuSAXMV789lYtEE77rM0v",
-	"hFpF37NxYLEeG/HCD4FK5+Ysxvzcu1slSjSAWwLcqgu9AKlX0+ZSUvZk4WOsXIIbpcJ8lRt6Fj6VFdmv",
-	"hIDpx3AB4bKzmfdSX1pu1BKJkQ+n1ZYllBfr3LQiPQ1X1gZo+CwTF6cxoC/FZ8Cfcz2fG1SOP5DUKgyL",
-	"2Re/j49XmhgXlk/SYOhl7mkiKnGVnUZUnVvXwIRFXyZARkaNVSKCNNuFSiD2DdIbo0pkhOkbinSNutkL",
-	"4RCfQxv+GoSsNCJzlY0taMYuq4v4Uor3k6GXc/Wj5dQw3wj+K27OvX2yoPW9+DC+PWDzXyvdhIQQqFr5",
-	"Mlxg6zIz5trgTBHCUVlHDNBsOpj71ql55g3k5Z5iGt5QYE6dd6nWmWmluIESiVtKenYHspL4vCJnujoe",
-	"M8VTMsK9ALlekehuyqG8AlaugFbLoMcbA3q9ElGC0iU8eZlUNe2bjkPqQ+QchjOF0+zByfXmQ1Q7itPZ",
-	"16L85DvZjPbjtXR1wtixzbMlgodjGx/dLSZ//Ynhbt1Ja/V7d6tRck6C6cIaWJmOF2yA1NfsAq0JNgCs",
-	"2l7tXl+TBvfW0cG5svYaBdpN08x3hA5OgfhDOlZVzqU82jOgY+X8TGrEMGjfuh2SEIjo92d7kO68d28i",
-	"P3C+++hhJmQsiDllPJmthk0gf+HhKgqQZTxkqbjVWvkKcR/lEz8UklBMeaG+9gjTiqRjk3Zcoo1G/XGK",
-	"zdZ2bm1+g8mPp8afCHhXUHQ8bRcdQilFDIEWLa7mT2dIqyKNLtPjKS8OkQbyoZkmNbtXvf3mCtGKL08A",
-	"j/Pi5JuZD0JQ4c6O8h8WYtITQLmkpzmdbeZa0+jnheEqC5f2Ln93FTLRo9TamVGm1OM814yJxoIsd2ih",
-	"wIOpMdAwMU1WP3j29AmJhSF1kghJsioXLlnXxvuKft96GAnjcTJte32vCp9AKTqA6cz9nXkwbJfq2a3l",
-	"A1VBR2rUqTAeYgTlojqFn4cHzJRF3WOvvWJk/6IW4dVsk4saxozwu6oJyMekv2VXpqxzfWG3dcEXv2QJ",
-	"gSmjQHGs4kK8/N7zS80vq7TVeQ7sFLZWshC8EUCVAw7mpbIvevVv75XX3/acK551revQTTPyc+WeuUMJ",
-	"8Bms5sdJFjH/F8CgSmj/fqo3pZLTfstrPWh5rYNKcQkfP0lCWDqAMIRUP5jJsc0z6LUzkvvib1Rt7QdA",
-	"Q1t0Z4mFTsfolCLy8pNw1bvms/BJnKjXEH7AlBZy/Ig77bM2KHxxe/8yAeD1Qd8Lk5m+FNHTVfwSK4Vj",
-	"l4tiGFoSUhZh3JNOJDdbxDSBltfSknLVx233EeMw7jT705le7CgSzDXYv9IRfetvtXxK2OyDmkDt1aPP",
-	"khD+TQ5VS4ZSVsRpixWuojImtRA/XYyrpnoWGK+DTpcw4spp9VFQGfQgbGmxiTpe2fUlCQsm8uqqxO6j",
-	"ID2wlaKsK8/jg9F5BR0JB0XkeRQ8fLZfCcq+vCg/ePvevVv3Kx89ZwtnA9RmDZ7rcXG6px8eV06VqHIe",
-	"BRtUPvbqDdczqZ5rG+N10TJD2w17eJR2RVXg8sHovEJDP4fx4vBvLnBJnRzHr1rOY6BBlRqKJZ2Ws+ha",
-	"YgjBwcLRj2Vqv5pCtXzs5JtGSTSxDZcZQPq2BUMsHe/ahE9ceviEIXqXFzqxShjE4pEPZi+r2TRWoPFL",
-	"Bhpv2me24SjOtzmMYdGQhBx8lvDxoNBwJaEIZuZ1qBBuB00IQqtAC2eFHxTku0rJ2gyzpjCENyJMmws+",
-	"f8uJ2TUkUNOwKAZsxfINy3GmmCo1EjIoWVSyL6fdYbMs9l5rJJmGpzwcVycqp47BbPxKNEwvtsphMAWM",
-	"deJpeZ25Znt29qxKuX5SIm+TBZ2VwuIltrR5N+sPYGgilkbfI7TnyFleI9z8MIFPWP18Oa2/IJEXb6ja",
-	"aDJXJp8WLtdVgeh4dTh6fz4cea3jFMUnFjZRGuP3v/6rzu9//V//qL31+19/8ftf//uzs87Zmdr+g++9",
-	"+rNvf/MLeKW/+uKnX/+3L2sqLhwX2fZkqjBIIJRwGKU5wSHlAQS7pIuKWdcojRhLYmQIIT3StSW1u6TN",
-	"tDrj7nvCFKGaDJkiPo2RDLvaf07SJYxrQSgqn1g9+ox3c6Oqm6ignWJwkHmDYzo3kRBvn/GWlxvozfKc",
-	"ZA1ByURbw8KOhQiXiEcQIjxJQlAVgtBmXcNMPUwrp1clgayQSB1RTgdGU17AwIjSFwYERD2Qp0CjpV5b",
-	"KiRuddP3rSrT97qUNxeVk6V7ptcxeSilgy1vZ3EN74WDzNUi23O3RNF31e+b5YiEByeix8xqjJ6uHwsa",
-	"1OBGb5y5BKunXyCwEh2EVuYuvnmnghui6eFAiDAQI76Mh9BP08qxfJqrcFCNJwFl4RjT0KejUGsgbNk4",
-	"Q+tJ+oi+WmYLyzpFvzPkYFnvL4rUrD82nx5g3fNF33OGMjNdzamWbKMlrXMi1jBVZiajDlN538uirvOA",
-	"Wy9vRVBsFpJWyXcmIpcxWh38mGu1tXBa4ygo0LYqOdWQonUo4Mhsr9x3lzPxqoizhnS+46SzoSgboiiV",
-	"iLauLJUGMb/rMk0joHzXyUmePTDR+qemKYa1tlOitJmIRNQfMg7EFwFaq6qD8Cd6Ok2/ukc4XIB0TQ3c",
-	"JCHlg8RZweAVjeIQGwTS+CW88gECCKarqM2oZlpexA+SCLtqxSHltpowK+bS3FCl6cvmwSpDIrYTWSJC",
-	"Nk9dmBeAYkBDacp9WKAZ4pxSphusWpoWapnTcCr9YjqP7fnJEZHQBwncx55otuEUZBBoXizDwlDrWO3e",
-	"vIk1nbcDuEg7CKib9WBS00OyKOdqG4Bn91Ss7GbguUr8PakNS1zSkGwHehpbHrqkkWLpYso1+1jNcfBG",
-	"pZzdy9VnOxFskdJdwwuRur4MgGL62Vwz8wn0JajhqhvEl0/FOUxeNdqkqy3z2wsFwJXGrjwFEZYC8yTE",
-	"GPMfg7xgtmMqTQKm7V9BxKrjZ20Z+YlkQLUrbUqg/YDW80KCYPZz/kX6CFyYy01/H0FvKMS52rViRfUC",
-	"QGvGB1WlYml8IBKu1QxmHNFXhxh0NjeBhKbJB09HPI+kU0u+99gcyELvTNznxGaqbjQ9iXU5e9/245s+",
-	"oMwfughbeVbOqalLdq2CyVPna80490TbwjlpRjn3vlfBvI2gvIl+MIs6Oa7vnS9ZCoVK4HodVftL3ovV",
-	"GkTWhaEtHm1mwGIlT8S7eJ8LNNJdKAbLHOo6bKqIs1duUzWrWBNzaIhAmQhUsZulgxqm+YiR3o4pq6rZ",
-	"iO0oqkTHuzv3l5Uds+5eR7xCu7Yt3whmL6L+ZOcm2kxO3JuzS4G8/97d+U7gtYrDXguXN8m9bYef+ZW6",
-	"i8c7sbLiyMWDq8Q4l8a2Yt1PqnxaZfA4FDIrEaI8EokL7DXLiYhjIXXCmRnCI58mQoMilAck4X3GmRpC",
-	"QIQMQJrrE6TtegEQA8Rb1YkE16P9znNVWbnUBkNWyqZvLhEtGVP9HZOfpJhfSBeVTIOLaNy9npJWZlS1",
-	"Ehduy8vDbBeXwAyIXkKR8HeH9eYRejP90elzK8PcktJgNUDMjBE1V78OORGp3JXLiWYV63IJziDQDdhv",
-	"FuzXK8++9loK/EQyPX5mXnX3izUJ9hNbt2HSAh9TqTlIgkKe64R/DmPSlyIiXUtZbYdCzK1g5i3bEzdF",
-	"v91W1ocxF05o1tSwh+JcOr39dJiyhQ8+Pm1V9GkvSa92JaEYMN4lbcoJpld3bCwq+eDjU48wpRIIUIi6",
-	"AMn6DALSxzxQxgfk5PDg/T++fQ8DYwnlZP/4CLeI4ddUEUrsqux82y3X3BdRwcqi2baGWse25zDjfZF2",
-	"NXbNT9xpPBsKGpKIMq4p4waqvVYiw4LrYsD0MOlt+yKyXgxfuj9aU82M7WDMLNKcemiO5eDkI6JAXoDE",
-	"sPIHtx8QRUNQ2EdK7RJK1JBKCDDal4g+QRPvGTfHk4mkpP3Nl7/95p9+/vU//swjX/3kF1//8y+3iB5S",
-	"TSTEiqD5HQ/UFn7wSG52VsTWgLAjpmUgPPt0ggsx42h6DoSmkc/Y6wrzZ7noiWBMRkKeK8L09hk/41h7",
-	"n5s9q90z3iEneeK/TbJ1BQGskKBI+/nzo4cXf7y1bR7Gul2YkIuFuuwLPo0gPKAK9ogRO+yXJ4cH5M6d",
-	"O/cJ4+T56QG+bXiCewWJcCemA8aNDLFLuiGLmO6S9q1/+fFfGzKfNuYi93a2cL80rVVwxkkW7b9HeiJg",
-	"bs7u50jFPZJzhNfdPdLNP3bxfovZAGawPCHArPLRBcgxQYejebpb10G7S9qpF3er7LY1Y6bu164vAjCL",
-	"sJ7SrkMWRbr7vg+x7jx2ftAuaT9jURxalDowLyscyQBe97Ph97oeecQHIVNDgqHkI6Zgy8aSh8wHbisL",
-	"OMzYj6k/hM7t7Z0plBiNRtsUf94WcnDTvatuPj46ePTk2SN8J/c4OrQwiLB/fNQqVI5p7Wzfso8aZYvG",
-	"rLXburO9s30HxQM9RIp4c3sEYdg552LEb/5odK620+bjg7pGta5SA4mTXsh8Qz4UaX/w8YdEgd4io6FQ",
-	"QGLJLqgGMqThBShiUITgQm+oEkVTHh6fQWHmp9iCdGvsHjAwECkww2wXi4UYptH6Pmgsg4BVVWJhjsms",
-	"+fbOzowu68t1V8fxq7rRD4G4Ta+ptf7d2/fr3sh2d3Oy/z6uK4twmf2u87cXWGNr95MXXkslkW2G0jou",
-	"XGnxKkpXlgZm7H6CVdVaL8yIZlOhHn5WCzn7XI0Mrb29s0NGQxZC6tvGkZkiSbxHmCaBANsgUIvEH+JD",
-	"AdW0RxVU3r8rw7RBCHAz1MBAYQc0ZBfw7gDDY3YB3GzNEFUo3Hpa0AnvXQINxoteu6vXml6oOTQJ1B8a",
-	"ouyRezt3cspZedknQANDd9XV3LeZHhM+UeQw7L7fZ/4V3/i9nTsztl5kiIsfQVYjtRrmi/dnUDW7w+01",
-	"g2B237Nh8OLWTRqzTlr7phIQn2EHcyuH2GCrkCkNwZ5NokawZCoO6ZjY/vzTAGjEIyv/Y6WFtCSqqlVa",
-	"8kduuov25j6Yqr8vNgjhhYbtFTe8j6KWEZbNga4Luu3yZwPEAxoUOjne3bk1/5XnnLqe+BDYl+7Mf+lQ",
-	"yB4LAkC9/jIpbYG2Kp0qXyWG6sDrBVaNUDUSmO3Gb7APg/aQitrZEJj3rKhFsM4cqkvUyKR9l6FeBuqD",
-	"glqb9/R8IILxmsHN2Rpflw07zlI6Aeq3NjJ3UAXt7qc9cg4QIxlwp8vFqIH9TcC+PfGC9aES/ifo+s3P",
-	"WfDaYkMIusLJ9KjfB7TepVnk5zC+oWySuQPqaeA/gQtxXgT+EhTerQgLxheCdx8w7OZnv/FE6EOR8ODK",
-	"IMnexjxIWpZVHwXH1Mh/L1IQTAKmOzbUr1a8eAIjUJr0mVR6mxyyUIMkPaM5YTK7pnIA2iMZ+KHFRLMI",
-	"iKR8ADXCRtbj/xIEDm9yS0+NXGS3bXPmjZKmbD14d96ZGfTTBDB031k30mKy3oJU2ro1Zi1AOEZ3zniA",
-	"5efxQOvmt7+mhaGzJRTrPdye6sK/3/lhTajqIgtbZEHrPZG+nbgANnWzFyusVp7GZPnKlU+DajQs9w30",
-	"22NhEdQtSzHuly9oJR/pTLjFbJj5S7G1rt90KRuV2TNaMF9uR4rljqCRYTYmvxePuWQUC5guSDCJHt5E",
-	"lw26WyuF+hN0LCh0VwipOyG7gKDs+mmjdwf9Pc7cTlycj/PVnPFDykLzmtYQxU7VRas9BCQGacYTCdf4",
-	"tvnshwzdPjYti7Tv3r6PdvIz3j0BLcedfYPH3a09ohJcSj8JCe7EqdFCEz2UQusQAmvonuBhuOvNKBWl",
-	"Ek8LKRXrw8U80K0CDR+LwQDL0LxtmHcNLI5iYDRa9NW4cmsGVPMySBV25wKGiUTPQjEjKyqn4SnFnJpQ",
-	"QiLSg1DwgcE5LDtERkMRAunTiIXjre0qADeTbgbCJ5J1FoLxCpXFwaNIdMMKNsIKxIBYIJgBnQ7KZoCn",
-	"0FSn/eqKILlrOy1xsD5660tF8s9hhN+j+cfwDyTCrjQk44NJDmE9OiOqCA3Ram+k+YBIhxgZuJ9xC++k",
-	"DehptS+b5QIPILBBCIhGNALLD7aqqP9JOQz1uqDIJbGBJzBy/rKGDyzLBx69sonQUxDcFxLBfpYj8uLW",
-	"TYzY6Mh0cXU6+7FrXtbujdNghi0X7ZG+a6TpWIhQlfsMcjoAtYfLi4kCUFiQTox4tR5/kBZewOVchiY/",
-	"78nCgmzNVmux2KzboTjrfCWmfBEN79qYGlM+6AJSIeDXYRUaZG9SrCKC5tgVjWx1fo4HY0Idpsm036BZ",
-	"0DZJK5cQCR1/CP65IpZRuY0kRmJzNUbdakF6RrA03BJjtKhvZplGVjs0FAF1Y5yrlOh+yZyrtME6Jy/4",
-	"LED5IDOeNybvksl7ZwGMPRC8HzIbqHwlKO5AmtAyni+H5hIwqvYSsbxCmjRLaDCzwcx3BTMtRC+BmDa8",
-	"usoVWkaVh/j9gYvGXsRGYN9o3JrXw61pbyNvsl4AiRQG0K3plJqpKLnam18jmXJT1FAot8wGnq4FPH0f",
-	"9HxgWp2xY/PzKTi0GVlFUFw/q3aju+Svy+bUs1HAJV82qPBGTDprsX9lyGOBax7+pCy6mL1XHYZKIyDK",
-	"FzF4pI82F+WcHJhpg5EhinRDpjSm9HU9EoeJIt0AaGhNNV18oTuQNLBNfioMTtk6roGxCdvEpval+Y8f",
-	"CxEWnq7w7eeJW+gpQue+rVFXG2mQVrBbELXdBGlrt5p1mCvRpI3FCIiQ6A8dg06/x5zTrXy1dYvLb7a0",
-	"wMkM1LmHkQaEIGDUTYY/LnwQtq7t6wVu7QTreC5+y0eu3OfibzzDLLjFnz+lg8UfdlGgh1JESzx+KhZ5",
-	"2FKQhcd2jy829p/i7S50elIvdi95G7ENW4Md4C5gCS5iUGME3kwsCw+IAir9YX7cRVaXfVcfmY50Xg1Z",
-	"TAR33Xhw2CDl4cRZa6myOZP2GcPmunVx6SmQbEqAdMNfTWx6efZZ0ekTgP/olA7mwTw+89p7JyXNt0Jw",
-	"TMPcM3yqQadJ0fFmzyhUHTQK1ccLPKL+kDANEWEuQx1jjtCLL0a86ObYIxJUEmpFFB2T0ZD5QxvQBYEr",
-	"FDAa2gQoTL5TpI9xZNMo+cAsDA2URflyE3iZz3RFrv3iAszZVeHmMcgO3oA73oY7bQSN0Diq4AIkDefy",
-	"pilkSm2ltbayIoPZsKRTay1zvzdU/m01rc2m8OswrpWhBst8RCAHQBRElGvmqz3iyKMi3aN+5yPzZpe0",
-	"795+H9VkkWiP3L112zXu1zSEioBGZ7XL97Pkyvs4rVMcNievXZHFbw4eZya/Bp+vxj546/b8N44lFgjF",
-	"GmE2YN4Sj/eXe/Ukhbqrt0suKV7auJ2s79GGHfpGHo2FCD1CC2WTUld/lhaHxaiwbP9e4QcSJUqTHhBb",
-	"l81Le5TY1WOXEjSlupKhAci0MWxFaA++s2F90k5yRTLromJGlp4Frt9MQ6e+A2FACJmuL3KBR5H2V1/8",
-	"9Hc/+Y9bS5GPXDldL/U4zYNse+CLyAXEY6XdbXKUrt/a/SvbmVn6gEVnjGZ8e+d2WvordtG+pWgLwrjS",
-	"QINtcljo7mTD419i52ePFFvpeAQ7o73EtKqXWPcEHzFjvvRdTzbPFXp72ccKkNlHxi9oyCoU65JO3WpI",
-	"BK7u9s7tS4uq2p+ACjqihnE5aHPs7IYi1EFZ4819O6mgNSZUEMHf/fynX/2n/7wkEUzdv3XmBfTEpg+9",
-	"1QWD3C4WcNW47TYIci3ME9a1k8H5DZVd0PrDgCoZ+vFQcJewhgmdrrroEPxzrEsrc++QIiE7B1ug9Uat",
-	"P+gy4omuyBtUH09U7QVqkOptcQXtB0EeQES0qNHa68OJLMMJgIadvGPl6qia6OomHZmsbRRyjKrJNPZt",
-	"4vq1EaYJtolxMUn7urtH/BCodD/i3/mP82yMD4vRL5tA6nyCxmrYUITrIYc+gwm2bJDFxbCR9tdf/NW/",
-	"fvk/vvkP//frH//lciKp7am9AcX80StbUoRpm/7t+kYjY8cv8CPWiXJOZNt/qYv/dfPOPeYF12cpTyQ3",
-	"4vgNRUodwbe2yYNxgSK1jWrOOJKlrLnCVgWhmqI3hzjshi1/dpLG8tfQmutGayxkFsgNaX/1019986u/",
-	"Xo60DJnSQo5rA5ufhkFWAG83Tci1Wfyin0sVhsaBR0ZDQQIWEKbN32OvYMG3ASqYxetK2c+Ocf6BW9hb",
-	"rWC7TcxXsN01NKrAtdCv85BHdy9YfW1j8QDVmOnMyq7/0fr9eSWtoOjF81LTum2jh+X7Q6AXRav9DXTH",
-	"IXr7TPpJSKsz74+yTWyYUZdbvDeMumHU14VRf0TleZFNO7wm7a//y8++/tsvlmPXErD696Y8/EVXvrSO",
-	"+13b10iLgs/f2tmrkvlxdY3Lq0G5K07BRzgklGfYtlI4ja2/dgnst6zrTjDgbXJgbW/UqdJ7rscOXDCR",
-	"KDcKcEw6TPVuknqtq7DU7Krhxw1x+I4SBwP+RY5c4G2k/bsf//irv/vvy3HltEHghimFN0Enlomvmwyo",
-	"82ls6Irwz7HLiKZSu/qTlsbY/BOgEoI9YgNeXLyLsp11ejXywjZ5umwPcOwc7nJ+C8iZcOwF6fqPmwVh",
-	"6u00QUv7m2+YpE22UW+IWkPUrgtRS2FzgqxRjmZ7rGfZ/vY3v/jmf/1qOcqW8M35HnhgxRVHcLgY7Vny",
-	"o4ZkIKkPJAbJRECQOlW0iXzuFtfoGw32XSn2pYC4cNh+Hh1Ta3h/LMS5IklMKLb89Ug8FBwMm3Ul1H0p",
-	"lLJxNV6hXASa5FzIwRm30MiFjGjIlDXSkbR5I/Lx0ZBqElFtI16LBj7XN++Mm/ltY5tUufiXH/+N67Zn",
-	"q3EaucAa+40gxYJ0aNcY0sb+nvGIjokCsC2Rp0OBhuCfP8xPZsqeOhXcKaKY8rE5kwz9zFrrimS4VvqV",
-	"rVKKHe7re5Dsu1vgSdRDUw4x8/siigRWMY5obasYfLFu9oUaoOzz9OptZ4e6mWxH+7p93rt7uQ1OsgvF",
-	"FDKobbprQVCRdiyUYr1wTLjgNpetyb5dN8H6eCiyavFDqmyBmRSH/n/S/vrv/+fv/l0peaBAsTIqZltq",
-	"d5K4noo9GBOVYO9+DzUGPCwkFL1xoU/WHuGlRltYAicfnohc+SgV7EZyUu1HPMS3n8dX0WLrY6PLuH0f",
-	"BZ6lhuXtuD70Zk+11Y3sAFPtrmZh27PCO3WlhSYXgo0GsIN9O0s1Lcy9NWd96+l+VVjUSDKtgZeak9V2",
-	"JEOAWvsS8HaE7ydSYuedJbpf9aWINtT8qnaBi7bD0uJa98JKUXa+uzw/iYY/bCzAvEDecz7Qz8hqfcWg",
-	"bgqY+7qLRLoHaYpnTJX2nOjovuonOpGwTfbzCS3qwxm3dOmG4U1SAtfO1h2JC9fZpBvSnNSb6bQ4492I",
-	"vmqXf/BIvqatrpdGo1jDl2UqLAiB+KHwzyuFU4zVTgfcVLSZG/5qItWzzdV2v2rCU65H+ocYEFrAlva3",
-	"v/z7b3/7d9/+w//+6jd/u1WDrE5mQ32xXuk0v1aIWLtpIxSjIQqF6Fy0RTPB0+qXlAdn3CVi4WR5r5Uh",
-	"lBpxZRZfFyfaNQP1QjhkEAaqe8YRlCHY2iYfwliB7rhqmhDsES6I7XrnrMRdVqhw9ycGVbqVrevSApzv",
-	"ZAVNe94bqp5pjq1YObOpHNlUjlyr+GcAbL7ohzDeSH2XUTEydIQyZSf2c73ct08kxNicfYTvEoYNtLL6",
-	"HmmyAP6W2REdAR+ih49q88YZ92nsWfsh0+iKtPiVZvhipeQ4pD5EwHWXKDpWRIltsh9EjCvvjOeeSUXa",
-	"jOfdvsYu79t2WzVfd3qGm6e9rxXyPDvfBCNj3Bljg0K5gq758yjoGgE2L4nZRnOfZw12Z1zI1Fi5hbsk",
-	"d3fuk272eNeMyvjAGmNZZo81bE4PMQErU4vrhVODP5vqygo0uBqhNJ+5KaT5jhbSDC3cTlKZosD6NhTP",
-	"TMXKpnBmUzjz0gpn1rHoEvLMK5aZMY4NCnZ1bh+zwoZ6v6UFMmso9+UUxtwmJxWFMTOjglnMDUUMoGC1",
-	"zDPuymViclpWMTN91EVrBEQx7sPWNslzgFI5kVAJZ5wLTfpoodi14qTLhtNDKZLB0D6ZoZiqEtesQuew",
-	"7npV4jSLupp8+llEIs2lb4hFU33zcqpvLiKTfqcrbm5Q2bzSapvzZJUmvq+psmkBoaLCZj2ZaCprrr+y",
-	"5lWrLU01zaaa5negmqYldtOVNGcQO8EvQOoNZ0PtOiO9KtVAsTlMaU22rBSR0wZjkErwNJY6K1+4hSMG",
-	"LuyEKBoBkRDv5dphSlzd1qosgQf2pw0KRm6GpSSjW5efAeE3ZQ3favS3UOaUIMJ4XWHDegLQ1CurrVe2",
-	"QfJwpbXKGr2pISX1NcqcwjRVn6yehFy7umQGwJuaZA0fv2Y1ydbtgpnGxHesDtkGGfCV1jxpGHDDgOtq",
-	"jzlBvrbuWD0bfivqjTWGwAa1rkONsYWdhu9yXbGGvzZE4LtXSwwhYE4dsXp60NQPK9QPqy3vtUHKcsWl",
-	"vRra0tCWWSW9Uuoyp5xXPYF5K8p4NWJ8g2VXWbprtvgewawQ+gNbn+C52mwVOhy/zv+KYUBrs9a+uxkU",
-	"iO9Yz6DDOFaXKdy6+Vi4dUwbrHVCPEK3g7VRoGplxL+0VIVMQlDbxKYcG3HnnPGg2rdwjLNcg4z0DxkP",
-	"0hzpTfogzIbnOyDw8Jssoo2l+sYO7FLYt59n5ffa5IZ+WthBFuoOZvAfQdQDqbw0IsyWJERsIG3nYiO3",
-	"tupagRrQ2JCUb4a+mixW3NR3ugPoWxH5kmakxhYGJ/GiyBMmk+qm+XEedzvFFTKMqHc5fx90hgkbJMJ1",
-	"woRZfOP4vUapdjUgeVmpdgdGIWJ8gPVOEXLz4EsOoxIw72WGnnOAGPWplOxjwtwIJJCQKk1+lAQDG3Zp",
-	"81GYLAYdVCXNbZg7XE3q2yxETFPfGoR8i3XMNKtsNl9RthNzvbrx0AUv+jRWrkYBoD0oAGq+zmQxWxmL",
-	"Dijjyj5eyWCepRNuELazOWrgO910o7fOZwSh6NEwO7EabrAKUfdpfGBARj1EQDLk23xyYXXWD+gyBjE2",
-	"vlBIo45Ql2Br/cQ6Hf5qCPalA3Wju06T08FcdHB0VQONVK3xzmjCp/jE5deJxqJ9AZPga+IPWRhI4Daj",
-	"lylill1bTJ4aZWLZssebtOiYI5xv0cGraLBiYxYd7QA5xQT7uWjRqTK5mLvblGMVaHQ1Jhfc1Hfa5PI2",
-	"KLeZyUVbGJwE3CIJn1vHKIPjDdK4OpafUusGpq6JwaQGoC7LYPKRuEBzCa7Dxcxg/55+Vo7ODAM8oEbS",
-	"xh4M/URBQNpYG9K89tIf+yF0t+pk7A3T7auRrWchWWoMaZDtHTCGzKb41g9bZwmxZV5twFkSMC2kwsZS",
-	"qLBi4dVi/VdrWUREVElPSwCPSIht2IpzV7lCOkzaSpEOwKZVhee4ritSFUprnaMimN/W0xcFr6JQVVyK",
-	"sLbDiPlt4TlPzMN1s9rYQ9I29AbzaxlPv8I2oFt2XbWNYfDZ0lJcK5OeECFQvmF9yMDJfH0o20KjD21E",
-	"H0octk5Gd8wqp8M404yGJKZKjYTEKta2YYkN24dgmzyKsPgNlUASzj5NwCM+VdBhXAFXzIBeOK7zcGdB",
-	"Qutn22boq1G36iKTGg/3tfRwz456wo9z1a2rDHZLe4I1EuA1UbdqAOpy1K1dQnsKeFqY1dFlV9HVI12e",
-	"hGHXpiMYofGMCxyNhvaFbfIQUF6g2upsZvWk3bUyxK5tO97dIhIuxDko26FAgVJMOCE06x1ANRHch/qq",
-	"rxsm/lejs83EVKezNRj7DuhsdWzDPA1+IpkeI5b3gEqQ+4ketnY/eWEkfBqzD2GcffMiG2SqBRW7AA5K",
-	"GRWNBsz86XqSyAvmG31N04Bqul1oZDRWGqIKpelZiqPtUAwY1hXEvASPhGIgEr2VdzVOeiHzLQ5jb8UL",
-	"kKxvtBDfLECLc+Bqu9x3smLCYxBxCJ7TJI0ypDxrlLclCmhMxAVIyQIojmbPcXq41LBIjM66V86XSv90",
-	"1RCcYuvqdmSaYUEZrJrgQ7PfvpAkplJbL6+GgStd7WKaMfPL6dqcZJQTw9t6DEtEFg8G77luMzSOgQcd",
-	"TABDxd1cROlYA6cnV/Ula3/z5W+/+aefZ7dmlXVbFaMwiA3cnx7kIIuPaH/1Dz//+otfzhsob9xdMZhr",
-	"sU3a3/7l33zzf371r19+uWUOP3unOI57tmKYw7ylZ7mLGxHcRdki4FSMmjd3mx42q+BMQiHO7fCup29h",
-	"hEJP3wpQxoY57si//sefkZvkq5/84ut//uVWCt4uqAtccK836ZG1Ky+WjCwu3zppX794/f8CAAD//w==",
+	"7H3rbxxJfti/UhkbEHnXQ1Gv9S4JI6Ao8Y632hVNUVnDS1lT0/2bmTp2V/VWVXM0u1Zw/uDzJYARA7YT",
+	"BA5i4xAjXw5GjNg54O4M/y+G93Gf7l8I6ldV/ZjpnpdmSEo7nyROd9fz935+0QpFkgoOXKvW3hetAdAI",
+	"JP738Rntm38jUKFkqWaCt/ZaZwMgElIJCrim5sdbilyCVEzwgPSEJMe99kdUh4OdVtBS4QASakZJ6Ksn",
+	"wPt60Nq7s7sbtPQohdZeS2nJeL/1+nXQOqUanrCE6clJTyGhjDPeJxI+y0Bp0s2iPmicTw+AhDSOQZKt",
+	"48dnRyQfiNjdkB6DOFIkkrSntxuXdbdhWaDlqH3Q0yAnF/YMQsEjRbQgQ8o06UJPSHNAWo4Y71fn6gmZ",
+	"UN3aazGu791tBWZylmRJa+/99+6byRPG7d/FQhjX0AfZem2WklJJE9Dufg5jypJTex7PNNWZOmJx7Sqf",
+	"8njkT04RxokeMEWUphrIVgQ9msWapMAjxvt4Psx89VkGctQKWpwm9kjMFJUNATeL/bTlPm0FLZqmUlxC",
+	"1ApaEn4IoYao9aLuVA8lUA3RkRTJ5HrdQ0I1EZJQc/RNqwpL49SedUQ1tDVLwJ63v+z7u1NWdSaa12Rv",
+	"eMZyzsQqFpNJJepuM6WfZUBCfEx6UiSEklTCJROZIintwy1FOhxeaTtCp3GxdoIGdHhw527dqo6jE2oe",
+	"19MFJTIZAmFRPmdq3s6nZBYyPsuYhKi1p2UG5el/W0Kvtdf6rdsFUbptn6rbx5Gdv4fEpX4BhmTZEzFE",
+	"IaZKEwk02id+SrJ1/+77ZMj0QGSaMF1AuyUVxUo9FVuQiB3zMM4iOBOaxpNrPIiVIKHIuCY0jkliJrBU",
+	"LRQyUmQrFAZDKTl8+vzjs0ZUZOVJyutz6+kKEQPlbkFRprQcNdGGx69oqAlzbzXPaJ8vSDs/ZDyaSpRS",
+	"IWJFRM9SpAvGo6YVmGeteWHlWdY1xOfMLMiso4GtnNA+EMU+b0TnGL8rz+qoZWvvwW4whaDfrZDzOzXk",
+	"PGg9HXKQTafTSaATEEoyBZKwKDCEsMMFhw7ZMocGkQeaRigRZvzjqOnK7r1nGIrWIM23f7iVwB+Z8f/o",
+	"0932B7TdO2gftV98ce+919u/3aq72hMh4hn8xsL0cCAUkIFIAG+bMGUvW/DGYzfvHc9/244y/B4OMnnJ",
+	"EnrslYUxIGYGc5ZmGMpHZIubO4yZgmgbD5lyAogS6UBwfNXIHnHTUj+bihEJ4zm9qJct+kzw6agp8Z2m",
+	"+e3TBdHymZA12GB+JRcw2ieUxEANRyeddocoIbUi5l3L5nfIIycydNqO3x3oRiZjvq4VGvJPW0GrXf4j",
+	"S6PiQfkPA9Du5+K/hsgfiTgWw+epfTb2y4v6EzB8avrBW17WvC/zdMGDP6P9pjlPHbqEVKLoaJFE037T",
+	"AjTtN7Lu2smf26OsF7ncw3lErqw0zptLOW7iOpHLr2m6yJXlA7zpYl4b0USlgitAAfshjZx4bf4KBdfA",
+	"8b80TWMWovJzO5WiG0Py3R8qs+Yv5iRZJ/YrO2mdIGW1nEiAIlxoKylYTUdwLWmozXGUlLWK8lQ3s3v3",
+	"dvEizn0oeC9m4ZXvUKQgcXizIVyBQrHM7jGTEri2GsqKNvooszuCle80H3nKlg9I5N8i8IoZIW8rFBGQ",
+	"Tv57Z3ufdPCeQXWQTxneSd3dQ7Sic3gspVUqruq2DzgBM2dAqCKnR4fkg/sPfoe4aUgEmrJYrWhzR0J2",
+	"WRQBv2pwdvaHhI4QXVOQhgA5QceD+oo2+bHQRyLj0VXu8WNBVBYOcg0PRSU9uXEFQNiqaNOJROsKM2s4",
+	"oiyG6OrpsGHKJBxQ3oeIKMaNcqvJkCpULD0Sp6WVvuzhUjvbaziF01xzvrpz8IqwEdwLNbpm3/7hynZ+",
+	"JsRHlI8cD1ZXevlCkMToB95qtm9telYyQsjvs0vghGdJF6TRLpQ1Ba5g7xM2x6nflV7FjTznNNMDIdnn",
+	"VwsnHzGljNwqJGH8ksYsIqGECLhmdEUE/rWX8HCMg+iS8hAOYxFelOQ0Gll4pPGJNKRXMyPN9WisIGil",
+	"pZ++aLkrG7fNvne/rMrfu/Pg3nu7u3Mo9IVd69N86EL7EGiSMLd7kLIPATXV6nIKJWg5ATbwIzwczaMy",
+	"By14lTIJav4JeRbHtBuDt9xNLIBF881sdLTnapG9zpzaqgPTJ//YvPM68AYGAy1x/LTX2vt09qJfjK/B",
+	"jIO2hXpbZI9JpQ3rMNI6SOUtEApCCTogWiB76XOmAB9cwIh00QJXttLcrVhp1EDQ+OWnB+0/oO3Pd9sf",
+	"vGy/+G6NfcbA4qW4WOn5qlCkFk6ZhkTNNMGZ1813CX11bD+4814+LJWSjiaQBq3DeI/50ebzBiX0aEYq",
+	"a6VfkAwsjAYrgr3ZaLKaM08Y93+NXUDQyjj7LAP3GKF67E7cdbiVzDr5BXDKUcHXwReTVFmCrkcqgyNM",
+	"K4h7O+TZQAw5ETyEfaKAR0Ywo4p0Dhz7s+rlQ6ASZAftp7/fPjg5bn8Io84Ylt25+/4yaDZJ883CJ8/o",
+	"RX5KT5hlUtUd55c71y3nB1e65rK9yeFW0CpcQDNhs3hzAidxgtp7V4r1+XKc19um58ICCdQJKdPePbVv",
+	"ja/fz1S7gyxi+vGlk46qK6ShFnIVPAIHQk9EyfiZKfQ1UXuVQUuNlIbE/MIFHyUiUzV2y6BF30A0iBlw",
+	"fRBFEpQasxe+d78C/Z/utj84aB/Rdm9n78V3atmLVdsnzI671XH+8Pw8M5JTwyDzCgu5Aj1j2bT9+UH7",
+	"DxoYosh0KJLKJagsDM1hBC2jsmXSHGMEnNX6rC1UgdIWJqYQj0//Xfs/NuzY+dCnxgI8+OCDsqS5WxML",
+	"ELQ0lX2YXMr4ieQErN2wIDuOh85mucOf7XdmU0Fk4lS3ypBfvsPiKqaj5EpIZYHg104uHxoluhyzsSDJ",
+	"ZNH8+7Z4U5ICnPayvBjAotm7UugYHb8xib9X1z6m94gIZqP2ywbEnpuKXDR4yCeAV1zUbnXsOKdKsn7T",
+	"deMc0rQmMoCENN0nhnuQBChXzpymyQAkkK0ejWPSpeGF0Rs00CQwOgMn/Vh0aUycWxotL82k5c7u7pgi",
+	"2yz4l4jN4YByDnHFeUfjuBW0LplC/zi6SFtBawjhAFE/AdA2IkjoAchaejqOC1OU4Wm3e8YSUJomqeVL",
+	"IYvm+epjt+uar+eQS/zXFrIc9zh0YFy92E8GI0I5sYFRNCahyOIIL7fPLq3i56yM5mIL34/1v42hxMr0",
+	"b4ymWCSIYjG9pZDYxsWDmTuwhzH/RO6w5taocg78BsFrExTDBafkaw+KEIbyCoMiiG66MltGjVXwwQqq",
+	"XTsnRIudQbzJbXExXADfx1VVMayfT3BNw5XRmDBTWiTzg5wljrOQbSCkPoNXehEsZupEsoTaqJdxzjaf",
+	"VaIyLxcaZsLSE8H7/gOMkVloCs10vNgXRQTIIpfkONH8E9Whdemmc7tUceZBqz5qZQoILmeemgd+HuNL",
+	"q4EJb6laDzic4EtLgcKbXipufsr1rITUOmJz/VTWLsQG0cwEuYTx8q93GoFw0rlvnhBqDQuBDZhL9ciI",
+	"M2EMVDp/cDk46sH9OtFlA7gVwK270EuQejnt0ZOyj+c+xtoluFFqzGWFYWnuU1mS/UqImH4ClxAvOpv5",
+	"zjsdCyOayIw8OqkmLaAsWS+wVSFovLT2QeNnuXg6iQE9KT4H/pzr2dygdvy+pFZBmc+e+T18vdakObd8",
+	"4qPGF7mnsfDNZXaaUHVhXRFjHgSZARkatVmJBHxaEJVA7BekO0IVzAjvtxTpGPW2G8MRvoc+gxUIWT50",
+	"dZmNzWk2r6qn+JHH+/EY1Zn62GJqX2gUjSU3574+ndPaX34Zv+6z2Z9VbkJCDFQtfRkuAniRGQvtc6oI",
+	"4aisIwZopu3P/OrMvPMG8nJXMQ1vKDB7Z6HXcnMtGDdQIXELSc/uQJYSn5fkTNfHYyZ4Sk645yDXSxLd",
+	"dTmwl8DKJdBqEfR4Y0BvViIqULqA5zCXqiZ94WlMQ0icg3KqcJq/OL7eYoh6x7SffSXKT7GT9Wg/QUvX",
+	"Z9ad2IRkIng8soHknXKW3O8a7tYZt45XA73uTMfHpkivKRpYlY6XbI401OwSrQk2Uq7ePu4+X5EG99bR",
+	"wZmy9goF2nXTzHeEDk6A+CM6UnXOrCIsNqIj5fxaasgwu8G6ObIYiOj1pnus7r33YCzucra76lEuZMyJ",
+	"OVU8ma6GjSF/6eU6CpCnhuQ5y/Va+RJxJtUTPxKSUMwNoqEOCNOK+LHJVlqhjUb9cYrN9k5hbX6DyU8m",
+	"xh/LDFBQdnTtlB1QniLGQMsWV/NfZ0irI40uJeYpLw/hAwfRTOPN7nVfv7lCtOTHY8DjvEbFZmaDENS4",
+	"z5PiwVxMegwoF/Rs+9mmrtWHic8NV3lceXD1u6uRiR57a2dOmbyHe6YZE40FeZLVXIEOE2OgYWKSrP7g",
+	"2dOPSSoMqZNESJKXA3FZzTa+WPR61qNJGE+zSdvre3X4BErRPkyWONidBcN2qYHdWjFQHXR4o06N8RAj",
+	"NufVKcIiHGGqLOpeex2UUyDmtQgvZ5uc1zBmhN9lTUAhZkcuujJlnflzu8lLvv8Fay1MGAXKY5UXEhT3",
+	"XlxqcVmVrc5ymHvYWspC8EYAVQ1wmJXzP+/Vv71X3nzbM6542rWuQjfNyc+1e+aOJMDnsJwfJ5vH/F8N",
+	"kZiY/3teb/KS00EraD1sBa3DWnEJXz/NYlg4YDEGrx9M5djmHfTaGcl9/i/qtvZ9oLGtTrRIGtiEfl6J",
+	"ACxOwpU5m83Cx3GiWUP4PlNayNFj7rTPxiD0+e39iwScNweZz01melIkT5fxSywV/l2tHmJoSUxZgnFW",
+	"OpPcbBHTElpBS0vKVQ+33UOMwzjX/L/O9GJHkWCuwf7Pjxhaf6vlU8JmOzQEhi8f7ZbF8B8KqFowdLMm",
+	"LlwscRW1MbCleO1yHDfV08B4FXS6ghHXTquPo9qgB2FrsI0VPMuvL8tYNJbHVyd2H0f+wJaK6q49jx8M",
+	"L2roSNwvI8/j6NGzg1pQDuVl9cW7Dx7c+aD21Qs2d/ZBY5bihR6Vp3v64UntVJmq5m2wfu1rr95wPePq",
+	"ubYxXpctM7TdcIBHaVdUBy4/GF7UaOgXMJof/s0FLqiT4/h1y3kCNKpTQ7H21WIWXUsMITqcO/qxSu2X",
+	"U6gWj5180yiJTWzDVQaQvm3BEAvHu27CJ648fMIQvasLnVgmDGL+yAezl+VsGkvQ+AUDjdftM1tzFOfb",
+	"HMYwb0hCAT4L+HhQaLiWUAQz8ypUCLeDTQhCq0QLp4UflOS7WsnaDLOiMIQ3IkzrCz5/y4nZDSRQk7Ao",
+	"+mzJchGLcaaUKjUUMqpYVPIfJ91h0yz2QWsomYanPB7VJ0Z7x2A+fi0a+outcxhMAGOTeFpdZ6HZnp8/",
+	"q1OuP66Qt/HK10phsRRbA76TN1IwNBFryO8T2nXkrCimbh6M4ROWiV9M6y9J5OUbqjeazJTJJ4XLVVU8",
+	"Olkejt6fDUdB68Sj+NjCxkpx/OZXf97+za/++3e3tn/zq5/85lf/6fy8fX6udn7rO69+/5t//hm80l/+",
+	"5Mdf/Y9fNFR4OCmz7fHUZJBAKOEw9DnIMeURRHukg4pZxyiNGEtiZAghA9Kxtcc7ZItpdc7d74QpQjUZ",
+	"MEVCmiIZdkUSnaRLGNeCUFQ+scz2Oe8URlU3UUk7xeAg8wXH9HEiId05562gMNCb5TnJGqKKibaBhZ0I",
+	"ES8QjyBEfJrFoGoEofW6hpl65EvM1yWBLJG4nVBO+0ZTnsPAiNIXBgQkXZBnQJOFPlsoJG550/edOtP3",
+	"qpQ3F5WTp3v66xg/lMrBVrczv4b3wkHmcpHthVui7Lvq9cxyRMajU9FlZjVGT9dPBI0acKM7yl2C9dPP",
+	"EViJDkIrc5e/vFfDDdH0cChEHIkhX8RDGPo0dizX5ioq1ONJRFk8wrT3ySjUBghbNM7QepI+oq8W2cKi",
+	"TtFvDTlY1PuLIjXrjcxfD7FA/LzfOUOZma7hVCu20YrWORZr6JWZ8ahDL+8HedR1EXAbFD0byl1VfDsB",
+	"ZyJyGaP1wY+FVtsIpw2OghJtq5NTDSlahQKOzPbafXcFE6+LONuQznecdG4oypooSi2irSpLZYOY33aZ",
+	"ZiOgfNvJSZE9MNYjqaF7iLW2U6K0mYgkNBwwDiQUEVqr6oPwx5pfTX66TzhcgnTdH9wkMeX9zFnB4BVN",
+	"0hg7KdL0JbwKASKIJqu2TameWl3E97ME24+lMeW2ejEr59LcUpXpq+bBOkMi9l1ZIEK2SF2YFYBiQENp",
+	"ykOYo2vkjNKpa6yS6gu1zOjM5X+YzGN7fnpMJPRAAg+xeZztzAU5BJoPq7Aw0DpVe7dvYw3pnQgufasF",
+	"dbsZTBqabZblXG0D8OyeypXkDDzXib+njWGJCxqS7UBPU8tDFzRSLFy8uWEfyzkO3qh0tPu4/mzHgi08",
+	"3TW8EKnrywgopp/NNDO7sT6hkptf9q7W3riEBWHJ4t3NR1RXBHK+SJjxCJi5S0fOV8WxaKFZrCjf0qyc",
+	"lOq9rkKtHoOUa1ewT6EnQQ2WRU38+ExcwDiRQm9KvU9pZ67QzcrYtSsXcSWkVEKK2SopyEtmmyLTLGLa",
+	"/i9KWH3kt224MJbGqvakTWa1f6Dfp5Tamj8ufvCvwKW5E/98CN2BEBdqzwrE9QsArRnv1xVVpumhyLhW",
+	"U8TIhL46wnDJmalP1KfNPB3yIgZULfjdE3Mgc30zdp9jm6m7UX8SqwpTeNuPb/KAck/+PALRs2o2WFOa",
+	"di1MDgFSQ5VqyN0NYUq+W/rTG8nJGnlTLdyb016OAlP1tLdYdW05Os34PGUR7ItT1ttUKx5Py0arzdfy",
+	"Jge2cZXF2T/GWaKPWl3fDEMq+frGn+B0/sRKW8vXUHcBZy6IJ1/cWOPgGfmrxQof1Oz9DGiyjsZm8xKO",
+	"m0uSF6yxRSVwvYr2MxW3+HItmpvim+cPYzZgsZSL+128zwVVk0ZnnTnUVWgViLPXrkuYVaxIdtsQgSoR",
+	"qJMGF46WmyDJqFydUFZXDBj7KtVpdvd3P1hUtcvbVB7zGrOtbbNJMC0eDXN2bqLN5MR9Ob3G1Pvv3Z8d",
+	"XbRSbTVo4fLGhWvbqm52y4ny8Y6trDxy+eBqMc7lRy9ZUJqqkNZZ0o+EzGtPqYAk4hK7vXMi0lRInXFm",
+	"hgjIZ5nQoAjlEcl4j3GmBhARISOQ5voE2XJNbYgB4u36DLWb0UfuuaotiW2j7GtVxzeXiBZM1vmWyU9S",
+	"zK7QjjYgg4voNbyZklburbMSF24rKPI35pfADIheQfeJd4f1FqHfUwOd/HtLw9yC0mA9QExNPjBXvwo5",
+	"EanctcuJZhWrijWZQqA3YL9esF+tPPs6aCkIM8n06Jn51N0vFrs5yGxBoHHXbkql5iAJCnm21gm2F+5J",
+	"kZCOpay21S4m7THzle1K79Fvr5U3FC6EE5p35+2iOOent38debbwg0/OWsFkPltFerUriUWf8Q7Zopxg",
+	"3Y62TXIgP/jkLCBMqQwiFKIuQbIeg4j0sMAA431yenT4/u/cfYAZF4RycnByjFvEvB6qCCV2VXa+nZZr",
+	"r4+oYGXRfFsDrVPb9Z/xnrBxFHlXLXcazwaCxiShjGvKuIHqoJXJuOQT7zM9yLo7oUisezyU7j82KqIi",
+	"2eNgzCzSnHpsjuXw9COiQF6CxHylh3cfEkVjUNgQUe0RStSASogwjYSIHkEPzDk3x5OLpGTr61/8y9f/",
+	"+NOv/uFvA/Lln/zsq3/6+TbRA6qJhFQRNKfhgdqKQgEpvEKK2OJCdkRfXyiwb2e4EDOOphdAqE+pwaaN",
+	"WJiBi66IRmQo5IUiTO+c83OOTV242bPaO+dtclpUlLHVG1ylGSskKLL1/Pnxo8vf2d4xL2NBSKz0gBUg",
+	"7QchTSA+pAr2iRE77I+nR4fk3r17HxDGyfOzQ/za8AT3CRLhdkr7jBsZYo90YpYw3SFbd/71R39hyLzv",
+	"MEke7G7jfqkvgnPOSZ5Gtk+6ImJuzs4XSMUDUnCE15190in+7OD9ltPMzGBFpplZ5eNLkCOCkSzm7Q5N",
+	"bX1PJrgPrPjuD5UwGOLDg7ar8UBmTB/X0wlFBGYRNgSn45BFkc5BGEKq209cgE2HbD1jSRpblDo0Hysc",
+	"yQBe5/PBdzoBecz7MVMDgjlKQ6Zg2yYpxSwEbkvWOMw4SGk4gPbdnd0JlBgOhzsUH+8I2b/tvlW3nxwf",
+	"Pv742WP8pghlcWhhEOHg5LhVKknW2t25Y181yhZNWWuvdW9nd+ceigd6gBTx9s4Q4rh9wcWQ3/7h8ELt",
+	"/NBpRP2mjuuuBBBJs27MQkM+FNn6wScfEgV6mwwHQgFJJbukGsiAxpegiEERggu9pSoUTQV4fAaFWeix",
+	"BenWyL1gYCBRYIbZKVehMkyj9T3QWF8Hy3WlwhyTWfPd3V1Pj1yaWxlG/AYtS5mj+I6yZG7yJNymzbos",
+	"H8DZT6mGPByzbmj37u3iRRz//t0Pmr7Id3f7TIiPKB85DV1ZKpmHTk7/1gVylVhja+/TF0FLZYntstU6",
+	"KV1p+SoqV+Yj/vY+xXKdrRdmRLOpWA8+b4ScA66Ghtbe3d0lwwGLwQdN4chMkSzdJ0yTSIDtdKtFFg7w",
+	"pYhq2qUKau/f1fdbIwS4GRpgoLQDGrNLeHeA4Qm7BG62ZogqlG7dVwrEe5dAo9G81+4KgfsLNYcmgYYD",
+	"Q5QD8mD3XkE5ay/7FGhk6K66nvs202MlARQ5DLvv9Vh4zTf+YPfelK2XGeL8R5AX366H+fL9GVTN73Bn",
+	"xSCY3/d0GLy8c5umrO2LqtUC4jMIJTjpxkbxxkxpiPZtdQ4ES6bSmI5IKqHHXk0CoBGPrPyPJXx8rW3V",
+	"qLQUr9x2Fx3MfNGrvy/WCOF2EzbkffKGD1DUMsKyOdBVQbdd/nSAeEijUkvi+7t3Zn/ynNuS0exziOxH",
+	"92Z/dCRkl0URoF5/lZS2RFuV9spXhaE68HqB5YhUgwSmEJYN9mE0OFJROxsC874VtQgWMEV1iRqZtOdK",
+	"n1SB+rCk1hbNqR+KaLRicHO2xtdVw46zlI6B+p21zB3VQbt7tE8uAFIkA+50uRhuYH8dsG9PvGR9qIX/",
+	"Mbp++wsWvbbYEIOucTI97vUArXe+PMkFjG4pW73EAfUk8J/CpbgoA38FCu/X5JvgB9G7Dxh289O/+Fjo",
+	"I5Hx6Nogyd7GLEhalFUfRyfUyH8vPAhmEdNtG4nbKF58DENQmvSYVHqHHLFYgyRdozlhlRRNZR90QHLw",
+	"Q4uJZgkQSXkfGoQNM/NjO/HaBY5gfEtPjVxkt22LsRglTdlGI+68czPoZxlgTpizbvgq5cGcVNq6NaYt",
+	"QDhGd8F4hH1N8ECb5rdPfceBfAnlQkJjNYpo+/OD9h80RJLPs7B5FrTaE+nZiUtg0zR7uXR37WmM10Ve",
+	"+jSoRsNyz0C/PRaWQNOyFONh9YKW8pFOhVtMs5y9FNtE4U2XslaZPacFs+V2pFjuCDYyzNrk9/IxV4xi",
+	"EdMlCSbTg9voskF3a61Qf4qOBYXuCiF1O2aXEFVdP1vo3UF/jzO3Exfn43w15/yIsth8pjUkqVN10WoP",
+	"EUlBmvFExjV+bf4OY4ZuH5vvS7bu3/0A7eTnvHMKWo7aBwaPO9v7RGW4lF4WE9yJU6OFJnoghdYxRNbQ",
+	"PcbDcNfrUSoqtQPnUipWh4tFoFsNGj4R/T7WN3vbMO8GWBxF32i06KtxdTwNqBb19WrsziUME5mehmJG",
+	"VlROw1OKOTWhgkSkC7HgfYNzWM+ODAciBtKjCYtH2zt1AG4mXQ+Ej+XSzQXjNSqLg0eR6Q0rWAsrEH1i",
+	"gWAKdDoomwKeQlPtG6GWQXLPtvDjYH301peK5J/DEH9H84/hH0iEXc1hxvvjHMJ6dIZUERqj1d5I8xGR",
+	"DjFycD/nFt7JFqCn1X5slgs8gsgGISAa0QQsP9iuo/6n1TDUm4IiV8QGPoah85dt+MCifODxK1thYwKC",
+	"e0Ii2E9zRF7euY0RG23pF9eks5+4rphb3ZEPZth20R7+WyNNp0LEqtrAltM+qH1cXkoUgMJKp2LI6/X4",
+	"Q1/RB5dzFZr8rDdLC7LFwK3FYr1uh/Kss5WY6kVseNfa1JjqQZeQCgG/CavQIHubYnkqNMcuaWRr8nM8",
+	"HBHqME36RrZmQTvEl8QiEtrhAMILRSyjchvJjMTmile71YIMjGBpuCXGaNHQzDKJrHZoKAPq2jhXpYLK",
+	"FXOuygabnLwQsgjlg9x4vjF5V0zeu3Ng7KHgvZjZQOVrQXEH0oRW8XwxNJeAUbVXiOU10qRZwgYzN5j5",
+	"rmCmhegFENOGV9e5Qquo8gh/P3TR2PPYCOwXG7fmzXBr2tswgJFfoQcJDwPo1nRKzUSUXOPNr5BMuSka",
+	"KJRb5gaebgQ8fQ/0bGBanrFTHQ4m4dBmZJVBcfWs2o3ukr+umlNPRwGXfLlBhTdi0o8yez1wbchjgWsW",
+	"/ngWXc7eqw9DpQkQFYoUAtJDm4tyTg7MtMHIEEU6MVMaU/o6AUnjTJFOBDS2ppoOftDpSxrZ7nE1Bqd8",
+	"HTfA2IQltbx9afbrJ0LEpbdrfPtF4hZ6itC5b4ufNkYa+NKoc6K2m8D3DG1Yh7kSTbawGAEREv2hI9D+",
+	"d8w53S5W27S44mYrC5wsqDXjMHxACAJG02T4cO6DsAXTX89xa6dYIHr+Wz52daTn/+IZZsHN//4Z7c//",
+	"sosCPZIiWeD1MzHPy5aCzD22e32+sX8Pb3eu05N6vnsp+lOu2RrsAHcOS3AZgzZG4PXEsvCIKKAyHBTH",
+	"XWZ1+W/NkelI59WApURw1+YNh408DyfOWkuVzZm07xg212mKS/dAsi4B0g1/PbHp1dmnRaePAf7jM9qf",
+	"BfP4zuvgnZQ03wrB0Ye55/jUgE7jouPtrlGo2mgUao4XeEzDAWEaEsJchjrGHKEXXwx52c2xTyQW11RE",
+	"0REZDlg4sAFdELlCAcOBTYDC5DtFehhHNomSD83C0EBZli/XgZfFTNfk2i8vAAuT1uDmCcg23oA73g13",
+	"WgsaoXFUwSVIGs/kTRPI5G2ljbayMoNZs6TTaC1zzzdU/m01rU2n8KswrlWhBst8JCD7QBQklGsWqn3i",
+	"yKMineNe+yPzZYds3b/7PqrJItMBuX/nrs3CVprGUBPQ6Kx2xX4WXHkPp3WKw/rktWuy+M3A49zkt8Hn",
+	"67EP3rk7+4sTiQVCsUaYDZi3xOP9xT499VB3/XbJBcVLG7eTN9Rbs0PfyKOpEHFAaKlsknf152lxWIwK",
+	"u2rslx6QJFOadIHYumyBb35lV4/tr9CU6kqGRiB9x/Ga0B78Zs36pJ3kmmTWecWMPD0LXCOzDZ36FoQB",
+	"IWS6hvslHkW2vvzJj3/9J3+2vRD5KJTT1VKPsyLItguhSFxAPFba3SHHfv3W7l/bJ9PSByw6YzTju7t3",
+	"femv1EX7VqItCONKA412yFGpbaANj39ppo0CUu7RFhBsufkS06peYt0TfMWM+TJ0zT4DV+jtZQ8rQOZ/",
+	"Mn5JY1ajWFd06taGRODq7u7evbKoqoMxqKBDahiXgzbHzm4pQh2Ubby5bycVtMaEGiL465/++Mv/8l8X",
+	"JILe/dtkXkBPrH/prS4Y5HYxh6vGbXeDIDfCPGFdOzmc31L5Ba0+DKiWoZ8MBHcJa5jQ6aqLDiC8wLq0",
+	"svAOKRKzC7AFWm81+oOuIp7omrxBzfFE9V6gDVK9La6ggygqAoiIFg1ae3M4kWU4EdC4XbRCXh5VM13f",
+	"pCOXtY1CjlE1uca+Q1w7RcI0wTYxLibpQHf2SRgDle4h/r94OMvG+Kgc/bIOpC4m2FgNNxThZsihz2CM",
+	"LRtkcTFsZOurn/z5v/3if339n//fVz/648VE0p4E+Hwd2XiPX9mSIkzb9G/XZBAZO/6Af2KdKOdEtv2X",
+	"OvhPp+jcYz5wfZaKRHIjjt9SxK7+I/rqER2p7R3ycFSiSFtGNWccyVLeXGG7hlBN0JsjHHbNlj87ycby",
+	"t6E1N43WWMgskRuy9eWPf/n1L/9iMdIyYEoLOWoMbH4aR3kBvD2fkGuz+EWvkCoMjYOADAeCRCwiTJv/",
+	"j4KSBd8GqGAWrytlPz3G+ftuYW+1gu02MVvBdtewUQVuhH5dhDy6e8Hqa2uLB6jHTGdWdv2PVu/Pq2gF",
+	"ZS9e4E3rto0elu+PgV6Wrfa30B2H6B0yGWYxrc+8P843sWZGbdN7N4x6w6hvGqP+iMqLMpt2eE22vvpv",
+	"f/vVX/1kMXYtAat/r8vDX3blS+u437N9jbQo+fytnb0umR9Xt3F5bVDumlPwEQ4J5Tm2LRVOY+uvXQH7",
+	"req6Ywx4hxxa2xt1qvS+67EDl0xkyo0CHJMOvd5NvNe6DkvNrjb8eEMcvqXEwYB/mSOXeBvZ+vWPfvTl",
+	"X//PxbiybxC4ZkoRjNGJReLrxgPqQpoauiLCC+wyoqnUrv6kpTE2/wSohGif2IAXF++ibGedboO8sEOe",
+	"LtoDHDuHu5zfEnJmHHtBuv7jZkGYejtJ0Hx/8zWTtPE26huitiFqN4WoedgcI2uUo9ke61luffPPP/v6",
+	"f/9yMcqW8fX5HnhkxRVHcLgY7lvyowakL2kIJAXJRESQOtW0iXzuFrfRNzbYd63Y5wFx7rD9Ijqm0fD+",
+	"RIgLRbKUUGz5G5B0IDgYNutKqIdSKGXjaoJSuQg0ybmQg3NuoZELmdCYKWukI755I/Lx4YBqklBtI17L",
+	"Bj7XN++cm/ltYxuvXPzrj/7Sdduz1TiNXGCN/UaQYpEf2jWGtLG/5zyhI6IAbEvkyVCgAYQXj4qTmbCn",
+	"TgR3iiSlfGTOJEc/s9amIhmulX5tq5Ryh/vmHiQH7hZ4lnTRlEPM/KFIEoFVjBPa2CoGP2yafa4GKAfc",
+	"X73t7NA0k+1o37TPB/evtsFJfqGYQgaNTXctCCqylQqlWDceES64zWXbZN+ummB9MhB5tfgBVbbAjMeh",
+	"f0+2vvqbv/v1n1aSB0oUK6ditqV2O0ubqdjDEVEZ9u4PUGPAw0JC0R2V+mTtE15ptIUlcIrhiSiUj0rB",
+	"biQn9X7EI/z6eXodLbY+MbqM2/dxFFhqWN2O60Nv9tRY3cgOMNHuahq2PSt901RaaHwh2GgAO9hv5amm",
+	"pbm3Z6xvNd2vSosaSqY18EpzssaOZAhQK18C3o4Iw0xK7LyzQPernhTJmppfNS5w3nZYWtzoXlgeZWe7",
+	"y4uT2PCHtQWYl8h7wQd6OVltrhjU8YB5oDtIpLvgUzxTqnTgREf3Uy/TmYQdclBMaFEfzrmlS7cMb5IS",
+	"uHa27kRcus4mnZgWpN5Mp8U57yT01Vb1QUCKNW13Ah+NYg1flqmwKAYSxiK8qBVOMVbbD7iuaDM3/PVE",
+	"queba+x+tQlPuRnpH6JPaAlbtr75+d988y9//c3f/58v//mvthuQ1clsqC82K53maY2ItecboRgNUShE",
+	"57Itmgnuq19SHp1zl4iFkxW9VgZQacSVW3xdnGjHDNSN4YhBHKnOOUdQhmh7h3wIIwW67appQrRPuCC2",
+	"652zEndYqcLd7xpU6dS2rvMFON/JCpr2vNdUPdMcW7ly5qZy5KZy5ErFPwNgs0U/hPGN1HcVFSNjRyg9",
+	"O7F/N8t9B0RCis3Zh/gtYdhAK6/v4ZMF8FluR3QEfIAePqrNF+c8pGlg7YdMoyvS4pfP8MVKyWlMQ0iA",
+	"6w5RdKSIEjvkIEoYV8E5LzyTimwxXnT7Grm8b9tt1fzc7hpu7ntfK+R5dr4xRsa4M8ZGpXIFHfPf46hj",
+	"BNiiJOYWmvsCa7A750J6Y+U27pLc3/2AdPLXO2ZUxvvWGMtye6xhc3qACVi5WtwsnBr8WVdXVqDR9Qil",
+	"xcybQprvaCHN2MLtOJUpC6xvQ/FML1ZuCmduCmdeWeHMJhZdQZ5ZxTJzxrFGwa7J7WNWuKHeb2mBzAbK",
+	"fTWFMXfIaU1hzNyoYBZzSxEDKFgt85y7cpmYnJZXzPSvumiNiCjGQ9jeIUUOkJcTCZVwzrnQpIcWij0r",
+	"TrpsOD2QIusP7Js5iqk6cc0qdA7rblYlTrOo68mnn0YkfC79hlhsqm9eTfXNeWTSb3XFzTUqm9dabXOW",
+	"rLKJ79tU2bSAUFNhs5lMbCprrr6y5nWrLZtqmptqmt+CapqW2E1W0pxC7AS/BKnXnA2154z0qlIDxeYw",
+	"+ZpseSkipw2mIJXgPpY6L1+4jSNGLuyEKJoAkZDuF9qhJ65ua3WWwEP7aI2CkZthIcnoztVnQISbsoZv",
+	"NfpbKHNKEGG8qbBhMwHY1CtrrFe2RvJwrbXKNnrThpQ01yhzCtNEfbJmEnLj6pIZAN/UJNvw8RtWk2zV",
+	"LphJTHzH6pCtkQFfa82TDQPeMOCm2mNOkG+sO9bMht+KemMbQ+AGtW5CjbG5nYbvcl2xDX/dEIFvXy0x",
+	"hIAZdcSa6cGmflipflhjea81UpZrLu21oS0b2jKtpJenLjPKeTUTmLeijNdGjN9g2XWW7pouvicwLYT+",
+	"0NYneK7WW4UOx2/yv2IY0Mqste9uBgXiO9YzaDOO1WVKt27+LN06pg02OiEeo9vB2ihQtTLiny9VIbMY",
+	"1A6xKcdG3LlgPKr3LZzgLDcgI/1DxiOfI71OH4TZ8GwHBB7+Jotobam+qQM7D/v272n5vTa5oecLO8hS",
+	"3cEc/hNIuiBV4CPCbElCxAay5Vxs5M52UytQAxprkvLN0NeTxYqb+lZ3AH0rIl98RmpqYXAcL8o8YTyp",
+	"bpIfF3G3E1whx4hml/P3QOeYsEYi3CRMmMVvHL83KNWuASSvKtXu0ChEjPex3ilCbhF8yWFYAeb93NBz",
+	"AZCiPuXJPibMDUECianS5IdZ1LdhlzYfhcly0EFd0tyaucP1pL5NQ0Sf+rZByLdYx/RZZdP5igtmbA+p",
+	"5Iz3m9WOT9wLtgok9dU7hyyOSRd8UCREQaWq6j72ZW82BqP1Fsun1Cspp3ZYP/nbHQRV3cxsVcTfyUYb",
+	"WZs24mN5hwWANSCKsi3LmxHkkYvyDWmqXDEPQMNpBNT8nCsttoQc7VPGlX29VhJ75idcI0TmczQwAr/p",
+	"jYFntsQUiy6N8xNrEJuWkX5Cmh4akFGPEJAM4TV/ufhT6zB3qbWYRFKqONMk0VRga/VSjR/+eiSbKwfq",
+	"DVmdlDv6M9HB09UhgK3lXm//cUxTuTJlikQZBERCDFSBIvAqNVDlHEGuE4XTEsaJO1ZLk0aV4M7ZovJa",
+	"ZzY3Y0RiIS4IHeS+rxHpUPW019m3ESwxfpwpFw6qQF6CtAV8yZZ5kWBh816mIKqxNp1m/JnZ77rwzox9",
+	"Te5kN3dTnaZPzO3hkZn3MC5+S0gyFFkckUhsWi6sJ1Qk475Ziq3ghIfPxbAZHzXQRDV6nYzQdIZvXH2D",
+	"A6w2GzEJoSbhgMWRBG5LUTBFzLIbu6BQCXzhlgHr1ATMEc6W//EqNoixNuFfO0D2mGD/Lrsi6nwF5u7W",
+	"FREENLkeXwFu6lvtK3gbrLK5r0BbGBwH3DIJn1mAL4fjNdK4JhHcU+sNTN0QS38DQF2Vpf8jcYlCOK7D",
+	"BXti47leXkfVDAM8okbzLWRssoVFjc1nL8NRGENnu0nnXTPdvh5ddxqSeSv+BtneASv+LIqvdBu10Ns0",
+	"uqQ8hGaF+mmlS6LTYIdU2VBJiKz7+Nn3nx48eXn2+NnZy8MnTw8//N07BtXu2woHQ6ZgG7HW6cFWAbYG",
+	"Kc0SaHepQU500ElfO3+soptd5xkojRHd66rrZqfBKa6rh7KZ+4wl0BhEZ15wJex9J60Nsl47ZzTgbRMU",
+	"QGkH4j0hh1RGzeqzDeVr8hHYTgHW65VFTAupsDcpYg7W7i+3ELDOaWSJKutqCWj4Si3KuYgnV4uRSVts",
+	"3JH6SaX9Oa7rmpT2ylpnKOvm2Wpa6+FVlBrTSBE3Nqkzz+ae89S83DSrTV8hW4aqYIkWxv1P2El+266r",
+	"sbcgvltZiuuG1xUiBsrXbJkwcDLbMpFvYWOZWItlInPYOh4gPK0iI+NMMxqTlCo1FBIbodiedzbzE6Id",
+	"8jjB+olUAsk4+yyDgIRUQZtxBVwxA3rxqClIMo8zXz2XNkNfj+GjKbh9EyR5I4MkpwfO458zDR/XmS/h",
+	"28puxLsbYvhoAKirMXzsEdpVwH1tf0eXXVOAgHR4Fscdm9FqhMZzLnA0GtsPdsgjQHmBams9MasnWx0r",
+	"Q+wRlDc620TCpbgAZZtcKVCKCSeE5u2nqCaCh9DcOGDNxP96rCdTMdVZTzYY+w5YT5rYhnkbwkwyPUIs",
+	"7wKVIA8yPWjtffrCSPg0ZR/CKP/lRT7IRBdTdgkclArQ4MHMf11bO3nJQqOvaRpRTXdKvTBHSkNSozQ9",
+	"8zi6FYs+w9LUmNoakFj0RaZtGzmsjpF1YxZaHMbAzEuQrGe0kNAsQIsLsKGVpdblNROegEhjCJwmaZQh",
+	"FVj3mA2ooCkRlyAli6A8mj3HyeG8iZ8YnXW/mnLv/+sjKKxi60q/5ZphSRmsm+BDs9+ekCSlUtv4Jw19",
+	"1/3EpcVh8QCna3OSU07MkOgyrDJePhi856bN0DQFHrWxhgAq7uYiKscaOT25rrXt1te/+Jev//Gn+a1Z",
+	"Zd0WVisNYnM/Jwc5zCMHt778+59+9ZOfzxooDzWsG8wWKVZk65s//suv/+8v/+0Xv9g2h59/Ux7HvVsz",
+	"zFHRFb7aCJgI7hK1EHBqRi36A08OmzcBwTgcO/xXf/N3v/7TP9sujZC3MKwbAtMa/ZF/9Q9/S26TL//k",
+	"Z1/908+3PXi7vABnn1TBeKySXXm56nh5+dbe8/rF6/8fAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

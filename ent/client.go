@@ -29,6 +29,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/ownershipchange"
 	"github.com/shoalcrm/shoal/ent/pool"
 	"github.com/shoalcrm/shoal/ent/poolruleversion"
+	"github.com/shoalcrm/shoal/ent/reclaimwarning"
 	"github.com/shoalcrm/shoal/ent/refreshtoken"
 	"github.com/shoalcrm/shoal/ent/setting"
 	"github.com/shoalcrm/shoal/ent/signingkey"
@@ -71,6 +72,8 @@ type Client struct {
 	Pool *PoolClient
 	// PoolRuleVersion is the client for interacting with the PoolRuleVersion builders.
 	PoolRuleVersion *PoolRuleVersionClient
+	// ReclaimWarning is the client for interacting with the ReclaimWarning builders.
+	ReclaimWarning *ReclaimWarningClient
 	// RefreshToken is the client for interacting with the RefreshToken builders.
 	RefreshToken *RefreshTokenClient
 	// Setting is the client for interacting with the Setting builders.
@@ -106,6 +109,7 @@ func (c *Client) init() {
 	c.OwnershipChange = NewOwnershipChangeClient(c.config)
 	c.Pool = NewPoolClient(c.config)
 	c.PoolRuleVersion = NewPoolRuleVersionClient(c.config)
+	c.ReclaimWarning = NewReclaimWarningClient(c.config)
 	c.RefreshToken = NewRefreshTokenClient(c.config)
 	c.Setting = NewSettingClient(c.config)
 	c.SigningKey = NewSigningKeyClient(c.config)
@@ -217,6 +221,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		OwnershipChange: NewOwnershipChangeClient(cfg),
 		Pool:            NewPoolClient(cfg),
 		PoolRuleVersion: NewPoolRuleVersionClient(cfg),
+		ReclaimWarning:  NewReclaimWarningClient(cfg),
 		RefreshToken:    NewRefreshTokenClient(cfg),
 		Setting:         NewSettingClient(cfg),
 		SigningKey:      NewSigningKeyClient(cfg),
@@ -255,6 +260,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		OwnershipChange: NewOwnershipChangeClient(cfg),
 		Pool:            NewPoolClient(cfg),
 		PoolRuleVersion: NewPoolRuleVersionClient(cfg),
+		ReclaimWarning:  NewReclaimWarningClient(cfg),
 		RefreshToken:    NewRefreshTokenClient(cfg),
 		Setting:         NewSettingClient(cfg),
 		SigningKey:      NewSigningKeyClient(cfg),
@@ -291,8 +297,8 @@ func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.APIKey, c.AuditEvent, c.ClaimRequest, c.ClaimTally, c.Contact, c.Cooldown,
 		c.Customer, c.DedupeKey, c.DomainEvent, c.FollowUp, c.Lead, c.OwnershipChange,
-		c.Pool, c.PoolRuleVersion, c.RefreshToken, c.Setting, c.SigningKey, c.Team,
-		c.User,
+		c.Pool, c.PoolRuleVersion, c.ReclaimWarning, c.RefreshToken, c.Setting,
+		c.SigningKey, c.Team, c.User,
 	} {
 		n.Use(hooks...)
 	}
@@ -304,8 +310,8 @@ func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.APIKey, c.AuditEvent, c.ClaimRequest, c.ClaimTally, c.Contact, c.Cooldown,
 		c.Customer, c.DedupeKey, c.DomainEvent, c.FollowUp, c.Lead, c.OwnershipChange,
-		c.Pool, c.PoolRuleVersion, c.RefreshToken, c.Setting, c.SigningKey, c.Team,
-		c.User,
+		c.Pool, c.PoolRuleVersion, c.ReclaimWarning, c.RefreshToken, c.Setting,
+		c.SigningKey, c.Team, c.User,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -342,6 +348,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Pool.mutate(ctx, m)
 	case *PoolRuleVersionMutation:
 		return c.PoolRuleVersion.mutate(ctx, m)
+	case *ReclaimWarningMutation:
+		return c.ReclaimWarning.mutate(ctx, m)
 	case *RefreshTokenMutation:
 		return c.RefreshToken.mutate(ctx, m)
 	case *SettingMutation:
@@ -2219,6 +2227,139 @@ func (c *PoolRuleVersionClient) mutate(ctx context.Context, m *PoolRuleVersionMu
 	}
 }
 
+// ReclaimWarningClient is a client for the ReclaimWarning schema.
+type ReclaimWarningClient struct {
+	config
+}
+
+// NewReclaimWarningClient returns a client for the ReclaimWarning from the given config.
+func NewReclaimWarningClient(c config) *ReclaimWarningClient {
+	return &ReclaimWarningClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `reclaimwarning.Hooks(f(g(h())))`.
+func (c *ReclaimWarningClient) Use(hooks ...Hook) {
+	c.hooks.ReclaimWarning = append(c.hooks.ReclaimWarning, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `reclaimwarning.Intercept(f(g(h())))`.
+func (c *ReclaimWarningClient) Intercept(interceptors ...Interceptor) {
+	c.inters.ReclaimWarning = append(c.inters.ReclaimWarning, interceptors...)
+}
+
+// Create returns a builder for creating a ReclaimWarning entity.
+func (c *ReclaimWarningClient) Create() *ReclaimWarningCreate {
+	mutation := newReclaimWarningMutation(c.config, OpCreate)
+	return &ReclaimWarningCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of ReclaimWarning entities.
+func (c *ReclaimWarningClient) CreateBulk(builders ...*ReclaimWarningCreate) *ReclaimWarningCreateBulk {
+	return &ReclaimWarningCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *ReclaimWarningClient) MapCreateBulk(slice any, setFunc func(*ReclaimWarningCreate, int)) *ReclaimWarningCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &ReclaimWarningCreateBulk{err: fmt.Errorf("calling to ReclaimWarningClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*ReclaimWarningCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &ReclaimWarningCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for ReclaimWarning.
+func (c *ReclaimWarningClient) Update() *ReclaimWarningUpdate {
+	mutation := newReclaimWarningMutation(c.config, OpUpdate)
+	return &ReclaimWarningUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *ReclaimWarningClient) UpdateOne(_m *ReclaimWarning) *ReclaimWarningUpdateOne {
+	mutation := newReclaimWarningMutation(c.config, OpUpdateOne, withReclaimWarning(_m))
+	return &ReclaimWarningUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *ReclaimWarningClient) UpdateOneID(id uuid.UUID) *ReclaimWarningUpdateOne {
+	mutation := newReclaimWarningMutation(c.config, OpUpdateOne, withReclaimWarningID(id))
+	return &ReclaimWarningUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for ReclaimWarning.
+func (c *ReclaimWarningClient) Delete() *ReclaimWarningDelete {
+	mutation := newReclaimWarningMutation(c.config, OpDelete)
+	return &ReclaimWarningDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *ReclaimWarningClient) DeleteOne(_m *ReclaimWarning) *ReclaimWarningDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *ReclaimWarningClient) DeleteOneID(id uuid.UUID) *ReclaimWarningDeleteOne {
+	builder := c.Delete().Where(reclaimwarning.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &ReclaimWarningDeleteOne{builder}
+}
+
+// Query returns a query builder for ReclaimWarning.
+func (c *ReclaimWarningClient) Query() *ReclaimWarningQuery {
+	return &ReclaimWarningQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeReclaimWarning},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a ReclaimWarning entity by its id.
+func (c *ReclaimWarningClient) Get(ctx context.Context, id uuid.UUID) (*ReclaimWarning, error) {
+	return c.Query().Where(reclaimwarning.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *ReclaimWarningClient) GetX(ctx context.Context, id uuid.UUID) *ReclaimWarning {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *ReclaimWarningClient) Hooks() []Hook {
+	return c.hooks.ReclaimWarning
+}
+
+// Interceptors returns the client interceptors.
+func (c *ReclaimWarningClient) Interceptors() []Interceptor {
+	return c.inters.ReclaimWarning
+}
+
+func (c *ReclaimWarningClient) mutate(ctx context.Context, m *ReclaimWarningMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&ReclaimWarningCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&ReclaimWarningUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&ReclaimWarningUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&ReclaimWarningDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown ReclaimWarning mutation op: %q", m.Op())
+	}
+}
+
 // RefreshTokenClient is a client for the RefreshToken schema.
 type RefreshTokenClient struct {
 	config
@@ -2889,12 +3030,12 @@ type (
 	hooks struct {
 		APIKey, AuditEvent, ClaimRequest, ClaimTally, Contact, Cooldown, Customer,
 		DedupeKey, DomainEvent, FollowUp, Lead, OwnershipChange, Pool, PoolRuleVersion,
-		RefreshToken, Setting, SigningKey, Team, User []ent.Hook
+		ReclaimWarning, RefreshToken, Setting, SigningKey, Team, User []ent.Hook
 	}
 	inters struct {
 		APIKey, AuditEvent, ClaimRequest, ClaimTally, Contact, Cooldown, Customer,
 		DedupeKey, DomainEvent, FollowUp, Lead, OwnershipChange, Pool, PoolRuleVersion,
-		RefreshToken, Setting, SigningKey, Team, User []ent.Interceptor
+		ReclaimWarning, RefreshToken, Setting, SigningKey, Team, User []ent.Interceptor
 	}
 )
 

@@ -26,6 +26,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/ownershipchange"
 	"github.com/shoalcrm/shoal/ent/pool"
 	"github.com/shoalcrm/shoal/ent/poolruleversion"
+	"github.com/shoalcrm/shoal/ent/reclaimwarning"
 	"github.com/shoalcrm/shoal/ent/refreshtoken"
 	"github.com/shoalcrm/shoal/ent/setting"
 	"github.com/shoalcrm/shoal/ent/signingkey"
@@ -105,6 +106,7 @@ func checkColumn(t, c string) error {
 			ownershipchange.Table: ownershipchange.ValidColumn,
 			pool.Table:            pool.ValidColumn,
 			poolruleversion.Table: poolruleversion.ValidColumn,
+			reclaimwarning.Table:  reclaimwarning.ValidColumn,
 			refreshtoken.Table:    refreshtoken.ValidColumn,
 			setting.Table:         setting.ValidColumn,
 			signingkey.Table:      signingkey.ValidColumn,

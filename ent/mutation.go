@@ -27,6 +27,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/pool"
 	"github.com/shoalcrm/shoal/ent/poolruleversion"
 	"github.com/shoalcrm/shoal/ent/predicate"
+	"github.com/shoalcrm/shoal/ent/reclaimwarning"
 	"github.com/shoalcrm/shoal/ent/refreshtoken"
 	"github.com/shoalcrm/shoal/ent/schema"
 	"github.com/shoalcrm/shoal/ent/setting"
@@ -58,6 +59,7 @@ const (
 	TypeOwnershipChange = "OwnershipChange"
 	TypePool            = "Pool"
 	TypePoolRuleVersion = "PoolRuleVersion"
+	TypeReclaimWarning  = "ReclaimWarning"
 	TypeRefreshToken    = "RefreshToken"
 	TypeSetting         = "Setting"
 	TypeSigningKey      = "SigningKey"
@@ -13645,6 +13647,608 @@ func (m *PoolRuleVersionMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *PoolRuleVersionMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown PoolRuleVersion edge %s", name)
+}
+
+// ReclaimWarningMutation represents an operation that mutates the ReclaimWarning nodes in the graph.
+type ReclaimWarningMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *uuid.UUID
+	kind          *reclaimwarning.Kind
+	record_id     *uuid.UUID
+	owner_id      *uuid.UUID
+	reclaim_at    *time.Time
+	reason        *string
+	created_at    *time.Time
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*ReclaimWarning, error)
+	predicates    []predicate.ReclaimWarning
+}
+
+var _ ent.Mutation = (*ReclaimWarningMutation)(nil)
+
+// reclaimwarningOption allows management of the mutation configuration using functional options.
+type reclaimwarningOption func(*ReclaimWarningMutation)
+
+// newReclaimWarningMutation creates new mutation for the ReclaimWarning entity.
+func newReclaimWarningMutation(c config, op Op, opts ...reclaimwarningOption) *ReclaimWarningMutation {
+	m := &ReclaimWarningMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeReclaimWarning,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withReclaimWarningID sets the ID field of the mutation.
+func withReclaimWarningID(id uuid.UUID) reclaimwarningOption {
+	return func(m *ReclaimWarningMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *ReclaimWarning
+		)
+		m.oldValue = func(ctx context.Context) (*ReclaimWarning, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().ReclaimWarning.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withReclaimWarning sets the old ReclaimWarning of the mutation.
+func withReclaimWarning(node *ReclaimWarning) reclaimwarningOption {
+	return func(m *ReclaimWarningMutation) {
+		m.oldValue = func(context.Context) (*ReclaimWarning, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m ReclaimWarningMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m ReclaimWarningMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of ReclaimWarning entities.
+func (m *ReclaimWarningMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *ReclaimWarningMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *ReclaimWarningMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().ReclaimWarning.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetKind sets the "kind" field.
+func (m *ReclaimWarningMutation) SetKind(r reclaimwarning.Kind) {
+	m.kind = &r
+}
+
+// Kind returns the value of the "kind" field in the mutation.
+func (m *ReclaimWarningMutation) Kind() (r reclaimwarning.Kind, exists bool) {
+	v := m.kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKind returns the old "kind" field's value of the ReclaimWarning entity.
+// If the ReclaimWarning object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ReclaimWarningMutation) OldKind(ctx context.Context) (v reclaimwarning.Kind, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKind: %w", err)
+	}
+	return oldValue.Kind, nil
+}
+
+// ResetKind resets all changes to the "kind" field.
+func (m *ReclaimWarningMutation) ResetKind() {
+	m.kind = nil
+}
+
+// SetRecordID sets the "record_id" field.
+func (m *ReclaimWarningMutation) SetRecordID(u uuid.UUID) {
+	m.record_id = &u
+}
+
+// RecordID returns the value of the "record_id" field in the mutation.
+func (m *ReclaimWarningMutation) RecordID() (r uuid.UUID, exists bool) {
+	v := m.record_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRecordID returns the old "record_id" field's value of the ReclaimWarning entity.
+// If the ReclaimWarning object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ReclaimWarningMutation) OldRecordID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRecordID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRecordID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRecordID: %w", err)
+	}
+	return oldValue.RecordID, nil
+}
+
+// ResetRecordID resets all changes to the "record_id" field.
+func (m *ReclaimWarningMutation) ResetRecordID() {
+	m.record_id = nil
+}
+
+// SetOwnerID sets the "owner_id" field.
+func (m *ReclaimWarningMutation) SetOwnerID(u uuid.UUID) {
+	m.owner_id = &u
+}
+
+// OwnerID returns the value of the "owner_id" field in the mutation.
+func (m *ReclaimWarningMutation) OwnerID() (r uuid.UUID, exists bool) {
+	v := m.owner_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOwnerID returns the old "owner_id" field's value of the ReclaimWarning entity.
+// If the ReclaimWarning object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ReclaimWarningMutation) OldOwnerID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOwnerID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOwnerID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOwnerID: %w", err)
+	}
+	return oldValue.OwnerID, nil
+}
+
+// ResetOwnerID resets all changes to the "owner_id" field.
+func (m *ReclaimWarningMutation) ResetOwnerID() {
+	m.owner_id = nil
+}
+
+// SetReclaimAt sets the "reclaim_at" field.
+func (m *ReclaimWarningMutation) SetReclaimAt(t time.Time) {
+	m.reclaim_at = &t
+}
+
+// ReclaimAt returns the value of the "reclaim_at" field in the mutation.
+func (m *ReclaimWarningMutation) ReclaimAt() (r time.Time, exists bool) {
+	v := m.reclaim_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReclaimAt returns the old "reclaim_at" field's value of the ReclaimWarning entity.
+// If the ReclaimWarning object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ReclaimWarningMutation) OldReclaimAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReclaimAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReclaimAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReclaimAt: %w", err)
+	}
+	return oldValue.ReclaimAt, nil
+}
+
+// ResetReclaimAt resets all changes to the "reclaim_at" field.
+func (m *ReclaimWarningMutation) ResetReclaimAt() {
+	m.reclaim_at = nil
+}
+
+// SetReason sets the "reason" field.
+func (m *ReclaimWarningMutation) SetReason(s string) {
+	m.reason = &s
+}
+
+// Reason returns the value of the "reason" field in the mutation.
+func (m *ReclaimWarningMutation) Reason() (r string, exists bool) {
+	v := m.reason
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReason returns the old "reason" field's value of the ReclaimWarning entity.
+// If the ReclaimWarning object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ReclaimWarningMutation) OldReason(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReason is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReason requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReason: %w", err)
+	}
+	return oldValue.Reason, nil
+}
+
+// ResetReason resets all changes to the "reason" field.
+func (m *ReclaimWarningMutation) ResetReason() {
+	m.reason = nil
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *ReclaimWarningMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *ReclaimWarningMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the ReclaimWarning entity.
+// If the ReclaimWarning object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ReclaimWarningMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *ReclaimWarningMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// Where appends a list predicates to the ReclaimWarningMutation builder.
+func (m *ReclaimWarningMutation) Where(ps ...predicate.ReclaimWarning) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the ReclaimWarningMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *ReclaimWarningMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.ReclaimWarning, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *ReclaimWarningMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *ReclaimWarningMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (ReclaimWarning).
+func (m *ReclaimWarningMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *ReclaimWarningMutation) Fields() []string {
+	fields := make([]string, 0, 6)
+	if m.kind != nil {
+		fields = append(fields, reclaimwarning.FieldKind)
+	}
+	if m.record_id != nil {
+		fields = append(fields, reclaimwarning.FieldRecordID)
+	}
+	if m.owner_id != nil {
+		fields = append(fields, reclaimwarning.FieldOwnerID)
+	}
+	if m.reclaim_at != nil {
+		fields = append(fields, reclaimwarning.FieldReclaimAt)
+	}
+	if m.reason != nil {
+		fields = append(fields, reclaimwarning.FieldReason)
+	}
+	if m.created_at != nil {
+		fields = append(fields, reclaimwarning.FieldCreatedAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *ReclaimWarningMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case reclaimwarning.FieldKind:
+		return m.Kind()
+	case reclaimwarning.FieldRecordID:
+		return m.RecordID()
+	case reclaimwarning.FieldOwnerID:
+		return m.OwnerID()
+	case reclaimwarning.FieldReclaimAt:
+		return m.ReclaimAt()
+	case reclaimwarning.FieldReason:
+		return m.Reason()
+	case reclaimwarning.FieldCreatedAt:
+		return m.CreatedAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *ReclaimWarningMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case reclaimwarning.FieldKind:
+		return m.OldKind(ctx)
+	case reclaimwarning.FieldRecordID:
+		return m.OldRecordID(ctx)
+	case reclaimwarning.FieldOwnerID:
+		return m.OldOwnerID(ctx)
+	case reclaimwarning.FieldReclaimAt:
+		return m.OldReclaimAt(ctx)
+	case reclaimwarning.FieldReason:
+		return m.OldReason(ctx)
+	case reclaimwarning.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown ReclaimWarning field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ReclaimWarningMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case reclaimwarning.FieldKind:
+		v, ok := value.(reclaimwarning.Kind)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKind(v)
+		return nil
+	case reclaimwarning.FieldRecordID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRecordID(v)
+		return nil
+	case reclaimwarning.FieldOwnerID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOwnerID(v)
+		return nil
+	case reclaimwarning.FieldReclaimAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReclaimAt(v)
+		return nil
+	case reclaimwarning.FieldReason:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReason(v)
+		return nil
+	case reclaimwarning.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown ReclaimWarning field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *ReclaimWarningMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *ReclaimWarningMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ReclaimWarningMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown ReclaimWarning numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *ReclaimWarningMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *ReclaimWarningMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *ReclaimWarningMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown ReclaimWarning nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *ReclaimWarningMutation) ResetField(name string) error {
+	switch name {
+	case reclaimwarning.FieldKind:
+		m.ResetKind()
+		return nil
+	case reclaimwarning.FieldRecordID:
+		m.ResetRecordID()
+		return nil
+	case reclaimwarning.FieldOwnerID:
+		m.ResetOwnerID()
+		return nil
+	case reclaimwarning.FieldReclaimAt:
+		m.ResetReclaimAt()
+		return nil
+	case reclaimwarning.FieldReason:
+		m.ResetReason()
+		return nil
+	case reclaimwarning.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown ReclaimWarning field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *ReclaimWarningMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *ReclaimWarningMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *ReclaimWarningMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *ReclaimWarningMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *ReclaimWarningMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *ReclaimWarningMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *ReclaimWarningMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown ReclaimWarning unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *ReclaimWarningMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown ReclaimWarning edge %s", name)
 }
 
 // RefreshTokenMutation represents an operation that mutates the RefreshToken nodes in the graph.

@@ -20,6 +20,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/ownershipchange"
 	"github.com/shoalcrm/shoal/ent/pool"
 	"github.com/shoalcrm/shoal/ent/poolruleversion"
+	"github.com/shoalcrm/shoal/ent/reclaimwarning"
 	"github.com/shoalcrm/shoal/ent/refreshtoken"
 	"github.com/shoalcrm/shoal/ent/schema"
 	"github.com/shoalcrm/shoal/ent/setting"
@@ -524,6 +525,15 @@ func init() {
 	poolruleversionDescID := poolruleversionMixinFields0[0].Descriptor()
 	// poolruleversion.DefaultID holds the default value on creation for the id field.
 	poolruleversion.DefaultID = poolruleversionDescID.Default.(func() uuid.UUID)
+	reclaimwarningMixin := schema.ReclaimWarning{}.Mixin()
+	reclaimwarningMixinFields0 := reclaimwarningMixin[0].Fields()
+	_ = reclaimwarningMixinFields0
+	reclaimwarningFields := schema.ReclaimWarning{}.Fields()
+	_ = reclaimwarningFields
+	// reclaimwarningDescID is the schema descriptor for id field.
+	reclaimwarningDescID := reclaimwarningMixinFields0[0].Descriptor()
+	// reclaimwarning.DefaultID holds the default value on creation for the id field.
+	reclaimwarning.DefaultID = reclaimwarningDescID.Default.(func() uuid.UUID)
 	refreshtokenMixin := schema.RefreshToken{}.Mixin()
 	refreshtokenMixinFields0 := refreshtokenMixin[0].Fields()
 	_ = refreshtokenMixinFields0

@@ -42,6 +42,8 @@ type Tx struct {
 	Pool *PoolClient
 	// PoolRuleVersion is the client for interacting with the PoolRuleVersion builders.
 	PoolRuleVersion *PoolRuleVersionClient
+	// ReclaimWarning is the client for interacting with the ReclaimWarning builders.
+	ReclaimWarning *ReclaimWarningClient
 	// RefreshToken is the client for interacting with the RefreshToken builders.
 	RefreshToken *RefreshTokenClient
 	// Setting is the client for interacting with the Setting builders.
@@ -197,6 +199,7 @@ func (tx *Tx) init() {
 	tx.OwnershipChange = NewOwnershipChangeClient(tx.config)
 	tx.Pool = NewPoolClient(tx.config)
 	tx.PoolRuleVersion = NewPoolRuleVersionClient(tx.config)
+	tx.ReclaimWarning = NewReclaimWarningClient(tx.config)
 	tx.RefreshToken = NewRefreshTokenClient(tx.config)
 	tx.Setting = NewSettingClient(tx.config)
 	tx.SigningKey = NewSigningKeyClient(tx.config)

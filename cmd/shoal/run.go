@@ -17,6 +17,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/observe"
 	"github.com/shoalcrm/shoal/internal/store"
+	"github.com/shoalcrm/shoal/internal/sweeper"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -114,6 +115,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	addr := fs.String("addr", envOr(getenv, "SHOAL_ADDR", "127.0.0.1:8080"), "listen address (SHOAL_ADDR)")
 	cors := fs.String("cors-origins", getenv("SHOAL_CORS_ORIGINS"), "comma-separated allowed CORS origins (SHOAL_CORS_ORIGINS)")
 	noMigrate := fs.Bool("no-migrate", false, "do not apply the schema at start")
+	defaultSweep := time.Minute
+	if v := getenv("SHOAL_SWEEP_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("SHOAL_SWEEP_INTERVAL: %w", err)
+		}
+		defaultSweep = d
+	}
+	sweepEvery := fs.Duration("sweep-interval", defaultSweep, "how often the reclaim sweep runs; 0 disables it (SHOAL_SWEEP_INTERVAL)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -148,6 +158,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		CORSOrigins: splitList(*cors),
 		SigningKey:  getenv("SHOAL_JWT_SIGNING_KEY"),
 		Auth:        auth.Config{APIKeyRate: rate, APIKeyBurst: int(burst)},
+		TestClock:   getenv("SHOAL_TEST_CLOCK") == "1",
 	})
 	if err != nil {
 		return err
@@ -162,6 +173,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}
 	srv := a.HTTP
+	if *sweepEvery > 0 {
+		sweepCtx, stopSweep := context.WithCancel(ctx)
+		defer stopSweep()
+		go sweeper.Run(sweepCtx, st, a.Pools, *sweepEvery, log, nil)
+	}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

@@ -177,6 +177,18 @@ func (f PoolRuleVersionFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Va
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.PoolRuleVersionMutation", m)
 }
 
+// The ReclaimWarningFunc type is an adapter to allow the use of ordinary
+// function as ReclaimWarning mutator.
+type ReclaimWarningFunc func(context.Context, *ent.ReclaimWarningMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f ReclaimWarningFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.ReclaimWarningMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.ReclaimWarningMutation", m)
+}
+
 // The RefreshTokenFunc type is an adapter to allow the use of ordinary
 // function as RefreshToken mutator.
 type RefreshTokenFunc func(context.Context, *ent.RefreshTokenMutation) (ent.Value, error)

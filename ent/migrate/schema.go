@@ -521,6 +521,34 @@ var (
 			},
 		},
 	}
+	// ReclaimWarningsColumns holds the columns for the "reclaim_warnings" table.
+	ReclaimWarningsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "kind", Type: field.TypeEnum, Enums: []string{"lead", "customer"}},
+		{Name: "record_id", Type: field.TypeUUID},
+		{Name: "owner_id", Type: field.TypeUUID},
+		{Name: "reclaim_at", Type: field.TypeTime},
+		{Name: "reason", Type: field.TypeString},
+		{Name: "created_at", Type: field.TypeTime},
+	}
+	// ReclaimWarningsTable holds the schema information for the "reclaim_warnings" table.
+	ReclaimWarningsTable = &schema.Table{
+		Name:       "reclaim_warnings",
+		Columns:    ReclaimWarningsColumns,
+		PrimaryKey: []*schema.Column{ReclaimWarningsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "reclaimwarning_record_id_reclaim_at",
+				Unique:  true,
+				Columns: []*schema.Column{ReclaimWarningsColumns[2], ReclaimWarningsColumns[4]},
+			},
+			{
+				Name:    "reclaimwarning_owner_id",
+				Unique:  false,
+				Columns: []*schema.Column{ReclaimWarningsColumns[3]},
+			},
+		},
+	}
 	// RefreshTokensColumns holds the columns for the "refresh_tokens" table.
 	RefreshTokensColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
@@ -659,6 +687,7 @@ var (
 		OwnershipChangesTable,
 		PoolsTable,
 		PoolRuleVersionsTable,
+		ReclaimWarningsTable,
 		RefreshTokensTable,
 		SettingsTable,
 		SigningKeysTable,

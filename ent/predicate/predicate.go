@@ -48,6 +48,9 @@ type Pool func(*sql.Selector)
 // PoolRuleVersion is the predicate function for poolruleversion builders.
 type PoolRuleVersion func(*sql.Selector)
 
+// ReclaimWarning is the predicate function for reclaimwarning builders.
+type ReclaimWarning func(*sql.Selector)
+
 // RefreshToken is the predicate function for refreshtoken builders.
 type RefreshToken func(*sql.Selector)
 

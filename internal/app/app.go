@@ -32,6 +32,10 @@ type Config struct {
 	Auth       auth.Config
 	// Clock drives every time-based rule; nil means the wall clock.
 	Clock clock.Clock
+	// TestClock makes the clock adjustable through advanceTestClock
+	// (SHOAL_TEST_CLOCK=1); with Clock set to a *clock.Adjustable, that
+	// clock is the one advanced.
+	TestClock bool
 	// Location is the zone of "today" for daily claim limits (default
 	// Asia/Shanghai).
 	Location *time.Location
@@ -66,8 +70,15 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		return nil, err
 	}
 	clk := cfg.Clock
+	if clk == nil && cfg.TestClock {
+		clk = &clock.Adjustable{}
+	}
 	if clk == nil {
 		clk = clock.Real{}
+	}
+	testClock, _ := clk.(*clock.Adjustable)
+	if !cfg.TestClock {
+		testClock = nil
 	}
 	loc := cfg.Location
 	if loc == nil {
@@ -99,6 +110,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		Cursors:     cursors,
 		Records:     a.Records,
 		PoolEngine:  a.Pools,
+		TestClock:   testClock,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("http server: %w", err)

@@ -46,6 +46,7 @@ func (s *Server) GetContact(ctx context.Context, req api.GetContactRequestObject
 
 // UpdateContact patches a contact.
 func (s *Server) UpdateContact(ctx context.Context, req api.UpdateContactRequestObject) (api.UpdateContactResponseObject, error) {
+	noteTarget(ctx, "contact", req.Id.String())
 	b := req.Body
 	in := records.ContactInput{Name: b.Name, Title: b.Title, Phone: b.Phone, Email: b.Email, Wechat: b.Wechat, Notes: b.Notes, IsPrimary: b.IsPrimary}
 	v, err := s.records.UpdateContact(ctx, auth.FromContext(ctx), req.Id, in)
@@ -57,6 +58,7 @@ func (s *Server) UpdateContact(ctx context.Context, req api.UpdateContactRequest
 
 // DeleteContact deletes a contact.
 func (s *Server) DeleteContact(ctx context.Context, req api.DeleteContactRequestObject) (api.DeleteContactResponseObject, error) {
+	noteTarget(ctx, "contact", req.Id.String())
 	if err := s.records.DeleteContact(ctx, auth.FromContext(ctx), req.Id); err != nil {
 		return nil, err
 	}

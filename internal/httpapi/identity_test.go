@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/ent/migrate"
 	"github.com/shoalcrm/shoal/ent/signingkey"
+	"github.com/shoalcrm/shoal/ent/user"
 	"github.com/shoalcrm/shoal/internal/apitest"
 	"github.com/shoalcrm/shoal/internal/app"
 	"github.com/shoalcrm/shoal/internal/auth"
@@ -1197,4 +1199,142 @@ func TestAuditLog(t *testing.T) {
 			t.Errorf("filtered paging found %d events", len(got))
 		}
 	})
+}
+
+// ---- directory invariants under concurrency ----
+
+// TestLastAdminUnderConcurrency has two admins demote or deactivate each
+// other at the same instant: one may win, never both.
+func TestLastAdminUnderConcurrency(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, databaseURL string) {
+		ctx := context.Background()
+		env := apitest.New(t, databaseURL)
+		a, aC := env.User(auth.RoleAdmin, nil)
+		b, bC := env.User(auth.RoleAdmin, nil)
+		changes := []map[string]any{{"role": "rep"}, {"active": false}, {"role": "auditor"}}
+		for round := range 12 {
+			var wg sync.WaitGroup
+			var resA, resB *apitest.Response
+			wg.Add(2)
+			go func() { defer wg.Done(); resA = aC.Do("PATCH", "/v1/users/"+b.ID.String(), changes[round%3]) }()
+			go func() { defer wg.Done(); resB = bC.Do("PATCH", "/v1/users/"+a.ID.String(), changes[(round+1)%3]) }()
+			wg.Wait()
+			admins, err := env.App.Store.Client.User.Query().Where(user.RoleEQ(user.RoleAdmin), user.Active(true)).Count(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if admins == 0 {
+				t.Fatalf("round %d: no active admin left (answers %d and %d)", round, resA.Status, resB.Status)
+			}
+			for _, res := range []*apitest.Response{resA, resB} {
+				switch res.Status {
+				case http.StatusOK:
+				case http.StatusConflict:
+					problem(t, res, http.StatusConflict, "last_admin")
+				case http.StatusForbidden, http.StatusUnauthorized: // demoted or deactivated before its turn
+				default:
+					t.Fatalf("round %d: %d %s", round, res.Status, res.Body)
+				}
+			}
+			if _, err := env.App.Store.Client.User.Update().Where(user.IDIn(a.ID, b.ID)).
+				SetRole(user.RoleAdmin).SetActive(true).Save(ctx); err != nil {
+				t.Fatal(err)
+			}
+			// Deactivation revoked sessions: log in again.
+			aC, bC = env.Login(a.Email, apitest.Password), env.Login(b.Email, apitest.Password)
+		}
+	})
+}
+
+// TestTeamTreeUnderConcurrency moves teams while others move them back,
+// create sub-teams and put users in them, then checks that the tree has no
+// cycle and that every path (of teams and of their members) is right.
+func TestTeamTreeUnderConcurrency(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, databaseURL string) {
+		ctx := context.Background()
+		env := apitest.New(t, databaseURL)
+		_, adminC := env.User(auth.RoleAdmin, nil)
+		users := []*ent.User{member(env, auth.RoleRep, nil), member(env, auth.RoleRep, nil)}
+		for round := range 8 {
+			x, y := env.Team("X", nil), env.Team("Y", nil)
+			sub := env.Team("X-1", &x.ID)
+			var wg sync.WaitGroup
+			res := make([]*apitest.Response, 5)
+			calls := []func() *apitest.Response{
+				func() *apitest.Response {
+					return adminC.Do("PATCH", "/v1/teams/"+x.ID.String(), map[string]any{"parentId": y.ID})
+				},
+				func() *apitest.Response {
+					return adminC.Do("PATCH", "/v1/teams/"+y.ID.String(), map[string]any{"parentId": sub.ID})
+				},
+				func() *apitest.Response {
+					return adminC.Do("POST", "/v1/teams", map[string]any{"name": "X-2", "parentId": x.ID})
+				},
+				func() *apitest.Response {
+					return adminC.Do("PATCH", "/v1/users/"+users[0].ID.String(), map[string]any{"teamId": sub.ID})
+				},
+				func() *apitest.Response {
+					return adminC.Do("PATCH", "/v1/users/"+users[1].ID.String(), map[string]any{"teamId": y.ID})
+				},
+			}
+			for i, call := range calls {
+				wg.Add(1)
+				go func() { defer wg.Done(); res[i] = call() }()
+			}
+			wg.Wait()
+			if res[0].Status == http.StatusOK && res[1].Status == http.StatusOK {
+				t.Errorf("round %d: X moved under Y and Y under X's child at once", round)
+			}
+			for i, r := range res {
+				if r.Status >= 500 {
+					t.Errorf("round %d, call %d: %d %s", round, i, r.Status, r.Body)
+				}
+			}
+		}
+		checkTeamTree(t, env)
+	})
+}
+
+// checkTeamTree fails unless every team's path is its parent's path plus
+// its id, and every user's team path is his team's path.
+func checkTeamTree(t *testing.T, env *apitest.Env) {
+	t.Helper()
+	ctx := context.Background()
+	teams, err := env.App.Store.Client.Team.Query().All(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[uuid.UUID]*ent.Team{}
+	for _, tm := range teams {
+		byID[tm.ID] = tm
+	}
+	for _, tm := range teams {
+		want := "/" + tm.ID.String() + "/"
+		if tm.ParentID != nil {
+			want = byID[*tm.ParentID].Path + tm.ID.String() + "/"
+		}
+		if tm.Path != want {
+			t.Errorf("team %s has path %s, want %s", tm.ID, tm.Path, want)
+		}
+		seen := map[uuid.UUID]bool{}
+		for p := tm; p.ParentID != nil; p = byID[*p.ParentID] {
+			if seen[p.ID] {
+				t.Fatalf("team %s is in a cycle", tm.ID)
+			}
+			seen[p.ID] = true
+		}
+	}
+	users, err := env.App.Store.Client.User.Query().All(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range users {
+		want := ""
+		if u.TeamID != nil {
+			want = byID[*u.TeamID].Path
+		}
+		if u.TeamPath != want {
+			t.Errorf("user %s has team path %q, want %q", u.Email, u.TeamPath, want)
+		}
+	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/audit"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/authz"
+	"github.com/shoalcrm/shoal/internal/clock"
 	"github.com/shoalcrm/shoal/internal/org"
 	"github.com/shoalcrm/shoal/internal/page"
 	"github.com/shoalcrm/shoal/internal/pool"
@@ -31,14 +32,16 @@ import (
 
 // Config is what the HTTP layer needs from the outside.
 type Config struct {
-	Store       *store.Store
-	Auth        *auth.Service
-	Org         *org.Service
-	Audit       *audit.Log
-	Enforcer    *authz.Enforcer
-	Cursors     page.Codec
-	Records     *records.Service
-	PoolEngine  *pool.Service
+	Store      *store.Store
+	Auth       *auth.Service
+	Org        *org.Service
+	Audit      *audit.Log
+	Enforcer   *authz.Enforcer
+	Cursors    page.Codec
+	Records    *records.Service
+	PoolEngine *pool.Service
+	// TestClock, when set, is what advanceTestClock moves; nil answers 404.
+	TestClock   *clock.Adjustable
 	Logger      *slog.Logger
 	Version     string
 	CORSOrigins []string
@@ -59,13 +62,14 @@ type Server struct {
 	public    map[string]bool
 	validator echo.MiddlewareFunc
 
-	auth     *auth.Service
-	org      *org.Service
-	audit    *audit.Log
-	enforcer *authz.Enforcer
-	cursors  page.Codec
-	records  *records.Service
-	pools    *pool.Service
+	auth      *auth.Service
+	org       *org.Service
+	audit     *audit.Log
+	enforcer  *authz.Enforcer
+	cursors   page.Codec
+	records   *records.Service
+	pools     *pool.Service
+	testClock *clock.Adjustable
 
 	metrics  *metrics
 	docsPage []byte
@@ -97,8 +101,9 @@ func New(cfg Config) (*Server, error) {
 		enforcer: cfg.Enforcer,
 		cursors:  cfg.Cursors,
 
-		records: cfg.Records,
-		pools:   cfg.PoolEngine,
+		records:   cfg.Records,
+		pools:     cfg.PoolEngine,
+		testClock: cfg.TestClock,
 	}
 	if s.log == nil {
 		s.log = slog.Default()

@@ -75,7 +75,7 @@ func (s *Service) CreateUser(ctx context.Context, in NewUser) (*ent.User, error)
 	err = s.store.WithTx(ctx, func(tx *ent.Tx) error {
 		path := ""
 		if in.TeamID != nil {
-			t, err := tx.Team.Get(ctx, *in.TeamID)
+			t, err := s.lockTeam(ctx, tx, *in.TeamID)
 			if ent.IsNotFound(err) {
 				return apperr.Invalidf("body/teamId", "unknown_team", "no such team")
 			}
@@ -150,6 +150,28 @@ func (s *Service) UpdateUser(ctx context.Context, p *auth.Principal, id uuid.UUI
 	}
 	var out *ent.User
 	err := s.store.WithTx(ctx, func(tx *ent.Tx) error {
+		// Locks are taken teams first, then users (as UpdateTeam does), so
+		// that concurrent changes wait for each other instead of deadlocking.
+		var newTeam *ent.Team
+		if in.TeamID.Set && in.TeamID.Value != nil {
+			t, err := s.lockTeam(ctx, tx, *in.TeamID.Value)
+			if ent.IsNotFound(err) {
+				return apperr.Invalidf("body/teamId", "unknown_team", "no such team")
+			}
+			if err != nil {
+				return fmt.Errorf("load team: %w", err)
+			}
+			newTeam = t
+		}
+		if in.Role != nil || in.Active != nil {
+			// Two admins demoting each other at once must not each count
+			// the other as the admin who remains: lock every active admin,
+			// in id order, before counting them.
+			if _, err := store.ForUpdate(s.store, tx.User.Query().
+				Where(user.RoleEQ(user.RoleAdmin), user.Active(true)).Order(ent.Asc(user.FieldID))).IDs(ctx); err != nil {
+				return fmt.Errorf("lock admins: %w", err)
+			}
+		}
 		u, err := store.ForUpdate(s.store, tx.User.Query().Where(user.ID(id), userScope(p))).Only(ctx)
 		if ent.IsNotFound(err) {
 			return apperr.NotFoundf("user")
@@ -175,15 +197,8 @@ func (s *Service) UpdateUser(ctx context.Context, p *auth.Principal, id uuid.UUI
 		}
 		if in.TeamID.Set {
 			path := ""
-			if in.TeamID.Value != nil {
-				t, err := tx.Team.Get(ctx, *in.TeamID.Value)
-				if ent.IsNotFound(err) {
-					return apperr.Invalidf("body/teamId", "unknown_team", "no such team")
-				}
-				if err != nil {
-					return fmt.Errorf("load team: %w", err)
-				}
-				path = t.Path
+			if newTeam != nil {
+				path = newTeam.Path
 			}
 			upd.SetNillableTeamID(in.TeamID.Value).SetTeamPath(path)
 			if in.TeamID.Value == nil {
@@ -320,7 +335,7 @@ func (s *Service) CreateTeam(ctx context.Context, in NewTeam) (*ent.Team, error)
 	err := s.store.WithTx(ctx, func(tx *ent.Tx) error {
 		parentPath := "/"
 		if in.ParentID != nil {
-			parent, err := tx.Team.Get(ctx, *in.ParentID)
+			parent, err := s.lockTeam(ctx, tx, *in.ParentID)
 			if ent.IsNotFound(err) {
 				return apperr.Invalidf("body/parentId", "unknown_team", "no such parent team")
 			}
@@ -358,6 +373,14 @@ type TeamPatch struct {
 func (s *Service) UpdateTeam(ctx context.Context, id uuid.UUID, in TeamPatch) (*ent.Team, error) {
 	var out *ent.Team
 	err := s.store.WithTx(ctx, func(tx *ent.Tx) error {
+		if in.ParentID.Set {
+			// A move reads and rewrites paths all over the tree: lock every
+			// team, in id order, so that two moves cannot make a cycle and
+			// no team or member is created under a path about to change.
+			if _, err := store.ForUpdate(s.store, tx.Team.Query().Order(ent.Asc(team.FieldID))).IDs(ctx); err != nil {
+				return fmt.Errorf("lock teams: %w", err)
+			}
+		}
 		t, err := store.ForUpdate(s.store, tx.Team.Query().Where(team.ID(id))).Only(ctx)
 		if ent.IsNotFound(err) {
 			return apperr.NotFoundf("team")
@@ -402,6 +425,13 @@ func (s *Service) UpdateTeam(ctx context.Context, id uuid.UUID, in TeamPatch) (*
 		return nil
 	})
 	return out, err
+}
+
+// lockTeam loads a team whose path is about to be copied (into a new team
+// or a user), locking it so that a concurrent move of the team waits, or is
+// waited for, instead of leaving the copy stale.
+func (s *Service) lockTeam(ctx context.Context, tx *ent.Tx, id uuid.UUID) (*ent.Team, error) {
+	return store.ForUpdate(s.store, tx.Team.Query().Where(team.ID(id))).Only(ctx)
 }
 
 // reroot rewrites every team path and user team path under oldPrefix.

@@ -191,6 +191,9 @@ func (s *Service) UpdatePool(ctx context.Context, p *auth.Principal, id uuid.UUI
 		}
 		return nil
 	})
+	if err == nil && in.changesRules() {
+		err = s.Rejudge(ctx, id)
+	}
 	return out, err
 }
 

@@ -488,7 +488,6 @@ func (s *Service) Restore(ctx context.Context, p *auth.Principal, kind string, i
 	})
 }
 
-
 // DecideClaim approves or rejects a pending claim request, by a manager of
 // its pool. Approval re-checks every claim rule for the requester.
 func (s *Service) DecideClaim(ctx context.Context, p *auth.Principal, requestID uuid.UUID, approve bool, reason string) (*ent.ClaimRequest, error) {
@@ -555,4 +554,3 @@ func (s *Service) ListClaimRequests(ctx context.Context, p *auth.Principal, stat
 	}
 	return reqs, nil
 }
-

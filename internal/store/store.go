@@ -209,3 +209,7 @@ func ForUpdate[Q lockable[Q]](s *Store, q Q) Q {
 	}
 	return q
 }
+
+// DB is the write pool, for the few things ent does not model (advisory
+// locks).
+func (s *Store) DB() *sql.DB { return s.writeDB }

@@ -1,0 +1,134 @@
+package bench
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/shoalcrm/shoal/internal/dedupe"
+	"github.com/shoalcrm/shoal/internal/testdb"
+)
+
+// TestBenchmarksSmall runs the bodies of the benchmarks once at a small
+// size on every engine and checks that what they measure really happened,
+// so `make test` keeps them working and honest (a benchmark whose requests
+// fail, or whose pages are empty, reports flattering numbers).
+func TestBenchmarksSmall(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, databaseURL string) {
+		t.Run("claim", func(t *testing.T) { checkClaim(t, databaseURL) })
+	})
+	testdb.Each(t, func(t *testing.T, databaseURL string) {
+		t.Run("customers", func(t *testing.T) { checkCustomerQueries(t, databaseURL) })
+	})
+}
+
+func checkClaim(t *testing.T, databaseURL string) {
+	const n = 300
+	c := newClaimBench(t, databaseURL)
+
+	h := c.claimHTTP(c.seedLeads(t, n))
+	mustSucceed(t, "http claims", h)
+	if h.ok != n || len(h.lat) != n {
+		t.Fatalf("http: %d claims timed, want %d", h.ok, n)
+	}
+	if got := c.seed.count(t, "SELECT COUNT(*) FROM leads WHERE owner_id IS NOT NULL"); got != n {
+		t.Fatalf("after http claims %d leads owned, want %d", got, n)
+	}
+	if got := c.seed.count(t, "SELECT COUNT(*) FROM ownership_changes WHERE operation = 'claim'"); got != n {
+		t.Fatalf("after http claims %d claim history rows, want %d", got, n)
+	}
+	// Shoal keeps each rep's owned-leads counter in step with the claims
+	// that rep made, and with the rows themselves.
+	for w, id := range c.reps {
+		counter := c.seed.count(t, "SELECT owned_leads FROM users WHERE id = ?", id)
+		rows := c.seed.count(t, "SELECT COUNT(*) FROM leads WHERE owner_id = ?", id)
+		if counter != h.perWorker[w] || rows != h.perWorker[w] {
+			t.Errorf("rep %d: counter %d, owns %d rows, claimed %d", w, counter, rows, h.perWorker[w])
+		}
+	}
+
+	r := c.claimRaw(t, c.seedLeads(t, n))
+	mustSucceed(t, "raw claims", r)
+	if r.ok != n {
+		t.Fatalf("raw: %d claims, want %d", r.ok, n)
+	}
+	if got := c.seed.count(t, "SELECT COUNT(*) FROM leads WHERE owner_id IS NOT NULL"); got != 2*n {
+		t.Fatalf("after raw claims %d leads owned, want %d", got, 2*n)
+	}
+	if got := c.seed.count(t, "SELECT COUNT(*) FROM ownership_changes WHERE operation = 'claim'"); got != 2*n {
+		t.Fatalf("after raw claims %d claim history rows, want %d", got, 2*n)
+	}
+	t.Logf("claim (%d per run): %s", n, claimResult{h, r})
+}
+
+func checkCustomerQueries(t *testing.T, databaseURL string) {
+	const n = 2_000
+	q := newQueryBench(t, databaseURL, n)
+	seed := openRaw(t, databaseURL, roleReader)
+	if got := seed.count(t, "SELECT COUNT(*) FROM customers WHERE pool_id IS NOT NULL AND owner_id IS NOT NULL"); got != n {
+		t.Fatalf("%d owned customers seeded, want %d", got, n)
+	}
+	if got := seed.count(t, "SELECT SUM(owned_customers) FROM users"); got != n {
+		t.Fatalf("owners' counters add up to %d, want %d", got, n)
+	}
+
+	// The duplicate check finds a seeded customer, by HTTP and by SQL,
+	// and the rep (who may not see it) is told it exists without its id.
+	name := customerName(1234)
+	m, err := q.dupHTTP(name)
+	if err != nil || len(m) != 1 || m[0]["kind"] != "customer" || m[0]["matchedOn"] != "name" || m[0]["id"] != nil {
+		t.Fatalf("duplicates of %s: %v %v", name, m, err)
+	}
+	ids, err := q.dupRaw(dedupe.Name(name))
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("raw duplicates of %s: %v %v", name, ids, err)
+	}
+
+	// Page 1 and the deep page are full, of the right region, and the
+	// same rows in the same order through HTTP and SQL.
+	same := func(what string, h, r listPage) {
+		t.Helper()
+		if len(h.ids) != pageSize || !slices.Equal(h.ids, r.ids) {
+			t.Fatalf("%s: http %d ids, raw %d ids, equal %v", what, len(h.ids), len(r.ids), slices.Equal(h.ids, r.ids))
+		}
+		for _, reg := range append(h.regions, r.regions...) {
+			if reg != listRegion {
+				t.Fatalf("%s: a customer of region %q", what, reg)
+			}
+		}
+	}
+	h1, err := q.listHTTP("")
+	if err != nil || h1.cursor == "" {
+		t.Fatalf("page 1: %v, cursor %q", err, h1.cursor)
+	}
+	r1, err := q.listRaw(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same("page 1", h1, r1)
+
+	pages := deepPages(n)
+	if pages < 1 {
+		t.Fatalf("only %d pages to walk", pages)
+	}
+	wh, lastH, err := q.walkHTTP(pages)
+	if err != nil || wh.ok != pages {
+		t.Fatalf("walk http: %d pages, %v", wh.ok, err)
+	}
+	wr, lastR, err := q.walkRaw(pages)
+	if err != nil || wr.ok != pages {
+		t.Fatalf("walk raw: %d pages, %v", wr.ok, err)
+	}
+	same("last walked page", lastH, lastR)
+	deepH, err := q.listHTTP(lastH.cursor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deepR, err := q.listRaw(&lastR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same("deep page", deepH, deepR)
+	if slices.Contains(h1.ids, deepH.ids[0]) {
+		t.Fatal("the deep page repeats page 1")
+	}
+}

@@ -1,0 +1,85 @@
+package httpapi
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shoalcrm/shoal/api"
+	"github.com/shoalcrm/shoal/ent/user"
+	"github.com/shoalcrm/shoal/internal/apperr"
+	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/page"
+	"github.com/shoalcrm/shoal/internal/pool"
+)
+
+func sweepItems(items []pool.SweepItem) []api.SweepItem {
+	out := make([]api.SweepItem, len(items))
+	for i, it := range items {
+		out[i] = api.SweepItem{Id: it.ID, Kind: api.SubjectType(it.Kind), PreviousOwnerId: it.PreviousOwnerID, OwnerId: it.OwnerID}
+		if it.Reason != "" {
+			r := api.SweepItemReason(it.Reason)
+			out[i].Reason = &r
+		}
+		if it.ReclaimAt != nil {
+			t := it.ReclaimAt.UTC()
+			out[i].ReclaimAt = &t
+		}
+	}
+	return out
+}
+
+// RunSweep runs (or previews) the reclaim sweep.
+func (s *Server) RunSweep(ctx context.Context, req api.RunSweepRequestObject) (api.RunSweepResponseObject, error) {
+	res, err := s.pools.Sweep(ctx, req.Body.AsOf, req.Body.DryRun)
+	if err != nil {
+		return nil, err
+	}
+	return api.RunSweep200JSONResponse{Body: api.SweepResult{
+		Reclaimed: sweepItems(res.Reclaimed), Released: sweepItems(res.Released), Warned: sweepItems(res.Warned),
+	}}, nil
+}
+
+// ListReclaimWarnings lists warnings for the caller's records (and his
+// subtree's, for supervisors).
+func (s *Server) ListReclaimWarnings(ctx context.Context, req api.ListReclaimWarningsRequestObject) (api.ListReclaimWarningsResponseObject, error) {
+	p := auth.FromContext(ctx)
+	before, err := s.afterID(req.Params.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	all := p.Role == auth.RoleAdmin || p.Role == auth.RoleAuditor
+	owners := []uuid.UUID{p.ID}
+	if p.Role == auth.RoleSupervisor && p.TeamPath != "" {
+		ids, err := s.store.Reader.User.Query().Where(user.TeamPathHasPrefix(p.TeamPath)).IDs(ctx)
+		if err != nil {
+			return nil, err
+		}
+		owners = append(owners, ids...)
+	}
+	n := page.Size(req.Params.Limit)
+	ws, err := s.pools.Warnings(ctx, owners, all, before, n)
+	if err != nil {
+		return nil, err
+	}
+	out := api.ReclaimWarningList{Items: make([]api.ReclaimWarning, len(ws))}
+	for i, w := range ws {
+		out.Items[i] = api.ReclaimWarning{Id: w.ID, Kind: api.SubjectType(w.Kind), RecordId: w.RecordID, OwnerId: w.OwnerID,
+			ReclaimAt: w.ReclaimAt.UTC(), Reason: api.ReclaimWarningReason(w.Reason), CreatedAt: w.CreatedAt.UTC()}
+	}
+	if len(ws) > 0 {
+		out.NextCursor = s.nextID(len(ws), n, ws[len(ws)-1].ID)
+	}
+	return api.ListReclaimWarnings200JSONResponse{Body: out}, nil
+}
+
+// AdvanceTestClock moves the test clock; without SHOAL_TEST_CLOCK=1 the
+// operation does not exist.
+func (s *Server) AdvanceTestClock(_ context.Context, req api.AdvanceTestClockRequestObject) (api.AdvanceTestClockResponseObject, error) {
+	if s.testClock == nil {
+		return nil, apperr.New(apperr.NotFound, "route_not_found", "the test clock is not enabled (SHOAL_TEST_CLOCK=1)")
+	}
+	now := s.testClock.Advance(time.Duration(req.Body.Seconds) * time.Second)
+	return api.AdvanceTestClock200JSONResponse{Body: api.ClockTime{Now: now}}, nil
+}

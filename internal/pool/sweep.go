@@ -1,0 +1,321 @@
+package pool
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shoalcrm/shoal/ent"
+	"github.com/shoalcrm/shoal/ent/customer"
+	"github.com/shoalcrm/shoal/ent/lead"
+	"github.com/shoalcrm/shoal/ent/reclaimwarning"
+	"github.com/shoalcrm/shoal/internal/apperr"
+	"github.com/shoalcrm/shoal/internal/poolrules"
+)
+
+// sweepBatch bounds each query and transaction of the sweep, so claims keep
+// flowing while it runs.
+const sweepBatch = 500
+
+// SweepItem is one record the sweep acted on (or would act on).
+type SweepItem struct {
+	ID              uuid.UUID
+	Kind            string
+	PreviousOwnerID *uuid.UUID
+	OwnerID         *uuid.UUID
+	Reason          string
+	ReclaimAt       *time.Time
+}
+
+// SweepResult is what a sweep did.
+type SweepResult struct {
+	Reclaimed, Released, Warned []SweepItem
+}
+
+// Sweep releases expired freezes, reclaims what is due and warns owners
+// ahead of reclaims, as of asOf. A real run (dryRun false) must use the
+// engine's clock; each record is re-judged inside its own transaction
+// under its lock, so a follow-up logged a moment earlier is never ignored
+// and two sweeps at once act on each record once.
+func (s *Service) Sweep(ctx context.Context, asOf *time.Time, dryRun bool) (*SweepResult, error) {
+	now := s.clock.Now()
+	if asOf != nil {
+		if !dryRun {
+			return nil, apperr.Invalidf("body/asOf", "not_allowed", "asOf is only for dry runs; a real sweep uses the server clock")
+		}
+		now = asOf.UTC()
+	}
+	res := &SweepResult{}
+	for _, kind := range []string{"lead", "customer"} {
+		if err := s.sweepFreezes(ctx, kind, now, dryRun, res); err != nil {
+			return nil, err
+		}
+		if err := s.sweepReclaims(ctx, kind, now, dryRun, res); err != nil {
+			return nil, err
+		}
+		if err := s.sweepWarnings(ctx, kind, now, dryRun, res); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// candidates pages through ids by a time column ≤ bound, in id order.
+func (s *Service) candidates(ctx context.Context, kind, what string, bound time.Time, after uuid.UUID) ([]uuid.UUID, error) {
+	switch kind {
+	case "lead":
+		q := s.store.Client.Lead.Query().Where(lead.IDGT(after)).Order(ent.Asc(lead.FieldID)).Limit(sweepBatch)
+		if what == "freeze" {
+			q = q.Where(lead.FrozenUntilLTE(bound))
+		} else {
+			q = q.Where(lead.ReclaimAtLTE(bound), lead.OwnerIDNotNil(), lead.StatusEQ(lead.StatusActive))
+		}
+		return q.IDs(ctx)
+	default:
+		q := s.store.Client.Customer.Query().Where(customer.IDGT(after)).Order(ent.Asc(customer.FieldID)).Limit(sweepBatch)
+		if what == "freeze" {
+			q = q.Where(customer.FrozenUntilLTE(bound))
+		} else {
+			q = q.Where(customer.ReclaimAtLTE(bound), customer.OwnerIDNotNil(), customer.StatusEQ(customer.StatusActive))
+		}
+		return q.IDs(ctx)
+	}
+}
+
+func (s *Service) eachCandidate(ctx context.Context, kind, what string, bound time.Time, fn func(id uuid.UUID) error) error {
+	var after uuid.UUID
+	for {
+		ids, err := s.candidates(ctx, kind, what, bound, after)
+		if err != nil {
+			return fmt.Errorf("sweep %s %s: %w", kind, what, err)
+		}
+		for _, id := range ids {
+			if err := fn(id); err != nil {
+				return err
+			}
+		}
+		if len(ids) < sweepBatch {
+			return nil
+		}
+		after = ids[len(ids)-1]
+	}
+}
+
+// sweepFreezes ends freezes whose time is up; the end starts a fresh grace
+// period from the freeze's end.
+func (s *Service) sweepFreezes(ctx context.Context, kind string, now time.Time, dryRun bool, res *SweepResult) error {
+	return s.eachCandidate(ctx, kind, "freeze", now, func(id uuid.UUID) error {
+		if dryRun {
+			res.Released = append(res.Released, SweepItem{ID: id, Kind: kind})
+			return nil
+		}
+		return s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
+			r, err := s.load(ctx, tx, kind, id)
+			if err != nil {
+				return err
+			}
+			if r.FrozenUntil == nil || r.FrozenUntil.After(now) {
+				return nil // unfrozen or re-frozen meanwhile
+			}
+			pl, err := tx.Pool.Get(ctx, r.PoolID)
+			if err != nil {
+				return fmt.Errorf("load pool: %w", err)
+			}
+			end := *r.FrozenUntil
+			r.FrozenUntil, r.ReleasedAt = nil, &end
+			if err := s.save(ctx, tx, r, pl, now); err != nil {
+				return err
+			}
+			res.Released = append(res.Released, SweepItem{ID: id, Kind: kind, OwnerID: r.OwnerID})
+			return s.log(ctx, tx, r, Change{Op: "unfreeze", From: r.OwnerID, To: r.OwnerID, Reason: "freeze expired", RuleVersion: pl.RuleVersion}, now)
+		})
+	})
+}
+
+// sweepReclaims takes back what is due.
+func (s *Service) sweepReclaims(ctx context.Context, kind string, now time.Time, dryRun bool, res *SweepResult) error {
+	return s.eachCandidate(ctx, kind, "reclaim", now, func(id uuid.UUID) error {
+		if dryRun {
+			r, pl, err := s.peek(ctx, kind, id)
+			if err != nil {
+				return err
+			}
+			if c := poolrules.ReclaimClock(now, r.Pure(), Rules(pl)); poolrules.Due(now, c) {
+				res.Reclaimed = append(res.Reclaimed, SweepItem{ID: id, Kind: kind, PreviousOwnerID: r.OwnerID, Reason: c.Reason, ReclaimAt: c.ReclaimAt})
+			}
+			return nil
+		}
+		return s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
+			r, err := s.load(ctx, tx, kind, id)
+			if err != nil {
+				return err
+			}
+			pl, err := tx.Pool.Get(ctx, r.PoolID)
+			if err != nil {
+				return fmt.Errorf("load pool: %w", err)
+			}
+			c := poolrules.ReclaimClock(now, r.Pure(), Rules(pl))
+			if !poolrules.Due(now, c) {
+				// A follow-up, deal or freeze got there first: store the
+				// fresh deadline and leave the record be.
+				return s.save(ctx, tx, r, pl, now)
+			}
+			st, err := loadSettings(ctx, tx.Setting)
+			if err != nil {
+				return err
+			}
+			o := &op{tx: tx, r: r, pl: pl, st: st, now: now}
+			prev, err := s.release(ctx, o)
+			if err != nil {
+				return err
+			}
+			if err := s.commit(ctx, o, Change{Op: "reclaim", From: prev, Reason: c.Reason, RuleVersion: pl.RuleVersion}); err != nil {
+				return err
+			}
+			res.Reclaimed = append(res.Reclaimed, SweepItem{ID: id, Kind: kind, PreviousOwnerID: prev, Reason: c.Reason, ReclaimAt: c.ReclaimAt})
+			_, err = s.autoAssign(ctx, tx, pl, r, prev, now)
+			return err
+		})
+	})
+}
+
+// peek reads a record and its pool without locking (for dry runs).
+func (s *Service) peek(ctx context.Context, kind string, id uuid.UUID) (*Record, *ent.Pool, error) {
+	var r *Record
+	if kind == "lead" {
+		l, err := s.store.Reader.Lead.Get(ctx, id)
+		if err != nil {
+			return nil, nil, fmt.Errorf("load lead: %w", err)
+		}
+		r = fromLead(l)
+	} else {
+		c, err := s.store.Reader.Customer.Get(ctx, id)
+		if err != nil {
+			return nil, nil, fmt.Errorf("load customer: %w", err)
+		}
+		r = fromCustomer(c)
+	}
+	pl, err := s.store.Reader.Pool.Get(ctx, r.PoolID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load pool: %w", err)
+	}
+	return r, pl, nil
+}
+
+// sweepWarnings warns owners of records due within their pool's
+// notifyDaysBefore; the unique (record, deadline) index keeps it to one
+// warning per deadline, and only an inserted warning raises an event.
+func (s *Service) sweepWarnings(ctx context.Context, kind string, now time.Time, dryRun bool, res *SweepResult) error {
+	pools, err := s.store.Reader.Pool.Query().All(ctx)
+	if err != nil {
+		return fmt.Errorf("load pools: %w", err)
+	}
+	maxNotify := 0
+	for _, pl := range pools {
+		if string(pl.Kind) == kind && pl.NotifyDaysBefore != nil && *pl.NotifyDaysBefore > maxNotify {
+			maxNotify = *pl.NotifyDaysBefore
+		}
+	}
+	if maxNotify == 0 {
+		return nil
+	}
+	horizon := now.Add(time.Duration(maxNotify) * 24 * time.Hour)
+	return s.eachCandidate(ctx, kind, "reclaim", horizon, func(id uuid.UUID) error {
+		r, pl, err := s.peek(ctx, kind, id)
+		if err != nil {
+			return err
+		}
+		c := poolrules.ReclaimClock(now, r.Pure(), Rules(pl))
+		warnAt := poolrules.WarnAt(c, Rules(pl))
+		if warnAt == nil || now.Before(*warnAt) || poolrules.Due(now, c) || r.OwnerID == nil {
+			return nil
+		}
+		exists, err := s.store.Reader.ReclaimWarning.Query().Where(reclaimwarning.RecordID(id), reclaimwarning.ReclaimAt(c.ReclaimAt.UTC())).Exist(ctx)
+		if err != nil {
+			return fmt.Errorf("load warning: %w", err)
+		}
+		if exists {
+			return nil
+		}
+		item := SweepItem{ID: id, Kind: kind, OwnerID: r.OwnerID, Reason: c.Reason, ReclaimAt: c.ReclaimAt}
+		if dryRun {
+			res.Warned = append(res.Warned, item)
+			return nil
+		}
+		return s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
+			n, err := tx.ReclaimWarning.Create().SetKind(reclaimwarning.Kind(kind)).SetRecordID(id).SetOwnerID(*r.OwnerID).
+				SetReclaimAt(c.ReclaimAt.UTC()).SetReason(c.Reason).SetCreatedAt(now).
+				OnConflictColumns(reclaimwarning.FieldRecordID, reclaimwarning.FieldReclaimAt).DoNothing().ID(ctx)
+			if err != nil || n == uuid.Nil {
+				return nil //nolint:nilerr // another sweep warned first: nothing to do
+			}
+			res.Warned = append(res.Warned, item)
+			return tx.DomainEvent.Create().SetType(kind + ".reclaimWarning").SetSubjectKind(kind).SetSubjectID(id).
+				SetData(map[string]any{"ownerId": r.OwnerID.String(), "reclaimAt": c.ReclaimAt.UTC(), "reason": c.Reason}).SetAt(now).Exec(ctx)
+		})
+	})
+}
+
+// Warnings lists reclaim warnings p may see: his own; a supervisor's
+// subtree's (by owner); all for admins and auditors.
+func (s *Service) Warnings(ctx context.Context, ownerIDs []uuid.UUID, all bool, before *uuid.UUID, limit int) ([]*ent.ReclaimWarning, error) {
+	q := s.store.Reader.ReclaimWarning.Query().Order(ent.Desc(reclaimwarning.FieldID)).Limit(limit)
+	if !all {
+		q = q.Where(reclaimwarning.OwnerIDIn(ownerIDs...))
+	}
+	if before != nil {
+		q = q.Where(reclaimwarning.IDLT(*before))
+	}
+	return q.All(ctx)
+}
+
+// Rejudge recomputes the stored reclaim deadline of every owned record of a
+// pool after its rules changed, in bounded batches, so the sweep's
+// due-time index stays true.
+func (s *Service) Rejudge(ctx context.Context, poolID uuid.UUID) error {
+	pl, err := s.store.Client.Pool.Get(ctx, poolID)
+	if err != nil {
+		return fmt.Errorf("load pool: %w", err)
+	}
+	kind := string(pl.Kind)
+	var after uuid.UUID
+	for {
+		var ids []uuid.UUID
+		if kind == "lead" {
+			ids, err = s.store.Client.Lead.Query().Where(lead.PoolID(poolID), lead.OwnerIDNotNil(), lead.IDGT(after)).
+				Order(ent.Asc(lead.FieldID)).Limit(sweepBatch).IDs(ctx)
+		} else {
+			ids, err = s.store.Client.Customer.Query().Where(customer.PoolID(poolID), customer.OwnerIDNotNil(), customer.IDGT(after)).
+				Order(ent.Asc(customer.FieldID)).Limit(sweepBatch).IDs(ctx)
+		}
+		if err != nil {
+			return fmt.Errorf("rejudge: %w", err)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		err = s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
+			cur, err := tx.Pool.Get(ctx, poolID)
+			if err != nil {
+				return err
+			}
+			now := s.clock.Now()
+			for _, id := range ids {
+				r, err := s.load(ctx, tx, kind, id)
+				if err != nil {
+					return err
+				}
+				if err := s.save(ctx, tx, r, cur, now); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		after = ids[len(ids)-1]
+	}
+}
