@@ -1865,6 +1865,26 @@ type RefreshRequest struct {
 // Role defines model for Role.
 type Role string
 
+// RulePreview defines model for RulePreview.
+type RulePreview struct {
+	Items []struct {
+		CurrentReason    nullable.Nullable[ReclaimReason]     `json:"currentReason,omitempty"`
+		CurrentReclaimAt nullable.Nullable[NullableTimestamp] `json:"currentReclaimAt,omitempty"`
+
+		// Id An opaque resource id.
+		Id   Id          `json:"id"`
+		Kind SubjectType `json:"kind"`
+
+		// OwnerId An opaque resource id.
+		OwnerId           *Id                                  `json:"ownerId,omitempty"`
+		ProposedReason    nullable.Nullable[ReclaimReason]     `json:"proposedReason,omitempty"`
+		ProposedReclaimAt nullable.Nullable[NullableTimestamp] `json:"proposedReclaimAt,omitempty"`
+	} `json:"items"`
+
+	// Scanned How many owned records of the pool were judged.
+	Scanned int64 `json:"scanned"`
+}
+
 // Scope defines model for Scope.
 type Scope string
 
@@ -2429,6 +2449,12 @@ type ListPoolsParams struct {
 	Kind *KindFilter `form:"kind,omitempty" json:"kind,omitempty"`
 }
 
+// PreviewPoolRulesParams defines parameters for PreviewPoolRules.
+type PreviewPoolRulesParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
 // ListReclaimWarningsParams defines parameters for ListReclaimWarnings.
 type ListReclaimWarningsParams struct {
 	// Limit Page size.
@@ -2554,6 +2580,9 @@ type CreatePoolJSONRequestBody = PoolCreate
 
 // UpdatePoolJSONRequestBody defines body for UpdatePool for application/json ContentType.
 type UpdatePoolJSONRequestBody = PoolUpdate
+
+// PreviewPoolRulesJSONRequestBody defines body for PreviewPoolRules for application/json ContentType.
+type PreviewPoolRulesJSONRequestBody = PoolRules
 
 // UpdateSettingsJSONRequestBody defines body for UpdateSettings for application/json ContentType.
 type UpdateSettingsJSONRequestBody = SettingsUpdate
@@ -2746,6 +2775,9 @@ type ServerInterface interface {
 	// UpdatePool Update a pool
 	// (PATCH /v1/pools/{id})
 	UpdatePool(ctx echo.Context, id IdPath) error
+	// PreviewPoolRules Preview proposed rules
+	// (POST /v1/pools/{id}/preview)
+	PreviewPoolRules(ctx echo.Context, id IdPath, params PreviewPoolRulesParams) error
 	// ListReclaimWarnings List reclaim warnings
 	// (GET /v1/reclaim-warnings)
 	ListReclaimWarnings(ctx echo.Context, params ListReclaimWarningsParams) error
@@ -4058,6 +4090,31 @@ func (w *ServerInterfaceWrapper) UpdatePool(ctx echo.Context) error {
 	return err
 }
 
+// PreviewPoolRules converts echo context to params.
+func (w *ServerInterfaceWrapper) PreviewPoolRules(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params PreviewPoolRulesParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.PreviewPoolRules(ctx, id, params)
+	return err
+}
+
 // ListReclaimWarnings converts echo context to params.
 func (w *ServerInterfaceWrapper) ListReclaimWarnings(ctx echo.Context) error {
 	var err error
@@ -4366,6 +4423,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/pools", wrapper.CreatePool, options.OperationMiddlewares["createPool"]...)
 	router.GET(options.BaseURL+"/v1/pools/:id", wrapper.GetPool, options.OperationMiddlewares["getPool"]...)
 	router.PATCH(options.BaseURL+"/v1/pools/:id", wrapper.UpdatePool, options.OperationMiddlewares["updatePool"]...)
+	router.POST(options.BaseURL+"/v1/pools/:id/preview", wrapper.PreviewPoolRules, options.OperationMiddlewares["previewPoolRules"]...)
 	router.GET(options.BaseURL+"/v1/settings", wrapper.GetSettings, options.OperationMiddlewares["getSettings"]...)
 	router.PATCH(options.BaseURL+"/v1/settings", wrapper.UpdateSettings, options.OperationMiddlewares["updateSettings"]...)
 	router.POST(options.BaseURL+"/v1/leads/batch-claim", wrapper.BatchClaimLeads, options.OperationMiddlewares["batchClaimLeads"]...)
@@ -13076,6 +13134,159 @@ func (response UpdatePooldefaultApplicationProblemPlusJSONResponse) VisitUpdateP
 	return err
 }
 
+type PreviewPoolRulesRequestObject struct {
+	Id     IdPath `json:"id"`
+	Params PreviewPoolRulesParams
+	Body   *PreviewPoolRulesJSONRequestBody
+}
+
+type PreviewPoolRulesResponseObject interface {
+	VisitPreviewPoolRulesResponse(w http.ResponseWriter) error
+}
+
+type PreviewPoolRules200ResponseHeaders struct {
+	RateLimit *string
+}
+
+type PreviewPoolRules200JSONResponse struct {
+	Body    RulePreview
+	Headers PreviewPoolRules200ResponseHeaders
+}
+
+func (response PreviewPoolRules200JSONResponse) VisitPreviewPoolRulesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewPoolRules400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewPoolRules400ApplicationProblemPlusJSONResponse) VisitPreviewPoolRulesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewPoolRules401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewPoolRules401ApplicationProblemPlusJSONResponse) VisitPreviewPoolRulesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewPoolRules403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewPoolRules403ApplicationProblemPlusJSONResponse) VisitPreviewPoolRulesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewPoolRules404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewPoolRules404ApplicationProblemPlusJSONResponse) VisitPreviewPoolRulesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewPoolRules429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewPoolRules429ApplicationProblemPlusJSONResponse) VisitPreviewPoolRulesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewPoolRulesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response PreviewPoolRulesdefaultApplicationProblemPlusJSONResponse) VisitPreviewPoolRulesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListReclaimWarningsRequestObject struct {
 	Params ListReclaimWarningsParams
 }
@@ -15115,6 +15326,9 @@ type StrictServerInterface interface {
 	// UpdatePool Update a pool
 	// (PATCH /v1/pools/{id})
 	UpdatePool(ctx context.Context, request UpdatePoolRequestObject) (UpdatePoolResponseObject, error)
+	// PreviewPoolRules Preview proposed rules
+	// (POST /v1/pools/{id}/preview)
+	PreviewPoolRules(ctx context.Context, request PreviewPoolRulesRequestObject) (PreviewPoolRulesResponseObject, error)
 	// ListReclaimWarnings List reclaim warnings
 	// (GET /v1/reclaim-warnings)
 	ListReclaimWarnings(ctx context.Context, request ListReclaimWarningsRequestObject) (ListReclaimWarningsResponseObject, error)
@@ -17212,6 +17426,55 @@ func (sh *strictHandler) UpdatePool(ctx echo.Context, id IdPath) error {
 	return nil
 }
 
+// PreviewPoolRules operation middleware
+func (sh *strictHandler) PreviewPoolRules(ctx echo.Context, id IdPath, params PreviewPoolRulesParams) error {
+	var request PreviewPoolRulesRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	var body PreviewPoolRulesJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.PreviewPoolRules(ctx.Request().Context(), request.(PreviewPoolRulesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "PreviewPoolRules")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(PreviewPoolRulesResponseObject); ok {
+		return validResponse.VisitPreviewPoolRulesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListReclaimWarnings operation middleware
 func (sh *strictHandler) ListReclaimWarnings(ctx echo.Context, params ListReclaimWarningsParams) error {
 	var request ListReclaimWarningsRequestObject
@@ -17691,216 +17954,220 @@ func (sh *strictHandler) UpdateUser(ctx echo.Context, id IdPath) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rbxxJfti/UhkbEHnXQ1Gv9S4JI6Ao8Y632hVNUVnDS1lT0/2bmTp2V/VWVXM0u1Zw/uDzJYARA7YT",
-	"BA5i4xAjXw5GjNg54O4M/y+G93Gf7l8I6ldV/ZjpnpdmSEo7nyROd9fz935+0QpFkgoOXKvW3hetAdAI",
-	"JP738Rntm38jUKFkqWaCt/ZaZwMgElIJCrim5sdbilyCVEzwgPSEJMe99kdUh4OdVtBS4QASakZJ6Ksn",
-	"wPt60Nq7s7sbtPQohdZeS2nJeL/1+nXQOqUanrCE6clJTyGhjDPeJxI+y0Bp0s2iPmicTw+AhDSOQZKt",
-	"48dnRyQfiNjdkB6DOFIkkrSntxuXdbdhWaDlqH3Q0yAnF/YMQsEjRbQgQ8o06UJPSHNAWo4Y71fn6gmZ",
-	"UN3aazGu791tBWZylmRJa+/99+6byRPG7d/FQhjX0AfZem2WklJJE9Dufg5jypJTex7PNNWZOmJx7Sqf",
-	"8njkT04RxokeMEWUphrIVgQ9msWapMAjxvt4Psx89VkGctQKWpwm9kjMFJUNATeL/bTlPm0FLZqmUlxC",
-	"1ApaEn4IoYao9aLuVA8lUA3RkRTJ5HrdQ0I1EZJQc/RNqwpL49SedUQ1tDVLwJ63v+z7u1NWdSaa12Rv",
-	"eMZyzsQqFpNJJepuM6WfZUBCfEx6UiSEklTCJROZIintwy1FOhxeaTtCp3GxdoIGdHhw527dqo6jE2oe",
-	"19MFJTIZAmFRPmdq3s6nZBYyPsuYhKi1p2UG5el/W0Kvtdf6rdsFUbptn6rbx5Gdv4fEpX4BhmTZEzFE",
-	"IaZKEwk02id+SrJ1/+77ZMj0QGSaMF1AuyUVxUo9FVuQiB3zMM4iOBOaxpNrPIiVIKHIuCY0jkliJrBU",
-	"LRQyUmQrFAZDKTl8+vzjs0ZUZOVJyutz6+kKEQPlbkFRprQcNdGGx69oqAlzbzXPaJ8vSDs/ZDyaSpRS",
-	"IWJFRM9SpAvGo6YVmGeteWHlWdY1xOfMLMiso4GtnNA+EMU+b0TnGL8rz+qoZWvvwW4whaDfrZDzOzXk",
-	"PGg9HXKQTafTSaATEEoyBZKwKDCEsMMFhw7ZMocGkQeaRigRZvzjqOnK7r1nGIrWIM23f7iVwB+Z8f/o",
-	"0932B7TdO2gftV98ce+919u/3aq72hMh4hn8xsL0cCAUkIFIAG+bMGUvW/DGYzfvHc9/244y/B4OMnnJ",
-	"EnrslYUxIGYGc5ZmGMpHZIubO4yZgmgbD5lyAogS6UBwfNXIHnHTUj+bihEJ4zm9qJct+kzw6agp8Z2m",
-	"+e3TBdHymZA12GB+JRcw2ieUxEANRyeddocoIbUi5l3L5nfIIycydNqO3x3oRiZjvq4VGvJPW0GrXf4j",
-	"S6PiQfkPA9Du5+K/hsgfiTgWw+epfTb2y4v6EzB8avrBW17WvC/zdMGDP6P9pjlPHbqEVKLoaJFE037T",
-	"AjTtN7Lu2smf26OsF7ncw3lErqw0zptLOW7iOpHLr2m6yJXlA7zpYl4b0USlgitAAfshjZx4bf4KBdfA",
-	"8b80TWMWovJzO5WiG0Py3R8qs+Yv5iRZJ/YrO2mdIGW1nEiAIlxoKylYTUdwLWmozXGUlLWK8lQ3s3v3",
-	"dvEizn0oeC9m4ZXvUKQgcXizIVyBQrHM7jGTEri2GsqKNvooszuCle80H3nKlg9I5N8i8IoZIW8rFBGQ",
-	"Tv57Z3ufdPCeQXWQTxneSd3dQ7Sic3gspVUqruq2DzgBM2dAqCKnR4fkg/sPfoe4aUgEmrJYrWhzR0J2",
-	"WRQBv2pwdvaHhI4QXVOQhgA5QceD+oo2+bHQRyLj0VXu8WNBVBYOcg0PRSU9uXEFQNiqaNOJROsKM2s4",
-	"oiyG6OrpsGHKJBxQ3oeIKMaNcqvJkCpULD0Sp6WVvuzhUjvbaziF01xzvrpz8IqwEdwLNbpm3/7hynZ+",
-	"JsRHlI8cD1ZXevlCkMToB95qtm9telYyQsjvs0vghGdJF6TRLpQ1Ba5g7xM2x6nflV7FjTznNNMDIdnn",
-	"VwsnHzGljNwqJGH8ksYsIqGECLhmdEUE/rWX8HCMg+iS8hAOYxFelOQ0Gll4pPGJNKRXMyPN9WisIGil",
-	"pZ++aLkrG7fNvne/rMrfu/Pg3nu7u3Mo9IVd69N86EL7EGiSMLd7kLIPATXV6nIKJWg5ATbwIzwczaMy",
-	"By14lTIJav4JeRbHtBuDt9xNLIBF881sdLTnapG9zpzaqgPTJ//YvPM68AYGAy1x/LTX2vt09qJfjK/B",
-	"jIO2hXpbZI9JpQ3rMNI6SOUtEApCCTogWiB76XOmAB9cwIh00QJXttLcrVhp1EDQ+OWnB+0/oO3Pd9sf",
-	"vGy/+G6NfcbA4qW4WOn5qlCkFk6ZhkTNNMGZ1813CX11bD+4814+LJWSjiaQBq3DeI/50ebzBiX0aEYq",
-	"a6VfkAwsjAYrgr3ZaLKaM08Y93+NXUDQyjj7LAP3GKF67E7cdbiVzDr5BXDKUcHXwReTVFmCrkcqgyNM",
-	"K4h7O+TZQAw5ETyEfaKAR0Ywo4p0Dhz7s+rlQ6ASZAftp7/fPjg5bn8Io84Ylt25+/4yaDZJ883CJ8/o",
-	"RX5KT5hlUtUd55c71y3nB1e65rK9yeFW0CpcQDNhs3hzAidxgtp7V4r1+XKc19um58ICCdQJKdPePbVv",
-	"ja/fz1S7gyxi+vGlk46qK6ShFnIVPAIHQk9EyfiZKfQ1UXuVQUuNlIbE/MIFHyUiUzV2y6BF30A0iBlw",
-	"fRBFEpQasxe+d78C/Z/utj84aB/Rdm9n78V3atmLVdsnzI671XH+8Pw8M5JTwyDzCgu5Aj1j2bT9+UH7",
-	"DxoYosh0KJLKJagsDM1hBC2jsmXSHGMEnNX6rC1UgdIWJqYQj0//Xfs/NuzY+dCnxgI8+OCDsqS5WxML",
-	"ELQ0lX2YXMr4ieQErN2wIDuOh85mucOf7XdmU0Fk4lS3ypBfvsPiKqaj5EpIZYHg104uHxoluhyzsSDJ",
-	"ZNH8+7Z4U5ICnPayvBjAotm7UugYHb8xib9X1z6m94gIZqP2ywbEnpuKXDR4yCeAV1zUbnXsOKdKsn7T",
-	"deMc0rQmMoCENN0nhnuQBChXzpymyQAkkK0ejWPSpeGF0Rs00CQwOgMn/Vh0aUycWxotL82k5c7u7pgi",
-	"2yz4l4jN4YByDnHFeUfjuBW0LplC/zi6SFtBawjhAFE/AdA2IkjoAchaejqOC1OU4Wm3e8YSUJomqeVL",
-	"IYvm+epjt+uar+eQS/zXFrIc9zh0YFy92E8GI0I5sYFRNCahyOIIL7fPLq3i56yM5mIL34/1v42hxMr0",
-	"b4ymWCSIYjG9pZDYxsWDmTuwhzH/RO6w5taocg78BsFrExTDBafkaw+KEIbyCoMiiG66MltGjVXwwQqq",
-	"XTsnRIudQbzJbXExXADfx1VVMayfT3BNw5XRmDBTWiTzg5wljrOQbSCkPoNXehEsZupEsoTaqJdxzjaf",
-	"VaIyLxcaZsLSE8H7/gOMkVloCs10vNgXRQTIIpfkONH8E9Whdemmc7tUceZBqz5qZQoILmeemgd+HuNL",
-	"q4EJb6laDzic4EtLgcKbXipufsr1rITUOmJz/VTWLsQG0cwEuYTx8q93GoFw0rlvnhBqDQuBDZhL9ciI",
-	"M2EMVDp/cDk46sH9OtFlA7gVwK270EuQejnt0ZOyj+c+xtoluFFqzGWFYWnuU1mS/UqImH4ClxAvOpv5",
-	"zjsdCyOayIw8OqkmLaAsWS+wVSFovLT2QeNnuXg6iQE9KT4H/pzr2dygdvy+pFZBmc+e+T18vdakObd8",
-	"4qPGF7mnsfDNZXaaUHVhXRFjHgSZARkatVmJBHxaEJVA7BekO0IVzAjvtxTpGPW2G8MRvoc+gxUIWT50",
-	"dZmNzWk2r6qn+JHH+/EY1Zn62GJqX2gUjSU3574+ndPaX34Zv+6z2Z9VbkJCDFQtfRkuAniRGQvtc6oI",
-	"4aisIwZopu3P/OrMvPMG8nJXMQ1vKDB7Z6HXcnMtGDdQIXELSc/uQJYSn5fkTNfHYyZ4Sk645yDXSxLd",
-	"dTmwl8DKJdBqEfR4Y0BvViIqULqA5zCXqiZ94WlMQ0icg3KqcJq/OL7eYoh6x7SffSXKT7GT9Wg/QUvX",
-	"Z9ad2IRkIng8soHknXKW3O8a7tYZt45XA73uTMfHpkivKRpYlY6XbI401OwSrQk2Uq7ePu4+X5EG99bR",
-	"wZmy9goF2nXTzHeEDk6A+CM6UnXOrCIsNqIj5fxaasgwu8G6ObIYiOj1pnus7r33YCzucra76lEuZMyJ",
-	"OVU8ma6GjSF/6eU6CpCnhuQ5y/Va+RJxJtUTPxKSUMwNoqEOCNOK+LHJVlqhjUb9cYrN9k5hbX6DyU8m",
-	"xh/LDFBQdnTtlB1QniLGQMsWV/NfZ0irI40uJeYpLw/hAwfRTOPN7nVfv7lCtOTHY8DjvEbFZmaDENS4",
-	"z5PiwVxMegwoF/Rs+9mmrtWHic8NV3lceXD1u6uRiR57a2dOmbyHe6YZE40FeZLVXIEOE2OgYWKSrP7g",
-	"2dOPSSoMqZNESJKXA3FZzTa+WPR61qNJGE+zSdvre3X4BErRPkyWONidBcN2qYHdWjFQHXR4o06N8RAj",
-	"NufVKcIiHGGqLOpeex2UUyDmtQgvZ5uc1zBmhN9lTUAhZkcuujJlnflzu8lLvv8Fay1MGAXKY5UXEhT3",
-	"XlxqcVmVrc5ymHvYWspC8EYAVQ1wmJXzP+/Vv71X3nzbM6542rWuQjfNyc+1e+aOJMDnsJwfJ5vH/F8N",
-	"kZiY/3teb/KS00EraD1sBa3DWnEJXz/NYlg4YDEGrx9M5djmHfTaGcl9/i/qtvZ9oLGtTrRIGtiEfl6J",
-	"ACxOwpU5m83Cx3GiWUP4PlNayNFj7rTPxiD0+e39iwScNweZz01melIkT5fxSywV/l2tHmJoSUxZgnFW",
-	"OpPcbBHTElpBS0vKVQ+33UOMwzjX/L/O9GJHkWCuwf7Pjxhaf6vlU8JmOzQEhi8f7ZbF8B8KqFowdLMm",
-	"LlwscRW1MbCleO1yHDfV08B4FXS6ghHXTquPo9qgB2FrsI0VPMuvL8tYNJbHVyd2H0f+wJaK6q49jx8M",
-	"L2roSNwvI8/j6NGzg1pQDuVl9cW7Dx7c+aD21Qs2d/ZBY5bihR6Vp3v64UntVJmq5m2wfu1rr95wPePq",
-	"ubYxXpctM7TdcIBHaVdUBy4/GF7UaOgXMJof/s0FLqiT4/h1y3kCNKpTQ7H21WIWXUsMITqcO/qxSu2X",
-	"U6gWj5180yiJTWzDVQaQvm3BEAvHu27CJ648fMIQvasLnVgmDGL+yAezl+VsGkvQ+AUDjdftM1tzFOfb",
-	"HMYwb0hCAT4L+HhQaLiWUAQz8ypUCLeDTQhCq0QLp4UflOS7WsnaDLOiMIQ3IkzrCz5/y4nZDSRQk7Ao",
-	"+mzJchGLcaaUKjUUMqpYVPIfJ91h0yz2QWsomYanPB7VJ0Z7x2A+fi0a+outcxhMAGOTeFpdZ6HZnp8/",
-	"q1OuP66Qt/HK10phsRRbA76TN1IwNBFryO8T2nXkrCimbh6M4ROWiV9M6y9J5OUbqjeazJTJJ4XLVVU8",
-	"Olkejt6fDUdB68Sj+NjCxkpx/OZXf97+za/++3e3tn/zq5/85lf/6fy8fX6udn7rO69+/5t//hm80l/+",
-	"5Mdf/Y9fNFR4OCmz7fHUZJBAKOEw9DnIMeURRHukg4pZxyiNGEtiZAghA9Kxtcc7ZItpdc7d74QpQjUZ",
-	"MEVCmiIZdkUSnaRLGNeCUFQ+scz2Oe8URlU3UUk7xeAg8wXH9HEiId05562gMNCb5TnJGqKKibaBhZ0I",
-	"ES8QjyBEfJrFoGoEofW6hpl65EvM1yWBLJG4nVBO+0ZTnsPAiNIXBgQkXZBnQJOFPlsoJG550/edOtP3",
-	"qpQ3F5WTp3v66xg/lMrBVrczv4b3wkHmcpHthVui7Lvq9cxyRMajU9FlZjVGT9dPBI0acKM7yl2C9dPP",
-	"EViJDkIrc5e/vFfDDdH0cChEHIkhX8RDGPo0dizX5ioq1ONJRFk8wrT3ySjUBghbNM7QepI+oq8W2cKi",
-	"TtFvDTlY1PuLIjXrjcxfD7FA/LzfOUOZma7hVCu20YrWORZr6JWZ8ahDL+8HedR1EXAbFD0byl1VfDsB",
-	"ZyJyGaP1wY+FVtsIpw2OghJtq5NTDSlahQKOzPbafXcFE6+LONuQznecdG4oypooSi2irSpLZYOY33aZ",
-	"ZiOgfNvJSZE9MNYjqaF7iLW2U6K0mYgkNBwwDiQUEVqr6oPwx5pfTX66TzhcgnTdH9wkMeX9zFnB4BVN",
-	"0hg7KdL0JbwKASKIJqu2TameWl3E97ME24+lMeW2ejEr59LcUpXpq+bBOkMi9l1ZIEK2SF2YFYBiQENp",
-	"ykOYo2vkjNKpa6yS6gu1zOjM5X+YzGN7fnpMJPRAAg+xeZztzAU5BJoPq7Aw0DpVe7dvYw3pnQgufasF",
-	"dbsZTBqabZblXG0D8OyeypXkDDzXib+njWGJCxqS7UBPU8tDFzRSLFy8uWEfyzkO3qh0tPu4/mzHgi08",
-	"3TW8EKnrywgopp/NNDO7sT6hkptf9q7W3riEBWHJ4t3NR1RXBHK+SJjxCJi5S0fOV8WxaKFZrCjf0qyc",
-	"lOq9rkKtHoOUa1ewT6EnQQ2WRU38+ExcwDiRQm9KvU9pZ67QzcrYtSsXcSWkVEKK2SopyEtmmyLTLGLa",
-	"/i9KWH3kt224MJbGqvakTWa1f6Dfp5Tamj8ufvCvwKW5E/98CN2BEBdqzwrE9QsArRnv1xVVpumhyLhW",
-	"U8TIhL46wnDJmalP1KfNPB3yIgZULfjdE3Mgc30zdp9jm6m7UX8SqwpTeNuPb/KAck/+PALRs2o2WFOa",
-	"di1MDgFSQ5VqyN0NYUq+W/rTG8nJGnlTLdyb016OAlP1tLdYdW05Os34PGUR7ItT1ttUKx5Py0arzdfy",
-	"Jge2cZXF2T/GWaKPWl3fDEMq+frGn+B0/sRKW8vXUHcBZy6IJ1/cWOPgGfmrxQof1Oz9DGiyjsZm8xKO",
-	"m0uSF6yxRSVwvYr2MxW3+HItmpvim+cPYzZgsZSL+128zwVVk0ZnnTnUVWgViLPXrkuYVaxIdtsQgSoR",
-	"qJMGF46WmyDJqFydUFZXDBj7KtVpdvd3P1hUtcvbVB7zGrOtbbNJMC0eDXN2bqLN5MR9Ob3G1Pvv3Z8d",
-	"XbRSbTVo4fLGhWvbqm52y4ny8Y6trDxy+eBqMc7lRy9ZUJqqkNZZ0o+EzGtPqYAk4hK7vXMi0lRInXFm",
-	"hgjIZ5nQoAjlEcl4j3GmBhARISOQ5voE2XJNbYgB4u36DLWb0UfuuaotiW2j7GtVxzeXiBZM1vmWyU9S",
-	"zK7QjjYgg4voNbyZklburbMSF24rKPI35pfADIheQfeJd4f1FqHfUwOd/HtLw9yC0mA9QExNPjBXvwo5",
-	"EanctcuJZhWrijWZQqA3YL9esF+tPPs6aCkIM8n06Jn51N0vFrs5yGxBoHHXbkql5iAJCnm21gm2F+5J",
-	"kZCOpay21S4m7THzle1K79Fvr5U3FC6EE5p35+2iOOent38debbwg0/OWsFkPltFerUriUWf8Q7Zopxg",
-	"3Y62TXIgP/jkLCBMqQwiFKIuQbIeg4j0sMAA431yenT4/u/cfYAZF4RycnByjFvEvB6qCCV2VXa+nZZr",
-	"r4+oYGXRfFsDrVPb9Z/xnrBxFHlXLXcazwaCxiShjGvKuIHqoJXJuOQT7zM9yLo7oUisezyU7j82KqIi",
-	"2eNgzCzSnHpsjuXw9COiQF6CxHylh3cfEkVjUNgQUe0RStSASogwjYSIHkEPzDk3x5OLpGTr61/8y9f/",
-	"+NOv/uFvA/Lln/zsq3/6+TbRA6qJhFQRNKfhgdqKQgEpvEKK2OJCdkRfXyiwb2e4EDOOphdAqE+pwaaN",
-	"WJiBi66IRmQo5IUiTO+c83OOTV242bPaO+dtclpUlLHVG1ylGSskKLL1/Pnxo8vf2d4xL2NBSKz0gBUg",
-	"7QchTSA+pAr2iRE77I+nR4fk3r17HxDGyfOzQ/za8AT3CRLhdkr7jBsZYo90YpYw3SFbd/71R39hyLzv",
-	"MEke7G7jfqkvgnPOSZ5Gtk+6ImJuzs4XSMUDUnCE15190in+7OD9ltPMzGBFpplZ5eNLkCOCkSzm7Q5N",
-	"bX1PJrgPrPjuD5UwGOLDg7ar8UBmTB/X0wlFBGYRNgSn45BFkc5BGEKq209cgE2HbD1jSRpblDo0Hysc",
-	"yQBe5/PBdzoBecz7MVMDgjlKQ6Zg2yYpxSwEbkvWOMw4SGk4gPbdnd0JlBgOhzsUH+8I2b/tvlW3nxwf",
-	"Pv742WP8pghlcWhhEOHg5LhVKknW2t25Y181yhZNWWuvdW9nd+ceigd6gBTx9s4Q4rh9wcWQ3/7h8ELt",
-	"/NBpRP2mjuuuBBBJs27MQkM+FNn6wScfEgV6mwwHQgFJJbukGsiAxpegiEERggu9pSoUTQV4fAaFWeix",
-	"BenWyL1gYCBRYIbZKVehMkyj9T3QWF8Hy3WlwhyTWfPd3V1Pj1yaWxlG/AYtS5mj+I6yZG7yJNymzbos",
-	"H8DZT6mGPByzbmj37u3iRRz//t0Pmr7Id3f7TIiPKB85DV1ZKpmHTk7/1gVylVhja+/TF0FLZYntstU6",
-	"KV1p+SoqV+Yj/vY+xXKdrRdmRLOpWA8+b4ScA66Ghtbe3d0lwwGLwQdN4chMkSzdJ0yTSIDtdKtFFg7w",
-	"pYhq2qUKau/f1fdbIwS4GRpgoLQDGrNLeHeA4Qm7BG62ZogqlG7dVwrEe5dAo9G81+4KgfsLNYcmgYYD",
-	"Q5QD8mD3XkE5ay/7FGhk6K66nvs202MlARQ5DLvv9Vh4zTf+YPfelK2XGeL8R5AX366H+fL9GVTN73Bn",
-	"xSCY3/d0GLy8c5umrO2LqtUC4jMIJTjpxkbxxkxpiPZtdQ4ES6bSmI5IKqHHXk0CoBGPrPyPJXx8rW3V",
-	"qLQUr9x2Fx3MfNGrvy/WCOF2EzbkffKGD1DUMsKyOdBVQbdd/nSAeEijUkvi+7t3Zn/ynNuS0exziOxH",
-	"92Z/dCRkl0URoF5/lZS2RFuV9spXhaE68HqB5YhUgwSmEJYN9mE0OFJROxsC874VtQgWMEV1iRqZtOdK",
-	"n1SB+rCk1hbNqR+KaLRicHO2xtdVw46zlI6B+p21zB3VQbt7tE8uAFIkA+50uRhuYH8dsG9PvGR9qIX/",
-	"Mbp++wsWvbbYEIOucTI97vUArXe+PMkFjG4pW73EAfUk8J/CpbgoA38FCu/X5JvgB9G7Dxh289O/+Fjo",
-	"I5Hx6Nogyd7GLEhalFUfRyfUyH8vPAhmEdNtG4nbKF58DENQmvSYVHqHHLFYgyRdozlhlRRNZR90QHLw",
-	"Q4uJZgkQSXkfGoQNM/NjO/HaBY5gfEtPjVxkt22LsRglTdlGI+68czPoZxlgTpizbvgq5cGcVNq6NaYt",
-	"QDhGd8F4hH1N8ECb5rdPfceBfAnlQkJjNYpo+/OD9h80RJLPs7B5FrTaE+nZiUtg0zR7uXR37WmM10Ve",
-	"+jSoRsNyz0C/PRaWQNOyFONh9YKW8pFOhVtMs5y9FNtE4U2XslaZPacFs+V2pFjuCDYyzNrk9/IxV4xi",
-	"EdMlCSbTg9voskF3a61Qf4qOBYXuCiF1O2aXEFVdP1vo3UF/jzO3Exfn43w15/yIsth8pjUkqVN10WoP",
-	"EUlBmvFExjV+bf4OY4ZuH5vvS7bu3/0A7eTnvHMKWo7aBwaPO9v7RGW4lF4WE9yJU6OFJnoghdYxRNbQ",
-	"PcbDcNfrUSoqtQPnUipWh4tFoFsNGj4R/T7WN3vbMO8GWBxF32i06KtxdTwNqBb19WrsziUME5mehmJG",
-	"VlROw1OKOTWhgkSkC7HgfYNzWM+ODAciBtKjCYtH2zt1AG4mXQ+Ej+XSzQXjNSqLg0eR6Q0rWAsrEH1i",
-	"gWAKdDoomwKeQlPtG6GWQXLPtvDjYH301peK5J/DEH9H84/hH0iEXc1hxvvjHMJ6dIZUERqj1d5I8xGR",
-	"DjFycD/nFt7JFqCn1X5slgs8gsgGISAa0QQsP9iuo/6n1TDUm4IiV8QGPoah85dt+MCifODxK1thYwKC",
-	"e0Ii2E9zRF7euY0RG23pF9eks5+4rphb3ZEPZth20R7+WyNNp0LEqtrAltM+qH1cXkoUgMJKp2LI6/X4",
-	"Q1/RB5dzFZr8rDdLC7LFwK3FYr1uh/Kss5WY6kVseNfa1JjqQZeQCgG/CavQIHubYnkqNMcuaWRr8nM8",
-	"HBHqME36RrZmQTvEl8QiEtrhAMILRSyjchvJjMTmile71YIMjGBpuCXGaNHQzDKJrHZoKAPq2jhXpYLK",
-	"FXOuygabnLwQsgjlg9x4vjF5V0zeu3Ng7KHgvZjZQOVrQXEH0oRW8XwxNJeAUbVXiOU10qRZwgYzN5j5",
-	"rmCmhegFENOGV9e5Qquo8gh/P3TR2PPYCOwXG7fmzXBr2tswgJFfoQcJDwPo1nRKzUSUXOPNr5BMuSka",
-	"KJRb5gaebgQ8fQ/0bGBanrFTHQ4m4dBmZJVBcfWs2o3ukr+umlNPRwGXfLlBhTdi0o8yez1wbchjgWsW",
-	"/ngWXc7eqw9DpQkQFYoUAtJDm4tyTg7MtMHIEEU6MVMaU/o6AUnjTJFOBDS2ppoOftDpSxrZ7nE1Bqd8",
-	"HTfA2IQltbx9afbrJ0LEpbdrfPtF4hZ6itC5b4ufNkYa+NKoc6K2m8D3DG1Yh7kSTbawGAEREv2hI9D+",
-	"d8w53S5W27S44mYrC5wsqDXjMHxACAJG02T4cO6DsAXTX89xa6dYIHr+Wz52daTn/+IZZsHN//4Z7c//",
-	"sosCPZIiWeD1MzHPy5aCzD22e32+sX8Pb3eu05N6vnsp+lOu2RrsAHcOS3AZgzZG4PXEsvCIKKAyHBTH",
-	"XWZ1+W/NkelI59WApURw1+YNh408DyfOWkuVzZm07xg212mKS/dAsi4B0g1/PbHp1dmnRaePAf7jM9qf",
-	"BfP4zuvgnZQ03wrB0Ye55/jUgE7jouPtrlGo2mgUao4XeEzDAWEaEsJchjrGHKEXXwx52c2xTyQW11RE",
-	"0REZDlg4sAFdELlCAcOBTYDC5DtFehhHNomSD83C0EBZli/XgZfFTNfk2i8vAAuT1uDmCcg23oA73g13",
-	"WgsaoXFUwSVIGs/kTRPI5G2ljbayMoNZs6TTaC1zzzdU/m01rU2n8KswrlWhBst8JCD7QBQklGsWqn3i",
-	"yKMineNe+yPzZYds3b/7PqrJItMBuX/nrs3CVprGUBPQ6Kx2xX4WXHkPp3WKw/rktWuy+M3A49zkt8Hn",
-	"67EP3rk7+4sTiQVCsUaYDZi3xOP9xT499VB3/XbJBcVLG7eTN9Rbs0PfyKOpEHFAaKlsknf152lxWIwK",
-	"u2rslx6QJFOadIHYumyBb35lV4/tr9CU6kqGRiB9x/Ga0B78Zs36pJ3kmmTWecWMPD0LXCOzDZ36FoQB",
-	"IWS6hvslHkW2vvzJj3/9J3+2vRD5KJTT1VKPsyLItguhSFxAPFba3SHHfv3W7l/bJ9PSByw6YzTju7t3",
-	"femv1EX7VqItCONKA412yFGpbaANj39ppo0CUu7RFhBsufkS06peYt0TfMWM+TJ0zT4DV+jtZQ8rQOZ/",
-	"Mn5JY1ajWFd06taGRODq7u7evbKoqoMxqKBDahiXgzbHzm4pQh2Ubby5bycVtMaEGiL465/++Mv/8l8X",
-	"JILe/dtkXkBPrH/prS4Y5HYxh6vGbXeDIDfCPGFdOzmc31L5Ba0+DKiWoZ8MBHcJa5jQ6aqLDiC8wLq0",
-	"svAOKRKzC7AFWm81+oOuIp7omrxBzfFE9V6gDVK9La6ggygqAoiIFg1ae3M4kWU4EdC4XbRCXh5VM13f",
-	"pCOXtY1CjlE1uca+Q1w7RcI0wTYxLibpQHf2SRgDle4h/r94OMvG+Kgc/bIOpC4m2FgNNxThZsihz2CM",
-	"LRtkcTFsZOurn/z5v/3if339n//fVz/648VE0p4E+Hwd2XiPX9mSIkzb9G/XZBAZO/6Af2KdKOdEtv2X",
-	"OvhPp+jcYz5wfZaKRHIjjt9SxK7+I/rqER2p7R3ycFSiSFtGNWccyVLeXGG7hlBN0JsjHHbNlj87ycby",
-	"t6E1N43WWMgskRuy9eWPf/n1L/9iMdIyYEoLOWoMbH4aR3kBvD2fkGuz+EWvkCoMjYOADAeCRCwiTJv/",
-	"j4KSBd8GqGAWrytlPz3G+ftuYW+1gu02MVvBdtewUQVuhH5dhDy6e8Hqa2uLB6jHTGdWdv2PVu/Pq2gF",
-	"ZS9e4E3rto0elu+PgV6Wrfa30B2H6B0yGWYxrc+8P843sWZGbdN7N4x6w6hvGqP+iMqLMpt2eE22vvpv",
-	"f/vVX/1kMXYtAat/r8vDX3blS+u437N9jbQo+fytnb0umR9Xt3F5bVDumlPwEQ4J5Tm2LRVOY+uvXQH7",
-	"req6Ywx4hxxa2xt1qvS+67EDl0xkyo0CHJMOvd5NvNe6DkvNrjb8eEMcvqXEwYB/mSOXeBvZ+vWPfvTl",
-	"X//PxbiybxC4ZkoRjNGJReLrxgPqQpoauiLCC+wyoqnUrv6kpTE2/wSohGif2IAXF++ibGedboO8sEOe",
-	"LtoDHDuHu5zfEnJmHHtBuv7jZkGYejtJ0Hx/8zWTtPE26huitiFqN4WoedgcI2uUo9ke61luffPPP/v6",
-	"f/9yMcqW8fX5HnhkxRVHcLgY7lvyowakL2kIJAXJRESQOtW0iXzuFrfRNzbYd63Y5wFx7rD9Ijqm0fD+",
-	"RIgLRbKUUGz5G5B0IDgYNutKqIdSKGXjaoJSuQg0ybmQg3NuoZELmdCYKWukI755I/Lx4YBqklBtI17L",
-	"Bj7XN++cm/ltYxuvXPzrj/7Sdduz1TiNXGCN/UaQYpEf2jWGtLG/5zyhI6IAbEvkyVCgAYQXj4qTmbCn",
-	"TgR3iiSlfGTOJEc/s9amIhmulX5tq5Ryh/vmHiQH7hZ4lnTRlEPM/KFIEoFVjBPa2CoGP2yafa4GKAfc",
-	"X73t7NA0k+1o37TPB/evtsFJfqGYQgaNTXctCCqylQqlWDceES64zWXbZN+ummB9MhB5tfgBVbbAjMeh",
-	"f0+2vvqbv/v1n1aSB0oUK6ditqV2O0ubqdjDEVEZ9u4PUGPAw0JC0R2V+mTtE15ptIUlcIrhiSiUj0rB",
-	"biQn9X7EI/z6eXodLbY+MbqM2/dxFFhqWN2O60Nv9tRY3cgOMNHuahq2PSt901RaaHwh2GgAO9hv5amm",
-	"pbm3Z6xvNd2vSosaSqY18EpzssaOZAhQK18C3o4Iw0xK7LyzQPernhTJmppfNS5w3nZYWtzoXlgeZWe7",
-	"y4uT2PCHtQWYl8h7wQd6OVltrhjU8YB5oDtIpLvgUzxTqnTgREf3Uy/TmYQdclBMaFEfzrmlS7cMb5IS",
-	"uHa27kRcus4mnZgWpN5Mp8U57yT01Vb1QUCKNW13Ah+NYg1flqmwKAYSxiK8qBVOMVbbD7iuaDM3/PVE",
-	"queba+x+tQlPuRnpH6JPaAlbtr75+d988y9//c3f/58v//mvthuQ1clsqC82K53maY2ItecboRgNUShE",
-	"57Itmgnuq19SHp1zl4iFkxW9VgZQacSVW3xdnGjHDNSN4YhBHKnOOUdQhmh7h3wIIwW67appQrRPuCC2",
-	"652zEndYqcLd7xpU6dS2rvMFON/JCpr2vNdUPdMcW7ly5qZy5KZy5ErFPwNgs0U/hPGN1HcVFSNjRyg9",
-	"O7F/N8t9B0RCis3Zh/gtYdhAK6/v4ZMF8FluR3QEfIAePqrNF+c8pGlg7YdMoyvS4pfP8MVKyWlMQ0iA",
-	"6w5RdKSIEjvkIEoYV8E5LzyTimwxXnT7Grm8b9tt1fzc7hpu7ntfK+R5dr4xRsa4M8ZGpXIFHfPf46hj",
-	"BNiiJOYWmvsCa7A750J6Y+U27pLc3/2AdPLXO2ZUxvvWGMtye6xhc3qACVi5WtwsnBr8WVdXVqDR9Qil",
-	"xcybQprvaCHN2MLtOJUpC6xvQ/FML1ZuCmduCmdeWeHMJhZdQZ5ZxTJzxrFGwa7J7WNWuKHeb2mBzAbK",
-	"fTWFMXfIaU1hzNyoYBZzSxEDKFgt85y7cpmYnJZXzPSvumiNiCjGQ9jeIUUOkJcTCZVwzrnQpIcWij0r",
-	"TrpsOD2QIusP7Js5iqk6cc0qdA7rblYlTrOo68mnn0YkfC79hlhsqm9eTfXNeWTSb3XFzTUqm9dabXOW",
-	"rLKJ79tU2bSAUFNhs5lMbCprrr6y5nWrLZtqmptqmt+CapqW2E1W0pxC7AS/BKnXnA2154z0qlIDxeYw",
-	"+ZpseSkipw2mIJXgPpY6L1+4jSNGLuyEKJoAkZDuF9qhJ65ua3WWwEP7aI2CkZthIcnoztVnQISbsoZv",
-	"NfpbKHNKEGG8qbBhMwHY1CtrrFe2RvJwrbXKNnrThpQ01yhzCtNEfbJmEnLj6pIZAN/UJNvw8RtWk2zV",
-	"LphJTHzH6pCtkQFfa82TDQPeMOCm2mNOkG+sO9bMht+KemMbQ+AGtW5CjbG5nYbvcl2xDX/dEIFvXy0x",
-	"hIAZdcSa6cGmflipflhjea81UpZrLu21oS0b2jKtpJenLjPKeTUTmLeijNdGjN9g2XWW7pouvicwLYT+",
-	"0NYneK7WW4UOx2/yv2IY0Mqste9uBgXiO9YzaDOO1WVKt27+LN06pg02OiEeo9vB2ihQtTLiny9VIbMY",
-	"1A6xKcdG3LlgPKr3LZzgLDcgI/1DxiOfI71OH4TZ8GwHBB7+Jotobam+qQM7D/v272n5vTa5oecLO8hS",
-	"3cEc/hNIuiBV4CPCbElCxAay5Vxs5M52UytQAxprkvLN0NeTxYqb+lZ3AH0rIl98RmpqYXAcL8o8YTyp",
-	"bpIfF3G3E1whx4hml/P3QOeYsEYi3CRMmMVvHL83KNWuASSvKtXu0ChEjPex3ilCbhF8yWFYAeb93NBz",
-	"AZCiPuXJPibMDUECianS5IdZ1LdhlzYfhcly0EFd0tyaucP1pL5NQ0Sf+rZByLdYx/RZZdP5igtmbA+p",
-	"5Iz3m9WOT9wLtgok9dU7hyyOSRd8UCREQaWq6j72ZW82BqP1Fsun1Cspp3ZYP/nbHQRV3cxsVcTfyUYb",
-	"WZs24mN5hwWANSCKsi3LmxHkkYvyDWmqXDEPQMNpBNT8nCsttoQc7VPGlX29VhJ75idcI0TmczQwAr/p",
-	"jYFntsQUiy6N8xNrEJuWkX5Cmh4akFGPEJAM4TV/ufhT6zB3qbWYRFKqONMk0VRga/VSjR/+eiSbKwfq",
-	"DVmdlDv6M9HB09UhgK3lXm//cUxTuTJlikQZBERCDFSBIvAqNVDlHEGuE4XTEsaJO1ZLk0aV4M7ZovJa",
-	"ZzY3Y0RiIS4IHeS+rxHpUPW019m3ESwxfpwpFw6qQF6CtAV8yZZ5kWBh816mIKqxNp1m/JnZ77rwzox9",
-	"Te5kN3dTnaZPzO3hkZn3MC5+S0gyFFkckUhsWi6sJ1Qk475Ziq3ghIfPxbAZHzXQRDV6nYzQdIZvXH2D",
-	"A6w2GzEJoSbhgMWRBG5LUTBFzLIbu6BQCXzhlgHr1ATMEc6W//EqNoixNuFfO0D2mGD/Lrsi6nwF5u7W",
-	"FREENLkeXwFu6lvtK3gbrLK5r0BbGBwH3DIJn1mAL4fjNdK4JhHcU+sNTN0QS38DQF2Vpf8jcYlCOK7D",
-	"BXti47leXkfVDAM8okbzLWRssoVFjc1nL8NRGENnu0nnXTPdvh5ddxqSeSv+BtneASv+LIqvdBu10Ns0",
-	"uqQ8hGaF+mmlS6LTYIdU2VBJiKz7+Nn3nx48eXn2+NnZy8MnTw8//N07BtXu2woHQ6ZgG7HW6cFWAbYG",
-	"Kc0SaHepQU500ElfO3+soptd5xkojRHd66rrZqfBKa6rh7KZ+4wl0BhEZ15wJex9J60Nsl47ZzTgbRMU",
-	"QGkH4j0hh1RGzeqzDeVr8hHYTgHW65VFTAupsDcpYg7W7i+3ELDOaWSJKutqCWj4Si3KuYgnV4uRSVts",
-	"3JH6SaX9Oa7rmpT2ylpnKOvm2Wpa6+FVlBrTSBE3Nqkzz+ae89S83DSrTV8hW4aqYIkWxv1P2El+266r",
-	"sbcgvltZiuuG1xUiBsrXbJkwcDLbMpFvYWOZWItlInPYOh4gPK0iI+NMMxqTlCo1FBIbodiedzbzE6Id",
-	"8jjB+olUAsk4+yyDgIRUQZtxBVwxA3rxqClIMo8zXz2XNkNfj+GjKbh9EyR5I4MkpwfO458zDR/XmS/h",
-	"28puxLsbYvhoAKirMXzsEdpVwH1tf0eXXVOAgHR4Fscdm9FqhMZzLnA0GtsPdsgjQHmBams9MasnWx0r",
-	"Q+wRlDc620TCpbgAZZtcKVCKCSeE5u2nqCaCh9DcOGDNxP96rCdTMdVZTzYY+w5YT5rYhnkbwkwyPUIs",
-	"7wKVIA8yPWjtffrCSPg0ZR/CKP/lRT7IRBdTdgkclArQ4MHMf11bO3nJQqOvaRpRTXdKvTBHSkNSozQ9",
-	"8zi6FYs+w9LUmNoakFj0RaZtGzmsjpF1YxZaHMbAzEuQrGe0kNAsQIsLsKGVpdblNROegEhjCJwmaZQh",
-	"FVj3mA2ooCkRlyAli6A8mj3HyeG8iZ8YnXW/mnLv/+sjKKxi60q/5ZphSRmsm+BDs9+ekCSlUtv4Jw19",
-	"1/3EpcVh8QCna3OSU07MkOgyrDJePhi856bN0DQFHrWxhgAq7uYiKscaOT25rrXt1te/+Jev//Gn+a1Z",
-	"Zd0WVisNYnM/Jwc5zCMHt778+59+9ZOfzxooDzWsG8wWKVZk65s//suv/+8v/+0Xv9g2h59/Ux7HvVsz",
-	"zFHRFb7aCJgI7hK1EHBqRi36A08OmzcBwTgcO/xXf/N3v/7TP9sujZC3MKwbAtMa/ZF/9Q9/S26TL//k",
-	"Z1/908+3PXi7vABnn1TBeKySXXm56nh5+dbe8/rF6/8fAAD//w==",
+	"7H1rj1tJdthfqdAGxN69bLVe45luGEGrpd7tHY3U7m5lDE/LYvHeQ7Km7626U1WXFGesYP3B600AIwZs",
+	"JwgcxMYiRr4sjBixs8DuGv4vhkez+2n/QlCn6r7Ie/kS2Wxp+Elq3nrXOafO+3zV8EUUCw5cq8b+V40+",
+	"0AAk/vfxBe2ZfwNQvmSxZoI39hsXfSASYgkKuKbmx1uKDEAqJrhHukKSk27rE6r9/m7Dayi/DxE1o0T0",
+	"1RPgPd1v7N/Z2/MaehRDY7+htGS813j92mucUQ1PWMT05KRnEFHGGe8RCV8koDTpJEEPNM6n+0B8GoYg",
+	"SfPk8cUxyQYidjekyyAMFAkk7eqd2mXdrVkWaDlqHXY1yMmFnYMveKCIFmRImSYd6AppDkjLEeO98lxd",
+	"ISOqG/sNxvW9uw3PTM6iJGrsf/jBfTN5xLj9O18I4xp6IBuvzVJiKmkE2t3PUUhZdGbP41xTnahjFlau",
+	"8hkPR+nJKcI40X2miNJUA2kG0KVJqEkMPGC8h+fDTK8vEpCjhtfgNLJHYqYobQi4WexnDde14TVoHEsx",
+	"gKDhNSR8Dr6GoPGi6lSPJFANwbEU0eR63UdCNRGSUHP0davyC+NUnnVANbQ0i8Ced3rZ9/emrOpC1K/J",
+	"3vCM5VyIVSwmkUpU3WZMv0iA+PiZdKWICCWxhAETiSIx7cEtRdocXmk7Qrt2sXaCGnR4cOdu1apOglNq",
+	"PlfTBSUS6QNhQTZnbFpnUzILGV8kTELQ2NcygeL0vy2h29hv/NbtnCjdtl/V7ZPAzt9F4lK9AEOy7IkY",
+	"ohBSpYkEGhyQdErSvH/3QzJkui8STZjOod2SinylKRVbkIidcD9MArgQmoaTazwMlSC+SLgmNAxJZCaw",
+	"VM0XMlCk6QuDoZQcPXv+9KIWFVlxkuL63Ho6QoRAuVtQkCgtR3W04fEr6mvCXKv6Ge33BWnnx4wHU4lS",
+	"LESoiOhainTFeFC3AvOtMS+snCcdQ3wuzILMOmqelVPaA6LYl7XoHGK/4qyOWjb2H+x5Uwj63RI5v1NB",
+	"zr3GsyEHWXc67QjaHqEkUSAJCzxDCNtccGiTpjk0CFKgqYUSYcY/Cequ7N4H5kHRGqTp+4fNCP7IjP9H",
+	"n+21PqKt7mHruPXiq3sfvN757UbV1Z4KEc54byxMD/tCAemLCPC2CVP2sgWvPXbT7mT+23aU4fdwkMlL",
+	"ltBlryyMATEzmLM0w1A+Ik1u7jBkCoIdPGTKCSBKxH3BsanhPcK6pX4xFSMixjN6Uc1b9Jjg01FTYpu6",
+	"+e3XBdHyXMgKbDC/kisYHRBKQqDmRSftVpsoIbUipq195nfJI8cytFvuvTvUtY+M6V3JNGRdG16jVfwj",
+	"iYP8Q/EPA9Du5/y/hsgfizAUw+ex/Tb2y4vqEzDv1PSDt29Z/b7M1wUP/oL26uY8c+jiU4mso0USTXt1",
+	"C9C0V/t0V07+3B5lNcvlPs7DciWFcd6ey3ETV7Fc6Zqms1xJNsDbLua1YU1ULLgCZLAf0sCx1+YvX3AN",
+	"HP9L4zhkPgo/t2MpOiFE3/1cmTV/NSfJOrW97KRVjJSVcgIBinChLadgJR3BtaS+NsdRENZKwlPVzK7t",
+	"7bwhzn0keDdk/rXvUMQgcXizIVyBQrbM7jGREri2EsqKNvoosTuCle80G3nKlg9JkLYi8IoZJq/piwBI",
+	"O/u9vXNA2njPoNr4Tpm3k7q7h2BF5/BYSitUXNdtH3ICZk6PUEXOjo/IR/cf/A5x05AANGWhWtHmjoXs",
+	"sCAAft3g7PQPER0husYgDQFyjE4K6iva5FOhj0XCg+vc41NBVOL3MwkPWSU9uXEFQNiqaNOpRO0KM2s4",
+	"piyE4PrpsHmUid+nvAcBUYwb4VaTIVUoWKZIHBdW+rKLS23vrOEUzjLJ+frOIRWEDeOei9EV+04/rmzn",
+	"F0J8QvnIvcHqWi9fCBIZ+SDVmh1YnZ7ljBDye2wAnPAk6oA00oWyqsAV7H1C5zi1X6EpbuQ5p4nuC8m+",
+	"vF44+YQpZfhWIQnjAxqygPgSAuCa0RUR+Ncph4djHAYDyn04CoV/VeDTaGDhkYan0pBezQw316WhAq8R",
+	"F376quGubFw3+8H9oih/786Dex/s7c0h0Od6rc+yoXPpQ6BKwtzuYcw+BpRUy8vJhaDlGFgvHeHhaB6R",
+	"2WvAq5hJUPNPyJMwpJ0QUs3dxAJYMN/MRkZ7rhbZ68yprTgwffKnps1rL1UwGGgJw2fdxv5nsxf9YnwN",
+	"ZhzULVTrIrtMKm2eDsOtg1SpBkKBL0F7RAt8XnqcKcAPVzAiHdTAFbU0d0taGtUXNHz52WHrD2jry73W",
+	"Ry9bL75boZ8xsDgQVys9X+WL2MIp0xCpmSo409z0i+irE9vhzgfZsFRKOppAGtQO4z1mR5vN6xXQox6p",
+	"rJZ+QTKwMBqsCPZmo8lqzjxiPP1r7AK8RsLZFwm4zwjVY3firsOtZNbJL4BTjgq+9r6apMoSdDVSGRxh",
+	"WkHY3SXnfTHkRHAfDogCHhjGjCrSPnTPnxUvHwKVINuoP/391uHpSetjGLXHsOzO3Q+XQbNJmm8WPnlG",
+	"L7JTesLsI1XecXa5c91ydnCFay7qmxxueY3cBDQTNvOWEziJE1Teu1Ksx5d7eVPd9FxYIIE6JmVa2zPb",
+	"anz96UyVO0gCph8PHHdUXiH1tZCreCNwILREFJSfiUJbE7VX6TXUSGmIzC9c8FEkElWht/Qa9C1Yg5AB",
+	"14dBIEGpMX3hB/dL0P/ZXuujw9YxbXV39198p/J5sWL7hNpxrzzOH15eJoZzqhlkXmYhE6BnLJu2vjxs",
+	"/UHNgygS7YuodAkq8X1zGF7DiGyJNMcYAGeVNmsLVaC0hYkpxOOzf9f6jzU7djb0qb4ADz76qMhp7lX4",
+	"AngNTWUPJpcyfiIZAWvVLMiOk0JnPd+Rnu13ZlNBfMSpbhQhv3iH+VVMR8mVkMocwTdOLh8aIbros7Eg",
+	"yWTB/Pu2eFPgApz0sjwbwILZu1JoGB2/MYm/l9c+JveIAGaj9ssaxJ6bilzVWMgngFdcVW517DincrLp",
+	"pqvGOaJxhWcA8Wl8QMzrQSKgXDl1miZ9kECaXRqGpEP9KyM3aKCRZ2QGTnqh6NCQOLM0al7qScudvb0x",
+	"Qbae8S8Qm6M+5RzCkvGOhmHDawyYQvs4mkgbXmMIfh9RPwLQ1iNI6D7ISno6jgtThOFpt3vBIlCaRrF9",
+	"l3wWzNPrqdt1Re85+JK0t4Us93ocOTAuX+yn/RGhnFjHKBoSXyRhgJfbYwMr+Dkto7nY3PZj7W9jKLEy",
+	"+Ru9KRZxolhMbsk5tnH2YOYO7GHMP5E7rLklquwFfgvntQmK4ZxTsrV7uQtDcYVe7kQ3XZgtosYq3sES",
+	"qm38JUSNnUG8yW1xMVwA38dFVTGsnk9wTf2V0Rg/UVpE84OcJY6zkK0vpL6AV3oRLGbqVLKIWq+X8Zdt",
+	"Pq1EaV4uNMyEpSeC99IO6COz0BSa6XCxHrkHyCKX5F6i+SeqQuvCTWd6qfzMvUa118oUEFxOPTUP/DzG",
+	"RquBiVRTtR5wOMVGS4HC214qbn7K9ayE1Dpis3kqaxdinWhmglzEePHXO7VAOGncN18ItYoFzzrMxXpk",
+	"2Bk/BCqdPbjoHPXgfhXrsgXcEuBWXegApF5OekxJ2dO5j7FyCW6UCnVZrlia+1SWfH4lBEw/gQGEi85m",
+	"+qVGx1yJJhLDj06KSQsIS9YKbEUIGi4tfdDwPGNPJzGgK8WXwJ9zPfs1qBy/J6kVUObTZ34Pm1eqNOfm",
+	"T1Kv8UXuacx9c5mdRlRdWVPEmAVBJkCGRmxWIoI0LIhKILYH6YxQBDPM+y1F2ka87YRwjO3QZrACJit1",
+	"XV1mY3OqzcviKXZK8X7cR3WmPLaY2OcbQWPJzbneZ3Nq+4uNsXePze5WugkJIVC19GU4D+BFZsylz6ks",
+	"hKOyjhigmrY3s9eFafMW/HJHMQ1vyTCnxsJUys2kYNxAicQtxD27A1mKfV7yZdrcGzPxpmSEew5yvSTR",
+	"XZcBewmsXAKtFkGPtwb0eiGiBKULWA4zrmrSFh6H1IfIGSinMqdZw/H15kNUG6bT2Vci/OQ7WY/04zV0",
+	"dWTdqQ1IJoKHI+tI3i5Gyf2ued3a49rxsqPXnen4WOfpNUUCK9Pxgs6R+poNUJtgPeWq9eOu+4okuHeO",
+	"Ds7ktVfI0K6bZr4ndHACxB/RkaoyZuVusQEdKWfXUkOG0Q3WzJGEQES3O91ide+DB2N+l7PNVY8yJmNO",
+	"zCnjyXQxbAz5C42rKEAWGpLFLFdL5Uv4mZRP/FhIQjE2iPraI0wrko5NmnGJNhrxxwk2O7u5tvktJj+d",
+	"GH8sMkBB0dC1WzRApRQxBFrUuJr/OkVaFWl0ITHPeHGI1HEQ1TSp2r2q99sLREt2HgMeZzXKNzMbhKDC",
+	"fB7lH+Z6pMeAckHLdjrb1LWmbuJzw1XmV+5d/+4qeKLHqbYzo0yphXumGhOVBVmQ1VyODhNjoGJikqz+",
+	"4PzZUxILQ+okEZJk6UBcVLP1LxbdrrVoEsbjZFL3+kEVPoFStAeTKQ72ZsGwXapnt5YPVAUdqVKnQnmI",
+	"HpvzyhR+7o4wlRd1zV57xRCIeTXCy+km51WMGeZ3WRWQj9GRi65MWWP+3Gbygu1/wVwLE0qB4ljFhXj5",
+	"veeXml9WaauzDOYpbC2lIXgrgCo7OMyK+Z/36t/dK6+/7RlXPO1aVyGbZuRn45a5YwnwJSxnx0nmUf+X",
+	"XSQm5v9eKjelnNNhw2s8bHiNo0p2CZufJSEs7LAYQiofTH2xTRu02hnOff4eVVv7PtDQZidaJAxsQj4v",
+	"eQDmJ+HSnM1+wsdxol5C+D5TWsjRY+6kz1on9Pn1/Ys4nNc7mc9NZrpSRM+WsUss5f5dzh5iaElIWYR+",
+	"VjqR3GwRwxIaXkNLylUXt91FjEM/1+y/TvViR5FgrsH+Lx3Rt/ZW+04JG+1Q4xi+vLdbEsJ/yKFqQdfN",
+	"Cr9wscRVVPrAFvy1i37cVE8D41XQ6RJGbJxWnwSVTg/C5mAbS3iWXV+SsGAsjq+K7T4J0gNbyqu78jx+",
+	"MLyqoCNhr4g8j4NH54eVoOzLQbnh3QcP7nxU2fSKzR19UBuleKVHxemefXxaOVWiynEbrFfZ7NVbrmdc",
+	"PNfWx2vQMEPbDXt4lHZFVeDyg+FVhYR+BaP54d9c4IIyOY5ftZwnQIMqMRRzXy2m0bXEEIKjub0fy9R+",
+	"OYFqcd/Jt/WS2Po2XKcD6bvmDLGwv+vWfeLa3ScM0bs+14ll3CDm93wwe1lOp7EEjV/Q0XjdNrM1e3G+",
+	"y24M87ok5OCzgI0HmYaNuCKYmVchQrgdbF0QGgVaOM39oMDfVXLWZpgVuSG8FWFan/P5O07MbiCBmoRF",
+	"0WNLpotY7GWKqVJDIYOSRiX7cdIcNk1j7zWGkml4xsNRdWB0ahjMxq9Ew/RiqwwGE8BYx56W15lLtpeX",
+	"51XC9dMSeRvPfK0UJkuxOeDbWSEFQxMxh/wBoR1HzvJk6ubDGD5hmvjFpP4CR168oWqlyUyefJK5XFXG",
+	"o9Pl4ejD2XDkNU5TFB9b2Fgqjt/88s9bv/nlf/9uc+c3v/zxb375ny4vW5eXave3vvPq93/1zz+FV/rr",
+	"H//ozf/4eU2Gh9Pisz0emgwSCCUchmkMckh5AME+aaNg1jZCI/qSGB5CSI+0be7xNmkyrS65+50wRagm",
+	"faaIT2Mkwy5JouN0CeNaEIrCJ6bZvuTtXKnqJipIp+gcZHpwDB8nEuLdS97wcgW9WZ7jrCEoqWhrnrBT",
+	"IcIF/BGECM+SEFQFI7Re0zBTj9IU81VBIEsEbkeU056RlOdQMCL3hQ4BUQfkBdBooW4LucQtr/q+U6X6",
+	"XpXw5rxysnDP9DrGD6V0sOXtzC/hvXCQuZxne26WKNquul2zHJHw4Ex0mFmNkdP1E0GDGtzojDKTYPX0",
+	"czhWooHQ8tzFnvcqXkNUPRwJEQZiyBexEPppGDuma3MZFarxJKAsHGHY+6QXag2ELepnaC1Jn9BXi2xh",
+	"UaPot4YcLGr9RZaadUfmr4eYIH7efk5RZqarOdWSbrQkdY75GqbCzLjXYcrve5nXde5w6+U1G4pVVdJy",
+	"Ak5F5CJGq50fc6m2Fk5rDAUF2lbFpxpStAoBHB/bjdvu8ke8yuNsSzrfc9K5pShroiiViLaqKJUtYn7b",
+	"eZotg/JtJyd59MBYjaSa6iFW206J0mYiElG/zzgQXwSorap2wh8rfjXZ9YBwGIB01R/cJCHlvcRpweAV",
+	"jeIQKynS+CW88gECCCaztk3JnlpexPeTCMuPxSHlNnsxK8bS3FKl6cvqwSpFItZdWcBDNg9dmOWAYkBD",
+	"acp9mKNq5IzUqWvMkpomaplRmSv9YTKO7fnZCZHQBQncx+JxtjIXZBBoOpZhoa91rPZv38Yc0rsBDNJS",
+	"C+p2PZjUFNss8rnaOuDZPRUzyRl4rmJ/z2rdEhdUJNuBnsX2DV1QSbFw8uaafSxnOHir1NGuc/XZjjlb",
+	"pHTXvIVIXV8GQDH8bKaa2Y31KZXc/LJ/vfrGJTQISybvrj+iqiSQ83nCjHvAzJ06cr4sjnkJzXxF2ZZm",
+	"xaSU73UVYvUYpGxcwD6DrgTVXxY1sfOFuIJxIoXWlGqb0u5crpulsStXLsKSS6mEGKNVYpADZosi0yRg",
+	"2v4viFi157cREE4lDBgM57nb8eBfrHK3pMNW1vttfMZuCpEwByMUBEueRd59+cOoJQjTU0FXop3yKedV",
+	"TprfF0NbVgrtV1mJXBe5ieVxhyCBfJ4EPQjW6CuSr7Fqe7aOyFh0ttqXNkbb/oHmzELEdvY5/yFtAgNz",
+	"+On3IXT6QlypfSvnVeLVOWjNeK8KaWh8JBKu1RTpKKKvjtELeGZEH02jwZ6Z+0hdm9WC/Z6YA5mrz9hd",
+	"jG2m8ircSazK++ZdP77JA8ocVObh88/LQY512QcqYXIIEBusr6D0N4aMwoCJRD27kQzaQhQWT3s5xoKq",
+	"Z93FksbL0VnC58n2YRtOWW9dCQQ8LfsizFfJKQO2cUncUfzxJyd1xl7fDEMq+frGn2Dg0hMrbC1bQ9UF",
+	"XDjftGxxY/WwZ4Rl5yt8ULH3C6DROur1zUs4bi5JXjB1HDU86yqqKpW8PZarPF7ntj+/d74Bi6U8N97H",
+	"+1xQ4q61QZtDXYWwjDi7cRHZrGJFvNuWCJSJQBU3uLAT6ARJRp3BKWVVOa6xXFiVwuL+3keLaiyy6qsn",
+	"vMIaYavHEsz2gLKhnZtoMzlxPaenTvvwg/uzneZWqoTxGri8cebaVmCcXUmleLxjKyuOXDy4SoxzYf9L",
+	"5kmnyqdVBqJjIbOUasojkRgAETFwIuJYSJ1wZobwyBeJ0KAI5QFJeJdxpvoQECEDkOb6BGm6Wk3EAPFO",
+	"deDlzSiP+FxVZnq3wSOVouPbc0QLxqB9y/gnKWYXHkDVpsFFNIbfTE4rM0Jbjgu35eVhSfNzYAZEr6Go",
+	"yvvz9OYRDVP999J2S8PcgtxgNUBMjakxV78KPhGp3Mb5RLOKVblQTSHQW7BfL9ivlp997TUU+IlkenRu",
+	"urr7xRxOh4nNczXusRBTqTlIgkyeTeGDVbO7UkSkbSmrrSCNsajM9OoDDTBPkj3URlYnO2dOaFZ0uoPs",
+	"XDq9/es4fRZ+8OlFw5sM0yxxr3Yloegx3iZNygmmo2nZ2B3yg08vPMKUSiBAJmoAknUZBKSLeTMY75Gz",
+	"46MPf+fuAwwkIpSTw9MT3CKGq1FFKLGrsvPtorHDnJ5BBcuLZtvqax03Xr9Gf5ausO5BWbE4dxrnfUFD",
+	"ElHGNWXcQLXXSGRYcPXoMd1POru+iKzXhy/df6yzT4mzx8GYWaQ59dAcy9HZJ0SBHIDEMLyHdx8SRUNQ",
+	"WOdT7RNKVJ9KCKyBSHQJWmAuuTmejCUlzW9+/i/f/ONP3vzD33rk6z/56Zt/+tkO0X2qiYRYEVSn4YHa",
+	"RFkeyY2diticWXbENG2WZ1snuBAzjqZXQGgaKYa1SDHfCBcdEYzIUMgrRZjeveSXHGsVcbNntX/JW+Qs",
+	"T5Rkk5K4BEqWSVCk+fz5yaPB7+zsmsaY5xQTmGBiU9vBpxGER1TBATFsh/3x7PiI3Lt37yPCOHl+cYS9",
+	"zZvguiARbsW0x7jhIfZJO2QR023SvPOvP/wLQ+bTwqnkwd4O7pemuZ0uOcmiIw9IRwTMzdn+Cqm4R/IX",
+	"4XX7gLTzP9t4v8XoSTNYHkBpVvl4AHJE0EHLtG7T2KatZYKn/kLf/VwJgyGp19tO2c3NjJm6q7V9EYBZ",
+	"hPUsaztkUaR96PsQ69YT5zfWJs1zFsWhRakj01nhSAbw2l/2v9P2yGPeC5nqEwy9GzIFOzb2LmQ+cJuJ",
+	"yWHGYUz9PrTu7u5NoMRwONyl+HlXyN5t11fdfnJy9Pjp+WPsk3toObQwiHB4etIoZNpr7O3esU2NsEVj",
+	"1thv3Nvd272H7IHuI0W8vTuEMGxdcTHktz8fXqndz51E1IOKuMeLPhCX2YrESSdkviEfijR/8OnHRIHe",
+	"IcO+UEBiyQZUA+nTcACKGBQhuNBbqkTRlIfHZ1CY+Sm2IN0auQYGBiIFZpjdYnI182g0vgca00ZhFrpY",
+	"mGMya767t5fSIxe9WYSRdIP2SZkjp5SyZG7yJNymzbrsO4Czn1ENmZdx1dCu7e28IY5//+5HdT2y3d2+",
+	"EOITykdOQleWSmYewdP7Ov/EwtPY2P/shddQSWSLxzVOC1davIrSlaWOrPufYRbaxgszotlUqPtf1kLO",
+	"IVdDQ2vv7u2RYZ+FkPoC4shMkSQ+IEyTQIAt4KxF4vexUUA17VAFlffv0lauEQLcDDUwUNgBDdkA3h9g",
+	"eMIGwM3WDFGFwq2nCTDx3iXQYDTvtbv89umFmkOTQP2+IcoeebB3L6eclZd9BjQwdFdt5r7N9JggA1kO",
+	"89x3u8zf8I0/2Ls3ZevFB3H+I8hyylfDfPH+DKpmd7i7YhDM7ns6DA7u3KYxa6W5AisB8Rx8CY67sc7p",
+	"IVMaggObdAbBkqk4pCMSS+iyV5MAaNgjy/9jZqo0hbyqFVryJrfdRXszG6bi74s1QrjdhI3kmLzhQ2S1",
+	"DLNsDnRV0G2XPx0gHtKgUGn7/t6d2V2ec5sJnX0Jge10b3anYyE7LAgA5frrpLQF2qp0KnyVHlQHXi8w",
+	"y5aq4cAUwrLBPgxyQCpqZ0NgPrCsFsG8vCguUcOTdl1GnzJQHxXE2rzm+kMRjFYMbk7X+Lqs2HGa0jFQ",
+	"v7OWuYMqaHefDsgVQIxkwJ0uF8Mt7K8D9u2JF7QPlfA/Rtdvf8WC1xYbQtAVRqbH3S6g9i7NunMFo1vK",
+	"JuVxQD0J/GcwEFdF4C9B4f2KMCrsELz/gGE3P73HU6GPRcKDjUGSvY1ZkLToU30SnFLD/71IQTAJmG5Z",
+	"T9xa9uIpDEFp0mVS6V1yzEINknSM5ITJfzSVPdAeycAPNSaaRUAk5T2oYTbMzI/txGtnOLzxLT0zfJHd",
+	"ts0xZIQ0ZevnuPPO1KBfJIChjk67kSbf9+ak0tasMW0Bwj10V4wH6PSNB1o3v/2aFtLIllDMjzWWeou2",
+	"vjxs/UFNgMQ8C5tnQas9ka6duAA2dbMXM9JXnsZ4uu+lT4NqVCx3DfTbY2ER1C1LMe6XL2gpG+lUuMXo",
+	"4dlLsbVB3nYpa+XZM1owm29HiuWOYMvDrI1/Lx5zSSkWMF3gYBLdv40mGzS3VjL1Z2hYUGiuEFK3QjaA",
+	"oGz6aaJ1B+09Tt1OnJ+Ps9Vc8mPKQtNNa4hiJ+qi1h4CEoM044mEa+xt/vZDhmYfG8ZOmvfvfoR68kve",
+	"PgMtR61Dg8ftnQOiElxKNwkJ7sSJ0UIT3ZdC6xACq+gee8Nw1+sRKkopMecSKlaHi7mjWwUaPhG9Hqbt",
+	"e9cw7wZoHEXPSLRoq3HpaQ2o5mkjK/TOBQwTiZ6GYoZXVE7CU4o5MaGERKQDoeA9g3OYppEM+yIE0qUR",
+	"C0c7u1UAbiZdD4SPhYjOBeMVIouDR5Ho7VOwlqdA9IgFginQ6aBsCngKTXVa37cIkvu2MiUHa6O3tlQk",
+	"/xyG+Duqf8z7gUTYpdJmvDf+QliLzpAqQkPU2htuPiDSIUYG7pfcwjtpAlpabWezXOABBNYJAdGIRmDf",
+	"g50q6n9WdkO9KShyTc/AUxg6e9n2HVj0HXj8yiaOmYDgrpAI9tMMkYM7t9FjoyXTxdXJ7Keu2GuzM0qd",
+	"GXact0fa13DTsRChKtdl5rQH6gCXFxMFoDCBrxjyajn+KE1Uhcu5Dkl+VsvCgmyOe6uxWK/ZoTjrbCGm",
+	"fBHbt2ttYkz5oAtIhYBfh1WokL1NMesaqmOXVLLV2Tkejgh1mCaLUf67JM30RiS0/D74V4rYh8ptJDEc",
+	"m8vJ7lYL0jOMpXkt0UeL+maWSWS1Q0MRUNf2cpUSA13zy1XaYJ2RF3wWIH+QKc+3Ku+SyntvDow9Erwb",
+	"MuuovBEUdyBNaBnPF0NzCehVe41YXsFNmiVsMXOLme8LZlqIXgAxrXt1lSm0jCqP8Pcj5409j47A9tia",
+	"NW+GWdPehgGM7ApTkEhhAM2aTqiZ8JKrvfkVkik3RQ2FcsvcwtONgKfvgZ4NTMs/7FT7/Uk4tBFZRVBc",
+	"/VPtRnfBX9f9Uk9HARd8uUWFt3qkHyX2emBjyGOBaxb+pE90MXqv2g2VRkCUL2LwSBd1LsoZOTDSBj1D",
+	"FGmHTGkM6Wt7JA4TRdoB0NCqatrYod2TNLBFESsUTtk6boCyCVNqpfql2c1PhQgLrSts+3ngFlqK0Lhv",
+	"c/rWehqkGX/nRG03QVoKt2Yd5ko0aWIyAiIk2kNHoNPfMeZ0J19t3eLymy0tcDKh1ozDSB1CEDDqJsOP",
+	"cx+ErQPweo5bO8O85/Pf8olLjz5/j3OMgpu//QXtzd/YeYEeSxEt0PxCzNPYUpC5x3bN5xv79/B25zo9",
+	"qee7l7zs6pq1wQ5w59AEFzFoqwRejy8LD4gCKv1+ftzFpy77rd4zHem86rOYCO6qF+KwQfqGE6etpcrG",
+	"TNo25plr1/mlp0CyLgbSDb8Z3/Ty7NO808cA//EF7c2CeWzz2nsvOc13gnFM3dwzfKpBp3HW8XbHCFQt",
+	"VArV+ws8pn6fMA0RYS5CHX2O0Iovhrxo5jggEpNrKqLoiAz7zO9bhy4IXKKAYd8GQGHwnSJd9CObRMmH",
+	"ZmGooCzyl+vAy3ymDZn2iwvAxKQVuHkKsoU34I53+zqtBY1QOapgAJKGM9+mCWRKdaW1urLiA7NmTqdW",
+	"W+a+b6n8u6pam07hV6FcK0MNpvmIQPaAKIgo18xXB8SRR0XaJ93WJ6ZnmzTv3/0QxWSRaI/cv3PXRmEr",
+	"TUOocGh0Wrt8PwuuvIvTOsFhffzahjR+M/A4U/lt8Xkz+sE7d2f3OJWYIBRzhFmHeUs8Plys61kKdZvX",
+	"Sy7IXlq/naxO5JoN+oYfjYUIPUILaZNSU38WFofJqLBYzEHhA4kSpUkHiM3L5qU13ezqsaobqlJdytAA",
+	"ZFpIv8K1B/usWZ60k2yIZ52XzcjCs8DV59vSqW+BGxBCJqGIjIU3ijS//vGPfv0nf7azEPnIhdPVUo+L",
+	"3Mm2A76InEM8ZtrdJSfp+q3ev7L8q6UPmHTGSMZ39+6mqb9i5+1b8rYgjCsNNNglx4VqmNY9/iVWGvJI",
+	"sfSgR7CS7EsMq3qJeU+wiRnzpe9q2Hou0dvLLmaAzP5kfEBDViFYl2TqxpZE4Oru7t29Nq+qwzGooENq",
+	"Hi4Hbe45u6UIdVC2tea+m1TQKhMqiOCvf/Kjr//Lf12QCKbm3zr1Alpi00bvdMIgt4s5TDVuu1sEuRHq",
+	"CWvayeD8lsouaPVuQJUP+mlfcBewhgGdLrtoH/wrzEsrc+uQIiG7Apug9VatPeg6/Ik2ZA2q9yeqtgJt",
+	"kepdMQUdBkHuQES0qJHa692J7IMTAA1beYXv5VE10dVFOjJe2wjk6FWTSey7xJVTJEwTLBPjfJIOdfuA",
+	"+CFQ6T7i//OPs3SMj4reL+tA6nyCrdZwSxFuBh96DmPPskEW58NGmm9+/Of/9vP/9c1//n9vfvjHi7Gk",
+	"XQnw5Tqi8R6/silFmLbh367IID7s+AP+iXminBHZ1l9q4z/tvHKP6eDqLOWB5IYdv6WIXf0n9NUjOlI7",
+	"u+ThqECRmkY0ZxzJUlZcYaeCUE3Qm2Mcds2aPzvJVvO3pTU3jdZYyCyQG9L8+ke/+OYXf7EYaekzpYUc",
+	"1To2PwuDLAHefhqQa6P4RTfnKgyNA48M+4IELCBMm/+PvIIG3zqoYBSvS2U/3cf5+25h77SA7TYxW8B2",
+	"17AVBW6EfJ27PLp7wexra/MHqMZMp1Z29Y9Wb88rSQVFK56XqtZtGT1M3x8CHRS19rfQHIfo7TPpJyGt",
+	"jrw/yTax5ofahvduH+rtQ33THupPqLwqPtMOr0nzzX/72zd/9ePFnmsJmP17XRb+oilfWsP9vq1rpEXB",
+	"5m/17FXB/Li6rclri3IbDsFHOCSUZ9i2lDuNzb92Dc9vWdYde4B3yZHVvVEnSh+4GjswYCJRbhTgGHSY",
+	"yt0ktVpXYanZ1fY93hKHbylxMOBffJELbxtp/vqHP/z6r//nYq9yWiBwzZTCG6MTi/jXjTvU+TQ2dEX4",
+	"V1hlRFOpXf5JS2Ns/AlQCcEBsQ4vzt9F2co6nRp+YZc8W7QGOFYOdzG/BeRMONaCdPXHzYIw9HaSoKX1",
+	"zddM0sbLqG+J2pao3RSilsLmGFmjHNX2mM+y+at//uk3//sXi1G2hK/P9sADy644gsPF8MCSH9UnPUl9",
+	"IDFIJgKC1KmiTORzt7itvLHFvo1iXwqIc7vt594xtYr3J0JcKZLEhGLJX4/EfcHBPLMuhbovhVLWr8Yr",
+	"pItAlZxzObjkFhq5kBENmbJKOpIWb8R3fNinmkRUW4/XooLP1c275GZ+W9gmFS7+9Yd/6art2Wychi+w",
+	"yn7DSLEgHdoVhrS+v5c8oiOiAGxJ5ElXoD74V4/yk5nQp044d4oopnxkziRDP7PWuiQZrpR+ZamUYoX7",
+	"+hokh+4WeBJ1UJVDzPy+iCKBWYwjWlsqBjvWzT5XAZRDnl69rexQN5OtaF+3zwf3r7fASXahGEIGtUV3",
+	"LQgq0oyFUqwTjggX3MaybaNvV02wPu2LLFt8nyqbYCbFoX9Pmm/+5u9+/ael4IECxcqomC2p3Urieir2",
+	"cERUgrX7PZQY8LCQUHRGhTpZB4SXCm1hCpx8eCJy4aOUsBvJSbUd8Rh7P483UWLrUyPLuH2fBJ6lhuXt",
+	"uDr0Zk+12Y3sABPlrqZh23mhT11qofGFYKEBrGDfzEJNC3PvzFjfaqpfFRY1lExr4KXiZLUVyRCgVr4E",
+	"vB3h+4mUWHlngepXXSmiNRW/ql3gvOWwtLjRtbBSlJ1tLs9PYvs+rM3BvEDe83egm5HV+oxB7RQwD3Ub",
+	"iXQH0hDPmCrtOdbR/dRNdCJhlxzmE1rUh0tu6dIt8zZJCVw7XXckBq6ySTukOak302lxydsRfdUsf/BI",
+	"vqadtpd6o1jFl31UWBAC8UPhX1Uyp+irnQ64Lm8zN/xmPNWzzdVWv9q6p9yM8A/RI7SALc1f/exvfvUv",
+	"f/2rv/8/X//zX+3UIKvj2VBerBc6zdcKFms/LYRiJEShEJ2LumgmeJr9kvLgkrtALJwsr7XSh1Ihrkzj",
+	"6/xE22agTgjHDMJAtS85gjIEO7vkYxgp0C2XTROCA8IFsVXvnJa4zQoZ7n7XoEq7snRdmoDzvcygac97",
+	"TdkzzbEVM2duM0duM0eulP0zADab9UMY33J915ExMnSEMn1O7N/1fN8hkRBjcfYh9iUMC2hl+T3SYAH8",
+	"lukRHQHvo4WPatPjkvs09qz+kGk0RVr8SiN8MVNyHFIfIuC6TRQdKaLELjkMIsaVd8lzy6QiTcbzal8j",
+	"F/dtq62an1sd85qnta8Vvnl2vrGHjHGnjA0K6Qra5r8nQdswsHlKzCaq+zyrsLvkQqbKyh3cJbm/9xFp",
+	"Z83bZlTGe1YZyzJ9rHnmdB8DsDKxuJ45NfizrqqsQIPNMKX5zNtEmu9pIs3Qwu04lSkyrO9C8syUrdwm",
+	"ztwmzry2xJl1T3QJeWYly8wejjUydnVmH7PCLfV+RxNk1lDu60mMuUvOKhJjZkoFs5hbihhAwWyZl9yl",
+	"y8TgtCxjZtrUeWsERDHuw84uyWOAUj6RUAmXnAtNuqih2LfspIuG030pkl7ftsxQTFWxa1agc1h3szJx",
+	"mkVtJp5+GpFIY+m3xGKbffN6sm/Ow5N+qzNurlHY3Gi2zVm8yta/b5tl0wJCRYbNejKxzay5+syamxZb",
+	"ttk0t9k0vwXZNC2xm8ykOYXYCT4AqdccDbXvlPSqlAPFxjClOdmyVEROGoxBKsFTX+osfeEOjhg4txOi",
+	"aAREQnyQS4cpcXVbq9IEHtlPa2SM3AwLcUZ3rj8Cwt+mNXyn0d9CmROCCON1iQ3rCcA2X1ltvrI1koeN",
+	"5irbyk1bUlKfo8wJTBP5yepJyI3LS2YAfJuTbPuO37CcZKs2wUxi4nuWh2yND/BGc55sH+DtA1yXe8wx",
+	"8rV5x+qf4Xci39hWEbhFrZuQY2xuo+H7nFds+75uicC3L5cYQsCMPGL19GCbP6yQP6w2vdcaKcuGU3tt",
+	"acuWtkxL6ZVSlxnpvOoJzDuRxmvLxm+xbJOpu6az7xFMc6E/svkJnqv1ZqHD8evsr+gGtDJt7fsbQYH4",
+	"jvkMWoxjdpnCrZs/C7eOYYO1RojHaHawOgoUrQz7l6aqkEkIapfYkGPD7lwxHlTbFk5xlhsQkf4x40Ea",
+	"I71OG4TZ8GwDBB7+NopobaG+sQO7FPbt39Pie21wQzdN7CALeQcz+I8g6oBUXuoRZlMSIjaQpjOxkTs7",
+	"daVADWisics3Q28mihU39a2uAPpOeL6kEamxhcFxvCi+CeNBdZPvce53O/EqZBhRb3L+HugME9ZIhOuY",
+	"CbP4reH3BoXa1YDkdYXaHRmBiPEe5jtFyM2dLzkMS8B8kCl6rgBilKdSso8Bc0OQQEKqNPk8CXrW7dLG",
+	"ozBZdDqoCppb8+uwmdC3aYiYhr5tEfIdljHTqLJ535XbaIOB4RrUNZ+iu5N1d07RdCiSMCAdSN0pLUpi",
+	"eKxV9lISSxELBe7VUqA9m9BEQlCs3FB44zyihOCFnK5P81Qmig6qzLmndtcGHc7MEMtKRC/WRyDsuq6Z",
+	"PphJ3dnUCv94GUxZVmJLJDb+arv7KiOOqkd+h3qtIZWc8V69zuFT18CmgKVp6t4hC8MSCnullMoHpFss",
+	"BD9hCULTDeZOqtZQnNlh08nfbQ/I8mZm6yHSO9mqItamikgd+Yc5gNUgigKtpyLII+fi79NYuUw+gFaT",
+	"AKj5OdNY2PyRtEcZV7Z5pRh2nk64RojM5qgh7+mmt9rd2eJSKDo0zE6sRmZaRvTxaXxkQEY9QkAyhNf8",
+	"5ZzPrbeMi6vHCLJCuqk6caYEW6vnWNLhNyPWXDtQb8nqpNDRm4kOKV0dAthCDtWCg3s0lctRqEiQgEck",
+	"hEAVKAKvYgNVzgrsytA4FcE4ccdUiXJEZMKdpVVliQ5tYNaIhEJcEdrPDN8j0qbqWbd9YN3XQuycKOcL",
+	"rkAOQNrs3aRpGhKsatBNFAQVquazhJ+b/a4L78zYG/IlcXPXJWn71NweHplph0ExTSGdCBiIbb2V9fiJ",
+	"JTytlGTTt+HhczGsx0cNNFK1JmfDNF1gi+uvboKppgMmwdfE77MwkMBtHhqmiFl2bQkkKoEvXC9knZKA",
+	"OcLZ/D9exRYx1sb8awfIKSbYv4t2yCpDobm7dbkDAo02YyjETX2rDYXvgnInMxRqC4PjgFsk4TOzb2Zw",
+	"vEYaV8eCp9R6C1M3xMxXA1DXZeb7RAyQCcd1OOU/Vp3sZkmUzTDAA2ok35zHJk3MaG66vfRHfgjtnTqZ",
+	"d810ezOy7jQkS014W2R7D0x4syi+0i2UQm/TYEC5D/UC9bNSiVQnwQ6psn7SqV3t/PvPDp+8vHh8fvHy",
+	"6Mmzo49/945Btfs2vcmQKdhBrHVysBWArUJKswhaHZoZ7WRaOGMsnaNd5wUojeEc60rqaKfBKTZVQN3M",
+	"fcEiqDWimQaufkVaRm+LrBt/GQ142+gkUNqBeFfIIZVBvfhs/XjrbAS2TIi1eiUB00IqLEyMmIOFO4r1",
+	"Q6xnCj6JKuloCaj4ii3KOXdHl4iVSVtpwJH6SaH9Oa5rQ0J7aa0zhHXzbTV1NfEqClWppAhrK1Sab3PP",
+	"eWYa181qY9dI01AVzM/EePpTl4YKduy6aguLYtvSUlwpzI4QIVC+Zs2EgZPZmolsC1vNxFo0E4nD1vHo",
+	"gGnpWBlnmtGQxFSpoZBYBckWvLRh3xDskscRJk+lEkjC2RcJeMSnClqMK+CKGdALR3Ue0lmQyepfaTP0",
+	"ZhQfdZEtWw/pG+khPT1qBv+cqfjYZLBUWlN6y97dEMVHDUBdj+Jjn9COAp4W9nB02VUE8UibJ2HYtuHs",
+	"hmm85AJHo6HtsEseAfILVFvtiVk9abYtD7FPkN9o7xAJA3EFyla4U6AUE44JzWrPUU0E96G+asiaif9m",
+	"tCdTMdVpT7YY+x5oT+qeDdMa/EQyPUIs7wCVIA8T3W/sf/bCcPg0Zh/DKPvlRTbIRAljNgAOSnmo8GDm",
+	"v66mpRww38hrmgZU091CIdyR0hBVCE3nKY42Q9FjmJce49o9EoqeSLStIYmpcZJOyHyLw+iYOQDJukYK",
+	"8c0CtLgC61qZihdmI5MTnoKIQ/CcJGmEIeVZ85h1qKAxEQOQkgVQHM2e4+RwqYqfGJn1oJxvI/1v6kFh",
+	"BVuX9zGTDAvCYNUEH5v9doUkMZXa+j9p6LnSRy4mFjOHOFmbk4xyYnhUh2GJgeLB4D3XbYbGMfCghQlE",
+	"UHA3F1E61sDJyVV1rZvf/PxfvvnHn2S3ZoV1m1WxMIgN/J4c5CjzHGx+/fc/efPjn80aKHM1rBrMZihX",
+	"pPmrP/7Lb/7vL/7t5z/fMYef9SmO49pWDHOc1egfqwJOBHdRmgg4FaPmxcEnh80qAKEfjh3+zd/83a//",
+	"9M92CiNk9UurhsCY5vTI3/zD35Lb5Os/+embf/rZTgreLigo9Y32xn2V7MqLJQeKy7f6ntcvXv//AAAA",
+	"//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/shoalcrm/shoal/internal/dedupe"
-	"github.com/shoalcrm/shoal/internal/testdb"
 )
 
 // TestBenchmarksSmall runs the bodies of the benchmarks once at a small
@@ -13,12 +12,12 @@ import (
 // so `make test` keeps them working and honest (a benchmark whose requests
 // fail, or whose pages are empty, reports flattering numbers).
 func TestBenchmarksSmall(t *testing.T) {
-	testdb.Each(t, func(t *testing.T, databaseURL string) {
-		t.Run("claim", func(t *testing.T) { checkClaim(t, databaseURL) })
-	})
-	testdb.Each(t, func(t *testing.T, databaseURL string) {
-		t.Run("customers", func(t *testing.T) { checkCustomerQueries(t, databaseURL) })
-	})
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			t.Run("claim", func(t *testing.T) { checkClaim(t, e.url(t)) })
+			t.Run("customers", func(t *testing.T) { checkCustomerQueries(t, e.url(t)) })
+		})
+	}
 }
 
 func checkClaim(t *testing.T, databaseURL string) {

@@ -1251,7 +1251,6 @@ func TestLastAdminUnderConcurrency(t *testing.T) {
 // cycle and that every path (of teams and of their members) is right.
 func TestTeamTreeUnderConcurrency(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
-		ctx := context.Background()
 		env := apitest.New(t, databaseURL)
 		_, adminC := env.User(auth.RoleAdmin, nil)
 		users := []*ent.User{member(env, auth.RoleRep, nil), member(env, auth.RoleRep, nil)}

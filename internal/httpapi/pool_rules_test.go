@@ -560,3 +560,610 @@ func pwSameTime(a, b *time.Time) bool {
 	}
 	return a.Equal(*b)
 }
+
+// ---- what each operation does ----
+
+func TestPoolRulesEffects(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, databaseURL string) {
+		w := newPWWorld(t, databaseURL)
+
+		for _, kind := range pwKinds {
+			t.Run(kind+"/claim and return", func(t *testing.T) {
+				w.t = t
+				rep := w.rep()
+				id := w.pooled(kind, "")
+				var got pwRecord
+				w.do(rep, kind, id, "claim", nil).Expect(http.StatusOK).JSON(&got)
+				if got.owner() != rep.ID || got.OwnedAt == nil {
+					t.Fatalf("claimed: owner %q ownedAt %v, want %s and a time", got.owner(), got.OwnedAt, rep.ID)
+				}
+				if n := w.owns(rep, kind); n != 1 {
+					t.Fatalf("counter after claim %d, want 1", n)
+				}
+				w.do(rep, kind, id, "freeze", map[string]any{}).Expect(http.StatusOK)
+				w.do(rep, kind, id, "unfreeze", nil).Expect(http.StatusOK)
+				w.do(rep, kind, id, "freeze", map[string]any{}).Expect(http.StatusOK)
+				w.do(rep, kind, id, "return", map[string]any{"reason": "no budget"}).Expect(http.StatusOK).JSON(&got)
+				if got.OwnerID != nil || got.OwnedAt != nil || got.FrozenUntil != nil || got.ReleasedAt != nil {
+					t.Fatalf("returned record keeps owner state: %+v", got)
+				}
+				if n := w.owns(rep, kind); n != 0 {
+					t.Fatalf("counter after return %d, want 0", n)
+				}
+				h := w.history(kind, id)
+				if want := []string{"create", "claim", "freeze", "unfreeze", "freeze", "return"}; !slices.Equal(pwOps(h), want) {
+					t.Fatalf("history %v, want %v", pwOps(h), want)
+				}
+				last := h[len(h)-1]
+				if pwStr(last.FromOwnerID) != rep.ID || last.ToOwnerID != nil || pwStr(last.Reason) != "no budget" || pwStr(last.ActorID) != rep.ID {
+					t.Fatalf("return row %+v", last)
+				}
+				// The record is pooled again: anyone may claim it.
+				w.do(w.repB, kind, id, "claim", nil).Expect(http.StatusOK)
+			})
+
+			t.Run(kind+"/supervisor returns his rep's record", func(t *testing.T) {
+				w.t = t
+				rep := w.rep()
+				id := w.owned(rep, kind)
+				w.do(w.sup, kind, id, "return", map[string]any{"reason": "idle"}).Expect(http.StatusOK)
+				if r := w.get(kind, id); r.OwnerID != nil {
+					t.Fatalf("still owned by %s", r.owner())
+				}
+				if n := w.owns(rep, kind); n != 0 {
+					t.Fatalf("counter %d, want 0", n)
+				}
+			})
+
+			t.Run(kind+"/assign", func(t *testing.T) {
+				w.t = t
+				rep := w.rep()
+				managed := w.pool(kind, map[string]any{"memberTeamIds": []string{w.team.String()}, "managerIds": []string{w.sup2.ID}})
+				for i, a := range []struct {
+					who  pwActor
+					pool string
+				}{
+					{w.admin, ""},     // an admin, any pool
+					{w.sup, ""},       // the target's supervisor, a pool he does not manage
+					{w.sup2, managed}, // the pool's manager, a member of another team
+				} {
+					id := w.pooled(kind, a.pool)
+					var got pwRecord
+					w.do(a.who, kind, id, "assign", map[string]any{"ownerId": rep.ID, "reason": "territory"}).Expect(http.StatusOK).JSON(&got)
+					if got.owner() != rep.ID || got.OwnedAt == nil {
+						t.Fatalf("assigner %d: owner %q", i, got.owner())
+					}
+					if n := w.owns(rep, kind); n != i+1 {
+						t.Fatalf("assigner %d: counter %d, want %d", i, n, i+1)
+					}
+					last := w.history(kind, id)[1]
+					if last.Operation != "assign" || pwStr(last.ToOwnerID) != rep.ID || pwStr(last.ActorID) != a.who.ID || pwStr(last.Reason) != "territory" {
+						t.Fatalf("assigner %d: history %+v", i, last)
+					}
+				}
+			})
+
+			t.Run(kind+"/transfer", func(t *testing.T) {
+				w.t = t
+				from, to := w.rep(), w.rep()
+				id := w.owned(from, kind)
+				before := w.get(kind, id)
+				w.clock.Advance(time.Minute)
+				body := map[string]any{"ownerId": to.ID, "reason": "handover"}
+				if kind == "customer" {
+					body["cascade"] = false
+				}
+				var got pwRecord
+				w.do(from, kind, id, "transfer", body).Expect(http.StatusOK).JSON(&got)
+				if got.owner() != to.ID || got.OwnedAt == nil || !got.OwnedAt.After(*before.OwnedAt) {
+					t.Fatalf("transferred: owner %q ownedAt %v (was %v)", got.owner(), got.OwnedAt, before.OwnedAt)
+				}
+				if a, b := w.owns(from, kind), w.owns(to, kind); a != 0 || b != 1 {
+					t.Fatalf("counters from=%d to=%d, want 0 and 1", a, b)
+				}
+				last := w.history(kind, id)[1]
+				if last.Operation != "transfer" || pwStr(last.FromOwnerID) != from.ID || pwStr(last.ToOwnerID) != to.ID {
+					t.Fatalf("history %+v", last)
+				}
+				// A frozen record moves only by a supervisor (or admin), and
+				// the transfer clears the freeze.
+				w.do(to, kind, id, "freeze", map[string]any{}).Expect(http.StatusOK)
+				w.do(to, kind, id, "transfer", map[string]any{"ownerId": from.ID}).ExpectProblem(409, "record_frozen")
+				w.do(w.sup, kind, id, "transfer", map[string]any{"ownerId": from.ID}).Expect(http.StatusOK).JSON(&got)
+				if got.owner() != from.ID || got.FrozenUntil != nil {
+					t.Fatalf("supervisor transfer of frozen record: owner %q frozenUntil %v", got.owner(), got.FrozenUntil)
+				}
+				w.do(w.admin, kind, id, "transfer", map[string]any{"ownerId": w.repC.ID}).Expect(http.StatusOK)
+				if a, b, c := w.owns(from, kind), w.owns(to, kind), w.owns(w.repC, kind); a != 0 || b != 0 || c < 1 {
+					t.Fatalf("counters after admin transfer %d %d %d", a, b, c)
+				}
+			})
+
+			t.Run(kind+"/freeze and unfreeze", func(t *testing.T) {
+				w.t = t
+				rep := w.rep(org.Caps{MaxFrozen: pwIntp(1)})
+				id := w.owned(rep, kind)
+				until := w.clock.Now().Add(48 * time.Hour).UTC().Truncate(time.Second)
+				var got pwRecord
+				w.do(rep, kind, id, "freeze", map[string]any{"until": until.Format(time.RFC3339)}).Expect(http.StatusOK).JSON(&got)
+				if got.FrozenUntil == nil || !got.FrozenUntil.Equal(until) {
+					t.Fatalf("frozenUntil %v, want %v", got.FrozenUntil, until)
+				}
+				// Extending a running freeze does not count it twice.
+				w.do(rep, kind, id, "freeze", map[string]any{"until": w.in(72 * time.Hour)}).Expect(http.StatusOK)
+				other := w.owned(rep, kind)
+				w.do(rep, kind, other, "freeze", nil).ExpectProblem(409, "frozen_limit_reached")
+				// Nobody else may take a frozen record.
+				w.do(w.repB, kind, id, "claim", nil).ExpectProblem(404, "not_found")
+				w.do(w.sup, kind, id, "claim", nil).ExpectProblem(409, "already_owned")
+				before := w.clock.Now()
+				w.do(rep, kind, id, "unfreeze", nil).Expect(http.StatusOK).JSON(&got)
+				if got.FrozenUntil != nil || got.ReleasedAt == nil || got.ReleasedAt.Before(before.Add(-time.Second)) {
+					t.Fatalf("unfrozen: frozenUntil %v releasedAt %v", got.FrozenUntil, got.ReleasedAt)
+				}
+				w.do(rep, kind, other, "freeze", nil).Expect(http.StatusOK)
+				// His supervisor may freeze and unfreeze for him, within his maxFrozen.
+				w.do(w.sup, kind, id, "freeze", nil).ExpectProblem(409, "frozen_limit_reached")
+				w.do(w.sup, kind, other, "unfreeze", nil).Expect(http.StatusOK)
+				w.do(w.sup, kind, id, "freeze", nil).Expect(http.StatusOK)
+				if ops := pwOps(w.history(kind, id)); !slices.Equal(ops, []string{"create", "freeze", "freeze", "unfreeze", "freeze"}) {
+					t.Fatalf("history %v", ops)
+				}
+			})
+
+			t.Run(kind+"/invalidate and restore", func(t *testing.T) {
+				w.t = t
+				rep := w.rep()
+				id := w.owned(rep, kind)
+				w.owned(rep, kind) // a second record, so the counter cannot just be reset
+				var got pwRecord
+				w.do(rep, kind, id, "invalidate", map[string]any{"reason": "fake number"}).Expect(http.StatusOK).JSON(&got)
+				if got.Status != "invalid" || got.owner() != rep.ID {
+					t.Fatalf("invalidated: status %q owner %q", got.Status, got.owner())
+				}
+				if n := w.owns(rep, kind); n != 1 {
+					t.Fatalf("counter after invalidate %d, want 1", n)
+				}
+				w.do(w.sup, kind, id, "restore", nil).Expect(http.StatusOK).JSON(&got)
+				if got.Status != "active" || got.OwnerID != nil || got.PoolID != w.defaultPool[kind] {
+					t.Fatalf("restored: status %q owner %q pool %s", got.Status, got.owner(), got.PoolID)
+				}
+				if n := w.owns(rep, kind); n != 1 {
+					t.Fatalf("counter after restore %d, want 1", n)
+				}
+				h := w.history(kind, id)
+				if ops := pwOps(h); !slices.Equal(ops, []string{"create", "invalidate", "restore"}) {
+					t.Fatalf("history %v", ops)
+				}
+				if pwStr(h[1].Reason) != "fake number" || pwStr(h[2].FromOwnerID) != rep.ID || h[2].ToOwnerID != nil {
+					t.Fatalf("history rows %+v %+v", h[1], h[2])
+				}
+				// An admin restores too; a pool manager invalidates pooled records.
+				pooled := w.pooled(kind, "")
+				w.do(w.admin, kind, pooled, "invalidate", map[string]any{"reason": "spam"}).Expect(http.StatusOK)
+				w.do(w.admin, kind, pooled, "restore", nil).Expect(http.StatusOK)
+				w.do(rep, kind, pooled, "claim", nil).Expect(http.StatusOK)
+			})
+		}
+
+		t.Run("convert", func(t *testing.T) {
+			w.t = t
+			rep := w.rep()
+			lead := w.create(rep, "lead", "")
+			if l, c := w.counters(rep); l != 1 || c != 0 {
+				t.Fatalf("counters before convert %d %d", l, c)
+			}
+			name := fmt.Sprintf("Converted %d", pwSeq.Add(1))
+			var cust pwRecord
+			w.do(rep, "lead", lead.ID, "convert", map[string]any{"customerName": name}).Expect(http.StatusCreated).JSON(&cust)
+			if cust.owner() != rep.ID || cust.Name != name || cust.Status != "active" || cust.PoolID != w.defaultPool["customer"] {
+				t.Fatalf("customer %+v", cust)
+			}
+			got := w.get("lead", lead.ID)
+			if got.Status != "converted" || pwStr(got.ConvertedCustomerID) != cust.ID || got.owner() != rep.ID {
+				t.Fatalf("lead after convert %+v", got)
+			}
+			if l, c := w.counters(rep); l != 0 || c != 1 {
+				t.Fatalf("counters after convert leads=%d customers=%d, want 0 and 1", l, c)
+			}
+			var dup struct {
+				Matches []struct {
+					Kind       string `json:"kind"`
+					CustomerID string `json:"customerId"`
+					MatchedOn  string `json:"matchedOn"`
+				} `json:"matches"`
+			}
+			rep.Do("GET", "/v1/duplicates?phone="+url.QueryEscape(lead.Phone), nil).Expect(http.StatusOK).JSON(&dup)
+			if len(dup.Matches) != 1 || dup.Matches[0].Kind != "contact" || dup.Matches[0].CustomerID != cust.ID || dup.Matches[0].MatchedOn != "phone" {
+				t.Fatalf("duplicates of %s: %+v", lead.Phone, dup.Matches)
+			}
+			if ops := pwOps(w.history("lead", lead.ID)); !slices.Equal(ops, []string{"create", "convert"}) {
+				t.Fatalf("lead history %v", ops)
+			}
+			ch := w.history("customer", cust.ID)
+			if len(ch) != 1 || ch[0].Operation != "create" || pwStr(ch[0].ToOwnerID) != rep.ID {
+				t.Fatalf("customer history %+v", ch)
+			}
+		})
+
+		t.Run("history is oldest first with rule versions", func(t *testing.T) {
+			w.t = t
+			pl := w.pool("lead", map[string]any{"idleDays": 30})
+			id := w.claimed(w.repA, "lead", pl)
+			w.admin.Do("PATCH", "/v1/pools/"+pl, map[string]any{"name": "renamed"}).Expect(http.StatusOK)
+			w.do(w.repA, "lead", id, "freeze", nil).Expect(http.StatusOK)
+			var p struct {
+				RuleVersion int `json:"ruleVersion"`
+			}
+			w.admin.Do("PATCH", "/v1/pools/"+pl, map[string]any{"idleDays": 10}).Expect(http.StatusOK).JSON(&p)
+			if p.RuleVersion != 2 {
+				t.Fatalf("rule version after a rule change %d, want 2 (a rename is not a rule change)", p.RuleVersion)
+			}
+			w.do(w.repA, "lead", id, "unfreeze", nil).Expect(http.StatusOK)
+			w.do(w.repA, "lead", id, "transfer", map[string]any{"ownerId": w.repB.ID}).Expect(http.StatusOK)
+			w.do(w.sup, "lead", id, "return", map[string]any{"reason": "reorg"}).Expect(http.StatusOK)
+			h := w.history("lead", id)
+			want := []struct {
+				op       string
+				from, to string
+				actor    string
+				version  int
+			}{
+				{"create", "", "", w.admin.ID, 1},
+				{"claim", "", w.repA.ID, w.repA.ID, 1},
+				{"freeze", w.repA.ID, w.repA.ID, w.repA.ID, 1},
+				{"unfreeze", w.repA.ID, w.repA.ID, w.repA.ID, 2},
+				{"transfer", w.repA.ID, w.repB.ID, w.repA.ID, 2},
+				{"return", w.repB.ID, "", w.sup.ID, 2},
+			}
+			if len(h) != len(want) {
+				t.Fatalf("history %v, want %d rows", pwOps(h), len(want))
+			}
+			for i, e := range want {
+				got := h[i]
+				if got.Operation != e.op || pwStr(got.FromOwnerID) != e.from || pwStr(got.ToOwnerID) != e.to ||
+					pwStr(got.ActorID) != e.actor || got.ActorType != "user" || got.RuleVersion != e.version {
+					t.Errorf("row %d: %+v, want %+v", i, got, e)
+				}
+				if i > 0 && got.At.Before(h[i-1].At) {
+					t.Errorf("row %d at %v is before row %d at %v", i, got.At, i-1, h[i-1].At)
+				}
+			}
+			// History is as visible as the record.
+			w.repC.Do("GET", "/v1/leads/"+id+"/history", nil).Expect(http.StatusOK)
+			owned := w.owned(w.repA, "lead")
+			w.repB.Do("GET", "/v1/leads/"+owned+"/history", nil).ExpectProblem(404, "not_found")
+			w.sup.Do("GET", "/v1/leads/"+owned+"/history", nil).Expect(http.StatusOK)
+		})
+	})
+}
+
+// ---- caps resolved user → team → global ----
+
+func TestPoolRulesCapResolution(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, databaseURL string) {
+		w := newPWWorld(t, databaseURL)
+		var st struct {
+			MaxOwnedLeads *int `json:"maxOwnedLeads"`
+		}
+		w.admin.Do("PATCH", "/v1/settings", map[string]any{"maxOwnedLeads": 1}).Expect(http.StatusOK).JSON(&st)
+		if st.MaxOwnedLeads == nil || *st.MaxOwnedLeads != 1 {
+			t.Fatalf("settings %+v", st)
+		}
+		w.repA.Do("PATCH", "/v1/settings", map[string]any{"maxOwnedLeads": 5}).ExpectProblem(403, "forbidden")
+
+		global := w.rep()                                      // global default: 1
+		override := w.rep(org.Caps{MaxOwnedLeads: pwIntp(2)}) // his own: 2
+		teamID := w.newTeam(map[string]any{"maxOwnedLeads": 3})
+		teamRep := w.user("rep", &teamID) // his team's: 3
+		sub := w.env.Team("sub", &teamID)
+		subRep := w.user("rep", &sub.ID) // his parent team's: 3
+
+		for _, c := range []struct {
+			who pwActor
+			cap int
+		}{{global, 1}, {override, 2}, {teamRep, 3}, {subRep, 3}} {
+			for i := range c.cap {
+				if r := w.create(c.who, "lead", ""); r.Placement != "owned" {
+					t.Fatalf("cap %d: lead %d placed %q, want owned", c.cap, i+1, r.Placement)
+				}
+			}
+			// At his cap a rep's new lead goes to the default pool, unowned.
+			r := w.create(c.who, "lead", "")
+			if r.Placement != "pooled" || r.OwnerID != nil || r.PoolID != w.defaultPool["lead"] {
+				t.Fatalf("cap %d: lead at cap placed %q owner %q pool %s, want pooled in the default pool", c.cap, r.Placement, r.owner(), r.PoolID)
+			}
+			w.do(c.who, "lead", r.ID, "claim", nil).ExpectProblem(409, "cap_exceeded")
+			w.do(w.admin, "lead", w.pooled("lead", ""), "assign", map[string]any{"ownerId": c.who.ID}).ExpectProblem(409, "cap_exceeded")
+			if n := w.owns(c.who, "lead"); n != c.cap {
+				t.Fatalf("cap %d: owns %d", c.cap, n)
+			}
+		}
+		// Lifting the global default frees those who relied on it.
+		w.admin.Do("PATCH", "/v1/settings", map[string]any{"maxOwnedLeads": nil}).Expect(http.StatusOK)
+		w.do(global, "lead", w.pooled("lead", ""), "claim", nil).Expect(http.StatusOK)
+		w.do(override, "lead", w.pooled("lead", ""), "claim", nil).ExpectProblem(409, "cap_exceeded")
+	})
+}
+
+// ---- rules that depend on the clock: daily limits, cooldowns, freezes ----
+
+func TestPoolRulesClock(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, databaseURL string) {
+		w := newPWWorld(t, databaseURL)
+
+		t.Run("daily limit", func(t *testing.T) {
+			w.t = t
+			pl := w.pool("lead", map[string]any{"dailyClaimLimit": 2})
+			ids := make([]string, 8)
+			for i := range ids {
+				ids[i] = w.pooled("lead", pl)
+			}
+			w.do(w.repA, "lead", ids[0], "claim", nil).Expect(http.StatusOK)
+			w.do(w.repA, "lead", ids[1], "claim", nil).Expect(http.StatusOK)
+			w.do(w.repA, "lead", ids[2], "claim", nil).ExpectProblem(409, "daily_limit_reached")
+			// Returning does not give a claim back.
+			w.do(w.repA, "lead", ids[0], "return", map[string]any{"reason": "x"}).Expect(http.StatusOK)
+			w.do(w.repA, "lead", ids[2], "claim", nil).ExpectProblem(409, "daily_limit_reached")
+			// The limit is per rep and per pool.
+			w.do(w.repB, "lead", ids[2], "claim", nil).Expect(http.StatusOK)
+			w.do(w.repA, "lead", w.pooled("lead", ""), "claim", nil).Expect(http.StatusOK)
+			// Assignments are not claims.
+			w.do(w.sup, "lead", ids[3], "assign", map[string]any{"ownerId": w.repA.ID}).Expect(http.StatusOK)
+			// The next day (Asia/Shanghai) the count starts again; batch
+			// claims count too.
+			w.clock.Advance(24 * time.Hour)
+			var res struct {
+				Results []struct {
+					ID   string  `json:"id"`
+					OK   bool    `json:"ok"`
+					Code *string `json:"code"`
+				} `json:"results"`
+			}
+			w.repA.Do("POST", "/v1/leads/batch-claim", map[string]any{"ids": ids[4:7]}).Expect(http.StatusOK).JSON(&res)
+			if len(res.Results) != 3 || !res.Results[0].OK || !res.Results[1].OK || res.Results[2].OK || pwStr(res.Results[2].Code) != "daily_limit_reached" {
+				t.Fatalf("batch claim on a new day: %+v", res.Results)
+			}
+		})
+
+		t.Run("cooldown", func(t *testing.T) {
+			w.t = t
+			pl := w.pool("lead", map[string]any{"claimCooldownDays": 3})
+			id := w.claimed(w.repA, "lead", pl)
+			w.do(w.repA, "lead", id, "return", map[string]any{"reason": "x"}).Expect(http.StatusOK)
+			w.do(w.repA, "lead", id, "claim", nil).ExpectProblem(409, "claim_cooldown")
+			// Another rep is not blocked.
+			w.do(w.repB, "lead", id, "claim", nil).Expect(http.StatusOK)
+			w.do(w.repB, "lead", id, "return", map[string]any{"reason": "x"}).Expect(http.StatusOK)
+			w.clock.Advance(2 * 24 * time.Hour)
+			w.do(w.repA, "lead", id, "claim", nil).ExpectProblem(409, "claim_cooldown")
+			w.clock.Advance(24*time.Hour + time.Minute)
+			w.do(w.repA, "lead", id, "claim", nil).Expect(http.StatusOK)
+			// A return by his supervisor starts his cooldown too; other
+			// records are not affected.
+			w.do(w.sup, "lead", id, "return", map[string]any{"reason": "reorg"}).Expect(http.StatusOK)
+			w.do(w.repA, "lead", id, "claim", nil).ExpectProblem(409, "claim_cooldown")
+			w.do(w.repA, "lead", w.pooled("lead", pl), "claim", nil).Expect(http.StatusOK)
+			// A pool without cooldown lets him take it straight back.
+			free := w.claimed(w.repA, "lead", "")
+			w.do(w.repA, "lead", free, "return", map[string]any{"reason": "x"}).Expect(http.StatusOK)
+			w.do(w.repA, "lead", free, "claim", nil).Expect(http.StatusOK)
+		})
+
+		t.Run("freeze limits", func(t *testing.T) {
+			w.t = t
+			pl := w.pool("lead", map[string]any{"freezeMaxDays": 7})
+			id := w.claimed(w.repA, "lead", pl)
+			var got pwRecord
+			now := w.clock.Now()
+			w.do(w.repA, "lead", id, "freeze", nil).Expect(http.StatusOK).JSON(&got)
+			if got.FrozenUntil == nil || got.FrozenUntil.Sub(now) < 7*24*time.Hour-time.Minute || got.FrozenUntil.Sub(now) > 7*24*time.Hour+time.Minute {
+				t.Fatalf("freeze without until in a 7-day pool ends %v (now %v)", got.FrozenUntil, now)
+			}
+			w.do(w.repA, "lead", id, "freeze", map[string]any{"until": w.in(7*24*time.Hour - time.Minute)}).Expect(http.StatusOK)
+			w.do(w.repA, "lead", id, "freeze", map[string]any{"until": w.in(7*24*time.Hour + time.Hour)}).ExpectProblem(409, "freeze_too_long")
+
+			rep := w.rep(org.Caps{MaxFrozen: pwIntp(1)})
+			a, b := w.owned(rep, "lead"), w.owned(rep, "lead")
+			w.do(rep, "lead", a, "freeze", map[string]any{"until": w.in(24 * time.Hour)}).Expect(http.StatusOK)
+			w.do(rep, "lead", b, "freeze", nil).ExpectProblem(409, "frozen_limit_reached")
+			// A freeze whose end has passed no longer counts, even before
+			// any sweep ran, and cannot be ended again.
+			w.clock.Advance(24*time.Hour + time.Minute)
+			w.do(rep, "lead", b, "freeze", nil).Expect(http.StatusOK)
+			w.do(rep, "lead", a, "unfreeze", nil).ExpectProblem(409, "not_frozen")
+		})
+	})
+}
+
+// ---- batch claims ----
+
+type pwBatchResult struct {
+	Results []struct {
+		ID   string  `json:"id"`
+		OK   bool    `json:"ok"`
+		Code *string `json:"code"`
+	} `json:"results"`
+}
+
+func TestPoolRulesBatchClaim(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, databaseURL string) {
+		w := newPWWorld(t, databaseURL)
+		for _, kind := range pwKinds {
+			t.Run(kind, func(t *testing.T) {
+				w.t = t
+				rep := w.rep(org.Caps{MaxOwnedLeads: pwIntp(3), MaxOwnedCustomers: pwIntp(3)})
+				mine := w.owned(rep, kind)
+				hidden := w.pooled(kind, w.pool(kind, map[string]any{"memberTeamIds": []string{w.team2.String()}}))
+				ids := []string{
+					w.pooled(kind, ""),      // ok
+					mine,                    // already_owned
+					w.invalid(w.admin, kind), // record_invalid
+					uuid.NewString(),        // not_found
+					hidden,                  // not_found: not his pool
+					w.pooled(kind, ""),      // ok: now at cap
+					w.pooled(kind, ""),      // cap_exceeded
+				}
+				want := []string{"", "already_owned", "record_invalid", "not_found", "not_found", "", "cap_exceeded"}
+				var res pwBatchResult
+				rep.Do("POST", "/v1/"+kind+"s/batch-claim", map[string]any{"ids": ids}).Expect(http.StatusOK).JSON(&res)
+				if len(res.Results) != len(ids) {
+					t.Fatalf("%d results for %d ids", len(res.Results), len(ids))
+				}
+				for i, r := range res.Results {
+					if r.ID != ids[i] || r.OK != (want[i] == "") || pwStr(r.Code) != want[i] {
+						t.Errorf("item %d: %+v, want ok=%v code %q", i, r, want[i] == "", want[i])
+					}
+				}
+				if n := w.owns(rep, kind); n != 3 {
+					t.Fatalf("counter %d, want 3", n)
+				}
+				for _, i := range []int{0, 5} {
+					if got := w.get(kind, ids[i]); got.owner() != rep.ID {
+						t.Fatalf("item %d owned by %q", i, got.owner())
+					}
+				}
+				if got := w.get(kind, ids[6]); got.OwnerID != nil {
+					t.Fatalf("refused item owned by %q", got.owner())
+				}
+				// Auditors and admins may not claim.
+				w.admin.Do("POST", "/v1/"+kind+"s/batch-claim", map[string]any{"ids": ids[6:]}).ExpectProblem(403, "forbidden")
+			})
+		}
+	})
+}
+
+// ---- claims that need approval ----
+
+type pwClaimRequest struct {
+	ID          string  `json:"id"`
+	Kind        string  `json:"kind"`
+	RecordID    string  `json:"recordId"`
+	PoolID      string  `json:"poolId"`
+	RequesterID string  `json:"requesterId"`
+	Status      string  `json:"status"`
+	DeciderID   *string `json:"deciderId"`
+	Reason      *string `json:"reason"`
+}
+
+func (w *pwWorld) claimRequests(c pwActor, status string) []pwClaimRequest {
+	w.t.Helper()
+	var page struct {
+		Items []pwClaimRequest `json:"items"`
+	}
+	c.Do("GET", "/v1/claim-requests?status="+status+"&limit=200", nil).Expect(http.StatusOK).JSON(&page)
+	return page.Items
+}
+
+func pwHasRequest(list []pwClaimRequest, id string) bool {
+	return slices.ContainsFunc(list, func(r pwClaimRequest) bool { return r.ID == id })
+}
+
+func TestPoolRulesApproval(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, databaseURL string) {
+		w := newPWWorld(t, databaseURL)
+		for _, kind := range pwKinds {
+			t.Run(kind, func(t *testing.T) {
+				w.t = t
+				pl := w.pool(kind, map[string]any{"claimRequiresApproval": true,
+					"memberTeamIds": []string{w.team.String(), w.team2.String()}, "managerIds": []string{w.sup.ID}})
+				rep := w.rep()
+				id := w.pooled(kind, pl)
+
+				// A claim files a request; claiming again returns the same one.
+				var req, again pwClaimRequest
+				w.do(rep, kind, id, "claim", nil).Expect(http.StatusAccepted).JSON(&req)
+				if req.Status != "pending" || req.RequesterID != rep.ID || req.RecordID != id || req.PoolID != pl || req.Kind != kind {
+					t.Fatalf("request %+v", req)
+				}
+				w.do(rep, kind, id, "claim", nil).Expect(http.StatusAccepted).JSON(&again)
+				if again.ID != req.ID {
+					t.Fatalf("second claim filed request %s, want the pending %s", again.ID, req.ID)
+				}
+				if got := w.get(kind, id); got.OwnerID != nil {
+					t.Fatalf("a request gave the record to %s", got.owner())
+				}
+				// Batch claims report the pending request.
+				var res pwBatchResult
+				rep.Do("POST", "/v1/"+kind+"s/batch-claim", map[string]any{"ids": []string{id}}).Expect(http.StatusOK).JSON(&res)
+				if res.Results[0].OK || pwStr(res.Results[0].Code) != "claim_request_pending" {
+					t.Fatalf("batch claim in an approval pool: %+v", res.Results[0])
+				}
+				// Who sees it: the requester, the pool's manager, admins; not
+				// other reps.
+				for _, c := range []pwActor{rep, w.sup, w.admin} {
+					if !pwHasRequest(w.claimRequests(c, "pending"), req.ID) {
+						t.Fatalf("%s does not see the request", c.Email)
+					}
+				}
+				if pwHasRequest(w.claimRequests(w.repB, "pending"), req.ID) {
+					t.Fatal("another rep sees the request")
+				}
+				// Only a manager of the pool decides.
+				rep.Do("POST", "/v1/claim-requests/"+req.ID+"/approve", nil).ExpectProblem(403, "forbidden")
+				w.sup2.Do("POST", "/v1/claim-requests/"+req.ID+"/approve", nil).ExpectProblem(403, "wrong_pool")
+				w.sup.Do("POST", "/v1/claim-requests/"+uuid.NewString()+"/approve", nil).ExpectProblem(404, "not_found")
+
+				var decided pwClaimRequest
+				w.sup.Do("POST", "/v1/claim-requests/"+req.ID+"/approve", map[string]any{"reason": "fits"}).Expect(http.StatusOK).JSON(&decided)
+				if decided.Status != "approved" || pwStr(decided.DeciderID) != w.sup.ID {
+					t.Fatalf("approved request %+v", decided)
+				}
+				if got := w.get(kind, id); got.owner() != rep.ID {
+					t.Fatalf("approved record owned by %q, want %s", got.owner(), rep.ID)
+				}
+				if n := w.owns(rep, kind); n != 1 {
+					t.Fatalf("counter %d, want 1", n)
+				}
+				h := w.history(kind, id)
+				if last := h[len(h)-1]; last.Operation != "claim" || pwStr(last.ToOwnerID) != rep.ID || pwStr(last.ActorID) != w.sup.ID {
+					t.Fatalf("history %+v", last)
+				}
+				w.sup.Do("POST", "/v1/claim-requests/"+req.ID+"/approve", nil).ExpectProblem(409, "request_not_pending")
+				w.sup.Do("POST", "/v1/claim-requests/"+req.ID+"/reject", nil).ExpectProblem(409, "request_not_pending")
+
+				// Reject leaves the record pooled.
+				other := w.pooled(kind, pl)
+				var r2 pwClaimRequest
+				w.do(w.repB, kind, other, "claim", nil).Expect(http.StatusAccepted).JSON(&r2)
+				w.sup.Do("POST", "/v1/claim-requests/"+r2.ID+"/reject", map[string]any{"reason": "no"}).Expect(http.StatusOK).JSON(&decided)
+				if decided.Status != "rejected" || pwStr(decided.Reason) != "no" {
+					t.Fatalf("rejected request %+v", decided)
+				}
+				if got := w.get(kind, other); got.OwnerID != nil {
+					t.Fatalf("rejected record owned by %q", got.owner())
+				}
+				if ops := pwOps(w.history(kind, other)); !slices.Equal(ops, []string{"create"}) {
+					t.Fatalf("history after reject %v", ops)
+				}
+				w.sup.Do("POST", "/v1/claim-requests/"+r2.ID+"/approve", nil).ExpectProblem(409, "request_not_pending")
+
+				// Approval re-checks the rules for the requester: at his cap
+				// by then, it is refused and the request stays pending.
+				capped := w.rep(org.Caps{MaxOwnedLeads: pwIntp(1), MaxOwnedCustomers: pwIntp(1)})
+				third := w.pooled(kind, pl)
+				var r3 pwClaimRequest
+				w.do(capped, kind, third, "claim", nil).Expect(http.StatusAccepted).JSON(&r3)
+				w.owned(capped, kind)
+				w.sup.Do("POST", "/v1/claim-requests/"+r3.ID+"/approve", nil).ExpectProblem(409, "cap_exceeded")
+				if !pwHasRequest(w.claimRequests(w.sup, "pending"), r3.ID) {
+					t.Fatal("a refused approval decided the request")
+				}
+				if got := w.get(kind, third); got.OwnerID != nil {
+					t.Fatalf("refused approval gave the record to %q", got.owner())
+				}
+				w.sup.Do("POST", "/v1/claim-requests/"+r3.ID+"/reject", nil).Expect(http.StatusOK)
+				// And a request filed while the record was pooled cannot be
+				// approved once someone else owns it.
+				fourth := w.pooled(kind, pl)
+				var r4 pwClaimRequest
+				w.do(rep, kind, fourth, "claim", nil).Expect(http.StatusAccepted).JSON(&r4)
+				w.do(w.admin, kind, fourth, "assign", map[string]any{"ownerId": w.repB.ID}).Expect(http.StatusOK)
+				w.admin.Do("POST", "/v1/claim-requests/"+r4.ID+"/approve", nil).ExpectProblem(409, "already_owned")
+				if got := w.get(kind, fourth); got.owner() != w.repB.ID {
+					t.Fatalf("owner after refused approval %q", got.owner())
+				}
+			})
+		}
+	})
+}

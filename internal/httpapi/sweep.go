@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/oapi-codegen/nullable"
 
 	"github.com/shoalcrm/shoal/api"
 	"github.com/shoalcrm/shoal/ent/user"
@@ -12,6 +13,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/page"
 	"github.com/shoalcrm/shoal/internal/pool"
+	"github.com/shoalcrm/shoal/internal/poolrules"
 )
 
 func sweepItems(items []pool.SweepItem) []api.SweepItem {
@@ -82,4 +84,40 @@ func (s *Server) AdvanceTestClock(_ context.Context, req api.AdvanceTestClockReq
 	}
 	now := s.testClock.Advance(time.Duration(req.Body.Seconds) * time.Second)
 	return api.AdvanceTestClock200JSONResponse{Body: api.ClockTime{Now: now}}, nil
+}
+
+// PreviewPoolRules compares deadlines under proposed rules with the
+// current ones, saving nothing.
+func (s *Server) PreviewPoolRules(ctx context.Context, req api.PreviewPoolRulesRequestObject) (api.PreviewPoolRulesResponseObject, error) {
+	in, err := poolInput(req.Body)
+	if err != nil {
+		return nil, err
+	}
+	items, scanned, err := s.pools.Preview(ctx, auth.FromContext(ctx), req.Id, in, page.Size(req.Params.Limit))
+	if err != nil {
+		return nil, err
+	}
+	out := api.RulePreview{Scanned: int64(scanned), Items: make([]previewItem, 0, len(items))}
+	clockOut := func(c poolrulesClock) (nullable.Nullable[api.NullableTimestamp], nullable.Nullable[api.ReclaimReason]) {
+		return nullTime(c.ReclaimAt), reasonOut(c.Reason)
+	}
+	for _, it := range items {
+		ca, cr := clockOut(it.Current)
+		pa, pr := clockOut(it.Proposed)
+		out.Items = append(out.Items, previewItem{CurrentReason: cr, CurrentReclaimAt: ca, Id: it.ID, Kind: api.SubjectType(it.Kind), OwnerId: it.OwnerID, ProposedReason: pr, ProposedReclaimAt: pa})
+	}
+	return api.PreviewPoolRules200JSONResponse{Body: out}, nil
+}
+
+type poolrulesClock = poolrules.Clock
+
+// previewItem is the generated (anonymous) item type of api.RulePreview.
+type previewItem = struct {
+	CurrentReason     nullable.Nullable[api.ReclaimReason]     `json:"currentReason,omitempty"`
+	CurrentReclaimAt  nullable.Nullable[api.NullableTimestamp] `json:"currentReclaimAt,omitempty"`
+	Id                api.Id                                   `json:"id"`
+	Kind              api.SubjectType                          `json:"kind"`
+	OwnerId           *api.Id                                  `json:"ownerId,omitempty"`
+	ProposedReason    nullable.Nullable[api.ReclaimReason]     `json:"proposedReason,omitempty"`
+	ProposedReclaimAt nullable.Nullable[api.NullableTimestamp] `json:"proposedReclaimAt,omitempty"`
 }

@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/google/uuid"
@@ -12,6 +13,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/lead"
 	"github.com/shoalcrm/shoal/ent/reclaimwarning"
 	"github.com/shoalcrm/shoal/internal/apperr"
+	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/poolrules"
 )
 
@@ -318,4 +320,114 @@ func (s *Service) Rejudge(ctx context.Context, poolID uuid.UUID) error {
 		}
 		after = ids[len(ids)-1]
 	}
+}
+
+// PreviewItem compares one record's deadline under the current and the
+// proposed rules.
+type PreviewItem struct {
+	ID       uuid.UUID
+	Kind     string
+	OwnerID  *uuid.UUID
+	Current  poolrules.Clock
+	Proposed poolrules.Clock
+}
+
+// Preview judges every owned record of a pool under proposed rules (the
+// current ones with the input's changes applied) without saving anything,
+// and returns those with a deadline under either, soonest proposed first,
+// plus how many records were judged. Only the pool's managers and admins
+// may preview.
+func (s *Service) Preview(ctx context.Context, p *auth.Principal, poolID uuid.UUID, in PoolInput, limit int) ([]PreviewItem, int, error) {
+	pl, err := s.store.Reader.Pool.Get(ctx, poolID)
+	if ent.IsNotFound(err) {
+		return nil, 0, apperr.NotFoundf("pool")
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("load pool: %w", err)
+	}
+	if !IsManager(p, pl) {
+		return nil, 0, errWrongPool
+	}
+	proposed := *pl
+	m := s.store.Reader.Pool.UpdateOne(&proposed).Mutation()
+	applyPool(m, in)
+	proposed = applyMutation(proposed, m)
+	cur, next := Rules(pl), Rules(&proposed)
+	now := s.clock.Now()
+	var items []PreviewItem
+	scanned := 0
+	var after uuid.UUID
+	for {
+		var recs []*Record
+		if pl.Kind == "lead" {
+			ls, err := s.store.Reader.Lead.Query().Where(lead.PoolID(poolID), lead.OwnerIDNotNil(), lead.StatusEQ(lead.StatusActive), lead.IDGT(after)).
+				Order(ent.Asc(lead.FieldID)).Limit(sweepBatch).All(ctx)
+			if err != nil {
+				return nil, 0, fmt.Errorf("preview: %w", err)
+			}
+			for _, l := range ls {
+				recs = append(recs, fromLead(l))
+			}
+		} else {
+			cs, err := s.store.Reader.Customer.Query().Where(customer.PoolID(poolID), customer.OwnerIDNotNil(), customer.StatusEQ(customer.StatusActive), customer.IDGT(after)).
+				Order(ent.Asc(customer.FieldID)).Limit(sweepBatch).All(ctx)
+			if err != nil {
+				return nil, 0, fmt.Errorf("preview: %w", err)
+			}
+			for _, c := range cs {
+				recs = append(recs, fromCustomer(c))
+			}
+		}
+		for _, r := range recs {
+			scanned++
+			a, b := poolrules.ReclaimClock(now, r.Pure(), cur), poolrules.ReclaimClock(now, r.Pure(), next)
+			if a.ReclaimAt != nil || b.ReclaimAt != nil {
+				items = append(items, PreviewItem{ID: r.ID, Kind: r.Kind, OwnerID: r.OwnerID, Current: a, Proposed: b})
+			}
+		}
+		if len(recs) < sweepBatch {
+			break
+		}
+		after = recs[len(recs)-1].ID
+	}
+	sort.Slice(items, func(i, j int) bool { return earlier(items[i].Proposed.ReclaimAt, items[j].Proposed.ReclaimAt) })
+	if len(items) > limit {
+		items = items[:limit]
+	}
+	return items, scanned, nil
+}
+
+// earlier orders deadlines, none last.
+func earlier(a, b *time.Time) bool {
+	switch {
+	case a == nil:
+		return false
+	case b == nil:
+		return true
+	}
+	return a.Before(*b)
+}
+
+// applyMutation copies the rule fields a mutation sets onto a pool value.
+func applyMutation(pl ent.Pool, m *ent.PoolMutation) ent.Pool {
+	intField := func(get func() (int, bool), cleared bool, dst **int) {
+		if v, ok := get(); ok {
+			*dst = &v
+		} else if cleared {
+			*dst = nil
+		}
+	}
+	intField(m.IdleDays, m.IdleDaysCleared(), &pl.IdleDays)
+	intField(m.NoDealDays, m.NoDealDaysCleared(), &pl.NoDealDays)
+	intField(m.NotifyDaysBefore, m.NotifyDaysBeforeCleared(), &pl.NotifyDaysBefore)
+	intField(m.FreezeMaxDays, m.FreezeMaxDaysCleared(), &pl.FreezeMaxDays)
+	intField(m.ClaimCooldownDays, m.ClaimCooldownDaysCleared(), &pl.ClaimCooldownDays)
+	intField(m.DailyClaimLimit, m.DailyClaimLimitCleared(), &pl.DailyClaimLimit)
+	if v, ok := m.ReclaimDealt(); ok {
+		pl.ReclaimDealt = v
+	}
+	if v, ok := m.ByGrade(); ok {
+		pl.ByGrade = v
+	}
+	return pl
 }
