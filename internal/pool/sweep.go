@@ -86,15 +86,15 @@ func (s *Service) candidates(ctx context.Context, kind, what string, bound time.
 	}
 }
 
-func (s *Service) eachCandidate(ctx context.Context, kind, what string, bound time.Time, fn func(id uuid.UUID) error) error {
+func (s *Service) eachBatch(ctx context.Context, kind, what string, bound time.Time, fn func(ids []uuid.UUID) error) error {
 	var after uuid.UUID
 	for {
 		ids, err := s.candidates(ctx, kind, what, bound, after)
 		if err != nil {
 			return fmt.Errorf("sweep %s %s: %w", kind, what, err)
 		}
-		for _, id := range ids {
-			if err := fn(id); err != nil {
+		if len(ids) > 0 {
+			if err := fn(ids); err != nil {
 				return err
 			}
 		}
@@ -105,15 +105,68 @@ func (s *Service) eachCandidate(ctx context.Context, kind, what string, bound ti
 	}
 }
 
+// batch is the state of one sweep transaction over a batch of records: the
+// pools and settings it has read, and what it did. A retried attempt starts
+// from scratch, so a record is reported only by the attempt that commits.
+type batch struct {
+	pools map[uuid.UUID]*ent.Pool
+	st    *Settings
+	items []SweepItem
+}
+
+func (b *batch) pool(ctx context.Context, tx *ent.Tx, id uuid.UUID) (*ent.Pool, error) {
+	if pl, ok := b.pools[id]; ok {
+		return pl, nil
+	}
+	pl, err := tx.Pool.Get(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("load pool: %w", err)
+	}
+	b.pools[id] = pl
+	return pl, nil
+}
+
+func (b *batch) settings(ctx context.Context, tx *ent.Tx) (Settings, error) {
+	if b.st == nil {
+		st, err := loadSettings(ctx, tx.Setting)
+		if err != nil {
+			return Settings{}, err
+		}
+		b.st = &st
+	}
+	return *b.st, nil
+}
+
+// inBatch runs fn for every id in one bounded transaction and returns what
+// the committed attempt did.
+func (s *Service) inBatch(ctx context.Context, ids []uuid.UUID, fn func(tx *ent.Tx, b *batch, id uuid.UUID) error) ([]SweepItem, error) {
+	var b *batch
+	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
+		b = &batch{pools: map[uuid.UUID]*ent.Pool{}}
+		for _, id := range ids {
+			if err := fn(tx, b, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return b.items, nil
+}
+
 // sweepFreezes ends freezes whose time is up; the end starts a fresh grace
 // period from the freeze's end.
 func (s *Service) sweepFreezes(ctx context.Context, kind string, now time.Time, dryRun bool, res *SweepResult) error {
-	return s.eachCandidate(ctx, kind, "freeze", now, func(id uuid.UUID) error {
+	return s.eachBatch(ctx, kind, "freeze", now, func(ids []uuid.UUID) error {
 		if dryRun {
-			res.Released = append(res.Released, SweepItem{ID: id, Kind: kind})
+			for _, id := range ids {
+				res.Released = append(res.Released, SweepItem{ID: id, Kind: kind})
+			}
 			return nil
 		}
-		return s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
+		items, err := s.inBatch(ctx, ids, func(tx *ent.Tx, b *batch, id uuid.UUID) error {
 			r, err := s.load(ctx, tx, kind, id)
 			if err != nil {
 				return err
@@ -121,42 +174,47 @@ func (s *Service) sweepFreezes(ctx context.Context, kind string, now time.Time, 
 			if r.FrozenUntil == nil || r.FrozenUntil.After(now) {
 				return nil // unfrozen or re-frozen meanwhile
 			}
-			pl, err := tx.Pool.Get(ctx, r.PoolID)
+			pl, err := b.pool(ctx, tx, r.PoolID)
 			if err != nil {
-				return fmt.Errorf("load pool: %w", err)
+				return err
 			}
 			end := *r.FrozenUntil
 			r.FrozenUntil, r.ReleasedAt = nil, &end
 			if err := s.save(ctx, tx, r, pl, now); err != nil {
 				return err
 			}
-			res.Released = append(res.Released, SweepItem{ID: id, Kind: kind, OwnerID: r.OwnerID})
+			b.items = append(b.items, SweepItem{ID: id, Kind: kind, OwnerID: r.OwnerID})
 			return s.log(ctx, tx, r, Change{Op: "unfreeze", From: r.OwnerID, To: r.OwnerID, Reason: "freeze expired", RuleVersion: pl.RuleVersion}, now)
 		})
+		res.Released = append(res.Released, items...)
+		return err
 	})
 }
 
-// sweepReclaims takes back what is due.
+// sweepReclaims takes back what is due, re-judging each record under its
+// lock inside the batch's transaction.
 func (s *Service) sweepReclaims(ctx context.Context, kind string, now time.Time, dryRun bool, res *SweepResult) error {
-	return s.eachCandidate(ctx, kind, "reclaim", now, func(id uuid.UUID) error {
+	return s.eachBatch(ctx, kind, "reclaim", now, func(ids []uuid.UUID) error {
 		if dryRun {
-			r, pl, err := s.peek(ctx, kind, id)
-			if err != nil {
-				return err
-			}
-			if c := poolrules.ReclaimClock(now, r.Pure(), Rules(pl)); poolrules.Due(now, c) {
-				res.Reclaimed = append(res.Reclaimed, SweepItem{ID: id, Kind: kind, PreviousOwnerID: r.OwnerID, Reason: c.Reason, ReclaimAt: c.ReclaimAt})
+			for _, id := range ids {
+				r, pl, err := s.peek(ctx, kind, id)
+				if err != nil {
+					return err
+				}
+				if c := poolrules.ReclaimClock(now, r.Pure(), Rules(pl)); poolrules.Due(now, c) {
+					res.Reclaimed = append(res.Reclaimed, SweepItem{ID: id, Kind: kind, PreviousOwnerID: r.OwnerID, Reason: c.Reason, ReclaimAt: c.ReclaimAt})
+				}
 			}
 			return nil
 		}
-		return s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
+		items, err := s.inBatch(ctx, ids, func(tx *ent.Tx, b *batch, id uuid.UUID) error {
 			r, err := s.load(ctx, tx, kind, id)
 			if err != nil {
 				return err
 			}
-			pl, err := tx.Pool.Get(ctx, r.PoolID)
+			pl, err := b.pool(ctx, tx, r.PoolID)
 			if err != nil {
-				return fmt.Errorf("load pool: %w", err)
+				return err
 			}
 			c := poolrules.ReclaimClock(now, r.Pure(), Rules(pl))
 			if !poolrules.Due(now, c) {
@@ -164,7 +222,7 @@ func (s *Service) sweepReclaims(ctx context.Context, kind string, now time.Time,
 				// fresh deadline and leave the record be.
 				return s.save(ctx, tx, r, pl, now)
 			}
-			st, err := loadSettings(ctx, tx.Setting)
+			st, err := b.settings(ctx, tx)
 			if err != nil {
 				return err
 			}
@@ -176,10 +234,12 @@ func (s *Service) sweepReclaims(ctx context.Context, kind string, now time.Time,
 			if err := s.commit(ctx, o, Change{Op: "reclaim", From: prev, Reason: c.Reason, RuleVersion: pl.RuleVersion}); err != nil {
 				return err
 			}
-			res.Reclaimed = append(res.Reclaimed, SweepItem{ID: id, Kind: kind, PreviousOwnerID: prev, Reason: c.Reason, ReclaimAt: c.ReclaimAt})
+			b.items = append(b.items, SweepItem{ID: id, Kind: kind, PreviousOwnerID: prev, Reason: c.Reason, ReclaimAt: c.ReclaimAt})
 			_, err = s.autoAssign(ctx, tx, pl, r, prev, now)
 			return err
 		})
+		res.Reclaimed = append(res.Reclaimed, items...)
+		return err
 	})
 }
 
@@ -224,39 +284,59 @@ func (s *Service) sweepWarnings(ctx context.Context, kind string, now time.Time,
 		return nil
 	}
 	horizon := now.Add(time.Duration(maxNotify) * 24 * time.Hour)
-	return s.eachCandidate(ctx, kind, "reclaim", horizon, func(id uuid.UUID) error {
-		r, pl, err := s.peek(ctx, kind, id)
-		if err != nil {
-			return err
-		}
-		c := poolrules.ReclaimClock(now, r.Pure(), Rules(pl))
-		warnAt := poolrules.WarnAt(c, Rules(pl))
-		if warnAt == nil || now.Before(*warnAt) || poolrules.Due(now, c) || r.OwnerID == nil {
-			return nil
-		}
-		exists, err := s.store.Reader.ReclaimWarning.Query().Where(reclaimwarning.RecordID(id), reclaimwarning.ReclaimAt(c.ReclaimAt.UTC())).Exist(ctx)
-		if err != nil {
-			return fmt.Errorf("load warning: %w", err)
-		}
-		if exists {
-			return nil
-		}
-		item := SweepItem{ID: id, Kind: kind, OwnerID: r.OwnerID, Reason: c.Reason, ReclaimAt: c.ReclaimAt}
-		if dryRun {
-			res.Warned = append(res.Warned, item)
-			return nil
-		}
-		return s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
-			n, err := tx.ReclaimWarning.Create().SetKind(reclaimwarning.Kind(kind)).SetRecordID(id).SetOwnerID(*r.OwnerID).
-				SetReclaimAt(c.ReclaimAt.UTC()).SetReason(c.Reason).SetCreatedAt(now).
-				OnConflictColumns(reclaimwarning.FieldRecordID, reclaimwarning.FieldReclaimAt).DoNothing().ID(ctx)
-			if err != nil || n == uuid.Nil {
-				return nil //nolint:nilerr // another sweep warned first: nothing to do
+	return s.eachBatch(ctx, kind, "reclaim", horizon, func(ids []uuid.UUID) error {
+		// Judge without locks first: most candidates need no warning yet.
+		var due []SweepItem
+		for _, id := range ids {
+			r, pl, err := s.peek(ctx, kind, id)
+			if err != nil {
+				return err
 			}
-			res.Warned = append(res.Warned, item)
-			return tx.DomainEvent.Create().SetType(kind + ".reclaimWarning").SetSubjectKind(kind).SetSubjectID(id).
-				SetData(map[string]any{"ownerId": r.OwnerID.String(), "reclaimAt": c.ReclaimAt.UTC(), "reason": c.Reason}).SetAt(now).Exec(ctx)
+			c := poolrules.ReclaimClock(now, r.Pure(), Rules(pl))
+			warnAt := poolrules.WarnAt(c, Rules(pl))
+			if warnAt == nil || now.Before(*warnAt) || poolrules.Due(now, c) || r.OwnerID == nil {
+				continue
+			}
+			exists, err := s.store.Reader.ReclaimWarning.Query().Where(reclaimwarning.RecordID(id), reclaimwarning.ReclaimAt(c.ReclaimAt.UTC())).Exist(ctx)
+			if err != nil {
+				return fmt.Errorf("load warning: %w", err)
+			}
+			if !exists {
+				due = append(due, SweepItem{ID: id, Kind: kind, OwnerID: r.OwnerID, Reason: c.Reason, ReclaimAt: c.ReclaimAt})
+			}
+		}
+		if dryRun || len(due) == 0 {
+			if dryRun {
+				res.Warned = append(res.Warned, due...)
+			}
+			return nil
+		}
+		var warned []SweepItem
+		err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
+			warned = warned[:0]
+			for _, it := range due {
+				_, err := tx.ReclaimWarning.Create().SetKind(reclaimwarning.Kind(kind)).SetRecordID(it.ID).SetOwnerID(*it.OwnerID).
+					SetReclaimAt(it.ReclaimAt.UTC()).SetReason(it.Reason).SetCreatedAt(now).
+					OnConflictColumns(reclaimwarning.FieldRecordID, reclaimwarning.FieldReclaimAt).DoNothing().ID(ctx)
+				if isNoRows(err) {
+					continue // another sweep warned first
+				}
+				if err != nil {
+					return fmt.Errorf("write warning: %w", err)
+				}
+				warned = append(warned, it)
+				if err := tx.DomainEvent.Create().SetType(kind + ".reclaimWarning").SetSubjectKind(kind).SetSubjectID(it.ID).
+					SetData(map[string]any{"ownerId": it.OwnerID.String(), "reclaimAt": it.ReclaimAt.UTC(), "reason": it.Reason}).
+					SetAt(now).Exec(ctx); err != nil {
+					return fmt.Errorf("write warning event: %w", err)
+				}
+			}
+			return nil
 		})
+		if err == nil {
+			res.Warned = append(res.Warned, warned...)
+		}
+		return err
 	})
 }
 

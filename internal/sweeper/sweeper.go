@@ -7,6 +7,7 @@ package sweeper
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"log/slog"
 	"time"
 
@@ -25,7 +26,7 @@ func Run(ctx context.Context, st *store.Store, pools *pool.Service, interval tim
 	var conn *sql.Conn
 	defer func() {
 		if conn != nil {
-			_ = conn.Close()
+			release(conn)
 		}
 	}()
 	t := time.NewTicker(interval)
@@ -45,7 +46,7 @@ func Run(ctx context.Context, st *store.Store, pools *pool.Service, interval tim
 			log.Info("sweep leader elected")
 		}
 		if conn != nil && conn.PingContext(ctx) != nil {
-			_ = conn.Close()
+			release(conn)
 			conn = nil
 			continue
 		}
@@ -76,4 +77,13 @@ func tryLead(ctx context.Context, st *store.Store) (*sql.Conn, bool) {
 		return nil, false
 	}
 	return c, true
+}
+
+// release gives up leadership by ending the leader's session. Closing a
+// *sql.Conn only returns it to the pool, where the session, and with it the
+// advisory lock, would live on and no other replica could take over; so the
+// physical connection is discarded instead.
+func release(c *sql.Conn) {
+	_ = c.Raw(func(any) error { return driver.ErrBadConn })
+	_ = c.Close()
 }
