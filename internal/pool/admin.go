@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -265,18 +266,34 @@ func (s *Service) UpdateSettings(ctx context.Context, in SettingsPatch) (Setting
 }
 
 // History returns a record's ownership history, oldest first, if p may see
-// the record.
+// the record. It reads without locks.
 func (s *Service) History(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID, after *uuid.UUID, limit int) ([]*ent.OwnershipChange, error) {
-	var rows []*ent.OwnershipChange
-	err := s.run(ctx, p, kind, id, func(o *op) error {
-		q := o.tx.OwnershipChange.Query().Where(ownershipchange.RecordKindEQ(ownershipchange.RecordKind(kind)), ownershipchange.RecordID(id)).
-			Order(ent.Asc(ownershipchange.FieldID)).Limit(limit)
-		if after != nil {
-			q = q.Where(ownershipchange.IDGT(*after))
+	r, pl, err := s.peek(ctx, kind, id)
+	if ent.IsNotFound(errors.Unwrap(err)) || ent.IsNotFound(err) {
+		return nil, apperr.NotFoundf(kind)
+	}
+	if err != nil {
+		return nil, err
+	}
+	o := &op{r: r, pl: pl}
+	if r.OwnerID != nil {
+		owner, err := s.store.Reader.User.Get(ctx, *r.OwnerID)
+		if err != nil {
+			return nil, fmt.Errorf("load owner: %w", err)
 		}
-		var err error
-		rows, err = q.All(ctx)
-		return err
-	})
-	return rows, err
+		o.ownerPath = owner.TeamPath
+	}
+	if !o.sees(p) {
+		return nil, apperr.NotFoundf(kind)
+	}
+	q := s.store.Reader.OwnershipChange.Query().Where(ownershipchange.RecordKindEQ(ownershipchange.RecordKind(kind)), ownershipchange.RecordID(id)).
+		Order(ent.Asc(ownershipchange.FieldID)).Limit(limit)
+	if after != nil {
+		q = q.Where(ownershipchange.IDGT(*after))
+	}
+	rows, err := q.All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list history: %w", err)
+	}
+	return rows, nil
 }

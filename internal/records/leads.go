@@ -43,10 +43,6 @@ func deref(s *string) string {
 // creator unless at cap; pooled when created into a pool). A duplicate is
 // Conflict duplicate and nothing is written.
 func (s *Service) CreateLead(ctx context.Context, p *auth.Principal, in LeadInput) (*LeadView, error) {
-	if p.Type == auth.ActorAPIKey && in.PoolID == nil && p.PoolID == nil {
-		// An unbound key's leads go to the default lead pool.
-		in.PoolID = nil
-	}
 	keys := keysOf(deref(in.Company), deref(in.Phone), deref(in.Email))
 	id := uuid.Must(uuid.NewV7())
 	var place string
