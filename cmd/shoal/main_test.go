@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -132,10 +133,16 @@ func TestServeEndToEnd(t *testing.T) {
 			{name: "wrong method", method: "DELETE", path: "/healthz", status: 405, code: "method_not_allowed"},
 			{name: "wrong method in Chinese", method: "POST", path: "/healthz", lang: "zh-CN,zh;q=0.9", status: 405, code: "method_not_allowed"},
 			{name: "too large", method: "POST", path: "/healthz", body: strings.Repeat("x", 2<<20), status: 413, code: "payload_too_large"},
+			{name: "invalid body", method: "POST", path: "/v1/auth/login", body: `{"email":"not-an-email","extra":1}`, status: 400, code: "validation_failed"},
+			{name: "malformed body", method: "POST", path: "/v1/auth/login", body: `{"email":`, status: 400, code: "validation_failed"},
+			{name: "no credentials", method: "GET", path: "/v1/me", status: 401, code: "unauthorized"},
 		}
 		for _, tc := range problems {
 			t.Run(tc.name, func(t *testing.T) {
 				req, _ := http.NewRequest(tc.method, srv.url+tc.path, strings.NewReader(tc.body))
+				if tc.body != "" {
+					req.Header.Set("Content-Type", "application/json")
+				}
 				if tc.lang != "" {
 					req.Header.Set("Accept-Language", tc.lang)
 				}
@@ -170,8 +177,32 @@ func TestServeEndToEnd(t *testing.T) {
 			}
 		})
 
-		t.Run("graceful shutdown", func(t *testing.T) {
-			if err := srv.stop(); err != nil {
+		t.Run("graceful shutdown drains in-flight requests", func(t *testing.T) {
+			// Start a request whose body is still arriving, stop the server,
+			// then finish the body: the request must still be answered.
+			conn, err := net.Dial("tcp", strings.TrimPrefix(srv.url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			body := `{"email":"nobody@example.com","password":"wrong password"}`
+			fmt.Fprintf(conn, "POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:10])
+			time.Sleep(100 * time.Millisecond)
+			stopped := make(chan error, 1)
+			go func() { stopped <- srv.stop() }()
+			time.Sleep(200 * time.Millisecond)
+			if _, err := io.WriteString(conn, body[10:]); err != nil {
+				t.Fatalf("server closed the in-flight request: %v", err)
+			}
+			res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("no response to the in-flight request: %v", err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusUnauthorized {
+				t.Errorf("in-flight request answered %d, want 401", res.StatusCode)
+			}
+			if err := <-stopped; err != nil {
 				t.Fatalf("run returned %v", err)
 			}
 			if c, err := net.DialTimeout("tcp", strings.TrimPrefix(srv.url, "http://"), time.Second); err == nil {
@@ -240,4 +271,74 @@ func decodeProblem(t *testing.T, res *http.Response) problemBody {
 		t.Fatalf("decode problem: %v", err)
 	}
 	return p
+}
+
+func TestFirstAdminAndCommands(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, databaseURL string) {
+		getenv := func(k string) string {
+			if k == "SHOAL_DATABASE_URL" {
+				return databaseURL
+			}
+			return ""
+		}
+		var out strings.Builder
+		err := run(context.Background(), []string{"user", "create", "--email", "Boss@Example.com", "--role", "supervisor", "--password-stdin"},
+			getenv, strings.NewReader("long enough password\n"), &out, io.Discard)
+		if err != nil || !strings.Contains(out.String(), "created supervisor boss@example.com") {
+			t.Fatalf("user create: %v %q", err, out.String())
+		}
+		if err := run(context.Background(), []string{"user", "create", "--email", "x@example.com", "--role", "king", "--password-stdin"},
+			getenv, strings.NewReader("long enough password\n"), io.Discard, io.Discard); err == nil {
+			t.Error("unknown role accepted")
+		}
+		srv := startServer(t, databaseURL, map[string]string{"SHOAL_ADMIN_EMAIL": "admin@example.com", "SHOAL_ADMIN_PASSWORD": "admin password 1"})
+		// Users exist already (the supervisor), so no admin is created.
+		res := postJSON(t, srv.url+"/v1/auth/login", `{"email":"admin@example.com","password":"admin password 1"}`)
+		if res.StatusCode != 401 {
+			t.Errorf("first admin created on a non-empty database: %d", res.StatusCode)
+		}
+		res = postJSON(t, srv.url+"/v1/auth/login", `{"email":"boss@example.com","password":"long enough password"}`)
+		if res.StatusCode != 200 {
+			t.Errorf("login as the created user: %d", res.StatusCode)
+		}
+	})
+	t.Run("empty database", func(t *testing.T) {
+		srv := startServer(t, testdb.SQLite(t), map[string]string{"SHOAL_ADMIN_EMAIL": "admin@example.com", "SHOAL_ADMIN_PASSWORD": "admin password 1"})
+		res := postJSON(t, srv.url+"/v1/auth/login", `{"email":"admin@example.com","password":"admin password 1"}`)
+		if res.StatusCode != 200 {
+			t.Fatalf("first admin cannot log in: %d", res.StatusCode)
+		}
+	})
+}
+
+func TestSeedDemo(t *testing.T) {
+	url := testdb.SQLite(t)
+	getenv := func(k string) string {
+		if k == "SHOAL_DATABASE_URL" {
+			return url
+		}
+		return ""
+	}
+	var out strings.Builder
+	if err := run(context.Background(), []string{"seed", "--demo", "--leads", "40", "--customers", "30"}, getenv, nil, &out, io.Discard); err != nil {
+		t.Fatalf("seed: %v", err)
+	}
+	for _, want := range []string{"leads: 40", "customers: 30"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("seed output %q lacks %q", out.String(), want)
+		}
+	}
+	if err := run(context.Background(), []string{"seed", "--demo"}, getenv, nil, io.Discard, io.Discard); err == nil {
+		t.Error("seeding a non-empty database was accepted")
+	}
+}
+
+func postJSON(t *testing.T, url, body string) *http.Response {
+	t.Helper()
+	res, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res
 }
