@@ -134,6 +134,14 @@ func newPWWorld(t *testing.T, databaseURL string) *pwWorld {
 	return w
 }
 
+// sub points the world's helpers (and the env's clients) at the subtest t
+// until it ends.
+func (w *pwWorld) sub(t *testing.T) {
+	parent, parentEnv := w.t, w.env.T
+	w.t, w.env.T = t, t
+	t.Cleanup(func() { w.t, w.env.T = parent, parentEnv })
+}
+
 // user creates a user with role in team and logs him in.
 func (w *pwWorld) user(role string, team *uuid.UUID, caps ...org.Caps) pwActor {
 	w.t.Helper()
@@ -242,6 +250,9 @@ func (w *pwWorld) in(d time.Duration) string {
 // do runs an ownership operation (claim, return, …) on a record as c.
 func (w *pwWorld) do(c pwActor, kind, id, op string, body any) *apitest.Response {
 	w.t.Helper()
+	if body == nil && (op == "freeze" || op == "convert") {
+		body = map[string]any{} // their bodies are required, their fields optional
+	}
 	return c.Do("POST", "/v1/"+kind+"s/"+id+"/"+op, body)
 }
 
@@ -523,7 +534,7 @@ func TestPoolRulesRefusals(t *testing.T) {
 			}
 			for _, kind := range kinds {
 				t.Run(kind+"/"+row.name, func(t *testing.T) {
-					w.t = t
+					w.sub(t)
 					actor, id, body := row.setup(w, kind)
 					var before []pwHistoryEntry
 					var was pwRecord
@@ -569,7 +580,7 @@ func TestPoolRulesEffects(t *testing.T) {
 
 		for _, kind := range pwKinds {
 			t.Run(kind+"/claim and return", func(t *testing.T) {
-				w.t = t
+				w.sub(t)
 				rep := w.rep()
 				id := w.pooled(kind, "")
 				var got pwRecord
@@ -603,7 +614,7 @@ func TestPoolRulesEffects(t *testing.T) {
 			})
 
 			t.Run(kind+"/supervisor returns his rep's record", func(t *testing.T) {
-				w.t = t
+				w.sub(t)
 				rep := w.rep()
 				id := w.owned(rep, kind)
 				w.do(w.sup, kind, id, "return", map[string]any{"reason": "idle"}).Expect(http.StatusOK)
@@ -616,7 +627,7 @@ func TestPoolRulesEffects(t *testing.T) {
 			})
 
 			t.Run(kind+"/assign", func(t *testing.T) {
-				w.t = t
+				w.sub(t)
 				rep := w.rep()
 				managed := w.pool(kind, map[string]any{"memberTeamIds": []string{w.team.String()}, "managerIds": []string{w.sup2.ID}})
 				for i, a := range []struct {
@@ -644,7 +655,7 @@ func TestPoolRulesEffects(t *testing.T) {
 			})
 
 			t.Run(kind+"/transfer", func(t *testing.T) {
-				w.t = t
+				w.sub(t)
 				from, to := w.rep(), w.rep()
 				id := w.owned(from, kind)
 				before := w.get(kind, id)
@@ -680,7 +691,7 @@ func TestPoolRulesEffects(t *testing.T) {
 			})
 
 			t.Run(kind+"/freeze and unfreeze", func(t *testing.T) {
-				w.t = t
+				w.sub(t)
 				rep := w.rep(org.Caps{MaxFrozen: pwIntp(1)})
 				id := w.owned(rep, kind)
 				until := w.clock.Now().Add(48 * time.Hour).UTC().Truncate(time.Second)
@@ -712,7 +723,7 @@ func TestPoolRulesEffects(t *testing.T) {
 			})
 
 			t.Run(kind+"/invalidate and restore", func(t *testing.T) {
-				w.t = t
+				w.sub(t)
 				rep := w.rep()
 				id := w.owned(rep, kind)
 				w.owned(rep, kind) // a second record, so the counter cannot just be reset
@@ -747,7 +758,7 @@ func TestPoolRulesEffects(t *testing.T) {
 		}
 
 		t.Run("convert", func(t *testing.T) {
-			w.t = t
+			w.sub(t)
 			rep := w.rep()
 			lead := w.create(rep, "lead", "")
 			if l, c := w.counters(rep); l != 1 || c != 0 {
@@ -787,7 +798,7 @@ func TestPoolRulesEffects(t *testing.T) {
 		})
 
 		t.Run("history is oldest first with rule versions", func(t *testing.T) {
-			w.t = t
+			w.sub(t)
 			pl := w.pool("lead", map[string]any{"idleDays": 30})
 			id := w.claimed(w.repA, "lead", pl)
 			w.admin.Do("PATCH", "/v1/pools/"+pl, map[string]any{"name": "renamed"}).Expect(http.StatusOK)
@@ -852,7 +863,7 @@ func TestPoolRulesCapResolution(t *testing.T) {
 		}
 		w.repA.Do("PATCH", "/v1/settings", map[string]any{"maxOwnedLeads": 5}).ExpectProblem(403, "forbidden")
 
-		global := w.rep()                                      // global default: 1
+		global := w.rep()                                     // global default: 1
 		override := w.rep(org.Caps{MaxOwnedLeads: pwIntp(2)}) // his own: 2
 		teamID := w.newTeam(map[string]any{"maxOwnedLeads": 3})
 		teamRep := w.user("rep", &teamID) // his team's: 3
@@ -893,7 +904,13 @@ func TestPoolRulesClock(t *testing.T) {
 		w := newPWWorld(t, databaseURL)
 
 		t.Run("daily limit", func(t *testing.T) {
-			w.t = t
+			w.sub(t)
+			// Start just after midnight in Asia/Shanghai, where days are
+			// counted, so that the claims below fall on one day.
+			shanghai := time.FixedZone("CST", 8*3600)
+			now := w.clock.Now().In(shanghai)
+			y, m, d := now.Date()
+			w.clock.Advance(time.Date(y, m, d+1, 0, 1, 0, 0, shanghai).Sub(now))
 			pl := w.pool("lead", map[string]any{"dailyClaimLimit": 2})
 			ids := make([]string, 8)
 			for i := range ids {
@@ -927,7 +944,7 @@ func TestPoolRulesClock(t *testing.T) {
 		})
 
 		t.Run("cooldown", func(t *testing.T) {
-			w.t = t
+			w.sub(t)
 			pl := w.pool("lead", map[string]any{"claimCooldownDays": 3})
 			id := w.claimed(w.repA, "lead", pl)
 			w.do(w.repA, "lead", id, "return", map[string]any{"reason": "x"}).Expect(http.StatusOK)
@@ -951,7 +968,7 @@ func TestPoolRulesClock(t *testing.T) {
 		})
 
 		t.Run("freeze limits", func(t *testing.T) {
-			w.t = t
+			w.sub(t)
 			pl := w.pool("lead", map[string]any{"freezeMaxDays": 7})
 			id := w.claimed(w.repA, "lead", pl)
 			var got pwRecord
@@ -991,18 +1008,18 @@ func TestPoolRulesBatchClaim(t *testing.T) {
 		w := newPWWorld(t, databaseURL)
 		for _, kind := range pwKinds {
 			t.Run(kind, func(t *testing.T) {
-				w.t = t
+				w.sub(t)
 				rep := w.rep(org.Caps{MaxOwnedLeads: pwIntp(3), MaxOwnedCustomers: pwIntp(3)})
 				mine := w.owned(rep, kind)
 				hidden := w.pooled(kind, w.pool(kind, map[string]any{"memberTeamIds": []string{w.team2.String()}}))
 				ids := []string{
-					w.pooled(kind, ""),      // ok
-					mine,                    // already_owned
+					w.pooled(kind, ""),       // ok
+					mine,                     // already_owned
 					w.invalid(w.admin, kind), // record_invalid
-					uuid.NewString(),        // not_found
-					hidden,                  // not_found: not his pool
-					w.pooled(kind, ""),      // ok: now at cap
-					w.pooled(kind, ""),      // cap_exceeded
+					uuid.NewString(),         // not_found
+					hidden,                   // not_found: not his pool
+					w.pooled(kind, ""),       // ok: now at cap
+					w.pooled(kind, ""),       // cap_exceeded
 				}
 				want := []string{"", "already_owned", "record_invalid", "not_found", "not_found", "", "cap_exceeded"}
 				var res pwBatchResult
@@ -1064,7 +1081,7 @@ func TestPoolRulesApproval(t *testing.T) {
 		w := newPWWorld(t, databaseURL)
 		for _, kind := range pwKinds {
 			t.Run(kind, func(t *testing.T) {
-				w.t = t
+				w.sub(t)
 				pl := w.pool(kind, map[string]any{"claimRequiresApproval": true,
 					"memberTeamIds": []string{w.team.String(), w.team2.String()}, "managerIds": []string{w.sup.ID}})
 				rep := w.rep()
@@ -1100,9 +1117,9 @@ func TestPoolRulesApproval(t *testing.T) {
 					t.Fatal("another rep sees the request")
 				}
 				// Only a manager of the pool decides.
-				rep.Do("POST", "/v1/claim-requests/"+req.ID+"/approve", nil).ExpectProblem(403, "forbidden")
-				w.sup2.Do("POST", "/v1/claim-requests/"+req.ID+"/approve", nil).ExpectProblem(403, "wrong_pool")
-				w.sup.Do("POST", "/v1/claim-requests/"+uuid.NewString()+"/approve", nil).ExpectProblem(404, "not_found")
+				rep.Do("POST", "/v1/claim-requests/"+req.ID+"/approve", map[string]any{}).ExpectProblem(403, "forbidden")
+				w.sup2.Do("POST", "/v1/claim-requests/"+req.ID+"/approve", map[string]any{}).ExpectProblem(403, "wrong_pool")
+				w.sup.Do("POST", "/v1/claim-requests/"+uuid.NewString()+"/approve", map[string]any{}).ExpectProblem(404, "not_found")
 
 				var decided pwClaimRequest
 				w.sup.Do("POST", "/v1/claim-requests/"+req.ID+"/approve", map[string]any{"reason": "fits"}).Expect(http.StatusOK).JSON(&decided)
@@ -1119,8 +1136,8 @@ func TestPoolRulesApproval(t *testing.T) {
 				if last := h[len(h)-1]; last.Operation != "claim" || pwStr(last.ToOwnerID) != rep.ID || pwStr(last.ActorID) != w.sup.ID {
 					t.Fatalf("history %+v", last)
 				}
-				w.sup.Do("POST", "/v1/claim-requests/"+req.ID+"/approve", nil).ExpectProblem(409, "request_not_pending")
-				w.sup.Do("POST", "/v1/claim-requests/"+req.ID+"/reject", nil).ExpectProblem(409, "request_not_pending")
+				w.sup.Do("POST", "/v1/claim-requests/"+req.ID+"/approve", map[string]any{}).ExpectProblem(409, "request_not_pending")
+				w.sup.Do("POST", "/v1/claim-requests/"+req.ID+"/reject", map[string]any{}).ExpectProblem(409, "request_not_pending")
 
 				// Reject leaves the record pooled.
 				other := w.pooled(kind, pl)
@@ -1136,7 +1153,7 @@ func TestPoolRulesApproval(t *testing.T) {
 				if ops := pwOps(w.history(kind, other)); !slices.Equal(ops, []string{"create"}) {
 					t.Fatalf("history after reject %v", ops)
 				}
-				w.sup.Do("POST", "/v1/claim-requests/"+r2.ID+"/approve", nil).ExpectProblem(409, "request_not_pending")
+				w.sup.Do("POST", "/v1/claim-requests/"+r2.ID+"/approve", map[string]any{}).ExpectProblem(409, "request_not_pending")
 
 				// Approval re-checks the rules for the requester: at his cap
 				// by then, it is refused and the request stays pending.
@@ -1145,25 +1162,189 @@ func TestPoolRulesApproval(t *testing.T) {
 				var r3 pwClaimRequest
 				w.do(capped, kind, third, "claim", nil).Expect(http.StatusAccepted).JSON(&r3)
 				w.owned(capped, kind)
-				w.sup.Do("POST", "/v1/claim-requests/"+r3.ID+"/approve", nil).ExpectProblem(409, "cap_exceeded")
+				w.sup.Do("POST", "/v1/claim-requests/"+r3.ID+"/approve", map[string]any{}).ExpectProblem(409, "cap_exceeded")
 				if !pwHasRequest(w.claimRequests(w.sup, "pending"), r3.ID) {
 					t.Fatal("a refused approval decided the request")
 				}
 				if got := w.get(kind, third); got.OwnerID != nil {
 					t.Fatalf("refused approval gave the record to %q", got.owner())
 				}
-				w.sup.Do("POST", "/v1/claim-requests/"+r3.ID+"/reject", nil).Expect(http.StatusOK)
+				w.sup.Do("POST", "/v1/claim-requests/"+r3.ID+"/reject", map[string]any{}).Expect(http.StatusOK)
 				// And a request filed while the record was pooled cannot be
 				// approved once someone else owns it.
 				fourth := w.pooled(kind, pl)
 				var r4 pwClaimRequest
 				w.do(rep, kind, fourth, "claim", nil).Expect(http.StatusAccepted).JSON(&r4)
-				w.do(w.admin, kind, fourth, "assign", map[string]any{"ownerId": w.repB.ID}).Expect(http.StatusOK)
-				w.admin.Do("POST", "/v1/claim-requests/"+r4.ID+"/approve", nil).ExpectProblem(409, "already_owned")
-				if got := w.get(kind, fourth); got.owner() != w.repB.ID {
+				w.do(w.admin, kind, fourth, "assign", map[string]any{"ownerId": w.repC.ID}).Expect(http.StatusOK)
+				w.admin.Do("POST", "/v1/claim-requests/"+r4.ID+"/approve", map[string]any{}).ExpectProblem(409, "already_owned")
+				// The pool's manager can still decide it, though the new owner
+				// is outside his team.
+				w.sup.Do("POST", "/v1/claim-requests/"+r4.ID+"/approve", map[string]any{}).ExpectProblem(409, "already_owned")
+				w.sup.Do("POST", "/v1/claim-requests/"+r4.ID+"/reject", map[string]any{}).Expect(http.StatusOK)
+				if got := w.get(kind, fourth); got.owner() != w.repC.ID {
 					t.Fatalf("owner after refused approval %q", got.owner())
 				}
 			})
+		}
+	})
+}
+
+// ---- auto-assignment ----
+
+func TestPoolRulesAutoAssign(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, databaseURL string) {
+		w := newPWWorld(t, databaseURL)
+		team := w.newTeam(nil)
+		// Members in id order (ids are time-ordered): r1, r2 (at his cap), r3.
+		r1 := w.user("rep", &team)
+		r2 := w.user("rep", &team, org.Caps{MaxOwnedLeads: pwIntp(1)})
+		r3 := w.user("rep", &team)
+		w.user("supervisor", &team) // supervisors are not auto-assigned
+		w.owned(r2, "lead")
+		pl := w.pool("lead", map[string]any{"memberTeamIds": []string{team.String()}, "autoAssign": "roundRobin"})
+
+		var ids []string
+		for i, want := range []pwActor{r1, r3, r1, r3} {
+			r := w.create(w.admin, "lead", pl)
+			if r.Placement != "autoAssigned" || r.owner() != want.ID {
+				t.Fatalf("lead %d: placement %q owner %q, want autoAssigned to %s", i, r.Placement, r.owner(), want.Email)
+			}
+			h := w.history("lead", r.ID)
+			if ops := pwOps(h); !slices.Equal(ops, []string{"create", "autoAssign"}) {
+				t.Fatalf("lead %d: history %v", i, ops)
+			}
+			if h[1].ActorType != "system" || pwStr(h[1].ToOwnerID) != want.ID {
+				t.Fatalf("lead %d: autoAssign row %+v", i, h[1])
+			}
+			ids = append(ids, r.ID)
+		}
+		if a, b, c := w.owns(r1, "lead"), w.owns(r2, "lead"), w.owns(r3, "lead"); a != 2 || b != 1 || c != 2 {
+			t.Fatalf("counters %d %d %d, want 2 1 2", a, b, c)
+		}
+		// A returned record goes to the next member, never straight back
+		// to the one who returned it.
+		var got pwRecord
+		w.do(r3, "lead", ids[1], "return", map[string]any{"reason": "busy"}).Expect(http.StatusOK).JSON(&got)
+		if got.owner() != r1.ID {
+			t.Fatalf("returned lead went to %q, want r1", got.owner())
+		}
+		if ops := pwOps(w.history("lead", ids[1])); !slices.Equal(ops, []string{"create", "autoAssign", "return", "autoAssign"}) {
+			t.Fatalf("history %v", ops)
+		}
+		// When every member is at his cap the record stays pooled.
+		w.admin.Do("PATCH", "/v1/teams/"+team.String(), map[string]any{"maxOwnedLeads": 1}).Expect(http.StatusOK)
+		r := w.create(w.admin, "lead", pl)
+		if r.Placement != "pooled" || r.OwnerID != nil {
+			t.Fatalf("with everyone at cap: placement %q owner %q", r.Placement, r.owner())
+		}
+		// leastLoaded picks the member with the fewest records.
+		w.admin.Do("PATCH", "/v1/teams/"+team.String(), map[string]any{"maxOwnedLeads": nil}).Expect(http.StatusOK)
+		w.admin.Do("PATCH", "/v1/pools/"+pl, map[string]any{"autoAssign": "leastLoaded"}).Expect(http.StatusOK)
+		if r := w.create(w.admin, "lead", pl); r.owner() != r3.ID {
+			t.Fatalf("leastLoaded gave the lead to %q, want r3 (owns 1)", r.owner())
+		}
+	})
+}
+
+// ---- who may act on what ----
+
+func TestPoolRulesScope(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, databaseURL string) {
+		w := newPWWorld(t, databaseURL)
+		for _, kind := range pwKinds {
+			t.Run(kind, func(t *testing.T) {
+				w.sub(t)
+				// Another rep's record does not exist for a rep, whatever he
+				// tries; it does for the owner's supervisor and not for
+				// another team's.
+				theirs := w.owned(w.repA, kind)
+				w.do(w.repA, kind, theirs, "freeze", nil).Expect(http.StatusOK)
+				ops := []struct {
+					op   string
+					body any
+				}{
+					{"claim", nil},
+					{"return", map[string]any{"reason": "x"}},
+					{"transfer", map[string]any{"ownerId": w.repB.ID}},
+					{"freeze", nil},
+					{"unfreeze", nil},
+					{"invalidate", map[string]any{"reason": "x"}},
+				}
+				if kind == "lead" {
+					ops = append(ops, struct {
+						op   string
+						body any
+					}{"convert", map[string]any{}})
+				}
+				for _, o := range ops {
+					w.do(w.repB, kind, theirs, o.op, o.body).ExpectProblem(404, "not_found")
+					w.do(w.sup2, kind, theirs, o.op, o.body).ExpectProblem(404, "not_found")
+				}
+				for _, c := range []pwActor{w.repB, w.repC, w.sup2} {
+					c.Do("GET", "/v1/"+kind+"s/"+theirs, nil).ExpectProblem(404, "not_found")
+					c.Do("GET", "/v1/"+kind+"s/"+theirs+"/history", nil).ExpectProblem(404, "not_found")
+				}
+				w.sup.Do("GET", "/v1/"+kind+"s/"+theirs, nil).Expect(http.StatusOK)
+				w.do(w.sup, kind, theirs, "unfreeze", nil).Expect(http.StatusOK)
+				if got := w.get(kind, theirs); got.owner() != w.repA.ID || got.FrozenUntil != nil {
+					t.Fatalf("after the refusals: %+v", got)
+				}
+
+				// A pooled record of a pool whose members exclude his team
+				// does not exist for a rep either.
+				pl := w.pool(kind, map[string]any{"memberTeamIds": []string{w.team2.String()}})
+				hidden := w.pooled(kind, pl)
+				w.do(w.repA, kind, hidden, "claim", nil).ExpectProblem(404, "not_found")
+				w.repA.Do("GET", "/v1/"+kind+"s/"+hidden, nil).ExpectProblem(404, "not_found")
+				w.repA.Do("GET", "/v1/"+kind+"s/"+hidden+"/history", nil).ExpectProblem(404, "not_found")
+				w.sup.Do("GET", "/v1/"+kind+"s/"+hidden, nil).ExpectProblem(404, "not_found")
+				var list struct {
+					Items []pwRecord `json:"items"`
+				}
+				w.repA.Do("GET", "/v1/"+kind+"s?poolId="+pl, nil).Expect(http.StatusOK).JSON(&list)
+				if len(list.Items) != 0 {
+					t.Fatalf("rep lists %d records of a pool he is not a member of", len(list.Items))
+				}
+				// Members (and members of sub-teams) may claim.
+				sub := w.env.Team("sub", &w.team2)
+				subRep := w.user("rep", &sub.ID)
+				w.do(subRep, kind, hidden, "claim", nil).Expect(http.StatusOK)
+			})
+		}
+	})
+}
+
+// ---- pools and their rule versions ----
+
+func TestPoolRulesPools(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, databaseURL string) {
+		w := newPWWorld(t, databaseURL)
+		pl := w.pool("lead", map[string]any{"managerIds": []string{w.sup.ID}, "idleDays": 30})
+		type poolView struct {
+			RuleVersion int  `json:"ruleVersion"`
+			IdleDays    *int `json:"idleDays"`
+		}
+		var p poolView
+		w.sup.Do("PATCH", "/v1/pools/"+pl, map[string]any{"name": "East pool"}).Expect(http.StatusOK).JSON(&p)
+		if p.RuleVersion != 1 {
+			t.Fatalf("a rename made rule version %d", p.RuleVersion)
+		}
+		w.sup.Do("PATCH", "/v1/pools/"+pl, map[string]any{"idleDays": 14}).Expect(http.StatusOK).JSON(&p)
+		if p.RuleVersion != 2 || p.IdleDays == nil || *p.IdleDays != 14 {
+			t.Fatalf("after a rule change %+v", p)
+		}
+		w.admin.Do("PATCH", "/v1/pools/"+pl, map[string]any{"dailyClaimLimit": 5, "freezeMaxDays": nil}).Expect(http.StatusOK).JSON(&p)
+		if p.RuleVersion != 3 {
+			t.Fatalf("rule version %d, want 3", p.RuleVersion)
+		}
+		w.sup2.Do("PATCH", "/v1/pools/"+pl, map[string]any{"idleDays": 1}).ExpectProblem(403, "wrong_pool")
+		w.sup.Do("PATCH", "/v1/pools/"+pl, map[string]any{"managerIds": []string{w.sup2.ID}}).ExpectProblem(403, "forbidden")
+		w.repA.Do("PATCH", "/v1/pools/"+pl, map[string]any{"idleDays": 1}).ExpectProblem(403, "forbidden")
+		w.sup.Do("POST", "/v1/pools", map[string]any{"kind": "lead", "name": "mine"}).ExpectProblem(403, "forbidden")
+		// Records claimed after the change carry the new version.
+		id := w.claimed(w.repA, "lead", pl)
+		if h := w.history("lead", id); h[0].RuleVersion != 3 || h[1].RuleVersion != 3 {
+			t.Fatalf("history rule versions %d %d, want 3", h[0].RuleVersion, h[1].RuleVersion)
 		}
 	})
 }

@@ -54,6 +54,11 @@ type op struct {
 // otherwise), runs fn and saves the record, all in one transaction that
 // PostgreSQL may retry.
 func (s *Service) run(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID, fn func(o *op) error) error {
+	return s.runIf(ctx, kind, id, func(o *op) bool { return o.sees(p) }, fn)
+}
+
+// runIf is run with another visibility test than "p sees the record".
+func (s *Service) runIf(ctx context.Context, kind string, id uuid.UUID, visible func(o *op) bool, fn func(o *op) error) error {
 	return s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
 		r, err := s.load(ctx, tx, kind, id)
 		if err != nil {
@@ -75,7 +80,7 @@ func (s *Service) run(ctx context.Context, p *auth.Principal, kind string, id uu
 			}
 			o.ownerPath = owner.TeamPath
 		}
-		if !o.sees(p) {
+		if !visible(o) {
 			return apperr.NotFoundf(kind)
 		}
 		return fn(o)
@@ -499,7 +504,10 @@ func (s *Service) DecideClaim(ctx context.Context, p *auth.Principal, requestID 
 		return nil, fmt.Errorf("load claim request: %w", err)
 	}
 	var out *ent.ClaimRequest
-	err = s.run(ctx, p, string(req.Kind), req.RecordID, func(o *op) error {
+	// The pool's manager decides its requests even when the record has
+	// since gone to an owner outside his team.
+	visible := func(o *op) bool { return o.sees(p) || IsManager(p, o.pl) }
+	err = s.runIf(ctx, string(req.Kind), req.RecordID, visible, func(o *op) error {
 		if !IsManager(p, o.pl) {
 			return errWrongPool
 		}

@@ -118,6 +118,9 @@ func (s *Service) save(ctx context.Context, tx *ent.Tx, r *Record, pl *ent.Pool,
 		if r.FrozenUntil == nil {
 			upd.ClearFrozenUntil()
 		}
+		if r.ReleasedAt == nil {
+			upd.ClearReleasedAt()
+		}
 		if clk.ReclaimAt == nil {
 			upd.ClearReclaimAt()
 		}
@@ -138,6 +141,9 @@ func (s *Service) save(ctx context.Context, tx *ent.Tx, r *Record, pl *ent.Pool,
 		}
 		if r.FrozenUntil == nil {
 			upd.ClearFrozenUntil()
+		}
+		if r.ReleasedAt == nil {
+			upd.ClearReleasedAt()
 		}
 		if clk.ReclaimAt == nil {
 			upd.ClearReclaimAt()
