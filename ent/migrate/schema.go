@@ -241,14 +241,14 @@ var (
 				Columns: []*schema.Column{CustomersColumns[2]},
 			},
 			{
-				Name:    "customer_reclaim_at",
+				Name:    "customer_reclaim_at_id",
 				Unique:  false,
-				Columns: []*schema.Column{CustomersColumns[9]},
+				Columns: []*schema.Column{CustomersColumns[9], CustomersColumns[0]},
 			},
 			{
-				Name:    "customer_frozen_until",
+				Name:    "customer_frozen_until_id",
 				Unique:  false,
-				Columns: []*schema.Column{CustomersColumns[7]},
+				Columns: []*schema.Column{CustomersColumns[7], CustomersColumns[0]},
 			},
 			{
 				Name:    "customer_name_norm",
@@ -398,14 +398,14 @@ var (
 				Columns: []*schema.Column{LeadsColumns[2]},
 			},
 			{
-				Name:    "lead_reclaim_at",
+				Name:    "lead_reclaim_at_id",
 				Unique:  false,
-				Columns: []*schema.Column{LeadsColumns[9]},
+				Columns: []*schema.Column{LeadsColumns[9], LeadsColumns[0]},
 			},
 			{
-				Name:    "lead_frozen_until",
+				Name:    "lead_frozen_until_id",
 				Unique:  false,
-				Columns: []*schema.Column{LeadsColumns[7]},
+				Columns: []*schema.Column{LeadsColumns[7], LeadsColumns[0]},
 			},
 			{
 				Name:    "lead_name_norm",

@@ -39,7 +39,8 @@ func (PoolableMixin) Indexes() []ent.Index {
 		index.Fields("pool_id", "owner_id", "created_at"),
 		index.Fields("created_at"),
 		index.Fields("updated_at"),
-		index.Fields("reclaim_at"),
-		index.Fields("frozen_until"),
+		// The sweep walks due records in (due time, id) order.
+		index.Fields("reclaim_at", "id"),
+		index.Fields("frozen_until", "id"),
 	}
 }

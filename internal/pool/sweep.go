@@ -2,6 +2,8 @@ package pool
 
 import (
 	"context"
+
+	"entgo.io/ent/dialect/sql"
 	"fmt"
 	"sort"
 	"time"
@@ -9,12 +11,17 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
+	"github.com/shoalcrm/shoal/ent/cooldown"
 	"github.com/shoalcrm/shoal/ent/customer"
 	"github.com/shoalcrm/shoal/ent/lead"
+	"github.com/shoalcrm/shoal/ent/ownershipchange"
+	entpool "github.com/shoalcrm/shoal/ent/pool"
+	"github.com/shoalcrm/shoal/ent/predicate"
 	"github.com/shoalcrm/shoal/ent/reclaimwarning"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/poolrules"
+	"github.com/shoalcrm/shoal/internal/store"
 )
 
 // sweepBatch bounds each query and transaction of the sweep, so claims keep
@@ -64,44 +71,87 @@ func (s *Service) Sweep(ctx context.Context, asOf *time.Time, dryRun bool) (*Swe
 	return res, nil
 }
 
-// candidates pages through ids by a time column ≤ bound, in id order.
-func (s *Service) candidates(ctx context.Context, kind, what string, bound time.Time, after uuid.UUID) ([]uuid.UUID, error) {
+// candidates pages through the records whose due time (the freeze end, or
+// the stored reclaim deadline) is at or before bound, in (due time, id)
+// order, so every page is an index range scan however many are due.
+func (s *Service) candidates(ctx context.Context, kind, what string, bound time.Time, after cursor) ([]cursor, error) {
+	col := "reclaim_at"
+	if what == "freeze" {
+		col = "frozen_until"
+	}
+	where := func(sel *sql.Selector) {
+		c := sel.C(col)
+		sel.Where(sql.And(
+			sql.LTE(c, bound),
+			sql.Or(sql.GT(c, after.at), sql.And(sql.EQ(c, after.at), sql.GT(sel.C("id"), after.id))),
+		))
+		if what != "freeze" {
+			sel.Where(sql.And(sql.NotNull(sel.C("owner_id")), sql.EQ(sel.C("status"), "active")))
+		}
+		sel.OrderBy(sql.Asc(c), sql.Asc(sel.C("id")))
+	}
+	var out []cursor
 	switch kind {
 	case "lead":
-		q := s.store.Client.Lead.Query().Where(lead.IDGT(after)).Order(ent.Asc(lead.FieldID)).Limit(sweepBatch)
-		if what == "freeze" {
-			q = q.Where(lead.FrozenUntilLTE(bound))
-		} else {
-			q = q.Where(lead.ReclaimAtLTE(bound), lead.OwnerIDNotNil(), lead.StatusEQ(lead.StatusActive))
+		rows, err := s.store.Client.Lead.Query().Where(predicate.Lead(where)).Limit(sweepBatch).
+			Select(lead.FieldID, lead.FieldReclaimAt, lead.FieldFrozenUntil).All(ctx)
+		if err != nil {
+			return nil, err
 		}
-		return q.IDs(ctx)
+		for _, r := range rows {
+			out = append(out, cursorOf(what, r.ID, r.ReclaimAt, r.FrozenUntil))
+		}
 	default:
-		q := s.store.Client.Customer.Query().Where(customer.IDGT(after)).Order(ent.Asc(customer.FieldID)).Limit(sweepBatch)
-		if what == "freeze" {
-			q = q.Where(customer.FrozenUntilLTE(bound))
-		} else {
-			q = q.Where(customer.ReclaimAtLTE(bound), customer.OwnerIDNotNil(), customer.StatusEQ(customer.StatusActive))
+		rows, err := s.store.Client.Customer.Query().Where(predicate.Customer(where)).Limit(sweepBatch).
+			Select(customer.FieldID, customer.FieldReclaimAt, customer.FieldFrozenUntil).All(ctx)
+		if err != nil {
+			return nil, err
 		}
-		return q.IDs(ctx)
+		for _, r := range rows {
+			out = append(out, cursorOf(what, r.ID, r.ReclaimAt, r.FrozenUntil))
+		}
 	}
+	return out, nil
+}
+
+// cursor is a position in (due time, id) order.
+type cursor struct {
+	at time.Time
+	id uuid.UUID
+}
+
+func cursorOf(what string, id uuid.UUID, reclaimAt, frozenUntil *time.Time) cursor {
+	t := reclaimAt
+	if what == "freeze" {
+		t = frozenUntil
+	}
+	c := cursor{id: id}
+	if t != nil {
+		c.at = *t
+	}
+	return c
 }
 
 func (s *Service) eachBatch(ctx context.Context, kind, what string, bound time.Time, fn func(ids []uuid.UUID) error) error {
-	var after uuid.UUID
+	var after cursor
 	for {
-		ids, err := s.candidates(ctx, kind, what, bound, after)
+		page, err := s.candidates(ctx, kind, what, bound, after)
 		if err != nil {
 			return fmt.Errorf("sweep %s %s: %w", kind, what, err)
 		}
-		if len(ids) > 0 {
+		if len(page) > 0 {
+			ids := make([]uuid.UUID, len(page))
+			for i, c := range page {
+				ids[i] = c.id
+			}
 			if err := fn(ids); err != nil {
 				return err
 			}
 		}
-		if len(ids) < sweepBatch {
+		if len(page) < sweepBatch {
 			return nil
 		}
-		after = ids[len(ids)-1]
+		after = page[len(page)-1]
 	}
 }
 
@@ -207,37 +257,7 @@ func (s *Service) sweepReclaims(ctx context.Context, kind string, now time.Time,
 			}
 			return nil
 		}
-		items, err := s.inBatch(ctx, ids, func(tx *ent.Tx, b *batch, id uuid.UUID) error {
-			r, err := s.load(ctx, tx, kind, id)
-			if err != nil {
-				return err
-			}
-			pl, err := b.pool(ctx, tx, r.PoolID)
-			if err != nil {
-				return err
-			}
-			c := poolrules.ReclaimClock(now, r.Pure(), Rules(pl))
-			if !poolrules.Due(now, c) {
-				// A follow-up, deal or freeze got there first: store the
-				// fresh deadline and leave the record be.
-				return s.save(ctx, tx, r, pl, now)
-			}
-			st, err := b.settings(ctx, tx)
-			if err != nil {
-				return err
-			}
-			o := &op{tx: tx, r: r, pl: pl, st: st, now: now}
-			prev, err := s.release(ctx, o)
-			if err != nil {
-				return err
-			}
-			if err := s.commit(ctx, o, Change{Op: "reclaim", From: prev, Reason: c.Reason, RuleVersion: pl.RuleVersion}); err != nil {
-				return err
-			}
-			b.items = append(b.items, SweepItem{ID: id, Kind: kind, PreviousOwnerID: prev, Reason: c.Reason, ReclaimAt: c.ReclaimAt})
-			_, err = s.autoAssign(ctx, tx, pl, r, prev, now)
-			return err
-		})
+		items, err := s.reclaimBatch(ctx, kind, ids, now)
 		res.Reclaimed = append(res.Reclaimed, items...)
 		return err
 	})
@@ -510,4 +530,140 @@ func applyMutation(pl ent.Pool, m *ent.PoolMutation) ent.Pool {
 		pl.ByGrade = v
 	}
 	return pl
+}
+
+// reclaimBatch reclaims the due records among ids in one transaction. The
+// records are read (and on PostgreSQL locked) together and re-judged one by
+// one; those still due in pools without autoAssign are reclaimed with a
+// handful of set-based statements (one update of the records, one insert
+// each of history rows, events and cooldowns, one counter update per
+// owner), which is what keeps a sweep of 100,000 due records in seconds.
+// The rest take the one-record path.
+func (s *Service) reclaimBatch(ctx context.Context, kind string, ids []uuid.UUID, now time.Time) ([]SweepItem, error) {
+	var items []SweepItem
+	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
+		items = items[:0]
+		b := &batch{pools: map[uuid.UUID]*ent.Pool{}}
+		recs, err := s.loadMany(ctx, tx, kind, ids)
+		if err != nil {
+			return err
+		}
+		st, err := b.settings(ctx, tx)
+		if err != nil {
+			return err
+		}
+		type due struct {
+			r  *Record
+			pl *ent.Pool
+			c  poolrules.Clock
+		}
+		var bulk []due
+		for _, r := range recs {
+			pl, err := b.pool(ctx, tx, r.PoolID)
+			if err != nil {
+				return err
+			}
+			c := poolrules.ReclaimClock(now, r.Pure(), Rules(pl))
+			switch {
+			case !poolrules.Due(now, c):
+				// A follow-up, deal or freeze got there first: store the
+				// fresh deadline and leave the record be.
+				if err := s.save(ctx, tx, r, pl, now); err != nil {
+					return err
+				}
+			case pl.AutoAssign != entpool.AutoAssignOff:
+				o := &op{tx: tx, r: r, pl: pl, st: st, now: now}
+				prev, err := s.release(ctx, o)
+				if err != nil {
+					return err
+				}
+				if err := s.commit(ctx, o, Change{Op: "reclaim", From: prev, Reason: c.Reason, RuleVersion: pl.RuleVersion}); err != nil {
+					return err
+				}
+				items = append(items, SweepItem{ID: r.ID, Kind: kind, PreviousOwnerID: prev, Reason: c.Reason, ReclaimAt: c.ReclaimAt})
+				if _, err := s.autoAssign(ctx, tx, pl, r, prev, now); err != nil {
+					return err
+				}
+			default:
+				bulk = append(bulk, due{r, pl, c})
+			}
+		}
+		if len(bulk) == 0 {
+			return nil
+		}
+		bulkIDs := make([]uuid.UUID, len(bulk))
+		perOwner := map[uuid.UUID]int{}
+		history := make([]*ent.OwnershipChangeCreate, len(bulk))
+		events := make([]*ent.DomainEventCreate, len(bulk))
+		cooldowns := make([]*ent.CooldownCreate, len(bulk))
+		for i, d := range bulk {
+			prev := *d.r.OwnerID
+			bulkIDs[i] = d.r.ID
+			if d.r.Counts(st) {
+				perOwner[prev]--
+			}
+			history[i] = tx.OwnershipChange.Create().SetRecordKind(ownershipchange.RecordKind(kind)).SetRecordID(d.r.ID).
+				SetOperation(ownershipchange.OperationReclaim).SetFromOwnerID(prev).SetActorType(ownershipchange.ActorTypeSystem).
+				SetReason(d.c.Reason).SetPoolID(d.r.PoolID).SetRuleVersion(d.pl.RuleVersion).SetAt(now)
+			events[i] = tx.DomainEvent.Create().SetType(kind + ".reclaim").SetSubjectKind(kind).SetSubjectID(d.r.ID).SetAt(now).
+				SetData(map[string]any{"operation": "reclaim", "poolId": d.r.PoolID.String(), "actorType": "system",
+					"ruleVersion": d.pl.RuleVersion, "fromOwnerId": prev.String(), "reason": d.c.Reason})
+			cooldowns[i] = tx.Cooldown.Create().SetRecordID(d.r.ID).SetUserID(prev).SetLostAt(now)
+			items = append(items, SweepItem{ID: d.r.ID, Kind: kind, PreviousOwnerID: &prev, Reason: d.c.Reason, ReclaimAt: d.c.ReclaimAt})
+		}
+		if kind == "lead" {
+			err = tx.Lead.Update().Where(lead.IDIn(bulkIDs...)).ClearOwnerID().ClearOwnedAt().ClearLastFollowUpAt().
+				ClearFrozenUntil().ClearReleasedAt().ClearReclaimAt().SetReclaimReason("").AddVersion(1).SetUpdatedAt(now).Exec(ctx)
+		} else {
+			err = tx.Customer.Update().Where(customer.IDIn(bulkIDs...)).ClearOwnerID().ClearOwnedAt().ClearLastFollowUpAt().
+				ClearFrozenUntil().ClearReleasedAt().ClearReclaimAt().SetReclaimReason("").AddVersion(1).SetUpdatedAt(now).Exec(ctx)
+		}
+		if err != nil {
+			return fmt.Errorf("reclaim records: %w", err)
+		}
+		for owner, delta := range perOwner {
+			if err := adjust(ctx, tx, owner, kind, delta); err != nil {
+				return err
+			}
+		}
+		if err := tx.OwnershipChange.CreateBulk(history...).Exec(ctx); err != nil {
+			return fmt.Errorf("write history: %w", err)
+		}
+		if err := tx.DomainEvent.CreateBulk(events...).Exec(ctx); err != nil {
+			return fmt.Errorf("write events: %w", err)
+		}
+		if err := tx.Cooldown.CreateBulk(cooldowns...).OnConflictColumns(cooldown.FieldRecordID, cooldown.FieldUserID).
+			UpdateLostAt().Exec(ctx); err != nil {
+			return fmt.Errorf("start cooldowns: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+// loadMany reads records by id inside tx, locking them on PostgreSQL in
+// id order (the order every transaction locks records in).
+func (s *Service) loadMany(ctx context.Context, tx *ent.Tx, kind string, ids []uuid.UUID) ([]*Record, error) {
+	var out []*Record
+	if kind == "lead" {
+		ls, err := store.ForUpdate(s.store, tx.Lead.Query().Where(lead.IDIn(ids...)).Order(ent.Asc(lead.FieldID))).All(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("load leads: %w", err)
+		}
+		for _, l := range ls {
+			out = append(out, fromLead(l))
+		}
+		return out, nil
+	}
+	cs, err := store.ForUpdate(s.store, tx.Customer.Query().Where(customer.IDIn(ids...)).Order(ent.Asc(customer.FieldID))).All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load customers: %w", err)
+	}
+	for _, c := range cs {
+		out = append(out, fromCustomer(c))
+	}
+	return out, nil
 }
