@@ -35,8 +35,6 @@ type Env struct {
 	App *app.App
 	// Logs holds everything the server logged.
 	Logs *SyncBuffer
-
-	seq atomic.Int64
 }
 
 // Options tune New.
@@ -99,9 +97,13 @@ func (b *SyncBuffer) String() string {
 	return b.buf.String()
 }
 
+// uniqueSeq numbers names process-wide, so that several environments on
+// one database (replicas) never hand out the same email.
+var uniqueSeq atomic.Int64
+
 // Unique returns a string unique within the environment, for names and emails.
 func (e *Env) Unique(prefix string) string {
-	return fmt.Sprintf("%s%d", prefix, e.seq.Add(1))
+	return fmt.Sprintf("%s%d", prefix, uniqueSeq.Add(1))
 }
 
 // Team creates a team directly through the service.

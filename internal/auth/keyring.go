@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -43,7 +44,13 @@ type Keyring struct {
 	signer     *ent.SigningKey
 	verifiers  map[string]ed25519.PublicKey
 	lastReload time.Time
+	reloading  atomic.Bool
 }
+
+// keyRefresh is how often a keyring in use re-reads the keys, so that a key
+// installed by another replica takes over signing here too, and a key
+// retired long ago stops verifying.
+var keyRefresh = time.Minute
 
 // NewKeyring loads the signing keys. When seed (a base64 Ed25519 seed from
 // configuration) is given, that key is stored and signs from now on;
@@ -109,7 +116,7 @@ func (k *Keyring) install(ctx context.Context, priv ed25519.PrivateKey) error {
 // reload reads the keys that may still verify a live token.
 func (k *Keyring) reload(ctx context.Context) error {
 	cutoff := time.Now().Add(-AccessTokenTTL - tokenLeeway)
-	keys, err := k.store.Client.SigningKey.Query().
+	keys, err := k.store.Reader.SigningKey.Query().
 		Where(signingkey.Or(signingkey.RetiredAtIsNil(), signingkey.RetiredAtGT(cutoff))).
 		All(ctx)
 	if err != nil {
@@ -195,20 +202,22 @@ func (k *Keyring) Verify(ctx context.Context, token string) (uuid.UUID, error) {
 	return id, nil
 }
 
-// lookup finds a verifying key, reloading from the database (at most once a
-// second) when another replica may have added one.
+// lookup finds a verifying key. It reloads the keys from the database
+// every keyRefresh, and (at most once a second) when the kid is unknown,
+// since another replica may have added it.
 func (k *Keyring) lookup(ctx context.Context, kid string) ed25519.PublicKey {
 	k.mu.RLock()
 	pub, ok := k.verifiers[kid]
-	stale := time.Since(k.lastReload) > time.Second
+	age := time.Since(k.lastReload)
 	k.mu.RUnlock()
-	if ok {
-		return pub
-	}
-	if stale && k.reload(ctx) == nil {
-		k.mu.RLock()
-		pub = k.verifiers[kid]
-		k.mu.RUnlock()
+	if (age > keyRefresh || (!ok && age > time.Second)) && k.reloading.CompareAndSwap(false, true) {
+		err := k.reload(ctx)
+		k.reloading.Store(false)
+		if err == nil {
+			k.mu.RLock()
+			pub = k.verifiers[kid]
+			k.mu.RUnlock()
+		}
 	}
 	return pub
 }

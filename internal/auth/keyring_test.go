@@ -1,4 +1,4 @@
-package auth_test
+package auth
 
 import (
 	"context"
@@ -13,7 +13,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent/signingkey"
-	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/store"
 	"github.com/shoalcrm/shoal/internal/testdb"
 )
@@ -49,19 +48,19 @@ func kidOf(t *testing.T, token string) string {
 	return kid
 }
 
-func sign(t *testing.T, k *auth.Keyring, user uuid.UUID) string {
+func sign(t *testing.T, k *Keyring, user uuid.UUID) string {
 	t.Helper()
 	tok, ttl, err := k.Sign(user)
 	if err != nil {
 		t.Fatalf("sign: %v", err)
 	}
-	if ttl != auth.AccessTokenTTL {
-		t.Errorf("ttl = %v, want %v", ttl, auth.AccessTokenTTL)
+	if ttl != AccessTokenTTL {
+		t.Errorf("ttl = %v, want %v", ttl, AccessTokenTTL)
 	}
 	return tok
 }
 
-func verify(t *testing.T, k *auth.Keyring, token string, want uuid.UUID) {
+func verify(t *testing.T, k *Keyring, token string, want uuid.UUID) {
 	t.Helper()
 	got, err := k.Verify(context.Background(), token)
 	if err != nil {
@@ -72,8 +71,8 @@ func verify(t *testing.T, k *auth.Keyring, token string, want uuid.UUID) {
 	}
 }
 
-func jwksByKid(k *auth.Keyring) map[string]auth.JWK {
-	out := map[string]auth.JWK{}
+func jwksByKid(k *Keyring) map[string]JWK {
+	out := map[string]JWK{}
 	for _, j := range k.PublicKeys() {
 		out[j.Kid] = j
 	}
@@ -87,7 +86,7 @@ func TestKeyringRotation(t *testing.T) {
 		user := uuid.New()
 
 		// First start: a key is generated and kept.
-		k1, err := auth.NewKeyring(ctx, st, "")
+		k1, err := NewKeyring(ctx, st, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +95,7 @@ func TestKeyringRotation(t *testing.T) {
 		verify(t, k1, old, user)
 
 		// A restart without configuration keeps signing with that key.
-		again, err := auth.NewKeyring(ctx, st, "")
+		again, err := NewKeyring(ctx, st, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +110,7 @@ func TestKeyringRotation(t *testing.T) {
 		}
 		seedB64 := base64.StdEncoding.EncodeToString(seed)
 		pub := ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)
-		k2, err := auth.NewKeyring(ctx, st, seedB64)
+		k2, err := NewKeyring(ctx, st, seedB64)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,7 +142,7 @@ func TestKeyringRotation(t *testing.T) {
 		// Installing the same seed again, or starting without one, changes
 		// nothing: one active key, the configured one.
 		for _, s := range []string{seedB64, ""} {
-			k, err := auth.NewKeyring(ctx, st, s)
+			k, err := NewKeyring(ctx, st, s)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -164,28 +163,74 @@ func TestKeyringRotation(t *testing.T) {
 		if err := st.Client.SigningKey.UpdateOneID(oldKid).SetRetiredAt(time.Now().Add(-time.Hour).UTC()).Exec(ctx); err != nil {
 			t.Fatal(err)
 		}
-		k3, err := auth.NewKeyring(ctx, st, "")
+		k3, err := NewKeyring(ctx, st, "")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if _, ok := jwksByKid(k3)[oldKid]; ok || len(k3.PublicKeys()) != 1 {
 			t.Errorf("JWKS still lists the long-retired key: %+v", k3.PublicKeys())
 		}
-		if _, err := k3.Verify(ctx, old); !errors.Is(err, auth.ErrInvalidToken) {
+		if _, err := k3.Verify(ctx, old); !errors.Is(err, ErrInvalidToken) {
 			t.Errorf("token of a long-retired key: err = %v, want ErrInvalidToken", err)
 		}
 		verify(t, k3, fresh, user)
 	})
 }
 
+// TestKeyringFollowsTheDatabase runs one replica's keyring while another
+// replica rotates the key: once its keys are due for a refresh, the first
+// signs with the new key, and stops trusting the old one when that has been
+// retired for longer than a token lives.
+func TestKeyringFollowsTheDatabase(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, databaseURL string) {
+		ctx := context.Background()
+		st := openStore(t, databaseURL)
+		user := uuid.New()
+		running, err := NewKeyring(ctx, st, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		old := sign(t, running, user)
+		oldKid := kidOf(t, old)
+
+		seed := make([]byte, ed25519.SeedSize)
+		seed[0] = 42
+		other, err := NewKeyring(ctx, st, base64.StdEncoding.EncodeToString(seed))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh := sign(t, other, user)
+		newKid := kidOf(t, fresh)
+
+		defer func(d time.Duration) { keyRefresh = d }(keyRefresh)
+		keyRefresh = 0                  // every lookup reloads
+		verify(t, running, fresh, user) // the new key is found
+		verify(t, running, old, user)   // the old one still verifies
+		if kid := kidOf(t, sign(t, running, user)); kid != newKid {
+			t.Errorf("after a refresh the running keyring signs with %s, want the new key %s", kid, newKid)
+		}
+
+		if err := st.Client.SigningKey.UpdateOneID(oldKid).SetRetiredAt(time.Now().Add(-time.Hour).UTC()).Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := running.Verify(ctx, old); !errors.Is(err, ErrInvalidToken) {
+			t.Errorf("token of a key retired an hour ago: err = %v, want ErrInvalidToken", err)
+		}
+		if _, ok := jwksByKid(running)[oldKid]; ok {
+			t.Error("the JWKS still lists a key retired an hour ago")
+		}
+		verify(t, running, fresh, user)
+	})
+}
+
 func TestVerifyRejectsGarbage(t *testing.T) {
 	st := openStore(t, testdb.SQLite(t))
-	k, err := auth.NewKeyring(context.Background(), st, "")
+	k, err := NewKeyring(context.Background(), st, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tok := range []string{"", "garbage", "a.b.c", "eyJhbGciOiJub25lIn0.e30."} {
-		if _, err := k.Verify(context.Background(), tok); !errors.Is(err, auth.ErrInvalidToken) {
+		if _, err := k.Verify(context.Background(), tok); !errors.Is(err, ErrInvalidToken) {
 			t.Errorf("Verify(%q) err = %v, want ErrInvalidToken", tok, err)
 		}
 	}
@@ -198,7 +243,7 @@ func TestNewKeyringRejectsBadSeed(t *testing.T) {
 		base64.StdEncoding.EncodeToString(make([]byte, 16)),
 		base64.StdEncoding.EncodeToString(make([]byte, ed25519.PrivateKeySize)),
 	} {
-		if _, err := auth.NewKeyring(context.Background(), st, seed); err == nil {
+		if _, err := NewKeyring(context.Background(), st, seed); err == nil {
 			t.Errorf("NewKeyring(%q) accepted a bad seed", seed)
 		}
 	}

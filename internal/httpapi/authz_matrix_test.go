@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/internal/apitest"
@@ -19,15 +20,16 @@ import (
 	"github.com/shoalcrm/shoal/internal/testdb"
 )
 
-// anyone marks a public operation: it needs no credentials at all.
-const anyone = "anyone"
+// azAnyone marks a public operation: it needs no credentials at all.
+const azAnyone = "anyone"
 
-// allowed is Shoal's reviewed authorization matrix: for every operation of
+// azAllowed is Shoal's reviewed authorization matrix: for every operation of
 // openapi.yaml, the roles and API key scopes ("scope:<scope>") that may call
 // it, or anyone for the public ones. It says again what policies/policy.csv
 // says, on purpose: changing who may do what must change both files, and
 // the tests below fail until they agree. One line per operationId, sorted.
-var allowed = map[string][]string{
+var azAllowed = map[string][]string{
+	"advanceTestClock":         {"admin"},
 	"approveClaimRequest":      {"supervisor", "admin"},
 	"assignCustomer":           {"supervisor", "admin"},
 	"assignLead":               {"supervisor", "admin"},
@@ -51,11 +53,11 @@ var allowed = map[string][]string{
 	"getContact":               {"rep", "supervisor", "auditor", "admin", "scope:customers:read"},
 	"getCurrentUser":           {"rep", "supervisor", "auditor", "admin"},
 	"getCustomer":              {"rep", "supervisor", "auditor", "admin", "scope:customers:read"},
-	"getHealth":                {anyone},
-	"getJwks":                  {anyone},
+	"getHealth":                {azAnyone},
+	"getJwks":                  {azAnyone},
 	"getLead":                  {"rep", "supervisor", "auditor", "admin", "scope:leads:read"},
 	"getPool":                  {"rep", "supervisor", "auditor", "admin"},
-	"getReadiness":             {anyone},
+	"getReadiness":             {azAnyone},
 	"getSettings":              {"rep", "supervisor", "auditor", "admin"},
 	"getTeam":                  {"rep", "supervisor", "auditor", "admin"},
 	"getUser":                  {"rep", "supervisor", "auditor", "admin"},
@@ -71,17 +73,20 @@ var allowed = map[string][]string{
 	"listLeadHistory":          {"rep", "supervisor", "auditor", "admin"},
 	"listLeads":                {"rep", "supervisor", "auditor", "admin", "scope:leads:read"},
 	"listPools":                {"rep", "supervisor", "auditor", "admin"},
+	"listReclaimWarnings":      {"rep", "supervisor", "auditor", "admin"},
 	"listTeams":                {"rep", "supervisor", "auditor", "admin"},
 	"listUsers":                {"rep", "supervisor", "auditor", "admin"},
-	"login":                    {anyone},
+	"login":                    {azAnyone},
 	"logout":                   {"rep", "supervisor", "auditor", "admin"},
-	"refreshToken":             {anyone},
+	"previewPoolRules":         {"supervisor", "admin"},
+	"refreshToken":             {azAnyone},
 	"rejectClaimRequest":       {"supervisor", "admin"},
 	"restoreCustomer":          {"supervisor", "admin"},
 	"restoreLead":              {"supervisor", "admin"},
 	"returnCustomer":           {"rep", "supervisor", "admin"},
 	"returnLead":               {"rep", "supervisor", "admin"},
 	"revokeApiKey":             {"admin"},
+	"runSweep":                 {"admin"},
 	"transferCustomer":         {"rep", "supervisor", "admin"},
 	"transferLead":             {"rep", "supervisor", "admin"},
 	"unfreezeCustomer":         {"rep", "supervisor", "admin"},
@@ -96,34 +101,30 @@ var allowed = map[string][]string{
 	"updateUser":               {"admin"},
 }
 
-// publicOperations are the only operations that may be called without
+// azPublic are the only operations that may be called without
 // credentials.
-var publicOperations = []string{"getHealth", "getJwks", "getReadiness", "login", "refreshToken"}
+var azPublic = []string{"getHealth", "getJwks", "getReadiness", "login", "refreshToken"}
 
-var matrixRoles = []string{auth.RoleRep, auth.RoleSupervisor, auth.RoleAuditor, auth.RoleAdmin}
+var azRoles = []string{auth.RoleRep, auth.RoleSupervisor, auth.RoleAuditor, auth.RoleAdmin}
 
-// matrixSubjects are the roles and one subject per API key scope.
-func matrixSubjects() []string {
-	subs := slices.Clone(matrixRoles)
+// azSubjects are the roles and one subject per API key scope.
+func azSubjects() []string {
+	subs := slices.Clone(azRoles)
 	for _, s := range auth.Scopes {
 		subs = append(subs, "scope:"+s)
 	}
 	return subs
 }
 
-// specOperation is one operation of openapi.yaml.
-type specOperation struct {
+// azOperation is one operation of openapi.yaml.
+type azOperation struct {
 	id, method, path string
 	hasBody          bool
 }
 
-func specOperations(t *testing.T) []specOperation {
+func azOperations(t *testing.T, spec *openapi3.T) []azOperation {
 	t.Helper()
-	spec, err := httpapi.LoadSpec()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ops []specOperation
+	var ops []azOperation
 	seen := map[string]bool{}
 	for path, item := range spec.Paths.Map() {
 		for method, op := range item.Operations() {
@@ -135,75 +136,75 @@ func specOperations(t *testing.T) []specOperation {
 				t.Errorf("operationId %s is used twice", op.OperationID)
 			}
 			seen[op.OperationID] = true
-			ops = append(ops, specOperation{id: op.OperationID, method: method, path: path, hasBody: op.RequestBody != nil})
+			ops = append(ops, azOperation{id: op.OperationID, method: method, path: path, hasBody: op.RequestBody != nil})
 		}
 	}
 	sort.Slice(ops, func(i, j int) bool { return ops[i].id < ops[j].id })
 	return ops
 }
 
-func allows(op, subject string) bool {
-	subs := allowed[op]
-	return slices.Contains(subs, anyone) || slices.Contains(subs, subject)
+func azAllows(op, subject string) bool {
+	subs := azAllowed[op]
+	return slices.Contains(subs, azAnyone) || slices.Contains(subs, subject)
 }
 
 // TestAuthorizationTable checks the table against the spec and the casbin
 // policy, without a server.
 func TestAuthorizationTable(t *testing.T) {
-	ops := specOperations(t)
-	inSpec := map[string]bool{}
-	for _, op := range ops {
-		inSpec[op.id] = true
-		if _, ok := allowed[op.id]; !ok {
-			t.Errorf("operation %s (%s %s) is not in the allowed table of authz_matrix_test.go: add it to the table and to policies/policy.csv",
-				op.id, strings.ToUpper(op.method), op.path)
-		}
-	}
-	known := map[string]bool{anyone: true}
-	for _, s := range matrixSubjects() {
-		known[s] = true
-	}
-	for id, subs := range allowed {
-		if !inSpec[id] {
-			t.Errorf("the allowed table names %s, which is not an operation of openapi.yaml: remove it (and its policy lines)", id)
-		}
-		if len(subs) == 0 {
-			t.Errorf("allowed[%s] is empty: an operation nobody may call should not exist", id)
-		}
-		for i, s := range subs {
-			if !known[s] {
-				t.Errorf("allowed[%s] names %q, which is no role, API key scope or anyone", id, s)
-			}
-			if slices.Contains(subs[:i], s) {
-				t.Errorf("allowed[%s] names %q twice", id, s)
-			}
-		}
-		if slices.Contains(subs, anyone) && len(subs) > 1 {
-			t.Errorf("allowed[%s] is public and names subjects too", id)
-		}
-	}
-
-	// The public set is exactly the reviewed one, in the spec and the table.
 	spec, err := httpapi.LoadSpec()
 	if err != nil {
 		t.Fatal(err)
 	}
+	ops := azOperations(t, spec)
+	inSpec := map[string]bool{}
+	for _, op := range ops {
+		inSpec[op.id] = true
+		if _, ok := azAllowed[op.id]; !ok {
+			t.Errorf("operation %s (%s %s) is not in the azAllowed table of authz_matrix_test.go: add it to the table and to policies/policy.csv",
+				op.id, strings.ToUpper(op.method), op.path)
+		}
+	}
+	known := map[string]bool{azAnyone: true}
+	for _, s := range azSubjects() {
+		known[s] = true
+	}
+	for id, subs := range azAllowed {
+		if !inSpec[id] {
+			t.Errorf("the azAllowed table names %s, which is not an operation of openapi.yaml: remove it (and its policy lines)", id)
+		}
+		if len(subs) == 0 {
+			t.Errorf("azAllowed[%s] is empty: an operation nobody may call should not exist", id)
+		}
+		for i, s := range subs {
+			if !known[s] {
+				t.Errorf("azAllowed[%s] names %q, which is no role, API key scope or anyone", id, s)
+			}
+			if slices.Contains(subs[:i], s) {
+				t.Errorf("azAllowed[%s] names %q twice", id, s)
+			}
+		}
+		if slices.Contains(subs, azAnyone) && len(subs) > 1 {
+			t.Errorf("azAllowed[%s] is public and names subjects too", id)
+		}
+	}
+
+	// The public set is exactly the reviewed one, in the spec and the table.
 	var specPublic, tablePublic []string
 	for id := range httpapi.PublicOperations(spec) {
 		specPublic = append(specPublic, id)
 	}
-	for id, subs := range allowed {
-		if slices.Contains(subs, anyone) {
+	for id, subs := range azAllowed {
+		if slices.Contains(subs, azAnyone) {
 			tablePublic = append(tablePublic, id)
 		}
 	}
 	sort.Strings(specPublic)
 	sort.Strings(tablePublic)
-	if !slices.Equal(specPublic, publicOperations) {
-		t.Errorf("openapi.yaml makes %v public (security: []), want exactly %v", specPublic, publicOperations)
+	if !slices.Equal(specPublic, azPublic) {
+		t.Errorf("openapi.yaml makes %v public (security: []), want exactly %v", specPublic, azPublic)
 	}
-	if !slices.Equal(tablePublic, publicOperations) {
-		t.Errorf("the allowed table makes %v public, want exactly %v", tablePublic, publicOperations)
+	if !slices.Equal(tablePublic, azPublic) {
+		t.Errorf("the azAllowed table makes %v public, want exactly %v", tablePublic, azPublic)
 	}
 
 	// The casbin policy grants exactly what the table says.
@@ -218,7 +219,7 @@ func TestAuthorizationTable(t *testing.T) {
 		}
 	}
 	for _, op := range ops {
-		public := slices.Contains(publicOperations, op.id)
+		public := slices.Contains(azPublic, op.id)
 		switch {
 		case public && granted[op.id]:
 			t.Errorf("policies/policy.csv has lines for the public operation %s; they never apply: remove them", op.id)
@@ -228,15 +229,15 @@ func TestAuthorizationTable(t *testing.T) {
 		if public {
 			continue
 		}
-		for _, sub := range matrixSubjects() {
-			if got, want := en.SubjectAllowed(sub, op.id), allows(op.id, sub); got != want {
-				t.Errorf("policies/policy.csv lets %s call %s: %v; the allowed table says %v", sub, op.id, got, want)
+		for _, sub := range azSubjects() {
+			if got, want := en.SubjectAllowed(sub, op.id), azAllows(op.id, sub); got != want {
+				t.Errorf("policies/policy.csv lets %s call %s: %v; the azAllowed table says %v", sub, op.id, got, want)
 			}
 		}
 	}
 }
 
-var pathParam = regexp.MustCompile(`\{[^}]+\}`)
+var azPathParam = regexp.MustCompile(`\{[^}]+\}`)
 
 // TestAuthorizationMatrix calls every operation as every role, every API
 // key scope and nobody, through the real server: denied calls are 403
@@ -244,62 +245,73 @@ var pathParam = regexp.MustCompile(`\{[^}]+\}`)
 // anything but 403, and guarded operations refuse anonymous callers with
 // 401.
 func TestAuthorizationMatrix(t *testing.T) {
-	ops := specOperations(t)
+	spec, err := httpapi.LoadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := azOperations(t, spec)
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		// API keys get a bucket big enough for the whole matrix.
 		env := apitest.New(t, databaseURL, apitest.Options{Config: app.Config{Auth: auth.Config{APIKeyRate: 1e4, APIKeyBurst: 1e4}}})
 		team := env.Team("Matrix", nil)
 		clients := map[string]*apitest.Client{}
-		for _, role := range matrixRoles {
+		for _, role := range azRoles {
 			_, clients[role] = env.User(role, &team.ID)
 		}
 		for _, scope := range auth.Scopes {
-			clients["scope:"+scope] = keyClient(env, createKey(t, clients[auth.RoleAdmin], scope).Secret)
+			clients["scope:"+scope] = idKeyClient(env, idCreateKey(t, clients[auth.RoleAdmin], scope).Secret)
 		}
 		clients[""] = env.Anonymous()
 
 		for _, op := range ops {
-			if _, ok := allowed[op.id]; !ok {
-				t.Errorf("operation %s is not in the allowed table", op.id)
+			if _, ok := azAllowed[op.id]; !ok {
+				t.Errorf("operation %s is not in the azAllowed table", op.id)
 				continue
 			}
-			path := pathParam.ReplaceAllStringFunc(op.path, func(string) string { return uuid.NewString() })
+			path := azPathParam.ReplaceAllStringFunc(op.path, func(string) string { return uuid.NewString() })
 			var body any
 			if op.hasBody {
 				body = map[string]any{}
 			}
-			for _, sub := range append(matrixSubjects(), "") {
-				res := clients[sub].Do(op.method, path, body)
-				who := sub
-				if who == "" {
-					who = "anonymous"
-				}
-				code := problemCode(res)
-				switch {
-				case sub == "" && allows(op.id, anyone):
-					if res.Status == http.StatusUnauthorized || res.Status == http.StatusForbidden {
-						t.Errorf("%s %s (%s) as anonymous: %d %s, want it public", op.method, path, op.id, res.Status, res.Body)
-					}
-				case sub == "":
-					if res.Status != http.StatusUnauthorized || code != "unauthorized" {
-						t.Errorf("%s %s (%s) as anonymous: %d %s, want 401 unauthorized", op.method, path, op.id, res.Status, res.Body)
-					}
-				case allows(op.id, sub):
-					if res.Status == http.StatusForbidden || res.Status == http.StatusUnauthorized {
-						t.Errorf("%s %s (%s) as %s: %d %s, but the table allows it", op.method, path, op.id, who, res.Status, res.Body)
-					}
-				default:
-					if res.Status != http.StatusForbidden || code != "forbidden" {
-						t.Errorf("%s %s (%s) as %s: %d %s, want 403 forbidden", op.method, path, op.id, who, res.Status, res.Body)
-					}
-				}
+			for _, sub := range append(azSubjects(), "") {
+				azCheckCall(t, clients[sub], sub, op, path, body)
 			}
 		}
 	})
 }
 
-// problemCode returns the code of a problem+json response, or "".
-func problemCode(res *apitest.Response) string {
+// azCheckCall makes one call of the matrix as sub ("" for nobody) and checks
+// the answer against the table.
+func azCheckCall(t *testing.T, c *apitest.Client, sub string, op azOperation, path string, body any) {
+	t.Helper()
+	res := c.Do(op.method, path, body)
+	who := sub
+	if who == "" {
+		who = "anonymous"
+	}
+	code := azProblemCode(res)
+	switch {
+	case sub == "" && azAllows(op.id, azAnyone):
+		if res.Status == http.StatusUnauthorized || res.Status == http.StatusForbidden {
+			t.Errorf("%s %s (%s) as anonymous: %d %s, want it public", op.method, path, op.id, res.Status, res.Body)
+		}
+	case sub == "":
+		if res.Status != http.StatusUnauthorized || code != "unauthorized" || res.Header.Get("WWW-Authenticate") == "" {
+			t.Errorf("%s %s (%s) as anonymous: %d %s, want 401 unauthorized with a challenge", op.method, path, op.id, res.Status, res.Body)
+		}
+	case azAllows(op.id, sub):
+		if res.Status == http.StatusForbidden || res.Status == http.StatusUnauthorized {
+			t.Errorf("%s %s (%s) as %s: %d %s, but the table allows it", op.method, path, op.id, who, res.Status, res.Body)
+		}
+	default:
+		if res.Status != http.StatusForbidden || code != "forbidden" {
+			t.Errorf("%s %s (%s) as %s: %d %s, want 403 forbidden", op.method, path, op.id, who, res.Status, res.Body)
+		}
+	}
+}
+
+// azProblemCode returns the code of a problem+json response, or "".
+func azProblemCode(res *apitest.Response) string {
 	if res.Header.Get("Content-Type") != "application/problem+json" {
 		return ""
 	}

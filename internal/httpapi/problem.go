@@ -220,6 +220,10 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	if e.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(int((e.RetryAfter+999_999_999)/1_000_000_000)))
 	}
+	if status == http.StatusUnauthorized {
+		// RFC 9110 requires a challenge with every 401.
+		h.Set("WWW-Authenticate", `Bearer realm="shoal"`)
+	}
 	h.Set(echo.HeaderContentType, "application/problem+json")
 	c.Response().WriteHeader(status)
 	if r.Method == http.MethodHead {

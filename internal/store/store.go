@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"entgo.io/ent/dialect"
@@ -150,11 +151,18 @@ func (s *Store) Close() error {
 // Migrate brings the schema up to date. It is safe to run on every start
 // and from several replicas: ent only adds what is missing.
 func (s *Store) Migrate(ctx context.Context) error {
+	// ent's migration edits its package-level table descriptions, so two
+	// stores migrating at once in one process (tests, replicas in one
+	// binary) must take turns.
+	migrateMu.Lock()
+	defer migrateMu.Unlock()
 	if err := s.Client.Schema.Create(ctx); err != nil {
 		return fmt.Errorf("apply schema: %w", err)
 	}
 	return nil
 }
+
+var migrateMu sync.Mutex
 
 // WithTx runs fn in one transaction on the write client and commits if fn
 // returns nil. It is the only way Shoal runs a transaction. On SQLite the
