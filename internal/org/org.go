@@ -243,18 +243,9 @@ type capsMutation interface {
 }
 
 func applyCaps(m capsMutation, c CapsPatch) {
-	apply := func(f patch.Field[int], set func(int), clear func()) {
-		switch {
-		case !f.Set:
-		case f.Value == nil:
-			clear()
-		default:
-			set(*f.Value)
-		}
-	}
-	apply(c.MaxOwnedLeads, m.SetMaxOwnedLeads, m.ClearMaxOwnedLeads)
-	apply(c.MaxOwnedCustomers, m.SetMaxOwnedCustomers, m.ClearMaxOwnedCustomers)
-	apply(c.MaxFrozen, m.SetMaxFrozen, m.ClearMaxFrozen)
+	patch.Apply(c.MaxOwnedLeads, m.SetMaxOwnedLeads, m.ClearMaxOwnedLeads)
+	patch.Apply(c.MaxOwnedCustomers, m.SetMaxOwnedCustomers, m.ClearMaxOwnedCustomers)
+	patch.Apply(c.MaxFrozen, m.SetMaxFrozen, m.ClearMaxFrozen)
 }
 
 // userScope is the predicate "users p may see".

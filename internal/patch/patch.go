@@ -15,3 +15,15 @@ func Value[T any](v T) Field[T] { return Field[T]{Set: true, Value: &v} }
 
 // Null returns a Field set to null.
 func Null[T any]() Field[T] { return Field[T]{Set: true} }
+
+// Apply sets a field that was given a value, clears one given null, and
+// leaves an absent one alone.
+func Apply[T any](f Field[T], set func(T), clear func()) {
+	switch {
+	case !f.Set:
+	case f.Value == nil:
+		clear()
+	default:
+		set(*f.Value)
+	}
+}

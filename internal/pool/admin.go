@@ -45,7 +45,7 @@ func (in PoolInput) changesRules() bool {
 		in.ClaimRequiresApproval != nil || in.VisibleFields.Set || in.ByGrade != nil || in.AutoAssign != nil
 }
 
-// intMutation is the part of a pool mutation with optional int rules.
+// poolMutation is the part of a pool mutation with optional int rules.
 type poolMutation interface {
 	SetIdleDays(int)
 	ClearIdleDays()
@@ -62,21 +62,12 @@ type poolMutation interface {
 }
 
 func applyInts(m poolMutation, in PoolInput) {
-	apply := func(f patch.Field[int], set func(int), clear func()) {
-		switch {
-		case !f.Set:
-		case f.Value == nil:
-			clear()
-		default:
-			set(*f.Value)
-		}
-	}
-	apply(in.IdleDays, m.SetIdleDays, m.ClearIdleDays)
-	apply(in.NoDealDays, m.SetNoDealDays, m.ClearNoDealDays)
-	apply(in.NotifyDaysBefore, m.SetNotifyDaysBefore, m.ClearNotifyDaysBefore)
-	apply(in.FreezeMaxDays, m.SetFreezeMaxDays, m.ClearFreezeMaxDays)
-	apply(in.ClaimCooldownDays, m.SetClaimCooldownDays, m.ClearClaimCooldownDays)
-	apply(in.DailyClaimLimit, m.SetDailyClaimLimit, m.ClearDailyClaimLimit)
+	patch.Apply(in.IdleDays, m.SetIdleDays, m.ClearIdleDays)
+	patch.Apply(in.NoDealDays, m.SetNoDealDays, m.ClearNoDealDays)
+	patch.Apply(in.NotifyDaysBefore, m.SetNotifyDaysBefore, m.ClearNotifyDaysBefore)
+	patch.Apply(in.FreezeMaxDays, m.SetFreezeMaxDays, m.ClearFreezeMaxDays)
+	patch.Apply(in.ClaimCooldownDays, m.SetClaimCooldownDays, m.ClearClaimCooldownDays)
+	patch.Apply(in.DailyClaimLimit, m.SetDailyClaimLimit, m.ClearDailyClaimLimit)
 }
 
 func applyPool(m *ent.PoolMutation, in PoolInput) {

@@ -95,6 +95,50 @@ func (s *Service) Load(ctx context.Context, tx *ent.Tx, kind string, id uuid.UUI
 	return s.load(ctx, tx, kind, id)
 }
 
+// ownershipMutation is what lead and customer mutations share: the
+// ownership fields of PoolableMixin.
+type ownershipMutation interface {
+	SetPoolID(uuid.UUID)
+	SetOwnerID(uuid.UUID)
+	ClearOwnerID()
+	SetOwnedAt(time.Time)
+	ClearOwnedAt()
+	SetLastFollowUpAt(time.Time)
+	ClearLastFollowUpAt()
+	SetFrozenUntil(time.Time)
+	ClearFrozenUntil()
+	SetReleasedAt(time.Time)
+	ClearReleasedAt()
+	SetReclaimAt(time.Time)
+	ClearReclaimAt()
+	SetReclaimReason(string)
+	AddVersion(int)
+	SetUpdatedAt(time.Time)
+}
+
+// setOrClear sets a nullable field to v, or clears it when v is nil.
+func setOrClear[T any](v *T, set func(T), clear func()) {
+	if v == nil {
+		clear()
+		return
+	}
+	set(*v)
+}
+
+// applyOwnership writes r's ownership state and its reclaim clock into m.
+func applyOwnership(m ownershipMutation, r *Record, clk poolrules.Clock, now time.Time) {
+	m.SetPoolID(r.PoolID)
+	setOrClear(r.OwnerID, m.SetOwnerID, m.ClearOwnerID)
+	setOrClear(r.OwnedAt, m.SetOwnedAt, m.ClearOwnedAt)
+	setOrClear(r.LastFollowUpAt, m.SetLastFollowUpAt, m.ClearLastFollowUpAt)
+	setOrClear(r.FrozenUntil, m.SetFrozenUntil, m.ClearFrozenUntil)
+	setOrClear(r.ReleasedAt, m.SetReleasedAt, m.ClearReleasedAt)
+	setOrClear(clk.ReclaimAt, m.SetReclaimAt, m.ClearReclaimAt)
+	m.SetReclaimReason(clk.Reason)
+	m.AddVersion(1)
+	m.SetUpdatedAt(now)
+}
+
 // save writes the ownership state of r, recomputing its stored reclaim
 // deadline under the pool's rules, and bumps its version.
 func (s *Service) save(ctx context.Context, tx *ent.Tx, r *Record, pl *ent.Pool, now time.Time) error {
@@ -102,53 +146,15 @@ func (s *Service) save(ctx context.Context, tx *ent.Tx, r *Record, pl *ent.Pool,
 	var err error
 	switch r.Kind {
 	case "lead":
-		upd := tx.Lead.UpdateOneID(r.ID).SetPoolID(r.PoolID).SetStatus(lead.Status(r.Status)).
-			SetNillableOwnerID(r.OwnerID).SetNillableOwnedAt(r.OwnedAt).SetNillableLastFollowUpAt(r.LastFollowUpAt).
-			SetNillableFrozenUntil(r.FrozenUntil).SetNillableReleasedAt(r.ReleasedAt).
-			SetNillableReclaimAt(clk.ReclaimAt).SetReclaimReason(clk.Reason).AddVersion(1).SetUpdatedAt(now)
-		if r.OwnerID == nil {
-			upd.ClearOwnerID()
-		}
-		if r.OwnedAt == nil {
-			upd.ClearOwnedAt()
-		}
-		if r.LastFollowUpAt == nil {
-			upd.ClearLastFollowUpAt()
-		}
-		if r.FrozenUntil == nil {
-			upd.ClearFrozenUntil()
-		}
-		if r.ReleasedAt == nil {
-			upd.ClearReleasedAt()
-		}
-		if clk.ReclaimAt == nil {
-			upd.ClearReclaimAt()
-		}
+		upd := tx.Lead.UpdateOneID(r.ID).SetStatus(lead.Status(r.Status))
+		applyOwnership(upd.Mutation(), r, clk, now)
 		err = upd.Exec(ctx)
 	case "customer":
-		upd := tx.Customer.UpdateOneID(r.ID).SetPoolID(r.PoolID).SetStatus(customer.Status(r.Status)).
-			SetNillableOwnerID(r.OwnerID).SetNillableOwnedAt(r.OwnedAt).SetNillableLastFollowUpAt(r.LastFollowUpAt).
-			SetNillableFrozenUntil(r.FrozenUntil).SetNillableReleasedAt(r.ReleasedAt).
-			SetNillableReclaimAt(clk.ReclaimAt).SetReclaimReason(clk.Reason).AddVersion(1).SetUpdatedAt(now)
-		if r.OwnerID == nil {
-			upd.ClearOwnerID()
-		}
-		if r.OwnedAt == nil {
-			upd.ClearOwnedAt()
-		}
-		if r.LastFollowUpAt == nil {
-			upd.ClearLastFollowUpAt()
-		}
-		if r.FrozenUntil == nil {
-			upd.ClearFrozenUntil()
-		}
-		if r.ReleasedAt == nil {
-			upd.ClearReleasedAt()
-		}
-		if clk.ReclaimAt == nil {
-			upd.ClearReclaimAt()
-		}
+		upd := tx.Customer.UpdateOneID(r.ID).SetStatus(customer.Status(r.Status))
+		applyOwnership(upd.Mutation(), r, clk, now)
 		err = upd.Exec(ctx)
+	default:
+		err = fmt.Errorf("unknown record kind %q", r.Kind)
 	}
 	if err != nil {
 		return fmt.Errorf("save %s: %w", r.Kind, err)
