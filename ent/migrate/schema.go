@@ -221,24 +221,34 @@ var (
 		PrimaryKey: []*schema.Column{CustomersColumns[0]},
 		Indexes: []*schema.Index{
 			{
-				Name:    "customer_owner_id_created_at",
+				Name:    "customer_owner_id_created_at_id",
 				Unique:  false,
-				Columns: []*schema.Column{CustomersColumns[3], CustomersColumns[1]},
+				Columns: []*schema.Column{CustomersColumns[3], CustomersColumns[1], CustomersColumns[0]},
 			},
 			{
-				Name:    "customer_pool_id_owner_id_created_at",
+				Name:    "customer_pool_id_owner_id_created_at_id",
 				Unique:  false,
-				Columns: []*schema.Column{CustomersColumns[4], CustomersColumns[3], CustomersColumns[1]},
+				Columns: []*schema.Column{CustomersColumns[4], CustomersColumns[3], CustomersColumns[1], CustomersColumns[0]},
 			},
 			{
-				Name:    "customer_created_at",
+				Name:    "customer_created_at_id",
 				Unique:  false,
-				Columns: []*schema.Column{CustomersColumns[1]},
+				Columns: []*schema.Column{CustomersColumns[1], CustomersColumns[0]},
 			},
 			{
-				Name:    "customer_updated_at",
+				Name:    "customer_updated_at_id",
 				Unique:  false,
-				Columns: []*schema.Column{CustomersColumns[2]},
+				Columns: []*schema.Column{CustomersColumns[2], CustomersColumns[0]},
+			},
+			{
+				Name:    "customer_owned_at_id",
+				Unique:  false,
+				Columns: []*schema.Column{CustomersColumns[5], CustomersColumns[0]},
+			},
+			{
+				Name:    "customer_last_follow_up_at_id",
+				Unique:  false,
+				Columns: []*schema.Column{CustomersColumns[6], CustomersColumns[0]},
 			},
 			{
 				Name:    "customer_reclaim_at_id",
@@ -378,24 +388,34 @@ var (
 		PrimaryKey: []*schema.Column{LeadsColumns[0]},
 		Indexes: []*schema.Index{
 			{
-				Name:    "lead_owner_id_created_at",
+				Name:    "lead_owner_id_created_at_id",
 				Unique:  false,
-				Columns: []*schema.Column{LeadsColumns[3], LeadsColumns[1]},
+				Columns: []*schema.Column{LeadsColumns[3], LeadsColumns[1], LeadsColumns[0]},
 			},
 			{
-				Name:    "lead_pool_id_owner_id_created_at",
+				Name:    "lead_pool_id_owner_id_created_at_id",
 				Unique:  false,
-				Columns: []*schema.Column{LeadsColumns[4], LeadsColumns[3], LeadsColumns[1]},
+				Columns: []*schema.Column{LeadsColumns[4], LeadsColumns[3], LeadsColumns[1], LeadsColumns[0]},
 			},
 			{
-				Name:    "lead_created_at",
+				Name:    "lead_created_at_id",
 				Unique:  false,
-				Columns: []*schema.Column{LeadsColumns[1]},
+				Columns: []*schema.Column{LeadsColumns[1], LeadsColumns[0]},
 			},
 			{
-				Name:    "lead_updated_at",
+				Name:    "lead_updated_at_id",
 				Unique:  false,
-				Columns: []*schema.Column{LeadsColumns[2]},
+				Columns: []*schema.Column{LeadsColumns[2], LeadsColumns[0]},
+			},
+			{
+				Name:    "lead_owned_at_id",
+				Unique:  false,
+				Columns: []*schema.Column{LeadsColumns[5], LeadsColumns[0]},
+			},
+			{
+				Name:    "lead_last_follow_up_at_id",
+				Unique:  false,
+				Columns: []*schema.Column{LeadsColumns[6], LeadsColumns[0]},
 			},
 			{
 				Name:    "lead_reclaim_at_id",

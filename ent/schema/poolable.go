@@ -35,10 +35,14 @@ func (PoolableMixin) Fields() []ent.Field {
 // Indexes of the PoolableMixin.
 func (PoolableMixin) Indexes() []ent.Index {
 	return []ent.Index{
-		index.Fields("owner_id", "created_at"),
-		index.Fields("pool_id", "owner_id", "created_at"),
-		index.Fields("created_at"),
-		index.Fields("updated_at"),
+		// Lists are keyset-paginated on (sort key, id): each index ends in
+		// id so a page is one range scan.
+		index.Fields("owner_id", "created_at", "id"),
+		index.Fields("pool_id", "owner_id", "created_at", "id"),
+		index.Fields("created_at", "id"),
+		index.Fields("updated_at", "id"),
+		index.Fields("owned_at", "id"),
+		index.Fields("last_follow_up_at", "id"),
 		// The sweep walks due records in (due time, id) order.
 		index.Fields("reclaim_at", "id"),
 		index.Fields("frozen_until", "id"),

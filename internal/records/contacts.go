@@ -49,7 +49,7 @@ func (s *Service) CreateContact(ctx context.Context, p *auth.Principal, customer
 	if err != nil {
 		return nil, s.reportRace(ctx, p, err)
 	}
-	return s.contactView(ctx, s.store.Client, p, id)
+	return s.contactView(ctx, s.store.Reader, p, id)
 }
 
 // insertContact claims the contact's duplicate keys and inserts it in tx,
@@ -257,7 +257,7 @@ func (s *Service) UpdateContact(ctx context.Context, p *auth.Principal, id uuid.
 	if err != nil {
 		return nil, s.reportRace(ctx, p, err)
 	}
-	return s.contactView(ctx, s.store.Client, p, id)
+	return s.contactView(ctx, s.store.Reader, p, id)
 }
 
 // DeleteContact removes a contact of a customer p may change (NotFound or

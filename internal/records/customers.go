@@ -65,7 +65,7 @@ func (s *Service) CreateCustomer(ctx context.Context, p *auth.Principal, in Cust
 	if err != nil {
 		return nil, s.reportRace(ctx, p, err)
 	}
-	v, err := s.customerView(ctx, s.store.Client, p, id)
+	v, err := s.customerView(ctx, s.store.Reader, p, id)
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +207,7 @@ func (s *Service) UpdateCustomer(ctx context.Context, p *auth.Principal, id uuid
 	if err != nil {
 		return nil, s.reportRace(ctx, p, err)
 	}
-	return s.customerView(ctx, s.store.Client, p, id)
+	return s.customerView(ctx, s.store.Reader, p, id)
 }
 
 // SetDealStatus marks a customer dealt (成交) or not, for its owner, his
@@ -224,7 +224,7 @@ func (s *Service) SetDealStatus(ctx context.Context, p *auth.Principal, id uuid.
 	if err != nil {
 		return nil, err
 	}
-	return s.customerView(ctx, s.store.Client, p, id)
+	return s.customerView(ctx, s.store.Reader, p, id)
 }
 
 // ListCustomers lists the customers p may see, filtered and

@@ -183,7 +183,7 @@ func (s *Service) reportRace(ctx context.Context, p *auth.Principal, err error) 
 	if !ok {
 		return err
 	}
-	m, ferr := s.findMatches(ctx, s.store.Client, p, r.keys, nil)
+	m, ferr := s.findMatches(ctx, s.store.Reader, p, r.keys, nil)
 	if ferr != nil {
 		return ferr
 	}

@@ -105,7 +105,7 @@ func (s *Service) CreateFollowUp(ctx context.Context, p *auth.Principal, in Foll
 	if err != nil {
 		return nil, err
 	}
-	f, err := s.store.Client.FollowUp.Get(ctx, id)
+	f, err := s.store.Reader.FollowUp.Get(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("get follow-up: %w", err)
 	}

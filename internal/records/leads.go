@@ -72,7 +72,7 @@ func (s *Service) CreateLead(ctx context.Context, p *auth.Principal, in LeadInpu
 	if err != nil {
 		return nil, s.reportRace(ctx, p, err)
 	}
-	v, err := s.leadView(ctx, s.store.Client, p, id)
+	v, err := s.leadView(ctx, s.store.Reader, p, id)
 	if err != nil {
 		return nil, err
 	}
@@ -279,7 +279,7 @@ func (s *Service) UpdateLead(ctx context.Context, p *auth.Principal, id uuid.UUI
 	if err != nil {
 		return nil, s.reportRace(ctx, p, err)
 	}
-	return s.leadView(ctx, s.store.Client, p, id)
+	return s.leadView(ctx, s.store.Reader, p, id)
 }
 
 // ListLeads lists the leads p may see, filtered, keyset-paginated. The

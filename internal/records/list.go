@@ -170,12 +170,11 @@ func (f Filter) keyset() (func(*sql.Selector), error) {
 			s.Where(sql.NotNull(s.C(col)))
 		}
 		if c := f.Cursor; c != nil {
-			at := c.At.UTC()
+			op := ">"
 			if desc {
-				s.Where(sql.Or(sql.LT(s.C(col), at), sql.And(sql.EQ(s.C(col), at), sql.LT(s.C("id"), c.ID))))
-			} else {
-				s.Where(sql.Or(sql.GT(s.C(col), at), sql.And(sql.EQ(s.C(col), at), sql.GT(s.C("id"), c.ID))))
+				op = "<"
 			}
+			s.Where(rowAfter(s.C(col), s.C("id"), op, c.At.UTC(), c.ID))
 		}
 		if desc {
 			s.OrderBy(sql.Desc(s.C(col)), sql.Desc(s.C("id")))
@@ -227,4 +226,19 @@ func (s *Service) listPredicates(ctx context.Context, p *auth.Principal, kind st
 	}
 	keyset, err = f.keyset()
 	return
+}
+
+// rowAfter is the keyset condition (col, id) op (at, id) written as a row
+// value comparison, which both SQLite and PostgreSQL answer with one range
+// scan of a (col, id) index; the equivalent OR of two comparisons makes
+// SQLite scan from the start of the index, so page 1,000 would cost a
+// thousand times page 1.
+func rowAfter(col, idCol, op string, at time.Time, id uuid.UUID) *sql.Predicate {
+	return sql.P(func(b *sql.Builder) {
+		b.WriteString("(").WriteString(col).WriteString(", ").WriteString(idCol).WriteString(") ").WriteString(op).WriteString(" (")
+		b.Arg(at)
+		b.WriteString(", ")
+		b.Arg(id)
+		b.WriteString(")")
+	})
 }

@@ -131,6 +131,10 @@ func checkVersion(ifMatch *string, version int) error {
 // ETag is the entity tag of a record version.
 func ETag(version int) string { return `"v` + strconv.Itoa(version) + `"` }
 
+// Views after a write read through the reader pool: on SQLite (WAL) a read
+// that starts after the commit sees it, and it keeps the single writer
+// connection free for writes.
+
 // system is the principal used to render a record to the caller who just
 // changed it but can no longer see it (a rep returning a lead to a pool he
 // is not a member of): he saw it a moment ago, so he may see the result.
@@ -138,18 +142,18 @@ var system = &auth.Principal{Type: auth.ActorUser, Role: auth.RoleAdmin}
 
 // LeadAfter renders a lead after p changed it.
 func (s *Service) LeadAfter(ctx context.Context, p *auth.Principal, id uuid.UUID) (*LeadView, error) {
-	v, err := s.leadView(ctx, s.store.Client, p, id)
+	v, err := s.leadView(ctx, s.store.Reader, p, id)
 	if apperr.HasCode(err, "not_found") {
-		return s.leadView(ctx, s.store.Client, system, id)
+		return s.leadView(ctx, s.store.Reader, system, id)
 	}
 	return v, err
 }
 
 // CustomerAfter renders a customer after p changed it.
 func (s *Service) CustomerAfter(ctx context.Context, p *auth.Principal, id uuid.UUID) (*CustomerView, error) {
-	v, err := s.customerView(ctx, s.store.Client, p, id)
+	v, err := s.customerView(ctx, s.store.Reader, p, id)
 	if apperr.HasCode(err, "not_found") {
-		return s.customerView(ctx, s.store.Client, system, id)
+		return s.customerView(ctx, s.store.Reader, system, id)
 	}
 	return v, err
 }
