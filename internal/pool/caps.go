@@ -68,7 +68,7 @@ func (c Caps) For(kind string) *int {
 
 // resolveCaps resolves a user's caps: his override, else the nearest team
 // (his own, then its ancestors) that sets one, else the global default.
-func resolveCaps(ctx context.Context, tx *ent.Tx, u *ent.User, st Settings) (Caps, error) {
+func resolveCaps(ctx context.Context, c *ent.Client, u *ent.User, st Settings) (Caps, error) {
 	var chain []*ent.Team
 	if u.TeamPath != "" {
 		var ids []uuid.UUID
@@ -77,7 +77,7 @@ func resolveCaps(ctx context.Context, tx *ent.Tx, u *ent.User, st Settings) (Cap
 				ids = append(ids, id)
 			}
 		}
-		teams, err := tx.Team.Query().Where(team.IDIn(ids...)).All(ctx)
+		teams, err := c.Team.Query().Where(team.IDIn(ids...)).All(ctx)
 		if err != nil {
 			return Caps{}, fmt.Errorf("load teams: %w", err)
 		}
@@ -134,7 +134,7 @@ func (s *Service) lockHolder(ctx context.Context, tx *ent.Tx, id uuid.UUID, st S
 	if err != nil {
 		return nil, fmt.Errorf("lock user: %w", err)
 	}
-	caps, err := resolveCaps(ctx, tx, u, st)
+	caps, err := resolveCaps(ctx, s.side(tx), u, st)
 	if err != nil {
 		return nil, err
 	}

@@ -64,17 +64,18 @@ func (s *Service) runIf(ctx context.Context, kind string, id uuid.UUID, visible 
 		if err != nil {
 			return err
 		}
-		pl, err := tx.Pool.Get(ctx, r.PoolID)
+		side := s.side(tx)
+		pl, err := side.Pool.Get(ctx, r.PoolID)
 		if err != nil {
 			return fmt.Errorf("load pool: %w", err)
 		}
-		st, err := loadSettings(ctx, tx.Setting)
+		st, err := loadSettings(ctx, side.Setting)
 		if err != nil {
 			return err
 		}
 		o := &op{tx: tx, r: r, pl: pl, st: st, now: s.clock.Now()}
 		if r.OwnerID != nil {
-			owner, err := tx.User.Get(ctx, *r.OwnerID)
+			owner, err := side.User.Get(ctx, *r.OwnerID)
 			if err != nil {
 				return fmt.Errorf("load owner: %w", err)
 			}

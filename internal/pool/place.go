@@ -70,7 +70,7 @@ func (s *Service) Place(ctx context.Context, tx *ent.Tx, p *auth.Principal, kind
 	}
 	place := &Placement{Pool: pl, How: PlacedPooled, Now: now}
 	if target == nil && p.Type == auth.ActorUser {
-		st, err := loadSettings(ctx, tx.Setting)
+		st, err := loadSettings(ctx, s.side(tx).Setting)
 		if err != nil {
 			return nil, err
 		}
@@ -153,7 +153,7 @@ func (s *Service) autoAssign(ctx context.Context, tx *ent.Tx, pl *ent.Pool, r *R
 	cands := make([]poolrules.Candidate, 0, len(members))
 	byID := map[string]*ent.User{}
 	for _, m := range members {
-		caps, err := resolveCaps(ctx, tx, m, st)
+		caps, err := resolveCaps(ctx, s.side(tx), m, st)
 		if err != nil {
 			return false, err
 		}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"entgo.io/ent/dialect"
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
@@ -163,4 +164,17 @@ func (s *Service) VisiblePoolIDs(ctx context.Context, p *auth.Principal, kind st
 		}
 	}
 	return ids, nil
+}
+
+// side returns the client for reads inside tx that only inform a decision
+// (pool rules, settings, teams, an owner's team path). On SQLite the
+// transaction holds the database's one write lock, so nothing can commit
+// under it and the reader pool sees exactly what tx would: reading there
+// keeps the single writer connection for writes. On PostgreSQL the
+// transaction's own view is used.
+func (s *Service) side(tx *ent.Tx) *ent.Client {
+	if s.store.Dialect == dialect.SQLite {
+		return s.store.Reader
+	}
+	return tx.Client()
 }
