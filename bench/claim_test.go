@@ -25,29 +25,24 @@ type claimBench struct {
 	seed   *rawDB
 	writer *rawDB
 	client *http.Client
-	reps   []uuid.UUID
-	tokens []string
+	reps   *sessions // one rep per worker
 	poolID uuid.UUID
 	seeded int
 }
 
 // newClaimBench starts Shoal on databaseURL (which migrates it and creates
-// the default pools) and logs in claimWorkers reps without caps.
-func newClaimBench(tb testing.TB, databaseURL string) *claimBench {
+// the default pools) and logs in one rep without caps per worker.
+func newClaimBench(tb testing.TB, databaseURL string, workers int) *claimBench {
 	tb.Helper()
 	c := &claimBench{
 		env:    startShoal(tb, databaseURL),
 		seed:   openRaw(tb, databaseURL, roleSeed),
 		writer: openRaw(tb, databaseURL, roleWriter),
-		client: newHTTPClient(claimWorkers),
+		client: newHTTPClient(workers),
 		poolID: pool.DefaultPoolID("lead"),
 	}
 	tb.Cleanup(c.client.CloseIdleConnections)
-	for range claimWorkers {
-		u, cl := c.env.User("rep", nil)
-		c.reps = append(c.reps, u.ID)
-		c.tokens = append(c.tokens, cl.Bearer)
-	}
+	c.reps = newSessions(tb, c.env, c.client, "rep", workers)
 	return c
 }
 
@@ -88,11 +83,11 @@ func (c *claimBench) seedLeads(tb testing.TB, n int) []uuid.UUID {
 	return ids
 }
 
-// claimHTTP claims every lead through POST /v1/leads/{id}/claim, worker w
-// as rep w.
+// claimHTTP claims every lead through POST /v1/leads/{id}/claim, one worker
+// per rep, worker w as rep w.
 func (c *claimBench) claimHTTP(ids []uuid.UUID) run {
-	return hammer(claimWorkers, len(ids), func(w, i int) error {
-		_, err := call(c.client, http.MethodPost, c.env.URL+"/v1/leads/"+ids[i].String()+"/claim", c.tokens[w], http.StatusOK)
+	return hammer(len(c.reps.ids), len(ids), func(w, i int) error {
+		_, err := call(c.client, http.MethodPost, c.env.URL+"/v1/leads/"+ids[i].String()+"/claim", c.reps.token(w), http.StatusOK)
 		return err
 	})
 }
@@ -100,8 +95,9 @@ func (c *claimBench) claimHTTP(ids []uuid.UUID) run {
 // claimRaw claims every lead with the reference transaction of
 // /work/shared/docs/performance.md: a conditional UPDATE and one history
 // row, nothing else (no caps, tallies, events, audit or authorisation).
-// Statements are prepared once, the best case for database/sql.
-func (c *claimBench) claimRaw(tb testing.TB, ids []uuid.UUID) run {
+// Statements are prepared once, the best case for database/sql. Worker w
+// claims for rep w (workers ≤ the number of reps).
+func (c *claimBench) claimRaw(tb testing.TB, ids []uuid.UUID, workers int) run {
 	tb.Helper()
 	ctx := context.Background()
 	update, err := c.writer.PrepareContext(ctx, c.writer.q(
@@ -117,8 +113,8 @@ func (c *claimBench) claimRaw(tb testing.TB, ids []uuid.UUID) run {
 		tb.Fatalf("prepare history: %v", err)
 	}
 	defer history.Close()
-	return hammer(claimWorkers, len(ids), func(w, i int) error {
-		return c.rawClaim(ctx, update, history, c.reps[w], ids[i])
+	return hammer(workers, len(ids), func(w, i int) error {
+		return c.rawClaim(ctx, update, history, c.reps.ids[w], ids[i])
 	})
 }
 
@@ -142,24 +138,25 @@ func (c *claimBench) rawClaim(ctx context.Context, update, history *sql.Stmt, ow
 	return tx.Commit()
 }
 
-// claimResult is one engine's HTTP and raw runs.
+// claimResult is one engine's HTTP and raw runs at the same concurrency.
 type claimResult struct{ http, raw run }
 
 func (r claimResult) String() string {
-	return fmt.Sprintf("http %.0f/s (p50 %.2f ms, p99 %.2f ms) raw %.0f/s (p99 %.2f ms) ratio %.2f",
+	return fmt.Sprintf("http %.0f/s (p50 %.2f ms, p99 %.2f ms) raw %.0f/s (p99 %.2f ms) ratio %.2f [load %s, %s]",
 		r.http.rate(), ms(r.http.pct(0.50)), ms(r.http.pct(0.99)),
-		r.raw.rate(), ms(r.raw.pct(0.99)), r.http.rate()/r.raw.rate())
+		r.raw.rate(), ms(r.raw.pct(0.99)), r.http.rate()/r.raw.rate(), r.http.load, r.raw.load)
 }
 
 // BenchmarkClaim compares claiming pooled leads through Shoal's HTTP API
 // with the raw reference transaction on the same database, both from
-// claimWorkers concurrent callers. Each iteration seeds n fresh leads
-// (untimed) and claims all of them.
+// claimWorkers concurrent callers; raw1 is the raw transaction from one
+// caller, the set-up of the reference figure's p99. Each iteration seeds n
+// fresh leads (untimed) and claims all of them.
 func BenchmarkClaim(b *testing.B) {
 	n := sized(500, 200_000)
 	for _, e := range engines {
 		b.Run(e.name, func(b *testing.B) {
-			c := newClaimBench(b, e.url(b))
+			c := newClaimBench(b, e.url(b), claimWorkers)
 			var res claimResult
 			b.Run("http", func(b *testing.B) {
 				res.http = run{}
@@ -179,11 +176,23 @@ func BenchmarkClaim(b *testing.B) {
 					b.StopTimer()
 					ids := c.seedLeads(b, n)
 					b.StartTimer()
-					r := c.claimRaw(b, ids)
+					r := c.claimRaw(b, ids, claimWorkers)
 					mustSucceed(b, "raw claims", r)
 					res.raw = res.raw.merge(r)
 				}
 				report(b, res.raw, "claims/s")
+			})
+			b.Run("raw1", func(b *testing.B) {
+				var all run
+				for range b.N {
+					b.StopTimer()
+					ids := c.seedLeads(b, n)
+					b.StartTimer()
+					r := c.claimRaw(b, ids, 1)
+					mustSucceed(b, "raw claims", r)
+					all = all.merge(r)
+				}
+				report(b, all, "claims/s")
 			})
 			if res.http.ok > 0 && res.raw.ok > 0 {
 				line := fmt.Sprintf("claim/%s: %s", e.name, res)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -23,6 +24,10 @@ type run struct {
 	lat []time.Duration
 	// perWorker counts the successes of each worker.
 	perWorker []int
+	// load is the machine's 1-minute load average when the batch ended:
+	// the benchmarks share the machine with whatever else runs, and a
+	// figure taken under load should say so.
+	load string
 }
 
 // rate is successful operations per second of wall time.
@@ -65,6 +70,7 @@ func (r run) merge(o run) run {
 		r.firstErr = o.firstErr
 	}
 	r.elapsed += o.elapsed
+	r.load = o.load
 	r.lat = append(r.lat, o.lat...)
 	slices.Sort(r.lat)
 	for i := range min(len(r.perWorker), len(o.perWorker)) {
@@ -109,7 +115,7 @@ func hammer(workers, n int, op func(worker, i int) error) run {
 		})
 	}
 	wg.Wait()
-	r := run{elapsed: time.Since(start), failed: int(failed.Load()), firstErr: firstErr, perWorker: perWorker}
+	r := run{elapsed: time.Since(start), failed: int(failed.Load()), firstErr: firstErr, perWorker: perWorker, load: loadAvg()}
 	for _, l := range lats {
 		r.lat = append(r.lat, l...)
 	}
@@ -118,13 +124,52 @@ func hammer(workers, n int, op func(worker, i int) error) run {
 	return r
 }
 
-// sample times op n times in a row from one goroutine, after a few untimed
-// warm-up calls, for latency rather than throughput.
-func sample(n int, op func() error) run {
+// minSamples is the fewest timed calls sample makes whatever its budget.
+const minSamples = 20
+
+// sample times op up to n times in a row from one goroutine, for latency
+// rather than throughput, after a few untimed warm-up calls. It stops early
+// once budget has passed and it has minSamples: an operation that takes
+// seconds (an unindexed list) would otherwise hold the run up for hours,
+// and twenty samples of it say enough.
+func sample(n int, budget time.Duration, op func() error) run {
 	for range min(5, n) {
 		_ = op()
 	}
-	return hammer(1, n, func(int, int) error { return op() })
+	r := run{perWorker: []int{0}}
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		if i >= minSamples && time.Since(start) > budget {
+			break
+		}
+		t0 := time.Now()
+		err := op()
+		d := time.Since(t0)
+		if err != nil {
+			r.failed++
+			if r.firstErr == nil {
+				r.firstErr = err
+			}
+			continue
+		}
+		r.lat = append(r.lat, d)
+	}
+	r.elapsed = time.Since(start)
+	r.ok = len(r.lat)
+	r.perWorker[0] = r.ok
+	r.load = loadAvg()
+	slices.Sort(r.lat)
+	return r
+}
+
+// loadAvg is the 1-minute load average, or "?" where /proc has none.
+func loadAvg() string {
+	raw, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	first, _, _ := strings.Cut(string(raw), " ")
+	return first
 }
 
 // ms is a duration in milliseconds, for metrics and reports.
@@ -139,6 +184,7 @@ func report(b *testing.B, r run, rateUnit string) {
 	b.ReportMetric(float64(r.mean().Nanoseconds()), "ns/op")
 	b.ReportMetric(ms(r.pct(0.50)), "p50-ms")
 	b.ReportMetric(ms(r.pct(0.99)), "p99-ms")
+	b.ReportMetric(float64(len(r.lat)), "samples")
 }
 
 // mustSucceed fails the test or benchmark if any operation of r failed:
