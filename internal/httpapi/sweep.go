@@ -4,11 +4,9 @@ import (
 	"context"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/oapi-codegen/nullable"
 
 	"github.com/shoalcrm/shoal/api"
-	"github.com/shoalcrm/shoal/ent/user"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/page"
@@ -51,17 +49,8 @@ func (s *Server) ListReclaimWarnings(ctx context.Context, req api.ListReclaimWar
 	if err != nil {
 		return nil, err
 	}
-	all := p.Role == auth.RoleAdmin || p.Role == auth.RoleAuditor
-	owners := []uuid.UUID{p.ID}
-	if p.Role == auth.RoleSupervisor && p.TeamPath != "" {
-		ids, err := s.store.Reader.User.Query().Where(user.TeamPathHasPrefix(p.TeamPath)).IDs(ctx)
-		if err != nil {
-			return nil, err
-		}
-		owners = append(owners, ids...)
-	}
 	n := page.Size(req.Params.Limit)
-	ws, err := s.pools.Warnings(ctx, owners, all, before, n)
+	ws, err := s.pools.Warnings(ctx, p, before, n)
 	if err != nil {
 		return nil, err
 	}

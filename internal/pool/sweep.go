@@ -18,6 +18,7 @@ import (
 	entpool "github.com/shoalcrm/shoal/ent/pool"
 	"github.com/shoalcrm/shoal/ent/predicate"
 	"github.com/shoalcrm/shoal/ent/reclaimwarning"
+	"github.com/shoalcrm/shoal/ent/user"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/poolrules"
@@ -360,17 +361,30 @@ func (s *Service) sweepWarnings(ctx context.Context, kind string, now time.Time,
 	})
 }
 
-// Warnings lists reclaim warnings p may see: his own; a supervisor's
-// subtree's (by owner); all for admins and auditors.
-func (s *Service) Warnings(ctx context.Context, ownerIDs []uuid.UUID, all bool, before *uuid.UUID, limit int) ([]*ent.ReclaimWarning, error) {
+// Warnings lists reclaim warnings p may see, newest first: his own; for a
+// supervisor also those of everyone in his subtree; all for admins and
+// auditors.
+func (s *Service) Warnings(ctx context.Context, p *auth.Principal, before *uuid.UUID, limit int) ([]*ent.ReclaimWarning, error) {
 	q := s.store.Reader.ReclaimWarning.Query().Order(ent.Desc(reclaimwarning.FieldID)).Limit(limit)
-	if !all {
-		q = q.Where(reclaimwarning.OwnerIDIn(ownerIDs...))
+	if p.Role != auth.RoleAdmin && p.Role != auth.RoleAuditor {
+		owners := []uuid.UUID{p.ID}
+		if p.Role == auth.RoleSupervisor && p.TeamPath != "" {
+			ids, err := s.store.Reader.User.Query().Where(user.TeamPathHasPrefix(p.TeamPath)).IDs(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("load subtree: %w", err)
+			}
+			owners = append(owners, ids...)
+		}
+		q = q.Where(reclaimwarning.OwnerIDIn(owners...))
 	}
 	if before != nil {
 		q = q.Where(reclaimwarning.IDLT(*before))
 	}
-	return q.All(ctx)
+	ws, err := q.All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list warnings: %w", err)
+	}
+	return ws, nil
 }
 
 // Rejudge recomputes the stored reclaim deadline of every owned record of a
