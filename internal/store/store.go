@@ -5,6 +5,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
@@ -39,6 +40,10 @@ type Store struct {
 
 	writeDB *sql.DB
 	readDB  *sql.DB
+	// batch groups SQLite write transactions and ckpt checkpoints the
+	// WAL (both nil on PostgreSQL).
+	batch *batcher
+	ckpt  *checkpointer
 }
 
 // Open connects to databaseURL: "sqlite:PATH" (the directory is created) or
@@ -67,20 +72,20 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 			return nil, fmt.Errorf("create database directory: %w", err)
 		}
 	}
+	// The path goes into a file: URI, where SQLite decodes %HH and a raw
+	// ? or # would end the path.
+	uri := "file:" + strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23").Replace(path)
 	pragmas := "_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_time_format=sqlite"
-	writeDB, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_txlock=immediate")
+	drv, err := sqliteDriver()
 	if err != nil {
-		return nil, fmt.Errorf("open sqlite: %w", err)
+		return nil, err
 	}
+	writeDB := sql.OpenDB(cachingConnector{dsn: uri + "?" + pragmas + "&_txlock=immediate&_pragma=wal_autocheckpoint(0)&_pragma=temp_store(memory)", drv: drv})
 	writeDB.SetMaxOpenConns(1)
 	writeDB.SetMaxIdleConns(1)
 	writeDB.SetConnMaxLifetime(0)
 
-	readDB, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=query_only(1)")
-	if err != nil {
-		_ = writeDB.Close()
-		return nil, fmt.Errorf("open sqlite reader: %w", err)
-	}
+	readDB := sql.OpenDB(cachingConnector{dsn: uri + "?" + pragmas + "&_pragma=query_only(1)", drv: drv})
 	readers := max(4, runtime.GOMAXPROCS(0)*2)
 	readDB.SetMaxOpenConns(readers)
 	readDB.SetMaxIdleConns(readers)
@@ -92,11 +97,26 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 		writeDB: writeDB,
 		readDB:  readDB,
 	}
+	// The writer never checkpoints: see checkpointer.
+	ckptDB := sql.OpenDB(cachingConnector{dsn: uri + "?" + pragmas, drv: drv})
+	ckptDB.SetMaxOpenConns(1)
+	s.ckpt = startCheckpointer(ckptDB)
+	s.batch = &batcher{client: s.Client, committed: s.ckpt.soon}
 	if err := s.Ping(ctx); err != nil {
 		_ = s.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// sqliteDriver is the driver modernc.org/sqlite registers as "sqlite".
+func sqliteDriver() (driver.Driver, error) {
+	db, err := sql.Open("sqlite", "")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite driver: %w", err)
+	}
+	defer db.Close()
+	return db.Driver(), nil
 }
 
 func openPostgres(ctx context.Context, databaseURL string) (*Store, error) {
@@ -141,7 +161,11 @@ func (s *Store) DBs() map[string]*sql.DB {
 
 // Close closes both pools.
 func (s *Store) Close() error {
-	err := s.writeDB.Close()
+	var err error
+	if s.ckpt != nil {
+		err = s.ckpt.close()
+	}
+	err = errors.Join(err, s.writeDB.Close())
 	if s.readDB != s.writeDB {
 		err = errors.Join(err, s.readDB.Close())
 	}
@@ -167,8 +191,20 @@ var migrateMu sync.Mutex
 // WithTx runs fn in one transaction on the write client and commits if fn
 // returns nil. It is the only way Shoal runs a transaction. On SQLite the
 // transaction takes the write lock at BEGIN (immediate mode), so a
-// read-then-write sequence can never be interleaved with another writer.
-func (s *Store) WithTx(ctx context.Context, fn func(tx *ent.Tx) error) (err error) {
+// read-then-write sequence can never be interleaved with another writer,
+// and concurrent callers share a transaction, each in a savepoint of its own
+// (see batcher). fn must therefore read what it decides on through tx, not
+// through Reader: a caller earlier in the same transaction may have changed
+// it, uncommitted.
+func (s *Store) WithTx(ctx context.Context, fn func(tx *ent.Tx) error) error {
+	if s.batch != nil {
+		return s.batch.run(ctx, fn)
+	}
+	return s.withOwnTx(ctx, fn)
+}
+
+// withOwnTx runs fn in a transaction of its own.
+func (s *Store) withOwnTx(ctx context.Context, fn func(tx *ent.Tx) error) error {
 	tx, err := s.Client.Tx(ctx)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
