@@ -151,7 +151,7 @@ func adjust(ctx context.Context, tx *ent.Tx, id uuid.UUID, kind string, delta in
 	if delta == 0 {
 		return nil
 	}
-	upd := tx.User.UpdateOneID(id)
+	upd := tx.User.Update().Where(user.ID(id))
 	if kind == "lead" {
 		upd.AddOwnedLeads(delta)
 	} else {

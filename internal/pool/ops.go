@@ -201,24 +201,31 @@ func (s *Service) checkClaim(ctx context.Context, o *op, claimer uuid.UUID) (*ho
 	if err != nil {
 		return nil, err
 	}
-	day := poolrules.StartOfDay(o.now, s.loc).Format("2006-01-02")
-	tally, err := o.tx.ClaimTally.Query().Where(claimtally.UserID(claimer), claimtally.PoolID(o.pl.ID), claimtally.Day(day)).First(ctx)
-	if err != nil && !ent.IsNotFound(err) {
-		return nil, fmt.Errorf("load claim tally: %w", err)
-	}
+	rules := Rules(o.pl)
+	// Today's tally and the claimer's cooldown are read only when a rule
+	// looks at them: most pools have neither, and a claim is hot.
 	claimed := 0
-	if tally != nil {
-		claimed = tally.Count
+	if rules.DailyClaimLimit != nil {
+		day := poolrules.StartOfDay(o.now, s.loc).Format("2006-01-02")
+		tally, err := o.tx.ClaimTally.Query().Where(claimtally.UserID(claimer), claimtally.PoolID(o.pl.ID), claimtally.Day(day)).First(ctx)
+		if err != nil && !ent.IsNotFound(err) {
+			return nil, fmt.Errorf("load claim tally: %w", err)
+		}
+		if tally != nil {
+			claimed = tally.Count
+		}
 	}
 	var lostAt *time.Time
-	cd, err := o.tx.Cooldown.Query().Where(cooldown.RecordID(o.r.ID), cooldown.UserID(claimer)).First(ctx)
-	if err != nil && !ent.IsNotFound(err) {
-		return nil, fmt.Errorf("load cooldown: %w", err)
+	if rules.ClaimCooldownDays != nil {
+		cd, err := o.tx.Cooldown.Query().Where(cooldown.RecordID(o.r.ID), cooldown.UserID(claimer)).First(ctx)
+		if err != nil && !ent.IsNotFound(err) {
+			return nil, fmt.Errorf("load cooldown: %w", err)
+		}
+		if cd != nil {
+			lostAt = &cd.LostAt
+		}
 	}
-	if cd != nil {
-		lostAt = &cd.LostAt
-	}
-	err = poolrules.CanClaim(o.r.Pure(), Rules(o.pl), poolrules.ClaimContext{
+	err = poolrules.CanClaim(o.r.Pure(), rules, poolrules.ClaimContext{
 		Now: o.now, ClaimerID: claimer.String(), Owned: h.owned(o.r.Kind), Cap: h.caps.For(o.r.Kind),
 		ClaimedToday: claimed, LastLostAt: lostAt,
 	})

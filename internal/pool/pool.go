@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"entgo.io/ent/dialect"
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
@@ -167,14 +166,9 @@ func (s *Service) VisiblePoolIDs(ctx context.Context, p *auth.Principal, kind st
 }
 
 // side returns the client for reads inside tx that only inform a decision
-// (pool rules, settings, teams, an owner's team path). On SQLite the
-// transaction holds the database's one write lock, so nothing can commit
-// under it and the reader pool sees exactly what tx would: reading there
-// keeps the single writer connection for writes. On PostgreSQL the
-// transaction's own view is used.
+// (pool rules, settings, teams, an owner's team path): tx's own view. On
+// SQLite the reader pool would not do, since callers share transactions
+// (see store.WithTx) and an earlier caller's change is not committed yet.
 func (s *Service) side(tx *ent.Tx) *ent.Client {
-	if s.store.Dialect == dialect.SQLite {
-		return s.store.Reader
-	}
 	return tx.Client()
 }

@@ -31,17 +31,32 @@ type Record struct {
 	Status         string
 	Dealt          bool
 	Grade          string
+
+	// stored is the state as loaded, with the stored reclaim clock, so
+	// that save writes only what changed (nil: unknown, write it all).
+	stored *storedState
+}
+
+// storedState is a record's ownership state and reclaim clock as stored.
+type storedState struct {
+	Record
+	ReclaimAt     *time.Time
+	ReclaimReason string
 }
 
 func fromLead(l *ent.Lead) *Record {
-	return &Record{Kind: "lead", ID: l.ID, OwnerID: l.OwnerID, PoolID: l.PoolID, OwnedAt: l.OwnedAt,
+	r := &Record{Kind: "lead", ID: l.ID, OwnerID: l.OwnerID, PoolID: l.PoolID, OwnedAt: l.OwnedAt,
 		LastFollowUpAt: l.LastFollowUpAt, FrozenUntil: l.FrozenUntil, ReleasedAt: l.ReleasedAt, Status: string(l.Status)}
+	r.stored = &storedState{Record: *r, ReclaimAt: l.ReclaimAt, ReclaimReason: l.ReclaimReason}
+	return r
 }
 
 func fromCustomer(c *ent.Customer) *Record {
-	return &Record{Kind: "customer", ID: c.ID, OwnerID: c.OwnerID, PoolID: c.PoolID, OwnedAt: c.OwnedAt,
+	r := &Record{Kind: "customer", ID: c.ID, OwnerID: c.OwnerID, PoolID: c.PoolID, OwnedAt: c.OwnedAt,
 		LastFollowUpAt: c.LastFollowUpAt, FrozenUntil: c.FrozenUntil, ReleasedAt: c.ReleasedAt, Status: string(c.Status),
 		Dealt: c.DealStatus, Grade: c.Grade}
+	r.stored = &storedState{Record: *r, ReclaimAt: c.ReclaimAt, ReclaimReason: c.ReclaimReason}
+	return r
 }
 
 // Pure is the record as the pure rules see it.
@@ -125,16 +140,55 @@ func setOrClear[T any](v *T, set func(T), clear func()) {
 	set(*v)
 }
 
-// applyOwnership writes r's ownership state and its reclaim clock into m.
+// sameTime reports whether two nullable times are the same instant.
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
+}
+
+func sameID(a, b *uuid.UUID) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+// applyOwnership writes into m the ownership state and reclaim clock of r
+// that differ from what is stored. SQLite rewrites every index holding a
+// column an UPDATE sets, changed or not, and the record's indexes are most
+// of what a claim writes.
 func applyOwnership(m ownershipMutation, r *Record, clk poolrules.Clock, now time.Time) {
-	m.SetPoolID(r.PoolID)
-	setOrClear(r.OwnerID, m.SetOwnerID, m.ClearOwnerID)
-	setOrClear(r.OwnedAt, m.SetOwnedAt, m.ClearOwnedAt)
-	setOrClear(r.LastFollowUpAt, m.SetLastFollowUpAt, m.ClearLastFollowUpAt)
-	setOrClear(r.FrozenUntil, m.SetFrozenUntil, m.ClearFrozenUntil)
-	setOrClear(r.ReleasedAt, m.SetReleasedAt, m.ClearReleasedAt)
-	setOrClear(clk.ReclaimAt, m.SetReclaimAt, m.ClearReclaimAt)
-	m.SetReclaimReason(clk.Reason)
+	was := r.stored
+	if was == nil {
+		was = &storedState{}
+	}
+	all := r.stored == nil
+	if all || was.PoolID != r.PoolID {
+		m.SetPoolID(r.PoolID)
+	}
+	if all || !sameID(was.OwnerID, r.OwnerID) {
+		setOrClear(r.OwnerID, m.SetOwnerID, m.ClearOwnerID)
+	}
+	for _, f := range []struct {
+		was, is *time.Time
+		set     func(time.Time)
+		clear   func()
+	}{
+		{was.OwnedAt, r.OwnedAt, m.SetOwnedAt, m.ClearOwnedAt},
+		{was.LastFollowUpAt, r.LastFollowUpAt, m.SetLastFollowUpAt, m.ClearLastFollowUpAt},
+		{was.FrozenUntil, r.FrozenUntil, m.SetFrozenUntil, m.ClearFrozenUntil},
+		{was.ReleasedAt, r.ReleasedAt, m.SetReleasedAt, m.ClearReleasedAt},
+		{was.ReclaimAt, clk.ReclaimAt, m.SetReclaimAt, m.ClearReclaimAt},
+	} {
+		if all || !sameTime(f.was, f.is) {
+			setOrClear(f.is, f.set, f.clear)
+		}
+	}
+	if all || was.ReclaimReason != clk.Reason {
+		m.SetReclaimReason(clk.Reason)
+	}
 	m.AddVersion(1)
 	m.SetUpdatedAt(now)
 }
@@ -146,11 +200,19 @@ func (s *Service) save(ctx context.Context, tx *ent.Tx, r *Record, pl *ent.Pool,
 	var err error
 	switch r.Kind {
 	case "lead":
-		upd := tx.Lead.UpdateOneID(r.ID).SetStatus(lead.Status(r.Status))
+		// Update, not UpdateOne: UpdateOne reads the row back, and
+		// nothing here needs it.
+		upd := tx.Lead.Update().Where(lead.ID(r.ID))
+		if r.stored == nil || r.stored.Status != r.Status {
+			upd.SetStatus(lead.Status(r.Status))
+		}
 		applyOwnership(upd.Mutation(), r, clk, now)
 		err = upd.Exec(ctx)
 	case "customer":
-		upd := tx.Customer.UpdateOneID(r.ID).SetStatus(customer.Status(r.Status))
+		upd := tx.Customer.Update().Where(customer.ID(r.ID))
+		if r.stored == nil || r.stored.Status != r.Status {
+			upd.SetStatus(customer.Status(r.Status))
+		}
 		applyOwnership(upd.Mutation(), r, clk, now)
 		err = upd.Exec(ctx)
 	default:
@@ -159,6 +221,10 @@ func (s *Service) save(ctx context.Context, tx *ent.Tx, r *Record, pl *ent.Pool,
 	if err != nil {
 		return fmt.Errorf("save %s: %w", r.Kind, err)
 	}
+	// A later save in the same operation compares with what is now stored.
+	saved := *r
+	saved.stored = nil
+	r.stored = &storedState{Record: saved, ReclaimAt: clk.ReclaimAt, ReclaimReason: clk.Reason}
 	return nil
 }
 
