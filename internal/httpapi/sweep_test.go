@@ -1098,3 +1098,33 @@ func TestSweepReclaimRuleChange(t *testing.T) {
 		}
 	})
 }
+
+// TestSweepStaleDeadline: a stored deadline that no longer matches the rules
+// (here set behind the engine's back, as a crash between a rule change and
+// its re-judging would leave it) is corrected by the sweep, not acted on,
+// and the record is not picked up again.
+func TestSweepStaleDeadline(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, databaseURL string) {
+		w := newSWWorld(t, databaseURL)
+		ctx := context.Background()
+		db := w.env.App.Store.Client
+		r := w.owned(w.repA, "lead")
+		if got := w.get("lead", r.ID); got.ReclaimAt != nil {
+			t.Fatalf("reclaimAt %s with no rule", swFmt(got.ReclaimAt))
+		}
+		past := w.clock.Now().Add(-time.Hour)
+		if err := db.Lead.Update().Where(lead.ID(uuid.MustParse(r.ID))).SetReclaimAt(past).SetReclaimReason("idle").Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if res := w.sweep(false, nil); len(res.Reclaimed) != 0 {
+			t.Fatalf("reclaimed %v on a stale deadline", swIDs(res.Reclaimed))
+		}
+		row, err := db.Lead.Get(ctx, uuid.MustParse(r.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if row.ReclaimAt != nil || row.OwnerID == nil || row.OwnerID.String() != w.repA.ID {
+			t.Fatalf("after the sweep: reclaimAt %s owner %v, want no deadline and still repA's", swFmt(row.ReclaimAt), row.OwnerID)
+		}
+	})
+}

@@ -2,8 +2,6 @@ package pool
 
 import (
 	"context"
-
-	"entgo.io/ent/dialect/sql"
 	"fmt"
 	"sort"
 	"time"
@@ -11,23 +9,14 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
-	"github.com/shoalcrm/shoal/ent/cooldown"
 	"github.com/shoalcrm/shoal/ent/customer"
 	"github.com/shoalcrm/shoal/ent/lead"
-	"github.com/shoalcrm/shoal/ent/ownershipchange"
-	entpool "github.com/shoalcrm/shoal/ent/pool"
-	"github.com/shoalcrm/shoal/ent/predicate"
 	"github.com/shoalcrm/shoal/ent/reclaimwarning"
 	"github.com/shoalcrm/shoal/ent/user"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/poolrules"
-	"github.com/shoalcrm/shoal/internal/store"
 )
-
-// sweepBatch bounds each query and transaction of the sweep, so claims keep
-// flowing while it runs.
-const sweepBatch = 500
 
 // SweepItem is one record the sweep acted on (or would act on).
 type SweepItem struct {
@@ -72,96 +61,11 @@ func (s *Service) Sweep(ctx context.Context, asOf *time.Time, dryRun bool) (*Swe
 	return res, nil
 }
 
-// candidates pages through the records whose due time (the freeze end, or
-// the stored reclaim deadline) is at or before bound, in (due time, id)
-// order, so every page is an index range scan however many are due.
-func (s *Service) candidates(ctx context.Context, kind, what string, bound time.Time, after cursor) ([]cursor, error) {
-	col := "reclaim_at"
-	if what == "freeze" {
-		col = "frozen_until"
-	}
-	where := func(sel *sql.Selector) {
-		c := sel.C(col)
-		sel.Where(sql.And(
-			sql.LTE(c, bound),
-			sql.Or(sql.GT(c, after.at), sql.And(sql.EQ(c, after.at), sql.GT(sel.C("id"), after.id))),
-		))
-		if what != "freeze" {
-			sel.Where(sql.And(sql.NotNull(sel.C("owner_id")), sql.EQ(sel.C("status"), "active")))
-		}
-		sel.OrderBy(sql.Asc(c), sql.Asc(sel.C("id")))
-	}
-	var out []cursor
-	switch kind {
-	case "lead":
-		rows, err := s.store.Client.Lead.Query().Where(predicate.Lead(where)).Limit(sweepBatch).
-			Select(lead.FieldID, lead.FieldReclaimAt, lead.FieldFrozenUntil).All(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range rows {
-			out = append(out, cursorOf(what, r.ID, r.ReclaimAt, r.FrozenUntil))
-		}
-	default:
-		rows, err := s.store.Client.Customer.Query().Where(predicate.Customer(where)).Limit(sweepBatch).
-			Select(customer.FieldID, customer.FieldReclaimAt, customer.FieldFrozenUntil).All(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range rows {
-			out = append(out, cursorOf(what, r.ID, r.ReclaimAt, r.FrozenUntil))
-		}
-	}
-	return out, nil
-}
-
-// cursor is a position in (due time, id) order.
-type cursor struct {
-	at time.Time
-	id uuid.UUID
-}
-
-func cursorOf(what string, id uuid.UUID, reclaimAt, frozenUntil *time.Time) cursor {
-	t := reclaimAt
-	if what == "freeze" {
-		t = frozenUntil
-	}
-	c := cursor{id: id}
-	if t != nil {
-		c.at = *t
-	}
-	return c
-}
-
-func (s *Service) eachBatch(ctx context.Context, kind, what string, bound time.Time, fn func(ids []uuid.UUID) error) error {
-	var after cursor
-	for {
-		page, err := s.candidates(ctx, kind, what, bound, after)
-		if err != nil {
-			return fmt.Errorf("sweep %s %s: %w", kind, what, err)
-		}
-		if len(page) > 0 {
-			ids := make([]uuid.UUID, len(page))
-			for i, c := range page {
-				ids[i] = c.id
-			}
-			if err := fn(ids); err != nil {
-				return err
-			}
-		}
-		if len(page) < sweepBatch {
-			return nil
-		}
-		after = page[len(page)-1]
-	}
-}
-
 // batch is the state of one sweep transaction over a batch of records: the
-// pools and settings it has read, and what it did. A retried attempt starts
+// pools it has read, and what it did. A retried attempt starts
 // from scratch, so a record is reported only by the attempt that commits.
 type batch struct {
 	pools map[uuid.UUID]*ent.Pool
-	st    *Settings
 	items []SweepItem
 }
 
@@ -177,47 +81,44 @@ func (b *batch) pool(ctx context.Context, tx *ent.Tx, id uuid.UUID) (*ent.Pool, 
 	return pl, nil
 }
 
-func (b *batch) settings(ctx context.Context, tx *ent.Tx) (Settings, error) {
-	if b.st == nil {
-		st, err := loadSettings(ctx, tx.Setting)
-		if err != nil {
-			return Settings{}, err
-		}
-		b.st = &st
-	}
-	return *b.st, nil
-}
-
-// inBatch runs fn for every id in one bounded transaction and returns what
-// the committed attempt did.
-func (s *Service) inBatch(ctx context.Context, ids []uuid.UUID, fn func(tx *ent.Tx, b *batch, id uuid.UUID) error) ([]SweepItem, error) {
+// inBatch runs fn for every id in one transaction, tells p how long its
+// body took, and returns what the committed attempt did.
+func (s *Service) inBatch(ctx context.Context, ids []uuid.UUID, p *pacer, fn func(tx *ent.Tx, b *batch, id uuid.UUID) error) ([]SweepItem, error) {
 	var b *batch
+	var took time.Duration
 	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
+		t0 := time.Now()
 		b = &batch{pools: map[uuid.UUID]*ent.Pool{}}
 		for _, id := range ids {
 			if err := fn(tx, b, id); err != nil {
 				return err
 			}
 		}
+		took = time.Since(t0)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	p.took(took)
 	return b.items, nil
 }
 
 // sweepFreezes ends freezes whose time is up; the end starts a fresh grace
 // period from the freeze's end.
 func (s *Service) sweepFreezes(ctx context.Context, kind string, now time.Time, dryRun bool, res *SweepResult) error {
-	return s.eachBatch(ctx, kind, "freeze", now, func(ids []uuid.UUID) error {
+	p := s.newPacer()
+	if dryRun {
+		p = fixedPacer(sweepBatch)
+	}
+	return s.eachBatch(ctx, kind, "freeze", now, p, func(ids []uuid.UUID) error {
 		if dryRun {
 			for _, id := range ids {
 				res.Released = append(res.Released, SweepItem{ID: id, Kind: kind})
 			}
 			return nil
 		}
-		items, err := s.inBatch(ctx, ids, func(tx *ent.Tx, b *batch, id uuid.UUID) error {
+		items, err := s.inBatch(ctx, ids, p, func(tx *ent.Tx, b *batch, id uuid.UUID) error {
 			r, err := s.load(ctx, tx, kind, id)
 			if err != nil {
 				return err
@@ -238,125 +139,6 @@ func (s *Service) sweepFreezes(ctx context.Context, kind string, now time.Time, 
 			return s.log(ctx, tx, r, Change{Op: "unfreeze", From: r.OwnerID, To: r.OwnerID, Reason: "freeze expired", RuleVersion: pl.RuleVersion}, now)
 		})
 		res.Released = append(res.Released, items...)
-		return err
-	})
-}
-
-// sweepReclaims takes back what is due, re-judging each record under its
-// lock inside the batch's transaction.
-func (s *Service) sweepReclaims(ctx context.Context, kind string, now time.Time, dryRun bool, res *SweepResult) error {
-	return s.eachBatch(ctx, kind, "reclaim", now, func(ids []uuid.UUID) error {
-		if dryRun {
-			for _, id := range ids {
-				r, pl, err := s.peek(ctx, kind, id)
-				if err != nil {
-					return err
-				}
-				if c := poolrules.ReclaimClock(now, r.Pure(), Rules(pl)); poolrules.Due(now, c) {
-					res.Reclaimed = append(res.Reclaimed, SweepItem{ID: id, Kind: kind, PreviousOwnerID: r.OwnerID, Reason: c.Reason, ReclaimAt: c.ReclaimAt})
-				}
-			}
-			return nil
-		}
-		items, err := s.reclaimBatch(ctx, kind, ids, now)
-		res.Reclaimed = append(res.Reclaimed, items...)
-		return err
-	})
-}
-
-// peek reads a record and its pool without locking (for dry runs).
-func (s *Service) peek(ctx context.Context, kind string, id uuid.UUID) (*Record, *ent.Pool, error) {
-	var r *Record
-	if kind == "lead" {
-		l, err := s.store.Reader.Lead.Get(ctx, id)
-		if err != nil {
-			return nil, nil, fmt.Errorf("load lead: %w", err)
-		}
-		r = fromLead(l)
-	} else {
-		c, err := s.store.Reader.Customer.Get(ctx, id)
-		if err != nil {
-			return nil, nil, fmt.Errorf("load customer: %w", err)
-		}
-		r = fromCustomer(c)
-	}
-	pl, err := s.store.Reader.Pool.Get(ctx, r.PoolID)
-	if err != nil {
-		return nil, nil, fmt.Errorf("load pool: %w", err)
-	}
-	return r, pl, nil
-}
-
-// sweepWarnings warns owners of records due within their pool's
-// notifyDaysBefore; the unique (record, deadline) index keeps it to one
-// warning per deadline, and only an inserted warning raises an event.
-func (s *Service) sweepWarnings(ctx context.Context, kind string, now time.Time, dryRun bool, res *SweepResult) error {
-	pools, err := s.store.Reader.Pool.Query().All(ctx)
-	if err != nil {
-		return fmt.Errorf("load pools: %w", err)
-	}
-	maxNotify := 0
-	for _, pl := range pools {
-		if string(pl.Kind) == kind && pl.NotifyDaysBefore != nil && *pl.NotifyDaysBefore > maxNotify {
-			maxNotify = *pl.NotifyDaysBefore
-		}
-	}
-	if maxNotify == 0 {
-		return nil
-	}
-	horizon := now.Add(time.Duration(maxNotify) * 24 * time.Hour)
-	return s.eachBatch(ctx, kind, "reclaim", horizon, func(ids []uuid.UUID) error {
-		// Judge without locks first: most candidates need no warning yet.
-		var due []SweepItem
-		for _, id := range ids {
-			r, pl, err := s.peek(ctx, kind, id)
-			if err != nil {
-				return err
-			}
-			c := poolrules.ReclaimClock(now, r.Pure(), Rules(pl))
-			warnAt := poolrules.WarnAt(c, Rules(pl))
-			if warnAt == nil || now.Before(*warnAt) || poolrules.Due(now, c) || r.OwnerID == nil {
-				continue
-			}
-			exists, err := s.store.Reader.ReclaimWarning.Query().Where(reclaimwarning.RecordID(id), reclaimwarning.ReclaimAt(c.ReclaimAt.UTC())).Exist(ctx)
-			if err != nil {
-				return fmt.Errorf("load warning: %w", err)
-			}
-			if !exists {
-				due = append(due, SweepItem{ID: id, Kind: kind, OwnerID: r.OwnerID, Reason: c.Reason, ReclaimAt: c.ReclaimAt})
-			}
-		}
-		if dryRun || len(due) == 0 {
-			if dryRun {
-				res.Warned = append(res.Warned, due...)
-			}
-			return nil
-		}
-		var warned []SweepItem
-		err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
-			warned = warned[:0]
-			for _, it := range due {
-				_, err := tx.ReclaimWarning.Create().SetKind(reclaimwarning.Kind(kind)).SetRecordID(it.ID).SetOwnerID(*it.OwnerID).
-					SetReclaimAt(it.ReclaimAt.UTC()).SetReason(it.Reason).SetCreatedAt(now).
-					OnConflictColumns(reclaimwarning.FieldRecordID, reclaimwarning.FieldReclaimAt).DoNothing().ID(ctx)
-				if isNoRows(err) {
-					continue // another sweep warned first
-				}
-				if err != nil {
-					return fmt.Errorf("write warning: %w", err)
-				}
-				warned = append(warned, it)
-				if err := tx.DomainEvent.Create().SetType(kind + ".reclaimWarning").SetSubjectKind(kind).SetSubjectID(it.ID).
-					SetData(map[string]any{"ownerId": it.OwnerID.String(), "reclaimAt": it.ReclaimAt.UTC(), "reason": it.Reason}).
-					SetAt(now).Exec(ctx); err != nil {
-					return fmt.Errorf("write warning event: %w", err)
-				}
-			}
-			return nil
-		})
-		if err == nil {
-			res.Warned = append(res.Warned, warned...)
-		}
 		return err
 	})
 }
@@ -546,138 +328,25 @@ func applyMutation(pl ent.Pool, m *ent.PoolMutation) ent.Pool {
 	return pl
 }
 
-// reclaimBatch reclaims the due records among ids in one transaction. The
-// records are read (and on PostgreSQL locked) together and re-judged one by
-// one; those still due in pools without autoAssign are reclaimed with a
-// handful of set-based statements (one update of the records, one insert
-// each of history rows, events and cooldowns, one counter update per
-// owner), which is what keeps a sweep of 100,000 due records in seconds.
-// The rest take the one-record path.
-func (s *Service) reclaimBatch(ctx context.Context, kind string, ids []uuid.UUID, now time.Time) ([]SweepItem, error) {
-	var items []SweepItem
-	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
-		items = items[:0]
-		b := &batch{pools: map[uuid.UUID]*ent.Pool{}}
-		recs, err := s.loadMany(ctx, tx, kind, ids)
-		if err != nil {
-			return err
-		}
-		st, err := b.settings(ctx, tx)
-		if err != nil {
-			return err
-		}
-		type due struct {
-			r  *Record
-			pl *ent.Pool
-			c  poolrules.Clock
-		}
-		var bulk []due
-		for _, r := range recs {
-			pl, err := b.pool(ctx, tx, r.PoolID)
-			if err != nil {
-				return err
-			}
-			c := poolrules.ReclaimClock(now, r.Pure(), Rules(pl))
-			switch {
-			case !poolrules.Due(now, c):
-				// A follow-up, deal or freeze got there first: store the
-				// fresh deadline and leave the record be.
-				if err := s.save(ctx, tx, r, pl, now); err != nil {
-					return err
-				}
-			case pl.AutoAssign != entpool.AutoAssignOff:
-				o := &op{tx: tx, r: r, pl: pl, st: st, now: now}
-				prev, err := s.release(ctx, o)
-				if err != nil {
-					return err
-				}
-				if err := s.commit(ctx, o, Change{Op: "reclaim", From: prev, Reason: c.Reason, RuleVersion: pl.RuleVersion}); err != nil {
-					return err
-				}
-				items = append(items, SweepItem{ID: r.ID, Kind: kind, PreviousOwnerID: prev, Reason: c.Reason, ReclaimAt: c.ReclaimAt})
-				if _, err := s.autoAssign(ctx, tx, pl, r, prev, now); err != nil {
-					return err
-				}
-			default:
-				bulk = append(bulk, due{r, pl, c})
-			}
-		}
-		if len(bulk) == 0 {
-			return nil
-		}
-		bulkIDs := make([]uuid.UUID, len(bulk))
-		perOwner := map[uuid.UUID]int{}
-		history := make([]*ent.OwnershipChangeCreate, len(bulk))
-		events := make([]*ent.DomainEventCreate, len(bulk))
-		cooldowns := make([]*ent.CooldownCreate, len(bulk))
-		for i, d := range bulk {
-			prev := *d.r.OwnerID
-			bulkIDs[i] = d.r.ID
-			if d.r.Counts(st) {
-				perOwner[prev]--
-			}
-			history[i] = tx.OwnershipChange.Create().SetRecordKind(ownershipchange.RecordKind(kind)).SetRecordID(d.r.ID).
-				SetOperation(ownershipchange.OperationReclaim).SetFromOwnerID(prev).SetActorType(ownershipchange.ActorTypeSystem).
-				SetReason(d.c.Reason).SetPoolID(d.r.PoolID).SetRuleVersion(d.pl.RuleVersion).SetAt(now)
-			events[i] = tx.DomainEvent.Create().SetType(kind + ".reclaim").SetSubjectKind(kind).SetSubjectID(d.r.ID).SetAt(now).
-				SetData(map[string]any{"operation": "reclaim", "poolId": d.r.PoolID.String(), "actorType": "system",
-					"ruleVersion": d.pl.RuleVersion, "fromOwnerId": prev.String(), "reason": d.c.Reason})
-			cooldowns[i] = tx.Cooldown.Create().SetRecordID(d.r.ID).SetUserID(prev).SetLostAt(now)
-			items = append(items, SweepItem{ID: d.r.ID, Kind: kind, PreviousOwnerID: &prev, Reason: d.c.Reason, ReclaimAt: d.c.ReclaimAt})
-		}
-		if kind == "lead" {
-			err = tx.Lead.Update().Where(lead.IDIn(bulkIDs...)).ClearOwnerID().ClearOwnedAt().ClearLastFollowUpAt().
-				ClearFrozenUntil().ClearReleasedAt().ClearReclaimAt().SetReclaimReason("").AddVersion(1).SetUpdatedAt(now).Exec(ctx)
-		} else {
-			err = tx.Customer.Update().Where(customer.IDIn(bulkIDs...)).ClearOwnerID().ClearOwnedAt().ClearLastFollowUpAt().
-				ClearFrozenUntil().ClearReleasedAt().ClearReclaimAt().SetReclaimReason("").AddVersion(1).SetUpdatedAt(now).Exec(ctx)
-		}
-		if err != nil {
-			return fmt.Errorf("reclaim records: %w", err)
-		}
-		for owner, delta := range perOwner {
-			if err := adjust(ctx, tx, owner, kind, delta); err != nil {
-				return err
-			}
-		}
-		if err := tx.OwnershipChange.CreateBulk(history...).Exec(ctx); err != nil {
-			return fmt.Errorf("write history: %w", err)
-		}
-		if err := tx.DomainEvent.CreateBulk(events...).Exec(ctx); err != nil {
-			return fmt.Errorf("write events: %w", err)
-		}
-		if err := tx.Cooldown.CreateBulk(cooldowns...).OnConflictColumns(cooldown.FieldRecordID, cooldown.FieldUserID).
-			UpdateLostAt().Exec(ctx); err != nil {
-			return fmt.Errorf("start cooldowns: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-// loadMany reads records by id inside tx, locking them on PostgreSQL in
-// id order (the order every transaction locks records in).
-func (s *Service) loadMany(ctx context.Context, tx *ent.Tx, kind string, ids []uuid.UUID) ([]*Record, error) {
-	var out []*Record
+// peek reads a record and its pool without locking.
+func (s *Service) peek(ctx context.Context, kind string, id uuid.UUID) (*Record, *ent.Pool, error) {
+	var r *Record
 	if kind == "lead" {
-		ls, err := store.ForUpdate(s.store, tx.Lead.Query().Where(lead.IDIn(ids...)).Order(ent.Asc(lead.FieldID))).All(ctx)
+		l, err := s.store.Reader.Lead.Get(ctx, id)
 		if err != nil {
-			return nil, fmt.Errorf("load leads: %w", err)
+			return nil, nil, fmt.Errorf("load lead: %w", err)
 		}
-		for _, l := range ls {
-			out = append(out, fromLead(l))
+		r = fromLead(l)
+	} else {
+		c, err := s.store.Reader.Customer.Get(ctx, id)
+		if err != nil {
+			return nil, nil, fmt.Errorf("load customer: %w", err)
 		}
-		return out, nil
+		r = fromCustomer(c)
 	}
-	cs, err := store.ForUpdate(s.store, tx.Customer.Query().Where(customer.IDIn(ids...)).Order(ent.Asc(customer.FieldID))).All(ctx)
+	pl, err := s.store.Reader.Pool.Get(ctx, r.PoolID)
 	if err != nil {
-		return nil, fmt.Errorf("load customers: %w", err)
+		return nil, nil, fmt.Errorf("load pool: %w", err)
 	}
-	for _, c := range cs {
-		out = append(out, fromCustomer(c))
-	}
-	return out, nil
+	return r, pl, nil
 }

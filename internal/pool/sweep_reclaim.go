@@ -1,0 +1,354 @@
+package pool
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"entgo.io/ent/dialect"
+	"entgo.io/ent/dialect/sql"
+	"github.com/google/uuid"
+
+	"github.com/shoalcrm/shoal/ent"
+	"github.com/shoalcrm/shoal/ent/cooldown"
+	"github.com/shoalcrm/shoal/ent/customer"
+	"github.com/shoalcrm/shoal/ent/lead"
+	"github.com/shoalcrm/shoal/ent/ownershipchange"
+	entpool "github.com/shoalcrm/shoal/ent/pool"
+	"github.com/shoalcrm/shoal/internal/poolrules"
+)
+
+// sweepReclaims takes back what is due, re-judging each record under its
+// lock inside the batch's transaction.
+func (s *Service) sweepReclaims(ctx context.Context, kind string, now time.Time, dryRun bool, res *SweepResult) error {
+	p := s.newPacer()
+	if dryRun {
+		p = fixedPacer(sweepBatch)
+	}
+	return s.eachBatch(ctx, kind, "reclaim", now, p, func(ids []uuid.UUID) error {
+		if dryRun {
+			return s.previewReclaims(ctx, kind, ids, now, res)
+		}
+		items, err := s.reclaimBatch(ctx, kind, ids, now, p)
+		res.Reclaimed = append(res.Reclaimed, items...)
+		return err
+	})
+}
+
+// previewReclaims reports which of ids a real sweep would reclaim now.
+func (s *Service) previewReclaims(ctx context.Context, kind string, ids []uuid.UUID, now time.Time, res *SweepResult) error {
+	recs, err := s.peekMany(ctx, kind, ids)
+	if err != nil {
+		return err
+	}
+	pools := poolCache{c: s.store.Reader, m: map[uuid.UUID]*ent.Pool{}}
+	for _, r := range recs {
+		pl, err := pools.get(ctx, r.PoolID)
+		if err != nil {
+			return err
+		}
+		if c := poolrules.ReclaimClock(now, r.Pure(), Rules(pl)); poolrules.Due(now, c) {
+			res.Reclaimed = append(res.Reclaimed, SweepItem{ID: r.ID, Kind: kind, PreviousOwnerID: r.OwnerID, Reason: c.Reason, ReclaimAt: c.ReclaimAt})
+		}
+	}
+	return nil
+}
+
+// dueRecord is a record a reclaim batch re-judged as due, with its pool
+// and clock.
+type dueRecord struct {
+	r  *Record
+	pl *ent.Pool
+	c  poolrules.Clock
+}
+
+// reclaimBatch reclaims the due records among ids in one transaction and
+// tells p how long the transaction body took.
+func (s *Service) reclaimBatch(ctx context.Context, kind string, ids []uuid.UUID, now time.Time, p *pacer) ([]SweepItem, error) {
+	var items []SweepItem
+	var took time.Duration
+	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
+		t0 := time.Now()
+		var err error
+		items, err = s.reclaimIn(ctx, tx, kind, ids, now)
+		took = time.Since(t0)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.took(took)
+	return items, nil
+}
+
+// reclaimIn reclaims the due records among ids in tx. The records still due
+// by their stored deadline are read and locked in one statement and
+// re-judged one by one, so a follow-up, deal or freeze committed a moment
+// earlier keeps its record. Those still due go back to pools without
+// autoAssign through a handful of set-based statements whatever the
+// batch's size (reclaimBulk); in pools with autoAssign each takes the
+// one-record path, which assigns it again.
+func (s *Service) reclaimIn(ctx context.Context, tx *ent.Tx, kind string, ids []uuid.UUID, now time.Time) ([]SweepItem, error) {
+	recs, err := s.lockDue(ctx, tx, kind, ids, now)
+	if err != nil || len(recs) == 0 {
+		return nil, err
+	}
+	st, err := loadSettings(ctx, tx.Setting)
+	if err != nil {
+		return nil, err
+	}
+	pools := poolCache{c: tx.Client(), m: map[uuid.UUID]*ent.Pool{}}
+	var items []SweepItem
+	var bulk []dueRecord
+	for _, r := range recs {
+		pl, err := pools.get(ctx, r.PoolID)
+		if err != nil {
+			return nil, err
+		}
+		c := poolrules.ReclaimClock(now, r.Pure(), Rules(pl))
+		switch {
+		case !poolrules.Due(now, c):
+			// The stored deadline is stale (the rules changed since it
+			// was stored): store the true one and leave the record be.
+			if err := s.save(ctx, tx, r, pl, now); err != nil {
+				return nil, err
+			}
+		case pl.AutoAssign != entpool.AutoAssignOff:
+			it, err := s.reclaimOne(ctx, tx, dueRecord{r, pl, c}, st, now)
+			if err != nil {
+				return nil, err
+			}
+			items = append(items, it)
+		default:
+			bulk = append(bulk, dueRecord{r, pl, c})
+		}
+	}
+	done, err := s.reclaimBulk(ctx, tx, kind, bulk, st, now)
+	if err != nil {
+		return nil, err
+	}
+	return append(items, done...), nil
+}
+
+// lockDue reads the records among ids that are still owned, active and due
+// by their stored deadline, in id order. On PostgreSQL it locks them,
+// skipping rows another transaction holds: a record being claimed,
+// followed up or reclaimed by a concurrent sweep right now is left to that
+// transaction (and to the next sweep), and the sweep never waits for, or
+// deadlocks with, the operations of reps. SQLite needs no row locks: the
+// transaction holds the database's write lock.
+//
+// It selects every column save compares against (the stored deadline
+// included): a record whose deadline turns out stale is saved with only
+// its changed columns, and a missing column would read as unchanged.
+func (s *Service) lockDue(ctx context.Context, tx *ent.Tx, kind string, ids []uuid.UUID, now time.Time) ([]*Record, error) {
+	pg := s.store.Dialect == dialect.Postgres
+	var out []*Record
+	if kind == "lead" {
+		q := tx.Lead.Query().Where(s.leadIDIn(ids), lead.OwnerIDNotNil(), lead.StatusEQ(lead.StatusActive), lead.ReclaimAtLTE(now)).
+			Order(ent.Asc(lead.FieldID))
+		if pg {
+			q = q.ForUpdate(sql.WithLockAction(sql.SkipLocked))
+		}
+		ls, err := q.Select(lead.FieldID, lead.FieldOwnerID, lead.FieldPoolID, lead.FieldOwnedAt, lead.FieldLastFollowUpAt,
+			lead.FieldFrozenUntil, lead.FieldReleasedAt, lead.FieldStatus, lead.FieldReclaimAt, lead.FieldReclaimReason).All(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("lock due leads: %w", err)
+		}
+		for _, l := range ls {
+			out = append(out, fromLead(l))
+		}
+		return out, nil
+	}
+	q := tx.Customer.Query().Where(s.customerIDIn(ids), customer.OwnerIDNotNil(), customer.StatusEQ(customer.StatusActive), customer.ReclaimAtLTE(now)).
+		Order(ent.Asc(customer.FieldID))
+	if pg {
+		q = q.ForUpdate(sql.WithLockAction(sql.SkipLocked))
+	}
+	cs, err := q.Select(customer.FieldID, customer.FieldOwnerID, customer.FieldPoolID, customer.FieldOwnedAt, customer.FieldLastFollowUpAt,
+		customer.FieldFrozenUntil, customer.FieldReleasedAt, customer.FieldStatus, customer.FieldDealStatus, customer.FieldGrade,
+		customer.FieldReclaimAt, customer.FieldReclaimReason).All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("lock due customers: %w", err)
+	}
+	for _, c := range cs {
+		out = append(out, fromCustomer(c))
+	}
+	return out, nil
+}
+
+// reclaimOne reclaims one record through the engine's one-record path and
+// hands it to autoAssign.
+func (s *Service) reclaimOne(ctx context.Context, tx *ent.Tx, d dueRecord, st Settings, now time.Time) (SweepItem, error) {
+	o := &op{tx: tx, r: d.r, pl: d.pl, st: st, now: now}
+	prev, err := s.release(ctx, o)
+	if err != nil {
+		return SweepItem{}, err
+	}
+	if err := s.commit(ctx, o, Change{Op: "reclaim", From: prev, Reason: d.c.Reason, RuleVersion: d.pl.RuleVersion}); err != nil {
+		return SweepItem{}, err
+	}
+	if _, err := s.autoAssign(ctx, tx, d.pl, d.r, prev, now); err != nil {
+		return SweepItem{}, err
+	}
+	return SweepItem{ID: d.r.ID, Kind: d.r.Kind, PreviousOwnerID: prev, Reason: d.c.Reason, ReclaimAt: d.c.ReclaimAt}, nil
+}
+
+// reclaimBulk returns due records to their pools with one update of the
+// records, one multi-row insert each of history rows, events and
+// cooldowns, and one counter update per previous owner.
+func (s *Service) reclaimBulk(ctx context.Context, tx *ent.Tx, kind string, due []dueRecord, st Settings, now time.Time) ([]SweepItem, error) {
+	if len(due) == 0 {
+		return nil, nil
+	}
+	if err := s.clearOwners(ctx, tx, kind, due, now); err != nil {
+		return nil, err
+	}
+	lost := map[uuid.UUID]int{}
+	items := make([]SweepItem, len(due))
+	history := make([]*ent.OwnershipChangeCreate, len(due))
+	events := make([]*ent.DomainEventCreate, len(due))
+	cooldowns := make([]*ent.CooldownCreate, len(due))
+	for i, d := range due {
+		prev := *d.r.OwnerID
+		if d.r.Counts(st) {
+			lost[prev]++
+		}
+		history[i] = tx.OwnershipChange.Create().SetRecordKind(ownershipchange.RecordKind(kind)).SetRecordID(d.r.ID).
+			SetOperation(ownershipchange.OperationReclaim).SetFromOwnerID(prev).SetActorType(ownershipchange.ActorTypeSystem).
+			SetReason(d.c.Reason).SetPoolID(d.r.PoolID).SetRuleVersion(d.pl.RuleVersion).SetAt(now)
+		events[i] = tx.DomainEvent.Create().SetType(kind + ".reclaim").SetSubjectKind(kind).SetSubjectID(d.r.ID).SetAt(now).
+			SetData(map[string]any{"operation": "reclaim", "poolId": d.r.PoolID.String(), "actorType": "system",
+				"ruleVersion": d.pl.RuleVersion, "fromOwnerId": prev.String(), "reason": d.c.Reason})
+		cooldowns[i] = tx.Cooldown.Create().SetRecordID(d.r.ID).SetUserID(prev).SetLostAt(now)
+		items[i] = SweepItem{ID: d.r.ID, Kind: kind, PreviousOwnerID: &prev, Reason: d.c.Reason, ReclaimAt: d.c.ReclaimAt}
+	}
+	if err := tx.OwnershipChange.CreateBulk(history...).Exec(ctx); err != nil {
+		return nil, fmt.Errorf("write history: %w", err)
+	}
+	if err := tx.DomainEvent.CreateBulk(events...).Exec(ctx); err != nil {
+		return nil, fmt.Errorf("write events: %w", err)
+	}
+	if err := tx.Cooldown.CreateBulk(cooldowns...).OnConflictColumns(cooldown.FieldRecordID, cooldown.FieldUserID).
+		UpdateLostAt().Exec(ctx); err != nil {
+		return nil, fmt.Errorf("start cooldowns: %w", err)
+	}
+	if err := adjustLost(ctx, tx, kind, lost); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+// adjustLost takes what each previous owner lost off his counter, one
+// update per owner in id order (the order every transaction locks users
+// in). It comes last in the batch, so on PostgreSQL the owners' rows stay
+// locked, and their own claims wait, only for the commit.
+func adjustLost(ctx context.Context, tx *ent.Tx, kind string, lost map[uuid.UUID]int) error {
+	owners := make([]uuid.UUID, 0, len(lost))
+	for o := range lost {
+		owners = append(owners, o)
+	}
+	slices.SortFunc(owners, func(a, b uuid.UUID) int { return slices.Compare(a[:], b[:]) })
+	for _, o := range owners {
+		if err := adjust(ctx, tx, o, kind, -lost[o]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// clearOwners returns the records to their pools with one UPDATE. It
+// clears only the columns some record of the batch has set: every column
+// named in an UPDATE costs a rewrite of each index on it, and most due
+// records were never frozen (or followed up).
+func (s *Service) clearOwners(ctx context.Context, tx *ent.Tx, kind string, due []dueRecord, now time.Time) error {
+	ids := make([]uuid.UUID, len(due))
+	var followedUp, frozen, released bool
+	for i, d := range due {
+		ids[i] = d.r.ID
+		followedUp = followedUp || d.r.LastFollowUpAt != nil
+		frozen = frozen || d.r.FrozenUntil != nil
+		released = released || d.r.ReleasedAt != nil
+	}
+	clear := func(m ownershipMutation) {
+		m.ClearOwnerID()
+		m.ClearOwnedAt()
+		m.ClearReclaimAt()
+		m.SetReclaimReason("")
+		m.AddVersion(1)
+		m.SetUpdatedAt(now)
+		if followedUp {
+			m.ClearLastFollowUpAt()
+		}
+		if frozen {
+			m.ClearFrozenUntil()
+		}
+		if released {
+			m.ClearReleasedAt()
+		}
+	}
+	var n int
+	var err error
+	if kind == "lead" {
+		upd := tx.Lead.Update().Where(s.leadIDIn(ids))
+		clear(upd.Mutation())
+		n, err = upd.Save(ctx)
+	} else {
+		upd := tx.Customer.Update().Where(s.customerIDIn(ids))
+		clear(upd.Mutation())
+		n, err = upd.Save(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("reclaim records: %w", err)
+	}
+	if n != len(ids) {
+		// The records are locked (or the database is): nothing else can
+		// have removed them since lockDue read them.
+		return fmt.Errorf("reclaim records: %d of %d updated", n, len(ids))
+	}
+	return nil
+}
+
+// poolCache reads each pool once per batch.
+type poolCache struct {
+	c *ent.Client
+	m map[uuid.UUID]*ent.Pool
+}
+
+func (pc poolCache) get(ctx context.Context, id uuid.UUID) (*ent.Pool, error) {
+	if pl, ok := pc.m[id]; ok {
+		return pl, nil
+	}
+	pl, err := pc.c.Pool.Get(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("load pool: %w", err)
+	}
+	pc.m[id] = pl
+	return pl, nil
+}
+
+// peekMany reads records by id without locking (for dry runs and
+// warnings), in no particular order; ids that no longer exist are left
+// out.
+func (s *Service) peekMany(ctx context.Context, kind string, ids []uuid.UUID) ([]*Record, error) {
+	var out []*Record
+	if kind == "lead" {
+		ls, err := s.store.Reader.Lead.Query().Where(s.leadIDIn(ids)).All(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("load leads: %w", err)
+		}
+		for _, l := range ls {
+			out = append(out, fromLead(l))
+		}
+		return out, nil
+	}
+	cs, err := s.store.Reader.Customer.Query().Where(s.customerIDIn(ids)).All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load customers: %w", err)
+	}
+	for _, c := range cs {
+		out = append(out, fromCustomer(c))
+	}
+	return out, nil
+}

@@ -1,0 +1,190 @@
+package pool
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"entgo.io/ent/dialect"
+	"entgo.io/ent/dialect/sql"
+	"github.com/google/uuid"
+
+	"github.com/shoalcrm/shoal/ent/customer"
+	"github.com/shoalcrm/shoal/ent/lead"
+	"github.com/shoalcrm/shoal/ent/predicate"
+)
+
+// Batches of the sweep's writes are sized by time, not count, since how
+// many records fit in a given time depends on the schema, the cache and
+// the load. The size doubles while a batch's transaction takes under half
+// the budget and halves when it takes more than the budget. Sizes stay
+// powers of two, which keeps the shapes of the batch statements (and so
+// the prepared statements cached for them) few.
+//
+// On SQLite a batch holds the database's one write lock, so every claim
+// waits behind it: the budget is short. On PostgreSQL a batch locks only
+// its own records (and, for its last statements, their owners' counter
+// rows), so claims run beside it: a longer budget saves round trips, and a
+// short one would only shrink the batches when the machine is busy.
+const (
+	sweepTxBudgetSQLite   = 20 * time.Millisecond
+	sweepTxBudgetPostgres = 250 * time.Millisecond
+	sweepBatchMin         = 32
+	sweepBatchMax         = 2048 // 10 history columns × 2048 rows stay under SQLite's 32,766 parameters
+	sweepBatch            = 500  // fixed page size of the read-only walks (Rejudge, Preview)
+)
+
+// pacer sizes the next batch from how long the last one held its
+// transaction.
+type pacer struct {
+	size   int
+	budget time.Duration
+	fixed  bool
+}
+
+// newPacer starts a pacer for this engine's budget.
+func (s *Service) newPacer() *pacer {
+	budget := sweepTxBudgetSQLite
+	if s.store.Dialect == dialect.Postgres {
+		budget = sweepTxBudgetPostgres
+	}
+	return &pacer{size: 256, budget: budget}
+}
+
+// fixedPacer always asks for n records, for walks that take no write lock.
+func fixedPacer(n int) *pacer { return &pacer{size: n, fixed: true} }
+
+func (p *pacer) next() int { return p.size }
+
+// took records how long the last batch's transaction body ran.
+func (p *pacer) took(d time.Duration) {
+	switch {
+	case p.fixed:
+	case d < p.budget/2 && p.size < sweepBatchMax:
+		p.size *= 2
+	case d > p.budget && p.size > sweepBatchMin:
+		p.size /= 2
+	}
+}
+
+// cursor is a position in (due time, id) order.
+type cursor struct {
+	at time.Time
+	id uuid.UUID
+}
+
+// candidates pages through the owned, active records (for what ==
+// "freeze": all records) whose due time (the freeze end, or the stored
+// reclaim deadline) is at or before bound, in (due time, id) order after
+// the cursor. The keyset is a row-value comparison, so each page is one
+// range scan of the (due time, id) index however many are due. It reads
+// through the reader pool: the sweep's transactions re-check everything
+// they act on, so a page may be a moment stale.
+func (s *Service) candidates(ctx context.Context, kind, what string, bound time.Time, after cursor, limit int) ([]cursor, error) {
+	// Leads and customers share the ownership columns (PoolableMixin), so
+	// one predicate serves both.
+	col := lead.FieldReclaimAt
+	if what == "freeze" {
+		col = lead.FieldFrozenUntil
+	}
+	where := func(sel *sql.Selector) {
+		c := sel.C(col)
+		sel.Where(sql.LTE(c, bound))
+		if after.id != uuid.Nil {
+			sel.Where(sql.CompositeGT([]string{c, sel.C(lead.FieldID)}, after.at, after.id))
+		}
+		if what != "freeze" {
+			sel.Where(sql.And(sql.NotNull(sel.C(lead.FieldOwnerID)), sql.EQ(sel.C(lead.FieldStatus), "active")))
+		}
+		sel.OrderBy(sql.Asc(c), sql.Asc(sel.C(lead.FieldID)))
+	}
+	var out []cursor
+	add := func(id uuid.UUID, reclaimAt, frozenUntil *time.Time) {
+		t := reclaimAt
+		if what == "freeze" {
+			t = frozenUntil
+		}
+		c := cursor{id: id}
+		if t != nil {
+			c.at = *t
+		}
+		out = append(out, c)
+	}
+	if kind == "lead" {
+		rows, err := s.store.Reader.Lead.Query().Where(predicate.Lead(where)).Limit(limit).
+			Select(lead.FieldID, lead.FieldReclaimAt, lead.FieldFrozenUntil).All(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			add(r.ID, r.ReclaimAt, r.FrozenUntil)
+		}
+		return out, nil
+	}
+	rows, err := s.store.Reader.Customer.Query().Where(predicate.Customer(where)).Limit(limit).
+		Select(customer.FieldID, customer.FieldReclaimAt, customer.FieldFrozenUntil).All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		add(r.ID, r.ReclaimAt, r.FrozenUntil)
+	}
+	return out, nil
+}
+
+// eachBatch calls fn with the ids of each page of candidates, sized by p,
+// until none are left.
+func (s *Service) eachBatch(ctx context.Context, kind, what string, bound time.Time, p *pacer, fn func(ids []uuid.UUID) error) error {
+	var after cursor
+	for {
+		limit := p.next()
+		page, err := s.candidates(ctx, kind, what, bound, after, limit)
+		if err != nil {
+			return fmt.Errorf("sweep %s %s: %w", kind, what, err)
+		}
+		if len(page) > 0 {
+			ids := make([]uuid.UUID, len(page))
+			for i, c := range page {
+				ids[i] = c.id
+			}
+			if err := fn(ids); err != nil {
+				return err
+			}
+		}
+		if len(page) < limit {
+			return nil
+		}
+		after = page[len(page)-1]
+	}
+}
+
+// idIn is "col is one of ids" with the ids bound as one parameter (a JSON
+// array on SQLite, an array on PostgreSQL) rather than one parameter each:
+// the statement's text is the same for every batch, so it is prepared once,
+// and no batch nears a parameter limit.
+func (s *Service) idIn(col string, ids []uuid.UUID) *sql.Predicate {
+	if s.store.Dialect == dialect.Postgres {
+		strs := make([]string, len(ids))
+		for i, id := range ids {
+			strs[i] = id.String()
+		}
+		return sql.P(func(b *sql.Builder) {
+			b.WriteString(col).WriteString(" = ANY(").Arg("{" + strings.Join(strs, ",") + "}").WriteString("::uuid[])")
+		})
+	}
+	raw, _ := json.Marshal(ids) // uuid.UUID marshals as its string form, as SQLite stores it
+	return sql.P(func(b *sql.Builder) {
+		b.WriteString(col).WriteString(" IN (SELECT value FROM json_each(").Arg(string(raw)).WriteString("))")
+	})
+}
+
+// leadIDIn and customerIDIn are idIn as ent predicates.
+func (s *Service) leadIDIn(ids []uuid.UUID) predicate.Lead {
+	return func(sel *sql.Selector) { sel.Where(s.idIn(sel.C(lead.FieldID), ids)) }
+}
+
+func (s *Service) customerIDIn(ids []uuid.UUID) predicate.Customer {
+	return func(sel *sql.Selector) { sel.Where(s.idIn(sel.C(customer.FieldID), ids)) }
+}
