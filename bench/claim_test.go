@@ -153,7 +153,7 @@ func (r claimResult) String() string {
 // caller, the set-up of the reference figure's p99. Each iteration seeds n
 // fresh leads (untimed) and claims all of them.
 func BenchmarkClaim(b *testing.B) {
-	n := sized(500, 200_000)
+	n := sized(500, 100_000)
 	for _, e := range engines {
 		b.Run(e.name, func(b *testing.B) {
 			c := newClaimBench(b, e.url(b), claimWorkers)
