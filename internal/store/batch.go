@@ -19,7 +19,7 @@ const maxBatch = 64
 // share the hot pages (the right edge of history, events and audit, the
 // counters), so fuller batches write fewer frames per caller: with 16
 // concurrent claimers batches grew from 2.6 to 3.6 callers and throughput
-// by about a tenth. The price is up to 200 µs more per write on an
+// by about a tenth. The price is 200 µs more per write on an
 // idle server, a fraction of what an HTTP request costs anyway.
 const (
 	coalesceWait = 200 * time.Microsecond
