@@ -58,7 +58,7 @@ func fixedPacer(n int) *pacer { return &pacer{size: n, fixed: true} }
 
 func (p *pacer) next() int { return p.size }
 
-// took records how long the last batch's transaction body ran.
+// took records how long the last batch held its transaction.
 func (p *pacer) took(d time.Duration) {
 	switch {
 	case p.fixed:
