@@ -47,7 +47,7 @@ var engines = []struct {
 // startShoal runs Shoal on databaseURL. It logs at info level into nothing:
 // that keeps the cost of formatting the access log, as `shoal serve` has,
 // without apitest's default of keeping every debug line in memory, which
-// would grow without bound over 200,000 requests.
+// would grow without bound over a full-size run.
 func startShoal(tb testing.TB, databaseURL string) *apitest.Env {
 	tb.Helper()
 	logger := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
