@@ -81,36 +81,33 @@ func (b *batch) pool(ctx context.Context, tx *ent.Tx, id uuid.UUID) (*ent.Pool, 
 	return pl, nil
 }
 
-// inBatch runs fn for every id in one transaction, tells p how long its
-// body took, and returns what the committed attempt did.
+// inBatch runs fn for every id in one transaction, tells p how long the
+// transaction held its locks (body and commit, as reclaimBatch), and
+// returns what the committed attempt did.
 func (s *Service) inBatch(ctx context.Context, ids []uuid.UUID, p *pacer, fn func(tx *ent.Tx, b *batch, id uuid.UUID) error) ([]SweepItem, error) {
 	var b *batch
-	var took time.Duration
+	var t0 time.Time
 	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
-		t0 := time.Now()
+		t0 = time.Now()
 		b = &batch{pools: map[uuid.UUID]*ent.Pool{}}
 		for _, id := range ids {
 			if err := fn(tx, b, id); err != nil {
 				return err
 			}
 		}
-		took = time.Since(t0)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	p.took(took)
+	p.took(time.Since(t0))
 	return b.items, nil
 }
 
 // sweepFreezes ends freezes whose time is up; the end starts a fresh grace
 // period from the freeze's end.
 func (s *Service) sweepFreezes(ctx context.Context, kind string, now time.Time, dryRun bool, res *SweepResult) error {
-	p := s.newPacer()
-	if dryRun {
-		p = fixedPacer(sweepBatch)
-	}
+	p := s.sweepPacer(dryRun)
 	return s.eachBatch(ctx, kind, "freeze", now, p, func(ids []uuid.UUID) error {
 		if dryRun {
 			for _, id := range ids {

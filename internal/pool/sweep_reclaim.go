@@ -22,10 +22,7 @@ import (
 // sweepReclaims takes back what is due, re-judging each record under its
 // lock inside the batch's transaction.
 func (s *Service) sweepReclaims(ctx context.Context, kind string, now time.Time, dryRun bool, res *SweepResult) error {
-	p := s.newPacer()
-	if dryRun {
-		p = fixedPacer(sweepBatch)
-	}
+	p := s.sweepPacer(dryRun)
 	return s.eachBatch(ctx, kind, "reclaim", now, p, func(ids []uuid.UUID) error {
 		if dryRun {
 			return s.previewReclaims(ctx, kind, ids, now, res)

@@ -56,6 +56,15 @@ func (s *Service) newPacer() *pacer {
 // fixedPacer always asks for n records, for walks that take no write lock.
 func fixedPacer(n int) *pacer { return &pacer{size: n, fixed: true} }
 
+// sweepPacer paces a sweep pass: by time when it writes, in fixed pages
+// when it is a dry run and writes nothing.
+func (s *Service) sweepPacer(dryRun bool) *pacer {
+	if dryRun {
+		return fixedPacer(sweepBatch)
+	}
+	return s.newPacer()
+}
+
 func (p *pacer) next() int { return p.size }
 
 // took records how long the last batch held its transaction.
