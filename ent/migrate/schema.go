@@ -3,6 +3,7 @@
 package migrate
 
 import (
+	"entgo.io/ent/dialect/entsql"
 	"entgo.io/ent/dialect/sql/schema"
 	"entgo.io/ent/schema/field"
 )
@@ -254,11 +255,17 @@ var (
 				Name:    "customer_reclaim_at_id",
 				Unique:  false,
 				Columns: []*schema.Column{CustomersColumns[9], CustomersColumns[0]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "reclaim_at IS NOT NULL",
+				},
 			},
 			{
 				Name:    "customer_frozen_until_id",
 				Unique:  false,
 				Columns: []*schema.Column{CustomersColumns[7], CustomersColumns[0]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "frozen_until IS NOT NULL",
+				},
 			},
 			{
 				Name:    "customer_name_norm",
@@ -421,11 +428,17 @@ var (
 				Name:    "lead_reclaim_at_id",
 				Unique:  false,
 				Columns: []*schema.Column{LeadsColumns[9], LeadsColumns[0]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "reclaim_at IS NOT NULL",
+				},
 			},
 			{
 				Name:    "lead_frozen_until_id",
 				Unique:  false,
 				Columns: []*schema.Column{LeadsColumns[7], LeadsColumns[0]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "frozen_until IS NOT NULL",
+				},
 			},
 			{
 				Name:    "lead_name_norm",
