@@ -14,16 +14,16 @@ import (
 // Each ownership handler calls one pool-engine operation and renders the
 // record as it now is.
 
-func (s *Server) leadNow(ctx context.Context, id uuid.UUID) (api.Lead, *string, error) {
-	v, err := s.records.LeadAfter(ctx, auth.FromContext(ctx), id)
+func (s *Server) leadNow(ctx context.Context, id uuid.UUID, after *pool.After) (api.Lead, *string, error) {
+	v, err := s.records.LeadAfter(ctx, auth.FromContext(ctx), id, after)
 	if err != nil {
 		return api.Lead{}, nil, err
 	}
 	return leadOut(v), etag(v.Version), nil
 }
 
-func (s *Server) customerNow(ctx context.Context, id uuid.UUID) (api.Customer, *string, error) {
-	v, err := s.records.CustomerAfter(ctx, auth.FromContext(ctx), id)
+func (s *Server) customerNow(ctx context.Context, id uuid.UUID, after *pool.After) (api.Customer, *string, error) {
+	v, err := s.records.CustomerAfter(ctx, auth.FromContext(ctx), id, after)
 	if err != nil {
 		return api.Customer{}, nil, err
 	}
@@ -63,7 +63,7 @@ func (s *Server) ClaimLead(ctx context.Context, req api.ClaimLeadRequestObject) 
 	if res.Request != nil {
 		return api.ClaimLead202JSONResponse{Body: claimRequestOut(res.Request)}, nil
 	}
-	l, tag, err := s.leadNow(ctx, req.Id)
+	l, tag, err := s.leadNow(ctx, req.Id, res.After)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +84,7 @@ func (s *Server) ReturnLead(ctx context.Context, req api.ReturnLeadRequestObject
 	if err := s.pools.Return(ctx, auth.FromContext(ctx), "lead", req.Id, req.Body.Reason); err != nil {
 		return nil, err
 	}
-	l, tag, err := s.leadNow(ctx, req.Id)
+	l, tag, err := s.leadNow(ctx, req.Id, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -93,10 +93,11 @@ func (s *Server) ReturnLead(ctx context.Context, req api.ReturnLeadRequestObject
 
 // AssignLead assigns a pooled lead.
 func (s *Server) AssignLead(ctx context.Context, req api.AssignLeadRequestObject) (api.AssignLeadResponseObject, error) {
-	if err := s.pools.Assign(ctx, auth.FromContext(ctx), "lead", req.Id, req.Body.OwnerId, optReason(req.Body.Reason)); err != nil {
+	after, err := s.pools.Assign(ctx, auth.FromContext(ctx), "lead", req.Id, req.Body.OwnerId, optReason(req.Body.Reason))
+	if err != nil {
 		return nil, err
 	}
-	l, tag, err := s.leadNow(ctx, req.Id)
+	l, tag, err := s.leadNow(ctx, req.Id, after)
 	if err != nil {
 		return nil, err
 	}
@@ -105,10 +106,11 @@ func (s *Server) AssignLead(ctx context.Context, req api.AssignLeadRequestObject
 
 // TransferLead transfers a lead.
 func (s *Server) TransferLead(ctx context.Context, req api.TransferLeadRequestObject) (api.TransferLeadResponseObject, error) {
-	if err := s.pools.Transfer(ctx, auth.FromContext(ctx), "lead", req.Id, req.Body.OwnerId, optReason(req.Body.Reason), false); err != nil {
+	after, err := s.pools.Transfer(ctx, auth.FromContext(ctx), "lead", req.Id, req.Body.OwnerId, optReason(req.Body.Reason), false)
+	if err != nil {
 		return nil, err
 	}
-	l, tag, err := s.leadNow(ctx, req.Id)
+	l, tag, err := s.leadNow(ctx, req.Id, after)
 	if err != nil {
 		return nil, err
 	}
@@ -124,10 +126,11 @@ func until(b *api.FreezeRequest) *time.Time {
 
 // FreezeLead freezes a lead.
 func (s *Server) FreezeLead(ctx context.Context, req api.FreezeLeadRequestObject) (api.FreezeLeadResponseObject, error) {
-	if err := s.pools.Freeze(ctx, auth.FromContext(ctx), "lead", req.Id, until(req.Body)); err != nil {
+	after, err := s.pools.Freeze(ctx, auth.FromContext(ctx), "lead", req.Id, until(req.Body))
+	if err != nil {
 		return nil, err
 	}
-	l, tag, err := s.leadNow(ctx, req.Id)
+	l, tag, err := s.leadNow(ctx, req.Id, after)
 	if err != nil {
 		return nil, err
 	}
@@ -136,10 +139,11 @@ func (s *Server) FreezeLead(ctx context.Context, req api.FreezeLeadRequestObject
 
 // UnfreezeLead unfreezes a lead.
 func (s *Server) UnfreezeLead(ctx context.Context, req api.UnfreezeLeadRequestObject) (api.UnfreezeLeadResponseObject, error) {
-	if err := s.pools.Unfreeze(ctx, auth.FromContext(ctx), "lead", req.Id); err != nil {
+	after, err := s.pools.Unfreeze(ctx, auth.FromContext(ctx), "lead", req.Id)
+	if err != nil {
 		return nil, err
 	}
-	l, tag, err := s.leadNow(ctx, req.Id)
+	l, tag, err := s.leadNow(ctx, req.Id, after)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +155,7 @@ func (s *Server) InvalidateLead(ctx context.Context, req api.InvalidateLeadReque
 	if err := s.pools.Invalidate(ctx, auth.FromContext(ctx), "lead", req.Id, req.Body.Reason); err != nil {
 		return nil, err
 	}
-	l, tag, err := s.leadNow(ctx, req.Id)
+	l, tag, err := s.leadNow(ctx, req.Id, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +167,7 @@ func (s *Server) RestoreLead(ctx context.Context, req api.RestoreLeadRequestObje
 	if err := s.pools.Restore(ctx, auth.FromContext(ctx), "lead", req.Id); err != nil {
 		return nil, err
 	}
-	l, tag, err := s.leadNow(ctx, req.Id)
+	l, tag, err := s.leadNow(ctx, req.Id, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +185,7 @@ func (s *Server) ConvertLead(ctx context.Context, req api.ConvertLeadRequestObje
 		return nil, err
 	}
 	noteDetail(ctx, "customer="+id.String())
-	c, _, err := s.customerNow(ctx, id)
+	c, _, err := s.customerNow(ctx, id, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +201,7 @@ func (s *Server) ClaimCustomer(ctx context.Context, req api.ClaimCustomerRequest
 	if res.Request != nil {
 		return api.ClaimCustomer202JSONResponse{Body: claimRequestOut(res.Request)}, nil
 	}
-	c, tag, err := s.customerNow(ctx, req.Id)
+	c, tag, err := s.customerNow(ctx, req.Id, res.After)
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +222,7 @@ func (s *Server) ReturnCustomer(ctx context.Context, req api.ReturnCustomerReque
 	if err := s.pools.Return(ctx, auth.FromContext(ctx), "customer", req.Id, req.Body.Reason); err != nil {
 		return nil, err
 	}
-	c, tag, err := s.customerNow(ctx, req.Id)
+	c, tag, err := s.customerNow(ctx, req.Id, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -227,10 +231,11 @@ func (s *Server) ReturnCustomer(ctx context.Context, req api.ReturnCustomerReque
 
 // AssignCustomer assigns a pooled customer.
 func (s *Server) AssignCustomer(ctx context.Context, req api.AssignCustomerRequestObject) (api.AssignCustomerResponseObject, error) {
-	if err := s.pools.Assign(ctx, auth.FromContext(ctx), "customer", req.Id, req.Body.OwnerId, optReason(req.Body.Reason)); err != nil {
+	after, err := s.pools.Assign(ctx, auth.FromContext(ctx), "customer", req.Id, req.Body.OwnerId, optReason(req.Body.Reason))
+	if err != nil {
 		return nil, err
 	}
-	c, tag, err := s.customerNow(ctx, req.Id)
+	c, tag, err := s.customerNow(ctx, req.Id, after)
 	if err != nil {
 		return nil, err
 	}
@@ -241,10 +246,11 @@ func (s *Server) AssignCustomer(ctx context.Context, req api.AssignCustomerReque
 // hangs off it).
 func (s *Server) TransferCustomer(ctx context.Context, req api.TransferCustomerRequestObject) (api.TransferCustomerResponseObject, error) {
 	cascade := req.Body.Cascade == nil || *req.Body.Cascade
-	if err := s.pools.Transfer(ctx, auth.FromContext(ctx), "customer", req.Id, req.Body.OwnerId, optReason(req.Body.Reason), cascade); err != nil {
+	after, err := s.pools.Transfer(ctx, auth.FromContext(ctx), "customer", req.Id, req.Body.OwnerId, optReason(req.Body.Reason), cascade)
+	if err != nil {
 		return nil, err
 	}
-	c, tag, err := s.customerNow(ctx, req.Id)
+	c, tag, err := s.customerNow(ctx, req.Id, after)
 	if err != nil {
 		return nil, err
 	}
@@ -253,10 +259,11 @@ func (s *Server) TransferCustomer(ctx context.Context, req api.TransferCustomerR
 
 // FreezeCustomer freezes a customer.
 func (s *Server) FreezeCustomer(ctx context.Context, req api.FreezeCustomerRequestObject) (api.FreezeCustomerResponseObject, error) {
-	if err := s.pools.Freeze(ctx, auth.FromContext(ctx), "customer", req.Id, until(req.Body)); err != nil {
+	after, err := s.pools.Freeze(ctx, auth.FromContext(ctx), "customer", req.Id, until(req.Body))
+	if err != nil {
 		return nil, err
 	}
-	c, tag, err := s.customerNow(ctx, req.Id)
+	c, tag, err := s.customerNow(ctx, req.Id, after)
 	if err != nil {
 		return nil, err
 	}
@@ -265,10 +272,11 @@ func (s *Server) FreezeCustomer(ctx context.Context, req api.FreezeCustomerReque
 
 // UnfreezeCustomer unfreezes a customer.
 func (s *Server) UnfreezeCustomer(ctx context.Context, req api.UnfreezeCustomerRequestObject) (api.UnfreezeCustomerResponseObject, error) {
-	if err := s.pools.Unfreeze(ctx, auth.FromContext(ctx), "customer", req.Id); err != nil {
+	after, err := s.pools.Unfreeze(ctx, auth.FromContext(ctx), "customer", req.Id)
+	if err != nil {
 		return nil, err
 	}
-	c, tag, err := s.customerNow(ctx, req.Id)
+	c, tag, err := s.customerNow(ctx, req.Id, after)
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +288,7 @@ func (s *Server) InvalidateCustomer(ctx context.Context, req api.InvalidateCusto
 	if err := s.pools.Invalidate(ctx, auth.FromContext(ctx), "customer", req.Id, req.Body.Reason); err != nil {
 		return nil, err
 	}
-	c, tag, err := s.customerNow(ctx, req.Id)
+	c, tag, err := s.customerNow(ctx, req.Id, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -292,7 +300,7 @@ func (s *Server) RestoreCustomer(ctx context.Context, req api.RestoreCustomerReq
 	if err := s.pools.Restore(ctx, auth.FromContext(ctx), "customer", req.Id); err != nil {
 		return nil, err
 	}
-	c, tag, err := s.customerNow(ctx, req.Id)
+	c, tag, err := s.customerNow(ctx, req.Id, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -21,7 +21,7 @@ import (
 // on his behalf). It returns the customer's id.
 func (s *Service) Convert(ctx context.Context, p *auth.Principal, leadID uuid.UUID, customerName string) (uuid.UUID, error) {
 	customerID := uuid.Must(uuid.NewV7())
-	err := s.run(ctx, p, "lead", leadID, func(o *op) error {
+	_, err := s.run(ctx, p, "lead", leadID, func(o *op) error {
 		if err := o.ownerOrManager(p); err != nil {
 			return err
 		}

@@ -46,20 +46,36 @@ type op struct {
 	pl  *ent.Pool
 	st  Settings
 	now time.Time
-	// ownerPath is the team path of the record's owner ("" when pooled).
-	ownerPath string
+	// ownerPath and ownerName are the record's owner's team path and
+	// name ("" when pooled).
+	ownerPath, ownerName string
+}
+
+// After is a record as an operation's transaction left it, with its
+// owner's name, so that the caller can answer without reading it again.
+// Exactly one of Lead and Customer is set.
+type After struct {
+	Lead      *ent.Lead
+	Customer  *ent.Customer
+	OwnerName string
+}
+
+// after is the record as o leaves it.
+func (o *op) after() *After {
+	return &After{Lead: o.r.lead, Customer: o.r.customer, OwnerName: o.ownerName}
 }
 
 // run loads and locks the record, checks that p may see it (404
 // otherwise), runs fn and saves the record, all in one transaction that
-// PostgreSQL may retry.
-func (s *Service) run(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID, fn func(o *op) error) error {
+// PostgreSQL may retry. It returns the op of the attempt that committed.
+func (s *Service) run(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID, fn func(o *op) error) (*op, error) {
 	return s.runIf(ctx, kind, id, func(o *op) bool { return o.sees(p) }, fn)
 }
 
 // runIf is run with another visibility test than "p sees the record".
-func (s *Service) runIf(ctx context.Context, kind string, id uuid.UUID, visible func(o *op) bool, fn func(o *op) error) error {
-	return s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
+func (s *Service) runIf(ctx context.Context, kind string, id uuid.UUID, visible func(o *op) bool, fn func(o *op) error) (*op, error) {
+	var done *op
+	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
 		r, err := s.load(ctx, tx, kind, id)
 		if err != nil {
 			return err
@@ -73,19 +89,26 @@ func (s *Service) runIf(ctx context.Context, kind string, id uuid.UUID, visible 
 		if err != nil {
 			return err
 		}
-		o := &op{tx: tx, r: r, pl: pl, st: st, now: s.clock.Now()}
+		// PostgreSQL keeps microseconds: an answer rendered from the
+		// transaction's row must show the times a later read will.
+		o := &op{tx: tx, r: r, pl: pl, st: st, now: s.clock.Now().Truncate(time.Microsecond)}
 		if r.OwnerID != nil {
 			owner, err := side.User.Get(ctx, *r.OwnerID)
 			if err != nil {
 				return fmt.Errorf("load owner: %w", err)
 			}
-			o.ownerPath = owner.TeamPath
+			o.ownerPath, o.ownerName = owner.TeamPath, owner.Name
 		}
 		if !visible(o) {
 			return apperr.NotFoundf(kind)
 		}
+		done = o
 		return fn(o)
 	})
+	if err != nil {
+		return nil, err
+	}
+	return done, nil
 }
 
 // sees reports whether p may see the record (domain.md, who sees what).
@@ -144,6 +167,7 @@ func (s *Service) release(ctx context.Context, o *op) (*uuid.UUID, error) {
 		return nil, fmt.Errorf("start cooldown: %w", err)
 	}
 	o.r.OwnerID, o.r.OwnedAt, o.r.LastFollowUpAt, o.r.FrozenUntil, o.r.ReleasedAt = nil, nil, nil, nil, nil
+	o.ownerPath, o.ownerName = "", ""
 	return prev, nil
 }
 
@@ -151,7 +175,7 @@ func (s *Service) release(ctx context.Context, o *op) (*uuid.UUID, error) {
 func (s *Service) take(ctx context.Context, o *op, h *holder) error {
 	id := h.user.ID
 	o.r.OwnerID, o.r.OwnedAt, o.r.LastFollowUpAt, o.r.FrozenUntil, o.r.ReleasedAt = &id, &o.now, nil, nil, nil
-	o.ownerPath = h.user.TeamPath
+	o.ownerPath, o.ownerName = h.user.TeamPath, h.user.Name
 	if o.r.Counts(o.st) {
 		return adjust(ctx, o.tx, id, o.r.Kind, 1)
 	}
@@ -161,6 +185,7 @@ func (s *Service) take(ctx context.Context, o *op, h *holder) error {
 // ClaimResult is what a claim did: took the record, or filed a request.
 type ClaimResult struct {
 	Request *ent.ClaimRequest
+	After   *After // the record, when it was taken
 }
 
 // Claim gives a pooled record to p (领取), or files a claim request in a
@@ -168,7 +193,7 @@ type ClaimResult struct {
 // record's and the claimer's locks.
 func (s *Service) Claim(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID) (*ClaimResult, error) {
 	res := &ClaimResult{}
-	err := s.run(ctx, p, kind, id, func(o *op) error {
+	o, err := s.run(ctx, p, kind, id, func(o *op) error {
 		h, err := s.checkClaim(ctx, o, p.ID)
 		if err != nil {
 			return err
@@ -191,6 +216,9 @@ func (s *Service) Claim(ctx context.Context, p *auth.Principal, kind string, id 
 	})
 	if err != nil {
 		return nil, err
+	}
+	if res.Request == nil {
+		res.After = o.after()
 	}
 	return res, nil
 }
@@ -282,7 +310,7 @@ func (s *Service) BatchClaim(ctx context.Context, p *auth.Principal, kind string
 
 // Return gives an owned record back to its pool (退回).
 func (s *Service) Return(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID, reason string) error {
-	return s.run(ctx, p, kind, id, func(o *op) error {
+	_, err := s.run(ctx, p, kind, id, func(o *op) error {
 		if err := o.ownerOrManager(p); err != nil {
 			return err
 		}
@@ -296,6 +324,7 @@ func (s *Service) Return(ctx context.Context, p *auth.Principal, kind string, id
 		_, err = s.autoAssign(ctx, o.tx, o.pl, o.r, prev, o.now)
 		return err
 	})
+	return err
 }
 
 // targetFor locks the target of an assign or transfer and checks that it is
@@ -322,8 +351,8 @@ func (s *Service) targetFor(ctx context.Context, o *op, p *auth.Principal, targe
 
 // Assign gives a pooled record to a member (分配): by a manager of its
 // pool, a supervisor of the target, or an admin.
-func (s *Service) Assign(ctx context.Context, p *auth.Principal, kind string, id, target uuid.UUID, reason string) error {
-	return s.run(ctx, p, kind, id, func(o *op) error {
+func (s *Service) Assign(ctx context.Context, p *auth.Principal, kind string, id, target uuid.UUID, reason string) (*After, error) {
+	o, err := s.run(ctx, p, kind, id, func(o *op) error {
 		if o.r.Status != "active" {
 			return ruleErr(poolrules.ErrRecordInvalid)
 		}
@@ -343,6 +372,10 @@ func (s *Service) Assign(ctx context.Context, p *auth.Principal, kind string, id
 		}
 		return s.commit(ctx, o, Change{Op: "assign", To: o.r.OwnerID, Actor: p, Reason: reason, RuleVersion: o.pl.RuleVersion})
 	})
+	if err != nil {
+		return nil, err
+	}
+	return o.after(), nil
 }
 
 // Cascader moves what hangs off a customer (open opportunities, quotes,
@@ -355,8 +388,8 @@ func (s *Service) AddCascader(c Cascader) { s.cascaders = append(s.cascaders, c)
 
 // Transfer hands an owned record to another user (转移): by its owner, his
 // supervisor or an admin; frozen records only by a supervisor or admin.
-func (s *Service) Transfer(ctx context.Context, p *auth.Principal, kind string, id, target uuid.UUID, reason string, cascade bool) error {
-	return s.run(ctx, p, kind, id, func(o *op) error {
+func (s *Service) Transfer(ctx context.Context, p *auth.Principal, kind string, id, target uuid.UUID, reason string, cascade bool) (*After, error) {
+	o, err := s.run(ctx, p, kind, id, func(o *op) error {
 		if err := o.ownerOrManager(p); err != nil {
 			return err
 		}
@@ -403,12 +436,16 @@ func (s *Service) Transfer(ctx context.Context, p *auth.Principal, kind string, 
 		}
 		return s.commit(ctx, o, Change{Op: "transfer", From: &from, To: &target, Actor: p, Reason: reason, RuleVersion: o.pl.RuleVersion})
 	})
+	if err != nil {
+		return nil, err
+	}
+	return o.after(), nil
 }
 
 // Freeze exempts an owned record from reclaim and from claims by others
 // until a time the pool allows (冻结), within the owner's maxFrozen.
-func (s *Service) Freeze(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID, until *time.Time) error {
-	return s.run(ctx, p, kind, id, func(o *op) error {
+func (s *Service) Freeze(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID, until *time.Time) (*After, error) {
+	o, err := s.run(ctx, p, kind, id, func(o *op) error {
 		if err := o.ownerOrManager(p); err != nil {
 			return err
 		}
@@ -424,10 +461,15 @@ func (s *Service) Freeze(ctx context.Context, p *auth.Principal, kind string, id
 		if err != nil {
 			return ruleErr(err)
 		}
-		end = end.UTC()
+		// Truncated as o.now, for the answer from the transaction's row.
+		end = end.UTC().Truncate(time.Microsecond)
 		o.r.FrozenUntil = &end
 		return s.commit(ctx, o, Change{Op: "freeze", From: o.r.OwnerID, To: o.r.OwnerID, Actor: p, RuleVersion: o.pl.RuleVersion})
 	})
+	if err != nil {
+		return nil, err
+	}
+	return o.after(), nil
 }
 
 // frozenCount counts the user's records frozen now, other than except.
@@ -444,8 +486,8 @@ func (s *Service) frozenCount(ctx context.Context, tx *ent.Tx, owner, except uui
 }
 
 // Unfreeze ends a freeze now; the release starts a fresh grace period.
-func (s *Service) Unfreeze(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID) error {
-	return s.run(ctx, p, kind, id, func(o *op) error {
+func (s *Service) Unfreeze(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID) (*After, error) {
+	o, err := s.run(ctx, p, kind, id, func(o *op) error {
 		if err := o.ownerOrManager(p); err != nil {
 			return err
 		}
@@ -455,13 +497,17 @@ func (s *Service) Unfreeze(ctx context.Context, p *auth.Principal, kind string, 
 		o.r.FrozenUntil, o.r.ReleasedAt = nil, &o.now
 		return s.commit(ctx, o, Change{Op: "unfreeze", From: o.r.OwnerID, To: o.r.OwnerID, Actor: p, RuleVersion: o.pl.RuleVersion})
 	})
+	if err != nil {
+		return nil, err
+	}
+	return o.after(), nil
 }
 
 // Invalidate marks a record invalid (无效): it leaves its owner's cap and
 // circulation. By the owner, a supervisor, or for pooled records a pool
 // manager.
 func (s *Service) Invalidate(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID, reason string) error {
-	return s.run(ctx, p, kind, id, func(o *op) error {
+	_, err := s.run(ctx, p, kind, id, func(o *op) error {
 		if o.r.Status != "active" {
 			return ruleErr(poolrules.ErrRecordInvalid)
 		}
@@ -478,12 +524,13 @@ func (s *Service) Invalidate(ctx context.Context, p *auth.Principal, kind string
 		o.r.Status, o.r.FrozenUntil = "invalid", nil
 		return s.commit(ctx, o, Change{Op: "invalidate", From: o.r.OwnerID, To: o.r.OwnerID, Actor: p, Reason: reason, RuleVersion: o.pl.RuleVersion})
 	})
+	return err
 }
 
 // Restore brings an invalid record back to its pool, pooled: by a
 // supervisor of its owner, a manager of its pool, or an admin.
 func (s *Service) Restore(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID) error {
-	return s.run(ctx, p, kind, id, func(o *op) error {
+	_, err := s.run(ctx, p, kind, id, func(o *op) error {
 		if o.r.Status != "invalid" {
 			return ruleErr(poolrules.ErrNotInvalid)
 		}
@@ -499,6 +546,7 @@ func (s *Service) Restore(ctx context.Context, p *auth.Principal, kind string, i
 		_, err := s.autoAssign(ctx, o.tx, o.pl, o.r, nil, o.now)
 		return err
 	})
+	return err
 }
 
 // DecideClaim approves or rejects a pending claim request, by a manager of
@@ -515,7 +563,7 @@ func (s *Service) DecideClaim(ctx context.Context, p *auth.Principal, requestID 
 	// The pool's manager decides its requests even when the record has
 	// since gone to an owner outside his team.
 	visible := func(o *op) bool { return o.sees(p) || IsManager(p, o.pl) }
-	err = s.runIf(ctx, string(req.Kind), req.RecordID, visible, func(o *op) error {
+	_, err = s.runIf(ctx, string(req.Kind), req.RecordID, visible, func(o *op) error {
 		if !IsManager(p, o.pl) {
 			return errWrongPool
 		}

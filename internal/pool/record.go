@@ -35,6 +35,11 @@ type Record struct {
 	// stored is the state as loaded, with the stored reclaim clock, so
 	// that save writes only what changed (nil: unknown, write it all).
 	stored *storedState
+	// lead or customer is the whole row as loaded (nil when only the
+	// ownership columns were read); save keeps it in step with what it
+	// writes, so an operation can answer without reading the row back.
+	lead     *ent.Lead
+	customer *ent.Customer
 }
 
 // storedState is a record's ownership state and reclaim clock as stored.
@@ -90,7 +95,9 @@ func (s *Service) load(ctx context.Context, tx *ent.Tx, kind string, id uuid.UUI
 		if err != nil {
 			return nil, fmt.Errorf("load lead: %w", err)
 		}
-		return fromLead(l), nil
+		r := fromLead(l)
+		r.lead = l
+		return r, nil
 	case "customer":
 		c, err := store.ForUpdate(s.store, tx.Customer.Query().Where(customer.ID(id))).Only(ctx)
 		if ent.IsNotFound(err) {
@@ -99,7 +106,9 @@ func (s *Service) load(ctx context.Context, tx *ent.Tx, kind string, id uuid.UUI
 		if err != nil {
 			return nil, fmt.Errorf("load customer: %w", err)
 		}
-		return fromCustomer(c), nil
+		r := fromCustomer(c)
+		r.customer = c
+		return r, nil
 	}
 	return nil, fmt.Errorf("unknown record kind %q", kind)
 }
@@ -223,9 +232,31 @@ func (s *Service) save(ctx context.Context, tx *ent.Tx, r *Record, pl *ent.Pool,
 	}
 	// A later save in the same operation compares with what is now stored.
 	saved := *r
-	saved.stored = nil
+	saved.stored, saved.lead, saved.customer = nil, nil, nil
 	r.stored = &storedState{Record: saved, ReclaimAt: clk.ReclaimAt, ReclaimReason: clk.Reason}
+	r.syncRow(clk, now)
 	return nil
+}
+
+// syncRow writes into the loaded row what save just stored: the columns
+// applyOwnership sets, the status and the version.
+func (r *Record) syncRow(clk poolrules.Clock, now time.Time) {
+	switch {
+	case r.lead != nil:
+		l := r.lead
+		l.PoolID, l.OwnerID, l.Status = r.PoolID, r.OwnerID, lead.Status(r.Status)
+		l.OwnedAt, l.LastFollowUpAt, l.FrozenUntil, l.ReleasedAt = r.OwnedAt, r.LastFollowUpAt, r.FrozenUntil, r.ReleasedAt
+		l.ReclaimAt, l.ReclaimReason = clk.ReclaimAt, clk.Reason
+		l.Version++
+		l.UpdatedAt = now
+	case r.customer != nil:
+		c := r.customer
+		c.PoolID, c.OwnerID, c.Status = r.PoolID, r.OwnerID, customer.Status(r.Status)
+		c.OwnedAt, c.LastFollowUpAt, c.FrozenUntil, c.ReleasedAt = r.OwnedAt, r.LastFollowUpAt, r.FrozenUntil, r.ReleasedAt
+		c.ReclaimAt, c.ReclaimReason = clk.ReclaimAt, clk.Reason
+		c.Version++
+		c.UpdatedAt = now
+	}
 }
 
 // Change describes one ownership or state change for history and events.

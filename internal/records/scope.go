@@ -143,8 +143,13 @@ var system = &auth.Principal{Type: auth.ActorUser, Role: auth.RoleAdmin}
 
 // LeadAfter renders a lead after p changed it. An owned record is never
 // masked, so its view is the same whoever asks and needs no scope check
-// (the common case: after a claim, assign or transfer).
-func (s *Service) LeadAfter(ctx context.Context, p *auth.Principal, id uuid.UUID) (*LeadView, error) {
+// (the common case: after a claim, assign or transfer). after, when the
+// operation handed back the record as its transaction left it, spares
+// reading it again.
+func (s *Service) LeadAfter(ctx context.Context, p *auth.Principal, id uuid.UUID, after *pool.After) (*LeadView, error) {
+	if after != nil && after.Lead != nil && after.Lead.OwnerID != nil {
+		return &LeadView{Lead: after.Lead, OwnerName: &after.OwnerName}, nil
+	}
 	l, err := s.store.Reader.Lead.Get(ctx, id)
 	if ent.IsNotFound(err) {
 		return nil, apperr.NotFoundf("lead")
@@ -167,7 +172,10 @@ func (s *Service) LeadAfter(ctx context.Context, p *auth.Principal, id uuid.UUID
 }
 
 // CustomerAfter renders a customer after p changed it, as LeadAfter.
-func (s *Service) CustomerAfter(ctx context.Context, p *auth.Principal, id uuid.UUID) (*CustomerView, error) {
+func (s *Service) CustomerAfter(ctx context.Context, p *auth.Principal, id uuid.UUID, after *pool.After) (*CustomerView, error) {
+	if after != nil && after.Customer != nil && after.Customer.OwnerID != nil {
+		return &CustomerView{Customer: after.Customer, OwnerName: &after.OwnerName}, nil
+	}
 	cu, err := s.store.Reader.Customer.Get(ctx, id)
 	if ent.IsNotFound(err) {
 		return nil, apperr.NotFoundf("customer")
