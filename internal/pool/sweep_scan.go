@@ -36,12 +36,27 @@ const (
 	sweepBatch            = 500  // fixed page size of the read-only walks (Rejudge, Preview)
 )
 
+// sweepYieldSQLite is how much longer than its last batch took the sweep
+// waits before the next one when other writes asked for SQLite's writer
+// meanwhile. Claims then get the writer at least 60% of the time however
+// long the sweep runs, and with a closed loop of claimers their latency
+// grows by about the share the sweep takes. A sweep nobody waits behind
+// never pauses.
+const sweepYieldSQLite = 1.5
+
 // pacer sizes the next batch from how long the last one held its
 // transaction.
 type pacer struct {
 	size   int
 	budget time.Duration
 	fixed  bool
+
+	// asked, when set, counts the writes asked for so far (see
+	// store.WritesAsked); seen is its count after the last batch, and
+	// pause how long to wait before the next.
+	asked func() (uint64, bool)
+	seen  uint64
+	pause time.Duration
 }
 
 // newPacer starts a pacer for this engine's budget.
@@ -50,7 +65,12 @@ func (s *Service) newPacer() *pacer {
 	if s.store.Dialect == dialect.Postgres {
 		budget = sweepTxBudgetPostgres
 	}
-	return &pacer{size: 256, budget: budget}
+	p := &pacer{size: 256, budget: budget}
+	if _, ok := s.store.WritesAsked(); ok {
+		p.asked = s.store.WritesAsked
+		p.seen, _ = p.asked()
+	}
+	return p
 }
 
 // fixedPacer always asks for n records, for walks that take no write lock.
@@ -75,6 +95,30 @@ func (p *pacer) took(d time.Duration) {
 		p.size *= 2
 	case d > p.budget && p.size > sweepBatchMin:
 		p.size /= 2
+	}
+	p.pause = 0
+	if p.asked != nil {
+		n, _ := p.asked()
+		// The batch itself was one of the writes asked for.
+		if n-p.seen > 1 {
+			p.pause = time.Duration(float64(d) * sweepYieldSQLite)
+		}
+		p.seen = n
+	}
+}
+
+// rest waits the pause the last batch earned, if any.
+func (p *pacer) rest(ctx context.Context) error {
+	if p.pause <= 0 {
+		return nil
+	}
+	t := time.NewTimer(p.pause)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 
@@ -164,6 +208,9 @@ func (s *Service) eachBatch(ctx context.Context, kind, what string, bound time.T
 		}
 		if len(page) < limit {
 			return nil
+		}
+		if err := p.rest(ctx); err != nil {
+			return err
 		}
 		after = page[len(page)-1]
 	}

@@ -32,3 +32,28 @@ func TestPacer(t *testing.T) {
 		})
 	}
 }
+
+func TestPacerGivesWay(t *testing.T) {
+	const d = 10 * time.Millisecond
+	tests := []struct {
+		name   string
+		others []uint64 // writes others asked for during each batch
+		pauses []time.Duration
+	}{
+		{"alone, never pauses", []uint64{0, 0}, []time.Duration{0, 0}},
+		{"pauses after a batch others waited behind", []uint64{3, 0, 1}, []time.Duration{d * 3 / 2, 0, d * 3 / 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var asked uint64
+			p := &pacer{size: 256, budget: 4 * d, asked: func() (uint64, bool) { return asked, true }}
+			for i, n := range tt.others {
+				asked += 1 + n // the batch itself, and the others
+				p.took(d)
+				if p.pause != tt.pauses[i] {
+					t.Fatalf("batch %d: pause %v, want %v", i, p.pause, tt.pauses[i])
+				}
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shoalcrm/shoal/ent"
@@ -41,6 +42,10 @@ type batcher struct {
 	// committed is told of every commit (it schedules a checkpoint).
 	committed func()
 
+	// asked counts the transactions ever asked for, so that a long
+	// writer (the sweep) can tell whether others want the writer too.
+	asked atomic.Uint64
+
 	mu       sync.Mutex
 	queue    []*txCall
 	draining bool
@@ -67,6 +72,7 @@ func (b *batcher) run(ctx context.Context, fn func(tx *ent.Tx) error) error {
 		return err
 	}
 	c := &txCall{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	b.asked.Add(1)
 	b.mu.Lock()
 	b.queue = append(b.queue, c)
 	if !b.draining {

@@ -166,3 +166,29 @@ func TestWithTxLoneCaller(t *testing.T) {
 		})
 	}
 }
+
+// WritesAsked counts every write transaction asked for, including those
+// that fail, so that a long writer can tell that others wanted the writer.
+func TestWritesAsked(t *testing.T) {
+	s := openTemp(t)
+	ctx := context.Background()
+	before, ok := s.WritesAsked()
+	if !ok {
+		t.Fatal("WritesAsked not kept on SQLite")
+	}
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Go(func() {
+			_ = s.WithTx(ctx, func(tx *ent.Tx) error {
+				if i%2 == 0 {
+					return errors.New("fails")
+				}
+				return tx.Setting.Create().SetID(fmt.Sprintf("w%d", i)).SetValue(map[string]any{}).Exec(ctx)
+			})
+		})
+	}
+	wg.Wait()
+	if after, _ := s.WritesAsked(); after-before != 10 {
+		t.Fatalf("WritesAsked grew by %d, want 10", after-before)
+	}
+}

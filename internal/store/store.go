@@ -203,6 +203,17 @@ func (s *Store) WithTx(ctx context.Context, fn func(tx *ent.Tx) error) error {
 	return s.withOwnTx(ctx, fn)
 }
 
+// WritesAsked counts the write transactions asked for so far through
+// WithTx on SQLite, where they take turns on the one writer. A long writer
+// compares two counts to learn whether others queued meanwhile. ok is false
+// on PostgreSQL, where writers do not take turns.
+func (s *Store) WritesAsked() (n uint64, ok bool) {
+	if s.batch == nil {
+		return 0, false
+	}
+	return s.batch.asked.Load(), true
+}
+
 // withOwnTx runs fn in a transaction of its own.
 func (s *Store) withOwnTx(ctx context.Context, fn func(tx *ent.Tx) error) error {
 	tx, err := s.Client.Tx(ctx)
