@@ -12,11 +12,11 @@ import (
 	"strings"
 	"testing"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" driver for the raw connections
-	_ "modernc.org/sqlite"             // "sqlite" driver for the raw connections
+	_ "modernc.org/sqlite" // "sqlite" driver for the raw connections
 
 	"github.com/shoalcrm/shoal/internal/apitest"
 	"github.com/shoalcrm/shoal/internal/app"
+	"github.com/shoalcrm/shoal/internal/store"
 	"github.com/shoalcrm/shoal/internal/testdb"
 )
 
@@ -108,7 +108,9 @@ func openRaw(tb testing.TB, databaseURL string, role connRole) *rawDB {
 		}
 	} else {
 		pg = true
-		db, err = sql.Open("pgx", databaseURL)
+		// The same pgx set-up as Shoal's, so neither side pays for
+		// encoding UUIDs through their text form.
+		db, err = store.OpenPostgresDB(databaseURL)
 		if err == nil {
 			db.SetMaxOpenConns(32) // as internal/store
 			db.SetMaxIdleConns(32)

@@ -18,8 +18,10 @@ import (
 
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
-	_ "modernc.org/sqlite"             // registers the pure-Go "sqlite" driver
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	pgxuuid "github.com/vgarvardt/pgx-google-uuid/v5"
+	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
 
 	"github.com/shoalcrm/shoal/ent"
 )
@@ -92,7 +94,7 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 
 	s := &Store{
 		Dialect: dialect.SQLite,
-		Client:  ent.NewClient(ent.Driver(entsql.OpenDB(dialect.SQLite, writeDB))),
+		Client:  ent.NewClient(ent.Driver(detachedDriver{entsql.OpenDB(dialect.SQLite, writeDB)})),
 		Reader:  ent.NewClient(ent.Driver(entsql.OpenDB(dialect.SQLite, readDB))),
 		writeDB: writeDB,
 		readDB:  readDB,
@@ -120,9 +122,9 @@ func sqliteDriver() (driver.Driver, error) {
 }
 
 func openPostgres(ctx context.Context, databaseURL string) (*Store, error) {
-	db, err := sql.Open("pgx", databaseURL)
+	db, err := OpenPostgresDB(databaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("open postgres: %w", err)
+		return nil, err
 	}
 	db.SetMaxOpenConns(32)
 	db.SetMaxIdleConns(32)
@@ -134,6 +136,23 @@ func openPostgres(ctx context.Context, databaseURL string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// OpenPostgresDB opens a database/sql pool on PostgreSQL through pgx whose
+// connections encode uuid.UUID parameters as the 16 bytes they are. pgx
+// otherwise takes a uuid.UUID (a driver.Valuer) through its string form:
+// it fails to encode the string as binary, builds an error message saying
+// so, parses the string back and encodes that, for every UUID parameter of
+// every statement; in a claim's profile that was 7% of the server's CPU.
+func OpenPostgresDB(databaseURL string) (*sql.DB, error) {
+	cfg, err := pgx.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	return stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(func(_ context.Context, c *pgx.Conn) error {
+		pgxuuid.Register(c.TypeMap())
+		return nil
+	})), nil
 }
 
 // Ping checks that the database answers.
