@@ -9,7 +9,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
-	"github.com/shoalcrm/shoal/ent/team"
 	"github.com/shoalcrm/shoal/ent/user"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/poolrules"
@@ -68,7 +67,7 @@ func (c Caps) For(kind string) *int {
 
 // resolveCaps resolves a user's caps: his override, else the nearest team
 // (his own, then its ancestors) that sets one, else the global default.
-func resolveCaps(ctx context.Context, c *ent.Client, u *ent.User, st Settings) (Caps, error) {
+func (s *Service) resolveCaps(ctx context.Context, tx *ent.Tx, u *ent.User, st Settings) (Caps, error) {
 	var chain []*ent.Team
 	if u.TeamPath != "" {
 		var ids []uuid.UUID
@@ -77,9 +76,9 @@ func resolveCaps(ctx context.Context, c *ent.Client, u *ent.User, st Settings) (
 				ids = append(ids, id)
 			}
 		}
-		teams, err := c.Team.Query().Where(team.IDIn(ids...)).All(ctx)
+		teams, err := s.teams(ctx, tx, ids)
 		if err != nil {
-			return Caps{}, fmt.Errorf("load teams: %w", err)
+			return Caps{}, err
 		}
 		byID := map[uuid.UUID]*ent.Team{}
 		for _, t := range teams {
@@ -134,7 +133,7 @@ func (s *Service) lockHolder(ctx context.Context, tx *ent.Tx, id uuid.UUID, st S
 	if err != nil {
 		return nil, fmt.Errorf("lock user: %w", err)
 	}
-	caps, err := resolveCaps(ctx, s.side(tx), u, st)
+	caps, err := s.resolveCaps(ctx, tx, u, st)
 	if err != nil {
 		return nil, err
 	}

@@ -81,11 +81,7 @@ func (s *Service) runIf(ctx context.Context, kind string, id uuid.UUID, visible 
 			return err
 		}
 		side := s.side(tx)
-		pl, err := side.Pool.Get(ctx, r.PoolID)
-		if err != nil {
-			return fmt.Errorf("load pool: %w", err)
-		}
-		st, err := loadSettings(ctx, side.Setting)
+		pl, st, err := s.rules(ctx, tx, r.PoolID)
 		if err != nil {
 			return err
 		}

@@ -153,7 +153,7 @@ func (s *Service) autoAssign(ctx context.Context, tx *ent.Tx, pl *ent.Pool, r *R
 	cands := make([]poolrules.Candidate, 0, len(members))
 	byID := map[string]*ent.User{}
 	for _, m := range members {
-		caps, err := resolveCaps(ctx, s.side(tx), m, st)
+		caps, err := s.resolveCaps(ctx, tx, m, st)
 		if err != nil {
 			return false, err
 		}

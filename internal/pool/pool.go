@@ -32,6 +32,8 @@ type Service struct {
 	loc *time.Location
 	// cascaders move a customer's dependents on transfer.
 	cascaders []Cascader
+	// cache keeps pools and settings between transactions (SQLite only).
+	cache ruleCache
 }
 
 // NewService returns the pool engine reading time from clk.

@@ -39,8 +39,10 @@ const (
 // the other.
 type batcher struct {
 	client *ent.Client
-	// committed is told of every commit (it schedules a checkpoint).
+	// committed is told of every commit (it schedules a checkpoint), and
+	// ended of the end of every transaction, committed or not.
 	committed func()
+	ended     func()
 
 	// asked counts the transactions ever asked for, so that a long
 	// writer (the sweep) can tell whether others want the writer too.
@@ -112,6 +114,9 @@ func (b *batcher) drain() {
 
 // runBatch runs calls in one transaction and tells each how it ended.
 func (b *batcher) runBatch(calls []*txCall) {
+	if b.ended != nil {
+		defer b.ended()
+	}
 	ctx := context.Background()
 	tx, err := b.client.Tx(ctx)
 	if err != nil {

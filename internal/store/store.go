@@ -46,6 +46,8 @@ type Store struct {
 	// WAL (both nil on PostgreSQL).
 	batch *batcher
 	ckpt  *checkpointer
+	// rules watches pools, settings and teams (SQLite only).
+	rules *ruleWatch
 }
 
 // Open connects to databaseURL: "sqlite:PATH" (the directory is created) or
@@ -103,7 +105,9 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	ckptDB := sql.OpenDB(cachingConnector{dsn: uri + "?" + pragmas, drv: drv})
 	ckptDB.SetMaxOpenConns(1)
 	s.ckpt = startCheckpointer(ckptDB)
-	s.batch = &batcher{client: s.Client, committed: s.ckpt.soon}
+	s.rules = &ruleWatch{}
+	s.Client.Use(s.rules.hook)
+	s.batch = &batcher{client: s.Client, committed: s.ckpt.soon, ended: s.rules.ended}
 	if err := s.Ping(ctx); err != nil {
 		_ = s.Close()
 		return nil, err
