@@ -315,13 +315,6 @@ var (
 		Name:       "domain_events",
 		Columns:    DomainEventsColumns,
 		PrimaryKey: []*schema.Column{DomainEventsColumns[0]},
-		Indexes: []*schema.Index{
-			{
-				Name:    "domainevent_subject_kind_subject_id",
-				Unique:  false,
-				Columns: []*schema.Column{DomainEventsColumns[2], DomainEventsColumns[3]},
-			},
-		},
 	}
 	// FollowUpsColumns holds the columns for the "follow_ups" table.
 	FollowUpsColumns = []*schema.Column{
@@ -487,11 +480,6 @@ var (
 				Name:    "ownershipchange_record_kind_record_id_id",
 				Unique:  false,
 				Columns: []*schema.Column{OwnershipChangesColumns[1], OwnershipChangesColumns[2], OwnershipChangesColumns[0]},
-			},
-			{
-				Name:    "ownershipchange_to_owner_id_operation_at",
-				Unique:  false,
-				Columns: []*schema.Column{OwnershipChangesColumns[5], OwnershipChangesColumns[3], OwnershipChangesColumns[11]},
 			},
 		},
 	}

@@ -18,6 +18,7 @@ import (
 
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
+	"entgo.io/ent/dialect/sql/schema"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	pgxuuid "github.com/vgarvardt/pgx-google-uuid/v5"
@@ -203,7 +204,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 	// binary) must take turns.
 	migrateMu.Lock()
 	defer migrateMu.Unlock()
-	if err := s.Client.Schema.Create(ctx); err != nil {
+	// Indexes dropped from the schema are dropped from the database too:
+	// an index nothing reads still costs every write.
+	if err := s.Client.Schema.Create(ctx, schema.WithDropIndex(true)); err != nil {
 		return fmt.Errorf("apply schema: %w", err)
 	}
 	return nil
