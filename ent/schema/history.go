@@ -61,7 +61,6 @@ func (DomainEvent) Fields() []ent.Field {
 	}
 }
 
-
 // Cooldown remembers when a user last returned or lost a record, for the
 // pool's claimCooldownDays.
 type Cooldown struct{ ent.Schema }
