@@ -2,12 +2,18 @@ package pool
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
+
+	"entgo.io/ent/dialect"
+	"entgo.io/ent/dialect/sql"
 
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
+	entpool "github.com/shoalcrm/shoal/ent/pool"
+	"github.com/shoalcrm/shoal/ent/setting"
 	"github.com/shoalcrm/shoal/ent/team"
 )
 
@@ -96,11 +102,7 @@ func (s *Service) rules(ctx context.Context, tx *ent.Tx, id uuid.UUID) (*ent.Poo
 			return pl, st, nil
 		}
 	}
-	pl, err := tx.Pool.Get(ctx, id)
-	if err != nil {
-		return nil, Settings{}, fmt.Errorf("load pool: %w", err)
-	}
-	st, err := loadSettings(ctx, tx.Setting)
+	pl, st, err := s.loadRules(ctx, tx, id)
 	if err != nil {
 		return nil, Settings{}, err
 	}
@@ -126,4 +128,52 @@ func (s *Service) teams(ctx context.Context, tx *ent.Tx, ids []uuid.UUID) ([]*en
 		s.cache.keepTeams(gen, ids, ts)
 	}
 	return ts, nil
+}
+
+// settingsColumn is the name under which loadRules selects the settings.
+const settingsColumn = "global_settings"
+
+// loadRules reads a pool and the global settings in tx. On PostgreSQL,
+// where they are read in every ownership transaction, it reads both in one
+// statement (the settings as a scalar subquery beside the pool's columns),
+// one round trip fewer. SQLite keeps them between transactions instead,
+// and its driver cannot tell ent how to scan a subquery's column.
+func (s *Service) loadRules(ctx context.Context, tx *ent.Tx, id uuid.UUID) (*ent.Pool, Settings, error) {
+	if s.store.Dialect != dialect.Postgres {
+		pl, err := tx.Pool.Get(ctx, id)
+		if err != nil {
+			return nil, Settings{}, fmt.Errorf("load pool: %w", err)
+		}
+		st, err := loadSettings(ctx, tx.Setting)
+		return pl, st, err
+	}
+	pl, err := tx.Pool.Query().Where(entpool.ID(id)).Modify(func(sel *sql.Selector) {
+		sel.AppendSelectExprAs(sql.ExprFunc(func(b *sql.Builder) {
+			b.WriteString("(SELECT ").Ident(setting.FieldValue).WriteString(" FROM ").Ident(setting.Table).
+				WriteString(" WHERE ").Ident(setting.FieldID).WriteOp(sql.OpEQ).Arg(settingsKey).WriteString(")")
+		}), settingsColumn)
+	}).Only(ctx)
+	if err != nil {
+		return nil, Settings{}, fmt.Errorf("load pool: %w", err)
+	}
+	v, err := pl.Value(settingsColumn)
+	if err != nil {
+		return nil, Settings{}, fmt.Errorf("load settings: %w", err)
+	}
+	var raw []byte
+	switch v := v.(type) {
+	case nil:
+		return pl, Settings{}, nil // never set: the defaults
+	case string:
+		raw = []byte(v)
+	case []byte:
+		raw = v
+	default:
+		return nil, Settings{}, fmt.Errorf("load settings: unexpected %T", v)
+	}
+	var st Settings
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return nil, Settings{}, fmt.Errorf("settings: %w", err)
+	}
+	return pl, st, nil
 }
