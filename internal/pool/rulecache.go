@@ -8,7 +8,6 @@ import (
 
 	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
-
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
@@ -63,7 +62,8 @@ func (c *ruleCache) keepPool(gen uint64, pl *ent.Pool, st Settings) {
 	c.settings = &st
 }
 
-// teams returns the kept teams with ids if every id was looked up at gen.
+// lookupTeams returns the kept teams with ids if every id was looked up at
+// gen.
 func (c *ruleCache) lookupTeams(gen uint64, ids []uuid.UUID) ([]*ent.Team, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
