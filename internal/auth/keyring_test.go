@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"os"
@@ -245,6 +246,68 @@ func TestNewKeyringRejectsBadSeed(t *testing.T) {
 	} {
 		if _, err := NewKeyring(context.Background(), st, seed); err == nil {
 			t.Errorf("NewKeyring(%q) accepted a bad seed", seed)
+		}
+	}
+}
+
+// TestVerifyRemembersOnlyUntilExpiry checks the verified-token cache
+// against the parser's own rules: a token verified once is refused from
+// the moment the parser would refuse it, and a token that failed is not
+// remembered as good.
+func TestVerifyRemembersOnlyUntilExpiry(t *testing.T) {
+	st := openStore(t, testdb.SQLite(t))
+	k, err := NewKeyring(context.Background(), st, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := uuid.New()
+	tok := sign(t, k, user)
+	start := time.Now()
+	expiry := start.Add(AccessTokenTTL + tokenLeeway)
+	for _, tc := range []struct {
+		name string
+		at   time.Time
+		ok   bool
+	}{
+		{"first check", start, true},
+		{"remembered", start.Add(time.Minute), true},
+		{"just before exp plus leeway", expiry.Add(-2 * time.Second), true},
+		{"after exp plus leeway", expiry.Add(2 * time.Second), false},
+		{"long after", expiry.Add(time.Hour), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k.now = func() time.Time { return tc.at }
+			got, err := k.Verify(context.Background(), tok)
+			switch {
+			case tc.ok && (err != nil || got != user):
+				t.Fatalf("Verify = %v, %v; want %v", got, err, user)
+			case !tc.ok && !errors.Is(err, ErrInvalidToken):
+				t.Fatalf("Verify err = %v, want ErrInvalidToken", err)
+			}
+		})
+	}
+
+	// A token first seen after it expired fails the parser and is not
+	// remembered, so it keeps failing once the clock is back in range.
+	late := sign(t, k, user)
+	k.now = func() time.Time { return time.Now().Add(AccessTokenTTL + time.Hour) }
+	if _, err := k.Verify(context.Background(), late); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("expired token: err = %v, want ErrInvalidToken", err)
+	}
+	if _, ok := k.verified.get(sha256.Sum256([]byte(late))); ok {
+		t.Fatal("a token that failed verification was remembered")
+	}
+}
+
+func TestVerifiedTokensStayBounded(t *testing.T) {
+	var c verifiedTokens
+	now := time.Now()
+	for i := range 3 * maxVerifiedTokens {
+		var sum [32]byte
+		sum[0], sum[1], sum[2] = byte(i), byte(i>>8), byte(i>>16)
+		c.put(sum, verifiedToken{until: now.Add(time.Minute)}, now)
+		if len(c.m) > maxVerifiedTokens {
+			t.Fatalf("after %d puts the cache holds %d tokens, more than %d", i+1, len(c.m), maxVerifiedTokens)
 		}
 	}
 }
