@@ -2,10 +2,12 @@ package pool
 
 import (
 	"context"
+	stdsql "database/sql"
 	"encoding/json"
 	"fmt"
 	"strings"
 
+	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
@@ -113,6 +115,10 @@ func (s *Service) resolveCaps(ctx context.Context, tx *ent.Tx, u *ent.User, st S
 type holder struct {
 	user *ent.User
 	caps Caps
+	// taking is set when the record being taken is already added to
+	// the user's counter (claimHolder): user's counters are as they were
+	// before, and take must not add it again.
+	taking bool
 }
 
 func (h *holder) owned(kind string) int {
@@ -138,6 +144,65 @@ func (s *Service) lockHolder(ctx context.Context, tx *ent.Tx, id uuid.UUID, st S
 		return nil, err
 	}
 	return &holder{user: u, caps: caps}, nil
+}
+
+// claimHolder is lockHolder for a claim of a record of kind that counts
+// against the claimer's cap. It locks his row and adds the record to his
+// counter in one statement (UPDATE … RETURNING), a round trip fewer than
+// reading the row now and updating it in take. The holder's counters are
+// those from before the claim, which is what the cap check compares; a
+// claim that then fails a rule rolls back, and the increment with it.
+func (s *Service) claimHolder(ctx context.Context, tx *ent.Tx, id uuid.UUID, kind string, st Settings) (*holder, error) {
+	counter := user.FieldOwnedLeads
+	if kind != "lead" {
+		counter = user.FieldOwnedCustomers
+	}
+	query, args := sql.Dialect(s.store.Dialect).Update(user.Table).Add(counter, 1).Where(sql.EQ(user.FieldID, id)).
+		Returning(user.FieldName, user.FieldTeamID, user.FieldTeamPath, user.FieldActive, user.FieldOwnedLeads,
+			user.FieldOwnedCustomers, user.FieldMaxOwnedLeads, user.FieldMaxOwnedCustomers, user.FieldMaxFrozen).Query()
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("count claim: %w", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("count claim: %w", err)
+		}
+		return nil, apperr.Invalidf("body/ownerId", "unknown_user", "no such user")
+	}
+	u := &ent.User{ID: id}
+	var team uuid.NullUUID
+	var maxLeads, maxCustomers, maxFrozen stdsql.NullInt64
+	if err := rows.Scan(&u.Name, &team, &u.TeamPath, &u.Active, &u.OwnedLeads, &u.OwnedCustomers,
+		&maxLeads, &maxCustomers, &maxFrozen); err != nil {
+		return nil, fmt.Errorf("count claim: %w", err)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("count claim: %w", err)
+	}
+	if team.Valid {
+		u.TeamID = &team.UUID
+	}
+	u.MaxOwnedLeads, u.MaxOwnedCustomers, u.MaxFrozen = nullInt(maxLeads), nullInt(maxCustomers), nullInt(maxFrozen)
+	if kind == "lead" {
+		u.OwnedLeads--
+	} else {
+		u.OwnedCustomers--
+	}
+	caps, err := s.resolveCaps(ctx, tx, u, st)
+	if err != nil {
+		return nil, err
+	}
+	return &holder{user: u, caps: caps, taking: true}, nil
+}
+
+func nullInt(v stdsql.NullInt64) *int {
+	if !v.Valid {
+		return nil
+	}
+	n := int(v.Int64)
+	return &n
 }
 
 // underCap reports whether the holder may take one more record of kind.

@@ -172,7 +172,7 @@ func (s *Service) take(ctx context.Context, o *op, h *holder) error {
 	id := h.user.ID
 	o.r.OwnerID, o.r.OwnedAt, o.r.LastFollowUpAt, o.r.FrozenUntil, o.r.ReleasedAt = &id, &o.now, nil, nil, nil
 	o.ownerPath, o.ownerName = h.user.TeamPath, h.user.Name
-	if o.r.Counts(o.st) {
+	if o.r.Counts(o.st) && !h.taking {
 		return adjust(ctx, o.tx, id, o.r.Kind, 1)
 	}
 	return nil
@@ -190,7 +190,9 @@ type ClaimResult struct {
 func (s *Service) Claim(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID) (*ClaimResult, error) {
 	res := &ClaimResult{}
 	o, err := s.run(ctx, p, kind, id, func(o *op) error {
-		h, err := s.checkClaim(ctx, o, p.ID)
+		// A claim in an approval pool only files a request: it must not
+		// count the record yet.
+		h, err := s.checkClaim(ctx, o, p.ID, !o.pl.ClaimRequiresApproval)
 		if err != nil {
 			return err
 		}
@@ -219,9 +221,17 @@ func (s *Service) Claim(ctx context.Context, p *auth.Principal, kind string, id 
 	return res, nil
 }
 
-// checkClaim locks the claimer and applies the pure claim decision.
-func (s *Service) checkClaim(ctx context.Context, o *op, claimer uuid.UUID) (*holder, error) {
-	h, err := s.lockHolder(ctx, o.tx, claimer, o.st)
+// checkClaim locks the claimer and applies the pure claim decision. With
+// taking set, the caller goes on to give him the record (claimFor), and a
+// record that counts against his cap is counted already (claimHolder).
+func (s *Service) checkClaim(ctx context.Context, o *op, claimer uuid.UUID, taking bool) (*holder, error) {
+	var h *holder
+	var err error
+	if taking && o.r.Counts(o.st) {
+		h, err = s.claimHolder(ctx, o.tx, claimer, o.r.Kind, o.st)
+	} else {
+		h, err = s.lockHolder(ctx, o.tx, claimer, o.st)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -572,7 +582,7 @@ func (s *Service) DecideClaim(ctx context.Context, p *auth.Principal, requestID 
 		}
 		status := claimrequest.StatusRejected
 		if approve {
-			h, err := s.checkClaim(ctx, o, cur.RequesterID)
+			h, err := s.checkClaim(ctx, o, cur.RequesterID, true)
 			if err != nil {
 				return err
 			}
