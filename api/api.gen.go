@@ -365,6 +365,21 @@ func (e LeadStatus) Valid() bool {
 	}
 }
 
+// Defines values for PasswordChangedTokenType.
+const (
+	PasswordChangedTokenTypeBearer PasswordChangedTokenType = "Bearer"
+)
+
+// Valid indicates whether the value is a known member of the PasswordChangedTokenType enum.
+func (e PasswordChangedTokenType) Valid() bool {
+	switch e {
+	case PasswordChangedTokenTypeBearer:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Placement.
 const (
 	AutoAssigned Placement = "autoAssigned"
@@ -409,18 +424,19 @@ func (e PoolAutoAssign) Valid() bool {
 
 // Defines values for PoolVisibleFields.
 const (
-	PoolVisibleFieldsAddress  PoolVisibleFields = "address"
-	PoolVisibleFieldsCompany  PoolVisibleFields = "company"
-	PoolVisibleFieldsEmail    PoolVisibleFields = "email"
-	PoolVisibleFieldsIndustry PoolVisibleFields = "industry"
-	PoolVisibleFieldsName     PoolVisibleFields = "name"
-	PoolVisibleFieldsNotes    PoolVisibleFields = "notes"
-	PoolVisibleFieldsPhone    PoolVisibleFields = "phone"
-	PoolVisibleFieldsRegion   PoolVisibleFields = "region"
-	PoolVisibleFieldsSource   PoolVisibleFields = "source"
-	PoolVisibleFieldsTags     PoolVisibleFields = "tags"
-	PoolVisibleFieldsWebsite  PoolVisibleFields = "website"
-	PoolVisibleFieldsWechat   PoolVisibleFields = "wechat"
+	PoolVisibleFieldsAddress   PoolVisibleFields = "address"
+	PoolVisibleFieldsCompany   PoolVisibleFields = "company"
+	PoolVisibleFieldsEmail     PoolVisibleFields = "email"
+	PoolVisibleFieldsFollowUps PoolVisibleFields = "followUps"
+	PoolVisibleFieldsIndustry  PoolVisibleFields = "industry"
+	PoolVisibleFieldsName      PoolVisibleFields = "name"
+	PoolVisibleFieldsNotes     PoolVisibleFields = "notes"
+	PoolVisibleFieldsPhone     PoolVisibleFields = "phone"
+	PoolVisibleFieldsRegion    PoolVisibleFields = "region"
+	PoolVisibleFieldsSource    PoolVisibleFields = "source"
+	PoolVisibleFieldsTags      PoolVisibleFields = "tags"
+	PoolVisibleFieldsWebsite   PoolVisibleFields = "website"
+	PoolVisibleFieldsWechat    PoolVisibleFields = "wechat"
 )
 
 // Valid indicates whether the value is a known member of the PoolVisibleFields enum.
@@ -431,6 +447,8 @@ func (e PoolVisibleFields) Valid() bool {
 	case PoolVisibleFieldsCompany:
 		return true
 	case PoolVisibleFieldsEmail:
+		return true
+	case PoolVisibleFieldsFollowUps:
 		return true
 	case PoolVisibleFieldsIndustry:
 		return true
@@ -478,18 +496,19 @@ func (e PoolCreateAutoAssign) Valid() bool {
 
 // Defines values for PoolCreateVisibleFields.
 const (
-	PoolCreateVisibleFieldsAddress  PoolCreateVisibleFields = "address"
-	PoolCreateVisibleFieldsCompany  PoolCreateVisibleFields = "company"
-	PoolCreateVisibleFieldsEmail    PoolCreateVisibleFields = "email"
-	PoolCreateVisibleFieldsIndustry PoolCreateVisibleFields = "industry"
-	PoolCreateVisibleFieldsName     PoolCreateVisibleFields = "name"
-	PoolCreateVisibleFieldsNotes    PoolCreateVisibleFields = "notes"
-	PoolCreateVisibleFieldsPhone    PoolCreateVisibleFields = "phone"
-	PoolCreateVisibleFieldsRegion   PoolCreateVisibleFields = "region"
-	PoolCreateVisibleFieldsSource   PoolCreateVisibleFields = "source"
-	PoolCreateVisibleFieldsTags     PoolCreateVisibleFields = "tags"
-	PoolCreateVisibleFieldsWebsite  PoolCreateVisibleFields = "website"
-	PoolCreateVisibleFieldsWechat   PoolCreateVisibleFields = "wechat"
+	PoolCreateVisibleFieldsAddress   PoolCreateVisibleFields = "address"
+	PoolCreateVisibleFieldsCompany   PoolCreateVisibleFields = "company"
+	PoolCreateVisibleFieldsEmail     PoolCreateVisibleFields = "email"
+	PoolCreateVisibleFieldsFollowUps PoolCreateVisibleFields = "followUps"
+	PoolCreateVisibleFieldsIndustry  PoolCreateVisibleFields = "industry"
+	PoolCreateVisibleFieldsName      PoolCreateVisibleFields = "name"
+	PoolCreateVisibleFieldsNotes     PoolCreateVisibleFields = "notes"
+	PoolCreateVisibleFieldsPhone     PoolCreateVisibleFields = "phone"
+	PoolCreateVisibleFieldsRegion    PoolCreateVisibleFields = "region"
+	PoolCreateVisibleFieldsSource    PoolCreateVisibleFields = "source"
+	PoolCreateVisibleFieldsTags      PoolCreateVisibleFields = "tags"
+	PoolCreateVisibleFieldsWebsite   PoolCreateVisibleFields = "website"
+	PoolCreateVisibleFieldsWechat    PoolCreateVisibleFields = "wechat"
 )
 
 // Valid indicates whether the value is a known member of the PoolCreateVisibleFields enum.
@@ -500,6 +519,8 @@ func (e PoolCreateVisibleFields) Valid() bool {
 	case PoolCreateVisibleFieldsCompany:
 		return true
 	case PoolCreateVisibleFieldsEmail:
+		return true
+	case PoolCreateVisibleFieldsFollowUps:
 		return true
 	case PoolCreateVisibleFieldsIndustry:
 		return true
@@ -547,18 +568,19 @@ func (e PoolRulesAutoAssign) Valid() bool {
 
 // Defines values for PoolRulesVisibleFields.
 const (
-	PoolRulesVisibleFieldsAddress  PoolRulesVisibleFields = "address"
-	PoolRulesVisibleFieldsCompany  PoolRulesVisibleFields = "company"
-	PoolRulesVisibleFieldsEmail    PoolRulesVisibleFields = "email"
-	PoolRulesVisibleFieldsIndustry PoolRulesVisibleFields = "industry"
-	PoolRulesVisibleFieldsName     PoolRulesVisibleFields = "name"
-	PoolRulesVisibleFieldsNotes    PoolRulesVisibleFields = "notes"
-	PoolRulesVisibleFieldsPhone    PoolRulesVisibleFields = "phone"
-	PoolRulesVisibleFieldsRegion   PoolRulesVisibleFields = "region"
-	PoolRulesVisibleFieldsSource   PoolRulesVisibleFields = "source"
-	PoolRulesVisibleFieldsTags     PoolRulesVisibleFields = "tags"
-	PoolRulesVisibleFieldsWebsite  PoolRulesVisibleFields = "website"
-	PoolRulesVisibleFieldsWechat   PoolRulesVisibleFields = "wechat"
+	PoolRulesVisibleFieldsAddress   PoolRulesVisibleFields = "address"
+	PoolRulesVisibleFieldsCompany   PoolRulesVisibleFields = "company"
+	PoolRulesVisibleFieldsEmail     PoolRulesVisibleFields = "email"
+	PoolRulesVisibleFieldsFollowUps PoolRulesVisibleFields = "followUps"
+	PoolRulesVisibleFieldsIndustry  PoolRulesVisibleFields = "industry"
+	PoolRulesVisibleFieldsName      PoolRulesVisibleFields = "name"
+	PoolRulesVisibleFieldsNotes     PoolRulesVisibleFields = "notes"
+	PoolRulesVisibleFieldsPhone     PoolRulesVisibleFields = "phone"
+	PoolRulesVisibleFieldsRegion    PoolRulesVisibleFields = "region"
+	PoolRulesVisibleFieldsSource    PoolRulesVisibleFields = "source"
+	PoolRulesVisibleFieldsTags      PoolRulesVisibleFields = "tags"
+	PoolRulesVisibleFieldsWebsite   PoolRulesVisibleFields = "website"
+	PoolRulesVisibleFieldsWechat    PoolRulesVisibleFields = "wechat"
 )
 
 // Valid indicates whether the value is a known member of the PoolRulesVisibleFields enum.
@@ -569,6 +591,8 @@ func (e PoolRulesVisibleFields) Valid() bool {
 	case PoolRulesVisibleFieldsCompany:
 		return true
 	case PoolRulesVisibleFieldsEmail:
+		return true
+	case PoolRulesVisibleFieldsFollowUps:
 		return true
 	case PoolRulesVisibleFieldsIndustry:
 		return true
@@ -616,18 +640,19 @@ func (e PoolUpdateAutoAssign) Valid() bool {
 
 // Defines values for PoolUpdateVisibleFields.
 const (
-	PoolUpdateVisibleFieldsAddress  PoolUpdateVisibleFields = "address"
-	PoolUpdateVisibleFieldsCompany  PoolUpdateVisibleFields = "company"
-	PoolUpdateVisibleFieldsEmail    PoolUpdateVisibleFields = "email"
-	PoolUpdateVisibleFieldsIndustry PoolUpdateVisibleFields = "industry"
-	PoolUpdateVisibleFieldsName     PoolUpdateVisibleFields = "name"
-	PoolUpdateVisibleFieldsNotes    PoolUpdateVisibleFields = "notes"
-	PoolUpdateVisibleFieldsPhone    PoolUpdateVisibleFields = "phone"
-	PoolUpdateVisibleFieldsRegion   PoolUpdateVisibleFields = "region"
-	PoolUpdateVisibleFieldsSource   PoolUpdateVisibleFields = "source"
-	PoolUpdateVisibleFieldsTags     PoolUpdateVisibleFields = "tags"
-	PoolUpdateVisibleFieldsWebsite  PoolUpdateVisibleFields = "website"
-	PoolUpdateVisibleFieldsWechat   PoolUpdateVisibleFields = "wechat"
+	PoolUpdateVisibleFieldsAddress   PoolUpdateVisibleFields = "address"
+	PoolUpdateVisibleFieldsCompany   PoolUpdateVisibleFields = "company"
+	PoolUpdateVisibleFieldsEmail     PoolUpdateVisibleFields = "email"
+	PoolUpdateVisibleFieldsFollowUps PoolUpdateVisibleFields = "followUps"
+	PoolUpdateVisibleFieldsIndustry  PoolUpdateVisibleFields = "industry"
+	PoolUpdateVisibleFieldsName      PoolUpdateVisibleFields = "name"
+	PoolUpdateVisibleFieldsNotes     PoolUpdateVisibleFields = "notes"
+	PoolUpdateVisibleFieldsPhone     PoolUpdateVisibleFields = "phone"
+	PoolUpdateVisibleFieldsRegion    PoolUpdateVisibleFields = "region"
+	PoolUpdateVisibleFieldsSource    PoolUpdateVisibleFields = "source"
+	PoolUpdateVisibleFieldsTags      PoolUpdateVisibleFields = "tags"
+	PoolUpdateVisibleFieldsWebsite   PoolUpdateVisibleFields = "website"
+	PoolUpdateVisibleFieldsWechat    PoolUpdateVisibleFields = "wechat"
 )
 
 // Valid indicates whether the value is a known member of the PoolUpdateVisibleFields enum.
@@ -638,6 +663,8 @@ func (e PoolUpdateVisibleFields) Valid() bool {
 	case PoolUpdateVisibleFieldsCompany:
 		return true
 	case PoolUpdateVisibleFieldsEmail:
+		return true
+	case PoolUpdateVisibleFieldsFollowUps:
 		return true
 	case PoolUpdateVisibleFieldsIndustry:
 		return true
@@ -790,13 +817,13 @@ func (e SweepItemReason) Valid() bool {
 
 // Defines values for TokenPairTokenType.
 const (
-	Bearer TokenPairTokenType = "Bearer"
+	TokenPairTokenTypeBearer TokenPairTokenType = "Bearer"
 )
 
 // Valid indicates whether the value is a known member of the TokenPairTokenType enum.
 func (e TokenPairTokenType) Valid() bool {
 	switch e {
-	case Bearer:
+	case TokenPairTokenTypeBearer:
 		return true
 	default:
 		return false
@@ -1632,6 +1659,28 @@ type NullableTimestamp = time.Time
 // Password defines model for Password.
 type Password = string
 
+// PasswordChange defines model for PasswordChange.
+type PasswordChange struct {
+	CurrentPassword *string   `json:"currentPassword,omitempty"`
+	NewPassword     *Password `json:"newPassword,omitempty"`
+}
+
+// PasswordChanged defines model for PasswordChanged.
+type PasswordChanged struct {
+	// AccessToken A fresh access token for the current session.
+	AccessToken string `json:"accessToken"`
+
+	// ExpiresIn Seconds until the access token expires.
+	ExpiresIn int32 `json:"expiresIn"`
+
+	// RevokedSessions How many other sessions were ended.
+	RevokedSessions int32                    `json:"revokedSessions"`
+	TokenType       PasswordChangedTokenType `json:"tokenType"`
+}
+
+// PasswordChangedTokenType defines model for PasswordChanged.TokenType.
+type PasswordChangedTokenType string
+
 // Phone defines model for Phone.
 type Phone = string
 
@@ -1669,11 +1718,17 @@ type Pool struct {
 	NoDealDays nullable.Nullable[Days] `json:"noDealDays,omitempty"`
 
 	// NotifyDaysBefore A number of days; null switches the rule off.
-	NotifyDaysBefore nullable.Nullable[Days]                `json:"notifyDaysBefore,omitempty"`
-	ReclaimDealt     *bool                                  `json:"reclaimDealt,omitempty"`
-	RuleVersion      int32                                  `json:"ruleVersion"`
-	UpdatedAt        Timestamp                              `json:"updatedAt"`
-	VisibleFields    nullable.Nullable[[]PoolVisibleFields] `json:"visibleFields,omitempty"`
+	NotifyDaysBefore nullable.Nullable[Days] `json:"notifyDaysBefore,omitempty"`
+	ReclaimDealt     *bool                   `json:"reclaimDealt,omitempty"`
+	RuleVersion      int32                   `json:"ruleVersion"`
+	UpdatedAt        Timestamp               `json:"updatedAt"`
+
+	// VisibleFields What pool members who are not its managers see of pooled records;
+	// other fields are masked (`138****8000`, `北**`) and never matched
+	// by `q`, `tag` or the other filters for them. `followUps` makes the
+	// follow-up content of pooled records visible (hidden by default).
+	// `null` shows everything.
+	VisibleFields nullable.Nullable[[]PoolVisibleFields] `json:"visibleFields,omitempty"`
 }
 
 // PoolAutoAssign defines model for Pool.AutoAssign.
@@ -1707,9 +1762,15 @@ type PoolCreate struct {
 	NoDealDays nullable.Nullable[Days] `json:"noDealDays,omitempty"`
 
 	// NotifyDaysBefore A number of days; null switches the rule off.
-	NotifyDaysBefore nullable.Nullable[Days]                      `json:"notifyDaysBefore,omitempty"`
-	ReclaimDealt     *bool                                        `json:"reclaimDealt,omitempty"`
-	VisibleFields    nullable.Nullable[[]PoolCreateVisibleFields] `json:"visibleFields,omitempty"`
+	NotifyDaysBefore nullable.Nullable[Days] `json:"notifyDaysBefore,omitempty"`
+	ReclaimDealt     *bool                   `json:"reclaimDealt,omitempty"`
+
+	// VisibleFields What pool members who are not its managers see of pooled records;
+	// other fields are masked (`138****8000`, `北**`) and never matched
+	// by `q`, `tag` or the other filters for them. `followUps` makes the
+	// follow-up content of pooled records visible (hidden by default).
+	// `null` shows everything.
+	VisibleFields nullable.Nullable[[]PoolCreateVisibleFields] `json:"visibleFields,omitempty"`
 }
 
 // PoolCreateAutoAssign defines model for PoolCreate.AutoAssign.
@@ -1746,9 +1807,15 @@ type PoolRules struct {
 	NoDealDays nullable.Nullable[Days] `json:"noDealDays,omitempty"`
 
 	// NotifyDaysBefore A number of days; null switches the rule off.
-	NotifyDaysBefore nullable.Nullable[Days]                     `json:"notifyDaysBefore,omitempty"`
-	ReclaimDealt     *bool                                       `json:"reclaimDealt,omitempty"`
-	VisibleFields    nullable.Nullable[[]PoolRulesVisibleFields] `json:"visibleFields,omitempty"`
+	NotifyDaysBefore nullable.Nullable[Days] `json:"notifyDaysBefore,omitempty"`
+	ReclaimDealt     *bool                   `json:"reclaimDealt,omitempty"`
+
+	// VisibleFields What pool members who are not its managers see of pooled records;
+	// other fields are masked (`138****8000`, `北**`) and never matched
+	// by `q`, `tag` or the other filters for them. `followUps` makes the
+	// follow-up content of pooled records visible (hidden by default).
+	// `null` shows everything.
+	VisibleFields nullable.Nullable[[]PoolRulesVisibleFields] `json:"visibleFields,omitempty"`
 }
 
 // PoolRulesAutoAssign defines model for PoolRules.AutoAssign.
@@ -1781,9 +1848,15 @@ type PoolUpdate struct {
 	NoDealDays nullable.Nullable[Days] `json:"noDealDays,omitempty"`
 
 	// NotifyDaysBefore A number of days; null switches the rule off.
-	NotifyDaysBefore nullable.Nullable[Days]                      `json:"notifyDaysBefore,omitempty"`
-	ReclaimDealt     *bool                                        `json:"reclaimDealt,omitempty"`
-	VisibleFields    nullable.Nullable[[]PoolUpdateVisibleFields] `json:"visibleFields,omitempty"`
+	NotifyDaysBefore nullable.Nullable[Days] `json:"notifyDaysBefore,omitempty"`
+	ReclaimDealt     *bool                   `json:"reclaimDealt,omitempty"`
+
+	// VisibleFields What pool members who are not its managers see of pooled records;
+	// other fields are masked (`138****8000`, `北**`) and never matched
+	// by `q`, `tag` or the other filters for them. `followUps` makes the
+	// follow-up content of pooled records visible (hidden by default).
+	// `null` shows everything.
+	VisibleFields nullable.Nullable[[]PoolUpdateVisibleFields] `json:"visibleFields,omitempty"`
 }
 
 // PoolUpdateAutoAssign defines model for PoolUpdate.AutoAssign.
@@ -2058,9 +2131,12 @@ type User struct {
 	// MaxOwnedLeads A cap; null means not set here (fall back to team, then global default).
 	MaxOwnedLeads nullable.Nullable[Cap] `json:"maxOwnedLeads,omitempty"`
 	Name          Name                   `json:"name"`
-	Role          Role                   `json:"role"`
-	TeamId        nullable.Nullable[Id]  `json:"teamId,omitempty"`
-	UpdatedAt     time.Time              `json:"updatedAt"`
+
+	// RevokedSessions Only in `updateUser` answers that ended sessions (a new password, a role change, deactivation) - how many sessions were revoked.
+	RevokedSessions *int32                `json:"revokedSessions,omitempty"`
+	Role            Role                  `json:"role"`
+	TeamId          nullable.Nullable[Id] `json:"teamId,omitempty"`
+	UpdatedAt       time.Time             `json:"updatedAt"`
 }
 
 // UserCreate defines model for UserCreate.
@@ -2190,6 +2266,9 @@ type PreconditionFailed = Problem
 
 // PreconditionRequired RFC 9457 problem details with a stable machine code.
 type PreconditionRequired = Problem
+
+// ServiceUnavailable RFC 9457 problem details with a stable machine code.
+type ServiceUnavailable = Problem
 
 // TooManyRequests RFC 9457 problem details with a stable machine code.
 type TooManyRequests = Problem
@@ -2575,6 +2654,9 @@ type ReturnLeadJSONRequestBody = ReasonRequest
 // TransferLeadJSONRequestBody defines body for TransferLead for application/json ContentType.
 type TransferLeadJSONRequestBody = TransferRequest
 
+// ChangeMyPasswordJSONRequestBody defines body for ChangeMyPassword for application/json ContentType.
+type ChangeMyPasswordJSONRequestBody = PasswordChange
+
 // CreatePoolJSONRequestBody defines body for CreatePool for application/json ContentType.
 type CreatePoolJSONRequestBody = PoolCreate
 
@@ -2763,6 +2845,9 @@ type ServerInterface interface {
 	// GetCurrentUser The logged-in user
 	// (GET /v1/me)
 	GetCurrentUser(ctx echo.Context) error
+	// ChangeMyPassword Change my own password
+	// (POST /v1/me/password)
+	ChangeMyPassword(ctx echo.Context) error
 	// ListPools List pools
 	// (GET /v1/pools)
 	ListPools(ctx echo.Context, params ListPoolsParams) error
@@ -4017,6 +4102,15 @@ func (w *ServerInterfaceWrapper) GetCurrentUser(ctx echo.Context) error {
 	return err
 }
 
+// ChangeMyPassword converts echo context to params.
+func (w *ServerInterfaceWrapper) ChangeMyPassword(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ChangeMyPassword(ctx)
+	return err
+}
+
 // ListPools converts echo context to params.
 func (w *ServerInterfaceWrapper) ListPools(ctx echo.Context) error {
 	var err error
@@ -4390,6 +4484,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/auth/refresh", wrapper.RefreshToken, options.OperationMiddlewares["refreshToken"]...)
 	router.POST(options.BaseURL+"/v1/auth/logout", wrapper.Logout, options.OperationMiddlewares["logout"]...)
 	router.GET(options.BaseURL+"/v1/me", wrapper.GetCurrentUser, options.OperationMiddlewares["getCurrentUser"]...)
+	router.POST(options.BaseURL+"/v1/me/password", wrapper.ChangeMyPassword, options.OperationMiddlewares["changeMyPassword"]...)
 	router.GET(options.BaseURL+"/v1/users", wrapper.ListUsers, options.OperationMiddlewares["listUsers"]...)
 	router.POST(options.BaseURL+"/v1/users", wrapper.CreateUser, options.OperationMiddlewares["createUser"]...)
 	router.GET(options.BaseURL+"/v1/users/:id", wrapper.GetUser, options.OperationMiddlewares["getUser"]...)
@@ -4526,6 +4621,16 @@ type PreconditionRequiredApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers PreconditionRequiredResponseHeaders
+}
+
+type ServiceUnavailableResponseHeaders struct {
+	RateLimit  *string
+	RetryAfter *int32
+}
+type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers ServiceUnavailableResponseHeaders
 }
 
 type TooManyRequestsResponseHeaders struct {
@@ -4748,15 +4853,23 @@ func (response GetReadiness429ApplicationProblemPlusJSONResponse) VisitGetReadin
 	return err
 }
 
-type GetReadiness503ApplicationProblemPlusJSONResponse Problem
+type GetReadiness503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
 
 func (response GetReadiness503ApplicationProblemPlusJSONResponse) VisitGetReadinessResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5331,7 +5444,8 @@ type LoginResponseObject interface {
 }
 
 type Login200ResponseHeaders struct {
-	RateLimit *string
+	CacheControl *string
+	RateLimit    *string
 }
 
 type Login200JSONResponse struct {
@@ -5346,6 +5460,9 @@ func (response Login200JSONResponse) VisitLoginResponse(w http.ResponseWriter) e
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -5410,6 +5527,28 @@ func (response Login429ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Login503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response Login503ApplicationProblemPlusJSONResponse) VisitLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5568,7 +5707,8 @@ type RefreshTokenResponseObject interface {
 }
 
 type RefreshToken200ResponseHeaders struct {
-	RateLimit *string
+	CacheControl *string
+	RateLimit    *string
 }
 
 type RefreshToken200JSONResponse struct {
@@ -5583,6 +5723,9 @@ func (response RefreshToken200JSONResponse) VisitRefreshTokenResponse(w http.Res
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -12529,6 +12672,164 @@ func (response GetCurrentUserdefaultApplicationProblemPlusJSONResponse) VisitGet
 	return err
 }
 
+type ChangeMyPasswordRequestObject struct {
+	Body *ChangeMyPasswordJSONRequestBody
+}
+
+type ChangeMyPasswordResponseObject interface {
+	VisitChangeMyPasswordResponse(w http.ResponseWriter) error
+}
+
+type ChangeMyPassword200ResponseHeaders struct {
+	CacheControl *string
+	RateLimit    *string
+}
+
+type ChangeMyPassword200JSONResponse struct {
+	Body    PasswordChanged
+	Headers ChangeMyPassword200ResponseHeaders
+}
+
+func (response ChangeMyPassword200JSONResponse) VisitChangeMyPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangeMyPassword400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ChangeMyPassword400ApplicationProblemPlusJSONResponse) VisitChangeMyPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangeMyPassword401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ChangeMyPassword401ApplicationProblemPlusJSONResponse) VisitChangeMyPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangeMyPassword403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ChangeMyPassword403ApplicationProblemPlusJSONResponse) VisitChangeMyPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangeMyPassword429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ChangeMyPassword429ApplicationProblemPlusJSONResponse) VisitChangeMyPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangeMyPassword503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ChangeMyPassword503ApplicationProblemPlusJSONResponse) VisitChangeMyPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangeMyPassworddefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ChangeMyPassworddefaultApplicationProblemPlusJSONResponse) VisitChangeMyPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListPoolsRequestObject struct {
 	Params ListPoolsParams
 }
@@ -14813,6 +15114,28 @@ func (response CreateUser429ApplicationProblemPlusJSONResponse) VisitCreateUserR
 	return err
 }
 
+type CreateUser503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response CreateUser503ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateUserdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	Headers    ErrorResponseHeaders
@@ -15135,6 +15458,28 @@ func (response UpdateUser429ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	return err
 }
 
+type UpdateUser503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateUser503ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateUserdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	Headers    ErrorResponseHeaders
@@ -15314,6 +15659,9 @@ type StrictServerInterface interface {
 	// GetCurrentUser The logged-in user
 	// (GET /v1/me)
 	GetCurrentUser(ctx context.Context, request GetCurrentUserRequestObject) (GetCurrentUserResponseObject, error)
+	// ChangeMyPassword Change my own password
+	// (POST /v1/me/password)
+	ChangeMyPassword(ctx context.Context, request ChangeMyPasswordRequestObject) (ChangeMyPasswordResponseObject, error)
 	// ListPools List pools
 	// (GET /v1/pools)
 	ListPools(ctx context.Context, request ListPoolsRequestObject) (ListPoolsResponseObject, error)
@@ -17282,6 +17630,52 @@ func (sh *strictHandler) GetCurrentUser(ctx echo.Context) error {
 	return nil
 }
 
+// ChangeMyPassword operation middleware
+func (sh *strictHandler) ChangeMyPassword(ctx echo.Context) error {
+	var request ChangeMyPasswordRequestObject
+
+	var body ChangeMyPasswordJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ChangeMyPassword(ctx.Request().Context(), request.(ChangeMyPasswordRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ChangeMyPassword")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ChangeMyPasswordResponseObject); ok {
+		return validResponse.VisitChangeMyPasswordResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListPools operation middleware
 func (sh *strictHandler) ListPools(ctx echo.Context, params ListPoolsParams) error {
 	var request ListPoolsRequestObject
@@ -17954,220 +18348,238 @@ func (sh *strictHandler) UpdateUser(ctx echo.Context, id IdPath) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H1rj1tJdthfqdAGxN69bLVe45luGEGrpd7tHY3U7m5lDE/LYvHeQ7Km7626U1WXFGesYP3B600AIwZs",
-	"JwgcxMYiRr4sjBixs8DuGv4vhkez+2n/QlCn6r7Ie/kS2Wxp+Elq3nrXOafO+3zV8EUUCw5cq8b+V40+",
-	"0AAk/vfxBe2ZfwNQvmSxZoI39hsXfSASYgkKuKbmx1uKDEAqJrhHukKSk27rE6r9/m7Dayi/DxE1o0T0",
-	"1RPgPd1v7N/Z2/MaehRDY7+htGS813j92mucUQ1PWMT05KRnEFHGGe8RCV8koDTpJEEPNM6n+0B8GoYg",
-	"SfPk8cUxyQYidjekyyAMFAkk7eqd2mXdrVkWaDlqHXY1yMmFnYMveKCIFmRImSYd6AppDkjLEeO98lxd",
-	"ISOqG/sNxvW9uw3PTM6iJGrsf/jBfTN5xLj9O18I4xp6IBuvzVJiKmkE2t3PUUhZdGbP41xTnahjFlau",
-	"8hkPR+nJKcI40X2miNJUA2kG0KVJqEkMPGC8h+fDTK8vEpCjhtfgNLJHYqYobQi4WexnDde14TVoHEsx",
-	"gKDhNSR8Dr6GoPGi6lSPJFANwbEU0eR63UdCNRGSUHP0davyC+NUnnVANbQ0i8Ced3rZ9/emrOpC1K/J",
-	"3vCM5VyIVSwmkUpU3WZMv0iA+PiZdKWICCWxhAETiSIx7cEtRdocXmk7Qrt2sXaCGnR4cOdu1apOglNq",
-	"PlfTBSUS6QNhQTZnbFpnUzILGV8kTELQ2NcygeL0vy2h29hv/NbtnCjdtl/V7ZPAzt9F4lK9AEOy7IkY",
-	"ohBSpYkEGhyQdErSvH/3QzJkui8STZjOod2SinylKRVbkIidcD9MArgQmoaTazwMlSC+SLgmNAxJZCaw",
-	"VM0XMlCk6QuDoZQcPXv+9KIWFVlxkuL63Ho6QoRAuVtQkCgtR3W04fEr6mvCXKv6Ge33BWnnx4wHU4lS",
-	"LESoiOhainTFeFC3AvOtMS+snCcdQ3wuzILMOmqelVPaA6LYl7XoHGK/4qyOWjb2H+x5Uwj63RI5v1NB",
-	"zr3GsyEHWXc67QjaHqEkUSAJCzxDCNtccGiTpjk0CFKgqYUSYcY/Cequ7N4H5kHRGqTp+4fNCP7IjP9H",
-	"n+21PqKt7mHruPXiq3sfvN757UbV1Z4KEc54byxMD/tCAemLCPC2CVP2sgWvPXbT7mT+23aU4fdwkMlL",
-	"ltBlryyMATEzmLM0w1A+Ik1u7jBkCoIdPGTKCSBKxH3BsanhPcK6pX4xFSMixjN6Uc1b9Jjg01FTYpu6",
-	"+e3XBdHyXMgKbDC/kisYHRBKQqDmRSftVpsoIbUipq195nfJI8cytFvuvTvUtY+M6V3JNGRdG16jVfwj",
-	"iYP8Q/EPA9Du5/y/hsgfizAUw+ex/Tb2y4vqEzDv1PSDt29Z/b7M1wUP/oL26uY8c+jiU4mso0USTXt1",
-	"C9C0V/t0V07+3B5lNcvlPs7DciWFcd6ey3ETV7Fc6Zqms1xJNsDbLua1YU1ULLgCZLAf0sCx1+YvX3AN",
-	"HP9L4zhkPgo/t2MpOiFE3/1cmTV/NSfJOrW97KRVjJSVcgIBinChLadgJR3BtaS+NsdRENZKwlPVzK7t",
-	"7bwhzn0keDdk/rXvUMQgcXizIVyBQrbM7jGREri2EsqKNvoosTuCle80G3nKlg9JkLYi8IoZJq/piwBI",
-	"O/u9vXNA2njPoNr4Tpm3k7q7h2BF5/BYSitUXNdtH3ICZk6PUEXOjo/IR/cf/A5x05AANGWhWtHmjoXs",
-	"sCAAft3g7PQPER0husYgDQFyjE4K6iva5FOhj0XCg+vc41NBVOL3MwkPWSU9uXEFQNiqaNOpRO0KM2s4",
-	"piyE4PrpsHmUid+nvAcBUYwb4VaTIVUoWKZIHBdW+rKLS23vrOEUzjLJ+frOIRWEDeOei9EV+04/rmzn",
-	"F0J8QvnIvcHqWi9fCBIZ+SDVmh1YnZ7ljBDye2wAnPAk6oA00oWyqsAV7H1C5zi1X6EpbuQ5p4nuC8m+",
-	"vF44+YQpZfhWIQnjAxqygPgSAuCa0RUR+Ncph4djHAYDyn04CoV/VeDTaGDhkYan0pBezQw316WhAq8R",
-	"F376quGubFw3+8H9oih/786Dex/s7c0h0Od6rc+yoXPpQ6BKwtzuYcw+BpRUy8vJhaDlGFgvHeHhaB6R",
-	"2WvAq5hJUPNPyJMwpJ0QUs3dxAJYMN/MRkZ7rhbZ68yprTgwffKnps1rL1UwGGgJw2fdxv5nsxf9YnwN",
-	"ZhzULVTrIrtMKm2eDsOtg1SpBkKBL0F7RAt8XnqcKcAPVzAiHdTAFbU0d0taGtUXNHz52WHrD2jry73W",
-	"Ry9bL75boZ8xsDgQVys9X+WL2MIp0xCpmSo409z0i+irE9vhzgfZsFRKOppAGtQO4z1mR5vN6xXQox6p",
-	"rJZ+QTKwMBqsCPZmo8lqzjxiPP1r7AK8RsLZFwm4zwjVY3firsOtZNbJL4BTjgq+9r6apMoSdDVSGRxh",
-	"WkHY3SXnfTHkRHAfDogCHhjGjCrSPnTPnxUvHwKVINuoP/391uHpSetjGLXHsOzO3Q+XQbNJmm8WPnlG",
-	"L7JTesLsI1XecXa5c91ydnCFay7qmxxueY3cBDQTNvOWEziJE1Teu1Ksx5d7eVPd9FxYIIE6JmVa2zPb",
-	"anz96UyVO0gCph8PHHdUXiH1tZCreCNwILREFJSfiUJbE7VX6TXUSGmIzC9c8FEkElWht/Qa9C1Yg5AB",
-	"14dBIEGpMX3hB/dL0P/ZXuujw9YxbXV39198p/J5sWL7hNpxrzzOH15eJoZzqhlkXmYhE6BnLJu2vjxs",
-	"/UHNgygS7YuodAkq8X1zGF7DiGyJNMcYAGeVNmsLVaC0hYkpxOOzf9f6jzU7djb0qb4ADz76qMhp7lX4",
-	"AngNTWUPJpcyfiIZAWvVLMiOk0JnPd+Rnu13ZlNBfMSpbhQhv3iH+VVMR8mVkMocwTdOLh8aIbros7Eg",
-	"yWTB/Pu2eFPgApz0sjwbwILZu1JoGB2/MYm/l9c+JveIAGaj9ssaxJ6bilzVWMgngFdcVW517DincrLp",
-	"pqvGOaJxhWcA8Wl8QMzrQSKgXDl1miZ9kECaXRqGpEP9KyM3aKCRZ2QGTnqh6NCQOLM0al7qScudvb0x",
-	"Qbae8S8Qm6M+5RzCkvGOhmHDawyYQvs4mkgbXmMIfh9RPwLQ1iNI6D7ISno6jgtThOFpt3vBIlCaRrF9",
-	"l3wWzNPrqdt1Re85+JK0t4Us93ocOTAuX+yn/RGhnFjHKBoSXyRhgJfbYwMr+Dkto7nY3PZj7W9jKLEy",
-	"+Ru9KRZxolhMbsk5tnH2YOYO7GHMP5E7rLklquwFfgvntQmK4ZxTsrV7uQtDcYVe7kQ3XZgtosYq3sES",
-	"qm38JUSNnUG8yW1xMVwA38dFVTGsnk9wTf2V0Rg/UVpE84OcJY6zkK0vpL6AV3oRLGbqVLKIWq+X8Zdt",
-	"Pq1EaV4uNMyEpSeC99IO6COz0BSa6XCxHrkHyCKX5F6i+SeqQuvCTWd6qfzMvUa118oUEFxOPTUP/DzG",
-	"RquBiVRTtR5wOMVGS4HC214qbn7K9ayE1Dpis3kqaxdinWhmglzEePHXO7VAOGncN18ItYoFzzrMxXpk",
-	"2Bk/BCqdPbjoHPXgfhXrsgXcEuBWXegApF5OekxJ2dO5j7FyCW6UCnVZrlia+1SWfH4lBEw/gQGEi85m",
-	"+qVGx1yJJhLDj06KSQsIS9YKbEUIGi4tfdDwPGNPJzGgK8WXwJ9zPfs1qBy/J6kVUObTZ34Pm1eqNOfm",
-	"T1Kv8UXuacx9c5mdRlRdWVPEmAVBJkCGRmxWIoI0LIhKILYH6YxQBDPM+y1F2ka87YRwjO3QZrACJit1",
-	"XV1mY3OqzcviKXZK8X7cR3WmPLaY2OcbQWPJzbneZ3Nq+4uNsXePze5WugkJIVC19GU4D+BFZsylz6ks",
-	"hKOyjhigmrY3s9eFafMW/HJHMQ1vyTCnxsJUys2kYNxAicQtxD27A1mKfV7yZdrcGzPxpmSEew5yvSTR",
-	"XZcBewmsXAKtFkGPtwb0eiGiBKULWA4zrmrSFh6H1IfIGSinMqdZw/H15kNUG6bT2Vci/OQ7WY/04zV0",
-	"dWTdqQ1IJoKHI+tI3i5Gyf2ued3a49rxsqPXnen4WOfpNUUCK9Pxgs6R+poNUJtgPeWq9eOu+4okuHeO",
-	"Ds7ktVfI0K6bZr4ndHACxB/RkaoyZuVusQEdKWfXUkOG0Q3WzJGEQES3O91ide+DB2N+l7PNVY8yJmNO",
-	"zCnjyXQxbAz5C42rKEAWGpLFLFdL5Uv4mZRP/FhIQjE2iPraI0wrko5NmnGJNhrxxwk2O7u5tvktJj+d",
-	"GH8sMkBB0dC1WzRApRQxBFrUuJr/OkVaFWl0ITHPeHGI1HEQ1TSp2r2q99sLREt2HgMeZzXKNzMbhKDC",
-	"fB7lH+Z6pMeAckHLdjrb1LWmbuJzw1XmV+5d/+4qeKLHqbYzo0yphXumGhOVBVmQ1VyODhNjoGJikqz+",
-	"4PzZUxILQ+okEZJk6UBcVLP1LxbdrrVoEsbjZFL3+kEVPoFStAeTKQ72ZsGwXapnt5YPVAUdqVKnQnmI",
-	"HpvzyhR+7o4wlRd1zV57xRCIeTXCy+km51WMGeZ3WRWQj9GRi65MWWP+3Gbygu1/wVwLE0qB4ljFhXj5",
-	"veeXml9WaauzDOYpbC2lIXgrgCo7OMyK+Z/36t/dK6+/7RlXPO1aVyGbZuRn45a5YwnwJSxnx0nmUf+X",
-	"XSQm5v9eKjelnNNhw2s8bHiNo0p2CZufJSEs7LAYQiofTH2xTRu02hnOff4eVVv7PtDQZidaJAxsQj4v",
-	"eQDmJ+HSnM1+wsdxol5C+D5TWsjRY+6kz1on9Pn1/Ys4nNc7mc9NZrpSRM+WsUss5f5dzh5iaElIWYR+",
-	"VjqR3GwRwxIaXkNLylUXt91FjEM/1+y/TvViR5FgrsH+Lx3Rt/ZW+04JG+1Q4xi+vLdbEsJ/yKFqQdfN",
-	"Cr9wscRVVPrAFvy1i37cVE8D41XQ6RJGbJxWnwSVTg/C5mAbS3iWXV+SsGAsjq+K7T4J0gNbyqu78jx+",
-	"MLyqoCNhr4g8j4NH54eVoOzLQbnh3QcP7nxU2fSKzR19UBuleKVHxemefXxaOVWiynEbrFfZ7NVbrmdc",
-	"PNfWx2vQMEPbDXt4lHZFVeDyg+FVhYR+BaP54d9c4IIyOY5ftZwnQIMqMRRzXy2m0bXEEIKjub0fy9R+",
-	"OYFqcd/Jt/WS2Po2XKcD6bvmDLGwv+vWfeLa3ScM0bs+14ll3CDm93wwe1lOp7EEjV/Q0XjdNrM1e3G+",
-	"y24M87ok5OCzgI0HmYaNuCKYmVchQrgdbF0QGgVaOM39oMDfVXLWZpgVuSG8FWFan/P5O07MbiCBmoRF",
-	"0WNLpotY7GWKqVJDIYOSRiX7cdIcNk1j7zWGkml4xsNRdWB0ahjMxq9Ew/RiqwwGE8BYx56W15lLtpeX",
-	"51XC9dMSeRvPfK0UJkuxOeDbWSEFQxMxh/wBoR1HzvJk6ubDGD5hmvjFpP4CR168oWqlyUyefJK5XFXG",
-	"o9Pl4ejD2XDkNU5TFB9b2Fgqjt/88s9bv/nlf/9uc+c3v/zxb375ny4vW5eXave3vvPq93/1zz+FV/rr",
-	"H//ozf/4eU2Gh9Pisz0emgwSCCUchmkMckh5AME+aaNg1jZCI/qSGB5CSI+0be7xNmkyrS65+50wRagm",
-	"faaIT2Mkwy5JouN0CeNaEIrCJ6bZvuTtXKnqJipIp+gcZHpwDB8nEuLdS97wcgW9WZ7jrCEoqWhrnrBT",
-	"IcIF/BGECM+SEFQFI7Re0zBTj9IU81VBIEsEbkeU056RlOdQMCL3hQ4BUQfkBdBooW4LucQtr/q+U6X6",
-	"XpXw5rxysnDP9DrGD6V0sOXtzC/hvXCQuZxne26WKNquul2zHJHw4Ex0mFmNkdP1E0GDGtzojDKTYPX0",
-	"czhWooHQ8tzFnvcqXkNUPRwJEQZiyBexEPppGDuma3MZFarxJKAsHGHY+6QXag2ELepnaC1Jn9BXi2xh",
-	"UaPot4YcLGr9RZaadUfmr4eYIH7efk5RZqarOdWSbrQkdY75GqbCzLjXYcrve5nXde5w6+U1G4pVVdJy",
-	"Ak5F5CJGq50fc6m2Fk5rDAUF2lbFpxpStAoBHB/bjdvu8ke8yuNsSzrfc9K5pShroiiViLaqKJUtYn7b",
-	"eZotg/JtJyd59MBYjaSa6iFW206J0mYiElG/zzgQXwSorap2wh8rfjXZ9YBwGIB01R/cJCHlvcRpweAV",
-	"jeIQKynS+CW88gECCCaztk3JnlpexPeTCMuPxSHlNnsxK8bS3FKl6cvqwSpFItZdWcBDNg9dmOWAYkBD",
-	"acp9mKNq5IzUqWvMkpomaplRmSv9YTKO7fnZCZHQBQncx+JxtjIXZBBoOpZhoa91rPZv38Yc0rsBDNJS",
-	"C+p2PZjUFNss8rnaOuDZPRUzyRl4rmJ/z2rdEhdUJNuBnsX2DV1QSbFw8uaafSxnOHir1NGuc/XZjjlb",
-	"pHTXvIVIXV8GQDH8bKaa2Y31KZXc/LJ/vfrGJTQISybvrj+iqiSQ83nCjHvAzJ06cr4sjnkJzXxF2ZZm",
-	"xaSU73UVYvUYpGxcwD6DrgTVXxY1sfOFuIJxIoXWlGqb0u5crpulsStXLsKSS6mEGKNVYpADZosi0yRg",
-	"2v4viFi157cREE4lDBgM57nb8eBfrHK3pMNW1vttfMZuCpEwByMUBEueRd59+cOoJQjTU0FXop3yKedV",
-	"TprfF0NbVgrtV1mJXBe5ieVxhyCBfJ4EPQjW6CuSr7Fqe7aOyFh0ttqXNkbb/oHmzELEdvY5/yFtAgNz",
-	"+On3IXT6QlypfSvnVeLVOWjNeK8KaWh8JBKu1RTpKKKvjtELeGZEH02jwZ6Z+0hdm9WC/Z6YA5mrz9hd",
-	"jG2m8ircSazK++ZdP77JA8ocVObh88/LQY512QcqYXIIEBusr6D0N4aMwoCJRD27kQzaQhQWT3s5xoKq",
-	"Z93FksbL0VnC58n2YRtOWW9dCQQ8LfsizFfJKQO2cUncUfzxJyd1xl7fDEMq+frGn2Dg0hMrbC1bQ9UF",
-	"XDjftGxxY/WwZ4Rl5yt8ULH3C6DROur1zUs4bi5JXjB1HDU86yqqKpW8PZarPF7ntj+/d74Bi6U8N97H",
-	"+1xQ4q61QZtDXYWwjDi7cRHZrGJFvNuWCJSJQBU3uLAT6ARJRp3BKWVVOa6xXFiVwuL+3keLaiyy6qsn",
-	"vMIaYavHEsz2gLKhnZtoMzlxPaenTvvwg/uzneZWqoTxGri8cebaVmCcXUmleLxjKyuOXDy4SoxzYf9L",
-	"5kmnyqdVBqJjIbOUasojkRgAETFwIuJYSJ1wZobwyBeJ0KAI5QFJeJdxpvoQECEDkOb6BGm6Wk3EAPFO",
-	"deDlzSiP+FxVZnq3wSOVouPbc0QLxqB9y/gnKWYXHkDVpsFFNIbfTE4rM0Jbjgu35eVhSfNzYAZEr6Go",
-	"yvvz9OYRDVP999J2S8PcgtxgNUBMjakxV78KPhGp3Mb5RLOKVblQTSHQW7BfL9ivlp997TUU+IlkenRu",
-	"urr7xRxOh4nNczXusRBTqTlIgkyeTeGDVbO7UkSkbSmrrSCNsajM9OoDDTBPkj3URlYnO2dOaFZ0uoPs",
-	"XDq9/es4fRZ+8OlFw5sM0yxxr3Yloegx3iZNygmmo2nZ2B3yg08vPMKUSiBAJmoAknUZBKSLeTMY75Gz",
-	"46MPf+fuAwwkIpSTw9MT3CKGq1FFKLGrsvPtorHDnJ5BBcuLZtvqax03Xr9Gf5ausO5BWbE4dxrnfUFD",
-	"ElHGNWXcQLXXSGRYcPXoMd1POru+iKzXhy/df6yzT4mzx8GYWaQ59dAcy9HZJ0SBHIDEMLyHdx8SRUNQ",
-	"WOdT7RNKVJ9KCKyBSHQJWmAuuTmejCUlzW9+/i/f/ONP3vzD33rk6z/56Zt/+tkO0X2qiYRYEVSn4YHa",
-	"RFkeyY2diticWXbENG2WZ1snuBAzjqZXQGgaKYa1SDHfCBcdEYzIUMgrRZjeveSXHGsVcbNntX/JW+Qs",
-	"T5Rkk5K4BEqWSVCk+fz5yaPB7+zsmsaY5xQTmGBiU9vBpxGER1TBATFsh/3x7PiI3Lt37yPCOHl+cYS9",
-	"zZvguiARbsW0x7jhIfZJO2QR023SvPOvP/wLQ+bTwqnkwd4O7pemuZ0uOcmiIw9IRwTMzdn+Cqm4R/IX",
-	"4XX7gLTzP9t4v8XoSTNYHkBpVvl4AHJE0EHLtG7T2KatZYKn/kLf/VwJgyGp19tO2c3NjJm6q7V9EYBZ",
-	"hPUsaztkUaR96PsQ69YT5zfWJs1zFsWhRakj01nhSAbw2l/2v9P2yGPeC5nqEwy9GzIFOzb2LmQ+cJuJ",
-	"yWHGYUz9PrTu7u5NoMRwONyl+HlXyN5t11fdfnJy9Pjp+WPsk3toObQwiHB4etIoZNpr7O3esU2NsEVj",
-	"1thv3Nvd272H7IHuI0W8vTuEMGxdcTHktz8fXqndz51E1IOKuMeLPhCX2YrESSdkviEfijR/8OnHRIHe",
-	"IcO+UEBiyQZUA+nTcACKGBQhuNBbqkTRlIfHZ1CY+Sm2IN0auQYGBiIFZpjdYnI182g0vgca00ZhFrpY",
-	"mGMya767t5fSIxe9WYSRdIP2SZkjp5SyZG7yJNymzbrsO4Czn1ENmZdx1dCu7e28IY5//+5HdT2y3d2+",
-	"EOITykdOQleWSmYewdP7Ov/EwtPY2P/shddQSWSLxzVOC1davIrSlaWOrPufYRbaxgszotlUqPtf1kLO",
-	"IVdDQ2vv7u2RYZ+FkPoC4shMkSQ+IEyTQIAt4KxF4vexUUA17VAFlffv0lauEQLcDDUwUNgBDdkA3h9g",
-	"eMIGwM3WDFGFwq2nCTDx3iXQYDTvtbv89umFmkOTQP2+IcoeebB3L6eclZd9BjQwdFdt5r7N9JggA1kO",
-	"89x3u8zf8I0/2Ls3ZevFB3H+I8hyylfDfPH+DKpmd7i7YhDM7ns6DA7u3KYxa6W5AisB8Rx8CY67sc7p",
-	"IVMaggObdAbBkqk4pCMSS+iyV5MAaNgjy/9jZqo0hbyqFVryJrfdRXszG6bi74s1QrjdhI3kmLzhQ2S1",
-	"DLNsDnRV0G2XPx0gHtKgUGn7/t6d2V2ec5sJnX0Jge10b3anYyE7LAgA5frrpLQF2qp0KnyVHlQHXi8w",
-	"y5aq4cAUwrLBPgxyQCpqZ0NgPrCsFsG8vCguUcOTdl1GnzJQHxXE2rzm+kMRjFYMbk7X+Lqs2HGa0jFQ",
-	"v7OWuYMqaHefDsgVQIxkwJ0uF8Mt7K8D9u2JF7QPlfA/Rtdvf8WC1xYbQtAVRqbH3S6g9i7NunMFo1vK",
-	"JuVxQD0J/GcwEFdF4C9B4f2KMCrsELz/gGE3P73HU6GPRcKDjUGSvY1ZkLToU30SnFLD/71IQTAJmG5Z",
-	"T9xa9uIpDEFp0mVS6V1yzEINknSM5ITJfzSVPdAeycAPNSaaRUAk5T2oYTbMzI/txGtnOLzxLT0zfJHd",
-	"ts0xZIQ0ZevnuPPO1KBfJIChjk67kSbf9+ak0tasMW0Bwj10V4wH6PSNB1o3v/2aFtLIllDMjzWWeou2",
-	"vjxs/UFNgMQ8C5tnQas9ka6duAA2dbMXM9JXnsZ4uu+lT4NqVCx3DfTbY2ER1C1LMe6XL2gpG+lUuMXo",
-	"4dlLsbVB3nYpa+XZM1owm29HiuWOYMvDrI1/Lx5zSSkWMF3gYBLdv40mGzS3VjL1Z2hYUGiuEFK3QjaA",
-	"oGz6aaJ1B+09Tt1OnJ+Ps9Vc8mPKQtNNa4hiJ+qi1h4CEoM044mEa+xt/vZDhmYfG8ZOmvfvfoR68kve",
-	"PgMtR61Dg8ftnQOiElxKNwkJ7sSJ0UIT3ZdC6xACq+gee8Nw1+sRKkopMecSKlaHi7mjWwUaPhG9Hqbt",
-	"e9cw7wZoHEXPSLRoq3HpaQ2o5mkjK/TOBQwTiZ6GYoZXVE7CU4o5MaGERKQDoeA9g3OYppEM+yIE0qUR",
-	"C0c7u1UAbiZdD4SPhYjOBeMVIouDR5Ho7VOwlqdA9IgFginQ6aBsCngKTXVa37cIkvu2MiUHa6O3tlQk",
-	"/xyG+Duqf8z7gUTYpdJmvDf+QliLzpAqQkPU2htuPiDSIUYG7pfcwjtpAlpabWezXOABBNYJAdGIRmDf",
-	"g50q6n9WdkO9KShyTc/AUxg6e9n2HVj0HXj8yiaOmYDgrpAI9tMMkYM7t9FjoyXTxdXJ7Keu2GuzM0qd",
-	"GXact0fa13DTsRChKtdl5rQH6gCXFxMFoDCBrxjyajn+KE1Uhcu5Dkl+VsvCgmyOe6uxWK/ZoTjrbCGm",
-	"fBHbt2ttYkz5oAtIhYBfh1WokL1NMesaqmOXVLLV2Tkejgh1mCaLUf67JM30RiS0/D74V4rYh8ptJDEc",
-	"m8vJ7lYL0jOMpXkt0UeL+maWSWS1Q0MRUNf2cpUSA13zy1XaYJ2RF3wWIH+QKc+3Ku+SyntvDow9Erwb",
-	"MuuovBEUdyBNaBnPF0NzCehVe41YXsFNmiVsMXOLme8LZlqIXgAxrXt1lSm0jCqP8Pcj5409j47A9tia",
-	"NW+GWdPehgGM7ApTkEhhAM2aTqiZ8JKrvfkVkik3RQ2FcsvcwtONgKfvgZ4NTMs/7FT7/Uk4tBFZRVBc",
-	"/VPtRnfBX9f9Uk9HARd8uUWFt3qkHyX2emBjyGOBaxb+pE90MXqv2g2VRkCUL2LwSBd1LsoZOTDSBj1D",
-	"FGmHTGkM6Wt7JA4TRdoB0NCqatrYod2TNLBFESsUTtk6boCyCVNqpfql2c1PhQgLrSts+3ngFlqK0Lhv",
-	"c/rWehqkGX/nRG03QVoKt2Yd5ko0aWIyAiIk2kNHoNPfMeZ0J19t3eLymy0tcDKh1ozDSB1CEDDqJsOP",
-	"cx+ErQPweo5bO8O85/Pf8olLjz5/j3OMgpu//QXtzd/YeYEeSxEt0PxCzNPYUpC5x3bN5xv79/B25zo9",
-	"qee7l7zs6pq1wQ5w59AEFzFoqwRejy8LD4gCKv1+ftzFpy77rd4zHem86rOYCO6qF+KwQfqGE6etpcrG",
-	"TNo25plr1/mlp0CyLgbSDb8Z3/Ty7NO808cA//EF7c2CeWzz2nsvOc13gnFM3dwzfKpBp3HW8XbHCFQt",
-	"VArV+ws8pn6fMA0RYS5CHX2O0Iovhrxo5jggEpNrKqLoiAz7zO9bhy4IXKKAYd8GQGHwnSJd9CObRMmH",
-	"ZmGooCzyl+vAy3ymDZn2iwvAxKQVuHkKsoU34I53+zqtBY1QOapgAJKGM9+mCWRKdaW1urLiA7NmTqdW",
-	"W+a+b6n8u6pam07hV6FcK0MNpvmIQPaAKIgo18xXB8SRR0XaJ93WJ6ZnmzTv3/0QxWSRaI/cv3PXRmEr",
-	"TUOocGh0Wrt8PwuuvIvTOsFhffzahjR+M/A4U/lt8Xkz+sE7d2f3OJWYIBRzhFmHeUs8Plys61kKdZvX",
-	"Sy7IXlq/naxO5JoN+oYfjYUIPUILaZNSU38WFofJqLBYzEHhA4kSpUkHiM3L5qU13ezqsaobqlJdytAA",
-	"ZFpIv8K1B/usWZ60k2yIZ52XzcjCs8DV59vSqW+BGxBCJqGIjIU3ijS//vGPfv0nf7azEPnIhdPVUo+L",
-	"3Mm2A76InEM8ZtrdJSfp+q3ev7L8q6UPmHTGSMZ39+6mqb9i5+1b8rYgjCsNNNglx4VqmNY9/iVWGvJI",
-	"sfSgR7CS7EsMq3qJeU+wiRnzpe9q2Hou0dvLLmaAzP5kfEBDViFYl2TqxpZE4Oru7t29Nq+qwzGooENq",
-	"Hi4Hbe45u6UIdVC2tea+m1TQKhMqiOCvf/Kjr//Lf12QCKbm3zr1Alpi00bvdMIgt4s5TDVuu1sEuRHq",
-	"CWvayeD8lsouaPVuQJUP+mlfcBewhgGdLrtoH/wrzEsrc+uQIiG7Apug9VatPeg6/Ik2ZA2q9yeqtgJt",
-	"kepdMQUdBkHuQES0qJHa692J7IMTAA1beYXv5VE10dVFOjJe2wjk6FWTSey7xJVTJEwTLBPjfJIOdfuA",
-	"+CFQ6T7i//OPs3SMj4reL+tA6nyCrdZwSxFuBh96DmPPskEW58NGmm9+/Of/9vP/9c1//n9vfvjHi7Gk",
-	"XQnw5Tqi8R6/silFmLbh367IID7s+AP+iXminBHZ1l9q4z/tvHKP6eDqLOWB5IYdv6WIXf0n9NUjOlI7",
-	"u+ThqECRmkY0ZxzJUlZcYaeCUE3Qm2Mcds2aPzvJVvO3pTU3jdZYyCyQG9L8+ke/+OYXf7EYaekzpYUc",
-	"1To2PwuDLAHefhqQa6P4RTfnKgyNA48M+4IELCBMm/+PvIIG3zqoYBSvS2U/3cf5+25h77SA7TYxW8B2",
-	"17AVBW6EfJ27PLp7wexra/MHqMZMp1Z29Y9Wb88rSQVFK56XqtZtGT1M3x8CHRS19rfQHIfo7TPpJyGt",
-	"jrw/yTax5ofahvduH+rtQ33THupPqLwqPtMOr0nzzX/72zd/9ePFnmsJmP17XRb+oilfWsP9vq1rpEXB",
-	"5m/17FXB/Li6rclri3IbDsFHOCSUZ9i2lDuNzb92Dc9vWdYde4B3yZHVvVEnSh+4GjswYCJRbhTgGHSY",
-	"yt0ktVpXYanZ1fY93hKHbylxMOBffJELbxtp/vqHP/z6r//nYq9yWiBwzZTCG6MTi/jXjTvU+TQ2dEX4",
-	"V1hlRFOpXf5JS2Ns/AlQCcEBsQ4vzt9F2co6nRp+YZc8W7QGOFYOdzG/BeRMONaCdPXHzYIw9HaSoKX1",
-	"zddM0sbLqG+J2pao3RSilsLmGFmjHNX2mM+y+at//uk3//sXi1G2hK/P9sADy644gsPF8MCSH9UnPUl9",
-	"IDFIJgKC1KmiTORzt7itvLHFvo1iXwqIc7vt594xtYr3J0JcKZLEhGLJX4/EfcHBPLMuhbovhVLWr8Yr",
-	"pItAlZxzObjkFhq5kBENmbJKOpIWb8R3fNinmkRUW4/XooLP1c275GZ+W9gmFS7+9Yd/6art2Wychi+w",
-	"yn7DSLEgHdoVhrS+v5c8oiOiAGxJ5ElXoD74V4/yk5nQp044d4oopnxkziRDP7PWuiQZrpR+ZamUYoX7",
-	"+hokh+4WeBJ1UJVDzPy+iCKBWYwjWlsqBjvWzT5XAZRDnl69rexQN5OtaF+3zwf3r7fASXahGEIGtUV3",
-	"LQgq0oyFUqwTjggX3MaybaNvV02wPu2LLFt8nyqbYCbFoX9Pmm/+5u9+/ael4IECxcqomC2p3Urieir2",
-	"cERUgrX7PZQY8LCQUHRGhTpZB4SXCm1hCpx8eCJy4aOUsBvJSbUd8Rh7P483UWLrUyPLuH2fBJ6lhuXt",
-	"uDr0Zk+12Y3sABPlrqZh23mhT11qofGFYKEBrGDfzEJNC3PvzFjfaqpfFRY1lExr4KXiZLUVyRCgVr4E",
-	"vB3h+4mUWHlngepXXSmiNRW/ql3gvOWwtLjRtbBSlJ1tLs9PYvs+rM3BvEDe83egm5HV+oxB7RQwD3Ub",
-	"iXQH0hDPmCrtOdbR/dRNdCJhlxzmE1rUh0tu6dIt8zZJCVw7XXckBq6ySTukOak302lxydsRfdUsf/BI",
-	"vqadtpd6o1jFl31UWBAC8UPhX1Uyp+irnQ64Lm8zN/xmPNWzzdVWv9q6p9yM8A/RI7SALc1f/exvfvUv",
-	"f/2rv/8/X//zX+3UIKvj2VBerBc6zdcKFms/LYRiJEShEJ2LumgmeJr9kvLgkrtALJwsr7XSh1Ihrkzj",
-	"6/xE22agTgjHDMJAtS85gjIEO7vkYxgp0C2XTROCA8IFsVXvnJa4zQoZ7n7XoEq7snRdmoDzvcygac97",
-	"TdkzzbEVM2duM0duM0eulP0zADab9UMY33J915ExMnSEMn1O7N/1fN8hkRBjcfYh9iUMC2hl+T3SYAH8",
-	"lukRHQHvo4WPatPjkvs09qz+kGk0RVr8SiN8MVNyHFIfIuC6TRQdKaLELjkMIsaVd8lzy6QiTcbzal8j",
-	"F/dtq62an1sd85qnta8Vvnl2vrGHjHGnjA0K6Qra5r8nQdswsHlKzCaq+zyrsLvkQqbKyh3cJbm/9xFp",
-	"Z83bZlTGe1YZyzJ9rHnmdB8DsDKxuJ45NfizrqqsQIPNMKX5zNtEmu9pIs3Qwu04lSkyrO9C8syUrdwm",
-	"ztwmzry2xJl1T3QJeWYly8wejjUydnVmH7PCLfV+RxNk1lDu60mMuUvOKhJjZkoFs5hbihhAwWyZl9yl",
-	"y8TgtCxjZtrUeWsERDHuw84uyWOAUj6RUAmXnAtNuqih2LfspIuG030pkl7ftsxQTFWxa1agc1h3szJx",
-	"mkVtJp5+GpFIY+m3xGKbffN6sm/Ow5N+qzNurlHY3Gi2zVm8yta/b5tl0wJCRYbNejKxzay5+syamxZb",
-	"ttk0t9k0vwXZNC2xm8ykOYXYCT4AqdccDbXvlPSqlAPFxjClOdmyVEROGoxBKsFTX+osfeEOjhg4txOi",
-	"aAREQnyQS4cpcXVbq9IEHtlPa2SM3AwLcUZ3rj8Cwt+mNXyn0d9CmROCCON1iQ3rCcA2X1ltvrI1koeN",
-	"5irbyk1bUlKfo8wJTBP5yepJyI3LS2YAfJuTbPuO37CcZKs2wUxi4nuWh2yND/BGc55sH+DtA1yXe8wx",
-	"8rV5x+qf4Xci39hWEbhFrZuQY2xuo+H7nFds+75uicC3L5cYQsCMPGL19GCbP6yQP6w2vdcaKcuGU3tt",
-	"acuWtkxL6ZVSlxnpvOoJzDuRxmvLxm+xbJOpu6az7xFMc6E/svkJnqv1ZqHD8evsr+gGtDJt7fsbQYH4",
-	"jvkMWoxjdpnCrZs/C7eOYYO1RojHaHawOgoUrQz7l6aqkEkIapfYkGPD7lwxHlTbFk5xlhsQkf4x40Ea",
-	"I71OG4TZ8GwDBB7+NopobaG+sQO7FPbt39Pie21wQzdN7CALeQcz+I8g6oBUXuoRZlMSIjaQpjOxkTs7",
-	"daVADWisics3Q28mihU39a2uAPpOeL6kEamxhcFxvCi+CeNBdZPvce53O/EqZBhRb3L+HugME9ZIhOuY",
-	"CbP4reH3BoXa1YDkdYXaHRmBiPEe5jtFyM2dLzkMS8B8kCl6rgBilKdSso8Bc0OQQEKqNPk8CXrW7dLG",
-	"ozBZdDqoCppb8+uwmdC3aYiYhr5tEfIdljHTqLJ535XbaIOB4RrUNZ+iu5N1d07RdCiSMCAdSN0pLUpi",
-	"eKxV9lISSxELBe7VUqA9m9BEQlCs3FB44zyihOCFnK5P81Qmig6qzLmndtcGHc7MEMtKRC/WRyDsuq6Z",
-	"PphJ3dnUCv94GUxZVmJLJDb+arv7KiOOqkd+h3qtIZWc8V69zuFT18CmgKVp6t4hC8MSCnullMoHpFss",
-	"BD9hCULTDeZOqtZQnNlh08nfbQ/I8mZm6yHSO9mqItamikgd+Yc5gNUgigKtpyLII+fi79NYuUw+gFaT",
-	"AKj5OdNY2PyRtEcZV7Z5pRh2nk64RojM5qgh7+mmt9rd2eJSKDo0zE6sRmZaRvTxaXxkQEY9QkAyhNf8",
-	"5ZzPrbeMi6vHCLJCuqk6caYEW6vnWNLhNyPWXDtQb8nqpNDRm4kOKV0dAthCDtWCg3s0lctRqEiQgEck",
-	"hEAVKAKvYgNVzgrsytA4FcE4ccdUiXJEZMKdpVVliQ5tYNaIhEJcEdrPDN8j0qbqWbd9YN3XQuycKOcL",
-	"rkAOQNrs3aRpGhKsatBNFAQVquazhJ+b/a4L78zYG/IlcXPXJWn71NweHplph0ExTSGdCBiIbb2V9fiJ",
-	"JTytlGTTt+HhczGsx0cNNFK1JmfDNF1gi+uvboKppgMmwdfE77MwkMBtHhqmiFl2bQkkKoEvXC9knZKA",
-	"OcLZ/D9exRYx1sb8awfIKSbYv4t2yCpDobm7dbkDAo02YyjETX2rDYXvgnInMxRqC4PjgFsk4TOzb2Zw",
-	"vEYaV8eCp9R6C1M3xMxXA1DXZeb7RAyQCcd1OOU/Vp3sZkmUzTDAA2ok35zHJk3MaG66vfRHfgjtnTqZ",
-	"d810ezOy7jQkS014W2R7D0x4syi+0i2UQm/TYEC5D/UC9bNSiVQnwQ6psn7SqV3t/PvPDp+8vHh8fvHy",
-	"6Mmzo49/945Btfs2vcmQKdhBrHVysBWArUJKswhaHZoZ7WRaOGMsnaNd5wUojeEc60rqaKfBKTZVQN3M",
-	"fcEiqDWimQaufkVaRm+LrBt/GQ142+gkUNqBeFfIIZVBvfhs/XjrbAS2TIi1eiUB00IqLEyMmIOFO4r1",
-	"Q6xnCj6JKuloCaj4ii3KOXdHl4iVSVtpwJH6SaH9Oa5rQ0J7aa0zhHXzbTV1NfEqClWppAhrK1Sab3PP",
-	"eWYa181qY9dI01AVzM/EePpTl4YKduy6aguLYtvSUlwpzI4QIVC+Zs2EgZPZmolsC1vNxFo0E4nD1vHo",
-	"gGnpWBlnmtGQxFSpoZBYBckWvLRh3xDskscRJk+lEkjC2RcJeMSnClqMK+CKGdALR3Ue0lmQyepfaTP0",
-	"ZhQfdZEtWw/pG+khPT1qBv+cqfjYZLBUWlN6y97dEMVHDUBdj+Jjn9COAp4W9nB02VUE8UibJ2HYtuHs",
-	"hmm85AJHo6HtsEseAfILVFvtiVk9abYtD7FPkN9o7xAJA3EFyla4U6AUE44JzWrPUU0E96G+asiaif9m",
-	"tCdTMdVpT7YY+x5oT+qeDdMa/EQyPUIs7wCVIA8T3W/sf/bCcPg0Zh/DKPvlRTbIRAljNgAOSnmo8GDm",
-	"v66mpRww38hrmgZU091CIdyR0hBVCE3nKY42Q9FjmJce49o9EoqeSLStIYmpcZJOyHyLw+iYOQDJukYK",
-	"8c0CtLgC61qZihdmI5MTnoKIQ/CcJGmEIeVZ85h1qKAxEQOQkgVQHM2e4+RwqYqfGJn1oJxvI/1v6kFh",
-	"BVuX9zGTDAvCYNUEH5v9doUkMZXa+j9p6LnSRy4mFjOHOFmbk4xyYnhUh2GJgeLB4D3XbYbGMfCghQlE",
-	"UHA3F1E61sDJyVV1rZvf/PxfvvnHn2S3ZoV1m1WxMIgN/J4c5CjzHGx+/fc/efPjn80aKHM1rBrMZihX",
-	"pPmrP/7Lb/7vL/7t5z/fMYef9SmO49pWDHOc1egfqwJOBHdRmgg4FaPmxcEnh80qAKEfjh3+zd/83a//",
-	"9M92CiNk9UurhsCY5vTI3/zD35Lb5Os/+embf/rZTgreLigo9Y32xn2V7MqLJQeKy7f6ntcvXv//AAAA",
-	"//8=",
+	"7L1bbxxJdiD8V+IrG+hiTxZF3drdJIwPFCXOcFot0SS1bbgpq6IyT1VFMysiOyKSpeq2FuMHj2cXa6wB",
+	"22ssvNgxBmvsy8CwsfYOMBfMfzHcl3mav7CIExF5qcqsm6pISl1PEivjHuecOPfzRSMUg0Rw4Fo1dr9o",
+	"9IFGIPG/BzTsQ+tAcC1FbH6IQIWSJZoJ3thttLloKS0ktIngBC5BjgjlagiS6D7VJKRSMlCEEi0ugG83",
+	"goYK+zCgZqgBffkYeE/3G7u3d3aChh4l0NhtKC0Z7zVevQoaj85ob3LSsz4QCYkEBVxT8+M7ilyCVEzw",
+	"gHSFJEfd1kdUh/1F5zuhGh6zAdOTk57AgDLOeI9I+CwFpUknjXqgcT7dBxLSOAZJmkePzg5JNhCxZ0m6",
+	"DOJIkUjSrt6qXdadmmWBlqPWfleDnFzYKYSCR4poQYaUadKBrpDmgLQcMd4rz9UVckB1Y7fBuL57pxGY",
+	"ydkgHTR233/vnpl8wLj9O18I4xp6IBuvzFISKukAtIeOmLLBiT2PU011qg5ZXLnKpzwe+ZNThHGi+0wR",
+	"pakG0oygS9NYkwR4xHgPz4eZXp+lIEeNoMHpwB6JmaK0IeBmsZ80XNdG0KBJIsUlRI2gIeFTCDVEjedV",
+	"p3oggWqIDqUYTK7XfSRUEyEJNUdft6qwME7lWUdUQ0uzAdjz9pd9b2fKqs5E/ZrsDc9YzplYxWJSqUTV",
+	"bSb0sxRIiJ9JV4oBoSSRcMlEqkhCe/COIm0OL7UdoV27WDtBDTrcv32nalVH0TE1n6vpghKpDIGwKJsz",
+	"Ma2zKZmFjM9SJiFq7GqZQnH635XQbew2fudWThJv2a/q1lFk5+8icalegCFZ9kQMUYip0kQCjfaIn5I0",
+	"7915nwyZ7otUE6ZzaLekIl+pp2ILErEjHsZpBGdC0wqKvR8rQUKRck1oHJOBmcBStVDISJFmKAyGUnLw",
+	"9NmTs1pUZMVJiutz6+kIEQPlbkFRqrQc1dGGRy9pqAlzrepntN8XpJ0fMh5NJUqJELEiomsp0gXjUd0K",
+	"zLfGvLBymnYM8TkzCzLrqHlWjmkPiGKf16JzjP2Kszpq2di9vxNMIeh3SuT8dgU5DxpPhxxk3em0B9AO",
+	"CCWpAklYFBhC2OaCQ5s0zaFB5IGmFkqEGf8oqruyu++ZB0VrkKbvHzcH8Cdm/D/5ZKf1AW1191uHredf",
+	"3H3v1dbvNqqu9liIeMZ7Y2F62BcKSF8MAG+bMGUvW/DaYzftjua/bUcZ/gAHmbxkCV320sIYEDODOUsz",
+	"DOUj0uTmDmOmINrCQ6acAKJE0hccmxreI65b6mdTMWLAeEYvqnmLHhN8OmpKbFM3v/26IFqeClmBDeZX",
+	"cgGjPUJJDNS86KTdahMlpFbEtLXP/DZ56FiGdsu9d/u69pExvSuZhqxrI2i0in+kSZR/KP5hANr9nP/X",
+	"EPlDEcdi+Cyx38Z+eV59Auadmn7w9i2r35f5uuDBn9Fe3ZwnDl0M025YR4skmvbqFqBpr/bprpz8mT3K",
+	"apbLfZyH5UoL47w+l+MmrmK5/Jqms1xpNsDrLuaVYU1UIrgCZLAf0Mix1+avUHANHP9LkyRmIQo/txIp",
+	"OjEMvvOpMmv+Yk6SdWx72UmrGCkr5UQCFOFCW07BSjpGGqShNsdREBVLwlPVzK7trbwhzn0geDdm4ZXv",
+	"UCQgcXizIVyBQrbM7jGVEri2EsqKNvowtTuCle80G3nKlvdJ5FsReMkMk9cMRQSknf3e3tojbbxnUG18",
+	"p8zbSd3dQ7Sic3gkpRUqruq29zkBM2dAqCInhwfkg3v3f4+4aUgEmrJYrWhzh0J2WBQBv2pwdvqHAR0h",
+	"uiYgDQFyjI4H9RVt8onQhyLl0VXu8YkgKg37mYSHrJKe3LgCIGxVtOlYonaFmTUcUhZDdPV02DzKJOxT",
+	"3oOIKMaNcKvJkCoULD0SJ4WVvujiUttbaziFk0xyvrpz8IKwYdxzMbpi3/7jynZ+CvKShfCM00vKYtqJ",
+	"4arvX4G8BElCyg1wa3oBCPT+eeZiuEu0EGRgRImEKjW04ALhhSKMn5uXrdfX/rjscC86qRq1tzwGRVTT",
+	"DlVgzjflEmjYN1s1n7tpHJ9z/1C4di/S/DzaW9sE9ZOWY8PxeuwSOOHpoAPSSD3Kqii3z/nr38qENnRq",
+	"v0JTPN8zIT6ifOR4KnWll+kvyWtB96yOdo5zu+5Te8ZpqvtCss+vFu8/YkoZOURIwvgljVlEQgkRcM3o",
+	"ih7sV55jxzH2o0vKQziIRXhR4LtpZOkLjY+leUo1M9x5l8YKgkZS+OmLhruycV37e/eKqpm7t+/ffW9n",
+	"Zw4FTa6n/CQbOpcmBaqYzO3uJ+xDQM1DeTm5ULucQBL4ER6M5lGBBA14mTAJav4JeRo7umo1sRMLYNF8",
+	"MxuZ+5laZK8zp7bi3fTJn5g2rwKvMDLQEsdPu43dT2Yv+vn4Gsw4qCuq1i13mVTasAJG+gKpvEZJQShB",
+	"B0QLZBd6nCn7SlzAiHRQo1rUut0pad1UX9D4xSf7rT+irc93Wh+8aD3/ToW+zcDipbhY6fmqUCQWTpmG",
+	"gZqpUjXNTb8BfXlkO9x+LxuWSklHE0iD2n68x+xos3mDAnrUI5W1uixIBhZGgxXB3mw0Wc2ZDxj3f41d",
+	"QNBIOfssBfcZoXrsTtx1uJXMOvkFcMpRwVfBF5NUWYKuRiqDI0wriLvb5LQvhpwIHsIeUcAjw2hTRdr7",
+	"7vmz6oIHQCXINurD/7C1f3zU+hBG7TEsu33n/WXQbJLmm4VPntHz7JQeM/tIlXecXe5ct5wdXOGai/pD",
+	"h1tBIzfpzYTNvOUETuIElfeuFOvx5V5eb2uYCwskUMekTGt7YluNr9/PVLmDNGL60aXjjsorpKEWchVv",
+	"BA6ElqWCMjtVaDuk9iqDhhopDQPzCxd8NBCpqtBDBw36GqxBzIDr/SiSoNSY/ve9eyXo/2Sn9cF+65C2",
+	"utu7z9+tfF6sGmZCjbxTHuePz89TwznVDDIvs5ApRGYsm7Y+32/9Uc2DKFIdikHpElQahuYwgoYRwVNp",
+	"jjECzip9ECxUgdIWJqYQj0/+v9Z/rNmx84mY6ttx/4MPipzmToVvR9DQVPZgcinjJ5IRsFbNguw4Hjrr",
+	"+Q5/tu/OpoL4iFPdKEJ+8Q7zq5iOkishlTmCXzu5fEB12C/64CxIMlk0/74t3hS4ACe9LM8GsGj2rhQa",
+	"usdvTOLv5bWPyT0igtmo/aIGseemIhc1Hg8TwCsuKrc6dpxTOVm/6apxDmhS4elBQprsEfN6kAFQrpx6",
+	"VJM+SCDNLo1j0qHhhZEbNNBBYGQGTnqx6NCYODcD1KTVk5bbOztjgmw9418gNgd9yjnEJWMsjeNG0Lhk",
+	"Cv0d0OTdCBpDCPuI+gMAbT28hO6DrKSn47gwRRiedrtnbABK00Fi36WQRfP0euJ2XdF7Dr7E97aQ5V6P",
+	"AwfG5Yv9uD8ilBPr6EZjEoo0jvBye+zSqwdRa2wuNlcWWnvqGEqsTP5G75hFnGIWk1tyjm2cPZi5A3sY",
+	"80/kDmtuiSp7gV/DGXGCYjhno2ztQe6SUlxhkDtFThdmi6ixinewhGrX/hKixs4g3uS2uBgugO/joqoY",
+	"Vs8nuKbhymhMmCotBvODnCWOs5CtL6Q+g5d6ESxm6liyAbVeTOMv23xaidK8XGiYCUuPBe/5DujztNAU",
+	"mul4sR65R88il+ReovknqkLrwk1neqn8zINGtRfSFBBcTj01D/w8wkargQmvqVoPOBxjo6VA4XUvFTc/",
+	"5XpWQmodsbl+KmsXYp2iZoLcgPHir7drgXDSWcN8IdQqFgLrAJnokWFnwhiodPb9orPb/XtVrMsGcEuA",
+	"W3WhlyD1ctKjJ2VP5j7GyiW4USrUZbliae5TWfL5lRAx/RguIV50NtPPGx1zJZpIDT86KSYtICxZK7AV",
+	"IWi8tPRB49OMPZ3EgK4UnwN/xvXs16By/J6kVkCZT5/5XWxeqdKcmz/xUQCL3NOYO+4yOx1QdWFNEWMW",
+	"BJkCGRqxWYkB+DAvKoHYHqQzQhHMMO/vKNI24m0nhkNshzaDFTBZ3hV5mY3NqTYvi6fYyeP9uM/xTHls",
+	"MbEvNILGkptzvU/m1PYXG2PvHpvdrXQTEmKgaunLcB7di8yYS59TWQhHZR0xQDVtb2avM9PmNfjljmIa",
+	"XpNh9sZCL+VmUjBuoETiFuKe3YEsxT4v+TJd3xsz8aZkhHsOcr0k0V2XAXsJrFwCrRZBj9cG9HohogSl",
+	"C1gOM65q0haexDSEgTNQTmVOs4bj682HqDZM+9lXIvzkO1mP9BM0dHWk5LENMCeCxyMbGNAuRj3+vnnd",
+	"2uPa8bKj1+3p+Fjn6TVFAivT8YLOkYaaXaI2wXrKVevHXfcVSXBvHB2cyWuvkKFdN818S+jgBIg/pCNV",
+	"ZczK3WIjOlLOrqWGDKNVrJkjjYGIbne6xerue/fH/C5nm6seZkzGnJhTxpPpYtgY8hcaV1GALNQni0Gv",
+	"lsqX8DMpn/ihkIRirBcNdUCYVsSPTZpJiTYa8ccJNlvbubb5NSY/nhh/LNJDQdHQtV00QHmKGAMtalzN",
+	"f50irYo0uhCnp7w4hHccRDWNV7tX9X59gWjJzmPA46xG+WZmgxBUmM8H+Ye5HukxoFzQsu1nm7pW7yY+",
+	"N1xlfuXB1e+ugid65LWdGWXyFu6ZakxUFmRBc3M5OkyMgYqJSbL6/dOnT0giDKmTREiSpXdxUerWv1h0",
+	"u9aiSRhP0knd63tV+ARK0R5MpqzYmQXDdqmB3Vo+UBV0eKVOhfIQPTbnlSnC3B1hKi/qmr0KiiEQ82qE",
+	"l9NNzqsYM8zvsiqgEKNdF12Zssb8uc3kBdv/grkzJpQCxbGKCwnye88vNb+s0lZnGcw9bC2lIXgtgCo7",
+	"OMzK4TDv1b+5V15/2zOueNq1rkI2zcjPtVvmDiXA57CcHSedR/1fdpGYmP+7Xm7ynNN+I2g8aASNg0p2",
+	"CZufpDEs7LAYg5cPpr7Ypg1a7QznPn+Pqq19D2hss00tEgY2IZ+XPADzk3Bp62Y/4eM4US8hfI8pLeTo",
+	"EXfSZ60T+vz6/kUczuudzOcmM10pBk+XsUss5f5dzgZjaElM2QD9rHQqudkihiU0goaWlKsubruLGId+",
+	"rtl/nerFjiIBEyM2MiuEpVKXgMloaKqFjXaocQxf3tstjeE/5FC1oOtmhV+4WOIqKn1gC/7aRT9uqqeB",
+	"8SrodAkjrp1WH0WVTg/C5tQbS2CXXV+asmgsjq+K7T6K/IEt5dVdeR7fH15U0JG4V0SeR9HD0/1KUA7l",
+	"Zbnhnfv3b39Q2fSCzR19UBuleKFHxemefnhcOVWqynEbrFfZ7OVrrmdcPNfWx+uyYYa2Gw7wKO2KqsDl",
+	"+8OLCgn9Akbzw7+5wAVlchy/ajmPgUZVYijmMltMo2uJIUQHc3s/lqn9cgLV4r6Tr+slsfFtuEoH0jfN",
+	"GWJhf9eN+8SVu08Yond1rhPLuEHM7/lg9rKcTmMJGr+go/G6bWZr9uJ8k90Y5nVJyMFnARsPMg3X4opg",
+	"Zl6FCOF2sHFBaBRo4TT3gwJ/V8lZm2FW5IbwWoRpfc7nbzgxu4EEahIWRY8tmS5isZfJJ1YraVSyHyfN",
+	"YdM09kFjKJmGpzweVQdGe8NgNn4lGvqLrTIYTABjHXtaXmcu2Z6fn1YJ109K5G08k7lSmCzF5vRvZ4Ux",
+	"DE3EmgB7hHYcOcuT45sPY/iEaf8Xk/oLHHnxhqqVJjN58knmclUZj46Xh6P3Z8NRPv4BpotcOKADc94u",
+	"sMbbO3fuLQrs5pEcFueYSo18u3EcGV9redQqhCkfTVSlGQ9BqTNxYXO3jvsfdSWoPrGNbDWbvPSLTxYM",
+	"SrkkqyXA+OC9OnjergNol0DqiNcXfEG7Dc5fWpTrOd0Jarzay+0qza9L+HVqd1XhlPU9MbQpDTEi329f",
+	"kSFIIMAjiJZIHlClgb4APm59sEmYZgdTj28iKN1zcfDioVcCkH8+x5B+LM3Nb3/5l63f/vK/f6e59dtf",
+	"/ui3v/xP5+et83O1/TvvvvzDb371U3ipv/zRD7/6Hz+vyZ5yXGSJx8P+zbFSwmHo4/tjag55l7RR6dEm",
+	"nZH10zL8uZABads6DW3SZFqdc/c7YYpQTfpMkZAmyOK4hLJOiiSMa0EoKnawJME5b+cGCzdRQfODjnem",
+	"B7eAICGxuT4z45dZnpNaISqZP2rYw2Nhy03N6esjRHySxqAqhIz1ul0w9dCX46gKsFoiKcKActoDeRTN",
+	"obxHyQadbQYdkGdABwt1W8jddHmzUiVxWZVixHm8ZaHU/jrGD6V0sOXtzK89ee4gc7mokdzkV7QLd7tm",
+	"OSLl0YnoMLOaGKjSjwWNanCjM8rM7dXTz+G0jMZ3K88We96toHuo1jsQIo7EkC9ifQ99ighMheiylVTj",
+	"SURZPMKUEpMe3jUQtqgPr7XSfkRfLrKFRR0OvjXkYFHPChRXWXdk/nqAxTTm7eeU0Ga6mlMt2R2q3k2q",
+	"bd0fey5YDwjNGFxofC/dGSv0KhZdUq5utHfunrVJA0izffvu++++++677+/s7LQD0v7yv/ztu++2twjl",
+	"EeFwic7K6Ip7zjsj0v7MtNG01/aZt/3AMaZzdfzkYJu0u86ko9pkQC+sg/s5t7+20oQ4f6fJ1XpHbNLs",
+	"YxkC81RnqZzOedsgSpuovhgqW69R9xnv2ec604SN+T97Bcu4J7TXQQRZJEgeBBDkdYGKlbt8yRqnts6y",
+	"O2X7rXHOzrVutbheY8gsvA+VXJ0Q8SoUhMiwXLtvQc4IVXnEbp6ft/z52VDlDVW+sVS5klitKhJxQ9y+",
+	"7bz1hlHekOQNSX5dkpxH2Y3Vhqypmmat0pQojRWDBjTsMw4kFBFadaqD1cb02ZNd9xxM2KpXbpKY8l7q",
+	"rEXwkg6SGCtI0+QFvAwBIogms5tOyTI+pspOB1h2NYkpt1n+WTHm9B1Vmr5sRqsyuGG9uQUiSfIQv1mO",
+	"mgZMlKY8hDmqZc9IMb7GbOI+odmMiqT+h0l7y7OTIyKhCxJ4iEVzbUVSyCDQdCzDQl/rRO3euoW1FrYj",
+	"uPQlidStejCpKTJelLe0NQ/YPRUzrhp4rhLDTmrd9xc0uNqBniaWD1lQ4bhwkYOafSxnYH+tEguuc/XZ",
+	"jjklehps+AmktC8ioBimPdMc68b6mEpuftm9WtvBEtrAJYtc1B9RVbLk+TxGxz1F506xPF+247x0eL6i",
+	"bEuzYjfL97oK9c4YpFy7oucE0B69LGpi58zUPe51sJCtegJzC2NXrlzEJUOuhASjOhOQl8wcQtCgacS0",
+	"/V80YNURUkbIOpZwyWA4z91Wejos6dic9X4d3+qbQiTMwQgF0ZJnkXdf/jBqCcL0kgmVaKdCynlVMEPu",
+	"qzDkBSHAZThAqQfdFj5No96k38IKfSrzNVZtz9bbGstionalzWVi/0CPmkJmk+xz/oNvApfm8P33IXT6",
+	"QlyoXSvHVeLVKWjNeK8KaWhyIFKu1RQJc0BfHmK0zMzId+qjpp+a+/AhQGrBfo/NgczVZ9x/qLyZyqtw",
+	"J7EqL9U3/fgmDyhz5JyHzz8tJwOoy9JTCZNDgMRgfQWlvzFkFC6ZSNXTG8mgLURh8bSXYyyoetpdrLiK",
+	"HJ2kfJ6sWLbhlPXWlQrC07IvwnwVDzNgG5fEHcUff3J80NL6ZhhSydc3/gQD50+ssLVsDVUXcOZ8uLPF",
+	"lYTemelL8hXer9j7GdDBOurazks4bi5JXjDFKjU86yqqD5Y8t5Y4+ynhbfNHsRmwWMoL6228zwUl7lpf",
+	"CHOoqxCWEWevXUQ2q1gR77YhAmUiUMUNLhwsMUGSUWdwTJmc6Zv/dnjXr1AJ85pO8mWX+NLKFvGQP3Pp",
+	"cZasJ0JVSKsMRIdCZqlHVUAG4hKISIATkSRC6pQzM0RAPkuFBoUmxZR3GWeqDxERMgJprk+QprPvEQPE",
+	"W9UJCm5GGeFnqrIiig2yrBQdX58jWjBW+1vGP80MhnnK4xFhnLQt42JusE0oV0OEvj7VNiImj5Jp2lAO",
+	"H1kVEEqkiMEZPQMSAd43WiO3SIv0vQarHGfjFrZEpI0EGuWBWZU0SsyuSoT6XEOA0IviZrKXmRXespm4",
+	"rSCPWZ6f7TS3egUV194efmPRML9lYW5BFrgaIKYG3JqrXwVzjKT92pljs4pV+d5NeZU2YL9esF8tE/8q",
+	"aCgIU8n06NR0dfeLCR73U5sEc9xNI6FSc5AEXw2b349cwIh0pRiQtqWs+zgCJqpgplcfaIRJFO2hNv6w",
+	"tX981LJZJD0e2KySr4JGB3lYP73969A/C9//+KwRTOZwKEfp4kpi0WO8TZqUE8xV17LBh+T7H58FhCmV",
+	"QoSc4yVI1mUQEetoxXiPnBwevP97d+5jJCShnOwfH+EWMZadKkKJXZWdbxstPOb0DCpYBjzbVl/rpPHq",
+	"FTrxdIX1icoqybrTOO0LGpMBZVxTxg1UB41UxgX/lh7T/bSzHYqBdXUJpfuP9XAqiTM4GDOLNKcem2M5",
+	"OPmIKJCXINGR7sGdB0TRGBQWAVe7hBLVpxIiaxUTXYJmp3Nujifjw0nz65//+ut/+clX//z3Afnyz376",
+	"1b/+bMuyORISRVCHiAdqs2gGJLfwKmITatoRfU7NwLZOcSFmHE0vwPBENtQVC5VjMjIuOiIakaGQF4ow",
+	"vX3OzzkWMuRmz2r3nLfISZ5F0fohuuyKlklQpPns2dHDy9/b2jaNMQk6+ixi1nPbIaQDiA+ogj1i2A77",
+	"48nhAbl79+4Hhs97dnaAvc2b4LogEW4ltMe44SF2STtmA6bbpHn7337wV4bMew9Dcn/H+j5Sn/jxnJMs",
+	"dcIe6YiIuTnbXyAVD0j+Irxq75F2/mcb77eYWsEMlmdXMKt8dAlyRNArzbRu08TmtGeCeyep73yqhMEQ",
+	"7+q3VfbtM2N6H712KCIwi7DudG2HLIq098MQEt167Jzl2qR5ygZJbFHqwHRWOJIBvPbn/XfbAXnEezFT",
+	"feviOWQKtqyTZcxC4DZNo8OM/YSGfWjd2d6ZQInhcLhN8fO2kL1brq+69fjo4NGT00fYJ3dLc2hhEGH/",
+	"+KhRSMPb2Nm+bZsaCZMmrLHbuLu9s30X2QPdR4p4a3sIcdy64GLIb306vFDbnzoxsAcVgdtnfSAu7SVJ",
+	"0k7MQkM+FGl+/+MPiQK9RYZ9oYAk0nD7QPo0vgRFDIoQXOg7qkTRVIDHZ1CYhR5bkG6NXAN0jlVghtku",
+	"Zl41j0bju6AxpySmqE2EOSaz5js7O54eufDzIoz4DdonZY6Ek8qSucmTcJs267LvAM5+QjVk7ulVQ7u2",
+	"t/KGOP69Ox/U9ch2d+tMiI8oHzm1hLJUMnMln97XOWUWnsbG7ifPg4ZKB7aybOO4cKXFqyhdmffk3f0E",
+	"U9Q3npsRzaZi3f+8FnL2nfh4Z2eHDPssBu8AiSMzRdJkjzBNIgEKnbS1SMM+Noqoph2qoPL+XU7rNUKA",
+	"m6EGBgo7oDG7hLcHGB6zS+Bma4aoQuHWfXZsvHcjeY/mvXZX/MZfqDk0CTTso9c0vqDo907tlARdPwJy",
+	"f+cuabZ9pxcpp5eUIfvX3spJbSV0nACNDKFW1wMgZnpMt4U8iuEPul0WXjOI3N+5O7vfqaXIz/KzXjF0",
+	"ZTczHbwub9+iCWv5HMGVMHYKoQTHuFhn+5gpDdGeTTaHEMdUEtMRSSR02ctJUDGcj2XtMSOlLx2jauWR",
+	"vMktdyXBzIZesn2+Rli0m7DRPZPwuI9clOGDzYGuCg7t8qcDxAMaeVU6drk9u8szbiugsM8hsp3mgNtD",
+	"ITsYA9O4YiJaIJtKe7mq9FY68HqO2TVVDXOlEJYNYcSgDSSQdjYE5j3LRRHMx4+SEDXsZtdl8isD9UFB",
+	"Ym1k4RMPRDRaMbg5NeKrss7GKUHHQP32WuaOqqDdfdojFwAJkgF3ulwMN7C/Dti3J15QLFTC/xhdv/UF",
+	"i15ZbIhBVxjNHnW7gIo5n23vAkbvKJuMzwH1JPCfoC2hAPwlKLxXERaWGx/ebsCwm5/e44nQhyLl0bVB",
+	"kr2NWZC06FN9FB1Tw6k99yCYRky3rGdxLXvxBIagNOkyqfQ2OcS4TdIxQhEmJtNU9kAHJAM/y8iyARBJ",
+	"eQ9qmA0z8yM78doZjqDSwGe3bfOfGflL2bp57rwzDednKWAYp1Nc+KI7wZxU2lospi1AuIfugvEIndjx",
+	"QOvmt199Aa1sCcW8mGMpN2nr8/3WH9UEfMyzsHkWtNoT6dqJC2BTN3uxEk3laYyX+Vj6NKhGnXHXQL89",
+	"FjaAumUpxsPyBS1l/pwKtxhRPnsptibY6y5lrTx7Rgtm8+1IsdwRbHiYtfHvxWMu6bsipgscTKr7t9Aa",
+	"g5bUSqb+BG0GCi0RQupWzC4hKlt1mmi4QVOO06QT57fkzDDn/JCy2HTTGgaJE3VRIQ8RSUCa8UTKNfY2",
+	"f4cxQ4uODdEnzXt3Pjjn1nD0Qvel0Bpzado87Ceg5ai1bzC7vbVHgIZ9P5PV0KD2InIYd85RcefsfaZB",
+	"2IfwAqKAKEFCwX0K2V4KSoEidmVaiG3irYTnHPvYfXQMo2H2YTVprSGLYJd0YCTwKPDYyGcppFZlaP1Q",
+	"CFPn/P7OXdK25p8XnVSNqja0TdD5K3NfCamUo3PePkD9+4HgWop4l3DRQpmqbRX2Yw82XvF6JKhS3u+5",
+	"JKjVEZ7cS7GC5jwWvR7mTx0jM6WDm0Vqyo1fBTefSL3RSrXHokcYt1jgkv8bgpBnlq5Q3BfomEj1NEJm",
+	"OHLl5Gh023JlywukinQgFrxnKBsm6iXDvoiBdOmAxaOt7SrMMpOuB7XGAovnQq4KwdAhgkj15sFdy4Mr",
+	"esQCwRTodFA2BTyFptqBZwkkd23SHQ7WycEao/Fl4TDE3/GNM680RNvn3BUqYbw3/g5bk9iQKkJjNHsY",
+	"mSlyXouKZOB+zi28kyYm23GdzXKt2yR6cSAa0QEQfJS3qp6dk7Lz8k1BkSt6f57A0BkcNw/Q1Rr+Hr20",
+	"frsT8N8VEpFmmh348vYtdJhpSb+4Or3KsSvE3yxkq3LONr6vT3WlCvmLXOYutYfLS4gCUJgAXgx5ta7l",
+	"wCeYw+VchbZlVsvCgmz9IatVWq9pqDjrbEGzfBGbl29tomb5oAtIhYBfh1WoNL9FMVsiqsyXVITW2aIe",
+	"jAj1OfKKmSW2ic/QSCS0nBRnnzm3kdTwey7VnVstyMCwpeatRRc5GmpXW6SMrHZoKALq2t69UjKqK373",
+	"Shus8SuJIGQRcheZgWNjliiZJXbmwNgDwbsxs37i14LiDqQJLeP5YmguAZ2arxDLK3hRs4QNZm4w823B",
+	"TAvRCyCm9W6vMleXUeUh/n7gnOHn0TDYHhvT880wPdvbMICRXaEHCQ8DaHp2Qs2Ez2Htza+QTLkpaiiU",
+	"W+YGnm4EPH0X9GxgWv5hpzrsT8KhDYgrguLqn2o3uou9u+qXejoKuNjXDSq81iP9MLXXA9eGPBa4ZuGP",
+	"f6KLwZPVrsJ0AESFIoEgy8BuTSQY6ITeO4q0Y6Y0RlS2A5LEqSLtCGhsVTVt7NDuSRrZgtUVCqdsHTdA",
+	"2YRp3Lx+aXbzYyHiQusK/4s8bg7tTOiAYfNI13qD+CzTc6K2m8CV5q7zAzFXokkTE2AQITFoZATa/44h",
+	"v1v5ausWl99saYGTSdxmHIZ32kHAqJsMP859ELZ+x6s5bu0E8+7Pf8tHLj3//D1OMQhx/vZntDd/Y+ep",
+	"eyjFYIHmZ2KexpaCzD22az7f2H+AtzvX6Uk9373kJfHXrA12gDuHJriIQRsl8Hr8jXhEFFAZ9vPjLj51",
+	"2W/10QNI51WfJURwV/0Wh438G068z40tOuIC2s0z166LHfBAsi4G0g1/PfED5dmnRRCMAf6jM9qbBfPY",
+	"5k0wNy7Bab4RjKMPRcjwqQadxlnHWx0jULVQKVTvbfCIhn3CNAzQ/80mGSWMow+AGPKimWOPSEzoqoii",
+	"IzLss7BPVBra+h2IocP+KC8MpEgXff0mUfKBWRgqKIv85TrwMp/pmhwDigvAZLgVuHkMsoU34I538zqt",
+	"BY1QOargEiSNZ75NE8jkdaW1urLiA7NmTqdWW+a+b6j8m6pam07hV6FcK0MNZlkZgOwBUTCgXLNQ7RFH",
+	"HhVpH3VbH5mebdK8d+d9FJNFqgNy7/YdGwSvNI2hwh3Sae3y/Sy48i5O6wSH9fFr16Txm4HHmcpvg8/X",
+	"ox+8fWd2j2OJSWkxRZsNarDE4/3Fup54qLt+veSC7KX128nqu67ZoG/40USIOCC0kLXKm/qz0EXMBYYF",
+	"ivYKH8ggVZp0gNi0eIGvI2hXj5UEUZXq0tRGINEPL6RJhWsP9lmzPGknuSaedV42Iwuh8+lRN3TqW+AG",
+	"hJBJqC/cmgFD88sf/fA3f/YXWwuRj1w4XS31OMudbDsQioFzp8fsztvkyK/f6v0ryzaXI7TInZ07PvNa",
+	"4rx9S94WhHGlgUbb5LBQgdU617/A6lYBKZa7DAhWgH6BoW8vMHUQNjFjvghd7enA5dl70cUEnNmfjF/S",
+	"mFUI1iWZurEhEbi6Ozt3rsyran8MKuiQmofLQZt7zt5RhDoo21hz30wqaJUJFUTwNz/54Zf/9b8tSAS9",
+	"+bdOvYCWWN/ojU7q5HYxh6nGbXeDIDdCPWFNOxmcv6OyC1q9G1Dlg37cF9yFu2E4qEvuauO10QqUWYcU",
+	"idkF2Py479Tag67Cn+iarEH1/kTVVqANUr0ppqD9KModiIgWNVJ7vTuRfXAioHErryq/PKqmurowTMZr",
+	"G4EcvWoyiX2buBKehGmCpYmcT9K+bu+RMAYq3Uf8f/5xlo7xYdH7ZR1InU+w0RpuKMLN4ENPYexZNsji",
+	"fNhI86sf/eW///x/ff2f/+9XP/jTxVjSrgT4fB3ReI9e2rQvTNvgcVfYEh92/AH/xFxezohsa3618Z92",
+	"Xi3KdHCVdPIwdMOOv6OIXf1H9OVDOlJb2+TBqECRmkY0ZxzJUlbbYquCUE3Qm0Mcds2aPzvJRvO3oTU3",
+	"jdZYyCyQG9L88oe/+PoXf7UYaekzpYUc1To2P42jLEnhrg/ItVH8optzFYbGQUCGfUEiFhGmzf9HQUGD",
+	"bx1UMIrXVRKY7uP8PbewN1rAdpuYLWC7a9iIAjdCvs5dHt29YIa8tfkDVGOmUyu78lOrt+eVpIKiFS/w",
+	"qnVbuhGrJ8RAL4ta+3fQHIfoHTIZpjGtjrw/yjax5ofahvduHurNQ33THuqPqLwoPtMOr0nzq7/9+6/+",
+	"5keLPdcSMJvguiz8RVO+tIb7XVtWSouCzd/q2auC+XF1G5PXBuWuOQQf4ZBQnmHbUu40NnvbFTy/ZVl3",
+	"7AHeJgdW90adKL3nShzBJROpcqMA17aKrpW7ibdaV2Gp2dXmPd4Qh28pcTDgX3yRC28baf7mBz/48u/+",
+	"52Kvsq/PuGZKEYzRiUX868Yd6kKaGLoiwgtMxKyp1C57paUxNv4EqIRoj1iHF+fvomz1o04Nv7BNni5a",
+	"dx6r1buY3wJyphxLcbqa92ZBGHo7SdB8Tf01k7Tx0v0borYhajeFqHnYHCNrlKPaHvNZNr/51U+//t+/",
+	"WIyypXx9tgceWXbFERwuhnuW/Kg+6UkaAklAMhERpE4VVTqfucVt5I0N9l0r9nlAnNttP/eOqVW8Pxbi",
+	"QpE0IRQrLgck6QsO5pl1CdhDKZSyfjVBIV0EquScy8E5t9DIhRzQmCmrpCO+dia+48M+1WRAtfV4LSr4",
+	"XG3Dc27mt8WHvHDxbz/4a1cR0WbjNHyBVfYbRopFfmhXl9P6/p7zAR0RBWArUk+6AvUhvHiYn8yEPnXC",
+	"uVMMEspH5kwy9DNrrUuSgf/UlLO5szNPnZh9dws8HXRQlUPM/KEYDARmMR7Q2nI+2LFu9rmK1Oxzf/W2",
+	"+kbdTNiodp/3711tEZrsQjGEDGprHlsQVKSZCKVYJx4RLriNZdtE366aYH3cF1mu+T5VNsGMx6H/nzS/",
+	"+vE//ObPS8EDBYqVUTFb0byVJvVU7MGIqLTzKYQ6QIkBDwsJRWdUqGW2R3ipGBqmwMmHJyIXPkoJu5Gc",
+	"VNsRD7H3s+Q6yqB9bGQZt++jKLDUsLwdTPlv91Sb3cgOMFGSbBq2nRb61KUWGl8IlikwCyHNLNS0MPfW",
+	"jPWtpkJZYVFDybQGXiogV1s1DgFq5UvA2xEhVhyKFqtQ1pVisKYCZbULnLdkmRY3ul6ZR9nZ5vL8JDbv",
+	"w9oczAvkPX8HuhlZrc8Y1PaAua/bSKQ74EM8E6p04FhH91M31amEbbKfT2hRH865pUvvmLfJ1v6yuu6B",
+	"uHR1UdoxzUm9mU6Lc94e0JfN8oeA5GvaagfeG8UqvuyjwqIYSBiL8KKSOUVfbT/gurzN3PDX46meba62",
+	"aNfGPeVmhH+IHqEFbGl+87Mff/Prv/vmH//py1/9zVYNsjqeDeXFeqHTfK1gsXZ9IRQjIQqF6FzURTPB",
+	"ffZLyqNz7gKxcLK81kofSmW8Mo2v8xNtm4E6MRwyiCPVPucIyhBtbZMPYaRAt1w2TYj2CBeu/p/TErdZ",
+	"IcPd7xtUqa645xNwvpUZNO15ryl7pjm2YubMTebITebIlbJ/BsBms34I4xuu7yoyRsaOUPrnxP5dz/ft",
+	"EwkJFtAfYl/CsIBWlt/DBwvgt0yP6Ah4Hy18VJse5zykSWD1hwxrxdqckpGP8MVMyUlMQxgA122i6EgR",
+	"JbbJfjRgXAXnPLdMKtJkPK/2NXJx37Yirvm5hYVifX1yhW+enW/sIWPcKWOjQrqCtvnvUdQ2DGyeErOJ",
+	"6r7AKuzOuZBeWbmFuyT3dj4g7ax524zKeM8qY1mmjzXPnO5jAFYmFtczpwZ/1lVMFmh0PUxpPvMmkeZb",
+	"mkgztnA7TmWKDOubkDzTs5WbxJmbxJlXljiz7okuIc+sZJnZw7FGxq7O7GNWuKHeb2iCzBrKfTWJMbfJ",
+	"SUVizEypYBbzjiIGUDBb5jl36TIxOC3LmOmbOm+NiCjGQ9jaJnkMkOcTCZVwzrnQpIsail3LTrpoON2X",
+	"Iu31bcsMxVQVu2YFOod1NysTp1nU9cTTTyMSPpZ+Qyw22TevJvvmPDzptzrj5hqFzWvNtjmLV9n4922y",
+	"bFpAqMiwWU8mNpk1V59Z87rFlk02zU02zW9BNk1L7CYzaU4hdoJfgtRrjobadUp6VcqBYmOYfE62LBWR",
+	"kwYTkEpw70udpS/cwhEj53ZCFB0AkZDs5dKhJ65ua1WawAP7aY2MkZthIc7o9tVHQISbtIZvNPpbKHNC",
+	"EGG8LrFhPQHY5CurzVe2RvJwrbnKNnLThpTU5yhzAtNEfrJ6EnLj8pIZAN/kJNu84zcsJ9mqTTCTmPiW",
+	"5SFb4wN8rTlPNg/w5gGuyz3mGPnavGP1z/AbkW9sowjcoNZNyDE2t9Hwbc4rtnlfN0Tg25dLDCFgRh6x",
+	"enqwyR9WyB9Wm95rjZTlmlN7bWjLhrZMS+nlqcuMdF71BOaNSOO1YeM3WHadqbums+8DmOZCf2DzEzxT",
+	"681Ch+PX2V/RDWhl2tq3N4IC8R3zGbQYx+wyhVs3f5Zu/VZClRoKGdXHHWHiMkXaLknFsevQDogCrUib",
+	"wzD7zTodGJppbRZI0M/NWjGI3rlzOpeupu4DM+TeUlMtLoDbDG80DEEp98vWNjnrwzn3STL8YErTkfVS",
+	"9w5eIZWSgcroc3EYLNvI9DlvIsMYR0RwIEqLRJGhkBeM97byHG+lNZELgLzV9jn/WArey5J2+BNULmSf",
+	"9ijjSlvvCtFDX1QptI4xC4hvfc4xyQ0zyxMux1pA4LOUxuYtNJ3ReQOdXlVfSEu8KSfvG/otaWgeMJ8C",
+	"7xlnoYiAPDn88KCcD49g/qNuqiCy8vG9nR3SHgK9eOGX0t4+5xhgn4BIYiBNLnQWL7pF+vQS8k1Wp7Yz",
+	"78lHIw8Ga2Jj/fB2uqvmYsuzV4dr2k97Fuw9oCqDEBMOIwc07EPrQHAtRTyLfJUbv50P8JK08v48M50a",
+	"MSyEZ5xeUhbTTgyv70dirbGDEcZeJjnke1JrDiSntBigXWvufYTE0mqDEUkNDfL0RaYxqG1ikzsYwfKC",
+	"8ajainuMs9yA3B8fMh75bBTrtPaaDc829eLhb+I115ZUIXFg50Hf/j0tk4INI+v6FDqykOE1g/8BDDog",
+	"VeB9by1rgNhAms6Zgdzeqiu6bEBjXQ+REPH15AvATX2ray2/ET6GPvY/sTA4jhfFN2E8fHlS8skjHCZe",
+	"hQwj6p17vgs6w4Q1EuE6sc0sfuNic4OCmmtA8qqCmpFtYryHmaURcnM3dw7DEjDvZSp1I4ChSOTJPoYm",
+	"D0ECianS5NM06lkHdxv5x2TRvasqPHnNr8P1BBlPQ0QfZLxByDdYm+fjd+d9V26htRuGa1CMf4yOpTaw",
+	"xKPpUKRxRDrgHdctSmIiAmtWoySRIhEK3KulQAc2dZT06glbI6fwxgVECcEL2bOf5EmjFL2scpw5trs2",
+	"6HBihlhWInq+PgJh13XF9MFM6s6mVs2Kl8GUZSU2ROLaX213X2XEUfXI71CvNaSSM96r1zl87BrYZNvU",
+	"J0kfsjguoXBQSl6/h3rUeps7am8xS121huLEDusnf7N9zcubma2H8HeyUUWsTRXhQ6aGOYDVIIoCraci",
+	"yEMXTBXSRLmcaYB63Qio+TnTWJTV/qZ5pRh26idcI0Rmc9SQd7/pjR1ttrgUiw6NsxOrkZmWEX1CmhwY",
+	"kFEPEZAM4TV/eZMZ+iW6DCYYq1tI7FcnzpRga/Ucix/+esSaKwfqDVmdFDp6M9HB09UhgC2ZUy04uEdT",
+	"uWywikQpBERCDFSBIvAyMVDl/G1cwS+nIhgn7piUVo6ITLnzaVFZSlkbAjsisRAXhPYzF6MRaVP1tNve",
+	"s47CMXZOlYu6USAvQdo6CaRpGhbspxWq5pOUn5r9rgvvzNjX5LXn5q5Lh/mxuT08MtMOww+bQjoRMBKb",
+	"ylbr8chNua9JZxNl4uFzMazHRw10oGqdewzTdIYtrr6OFPocRExCqEnYZ3EkwbmIMEXMsmuLzVEJfOHK",
+	"TOuUBMwRzub/8So2iLE25l87QPaYYP8u2iGrDIXm7tbleA10cD2GQtzUt9pQ+CYodzJDobYwOA64RRI+",
+	"M89xBsdrpHF1LLin1huYuiFmvhqAuioz30fiEplwXIdT/mN9326Wrt4MAzyiRvIt+Cg2sXaE6fYiHIUx",
+	"tLfqZN410+3rkXWnIZk34W2Q7S0w4c2i+Eq3UAq9RaNLykOoF6iflopROwl2SJWNSPF2tdPvPd1//OLs",
+	"0enZi4PHTw8+/P3bBtXuWVfVIVOwhVjr5GArAFuFlGYDaHVoZrSTvkTRWOJcu84zUBoD59aVPtdOg1Nc",
+	"k2SMc5+xAdQa0UwDVynIFyzdIOu1v4wGvG0cKCjtQLwr5JCW/HbHxGcbMVFnI7AFmazVK42YFlJhCXjE",
+	"HCyRVKzUZD1T8ElUaUdLQMVXYlHOuTu6GAkmbU0XR+onhfZnuK5rEtpLa50hrJtvq6lgjFdRqP8nRVxb",
+	"C9h8m3vOE9O4blYbJUyahqpgJjzG/U9dGivYsuuqLeGMbUtLcUWHO0LEQPmaNRMGTmZrJrItbDQTa9FM",
+	"pA5bx+OwpiW+ZpxpRuMstsBwyba0sE2wAdE2eTTANNVUAkk5+yyFgIRUQYtxBVwxA3rxqM5DOgvnW/0r",
+	"bYa+HsVHXQzhxkN6xWzwtQXeeJ3J9NBG/HOmzuQ6I1p94f8NZ3hDdCY1AHU1OpNdQjsKuK++5Ei6K9sU",
+	"kDZP47htc44YfvOcCxyNxrbDNnkIyGpQbRUvZvWk2bbsxy5BVqW9RSRcigtQtgxpFqBIiwVCqSaCh7BN",
+	"nN3deWa3s3BRjNdxzgzn3PCubcNutYuBv2MRv3Y1FZG+WAe/FO7ryy0QplQKkQvKzaN831GkbXcRnbr1",
+	"t885lkjtiyEZUD7aJvvIHPqUqXRIRzYPcht909qExkpkZ2FXvH98dM4vYJSv12X6DmzRLJvXxfq2oWW5",
+	"L2Jc1+AGh/XWqM7W/PJfj+psKq11qrMNzb1W1dl18QyZ1q2OZzCtIUwl0yMk8R2gEuR+qvuN3U+eG8mQ",
+	"JuxDGGW/PM8GGSfuj9klcFAqQEUZM/91VadxW2QAmkZU0+1CqfqR0jCoELY9gSNNTCQQ+LwEAYlFT6R6",
+	"K6ONSdqJWWgJOFKgS5CsOypnUihMidHJkxMeYwaAwGkgDA1VgTWrWkccmhBxCVKyCIqj2XOcHM6bhoiW",
+	"AHvljFj+v97zxipEXGbmTKNQUCJUTfCh2W9XSJJQqa3fnIaeK07oYqkxt5fT0XCSPZsYVtdhWASoeDB4",
+	"z3WboUkCPGrZpyCNmDYXUTrWyOlXxoAC41ybX//811//y0+yW7NKHpv3uDCITc0yOchB5nHa/PIff/LV",
+	"j342a6DMRbVqMFtDRJHmN3/611//n1/8+89/vmUOP+tTHMe1rRjmUMSxGLbSxAz0sx9/8+u/++Yf/+nL",
+	"X/3NFhHcRfci4FSM2sWuz5KqYbMafei/ZYf/6sf/8Js//4utwghZhfGqITAW3h/5V//89+QW+fLPfvrV",
+	"v/5sy4O3CybzPvXBuI+bXXmxKFBx+VZP+Or5q/8XAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

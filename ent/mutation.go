@@ -16813,6 +16813,8 @@ type UserMutation struct {
 	team_path              *string
 	active                 *bool
 	password_hash          *string
+	session_epoch          *int
+	addsession_epoch       *int
 	max_owned_leads        *int
 	addmax_owned_leads     *int
 	max_owned_customers    *int
@@ -17270,6 +17272,62 @@ func (m *UserMutation) ResetPasswordHash() {
 	m.password_hash = nil
 }
 
+// SetSessionEpoch sets the "session_epoch" field.
+func (m *UserMutation) SetSessionEpoch(i int) {
+	m.session_epoch = &i
+	m.addsession_epoch = nil
+}
+
+// SessionEpoch returns the value of the "session_epoch" field in the mutation.
+func (m *UserMutation) SessionEpoch() (r int, exists bool) {
+	v := m.session_epoch
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSessionEpoch returns the old "session_epoch" field's value of the User entity.
+// If the User object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UserMutation) OldSessionEpoch(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSessionEpoch is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSessionEpoch requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSessionEpoch: %w", err)
+	}
+	return oldValue.SessionEpoch, nil
+}
+
+// AddSessionEpoch adds i to the "session_epoch" field.
+func (m *UserMutation) AddSessionEpoch(i int) {
+	if m.addsession_epoch != nil {
+		*m.addsession_epoch += i
+	} else {
+		m.addsession_epoch = &i
+	}
+}
+
+// AddedSessionEpoch returns the value that was added to the "session_epoch" field in this mutation.
+func (m *UserMutation) AddedSessionEpoch() (r int, exists bool) {
+	v := m.addsession_epoch
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetSessionEpoch resets all changes to the "session_epoch" field.
+func (m *UserMutation) ResetSessionEpoch() {
+	m.session_epoch = nil
+	m.addsession_epoch = nil
+}
+
 // SetMaxOwnedLeads sets the "max_owned_leads" field.
 func (m *UserMutation) SetMaxOwnedLeads(i int) {
 	m.max_owned_leads = &i
@@ -17626,7 +17684,7 @@ func (m *UserMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *UserMutation) Fields() []string {
-	fields := make([]string, 0, 14)
+	fields := make([]string, 0, 15)
 	if m.created_at != nil {
 		fields = append(fields, user.FieldCreatedAt)
 	}
@@ -17653,6 +17711,9 @@ func (m *UserMutation) Fields() []string {
 	}
 	if m.password_hash != nil {
 		fields = append(fields, user.FieldPasswordHash)
+	}
+	if m.session_epoch != nil {
+		fields = append(fields, user.FieldSessionEpoch)
 	}
 	if m.max_owned_leads != nil {
 		fields = append(fields, user.FieldMaxOwnedLeads)
@@ -17695,6 +17756,8 @@ func (m *UserMutation) Field(name string) (ent.Value, bool) {
 		return m.Active()
 	case user.FieldPasswordHash:
 		return m.PasswordHash()
+	case user.FieldSessionEpoch:
+		return m.SessionEpoch()
 	case user.FieldMaxOwnedLeads:
 		return m.MaxOwnedLeads()
 	case user.FieldMaxOwnedCustomers:
@@ -17732,6 +17795,8 @@ func (m *UserMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldActive(ctx)
 	case user.FieldPasswordHash:
 		return m.OldPasswordHash(ctx)
+	case user.FieldSessionEpoch:
+		return m.OldSessionEpoch(ctx)
 	case user.FieldMaxOwnedLeads:
 		return m.OldMaxOwnedLeads(ctx)
 	case user.FieldMaxOwnedCustomers:
@@ -17814,6 +17879,13 @@ func (m *UserMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetPasswordHash(v)
 		return nil
+	case user.FieldSessionEpoch:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSessionEpoch(v)
+		return nil
 	case user.FieldMaxOwnedLeads:
 		v, ok := value.(int)
 		if !ok {
@@ -17857,6 +17929,9 @@ func (m *UserMutation) SetField(name string, value ent.Value) error {
 // this mutation.
 func (m *UserMutation) AddedFields() []string {
 	var fields []string
+	if m.addsession_epoch != nil {
+		fields = append(fields, user.FieldSessionEpoch)
+	}
 	if m.addmax_owned_leads != nil {
 		fields = append(fields, user.FieldMaxOwnedLeads)
 	}
@@ -17880,6 +17955,8 @@ func (m *UserMutation) AddedFields() []string {
 // was not set, or was not defined in the schema.
 func (m *UserMutation) AddedField(name string) (ent.Value, bool) {
 	switch name {
+	case user.FieldSessionEpoch:
+		return m.AddedSessionEpoch()
 	case user.FieldMaxOwnedLeads:
 		return m.AddedMaxOwnedLeads()
 	case user.FieldMaxOwnedCustomers:
@@ -17899,6 +17976,13 @@ func (m *UserMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *UserMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case user.FieldSessionEpoch:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddSessionEpoch(v)
+		return nil
 	case user.FieldMaxOwnedLeads:
 		v, ok := value.(int)
 		if !ok {
@@ -18014,6 +18098,9 @@ func (m *UserMutation) ResetField(name string) error {
 		return nil
 	case user.FieldPasswordHash:
 		m.ResetPasswordHash()
+		return nil
+	case user.FieldSessionEpoch:
+		m.ResetSessionEpoch()
 		return nil
 	case user.FieldMaxOwnedLeads:
 		m.ResetMaxOwnedLeads()

@@ -680,12 +680,16 @@ func init() {
 	userDescActive := userFields[5].Descriptor()
 	// user.DefaultActive holds the default value on creation for the active field.
 	user.DefaultActive = userDescActive.Default.(bool)
+	// userDescSessionEpoch is the schema descriptor for session_epoch field.
+	userDescSessionEpoch := userFields[7].Descriptor()
+	// user.DefaultSessionEpoch holds the default value on creation for the session_epoch field.
+	user.DefaultSessionEpoch = userDescSessionEpoch.Default.(int)
 	// userDescOwnedLeads is the schema descriptor for owned_leads field.
-	userDescOwnedLeads := userFields[10].Descriptor()
+	userDescOwnedLeads := userFields[11].Descriptor()
 	// user.DefaultOwnedLeads holds the default value on creation for the owned_leads field.
 	user.DefaultOwnedLeads = userDescOwnedLeads.Default.(int)
 	// userDescOwnedCustomers is the schema descriptor for owned_customers field.
-	userDescOwnedCustomers := userFields[11].Descriptor()
+	userDescOwnedCustomers := userFields[12].Descriptor()
 	// user.DefaultOwnedCustomers holds the default value on creation for the owned_customers field.
 	user.DefaultOwnedCustomers = userDescOwnedCustomers.Default.(int)
 	// userDescID is the schema descriptor for id field.

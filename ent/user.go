@@ -36,6 +36,8 @@ type User struct {
 	Active bool `json:"active,omitempty"`
 	// PasswordHash holds the value of the "password_hash" field.
 	PasswordHash string `json:"-"`
+	// SessionEpoch holds the value of the "session_epoch" field.
+	SessionEpoch int `json:"session_epoch,omitempty"`
 	// MaxOwnedLeads holds the value of the "max_owned_leads" field.
 	MaxOwnedLeads *int `json:"max_owned_leads,omitempty"`
 	// MaxOwnedCustomers holds the value of the "max_owned_customers" field.
@@ -58,7 +60,7 @@ func (*User) scanValues(columns []string) ([]any, error) {
 			values[i] = &sql.NullScanner{S: new(uuid.UUID)}
 		case user.FieldActive:
 			values[i] = new(sql.NullBool)
-		case user.FieldMaxOwnedLeads, user.FieldMaxOwnedCustomers, user.FieldMaxFrozen, user.FieldOwnedLeads, user.FieldOwnedCustomers:
+		case user.FieldSessionEpoch, user.FieldMaxOwnedLeads, user.FieldMaxOwnedCustomers, user.FieldMaxFrozen, user.FieldOwnedLeads, user.FieldOwnedCustomers:
 			values[i] = new(sql.NullInt64)
 		case user.FieldEmail, user.FieldName, user.FieldRole, user.FieldTeamPath, user.FieldPasswordHash:
 			values[i] = new(sql.NullString)
@@ -141,6 +143,12 @@ func (_m *User) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field password_hash", values[i])
 			} else if value.Valid {
 				_m.PasswordHash = value.String
+			}
+		case user.FieldSessionEpoch:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field session_epoch", values[i])
+			} else if value.Valid {
+				_m.SessionEpoch = int(value.Int64)
 			}
 		case user.FieldMaxOwnedLeads:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
@@ -238,6 +246,9 @@ func (_m *User) String() string {
 	builder.WriteString(fmt.Sprintf("%v", _m.Active))
 	builder.WriteString(", ")
 	builder.WriteString("password_hash=<sensitive>")
+	builder.WriteString(", ")
+	builder.WriteString("session_epoch=")
+	builder.WriteString(fmt.Sprintf("%v", _m.SessionEpoch))
 	builder.WriteString(", ")
 	if v := _m.MaxOwnedLeads; v != nil {
 		builder.WriteString("max_owned_leads=")

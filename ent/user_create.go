@@ -118,6 +118,20 @@ func (_c *UserCreate) SetPasswordHash(v string) *UserCreate {
 	return _c
 }
 
+// SetSessionEpoch sets the "session_epoch" field.
+func (_c *UserCreate) SetSessionEpoch(v int) *UserCreate {
+	_c.mutation.SetSessionEpoch(v)
+	return _c
+}
+
+// SetNillableSessionEpoch sets the "session_epoch" field if the given value is not nil.
+func (_c *UserCreate) SetNillableSessionEpoch(v *int) *UserCreate {
+	if v != nil {
+		_c.SetSessionEpoch(*v)
+	}
+	return _c
+}
+
 // SetMaxOwnedLeads sets the "max_owned_leads" field.
 func (_c *UserCreate) SetMaxOwnedLeads(v int) *UserCreate {
 	_c.mutation.SetMaxOwnedLeads(v)
@@ -253,6 +267,10 @@ func (_c *UserCreate) defaults() {
 		v := user.DefaultActive
 		_c.mutation.SetActive(v)
 	}
+	if _, ok := _c.mutation.SessionEpoch(); !ok {
+		v := user.DefaultSessionEpoch
+		_c.mutation.SetSessionEpoch(v)
+	}
 	if _, ok := _c.mutation.OwnedLeads(); !ok {
 		v := user.DefaultOwnedLeads
 		_c.mutation.SetOwnedLeads(v)
@@ -307,6 +325,9 @@ func (_c *UserCreate) check() error {
 	}
 	if _, ok := _c.mutation.PasswordHash(); !ok {
 		return &ValidationError{Name: "password_hash", err: errors.New(`ent: missing required field "User.password_hash"`)}
+	}
+	if _, ok := _c.mutation.SessionEpoch(); !ok {
+		return &ValidationError{Name: "session_epoch", err: errors.New(`ent: missing required field "User.session_epoch"`)}
 	}
 	if _, ok := _c.mutation.OwnedLeads(); !ok {
 		return &ValidationError{Name: "owned_leads", err: errors.New(`ent: missing required field "User.owned_leads"`)}
@@ -385,6 +406,10 @@ func (_c *UserCreate) createSpec() (*User, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.PasswordHash(); ok {
 		_spec.SetField(user.FieldPasswordHash, field.TypeString, value)
 		_node.PasswordHash = value
+	}
+	if value, ok := _c.mutation.SessionEpoch(); ok {
+		_spec.SetField(user.FieldSessionEpoch, field.TypeInt, value)
+		_node.SessionEpoch = value
 	}
 	if value, ok := _c.mutation.MaxOwnedLeads(); ok {
 		_spec.SetField(user.FieldMaxOwnedLeads, field.TypeInt, value)
@@ -557,6 +582,24 @@ func (u *UserUpsert) SetPasswordHash(v string) *UserUpsert {
 // UpdatePasswordHash sets the "password_hash" field to the value that was provided on create.
 func (u *UserUpsert) UpdatePasswordHash() *UserUpsert {
 	u.SetExcluded(user.FieldPasswordHash)
+	return u
+}
+
+// SetSessionEpoch sets the "session_epoch" field.
+func (u *UserUpsert) SetSessionEpoch(v int) *UserUpsert {
+	u.Set(user.FieldSessionEpoch, v)
+	return u
+}
+
+// UpdateSessionEpoch sets the "session_epoch" field to the value that was provided on create.
+func (u *UserUpsert) UpdateSessionEpoch() *UserUpsert {
+	u.SetExcluded(user.FieldSessionEpoch)
+	return u
+}
+
+// AddSessionEpoch adds v to the "session_epoch" field.
+func (u *UserUpsert) AddSessionEpoch(v int) *UserUpsert {
+	u.Add(user.FieldSessionEpoch, v)
 	return u
 }
 
@@ -835,6 +878,27 @@ func (u *UserUpsertOne) SetPasswordHash(v string) *UserUpsertOne {
 func (u *UserUpsertOne) UpdatePasswordHash() *UserUpsertOne {
 	return u.Update(func(s *UserUpsert) {
 		s.UpdatePasswordHash()
+	})
+}
+
+// SetSessionEpoch sets the "session_epoch" field.
+func (u *UserUpsertOne) SetSessionEpoch(v int) *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.SetSessionEpoch(v)
+	})
+}
+
+// AddSessionEpoch adds v to the "session_epoch" field.
+func (u *UserUpsertOne) AddSessionEpoch(v int) *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.AddSessionEpoch(v)
+	})
+}
+
+// UpdateSessionEpoch sets the "session_epoch" field to the value that was provided on create.
+func (u *UserUpsertOne) UpdateSessionEpoch() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateSessionEpoch()
 	})
 }
 
@@ -1298,6 +1362,27 @@ func (u *UserUpsertBulk) SetPasswordHash(v string) *UserUpsertBulk {
 func (u *UserUpsertBulk) UpdatePasswordHash() *UserUpsertBulk {
 	return u.Update(func(s *UserUpsert) {
 		s.UpdatePasswordHash()
+	})
+}
+
+// SetSessionEpoch sets the "session_epoch" field.
+func (u *UserUpsertBulk) SetSessionEpoch(v int) *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.SetSessionEpoch(v)
+	})
+}
+
+// AddSessionEpoch adds v to the "session_epoch" field.
+func (u *UserUpsertBulk) AddSessionEpoch(v int) *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.AddSessionEpoch(v)
+	})
+}
+
+// UpdateSessionEpoch sets the "session_epoch" field to the value that was provided on create.
+func (u *UserUpsertBulk) UpdateSessionEpoch() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateSessionEpoch()
 	})
 }
 

@@ -140,6 +140,27 @@ func (_u *UserUpdate) SetNillablePasswordHash(v *string) *UserUpdate {
 	return _u
 }
 
+// SetSessionEpoch sets the "session_epoch" field.
+func (_u *UserUpdate) SetSessionEpoch(v int) *UserUpdate {
+	_u.mutation.ResetSessionEpoch()
+	_u.mutation.SetSessionEpoch(v)
+	return _u
+}
+
+// SetNillableSessionEpoch sets the "session_epoch" field if the given value is not nil.
+func (_u *UserUpdate) SetNillableSessionEpoch(v *int) *UserUpdate {
+	if v != nil {
+		_u.SetSessionEpoch(*v)
+	}
+	return _u
+}
+
+// AddSessionEpoch adds value to the "session_epoch" field.
+func (_u *UserUpdate) AddSessionEpoch(v int) *UserUpdate {
+	_u.mutation.AddSessionEpoch(v)
+	return _u
+}
+
 // SetMaxOwnedLeads sets the "max_owned_leads" field.
 func (_u *UserUpdate) SetMaxOwnedLeads(v int) *UserUpdate {
 	_u.mutation.ResetMaxOwnedLeads()
@@ -369,6 +390,12 @@ func (_u *UserUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if value, ok := _u.mutation.PasswordHash(); ok {
 		_spec.SetField(user.FieldPasswordHash, field.TypeString, value)
 	}
+	if value, ok := _u.mutation.SessionEpoch(); ok {
+		_spec.SetField(user.FieldSessionEpoch, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedSessionEpoch(); ok {
+		_spec.AddField(user.FieldSessionEpoch, field.TypeInt, value)
+	}
 	if value, ok := _u.mutation.MaxOwnedLeads(); ok {
 		_spec.SetField(user.FieldMaxOwnedLeads, field.TypeInt, value)
 	}
@@ -537,6 +564,27 @@ func (_u *UserUpdateOne) SetNillablePasswordHash(v *string) *UserUpdateOne {
 	if v != nil {
 		_u.SetPasswordHash(*v)
 	}
+	return _u
+}
+
+// SetSessionEpoch sets the "session_epoch" field.
+func (_u *UserUpdateOne) SetSessionEpoch(v int) *UserUpdateOne {
+	_u.mutation.ResetSessionEpoch()
+	_u.mutation.SetSessionEpoch(v)
+	return _u
+}
+
+// SetNillableSessionEpoch sets the "session_epoch" field if the given value is not nil.
+func (_u *UserUpdateOne) SetNillableSessionEpoch(v *int) *UserUpdateOne {
+	if v != nil {
+		_u.SetSessionEpoch(*v)
+	}
+	return _u
+}
+
+// AddSessionEpoch adds value to the "session_epoch" field.
+func (_u *UserUpdateOne) AddSessionEpoch(v int) *UserUpdateOne {
+	_u.mutation.AddSessionEpoch(v)
 	return _u
 }
 
@@ -798,6 +846,12 @@ func (_u *UserUpdateOne) sqlSave(ctx context.Context) (_node *User, err error) {
 	}
 	if value, ok := _u.mutation.PasswordHash(); ok {
 		_spec.SetField(user.FieldPasswordHash, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.SessionEpoch(); ok {
+		_spec.SetField(user.FieldSessionEpoch, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedSessionEpoch(); ok {
+		_spec.AddField(user.FieldSessionEpoch, field.TypeInt, value)
 	}
 	if value, ok := _u.mutation.MaxOwnedLeads(); ok {
 		_spec.SetField(user.FieldMaxOwnedLeads, field.TypeInt, value)

@@ -668,6 +668,7 @@ var (
 		{Name: "team_path", Type: field.TypeString, Default: ""},
 		{Name: "active", Type: field.TypeBool, Default: true},
 		{Name: "password_hash", Type: field.TypeString},
+		{Name: "session_epoch", Type: field.TypeInt, Default: 0},
 		{Name: "max_owned_leads", Type: field.TypeInt, Nullable: true},
 		{Name: "max_owned_customers", Type: field.TypeInt, Nullable: true},
 		{Name: "max_frozen", Type: field.TypeInt, Nullable: true},

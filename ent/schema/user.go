@@ -26,6 +26,10 @@ func (User) Fields() []ent.Field {
 		field.String("team_path").Default(""),
 		field.Bool("active").Default(true),
 		field.String("password_hash").Sensitive(),
+		// SessionEpoch is stamped into every access token; moving it (a new
+		// password, a role change, deactivation) makes every access token
+		// issued before unusable at once, not only when it expires.
+		field.Int("session_epoch").Default(0),
 		field.Int("max_owned_leads").Optional().Nillable(),
 		field.Int("max_owned_customers").Optional().Nillable(),
 		field.Int("max_frozen").Optional().Nillable(),

@@ -33,6 +33,8 @@ const (
 	FieldActive = "active"
 	// FieldPasswordHash holds the string denoting the password_hash field in the database.
 	FieldPasswordHash = "password_hash"
+	// FieldSessionEpoch holds the string denoting the session_epoch field in the database.
+	FieldSessionEpoch = "session_epoch"
 	// FieldMaxOwnedLeads holds the string denoting the max_owned_leads field in the database.
 	FieldMaxOwnedLeads = "max_owned_leads"
 	// FieldMaxOwnedCustomers holds the string denoting the max_owned_customers field in the database.
@@ -59,6 +61,7 @@ var Columns = []string{
 	FieldTeamPath,
 	FieldActive,
 	FieldPasswordHash,
+	FieldSessionEpoch,
 	FieldMaxOwnedLeads,
 	FieldMaxOwnedCustomers,
 	FieldMaxFrozen,
@@ -91,6 +94,8 @@ var (
 	DefaultTeamPath string
 	// DefaultActive holds the default value on creation for the "active" field.
 	DefaultActive bool
+	// DefaultSessionEpoch holds the default value on creation for the "session_epoch" field.
+	DefaultSessionEpoch int
 	// DefaultOwnedLeads holds the default value on creation for the "owned_leads" field.
 	DefaultOwnedLeads int
 	// DefaultOwnedCustomers holds the default value on creation for the "owned_customers" field.
@@ -175,6 +180,11 @@ func ByActive(opts ...sql.OrderTermOption) OrderOption {
 // ByPasswordHash orders the results by the password_hash field.
 func ByPasswordHash(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldPasswordHash, opts...).ToFunc()
+}
+
+// BySessionEpoch orders the results by the session_epoch field.
+func BySessionEpoch(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldSessionEpoch, opts...).ToFunc()
 }
 
 // ByMaxOwnedLeads orders the results by the max_owned_leads field.

@@ -32,7 +32,7 @@ func (s *Server) GetJwks(context.Context, api.GetJwksRequestObject) (api.GetJwks
 }
 
 func tokenPairOut(p *auth.TokenPair) api.TokenPair {
-	return api.TokenPair{AccessToken: p.AccessToken, RefreshToken: p.RefreshToken, TokenType: api.Bearer, ExpiresIn: int32(p.ExpiresIn.Seconds())}
+	return api.TokenPair{AccessToken: p.AccessToken, RefreshToken: p.RefreshToken, TokenType: api.TokenPairTokenTypeBearer, ExpiresIn: int32(p.ExpiresIn.Seconds())}
 }
 
 // Login starts a session.
