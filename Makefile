@@ -3,7 +3,7 @@ GO        ?= go
 SPECTRAL  := .ci/spectral/node_modules/.bin/spectral
 TESTFLAGS ?=
 
-.PHONY: all generate build run test check vet lint-spec bench clean
+.PHONY: all generate build run test check vet lint-spec bench bench-peer clean
 
 all: build
 
@@ -38,9 +38,30 @@ $(SPECTRAL): .ci/spectral/package.json .ci/spectral/package-lock.json
 	npm ci --prefix .ci/spectral --no-audit --no-fund --loglevel=error
 	@touch $@
 
-## bench: benchmarks, including the large-data ones (SHOAL_BENCH_FULL=1)
+## bench: benchmarks, including the large-data ones (SHOAL_BENCH_FULL=1), then bench-peer
 bench:
 	SHOAL_BENCH_FULL=1 $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
+	$(MAKE) bench-peer
+
+# The peer benchmark's knobs; a smoke run:
+#   make bench-peer PEER_DURATION=3s PEER_ROWS=2000 PEER_RUNS=1
+PEER_DURATION    ?= 15s
+PEER_CONNECTIONS ?= 50
+PEER_THREADS     ?= 2
+PEER_ROWS        ?= 50000
+PEER_RUNS        ?= 2
+PEER_USERS       ?= 16
+PEER_FLAGS       ?=
+
+## bench-peer: Shoal (SQLite, PostgreSQL) next to PocketBase under the same wrk load; needs wrk, network for the first build
+bench-peer:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO=sudo; else exit 0; fi; \
+	  echo "installing wrk (Debian package)"; \
+	  $$SUDO apt-get install -y wrk || { $$SUDO apt-get update && $$SUDO apt-get install -y wrk; }; } || true
+	@command -v wrk >/dev/null 2>&1 || { echo "bench-peer needs wrk: install the Debian package as root: apt-get install -y wrk"; exit 1; }
+	$(GO) run ./bench/peer -duration $(PEER_DURATION) -connections $(PEER_CONNECTIONS) -threads $(PEER_THREADS) \
+	  -rows $(PEER_ROWS) -runs $(PEER_RUNS) -users $(PEER_USERS) $(PEER_FLAGS)
 
 clean:
 	rm -rf bin
