@@ -149,7 +149,7 @@ func openSQLite(ctx context.Context, path string, o options) (*Store, error) {
 	ckptDB := sql.OpenDB(cachingConnector{dsn: uri + "?" + pragmas, drv: drv})
 	ckptDB.SetMaxOpenConns(1)
 	s.ckpt = startCheckpointer(ckptDB)
-	s.wal = newWALGuard(path+"-wal", o.walLimit, writeDB)
+	s.wal = newWALGuard(path+"-wal", o.walLimit, writeDB, &s.ckpt.mu)
 	s.rules = rules
 	s.Client.Use(s.rules.hook)
 	s.batch = &batcher{client: s.Client, committed: s.ckpt.soon, ended: s.rules.ended, afterCommit: s.wal.check}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +40,10 @@ type walGuard struct {
 	path  string // the -wal file
 	limit int64
 	db    *sql.DB // the writer
+	// ckptMu is held by whoever checkpoints in this process: SQLite lets
+	// one checkpoint run at a time and fails any other at once (busy),
+	// so the forced one waits for the checkpointer's PASSIVE one instead.
+	ckptMu *sync.Mutex
 
 	// retryAt (unix nanoseconds) holds off a new attempt after one that
 	// could not finish. Only the batcher's drain goroutine writes it.
@@ -48,8 +53,8 @@ type walGuard struct {
 	forced *prometheus.CounterVec
 }
 
-func newWALGuard(path string, limit int64, writer *sql.DB) *walGuard {
-	g := &walGuard{path: path, limit: limit, db: writer}
+func newWALGuard(path string, limit int64, writer *sql.DB, ckptMu *sync.Mutex) *walGuard {
+	g := &walGuard{path: path, limit: limit, db: writer, ckptMu: ckptMu}
 	g.size = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "shoal_sqlite_wal_bytes",
 		Help: "Size of the SQLite write-ahead log file.",
@@ -109,6 +114,8 @@ func (g *walGuard) truncate(ctx context.Context) (done bool, err error) {
 			err = fmt.Errorf("wal checkpoint: restore busy_timeout: %w", rerr)
 		}
 	}()
+	g.ckptMu.Lock()
+	defer g.ckptMu.Unlock()
 	var busy, logFrames, copied int
 	if err := conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &copied); err != nil {
 		return false, fmt.Errorf("wal checkpoint: %w", err)
