@@ -20,8 +20,9 @@ import (
 const forcedWait = time.Second
 
 // forcedRetry is how long after a forced checkpoint that could not finish
-// the next one is tried, so that a reader that will not let go does not
-// make every commit wait forcedWait.
+// the next one is tried, so that a slow reader does not make every commit
+// wait forcedWait. Past twice the limit there is no such pause (see
+// walGuard).
 const forcedRetry = time.Second
 
 // walGuard bounds SQLite's write-ahead log. The checkpointer's PASSIVE
@@ -36,6 +37,13 @@ const forcedRetry = time.Second
 // Running it on the writer connection means it never competes with a
 // writer of this process; writers of other processes wait on their busy
 // handler.
+//
+// Readers that take longer than forcedWait (a loaded machine) make it
+// fail; it is tried again forcedRetry later, while writes go on. Once the
+// log has grown to twice the limit anyway, the writer tries again and
+// again, and no write of this process commits, until it is done: the log
+// never grows past twice the limit and one group commit. Shoal's reads
+// are single statements, so the readers it waits for always end.
 type walGuard struct {
 	path  string // the -wal file
 	limit int64
@@ -79,23 +87,33 @@ func (g *walGuard) bytes() int64 {
 // check checkpoints and truncates the WAL if it has passed the limit. It
 // runs on the batcher's drain goroutine after a commit.
 func (g *walGuard) check() {
-	if g.bytes() <= g.limit {
+	size := g.bytes()
+	if size <= g.limit {
 		return
 	}
-	if now := time.Now().UnixNano(); now < g.retryAt.Load() {
+	hard := size > 2*g.limit
+	if !hard && time.Now().UnixNano() < g.retryAt.Load() {
 		return
 	}
-	done, err := g.truncate(context.Background())
-	switch {
-	case err != nil:
-		g.forced.WithLabelValues("error").Inc()
-	case !done:
-		g.forced.WithLabelValues("busy").Inc()
-	default:
-		g.forced.WithLabelValues("done").Inc()
+	for {
+		done, err := g.truncate(context.Background())
+		switch {
+		case err != nil:
+			// Not the readers: the connection or the disk. Writing on
+			// is what the store would do without this guard.
+			g.forced.WithLabelValues("error").Inc()
+		case !done:
+			g.forced.WithLabelValues("busy").Inc()
+			if hard {
+				continue
+			}
+		default:
+			g.forced.WithLabelValues("done").Inc()
+			return
+		}
+		g.retryAt.Store(time.Now().Add(forcedRetry).UnixNano())
 		return
 	}
-	g.retryAt.Store(time.Now().Add(forcedRetry).UnixNano())
 }
 
 // truncate runs a TRUNCATE checkpoint on the writer connection, waiting
