@@ -453,6 +453,12 @@ func TestSecondServeOnOneSQLiteFileFails(t *testing.T) {
 	if res := postJSON(t, addr+"/v1/auth/login", `{"email":"late@example.com","password":"long enough password"}`); res.StatusCode != 200 {
 		t.Fatalf("the running server does not see the user the CLI created: %d", res.StatusCode)
 	}
+	// The WAL's size and the checkpoints that bound it are in /metrics.
+	res := get(t, addr+"/metrics", nil)
+	if body := readAll(t, res); !strings.Contains(body, "\nshoal_sqlite_wal_bytes ") ||
+		!strings.Contains(body, `shoal_sqlite_wal_forced_checkpoints_total{result="done"} 0`) {
+		t.Errorf("metrics lack the SQLite WAL: %d", res.StatusCode)
+	}
 
 	if err := child.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
