@@ -4,15 +4,21 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/shoalcrm/shoal/internal/store"
 	"github.com/shoalcrm/shoal/internal/testdb"
 )
 
@@ -341,4 +347,128 @@ func postJSON(t *testing.T, url, body string) *http.Response {
 	}
 	res.Body.Close()
 	return res
+}
+
+// serveHelperEnv makes TestServeHelperProcess run `shoal serve` in a child
+// process, as main would: the test binary stands in for the shoal binary.
+const serveHelperEnv = "SHOAL_TEST_SERVE_HELPER"
+
+// TestServeHelperProcess is not a test: it is the child process of
+// TestSecondServeOnOneSQLiteFileFails.
+func TestServeHelperProcess(t *testing.T) {
+	if os.Getenv(serveHelperEnv) != "1" {
+		t.Skip("helper process only")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, []string{"serve"}, os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "shoal:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// Two servers on one SQLite file would each keep rules the other changes:
+// the second fails at start, naming the first one's pid, while the short
+// commands still work beside the first (which sees what they wrote). When
+// the first stops, the file is free again.
+func TestSecondServeOnOneSQLiteFileFails(t *testing.T) {
+	url := testdb.SQLite(t)
+	child := exec.Command(os.Args[0], "-test.run=^TestServeHelperProcess$", "-test.count=1")
+	child.Env = append(os.Environ(), serveHelperEnv+"=1", "SHOAL_DATABASE_URL="+url, "SHOAL_ADDR=127.0.0.1:0", "SHOAL_LOG_LEVEL=warn")
+	// A pipe of our own rather than StdoutPipe, which Wait would close
+	// under the reader.
+	out, childOut, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	child.Stdout = childOut
+	var childErr strings.Builder
+	child.Stderr = &childErr
+	err = child.Start()
+	_ = childOut.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- child.Wait() }()
+	t.Cleanup(func() {
+		_ = child.Process.Kill()
+		<-exited
+	})
+	lines := bufio.NewScanner(out)
+	addr := ""
+	for lines.Scan() {
+		if a, ok := strings.CutPrefix(lines.Text(), "shoal listening on "); ok {
+			addr = a
+			break
+		}
+	}
+	if addr == "" {
+		t.Fatalf("first server did not start: %v %s", <-exited, childErr.String())
+	}
+	go func() { _, _ = io.Copy(io.Discard, out) }()
+
+	getenv := func(k string) string {
+		switch k {
+		case "SHOAL_DATABASE_URL":
+			return url
+		case "SHOAL_ADDR":
+			return "127.0.0.1:0"
+		}
+		return ""
+	}
+	// On the old code the second server starts: stop it then, not never.
+	second, stopSecond := context.WithCancel(context.Background())
+	secondOut, secondW := io.Pipe()
+	secondErr := make(chan error, 1)
+	go func() {
+		err := run(second, []string{"serve"}, getenv, strings.NewReader(""), secondW, io.Discard)
+		_ = secondW.CloseWithError(io.EOF)
+		secondErr <- err
+	}()
+	started := false
+	for lines := bufio.NewScanner(secondOut); lines.Scan(); {
+		if strings.HasPrefix(lines.Text(), "shoal listening on ") {
+			started = true
+			stopSecond()
+			break
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, secondOut) }()
+	err = <-secondErr
+	stopSecond()
+	if started {
+		t.Fatal("a second server started on the same SQLite file")
+	}
+	if !errors.Is(err, store.ErrLocked) || !strings.Contains(err.Error(), "pid "+strconv.Itoa(child.Process.Pid)) {
+		t.Fatalf("second serve: %v; want store.ErrLocked naming pid %d", err, child.Process.Pid)
+	}
+
+	if err := run(context.Background(), []string{"user", "create", "--email", "late@example.com", "--role", "rep", "--password-stdin"},
+		getenv, strings.NewReader("long enough password\n"), io.Discard, io.Discard); err != nil {
+		t.Fatalf("user create beside a running server: %v", err)
+	}
+	if res := postJSON(t, addr+"/v1/auth/login", `{"email":"late@example.com","password":"long enough password"}`); res.StatusCode != 200 {
+		t.Fatalf("the running server does not see the user the CLI created: %d", res.StatusCode)
+	}
+	// The WAL's size and the checkpoints that bound it are in /metrics.
+	res := get(t, addr+"/metrics", nil)
+	if body := readAll(t, res); !strings.Contains(body, "\nshoal_sqlite_wal_bytes ") ||
+		!strings.Contains(body, `shoal_sqlite_wal_forced_checkpoints_total{result="done"} 0`) {
+		t.Errorf("metrics lack the SQLite WAL: %d", res.StatusCode)
+	}
+
+	if err := child.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-exited; err != nil {
+		t.Fatalf("first server: %v %s", err, childErr.String())
+	}
+	exited <- nil // for the cleanup
+	srv := startServer(t, url, nil)
+	if err := srv.stop(); err != nil {
+		t.Fatalf("serve after the first stopped: %v", err)
+	}
 }

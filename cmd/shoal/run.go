@@ -128,8 +128,22 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	log := c.logger(stderr)
+	walLimit, err := envBytes(getenv, "SHOAL_SQLITE_WAL_LIMIT")
+	if err != nil {
+		return err
+	}
 
-	st, err := store.Open(ctx, c.databaseURL)
+	// One server per SQLite file: see store.LockExclusive.
+	unlock, err := store.LockExclusive(c.databaseURL)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := unlock(); err != nil {
+			log.Warn("release database lock", slog.Any("error", err))
+		}
+	}()
+	st, err := store.Open(ctx, c.databaseURL, store.WithWALLimit(walLimit))
 	if err != nil {
 		return err
 	}
@@ -226,6 +240,19 @@ func envFloat(getenv func(string) string, key string) (float64, error) {
 		return 0, fmt.Errorf("%s: want a non-negative number, got %q", key, v)
 	}
 	return f, nil
+}
+
+// envBytes reads a size in bytes; 0 when unset.
+func envBytes(getenv func(string) string, key string) (int64, error) {
+	v := getenv(key)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%s: want a positive number of bytes, got %q", key, v)
+	}
+	return n, nil
 }
 
 func splitList(s string) []string {

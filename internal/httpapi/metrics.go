@@ -41,6 +41,7 @@ func newMetrics(st *store.Store) *metrics {
 		for name, db := range st.DBs() {
 			m.reg.MustRegister(collectors.NewDBStatsCollector(db, name))
 		}
+		m.reg.MustRegister(st.Collectors()...)
 	}
 	return m
 }

@@ -43,6 +43,9 @@ type batcher struct {
 	// ended of the end of every transaction, committed or not.
 	committed func()
 	ended     func()
+	// afterCommit runs after every commit, once its callers have their
+	// answer and before the next transaction begins (it bounds the WAL).
+	afterCommit func()
 
 	// asked counts the transactions ever asked for, so that a long
 	// writer (the sweep) can tell whether others want the writer too.
@@ -169,6 +172,9 @@ func (b *batcher) commit(tx *ent.Tx, calls []*txCall) {
 	}
 	for _, c := range calls {
 		c.done <- c.err
+	}
+	if b.afterCommit != nil {
+		b.afterCommit()
 	}
 }
 

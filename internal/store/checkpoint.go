@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"sync"
 	"time"
 )
 
@@ -16,7 +17,9 @@ const checkpointEvery = 250 * time.Millisecond
 // that commit, and so every writer queued behind it, waits. A PASSIVE
 // checkpoint on another connection runs alongside writers and readers.
 type checkpointer struct {
-	db   *sql.DB
+	db *sql.DB
+	// mu is held during a checkpoint (see walGuard.ckptMu).
+	mu   sync.Mutex
 	kick chan struct{}
 	stop context.CancelFunc
 	done chan struct{}
@@ -50,7 +53,9 @@ func (c *checkpointer) loop(ctx context.Context) {
 		}
 		// A failure (the database busy with a checkpoint of someone
 		// else's) is retried on the next round; nothing depends on it.
+		c.mu.Lock()
 		_, _ = c.db.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+		c.mu.Unlock()
 	}
 }
 

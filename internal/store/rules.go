@@ -9,10 +9,14 @@ import (
 
 // ruleWatch counts changes to the rows every ownership operation reads but
 // that rarely change: pools, the global settings and teams. On SQLite every
-// write goes through this process's one writer, so a count that has not
-// moved since a row was read inside a write transaction means the row is
-// still what that transaction read, and a later transaction may use it
-// without reading it again (see RulesGeneration).
+// write of this process goes through its one writer, so a count that has
+// not moved since a row was read inside a write transaction means the row
+// is still what that transaction read, and a later transaction may use it
+// without reading it again (see RulesGeneration). Writes of other
+// processes on the same file (`shoal user create`, `shoal seed`, any other
+// tool) are not seen by the hook; the writer connection notices them by
+// its data_version at the start of each transaction and moves the count
+// too (outside).
 type ruleWatch struct {
 	gen atomic.Uint64
 	// dirty is set when a watched row was written in the transaction
@@ -40,6 +44,11 @@ func (w *ruleWatch) hook(next ent.Mutator) ent.Mutator {
 		return next.Mutate(ctx, m)
 	})
 }
+
+// outside is told, at the start of a write transaction, that another
+// connection may have committed since the writer's last transaction: any
+// of the watched rows may have changed.
+func (w *ruleWatch) outside() { w.gen.Add(1) }
 
 // ended is told of the end of every write transaction.
 func (w *ruleWatch) ended() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 )
@@ -22,6 +23,10 @@ const stmtCacheSize = 512
 type cachingConnector struct {
 	dsn string
 	drv driver.Driver
+	// outside, when set (on the writer), is called at the start of a
+	// transaction when another connection may have committed since the
+	// connection's previous transaction (see cachingConn.BeginTx).
+	outside func()
 }
 
 func (c cachingConnector) Connect(context.Context) (driver.Conn, error) {
@@ -29,7 +34,12 @@ func (c cachingConnector) Connect(context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newCachingConn(conn)
+	cc, err := newCachingConn(conn)
+	if err != nil {
+		return nil, err
+	}
+	cc.outside = c.outside
+	return cc, nil
 }
 
 func (c cachingConnector) Driver() driver.Driver { return c.drv }
@@ -44,6 +54,14 @@ type cachingConn struct {
 	prep  driver.ConnPrepareContext
 	begin driver.ConnBeginTx
 	stmts map[string]*cachedStmt
+
+	// outside and the fields after it watch PRAGMA data_version, which
+	// moves when a connection other than this one commits: another
+	// process (the CLI, a second tool) or another connection of this one.
+	outside     func()
+	versionStmt driver.StmtQueryContext
+	versionSeen bool
+	version     int64
 }
 
 type cachedStmt struct {
@@ -182,13 +200,66 @@ func (c *cachingConn) Begin() (driver.Tx, error) { //nolint:staticcheck // requi
 }
 
 func (c *cachingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	return c.begin.BeginTx(ctx, opts)
+	tx, err := c.begin.BeginTx(ctx, opts)
+	if err != nil || c.outside == nil {
+		return tx, err
+	}
+	// The writer's transactions begin IMMEDIATE: from here to the end no
+	// other connection can commit, so one look at the start of each
+	// transaction is enough to know whether anything read before it
+	// may have changed.
+	v, err := c.dataVersion(ctx)
+	if err != nil {
+		_ = tx.Rollback()
+		return nil, err
+	}
+	if !c.versionSeen || v != c.version {
+		// A new connection has no earlier value to compare with: as
+		// far as it knows, anything may have changed.
+		c.outside()
+	}
+	c.versionSeen, c.version = true, v
+	return tx, nil
+}
+
+// dataVersion reads PRAGMA data_version through a statement prepared once
+// per connection: it is read at the start of every write transaction.
+func (c *cachingConn) dataVersion(ctx context.Context) (int64, error) {
+	if c.versionStmt == nil {
+		st, err := c.prep.PrepareContext(ctx, "PRAGMA data_version")
+		if err != nil {
+			return 0, fmt.Errorf("prepare data_version: %w", err)
+		}
+		q, ok := st.(driver.StmtQueryContext)
+		if !ok {
+			_ = st.Close()
+			return 0, errors.New("sqlite driver lacks StmtQueryContext")
+		}
+		c.versionStmt = q
+	}
+	rows, err := c.versionStmt.QueryContext(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("read data_version: %w", err)
+	}
+	defer rows.Close()
+	dest := make([]driver.Value, 1)
+	if err := rows.Next(dest); err != nil {
+		return 0, fmt.Errorf("read data_version: %w", err)
+	}
+	v, ok := dest[0].(int64)
+	if !ok {
+		return 0, fmt.Errorf("read data_version: unexpected %T", dest[0])
+	}
+	return v, nil
 }
 
 func (c *cachingConn) Close() error {
 	for q, s := range c.stmts {
 		_ = s.stmt.Close()
 		delete(c.stmts, q)
+	}
+	if st, ok := c.versionStmt.(driver.Stmt); ok {
+		_ = st.Close()
 	}
 	return c.base.Close()
 }

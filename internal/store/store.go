@@ -47,19 +47,52 @@ type Store struct {
 	// WAL (both nil on PostgreSQL).
 	batch *batcher
 	ckpt  *checkpointer
+	// wal keeps the SQLite write-ahead log under its limit (nil on
+	// PostgreSQL).
+	wal *walGuard
 	// rules watches pools, settings and teams (SQLite only).
 	rules *ruleWatch
 }
 
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	walLimit int64
+}
+
+// DefaultWALLimit is the size past which SQLite's write-ahead log is
+// checkpointed and truncated even if that means waiting for readers.
+const DefaultWALLimit = 64 << 20
+
+// WithWALLimit sets the size in bytes past which the SQLite write-ahead log
+// is checkpointed and truncated (see walGuard); 0 or less keeps the
+// default. PostgreSQL ignores it.
+func WithWALLimit(n int64) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.walLimit = n
+		}
+	}
+}
+
 // Open connects to databaseURL: "sqlite:PATH" (the directory is created) or
 // "postgres://…" / "postgresql://…". It does not apply the schema; see Migrate.
-func Open(ctx context.Context, databaseURL string) (*Store, error) {
+func Open(ctx context.Context, databaseURL string, opts ...Option) (*Store, error) {
+	o := options{walLimit: DefaultWALLimit}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if databaseURL == "" {
 		databaseURL = DefaultURL
 	}
 	switch {
 	case strings.HasPrefix(databaseURL, "sqlite:"):
-		return openSQLite(ctx, strings.TrimPrefix(databaseURL, "sqlite:"))
+		path, err := sqlitePath(databaseURL)
+		if err != nil {
+			return nil, err
+		}
+		return openSQLite(ctx, path, o)
 	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
 		return openPostgres(ctx, databaseURL)
 	default:
@@ -67,11 +100,17 @@ func Open(ctx context.Context, databaseURL string) (*Store, error) {
 	}
 }
 
-func openSQLite(ctx context.Context, path string) (*Store, error) {
-	path = strings.TrimPrefix(path, "//")
+// sqlitePath is the file a "sqlite:PATH" URL names. The rest of the URL is
+// the path as it is: no query, no fragment, no escapes.
+func sqlitePath(databaseURL string) (string, error) {
+	path := strings.TrimPrefix(strings.TrimPrefix(databaseURL, "sqlite:"), "//")
 	if path == "" {
-		return nil, errors.New("sqlite url has no path")
+		return "", errors.New("sqlite url has no path")
 	}
+	return path, nil
+}
+
+func openSQLite(ctx context.Context, path string, o options) (*Store, error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return nil, fmt.Errorf("create database directory: %w", err)
@@ -80,12 +119,16 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	// The path goes into a file: URI, where SQLite decodes %HH and a raw
 	// ? or # would end the path.
 	uri := "file:" + strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23").Replace(path)
-	pragmas := "_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_time_format=sqlite"
+	// journal_size_limit shrinks the WAL file back to the limit whenever
+	// SQLite starts it over, so the disk it took at a peak is given back.
+	pragmas := fmt.Sprintf("_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(%d)&_pragma=synchronous(NORMAL)&_pragma=journal_size_limit(%d)&_time_format=sqlite",
+		busyTimeout.Milliseconds(), o.walLimit)
 	drv, err := sqliteDriver()
 	if err != nil {
 		return nil, err
 	}
-	writeDB := sql.OpenDB(cachingConnector{dsn: uri + "?" + pragmas + "&_txlock=immediate&_pragma=wal_autocheckpoint(0)&_pragma=temp_store(memory)", drv: drv})
+	rules := &ruleWatch{}
+	writeDB := sql.OpenDB(cachingConnector{dsn: uri + "?" + pragmas + "&_txlock=immediate&_pragma=wal_autocheckpoint(0)&_pragma=temp_store(memory)", drv: drv, outside: rules.outside})
 	writeDB.SetMaxOpenConns(1)
 	writeDB.SetMaxIdleConns(1)
 	writeDB.SetConnMaxLifetime(0)
@@ -106,15 +149,20 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	ckptDB := sql.OpenDB(cachingConnector{dsn: uri + "?" + pragmas, drv: drv})
 	ckptDB.SetMaxOpenConns(1)
 	s.ckpt = startCheckpointer(ckptDB)
-	s.rules = &ruleWatch{}
+	s.wal = newWALGuard(path+"-wal", o.walLimit, writeDB, &s.ckpt.mu)
+	s.rules = rules
 	s.Client.Use(s.rules.hook)
-	s.batch = &batcher{client: s.Client, committed: s.ckpt.soon, ended: s.rules.ended}
+	s.batch = &batcher{client: s.Client, committed: s.ckpt.soon, ended: s.rules.ended, afterCommit: s.wal.check}
 	if err := s.Ping(ctx); err != nil {
 		_ = s.Close()
 		return nil, err
 	}
 	return s, nil
 }
+
+// busyTimeout is how long a SQLite connection waits for a lock another
+// connection holds before it gives up with SQLITE_BUSY.
+const busyTimeout = 10 * time.Second
 
 // sqliteDriver is the driver modernc.org/sqlite registers as "sqlite".
 func sqliteDriver() (driver.Driver, error) {
