@@ -319,3 +319,66 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// A database that cannot take writes (full, unreachable) is a 503
+// database_unavailable, on writes and on /readyz, not a 500.
+func TestDatabaseUnavailable503(t *testing.T) {
+	ctx := context.Background()
+	t.Run("sqlite full", func(t *testing.T) {
+		env := apitest.New(t, testdb.SQLite(t))
+		_, admin := env.User("admin", nil)
+		env.Anonymous().Do("GET", "/readyz", nil).Expect(200)
+		// The writer is one long-lived connection; pinning its file at its
+		// current size is a full disk as far as SQLite can tell.
+		db := env.App.Store.DB()
+		var pages int
+		if err := db.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, fmt.Sprintf("PRAGMA max_page_count = %d", pages)); err != nil {
+			t.Fatal(err)
+		}
+		var res *apitest.Response
+		for i := 0; i < 500; i++ {
+			res = admin.Do("POST", "/v1/leads", map[string]any{"name": fmt.Sprintf("lead %d", i), "notes": strings.Repeat("n", 1500)})
+			if res.Status != 201 {
+				break
+			}
+		}
+		res.ExpectProblem(503, "database_unavailable")
+		env.Anonymous().Do("GET", "/readyz", nil).ExpectProblem(503, "database_unavailable")
+		if _, err := db.ExecContext(ctx, "PRAGMA max_page_count = 1073741823"); err != nil {
+			t.Fatal(err)
+		}
+		env.Anonymous().Do("GET", "/readyz", nil).Expect(200)
+		admin.Do("POST", "/v1/leads", map[string]any{"name": "after"}).Expect(201)
+	})
+	t.Run("postgres unreachable", func(t *testing.T) {
+		dbURL := testdb.Postgres(t)
+		env := apitest.New(t, dbURL)
+		_, admin := env.User("admin", nil)
+		u, err := url.Parse(dbURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := strings.TrimPrefix(u.Path, "/")
+		u.Path = "/postgres"
+		clusterAdmin, err := sql.Open("pgx", u.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer clusterAdmin.Close()
+		if _, err := clusterAdmin.ExecContext(ctx, "ALTER DATABASE "+name+" ALLOW_CONNECTIONS false"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _, _ = clusterAdmin.ExecContext(ctx, "ALTER DATABASE "+name+" ALLOW_CONNECTIONS true") })
+		if _, err := clusterAdmin.ExecContext(ctx, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name); err != nil {
+			t.Fatal(err)
+		}
+		admin.Do("POST", "/v1/leads", map[string]any{"name": "lost"}).ExpectProblem(503, "database_unavailable")
+		env.Anonymous().Do("GET", "/readyz", nil).ExpectProblem(503, "database_unavailable")
+		if _, err := clusterAdmin.ExecContext(ctx, "ALTER DATABASE "+name+" ALLOW_CONNECTIONS true"); err != nil {
+			t.Fatal(err)
+		}
+		env.Anonymous().Do("GET", "/readyz", nil).Expect(200)
+	})
+}
