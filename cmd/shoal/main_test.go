@@ -26,8 +26,10 @@ func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
 
 // server is a running `shoal serve`, driven through run() as main would.
 type server struct {
-	url  string
-	stop func() error
+	url string
+	// metricsURL is the metrics listener's /metrics, when SHOAL_METRICS_ADDR is set.
+	metricsURL string
+	stop       func() error
 }
 
 // startServer runs `shoal serve` on port 0 against databaseURL and waits
@@ -57,8 +59,11 @@ func startServer(t *testing.T, databaseURL string, env map[string]string) *serve
 		done <- err
 	}()
 	lines := bufio.NewScanner(outR)
-	addr := ""
+	addr, metricsURL := "", ""
 	for lines.Scan() {
+		if m, ok := strings.CutPrefix(lines.Text(), "shoal metrics on "); ok {
+			metricsURL = m
+		}
 		if a, ok := strings.CutPrefix(lines.Text(), "shoal listening on "); ok {
 			addr = a
 			break
@@ -85,7 +90,7 @@ func startServer(t *testing.T, databaseURL string, env map[string]string) *serve
 		return stopErr
 	}
 	t.Cleanup(func() { _ = stop() })
-	return &server{url: addr, stop: stop}
+	return &server{url: addr, metricsURL: metricsURL, stop: stop}
 }
 
 type problemBody struct {
@@ -216,6 +221,51 @@ func TestServeEndToEnd(t *testing.T) {
 				t.Fatal("still accepting connections after shutdown")
 			}
 		})
+	})
+}
+
+// With SHOAL_METRICS_ADDR, /metrics is served there and not on the API
+// listener, which may face the internet.
+func TestServeMetricsOnOwnListener(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, databaseURL string) {
+		srv := startServer(t, databaseURL, map[string]string{"SHOAL_METRICS_ADDR": "127.0.0.1:0"})
+		if srv.metricsURL == "" {
+			t.Fatal("no metrics listener announced")
+		}
+		readAll(t, get(t, srv.url+"/healthz", nil))
+		res := get(t, srv.url+"/metrics", nil)
+		if p := decodeProblem(t, res); res.StatusCode != 404 || p.Code != "route_not_found" {
+			t.Errorf("API listener /metrics: %d %+v", res.StatusCode, p)
+		}
+		res = get(t, srv.metricsURL, nil)
+		body := readAll(t, res)
+		if res.StatusCode != 200 || !strings.Contains(body, `shoal_http_requests_total{method="GET",operation="getHealth",status="200"} 1`) {
+			t.Errorf("metrics listener: %d, getHealth not counted", res.StatusCode)
+		}
+		if got := res.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("metrics listener: X-Content-Type-Options %q", got)
+		}
+		if err := srv.stop(); err != nil {
+			t.Fatalf("stop: %v", err)
+		}
+	})
+	t.Run("flag", func(t *testing.T) {
+		// The flags are read: a bad value of either fails the start.
+		err := run(context.Background(), []string{"serve", "--metrics-addr", "not an address", "--trusted-proxies", "10.0.0.0/8,192.0.2.1"},
+			func(k string) string {
+				if k == "SHOAL_DATABASE_URL" {
+					return testdb.SQLite(t)
+				}
+				return ""
+			}, strings.NewReader(""), io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "metrics") {
+			t.Errorf("a bad --metrics-addr was not used: %v", err)
+		}
+		err = run(context.Background(), []string{"serve", "--trusted-proxies", "10.0.0.0/33"}, func(string) string { return "" },
+			strings.NewReader(""), io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "trusted proxies") {
+			t.Errorf("a bad --trusted-proxies was accepted: %v", err)
+		}
 	})
 }
 

@@ -114,6 +114,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	c.register(fs, getenv)
 	addr := fs.String("addr", envOr(getenv, "SHOAL_ADDR", "127.0.0.1:8080"), "listen address (SHOAL_ADDR)")
 	cors := fs.String("cors-origins", getenv("SHOAL_CORS_ORIGINS"), "comma-separated allowed CORS origins (SHOAL_CORS_ORIGINS)")
+	metricsAddr := fs.String("metrics-addr", getenv("SHOAL_METRICS_ADDR"), "serve /metrics on this address instead of the API's (SHOAL_METRICS_ADDR)")
+	trustedProxies := fs.String("trusted-proxies", getenv("SHOAL_TRUSTED_PROXIES"), "comma-separated CIDRs of proxies whose X-Forwarded-For is believed (SHOAL_TRUSTED_PROXIES)")
 	noMigrate := fs.Bool("no-migrate", false, "do not apply the schema at start")
 	defaultSweep := time.Minute
 	if v := getenv("SHOAL_SWEEP_INTERVAL"); v != "" {
@@ -131,6 +133,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	walLimit, err := envBytes(getenv, "SHOAL_SQLITE_WAL_LIMIT")
 	if err != nil {
 		return err
+	}
+	proxies, err := parseCIDRs(*trustedProxies)
+	if err != nil {
+		return fmt.Errorf("trusted proxies: %w", err)
 	}
 
 	// One server per SQLite file: see store.LockExclusive.
@@ -173,6 +179,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		SigningKey:  getenv("SHOAL_JWT_SIGNING_KEY"),
 		Auth:        auth.Config{APIKeyRate: rate, APIKeyBurst: int(burst)},
 		TestClock:   getenv("SHOAL_TEST_CLOCK") == "1",
+
+		SeparateMetrics: *metricsAddr != "",
+		TrustedProxies:  proxies,
 	})
 	if err != nil {
 		return err
@@ -205,6 +214,29 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// Metrics on a listener of their own stay off the public address: the
+	// operator scrapes them from inside, and they say much about traffic.
+	var ms *http.Server
+	metricsErrc := make(chan error, 1)
+	if *metricsAddr != "" {
+		mln, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("listen for metrics: %w", err)
+		}
+		ms = &http.Server{
+			Handler:           srv.MetricsHandler(),
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		log.Info("serving metrics", slog.String("addr", mln.Addr().String()))
+		fmt.Fprintf(stdout, "shoal metrics on http://%s/metrics\n", mln.Addr())
+		go func() { metricsErrc <- ms.Serve(mln) }()
+	}
+
 	log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("database", store.Redact(c.databaseURL)), slog.String("version", version))
 	fmt.Fprintf(stdout, "shoal listening on http://%s\n", ln.Addr())
 
@@ -212,7 +244,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	go func() { errc <- hs.Serve(ln) }()
 	select {
 	case err := <-errc:
+		if ms != nil {
+			_ = ms.Close()
+		}
 		return fmt.Errorf("serve: %w", err)
+	case err := <-metricsErrc:
+		_ = hs.Close()
+		return fmt.Errorf("serve metrics: %w", err)
 	case <-ctx.Done():
 	}
 	// Stop accepting, let in-flight requests finish, then close the database
@@ -220,6 +258,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 	defer cancel()
+	if ms != nil {
+		// Scrapes are short and retried; no need to drain them.
+		_ = ms.Close()
+	}
 	if err := hs.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
@@ -253,6 +295,32 @@ func envBytes(getenv func(string) string, key string) (int64, error) {
 		return 0, fmt.Errorf("%s: want a positive number of bytes, got %q", key, v)
 	}
 	return n, nil
+}
+
+// parseCIDRs reads a comma-separated list of CIDRs; a bare address is
+// taken as a range of one.
+func parseCIDRs(list string) ([]*net.IPNet, error) {
+	var out []*net.IPNet
+	for _, p := range splitList(list) {
+		if !strings.Contains(p, "/") {
+			ip := net.ParseIP(p)
+			if ip == nil {
+				return nil, fmt.Errorf("%q is neither a CIDR nor an address", p)
+			}
+			bits := 128
+			if ip.To4() != nil {
+				ip, bits = ip.To4(), 32
+			}
+			out = append(out, &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)})
+			continue
+		}
+		_, n, err := net.ParseCIDR(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func splitList(s string) []string {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 	_ "time/tzdata" // Asia/Shanghai on machines without zoneinfo
 
@@ -39,6 +40,13 @@ type Config struct {
 	// Location is the zone of "today" for daily claim limits (default
 	// Asia/Shanghai).
 	Location *time.Location
+	// SeparateMetrics takes /metrics off the API listener; the binary then
+	// serves HTTP.MetricsHandler on SHOAL_METRICS_ADDR.
+	SeparateMetrics bool
+	// TrustedProxies are the load balancers whose X-Forwarded-For names the
+	// client (SHOAL_TRUSTED_PROXIES); empty means the direct peer is the
+	// client.
+	TrustedProxies []*net.IPNet
 }
 
 // App is a wired Shoal.
@@ -111,6 +119,9 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		Records:     a.Records,
 		PoolEngine:  a.Pools,
 		TestClock:   testClock,
+
+		SeparateMetrics: cfg.SeparateMetrics,
+		TrustedProxies:  cfg.TrustedProxies,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("http server: %w", err)

@@ -67,7 +67,7 @@ func (s *Server) DeleteContact(ctx context.Context, req api.DeleteContactRequest
 
 // ListContacts lists a customer's contacts.
 func (s *Server) ListContacts(ctx context.Context, req api.ListContactsRequestObject) (api.ListContactsResponseObject, error) {
-	after, err := s.afterID(req.Params.Cursor)
+	after, err := s.afterID(ctx, req.Params.Cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +81,7 @@ func (s *Server) ListContacts(ctx context.Context, req api.ListContactsRequestOb
 		out.Items[i] = contactOut(v)
 	}
 	if len(views) > 0 {
-		out.NextCursor = s.nextID(len(views), limit, views[len(views)-1].ID)
+		out.NextCursor = s.nextID(ctx, len(views), limit, views[len(views)-1].ID)
 	}
 	return api.ListContacts200JSONResponse{Body: out}, nil
 }
@@ -115,7 +115,7 @@ func (s *Server) ListFollowUps(ctx context.Context, req api.ListFollowUpsRequest
 		From: pr.From, To: pr.To, Limit: page.Size(pr.Limit)}
 	if pr.Cursor != nil && *pr.Cursor != "" {
 		var c records.FollowUpCursor
-		if err := s.cursors.Decode(*pr.Cursor, &c); err != nil {
+		if err := s.cursors.Decode(ctx, *pr.Cursor, &c); err != nil {
 			return nil, err
 		}
 		f.After = &c
@@ -129,7 +129,7 @@ func (s *Server) ListFollowUps(ctx context.Context, req api.ListFollowUpsRequest
 		out.Items[i] = followUpOut(fu)
 	}
 	if next != nil {
-		c := s.cursors.Encode(next)
+		c := s.cursors.Encode(ctx, next)
 		out.NextCursor = &c
 	}
 	return api.ListFollowUps200JSONResponse{Body: out}, nil

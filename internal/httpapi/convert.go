@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"context"
+
 	"time"
 
 	"github.com/google/uuid"
@@ -147,22 +149,22 @@ type idCursor struct {
 }
 
 // afterID decodes an id cursor; nil when there is none.
-func (s *Server) afterID(cursor *string) (*uuid.UUID, error) {
+func (s *Server) afterID(ctx context.Context, cursor *string) (*uuid.UUID, error) {
 	if cursor == nil || *cursor == "" {
 		return nil, nil
 	}
 	var c idCursor
-	if err := s.cursors.Decode(*cursor, &c); err != nil {
+	if err := s.cursors.Decode(ctx, *cursor, &c); err != nil {
 		return nil, err
 	}
 	return &c.ID, nil
 }
 
 // nextID returns the cursor after the last item when the page is full.
-func (s *Server) nextID(n, limit int, last uuid.UUID) *string {
+func (s *Server) nextID(ctx context.Context, n, limit int, last uuid.UUID) *string {
 	if n < limit {
 		return nil
 	}
-	c := s.cursors.Encode(idCursor{ID: last})
+	c := s.cursors.Encode(ctx, idCursor{ID: last})
 	return &c
 }

@@ -108,7 +108,7 @@ func (s *Server) GetUser(ctx context.Context, req api.GetUserRequestObject) (api
 
 // ListUsers lists the users the caller may see.
 func (s *Server) ListUsers(ctx context.Context, req api.ListUsersRequestObject) (api.ListUsersResponseObject, error) {
-	after, err := s.afterID(req.Params.Cursor)
+	after, err := s.afterID(ctx, req.Params.Cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +127,7 @@ func (s *Server) ListUsers(ctx context.Context, req api.ListUsersRequestObject) 
 		out.Items[i] = userOut(u)
 	}
 	if len(users) > 0 {
-		out.NextCursor = s.nextID(len(users), limit, users[len(users)-1].ID)
+		out.NextCursor = s.nextID(ctx, len(users), limit, users[len(users)-1].ID)
 	}
 	return api.ListUsers200JSONResponse{Body: out}, nil
 }
@@ -176,7 +176,7 @@ func (s *Server) GetTeam(ctx context.Context, req api.GetTeamRequestObject) (api
 
 // ListTeams lists teams.
 func (s *Server) ListTeams(ctx context.Context, req api.ListTeamsRequestObject) (api.ListTeamsResponseObject, error) {
-	after, err := s.afterID(req.Params.Cursor)
+	after, err := s.afterID(ctx, req.Params.Cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +190,7 @@ func (s *Server) ListTeams(ctx context.Context, req api.ListTeamsRequestObject) 
 		out.Items[i] = teamOut(t)
 	}
 	if len(teams) > 0 {
-		out.NextCursor = s.nextID(len(teams), limit, teams[len(teams)-1].ID)
+		out.NextCursor = s.nextID(ctx, len(teams), limit, teams[len(teams)-1].ID)
 	}
 	return api.ListTeams200JSONResponse{Body: out}, nil
 }
@@ -230,7 +230,7 @@ func (s *Server) CreateApiKey(ctx context.Context, req api.CreateApiKeyRequestOb
 
 // ListApiKeys lists keys without their secrets.
 func (s *Server) ListApiKeys(ctx context.Context, req api.ListApiKeysRequestObject) (api.ListApiKeysResponseObject, error) {
-	after, err := s.afterID(req.Params.Cursor)
+	after, err := s.afterID(ctx, req.Params.Cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -244,7 +244,7 @@ func (s *Server) ListApiKeys(ctx context.Context, req api.ListApiKeysRequestObje
 		out.Items[i] = apiKeyOut(k)
 	}
 	if len(keys) > 0 {
-		out.NextCursor = s.nextID(len(keys), limit, keys[len(keys)-1].ID)
+		out.NextCursor = s.nextID(ctx, len(keys), limit, keys[len(keys)-1].ID)
 	}
 	return api.ListApiKeys200JSONResponse{Body: out}, nil
 }
@@ -260,7 +260,7 @@ func (s *Server) RevokeApiKey(ctx context.Context, req api.RevokeApiKeyRequestOb
 
 // ListAuditEvents lists the audit log, newest first.
 func (s *Server) ListAuditEvents(ctx context.Context, req api.ListAuditEventsRequestObject) (api.ListAuditEventsResponseObject, error) {
-	before, err := s.afterID(req.Params.Cursor)
+	before, err := s.afterID(ctx, req.Params.Cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +280,7 @@ func (s *Server) ListAuditEvents(ctx context.Context, req api.ListAuditEventsReq
 		out.Items[i] = auditOut(e)
 	}
 	if len(events) > 0 {
-		out.NextCursor = s.nextID(len(events), limit, events[len(events)-1].ID)
+		out.NextCursor = s.nextID(ctx, len(events), limit, events[len(events)-1].ID)
 	}
 	return api.ListAuditEvents200JSONResponse{Body: out}, nil
 }

@@ -46,13 +46,29 @@ func newMetrics(st *store.Store) *metrics {
 	return m
 }
 
+// Every label value comes from a closed set: operationIds of the spec
+// ("none" for anything else), the methods below ("other" for the rest) and
+// the status codes the server itself writes. A label taken from the request
+// as sent (a path, a method) would let any client grow /metrics without
+// bound.
+var knownMethods = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
+	http.MethodPatch: true, http.MethodDelete: true, http.MethodOptions: true,
+}
+
+func methodLabel(method string) string {
+	if knownMethods[method] {
+		return method
+	}
+	return "other"
+}
+
 func (m *metrics) observe(c echo.Context, status int, elapsed time.Duration) {
 	op := operationID(c)
 	if op == "" {
-		// Keep label cardinality bounded: unknown paths are one series.
 		op = "none"
 	}
-	method := c.Request().Method
+	method := methodLabel(c.Request().Method)
 	m.requests.WithLabelValues(op, method, strconv.Itoa(status)).Inc()
 	if elapsed > 0 {
 		m.latency.WithLabelValues(op, method).Observe(elapsed.Seconds())
@@ -61,4 +77,18 @@ func (m *metrics) observe(c echo.Context, status int, elapsed time.Duration) {
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// MetricsHandler serves the Prometheus metrics, for a listener of its own
+// (Config.SeparateMetrics).
+func (s *Server) MetricsHandler() http.Handler {
+	h := s.metrics.handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(headerContentTypeOptions, "nosniff")
+		if r.URL.Path != "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -37,6 +37,8 @@ func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+const headerContentTypeOptions = "X-Content-Type-Options"
+
 // requestID takes the client's X-Request-ID when it is sane, makes one
 // otherwise, echoes it back and puts it on the request's context, where
 // every log line finds it.
@@ -46,7 +48,11 @@ func (s *Server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
 		if !saneRequestID(id) {
 			id = newRequestID()
 		}
-		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		h := c.Response().Header()
+		h.Set(echo.HeaderXRequestID, id)
+		// Every answer, errors and documents included, is what its
+		// Content-Type says; browsers must not guess otherwise.
+		h.Set(headerContentTypeOptions, "nosniff")
 		ctx := observe.WithRequestID(c.Request().Context(), id)
 		ctx = context.WithValue(ctx, clientAddressKey{}, c.RealIP())
 		c.SetRequest(c.Request().WithContext(ctx))
@@ -91,7 +97,7 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			level = slog.LevelError
 		}
 		s.log.LogAttrs(req.Context(), level, "request",
-			slog.String("method", req.Method),
+			slog.String("method", methodLabel(req.Method)),
 			slog.String("path", req.URL.Path),
 			slog.String("route", c.Path()),
 			slog.String("operation", operationID(c)),

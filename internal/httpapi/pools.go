@@ -137,7 +137,7 @@ func (s *Server) UpdatePool(ctx context.Context, req api.UpdatePoolRequestObject
 
 // ListPools lists pools.
 func (s *Server) ListPools(ctx context.Context, req api.ListPoolsRequestObject) (api.ListPoolsResponseObject, error) {
-	after, err := s.afterID(req.Params.Cursor)
+	after, err := s.afterID(ctx, req.Params.Cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +153,7 @@ func (s *Server) ListPools(ctx context.Context, req api.ListPoolsRequestObject) 
 		}
 	}
 	if len(pools) > 0 {
-		out.NextCursor = s.nextID(len(pools), limit, pools[len(pools)-1].ID)
+		out.NextCursor = s.nextID(ctx, len(pools), limit, pools[len(pools)-1].ID)
 	}
 	return api.ListPools200JSONResponse{Body: out}, nil
 }
@@ -201,7 +201,7 @@ func historyOut(rows []*ent.OwnershipChange) []api.HistoryEntry {
 }
 
 func (s *Server) history(ctx context.Context, kind string, id uuid.UUID, limit *int32, cursor *string) (api.HistoryList, error) {
-	after, err := s.afterID(cursor)
+	after, err := s.afterID(ctx, cursor)
 	if err != nil {
 		return api.HistoryList{}, err
 	}
@@ -212,7 +212,7 @@ func (s *Server) history(ctx context.Context, kind string, id uuid.UUID, limit *
 	}
 	out := api.HistoryList{Items: historyOut(rows)}
 	if len(rows) > 0 {
-		out.NextCursor = s.nextID(len(rows), n, rows[len(rows)-1].ID)
+		out.NextCursor = s.nextID(ctx, len(rows), n, rows[len(rows)-1].ID)
 	}
 	return out, nil
 }
@@ -247,7 +247,7 @@ func claimRequestOut(r *ent.ClaimRequest) api.ClaimRequest {
 
 // ListClaimRequests lists claim requests.
 func (s *Server) ListClaimRequests(ctx context.Context, req api.ListClaimRequestsRequestObject) (api.ListClaimRequestsResponseObject, error) {
-	after, err := s.afterID(req.Params.Cursor)
+	after, err := s.afterID(ctx, req.Params.Cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -265,7 +265,7 @@ func (s *Server) ListClaimRequests(ctx context.Context, req api.ListClaimRequest
 		out.Items[i] = claimRequestOut(r)
 	}
 	if len(reqs) > 0 {
-		out.NextCursor = s.nextID(len(reqs), n, reqs[len(reqs)-1].ID)
+		out.NextCursor = s.nextID(ctx, len(reqs), n, reqs[len(reqs)-1].ID)
 	}
 	return api.ListClaimRequests200JSONResponse{Body: out}, nil
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/observe"
+	"github.com/shoalcrm/shoal/internal/store"
 )
 
 // problemTypeBase prefixes the code to make the problem's type URI.
@@ -48,6 +50,8 @@ var catalog = map[string]message{
 	"validation_failed":     {"The request does not match the API contract.", "请求不符合接口约定。"},
 	"payload_too_large":     {"The request body is too large.", "请求体过大。"},
 	"unavailable":           {"The service is temporarily unavailable.", "服务暂时不可用。"},
+	"database_unavailable":  {"The database is unavailable; retry later.", "数据库暂时不可用，请稍后再试。"},
+	"default_pool_required": {"A pool kind always has a default pool: make another pool the default instead.", "每类线索池必须有一个默认池：请先将其他线索池设为默认。"},
 	"unauthorized":          {"Missing or invalid credentials.", "缺少或无效的身份凭证。"},
 	"forbidden":             {"You may not perform this operation.", "无权执行此操作。"},
 	"rate_limited":          {"Too many requests; retry later.", "请求过于频繁，请稍后再试。"},
@@ -151,8 +155,20 @@ func localized(r *http.Request, code, fallback string) string {
 // toAppErr turns whatever a handler or middleware returned into a domain
 // error. Anything unrecognised is internal.
 func toAppErr(err error) *apperr.Error {
+	// echo's BodyLimit reader fails with this error when a body without a
+	// Content-Length grows too large; it surfaces wrapped in whatever read
+	// the body (the validator, the JSON decoder).
+	if errors.Is(err, echo.ErrStatusRequestEntityTooLarge) {
+		return apperr.New(apperr.TooLarge, "payload_too_large", "request body too large")
+	}
 	if e, ok := apperr.As(err); ok {
+		if e.Kind == apperr.Internal && store.Unavailable(err) {
+			return errDatabaseUnavailable(err)
+		}
 		return e
+	}
+	if store.Unavailable(err) {
+		return errDatabaseUnavailable(err)
 	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
@@ -186,6 +202,26 @@ func toAppErr(err error) *apperr.Error {
 	return &apperr.Error{Kind: apperr.Internal, Code: "internal", Message: "internal error", Err: err}
 }
 
+func errDatabaseUnavailable(err error) *apperr.Error {
+	return &apperr.Error{Kind: apperr.Unavailable, Code: "database_unavailable", Message: "database unavailable", Err: err}
+}
+
+// statusClientClosed is nginx's 499: the client went away before the
+// answer. It is never sent (there is no one to send it to) but is what the
+// access log and the metrics record, so that impatient clients do not look
+// like server faults.
+const statusClientClosed = 499
+
+// clientGone reports whether err is only the echo of the client hanging up:
+// the request's context is canceled (net/http does that when the
+// connection closes) and the error is not a domain answer.
+func clientGone(r *http.Request, err error, e *apperr.Error) bool {
+	if !errors.Is(r.Context().Err(), context.Canceled) {
+		return false
+	}
+	return errors.Is(err, context.Canceled) || e.Kind == apperr.Internal || e.Kind == apperr.Unavailable
+}
+
 // errorHandler renders every error as problem+json. It is echo's
 // HTTPErrorHandler, so unknown routes, wrong methods, oversized bodies,
 // validation failures, panics and domain errors all come out the same way.
@@ -195,6 +231,11 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	}
 	e := toAppErr(err)
 	r := c.Request()
+	if clientGone(r, err, e) {
+		s.log.InfoContext(r.Context(), "client closed the request", slog.String("code", e.Code), slog.Any("error", err))
+		c.Response().WriteHeader(statusClientClosed)
+		return
+	}
 	status := statusOf[e.Kind]
 	if e.Code == "method_not_allowed" {
 		status = http.StatusMethodNotAllowed

@@ -95,7 +95,7 @@ func etag(version int) *string {
 }
 
 // recordFilter turns the shared list parameters into a records.Filter.
-func (s *Server) recordFilter(limit *int32, cursor, owner *string, poolID *uuid.UUID, status *string, region, industry, source, tag *string,
+func (s *Server) recordFilter(ctx context.Context, limit *int32, cursor, owner *string, poolID *uuid.UUID, status *string, region, industry, source, tag *string,
 	q *string, sort *string, includeTotal *bool) (records.Filter, error) {
 	f := records.Filter{Owner: owner, PoolID: poolID, Status: status, Region: region, Industry: industry, Source: source,
 		Tag: tag, Q: q, Limit: page.Size(limit)}
@@ -107,7 +107,7 @@ func (s *Server) recordFilter(limit *int32, cursor, owner *string, poolID *uuid.
 	}
 	if cursor != nil && *cursor != "" {
 		var c records.Cursor
-		if err := s.cursors.Decode(*cursor, &c); err != nil {
+		if err := s.cursors.Decode(ctx, *cursor, &c); err != nil {
 			return f, err
 		}
 		f.Cursor = &c
@@ -115,11 +115,11 @@ func (s *Server) recordFilter(limit *int32, cursor, owner *string, poolID *uuid.
 	return f, nil
 }
 
-func (s *Server) encodeCursor(c *records.Cursor) *string {
+func (s *Server) encodeCursor(ctx context.Context, c *records.Cursor) *string {
 	if c == nil {
 		return nil
 	}
-	v := s.cursors.Encode(c)
+	v := s.cursors.Encode(ctx, c)
 	return &v
 }
 
@@ -173,7 +173,7 @@ func (s *Server) UpdateLead(ctx context.Context, req api.UpdateLeadRequestObject
 // ListLeads lists leads.
 func (s *Server) ListLeads(ctx context.Context, req api.ListLeadsRequestObject) (api.ListLeadsResponseObject, error) {
 	pr := req.Params
-	f, err := s.recordFilter(pr.Limit, pr.Cursor, pr.OwnerId, pr.PoolId, (*string)(pr.Status), pr.Region, pr.Industry, pr.Source, pr.Tag,
+	f, err := s.recordFilter(ctx, pr.Limit, pr.Cursor, pr.OwnerId, pr.PoolId, (*string)(pr.Status), pr.Region, pr.Industry, pr.Source, pr.Tag,
 		pr.Q, (*string)(pr.Sort), pr.IncludeTotal)
 	if err != nil {
 		return nil, err
@@ -183,7 +183,7 @@ func (s *Server) ListLeads(ctx context.Context, req api.ListLeadsRequestObject) 
 	if err != nil {
 		return nil, err
 	}
-	out := api.LeadList{Items: make([]api.Lead, len(views)), NextCursor: s.encodeCursor(next)}
+	out := api.LeadList{Items: make([]api.Lead, len(views)), NextCursor: s.encodeCursor(ctx, next)}
 	for i, v := range views {
 		out.Items[i] = leadOut(v)
 	}
@@ -256,7 +256,7 @@ func (s *Server) UpdateCustomerDealStatus(ctx context.Context, req api.UpdateCus
 // ListCustomers lists customers.
 func (s *Server) ListCustomers(ctx context.Context, req api.ListCustomersRequestObject) (api.ListCustomersResponseObject, error) {
 	pr := req.Params
-	f, err := s.recordFilter(pr.Limit, pr.Cursor, pr.OwnerId, pr.PoolId, (*string)(pr.Status), pr.Region, pr.Industry, pr.Source, pr.Tag,
+	f, err := s.recordFilter(ctx, pr.Limit, pr.Cursor, pr.OwnerId, pr.PoolId, (*string)(pr.Status), pr.Region, pr.Industry, pr.Source, pr.Tag,
 		pr.Q, (*string)(pr.Sort), pr.IncludeTotal)
 	if err != nil {
 		return nil, err
@@ -268,7 +268,7 @@ func (s *Server) ListCustomers(ctx context.Context, req api.ListCustomersRequest
 	if err != nil {
 		return nil, err
 	}
-	out := api.CustomerList{Items: make([]api.Customer, len(views)), NextCursor: s.encodeCursor(next)}
+	out := api.CustomerList{Items: make([]api.Customer, len(views)), NextCursor: s.encodeCursor(ctx, next)}
 	for i, v := range views {
 		out.Items[i] = customerOut(v)
 	}

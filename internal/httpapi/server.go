@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -48,6 +49,12 @@ type Config struct {
 	// BodyLimit is the largest request body accepted, in echo's notation
 	// ("1M"); empty means 1 MiB.
 	BodyLimit string
+	// SeparateMetrics keeps /metrics off the API's router: the caller
+	// serves MetricsHandler on a listener of its own.
+	SeparateMetrics bool
+	// TrustedProxies are the peers whose X-Forwarded-For is believed. With
+	// none, the client address is always the direct peer's.
+	TrustedProxies []*net.IPNet
 }
 
 // Server implements api.StrictServerInterface.
@@ -142,7 +149,7 @@ func (s *Server) router(cfg Config) *echo.Echo {
 			MaxAge:        600,
 		}))
 	}
-	e.IPExtractor = echo.ExtractIPDirect()
+	e.IPExtractor = clientIPExtractor(cfg.TrustedProxies)
 	s.validator = s.requestValidator()
 
 	perOp := map[string][]echo.MiddlewareFunc{}
@@ -154,8 +161,27 @@ func (s *Server) router(cfg Config) *echo.Echo {
 
 	e.GET("/openapi.yaml", s.serveSpec)
 	e.GET("/docs", s.serveDocs)
-	e.GET("/metrics", echo.WrapHandler(s.metrics.handler()))
+	if !cfg.SeparateMetrics {
+		e.GET("/metrics", echo.WrapHandler(s.metrics.handler()))
+	}
 	return e
+}
+
+// clientIPExtractor decides where the client address (login throttles,
+// audit, logs) comes from. Behind trusted proxies it is the nearest
+// untrusted address of X-Forwarded-For; echo's defaults trust loopback,
+// link-local and private ranges, which would let anyone on those networks
+// forge an address, so only the configured ranges are trusted. Without
+// trusted proxies X-Forwarded-For is ignored: anyone can send it.
+func clientIPExtractor(trusted []*net.IPNet) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, n := range trusted {
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
 var (
@@ -240,10 +266,13 @@ func echoPath(p string) string {
 // operationKey is where the matched operationId is kept on the echo context.
 const operationKey = "shoal.operationId"
 
+// tagOperation records the operationId on the echo context (metrics, logs)
+// and on the request's context, where the cursor codec binds cursors to it.
 func tagOperation(id string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			c.Set(operationKey, id)
+			c.SetRequest(c.Request().WithContext(page.WithOperation(c.Request().Context(), id)))
 			return next(c)
 		}
 	}
@@ -261,11 +290,17 @@ func (s *Server) GetHealth(context.Context, api.GetHealthRequestObject) (api.Get
 	return api.GetHealth200JSONResponse{Body: api.Health{Status: api.Ok, Version: &v}}, nil
 }
 
-// GetReadiness answers 200 when the database is reachable.
+// GetReadiness answers 200 when the database is reachable and would accept
+// a write: a database that answers pings but is full or read-only cannot
+// serve this API, and the load balancer should know.
 func (s *Server) GetReadiness(ctx context.Context, _ api.GetReadinessRequestObject) (api.GetReadinessResponseObject, error) {
-	if err := s.store.Ping(ctx); err != nil {
+	err := s.store.Ping(ctx)
+	if err == nil {
+		err = s.store.ProbeWrite(ctx)
+	}
+	if err != nil {
 		s.log.WarnContext(ctx, "readiness check failed", slog.Any("error", err))
-		return nil, &echo.HTTPError{Code: http.StatusServiceUnavailable, Internal: err}
+		return nil, errDatabaseUnavailable(err)
 	}
 	v := s.version
 	return api.GetReadiness200JSONResponse{Body: api.Health{Status: api.Ok, Version: &v}}, nil

@@ -45,7 +45,7 @@ func (s *Server) RunSweep(ctx context.Context, req api.RunSweepRequestObject) (a
 // subtree's, for supervisors).
 func (s *Server) ListReclaimWarnings(ctx context.Context, req api.ListReclaimWarningsRequestObject) (api.ListReclaimWarningsResponseObject, error) {
 	p := auth.FromContext(ctx)
-	before, err := s.afterID(req.Params.Cursor)
+	before, err := s.afterID(ctx, req.Params.Cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +60,7 @@ func (s *Server) ListReclaimWarnings(ctx context.Context, req api.ListReclaimWar
 			ReclaimAt: w.ReclaimAt.UTC(), Reason: api.ReclaimWarningReason(w.Reason), CreatedAt: w.CreatedAt.UTC()}
 	}
 	if len(ws) > 0 {
-		out.NextCursor = s.nextID(len(ws), n, ws[len(ws)-1].ID)
+		out.NextCursor = s.nextID(ctx, len(ws), n, ws[len(ws)-1].ID)
 	}
 	return api.ListReclaimWarnings200JSONResponse{Body: out}, nil
 }

@@ -42,7 +42,9 @@ func validationError(me openapi3.MultiError) *apperr.Error {
 	if len(fields) > 0 {
 		msg = fields[0].Field + ": " + fields[0].Message
 	}
-	return &apperr.Error{Kind: apperr.Invalid, Code: "validation_failed", Message: msg, Fields: fields}
+	// Err keeps the cause: an oversized body surfaces here as a read error
+	// and toAppErr answers it 413.
+	return &apperr.Error{Kind: apperr.Invalid, Code: "validation_failed", Message: msg, Fields: fields, Err: me}
 }
 
 // fieldErrors flattens one validator error into field entries named by

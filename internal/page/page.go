@@ -77,18 +77,32 @@ func LoadCodec(ctx context.Context, st *store.Store) (Codec, error) {
 	return NewCodec(key), nil
 }
 
-// Encode returns the opaque cursor for v.
-func (c Codec) Encode(v any) string {
+type operationKey struct{}
+
+// WithOperation names the operation whose cursors ctx encodes and decodes.
+// The HTTP layer sets it for every request.
+func WithOperation(ctx context.Context, operationID string) context.Context {
+	return context.WithValue(ctx, operationKey{}, operationID)
+}
+
+func operation(ctx context.Context) string {
+	op, _ := ctx.Value(operationKey{}).(string)
+	return op
+}
+
+// Encode returns the opaque cursor for v, bound to the operation on ctx
+// (see WithOperation).
+func (c Codec) Encode(ctx context.Context, v any) string {
 	payload, err := json.Marshal(v)
 	if err != nil {
 		panic(fmt.Sprintf("page: cursor not encodable: %v", err))
 	}
-	return base64.RawURLEncoding.EncodeToString(append(payload, c.mac(payload)...))
+	return base64.RawURLEncoding.EncodeToString(append(payload, c.mac(operation(ctx), payload)...))
 }
 
-// Decode verifies cursor and decodes it into v. A bad cursor is an
-// apperr.Invalid with code invalid_cursor.
-func (c Codec) Decode(cursor string, v any) error {
+// Decode verifies cursor and decodes it into v. A bad cursor, or one issued
+// by another operation, is an apperr.Invalid with code invalid_cursor.
+func (c Codec) Decode(ctx context.Context, cursor string, v any) error {
 	bad := apperr.Invalidf("query.cursor", "invalid_cursor", "the cursor is not one this server issued")
 	bad.Code = "invalid_cursor"
 	raw, err := base64.RawURLEncoding.DecodeString(cursor)
@@ -96,7 +110,7 @@ func (c Codec) Decode(cursor string, v any) error {
 		return bad
 	}
 	payload, mac := raw[:len(raw)-macLen], raw[len(raw)-macLen:]
-	if !hmac.Equal(mac, c.mac(payload)) {
+	if !hmac.Equal(mac, c.mac(operation(ctx), payload)) {
 		return bad
 	}
 	if err := json.Unmarshal(payload, v); err != nil {
@@ -105,8 +119,14 @@ func (c Codec) Decode(cursor string, v any) error {
 	return nil
 }
 
-func (c Codec) mac(payload []byte) []byte {
+// mac signs the operation with the payload, so that a cursor of one list
+// (say listLeads, whose keys look like listCustomers') is refused by every
+// other: the same sort key means different rows there, and the cursor's
+// filters and visibility were checked for its own list only.
+func (c Codec) mac(operation string, payload []byte) []byte {
 	h := hmac.New(sha256.New, c.key)
+	h.Write([]byte(operation))
+	h.Write([]byte{0}) // operationIds never contain NUL: no two (op, payload) pairs collide
 	h.Write(payload)
 	return h.Sum(nil)[:macLen]
 }
