@@ -370,4 +370,3 @@ func TestTokenAnswersAreNotStored(t *testing.T) {
 		}
 	})
 }
-
