@@ -144,11 +144,32 @@ func (k *Keyring) reload(ctx context.Context) error {
 // Claims are the claims of a Shoal access token.
 type Claims struct {
 	jwt.RegisteredClaims
+	// Epoch is the user's session epoch when the token was issued: moving
+	// the epoch (new password, new role, deactivation) ends every access
+	// token issued before, without a deny list.
+	Epoch int `json:"sep"`
+	// SessionID is the refresh-token family the token belongs to, so that
+	// "end all my other sessions" knows which one to keep.
+	SessionID string `json:"sid,omitempty"`
 }
 
-// Sign issues an access token for the user, valid for AccessTokenTTL by the
-// real wall clock.
+// AccessToken is what a verified access token says.
+type AccessToken struct {
+	UserID    uuid.UUID
+	Epoch     int
+	SessionID uuid.UUID // uuid.Nil when the token names no session
+}
+
+// Sign issues an access token for the user outside any session, with epoch
+// zero. Real logins use SignSession.
 func (k *Keyring) Sign(userID uuid.UUID) (string, time.Duration, error) {
+	return k.SignSession(userID, 0, uuid.Nil)
+}
+
+// SignSession issues an access token for the user's session (refresh-token
+// family) at the user's current session epoch, valid for AccessTokenTTL by
+// the real wall clock.
+func (k *Keyring) SignSession(userID uuid.UUID, epoch int, session uuid.UUID) (string, time.Duration, error) {
 	k.mu.RLock()
 	signer := k.signer
 	k.mu.RUnlock()
@@ -163,7 +184,10 @@ func (k *Keyring) Sign(userID uuid.UUID) (string, time.Duration, error) {
 		IssuedAt:  jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(AccessTokenTTL)),
 		ID:        uuid.NewString(),
-	}}
+	}, Epoch: epoch}
+	if session != uuid.Nil {
+		claims.SessionID = session.String()
+	}
 	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
 	tok.Header["kid"] = signer.ID
 	s, err := tok.SignedString(ed25519.NewKeyFromSeed(signer.PrivateKey))
@@ -175,7 +199,9 @@ func (k *Keyring) Sign(userID uuid.UUID) (string, time.Duration, error) {
 
 // Verify checks an access token: the algorithm is pinned to EdDSA, the key
 // must be known by kid, exp is required, iss and aud must be Shoal's. It
-// returns the user id.
+// returns the user id. A token must carry iat, and may not live longer
+// than AccessTokenTTL (exp - iat): a token minted with a long lifetime, by
+// a leaked key or a bug, is refused rather than honoured for days.
 //
 // A client sends the same token with every request for as long as it
 // lives, and checking its Ed25519 signature was about a twelfth of the
@@ -184,13 +210,21 @@ func (k *Keyring) Sign(userID uuid.UUID) (string, time.Duration, error) {
 // at the clock and at whether its key is still trusted, which is all that
 // can have changed.
 func (k *Keyring) Verify(ctx context.Context, token string) (uuid.UUID, error) {
+	t, err := k.VerifyToken(ctx, token)
+	return t.UserID, err
+}
+
+// VerifyToken is Verify returning everything the token says.
+func (k *Keyring) VerifyToken(ctx context.Context, token string) (AccessToken, error) {
 	sum := sha256.Sum256([]byte(token))
 	now := k.now()
 	if v, ok := k.verified.get(sum); ok {
+		// Only tokens that passed every check below are in the cache,
+		// the lifetime check included.
 		if now.Before(v.until) && k.lookup(ctx, v.kid) != nil {
-			return v.sub, nil
+			return v.token, nil
 		}
-		return uuid.Nil, fmt.Errorf("%w: expired or its key retired", ErrInvalidToken)
+		return AccessToken{}, fmt.Errorf("%w: expired or its key retired", ErrInvalidToken)
 	}
 	parser := jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
@@ -214,16 +248,27 @@ func (k *Keyring) Verify(ctx context.Context, token string) (uuid.UUID, error) {
 		return nil, errors.New("unknown kid")
 	})
 	if err != nil {
-		return uuid.Nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+		return AccessToken{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
-	id, err := uuid.Parse(claims.Subject)
-	if err != nil {
-		return uuid.Nil, fmt.Errorf("%w: bad subject", ErrInvalidToken)
+	if claims.IssuedAt == nil {
+		return AccessToken{}, fmt.Errorf("%w: no iat", ErrInvalidToken)
+	}
+	if claims.ExpiresAt.Sub(claims.IssuedAt.Time) > AccessTokenTTL {
+		return AccessToken{}, fmt.Errorf("%w: lifetime longer than %s", ErrInvalidToken, AccessTokenTTL)
+	}
+	at := AccessToken{Epoch: claims.Epoch}
+	if at.UserID, err = uuid.Parse(claims.Subject); err != nil {
+		return AccessToken{}, fmt.Errorf("%w: bad subject", ErrInvalidToken)
+	}
+	if claims.SessionID != "" {
+		if at.SessionID, err = uuid.Parse(claims.SessionID); err != nil {
+			return AccessToken{}, fmt.Errorf("%w: bad sid", ErrInvalidToken)
+		}
 	}
 	// The parser accepts a token until exp plus the leeway; so does the
 	// cache. iat and nbf, checked once, stay in the past.
-	k.verified.put(sum, verifiedToken{sub: id, kid: kid, until: claims.ExpiresAt.Add(tokenLeeway)}, now)
-	return id, nil
+	k.verified.put(sum, verifiedToken{token: at, kid: kid, until: claims.ExpiresAt.Add(tokenLeeway)}, now)
+	return at, nil
 }
 
 // lookup finds a verifying key. It reloads the keys from the database

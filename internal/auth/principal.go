@@ -45,6 +45,9 @@ type Principal struct {
 	PoolID *uuid.UUID
 	// CreatedBy is the user who created an API key.
 	CreatedBy uuid.UUID
+	// SessionID is the login session (refresh-token family) of a user's
+	// access token; uuid.Nil when the token names none.
+	SessionID uuid.UUID
 }
 
 // IsUser reports whether the principal is a person with the given role.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/ent/apikey"
+	"github.com/shoalcrm/shoal/ent/predicate"
 	"github.com/shoalcrm/shoal/ent/refreshtoken"
 	"github.com/shoalcrm/shoal/ent/user"
 	"github.com/shoalcrm/shoal/internal/apperr"
@@ -35,6 +36,12 @@ type Config struct {
 	LoginFailuresPerAccount int
 	LoginFailuresPerAddress int
 	LoginWindow             time.Duration
+	// LoginsInFlight is how many password checks may run at once for one
+	// account and for one client address; more get 429 at once.
+	LoginsInFlight int
+	// Gate bounds password hashing and verification process-wide; nil is
+	// SharedGate.
+	Gate *Gate
 }
 
 // DefaultConfig is used for zero fields of Config.
@@ -44,6 +51,7 @@ var DefaultConfig = Config{
 	LoginFailuresPerAccount: 5,
 	LoginFailuresPerAddress: 30,
 	LoginWindow:             15 * time.Minute,
+	LoginsInFlight:          2,
 }
 
 // Service authenticates callers and manages sessions and API keys.
@@ -77,14 +85,23 @@ func NewService(st *store.Store, keys *Keyring, cfg Config) *Service {
 	if cfg.LoginWindow <= 0 {
 		cfg.LoginWindow = d.LoginWindow
 	}
+	if cfg.LoginsInFlight <= 0 {
+		cfg.LoginsInFlight = d.LoginsInFlight
+	}
+	if cfg.Gate == nil {
+		cfg.Gate = SharedGate
+	}
 	return &Service{
 		store:     st,
 		keys:      keys,
 		cfg:       cfg,
-		accounts:  newThrottle(cfg.LoginFailuresPerAccount, cfg.LoginWindow),
-		addresses: newThrottle(cfg.LoginFailuresPerAddress, cfg.LoginWindow),
+		accounts:  newThrottle(cfg.LoginFailuresPerAccount, cfg.LoginsInFlight, cfg.LoginWindow),
+		addresses: newThrottle(cfg.LoginFailuresPerAddress, cfg.LoginsInFlight, cfg.LoginWindow),
 	}
 }
+
+// Gate is the gate password checks of this service go through.
+func (s *Service) Gate() *Gate { return s.cfg.Gate }
 
 // Keys returns the keyring that signs access tokens.
 func (s *Service) Keys() *Keyring { return s.keys }
@@ -113,50 +130,90 @@ func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSp
 // returns the user so the caller can audit the login.
 func (s *Service) Login(ctx context.Context, email, password, clientAddr string) (*TokenPair, *ent.User, error) {
 	email = NormalizeEmail(email)
-	now := time.Now()
-	for _, check := range []struct {
-		t   *throttle
-		key string
-	}{{s.accounts, email}, {s.addresses, clientAddr}} {
-		if blocked, wait := check.t.blocked(check.key, now); blocked {
-			return nil, nil, &apperr.Error{Kind: apperr.RateLimited, Code: "login_throttled",
-				Message: "too many failed login attempts; retry later", RetryAfter: wait}
-		}
+	var pair *TokenPair
+	u, err := s.checkPassword(ctx, email, clientAddr, password, func(u *ent.User) error {
+		var err error
+		pair, err = s.startSession(ctx, u, uuid.Must(uuid.NewV7()))
+		return err
+	})
+	return pair, u, err
+}
+
+// checkPassword verifies the password of the account with email under the
+// login throttles and the gate, and calls onSuccess with the (active) user
+// when it is right. It returns the user when there is one, for auditing.
+func (s *Service) checkPassword(ctx context.Context, email, clientAddr, password string, onSuccess func(*ent.User) error) (*ent.User, error) {
+	settle, err := s.reserveAttempt(email, clientAddr)
+	if err != nil {
+		return nil, err
 	}
 	u, err := s.store.Reader.User.Query().Where(user.Email(email)).Only(ctx)
 	if err != nil && !ent.IsNotFound(err) {
-		return nil, nil, fmt.Errorf("load user: %w", err)
+		settle(settleRefund, settleRefund)
+		return nil, fmt.Errorf("load user: %w", err)
 	}
 	hash := dummyHash()
 	if u != nil {
 		hash = u.PasswordHash
 	}
-	ok, err := VerifyPassword(password, hash)
+	ok, err := s.cfg.Gate.Verify(ctx, password, hash)
 	if err != nil {
-		return nil, nil, fmt.Errorf("verify password: %w", err)
+		if e, isApp := apperr.As(err); isApp && e.Kind == apperr.Unavailable {
+			// Nothing was checked: the attempt is given back.
+			settle(settleRefund, settleRefund)
+			return u, err
+		}
+		settle(settleFailure, settleFailure)
+		return u, fmt.Errorf("verify password: %w", err)
 	}
 	if u == nil || !ok || !u.Active {
-		s.accounts.fail(email, now)
-		s.addresses.fail(clientAddr, now)
-		return nil, u, errBadCredentials
+		settle(settleFailure, settleFailure)
+		return u, errBadCredentials
 	}
-	s.accounts.reset(email)
-	pair, err := s.startSession(ctx, u.ID, uuid.Must(uuid.NewV7()))
-	return pair, u, err
+	// A success clears the account's failures (the owner is back) and
+	// gives the address its attempt back.
+	settle(settleClear, settleRefund)
+	return u, onSuccess(u)
 }
 
-func (s *Service) startSession(ctx context.Context, userID, family uuid.UUID) (*TokenPair, error) {
+// reserveAttempt reserves one attempt on the account's and the address's
+// budgets, both or neither. settle ends the attempt on each.
+func (s *Service) reserveAttempt(email, clientAddr string) (settle func(account, address settlement), err error) {
+	now := time.Now()
+	if ok, wait := s.accounts.reserve(email, now); !ok {
+		return nil, throttled(wait)
+	}
+	if ok, wait := s.addresses.reserve(clientAddr, now); !ok {
+		s.accounts.settle(email, settleRefund)
+		return nil, throttled(wait)
+	}
+	var once sync.Once
+	return func(account, address settlement) {
+		once.Do(func() {
+			s.accounts.settle(email, account)
+			s.addresses.settle(clientAddr, address)
+		})
+	}, nil
+}
+
+func throttled(wait time.Duration) error {
+	return &apperr.Error{Kind: apperr.RateLimited, Code: "login_throttled",
+		Message: "too many failed login attempts; retry later", RetryAfter: wait}
+}
+
+func (s *Service) startSession(ctx context.Context, u *ent.User, family uuid.UUID) (*TokenPair, error) {
 	var pair *TokenPair
 	err := s.store.WithTx(ctx, func(tx *ent.Tx) error {
 		var err error
-		pair, err = s.issue(ctx, tx, userID, family)
+		pair, err = s.issue(ctx, tx, u.ID, u.SessionEpoch, family)
 		return err
 	})
 	return pair, err
 }
 
-// issue creates the next refresh token of family and an access token.
-func (s *Service) issue(ctx context.Context, tx *ent.Tx, userID, family uuid.UUID) (*TokenPair, error) {
+// issue creates the next refresh token of family and an access token at the
+// user's session epoch.
+func (s *Service) issue(ctx context.Context, tx *ent.Tx, userID uuid.UUID, epoch int, family uuid.UUID) (*TokenPair, error) {
 	refresh, err := randomToken(32)
 	if err != nil {
 		return nil, err
@@ -166,7 +223,7 @@ func (s *Service) issue(ctx context.Context, tx *ent.Tx, userID, family uuid.UUI
 		SetExpiresAt(time.Now().Add(RefreshTokenTTL).UTC()).Exec(ctx); err != nil {
 		return nil, fmt.Errorf("store refresh token: %w", err)
 	}
-	access, ttl, err := s.keys.Sign(userID)
+	access, ttl, err := s.keys.SignSession(userID, epoch, family)
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +262,9 @@ func (s *Service) Refresh(ctx context.Context, token string) (*TokenPair, error)
 		if err := tx.RefreshToken.UpdateOne(rt).SetUsedAt(now).Exec(ctx); err != nil {
 			return fmt.Errorf("use refresh token: %w", err)
 		}
-		pair, err = s.issue(ctx, tx, rt.UserID, rt.FamilyID)
+		// The user's current epoch: a session that survived a password
+		// change (the one that made it) gets tokens that work again.
+		pair, err = s.issue(ctx, tx, rt.UserID, u.SessionEpoch, rt.FamilyID)
 		return err
 	})
 	if err != nil {
@@ -235,14 +294,45 @@ func (s *Service) Logout(ctx context.Context, p *Principal, token string) error 
 	})
 }
 
-// RevokeUser ends every session and API key of a user, inside the caller's
-// transaction (used when a user is deactivated).
+// RevokeUser ends every session (refresh and access tokens) and API key of
+// a user, inside the caller's transaction.
 func RevokeUser(ctx context.Context, tx *ent.Tx, userID uuid.UUID) error {
-	now := time.Now().UTC()
-	if _, err := tx.RefreshToken.Update().Where(refreshtoken.UserID(userID), refreshtoken.RevokedAtIsNil()).SetRevokedAt(now).Save(ctx); err != nil {
-		return fmt.Errorf("revoke sessions: %w", err)
+	if _, err := RevokeSessions(ctx, tx, userID, uuid.Nil); err != nil {
+		return err
 	}
-	if _, err := tx.APIKey.Update().Where(apikey.CreatedBy(userID), apikey.RevokedAtIsNil()).SetRevokedAt(now).Save(ctx); err != nil {
+	if err := tx.User.UpdateOneID(userID).AddSessionEpoch(1).Exec(ctx); err != nil {
+		return fmt.Errorf("move session epoch: %w", err)
+	}
+	return RevokeAPIKeysOf(ctx, tx, userID)
+}
+
+// RevokeSessions ends every session (refresh-token family) of a user but
+// keep (uuid.Nil keeps none), inside the caller's transaction, and returns
+// how many live sessions it ended. Access tokens are ended by moving the
+// user's session epoch, which the caller does in the same transaction.
+func RevokeSessions(ctx context.Context, tx *ent.Tx, userID, keep uuid.UUID) (int, error) {
+	now := time.Now().UTC()
+	which := []predicate.RefreshToken{refreshtoken.UserID(userID), refreshtoken.RevokedAtIsNil()}
+	if keep != uuid.Nil {
+		which = append(which, refreshtoken.FamilyIDNEQ(keep))
+	}
+	// A live session has exactly one unused, unexpired token; its used
+	// predecessors are revoked along with it but not counted.
+	live, err := tx.RefreshToken.Query().Where(append(which, refreshtoken.UsedAtIsNil(), refreshtoken.ExpiresAtGT(now))...).Count(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("count sessions: %w", err)
+	}
+	if _, err := tx.RefreshToken.Update().Where(which...).SetRevokedAt(now).Save(ctx); err != nil {
+		return 0, fmt.Errorf("revoke sessions: %w", err)
+	}
+	return live, nil
+}
+
+// RevokeAPIKeysOf revokes every API key a user created, inside the
+// caller's transaction (deactivation, and an admin losing the role: only
+// admins may create keys, and a key must not keep reach its creator lost).
+func RevokeAPIKeysOf(ctx context.Context, tx *ent.Tx, userID uuid.UUID) error {
+	if _, err := tx.APIKey.Update().Where(apikey.CreatedBy(userID), apikey.RevokedAtIsNil()).SetRevokedAt(time.Now().UTC()).Save(ctx); err != nil {
 		return fmt.Errorf("revoke api keys: %w", err)
 	}
 	return nil
@@ -259,21 +349,25 @@ func (s *Service) Authenticate(ctx context.Context, credential string) (*Princip
 	if strings.HasPrefix(credential, APIKeyPrefix) {
 		return s.authenticateKey(ctx, credential)
 	}
-	id, err := s.keys.Verify(ctx, credential)
+	tok, err := s.keys.VerifyToken(ctx, credential)
 	if err != nil {
 		return nil, errUnauthorized
 	}
-	u, err := s.store.Reader.User.Get(ctx, id)
+	u, err := s.store.Reader.User.Get(ctx, tok.UserID)
 	if ent.IsNotFound(err) {
 		return nil, errUnauthorized
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load user: %w", err)
 	}
-	if !u.Active {
+	// A token from before the user's last password change, role change or
+	// deactivation is over, even though it has not expired.
+	if !u.Active || tok.Epoch != u.SessionEpoch {
 		return nil, errUnauthorized
 	}
-	return UserPrincipal(u), nil
+	p := UserPrincipal(u)
+	p.SessionID = tok.SessionID
+	return p, nil
 }
 
 // UserPrincipal is the principal of a user row.
@@ -291,6 +385,21 @@ func (s *Service) authenticateKey(ctx context.Context, secret string) (*Principa
 	}
 	now := time.Now()
 	if k.RevokedAt != nil || (k.ExpiresAt != nil && !now.Before(*k.ExpiresAt)) {
+		return nil, errUnauthorized
+	}
+	// Defence in depth: only admins may create keys, and UpdateUser revokes
+	// a creator's keys when he stops being an active admin. A change made
+	// outside it (the CLI, SQL) would leave them working, so the creator is
+	// checked on every use too. It costs one primary-key read per request;
+	// a key whose creator row is gone fails closed.
+	creator, err := s.store.Reader.User.Get(ctx, k.CreatedBy)
+	if ent.IsNotFound(err) {
+		return nil, errUnauthorized
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load api key creator: %w", err)
+	}
+	if !creator.Active || creator.Role != user.RoleAdmin {
 		return nil, errUnauthorized
 	}
 	s.touch(ctx, k.ID, now)

@@ -3,8 +3,6 @@ package auth
 import (
 	"sync"
 	"time"
-
-	"github.com/google/uuid"
 )
 
 // maxVerifiedTokens bounds the verified-token cache: about one token per
@@ -14,7 +12,7 @@ const maxVerifiedTokens = 1 << 14
 
 // verifiedToken is what a verified access token said.
 type verifiedToken struct {
-	sub   uuid.UUID
+	token AccessToken
 	kid   string
 	until time.Time // when the parser would start refusing it
 }

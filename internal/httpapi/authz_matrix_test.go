@@ -37,6 +37,7 @@ var azAllowed = map[string][]string{
 	"batchClaimLeads":          {"rep", "supervisor"},
 	"checkDuplicates":          {"rep", "supervisor", "auditor", "admin", "scope:leads:read", "scope:leads:write", "scope:customers:read"},
 	"claimCustomer":            {"rep", "supervisor"},
+	"changeMyPassword":         {"rep", "supervisor", "auditor", "admin"},
 	"claimLead":                {"rep", "supervisor"},
 	"convertLead":              {"rep", "supervisor", "admin"},
 	"createApiKey":             {"admin"},

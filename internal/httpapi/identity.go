@@ -51,7 +51,7 @@ func (s *Server) Login(ctx context.Context, req api.LoginRequestObject) (api.Log
 	if err != nil {
 		return nil, err
 	}
-	return api.Login200JSONResponse{Body: tokenPairOut(pair)}, nil
+	return api.Login200JSONResponse{Body: tokenPairOut(pair), Headers: api.Login200ResponseHeaders{CacheControl: noStore()}}, nil
 }
 
 // RefreshToken rotates a refresh token.
@@ -60,7 +60,39 @@ func (s *Server) RefreshToken(ctx context.Context, req api.RefreshTokenRequestOb
 	if err != nil {
 		return nil, err
 	}
-	return api.RefreshToken200JSONResponse{Body: tokenPairOut(pair)}, nil
+	return api.RefreshToken200JSONResponse{Body: tokenPairOut(pair), Headers: api.RefreshToken200ResponseHeaders{CacheControl: noStore()}}, nil
+}
+
+// noStore is the Cache-Control of answers carrying tokens: no cache, proxy
+// or browser history may keep them (RFC 6749 §5.1).
+func noStore() *string {
+	v := "no-store"
+	return &v
+}
+
+// ChangeMyPassword changes the caller's own password and ends his other
+// sessions.
+func (s *Server) ChangeMyPassword(ctx context.Context, req api.ChangeMyPasswordRequestObject) (api.ChangeMyPasswordResponseObject, error) {
+	var current, next string
+	if req.Body.CurrentPassword != nil {
+		current = *req.Body.CurrentPassword
+	}
+	if req.Body.NewPassword != nil {
+		next = *req.Body.NewPassword
+	}
+	p := auth.FromContext(ctx)
+	if p != nil {
+		noteTarget(ctx, "user", p.ID.String())
+	}
+	out, err := s.auth.ChangePassword(ctx, p, current, next, clientAddress(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return api.ChangeMyPassword200JSONResponse{
+		Body: api.PasswordChanged{RevokedSessions: int32(out.RevokedSessions), AccessToken: out.AccessToken,
+			TokenType: api.PasswordChangedTokenTypeBearer, ExpiresIn: int32(out.ExpiresIn.Seconds())},
+		Headers: api.ChangeMyPassword200ResponseHeaders{CacheControl: noStore()},
+	}, nil
 }
 
 // Logout ends a session.
@@ -147,11 +179,17 @@ func (s *Server) UpdateUser(ctx context.Context, req api.UpdateUserRequestObject
 		in.Role = &r
 		noteDetail(ctx, "role="+r)
 	}
-	u, err := s.org.UpdateUser(ctx, auth.FromContext(ctx), req.Id, in)
+	u, revoked, err := s.org.ChangeUser(ctx, auth.FromContext(ctx), req.Id, in)
 	if err != nil {
 		return nil, err
 	}
-	return api.UpdateUser200JSONResponse{Body: userOut(u)}, nil
+	out := userOut(u)
+	if in.Password != nil || in.Role != nil || (in.Active != nil && !*in.Active) {
+		// Only changes that end sessions say how many they ended.
+		n := int32(revoked)
+		out.RevokedSessions = &n
+	}
+	return api.UpdateUser200JSONResponse{Body: out}, nil
 }
 
 // CreateTeam creates a team.

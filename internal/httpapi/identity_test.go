@@ -770,7 +770,6 @@ func TestSecretsNeverLeak(t *testing.T) {
 			map[string]any{"email": pw2, "password": pw2})).Expect(http.StatusBadRequest)
 		record("malformed login", env.Anonymous().Do("POST", "/v1/auth/login", `{"email":"u2@example.com","password":"`+pw2+`"`)).
 			Expect(http.StatusBadRequest)
-		record("change password", adminC.Do("PATCH", "/v1/users/"+u2.ID.String(), map[string]any{"password": pw3})).Expect(http.StatusOK)
 		record("short password", adminC.Do("POST", "/v1/users", map[string]any{"email": "u3@example.com", "name": "U3", "role": "rep", "password": pw3[:6]})).
 			Expect(http.StatusBadRequest)
 		record("list users", adminC.Do("GET", "/v1/users", nil)).Expect(http.StatusOK)
@@ -778,6 +777,8 @@ func TestSecretsNeverLeak(t *testing.T) {
 		record("list audit", adminC.Do("GET", "/v1/audit-events?limit=200", nil)).Expect(http.StatusOK)
 		record("logout u2", idBearer(env, s2b.AccessToken).Do("POST", "/v1/auth/logout", map[string]any{"refreshToken": s2b.RefreshToken})).
 			Expect(http.StatusNoContent)
+		// After the logout: a new password ends all of u2's sessions.
+		record("change password", adminC.Do("PATCH", "/v1/users/"+u2.ID.String(), map[string]any{"password": pw3})).Expect(http.StatusOK)
 		record("spec", env.Anonymous().Do("GET", "/openapi.yaml", nil)).Expect(http.StatusOK)
 		record("metrics", env.Anonymous().Do("GET", "/metrics", nil)).Expect(http.StatusOK)
 
@@ -1053,6 +1054,8 @@ func TestAuditLog(t *testing.T) {
 		promoted := reqID(adminC.Do("PATCH", "/v1/users/"+rep.ID.String(), map[string]any{"role": "supervisor"}).Expect(http.StatusOK))
 
 		// Who may read the log, and the denials are audited too.
+		// The promotion ended the rep's sessions: he logs in again.
+		repC = env.Login(rep.Email, apitest.Password)
 		repC.Do("GET", "/v1/audit-events", nil).ExpectProblem(http.StatusForbidden, "forbidden")
 		denied := reqID(auditorC.Do("POST", "/v1/users", map[string]any{"email": "x@example.com", "name": "X", "role": "admin", "password": "password123"}))
 

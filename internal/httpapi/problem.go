@@ -64,6 +64,8 @@ var catalog = map[string]message{
 	"invalid_refresh_token": {"The refresh token is invalid or expired.", "刷新令牌无效或已过期。"},
 	"refresh_token_reused":  {"The refresh token was already used; the session has been revoked.", "刷新令牌已被使用，会话已被撤销。"},
 	"login_throttled":       {"Too many failed login attempts; retry later.", "登录失败次数过多，请稍后再试。"},
+	"server_busy":           {"Too many password checks are in progress; retry shortly.", "服务器繁忙（密码校验请求过多），请稍后重试。"},
+	"weak_password":         {"The password is too short, too long, too common, or the same as the email.", "密码过短、过长、过于常见或与邮箱相同。"},
 	"email_taken":           {"A user with this email already exists.", "该邮箱已被使用。"},
 	"last_admin":            {"This would leave no active admin.", "此操作将导致没有可用的管理员。"},
 	"team_cycle":            {"A team cannot be moved under itself or its descendants.", "团队不能移动到自身或其下级团队之下。"},

@@ -26,10 +26,13 @@ import (
 // Service manages users and teams.
 type Service struct {
 	store *store.Store
+	// gate bounds password hashing; it is the process-wide one that
+	// password checks at login go through too.
+	gate *auth.Gate
 }
 
 // NewService returns the directory service.
-func NewService(st *store.Store) *Service { return &Service{store: st} }
+func NewService(st *store.Store) *Service { return &Service{store: st, gate: auth.SharedGate} }
 
 // Caps are the three cap overrides a user or team may carry (nil = not set).
 type Caps struct {
@@ -64,10 +67,10 @@ type NewUser struct {
 // CreateUser creates a user. The email must be unused (case-insensitively)
 // and the team must exist. It returns Conflict email_taken, Invalid.
 func (s *Service) CreateUser(ctx context.Context, in NewUser) (*ent.User, error) {
-	if len([]rune(in.Password)) < auth.MinPasswordLength {
-		return nil, apperr.Invalidf("body/password", "too_short", fmt.Sprintf("password must have at least %d characters", auth.MinPasswordLength))
+	if err := auth.CheckPassword("body/password", in.Password, in.Email); err != nil {
+		return nil, err
 	}
-	hash, err := auth.HashPassword(in.Password)
+	hash, err := s.gate.Hash(ctx, in.Password)
 	if err != nil {
 		return nil, err
 	}
@@ -134,21 +137,40 @@ type UserPatch struct {
 	CapsPatch
 }
 
-// UpdateUser applies a patch. Deactivating a user revokes his sessions and
-// API keys in the same transaction; the last active admin cannot be
-// demoted or deactivated. It returns NotFound, Conflict, Invalid.
+// UpdateUser applies a patch; it is ChangeUser without the count of ended
+// sessions.
 func (s *Service) UpdateUser(ctx context.Context, p *auth.Principal, id uuid.UUID, in UserPatch) (*ent.User, error) {
+	u, _, err := s.ChangeUser(ctx, p, id, in)
+	return u, err
+}
+
+// ChangeUser applies a patch. A new password, a new role or deactivation
+// ends every session of the user in the same transaction (refresh tokens
+// revoked, session epoch moved so that issued access tokens stop working)
+// and the answer says how many sessions ended; deactivation, and an admin
+// losing the role, also revoke the API keys he created. The last active
+// admin cannot be demoted or deactivated. It returns NotFound, Conflict,
+// Invalid.
+func (s *Service) ChangeUser(ctx context.Context, p *auth.Principal, id uuid.UUID, in UserPatch) (*ent.User, int, error) {
 	var hash string
 	if in.Password != nil {
-		if len([]rune(*in.Password)) < auth.MinPasswordLength {
-			return nil, apperr.Invalidf("body/password", "too_short", fmt.Sprintf("password must have at least %d characters", auth.MinPasswordLength))
+		// The policy compares with the email the user will have.
+		email := ""
+		if in.Email != nil {
+			email = *in.Email
+		} else if u, err := s.store.Reader.User.Query().Where(user.ID(id), userScope(p)).Only(ctx); err == nil {
+			email = u.Email
+		}
+		if err := auth.CheckPassword("body/password", *in.Password, email); err != nil {
+			return nil, 0, err
 		}
 		var err error
-		if hash, err = auth.HashPassword(*in.Password); err != nil {
-			return nil, err
+		if hash, err = s.gate.Hash(ctx, *in.Password); err != nil {
+			return nil, 0, err
 		}
 	}
 	var out *ent.User
+	revoked := 0
 	err := s.store.WithTx(ctx, func(tx *ent.Tx) error {
 		// Locks are taken teams first, then users (as UpdateTeam does), so
 		// that concurrent changes wait for each other instead of deadlocking.
@@ -195,6 +217,12 @@ func (s *Service) UpdateUser(ctx context.Context, p *auth.Principal, id uuid.UUI
 		if hash != "" {
 			upd.SetPasswordHash(hash)
 		}
+		deactivated := u.Active && in.Active != nil && !*in.Active
+		roleChanged := in.Role != nil && *in.Role != string(u.Role)
+		endSessions := hash != "" || roleChanged || deactivated
+		if endSessions {
+			upd.AddSessionEpoch(1)
+		}
 		if in.TeamID.Set {
 			path := ""
 			if newTeam != nil {
@@ -224,12 +252,20 @@ func (s *Service) UpdateUser(ctx context.Context, p *auth.Principal, id uuid.UUI
 		if err != nil {
 			return fmt.Errorf("update user: %w", err)
 		}
-		if u.Active && !out.Active {
-			return auth.RevokeUser(ctx, tx, u.ID)
+		if endSessions {
+			if revoked, err = auth.RevokeSessions(ctx, tx, u.ID, uuid.Nil); err != nil {
+				return err
+			}
+		}
+		if deactivated || (u.Role == user.RoleAdmin && out.Role != user.RoleAdmin) {
+			return auth.RevokeAPIKeysOf(ctx, tx, u.ID)
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, revoked, nil
 }
 
 // capsMutation is the part of user and team mutations that carries caps.
