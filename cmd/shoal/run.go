@@ -172,12 +172,20 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	userRate, err := envFloat(getenv, "SHOAL_USER_RATE")
+	if err != nil {
+		return err
+	}
+	userBurst, err := envFloat(getenv, "SHOAL_USER_BURST")
+	if err != nil {
+		return err
+	}
 	a, err := app.New(ctx, st, app.Config{
 		Logger:      log,
 		Version:     version,
 		CORSOrigins: splitList(*cors),
 		SigningKey:  getenv("SHOAL_JWT_SIGNING_KEY"),
-		Auth:        auth.Config{APIKeyRate: rate, APIKeyBurst: int(burst)},
+		Auth:        auth.Config{APIKeyRate: rate, APIKeyBurst: int(burst), UserRate: userRate, UserBurst: int(userBurst)},
 		TestClock:   getenv("SHOAL_TEST_CLOCK") == "1",
 
 		SeparateMetrics: *metricsAddr != "",

@@ -31,6 +31,10 @@ type Config struct {
 	// second) and APIKeyBurst the bucket size.
 	APIKeyRate  float64
 	APIKeyBurst int
+	// UserRate and UserBurst are the same per logged-in user
+	// (userbudget.go; zero means DefaultUserRate, DefaultUserBurst).
+	UserRate  float64
+	UserBurst int
 	// Failed logins allowed per account and per client address within
 	// LoginWindow before further attempts get 429.
 	LoginFailuresPerAccount int
@@ -65,6 +69,8 @@ type Service struct {
 
 	limiters sync.Map // API key id → *rate.Limiter
 	lastUsed sync.Map // API key id → time.Time of the last lastUsedAt write
+
+	userLimiters sync.Map // user id → *rate.Limiter (userbudget.go)
 }
 
 // NewService returns the authentication service.

@@ -19,6 +19,9 @@ type metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	// rateLimited counts requests refused by a per-user or per-API-key
+	// request budget (security.go, authenticate).
+	rateLimited *prometheus.CounterVec
 }
 
 func newMetrics(st *store.Store) *metrics {
@@ -33,8 +36,12 @@ func newMetrics(st *store.Store) *metrics {
 			Help:    "HTTP request latency by operationId and method.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"operation", "method"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shoal_rate_limited_total",
+			Help: "Requests refused by a request budget, by principal type (user, apiKey).",
+		}, []string{"principal"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency,
+	m.reg.MustRegister(m.requests, m.latency, m.rateLimited,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if st != nil {

@@ -336,7 +336,9 @@ func TestPoolRulesRefusals(t *testing.T) {
 			setup: func(w *pwWorld, kind string) (pwActor, string, any) { return w.repA, w.owned(w.repA, kind), nil }},
 		{name: "supervisor claims his rep's record", op: "claim", status: 409, code: "already_owned",
 			setup: func(w *pwWorld, kind string) (pwActor, string, any) { return w.sup, w.owned(w.repA, kind), nil }},
-		{name: "claim another rep's record", op: "claim", status: 404, code: "not_found",
+		// A member of the record's pool learns that it is taken (and no
+		// more); he cannot read it.
+		{name: "claim another rep's record", op: "claim", status: 409, code: "already_owned",
 			setup: func(w *pwWorld, kind string) (pwActor, string, any) { return w.repB, w.owned(w.repA, kind), nil }},
 		{name: "claim unknown record", op: "claim", status: 404, code: "not_found", noRecord: true,
 			setup: func(w *pwWorld, kind string) (pwActor, string, any) { return w.repA, uuid.NewString(), nil }},
@@ -704,8 +706,9 @@ func TestPoolRulesEffects(t *testing.T) {
 				w.do(rep, kind, id, "freeze", map[string]any{"until": w.in(72 * time.Hour)}).Expect(http.StatusOK)
 				other := w.owned(rep, kind)
 				w.do(rep, kind, other, "freeze", nil).ExpectProblem(409, "frozen_limit_reached")
-				// Nobody else may take a frozen record.
-				w.do(w.repB, kind, id, "claim", nil).ExpectProblem(404, "not_found")
+				// Nobody else may take a frozen record; a member of its pool
+				// is told it is owned.
+				w.do(w.repB, kind, id, "claim", nil).ExpectProblem(409, "already_owned")
 				w.do(w.sup, kind, id, "claim", nil).ExpectProblem(409, "already_owned")
 				before := w.clock.Now()
 				w.do(rep, kind, id, "unfreeze", nil).Expect(http.StatusOK).JSON(&got)
@@ -1277,8 +1280,15 @@ func TestPoolRulesScope(t *testing.T) {
 					}{"convert", map[string]any{}})
 				}
 				for _, o := range ops {
-					w.do(w.repB, kind, theirs, o.op, o.body).ExpectProblem(404, "not_found")
-					w.do(w.sup2, kind, theirs, o.op, o.body).ExpectProblem(404, "not_found")
+					// Both are members of the record's (default) pool: a
+					// claim tells them it is owned, anything else that it
+					// does not exist.
+					status, code := 404, "not_found"
+					if o.op == "claim" {
+						status, code = 409, "already_owned"
+					}
+					w.do(w.repB, kind, theirs, o.op, o.body).ExpectProblem(status, code)
+					w.do(w.sup2, kind, theirs, o.op, o.body).ExpectProblem(status, code)
 				}
 				for _, c := range []pwActor{w.repB, w.repC, w.sup2} {
 					c.Do("GET", "/v1/"+kind+"s/"+theirs, nil).ExpectProblem(404, "not_found")

@@ -57,7 +57,14 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		c.SetRequest(r.WithContext(auth.WithPrincipal(r.Context(), p)))
 		if p.Type == auth.ActorAPIKey {
 			if ok, wait := s.auth.AllowKey(p.ID); !ok {
+				s.metrics.rateLimited.WithLabelValues("apiKey").Inc()
 				return &apperr.Error{Kind: apperr.RateLimited, Code: "rate_limited", Message: "rate limit exceeded for this API key", RetryAfter: wait}
+			}
+		}
+		if p.Type == auth.ActorUser {
+			if ok, wait := s.auth.AllowUser(p.ID); !ok {
+				s.metrics.rateLimited.WithLabelValues("user").Inc()
+				return &apperr.Error{Kind: apperr.RateLimited, Code: "rate_limited", Message: "rate limit exceeded for this user", RetryAfter: wait}
 			}
 		}
 		return next(c)

@@ -124,6 +124,14 @@ func (o *op) sees(p *auth.Principal) bool {
 	}
 }
 
+// claimable reports whether p could claim records of the record's pool
+// (a member or manager of it), whoever owns this one now. Claims use it so
+// that losing a race is a 409 already_owned, not a 404 that depends on
+// whether the winner committed before the loser read the record.
+func (o *op) claimable(p *auth.Principal) bool {
+	return p.Type == auth.ActorUser && (IsMember(p, o.pl) || IsManager(p, o.pl))
+}
+
 // manages reports whether p is the owner's supervisor or an admin.
 func (o *op) manages(p *auth.Principal) bool {
 	return o.r.OwnerID != nil && authz.Supervises(p, o.ownerPath)
@@ -189,7 +197,14 @@ type ClaimResult struct {
 // record's and the claimer's locks.
 func (s *Service) Claim(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID) (*ClaimResult, error) {
 	res := &ClaimResult{}
-	o, err := s.run(ctx, p, kind, id, func(o *op) error {
+	o, err := s.runIf(ctx, kind, id, func(o *op) bool { return o.sees(p) || o.claimable(p) }, func(o *op) error {
+		// A member who cannot see the record any more (another rep took
+		// it a moment ago) learns only that it is taken: the same answer
+		// whichever claim of a race he lost, and nothing about the owner
+		// or the record's state beyond that.
+		if !o.sees(p) {
+			return ruleErr(poolrules.ErrAlreadyOwned)
+		}
 		// A claim in an approval pool only files a request: it must not
 		// count the record yet.
 		h, err := s.checkClaim(ctx, o, p.ID, !o.pl.ClaimRequiresApproval)

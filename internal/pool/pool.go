@@ -149,22 +149,36 @@ func Rules(pl *ent.Pool) poolrules.Rules {
 // VisiblePoolIDs returns the pools of kind whose pooled records p may see:
 // those he is a member or manager of (admins and auditors: all).
 func (s *Service) VisiblePoolIDs(ctx context.Context, p *auth.Principal, kind string) ([]uuid.UUID, error) {
+	pools, err := s.VisiblePools(ctx, p, kind)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]uuid.UUID, len(pools))
+	for i, pl := range pools {
+		ids[i] = pl.ID
+	}
+	return ids, nil
+}
+
+// VisiblePools is VisiblePoolIDs with the pools themselves, for callers
+// that also need their settings (what each pool masks).
+func (s *Service) VisiblePools(ctx context.Context, p *auth.Principal, kind string) ([]*ent.Pool, error) {
 	pools, err := s.store.Reader.Pool.Query().Where(entpool.KindEQ(entpool.Kind(kind))).All(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list pools: %w", err)
 	}
-	var ids []uuid.UUID
+	var out []*ent.Pool
 	for _, pl := range pools {
 		switch {
 		case p.Type == auth.ActorAPIKey:
 			if p.PoolID == nil || *p.PoolID == pl.ID {
-				ids = append(ids, pl.ID)
+				out = append(out, pl)
 			}
 		case p.Role == auth.RoleAdmin || p.Role == auth.RoleAuditor || IsMember(p, pl) || IsManager(p, pl):
-			ids = append(ids, pl.ID)
+			out = append(out, pl)
 		}
 	}
-	return ids, nil
+	return out, nil
 }
 
 // side returns the client for reads inside tx that only inform a decision

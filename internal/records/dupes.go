@@ -73,20 +73,22 @@ func (s *Service) findMatches(ctx context.Context, c *ent.Client, p *auth.Princi
 		if self != nil && row.RecordID == *self {
 			continue
 		}
-		m, err := s.describe(ctx, c, p, row)
+		m, err := s.describe(ctx, c, p, row, k.Type)
 		if err != nil {
 			return nil, err
 		}
-		m.MatchedOn = k.Type
 		out = append(out, m)
 	}
 	return out, nil
 }
 
 // describe names the owner and pool of a matched record, and its id only
-// when p may see it.
-func (s *Service) describe(ctx context.Context, c *ent.Client, p *auth.Principal, row *ent.DedupeKey) (Match, error) {
-	m := Match{Kind: string(row.RecordKind)}
+// when p may see it and sees the matched value unmasked: naming the pooled
+// record whose masked phone is the one just checked would undo the mask
+// (one look-up per candidate number). The match itself is still reported,
+// as for records p cannot see, so a duplicate is still refused.
+func (s *Service) describe(ctx context.Context, c *ent.Client, p *auth.Principal, row *ent.DedupeKey, matchedOn string) (Match, error) {
+	m := Match{Kind: string(row.RecordKind), MatchedOn: matchedOn}
 	kind, id := string(row.RecordKind), row.RecordID
 	if row.RecordKind == dedupekey.RecordKindContact && row.CustomerID != nil {
 		kind, id = "customer", *row.CustomerID
@@ -115,11 +117,15 @@ func (s *Service) describe(ctx context.Context, c *ent.Client, p *auth.Principal
 	if pl, err := c.Pool.Get(ctx, poolID); err == nil {
 		m.PoolName = &pl.Name
 	}
-	visible, err := s.visible(ctx, c, p, kind, id)
+	a, err := s.access(ctx, p, kind)
 	if err != nil {
 		return m, err
 	}
-	if visible {
+	visible, err := visibleIn(ctx, c, a, kind, id)
+	if err != nil {
+		return m, err
+	}
+	if visible && !a.masks(maskedField(row.RecordKind, matchedOn), owner, poolID) {
 		if row.RecordKind == dedupekey.RecordKindContact {
 			rid, cid := row.RecordID, id
 			m.ID, m.CustomerID = &rid, &cid
@@ -130,16 +136,30 @@ func (s *Service) describe(ctx context.Context, c *ent.Client, p *auth.Principal
 	return m, nil
 }
 
+// maskedField is the maskable field a duplicate key of a record kind
+// stands for: a lead's name key is its company.
+func maskedField(kind dedupekey.RecordKind, matchedOn string) string {
+	if kind == dedupekey.RecordKindLead && matchedOn == dedupe.MatchedName {
+		return "company"
+	}
+	return matchedOn
+}
+
 // visible reports whether p may see the record.
 func (s *Service) visible(ctx context.Context, c *ent.Client, p *auth.Principal, kind string, id uuid.UUID) (bool, error) {
-	sc, err := s.scope(ctx, p, kind)
+	a, err := s.access(ctx, p, kind)
 	if err != nil {
 		return false, err
 	}
+	return visibleIn(ctx, c, a, kind, id)
+}
+
+// visibleIn reports whether the record is within a's scope.
+func visibleIn(ctx context.Context, c *ent.Client, a access, kind string, id uuid.UUID) (bool, error) {
 	if kind == "lead" {
-		return c.Lead.Query().Where(lead.ID(id), predicate.Lead(sc)).Exist(ctx)
+		return c.Lead.Query().Where(lead.ID(id), predicate.Lead(a.scope)).Exist(ctx)
 	}
-	return c.Customer.Query().Where(customer.ID(id), predicate.Customer(sc)).Exist(ctx)
+	return c.Customer.Query().Where(customer.ID(id), predicate.Customer(a.scope)).Exist(ctx)
 }
 
 // claimKeys reserves keys for a record in tx. Matches found first are

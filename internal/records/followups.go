@@ -181,7 +181,62 @@ func (s *Service) ListFollowUps(ctx context.Context, p *auth.Principal, f Follow
 		last := list[len(list)-1]
 		next = &FollowUpCursor{At: last.OccurredAt, ID: last.ID}
 	}
+	list, err = s.maskFollowUps(ctx, c, p, list)
+	if err != nil {
+		return nil, nil, err
+	}
 	return list, next, nil
+}
+
+// maskFollowUps masks the content of follow-ups on pooled records whose
+// pool does not list followUps in its visibleFields, for callers that
+// see those records masked. The rows stay in the list (with their
+// author, channel and times, which say that and when someone worked the
+// record, not what was said), so pages and cursors keep their shape.
+// What p wrote himself he may always read again.
+func (s *Service) maskFollowUps(ctx context.Context, c *ent.Client, p *auth.Principal, list []*ent.FollowUp) ([]*ent.FollowUp, error) {
+	ids := map[string][]uuid.UUID{}
+	for _, fu := range list {
+		if fu.AuthorID != p.ID || p.Type != auth.ActorUser {
+			ids[string(fu.SubjectType)] = append(ids[string(fu.SubjectType)], fu.SubjectID)
+		}
+	}
+	masked := map[uuid.UUID]bool{}
+	for kind, subjects := range ids {
+		a, err := s.access(ctx, p, kind)
+		if err != nil {
+			return nil, err
+		}
+		pools := a.hidden[FieldFollowUps]
+		if len(pools) == 0 {
+			continue
+		}
+		var hits []uuid.UUID
+		if kind == "lead" {
+			hits, err = c.Lead.Query().Where(lead.IDIn(subjects...), lead.OwnerIDIsNil(), lead.PoolIDIn(pools...)).IDs(ctx)
+		} else {
+			hits, err = c.Customer.Query().Where(customer.IDIn(subjects...), customer.OwnerIDIsNil(), customer.PoolIDIn(pools...)).IDs(ctx)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("find masked follow-up subjects: %w", err)
+		}
+		for _, id := range hits {
+			masked[id] = true
+		}
+	}
+	if len(masked) == 0 {
+		return list, nil
+	}
+	out := make([]*ent.FollowUp, len(list))
+	for i, fu := range list {
+		out[i] = fu
+		if masked[fu.SubjectID] && (fu.AuthorID != p.ID || p.Type != auth.ActorUser) {
+			cp := *fu
+			cp.Content = maskText(cp.Content)
+			out[i] = &cp
+		}
+	}
+	return out, nil
 }
 
 // followUpScope is the predicate "follow-ups on records p may see, or

@@ -57,10 +57,11 @@ func sortOf(sort string) (col string, desc bool, key string) {
 	return sortColumns[key], strings.HasPrefix(sort, "-"), key
 }
 
-// filterPredicate applies the filter (not the cursor or order) to a table
-// with the common record columns. hasNameNorm and the company column name
-// differ between leads and customers.
-func (f Filter) predicate(me uuid.UUID, isLead bool) (func(*sql.Selector), error) {
+// predicate applies the filter (not the cursor or order) to a table with
+// the common record columns; leads and customers differ in what q looks
+// at. A condition on a maskable field never matches rows on which a shows
+// that field masked.
+func (f Filter) predicate(me uuid.UUID, isLead bool, a access) (func(*sql.Selector), error) {
 	var owner *uuid.UUID
 	ownerNone := false
 	if f.Owner != nil {
@@ -84,14 +85,14 @@ func (f Filter) predicate(me uuid.UUID, isLead bool) (func(*sql.Selector), error
 		case strings.Contains(q, "@"):
 			v := dedupe.Email(q)
 			if isLead {
-				qPred = func(s *sql.Selector) *sql.Predicate { return sql.EQ(s.C("email_norm"), v) }
+				qPred = func(s *sql.Selector) *sql.Predicate { return a.unmasked(s, "email", sql.EQ(s.C("email_norm"), v)) }
 			} else {
 				qPred = func(s *sql.Selector) *sql.Predicate { return sql.False() }
 			}
 		case looksLikePhone(q):
 			v := dedupe.Phone(q)
 			if isLead {
-				qPred = func(s *sql.Selector) *sql.Predicate { return sql.EQ(s.C("phone_norm"), v) }
+				qPred = func(s *sql.Selector) *sql.Predicate { return a.unmasked(s, "phone", sql.EQ(s.C("phone_norm"), v)) }
 			} else {
 				qPred = func(s *sql.Selector) *sql.Predicate { return sql.False() }
 			}
@@ -101,10 +102,11 @@ func (f Filter) predicate(me uuid.UUID, isLead bool) (func(*sql.Selector), error
 				return nil, apperr.Invalidf("query.q", "invalid", "q has nothing to search for")
 			}
 			qPred = func(s *sql.Selector) *sql.Predicate {
+				name := a.unmasked(s, "name", sql.HasPrefix(s.C("name_norm"), v))
 				if isLead {
-					return sql.Or(sql.HasPrefix(s.C("name_norm"), v), sql.HasPrefix(s.C("company_norm"), v))
+					return sql.Or(name, a.unmasked(s, "company", sql.HasPrefix(s.C("company_norm"), v)))
 				}
-				return sql.HasPrefix(s.C("name_norm"), v)
+				return name
 			}
 		}
 	}
@@ -118,7 +120,8 @@ func (f Filter) predicate(me uuid.UUID, isLead bool) (func(*sql.Selector), error
 		}
 		eq := func(col string, v *string) {
 			if v != nil {
-				ps = append(ps, sql.EQ(s.C(col), *v))
+				// Maskable columns are named as their fields.
+				ps = append(ps, a.unmasked(s, col, sql.EQ(s.C(col), *v)))
 			}
 		}
 		if f.PoolID != nil {
@@ -133,7 +136,7 @@ func (f Filter) predicate(me uuid.UUID, isLead bool) (func(*sql.Selector), error
 			ps = append(ps, sql.EQ(s.C("deal_status"), *f.DealStatus))
 		}
 		if f.Tag != nil {
-			ps = append(ps, sqljson.ValueContains(s.C("tags"), *f.Tag))
+			ps = append(ps, a.unmasked(s, "tags", sqljson.ValueContains(s.C("tags"), *f.Tag)))
 		}
 		rng := func(col string, from, to *time.Time) {
 			if from != nil {
@@ -218,10 +221,12 @@ func (f Filter) next(id uuid.UUID, created, updated time.Time, owned, followed *
 
 // listPredicates builds the scope, filter and keyset predicates of a list.
 func (s *Service) listPredicates(ctx context.Context, p *auth.Principal, kind string, f Filter) (scope, filter, keyset func(*sql.Selector), err error) {
-	if scope, err = s.scope(ctx, p, kind); err != nil {
+	a, err := s.access(ctx, p, kind)
+	if err != nil {
 		return
 	}
-	if filter, err = f.predicate(principalUser(p), kind == "lead"); err != nil {
+	scope = a.scope
+	if filter, err = f.predicate(principalUser(p), kind == "lead", a); err != nil {
 		return
 	}
 	keyset, err = f.keyset()

@@ -11,8 +11,13 @@ import (
 )
 
 // Maskable fields: what a pool's visibleFields may list. Anything not
-// listed is masked for non-owners looking at pooled records.
-var Maskable = []string{"name", "company", "phone", "email", "notes", "address", "website", "region", "industry", "source", "tags", "wechat"}
+// listed is masked for non-owners looking at pooled records; followUps
+// stands for the content of the record's follow-ups.
+var Maskable = []string{"name", "company", "phone", "email", "notes", "address", "website", "region", "industry", "source", "tags", "wechat", FieldFollowUps}
+
+// FieldFollowUps is the visibleFields entry that shows pooled records'
+// follow-up content to pool members.
+const FieldFollowUps = "followUps"
 
 // masker decides what a principal sees of pooled records in one pool.
 type masker struct {

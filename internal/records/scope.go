@@ -6,6 +6,7 @@ package records
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -44,22 +45,56 @@ var (
 // usable on the leads and customers tables alike (both have owner_id and
 // pool_id).
 func (s *Service) scope(ctx context.Context, p *auth.Principal, kind string) (func(*sql.Selector), error) {
-	if p.Type == auth.ActorAPIKey {
-		if p.PoolID != nil {
-			id := *p.PoolID
-			return func(sel *sql.Selector) { sel.Where(sql.EQ(sel.C("pool_id"), id)) }, nil
-		}
-		return func(*sql.Selector) {}, nil
-	}
-	sc := authz.RecordScope(p)
-	if sc.All {
-		return func(*sql.Selector) {}, nil
-	}
-	pools, err := s.pools.VisiblePoolIDs(ctx, p, kind)
+	a, err := s.access(ctx, p, kind)
 	if err != nil {
 		return nil, err
 	}
-	return func(sel *sql.Selector) {
+	return a.scope, nil
+}
+
+// access is what a principal may see of one kind of record: which rows
+// (scope), and of those, the pooled rows whose fields he sees masked.
+type access struct {
+	scope func(*sql.Selector)
+	// hidden maps a maskable field to the pools, among those he sees,
+	// whose pooled records show him that field masked.
+	hidden map[string][]uuid.UUID
+}
+
+// access computes the scope and the masked fields of p for kind with one
+// read of the pools.
+func (s *Service) access(ctx context.Context, p *auth.Principal, kind string) (access, error) {
+	if p.Type == auth.ActorAPIKey {
+		if p.PoolID != nil {
+			id := *p.PoolID
+			return access{scope: func(sel *sql.Selector) { sel.Where(sql.EQ(sel.C("pool_id"), id)) }}, nil
+		}
+		return access{scope: func(*sql.Selector) {}}, nil
+	}
+	sc := authz.RecordScope(p)
+	if sc.All {
+		// Admins and auditors: nothing is masked for them either.
+		return access{scope: func(*sql.Selector) {}}, nil
+	}
+	visible, err := s.pools.VisiblePools(ctx, p, kind)
+	if err != nil {
+		return access{}, err
+	}
+	pools := make([]any, len(visible))
+	hidden := map[string][]uuid.UUID{}
+	for i, pl := range visible {
+		pools[i] = pl.ID
+		m := maskerFor(p, pl)
+		if !m.on {
+			continue
+		}
+		for _, f := range Maskable {
+			if !slices.Contains(m.visible, f) {
+				hidden[f] = append(hidden[f], pl.ID)
+			}
+		}
+	}
+	scope := func(sel *sql.Selector) {
 		var or []*sql.Predicate
 		if sc.OwnerID != nil {
 			or = append(or, sql.EQ(sel.C("owner_id"), *sc.OwnerID))
@@ -70,18 +105,36 @@ func (s *Service) scope(ctx context.Context, p *auth.Principal, kind string) (fu
 			or = append(or, sql.In(sel.C("owner_id"), users))
 		}
 		if len(pools) > 0 {
-			vals := make([]any, len(pools))
-			for i, id := range pools {
-				vals[i] = id
-			}
-			or = append(or, sql.And(sql.IsNull(sel.C("owner_id")), sql.In(sel.C("pool_id"), vals...)))
+			or = append(or, sql.And(sql.IsNull(sel.C("owner_id")), sql.In(sel.C("pool_id"), pools...)))
 		}
 		if len(or) == 0 {
 			sel.Where(sql.False())
 			return
 		}
 		sel.Where(sql.Or(or...))
-	}, nil
+	}
+	return access{scope: scope, hidden: hidden}, nil
+}
+
+// masks reports whether the caller sees field masked on a record with
+// this owner and pool.
+func (a access) masks(field string, owner *uuid.UUID, poolID uuid.UUID) bool {
+	return owner == nil && slices.Contains(a.hidden[field], poolID)
+}
+
+// unmasked ANDs pred with "the row does not show field masked": a filter
+// or search on a field the caller sees masked must not match, or probing
+// it would recover what the mask hides (one q per candidate phone).
+func (a access) unmasked(sel *sql.Selector, field string, pred *sql.Predicate) *sql.Predicate {
+	pools := a.hidden[field]
+	if len(pools) == 0 {
+		return pred
+	}
+	vals := make([]any, len(pools))
+	for i, id := range pools {
+		vals[i] = id
+	}
+	return sql.And(pred, sql.Not(sql.And(sql.IsNull(sel.C("owner_id")), sql.In(sel.C("pool_id"), vals...))))
 }
 
 // canEdit reports whether p may change a record's fields: its owner, a
