@@ -73,7 +73,9 @@ func PendingFrom(ctx context.Context) *Pending {
 }
 
 // Update changes the entry (handlers noting their target, detail, …).
-// Once the entry is written, changes are ignored: the log is append-only.
+// Changes made after the entry was written inside a transaction never
+// reach the log, which is append-only; they only matter for an entry that
+// Close hands back.
 func (p *Pending) Update(f func(ev *Event)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
