@@ -5,8 +5,10 @@ package audit
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -71,22 +73,29 @@ func create(tx *ent.Tx, e Event) *ent.AuditEventCreate {
 // SQLite's parameter limit).
 const maxBatch = 64
 
-// New returns the audit log.
-func New(st *store.Store) *Log { return &Log{store: st} }
+// New returns the audit log. It hooks the store's write client so that a
+// request's audit entry learns which records the request created inside
+// its transaction (see Pending).
+func New(st *store.Store) *Log {
+	l := &Log{store: st}
+	st.Client.Use(createdHook)
+	return l
+}
 
 // Record appends an event and returns once it is committed. Concurrent
 // callers share one insert (group commit): under load every request still
 // waits for its own row to be durable, but the database sees one write
 // transaction per batch rather than one per request, which on SQLite's
-// single writer is the difference that matters.
+// single writer is the difference that matters. The event is sanitised
+// first, and a batch that fails is retried a row at a time, so no event can
+// make another one's row fail.
 func (l *Log) Record(ctx context.Context, e Event) error {
-	e.Detail = truncate(e.Detail, 500)
-	q := &queued{done: make(chan error, 1), event: e}
+	q := &queued{done: make(chan error, 1), event: Sanitize(e)}
 	l.mu.Lock()
 	l.pending = append(l.pending, q)
 	if !l.draining {
 		l.draining = true
-		go l.drain(context.WithoutCancel(ctx))
+		go l.drain(unobserved(context.WithoutCancel(ctx)))
 	}
 	l.mu.Unlock()
 	select {
@@ -98,6 +107,58 @@ func (l *Log) Record(ctx context.Context, e Event) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// unobserved strips a request's pending entry from ctx: the log's own
+// inserts must not be taken for the request's change.
+func unobserved(ctx context.Context) context.Context {
+	return context.WithValue(store.WithTxObserver(ctx, nil), pendingKey{}, (*Pending)(nil))
+}
+
+// Field bounds, in bytes. Everything but the detail is an identifier of
+// some kind; nothing legitimate comes near them.
+const (
+	maxDetail = 500
+	maxField  = 200
+)
+
+// Sanitize makes e safe to store on either engine and to show: valid UTF-8
+// (PostgreSQL refuses anything else), no NUL or other control characters
+// (PostgreSQL refuses NUL in text; the rest forge log lines), and bounded
+// lengths. A target id that is not a UUID is dropped: it came from a path
+// the server could not make sense of, and the log must only name records
+// that can exist.
+func Sanitize(e Event) Event {
+	e.ActorType = clean(e.ActorType, maxField)
+	e.Operation = clean(e.Operation, maxField)
+	e.TargetType = clean(e.TargetType, maxField)
+	e.TargetID = TargetID(e.TargetID)
+	e.RequestID = clean(e.RequestID, maxField)
+	e.ClientAddress = clean(e.ClientAddress, maxField)
+	e.Detail = clean(e.Detail, maxDetail)
+	return e
+}
+
+// TargetID is raw in canonical form if it is a UUID, else "".
+func TargetID(raw string) string {
+	id, err := uuid.Parse(raw)
+	if err != nil || len(raw) > 64 {
+		return ""
+	}
+	return id.String()
+}
+
+// clean replaces invalid UTF-8 and control characters with U+FFFD and cuts
+// the result to at most n bytes.
+func clean(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return utf8.RuneError
+		}
+		return r
+	}, s)
+	return truncate(s, n)
 }
 
 // truncate cuts s to at most n bytes without splitting a character
@@ -136,6 +197,16 @@ func (l *Log) drain(ctx context.Context) {
 			}
 			return tx.AuditEvent.CreateBulk(creates...).Exec(ctx)
 		})
+		if err != nil && len(batch) > 1 {
+			// One bad row fails the whole insert: find it by writing
+			// each row alone, so that it fails alone.
+			for _, q := range batch {
+				q.done <- l.store.WithTx(ctx, func(tx *ent.Tx) error {
+					return create(tx, q.event).Exec(ctx)
+				})
+			}
+			continue
+		}
 		for _, q := range batch {
 			q.done <- err
 		}

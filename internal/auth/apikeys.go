@@ -51,15 +51,22 @@ func (s *Service) CreateAPIKey(ctx context.Context, p *Principal, in NewAPIKey, 
 		t := in.ExpiresAt.UTC()
 		expires = &t
 	}
-	k, err := s.store.Client.APIKey.Create().
-		SetName(in.Name).
-		SetPrefix(secret[:len(APIKeyPrefix)+6]).
-		SetSecretHash(hashSecret(secret)).
-		SetScopes(in.Scopes).
-		SetNillablePoolID(in.PoolID).
-		SetNillableExpiresAt(expires).
-		SetCreatedBy(p.CreatedByUser()).
-		Save(ctx)
+	// Through WithTx, like every write a request makes, so that the
+	// request's audit row commits with it.
+	var k *ent.APIKey
+	err = s.store.WithTx(ctx, func(tx *ent.Tx) error {
+		var err error
+		k, err = tx.APIKey.Create().
+			SetName(in.Name).
+			SetPrefix(secret[:len(APIKeyPrefix)+6]).
+			SetSecretHash(hashSecret(secret)).
+			SetScopes(in.Scopes).
+			SetNillablePoolID(in.PoolID).
+			SetNillableExpiresAt(expires).
+			SetCreatedBy(p.CreatedByUser()).
+			Save(ctx)
+		return err
+	})
 	if err != nil {
 		return nil, "", fmt.Errorf("create api key: %w", err)
 	}
@@ -89,18 +96,27 @@ func (s *Service) ListAPIKeys(ctx context.Context, after *uuid.UUID, limit int) 
 
 // RevokeAPIKey revokes a key; its next request is refused.
 func (s *Service) RevokeAPIKey(ctx context.Context, id uuid.UUID) error {
-	n, err := s.store.Client.APIKey.Update().Where(apikey.ID(id), apikey.RevokedAtIsNil()).SetRevokedAt(time.Now().UTC()).Save(ctx)
-	if err != nil {
-		return fmt.Errorf("revoke api key: %w", err)
-	}
-	if n == 0 {
-		exists, err := s.store.Client.APIKey.Query().Where(apikey.ID(id)).Exist(ctx)
+	// One transaction that fails when the key does not exist, so that a
+	// revoke of nothing is not audited as a committed change.
+	err := s.store.WithTx(ctx, func(tx *ent.Tx) error {
+		n, err := tx.APIKey.Update().Where(apikey.ID(id), apikey.RevokedAtIsNil()).SetRevokedAt(time.Now().UTC()).Save(ctx)
+		if err != nil || n > 0 {
+			return err
+		}
+		exists, err := tx.APIKey.Query().Where(apikey.ID(id)).Exist(ctx)
 		if err != nil {
-			return fmt.Errorf("revoke api key: %w", err)
+			return err
 		}
 		if !exists {
 			return apperr.NotFoundf("api key")
 		}
+		return nil
+	})
+	if err != nil {
+		if _, ok := apperr.As(err); ok {
+			return err
+		}
+		return fmt.Errorf("revoke api key: %w", err)
 	}
 	return nil
 }

@@ -3,8 +3,10 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
@@ -102,74 +104,81 @@ func (s *Server) requireAuthorized(f api.StrictHandlerFunc, _ string) api.Strict
 	}
 }
 
-// auditInfo is filled in by handlers that know their target better than
-// the path does (creates).
-type auditInfo struct {
-	targetType, targetID, detail string
-	// actorID names the user behind an unauthenticated call (a login).
-	actorID *uuid.UUID
-}
-
-type auditKey struct{}
-
 // noteTarget tells the audit trail what the operation acted on.
 func noteTarget(ctx context.Context, targetType, targetID string) {
-	if a, ok := ctx.Value(auditKey{}).(*auditInfo); ok {
-		a.targetType, a.targetID = targetType, targetID
+	if p := audit.PendingFrom(ctx); p != nil {
+		p.Update(func(ev *audit.Event) { ev.TargetType, ev.TargetID = targetType, audit.TargetID(targetID) })
 	}
 }
 
 // noteActor names the user an unauthenticated operation (login) acted as.
 func noteActor(ctx context.Context, id uuid.UUID) {
-	if a, ok := ctx.Value(auditKey{}).(*auditInfo); ok {
-		a.actorID = &id
+	if p := audit.PendingFrom(ctx); p != nil {
+		p.Update(func(ev *audit.Event) { ev.ActorType, ev.ActorID = string(auth.ActorUser), &id })
 	}
 }
 
 // noteDetail adds a short, secret-free note to the audit entry.
 func noteDetail(ctx context.Context, detail string) {
-	if a, ok := ctx.Value(auditKey{}).(*auditInfo); ok {
-		a.detail = detail
+	if p := audit.PendingFrom(ctx); p != nil {
+		p.Update(func(ev *audit.Event) { ev.Detail = detail })
 	}
 }
 
 // auditTrail records every data-changing operation (and every login
 // attempt) with its actor, target, request id, client address and outcome.
-// Reads are not audited.
+// Reads are not audited, nor are requests to guarded operations without
+// valid credentials (anyone can make those, in any number).
+//
+// A request whose change commits has its row written inside the same
+// transaction (see audit.Pending), with outcome success and the status the
+// spec gives the operation's success (its 2xx response; the first of two,
+// as for a claim that may be answered 202, since the handler has not
+// answered yet when the transaction commits). Its target comes from the
+// path id or, for a create, from the record the transaction created. A
+// request that ends without committing anything (refused, invalid, not
+// found, failed) is recorded after the response, with its final status.
 func (s *Server) auditTrail(op string) echo.MiddlewareFunc {
+	success := successStatus(s.spec, op)
+	resolve := s.resolveAudit(op)
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			r := c.Request()
 			if r.Method == http.MethodGet || r.Method == http.MethodHead || (s.public[op] && op != "login") {
 				return next(c)
 			}
-			info := &auditInfo{targetID: c.Param("id")}
-			c.SetRequest(r.WithContext(context.WithValue(r.Context(), auditKey{}, info)))
+			targetType, targetID := "", ""
+			if id := audit.TargetID(c.Param("id")); id != "" {
+				targetType, targetID = pathTargetType(c.Path()), id
+			}
+			ctx, pending := s.audit.Begin(r.Context(), audit.Event{
+				ActorType:     "anonymous",
+				Operation:     op,
+				TargetType:    targetType,
+				TargetID:      targetID,
+				RequestID:     observe.RequestID(r.Context()),
+				ClientAddress: c.RealIP(),
+				Outcome:       audit.Success,
+				Status:        success,
+			}, resolve)
+			c.SetRequest(r.WithContext(ctx))
 			err := next(c)
 			if err != nil {
 				c.Error(err) // render now so the status is known
 			}
-			status := c.Response().Status
-			ctx := c.Request().Context()
+			ev, written := pending.Close()
+			if written {
+				return nil
+			}
+			ctx = c.Request().Context()
 			p := auth.FromContext(ctx)
 			if p == nil && op != "login" {
 				return nil // unauthenticated noise on a guarded operation
 			}
-			ev := audit.Event{
-				ActorType:     "anonymous",
-				Operation:     op,
-				TargetType:    info.targetType,
-				TargetID:      info.targetID,
-				RequestID:     observe.RequestID(ctx),
-				ClientAddress: c.RealIP(),
-				Status:        status,
-				Detail:        info.detail,
-			}
-			switch {
-			case p != nil:
+			status := c.Response().Status
+			ev.Status = status
+			if p != nil {
 				ev.ActorType, ev.ActorID = string(p.Type), &p.ID
-			case info.actorID != nil:
-				ev.ActorType, ev.ActorID = string(auth.ActorUser), info.actorID
 			}
 			switch {
 			case status < 400:
@@ -179,10 +188,90 @@ func (s *Server) auditTrail(op string) echo.MiddlewareFunc {
 			default:
 				ev.Outcome = audit.Failure
 			}
+			if op == "login" && ev.Outcome != audit.Success {
+				// A failed login names the account it tried (target)
+				// but was not made by it.
+				ev.ActorType, ev.ActorID = "anonymous", nil
+			}
 			if err := s.audit.Record(context.WithoutCancel(ctx), ev); err != nil {
 				s.log.ErrorContext(ctx, "audit write failed", "error", err, "operation", op)
 			}
 			return nil
 		}
 	}
+}
+
+// createdTargets names, for each create operation, the audit target type
+// and the ent type of the record whose id is the target. The handler notes
+// the target only after the commit, too late for the row written inside
+// the transaction.
+var createdTargets = map[string]struct{ targetType, entType string }{
+	"createUser":     {"user", "User"},
+	"createTeam":     {"team", "Team"},
+	"createApiKey":   {"apiKey", "APIKey"},
+	"createLead":     {"lead", "Lead"},
+	"createCustomer": {"customer", "Customer"},
+	"createContact":  {"contact", "Contact"},
+	"createFollowUp": {"followUp", "FollowUp"},
+	"createPool":     {"pool", "Pool"},
+}
+
+// resolveAudit completes op's audit row inside its transaction: the
+// principal is on the transaction's context, and what the handler notes
+// after the commit is read off what the transaction created.
+func (s *Server) resolveAudit(op string) audit.Resolver {
+	target, isCreate := createdTargets[op]
+	return func(ctx context.Context, ev *audit.Event, created []audit.Created) {
+		if p := auth.FromContext(ctx); p != nil {
+			ev.ActorType, ev.ActorID = string(p.Type), &p.ID
+		}
+		for _, c := range created {
+			switch {
+			case isCreate && c.Type == target.entType && ev.TargetID == "":
+				ev.TargetType, ev.TargetID = target.targetType, c.ID.String()
+			case op == "login" && c.Type == "RefreshToken" && c.UserID != nil && ev.ActorID == nil:
+				// The session's refresh token names who logged in.
+				ev.ActorType, ev.ActorID = string(auth.ActorUser), c.UserID
+				ev.TargetType, ev.TargetID = "user", c.UserID.String()
+			case op == "convertLead" && c.Type == "Customer" && ev.Detail == "":
+				ev.Detail = "customer=" + c.ID.String()
+			}
+		}
+	}
+}
+
+// pathTargets maps a path's first segment to the audit target type of
+// its {id}.
+var pathTargets = map[string]string{
+	"users": "user", "teams": "team", "api-keys": "apiKey", "leads": "lead", "customers": "customer",
+	"contacts": "contact", "follow-ups": "followUp", "pools": "pool", "claim-requests": "claimRequest",
+}
+
+// pathTargetType is the target type of the {id} in route path (/v1/leads/:id/claim → lead).
+func pathTargetType(route string) string {
+	seg := strings.Split(strings.TrimPrefix(route, "/v1/"), "/")
+	return pathTargets[seg[0]]
+}
+
+// successStatus is the status the spec gives op's success: its 2xx
+// response, the lowest if it has several.
+func successStatus(spec *openapi3.T, op string) int {
+	best := 0
+	for _, item := range spec.Paths.Map() {
+		for _, o := range item.Operations() {
+			if o.OperationID != op || o.Responses == nil {
+				continue
+			}
+			for code := range o.Responses.Map() {
+				n, err := strconv.Atoi(code)
+				if err == nil && n >= 200 && n < 300 && (best == 0 || n < best) {
+					best = n
+				}
+			}
+		}
+	}
+	if best == 0 {
+		best = http.StatusOK
+	}
+	return best
 }

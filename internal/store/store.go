@@ -270,7 +270,18 @@ var migrateMu sync.Mutex
 // (see batcher). fn must therefore read what it decides on through tx, not
 // through Reader: a caller earlier in the same transaction may have changed
 // it, uncommitted.
-func (s *Store) WithTx(ctx context.Context, fn func(tx *ent.Tx) error) error {
+//
+// A TxObserver on ctx (see WithTxObserver) runs inside the transaction after
+// fn succeeds, and hears whether the transaction committed.
+func (s *Store) WithTx(ctx context.Context, fn func(tx *ent.Tx) error) (err error) {
+	fn, end := observed(ctx, fn)
+	defer func() {
+		if p := recover(); p != nil {
+			end(errPanicked)
+			panic(p)
+		}
+		end(err)
+	}()
 	if s.batch != nil {
 		return s.batch.run(ctx, fn)
 	}
