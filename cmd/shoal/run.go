@@ -164,21 +164,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}
 
-	rate, err := envFloat(getenv, "SHOAL_API_KEY_RATE")
-	if err != nil {
-		return err
-	}
-	burst, err := envFloat(getenv, "SHOAL_API_KEY_BURST")
-	if err != nil {
-		return err
-	}
-	userRate, err := envFloat(getenv, "SHOAL_USER_RATE")
-	if err != nil {
-		return err
-	}
-	userBurst, err := envFloat(getenv, "SHOAL_USER_BURST")
-	if err != nil {
-		return err
+	// The per-caller budgets; zero (unset) means auth's defaults.
+	var rate, burst, userRate, userBurst float64
+	for key, dst := range map[string]*float64{
+		"SHOAL_API_KEY_RATE": &rate, "SHOAL_API_KEY_BURST": &burst,
+		"SHOAL_USER_RATE": &userRate, "SHOAL_USER_BURST": &userBurst,
+	} {
+		if *dst, err = envFloat(getenv, key); err != nil {
+			return err
+		}
 	}
 	a, err := app.New(ctx, st, app.Config{
 		Logger:      log,
