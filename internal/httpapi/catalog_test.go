@@ -71,7 +71,15 @@ func problemCodes(t *testing.T, root string) map[string]string {
 			case *ast.AssignStmt:
 				for i, lhs := range n.Lhs {
 					sel, ok := lhs.(*ast.SelectorExpr)
-					if ok && sel.Sel.Name == "Code" && i < len(n.Rhs) {
+					if !ok {
+						continue
+					}
+					// fields[i].Code names a field error's kind
+					// (apperr.FieldError), not a problem.
+					if _, ofField := sel.X.(*ast.IndexExpr); ofField {
+						continue
+					}
+					if sel.Sel.Name == "Code" && i < len(n.Rhs) {
 						if code, ok := literal(n.Rhs[i]); ok {
 							codes[code] = fset.Position(n.Pos()).String()
 						}
