@@ -98,13 +98,27 @@ func (b *batcher) run(ctx context.Context, fn func(tx *ent.Tx) error) error {
 		close(b.more)
 		b.more = nil
 	}
-	if !b.draining {
-		b.draining = true
-		go b.drain()
-	}
+	lead := !b.draining
+	b.draining = true
 	b.mu.Unlock()
 	if b.queued != nil {
 		b.queued()
+	}
+	if lead {
+		// The writer was idle, so the queue holds this caller first: run
+		// that transaction on this goroutine rather than hand it to
+		// another (a goroutine start and two switches, a good part of
+		// what a lone write costs beyond its SQL), and leave whoever
+		// queued meanwhile to a drain goroutine.
+		_, contended := b.step(false)
+		b.mu.Lock()
+		if len(b.queue) == 0 {
+			b.draining = false
+			b.mu.Unlock()
+		} else {
+			b.mu.Unlock()
+			go b.drain(contended)
+		}
 	}
 	err := <-c.done
 	var p panicked
@@ -115,24 +129,35 @@ func (b *batcher) run(ctx context.Context, fn func(tx *ent.Tx) error) error {
 }
 
 // drain runs queued callers, a transaction at a time, until none is left.
-func (b *batcher) drain() {
-	contended := false // whether anyone asked while the last transaction ran
+// contended is whether anyone asked for the writer while the last
+// transaction ran.
+func (b *batcher) drain(contended bool) {
 	for {
-		b.mu.Lock()
-		if contended && len(b.queue) < coalesceMin {
-			b.waitForMore()
-		}
-		n := min(len(b.queue), maxBatch)
-		if n == 0 {
-			b.draining = false
-			b.mu.Unlock()
+		var ran bool
+		if ran, contended = b.step(contended); !ran {
 			return
 		}
-		calls := b.queue[:n:n]
-		b.queue = b.queue[n:]
-		b.mu.Unlock()
-		contended = b.runBatch(calls)
 	}
+}
+
+// step runs the next transaction of queued callers, first waiting for more
+// if the last one was contended (see coalesceWait). With none queued it
+// clears draining and reports ran false.
+func (b *batcher) step(contended bool) (ran, contendedNext bool) {
+	b.mu.Lock()
+	if contended && len(b.queue) < coalesceMin {
+		b.waitForMore()
+	}
+	n := min(len(b.queue), maxBatch)
+	if n == 0 {
+		b.draining = false
+		b.mu.Unlock()
+		return false, false
+	}
+	calls := b.queue[:n:n]
+	b.queue = b.queue[n:]
+	b.mu.Unlock()
+	return true, b.runBatch(calls)
 }
 
 // waitForMore waits, with b.mu held on entry and on return, until
