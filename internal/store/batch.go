@@ -14,22 +14,25 @@ import (
 // maxBatch bounds how many callers share one SQLite transaction.
 const maxBatch = 64
 
-// When callers queued while the previous transaction ran and fewer than
-// coalesceMin are waiting, the drainer waits up to coalesceWait for more
-// (or until coalesceMin are queued) before it starts the next transaction.
-// Most of a commit's cost is its WAL frames (two write syscalls per page),
-// and callers in one transaction share the hot pages (the right edge of
-// history, events and audit, the counters), so fuller batches write fewer
-// frames per caller: with 16 concurrent claimers batches grew from 2.6 to
-// 3.6 callers and throughput by about a tenth.
+// When the last transaction had company (more than one caller, or callers
+// who asked for the writer while it ran) and fewer than coalesceMin
+// callers are queued, the next transaction waits up to coalesceWait for
+// more, or until coalesceMin are queued. Most of a commit's cost is its WAL
+// frames (two write syscalls per page), and callers in one transaction
+// share the hot pages (the right edge of history, events and audit, the
+// counters), so fuller batches write fewer frames per caller: with 16
+// concurrent claimers batches grew from 2.6 to 3.6 callers and throughput
+// by about a tenth.
 //
 // The wait is only worth it when others are on their way, and it is not
-// short: Go rounds a 200 µs sleep up to about 1.2 ms on Linux, which made a
-// lone sequential writer wait that long on every write (about 800 writes/s
-// at most). So the drainer waits only after a transaction during which
-// someone asked for the writer (counted before that transaction's callers
-// are answered, so a caller's own next write does not count): a lone
-// writer, or one transaction after a quiet spell, starts at once.
+// short: Go rounds a 200 µs timer up to about 1.2 ms on Linux, and when
+// every transaction waited, a lone sequential writer paid that on every
+// write (about 800 writes/s at most). A lone writer's transactions have no
+// company, so it never waits. "Asked while it ran" is counted before the
+// transaction's callers are answered, so a caller's own next write does
+// not count; and the last transaction's company is remembered across an
+// idle writer, since a crowd answered all at once comes back all at once.
+// The first write after a busy spell pays the wait once.
 const (
 	coalesceWait = 200 * time.Microsecond
 	coalesceMin  = 8
@@ -67,8 +70,13 @@ type batcher struct {
 	draining bool
 	// more, when not nil, is closed by the caller that brings the queue
 	// to coalesceMin while the drainer waits for more.
-	more    chan struct{}
-	commits int // only touched by the one drain goroutine
+	more chan struct{}
+	// contended is whether the last transaction had company: more than
+	// one caller, or callers who asked while it ran. It survives the
+	// writer going idle, since a crowd answered all at once comes back
+	// all at once.
+	contended bool
+	commits   int // only touched by whoever runs the transaction
 }
 
 // txCall is one caller's transaction body and where it hears the outcome.
@@ -110,14 +118,14 @@ func (b *batcher) run(ctx context.Context, fn func(tx *ent.Tx) error) error {
 		// another (a goroutine start and two switches, a good part of
 		// what a lone write costs beyond its SQL), and leave whoever
 		// queued meanwhile to a drain goroutine.
-		_, contended := b.step(false)
+		b.step()
 		b.mu.Lock()
 		if len(b.queue) == 0 {
 			b.draining = false
 			b.mu.Unlock()
 		} else {
 			b.mu.Unlock()
-			go b.drain(contended)
+			go b.drain()
 		}
 	}
 	err := <-c.done
@@ -129,35 +137,33 @@ func (b *batcher) run(ctx context.Context, fn func(tx *ent.Tx) error) error {
 }
 
 // drain runs queued callers, a transaction at a time, until none is left.
-// contended is whether anyone asked for the writer while the last
-// transaction ran.
-func (b *batcher) drain(contended bool) {
-	for {
-		var ran bool
-		if ran, contended = b.step(contended); !ran {
-			return
-		}
+func (b *batcher) drain() {
+	for b.step() {
 	}
 }
 
 // step runs the next transaction of queued callers, first waiting for more
 // if the last one was contended (see coalesceWait). With none queued it
-// clears draining and reports ran false.
-func (b *batcher) step(contended bool) (ran, contendedNext bool) {
+// clears draining and reports false.
+func (b *batcher) step() bool {
 	b.mu.Lock()
-	if contended && len(b.queue) < coalesceMin {
+	if b.contended && len(b.queue) < coalesceMin {
 		b.waitForMore()
 	}
 	n := min(len(b.queue), maxBatch)
 	if n == 0 {
 		b.draining = false
 		b.mu.Unlock()
-		return false, false
+		return false
 	}
 	calls := b.queue[:n:n]
 	b.queue = b.queue[n:]
 	b.mu.Unlock()
-	return true, b.runBatch(calls)
+	arrived := b.runBatch(calls)
+	b.mu.Lock()
+	b.contended = arrived || n > 1
+	b.mu.Unlock()
+	return true
 }
 
 // waitForMore waits, with b.mu held on entry and on return, until
