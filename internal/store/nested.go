@@ -29,7 +29,7 @@ var ErrCommit = errors.New("commit")
 // share (context.Background, a server's base context) and legitimately
 // pass to WithTx at the same moment. What does tell nesting apart is the
 // goroutine: a nested call is made by the goroutine running a body (on
-// SQLite the batcher's drain goroutine, on PostgreSQL the caller's own),
+// SQLite whichever goroutine runs the batch, on PostgreSQL the caller),
 // from inside it. Every body runs under txFrame, a function that only calls
 // it, so a goroutine is inside a body exactly when txFrame's return address
 // is on its stack. Walking the stack costs about a microsecond per twenty
