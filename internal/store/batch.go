@@ -14,14 +14,25 @@ import (
 // maxBatch bounds how many callers share one SQLite transaction.
 const maxBatch = 64
 
-// When fewer than coalesceMin callers are queued, the drainer waits
-// coalesceWait once for more before it starts a transaction. Most of a commit's cost is its WAL
+// When the last transaction had company (more than one caller, or callers
+// who asked for the writer while it ran) and fewer than coalesceMin
+// callers are queued, the next transaction waits up to coalesceWait for
+// more, or until coalesceMin are queued. Most of a commit's cost is its WAL
 // frames (two write syscalls per page), and callers in one transaction
 // share the hot pages (the right edge of history, events and audit, the
 // counters), so fuller batches write fewer frames per caller: with 16
 // concurrent claimers batches grew from 2.6 to 3.6 callers and throughput
-// by about a tenth. The price is 200 µs more per write on an
-// idle server, a fraction of what an HTTP request costs anyway.
+// by about a tenth.
+//
+// The wait is only worth it when others are on their way, and it is not
+// short: Go rounds a 200 µs timer up to about 1.2 ms on Linux, and when
+// every transaction waited, a lone sequential writer paid that on every
+// write (about 800 writes/s at most). A lone writer's transactions have no
+// company, so it never waits. "Asked while it ran" is counted before the
+// transaction's callers are answered, so a caller's own next write does
+// not count; and the last transaction's company is remembered across an
+// idle writer, since a crowd answered all at once comes back all at once.
+// The first write after a busy spell pays the wait once.
 const (
 	coalesceWait = 200 * time.Microsecond
 	coalesceMin  = 8
@@ -47,6 +58,9 @@ type batcher struct {
 	// answer and before the next transaction begins (it bounds the WAL).
 	afterCommit func()
 
+	// queued, if set (by tests), is called once a caller is queued.
+	queued func()
+
 	// asked counts the transactions ever asked for, so that a long
 	// writer (the sweep) can tell whether others want the writer too.
 	asked atomic.Uint64
@@ -54,7 +68,15 @@ type batcher struct {
 	mu       sync.Mutex
 	queue    []*txCall
 	draining bool
-	commits  int // only touched by the one drain goroutine
+	// more, when not nil, is closed by the caller that brings the queue
+	// to coalesceMin while the drainer waits for more.
+	more chan struct{}
+	// contended is whether the last transaction had company: more than
+	// one caller, or callers who asked while it ran. It survives the
+	// writer going idle, since a crowd answered all at once comes back
+	// all at once.
+	contended bool
+	commits   int // only touched by whoever runs the transaction
 }
 
 // txCall is one caller's transaction body and where it hears the outcome.
@@ -80,11 +102,32 @@ func (b *batcher) run(ctx context.Context, fn func(tx *ent.Tx) error) error {
 	b.asked.Add(1)
 	b.mu.Lock()
 	b.queue = append(b.queue, c)
-	if !b.draining {
-		b.draining = true
-		go b.drain()
+	if b.more != nil && len(b.queue) >= coalesceMin {
+		close(b.more)
+		b.more = nil
 	}
+	lead := !b.draining
+	b.draining = true
 	b.mu.Unlock()
+	if b.queued != nil {
+		b.queued()
+	}
+	if lead {
+		// The writer was idle, so the queue holds this caller first: run
+		// that transaction on this goroutine rather than hand it to
+		// another (a goroutine start and two switches, a good part of
+		// what a lone write costs beyond its SQL), and leave whoever
+		// queued meanwhile to a drain goroutine.
+		b.step()
+		b.mu.Lock()
+		if len(b.queue) == 0 {
+			b.draining = false
+			b.mu.Unlock()
+		} else {
+			b.mu.Unlock()
+			go b.drain()
+		}
+	}
 	err := <-c.done
 	var p panicked
 	if errors.As(err, &p) {
@@ -95,75 +138,107 @@ func (b *batcher) run(ctx context.Context, fn func(tx *ent.Tx) error) error {
 
 // drain runs queued callers, a transaction at a time, until none is left.
 func (b *batcher) drain() {
-	for {
-		b.mu.Lock()
-		if len(b.queue) < coalesceMin {
-			b.mu.Unlock()
-			time.Sleep(coalesceWait)
-			b.mu.Lock()
-		}
-		n := min(len(b.queue), maxBatch)
-		if n == 0 {
-			b.draining = false
-			b.mu.Unlock()
-			return
-		}
-		calls := b.queue[:n:n]
-		b.queue = b.queue[n:]
-		b.mu.Unlock()
-		b.runBatch(calls)
+	for b.step() {
 	}
 }
 
-// runBatch runs calls in one transaction and tells each how it ended.
-func (b *batcher) runBatch(calls []*txCall) {
+// step runs the next transaction of queued callers, first waiting for more
+// if the last one was contended (see coalesceWait). With none queued it
+// clears draining and reports false.
+func (b *batcher) step() bool {
+	b.mu.Lock()
+	if b.contended && len(b.queue) < coalesceMin {
+		b.waitForMore()
+	}
+	n := min(len(b.queue), maxBatch)
+	if n == 0 {
+		b.draining = false
+		b.mu.Unlock()
+		return false
+	}
+	calls := b.queue[:n:n]
+	b.queue = b.queue[n:]
+	b.mu.Unlock()
+	arrived := b.runBatch(calls)
+	b.mu.Lock()
+	b.contended = arrived || n > 1
+	b.mu.Unlock()
+	return true
+}
+
+// waitForMore waits, with b.mu held on entry and on return, until
+// coalesceMin callers are queued or coalesceWait has passed.
+func (b *batcher) waitForMore() {
+	more := make(chan struct{})
+	b.more = more
+	b.mu.Unlock()
+	t := time.NewTimer(coalesceWait)
+	select {
+	case <-more:
+		t.Stop()
+	case <-t.C:
+	}
+	b.mu.Lock()
+	b.more = nil
+}
+
+// runBatch runs calls in one transaction and tells each how it ended. It
+// reports whether anyone asked for the writer while the transaction ran.
+func (b *batcher) runBatch(calls []*txCall) (contended bool) {
 	if b.ended != nil {
 		defer b.ended()
 	}
+	asked := b.asked.Load()
+	// Read once the transaction is over but before its callers hear of
+	// it: the next write of a caller answered here must not count.
+	arrived := func() bool { return b.asked.Load() != asked }
+
 	ctx := context.Background()
 	tx, err := b.client.Tx(ctx)
 	if err != nil {
+		contended = arrived()
 		finish(calls, fmt.Errorf("begin transaction: %w", err))
-		return
+		return contended
 	}
 	if len(calls) == 1 {
 		// Alone in its transaction, a caller needs no savepoint: its
 		// failure rolls back the transaction.
-		b.runAlone(ctx, tx, calls[0])
-		return
+		c := calls[0]
+		if c.err = c.ctx.Err(); c.err == nil {
+			c.err = body(c, tx)
+		}
+		if c.err != nil {
+			_ = tx.Rollback()
+			contended = arrived()
+			c.done <- c.err
+			return contended
+		}
+		return b.commit(tx, calls, arrived)
 	}
 	for i, c := range calls {
 		if err := b.runOne(ctx, tx, c); err != nil {
 			// The transaction itself is broken (a savepoint could not be
-			// rolled back): nothing in it can be trusted.
+			// rolled back or released): nothing in it can be trusted. The
+			// callers that ran in it fail with it; those that did not run
+			// yet go first in the next transaction.
 			_ = tx.Rollback()
-			finish(calls[:i+1], err)
 			b.requeue(calls[i+1:])
-			return
+			contended = arrived()
+			finish(calls[:i+1], err)
+			return contended
 		}
 	}
-	b.commit(tx, calls)
-}
-
-// runAlone runs a single caller's body as the whole transaction.
-func (b *batcher) runAlone(ctx context.Context, tx *ent.Tx, c *txCall) {
-	if c.err = c.ctx.Err(); c.err == nil {
-		c.err = body(c, tx)
-	}
-	if c.err != nil {
-		_ = tx.Rollback()
-		c.done <- c.err
-		return
-	}
-	b.commit(tx, []*txCall{c})
+	return b.commit(tx, calls, arrived)
 }
 
 // commit commits tx and tells each of calls how it ended.
-func (b *batcher) commit(tx *ent.Tx, calls []*txCall) {
+func (b *batcher) commit(tx *ent.Tx, calls []*txCall, arrived func() bool) (contended bool) {
 	if err := tx.Commit(); err != nil {
-		finish(calls, fmt.Errorf("commit: %w", err))
-		return
+		contended = arrived()
+		finish(calls, fmt.Errorf("%w: %w", ErrCommit, err))
+		return contended
 	}
+	contended = arrived()
 	if b.committed != nil {
 		b.commits++
 		if b.commits%32 == 0 {
@@ -176,6 +251,7 @@ func (b *batcher) commit(tx *ent.Tx, calls []*txCall) {
 	if b.afterCommit != nil {
 		b.afterCommit()
 	}
+	return contended
 }
 
 // runOne runs one caller's body inside a savepoint, undoing it if the body

@@ -273,8 +273,18 @@ var migrateMu sync.Mutex
 //
 // A TxObserver on ctx (see WithTxObserver) runs inside the transaction after
 // fn succeeds, and hears whether the transaction committed.
+//
+// WithTx must not be called from inside fn (or any other transaction body):
+// it returns an error wrapping ErrNestedTx at once rather than deadlock.
+// An error, not a panic: it fails the outer body like any other error, so
+// the outer transaction rolls back and the caller (and its test) sees why,
+// while a panic would take down a background job's goroutine.
 func (s *Store) WithTx(ctx context.Context, fn func(tx *ent.Tx) error) (err error) {
+	if nestedTx() {
+		return fmt.Errorf("%w: pass the tx down instead", ErrNestedTx)
+	}
 	fn, end := observed(ctx, fn)
+	fn = framed(fn)
 	defer func() {
 		if p := recover(); p != nil {
 			end(errPanicked)
@@ -318,7 +328,7 @@ func (s *Store) withOwnTx(ctx context.Context, fn func(tx *ent.Tx) error) error 
 		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return fmt.Errorf("%w: %w", ErrCommit, err)
 	}
 	return nil
 }
