@@ -42,3 +42,13 @@ func UseTestHashParams() (restore func()) {
 	prev := currentCost.Swap(&testCost)
 	return func() { currentCost.Store(prev) }
 }
+
+// UseProductionHashParams puts the production parameters back for a test
+// in a binary that called UseTestHashParams and checks what production
+// stores; the returned func restores what was in force before. Such a test
+// must not run in parallel with others (it changes a process-wide
+// setting, and they would hash at full cost meanwhile).
+func UseProductionHashParams() (restore func()) {
+	prev := currentCost.Swap(&productionCost)
+	return func() { currentCost.Store(prev) }
+}

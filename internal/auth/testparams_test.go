@@ -40,6 +40,14 @@ func TestUseTestHashParams(t *testing.T) {
 	if !cheapOK || errCheap != nil || cheapWrong {
 		t.Errorf("cheap hash: right password %v (%v), wrong password %v; want true, false", cheapOK, errCheap, cheapWrong)
 	}
+	restoreTest := auth.UseTestHashParams()
+	undo := auth.UseProductionHashParams()
+	inner, err := auth.HashPassword(password)
+	undo()
+	restoreTest()
+	if err != nil || !strings.HasPrefix(inner, phcPrefix) {
+		t.Errorf("hash %q (%v) under UseProductionHashParams, want the production prefix %q", inner, err, phcPrefix)
+	}
 	after, err := auth.HashPassword(password)
 	if err != nil {
 		t.Fatal(err)

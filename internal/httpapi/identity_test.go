@@ -710,7 +710,10 @@ func TestLogin(t *testing.T) {
 // ---- 7. secrets never leak ----
 
 func TestSecretsNeverLeak(t *testing.T) {
-	t.Parallel()
+	// It checks the stored hashes carry the production argon2 parameters,
+	// which this binary otherwise replaces with cheap ones (apitest.Main);
+	// the switch is process-wide, so the test is not parallel.
+	defer auth.UseProductionHashParams()()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		env := apitest.New(t, databaseURL)
 		_, adminC := env.User(auth.RoleAdmin, nil)
