@@ -201,7 +201,20 @@ func TestServeEndToEnd(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 			stopped := make(chan error, 1)
 			go func() { stopped <- srv.stop() }()
-			time.Sleep(200 * time.Millisecond)
+			// Finish the body only once the shutdown has begun, which shows
+			// as the listener refusing new connections.
+			hostport := strings.TrimPrefix(srv.url, "http://")
+			for deadline := time.Now().Add(10 * time.Second); ; {
+				c, err := net.DialTimeout("tcp", hostport, time.Second)
+				if err != nil {
+					break
+				}
+				c.Close()
+				if time.Now().After(deadline) {
+					t.Fatal("server still accepting connections 10s after stop")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
 			if _, err := io.WriteString(conn, body[10:]); err != nil {
 				t.Fatalf("server closed the in-flight request: %v", err)
 			}

@@ -21,8 +21,10 @@ import (
 
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/internal/app"
+	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/org"
 	"github.com/shoalcrm/shoal/internal/store"
+	"github.com/shoalcrm/shoal/internal/testdb"
 )
 
 // Password is the password of every user the helpers create.
@@ -51,12 +53,21 @@ func New(t testing.TB, databaseURL string, opts ...Options) *Env {
 		o = opts[0]
 	}
 	ctx := context.Background()
+	// A fresh test database gets the schema as a copy of a template
+	// migrated once per process; anything else (a database a replica
+	// already uses, one the test opened itself) is migrated as before.
+	cloned, err := testdb.FromTemplate(ctx, databaseURL, Migrate)
+	if err != nil {
+		t.Fatalf("database from template: %v", err)
+	}
 	st, err := store.Open(ctx, databaseURL)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatalf("migrate: %v", err)
+	if !cloned {
+		if err := st.Migrate(ctx); err != nil {
+			t.Fatalf("migrate: %v", err)
+		}
 	}
 	logs := &SyncBuffer{}
 	cfg := o.Config
@@ -76,6 +87,30 @@ func New(t testing.TB, databaseURL string, opts ...Options) *Env {
 		_ = st.Close()
 	})
 	return &Env{T: t, URL: srv.URL, App: a, Logs: logs}
+}
+
+// Migrate opens databaseURL, applies Shoal's schema and closes it: the
+// testdb.MigrateFunc that builds template databases.
+func Migrate(ctx context.Context, databaseURL string) error {
+	st, err := store.Open(ctx, databaseURL)
+	if err != nil {
+		return err
+	}
+	if err := st.Migrate(ctx); err != nil {
+		_ = st.Close()
+		return err
+	}
+	return st.Close()
+}
+
+// Main is TestMain for packages whose tests run Shoal through apitest: it
+// makes password hashes cheap for the whole test binary (see
+// auth.UseTestHashParams; the tests about hashing cost live in
+// internal/auth and do not use it), runs the tests and stops the database
+// testdb started. Use it as os.Exit(apitest.Main(m)).
+func Main(m *testing.M) int {
+	auth.UseTestHashParams()
+	return testdb.Main(m)
 }
 
 // SyncBuffer is a bytes.Buffer safe for concurrent writers.

@@ -86,10 +86,11 @@ func HashPassword(password string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("salt: %w", err)
 	}
-	key := idKey([]byte(NormalizePassword(password)), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	cost := newHashCost() // production parameters, unless a test binary said otherwise
+	key := idKey([]byte(NormalizePassword(password)), salt, cost.time, cost.memory, argonThreads, argonKeyLen)
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
-		argon2.Version, argonMemory, argonTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+		argon2.Version, cost.memory, cost.time, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
 
 // VerifyPassword reports whether password matches the PHC-format hash. It

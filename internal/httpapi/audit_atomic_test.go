@@ -77,6 +77,7 @@ func atClean(s string) bool {
 // create has its audit row, and every junk request is audited too, with no
 // target and clean fields.
 func TestAuditSurvivesJunk(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		env := apitest.New(t, databaseURL)
 		rep, repC := env.User(auth.RoleRep, nil)
@@ -210,6 +211,7 @@ func atRefuseAudit(t *testing.T, env *apitest.Env, op string) (undo func()) {
 // while other requests running at the same time (on SQLite in the same
 // transaction, each in its own savepoint) commit with their rows.
 func TestAuditIsAtomicWithTheChange(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		env := apitest.New(t, databaseURL)
 		rep, repC := env.User(auth.RoleRep, nil)
@@ -292,6 +294,7 @@ func TestAuditIsAtomicWithTheChange(t *testing.T) {
 // its session, as the user who logged in; a failed login after the
 // response, anonymous, naming the account it tried.
 func TestAuditLogins(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		env := apitest.New(t, databaseURL)
 		rep, _ := env.User(auth.RoleRep, nil)

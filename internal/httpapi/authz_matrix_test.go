@@ -152,6 +152,7 @@ func azAllows(op, subject string) bool {
 // TestAuthorizationTable checks the table against the spec and the casbin
 // policy, without a server.
 func TestAuthorizationTable(t *testing.T) {
+	t.Parallel()
 	spec, err := httpapi.LoadSpec()
 	if err != nil {
 		t.Fatal(err)
@@ -246,6 +247,7 @@ var azPathParam = regexp.MustCompile(`\{[^}]+\}`)
 // anything but 403, and guarded operations refuse anonymous callers with
 // 401.
 func TestAuthorizationMatrix(t *testing.T) {
+	t.Parallel()
 	spec, err := httpapi.LoadSpec()
 	if err != nil {
 		t.Fatal(err)

@@ -99,6 +99,7 @@ func problemCodes(t *testing.T, root string) map[string]string {
 // Every problem code the server can produce is explained in both of its
 // languages.
 func TestCatalogCoversEveryCode(t *testing.T) {
+	t.Parallel()
 	codes := problemCodes(t, "..")
 	for _, known := range []string{"not_found", "invalid_cursor", "default_pool_required", "route_not_found", "database_unavailable"} {
 		if _, ok := codes[known]; !ok {

@@ -14,6 +14,7 @@ import (
 // already_owned, whether his claim read the lead before or after the
 // winner committed.
 func TestConcurrentClaimsAnswerAlreadyOwned(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, dbURL string) {
 		env := apitest.New(t, dbURL)
 		team := env.Team(env.Unique("Claimers "), nil)
@@ -62,6 +63,7 @@ func TestConcurrentClaimsAnswerAlreadyOwned(t *testing.T) {
 // without owner details), 404 for anyone outside the pool; batch claims
 // answer the same per item.
 func TestClaimOfOwnedRecord(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, dbURL string) {
 		env := apitest.New(t, dbURL)
 		east := env.Team(env.Unique("East "), nil)

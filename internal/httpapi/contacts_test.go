@@ -104,6 +104,7 @@ func cfStr(s *string) string {
 // ---- contacts ----
 
 func TestContactCRUD(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		w := newCFWorld(t, databaseURL)
 		cust := w.record(w.repA, "customer", nil)
@@ -165,6 +166,7 @@ func TestContactCRUD(t *testing.T) {
 }
 
 func TestContactScope(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		w := newCFWorld(t, databaseURL)
 		cust := w.record(w.repA, "customer", nil)
@@ -263,6 +265,7 @@ func cfDuplicates(t *testing.T, res *apitest.Response) []cfDupMatch {
 }
 
 func TestContactDuplicates(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		w := newCFWorld(t, databaseURL)
 		lead := w.record(w.repA, "lead", nil, "phone", "+86 138-0013-8000")
@@ -303,6 +306,7 @@ func TestContactDuplicates(t *testing.T) {
 }
 
 func TestContactPrimary(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		w := newCFWorld(t, databaseURL)
 		cust := w.record(w.repA, "customer", nil)

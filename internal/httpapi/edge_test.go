@@ -58,6 +58,7 @@ func readBody(t *testing.T, res *http.Response) []byte {
 // a label value, or a client can grow /metrics (and the server's memory)
 // without bound.
 func TestMetricsCardinalityBounded(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, url string) {
 		env := apitest.New(t, url)
 		for i := range 40 {
@@ -103,6 +104,7 @@ func TestMetricsCardinalityBounded(t *testing.T) {
 // Every answer says nosniff: successes, errors, the spec, the docs and the
 // metrics.
 func TestNosniffOnEveryResponse(t *testing.T) {
+	t.Parallel()
 	env := apitest.New(t, testdb.SQLite(t))
 	cases := []struct {
 		method, path, body string
@@ -138,6 +140,7 @@ type unsized struct{ io.Reader }
 
 // A body over the limit is 413 whether or not it announced its length.
 func TestChunkedBodyTooLarge(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, url string) {
 		env := apitest.New(t, url)
 		_, admin := env.User("admin", nil)
@@ -167,6 +170,7 @@ func TestChunkedBodyTooLarge(t *testing.T) {
 
 // A cursor works only for the list operation that issued it.
 func TestCursorBoundToOperation(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, dbURL string) {
 		env := apitest.New(t, dbURL)
 		_, admin := env.User("admin", nil)
@@ -204,6 +208,7 @@ func TestCursorBoundToOperation(t *testing.T) {
 // Behind a trusted proxy each client has its own login throttle; without
 // one, X-Forwarded-For is anyone's to forge and is ignored.
 func TestTrustedProxiesSeparateClients(t *testing.T) {
+	t.Parallel()
 	_, loopback, _ := net.ParseCIDR("127.0.0.0/8")
 	failLogins := func(env *apitest.Env, forwardedFor string, n int) {
 		t.Helper()
@@ -245,6 +250,7 @@ func TestTrustedProxiesSeparateClients(t *testing.T) {
 
 // A client that hangs up is a 499 logged at info, not a 500 error.
 func TestClientGoneIs499(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, dbURL string) {
 		env := apitest.New(t, dbURL)
 		// Take every writer connection, so that /readyz waits for one.
@@ -322,6 +328,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // A database that cannot take writes (full, unreachable) is a 503
 // database_unavailable, on writes and on /readyz, not a 500.
 func TestDatabaseUnavailable503(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	t.Run("sqlite full", func(t *testing.T) {
 		env := apitest.New(t, testdb.SQLite(t))

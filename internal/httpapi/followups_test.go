@@ -69,6 +69,7 @@ func cfClockOf(t *testing.T, c *apitest.Client, kind, id string) cfRecordClock {
 func cfSameTime(a *time.Time, b time.Time) bool { return a != nil && a.Equal(b) }
 
 func TestFollowUpTimes(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		w := newCFWorld(t, databaseURL)
 		lead := w.record(w.repA, "lead", nil)
@@ -116,6 +117,7 @@ func TestFollowUpTimes(t *testing.T) {
 }
 
 func TestFollowUpMovesLastFollowUpAt(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		w := newCFWorld(t, databaseURL)
 		ctx := context.Background()
@@ -161,6 +163,7 @@ func TestFollowUpMovesLastFollowUpAt(t *testing.T) {
 }
 
 func TestFollowUpPermissions(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		w := newCFWorld(t, databaseURL)
 		// Each case gets a fresh record of rep A's, so that whether its
@@ -208,6 +211,7 @@ func TestFollowUpPermissions(t *testing.T) {
 }
 
 func TestFollowUpList(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		w := newCFWorld(t, databaseURL)
 		leadA := w.record(w.repA, "lead", nil)

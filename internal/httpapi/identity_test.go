@@ -210,6 +210,7 @@ func idSecret(prefix string) string {
 // ---- 2. data scope ----
 
 func TestUserDataScope(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		env := apitest.New(t, databaseURL)
 		east := env.Team("East", nil)
@@ -326,6 +327,7 @@ func idMint(t *testing.T, method jwt.SigningMethod, key any, kid string, claims 
 }
 
 func TestAccessTokens(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		env := apitest.New(t, databaseURL)
 		admin, adminC := env.User(auth.RoleAdmin, nil)
@@ -450,6 +452,7 @@ func TestAccessTokens(t *testing.T) {
 // ---- 4. refresh tokens and logout ----
 
 func TestRefreshRotation(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		env := apitest.New(t, databaseURL)
 		u, c := env.User(auth.RoleRep, nil)
@@ -484,6 +487,7 @@ func TestRefreshRotation(t *testing.T) {
 }
 
 func TestLogout(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		env := apitest.New(t, databaseURL)
 		a, aC := env.User(auth.RoleRep, nil)
@@ -513,6 +517,7 @@ func TestLogout(t *testing.T) {
 // ---- 5. API keys ----
 
 func TestAPIKeys(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		ctx := context.Background()
 		env := apitest.New(t, databaseURL)
@@ -621,6 +626,7 @@ func TestAPIKeys(t *testing.T) {
 }
 
 func TestAPIKeyRateLimit(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		env := apitest.New(t, databaseURL, apitest.Options{Config: app.Config{Auth: auth.Config{APIKeyRate: 1, APIKeyBurst: 3}}})
 		_, adminC := env.User(auth.RoleAdmin, nil)
@@ -656,6 +662,7 @@ func TestAPIKeyRateLimit(t *testing.T) {
 // ---- 6. login ----
 
 func TestLogin(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		env := apitest.New(t, databaseURL)
 		a := idMember(env, auth.RoleRep, nil)
@@ -703,6 +710,10 @@ func TestLogin(t *testing.T) {
 // ---- 7. secrets never leak ----
 
 func TestSecretsNeverLeak(t *testing.T) {
+	// It checks the stored hashes carry the production argon2 parameters,
+	// which this binary otherwise replaces with cheap ones (apitest.Main);
+	// the switch is process-wide, so the test is not parallel.
+	defer auth.UseProductionHashParams()()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		env := apitest.New(t, databaseURL)
 		_, adminC := env.User(auth.RoleAdmin, nil)
@@ -892,6 +903,7 @@ func idDumpTable(t *testing.T, db *sql.DB, table string) []map[string]string {
 // ---- 8. validation ----
 
 func TestRequestValidation(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		ctx := context.Background()
 		env := apitest.New(t, databaseURL)
@@ -1028,6 +1040,7 @@ func idAuditEvents(t *testing.T, c *apitest.Client, q url.Values) []idAuditEvent
 }
 
 func TestAuditLog(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		env := apitest.New(t, databaseURL)
 		admin, adminC := env.User(auth.RoleAdmin, nil)
@@ -1222,6 +1235,7 @@ func TestAuditLog(t *testing.T) {
 // TestLastAdminUnderConcurrency has two admins demote or deactivate each
 // other at the same instant: one may win, never both.
 func TestLastAdminUnderConcurrency(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		ctx := context.Background()
 		env := apitest.New(t, databaseURL)
@@ -1263,6 +1277,7 @@ func TestLastAdminUnderConcurrency(t *testing.T) {
 // creates sub-teams and puts users in them, then checks that the tree has
 // no cycle and that every path (of teams and of their members) is right.
 func TestTeamTreeUnderConcurrency(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		ctx := context.Background()
 		env := apitest.New(t, databaseURL)

@@ -43,6 +43,8 @@ func lhConcurrentLogins(env *apitest.Env, n int, body func(i int) map[string]any
 	return counts
 }
 
+// Not parallel: it counts password evaluations process-wide
+// (auth.PasswordStats), which other tests' logins would add to.
 func TestLoginThrottleHoldsUnderConcurrency(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		t.Run("one account", func(t *testing.T) {
@@ -81,6 +83,7 @@ func TestLoginThrottleHoldsUnderConcurrency(t *testing.T) {
 
 // When every password-check slot is taken, logins answer 503 server_busy
 // with Retry-After at once, and those attempts do not count as failures.
+// Not parallel: it counts password evaluations process-wide.
 func TestLoginServerBusy(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		gate := auth.NewGate(2, 0, time.Second)
@@ -137,6 +140,7 @@ func lhRevoked(t *testing.T, res *apitest.Response) int {
 // An admin's password change, role change or deactivation of a user ends
 // all his sessions: refresh tokens and the access tokens already issued.
 func TestUserChangesEndSessions(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		env := apitest.New(t, databaseURL)
 		_, adminC := env.User(auth.RoleAdmin, nil)
@@ -186,6 +190,7 @@ func TestUserChangesEndSessions(t *testing.T) {
 }
 
 func TestChangeMyPassword(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		env := apitest.New(t, databaseURL)
 		u := idMember(env, auth.RoleRep, nil)
@@ -253,6 +258,7 @@ func TestChangeMyPassword(t *testing.T) {
 // demoted through the API, and on the next use when the change was made
 // around it (here straight in the database).
 func TestDemotedAdminKeysStop(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		ctx := context.Background()
 		env := apitest.New(t, databaseURL)
@@ -284,6 +290,7 @@ func TestDemotedAdminKeysStop(t *testing.T) {
 }
 
 func TestWeakPasswordsRefused(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		ctx := context.Background()
 		env := apitest.New(t, databaseURL)
@@ -333,6 +340,7 @@ func TestWeakPasswordsRefused(t *testing.T) {
 // An access token may not live longer than the configured lifetime, even
 // when signed with the real key.
 func TestAccessTokenLifetimeBounded(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		env := apitest.New(t, databaseURL)
 		rep, _ := env.User(auth.RoleRep, nil)
@@ -357,6 +365,7 @@ func TestAccessTokenLifetimeBounded(t *testing.T) {
 }
 
 func TestTokenAnswersAreNotStored(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		env := apitest.New(t, databaseURL)
 		u := idMember(env, auth.RoleRep, nil)

@@ -4,7 +4,9 @@ import (
 	"os"
 	"testing"
 
-	"github.com/shoalcrm/shoal/internal/testdb"
+	"github.com/shoalcrm/shoal/internal/apitest"
 )
 
-func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
+// apitest.Main: cheap password hashes for the whole binary, and the
+// PostgreSQL cluster stopped at the end.
+func TestMain(m *testing.M) { os.Exit(apitest.Main(m)) }

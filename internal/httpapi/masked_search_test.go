@@ -74,6 +74,7 @@ func msDuplicates(t *testing.T, c *apitest.Client, query url.Values) []msMatch {
 // id from the duplicate check; those who see it unmasked (its pool's
 // manager, an admin, its owner after claiming) find it by all of them.
 func TestMaskedFieldsDoNotLeakThroughSearch(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, dbURL string) {
 		w := newMSWorld(t, dbURL, []string{"name"}, []string{"address"})
 		lead := w.admn.Do("POST", "/v1/leads", map[string]any{"name": "王小明", "company": "探针测试科技有限公司",
@@ -191,6 +192,7 @@ func TestMaskedFieldsDoNotLeakThroughSearch(t *testing.T) {
 // TestMaskedSearchFollowsVisibleFields: a field the pool lists is
 // searchable by members; a pool without visibleFields masks nothing.
 func TestMaskedSearchFollowsVisibleFields(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, dbURL string) {
 		w := newMSWorld(t, dbURL, []string{"name", "phone", "region"}, nil)
 		id := w.admn.Do("POST", "/v1/leads", map[string]any{"name": "李四", "company": "可见性测试有限公司", "phone": "13711112222",
@@ -225,6 +227,7 @@ func TestMaskedSearchFollowsVisibleFields(t *testing.T) {
 // record is masked for members unless the pool lists followUps; its
 // author, the pool manager and admins read it in full.
 func TestFollowUpsOfPooledRecordsAreMasked(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, dbURL string) {
 		w := newMSWorld(t, dbURL, []string{"name"}, nil)
 		id := w.admn.Do("POST", "/v1/leads", map[string]any{"name": "跟进对象", "poolId": w.leadPool}).Expect(http.StatusCreated).Map()["id"].(string)

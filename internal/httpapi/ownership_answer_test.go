@@ -17,6 +17,7 @@ import (
 // included, on both engines: times at the engine's precision, the new
 // version, the reclaim clock and the owner's name.
 func TestOwnershipAnswerMatchesRead(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		w := newPWWorld(t, databaseURL)
 		for _, kind := range pwKinds {

@@ -1006,6 +1006,7 @@ func pwMixedLoad(t *testing.T, o *pwOrg, goroutines, iterations int) {
 }
 
 func TestPoolInvariants(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		env := apitest.New(t, databaseURL)
 		o := newPWOrg(t, []*apitest.Env{env}, 10, 3, 1)

@@ -13,6 +13,7 @@ import (
 // races over both, and checks the same invariants: nothing in the engine
 // may rely on state held in one process.
 func TestPoolReplicas(t *testing.T) {
+	t.Parallel()
 	databaseURL := testdb.Postgres(t)
 	first := apitest.New(t, databaseURL)
 	// The second replica starts on the already migrated database, with the

@@ -328,6 +328,7 @@ type pwRefusal struct {
 }
 
 func TestPoolRulesRefusals(t *testing.T) {
+	t.Parallel()
 	reason := map[string]any{"reason": "not interested"}
 	leadOnly := []string{"lead"}
 	rows := []pwRefusal{
@@ -577,6 +578,7 @@ func pwSameTime(a, b *time.Time) bool {
 // ---- what each operation does ----
 
 func TestPoolRulesEffects(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		w := newPWWorld(t, databaseURL)
 
@@ -855,6 +857,7 @@ func TestPoolRulesEffects(t *testing.T) {
 // ---- caps resolved user → team → global ----
 
 func TestPoolRulesCapResolution(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		w := newPWWorld(t, databaseURL)
 		var st struct {
@@ -903,6 +906,7 @@ func TestPoolRulesCapResolution(t *testing.T) {
 // ---- rules that depend on the clock: daily limits, cooldowns, freezes ----
 
 func TestPoolRulesClock(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		w := newPWWorld(t, databaseURL)
 
@@ -1007,6 +1011,7 @@ type pwBatchResult struct {
 }
 
 func TestPoolRulesBatchClaim(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		w := newPWWorld(t, databaseURL)
 		for _, kind := range pwKinds {
@@ -1080,6 +1085,7 @@ func pwHasRequest(list []pwClaimRequest, id string) bool {
 }
 
 func TestPoolRulesApproval(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		w := newPWWorld(t, databaseURL)
 		for _, kind := range pwKinds {
@@ -1195,6 +1201,7 @@ func TestPoolRulesApproval(t *testing.T) {
 // ---- auto-assignment ----
 
 func TestPoolRulesAutoAssign(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		w := newPWWorld(t, databaseURL)
 		team := w.newTeam(nil)
@@ -1252,6 +1259,7 @@ func TestPoolRulesAutoAssign(t *testing.T) {
 // ---- who may act on what ----
 
 func TestPoolRulesScope(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		w := newPWWorld(t, databaseURL)
 		for _, kind := range pwKinds {
@@ -1327,6 +1335,7 @@ func TestPoolRulesScope(t *testing.T) {
 // ---- pools and their rule versions ----
 
 func TestPoolRulesPools(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		w := newPWWorld(t, databaseURL)
 		pl := w.pool("lead", map[string]any{"managerIds": []string{w.sup.ID}, "idleDays": 30})

@@ -9,6 +9,7 @@ import (
 )
 
 func TestPreviewPoolRules(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, dbURL string) {
 		env := apitest.New(t, dbURL)
 		team := env.Team("Sales", nil)

@@ -32,6 +32,7 @@ func newRecordsWorld(t *testing.T, url string) *recordsWorld {
 }
 
 func TestRecordsCRUDAndScope(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, dbURL string) {
 		w := newRecordsWorld(t, dbURL)
 		lead := w.repA.Do("POST", "/v1/leads", map[string]any{"name": "张伟", "company": "杭州华信科技有限公司", "phone": "13800138000",
@@ -119,6 +120,7 @@ func TestRecordsCRUDAndScope(t *testing.T) {
 }
 
 func TestRecordListsFiltersAndPages(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, dbURL string) {
 		w := newRecordsWorld(t, dbURL)
 		regions := []string{"北京", "上海", "深圳"}
@@ -194,6 +196,7 @@ func TestRecordListsFiltersAndPages(t *testing.T) {
 }
 
 func TestDuplicates(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, dbURL string) {
 		w := newRecordsWorld(t, dbURL)
 		w.repA.Do("POST", "/v1/leads", map[string]any{"name": "王芳", "company": "ＡＢＣ科技有限公司", "phone": "+86 138-0013-8000", "email": "Foo@Example.com "}).Expect(201)
@@ -246,6 +249,7 @@ func TestDuplicates(t *testing.T) {
 }
 
 func TestConcurrentDuplicateCreates(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, dbURL string) {
 		w := newRecordsWorld(t, dbURL)
 		for round := range 5 {
@@ -283,6 +287,7 @@ func TestConcurrentDuplicateCreates(t *testing.T) {
 }
 
 func TestCreateAtCapAndMasking(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, dbURL string) {
 		env := apitest.New(t, dbURL)
 		team := env.Team("Sales", nil)

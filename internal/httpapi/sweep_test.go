@@ -324,6 +324,7 @@ func swFmt(t *time.Time) string {
 // TestSweepIdleReclaim: an owned record with no follow-up for idleDays is
 // reclaimed by the first sweep at or after its deadline, and not before.
 func TestSweepIdleReclaim(t *testing.T) {
+	t.Parallel()
 	for _, kind := range []string{"lead", "customer"} {
 		t.Run(kind, func(t *testing.T) {
 			testdb.Each(t, func(t *testing.T, databaseURL string) {
@@ -383,6 +384,7 @@ func TestSweepIdleReclaim(t *testing.T) {
 // rep claims a record in it at (about) day 0, then the clock moves to just
 // before and just after every deadline, sweeping each time.
 func TestSweepReclaimRules(t *testing.T) {
+	t.Parallel()
 	type rulesCase struct {
 		name  string
 		kind  string
@@ -477,6 +479,7 @@ func TestSweepReclaimRules(t *testing.T) {
 // deadline and the record survives its original deadline; a follow-up by
 // someone else (his supervisor) does not.
 func TestSweepFollowUpKeepsRecord(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		author func(w *swWorld) swActor
@@ -546,6 +549,7 @@ func TestSweepFollowUpKeepsRecord(t *testing.T) {
 // 5xx, every reclaim is reported by exactly one sweep, and the rep's
 // owned-leads counter equals the number of leads he owns.
 func TestSweepFollowUpRace(t *testing.T) {
+	t.Parallel()
 	const leads, sweeps, rounds = 20, 4, 3
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		w := newSWWorld(t, databaseURL)
@@ -650,6 +654,7 @@ func TestSweepFollowUpRace(t *testing.T) {
 // the sweep releases it (releasedAt = the freeze's end) and a fresh grace
 // period starts from there; a freeze beyond freezeMaxDays is refused.
 func TestSweepFreeze(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		w := newSWWorld(t, databaseURL)
 		w.rules(w.defaultPool["lead"], map[string]any{"idleDays": 3, "freezeMaxDays": 5})
@@ -721,6 +726,7 @@ func TestSweepFreeze(t *testing.T) {
 // deadline, once per deadline; the warning is his (and his supervisor's) to
 // see, not another rep's.
 func TestReclaimWarnings(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		w := newSWWorld(t, databaseURL)
 		w.rules(w.defaultPool["lead"], map[string]any{"idleDays": 3, "notifyDaysBefore": 1})
@@ -795,6 +801,7 @@ func TestReclaimWarnings(t *testing.T) {
 // it back during claimCooldownDays; another rep may, and so may he once the
 // cooldown is over.
 func TestSweepReclaimCooldown(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		w := newSWWorld(t, databaseURL)
 		w.rules(w.defaultPool["lead"], map[string]any{"idleDays": 3, "claimCooldownDays": 2})
@@ -825,6 +832,7 @@ func TestSweepReclaimCooldown(t *testing.T) {
 // TestSweepConcurrentSweeps: two sweeps at once reclaim each due record
 // once and warn each record once (invariant 5).
 func TestSweepConcurrentSweeps(t *testing.T) {
+	t.Parallel()
 	const n = 15
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		w := newSWWorld(t, databaseURL)
@@ -920,6 +928,7 @@ func TestSweepConcurrentSweeps(t *testing.T) {
 // TestSweepDryRun: a dry run may look ahead and changes nothing; a real run
 // may not look ahead; only admins sweep.
 func TestSweepDryRun(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		w := newSWWorld(t, databaseURL)
 		w.rules(w.defaultPool["lead"], map[string]any{"idleDays": 3, "notifyDaysBefore": 1, "freezeMaxDays": 10})
@@ -980,6 +989,7 @@ func TestSweepDryRun(t *testing.T) {
 // TestTestClockAdvance: the test clock moves only forward, only for admins,
 // and exists only on a server built with it.
 func TestTestClockAdvance(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		w := newSWWorld(t, databaseURL)
 		before := w.clock.Now()
@@ -1033,6 +1043,7 @@ func TestTestClockAdvance(t *testing.T) {
 // TestSweepReclaimRuleChange: changing a pool's rules re-judges the stored
 // deadline of its owned records (and the sweep follows the new one).
 func TestSweepReclaimRuleChange(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		w := newSWWorld(t, databaseURL)
 		pl := w.defaultPool["lead"]
@@ -1104,6 +1115,7 @@ func TestSweepReclaimRuleChange(t *testing.T) {
 // its re-judging would leave it) is corrected by the sweep, not acted on,
 // and the record is not picked up again.
 func TestSweepStaleDeadline(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		w := newSWWorld(t, databaseURL)
 		ctx := context.Background()

@@ -38,6 +38,7 @@ func tcCounts(t *testing.T, env *apitest.Env) [4]int {
 // the JSON body are refused with 400 validation_failed naming the field,
 // on every operation and both engines alike, and nothing is stored.
 func TestTextIsCheckedTheSameEverywhere(t *testing.T) {
+	t.Parallel()
 	answers := map[string]map[string]int{} // engine → request → status
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		env := apitest.New(t, databaseURL)

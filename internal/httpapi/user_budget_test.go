@@ -40,6 +40,7 @@ func ubRateLimited(t *testing.T, env *apitest.Env, principal string) int {
 // key's: after the burst he gets 429 rate_limited with Retry-After, other
 // users are not affected, and refusals are counted per principal type.
 func TestUserRequestBudget(t *testing.T) {
+	t.Parallel()
 	testdb.Each(t, func(t *testing.T, dbURL string) {
 		// A refill far slower than the test, so that only the burst counts.
 		env := apitest.New(t, dbURL, apitest.Options{Config: app.Config{Auth: auth.Config{

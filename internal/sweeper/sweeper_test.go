@@ -22,7 +22,9 @@ import (
 	"github.com/shoalcrm/shoal/internal/testdb"
 )
 
-func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
+// apitest.Main: cheap password hashes, and the PostgreSQL cluster stopped
+// at the end.
+func TestMain(m *testing.M) { os.Exit(apitest.Main(m)) }
 
 const interval = 100 * time.Millisecond
 
@@ -184,7 +186,12 @@ func TestSweeperLeaderPostgres(t *testing.T) {
 	a.start(t)
 	b.start(t)
 
-	time.Sleep(1500 * time.Millisecond)
+	// Wait for sweeps rather than a fixed time: once five have run (half
+	// a second at the interval, however slow the machine), the replica not
+	// leading has had as many tries at the lock and must have lost them all.
+	if !eventually(10*time.Second, func() bool { return a.count()+b.count() >= 5 }) {
+		t.Fatalf("%d sweeps in 10s at a %s interval", a.count()+b.count(), interval)
+	}
 	ca, cb := a.count(), b.count()
 	var leader, follower *replica
 	switch {
@@ -193,7 +200,7 @@ func TestSweeperLeaderPostgres(t *testing.T) {
 	case cb > 0 && ca == 0:
 		leader, follower = b, a
 	default:
-		t.Fatalf("after 1.5s replica a swept %d times and b %d times; want exactly one of them sweeping", ca, cb)
+		t.Fatalf("replica a swept %d times and b %d times; want exactly one of them sweeping", ca, cb)
 	}
 	if n := advisoryLocks(t, databaseURL); n != 1 {
 		t.Fatalf("%d advisory locks held, want 1 (the leader's)", n)

@@ -33,6 +33,7 @@ import (
 // started. Use it from TestMain: os.Exit(testdb.Main(m)).
 func Main(m *testing.M) int {
 	code := m.Run()
+	dropTemplates()
 	cluster.stop()
 	return code
 }
@@ -48,7 +49,9 @@ func Each(t *testing.T, fn func(t *testing.T, databaseURL string)) {
 // SQLite returns the URL of a fresh SQLite database file in a temp dir.
 func SQLite(t testing.TB) string {
 	t.Helper()
-	return "sqlite:" + filepath.Join(t.TempDir(), "shoal.db")
+	u := "sqlite:" + filepath.Join(t.TempDir(), "shoal.db")
+	handed.Store(u, true)
+	return u
 }
 
 // Postgres returns the URL of a fresh, empty PostgreSQL database, or skips the
@@ -75,6 +78,7 @@ func Postgres(t testing.TB) string {
 	}
 	u, _ := url.Parse(base)
 	u.Path = "/" + name
+	handed.Store(u.String(), true)
 	return u.String()
 }
 
