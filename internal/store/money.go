@@ -2,9 +2,16 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"math"
 
 	"entgo.io/ent/dialect"
+	"github.com/google/uuid"
+	"github.com/shopspring/decimal"
+
+	"github.com/shoalcrm/shoal/internal/money"
 )
 
 // legacyMoney is a money column that an older Shoal kept as a float and
@@ -25,16 +32,21 @@ var legacyMoneyColumns = []legacyMoney{
 // rebuilding the table with whatever its type affinity makes of 1234.5;
 // either way the value would not reliably become 123450 fen.
 //
-// Each float is rounded half away from zero to the fen (what the API now
-// admits); on PostgreSQL through numeric, whose round() is half away from
-// zero, where round() of a double rounds half to even. The float is then
-// set to NULL in the same statement, so running this again (every start,
-// several replicas) changes nothing, and a limit cleared later through the
-// API is never brought back from the old column. The old column itself
-// stays, empty: ent migrates without WithDropColumn (dropping every column
-// the schema does not name is not something to do on every start), and an
-// older binary still running during a rolling upgrade can keep writing it;
-// whatever it writes is moved over at the next start.
+// The conversion runs in Go, not SQL, so both engines give the same
+// answer: each float becomes the shortest decimal that reads back as the
+// same float (what the client once sent: 2.675, not 2.67499999…), rounded
+// to the fen by money's one rule (half away from zero). In SQL, 2.675*100
+// is 267.49999… on SQLite, and PostgreSQL's round() of a double rounds
+// half to even.
+//
+// The float is set to NULL in the same transaction, so running this
+// again (every start, several replicas) changes nothing, and a limit
+// cleared later through the API is never brought back from the old
+// column. The old column itself stays, empty: ent migrates without
+// WithDropColumn (dropping every column the schema does not name is not
+// something to do on every start), and an older binary still running
+// during a rolling upgrade can keep writing it; what it writes is moved
+// over at the next start.
 func (s *Store) migrateMoney(ctx context.Context) error {
 	for _, c := range legacyMoneyColumns {
 		ok, err := s.hasColumn(ctx, c.table, c.float)
@@ -44,17 +56,73 @@ func (s *Store) migrateMoney(ctx context.Context) error {
 		if !ok {
 			continue // a database created by this version
 		}
-		fen := fmt.Sprintf("CAST(ROUND(%s * 100) AS INTEGER)", c.float)
-		if s.Dialect == dialect.Postgres {
-			fen = fmt.Sprintf("CAST(ROUND(CAST(%s AS NUMERIC) * 100) AS BIGINT)", c.float)
-		}
-		// The names come from legacyMoneyColumns above, never from input.
-		q := fmt.Sprintf("UPDATE %s SET %s = %s, %s = NULL WHERE %s IS NOT NULL", c.table, c.fen, fen, c.float, c.float)
-		if _, err := s.writeDB.ExecContext(ctx, q); err != nil {
+		if err := s.moveToFen(ctx, c); err != nil {
 			return fmt.Errorf("move %s.%s to fen: %w", c.table, c.float, err)
 		}
 	}
 	return nil
+}
+
+func (s *Store) moveToFen(ctx context.Context, c legacyMoney) (err error) {
+	tx, err := s.writeDB.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, tx.Rollback())
+		}
+	}()
+	// The names come from legacyMoneyColumns above, never from input.
+	rows, err := tx.QueryContext(ctx, fmt.Sprintf("SELECT id, %s FROM %s WHERE %s IS NOT NULL", c.float, c.table, c.float))
+	if err != nil {
+		return err
+	}
+	type row struct {
+		id  uuid.UUID
+		fen money.Money
+	}
+	var todo []row
+	for rows.Next() {
+		var id uuid.UUID
+		var f float64
+		if err := rows.Scan(&id, &f); err != nil {
+			_ = rows.Close()
+			return err
+		}
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			// Never written through the API; leave it where it is rather
+			// than lose it or refuse to start.
+			slog.WarnContext(ctx, "legacy amount is not a number; left in place", "table", c.table, "column", c.float, "id", id)
+			continue
+		}
+		m, err := money.Round(decimal.NewFromFloat(f))
+		if err != nil {
+			slog.WarnContext(ctx, "legacy amount out of range; left in place", "table", c.table, "column", c.float, "id", id, "err", err)
+			continue
+		}
+		todo = append(todo, row{id, m})
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	// Read everything first: on SQLite the transaction has one connection,
+	// which cannot update while a result set is still open on it.
+	q := fmt.Sprintf("UPDATE %s SET %s = ?, %s = NULL WHERE id = ?", c.table, c.fen, c.float)
+	if s.Dialect == dialect.Postgres {
+		q = fmt.Sprintf("UPDATE %s SET %s = $1, %s = NULL WHERE id = $2", c.table, c.fen, c.float)
+	}
+	stmt, err := tx.PrepareContext(ctx, q)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stmt.Close() }()
+	for _, r := range todo {
+		if _, err := stmt.ExecContext(ctx, r.fen, r.id); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
 }
 
 // hasColumn reports whether table has column in the current schema.
