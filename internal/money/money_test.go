@@ -256,7 +256,7 @@ func TestMulPercentAndFraction(t *testing.T) {
 		{"half of -10.05", func() (Money, error) { return MustParse("-10.05").MulPercent(decimal.NewFromInt(50)) }, "-5.03", false},
 		{"6.5% of 0.10", func() (Money, error) { return MustParse("0.10").MulPercent(decimal.RequireFromString("6.5")) }, "0.01", false},
 		{"3% of 0.10", func() (Money, error) { return MustParse("0.10").MulPercent(decimal.NewFromInt(3)) }, "0.00", false},
-		{"2.5 kg at 3.33", func() (Money, error) { return MustParse("3.33").Mul(decimal.RequireFromString("2.5")) }, "8.33", false},   // 8.325
+		{"2.5 kg at 3.33", func() (Money, error) { return MustParse("3.33").Mul(decimal.RequireFromString("2.5")) }, "8.33", false},     // 8.325
 		{"0.333 kg at 9.99", func() (Money, error) { return MustParse("9.99").Mul(decimal.RequireFromString("0.333")) }, "3.33", false}, // 3.32667
 		{"out of range", func() (Money, error) { return MustFen(MaxFen).MulPercent(decimal.NewFromInt(200)) }, "", true},
 	}
