@@ -5,6 +5,9 @@ import (
 	"entgo.io/ent/schema/field"
 )
 
+// This file is why the package may never import the generated ent
+// package: ent/schema imports money.
+
 // Column declares a money column in an ent schema. Every module declares
 // its amounts through Field, so they are all the same: a BIGINT of fen
 // (integer on SQLite) with the Go type Money.

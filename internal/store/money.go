@@ -108,9 +108,14 @@ func (s *Store) moveToFen(ctx context.Context, c legacyMoney) (err error) {
 	}
 	// Read everything first: on SQLite the transaction has one connection,
 	// which cannot update while a result set is still open on it.
-	q := fmt.Sprintf("UPDATE %s SET %s = ?, %s = NULL WHERE id = ?", c.table, c.fen, c.float)
+	//
+	// "AND float IS NOT NULL": if another replica moved this row after we
+	// read it (and a client has changed the limit since), PostgreSQL
+	// re-checks the condition on the row's new version and skips it,
+	// instead of writing our stale copy over the client's change.
+	q := fmt.Sprintf("UPDATE %s SET %s = ?, %s = NULL WHERE id = ? AND %s IS NOT NULL", c.table, c.fen, c.float, c.float)
 	if s.Dialect == dialect.Postgres {
-		q = fmt.Sprintf("UPDATE %s SET %s = $1, %s = NULL WHERE id = $2", c.table, c.fen, c.float)
+		q = fmt.Sprintf("UPDATE %s SET %s = $1, %s = NULL WHERE id = $2 AND %s IS NOT NULL", c.table, c.fen, c.float, c.float)
 	}
 	stmt, err := tx.PrepareContext(ctx, q)
 	if err != nil {
