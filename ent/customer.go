@@ -12,6 +12,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 	"github.com/shoalcrm/shoal/ent/customer"
+	"github.com/shoalcrm/shoal/internal/money"
 )
 
 // Customer is the model entity for the Customer schema.
@@ -56,7 +57,7 @@ type Customer struct {
 	// CreditLevel holds the value of the "credit_level" field.
 	CreditLevel string `json:"credit_level,omitempty"`
 	// CreditLimit holds the value of the "credit_limit" field.
-	CreditLimit *float64 `json:"credit_limit,omitempty"`
+	CreditLimit *money.Money `json:"credit_limit,omitempty"`
 	// Source holds the value of the "source" field.
 	Source string `json:"source,omitempty"`
 	// Tags holds the value of the "tags" field.
@@ -77,14 +78,14 @@ func (*Customer) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
+		case customer.FieldCreditLimit:
+			values[i] = &sql.NullScanner{S: new(money.Money)}
 		case customer.FieldOwnerID:
 			values[i] = &sql.NullScanner{S: new(uuid.UUID)}
 		case customer.FieldTags:
 			values[i] = new([]byte)
 		case customer.FieldDealStatus:
 			values[i] = new(sql.NullBool)
-		case customer.FieldCreditLimit:
-			values[i] = new(sql.NullFloat64)
 		case customer.FieldVersion:
 			values[i] = new(sql.NullInt64)
 		case customer.FieldReclaimReason, customer.FieldName, customer.FieldIndustry, customer.FieldRegion, customer.FieldAddress, customer.FieldWebsite, customer.FieldGrade, customer.FieldCreditLevel, customer.FieldSource, customer.FieldNameNorm, customer.FieldStatus:
@@ -229,11 +230,11 @@ func (_m *Customer) assignValues(columns []string, values []any) error {
 				_m.CreditLevel = value.String
 			}
 		case customer.FieldCreditLimit:
-			if value, ok := values[i].(*sql.NullFloat64); !ok {
+			if value, ok := values[i].(*sql.NullScanner); !ok {
 				return fmt.Errorf("unexpected type %T for field credit_limit", values[i])
 			} else if value.Valid {
-				_m.CreditLimit = new(float64)
-				*_m.CreditLimit = value.Float64
+				_m.CreditLimit = new(money.Money)
+				*_m.CreditLimit = *value.S.(*money.Money)
 			}
 		case customer.FieldSource:
 			if value, ok := values[i].(*sql.NullString); !ok {

@@ -14,6 +14,7 @@ import (
 	"entgo.io/ent/schema/field"
 	"github.com/google/uuid"
 	"github.com/shoalcrm/shoal/ent/customer"
+	"github.com/shoalcrm/shoal/internal/money"
 )
 
 // CustomerCreate is the builder for creating a Customer entity.
@@ -261,13 +262,13 @@ func (_c *CustomerCreate) SetNillableCreditLevel(v *string) *CustomerCreate {
 }
 
 // SetCreditLimit sets the "credit_limit" field.
-func (_c *CustomerCreate) SetCreditLimit(v float64) *CustomerCreate {
+func (_c *CustomerCreate) SetCreditLimit(v money.Money) *CustomerCreate {
 	_c.mutation.SetCreditLimit(v)
 	return _c
 }
 
 // SetNillableCreditLimit sets the "credit_limit" field if the given value is not nil.
-func (_c *CustomerCreate) SetNillableCreditLimit(v *float64) *CustomerCreate {
+func (_c *CustomerCreate) SetNillableCreditLimit(v *money.Money) *CustomerCreate {
 	if v != nil {
 		_c.SetCreditLimit(*v)
 	}
@@ -667,7 +668,7 @@ func (_c *CustomerCreate) createSpec() (*Customer, *sqlgraph.CreateSpec) {
 		_node.CreditLevel = value
 	}
 	if value, ok := _c.mutation.CreditLimit(); ok {
-		_spec.SetField(customer.FieldCreditLimit, field.TypeFloat64, value)
+		_spec.SetField(customer.FieldCreditLimit, field.TypeInt64, value)
 		_node.CreditLimit = &value
 	}
 	if value, ok := _c.mutation.Source(); ok {
@@ -993,7 +994,7 @@ func (u *CustomerUpsert) UpdateCreditLevel() *CustomerUpsert {
 }
 
 // SetCreditLimit sets the "credit_limit" field.
-func (u *CustomerUpsert) SetCreditLimit(v float64) *CustomerUpsert {
+func (u *CustomerUpsert) SetCreditLimit(v money.Money) *CustomerUpsert {
 	u.Set(customer.FieldCreditLimit, v)
 	return u
 }
@@ -1001,12 +1002,6 @@ func (u *CustomerUpsert) SetCreditLimit(v float64) *CustomerUpsert {
 // UpdateCreditLimit sets the "credit_limit" field to the value that was provided on create.
 func (u *CustomerUpsert) UpdateCreditLimit() *CustomerUpsert {
 	u.SetExcluded(customer.FieldCreditLimit)
-	return u
-}
-
-// AddCreditLimit adds v to the "credit_limit" field.
-func (u *CustomerUpsert) AddCreditLimit(v float64) *CustomerUpsert {
-	u.Add(customer.FieldCreditLimit, v)
 	return u
 }
 
@@ -1433,16 +1428,9 @@ func (u *CustomerUpsertOne) UpdateCreditLevel() *CustomerUpsertOne {
 }
 
 // SetCreditLimit sets the "credit_limit" field.
-func (u *CustomerUpsertOne) SetCreditLimit(v float64) *CustomerUpsertOne {
+func (u *CustomerUpsertOne) SetCreditLimit(v money.Money) *CustomerUpsertOne {
 	return u.Update(func(s *CustomerUpsert) {
 		s.SetCreditLimit(v)
-	})
-}
-
-// AddCreditLimit adds v to the "credit_limit" field.
-func (u *CustomerUpsertOne) AddCreditLimit(v float64) *CustomerUpsertOne {
-	return u.Update(func(s *CustomerUpsert) {
-		s.AddCreditLimit(v)
 	})
 }
 
@@ -2057,16 +2045,9 @@ func (u *CustomerUpsertBulk) UpdateCreditLevel() *CustomerUpsertBulk {
 }
 
 // SetCreditLimit sets the "credit_limit" field.
-func (u *CustomerUpsertBulk) SetCreditLimit(v float64) *CustomerUpsertBulk {
+func (u *CustomerUpsertBulk) SetCreditLimit(v money.Money) *CustomerUpsertBulk {
 	return u.Update(func(s *CustomerUpsert) {
 		s.SetCreditLimit(v)
-	})
-}
-
-// AddCreditLimit adds v to the "credit_limit" field.
-func (u *CustomerUpsertBulk) AddCreditLimit(v float64) *CustomerUpsertBulk {
-	return u.Update(func(s *CustomerUpsert) {
-		s.AddCreditLimit(v)
 	})
 }
 

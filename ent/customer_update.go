@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/shoalcrm/shoal/ent/customer"
 	"github.com/shoalcrm/shoal/ent/predicate"
+	"github.com/shoalcrm/shoal/internal/money"
 )
 
 // CustomerUpdate is the builder for updating Customer entities.
@@ -305,23 +306,16 @@ func (_u *CustomerUpdate) SetNillableCreditLevel(v *string) *CustomerUpdate {
 }
 
 // SetCreditLimit sets the "credit_limit" field.
-func (_u *CustomerUpdate) SetCreditLimit(v float64) *CustomerUpdate {
-	_u.mutation.ResetCreditLimit()
+func (_u *CustomerUpdate) SetCreditLimit(v money.Money) *CustomerUpdate {
 	_u.mutation.SetCreditLimit(v)
 	return _u
 }
 
 // SetNillableCreditLimit sets the "credit_limit" field if the given value is not nil.
-func (_u *CustomerUpdate) SetNillableCreditLimit(v *float64) *CustomerUpdate {
+func (_u *CustomerUpdate) SetNillableCreditLimit(v *money.Money) *CustomerUpdate {
 	if v != nil {
 		_u.SetCreditLimit(*v)
 	}
-	return _u
-}
-
-// AddCreditLimit adds value to the "credit_limit" field.
-func (_u *CustomerUpdate) AddCreditLimit(v float64) *CustomerUpdate {
-	_u.mutation.AddCreditLimit(v)
 	return _u
 }
 
@@ -596,13 +590,10 @@ func (_u *CustomerUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 		_spec.SetField(customer.FieldCreditLevel, field.TypeString, value)
 	}
 	if value, ok := _u.mutation.CreditLimit(); ok {
-		_spec.SetField(customer.FieldCreditLimit, field.TypeFloat64, value)
-	}
-	if value, ok := _u.mutation.AddedCreditLimit(); ok {
-		_spec.AddField(customer.FieldCreditLimit, field.TypeFloat64, value)
+		_spec.SetField(customer.FieldCreditLimit, field.TypeInt64, value)
 	}
 	if _u.mutation.CreditLimitCleared() {
-		_spec.ClearField(customer.FieldCreditLimit, field.TypeFloat64)
+		_spec.ClearField(customer.FieldCreditLimit, field.TypeInt64)
 	}
 	if value, ok := _u.mutation.Source(); ok {
 		_spec.SetField(customer.FieldSource, field.TypeString, value)
@@ -926,23 +917,16 @@ func (_u *CustomerUpdateOne) SetNillableCreditLevel(v *string) *CustomerUpdateOn
 }
 
 // SetCreditLimit sets the "credit_limit" field.
-func (_u *CustomerUpdateOne) SetCreditLimit(v float64) *CustomerUpdateOne {
-	_u.mutation.ResetCreditLimit()
+func (_u *CustomerUpdateOne) SetCreditLimit(v money.Money) *CustomerUpdateOne {
 	_u.mutation.SetCreditLimit(v)
 	return _u
 }
 
 // SetNillableCreditLimit sets the "credit_limit" field if the given value is not nil.
-func (_u *CustomerUpdateOne) SetNillableCreditLimit(v *float64) *CustomerUpdateOne {
+func (_u *CustomerUpdateOne) SetNillableCreditLimit(v *money.Money) *CustomerUpdateOne {
 	if v != nil {
 		_u.SetCreditLimit(*v)
 	}
-	return _u
-}
-
-// AddCreditLimit adds value to the "credit_limit" field.
-func (_u *CustomerUpdateOne) AddCreditLimit(v float64) *CustomerUpdateOne {
-	_u.mutation.AddCreditLimit(v)
 	return _u
 }
 
@@ -1247,13 +1231,10 @@ func (_u *CustomerUpdateOne) sqlSave(ctx context.Context) (_node *Customer, err 
 		_spec.SetField(customer.FieldCreditLevel, field.TypeString, value)
 	}
 	if value, ok := _u.mutation.CreditLimit(); ok {
-		_spec.SetField(customer.FieldCreditLimit, field.TypeFloat64, value)
-	}
-	if value, ok := _u.mutation.AddedCreditLimit(); ok {
-		_spec.AddField(customer.FieldCreditLimit, field.TypeFloat64, value)
+		_spec.SetField(customer.FieldCreditLimit, field.TypeInt64, value)
 	}
 	if _u.mutation.CreditLimitCleared() {
-		_spec.ClearField(customer.FieldCreditLimit, field.TypeFloat64)
+		_spec.ClearField(customer.FieldCreditLimit, field.TypeInt64)
 	}
 	if value, ok := _u.mutation.Source(); ok {
 		_spec.SetField(customer.FieldSource, field.TypeString, value)

@@ -34,6 +34,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/signingkey"
 	"github.com/shoalcrm/shoal/ent/team"
 	"github.com/shoalcrm/shoal/ent/user"
+	"github.com/shoalcrm/shoal/internal/money"
 )
 
 const (
@@ -4690,8 +4691,7 @@ type CustomerMutation struct {
 	website           *string
 	grade             *string
 	credit_level      *string
-	credit_limit      *float64
-	addcredit_limit   *float64
+	credit_limit      *money.Money
 	source            *string
 	tags              *[]string
 	appendtags        []string
@@ -5556,13 +5556,12 @@ func (m *CustomerMutation) ResetCreditLevel() {
 }
 
 // SetCreditLimit sets the "credit_limit" field.
-func (m *CustomerMutation) SetCreditLimit(f float64) {
-	m.credit_limit = &f
-	m.addcredit_limit = nil
+func (m *CustomerMutation) SetCreditLimit(value money.Money) {
+	m.credit_limit = &value
 }
 
 // CreditLimit returns the value of the "credit_limit" field in the mutation.
-func (m *CustomerMutation) CreditLimit() (r float64, exists bool) {
+func (m *CustomerMutation) CreditLimit() (r money.Money, exists bool) {
 	v := m.credit_limit
 	if v == nil {
 		return
@@ -5573,7 +5572,7 @@ func (m *CustomerMutation) CreditLimit() (r float64, exists bool) {
 // OldCreditLimit returns the old "credit_limit" field's value of the Customer entity.
 // If the Customer object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *CustomerMutation) OldCreditLimit(ctx context.Context) (v *float64, err error) {
+func (m *CustomerMutation) OldCreditLimit(ctx context.Context) (v *money.Money, err error) {
 	if !m.op.Is(OpUpdateOne) {
 		return v, errors.New("OldCreditLimit is only allowed on UpdateOne operations")
 	}
@@ -5587,28 +5586,9 @@ func (m *CustomerMutation) OldCreditLimit(ctx context.Context) (v *float64, err 
 	return oldValue.CreditLimit, nil
 }
 
-// AddCreditLimit adds f to the "credit_limit" field.
-func (m *CustomerMutation) AddCreditLimit(f float64) {
-	if m.addcredit_limit != nil {
-		*m.addcredit_limit += f
-	} else {
-		m.addcredit_limit = &f
-	}
-}
-
-// AddedCreditLimit returns the value that was added to the "credit_limit" field in this mutation.
-func (m *CustomerMutation) AddedCreditLimit() (r float64, exists bool) {
-	v := m.addcredit_limit
-	if v == nil {
-		return
-	}
-	return *v, true
-}
-
 // ClearCreditLimit clears the value of the "credit_limit" field.
 func (m *CustomerMutation) ClearCreditLimit() {
 	m.credit_limit = nil
-	m.addcredit_limit = nil
 	m.clearedFields[customer.FieldCreditLimit] = struct{}{}
 }
 
@@ -5621,7 +5601,6 @@ func (m *CustomerMutation) CreditLimitCleared() bool {
 // ResetCreditLimit resets all changes to the "credit_limit" field.
 func (m *CustomerMutation) ResetCreditLimit() {
 	m.credit_limit = nil
-	m.addcredit_limit = nil
 	delete(m.clearedFields, customer.FieldCreditLimit)
 }
 
@@ -6232,7 +6211,7 @@ func (m *CustomerMutation) SetField(name string, value ent.Value) error {
 		m.SetCreditLevel(v)
 		return nil
 	case customer.FieldCreditLimit:
-		v, ok := value.(float64)
+		v, ok := value.(money.Money)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
@@ -6291,9 +6270,6 @@ func (m *CustomerMutation) AddedFields() []string {
 	if m.addversion != nil {
 		fields = append(fields, customer.FieldVersion)
 	}
-	if m.addcredit_limit != nil {
-		fields = append(fields, customer.FieldCreditLimit)
-	}
 	return fields
 }
 
@@ -6304,8 +6280,6 @@ func (m *CustomerMutation) AddedField(name string) (ent.Value, bool) {
 	switch name {
 	case customer.FieldVersion:
 		return m.AddedVersion()
-	case customer.FieldCreditLimit:
-		return m.AddedCreditLimit()
 	}
 	return nil, false
 }
@@ -6321,13 +6295,6 @@ func (m *CustomerMutation) AddField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.AddVersion(v)
-		return nil
-	case customer.FieldCreditLimit:
-		v, ok := value.(float64)
-		if !ok {
-			return fmt.Errorf("unexpected type %T for field %s", value, name)
-		}
-		m.AddCreditLimit(v)
 		return nil
 	}
 	return fmt.Errorf("unknown Customer numeric field %s", name)

@@ -52,7 +52,7 @@ const (
 	// FieldCreditLevel holds the string denoting the credit_level field in the database.
 	FieldCreditLevel = "credit_level"
 	// FieldCreditLimit holds the string denoting the credit_limit field in the database.
-	FieldCreditLimit = "credit_limit"
+	FieldCreditLimit = "credit_limit_fen"
 	// FieldSource holds the string denoting the source field in the database.
 	FieldSource = "source"
 	// FieldTags holds the string denoting the tags field in the database.

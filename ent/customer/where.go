@@ -8,6 +8,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 	"github.com/shoalcrm/shoal/ent/predicate"
+	"github.com/shoalcrm/shoal/internal/money"
 )
 
 // ID filters vertices based on their ID field.
@@ -146,7 +147,7 @@ func CreditLevel(v string) predicate.Customer {
 }
 
 // CreditLimit applies equality check predicate on the "credit_limit" field. It's identical to CreditLimitEQ.
-func CreditLimit(v float64) predicate.Customer {
+func CreditLimit(v money.Money) predicate.Customer {
 	return predicate.Customer(sql.FieldEQ(FieldCreditLimit, v))
 }
 
@@ -1151,42 +1152,42 @@ func CreditLevelContainsFold(v string) predicate.Customer {
 }
 
 // CreditLimitEQ applies the EQ predicate on the "credit_limit" field.
-func CreditLimitEQ(v float64) predicate.Customer {
+func CreditLimitEQ(v money.Money) predicate.Customer {
 	return predicate.Customer(sql.FieldEQ(FieldCreditLimit, v))
 }
 
 // CreditLimitNEQ applies the NEQ predicate on the "credit_limit" field.
-func CreditLimitNEQ(v float64) predicate.Customer {
+func CreditLimitNEQ(v money.Money) predicate.Customer {
 	return predicate.Customer(sql.FieldNEQ(FieldCreditLimit, v))
 }
 
 // CreditLimitIn applies the In predicate on the "credit_limit" field.
-func CreditLimitIn(vs ...float64) predicate.Customer {
+func CreditLimitIn(vs ...money.Money) predicate.Customer {
 	return predicate.Customer(sql.FieldIn(FieldCreditLimit, vs...))
 }
 
 // CreditLimitNotIn applies the NotIn predicate on the "credit_limit" field.
-func CreditLimitNotIn(vs ...float64) predicate.Customer {
+func CreditLimitNotIn(vs ...money.Money) predicate.Customer {
 	return predicate.Customer(sql.FieldNotIn(FieldCreditLimit, vs...))
 }
 
 // CreditLimitGT applies the GT predicate on the "credit_limit" field.
-func CreditLimitGT(v float64) predicate.Customer {
+func CreditLimitGT(v money.Money) predicate.Customer {
 	return predicate.Customer(sql.FieldGT(FieldCreditLimit, v))
 }
 
 // CreditLimitGTE applies the GTE predicate on the "credit_limit" field.
-func CreditLimitGTE(v float64) predicate.Customer {
+func CreditLimitGTE(v money.Money) predicate.Customer {
 	return predicate.Customer(sql.FieldGTE(FieldCreditLimit, v))
 }
 
 // CreditLimitLT applies the LT predicate on the "credit_limit" field.
-func CreditLimitLT(v float64) predicate.Customer {
+func CreditLimitLT(v money.Money) predicate.Customer {
 	return predicate.Customer(sql.FieldLT(FieldCreditLimit, v))
 }
 
 // CreditLimitLTE applies the LTE predicate on the "credit_limit" field.
-func CreditLimitLTE(v float64) predicate.Customer {
+func CreditLimitLTE(v money.Money) predicate.Customer {
 	return predicate.Customer(sql.FieldLTE(FieldCreditLimit, v))
 }
 

@@ -207,7 +207,7 @@ var (
 		{Name: "website", Type: field.TypeString, Size: 200, Default: ""},
 		{Name: "grade", Type: field.TypeString, Default: ""},
 		{Name: "credit_level", Type: field.TypeString, Size: 200, Default: ""},
-		{Name: "credit_limit", Type: field.TypeFloat64, Nullable: true},
+		{Name: "credit_limit_fen", Type: field.TypeInt64, Nullable: true},
 		{Name: "source", Type: field.TypeString, Size: 200, Default: ""},
 		{Name: "tags", Type: field.TypeJSON},
 		{Name: "name_norm", Type: field.TypeString, Default: ""},

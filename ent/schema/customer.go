@@ -4,6 +4,8 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
+
+	"github.com/shoalcrm/shoal/internal/money"
 )
 
 // Customer is an account (客户).
@@ -22,7 +24,10 @@ func (Customer) Fields() []ent.Field {
 		field.String("website").Default("").MaxLen(200),
 		field.String("grade").Default(""),
 		field.String("credit_level").Default("").MaxLen(200),
-		field.Float("credit_limit").Optional().Nillable(),
+		// Exact fen (see internal/money). The column is credit_limit_fen
+		// because older databases still hold the float credit_limit;
+		// store.Migrate copies those values over once.
+		money.Field("credit_limit").Optional().StorageKey("credit_limit_fen"),
 		field.String("source").Default("").MaxLen(200),
 		field.Strings("tags").Default([]string{}),
 		field.String("name_norm").Default(""),

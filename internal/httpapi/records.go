@@ -53,7 +53,7 @@ func customerOut(v *records.CustomerView) api.Customer {
 	}
 	return api.Customer{
 		Id: c.ID, Name: c.Name, Industry: strOrNil(c.Industry), Region: strOrNil(c.Region), Address: strOrNil(c.Address),
-		Website: strOrNil(c.Website), Grade: grade, CreditLevel: strOrNil(c.CreditLevel), CreditLimit: nullOf(c.CreditLimit),
+		Website: strOrNil(c.Website), Grade: grade, CreditLevel: strOrNil(c.CreditLevel), CreditLimit: moneyOut(c.CreditLimit),
 		Source: strOrNil(c.Source), Tags: nonNil(c.Tags), Status: api.CustomerStatus(c.Status),
 		DealStatus: c.DealStatus, DealAt: nullTime(c.DealAt),
 		OwnerId: nullOf(c.OwnerID), OwnerName: nullOf(v.OwnerName), PoolId: c.PoolID,
@@ -208,7 +208,11 @@ func (s *Server) CreateCustomer(ctx context.Context, req api.CreateCustomerReque
 		in.Grade = patch.Value(string(*b.Grade))
 	}
 	if b.CreditLimit != nil {
-		in.CreditLimit = patch.Value(*b.CreditLimit)
+		m, err := moneyIn("body/creditLimit", *b.CreditLimit)
+		if err != nil {
+			return nil, err
+		}
+		in.CreditLimit = patch.Value(m)
 	}
 	v, err := s.records.CreateCustomer(ctx, auth.FromContext(ctx), in)
 	if err != nil {
@@ -236,7 +240,10 @@ func (s *Server) UpdateCustomer(ctx context.Context, req api.UpdateCustomerReque
 	b := req.Body
 	in := customerInput(b.Name, b.Industry, b.Region, b.Address, b.Website, b.CreditLevel, b.Source, b.Tags)
 	in.Grade = fieldOf(b.Grade, func(g api.Grade) string { return string(g) })
-	in.CreditLimit = fieldOf(b.CreditLimit, same[float64])
+	var err error
+	if in.CreditLimit, err = moneyField("body/creditLimit", b.CreditLimit); err != nil {
+		return nil, err
+	}
 	v, err := s.records.UpdateCustomer(ctx, auth.FromContext(ctx), req.Id, req.Params.IfMatch, in)
 	if err != nil {
 		return nil, err

@@ -42,7 +42,7 @@ func TestRecordsCRUDAndScope(t *testing.T) {
 			t.Fatalf("created lead %v", l)
 		}
 		id := l["id"].(string)
-		cust := w.repA.Do("POST", "/v1/customers", map[string]any{"name": "上海锦程贸易有限公司", "grade": "B", "creditLimit": 50000}).Expect(201).Map()
+		cust := w.repA.Do("POST", "/v1/customers", map[string]any{"name": "上海锦程贸易有限公司", "grade": "B", "creditLimit": "50000"}).Expect(201).Map()
 		cid := cust["id"].(string)
 
 		tests := []struct {
@@ -91,9 +91,9 @@ func TestRecordsCRUDAndScope(t *testing.T) {
 		w.repA.Do("POST", "/v1/leads", map[string]any{"name": "x", "ownerId": w.repBID}).ExpectProblem(400, "validation_failed")
 
 		cget := w.repA.Do("GET", "/v1/customers/"+cid, nil).Expect(200)
-		cu := w.repA.Do("PATCH", "/v1/customers/"+cid, map[string]any{"grade": nil, "creditLimit": 80000.5, "website": "https://jc.example.cn"},
+		cu := w.repA.Do("PATCH", "/v1/customers/"+cid, map[string]any{"grade": nil, "creditLimit": "80000.5", "website": "https://jc.example.cn"},
 			"If-Match", cget.Header.Get("ETag")).Expect(200).Map()
-		if cu["grade"] != nil || cu["creditLimit"] != 80000.5 || cu["website"] != "https://jc.example.cn" {
+		if cu["grade"] != nil || cu["creditLimit"] != "80000.50" || cu["website"] != "https://jc.example.cn" {
 			t.Fatalf("customer merge patch: %v", cu)
 		}
 		deal := w.repA.Do("PUT", "/v1/customers/"+cid+"/deal-status", map[string]any{"dealStatus": true}).Expect(200).Map()

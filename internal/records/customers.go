@@ -12,6 +12,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/dedupe"
+	"github.com/shoalcrm/shoal/internal/money"
 	"github.com/shoalcrm/shoal/internal/patch"
 )
 
@@ -20,7 +21,7 @@ import (
 type CustomerInput struct {
 	Name, Industry, Region, Address, Website, CreditLevel, Source *string
 	Grade                                                         patch.Field[string]
-	CreditLimit                                                   patch.Field[float64]
+	CreditLimit                                                   patch.Field[money.Money]
 	Tags                                                          *[]string
 	PoolID                                                        *uuid.UUID
 }
@@ -36,6 +37,9 @@ type CustomerView struct {
 // CreateCustomer creates a customer placed by the pool engine; a duplicate
 // name is Conflict duplicate and nothing is written.
 func (s *Service) CreateCustomer(ctx context.Context, p *auth.Principal, in CustomerInput) (*CustomerView, error) {
+	if err := in.validate(); err != nil {
+		return nil, err
+	}
 	keys := keysOf(deref(in.Name), "", "")
 	id := uuid.Must(uuid.NewV7())
 	var place string
@@ -71,6 +75,15 @@ func (s *Service) CreateCustomer(ctx context.Context, p *auth.Principal, in Cust
 	}
 	v.Placement = place
 	return v, nil
+}
+
+// validate checks the rules the contract cannot state: a credit limit is
+// an amount a customer may owe, so it is never negative.
+func (in CustomerInput) validate() error {
+	if v := in.CreditLimit.Value; v != nil && v.IsNegative() {
+		return apperr.Invalidf("body/creditLimit", "minimum", "creditLimit must not be negative")
+	}
+	return nil
 }
 
 func setCustomerFields(m *ent.CustomerMutation, in CustomerInput) {
@@ -184,6 +197,9 @@ func (s *Service) editableCustomer(ctx context.Context, tx *ent.Tx, p *auth.Prin
 // status). It needs If-Match; a changed name that duplicates another
 // record is Conflict duplicate.
 func (s *Service) UpdateCustomer(ctx context.Context, p *auth.Principal, id uuid.UUID, ifMatch *string, in CustomerInput) (*CustomerView, error) {
+	if err := in.validate(); err != nil {
+		return nil, err
+	}
 	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
 		cu, err := s.editableCustomer(ctx, tx, p, id)
 		if err != nil {

@@ -257,7 +257,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err := s.Client.Schema.Create(ctx, schema.WithDropIndex(true)); err != nil {
 		return fmt.Errorf("apply schema: %w", err)
 	}
-	return nil
+	return s.migrateMoney(ctx)
 }
 
 var migrateMu sync.Mutex
