@@ -10,6 +10,7 @@ import (
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/ent/apikey"
 	"github.com/shoalcrm/shoal/internal/apperr"
+	"github.com/shoalcrm/shoal/internal/events"
 )
 
 // Scopes an API key may be granted.
@@ -65,7 +66,13 @@ func (s *Service) CreateAPIKey(ctx context.Context, p *Principal, in NewAPIKey, 
 			SetNillableExpiresAt(expires).
 			SetCreatedBy(p.CreatedByUser()).
 			Save(ctx)
-		return err
+		if err != nil {
+			return err
+		}
+		// Never the secret, its hash or its prefix.
+		return events.Emit(ctx, tx, events.Event{Type: events.APIKeyCreated, SubjectKind: events.KindAPIKey, SubjectID: k.ID,
+			Actor: p.EventActor(), OccurredAt: time.Now(), Data: events.APIKey{Name: k.Name, Scopes: k.Scopes,
+				PoolID: k.PoolID, ExpiresAt: k.ExpiresAt}})
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("create api key: %w", err)
@@ -99,9 +106,14 @@ func (s *Service) RevokeAPIKey(ctx context.Context, id uuid.UUID) error {
 	// One transaction that fails when the key does not exist, so that a
 	// revoke of nothing is not audited as a committed change.
 	err := s.store.WithTx(ctx, func(tx *ent.Tx) error {
-		n, err := tx.APIKey.Update().Where(apikey.ID(id), apikey.RevokedAtIsNil()).SetRevokedAt(time.Now().UTC()).Save(ctx)
-		if err != nil || n > 0 {
+		now := time.Now().UTC()
+		n, err := tx.APIKey.Update().Where(apikey.ID(id), apikey.RevokedAtIsNil()).SetRevokedAt(now).Save(ctx)
+		if err != nil {
 			return err
+		}
+		if n > 0 {
+			return events.Emit(ctx, tx, events.Event{Type: events.APIKeyRevoked, SubjectKind: events.KindAPIKey, SubjectID: id,
+				Actor: ContextActor(ctx), OccurredAt: now, Data: events.None{}})
 		}
 		exists, err := tx.APIKey.Query().Where(apikey.ID(id)).Exist(ctx)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/ent/user"
 	"github.com/shoalcrm/shoal/internal/apperr"
+	"github.com/shoalcrm/shoal/internal/events"
 	"github.com/shoalcrm/shoal/internal/store"
 )
 
@@ -86,7 +87,11 @@ func (s *Service) setPassword(ctx context.Context, userID uuid.UUID, hash string
 			return fmt.Errorf("set password: %w", err)
 		}
 		epoch = u.SessionEpoch
-		return nil
+		// The user changed his own password: the field's name only.
+		id := userID
+		return events.Emit(ctx, tx, events.Event{Type: events.UserUpdated, SubjectKind: events.KindUser, SubjectID: userID,
+			Actor: events.Actor{Type: string(ActorUser), ID: &id}, OccurredAt: time.Now(),
+			Data: events.UserChanged{Fields: []string{"password"}, SessionsEnded: out.RevokedSessions}})
 	})
 	if err != nil {
 		return nil, err

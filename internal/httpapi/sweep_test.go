@@ -896,7 +896,7 @@ func TestSweepConcurrentSweeps(t *testing.T) {
 			if err != nil || n != 1 {
 				t.Fatalf("%s has %d warning rows (%v), want 1", id, n, err)
 			}
-			n, err = db.DomainEvent.Query().Where(domainevent.SubjectID(uuid.MustParse(id)), domainevent.TypeHasSuffix(".reclaimWarning")).Count(ctx)
+			n, err = db.DomainEvent.Query().Where(domainevent.SubjectID(uuid.MustParse(id)), domainevent.TypeHasSuffix(".reclaim_warned")).Count(ctx)
 			if err != nil || n != 1 {
 				t.Fatalf("%s has %d reclaimWarning events (%v), want 1", id, n, err)
 			}
@@ -912,7 +912,7 @@ func TestSweepConcurrentSweeps(t *testing.T) {
 			if reclaims != 1 {
 				t.Fatalf("%s %s has %d reclaims in its history, want 1", kind, id, reclaims)
 			}
-			n, err := db.DomainEvent.Query().Where(domainevent.SubjectID(uuid.MustParse(id)), domainevent.TypeEQ(kind+".reclaim")).Count(ctx)
+			n, err := db.DomainEvent.Query().Where(domainevent.SubjectID(uuid.MustParse(id)), domainevent.TypeEQ(kind+".reclaimed")).Count(ctx)
 			if err != nil || n != 1 {
 				t.Fatalf("%s %s has %d reclaim events (%v), want 1", kind, id, n, err)
 			}

@@ -8,6 +8,7 @@ import (
 
 	"fmt"
 	"strings"
+	"time"
 
 	entsql "entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
@@ -19,6 +20,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/authz"
+	"github.com/shoalcrm/shoal/internal/events"
 	"github.com/shoalcrm/shoal/internal/patch"
 	"github.com/shoalcrm/shoal/internal/store"
 )
@@ -101,7 +103,11 @@ func (s *Service) CreateUser(ctx context.Context, in NewUser) (*ent.User, error)
 		if ent.IsConstraintError(err) {
 			return errEmailTaken
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return events.Emit(ctx, tx, events.Event{Type: events.UserCreated, SubjectKind: events.KindUser, SubjectID: u.ID,
+			Actor: auth.ContextActor(ctx), OccurredAt: time.Now(), Data: events.User{Role: string(u.Role), TeamID: u.TeamID}})
 	})
 	if err != nil {
 		return nil, err
@@ -245,6 +251,10 @@ func (s *Service) ChangeUser(ctx context.Context, p *auth.Principal, id uuid.UUI
 				return errLastAdmin
 			}
 		}
+		changed, err := events.ChangedFields(ctx, upd.Mutation())
+		if err != nil {
+			return err
+		}
 		out, err = upd.Save(ctx)
 		if ent.IsConstraintError(err) {
 			return errEmailTaken
@@ -256,6 +266,10 @@ func (s *Service) ChangeUser(ctx context.Context, p *auth.Principal, id uuid.UUI
 			if revoked, err = auth.RevokeSessions(ctx, tx, u.ID, uuid.Nil); err != nil {
 				return err
 			}
+		}
+		if err := events.Emit(ctx, tx, events.Event{Type: events.UserUpdated, SubjectKind: events.KindUser, SubjectID: u.ID,
+			Actor: p.EventActor(), OccurredAt: time.Now(), Data: events.UserChanged{Fields: changed, SessionsEnded: revoked}}); err != nil {
+			return err
 		}
 		if deactivated || (u.Role == user.RoleAdmin && out.Role != user.RoleAdmin) {
 			return auth.RevokeAPIKeysOf(ctx, tx, u.ID)
@@ -382,7 +396,11 @@ func (s *Service) CreateTeam(ctx context.Context, in NewTeam) (*ent.Team, error)
 			SetNillableMaxOwnedCustomers(in.MaxOwnedCustomers).
 			SetNillableMaxFrozen(in.MaxFrozen).
 			Save(ctx)
-		return err
+		if err != nil {
+			return err
+		}
+		return events.Emit(ctx, tx, events.Event{Type: events.TeamCreated, SubjectKind: events.KindTeam, SubjectID: id,
+			Actor: auth.ContextActor(ctx), OccurredAt: time.Now(), Data: events.Team{ParentID: in.ParentID}})
 	})
 	return t, err
 }
@@ -445,11 +463,16 @@ func (s *Service) UpdateTeam(ctx context.Context, id uuid.UUID, in TeamPatch) (*
 				}
 			}
 		}
+		changed, err := events.ChangedFields(ctx, upd.Mutation())
+		if err != nil {
+			return err
+		}
 		out, err = upd.Save(ctx)
 		if err != nil {
 			return fmt.Errorf("update team: %w", err)
 		}
-		return nil
+		return events.Emit(ctx, tx, events.Event{Type: events.TeamUpdated, SubjectKind: events.KindTeam, SubjectID: id,
+			Actor: auth.ContextActor(ctx), OccurredAt: time.Now(), Data: events.Changed{Fields: changed}})
 	})
 	return out, err
 }

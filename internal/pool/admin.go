@@ -14,6 +14,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/schema"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/events"
 	"github.com/shoalcrm/shoal/internal/patch"
 )
 
@@ -138,6 +139,10 @@ func (s *Service) CreatePool(ctx context.Context, p *auth.Principal, in PoolInpu
 		if out, err = c.Save(ctx); err != nil {
 			return fmt.Errorf("create pool: %w", err)
 		}
+		if err := events.Emit(ctx, tx, events.Event{Type: events.PoolCreated, SubjectKind: events.KindPool, SubjectID: out.ID,
+			Actor: p.EventActor(), OccurredAt: s.clock.Now(), Data: events.Pool{Kind: string(out.Kind)}}); err != nil {
+			return err
+		}
 		return snapshot(ctx, tx, out, p.ID)
 	})
 	return out, err
@@ -175,8 +180,16 @@ func (s *Service) UpdatePool(ctx context.Context, p *auth.Principal, id uuid.UUI
 		if in.changesRules() {
 			upd.AddRuleVersion(1)
 		}
+		changed, err := events.ChangedFields(ctx, upd.Mutation())
+		if err != nil {
+			return err
+		}
 		if out, err = upd.Save(ctx); err != nil {
 			return fmt.Errorf("update pool: %w", err)
+		}
+		if err := events.Emit(ctx, tx, events.Event{Type: events.PoolUpdated, SubjectKind: events.KindPool, SubjectID: id,
+			Actor: p.EventActor(), OccurredAt: s.clock.Now(), Data: events.Changed{Fields: changed}}); err != nil {
+			return err
 		}
 		if in.changesRules() {
 			return snapshot(ctx, tx, out, p.ID)
@@ -220,15 +233,25 @@ func (s *Service) UpdateSettings(ctx context.Context, in SettingsPatch) (Setting
 		if err != nil {
 			return err
 		}
-		set := func(f patch.Field[int], dst **int) {
+		var changed []string
+		set := func(name string, f patch.Field[int], dst **int) {
 			if f.Set {
+				if (*dst == nil) != (f.Value == nil) || (f.Value != nil && **dst != *f.Value) {
+					changed = append(changed, name)
+				}
 				*dst = f.Value
 			}
 		}
-		set(in.MaxOwnedLeads, &st.MaxOwnedLeads)
-		set(in.MaxOwnedCustomers, &st.MaxOwnedCustomers)
-		set(in.MaxFrozen, &st.MaxFrozen)
+		set("maxOwnedLeads", in.MaxOwnedLeads, &st.MaxOwnedLeads)
+		set("maxOwnedCustomers", in.MaxOwnedCustomers, &st.MaxOwnedCustomers)
+		set("maxFrozen", in.MaxFrozen, &st.MaxFrozen)
 		recount := in.CapCountsDealt != nil && *in.CapCountsDealt != st.CapCountsDealt
+		if recount {
+			changed = append(changed, "capCountsDealt")
+		}
+		if changed == nil {
+			changed = []string{}
+		}
 		if in.CapCountsDealt != nil {
 			st.CapCountsDealt = *in.CapCountsDealt
 		}
@@ -251,7 +274,10 @@ func (s *Service) UpdateSettings(ctx context.Context, in SettingsPatch) (Setting
 			}
 		}
 		out = st
-		return nil
+		// Settings are one row keyed by name, not by id: the subject id
+		// is the nil UUID.
+		return events.Emit(ctx, tx, events.Event{Type: events.SettingsUpdated, SubjectKind: events.KindSettings,
+			SubjectID: uuid.Nil, Actor: auth.ContextActor(ctx), OccurredAt: s.clock.Now(), Data: events.Changed{Fields: changed}})
 	})
 	return out, err
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/authz"
+	"github.com/shoalcrm/shoal/internal/events"
 	"github.com/shoalcrm/shoal/internal/poolrules"
 )
 
@@ -223,7 +224,10 @@ func (s *Service) Claim(ctx context.Context, p *auth.Principal, kind string, id 
 			}
 			res.Request, err = o.tx.ClaimRequest.Create().SetKind(claimrequest.Kind(kind)).SetRecordID(id).
 				SetPoolID(o.pl.ID).SetRequesterID(p.ID).SetCreatedAt(o.now).Save(ctx)
-			return err
+			if err != nil {
+				return err
+			}
+			return emitClaimRequest(ctx, o.tx, events.ClaimRequestCreated, p, res.Request, o.now)
 		}
 		return s.claimFor(ctx, o, h, p)
 	})
@@ -607,9 +611,23 @@ func (s *Service) DecideClaim(ctx context.Context, p *auth.Principal, requestID 
 			status = claimrequest.StatusApproved
 		}
 		out, err = o.tx.ClaimRequest.UpdateOne(cur).SetStatus(status).SetDeciderID(p.ID).SetReason(reason).SetDecidedAt(o.now).Save(ctx)
-		return err
+		if err != nil {
+			return err
+		}
+		typ := events.ClaimRequestRejected
+		if approve {
+			typ = events.ClaimRequestApproved
+		}
+		return emitClaimRequest(ctx, o.tx, typ, p, out, o.now)
 	})
 	return out, err
+}
+
+// emitClaimRequest writes a claim request's event in tx.
+func emitClaimRequest(ctx context.Context, tx *ent.Tx, typ events.Type, p *auth.Principal, r *ent.ClaimRequest, now time.Time) error {
+	return events.Emit(ctx, tx, events.Event{Type: typ, SubjectKind: events.KindClaimRequest, SubjectID: r.ID,
+		Actor: p.EventActor(), OccurredAt: now, Data: events.ClaimRequest{RecordKind: string(r.Kind), RecordID: r.RecordID,
+			PoolID: r.PoolID, RequesterID: r.RequesterID, Reason: r.Reason}})
 }
 
 // ListClaimRequests returns claim requests p may see: all for admins, those

@@ -13,6 +13,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/ownershipchange"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/events"
 	"github.com/shoalcrm/shoal/internal/poolrules"
 	"github.com/shoalcrm/shoal/internal/store"
 )
@@ -291,24 +292,18 @@ func (s *Service) log(ctx context.Context, tx *ent.Tx, r *Record, c Change, now 
 	if err := h.Exec(ctx); err != nil {
 		return fmt.Errorf("write history: %w", err)
 	}
-	data := map[string]any{"operation": c.Op, "poolId": r.PoolID.String(), "actorType": actorType, "ruleVersion": c.RuleVersion}
-	if c.From != nil {
-		data["fromOwnerId"] = c.From.String()
+	typ, err := events.OwnershipType(r.Kind, c.Op)
+	if err != nil {
+		return err
 	}
-	if c.To != nil {
-		data["toOwnerId"] = c.To.String()
-	}
-	if actorID != nil {
-		data["actorId"] = actorID.String()
-	}
-	if c.Reason != "" {
-		data["reason"] = c.Reason
-	}
-	if err := tx.DomainEvent.Create().SetType(r.Kind + "." + c.Op).SetSubjectKind(r.Kind).SetSubjectID(r.ID).
-		SetData(data).SetAt(now).Exec(ctx); err != nil {
-		return fmt.Errorf("write event: %w", err)
-	}
-	return nil
+	return events.Emit(ctx, tx, events.Event{Type: typ, SubjectKind: r.Kind, SubjectID: r.ID,
+		Actor: c.Actor.EventActor(), OccurredAt: now, Data: c.ownership(r.PoolID)})
+}
+
+// ownership is the event payload of the change.
+func (c Change) ownership(poolID uuid.UUID) events.Ownership {
+	return events.Ownership{Operation: c.Op, PoolID: poolID, FromOwnerID: c.From, ToOwnerID: c.To,
+		Reason: c.Reason, RuleVersion: c.RuleVersion}
 }
 
 // SetDealt records a customer's deal status in tx, keeping the owner's
@@ -362,8 +357,12 @@ func (s *Service) SetDealt(ctx context.Context, tx *ent.Tx, p *auth.Principal, i
 	if err := s.save(ctx, tx, r, pl, now); err != nil {
 		return err
 	}
-	return tx.DomainEvent.Create().SetType("customer.dealStatus").SetSubjectKind("customer").SetSubjectID(id).
-		SetData(map[string]any{"dealStatus": dealt, "actorId": p.ID.String()}).SetAt(now).Exec(ctx)
+	typ := events.CustomerUndealt
+	if dealt {
+		typ = events.CustomerDealt
+	}
+	return events.Emit(ctx, tx, events.Event{Type: typ, SubjectKind: events.KindCustomer, SubjectID: id,
+		Actor: p.EventActor(), OccurredAt: now, Data: events.Deal{OwnerID: r.OwnerID}})
 }
 
 // FollowedUp moves a record's lastFollowUpAt to max(lastFollowUpAt, at)

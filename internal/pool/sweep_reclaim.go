@@ -16,6 +16,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/lead"
 	"github.com/shoalcrm/shoal/ent/ownershipchange"
 	entpool "github.com/shoalcrm/shoal/ent/pool"
+	"github.com/shoalcrm/shoal/internal/events"
 	"github.com/shoalcrm/shoal/internal/poolrules"
 )
 
@@ -207,7 +208,7 @@ func (s *Service) reclaimBulk(ctx context.Context, tx *ent.Tx, kind string, due 
 	lost := map[uuid.UUID]int{}
 	items := make([]SweepItem, len(due))
 	history := make([]*ent.OwnershipChangeCreate, len(due))
-	events := make([]*ent.DomainEventCreate, len(due))
+	evs := make([]events.Event, len(due))
 	cooldowns := make([]*ent.CooldownCreate, len(due))
 	for i, d := range due {
 		prev := *d.r.OwnerID
@@ -217,17 +218,17 @@ func (s *Service) reclaimBulk(ctx context.Context, tx *ent.Tx, kind string, due 
 		history[i] = tx.OwnershipChange.Create().SetRecordKind(ownershipchange.RecordKind(kind)).SetRecordID(d.r.ID).
 			SetOperation(ownershipchange.OperationReclaim).SetFromOwnerID(prev).SetActorType(ownershipchange.ActorTypeSystem).
 			SetReason(d.c.Reason).SetPoolID(d.r.PoolID).SetRuleVersion(d.pl.RuleVersion).SetAt(now)
-		events[i] = tx.DomainEvent.Create().SetType(kind + ".reclaim").SetSubjectKind(kind).SetSubjectID(d.r.ID).SetAt(now).
-			SetData(map[string]any{"operation": "reclaim", "poolId": d.r.PoolID.String(), "actorType": "system",
-				"ruleVersion": d.pl.RuleVersion, "fromOwnerId": prev.String(), "reason": d.c.Reason})
+		evs[i] = events.Event{Type: events.Type(kind + ".reclaimed"), SubjectKind: kind, SubjectID: d.r.ID,
+			Actor: events.System, OccurredAt: now, Data: Change{Op: "reclaim", From: &prev, Reason: d.c.Reason,
+				RuleVersion: d.pl.RuleVersion}.ownership(d.r.PoolID)}
 		cooldowns[i] = tx.Cooldown.Create().SetRecordID(d.r.ID).SetUserID(prev).SetLostAt(now)
 		items[i] = SweepItem{ID: d.r.ID, Kind: kind, PreviousOwnerID: &prev, Reason: d.c.Reason, ReclaimAt: d.c.ReclaimAt}
 	}
 	if err := tx.OwnershipChange.CreateBulk(history...).Exec(ctx); err != nil {
 		return nil, fmt.Errorf("write history: %w", err)
 	}
-	if err := tx.DomainEvent.CreateBulk(events...).Exec(ctx); err != nil {
-		return nil, fmt.Errorf("write events: %w", err)
+	if err := events.EmitAll(ctx, tx, evs); err != nil {
+		return nil, err
 	}
 	if err := tx.Cooldown.CreateBulk(cooldowns...).OnConflictColumns(cooldown.FieldRecordID, cooldown.FieldUserID).
 		UpdateLostAt().Exec(ctx); err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/ent/reclaimwarning"
+	"github.com/shoalcrm/shoal/internal/events"
 	"github.com/shoalcrm/shoal/internal/poolrules"
 )
 
@@ -123,10 +124,10 @@ func (s *Service) writeWarnings(ctx context.Context, kind string, due []SweepIte
 				return fmt.Errorf("write warning: %w", err)
 			}
 			warned = append(warned, it)
-			if err := tx.DomainEvent.Create().SetType(kind + ".reclaimWarning").SetSubjectKind(kind).SetSubjectID(it.ID).
-				SetData(map[string]any{"ownerId": it.OwnerID.String(), "reclaimAt": it.ReclaimAt.UTC(), "reason": it.Reason}).
-				SetAt(now).Exec(ctx); err != nil {
-				return fmt.Errorf("write warning event: %w", err)
+			if err := events.Emit(ctx, tx, events.Event{Type: events.Type(kind + ".reclaim_warned"), SubjectKind: kind,
+				SubjectID: it.ID, Actor: events.System, OccurredAt: now,
+				Data: events.ReclaimWarning{OwnerID: *it.OwnerID, ReclaimAt: it.ReclaimAt.UTC(), Reason: it.Reason}}); err != nil {
+				return err
 			}
 		}
 		took = time.Since(t0)

@@ -15,6 +15,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/dedupe"
+	"github.com/shoalcrm/shoal/internal/events"
 	"github.com/shoalcrm/shoal/internal/store"
 )
 
@@ -72,7 +73,7 @@ func (s *Service) insertContact(ctx context.Context, tx *ent.Tx, p *auth.Princip
 	if err := c.Exec(ctx); err != nil {
 		return id, fmt.Errorf("create contact: %w", err)
 	}
-	return id, nil
+	return id, s.emit(ctx, tx, p, events.ContactCreated, events.KindContact, id, events.Contact{CustomerID: customerID})
 }
 
 // demotePrimary makes every contact of a customer non-primary, under the
@@ -249,6 +250,14 @@ func (s *Service) UpdateContact(ctx context.Context, p *auth.Principal, id uuid.
 		}
 		upd := tx.Contact.UpdateOneID(id).SetUpdatedAt(now)
 		setContactFields(upd.Mutation(), in)
+		fields, err := events.ChangedFields(ctx, upd.Mutation())
+		if err != nil {
+			return err
+		}
+		if err := s.emit(ctx, tx, p, events.ContactUpdated, events.KindContact, id,
+			events.Contact{CustomerID: ct.CustomerID, Fields: fields}); err != nil {
+			return err
+		}
 		if err := upd.Exec(ctx); err != nil {
 			return fmt.Errorf("update contact: %w", err)
 		}
@@ -264,7 +273,8 @@ func (s *Service) UpdateContact(ctx context.Context, p *auth.Principal, id uuid.
 // Forbidden not_record_owner otherwise) and releases its phone and email.
 func (s *Service) DeleteContact(ctx context.Context, p *auth.Principal, id uuid.UUID) error {
 	return s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
-		if _, err := s.editableContact(ctx, tx, p, id); err != nil {
+		ct, err := s.editableContact(ctx, tx, p, id)
+		if err != nil {
 			return err
 		}
 		if err := releaseKeys(ctx, tx, id, dedupe.MatchedName, dedupe.MatchedPhone, dedupe.MatchedEmail); err != nil {
@@ -273,7 +283,7 @@ func (s *Service) DeleteContact(ctx context.Context, p *auth.Principal, id uuid.
 		if err := tx.Contact.DeleteOneID(id).Exec(ctx); err != nil {
 			return fmt.Errorf("delete contact: %w", err)
 		}
-		return nil
+		return s.emit(ctx, tx, p, events.ContactDeleted, events.KindContact, id, events.Contact{CustomerID: ct.CustomerID})
 	})
 }
 

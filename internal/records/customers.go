@@ -12,6 +12,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/dedupe"
+	"github.com/shoalcrm/shoal/internal/events"
 	"github.com/shoalcrm/shoal/internal/money"
 	"github.com/shoalcrm/shoal/internal/patch"
 )
@@ -218,6 +219,9 @@ func (s *Service) UpdateCustomer(ctx context.Context, p *auth.Principal, id uuid
 		}
 		upd := tx.Customer.UpdateOneID(id).AddVersion(1).SetUpdatedAt(s.clock.Now())
 		setCustomerFields(upd.Mutation(), in)
+		if err := s.emitUpdated(ctx, tx, p, events.KindCustomer, id, upd.Mutation()); err != nil {
+			return err
+		}
 		return upd.Exec(ctx)
 	})
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/authz"
+	"github.com/shoalcrm/shoal/internal/events"
 )
 
 // ClockSkew is how far in the future a follow-up's occurredAt may lie, to
@@ -96,6 +97,10 @@ func (s *Service) CreateFollowUp(ctx context.Context, p *auth.Principal, in Foll
 			SetOccurredAt(occurred).SetNillableNextAt(next).SetCreatedAt(s.clock.Now()).Exec(ctx)
 		if err != nil {
 			return fmt.Errorf("create follow-up: %w", err)
+		}
+		if err := s.emit(ctx, tx, p, events.FollowUpCreated, events.KindFollowUp, id,
+			events.FollowUp{RecordKind: in.SubjectType, RecordID: in.SubjectID, OccurredAt: occurred}); err != nil {
+			return err
 		}
 		if r.OwnerID != nil && *r.OwnerID == p.ID {
 			return s.pools.FollowedUp(ctx, tx, in.SubjectType, in.SubjectID, occurred)

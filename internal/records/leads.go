@@ -13,6 +13,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/dedupe"
+	"github.com/shoalcrm/shoal/internal/events"
 )
 
 // LeadInput holds a lead's client-set fields. On update, nil means
@@ -274,6 +275,9 @@ func (s *Service) UpdateLead(ctx context.Context, p *auth.Principal, id uuid.UUI
 		}
 		upd := tx.Lead.UpdateOneID(id).AddVersion(1).SetUpdatedAt(s.clock.Now())
 		setLeadFields(upd.Mutation(), in)
+		if err := s.emitUpdated(ctx, tx, p, events.KindLead, id, upd.Mutation()); err != nil {
+			return err
+		}
 		return upd.Exec(ctx)
 	})
 	if err != nil {
