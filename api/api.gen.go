@@ -9,7 +9,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"path"
@@ -2275,6 +2277,9 @@ type TooManyRequests = Problem
 
 // Unauthorized RFC 9457 problem details with a stable machine code.
 type Unauthorized = Problem
+
+// UnsupportedMediaType RFC 9457 problem details with a stable machine code.
+type UnsupportedMediaType = Problem
 
 // ListApiKeysParams defines parameters for ListApiKeys.
 type ListApiKeysParams struct {
@@ -4552,7 +4557,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 }
 
 type BadRequestResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 type BadRequestApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -4561,7 +4567,8 @@ type BadRequestApplicationProblemPlusJSONResponse struct {
 }
 
 type ConflictResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 type ConflictApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -4570,7 +4577,8 @@ type ConflictApplicationProblemPlusJSONResponse struct {
 }
 
 type DuplicateResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 type DuplicateApplicationProblemPlusJSONResponse struct {
 	Body DuplicateProblem
@@ -4579,7 +4587,8 @@ type DuplicateApplicationProblemPlusJSONResponse struct {
 }
 
 type ErrorResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 type ErrorApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -4588,7 +4597,9 @@ type ErrorApplicationProblemPlusJSONResponse struct {
 }
 
 type ForbiddenResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	WWWAuthenticate *string
 }
 type ForbiddenApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -4597,7 +4608,8 @@ type ForbiddenApplicationProblemPlusJSONResponse struct {
 }
 
 type NotFoundResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 type NotFoundApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -4606,7 +4618,8 @@ type NotFoundApplicationProblemPlusJSONResponse struct {
 }
 
 type PreconditionFailedResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 type PreconditionFailedApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -4615,7 +4628,8 @@ type PreconditionFailedApplicationProblemPlusJSONResponse struct {
 }
 
 type PreconditionRequiredResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 type PreconditionRequiredApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -4624,8 +4638,9 @@ type PreconditionRequiredApplicationProblemPlusJSONResponse struct {
 }
 
 type ServiceUnavailableResponseHeaders struct {
-	RateLimit  *string
-	RetryAfter *int32
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int32
 }
 type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -4634,8 +4649,9 @@ type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
 }
 
 type TooManyRequestsResponseHeaders struct {
-	RateLimit  *string
-	RetryAfter *int32
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int32
 }
 type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -4644,12 +4660,23 @@ type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 }
 
 type UnauthorizedResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 type UnauthorizedApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers UnauthorizedResponseHeaders
+}
+
+type UnsupportedMediaTypeResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+type UnsupportedMediaTypeApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers UnsupportedMediaTypeResponseHeaders
 }
 
 type GetJwksRequestObject struct {
@@ -4659,48 +4686,16 @@ type GetJwksResponseObject interface {
 	VisitGetJwksResponse(w http.ResponseWriter) error
 }
 
-type GetJwks200ResponseHeaders struct {
-	RateLimit *string
-}
-
-type GetJwks200JSONResponse struct {
-	Body    Jwks
-	Headers GetJwks200ResponseHeaders
-}
+type GetJwks200JSONResponse Jwks
 
 func (response GetJwks200JSONResponse) VisitGetJwksResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
-	if response.Headers.RateLimit != nil {
-		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
-	}
 	w.WriteHeader(200)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type GetJwks429ApplicationProblemPlusJSONResponse struct {
-	TooManyRequestsApplicationProblemPlusJSONResponse
-}
-
-func (response GetJwks429ApplicationProblemPlusJSONResponse) VisitGetJwksResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RateLimit != nil {
-		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
-	}
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
-	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4721,6 +4716,9 @@ func (response GetJwksdefaultApplicationProblemPlusJSONResponse) VisitGetJwksRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4733,48 +4731,16 @@ type GetHealthResponseObject interface {
 	VisitGetHealthResponse(w http.ResponseWriter) error
 }
 
-type GetHealth200ResponseHeaders struct {
-	RateLimit *string
-}
-
-type GetHealth200JSONResponse struct {
-	Body    Health
-	Headers GetHealth200ResponseHeaders
-}
+type GetHealth200JSONResponse Health
 
 func (response GetHealth200JSONResponse) VisitGetHealthResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
-	if response.Headers.RateLimit != nil {
-		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
-	}
 	w.WriteHeader(200)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type GetHealth429ApplicationProblemPlusJSONResponse struct {
-	TooManyRequestsApplicationProblemPlusJSONResponse
-}
-
-func (response GetHealth429ApplicationProblemPlusJSONResponse) VisitGetHealthResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RateLimit != nil {
-		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
-	}
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
-	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4795,6 +4761,9 @@ func (response GetHealthdefaultApplicationProblemPlusJSONResponse) VisitGetHealt
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4807,48 +4776,16 @@ type GetReadinessResponseObject interface {
 	VisitGetReadinessResponse(w http.ResponseWriter) error
 }
 
-type GetReadiness200ResponseHeaders struct {
-	RateLimit *string
-}
-
-type GetReadiness200JSONResponse struct {
-	Body    Health
-	Headers GetReadiness200ResponseHeaders
-}
+type GetReadiness200JSONResponse Health
 
 func (response GetReadiness200JSONResponse) VisitGetReadinessResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
-	if response.Headers.RateLimit != nil {
-		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
-	}
 	w.WriteHeader(200)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type GetReadiness429ApplicationProblemPlusJSONResponse struct {
-	TooManyRequestsApplicationProblemPlusJSONResponse
-}
-
-func (response GetReadiness429ApplicationProblemPlusJSONResponse) VisitGetReadinessResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RateLimit != nil {
-		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
-	}
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
-	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4866,6 +4803,9 @@ func (response GetReadiness503ApplicationProblemPlusJSONResponse) VisitGetReadin
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -4891,6 +4831,9 @@ func (response GetReadinessdefaultApplicationProblemPlusJSONResponse) VisitGetRe
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4905,7 +4848,8 @@ type ListApiKeysResponseObject interface {
 }
 
 type ListApiKeys200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ListApiKeys200JSONResponse struct {
@@ -4922,6 +4866,9 @@ func (response ListApiKeys200JSONResponse) VisitListApiKeysResponse(w http.Respo
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -4942,6 +4889,9 @@ func (response ListApiKeys400ApplicationProblemPlusJSONResponse) VisitListApiKey
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4960,6 +4910,9 @@ func (response ListApiKeys401ApplicationProblemPlusJSONResponse) VisitListApiKey
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -4980,6 +4933,12 @@ func (response ListApiKeys403ApplicationProblemPlusJSONResponse) VisitListApiKey
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4998,6 +4957,9 @@ func (response ListApiKeys429ApplicationProblemPlusJSONResponse) VisitListApiKey
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -5023,6 +4985,9 @@ func (response ListApiKeysdefaultApplicationProblemPlusJSONResponse) VisitListAp
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5037,7 +5002,9 @@ type CreateApiKeyResponseObject interface {
 }
 
 type CreateApiKey201ResponseHeaders struct {
-	RateLimit *string
+	Location        string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type CreateApiKey201JSONResponse struct {
@@ -5052,8 +5019,12 @@ func (response CreateApiKey201JSONResponse) VisitCreateApiKeyResponse(w http.Res
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
@@ -5074,6 +5045,9 @@ func (response CreateApiKey400ApplicationProblemPlusJSONResponse) VisitCreateApi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5092,6 +5066,9 @@ func (response CreateApiKey401ApplicationProblemPlusJSONResponse) VisitCreateApi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -5112,7 +5089,35 @@ func (response CreateApiKey403ApplicationProblemPlusJSONResponse) VisitCreateApi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateApiKey415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateApiKey415ApplicationProblemPlusJSONResponse) VisitCreateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5130,6 +5135,9 @@ func (response CreateApiKey429ApplicationProblemPlusJSONResponse) VisitCreateApi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -5155,6 +5163,9 @@ func (response CreateApiKeydefaultApplicationProblemPlusJSONResponse) VisitCreat
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5169,7 +5180,8 @@ type RevokeApiKeyResponseObject interface {
 }
 
 type RevokeApiKey204ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type RevokeApiKey204Response struct {
@@ -5179,6 +5191,9 @@ type RevokeApiKey204Response struct {
 func (response RevokeApiKey204Response) VisitRevokeApiKeyResponse(w http.ResponseWriter) error {
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(204)
 	return nil
@@ -5197,6 +5212,9 @@ func (response RevokeApiKey400ApplicationProblemPlusJSONResponse) VisitRevokeApi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -5217,6 +5235,9 @@ func (response RevokeApiKey401ApplicationProblemPlusJSONResponse) VisitRevokeApi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5235,6 +5256,12 @@ func (response RevokeApiKey403ApplicationProblemPlusJSONResponse) VisitRevokeApi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -5255,6 +5282,9 @@ func (response RevokeApiKey404ApplicationProblemPlusJSONResponse) VisitRevokeApi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5273,6 +5303,9 @@ func (response RevokeApiKey429ApplicationProblemPlusJSONResponse) VisitRevokeApi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -5298,6 +5331,9 @@ func (response RevokeApiKeydefaultApplicationProblemPlusJSONResponse) VisitRevok
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5312,7 +5348,8 @@ type ListAuditEventsResponseObject interface {
 }
 
 type ListAuditEvents200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ListAuditEvents200JSONResponse struct {
@@ -5329,6 +5366,9 @@ func (response ListAuditEvents200JSONResponse) VisitListAuditEventsResponse(w ht
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -5349,6 +5389,9 @@ func (response ListAuditEvents400ApplicationProblemPlusJSONResponse) VisitListAu
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5367,6 +5410,9 @@ func (response ListAuditEvents401ApplicationProblemPlusJSONResponse) VisitListAu
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -5387,6 +5433,12 @@ func (response ListAuditEvents403ApplicationProblemPlusJSONResponse) VisitListAu
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5405,6 +5457,9 @@ func (response ListAuditEvents429ApplicationProblemPlusJSONResponse) VisitListAu
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -5430,6 +5485,9 @@ func (response ListAuditEventsdefaultApplicationProblemPlusJSONResponse) VisitLi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5445,7 +5503,6 @@ type LoginResponseObject interface {
 
 type Login200ResponseHeaders struct {
 	CacheControl *string
-	RateLimit    *string
 }
 
 type Login200JSONResponse struct {
@@ -5462,9 +5519,6 @@ func (response Login200JSONResponse) VisitLoginResponse(w http.ResponseWriter) e
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
-	}
-	if response.Headers.RateLimit != nil {
-		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -5485,6 +5539,9 @@ func (response Login400ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5504,7 +5561,32 @@ func (response Login401ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Login415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response Login415ApplicationProblemPlusJSONResponse) VisitLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5522,6 +5604,9 @@ func (response Login429ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -5544,6 +5629,9 @@ func (response Login503ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -5569,6 +5657,9 @@ func (response LogindefaultApplicationProblemPlusJSONResponse) VisitLoginRespons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5583,7 +5674,8 @@ type LogoutResponseObject interface {
 }
 
 type Logout204ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type Logout204Response struct {
@@ -5593,6 +5685,9 @@ type Logout204Response struct {
 func (response Logout204Response) VisitLogoutResponse(w http.ResponseWriter) error {
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(204)
 	return nil
@@ -5611,6 +5706,9 @@ func (response Logout400ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -5631,6 +5729,9 @@ func (response Logout401ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5650,7 +5751,35 @@ func (response Logout403ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response Logout415ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5668,6 +5797,9 @@ func (response Logout429ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -5693,6 +5825,9 @@ func (response LogoutdefaultApplicationProblemPlusJSONResponse) VisitLogoutRespo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5708,7 +5843,6 @@ type RefreshTokenResponseObject interface {
 
 type RefreshToken200ResponseHeaders struct {
 	CacheControl *string
-	RateLimit    *string
 }
 
 type RefreshToken200JSONResponse struct {
@@ -5725,9 +5859,6 @@ func (response RefreshToken200JSONResponse) VisitRefreshTokenResponse(w http.Res
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
-	}
-	if response.Headers.RateLimit != nil {
-		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -5748,6 +5879,9 @@ func (response RefreshToken400ApplicationProblemPlusJSONResponse) VisitRefreshTo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5767,7 +5901,32 @@ func (response RefreshToken401ApplicationProblemPlusJSONResponse) VisitRefreshTo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshToken415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshToken415ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5785,6 +5944,9 @@ func (response RefreshToken429ApplicationProblemPlusJSONResponse) VisitRefreshTo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -5810,6 +5972,9 @@ func (response RefreshTokendefaultApplicationProblemPlusJSONResponse) VisitRefre
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5824,7 +5989,8 @@ type ListClaimRequestsResponseObject interface {
 }
 
 type ListClaimRequests200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ListClaimRequests200JSONResponse struct {
@@ -5841,6 +6007,9 @@ func (response ListClaimRequests200JSONResponse) VisitListClaimRequestsResponse(
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -5861,6 +6030,9 @@ func (response ListClaimRequests400ApplicationProblemPlusJSONResponse) VisitList
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5879,6 +6051,9 @@ func (response ListClaimRequests401ApplicationProblemPlusJSONResponse) VisitList
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -5899,6 +6074,12 @@ func (response ListClaimRequests403ApplicationProblemPlusJSONResponse) VisitList
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5917,6 +6098,9 @@ func (response ListClaimRequests429ApplicationProblemPlusJSONResponse) VisitList
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -5942,6 +6126,9 @@ func (response ListClaimRequestsdefaultApplicationProblemPlusJSONResponse) Visit
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5957,7 +6144,8 @@ type ApproveClaimRequestResponseObject interface {
 }
 
 type ApproveClaimRequest200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ApproveClaimRequest200JSONResponse struct {
@@ -5974,6 +6162,9 @@ func (response ApproveClaimRequest200JSONResponse) VisitApproveClaimRequestRespo
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -5994,6 +6185,9 @@ func (response ApproveClaimRequest400ApplicationProblemPlusJSONResponse) VisitAp
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6012,6 +6206,9 @@ func (response ApproveClaimRequest401ApplicationProblemPlusJSONResponse) VisitAp
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -6032,6 +6229,12 @@ func (response ApproveClaimRequest403ApplicationProblemPlusJSONResponse) VisitAp
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6050,6 +6253,9 @@ func (response ApproveClaimRequest404ApplicationProblemPlusJSONResponse) VisitAp
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
@@ -6070,7 +6276,32 @@ func (response ApproveClaimRequest409ApplicationProblemPlusJSONResponse) VisitAp
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApproveClaimRequest415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ApproveClaimRequest415ApplicationProblemPlusJSONResponse) VisitApproveClaimRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6088,6 +6319,9 @@ func (response ApproveClaimRequest429ApplicationProblemPlusJSONResponse) VisitAp
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -6113,6 +6347,9 @@ func (response ApproveClaimRequestdefaultApplicationProblemPlusJSONResponse) Vis
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6128,7 +6365,8 @@ type RejectClaimRequestResponseObject interface {
 }
 
 type RejectClaimRequest200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type RejectClaimRequest200JSONResponse struct {
@@ -6145,6 +6383,9 @@ func (response RejectClaimRequest200JSONResponse) VisitRejectClaimRequestRespons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -6165,6 +6406,9 @@ func (response RejectClaimRequest400ApplicationProblemPlusJSONResponse) VisitRej
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6183,6 +6427,9 @@ func (response RejectClaimRequest401ApplicationProblemPlusJSONResponse) VisitRej
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -6203,6 +6450,12 @@ func (response RejectClaimRequest403ApplicationProblemPlusJSONResponse) VisitRej
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6221,6 +6474,9 @@ func (response RejectClaimRequest404ApplicationProblemPlusJSONResponse) VisitRej
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
@@ -6241,7 +6497,32 @@ func (response RejectClaimRequest409ApplicationProblemPlusJSONResponse) VisitRej
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RejectClaimRequest415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response RejectClaimRequest415ApplicationProblemPlusJSONResponse) VisitRejectClaimRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6259,6 +6540,9 @@ func (response RejectClaimRequest429ApplicationProblemPlusJSONResponse) VisitRej
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -6284,6 +6568,9 @@ func (response RejectClaimRequestdefaultApplicationProblemPlusJSONResponse) Visi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6298,7 +6585,8 @@ type DeleteContactResponseObject interface {
 }
 
 type DeleteContact204ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type DeleteContact204Response struct {
@@ -6308,6 +6596,9 @@ type DeleteContact204Response struct {
 func (response DeleteContact204Response) VisitDeleteContactResponse(w http.ResponseWriter) error {
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(204)
 	return nil
@@ -6326,6 +6617,9 @@ func (response DeleteContact400ApplicationProblemPlusJSONResponse) VisitDeleteCo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -6346,6 +6640,9 @@ func (response DeleteContact401ApplicationProblemPlusJSONResponse) VisitDeleteCo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6364,6 +6661,12 @@ func (response DeleteContact403ApplicationProblemPlusJSONResponse) VisitDeleteCo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -6384,6 +6687,9 @@ func (response DeleteContact404ApplicationProblemPlusJSONResponse) VisitDeleteCo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6402,6 +6708,9 @@ func (response DeleteContact429ApplicationProblemPlusJSONResponse) VisitDeleteCo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -6427,6 +6736,9 @@ func (response DeleteContactdefaultApplicationProblemPlusJSONResponse) VisitDele
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6441,7 +6753,8 @@ type GetContactResponseObject interface {
 }
 
 type GetContact200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type GetContact200JSONResponse struct {
@@ -6458,6 +6771,9 @@ func (response GetContact200JSONResponse) VisitGetContactResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -6478,6 +6794,9 @@ func (response GetContact400ApplicationProblemPlusJSONResponse) VisitGetContactR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6496,6 +6815,9 @@ func (response GetContact401ApplicationProblemPlusJSONResponse) VisitGetContactR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -6516,6 +6838,12 @@ func (response GetContact403ApplicationProblemPlusJSONResponse) VisitGetContactR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6535,6 +6863,9 @@ func (response GetContact404ApplicationProblemPlusJSONResponse) VisitGetContactR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6553,6 +6884,9 @@ func (response GetContact429ApplicationProblemPlusJSONResponse) VisitGetContactR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -6578,6 +6912,9 @@ func (response GetContactdefaultApplicationProblemPlusJSONResponse) VisitGetCont
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6593,7 +6930,8 @@ type UpdateContactResponseObject interface {
 }
 
 type UpdateContact200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type UpdateContact200JSONResponse struct {
@@ -6610,6 +6948,9 @@ func (response UpdateContact200JSONResponse) VisitUpdateContactResponse(w http.R
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -6630,6 +6971,9 @@ func (response UpdateContact400ApplicationProblemPlusJSONResponse) VisitUpdateCo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6648,6 +6992,9 @@ func (response UpdateContact401ApplicationProblemPlusJSONResponse) VisitUpdateCo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -6668,6 +7015,12 @@ func (response UpdateContact403ApplicationProblemPlusJSONResponse) VisitUpdateCo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6686,6 +7039,9 @@ func (response UpdateContact404ApplicationProblemPlusJSONResponse) VisitUpdateCo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
@@ -6706,7 +7062,32 @@ func (response UpdateContact409ApplicationProblemPlusJSONResponse) VisitUpdateCo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateContact415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateContact415ApplicationProblemPlusJSONResponse) VisitUpdateContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6724,6 +7105,9 @@ func (response UpdateContact429ApplicationProblemPlusJSONResponse) VisitUpdateCo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -6749,6 +7133,9 @@ func (response UpdateContactdefaultApplicationProblemPlusJSONResponse) VisitUpda
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6763,7 +7150,8 @@ type ListCustomersResponseObject interface {
 }
 
 type ListCustomers200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ListCustomers200JSONResponse struct {
@@ -6780,6 +7168,9 @@ func (response ListCustomers200JSONResponse) VisitListCustomersResponse(w http.R
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -6800,6 +7191,9 @@ func (response ListCustomers400ApplicationProblemPlusJSONResponse) VisitListCust
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6818,6 +7212,9 @@ func (response ListCustomers401ApplicationProblemPlusJSONResponse) VisitListCust
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -6838,6 +7235,12 @@ func (response ListCustomers403ApplicationProblemPlusJSONResponse) VisitListCust
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6856,6 +7259,9 @@ func (response ListCustomers429ApplicationProblemPlusJSONResponse) VisitListCust
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -6881,6 +7287,9 @@ func (response ListCustomersdefaultApplicationProblemPlusJSONResponse) VisitList
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6895,8 +7304,10 @@ type CreateCustomerResponseObject interface {
 }
 
 type CreateCustomer201ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	Location        string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type CreateCustomer201JSONResponse struct {
@@ -6914,8 +7325,12 @@ func (response CreateCustomer201JSONResponse) VisitCreateCustomerResponse(w http
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
 	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
@@ -6936,6 +7351,9 @@ func (response CreateCustomer400ApplicationProblemPlusJSONResponse) VisitCreateC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6954,6 +7372,9 @@ func (response CreateCustomer401ApplicationProblemPlusJSONResponse) VisitCreateC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -6974,6 +7395,12 @@ func (response CreateCustomer403ApplicationProblemPlusJSONResponse) VisitCreateC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6993,7 +7420,32 @@ func (response CreateCustomer409ApplicationProblemPlusJSONResponse) VisitCreateC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCustomer415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCustomer415ApplicationProblemPlusJSONResponse) VisitCreateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7011,6 +7463,9 @@ func (response CreateCustomer429ApplicationProblemPlusJSONResponse) VisitCreateC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -7036,6 +7491,9 @@ func (response CreateCustomerdefaultApplicationProblemPlusJSONResponse) VisitCre
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7050,7 +7508,8 @@ type BatchClaimCustomersResponseObject interface {
 }
 
 type BatchClaimCustomers200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type BatchClaimCustomers200JSONResponse struct {
@@ -7067,6 +7526,9 @@ func (response BatchClaimCustomers200JSONResponse) VisitBatchClaimCustomersRespo
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -7087,6 +7549,9 @@ func (response BatchClaimCustomers400ApplicationProblemPlusJSONResponse) VisitBa
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7105,6 +7570,9 @@ func (response BatchClaimCustomers401ApplicationProblemPlusJSONResponse) VisitBa
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -7125,7 +7593,35 @@ func (response BatchClaimCustomers403ApplicationProblemPlusJSONResponse) VisitBa
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BatchClaimCustomers415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response BatchClaimCustomers415ApplicationProblemPlusJSONResponse) VisitBatchClaimCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7143,6 +7639,9 @@ func (response BatchClaimCustomers429ApplicationProblemPlusJSONResponse) VisitBa
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -7168,6 +7667,9 @@ func (response BatchClaimCustomersdefaultApplicationProblemPlusJSONResponse) Vis
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7182,8 +7684,9 @@ type GetCustomerResponseObject interface {
 }
 
 type GetCustomer200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type GetCustomer200JSONResponse struct {
@@ -7204,6 +7707,9 @@ func (response GetCustomer200JSONResponse) VisitGetCustomerResponse(w http.Respo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7222,6 +7728,9 @@ func (response GetCustomer400ApplicationProblemPlusJSONResponse) VisitGetCustome
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -7242,6 +7751,9 @@ func (response GetCustomer401ApplicationProblemPlusJSONResponse) VisitGetCustome
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7260,6 +7772,12 @@ func (response GetCustomer403ApplicationProblemPlusJSONResponse) VisitGetCustome
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -7280,6 +7798,9 @@ func (response GetCustomer404ApplicationProblemPlusJSONResponse) VisitGetCustome
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7298,6 +7819,9 @@ func (response GetCustomer429ApplicationProblemPlusJSONResponse) VisitGetCustome
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -7323,6 +7847,9 @@ func (response GetCustomerdefaultApplicationProblemPlusJSONResponse) VisitGetCus
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7339,8 +7866,9 @@ type UpdateCustomerResponseObject interface {
 }
 
 type UpdateCustomer200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type UpdateCustomer200JSONResponse struct {
@@ -7361,6 +7889,9 @@ func (response UpdateCustomer200JSONResponse) VisitUpdateCustomerResponse(w http
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7379,6 +7910,9 @@ func (response UpdateCustomer400ApplicationProblemPlusJSONResponse) VisitUpdateC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -7399,6 +7933,9 @@ func (response UpdateCustomer401ApplicationProblemPlusJSONResponse) VisitUpdateC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7417,6 +7954,12 @@ func (response UpdateCustomer403ApplicationProblemPlusJSONResponse) VisitUpdateC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -7437,6 +7980,9 @@ func (response UpdateCustomer404ApplicationProblemPlusJSONResponse) VisitUpdateC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7455,6 +8001,9 @@ func (response UpdateCustomer409ApplicationProblemPlusJSONResponse) VisitUpdateC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
@@ -7475,7 +8024,32 @@ func (response UpdateCustomer412ApplicationProblemPlusJSONResponse) VisitUpdateC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCustomer415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCustomer415ApplicationProblemPlusJSONResponse) VisitUpdateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7493,6 +8067,9 @@ func (response UpdateCustomer428ApplicationProblemPlusJSONResponse) VisitUpdateC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(428)
 	_, err := buf.WriteTo(w)
@@ -7512,6 +8089,9 @@ func (response UpdateCustomer429ApplicationProblemPlusJSONResponse) VisitUpdateC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -7537,6 +8117,9 @@ func (response UpdateCustomerdefaultApplicationProblemPlusJSONResponse) VisitUpd
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7552,8 +8135,9 @@ type AssignCustomerResponseObject interface {
 }
 
 type AssignCustomer200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type AssignCustomer200JSONResponse struct {
@@ -7574,6 +8158,9 @@ func (response AssignCustomer200JSONResponse) VisitAssignCustomerResponse(w http
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7592,6 +8179,9 @@ func (response AssignCustomer400ApplicationProblemPlusJSONResponse) VisitAssignC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -7612,6 +8202,9 @@ func (response AssignCustomer401ApplicationProblemPlusJSONResponse) VisitAssignC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7630,6 +8223,12 @@ func (response AssignCustomer403ApplicationProblemPlusJSONResponse) VisitAssignC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -7650,6 +8249,9 @@ func (response AssignCustomer404ApplicationProblemPlusJSONResponse) VisitAssignC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7669,7 +8271,32 @@ func (response AssignCustomer409ApplicationProblemPlusJSONResponse) VisitAssignC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AssignCustomer415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response AssignCustomer415ApplicationProblemPlusJSONResponse) VisitAssignCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7687,6 +8314,9 @@ func (response AssignCustomer429ApplicationProblemPlusJSONResponse) VisitAssignC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -7712,6 +8342,9 @@ func (response AssignCustomerdefaultApplicationProblemPlusJSONResponse) VisitAss
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7726,8 +8359,9 @@ type ClaimCustomerResponseObject interface {
 }
 
 type ClaimCustomer200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ClaimCustomer200JSONResponse struct {
@@ -7748,13 +8382,17 @@ func (response ClaimCustomer200JSONResponse) VisitClaimCustomerResponse(w http.R
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ClaimCustomer202ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ClaimCustomer202JSONResponse struct {
@@ -7771,6 +8409,9 @@ func (response ClaimCustomer202JSONResponse) VisitClaimCustomerResponse(w http.R
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(202)
 	_, err := buf.WriteTo(w)
@@ -7791,6 +8432,9 @@ func (response ClaimCustomer400ApplicationProblemPlusJSONResponse) VisitClaimCus
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7809,6 +8453,9 @@ func (response ClaimCustomer401ApplicationProblemPlusJSONResponse) VisitClaimCus
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -7829,6 +8476,12 @@ func (response ClaimCustomer403ApplicationProblemPlusJSONResponse) VisitClaimCus
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7847,6 +8500,9 @@ func (response ClaimCustomer404ApplicationProblemPlusJSONResponse) VisitClaimCus
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
@@ -7867,6 +8523,9 @@ func (response ClaimCustomer409ApplicationProblemPlusJSONResponse) VisitClaimCus
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7885,6 +8544,9 @@ func (response ClaimCustomer429ApplicationProblemPlusJSONResponse) VisitClaimCus
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -7910,6 +8572,9 @@ func (response ClaimCustomerdefaultApplicationProblemPlusJSONResponse) VisitClai
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7925,7 +8590,8 @@ type ListContactsResponseObject interface {
 }
 
 type ListContacts200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ListContacts200JSONResponse struct {
@@ -7942,6 +8608,9 @@ func (response ListContacts200JSONResponse) VisitListContactsResponse(w http.Res
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -7962,6 +8631,9 @@ func (response ListContacts400ApplicationProblemPlusJSONResponse) VisitListConta
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7980,6 +8652,9 @@ func (response ListContacts401ApplicationProblemPlusJSONResponse) VisitListConta
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -8000,6 +8675,12 @@ func (response ListContacts403ApplicationProblemPlusJSONResponse) VisitListConta
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8019,6 +8700,9 @@ func (response ListContacts404ApplicationProblemPlusJSONResponse) VisitListConta
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8037,6 +8721,9 @@ func (response ListContacts429ApplicationProblemPlusJSONResponse) VisitListConta
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -8062,6 +8749,9 @@ func (response ListContactsdefaultApplicationProblemPlusJSONResponse) VisitListC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8077,7 +8767,9 @@ type CreateContactResponseObject interface {
 }
 
 type CreateContact201ResponseHeaders struct {
-	RateLimit *string
+	Location        string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type CreateContact201JSONResponse struct {
@@ -8092,8 +8784,12 @@ func (response CreateContact201JSONResponse) VisitCreateContactResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
@@ -8114,6 +8810,9 @@ func (response CreateContact400ApplicationProblemPlusJSONResponse) VisitCreateCo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8132,6 +8831,9 @@ func (response CreateContact401ApplicationProblemPlusJSONResponse) VisitCreateCo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -8152,6 +8854,12 @@ func (response CreateContact403ApplicationProblemPlusJSONResponse) VisitCreateCo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8170,6 +8878,9 @@ func (response CreateContact404ApplicationProblemPlusJSONResponse) VisitCreateCo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
@@ -8190,7 +8901,32 @@ func (response CreateContact409ApplicationProblemPlusJSONResponse) VisitCreateCo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateContact415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateContact415ApplicationProblemPlusJSONResponse) VisitCreateContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -8208,6 +8944,9 @@ func (response CreateContact429ApplicationProblemPlusJSONResponse) VisitCreateCo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -8233,6 +8972,9 @@ func (response CreateContactdefaultApplicationProblemPlusJSONResponse) VisitCrea
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8248,8 +8990,9 @@ type UpdateCustomerDealStatusResponseObject interface {
 }
 
 type UpdateCustomerDealStatus200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type UpdateCustomerDealStatus200JSONResponse struct {
@@ -8270,6 +9013,9 @@ func (response UpdateCustomerDealStatus200JSONResponse) VisitUpdateCustomerDealS
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8288,6 +9034,9 @@ func (response UpdateCustomerDealStatus400ApplicationProblemPlusJSONResponse) Vi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -8308,6 +9057,9 @@ func (response UpdateCustomerDealStatus401ApplicationProblemPlusJSONResponse) Vi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8326,6 +9078,12 @@ func (response UpdateCustomerDealStatus403ApplicationProblemPlusJSONResponse) Vi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -8346,6 +9104,9 @@ func (response UpdateCustomerDealStatus404ApplicationProblemPlusJSONResponse) Vi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8365,7 +9126,32 @@ func (response UpdateCustomerDealStatus409ApplicationProblemPlusJSONResponse) Vi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCustomerDealStatus415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCustomerDealStatus415ApplicationProblemPlusJSONResponse) VisitUpdateCustomerDealStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -8383,6 +9169,9 @@ func (response UpdateCustomerDealStatus429ApplicationProblemPlusJSONResponse) Vi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -8408,6 +9197,9 @@ func (response UpdateCustomerDealStatusdefaultApplicationProblemPlusJSONResponse
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8423,8 +9215,9 @@ type FreezeCustomerResponseObject interface {
 }
 
 type FreezeCustomer200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type FreezeCustomer200JSONResponse struct {
@@ -8445,6 +9238,9 @@ func (response FreezeCustomer200JSONResponse) VisitFreezeCustomerResponse(w http
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8463,6 +9259,9 @@ func (response FreezeCustomer400ApplicationProblemPlusJSONResponse) VisitFreezeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -8483,6 +9282,9 @@ func (response FreezeCustomer401ApplicationProblemPlusJSONResponse) VisitFreezeC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8501,6 +9303,12 @@ func (response FreezeCustomer403ApplicationProblemPlusJSONResponse) VisitFreezeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -8521,6 +9329,9 @@ func (response FreezeCustomer404ApplicationProblemPlusJSONResponse) VisitFreezeC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8540,7 +9351,32 @@ func (response FreezeCustomer409ApplicationProblemPlusJSONResponse) VisitFreezeC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FreezeCustomer415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response FreezeCustomer415ApplicationProblemPlusJSONResponse) VisitFreezeCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -8558,6 +9394,9 @@ func (response FreezeCustomer429ApplicationProblemPlusJSONResponse) VisitFreezeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -8583,6 +9422,9 @@ func (response FreezeCustomerdefaultApplicationProblemPlusJSONResponse) VisitFre
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8598,7 +9440,8 @@ type ListCustomerHistoryResponseObject interface {
 }
 
 type ListCustomerHistory200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ListCustomerHistory200JSONResponse struct {
@@ -8615,6 +9458,9 @@ func (response ListCustomerHistory200JSONResponse) VisitListCustomerHistoryRespo
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -8635,6 +9481,9 @@ func (response ListCustomerHistory400ApplicationProblemPlusJSONResponse) VisitLi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8653,6 +9502,9 @@ func (response ListCustomerHistory401ApplicationProblemPlusJSONResponse) VisitLi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -8673,6 +9525,12 @@ func (response ListCustomerHistory403ApplicationProblemPlusJSONResponse) VisitLi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8692,6 +9550,9 @@ func (response ListCustomerHistory404ApplicationProblemPlusJSONResponse) VisitLi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8710,6 +9571,9 @@ func (response ListCustomerHistory429ApplicationProblemPlusJSONResponse) VisitLi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -8735,6 +9599,9 @@ func (response ListCustomerHistorydefaultApplicationProblemPlusJSONResponse) Vis
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8750,8 +9617,9 @@ type InvalidateCustomerResponseObject interface {
 }
 
 type InvalidateCustomer200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type InvalidateCustomer200JSONResponse struct {
@@ -8772,6 +9640,9 @@ func (response InvalidateCustomer200JSONResponse) VisitInvalidateCustomerRespons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8790,6 +9661,9 @@ func (response InvalidateCustomer400ApplicationProblemPlusJSONResponse) VisitInv
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -8810,6 +9684,9 @@ func (response InvalidateCustomer401ApplicationProblemPlusJSONResponse) VisitInv
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8828,6 +9705,12 @@ func (response InvalidateCustomer403ApplicationProblemPlusJSONResponse) VisitInv
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -8848,6 +9731,9 @@ func (response InvalidateCustomer404ApplicationProblemPlusJSONResponse) VisitInv
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8867,7 +9753,32 @@ func (response InvalidateCustomer409ApplicationProblemPlusJSONResponse) VisitInv
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type InvalidateCustomer415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response InvalidateCustomer415ApplicationProblemPlusJSONResponse) VisitInvalidateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -8885,6 +9796,9 @@ func (response InvalidateCustomer429ApplicationProblemPlusJSONResponse) VisitInv
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -8910,6 +9824,9 @@ func (response InvalidateCustomerdefaultApplicationProblemPlusJSONResponse) Visi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8924,8 +9841,9 @@ type RestoreCustomerResponseObject interface {
 }
 
 type RestoreCustomer200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type RestoreCustomer200JSONResponse struct {
@@ -8946,6 +9864,9 @@ func (response RestoreCustomer200JSONResponse) VisitRestoreCustomerResponse(w ht
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8964,6 +9885,9 @@ func (response RestoreCustomer400ApplicationProblemPlusJSONResponse) VisitRestor
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -8984,6 +9908,9 @@ func (response RestoreCustomer401ApplicationProblemPlusJSONResponse) VisitRestor
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9002,6 +9929,12 @@ func (response RestoreCustomer403ApplicationProblemPlusJSONResponse) VisitRestor
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -9022,6 +9955,9 @@ func (response RestoreCustomer404ApplicationProblemPlusJSONResponse) VisitRestor
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9041,6 +9977,9 @@ func (response RestoreCustomer409ApplicationProblemPlusJSONResponse) VisitRestor
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9059,6 +9998,9 @@ func (response RestoreCustomer429ApplicationProblemPlusJSONResponse) VisitRestor
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -9084,6 +10026,9 @@ func (response RestoreCustomerdefaultApplicationProblemPlusJSONResponse) VisitRe
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9099,8 +10044,9 @@ type ReturnCustomerResponseObject interface {
 }
 
 type ReturnCustomer200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ReturnCustomer200JSONResponse struct {
@@ -9121,6 +10067,9 @@ func (response ReturnCustomer200JSONResponse) VisitReturnCustomerResponse(w http
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9139,6 +10088,9 @@ func (response ReturnCustomer400ApplicationProblemPlusJSONResponse) VisitReturnC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -9159,6 +10111,9 @@ func (response ReturnCustomer401ApplicationProblemPlusJSONResponse) VisitReturnC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9177,6 +10132,12 @@ func (response ReturnCustomer403ApplicationProblemPlusJSONResponse) VisitReturnC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -9197,6 +10158,9 @@ func (response ReturnCustomer404ApplicationProblemPlusJSONResponse) VisitReturnC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9216,7 +10180,32 @@ func (response ReturnCustomer409ApplicationProblemPlusJSONResponse) VisitReturnC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReturnCustomer415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ReturnCustomer415ApplicationProblemPlusJSONResponse) VisitReturnCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -9234,6 +10223,9 @@ func (response ReturnCustomer429ApplicationProblemPlusJSONResponse) VisitReturnC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -9259,6 +10251,9 @@ func (response ReturnCustomerdefaultApplicationProblemPlusJSONResponse) VisitRet
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9274,8 +10269,9 @@ type TransferCustomerResponseObject interface {
 }
 
 type TransferCustomer200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type TransferCustomer200JSONResponse struct {
@@ -9296,6 +10292,9 @@ func (response TransferCustomer200JSONResponse) VisitTransferCustomerResponse(w 
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9314,6 +10313,9 @@ func (response TransferCustomer400ApplicationProblemPlusJSONResponse) VisitTrans
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -9334,6 +10336,9 @@ func (response TransferCustomer401ApplicationProblemPlusJSONResponse) VisitTrans
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9352,6 +10357,12 @@ func (response TransferCustomer403ApplicationProblemPlusJSONResponse) VisitTrans
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -9372,6 +10383,9 @@ func (response TransferCustomer404ApplicationProblemPlusJSONResponse) VisitTrans
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9391,7 +10405,32 @@ func (response TransferCustomer409ApplicationProblemPlusJSONResponse) VisitTrans
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TransferCustomer415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response TransferCustomer415ApplicationProblemPlusJSONResponse) VisitTransferCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -9409,6 +10448,9 @@ func (response TransferCustomer429ApplicationProblemPlusJSONResponse) VisitTrans
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -9434,6 +10476,9 @@ func (response TransferCustomerdefaultApplicationProblemPlusJSONResponse) VisitT
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9448,8 +10493,9 @@ type UnfreezeCustomerResponseObject interface {
 }
 
 type UnfreezeCustomer200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type UnfreezeCustomer200JSONResponse struct {
@@ -9470,6 +10516,9 @@ func (response UnfreezeCustomer200JSONResponse) VisitUnfreezeCustomerResponse(w 
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9488,6 +10537,9 @@ func (response UnfreezeCustomer400ApplicationProblemPlusJSONResponse) VisitUnfre
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -9508,6 +10560,9 @@ func (response UnfreezeCustomer401ApplicationProblemPlusJSONResponse) VisitUnfre
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9526,6 +10581,12 @@ func (response UnfreezeCustomer403ApplicationProblemPlusJSONResponse) VisitUnfre
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -9546,6 +10607,9 @@ func (response UnfreezeCustomer404ApplicationProblemPlusJSONResponse) VisitUnfre
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9565,6 +10629,9 @@ func (response UnfreezeCustomer409ApplicationProblemPlusJSONResponse) VisitUnfre
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9583,6 +10650,9 @@ func (response UnfreezeCustomer429ApplicationProblemPlusJSONResponse) VisitUnfre
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -9608,6 +10678,9 @@ func (response UnfreezeCustomerdefaultApplicationProblemPlusJSONResponse) VisitU
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9622,7 +10695,8 @@ type CheckDuplicatesResponseObject interface {
 }
 
 type CheckDuplicates200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type CheckDuplicates200JSONResponse struct {
@@ -9639,6 +10713,9 @@ func (response CheckDuplicates200JSONResponse) VisitCheckDuplicatesResponse(w ht
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -9659,6 +10736,9 @@ func (response CheckDuplicates400ApplicationProblemPlusJSONResponse) VisitCheckD
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9677,6 +10757,9 @@ func (response CheckDuplicates401ApplicationProblemPlusJSONResponse) VisitCheckD
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -9697,6 +10780,12 @@ func (response CheckDuplicates403ApplicationProblemPlusJSONResponse) VisitCheckD
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9715,6 +10804,9 @@ func (response CheckDuplicates429ApplicationProblemPlusJSONResponse) VisitCheckD
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -9740,6 +10832,9 @@ func (response CheckDuplicatesdefaultApplicationProblemPlusJSONResponse) VisitCh
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9754,7 +10849,8 @@ type ListFollowUpsResponseObject interface {
 }
 
 type ListFollowUps200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ListFollowUps200JSONResponse struct {
@@ -9771,6 +10867,9 @@ func (response ListFollowUps200JSONResponse) VisitListFollowUpsResponse(w http.R
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -9791,6 +10890,9 @@ func (response ListFollowUps400ApplicationProblemPlusJSONResponse) VisitListFoll
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9809,6 +10911,9 @@ func (response ListFollowUps401ApplicationProblemPlusJSONResponse) VisitListFoll
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -9829,6 +10934,12 @@ func (response ListFollowUps403ApplicationProblemPlusJSONResponse) VisitListFoll
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9847,6 +10958,9 @@ func (response ListFollowUps429ApplicationProblemPlusJSONResponse) VisitListFoll
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -9872,6 +10986,9 @@ func (response ListFollowUpsdefaultApplicationProblemPlusJSONResponse) VisitList
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9886,7 +11003,8 @@ type CreateFollowUpResponseObject interface {
 }
 
 type CreateFollowUp201ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type CreateFollowUp201JSONResponse struct {
@@ -9903,6 +11021,9 @@ func (response CreateFollowUp201JSONResponse) VisitCreateFollowUpResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
@@ -9923,6 +11044,9 @@ func (response CreateFollowUp400ApplicationProblemPlusJSONResponse) VisitCreateF
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9941,6 +11065,9 @@ func (response CreateFollowUp401ApplicationProblemPlusJSONResponse) VisitCreateF
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -9961,6 +11088,12 @@ func (response CreateFollowUp403ApplicationProblemPlusJSONResponse) VisitCreateF
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9980,7 +11113,32 @@ func (response CreateFollowUp404ApplicationProblemPlusJSONResponse) VisitCreateF
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateFollowUp415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateFollowUp415ApplicationProblemPlusJSONResponse) VisitCreateFollowUpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -9998,6 +11156,9 @@ func (response CreateFollowUp429ApplicationProblemPlusJSONResponse) VisitCreateF
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -10023,6 +11184,9 @@ func (response CreateFollowUpdefaultApplicationProblemPlusJSONResponse) VisitCre
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10037,7 +11201,8 @@ type ListLeadsResponseObject interface {
 }
 
 type ListLeads200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ListLeads200JSONResponse struct {
@@ -10054,6 +11219,9 @@ func (response ListLeads200JSONResponse) VisitListLeadsResponse(w http.ResponseW
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -10074,6 +11242,9 @@ func (response ListLeads400ApplicationProblemPlusJSONResponse) VisitListLeadsRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10092,6 +11263,9 @@ func (response ListLeads401ApplicationProblemPlusJSONResponse) VisitListLeadsRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -10112,6 +11286,12 @@ func (response ListLeads403ApplicationProblemPlusJSONResponse) VisitListLeadsRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10130,6 +11310,9 @@ func (response ListLeads429ApplicationProblemPlusJSONResponse) VisitListLeadsRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -10155,6 +11338,9 @@ func (response ListLeadsdefaultApplicationProblemPlusJSONResponse) VisitListLead
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10169,8 +11355,10 @@ type CreateLeadResponseObject interface {
 }
 
 type CreateLead201ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	Location        string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type CreateLead201JSONResponse struct {
@@ -10188,8 +11376,12 @@ func (response CreateLead201JSONResponse) VisitCreateLeadResponse(w http.Respons
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
 	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
@@ -10210,6 +11402,9 @@ func (response CreateLead400ApplicationProblemPlusJSONResponse) VisitCreateLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10228,6 +11423,9 @@ func (response CreateLead401ApplicationProblemPlusJSONResponse) VisitCreateLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -10248,6 +11446,12 @@ func (response CreateLead403ApplicationProblemPlusJSONResponse) VisitCreateLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10267,7 +11471,32 @@ func (response CreateLead409ApplicationProblemPlusJSONResponse) VisitCreateLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateLead415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateLead415ApplicationProblemPlusJSONResponse) VisitCreateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10285,6 +11514,9 @@ func (response CreateLead429ApplicationProblemPlusJSONResponse) VisitCreateLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -10310,6 +11542,9 @@ func (response CreateLeaddefaultApplicationProblemPlusJSONResponse) VisitCreateL
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10324,7 +11559,8 @@ type BatchClaimLeadsResponseObject interface {
 }
 
 type BatchClaimLeads200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type BatchClaimLeads200JSONResponse struct {
@@ -10341,6 +11577,9 @@ func (response BatchClaimLeads200JSONResponse) VisitBatchClaimLeadsResponse(w ht
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -10361,6 +11600,9 @@ func (response BatchClaimLeads400ApplicationProblemPlusJSONResponse) VisitBatchC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10379,6 +11621,9 @@ func (response BatchClaimLeads401ApplicationProblemPlusJSONResponse) VisitBatchC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -10399,7 +11644,35 @@ func (response BatchClaimLeads403ApplicationProblemPlusJSONResponse) VisitBatchC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BatchClaimLeads415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response BatchClaimLeads415ApplicationProblemPlusJSONResponse) VisitBatchClaimLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10417,6 +11690,9 @@ func (response BatchClaimLeads429ApplicationProblemPlusJSONResponse) VisitBatchC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -10442,6 +11718,9 @@ func (response BatchClaimLeadsdefaultApplicationProblemPlusJSONResponse) VisitBa
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10456,8 +11735,9 @@ type GetLeadResponseObject interface {
 }
 
 type GetLead200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type GetLead200JSONResponse struct {
@@ -10478,6 +11758,9 @@ func (response GetLead200JSONResponse) VisitGetLeadResponse(w http.ResponseWrite
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10496,6 +11779,9 @@ func (response GetLead400ApplicationProblemPlusJSONResponse) VisitGetLeadRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -10516,6 +11802,9 @@ func (response GetLead401ApplicationProblemPlusJSONResponse) VisitGetLeadRespons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10534,6 +11823,12 @@ func (response GetLead403ApplicationProblemPlusJSONResponse) VisitGetLeadRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -10554,6 +11849,9 @@ func (response GetLead404ApplicationProblemPlusJSONResponse) VisitGetLeadRespons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10572,6 +11870,9 @@ func (response GetLead429ApplicationProblemPlusJSONResponse) VisitGetLeadRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -10597,6 +11898,9 @@ func (response GetLeaddefaultApplicationProblemPlusJSONResponse) VisitGetLeadRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10613,8 +11917,9 @@ type UpdateLeadResponseObject interface {
 }
 
 type UpdateLead200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type UpdateLead200JSONResponse struct {
@@ -10635,6 +11940,9 @@ func (response UpdateLead200JSONResponse) VisitUpdateLeadResponse(w http.Respons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10653,6 +11961,9 @@ func (response UpdateLead400ApplicationProblemPlusJSONResponse) VisitUpdateLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -10673,6 +11984,9 @@ func (response UpdateLead401ApplicationProblemPlusJSONResponse) VisitUpdateLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10691,6 +12005,12 @@ func (response UpdateLead403ApplicationProblemPlusJSONResponse) VisitUpdateLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -10711,6 +12031,9 @@ func (response UpdateLead404ApplicationProblemPlusJSONResponse) VisitUpdateLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10729,6 +12052,9 @@ func (response UpdateLead409ApplicationProblemPlusJSONResponse) VisitUpdateLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
@@ -10749,7 +12075,32 @@ func (response UpdateLead412ApplicationProblemPlusJSONResponse) VisitUpdateLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateLead415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateLead415ApplicationProblemPlusJSONResponse) VisitUpdateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10767,6 +12118,9 @@ func (response UpdateLead428ApplicationProblemPlusJSONResponse) VisitUpdateLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(428)
 	_, err := buf.WriteTo(w)
@@ -10786,6 +12140,9 @@ func (response UpdateLead429ApplicationProblemPlusJSONResponse) VisitUpdateLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -10811,6 +12168,9 @@ func (response UpdateLeaddefaultApplicationProblemPlusJSONResponse) VisitUpdateL
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10826,8 +12186,9 @@ type AssignLeadResponseObject interface {
 }
 
 type AssignLead200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type AssignLead200JSONResponse struct {
@@ -10848,6 +12209,9 @@ func (response AssignLead200JSONResponse) VisitAssignLeadResponse(w http.Respons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10866,6 +12230,9 @@ func (response AssignLead400ApplicationProblemPlusJSONResponse) VisitAssignLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -10886,6 +12253,9 @@ func (response AssignLead401ApplicationProblemPlusJSONResponse) VisitAssignLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10904,6 +12274,12 @@ func (response AssignLead403ApplicationProblemPlusJSONResponse) VisitAssignLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -10924,6 +12300,9 @@ func (response AssignLead404ApplicationProblemPlusJSONResponse) VisitAssignLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10943,7 +12322,32 @@ func (response AssignLead409ApplicationProblemPlusJSONResponse) VisitAssignLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AssignLead415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response AssignLead415ApplicationProblemPlusJSONResponse) VisitAssignLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10961,6 +12365,9 @@ func (response AssignLead429ApplicationProblemPlusJSONResponse) VisitAssignLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -10986,6 +12393,9 @@ func (response AssignLeaddefaultApplicationProblemPlusJSONResponse) VisitAssignL
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11000,8 +12410,9 @@ type ClaimLeadResponseObject interface {
 }
 
 type ClaimLead200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ClaimLead200JSONResponse struct {
@@ -11022,13 +12433,17 @@ func (response ClaimLead200JSONResponse) VisitClaimLeadResponse(w http.ResponseW
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ClaimLead202ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ClaimLead202JSONResponse struct {
@@ -11045,6 +12460,9 @@ func (response ClaimLead202JSONResponse) VisitClaimLeadResponse(w http.ResponseW
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(202)
 	_, err := buf.WriteTo(w)
@@ -11065,6 +12483,9 @@ func (response ClaimLead400ApplicationProblemPlusJSONResponse) VisitClaimLeadRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11083,6 +12504,9 @@ func (response ClaimLead401ApplicationProblemPlusJSONResponse) VisitClaimLeadRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -11103,6 +12527,12 @@ func (response ClaimLead403ApplicationProblemPlusJSONResponse) VisitClaimLeadRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11121,6 +12551,9 @@ func (response ClaimLead404ApplicationProblemPlusJSONResponse) VisitClaimLeadRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
@@ -11141,6 +12574,9 @@ func (response ClaimLead409ApplicationProblemPlusJSONResponse) VisitClaimLeadRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11159,6 +12595,9 @@ func (response ClaimLead429ApplicationProblemPlusJSONResponse) VisitClaimLeadRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -11184,6 +12623,9 @@ func (response ClaimLeaddefaultApplicationProblemPlusJSONResponse) VisitClaimLea
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11199,7 +12641,9 @@ type ConvertLeadResponseObject interface {
 }
 
 type ConvertLead201ResponseHeaders struct {
-	RateLimit *string
+	Location        string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ConvertLead201JSONResponse struct {
@@ -11214,8 +12658,12 @@ func (response ConvertLead201JSONResponse) VisitConvertLeadResponse(w http.Respo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
@@ -11236,6 +12684,9 @@ func (response ConvertLead400ApplicationProblemPlusJSONResponse) VisitConvertLea
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11254,6 +12705,9 @@ func (response ConvertLead401ApplicationProblemPlusJSONResponse) VisitConvertLea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -11274,6 +12728,12 @@ func (response ConvertLead403ApplicationProblemPlusJSONResponse) VisitConvertLea
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11292,6 +12752,9 @@ func (response ConvertLead404ApplicationProblemPlusJSONResponse) VisitConvertLea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
@@ -11312,7 +12775,32 @@ func (response ConvertLead409ApplicationProblemPlusJSONResponse) VisitConvertLea
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConvertLead415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ConvertLead415ApplicationProblemPlusJSONResponse) VisitConvertLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -11330,6 +12818,9 @@ func (response ConvertLead429ApplicationProblemPlusJSONResponse) VisitConvertLea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -11355,6 +12846,9 @@ func (response ConvertLeaddefaultApplicationProblemPlusJSONResponse) VisitConver
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11370,8 +12864,9 @@ type FreezeLeadResponseObject interface {
 }
 
 type FreezeLead200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type FreezeLead200JSONResponse struct {
@@ -11392,6 +12887,9 @@ func (response FreezeLead200JSONResponse) VisitFreezeLeadResponse(w http.Respons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11410,6 +12908,9 @@ func (response FreezeLead400ApplicationProblemPlusJSONResponse) VisitFreezeLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -11430,6 +12931,9 @@ func (response FreezeLead401ApplicationProblemPlusJSONResponse) VisitFreezeLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11448,6 +12952,12 @@ func (response FreezeLead403ApplicationProblemPlusJSONResponse) VisitFreezeLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -11468,6 +12978,9 @@ func (response FreezeLead404ApplicationProblemPlusJSONResponse) VisitFreezeLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11487,7 +13000,32 @@ func (response FreezeLead409ApplicationProblemPlusJSONResponse) VisitFreezeLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FreezeLead415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response FreezeLead415ApplicationProblemPlusJSONResponse) VisitFreezeLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -11505,6 +13043,9 @@ func (response FreezeLead429ApplicationProblemPlusJSONResponse) VisitFreezeLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -11530,6 +13071,9 @@ func (response FreezeLeaddefaultApplicationProblemPlusJSONResponse) VisitFreezeL
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11545,7 +13089,8 @@ type ListLeadHistoryResponseObject interface {
 }
 
 type ListLeadHistory200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ListLeadHistory200JSONResponse struct {
@@ -11562,6 +13107,9 @@ func (response ListLeadHistory200JSONResponse) VisitListLeadHistoryResponse(w ht
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -11582,6 +13130,9 @@ func (response ListLeadHistory400ApplicationProblemPlusJSONResponse) VisitListLe
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11600,6 +13151,9 @@ func (response ListLeadHistory401ApplicationProblemPlusJSONResponse) VisitListLe
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -11620,6 +13174,12 @@ func (response ListLeadHistory403ApplicationProblemPlusJSONResponse) VisitListLe
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11639,6 +13199,9 @@ func (response ListLeadHistory404ApplicationProblemPlusJSONResponse) VisitListLe
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11657,6 +13220,9 @@ func (response ListLeadHistory429ApplicationProblemPlusJSONResponse) VisitListLe
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -11682,6 +13248,9 @@ func (response ListLeadHistorydefaultApplicationProblemPlusJSONResponse) VisitLi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11697,8 +13266,9 @@ type InvalidateLeadResponseObject interface {
 }
 
 type InvalidateLead200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type InvalidateLead200JSONResponse struct {
@@ -11719,6 +13289,9 @@ func (response InvalidateLead200JSONResponse) VisitInvalidateLeadResponse(w http
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11737,6 +13310,9 @@ func (response InvalidateLead400ApplicationProblemPlusJSONResponse) VisitInvalid
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -11757,6 +13333,9 @@ func (response InvalidateLead401ApplicationProblemPlusJSONResponse) VisitInvalid
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11775,6 +13354,12 @@ func (response InvalidateLead403ApplicationProblemPlusJSONResponse) VisitInvalid
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -11795,6 +13380,9 @@ func (response InvalidateLead404ApplicationProblemPlusJSONResponse) VisitInvalid
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11814,7 +13402,32 @@ func (response InvalidateLead409ApplicationProblemPlusJSONResponse) VisitInvalid
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type InvalidateLead415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response InvalidateLead415ApplicationProblemPlusJSONResponse) VisitInvalidateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -11832,6 +13445,9 @@ func (response InvalidateLead429ApplicationProblemPlusJSONResponse) VisitInvalid
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -11857,6 +13473,9 @@ func (response InvalidateLeaddefaultApplicationProblemPlusJSONResponse) VisitInv
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11871,8 +13490,9 @@ type RestoreLeadResponseObject interface {
 }
 
 type RestoreLead200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type RestoreLead200JSONResponse struct {
@@ -11893,6 +13513,9 @@ func (response RestoreLead200JSONResponse) VisitRestoreLeadResponse(w http.Respo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11911,6 +13534,9 @@ func (response RestoreLead400ApplicationProblemPlusJSONResponse) VisitRestoreLea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -11931,6 +13557,9 @@ func (response RestoreLead401ApplicationProblemPlusJSONResponse) VisitRestoreLea
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11949,6 +13578,12 @@ func (response RestoreLead403ApplicationProblemPlusJSONResponse) VisitRestoreLea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -11969,6 +13604,9 @@ func (response RestoreLead404ApplicationProblemPlusJSONResponse) VisitRestoreLea
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11988,6 +13626,9 @@ func (response RestoreLead409ApplicationProblemPlusJSONResponse) VisitRestoreLea
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12006,6 +13647,9 @@ func (response RestoreLead429ApplicationProblemPlusJSONResponse) VisitRestoreLea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -12031,6 +13675,9 @@ func (response RestoreLeaddefaultApplicationProblemPlusJSONResponse) VisitRestor
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12046,8 +13693,9 @@ type ReturnLeadResponseObject interface {
 }
 
 type ReturnLead200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ReturnLead200JSONResponse struct {
@@ -12068,6 +13716,9 @@ func (response ReturnLead200JSONResponse) VisitReturnLeadResponse(w http.Respons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12086,6 +13737,9 @@ func (response ReturnLead400ApplicationProblemPlusJSONResponse) VisitReturnLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -12106,6 +13760,9 @@ func (response ReturnLead401ApplicationProblemPlusJSONResponse) VisitReturnLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12124,6 +13781,12 @@ func (response ReturnLead403ApplicationProblemPlusJSONResponse) VisitReturnLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -12144,6 +13807,9 @@ func (response ReturnLead404ApplicationProblemPlusJSONResponse) VisitReturnLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12163,7 +13829,32 @@ func (response ReturnLead409ApplicationProblemPlusJSONResponse) VisitReturnLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReturnLead415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ReturnLead415ApplicationProblemPlusJSONResponse) VisitReturnLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -12181,6 +13872,9 @@ func (response ReturnLead429ApplicationProblemPlusJSONResponse) VisitReturnLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -12206,6 +13900,9 @@ func (response ReturnLeaddefaultApplicationProblemPlusJSONResponse) VisitReturnL
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12221,8 +13918,9 @@ type TransferLeadResponseObject interface {
 }
 
 type TransferLead200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type TransferLead200JSONResponse struct {
@@ -12243,6 +13941,9 @@ func (response TransferLead200JSONResponse) VisitTransferLeadResponse(w http.Res
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12261,6 +13962,9 @@ func (response TransferLead400ApplicationProblemPlusJSONResponse) VisitTransferL
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -12281,6 +13985,9 @@ func (response TransferLead401ApplicationProblemPlusJSONResponse) VisitTransferL
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12299,6 +14006,12 @@ func (response TransferLead403ApplicationProblemPlusJSONResponse) VisitTransferL
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -12319,6 +14032,9 @@ func (response TransferLead404ApplicationProblemPlusJSONResponse) VisitTransferL
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12338,7 +14054,32 @@ func (response TransferLead409ApplicationProblemPlusJSONResponse) VisitTransferL
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TransferLead415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response TransferLead415ApplicationProblemPlusJSONResponse) VisitTransferLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -12356,6 +14097,9 @@ func (response TransferLead429ApplicationProblemPlusJSONResponse) VisitTransferL
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -12381,6 +14125,9 @@ func (response TransferLeaddefaultApplicationProblemPlusJSONResponse) VisitTrans
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12395,8 +14142,9 @@ type UnfreezeLeadResponseObject interface {
 }
 
 type UnfreezeLead200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type UnfreezeLead200JSONResponse struct {
@@ -12417,6 +14165,9 @@ func (response UnfreezeLead200JSONResponse) VisitUnfreezeLeadResponse(w http.Res
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12435,6 +14186,9 @@ func (response UnfreezeLead400ApplicationProblemPlusJSONResponse) VisitUnfreezeL
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -12455,6 +14209,9 @@ func (response UnfreezeLead401ApplicationProblemPlusJSONResponse) VisitUnfreezeL
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12473,6 +14230,12 @@ func (response UnfreezeLead403ApplicationProblemPlusJSONResponse) VisitUnfreezeL
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -12493,6 +14256,9 @@ func (response UnfreezeLead404ApplicationProblemPlusJSONResponse) VisitUnfreezeL
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12512,6 +14278,9 @@ func (response UnfreezeLead409ApplicationProblemPlusJSONResponse) VisitUnfreezeL
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12530,6 +14299,9 @@ func (response UnfreezeLead429ApplicationProblemPlusJSONResponse) VisitUnfreezeL
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -12555,6 +14327,9 @@ func (response UnfreezeLeaddefaultApplicationProblemPlusJSONResponse) VisitUnfre
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12568,7 +14343,8 @@ type GetCurrentUserResponseObject interface {
 }
 
 type GetCurrentUser200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type GetCurrentUser200JSONResponse struct {
@@ -12585,6 +14361,9 @@ func (response GetCurrentUser200JSONResponse) VisitGetCurrentUserResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -12605,6 +14384,9 @@ func (response GetCurrentUser401ApplicationProblemPlusJSONResponse) VisitGetCurr
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12624,6 +14406,12 @@ func (response GetCurrentUser403ApplicationProblemPlusJSONResponse) VisitGetCurr
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12642,6 +14430,9 @@ func (response GetCurrentUser429ApplicationProblemPlusJSONResponse) VisitGetCurr
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -12667,6 +14458,9 @@ func (response GetCurrentUserdefaultApplicationProblemPlusJSONResponse) VisitGet
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12681,8 +14475,9 @@ type ChangeMyPasswordResponseObject interface {
 }
 
 type ChangeMyPassword200ResponseHeaders struct {
-	CacheControl *string
-	RateLimit    *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ChangeMyPassword200JSONResponse struct {
@@ -12703,6 +14498,9 @@ func (response ChangeMyPassword200JSONResponse) VisitChangeMyPasswordResponse(w 
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12721,6 +14519,9 @@ func (response ChangeMyPassword400ApplicationProblemPlusJSONResponse) VisitChang
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -12741,6 +14542,9 @@ func (response ChangeMyPassword401ApplicationProblemPlusJSONResponse) VisitChang
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12760,7 +14564,35 @@ func (response ChangeMyPassword403ApplicationProblemPlusJSONResponse) VisitChang
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangeMyPassword415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ChangeMyPassword415ApplicationProblemPlusJSONResponse) VisitChangeMyPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -12778,6 +14610,9 @@ func (response ChangeMyPassword429ApplicationProblemPlusJSONResponse) VisitChang
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -12800,6 +14635,9 @@ func (response ChangeMyPassword503ApplicationProblemPlusJSONResponse) VisitChang
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -12825,6 +14663,9 @@ func (response ChangeMyPassworddefaultApplicationProblemPlusJSONResponse) VisitC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12839,7 +14680,8 @@ type ListPoolsResponseObject interface {
 }
 
 type ListPools200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ListPools200JSONResponse struct {
@@ -12856,6 +14698,9 @@ func (response ListPools200JSONResponse) VisitListPoolsResponse(w http.ResponseW
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -12876,6 +14721,9 @@ func (response ListPools400ApplicationProblemPlusJSONResponse) VisitListPoolsRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12894,6 +14742,9 @@ func (response ListPools401ApplicationProblemPlusJSONResponse) VisitListPoolsRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -12914,6 +14765,12 @@ func (response ListPools403ApplicationProblemPlusJSONResponse) VisitListPoolsRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12932,6 +14789,9 @@ func (response ListPools429ApplicationProblemPlusJSONResponse) VisitListPoolsRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -12957,6 +14817,9 @@ func (response ListPoolsdefaultApplicationProblemPlusJSONResponse) VisitListPool
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12971,7 +14834,9 @@ type CreatePoolResponseObject interface {
 }
 
 type CreatePool201ResponseHeaders struct {
-	RateLimit *string
+	Location        string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type CreatePool201JSONResponse struct {
@@ -12986,8 +14851,12 @@ func (response CreatePool201JSONResponse) VisitCreatePoolResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
@@ -13008,6 +14877,9 @@ func (response CreatePool400ApplicationProblemPlusJSONResponse) VisitCreatePoolR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13026,6 +14898,9 @@ func (response CreatePool401ApplicationProblemPlusJSONResponse) VisitCreatePoolR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -13046,6 +14921,12 @@ func (response CreatePool403ApplicationProblemPlusJSONResponse) VisitCreatePoolR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13065,7 +14946,32 @@ func (response CreatePool409ApplicationProblemPlusJSONResponse) VisitCreatePoolR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePool415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreatePool415ApplicationProblemPlusJSONResponse) VisitCreatePoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -13083,6 +14989,9 @@ func (response CreatePool429ApplicationProblemPlusJSONResponse) VisitCreatePoolR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -13108,6 +15017,9 @@ func (response CreatePooldefaultApplicationProblemPlusJSONResponse) VisitCreateP
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13122,7 +15034,8 @@ type GetPoolResponseObject interface {
 }
 
 type GetPool200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type GetPool200JSONResponse struct {
@@ -13139,6 +15052,9 @@ func (response GetPool200JSONResponse) VisitGetPoolResponse(w http.ResponseWrite
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -13159,6 +15075,9 @@ func (response GetPool400ApplicationProblemPlusJSONResponse) VisitGetPoolRespons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13177,6 +15096,9 @@ func (response GetPool401ApplicationProblemPlusJSONResponse) VisitGetPoolRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -13197,6 +15119,12 @@ func (response GetPool403ApplicationProblemPlusJSONResponse) VisitGetPoolRespons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13216,6 +15144,9 @@ func (response GetPool404ApplicationProblemPlusJSONResponse) VisitGetPoolRespons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13234,6 +15165,9 @@ func (response GetPool429ApplicationProblemPlusJSONResponse) VisitGetPoolRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -13259,6 +15193,9 @@ func (response GetPooldefaultApplicationProblemPlusJSONResponse) VisitGetPoolRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13274,7 +15211,8 @@ type UpdatePoolResponseObject interface {
 }
 
 type UpdatePool200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type UpdatePool200JSONResponse struct {
@@ -13291,6 +15229,9 @@ func (response UpdatePool200JSONResponse) VisitUpdatePoolResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -13311,6 +15252,9 @@ func (response UpdatePool400ApplicationProblemPlusJSONResponse) VisitUpdatePoolR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13329,6 +15273,9 @@ func (response UpdatePool401ApplicationProblemPlusJSONResponse) VisitUpdatePoolR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -13349,6 +15296,12 @@ func (response UpdatePool403ApplicationProblemPlusJSONResponse) VisitUpdatePoolR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13367,6 +15320,9 @@ func (response UpdatePool404ApplicationProblemPlusJSONResponse) VisitUpdatePoolR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
@@ -13387,7 +15343,32 @@ func (response UpdatePool409ApplicationProblemPlusJSONResponse) VisitUpdatePoolR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePool415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdatePool415ApplicationProblemPlusJSONResponse) VisitUpdatePoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -13405,6 +15386,9 @@ func (response UpdatePool429ApplicationProblemPlusJSONResponse) VisitUpdatePoolR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -13430,6 +15414,9 @@ func (response UpdatePooldefaultApplicationProblemPlusJSONResponse) VisitUpdateP
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13446,7 +15433,8 @@ type PreviewPoolRulesResponseObject interface {
 }
 
 type PreviewPoolRules200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type PreviewPoolRules200JSONResponse struct {
@@ -13463,6 +15451,9 @@ func (response PreviewPoolRules200JSONResponse) VisitPreviewPoolRulesResponse(w 
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -13483,6 +15474,9 @@ func (response PreviewPoolRules400ApplicationProblemPlusJSONResponse) VisitPrevi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13501,6 +15495,9 @@ func (response PreviewPoolRules401ApplicationProblemPlusJSONResponse) VisitPrevi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -13521,6 +15518,12 @@ func (response PreviewPoolRules403ApplicationProblemPlusJSONResponse) VisitPrevi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13540,7 +15543,32 @@ func (response PreviewPoolRules404ApplicationProblemPlusJSONResponse) VisitPrevi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewPoolRules415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewPoolRules415ApplicationProblemPlusJSONResponse) VisitPreviewPoolRulesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -13558,6 +15586,9 @@ func (response PreviewPoolRules429ApplicationProblemPlusJSONResponse) VisitPrevi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -13583,6 +15614,9 @@ func (response PreviewPoolRulesdefaultApplicationProblemPlusJSONResponse) VisitP
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13597,7 +15631,8 @@ type ListReclaimWarningsResponseObject interface {
 }
 
 type ListReclaimWarnings200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ListReclaimWarnings200JSONResponse struct {
@@ -13614,6 +15649,9 @@ func (response ListReclaimWarnings200JSONResponse) VisitListReclaimWarningsRespo
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -13634,6 +15672,9 @@ func (response ListReclaimWarnings400ApplicationProblemPlusJSONResponse) VisitLi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13652,6 +15693,9 @@ func (response ListReclaimWarnings401ApplicationProblemPlusJSONResponse) VisitLi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -13672,6 +15716,12 @@ func (response ListReclaimWarnings403ApplicationProblemPlusJSONResponse) VisitLi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13690,6 +15740,9 @@ func (response ListReclaimWarnings429ApplicationProblemPlusJSONResponse) VisitLi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -13715,6 +15768,9 @@ func (response ListReclaimWarningsdefaultApplicationProblemPlusJSONResponse) Vis
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13728,7 +15784,8 @@ type GetSettingsResponseObject interface {
 }
 
 type GetSettings200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type GetSettings200JSONResponse struct {
@@ -13745,6 +15802,9 @@ func (response GetSettings200JSONResponse) VisitGetSettingsResponse(w http.Respo
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -13765,6 +15825,9 @@ func (response GetSettings401ApplicationProblemPlusJSONResponse) VisitGetSetting
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13784,6 +15847,12 @@ func (response GetSettings403ApplicationProblemPlusJSONResponse) VisitGetSetting
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13802,6 +15871,9 @@ func (response GetSettings429ApplicationProblemPlusJSONResponse) VisitGetSetting
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -13827,6 +15899,9 @@ func (response GetSettingsdefaultApplicationProblemPlusJSONResponse) VisitGetSet
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13841,7 +15916,8 @@ type UpdateSettingsResponseObject interface {
 }
 
 type UpdateSettings200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type UpdateSettings200JSONResponse struct {
@@ -13858,6 +15934,9 @@ func (response UpdateSettings200JSONResponse) VisitUpdateSettingsResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -13878,6 +15957,9 @@ func (response UpdateSettings400ApplicationProblemPlusJSONResponse) VisitUpdateS
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13896,6 +15978,9 @@ func (response UpdateSettings401ApplicationProblemPlusJSONResponse) VisitUpdateS
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -13916,7 +16001,35 @@ func (response UpdateSettings403ApplicationProblemPlusJSONResponse) VisitUpdateS
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSettings415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSettings415ApplicationProblemPlusJSONResponse) VisitUpdateSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -13934,6 +16047,9 @@ func (response UpdateSettings429ApplicationProblemPlusJSONResponse) VisitUpdateS
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -13959,6 +16075,9 @@ func (response UpdateSettingsdefaultApplicationProblemPlusJSONResponse) VisitUpd
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13973,7 +16092,8 @@ type RunSweepResponseObject interface {
 }
 
 type RunSweep200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type RunSweep200JSONResponse struct {
@@ -13990,6 +16110,9 @@ func (response RunSweep200JSONResponse) VisitRunSweepResponse(w http.ResponseWri
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -14010,6 +16133,9 @@ func (response RunSweep400ApplicationProblemPlusJSONResponse) VisitRunSweepRespo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14028,6 +16154,9 @@ func (response RunSweep401ApplicationProblemPlusJSONResponse) VisitRunSweepRespo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -14048,7 +16177,35 @@ func (response RunSweep403ApplicationProblemPlusJSONResponse) VisitRunSweepRespo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RunSweep415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response RunSweep415ApplicationProblemPlusJSONResponse) VisitRunSweepResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -14066,6 +16223,9 @@ func (response RunSweep429ApplicationProblemPlusJSONResponse) VisitRunSweepRespo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -14091,6 +16251,9 @@ func (response RunSweepdefaultApplicationProblemPlusJSONResponse) VisitRunSweepR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14105,7 +16268,8 @@ type ListTeamsResponseObject interface {
 }
 
 type ListTeams200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ListTeams200JSONResponse struct {
@@ -14122,6 +16286,9 @@ func (response ListTeams200JSONResponse) VisitListTeamsResponse(w http.ResponseW
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -14142,6 +16309,9 @@ func (response ListTeams400ApplicationProblemPlusJSONResponse) VisitListTeamsRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14160,6 +16330,9 @@ func (response ListTeams401ApplicationProblemPlusJSONResponse) VisitListTeamsRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -14180,6 +16353,12 @@ func (response ListTeams403ApplicationProblemPlusJSONResponse) VisitListTeamsRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14198,6 +16377,9 @@ func (response ListTeams429ApplicationProblemPlusJSONResponse) VisitListTeamsRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -14223,6 +16405,9 @@ func (response ListTeamsdefaultApplicationProblemPlusJSONResponse) VisitListTeam
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14237,7 +16422,9 @@ type CreateTeamResponseObject interface {
 }
 
 type CreateTeam201ResponseHeaders struct {
-	RateLimit *string
+	Location        string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type CreateTeam201JSONResponse struct {
@@ -14252,8 +16439,12 @@ func (response CreateTeam201JSONResponse) VisitCreateTeamResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
@@ -14274,6 +16465,9 @@ func (response CreateTeam400ApplicationProblemPlusJSONResponse) VisitCreateTeamR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14292,6 +16486,9 @@ func (response CreateTeam401ApplicationProblemPlusJSONResponse) VisitCreateTeamR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -14312,6 +16509,12 @@ func (response CreateTeam403ApplicationProblemPlusJSONResponse) VisitCreateTeamR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14331,7 +16534,32 @@ func (response CreateTeam404ApplicationProblemPlusJSONResponse) VisitCreateTeamR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTeam415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTeam415ApplicationProblemPlusJSONResponse) VisitCreateTeamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -14349,6 +16577,9 @@ func (response CreateTeam429ApplicationProblemPlusJSONResponse) VisitCreateTeamR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -14374,6 +16605,9 @@ func (response CreateTeamdefaultApplicationProblemPlusJSONResponse) VisitCreateT
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14388,7 +16622,8 @@ type GetTeamResponseObject interface {
 }
 
 type GetTeam200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type GetTeam200JSONResponse struct {
@@ -14405,6 +16640,9 @@ func (response GetTeam200JSONResponse) VisitGetTeamResponse(w http.ResponseWrite
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -14425,6 +16663,9 @@ func (response GetTeam400ApplicationProblemPlusJSONResponse) VisitGetTeamRespons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14443,6 +16684,9 @@ func (response GetTeam401ApplicationProblemPlusJSONResponse) VisitGetTeamRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -14463,6 +16707,12 @@ func (response GetTeam403ApplicationProblemPlusJSONResponse) VisitGetTeamRespons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14482,6 +16732,9 @@ func (response GetTeam404ApplicationProblemPlusJSONResponse) VisitGetTeamRespons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14500,6 +16753,9 @@ func (response GetTeam429ApplicationProblemPlusJSONResponse) VisitGetTeamRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -14525,6 +16781,9 @@ func (response GetTeamdefaultApplicationProblemPlusJSONResponse) VisitGetTeamRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14540,7 +16799,8 @@ type UpdateTeamResponseObject interface {
 }
 
 type UpdateTeam200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type UpdateTeam200JSONResponse struct {
@@ -14557,6 +16817,9 @@ func (response UpdateTeam200JSONResponse) VisitUpdateTeamResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -14577,6 +16840,9 @@ func (response UpdateTeam400ApplicationProblemPlusJSONResponse) VisitUpdateTeamR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14595,6 +16861,9 @@ func (response UpdateTeam401ApplicationProblemPlusJSONResponse) VisitUpdateTeamR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -14615,6 +16884,12 @@ func (response UpdateTeam403ApplicationProblemPlusJSONResponse) VisitUpdateTeamR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14633,6 +16908,9 @@ func (response UpdateTeam404ApplicationProblemPlusJSONResponse) VisitUpdateTeamR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
@@ -14653,7 +16931,32 @@ func (response UpdateTeam409ApplicationProblemPlusJSONResponse) VisitUpdateTeamR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTeam415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTeam415ApplicationProblemPlusJSONResponse) VisitUpdateTeamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -14671,6 +16974,9 @@ func (response UpdateTeam429ApplicationProblemPlusJSONResponse) VisitUpdateTeamR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -14696,6 +17002,9 @@ func (response UpdateTeamdefaultApplicationProblemPlusJSONResponse) VisitUpdateT
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14710,7 +17019,8 @@ type AdvanceTestClockResponseObject interface {
 }
 
 type AdvanceTestClock200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type AdvanceTestClock200JSONResponse struct {
@@ -14727,6 +17037,9 @@ func (response AdvanceTestClock200JSONResponse) VisitAdvanceTestClockResponse(w 
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -14747,6 +17060,9 @@ func (response AdvanceTestClock400ApplicationProblemPlusJSONResponse) VisitAdvan
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14765,6 +17081,9 @@ func (response AdvanceTestClock401ApplicationProblemPlusJSONResponse) VisitAdvan
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -14785,6 +17104,12 @@ func (response AdvanceTestClock403ApplicationProblemPlusJSONResponse) VisitAdvan
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14804,7 +17129,32 @@ func (response AdvanceTestClock404ApplicationProblemPlusJSONResponse) VisitAdvan
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdvanceTestClock415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response AdvanceTestClock415ApplicationProblemPlusJSONResponse) VisitAdvanceTestClockResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -14822,6 +17172,9 @@ func (response AdvanceTestClock429ApplicationProblemPlusJSONResponse) VisitAdvan
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -14847,6 +17200,9 @@ func (response AdvanceTestClockdefaultApplicationProblemPlusJSONResponse) VisitA
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14861,7 +17217,8 @@ type ListUsersResponseObject interface {
 }
 
 type ListUsers200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ListUsers200JSONResponse struct {
@@ -14878,6 +17235,9 @@ func (response ListUsers200JSONResponse) VisitListUsersResponse(w http.ResponseW
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -14898,6 +17258,9 @@ func (response ListUsers400ApplicationProblemPlusJSONResponse) VisitListUsersRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14916,6 +17279,9 @@ func (response ListUsers401ApplicationProblemPlusJSONResponse) VisitListUsersRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -14936,6 +17302,12 @@ func (response ListUsers403ApplicationProblemPlusJSONResponse) VisitListUsersRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14954,6 +17326,9 @@ func (response ListUsers429ApplicationProblemPlusJSONResponse) VisitListUsersRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -14979,6 +17354,9 @@ func (response ListUsersdefaultApplicationProblemPlusJSONResponse) VisitListUser
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14993,7 +17371,9 @@ type CreateUserResponseObject interface {
 }
 
 type CreateUser201ResponseHeaders struct {
-	RateLimit *string
+	Location        string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type CreateUser201JSONResponse struct {
@@ -15008,8 +17388,12 @@ func (response CreateUser201JSONResponse) VisitCreateUserResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
@@ -15030,6 +17414,9 @@ func (response CreateUser400ApplicationProblemPlusJSONResponse) VisitCreateUserR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15048,6 +17435,9 @@ func (response CreateUser401ApplicationProblemPlusJSONResponse) VisitCreateUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -15068,6 +17458,12 @@ func (response CreateUser403ApplicationProblemPlusJSONResponse) VisitCreateUserR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15087,7 +17483,32 @@ func (response CreateUser409ApplicationProblemPlusJSONResponse) VisitCreateUserR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUser415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateUser415ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -15105,6 +17526,9 @@ func (response CreateUser429ApplicationProblemPlusJSONResponse) VisitCreateUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -15127,6 +17551,9 @@ func (response CreateUser503ApplicationProblemPlusJSONResponse) VisitCreateUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -15152,6 +17579,9 @@ func (response CreateUserdefaultApplicationProblemPlusJSONResponse) VisitCreateU
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15166,7 +17596,8 @@ type GetUserResponseObject interface {
 }
 
 type GetUser200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type GetUser200JSONResponse struct {
@@ -15183,6 +17614,9 @@ func (response GetUser200JSONResponse) VisitGetUserResponse(w http.ResponseWrite
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -15203,6 +17637,9 @@ func (response GetUser400ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15221,6 +17658,9 @@ func (response GetUser401ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -15241,6 +17681,12 @@ func (response GetUser403ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15260,6 +17706,9 @@ func (response GetUser404ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15278,6 +17727,9 @@ func (response GetUser429ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -15303,6 +17755,9 @@ func (response GetUserdefaultApplicationProblemPlusJSONResponse) VisitGetUserRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15318,7 +17773,8 @@ type UpdateUserResponseObject interface {
 }
 
 type UpdateUser200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type UpdateUser200JSONResponse struct {
@@ -15335,6 +17791,9 @@ func (response UpdateUser200JSONResponse) VisitUpdateUserResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -15355,6 +17814,9 @@ func (response UpdateUser400ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15373,6 +17835,9 @@ func (response UpdateUser401ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -15393,6 +17858,12 @@ func (response UpdateUser403ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15411,6 +17882,9 @@ func (response UpdateUser404ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
@@ -15431,7 +17905,32 @@ func (response UpdateUser409ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUser415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateUser415ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -15449,6 +17948,9 @@ func (response UpdateUser429ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -15471,6 +17973,9 @@ func (response UpdateUser503ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -15495,6 +18000,9 @@ func (response UpdateUserdefaultApplicationProblemPlusJSONResponse) VisitUpdateU
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
@@ -16108,9 +18616,12 @@ func (sh *strictHandler) ApproveClaimRequest(ctx echo.Context, id IdPath) error 
 		err = ctx.Bind(&body)
 	}
 	if err != nil {
-		return err
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
 	}
-	request.Body = &body
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.ApproveClaimRequest(ctx.Request().Context(), request.(ApproveClaimRequestRequestObject))
@@ -16156,9 +18667,12 @@ func (sh *strictHandler) RejectClaimRequest(ctx echo.Context, id IdPath) error {
 		err = ctx.Bind(&body)
 	}
 	if err != nil {
-		return err
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
 	}
-	request.Body = &body
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.RejectClaimRequest(ctx.Request().Context(), request.(RejectClaimRequestRequestObject))
@@ -16688,9 +19202,12 @@ func (sh *strictHandler) FreezeCustomer(ctx echo.Context, id IdPath) error {
 		err = ctx.Bind(&body)
 	}
 	if err != nil {
-		return err
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
 	}
-	request.Body = &body
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.FreezeCustomer(ctx.Request().Context(), request.(FreezeCustomerRequestObject))
@@ -17316,9 +19833,12 @@ func (sh *strictHandler) ConvertLead(ctx echo.Context, id IdPath) error {
 		err = ctx.Bind(&body)
 	}
 	if err != nil {
-		return err
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
 	}
-	request.Body = &body
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.ConvertLead(ctx.Request().Context(), request.(ConvertLeadRequestObject))
@@ -17364,9 +19884,12 @@ func (sh *strictHandler) FreezeLead(ctx echo.Context, id IdPath) error {
 		err = ctx.Bind(&body)
 	}
 	if err != nil {
-		return err
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
 	}
-	request.Body = &body
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.FreezeLead(ctx.Request().Context(), request.(FreezeLeadRequestObject))
@@ -17846,9 +20369,12 @@ func (sh *strictHandler) PreviewPoolRules(ctx echo.Context, id IdPath, params Pr
 		err = ctx.Bind(&body)
 	}
 	if err != nil {
-		return err
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
 	}
-	request.Body = &body
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.PreviewPoolRules(ctx.Request().Context(), request.(PreviewPoolRulesRequestObject))
@@ -18348,238 +20874,250 @@ func (sh *strictHandler) UpdateUser(ctx echo.Context, id IdPath) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L1bbxxJdiD8V+IrG+hiTxZF3drdJIwPFCXOcFot0SS1bbgpq6IyT1VFMysiOyKSpeq2FuMHj2cXa6wB",
-	"22ssvNgxBmvsy8CwsfYOMBfMfzHcl3mav7CIExF5qcqsm6pISl1PEivjHuecOPfzRSMUg0Rw4Fo1dr9o",
-	"9IFGIPG/BzTsQ+tAcC1FbH6IQIWSJZoJ3thttLloKS0ktIngBC5BjgjlagiS6D7VJKRSMlCEEi0ugG83",
-	"goYK+zCgZqgBffkYeE/3G7u3d3aChh4l0NhtKC0Z7zVevQoaj85ob3LSsz4QCYkEBVxT8+M7ilyCVEzw",
-	"gHSFJEfd1kdUh/1F5zuhGh6zAdOTk57AgDLOeI9I+CwFpUknjXqgcT7dBxLSOAZJmkePzg5JNhCxZ0m6",
-	"DOJIkUjSrt6qXdadmmWBlqPWfleDnFzYKYSCR4poQYaUadKBrpDmgLQcMd4rz9UVckB1Y7fBuL57pxGY",
-	"ydkgHTR233/vnpl8wLj9O18I4xp6IBuvzFISKukAtIeOmLLBiT2PU011qg5ZXLnKpzwe+ZNThHGi+0wR",
-	"pakG0oygS9NYkwR4xHgPz4eZXp+lIEeNoMHpwB6JmaK0IeBmsZ80XNdG0KBJIsUlRI2gIeFTCDVEjedV",
-	"p3oggWqIDqUYTK7XfSRUEyEJNUdft6qwME7lWUdUQ0uzAdjz9pd9b2fKqs5E/ZrsDc9YzplYxWJSqUTV",
-	"bSb0sxRIiJ9JV4oBoSSRcMlEqkhCe/COIm0OL7UdoV27WDtBDTrcv32nalVH0TE1n6vpghKpDIGwKJsz",
-	"Ma2zKZmFjM9SJiFq7GqZQnH635XQbew2fudWThJv2a/q1lFk5+8icalegCFZ9kQMUYip0kQCjfaIn5I0",
-	"7915nwyZ7otUE6ZzaLekIl+pp2ILErEjHsZpBGdC0wqKvR8rQUKRck1oHJOBmcBStVDISJFmKAyGUnLw",
-	"9NmTs1pUZMVJiutz6+kIEQPlbkFRqrQc1dGGRy9pqAlzrepntN8XpJ0fMh5NJUqJELEiomsp0gXjUd0K",
-	"zLfGvLBymnYM8TkzCzLrqHlWjmkPiGKf16JzjP2Kszpq2di9vxNMIeh3SuT8dgU5DxpPhxxk3em0B9AO",
-	"CCWpAklYFBhC2OaCQ5s0zaFB5IGmFkqEGf8oqruyu++ZB0VrkKbvHzcH8Cdm/D/5ZKf1AW1191uHredf",
-	"3H3v1dbvNqqu9liIeMZ7Y2F62BcKSF8MAG+bMGUvW/DaYzftjua/bUcZ/gAHmbxkCV320sIYEDODOUsz",
-	"DOUj0uTmDmOmINrCQ6acAKJE0hccmxreI65b6mdTMWLAeEYvqnmLHhN8OmpKbFM3v/26IFqeClmBDeZX",
-	"cgGjPUJJDNS86KTdahMlpFbEtLXP/DZ56FiGdsu9d/u69pExvSuZhqxrI2i0in+kSZR/KP5hANr9nP/X",
-	"EPlDEcdi+Cyx38Z+eV59Auadmn7w9i2r35f5uuDBn9Fe3ZwnDl0M025YR4skmvbqFqBpr/bprpz8mT3K",
-	"apbLfZyH5UoL47w+l+MmrmK5/Jqms1xpNsDrLuaVYU1UIrgCZLAf0Mix1+avUHANHP9LkyRmIQo/txIp",
-	"OjEMvvOpMmv+Yk6SdWx72UmrGCkr5UQCFOFCW07BSjpGGqShNsdREBVLwlPVzK7trbwhzn0geDdm4ZXv",
-	"UCQgcXizIVyBQrbM7jGVEri2EsqKNvowtTuCle80G3nKlvdJ5FsReMkMk9cMRQSknf3e3tojbbxnUG18",
-	"p8zbSd3dQ7Sic3gkpRUqruq29zkBM2dAqCInhwfkg3v3f4+4aUgEmrJYrWhzh0J2WBQBv2pwdvqHAR0h",
-	"uiYgDQFyjI4H9RVt8onQhyLl0VXu8YkgKg37mYSHrJKe3LgCIGxVtOlYonaFmTUcUhZDdPV02DzKJOxT",
-	"3oOIKMaNcKvJkCoULD0SJ4WVvujiUttbaziFk0xyvrpz8IKwYdxzMbpi3/7jynZ+CvKShfCM00vKYtqJ",
-	"4arvX4G8BElCyg1wa3oBCPT+eeZiuEu0EGRgRImEKjW04ALhhSKMn5uXrdfX/rjscC86qRq1tzwGRVTT",
-	"DlVgzjflEmjYN1s1n7tpHJ9z/1C4di/S/DzaW9sE9ZOWY8PxeuwSOOHpoAPSSD3Kqii3z/nr38qENnRq",
-	"v0JTPN8zIT6ifOR4KnWll+kvyWtB96yOdo5zu+5Te8ZpqvtCss+vFu8/YkoZOURIwvgljVlEQgkRcM3o",
-	"ih7sV55jxzH2o0vKQziIRXhR4LtpZOkLjY+leUo1M9x5l8YKgkZS+OmLhruycV37e/eKqpm7t+/ffW9n",
-	"Zw4FTa6n/CQbOpcmBaqYzO3uJ+xDQM1DeTm5ULucQBL4ER6M5lGBBA14mTAJav4JeRo7umo1sRMLYNF8",
-	"MxuZ+5laZK8zp7bi3fTJn5g2rwKvMDLQEsdPu43dT2Yv+vn4Gsw4qCuq1i13mVTasAJG+gKpvEZJQShB",
-	"B0QLZBd6nCn7SlzAiHRQo1rUut0pad1UX9D4xSf7rT+irc93Wh+8aD3/ToW+zcDipbhY6fmqUCQWTpmG",
-	"gZqpUjXNTb8BfXlkO9x+LxuWSklHE0iD2n68x+xos3mDAnrUI5W1uixIBhZGgxXB3mw0Wc2ZDxj3f41d",
-	"QNBIOfssBfcZoXrsTtx1uJXMOvkFcMpRwVfBF5NUWYKuRiqDI0wriLvb5LQvhpwIHsIeUcAjw2hTRdr7",
-	"7vmz6oIHQCXINurD/7C1f3zU+hBG7TEsu33n/WXQbJLmm4VPntHz7JQeM/tIlXecXe5ct5wdXOGai/pD",
-	"h1tBIzfpzYTNvOUETuIElfeuFOvx5V5eb2uYCwskUMekTGt7YluNr9/PVLmDNGL60aXjjsorpKEWchVv",
-	"BA6ElqWCMjtVaDuk9iqDhhopDQPzCxd8NBCpqtBDBw36GqxBzIDr/SiSoNSY/ve9eyXo/2Sn9cF+65C2",
-	"utu7z9+tfF6sGmZCjbxTHuePz89TwznVDDIvs5ApRGYsm7Y+32/9Uc2DKFIdikHpElQahuYwgoYRwVNp",
-	"jjECzip9ECxUgdIWJqYQj0/+v9Z/rNmx84mY6ttx/4MPipzmToVvR9DQVPZgcinjJ5IRsFbNguw4Hjrr",
-	"+Q5/tu/OpoL4iFPdKEJ+8Q7zq5iOkishlTmCXzu5fEB12C/64CxIMlk0/74t3hS4ACe9LM8GsGj2rhQa",
-	"usdvTOLv5bWPyT0igtmo/aIGseemIhc1Hg8TwCsuKrc6dpxTOVm/6apxDmhS4elBQprsEfN6kAFQrpx6",
-	"VJM+SCDNLo1j0qHhhZEbNNBBYGQGTnqx6NCYODcD1KTVk5bbOztjgmw9418gNgd9yjnEJWMsjeNG0Lhk",
-	"Cv0d0OTdCBpDCPuI+gMAbT28hO6DrKSn47gwRRiedrtnbABK00Fi36WQRfP0euJ2XdF7Dr7E97aQ5V6P",
-	"AwfG5Yv9uD8ilBPr6EZjEoo0jvBye+zSqwdRa2wuNlcWWnvqGEqsTP5G75hFnGIWk1tyjm2cPZi5A3sY",
-	"80/kDmtuiSp7gV/DGXGCYjhno2ztQe6SUlxhkDtFThdmi6ixinewhGrX/hKixs4g3uS2uBgugO/joqoY",
-	"Vs8nuKbhymhMmCotBvODnCWOs5CtL6Q+g5d6ESxm6liyAbVeTOMv23xaidK8XGiYCUuPBe/5DujztNAU",
-	"mul4sR65R88il+ReovknqkLrwk1neqn8zINGtRfSFBBcTj01D/w8wkargQmvqVoPOBxjo6VA4XUvFTc/",
-	"5XpWQmodsbl+KmsXYp2iZoLcgPHir7drgXDSWcN8IdQqFgLrAJnokWFnwhiodPb9orPb/XtVrMsGcEuA",
-	"W3WhlyD1ctKjJ2VP5j7GyiW4USrUZbliae5TWfL5lRAx/RguIV50NtPPGx1zJZpIDT86KSYtICxZK7AV",
-	"IWi8tPRB49OMPZ3EgK4UnwN/xvXs16By/J6kVkCZT5/5XWxeqdKcmz/xUQCL3NOYO+4yOx1QdWFNEWMW",
-	"BJkCGRqxWYkB+DAvKoHYHqQzQhHMMO/vKNI24m0nhkNshzaDFTBZ3hV5mY3NqTYvi6fYyeP9uM/xTHls",
-	"MbEvNILGkptzvU/m1PYXG2PvHpvdrXQTEmKgaunLcB7di8yYS59TWQhHZR0xQDVtb2avM9PmNfjljmIa",
-	"XpNh9sZCL+VmUjBuoETiFuKe3YEsxT4v+TJd3xsz8aZkhHsOcr0k0V2XAXsJrFwCrRZBj9cG9HohogSl",
-	"C1gOM65q0haexDSEgTNQTmVOs4bj682HqDZM+9lXIvzkO1mP9BM0dHWk5LENMCeCxyMbGNAuRj3+vnnd",
-	"2uPa8bKj1+3p+Fjn6TVFAivT8YLOkYaaXaI2wXrKVevHXfcVSXBvHB2cyWuvkKFdN818S+jgBIg/pCNV",
-	"ZczK3WIjOlLOrqWGDKNVrJkjjYGIbne6xerue/fH/C5nm6seZkzGnJhTxpPpYtgY8hcaV1GALNQni0Gv",
-	"lsqX8DMpn/ihkIRirBcNdUCYVsSPTZpJiTYa8ccJNlvbubb5NSY/nhh/LNJDQdHQtV00QHmKGAMtalzN",
-	"f50irYo0uhCnp7w4hHccRDWNV7tX9X59gWjJzmPA46xG+WZmgxBUmM8H+Ye5HukxoFzQsu1nm7pW7yY+",
-	"N1xlfuXB1e+ugid65LWdGWXyFu6ZakxUFmRBc3M5OkyMgYqJSbL6/dOnT0giDKmTREiSpXdxUerWv1h0",
-	"u9aiSRhP0knd63tV+ARK0R5MpqzYmQXDdqmB3Vo+UBV0eKVOhfIQPTbnlSnC3B1hKi/qmr0KiiEQ82qE",
-	"l9NNzqsYM8zvsiqgEKNdF12Zssb8uc3kBdv/grkzJpQCxbGKCwnye88vNb+s0lZnGcw9bC2lIXgtgCo7",
-	"OMzK4TDv1b+5V15/2zOueNq1rkI2zcjPtVvmDiXA57CcHSedR/1fdpGYmP+7Xm7ynNN+I2g8aASNg0p2",
-	"CZufpDEs7LAYg5cPpr7Ypg1a7QznPn+Pqq19D2hss00tEgY2IZ+XPADzk3Bp62Y/4eM4US8hfI8pLeTo",
-	"EXfSZ60T+vz6/kUczuudzOcmM10pBk+XsUss5f5dzgZjaElM2QD9rHQqudkihiU0goaWlKsubruLGId+",
-	"rtl/nerFjiIBEyM2MiuEpVKXgMloaKqFjXaocQxf3tstjeE/5FC1oOtmhV+4WOIqKn1gC/7aRT9uqqeB",
-	"8SrodAkjrp1WH0WVTg/C5tQbS2CXXV+asmgsjq+K7T6K/IEt5dVdeR7fH15U0JG4V0SeR9HD0/1KUA7l",
-	"Zbnhnfv3b39Q2fSCzR19UBuleKFHxemefnhcOVWqynEbrFfZ7OVrrmdcPNfWx+uyYYa2Gw7wKO2KqsDl",
-	"+8OLCgn9Akbzw7+5wAVlchy/ajmPgUZVYijmMltMo2uJIUQHc3s/lqn9cgLV4r6Tr+slsfFtuEoH0jfN",
-	"GWJhf9eN+8SVu08Yond1rhPLuEHM7/lg9rKcTmMJGr+go/G6bWZr9uJ8k90Y5nVJyMFnARsPMg3X4opg",
-	"Zl6FCOF2sHFBaBRo4TT3gwJ/V8lZm2FW5IbwWoRpfc7nbzgxu4EEahIWRY8tmS5isZfJJ1YraVSyHyfN",
-	"YdM09kFjKJmGpzweVQdGe8NgNn4lGvqLrTIYTABjHXtaXmcu2Z6fn1YJ109K5G08k7lSmCzF5vRvZ4Ux",
-	"DE3EmgB7hHYcOcuT45sPY/iEaf8Xk/oLHHnxhqqVJjN58knmclUZj46Xh6P3Z8NRPv4BpotcOKADc94u",
-	"sMbbO3fuLQrs5pEcFueYSo18u3EcGV9redQqhCkfTVSlGQ9BqTNxYXO3jvsfdSWoPrGNbDWbvPSLTxYM",
-	"SrkkqyXA+OC9OnjergNol0DqiNcXfEG7Dc5fWpTrOd0Jarzay+0qza9L+HVqd1XhlPU9MbQpDTEi329f",
-	"kSFIIMAjiJZIHlClgb4APm59sEmYZgdTj28iKN1zcfDioVcCkH8+x5B+LM3Nb3/5l63f/vK/f6e59dtf",
-	"/ui3v/xP5+et83O1/TvvvvzDb371U3ipv/zRD7/6Hz+vyZ5yXGSJx8P+zbFSwmHo4/tjag55l7RR6dEm",
-	"nZH10zL8uZABads6DW3SZFqdc/c7YYpQTfpMkZAmyOK4hLJOiiSMa0EoKnawJME5b+cGCzdRQfODjnem",
-	"B7eAICGxuT4z45dZnpNaISqZP2rYw2Nhy03N6esjRHySxqAqhIz1ul0w9dCX46gKsFoiKcKActoDeRTN",
-	"obxHyQadbQYdkGdABwt1W8jddHmzUiVxWZVixHm8ZaHU/jrGD6V0sOXtzK89ee4gc7mokdzkV7QLd7tm",
-	"OSLl0YnoMLOaGKjSjwWNanCjM8rM7dXTz+G0jMZ3K88We96toHuo1jsQIo7EkC9ifQ99ighMheiylVTj",
-	"SURZPMKUEpMe3jUQtqgPr7XSfkRfLrKFRR0OvjXkYFHPChRXWXdk/nqAxTTm7eeU0Ga6mlMt2R2q3k2q",
-	"bd0fey5YDwjNGFxofC/dGSv0KhZdUq5utHfunrVJA0izffvu++++++677+/s7LQD0v7yv/ztu++2twjl",
-	"EeFwic7K6Ip7zjsj0v7MtNG01/aZt/3AMaZzdfzkYJu0u86ko9pkQC+sg/s5t7+20oQ4f6fJ1XpHbNLs",
-	"YxkC81RnqZzOedsgSpuovhgqW69R9xnv2ec604SN+T97Bcu4J7TXQQRZJEgeBBDkdYGKlbt8yRqnts6y",
-	"O2X7rXHOzrVutbheY8gsvA+VXJ0Q8SoUhMiwXLtvQc4IVXnEbp6ft/z52VDlDVW+sVS5klitKhJxQ9y+",
-	"7bz1hlHekOQNSX5dkpxH2Y3Vhqypmmat0pQojRWDBjTsMw4kFBFadaqD1cb02ZNd9xxM2KpXbpKY8l7q",
-	"rEXwkg6SGCtI0+QFvAwBIogms5tOyTI+pspOB1h2NYkpt1n+WTHm9B1Vmr5sRqsyuGG9uQUiSfIQv1mO",
-	"mgZMlKY8hDmqZc9IMb7GbOI+odmMiqT+h0l7y7OTIyKhCxJ4iEVzbUVSyCDQdCzDQl/rRO3euoW1FrYj",
-	"uPQlidStejCpKTJelLe0NQ/YPRUzrhp4rhLDTmrd9xc0uNqBniaWD1lQ4bhwkYOafSxnYH+tEguuc/XZ",
-	"jjklehps+AmktC8ioBimPdMc68b6mEpuftm9WtvBEtrAJYtc1B9RVbLk+TxGxz1F506xPF+247x0eL6i",
-	"bEuzYjfL97oK9c4YpFy7oucE0B69LGpi58zUPe51sJCtegJzC2NXrlzEJUOuhASjOhOQl8wcQtCgacS0",
-	"/V80YNURUkbIOpZwyWA4z91Wejos6dic9X4d3+qbQiTMwQgF0ZJnkXdf/jBqCcL0kgmVaKdCynlVMEPu",
-	"qzDkBSHAZThAqQfdFj5No96k38IKfSrzNVZtz9bbGstionalzWVi/0CPmkJmk+xz/oNvApfm8P33IXT6",
-	"QlyoXSvHVeLVKWjNeK8KaWhyIFKu1RQJc0BfHmK0zMzId+qjpp+a+/AhQGrBfo/NgczVZ9x/qLyZyqtw",
-	"J7EqL9U3/fgmDyhz5JyHzz8tJwOoy9JTCZNDgMRgfQWlvzFkFC6ZSNXTG8mgLURh8bSXYyyoetpdrLiK",
-	"HJ2kfJ6sWLbhlPXWlQrC07IvwnwVDzNgG5fEHcUff3J80NL6ZhhSydc3/gQD50+ssLVsDVUXcOZ8uLPF",
-	"lYTemelL8hXer9j7GdDBOurazks4bi5JXjDFKjU86yqqD5Y8t5Y4+ynhbfNHsRmwWMoL6228zwUl7lpf",
-	"CHOoqxCWEWevXUQ2q1gR77YhAmUiUMUNLhwsMUGSUWdwTJmc6Zv/dnjXr1AJ85pO8mWX+NLKFvGQP3Pp",
-	"cZasJ0JVSKsMRIdCZqlHVUAG4hKISIATkSRC6pQzM0RAPkuFBoUmxZR3GWeqDxERMgJprk+QprPvEQPE",
-	"W9UJCm5GGeFnqrIiig2yrBQdX58jWjBW+1vGP80MhnnK4xFhnLQt42JusE0oV0OEvj7VNiImj5Jp2lAO",
-	"H1kVEEqkiMEZPQMSAd43WiO3SIv0vQarHGfjFrZEpI0EGuWBWZU0SsyuSoT6XEOA0IviZrKXmRXespm4",
-	"rSCPWZ6f7TS3egUV194efmPRML9lYW5BFrgaIKYG3JqrXwVzjKT92pljs4pV+d5NeZU2YL9esF8tE/8q",
-	"aCgIU8n06NR0dfeLCR73U5sEc9xNI6FSc5AEXw2b349cwIh0pRiQtqWs+zgCJqpgplcfaIRJFO2hNv6w",
-	"tX981LJZJD0e2KySr4JGB3lYP73969A/C9//+KwRTOZwKEfp4kpi0WO8TZqUE8xV17LBh+T7H58FhCmV",
-	"QoSc4yVI1mUQEetoxXiPnBwevP97d+5jJCShnOwfH+EWMZadKkKJXZWdbxstPOb0DCpYBjzbVl/rpPHq",
-	"FTrxdIX1icoqybrTOO0LGpMBZVxTxg1UB41UxgX/lh7T/bSzHYqBdXUJpfuP9XAqiTM4GDOLNKcem2M5",
-	"OPmIKJCXINGR7sGdB0TRGBQWAVe7hBLVpxIiaxUTXYJmp3Nujifjw0nz65//+ut/+clX//z3Afnyz376",
-	"1b/+bMuyORISRVCHiAdqs2gGJLfwKmITatoRfU7NwLZOcSFmHE0vwPBENtQVC5VjMjIuOiIakaGQF4ow",
-	"vX3OzzkWMuRmz2r3nLfISZ5F0fohuuyKlklQpPns2dHDy9/b2jaNMQk6+ixi1nPbIaQDiA+ogj1i2A77",
-	"48nhAbl79+4Hhs97dnaAvc2b4LogEW4ltMe44SF2STtmA6bbpHn7337wV4bMew9Dcn/H+j5Sn/jxnJMs",
-	"dcIe6YiIuTnbXyAVD0j+Irxq75F2/mcb77eYWsEMlmdXMKt8dAlyRNArzbRu08TmtGeCeyep73yqhMEQ",
-	"7+q3VfbtM2N6H712KCIwi7DudG2HLIq098MQEt167Jzl2qR5ygZJbFHqwHRWOJIBvPbn/XfbAXnEezFT",
-	"feviOWQKtqyTZcxC4DZNo8OM/YSGfWjd2d6ZQInhcLhN8fO2kL1brq+69fjo4NGT00fYJ3dLc2hhEGH/",
-	"+KhRSMPb2Nm+bZsaCZMmrLHbuLu9s30X2QPdR4p4a3sIcdy64GLIb306vFDbnzoxsAcVgdtnfSAu7SVJ",
-	"0k7MQkM+FGl+/+MPiQK9RYZ9oYAk0nD7QPo0vgRFDIoQXOg7qkTRVIDHZ1CYhR5bkG6NXAN0jlVghtku",
-	"Zl41j0bju6AxpySmqE2EOSaz5js7O54eufDzIoz4DdonZY6Ek8qSucmTcJs267LvAM5+QjVk7ulVQ7u2",
-	"t/KGOP69Ox/U9ch2d+tMiI8oHzm1hLJUMnMln97XOWUWnsbG7ifPg4ZKB7aybOO4cKXFqyhdmffk3f0E",
-	"U9Q3npsRzaZi3f+8FnL2nfh4Z2eHDPssBu8AiSMzRdJkjzBNIgEKnbS1SMM+Noqoph2qoPL+XU7rNUKA",
-	"m6EGBgo7oDG7hLcHGB6zS+Bma4aoQuHWfXZsvHcjeY/mvXZX/MZfqDk0CTTso9c0vqDo907tlARdPwJy",
-	"f+cuabZ9pxcpp5eUIfvX3spJbSV0nACNDKFW1wMgZnpMt4U8iuEPul0WXjOI3N+5O7vfqaXIz/KzXjF0",
-	"ZTczHbwub9+iCWv5HMGVMHYKoQTHuFhn+5gpDdGeTTaHEMdUEtMRSSR02ctJUDGcj2XtMSOlLx2jauWR",
-	"vMktdyXBzIZesn2+Rli0m7DRPZPwuI9clOGDzYGuCg7t8qcDxAMaeVU6drk9u8szbiugsM8hsp3mgNtD",
-	"ITsYA9O4YiJaIJtKe7mq9FY68HqO2TVVDXOlEJYNYcSgDSSQdjYE5j3LRRHMx4+SEDXsZtdl8isD9UFB",
-	"Ym1k4RMPRDRaMbg5NeKrss7GKUHHQP32WuaOqqDdfdojFwAJkgF3ulwMN7C/Dti3J15QLFTC/xhdv/UF",
-	"i15ZbIhBVxjNHnW7gIo5n23vAkbvKJuMzwH1JPCfoC2hAPwlKLxXERaWGx/ebsCwm5/e44nQhyLl0bVB",
-	"kr2NWZC06FN9FB1Tw6k99yCYRky3rGdxLXvxBIagNOkyqfQ2OcS4TdIxQhEmJtNU9kAHJAM/y8iyARBJ",
-	"eQ9qmA0z8yM78doZjqDSwGe3bfOfGflL2bp57rwzDednKWAYp1Nc+KI7wZxU2lospi1AuIfugvEIndjx",
-	"QOvmt199Aa1sCcW8mGMpN2nr8/3WH9UEfMyzsHkWtNoT6dqJC2BTN3uxEk3laYyX+Vj6NKhGnXHXQL89",
-	"FjaAumUpxsPyBS1l/pwKtxhRPnsptibY6y5lrTx7Rgtm8+1IsdwRbHiYtfHvxWMu6bsipgscTKr7t9Aa",
-	"g5bUSqb+BG0GCi0RQupWzC4hKlt1mmi4QVOO06QT57fkzDDn/JCy2HTTGgaJE3VRIQ8RSUCa8UTKNfY2",
-	"f4cxQ4uODdEnzXt3Pjjn1nD0Qvel0Bpzado87Ceg5ai1bzC7vbVHgIZ9P5PV0KD2InIYd85RcefsfaZB",
-	"2IfwAqKAKEFCwX0K2V4KSoEidmVaiG3irYTnHPvYfXQMo2H2YTVprSGLYJd0YCTwKPDYyGcppFZlaP1Q",
-	"CFPn/P7OXdK25p8XnVSNqja0TdD5K3NfCamUo3PePkD9+4HgWop4l3DRQpmqbRX2Yw82XvF6JKhS3u+5",
-	"JKjVEZ7cS7GC5jwWvR7mTx0jM6WDm0Vqyo1fBTefSL3RSrXHokcYt1jgkv8bgpBnlq5Q3BfomEj1NEJm",
-	"OHLl5Gh023JlywukinQgFrxnKBsm6iXDvoiBdOmAxaOt7SrMMpOuB7XGAovnQq4KwdAhgkj15sFdy4Mr",
-	"esQCwRTodFA2BTyFptqBZwkkd23SHQ7WycEao/Fl4TDE3/GNM680RNvn3BUqYbw3/g5bk9iQKkJjNHsY",
-	"mSlyXouKZOB+zi28kyYm23GdzXKt2yR6cSAa0QEQfJS3qp6dk7Lz8k1BkSt6f57A0BkcNw/Q1Rr+Hr20",
-	"frsT8N8VEpFmmh348vYtdJhpSb+4Or3KsSvE3yxkq3LONr6vT3WlCvmLXOYutYfLS4gCUJgAXgx5ta7l",
-	"wCeYw+VchbZlVsvCgmz9IatVWq9pqDjrbEGzfBGbl29tomb5oAtIhYBfh1WoNL9FMVsiqsyXVITW2aIe",
-	"jAj1OfKKmSW2ic/QSCS0nBRnnzm3kdTwey7VnVstyMCwpeatRRc5GmpXW6SMrHZoKALq2t69UjKqK373",
-	"Shus8SuJIGQRcheZgWNjliiZJXbmwNgDwbsxs37i14LiDqQJLeP5YmguAZ2arxDLK3hRs4QNZm4w823B",
-	"TAvRCyCm9W6vMleXUeUh/n7gnOHn0TDYHhvT880wPdvbMICRXaEHCQ8DaHp2Qs2Ez2Htza+QTLkpaiiU",
-	"W+YGnm4EPH0X9GxgWv5hpzrsT8KhDYgrguLqn2o3uou9u+qXejoKuNjXDSq81iP9MLXXA9eGPBa4ZuGP",
-	"f6KLwZPVrsJ0AESFIoEgy8BuTSQY6ITeO4q0Y6Y0RlS2A5LEqSLtCGhsVTVt7NDuSRrZgtUVCqdsHTdA",
-	"2YRp3Lx+aXbzYyHiQusK/4s8bg7tTOiAYfNI13qD+CzTc6K2m8CV5q7zAzFXokkTE2AQITFoZATa/44h",
-	"v1v5ausWl99saYGTSdxmHIZ32kHAqJsMP859ELZ+x6s5bu0E8+7Pf8tHLj3//D1OMQhx/vZntDd/Y+ep",
-	"eyjFYIHmZ2KexpaCzD22az7f2H+AtzvX6Uk9373kJfHXrA12gDuHJriIQRsl8Hr8jXhEFFAZ9vPjLj51",
-	"2W/10QNI51WfJURwV/0Wh438G068z40tOuIC2s0z166LHfBAsi4G0g1/PfED5dmnRRCMAf6jM9qbBfPY",
-	"5k0wNy7Bab4RjKMPRcjwqQadxlnHWx0jULVQKVTvbfCIhn3CNAzQ/80mGSWMow+AGPKimWOPSEzoqoii",
-	"IzLss7BPVBra+h2IocP+KC8MpEgXff0mUfKBWRgqKIv85TrwMp/pmhwDigvAZLgVuHkMsoU34I538zqt",
-	"BY1QOargEiSNZ75NE8jkdaW1urLiA7NmTqdWW+a+b6j8m6pam07hV6FcK0MNZlkZgOwBUTCgXLNQ7RFH",
-	"HhVpH3VbH5mebdK8d+d9FJNFqgNy7/YdGwSvNI2hwh3Sae3y/Sy48i5O6wSH9fFr16Txm4HHmcpvg8/X",
-	"ox+8fWd2j2OJSWkxRZsNarDE4/3Fup54qLt+veSC7KX128nqu67ZoG/40USIOCC0kLXKm/qz0EXMBYYF",
-	"ivYKH8ggVZp0gNi0eIGvI2hXj5UEUZXq0tRGINEPL6RJhWsP9lmzPGknuSaedV42Iwuh8+lRN3TqW+AG",
-	"hJBJqC/cmgFD88sf/fA3f/YXWwuRj1w4XS31OMudbDsQioFzp8fsztvkyK/f6v0ryzaXI7TInZ07PvNa",
-	"4rx9S94WhHGlgUbb5LBQgdU617/A6lYBKZa7DAhWgH6BoW8vMHUQNjFjvghd7enA5dl70cUEnNmfjF/S",
-	"mFUI1iWZurEhEbi6Ozt3rsyran8MKuiQmofLQZt7zt5RhDoo21hz30wqaJUJFUTwNz/54Zf/9b8tSAS9",
-	"+bdOvYCWWN/ojU7q5HYxh6nGbXeDIDdCPWFNOxmcv6OyC1q9G1Dlg37cF9yFu2E4qEvuauO10QqUWYcU",
-	"idkF2Py479Tag67Cn+iarEH1/kTVVqANUr0ppqD9KModiIgWNVJ7vTuRfXAioHErryq/PKqmurowTMZr",
-	"G4EcvWoyiX2buBKehGmCpYmcT9K+bu+RMAYq3Uf8f/5xlo7xYdH7ZR1InU+w0RpuKMLN4ENPYexZNsji",
-	"fNhI86sf/eW///x/ff2f/+9XP/jTxVjSrgT4fB3ReI9e2rQvTNvgcVfYEh92/AH/xFxezohsa3618Z92",
-	"Xi3KdHCVdPIwdMOOv6OIXf1H9OVDOlJb2+TBqECRmkY0ZxzJUlbbYquCUE3Qm0Mcds2aPzvJRvO3oTU3",
-	"jdZYyCyQG9L88oe/+PoXf7UYaekzpYUc1To2P42jLEnhrg/ItVH8optzFYbGQUCGfUEiFhGmzf9HQUGD",
-	"bx1UMIrXVRKY7uP8PbewN1rAdpuYLWC7a9iIAjdCvs5dHt29YIa8tfkDVGOmUyu78lOrt+eVpIKiFS/w",
-	"qnVbuhGrJ8RAL4ta+3fQHIfoHTIZpjGtjrw/yjax5ofahvduHurNQ33THuqPqLwoPtMOr0nzq7/9+6/+",
-	"5keLPdcSMJvguiz8RVO+tIb7XVtWSouCzd/q2auC+XF1G5PXBuWuOQQf4ZBQnmHbUu40NnvbFTy/ZVl3",
-	"7AHeJgdW90adKL3nShzBJROpcqMA17aKrpW7ibdaV2Gp2dXmPd4Qh28pcTDgX3yRC28baf7mBz/48u/+",
-	"52Kvsq/PuGZKEYzRiUX868Yd6kKaGLoiwgtMxKyp1C57paUxNv4EqIRoj1iHF+fvomz1o04Nv7BNni5a",
-	"dx6r1buY3wJyphxLcbqa92ZBGHo7SdB8Tf01k7Tx0v0borYhajeFqHnYHCNrlKPaHvNZNr/51U+//t+/",
-	"WIyypXx9tgceWXbFERwuhnuW/Kg+6UkaAklAMhERpE4VVTqfucVt5I0N9l0r9nlAnNttP/eOqVW8Pxbi",
-	"QpE0IRQrLgck6QsO5pl1CdhDKZSyfjVBIV0EquScy8E5t9DIhRzQmCmrpCO+dia+48M+1WRAtfV4LSr4",
-	"XG3Dc27mt8WHvHDxbz/4a1cR0WbjNHyBVfYbRopFfmhXl9P6/p7zAR0RBWArUk+6AvUhvHiYn8yEPnXC",
-	"uVMMEspH5kwy9DNrrUuSgf/UlLO5szNPnZh9dws8HXRQlUPM/KEYDARmMR7Q2nI+2LFu9rmK1Oxzf/W2",
-	"+kbdTNiodp/3711tEZrsQjGEDGprHlsQVKSZCKVYJx4RLriNZdtE366aYH3cF1mu+T5VNsGMx6H/nzS/",
-	"+vE//ObPS8EDBYqVUTFb0byVJvVU7MGIqLTzKYQ6QIkBDwsJRWdUqGW2R3ipGBqmwMmHJyIXPkoJu5Gc",
-	"VNsRD7H3s+Q6yqB9bGQZt++jKLDUsLwdTPlv91Sb3cgOMFGSbBq2nRb61KUWGl8IlikwCyHNLNS0MPfW",
-	"jPWtpkJZYVFDybQGXiogV1s1DgFq5UvA2xEhVhyKFqtQ1pVisKYCZbULnLdkmRY3ul6ZR9nZ5vL8JDbv",
-	"w9oczAvkPX8HuhlZrc8Y1PaAua/bSKQ74EM8E6p04FhH91M31amEbbKfT2hRH865pUvvmLfJ1v6yuu6B",
-	"uHR1UdoxzUm9mU6Lc94e0JfN8oeA5GvaagfeG8UqvuyjwqIYSBiL8KKSOUVfbT/gurzN3PDX46meba62",
-	"aNfGPeVmhH+IHqEFbGl+87Mff/Prv/vmH//py1/9zVYNsjqeDeXFeqHTfK1gsXZ9IRQjIQqF6FzURTPB",
-	"ffZLyqNz7gKxcLK81kofSmW8Mo2v8xNtm4E6MRwyiCPVPucIyhBtbZMPYaRAt1w2TYj2CBeu/p/TErdZ",
-	"IcPd7xtUqa645xNwvpUZNO15ryl7pjm2YubMTebITebIlbJ/BsBms34I4xuu7yoyRsaOUPrnxP5dz/ft",
-	"EwkJFtAfYl/CsIBWlt/DBwvgt0yP6Ah4Hy18VJse5zykSWD1hwxrxdqckpGP8MVMyUlMQxgA122i6EgR",
-	"JbbJfjRgXAXnPLdMKtJkPK/2NXJx37Yirvm5hYVifX1yhW+enW/sIWPcKWOjQrqCtvnvUdQ2DGyeErOJ",
-	"6r7AKuzOuZBeWbmFuyT3dj4g7ax524zKeM8qY1mmjzXPnO5jAFYmFtczpwZ/1lVMFmh0PUxpPvMmkeZb",
-	"mkgztnA7TmWKDOubkDzTs5WbxJmbxJlXljiz7okuIc+sZJnZw7FGxq7O7GNWuKHeb2iCzBrKfTWJMbfJ",
-	"SUVizEypYBbzjiIGUDBb5jl36TIxOC3LmOmbOm+NiCjGQ9jaJnkMkOcTCZVwzrnQpIsail3LTrpoON2X",
-	"Iu31bcsMxVQVu2YFOod1NysTp1nU9cTTTyMSPpZ+Qyw22TevJvvmPDzptzrj5hqFzWvNtjmLV9n4922y",
-	"bFpAqMiwWU8mNpk1V59Z87rFlk02zU02zW9BNk1L7CYzaU4hdoJfgtRrjobadUp6VcqBYmOYfE62LBWR",
-	"kwYTkEpw70udpS/cwhEj53ZCFB0AkZDs5dKhJ65ua1WawAP7aY2MkZthIc7o9tVHQISbtIZvNPpbKHNC",
-	"EGG8LrFhPQHY5CurzVe2RvJwrbnKNnLThpTU5yhzAtNEfrJ6EnLj8pIZAN/kJNu84zcsJ9mqTTCTmPiW",
-	"5SFb4wN8rTlPNg/w5gGuyz3mGPnavGP1z/AbkW9sowjcoNZNyDE2t9Hwbc4rtnlfN0Tg25dLDCFgRh6x",
-	"enqwyR9WyB9Wm95rjZTlmlN7bWjLhrZMS+nlqcuMdF71BOaNSOO1YeM3WHadqbums+8DmOZCf2DzEzxT",
-	"681Ch+PX2V/RDWhl2tq3N4IC8R3zGbQYx+wyhVs3f5Zu/VZClRoKGdXHHWHiMkXaLknFsevQDogCrUib",
-	"wzD7zTodGJppbRZI0M/NWjGI3rlzOpeupu4DM+TeUlMtLoDbDG80DEEp98vWNjnrwzn3STL8YErTkfVS",
-	"9w5eIZWSgcroc3EYLNvI9DlvIsMYR0RwIEqLRJGhkBeM97byHG+lNZELgLzV9jn/WArey5J2+BNULmSf",
-	"9ijjSlvvCtFDX1QptI4xC4hvfc4xyQ0zyxMux1pA4LOUxuYtNJ3ReQOdXlVfSEu8KSfvG/otaWgeMJ8C",
-	"7xlnoYiAPDn88KCcD49g/qNuqiCy8vG9nR3SHgK9eOGX0t4+5xhgn4BIYiBNLnQWL7pF+vQS8k1Wp7Yz",
-	"78lHIw8Ga2Jj/fB2uqvmYsuzV4dr2k97Fuw9oCqDEBMOIwc07EPrQHAtRTyLfJUbv50P8JK08v48M50a",
-	"MSyEZ5xeUhbTTgyv70dirbGDEcZeJjnke1JrDiSntBigXWvufYTE0mqDEUkNDfL0RaYxqG1ikzsYwfKC",
-	"8ajainuMs9yA3B8fMh75bBTrtPaaDc829eLhb+I115ZUIXFg50Hf/j0tk4INI+v6FDqykOE1g/8BDDog",
-	"VeB9by1rgNhAms6Zgdzeqiu6bEBjXQ+REPH15AvATX2ray2/ET6GPvY/sTA4jhfFN2E8fHlS8skjHCZe",
-	"hQwj6p17vgs6w4Q1EuE6sc0sfuNic4OCmmtA8qqCmpFtYryHmaURcnM3dw7DEjDvZSp1I4ChSOTJPoYm",
-	"D0ECianS5NM06lkHdxv5x2TRvasqPHnNr8P1BBlPQ0QfZLxByDdYm+fjd+d9V26htRuGa1CMf4yOpTaw",
-	"xKPpUKRxRDrgHdctSmIiAmtWoySRIhEK3KulQAc2dZT06glbI6fwxgVECcEL2bOf5EmjFL2scpw5trs2",
-	"6HBihlhWInq+PgJh13XF9MFM6s6mVs2Kl8GUZSU2ROLaX213X2XEUfXI71CvNaSSM96r1zl87BrYZNvU",
-	"J0kfsjguoXBQSl6/h3rUeps7am8xS121huLEDusnf7N9zcubma2H8HeyUUWsTRXhQ6aGOYDVIIoCraci",
-	"yEMXTBXSRLmcaYB63Qio+TnTWJTV/qZ5pRh26idcI0Rmc9SQd7/pjR1ttrgUiw6NsxOrkZmWEX1CmhwY",
-	"kFEPEZAM4TV/eZMZ+iW6DCYYq1tI7FcnzpRga/Ucix/+esSaKwfqDVmdFDp6M9HB09UhgC2ZUy04uEdT",
-	"uWywikQpBERCDFSBIvAyMVDl/G1cwS+nIhgn7piUVo6ITLnzaVFZSlkbAjsisRAXhPYzF6MRaVP1tNve",
-	"s47CMXZOlYu6USAvQdo6CaRpGhbspxWq5pOUn5r9rgvvzNjX5LXn5q5Lh/mxuT08MtMOww+bQjoRMBKb",
-	"ylbr8chNua9JZxNl4uFzMazHRw10oGqdewzTdIYtrr6OFPocRExCqEnYZ3EkwbmIMEXMsmuLzVEJfOHK",
-	"TOuUBMwRzub/8So2iLE25l87QPaYYP8u2iGrDIXm7tbleA10cD2GQtzUt9pQ+CYodzJDobYwOA64RRI+",
-	"M89xBsdrpHF1LLin1huYuiFmvhqAuioz30fiEplwXIdT/mN9326Wrt4MAzyiRvIt+Cg2sXaE6fYiHIUx",
-	"tLfqZN410+3rkXWnIZk34W2Q7S0w4c2i+Eq3UAq9RaNLykOoF6iflopROwl2SJWNSPF2tdPvPd1//OLs",
-	"0enZi4PHTw8+/P3bBtXuWVfVIVOwhVjr5GArAFuFlGYDaHVoZrSTvkTRWOJcu84zUBoD59aVPtdOg1Nc",
-	"k2SMc5+xAdQa0UwDVynIFyzdIOu1v4wGvG0cKCjtQLwr5JCW/HbHxGcbMVFnI7AFmazVK42YFlJhCXjE",
-	"HCyRVKzUZD1T8ElUaUdLQMVXYlHOuTu6GAkmbU0XR+onhfZnuK5rEtpLa50hrJtvq6lgjFdRqP8nRVxb",
-	"C9h8m3vOE9O4blYbJUyahqpgJjzG/U9dGivYsuuqLeGMbUtLcUWHO0LEQPmaNRMGTmZrJrItbDQTa9FM",
-	"pA5bx+OwpiW+ZpxpRuMstsBwyba0sE2wAdE2eTTANNVUAkk5+yyFgIRUQYtxBVwxA3rxqM5DOgvnW/0r",
-	"bYa+HsVHXQzhxkN6xWzwtQXeeJ3J9NBG/HOmzuQ6I1p94f8NZ3hDdCY1AHU1OpNdQjsKuK++5Ei6K9sU",
-	"kDZP47htc44YfvOcCxyNxrbDNnkIyGpQbRUvZvWk2bbsxy5BVqW9RSRcigtQtgxpFqBIiwVCqSaCh7BN",
-	"nN3deWa3s3BRjNdxzgzn3PCubcNutYuBv2MRv3Y1FZG+WAe/FO7ryy0QplQKkQvKzaN831GkbXcRnbr1",
-	"t885lkjtiyEZUD7aJvvIHPqUqXRIRzYPcht909qExkpkZ2FXvH98dM4vYJSv12X6DmzRLJvXxfq2oWW5",
-	"L2Jc1+AGh/XWqM7W/PJfj+psKq11qrMNzb1W1dl18QyZ1q2OZzCtIUwl0yMk8R2gEuR+qvuN3U+eG8mQ",
-	"JuxDGGW/PM8GGSfuj9klcFAqQEUZM/91VadxW2QAmkZU0+1CqfqR0jCoELY9gSNNTCQQ+LwEAYlFT6R6",
-	"K6ONSdqJWWgJOFKgS5CsOypnUihMidHJkxMeYwaAwGkgDA1VgTWrWkccmhBxCVKyCIqj2XOcHM6bhoiW",
-	"AHvljFj+v97zxipEXGbmTKNQUCJUTfCh2W9XSJJQqa3fnIaeK07oYqkxt5fT0XCSPZsYVtdhWASoeDB4",
-	"z3WboUkCPGrZpyCNmDYXUTrWyOlXxoAC41ybX//811//y0+yW7NKHpv3uDCITc0yOchB5nHa/PIff/LV",
-	"j342a6DMRbVqMFtDRJHmN3/611//n1/8+89/vmUOP+tTHMe1rRjmUMSxGLbSxAz0sx9/8+u/++Yf/+nL",
-	"X/3NFhHcRfci4FSM2sWuz5KqYbMafei/ZYf/6sf/8Js//4utwghZhfGqITAW3h/5V//89+QW+fLPfvrV",
-	"v/5sy4O3CybzPvXBuI+bXXmxKFBx+VZP+Or5q/8XAAD//w==",
+	"7L3rbxxJdi/4r8SWDYjsyaKoV083icaCzZZmNK1u0RS1bbhLVgYzT1VFMysiOyKSpeqxFuMPHs8u1lgD",
+	"ttdYeLFjDK7v/TIwbFz7DjAPzP9iuB/zaf6FizgRkY+qzHqJRVLq/CSxMjOe55w4cR6/88NOJEap4MC1",
+	"6uz9sDMEGoPE/x7SaAjdQ8G1FIn5IQYVSZZqJnhnrxNy0VVaSAiJ4ATOQU4I5WoMkugh1SSiUjJQhBIt",
+	"zoDvdIKOioYwoqapEX3xCPhADzt7t3Z3g46epNDZ6ygtGR90Xr4MOvdP6GC205MhEAmpBAVcU/PjDUXO",
+	"QSomeED6QpKH/e5HVEfDVft7JCJqO6nr8+nxIyL6RGP3SmQyAhJJoBpi05GEzzMmIe7saZlBQ8e36zs+",
+	"phoesRHT9T1HNElA3lDE9AFKk9MsHoAmXIwDQhVhnMSS9nWXge53h1qnNGVdSTUkptGu29Durd29Hg97",
+	"nUyB7HX25Xv3vruv37sVki0hSdjr0JR9CJNeZ/8/fvRfw+09EsrQd6lIAn0dkFCHREEkeKxIxjVLzHr0",
+	"uBsQU2Q8FAkQOqCM75AnwPUsZQhCOaGZHgLXLDLr53vp8S1KzOhuKEsxREjz8sHRQ3IGk+2AgJRCmhlH",
+	"SRZDvE+4wB7S7DRhEREpSNxCtdPjnTU3oXskEhZN6vfCzRTJm6ZpwkC9yh58/t7t3d398Xt3wz1CyWkW",
+	"nYE2VBZ+Xlp67ExCnyWJIoZXE9CQTAjjPR6Oiw3ZSkHi8iEX4AKqgJgfz2CCv7mFVNtub8ZMD0mYzzxc",
+	"Y9VAy0n3oK9Bzi7YEzcwLciYMk1OoS+kYR8tJ4wPqvzZF3JEdWevw7i+c7sTmM7ZKBt19t55+67pfMS4",
+	"/bsYCOMaBiBxJJ988kn3oERVs8N5zMnd3VvIwdHQ8BQfwL6hnru7d0jIuMr6fRYx4Pq5ikQKIdk6fnBI",
+	"3v7uvd1t/Ap/LREkSWh0pvZI+D5QCdJS53u9zmxTvU5gv36v10mAxmpvLJmGXidsFFJ36hb8ZdBJqaQj",
+	"0F5CJ5SNji2lPNFUZ+oBS2o34zFPJgVNMU70kCmiNNVAtmLo0yzRJAUeMz7YNqNi5qvPM5CTTtDhdGQH",
+	"YrqoDBm42ZNPO+7TTtChaSrFOcQoFT+DSEPceVZHPIdWfD6QYjQ7XveQUI1SwFBY06iiUju1JBVTDV3N",
+	"RmDJyi/x3d05ozoRzWOyhLxgOCfiIgaTSSXqdjOln2dAInxM+lKMCCWphHMmMkVSOoAbioQcXmjbQtg4",
+	"WNtBAxHeu3W7blQP4yNqHtefze5wZHHeZ2rezrtk8dzz8g8l9Dt7nT+4WaglN+1TdfNhbPvv4wFfPwCj",
+	"NtgVMTybUGWEJ433ie+SbN29/Q7KPpFpwnRB7VZKFyP1msSKisRDezydCE1rtKaDRAkSiYxrQpOEjEwH",
+	"jA+IhEhII8YjYTiUksPHTz8+aWRFVu6kPD43nlMhEqDcDSjOlJaTJtlw/wWNNGHureYe7fMVj4gPGY/n",
+	"CqVUiERZ3YopcsZ43DQC86yzLK08yU6N8DkxA0L1rl7DOqIDIIp90cjOeIBXenXSsrN3bzeYc27drpxa",
+	"t2pPrcdjDrJpdcIRhAGxKhFhcWAEYcgFNyeTWTTUnJBoGqlEmPYfxo2HzNvmQNEapPn2T7dG8Gem/T/7",
+	"dLf7Lu32D7oPus9+eOftl9t/2Knb2iMhkgXnjaXp8VAoIEMxAtxtoyniZgveuOzmvYfL77aTDH+Ejcxu",
+	"slGfXnj93fRg1tI0Q/mEbHGzhwlTEG8HTucEZIl0KDi+CiPKkqahfj6XI0aM5/KiXoUaMMHns6bEd5r6",
+	"t09XZMsnQtZwg/nVqDb7hBKjqBjBFHZDooTUiph37TG/Qz5wKkPYdefdgW48ZMzXtUpD/mkn6HTLf2Rp",
+	"XDwo/2EI2v1c/NcI+QciScT4aWqfTf3yrH4FzDk1f+HtWdY8L/N0xYU/oYOmPo8du5iLs9GQLZNoOmga",
+	"gKaDxqO7tvOndinrVS73cBmVKyu18+pajuu4TuXyY5qvcmV5A686mJdGNVGp4ApQwX6fxk69Nn9Fgmvg",
+	"+F+8/VmDwc1UitMERt/5TFnrwXIi68h+ZTutU6TsbT8WoPCei5qCvb4IriWNtFmOkrmmYkeo69m9e7N4",
+	"seHiu9TH/n0c/6Hg/YRFl75K+ZXfLAqOQNlrLa5TJqW55+It5xot1geZXRW48NXKW56zbAck9m8ReMGM",
+	"srkViRhImP8ebu+TEOkNVIjnpTnDqaNBa/G6Jmt531y6L5PqDri96KPd5/jBIXn37r3vEtcNiUFTlqhr",
+	"tEAPhDxlcQz8slnT2i3JiE5QfKUgjUB2ip9n2z0S9v0Aw31ilrWfW/16/Awm1v6FphZCnQ1GWU3STJIM",
+	"JOVoJSsJg6DH6ww6gVNEQ/xThWQEo1OQZIvy2Foyw2kzUljYirYdI+SmIGeaG4ssic1dTowJ09aGdg32",
+	"vt4kNq+NmfdxYz8W+oHIeHyZ5POxICqLhrkxAbVyPUtTCsAs+fVhtiOJNk9m5vGAsgTiy1cbjA5pqJYP",
+	"ICaK8cisERlThXYQL+vT0kif93Go4fY1Xcnj3Fh0eWvpbT/mrlpYjmrWzj+8Vqv3BOQ5i+App+eUJfQ0",
+	"gcumQwXyHCSJKDeMqukZON+Z1Wq5GO8RLQQZmRt4SpUaW7IFI+cZ7xllbjDUfsltc89PMzUJt700iKmm",
+	"p1SB2aOMS6DR0EzVPO5nSdLjXq9x7z3PivUIt3cIei/sRQfbG7Bz4IRneCiIvvesXCORPuVvmft56VXc",
+	"oxMhPqJ84q4z6lIJwm+0d0DsWy/QEmv/Jqz8U04zPRSSfXG5MuwjphTjA8MPjJ/ThMUkkhCb851eKx31",
+	"KVdZmgqpIf4IYkbRaHtF9+1TEU+MQEHXcp9QMjIjInqSQlXJRKGW352yYgrP8YtrdB689FYRHMdBfE55",
+	"BIeJiM5Ktg0a2wONJkfSzFEzUJ29Pk0UBJ209NMPO443p922b98tm7/v3Lp35+3d3SWM4IUv6NO86cJi",
+	"J9CMb5biAAMUTK/V4RSGw/WMPoFv4f3JMmbmoAMvUiZBLd8hzxJ3CFtv18wAWLxczwlV+qlaZa4Lu7Ym",
+	"tPmdf2zeeRl4o7yhliR53O/sfbp40M+mx2DaQXt8vf+uz6TSRn+VNNIglbfaK4gk6IBogTrugDNlGdLc",
+	"EU/Ra1X2bNyueDbUUNDk+acH3T+h3S92u+8+7z77To1Pw9DiuTi70PW1V0XTHNMwUgvdVuZ1892Ivnho",
+	"P7j1dt4slZJOZpgGPaq4j/nS5v0GJfZoZirr2V5RDKzMBhdEe4vZ5GLWfMS4/2tqA4JOxtnnGbjHSNVT",
+	"e+K2w41k0cqvwFNOCr4MfjgrlSU0xJAZHmFaQdLfIU+GYsyJ4BHsEwU8NrdDqkh44HQUe7jZmJYQfY5/",
+	"3D04etj9ECbhFJfduv3OOmw2K/PNwGfX6Fm+So+YPaSqM843d6ldzheutM1lH43jraBThE0spM3izRme",
+	"xA5q910pNuDrnbzen7sUF0igTkGa9+6xfWt6/L6n2hlkMdP3z51mVh0hjbSQF3FGYENeEfQOw0xhfIYN",
+	"VTTsNVEaRuYXLvhkJDJV4+sLOvQVVIOEAdcHcSxBqSkf29t3K9T/6W733YPuA9rt7+w9e6v2eLHm4RlX",
+	"3W61nT/t9TKjOTU0sqyykGuqC4ZNu18cdP+k4UAUmY7EqLIJKosisxhBp09ZkkmzjDFwVhvnZakKlLY0",
+	"MUd4fPq/dP/3hhm7uLO5YYL33n23rGnu1oQJBh1N5QBmhzK9IrkA6zYMyLbjqbNZ7/Br+9ZiKYiHONWd",
+	"MuWX97DYivkseSGismDwKxeX71MdDctxjiuKTBYvP2/LNyUtwN1e1lcDWLx4VgqDiaZ3TOLv1bFP3XtE",
+	"DItZ+3kDYy8tRc4aospmiFec1U51ajnnarJ+0nXtHNK0JpqORDTdJ+b0ICOgXDm/gCZDkEC2+jRJyCmN",
+	"zsy9QQMdBebOwMkgEac0IS6UC6/qzaLl1u7u1EW2WfEvCZvDIeUckkrAC02STtA5ZwpjyjCsqBN0xhAN",
+	"kfVHANpG0Qo9BFkrT6d5Yc5leN7unrARKE1HqT2XIhYv89XHbtY1Xy+hl/ivLWW50+PQkXF1Yz8ZTjBR",
+	"AIOJaUIi9LKZzR2wc29LRleH2djCfmNjVqZY4sLu3xiBuErg4Wr3lkJjm1YPFs7ALsbyHbnFWvpGlZ/A",
+	"rxDwPSMxXEBnPvagCPsrjzAoAs/nX2bLrHER52CF1a78JESLnWG82WlxMV6B36evqmJc35/gmkYXJmOi",
+	"TGkxWp7krHBcxGxDIfUJvNCrcDFTR5KNqI0UnT7ZlrNKVPrlQsNCWnok+MB/gHGlK3WhmU5W+6KImlxl",
+	"k9xJtHxHdWxd2uncLlWsedCpj/ScQ4LrmaeWoZ/7+NLF0IS3VG2GHI7wpbVI4VU3FSc/Z3suRNQ6YXP1",
+	"UtYOxAaeLiS5EePlX281EuFsEJl5Qqg1LAQ2yDzVE6PORAlQ6QJbygHF9+7WqS4t4VYIt25Dz0Hq9W6P",
+	"XpR9vPQy1g7BtVJjLisMS0uvyprHr4SY6UdwDsmqvZnvvOOyMKKJzOijs9ekFS5L1t1vrxA0Wfv2QZMn",
+	"uXo6ywF9Kb4A/pTrxadBbfsDSe0FZTl75vfw9VqT5tL6ic+0WmWfplIe1pnpiKoz64qY8iDIDMjYXJsx",
+	"8LLPIIkVoRKI/YKcTvAKZpT3G4qE5np7msADfA99BhegZPl0j3UmtqTZvHo9xY8830/ndSy8j6127YvM",
+	"RWPNybmvj5e09pdfxq8HbPFnlZ2QkABVa2+Gy5pZpcfi9jlXhXBS1gkDNNMOFn51Yt55BX35VDENr6gw",
+	"e2ehv+Xmt2CcQEXEraQ9uwVZS31e82S6ujNm5kzJBfcS4npNobspB/YaXLkGW63CHq9M6M2XiAqVruA5",
+	"zLWqWV94mtAIRs5BOVc5zV+cHm/RRL1j2vd+IZefYiabuf0EHV2fjX5kgXSI4MnE4YGUM8vfM6dbOG0d",
+	"rwZ63ZrPj02RXnNuYFU5XrI50kizc7Qm2HDGevu4+/yCbnCvnRxcqGtfoEK7aZn5hsjBGRL/gE5UnTOr",
+	"iH+O6UQ5v5YaM8zEs26OLAEi+v35Hqs7b9+birtc7K76IFcyluScKp/Mv4ZNMX/p5ToJkKcx5jgf9bfy",
+	"NeJMqiv+QEhCMZ+WRjogTCvi2yZbaUU2muuPu9hs7xTW5lfo/Gim/akUJwVlR9dO2QHlJWICtGxxNf91",
+	"hrQ60ejSNx/zchM+cBDNNN7sXvf1q1+I1vx4inic16iYzGISghr3+ah4sNQhPUWUK3q2fW9zx+pD1Jem",
+	"qzymPbj82dXoRPe9tTOXTN7DvdCMicaCPJl3qUCHmTbQMDErVn/w5PHHJBVG1EkiJMkhtBwSiI0vFv2+",
+	"9WgSxtNs1vb6dh0/gVJ0ALOwQLuLaNgONbBTKxqqow5v1KkxHmLE5rJ3iqgIR5iri7rXXgbl9ItlLcLr",
+	"2SaXNYwZ5XddE1CEaACrjkxZZ/7SbvKS739FfKIZo0C5rfJAgmLfi00tNqsy1UUOc09ba1kIXomgqgEO",
+	"i3Bylt3613fLm3d7wRbP29aLuJvm4ufKPXMPJMAXsJ4fJ1vG/F8NkZjp/3v+3uQ1p4NO0Hm/E3QOa9Ul",
+	"fP04S2DlgMUE/P1g7olt3kGvndHcl/+ibmrfB5pYRL9V0sBm7ueVCMBiJRw87+IjfJonmm8I32dKCzm5",
+	"z93tszEIfXl7/yoB581B5kuLmb4Uo8fr+CXWCv+uIm4ZWZJQNsI4K51JbqaIaQmdoKMl5aqP0+4jx2Gc",
+	"a/5fZ3qxrUhAAOhO7oWwUuocEPCLZlrYbIeGwPD1o92yBP63gqpWDN2siQsXa2xFbQxsKV67HMdN9Twy",
+	"vgg5XeGIK5fVD+PaoAdhcUunQELz7csyFk/l8dWp3Q9jv2BrRXXXrscPxmc1ciQZlJnnfvzBk4NaUo7k",
+	"efXF2/fu3Xq39tUztnT2QWOW4pmelLt7/OFRbVeZquZtsEHtay9ecTzT13NtY7zOO6ZpO+EAl9KOqI5c",
+	"fjA+q7mhn8Fkefo3G7jinRzbrxvOI6Bx3TUU8SJXs+haYQjx4dLRj1Vpv96FavXYyVeNkmhjGy4zgPR1",
+	"C4ZYOd61DZ+49PAJI/QuL3RinTCI5SMfzFzWs2msIeNXDDTetM9sw1Gcr3MYw7IhCQX5rODjQaXhSkIR",
+	"TM8XcYVwM2hDEDolWTgv/KCk39Vq1qaZCwpDeCXBtLng89dcmF1DATVLi2LA1oSLWO1k8ih8FYtK/uOs",
+	"O2yexT7oYIWbxzyZ1CdGe8dg3n4tG/qNrXMYzBBjk3paHWdxs+31ntRdrj+uiLfpahFKIViKrZsS2lJL",
+	"QyBGJmLdlX1CT504KwqQmAdT/ISlVVa79Zc08vIO1RtNFurks8rlRSEeHa1PR+8spqOi/UPEOF05oQMx",
+	"wVcY463d23dXJXZzSI7LfcyVRv69aR6ZHmu11TqGqS5NXGcZj0CpE3EGvC7+qC9BDYl9ydVg8xSeg6mD",
+	"Uq4YRYUw3n27iZ53mgjaAUg95M21w/Iqc9VBuS/nB0FNFw67VWf5dYBfT+ysaoKyvi/GFrsSM/L99BUZ",
+	"gwQCPIZ4DfCAOgv0GfBp74MFYVqcTD09iaCyz+XGy4teS0D++Jxi+imYm9//+q+7v//1//udre3f//on",
+	"v//1/9HrdXs9tfMHb734429+83N4ob/8yY+/+v9+2YCeclRWiafT/s2yUsJh7PP7E2oWeY+EaPQIyenE",
+	"xmkZ/VzIgIS2Fk5ItphWPe5+J0wRqsmQKRLRFFUch4LsbpGEcS0IRcMOln3p8bBwWLiOSpYfDLzD6oWW",
+	"ECSkFhg2d36Z4blbK8QV90eDengkbFnNJWN9hEiOswRUzSVjs2EXTH3gSx7VJVitAYowopwOQD6MlzDe",
+	"480Gg21GpyBPgI5W+mylcNP13Uq1wuWiDCMu4i1PpfbbMb0olYWtTmd568kzR5nrZY0ULr+yX7jfN8MR",
+	"GY+PxSkzo0mAKv1I0LiBN04nubu9vvslgpbR+W7vs+Uv79TIPTTrHQqRxGLMV/G+Rx4iAqEQHVpJPZ/E",
+	"lCUThJSYjfBuoLBVY3itl/Yj+mKVKawacPCtEQerRlbgdZX1J+av97Fg0bLfOSO06a5hVSt+h7pzk2pb",
+	"W82uC9ZcQzcGFxrPS7fGCqOKRZ9UK8jt99yxNusA2Qpv3Xnnrbfeeuud3d3dMCDhl//X37/1VrhNKI8J",
+	"h3MMVsZQ3B4/nZDwc/OOpoPQw7T7hhOEc3X65GiHhH3n0lEhGSGWMtbgsL92s5S4eKfZ0fpAbLI1xMoh",
+	"5qjOoZx6PDSMEhI1FGNlqw/rIeMDe1znlrCp+GdvYJmOhPY2iCDPBCmSAIKi9lq5OqIvC+bM1jm6Uz7f",
+	"huDswurWyOsNjszS+VCr1QmRXISBEBWWK48tKBShuojY9vh5w4+fViq3UvnaSuVaYXVRmYitcPu269at",
+	"otyK5FYkv6pILrLspurvNlRztF5pSpTG8lIjGg0ZBxKJGL069clqU/bs2U/3HU3YUm2uk4TyQea8RfCC",
+	"jtIEq/TT9Dm8iABiiGfRTeegjE+ZsrMRlrZOE8otyj8r55zeUJXuq260Oocb1sFcIZOkSPFbFKhpyERp",
+	"yqNpWzS6zVaDGN8gmrgHNFtQ9dn/MOtveXr8kEjogwQeYWFyW/UZcgo0H1ZpYah1qvZu3sRaCzsxnPty",
+	"SOpmM5nULdvUfUtb94CdUxlx1dBz3TXsuDF8f0WHq23ocWr1kBUNjisXOWiYx3oO9lcqseA+rl/bqaBE",
+	"L4ONPoGS9nkMFNO0F7pjXVufUMnNL3uX6ztYwxq4ZpGL5iWqA0teLmJ0OlJ0aYjl5dCO/UzLI8qntCh3",
+	"s7qvF2HemaKUKzf0HAP6o9dlTfw4d3VPRx2s5Kue4dxS27UjF0nFkSshxazOFOQ5M4sQdGgWM23/F49Y",
+	"fYaUuWQdSThnMF5mb2sjHdYMbM6/fpXY6usiJMzCCAXxmmtRfL7+YjQKhPklE2rZTkWU87pkhiJWYcxL",
+	"lwCHcIC3Hgxb+CyLB7NxCxcYU1mMsW56tt7WFIqJ2pMWy8T+gRE1JWST/HHxg38Fzs3i++djOB0Kcab2",
+	"7D2ulq+egNaMD+qYhqaHIuNazblhjuiLB5gtszDznfqs6cdmP3wKkFrxu0dmQZb6Zjp+qDqZ2q1wK3FR",
+	"Uaqv+/LNLlAeyLmMnv+kCgbQhNJTS5NjgNRwfY2kvzZiFM6ZyNTja6mgrSRhcbXXUyyoetxfrbiKnBxn",
+	"fBlULPvinPE2lQrC1bInwnIVD3Nim76JO4k/feT4pKXN9TCmkm+u/RkFzq9YaWr5GOo24MTFcOeDq1x6",
+	"F8KXFCO8VzP3E6CjTdS1XVZwXF+RvCLEKjU660VUH6xEbq2x9nPS25bPYjNksVYU1pu4nyveuBtjIcyi",
+	"XsRlGXn2yq/IZhQXpLu1QqAqBOq0wZWTJWZEMtoMjiiTC2Pz34zo+gs0wrxikHw1JL4yslUi5E8cPM6a",
+	"9USoimidg+iBkDn0qArISJwDESlwItJUSJ1xZpoIyOeZ0KDQpZjxPuNMDSEmQsYgzfYJsuX8e8QQ8XY9",
+	"QMH1KCP8VNVWRLFJlrVXx1fXiFbM1f6W6U8Lk2Ee82RCGCehVVzMDoaEcjVG6htSbTNiiiyZLZvK4TOr",
+	"AkKJFAk4p2dAYsD9Rm/kNumSobdgVfNs3MDWyLSRQOMiMatWRonFVYnQnmsEEEZRXE/1MvfCWzUTpxUU",
+	"OcvLq51mVy+h4tqbo2+smua3Ls2tqALXE8TchFuz9RehHKNov3Ll2IziomLv5pxKLdlvluwvVol/GXQU",
+	"RJlkevLEfOr2FwEeDzILgjkdppFSqTlIgqeGxfcjZzAhfSlGJLSS9QBbQKAKZr4aAo0RRNEuauePuwdH",
+	"D7sWRdLzgUWVfBl0TlGH9d3bvx74Y+EHn5x0glkMh2qWLo4kEQPGQ7JFOUGsuq5NPiQ/+OQkIEypDGLU",
+	"HM9Bsj6DmNhAK8YH5PjB4TvfvX0PMyEJ5eTg6CFOEXPZqSKU2FHZ/nbQw2NWz7CCVcDzaQ21TjsvX2IQ",
+	"T1/YmKi8kqxbjSdDQRMyooxryrih6qCTyaQU3zJgepid7kRiZENdIun+YyOcKtcZbIyZQZpVT8yyHB5/",
+	"RBTIc5AYSPf+7feJogkoLAKu9gglakglxNYrJvoE3U49bpYn18PJ1te//O3X//azr/71HwPy5V/8/Kt/",
+	"/8W2VXMkpIqgDREX1KJoBqTw8CpiATVtix5TM7BvZzgQ046mZ2B0IpvqioXKEYyMi1MRT8hYyDNFmN7p",
+	"8R7HQobczFnt9XiXHBcoijYO0aErWiVBka2nTx9+cP7d7R3zMoKgY8wiop7bDyI6guSQKtgnRu2wPx4/",
+	"OCR37tx51+h5T08O8WtzJrhPUAh3Uzpg3OgQeyRM2IjpkGzd+o8f/Y0R8z7CkNzbtbGP1AM/9jjJoRP2",
+	"yamImesz/CFK8YAUJ8LLcJ+ExZ8h7m8ZWsE0VqArmFHePwc5IRiVZt4OaWox7ZngPkjqO58pYTjEh/pt",
+	"V2P7TJs+Ri+MRAxmEDacLnTMokh4EEWQ6u4jFywXkq0nbJQmlqUOzccKWzKEF34xfCsMyH0+SJga2hDP",
+	"MVOwbYMsExYBtzCNjjMOUhoNoXt7Z3eGJcbj8Q7FxztCDm66b9XNRw8P73/85D5+U4SlObYwjHBw9LBT",
+	"guHt7O7csq+aGyZNWWevc2dnd+cOqgd6iBLx5s4YkqR7xsWY3/xsfKZ2PnPXwAHUJG6fDIE42EuSZqcJ",
+	"i4z4UGTrB598SBTobTIeCgUklUbbBzKkyTkoYliE4EBvqIpEUwEun2FhFnluQbk1cS9gcKwC08xOGXnV",
+	"HBqd74FGTEmEqE2FWSYz5tu7u14eufTzMo34CdojZQnASWXF3OxKuEnvWFmVB3TXNZeP76YLjSwdUJ29",
+	"T58FHZWNbH3XzlFpYcsLUlk4H0+79ykCxXeemRZvDhHh+YvG/Ttwl7jbu7tkPGQJ+DBEbJkpkqX7hGkS",
+	"C1AYKq1FFg3xpZhqekoV1O6CQ5be4D64Hhp2ojQDmrBzuOgtecTOgZsOjICB0tp7pGhcfXMLnSy7+K4Q",
+	"jF9WM3QJNBpiBDGeJhgDTm2XBMMgAnJv9w7ZCv1HzzNOzylDVSjcLsRO7R4dA42N0FJXs02me4SewvPa",
+	"nJX9Potwo+7t3lm8SU+sjHhazPiC9zhfn/mbfH7rJk1Z16PW1u70E4gkuKPUhn8nTGmI9y38Ge47U2lC",
+	"JySV0GcvZjfMnMVW2USMRF/MRDVqyMUrN21yzMtg4Yv+rvVsgxRhJ2HzTWap4gDPdaOZmQU1y2A1ahzG",
+	"MdWQJ/rU9eHevVm8+DIovuoeiYRFk6U/9u/jMO/aJZhPVO/T2BuI8ZNbiz95ym1dD/YFxPajJWj/gZCn",
+	"mNmBX9x+d/EXJ0J8RPnEjU6tyyolAai0vy1Uzh5Hos8QM1I1qAwK+cGIOExFQFFne0OG2Le6AUGUedTv",
+	"qVGi+g6frsoYh6V7WCdPCnhfxJMLJllnHHtZtUQ4094Uu9zaSN9xHce4R/vkDCBFUeJWl4vxFP88ElFe",
+	"GmAeB+Tvlbmn5bkyz926t0w3KkM3DsQfQcyoj766Eoa1ZFK649cy7dSBdvOHLH5pWTgBXeO/ut/vA9rI",
+	"PPDdGUxuKIuL5zhxlmOP0axf4tgK69ytydAq/ADtabCIMu0Czv/iY6EfiIzHV0aNdkcXUeOqes7D+Iga",
+	"ZfOZJ+MsZrprA4UbdbOPYQxKkz6TSu+QB5iGSU7N7QpxxjSVA9AByUnY6uJsBERSPoAGTc30fN92vHFt",
+	"Laj119lpWzgzc5FTtgyeW+/cYPl5BpiV6ewQvoZOsOTxZB0Q8wYg3Al/xniMMem4oE3926e+HlY+hDLM",
+	"5RSCJu1+cdD9k4b8jWUGtsyALnZF+rbjEtk09V4uLFO7GtNVO9ZeDarRBNw31G+XhY2gaViK8ai6QWt5",
+	"M+fSLSaILx6KLfH1qkPZ6IUnlwWLLz0osdwStMfdtb78lLeqYnyLmS5pUpke3kQHDTpXa29Ex+hGUOic",
+	"EFJ3E3YOcdXRs4W+HPTuOOM6caFMzjPT4w8oS8xnWsModbYGtNFDTFKQpj2RcY1fm7+jhKGTx2btk627",
+	"t9/tcetLeq6HUmiN8JoWmv0YtJx0D4x0CLf3CdBo6Huyhio04sSOa3scrYjOBWheiIYQnUEcECVIJLhH",
+	"lR1koBQoYkemhdgh3nHY4/iNncepUVbMPKxZrztmMeyRU5gIXApcNvJ5Bpm1X9rQFMJUj9/bvUNC6xF6",
+	"fpqpSd2EdgjGg+URLRGVctLj4SGa5A8F11Ike4SLLl5IQ2vDnzr0cYs3c/2sQIEvdf28OOFVBC7WyK1H",
+	"YjBASNUpUVVZuEUSp/ry5Yqbq7jFXQ/j5iMxIIxbZnBlAYxcKDCna5wJJXEmMj1PnhnlXjlbBAZ0uYLm",
+	"JYlFTiERfGAEHEL4kvFQJED6dMSSyfZOHYOZTjfDYVMpx0vxWM091fGDsHWk27P7jTOiGK6xVDiHPRyZ",
+	"z+EPoal2/FHhiT2LB8TBxl9YPzmecBzG+DuetUZbgHinx10NFcYH0/qA9ROOqSI0QS+Uuf/FLqBSkZzf",
+	"etwyHNlCHCD3sRmujejEABPkYzoCgsrBdt3xd1yNq74uPHpJ5+DHMHZe2PYg3CwnNpxm91/YyOIZNugL",
+	"ibwzz0d+fusmhvR0pR9ck6noCHhsmG2rhKflwoH8tx6MS5UQlhy2mNrH4aVEASiEqBdjXm8+OvQQeDic",
+	"yzAgLXqzNCBbIckayjbrKiz3uvjuXN2I9gS+1rfn6maVGBOZp4kz0R9xkyImJHoj1rQPN/km358Q6pEA",
+	"y/gZO8TjUBIJXXcxtSemm0hmdFcH6OdGCzIwKrY5tjEQkEbaVVCpMrxtGsrEvrEjtAK59dKdoZfAvU1x",
+	"OjFELEbFJPcVtUx74R6e3SW4/FDwfsJsBP3rp5g7HiK0KlhWkysSMFb8EsVKjR5thtCKglYUtKJgbdey",
+	"YaEVJIHNUqiLdajy5gf4+6FLaljGHmS/aOMW3py4BbujhrhyMvBk5ekI4xbc9XEm5raRei5Q1rouGsSs",
+	"G2ZLk28MTX4P9GKCXF+joToaztKyTbAsk/PF6yiudZfLeckGvwVs5HKpW3a6cm3lg8xuMbye6oql7kUM",
+	"7HWVcjZwfaYBHQFRkUghyEsKWM8eZu5h/JoiYcKUxhThMCBpkikSxkATa9kL8YNwIGlsK7DX2CfzcVwD",
+	"2yTiEnpz5OLXj4RISm/XRCAViaDoHsUQJAuM3hgP5WHTl5QtrgNXa74pEspsiSZbiOhChMT8qwlo/zvm",
+	"sG8Xo20aXLGzlQHOohIuWAwftoaE0dQZPlx6IWxBmpdL7NoxFpJYfpcfunoTy3/xBLNql3//hA6Wf9kF",
+	"6T+QYrTC6ydimZetBFm6bff6cm3/Ee7uUqsn9XL7EiVZDCdC02TDzgNHuEs4Dsoc1J7i1zfijsdEAZXR",
+	"sNiy8nGZ/9acfIRnhRqylAjuSkJjs7FXIoiPOrOVeBzKgzkqw6bUI09om9KCXfNXk35U7X1eAtIU89w/",
+	"oYNFpI/vvAzavKQLVLHffI3ZZzLlQqBBBkzrzDdPzVW2i2bB5uCc+zQaEqZhhGGrFi6YMI4hM2LMy668",
+	"fSIRmlkRRSdkPGTRkKgsspV4UKyMh5OixJcifQzRnZUj75uBoY28rFhvQpgUPV1RHE15AAhrXSNQjkB2",
+	"cQfc8rbH8puZkYj2eQXnIGmy8ESf4WZvrm80tZaP5Q3rmI3GVvf8Fc7Gltpfe8vs/GPqImyzVcpD0KcR",
+	"yAEQBSPKNYvUPnEyXpHwYb/7kfkyJFt3b7+DRg6R6YDcvXXb4pAoTROoicF2Rt9iPiuOvI/dumvf5jTl",
+	"KzIYL5AFucW4lQmvsXn59uIvjiTibCPqpE3KuoDz+Z3V+j32ZH/1Zu0VlXQb4ZfXu95wJI7R6lMhkoDQ",
+	"Eoqfj9HJc78RGxELtu2XHpBRpjQ5BWJhQgNfV9WOHiuroiXewXbHIDHqN6JpTRAgfrNhU4Lt5Io0/2V1",
+	"pTwH2cNFt4KyjRrafAAhsgahvpJ2To1bX/7kx7/7i7/aXkl+FTaGixVfJ0VOwSlEYuSSiBBuf4c89OO3",
+	"fqvaOvrV/Fhye/e2h8JMXXJDJWyKMK400HiHPCiVxLYpRc+x3GBAyvWHA4Il+Z9j4vFzxK/DV0ybzyMh",
+	"kliMeeCAT5/3ERE5/5Pxc5qwGvtIxTTSaWXUhcmo27u3Ly3G82CKsuiYmtPXUaw7k28oQh2ltlaf6yHK",
+	"r840VCOMf/ezH3/5f/8/KwpjH0bRZCzCiAb/0muNrehmsYTL0023ZbI3xthkXaQ5r9xQ+SZffExgrXJy",
+	"NBTcJSwjooBDDrfIH+hNzb2siiTsDCz4+o1Gv+plBBdekVe1Obiw3pvaekjbIMRN3n7iuIhAJFo02G2a",
+	"4xHtSRsDTbouFu6VLj+Zri+Vll92iLC2lMJms0NcUWvCNMFifS6o8UCH+yRKgEr3EP9fPFxk5v6gHD63",
+	"CUlUdNAarluR1NpjUCI9gSllxnCri8IlW1/95K//85f/5ev/83989aM/X+0y0JcAX2widfz+Cwu7xrQF",
+	"TXG1plEdwh/wT8TjdNEgtgxniP+ERQFH84ErblfAr5iL0A1F7Og/oi8+oBO1vUPen5RE4taY6SHjKBfz",
+	"clPbNZJyRuA9wGY3bHy2nZQMBK2xuRVu307hZlmhJN/I1pc//tXXv/qb1WTZkCkt5KQxF+RxEufIxnse",
+	"rsLi5Ih+oUcZoQoBGQ8FiVlMmDb/nwQlr5UNbUOMC1dNaH5ayPfdwF5rW4qbxGJbituG1pTyxphSiihx",
+	"t7cIzbuxQJ567nbeEFfG8uL94JW7VNn7HXiPkC0BjfWfEqDnZWfTDXRjo4iImIyyhNZj2zzMJ7Fh7cLi",
+	"WbSu7Va+tNrGlDT7iMqzsq7hBAvZ+urv//Grv/vJajqHBMRA3lRoTjkGR9qImz1bH1OLUrCO9QvVwefg",
+	"6FpXccvzr70P1NEyoTzn2LVi6Sxe7CXoEFUrw5QWsUMOrdmVOiPGvqs0CedMZMq1AhwT1r3Fg/iIkTpO",
+	"N7NqlYpWwLRKxdVIJ8N/ZbWidECTrd/96Edf/sP/v5pq4atlb1hUBVOCapXo3ulw3oimRrCJ6AxrYGgq",
+	"tQPstkLO5hAClRDvExvt5oLdlK38edqg9OyQxylwInC/M840AxWQzzOhnYc9433GmRpCTIQ0XEVG4hw8",
+	"YEVJOmQcC6NHVEU0xgEhbsSsRD1xy79hmeq7aaVqK1VbqTolVT1zTMlVytFlhODhW9/85udf/7dfrSZa",
+	"M745vxePrcLmJB4X430r/9SQDCSNgKQgmYgJiseaou1P3eDaW1vL/q/9rc0T89KZT0VMXKMf55EQZ4pk",
+	"KaGE0xEEJB0KDkZXcJV7IimUstF0QQmwCa2zLmanxy1FcyFHNGHK2muJL0GPysh4SDUZUW1j9su2Xlec",
+	"vMdN/7YApr+i/ceP/taVNLfQ50a5sb4jow2y2Dftytvb7IUeH9EJUQCE6bpyIodDiM4+KFZmxrQ+E1ou",
+	"RinlE7MmOQubsTbBVOE/DSUVb+8uU6vwwO0Cz0anaFQjpv9IjEYCy06MaGNJSfywqfelCiUecL/1tnpb",
+	"U0/4UuM879293EKI+YZiGjCoJiFsSVCRrVQoxU6TCeGC23zk1sF2HdGZPhmKvM7QkCoLE+f58H8lW1/9",
+	"9J9+95eVFKqS1MslYV8kiRh3s7RZEr4/ISo7/QwiHeDVCRcLhc3ppFSTd5/wSlFfBLIrmieiuIVVqrSg",
+	"SKp3bT/Ar5+mV1HO9xNzqXPzfhgHVqJWp4PlnuycGjEKbQMzpXXnceyT0jdNAIHTA8ESVWYgZCuHHCj1",
+	"vb1gfBdTabc0qLFkWgOvFEJurH6MBHXhQ8DdERFWvYxXq7Tbl2K0oUK7jQNctvSuFte67q5n2cURHMVK",
+	"tGfMtUYALB0RxVnSz0VzM+5f6In7QIco6E/BZ+unVOnAqbDup36mMwk75KDo0IoP6HEr226Y883WsLWe",
+	"i5E4d3X1woQWx4XpToseD0f0xVb1QUCKMW2HgQ+yslZEezCxOAESJSI6q1WSMVPEN7ipqE3X/NXkyeST",
+	"ayw+2zLsRu7ar2VlTlpi161vfvHTb377D9/88798+Zu/226QFk7xxItz8+3bPK3RE/d8CT9zVRYK5UnZ",
+	"s8AE90DclMc97nJZsbOiSuAQKoVwc/u9C/gOTUOnCTxgkMQq7HHkJYi3d8iHMFGguw7YG+J9woUrpO1s",
+	"/iErge2+Z3i1vnS1xwJ/I8G87XpvCMjbLFsZxLsFsW5BrC9UhzUEtlh/RRpvT8LXBbw6ccLWH0n272bl",
+	"9YBISG8oLGRr3iUMy8fmeFM+cwif5UZZdwgM0edLtfmixyOaBtYYyzQ6py2PeqAFLPyQJjSCEXAdEkUn",
+	"iiixQw7iEeMq6PHCV63IFuNFrduJg/DYtuUmhEi6p0adIAdHD8kZTBSem7a/qcOQcWfZjkvoNaH578M4",
+	"NFp4gc69hbbTwFo/e1xIb/ndxlmSu7vvkjB/PTStMj6wlm2WG7fNUamHmA6a2weaNWzDgxvSrk3TV6NZ",
+	"Fz23mN4tpvf1wfROLLNNi8aypv464Hh7fbrF8G4xvL89GN5Nik2FexfhdufH7QZV6ibPoxlhG+nxLcbq",
+	"bjh+Lgeje4cc12B05yYhM5gbihhiQ+DuHnfI3Ziym4N3+1dd4FJMFOMRbO+QIqvRa+iESuhxLjTpo31p",
+	"zyryLkdYD6XIBkP7Zs6mqk5Rttdxx7nXCxTcDOpqcFXmCRqPqdIKnBYI/FsCBL6MZv+tBv/eoJ3hSoG/",
+	"FylcbaxtG2p/9YDfSIk1YN/NcqoF+b54kO+rvvy1wN4tsHebHnFpwN5W6M6Ces8RuoKfg9QbzhHdc44q",
+	"VcHospmdHiU1x+Zz9/IUpBLcJ2fkKMjb2GLs4seIoiMgEtL94p7uhbybWp1h+dA+2qCG6HqYC8936/LT",
+	"sKIWDbnVDC9bRllWcFdWwngTHnKzlGpRRhtRRjcowy4VYbS91bay6xoji7rr7AyqaLPMunZooobDWiTR",
+	"9oL0BiKJXrSbcZab3zD00A1qDVcK8tVqEa0WcW0RQ931pxEttFmXeC1QQltbc8vbbwoy6NLO9TcZDbRV",
+	"ElpB0ioJl44AiiS4AP2zWSC1qJ8l1M9GUM4NirYrBuRshVsr3K41EKcXbwtAOJsl3GsBvtlehlo2f90B",
+	"N+dfgkYwL+vo0KL5PFWbxZ/F9puCHjDm71oZ/9/cnHyUO4gg1GUcMeFKlGP+rFDOzZQqNRYybs43RchS",
+	"RUIHC3XkPggDokArEnIY57/Z6CAju60bDQ+Wnhkrosa4AHQXA7qlh8DMsWOluhZnwC22K40iUMr9sr1D",
+	"TobQ4x6WyjemNJ3YxB4fERpRKRmo/JwoN4Nl2pnu8S3UnJOYCA5EaZEqMhbyjPHBdoHuWhkTOQMo3trp",
+	"8U+k4IMcJsuvoHIYNXRAGVfahkGJAUbPS6F1grhb/u0eR2g6ZoYnHLpqQODzjCbmTDYfY5QVhumrodEe",
+	"zCFCOXnHnCOSRuYg9eC3TzmLRAzk4wcfHlaRcAmiFvYzBbG1VNzd3SXhGOjZcz+UcKfHEVEmBZEmQLa4",
+	"0Dm4wTYZ0nMoJlkPamvOtY8mngw2pM/75m13l63OV3uvxxawj/Yt2XtCVYYhZiK9Dmk0hO6h4FqKZJEU",
+	"q77cKgLXKcv43jLDfGIuxBE85fScsoSeJvDqwVw2QmE0waT/tGA9L+vNahaiHuFMGkMg7qO0ts4FlBJG",
+	"CHoBJ7ME1A6xcErmin/GeFwf2XCEvVwDtK0PGY89/tMmIyDMhBeHP+Dit8EP1xrGKHWk69nH/j0Pu8im",
+	"D/c98J0sAdTnPDSC0SlIFfhsAavfIEeRLRckRG5t7zQg9Bjy2tRpKkRyNQg9OKmloXnakOhLhdt5zSOc",
+	"PdpOahlnmpnLh+E0XsfsvbVIRps5DnM2bo70+x7onH03ePo0XbrN4Nsj5w1D8Wgg68tC8UCdk/EBVgRB",
+	"6i+yiTiMKwyxn3uGzPUZL7T+vEMsjjFIIAlVmnyWxQObR2QzzZksx4vW4XFs+Fi8GlSNeczsUTVapm5d",
+	"P68OWLHs4XgTw1ZgvAH/zicYKm8TCL2cGIssickp+NwfKxMQ+se6pylJpUiFAnf0KtCBhcmU3rplK0SW",
+	"DuqAKCF4qWTKxwVApqLndVF0R3bWhh+PTRPr3mefbU5C2XFtOBHIdOLWotGyj4vPlNV/WqnUwtU7gqly",
+	"qmqWNo7Xu2MqOeODZhPVJ+4FW9KF+lI8Y5YkFZkRVEok7aPdvzlYBr0NCAFcb9A6ts36zl/vdJ3qZBab",
+	"rfyetLx9rS1XPlV2XBBpA7Mp0Houk33gkmgjmiqHDwvoy4iBmp9zA1fV1WVer70AP/EdbpCq8z4azig/",
+	"6db/fDkX1USc0iRf9Ybb6jqXzoimh4bs1AdIjOYAMH95VzNGVjusMgSjKAEhN10kK/R58aqab/5qLpSv",
+	"JWO0vsULvu4NFvKjPxzGALZCZf2VzWkPytUcUCTOICASEqAKFIEXqSFrF7DnavQ669D0CYWlD+SEyIy7",
+	"oDiVFy6w+A0TkghxRugwj1GckJCqx/1w3+ZaJPhxplz2pQJ5DtKWFCNb5sVS4EONe+U440/MfDfF+Kbt",
+	"K4o7dn034Zd/YnYPl8y8h6nsW0K6y3cs2mK0b6Y0OM64r2Ntkc1x97kYNwsEDXSkGkMLjep5gm9cft1Y",
+	"jFaKmYRIk2jIkliCCy5jiphhNxaophL4ypVYN3knM0u4+CaGW9Fy5rW+hmnHDJ6b7N/lAII6D7/Z/03l",
+	"vwAdXY2HHyfVevhb++IGPfzaMs40t5XProUVOXLm26Bwb7p9+WOqlehvkH++gSgvyz//kTjHKxSOwznN",
+	"BAcPCS/GnJhmgMeUa1UODd/C+nLms+fRJEog3G4ymWz4wLoaU8k8RvW+95ZhW9/7q/veFx1bSnfRiHGT",
+	"xueUR9Bsj8FLUF4YxxlAxlTZjEjvEH/y/ccHj56f3H9y8vzw0ePDD9+7ZXj9rk1RGDMF2yg2nBnF2k+s",
+	"QVWzEXRPae5tl74W61SJBzvOE1AaM8c3VejBdoNdXJFhBfs+YSNo9IabF1w5U7N6rbRodVZEnRLnYJEY",
+	"QGnHY30hx7SSrzFlfbGpek2OOlu21rqvs5hpIRVRAJZ1sZBsuZ6tDapDpUBlp1oCGm5Ty/MuRN0l5zFp",
+	"i0i6w27W5vMUx3VFNp/KWBfYesyzVS099b3iVpQqrUuRQFOv5tnSfR6bl5t6tTgdZMuINYQhZtz/1KeJ",
+	"gm07rqaB2HcrQ9GGCfY6p0IkQPmGDVuGThYbtvIptHLy2hq2Msfx00nE88q8MM40o0mel2buGtwIJ2Jx",
+	"uiDeIfdHWJSFSiAZZ59nEJCIKugyroArZsg3mTRlxuT57Bevapimr8Zu1pRE39rN2syYK8w09Sa3+WAC",
+	"+OdCk9tV4lCYEbZnzRtmcmsgyssxue0ReqqA+zKz7ixz9WkDEvIsSUILmWaU9R4X2BpN7Ac75ANAPY1q",
+	"a7czoydbodXd9gjqeeE2kXAuzkCRIVM5mIZV/j1MA6GaCB7BDnFRPy4jJ8xBHjBB1YVS9bhR/EOjq4Zl",
+	"uI4pnA47mhp8Dj2EHq+AdPiqaoQplUHsoDQKbI4bioR2FvETN/6wxxWdKDIUYzKifLJDDlCz9tj7dEwn",
+	"toJHiBG6IaGJEvla2BEfHD3s8TOYFON1hXUCWx3YwtLZCF8MKxmKBMc1usZgHA2W1w2rPFdjeZ0rr53l",
+	"tZXb327L61UpPrnRtknxMW9DlEmmJ3jGnAKVIA8yPezsffrM3Otpyj6ESf7Ls7yR6dPlETsHDkoFaGdl",
+	"5r8oQpWdFhmBpjHVdKe44auJ0jCqMZV4CUu2EH8o8HBGAUnEQGR6OxfOaXaasMieICgCz0Gy/qQKwFTq",
+	"EjFFZjs8QuCgwNmPjBBXgY2HsGGANCXiHKRkMZRbs+s425x3jxItAfariKL+vz7uz5qzXI2R3B5UMgHV",
+	"dfChmW9fSJJSqW3YsIaBKwPvEFAQG9VZ2DjJz23MCT9lWGy0vDC4z02ToWkKPO7asyiLmTYbUVnW2FnH",
+	"pogCkSW2vv7lb7/+t5/lu2ZNdLb6RqkRiwo328hhHrS/9eU//+yrn/xiUUN5lH9dY7ZGoCJb3/z53379",
+	"33/1n7/85bZZ/Pybcjvu3ZpmHogkEeNulpqGfvHTb377D9/88798+Zu/2yaCOzwNJJyaVvv46dO0rtm8",
+	"kjlGj9rmv/rpP/3uL/9qu9RC7N+qawIRbPySf/Wv/0huki//4udf/fsvtj15uyxmn9oUTEfY2pGXC4eW",
+	"h2+tvC+fvfyfAQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
