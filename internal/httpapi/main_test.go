@@ -1,10 +1,43 @@
 package httpapi_test
 
 import (
+	"fmt"
 	"os"
+	"strings"
 	"testing"
 
+	"github.com/shoalcrm/shoal/internal/apitest"
 	"github.com/shoalcrm/shoal/internal/testdb"
 )
 
-func TestMain(m *testing.M) { os.Exit(testdb.Main(m)) }
+// TestMain runs the tests and then checks that the contract declares every
+// problem they saw an operation answer (see undeclaredProblems): the codes
+// in openapi.yaml are the ones clients can meet.
+func TestMain(m *testing.M) {
+	code := testdb.Main(m)
+	if f := os.Getenv("SHOAL_TEST_PROBLEMS_FILE"); f != "" {
+		// For maintainers updating openapi.yaml: every problem seen.
+		var b strings.Builder
+		for _, p := range apitest.Problems() {
+			fmt.Fprintf(&b, "%s %s %d %s\n", p.Method, p.Path, p.Status, p.Code)
+		}
+		if err := os.WriteFile(f, []byte(b.String()), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}
+	if code == 0 {
+		missing, err := undeclaredProblems()
+		switch {
+		case err != nil:
+			fmt.Fprintln(os.Stderr, "problem declarations:", err)
+			code = 1
+		case len(missing) > 0:
+			fmt.Fprintln(os.Stderr, "FAIL: problem answers openapi.yaml does not declare (operationId status code):")
+			for _, l := range missing {
+				fmt.Fprintln(os.Stderr, "UNDECLARED", l)
+			}
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
