@@ -9,7 +9,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"path"
@@ -2291,6 +2293,9 @@ type TooManyRequests = Problem
 // Unauthorized RFC 9457 problem details with a stable machine code.
 type Unauthorized = Problem
 
+// UnsupportedMediaType RFC 9457 problem details with a stable machine code.
+type UnsupportedMediaType = Problem
+
 // ListApiKeysParams defines parameters for ListApiKeys.
 type ListApiKeysParams struct {
 	// Limit Page size.
@@ -4567,7 +4572,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 }
 
 type BadRequestResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 type BadRequestApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -4576,7 +4582,8 @@ type BadRequestApplicationProblemPlusJSONResponse struct {
 }
 
 type ConflictResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 type ConflictApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -4585,7 +4592,8 @@ type ConflictApplicationProblemPlusJSONResponse struct {
 }
 
 type DuplicateResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 type DuplicateApplicationProblemPlusJSONResponse struct {
 	Body DuplicateProblem
@@ -4594,7 +4602,8 @@ type DuplicateApplicationProblemPlusJSONResponse struct {
 }
 
 type ErrorResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 type ErrorApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -4603,7 +4612,9 @@ type ErrorApplicationProblemPlusJSONResponse struct {
 }
 
 type ForbiddenResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
+	WWWAuthenticate *string
 }
 type ForbiddenApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -4612,7 +4623,8 @@ type ForbiddenApplicationProblemPlusJSONResponse struct {
 }
 
 type NotFoundResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 type NotFoundApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -4621,7 +4633,8 @@ type NotFoundApplicationProblemPlusJSONResponse struct {
 }
 
 type PreconditionFailedResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 type PreconditionFailedApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -4630,7 +4643,8 @@ type PreconditionFailedApplicationProblemPlusJSONResponse struct {
 }
 
 type PreconditionRequiredResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 type PreconditionRequiredApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -4639,8 +4653,9 @@ type PreconditionRequiredApplicationProblemPlusJSONResponse struct {
 }
 
 type ServiceUnavailableResponseHeaders struct {
-	RateLimit  *string
-	RetryAfter *int32
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int32
 }
 type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -4649,8 +4664,9 @@ type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
 }
 
 type TooManyRequestsResponseHeaders struct {
-	RateLimit  *string
-	RetryAfter *int32
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int32
 }
 type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -4659,12 +4675,23 @@ type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 }
 
 type UnauthorizedResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 type UnauthorizedApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers UnauthorizedResponseHeaders
+}
+
+type UnsupportedMediaTypeResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+type UnsupportedMediaTypeApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers UnsupportedMediaTypeResponseHeaders
 }
 
 type GetJwksRequestObject struct {
@@ -4674,48 +4701,16 @@ type GetJwksResponseObject interface {
 	VisitGetJwksResponse(w http.ResponseWriter) error
 }
 
-type GetJwks200ResponseHeaders struct {
-	RateLimit *string
-}
-
-type GetJwks200JSONResponse struct {
-	Body    Jwks
-	Headers GetJwks200ResponseHeaders
-}
+type GetJwks200JSONResponse Jwks
 
 func (response GetJwks200JSONResponse) VisitGetJwksResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
-	if response.Headers.RateLimit != nil {
-		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
-	}
 	w.WriteHeader(200)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type GetJwks429ApplicationProblemPlusJSONResponse struct {
-	TooManyRequestsApplicationProblemPlusJSONResponse
-}
-
-func (response GetJwks429ApplicationProblemPlusJSONResponse) VisitGetJwksResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RateLimit != nil {
-		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
-	}
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
-	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4736,6 +4731,9 @@ func (response GetJwksdefaultApplicationProblemPlusJSONResponse) VisitGetJwksRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4748,48 +4746,16 @@ type GetHealthResponseObject interface {
 	VisitGetHealthResponse(w http.ResponseWriter) error
 }
 
-type GetHealth200ResponseHeaders struct {
-	RateLimit *string
-}
-
-type GetHealth200JSONResponse struct {
-	Body    Health
-	Headers GetHealth200ResponseHeaders
-}
+type GetHealth200JSONResponse Health
 
 func (response GetHealth200JSONResponse) VisitGetHealthResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
-	if response.Headers.RateLimit != nil {
-		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
-	}
 	w.WriteHeader(200)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type GetHealth429ApplicationProblemPlusJSONResponse struct {
-	TooManyRequestsApplicationProblemPlusJSONResponse
-}
-
-func (response GetHealth429ApplicationProblemPlusJSONResponse) VisitGetHealthResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RateLimit != nil {
-		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
-	}
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
-	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4810,6 +4776,9 @@ func (response GetHealthdefaultApplicationProblemPlusJSONResponse) VisitGetHealt
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4822,48 +4791,16 @@ type GetReadinessResponseObject interface {
 	VisitGetReadinessResponse(w http.ResponseWriter) error
 }
 
-type GetReadiness200ResponseHeaders struct {
-	RateLimit *string
-}
-
-type GetReadiness200JSONResponse struct {
-	Body    Health
-	Headers GetReadiness200ResponseHeaders
-}
+type GetReadiness200JSONResponse Health
 
 func (response GetReadiness200JSONResponse) VisitGetReadinessResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
-	if response.Headers.RateLimit != nil {
-		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
-	}
 	w.WriteHeader(200)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type GetReadiness429ApplicationProblemPlusJSONResponse struct {
-	TooManyRequestsApplicationProblemPlusJSONResponse
-}
-
-func (response GetReadiness429ApplicationProblemPlusJSONResponse) VisitGetReadinessResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RateLimit != nil {
-		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
-	}
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
-	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4881,6 +4818,9 @@ func (response GetReadiness503ApplicationProblemPlusJSONResponse) VisitGetReadin
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -4906,6 +4846,9 @@ func (response GetReadinessdefaultApplicationProblemPlusJSONResponse) VisitGetRe
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4920,7 +4863,8 @@ type ListApiKeysResponseObject interface {
 }
 
 type ListApiKeys200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ListApiKeys200JSONResponse struct {
@@ -4937,6 +4881,9 @@ func (response ListApiKeys200JSONResponse) VisitListApiKeysResponse(w http.Respo
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -4957,6 +4904,9 @@ func (response ListApiKeys400ApplicationProblemPlusJSONResponse) VisitListApiKey
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4975,6 +4925,9 @@ func (response ListApiKeys401ApplicationProblemPlusJSONResponse) VisitListApiKey
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -4995,6 +4948,12 @@ func (response ListApiKeys403ApplicationProblemPlusJSONResponse) VisitListApiKey
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5013,6 +4972,9 @@ func (response ListApiKeys429ApplicationProblemPlusJSONResponse) VisitListApiKey
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -5038,6 +5000,9 @@ func (response ListApiKeysdefaultApplicationProblemPlusJSONResponse) VisitListAp
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5052,7 +5017,9 @@ type CreateApiKeyResponseObject interface {
 }
 
 type CreateApiKey201ResponseHeaders struct {
-	RateLimit *string
+	Location        string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type CreateApiKey201JSONResponse struct {
@@ -5067,8 +5034,12 @@ func (response CreateApiKey201JSONResponse) VisitCreateApiKeyResponse(w http.Res
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
@@ -5089,6 +5060,9 @@ func (response CreateApiKey400ApplicationProblemPlusJSONResponse) VisitCreateApi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5107,6 +5081,9 @@ func (response CreateApiKey401ApplicationProblemPlusJSONResponse) VisitCreateApi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -5127,7 +5104,35 @@ func (response CreateApiKey403ApplicationProblemPlusJSONResponse) VisitCreateApi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateApiKey415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateApiKey415ApplicationProblemPlusJSONResponse) VisitCreateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5145,6 +5150,9 @@ func (response CreateApiKey429ApplicationProblemPlusJSONResponse) VisitCreateApi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -5170,6 +5178,9 @@ func (response CreateApiKeydefaultApplicationProblemPlusJSONResponse) VisitCreat
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5184,7 +5195,8 @@ type RevokeApiKeyResponseObject interface {
 }
 
 type RevokeApiKey204ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type RevokeApiKey204Response struct {
@@ -5194,6 +5206,9 @@ type RevokeApiKey204Response struct {
 func (response RevokeApiKey204Response) VisitRevokeApiKeyResponse(w http.ResponseWriter) error {
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(204)
 	return nil
@@ -5212,6 +5227,9 @@ func (response RevokeApiKey400ApplicationProblemPlusJSONResponse) VisitRevokeApi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -5232,6 +5250,9 @@ func (response RevokeApiKey401ApplicationProblemPlusJSONResponse) VisitRevokeApi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5250,6 +5271,12 @@ func (response RevokeApiKey403ApplicationProblemPlusJSONResponse) VisitRevokeApi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -5270,6 +5297,9 @@ func (response RevokeApiKey404ApplicationProblemPlusJSONResponse) VisitRevokeApi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5288,6 +5318,9 @@ func (response RevokeApiKey429ApplicationProblemPlusJSONResponse) VisitRevokeApi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -5313,6 +5346,9 @@ func (response RevokeApiKeydefaultApplicationProblemPlusJSONResponse) VisitRevok
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5327,7 +5363,8 @@ type ListAuditEventsResponseObject interface {
 }
 
 type ListAuditEvents200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ListAuditEvents200JSONResponse struct {
@@ -5344,6 +5381,9 @@ func (response ListAuditEvents200JSONResponse) VisitListAuditEventsResponse(w ht
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -5364,6 +5404,9 @@ func (response ListAuditEvents400ApplicationProblemPlusJSONResponse) VisitListAu
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5382,6 +5425,9 @@ func (response ListAuditEvents401ApplicationProblemPlusJSONResponse) VisitListAu
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -5402,6 +5448,12 @@ func (response ListAuditEvents403ApplicationProblemPlusJSONResponse) VisitListAu
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5420,6 +5472,9 @@ func (response ListAuditEvents429ApplicationProblemPlusJSONResponse) VisitListAu
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -5445,6 +5500,9 @@ func (response ListAuditEventsdefaultApplicationProblemPlusJSONResponse) VisitLi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5460,7 +5518,6 @@ type LoginResponseObject interface {
 
 type Login200ResponseHeaders struct {
 	CacheControl *string
-	RateLimit    *string
 }
 
 type Login200JSONResponse struct {
@@ -5477,9 +5534,6 @@ func (response Login200JSONResponse) VisitLoginResponse(w http.ResponseWriter) e
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
-	}
-	if response.Headers.RateLimit != nil {
-		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -5500,6 +5554,9 @@ func (response Login400ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5519,7 +5576,32 @@ func (response Login401ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Login415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response Login415ApplicationProblemPlusJSONResponse) VisitLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5537,6 +5619,9 @@ func (response Login429ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -5559,6 +5644,9 @@ func (response Login503ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -5584,6 +5672,9 @@ func (response LogindefaultApplicationProblemPlusJSONResponse) VisitLoginRespons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5598,7 +5689,8 @@ type LogoutResponseObject interface {
 }
 
 type Logout204ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type Logout204Response struct {
@@ -5608,6 +5700,9 @@ type Logout204Response struct {
 func (response Logout204Response) VisitLogoutResponse(w http.ResponseWriter) error {
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(204)
 	return nil
@@ -5626,6 +5721,9 @@ func (response Logout400ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -5646,6 +5744,9 @@ func (response Logout401ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5665,7 +5766,35 @@ func (response Logout403ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response Logout415ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5683,6 +5812,9 @@ func (response Logout429ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -5708,6 +5840,9 @@ func (response LogoutdefaultApplicationProblemPlusJSONResponse) VisitLogoutRespo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5723,7 +5858,6 @@ type RefreshTokenResponseObject interface {
 
 type RefreshToken200ResponseHeaders struct {
 	CacheControl *string
-	RateLimit    *string
 }
 
 type RefreshToken200JSONResponse struct {
@@ -5740,9 +5874,6 @@ func (response RefreshToken200JSONResponse) VisitRefreshTokenResponse(w http.Res
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
-	}
-	if response.Headers.RateLimit != nil {
-		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -5763,6 +5894,9 @@ func (response RefreshToken400ApplicationProblemPlusJSONResponse) VisitRefreshTo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5782,7 +5916,32 @@ func (response RefreshToken401ApplicationProblemPlusJSONResponse) VisitRefreshTo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshToken415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshToken415ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5800,6 +5959,9 @@ func (response RefreshToken429ApplicationProblemPlusJSONResponse) VisitRefreshTo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -5825,6 +5987,9 @@ func (response RefreshTokendefaultApplicationProblemPlusJSONResponse) VisitRefre
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5839,7 +6004,8 @@ type ListClaimRequestsResponseObject interface {
 }
 
 type ListClaimRequests200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ListClaimRequests200JSONResponse struct {
@@ -5856,6 +6022,9 @@ func (response ListClaimRequests200JSONResponse) VisitListClaimRequestsResponse(
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -5876,6 +6045,9 @@ func (response ListClaimRequests400ApplicationProblemPlusJSONResponse) VisitList
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5894,6 +6066,9 @@ func (response ListClaimRequests401ApplicationProblemPlusJSONResponse) VisitList
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -5914,6 +6089,12 @@ func (response ListClaimRequests403ApplicationProblemPlusJSONResponse) VisitList
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5932,6 +6113,9 @@ func (response ListClaimRequests429ApplicationProblemPlusJSONResponse) VisitList
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -5957,6 +6141,9 @@ func (response ListClaimRequestsdefaultApplicationProblemPlusJSONResponse) Visit
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5972,7 +6159,8 @@ type ApproveClaimRequestResponseObject interface {
 }
 
 type ApproveClaimRequest200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ApproveClaimRequest200JSONResponse struct {
@@ -5989,6 +6177,9 @@ func (response ApproveClaimRequest200JSONResponse) VisitApproveClaimRequestRespo
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -6009,6 +6200,9 @@ func (response ApproveClaimRequest400ApplicationProblemPlusJSONResponse) VisitAp
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6027,6 +6221,9 @@ func (response ApproveClaimRequest401ApplicationProblemPlusJSONResponse) VisitAp
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -6047,6 +6244,12 @@ func (response ApproveClaimRequest403ApplicationProblemPlusJSONResponse) VisitAp
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6065,6 +6268,9 @@ func (response ApproveClaimRequest404ApplicationProblemPlusJSONResponse) VisitAp
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
@@ -6085,7 +6291,32 @@ func (response ApproveClaimRequest409ApplicationProblemPlusJSONResponse) VisitAp
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ApproveClaimRequest415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ApproveClaimRequest415ApplicationProblemPlusJSONResponse) VisitApproveClaimRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6103,6 +6334,9 @@ func (response ApproveClaimRequest429ApplicationProblemPlusJSONResponse) VisitAp
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -6128,6 +6362,9 @@ func (response ApproveClaimRequestdefaultApplicationProblemPlusJSONResponse) Vis
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6143,7 +6380,8 @@ type RejectClaimRequestResponseObject interface {
 }
 
 type RejectClaimRequest200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type RejectClaimRequest200JSONResponse struct {
@@ -6160,6 +6398,9 @@ func (response RejectClaimRequest200JSONResponse) VisitRejectClaimRequestRespons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -6180,6 +6421,9 @@ func (response RejectClaimRequest400ApplicationProblemPlusJSONResponse) VisitRej
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6198,6 +6442,9 @@ func (response RejectClaimRequest401ApplicationProblemPlusJSONResponse) VisitRej
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -6218,6 +6465,12 @@ func (response RejectClaimRequest403ApplicationProblemPlusJSONResponse) VisitRej
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6236,6 +6489,9 @@ func (response RejectClaimRequest404ApplicationProblemPlusJSONResponse) VisitRej
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
@@ -6256,7 +6512,32 @@ func (response RejectClaimRequest409ApplicationProblemPlusJSONResponse) VisitRej
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RejectClaimRequest415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response RejectClaimRequest415ApplicationProblemPlusJSONResponse) VisitRejectClaimRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6274,6 +6555,9 @@ func (response RejectClaimRequest429ApplicationProblemPlusJSONResponse) VisitRej
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -6299,6 +6583,9 @@ func (response RejectClaimRequestdefaultApplicationProblemPlusJSONResponse) Visi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6313,7 +6600,8 @@ type DeleteContactResponseObject interface {
 }
 
 type DeleteContact204ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type DeleteContact204Response struct {
@@ -6323,6 +6611,9 @@ type DeleteContact204Response struct {
 func (response DeleteContact204Response) VisitDeleteContactResponse(w http.ResponseWriter) error {
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(204)
 	return nil
@@ -6341,6 +6632,9 @@ func (response DeleteContact400ApplicationProblemPlusJSONResponse) VisitDeleteCo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -6361,6 +6655,9 @@ func (response DeleteContact401ApplicationProblemPlusJSONResponse) VisitDeleteCo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6379,6 +6676,12 @@ func (response DeleteContact403ApplicationProblemPlusJSONResponse) VisitDeleteCo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -6399,6 +6702,9 @@ func (response DeleteContact404ApplicationProblemPlusJSONResponse) VisitDeleteCo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6417,6 +6723,9 @@ func (response DeleteContact429ApplicationProblemPlusJSONResponse) VisitDeleteCo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -6442,6 +6751,9 @@ func (response DeleteContactdefaultApplicationProblemPlusJSONResponse) VisitDele
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6456,7 +6768,8 @@ type GetContactResponseObject interface {
 }
 
 type GetContact200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type GetContact200JSONResponse struct {
@@ -6473,6 +6786,9 @@ func (response GetContact200JSONResponse) VisitGetContactResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -6493,6 +6809,9 @@ func (response GetContact400ApplicationProblemPlusJSONResponse) VisitGetContactR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6511,6 +6830,9 @@ func (response GetContact401ApplicationProblemPlusJSONResponse) VisitGetContactR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -6531,6 +6853,12 @@ func (response GetContact403ApplicationProblemPlusJSONResponse) VisitGetContactR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6550,6 +6878,9 @@ func (response GetContact404ApplicationProblemPlusJSONResponse) VisitGetContactR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6568,6 +6899,9 @@ func (response GetContact429ApplicationProblemPlusJSONResponse) VisitGetContactR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -6593,6 +6927,9 @@ func (response GetContactdefaultApplicationProblemPlusJSONResponse) VisitGetCont
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6608,7 +6945,8 @@ type UpdateContactResponseObject interface {
 }
 
 type UpdateContact200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type UpdateContact200JSONResponse struct {
@@ -6625,6 +6963,9 @@ func (response UpdateContact200JSONResponse) VisitUpdateContactResponse(w http.R
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -6645,6 +6986,9 @@ func (response UpdateContact400ApplicationProblemPlusJSONResponse) VisitUpdateCo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6663,6 +7007,9 @@ func (response UpdateContact401ApplicationProblemPlusJSONResponse) VisitUpdateCo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -6683,6 +7030,12 @@ func (response UpdateContact403ApplicationProblemPlusJSONResponse) VisitUpdateCo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6701,6 +7054,9 @@ func (response UpdateContact404ApplicationProblemPlusJSONResponse) VisitUpdateCo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
@@ -6721,7 +7077,32 @@ func (response UpdateContact409ApplicationProblemPlusJSONResponse) VisitUpdateCo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateContact415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateContact415ApplicationProblemPlusJSONResponse) VisitUpdateContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6739,6 +7120,9 @@ func (response UpdateContact429ApplicationProblemPlusJSONResponse) VisitUpdateCo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -6764,6 +7148,9 @@ func (response UpdateContactdefaultApplicationProblemPlusJSONResponse) VisitUpda
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6778,7 +7165,8 @@ type ListCustomersResponseObject interface {
 }
 
 type ListCustomers200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ListCustomers200JSONResponse struct {
@@ -6795,6 +7183,9 @@ func (response ListCustomers200JSONResponse) VisitListCustomersResponse(w http.R
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -6815,6 +7206,9 @@ func (response ListCustomers400ApplicationProblemPlusJSONResponse) VisitListCust
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6833,6 +7227,9 @@ func (response ListCustomers401ApplicationProblemPlusJSONResponse) VisitListCust
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -6853,6 +7250,12 @@ func (response ListCustomers403ApplicationProblemPlusJSONResponse) VisitListCust
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6871,6 +7274,9 @@ func (response ListCustomers429ApplicationProblemPlusJSONResponse) VisitListCust
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -6896,6 +7302,9 @@ func (response ListCustomersdefaultApplicationProblemPlusJSONResponse) VisitList
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6910,8 +7319,10 @@ type CreateCustomerResponseObject interface {
 }
 
 type CreateCustomer201ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	Location        string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type CreateCustomer201JSONResponse struct {
@@ -6929,8 +7340,12 @@ func (response CreateCustomer201JSONResponse) VisitCreateCustomerResponse(w http
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
 	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
@@ -6951,6 +7366,9 @@ func (response CreateCustomer400ApplicationProblemPlusJSONResponse) VisitCreateC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6969,6 +7387,9 @@ func (response CreateCustomer401ApplicationProblemPlusJSONResponse) VisitCreateC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -6989,6 +7410,12 @@ func (response CreateCustomer403ApplicationProblemPlusJSONResponse) VisitCreateC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7008,7 +7435,32 @@ func (response CreateCustomer409ApplicationProblemPlusJSONResponse) VisitCreateC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCustomer415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCustomer415ApplicationProblemPlusJSONResponse) VisitCreateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7026,6 +7478,9 @@ func (response CreateCustomer429ApplicationProblemPlusJSONResponse) VisitCreateC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -7051,6 +7506,9 @@ func (response CreateCustomerdefaultApplicationProblemPlusJSONResponse) VisitCre
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7065,7 +7523,8 @@ type BatchClaimCustomersResponseObject interface {
 }
 
 type BatchClaimCustomers200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type BatchClaimCustomers200JSONResponse struct {
@@ -7082,6 +7541,9 @@ func (response BatchClaimCustomers200JSONResponse) VisitBatchClaimCustomersRespo
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -7102,6 +7564,9 @@ func (response BatchClaimCustomers400ApplicationProblemPlusJSONResponse) VisitBa
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7120,6 +7585,9 @@ func (response BatchClaimCustomers401ApplicationProblemPlusJSONResponse) VisitBa
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -7140,7 +7608,35 @@ func (response BatchClaimCustomers403ApplicationProblemPlusJSONResponse) VisitBa
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BatchClaimCustomers415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response BatchClaimCustomers415ApplicationProblemPlusJSONResponse) VisitBatchClaimCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7158,6 +7654,9 @@ func (response BatchClaimCustomers429ApplicationProblemPlusJSONResponse) VisitBa
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -7183,6 +7682,9 @@ func (response BatchClaimCustomersdefaultApplicationProblemPlusJSONResponse) Vis
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7197,8 +7699,9 @@ type GetCustomerResponseObject interface {
 }
 
 type GetCustomer200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type GetCustomer200JSONResponse struct {
@@ -7219,6 +7722,9 @@ func (response GetCustomer200JSONResponse) VisitGetCustomerResponse(w http.Respo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7237,6 +7743,9 @@ func (response GetCustomer400ApplicationProblemPlusJSONResponse) VisitGetCustome
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -7257,6 +7766,9 @@ func (response GetCustomer401ApplicationProblemPlusJSONResponse) VisitGetCustome
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7275,6 +7787,12 @@ func (response GetCustomer403ApplicationProblemPlusJSONResponse) VisitGetCustome
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -7295,6 +7813,9 @@ func (response GetCustomer404ApplicationProblemPlusJSONResponse) VisitGetCustome
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7313,6 +7834,9 @@ func (response GetCustomer429ApplicationProblemPlusJSONResponse) VisitGetCustome
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -7338,6 +7862,9 @@ func (response GetCustomerdefaultApplicationProblemPlusJSONResponse) VisitGetCus
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7354,8 +7881,9 @@ type UpdateCustomerResponseObject interface {
 }
 
 type UpdateCustomer200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type UpdateCustomer200JSONResponse struct {
@@ -7376,6 +7904,9 @@ func (response UpdateCustomer200JSONResponse) VisitUpdateCustomerResponse(w http
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7394,6 +7925,9 @@ func (response UpdateCustomer400ApplicationProblemPlusJSONResponse) VisitUpdateC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -7414,6 +7948,9 @@ func (response UpdateCustomer401ApplicationProblemPlusJSONResponse) VisitUpdateC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7432,6 +7969,12 @@ func (response UpdateCustomer403ApplicationProblemPlusJSONResponse) VisitUpdateC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -7452,6 +7995,9 @@ func (response UpdateCustomer404ApplicationProblemPlusJSONResponse) VisitUpdateC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7470,6 +8016,9 @@ func (response UpdateCustomer409ApplicationProblemPlusJSONResponse) VisitUpdateC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
@@ -7490,7 +8039,32 @@ func (response UpdateCustomer412ApplicationProblemPlusJSONResponse) VisitUpdateC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCustomer415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCustomer415ApplicationProblemPlusJSONResponse) VisitUpdateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7508,6 +8082,9 @@ func (response UpdateCustomer428ApplicationProblemPlusJSONResponse) VisitUpdateC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(428)
 	_, err := buf.WriteTo(w)
@@ -7527,6 +8104,9 @@ func (response UpdateCustomer429ApplicationProblemPlusJSONResponse) VisitUpdateC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -7552,6 +8132,9 @@ func (response UpdateCustomerdefaultApplicationProblemPlusJSONResponse) VisitUpd
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7567,8 +8150,9 @@ type AssignCustomerResponseObject interface {
 }
 
 type AssignCustomer200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type AssignCustomer200JSONResponse struct {
@@ -7589,6 +8173,9 @@ func (response AssignCustomer200JSONResponse) VisitAssignCustomerResponse(w http
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7607,6 +8194,9 @@ func (response AssignCustomer400ApplicationProblemPlusJSONResponse) VisitAssignC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -7627,6 +8217,9 @@ func (response AssignCustomer401ApplicationProblemPlusJSONResponse) VisitAssignC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7645,6 +8238,12 @@ func (response AssignCustomer403ApplicationProblemPlusJSONResponse) VisitAssignC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -7665,6 +8264,9 @@ func (response AssignCustomer404ApplicationProblemPlusJSONResponse) VisitAssignC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7684,7 +8286,32 @@ func (response AssignCustomer409ApplicationProblemPlusJSONResponse) VisitAssignC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AssignCustomer415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response AssignCustomer415ApplicationProblemPlusJSONResponse) VisitAssignCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7702,6 +8329,9 @@ func (response AssignCustomer429ApplicationProblemPlusJSONResponse) VisitAssignC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -7727,6 +8357,9 @@ func (response AssignCustomerdefaultApplicationProblemPlusJSONResponse) VisitAss
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7741,8 +8374,9 @@ type ClaimCustomerResponseObject interface {
 }
 
 type ClaimCustomer200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ClaimCustomer200JSONResponse struct {
@@ -7763,13 +8397,17 @@ func (response ClaimCustomer200JSONResponse) VisitClaimCustomerResponse(w http.R
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ClaimCustomer202ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ClaimCustomer202JSONResponse struct {
@@ -7786,6 +8424,9 @@ func (response ClaimCustomer202JSONResponse) VisitClaimCustomerResponse(w http.R
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(202)
 	_, err := buf.WriteTo(w)
@@ -7806,6 +8447,9 @@ func (response ClaimCustomer400ApplicationProblemPlusJSONResponse) VisitClaimCus
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7824,6 +8468,9 @@ func (response ClaimCustomer401ApplicationProblemPlusJSONResponse) VisitClaimCus
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -7844,6 +8491,12 @@ func (response ClaimCustomer403ApplicationProblemPlusJSONResponse) VisitClaimCus
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7862,6 +8515,9 @@ func (response ClaimCustomer404ApplicationProblemPlusJSONResponse) VisitClaimCus
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
@@ -7882,6 +8538,9 @@ func (response ClaimCustomer409ApplicationProblemPlusJSONResponse) VisitClaimCus
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7900,6 +8559,9 @@ func (response ClaimCustomer429ApplicationProblemPlusJSONResponse) VisitClaimCus
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -7925,6 +8587,9 @@ func (response ClaimCustomerdefaultApplicationProblemPlusJSONResponse) VisitClai
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7940,7 +8605,8 @@ type ListContactsResponseObject interface {
 }
 
 type ListContacts200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ListContacts200JSONResponse struct {
@@ -7957,6 +8623,9 @@ func (response ListContacts200JSONResponse) VisitListContactsResponse(w http.Res
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -7977,6 +8646,9 @@ func (response ListContacts400ApplicationProblemPlusJSONResponse) VisitListConta
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7995,6 +8667,9 @@ func (response ListContacts401ApplicationProblemPlusJSONResponse) VisitListConta
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -8015,6 +8690,12 @@ func (response ListContacts403ApplicationProblemPlusJSONResponse) VisitListConta
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8034,6 +8715,9 @@ func (response ListContacts404ApplicationProblemPlusJSONResponse) VisitListConta
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8052,6 +8736,9 @@ func (response ListContacts429ApplicationProblemPlusJSONResponse) VisitListConta
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -8077,6 +8764,9 @@ func (response ListContactsdefaultApplicationProblemPlusJSONResponse) VisitListC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8092,7 +8782,9 @@ type CreateContactResponseObject interface {
 }
 
 type CreateContact201ResponseHeaders struct {
-	RateLimit *string
+	Location        string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type CreateContact201JSONResponse struct {
@@ -8107,8 +8799,12 @@ func (response CreateContact201JSONResponse) VisitCreateContactResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
@@ -8129,6 +8825,9 @@ func (response CreateContact400ApplicationProblemPlusJSONResponse) VisitCreateCo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8147,6 +8846,9 @@ func (response CreateContact401ApplicationProblemPlusJSONResponse) VisitCreateCo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -8167,6 +8869,12 @@ func (response CreateContact403ApplicationProblemPlusJSONResponse) VisitCreateCo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8185,6 +8893,9 @@ func (response CreateContact404ApplicationProblemPlusJSONResponse) VisitCreateCo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
@@ -8205,7 +8916,32 @@ func (response CreateContact409ApplicationProblemPlusJSONResponse) VisitCreateCo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateContact415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateContact415ApplicationProblemPlusJSONResponse) VisitCreateContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -8223,6 +8959,9 @@ func (response CreateContact429ApplicationProblemPlusJSONResponse) VisitCreateCo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -8248,6 +8987,9 @@ func (response CreateContactdefaultApplicationProblemPlusJSONResponse) VisitCrea
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8263,8 +9005,9 @@ type UpdateCustomerDealStatusResponseObject interface {
 }
 
 type UpdateCustomerDealStatus200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type UpdateCustomerDealStatus200JSONResponse struct {
@@ -8285,6 +9028,9 @@ func (response UpdateCustomerDealStatus200JSONResponse) VisitUpdateCustomerDealS
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8303,6 +9049,9 @@ func (response UpdateCustomerDealStatus400ApplicationProblemPlusJSONResponse) Vi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -8323,6 +9072,9 @@ func (response UpdateCustomerDealStatus401ApplicationProblemPlusJSONResponse) Vi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8341,6 +9093,12 @@ func (response UpdateCustomerDealStatus403ApplicationProblemPlusJSONResponse) Vi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -8361,6 +9119,9 @@ func (response UpdateCustomerDealStatus404ApplicationProblemPlusJSONResponse) Vi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8380,7 +9141,32 @@ func (response UpdateCustomerDealStatus409ApplicationProblemPlusJSONResponse) Vi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCustomerDealStatus415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCustomerDealStatus415ApplicationProblemPlusJSONResponse) VisitUpdateCustomerDealStatusResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -8398,6 +9184,9 @@ func (response UpdateCustomerDealStatus429ApplicationProblemPlusJSONResponse) Vi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -8423,6 +9212,9 @@ func (response UpdateCustomerDealStatusdefaultApplicationProblemPlusJSONResponse
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8438,8 +9230,9 @@ type FreezeCustomerResponseObject interface {
 }
 
 type FreezeCustomer200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type FreezeCustomer200JSONResponse struct {
@@ -8460,6 +9253,9 @@ func (response FreezeCustomer200JSONResponse) VisitFreezeCustomerResponse(w http
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8478,6 +9274,9 @@ func (response FreezeCustomer400ApplicationProblemPlusJSONResponse) VisitFreezeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -8498,6 +9297,9 @@ func (response FreezeCustomer401ApplicationProblemPlusJSONResponse) VisitFreezeC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8516,6 +9318,12 @@ func (response FreezeCustomer403ApplicationProblemPlusJSONResponse) VisitFreezeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -8536,6 +9344,9 @@ func (response FreezeCustomer404ApplicationProblemPlusJSONResponse) VisitFreezeC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8555,7 +9366,32 @@ func (response FreezeCustomer409ApplicationProblemPlusJSONResponse) VisitFreezeC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FreezeCustomer415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response FreezeCustomer415ApplicationProblemPlusJSONResponse) VisitFreezeCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -8573,6 +9409,9 @@ func (response FreezeCustomer429ApplicationProblemPlusJSONResponse) VisitFreezeC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -8598,6 +9437,9 @@ func (response FreezeCustomerdefaultApplicationProblemPlusJSONResponse) VisitFre
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8613,7 +9455,8 @@ type ListCustomerHistoryResponseObject interface {
 }
 
 type ListCustomerHistory200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ListCustomerHistory200JSONResponse struct {
@@ -8630,6 +9473,9 @@ func (response ListCustomerHistory200JSONResponse) VisitListCustomerHistoryRespo
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -8650,6 +9496,9 @@ func (response ListCustomerHistory400ApplicationProblemPlusJSONResponse) VisitLi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8668,6 +9517,9 @@ func (response ListCustomerHistory401ApplicationProblemPlusJSONResponse) VisitLi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -8688,6 +9540,12 @@ func (response ListCustomerHistory403ApplicationProblemPlusJSONResponse) VisitLi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8707,6 +9565,9 @@ func (response ListCustomerHistory404ApplicationProblemPlusJSONResponse) VisitLi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8725,6 +9586,9 @@ func (response ListCustomerHistory429ApplicationProblemPlusJSONResponse) VisitLi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -8750,6 +9614,9 @@ func (response ListCustomerHistorydefaultApplicationProblemPlusJSONResponse) Vis
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8765,8 +9632,9 @@ type InvalidateCustomerResponseObject interface {
 }
 
 type InvalidateCustomer200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type InvalidateCustomer200JSONResponse struct {
@@ -8787,6 +9655,9 @@ func (response InvalidateCustomer200JSONResponse) VisitInvalidateCustomerRespons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8805,6 +9676,9 @@ func (response InvalidateCustomer400ApplicationProblemPlusJSONResponse) VisitInv
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -8825,6 +9699,9 @@ func (response InvalidateCustomer401ApplicationProblemPlusJSONResponse) VisitInv
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8843,6 +9720,12 @@ func (response InvalidateCustomer403ApplicationProblemPlusJSONResponse) VisitInv
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -8863,6 +9746,9 @@ func (response InvalidateCustomer404ApplicationProblemPlusJSONResponse) VisitInv
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8882,7 +9768,32 @@ func (response InvalidateCustomer409ApplicationProblemPlusJSONResponse) VisitInv
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type InvalidateCustomer415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response InvalidateCustomer415ApplicationProblemPlusJSONResponse) VisitInvalidateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -8900,6 +9811,9 @@ func (response InvalidateCustomer429ApplicationProblemPlusJSONResponse) VisitInv
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -8925,6 +9839,9 @@ func (response InvalidateCustomerdefaultApplicationProblemPlusJSONResponse) Visi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8939,8 +9856,9 @@ type RestoreCustomerResponseObject interface {
 }
 
 type RestoreCustomer200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type RestoreCustomer200JSONResponse struct {
@@ -8961,6 +9879,9 @@ func (response RestoreCustomer200JSONResponse) VisitRestoreCustomerResponse(w ht
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8979,6 +9900,9 @@ func (response RestoreCustomer400ApplicationProblemPlusJSONResponse) VisitRestor
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -8999,6 +9923,9 @@ func (response RestoreCustomer401ApplicationProblemPlusJSONResponse) VisitRestor
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9017,6 +9944,12 @@ func (response RestoreCustomer403ApplicationProblemPlusJSONResponse) VisitRestor
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -9037,6 +9970,9 @@ func (response RestoreCustomer404ApplicationProblemPlusJSONResponse) VisitRestor
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9056,6 +9992,9 @@ func (response RestoreCustomer409ApplicationProblemPlusJSONResponse) VisitRestor
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9074,6 +10013,9 @@ func (response RestoreCustomer429ApplicationProblemPlusJSONResponse) VisitRestor
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -9099,6 +10041,9 @@ func (response RestoreCustomerdefaultApplicationProblemPlusJSONResponse) VisitRe
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9114,8 +10059,9 @@ type ReturnCustomerResponseObject interface {
 }
 
 type ReturnCustomer200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ReturnCustomer200JSONResponse struct {
@@ -9136,6 +10082,9 @@ func (response ReturnCustomer200JSONResponse) VisitReturnCustomerResponse(w http
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9154,6 +10103,9 @@ func (response ReturnCustomer400ApplicationProblemPlusJSONResponse) VisitReturnC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -9174,6 +10126,9 @@ func (response ReturnCustomer401ApplicationProblemPlusJSONResponse) VisitReturnC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9192,6 +10147,12 @@ func (response ReturnCustomer403ApplicationProblemPlusJSONResponse) VisitReturnC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -9212,6 +10173,9 @@ func (response ReturnCustomer404ApplicationProblemPlusJSONResponse) VisitReturnC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9231,7 +10195,32 @@ func (response ReturnCustomer409ApplicationProblemPlusJSONResponse) VisitReturnC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReturnCustomer415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ReturnCustomer415ApplicationProblemPlusJSONResponse) VisitReturnCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -9249,6 +10238,9 @@ func (response ReturnCustomer429ApplicationProblemPlusJSONResponse) VisitReturnC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -9274,6 +10266,9 @@ func (response ReturnCustomerdefaultApplicationProblemPlusJSONResponse) VisitRet
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9289,8 +10284,9 @@ type TransferCustomerResponseObject interface {
 }
 
 type TransferCustomer200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type TransferCustomer200JSONResponse struct {
@@ -9311,6 +10307,9 @@ func (response TransferCustomer200JSONResponse) VisitTransferCustomerResponse(w 
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9329,6 +10328,9 @@ func (response TransferCustomer400ApplicationProblemPlusJSONResponse) VisitTrans
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -9349,6 +10351,9 @@ func (response TransferCustomer401ApplicationProblemPlusJSONResponse) VisitTrans
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9367,6 +10372,12 @@ func (response TransferCustomer403ApplicationProblemPlusJSONResponse) VisitTrans
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -9387,6 +10398,9 @@ func (response TransferCustomer404ApplicationProblemPlusJSONResponse) VisitTrans
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9406,7 +10420,32 @@ func (response TransferCustomer409ApplicationProblemPlusJSONResponse) VisitTrans
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TransferCustomer415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response TransferCustomer415ApplicationProblemPlusJSONResponse) VisitTransferCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -9424,6 +10463,9 @@ func (response TransferCustomer429ApplicationProblemPlusJSONResponse) VisitTrans
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -9449,6 +10491,9 @@ func (response TransferCustomerdefaultApplicationProblemPlusJSONResponse) VisitT
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9463,8 +10508,9 @@ type UnfreezeCustomerResponseObject interface {
 }
 
 type UnfreezeCustomer200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type UnfreezeCustomer200JSONResponse struct {
@@ -9485,6 +10531,9 @@ func (response UnfreezeCustomer200JSONResponse) VisitUnfreezeCustomerResponse(w 
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9503,6 +10552,9 @@ func (response UnfreezeCustomer400ApplicationProblemPlusJSONResponse) VisitUnfre
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -9523,6 +10575,9 @@ func (response UnfreezeCustomer401ApplicationProblemPlusJSONResponse) VisitUnfre
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9541,6 +10596,12 @@ func (response UnfreezeCustomer403ApplicationProblemPlusJSONResponse) VisitUnfre
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -9561,6 +10622,9 @@ func (response UnfreezeCustomer404ApplicationProblemPlusJSONResponse) VisitUnfre
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9580,6 +10644,9 @@ func (response UnfreezeCustomer409ApplicationProblemPlusJSONResponse) VisitUnfre
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9598,6 +10665,9 @@ func (response UnfreezeCustomer429ApplicationProblemPlusJSONResponse) VisitUnfre
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -9623,6 +10693,9 @@ func (response UnfreezeCustomerdefaultApplicationProblemPlusJSONResponse) VisitU
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9637,7 +10710,8 @@ type CheckDuplicatesResponseObject interface {
 }
 
 type CheckDuplicates200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type CheckDuplicates200JSONResponse struct {
@@ -9654,6 +10728,9 @@ func (response CheckDuplicates200JSONResponse) VisitCheckDuplicatesResponse(w ht
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -9674,6 +10751,9 @@ func (response CheckDuplicates400ApplicationProblemPlusJSONResponse) VisitCheckD
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9692,6 +10772,9 @@ func (response CheckDuplicates401ApplicationProblemPlusJSONResponse) VisitCheckD
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -9712,6 +10795,12 @@ func (response CheckDuplicates403ApplicationProblemPlusJSONResponse) VisitCheckD
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9730,6 +10819,9 @@ func (response CheckDuplicates429ApplicationProblemPlusJSONResponse) VisitCheckD
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -9755,6 +10847,9 @@ func (response CheckDuplicatesdefaultApplicationProblemPlusJSONResponse) VisitCh
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9769,7 +10864,8 @@ type ListFollowUpsResponseObject interface {
 }
 
 type ListFollowUps200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ListFollowUps200JSONResponse struct {
@@ -9786,6 +10882,9 @@ func (response ListFollowUps200JSONResponse) VisitListFollowUpsResponse(w http.R
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -9806,6 +10905,9 @@ func (response ListFollowUps400ApplicationProblemPlusJSONResponse) VisitListFoll
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9824,6 +10926,9 @@ func (response ListFollowUps401ApplicationProblemPlusJSONResponse) VisitListFoll
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -9844,6 +10949,12 @@ func (response ListFollowUps403ApplicationProblemPlusJSONResponse) VisitListFoll
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9862,6 +10973,9 @@ func (response ListFollowUps429ApplicationProblemPlusJSONResponse) VisitListFoll
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -9887,6 +11001,9 @@ func (response ListFollowUpsdefaultApplicationProblemPlusJSONResponse) VisitList
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9901,7 +11018,8 @@ type CreateFollowUpResponseObject interface {
 }
 
 type CreateFollowUp201ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type CreateFollowUp201JSONResponse struct {
@@ -9918,6 +11036,9 @@ func (response CreateFollowUp201JSONResponse) VisitCreateFollowUpResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
@@ -9938,6 +11059,9 @@ func (response CreateFollowUp400ApplicationProblemPlusJSONResponse) VisitCreateF
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9956,6 +11080,9 @@ func (response CreateFollowUp401ApplicationProblemPlusJSONResponse) VisitCreateF
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -9976,6 +11103,12 @@ func (response CreateFollowUp403ApplicationProblemPlusJSONResponse) VisitCreateF
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -9995,7 +11128,32 @@ func (response CreateFollowUp404ApplicationProblemPlusJSONResponse) VisitCreateF
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateFollowUp415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateFollowUp415ApplicationProblemPlusJSONResponse) VisitCreateFollowUpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10013,6 +11171,9 @@ func (response CreateFollowUp429ApplicationProblemPlusJSONResponse) VisitCreateF
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -10038,6 +11199,9 @@ func (response CreateFollowUpdefaultApplicationProblemPlusJSONResponse) VisitCre
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10052,7 +11216,8 @@ type ListLeadsResponseObject interface {
 }
 
 type ListLeads200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ListLeads200JSONResponse struct {
@@ -10069,6 +11234,9 @@ func (response ListLeads200JSONResponse) VisitListLeadsResponse(w http.ResponseW
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -10089,6 +11257,9 @@ func (response ListLeads400ApplicationProblemPlusJSONResponse) VisitListLeadsRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10107,6 +11278,9 @@ func (response ListLeads401ApplicationProblemPlusJSONResponse) VisitListLeadsRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -10127,6 +11301,12 @@ func (response ListLeads403ApplicationProblemPlusJSONResponse) VisitListLeadsRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10145,6 +11325,9 @@ func (response ListLeads429ApplicationProblemPlusJSONResponse) VisitListLeadsRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -10170,6 +11353,9 @@ func (response ListLeadsdefaultApplicationProblemPlusJSONResponse) VisitListLead
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10184,8 +11370,10 @@ type CreateLeadResponseObject interface {
 }
 
 type CreateLead201ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	Location        string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type CreateLead201JSONResponse struct {
@@ -10203,8 +11391,12 @@ func (response CreateLead201JSONResponse) VisitCreateLeadResponse(w http.Respons
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
 	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
@@ -10225,6 +11417,9 @@ func (response CreateLead400ApplicationProblemPlusJSONResponse) VisitCreateLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10243,6 +11438,9 @@ func (response CreateLead401ApplicationProblemPlusJSONResponse) VisitCreateLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -10263,6 +11461,12 @@ func (response CreateLead403ApplicationProblemPlusJSONResponse) VisitCreateLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10282,7 +11486,32 @@ func (response CreateLead409ApplicationProblemPlusJSONResponse) VisitCreateLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateLead415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateLead415ApplicationProblemPlusJSONResponse) VisitCreateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10300,6 +11529,9 @@ func (response CreateLead429ApplicationProblemPlusJSONResponse) VisitCreateLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -10325,6 +11557,9 @@ func (response CreateLeaddefaultApplicationProblemPlusJSONResponse) VisitCreateL
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10339,7 +11574,8 @@ type BatchClaimLeadsResponseObject interface {
 }
 
 type BatchClaimLeads200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type BatchClaimLeads200JSONResponse struct {
@@ -10356,6 +11592,9 @@ func (response BatchClaimLeads200JSONResponse) VisitBatchClaimLeadsResponse(w ht
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -10376,6 +11615,9 @@ func (response BatchClaimLeads400ApplicationProblemPlusJSONResponse) VisitBatchC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10394,6 +11636,9 @@ func (response BatchClaimLeads401ApplicationProblemPlusJSONResponse) VisitBatchC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -10414,7 +11659,35 @@ func (response BatchClaimLeads403ApplicationProblemPlusJSONResponse) VisitBatchC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BatchClaimLeads415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response BatchClaimLeads415ApplicationProblemPlusJSONResponse) VisitBatchClaimLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10432,6 +11705,9 @@ func (response BatchClaimLeads429ApplicationProblemPlusJSONResponse) VisitBatchC
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -10457,6 +11733,9 @@ func (response BatchClaimLeadsdefaultApplicationProblemPlusJSONResponse) VisitBa
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10471,8 +11750,9 @@ type GetLeadResponseObject interface {
 }
 
 type GetLead200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type GetLead200JSONResponse struct {
@@ -10493,6 +11773,9 @@ func (response GetLead200JSONResponse) VisitGetLeadResponse(w http.ResponseWrite
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10511,6 +11794,9 @@ func (response GetLead400ApplicationProblemPlusJSONResponse) VisitGetLeadRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -10531,6 +11817,9 @@ func (response GetLead401ApplicationProblemPlusJSONResponse) VisitGetLeadRespons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10549,6 +11838,12 @@ func (response GetLead403ApplicationProblemPlusJSONResponse) VisitGetLeadRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -10569,6 +11864,9 @@ func (response GetLead404ApplicationProblemPlusJSONResponse) VisitGetLeadRespons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10587,6 +11885,9 @@ func (response GetLead429ApplicationProblemPlusJSONResponse) VisitGetLeadRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -10612,6 +11913,9 @@ func (response GetLeaddefaultApplicationProblemPlusJSONResponse) VisitGetLeadRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10628,8 +11932,9 @@ type UpdateLeadResponseObject interface {
 }
 
 type UpdateLead200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type UpdateLead200JSONResponse struct {
@@ -10650,6 +11955,9 @@ func (response UpdateLead200JSONResponse) VisitUpdateLeadResponse(w http.Respons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10668,6 +11976,9 @@ func (response UpdateLead400ApplicationProblemPlusJSONResponse) VisitUpdateLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -10688,6 +11999,9 @@ func (response UpdateLead401ApplicationProblemPlusJSONResponse) VisitUpdateLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10706,6 +12020,12 @@ func (response UpdateLead403ApplicationProblemPlusJSONResponse) VisitUpdateLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -10726,6 +12046,9 @@ func (response UpdateLead404ApplicationProblemPlusJSONResponse) VisitUpdateLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10744,6 +12067,9 @@ func (response UpdateLead409ApplicationProblemPlusJSONResponse) VisitUpdateLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
@@ -10764,7 +12090,32 @@ func (response UpdateLead412ApplicationProblemPlusJSONResponse) VisitUpdateLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateLead415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateLead415ApplicationProblemPlusJSONResponse) VisitUpdateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10782,6 +12133,9 @@ func (response UpdateLead428ApplicationProblemPlusJSONResponse) VisitUpdateLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(428)
 	_, err := buf.WriteTo(w)
@@ -10801,6 +12155,9 @@ func (response UpdateLead429ApplicationProblemPlusJSONResponse) VisitUpdateLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -10826,6 +12183,9 @@ func (response UpdateLeaddefaultApplicationProblemPlusJSONResponse) VisitUpdateL
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10841,8 +12201,9 @@ type AssignLeadResponseObject interface {
 }
 
 type AssignLead200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type AssignLead200JSONResponse struct {
@@ -10863,6 +12224,9 @@ func (response AssignLead200JSONResponse) VisitAssignLeadResponse(w http.Respons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10881,6 +12245,9 @@ func (response AssignLead400ApplicationProblemPlusJSONResponse) VisitAssignLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -10901,6 +12268,9 @@ func (response AssignLead401ApplicationProblemPlusJSONResponse) VisitAssignLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10919,6 +12289,12 @@ func (response AssignLead403ApplicationProblemPlusJSONResponse) VisitAssignLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -10939,6 +12315,9 @@ func (response AssignLead404ApplicationProblemPlusJSONResponse) VisitAssignLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -10958,7 +12337,32 @@ func (response AssignLead409ApplicationProblemPlusJSONResponse) VisitAssignLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AssignLead415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response AssignLead415ApplicationProblemPlusJSONResponse) VisitAssignLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10976,6 +12380,9 @@ func (response AssignLead429ApplicationProblemPlusJSONResponse) VisitAssignLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -11001,6 +12408,9 @@ func (response AssignLeaddefaultApplicationProblemPlusJSONResponse) VisitAssignL
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11015,8 +12425,9 @@ type ClaimLeadResponseObject interface {
 }
 
 type ClaimLead200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ClaimLead200JSONResponse struct {
@@ -11037,13 +12448,17 @@ func (response ClaimLead200JSONResponse) VisitClaimLeadResponse(w http.ResponseW
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ClaimLead202ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ClaimLead202JSONResponse struct {
@@ -11060,6 +12475,9 @@ func (response ClaimLead202JSONResponse) VisitClaimLeadResponse(w http.ResponseW
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(202)
 	_, err := buf.WriteTo(w)
@@ -11080,6 +12498,9 @@ func (response ClaimLead400ApplicationProblemPlusJSONResponse) VisitClaimLeadRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11098,6 +12519,9 @@ func (response ClaimLead401ApplicationProblemPlusJSONResponse) VisitClaimLeadRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -11118,6 +12542,12 @@ func (response ClaimLead403ApplicationProblemPlusJSONResponse) VisitClaimLeadRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11136,6 +12566,9 @@ func (response ClaimLead404ApplicationProblemPlusJSONResponse) VisitClaimLeadRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
@@ -11156,6 +12589,9 @@ func (response ClaimLead409ApplicationProblemPlusJSONResponse) VisitClaimLeadRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11174,6 +12610,9 @@ func (response ClaimLead429ApplicationProblemPlusJSONResponse) VisitClaimLeadRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -11199,6 +12638,9 @@ func (response ClaimLeaddefaultApplicationProblemPlusJSONResponse) VisitClaimLea
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11214,7 +12656,9 @@ type ConvertLeadResponseObject interface {
 }
 
 type ConvertLead201ResponseHeaders struct {
-	RateLimit *string
+	Location        string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ConvertLead201JSONResponse struct {
@@ -11229,8 +12673,12 @@ func (response ConvertLead201JSONResponse) VisitConvertLeadResponse(w http.Respo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
@@ -11251,6 +12699,9 @@ func (response ConvertLead400ApplicationProblemPlusJSONResponse) VisitConvertLea
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11269,6 +12720,9 @@ func (response ConvertLead401ApplicationProblemPlusJSONResponse) VisitConvertLea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -11289,6 +12743,12 @@ func (response ConvertLead403ApplicationProblemPlusJSONResponse) VisitConvertLea
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11307,6 +12767,9 @@ func (response ConvertLead404ApplicationProblemPlusJSONResponse) VisitConvertLea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
@@ -11327,7 +12790,32 @@ func (response ConvertLead409ApplicationProblemPlusJSONResponse) VisitConvertLea
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ConvertLead415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ConvertLead415ApplicationProblemPlusJSONResponse) VisitConvertLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -11345,6 +12833,9 @@ func (response ConvertLead429ApplicationProblemPlusJSONResponse) VisitConvertLea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -11370,6 +12861,9 @@ func (response ConvertLeaddefaultApplicationProblemPlusJSONResponse) VisitConver
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11385,8 +12879,9 @@ type FreezeLeadResponseObject interface {
 }
 
 type FreezeLead200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type FreezeLead200JSONResponse struct {
@@ -11407,6 +12902,9 @@ func (response FreezeLead200JSONResponse) VisitFreezeLeadResponse(w http.Respons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11425,6 +12923,9 @@ func (response FreezeLead400ApplicationProblemPlusJSONResponse) VisitFreezeLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -11445,6 +12946,9 @@ func (response FreezeLead401ApplicationProblemPlusJSONResponse) VisitFreezeLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11463,6 +12967,12 @@ func (response FreezeLead403ApplicationProblemPlusJSONResponse) VisitFreezeLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -11483,6 +12993,9 @@ func (response FreezeLead404ApplicationProblemPlusJSONResponse) VisitFreezeLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11502,7 +13015,32 @@ func (response FreezeLead409ApplicationProblemPlusJSONResponse) VisitFreezeLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FreezeLead415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response FreezeLead415ApplicationProblemPlusJSONResponse) VisitFreezeLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -11520,6 +13058,9 @@ func (response FreezeLead429ApplicationProblemPlusJSONResponse) VisitFreezeLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -11545,6 +13086,9 @@ func (response FreezeLeaddefaultApplicationProblemPlusJSONResponse) VisitFreezeL
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11560,7 +13104,8 @@ type ListLeadHistoryResponseObject interface {
 }
 
 type ListLeadHistory200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ListLeadHistory200JSONResponse struct {
@@ -11577,6 +13122,9 @@ func (response ListLeadHistory200JSONResponse) VisitListLeadHistoryResponse(w ht
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -11597,6 +13145,9 @@ func (response ListLeadHistory400ApplicationProblemPlusJSONResponse) VisitListLe
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11615,6 +13166,9 @@ func (response ListLeadHistory401ApplicationProblemPlusJSONResponse) VisitListLe
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -11635,6 +13189,12 @@ func (response ListLeadHistory403ApplicationProblemPlusJSONResponse) VisitListLe
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11654,6 +13214,9 @@ func (response ListLeadHistory404ApplicationProblemPlusJSONResponse) VisitListLe
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11672,6 +13235,9 @@ func (response ListLeadHistory429ApplicationProblemPlusJSONResponse) VisitListLe
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -11697,6 +13263,9 @@ func (response ListLeadHistorydefaultApplicationProblemPlusJSONResponse) VisitLi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11712,8 +13281,9 @@ type InvalidateLeadResponseObject interface {
 }
 
 type InvalidateLead200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type InvalidateLead200JSONResponse struct {
@@ -11734,6 +13304,9 @@ func (response InvalidateLead200JSONResponse) VisitInvalidateLeadResponse(w http
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11752,6 +13325,9 @@ func (response InvalidateLead400ApplicationProblemPlusJSONResponse) VisitInvalid
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -11772,6 +13348,9 @@ func (response InvalidateLead401ApplicationProblemPlusJSONResponse) VisitInvalid
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11790,6 +13369,12 @@ func (response InvalidateLead403ApplicationProblemPlusJSONResponse) VisitInvalid
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -11810,6 +13395,9 @@ func (response InvalidateLead404ApplicationProblemPlusJSONResponse) VisitInvalid
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11829,7 +13417,32 @@ func (response InvalidateLead409ApplicationProblemPlusJSONResponse) VisitInvalid
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type InvalidateLead415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response InvalidateLead415ApplicationProblemPlusJSONResponse) VisitInvalidateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -11847,6 +13460,9 @@ func (response InvalidateLead429ApplicationProblemPlusJSONResponse) VisitInvalid
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -11872,6 +13488,9 @@ func (response InvalidateLeaddefaultApplicationProblemPlusJSONResponse) VisitInv
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11886,8 +13505,9 @@ type RestoreLeadResponseObject interface {
 }
 
 type RestoreLead200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type RestoreLead200JSONResponse struct {
@@ -11908,6 +13528,9 @@ func (response RestoreLead200JSONResponse) VisitRestoreLeadResponse(w http.Respo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11926,6 +13549,9 @@ func (response RestoreLead400ApplicationProblemPlusJSONResponse) VisitRestoreLea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -11946,6 +13572,9 @@ func (response RestoreLead401ApplicationProblemPlusJSONResponse) VisitRestoreLea
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11964,6 +13593,12 @@ func (response RestoreLead403ApplicationProblemPlusJSONResponse) VisitRestoreLea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -11984,6 +13619,9 @@ func (response RestoreLead404ApplicationProblemPlusJSONResponse) VisitRestoreLea
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12003,6 +13641,9 @@ func (response RestoreLead409ApplicationProblemPlusJSONResponse) VisitRestoreLea
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12021,6 +13662,9 @@ func (response RestoreLead429ApplicationProblemPlusJSONResponse) VisitRestoreLea
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -12046,6 +13690,9 @@ func (response RestoreLeaddefaultApplicationProblemPlusJSONResponse) VisitRestor
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12061,8 +13708,9 @@ type ReturnLeadResponseObject interface {
 }
 
 type ReturnLead200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ReturnLead200JSONResponse struct {
@@ -12083,6 +13731,9 @@ func (response ReturnLead200JSONResponse) VisitReturnLeadResponse(w http.Respons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12101,6 +13752,9 @@ func (response ReturnLead400ApplicationProblemPlusJSONResponse) VisitReturnLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -12121,6 +13775,9 @@ func (response ReturnLead401ApplicationProblemPlusJSONResponse) VisitReturnLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12139,6 +13796,12 @@ func (response ReturnLead403ApplicationProblemPlusJSONResponse) VisitReturnLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -12159,6 +13822,9 @@ func (response ReturnLead404ApplicationProblemPlusJSONResponse) VisitReturnLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12178,7 +13844,32 @@ func (response ReturnLead409ApplicationProblemPlusJSONResponse) VisitReturnLeadR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReturnLead415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ReturnLead415ApplicationProblemPlusJSONResponse) VisitReturnLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -12196,6 +13887,9 @@ func (response ReturnLead429ApplicationProblemPlusJSONResponse) VisitReturnLeadR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -12221,6 +13915,9 @@ func (response ReturnLeaddefaultApplicationProblemPlusJSONResponse) VisitReturnL
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12236,8 +13933,9 @@ type TransferLeadResponseObject interface {
 }
 
 type TransferLead200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type TransferLead200JSONResponse struct {
@@ -12258,6 +13956,9 @@ func (response TransferLead200JSONResponse) VisitTransferLeadResponse(w http.Res
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12276,6 +13977,9 @@ func (response TransferLead400ApplicationProblemPlusJSONResponse) VisitTransferL
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -12296,6 +14000,9 @@ func (response TransferLead401ApplicationProblemPlusJSONResponse) VisitTransferL
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12314,6 +14021,12 @@ func (response TransferLead403ApplicationProblemPlusJSONResponse) VisitTransferL
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -12334,6 +14047,9 @@ func (response TransferLead404ApplicationProblemPlusJSONResponse) VisitTransferL
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12353,7 +14069,32 @@ func (response TransferLead409ApplicationProblemPlusJSONResponse) VisitTransferL
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type TransferLead415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response TransferLead415ApplicationProblemPlusJSONResponse) VisitTransferLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -12371,6 +14112,9 @@ func (response TransferLead429ApplicationProblemPlusJSONResponse) VisitTransferL
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -12396,6 +14140,9 @@ func (response TransferLeaddefaultApplicationProblemPlusJSONResponse) VisitTrans
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12410,8 +14157,9 @@ type UnfreezeLeadResponseObject interface {
 }
 
 type UnfreezeLead200ResponseHeaders struct {
-	ETag      *string
-	RateLimit *string
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type UnfreezeLead200JSONResponse struct {
@@ -12432,6 +14180,9 @@ func (response UnfreezeLead200JSONResponse) VisitUnfreezeLeadResponse(w http.Res
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12450,6 +14201,9 @@ func (response UnfreezeLead400ApplicationProblemPlusJSONResponse) VisitUnfreezeL
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -12470,6 +14224,9 @@ func (response UnfreezeLead401ApplicationProblemPlusJSONResponse) VisitUnfreezeL
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12488,6 +14245,12 @@ func (response UnfreezeLead403ApplicationProblemPlusJSONResponse) VisitUnfreezeL
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
@@ -12508,6 +14271,9 @@ func (response UnfreezeLead404ApplicationProblemPlusJSONResponse) VisitUnfreezeL
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12527,6 +14293,9 @@ func (response UnfreezeLead409ApplicationProblemPlusJSONResponse) VisitUnfreezeL
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12545,6 +14314,9 @@ func (response UnfreezeLead429ApplicationProblemPlusJSONResponse) VisitUnfreezeL
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -12570,6 +14342,9 @@ func (response UnfreezeLeaddefaultApplicationProblemPlusJSONResponse) VisitUnfre
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12583,7 +14358,8 @@ type GetCurrentUserResponseObject interface {
 }
 
 type GetCurrentUser200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type GetCurrentUser200JSONResponse struct {
@@ -12600,6 +14376,9 @@ func (response GetCurrentUser200JSONResponse) VisitGetCurrentUserResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -12620,6 +14399,9 @@ func (response GetCurrentUser401ApplicationProblemPlusJSONResponse) VisitGetCurr
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12639,6 +14421,12 @@ func (response GetCurrentUser403ApplicationProblemPlusJSONResponse) VisitGetCurr
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12657,6 +14445,9 @@ func (response GetCurrentUser429ApplicationProblemPlusJSONResponse) VisitGetCurr
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -12682,6 +14473,9 @@ func (response GetCurrentUserdefaultApplicationProblemPlusJSONResponse) VisitGet
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12696,8 +14490,9 @@ type ChangeMyPasswordResponseObject interface {
 }
 
 type ChangeMyPassword200ResponseHeaders struct {
-	CacheControl *string
-	RateLimit    *string
+	CacheControl    *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ChangeMyPassword200JSONResponse struct {
@@ -12718,6 +14513,9 @@ func (response ChangeMyPassword200JSONResponse) VisitChangeMyPasswordResponse(w 
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12736,6 +14534,9 @@ func (response ChangeMyPassword400ApplicationProblemPlusJSONResponse) VisitChang
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
@@ -12756,6 +14557,9 @@ func (response ChangeMyPassword401ApplicationProblemPlusJSONResponse) VisitChang
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12775,7 +14579,35 @@ func (response ChangeMyPassword403ApplicationProblemPlusJSONResponse) VisitChang
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangeMyPassword415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ChangeMyPassword415ApplicationProblemPlusJSONResponse) VisitChangeMyPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -12793,6 +14625,9 @@ func (response ChangeMyPassword429ApplicationProblemPlusJSONResponse) VisitChang
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -12815,6 +14650,9 @@ func (response ChangeMyPassword503ApplicationProblemPlusJSONResponse) VisitChang
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -12840,6 +14678,9 @@ func (response ChangeMyPassworddefaultApplicationProblemPlusJSONResponse) VisitC
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12854,7 +14695,8 @@ type ListPoolsResponseObject interface {
 }
 
 type ListPools200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ListPools200JSONResponse struct {
@@ -12871,6 +14713,9 @@ func (response ListPools200JSONResponse) VisitListPoolsResponse(w http.ResponseW
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -12891,6 +14736,9 @@ func (response ListPools400ApplicationProblemPlusJSONResponse) VisitListPoolsRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12909,6 +14757,9 @@ func (response ListPools401ApplicationProblemPlusJSONResponse) VisitListPoolsRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -12929,6 +14780,12 @@ func (response ListPools403ApplicationProblemPlusJSONResponse) VisitListPoolsRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12947,6 +14804,9 @@ func (response ListPools429ApplicationProblemPlusJSONResponse) VisitListPoolsRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -12972,6 +14832,9 @@ func (response ListPoolsdefaultApplicationProblemPlusJSONResponse) VisitListPool
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -12986,7 +14849,9 @@ type CreatePoolResponseObject interface {
 }
 
 type CreatePool201ResponseHeaders struct {
-	RateLimit *string
+	Location        string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type CreatePool201JSONResponse struct {
@@ -13001,8 +14866,12 @@ func (response CreatePool201JSONResponse) VisitCreatePoolResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
@@ -13023,6 +14892,9 @@ func (response CreatePool400ApplicationProblemPlusJSONResponse) VisitCreatePoolR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13041,6 +14913,9 @@ func (response CreatePool401ApplicationProblemPlusJSONResponse) VisitCreatePoolR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -13061,6 +14936,12 @@ func (response CreatePool403ApplicationProblemPlusJSONResponse) VisitCreatePoolR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13080,7 +14961,32 @@ func (response CreatePool409ApplicationProblemPlusJSONResponse) VisitCreatePoolR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePool415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreatePool415ApplicationProblemPlusJSONResponse) VisitCreatePoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -13098,6 +15004,9 @@ func (response CreatePool429ApplicationProblemPlusJSONResponse) VisitCreatePoolR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -13123,6 +15032,9 @@ func (response CreatePooldefaultApplicationProblemPlusJSONResponse) VisitCreateP
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13137,7 +15049,8 @@ type GetPoolResponseObject interface {
 }
 
 type GetPool200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type GetPool200JSONResponse struct {
@@ -13154,6 +15067,9 @@ func (response GetPool200JSONResponse) VisitGetPoolResponse(w http.ResponseWrite
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -13174,6 +15090,9 @@ func (response GetPool400ApplicationProblemPlusJSONResponse) VisitGetPoolRespons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13192,6 +15111,9 @@ func (response GetPool401ApplicationProblemPlusJSONResponse) VisitGetPoolRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -13212,6 +15134,12 @@ func (response GetPool403ApplicationProblemPlusJSONResponse) VisitGetPoolRespons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13231,6 +15159,9 @@ func (response GetPool404ApplicationProblemPlusJSONResponse) VisitGetPoolRespons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13249,6 +15180,9 @@ func (response GetPool429ApplicationProblemPlusJSONResponse) VisitGetPoolRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -13274,6 +15208,9 @@ func (response GetPooldefaultApplicationProblemPlusJSONResponse) VisitGetPoolRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13289,7 +15226,8 @@ type UpdatePoolResponseObject interface {
 }
 
 type UpdatePool200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type UpdatePool200JSONResponse struct {
@@ -13306,6 +15244,9 @@ func (response UpdatePool200JSONResponse) VisitUpdatePoolResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -13326,6 +15267,9 @@ func (response UpdatePool400ApplicationProblemPlusJSONResponse) VisitUpdatePoolR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13344,6 +15288,9 @@ func (response UpdatePool401ApplicationProblemPlusJSONResponse) VisitUpdatePoolR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -13364,6 +15311,12 @@ func (response UpdatePool403ApplicationProblemPlusJSONResponse) VisitUpdatePoolR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13382,6 +15335,9 @@ func (response UpdatePool404ApplicationProblemPlusJSONResponse) VisitUpdatePoolR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
@@ -13402,7 +15358,32 @@ func (response UpdatePool409ApplicationProblemPlusJSONResponse) VisitUpdatePoolR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePool415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdatePool415ApplicationProblemPlusJSONResponse) VisitUpdatePoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -13420,6 +15401,9 @@ func (response UpdatePool429ApplicationProblemPlusJSONResponse) VisitUpdatePoolR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -13445,6 +15429,9 @@ func (response UpdatePooldefaultApplicationProblemPlusJSONResponse) VisitUpdateP
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13461,7 +15448,8 @@ type PreviewPoolRulesResponseObject interface {
 }
 
 type PreviewPoolRules200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type PreviewPoolRules200JSONResponse struct {
@@ -13478,6 +15466,9 @@ func (response PreviewPoolRules200JSONResponse) VisitPreviewPoolRulesResponse(w 
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -13498,6 +15489,9 @@ func (response PreviewPoolRules400ApplicationProblemPlusJSONResponse) VisitPrevi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13516,6 +15510,9 @@ func (response PreviewPoolRules401ApplicationProblemPlusJSONResponse) VisitPrevi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -13536,6 +15533,12 @@ func (response PreviewPoolRules403ApplicationProblemPlusJSONResponse) VisitPrevi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13555,7 +15558,32 @@ func (response PreviewPoolRules404ApplicationProblemPlusJSONResponse) VisitPrevi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewPoolRules415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewPoolRules415ApplicationProblemPlusJSONResponse) VisitPreviewPoolRulesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -13573,6 +15601,9 @@ func (response PreviewPoolRules429ApplicationProblemPlusJSONResponse) VisitPrevi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -13598,6 +15629,9 @@ func (response PreviewPoolRulesdefaultApplicationProblemPlusJSONResponse) VisitP
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13612,7 +15646,8 @@ type ListReclaimWarningsResponseObject interface {
 }
 
 type ListReclaimWarnings200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ListReclaimWarnings200JSONResponse struct {
@@ -13629,6 +15664,9 @@ func (response ListReclaimWarnings200JSONResponse) VisitListReclaimWarningsRespo
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -13649,6 +15687,9 @@ func (response ListReclaimWarnings400ApplicationProblemPlusJSONResponse) VisitLi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13667,6 +15708,9 @@ func (response ListReclaimWarnings401ApplicationProblemPlusJSONResponse) VisitLi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -13687,6 +15731,12 @@ func (response ListReclaimWarnings403ApplicationProblemPlusJSONResponse) VisitLi
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13705,6 +15755,9 @@ func (response ListReclaimWarnings429ApplicationProblemPlusJSONResponse) VisitLi
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -13730,6 +15783,9 @@ func (response ListReclaimWarningsdefaultApplicationProblemPlusJSONResponse) Vis
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13743,7 +15799,8 @@ type GetSettingsResponseObject interface {
 }
 
 type GetSettings200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type GetSettings200JSONResponse struct {
@@ -13760,6 +15817,9 @@ func (response GetSettings200JSONResponse) VisitGetSettingsResponse(w http.Respo
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -13780,6 +15840,9 @@ func (response GetSettings401ApplicationProblemPlusJSONResponse) VisitGetSetting
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13799,6 +15862,12 @@ func (response GetSettings403ApplicationProblemPlusJSONResponse) VisitGetSetting
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13817,6 +15886,9 @@ func (response GetSettings429ApplicationProblemPlusJSONResponse) VisitGetSetting
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -13842,6 +15914,9 @@ func (response GetSettingsdefaultApplicationProblemPlusJSONResponse) VisitGetSet
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13856,7 +15931,8 @@ type UpdateSettingsResponseObject interface {
 }
 
 type UpdateSettings200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type UpdateSettings200JSONResponse struct {
@@ -13873,6 +15949,9 @@ func (response UpdateSettings200JSONResponse) VisitUpdateSettingsResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -13893,6 +15972,9 @@ func (response UpdateSettings400ApplicationProblemPlusJSONResponse) VisitUpdateS
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13911,6 +15993,9 @@ func (response UpdateSettings401ApplicationProblemPlusJSONResponse) VisitUpdateS
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -13931,7 +16016,35 @@ func (response UpdateSettings403ApplicationProblemPlusJSONResponse) VisitUpdateS
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSettings415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSettings415ApplicationProblemPlusJSONResponse) VisitUpdateSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -13949,6 +16062,9 @@ func (response UpdateSettings429ApplicationProblemPlusJSONResponse) VisitUpdateS
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -13974,6 +16090,9 @@ func (response UpdateSettingsdefaultApplicationProblemPlusJSONResponse) VisitUpd
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -13988,7 +16107,8 @@ type RunSweepResponseObject interface {
 }
 
 type RunSweep200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type RunSweep200JSONResponse struct {
@@ -14005,6 +16125,9 @@ func (response RunSweep200JSONResponse) VisitRunSweepResponse(w http.ResponseWri
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -14025,6 +16148,9 @@ func (response RunSweep400ApplicationProblemPlusJSONResponse) VisitRunSweepRespo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14043,6 +16169,9 @@ func (response RunSweep401ApplicationProblemPlusJSONResponse) VisitRunSweepRespo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -14063,7 +16192,35 @@ func (response RunSweep403ApplicationProblemPlusJSONResponse) VisitRunSweepRespo
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RunSweep415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response RunSweep415ApplicationProblemPlusJSONResponse) VisitRunSweepResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -14081,6 +16238,9 @@ func (response RunSweep429ApplicationProblemPlusJSONResponse) VisitRunSweepRespo
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -14106,6 +16266,9 @@ func (response RunSweepdefaultApplicationProblemPlusJSONResponse) VisitRunSweepR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14120,7 +16283,8 @@ type ListTeamsResponseObject interface {
 }
 
 type ListTeams200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ListTeams200JSONResponse struct {
@@ -14137,6 +16301,9 @@ func (response ListTeams200JSONResponse) VisitListTeamsResponse(w http.ResponseW
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -14157,6 +16324,9 @@ func (response ListTeams400ApplicationProblemPlusJSONResponse) VisitListTeamsRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14175,6 +16345,9 @@ func (response ListTeams401ApplicationProblemPlusJSONResponse) VisitListTeamsRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -14195,6 +16368,12 @@ func (response ListTeams403ApplicationProblemPlusJSONResponse) VisitListTeamsRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14213,6 +16392,9 @@ func (response ListTeams429ApplicationProblemPlusJSONResponse) VisitListTeamsRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -14238,6 +16420,9 @@ func (response ListTeamsdefaultApplicationProblemPlusJSONResponse) VisitListTeam
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14252,7 +16437,9 @@ type CreateTeamResponseObject interface {
 }
 
 type CreateTeam201ResponseHeaders struct {
-	RateLimit *string
+	Location        string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type CreateTeam201JSONResponse struct {
@@ -14267,8 +16454,12 @@ func (response CreateTeam201JSONResponse) VisitCreateTeamResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
@@ -14289,6 +16480,9 @@ func (response CreateTeam400ApplicationProblemPlusJSONResponse) VisitCreateTeamR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14307,6 +16501,9 @@ func (response CreateTeam401ApplicationProblemPlusJSONResponse) VisitCreateTeamR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -14327,6 +16524,12 @@ func (response CreateTeam403ApplicationProblemPlusJSONResponse) VisitCreateTeamR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14346,7 +16549,32 @@ func (response CreateTeam404ApplicationProblemPlusJSONResponse) VisitCreateTeamR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTeam415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTeam415ApplicationProblemPlusJSONResponse) VisitCreateTeamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -14364,6 +16592,9 @@ func (response CreateTeam429ApplicationProblemPlusJSONResponse) VisitCreateTeamR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -14389,6 +16620,9 @@ func (response CreateTeamdefaultApplicationProblemPlusJSONResponse) VisitCreateT
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14403,7 +16637,8 @@ type GetTeamResponseObject interface {
 }
 
 type GetTeam200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type GetTeam200JSONResponse struct {
@@ -14420,6 +16655,9 @@ func (response GetTeam200JSONResponse) VisitGetTeamResponse(w http.ResponseWrite
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -14440,6 +16678,9 @@ func (response GetTeam400ApplicationProblemPlusJSONResponse) VisitGetTeamRespons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14458,6 +16699,9 @@ func (response GetTeam401ApplicationProblemPlusJSONResponse) VisitGetTeamRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -14478,6 +16722,12 @@ func (response GetTeam403ApplicationProblemPlusJSONResponse) VisitGetTeamRespons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14497,6 +16747,9 @@ func (response GetTeam404ApplicationProblemPlusJSONResponse) VisitGetTeamRespons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14515,6 +16768,9 @@ func (response GetTeam429ApplicationProblemPlusJSONResponse) VisitGetTeamRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -14540,6 +16796,9 @@ func (response GetTeamdefaultApplicationProblemPlusJSONResponse) VisitGetTeamRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14555,7 +16814,8 @@ type UpdateTeamResponseObject interface {
 }
 
 type UpdateTeam200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type UpdateTeam200JSONResponse struct {
@@ -14572,6 +16832,9 @@ func (response UpdateTeam200JSONResponse) VisitUpdateTeamResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -14592,6 +16855,9 @@ func (response UpdateTeam400ApplicationProblemPlusJSONResponse) VisitUpdateTeamR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14610,6 +16876,9 @@ func (response UpdateTeam401ApplicationProblemPlusJSONResponse) VisitUpdateTeamR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -14630,6 +16899,12 @@ func (response UpdateTeam403ApplicationProblemPlusJSONResponse) VisitUpdateTeamR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14648,6 +16923,9 @@ func (response UpdateTeam404ApplicationProblemPlusJSONResponse) VisitUpdateTeamR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
@@ -14668,7 +16946,32 @@ func (response UpdateTeam409ApplicationProblemPlusJSONResponse) VisitUpdateTeamR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTeam415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTeam415ApplicationProblemPlusJSONResponse) VisitUpdateTeamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -14686,6 +16989,9 @@ func (response UpdateTeam429ApplicationProblemPlusJSONResponse) VisitUpdateTeamR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -14711,6 +17017,9 @@ func (response UpdateTeamdefaultApplicationProblemPlusJSONResponse) VisitUpdateT
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14725,7 +17034,8 @@ type AdvanceTestClockResponseObject interface {
 }
 
 type AdvanceTestClock200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type AdvanceTestClock200JSONResponse struct {
@@ -14742,6 +17052,9 @@ func (response AdvanceTestClock200JSONResponse) VisitAdvanceTestClockResponse(w 
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -14762,6 +17075,9 @@ func (response AdvanceTestClock400ApplicationProblemPlusJSONResponse) VisitAdvan
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14780,6 +17096,9 @@ func (response AdvanceTestClock401ApplicationProblemPlusJSONResponse) VisitAdvan
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -14800,6 +17119,12 @@ func (response AdvanceTestClock403ApplicationProblemPlusJSONResponse) VisitAdvan
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14819,7 +17144,32 @@ func (response AdvanceTestClock404ApplicationProblemPlusJSONResponse) VisitAdvan
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdvanceTestClock415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response AdvanceTestClock415ApplicationProblemPlusJSONResponse) VisitAdvanceTestClockResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -14837,6 +17187,9 @@ func (response AdvanceTestClock429ApplicationProblemPlusJSONResponse) VisitAdvan
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -14862,6 +17215,9 @@ func (response AdvanceTestClockdefaultApplicationProblemPlusJSONResponse) VisitA
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14876,7 +17232,8 @@ type ListUsersResponseObject interface {
 }
 
 type ListUsers200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type ListUsers200JSONResponse struct {
@@ -14893,6 +17250,9 @@ func (response ListUsers200JSONResponse) VisitListUsersResponse(w http.ResponseW
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -14913,6 +17273,9 @@ func (response ListUsers400ApplicationProblemPlusJSONResponse) VisitListUsersRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14931,6 +17294,9 @@ func (response ListUsers401ApplicationProblemPlusJSONResponse) VisitListUsersRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -14951,6 +17317,12 @@ func (response ListUsers403ApplicationProblemPlusJSONResponse) VisitListUsersRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14969,6 +17341,9 @@ func (response ListUsers429ApplicationProblemPlusJSONResponse) VisitListUsersRes
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -14994,6 +17369,9 @@ func (response ListUsersdefaultApplicationProblemPlusJSONResponse) VisitListUser
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15008,7 +17386,9 @@ type CreateUserResponseObject interface {
 }
 
 type CreateUser201ResponseHeaders struct {
-	RateLimit *string
+	Location        string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type CreateUser201JSONResponse struct {
@@ -15023,8 +17403,12 @@ func (response CreateUser201JSONResponse) VisitCreateUserResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
@@ -15045,6 +17429,9 @@ func (response CreateUser400ApplicationProblemPlusJSONResponse) VisitCreateUserR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15063,6 +17450,9 @@ func (response CreateUser401ApplicationProblemPlusJSONResponse) VisitCreateUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -15083,6 +17473,12 @@ func (response CreateUser403ApplicationProblemPlusJSONResponse) VisitCreateUserR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15102,7 +17498,32 @@ func (response CreateUser409ApplicationProblemPlusJSONResponse) VisitCreateUserR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUser415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateUser415ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -15120,6 +17541,9 @@ func (response CreateUser429ApplicationProblemPlusJSONResponse) VisitCreateUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -15142,6 +17566,9 @@ func (response CreateUser503ApplicationProblemPlusJSONResponse) VisitCreateUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -15167,6 +17594,9 @@ func (response CreateUserdefaultApplicationProblemPlusJSONResponse) VisitCreateU
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15181,7 +17611,8 @@ type GetUserResponseObject interface {
 }
 
 type GetUser200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type GetUser200JSONResponse struct {
@@ -15198,6 +17629,9 @@ func (response GetUser200JSONResponse) VisitGetUserResponse(w http.ResponseWrite
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -15218,6 +17652,9 @@ func (response GetUser400ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15236,6 +17673,9 @@ func (response GetUser401ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -15256,6 +17696,12 @@ func (response GetUser403ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15275,6 +17721,9 @@ func (response GetUser404ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15293,6 +17742,9 @@ func (response GetUser429ApplicationProblemPlusJSONResponse) VisitGetUserRespons
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -15318,6 +17770,9 @@ func (response GetUserdefaultApplicationProblemPlusJSONResponse) VisitGetUserRes
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15333,7 +17788,8 @@ type UpdateUserResponseObject interface {
 }
 
 type UpdateUser200ResponseHeaders struct {
-	RateLimit *string
+	RateLimit       *string
+	RateLimitPolicy *string
 }
 
 type UpdateUser200JSONResponse struct {
@@ -15350,6 +17806,9 @@ func (response UpdateUser200JSONResponse) VisitUpdateUserResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -15370,6 +17829,9 @@ func (response UpdateUser400ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15388,6 +17850,9 @@ func (response UpdateUser401ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
@@ -15408,6 +17873,12 @@ func (response UpdateUser403ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -15426,6 +17897,9 @@ func (response UpdateUser404ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
@@ -15446,7 +17920,32 @@ func (response UpdateUser409ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUser415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateUser415ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -15464,6 +17963,9 @@ func (response UpdateUser429ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -15486,6 +17988,9 @@ func (response UpdateUser503ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
@@ -15510,6 +18015,9 @@ func (response UpdateUserdefaultApplicationProblemPlusJSONResponse) VisitUpdateU
 	w.Header().Set("Content-Type", "application/problem+json")
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(response.StatusCode)
 	_, err := buf.WriteTo(w)
@@ -16123,9 +18631,12 @@ func (sh *strictHandler) ApproveClaimRequest(ctx echo.Context, id IdPath) error 
 		err = ctx.Bind(&body)
 	}
 	if err != nil {
-		return err
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
 	}
-	request.Body = &body
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.ApproveClaimRequest(ctx.Request().Context(), request.(ApproveClaimRequestRequestObject))
@@ -16171,9 +18682,12 @@ func (sh *strictHandler) RejectClaimRequest(ctx echo.Context, id IdPath) error {
 		err = ctx.Bind(&body)
 	}
 	if err != nil {
-		return err
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
 	}
-	request.Body = &body
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.RejectClaimRequest(ctx.Request().Context(), request.(RejectClaimRequestRequestObject))
@@ -16703,9 +19217,12 @@ func (sh *strictHandler) FreezeCustomer(ctx echo.Context, id IdPath) error {
 		err = ctx.Bind(&body)
 	}
 	if err != nil {
-		return err
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
 	}
-	request.Body = &body
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.FreezeCustomer(ctx.Request().Context(), request.(FreezeCustomerRequestObject))
@@ -17331,9 +19848,12 @@ func (sh *strictHandler) ConvertLead(ctx echo.Context, id IdPath) error {
 		err = ctx.Bind(&body)
 	}
 	if err != nil {
-		return err
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
 	}
-	request.Body = &body
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.ConvertLead(ctx.Request().Context(), request.(ConvertLeadRequestObject))
@@ -17379,9 +19899,12 @@ func (sh *strictHandler) FreezeLead(ctx echo.Context, id IdPath) error {
 		err = ctx.Bind(&body)
 	}
 	if err != nil {
-		return err
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
 	}
-	request.Body = &body
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.FreezeLead(ctx.Request().Context(), request.(FreezeLeadRequestObject))
@@ -17861,9 +20384,12 @@ func (sh *strictHandler) PreviewPoolRules(ctx echo.Context, id IdPath, params Pr
 		err = ctx.Bind(&body)
 	}
 	if err != nil {
-		return err
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
 	}
-	request.Body = &body
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.PreviewPoolRules(ctx.Request().Context(), request.(PreviewPoolRulesRequestObject))
@@ -18363,242 +20889,266 @@ func (sh *strictHandler) UpdateUser(ctx echo.Context, id IdPath) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L1rjxtJdiD6V+LSBprVk6Sq9Gh3V8EwSiXVjKbVUrmqdNvXTVkMZh6S0ZWMYEdEFsVu62L8weO5F2us",
-	"AdtrLLzYMQZr7JeBYWPtHWAemP9iuB/zaf7CIk5E5IPM5EtkVUnNT1Ix4x3nnDjv80UtFIOh4MC1qu1/",
-	"UesDjUDif49o2IfGkeBaitj8EIEKJRtqJnhtv9bmoqG0kNAmghO4BDkmlKsRSKL7VJOQSslAEUq0uADe",
-	"rAU1FfZhQM1QA/ryMfCe7tf293Z3g5oeD6G2X1NaMt6rvXoV1B6e0970pOd9IBKGEhRwTc2P7yhyCVIx",
-	"wQPSFZI86jY+ojrsLzvfKdXwmA2Ynp70FAaUccZ7RMJnCShNOknUA43z6T6QkMYxSFJ/9PD8mKQDEXuW",
-	"pMsgjhSJJO3qncpl3a5YFmg5bhx2NcjphZ1BKHikiBZkRJkmHegKaQ5IyzHjveJcXSEHVNf2a4zrO7dr",
-	"gZmcDZJBbf/99+6ayQeM27+zhTCuoQey9sosZUglHYD20BFTNji153GmqU7UMYtLV/mUx2N/coowTnSf",
-	"KaI01UDqEXRpEmsyBB4x3sPzYabXZwnIcS2ocTqwR2KmKGwIuFnsJzXXtRbU6HAoxSVEtaAm4VMINUS1",
-	"52WneiSBaoiOpRhMr9d9JFQTIQk1R1+1qjA3TulZR1RDQ7MB2PP2l313d8aqzkX1muwNz1nOuVjHYhKp",
-	"RNltDulnCZAQP5OuFANCyVDCJROJIkPag3cUaXN4qe0I7crF2gkq0OHe3u2yVT2KTqj5XE4XlEhkCIRF",
-	"6ZxD0zqdklnI+CxhEqLavpYJ5Kf/XQnd2n7td25lJPGW/apuPYrs/F0kLuULMCTLnoghCjFVmkig0QHx",
-	"U5L63dvvkxHTfZFownQG7ZZUZCv1VGxJIvaIh3ESwbnQtIRiH8ZKkFAkXBMax2RgJrBULRQyUqQeCoOh",
-	"lBw9ffbkvBIVWX6S/PrcejpCxEC5W1CUKC3HVbTh4UsaasJcq+oZ7fclaeeHjEczidJQiFgR0bUU6YLx",
-	"qGoF5lttUVg5SzqG+JybBZl1VDwrJ7QHRLHPK9E5xn75WR21rO3f2w1mEPTbBXK+V0LOg9rTEQdZdTrt",
-	"AbQDQkmiQBIWBYYQtrng0CZ1c2gQeaCphBJhxn8UVV3ZnffMg6I1SNP3T+oD+FMz/p9+stv4gDa6h43j",
-	"xvMv7rz3aud3a2VXeyJEPOe9sTA96gsFpC8GgLdNmLKXLXjlsZt2jxa/bUcZ/hAHmb5kCV320sIYEDOD",
-	"OUszDOVjUufmDmOmINrBQ6acAKLEsC84NjW8R1y11M9mYsSA8ZRelPMWPSb4bNSU2KZqfvt1SbQ8E7IE",
-	"G8yv5ALGB4SSGKh50Um70SZKSK2IaWuf+SZ54FiGdsO9d4e68pExvUuZhrRrLag18n8kwyj7kP/DALT7",
-	"OfuvIfLHIo7F6NnQfpv45Xn5CZh3avbB27esel/m65IHf057VXOeOnQxTLthHS2SaNqrWoCmvcqnu3Ty",
-	"Z/Yoy1ku93ERlivJjfP6XI6buIzl8muazXIl6QCvu5hXhjVRQ8EVIIN9n0aOvTZ/hYJr4PhfOhzGLETh",
-	"59ZQik4Mg+98qsyav1iQZJ3YXnbSMkbKSjmRAEW40JZTsJKOkQZpqM1x5ETFgvBUNrNreytriHMfCd6N",
-	"WXjlOxRDkDi82RCuQCFbZveYSAlcWwllTRt9kNgdwdp3mo48Y8uHJPKtCLxkhsmrhyIC0k5/b+8ckDbe",
-	"M6g2vlPm7aTu7iFa0zk8lNIKFVd124ecgJkzIFSR0+Mj8sHde79H3DQkAk1ZrNa0uWMhOyyKgF81ODv9",
-	"w4COEV2HIA0BcoyOB/U1bfKJ0Mci4dFV7vGJICoJ+6mEh6ySnt64AiBsXbTpRKJ2hZk1HFMWQ3T1dNg8",
-	"yiTsU96DiCjGjXCryYgqFCw9Eg9zK33RxaW2dzZwCqep5Hx15+AFYcO4Z2J0yb79x7Xt/AzkJQvhGaeX",
-	"lMW0E8NV378CeQmShJQb4Nb0AhDo/fPMxWifaCHIwIgSQ6rUyIILhBeKMN4yL1uvr/1x2eFedBI1bu94",
-	"DIqoph2qwJxvwiXQsG+2aj53kzhucf9QuHYvkuw82jtNgvpJy7HheD12CZzwZNABaaQeZVWUzRZ//VuZ",
-	"0obO7Jdriud7LsRHlI8dT6Wu9DL9JXkt6IHV0S5wbtd9as84TXRfSPb51eL9R0wpI4cISRi/pDGLSCgh",
-	"Aq4ZXdOD/cpz7DjGYXRJeQhHsQgvcnw3jSx9ofGJNE+pZoY779JYQVAb5n76ouaubFLX/t7dvGrmzt69",
-	"O+/t7i6goMn0lJ+kQ2fSpEAVk7ndwyH7EFDzUFxOJtSuJpAEfoT740VUIEENXg6ZBLX4hDyJHV21mtip",
-	"BbBosZmNzP1MLbPXuVNb8W725E9Mm1eBVxgZaInjp93a/ifzF/18cg1mHNQVleuWu0wqbVgBI32BVF6j",
-	"pCCUoAOiBbILPc6UfSUuYEw6qFHNa91uF7Ruqi9o/OKTw8Yf08bnu40PXjSef6dE32Zg8VJcrPV8VSiG",
-	"Fk6ZhoGaq1I1zU2/AX35yHbYey8dlkpJx1NIg9p+vMf0aNN5gxx6VCOVtbosSQaWRoM1wd58NFnPmQ8Y",
-	"939NXEBQSzj7LAH3GaF64k7cdbiVzDv5JXDKUcFXwRfTVFmCLkcqgyNMK4i7TXLWFyNOBA/hgCjgkWG0",
-	"qSLtQ/f8WXXBfaASZBv14X/UODx51PgQxu0JLNu7/f4qaDZN883Cp8/oeXpKj5l9pIo7Ti93oVtODy53",
-	"zXn9ocOtoJaZ9ObCZtZyCidxgtJ7V4r1+Govr7c1LIQFEqhjUma1PbWtJtfvZyrdQRIx/fDScUfFFdJQ",
-	"C7mONwIHQstSTpmdKLQdUnuVQU2NlYaB+YULPh6IRJXooYMafQ3WIGbA9WEUSVBqQv/73t0C9H+y2/jg",
-	"sHFMG93m/vN3S58Xq4aZUiPvFsf5k1YrMZxTxSCLMgupQmTOsmnj88PGH1c8iCLRoRgULkElYWgOI6gZ",
-	"ETyR5hgj4KzUB8FCFShtYWIG8fjk/2r8vxU7dj4RM3077n3wQZ7T3C3x7QhqmsoeTC9l8kRSAtaoWJAd",
-	"x0NnNd/hz/bd+VQQH3Gqa3nIz99hdhWzUXItpDJD8Gsnl/epDvt5H5wlSSaLFt+3xZscF+Ckl9XZABbN",
-	"35VCQ/fkjUn8vbj2CblHRDAftV9UIPbCVOSiwuNhCnjFRelWJ45zJifrN102zhEdlnh6kJAOD4h5PcgA",
-	"KFdOPapJHySQepfGMenQ8MLIDRroIDAyAye9WHRoTJybAWrSqknL3u7uhCBbzfjniM1Rn3IOccEYS+O4",
-	"FtQumUJ/BzR514LaCMI+ov4AQFsPL6H7IEvp6SQuzBCGZ93uORuA0nQwtO9SyKJFej1xuy7pvQBf4ntb",
-	"yHKvx5ED4+LFftwfE8qJdXSjMQlFEkd4uT126dWDqDU2F5spC609dQIl1iZ/o3fMMk4xy8ktGcc2yR7M",
-	"3YE9jMUncoe1sESVvsCv4Yw4RTGcs1G69iBzScmvMMicImcLs3nUWMc7WEC1a38JUWNnEG96W1yMlsD3",
-	"SVFVjMrnE1zTcG00JkyUFoPFQc4Sx3nI1hdSn8NLvQwWM3Ui2YBaL6bJl20xrURhXi40zIWlx4L3fAf0",
-	"eVpqCs10vFyPzKNnmUtyL9HiE5Whde6mU71UduZBrdwLaQYIrqaeWgR+HmKj9cCE11RtBhxOsNFKoPC6",
-	"l4qbn3E9ayG1jthcP5W1C7FOUXNBbsB4/te9SiCcdtYwXwi1ioXAOkAO9diwM2EMVDr7ft7Z7d7dMtZl",
-	"C7gFwC270EuQejXp0ZOyJwsfY+kS3Cgl6rJMsbTwqaz4/EqImH4MlxAvO5vp542Oiyn1PhIcxqjXm/Rv",
-	"0YRDj2p2CU5qGxlxzAltBuCnFIER0HhlwYTGZynnOo0cXSk+B/6M6/kPRen4PUmt7LLYqXwXm5dqOxdm",
-	"XXyAwDJXOOGpu8pOB1RdWCvFhHFBJmCvUIkB+AgwKoHYHqQzRunM8PXvKNI2km8nhmNsh+aENfBf3kt5",
-	"lY0tqFEvSq7YyZOESXfkuaLachJhaGSQFTfnep8uaAjIN8bePTa/W+EmJMRA1cqX4Zy9l5kxE0xncheO",
-	"ADtigBrc3txe56bNa7DSHcU0vCYv7e2IXgBOBWTcQIHELcVYuwNZibNe8dFax/OzwKOTI8sLEOMVSeqm",
-	"LNcr4NwKSLMM8L82GFdLDwUYXMJkmLJT00bwYUxDGDjL5EyuNG04ud5siHKLtJ99LVJPtpPNiD1BTZeH",
-	"SJ7YyHIieDy2EQHtfLjj75u3qz2pFi96eDm1+O7ckOqFRa8ilc4pG2loOEaMTEEXuXLFuOu+JtHtGqnc",
-	"1TPZa+RkN01O3xISOQX9D+hYlRm4MlfZiI6Vu1A1YhjBYk0fSQxEdLuzrVh33rs34Ys534T1IOUuFkSq",
-	"IgrNlr8m6EKucRlxSMN/0rj0ckl9Bd+T4okfC0koxn/RUAeEaUX82KQ+LJBNg1VOotlpZhro15j8ZGr8",
-	"iegPBXnjVzNvlPLEMgaa18Ka/zrlWhnVdGFPT3l+CO9MiKobr4ov6/36ktCKnSeAx1mSss3MByEoMakP",
-	"sg8Lvd8TQLmktdvPNnOt3nV8YbhKfc2Dq99dCbv00GtAU8rkrd5zVZuoJUgD6RZyfpgaAzUS02T1+2dP",
-	"n5ChMKROEiFJmvLFRa5bn2PR7VorJ2F8mEzrY98rwydQivZgOo3F7jwYtksN7Naygcqgw2tzShSK6MW5",
-	"qLgRZi4KM9lU1+xVkA+LWFRLvJq+clGNmOGLV9X9hBgBu+zKlDXwL2w6z/kDLJlPY0obkB8rv5Agu/fs",
-	"UrPLKmx1nhHdw9ZKqoHXAqii08O8vA6LXv2be+XVtz3nimdd6zrE1pT8XLu17lgCfA6r2XaSRfT+RbeJ",
-	"qfm/6+Umzzkd1oLa/VpQOypll7D5aRLD0k6MMXj5YOaLbdqgJc9w7ov3KNva94DGNgPVMqFhU6J7wSsw",
-	"OwmXym7+Ez6JE9USwveY0kKOH3InfVY6pi+u6F/GCb3a8XxhMtOVYvB0FYPESi7hxQwxhpbElA3Q90on",
-	"kpstYqhCLahpSbnq4ra7iHHo+5r+12ll7CgSMFliLTU/WCp1CZighiZa2AiICmfx1T3gkhj+7wyqlnTn",
-	"LPEVFytcRalfbM6HO+/bTfUsMF4HnS5gxLXT6kdRqSOEsHn2JpLapdeXJCyaiO0rY7sfRf7AVvL0Lj2P",
-	"748uSuhI3Msjz8PowdlhKSiH8rLY8Pa9e3sflDa9YAtHJFRGLl7ocX66px+elE6VqGIsB+uVNnv5muuZ",
-	"FM+19fu6rJmh7YYDPEq7ojJw+f7ookRCv4Dx4vBvLnBJmRzHL1vOY6BRmRiK+c2WU/ZaYgjR0cIekUVq",
-	"v5pAtbw/5eu6R2ydGq7SqfRN84JY2gd26zdx5X4Thuhdnc/EKv4Pi7s8mL2sptNYgcYv6Xy8aZvZhj07",
-	"32QPh0W9FTLwWcLGg0zDtXgpmJnXIUK4HWy9E2o5WjjLMyHH35Vy1maYNXkovBZh2pxD+htOzG4ggZqG",
-	"RdFjK6aQWO5l8snWChqV9Mdpc9gsjX1QG0mm4SmPx+XB0t4wmI5fiob+YssMBlPAaH1kSsEdkw/TAWaJ",
-	"F10yMC0J42ScUE7qR0/+nx1CFaEkgpANaEzsoAGhmgyE0mTvHnFEhESsx7QilEfktm+vmuTUZ7klNB7R",
-	"sUs6TPRIpI1IvVXbu33nbvPebqu20yQfCQnZR4o1LrqJwoz6u7vEqdmy9Ic7AeFwCZJIkfAIogNCCdo2",
-	"ndcIJhO0A2ghAtKBkCYKCCUdxqkck24ssIQJZt6z67NnokjMLoDsNvd27VnFmGMJXtLB0LD1ftkTGWE+",
-	"KOgJGn/wyW7jg+df7AV7917VW62m//P2q50/KFVjVMkTRcDKpmi1zkqHKbxHk+nolcKMN7YwQzutbmIe",
-	"MSzscEBox70/WYUD82GCAGLthuXUNDkRKo9S5VquuULUtDSwrrRVJ6sj/vvzET8b/whzfi4dlYOJi5dY",
-	"497u7bvLUifD1Yzyc8x8Pny7SaI2udbiqGUUrng0UZkpIwSlzsWFTcA76TDWlaD6xDayJYmy+j0+4zMo",
-	"5TLlFgDjg/eq4LlZBdAuC9gjXl21Bw1tOH9hUa7nbK+1yZI9e2Wqepe17czuqsSL7ntiZPNSYloFv31F",
-	"RiCBgCGcK2SAKDMZXACfNBfZTFrzI+InNxEU7jk/eP7QSwHI8zsTSD+Rq+i3v/yrxm9/+V+/U9/57S9/",
-	"9Ntf/n+tVqPVUs3fefflH33zq5/CS/3lj3741X/7eUUKnJO8DDOZu8EcKyUcRj5JQ0zNIe+TNmqp2qQz",
-	"to51RqASMiBtW2yjTepMqxZ3v5vni2rSZ+bpHCJP6rICO7HfvMCCUNTEYV2JFm9nFiY3UU5Vh56Spge3",
-	"gCBhaBO2ptZKszynZoCoYK+q4OdPhK0ZtqBzlhDxaRKDKpEKN+snw9QDX1OlLBRuhcwWA8ppD+SjaAFr",
-	"C4qi6B1l2JJzoIOlui3lH7y6HbCUuKxLk+VcFNN4eH8dk4dSONjidhZXdz13kLlafE9mo80b8rtdsxzD",
-	"Z56KDjOriYEq/VjQqAI3OuPUP6J8+gW8zNFbwiog8j3vlNA91MMeCRFHYsSXcZcIfZ4PzGfpUs6U40lE",
-	"WTzGvCCpt/48CFvW6dqa1T+iL5fZwrIeIt8acrCsKwzqF1h3bP66jxVRFu3nrAZmuopTLRiKyt5Nqm3x",
-	"JnsuWNQJhUAjnJn30p2xQjdw0SXFElUHLfesTVus6u29O++/++67776/u7vbDkj7y//0d+++295BmdVK",
-	"kM53usU7Y9L+zLTRtNf26dP9wDHm5HX85KBJ2l1ng1NtMqAXNiKhxe2vjWRInIPa9Gq95zyp97GWhHmq",
-	"03xcLd42iNImqi9Gyhbd1H3Ge/a5TlWXEw7rXiM26brulUZBGtWTRW0EWXGnfPk1X3fI2RnSFF3pfiu8",
-	"6TM1aSWuV1iec+9DKVcnRLwOjS4yLNfuDJIxQmUuzNvn5y1/frZUeUuVbyxVLiVW64oq3RK3bztvvWWU",
-	"tyR5S5JflyRnYZETBT4rSt9ZNwJKlMayTwMa9hkHEooIrTrl0YUT+uzprgcOJmzpMjdJTHkvcdaizF4W",
-	"0uELeBkCRBBNp6idkSp+QpWdDLB27jCm3JZqYPkg4XdUYfqiGa3MQopFA5cI/cliMud51howUZryEBYo",
-	"eT4nT/wGU8L7rHRzysr6H6btLc9OHxEJXZDAQ6x8bMvKQgqBpmMRFvpaD9X+rVtYMKMZwaWvK6VuVYNJ",
-	"RaX4vLylrXnA7imfNtfAc5kYdloZb7GkwdUO9HRo+ZAlFY5LV6qo2MdqHhGvVSfDdS4/2wkvUk+DDT+B",
-	"lPZFBBTj6ueaY91YH1PJzS/7V2s7WEEbuGKlkuojKst4vZiL76Rr78J5shdLWZ3Vf89WlG5pXrBt8V7X",
-	"od6ZgJRrV/ScAtqjV0VN7Jyauie9DpayVU9hbm7s0pWLuGDIlTDEMNwhyEtmDiGo0SRi2v4vGrDykDYj",
-	"ZJ1IuGQwWuRuSz0dVvRET3u/jjP8TSES5mCEgmjFs8i6r34YlQRhdt2LUrRTIeW8LPok81UY8ZwQ4FJS",
-	"oNSDbgufJlFv2m9hjU6w2RrLtmeLpk2knVH70iafsX+gR00uFU36OfvBN4FLc/j++wg6fSEu1L6V40rx",
-	"6gy0ZrxXhjR0eIQubDMkzAF9eYzhTXNTFVAf5v7U3IeP2VJL9ntsDmShPpP+Q8XNlF6FO4l1uRW/6cc3",
-	"fUCp5+0ifP5ZMXtDVVqlUpgcAQwN1pdQ+htDRuGSiUQ9vZEM2lIUFk97NcaCqqfd5SrkyPFpwhdJY2Yb",
-	"zlhvVb0nPC37IixWtjIFtklJ3FH8ySfHR5ltboYRlXxz408xcP7EcltL11B2AefO6T5dXEHonZtvJlvh",
-	"vZK9nwMdbKI48aKE4+aS5CXT5VLDs66jhGTBc2uFs58Rj7h42KEBi5W8sN7G+1xS4q70hTCHug5hGXH2",
-	"2kVks4o18W5bIlAkAmXc4NLBElMkGXUGJ5TJub75b4d3/RqVMK/pJF90iS+sbBkP+XOXz2jFojBUhbTM",
-	"QHQsZJorVgVkIC6BiCFwIoZDIXXCmRkiIJ8lQoONF0t4l3Gm+hARISOQ5voEqTv7HjFAvFOeUeJm1IJ+",
-	"pkrL2tio2FLR8fU5oiWD679l/NPcYJinPMZAx7ZlXMwNtgnlaoTQ16faRsRkUTJ1G8rhI6sCQokUMTij",
-	"Z0AiwPtGa+QOaZC+12AV42zcwlaItJFAoywwq5RGifmlpVCfawgQelHcTPYytcJbNhO3FWRB5ouzneZW",
-	"r6Bs3tvDbywb5rcqzC3JApcDxMwIaXP162COkbRfO3NsVrEu37sZr9IW7DcL9utl4l8FNQVhIpken5mu",
-	"7n4xI+dhYrOWTrppDKnUHKQN2rcJGckFjElXigFpW8p6iCNgZhFmevWBRpj10h5q7Y8ahyePGjbtp8cD",
-	"mwb0VVDrIA/rp7d/Hftn4fsfn9eC6SwExShdXEkseoy3SZ1ygskFGzb4kHz/4/OAMKUSiJBzvATJugwi",
-	"Yh2tGO+R0+Oj93/v9j2MhCSUk8OTR7hFjGXHZAZ2VXa+Jlp4zOkZVLAMeLqtvtbD2qtX6MTTFdYnKi0H",
-	"7E7jrC9oTAaUcU0ZN1Ad1BIZ5/xbekz3k04zFAPr6hJK9x/r4VQQZ3AwZhZpTj02x3J0+hFRIC9BoiPd",
-	"/dv3iaIxKKzkrvYJJapPJUTWKia6BM1OLW6OJ+XDSf3rn//663/9yVf/8g8B+fLPf/rVv/1sx7I5EoaK",
-	"oA4RD9SmPQ1IZuFVxGZAtSP6JKiBbZ3gQsw4ml6A4YlsqCtWm3cFVzoiGpORkBeKMN1s8RbHapTc7Fnt",
-	"t3iDnGZpL60fokuHaZkERerPnj16cPl7O03TGDM7oM8ipqm3HUI6gPiIKjgghu2wP54eH5E7d+58YPi8",
-	"Z+dH2Nu8Ca4LEuHGkPYYNzzEPmnHbMB0m9T3/v0Hf23IvPcwJPd2re8j9Zk6W5ykqRMOSEdEzM3Z/gKp",
-	"eECyF+FV+4C0sz/beL/51ApmsCy7glnlw0uQY4JeaaZ1mw5tEQImuHeS+s6nShgM8a5+O0XfPjOm99Fr",
-	"hyICswjrTtd2yKJI+zAMYagbj52zXJvUz9hgGFuUOjKdFY5kAK/9ef/ddkAe8l7MVN+6eI6Ygh3rZBmz",
-	"ELjNq+kw43BIwz40bjd3p1BiNBo1KX5uCtm75fqqW48fHT18cvYQ+2RuaQ4tDCIcnjyq5fIm13abe7ap",
-	"kTDpkNX2a3eau807yB7oPlLEW80RxHHjgosRv/Xp6EI1P3ViYA9KArfP+0BcnlIyTDoxCw35UKT+/Y8/",
-	"JAr0Dhn1hQIylIbbB9Kn8SUoYlCE4ELfUQWKpgI8PoPCLPTYgnRr7Bqgc6wCM0wznyrXPBq174LGJKCY",
-	"U9hmUjFrvr276+mRCz/Pw4jfoH1SFsgQqiyZmz4Jt2mzLvsO4OynVMPMcnSu7a2sIY5/9/YHVT3S3d06",
-	"F+IjysdOLaEslUxdyWf3dU6Zuaextv/J86CmkoEtD1w7yV1p/ioKV+Y9efc/wZoCtedmRLOpWPc/r4Sc",
-	"Qyc+3t7dJaM+i8E7QOLITJFkeECYJpEAhU7aWiRhHxtFVNMOVVB6/y4J+QYhwM1QAQO5HdCYXcLbAwyP",
-	"2SVwszVDVCF36z6dOd67kbzHi167q1bkL9QmH6JhH72m8QVFv3dqpyTo+hGQe7t3SL3tO71IOL2kDNm/",
-	"9k5Gakuh4xRoZAi1uh4AMdNjfjTkUQx/0O2y8JpB5N7unfn9zixFfpad9ZqhK72Z2eB1uXeLDlnDJ3Uu",
-	"hbEzCCU4xsU628dMaYgObHZAhDimhjEdk6GELns5DSqG87GsPaYQ9bV+VKU8kjW55a4kmNvQS7bPNwiL",
-	"dhM2umcaHg+RizJ8sDnQdcGhXf5sgLhPI69Kxy5787s847ZkDfscIttpAbg9FrKDMTC1KyaiObKptJer",
-	"Cm+lA6/nmA5VVTBXCmHZEEYM2kACaWdDYD6wXBTBAgooCVHDbnZd6sUiUB/lJNZaGj5xX0TjNYObUyO+",
-	"KupsnBJ0AtT3NjJ3VAbt7tMBuQAYIhlwp8vFaAv7m4B9e+I5xUIp/E/Q9VtfsOiVxYYYdInR7GG3C6iY",
-	"89n2LmD8jrLJ+BxQTwP/KdoScsBfgMK7JWFhmfHh7QYMu/nZPZ4IfSwSHl0bJNnbmAdJyz7Vj6ITaji1",
-	"5x4Ek4jphvUsrmQvnsAIlCZdJpVukmOM2yQdIxRhYjJNZQ90QFLws4wsGwCRlPeggtkwMz+0E2+c4QhK",
-	"DXx22zb/mZG/lC106M471XB+lgCGcTrFha+SFCxIpa3FYtYChHvoLhiP0IkdD7RqfvvVVzxLl5DPizmR",
-	"cpM2Pj9s/HFFwMciC1tkQes9ka6dOAc2VbPnSweVnsZkXZaVT4Nq1Bl3DfTbY2EDqFqWYjwsXtBK5s+Z",
-	"cIsR5fOXYou4ve5SNsqzp7RgPt+OFMsdwZaH2Rj/nj/mgr4rYjrHwSS6fwutMWhJLWXqT9FmoNASIaRu",
-	"xOwSoqJVp46GGzTlOE06cX5LzgzT4seYy5kYPB4MnaiLCnmIyBCkGQ/TVJve5u8wZmjRsSH6pH739gct",
-	"bg1HL3RfCq0xl6ZNnH8KWo4bhwaz2zsHBGjY9zNZDQ1qLyKHcS2Oijtn7zMNwj6EFxAFRAkSCu5TyPYS",
-	"UAoUsSvTQjSJtxK2OPax++jYxNRek9YYsQj2SQfGAo8Cj418lkBiVYbWD4Uw1eL3du+QtjX/vOgkaly2",
-	"oSZB56/UfQUzWLd4+wj170eCaynifcJFA2WqtlXYTzzYeMWbkaAKidoXkqDWR3gyL8USmvNY9HqYP3WC",
-	"zBQObh6pKTZ+Fdx8IvVGK9Ueix5h3GKBq9ZgCEKWWbpEcZ+jYyLRswiZ4ciVk6PRbcvVmc+RKtKBWPCe",
-	"oWyYqJeM+iIG0qUDFo93mmWYZSbdDGpNBBYvhFwlgqFDBJHo7YO7kQdX9IgFghnQ6aBsBngKTbUDzwJI",
-	"7tukOxysk4M1RuPLwmGEv+MbZ15piJot7irLMN6bfIetSWxEFaExmj0Ilk2QDjFScG9xC++kjsl2XGez",
-	"XOs2iV4ciEZ0AAQf5Z2yZ+e06Lx8U1Dkit6fJzByBsftA3S1hr+HL63f7hT8d4VEpJllB77cu4UOMw3p",
-	"F1elVzkBHhksq+eyVTlnG9/Xp7pSufxFLnOXOsDlDYkCUJgAXox4ua7lyCeYw+VchbZlXsvcgmzBKKtV",
-	"2qxpKD/rfEGzeBHbl29jombxoHNIhYBfhVWoNL9FMVsiqsxXVIRW2aLujwn1OfLymSWaxGdoJBIaToqz",
-	"z5zbSGL4PZfqzq0WZGDYUvPWooscDbWrLVJEVjs05AF1Y+9eIRnVFb97hQ1W+JVEELIIuYvUwLE1SxTM",
-	"ErsLYOyR4N2YWT/xa0FxB9KEFvF8OTSXgE7NV4jlJbyoWcIWM7eY+bZgpoXoJRDTereXmauLqPIAfz9y",
-	"zvCLaBhsj63p+WaYnu1tGMBIr9CDhIcBND07oWbK57Dy5tdIptwUFRTKLXMLTzcCnr4Lej4wrf6wUx32",
-	"p+HQBsTlQXH9T7Ub3cXeXfVLPRsFXOzrFhVe65F+kNjrgWtDHgtc8/DHP9H54MlyV2E6AKJCMYQgzcBu",
-	"TSQY6ITeO4q0Y6Y0RlS2AzKME0XaEdDYqmra2KHdkzSyFcZLFE7pOm6AsgnTuHn90vzmJ0LEudYl/hdZ",
-	"3BzamdABw+aRrvQG8VmmF0RtN4GrpV7lB2KuRJM6JsAgQmLQyBi0/x1Dfney1VYtLrvZwgKnk7jNOQzv",
-	"tIOAUTUZflz4IGz9jlcL3Nop5t1f/JYfufT8i/c4wyDExduf097ijZ2n7rEUgyWan4tFGlsKsvDYrvli",
-	"Y/8h3u5Cpyf1YvcSxkkE50Ib2Xej2mAHuAtogvMYtFUCb8bfiEdEAZVhPzvu/FOX/lYdPYB0XvXZkAju",
-	"qt/isJF/w4n3ubFFR1xAu3nm2lWxAx5INsVAuuGvJ36gOPusCIIJwH94TnvzYB7bvAnmxhU4zTeCcfSh",
-	"CCk+VaDTJOt4q2MEqgYqhaq9DR7SsE+YhgH6v9kko4Rx9AEQI543cxwQiQldFVF0TEZ9FvaJSkJbvwMx",
-	"dNQfZ4WBFOmir980St43C0MFZZ6/3AReZjNdk2NAfgGYDLcEN09ANvAG3PFuX6eNoBEqRxVcgqTx3Ldp",
-	"Cpm8rrRSV5Z/YDbM6VRqy9z3LZV/U1Vrsyn8OpRrRajBLCsDkD0gCgaUaxaqA+LIoyLtR93GR6Znm9Tv",
-	"3n4fxWSR6IDc3bttg+CVpjGUuEM6rV22nyVX3sVpneCwOX7tmjR+c/A4Vflt8fl69IN7t+f3OJGYlBZT",
-	"tNmgBks83l+u66mHuuvXSy7JXlq/nbS+64YN+oYfHQoRB4TmslZ5U38auoi5wLBA0UHuAxkkSpMOEJsW",
-	"L/B1BO3qsZIgqlJdmtoIJPrhhXRY4tqDfTYsT9pJrolnXZTNSEPofHrULZ36FrgBIWQS6gu3psBQ//JH",
-	"P/zNn//lzlLkIxNO10s9zjMn2w6EYuDc6TG7c5M88uu3ev/Sss3FCC1ye/e2z7w2dN6+BW8LwrjSQKMm",
-	"Oc5VYLXO9S+wulVA8uUuA4IVoF9g6NsLTB2ETcyYL0JXezpwefZedDEBZ/on45c0ZiWCdUGmrm1JBK7u",
-	"9u7tK/OqOpyACjqi5uFy0Oaes3cUoQ7KttbcN5MKWmVCCRH8zU9++OV//i9LEkFv/q1SL6Al1jd6o5M6",
-	"uV0sYKpx290iyI1QT1jTTgrn76j0gtbvBlT6oJ/0BXfhbhgO6pK72nhttAKl1iFFYnYBNj/uO5X2oKvw",
-	"J7oma1C1P1G5FWiLVG+KKegwijIHIqJFhdRe7U5kH5wIaNzIqsqvjqqJLi8Mk/LaRiBHr5pUYm8SV8KT",
-	"ME2wNJHzSTrU7QMSxkCl+4j/zz7O0zE+yHu/bAKpswm2WsMtRbgZfOgZTDzLBlmcDxupf/Wjv/qPn/+P",
-	"r/////3VD/5sOZa0KwE+30Q03sOXNu0L0zZ43BW2xIcdf8A/MZeXMyLbml9t/KedVYsyHVwlnSwM3bDj",
-	"7yhiV/8RffmAjtVOk9wf5yhS3YjmjCNZSmtb7JQQqil6c4zDbljzZyfZav62tOam0RoLmTlyQ+pf/vAX",
-	"X//ir5cjLX2mtJDjSsfmp3GUJinc9wG5NopfdDOuwtA4CMioL0jEIsK0+f84yGnwrYMKRvG6SgKzfZy/",
-	"5xb2RgvYbhPzBWx3DVtR4EbI15nLo7sXzJC3MX+Acsx0amVXfmr99ryCVJC34gVetW5LN2L1hBjoZV5r",
-	"/w6a4xC9QybDJKblkfeP0k1s+KG24b3bh3r7UN+0h/ojKi/yz7TDa1L/6u/+4au//dFyz7UEzCa4KQt/",
-	"3pQvreF+35aV0iJn87d69rJgflzd1uS1RblrDsFHOCSUp9i2kjuNzd52Bc9vUdadeICb5Mjq3qgTpQ9c",
-	"iSO4ZCJRbhTg2lbRtXI38VbrMiw1u9q+x1vi8C0lDgb88y9y7m0j9d/84Adf/v1/X+5V9vUZN0wpggk6",
-	"sYx/3aRDXUiHhq6I8AITMWsqtcteaWmMjT8BKiE6INbhxfm7KFv9qFPBLzTJ02XrzmO1ehfzm0POhGMp",
-	"Tlfz3iwIQ2+nCZqvqb9hkjZZun9L1LZE7aYQNQ+bE2SNclTbYz7L+je/+unX//MXy1G2hG/O9sAjy644",
-	"gsPF6MCSH9UnPUlDIEOQTEQEqVNJlc5nbnFbeWOLfdeKfR4QF3bbz7xjKhXvj4W4UCQZEooVlwMy7AsO",
-	"5pl1CdhDKZSyfjVBLl0EquScy0GLW2jkQg5ozJRV0hFfOxPf8VGfajKg2nq85hV8rrZhi5v5bfEhL1z8",
-	"+w/+xlVEtNk4DV9glf2GkWKRH9rV5bS+vy0+oGOiAGxF6mlXoD6EFw+yk5nSp045d4rBkPKxOZMU/cxa",
-	"q5Jk4D8V5Wxu7y5SJ+bQ3QJPBh1U5RAzfygGA4FZjAe0spwPdqyafaEiNYfcX72tvlE1Ezaq3Oe9u1db",
-	"hCa9UAwhg8qaxxYEFakPhVKsE48JF9zGsm2jb9dNsD7uizTXfJ8qm2DG49AfkPpXP/7H3/xFIXggR7FS",
-	"KmYrmjeSYTUVuz8mKul8CqEOUGLAw0JC0RnnapkdEF4ohoYpcLLhiciEj0LCbiQn5XbEY+z9bHgdZdA+",
-	"NrKM2/ejKLDUsLgdTPlv91SZ3cgOMFWSbBa2neX6VKUWmlwIlikwCyH1NNQ0N/fOnPWtp0JZblEjybQG",
-	"XiggV1k1DgFq7UvA2xEhVhyKlqtQ1pVisKECZZULXLRkmRY3ul6ZR9n55vLsJLbvw8YczHPkPXsHuilZ",
-	"rc4Y1PaAeajbSKQ74EM8h1TpwLGO7qduohMJTXKYTWhRH1rc0qV3zNtka39ZXfdAXLq6KO2YZqTeTKdF",
-	"i7cH9GW9+CEg2Zp22oH3RrGKL/uosCgGEsYivChlTtFX2w+4KW8zN/z1eKqnm6ss2rV1T7kZ4R+iR2gO",
-	"W+rf/OzH3/z677/5p3/+8ld/u1OBrI5nQ3mxWug0X0tYrH1fCMVIiEIhOud10Uxwn/2S8qjFXSAWTpbV",
-	"WulDoYxXqvF1fqJtM1AnhmMGcaTaLY6gDNFOk3wIYwW64bJpQnRAuHD1/5yWuM1yGe5+36BKecU9n4Dz",
-	"rcygac97Q9kzzbHlM2duM0duM0eulf0zADaf9UMY33J9V5ExMnaE0j8n9u9qvu+QSBhiAf0R9iUMC2il",
-	"+T18sAB+S/WIjoD30cJHtenR4iEdBlZ/yLBWrM0pGfkIX8yUPIxpCAPguk0UHSuiRJMcRgPGVdDimWVS",
-	"kTrjWbWvsYv7thVxzc8NLBTr65MrfPPsfBMPGeNOGRvl0hW0zX8fRW3DwGYpMeuo7guswq7FhfTKyh3c",
-	"Jbm7+wFpp83bZlTGe1YZy1J9rHnmdB8DsFKxuJo5NfizqWKyQKPrYUqzmbeJNN/SRJqxhdtJKpNnWN+E",
-	"5JmerdwmztwmzryyxJlVT3QBeeYly0wfjg0ydlVmH7PCLfV+QxNkVlDuq0mM2SSnJYkxU6WCWcw7ihhA",
-	"wWyZLe7SZWJwWpox0zd13hoRUYyHsNMkWQyQ5xMJldDiXGjSRQ3FvmUnXTSc7kuR9Pq2ZYpiqoxdswKd",
-	"w7qblYnTLOp64ulnEQkfS78lFtvsm1eTfXMRnvRbnXFzg8LmtWbbnMerbP37tlk2LSCUZNisJhPbzJrr",
-	"z6x53WLLNpvmNpvmtyCbpiV205k0ZxA7wS9B6g1HQ+07Jb0q5ECxMUw+J1uaishJg0OQSnDvS52mL9zB",
-	"ESPndkIUHQCRMDzIpENPXN3WyjSBR/bTBhkjN8NSnNHe1UdAhNu0hm80+lsoc0IQYbwqsWE1AdjmK6vM",
-	"V7ZB8nCtucq2ctOWlFTnKHMC01R+smoScuPykhkA3+Yk277jNywn2bpNMNOY+JblIdvgA3ytOU+2D/D2",
-	"Aa7KPeYY+cq8Y9XP8BuRb2yrCNyi1k3IMbaw0fBtziu2fV+3RODbl0sMIWBOHrFqerDNH5bLH1aZ3muD",
-	"lOWaU3ttacuWtsxK6eWpy5x0XtUE5o1I47Vl47dYdp2pu2az7wOY5UJ/ZPMTPFObzUKH41fZX9ENaG3a",
-	"2rc3ggLxHfMZNBjH7DK5Wzd/Fm791pAqNRIyqo47wsRlirRdkooT16EdEAVakTaHUfqbdTowNNPaLJCg",
-	"t8xaMYjeuXM6l6667gMz5N5SUy0ugNsMbzQMQSn3y06TnPehxX2SDD+Y0nRsvdS9g1dIpWSgUvqcHwbL",
-	"NjLd4nVkGOOICA5EaTFUZCTkBeO9nSzHW2FN5AIga9Vs8Y+l4L00aYc/QeVC9mmPMq609a4QPfRFlULr",
-	"GLOA+NYtjklumFmecDnWAgKfJTQ2b6HpjM4b6PSq+kJa4k05ed/Qb0lD84D5FHjPOAtFBOTJ8YdHxXx4",
-	"BPMfdRMFkZWP7+7ukvYI6MULv5R2s8UxwH4IYhgDqXOh03jRHdKnl5Btsjy1nXlPPhp7MNgQG+uHt9Nd",
-	"NRdbnL08XNN+OrBg7wFVGYSYchg5omEfGkeCaynieeSr2PjtfIBXpJX3FpnpzIhhITzj9JKymHZieH0/",
-	"EmuNHYwx9nKYQb4nteZAMkqLAdqV5t6HSCytNhiR1NAgT19kEoNqEpvcwQiWF4xH5VbcE5zlBuT++JDx",
-	"yGej2KS112x4vqkXD38br7mxpApDB3Ye9O3fszIp2DCyrk+hI3MZXlP4H8CgA1IF3vfWsgaIDaTunBnI",
-	"3k5V0WUDGpt6iISIrydfAG7qW11r+Y3wMfSx/0MLg5N4kX8TJsOXpyWfLMJh6lVIMaLauee7oFNM2CAR",
-	"rhLbzOK3LjY3KKi5AiSvKqgZ2SbGe5hZGiE3c3PnMCoA80GqUjcCGIpEnuxjaPIIJJCYKk0+TaKedXC3",
-	"kX9M5t27ysKTN/w6XE+Q8SxE9EHGW4R8g7V5Pn530XflFlq7YbQBxfjH6FhqA0s8mo5EEkekA95x3aIk",
-	"JiKwZjVKhlIMhQL3ainQgU0dJb16wtbIyb1xAVFC8Fz27CdZ0ihFL8scZ07srg06nJohVpWInm+OQNh1",
-	"XTF9MJO6s6lUs+JlMGVZiS2RuPZX291XEXFUNfI71GuMqOSM96p1Dh+7BjbZNvVJ0kcsjgsoHBSS1x+g",
-	"HrXa5o7aW8xSV66hOLXD+snfbF/z4mbm6yH8nWxVERtTRfiQqVEGYBWIokDrmQjywAVThXSoXM40QL1u",
-	"BNT8nGosimp/07xUDDvzE24QItM5Ksi73/TWjjZfXIpFh8bpiVXITKuIPiEdHhmQUQ8QkAzhNX95kxn6",
-	"JboMJhirm0vsVyXOFGBr/RyLH/56xJorB+otWZ0WOnpz0cHT1RGALZlTLji4R1O5bLCKRAkEREIMVIEi",
-	"8HJooMr527iCX05FMEncMSmtHBOZcOfTotKUsjYEdkxiIS4I7acuRmPSpuppt31gHYVj7JwoF3WjQF6C",
-	"tHUSSN00zNlPS1TNpwk/M/vdFN6Zsa/Ja8/NXZUO82Nze3hkph2GH9aFdCJgJLaVrTbjkZtwX5POJsrE",
-	"w+diVI2PGuhAVTr3GKbpHFtcfR0p9DmImIRQk7DP4kiCcxFhiphlVxaboxL40pWZNikJmCOcz//jVWwR",
-	"Y2PMv3aA7DHB/p23Q5YZCs3dbcrxGujgegyFuKlvtaHwTVDupIZCbWFwEnDzJHxunuMUjjdI46pYcE+t",
-	"tzB1Q8x8FQB1VWa+j8QlMuG4Dqf8x/q+3TRdvRkGeESN5JvzUaxj7QjT7UU4DmNo71TJvBum29cj685C",
-	"Mm/C2yLbW2DCm0fxlW6gFHqLRpeUh1AtUD8tFKN2EuyIKhuR4u1qZ997evj4xfnDs/MXR4+fHn34+3sG",
-	"1e5aV9URU7CDWOvkYCsAW4WUZgNodGhqtJO+RNFE4ly7znNQGgPnNpU+106DU1yTZIxzn7MBVBrRTANX",
-	"KcgXLN0i67W/jAa8bRwoKO1AvCvkiBb8difEZxsxUWUjsAWZrNUriZgWUmEJeMQcLJGUr9RkPVPwSVRJ",
-	"R0tAxdfQopxzd3QxEkzami6O1E8L7c9wXdcktBfWOkdYN9/WU8EYryJX/0+KuLIWsPm28JynpnHVrDZK",
-	"mNQNVcFMeIz7n7o0VrBj11VZwhnbFpbiig53hIiB8g1rJgyczNdMpFvYaiY2oplIHLZOxmHNSnzNONOM",
-	"xmlsgeGSbWlhm2ADoiZ5OMA01VQCSTj7LIGAhFRBg3EFXDEDevG4ykM6Dedb/ytthr4exUdVDOHWQ3rN",
-	"bPC1Bd54ncns0Eb8c67O5DojWn3h/y1neEN0JhUAdTU6k31COwq4r77kSLor2xSQNk/iuG1zjhh+s8UF",
-	"jkZj26FJHgCyGlRbxYtZPam3LfuxT5BVae8QCZfiApQtQ5oGKNJ8gVCqieAhNImzuzvP7HYaLorxOs6Z",
-	"ocUN79o27FY7H/g7EfFrV1MS6Yt18Avhvr7cAmFKJRC5oNwsyvcdRdp2F9GZW3+7xbFEal+MyIDycZMc",
-	"InPoU6bSER3bPMht9E1rExorkZ6FXfHhyaMWv4Bxtl6X6TuwRbNsXhfr24aW5b6IcV2DGxzWW6E62/DL",
-	"fz2qs5m01qnOtjT3WlVn18UzpFq3Kp7BtIYwkUyPkcR3gEqQh4nu1/Y/eW4kQzpkH8I4/eV5OsgkcX/M",
-	"LoGDUgEqypj5r6s6jdsiA9A0opo2c6Xqx0rDoETY9gSO1DGRQODzEgQkFj2R6J2UNg6TTsxCS8CRAl2C",
-	"ZN1xMZNCbkqMTp6e8AQzAAROA2FoqAqsWdU64tAhEZcgJYsgP5o9x+nhvGmIaAlwUMyI5f/rPW+sQsRl",
-	"Zk41CjklQtkEH5r9doUkQyq19ZvT0HPFCV0sNeb2cjoaTtJnE8PqOgyLAOUPBu+5ajN0OAQeNexTkERM",
-	"m4soHGvk9CsTQIFxrvWvf/7rr//1J+mtWSWPzXucG8SmZpke5Cj1OK1/+U8/+epHP5s3UOqiWjaYrSGi",
-	"SP2bP/ubr//XL/7j5z/fMYef9smP49qWDHMs4liMGsnQDPSzH3/z67//5p/++ctf/e0OEdxF9yLglIza",
-	"xa7PhmXDpjX60H/LDv/Vj//xN3/xlzu5EdIK42VDYCy8P/Kv/uUfyC3y5Z//9Kt/+9mOB28XTOZ96oNJ",
-	"Hze78nxRoPzyrZ7w1fNX/ycAAP//",
+	"7L3rbyNJci/6r+SlDTQ1W1RL/ZidkTAwNOrWrnb6IavVd2wP213JqiCZo2ImJzNLbM64L9YfvN57cY1r",
+	"wPY1Lnxx1lgcn/NlYdg49llgH9j/xfA89tP+CwcZmfUiq/gSKal76lO3WFX5jIiMjPhFxBeNQAyGggPX",
+	"qrH3RQNe0cEwAvx/h4YvJXwWg9LmTxUPBlSOG3uNsz4Q94AwRQY06go5gHC74TUuaBSDeT0QITT2Co14",
+	"jRA0ZdGcJpSmOlaNvXs7O15DMx2Zdj6kITlN29Hjofmxr/VQ7d2+rfqCRtshXNweStGJYKBu5/t9/dpr",
+	"hFTTDlXwMub0grKIdiKYnlXylhlT7sV9IkHLMYmoBlk2y9LWJ6a7aNvJ9O/v3M2m/wzkBQuAPC+0P38Z",
+	"SgeG6xEPIxZQPbEIB0RCIGRIRkz3ie4DUXQAhNMBeGTYFxyIkAQGlEWERhJoOCbwiimtSpcl7SS3Fpfr",
+	"IiOO97PVORS8G7FgMcrIBmXWoStkh4Uh8OI6/LGIyYCOCReaDEEa4iS6zxQRQ5BUM8HL5ps1lpvvYk1l",
+	"88rt+lGuvfkTy3o3E2Ncxd0uCxhw/VIFYjhF7kyRg5Njcg6G+IJzZffCvIn/S4dHOECoSFOBe6y2yiZf",
+	"0mGBAy7Z3RoWqGSEdqU0SE6jCU7gJObwagiBhpCAlEISEQSxlBDuE6ZJnyrSAeAkEr1eufBLW86T/wrt",
+	"ZiIhJxGPXePEyAaQ5KFpasF1cMMys+dCv+yKmIdlMl6JWAZAQgEK6Rf50LDnOEfUZqOYLpt/1vaU6F+y",
+	"5Wz372Ur8ERocuSanz/rbDBm2kMjhHjIDMW97FIWQekCoKAyOxL0Ke9BSBTjAeAgjWQiTO+TLuigb3aO",
+	"9igrlQtlnU2tyGpdpQuzeydbmJNcf+Qo6W/+EpWNc2qxzKnK5PRymWNtGFJtD3YmQRHKyXG39ZiaQfeB",
+	"hiAzoW8nfEuRh2e0N3fR0k4nRcqlukwX7857FYt3mvW75PKlIzYLKKmGlxEbMD21bkKQAeXjRBtSc3WN",
+	"Qlv55ZjbUjbd3NlpPntsPnPalVpoqoVBmBnGnMa6LyT7fHKGj5lSjPcMbzN+QSMWkkBCCFwzGpWqDYW2",
+	"cjOc31ImJnazGT4vNjd/coX+7eRUPBwKqSF8OYCQ0eIMn2ePSSC4Bq6J6aV8bpNN5SY4q6GM0e/np5Z9",
+	"8Ni0Rs7GQ1hwkpMDMTPFVaVzhKJV21PRPUBmMwxmznczbkmD0vNguvWKK8ECba/lljA9oNdmFazgwEvQ",
+	"IQ360Do0HQvUEEJQgWRD801jr+Fz0VJaSPCJ4AQuQI4J5WoEkug+1SSgUjIjlogW52AldtCHAVLQgL56",
+	"BLyn+429XZyFHa/SkvEebocRVNOd2pUaSlDANY7+liIXIBUT3CNdIVMRuGx/j0RAbSdlfT4/fURE14lS",
+	"d4AHEqi2Wkp2MGgZQ0XHd8o7PqUaHhlxUt5zQKMI5C2VEkgnDnugCRcjj1BFGCehpF3dYqC7LbPhdMha",
+	"RkihjGq5DW3t7uy1ud9uxApku7EvP7j/3X39wa5PmkISv92gQ/YRjNuN/f/44X/zt/aIL/1UnJIIutoj",
+	"vvaJQjlvrnGaRWY92twNiCky6osI3AFNnhkWnqIMYY4pI2OM6DJXkTDppc2blJjR3VKWYoywozzRnLc8",
+	"qzGaGQdRHBqV0bCJ4GQYdyIWZGq02m7zxoqb0DoREQvG5XvhZorkTYfDiIG6zB589sGdnZ390Qf3/D1C",
+	"SScOzkEbKvM/yy09diahy6JIkUAMhhFoiMaE8Tb3R9mGNIcgcfmQC3ABlWduXXjtML+5hVRbbm9QOfDT",
+	"mfsrrJo5ZFsHXQ1yesGeuYFpQUaUadKBrpBgD2bGe0X+NFdDqu294e6dhmc6Z4N40Nh7710UcwPG7d/Z",
+	"QIwu3wOJI/n4449bBzmqmh7OU07u7ewiBwd9w1O8B/uGeu7t3CX+9P3IJ83To0Py7nfv72zl7msZQdqr",
+	"3B7xPwQqQVrq/KBdchlsNzz79QftRgQ0VHsjyTS0G36lkLpbtuBGHaWSDkAnEjqibOCE/jM8FI5YVLoZ",
+	"T3mUaUeGXvEabg4SIM0QujSOzBWdh4z38M7JzFefxSDHDa/B6cAOBM+d/JCBmz35pOE+bXgNOhxKcYHn",
+	"m4RP8arXeFFGPIdWfB5JMZger3tIKF6MaNepcWWjCnLtlJKU0ZJbmg3AklWyxPd2ZozqTFSPyRLynOGc",
+	"iXUMJpZKlO3mkH4WAwnwMelKMSCUDCVcMBErMqQ9uKWIz+GVti34lYO1HVQQ4X28WE2N6jg8oeZx+dns",
+	"DkcWpn0OzdtplyyceV7+voRuY6/xe7cz4+xt+1TdPrYq6XEXD/jyARi1wa6I4dmIKo1XyP3kmhSS5r07",
+	"76HsE7EmTGfUbqV0NtJEk1hSkTi2x9OZ0LREazqIlCCBiLkmNIqskmcUe3tBU6QZCMOhlBw+ff7krJIV",
+	"Wb6T/PjceDpCREC5G1AYKy3HVbLh4SsaaMLcW9U92udLHhEfMR7OFEpDISJldSumyDnjYdUIzLPGorTy",
+	"LO4Y4YN3AlTvyjWsE9oDotjnleyMB3ihVyctG3v3d7wZ59adwqm1W3pqPR1xkFWr4w/A94hViQgLPSMI",
+	"fS64OZnMoqHmhERTSSXCtH8cVh4y75oDRWuQ5ts/bQ7gz0z7f/bJTut92uoetI5aL764++7rrd9vlG3t",
+	"iRDRnPPG0vSoLxSQvhgA7rbRFK0VmFcuu3nvePHddpLhD7GR6U026tOrRH83PZi1NM2Yy3+Tmz2MmIJw",
+	"y3M6JyBLFC3yVUP9bCZHDBhP5UW5CtVjgs9mTYnvVPVvny7Jls+ELOEG86tRbfYJJUZRMYLJb/lECakV",
+	"Me/aY36bPHAqg99y592BrjxkzNelSkP6acNrtPJ/WMuWe5D/wxC0+zn7rxHyRyKKxOj50D6b+OVF+QqY",
+	"c2r2wtuzrHpe5umSC39Ge1V9njp2MRdnoyFbJtHWXlc2AE17lUd3aefP7VKWq1zu4SIqV5xr5/Jajuu4",
+	"TOVKxjRb5YrTBi47mNdGNVFDwZX1A39Iw9PMDezsUua/ePuzBoPEpPKdT5W1HsxwJJfJsOT1ot+2wh41",
+	"s4Eyk86iEvTETsKuQZleV2mdylumctajglmjrGf37u3sxYp7+EIfJ+/j+FOn6OKbtpZVyhx5gRuBykzw",
+	"6Ofi2l66btBiPci7w1cg8YI7fSZ9Ft3Pi614OroZS39A0padu9yo0SEQP/3d39onPtIsKB9VAKOWUEfH",
+	"1oh3Q/bDOjNX24u8P3fmVhT8oJem/QNurR9oDDs9OiTv37v/XeIGSqyZW92gJT7KIx9WWOYCcmLmOueA",
+	"CVW4hDn7VOq3X4u0spblOQCNPeKnc/D3idnjbmqXbfNzGFsLpcU1UGclU1bXNytOepJyrYpAB6/Ny0xu",
+	"nrsq+Bb84JMBDDogSZPy0Nqa/UlDn59Z87YcX6fGOmc8HYk4Cs1tW4wI09bKeQMIsdxoOauNqfdxY58I",
+	"fZSAGFag5QIIYiYtFlEElybBJ4KoOOinJiO8e+lpusyQEDdEeuS95EepZrbC0lcAMWZuQhVOYU1aHiIx",
+	"iigMpsmIKgvEcMdqySD8rRu6Q6c5zMZl9yiP/1h8lwpwiEvvUwrxYCpn0yzZl+ThjdoZB+Z8XkSirqJ1",
+	"VoBaZyugVZDQtXCPsmC0gHIjtjQ9B+cvtlcnLkZ7RCdIlSFVamSZDczJyXjb3Bh6fZ1spm3uZSdWY38r",
+	"kY1FJK0EGvTNJMzjbhxFbZ4oviUz9be2CXrs7OUe2+uxC+CEx3jMim7iTbxBh+SEj3Hm57lXcY/OhHhM",
+	"+TiF96xGapMIppkkNoUOujxpVYGb5u/i27CHzyfQVSts4CRAa+YGTiGgLr2B87FbN0Q45yBViKhC58mq",
+	"S14CG5uz7mWgrLUarzoiHBvBibCRLqEE+0GY2QQO2wjv1IgwNbIbdKKmS4TjOAgvKA/gMBLBec5uSUOr",
+	"EtDoRJo5amY2qUsjBV5jmPvpi4aTHJOQjHfv5V1bd3fv3313Z2cBB1emMH2SNp1Z4wW66MxSHCD4yOpb",
+	"+eFkToHVDLpe0sKH40VcSF4DXg2ZBLV4hzyOnO5hPdlTA2DhYj1HVOnnapm5zu3amsdnd/7EvPPaSxxu",
+	"hlqi6Gm3sffJ/EG/mByDxUt32aty33yXSaXN7ULSQINUiUdOQSBBe0QLvIH0OFOWIc9hTDrokc57Le8U",
+	"vJYIbXz5yUHrT2jr853W+y9bL75T4q80tHghzte6vtbIgHY3DQM11yVtzTfYz7H9YPfdtFkqJR1PMQ2i",
+	"JXAf06VN+/Vy7FHNVBa1sqQYWJoN1kR789lkPWs+YDz5a2IDvEbM2WcxuMdI1RN74rbDjWTeyi/BU04K",
+	"vva+mJbKEirwoYZHmFYQdbfJs74YcSJ4APtEAQ8xXEIR/8BpNPZws3g1H/EEf9Q6ODlufQRjf4LLdu+8",
+	"twqbTct8M/DpNXqRrtIjZg+p4ozTzV1ol9OFy21z3v/qeMtrZJCoubSZvTnFk9hB6b4rxXp8tZM3wWos",
+	"xAUSqFO6Zr17at+aHH/SU+kM4pDphxdO2yuOkAZayHWcEdhQolwmYIBYIfbKwpANe42VhoH5hQs+HohY",
+	"lfjxvQa9hGoQMeD6IAwlKDXhP3/3XoH6P9lpvX/QOqKt7vbei3dKj5cEzD/hht8ptvOn7XZsNKeKRhZV",
+	"FlJNdc6waevzg9afVByIItaBGBQ2QcVBYBbDa3Qpi2Jp4xg5K8VwWqoCpS1NzBAen/xvrf+jYsZJLMMs",
+	"CPD999/Pa5o7JRBgr6Gp7MH0UCZXJBVgrYoB2XYS6qzWO5K1fWe+FMRDnOpGnvLze5htxWyWXIuozBj8",
+	"2sXlh1QH/TyGeUmRycLF5235JqcFuNvL6moAC+fPSiFQcHLHJP5eHPvEvQeDhuax9ssKxl5YipxXIEan",
+	"iFecl051YjlnarLJpMvaOaTDEqQsCehwn5jTgwyAcuW8QZr0QQJpdmkUkQ4Nzs29QQMdeObOwEkvEh0a",
+	"EQfTxKt6tWjZ3dmZuMhWK/45YXPYp5xDVACz0ShqeI0LphAvipDBhtcYQdBH1h8AaIuQF7oPslSeTvLC",
+	"jMvwrN09YwNQmg6G9lwKWLjIV0/crEu+XkAvSb62lOVOj0NHxsWN/bg/xiAgDBSgEQnQP2s2t8cuIBeu",
+	"ihub2W8sHm2CJdZ2/0Z08TKg4uXuLZnGNqkezJ2BXYzFO3KLtfCNKj2BLxHMMSUxHFg7HbuXQXrzI/Sy",
+	"oJLZl9k8a6zjHCyw2rWfhGixM4w3PS0uRkvw++RVVYzK+xNc02BtMiaIlRaDxUnOCsd5zNYXUp/BK70M",
+	"FzN1IpmN2J0+2RazShT65ULDXFp6JHgv+QAx40t14QJ4l/giQ0Qvs0nuJFq8ozK2zu10apfK1txrlKO4",
+	"Z5DgauapRejnIb60HppILFWbIYcTfGklUrjspuLkZ2zPWkStEzbXL2XtQCyofC7JDRjP/7pbSYTTWEib",
+	"wMkaFjwbQDLUY6POBBFQ6eBM+WCB+/fKVJeacAuEW7ahFyD1arfHRJQ9WXgZS4fgWikxl2WGpYVXZcXj",
+	"V0LI9CO4gGjZ3sx3ieNyMaPeY8FhjHa9STifJhx6VLMLcLe2kbmOuUubIfgpQ2AINFr5YkKjZ6nmOs0c",
+	"XSk+B/6c6/kHRWn7PUnt3WWxVfkevl5q7VxYdUkCLJfZwolIp1VmOqDq3HopJpwLMga7hYjm7TKIQkWo",
+	"BGK/IJ0x3s6MXn9LEd/cfDsRHOF76E5Yg/6VRHmtMrEFLerFmyt+lIiEyXCuuVe15W6EgbmDrDg59/Xp",
+	"go6A/Mv4dY/N/6ywExIioGrlzXDBcsv0mF1MZ2oXTgA7YYAW3N7cr87MO5dQpTuKabikLp34EZMLcHpB",
+	"xgkURNxSirVbkJU06xUPrXUcPwscOjmxvIAwXlGkbspzvQLPrcA0yxD/pcm4+vZQoMElXIapOjXtBB9G",
+	"NICB80zO1ErTFyfHmzVR7pFOel/LrSebyWauPV5Dl6eYOLHZsYjg0dgl+cmni/jAnF3+pFm8iPByZvGd",
+	"BTLvLHj1KkrpnLGRBkZjxMhexEaWG8bd52u6ul2jlLt6JXuNmuymxelbIiKnqP8BHasyB1eG2A7pWLkN",
+	"VSOGYarW9RFHQES3O9uLdffd+xNYzPkurAepdrEgUxVZaPb9a0Iu5F4uEw5pjG+a16f8pr4C9qS44kdC",
+	"EooB6zTQHmFakaRt0hwWxKbhKnej2drOLNCX6Pxkqv2JYDcFeefXdt4plQjLCGjeCmv+64xrZVLTxTY/",
+	"5fkmEjAhmm4SU3zZ15e/Ca348QTxOE9SNpn5JAQlLvVB9mCh83uCKJf0die9zRxrAltfmK5SnLt39bMr",
+	"UZceJhbQVDIlXu+5pk20EqSR7guBH6baQIvEtFj9wbOnT8hQYIQ7EZKkKfNc5h+LORbdrvVyEsaH8bQ9",
+	"9t0yfgKlaA+m04DtzKNhO1TPTi1rqIw6EmtOiUERUZyLXjeCDKIwU011r7328mEei1qJV7NXLmoRM3rx",
+	"qrYfl1Z+yZEp6+Bf2HWewwMsmY9syhqQbys/EC/b92xTs80qTHWeEz2hrZVMA5ciqCLoYV5erEW3/s3d",
+	"8urdnrPFs7Z1HdfWVPxcu7fuSAJ8Dqv5duJF7P5F2MRU/99L7k2J5nTQ8BofNrzGYam6hK+fxhEsDWKM",
+	"ILkfzDyxzTvoyTOa++JflE3t+0Ajm8FzmdCwqat7ARWYrYRLxz3/CJ/kieobwveZ0kKOH3J3+6wEpi9u",
+	"6F8GhF4NPF9YzHSlGDxdxSGxEiS8mGHPyJKIsgFir3QsuZkihio0vIaWlKsuTruLHIfY1/S/zipjW5GA",
+	"Cd8bqfvBSqkLwAR/NNbCRkBUgMVXR8DFEfzvGVUtCecswYqLFbaiFBebw3Dnsd1UzyLjdcjpAkdcu6w+",
+	"DkuBEMLmKZ5ICpxuXxyzcCK2r0ztPg6TBVsJ6V26Hj8YnZfIkaiXZ56H4YNnB6WkHMiL4ot37t/ffb/0",
+	"1XO2cERCZeTiuR7nu3v60UlpV7EqxnKwXulrry45nsnruba4r4uGadpO2MOltCMqI5cfjM5LbujnMF6c",
+	"/s0GLnknx/bLhvMIaFh2DcX8sMsZe60whPBwYURkUdqvdqFaHk95WXhEDWq4SlDpm4aCWBoDW+Mmrhw3",
+	"YYTe1WEmVsE/LA55MHNZzaaxgoxfEny8aZ/ZhpGdbzLCYVG0QkY+S/h4UGm4FpSC6XkdVwg3gxqd0MjJ",
+	"wlnIhJx+V6pZm2bWhFC4lGDaHCD9DRdmN1BATdOi6LEVU0gsdzIlGQgLFpX0x2l32CyLvdfAilZPeTQu",
+	"D5ZOHINp+6VsmGxsmcNgihgtRqaU3LF4Ax1glR3RJQPzJmGcjGPKSfPwyR9vEaoIJSEEbEAjYhv1CNVk",
+	"IJQmu/eJEyIkZD2mFaE8JHeS99U2OU2qBBAajejYFW0geiTSl0iz3di9c/fe9v2ddmNrmzwWErKHFEuh",
+	"dWOFFYl2dshU8v4tj3C4AEmkiDmWu6MEfZsONYL5P20DWgiPdCCgsQJCSYdxKsekGwksw4jpKO347Joo",
+	"ErFzIDvbuzt2rSLMseRSsTX2kmFPZIR5v2AnaP3BJzut9198sevt3n/dbLe3kz/vvN76g1IzRtV9okhY",
+	"WRft9rPSZgrn0WQ5H6Uw440tbOXbWnh9IOYQw8JY+4R23PmTVYgyDyYEINa+Ws5Mk7tC5Vmq3Mo19xI1",
+	"fRtYV9qqk9UZ/735jJ+1f4hphJeOysEqCUuMcXfnzr1lpZPRakb5PmYeH8l7k0JtcqzFVsskXHFpwjJX",
+	"RgBKnYlz4GWAsa4E1Sf2JVckM6HwtLwEKOWqBRUI4/13q+h5u4qgXRawY15d3DEtA1oclPtyNmptsrLj",
+	"bpmp3mVte2ZnVYKi+74Y2fSomFYhmb4iI5BAwAjOFTJAlLkMzoFPuotsJq35EfGTk/AK+5xvPL/opQSU",
+	"6DsTTD+Rq+h3v/rr1u9+9f99p7n1u1/9+He/+j/b7Va7rbZ/751Xf/TNr38Gr/SXP/7RV///LypS4Jzk",
+	"7zCTuRvMslLCYZQkaYioWeQ94qOVyiedsQXWmQuVkB7xbbEynzSZVm3ufjfHF9Wkz8zROUSd1CUad9d+",
+	"cwILQtESh3W52tzPPEyuo5ypDpGSWF7WEoKEoc1inHorzfCcmQHCgr+qQp8/Ebbu8YLgLCGi0zgCVXIr",
+	"3CxOhqkHSU26slC4FTJbDCinPZDH4QLeFryKIjrKqCVnQAdLfbYUPnh1P2CpcFmXJctBFNN4+GQ7Jhel",
+	"sLDF6Sxu7nrhKHO1+J7MR5t35He7ZjhGzzwVHWZGEwFV+pGgYQVvdMYpPqK8+wVQ5oiWsAaI/Jd3S+Qe",
+	"2mEPhYhCMeLLwCWCJM8H5rN0KWfK+SSkLBpjXpAUrT+PwpYFXVu3+mP6apkpLIsQ+daIg2WhMGhfYN2x",
+	"+etDrCi36HfOa2C6q1jVgqOo7Nyk2ha/tOuCRTHxEmguZ+a8dGusEAYuuqRY4nO/7Y61aY9V09+9+947",
+	"77zzzns7Ozu+R/wv/++/f+cdfwvvrPYG6bDTbd4ZE/8z846mPT+pKZA0HGFOXqdPDraJ33U+OOWTASbE",
+	"xhI89tdWPCQOoDY92gQ5T5p9LBxkjuo0H1eb+4ZRfKL6YqRseXjdZ7xnj+vUdDkBWE8sYpPQ9cRo5KVR",
+	"PVnUhpcVx8yXr03qNjo/Q5qiK51vBZo+M5NW8nqF5zl3PpRqdUJE67DoosJy7WCQTBEqgzDXx89bfvzU",
+	"UrmWyjdWKpcKq3VFldbC7duuW9eKci2Sa5F8WZGchUVOFEivqCxrYQSUKI210AY06DMOJBAhenXKowsn",
+	"7NnTn+47mrDVEF0nEeW92HmLMn9ZQIcv4VUAEEI4naJ2Rqr4CVN2PKBoO48ot6UaWD5I+JYqdF90o5V5",
+	"SLEm7xKhP1lM5jxkLday1ZQHk7ZodJstlyd+gynhk6x0c8ryJz9M+1uenx4TCV2QwAMgnA5sWX5IKdB8",
+	"WKSFvtZDtXf7NhbM2A7hIqmTpW5Xk0nZsk3ct7R1D9g55dPmGnouu4adVsZbLOlwtQ09HVo9ZEmD49KV",
+	"KirmsRoi4lJ1MtzH5Ws7gSJNZLDRJ1DSvgyBYlz9XHesa+tjKrn5Ze9qfQcrWANXrFRSvURlGa8Xg/hO",
+	"QnsXzpO9WMrqZKb5EaVTmhdsW9zXdZh3Jijl2g09p4D+6FVZEz9OXd2TqIOlfNVTnJtru3TkIio4ciUM",
+	"MQx3CPKCmUXwGjQOmbb/CwesPKTNXLJOJFwwGC2yt6VIhxWR6OnXlwHD3xQhYRZGKAhXXIvs89UXo1Ig",
+	"zK57Ucp2KqCcl0WfZFiFEc9dAlxKCrz1IGzh0zjsTeMW1giCzcZYNj1bNG0i7Yzakzb5jP0DETW5VDTp",
+	"4+yH5BW4MIufPB9Bpy/Eudqz97hSvnoGWjPeK2MaOjxECNuMG+aAvjrC8Ka5qQpoEub+1OxHErOllvzu",
+	"kVmQhb6ZxA8VJ1O6FW4l1gUrftOXb3qBUuTtInr+s2L2hqq0SqU0OQIYGq4vkfQ3RozCBROxenojFbSl",
+	"JCyu9mqKBVVPu8tVyJHj05gvksbMvjhjvFX1nnC17ImwWNnKlNgmb+JO4k8eOUmU2eZ6GFHJN9f+lAKX",
+	"rFhuaukYyjbgzIHu08EVLr1z881kI7xfMvczoINNFCdeVHDcXJG8ZLpcanTWdZSQLCC3Vlj7GfGIi4cd",
+	"GrJYCYX1Nu7nkjfuSiyEWdR1XJaRZ6/9imxGsSbdrRYCRSFQpg0uHSwxJZLRZnBCmZyLzX870PVrNMJc",
+	"EiRfhMQXRrYMQv7M5TNasSgMVQEtcxAdCZnmilUeGYgLIGIInIjhUEgdc2aa8MhnsdBg48Vi3mWcqT6E",
+	"RMgQpNk+QZrOv0cMEW+VZ5S4GbWgn6vSsjY2Krb06nh5jWjJ4Ppvmf40NxjmKY8w0NG3iovZQZ9QrkZI",
+	"fX2qbURMFiXTtKEcSWSVRyiRIgLn9PRICLjf6I3cIi3STyxYxTgbN7AVIm0k0DALzCqVUWJ+aSm05xoB",
+	"hCiKm6lepl54q2bitLwsyHxxtdPs6hWUzXt79I1lw/xWpbklVeBygpgZIW22fh3KMYr2a1eOzSjWhb2b",
+	"cSrVZL9Zsl+vEv/aaygIYsn0+Jn51O0vZuQ8iG3W0kmYxpBKzUHaoH2bkJGcw5h0pRgQ30rWA2wBM4sw",
+	"81UfaIhZL+2iNv6odXBy3LJpPxM+sGlAX3uNDuqwSff2r6PkWPjBx2cNbzoLQTFKF0cSiR7jPmlSTjC5",
+	"YMsGH5IffHzmEaZUDCFqjhcgWZdBSCzQivEeOT06fO+7d+5jJCShnBycHOMUMZYdkxnYUdn+ttHDY1bP",
+	"sIJVwNNp9bUeNl6/RhBPV1hMVFoO2K3Gs76gERlQxjVl3FC114hllMO39Jjux53tQAws1CWQ7j8W4VS4",
+	"zmBjzAzSrHpkluXw9DFRIC9AIpDuwzsfEkUjUFjJXe0RSlSfSgitV0x0Cbqd2twsT6qHk+bXv/jN1//2",
+	"06/+9R898uVf/Oyrf//5llVzJAwVQRsiLqhNe+qRzMOriM2AaltMkqB69u0YB2La0fQcjE5kQ12x2rwr",
+	"uNIR4ZiMhDxXhOntNm9zrEbJzZzVXpu3yGmW9tLiEF06TKskKNJ8/vz4wcV3t7bNy5jZATGLmKbefhDQ",
+	"AUSHVME+MWqH/fH06JDcvXv3faPnPT87xK/NmeA+QSHcGtIe40aH2CN+xAZM+6S5+x8//Bsj5hOEIbm/",
+	"Y7GPNMnU2eYkTZ2wTzoiZK5P/wuU4h7JToTX/j7xsz993N98agXTWJZdwYzy4QXIMUFUmnnbp0NbhIAJ",
+	"noCkvvOpEoZDEqjfVhHbZ9pMMHp+IEIwg7BwOt8xiyL+QRDAULceObCcT5rP2GAYWZY6NB8rbMkQnv95",
+	"/x3fIw95L2KqbyGeI6Zgy4IsIxYAt3k1HWccDGnQh9ad7Z0plhiNRtsUH28L2bvtvlW3Hx0fPnzy7CF+",
+	"k8HSHFsYRjg4OW7k8iY3drZ37avmhkmHrLHXuLu9s30X1QPdR4l4e3sEUdQ652LEb386Olfbn7prYA9K",
+	"ArfP+kBcnlIyjDsRC4z4UKT5g48/Igr0Fhn1hQIylEbbB9Kn0QUoYliE4EBvqYJEUx4un2FhFiTcgnJr",
+	"7F5AcKwC08x2PlWuOTQa3wONSUAxp7DNpGLGfGdnJ5FHLvw8TyPJBO2RskCGUGXF3PRKuElvW1mVArrL",
+	"mkvHd9tBI3MHVGPvkxdeQ8UDW6S3cZJb2PyCFBYuwdPufYKZ/RsvTIu3+5iS+/PK/Ttwl7g7Oztk1GcR",
+	"JDBEbJkpEg/3CdMkFKAQKq1FHPTxpZBq2qEKSnfBpQLf4D64Hip2IjcDGrELWPeWPGIXwE0HRsBAbu2T",
+	"1N64+uYWOl508V3lnmRZbSIeGvQRQYynCWLAqe2SIAzCI/d37pKmn3z0Mub0gjJUhfytTOyU7tEp0NAI",
+	"LXU922S6x1xheF6bs7LbZQFu1P2du/M36ZmVEc+zGa95j9P1mb3JF7u36ZC1kjTDpTv9DAIJ7ii18O+I",
+	"KQ3hvs1Xh/vO1DCiYzKU0GWvpjfMnMVW2cSklkn1GVWpIWev3LbBMa+9uS8md60XG6QIOwkbbzJNFQd4",
+	"rhvNzCyoWQarUeMwTqmGmYU93bu3sxdfe9lXrRMRsWC88MfJ+zjMe3YJZhPVhzRMDMT4ye78T55zW4iF",
+	"fQ6h/WgB2j8SsoORHfjFnffnf3EmxGPKx250alVWyQlApZPbQuHscST6ApN8qgqVQSE/GBGHoQgo6mxv",
+	"yBD7VjcgWBYA9XtqlKiuSyhYZIzD3D2skQYFfCjC8ZpJ1hnHXhctEc60N8EuuxvpOyzjGPdon5wDDFGU",
+	"uNXlYjTBP49EkNZymMUB6Xt57ql5Ls9zu/cX6UbF6MaB8DGEjCboq2thWEsmuTt+KdNOHGi3v2Dha8vC",
+	"EegS/9XDbhfQRpYkvjuH8S1l8+I5Tpzm2FM06+c4tsA690oitDI/QH0azKNMu4Czv3gi9JGIeXht1Gh3",
+	"dB41LqvnHIcn1CibLxIyjkOmWxYoXKmbPYERKE26TCq9TY4wDJN0zO0K84xpKnugPZKSsNXF2QCIpLwH",
+	"FZqa6fmh7Xjj2ppX6q+z07bpzMxFTtm6hW69U4PlZzFgVKazQyRFj7wFjyfrgJg1AOFO+HPGQ8Sk44JW",
+	"9W+fJgXM0iHk01xOZNCkrc8PWn9SEb+xyMAWGdB6V6RrO86RTVXv+UpApasxWWZl5dWgGk3AXUP9dlnY",
+	"AKqGpRgPihu0kjdzJt1igPj8odiabJcdykYvPKksmH/pQYnllqA+7m705Se/VQXjW8h0TpOKdf82OmjQ",
+	"uVp6IzpFN4JC54SQuhWxCwiLjp4m+nLQu+OM68RBmZxnps2PML0zMbJgMHS2BrTRQ0iGIE17mLnafG3+",
+	"DiKGTh4btU+a9+683+bWl/RS96XQGtNr2lz6p6DluHVgpIO/tU+ABv2kJ2uoQiNO6Li2zdGK6FyA5oWg",
+	"D8E5hB5RggSCJ1llezEoBYrYkWkhtkniOGxz/MbOo2NzVSdmvdaIhbBHOjAWuBS4bOSzGGJrv7TQFMJU",
+	"m9/fuUt86xF62YnVuGxC2wTxYCmiBZNat7l/iCb5Q8G1FNEe4aKFF1Lf2vAnDn3c4s1cPwu52xe6fq5P",
+	"eGXAxRK59Uj0ephSdUJUFRZunsQpvny14uY6bnE3w7j5SPQI45YZXB0HIxeynNMlzoScOBOxniXPjHKv",
+	"nC0CAV2uAn1OYpEORIL3jIDDFL5k1BcRkC4dsGi8tV3GYKbTzXDYRMjxQjxWck91/CBs4e/67H7rjCiG",
+	"aywVzmAPR+Yz+ENoqh1/FHhiz+YD4mDxF9ZPjicchxH+jmet0RYg3G5zV/SG8d6kPmD9hCOqCI3QC0Ww",
+	"ooN0nJnyW5tbhiNNzAPkPjbDtYhOBJggH9MBEFQOtsqOv9Mirvqm8OgVnYNPYOS8sPVBuFlOrDjNHr6y",
+	"yOIpNugKibwzy0d+sXsbIT0tmQyuylR0Ajw0zNbM5dNycKDk2yQZl8plWHK5xdQ+Dm9IFIDCFPVixMvN",
+	"R4dJCjwczlUYkOa9mRuQLWllDWWbdRXme51/dy5uRH0C3+jbc3GzcoyJzFPFmeiPuE0xJyR6I1a0D1f5",
+	"Jj8cE5pkAsznz9gmSR5KIqHlLqb2xHQTiY3u6hL6udGC9IyKbY5tBALSQLsKKkWGt01Dntg3doQWUm69",
+	"dmfoFXBvFU4nhICFqJikvqKaadfu4dlZgMsPBe9GzCLo3zzF3PEQoUXBspxckYBY8SsUKyV6tBlCLQpq",
+	"UVCLgpVdy4aFlpAENkqhDOtQ5M0H+PuhC2pYxB5kv6hxC28PbsHuqCGulAwSskroCHEL7vo4hbmtpJ41",
+	"ylrXRYWYdcOsafKtocnvgZ5PkKtrNFQH/WlatgGWeXJev47iWnexnFds8JvDRi6Wumana9dWHsR2i+HN",
+	"VFcsdc9j4ERXyUcDl0ca0AEQFYgheGlJAevZw8g9xK8p4kdMaQwR9j0yjGJF/BBoZC17Pn7g9yQNbcn8",
+	"EvtkOo4bYJvEvISJOXL+6ydCRLm3SxBIWSAoukcRgmQTo1fioZK06QvKFteBXe9KJJTZEk2amNGFCInx",
+	"V2PQye8Yw76VjbZqcNnOFgY4nZVwzmIksDUkjKrO8OHCC2EL0rxeYNdOsZDE4rt87OpNLP7FM4yqXfz9",
+	"M9pb/GUH0j+SYrDE62dikZetBFm4bff6Ym3/Ie7uQqsn9WL7EkRxCGdC02jDzgNHuAs4DvIcVJ/iNxdx",
+	"x0OigMqgn21Z/rhMf6sOPsKzQvXZkAjuSkJjs2GiRJAEdWYr8bgsD+ao9KtCjxJC25QW7Jq/nvCjYu+z",
+	"ApAmmOfhGe3NI31857VXxyWtUcV++zXmJJIpFQIVMmBSZ77dMVfZFpoFq8E5D2nQJ0zDAGGrNl0wYRwh",
+	"M2LE8668fSIxNbMiio7JqM+CPlFxYCvxoFgZ9cdZiS9FugjRnZYjH5qBoY08r1hvQphkPV0TjiY/AExr",
+	"XSJQTkC2cAfc8tbH8tsZkYj2eQUXIGk090Sf4ubEXF9pas0fyxvWMSuNre75Jc7GmtrfeMvs7GNqHbbZ",
+	"IuVh0qcByB4QBQPKNQvUPnEyXhH/uNt6bL70SfPenffQyCFi7ZF7u3dsHhKlaQQlGGxn9M3ms+TIu9it",
+	"u/ZtTlO+JoPxHFmQWoxrmfAGm5fvzP/iRGKebcw6aYOy1nA+v7dcv6cJ2V+/WXtJJd0i/NJ61xtG4hit",
+	"fihE5BGay+KXYHTS2G/MjYgF2/ZzD8ggVpp0gNg0oV5SV9WOHiuroiXepe0OQSLqN6DDEhAgfrNhU4Lt",
+	"5Jo0/0V1pTQGOUkXXQvKGjW0eQAhsgahSSXtlBqbX/74R7/9i7/aWkp+ZTaG9YqvsyymoAOBGLggIky3",
+	"v02Ok/Fbv1VpHf1ifCy5s3MnSYU5dMENBdgUYVxpoOE2OcqVxLYhRS+x3KBH8vWHPYIl+V9i4PFLzF+H",
+	"r5g2XwZCRKEYcc8lPn3ZxYzI6Z+MX9CIldhHCqaRRi2j1iaj7uzcuTKM58EEZdERNaevo1h3Jt9ShDpK",
+	"ra0+N0OUX59pqEQY//anP/ry//l/lxTGCYyiyliEiIbkpTc6t6KbxQIuTzfdmsneGmOTdZGmvHJLpZu8",
+	"fkxgqXJy0hfcBSxjRgGXOdxm/kBvauplVSRi52CTr9+q9KteBbjwmryq1eDCcm9q7SGtQYibvP2EYYZA",
+	"JFpU2G2q8Yj2pA2BRi2HhbvU5SfW5aXS0ssOEdaWktlstokrak2YJlisz4EaD7S/T4IIqHQP8f/Zw3lm",
+	"7gd5+NwmJFHWQW24rkVSbY9BifQMJpQZw60OhUuaX/34r//zF//16//rf371wz9f7jLQlQCfbyJ0/OEr",
+	"m3aNaZs0xdWaRnUIf8A/MR+nQ4PYMpw+/uNnBRzNB664XZZ+xVyEbiliR/+YvnpAx2prm3w4zonE5ojp",
+	"PuMoF9NyU1slknJK4B1hsxs2PttOcgaC2thcC7dvp3CzrJCTb6T55Y9++fUv/2Y5WdZnSgs5rowFeRqF",
+	"aWbjvSRdhc2TI7qZHmWEKnhk1BckZCFh2vx/7OW8VhbahjkuXDWh2WEh33cDe6NtKW4S820pbhtqU8pb",
+	"Y0rJUOJubzE178aAPOXc7bwhrozl+v3ghbtU3vvtJR4hWwIa6z9FQC/yzqZb6MZGEREwGcQRLc9tc5xO",
+	"YsPahc1nUbu2a/lSaxsT0uwxled5XcMJFtL86u//8au/+/FyOocEzIG8KWhOHoMjLeJmz9bH1CIH1rF+",
+	"obL0OTi62lVc8/wb7wN1tEwoTzl2JSydzRd7BTpE0cowoUVsk0NrdqXOiLHvKk3CBROxcq0Ax4D1xOJB",
+	"EsRIGaebWdVKRS1gaqXieqST4b+8WpE7oEnztz/84Zf/8F+WUy2SatkbFlXehKBaBt07CecN6NAINhGc",
+	"Yw0MTaV2CbutkLMxhEAlhPvEot0c2E3Zyp+dCqVnmzwdAicC9zvmTDNQHvksFtp52GPeZZypPoRESMNV",
+	"ZCAuIElYkZMOMcfC6AFVAQ1xQJg3Ylqinrnl37BMTbqppWotVWupOiFVE+aYkKuUo8sIk4c3v/n1z77+",
+	"779cTrTGfHN+Lx5ahc1JPC5G+1b+qT7pSRoAGYJkIiQoHkuKtj93g6tvbTX7v/G3toSYF458yjBxlX6c",
+	"R0KcKxIPCSWcDsAjw77gYHQFV7knkEIpi6bzcgmb0DrrMDttbimaCzmgEVPWXkuSEvSojIz6VJMB1Raz",
+	"n7f1uuLkbW76twUwkyvaf/zwb11Jc5v63Cg31ndktEEWJk278vY2eqHNB3RMFABhuqycyGEfgvMH2cpM",
+	"mdanoOViMKR8bNYkZWEz1qo0VfhPRUnFOzuL1Co8cLvA40EHjWrE9B+IwUBg2YkBrSwpiR9W9b5QocQD",
+	"nmy9rd5W1RO+VDnP+/euthBiuqEYBgyqSghbElSkORRKsU40JlxwG49cO9huYnamj/sirTPUp8qmiUv4",
+	"8A9I86uf/NNv/7IQQpWTeqkk7IooEqNWPKyWhB+OiYo7n0KgPbw64WKhsOmMczV59wkvFPXFRHZZ80Rk",
+	"t7BClRYUSeWu7SP8+vnwOsr5fmwudW7ex6FnJWpxOljuyc6pMkehbWCqtO4sjn2W+6YqQeDkQLBElRkI",
+	"aaYpB3J9b80Z33oq7eYGNZJMa+CFQsiV1Y+RoNY+BNwdEWDVy3C5SrtdKQYbKrRbOcBFS+9qcaPr7iYs",
+	"Ox/Bka1Efcbc6AyAuSMiO0u6qWiuzvvnJ8R9oH0U9B1IovWHVGnPqbDup26sYwnb5CDr0IoPaHMr226Z",
+	"883WsLWei4G4cHX1/Ihmx4XpTos29wf0VbP4wCPZmLZ8LwFZWSuiPZhYGAEJIhGclyrJGCmSNLgp1KZr",
+	"/nriZNLJVRafrRl2I3ftN7IyJ82xa/Obn//km9/8wzf//C9f/vrvtiqkhVM88eJcffs2T0v0xL2khJ+5",
+	"KguF8iTvWWCCJ4m4KQ/b3MWyYmdZlcA+FArhpvZ7B/j2TUOdCI4YRKHy2xx5CcKtbfIRjBXolkvsDeE+",
+	"4cIV0nY2f5/lku1+YHi1vHR1kgv8rUzmbdd7Q4m8zbLlk3jXSazrJNZr1WENgc3XX5HG65PwTUleHTlh",
+	"mxxJ9u9q5fWASBjeUljI1rxLGJaPTfNNJZFD+Cw1yrpDoI8+X6rNF20e0KFnjbFMo3Pa8miSaAELPwwj",
+	"GsAAuPaJomNFlNgmB+GAceW1eearVqTJeFbrduxSeGzZchNCRK2OUSfIwckxOYexwnPT9jdxGDLuLNth",
+	"LnuNb/57HPpGC8+yczfRdupZ62ebC5lYfrdwluTezvvET1/3TauM96xlm6XGbXNU6j6Gg6b2gWoN2/Dg",
+	"hrRr0/T1aNZZz3VO7zqn983J6R1ZZpsUjXlN/U3I453o03UO7zqH97cnh3eVYlPg3nl5u9PjdoMqdZXn",
+	"0YywRnp8i3N1Vxw/V5Oje5ucluToTk1CZjC3FDHEhom729xl7saQ3TR5d/KqAy6FRDEewNY2yaIaEw2d",
+	"UAltzoUmXbQv7VlF3sUI674Uca9v30zZVJUpyvY67jj3ZiUFN4O6nrwqswRNklOlFjh1IvBvSSLwRTT7",
+	"b3Xy7w3aGa418fc8havG2tZQ++tP+I2UWJLsu1pO1Um+15/k+7ovf3Vi7zqxdx0ecWWJva3QnU7qPUPo",
+	"Cn4BUm84RnTPOapUIUeXjexMsqSmufncvXwIUgmeBGekWZC3sMXQ4ceIogMgEob72T09EfJuamWG5UP7",
+	"aIMaouthZnq+3asPwwrqbMi1ZnjVMsqygruyEsar8iFXS6k6y2hlltENyrArzTBa32pr2XWDM4u66+xU",
+	"VtFqmXXjsokaDqszidYXpLcwk+i63YzT3PyWZQ/doNZwrUm+ai2i1iJubMZQd/2pzBZarUu8EVlCa1tz",
+	"zdtvS2bQhZ3rb3M20FpJqAVJrSRceQZQJME52T+rBVKd9TOX9bMyKecGRds1J+SshVst3G50Is5EvM1J",
+	"wlkt4d6I5Jv1Zahm8zc94ebsS9AAZkUdHdpsPs/VZvPPYvtVoAfE/N0o4//bG5OPcgczCLUYx5xwOcox",
+	"fxYo5/aQKjUSMqyON8WUpYr4Li3UifvA94gCrYjPYZT+ZtFBRnZbNxoeLG0zVswa4wDoDgPa1H1g5tix",
+	"Ul2Lc+A2tysNAlDK/bK1Tc760OZJWqqkMaXp2Ab2JIjQgErJQKXnRL4ZLNPOdJs3UXOOQiI4EKXFUJGR",
+	"kOeM97ay7K6FMZFzgOyt7Tb/WAreS9NkJSuoXI4a2qOMK21hUKKH6HkptI4w71bydptjajpmhidcdlWP",
+	"wGcxjcyZbD5GlBXC9FXfaA/mEKGcvGfOEUkDc5AmyW+fcxaIEMiTo48Oi5lwCWYt7MYKQmupuLezQ/wR",
+	"0POXyVD87TbHjDJDEMMISJMLnSY32CJ9egHZJMuT2ppz7fE4IYMN6fNJ87a7q1bni72X5xawj/Yt2SeE",
+	"qgxDTCG9DmnQh9ah4FqKaJ4UK75cKwI3Kcr4/iLDfGYuxAE85/SCsoh2Irg8mMsiFAZjDPofZqyXyHqz",
+	"mpmox3QmlRCIhyitrXMBpYQRgomAk3EEapvYdErmin/OeFiObDjBXm5Atq2PGA+T/E+bRECYCc+HP+Di",
+	"1+CHG53GaOhIN2Ef+/es3EU2fLibJL6TuQT1KQ8NYNABqbwkWsDqN8hRpOlAQmR3a7siQ48hr02dpkJE",
+	"15OhBye1cGqeGhJ9pel23nCEc5JtZ2gZZ5KZ84fhZL6O6XtrFow2dRymbFyN9Pse6JR9N3j6VF26zeDr",
+	"I+cty+JRQdZXlcUDdU7Ge1gRBKk/iybiMCowxH7qGTLXZ7zQJucd5uIYgQQSUaXJp3HYs3FENtKcyTxe",
+	"tCwfx4aPxevJqjGLmZOsGjVT166fyyesWPRwvI2wFRhtwL/zMULlbQBhIidGIo5C0oEk9sfKBEz9Y93T",
+	"lAylGAoF7uhVoD2bJlMm1i1bITJ3UHtECcFzJVOeZAkyFb0oQ9Gd2Fkbfjw1Tax6n32xOQllx7XhQCDT",
+	"iVuLSss+Lj5TVv+ppVKdrt4RTJFTVbW0cbzeGlHJGe9Vm6g+di/Yki40KcUzYlFUkBleoUTSPtr9q8Ey",
+	"6G3AFMDlBq1T22zS+ZsdrlOczHyzVbInNW/faMtVEio7yoi0gtkUaD2TyR64INqADpXLDwvoywiBmp9T",
+	"A1fR1WVeL70AP0s63CBVp31UnFHJpGv/89VcVCPRoVG66hW31VUunQEdHhqyUw+QGM0BYP5KXM2IrHa5",
+	"yjAZRS4RctVFskCf61fVkuav50L5RjJG7Vtc83WvN5cfk8NhBGArVJZf2Zz2oFzNAUXCGDwiIQKqQBF4",
+	"NTRk7QB7rkavsw5NnlBY+kCOiYy5A8WptHCBzd8wJpEQ54T2U4zimPhUPe36+zbWIsKPY+WiLxXIC5C2",
+	"pBhpmhdzwIcS98ppzJ+Z+W6K8U3b14Q7dn1X5S//2OweLpl5D0PZm0K6y3co6mK0b6c0OI15UsfaZjbH",
+	"3ediVC0QNNCBqoQWGtXzDN+4+rqxiFYKmYRAk6DPolCCA5cxRcywKwtUUwl86Uqsm7yTmSWcfxPDrag5",
+	"80Zfw7RjhoSb7N95AEGZh9/s/6biX4AOrsfDj5OqPfy1fXGDHn5tGWeS2/Jn19yKHCnzbVC4V92+kmOq",
+	"luhvkX++giivyj//WFzgFQrH4ZxmgkOSEl6MODHNAA8p1yoPDW9ifTnz2ctgHETgb1WZTDZ8YF2PqWQW",
+	"oya+95pha9/75X3v844tpVtoxLhNwwvKA6i2x+AlKC2M4wwgI6psRGTiEH/2/acHj16ePXx29vLw0dPD",
+	"jz7YNbx+z4YojJiCLRQbzoxi7SfWoKrZAFodmnrbZVKLdaLEgx3nGSiNkeObKvRgu8Eursmwgn2fsQFU",
+	"esPNC66cqVm9WlrUOitmnRIXYDMxgNKOx7pCjmghXmPC+mJD9aocdbZsrXVfxyHTQiqiACzrYiHZfD1b",
+	"C6pDpUDFHS0BDbdDy/MOou6C85i0RSTdYTdt83mO47omm09hrHNsPebZspae8l5xK3KV1qWIoKpX82zh",
+	"Pk/Ny1W92jwdpGnEGqYhZjz5qUsjBVt2XFUDse8WhqINE+w1OkJEQPmGDVuGTuYbttIp1HLyxhq2Ysfx",
+	"k0HEs8q8MM40o1Eal2buGtwIJ2LzdEG4TR4OsCgLlUBizj6LwSMBVdBiXAFXzJBvNK6KjEnj2devapim",
+	"r8duVhVEX9vN6siYa4w0TUxus5MJ4J9zTW7XmYfCjLA+a94yk1sFUV6NyW2P0I4CnpSZdWeZq0/rEZ/H",
+	"UeTblGlGWW9zga3RyH6wTR4A6mlUW7udGT1p+lZ32yOo5/lbRMKFOAdF+kylyTSs8p+kaSBUE8ED2CYO",
+	"9eMicvw0yQMGqDooVZsbxd83uqqfT9cxkafDjqYkP4fuQ5sXknQkVdUIUyqG0KXSyHJz3FLEt7MIn7nx",
+	"+22u6FiRvhiRAeXjbXKAmnWSe5+O6NhW8PARoesTGimRroUd8cHJcZufwzgbryus49nqwDYtnUX4Iqyk",
+	"LyIc1+AGJ+OosLxuWOW5HsvrTHntLK+13P52W16vS/FJjbZVio95G4JYMj3GM6YDVII8iHW/sffJC3Ov",
+	"p0P2EYzTX16kjUyeLo/YBXBQykM7KzP/RRGq7LTIADQNqabb2Q1fjZWGQYmpJJGwpIn5h7wknZFHItET",
+	"sd5KhfMw7kQssCcIisALkKw7LiZgynWJOUWmOzzBxEGesx8ZIa48i4ewMEA6JOICpGQh5Fuz6zjdXOIe",
+	"JVoC7Bcziib/TXB/1pzlaoyk9qCcCaisg4/MfLtCkiGV2sKGNfRcGXiXAQVzozoLGyfpuY0x4R2GxUbz",
+	"C4P7XDUZOhwCD1v2LIpDps1GFJY1dNaxCaLAzBLNr3/xm6//7afprlkTna2+kWvEZoWbbuQwBe03v/zn",
+	"n37145/PayhF+Zc1ZmsEKtL85s//9uv/8cv//MUvtszip9/k23HvljRzJKJIjFrx0DT0859885t/+Oaf",
+	"/+XLX//dFhHc5dNAwilptYufPh+WNZtWMkf0qG3+q5/802//8q+2ci2EyVtlTWAGm2TJv/rXfyS3yZd/",
+	"8bOv/v3nWwl5uyjmJLTJm0TY2pHnC4fmh2+tvK9fvP5fAQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

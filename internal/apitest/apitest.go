@@ -250,7 +250,40 @@ func (c *Client) Do(method, path string, body any, header ...string) *Response {
 	if err != nil {
 		c.env.T.Fatalf("read body: %v", err)
 	}
+	recordProblem(method, req.URL.Path, res, raw)
 	return &Response{t: c.env.T, Status: res.StatusCode, Header: res.Header, Body: raw}
+}
+
+// SeenProblem is one kind of problem answer the tests saw: the request's
+// method and path, the status and the code.
+type SeenProblem struct {
+	Method, Path string
+	Status       int
+	Code         string
+}
+
+// seenProblems holds every SeenProblem of the process, so that a test can
+// check at the end that the contract declares each (see Problems).
+var seenProblems sync.Map // SeenProblem → struct{}
+
+func recordProblem(method, path string, res *http.Response, raw []byte) {
+	if res.Header.Get("Content-Type") != "application/problem+json" {
+		return
+	}
+	var p struct{ Code string }
+	if json.Unmarshal(raw, &p) == nil && p.Code != "" {
+		seenProblems.Store(SeenProblem{Method: method, Path: path, Status: res.StatusCode, Code: p.Code}, struct{}{})
+	}
+}
+
+// Problems returns every problem answer seen so far in this process.
+func Problems() []SeenProblem {
+	var out []SeenProblem
+	seenProblems.Range(func(k, _ any) bool {
+		out = append(out, k.(SeenProblem))
+		return true
+	})
+	return out
 }
 
 // JSON decodes the body into v.

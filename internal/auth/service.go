@@ -423,17 +423,10 @@ func (s *Service) touch(ctx context.Context, id uuid.UUID, now time.Time) {
 	_ = s.store.Client.APIKey.UpdateOneID(id).SetLastUsedAt(now.UTC()).Exec(ctx)
 }
 
-// AllowKey takes one token from the API key's bucket. When the bucket is
-// empty it reports how long to wait.
-func (s *Service) AllowKey(id uuid.UUID) (bool, time.Duration) {
+// AllowKey takes one token from the API key's bucket.
+func (s *Service) AllowKey(id uuid.UUID) Budget {
 	v, _ := s.limiters.LoadOrStore(id, rate.NewLimiter(rate.Limit(s.cfg.APIKeyRate), s.cfg.APIKeyBurst))
-	lim := v.(*rate.Limiter)
-	r := lim.Reserve()
-	if d := r.Delay(); d > 0 {
-		r.Cancel()
-		return false, d
-	}
-	return true, 0
+	return take(v.(*rate.Limiter), time.Now())
 }
 
 func randomToken(n int) (string, error) {

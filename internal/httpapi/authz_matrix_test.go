@@ -149,6 +149,11 @@ func azAllows(op, subject string) bool {
 	return slices.Contains(subs, azAnyone) || slices.Contains(subs, subject)
 }
 
+// azSomeScopeAllows reports whether some API key scope may call op.
+func azSomeScopeAllows(op string) bool {
+	return slices.ContainsFunc(azAllowed[op], func(sub string) bool { return strings.HasPrefix(sub, "scope:") })
+}
+
 // TestAuthorizationTable checks the table against the spec and the casbin
 // policy, without a server.
 func TestAuthorizationTable(t *testing.T) {
@@ -305,6 +310,12 @@ func azCheckCall(t *testing.T, c *apitest.Client, sub string, op azOperation, pa
 	case azAllows(op.id, sub):
 		if res.Status == http.StatusForbidden || res.Status == http.StatusUnauthorized {
 			t.Errorf("%s %s (%s) as %s: %d %s, but the table allows it", op.method, path, op.id, who, res.Status, res.Body)
+		}
+	case strings.HasPrefix(sub, "scope:") && azSomeScopeAllows(op.id):
+		// The key lacks a scope that exists for the operation: say which.
+		if res.Status != http.StatusForbidden || code != "insufficient_scope" ||
+			!strings.Contains(res.Header.Get("WWW-Authenticate"), `error="insufficient_scope"`) {
+			t.Errorf("%s %s (%s) as %s: %d %s (%s), want 403 insufficient_scope with a challenge", op.method, path, op.id, who, res.Status, res.Body, res.Header.Get("WWW-Authenticate"))
 		}
 	default:
 		if res.Status != http.StatusForbidden || code != "forbidden" {

@@ -32,7 +32,7 @@ func (s *Server) CreateContact(ctx context.Context, req api.CreateContactRequest
 		return nil, err
 	}
 	noteTarget(ctx, "contact", v.ID.String())
-	return api.CreateContact201JSONResponse{Body: contactOut(v)}, nil
+	return api.CreateContact201JSONResponse{Body: contactOut(v), Headers: api.CreateContact201ResponseHeaders{Location: location("contacts", v.ID)}}, nil
 }
 
 // GetContact returns a contact.

@@ -28,7 +28,7 @@ func (s *Server) GetJwks(context.Context, api.GetJwksRequestObject) (api.GetJwks
 	for i, k := range keys {
 		out.Keys[i] = api.Jwk{Kty: api.JwkKty(k.Kty), Crv: api.JwkCrv(k.Crv), X: k.X, Kid: k.Kid, Alg: api.JwkAlg(k.Alg), Use: api.JwkUse(k.Use)}
 	}
-	return api.GetJwks200JSONResponse{Body: out}, nil
+	return api.GetJwks200JSONResponse(out), nil
 }
 
 func tokenPairOut(p *auth.TokenPair) api.TokenPair {
@@ -126,7 +126,7 @@ func (s *Server) CreateUser(ctx context.Context, req api.CreateUserRequestObject
 		return nil, err
 	}
 	noteTarget(ctx, "user", u.ID.String())
-	return api.CreateUser201JSONResponse{Body: userOut(u)}, nil
+	return api.CreateUser201JSONResponse{Body: userOut(u), Headers: api.CreateUser201ResponseHeaders{Location: location("users", u.ID)}}, nil
 }
 
 // GetUser returns a user the caller may see.
@@ -200,7 +200,7 @@ func (s *Server) CreateTeam(ctx context.Context, req api.CreateTeamRequestObject
 		return nil, err
 	}
 	noteTarget(ctx, "team", t.ID.String())
-	return api.CreateTeam201JSONResponse{Body: teamOut(t)}, nil
+	return api.CreateTeam201JSONResponse{Body: teamOut(t), Headers: api.CreateTeam201ResponseHeaders{Location: location("teams", t.ID)}}, nil
 }
 
 // GetTeam returns a team.
@@ -263,7 +263,7 @@ func (s *Server) CreateApiKey(ctx context.Context, req api.CreateApiKeyRequestOb
 		Id: o.Id, Name: o.Name, Prefix: o.Prefix, Scopes: o.Scopes, PoolId: o.PoolId, ExpiresAt: o.ExpiresAt,
 		LastUsedAt: o.LastUsedAt, RevokedAt: o.RevokedAt, CreatedBy: o.CreatedBy, CreatedAt: o.CreatedAt,
 		Secret: secret,
-	}}, nil
+	}, Headers: api.CreateApiKey201ResponseHeaders{Location: location("api-keys", k.ID)}}, nil
 }
 
 // ListApiKeys lists keys without their secrets.

@@ -189,7 +189,7 @@ func (s *Server) ConvertLead(ctx context.Context, req api.ConvertLeadRequestObje
 	if err != nil {
 		return nil, err
 	}
-	return api.ConvertLead201JSONResponse{Body: c}, nil
+	return api.ConvertLead201JSONResponse{Body: c, Headers: api.ConvertLead201ResponseHeaders{Location: location("customers", id)}}, nil
 }
 
 // ClaimCustomer claims a customer (or files a claim request).

@@ -14,6 +14,7 @@ import (
 
 	"github.com/shoalcrm/shoal/internal/apitest"
 	"github.com/shoalcrm/shoal/internal/app"
+	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/clock"
 	"github.com/shoalcrm/shoal/internal/org"
 	"github.com/shoalcrm/shoal/internal/testdb"
@@ -104,7 +105,9 @@ type pwWorld struct {
 func newPWWorld(t *testing.T, databaseURL string) *pwWorld {
 	t.Helper()
 	clk := &clock.Adjustable{}
-	env := apitest.New(t, databaseURL, apitest.Options{Config: app.Config{Clock: clk}})
+	// The table tests make hundreds of calls as one admin: a request
+	// budget big enough that only the rules are under test.
+	env := apitest.New(t, databaseURL, apitest.Options{Config: app.Config{Clock: clk, Auth: auth.Config{UserRate: 1e4, UserBurst: 1e4}}})
 	w := &pwWorld{t: t, env: env, clock: clk, defaultPool: map[string]string{}}
 	w.team = env.Team("T", nil).ID
 	w.team2 = env.Team("T2", nil).ID

@@ -102,7 +102,7 @@ func (s *Server) CreatePool(ctx context.Context, req api.CreatePoolRequestObject
 	if err != nil {
 		return nil, err
 	}
-	return api.CreatePool201JSONResponse{Body: out}, nil
+	return api.CreatePool201JSONResponse{Body: out, Headers: api.CreatePool201ResponseHeaders{Location: location("pools", pl.ID)}}, nil
 }
 
 // GetPool returns a pool.

@@ -54,6 +54,8 @@ var catalog = map[string]message{
 	"default_pool_required": {"A pool kind always has a default pool: make another pool the default instead.", "每类线索池必须有一个默认池：请先将其他线索池设为默认。"},
 	"unauthorized":          {"Missing or invalid credentials.", "缺少或无效的身份凭证。"},
 	"forbidden":             {"You may not perform this operation.", "无权执行此操作。"},
+	"invalid_utf8":          {"The text is not valid UTF-8.", "文本不是有效的 UTF-8 编码。"},
+	"insufficient_scope":    {"This API key lacks the scope the operation needs (see scopes).", "此 API 密钥缺少该操作所需的权限范围（见 scopes）。"},
 	"rate_limited":          {"Too many requests; retry later.", "请求过于频繁，请稍后再试。"},
 	"bad_request":           {"The request is malformed.", "请求格式错误。"},
 	"unsupported_media":     {"Unsupported content type.", "不支持的内容类型。"},
@@ -239,8 +241,11 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		return
 	}
 	status := statusOf[e.Kind]
-	if e.Code == "method_not_allowed" {
+	switch e.Code {
+	case "method_not_allowed":
 		status = http.StatusMethodNotAllowed
+	case "unsupported_media":
+		status = http.StatusUnsupportedMediaType
 	}
 	if status == 0 {
 		status = http.StatusInternalServerError

@@ -147,7 +147,7 @@ func (s *Server) CreateLead(ctx context.Context, req api.CreateLeadRequestObject
 	if err != nil {
 		return nil, fmt.Errorf("render lead: %w", err)
 	}
-	return api.CreateLead201JSONResponse{Body: body, Headers: api.CreateLead201ResponseHeaders{ETag: etag(v.Version)}}, nil
+	return api.CreateLead201JSONResponse{Body: body, Headers: api.CreateLead201ResponseHeaders{ETag: etag(v.Version), Location: location("leads", v.ID)}}, nil
 }
 
 // GetLead returns a lead.
@@ -223,7 +223,7 @@ func (s *Server) CreateCustomer(ctx context.Context, req api.CreateCustomerReque
 	if err != nil {
 		return nil, fmt.Errorf("render customer: %w", err)
 	}
-	return api.CreateCustomer201JSONResponse{Body: body, Headers: api.CreateCustomer201ResponseHeaders{ETag: etag(v.Version)}}, nil
+	return api.CreateCustomer201JSONResponse{Body: body, Headers: api.CreateCustomer201ResponseHeaders{ETag: etag(v.Version), Location: location("customers", v.ID)}}, nil
 }
 
 // GetCustomer returns a customer.

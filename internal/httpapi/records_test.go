@@ -149,7 +149,7 @@ func TestRecordListsFiltersAndPages(t *testing.T) {
 			{"ownerId=me&source=website", 12},
 			{"ownerId=none", 0},
 			{"status=invalid", 0},
-			{"sort=lastFollowUpAt", 0},
+			{"sort=lastFollowUpAt", 12}, // nulls last, never dropped
 		}
 		for _, tc := range tests {
 			if got := count(tc.query); got != tc.want {

@@ -2,9 +2,11 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/google/uuid"
@@ -57,20 +59,39 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		c.SetRequest(r.WithContext(auth.WithPrincipal(r.Context(), p)))
-		if p.Type == auth.ActorAPIKey {
-			if ok, wait := s.auth.AllowKey(p.ID); !ok {
-				s.metrics.rateLimited.WithLabelValues("apiKey").Inc()
-				return &apperr.Error{Kind: apperr.RateLimited, Code: "rate_limited", Message: "rate limit exceeded for this API key", RetryAfter: wait}
-			}
+		var budget auth.Budget
+		policy := ""
+		switch p.Type {
+		case auth.ActorAPIKey:
+			budget, policy = s.auth.AllowKey(p.ID), "apiKey"
+		case auth.ActorUser:
+			budget, policy = s.auth.AllowUser(p.ID), "user"
 		}
-		if p.Type == auth.ActorUser {
-			if ok, wait := s.auth.AllowUser(p.ID); !ok {
-				s.metrics.rateLimited.WithLabelValues("user").Inc()
-				return &apperr.Error{Kind: apperr.RateLimited, Code: "rate_limited", Message: "rate limit exceeded for this user", RetryAfter: wait}
+		if policy != "" {
+			setRateLimit(c.Response().Header(), policy, budget)
+			if !budget.Allowed {
+				s.metrics.rateLimited.WithLabelValues(policy).Inc()
+				return &apperr.Error{Kind: apperr.RateLimited, Code: "rate_limited", Message: "rate limit exceeded for this " + policy, RetryAfter: budget.Wait}
 			}
 		}
 		return next(c)
 	}
+}
+
+// setRateLimit advertises the caller's request budget in the header fields
+// of draft-ietf-httpapi-ratelimit-headers-10: the policy (quota q = the
+// bucket size, window w = the seconds an empty bucket takes to refill) and
+// the current state (r = requests left, t = seconds until the bucket is
+// full again). Both are set before the handler runs, so that every answer
+// to an authenticated request carries them, errors included.
+func setRateLimit(h http.Header, policy string, b auth.Budget) {
+	h.Set("RateLimit-Policy", fmt.Sprintf("%q;q=%d;w=%d", policy, b.Quota, ceilSeconds(b.Window)))
+	h.Set("RateLimit", fmt.Sprintf("%q;r=%d;t=%d", policy, b.Remaining, ceilSeconds(b.Reset)))
+}
+
+// ceilSeconds rounds d up to whole seconds, as the header fields count them.
+func ceilSeconds(d time.Duration) int64 {
+	return int64((d + time.Second - 1) / time.Second)
 }
 
 // authorizedKey marks a request whose operation passed the casbin check.
@@ -82,13 +103,37 @@ func (s *Server) authorize(op string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			r := c.Request()
-			if !s.enforcer.Allowed(auth.FromContext(r.Context()), op) {
-				return errForbidden
+			p := auth.FromContext(r.Context())
+			if !s.enforcer.Allowed(p, op) {
+				return s.denied(c, p, op)
 			}
 			c.SetRequest(r.WithContext(context.WithValue(r.Context(), authorizedKey{}, op)))
 			return next(c)
 		}
 	}
+}
+
+// denied is the answer to p calling op without a policy allowing it. An
+// API key that lacks a scope some policy grants op is told which scope
+// (RFC 6750 insufficient_scope), so that its owner knows what to ask for;
+// otherwise the operation is simply forbidden.
+func (s *Server) denied(c echo.Context, p *auth.Principal, op string) error {
+	if p == nil || p.Type != auth.ActorAPIKey {
+		return errForbidden
+	}
+	var scopes []string
+	for _, sc := range auth.Scopes {
+		if s.enforcer.SubjectAllowed("scope:"+sc, op) {
+			scopes = append(scopes, sc)
+		}
+	}
+	if len(scopes) == 0 {
+		return errForbidden
+	}
+	c.Response().Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer error="insufficient_scope", scope=%q`, strings.Join(scopes, " ")))
+	return &apperr.Error{Kind: apperr.Forbidden, Code: "insufficient_scope",
+		Message: "this API key lacks a scope the operation needs: " + strings.Join(scopes, " or "),
+		Extra:   map[string]any{"scopes": scopes}}
 }
 
 // requireAuthorized is a strict-server middleware: it refuses to run any

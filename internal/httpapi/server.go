@@ -287,7 +287,7 @@ func operationID(c echo.Context) string {
 // GetHealth answers while the process is up.
 func (s *Server) GetHealth(context.Context, api.GetHealthRequestObject) (api.GetHealthResponseObject, error) {
 	v := s.version
-	return api.GetHealth200JSONResponse{Body: api.Health{Status: api.Ok, Version: &v}}, nil
+	return api.GetHealth200JSONResponse(api.Health{Status: api.Ok, Version: &v}), nil
 }
 
 // GetReadiness answers 200 when the database is reachable and would accept
@@ -303,5 +303,5 @@ func (s *Server) GetReadiness(ctx context.Context, _ api.GetReadinessRequestObje
 		return nil, errDatabaseUnavailable(err)
 	}
 	v := s.version
-	return api.GetReadiness200JSONResponse{Body: api.Health{Status: api.Ok, Version: &v}}, nil
+	return api.GetReadiness200JSONResponse(api.Health{Status: api.Ok, Version: &v}), nil
 }

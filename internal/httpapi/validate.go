@@ -39,7 +39,48 @@ func (s *Server) requestValidator() echo.MiddlewareFunc {
 			return &echo.HTTPError{Code: http.StatusBadRequest, Internal: validationError(me)}
 		},
 	})
-	return func(next echo.HandlerFunc) echo.HandlerFunc { return s.checkText(contract(next)) }
+	media := bodyMediaTypes(s.spec)
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return checkMediaType(media, s.checkText(contract(next)))
+	}
+}
+
+// bodyMediaTypes lists, per operationId, the media types its request body
+// may have.
+func bodyMediaTypes(spec *openapi3.T) map[string]map[string]bool {
+	out := map[string]map[string]bool{}
+	for _, item := range spec.Paths.Map() {
+		for _, op := range item.Operations() {
+			if op.RequestBody == nil || op.RequestBody.Value == nil {
+				continue
+			}
+			types := map[string]bool{}
+			for mt := range op.RequestBody.Value.Content {
+				types[mt] = true
+			}
+			out[op.OperationID] = types
+		}
+	}
+	return out
+}
+
+// checkMediaType answers 415 unsupported_media to a request whose body is
+// of a type the operation does not take (or of no declared type at all),
+// rather than letting the contract check call it a malformed 400: the
+// client's mistake is the label, not the content.
+func checkMediaType(media map[string]map[string]bool, next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		types, takesBody := media[operationID(c)]
+		if !takesBody || r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+			return next(c)
+		}
+		mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
+		if err != nil || !types[mt] {
+			return apperr.New(apperr.Invalid, "unsupported_media", "the request body must be one of the operation's media types")
+		}
+		return next(c)
+	}
 }
 
 // validationError turns the validator's errors into one problem with an

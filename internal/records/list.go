@@ -36,11 +36,14 @@ type Filter struct {
 	Limit        int
 }
 
-// Cursor is the keyset position after the last row of a page.
+// Cursor is the keyset position after the last row of a page. Null says
+// the row had no value for a nullable sort key (ownedAt, lastFollowUpAt):
+// the page ended in the null tail, which is listed last and by id alone.
 type Cursor struct {
 	Sort string    `json:"s"`
 	At   time.Time `json:"t"`
 	ID   uuid.UUID `json:"i"`
+	Null bool      `json:"n,omitempty"`
 }
 
 // sortColumns maps sort keys to columns.
@@ -157,9 +160,14 @@ func (f Filter) predicate(me uuid.UUID, isLead bool, a access) (func(*sql.Select
 	}, nil
 }
 
+// nullableSort names the sort keys whose column may be empty.
+var nullableSort = map[string]bool{"ownedAt": true, "lastFollowUpAt": true}
+
 // keyset orders by the sort column and id, and continues after the cursor.
-// Sorting by a column that may be empty (ownedAt, lastFollowUpAt) lists
-// only records that have it.
+// A nullable key (ownedAt, lastFollowUpAt) lists every record: those that
+// have the value first, ordered by it, then those without, by id, in both
+// directions. The order is spelt out as (col IS NULL), col, id because
+// SQLite and PostgreSQL place NULLs at opposite ends by default.
 func (f Filter) keyset() (func(*sql.Selector), error) {
 	col, desc, key := sortOf(f.Sort)
 	if col == "" {
@@ -168,23 +176,47 @@ func (f Filter) keyset() (func(*sql.Selector), error) {
 	if f.Cursor != nil && f.Cursor.Sort != f.Sort && !(f.Cursor.Sort == "" && f.Sort == "") {
 		return nil, apperr.Invalidf("query.cursor", "invalid_cursor", "the cursor belongs to another sort order")
 	}
+	nullable := nullableSort[key]
+	if f.Cursor != nil && f.Cursor.Null && !nullable {
+		return nil, apperr.Invalidf("query.cursor", "invalid_cursor", "the cursor belongs to another sort order")
+	}
 	return func(s *sql.Selector) {
-		if key == "ownedAt" || key == "lastFollowUpAt" {
-			s.Where(sql.NotNull(s.C(col)))
+		op := ">"
+		if desc {
+			op = "<"
 		}
 		if c := f.Cursor; c != nil {
-			op := ">"
-			if desc {
-				op = "<"
+			switch {
+			case !nullable:
+				s.Where(rowAfter(s.C(col), s.C("id"), op, c.At.UTC(), c.ID))
+			case c.Null:
+				// Inside the null tail: only null rows remain, by id.
+				s.Where(sql.And(sql.IsNull(s.C(col)), idAfter(s.C("id"), op, c.ID)))
+			default:
+				// Among the valued rows: the rest of them, then the whole tail.
+				s.Where(sql.Or(rowAfter(s.C(col), s.C("id"), op, c.At.UTC(), c.ID), sql.IsNull(s.C(col))))
 			}
-			s.Where(rowAfter(s.C(col), s.C("id"), op, c.At.UTC(), c.ID))
 		}
+		order := sql.Asc
 		if desc {
-			s.OrderBy(sql.Desc(s.C(col)), sql.Desc(s.C("id")))
-		} else {
-			s.OrderBy(sql.Asc(s.C(col)), sql.Asc(s.C("id")))
+			order = sql.Desc
 		}
+		if nullable {
+			// Ascending on a boolean puts false (has a value) first.
+			s.OrderExprFunc(func(b *sql.Builder) {
+				b.WriteString("(").WriteString(s.C(col)).WriteString(" IS NULL)")
+			})
+		}
+		s.OrderBy(order(s.C(col)), order(s.C("id")))
 	}, nil
+}
+
+// idAfter is id op cursor id, for the null tail of a nullable sort.
+func idAfter(idCol, op string, id uuid.UUID) *sql.Predicate {
+	return sql.P(func(b *sql.Builder) {
+		b.WriteString(idCol).WriteString(" ").WriteString(op).WriteString(" ")
+		b.Arg(id)
+	})
 }
 
 // looksLikePhone reports whether q is mostly digits.
@@ -208,10 +240,14 @@ func (f Filter) next(id uuid.UUID, created, updated time.Time, owned, followed *
 	case "ownedAt":
 		if owned != nil {
 			c.At = *owned
+		} else {
+			c.Null = true
 		}
 	case "lastFollowUpAt":
 		if followed != nil {
 			c.At = *followed
+		} else {
+			c.Null = true
 		}
 	default:
 		c.At = created
