@@ -131,6 +131,13 @@ func (c *pgCluster) start() (string, error) {
 		}
 		c.asUser = "postgres"
 	}
+	// The owner's pid lets a later test process stop this cluster if this
+	// one dies without stopping it (killed, or a test timeout's panic, which
+	// skips Main's cleanup).
+	if err := os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return "", fmt.Errorf("write owner pid: %w", err)
+	}
+	c.reapOrphans(dir)
 	data := filepath.Join(dir, "data")
 	if out, err := c.run("initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"); err != nil {
 		return "", fmt.Errorf("initdb: %w: %s", err, out)
@@ -144,6 +151,30 @@ func (c *pgCluster) start() (string, error) {
 		return "", fmt.Errorf("pg_ctl start: %w: %s", err, out)
 	}
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port), nil
+}
+
+// reapOrphans stops and removes the clusters of test processes that are
+// gone. A cluster without an owner.pid (still starting, or made by an older
+// testdb) is left alone.
+func (c *pgCluster) reapOrphans(self string) {
+	dirs, _ := filepath.Glob(filepath.Join(filepath.Dir(self), "shoal-pg-*"))
+	for _, dir := range dirs {
+		if dir == self {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join(dir, "owner.pid"))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+		if err != nil || pid <= 0 || processAlive(pid) {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, "data", "postmaster.pid")); err == nil {
+			_, _ = c.run("pg_ctl", "-D", filepath.Join(dir, "data"), "-m", "immediate", "-w", "stop")
+		}
+		_ = os.RemoveAll(dir)
+	}
 }
 
 func (c *pgCluster) stop() {
