@@ -7,36 +7,34 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/internal/app"
-	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/org"
-	"github.com/shoalcrm/shoal/internal/store"
-	"github.com/shoalcrm/shoal/internal/testdb"
+	"github.com/shoalcrm/shoal/internal/testkit"
 )
 
 // Password is the password of every user the helpers create.
-const Password = "correct horse battery staple"
+const Password = testkit.Password
 
-// Env is a running Shoal over one database.
+// Env is a running Shoal over one database: a testkit world with the real
+// HTTP stack in front of it.
 type Env struct {
 	T   testing.TB
 	URL string
 	App *app.App
 	// Logs holds everything the server logged.
 	Logs *SyncBuffer
+	// World is the service-level world under the HTTP stack.
+	World *testkit.World
 }
 
 // Options tune New.
@@ -52,117 +50,36 @@ func New(t testing.TB, databaseURL string, opts ...Options) *Env {
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	ctx := context.Background()
-	// A fresh test database gets the schema as a copy of a template
-	// migrated once per process; anything else (a database a replica
-	// already uses, one the test opened itself) is migrated as before.
-	cloned, err := testdb.FromTemplate(ctx, databaseURL, Migrate)
-	if err != nil {
-		t.Fatalf("database from template: %v", err)
-	}
-	st, err := store.Open(ctx, databaseURL)
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	if !cloned {
-		if err := st.Migrate(ctx); err != nil {
-			t.Fatalf("migrate: %v", err)
-		}
-	}
-	logs := &SyncBuffer{}
-	cfg := o.Config
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	if cfg.Version == "" {
-		cfg.Version = "test"
-	}
-	a, err := app.New(ctx, st, cfg)
-	if err != nil {
-		t.Fatalf("build app: %v", err)
-	}
-	srv := httptest.NewServer(a.HTTP.Handler())
-	t.Cleanup(func() {
-		srv.Close()
-		_ = st.Close()
-	})
-	return &Env{T: t, URL: srv.URL, App: a, Logs: logs}
+	w := testkit.New(t, databaseURL, o.Config)
+	srv := httptest.NewServer(w.App.HTTP.Handler())
+	t.Cleanup(srv.Close)
+	return &Env{T: t, URL: srv.URL, App: w.App, Logs: w.Logs, World: w}
 }
 
-// Migrate opens databaseURL, applies Shoal's schema and closes it: the
-// testdb.MigrateFunc that builds template databases.
-func Migrate(ctx context.Context, databaseURL string) error {
-	st, err := store.Open(ctx, databaseURL)
-	if err != nil {
-		return err
-	}
-	if err := st.Migrate(ctx); err != nil {
-		_ = st.Close()
-		return err
-	}
-	return st.Close()
-}
+// Migrate applies Shoal's schema to databaseURL (testdb.MigrateFunc).
+func Migrate(ctx context.Context, databaseURL string) error { return testkit.Migrate(ctx, databaseURL) }
 
-// Main is TestMain for packages whose tests run Shoal through apitest: it
-// makes password hashes cheap for the whole test binary (see
-// auth.UseTestHashParams; the tests about hashing cost live in
-// internal/auth and do not use it), runs the tests and stops the database
-// testdb started. Use it as os.Exit(apitest.Main(m)).
-func Main(m *testing.M) int {
-	auth.UseTestHashParams()
-	return testdb.Main(m)
-}
+// Main is TestMain for packages whose tests run Shoal through apitest
+// (see testkit.Main). Use it as os.Exit(apitest.Main(m)).
+func Main(m *testing.M) int { return testkit.Main(m) }
 
 // SyncBuffer is a bytes.Buffer safe for concurrent writers.
-type SyncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+type SyncBuffer = testkit.SyncBuffer
 
-func (b *SyncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// String returns what was written so far.
-func (b *SyncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// uniqueSeq numbers names process-wide, so that several environments on
-// one database (replicas) never hand out the same email.
-var uniqueSeq atomic.Int64
-
-// Unique returns a string unique within the environment, for names and emails.
-func (e *Env) Unique(prefix string) string {
-	return fmt.Sprintf("%s%d", prefix, uniqueSeq.Add(1))
-}
+// Unique returns a string unique within the process, for names and emails.
+func (e *Env) Unique(prefix string) string { return e.World.Unique(prefix) }
 
 // Team creates a team directly through the service.
 func (e *Env) Team(name string, parent *uuid.UUID) *ent.Team {
 	e.T.Helper()
-	t, err := e.App.Org.CreateTeam(context.Background(), org.NewTeam{Name: name, ParentID: parent})
-	if err != nil {
-		e.T.Fatalf("create team: %v", err)
-	}
-	return t
+	return e.World.Team(name, parent)
 }
 
 // User creates a user with role in team (may be nil) and returns it with a
 // logged-in client.
 func (e *Env) User(role string, team *uuid.UUID, caps ...org.Caps) (*ent.User, *Client) {
 	e.T.Helper()
-	in := org.NewUser{Email: e.Unique(role) + "@example.com", Name: e.Unique(role), Role: role, TeamID: team, Password: Password}
-	if len(caps) > 0 {
-		in.Caps = caps[0]
-	}
-	u, err := e.App.Org.CreateUser(context.Background(), in)
-	if err != nil {
-		e.T.Fatalf("create user: %v", err)
-	}
+	u := e.World.User(role, team, caps...)
 	return u, e.Login(u.Email, Password)
 }
 
