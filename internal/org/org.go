@@ -300,7 +300,7 @@ func applyCaps(m capsMutation, c CapsPatch) {
 
 // userScope is the predicate "users p may see".
 func userScope(p *auth.Principal) predicate.User {
-	sc := authz.UserScope(p)
+	sc := authz.UserReach(p)
 	if sc.All {
 		return func(*entsql.Selector) {}
 	}
