@@ -260,18 +260,27 @@ func (s Scope) Predicate(cols Columns) func(*sql.Selector) {
 	}
 }
 
-// Unmasked is "the row does not show field masked", for the rows of an
-// entity with these columns; nil when no row does. A filter or search on
-// a field the caller sees masked must be ANDed with it, or probing would
-// recover what the mask hides (one q per candidate phone).
-func (s Scope) Unmasked(sel *sql.Selector, cols Columns, field string) *sql.Predicate {
+// Masked is "the row shows field masked", for the rows of an entity with
+// these columns; nil when no row does.
+func (s Scope) Masked(sel *sql.Selector, cols Columns, field string) *sql.Predicate {
 	hidden := s.MaskedPools(field)
 	if len(hidden) == 0 {
 		return nil
 	}
 	return onRow(sel, cols, func(sel *sql.Selector, cols Columns) *sql.Predicate {
-		return sql.Not(pooledIn(sel, cols, hidden))
+		return pooledIn(sel, cols, hidden)
 	})
+}
+
+// Unmasked is "the row does not show field masked"; nil when no row
+// does. A filter or search on a field the caller sees masked must be
+// ANDed with it, or probing would recover what the mask hides (one q per
+// candidate phone).
+func (s Scope) Unmasked(sel *sql.Selector, cols Columns, field string) *sql.Predicate {
+	if m := s.Masked(sel, cols, field); m != nil {
+		return sql.Not(m)
+	}
+	return nil
 }
 
 // onRow applies pred to the row's own columns, or for a child to its

@@ -64,7 +64,13 @@ func TestScopeSQLAgreesWithMemory(t *testing.T) {
 						pairs += w.check(t, ctx, st.Client, p, kind, sc)
 					}
 				}
-				t.Logf("%d principals, %d (principal, record) pairs", len(w.principals), pairs)
+				t.Logf("%d principals, %d (principal, record) pairs, %v", len(w.principals), pairs, w.cases)
+				// A world that never exercised a case proves nothing of it.
+				for _, c := range []string{"owned, seen by another", "owned, unseen", "pooled, seen", "pooled, unseen", "masked", "editable", "supervised"} {
+					if w.cases[c] == 0 {
+						t.Errorf("no pair was %s", c)
+					}
+				}
 			})
 		})
 	}
@@ -78,6 +84,8 @@ type world struct {
 	leads      []*ent.Lead
 	customers  []*ent.Customer
 	contacts   []*ent.Contact
+	// cases counts the pairs of each kind the checks met.
+	cases map[string]int
 }
 
 func buildWorld(t *testing.T, ctx context.Context, c *ent.Client, rng *rand.Rand) *world {
@@ -88,7 +96,7 @@ func buildWorld(t *testing.T, ctx context.Context, c *ent.Client, rng *rand.Rand
 			t.Fatal(err)
 		}
 	}
-	w := &world{users: map[uuid.UUID]*ent.User{}, pools: map[uuid.UUID]*ent.Pool{}}
+	w := &world{users: map[uuid.UUID]*ent.User{}, pools: map[uuid.UUID]*ent.Pool{}, cases: map[string]int{}}
 
 	// Teams: a root, two children, a grandchild and a great-grandchild.
 	var teams []*ent.Team
@@ -285,10 +293,18 @@ func (w *world) check(t *testing.T, ctx context.Context, c *ent.Client, p *auth.
 	}
 	for _, field := range maskFields {
 		shown := ids(cols, unmasked(cols, field))
+		hidden := ids(cols, func(sel *sql.Selector) {
+			sc.Predicate(cols)(sel)
+			if m := sc.Masked(sel, cols, field); m != nil {
+				sel.Where(m)
+			} else {
+				sel.Where(sql.False())
+			}
+		})
 		for _, r := range recs {
 			want := sc.Sees(r.row) && !sc.Masks(field, r.row)
-			if shown[r.id] != want {
-				t.Errorf("%s, %s %s: %s unmasked in SQL = %v, in memory = %v", who, kind, w.describeRow(r.row), field, shown[r.id], want)
+			if shown[r.id] != want || shown[r.id] == hidden[r.id] && visible[r.id] {
+				t.Errorf("%s, %s %s: %s unmasked in SQL = %v, masked in SQL = %v, unmasked in memory = %v", who, kind, w.describeRow(r.row), field, shown[r.id], hidden[r.id], want)
 			}
 			// What the views apply to a pooled row (its pool's masking)
 			// is what the scope answers.
@@ -300,6 +316,7 @@ func (w *world) check(t *testing.T, ctx context.Context, c *ent.Client, p *auth.
 		}
 	}
 	for _, r := range recs {
+		w.count(sc, r.row)
 		// The pool operations and edit checks build a scope over the
 		// record's pool alone: it must answer as the full one.
 		one := authz.NewScope(p, []authz.Pool{pool.ScopePool(w.pools[r.row.PoolID])})
@@ -338,6 +355,30 @@ func (w *world) check(t *testing.T, ctx context.Context, c *ent.Client, p *auth.
 		}
 	}
 	return pairs + len(w.contacts)
+}
+
+// count records which case a pair is.
+func (w *world) count(sc authz.Scope, r authz.Row) {
+	sees := sc.Sees(r)
+	switch {
+	case r.OwnerID != nil && sees && !sc.Owns(r):
+		w.cases["owned, seen by another"]++
+	case r.OwnerID != nil && !sees:
+		w.cases["owned, unseen"]++
+	case r.OwnerID == nil && sees:
+		w.cases["pooled, seen"]++
+	case r.OwnerID == nil:
+		w.cases["pooled, unseen"]++
+	}
+	if sc.Masking(r).On() {
+		w.cases["masked"]++
+	}
+	if sc.CanEdit(r) {
+		w.cases["editable"]++
+	}
+	if sc.ManagesOwner(r) && !sc.All() && !sc.Owns(r) {
+		w.cases["supervised"]++
+	}
 }
 
 func describe(p *auth.Principal) string {

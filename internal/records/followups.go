@@ -211,15 +211,15 @@ func (s *Service) maskFollowUps(ctx context.Context, c *ent.Client, p *auth.Prin
 		if err != nil {
 			return nil, err
 		}
-		pools := a.sc.MaskedPools(FieldFollowUps)
-		if len(pools) == 0 {
+		if len(a.sc.MaskedPools(FieldFollowUps)) == 0 {
 			continue
 		}
+		shows := func(sel *sql.Selector) { sel.Where(a.sc.Masked(sel, a.cols, FieldFollowUps)) }
 		var hits []uuid.UUID
 		if kind == "lead" {
-			hits, err = c.Lead.Query().Where(lead.IDIn(subjects...), lead.OwnerIDIsNil(), lead.PoolIDIn(pools...)).IDs(ctx)
+			hits, err = c.Lead.Query().Where(lead.IDIn(subjects...), predicate.Lead(shows)).IDs(ctx)
 		} else {
-			hits, err = c.Customer.Query().Where(customer.IDIn(subjects...), customer.OwnerIDIsNil(), customer.PoolIDIn(pools...)).IDs(ctx)
+			hits, err = c.Customer.Query().Where(customer.IDIn(subjects...), predicate.Customer(shows)).IDs(ctx)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("find masked follow-up subjects: %w", err)

@@ -65,6 +65,7 @@ func (s *Service) scope(ctx context.Context, p *auth.Principal, kind string) (fu
 // (scope), and of those, the pooled rows whose fields he sees masked.
 type access struct {
 	sc    authz.Scope
+	cols  authz.Columns
 	scope func(*sql.Selector)
 }
 
@@ -74,8 +75,11 @@ func (s *Service) access(ctx context.Context, p *auth.Principal, kind string) (a
 	if err != nil {
 		return access{}, err
 	}
-	// Leads and customers declare the same columns.
-	return access{sc: sc, scope: sc.Predicate(LeadColumns)}, nil
+	cols := LeadColumns
+	if kind == "customer" {
+		cols = CustomerColumns
+	}
+	return access{sc: sc, cols: cols, scope: sc.Predicate(cols)}, nil
 }
 
 // masks reports whether the caller sees field masked on a record with
@@ -88,7 +92,7 @@ func (a access) masks(field string, owner *uuid.UUID, poolID uuid.UUID) bool {
 // or search on a field the caller sees masked must not match, or probing
 // it would recover what the mask hides (one q per candidate phone).
 func (a access) unmasked(sel *sql.Selector, field string, pred *sql.Predicate) *sql.Predicate {
-	if u := a.sc.Unmasked(sel, LeadColumns, field); u != nil {
+	if u := a.sc.Unmasked(sel, a.cols, field); u != nil {
 		return sql.And(pred, u)
 	}
 	return pred
