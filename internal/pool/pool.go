@@ -103,9 +103,6 @@ func ScopePool(pl *ent.Pool) authz.Pool {
 	return authz.Pool{ID: pl.ID, MemberTeamIDs: pl.MemberTeamIds, ManagerIDs: pl.ManagerIds, VisibleFields: pl.VisibleFields}
 }
 
-// IsMember is authz.IsMember for a pool row.
-func IsMember(p *auth.Principal, pl *ent.Pool) bool { return authz.IsMember(p, ScopePool(pl)) }
-
 // IsManager is authz.IsManager for a pool row.
 func IsManager(p *auth.Principal, pl *ent.Pool) bool { return authz.IsManager(p, ScopePool(pl)) }
 
