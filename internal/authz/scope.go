@@ -118,6 +118,21 @@ func IsMember(p *auth.Principal, pl Pool) bool {
 	return false
 }
 
+// Members is IsMember as a predicate on the users table: "users who
+// belong to pl" (for picking whom to auto-assign to).
+func Members(pl Pool) func(*sql.Selector) {
+	return func(sel *sql.Selector) {
+		if len(pl.MemberTeamIDs) == 0 {
+			return
+		}
+		or := make([]*sql.Predicate, len(pl.MemberTeamIDs))
+		for i, t := range pl.MemberTeamIDs {
+			or[i] = sql.Contains(sel.C(user.FieldTeamPath), "/"+t.String()+"/")
+		}
+		sel.Where(sql.Or(or...))
+	}
+}
+
 // IsManager reports whether p manages the pool (admins manage every pool).
 func IsManager(p *auth.Principal, pl Pool) bool {
 	if p == nil || p.Type != auth.ActorUser {

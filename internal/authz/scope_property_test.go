@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -54,6 +55,19 @@ func TestScopeSQLAgreesWithMemory(t *testing.T) {
 				t.Logf("seed %d", seed)
 				w := buildWorld(t, ctx, st.Client, rand.New(rand.NewPCG(seed, seed)))
 				pools := pool.NewService(st, clock.Real{}, nil)
+				for _, pl := range w.pools {
+					sp := pool.ScopePool(pl)
+					members, err := st.Client.User.Query().Where(predicate.User(authz.Members(sp))).IDs(ctx)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, u := range w.users {
+						if in := slices.Contains(members, u.ID); in != authz.IsMember(auth.UserPrincipal(u), sp) {
+							t.Errorf("user %s (team path %q), pool %q members %v: SQL member = %v, IsMember = %v",
+								u.ID, u.TeamPath, pl.Name, pl.MemberTeamIds, in, !in)
+						}
+					}
+				}
 				pairs := 0
 				for _, p := range w.principals {
 					for _, kind := range []string{"lead", "customer"} {
