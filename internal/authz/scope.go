@@ -179,8 +179,8 @@ type Row struct {
 // Columns declares where an entity keeps what its scope is decided by:
 // its own owner and pool columns, or (Parent) a parent row whose scope it
 // inherits, as contacts inherit their customer's. An entity without a
-// pool column (Pool "") is only ever owned: an API key bound to a pool
-// sees none of it.
+// pool column (Pool "", and uuid.Nil as a Row's PoolID) is only ever
+// owned: API keys, whose reach is pools, see none of it.
 type Columns struct {
 	Owner, Pool string
 	Parent      *Parent
@@ -202,8 +202,10 @@ type Parent struct {
 // CanEdit, …), and the two always agree.
 type Scope struct {
 	p *auth.Principal
-	// all: no restriction (admins, auditors, API keys bound to no pool).
+	// all: no restriction (admins, auditors, API keys bound to no pool;
+	// keys on poolable entities only).
 	all bool
+	key bool
 	// keyPool: an API key bound to a pool sees that pool's records.
 	keyPool *uuid.UUID
 	reach   Reach
@@ -244,7 +246,7 @@ func NewScope(p *auth.Principal, pools []Pool) Scope {
 	case p == nil:
 		return s
 	case p.Type == auth.ActorAPIKey:
-		s.keyPool = p.PoolID
+		s.key, s.keyPool = true, p.PoolID
 		s.all = p.PoolID == nil
 		return s
 	case p.Type != auth.ActorUser:
@@ -317,7 +319,7 @@ func onRow(sel *sql.Selector, cols Columns, pred func(*sql.Selector, Columns) *s
 // sees is the SQL form of Sees on a row's own columns.
 func (s Scope) sees(sel *sql.Selector, cols Columns) *sql.Predicate {
 	switch {
-	case s.keyPool != nil && cols.Pool == "":
+	case s.key && cols.Pool == "":
 		return sql.False()
 	case s.keyPool != nil:
 		return sql.EQ(sel.C(cols.Pool), *s.keyPool)
@@ -354,9 +356,12 @@ func pooledIn(sel *sql.Selector, cols Columns, pools []uuid.UUID) *sql.Predicate
 // Sees reports whether the principal may see the row (domain.md, who sees
 // what): admins and auditors everything; a user the records his reach
 // admits and the pooled records of pools he is a member or manager of; an
-// API key its pool's records, or all when bound to none.
+// API key its pool's records, or all when bound to none (of poolable
+// entities only).
 func (s Scope) Sees(r Row) bool {
 	switch {
+	case s.key && r.PoolID == uuid.Nil:
+		return false
 	case s.keyPool != nil:
 		return r.PoolID == *s.keyPool
 	case s.all:
