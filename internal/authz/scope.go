@@ -202,11 +202,12 @@ type Parent struct {
 // CanEdit, …), and the two always agree.
 type Scope struct {
 	p *auth.Principal
-	// all: no restriction (admins, auditors, API keys bound to no pool;
-	// keys on poolable entities only).
+	// all: no restriction (admins, auditors; an API key bound to no
+	// pool, on poolable entities).
 	all bool
-	key bool
-	// keyPool: an API key bound to a pool sees that pool's records.
+	// key: p is an API key; keyPool, when set, the pool it is bound to,
+	// whose records (owned or pooled) it sees.
+	key     bool
 	keyPool *uuid.UUID
 	reach   Reach
 	// pools are the pools the scope was given; visible lists, in the
