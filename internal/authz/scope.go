@@ -34,6 +34,37 @@ func (r Reach) None() bool {
 	return !r.All && r.OwnerID == nil && r.TeamPathPrefix == "" && r.TeamID == nil
 }
 
+// Users is the reach as a predicate on the users table.
+func (r Reach) Users() func(*sql.Selector) {
+	return func(sel *sql.Selector) {
+		if r.All {
+			return
+		}
+		var or []*sql.Predicate
+		if r.OwnerID != nil {
+			or = append(or, sql.EQ(sel.C(user.FieldID), *r.OwnerID))
+		}
+		if r.TeamPathPrefix != "" {
+			or = append(or, sql.HasPrefix(sel.C(user.FieldTeamPath), r.TeamPathPrefix))
+		}
+		if r.TeamID != nil {
+			or = append(or, sql.EQ(sel.C(user.FieldTeamID), *r.TeamID))
+		}
+		if len(or) == 0 {
+			sel.Where(sql.False())
+			return
+		}
+		sel.Where(sql.Or(or...))
+	}
+}
+
+// Admits is Users in memory, for a user with this id, team and team path.
+func (r Reach) Admits(id uuid.UUID, teamID *uuid.UUID, teamPath string) bool {
+	return r.All || (r.OwnerID != nil && *r.OwnerID == id) ||
+		(r.TeamPathPrefix != "" && strings.HasPrefix(teamPath, r.TeamPathPrefix)) ||
+		(r.TeamID != nil && teamID != nil && *r.TeamID == *teamID)
+}
+
 // RecordReach is whose owned records p may see and act on: a rep his own,
 // a supervisor those owned by anyone in his team's subtree (and his own),
 // auditors and admins everyone's. API keys reach no owners: what they see

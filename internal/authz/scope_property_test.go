@@ -68,6 +68,19 @@ func TestScopeSQLAgreesWithMemory(t *testing.T) {
 						}
 					}
 				}
+				// The directory: the users each principal may look up.
+				for _, p := range w.principals {
+					reach := authz.UserReach(p)
+					listed, err := st.Client.User.Query().Where(predicate.User(reach.Users())).IDs(ctx)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, u := range w.users {
+						if in := slices.Contains(listed, u.ID); in != reach.Admits(u.ID, u.TeamID, u.TeamPath) {
+							t.Errorf("%s, user %s (team path %q): SQL lists = %v, Admits = %v", describe(p), u.ID, u.TeamPath, in, !in)
+						}
+					}
+				}
 				pairs := 0
 				for _, p := range w.principals {
 					for _, kind := range []string{"lead", "customer"} {
