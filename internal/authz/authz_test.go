@@ -137,48 +137,48 @@ func TestNewEnforcerFromRejectsBadPolicy(t *testing.T) {
 	}
 }
 
-func TestScopes(t *testing.T) {
+func TestReaches(t *testing.T) {
 	const east, eastOne = "/e/", "/e/e1/"
 	rep := user(auth.RoleRep, eastOne)
 	sup := user(auth.RoleSupervisor, east)
 	noTeamSup := &auth.Principal{Type: auth.ActorUser, ID: uuid.New(), Role: auth.RoleSupervisor}
 	noTeamRep := &auth.Principal{Type: auth.ActorUser, ID: uuid.New(), Role: auth.RoleRep}
-	all := authz.Scope{All: true}
+	all := authz.Reach{All: true}
 	tests := []struct {
 		name          string
 		p             *auth.Principal
-		record, users authz.Scope
+		record, users authz.Reach
 	}{
-		{"nobody", nil, authz.Scope{}, authz.Scope{}},
+		{"nobody", nil, authz.Reach{}, authz.Reach{}},
 		{"admin", user(auth.RoleAdmin, ""), all, all},
 		{"auditor", user(auth.RoleAuditor, east), all, all},
 		{"supervisor", sup,
-			authz.Scope{OwnerID: &sup.ID, TeamPathPrefix: east},
-			authz.Scope{OwnerID: &sup.ID, TeamPathPrefix: east}},
+			authz.Reach{OwnerID: &sup.ID, TeamPathPrefix: east},
+			authz.Reach{OwnerID: &sup.ID, TeamPathPrefix: east}},
 		{"supervisor without a team", noTeamSup,
-			authz.Scope{OwnerID: &noTeamSup.ID},
-			authz.Scope{OwnerID: &noTeamSup.ID}},
+			authz.Reach{OwnerID: &noTeamSup.ID},
+			authz.Reach{OwnerID: &noTeamSup.ID}},
 		{"rep", rep,
-			authz.Scope{OwnerID: &rep.ID},
-			authz.Scope{OwnerID: &rep.ID, TeamID: rep.TeamID}},
+			authz.Reach{OwnerID: &rep.ID},
+			authz.Reach{OwnerID: &rep.ID, TeamID: rep.TeamID}},
 		{"rep without a team", noTeamRep,
-			authz.Scope{OwnerID: &noTeamRep.ID},
-			authz.Scope{OwnerID: &noTeamRep.ID}},
-		{"api key", key(auth.Scopes...), authz.Scope{}, authz.Scope{}},
+			authz.Reach{OwnerID: &noTeamRep.ID},
+			authz.Reach{OwnerID: &noTeamRep.ID}},
+		{"api key", key(auth.Scopes...), authz.Reach{}, authz.Reach{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := authz.RecordScope(tt.p); !scopeEqual(got, tt.record) {
-				t.Errorf("RecordScope = %s, want %s", show(got), show(tt.record))
+			if got := authz.RecordReach(tt.p); !scopeEqual(got, tt.record) {
+				t.Errorf("RecordReach = %s, want %s", show(got), show(tt.record))
 			}
-			if got := authz.UserScope(tt.p); !scopeEqual(got, tt.users) {
-				t.Errorf("UserScope = %s, want %s", show(got), show(tt.users))
+			if got := authz.UserReach(tt.p); !scopeEqual(got, tt.users) {
+				t.Errorf("UserReach = %s, want %s", show(got), show(tt.users))
 			}
 		})
 	}
-	if !(authz.Scope{}).None() || (authz.Scope{All: true}).None() || (authz.Scope{OwnerID: &rep.ID}).None() ||
-		(authz.Scope{TeamPathPrefix: east}).None() || (authz.Scope{TeamID: rep.TeamID}).None() {
-		t.Error("Scope.None is wrong")
+	if !(authz.Reach{}).None() || (authz.Reach{All: true}).None() || (authz.Reach{OwnerID: &rep.ID}).None() ||
+		(authz.Reach{TeamPathPrefix: east}).None() || (authz.Reach{TeamID: rep.TeamID}).None() {
+		t.Error("Reach.None is wrong")
 	}
 }
 
@@ -215,12 +215,12 @@ func TestSupervises(t *testing.T) {
 	}
 }
 
-func scopeEqual(a, b authz.Scope) bool {
+func scopeEqual(a, b authz.Reach) bool {
 	eq := func(x, y *uuid.UUID) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
 	return a.All == b.All && a.TeamPathPrefix == b.TeamPathPrefix && eq(a.OwnerID, b.OwnerID) && eq(a.TeamID, b.TeamID)
 }
 
-func show(s authz.Scope) string {
+func show(s authz.Reach) string {
 	str := func(id *uuid.UUID) string {
 		if id == nil {
 			return "nil"

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	entsql "entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
@@ -300,24 +299,7 @@ func applyCaps(m capsMutation, c CapsPatch) {
 
 // userScope is the predicate "users p may see".
 func userScope(p *auth.Principal) predicate.User {
-	sc := authz.UserScope(p)
-	if sc.All {
-		return func(*entsql.Selector) {}
-	}
-	var or []predicate.User
-	if sc.OwnerID != nil {
-		or = append(or, user.ID(*sc.OwnerID))
-	}
-	if sc.TeamPathPrefix != "" {
-		or = append(or, user.TeamPathHasPrefix(sc.TeamPathPrefix))
-	}
-	if sc.TeamID != nil {
-		or = append(or, user.TeamID(*sc.TeamID))
-	}
-	if len(or) == 0 {
-		return user.IDIn() // matches nothing
-	}
-	return user.Or(or...)
+	return predicate.User(authz.UserReach(p).Users())
 }
 
 // GetUser returns a user p may see; NotFound otherwise.

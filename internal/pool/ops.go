@@ -108,42 +108,39 @@ func (s *Service) runIf(ctx context.Context, kind string, id uuid.UUID, visible 
 	return done, nil
 }
 
+// row is the record as authz sees it.
+func (o *op) row() authz.Row {
+	return authz.Row{OwnerID: o.r.OwnerID, OwnerTeamPath: o.ownerPath, PoolID: o.r.PoolID}
+}
+
+// scope is p's scope over the record's pool.
+func (o *op) scope(p *auth.Principal) authz.Scope { return scopeOf(p, o.pl) }
+
 // sees reports whether p may see the record (domain.md, who sees what).
+// Ownership operations and their history are for users: an API key's
+// read scope is no ground to act (casbin gives keys none of them).
 func (o *op) sees(p *auth.Principal) bool {
-	if p.Type != auth.ActorUser {
-		return false
-	}
-	switch {
-	case p.Role == auth.RoleAdmin || p.Role == auth.RoleAuditor:
-		return true
-	case o.r.OwnerID == nil:
-		return IsMember(p, o.pl) || IsManager(p, o.pl)
-	case *o.r.OwnerID == p.ID:
-		return true
-	default:
-		return authz.Supervises(p, o.ownerPath)
-	}
+	return p.Type == auth.ActorUser && o.scope(p).Sees(o.row())
 }
 
 // claimable reports whether p could claim records of the record's pool
 // (a member or manager of it), whoever owns this one now. Claims use it so
 // that losing a race is a 409 already_owned, not a 404 that depends on
 // whether the winner committed before the loser read the record.
-func (o *op) claimable(p *auth.Principal) bool {
-	return p.Type == auth.ActorUser && (IsMember(p, o.pl) || IsManager(p, o.pl))
-}
+func (o *op) claimable(p *auth.Principal) bool { return o.scope(p).MayClaim(o.pl.ID) }
 
 // manages reports whether p is the owner's supervisor or an admin.
-func (o *op) manages(p *auth.Principal) bool {
-	return o.r.OwnerID != nil && authz.Supervises(p, o.ownerPath)
-}
+func (o *op) manages(p *auth.Principal) bool { return o.scope(p).ManagesOwner(o.row()) }
 
-// ownerOrManager is the check for return, freeze, unfreeze, invalidate.
+// managesPool reports whether p manages the record's pool.
+func (o *op) managesPool(p *auth.Principal) bool { return o.scope(p).ManagesPool(o.pl.ID) }
+
+// ownerOrManager is the check for return, freeze, unfreeze, transfer.
 func (o *op) ownerOrManager(p *auth.Principal) error {
 	if o.r.OwnerID == nil {
 		return ruleErr(poolrules.ErrNotOwned)
 	}
-	if *o.r.OwnerID == p.ID || o.manages(p) {
+	if sc := o.scope(p); sc.Owns(o.row()) || sc.ManagesOwner(o.row()) {
 		return nil
 	}
 	return errNotRecordOwner
@@ -362,10 +359,7 @@ func (s *Service) targetFor(ctx context.Context, o *op, p *auth.Principal, targe
 	if !h.user.Active {
 		return nil, errTargetInactive
 	}
-	inScope := p.Role == auth.RoleAdmin || authz.Supervises(p, h.user.TeamPath) ||
-		(poolManager && IsMember(auth.UserPrincipal(h.user), o.pl)) ||
-		(p.Role == auth.RoleRep && p.TeamID != nil && h.user.TeamID != nil && *p.TeamID == *h.user.TeamID)
-	if !inScope {
+	if !o.scope(p).MayHandTo(auth.UserPrincipal(h.user), o.pl.ID, poolManager) {
 		return nil, errTargetScope
 	}
 	if !h.underCap(o.r.Kind) {
@@ -384,7 +378,7 @@ func (s *Service) Assign(ctx context.Context, p *auth.Principal, kind string, id
 		if o.r.OwnerID != nil {
 			return ruleErr(poolrules.ErrAlreadyOwned)
 		}
-		manager := IsManager(p, o.pl)
+		manager := o.managesPool(p)
 		h, err := s.targetFor(ctx, o, p, target, manager)
 		if err != nil {
 			return err
@@ -536,9 +530,7 @@ func (s *Service) Invalidate(ctx context.Context, p *auth.Principal, kind string
 		if o.r.Status != "active" {
 			return ruleErr(poolrules.ErrRecordInvalid)
 		}
-		allowed := (o.r.OwnerID != nil && (*o.r.OwnerID == p.ID || o.manages(p))) ||
-			(o.r.OwnerID == nil && IsManager(p, o.pl))
-		if !allowed {
+		if !o.scope(p).CanEdit(o.row()) {
 			return errNotRecordOwner
 		}
 		if o.r.OwnerID != nil && o.r.Counts(o.st) {
@@ -559,7 +551,7 @@ func (s *Service) Restore(ctx context.Context, p *auth.Principal, kind string, i
 		if o.r.Status != "invalid" {
 			return ruleErr(poolrules.ErrNotInvalid)
 		}
-		if !o.manages(p) && !IsManager(p, o.pl) {
+		if !o.manages(p) && !o.managesPool(p) {
 			return errNotRecordOwner
 		}
 		prev := o.r.OwnerID
@@ -587,9 +579,9 @@ func (s *Service) DecideClaim(ctx context.Context, p *auth.Principal, requestID 
 	var out *ent.ClaimRequest
 	// The pool's manager decides its requests even when the record has
 	// since gone to an owner outside his team.
-	visible := func(o *op) bool { return o.sees(p) || IsManager(p, o.pl) }
+	visible := func(o *op) bool { return o.sees(p) || o.managesPool(p) }
 	_, err = s.runIf(ctx, string(req.Kind), req.RecordID, visible, func(o *op) error {
-		if !IsManager(p, o.pl) {
+		if !o.managesPool(p) {
 			return errWrongPool
 		}
 		cur, err := o.tx.ClaimRequest.Get(ctx, requestID)
@@ -643,12 +635,11 @@ func (s *Service) ListClaimRequests(ctx context.Context, p *auth.Principal, stat
 		if err != nil {
 			return nil, fmt.Errorf("list pools: %w", err)
 		}
-		var managed []uuid.UUID
-		for _, pl := range pools {
-			if IsManager(p, pl) {
-				managed = append(managed, pl.ID)
-			}
+		scoped := make([]authz.Pool, len(pools))
+		for i, pl := range pools {
+			scoped[i] = ScopePool(pl)
 		}
+		managed := authz.NewScope(p, scoped).ManagedPools()
 		q = q.Where(claimrequest.Or(claimrequest.RequesterID(p.ID), claimrequest.PoolIDIn(managed...)))
 	}
 	reqs, err := q.All(ctx)

@@ -14,6 +14,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/user"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/authz"
 	"github.com/shoalcrm/shoal/internal/poolrules"
 )
 
@@ -122,13 +123,7 @@ func (s *Service) autoAssign(ctx context.Context, tx *ent.Tx, pl *ent.Pool, r *R
 		return false, nil
 	}
 	q := tx.User.Query().Where(user.Active(true), user.RoleEQ(user.RoleRep)).Order(ent.Asc(user.FieldID))
-	if len(pl.MemberTeamIds) > 0 {
-		var or []predicate.User
-		for _, t := range pl.MemberTeamIds {
-			or = append(or, user.TeamPathContains("/"+t.String()+"/"))
-		}
-		q = q.Where(user.Or(or...))
-	}
+	q = q.Where(predicate.User(authz.Members(ScopePool(pl))))
 	members, err := q.All(ctx)
 	if err != nil {
 		return false, fmt.Errorf("load pool members: %w", err)

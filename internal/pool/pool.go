@@ -9,7 +9,6 @@ package pool
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	entpool "github.com/shoalcrm/shoal/ent/pool"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/authz"
 	"github.com/shoalcrm/shoal/internal/clock"
 	"github.com/shoalcrm/shoal/internal/poolrules"
 	"github.com/shoalcrm/shoal/internal/store"
@@ -98,31 +98,18 @@ func (s *Service) Kind(ctx context.Context, id uuid.UUID) (string, error) {
 	return string(p.Kind), nil
 }
 
-// IsMember reports whether the principal belongs to the pool: a pool with
-// no member teams is open to everyone; otherwise the user's team or one of
-// its ancestors must be a member.
-func IsMember(p *auth.Principal, pl *ent.Pool) bool {
-	if p == nil || p.Type != auth.ActorUser {
-		return false
-	}
-	if len(pl.MemberTeamIds) == 0 {
-		return true
-	}
-	for _, t := range pl.MemberTeamIds {
-		if strings.Contains(p.TeamPath, "/"+t.String()+"/") {
-			return true
-		}
-	}
-	return false
+// ScopePool is what authz needs to know of a pool.
+func ScopePool(pl *ent.Pool) authz.Pool {
+	return authz.Pool{ID: pl.ID, MemberTeamIDs: pl.MemberTeamIds, ManagerIDs: pl.ManagerIds, VisibleFields: pl.VisibleFields}
 }
 
-// IsManager reports whether the principal manages the pool (admins manage
-// every pool).
-func IsManager(p *auth.Principal, pl *ent.Pool) bool {
-	if p == nil || p.Type != auth.ActorUser {
-		return false
-	}
-	return p.Role == auth.RoleAdmin || slices.Contains(pl.ManagerIds, p.ID)
+// IsManager is authz.IsManager for a pool row.
+func IsManager(p *auth.Principal, pl *ent.Pool) bool { return authz.IsManager(p, ScopePool(pl)) }
+
+// scopeOf is p's scope over the records of one pool, for an operation on
+// a record already loaded.
+func scopeOf(p *auth.Principal, pl *ent.Pool) authz.Scope {
+	return authz.NewScope(p, []authz.Pool{ScopePool(pl)})
 }
 
 // Rules turns a pool row into the rule set the pure decisions take.
@@ -146,39 +133,20 @@ func Rules(pl *ent.Pool) poolrules.Rules {
 	return r
 }
 
-// VisiblePoolIDs returns the pools of kind whose pooled records p may see:
-// those he is a member or manager of (admins and auditors: all).
-func (s *Service) VisiblePoolIDs(ctx context.Context, p *auth.Principal, kind string) ([]uuid.UUID, error) {
-	pools, err := s.VisiblePools(ctx, p, kind)
-	if err != nil {
-		return nil, err
-	}
-	ids := make([]uuid.UUID, len(pools))
-	for i, pl := range pools {
-		ids[i] = pl.ID
-	}
-	return ids, nil
-}
-
-// VisiblePools is VisiblePoolIDs with the pools themselves, for callers
-// that also need their settings (what each pool masks).
-func (s *Service) VisiblePools(ctx context.Context, p *auth.Principal, kind string) ([]*ent.Pool, error) {
-	pools, err := s.store.Reader.Pool.Query().Where(entpool.KindEQ(entpool.Kind(kind))).All(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list pools: %w", err)
-	}
-	var out []*ent.Pool
-	for _, pl := range pools {
-		switch {
-		case p.Type == auth.ActorAPIKey:
-			if p.PoolID == nil || *p.PoolID == pl.ID {
-				out = append(out, pl)
-			}
-		case p.Role == auth.RoleAdmin || p.Role == auth.RoleAuditor || IsMember(p, pl) || IsManager(p, pl):
-			out = append(out, pl)
+// Scope is p's scope over the records of kind, reading the kind's pools
+// only when it depends on them.
+func (s *Service) Scope(ctx context.Context, p *auth.Principal, kind string) (authz.Scope, error) {
+	return authz.LoadScope(ctx, p, func(ctx context.Context) ([]authz.Pool, error) {
+		pools, err := s.store.Reader.Pool.Query().Where(entpool.KindEQ(entpool.Kind(kind))).All(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list pools: %w", err)
 		}
-	}
-	return out, nil
+		out := make([]authz.Pool, len(pools))
+		for i, pl := range pools {
+			out[i] = ScopePool(pl)
+		}
+		return out, nil
+	})
 }
 
 // side returns the client for reads inside tx that only inform a decision

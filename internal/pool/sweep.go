@@ -11,10 +11,11 @@ import (
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/ent/customer"
 	"github.com/shoalcrm/shoal/ent/lead"
+	"github.com/shoalcrm/shoal/ent/predicate"
 	"github.com/shoalcrm/shoal/ent/reclaimwarning"
-	"github.com/shoalcrm/shoal/ent/user"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/authz"
 	"github.com/shoalcrm/shoal/internal/poolrules"
 )
 
@@ -140,22 +141,17 @@ func (s *Service) sweepFreezes(ctx context.Context, kind string, now time.Time, 
 	})
 }
 
+// warningColumns: a reclaim warning is seen by those who see its owner's
+// records (him, his supervisors, admins and auditors), whoever owns the
+// record now.
+var warningColumns = authz.Columns{Owner: reclaimwarning.FieldOwnerID}
+
 // Warnings lists reclaim warnings p may see, newest first: his own; for a
 // supervisor also those of everyone in his subtree; all for admins and
 // auditors.
 func (s *Service) Warnings(ctx context.Context, p *auth.Principal, before *uuid.UUID, limit int) ([]*ent.ReclaimWarning, error) {
 	q := s.store.Reader.ReclaimWarning.Query().Order(ent.Desc(reclaimwarning.FieldID)).Limit(limit)
-	if p.Role != auth.RoleAdmin && p.Role != auth.RoleAuditor {
-		owners := []uuid.UUID{p.ID}
-		if p.Role == auth.RoleSupervisor && p.TeamPath != "" {
-			ids, err := s.store.Reader.User.Query().Where(user.TeamPathHasPrefix(p.TeamPath)).IDs(ctx)
-			if err != nil {
-				return nil, fmt.Errorf("load subtree: %w", err)
-			}
-			owners = append(owners, ids...)
-		}
-		q = q.Where(reclaimwarning.OwnerIDIn(owners...))
-	}
+	q = q.Where(predicate.ReclaimWarning(authz.NewScope(p, nil).Predicate(warningColumns)))
 	if before != nil {
 		q = q.Where(reclaimwarning.IDLT(*before))
 	}

@@ -176,7 +176,7 @@ func (s *Service) contactMasker(ctx context.Context, c *ent.Client, p *auth.Prin
 
 // contact applies the masking to a copy of ct.
 func (m masker) contact(ct *ent.Contact) *ContactView {
-	if !m.on {
+	if !m.On() {
 		return &ContactView{Contact: ct}
 	}
 	cp := *ct

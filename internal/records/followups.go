@@ -16,7 +16,6 @@ import (
 	"github.com/shoalcrm/shoal/ent/predicate"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
-	"github.com/shoalcrm/shoal/internal/authz"
 	"github.com/shoalcrm/shoal/internal/events"
 )
 
@@ -212,15 +211,15 @@ func (s *Service) maskFollowUps(ctx context.Context, c *ent.Client, p *auth.Prin
 		if err != nil {
 			return nil, err
 		}
-		pools := a.hidden[FieldFollowUps]
-		if len(pools) == 0 {
+		if len(a.sc.MaskedPools(FieldFollowUps)) == 0 {
 			continue
 		}
+		shows := func(sel *sql.Selector) { sel.Where(a.sc.Masked(sel, a.cols, FieldFollowUps)) }
 		var hits []uuid.UUID
 		if kind == "lead" {
-			hits, err = c.Lead.Query().Where(lead.IDIn(subjects...), lead.OwnerIDIsNil(), lead.PoolIDIn(pools...)).IDs(ctx)
+			hits, err = c.Lead.Query().Where(lead.IDIn(subjects...), predicate.Lead(shows)).IDs(ctx)
 		} else {
-			hits, err = c.Customer.Query().Where(customer.IDIn(subjects...), customer.OwnerIDIsNil(), customer.PoolIDIn(pools...)).IDs(ctx)
+			hits, err = c.Customer.Query().Where(customer.IDIn(subjects...), predicate.Customer(shows)).IDs(ctx)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("find masked follow-up subjects: %w", err)
@@ -248,17 +247,18 @@ func (s *Service) maskFollowUps(ctx context.Context, c *ent.Client, p *auth.Prin
 // written by p": nothing for admins and auditors, subqueries on the leads
 // and customers p may see for everyone else.
 func (s *Service) followUpScope(ctx context.Context, p *auth.Principal) (predicate.FollowUp, error) {
-	if p.Type == auth.ActorUser && authz.RecordScope(p).All {
+	leadAccess, err := s.access(ctx, p, "lead")
+	if err != nil {
+		return nil, err
+	}
+	if leadAccess.sc.All() {
 		return func(*sql.Selector) {}, nil
 	}
-	leads, err := s.scope(ctx, p, "lead")
+	customerAccess, err := s.access(ctx, p, "customer")
 	if err != nil {
 		return nil, err
 	}
-	customers, err := s.scope(ctx, p, "customer")
-	if err != nil {
-		return nil, err
-	}
+	leads, customers := leadAccess.scope, customerAccess.scope
 	me := principalUser(p)
 	return func(sel *sql.Selector) {
 		visibleLeads := sql.Select(lead.FieldID).From(sql.Table(lead.Table))

@@ -1,12 +1,12 @@
 package records
 
 import (
-	"slices"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/authz"
 	"github.com/shoalcrm/shoal/internal/pool"
 )
 
@@ -19,27 +19,22 @@ var Maskable = []string{"name", "company", "phone", "email", "notes", "address",
 // follow-up content to pool members.
 const FieldFollowUps = "followUps"
 
-// masker decides what a principal sees of pooled records in one pool.
-type masker struct {
-	on      bool
-	visible []string
-}
+// masker applies what a principal sees masked of pooled records in one
+// pool (authz decides which fields).
+type masker struct{ authz.Masking }
 
 // maskerFor returns the masking that applies to p for pooled records of
-// pl: none for admins, auditors, the pool's managers and API keys (an
-// integration sees what it was granted), and for pools without a
-// visibleFields setting.
+// pl (none when pl is nil).
 func maskerFor(p *auth.Principal, pl *ent.Pool) masker {
-	if pl == nil || pl.VisibleFields == nil || p.Type != auth.ActorUser ||
-		p.Role == auth.RoleAdmin || p.Role == auth.RoleAuditor || pool.IsManager(p, pl) {
+	if pl == nil {
 		return masker{}
 	}
-	return masker{on: true, visible: pl.VisibleFields}
+	return masker{authz.MaskingFor(p, pool.ScopePool(pl))}
 }
 
 // str masks v unless field is visible; it reports whether it masked.
 func (m masker) str(field string, v *string) bool {
-	if !m.on || *v == "" || slices.Contains(m.visible, field) {
+	if *v == "" || !m.Hides(field) {
 		return false
 	}
 	switch field {
@@ -54,7 +49,7 @@ func (m masker) str(field string, v *string) bool {
 }
 
 func (m masker) tags(v *[]string) bool {
-	if !m.on || len(*v) == 0 || slices.Contains(m.visible, "tags") {
+	if len(*v) == 0 || !m.Hides("tags") {
 		return false
 	}
 	*v = []string{}

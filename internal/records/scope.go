@@ -6,7 +6,6 @@ package records
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -14,7 +13,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
-	"github.com/shoalcrm/shoal/ent/user"
+	"github.com/shoalcrm/shoal/ent/contact"
+	"github.com/shoalcrm/shoal/ent/customer"
+	"github.com/shoalcrm/shoal/ent/lead"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/authz"
@@ -41,9 +42,17 @@ var (
 	errNoIfMatch   = apperr.New(apperr.PreconditionRequired, "precondition_required", "If-Match with the record's ETag is required")
 )
 
+// The scope columns of the records this package keeps: leads and
+// customers are owned or pooled; a contact takes its customer's scope.
+var (
+	LeadColumns     = authz.Columns{Owner: lead.FieldOwnerID, Pool: lead.FieldPoolID}
+	CustomerColumns = authz.Columns{Owner: customer.FieldOwnerID, Pool: customer.FieldPoolID}
+	ContactColumns  = authz.Columns{Parent: &authz.Parent{Key: contact.FieldCustomerID,
+		Table: customer.Table, ID: customer.FieldID, Columns: CustomerColumns}}
+)
+
 // scope is the predicate "records of this kind the principal may see",
-// usable on the leads and customers tables alike (both have owner_id and
-// pool_id).
+// usable on the leads and customers tables alike.
 func (s *Service) scope(ctx context.Context, p *auth.Principal, kind string) (func(*sql.Selector), error) {
 	a, err := s.access(ctx, p, kind)
 	if err != nil {
@@ -55,116 +64,59 @@ func (s *Service) scope(ctx context.Context, p *auth.Principal, kind string) (fu
 // access is what a principal may see of one kind of record: which rows
 // (scope), and of those, the pooled rows whose fields he sees masked.
 type access struct {
+	sc    authz.Scope
+	cols  authz.Columns
 	scope func(*sql.Selector)
-	// hidden maps a maskable field to the pools, among those he sees,
-	// whose pooled records show him that field masked.
-	hidden map[string][]uuid.UUID
 }
 
-// access computes the scope and the masked fields of p for kind with one
-// read of the pools.
+// access builds p's scope for kind with at most one read of the pools.
 func (s *Service) access(ctx context.Context, p *auth.Principal, kind string) (access, error) {
-	if p.Type == auth.ActorAPIKey {
-		if p.PoolID != nil {
-			id := *p.PoolID
-			return access{scope: func(sel *sql.Selector) { sel.Where(sql.EQ(sel.C("pool_id"), id)) }}, nil
-		}
-		return access{scope: func(*sql.Selector) {}}, nil
-	}
-	sc := authz.RecordScope(p)
-	if sc.All {
-		// Admins and auditors: nothing is masked for them either.
-		return access{scope: func(*sql.Selector) {}}, nil
-	}
-	visible, err := s.pools.VisiblePools(ctx, p, kind)
+	sc, err := s.pools.Scope(ctx, p, kind)
 	if err != nil {
 		return access{}, err
 	}
-	pools := make([]any, len(visible))
-	hidden := map[string][]uuid.UUID{}
-	for i, pl := range visible {
-		pools[i] = pl.ID
-		m := maskerFor(p, pl)
-		if !m.on {
-			continue
-		}
-		for _, f := range Maskable {
-			if !slices.Contains(m.visible, f) {
-				hidden[f] = append(hidden[f], pl.ID)
-			}
-		}
+	cols := LeadColumns
+	if kind == "customer" {
+		cols = CustomerColumns
 	}
-	scope := func(sel *sql.Selector) {
-		var or []*sql.Predicate
-		if sc.OwnerID != nil {
-			or = append(or, sql.EQ(sel.C("owner_id"), *sc.OwnerID))
-		}
-		if sc.TeamPathPrefix != "" {
-			users := sql.Select(user.FieldID).From(sql.Table(user.Table)).
-				Where(sql.HasPrefix(user.FieldTeamPath, sc.TeamPathPrefix))
-			or = append(or, sql.In(sel.C("owner_id"), users))
-		}
-		if len(pools) > 0 {
-			or = append(or, sql.And(sql.IsNull(sel.C("owner_id")), sql.In(sel.C("pool_id"), pools...)))
-		}
-		if len(or) == 0 {
-			sel.Where(sql.False())
-			return
-		}
-		sel.Where(sql.Or(or...))
-	}
-	return access{scope: scope, hidden: hidden}, nil
+	return access{sc: sc, cols: cols, scope: sc.Predicate(cols)}, nil
 }
 
 // masks reports whether the caller sees field masked on a record with
-// this owner and pool.
+// this owner and pool (one he sees).
 func (a access) masks(field string, owner *uuid.UUID, poolID uuid.UUID) bool {
-	return owner == nil && slices.Contains(a.hidden[field], poolID)
+	return a.sc.Masks(field, authz.Row{OwnerID: owner, PoolID: poolID})
 }
 
 // unmasked ANDs pred with "the row does not show field masked": a filter
 // or search on a field the caller sees masked must not match, or probing
 // it would recover what the mask hides (one q per candidate phone).
 func (a access) unmasked(sel *sql.Selector, field string, pred *sql.Predicate) *sql.Predicate {
-	pools := a.hidden[field]
-	if len(pools) == 0 {
-		return pred
+	if u := a.sc.Unmasked(sel, a.cols, field); u != nil {
+		return sql.And(pred, u)
 	}
-	vals := make([]any, len(pools))
-	for i, id := range pools {
-		vals[i] = id
-	}
-	return sql.And(pred, sql.Not(sql.And(sql.IsNull(sel.C("owner_id")), sql.In(sel.C("pool_id"), vals...))))
+	return pred
 }
 
-// canEdit reports whether p may change a record's fields: its owner, a
-// supervisor of its owner, an admin, or (for a pooled record) a manager of
-// its pool.
+// canEdit reports whether p may change a record's fields (authz
+// Scope.CanEdit), reading in tx the pool and owner it depends on.
 func (s *Service) canEdit(ctx context.Context, tx *ent.Tx, p *auth.Principal, ownerID *uuid.UUID, poolID uuid.UUID) (bool, error) {
-	if p.Type != auth.ActorUser || p.Role == auth.RoleAuditor {
-		return false, nil
-	}
-	if p.Role == auth.RoleAdmin {
-		return true, nil
-	}
+	row := authz.Row{OwnerID: ownerID, PoolID: poolID}
+	var pools []authz.Pool
 	if ownerID == nil {
 		pl, err := tx.Pool.Get(ctx, poolID)
 		if err != nil {
 			return false, err
 		}
-		return pool.IsManager(p, pl), nil
-	}
-	if *ownerID == p.ID {
-		return true, nil
-	}
-	if p.Role == auth.RoleSupervisor {
+		pools = append(pools, pool.ScopePool(pl))
+	} else if *ownerID != p.ID && p.Type == auth.ActorUser {
 		owner, err := tx.User.Get(ctx, *ownerID)
 		if err != nil {
 			return false, err
 		}
-		return authz.Supervises(p, owner.TeamPath), nil
+		row.OwnerTeamPath = owner.TeamPath
 	}
-	return false, nil
+	return authz.NewScope(p, pools).CanEdit(row), nil
 }
 
 // checkVersion enforces If-Match against the stored version.
