@@ -15,6 +15,8 @@ import (
 
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/ent/auditevent"
+	"github.com/shoalcrm/shoal/ent/predicate"
+	"github.com/shoalcrm/shoal/internal/listing"
 	"github.com/shoalcrm/shoal/internal/store"
 )
 
@@ -221,14 +223,22 @@ type Filter struct {
 	Operation  *string
 	Since      *time.Time
 	Until      *time.Time
-	// Before is the id of the last event of the previous page.
-	Before *uuid.UUID
+	// Cursor is the position after the last event of the previous page.
+	Cursor *listing.Cursor
 	Limit  int
 }
 
-// List returns events newest first (ids are time-ordered UUIDv7s).
-func (l *Log) List(ctx context.Context, f Filter) ([]*ent.AuditEvent, error) {
-	q := l.store.Reader.AuditEvent.Query().Order(ent.Desc(auditevent.FieldID)).Limit(f.Limit)
+// eventList orders events by id, newest first (ids are time-ordered
+// UUIDv7s).
+var eventList = listing.ByID(auditevent.FieldID, func(e *ent.AuditEvent) uuid.UUID { return e.ID }, true)
+
+// List returns events newest first and the cursor of the next page.
+func (l *Log) List(ctx context.Context, f Filter) ([]*ent.AuditEvent, *listing.Cursor, error) {
+	pg, err := eventList.Page("", f.Cursor, f.Limit)
+	if err != nil {
+		return nil, nil, err
+	}
+	q := l.store.Reader.AuditEvent.Query().Where(predicate.AuditEvent(pg.Apply)).Limit(pg.Limit)
 	if f.ActorID != nil {
 		q = q.Where(auditevent.ActorID(*f.ActorID))
 	}
@@ -247,12 +257,9 @@ func (l *Log) List(ctx context.Context, f Filter) ([]*ent.AuditEvent, error) {
 	if f.Until != nil {
 		q = q.Where(auditevent.AtLT(f.Until.UTC()))
 	}
-	if f.Before != nil {
-		q = q.Where(auditevent.IDLT(*f.Before))
-	}
 	events, err := q.All(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list audit events: %w", err)
+		return nil, nil, fmt.Errorf("list audit events: %w", err)
 	}
-	return events, nil
+	return events, pg.Next(events), nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/authz"
 	"github.com/shoalcrm/shoal/internal/events"
+	"github.com/shoalcrm/shoal/internal/listing"
 	"github.com/shoalcrm/shoal/internal/patch"
 	"github.com/shoalcrm/shoal/internal/store"
 )
@@ -337,13 +338,21 @@ type UserFilter struct {
 	TeamID *uuid.UUID
 	Role   *string
 	Active *bool
-	After  *uuid.UUID
+	Cursor *listing.Cursor
 	Limit  int
 }
 
-// ListUsers returns the users p may see, in creation order.
-func (s *Service) ListUsers(ctx context.Context, p *auth.Principal, f UserFilter) ([]*ent.User, error) {
-	q := s.store.Reader.User.Query().Where(userScope(p)).Order(ent.Asc(user.FieldID)).Limit(f.Limit)
+// userList orders users by id: creation order.
+var userList = listing.ByID(user.FieldID, func(u *ent.User) uuid.UUID { return u.ID }, false)
+
+// ListUsers returns the users p may see, in creation order, and the cursor
+// of the next page.
+func (s *Service) ListUsers(ctx context.Context, p *auth.Principal, f UserFilter) ([]*ent.User, *listing.Cursor, error) {
+	pg, err := userList.Page("", f.Cursor, f.Limit)
+	if err != nil {
+		return nil, nil, err
+	}
+	q := s.store.Reader.User.Query().Where(userScope(p), predicate.User(pg.Apply)).Limit(pg.Limit)
 	if f.TeamID != nil {
 		q = q.Where(user.TeamID(*f.TeamID))
 	}
@@ -353,14 +362,11 @@ func (s *Service) ListUsers(ctx context.Context, p *auth.Principal, f UserFilter
 	if f.Active != nil {
 		q = q.Where(user.Active(*f.Active))
 	}
-	if f.After != nil {
-		q = q.Where(user.IDGT(*f.After))
-	}
 	users, err := q.All(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list users: %w", err)
+		return nil, nil, fmt.Errorf("list users: %w", err)
 	}
-	return users, nil
+	return users, pg.Next(users), nil
 }
 
 // NewTeam is a request to create a team.
@@ -515,19 +521,23 @@ func (s *Service) GetTeam(ctx context.Context, id uuid.UUID) (*ent.Team, error) 
 	return t, nil
 }
 
+// teamList orders teams by id: creation order.
+var teamList = listing.ByID(team.FieldID, func(t *ent.Team) uuid.UUID { return t.ID }, false)
+
 // ListTeams returns teams in creation order, optionally only the children
-// of one parent.
-func (s *Service) ListTeams(ctx context.Context, parentID, after *uuid.UUID, limit int) ([]*ent.Team, error) {
-	q := s.store.Reader.Team.Query().Order(ent.Asc(team.FieldID)).Limit(limit)
+// of one parent, and the cursor of the next page.
+func (s *Service) ListTeams(ctx context.Context, parentID *uuid.UUID, cursor *listing.Cursor, limit int) ([]*ent.Team, *listing.Cursor, error) {
+	pg, err := teamList.Page("", cursor, limit)
+	if err != nil {
+		return nil, nil, err
+	}
+	q := s.store.Reader.Team.Query().Where(predicate.Team(pg.Apply)).Limit(pg.Limit)
 	if parentID != nil {
 		q = q.Where(team.ParentID(*parentID))
 	}
-	if after != nil {
-		q = q.Where(team.IDGT(*after))
-	}
 	teams, err := q.All(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list teams: %w", err)
+		return nil, nil, fmt.Errorf("list teams: %w", err)
 	}
-	return teams, nil
+	return teams, pg.Next(teams), nil
 }

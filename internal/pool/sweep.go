@@ -11,10 +11,12 @@ import (
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/ent/customer"
 	"github.com/shoalcrm/shoal/ent/lead"
+	"github.com/shoalcrm/shoal/ent/predicate"
 	"github.com/shoalcrm/shoal/ent/reclaimwarning"
 	"github.com/shoalcrm/shoal/ent/user"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/listing"
 	"github.com/shoalcrm/shoal/internal/poolrules"
 )
 
@@ -140,30 +142,34 @@ func (s *Service) sweepFreezes(ctx context.Context, kind string, now time.Time, 
 	})
 }
 
+// warningList orders reclaim warnings by id, newest first.
+var warningList = listing.ByID(reclaimwarning.FieldID, func(w *ent.ReclaimWarning) uuid.UUID { return w.ID }, true)
+
 // Warnings lists reclaim warnings p may see, newest first: his own; for a
 // supervisor also those of everyone in his subtree; all for admins and
-// auditors.
-func (s *Service) Warnings(ctx context.Context, p *auth.Principal, before *uuid.UUID, limit int) ([]*ent.ReclaimWarning, error) {
-	q := s.store.Reader.ReclaimWarning.Query().Order(ent.Desc(reclaimwarning.FieldID)).Limit(limit)
+// auditors. It returns the cursor of the next page.
+func (s *Service) Warnings(ctx context.Context, p *auth.Principal, cursor *listing.Cursor, limit int) ([]*ent.ReclaimWarning, *listing.Cursor, error) {
+	pg, err := warningList.Page("", cursor, limit)
+	if err != nil {
+		return nil, nil, err
+	}
+	q := s.store.Reader.ReclaimWarning.Query().Where(predicate.ReclaimWarning(pg.Apply)).Limit(pg.Limit)
 	if p.Role != auth.RoleAdmin && p.Role != auth.RoleAuditor {
 		owners := []uuid.UUID{p.ID}
 		if p.Role == auth.RoleSupervisor && p.TeamPath != "" {
 			ids, err := s.store.Reader.User.Query().Where(user.TeamPathHasPrefix(p.TeamPath)).IDs(ctx)
 			if err != nil {
-				return nil, fmt.Errorf("load subtree: %w", err)
+				return nil, nil, fmt.Errorf("load subtree: %w", err)
 			}
 			owners = append(owners, ids...)
 		}
 		q = q.Where(reclaimwarning.OwnerIDIn(owners...))
 	}
-	if before != nil {
-		q = q.Where(reclaimwarning.IDLT(*before))
-	}
 	ws, err := q.All(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list warnings: %w", err)
+		return nil, nil, fmt.Errorf("list warnings: %w", err)
 	}
-	return ws, nil
+	return ws, pg.Next(ws), nil
 }
 
 // Rejudge recomputes the stored reclaim deadline of every owned record of a
