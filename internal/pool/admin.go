@@ -6,13 +6,16 @@ import (
 	"errors"
 	"fmt"
 
+	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
+	"github.com/shoalcrm/shoal/ent/customer"
 	"github.com/shoalcrm/shoal/ent/ownershipchange"
 	entpool "github.com/shoalcrm/shoal/ent/pool"
 	"github.com/shoalcrm/shoal/ent/predicate"
 	"github.com/shoalcrm/shoal/ent/schema"
+	"github.com/shoalcrm/shoal/ent/user"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/events"
@@ -271,13 +274,8 @@ func (s *Service) UpdateSettings(ctx context.Context, in SettingsPatch) (Setting
 			return fmt.Errorf("save settings: %w", err)
 		}
 		if recount {
-			dealt := "customers.deal_status = false"
-			if st.CapCountsDealt {
-				dealt = "1 = 1"
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE users SET owned_customers = (SELECT COUNT(*) FROM customers
-				WHERE customers.owner_id = users.id AND customers.status = 'active' AND `+dealt+`)`); err != nil {
-				return fmt.Errorf("recount customers: %w", err)
+			if err := s.recountOwnedCustomers(ctx, tx, st.CapCountsDealt); err != nil {
+				return err
 			}
 		}
 		out = st
@@ -291,6 +289,19 @@ func (s *Service) UpdateSettings(ctx context.Context, in SettingsPatch) (Setting
 
 // historyList orders ownership changes by id: oldest first.
 var historyList = listing.ByID(ownershipchange.FieldID, func(h *ent.OwnershipChange) uuid.UUID { return h.ID }, false)
+
+// recountOwnedCustomers sets every user's customer counter to the number
+// of active customers he owns, dealt ones only when countDealt.
+func (s *Service) recountOwnedCustomers(ctx context.Context, tx *ent.Tx, countDealt bool) error {
+	return s.store.SetCount(ctx, tx, user.Table, user.FieldID, user.FieldOwnedCustomers, customer.Table, customer.FieldOwnerID,
+		func(sel *sql.Selector) *sql.Predicate {
+			p := sql.EQ(sel.C(customer.FieldStatus), customer.StatusActive.String())
+			if !countDealt {
+				p = sql.And(p, sql.EQ(sel.C(customer.FieldDealStatus), false))
+			}
+			return p
+		})
+}
 
 // History returns a record's ownership history, oldest first, if p may see
 // the record, and the cursor of the next page. It reads without locks.
