@@ -2,6 +2,7 @@ package listing_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -253,4 +254,36 @@ func TestByIDPages(t *testing.T) {
 			}
 		}
 	})
+}
+
+// Cursors in the shapes the hand-written codecs issued (records with an
+// explicit empty sort and a zero time in the null tail, follow-ups with
+// time and id, id-only lists) decode to the same positions.
+func TestOldCursorShapesDecode(t *testing.T) {
+	id := uuid.MustParse("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for name, tc := range map[string]struct {
+		json string
+		want listing.Cursor
+	}{
+		"records":       {`{"s":"","t":"2026-01-02T03:04:05Z","i":"` + id.String() + `"}`, listing.Cursor{At: at, ID: id}},
+		"records null":  {`{"s":"ownedAt","t":"0001-01-01T00:00:00Z","i":"` + id.String() + `","n":true}`, listing.Cursor{Sort: "ownedAt", ID: id, Null: true}},
+		"follow-ups":    {`{"t":"2026-01-02T03:04:05Z","i":"` + id.String() + `"}`, listing.Cursor{At: at, ID: id}},
+		"id-only lists": {`{"i":"` + id.String() + `"}`, listing.Cursor{ID: id}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var got listing.Cursor
+			if err := json.Unmarshal([]byte(tc.json), &got); err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Fatalf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+	// And the id-only shape is still what id lists issue.
+	raw, _ := json.Marshal(listing.Cursor{ID: id})
+	if string(raw) != `{"i":"`+id.String()+`"}` {
+		t.Fatalf("id cursor encodes as %s", raw)
+	}
 }
