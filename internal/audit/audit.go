@@ -238,26 +238,15 @@ func (l *Log) List(ctx context.Context, f Filter) ([]*ent.AuditEvent, *listing.C
 	if err != nil {
 		return nil, nil, err
 	}
-	q := l.store.Reader.AuditEvent.Query().Where(predicate.AuditEvent(pg.Apply)).Limit(pg.Limit)
-	if f.ActorID != nil {
-		q = q.Where(auditevent.ActorID(*f.ActorID))
-	}
-	if f.TargetType != nil {
-		q = q.Where(auditevent.TargetType(*f.TargetType))
-	}
-	if f.TargetID != nil {
-		q = q.Where(auditevent.TargetID(*f.TargetID))
-	}
-	if f.Operation != nil {
-		q = q.Where(auditevent.Operation(*f.Operation))
-	}
-	if f.Since != nil {
-		q = q.Where(auditevent.AtGTE(f.Since.UTC()))
-	}
-	if f.Until != nil {
-		q = q.Where(auditevent.AtLT(f.Until.UTC()))
-	}
-	events, err := q.All(ctx)
+	filters := listing.Where(
+		listing.Eq(auditevent.FieldActorID, f.ActorID),
+		listing.Eq(auditevent.FieldTargetType, f.TargetType),
+		listing.Eq(auditevent.FieldTargetID, f.TargetID),
+		listing.Eq(auditevent.FieldOperation, f.Operation),
+		listing.Range(auditevent.FieldAt, f.Since, f.Until),
+	)
+	events, err := l.store.Reader.AuditEvent.Query().Where(predicate.AuditEvent(filters), predicate.AuditEvent(pg.Apply)).
+		Limit(pg.Limit).All(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("list audit events: %w", err)
 	}

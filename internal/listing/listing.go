@@ -214,3 +214,49 @@ func RowAfter(col, idCol, op string, at time.Time, id uuid.UUID) *sql.Predicate 
 		b.WriteString(")")
 	})
 }
+
+// Filter is one condition a list request may ask for, declared with the
+// entity's column constant; a filter the request did not ask for is nil.
+type Filter func(*sql.Selector) *sql.Predicate
+
+// Eq is column = *v, or nil when v is nil (the request did not filter).
+func Eq[V any](column string, v *V) Filter {
+	if v == nil {
+		return nil
+	}
+	return func(s *sql.Selector) *sql.Predicate { return sql.EQ(s.C(column), *v) }
+}
+
+// Range is from <= column < to for the bounds given (in UTC, as times
+// are stored), or nil when neither is.
+func Range(column string, from, to *time.Time) Filter {
+	if from == nil && to == nil {
+		return nil
+	}
+	return func(s *sql.Selector) *sql.Predicate {
+		var ps []*sql.Predicate
+		if from != nil {
+			ps = append(ps, sql.GTE(s.C(column), from.UTC()))
+		}
+		if to != nil {
+			ps = append(ps, sql.LT(s.C(column), to.UTC()))
+		}
+		return sql.And(ps...)
+	}
+}
+
+// Where is the conjunction of the filters asked for, as a predicate to
+// pass to the entity's query: q.Where(predicate.User(listing.Where(…))).
+func Where(filters ...Filter) func(*sql.Selector) {
+	return func(s *sql.Selector) {
+		var ps []*sql.Predicate
+		for _, f := range filters {
+			if f != nil {
+				ps = append(ps, f(s))
+			}
+		}
+		if len(ps) > 0 {
+			s.Where(sql.And(ps...))
+		}
+	}
+}

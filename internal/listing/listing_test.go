@@ -287,3 +287,48 @@ func TestOldCursorShapesDecode(t *testing.T) {
 		t.Fatalf("id cursor encodes as %s", raw)
 	}
 }
+
+// Declared filters narrow the list; those not asked for (nil) add nothing.
+func TestFilters(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, url string) {
+		st := open(t, url)
+		rows := seed(t, st, 30)
+		ctx := context.Background()
+		base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+		from, to := base.Add(time.Hour), base.Add(2*time.Hour)
+		name := "l7"
+		var none *string
+		for label, tc := range map[string]struct {
+			filters []listing.Filter
+			want    func(*ent.Lead) bool
+		}{
+			"none asked": {[]listing.Filter{listing.Eq(lead.FieldName, none), listing.Range(lead.FieldCreatedAt, nil, nil)},
+				func(*ent.Lead) bool { return true }},
+			"eq":   {[]listing.Filter{listing.Eq(lead.FieldName, &name)}, func(l *ent.Lead) bool { return l.Name == name }},
+			"from": {[]listing.Filter{listing.Range(lead.FieldCreatedAt, &from, nil)}, func(l *ent.Lead) bool { return !l.CreatedAt.Before(from) }},
+			"from to": {[]listing.Filter{listing.Range(lead.FieldCreatedAt, &from, &to)},
+				func(l *ent.Lead) bool { return !l.CreatedAt.Before(from) && l.CreatedAt.Before(to) }},
+		} {
+			t.Run(label, func(t *testing.T) {
+				got, err := st.Reader.Lead.Query().Where(predicate.Lead(listing.Where(tc.filters...))).IDs(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := 0
+				for _, l := range rows {
+					if tc.want(l) {
+						want++
+					}
+				}
+				if len(got) != want || want == 0 {
+					t.Fatalf("%d rows, want %d (> 0)", len(got), want)
+				}
+				for _, id := range got {
+					if !tc.want(rows[id]) {
+						t.Fatalf("row %+v does not match", rows[id])
+					}
+				}
+			})
+		}
+	})
+}

@@ -352,17 +352,13 @@ func (s *Service) ListUsers(ctx context.Context, p *auth.Principal, f UserFilter
 	if err != nil {
 		return nil, nil, err
 	}
-	q := s.store.Reader.User.Query().Where(userScope(p), predicate.User(pg.Apply)).Limit(pg.Limit)
-	if f.TeamID != nil {
-		q = q.Where(user.TeamID(*f.TeamID))
-	}
-	if f.Role != nil {
-		q = q.Where(user.RoleEQ(user.Role(*f.Role)))
-	}
-	if f.Active != nil {
-		q = q.Where(user.Active(*f.Active))
-	}
-	users, err := q.All(ctx)
+	filters := listing.Where(
+		listing.Eq(user.FieldTeamID, f.TeamID),
+		listing.Eq(user.FieldRole, f.Role),
+		listing.Eq(user.FieldActive, f.Active),
+	)
+	users, err := s.store.Reader.User.Query().Where(userScope(p), predicate.User(filters), predicate.User(pg.Apply)).
+		Limit(pg.Limit).All(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("list users: %w", err)
 	}
@@ -531,11 +527,9 @@ func (s *Service) ListTeams(ctx context.Context, parentID *uuid.UUID, cursor *li
 	if err != nil {
 		return nil, nil, err
 	}
-	q := s.store.Reader.Team.Query().Where(predicate.Team(pg.Apply)).Limit(pg.Limit)
-	if parentID != nil {
-		q = q.Where(team.ParentID(*parentID))
-	}
-	teams, err := q.All(ctx)
+	teams, err := s.store.Reader.Team.Query().
+		Where(predicate.Team(listing.Where(listing.Eq(team.FieldParentID, parentID))), predicate.Team(pg.Apply)).
+		Limit(pg.Limit).All(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("list teams: %w", err)
 	}

@@ -217,11 +217,9 @@ func (s *Service) ListPools(ctx context.Context, kind *string, cursor *listing.C
 	if err != nil {
 		return nil, nil, err
 	}
-	q := s.store.Reader.Pool.Query().Where(predicate.Pool(pg.Apply)).Limit(pg.Limit)
-	if kind != nil {
-		q = q.Where(entpool.KindEQ(entpool.Kind(*kind)))
-	}
-	pools, err := q.All(ctx)
+	pools, err := s.store.Reader.Pool.Query().
+		Where(predicate.Pool(listing.Where(listing.Eq(entpool.FieldKind, kind))), predicate.Pool(pg.Apply)).
+		Limit(pg.Limit).All(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("list pools: %w", err)
 	}
