@@ -64,7 +64,11 @@ func New[T any](idColumn string, id func(T) uuid.UUID, def string, keys map[stri
 // ByID declares a list ordered by id alone (UUIDv7 ids: creation order),
 // ascending or, with desc, newest first. It accepts no sort parameter.
 func ByID[T any](idColumn string, id func(T) uuid.UUID, desc bool) *Spec[T] {
-	return &Spec[T]{idColumn: idColumn, id: id, def: map[bool]string{false: "", true: "-"}[desc]}
+	def := ""
+	if desc {
+		def = "-" // the id "key" has no name: "-" alone means descending
+	}
+	return &Spec[T]{idColumn: idColumn, id: id, def: def}
 }
 
 // Page is one request's position in a list: its order, where it starts and
