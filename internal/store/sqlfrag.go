@@ -119,3 +119,13 @@ func IsConstraint(err error) bool {
 	}
 	return ent.IsConstraintError(err)
 }
+
+// ScalarSubquery is (SELECT column FROM table WHERE key = value): one
+// value of another table read beside a query's own columns
+// (Selector.AppendSelectExprAs), a round trip fewer than reading it apart.
+func ScalarSubquery(column, table, key string, value any) entsql.Querier {
+	return entsql.ExprFunc(func(b *entsql.Builder) {
+		b.WriteString("(SELECT ").Ident(column).WriteString(" FROM ").Ident(table).
+			WriteString(" WHERE ").Ident(key).WriteOp(entsql.OpEQ).Arg(value).WriteString(")")
+	})
+}

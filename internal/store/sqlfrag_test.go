@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"entgo.io/ent/dialect"
@@ -16,6 +17,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/customer"
 	entpool "github.com/shoalcrm/shoal/ent/pool"
 	"github.com/shoalcrm/shoal/ent/predicate"
+	"github.com/shoalcrm/shoal/ent/setting"
 	"github.com/shoalcrm/shoal/ent/user"
 	"github.com/shoalcrm/shoal/internal/testdb"
 )
@@ -235,6 +237,33 @@ func TestForUpdateSkipLocked(t *testing.T) {
 		}
 		if len(got) != 1 || got[0] != users[1].ID {
 			t.Fatalf("got %v, want only the unlocked user %s", got, users[1].ID)
+		}
+	})
+}
+
+// ScalarSubquery reads one value of another table beside a query's
+// columns, and NULL when there is no such row.
+func TestScalarSubquery(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, url string) {
+		s := openEach(t, url)
+		ctx := context.Background()
+		if err := s.Client.Setting.Create().SetID("k").SetValue(map[string]any{"n": 1}).Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for key, want := range map[string]sql.NullString{"k": {String: `{"n":1}`, Valid: true}, "missing": {}} {
+			sel := entsql.Dialect(s.Dialect).Select(user.FieldID).From(entsql.Table(user.Table))
+			sel.AppendSelectExprAs(ScalarSubquery(setting.FieldValue, setting.Table, setting.FieldID, key), "v")
+			u := makeUsers(t, s, 1)[0]
+			sel.Where(entsql.EQ(sel.C(user.FieldID), u.ID))
+			query, args := sel.Query()
+			var id uuid.UUID
+			var got sql.NullString
+			if err := s.DB().QueryRowContext(ctx, query, args...).Scan(&id, &got); err != nil {
+				t.Fatalf("%s: %v", query, err)
+			}
+			if got.Valid != want.Valid || (want.Valid && strings.ReplaceAll(got.String, " ", "") != want.String) {
+				t.Fatalf("%s: got %+v, want %+v", key, got, want)
+			}
 		}
 	})
 }
