@@ -15,6 +15,8 @@ import (
 
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/ent/auditevent"
+	"github.com/shoalcrm/shoal/ent/predicate"
+	"github.com/shoalcrm/shoal/internal/listing"
 	"github.com/shoalcrm/shoal/internal/store"
 )
 
@@ -221,38 +223,32 @@ type Filter struct {
 	Operation  *string
 	Since      *time.Time
 	Until      *time.Time
-	// Before is the id of the last event of the previous page.
-	Before *uuid.UUID
+	// Cursor is the position after the last event of the previous page.
+	Cursor *listing.Cursor
 	Limit  int
 }
 
-// List returns events newest first (ids are time-ordered UUIDv7s).
-func (l *Log) List(ctx context.Context, f Filter) ([]*ent.AuditEvent, error) {
-	q := l.store.Reader.AuditEvent.Query().Order(ent.Desc(auditevent.FieldID)).Limit(f.Limit)
-	if f.ActorID != nil {
-		q = q.Where(auditevent.ActorID(*f.ActorID))
-	}
-	if f.TargetType != nil {
-		q = q.Where(auditevent.TargetType(*f.TargetType))
-	}
-	if f.TargetID != nil {
-		q = q.Where(auditevent.TargetID(*f.TargetID))
-	}
-	if f.Operation != nil {
-		q = q.Where(auditevent.Operation(*f.Operation))
-	}
-	if f.Since != nil {
-		q = q.Where(auditevent.AtGTE(f.Since.UTC()))
-	}
-	if f.Until != nil {
-		q = q.Where(auditevent.AtLT(f.Until.UTC()))
-	}
-	if f.Before != nil {
-		q = q.Where(auditevent.IDLT(*f.Before))
-	}
-	events, err := q.All(ctx)
+// eventList orders events by id, newest first (ids are time-ordered
+// UUIDv7s).
+var eventList = listing.ByID(auditevent.FieldID, func(e *ent.AuditEvent) uuid.UUID { return e.ID }, true)
+
+// List returns events newest first and the cursor of the next page.
+func (l *Log) List(ctx context.Context, f Filter) ([]*ent.AuditEvent, *listing.Cursor, error) {
+	pg, err := eventList.Page("", f.Cursor, f.Limit)
 	if err != nil {
-		return nil, fmt.Errorf("list audit events: %w", err)
+		return nil, nil, err
 	}
-	return events, nil
+	filters := listing.Where(
+		listing.Eq(auditevent.FieldActorID, f.ActorID),
+		listing.Eq(auditevent.FieldTargetType, f.TargetType),
+		listing.Eq(auditevent.FieldTargetID, f.TargetID),
+		listing.Eq(auditevent.FieldOperation, f.Operation),
+		listing.Range(auditevent.FieldAt, f.Since, f.Until),
+	)
+	events, err := l.store.Reader.AuditEvent.Query().Where(predicate.AuditEvent(filters), predicate.AuditEvent(pg.Apply)).
+		Limit(pg.Limit).All(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list audit events: %w", err)
+	}
+	return events, pg.Next(events), nil
 }

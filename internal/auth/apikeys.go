@@ -9,8 +9,10 @@ import (
 
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/ent/apikey"
+	"github.com/shoalcrm/shoal/ent/predicate"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/events"
+	"github.com/shoalcrm/shoal/internal/listing"
 )
 
 // Scopes an API key may be granted.
@@ -88,17 +90,21 @@ func (p *Principal) CreatedByUser() uuid.UUID {
 	return p.ID
 }
 
-// ListAPIKeys returns keys after the given id, in creation order.
-func (s *Service) ListAPIKeys(ctx context.Context, after *uuid.UUID, limit int) ([]*ent.APIKey, error) {
-	q := s.store.Reader.APIKey.Query().Order(ent.Asc(apikey.FieldID)).Limit(limit)
-	if after != nil {
-		q = q.Where(apikey.IDGT(*after))
-	}
-	keys, err := q.All(ctx)
+// apiKeyList orders keys by id: creation order.
+var apiKeyList = listing.ByID(apikey.FieldID, func(k *ent.APIKey) uuid.UUID { return k.ID }, false)
+
+// ListAPIKeys returns keys in creation order from the cursor on, and the
+// cursor of the next page.
+func (s *Service) ListAPIKeys(ctx context.Context, cursor *listing.Cursor, limit int) ([]*ent.APIKey, *listing.Cursor, error) {
+	pg, err := apiKeyList.Page("", cursor, limit)
 	if err != nil {
-		return nil, fmt.Errorf("list api keys: %w", err)
+		return nil, nil, err
 	}
-	return keys, nil
+	keys, err := s.store.Reader.APIKey.Query().Where(predicate.APIKey(pg.Apply)).Limit(pg.Limit).All(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list api keys: %w", err)
+	}
+	return keys, pg.Next(keys), nil
 }
 
 // RevokeAPIKey revokes a key; its next request is refused.

@@ -67,12 +67,11 @@ func (s *Server) DeleteContact(ctx context.Context, req api.DeleteContactRequest
 
 // ListContacts lists a customer's contacts.
 func (s *Server) ListContacts(ctx context.Context, req api.ListContactsRequestObject) (api.ListContactsResponseObject, error) {
-	after, err := s.afterID(ctx, req.Params.Cursor)
+	cursor, err := s.cursorIn(ctx, req.Params.Cursor)
 	if err != nil {
 		return nil, err
 	}
-	limit := page.Size(req.Params.Limit)
-	views, err := s.records.ListContacts(ctx, auth.FromContext(ctx), req.Id, after, limit)
+	views, next, err := s.records.ListContacts(ctx, auth.FromContext(ctx), req.Id, cursor, page.Size(req.Params.Limit))
 	if err != nil {
 		return nil, err
 	}
@@ -80,9 +79,7 @@ func (s *Server) ListContacts(ctx context.Context, req api.ListContactsRequestOb
 	for i, v := range views {
 		out.Items[i] = contactOut(v)
 	}
-	if len(views) > 0 {
-		out.NextCursor = s.nextID(ctx, len(views), limit, views[len(views)-1].ID)
-	}
+	out.NextCursor = s.cursorOut(ctx, next)
 	return api.ListContacts200JSONResponse{Body: out}, nil
 }
 
@@ -113,13 +110,11 @@ func (s *Server) ListFollowUps(ctx context.Context, req api.ListFollowUpsRequest
 	pr := req.Params
 	f := records.FollowUpFilter{SubjectType: (*string)(pr.SubjectType), SubjectID: pr.SubjectId, AuthorID: pr.AuthorId,
 		From: pr.From, To: pr.To, Limit: page.Size(pr.Limit)}
-	if pr.Cursor != nil && *pr.Cursor != "" {
-		var c records.FollowUpCursor
-		if err := s.cursors.Decode(ctx, *pr.Cursor, &c); err != nil {
-			return nil, err
-		}
-		f.After = &c
+	c, err := s.cursorIn(ctx, pr.Cursor)
+	if err != nil {
+		return nil, err
 	}
+	f.After = c
 	list, next, err := s.records.ListFollowUps(ctx, auth.FromContext(ctx), f)
 	if err != nil {
 		return nil, err
@@ -128,9 +123,6 @@ func (s *Server) ListFollowUps(ctx context.Context, req api.ListFollowUpsRequest
 	for i, fu := range list {
 		out.Items[i] = followUpOut(fu)
 	}
-	if next != nil {
-		c := s.cursors.Encode(ctx, next)
-		out.NextCursor = &c
-	}
+	out.NextCursor = s.cursorOut(ctx, next)
 	return api.ListFollowUps200JSONResponse{Body: out}, nil
 }

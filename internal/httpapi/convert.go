@@ -5,12 +5,12 @@ import (
 
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/oapi-codegen/nullable"
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"github.com/shoalcrm/shoal/api"
 	"github.com/shoalcrm/shoal/ent"
+	"github.com/shoalcrm/shoal/internal/listing"
 	"github.com/shoalcrm/shoal/internal/org"
 	"github.com/shoalcrm/shoal/internal/patch"
 )
@@ -143,28 +143,14 @@ func auditOut(e *ent.AuditEvent) api.AuditEvent {
 	}
 }
 
-// idCursor is the keyset cursor of lists ordered by id alone.
-type idCursor struct {
-	ID uuid.UUID `json:"i"`
+// cursorIn decodes a list's optional cursor parameter, signed for the
+// operation on ctx; a cursor this server did not issue for it is a 400
+// invalid_cursor.
+func (s *Server) cursorIn(ctx context.Context, cursor *string) (*listing.Cursor, error) {
+	return listing.Decode(ctx, s.cursors, cursor)
 }
 
-// afterID decodes an id cursor; nil when there is none.
-func (s *Server) afterID(ctx context.Context, cursor *string) (*uuid.UUID, error) {
-	if cursor == nil || *cursor == "" {
-		return nil, nil
-	}
-	var c idCursor
-	if err := s.cursors.Decode(ctx, *cursor, &c); err != nil {
-		return nil, err
-	}
-	return &c.ID, nil
-}
-
-// nextID returns the cursor after the last item when the page is full.
-func (s *Server) nextID(ctx context.Context, n, limit int, last uuid.UUID) *string {
-	if n < limit {
-		return nil
-	}
-	c := s.cursors.Encode(ctx, idCursor{ID: last})
-	return &c
+// cursorOut signs the cursor of a list's next page; nil when there is none.
+func (s *Server) cursorOut(ctx context.Context, c *listing.Cursor) *string {
+	return listing.Encode(ctx, s.cursors, c)
 }

@@ -140,17 +140,16 @@ func (s *Server) GetUser(ctx context.Context, req api.GetUserRequestObject) (api
 
 // ListUsers lists the users the caller may see.
 func (s *Server) ListUsers(ctx context.Context, req api.ListUsersRequestObject) (api.ListUsersResponseObject, error) {
-	after, err := s.afterID(ctx, req.Params.Cursor)
+	cursor, err := s.cursorIn(ctx, req.Params.Cursor)
 	if err != nil {
 		return nil, err
 	}
-	limit := page.Size(req.Params.Limit)
-	f := org.UserFilter{TeamID: req.Params.TeamId, Active: req.Params.Active, After: after, Limit: limit}
+	f := org.UserFilter{TeamID: req.Params.TeamId, Active: req.Params.Active, Cursor: cursor, Limit: page.Size(req.Params.Limit)}
 	if req.Params.Role != nil {
 		r := string(*req.Params.Role)
 		f.Role = &r
 	}
-	users, err := s.org.ListUsers(ctx, auth.FromContext(ctx), f)
+	users, next, err := s.org.ListUsers(ctx, auth.FromContext(ctx), f)
 	if err != nil {
 		return nil, err
 	}
@@ -158,9 +157,7 @@ func (s *Server) ListUsers(ctx context.Context, req api.ListUsersRequestObject) 
 	for i, u := range users {
 		out.Items[i] = userOut(u)
 	}
-	if len(users) > 0 {
-		out.NextCursor = s.nextID(ctx, len(users), limit, users[len(users)-1].ID)
-	}
+	out.NextCursor = s.cursorOut(ctx, next)
 	return api.ListUsers200JSONResponse{Body: out}, nil
 }
 
@@ -214,12 +211,11 @@ func (s *Server) GetTeam(ctx context.Context, req api.GetTeamRequestObject) (api
 
 // ListTeams lists teams.
 func (s *Server) ListTeams(ctx context.Context, req api.ListTeamsRequestObject) (api.ListTeamsResponseObject, error) {
-	after, err := s.afterID(ctx, req.Params.Cursor)
+	cursor, err := s.cursorIn(ctx, req.Params.Cursor)
 	if err != nil {
 		return nil, err
 	}
-	limit := page.Size(req.Params.Limit)
-	teams, err := s.org.ListTeams(ctx, req.Params.ParentId, after, limit)
+	teams, next, err := s.org.ListTeams(ctx, req.Params.ParentId, cursor, page.Size(req.Params.Limit))
 	if err != nil {
 		return nil, err
 	}
@@ -227,9 +223,7 @@ func (s *Server) ListTeams(ctx context.Context, req api.ListTeamsRequestObject) 
 	for i, t := range teams {
 		out.Items[i] = teamOut(t)
 	}
-	if len(teams) > 0 {
-		out.NextCursor = s.nextID(ctx, len(teams), limit, teams[len(teams)-1].ID)
-	}
+	out.NextCursor = s.cursorOut(ctx, next)
 	return api.ListTeams200JSONResponse{Body: out}, nil
 }
 
@@ -268,12 +262,11 @@ func (s *Server) CreateApiKey(ctx context.Context, req api.CreateApiKeyRequestOb
 
 // ListApiKeys lists keys without their secrets.
 func (s *Server) ListApiKeys(ctx context.Context, req api.ListApiKeysRequestObject) (api.ListApiKeysResponseObject, error) {
-	after, err := s.afterID(ctx, req.Params.Cursor)
+	cursor, err := s.cursorIn(ctx, req.Params.Cursor)
 	if err != nil {
 		return nil, err
 	}
-	limit := page.Size(req.Params.Limit)
-	keys, err := s.auth.ListAPIKeys(ctx, after, limit)
+	keys, next, err := s.auth.ListAPIKeys(ctx, cursor, page.Size(req.Params.Limit))
 	if err != nil {
 		return nil, err
 	}
@@ -281,9 +274,7 @@ func (s *Server) ListApiKeys(ctx context.Context, req api.ListApiKeysRequestObje
 	for i, k := range keys {
 		out.Items[i] = apiKeyOut(k)
 	}
-	if len(keys) > 0 {
-		out.NextCursor = s.nextID(ctx, len(keys), limit, keys[len(keys)-1].ID)
-	}
+	out.NextCursor = s.cursorOut(ctx, next)
 	return api.ListApiKeys200JSONResponse{Body: out}, nil
 }
 
@@ -298,18 +289,17 @@ func (s *Server) RevokeApiKey(ctx context.Context, req api.RevokeApiKeyRequestOb
 
 // ListAuditEvents lists the audit log, newest first.
 func (s *Server) ListAuditEvents(ctx context.Context, req api.ListAuditEventsRequestObject) (api.ListAuditEventsResponseObject, error) {
-	before, err := s.afterID(ctx, req.Params.Cursor)
+	cursor, err := s.cursorIn(ctx, req.Params.Cursor)
 	if err != nil {
 		return nil, err
 	}
-	limit := page.Size(req.Params.Limit)
 	f := audit.Filter{ActorID: req.Params.ActorId, TargetType: req.Params.TargetType, Operation: req.Params.Operation,
-		Since: req.Params.Since, Until: req.Params.Until, Before: before, Limit: limit}
+		Since: req.Params.Since, Until: req.Params.Until, Cursor: cursor, Limit: page.Size(req.Params.Limit)}
 	if req.Params.TargetId != nil {
 		t := req.Params.TargetId.String()
 		f.TargetID = &t
 	}
-	events, err := s.audit.List(ctx, f)
+	events, next, err := s.audit.List(ctx, f)
 	if err != nil {
 		return nil, err
 	}
@@ -317,8 +307,6 @@ func (s *Server) ListAuditEvents(ctx context.Context, req api.ListAuditEventsReq
 	for i, e := range events {
 		out.Items[i] = auditOut(e)
 	}
-	if len(events) > 0 {
-		out.NextCursor = s.nextID(ctx, len(events), limit, events[len(events)-1].ID)
-	}
+	out.NextCursor = s.cursorOut(ctx, next)
 	return api.ListAuditEvents200JSONResponse{Body: out}, nil
 }

@@ -137,12 +137,11 @@ func (s *Server) UpdatePool(ctx context.Context, req api.UpdatePoolRequestObject
 
 // ListPools lists pools.
 func (s *Server) ListPools(ctx context.Context, req api.ListPoolsRequestObject) (api.ListPoolsResponseObject, error) {
-	after, err := s.afterID(ctx, req.Params.Cursor)
+	cursor, err := s.cursorIn(ctx, req.Params.Cursor)
 	if err != nil {
 		return nil, err
 	}
-	limit := page.Size(req.Params.Limit)
-	pools, err := s.pools.ListPools(ctx, (*string)(req.Params.Kind), after, limit)
+	pools, next, err := s.pools.ListPools(ctx, (*string)(req.Params.Kind), cursor, page.Size(req.Params.Limit))
 	if err != nil {
 		return nil, err
 	}
@@ -152,9 +151,7 @@ func (s *Server) ListPools(ctx context.Context, req api.ListPoolsRequestObject) 
 			return nil, err
 		}
 	}
-	if len(pools) > 0 {
-		out.NextCursor = s.nextID(ctx, len(pools), limit, pools[len(pools)-1].ID)
-	}
+	out.NextCursor = s.cursorOut(ctx, next)
 	return api.ListPools200JSONResponse{Body: out}, nil
 }
 
@@ -201,20 +198,15 @@ func historyOut(rows []*ent.OwnershipChange) []api.HistoryEntry {
 }
 
 func (s *Server) history(ctx context.Context, kind string, id uuid.UUID, limit *int32, cursor *string) (api.HistoryList, error) {
-	after, err := s.afterID(ctx, cursor)
+	c, err := s.cursorIn(ctx, cursor)
 	if err != nil {
 		return api.HistoryList{}, err
 	}
-	n := page.Size(limit)
-	rows, err := s.pools.History(ctx, auth.FromContext(ctx), kind, id, after, n)
+	rows, next, err := s.pools.History(ctx, auth.FromContext(ctx), kind, id, c, page.Size(limit))
 	if err != nil {
 		return api.HistoryList{}, err
 	}
-	out := api.HistoryList{Items: historyOut(rows)}
-	if len(rows) > 0 {
-		out.NextCursor = s.nextID(ctx, len(rows), n, rows[len(rows)-1].ID)
-	}
-	return out, nil
+	return api.HistoryList{Items: historyOut(rows), NextCursor: s.cursorOut(ctx, next)}, nil
 }
 
 // ListLeadHistory lists a lead's ownership history.
@@ -247,7 +239,7 @@ func claimRequestOut(r *ent.ClaimRequest) api.ClaimRequest {
 
 // ListClaimRequests lists claim requests.
 func (s *Server) ListClaimRequests(ctx context.Context, req api.ListClaimRequestsRequestObject) (api.ListClaimRequestsResponseObject, error) {
-	after, err := s.afterID(ctx, req.Params.Cursor)
+	cursor, err := s.cursorIn(ctx, req.Params.Cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -255,8 +247,7 @@ func (s *Server) ListClaimRequests(ctx context.Context, req api.ListClaimRequest
 	if req.Params.Status != nil {
 		status = string(*req.Params.Status)
 	}
-	n := page.Size(req.Params.Limit)
-	reqs, err := s.pools.ListClaimRequests(ctx, auth.FromContext(ctx), status, after, n)
+	reqs, next, err := s.pools.ListClaimRequests(ctx, auth.FromContext(ctx), status, cursor, page.Size(req.Params.Limit))
 	if err != nil {
 		return nil, err
 	}
@@ -264,9 +255,7 @@ func (s *Server) ListClaimRequests(ctx context.Context, req api.ListClaimRequest
 	for i, r := range reqs {
 		out.Items[i] = claimRequestOut(r)
 	}
-	if len(reqs) > 0 {
-		out.NextCursor = s.nextID(ctx, len(reqs), n, reqs[len(reqs)-1].ID)
-	}
+	out.NextCursor = s.cursorOut(ctx, next)
 	return api.ListClaimRequests200JSONResponse{Body: out}, nil
 }
 

@@ -105,22 +105,9 @@ func (s *Server) recordFilter(ctx context.Context, limit *int32, cursor, owner *
 	if includeTotal != nil {
 		f.IncludeTotal = *includeTotal
 	}
-	if cursor != nil && *cursor != "" {
-		var c records.Cursor
-		if err := s.cursors.Decode(ctx, *cursor, &c); err != nil {
-			return f, err
-		}
-		f.Cursor = &c
-	}
-	return f, nil
-}
-
-func (s *Server) encodeCursor(ctx context.Context, c *records.Cursor) *string {
-	if c == nil {
-		return nil
-	}
-	v := s.cursors.Encode(ctx, c)
-	return &v
+	c, err := s.cursorIn(ctx, cursor)
+	f.Cursor = c
+	return f, err
 }
 
 func leadInput(name, company, phone, email, source, region, industry, notes *string, tags *[]string) records.LeadInput {
@@ -183,7 +170,7 @@ func (s *Server) ListLeads(ctx context.Context, req api.ListLeadsRequestObject) 
 	if err != nil {
 		return nil, err
 	}
-	out := api.LeadList{Items: make([]api.Lead, len(views)), NextCursor: s.encodeCursor(ctx, next)}
+	out := api.LeadList{Items: make([]api.Lead, len(views)), NextCursor: s.cursorOut(ctx, next)}
 	for i, v := range views {
 		out.Items[i] = leadOut(v)
 	}
@@ -275,7 +262,7 @@ func (s *Server) ListCustomers(ctx context.Context, req api.ListCustomersRequest
 	if err != nil {
 		return nil, err
 	}
-	out := api.CustomerList{Items: make([]api.Customer, len(views)), NextCursor: s.encodeCursor(ctx, next)}
+	out := api.CustomerList{Items: make([]api.Customer, len(views)), NextCursor: s.cursorOut(ctx, next)}
 	for i, v := range views {
 		out.Items[i] = customerOut(v)
 	}

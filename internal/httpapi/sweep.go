@@ -45,12 +45,11 @@ func (s *Server) RunSweep(ctx context.Context, req api.RunSweepRequestObject) (a
 // subtree's, for supervisors).
 func (s *Server) ListReclaimWarnings(ctx context.Context, req api.ListReclaimWarningsRequestObject) (api.ListReclaimWarningsResponseObject, error) {
 	p := auth.FromContext(ctx)
-	before, err := s.afterID(ctx, req.Params.Cursor)
+	cursor, err := s.cursorIn(ctx, req.Params.Cursor)
 	if err != nil {
 		return nil, err
 	}
-	n := page.Size(req.Params.Limit)
-	ws, err := s.pools.Warnings(ctx, p, before, n)
+	ws, next, err := s.pools.Warnings(ctx, p, cursor, page.Size(req.Params.Limit))
 	if err != nil {
 		return nil, err
 	}
@@ -59,9 +58,7 @@ func (s *Server) ListReclaimWarnings(ctx context.Context, req api.ListReclaimWar
 		out.Items[i] = api.ReclaimWarning{Id: w.ID, Kind: api.SubjectType(w.Kind), RecordId: w.RecordID, OwnerId: w.OwnerID,
 			ReclaimAt: w.ReclaimAt.UTC(), Reason: api.ReclaimWarningReason(w.Reason), CreatedAt: w.CreatedAt.UTC()}
 	}
-	if len(ws) > 0 {
-		out.NextCursor = s.nextID(ctx, len(ws), n, ws[len(ws)-1].ID)
-	}
+	out.NextCursor = s.cursorOut(ctx, next)
 	return api.ListReclaimWarnings200JSONResponse{Body: out}, nil
 }
 

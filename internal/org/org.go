@@ -20,6 +20,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/authz"
 	"github.com/shoalcrm/shoal/internal/events"
+	"github.com/shoalcrm/shoal/internal/listing"
 	"github.com/shoalcrm/shoal/internal/patch"
 	"github.com/shoalcrm/shoal/internal/store"
 )
@@ -319,30 +320,31 @@ type UserFilter struct {
 	TeamID *uuid.UUID
 	Role   *string
 	Active *bool
-	After  *uuid.UUID
+	Cursor *listing.Cursor
 	Limit  int
 }
 
-// ListUsers returns the users p may see, in creation order.
-func (s *Service) ListUsers(ctx context.Context, p *auth.Principal, f UserFilter) ([]*ent.User, error) {
-	q := s.store.Reader.User.Query().Where(userScope(p)).Order(ent.Asc(user.FieldID)).Limit(f.Limit)
-	if f.TeamID != nil {
-		q = q.Where(user.TeamID(*f.TeamID))
-	}
-	if f.Role != nil {
-		q = q.Where(user.RoleEQ(user.Role(*f.Role)))
-	}
-	if f.Active != nil {
-		q = q.Where(user.Active(*f.Active))
-	}
-	if f.After != nil {
-		q = q.Where(user.IDGT(*f.After))
-	}
-	users, err := q.All(ctx)
+// userList orders users by id: creation order.
+var userList = listing.ByID(user.FieldID, func(u *ent.User) uuid.UUID { return u.ID }, false)
+
+// ListUsers returns the users p may see, in creation order, and the cursor
+// of the next page.
+func (s *Service) ListUsers(ctx context.Context, p *auth.Principal, f UserFilter) ([]*ent.User, *listing.Cursor, error) {
+	pg, err := userList.Page("", f.Cursor, f.Limit)
 	if err != nil {
-		return nil, fmt.Errorf("list users: %w", err)
+		return nil, nil, err
 	}
-	return users, nil
+	filters := listing.Where(
+		listing.Eq(user.FieldTeamID, f.TeamID),
+		listing.Eq(user.FieldRole, f.Role),
+		listing.Eq(user.FieldActive, f.Active),
+	)
+	users, err := s.store.Reader.User.Query().Where(userScope(p), predicate.User(filters), predicate.User(pg.Apply)).
+		Limit(pg.Limit).All(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list users: %w", err)
+	}
+	return users, pg.Next(users), nil
 }
 
 // NewTeam is a request to create a team.
@@ -497,19 +499,21 @@ func (s *Service) GetTeam(ctx context.Context, id uuid.UUID) (*ent.Team, error) 
 	return t, nil
 }
 
+// teamList orders teams by id: creation order.
+var teamList = listing.ByID(team.FieldID, func(t *ent.Team) uuid.UUID { return t.ID }, false)
+
 // ListTeams returns teams in creation order, optionally only the children
-// of one parent.
-func (s *Service) ListTeams(ctx context.Context, parentID, after *uuid.UUID, limit int) ([]*ent.Team, error) {
-	q := s.store.Reader.Team.Query().Order(ent.Asc(team.FieldID)).Limit(limit)
-	if parentID != nil {
-		q = q.Where(team.ParentID(*parentID))
-	}
-	if after != nil {
-		q = q.Where(team.IDGT(*after))
-	}
-	teams, err := q.All(ctx)
+// of one parent, and the cursor of the next page.
+func (s *Service) ListTeams(ctx context.Context, parentID *uuid.UUID, cursor *listing.Cursor, limit int) ([]*ent.Team, *listing.Cursor, error) {
+	pg, err := teamList.Page("", cursor, limit)
 	if err != nil {
-		return nil, fmt.Errorf("list teams: %w", err)
+		return nil, nil, err
 	}
-	return teams, nil
+	teams, err := s.store.Reader.Team.Query().
+		Where(predicate.Team(listing.Where(listing.Eq(team.FieldParentID, parentID))), predicate.Team(pg.Apply)).
+		Limit(pg.Limit).All(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list teams: %w", err)
+	}
+	return teams, pg.Next(teams), nil
 }

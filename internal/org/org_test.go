@@ -116,7 +116,7 @@ func TestUserScope(t *testing.T) {
 					t.Errorf("%s: hidden user answered %v, want not_found", c.name, err)
 				}
 			}
-			listed, err := w.App.Org.ListUsers(w.Ctx, c.p, org.UserFilter{Limit: 500})
+			listed, _, err := w.App.Org.ListUsers(w.Ctx, c.p, org.UserFilter{Limit: 500})
 			if err != nil {
 				t.Fatal(err)
 			}

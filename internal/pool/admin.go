@@ -6,15 +6,20 @@ import (
 	"errors"
 	"fmt"
 
+	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
+	"github.com/shoalcrm/shoal/ent/customer"
 	"github.com/shoalcrm/shoal/ent/ownershipchange"
 	entpool "github.com/shoalcrm/shoal/ent/pool"
+	"github.com/shoalcrm/shoal/ent/predicate"
 	"github.com/shoalcrm/shoal/ent/schema"
+	"github.com/shoalcrm/shoal/ent/user"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/events"
+	"github.com/shoalcrm/shoal/internal/listing"
 	"github.com/shoalcrm/shoal/internal/patch"
 )
 
@@ -202,20 +207,23 @@ func (s *Service) UpdatePool(ctx context.Context, p *auth.Principal, id uuid.UUI
 	return out, err
 }
 
-// ListPools returns pools in creation order, optionally of one kind.
-func (s *Service) ListPools(ctx context.Context, kind *string, after *uuid.UUID, limit int) ([]*ent.Pool, error) {
-	q := s.store.Reader.Pool.Query().Order(ent.Asc(entpool.FieldID)).Limit(limit)
-	if kind != nil {
-		q = q.Where(entpool.KindEQ(entpool.Kind(*kind)))
-	}
-	if after != nil {
-		q = q.Where(entpool.IDGT(*after))
-	}
-	pools, err := q.All(ctx)
+// poolList orders pools by id: creation order.
+var poolList = listing.ByID(entpool.FieldID, func(p *ent.Pool) uuid.UUID { return p.ID }, false)
+
+// ListPools returns pools in creation order, optionally of one kind, and
+// the cursor of the next page.
+func (s *Service) ListPools(ctx context.Context, kind *string, cursor *listing.Cursor, limit int) ([]*ent.Pool, *listing.Cursor, error) {
+	pg, err := poolList.Page("", cursor, limit)
 	if err != nil {
-		return nil, fmt.Errorf("list pools: %w", err)
+		return nil, nil, err
 	}
-	return pools, nil
+	pools, err := s.store.Reader.Pool.Query().
+		Where(predicate.Pool(listing.Where(listing.Eq(entpool.FieldKind, kind))), predicate.Pool(pg.Apply)).
+		Limit(pg.Limit).All(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list pools: %w", err)
+	}
+	return pools, pg.Next(pools), nil
 }
 
 // SettingsPatch changes the global settings.
@@ -264,13 +272,8 @@ func (s *Service) UpdateSettings(ctx context.Context, in SettingsPatch) (Setting
 			return fmt.Errorf("save settings: %w", err)
 		}
 		if recount {
-			dealt := "customers.deal_status = false"
-			if st.CapCountsDealt {
-				dealt = "1 = 1"
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE users SET owned_customers = (SELECT COUNT(*) FROM customers
-				WHERE customers.owner_id = users.id AND customers.status = 'active' AND `+dealt+`)`); err != nil {
-				return fmt.Errorf("recount customers: %w", err)
+			if err := s.recountOwnedCustomers(ctx, tx, st.CapCountsDealt); err != nil {
+				return err
 			}
 		}
 		out = st
@@ -282,35 +285,52 @@ func (s *Service) UpdateSettings(ctx context.Context, in SettingsPatch) (Setting
 	return out, err
 }
 
+// historyList orders ownership changes by id: oldest first.
+var historyList = listing.ByID(ownershipchange.FieldID, func(h *ent.OwnershipChange) uuid.UUID { return h.ID }, false)
+
+// recountOwnedCustomers sets every user's customer counter to the number
+// of active customers he owns, dealt ones only when countDealt.
+func (s *Service) recountOwnedCustomers(ctx context.Context, tx *ent.Tx, countDealt bool) error {
+	return s.store.SetCount(ctx, tx, user.Table, user.FieldID, user.FieldOwnedCustomers, customer.Table, customer.FieldOwnerID,
+		func(sel *sql.Selector) *sql.Predicate {
+			p := sql.EQ(sel.C(customer.FieldStatus), customer.StatusActive.String())
+			if !countDealt {
+				p = sql.And(p, sql.EQ(sel.C(customer.FieldDealStatus), false))
+			}
+			return p
+		})
+}
+
 // History returns a record's ownership history, oldest first, if p may see
-// the record. It reads without locks.
-func (s *Service) History(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID, after *uuid.UUID, limit int) ([]*ent.OwnershipChange, error) {
+// the record, and the cursor of the next page. It reads without locks.
+func (s *Service) History(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID, cursor *listing.Cursor, limit int) ([]*ent.OwnershipChange, *listing.Cursor, error) {
+	pg, err := historyList.Page("", cursor, limit)
+	if err != nil {
+		return nil, nil, err
+	}
 	r, pl, err := s.peek(ctx, kind, id)
 	if ent.IsNotFound(errors.Unwrap(err)) || ent.IsNotFound(err) {
-		return nil, apperr.NotFoundf(kind)
+		return nil, nil, apperr.NotFoundf(kind)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	o := &op{r: r, pl: pl}
 	if r.OwnerID != nil {
 		owner, err := s.store.Reader.User.Get(ctx, *r.OwnerID)
 		if err != nil {
-			return nil, fmt.Errorf("load owner: %w", err)
+			return nil, nil, fmt.Errorf("load owner: %w", err)
 		}
 		o.ownerPath = owner.TeamPath
 	}
 	if !o.sees(p) {
-		return nil, apperr.NotFoundf(kind)
+		return nil, nil, apperr.NotFoundf(kind)
 	}
-	q := s.store.Reader.OwnershipChange.Query().Where(ownershipchange.RecordKindEQ(ownershipchange.RecordKind(kind)), ownershipchange.RecordID(id)).
-		Order(ent.Asc(ownershipchange.FieldID)).Limit(limit)
-	if after != nil {
-		q = q.Where(ownershipchange.IDGT(*after))
-	}
-	rows, err := q.All(ctx)
+	rows, err := s.store.Reader.OwnershipChange.Query().
+		Where(ownershipchange.RecordKindEQ(ownershipchange.RecordKind(kind)), ownershipchange.RecordID(id), predicate.OwnershipChange(pg.Apply)).
+		Limit(pg.Limit).All(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list history: %w", err)
+		return nil, nil, fmt.Errorf("list history: %w", err)
 	}
-	return rows, nil
+	return rows, pg.Next(rows), nil
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strings"
 
-	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
@@ -157,29 +156,18 @@ func (s *Service) claimHolder(ctx context.Context, tx *ent.Tx, id uuid.UUID, kin
 	if kind != "lead" {
 		counter = user.FieldOwnedCustomers
 	}
-	query, args := sql.Dialect(s.store.Dialect).Update(user.Table).Add(counter, 1).Where(sql.EQ(user.FieldID, id)).
-		Returning(user.FieldName, user.FieldTeamID, user.FieldTeamPath, user.FieldActive, user.FieldOwnedLeads,
-			user.FieldOwnedCustomers, user.FieldMaxOwnedLeads, user.FieldMaxOwnedCustomers, user.FieldMaxFrozen).Query()
-	rows, err := tx.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("count claim: %w", err)
-	}
-	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("count claim: %w", err)
-		}
-		return nil, apperr.Invalidf("body/ownerId", "unknown_user", "no such user")
-	}
 	u := &ent.User{ID: id}
 	var team uuid.NullUUID
 	var maxLeads, maxCustomers, maxFrozen stdsql.NullInt64
-	if err := rows.Scan(&u.Name, &team, &u.TeamPath, &u.Active, &u.OwnedLeads, &u.OwnedCustomers,
-		&maxLeads, &maxCustomers, &maxFrozen); err != nil {
+	found, err := s.store.AddReturning(ctx, tx, user.Table, user.FieldID, id, counter, 1,
+		[]string{user.FieldName, user.FieldTeamID, user.FieldTeamPath, user.FieldActive, user.FieldOwnedLeads,
+			user.FieldOwnedCustomers, user.FieldMaxOwnedLeads, user.FieldMaxOwnedCustomers, user.FieldMaxFrozen},
+		&u.Name, &team, &u.TeamPath, &u.Active, &u.OwnedLeads, &u.OwnedCustomers, &maxLeads, &maxCustomers, &maxFrozen)
+	if err != nil {
 		return nil, fmt.Errorf("count claim: %w", err)
 	}
-	if err := rows.Close(); err != nil {
-		return nil, fmt.Errorf("count claim: %w", err)
+	if !found {
+		return nil, apperr.Invalidf("body/ownerId", "unknown_user", "no such user")
 	}
 	if team.Valid {
 		u.TeamID = &team.UUID

@@ -15,10 +15,12 @@ import (
 	"github.com/shoalcrm/shoal/ent/cooldown"
 	"github.com/shoalcrm/shoal/ent/customer"
 	"github.com/shoalcrm/shoal/ent/lead"
+	"github.com/shoalcrm/shoal/ent/predicate"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/authz"
 	"github.com/shoalcrm/shoal/internal/events"
+	"github.com/shoalcrm/shoal/internal/listing"
 	"github.com/shoalcrm/shoal/internal/poolrules"
 )
 
@@ -622,18 +624,23 @@ func emitClaimRequest(ctx context.Context, tx *ent.Tx, typ events.Type, p *auth.
 			PoolID: r.PoolID, RequesterID: r.RequesterID, Reason: r.Reason}})
 }
 
+// claimRequestList orders claim requests by id: oldest first.
+var claimRequestList = listing.ByID(claimrequest.FieldID, func(r *ent.ClaimRequest) uuid.UUID { return r.ID }, false)
+
 // ListClaimRequests returns claim requests p may see: all for admins, those
-// of pools he manages for a supervisor, his own for a rep.
-func (s *Service) ListClaimRequests(ctx context.Context, p *auth.Principal, status string, after *uuid.UUID, limit int) ([]*ent.ClaimRequest, error) {
-	q := s.store.Reader.ClaimRequest.Query().Where(claimrequest.StatusEQ(claimrequest.Status(status))).
-		Order(ent.Asc(claimrequest.FieldID)).Limit(limit)
-	if after != nil {
-		q = q.Where(claimrequest.IDGT(*after))
+// of pools he manages for a supervisor, his own for a rep; and the cursor
+// of the next page.
+func (s *Service) ListClaimRequests(ctx context.Context, p *auth.Principal, status string, cursor *listing.Cursor, limit int) ([]*ent.ClaimRequest, *listing.Cursor, error) {
+	pg, err := claimRequestList.Page("", cursor, limit)
+	if err != nil {
+		return nil, nil, err
 	}
+	q := s.store.Reader.ClaimRequest.Query().Where(claimrequest.StatusEQ(claimrequest.Status(status)), predicate.ClaimRequest(pg.Apply)).
+		Limit(pg.Limit)
 	if p.Role != auth.RoleAdmin && p.Role != auth.RoleAuditor {
 		pools, err := s.store.Reader.Pool.Query().All(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("list pools: %w", err)
+			return nil, nil, fmt.Errorf("list pools: %w", err)
 		}
 		scoped := make([]authz.Pool, len(pools))
 		for i, pl := range pools {
@@ -644,7 +651,7 @@ func (s *Service) ListClaimRequests(ctx context.Context, p *auth.Principal, stat
 	}
 	reqs, err := q.All(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list claim requests: %w", err)
+		return nil, nil, fmt.Errorf("list claim requests: %w", err)
 	}
-	return reqs, nil
+	return reqs, pg.Next(reqs), nil
 }

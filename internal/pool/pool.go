@@ -8,8 +8,9 @@ package pool
 
 import (
 	"context"
+	stdsql "database/sql"
+	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -72,9 +73,10 @@ func (s *Service) EnsureDefaults(ctx context.Context) error {
 	return nil
 }
 
-// isNoRows reports ent's answer to an upsert that did nothing.
+// isNoRows reports ent's answer to an upsert that did nothing: the
+// statement's RETURNING gave no row.
 func isNoRows(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "no rows in result set")
+	return errors.Is(err, stdsql.ErrNoRows)
 }
 
 // Get returns a pool (pools are visible to everyone logged in).

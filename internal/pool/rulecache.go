@@ -14,6 +14,7 @@ import (
 	entpool "github.com/shoalcrm/shoal/ent/pool"
 	"github.com/shoalcrm/shoal/ent/setting"
 	"github.com/shoalcrm/shoal/ent/team"
+	"github.com/shoalcrm/shoal/internal/store"
 )
 
 // ruleCache keeps the pools, global settings and teams that ownership
@@ -148,10 +149,7 @@ func (s *Service) loadRules(ctx context.Context, tx *ent.Tx, id uuid.UUID) (*ent
 		return pl, st, err
 	}
 	pl, err := tx.Pool.Query().Where(entpool.ID(id)).Modify(func(sel *sql.Selector) {
-		sel.AppendSelectExprAs(sql.ExprFunc(func(b *sql.Builder) {
-			b.WriteString("(SELECT ").Ident(setting.FieldValue).WriteString(" FROM ").Ident(setting.Table).
-				WriteString(" WHERE ").Ident(setting.FieldID).WriteOp(sql.OpEQ).Arg(settingsKey).WriteString(")")
-		}), settingsColumn)
+		sel.AppendSelectExprAs(store.ScalarSubquery(setting.FieldValue, setting.Table, setting.FieldID, settingsKey), settingsColumn)
 	}).Only(ctx)
 	if err != nil {
 		return nil, Settings{}, fmt.Errorf("load pool: %w", err)

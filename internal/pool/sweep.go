@@ -16,6 +16,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/authz"
+	"github.com/shoalcrm/shoal/internal/listing"
 	"github.com/shoalcrm/shoal/internal/poolrules"
 )
 
@@ -146,20 +147,24 @@ func (s *Service) sweepFreezes(ctx context.Context, kind string, now time.Time, 
 // record now.
 var warningColumns = authz.Columns{Owner: reclaimwarning.FieldOwnerID}
 
+// warningList orders reclaim warnings by id, newest first.
+var warningList = listing.ByID(reclaimwarning.FieldID, func(w *ent.ReclaimWarning) uuid.UUID { return w.ID }, true)
+
 // Warnings lists reclaim warnings p may see, newest first: his own; for a
 // supervisor also those of everyone in his subtree; all for admins and
-// auditors.
-func (s *Service) Warnings(ctx context.Context, p *auth.Principal, before *uuid.UUID, limit int) ([]*ent.ReclaimWarning, error) {
-	q := s.store.Reader.ReclaimWarning.Query().Order(ent.Desc(reclaimwarning.FieldID)).Limit(limit)
-	q = q.Where(predicate.ReclaimWarning(authz.NewScope(p, nil).Predicate(warningColumns)))
-	if before != nil {
-		q = q.Where(reclaimwarning.IDLT(*before))
+// auditors. It returns the cursor of the next page.
+func (s *Service) Warnings(ctx context.Context, p *auth.Principal, cursor *listing.Cursor, limit int) ([]*ent.ReclaimWarning, *listing.Cursor, error) {
+	pg, err := warningList.Page("", cursor, limit)
+	if err != nil {
+		return nil, nil, err
 	}
+	q := s.store.Reader.ReclaimWarning.Query().Where(predicate.ReclaimWarning(pg.Apply)).Limit(pg.Limit)
+	q = q.Where(predicate.ReclaimWarning(authz.NewScope(p, nil).Predicate(warningColumns)))
 	ws, err := q.All(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list warnings: %w", err)
+		return nil, nil, fmt.Errorf("list warnings: %w", err)
 	}
-	return ws, nil
+	return ws, pg.Next(ws), nil
 }
 
 // Rejudge recomputes the stored reclaim deadline of every owned record of a

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"entgo.io/ent/dialect"
-	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
@@ -18,6 +16,7 @@ import (
 	entpool "github.com/shoalcrm/shoal/ent/pool"
 	"github.com/shoalcrm/shoal/internal/events"
 	"github.com/shoalcrm/shoal/internal/poolrules"
+	"github.com/shoalcrm/shoal/internal/store"
 )
 
 // sweepReclaims takes back what is due, re-judging each record under its
@@ -143,14 +142,11 @@ func (s *Service) reclaimIn(ctx context.Context, tx *ent.Tx, kind string, ids []
 // included): a record whose deadline turns out stale is saved with only
 // its changed columns, and a missing column would read as unchanged.
 func (s *Service) lockDue(ctx context.Context, tx *ent.Tx, kind string, ids []uuid.UUID, now time.Time) ([]*Record, error) {
-	pg := s.store.Dialect == dialect.Postgres
 	var out []*Record
 	if kind == "lead" {
 		q := tx.Lead.Query().Where(s.leadIDIn(ids), lead.OwnerIDNotNil(), lead.StatusEQ(lead.StatusActive), lead.ReclaimAtLTE(now)).
 			Order(ent.Asc(lead.FieldID))
-		if pg {
-			q = q.ForUpdate(sql.WithLockAction(sql.SkipLocked))
-		}
+		q = store.ForUpdateSkipLocked(s.store, q)
 		ls, err := q.Select(lead.FieldID, lead.FieldOwnerID, lead.FieldPoolID, lead.FieldOwnedAt, lead.FieldLastFollowUpAt,
 			lead.FieldFrozenUntil, lead.FieldReleasedAt, lead.FieldStatus, lead.FieldReclaimAt, lead.FieldReclaimReason).All(ctx)
 		if err != nil {
@@ -163,9 +159,7 @@ func (s *Service) lockDue(ctx context.Context, tx *ent.Tx, kind string, ids []uu
 	}
 	q := tx.Customer.Query().Where(s.customerIDIn(ids), customer.OwnerIDNotNil(), customer.StatusEQ(customer.StatusActive), customer.ReclaimAtLTE(now)).
 		Order(ent.Asc(customer.FieldID))
-	if pg {
-		q = q.ForUpdate(sql.WithLockAction(sql.SkipLocked))
-	}
+	q = store.ForUpdateSkipLocked(s.store, q)
 	cs, err := q.Select(customer.FieldID, customer.FieldOwnerID, customer.FieldPoolID, customer.FieldOwnedAt, customer.FieldLastFollowUpAt,
 		customer.FieldFrozenUntil, customer.FieldReleasedAt, customer.FieldStatus, customer.FieldDealStatus, customer.FieldGrade,
 		customer.FieldReclaimAt, customer.FieldReclaimReason).All(ctx)

@@ -2,9 +2,7 @@ package pool
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"entgo.io/ent/dialect"
@@ -216,31 +214,12 @@ func (s *Service) eachBatch(ctx context.Context, kind, what string, bound time.T
 	}
 }
 
-// idIn is "col is one of ids" with the ids bound as one parameter (a JSON
-// array on SQLite, an array on PostgreSQL) rather than one parameter each:
-// the statement's text is the same for every batch, so it is prepared once,
-// and no batch nears a parameter limit.
-func (s *Service) idIn(col string, ids []uuid.UUID) *sql.Predicate {
-	if s.store.Dialect == dialect.Postgres {
-		strs := make([]string, len(ids))
-		for i, id := range ids {
-			strs[i] = id.String()
-		}
-		return sql.P(func(b *sql.Builder) {
-			b.WriteString(col).WriteString(" = ANY(").Arg("{" + strings.Join(strs, ",") + "}").WriteString("::uuid[])")
-		})
-	}
-	raw, _ := json.Marshal(ids) // uuid.UUID marshals as its string form, as SQLite stores it
-	return sql.P(func(b *sql.Builder) {
-		b.WriteString(col).WriteString(" IN (SELECT value FROM json_each(").Arg(string(raw)).WriteString("))")
-	})
-}
-
-// leadIDIn and customerIDIn are idIn as ent predicates.
+// leadIDIn and customerIDIn are store.IDIn as ent predicates: the ids of
+// a batch bound as one parameter, so the statement is prepared once.
 func (s *Service) leadIDIn(ids []uuid.UUID) predicate.Lead {
-	return func(sel *sql.Selector) { sel.Where(s.idIn(sel.C(lead.FieldID), ids)) }
+	return func(sel *sql.Selector) { sel.Where(s.store.IDIn(sel.C(lead.FieldID), ids)) }
 }
 
 func (s *Service) customerIDIn(ids []uuid.UUID) predicate.Customer {
-	return func(sel *sql.Selector) { sel.Where(s.idIn(sel.C(customer.FieldID), ids)) }
+	return func(sel *sql.Selector) { sel.Where(s.store.IDIn(sel.C(customer.FieldID), ids)) }
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/dedupe"
 	"github.com/shoalcrm/shoal/internal/events"
+	"github.com/shoalcrm/shoal/internal/listing"
 	"github.com/shoalcrm/shoal/internal/store"
 )
 
@@ -287,29 +288,33 @@ func (s *Service) DeleteContact(ctx context.Context, p *auth.Principal, id uuid.
 	})
 }
 
+// contactList orders contacts by id: creation order.
+var contactList = listing.ByID(contact.FieldID, func(c *ent.Contact) uuid.UUID { return c.ID }, false)
+
 // ListContacts lists the contacts of a customer p may see (NotFound
-// otherwise), in id order, after the given id.
-func (s *Service) ListContacts(ctx context.Context, p *auth.Principal, customerID uuid.UUID, after *uuid.UUID, limit int) ([]*ContactView, error) {
+// otherwise), in id order, from the cursor on; and the cursor of the next
+// page.
+func (s *Service) ListContacts(ctx context.Context, p *auth.Principal, customerID uuid.UUID, cursor *listing.Cursor, limit int) ([]*ContactView, *listing.Cursor, error) {
+	pg, err := contactList.Page("", cursor, limit)
+	if err != nil {
+		return nil, nil, err
+	}
 	c := s.store.Reader
 	cu, err := s.visibleCustomer(ctx, c, p, customerID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	q := c.Contact.Query().Where(contact.CustomerID(customerID))
-	if after != nil {
-		q = q.Where(contact.IDGT(*after))
-	}
-	list, err := q.Order(ent.Asc(contact.FieldID)).Limit(limit).All(ctx)
+	list, err := c.Contact.Query().Where(contact.CustomerID(customerID), predicate.Contact(pg.Apply)).Limit(pg.Limit).All(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list contacts: %w", err)
+		return nil, nil, fmt.Errorf("list contacts: %w", err)
 	}
 	m, err := s.contactMasker(ctx, c, p, cu)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make([]*ContactView, len(list))
 	for i, ct := range list {
 		out[i] = m.contact(ct)
 	}
-	return out, nil
+	return out, pg.Next(list), nil
 }

@@ -250,7 +250,11 @@ func (s *Service) SetDealStatus(ctx context.Context, p *auth.Principal, id uuid.
 // ListCustomers lists the customers p may see, filtered and
 // keyset-paginated; the total only when asked for.
 func (s *Service) ListCustomers(ctx context.Context, p *auth.Principal, f Filter) ([]*CustomerView, *int, *Cursor, error) {
-	sc, fp, ks, err := s.listPredicates(ctx, p, "customer", f)
+	sc, fp, err := s.listPredicates(ctx, p, "customer", f)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	pg, err := customerList.Page(f.Sort, f.Cursor, f.Limit)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -262,15 +266,10 @@ func (s *Service) ListCustomers(ctx context.Context, p *auth.Principal, f Filter
 		}
 		total = &n
 	}
-	list, err := s.store.Reader.Customer.Query().Where(predicate.Customer(sc), predicate.Customer(fp), predicate.Customer(ks)).Limit(f.Limit).All(ctx)
+	list, err := s.store.Reader.Customer.Query().Where(predicate.Customer(sc), predicate.Customer(fp), predicate.Customer(pg.Apply)).Limit(pg.Limit).All(ctx)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("list customers: %w", err)
 	}
-	var next *Cursor
-	if len(list) == f.Limit && f.Limit > 0 {
-		c := list[len(list)-1]
-		next = f.next(c.ID, c.CreatedAt, c.UpdatedAt, c.OwnedAt, c.LastFollowUpAt)
-	}
 	views, err := s.customerViews(ctx, s.store.Reader, p, list)
-	return views, total, next, err
+	return views, total, pg.Next(list), err
 }

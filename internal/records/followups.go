@@ -17,6 +17,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/events"
+	"github.com/shoalcrm/shoal/internal/listing"
 )
 
 // ClockSkew is how far in the future a follow-up's occurredAt may lie, to
@@ -128,16 +129,23 @@ type FollowUpFilter struct {
 
 // FollowUpCursor is the keyset position after the last follow-up of a page
 // (newest first: occurredAt, then id, both descending).
-type FollowUpCursor struct {
-	At time.Time `json:"t"`
-	ID uuid.UUID `json:"i"`
-}
+type FollowUpCursor = listing.Cursor
+
+// followUpList orders follow-ups newest first; there is no sort parameter.
+var followUpList = listing.New(followup.FieldID, func(f *ent.FollowUp) uuid.UUID { return f.ID }, "-occurredAt",
+	map[string]listing.Key[*ent.FollowUp]{
+		"occurredAt": {Column: followup.FieldOccurredAt, Value: func(f *ent.FollowUp) *time.Time { return &f.OccurredAt }},
+	})
 
 // ListFollowUps lists follow-ups newest first. With a subject, that record
 // must be visible to p (NotFound otherwise); without one, only follow-ups
 // on records p may see, and those he wrote himself. subjectId without
 // subjectType is Invalid.
 func (s *Service) ListFollowUps(ctx context.Context, p *auth.Principal, f FollowUpFilter) ([]*ent.FollowUp, *FollowUpCursor, error) {
+	pg, err := followUpList.Page("", f.After, f.Limit)
+	if err != nil {
+		return nil, nil, err
+	}
 	c := s.store.Reader
 	var ps []predicate.FollowUp
 	switch {
@@ -171,20 +179,12 @@ func (s *Service) ListFollowUps(ctx context.Context, p *auth.Principal, f Follow
 	if f.To != nil {
 		ps = append(ps, followup.OccurredAtLT(f.To.UTC()))
 	}
-	if a := f.After; a != nil {
-		at := a.At.UTC()
-		ps = append(ps, followup.Or(followup.OccurredAtLT(at), followup.And(followup.OccurredAt(at), followup.IDLT(a.ID))))
-	}
-	list, err := c.FollowUp.Query().Where(ps...).
-		Order(ent.Desc(followup.FieldOccurredAt), ent.Desc(followup.FieldID)).Limit(f.Limit).All(ctx)
+	ps = append(ps, predicate.FollowUp(pg.Apply))
+	list, err := c.FollowUp.Query().Where(ps...).Limit(pg.Limit).All(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("list follow-ups: %w", err)
 	}
-	var next *FollowUpCursor
-	if f.Limit > 0 && len(list) == f.Limit {
-		last := list[len(list)-1]
-		next = &FollowUpCursor{At: last.OccurredAt, ID: last.ID}
-	}
+	next := pg.Next(list)
 	list, err = s.maskFollowUps(ctx, c, p, list)
 	if err != nil {
 		return nil, nil, err

@@ -289,7 +289,11 @@ func (s *Service) UpdateLead(ctx context.Context, p *auth.Principal, id uuid.UUI
 // ListLeads lists the leads p may see, filtered, keyset-paginated. The
 // total is counted only when asked for.
 func (s *Service) ListLeads(ctx context.Context, p *auth.Principal, f Filter) ([]*LeadView, *int, *Cursor, error) {
-	sc, fp, ks, err := s.listPredicates(ctx, p, "lead", f)
+	sc, fp, err := s.listPredicates(ctx, p, "lead", f)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	pg, err := leadList.Page(f.Sort, f.Cursor, f.Limit)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -301,17 +305,12 @@ func (s *Service) ListLeads(ctx context.Context, p *auth.Principal, f Filter) ([
 		}
 		total = &n
 	}
-	leads, err := s.store.Reader.Lead.Query().Where(predicate.Lead(sc), predicate.Lead(fp), predicate.Lead(ks)).Limit(f.Limit).All(ctx)
+	leads, err := s.store.Reader.Lead.Query().Where(predicate.Lead(sc), predicate.Lead(fp), predicate.Lead(pg.Apply)).Limit(pg.Limit).All(ctx)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("list leads: %w", err)
 	}
-	var next *Cursor
-	if len(leads) == f.Limit && f.Limit > 0 {
-		l := leads[len(leads)-1]
-		next = f.next(l.ID, l.CreatedAt, l.UpdatedAt, l.OwnedAt, l.LastFollowUpAt)
-	}
 	views, err := s.leadViews(ctx, s.store.Reader, p, leads)
-	return views, total, next, err
+	return views, total, pg.Next(leads), err
 }
 
 // principalUser is the id "me" refers to.

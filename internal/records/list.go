@@ -9,9 +9,13 @@ import (
 	"entgo.io/ent/dialect/sql/sqljson"
 	"github.com/google/uuid"
 
+	"github.com/shoalcrm/shoal/ent"
+	"github.com/shoalcrm/shoal/ent/customer"
+	"github.com/shoalcrm/shoal/ent/lead"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/dedupe"
+	"github.com/shoalcrm/shoal/internal/listing"
 )
 
 // Filter narrows a list of leads or customers. Pointers are optional.
@@ -36,29 +40,31 @@ type Filter struct {
 	Limit        int
 }
 
-// Cursor is the keyset position after the last row of a page. Null says
-// the row had no value for a nullable sort key (ownedAt, lastFollowUpAt):
-// the page ended in the null tail, which is listed last and by id alone.
-type Cursor struct {
-	Sort string    `json:"s"`
-	At   time.Time `json:"t"`
-	ID   uuid.UUID `json:"i"`
-	Null bool      `json:"n,omitempty"`
-}
+// Cursor is the keyset position after the last row of a page (see
+// listing.Cursor): Null says the row had no value for a nullable sort key
+// (ownedAt, lastFollowUpAt), so the page ended in the null tail.
+type Cursor = listing.Cursor
 
-// sortColumns maps sort keys to columns.
-var sortColumns = map[string]string{
-	"createdAt": "created_at", "updatedAt": "updated_at", "ownedAt": "owned_at", "lastFollowUpAt": "last_follow_up_at",
-}
-
-// sortOf parses a sort parameter into column and direction.
-func sortOf(sort string) (col string, desc bool, key string) {
-	if sort == "" {
-		sort = "-createdAt"
-	}
-	key = strings.TrimPrefix(sort, "-")
-	return sortColumns[key], strings.HasPrefix(sort, "-"), key
-}
+// leadList and customerList declare the sort keys of leads and customers.
+// A nullable key (ownedAt, lastFollowUpAt) lists every record: those that
+// have the value first, ordered by it, then those without, by id, in both
+// directions.
+var (
+	leadList = listing.New(lead.FieldID, func(l *ent.Lead) uuid.UUID { return l.ID }, "-createdAt",
+		map[string]listing.Key[*ent.Lead]{
+			"createdAt":      {Column: lead.FieldCreatedAt, Value: func(l *ent.Lead) *time.Time { return &l.CreatedAt }},
+			"updatedAt":      {Column: lead.FieldUpdatedAt, Value: func(l *ent.Lead) *time.Time { return &l.UpdatedAt }},
+			"ownedAt":        {Column: lead.FieldOwnedAt, Nullable: true, Value: func(l *ent.Lead) *time.Time { return l.OwnedAt }},
+			"lastFollowUpAt": {Column: lead.FieldLastFollowUpAt, Nullable: true, Value: func(l *ent.Lead) *time.Time { return l.LastFollowUpAt }},
+		})
+	customerList = listing.New(customer.FieldID, func(c *ent.Customer) uuid.UUID { return c.ID }, "-createdAt",
+		map[string]listing.Key[*ent.Customer]{
+			"createdAt":      {Column: customer.FieldCreatedAt, Value: func(c *ent.Customer) *time.Time { return &c.CreatedAt }},
+			"updatedAt":      {Column: customer.FieldUpdatedAt, Value: func(c *ent.Customer) *time.Time { return &c.UpdatedAt }},
+			"ownedAt":        {Column: customer.FieldOwnedAt, Nullable: true, Value: func(c *ent.Customer) *time.Time { return c.OwnedAt }},
+			"lastFollowUpAt": {Column: customer.FieldLastFollowUpAt, Nullable: true, Value: func(c *ent.Customer) *time.Time { return c.LastFollowUpAt }},
+		})
+)
 
 // predicate applies the filter (not the cursor or order) to a table with
 // the common record columns; leads and customers differ in what q looks
@@ -88,14 +94,18 @@ func (f Filter) predicate(me uuid.UUID, isLead bool, a access) (func(*sql.Select
 		case strings.Contains(q, "@"):
 			v := dedupe.Email(q)
 			if isLead {
-				qPred = func(s *sql.Selector) *sql.Predicate { return a.unmasked(s, "email", sql.EQ(s.C("email_norm"), v)) }
+				qPred = func(s *sql.Selector) *sql.Predicate {
+					return a.unmasked(s, "email", sql.EQ(s.C(lead.FieldEmailNorm), v))
+				}
 			} else {
 				qPred = func(s *sql.Selector) *sql.Predicate { return sql.False() }
 			}
 		case looksLikePhone(q):
 			v := dedupe.Phone(q)
 			if isLead {
-				qPred = func(s *sql.Selector) *sql.Predicate { return a.unmasked(s, "phone", sql.EQ(s.C("phone_norm"), v)) }
+				qPred = func(s *sql.Selector) *sql.Predicate {
+					return a.unmasked(s, "phone", sql.EQ(s.C(lead.FieldPhoneNorm), v))
+				}
 			} else {
 				qPred = func(s *sql.Selector) *sql.Predicate { return sql.False() }
 			}
@@ -105,21 +115,23 @@ func (f Filter) predicate(me uuid.UUID, isLead bool, a access) (func(*sql.Select
 				return nil, apperr.Invalidf("query.q", "invalid", "q has nothing to search for")
 			}
 			qPred = func(s *sql.Selector) *sql.Predicate {
-				name := a.unmasked(s, "name", sql.HasPrefix(s.C("name_norm"), v))
+				name := a.unmasked(s, "name", sql.HasPrefix(s.C(lead.FieldNameNorm), v))
 				if isLead {
-					return sql.Or(name, a.unmasked(s, "company", sql.HasPrefix(s.C("company_norm"), v)))
+					return sql.Or(name, a.unmasked(s, "company", sql.HasPrefix(s.C(lead.FieldCompanyNorm), v)))
 				}
 				return name
 			}
 		}
 	}
+	// Leads and customers share the record columns; their names are
+	// taken from lead's constants, customer-only ones from customer's.
 	return func(s *sql.Selector) {
 		var ps []*sql.Predicate
 		if owner != nil {
-			ps = append(ps, sql.EQ(s.C("owner_id"), *owner))
+			ps = append(ps, sql.EQ(s.C(lead.FieldOwnerID), *owner))
 		}
 		if ownerNone {
-			ps = append(ps, sql.IsNull(s.C("owner_id")))
+			ps = append(ps, sql.IsNull(s.C(lead.FieldOwnerID)))
 		}
 		eq := func(col string, v *string) {
 			if v != nil {
@@ -128,18 +140,18 @@ func (f Filter) predicate(me uuid.UUID, isLead bool, a access) (func(*sql.Select
 			}
 		}
 		if f.PoolID != nil {
-			ps = append(ps, sql.EQ(s.C("pool_id"), *f.PoolID))
+			ps = append(ps, sql.EQ(s.C(lead.FieldPoolID), *f.PoolID))
 		}
-		eq("status", f.Status)
-		eq("grade", f.Grade)
-		eq("region", f.Region)
-		eq("industry", f.Industry)
-		eq("source", f.Source)
+		eq(lead.FieldStatus, f.Status)
+		eq(customer.FieldGrade, f.Grade)
+		eq(lead.FieldRegion, f.Region)
+		eq(lead.FieldIndustry, f.Industry)
+		eq(lead.FieldSource, f.Source)
 		if f.DealStatus != nil {
-			ps = append(ps, sql.EQ(s.C("deal_status"), *f.DealStatus))
+			ps = append(ps, sql.EQ(s.C(customer.FieldDealStatus), *f.DealStatus))
 		}
 		if f.Tag != nil {
-			ps = append(ps, a.unmasked(s, "tags", sqljson.ValueContains(s.C("tags"), *f.Tag)))
+			ps = append(ps, a.unmasked(s, "tags", sqljson.ValueContains(s.C(lead.FieldTags), *f.Tag)))
 		}
 		rng := func(col string, from, to *time.Time) {
 			if from != nil {
@@ -149,8 +161,8 @@ func (f Filter) predicate(me uuid.UUID, isLead bool, a access) (func(*sql.Select
 				ps = append(ps, sql.LT(s.C(col), to.UTC()))
 			}
 		}
-		rng("created_at", f.CreatedFrom, f.CreatedTo)
-		rng("updated_at", f.UpdatedFrom, f.UpdatedTo)
+		rng(lead.FieldCreatedAt, f.CreatedFrom, f.CreatedTo)
+		rng(lead.FieldUpdatedAt, f.UpdatedFrom, f.UpdatedTo)
 		if qPred != nil {
 			ps = append(ps, qPred(s))
 		}
@@ -158,65 +170,6 @@ func (f Filter) predicate(me uuid.UUID, isLead bool, a access) (func(*sql.Select
 			s.Where(sql.And(ps...))
 		}
 	}, nil
-}
-
-// nullableSort names the sort keys whose column may be empty.
-var nullableSort = map[string]bool{"ownedAt": true, "lastFollowUpAt": true}
-
-// keyset orders by the sort column and id, and continues after the cursor.
-// A nullable key (ownedAt, lastFollowUpAt) lists every record: those that
-// have the value first, ordered by it, then those without, by id, in both
-// directions. The order is spelt out as (col IS NULL), col, id because
-// SQLite and PostgreSQL place NULLs at opposite ends by default.
-func (f Filter) keyset() (func(*sql.Selector), error) {
-	col, desc, key := sortOf(f.Sort)
-	if col == "" {
-		return nil, apperr.Invalidf("query.sort", "enum", "unknown sort key")
-	}
-	if f.Cursor != nil && f.Cursor.Sort != f.Sort && !(f.Cursor.Sort == "" && f.Sort == "") {
-		return nil, apperr.Invalidf("query.cursor", "invalid_cursor", "the cursor belongs to another sort order")
-	}
-	nullable := nullableSort[key]
-	if f.Cursor != nil && f.Cursor.Null && !nullable {
-		return nil, apperr.Invalidf("query.cursor", "invalid_cursor", "the cursor belongs to another sort order")
-	}
-	return func(s *sql.Selector) {
-		op := ">"
-		if desc {
-			op = "<"
-		}
-		if c := f.Cursor; c != nil {
-			switch {
-			case !nullable:
-				s.Where(rowAfter(s.C(col), s.C("id"), op, c.At.UTC(), c.ID))
-			case c.Null:
-				// Inside the null tail: only null rows remain, by id.
-				s.Where(sql.And(sql.IsNull(s.C(col)), idAfter(s.C("id"), op, c.ID)))
-			default:
-				// Among the valued rows: the rest of them, then the whole tail.
-				s.Where(sql.Or(rowAfter(s.C(col), s.C("id"), op, c.At.UTC(), c.ID), sql.IsNull(s.C(col))))
-			}
-		}
-		order := sql.Asc
-		if desc {
-			order = sql.Desc
-		}
-		if nullable {
-			// Ascending on a boolean puts false (has a value) first.
-			s.OrderExprFunc(func(b *sql.Builder) {
-				b.WriteString("(").WriteString(s.C(col)).WriteString(" IS NULL)")
-			})
-		}
-		s.OrderBy(order(s.C(col)), order(s.C("id")))
-	}, nil
-}
-
-// idAfter is id op cursor id, for the null tail of a nullable sort.
-func idAfter(idCol, op string, id uuid.UUID) *sql.Predicate {
-	return sql.P(func(b *sql.Builder) {
-		b.WriteString(idCol).WriteString(" ").WriteString(op).WriteString(" ")
-		b.Arg(id)
-	})
 }
 
 // looksLikePhone reports whether q is mostly digits.
@@ -230,56 +183,14 @@ func looksLikePhone(q string) bool {
 	return digits >= 5 && digits*2 >= len([]rune(q))
 }
 
-// next is the cursor after a row with the given sort values.
-func (f Filter) next(id uuid.UUID, created, updated time.Time, owned, followed *time.Time) *Cursor {
-	_, _, key := sortOf(f.Sort)
-	c := &Cursor{Sort: f.Sort, ID: id}
-	switch key {
-	case "updatedAt":
-		c.At = updated
-	case "ownedAt":
-		if owned != nil {
-			c.At = *owned
-		} else {
-			c.Null = true
-		}
-	case "lastFollowUpAt":
-		if followed != nil {
-			c.At = *followed
-		} else {
-			c.Null = true
-		}
-	default:
-		c.At = created
-	}
-	return c
-}
-
-// listPredicates builds the scope, filter and keyset predicates of a list.
-func (s *Service) listPredicates(ctx context.Context, p *auth.Principal, kind string, f Filter) (scope, filter, keyset func(*sql.Selector), err error) {
+// listPredicates builds the scope and filter predicates of a list; the
+// order and the keyset come from leadList or customerList.
+func (s *Service) listPredicates(ctx context.Context, p *auth.Principal, kind string, f Filter) (scope, filter func(*sql.Selector), err error) {
 	a, err := s.access(ctx, p, kind)
 	if err != nil {
 		return
 	}
 	scope = a.scope
-	if filter, err = f.predicate(principalUser(p), kind == "lead", a); err != nil {
-		return
-	}
-	keyset, err = f.keyset()
+	filter, err = f.predicate(principalUser(p), kind == "lead", a)
 	return
-}
-
-// rowAfter is the keyset condition (col, id) op (at, id) written as a row
-// value comparison, which both SQLite and PostgreSQL answer with one range
-// scan of a (col, id) index; the equivalent OR of two comparisons makes
-// SQLite scan from the start of the index, so page 1,000 would cost a
-// thousand times page 1.
-func rowAfter(col, idCol, op string, at time.Time, id uuid.UUID) *sql.Predicate {
-	return sql.P(func(b *sql.Builder) {
-		b.WriteString("(").WriteString(col).WriteString(", ").WriteString(idCol).WriteString(") ").WriteString(op).WriteString(" (")
-		b.Arg(at)
-		b.WriteString(", ")
-		b.Arg(id)
-		b.WriteString(")")
-	})
 }

@@ -184,7 +184,7 @@ func (c *cachingConn) QueryContext(ctx context.Context, query string, args []dri
 // isConstraint reports a constraint violation: the statement is fine, the
 // data was not, so it stays cached.
 func isConstraint(err error) bool {
-	return strings.Contains(err.Error(), "constraint failed")
+	return IsConstraint(err)
 }
 
 func (c *cachingConn) Prepare(query string) (driver.Stmt, error) {
