@@ -15,6 +15,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/events"
+	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/patch"
 )
 
@@ -284,10 +285,10 @@ func (s *Service) UpdateSettings(ctx context.Context, in SettingsPatch) (Setting
 
 // History returns a record's ownership history, oldest first, if p may see
 // the record. It reads without locks.
-func (s *Service) History(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID, after *uuid.UUID, limit int) ([]*ent.OwnershipChange, error) {
+func (s *Service) History(ctx context.Context, p *auth.Principal, kind kinds.Kind, id uuid.UUID, after *uuid.UUID, limit int) ([]*ent.OwnershipChange, error) {
 	r, pl, err := s.peek(ctx, kind, id)
 	if ent.IsNotFound(errors.Unwrap(err)) || ent.IsNotFound(err) {
-		return nil, apperr.NotFoundf(kind)
+		return nil, kind.NotFound()
 	}
 	if err != nil {
 		return nil, err
@@ -301,7 +302,7 @@ func (s *Service) History(ctx context.Context, p *auth.Principal, kind string, i
 		o.ownerPath = owner.TeamPath
 	}
 	if !o.sees(p) {
-		return nil, apperr.NotFoundf(kind)
+		return nil, kind.NotFound()
 	}
 	q := s.store.Reader.OwnershipChange.Query().Where(ownershipchange.RecordKindEQ(ownershipchange.RecordKind(kind)), ownershipchange.RecordID(id)).
 		Order(ent.Asc(ownershipchange.FieldID)).Limit(limit)

@@ -11,6 +11,7 @@ import (
 	entpool "github.com/shoalcrm/shoal/ent/pool"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/dedupe"
+	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/poolrules"
 )
 
@@ -21,7 +22,7 @@ import (
 // on his behalf). It returns the customer's id.
 func (s *Service) Convert(ctx context.Context, p *auth.Principal, leadID uuid.UUID, customerName string) (uuid.UUID, error) {
 	customerID := uuid.Must(uuid.NewV7())
-	_, err := s.run(ctx, p, "lead", leadID, func(o *op) error {
+	_, err := s.run(ctx, p, kinds.Lead, leadID, func(o *op) error {
 		if err := o.ownerOrManager(p); err != nil {
 			return err
 		}
@@ -33,7 +34,7 @@ func (s *Service) Convert(ctx context.Context, p *auth.Principal, leadID uuid.UU
 		if err != nil {
 			return err
 		}
-		if !h.underCap("customer") {
+		if !h.underCap(kinds.Customer) {
 			return ruleErr(poolrules.ErrCapExceeded)
 		}
 		l, err := o.tx.Lead.Get(ctx, leadID)
@@ -78,10 +79,10 @@ func (s *Service) Convert(ctx context.Context, p *auth.Principal, leadID uuid.UU
 			return fmt.Errorf("move keys: %w", err)
 		}
 		// Counters: the lead leaves the cap, the customer joins it.
-		if err := adjust(ctx, o.tx, owner, "lead", -1); err != nil {
+		if err := adjust(ctx, o.tx, owner, kinds.Lead, -1); err != nil {
 			return err
 		}
-		if err := adjust(ctx, o.tx, owner, "customer", 1); err != nil {
+		if err := adjust(ctx, o.tx, owner, kinds.Customer, 1); err != nil {
 			return err
 		}
 		if err := o.tx.Lead.UpdateOneID(leadID).SetConvertedCustomerID(customerID).Exec(ctx); err != nil {
@@ -91,7 +92,7 @@ func (s *Service) Convert(ctx context.Context, p *auth.Principal, leadID uuid.UU
 		if err := s.commit(ctx, o, Change{Op: "convert", From: &owner, To: &owner, Actor: p, RuleVersion: o.pl.RuleVersion}); err != nil {
 			return err
 		}
-		cr, err := s.load(ctx, o.tx, "customer", customerID)
+		cr, err := s.load(ctx, o.tx, kinds.Customer, customerID)
 		if err != nil {
 			return err
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/user"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/poolrules"
 )
 
@@ -40,7 +41,7 @@ type Placement struct {
 // cap; records created into a named pool (admins, managing supervisors,
 // pool-bound API keys) are pooled. It runs inside the creating transaction
 // and takes the creator's counter with it. Call Created after inserting.
-func (s *Service) Place(ctx context.Context, tx *ent.Tx, p *auth.Principal, kind string, requested *uuid.UUID) (*Placement, error) {
+func (s *Service) Place(ctx context.Context, tx *ent.Tx, p *auth.Principal, kind kinds.Kind, requested *uuid.UUID) (*Placement, error) {
 	now := s.clock.Now()
 	target := requested
 	if p.Type == auth.ActorAPIKey && p.PoolID != nil {
@@ -62,7 +63,7 @@ func (s *Service) Place(ctx context.Context, tx *ent.Tx, p *auth.Principal, kind
 	if err != nil {
 		return nil, fmt.Errorf("load pool: %w", err)
 	}
-	if string(pl.Kind) != kind {
+	if kinds.Kind(pl.Kind) != kind {
 		return nil, apperr.Invalidf("body/poolId", "wrong_pool_kind", "the pool holds records of another kind")
 	}
 	if requested != nil && p.Type == auth.ActorUser && !IsManager(p, pl) {
@@ -92,7 +93,7 @@ func (s *Service) Place(ctx context.Context, tx *ent.Tx, p *auth.Principal, kind
 // Created finishes placing a newly inserted record: it writes the create
 // history row and event and, for a pooled record in a pool with
 // autoAssign, hands it to a member at once.
-func (s *Service) Created(ctx context.Context, tx *ent.Tx, p *auth.Principal, kind string, id uuid.UUID, place *Placement) error {
+func (s *Service) Created(ctx context.Context, tx *ent.Tx, p *auth.Principal, kind kinds.Kind, id uuid.UUID, place *Placement) error {
 	r, err := s.load(ctx, tx, kind, id)
 	if err != nil {
 		return err
@@ -157,10 +158,7 @@ func (s *Service) autoAssign(ctx context.Context, tx *ent.Tx, pl *ent.Pool, r *R
 		if err != nil {
 			return false, err
 		}
-		owned := m.OwnedLeads
-		if r.Kind == "customer" {
-			owned = m.OwnedCustomers
-		}
+		owned := r.Kind.Desc().Owned(m)
 		inCooldown := cooling[m.ID] || (exclude != nil && *exclude == m.ID)
 		cands = append(cands, poolrules.Candidate{UserID: m.ID.String(), Active: m.Active, Owned: owned, Cap: caps.For(r.Kind), InCooldown: inCooldown})
 		byID[m.ID.String()] = m

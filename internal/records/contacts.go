@@ -16,6 +16,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/dedupe"
 	"github.com/shoalcrm/shoal/internal/events"
+	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/store"
 )
 
@@ -147,13 +148,13 @@ func (s *Service) contactView(ctx context.Context, c *ent.Client, p *auth.Princi
 
 // visibleCustomer loads a customer p may see; NotFound otherwise.
 func (s *Service) visibleCustomer(ctx context.Context, c *ent.Client, p *auth.Principal, id uuid.UUID) (*ent.Customer, error) {
-	sc, err := s.scope(ctx, p, "customer")
+	sc, err := s.scope(ctx, p, string(kinds.Customer))
 	if err != nil {
 		return nil, err
 	}
 	cu, err := c.Customer.Query().Where(customer.ID(id), predicate.Customer(sc)).Only(ctx)
 	if ent.IsNotFound(err) {
-		return nil, apperr.NotFoundf("customer")
+		return nil, kinds.Customer.NotFound()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load customer: %w", err)

@@ -14,6 +14,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/dedupe"
+	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/store"
 )
 
@@ -91,12 +92,12 @@ func (s *Service) describe(ctx context.Context, c *ent.Client, p *auth.Principal
 	m := Match{Kind: string(row.RecordKind), MatchedOn: matchedOn}
 	kind, id := string(row.RecordKind), row.RecordID
 	if row.RecordKind == dedupekey.RecordKindContact && row.CustomerID != nil {
-		kind, id = "customer", *row.CustomerID
+		kind, id = string(kinds.Customer), *row.CustomerID
 	}
 	var owner *uuid.UUID
 	var poolID uuid.UUID
 	switch kind {
-	case "lead":
+	case string(kinds.Lead):
 		l, err := c.Lead.Get(ctx, id)
 		if err != nil {
 			return m, fmt.Errorf("load matched lead: %w", err)
@@ -156,7 +157,7 @@ func (s *Service) visible(ctx context.Context, c *ent.Client, p *auth.Principal,
 
 // visibleIn reports whether the record is within a's scope.
 func visibleIn(ctx context.Context, c *ent.Client, a access, kind string, id uuid.UUID) (bool, error) {
-	if kind == "lead" {
+	if kinds.Kind(kind) == kinds.Lead {
 		return c.Lead.Query().Where(lead.ID(id), predicate.Lead(a.scope)).Exist(ctx)
 	}
 	return c.Customer.Query().Where(customer.ID(id), predicate.Customer(a.scope)).Exist(ctx)

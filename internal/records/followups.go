@@ -18,6 +18,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/authz"
 	"github.com/shoalcrm/shoal/internal/events"
+	"github.com/shoalcrm/shoal/internal/kinds"
 )
 
 // ClockSkew is how far in the future a follow-up's occurredAt may lie, to
@@ -26,7 +27,7 @@ const ClockSkew = time.Minute
 
 // FollowUpInput is a follow-up to log (跟进记录).
 type FollowUpInput struct {
-	SubjectType string // lead or customer
+	SubjectType string // a kinds.Kind
 	SubjectID   uuid.UUID
 	Channel     string
 	Content     string
@@ -71,9 +72,13 @@ func (s *Service) CreateFollowUp(ctx context.Context, p *auth.Principal, in Foll
 	if content == "" {
 		return nil, apperr.Invalidf("body/content", "required", "content must not be blank")
 	}
+	kind, err := kinds.Parse(in.SubjectType)
+	if err != nil {
+		return nil, err
+	}
 	id := uuid.Must(uuid.NewV7())
-	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
-		r, err := s.pools.Load(ctx, tx, in.SubjectType, in.SubjectID)
+	err = s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
+		r, err := s.pools.Load(ctx, tx, kind, in.SubjectID)
 		if err != nil {
 			return err
 		}
@@ -82,7 +87,7 @@ func (s *Service) CreateFollowUp(ctx context.Context, p *auth.Principal, in Foll
 			return err
 		}
 		if !visible {
-			return apperr.NotFoundf(in.SubjectType)
+			return kind.NotFound()
 		}
 		ok, err := s.canEdit(ctx, tx, p, r.OwnerID, r.PoolID)
 		if err != nil {
@@ -103,7 +108,7 @@ func (s *Service) CreateFollowUp(ctx context.Context, p *auth.Principal, in Foll
 			return err
 		}
 		if r.OwnerID != nil && *r.OwnerID == p.ID {
-			return s.pools.FollowedUp(ctx, tx, in.SubjectType, in.SubjectID, occurred)
+			return s.pools.FollowedUp(ctx, tx, kind, in.SubjectID, occurred)
 		}
 		return nil
 	})
@@ -217,7 +222,7 @@ func (s *Service) maskFollowUps(ctx context.Context, c *ent.Client, p *auth.Prin
 			continue
 		}
 		var hits []uuid.UUID
-		if kind == "lead" {
+		if kinds.Kind(kind) == kinds.Lead {
 			hits, err = c.Lead.Query().Where(lead.IDIn(subjects...), lead.OwnerIDIsNil(), lead.PoolIDIn(pools...)).IDs(ctx)
 		} else {
 			hits, err = c.Customer.Query().Where(customer.IDIn(subjects...), customer.OwnerIDIsNil(), customer.PoolIDIn(pools...)).IDs(ctx)
@@ -251,11 +256,11 @@ func (s *Service) followUpScope(ctx context.Context, p *auth.Principal) (predica
 	if p.Type == auth.ActorUser && authz.RecordScope(p).All {
 		return func(*sql.Selector) {}, nil
 	}
-	leads, err := s.scope(ctx, p, "lead")
+	leads, err := s.scope(ctx, p, string(kinds.Lead))
 	if err != nil {
 		return nil, err
 	}
-	customers, err := s.scope(ctx, p, "customer")
+	customers, err := s.scope(ctx, p, string(kinds.Customer))
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/dedupe"
+	"github.com/shoalcrm/shoal/internal/kinds"
 )
 
 // Filter narrows a list of leads or customers. Pointers are optional.
@@ -262,7 +263,7 @@ func (s *Service) listPredicates(ctx context.Context, p *auth.Principal, kind st
 		return
 	}
 	scope = a.scope
-	if filter, err = f.predicate(principalUser(p), kind == "lead", a); err != nil {
+	if filter, err = f.predicate(principalUser(p), kinds.Kind(kind) == kinds.Lead, a); err != nil {
 		return
 	}
 	keyset, err = f.keyset()
