@@ -41,7 +41,7 @@ type ContactView struct {
 func (s *Service) CreateContact(ctx context.Context, p *auth.Principal, customerID uuid.UUID, in ContactInput) (*ContactView, error) {
 	var id uuid.UUID
 	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
-		if _, err := s.editableCustomer(ctx, tx, p, customerID); err != nil {
+		if _, err := customers.editable(ctx, s, tx, p, customerID); err != nil {
 			return err
 		}
 		var err error
@@ -97,14 +97,7 @@ func setContactFields(m *ent.ContactMutation, in ContactInput) {
 	if in.Name != nil {
 		m.SetName(deref(in.Name))
 	}
-	if in.Phone != nil {
-		m.SetPhone(deref(in.Phone))
-		m.SetPhoneNorm(dedupe.Phone(*in.Phone))
-	}
-	if in.Email != nil {
-		m.SetEmail(deref(in.Email))
-		m.SetEmailNorm(dedupe.Email(*in.Email))
-	}
+	setReach(m, in.Phone, in.Email)
 	if in.Title != nil {
 		m.SetTitle(deref(in.Title))
 	}
@@ -199,7 +192,7 @@ func (s *Service) editableContact(ctx context.Context, tx *ent.Tx, p *auth.Princ
 	if err != nil {
 		return nil, fmt.Errorf("load contact: %w", err)
 	}
-	if _, err := s.editableCustomer(ctx, tx, p, ct.CustomerID); err != nil {
+	if _, err := customers.editable(ctx, s, tx, p, ct.CustomerID); err != nil {
 		if apperr.HasCode(err, "not_found") {
 			return nil, apperr.NotFoundf("contact")
 		}
