@@ -235,7 +235,7 @@ func (s *Server) ConvertLead(ctx context.Context, req api.ConvertLeadRequestObje
 	if req.Body != nil && req.Body.CustomerName != nil {
 		name = *req.Body.CustomerName
 	}
-	id, err := s.pools.Convert(ctx, auth.FromContext(ctx), req.Id, name)
+	id, err := s.convert.Convert(ctx, auth.FromContext(ctx), req.Id, name)
 	if err != nil {
 		return nil, err
 	}

@@ -78,27 +78,9 @@ func (s *Service) run(ctx context.Context, p *auth.Principal, kind kinds.Kind, i
 func (s *Service) runIf(ctx context.Context, kind kinds.Kind, id uuid.UUID, visible func(o *op) bool, fn func(o *op) error) (*op, error) {
 	var done *op
 	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
-		r, err := s.load(ctx, tx, kind, id)
+		o, err := s.open(ctx, tx, kind, id, visible)
 		if err != nil {
 			return err
-		}
-		side := s.side(tx)
-		pl, st, err := s.rules(ctx, tx, r.PoolID)
-		if err != nil {
-			return err
-		}
-		// PostgreSQL keeps microseconds: an answer rendered from the
-		// transaction's row must show the times a later read will.
-		o := &op{tx: tx, r: r, pl: pl, st: st, now: s.clock.Now().Truncate(time.Microsecond)}
-		if r.OwnerID != nil {
-			owner, err := side.User.Get(ctx, *r.OwnerID)
-			if err != nil {
-				return fmt.Errorf("load owner: %w", err)
-			}
-			o.ownerPath, o.ownerName = owner.TeamPath, owner.Name
-		}
-		if !visible(o) {
-			return kind.NotFound()
 		}
 		done = o
 		return fn(o)
@@ -107,6 +89,35 @@ func (s *Service) runIf(ctx context.Context, kind kinds.Kind, id uuid.UUID, visi
 		return nil, err
 	}
 	return done, nil
+}
+
+// open loads and locks the record in tx with its pool, settings and owner,
+// and checks it is visible (404 otherwise): the start of every operation,
+// also for those (conversion) whose transaction another package runs.
+func (s *Service) open(ctx context.Context, tx *ent.Tx, kind kinds.Kind, id uuid.UUID, visible func(o *op) bool) (*op, error) {
+	r, err := s.load(ctx, tx, kind, id)
+	if err != nil {
+		return nil, err
+	}
+	side := s.side(tx)
+	pl, st, err := s.rules(ctx, tx, r.PoolID)
+	if err != nil {
+		return nil, err
+	}
+	// PostgreSQL keeps microseconds: an answer rendered from the
+	// transaction's row must show the times a later read will.
+	o := &op{tx: tx, r: r, pl: pl, st: st, now: s.clock.Now().Truncate(time.Microsecond)}
+	if r.OwnerID != nil {
+		owner, err := side.User.Get(ctx, *r.OwnerID)
+		if err != nil {
+			return nil, fmt.Errorf("load owner: %w", err)
+		}
+		o.ownerPath, o.ownerName = owner.TeamPath, owner.Name
+	}
+	if !visible(o) {
+		return nil, kind.NotFound()
+	}
+	return o, nil
 }
 
 // sees reports whether p may see the record (domain.md, who sees what).

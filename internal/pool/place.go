@@ -90,6 +90,26 @@ func (s *Service) Place(ctx context.Context, tx *ent.Tx, p *auth.Principal, kind
 	return place, nil
 }
 
+// PlaceNew places a new record of kind created by p in tx: Place decides
+// where it lands, insert writes the row there (its pool, its owner or nil,
+// the time), and Created finishes. It returns how the record was placed
+// (PlacedOwned, PlacedPooled, PlacedAutoAssigned, …). records creates its
+// rows through it without knowing the engine's types.
+func (s *Service) PlaceNew(ctx context.Context, tx *ent.Tx, p *auth.Principal, kind kinds.Kind, id uuid.UUID, requested *uuid.UUID,
+	insert func(poolID uuid.UUID, owner *uuid.UUID, now time.Time) error) (string, error) {
+	pl, err := s.Place(ctx, tx, p, kind, requested)
+	if err != nil {
+		return "", err
+	}
+	if err := insert(pl.Pool.ID, pl.OwnerID, pl.Now); err != nil {
+		return "", err
+	}
+	if err := s.Created(ctx, tx, p, kind, id, pl); err != nil {
+		return "", err
+	}
+	return pl.How, nil
+}
+
 // Created finishes placing a newly inserted record: it writes the create
 // history row and event and, for a pooled record in a pool with
 // autoAssign, hands it to a member at once.

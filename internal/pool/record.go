@@ -120,6 +120,16 @@ func (s *Service) Load(ctx context.Context, tx *ent.Tx, kind kinds.Kind, id uuid
 	return s.load(ctx, tx, kind, id)
 }
 
+// Holder reads, and on PostgreSQL locks, who holds a record in tx: its
+// owner (nil when pooled) and its pool.
+func (s *Service) Holder(ctx context.Context, tx *ent.Tx, kind kinds.Kind, id uuid.UUID) (*uuid.UUID, uuid.UUID, error) {
+	r, err := s.load(ctx, tx, kind, id)
+	if err != nil {
+		return nil, uuid.Nil, err
+	}
+	return r.OwnerID, r.PoolID, nil
+}
+
 // ownershipMutation is what lead and customer mutations share: the
 // ownership fields of PoolableMixin.
 type ownershipMutation interface {

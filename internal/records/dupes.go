@@ -2,6 +2,8 @@ package records
 
 import (
 	"context"
+	stdsql "database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -220,6 +222,29 @@ func releaseKeys(ctx context.Context, tx *ent.Tx, id uuid.UUID, types ...string)
 	_, err := tx.DedupeKey.Delete().Where(dedupekey.RecordID(id), dedupekey.KeyTypeIn(kt...)).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("release duplicate keys: %w", err)
+	}
+	return nil
+}
+
+// moveLeadKeys hands a converted lead's duplicate keys over: its name key
+// to the customer (a name typed on convert replaces the company's; a name
+// another record holds stays that record's), its phone and email keys to
+// the contact made of its person.
+func moveLeadKeys(ctx context.Context, tx *ent.Tx, leadID, customerID, contactID uuid.UUID, name string) error {
+	if err := releaseKeys(ctx, tx, leadID, dedupe.MatchedName); err != nil {
+		return err
+	}
+	if v := dedupe.Name(name); v != "" {
+		err := tx.DedupeKey.Create().SetKeyType(dedupekey.KeyTypeName).SetValue(v).SetRecordKind(dedupekey.RecordKind(kinds.Customer)).
+			SetRecordID(customerID).OnConflictColumns(dedupekey.FieldKeyType, dedupekey.FieldValue).DoNothing().Exec(ctx)
+		// An upsert that did nothing returns no row to read the id from.
+		if err != nil && !errors.Is(err, stdsql.ErrNoRows) {
+			return fmt.Errorf("move keys: %w", err)
+		}
+	}
+	if _, err := tx.DedupeKey.Update().Where(dedupekey.RecordID(leadID)).
+		SetRecordKind(dedupekey.RecordKindContact).SetRecordID(contactID).SetCustomerID(customerID).Save(ctx); err != nil {
+		return fmt.Errorf("move keys: %w", err)
 	}
 	return nil
 }

@@ -78,7 +78,7 @@ func (s *Service) CreateFollowUp(ctx context.Context, p *auth.Principal, in Foll
 	}
 	id := uuid.Must(uuid.NewV7())
 	err = s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
-		r, err := s.pools.Load(ctx, tx, kind, in.SubjectID)
+		owner, poolID, err := s.pools.Holder(ctx, tx, kind, in.SubjectID)
 		if err != nil {
 			return err
 		}
@@ -89,7 +89,7 @@ func (s *Service) CreateFollowUp(ctx context.Context, p *auth.Principal, in Foll
 		if !visible {
 			return kind.NotFound()
 		}
-		ok, err := s.canEdit(ctx, tx, p, r.OwnerID, r.PoolID)
+		ok, err := s.canEdit(ctx, tx, p, owner, poolID)
 		if err != nil {
 			return err
 		}
@@ -107,7 +107,7 @@ func (s *Service) CreateFollowUp(ctx context.Context, p *auth.Principal, in Foll
 			events.FollowUp{RecordKind: in.SubjectType, RecordID: in.SubjectID, OccurredAt: occurred}); err != nil {
 			return err
 		}
-		if r.OwnerID != nil && *r.OwnerID == p.ID {
+		if owner != nil && *owner == p.ID {
 			return s.pools.FollowedUp(ctx, tx, kind, in.SubjectID, occurred)
 		}
 		return nil

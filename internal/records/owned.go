@@ -13,7 +13,6 @@ import (
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/dedupe"
 	"github.com/shoalcrm/shoal/internal/kinds"
-	"github.com/shoalcrm/shoal/internal/pool"
 )
 
 // Leads and customers are both owned records: placed by the pool engine,
@@ -90,14 +89,14 @@ type versionedMutation interface {
 }
 
 // placeRow sets the id and placement columns of a new row.
-func placeRow(m placedMutation, id uuid.UUID, pl *pool.Placement) {
+func placeRow(m placedMutation, id, poolID uuid.UUID, owner *uuid.UUID, now time.Time) {
 	m.SetID(id)
-	m.SetPoolID(pl.Pool.ID)
-	m.SetCreatedAt(pl.Now)
-	m.SetUpdatedAt(pl.Now)
-	if pl.OwnerID != nil {
-		m.SetOwnerID(*pl.OwnerID)
-		m.SetOwnedAt(pl.Now)
+	m.SetPoolID(poolID)
+	m.SetCreatedAt(now)
+	m.SetUpdatedAt(now)
+	if owner != nil {
+		m.SetOwnerID(*owner)
+		m.SetOwnedAt(now)
 	}
 }
 
@@ -141,21 +140,17 @@ func (k *ownedKind[R, In]) create(ctx context.Context, s *Service, p *auth.Princ
 	id := uuid.Must(uuid.NewV7())
 	var place string
 	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
-		pl, err := s.pools.Place(ctx, tx, p, k.kind, poolID)
-		if err != nil {
-			return err
-		}
-		if err := s.claimKeys(ctx, tx, p, string(k.kind), id, nil, keys); err != nil {
-			return err
-		}
-		if err := k.insert(ctx, tx, id, in, func(m placedMutation) { placeRow(m, id, pl) }); err != nil {
-			return fmt.Errorf("create %s: %w", k.kind, err)
-		}
-		if err := s.pools.Created(ctx, tx, p, k.kind, id, pl); err != nil {
-			return err
-		}
-		place = pl.How
-		return nil
+		how, err := s.pools.PlaceNew(ctx, tx, p, k.kind, id, poolID, func(poolID uuid.UUID, owner *uuid.UUID, now time.Time) error {
+			if err := s.claimKeys(ctx, tx, p, string(k.kind), id, nil, keys); err != nil {
+				return err
+			}
+			if err := k.insert(ctx, tx, id, in, func(m placedMutation) { placeRow(m, id, poolID, owner, now) }); err != nil {
+				return fmt.Errorf("create %s: %w", k.kind, err)
+			}
+			return nil
+		})
+		place = how
+		return err
 	})
 	if err != nil {
 		return nil, s.reportRace(ctx, p, err)

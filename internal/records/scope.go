@@ -26,12 +26,12 @@ import (
 // Service manages records.
 type Service struct {
 	store *store.Store
-	pools *pool.Service
+	pools Engine
 	clock clock.Clock
 }
 
 // NewService returns the records service.
-func NewService(st *store.Store, pools *pool.Service) *Service {
+func NewService(st *store.Store, pools Engine) *Service {
 	return &Service{store: st, pools: pools, clock: pools.Clock()}
 }
 

@@ -1,0 +1,33 @@
+package records
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shoalcrm/shoal/ent"
+	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/clock"
+	"github.com/shoalcrm/shoal/internal/kinds"
+)
+
+// Engine is what records needs of the pool engine, in records' terms, so
+// that records does not import it (the engine's conversion and
+// ownership operations build on records, not the other way round). The
+// pool engine implements it; app wires it in.
+type Engine interface {
+	Clock() clock.Clock
+	// VisiblePools are the pools of kind whose pooled records p sees.
+	VisiblePools(ctx context.Context, p *auth.Principal, kind string) ([]*ent.Pool, error)
+	// PlaceNew places a new record in tx: insert writes its row where the
+	// engine puts it; it returns how it was placed.
+	PlaceNew(ctx context.Context, tx *ent.Tx, p *auth.Principal, kind kinds.Kind, id uuid.UUID, requested *uuid.UUID,
+		insert func(poolID uuid.UUID, owner *uuid.UUID, now time.Time) error) (string, error)
+	// Holder reads and locks a record's owner and pool in tx.
+	Holder(ctx context.Context, tx *ent.Tx, kind kinds.Kind, id uuid.UUID) (*uuid.UUID, uuid.UUID, error)
+	// SetDealt records a customer's deal status in tx.
+	SetDealt(ctx context.Context, tx *ent.Tx, p *auth.Principal, id uuid.UUID, dealt bool) error
+	// FollowedUp moves the record's last follow-up to at in tx.
+	FollowedUp(ctx context.Context, tx *ent.Tx, kind kinds.Kind, id uuid.UUID, at time.Time) error
+}
