@@ -10,6 +10,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/pool"
+	"github.com/shoalcrm/shoal/internal/records"
 )
 
 // Each ownership handler calls one pool-engine operation and renders the
@@ -18,7 +19,7 @@ import (
 // unwrap the request and wrap the answer.
 
 func (s *Server) leadNow(ctx context.Context, id uuid.UUID, after *pool.After) (api.Lead, *string, error) {
-	v, err := s.records.LeadAfter(ctx, auth.FromContext(ctx), id, after)
+	v, err := s.records.LeadAfter(ctx, auth.FromContext(ctx), id, (*records.After)(after))
 	if err != nil {
 		return api.Lead{}, nil, err
 	}
@@ -26,7 +27,7 @@ func (s *Server) leadNow(ctx context.Context, id uuid.UUID, after *pool.After) (
 }
 
 func (s *Server) customerNow(ctx context.Context, id uuid.UUID, after *pool.After) (api.Customer, *string, error) {
-	v, err := s.records.CustomerAfter(ctx, auth.FromContext(ctx), id, after)
+	v, err := s.records.CustomerAfter(ctx, auth.FromContext(ctx), id, (*records.After)(after))
 	if err != nil {
 		return api.Customer{}, nil, err
 	}

@@ -9,7 +9,6 @@ package pool
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	entpool "github.com/shoalcrm/shoal/ent/pool"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/authz"
 	"github.com/shoalcrm/shoal/internal/clock"
 	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/poolrules"
@@ -119,10 +119,7 @@ func IsMember(p *auth.Principal, pl *ent.Pool) bool {
 // IsManager reports whether the principal manages the pool (admins manage
 // every pool).
 func IsManager(p *auth.Principal, pl *ent.Pool) bool {
-	if p == nil || p.Type != auth.ActorUser {
-		return false
-	}
-	return p.Role == auth.RoleAdmin || slices.Contains(pl.ManagerIds, p.ID)
+	return authz.ManagesPool(p, pl.ManagerIds)
 }
 
 // Rules turns a pool row into the rule set the pure decisions take.

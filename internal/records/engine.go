@@ -12,6 +12,16 @@ import (
 	"github.com/shoalcrm/shoal/internal/kinds"
 )
 
+// After is a record as an ownership operation's transaction left it, with
+// its owner's name (exactly one of Lead and Customer is set): the engine
+// hands it back (pool.After has the same fields) so that the record can be
+// rendered without reading it again.
+type After struct {
+	Lead      *ent.Lead
+	Customer  *ent.Customer
+	OwnerName string
+}
+
 // Engine is what records needs of the pool engine, in records' terms, so
 // that records does not import it (the engine's conversion and
 // ownership operations build on records, not the other way round). The

@@ -7,7 +7,7 @@ import (
 
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/internal/auth"
-	"github.com/shoalcrm/shoal/internal/pool"
+	"github.com/shoalcrm/shoal/internal/authz"
 )
 
 // Maskable fields: what a pool's visibleFields may list. Anything not
@@ -31,7 +31,7 @@ type masker struct {
 // visibleFields setting.
 func maskerFor(p *auth.Principal, pl *ent.Pool) masker {
 	if pl == nil || pl.VisibleFields == nil || p.Type != auth.ActorUser ||
-		p.Role == auth.RoleAdmin || p.Role == auth.RoleAuditor || pool.IsManager(p, pl) {
+		p.Role == auth.RoleAdmin || p.Role == auth.RoleAuditor || authz.ManagesPool(p, pl.ManagerIds) {
 		return masker{}
 	}
 	return masker{on: true, visible: pl.VisibleFields}

@@ -19,7 +19,6 @@ import (
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/authz"
 	"github.com/shoalcrm/shoal/internal/clock"
-	"github.com/shoalcrm/shoal/internal/pool"
 	"github.com/shoalcrm/shoal/internal/store"
 )
 
@@ -152,7 +151,7 @@ func (s *Service) canEdit(ctx context.Context, tx *ent.Tx, p *auth.Principal, ow
 		if err != nil {
 			return false, err
 		}
-		return pool.IsManager(p, pl), nil
+		return authz.ManagesPool(p, pl.ManagerIds), nil
 	}
 	if *ownerID == p.ID {
 		return true, nil
@@ -199,7 +198,7 @@ var system = &auth.Principal{Type: auth.ActorUser, Role: auth.RoleAdmin}
 // (the common case: after a claim, assign or transfer). after, when the
 // operation handed back the record as its transaction left it, spares
 // reading it again.
-func (s *Service) LeadAfter(ctx context.Context, p *auth.Principal, id uuid.UUID, after *pool.After) (*LeadView, error) {
+func (s *Service) LeadAfter(ctx context.Context, p *auth.Principal, id uuid.UUID, after *After) (*LeadView, error) {
 	if after != nil && after.Lead != nil && after.Lead.OwnerID != nil {
 		return &LeadView{Lead: after.Lead, OwnerName: &after.OwnerName}, nil
 	}
@@ -225,7 +224,7 @@ func (s *Service) LeadAfter(ctx context.Context, p *auth.Principal, id uuid.UUID
 }
 
 // CustomerAfter renders a customer after p changed it, as LeadAfter.
-func (s *Service) CustomerAfter(ctx context.Context, p *auth.Principal, id uuid.UUID, after *pool.After) (*CustomerView, error) {
+func (s *Service) CustomerAfter(ctx context.Context, p *auth.Principal, id uuid.UUID, after *After) (*CustomerView, error) {
 	if after != nil && after.Customer != nil && after.Customer.OwnerID != nil {
 		return &CustomerView{Customer: after.Customer, OwnerName: &after.OwnerName}, nil
 	}
