@@ -104,9 +104,13 @@ func (s *Service) resolveCaps(ctx context.Context, tx *ent.Tx, u *ent.User, st S
 		}
 		return global
 	}
+	owned := func(k kinds.Kind, global *int) *int {
+		d := k.Desc()
+		return pick(d.UserCap(u), d.TeamCap, global)
+	}
 	return Caps{
-		Leads:     pick(u.MaxOwnedLeads, func(t *ent.Team) *int { return t.MaxOwnedLeads }, st.MaxOwnedLeads),
-		Customers: pick(u.MaxOwnedCustomers, func(t *ent.Team) *int { return t.MaxOwnedCustomers }, st.MaxOwnedCustomers),
+		Leads:     owned(kinds.Lead, st.MaxOwnedLeads),
+		Customers: owned(kinds.Customer, st.MaxOwnedCustomers),
 		Frozen:    pick(u.MaxFrozen, func(t *ent.Team) *int { return t.MaxFrozen }, st.MaxFrozen),
 	}, nil
 }

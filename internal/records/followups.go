@@ -256,25 +256,23 @@ func (s *Service) followUpScope(ctx context.Context, p *auth.Principal) (predica
 	if p.Type == auth.ActorUser && authz.RecordScope(p).All {
 		return func(*sql.Selector) {}, nil
 	}
-	leads, err := s.scope(ctx, p, string(kinds.Lead))
-	if err != nil {
-		return nil, err
-	}
-	customers, err := s.scope(ctx, p, string(kinds.Customer))
-	if err != nil {
-		return nil, err
+	scopes := make([]func(*sql.Selector), len(kinds.All))
+	for i, k := range kinds.All {
+		sc, err := s.scope(ctx, p, string(k))
+		if err != nil {
+			return nil, err
+		}
+		scopes[i] = sc
 	}
 	me := principalUser(p)
 	return func(sel *sql.Selector) {
-		visibleLeads := sql.Select(lead.FieldID).From(sql.Table(lead.Table))
-		leads(visibleLeads)
-		visibleCustomers := sql.Select(customer.FieldID).From(sql.Table(customer.Table))
-		customers(visibleCustomers)
-		or := []*sql.Predicate{
-			sql.And(sql.EQ(sel.C(followup.FieldSubjectType), string(followup.SubjectTypeLead)),
-				sql.In(sel.C(followup.FieldSubjectID), visibleLeads)),
-			sql.And(sql.EQ(sel.C(followup.FieldSubjectType), string(followup.SubjectTypeCustomer)),
-				sql.In(sel.C(followup.FieldSubjectID), visibleCustomers)),
+		var or []*sql.Predicate
+		for i, k := range kinds.All {
+			// Every kind's table keys its rows by ent's "id" column.
+			visible := sql.Select("id").From(sql.Table(k.Desc().Table))
+			scopes[i](visible)
+			or = append(or, sql.And(sql.EQ(sel.C(followup.FieldSubjectType), string(k)),
+				sql.In(sel.C(followup.FieldSubjectID), visible)))
 		}
 		if me != uuid.Nil {
 			or = append(or, sql.EQ(sel.C(followup.FieldAuthorID), me))

@@ -3,6 +3,7 @@ package records
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	entgo "entgo.io/ent"
@@ -104,6 +105,21 @@ func (f dedupeFields) keys() []dupKey {
 	return keysOf(deref(f.name), deref(f.phone), deref(f.email))
 }
 
+// keyedIn is the input's key values of the key types the kind holds (the
+// registry's DedupeFields); the others are no keys of this kind.
+func (k *ownedKind[R, In]) keyedIn(in In) dedupeFields {
+	f, held := k.keyed(in), k.kind.Desc().DedupeFields
+	for _, c := range []struct {
+		typ string
+		v   **string
+	}{{dedupe.MatchedName, &f.name}, {dedupe.MatchedPhone, &f.phone}, {dedupe.MatchedEmail, &f.email}} {
+		if !slices.Contains(held, c.typ) {
+			*c.v = nil
+		}
+	}
+	return f
+}
+
 // changed returns the key types whose value the input changes against
 // what is stored, and the new keys.
 func (f dedupeFields) changed(stored dedupeFields) ([]string, []dupKey) {
@@ -136,7 +152,7 @@ func (k *ownedKind[R, In]) create(ctx context.Context, s *Service, p *auth.Princ
 			return nil, err
 		}
 	}
-	keys := k.keyed(in).keys()
+	keys := k.keyedIn(in).keys()
 	id := uuid.Must(uuid.NewV7())
 	var place string
 	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
@@ -267,7 +283,7 @@ func (k *ownedKind[R, In]) updateFields(ctx context.Context, s *Service, p *auth
 			return err
 		}
 		// Re-key whatever duplicate-relevant field changed.
-		if changed, keys := k.keyed(in).changed(k.stored(row)); len(changed) > 0 {
+		if changed, keys := k.keyedIn(in).changed(k.stored(row)); len(changed) > 0 {
 			if err := releaseKeys(ctx, tx, id, changed...); err != nil {
 				return err
 			}
