@@ -6,13 +6,11 @@ import (
 	"errors"
 	"fmt"
 
+	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
-	"github.com/shoalcrm/shoal/ent/customer"
 	"github.com/shoalcrm/shoal/ent/dedupekey"
-	"github.com/shoalcrm/shoal/ent/lead"
-	"github.com/shoalcrm/shoal/ent/predicate"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/dedupe"
@@ -96,22 +94,20 @@ func (s *Service) describe(ctx context.Context, c *ent.Client, p *auth.Principal
 	if row.RecordKind == dedupekey.RecordKindContact && row.CustomerID != nil {
 		kind, id = string(kinds.Customer), *row.CustomerID
 	}
-	var owner *uuid.UUID
-	var poolID uuid.UUID
-	switch kind {
-	case string(kinds.Lead):
-		l, err := c.Lead.Get(ctx, id)
-		if err != nil {
-			return m, fmt.Errorf("load matched lead: %w", err)
-		}
-		owner, poolID = l.OwnerID, l.PoolID
-	default:
-		cu, err := c.Customer.Get(ctx, id)
-		if err != nil {
-			return m, fmt.Errorf("load matched customer: %w", err)
-		}
-		owner, poolID = cu.OwnerID, cu.PoolID
+	k, err := ownedOf(kind)
+	if err != nil {
+		return m, err
 	}
+	rows, err := k.metas(ctx, c, 1, sql.FieldEQ("id", id))
+	if err != nil {
+		return m, fmt.Errorf("load matched %s: %w", kind, err)
+	}
+	if len(rows) == 0 {
+		// The key's record is gone: keys are dropped with their record,
+		// so this is a bug, not a client's mistake.
+		return m, fmt.Errorf("load matched %s %s: no such record", kind, id)
+	}
+	owner, poolID := rows[0].OwnerID, rows[0].PoolID
 	if owner != nil {
 		if u, err := c.User.Get(ctx, *owner); err == nil {
 			m.OwnerName = &u.Name
@@ -159,10 +155,12 @@ func (s *Service) visible(ctx context.Context, c *ent.Client, p *auth.Principal,
 
 // visibleIn reports whether the record is within a's scope.
 func visibleIn(ctx context.Context, c *ent.Client, a access, kind string, id uuid.UUID) (bool, error) {
-	if kinds.Kind(kind) == kinds.Lead {
-		return c.Lead.Query().Where(lead.ID(id), predicate.Lead(a.scope)).Exist(ctx)
+	k, err := ownedOf(kind)
+	if err != nil {
+		return false, err
 	}
-	return c.Customer.Query().Where(customer.ID(id), predicate.Customer(a.scope)).Exist(ctx)
+	rows, err := k.metas(ctx, c, 1, sql.FieldEQ("id", id), a.scope)
+	return len(rows) > 0, err
 }
 
 // claimKeys reserves keys for a record in tx. Matches found first are

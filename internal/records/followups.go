@@ -10,9 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
-	"github.com/shoalcrm/shoal/ent/customer"
 	"github.com/shoalcrm/shoal/ent/followup"
-	"github.com/shoalcrm/shoal/ent/lead"
 	"github.com/shoalcrm/shoal/ent/predicate"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
@@ -221,17 +219,16 @@ func (s *Service) maskFollowUps(ctx context.Context, c *ent.Client, p *auth.Prin
 		if len(pools) == 0 {
 			continue
 		}
-		var hits []uuid.UUID
-		if kinds.Kind(kind) == kinds.Lead {
-			hits, err = c.Lead.Query().Where(lead.IDIn(subjects...), lead.OwnerIDIsNil(), lead.PoolIDIn(pools...)).IDs(ctx)
-		} else {
-			hits, err = c.Customer.Query().Where(customer.IDIn(subjects...), customer.OwnerIDIsNil(), customer.PoolIDIn(pools...)).IDs(ctx)
+		k, err := ownedOf(kind)
+		if err != nil {
+			return nil, err
 		}
+		hits, err := k.metas(ctx, c, 0, sql.FieldIn("id", subjects...), sql.FieldIsNull("owner_id"), sql.FieldIn("pool_id", pools...))
 		if err != nil {
 			return nil, fmt.Errorf("find masked follow-up subjects: %w", err)
 		}
-		for _, id := range hits {
-			masked[id] = true
+		for _, h := range hits {
+			masked[h.ID] = true
 		}
 	}
 	if len(masked) == 0 {

@@ -143,6 +143,38 @@ func (f dedupeFields) changed(stored dedupeFields) ([]string, []dupKey) {
 	return types, keys
 }
 
+// anyOwned is an owned kind's part seen without its ent type: the
+// metadata of the rows matching some predicates (limit 0: all). Code that
+// handles a record of whichever kind (duplicate matches, follow-ups)
+// reaches the kind's table through it.
+type anyOwned interface {
+	metas(ctx context.Context, c *ent.Client, limit int, preds ...func(*sql.Selector)) ([]rowMeta, error)
+}
+
+func (k *ownedKind[R, In]) metas(ctx context.Context, c *ent.Client, limit int, preds ...func(*sql.Selector)) ([]rowMeta, error) {
+	rows, err := k.find(ctx, c, limit, preds...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]rowMeta, len(rows))
+	for i, r := range rows {
+		out[i] = k.meta(r)
+	}
+	return out, nil
+}
+
+// ownedOf returns the part of the kind named kind (read from the database
+// or the registry).
+func ownedOf(kind string) (anyOwned, error) {
+	switch kinds.Kind(kind) {
+	case kinds.Lead:
+		return leads, nil
+	case kinds.Customer:
+		return customers, nil
+	}
+	return nil, fmt.Errorf("%w: %q", kinds.ErrUnknown, kind)
+}
+
 // create creates a record placed by the pool engine (owned by its creator
 // unless at cap; pooled when created into a pool). A duplicate is
 // Conflict duplicate and nothing is written.
