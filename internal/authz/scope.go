@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent/user"
+	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/internal/auth"
 )
 
@@ -506,3 +507,8 @@ func (s Scope) MayHandTo(target *auth.Principal, poolID uuid.UUID, asManager boo
 }
 
 func (s Scope) isUser() bool { return s.p != nil && s.p.Type == auth.ActorUser }
+
+// PoolOf is what authz needs to know of a stored pool.
+func PoolOf(pl *ent.Pool) Pool {
+	return Pool{ID: pl.ID, MemberTeamIDs: pl.MemberTeamIds, ManagerIDs: pl.ManagerIds, VisibleFields: pl.VisibleFields}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/app"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/org"
 	"github.com/shoalcrm/shoal/internal/records"
 )
@@ -100,7 +101,7 @@ func Load(ctx context.Context, a *app.App, leads, customers int, out func(string
 		}
 		made++
 		if v.OwnerID != nil && rng.IntN(3) == 0 {
-			if _, err := a.Records.CreateFollowUp(ctx, rep, records.FollowUpInput{SubjectType: "customer", SubjectID: v.ID,
+			if _, err := a.Records.CreateFollowUp(ctx, rep, records.FollowUpInput{SubjectType: string(kinds.Customer), SubjectID: v.ID,
 				Channel: channels[rng.IntN(len(channels))], Content: "电话沟通了采购需求，客户表示下月预算确定后再联系。",
 				OccurredAt: time.Now().Add(-time.Duration(rng.IntN(72)) * time.Hour)}); err != nil {
 				return err

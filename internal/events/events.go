@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
+	"github.com/shoalcrm/shoal/internal/kinds"
 )
 
 // Type names an event: <entity>.<past-tense verb>.
@@ -82,8 +83,8 @@ const (
 
 // Subject kinds.
 const (
-	KindLead         = "lead"
-	KindCustomer     = "customer"
+	KindLead         = string(kinds.Lead)
+	KindCustomer     = string(kinds.Customer)
 	KindContact      = "contact"
 	KindFollowUp     = "followup"
 	KindClaimRequest = "claim_request"

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/internal/apitest"
+	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/pool"
 	"github.com/shoalcrm/shoal/internal/testdb"
 )
@@ -122,7 +123,7 @@ func TestFollowUpMovesLastFollowUpAt(t *testing.T) {
 		w := newCFWorld(t, databaseURL)
 		ctx := context.Background()
 		for _, kind := range []string{"lead", "customer"} {
-			if err := w.env.App.Store.Client.Pool.UpdateOneID(pool.DefaultPoolID(kind)).SetIdleDays(10).Exec(ctx); err != nil {
+			if err := w.env.App.Store.Client.Pool.UpdateOneID(pool.DefaultPoolID(kinds.Kind(kind))).SetIdleDays(10).Exec(ctx); err != nil {
 				t.Fatal(err)
 			}
 		}

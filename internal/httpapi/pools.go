@@ -11,6 +11,7 @@ import (
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/ent/schema"
 	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/page"
 	"github.com/shoalcrm/shoal/internal/pool"
 )
@@ -197,7 +198,7 @@ func historyOut(rows []*ent.OwnershipChange) []api.HistoryEntry {
 	return out
 }
 
-func (s *Server) history(ctx context.Context, kind string, id uuid.UUID, limit *int32, cursor *string) (api.HistoryList, error) {
+func (s *Server) history(ctx context.Context, kind kinds.Kind, id uuid.UUID, limit *int32, cursor *string) (api.HistoryList, error) {
 	c, err := s.cursorIn(ctx, cursor)
 	if err != nil {
 		return api.HistoryList{}, err
@@ -211,7 +212,7 @@ func (s *Server) history(ctx context.Context, kind string, id uuid.UUID, limit *
 
 // ListLeadHistory lists a lead's ownership history.
 func (s *Server) ListLeadHistory(ctx context.Context, req api.ListLeadHistoryRequestObject) (api.ListLeadHistoryResponseObject, error) {
-	out, err := s.history(ctx, "lead", req.Id, req.Params.Limit, req.Params.Cursor)
+	out, err := s.history(ctx, kinds.Lead, req.Id, req.Params.Limit, req.Params.Cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +221,7 @@ func (s *Server) ListLeadHistory(ctx context.Context, req api.ListLeadHistoryReq
 
 // ListCustomerHistory lists a customer's ownership history.
 func (s *Server) ListCustomerHistory(ctx context.Context, req api.ListCustomerHistoryRequestObject) (api.ListCustomerHistoryResponseObject, error) {
-	out, err := s.history(ctx, "customer", req.Id, req.Params.Limit, req.Params.Cursor)
+	out, err := s.history(ctx, kinds.Customer, req.Id, req.Params.Limit, req.Params.Cursor)
 	if err != nil {
 		return nil, err
 	}

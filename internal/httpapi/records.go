@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/oapi-codegen/nullable"
 
 	"github.com/shoalcrm/shoal/api"
 	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/page"
 	"github.com/shoalcrm/shoal/internal/patch"
 	"github.com/shoalcrm/shoal/internal/records"
@@ -96,9 +98,9 @@ func etag(version int) *string {
 
 // recordFilter turns the shared list parameters into a records.Filter.
 func (s *Server) recordFilter(ctx context.Context, limit *int32, cursor, owner *string, poolID *uuid.UUID, status *string, region, industry, source, tag *string,
-	q *string, sort *string, includeTotal *bool) (records.Filter, error) {
+	q *string, sort *string, includeTotal *bool, createdFrom, createdTo, updatedFrom, updatedTo *time.Time) (records.Filter, error) {
 	f := records.Filter{Owner: owner, PoolID: poolID, Status: status, Region: region, Industry: industry, Source: source,
-		Tag: tag, Q: q, Limit: page.Size(limit)}
+		Tag: tag, Q: q, Limit: page.Size(limit), CreatedFrom: createdFrom, CreatedTo: createdTo, UpdatedFrom: updatedFrom, UpdatedTo: updatedTo}
 	if sort != nil {
 		f.Sort = *sort
 	}
@@ -108,6 +110,32 @@ func (s *Server) recordFilter(ctx context.Context, limit *int32, cursor, owner *
 	c, err := s.cursorIn(ctx, cursor)
 	f.Cursor = c
 	return f, err
+}
+
+// created notes a new record as the request's audit target and renders
+// its *Created representation: the record plus where it was placed.
+func created[T any](ctx context.Context, kind kinds.Kind, id uuid.UUID, rep any, placement string) (T, error) {
+	noteTarget(ctx, string(kind), id.String())
+	body, err := withPlacement[T](rep, placement)
+	if err != nil {
+		return body, fmt.Errorf("render %s: %w", kind, err)
+	}
+	return body, nil
+}
+
+// listed renders a page of records of any kind: the items, the total when
+// counted and the next cursor.
+func listed[V, A any](ctx context.Context, s *Server, views []V, total *int, next *records.Cursor, out func(V) A) ([]A, *int64, *string) {
+	items := make([]A, len(views))
+	for i, v := range views {
+		items[i] = out(v)
+	}
+	var t *int64
+	if total != nil {
+		n := int64(*total)
+		t = &n
+	}
+	return items, t, s.cursorOut(ctx, next)
 }
 
 func leadInput(name, company, phone, email, source, region, industry, notes *string, tags *[]string) records.LeadInput {
@@ -129,12 +157,11 @@ func (s *Server) CreateLead(ctx context.Context, req api.CreateLeadRequestObject
 	if err != nil {
 		return nil, err
 	}
-	noteTarget(ctx, "lead", v.ID.String())
-	body, err := withPlacement[api.LeadCreated](leadOut(v), v.Placement)
+	body, err := created[api.LeadCreated](ctx, kinds.Lead, v.ID, leadOut(v), v.Placement)
 	if err != nil {
-		return nil, fmt.Errorf("render lead: %w", err)
+		return nil, err
 	}
-	return api.CreateLead201JSONResponse{Body: body, Headers: api.CreateLead201ResponseHeaders{ETag: etag(v.Version), Location: location("leads", v.ID)}}, nil
+	return api.CreateLead201JSONResponse{Body: body, Headers: api.CreateLead201ResponseHeaders{ETag: etag(v.Version), Location: location(kinds.Lead.Desc().Path, v.ID)}}, nil
 }
 
 // GetLead returns a lead.
@@ -161,24 +188,16 @@ func (s *Server) UpdateLead(ctx context.Context, req api.UpdateLeadRequestObject
 func (s *Server) ListLeads(ctx context.Context, req api.ListLeadsRequestObject) (api.ListLeadsResponseObject, error) {
 	pr := req.Params
 	f, err := s.recordFilter(ctx, pr.Limit, pr.Cursor, pr.OwnerId, pr.PoolId, (*string)(pr.Status), pr.Region, pr.Industry, pr.Source, pr.Tag,
-		pr.Q, (*string)(pr.Sort), pr.IncludeTotal)
+		pr.Q, (*string)(pr.Sort), pr.IncludeTotal, pr.CreatedFrom, pr.CreatedTo, pr.UpdatedFrom, pr.UpdatedTo)
 	if err != nil {
 		return nil, err
 	}
-	f.CreatedFrom, f.CreatedTo, f.UpdatedFrom, f.UpdatedTo = pr.CreatedFrom, pr.CreatedTo, pr.UpdatedFrom, pr.UpdatedTo
 	views, total, next, err := s.records.ListLeads(ctx, auth.FromContext(ctx), f)
 	if err != nil {
 		return nil, err
 	}
-	out := api.LeadList{Items: make([]api.Lead, len(views)), NextCursor: s.cursorOut(ctx, next)}
-	for i, v := range views {
-		out.Items[i] = leadOut(v)
-	}
-	if total != nil {
-		t := int64(*total)
-		out.Total = &t
-	}
-	return api.ListLeads200JSONResponse{Body: out}, nil
+	items, n, cursor := listed(ctx, s, views, total, next, leadOut)
+	return api.ListLeads200JSONResponse{Body: api.LeadList{Items: items, Total: n, NextCursor: cursor}}, nil
 }
 
 func customerInput(name, industry, region, address, website, creditLevel, source *string, tags *[]string) records.CustomerInput {
@@ -205,12 +224,11 @@ func (s *Server) CreateCustomer(ctx context.Context, req api.CreateCustomerReque
 	if err != nil {
 		return nil, err
 	}
-	noteTarget(ctx, "customer", v.ID.String())
-	body, err := withPlacement[api.CustomerCreated](customerOut(v), v.Placement)
+	body, err := created[api.CustomerCreated](ctx, kinds.Customer, v.ID, customerOut(v), v.Placement)
 	if err != nil {
-		return nil, fmt.Errorf("render customer: %w", err)
+		return nil, err
 	}
-	return api.CreateCustomer201JSONResponse{Body: body, Headers: api.CreateCustomer201ResponseHeaders{ETag: etag(v.Version), Location: location("customers", v.ID)}}, nil
+	return api.CreateCustomer201JSONResponse{Body: body, Headers: api.CreateCustomer201ResponseHeaders{ETag: etag(v.Version), Location: location(kinds.Customer.Desc().Path, v.ID)}}, nil
 }
 
 // GetCustomer returns a customer.
@@ -251,26 +269,17 @@ func (s *Server) UpdateCustomerDealStatus(ctx context.Context, req api.UpdateCus
 func (s *Server) ListCustomers(ctx context.Context, req api.ListCustomersRequestObject) (api.ListCustomersResponseObject, error) {
 	pr := req.Params
 	f, err := s.recordFilter(ctx, pr.Limit, pr.Cursor, pr.OwnerId, pr.PoolId, (*string)(pr.Status), pr.Region, pr.Industry, pr.Source, pr.Tag,
-		pr.Q, (*string)(pr.Sort), pr.IncludeTotal)
+		pr.Q, (*string)(pr.Sort), pr.IncludeTotal, pr.CreatedFrom, pr.CreatedTo, pr.UpdatedFrom, pr.UpdatedTo)
 	if err != nil {
 		return nil, err
 	}
-	f.CreatedFrom, f.CreatedTo, f.UpdatedFrom, f.UpdatedTo = pr.CreatedFrom, pr.CreatedTo, pr.UpdatedFrom, pr.UpdatedTo
-	f.DealStatus = pr.DealStatus
-	f.Grade = (*string)(pr.Grade)
+	f.DealStatus, f.Grade = pr.DealStatus, (*string)(pr.Grade)
 	views, total, next, err := s.records.ListCustomers(ctx, auth.FromContext(ctx), f)
 	if err != nil {
 		return nil, err
 	}
-	out := api.CustomerList{Items: make([]api.Customer, len(views)), NextCursor: s.cursorOut(ctx, next)}
-	for i, v := range views {
-		out.Items[i] = customerOut(v)
-	}
-	if total != nil {
-		t := int64(*total)
-		out.Total = &t
-	}
-	return api.ListCustomers200JSONResponse{Body: out}, nil
+	items, n, cursor := listed(ctx, s, views, total, next, customerOut)
+	return api.ListCustomers200JSONResponse{Body: api.CustomerList{Items: items, Total: n, NextCursor: cursor}}, nil
 }
 
 // CheckDuplicates answers "who already has this?".

@@ -16,6 +16,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/audit"
 	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/observe"
 )
 
@@ -254,8 +255,8 @@ var createdTargets = map[string]struct{ targetType, entType string }{
 	"createUser":     {"user", "User"},
 	"createTeam":     {"team", "Team"},
 	"createApiKey":   {"apiKey", "APIKey"},
-	"createLead":     {"lead", "Lead"},
-	"createCustomer": {"customer", "Customer"},
+	"createLead":     {string(kinds.Lead), "Lead"},
+	"createCustomer": {string(kinds.Customer), "Customer"},
 	"createContact":  {"contact", "Contact"},
 	"createFollowUp": {"followUp", "FollowUp"},
 	"createPool":     {"pool", "Pool"},
@@ -288,7 +289,7 @@ func (s *Server) resolveAudit(op string) audit.Resolver {
 // pathTargets maps a path's first segment to the audit target type of
 // its {id}.
 var pathTargets = map[string]string{
-	"users": "user", "teams": "team", "api-keys": "apiKey", "leads": "lead", "customers": "customer",
+	"users": "user", "teams": "team", "api-keys": "apiKey", kinds.Lead.Desc().Path: string(kinds.Lead), kinds.Customer.Desc().Path: string(kinds.Customer),
 	"contacts": "contact", "follow-ups": "followUp", "pools": "pool", "claim-requests": "claimRequest",
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/authz"
 	"github.com/shoalcrm/shoal/internal/clock"
+	"github.com/shoalcrm/shoal/internal/convert"
 	"github.com/shoalcrm/shoal/internal/org"
 	"github.com/shoalcrm/shoal/internal/page"
 	"github.com/shoalcrm/shoal/internal/pool"
@@ -76,6 +77,7 @@ type Server struct {
 	cursors   page.Codec
 	records   *records.Service
 	pools     *pool.Service
+	convert   *convert.Service
 	testClock *clock.Adjustable
 
 	metrics  *metrics
@@ -110,6 +112,7 @@ func New(cfg Config) (*Server, error) {
 
 		records:   cfg.Records,
 		pools:     cfg.PoolEngine,
+		convert:   convert.New(cfg.Store, cfg.PoolEngine, cfg.Records),
 		testClock: cfg.TestClock,
 	}
 	if s.log == nil {

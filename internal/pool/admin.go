@@ -20,6 +20,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/events"
 	"github.com/shoalcrm/shoal/internal/listing"
+	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/patch"
 )
 
@@ -303,14 +304,14 @@ func (s *Service) recountOwnedCustomers(ctx context.Context, tx *ent.Tx, countDe
 
 // History returns a record's ownership history, oldest first, if p may see
 // the record, and the cursor of the next page. It reads without locks.
-func (s *Service) History(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID, cursor *listing.Cursor, limit int) ([]*ent.OwnershipChange, *listing.Cursor, error) {
+func (s *Service) History(ctx context.Context, p *auth.Principal, kind kinds.Kind, id uuid.UUID, cursor *listing.Cursor, limit int) ([]*ent.OwnershipChange, *listing.Cursor, error) {
 	pg, err := historyList.Page("", cursor, limit)
 	if err != nil {
 		return nil, nil, err
 	}
 	r, pl, err := s.peek(ctx, kind, id)
 	if ent.IsNotFound(errors.Unwrap(err)) || ent.IsNotFound(err) {
-		return nil, nil, apperr.NotFoundf(kind)
+		return nil, nil, kind.NotFound()
 	}
 	if err != nil {
 		return nil, nil, err
@@ -324,7 +325,7 @@ func (s *Service) History(ctx context.Context, p *auth.Principal, kind string, i
 		o.ownerPath = owner.TeamPath
 	}
 	if !o.sees(p) {
-		return nil, nil, apperr.NotFoundf(kind)
+		return nil, nil, kind.NotFound()
 	}
 	rows, err := s.store.Reader.OwnershipChange.Query().
 		Where(ownershipchange.RecordKindEQ(ownershipchange.RecordKind(kind)), ownershipchange.RecordID(id), predicate.OwnershipChange(pg.Apply)).

@@ -12,6 +12,7 @@ import (
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/ent/user"
 	"github.com/shoalcrm/shoal/internal/apperr"
+	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/poolrules"
 	"github.com/shoalcrm/shoal/internal/store"
 )
@@ -59,8 +60,8 @@ type Caps struct {
 }
 
 // For returns the cap that applies to records of kind.
-func (c Caps) For(kind string) *int {
-	if kind == "lead" {
+func (c Caps) For(kind kinds.Kind) *int {
+	if kind == kinds.Lead {
 		return c.Leads
 	}
 	return c.Customers
@@ -102,9 +103,13 @@ func (s *Service) resolveCaps(ctx context.Context, tx *ent.Tx, u *ent.User, st S
 		}
 		return global
 	}
+	owned := func(k kinds.Kind, global *int) *int {
+		d := k.Desc()
+		return pick(d.UserCap(u), d.TeamCap, global)
+	}
 	return Caps{
-		Leads:     pick(u.MaxOwnedLeads, func(t *ent.Team) *int { return t.MaxOwnedLeads }, st.MaxOwnedLeads),
-		Customers: pick(u.MaxOwnedCustomers, func(t *ent.Team) *int { return t.MaxOwnedCustomers }, st.MaxOwnedCustomers),
+		Leads:     owned(kinds.Lead, st.MaxOwnedLeads),
+		Customers: owned(kinds.Customer, st.MaxOwnedCustomers),
 		Frozen:    pick(u.MaxFrozen, func(t *ent.Team) *int { return t.MaxFrozen }, st.MaxFrozen),
 	}, nil
 }
@@ -120,11 +125,8 @@ type holder struct {
 	taking bool
 }
 
-func (h *holder) owned(kind string) int {
-	if kind == "lead" {
-		return h.user.OwnedLeads
-	}
-	return h.user.OwnedCustomers
+func (h *holder) owned(kind kinds.Kind) int {
+	return kind.Desc().Owned(h.user)
 }
 
 // lockHolder loads (and on PostgreSQL locks) a user row for an ownership
@@ -151,7 +153,7 @@ func (s *Service) lockHolder(ctx context.Context, tx *ent.Tx, id uuid.UUID, st S
 // reading the row now and updating it in take. The holder's counters are
 // those from before the claim, which is what the cap check compares; a
 // claim that then fails a rule rolls back, and the increment with it.
-func (s *Service) claimHolder(ctx context.Context, tx *ent.Tx, id uuid.UUID, kind string, st Settings) (*holder, error) {
+func (s *Service) claimHolder(ctx context.Context, tx *ent.Tx, id uuid.UUID, kind kinds.Kind, st Settings) (*holder, error) {
 	counter := user.FieldOwnedLeads
 	if kind != "lead" {
 		counter = user.FieldOwnedCustomers
@@ -194,20 +196,18 @@ func nullInt(v stdsql.NullInt64) *int {
 }
 
 // underCap reports whether the holder may take one more record of kind.
-func (h *holder) underCap(kind string) bool {
+func (h *holder) underCap(kind kinds.Kind) bool {
 	return poolrules.UnderCap(h.owned(kind), h.caps.For(kind))
 }
 
 // adjust changes a user's owned counter for kind by delta, in tx.
-func adjust(ctx context.Context, tx *ent.Tx, id uuid.UUID, kind string, delta int) error {
+func adjust(ctx context.Context, tx *ent.Tx, id uuid.UUID, kind kinds.Kind, delta int) error {
 	if delta == 0 {
 		return nil
 	}
 	upd := tx.User.Update().Where(user.ID(id))
-	if kind == "lead" {
-		upd.AddOwnedLeads(delta)
-	} else {
-		upd.AddOwnedCustomers(delta)
+	if err := upd.Mutation().AddField(kind.Desc().OwnedCounter, delta); err != nil {
+		return fmt.Errorf("adjust counters: %w", err)
 	}
 	if err := upd.Exec(ctx); err != nil {
 		return fmt.Errorf("adjust counters: %w", err)

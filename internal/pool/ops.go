@@ -21,6 +21,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/authz"
 	"github.com/shoalcrm/shoal/internal/events"
 	"github.com/shoalcrm/shoal/internal/listing"
+	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/poolrules"
 )
 
@@ -71,35 +72,17 @@ func (o *op) after() *After {
 // run loads and locks the record, checks that p may see it (404
 // otherwise), runs fn and saves the record, all in one transaction that
 // PostgreSQL may retry. It returns the op of the attempt that committed.
-func (s *Service) run(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID, fn func(o *op) error) (*op, error) {
+func (s *Service) run(ctx context.Context, p *auth.Principal, kind kinds.Kind, id uuid.UUID, fn func(o *op) error) (*op, error) {
 	return s.runIf(ctx, kind, id, func(o *op) bool { return o.sees(p) }, fn)
 }
 
 // runIf is run with another visibility test than "p sees the record".
-func (s *Service) runIf(ctx context.Context, kind string, id uuid.UUID, visible func(o *op) bool, fn func(o *op) error) (*op, error) {
+func (s *Service) runIf(ctx context.Context, kind kinds.Kind, id uuid.UUID, visible func(o *op) bool, fn func(o *op) error) (*op, error) {
 	var done *op
 	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
-		r, err := s.load(ctx, tx, kind, id)
+		o, err := s.open(ctx, tx, kind, id, visible)
 		if err != nil {
 			return err
-		}
-		side := s.side(tx)
-		pl, st, err := s.rules(ctx, tx, r.PoolID)
-		if err != nil {
-			return err
-		}
-		// PostgreSQL keeps microseconds: an answer rendered from the
-		// transaction's row must show the times a later read will.
-		o := &op{tx: tx, r: r, pl: pl, st: st, now: s.clock.Now().Truncate(time.Microsecond)}
-		if r.OwnerID != nil {
-			owner, err := side.User.Get(ctx, *r.OwnerID)
-			if err != nil {
-				return fmt.Errorf("load owner: %w", err)
-			}
-			o.ownerPath, o.ownerName = owner.TeamPath, owner.Name
-		}
-		if !visible(o) {
-			return apperr.NotFoundf(kind)
 		}
 		done = o
 		return fn(o)
@@ -117,6 +100,35 @@ func (o *op) row() authz.Row {
 
 // scope is p's scope over the record's pool.
 func (o *op) scope(p *auth.Principal) authz.Scope { return scopeOf(p, o.pl) }
+
+// open loads and locks the record in tx with its pool, settings and owner,
+// and checks it is visible (404 otherwise): the start of every operation,
+// also for those (conversion) whose transaction another package runs.
+func (s *Service) open(ctx context.Context, tx *ent.Tx, kind kinds.Kind, id uuid.UUID, visible func(o *op) bool) (*op, error) {
+	r, err := s.load(ctx, tx, kind, id)
+	if err != nil {
+		return nil, err
+	}
+	side := s.side(tx)
+	pl, st, err := s.rules(ctx, tx, r.PoolID)
+	if err != nil {
+		return nil, err
+	}
+	// PostgreSQL keeps microseconds: an answer rendered from the
+	// transaction's row must show the times a later read will.
+	o := &op{tx: tx, r: r, pl: pl, st: st, now: s.clock.Now().Truncate(time.Microsecond)}
+	if r.OwnerID != nil {
+		owner, err := side.User.Get(ctx, *r.OwnerID)
+		if err != nil {
+			return nil, fmt.Errorf("load owner: %w", err)
+		}
+		o.ownerPath, o.ownerName = owner.TeamPath, owner.Name
+	}
+	if !visible(o) {
+		return nil, kind.NotFound()
+	}
+	return o, nil
+}
 
 // sees reports whether p may see the record (domain.md, who sees what).
 // Ownership operations and their history are for users: an API key's
@@ -195,7 +207,7 @@ type ClaimResult struct {
 // Claim gives a pooled record to p (领取), or files a claim request in a
 // pool that needs approval. Every rule of domain.md is checked under the
 // record's and the claimer's locks.
-func (s *Service) Claim(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID) (*ClaimResult, error) {
+func (s *Service) Claim(ctx context.Context, p *auth.Principal, kind kinds.Kind, id uuid.UUID) (*ClaimResult, error) {
 	res := &ClaimResult{}
 	o, err := s.runIf(ctx, kind, id, func(o *op) bool { return o.sees(p) || o.claimable(p) }, func(o *op) error {
 		// A member who cannot see the record any more (another rep took
@@ -311,7 +323,7 @@ type BatchItem struct {
 }
 
 // BatchClaim claims each record in its own transaction.
-func (s *Service) BatchClaim(ctx context.Context, p *auth.Principal, kind string, ids []uuid.UUID) ([]BatchItem, error) {
+func (s *Service) BatchClaim(ctx context.Context, p *auth.Principal, kind kinds.Kind, ids []uuid.UUID) ([]BatchItem, error) {
 	out := make([]BatchItem, len(ids))
 	for i, id := range ids {
 		out[i].ID = id
@@ -333,7 +345,7 @@ func (s *Service) BatchClaim(ctx context.Context, p *auth.Principal, kind string
 }
 
 // Return gives an owned record back to its pool (退回).
-func (s *Service) Return(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID, reason string) error {
+func (s *Service) Return(ctx context.Context, p *auth.Principal, kind kinds.Kind, id uuid.UUID, reason string) error {
 	_, err := s.run(ctx, p, kind, id, func(o *op) error {
 		if err := o.ownerOrManager(p); err != nil {
 			return err
@@ -372,7 +384,7 @@ func (s *Service) targetFor(ctx context.Context, o *op, p *auth.Principal, targe
 
 // Assign gives a pooled record to a member (分配): by a manager of its
 // pool, a supervisor of the target, or an admin.
-func (s *Service) Assign(ctx context.Context, p *auth.Principal, kind string, id, target uuid.UUID, reason string) (*After, error) {
+func (s *Service) Assign(ctx context.Context, p *auth.Principal, kind kinds.Kind, id, target uuid.UUID, reason string) (*After, error) {
 	o, err := s.run(ctx, p, kind, id, func(o *op) error {
 		if o.r.Status != "active" {
 			return ruleErr(poolrules.ErrRecordInvalid)
@@ -409,7 +421,7 @@ func (s *Service) AddCascader(c Cascader) { s.cascaders = append(s.cascaders, c)
 
 // Transfer hands an owned record to another user (转移): by its owner, his
 // supervisor or an admin; frozen records only by a supervisor or admin.
-func (s *Service) Transfer(ctx context.Context, p *auth.Principal, kind string, id, target uuid.UUID, reason string, cascade bool) (*After, error) {
+func (s *Service) Transfer(ctx context.Context, p *auth.Principal, kind kinds.Kind, id, target uuid.UUID, reason string, cascade bool) (*After, error) {
 	o, err := s.run(ctx, p, kind, id, func(o *op) error {
 		if err := o.ownerOrManager(p); err != nil {
 			return err
@@ -448,7 +460,7 @@ func (s *Service) Transfer(ctx context.Context, p *auth.Principal, kind string, 
 		if err := s.take(ctx, o, h); err != nil {
 			return err
 		}
-		if kind == "customer" && cascade {
+		if kind.Desc().Dealable && cascade {
 			for _, c := range s.cascaders {
 				if err := c(ctx, o.tx, id, from, target); err != nil {
 					return err
@@ -465,7 +477,7 @@ func (s *Service) Transfer(ctx context.Context, p *auth.Principal, kind string, 
 
 // Freeze exempts an owned record from reclaim and from claims by others
 // until a time the pool allows (冻结), within the owner's maxFrozen.
-func (s *Service) Freeze(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID, until *time.Time) (*After, error) {
+func (s *Service) Freeze(ctx context.Context, p *auth.Principal, kind kinds.Kind, id uuid.UUID, until *time.Time) (*After, error) {
 	o, err := s.run(ctx, p, kind, id, func(o *op) error {
 		if err := o.ownerOrManager(p); err != nil {
 			return err
@@ -507,7 +519,7 @@ func (s *Service) frozenCount(ctx context.Context, tx *ent.Tx, owner, except uui
 }
 
 // Unfreeze ends a freeze now; the release starts a fresh grace period.
-func (s *Service) Unfreeze(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID) (*After, error) {
+func (s *Service) Unfreeze(ctx context.Context, p *auth.Principal, kind kinds.Kind, id uuid.UUID) (*After, error) {
 	o, err := s.run(ctx, p, kind, id, func(o *op) error {
 		if err := o.ownerOrManager(p); err != nil {
 			return err
@@ -527,7 +539,7 @@ func (s *Service) Unfreeze(ctx context.Context, p *auth.Principal, kind string, 
 // Invalidate marks a record invalid (无效): it leaves its owner's cap and
 // circulation. By the owner, a supervisor, or for pooled records a pool
 // manager.
-func (s *Service) Invalidate(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID, reason string) error {
+func (s *Service) Invalidate(ctx context.Context, p *auth.Principal, kind kinds.Kind, id uuid.UUID, reason string) error {
 	_, err := s.run(ctx, p, kind, id, func(o *op) error {
 		if o.r.Status != "active" {
 			return ruleErr(poolrules.ErrRecordInvalid)
@@ -548,7 +560,7 @@ func (s *Service) Invalidate(ctx context.Context, p *auth.Principal, kind string
 
 // Restore brings an invalid record back to its pool, pooled: by a
 // supervisor of its owner, a manager of its pool, or an admin.
-func (s *Service) Restore(ctx context.Context, p *auth.Principal, kind string, id uuid.UUID) error {
+func (s *Service) Restore(ctx context.Context, p *auth.Principal, kind kinds.Kind, id uuid.UUID) error {
 	_, err := s.run(ctx, p, kind, id, func(o *op) error {
 		if o.r.Status != "invalid" {
 			return ruleErr(poolrules.ErrNotInvalid)
@@ -582,7 +594,7 @@ func (s *Service) DecideClaim(ctx context.Context, p *auth.Principal, requestID 
 	// The pool's manager decides its requests even when the record has
 	// since gone to an owner outside his team.
 	visible := func(o *op) bool { return o.sees(p) || o.managesPool(p) }
-	_, err = s.runIf(ctx, string(req.Kind), req.RecordID, visible, func(o *op) error {
+	_, err = s.runIf(ctx, kinds.Kind(req.Kind), req.RecordID, visible, func(o *op) error {
 		if !o.managesPool(p) {
 			return errWrongPool
 		}

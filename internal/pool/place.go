@@ -15,6 +15,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/authz"
+	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/poolrules"
 )
 
@@ -41,7 +42,7 @@ type Placement struct {
 // cap; records created into a named pool (admins, managing supervisors,
 // pool-bound API keys) are pooled. It runs inside the creating transaction
 // and takes the creator's counter with it. Call Created after inserting.
-func (s *Service) Place(ctx context.Context, tx *ent.Tx, p *auth.Principal, kind string, requested *uuid.UUID) (*Placement, error) {
+func (s *Service) Place(ctx context.Context, tx *ent.Tx, p *auth.Principal, kind kinds.Kind, requested *uuid.UUID) (*Placement, error) {
 	now := s.clock.Now()
 	target := requested
 	if p.Type == auth.ActorAPIKey && p.PoolID != nil {
@@ -63,7 +64,7 @@ func (s *Service) Place(ctx context.Context, tx *ent.Tx, p *auth.Principal, kind
 	if err != nil {
 		return nil, fmt.Errorf("load pool: %w", err)
 	}
-	if string(pl.Kind) != kind {
+	if kinds.Kind(pl.Kind) != kind {
 		return nil, apperr.Invalidf("body/poolId", "wrong_pool_kind", "the pool holds records of another kind")
 	}
 	if requested != nil && p.Type == auth.ActorUser && !IsManager(p, pl) {
@@ -90,10 +91,30 @@ func (s *Service) Place(ctx context.Context, tx *ent.Tx, p *auth.Principal, kind
 	return place, nil
 }
 
+// PlaceNew places a new record of kind created by p in tx: Place decides
+// where it lands, insert writes the row there (its pool, its owner or nil,
+// the time), and Created finishes. It returns how the record was placed
+// (PlacedOwned, PlacedPooled, PlacedAutoAssigned, …). records creates its
+// rows through it without knowing the engine's types.
+func (s *Service) PlaceNew(ctx context.Context, tx *ent.Tx, p *auth.Principal, kind kinds.Kind, id uuid.UUID, requested *uuid.UUID,
+	insert func(poolID uuid.UUID, owner *uuid.UUID, now time.Time) error) (string, error) {
+	pl, err := s.Place(ctx, tx, p, kind, requested)
+	if err != nil {
+		return "", err
+	}
+	if err := insert(pl.Pool.ID, pl.OwnerID, pl.Now); err != nil {
+		return "", err
+	}
+	if err := s.Created(ctx, tx, p, kind, id, pl); err != nil {
+		return "", err
+	}
+	return pl.How, nil
+}
+
 // Created finishes placing a newly inserted record: it writes the create
 // history row and event and, for a pooled record in a pool with
 // autoAssign, hands it to a member at once.
-func (s *Service) Created(ctx context.Context, tx *ent.Tx, p *auth.Principal, kind string, id uuid.UUID, place *Placement) error {
+func (s *Service) Created(ctx context.Context, tx *ent.Tx, p *auth.Principal, kind kinds.Kind, id uuid.UUID, place *Placement) error {
 	r, err := s.load(ctx, tx, kind, id)
 	if err != nil {
 		return err
@@ -152,10 +173,7 @@ func (s *Service) autoAssign(ctx context.Context, tx *ent.Tx, pl *ent.Pool, r *R
 		if err != nil {
 			return false, err
 		}
-		owned := m.OwnedLeads
-		if r.Kind == "customer" {
-			owned = m.OwnedCustomers
-		}
+		owned := r.Kind.Desc().Owned(m)
 		inCooldown := cooling[m.ID] || (exclude != nil && *exclude == m.ID)
 		cands = append(cands, poolrules.Candidate{UserID: m.ID.String(), Active: m.Active, Owned: owned, Cap: caps.For(r.Kind), InCooldown: inCooldown})
 		byID[m.ID.String()] = m

@@ -21,6 +21,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/authz"
 	"github.com/shoalcrm/shoal/internal/clock"
+	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/poolrules"
 	"github.com/shoalcrm/shoal/internal/store"
 )
@@ -50,20 +51,19 @@ func (s *Service) Clock() clock.Clock { return s.clock }
 
 // DefaultPoolID is the fixed id of the default pool of a kind, so that
 // replicas starting at once agree on one default pool.
-func DefaultPoolID(kind string) uuid.UUID {
-	return uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://shoal.dev/pools/default/"+kind))
+func DefaultPoolID(kind kinds.Kind) uuid.UUID {
+	return uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://shoal.dev/pools/default/"+string(kind)))
 }
 
 // EnsureDefaults creates the default lead and customer pools when they do
 // not exist yet. Their member list is empty, which means open to everyone,
 // so a fresh install works without configuration.
 func (s *Service) EnsureDefaults(ctx context.Context) error {
-	names := map[string]string{"lead": "默认线索池 Default lead pool", "customer": "公海 Default customer pool"}
-	for _, kind := range []string{"lead", "customer"} {
+	for _, kind := range kinds.All {
 		err := s.store.Client.Pool.Create().
 			SetID(DefaultPoolID(kind)).
 			SetKind(entpool.Kind(kind)).
-			SetName(names[kind]).
+			SetName(kind.Desc().DefaultPoolName).
 			SetIsDefault(true).
 			OnConflict().DoNothing().Exec(ctx)
 		if err != nil && !isNoRows(err) {
@@ -101,9 +101,7 @@ func (s *Service) Kind(ctx context.Context, id uuid.UUID) (string, error) {
 }
 
 // ScopePool is what authz needs to know of a pool.
-func ScopePool(pl *ent.Pool) authz.Pool {
-	return authz.Pool{ID: pl.ID, MemberTeamIDs: pl.MemberTeamIds, ManagerIDs: pl.ManagerIds, VisibleFields: pl.VisibleFields}
-}
+func ScopePool(pl *ent.Pool) authz.Pool { return authz.PoolOf(pl) }
 
 // IsManager is authz.IsManager for a pool row.
 func IsManager(p *auth.Principal, pl *ent.Pool) bool { return authz.IsManager(p, ScopePool(pl)) }

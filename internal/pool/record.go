@@ -11,9 +11,9 @@ import (
 	"github.com/shoalcrm/shoal/ent/customer"
 	"github.com/shoalcrm/shoal/ent/lead"
 	"github.com/shoalcrm/shoal/ent/ownershipchange"
-	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/events"
+	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/poolrules"
 	"github.com/shoalcrm/shoal/internal/store"
 )
@@ -21,7 +21,7 @@ import (
 // Record is the ownership state of a lead or customer, whichever it is, as
 // the engine reads and writes it.
 type Record struct {
-	Kind           string
+	Kind           kinds.Kind
 	ID             uuid.UUID
 	OwnerID        *uuid.UUID
 	PoolID         uuid.UUID
@@ -51,14 +51,14 @@ type storedState struct {
 }
 
 func fromLead(l *ent.Lead) *Record {
-	r := &Record{Kind: "lead", ID: l.ID, OwnerID: l.OwnerID, PoolID: l.PoolID, OwnedAt: l.OwnedAt,
+	r := &Record{Kind: kinds.Lead, ID: l.ID, OwnerID: l.OwnerID, PoolID: l.PoolID, OwnedAt: l.OwnedAt,
 		LastFollowUpAt: l.LastFollowUpAt, FrozenUntil: l.FrozenUntil, ReleasedAt: l.ReleasedAt, Status: string(l.Status)}
 	r.stored = &storedState{Record: *r, ReclaimAt: l.ReclaimAt, ReclaimReason: l.ReclaimReason}
 	return r
 }
 
 func fromCustomer(c *ent.Customer) *Record {
-	r := &Record{Kind: "customer", ID: c.ID, OwnerID: c.OwnerID, PoolID: c.PoolID, OwnedAt: c.OwnedAt,
+	r := &Record{Kind: kinds.Customer, ID: c.ID, OwnerID: c.OwnerID, PoolID: c.PoolID, OwnedAt: c.OwnedAt,
 		LastFollowUpAt: c.LastFollowUpAt, FrozenUntil: c.FrozenUntil, ReleasedAt: c.ReleasedAt, Status: string(c.Status),
 		Dealt: c.DealStatus, Grade: c.Grade}
 	r.stored = &storedState{Record: *r, ReclaimAt: c.ReclaimAt, ReclaimReason: c.ReclaimReason}
@@ -82,16 +82,16 @@ func (r *Record) Counts(st Settings) bool {
 	if r.Status != "active" {
 		return false
 	}
-	return r.Kind == "lead" || !r.Dealt || st.CapCountsDealt
+	return !r.Kind.Desc().Dealable || !r.Dealt || st.CapCountsDealt
 }
 
 // load reads a record inside tx, locking it on PostgreSQL.
-func (s *Service) load(ctx context.Context, tx *ent.Tx, kind string, id uuid.UUID) (*Record, error) {
+func (s *Service) load(ctx context.Context, tx *ent.Tx, kind kinds.Kind, id uuid.UUID) (*Record, error) {
 	switch kind {
-	case "lead":
+	case kinds.Lead:
 		l, err := store.ForUpdate(s.store, tx.Lead.Query().Where(lead.ID(id))).Only(ctx)
 		if ent.IsNotFound(err) {
-			return nil, apperr.NotFoundf("lead")
+			return nil, kind.NotFound()
 		}
 		if err != nil {
 			return nil, fmt.Errorf("load lead: %w", err)
@@ -99,10 +99,10 @@ func (s *Service) load(ctx context.Context, tx *ent.Tx, kind string, id uuid.UUI
 		r := fromLead(l)
 		r.lead = l
 		return r, nil
-	case "customer":
+	case kinds.Customer:
 		c, err := store.ForUpdate(s.store, tx.Customer.Query().Where(customer.ID(id))).Only(ctx)
 		if ent.IsNotFound(err) {
-			return nil, apperr.NotFoundf("customer")
+			return nil, kind.NotFound()
 		}
 		if err != nil {
 			return nil, fmt.Errorf("load customer: %w", err)
@@ -116,8 +116,18 @@ func (s *Service) load(ctx context.Context, tx *ent.Tx, kind string, id uuid.UUI
 
 // Load reads a record inside tx, locking it on PostgreSQL; for other
 // packages (records, the sweep) that change records through the engine.
-func (s *Service) Load(ctx context.Context, tx *ent.Tx, kind string, id uuid.UUID) (*Record, error) {
+func (s *Service) Load(ctx context.Context, tx *ent.Tx, kind kinds.Kind, id uuid.UUID) (*Record, error) {
 	return s.load(ctx, tx, kind, id)
+}
+
+// Holder reads, and on PostgreSQL locks, who holds a record in tx: its
+// owner (nil when pooled) and its pool.
+func (s *Service) Holder(ctx context.Context, tx *ent.Tx, kind kinds.Kind, id uuid.UUID) (*uuid.UUID, uuid.UUID, error) {
+	r, err := s.load(ctx, tx, kind, id)
+	if err != nil {
+		return nil, uuid.Nil, err
+	}
+	return r.OwnerID, r.PoolID, nil
 }
 
 // ownershipMutation is what lead and customer mutations share: the
@@ -209,7 +219,7 @@ func (s *Service) save(ctx context.Context, tx *ent.Tx, r *Record, pl *ent.Pool,
 	clk := poolrules.ReclaimClock(now, r.Pure(), Rules(pl))
 	var err error
 	switch r.Kind {
-	case "lead":
+	case kinds.Lead:
 		// Update, not UpdateOne: UpdateOne reads the row back, and
 		// nothing here needs it.
 		upd := tx.Lead.Update().Where(lead.ID(r.ID))
@@ -218,7 +228,7 @@ func (s *Service) save(ctx context.Context, tx *ent.Tx, r *Record, pl *ent.Pool,
 		}
 		applyOwnership(upd.Mutation(), r, clk, now)
 		err = upd.Exec(ctx)
-	case "customer":
+	case kinds.Customer:
 		upd := tx.Customer.Update().Where(customer.ID(r.ID))
 		if r.stored == nil || r.stored.Status != r.Status {
 			upd.SetStatus(customer.Status(r.Status))
@@ -292,11 +302,11 @@ func (s *Service) log(ctx context.Context, tx *ent.Tx, r *Record, c Change, now 
 	if err := h.Exec(ctx); err != nil {
 		return fmt.Errorf("write history: %w", err)
 	}
-	typ, err := events.OwnershipType(r.Kind, c.Op)
+	typ, err := events.OwnershipType(string(r.Kind), c.Op)
 	if err != nil {
 		return err
 	}
-	return events.Emit(ctx, tx, events.Event{Type: typ, SubjectKind: r.Kind, SubjectID: r.ID,
+	return events.Emit(ctx, tx, events.Event{Type: typ, SubjectKind: string(r.Kind), SubjectID: r.ID,
 		Actor: c.Actor.EventActor(), OccurredAt: now, Data: c.ownership(r.PoolID)})
 }
 
@@ -309,7 +319,7 @@ func (c Change) ownership(poolID uuid.UUID) events.Ownership {
 // SetDealt records a customer's deal status in tx, keeping the owner's
 // counter and the stored reclaim deadline in step.
 func (s *Service) SetDealt(ctx context.Context, tx *ent.Tx, p *auth.Principal, id uuid.UUID, dealt bool) error {
-	r, err := s.load(ctx, tx, "customer", id)
+	r, err := s.load(ctx, tx, kinds.Customer, id)
 	if err != nil {
 		return err
 	}
@@ -331,12 +341,12 @@ func (s *Service) SetDealt(ctx context.Context, tx *ent.Tx, p *auth.Principal, i
 			if err != nil {
 				return err
 			}
-			if !h.underCap("customer") {
+			if !h.underCap(kinds.Customer) {
 				return ruleErr(poolrules.ErrCapExceeded)
 			}
 			delta = 1
 		}
-		if err := adjust(ctx, tx, *r.OwnerID, "customer", delta); err != nil {
+		if err := adjust(ctx, tx, *r.OwnerID, kinds.Customer, delta); err != nil {
 			return err
 		}
 	}
@@ -369,7 +379,7 @@ func (s *Service) SetDealt(ctx context.Context, tx *ent.Tx, p *auth.Principal, i
 // after its owner logged a follow-up, in the caller's transaction, and
 // recomputes its reclaim deadline. The caller has checked that the author
 // is the current owner.
-func (s *Service) FollowedUp(ctx context.Context, tx *ent.Tx, kind string, id uuid.UUID, at time.Time) error {
+func (s *Service) FollowedUp(ctx context.Context, tx *ent.Tx, kind kinds.Kind, id uuid.UUID, at time.Time) error {
 	r, err := s.load(ctx, tx, kind, id)
 	if err != nil {
 		return err

@@ -17,13 +17,14 @@ import (
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/authz"
 	"github.com/shoalcrm/shoal/internal/listing"
+	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/poolrules"
 )
 
 // SweepItem is one record the sweep acted on (or would act on).
 type SweepItem struct {
 	ID              uuid.UUID
-	Kind            string
+	Kind            kinds.Kind
 	PreviousOwnerID *uuid.UUID
 	OwnerID         *uuid.UUID
 	Reason          string
@@ -49,7 +50,7 @@ func (s *Service) Sweep(ctx context.Context, asOf *time.Time, dryRun bool) (*Swe
 		now = asOf.UTC()
 	}
 	res := &SweepResult{}
-	for _, kind := range []string{"lead", "customer"} {
+	for _, kind := range kinds.All {
 		if err := s.sweepFreezes(ctx, kind, now, dryRun, res); err != nil {
 			return nil, err
 		}
@@ -108,7 +109,7 @@ func (s *Service) inBatch(ctx context.Context, ids []uuid.UUID, p *pacer, fn fun
 
 // sweepFreezes ends freezes whose time is up; the end starts a fresh grace
 // period from the freeze's end.
-func (s *Service) sweepFreezes(ctx context.Context, kind string, now time.Time, dryRun bool, res *SweepResult) error {
+func (s *Service) sweepFreezes(ctx context.Context, kind kinds.Kind, now time.Time, dryRun bool, res *SweepResult) error {
 	p := s.sweepPacer(dryRun)
 	return s.eachBatch(ctx, kind, "freeze", now, p, func(ids []uuid.UUID) error {
 		if dryRun {
@@ -175,11 +176,11 @@ func (s *Service) Rejudge(ctx context.Context, poolID uuid.UUID) error {
 	if err != nil {
 		return fmt.Errorf("load pool: %w", err)
 	}
-	kind := string(pl.Kind)
+	kind := kinds.Kind(pl.Kind)
 	var after uuid.UUID
 	for {
 		var ids []uuid.UUID
-		if kind == "lead" {
+		if kind == kinds.Lead {
 			ids, err = s.store.Client.Lead.Query().Where(lead.PoolID(poolID), lead.OwnerIDNotNil(), lead.IDGT(after)).
 				Order(ent.Asc(lead.FieldID)).Limit(sweepBatch).IDs(ctx)
 		} else {
@@ -220,7 +221,7 @@ func (s *Service) Rejudge(ctx context.Context, poolID uuid.UUID) error {
 // proposed rules.
 type PreviewItem struct {
 	ID       uuid.UUID
-	Kind     string
+	Kind     kinds.Kind
 	OwnerID  *uuid.UUID
 	Current  poolrules.Clock
 	Proposed poolrules.Clock
@@ -253,7 +254,7 @@ func (s *Service) Preview(ctx context.Context, p *auth.Principal, poolID uuid.UU
 	var after uuid.UUID
 	for {
 		var recs []*Record
-		if pl.Kind == "lead" {
+		if kinds.Kind(pl.Kind) == kinds.Lead {
 			ls, err := s.store.Reader.Lead.Query().Where(lead.PoolID(poolID), lead.OwnerIDNotNil(), lead.StatusEQ(lead.StatusActive), lead.IDGT(after)).
 				Order(ent.Asc(lead.FieldID)).Limit(sweepBatch).All(ctx)
 			if err != nil {
@@ -327,9 +328,9 @@ func applyMutation(pl ent.Pool, m *ent.PoolMutation) ent.Pool {
 }
 
 // peek reads a record and its pool without locking.
-func (s *Service) peek(ctx context.Context, kind string, id uuid.UUID) (*Record, *ent.Pool, error) {
+func (s *Service) peek(ctx context.Context, kind kinds.Kind, id uuid.UUID) (*Record, *ent.Pool, error) {
 	var r *Record
-	if kind == "lead" {
+	if kind == kinds.Lead {
 		l, err := s.store.Reader.Lead.Get(ctx, id)
 		if err != nil {
 			return nil, nil, fmt.Errorf("load lead: %w", err)

@@ -15,13 +15,14 @@ import (
 	"github.com/shoalcrm/shoal/ent/ownershipchange"
 	entpool "github.com/shoalcrm/shoal/ent/pool"
 	"github.com/shoalcrm/shoal/internal/events"
+	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/poolrules"
 	"github.com/shoalcrm/shoal/internal/store"
 )
 
 // sweepReclaims takes back what is due, re-judging each record under its
 // lock inside the batch's transaction.
-func (s *Service) sweepReclaims(ctx context.Context, kind string, now time.Time, dryRun bool, res *SweepResult) error {
+func (s *Service) sweepReclaims(ctx context.Context, kind kinds.Kind, now time.Time, dryRun bool, res *SweepResult) error {
 	p := s.sweepPacer(dryRun)
 	return s.eachBatch(ctx, kind, "reclaim", now, p, func(ids []uuid.UUID) error {
 		if dryRun {
@@ -34,7 +35,7 @@ func (s *Service) sweepReclaims(ctx context.Context, kind string, now time.Time,
 }
 
 // previewReclaims reports which of ids a real sweep would reclaim now.
-func (s *Service) previewReclaims(ctx context.Context, kind string, ids []uuid.UUID, now time.Time, res *SweepResult) error {
+func (s *Service) previewReclaims(ctx context.Context, kind kinds.Kind, ids []uuid.UUID, now time.Time, res *SweepResult) error {
 	recs, err := s.peekMany(ctx, kind, ids)
 	if err != nil {
 		return err
@@ -65,7 +66,7 @@ type dueRecord struct {
 // body to the end of its commit. The commit counts: on SQLite writing a
 // large batch's pages to the WAL takes as long as the body, and claims
 // wait for both.
-func (s *Service) reclaimBatch(ctx context.Context, kind string, ids []uuid.UUID, now time.Time, p *pacer) ([]SweepItem, error) {
+func (s *Service) reclaimBatch(ctx context.Context, kind kinds.Kind, ids []uuid.UUID, now time.Time, p *pacer) ([]SweepItem, error) {
 	var items []SweepItem
 	var t0 time.Time
 	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
@@ -88,7 +89,7 @@ func (s *Service) reclaimBatch(ctx context.Context, kind string, ids []uuid.UUID
 // autoAssign through a handful of set-based statements whatever the
 // batch's size (reclaimBulk); in pools with autoAssign each takes the
 // one-record path, which assigns it again.
-func (s *Service) reclaimIn(ctx context.Context, tx *ent.Tx, kind string, ids []uuid.UUID, now time.Time) ([]SweepItem, error) {
+func (s *Service) reclaimIn(ctx context.Context, tx *ent.Tx, kind kinds.Kind, ids []uuid.UUID, now time.Time) ([]SweepItem, error) {
 	recs, err := s.lockDue(ctx, tx, kind, ids, now)
 	if err != nil || len(recs) == 0 {
 		return nil, err
@@ -141,9 +142,9 @@ func (s *Service) reclaimIn(ctx context.Context, tx *ent.Tx, kind string, ids []
 // It selects every column save compares against (the stored deadline
 // included): a record whose deadline turns out stale is saved with only
 // its changed columns, and a missing column would read as unchanged.
-func (s *Service) lockDue(ctx context.Context, tx *ent.Tx, kind string, ids []uuid.UUID, now time.Time) ([]*Record, error) {
+func (s *Service) lockDue(ctx context.Context, tx *ent.Tx, kind kinds.Kind, ids []uuid.UUID, now time.Time) ([]*Record, error) {
 	var out []*Record
-	if kind == "lead" {
+	if kind == kinds.Lead {
 		q := tx.Lead.Query().Where(s.leadIDIn(ids), lead.OwnerIDNotNil(), lead.StatusEQ(lead.StatusActive), lead.ReclaimAtLTE(now)).
 			Order(ent.Asc(lead.FieldID))
 		q = store.ForUpdateSkipLocked(s.store, q)
@@ -192,7 +193,7 @@ func (s *Service) reclaimOne(ctx context.Context, tx *ent.Tx, d dueRecord, st Se
 // reclaimBulk returns due records to their pools with one update of the
 // records, one multi-row insert each of history rows, events and
 // cooldowns, and one counter update per previous owner.
-func (s *Service) reclaimBulk(ctx context.Context, tx *ent.Tx, kind string, due []dueRecord, st Settings, now time.Time) ([]SweepItem, error) {
+func (s *Service) reclaimBulk(ctx context.Context, tx *ent.Tx, kind kinds.Kind, due []dueRecord, st Settings, now time.Time) ([]SweepItem, error) {
 	if len(due) == 0 {
 		return nil, nil
 	}
@@ -212,7 +213,7 @@ func (s *Service) reclaimBulk(ctx context.Context, tx *ent.Tx, kind string, due 
 		history[i] = tx.OwnershipChange.Create().SetRecordKind(ownershipchange.RecordKind(kind)).SetRecordID(d.r.ID).
 			SetOperation(ownershipchange.OperationReclaim).SetFromOwnerID(prev).SetActorType(ownershipchange.ActorTypeSystem).
 			SetReason(d.c.Reason).SetPoolID(d.r.PoolID).SetRuleVersion(d.pl.RuleVersion).SetAt(now)
-		evs[i] = events.Event{Type: events.Type(kind + ".reclaimed"), SubjectKind: kind, SubjectID: d.r.ID,
+		evs[i] = events.Event{Type: events.Type(kind + ".reclaimed"), SubjectKind: string(kind), SubjectID: d.r.ID,
 			Actor: events.System, OccurredAt: now, Data: Change{Op: "reclaim", From: &prev, Reason: d.c.Reason,
 				RuleVersion: d.pl.RuleVersion}.ownership(d.r.PoolID)}
 		cooldowns[i] = tx.Cooldown.Create().SetRecordID(d.r.ID).SetUserID(prev).SetLostAt(now)
@@ -238,7 +239,7 @@ func (s *Service) reclaimBulk(ctx context.Context, tx *ent.Tx, kind string, due 
 // update per owner in id order (the order every transaction locks users
 // in). It comes last in the batch, so on PostgreSQL the owners' rows stay
 // locked, and their own claims wait, only for the commit.
-func adjustLost(ctx context.Context, tx *ent.Tx, kind string, lost map[uuid.UUID]int) error {
+func adjustLost(ctx context.Context, tx *ent.Tx, kind kinds.Kind, lost map[uuid.UUID]int) error {
 	owners := make([]uuid.UUID, 0, len(lost))
 	for o := range lost {
 		owners = append(owners, o)
@@ -256,7 +257,7 @@ func adjustLost(ctx context.Context, tx *ent.Tx, kind string, lost map[uuid.UUID
 // clears only the columns some record of the batch has set: every column
 // named in an UPDATE costs a rewrite of each index on it, and most due
 // records were never frozen (or followed up).
-func (s *Service) clearOwners(ctx context.Context, tx *ent.Tx, kind string, due []dueRecord, now time.Time) error {
+func (s *Service) clearOwners(ctx context.Context, tx *ent.Tx, kind kinds.Kind, due []dueRecord, now time.Time) error {
 	ids := make([]uuid.UUID, len(due))
 	var followedUp, frozen, released bool
 	for i, d := range due {
@@ -284,7 +285,7 @@ func (s *Service) clearOwners(ctx context.Context, tx *ent.Tx, kind string, due 
 	}
 	var n int
 	var err error
-	if kind == "lead" {
+	if kind == kinds.Lead {
 		upd := tx.Lead.Update().Where(s.leadIDIn(ids))
 		clear(upd.Mutation())
 		n, err = upd.Save(ctx)
@@ -325,9 +326,9 @@ func (pc poolCache) get(ctx context.Context, id uuid.UUID) (*ent.Pool, error) {
 // peekMany reads records by id without locking (for dry runs and
 // warnings), in no particular order; ids that no longer exist are left
 // out.
-func (s *Service) peekMany(ctx context.Context, kind string, ids []uuid.UUID) ([]*Record, error) {
+func (s *Service) peekMany(ctx context.Context, kind kinds.Kind, ids []uuid.UUID) ([]*Record, error) {
 	var out []*Record
-	if kind == "lead" {
+	if kind == kinds.Lead {
 		ls, err := s.store.Reader.Lead.Query().Where(s.leadIDIn(ids)).All(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("load leads: %w", err)

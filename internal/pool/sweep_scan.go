@@ -12,6 +12,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/customer"
 	"github.com/shoalcrm/shoal/ent/lead"
 	"github.com/shoalcrm/shoal/ent/predicate"
+	"github.com/shoalcrm/shoal/internal/kinds"
 )
 
 // Batches of the sweep's writes are sized by time, not count, since how
@@ -133,7 +134,7 @@ type cursor struct {
 // range scan of the (due time, id) index however many are due. It reads
 // through the reader pool: the sweep's transactions re-check everything
 // they act on, so a page may be a moment stale.
-func (s *Service) candidates(ctx context.Context, kind, what string, bound time.Time, after cursor, limit int) ([]cursor, error) {
+func (s *Service) candidates(ctx context.Context, kind kinds.Kind, what string, bound time.Time, after cursor, limit int) ([]cursor, error) {
 	// Leads and customers share the ownership columns (PoolableMixin), so
 	// one predicate serves both.
 	col := lead.FieldReclaimAt
@@ -163,7 +164,7 @@ func (s *Service) candidates(ctx context.Context, kind, what string, bound time.
 		}
 		out = append(out, c)
 	}
-	if kind == "lead" {
+	if kind == kinds.Lead {
 		rows, err := s.store.Reader.Lead.Query().Where(predicate.Lead(where)).Limit(limit).
 			Select(lead.FieldID, lead.FieldReclaimAt, lead.FieldFrozenUntil).All(ctx)
 		if err != nil {
@@ -187,7 +188,7 @@ func (s *Service) candidates(ctx context.Context, kind, what string, bound time.
 
 // eachBatch calls fn with the ids of each page of candidates, sized by p,
 // until none are left.
-func (s *Service) eachBatch(ctx context.Context, kind, what string, bound time.Time, p *pacer, fn func(ids []uuid.UUID) error) error {
+func (s *Service) eachBatch(ctx context.Context, kind kinds.Kind, what string, bound time.Time, p *pacer, fn func(ids []uuid.UUID) error) error {
 	var after cursor
 	for {
 		limit := p.next()

@@ -10,13 +10,14 @@ import (
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/ent/reclaimwarning"
 	"github.com/shoalcrm/shoal/internal/events"
+	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/poolrules"
 )
 
 // sweepWarnings warns owners of records due within their pool's
 // notifyDaysBefore; the unique (record, deadline) index keeps it to one
 // warning per deadline, and only an inserted warning raises an event.
-func (s *Service) sweepWarnings(ctx context.Context, kind string, now time.Time, dryRun bool, res *SweepResult) error {
+func (s *Service) sweepWarnings(ctx context.Context, kind kinds.Kind, now time.Time, dryRun bool, res *SweepResult) error {
 	pools, err := s.store.Reader.Pool.Query().All(ctx)
 	if err != nil {
 		return fmt.Errorf("load pools: %w", err)
@@ -25,7 +26,7 @@ func (s *Service) sweepWarnings(ctx context.Context, kind string, now time.Time,
 	maxNotify := 0
 	for _, pl := range pools {
 		cache.m[pl.ID] = pl
-		if string(pl.Kind) == kind && pl.NotifyDaysBefore != nil && *pl.NotifyDaysBefore > maxNotify {
+		if kinds.Kind(pl.Kind) == kind && pl.NotifyDaysBefore != nil && *pl.NotifyDaysBefore > maxNotify {
 			maxNotify = *pl.NotifyDaysBefore
 		}
 	}
@@ -52,7 +53,7 @@ func (s *Service) sweepWarnings(ctx context.Context, kind string, now time.Time,
 // warningsDue judges a page of candidates without locks (most need no
 // warning yet) and returns those whose warning time has come and who have
 // no warning for their current deadline.
-func (s *Service) warningsDue(ctx context.Context, kind string, ids []uuid.UUID, pools poolCache, now time.Time) ([]SweepItem, error) {
+func (s *Service) warningsDue(ctx context.Context, kind kinds.Kind, ids []uuid.UUID, pools poolCache, now time.Time) ([]SweepItem, error) {
 	recs, err := s.peekMany(ctx, kind, ids)
 	if err != nil {
 		return nil, err
@@ -107,7 +108,7 @@ func containsTime(ts []time.Time, t time.Time) bool {
 
 // writeWarnings inserts the warnings in one transaction; a warning another
 // sweep inserted first is skipped, without an event.
-func (s *Service) writeWarnings(ctx context.Context, kind string, due []SweepItem, now time.Time, p *pacer) ([]SweepItem, error) {
+func (s *Service) writeWarnings(ctx context.Context, kind kinds.Kind, due []SweepItem, now time.Time, p *pacer) ([]SweepItem, error) {
 	var warned []SweepItem
 	var took time.Duration
 	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
@@ -124,7 +125,7 @@ func (s *Service) writeWarnings(ctx context.Context, kind string, due []SweepIte
 				return fmt.Errorf("write warning: %w", err)
 			}
 			warned = append(warned, it)
-			if err := events.Emit(ctx, tx, events.Event{Type: events.Type(kind + ".reclaim_warned"), SubjectKind: kind,
+			if err := events.Emit(ctx, tx, events.Event{Type: events.Type(kind + ".reclaim_warned"), SubjectKind: string(kind),
 				SubjectID: it.ID, Actor: events.System, OccurredAt: now,
 				Data: events.ReclaimWarning{OwnerID: *it.OwnerID, ReclaimAt: it.ReclaimAt.UTC(), Reason: it.Reason}}); err != nil {
 				return err

@@ -17,6 +17,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/dedupe"
 	"github.com/shoalcrm/shoal/internal/events"
 	"github.com/shoalcrm/shoal/internal/listing"
+	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/store"
 )
 
@@ -41,7 +42,7 @@ type ContactView struct {
 func (s *Service) CreateContact(ctx context.Context, p *auth.Principal, customerID uuid.UUID, in ContactInput) (*ContactView, error) {
 	var id uuid.UUID
 	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
-		if _, err := s.editableCustomer(ctx, tx, p, customerID); err != nil {
+		if _, err := customers.editable(ctx, s, tx, p, customerID); err != nil {
 			return err
 		}
 		var err error
@@ -97,14 +98,7 @@ func setContactFields(m *ent.ContactMutation, in ContactInput) {
 	if in.Name != nil {
 		m.SetName(deref(in.Name))
 	}
-	if in.Phone != nil {
-		m.SetPhone(deref(in.Phone))
-		m.SetPhoneNorm(dedupe.Phone(*in.Phone))
-	}
-	if in.Email != nil {
-		m.SetEmail(deref(in.Email))
-		m.SetEmailNorm(dedupe.Email(*in.Email))
-	}
+	setReach(m, in.Phone, in.Email)
 	if in.Title != nil {
 		m.SetTitle(deref(in.Title))
 	}
@@ -148,13 +142,13 @@ func (s *Service) contactView(ctx context.Context, c *ent.Client, p *auth.Princi
 
 // visibleCustomer loads a customer p may see; NotFound otherwise.
 func (s *Service) visibleCustomer(ctx context.Context, c *ent.Client, p *auth.Principal, id uuid.UUID) (*ent.Customer, error) {
-	sc, err := s.scope(ctx, p, "customer")
+	sc, err := s.scope(ctx, p, string(kinds.Customer))
 	if err != nil {
 		return nil, err
 	}
 	cu, err := c.Customer.Query().Where(customer.ID(id), predicate.Customer(sc)).Only(ctx)
 	if ent.IsNotFound(err) {
-		return nil, apperr.NotFoundf("customer")
+		return nil, kinds.Customer.NotFound()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load customer: %w", err)
@@ -199,7 +193,7 @@ func (s *Service) editableContact(ctx context.Context, tx *ent.Tx, p *auth.Princ
 	if err != nil {
 		return nil, fmt.Errorf("load contact: %w", err)
 	}
-	if _, err := s.editableCustomer(ctx, tx, p, ct.CustomerID); err != nil {
+	if _, err := customers.editable(ctx, s, tx, p, ct.CustomerID); err != nil {
 		if apperr.HasCode(err, "not_found") {
 			return nil, apperr.NotFoundf("contact")
 		}

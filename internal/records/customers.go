@@ -2,17 +2,16 @@ package records
 
 import (
 	"context"
-	"fmt"
 
+	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
-	"github.com/shoalcrm/shoal/ent/customer"
 	"github.com/shoalcrm/shoal/ent/predicate"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/dedupe"
-	"github.com/shoalcrm/shoal/internal/events"
+	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/money"
 	"github.com/shoalcrm/shoal/internal/patch"
 )
@@ -35,47 +34,64 @@ type CustomerView struct {
 	Placement string
 }
 
+// customers is the customer kind of the owned-record service.
+var customers = &ownedKind[*ent.Customer, CustomerInput]{
+	kind: kinds.Customer,
+	sorts: customerList,
+	find: func(ctx context.Context, c *ent.Client, limit int, preds ...func(*sql.Selector)) ([]*ent.Customer, error) {
+		q := c.Customer.Query().Where(customerPreds(preds)...)
+		if limit > 0 {
+			q.Limit(limit)
+		}
+		return q.All(ctx)
+	},
+	count: func(ctx context.Context, c *ent.Client, preds ...func(*sql.Selector)) (int, error) {
+		return c.Customer.Query().Where(customerPreds(preds)...).Count(ctx)
+	},
+	meta: func(c *ent.Customer) rowMeta {
+		return rowMeta{ID: c.ID, OwnerID: c.OwnerID, PoolID: c.PoolID, Version: c.Version, CreatedAt: c.CreatedAt,
+			UpdatedAt: c.UpdatedAt, OwnedAt: c.OwnedAt, LastFollowUpAt: c.LastFollowUpAt}
+	},
+	clone: func(c *ent.Customer) *ent.Customer { cp := *c; return &cp },
+	masked: func(c *ent.Customer) ([]*string, *[]string) {
+		return []*string{&c.Name, &c.Address, &c.Website, &c.Region, &c.Industry, &c.Source}, &c.Tags
+	},
+	validate: CustomerInput.validate,
+	keyed:    func(in CustomerInput) dedupeFields { return dedupeFields{name: in.Name} },
+	stored:   func(c *ent.Customer) dedupeFields { return dedupeFields{name: &c.NameNorm} },
+	insert: func(ctx context.Context, tx *ent.Tx, id uuid.UUID, in CustomerInput, place func(placedMutation)) error {
+		c := tx.Customer.Create().SetName(deref(in.Name))
+		place(c.Mutation())
+		setCustomerFields(c.Mutation(), in)
+		return c.Exec(ctx)
+	},
+	update: func(tx *ent.Tx, id uuid.UUID, in CustomerInput) (versionedMutation, func(context.Context) error) {
+		upd := tx.Customer.UpdateOneID(id)
+		setCustomerFields(upd.Mutation(), in)
+		return upd.Mutation(), upd.Exec
+	},
+}
+
+func customerPreds(preds []func(*sql.Selector)) []predicate.Customer {
+	out := make([]predicate.Customer, len(preds))
+	for i, p := range preds {
+		out[i] = p
+	}
+	return out
+}
+
+func customerView(v *View[*ent.Customer]) *CustomerView {
+	return &CustomerView{Customer: v.Row, OwnerName: v.OwnerName, Masked: v.Masked, Placement: v.Placement}
+}
+
 // CreateCustomer creates a customer placed by the pool engine; a duplicate
 // name is Conflict duplicate and nothing is written.
 func (s *Service) CreateCustomer(ctx context.Context, p *auth.Principal, in CustomerInput) (*CustomerView, error) {
-	if err := in.validate(); err != nil {
-		return nil, err
-	}
-	keys := keysOf(deref(in.Name), "", "")
-	id := uuid.Must(uuid.NewV7())
-	var place string
-	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
-		pl, err := s.pools.Place(ctx, tx, p, "customer", in.PoolID)
-		if err != nil {
-			return err
-		}
-		if err := s.claimKeys(ctx, tx, p, "customer", id, nil, keys); err != nil {
-			return err
-		}
-		c := tx.Customer.Create().SetID(id).SetName(deref(in.Name)).SetPoolID(pl.Pool.ID).
-			SetNillableOwnerID(pl.OwnerID).SetCreatedAt(pl.Now).SetUpdatedAt(pl.Now)
-		if pl.OwnerID != nil {
-			c.SetOwnedAt(pl.Now)
-		}
-		setCustomerFields(c.Mutation(), in)
-		if err := c.Exec(ctx); err != nil {
-			return fmt.Errorf("create customer: %w", err)
-		}
-		if err := s.pools.Created(ctx, tx, p, "customer", id, pl); err != nil {
-			return err
-		}
-		place = pl.How
-		return nil
-	})
-	if err != nil {
-		return nil, s.reportRace(ctx, p, err)
-	}
-	v, err := s.customerView(ctx, s.store.Reader, p, id)
+	v, err := customers.create(ctx, s, p, in, in.PoolID)
 	if err != nil {
 		return nil, err
 	}
-	v.Placement = place
-	return v, nil
+	return customerView(v), nil
 }
 
 // validate checks the rules the contract cannot state: a credit limit is
@@ -124,110 +140,27 @@ func (s *Service) GetCustomer(ctx context.Context, p *auth.Principal, id uuid.UU
 }
 
 func (s *Service) customerView(ctx context.Context, c *ent.Client, p *auth.Principal, id uuid.UUID) (*CustomerView, error) {
-	sc, err := s.scope(ctx, p, "customer")
+	v, err := customers.view(ctx, s, c, p, id)
 	if err != nil {
 		return nil, err
 	}
-	cu, err := c.Customer.Query().Where(customer.ID(id), predicate.Customer(sc)).Only(ctx)
-	if ent.IsNotFound(err) {
-		return nil, apperr.NotFoundf("customer")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get customer: %w", err)
-	}
-	views, err := s.customerViews(ctx, c, p, []*ent.Customer{cu})
-	if err != nil {
-		return nil, err
-	}
-	return views[0], nil
+	return customerView(v), nil
 }
 
 func (s *Service) customerViews(ctx context.Context, c *ent.Client, p *auth.Principal, list []*ent.Customer) ([]*CustomerView, error) {
-	owners, pools, err := lookups(ctx, c, len(list), func(i int) (*uuid.UUID, uuid.UUID) { return list[i].OwnerID, list[i].PoolID })
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*CustomerView, len(list))
-	for i, cu := range list {
-		v := &CustomerView{Customer: cu}
-		if cu.OwnerID != nil {
-			if name, ok := owners[*cu.OwnerID]; ok {
-				v.OwnerName = &name
-			}
-		} else {
-			m := maskerFor(p, pools[cu.PoolID])
-			cp := *cu
-			masked := m.str("name", &cp.Name)
-			masked = m.str("address", &cp.Address) || masked
-			masked = m.str("website", &cp.Website) || masked
-			masked = m.str("region", &cp.Region) || masked
-			masked = m.str("industry", &cp.Industry) || masked
-			masked = m.str("source", &cp.Source) || masked
-			masked = m.tags(&cp.Tags) || masked
-			v.Customer, v.Masked = &cp, masked
-		}
-		out[i] = v
-	}
-	return out, nil
-}
-
-// editableCustomer loads a customer p may see and change, in tx.
-func (s *Service) editableCustomer(ctx context.Context, tx *ent.Tx, p *auth.Principal, id uuid.UUID) (*ent.Customer, error) {
-	sc, err := s.scope(ctx, p, "customer")
-	if err != nil {
-		return nil, err
-	}
-	cu, err := tx.Customer.Query().Where(customer.ID(id), predicate.Customer(sc)).Only(ctx)
-	if ent.IsNotFound(err) {
-		return nil, apperr.NotFoundf("customer")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("load customer: %w", err)
-	}
-	ok, err := s.canEdit(ctx, tx, p, cu.OwnerID, cu.PoolID)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, errNotEditable
-	}
-	return cu, nil
+	views, err := customers.views(ctx, c, p, list)
+	return mapViews(views, customerView), err
 }
 
 // UpdateCustomer changes a customer's fields (never owner, pool or deal
 // status). It needs If-Match; a changed name that duplicates another
 // record is Conflict duplicate.
 func (s *Service) UpdateCustomer(ctx context.Context, p *auth.Principal, id uuid.UUID, ifMatch *string, in CustomerInput) (*CustomerView, error) {
-	if err := in.validate(); err != nil {
+	v, err := customers.updateFields(ctx, s, p, id, ifMatch, in)
+	if err != nil {
 		return nil, err
 	}
-	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
-		cu, err := s.editableCustomer(ctx, tx, p, id)
-		if err != nil {
-			return err
-		}
-		if err := checkVersion(ifMatch, cu.Version); err != nil {
-			return err
-		}
-		if in.Name != nil && dedupe.Name(*in.Name) != cu.NameNorm {
-			if err := releaseKeys(ctx, tx, id, dedupe.MatchedName); err != nil {
-				return err
-			}
-			if err := s.claimKeys(ctx, tx, p, "customer", id, nil, keysOf(*in.Name, "", "")); err != nil {
-				return err
-			}
-		}
-		upd := tx.Customer.UpdateOneID(id).AddVersion(1).SetUpdatedAt(s.clock.Now())
-		setCustomerFields(upd.Mutation(), in)
-		if err := s.emitUpdated(ctx, tx, p, events.KindCustomer, id, upd.Mutation()); err != nil {
-			return err
-		}
-		return upd.Exec(ctx)
-	})
-	if err != nil {
-		return nil, s.reportRace(ctx, p, err)
-	}
-	return s.customerView(ctx, s.store.Reader, p, id)
+	return customerView(v), nil
 }
 
 // SetDealStatus marks a customer dealt (成交) or not, for its owner, his
@@ -236,7 +169,7 @@ func (s *Service) UpdateCustomer(ctx context.Context, p *auth.Principal, id uuid
 // recomputed, in the same transaction.
 func (s *Service) SetDealStatus(ctx context.Context, p *auth.Principal, id uuid.UUID, dealt bool) (*CustomerView, error) {
 	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
-		if _, err := s.editableCustomer(ctx, tx, p, id); err != nil {
+		if _, err := customers.editable(ctx, s, tx, p, id); err != nil {
 			return err
 		}
 		return s.pools.SetDealt(ctx, tx, p, id, dealt)
@@ -250,26 +183,6 @@ func (s *Service) SetDealStatus(ctx context.Context, p *auth.Principal, id uuid.
 // ListCustomers lists the customers p may see, filtered and
 // keyset-paginated; the total only when asked for.
 func (s *Service) ListCustomers(ctx context.Context, p *auth.Principal, f Filter) ([]*CustomerView, *int, *Cursor, error) {
-	sc, fp, err := s.listPredicates(ctx, p, "customer", f)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	pg, err := customerList.Page(f.Sort, f.Cursor, f.Limit)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	var total *int
-	if f.IncludeTotal {
-		n, err := s.store.Reader.Customer.Query().Where(predicate.Customer(sc), predicate.Customer(fp)).Count(ctx)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("count customers: %w", err)
-		}
-		total = &n
-	}
-	list, err := s.store.Reader.Customer.Query().Where(predicate.Customer(sc), predicate.Customer(fp), predicate.Customer(pg.Apply)).Limit(pg.Limit).All(ctx)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("list customers: %w", err)
-	}
-	views, err := s.customerViews(ctx, s.store.Reader, p, list)
-	return views, total, pg.Next(list), err
+	views, total, next, err := customers.list(ctx, s, p, f)
+	return mapViews(views, customerView), total, next, err
 }

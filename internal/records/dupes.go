@@ -2,18 +2,19 @@ package records
 
 import (
 	"context"
+	stdsql "database/sql"
+	"errors"
 	"fmt"
 
+	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
-	"github.com/shoalcrm/shoal/ent/customer"
 	"github.com/shoalcrm/shoal/ent/dedupekey"
-	"github.com/shoalcrm/shoal/ent/lead"
-	"github.com/shoalcrm/shoal/ent/predicate"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/dedupe"
+	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/store"
 )
 
@@ -91,24 +92,22 @@ func (s *Service) describe(ctx context.Context, c *ent.Client, p *auth.Principal
 	m := Match{Kind: string(row.RecordKind), MatchedOn: matchedOn}
 	kind, id := string(row.RecordKind), row.RecordID
 	if row.RecordKind == dedupekey.RecordKindContact && row.CustomerID != nil {
-		kind, id = "customer", *row.CustomerID
+		kind, id = string(kinds.Customer), *row.CustomerID
 	}
-	var owner *uuid.UUID
-	var poolID uuid.UUID
-	switch kind {
-	case "lead":
-		l, err := c.Lead.Get(ctx, id)
-		if err != nil {
-			return m, fmt.Errorf("load matched lead: %w", err)
-		}
-		owner, poolID = l.OwnerID, l.PoolID
-	default:
-		cu, err := c.Customer.Get(ctx, id)
-		if err != nil {
-			return m, fmt.Errorf("load matched customer: %w", err)
-		}
-		owner, poolID = cu.OwnerID, cu.PoolID
+	k, err := ownedOf(kind)
+	if err != nil {
+		return m, err
 	}
+	rows, err := k.metas(ctx, c, 1, sql.FieldEQ("id", id))
+	if err != nil {
+		return m, fmt.Errorf("load matched %s: %w", kind, err)
+	}
+	if len(rows) == 0 {
+		// The key's record is gone: keys are dropped with their record,
+		// so this is a bug, not a client's mistake.
+		return m, fmt.Errorf("load matched %s %s: no such record", kind, id)
+	}
+	owner, poolID := rows[0].OwnerID, rows[0].PoolID
 	if owner != nil {
 		if u, err := c.User.Get(ctx, *owner); err == nil {
 			m.OwnerName = &u.Name
@@ -156,10 +155,12 @@ func (s *Service) visible(ctx context.Context, c *ent.Client, p *auth.Principal,
 
 // visibleIn reports whether the record is within a's scope.
 func visibleIn(ctx context.Context, c *ent.Client, a access, kind string, id uuid.UUID) (bool, error) {
-	if kind == "lead" {
-		return c.Lead.Query().Where(lead.ID(id), predicate.Lead(a.scope)).Exist(ctx)
+	k, err := ownedOf(kind)
+	if err != nil {
+		return false, err
 	}
-	return c.Customer.Query().Where(customer.ID(id), predicate.Customer(a.scope)).Exist(ctx)
+	rows, err := k.metas(ctx, c, 1, sql.FieldEQ("id", id), a.scope)
+	return len(rows) > 0, err
 }
 
 // claimKeys reserves keys for a record in tx. Matches found first are
@@ -219,6 +220,29 @@ func releaseKeys(ctx context.Context, tx *ent.Tx, id uuid.UUID, types ...string)
 	_, err := tx.DedupeKey.Delete().Where(dedupekey.RecordID(id), dedupekey.KeyTypeIn(kt...)).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("release duplicate keys: %w", err)
+	}
+	return nil
+}
+
+// moveLeadKeys hands a converted lead's duplicate keys over: its name key
+// to the customer (a name typed on convert replaces the company's; a name
+// another record holds stays that record's), its phone and email keys to
+// the contact made of its person.
+func moveLeadKeys(ctx context.Context, tx *ent.Tx, leadID, customerID, contactID uuid.UUID, name string) error {
+	if err := releaseKeys(ctx, tx, leadID, dedupe.MatchedName); err != nil {
+		return err
+	}
+	if v := dedupe.Name(name); v != "" {
+		err := tx.DedupeKey.Create().SetKeyType(dedupekey.KeyTypeName).SetValue(v).SetRecordKind(dedupekey.RecordKind(kinds.Customer)).
+			SetRecordID(customerID).OnConflictColumns(dedupekey.FieldKeyType, dedupekey.FieldValue).DoNothing().Exec(ctx)
+		// An upsert that did nothing returns no row to read the id from.
+		if err != nil && !errors.Is(err, stdsql.ErrNoRows) {
+			return fmt.Errorf("move keys: %w", err)
+		}
+	}
+	if _, err := tx.DedupeKey.Update().Where(dedupekey.RecordID(leadID)).
+		SetRecordKind(dedupekey.RecordKindContact).SetRecordID(contactID).SetCustomerID(customerID).Save(ctx); err != nil {
+		return fmt.Errorf("move keys: %w", err)
 	}
 	return nil
 }

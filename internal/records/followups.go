@@ -10,13 +10,12 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
-	"github.com/shoalcrm/shoal/ent/customer"
 	"github.com/shoalcrm/shoal/ent/followup"
-	"github.com/shoalcrm/shoal/ent/lead"
 	"github.com/shoalcrm/shoal/ent/predicate"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/events"
+	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/listing"
 )
 
@@ -26,7 +25,7 @@ const ClockSkew = time.Minute
 
 // FollowUpInput is a follow-up to log (跟进记录).
 type FollowUpInput struct {
-	SubjectType string // lead or customer
+	SubjectType string // a kinds.Kind
 	SubjectID   uuid.UUID
 	Channel     string
 	Content     string
@@ -71,9 +70,13 @@ func (s *Service) CreateFollowUp(ctx context.Context, p *auth.Principal, in Foll
 	if content == "" {
 		return nil, apperr.Invalidf("body/content", "required", "content must not be blank")
 	}
+	kind, err := kinds.Parse(in.SubjectType)
+	if err != nil {
+		return nil, err
+	}
 	id := uuid.Must(uuid.NewV7())
-	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
-		r, err := s.pools.Load(ctx, tx, in.SubjectType, in.SubjectID)
+	err = s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
+		owner, poolID, err := s.pools.Holder(ctx, tx, kind, in.SubjectID)
 		if err != nil {
 			return err
 		}
@@ -82,9 +85,9 @@ func (s *Service) CreateFollowUp(ctx context.Context, p *auth.Principal, in Foll
 			return err
 		}
 		if !visible {
-			return apperr.NotFoundf(in.SubjectType)
+			return kind.NotFound()
 		}
-		ok, err := s.canEdit(ctx, tx, p, r.OwnerID, r.PoolID)
+		ok, err := s.canEdit(ctx, tx, p, owner, poolID)
 		if err != nil {
 			return err
 		}
@@ -102,8 +105,8 @@ func (s *Service) CreateFollowUp(ctx context.Context, p *auth.Principal, in Foll
 			events.FollowUp{RecordKind: in.SubjectType, RecordID: in.SubjectID, OccurredAt: occurred}); err != nil {
 			return err
 		}
-		if r.OwnerID != nil && *r.OwnerID == p.ID {
-			return s.pools.FollowedUp(ctx, tx, in.SubjectType, in.SubjectID, occurred)
+		if owner != nil && *owner == p.ID {
+			return s.pools.FollowedUp(ctx, tx, kind, in.SubjectID, occurred)
 		}
 		return nil
 	})
@@ -214,18 +217,17 @@ func (s *Service) maskFollowUps(ctx context.Context, c *ent.Client, p *auth.Prin
 		if len(a.sc.MaskedPools(FieldFollowUps)) == 0 {
 			continue
 		}
-		shows := func(sel *sql.Selector) { sel.Where(a.sc.Masked(sel, a.cols, FieldFollowUps)) }
-		var hits []uuid.UUID
-		if kind == "lead" {
-			hits, err = c.Lead.Query().Where(lead.IDIn(subjects...), predicate.Lead(shows)).IDs(ctx)
-		} else {
-			hits, err = c.Customer.Query().Where(customer.IDIn(subjects...), predicate.Customer(shows)).IDs(ctx)
+		k, err := ownedOf(kind)
+		if err != nil {
+			return nil, err
 		}
+		shows := func(sel *sql.Selector) { sel.Where(a.sc.Masked(sel, a.cols, FieldFollowUps)) }
+		hits, err := k.metas(ctx, c, 0, sql.FieldIn("id", subjects...), shows)
 		if err != nil {
 			return nil, fmt.Errorf("find masked follow-up subjects: %w", err)
 		}
-		for _, id := range hits {
-			masked[id] = true
+		for _, h := range hits {
+			masked[h.ID] = true
 		}
 	}
 	if len(masked) == 0 {
@@ -247,29 +249,26 @@ func (s *Service) maskFollowUps(ctx context.Context, c *ent.Client, p *auth.Prin
 // written by p": nothing for admins and auditors, subqueries on the leads
 // and customers p may see for everyone else.
 func (s *Service) followUpScope(ctx context.Context, p *auth.Principal) (predicate.FollowUp, error) {
-	leadAccess, err := s.access(ctx, p, "lead")
-	if err != nil {
-		return nil, err
+	scopes := make([]func(*sql.Selector), len(kinds.All))
+	for i, k := range kinds.All {
+		a, err := s.access(ctx, p, string(k))
+		if err != nil {
+			return nil, err
+		}
+		if a.sc.All() {
+			return func(*sql.Selector) {}, nil
+		}
+		scopes[i] = a.scope
 	}
-	if leadAccess.sc.All() {
-		return func(*sql.Selector) {}, nil
-	}
-	customerAccess, err := s.access(ctx, p, "customer")
-	if err != nil {
-		return nil, err
-	}
-	leads, customers := leadAccess.scope, customerAccess.scope
 	me := principalUser(p)
 	return func(sel *sql.Selector) {
-		visibleLeads := sql.Select(lead.FieldID).From(sql.Table(lead.Table))
-		leads(visibleLeads)
-		visibleCustomers := sql.Select(customer.FieldID).From(sql.Table(customer.Table))
-		customers(visibleCustomers)
-		or := []*sql.Predicate{
-			sql.And(sql.EQ(sel.C(followup.FieldSubjectType), string(followup.SubjectTypeLead)),
-				sql.In(sel.C(followup.FieldSubjectID), visibleLeads)),
-			sql.And(sql.EQ(sel.C(followup.FieldSubjectType), string(followup.SubjectTypeCustomer)),
-				sql.In(sel.C(followup.FieldSubjectID), visibleCustomers)),
+		var or []*sql.Predicate
+		for i, k := range kinds.All {
+			// Every kind's table keys its rows by ent's "id" column.
+			visible := sql.Select("id").From(sql.Table(k.Desc().Table))
+			scopes[i](visible)
+			or = append(or, sql.And(sql.EQ(sel.C(followup.FieldSubjectType), string(k)),
+				sql.In(sel.C(followup.FieldSubjectID), visible)))
 		}
 		if me != uuid.Nil {
 			or = append(or, sql.EQ(sel.C(followup.FieldAuthorID), me))

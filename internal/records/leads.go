@@ -5,15 +5,14 @@ import (
 	"fmt"
 	"strings"
 
+	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
-	"github.com/shoalcrm/shoal/ent/lead"
 	"github.com/shoalcrm/shoal/ent/predicate"
-	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/dedupe"
-	"github.com/shoalcrm/shoal/internal/events"
+	"github.com/shoalcrm/shoal/internal/kinds"
 )
 
 // LeadInput holds a lead's client-set fields. On update, nil means
@@ -40,45 +39,70 @@ func deref(s *string) string {
 	return strings.TrimSpace(*s)
 }
 
+// leads is the lead kind of the owned-record service.
+var leads = &ownedKind[*ent.Lead, LeadInput]{
+	kind: kinds.Lead,
+	sorts: leadList,
+	find: func(ctx context.Context, c *ent.Client, limit int, preds ...func(*sql.Selector)) ([]*ent.Lead, error) {
+		q := c.Lead.Query().Where(leadPreds(preds)...)
+		if limit > 0 {
+			q.Limit(limit)
+		}
+		return q.All(ctx)
+	},
+	count: func(ctx context.Context, c *ent.Client, preds ...func(*sql.Selector)) (int, error) {
+		return c.Lead.Query().Where(leadPreds(preds)...).Count(ctx)
+	},
+	meta: func(l *ent.Lead) rowMeta {
+		return rowMeta{ID: l.ID, OwnerID: l.OwnerID, PoolID: l.PoolID, Version: l.Version, CreatedAt: l.CreatedAt,
+			UpdatedAt: l.UpdatedAt, OwnedAt: l.OwnedAt, LastFollowUpAt: l.LastFollowUpAt}
+	},
+	clone: func(l *ent.Lead) *ent.Lead { cp := *l; return &cp },
+	masked: func(l *ent.Lead) ([]*string, *[]string) {
+		return []*string{&l.Name, &l.Company, &l.Phone, &l.Email, &l.Notes, &l.Region, &l.Industry, &l.Source}, &l.Tags
+	},
+	// A lead's name key is its company's: two people of one company are
+	// one prospect.
+	keyed: func(in LeadInput) dedupeFields {
+		return dedupeFields{name: in.Company, phone: in.Phone, email: in.Email}
+	},
+	stored: func(l *ent.Lead) dedupeFields {
+		return dedupeFields{name: &l.CompanyNorm, phone: &l.PhoneNorm, email: &l.EmailNorm}
+	},
+	insert: func(ctx context.Context, tx *ent.Tx, id uuid.UUID, in LeadInput, place func(placedMutation)) error {
+		c := tx.Lead.Create().SetName(deref(in.Name))
+		place(c.Mutation())
+		setLeadFields(c.Mutation(), in)
+		return c.Exec(ctx)
+	},
+	update: func(tx *ent.Tx, id uuid.UUID, in LeadInput) (versionedMutation, func(context.Context) error) {
+		upd := tx.Lead.UpdateOneID(id)
+		setLeadFields(upd.Mutation(), in)
+		return upd.Mutation(), upd.Exec
+	},
+}
+
+func leadPreds(preds []func(*sql.Selector)) []predicate.Lead {
+	out := make([]predicate.Lead, len(preds))
+	for i, p := range preds {
+		out[i] = p
+	}
+	return out
+}
+
+func leadView(v *View[*ent.Lead]) *LeadView {
+	return &LeadView{Lead: v.Row, OwnerName: v.OwnerName, Masked: v.Masked, Placement: v.Placement}
+}
+
 // CreateLead creates a lead placed by the pool engine (owned by its
 // creator unless at cap; pooled when created into a pool). A duplicate is
 // Conflict duplicate and nothing is written.
 func (s *Service) CreateLead(ctx context.Context, p *auth.Principal, in LeadInput) (*LeadView, error) {
-	keys := keysOf(deref(in.Company), deref(in.Phone), deref(in.Email))
-	id := uuid.Must(uuid.NewV7())
-	var place string
-	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
-		pl, err := s.pools.Place(ctx, tx, p, "lead", in.PoolID)
-		if err != nil {
-			return err
-		}
-		if err := s.claimKeys(ctx, tx, p, "lead", id, nil, keys); err != nil {
-			return err
-		}
-		c := tx.Lead.Create().SetID(id).SetName(deref(in.Name)).SetPoolID(pl.Pool.ID).
-			SetNillableOwnerID(pl.OwnerID).SetCreatedAt(pl.Now).SetUpdatedAt(pl.Now)
-		if pl.OwnerID != nil {
-			c.SetOwnedAt(pl.Now)
-		}
-		setLeadFields(c.Mutation(), in)
-		if err := c.Exec(ctx); err != nil {
-			return fmt.Errorf("create lead: %w", err)
-		}
-		if err := s.pools.Created(ctx, tx, p, "lead", id, pl); err != nil {
-			return err
-		}
-		place = pl.How
-		return nil
-	})
-	if err != nil {
-		return nil, s.reportRace(ctx, p, err)
-	}
-	v, err := s.leadView(ctx, s.store.Reader, p, id)
+	v, err := leads.create(ctx, s, p, in, in.PoolID)
 	if err != nil {
 		return nil, err
 	}
-	v.Placement = place
-	return v, nil
+	return leadView(v), nil
 }
 
 // setLeadFields copies the given fields and their normalised forms.
@@ -91,14 +115,7 @@ func setLeadFields(m *ent.LeadMutation, in LeadInput) {
 		m.SetCompany(deref(in.Company))
 		m.SetCompanyNorm(dedupe.Name(*in.Company))
 	}
-	if in.Phone != nil {
-		m.SetPhone(deref(in.Phone))
-		m.SetPhoneNorm(dedupe.Phone(*in.Phone))
-	}
-	if in.Email != nil {
-		m.SetEmail(deref(in.Email))
-		m.SetEmailNorm(dedupe.Email(*in.Email))
-	}
+	setReach(m, in.Phone, in.Email)
 	set := func(v *string, f func(string)) {
 		if v != nil {
 			f(deref(v))
@@ -112,6 +129,27 @@ func setLeadFields(m *ent.LeadMutation, in LeadInput) {
 	}
 	if in.Tags != nil {
 		m.SetTags(cleanTags(*in.Tags))
+	}
+}
+
+// reachMutation is a row that holds a phone and an email with their
+// normalised (duplicate-key) forms: leads and contacts.
+type reachMutation interface {
+	SetPhone(string)
+	SetPhoneNorm(string)
+	SetEmail(string)
+	SetEmailNorm(string)
+}
+
+// setReach copies the given phone and email and their normalised forms.
+func setReach(m reachMutation, phone, email *string) {
+	if phone != nil {
+		m.SetPhone(deref(phone))
+		m.SetPhoneNorm(dedupe.Phone(*phone))
+	}
+	if email != nil {
+		m.SetEmail(deref(email))
+		m.SetEmailNorm(dedupe.Email(*email))
 	}
 }
 
@@ -135,55 +173,29 @@ func (s *Service) GetLead(ctx context.Context, p *auth.Principal, id uuid.UUID) 
 }
 
 func (s *Service) leadView(ctx context.Context, c *ent.Client, p *auth.Principal, id uuid.UUID) (*LeadView, error) {
-	sc, err := s.scope(ctx, p, "lead")
+	v, err := leads.view(ctx, s, c, p, id)
 	if err != nil {
 		return nil, err
 	}
-	l, err := c.Lead.Query().Where(lead.ID(id), predicate.Lead(sc)).Only(ctx)
-	if ent.IsNotFound(err) {
-		return nil, apperr.NotFoundf("lead")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get lead: %w", err)
-	}
-	views, err := s.leadViews(ctx, c, p, []*ent.Lead{l})
-	if err != nil {
-		return nil, err
-	}
-	return views[0], nil
+	return leadView(v), nil
 }
 
-// leadViews adds owner names and applies masking, with one query for the
-// owners and one for the pools of the page.
-func (s *Service) leadViews(ctx context.Context, c *ent.Client, p *auth.Principal, leads []*ent.Lead) ([]*LeadView, error) {
-	owners, pools, err := lookups(ctx, c, len(leads), func(i int) (*uuid.UUID, uuid.UUID) { return leads[i].OwnerID, leads[i].PoolID })
-	if err != nil {
-		return nil, err
+// leadViews adds owner names and applies masking.
+func (s *Service) leadViews(ctx context.Context, c *ent.Client, p *auth.Principal, list []*ent.Lead) ([]*LeadView, error) {
+	views, err := leads.views(ctx, c, p, list)
+	return mapViews(views, leadView), err
+}
+
+// mapViews converts generic views into a kind's view type.
+func mapViews[R, V any](views []*View[R], conv func(*View[R]) V) []V {
+	if views == nil {
+		return nil
 	}
-	out := make([]*LeadView, len(leads))
-	for i, l := range leads {
-		v := &LeadView{Lead: l}
-		if l.OwnerID != nil {
-			if name, ok := owners[*l.OwnerID]; ok {
-				v.OwnerName = &name
-			}
-		} else {
-			m := maskerFor(p, pools[l.PoolID])
-			cp := *l
-			masked := m.str("name", &cp.Name)
-			masked = m.str("company", &cp.Company) || masked
-			masked = m.str("phone", &cp.Phone) || masked
-			masked = m.str("email", &cp.Email) || masked
-			masked = m.str("notes", &cp.Notes) || masked
-			masked = m.str("region", &cp.Region) || masked
-			masked = m.str("industry", &cp.Industry) || masked
-			masked = m.str("source", &cp.Source) || masked
-			masked = m.tags(&cp.Tags) || masked
-			v.Lead, v.Masked = &cp, masked
-		}
-		out[i] = v
+	out := make([]V, len(views))
+	for i, v := range views {
+		out[i] = conv(v)
 	}
-	return out, nil
+	return out
 }
 
 // lookups loads the owners' names and the pools of n records.
@@ -225,92 +237,21 @@ func lookups(ctx context.Context, c *ent.Client, n int, at func(int) (*uuid.UUID
 }
 
 // UpdateLead changes a lead's fields (never its owner or pool). It needs
-// the caller's If-Match; duplicates of changed name/phone/email are
+// the caller's If-Match; duplicates of changed company/phone/email are
 // Conflict duplicate.
 func (s *Service) UpdateLead(ctx context.Context, p *auth.Principal, id uuid.UUID, ifMatch *string, in LeadInput) (*LeadView, error) {
-	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
-		sc, err := s.scope(ctx, p, "lead")
-		if err != nil {
-			return err
-		}
-		l, err := tx.Lead.Query().Where(lead.ID(id), predicate.Lead(sc)).Only(ctx)
-		if ent.IsNotFound(err) {
-			return apperr.NotFoundf("lead")
-		}
-		if err != nil {
-			return fmt.Errorf("load lead: %w", err)
-		}
-		ok, err := s.canEdit(ctx, tx, p, l.OwnerID, l.PoolID)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return errNotEditable
-		}
-		if err := checkVersion(ifMatch, l.Version); err != nil {
-			return err
-		}
-		// Re-key whatever duplicate-relevant field changed.
-		var changed []string
-		var keys []dupKey
-		if in.Company != nil && dedupe.Name(*in.Company) != l.CompanyNorm {
-			changed = append(changed, dedupe.MatchedName)
-			keys = append(keys, keysOf(*in.Company, "", "")...)
-		}
-		if in.Phone != nil && dedupe.Phone(*in.Phone) != l.PhoneNorm {
-			changed = append(changed, dedupe.MatchedPhone)
-			keys = append(keys, keysOf("", *in.Phone, "")...)
-		}
-		if in.Email != nil && dedupe.Email(*in.Email) != l.EmailNorm {
-			changed = append(changed, dedupe.MatchedEmail)
-			keys = append(keys, keysOf("", "", *in.Email)...)
-		}
-		if len(changed) > 0 {
-			if err := releaseKeys(ctx, tx, id, changed...); err != nil {
-				return err
-			}
-			if err := s.claimKeys(ctx, tx, p, "lead", id, nil, keys); err != nil {
-				return err
-			}
-		}
-		upd := tx.Lead.UpdateOneID(id).AddVersion(1).SetUpdatedAt(s.clock.Now())
-		setLeadFields(upd.Mutation(), in)
-		if err := s.emitUpdated(ctx, tx, p, events.KindLead, id, upd.Mutation()); err != nil {
-			return err
-		}
-		return upd.Exec(ctx)
-	})
+	v, err := leads.updateFields(ctx, s, p, id, ifMatch, in)
 	if err != nil {
-		return nil, s.reportRace(ctx, p, err)
+		return nil, err
 	}
-	return s.leadView(ctx, s.store.Reader, p, id)
+	return leadView(v), nil
 }
 
 // ListLeads lists the leads p may see, filtered, keyset-paginated. The
 // total is counted only when asked for.
 func (s *Service) ListLeads(ctx context.Context, p *auth.Principal, f Filter) ([]*LeadView, *int, *Cursor, error) {
-	sc, fp, err := s.listPredicates(ctx, p, "lead", f)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	pg, err := leadList.Page(f.Sort, f.Cursor, f.Limit)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	var total *int
-	if f.IncludeTotal {
-		n, err := s.store.Reader.Lead.Query().Where(predicate.Lead(sc), predicate.Lead(fp)).Count(ctx)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("count leads: %w", err)
-		}
-		total = &n
-	}
-	leads, err := s.store.Reader.Lead.Query().Where(predicate.Lead(sc), predicate.Lead(fp), predicate.Lead(pg.Apply)).Limit(pg.Limit).All(ctx)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("list leads: %w", err)
-	}
-	views, err := s.leadViews(ctx, s.store.Reader, p, leads)
-	return views, total, pg.Next(leads), err
+	views, total, next, err := leads.list(ctx, s, p, f)
+	return mapViews(views, leadView), total, next, err
 }
 
 // principalUser is the id "me" refers to.

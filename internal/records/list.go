@@ -15,6 +15,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/dedupe"
+	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/listing"
 )
 
@@ -191,6 +192,6 @@ func (s *Service) listPredicates(ctx context.Context, p *auth.Principal, kind st
 		return
 	}
 	scope = a.scope
-	filter, err = f.predicate(principalUser(p), kind == "lead", a)
+	filter, err = f.predicate(principalUser(p), kinds.Kind(kind) == kinds.Lead, a)
 	return
 }

@@ -7,7 +7,6 @@ import (
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/authz"
-	"github.com/shoalcrm/shoal/internal/pool"
 )
 
 // Maskable fields: what a pool's visibleFields may list. Anything not
@@ -29,7 +28,7 @@ func maskerFor(p *auth.Principal, pl *ent.Pool) masker {
 	if pl == nil {
 		return masker{}
 	}
-	return masker{authz.MaskingFor(p, pool.ScopePool(pl))}
+	return masker{authz.MaskingFor(p, authz.PoolOf(pl))}
 }
 
 // str masks v unless field is visible; it reports whether it masked.

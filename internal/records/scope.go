@@ -20,19 +20,18 @@ import (
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/authz"
 	"github.com/shoalcrm/shoal/internal/clock"
-	"github.com/shoalcrm/shoal/internal/pool"
 	"github.com/shoalcrm/shoal/internal/store"
 )
 
 // Service manages records.
 type Service struct {
 	store *store.Store
-	pools *pool.Service
+	pools Engine
 	clock clock.Clock
 }
 
 // NewService returns the records service.
-func NewService(st *store.Store, pools *pool.Service) *Service {
+func NewService(st *store.Store, pools Engine) *Service {
 	return &Service{store: st, pools: pools, clock: pools.Clock()}
 }
 
@@ -108,7 +107,7 @@ func (s *Service) canEdit(ctx context.Context, tx *ent.Tx, p *auth.Principal, ow
 		if err != nil {
 			return false, err
 		}
-		pools = append(pools, pool.ScopePool(pl))
+		pools = append(pools, authz.PoolOf(pl))
 	} else if *ownerID != p.ID && p.Type == auth.ActorUser {
 		owner, err := tx.User.Get(ctx, *ownerID)
 		if err != nil {
@@ -151,7 +150,7 @@ var system = &auth.Principal{Type: auth.ActorUser, Role: auth.RoleAdmin}
 // (the common case: after a claim, assign or transfer). after, when the
 // operation handed back the record as its transaction left it, spares
 // reading it again.
-func (s *Service) LeadAfter(ctx context.Context, p *auth.Principal, id uuid.UUID, after *pool.After) (*LeadView, error) {
+func (s *Service) LeadAfter(ctx context.Context, p *auth.Principal, id uuid.UUID, after *After) (*LeadView, error) {
 	if after != nil && after.Lead != nil && after.Lead.OwnerID != nil {
 		return &LeadView{Lead: after.Lead, OwnerName: &after.OwnerName}, nil
 	}
@@ -177,7 +176,7 @@ func (s *Service) LeadAfter(ctx context.Context, p *auth.Principal, id uuid.UUID
 }
 
 // CustomerAfter renders a customer after p changed it, as LeadAfter.
-func (s *Service) CustomerAfter(ctx context.Context, p *auth.Principal, id uuid.UUID, after *pool.After) (*CustomerView, error) {
+func (s *Service) CustomerAfter(ctx context.Context, p *auth.Principal, id uuid.UUID, after *After) (*CustomerView, error) {
 	if after != nil && after.Customer != nil && after.Customer.OwnerID != nil {
 		return &CustomerView{Customer: after.Customer, OwnerName: &after.OwnerName}, nil
 	}
