@@ -8,8 +8,8 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
-	"github.com/shoalcrm/shoal/ent/user"
 	"github.com/shoalcrm/shoal/ent"
+	"github.com/shoalcrm/shoal/ent/user"
 	"github.com/shoalcrm/shoal/internal/auth"
 )
 

@@ -19,8 +19,8 @@ import (
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/events"
-	"github.com/shoalcrm/shoal/internal/listing"
 	"github.com/shoalcrm/shoal/internal/kinds"
+	"github.com/shoalcrm/shoal/internal/listing"
 	"github.com/shoalcrm/shoal/internal/patch"
 )
 

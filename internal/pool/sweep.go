@@ -16,8 +16,8 @@ import (
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/authz"
-	"github.com/shoalcrm/shoal/internal/listing"
 	"github.com/shoalcrm/shoal/internal/kinds"
+	"github.com/shoalcrm/shoal/internal/listing"
 	"github.com/shoalcrm/shoal/internal/poolrules"
 )
 

@@ -36,7 +36,7 @@ type CustomerView struct {
 
 // customers is the customer kind of the owned-record service.
 var customers = &ownedKind[*ent.Customer, CustomerInput]{
-	kind: kinds.Customer,
+	kind:  kinds.Customer,
 	sorts: customerList,
 	find: func(ctx context.Context, c *ent.Client, limit int, preds ...func(*sql.Selector)) ([]*ent.Customer, error) {
 		q := c.Customer.Query().Where(customerPreds(preds)...)

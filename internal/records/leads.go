@@ -41,7 +41,7 @@ func deref(s *string) string {
 
 // leads is the lead kind of the owned-record service.
 var leads = &ownedKind[*ent.Lead, LeadInput]{
-	kind: kinds.Lead,
+	kind:  kinds.Lead,
 	sorts: leadList,
 	find: func(ctx context.Context, c *ent.Client, limit int, preds ...func(*sql.Selector)) ([]*ent.Lead, error) {
 		q := c.Lead.Query().Where(leadPreds(preds)...)
