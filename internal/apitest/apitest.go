@@ -16,12 +16,14 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/internal/app"
 	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/jobs"
 	"github.com/shoalcrm/shoal/internal/org"
 	"github.com/shoalcrm/shoal/internal/store"
 	"github.com/shoalcrm/shoal/internal/testdb"
@@ -37,6 +39,9 @@ type Env struct {
 	App *app.App
 	// Logs holds everything the server logged.
 	Logs *SyncBuffer
+
+	startJobs sync.Once
+	jobsErr   error
 }
 
 // Options tune New.
@@ -77,6 +82,10 @@ func New(t testing.TB, databaseURL string, opts ...Options) *Env {
 	if cfg.Version == "" {
 		cfg.Version = "test"
 	}
+	if cfg.Jobs.PollInterval == 0 {
+		// WorkJobs waits for the queue's polls: poll as often as allowed.
+		cfg.Jobs.PollInterval = jobs.MinPollInterval
+	}
 	a, err := app.New(ctx, st, cfg)
 	if err != nil {
 		t.Fatalf("build app: %v", err)
@@ -84,9 +93,34 @@ func New(t testing.TB, databaseURL string, opts ...Options) *Env {
 	srv := httptest.NewServer(a.HTTP.Handler())
 	t.Cleanup(func() {
 		srv.Close()
+		// The job queue before the store it works on.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := a.Jobs.Stop(ctx); err != nil {
+			t.Errorf("stop job queue: %v", err)
+		}
 		_ = st.Close()
 	})
 	return &Env{T: t, URL: srv.URL, App: a, Logs: logs}
+}
+
+// WorkJobs works the job queue until no job due now is left: what a
+// request enqueued (a re-judge after a rule change) is done when it
+// returns. The first call starts the queue, which then runs until the test
+// ends, as it does beside a real server.
+func (e *Env) WorkJobs() {
+	e.T.Helper()
+	e.startJobs.Do(func() {
+		e.jobsErr = e.App.Jobs.Start(context.Background())
+	})
+	if e.jobsErr != nil {
+		e.T.Fatalf("start job queue: %v", e.jobsErr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := e.App.Jobs.Drain(ctx); err != nil {
+		e.T.Fatalf("work jobs: %v", err)
+	}
 }
 
 // Migrate opens databaseURL, applies Shoal's schema and closes it: the
