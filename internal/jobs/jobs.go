@@ -102,7 +102,7 @@ func New(ctx context.Context, st *store.Store, pools *pool.Service, cfg Config) 
 	register(workers, st, pools, cfg)
 	rc := &river.Config{
 		ID:                cfg.ID,
-		Logger:            cfg.Logger.With(slog.String("component", "jobs")),
+		Logger:            riverLogger(ctx, cfg.Logger),
 		FetchPollInterval: cfg.PollInterval,
 		FetchCooldown:     MinPollInterval,
 		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 4}},
@@ -248,4 +248,33 @@ func (j *Jobs) Drain(ctx context.Context) error {
 		}
 		t.Stop()
 	}
+}
+
+// riverLogger is River's logger: log's, but at warnings and above unless
+// log shows debug lines. River logs its routine (clients started, job
+// counts every few seconds) at info, which would fill an operator's log.
+func riverLogger(ctx context.Context, log *slog.Logger) *slog.Logger {
+	log = log.With(slog.String("component", "jobs"))
+	if log.Enabled(ctx, slog.LevelDebug) {
+		return log
+	}
+	return slog.New(minLevel{Handler: log.Handler(), min: slog.LevelWarn})
+}
+
+// minLevel drops records under min.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return minLevel{Handler: h.Handler.WithAttrs(attrs), min: h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
 }
