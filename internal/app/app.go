@@ -142,6 +142,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		TrustedProxies:  cfg.TrustedProxies,
 	})
 	if err != nil {
+		_ = queue.Stop(ctx) // closes its PostgreSQL pool
 		return nil, fmt.Errorf("http server: %w", err)
 	}
 	return a, nil
