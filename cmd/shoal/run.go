@@ -15,9 +15,9 @@ import (
 
 	"github.com/shoalcrm/shoal/internal/app"
 	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/jobs"
 	"github.com/shoalcrm/shoal/internal/observe"
 	"github.com/shoalcrm/shoal/internal/store"
-	"github.com/shoalcrm/shoal/internal/sweeper"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -126,6 +126,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		defaultSweep = d
 	}
 	sweepEvery := fs.Duration("sweep-interval", defaultSweep, "how often the reclaim sweep runs; 0 disables it (SHOAL_SWEEP_INTERVAL)")
+	defaultPoll := jobs.DefaultPollInterval
+	if v := getenv("SHOAL_JOB_POLL_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("SHOAL_JOB_POLL_INTERVAL: %w", err)
+		}
+		defaultPoll = d
+	}
+	jobPoll := fs.Duration("job-poll-interval", defaultPoll, "how often the job queue looks for new jobs, at least 100ms (SHOAL_JOB_POLL_INTERVAL)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -184,6 +193,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 		SeparateMetrics: *metricsAddr != "",
 		TrustedProxies:  proxies,
+		Jobs:            jobs.Config{SweepEvery: *sweepEvery, PollInterval: *jobPoll},
 	})
 	if err != nil {
 		return err
@@ -198,11 +208,22 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}
 	srv := a.HTTP
-	if *sweepEvery > 0 {
-		sweepCtx, stopSweep := context.WithCancel(ctx)
-		defer stopSweep()
-		go sweeper.Run(sweepCtx, st, a.Pools, *sweepEvery, log, nil)
+	// The job queue works re-judges and, on the replica River elects
+	// leader, enqueues the periodic sweep. Its context is not ctx: the
+	// end of ctx starts the graceful shutdown below, which lets running
+	// jobs finish, where a cancelled start context would cut them short.
+	if err := a.Jobs.Start(context.WithoutCancel(ctx)); err != nil {
+		return err
 	}
+	defer func() {
+		// On an early return; after a shutdown the queue is stopped
+		// already and this does nothing. Before the store closes.
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+		defer cancel()
+		if err := a.Jobs.Stop(stopCtx); err != nil {
+			log.Warn("stop job queue", slog.Any("error", err))
+		}
+	}()
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -269,6 +290,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
+	}
+	// Then the jobs: running ones finish (within the shutdown's time; one
+	// cut short is run again later, by this or another replica).
+	if err := a.Jobs.Stop(shutdownCtx); err != nil {
+		return err
 	}
 	log.Info("stopped")
 	return nil

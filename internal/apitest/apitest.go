@@ -56,6 +56,13 @@ func New(t testing.TB, databaseURL string, opts ...Options) *Env {
 	return &Env{T: t, URL: srv.URL, App: w.App, Logs: w.Logs, World: w}
 }
 
+// WorkJobs works the job queue until no job due now is left (see
+// testkit.World.WorkJobs).
+func (e *Env) WorkJobs() {
+	e.T.Helper()
+	e.World.WorkJobs()
+}
+
 // Migrate applies Shoal's schema to databaseURL (testdb.MigrateFunc).
 func Migrate(ctx context.Context, databaseURL string) error { return testkit.Migrate(ctx, databaseURL) }
 

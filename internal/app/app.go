@@ -15,6 +15,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/authz"
 	"github.com/shoalcrm/shoal/internal/clock"
 	"github.com/shoalcrm/shoal/internal/httpapi"
+	"github.com/shoalcrm/shoal/internal/jobs"
 	"github.com/shoalcrm/shoal/internal/org"
 	"github.com/shoalcrm/shoal/internal/page"
 	"github.com/shoalcrm/shoal/internal/pool"
@@ -47,6 +48,9 @@ type Config struct {
 	// client (SHOAL_TRUSTED_PROXIES); empty means the direct peer is the
 	// client.
 	TrustedProxies []*net.IPNet
+	// Jobs configures the job queue (the periodic sweep's interval, the
+	// poll interval). Its Logger defaults to Logger.
+	Jobs jobs.Config
 }
 
 // App is a wired Shoal.
@@ -58,6 +62,10 @@ type App struct {
 	Pools   *pool.Service
 	Records *records.Service
 	HTTP    *httpapi.Server
+	// Jobs is the job queue, built but not started: the binary starts it
+	// beside the HTTP server (and stops it on shutdown), tests when they
+	// need jobs worked.
+	Jobs *jobs.Jobs
 }
 
 // New builds every service over st (whose schema must be up to date).
@@ -98,6 +106,15 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 	if err := pools.EnsureDefaults(ctx); err != nil {
 		return nil, err
 	}
+	jcfg := cfg.Jobs
+	if jcfg.Logger == nil {
+		jcfg.Logger = cfg.Logger
+	}
+	queue, err := jobs.New(ctx, st, pools, jcfg)
+	if err != nil {
+		return nil, err
+	}
+	pools.SetRejudgeQueue(queue)
 	a := &App{
 		Store:   st,
 		Auth:    auth.NewService(st, keys, cfg.Auth),
@@ -105,6 +122,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		Audit:   audit.New(st),
 		Pools:   pools,
 		Records: records.NewService(st, pools),
+		Jobs:    queue,
 	}
 	a.HTTP, err = httpapi.New(httpapi.Config{
 		Store:       st,
@@ -124,6 +142,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		TrustedProxies:  cfg.TrustedProxies,
 	})
 	if err != nil {
+		_ = queue.Stop(ctx) // closes its PostgreSQL pool
 		return nil, fmt.Errorf("http server: %w", err)
 	}
 	return a, nil

@@ -112,13 +112,14 @@ func (w *swWorld) advanceTo(t time.Time) time.Time {
 }
 
 // rules changes the rules of a pool through PATCH and returns its rule
-// version.
+// version, once the re-judge job the change enqueued has run.
 func (w *swWorld) rules(poolID string, rules map[string]any) int {
 	w.t.Helper()
 	var p struct {
 		RuleVersion int `json:"ruleVersion"`
 	}
 	w.admin.Do("PATCH", "/v1/pools/"+poolID, rules).Expect(http.StatusOK).JSON(&p)
+	w.env.WorkJobs()
 	return p.RuleVersion
 }
 

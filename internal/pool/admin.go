@@ -155,8 +155,9 @@ func (s *Service) CreatePool(ctx context.Context, p *auth.Principal, in PoolInpu
 }
 
 // UpdatePool changes a pool: admins any, supervisors pools they manage.
-// A rule change bumps the rule version and snapshots it; records are
-// re-judged under it by the sweep and by their next change.
+// A rule change bumps the rule version and snapshots it, and enqueues the
+// re-judging of the pool's owned records under it in the same transaction
+// (see SetRejudgeQueue).
 func (s *Service) UpdatePool(ctx context.Context, p *auth.Principal, id uuid.UUID, in PoolInput) (*ent.Pool, error) {
 	var out *ent.Pool
 	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
@@ -198,15 +199,36 @@ func (s *Service) UpdatePool(ctx context.Context, p *auth.Principal, id uuid.UUI
 			return err
 		}
 		if in.changesRules() {
-			return snapshot(ctx, tx, out, p.ID)
+			if err := snapshot(ctx, tx, out, p.ID); err != nil {
+				return err
+			}
+			if s.queue != nil {
+				// In the change's transaction: committed together, or
+				// neither is.
+				return s.queue.EnqueueRejudge(ctx, tx, id, out.RuleVersion)
+			}
 		}
 		return nil
 	})
-	if err == nil && in.changesRules() {
+	if err == nil && in.changesRules() && s.queue == nil {
 		err = s.Rejudge(ctx, id)
 	}
 	return out, err
 }
+
+// RejudgeQueue re-judges a pool's records under its new rules after the
+// transaction that changed them commits (the job queue, internal/jobs).
+type RejudgeQueue interface {
+	// EnqueueRejudge schedules the re-judging in tx, the transaction
+	// that changed the pool's rules to ruleVersion.
+	EnqueueRejudge(ctx context.Context, tx *ent.Tx, poolID uuid.UUID, ruleVersion int) error
+}
+
+// SetRejudgeQueue makes rule changes re-judge records through q, a job
+// enqueued in the change's transaction, so a crash after the commit cannot
+// leave deadlines stale. Without one (a Service built without the job
+// queue) UpdatePool re-judges inline after committing.
+func (s *Service) SetRejudgeQueue(q RejudgeQueue) { s.queue = q }
 
 // poolList orders pools by id: creation order.
 var poolList = listing.ByID(entpool.FieldID, func(p *ent.Pool) uuid.UUID { return p.ID }, false)

@@ -36,6 +36,8 @@ type Service struct {
 	cascaders []Cascader
 	// cache keeps pools and settings between transactions (SQLite only).
 	cache ruleCache
+	// queue re-judges records after a rule change (see SetRejudgeQueue).
+	queue RejudgeQueue
 }
 
 // NewService returns the pool engine reading time from clk.

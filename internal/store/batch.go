@@ -50,6 +50,9 @@ const (
 // the other.
 type batcher struct {
 	client *ent.Client
+	// begin begins a transaction on client (Store.raw.begin, so that
+	// SQLTx finds it); nil means client.Tx.
+	begin func(context.Context, *ent.Client) (*ent.Tx, error)
 	// committed is told of every commit (it schedules a checkpoint), and
 	// ended of the end of every transaction, committed or not.
 	committed func()
@@ -194,7 +197,13 @@ func (b *batcher) runBatch(calls []*txCall) (contended bool) {
 	arrived := func() bool { return b.asked.Load() != asked }
 
 	ctx := context.Background()
-	tx, err := b.client.Tx(ctx)
+	var tx *ent.Tx
+	var err error
+	if b.begin != nil {
+		tx, err = b.begin(ctx, b.client)
+	} else {
+		tx, err = b.client.Tx(ctx)
+	}
 	if err != nil {
 		contended = arrived()
 		finish(calls, fmt.Errorf("begin transaction: %w", err))

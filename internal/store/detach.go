@@ -33,6 +33,7 @@ func (d detachedDriver) BeginTx(ctx context.Context, opts *sql.TxOptions) (diale
 	if err != nil {
 		return nil, err
 	}
+	captureSQLTx(ctx, tx)
 	return detachedTx{tx.(*entsql.Tx)}, nil
 }
 

@@ -52,6 +52,11 @@ type Store struct {
 	wal *walGuard
 	// rules watches pools, settings and teams (SQLite only).
 	rules *ruleWatch
+	// raw keeps the *sql.Tx of each running transaction (see SQLTx).
+	raw *rawTxs
+	// postgresURL is the database's URL on PostgreSQL, for the job queue's
+	// own pgx pool.
+	postgresURL string
 }
 
 // Option configures Open.
@@ -144,6 +149,7 @@ func openSQLite(ctx context.Context, path string, o options) (*Store, error) {
 		Reader:  ent.NewClient(ent.Driver(entsql.OpenDB(dialect.SQLite, readDB))),
 		writeDB: writeDB,
 		readDB:  readDB,
+		raw:     &rawTxs{},
 	}
 	// The writer never checkpoints: see checkpointer.
 	ckptDB := sql.OpenDB(cachingConnector{dsn: uri + "?" + pragmas, drv: drv})
@@ -152,7 +158,7 @@ func openSQLite(ctx context.Context, path string, o options) (*Store, error) {
 	s.wal = newWALGuard(path+"-wal", o.walLimit, writeDB, &s.ckpt.mu)
 	s.rules = rules
 	s.Client.Use(s.rules.hook)
-	s.batch = &batcher{client: s.Client, committed: s.ckpt.soon, ended: s.rules.ended, afterCommit: s.wal.check}
+	s.batch = &batcher{client: s.Client, begin: s.raw.begin, committed: s.ckpt.soon, ended: s.rules.ended, afterCommit: s.wal.check}
 	if err := s.Ping(ctx); err != nil {
 		_ = s.Close()
 		return nil, err
@@ -182,8 +188,8 @@ func openPostgres(ctx context.Context, databaseURL string) (*Store, error) {
 	db.SetMaxOpenConns(32)
 	db.SetMaxIdleConns(32)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	client := ent.NewClient(ent.Driver(entsql.OpenDB(dialect.Postgres, db)))
-	s := &Store{Dialect: dialect.Postgres, Client: client, Reader: client, writeDB: db, readDB: db}
+	client := ent.NewClient(ent.Driver(capturingDriver{entsql.OpenDB(dialect.Postgres, db)}))
+	s := &Store{Dialect: dialect.Postgres, Client: client, Reader: client, writeDB: db, readDB: db, raw: &rawTxs{}, postgresURL: databaseURL}
 	if err := s.Ping(ctx); err != nil {
 		_ = s.Close()
 		return nil, err
@@ -257,7 +263,10 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err := s.Client.Schema.Create(ctx, schema.WithDropIndex(true)); err != nil {
 		return fmt.Errorf("apply schema: %w", err)
 	}
-	return s.migrateMoney(ctx)
+	if err := s.migrateMoney(ctx); err != nil {
+		return err
+	}
+	return s.migrateRiver(ctx)
 }
 
 var migrateMu sync.Mutex
@@ -311,7 +320,7 @@ func (s *Store) WritesAsked() (n uint64, ok bool) {
 
 // withOwnTx runs fn in a transaction of its own.
 func (s *Store) withOwnTx(ctx context.Context, fn func(tx *ent.Tx) error) error {
-	tx, err := s.Client.Tx(ctx)
+	tx, err := s.raw.begin(ctx, s.Client)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}

@@ -13,12 +13,14 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/internal/app"
 	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/jobs"
 	"github.com/shoalcrm/shoal/internal/org"
 	"github.com/shoalcrm/shoal/internal/store"
 	"github.com/shoalcrm/shoal/internal/testdb"
@@ -36,6 +38,9 @@ type World struct {
 	App   *app.App
 	// Logs holds everything the services logged.
 	Logs *SyncBuffer
+
+	startJobs sync.Once
+	jobsErr   error
 }
 
 // New opens databaseURL (a fresh database gets the schema as a copy of the
@@ -65,11 +70,43 @@ func New(t testing.TB, databaseURL string, cfg app.Config) *World {
 	if cfg.Version == "" {
 		cfg.Version = "test"
 	}
+	if cfg.Jobs.PollInterval == 0 {
+		// WorkJobs waits for the queue's polls: poll as often as allowed.
+		cfg.Jobs.PollInterval = jobs.MinPollInterval
+	}
 	a, err := app.New(ctx, st, cfg)
 	if err != nil {
 		t.Fatalf("build app: %v", err)
 	}
+	t.Cleanup(func() {
+		// The job queue stops before the store it works on closes
+		// (cleanups run last-in first-out).
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := a.Jobs.Stop(ctx); err != nil {
+			t.Errorf("stop job queue: %v", err)
+		}
+	})
 	return &World{T: t, Ctx: ctx, URL: databaseURL, Store: st, App: a, Logs: logs}
+}
+
+// WorkJobs works the job queue until no job due now is left: what a
+// change enqueued (a re-judge after a rule change) is done when it
+// returns. The first call starts the queue, which then runs until the test
+// ends, as it does beside a real server.
+func (w *World) WorkJobs() {
+	w.T.Helper()
+	w.startJobs.Do(func() {
+		w.jobsErr = w.App.Jobs.Start(context.Background())
+	})
+	if w.jobsErr != nil {
+		w.T.Fatalf("start job queue: %v", w.jobsErr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.App.Jobs.Drain(ctx); err != nil {
+		w.T.Fatalf("work jobs: %v", err)
+	}
 }
 
 // Migrate opens databaseURL, applies Shoal's schema and closes it: the
