@@ -2347,6 +2347,18 @@ type ListClaimRequestsParams struct {
 // ListClaimRequestsParamsStatus defines parameters for ListClaimRequests.
 type ListClaimRequestsParamsStatus string
 
+// DeleteContactParams defines parameters for DeleteContact.
+type DeleteContactParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// UpdateContactParams defines parameters for UpdateContact.
+type UpdateContactParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
 // ListCustomersParams defines parameters for ListCustomers.
 type ListCustomersParams struct {
 	// Limit Page size.
@@ -2409,7 +2421,7 @@ type ListCustomersParamsSort string
 
 // UpdateCustomerParams defines parameters for UpdateCustomer.
 type UpdateCustomerParams struct {
-	// IfMatch The ETag from the last read; required (428 without it).
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -2523,7 +2535,7 @@ type ListLeadsParamsSort string
 
 // UpdateLeadParams defines parameters for UpdateLead.
 type UpdateLeadParams struct {
-	// IfMatch The ETag from the last read; required (428 without it).
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -2548,6 +2560,12 @@ type ListPoolsParams struct {
 	Kind *KindFilter `form:"kind,omitempty" json:"kind,omitempty"`
 }
 
+// UpdatePoolParams defines parameters for UpdatePool.
+type UpdatePoolParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
 // PreviewPoolRulesParams defines parameters for PreviewPoolRules.
 type PreviewPoolRulesParams struct {
 	// Limit Page size.
@@ -2563,6 +2581,12 @@ type ListReclaimWarningsParams struct {
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
+// UpdateSettingsParams defines parameters for UpdateSettings.
+type UpdateSettingsParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
 // ListTeamsParams defines parameters for ListTeams.
 type ListTeamsParams struct {
 	// Limit Page size.
@@ -2573,6 +2597,12 @@ type ListTeamsParams struct {
 
 	// ParentId Only direct children of this team.
 	ParentId *Id `form:"parentId,omitempty" json:"parentId,omitempty"`
+}
+
+// UpdateTeamParams defines parameters for UpdateTeam.
+type UpdateTeamParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // ListUsersParams defines parameters for ListUsers.
@@ -2591,6 +2621,12 @@ type ListUsersParams struct {
 
 	// Active Only active (true) or inactive (false) users.
 	Active *bool `form:"active,omitempty" json:"active,omitempty"`
+}
+
+// UpdateUserParams defines parameters for UpdateUser.
+type UpdateUserParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // CreateApiKeyJSONRequestBody defines body for CreateApiKey for application/json ContentType.
@@ -2750,13 +2786,13 @@ type ServerInterface interface {
 	RejectClaimRequest(ctx echo.Context, id IdPath) error
 	// DeleteContact Delete a contact
 	// (DELETE /v1/contacts/{id})
-	DeleteContact(ctx echo.Context, id IdPath) error
+	DeleteContact(ctx echo.Context, id IdPath, params DeleteContactParams) error
 	// GetContact Get a contact
 	// (GET /v1/contacts/{id})
 	GetContact(ctx echo.Context, id IdPath) error
 	// UpdateContact Update a contact
 	// (PATCH /v1/contacts/{id})
-	UpdateContact(ctx echo.Context, id IdPath) error
+	UpdateContact(ctx echo.Context, id IdPath, params UpdateContactParams) error
 	// ListCustomers List and search customers
 	// (GET /v1/customers)
 	ListCustomers(ctx echo.Context, params ListCustomersParams) error
@@ -2879,7 +2915,7 @@ type ServerInterface interface {
 	GetPool(ctx echo.Context, id IdPath) error
 	// UpdatePool Update a pool
 	// (PATCH /v1/pools/{id})
-	UpdatePool(ctx echo.Context, id IdPath) error
+	UpdatePool(ctx echo.Context, id IdPath, params UpdatePoolParams) error
 	// PreviewPoolRules Preview proposed rules
 	// (POST /v1/pools/{id}/preview)
 	PreviewPoolRules(ctx echo.Context, id IdPath, params PreviewPoolRulesParams) error
@@ -2891,7 +2927,7 @@ type ServerInterface interface {
 	GetSettings(ctx echo.Context) error
 	// UpdateSettings Update global settings
 	// (PATCH /v1/settings)
-	UpdateSettings(ctx echo.Context) error
+	UpdateSettings(ctx echo.Context, params UpdateSettingsParams) error
 	// RunSweep Run the reclaim sweep now
 	// (POST /v1/sweeps)
 	RunSweep(ctx echo.Context) error
@@ -2906,7 +2942,7 @@ type ServerInterface interface {
 	GetTeam(ctx echo.Context, id IdPath) error
 	// UpdateTeam Update a team
 	// (PATCH /v1/teams/{id})
-	UpdateTeam(ctx echo.Context, id IdPath) error
+	UpdateTeam(ctx echo.Context, id IdPath, params UpdateTeamParams) error
 	// AdvanceTestClock Move the test clock forward
 	// (POST /v1/test-clock/advance)
 	AdvanceTestClock(ctx echo.Context) error
@@ -2921,7 +2957,7 @@ type ServerInterface interface {
 	GetUser(ctx echo.Context, id IdPath) error
 	// UpdateUser Update a user
 	// (PATCH /v1/users/{id})
-	UpdateUser(ctx echo.Context, id IdPath) error
+	UpdateUser(ctx echo.Context, id IdPath, params UpdateUserParams) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -3175,8 +3211,28 @@ func (w *ServerInterfaceWrapper) DeleteContact(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteContactParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.DeleteContact(ctx, id)
+	err = w.Handler.DeleteContact(ctx, id, params)
 	return err
 }
 
@@ -3207,8 +3263,28 @@ func (w *ServerInterfaceWrapper) UpdateContact(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateContactParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.UpdateContact(ctx, id)
+	err = w.Handler.UpdateContact(ctx, id, params)
 	return err
 }
 
@@ -4199,8 +4275,28 @@ func (w *ServerInterfaceWrapper) UpdatePool(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdatePoolParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.UpdatePool(ctx, id)
+	err = w.Handler.UpdatePool(ctx, id, params)
 	return err
 }
 
@@ -4267,8 +4363,28 @@ func (w *ServerInterfaceWrapper) GetSettings(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) UpdateSettings(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateSettingsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.UpdateSettings(ctx)
+	err = w.Handler.UpdateSettings(ctx, params)
 	return err
 }
 
@@ -4349,8 +4465,28 @@ func (w *ServerInterfaceWrapper) UpdateTeam(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateTeamParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.UpdateTeam(ctx, id)
+	err = w.Handler.UpdateTeam(ctx, id, params)
 	return err
 }
 
@@ -4445,8 +4581,28 @@ func (w *ServerInterfaceWrapper) UpdateUser(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateUserParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.UpdateUser(ctx, id)
+	err = w.Handler.UpdateUser(ctx, id, params)
 	return err
 }
 
@@ -6592,7 +6748,8 @@ func (response RejectClaimRequestdefaultApplicationProblemPlusJSONResponse) Visi
 }
 
 type DeleteContactRequestObject struct {
-	Id IdPath `json:"id"`
+	Id     IdPath `json:"id"`
+	Params DeleteContactParams
 }
 
 type DeleteContactResponseObject interface {
@@ -6710,6 +6867,50 @@ func (response DeleteContact404ApplicationProblemPlusJSONResponse) VisitDeleteCo
 	return err
 }
 
+type DeleteContact412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteContact412ApplicationProblemPlusJSONResponse) VisitDeleteContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteContact428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteContact428ApplicationProblemPlusJSONResponse) VisitDeleteContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteContact429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -6768,6 +6969,7 @@ type GetContactResponseObject interface {
 }
 
 type GetContact200ResponseHeaders struct {
+	ETag            *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -6784,6 +6986,9 @@ func (response GetContact200JSONResponse) VisitGetContactResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -6936,8 +7141,9 @@ func (response GetContactdefaultApplicationProblemPlusJSONResponse) VisitGetCont
 }
 
 type UpdateContactRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *UpdateContactJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params UpdateContactParams
+	Body   *UpdateContactJSONRequestBody
 }
 
 type UpdateContactResponseObject interface {
@@ -6945,6 +7151,7 @@ type UpdateContactResponseObject interface {
 }
 
 type UpdateContact200ResponseHeaders struct {
+	ETag            *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -6961,6 +7168,9 @@ func (response UpdateContact200JSONResponse) VisitUpdateContactResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -7085,6 +7295,28 @@ func (response UpdateContact409ApplicationProblemPlusJSONResponse) VisitUpdateCo
 	return err
 }
 
+type UpdateContact412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateContact412ApplicationProblemPlusJSONResponse) VisitUpdateContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateContact415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -7103,6 +7335,28 @@ func (response UpdateContact415ApplicationProblemPlusJSONResponse) VisitUpdateCo
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateContact428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateContact428ApplicationProblemPlusJSONResponse) VisitUpdateContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(428)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -8782,6 +9036,7 @@ type CreateContactResponseObject interface {
 }
 
 type CreateContact201ResponseHeaders struct {
+	ETag            *string
 	Location        string
 	RateLimit       *string
 	RateLimitPolicy *string
@@ -8799,6 +9054,9 @@ func (response CreateContact201JSONResponse) VisitCreateContactResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -12656,6 +12914,7 @@ type ConvertLeadResponseObject interface {
 }
 
 type ConvertLead201ResponseHeaders struct {
+	ETag            *string
 	Location        string
 	RateLimit       *string
 	RateLimitPolicy *string
@@ -12673,6 +12932,9 @@ func (response ConvertLead201JSONResponse) VisitConvertLeadResponse(w http.Respo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -14358,6 +14620,7 @@ type GetCurrentUserResponseObject interface {
 }
 
 type GetCurrentUser200ResponseHeaders struct {
+	ETag            *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -14374,6 +14637,9 @@ func (response GetCurrentUser200JSONResponse) VisitGetCurrentUserResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -14849,6 +15115,7 @@ type CreatePoolResponseObject interface {
 }
 
 type CreatePool201ResponseHeaders struct {
+	ETag            *string
 	Location        string
 	RateLimit       *string
 	RateLimitPolicy *string
@@ -14866,6 +15133,9 @@ func (response CreatePool201JSONResponse) VisitCreatePoolResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -15049,6 +15319,7 @@ type GetPoolResponseObject interface {
 }
 
 type GetPool200ResponseHeaders struct {
+	ETag            *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -15065,6 +15336,9 @@ func (response GetPool200JSONResponse) VisitGetPoolResponse(w http.ResponseWrite
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -15217,8 +15491,9 @@ func (response GetPooldefaultApplicationProblemPlusJSONResponse) VisitGetPoolRes
 }
 
 type UpdatePoolRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *UpdatePoolJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params UpdatePoolParams
+	Body   *UpdatePoolJSONRequestBody
 }
 
 type UpdatePoolResponseObject interface {
@@ -15226,6 +15501,7 @@ type UpdatePoolResponseObject interface {
 }
 
 type UpdatePool200ResponseHeaders struct {
+	ETag            *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -15242,6 +15518,9 @@ func (response UpdatePool200JSONResponse) VisitUpdatePoolResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -15366,6 +15645,28 @@ func (response UpdatePool409ApplicationProblemPlusJSONResponse) VisitUpdatePoolR
 	return err
 }
 
+type UpdatePool412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdatePool412ApplicationProblemPlusJSONResponse) VisitUpdatePoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdatePool415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -15384,6 +15685,28 @@ func (response UpdatePool415ApplicationProblemPlusJSONResponse) VisitUpdatePoolR
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePool428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response UpdatePool428ApplicationProblemPlusJSONResponse) VisitUpdatePoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(428)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -15799,6 +16122,7 @@ type GetSettingsResponseObject interface {
 }
 
 type GetSettings200ResponseHeaders struct {
+	ETag            *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -15815,6 +16139,9 @@ func (response GetSettings200JSONResponse) VisitGetSettingsResponse(w http.Respo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -15923,7 +16250,8 @@ func (response GetSettingsdefaultApplicationProblemPlusJSONResponse) VisitGetSet
 }
 
 type UpdateSettingsRequestObject struct {
-	Body *UpdateSettingsJSONRequestBody
+	Params UpdateSettingsParams
+	Body   *UpdateSettingsJSONRequestBody
 }
 
 type UpdateSettingsResponseObject interface {
@@ -15931,6 +16259,7 @@ type UpdateSettingsResponseObject interface {
 }
 
 type UpdateSettings200ResponseHeaders struct {
+	ETag            *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -15947,6 +16276,9 @@ func (response UpdateSettings200JSONResponse) VisitUpdateSettingsResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -16027,6 +16359,28 @@ func (response UpdateSettings403ApplicationProblemPlusJSONResponse) VisitUpdateS
 	return err
 }
 
+type UpdateSettings412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSettings412ApplicationProblemPlusJSONResponse) VisitUpdateSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateSettings415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -16045,6 +16399,28 @@ func (response UpdateSettings415ApplicationProblemPlusJSONResponse) VisitUpdateS
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSettings428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSettings428ApplicationProblemPlusJSONResponse) VisitUpdateSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(428)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -16437,6 +16813,7 @@ type CreateTeamResponseObject interface {
 }
 
 type CreateTeam201ResponseHeaders struct {
+	ETag            *string
 	Location        string
 	RateLimit       *string
 	RateLimitPolicy *string
@@ -16454,6 +16831,9 @@ func (response CreateTeam201JSONResponse) VisitCreateTeamResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -16637,6 +17017,7 @@ type GetTeamResponseObject interface {
 }
 
 type GetTeam200ResponseHeaders struct {
+	ETag            *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -16653,6 +17034,9 @@ func (response GetTeam200JSONResponse) VisitGetTeamResponse(w http.ResponseWrite
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -16805,8 +17189,9 @@ func (response GetTeamdefaultApplicationProblemPlusJSONResponse) VisitGetTeamRes
 }
 
 type UpdateTeamRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *UpdateTeamJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params UpdateTeamParams
+	Body   *UpdateTeamJSONRequestBody
 }
 
 type UpdateTeamResponseObject interface {
@@ -16814,6 +17199,7 @@ type UpdateTeamResponseObject interface {
 }
 
 type UpdateTeam200ResponseHeaders struct {
+	ETag            *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -16830,6 +17216,9 @@ func (response UpdateTeam200JSONResponse) VisitUpdateTeamResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -16954,6 +17343,28 @@ func (response UpdateTeam409ApplicationProblemPlusJSONResponse) VisitUpdateTeamR
 	return err
 }
 
+type UpdateTeam412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTeam412ApplicationProblemPlusJSONResponse) VisitUpdateTeamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateTeam415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -16972,6 +17383,28 @@ func (response UpdateTeam415ApplicationProblemPlusJSONResponse) VisitUpdateTeamR
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTeam428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTeam428ApplicationProblemPlusJSONResponse) VisitUpdateTeamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(428)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -17386,6 +17819,7 @@ type CreateUserResponseObject interface {
 }
 
 type CreateUser201ResponseHeaders struct {
+	ETag            *string
 	Location        string
 	RateLimit       *string
 	RateLimitPolicy *string
@@ -17403,6 +17837,9 @@ func (response CreateUser201JSONResponse) VisitCreateUserResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -17611,6 +18048,7 @@ type GetUserResponseObject interface {
 }
 
 type GetUser200ResponseHeaders struct {
+	ETag            *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -17627,6 +18065,9 @@ func (response GetUser200JSONResponse) VisitGetUserResponse(w http.ResponseWrite
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -17779,8 +18220,9 @@ func (response GetUserdefaultApplicationProblemPlusJSONResponse) VisitGetUserRes
 }
 
 type UpdateUserRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *UpdateUserJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params UpdateUserParams
+	Body   *UpdateUserJSONRequestBody
 }
 
 type UpdateUserResponseObject interface {
@@ -17788,6 +18230,7 @@ type UpdateUserResponseObject interface {
 }
 
 type UpdateUser200ResponseHeaders struct {
+	ETag            *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -17804,6 +18247,9 @@ func (response UpdateUser200JSONResponse) VisitUpdateUserResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -17928,6 +18374,28 @@ func (response UpdateUser409ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	return err
 }
 
+type UpdateUser412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateUser412ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateUser415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -17946,6 +18414,28 @@ func (response UpdateUser415ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUser428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateUser428ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(428)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -18709,10 +19199,11 @@ func (sh *strictHandler) RejectClaimRequest(ctx echo.Context, id IdPath) error {
 }
 
 // DeleteContact operation middleware
-func (sh *strictHandler) DeleteContact(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) DeleteContact(ctx echo.Context, id IdPath, params DeleteContactParams) error {
 	var request DeleteContactRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.DeleteContact(ctx.Request().Context(), request.(DeleteContactRequestObject))
@@ -18759,10 +19250,11 @@ func (sh *strictHandler) GetContact(ctx echo.Context, id IdPath) error {
 }
 
 // UpdateContact operation middleware
-func (sh *strictHandler) UpdateContact(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) UpdateContact(ctx echo.Context, id IdPath, params UpdateContactParams) error {
 	var request UpdateContactRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body UpdateContactJSONRequestBody
 	var err error
@@ -20311,10 +20803,11 @@ func (sh *strictHandler) GetPool(ctx echo.Context, id IdPath) error {
 }
 
 // UpdatePool operation middleware
-func (sh *strictHandler) UpdatePool(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) UpdatePool(ctx echo.Context, id IdPath, params UpdatePoolParams) error {
 	var request UpdatePoolRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body UpdatePoolJSONRequestBody
 	var err error
@@ -20459,8 +20952,10 @@ func (sh *strictHandler) GetSettings(ctx echo.Context) error {
 }
 
 // UpdateSettings operation middleware
-func (sh *strictHandler) UpdateSettings(ctx echo.Context) error {
+func (sh *strictHandler) UpdateSettings(ctx echo.Context, params UpdateSettingsParams) error {
 	var request UpdateSettingsRequestObject
+
+	request.Params = params
 
 	var body UpdateSettingsJSONRequestBody
 	var err error
@@ -20647,10 +21142,11 @@ func (sh *strictHandler) GetTeam(ctx echo.Context, id IdPath) error {
 }
 
 // UpdateTeam operation middleware
-func (sh *strictHandler) UpdateTeam(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) UpdateTeam(ctx echo.Context, id IdPath, params UpdateTeamParams) error {
 	var request UpdateTeamRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body UpdateTeamJSONRequestBody
 	var err error
@@ -20837,10 +21333,11 @@ func (sh *strictHandler) GetUser(ctx echo.Context, id IdPath) error {
 }
 
 // UpdateUser operation middleware
-func (sh *strictHandler) UpdateUser(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) UpdateUser(ctx echo.Context, id IdPath, params UpdateUserParams) error {
 	var request UpdateUserRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body UpdateUserJSONRequestBody
 	var err error
@@ -20889,266 +21386,270 @@ func (sh *strictHandler) UpdateUser(ctx echo.Context, id IdPath) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3rbyNJci/6r+SlDTQ1W1RL/ZidkTAwNOrWrnb6IavVd2wP213JqiCZo2ImJzNLbM64L9YfvN57cY1r",
-	"wPY1Lnxx1lgcn/NlYdg49llgH9j/xfA89tP+CwcZmfUiq/gSKal76lO3WFX5jIiMjPhFxBeNQAyGggPX",
-	"qrH3RQNe0cEwAvx/h4YvJXwWg9LmTxUPBlSOG3uNsz4Q94AwRQY06go5gHC74TUuaBSDeT0QITT2Co14",
-	"jRA0ZdGcJpSmOlaNvXs7O15DMx2Zdj6kITlN29Hjofmxr/VQ7d2+rfqCRtshXNweStGJYKBu5/t9/dpr",
-	"hFTTDlXwMub0grKIdiKYnlXylhlT7sV9IkHLMYmoBlk2y9LWJ6a7aNvJ9O/v3M2m/wzkBQuAPC+0P38Z",
-	"SgeG6xEPIxZQPbEIB0RCIGRIRkz3ie4DUXQAhNMBeGTYFxyIkAQGlEWERhJoOCbwiimtSpcl7SS3Fpfr",
-	"IiOO97PVORS8G7FgMcrIBmXWoStkh4Uh8OI6/LGIyYCOCReaDEEa4iS6zxQRQ5BUM8HL5ps1lpvvYk1l",
-	"88rt+lGuvfkTy3o3E2Ncxd0uCxhw/VIFYjhF7kyRg5Njcg6G+IJzZffCvIn/S4dHOECoSFOBe6y2yiZf",
-	"0mGBAy7Z3RoWqGSEdqU0SE6jCU7gJObwagiBhpCAlEISEQSxlBDuE6ZJnyrSAeAkEr1eufBLW86T/wrt",
-	"ZiIhJxGPXePEyAaQ5KFpasF1cMMys+dCv+yKmIdlMl6JWAZAQgEK6Rf50LDnOEfUZqOYLpt/1vaU6F+y",
-	"5Wz372Ur8ERocuSanz/rbDBm2kMjhHjIDMW97FIWQekCoKAyOxL0Ke9BSBTjAeAgjWQiTO+TLuigb3aO",
-	"9igrlQtlnU2tyGpdpQuzeydbmJNcf+Qo6W/+EpWNc2qxzKnK5PRymWNtGFJtD3YmQRHKyXG39ZiaQfeB",
-	"hiAzoW8nfEuRh2e0N3fR0k4nRcqlukwX7857FYt3mvW75PKlIzYLKKmGlxEbMD21bkKQAeXjRBtSc3WN",
-	"Qlv55ZjbUjbd3NlpPntsPnPalVpoqoVBmBnGnMa6LyT7fHKGj5lSjPcMbzN+QSMWkkBCCFwzGpWqDYW2",
-	"cjOc31ImJnazGT4vNjd/coX+7eRUPBwKqSF8OYCQ0eIMn2ePSSC4Bq6J6aV8bpNN5SY4q6GM0e/np5Z9",
-	"8Ni0Rs7GQ1hwkpMDMTPFVaVzhKJV21PRPUBmMwxmznczbkmD0vNguvWKK8ECba/lljA9oNdmFazgwEvQ",
-	"IQ360Do0HQvUEEJQgWRD801jr+Fz0VJaSPCJ4AQuQI4J5WoEkug+1SSgUjIjlogW52AldtCHAVLQgL56",
-	"BLyn+429XZyFHa/SkvEebocRVNOd2pUaSlDANY7+liIXIBUT3CNdIVMRuGx/j0RAbSdlfT4/fURE14lS",
-	"d4AHEqi2Wkp2MGgZQ0XHd8o7PqUaHhlxUt5zQKMI5C2VEkgnDnugCRcjj1BFGCehpF3dYqC7LbPhdMha",
-	"RkihjGq5DW3t7uy1ud9uxApku7EvP7j/3X39wa5PmkISv92gQ/YRjNuN/f/44X/zt/aIL/1UnJIIutoj",
-	"vvaJQjlvrnGaRWY92twNiCky6osI3AFNnhkWnqIMYY4pI2OM6DJXkTDppc2blJjR3VKWYoywozzRnLc8",
-	"qzGaGQdRHBqV0bCJ4GQYdyIWZGq02m7zxoqb0DoREQvG5XvhZorkTYfDiIG6zB589sGdnZ390Qf3/D1C",
-	"SScOzkEbKvM/yy09diahy6JIkUAMhhFoiMaE8Tb3R9mGNIcgcfmQC3ABlWduXXjtML+5hVRbbm9QOfDT",
-	"mfsrrJo5ZFsHXQ1yesGeuYFpQUaUadKBrpBgD2bGe0X+NFdDqu294e6dhmc6Z4N40Nh7710UcwPG7d/Z",
-	"QIwu3wOJI/n4449bBzmqmh7OU07u7ewiBwd9w1O8B/uGeu7t3CX+9P3IJ83To0Py7nfv72zl7msZQdqr",
-	"3B7xPwQqQVrq/KBdchlsNzz79QftRgQ0VHsjyTS0G36lkLpbtuBGHaWSDkAnEjqibOCE/jM8FI5YVLoZ",
-	"T3mUaUeGXvEabg4SIM0QujSOzBWdh4z38M7JzFefxSDHDa/B6cAOBM+d/JCBmz35pOE+bXgNOhxKcYHn",
-	"m4RP8arXeFFGPIdWfB5JMZger3tIKF6MaNepcWWjCnLtlJKU0ZJbmg3AklWyxPd2ZozqTFSPyRLynOGc",
-	"iXUMJpZKlO3mkH4WAwnwMelKMSCUDCVcMBErMqQ9uKWIz+GVti34lYO1HVQQ4X28WE2N6jg8oeZx+dns",
-	"DkcWpn0OzdtplyyceV7+voRuY6/xe7cz4+xt+1TdPrYq6XEXD/jyARi1wa6I4dmIKo1XyP3kmhSS5r07",
-	"76HsE7EmTGfUbqV0NtJEk1hSkTi2x9OZ0LREazqIlCCBiLkmNIqskmcUe3tBU6QZCMOhlBw+ff7krJIV",
-	"Wb6T/PjceDpCREC5G1AYKy3HVbLh4SsaaMLcW9U92udLHhEfMR7OFEpDISJldSumyDnjYdUIzLPGorTy",
-	"LO4Y4YN3AlTvyjWsE9oDotjnleyMB3ihVyctG3v3d7wZ59adwqm1W3pqPR1xkFWr4w/A94hViQgLPSMI",
-	"fS64OZnMoqHmhERTSSXCtH8cVh4y75oDRWuQ5ts/bQ7gz0z7f/bJTut92uoetI5aL764++7rrd9vlG3t",
-	"iRDRnPPG0vSoLxSQvhgA7rbRFK0VmFcuu3nvePHddpLhD7GR6U026tOrRH83PZi1NM2Yy3+Tmz2MmIJw",
-	"y3M6JyBLFC3yVUP9bCZHDBhP5UW5CtVjgs9mTYnvVPVvny7Jls+ELOEG86tRbfYJJUZRMYLJb/lECakV",
-	"Me/aY36bPHAqg99y592BrjxkzNelSkP6acNrtPJ/WMuWe5D/wxC0+zn7rxHyRyKKxOj50D6b+OVF+QqY",
-	"c2r2wtuzrHpe5umSC39Ge1V9njp2MRdnoyFbJtHWXlc2AE17lUd3aefP7VKWq1zu4SIqV5xr5/Jajuu4",
-	"TOVKxjRb5YrTBi47mNdGNVFDwZX1A39Iw9PMDezsUua/ePuzBoPEpPKdT5W1HsxwJJfJsOT1ot+2wh41",
-	"s4Eyk86iEvTETsKuQZleV2mdylumctajglmjrGf37u3sxYp7+EIfJ+/j+FOn6OKbtpZVyhx5gRuBykzw",
-	"6Ofi2l66btBiPci7w1cg8YI7fSZ9Ft3Pi614OroZS39A0padu9yo0SEQP/3d39onPtIsKB9VAKOWUEfH",
-	"1oh3Q/bDOjNX24u8P3fmVhT8oJem/QNurR9oDDs9OiTv37v/XeIGSqyZW92gJT7KIx9WWOYCcmLmOueA",
-	"CVW4hDn7VOq3X4u0spblOQCNPeKnc/D3idnjbmqXbfNzGFsLpcU1UGclU1bXNytOepJyrYpAB6/Ny0xu",
-	"nrsq+Bb84JMBDDogSZPy0Nqa/UlDn59Z87YcX6fGOmc8HYk4Cs1tW4wI09bKeQMIsdxoOauNqfdxY58I",
-	"fZSAGFag5QIIYiYtFlEElybBJ4KoOOinJiO8e+lpusyQEDdEeuS95EepZrbC0lcAMWZuQhVOYU1aHiIx",
-	"iigMpsmIKgvEcMdqySD8rRu6Q6c5zMZl9yiP/1h8lwpwiEvvUwrxYCpn0yzZl+ThjdoZB+Z8XkSirqJ1",
-	"VoBaZyugVZDQtXCPsmC0gHIjtjQ9B+cvtlcnLkZ7RCdIlSFVamSZDczJyXjb3Bh6fZ1spm3uZSdWY38r",
-	"kY1FJK0EGvTNJMzjbhxFbZ4oviUz9be2CXrs7OUe2+uxC+CEx3jMim7iTbxBh+SEj3Hm57lXcY/OhHhM",
-	"+TiF96xGapMIppkkNoUOujxpVYGb5u/i27CHzyfQVSts4CRAa+YGTiGgLr2B87FbN0Q45yBViKhC58mq",
-	"S14CG5uz7mWgrLUarzoiHBvBibCRLqEE+0GY2QQO2wjv1IgwNbIbdKKmS4TjOAgvKA/gMBLBec5uSUOr",
-	"EtDoRJo5amY2qUsjBV5jmPvpi4aTHJOQjHfv5V1bd3fv3313Z2cBB1emMH2SNp1Z4wW66MxSHCD4yOpb",
-	"+eFkToHVDLpe0sKH40VcSF4DXg2ZBLV4hzyOnO5hPdlTA2DhYj1HVOnnapm5zu3amsdnd/7EvPPaSxxu",
-	"hlqi6Gm3sffJ/EG/mByDxUt32aty33yXSaXN7ULSQINUiUdOQSBBe0QLvIH0OFOWIc9hTDrokc57Le8U",
-	"vJYIbXz5yUHrT2jr853W+y9bL75T4q80tHghzte6vtbIgHY3DQM11yVtzTfYz7H9YPfdtFkqJR1PMQ2i",
-	"JXAf06VN+/Vy7FHNVBa1sqQYWJoN1kR789lkPWs+YDz5a2IDvEbM2WcxuMdI1RN74rbDjWTeyi/BU04K",
-	"vva+mJbKEirwoYZHmFYQdbfJs74YcSJ4APtEAQ8xXEIR/8BpNPZws3g1H/EEf9Q6ODlufQRjf4LLdu+8",
-	"twqbTct8M/DpNXqRrtIjZg+p4ozTzV1ol9OFy21z3v/qeMtrZJCoubSZvTnFk9hB6b4rxXp8tZM3wWos",
-	"xAUSqFO6Zr17at+aHH/SU+kM4pDphxdO2yuOkAZayHWcEdhQolwmYIBYIfbKwpANe42VhoH5hQs+HohY",
-	"lfjxvQa9hGoQMeD6IAwlKDXhP3/3XoH6P9lpvX/QOqKt7vbei3dKj5cEzD/hht8ptvOn7XZsNKeKRhZV",
-	"FlJNdc6waevzg9afVByIItaBGBQ2QcVBYBbDa3Qpi2Jp4xg5K8VwWqoCpS1NzBAen/xvrf+jYsZJLMMs",
-	"CPD999/Pa5o7JRBgr6Gp7MH0UCZXJBVgrYoB2XYS6qzWO5K1fWe+FMRDnOpGnvLze5htxWyWXIuozBj8",
-	"2sXlh1QH/TyGeUmRycLF5235JqcFuNvL6moAC+fPSiFQcHLHJP5eHPvEvQeDhuax9ssKxl5YipxXIEan",
-	"iFecl051YjlnarLJpMvaOaTDEqQsCehwn5jTgwyAcuW8QZr0QQJpdmkUkQ4Nzs29QQMdeObOwEkvEh0a",
-	"EQfTxKt6tWjZ3dmZuMhWK/45YXPYp5xDVACz0ShqeI0LphAvipDBhtcYQdBH1h8AaIuQF7oPslSeTvLC",
-	"jMvwrN09YwNQmg6G9lwKWLjIV0/crEu+XkAvSb62lOVOj0NHxsWN/bg/xiAgDBSgEQnQP2s2t8cuIBeu",
-	"ihub2W8sHm2CJdZ2/0Z08TKg4uXuLZnGNqkezJ2BXYzFO3KLtfCNKj2BLxHMMSUxHFg7HbuXQXrzI/Sy",
-	"oJLZl9k8a6zjHCyw2rWfhGixM4w3PS0uRkvw++RVVYzK+xNc02BtMiaIlRaDxUnOCsd5zNYXUp/BK70M",
-	"FzN1IpmN2J0+2RazShT65ULDXFp6JHgv+QAx40t14QJ4l/giQ0Qvs0nuJFq8ozK2zu10apfK1txrlKO4",
-	"Z5DgauapRejnIb60HppILFWbIYcTfGklUrjspuLkZ2zPWkStEzbXL2XtQCyofC7JDRjP/7pbSYTTWEib",
-	"wMkaFjwbQDLUY6POBBFQ6eBM+WCB+/fKVJeacAuEW7ahFyD1arfHRJQ9WXgZS4fgWikxl2WGpYVXZcXj",
-	"V0LI9CO4gGjZ3sx3ieNyMaPeY8FhjHa9STifJhx6VLMLcLe2kbmOuUubIfgpQ2AINFr5YkKjZ6nmOs0c",
-	"XSk+B/6c6/kHRWn7PUnt3WWxVfkevl5q7VxYdUkCLJfZwolIp1VmOqDq3HopJpwLMga7hYjm7TKIQkWo",
-	"BGK/IJ0x3s6MXn9LEd/cfDsRHOF76E5Yg/6VRHmtMrEFLerFmyt+lIiEyXCuuVe15W6EgbmDrDg59/Xp",
-	"go6A/Mv4dY/N/6ywExIioGrlzXDBcsv0mF1MZ2oXTgA7YYAW3N7cr87MO5dQpTuKabikLp34EZMLcHpB",
-	"xgkURNxSirVbkJU06xUPrXUcPwscOjmxvIAwXlGkbspzvQLPrcA0yxD/pcm4+vZQoMElXIapOjXtBB9G",
-	"NICB80zO1ErTFyfHmzVR7pFOel/LrSebyWauPV5Dl6eYOLHZsYjg0dgl+cmni/jAnF3+pFm8iPByZvGd",
-	"BTLvLHj1KkrpnLGRBkZjxMhexEaWG8bd52u6ul2jlLt6JXuNmuymxelbIiKnqP8BHasyB1eG2A7pWLkN",
-	"VSOGYarW9RFHQES3O9uLdffd+xNYzPkurAepdrEgUxVZaPb9a0Iu5F4uEw5pjG+a16f8pr4C9qS44kdC",
-	"EooB6zTQHmFakaRt0hwWxKbhKnej2drOLNCX6Pxkqv2JYDcFeefXdt4plQjLCGjeCmv+64xrZVLTxTY/",
-	"5fkmEjAhmm4SU3zZ15e/Ca348QTxOE9SNpn5JAQlLvVB9mCh83uCKJf0die9zRxrAltfmK5SnLt39bMr",
-	"UZceJhbQVDIlXu+5pk20EqSR7guBH6baQIvEtFj9wbOnT8hQYIQ7EZKkKfNc5h+LORbdrvVyEsaH8bQ9",
-	"9t0yfgKlaA+m04DtzKNhO1TPTi1rqIw6EmtOiUERUZyLXjeCDKIwU011r7328mEei1qJV7NXLmoRM3rx",
-	"qrYfl1Z+yZEp6+Bf2HWewwMsmY9syhqQbys/EC/b92xTs80qTHWeEz2hrZVMA5ciqCLoYV5erEW3/s3d",
-	"8urdnrPFs7Z1HdfWVPxcu7fuSAJ8Dqv5duJF7P5F2MRU/99L7k2J5nTQ8BofNrzGYam6hK+fxhEsDWKM",
-	"ILkfzDyxzTvoyTOa++JflE3t+0Ajm8FzmdCwqat7ARWYrYRLxz3/CJ/kieobwveZ0kKOH3J3+6wEpi9u",
-	"6F8GhF4NPF9YzHSlGDxdxSGxEiS8mGHPyJKIsgFir3QsuZkihio0vIaWlKsuTruLHIfY1/S/zipjW5GA",
-	"Cd8bqfvBSqkLwAR/NNbCRkBUgMVXR8DFEfzvGVUtCecswYqLFbaiFBebw3Dnsd1UzyLjdcjpAkdcu6w+",
-	"DkuBEMLmKZ5ICpxuXxyzcCK2r0ztPg6TBVsJ6V26Hj8YnZfIkaiXZ56H4YNnB6WkHMiL4ot37t/ffb/0",
-	"1XO2cERCZeTiuR7nu3v60UlpV7EqxnKwXulrry45nsnruba4r4uGadpO2MOltCMqI5cfjM5LbujnMF6c",
-	"/s0GLnknx/bLhvMIaFh2DcX8sMsZe60whPBwYURkUdqvdqFaHk95WXhEDWq4SlDpm4aCWBoDW+Mmrhw3",
-	"YYTe1WEmVsE/LA55MHNZzaaxgoxfEny8aZ/ZhpGdbzLCYVG0QkY+S/h4UGm4FpSC6XkdVwg3gxqd0MjJ",
-	"wlnIhJx+V6pZm2bWhFC4lGDaHCD9DRdmN1BATdOi6LEVU0gsdzIlGQgLFpX0x2l32CyLvdfAilZPeTQu",
-	"D5ZOHINp+6VsmGxsmcNgihgtRqaU3LF4Ax1glR3RJQPzJmGcjGPKSfPwyR9vEaoIJSEEbEAjYhv1CNVk",
-	"IJQmu/eJEyIkZD2mFaE8JHeS99U2OU2qBBAajejYFW0geiTSl0iz3di9c/fe9v2ddmNrmzwWErKHFEuh",
-	"dWOFFYl2dshU8v4tj3C4AEmkiDmWu6MEfZsONYL5P20DWgiPdCCgsQJCSYdxKsekGwksw4jpKO347Joo",
-	"ErFzIDvbuzt2rSLMseRSsTX2kmFPZIR5v2AnaP3BJzut9198sevt3n/dbLe3kz/vvN76g1IzRtV9okhY",
-	"WRft9rPSZgrn0WQ5H6Uw440tbOXbWnh9IOYQw8JY+4R23PmTVYgyDyYEINa+Ws5Mk7tC5Vmq3Mo19xI1",
-	"fRtYV9qqk9UZ/735jJ+1f4hphJeOysEqCUuMcXfnzr1lpZPRakb5PmYeH8l7k0JtcqzFVsskXHFpwjJX",
-	"RgBKnYlz4GWAsa4E1Sf2JVckM6HwtLwEKOWqBRUI4/13q+h5u4qgXRawY15d3DEtA1oclPtyNmptsrLj",
-	"bpmp3mVte2ZnVYKi+74Y2fSomFYhmb4iI5BAwAjOFTJAlLkMzoFPuotsJq35EfGTk/AK+5xvPL/opQSU",
-	"6DsTTD+Rq+h3v/rr1u9+9f99p7n1u1/9+He/+j/b7Va7rbZ/751Xf/TNr38Gr/SXP/7RV///LypS4Jzk",
-	"7zCTuRvMslLCYZQkaYioWeQ94qOVyiedsQXWmQuVkB7xbbEynzSZVm3ufjfHF9Wkz8zROUSd1CUad9d+",
-	"cwILQtESh3W52tzPPEyuo5ypDpGSWF7WEoKEoc1inHorzfCcmQHCgr+qQp8/Ebbu8YLgLCGi0zgCVXIr",
-	"3CxOhqkHSU26slC4FTJbDCinPZDH4QLeFryKIjrKqCVnQAdLfbYUPnh1P2CpcFmXJctBFNN4+GQ7Jhel",
-	"sLDF6Sxu7nrhKHO1+J7MR5t35He7ZjhGzzwVHWZGEwFV+pGgYQVvdMYpPqK8+wVQ5oiWsAaI/Jd3S+Qe",
-	"2mEPhYhCMeLLwCWCJM8H5rN0KWfK+SSkLBpjXpAUrT+PwpYFXVu3+mP6apkpLIsQ+daIg2WhMGhfYN2x",
-	"+etDrCi36HfOa2C6q1jVgqOo7Nyk2ha/tOuCRTHxEmguZ+a8dGusEAYuuqRY4nO/7Y61aY9V09+9+947",
-	"77zzzns7Ozu+R/wv/++/f+cdfwvvrPYG6bDTbd4ZE/8z846mPT+pKZA0HGFOXqdPDraJ33U+OOWTASbE",
-	"xhI89tdWPCQOoDY92gQ5T5p9LBxkjuo0H1eb+4ZRfKL6YqRseXjdZ7xnj+vUdDkBWE8sYpPQ9cRo5KVR",
-	"PVnUhpcVx8yXr03qNjo/Q5qiK51vBZo+M5NW8nqF5zl3PpRqdUJE67DoosJy7WCQTBEqgzDXx89bfvzU",
-	"UrmWyjdWKpcKq3VFldbC7duuW9eKci2Sa5F8WZGchUVOFEivqCxrYQSUKI210AY06DMOJBAhenXKowsn",
-	"7NnTn+47mrDVEF0nEeW92HmLMn9ZQIcv4VUAEEI4naJ2Rqr4CVN2PKBoO48ot6UaWD5I+JYqdF90o5V5",
-	"SLEm7xKhP1lM5jxkLday1ZQHk7ZodJstlyd+gynhk6x0c8ryJz9M+1uenx4TCV2QwAMgnA5sWX5IKdB8",
-	"WKSFvtZDtXf7NhbM2A7hIqmTpW5Xk0nZsk3ct7R1D9g55dPmGnouu4adVsZbLOlwtQ09HVo9ZEmD49KV",
-	"KirmsRoi4lJ1MtzH5Ws7gSJNZLDRJ1DSvgyBYlz9XHesa+tjKrn5Ze9qfQcrWANXrFRSvURlGa8Xg/hO",
-	"QnsXzpO9WMrqZKb5EaVTmhdsW9zXdZh3Jijl2g09p4D+6FVZEz9OXd2TqIOlfNVTnJtru3TkIio4ciUM",
-	"MQx3CPKCmUXwGjQOmbb/CwesPKTNXLJOJFwwGC2yt6VIhxWR6OnXlwHD3xQhYRZGKAhXXIvs89UXo1Ig",
-	"zK57Ucp2KqCcl0WfZFiFEc9dAlxKCrz1IGzh0zjsTeMW1giCzcZYNj1bNG0i7Yzakzb5jP0DETW5VDTp",
-	"4+yH5BW4MIufPB9Bpy/Eudqz97hSvnoGWjPeK2MaOjxECNuMG+aAvjrC8Ka5qQpoEub+1OxHErOllvzu",
-	"kVmQhb6ZxA8VJ1O6FW4l1gUrftOXb3qBUuTtInr+s2L2hqq0SqU0OQIYGq4vkfQ3RozCBROxenojFbSl",
-	"JCyu9mqKBVVPu8tVyJHj05gvksbMvjhjvFX1nnC17ImwWNnKlNgmb+JO4k8eOUmU2eZ6GFHJN9f+lAKX",
-	"rFhuaukYyjbgzIHu08EVLr1z881kI7xfMvczoINNFCdeVHDcXJG8ZLpcanTWdZSQLCC3Vlj7GfGIi4cd",
-	"GrJYCYX1Nu7nkjfuSiyEWdR1XJaRZ6/9imxGsSbdrRYCRSFQpg0uHSwxJZLRZnBCmZyLzX870PVrNMJc",
-	"EiRfhMQXRrYMQv7M5TNasSgMVQEtcxAdCZnmilUeGYgLIGIInIjhUEgdc2aa8MhnsdBg48Vi3mWcqT6E",
-	"RMgQpNk+QZrOv0cMEW+VZ5S4GbWgn6vSsjY2Krb06nh5jWjJ4Ppvmf40NxjmKY8w0NG3iovZQZ9QrkZI",
-	"fX2qbURMFiXTtKEcSWSVRyiRIgLn9PRICLjf6I3cIi3STyxYxTgbN7AVIm0k0DALzCqVUWJ+aSm05xoB",
-	"hCiKm6lepl54q2bitLwsyHxxtdPs6hWUzXt79I1lw/xWpbklVeBygpgZIW22fh3KMYr2a1eOzSjWhb2b",
-	"cSrVZL9Zsl+vEv/aaygIYsn0+Jn51O0vZuQ8iG3W0kmYxpBKzUHaoH2bkJGcw5h0pRgQ30rWA2wBM4sw",
-	"81UfaIhZL+2iNv6odXBy3LJpPxM+sGlAX3uNDuqwSff2r6PkWPjBx2cNbzoLQTFKF0cSiR7jPmlSTjC5",
-	"YMsGH5IffHzmEaZUDCFqjhcgWZdBSCzQivEeOT06fO+7d+5jJCShnBycHOMUMZYdkxnYUdn+ttHDY1bP",
-	"sIJVwNNp9bUeNl6/RhBPV1hMVFoO2K3Gs76gERlQxjVl3FC114hllMO39Jjux53tQAws1CWQ7j8W4VS4",
-	"zmBjzAzSrHpkluXw9DFRIC9AIpDuwzsfEkUjUFjJXe0RSlSfSgitV0x0Cbqd2twsT6qHk+bXv/jN1//2",
-	"06/+9R898uVf/Oyrf//5llVzJAwVQRsiLqhNe+qRzMOriM2AaltMkqB69u0YB2La0fQcjE5kQ12x2rwr",
-	"uNIR4ZiMhDxXhOntNm9zrEbJzZzVXpu3yGmW9tLiEF06TKskKNJ8/vz4wcV3t7bNy5jZATGLmKbefhDQ",
-	"AUSHVME+MWqH/fH06JDcvXv3faPnPT87xK/NmeA+QSHcGtIe40aH2CN+xAZM+6S5+x8//Bsj5hOEIbm/",
-	"Y7GPNMnU2eYkTZ2wTzoiZK5P/wuU4h7JToTX/j7xsz993N98agXTWJZdwYzy4QXIMUFUmnnbp0NbhIAJ",
-	"noCkvvOpEoZDEqjfVhHbZ9pMMHp+IEIwg7BwOt8xiyL+QRDAULceObCcT5rP2GAYWZY6NB8rbMkQnv95",
-	"/x3fIw95L2KqbyGeI6Zgy4IsIxYAt3k1HWccDGnQh9ad7Z0plhiNRtsUH28L2bvtvlW3Hx0fPnzy7CF+",
-	"k8HSHFsYRjg4OW7k8iY3drZ37avmhkmHrLHXuLu9s30X1QPdR4l4e3sEUdQ652LEb386Olfbn7prYA9K",
-	"ArfP+kBcnlIyjDsRC4z4UKT5g48/Igr0Fhn1hQIylEbbB9Kn0QUoYliE4EBvqYJEUx4un2FhFiTcgnJr",
-	"7F5AcKwC08x2PlWuOTQa3wONSUAxp7DNpGLGfGdnJ5FHLvw8TyPJBO2RskCGUGXF3PRKuElvW1mVArrL",
-	"mkvHd9tBI3MHVGPvkxdeQ8UDW6S3cZJb2PyCFBYuwdPufYKZ/RsvTIu3+5iS+/PK/Ttwl7g7Oztk1GcR",
-	"JDBEbJkpEg/3CdMkFKAQKq1FHPTxpZBq2qEKSnfBpQLf4D64Hip2IjcDGrELWPeWPGIXwE0HRsBAbu2T",
-	"1N64+uYWOl508V3lnmRZbSIeGvQRQYynCWLAqe2SIAzCI/d37pKmn3z0Mub0gjJUhfytTOyU7tEp0NAI",
-	"LXU922S6x1xheF6bs7LbZQFu1P2du/M36ZmVEc+zGa95j9P1mb3JF7u36ZC1kjTDpTv9DAIJ7ii18O+I",
-	"KQ3hvs1Xh/vO1DCiYzKU0GWvpjfMnMVW2cSklkn1GVWpIWev3LbBMa+9uS8md60XG6QIOwkbbzJNFQd4",
-	"rhvNzCyoWQarUeMwTqmGmYU93bu3sxdfe9lXrRMRsWC88MfJ+zjMe3YJZhPVhzRMDMT4ye78T55zW4iF",
-	"fQ6h/WgB2j8SsoORHfjFnffnf3EmxGPKx250alVWyQlApZPbQuHscST6ApN8qgqVQSE/GBGHoQgo6mxv",
-	"yBD7VjcgWBYA9XtqlKiuSyhYZIzD3D2skQYFfCjC8ZpJ1hnHXhctEc60N8EuuxvpOyzjGPdon5wDDFGU",
-	"uNXlYjTBP49EkNZymMUB6Xt57ql5Ls9zu/cX6UbF6MaB8DGEjCboq2thWEsmuTt+KdNOHGi3v2Dha8vC",
-	"EegS/9XDbhfQRpYkvjuH8S1l8+I5Tpzm2FM06+c4tsA690oitDI/QH0azKNMu4Czv3gi9JGIeXht1Gh3",
-	"dB41LqvnHIcn1CibLxIyjkOmWxYoXKmbPYERKE26TCq9TY4wDJN0zO0K84xpKnugPZKSsNXF2QCIpLwH",
-	"FZqa6fmh7Xjj2ppX6q+z07bpzMxFTtm6hW69U4PlZzFgVKazQyRFj7wFjyfrgJg1AOFO+HPGQ8Sk44JW",
-	"9W+fJgXM0iHk01xOZNCkrc8PWn9SEb+xyMAWGdB6V6RrO86RTVXv+UpApasxWWZl5dWgGk3AXUP9dlnY",
-	"AKqGpRgPihu0kjdzJt1igPj8odiabJcdykYvPKksmH/pQYnllqA+7m705Se/VQXjW8h0TpOKdf82OmjQ",
-	"uVp6IzpFN4JC54SQuhWxCwiLjp4m+nLQu+OM68RBmZxnps2PML0zMbJgMHS2BrTRQ0iGIE17mLnafG3+",
-	"DiKGTh4btU+a9+683+bWl/RS96XQGtNr2lz6p6DluHVgpIO/tU+ABv2kJ2uoQiNO6Li2zdGK6FyA5oWg",
-	"D8E5hB5RggSCJ1llezEoBYrYkWkhtkniOGxz/MbOo2NzVSdmvdaIhbBHOjAWuBS4bOSzGGJrv7TQFMJU",
-	"m9/fuUt86xF62YnVuGxC2wTxYCmiBZNat7l/iCb5Q8G1FNEe4aKFF1Lf2vAnDn3c4s1cPwu52xe6fq5P",
-	"eGXAxRK59Uj0ephSdUJUFRZunsQpvny14uY6bnE3w7j5SPQI45YZXB0HIxeynNMlzoScOBOxniXPjHKv",
-	"nC0CAV2uAn1OYpEORIL3jIDDFL5k1BcRkC4dsGi8tV3GYKbTzXDYRMjxQjxWck91/CBs4e/67H7rjCiG",
-	"aywVzmAPR+Yz+ENoqh1/FHhiz+YD4mDxF9ZPjicchxH+jmet0RYg3G5zV/SG8d6kPmD9hCOqCI3QC0Ww",
-	"ooN0nJnyW5tbhiNNzAPkPjbDtYhOBJggH9MBEFQOtsqOv9Mirvqm8OgVnYNPYOS8sPVBuFlOrDjNHr6y",
-	"yOIpNugKibwzy0d+sXsbIT0tmQyuylR0Ajw0zNbM5dNycKDk2yQZl8plWHK5xdQ+Dm9IFIDCFPVixMvN",
-	"R4dJCjwczlUYkOa9mRuQLWllDWWbdRXme51/dy5uRH0C3+jbc3GzcoyJzFPFmeiPuE0xJyR6I1a0D1f5",
-	"Jj8cE5pkAsznz9gmSR5KIqHlLqb2xHQTiY3u6hL6udGC9IyKbY5tBALSQLsKKkWGt01Dntg3doQWUm69",
-	"dmfoFXBvFU4nhICFqJikvqKaadfu4dlZgMsPBe9GzCLo3zzF3PEQoUXBspxckYBY8SsUKyV6tBlCLQpq",
-	"UVCLgpVdy4aFlpAENkqhDOtQ5M0H+PuhC2pYxB5kv6hxC28PbsHuqCGulAwSskroCHEL7vo4hbmtpJ41",
-	"ylrXRYWYdcOsafKtocnvgZ5PkKtrNFQH/WlatgGWeXJev47iWnexnFds8JvDRi6Wumana9dWHsR2i+HN",
-	"VFcsdc9j4ERXyUcDl0ca0AEQFYgheGlJAevZw8g9xK8p4kdMaQwR9j0yjGJF/BBoZC17Pn7g9yQNbcn8",
-	"EvtkOo4bYJvEvISJOXL+6ydCRLm3SxBIWSAoukcRgmQTo1fioZK06QvKFteBXe9KJJTZEk2amNGFCInx",
-	"V2PQye8Yw76VjbZqcNnOFgY4nZVwzmIksDUkjKrO8OHCC2EL0rxeYNdOsZDE4rt87OpNLP7FM4yqXfz9",
-	"M9pb/GUH0j+SYrDE62dikZetBFm4bff6Ym3/Ie7uQqsn9WL7EkRxCGdC02jDzgNHuAs4DvIcVJ/iNxdx",
-	"x0OigMqgn21Z/rhMf6sOPsKzQvXZkAjuSkJjs2GiRJAEdWYr8bgsD+ao9KtCjxJC25QW7Jq/nvCjYu+z",
-	"ApAmmOfhGe3NI31857VXxyWtUcV++zXmJJIpFQIVMmBSZ77dMVfZFpoFq8E5D2nQJ0zDAGGrNl0wYRwh",
-	"M2LE8668fSIxNbMiio7JqM+CPlFxYCvxoFgZ9cdZiS9FugjRnZYjH5qBoY08r1hvQphkPV0TjiY/AExr",
-	"XSJQTkC2cAfc8tbH8tsZkYj2eQUXIGk090Sf4ubEXF9pas0fyxvWMSuNre75Jc7GmtrfeMvs7GNqHbbZ",
-	"IuVh0qcByB4QBQPKNQvUPnEyXhH/uNt6bL70SfPenffQyCFi7ZF7u3dsHhKlaQQlGGxn9M3ms+TIu9it",
-	"u/ZtTlO+JoPxHFmQWoxrmfAGm5fvzP/iRGKebcw6aYOy1nA+v7dcv6cJ2V+/WXtJJd0i/NJ61xtG4hit",
-	"fihE5BGay+KXYHTS2G/MjYgF2/ZzD8ggVpp0gNg0oV5SV9WOHiuroiXepe0OQSLqN6DDEhAgfrNhU4Lt",
-	"5Jo0/0V1pTQGOUkXXQvKGjW0eQAhsgahSSXtlBqbX/74R7/9i7/aWkp+ZTaG9YqvsyymoAOBGLggIky3",
-	"v02Ok/Fbv1VpHf1ifCy5s3MnSYU5dMENBdgUYVxpoOE2OcqVxLYhRS+x3KBH8vWHPYIl+V9i4PFLzF+H",
-	"r5g2XwZCRKEYcc8lPn3ZxYzI6Z+MX9CIldhHCqaRRi2j1iaj7uzcuTKM58EEZdERNaevo1h3Jt9ShDpK",
-	"ra0+N0OUX59pqEQY//anP/ry//l/lxTGCYyiyliEiIbkpTc6t6KbxQIuTzfdmsneGmOTdZGmvHJLpZu8",
-	"fkxgqXJy0hfcBSxjRgGXOdxm/kBvauplVSRi52CTr9+q9KteBbjwmryq1eDCcm9q7SGtQYibvP2EYYZA",
-	"JFpU2G2q8Yj2pA2BRi2HhbvU5SfW5aXS0ssOEdaWktlstokrak2YJlisz4EaD7S/T4IIqHQP8f/Zw3lm",
-	"7gd5+NwmJFHWQW24rkVSbY9BifQMJpQZw60OhUuaX/34r//zF//16//rf371wz9f7jLQlQCfbyJ0/OEr",
-	"m3aNaZs0xdWaRnUIf8A/MR+nQ4PYMpw+/uNnBRzNB664XZZ+xVyEbiliR/+YvnpAx2prm3w4zonE5ojp",
-	"PuMoF9NyU1slknJK4B1hsxs2PttOcgaC2thcC7dvp3CzrJCTb6T55Y9++fUv/2Y5WdZnSgs5rowFeRqF",
-	"aWbjvSRdhc2TI7qZHmWEKnhk1BckZCFh2vx/7OW8VhbahjkuXDWh2WEh33cDe6NtKW4S820pbhtqU8pb",
-	"Y0rJUOJubzE178aAPOXc7bwhrozl+v3ghbtU3vvtJR4hWwIa6z9FQC/yzqZb6MZGEREwGcQRLc9tc5xO",
-	"YsPahc1nUbu2a/lSaxsT0uwxled5XcMJFtL86u//8au/+/FyOocEzIG8KWhOHoMjLeJmz9bH1CIH1rF+",
-	"obL0OTi62lVc8/wb7wN1tEwoTzl2JSydzRd7BTpE0cowoUVsk0NrdqXOiLHvKk3CBROxcq0Ax4D1xOJB",
-	"EsRIGaebWdVKRS1gaqXieqST4b+8WpE7oEnztz/84Zf/8F+WUy2SatkbFlXehKBaBt07CecN6NAINhGc",
-	"Yw0MTaV2CbutkLMxhEAlhPvEot0c2E3Zyp+dCqVnmzwdAicC9zvmTDNQHvksFtp52GPeZZypPoRESMNV",
-	"ZCAuIElYkZMOMcfC6AFVAQ1xQJg3Ylqinrnl37BMTbqppWotVWupOiFVE+aYkKuUo8sIk4c3v/n1z77+",
-	"779cTrTGfHN+Lx5ahc1JPC5G+1b+qT7pSRoAGYJkIiQoHkuKtj93g6tvbTX7v/G3toSYF458yjBxlX6c",
-	"R0KcKxIPCSWcDsAjw77gYHQFV7knkEIpi6bzcgmb0DrrMDttbimaCzmgEVPWXkuSEvSojIz6VJMB1Raz",
-	"n7f1uuLkbW76twUwkyvaf/zwb11Jc5v63Cg31ndktEEWJk278vY2eqHNB3RMFABhuqycyGEfgvMH2cpM",
-	"mdanoOViMKR8bNYkZWEz1qo0VfhPRUnFOzuL1Co8cLvA40EHjWrE9B+IwUBg2YkBrSwpiR9W9b5QocQD",
-	"nmy9rd5W1RO+VDnP+/euthBiuqEYBgyqSghbElSkORRKsU40JlxwG49cO9huYnamj/sirTPUp8qmiUv4",
-	"8A9I86uf/NNv/7IQQpWTeqkk7IooEqNWPKyWhB+OiYo7n0KgPbw64WKhsOmMczV59wkvFPXFRHZZ80Rk",
-	"t7BClRYUSeWu7SP8+vnwOsr5fmwudW7ex6FnJWpxOljuyc6pMkehbWCqtO4sjn2W+6YqQeDkQLBElRkI",
-	"aaYpB3J9b80Z33oq7eYGNZJMa+CFQsiV1Y+RoNY+BNwdEWDVy3C5SrtdKQYbKrRbOcBFS+9qcaPr7iYs",
-	"Ox/Bka1Efcbc6AyAuSMiO0u6qWiuzvvnJ8R9oH0U9B1IovWHVGnPqbDup26sYwnb5CDr0IoPaHMr226Z",
-	"883WsLWei4G4cHX1/Ihmx4XpTos29wf0VbP4wCPZmLZ8LwFZWSuiPZhYGAEJIhGclyrJGCmSNLgp1KZr",
-	"/nriZNLJVRafrRl2I3ftN7IyJ82xa/Obn//km9/8wzf//C9f/vrvtiqkhVM88eJcffs2T0v0xL2khJ+5",
-	"KguF8iTvWWCCJ4m4KQ/b3MWyYmdZlcA+FArhpvZ7B/j2TUOdCI4YRKHy2xx5CcKtbfIRjBXolkvsDeE+",
-	"4cIV0nY2f5/lku1+YHi1vHR1kgv8rUzmbdd7Q4m8zbLlk3jXSazrJNZr1WENgc3XX5HG65PwTUleHTlh",
-	"mxxJ9u9q5fWASBjeUljI1rxLGJaPTfNNJZFD+Cw1yrpDoI8+X6rNF20e0KFnjbFMo3Pa8miSaAELPwwj",
-	"GsAAuPaJomNFlNgmB+GAceW1eearVqTJeFbrduxSeGzZchNCRK2OUSfIwckxOYexwnPT9jdxGDLuLNth",
-	"LnuNb/57HPpGC8+yczfRdupZ62ebC5lYfrdwluTezvvET1/3TauM96xlm6XGbXNU6j6Gg6b2gWoN2/Dg",
-	"hrRr0/T1aNZZz3VO7zqn983J6R1ZZpsUjXlN/U3I453o03UO7zqH97cnh3eVYlPg3nl5u9PjdoMqdZXn",
-	"0YywRnp8i3N1Vxw/V5Oje5ucluToTk1CZjC3FDHEhom729xl7saQ3TR5d/KqAy6FRDEewNY2yaIaEw2d",
-	"UAltzoUmXbQv7VlF3sUI674Uca9v30zZVJUpyvY67jj3ZiUFN4O6nrwqswRNklOlFjh1IvBvSSLwRTT7",
-	"b3Xy7w3aGa418fc8havG2tZQ++tP+I2UWJLsu1pO1Um+15/k+7ovf3Vi7zqxdx0ecWWJva3QnU7qPUPo",
-	"Cn4BUm84RnTPOapUIUeXjexMsqSmufncvXwIUgmeBGekWZC3sMXQ4ceIogMgEob72T09EfJuamWG5UP7",
-	"aIMaouthZnq+3asPwwrqbMi1ZnjVMsqygruyEsar8iFXS6k6y2hlltENyrArzTBa32pr2XWDM4u66+xU",
-	"VtFqmXXjsokaDqszidYXpLcwk+i63YzT3PyWZQ/doNZwrUm+ai2i1iJubMZQd/2pzBZarUu8EVlCa1tz",
-	"zdtvS2bQhZ3rb3M20FpJqAVJrSRceQZQJME52T+rBVKd9TOX9bMyKecGRds1J+SshVst3G50Is5EvM1J",
-	"wlkt4d6I5Jv1Zahm8zc94ebsS9AAZkUdHdpsPs/VZvPPYvtVoAfE/N0o4//bG5OPcgczCLUYx5xwOcox",
-	"fxYo5/aQKjUSMqyON8WUpYr4Li3UifvA94gCrYjPYZT+ZtFBRnZbNxoeLG0zVswa4wDoDgPa1H1g5tix",
-	"Ul2Lc+A2tysNAlDK/bK1Tc760OZJWqqkMaXp2Ab2JIjQgErJQKXnRL4ZLNPOdJs3UXOOQiI4EKXFUJGR",
-	"kOeM97ay7K6FMZFzgOyt7Tb/WAreS9NkJSuoXI4a2qOMK21hUKKH6HkptI4w71bydptjajpmhidcdlWP",
-	"wGcxjcyZbD5GlBXC9FXfaA/mEKGcvGfOEUkDc5AmyW+fcxaIEMiTo48Oi5lwCWYt7MYKQmupuLezQ/wR",
-	"0POXyVD87TbHjDJDEMMISJMLnSY32CJ9egHZJMuT2ppz7fE4IYMN6fNJ87a7q1bni72X5xawj/Yt2SeE",
-	"qgxDTCG9DmnQh9ah4FqKaJ4UK75cKwI3Kcr4/iLDfGYuxAE85/SCsoh2Irg8mMsiFAZjDPofZqyXyHqz",
-	"mpmox3QmlRCIhyitrXMBpYQRgomAk3EEapvYdErmin/OeFiObDjBXm5Atq2PGA+T/E+bRECYCc+HP+Di",
-	"1+CHG53GaOhIN2Ef+/es3EU2fLibJL6TuQT1KQ8NYNABqbwkWsDqN8hRpOlAQmR3a7siQ48hr02dpkJE",
-	"15OhBye1cGqeGhJ9pel23nCEc5JtZ2gZZ5KZ84fhZL6O6XtrFow2dRymbFyN9Pse6JR9N3j6VF26zeDr",
-	"I+cty+JRQdZXlcUDdU7Ge1gRBKk/iybiMCowxH7qGTLXZ7zQJucd5uIYgQQSUaXJp3HYs3FENtKcyTxe",
-	"tCwfx4aPxevJqjGLmZOsGjVT166fyyesWPRwvI2wFRhtwL/zMULlbQBhIidGIo5C0oEk9sfKBEz9Y93T",
-	"lAylGAoF7uhVoD2bJlMm1i1bITJ3UHtECcFzJVOeZAkyFb0oQ9Gd2Fkbfjw1Tax6n32xOQllx7XhQCDT",
-	"iVuLSss+Lj5TVv+ppVKdrt4RTJFTVbW0cbzeGlHJGe9Vm6g+di/Yki40KcUzYlFUkBleoUTSPtr9q8Ey",
-	"6G3AFMDlBq1T22zS+ZsdrlOczHyzVbInNW/faMtVEio7yoi0gtkUaD2TyR64INqADpXLDwvoywiBmp9T",
-	"A1fR1WVeL70AP0s63CBVp31UnFHJpGv/89VcVCPRoVG66hW31VUunQEdHhqyUw+QGM0BYP5KXM2IrHa5",
-	"yjAZRS4RctVFskCf61fVkuav50L5RjJG7Vtc83WvN5cfk8NhBGArVJZf2Zz2oFzNAUXCGDwiIQKqQBF4",
-	"NTRk7QB7rkavsw5NnlBY+kCOiYy5A8WptHCBzd8wJpEQ54T2U4zimPhUPe36+zbWIsKPY+WiLxXIC5C2",
-	"pBhpmhdzwIcS98ppzJ+Z+W6K8U3b14Q7dn1X5S//2OweLpl5D0PZm0K6y3co6mK0b6c0OI15UsfaZjbH",
-	"3ediVC0QNNCBqoQWGtXzDN+4+rqxiFYKmYRAk6DPolCCA5cxRcywKwtUUwl86Uqsm7yTmSWcfxPDrag5",
-	"80Zfw7RjhoSb7N95AEGZh9/s/6biX4AOrsfDj5OqPfy1fXGDHn5tGWeS2/Jn19yKHCnzbVC4V92+kmOq",
-	"luhvkX++giivyj//WFzgFQrH4ZxmgkOSEl6MODHNAA8p1yoPDW9ifTnz2ctgHETgb1WZTDZ8YF2PqWQW",
-	"oya+95pha9/75X3v844tpVtoxLhNwwvKA6i2x+AlKC2M4wwgI6psRGTiEH/2/acHj16ePXx29vLw0dPD",
-	"jz7YNbx+z4YojJiCLRQbzoxi7SfWoKrZAFodmnrbZVKLdaLEgx3nGSiNkeObKvRgu8Eursmwgn2fsQFU",
-	"esPNC66cqVm9WlrUOitmnRIXYDMxgNKOx7pCjmghXmPC+mJD9aocdbZsrXVfxyHTQiqiACzrYiHZfD1b",
-	"C6pDpUDFHS0BDbdDy/MOou6C85i0RSTdYTdt83mO47omm09hrHNsPebZspae8l5xK3KV1qWIoKpX82zh",
-	"Pk/Ny1W92jwdpGnEGqYhZjz5qUsjBVt2XFUDse8WhqINE+w1OkJEQPmGDVuGTuYbttIp1HLyxhq2Ysfx",
-	"k0HEs8q8MM40o1Eal2buGtwIJ2LzdEG4TR4OsCgLlUBizj6LwSMBVdBiXAFXzJBvNK6KjEnj2devapim",
-	"r8duVhVEX9vN6siYa4w0TUxus5MJ4J9zTW7XmYfCjLA+a94yk1sFUV6NyW2P0I4CnpSZdWeZq0/rEZ/H",
-	"UeTblGlGWW9zga3RyH6wTR4A6mlUW7udGT1p+lZ32yOo5/lbRMKFOAdF+kylyTSs8p+kaSBUE8ED2CYO",
-	"9eMicvw0yQMGqDooVZsbxd83uqqfT9cxkafDjqYkP4fuQ5sXknQkVdUIUyqG0KXSyHJz3FLEt7MIn7nx",
-	"+22u6FiRvhiRAeXjbXKAmnWSe5+O6NhW8PARoesTGimRroUd8cHJcZufwzgbryus49nqwDYtnUX4Iqyk",
-	"LyIc1+AGJ+OosLxuWOW5HsvrTHntLK+13P52W16vS/FJjbZVio95G4JYMj3GM6YDVII8iHW/sffJC3Ov",
-	"p0P2EYzTX16kjUyeLo/YBXBQykM7KzP/RRGq7LTIADQNqabb2Q1fjZWGQYmpJJGwpIn5h7wknZFHItET",
-	"sd5KhfMw7kQssCcIisALkKw7LiZgynWJOUWmOzzBxEGesx8ZIa48i4ewMEA6JOICpGQh5Fuz6zjdXOIe",
-	"JVoC7Bcziib/TXB/1pzlaoyk9qCcCaisg4/MfLtCkiGV2sKGNfRcGXiXAQVzozoLGyfpuY0x4R2GxUbz",
-	"C4P7XDUZOhwCD1v2LIpDps1GFJY1dNaxCaLAzBLNr3/xm6//7afprlkTna2+kWvEZoWbbuQwBe03v/zn",
-	"n37145/PayhF+Zc1ZmsEKtL85s//9uv/8cv//MUvtszip9/k23HvljRzJKJIjFrx0DT0859885t/+Oaf",
-	"/+XLX//dFhHc5dNAwilptYufPh+WNZtWMkf0qG3+q5/802//8q+2ci2EyVtlTWAGm2TJv/rXfyS3yZd/",
-	"8bOv/v3nWwl5uyjmJLTJm0TY2pHnC4fmh2+tvK9fvP5fAQAA//8=",
+	"7L3rbxxJdi/4r8TWvYCKPVkUSUk93SQaBpsSZzQttXgpatvXXbrKqMxTVdHMiqiOiGSpuq3F+IPHs4s1",
+	"1oDtNRZe7BiD9e6XgWFj7R1gHpj/xXA/5tP8CxdxIiIfVZn1Ikuk1PVJYmVmvM+J8/ydLxuRGAwFB65V",
+	"Y//LBrykg2EC+P8OjV9I+DwFpc2fKh0MqBw39htnfSDuAWGKDGjSFXIA8XYjaFzQJAXzeiRiaOyXGgka",
+	"MWjKkjlNKE11qhr7d3d2goZmOjHtfEhjcpq1o8dD82Nf66Hav31b9QVNtmO4uD2UopPAQN0u9vvqVdCI",
+	"qaYdquBFyukFZQntJDA9K/+WGVPhxQMiQcsxSagGWTXLytYnprto237693bu5NN/CvKCRUCeldqfvwyV",
+	"A8P1SIcJi6ieWIRDIiESMiYjpvtE94EoOgDC6QACMuwLDkRIAgPKEkITCTQeE3jJlFaVy5J1UliLy3WR",
+	"H47389U5ErybsGixk5EPyqxDV8gOi2Pg5XX4ryIlAzomXGgyBGkOJ9F9pogYgqSaCV4137yxwnwXayqf",
+	"V2HXjwvtzZ9Y3ruZGOMq7XZZxIDrFyoSw6njzhQ5PHlIzsEcvuhc2b0wb+L/suERDhAr0lTgHqutqslX",
+	"dFiigEt2dwULVDFCu1IaJKfJBCVwknJ4OYRIQ0xASiGJiKJUSogPCNOkTxXpAHCSiF6vmvllLReP/wrt",
+	"5iyhwBEfusaJ4Q0gyQPT1ILr4IZlZs+FftEVKY+reLwSqYyAxAIUnl+kQ0Oe48KhNhvFdNX887anWP+S",
+	"Lee7fzdfgY+FJseu+fmzzgdjpj00TIjHzJy4F13KEqhcAGRUZkeiPuU9iIliPAIcpOFMhOkD0gUd9c3O",
+	"0R5llXyhqrOpFVmtq2xhdvfyhTkp9EeOfX/zl6hqnFOLZW5VJqeXy1xrw5hqe7EzCYpQTh52W4+pGXQf",
+	"aAwyZ/p2wrcUeXBGe3MXLet0kqVcqsts8fbeq1m807zfJZcvG7FZQEk1vEjYgOmpdROCDCgfe2lIzZU1",
+	"Sm0Vl2NuS/l0C3en+eyx+cxJV2qhqZYGYWaYcprqvpDsi8kZPmZKMd4ztM34BU1YTCIJMXDNaFIpNpTa",
+	"Ksxwfks5m9jNZ/is3Nz8yZX6t5NT6XAopIb4xQBiRsszfJY/JpHgGrgmppfquU02VZjgrIZyQr9XnFr+",
+	"wWPTGjkbD2HBSU4OxMwUV5XOYYpWbM9Y9wCJzRCYud/NuCWNKu+D6dZrVIIF2r4SLWF6QK/MKljGgUrQ",
+	"EY360DoyHQuUEGJQkWRD801jvxFy0VJaSAiJ4AQuQI4J5WoEkug+1SSiUjLDlogW52A5dtSHAZ6gAX35",
+	"CHhP9xv7uzgLO16lJeM93A7DqKY7tSs1lKCAaxz9LUUuQComeEC6QmYscNn+HomI2k6q+nx2+oiIrmOl",
+	"7gKPJFBtpZT8YtAyhZqO96o7PqUaHhl2Ut1zRJME5C2VHZBOGvdAEy5GAaGKME5iSbu6xUB3W2bD6ZC1",
+	"DJNCHtVyG9ra3dlv87DdSBXIduNAfnDv+wf6g92QNIUkYbtBh+wjGLcbB//+4/8n3NonoQwzdkoS6OqA",
+	"hDokCvm8UeM0S8x6tLkbEFNk1BcJuAuaPDUkPHUyhLmmDI8xrMuoIrHvpc2blJjR3VL2xBhmR7mXnLcC",
+	"KzGaGUdJGhuR0ZCJ4GSYdhIW5WK02m7zxoqb0DoRCYvG1XvhZorHmw6HCQN1mT34/IO9nZ2D0Qd3w31C",
+	"SSeNzkGbUxZ+Xlh67ExClyWJIpEYDBPQkIwJ420ejvINaQ5B4vIhFeACqsBoXah2mN/cQqottzcoHITZ",
+	"zMMVVs1csq3DrgY5vWBP3cC0ICPKNOlAV0iwFzPjvTJ9GtWQaqs33NlrBKZzNkgHjf333kU2N2Dc/p0P",
+	"xMjyPZA4kk8++aR1WDhV08N5wsndnV2k4KhvaIr34MCcnrs7d0g4rR+FpHl6fETe/f69na2CvpYfSKvK",
+	"7ZPwQ6ASpD2dH7QrlMF2I7Bff9BuJEBjtT+STEO7EdYyqTtVC27EUSrpALTn0AllA8f0n+KlcMySys14",
+	"wpNcOjLnFdVwc5EAacbQpWliVHQeM95DnZOZrz5PQY4bQYPTgR0I3jvFIQM3e/Jpw33aCBp0OJTiAu83",
+	"CZ+hqtd4XnV4jiz7PJZiMD1e95BQVIxo14lxVaOKCu1UHikjJbc0G4A9Vn6J7+7MGNWZqB+TPchzhnMm",
+	"rmIwqVSiajeH9PMUSISPSVeKAaFkKOGCiVSRIe3BLUVCDi+1bSGsHaztoOYQ3kPFampUD+MTah5X383u",
+	"cmRx1ufQvJ11yeKZ9+V/ltBt7Df+0+3cOHvbPlW3H1qR9GEXL/jqARixwa6IodmEKm1VyGb4TmhFKtSU",
+	"xl5o2DrwClRMmnf33kOuKFJNmA7I3d09MuoDn7j3i0pqTiyWyecT9YLIknLIQ3u7nQlNK4Suw0QJEomU",
+	"a0KTxE7I6AVWv1OkGQlD4JQcPXn28VktJbNiJ8XxufF0hEiAcjegOFVajutYy4OXNNKEubfqe7TPl7xh",
+	"PmI8nsnThkIkyopmTJFzxuO6EZhnjUWP2tO0Y3gXqhQoHVYLaCe0B0SxL2q5Ad7/pV4ds23s39sJZlx7",
+	"e6VLb7fy0nsy4iDrViccQBgQK1ERFgeGj4ZccHOxmUVDwQsPTe0pEab9h3HtHfWuuY+0Bmm+/W/NAfyp",
+	"af9PP91pvU9b3cPWcev5l3fefbX1nxtVW3siRDLnurJnetQXCkhfDAB32wia1ojMa5fdvPdw8d12jOW/",
+	"YCPTm2ykr5de/Dc9mLU0zRg+0uRmDxOmIN4KnMgKSBJlg37dUD+fSREDxjN+US2B9Zjgs0lT4jt1/dun",
+	"S5LlUyErqMH8aiSjA0KJkXMMYwpbIVFCakXMu1ZK2Cb3ncQRttx1eahr7yjzdaXMkX3aCBqt4h/WMOYe",
+	"FP8wB9r9nP/X3BHHIknE6NnQPpv45Xn1Cpi7YPbC2/uifl7m6ZILf0Z7dX2eOnIxercRsC2RaGvuqxqA",
+	"pr3am7+y82d2KaslNvdwEYktLbRzeSHJdVwlsfkxzZbY0qyByw7mlZFs1FBwZd3IH9L4NPciO7OW+S8q",
+	"j9be4C0y3/tMWePDDD90FQ/zr5fdvjXmrJkNVFmEFuWgJ3YSdg2qxMJa41bRsFUwPpWsIlU9u3dv5y/W",
+	"qPELfezfx/FnPtXFN+1KVin3A0ZuBCq34KObjGurs92gxbpf9KavcMRL3viZ57PsvV5sxbPRzVj6Q5K1",
+	"7LztRoyOgYTZ7+HWAQmd9hCiCGDEEurOsbUB3pD9sL7Q1fai6A6euRUlN+qlz/4ht8YTtKWdHh+R9+/e",
+	"+z5xAyXWSq5u0BIfFwMnVljmUuDFzHUuxDXUhTXM2adKt/+VcCtrmJ4T37FPwmwO4QExe9zNzLptfg5j",
+	"a+C0YRHUGdmUlfXNipOepFyrcpxE0OZVFrvAqQqhjZ0IyQAGHZCkSXlsTdXhpJ0wzI2BW46uM1ufs72O",
+	"RJrERtsWI8K0NZLegINYbfOc1cbU+7ixHwt97GMgVjjLpRiKmWexHIRw6SP4sSAqjfqZWQZ1Lz19LvNA",
+	"ihvCPYpO9uNMMlth6WviOGZuQl2YwxVJeVUWMsI0GVHlzHD2Yq0YhrliudBozRrloSA3dONOC5Egl926",
+	"YlTJ4ptXCrK49PZlgSNMFeyhFZvlH4ZbN2hnXIjos3J86yrCaE2o7Gy5tC7Q9EqIStkQt4hyw800PQdn",
+	"jbYaFRejfaJ9/MuQKjUSMiZRH8yFynjbKBK9vvabaZt70UnVONzyLLMcnyuBRn0zCfO4myZJm3t5uGKm",
+	"4dY2QT+g1fmxvR67AE54irev6Hof5Q26Oyc8lzM/L7yKe3QmxGPKx1nQ0GpHbTIuauYRm4o5uvzRqguZ",
+	"mr+Lb8MePpuI2VphAyfDvmZu4FRc1aU3cH5E2A1hzoVALYzTQp/KqkteEYw2Z92rQr2u1KbVEfHYME4M",
+	"RukSSrAfDF6biO42zDuzLUyN7AbdqNkS4TgO4wvKIzhKRHReMGfS2IoENDmRZo6amU3q0kRB0BgWfvqy",
+	"4TjHZKDHu3eLHq87u/fuvLuzs4DfKxeYPs2azo30Aj13ZikOMaTJylvF4eS+gtXsvIFv4cPxIp6loAEv",
+	"h0yCWrxDniZO9rD+8akBsHixnhOq9DO1zFzndm2t5rM7/9i88yrwfjhzWpLkSbex/+n8QT+fHIONwu6y",
+	"l9Ue/y6TSht1QdJIg1TeUacgkqADogV6EnucKUuQ5zAmHXRUF52ZeyVnJgZMvvj0sPUntPXFTuv9F63n",
+	"36twY5qzeCHOr3R9re0BzXEaBmqup9padbCfh/aD3XezZqmUdDxFNBiDgfuYLW3Wb1Agj3qisrEwS7KB",
+	"pcngis7efDK5mjUfMO7/mtiAoJFy9nkK7jGe6ok9cdvhRjJv5ZegKccFXwVfTnNlCTVRp4ZGmFaQdLfJ",
+	"074YcSJ4BAdEAY8xCUOR8NBJNPZys1FwIYYZ/HHr8ORh6yMYhxNUtrv33ipkNs3zzcCn1+h5tkqPmL2k",
+	"yjPONnehXc4WrrDNRbeso62gkQdazT2b+ZtTNIkdVO67UqzHV7t5fQjHQlQggTqha9a7p/atyfH7nipn",
+	"kMZMP7hw0l55hDTSQl7FHYENeeHSxwikCkOybHCzIa+x0jAwv3DBxwORqgr3ftCglxANEgZcH8axBKUm",
+	"3Orv3i2d/k93Wu8fto5pq7u9//ydyuvFpwhMeOd3yu38t3Y7NZJTTSOLCguZpDpn2LT1xWHrT2ouRJHq",
+	"SAxKm6DSKDKLETS6lCWptNmRnFVGhtpTBUrbMzGDeXz6P7T+p5oZ+wyJWYHF995/vyhp7lQEFgcNTWUP",
+	"pocyuSIZA2vVDMi2409nvdzh1/ad+VwQL3GqG8WTX9zDfCtmk+SVsMqcwK+dXX5IddQvRkYvyTJZvPi8",
+	"Ld0UpACnvawuBrB4/qwUxg9O7pjE38tjn9B7MBVpHmm/qCHshbnIeU0g6dThFeeVU51YzpmSrJ90VTtH",
+	"dFgRQEsiOjwg5vYgA6BcOSeRJn2QQJpdmiSkQ6NzozdooIPA6Ayc9BLRoQlx0Zuoqtezlt2dnQlFtl7w",
+	"LzCboz7lHJJSjBtNkkbQuGAKw0gxkrARNEYQ9ZH0BwDaxt0L3QdZyU8naWGGMjxrd8/YAJSmg6G9lyIW",
+	"L/LVx27WFV8vIJf4r+3JcrfHkTvG5Y39pD/G1CJMP6AJidBtaza3xy6gkASLG5vbb2yY2gRJXJn+jUHH",
+	"y8QaL6e35BLbpHgwdwZ2MRbvyC3WwhpVdgNfIkVkimO4GO5s7EEe6VscYZCnqsxWZoukcRX3YInUrv0m",
+	"RIudIbzpaXExWoLeJ1VVMaruT3BNoyvjMVGqtBgsfuQsc5xHbH0h9Rm81MtQMVMnktk84OmbbTGrRKlf",
+	"LjTMPUuPBO/5DzCUfKkuXFrwEl/kgdLLbJK7iRbvqIqsCzud2aXyNQ8a1cHdM47gauapRc7PA3zpas6E",
+	"t1St5zic4EsrHYXLbipOfsb2XAmrdczm+rmsHYiNNZ975AaMF3/drT2E0yGSFhbKGhYCm1cy1GMjzkQJ",
+	"UOminIo5BPfuVokum4NbOrhVG3oBUq+mPXpW9vHCy1g5BNdKhbksNywtvCorXr8SYqYfwQUky/ZmvvOO",
+	"y8WMeo8FhzHa9Saj/DTh0KOaXYDT2jAh0ylt5sBPGQJjoMnKiglNnmaS6zRxdKX4AvgzrudfFJXt9yS1",
+	"ustiq/IDfL3S2rmw6OLzLpfZwokEqFVmOqDq3HopJpwLMgW7hRjk22WQxIpQCcR+QTpj1M6MXH9LkdBo",
+	"vp0EjvE9dCdcgfzlk79WmdiCFvWy5oofeZYwmeU1V1VbTiOMjA6y4uTc16cLOgKKL+PXPTb/s9JOSEiA",
+	"qpU3w+XQLdNjrpjOlC4cA3bMAC24vblfnZl3LiFKdxTTcElZ2vsRvQKcKcg4gRKLW0qwdguykmS94qV1",
+	"FdfPApdOgS0vwIxXZKnr8lyvQHMrEM0yh//Sx7heeyidwSVchpk4Ne0EHyY0goHzTM6USrMXJ8ebN1Ht",
+	"kfa9X4nWk89kPWpP0NDVyBMnFnOLCJ6MHXRQEUXiA3N3hZNm8XKElzOL7yyA57Og6lXm0gVjI42MxIgJ",
+	"vxgbWW0Yd59fkep2jVzu9QvZVyjJrpudviUscur036djVeXgyiO2YzpWbkPViFnsG3R9pAkQ0e3O9mLd",
+	"effeRCzmfBfW/Uy6WJCoyiQ0W/+a4AuFl6uYQ5b6m6EFVWvqK8SelFf8WEhCMY+dRjogTCvi2ybNYYlt",
+	"GqpyGs3Wdm6BvkTnJ1PtT+TAKSg6v7aLTinPLBOgRSus+a8zrlVxTZfy/IQXm/DBhGi68ab4qq8vrwmt",
+	"+PHE4XGepHwy848QVLjUB/mDhe7viUO5pLfb9zZzrD5sfeFzlcW5B69/dhXi0gNvAc04k/d6zzVtopUg",
+	"S4BfKPhhqg20SEyz1R89ffIxGQpMfCdCkgyIzwEC2Zhj0e1aLydhfJhO22PfraInUIr2YBodbGfeGbZD",
+	"DezU8oaqToe35lQYFDGKc1F1I8pDFGaKqe61V0ExzWNRK/Fq9spFLWJGLl7V9uPA6pccmbIO/oVd54V4",
+	"gCVhyqasAcW2igMJ8n3PNzXfrNJU5znR/dlayTRwqQNVDnqYB5e16Na/uVtev9tztnjWtl6F2pqxn2v3",
+	"1h1LgC9gNd9Ouojdvxw2MdX/D7ze5CWnw0bQ+LARNI4qxSV8/TRNYOkgxgS8fjDzxjbvoCfPSO6Lf1E1",
+	"tR8CTSwu6DKpYVOqeykqMF8Jh9c5/wqfpIl6DeGHTGkhxw+40z5rA9MXN/QvE4ReH3i+MJvpSjF4sopD",
+	"YqWQ8DLwnuElCWUDjL3SqeRmipiq0AgaWlKuujjtLlIcxr5m/3VWGduKBISRb2TuB8ulLgBx/2iqhc2A",
+	"qAkWXz0CLk3gf8xP1ZLhnBWx4mKFraiMiy3EcBdju6medYyvgk+XKOLaefXDuDIQQlj04wmo4Wz70pTF",
+	"E7l9VWL3w9gv2EqR3pXr8aPReQUfSXpF4nkQ3396WHmUI3lRfnHv3r3d9ytfPWcLZyTUZi6e63Gxuycf",
+	"nVR2lapyLgfrVb728pLjmVTPtY37umiYpu2EA1xKO6Kq4/Kj0XmFhn4O48XPv9nAJXVybL9qOI+AxlVq",
+	"KMLGLmfstcwQ4qOFIyLL3H41hWr5eMrLhkdsghpeZ1DpmxYFsXQM7CZu4rXHTRim9/piJlaJf1g85MHM",
+	"ZTWbxgo8fsng43X7zNYc2fkmRzgsGq2QH58lfDwoNFxLlILp+SpUCDeDTXRCo8ALZ0UmFOS7SsnaNHNF",
+	"EQqXYkzrC0h/w5nZDWRQ02dR9NiKEBLL3UwegbBkUcl+nHaHzbLYBw2sk/WEJ+PqZGnvGMzaryRDv7FV",
+	"DoOpw2hjZCqPO9Z0oAMsviO6ZGDeJIyTcUo5aR59/F+3CFWEkhgiNqAJsY0GhGoyEEqT3XvEMRESsx7T",
+	"ilAekz3/vtomp754AKHJiI5dLQeiRyJ7iTTbjd29O3e37+20G1vb5LGQkD+kWGCtmyqsZrSzQ6Yw/bcC",
+	"wuECJJEi5VhEjxL0bbqoEcT/tA1oIQLSgYimCgglHcapHJNuIrC4I8JR2vHZNVEkYedAdrZ3d+xaJYix",
+	"5KDYGvt+2BOIMO+X7AStP/p0p/X+8y93g917r5rt9rb/c+/V1h9VmjHq9Inywcq7aLefVjZTuo8mq/wo",
+	"hYg3tlxWaCvs9YGYSwzLbR0Q2nH3T153yjyYYIBYUWs5M01BhSqSVLWVa64SNa0NXBVs1cnqhP/efMLP",
+	"2z9CXOCls3KweMISY9zd2bu7LHcyUs2o2MfM68O/N8nUJsdabrWKw5WXJq5yZUSg1Jk4B14VMNaVoPrE",
+	"vuRKb/oTnlWdAKVcEaHSwXj/3brzvF13oB0K2ENeXzIyKy5aHpT7cnbU2mS9yN0qU71DbXtqZ1URRfdD",
+	"MbLwqAir4KevyAgkEDCMcwUEiCqXwTnwSXeRRdKanxE/OYmgtM/FxouLXnmAvLwzQfQTWEV/+M1ftf7w",
+	"m//je82tP/zmp3/4zf/cbrfabbX9n955+cff/vYX8FJ/9dOffP1//qoGAuekqMNMYjeYZaWEw8iDNCTU",
+	"LPI+CdFKFZLO2AbWGYVKyICEtoZZSJpMqzZ3v5vri2rSZ+bqHKJM6tDHndpvbmBBKFrisFxXm4e5h8l1",
+	"VDDVYaQkFq21B0HC0KIYZ95KMzxnZoC45K+qkedPhK2mvGBwlhDJaZqAqtAK1xsnw9R9X6quKhVuBWSL",
+	"AeW0B/JhvIC3BVVRjI4yYskZ0MFSny0VH7y6H7CSuVyVJcuFKGb58H47JheltLDl6Sxu7nruTuZq+T25",
+	"j7boyO92zXCMnHkqOsyMJgGq9CNB4xra6Iyz+Ijq7heIMsdoCWuAKH55p4LvoR32SIgkFiO+TLhE5HE+",
+	"EM/SQc5U00lMWTJGXJAsWn/eCVs26Nq61R/Tl8tMYdkIke8MO1g2FAbtC6w7Nn99iIXmFv3OeQ1MdzWr",
+	"WnIUVd2bVNuamHZdsFYmKoFGOTP3pVtjhWHgokvKlT8P2u5am/ZYNcPdO++9884777y3s7MTBiT86n/9",
+	"u3feCbdQZ7UapIudbvPOmISfm3c07YW+poBvOEFMXidPDrZJ2HU+OBWSAQJiY2Ue+2srHRIXoDY9Wh85",
+	"T5p9rCdkruoMj6vNQ0MoIVF9MVK26DwWE7HXdWa6nAhY9xaxydB1bzQKsqyePGsjyGtmFqva+nKOzs+Q",
+	"QXRl862Jps/NpLW0XuN5LtwPlVKdEMlVWHRRYLn2YJBcEKoKYd5cP2/59bPhyhuufGO5ciWzuqqs0g1z",
+	"+67L1htBecOSNyz5siw5T4ucqJteU3DWhhFQojTWQhvQqM84kEjE6NWpzi6csGdPf3rgzoQtb+g6SSjv",
+	"pc5blPvLIjp8AS8jgBjiaYjaGVDxE6bsdEDRdp5Qbks1sGKS8C1V6r7sRqvykGKp3iVSf/KczHmRtVji",
+	"VlMeTdqi0W22HE78GiHhPSrdnGr9/odpf8uz04dEQhck8AgIpwNbrR+yE2g+LJ+FvtZDtX/7NhbM2I7h",
+	"wtfJUrfrj0nVsk3oW9q6B+ycirC55jxXqWGntfkWSzpcbUNPhlYOWdLguHSlipp5rBYRcak6Ge7j6rWd",
+	"iCL1PNjIE8hpX8RAMa9+rjvWtfUJldz8sv96fQcrWANXrFRSv0RViNeLhfhOhvYujJO9GGS1n2lxRNmU",
+	"5iXblvf1Ksw7Eyfl2g09p4D+6FVJEz/OXN2TUQdL+aqnKLfQduXIRVJy5EoYYhruEOQFM4sQNGgaM23/",
+	"Fw9YdUqbUbJOJFwwGC2yt5WRDitGomdfXyYY/qYwCbMwQkG84lrkn6++GLUMYXbdi0qyUxHlvCr7JI9V",
+	"GPGCEuAgKVDrwbCFz9K4Nx23cIVBsPkYq6Zni6ZNwM6ofWnBZ+wfGFFTgKLJHuc/+Ffgwiy+fz6CTl+I",
+	"c7Vv9bhKunoKWjPeqyIaOjzCELYZGuaAvjzG9Ka5UAXUp7k/Mfvhc7bUkt89Mguy0DeT8UPlyVRuhVuJ",
+	"qworftOXb3qBssjbReT8p2X0hjpYpcozOQIYGqqv4PQ3ho3CBROpenIjBbSlOCyu9mqCBVVPustVyJHj",
+	"05QvAmNmX5wx3rp6T7ha9kZYrGxldtgmNXHH8SevHJ9ltr4eRlTy9bU/JcD5FStMLRtD1QacuaD7bHAl",
+	"pXcu3kw+wnsVcz8DOlhHceJFGcfNZclLwuVSI7NeRQnJUuTWCms/Ix9x8bRDcyxWisJ6G/dzSY27NhbC",
+	"LOpVKMtIs9euIptRXJHstmECZSZQJQ0unSwxxZLRZnBCmZwbm/92RNdfoRHmkkHy5ZD40siWiZA/c3hG",
+	"KxaFoSqiVQ6iYyEzrFgVkIG4ACKGwIkYDoXUKWemiYB8ngoNNl8s5V3GmepDTISMQZrtE6Tp/HvEHOKt",
+	"akSJm1EL+pmqLGtjs2IrVcfLS0RLJtd/x+SnuckwT3iCiY6hFVzMDoaEcjXC09en2mbE5FkyTZvK4TOr",
+	"AkKJFAk4p2dAYsD9Rm/kFmmRvrdglfNs3MBWyLSRQOM8MauSR4n5paXQnmsYEEZR3EzxMvPCWzETpxXk",
+	"SeaLi51mV19D2by3R95YNs1v1TO3pAhcfSBmZkibrb8K4RhZ+7ULx2YUVxV7N+NW2hz79R77qxXiXwUN",
+	"BVEqmR4/NZ+6/UVEzsPUopZOhmkMqdQcpE3at4CM5BzGpCvFgISWsx5iC4gswsxXfaAxol7aRW38cevw",
+	"5GHLwn56OrAwoK+CRgdlWN+9/evYXws/+uSsEUyjEJSzdHEkiegxHpIm5QTBBVs2+ZD86JOzgDClUohR",
+	"crwAyboMYmIDrRjvkdPjo/e+v3cPMyEJ5eTw5CFOEXPZEczAjsr2t40eHrN6hhSsAJ5Nq6/1sPHqFQbx",
+	"dIWNicrKAbvVeNoXNCEDyrimjJtTHTRSmRTiW3pM99POdiQGNtQlku4/NsKppM5gY8wM0qx6Ypbl6PQx",
+	"USAvQGIg3Yd7HxJFE1BYyV3tE0pUn0qIrVdMdAm6ndrcLE8mh5PmN7/63Tf/+vOv/+UfAvLVn//i63/7",
+	"5ZYVcyQMFUEbIi6ohT0NSO7hVcQioNoWPQhqYN9OcSCmHU3PwchENtUVq827gisdEY/JSMhzRZjebvM2",
+	"x2qU3MxZ7bd5i5zmsJc2DtHBYVohQZHms2cP7198f2vbvIzIDhiziDD19oOIDiA5ogoOiBE77I+nx0fk",
+	"zp077xs579nZEX5t7gT3CTLh1pD2GDcyxD4JEzZgOiTN3X//8V8bNu8jDMm9HRv7SD1SZ5uTDDrhgHRE",
+	"zFyf4ZfIxQOS3wivwgMS5n+GuL9FaAXTWI6uYEb54ALkmGBUmnk7pENbhIAJ7oOkvveZEoZCfKjfVjm2",
+	"z7TpY/TCSMRgBmHD6UJHLIqEh1EEQ9165ILlQtJ8ygbDxJLUkflYYUvm4IVf9N8JA/KA9xKm+jbEc8QU",
+	"bNkgy4RFwC2upqOMwyGN+tDa296ZIonRaLRN8fG2kL3b7lt1+9HDowcfP32A3+RhaY4sDCEcnjxsFHCT",
+	"Gzvbu/ZVo2HSIWvsN+5s72zfQfFA95Ej3t4eQZK0zrkY8dufjc7V9mdODexBReL2WR+Iwyklw7STsMiw",
+	"D0WaP/rkI6JAb5FRXyggQ2mkfSB9mlyAIoZECA70lipxNBXg8hkSZpGnFuRbY/cCBscqMM1sF6FyzaXR",
+	"+AFoBAFFTGGLpGLGvLez4/mRSz8vnhE/QXulLIAQqiybm14JN+lty6uygO6q5rLx3XahkYULqrH/6fOg",
+	"odKBLdLbOCksbHFBSgvn42n3P0Vk/8Zz0+LtPkJyf1G7f4dOidvb2SGjPkvAhyFiy0yRdHhAmCaxAIWh",
+	"0lqkUR9fiqmmHaqgchccFPga98H1ULMThRnQhF3AVW/JI3YB3HRgGAwU1t5De+PqGy10vOjiu8o9flkt",
+	"EA+N+hhBjLcJxoBT2yXBMIiA3Nu5Q5qh/+hFyukFZSgKhVs526nco1OgsWFa6nq2yXSPWGF4X5u7sttl",
+	"EW7UvZ078zfpqeURz/IZX/EeZ+sze5Mvdm/TIWt5mOHKnX4KkQR3ldrw74QpDfGBxavDfWdqmNAxGUro",
+	"spfTG2buYitsIqilrz6jaiXk/JXbNjnmVTD3Ra9rPV/jibCTsPkm06fiEO91I5mZBTXLYCVqHMYp1TCz",
+	"sKd793b+4qsg/6p1IhIWjRf+2L+Pw7xrl2D2ofqQxt5AjJ/szv/kGbeFWNgXENuPFjj7x0J2MLMDv9h7",
+	"f/4XZ0I8pnzsRqdWJZUCA1Taawulu8cd0ecI8qlqRAaF9GBYHKYiIKuzvSFBHFjZgGBZAJTvqRGiug5Q",
+	"sEwYRwU9rJElBXwo4vEVH1lnHHtVtkQ4094Eueyupe+4imLcowNyDjBEVuJWl4vRBP08ElFWy2EWBWTv",
+	"FalnQ3NFmtu9t0g3KkU3DsSPIWbUR19dC8HaY1LQ8SuJduJCu/0li19ZEk5AV/ivHnS7gDYyD3x3DuNb",
+	"yuLiOUqcpthTNOsXKLZEOncrMrRyP8DmNph3Mu0Czv7iY6GPRcrjazuNdkfnncZl5ZyH8Qk1wuZzf4zT",
+	"mOmWDRSulc0+hhEoTbpMKr1NjjENk3SMdoU4Y5rKHuiAZEfYyuJsAERS3oMaSc30/MB2vHZpLaj019lp",
+	"Wzgzo8gpW7fQrXdmsPw8BczKdHYIX/QoWPB6sg6IWQMQ7oY/ZzzGmHRc0Lr+7VNfwCwbQhHmcgJBk7a+",
+	"OGz9SU3+xiIDW2RAV7siXdtx4djU9V6sBFS5GpNlVlZeDarRBNw1p98uCxtA3bAU41F5g1byZs48t5gg",
+	"Pn8otibbZYeyVoUn4wXzlR7kWG4JNtfdjVZ+iltVMr7FTBckqVT3b6ODBp2rlRrRKboRFDonhNSthF1A",
+	"XHb0NNGXg94dZ1wnLpTJeWba/BjhnYnhBYOhszWgjR5iMgRp2kPkavO1+TtKGDp5bNY+ad7de7/NrS/p",
+	"he5LoTXCa1os/VPQctw6NNwh3DogQKO+78kaqtCIEzuqbXO0IjoXoHkh6kN0DnFAlCCR4B5VtpeCUqCI",
+	"HZkWYpt4x2Gb4zd2Hh2LVe3Neq0Ri2GfdGAscClw2cjnKaTWfmlDUwhTbX5v5w4JrUfoRSdV46oJbROM",
+	"B8siWhDUus3DIzTJHwmupUj2CRctVEhDa8OfuPRxi9ejfpaw2xdSP6+OeeWBixV865Ho9RBSdYJVlRZu",
+	"Hscpv/x62c11aHE3w7j5SPQI45YYXB0HwxdyzOkKZ0KBnYlUz+JnRrhXzhaBAV2uAn2BY5EOJIL3DIND",
+	"CF8y6osESJcOWDLe2q4iMNPpeihsIuV4IRqr0FMdPQhb+Htzd791RhRDNfYUziAPd8xn0IfQVDv6KNHE",
+	"vsUD4mDjL6yfHG84DiP8He9aIy1AvN3mrugN471JecD6CUdUEZqgF4pgRQfpKDOjtza3BEeaiAPkPjbD",
+	"tRGdGGCCdEwHQFA42Kq6/k7LcdU3hUZf0z34MYycF3ZzEa6XEmtuswcvbWTxFBl0hUTameUjv9i9jSE9",
+	"LekHV2cqOgEeG2JrFvC0XDiQ/9aDcakCwpLDFlMHOLwhUQAKIerFiFebj448BB4O53UYkOa9WRiQLWll",
+	"DWXrdRUWe52vO5c3YnMD32jtubxZBcJE4qmjTPRH3KaICYneiBXtw3W+yQ/HhHokwCJ+xjbxOJREQssp",
+	"pvbGdBNJjezqAP3caEEGRsQ21zYGAtJIuwoqZYK3TUPxsK/tCi1Bbr1yd+hroN66OJ0YIhajYJL5ijZE",
+	"e+Uenp0FqPxI8G7CbAT9myeYOxoitMxYluMrEjBW/DWylQo52gxhwwo2rGDDClZ2LRsSWoIT2CyF+bEO",
+	"HpKahA+7rcdUR31nTDbk/OCM9jxpY3i60bpJ8+7ee20eDiVmXmMe0guvs9qPRaoJ0wG5u7tHyu/Zco2h",
+	"jQxlus2tihMTdL4dkPCd0AELK0L5mLg470r1/D5O6cjlYyztVu/ibKtk/QojmO1rE6yxHvrd3Zv/wUnh",
+	"GFmvkCXG95b79NQbV66Lku1JMpScHVxPw55oMUjE6epTAc75eV/fxea6qLnT3DAnaMHwinknGd/ZhN+9",
+	"0UFOPwA9//CuLmoiT36bbimbtHs1t9TVS8xuXC6z+DWbn+fwGZfZv+E3b5ScfT+1xwEue7NfTkZ/08QC",
+	"S4HzOKuX7ov589W5OXQAREViCEFWhMP6wjHXFSM+FQkTpjQm1YcBGSapImEMNLG28BA/CHuSxhDWWPSz",
+	"cdwAaz4ieXoD/vzXT4RICm9XxOzlqdPuqmGK2FICtRGEvtDAgvzPdWDXuzZ20GyJJk3EQCJCYsbiGLT/",
+	"HVEftvLR1g0u39nSAKdxPOcshg/0xINR1xk+XHghbAmnVwvs2imWXll8lx+6Ci2Lf/EU89AXf/+M9hZ/",
+	"2aW1HEsxWOL1M7HIy5aDLNy2e32xtv8L7u5Cqyf1YvsSJWkMZ0LTZM3uNndwF3C1FSloo+Xf3BhVHhMF",
+	"VEb9fMuK12X2W326Ht4Vqs+GRHBXRB2bjb3wQnycpq1d5XBRzFUZ1iXr+YO2Jtu2b/56EvbKvc9K2buE",
+	"mL7J5Ls60X55Sf1Nzf3LmEAND5iUmW93jEbdQkN6fTjbAxr1CdMwwEBvC7BNGMcgMzHiRef3AZEIZq6I",
+	"omMy6rOoT1Qa2dpVyFZG/XFeFE8Ra16Y5iMfmoGhV6koWK+DmeQ9XVPkWXEACARfwVBOQLZwB9zybq7l",
+	"tzOHFz1aCi5A0mTujT5Fzd7BVWsvL17La5Yxay3m7vnGhPVdNpnPvqau3miOMGkDkD0gCgaUaxapAyIr",
+	"TOnNu3vveZO4tYej5VtpmkBF1oIzaefzuWE2bTewazJqz+EFmVV7wxM2Zu3vkFl7SSHdxsRmFeLXHLtm",
+	"pPqhEElAaAH30jsVM7QERBPFEocHhQdkkCpNOkAssG7gKxHb0WMtYrTEO6D7GCTGyUd0WBE2i9+s2ZRg",
+	"O7kmyX9RWSnL2vcA6xtGuYmzW3/ILZIGob72fHYam1/99Ce///O/3FqKf+U2hqtlX2d5Fk4HIjFwaXdY",
+	"oGKbPPTjt36ryKv5RurLIv5LGeVkb2fPg8cOXTpQKdCQMK400HibHBeKyNskvBdYoDMgxYrdAYkpS8Yv",
+	"MFX/BSI+4iumzReREEksRjxwUMEvuoghnv3J+AVNWIV9pGQaaWx41JXxqL2dvdcWFX04cbLoiJrb151Y",
+	"dyffUoS6k7qx+twMVn59pqEKZvz7n//kq//tf1+SGfswijpjEUY0+JfeaDRSN4sFXJ5uuhsie2uMTdZF",
+	"mtHKLZVt8tUHa1YKJyd9wV2KP2JwOKx9i5WD3tTMy6pIws7Bliu4VetXLQQ8ry0A8pq8qvUBkBtv6nfM",
+	"ovTGaUpxnEcrEi1qbDz1sYv2Vo6BJi0XN3cpRSnV1YUIM8WICGt3ye0728SVjCdMEyyF6QIgD3V4QKIE",
+	"qHQP8f/5w3km8fvFULt1cK28g42Re8OSNrYb5EhPYULwMdTqInZJ8+uf/tV//Or//uZ/+f+//vGfLac4",
+	"dCXAF+sAZnjw0oIaMm0hiVwldxSd8Af8E9FuXeSILXIb4j9hXh7VfOBKR+bgRkZpuqWIHf1j+vI+Haut",
+	"bfLhuMASmyOm+4wjX8yKuW1VcMophneMza7ZUG07KRgTNobpDXP7bjI3SwoF/kaaX/3k19/8+q+X42V9",
+	"prSQ49q8kSdJnOGG73swGItCJbq5HGWYKgRk1BckZjFm0Y3646Dg4bJhcIgg47LjZqeQ/NAN7I22u7hJ",
+	"zLe7uG3YmF3eGrNLHlHu9haBr9cW9FNN3c5z4orEXr3PvKRLFT3lgfce2QLrWF0tAXpRdEzdQpc3soiI",
+	"yShNaDVy1MNsEmuWLixazMYNvuEvG2ljgps9pvK8KGs4xkKaX//dP3z9tz9dTuaQgAjj6wrjKcbrSBud",
+	"s2+rz2pRCOyxPqQqcCoc3catvKH5N95f6s4yoTyj2JXi7iwa82uQIcpWhgkpYpscWbMrdUaMA1fHFS6Y",
+	"SJVrBTgmt3uLB/HRJVWUbma1ESo2DGYjVFwPdzL0VxQrChc0af7+xz/+6u//r+VEC1+Lfs2sKphgVMtE",
+	"Ak+G/kZ0aBibiM6xwoymUjs4fMvkbL4hUAnxAbGRcS4wTtm6up0aoWebPBkCJwL3O+VMM1AB+TwV2nnj",
+	"U95lnKk+xERIQ1VkIC4gx1HKtiXlCSijramIxjggxJiY5qhnbvnXzFN9NxuuuuGqG646wVU9cUzwVcrR",
+	"ZYTQ/M1vf/uLb/7fXy/HWlO+Pr8Xj63A5jgeF6MDy/9Un/QkjYAMQTIRE2SPqsLd7ga30do25P/Ga23+",
+	"MC+cJZXHz9X6cR4Jca5IOiSUcDqAgAz7goORFVxdrEgKpWzkXVAAd0LrrIvZaXN7ormQA5owZe215NAV",
+	"lENhZNSn2kEhxkHJ1utK/7e56d+Wl/Uq2r//+G8IhwvwhQWMcGN9R0YaZLFvGnih3kibD+iYKADCdBXO",
+	"4lEfovP7+cpMmdanwtDFYEj52KxJRsJmrHWQVvhPTcHSvZ1FKoEeul3g6aCDRjUEj4zEYCCwqMuA1hZs",
+	"xQ/rel+oDOkh91tvayPW9YQv1c7z3t3XW2Y029DHFm6zjgl7NM7mUCjFOsmYcMFt7vLGwXYTkZw+6Yus",
+	"ilefKgsp5+nwj0jz65/94+//opRuVeB6GSfsiiQRo1Y6rOeEH46JSjufQaQDVJ1wsZDZdMaFitcHhJdK",
+	"ZiPoXd48EbkWVqqBhCyp2rV9jF8/G15HsexPjFLn5v0wDixHLU8Hi6nZOdXiGdoGpgpXz6LYp4Vv6sAE",
+	"JweCBeDMQEgzgyco9L01Z3xXU8e6MKiRZFoDL5UZr60tjgfqyoeAuyMirCkbL1fHuivFYE1lrGsHuGhh",
+	"ay1udFVrT7LzIzjyldjcMTcaLbBwReR3STdjzfUYgaE/3Ic6REbfAZ/ZP6RKB06EdT91U51K2CaHeYeW",
+	"fUCbW952y9xvtkK09VwMxIWrWhkmNL8uTHdatHk4oC+b5QcByce0FQY+yMpaEe3FxOIESJSI6LxSSMas",
+	"Et/guqI2XfPXk1OTTa62tPOGYNdTxONNrHtLC+Ta/PaXP/v2d3//7T/981e//dutGm7hBE9UnOu1b/O0",
+	"Qk7c9wUyjaosFPKTomeBCe5BuymP29zlvWJneQ3OPpTKTGf2exfwHZqGOgkcM0hiFbY50hLEW9vkIxgr",
+	"0C0HAg7xAeHClal3Nv+QFYB5PzC0Wl0Y3uOGv5XA33a91wT6bZatCPi9AbzeAF5fqQxrDth8+RXP+OYm",
+	"fFOArhPHbP2VZP+uF14PiYThLYVlos27hGFx5gybymcO4bPMKOsugT76fKk2X7R5RIeBr4SDzmlLox6U",
+	"AYtEDBMawQC4DomiY0WU2CaH8YBxFbR57qtWpMl4Xkl67OA+tmxpCiGSVseIE+Tw5CE5h7HCe9P2N3EZ",
+	"Mu4s23EB6SY0/30Yh0YKz5G8m2g7Daz1s82F9JbfLZwlubvzPgmz10PTKuM9a9lmmXHbXJW6j+mgmX2g",
+	"XsI2NLgm6do0fT2Sdd7zBv97g/99c/C/E0tsk6yxKKm/CZjfXp7e4H1v8L6/O3jfdYJNiXrnYXxn1+0a",
+	"Reo6z6MZ4SbS4zuM611z/bwePO9tMrM0phnMLWUrZNqCmJOFL7MoC9QESnUut7ZJntXoJXRCJbQ5F5p0",
+	"0b60bwV5lyOs+1Kkvb59MyNTVV8X01HuzQIQN4O6HlyVWYzGY6psGM4GNPw7Ahq+iGT/nQYKX6Od4VpB",
+	"wucJXJtY202o/fWDg+NJrAAGr+dTG0DwqwcEv27lbwMCvgEB36RHvDYQcMt0pwHAZzBdwS9A6jXniO47",
+	"R5UqYXTZzE6Pkpph8zm9fAhSCe6TMzLE5C1sMXbxY0TRARAJw4NcT/dM3k2tyrB8ZB+tUUJ0PcyE59t9",
+	"/WlY0cYPtZEib7L925KNU28J43XYyfUcbYNIWotIukZ+91rRSDca8IZ33WAUUqf6TiGQ1vOsG4c8aihs",
+	"gzq6UabeQtTRq3ZJTlPzW4Y0ukap4VoBwTZSxEaKuLHook79qUUWrZcl3ghE0Y1dekPbbwuK6MKO+LcZ",
+	"OXQjJGwYyUZIeO1ooXgE5yCF1jOkDUJoASG0FsBzjaztmsE7N8xtw9xuNGinZ29zADvrOdwbAdS5UYY2",
+	"ZP6mg3POVoIGMCtD6cgi/zxT68WqxfbrAiQwPvCNPfdvb64/8ihEJmoxjlhzhVNm/iydsttDqtRIyLg+",
+	"jxWhUBUJHdzUifsgDIgCrUjIYZT9ZqOODJ+3Lje8hNpmrIhG4wLbXWxpU/eBmSvK3gBanAO3mLE0ikAp",
+	"98vWNjnrQ5t7uCvfmNJ0bBOGfKRpRKVkoLI7pdgMlopnus2bKGUnMREciNJiqMhIyHPGe1s5amxpTOQc",
+	"IH9ru80/kYL3Mvgtv4LKYd/QHmVcaRteJXoYlS+F1gniefm32xwh75gZnnCorQGBz1OamPvbfIzRWxj+",
+	"r/pG0jAXDuXkPXPnSBqZS9eD6j7jLBIxkI+PPzoqI+wSREPspgpia9W4u7NDwhHQ8xd+KOF2myNSzRDE",
+	"MAHS5EJnoAlbpE8vIJ9kNViuuQMfj/0xWJPs75u33b1u0b/cezVmgX10YI+9P6jKEMRUBNkRjfrQOhJc",
+	"S5HM42LllzdCw03KXr63yDCfGuU5gmecXlCW0E4Clw/8stEMgzGCCQxz0vO83qxmzuoRJqU2XOIBcmvr",
+	"iEAuYZigZ3AyTUBtEwvTRDpjcs54XB0FcYK93AAUr48Yjz2u1DqjJcyE54dK4OJvAiVuNDzS0B1dTz72",
+	"71mYSDYtuesB9WQB+D6joQEMOiBV4LMQrHyDFEWaLqCI7G5t1yD/mOO1rttUiOR6kH9wUhvInzcf8ucN",
+	"j5z2iD9DS2SThF+8OCcxQ6b14TwhburqzEi+PoLwB6AzUl/jTVWnzJvBb0xY32HUkRoSeF2oIyjLMt7D",
+	"CiZIKXn2E4dRiXgOPAK2Qr0cNWV/kSJ4yAgkkIQqTT5L455NfLKp8UxmQattPhPpBCFOnLUCm5IYoYyY",
+	"J+GwgG7wwl+b9uMiFkr5PYvYFXrowzYvgaMckPCdMCs7YlbBTWmrHuzEMYybBXZiBnU9YCez+JsHO9nw",
+	"uTfUI7fBOlkS62RRmeY2RjHBaA3uvk8wc8LmnnqOPRJpEpMO+FQwy52RJ9poBUqGUgyFAicxKdCBRViV",
+	"3oBpi4sW5KuAKCF4odrOxzm2qqIXVUGVJ3bWhmecmiZWNVmskYvaca05L8x04tai1tGDi8+UFVs3BoxN",
+	"pQN3YMqUquq5jaP11ohKzniv3gr5iXvBVgOivorTiCVJiWcEpepaB+jaqY+dQocSokdX2yxPbbO+8zc7",
+	"e6s8mfmWSb8nG9q+0cZJnzk9yg9pDbEp0Homkd13OdURHSoHLQzoroqBmp8zG2bZm2ler7RbPPUdrvFU",
+	"Z33U3FF+0ptwhBt3fH+QiA5Nsh2qMTKsYiuI6PDIHFF1Hw+uuSzMXz7yAIPyGW/zDPSkALg9B+h0Uv1v",
+	"80z/Jwuq/5N2ggn9n1xa/S/Q3c0yAfiBXY8Z4K1nFTfX+b5R0pdS0ntzOaO/0kcAtiRttaLtZD7liowo",
+	"EqcQEAkJUAWKwMuhma6LunVFuZ15dVKuwFonckxkyh2HUlmlEgvCMiaJEOeE9rNA4zEJqXrSDQ9swlSC",
+	"H6fKpVArkBcgbQ1B0jQvFiKSKvyepyl/aua7Jq8ntn1NyQOu77qCBZ+Y3cMlM+8hHkVTSGcyicWm+vTb",
+	"WcDgNOW+cL0tZYC7z8WoniFooANVGx9sFIYzfOP1F4rGMMKYSYiMhMOSWIKL+mSKmGHXVqSnEvjSpZfX",
+	"qUmbJZyvP+NWbCjzRivP2hGDpyb7dzGypyr0xuz/upLYgA6uJ/QGJ7UJvdlYkG9I6I22RDZJmcV7bm65",
+	"noxQ13gR1GmT/krbaJLf0cCZmgP8ugJnHosLVM1wHM6FKjj42hJixIlpBnhMuVZtXkgGaWKlSvPdi2gc",
+	"JRBuLWYUswa1clDMjTGKOV5wswxiZlDXYwybxbp8TMyGhW1iYr4bMTHzhA2lW2imuk3jC8ojqLe4oZqb",
+	"1TpzJq4RVTZx3QeqPP3hk8NHL84ePD17cfToydFHH+wapnvXZoeNmIItZODOUGYtZNZ5odkAWh2aRcFI",
+	"X157omqPHecZKI0AH+uq3WO7wS6uyXSGfZ+xAdRGqZgXXIVqs3oblXyjaSA4oLgAC5gDSjsa6wo5oqVU",
+	"uQn7ms2SrnOg20rkNqwkjZkWUhEFYEkXa4MXS5TbsGMUz1Ta0RLQND+0NO+yg5yrkUlbF9hdyNNWvWc4",
+	"rmuy6pXGOseaZ54ta8ur7hW3wsugRnoVCdT1ap4t3OepebmuVwunRJqGrSFaPOP+py5NFGzZcdUNxL5b",
+	"Goo2RLDf6AiRAOVrNl2aczLfdJlNYcMnb6zpMnUUP4nfMKtyF+NMM5pkKcGEmWvxAsGAdCo5xNvkwQDr",
+	"bFEJJOXs8xQCElEFLcYVcMXM8U3GdUmJGezI1YsapunrsYzWYZ1sLKObpMQ3BBDAG1VnY77gn3ONqtcJ",
+	"LWRGuLFIfIeNqjUH+PUYVfcJ7SjgviK5uyOdZTIgIU+TJLSImUYJaHOBrdHEfrBN7gPKf1Rby6wZPWmG",
+	"VibcJyg/hltEwoU4B0X6TGX4SFap8Mg7hGoieATbxMW0uWTIMMPtQcwBFw5pzbKhkYHDIgLTBPSSHU0F",
+	"5JLuQ5uXcJd8AU7ClEohduhIOdzSLUVCO4v4qRt/2OaKjhXpixEZUD7eJocosfvSK3REx7aAU4gR+SGh",
+	"iRLZWtgRH548bPNzGOfjdTXYAmsXtqikNqIfA5L6IsFxDW4wvtIbn23qLoSbZVk3g7oey/rM+8tZ1jf3",
+	"2MayftMt69clrGZG+Tph1bwNUSqZHiOn6QCVIA9T3W/sf/r8VWCIl30E4+yX51kjk7f8I3YBHJQKkK8y",
+	"81+8ypSdFhmApjHVdDu34Kix0jCoMIX5m440Edov8EiBAUlET6R6K7skh2knYZG9yfEqugDJuuMytmGh",
+	"S4Trmu7wBDH5AmcfNJepCmxEkw3kpUMiLkBKFkOxNbuO0835oAWiJcBBGdjb/9dH7lpzpSv1ldn7Cia+",
+	"qg4+MvPtCkmGVGqbgqGhZ68T5cDFEKLcWVA5yeQnhFDpMKwPXlwY3Oe6ydDhEHjcsjJBGjNtNqK0rLGz",
+	"fk4cCgRtan7zq999868/z3bNmmBtEaxCIxacdbqRoyxZqvnVP/3865/+cl5DWXZVVWO2rK8izW//7G++",
+	"+f9+/R+/+tWWWfzsm2I77t2KZo5FkohRKx2ahn75s29/9/ff/tM/f/Xbv90igjuoKjw4Fa128dNnw6pm",
+	"76f2qgSM/7bNf/2zf/z9X/zlVqGF2L9V1QSCw/kl//pf/oHcJl/9+S++/rdfbvnj7cQQn1IaTMbI25EX",
+	"a30Xh2+t+K+ev/rvAQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

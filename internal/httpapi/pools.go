@@ -11,6 +11,7 @@ import (
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/ent/schema"
 	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/etag"
 	"github.com/shoalcrm/shoal/internal/page"
 	"github.com/shoalcrm/shoal/internal/pool"
 )
@@ -102,7 +103,7 @@ func (s *Server) CreatePool(ctx context.Context, req api.CreatePoolRequestObject
 	if err != nil {
 		return nil, err
 	}
-	return api.CreatePool201JSONResponse{Body: out, Headers: api.CreatePool201ResponseHeaders{Location: location("pools", pl.ID)}}, nil
+	return api.CreatePool201JSONResponse{Body: out, Headers: api.CreatePool201ResponseHeaders{ETag: etag.Ptr(pl.Version), Location: location("pools", pl.ID)}}, nil
 }
 
 // GetPool returns a pool.
@@ -115,7 +116,7 @@ func (s *Server) GetPool(ctx context.Context, req api.GetPoolRequestObject) (api
 	if err != nil {
 		return nil, err
 	}
-	return api.GetPool200JSONResponse{Body: out}, nil
+	return api.GetPool200JSONResponse{Body: out, Headers: api.GetPool200ResponseHeaders{ETag: etag.Ptr(pl.Version)}}, nil
 }
 
 // UpdatePool patches a pool.
@@ -124,7 +125,7 @@ func (s *Server) UpdatePool(ctx context.Context, req api.UpdatePoolRequestObject
 	if err != nil {
 		return nil, err
 	}
-	pl, err := s.pools.UpdatePool(ctx, auth.FromContext(ctx), req.Id, in)
+	pl, err := s.pools.UpdatePool(ctx, auth.FromContext(ctx), req.Id, req.Params.IfMatch, in)
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +133,7 @@ func (s *Server) UpdatePool(ctx context.Context, req api.UpdatePoolRequestObject
 	if err != nil {
 		return nil, err
 	}
-	return api.UpdatePool200JSONResponse{Body: out}, nil
+	return api.UpdatePool200JSONResponse{Body: out, Headers: api.UpdatePool200ResponseHeaders{ETag: etag.Ptr(pl.Version)}}, nil
 }
 
 // ListPools lists pools.
@@ -169,20 +170,20 @@ func (s *Server) GetSettings(ctx context.Context, _ api.GetSettingsRequestObject
 	if err != nil {
 		return nil, err
 	}
-	return api.GetSettings200JSONResponse{Body: settingsOut(st)}, nil
+	return api.GetSettings200JSONResponse{Body: settingsOut(st), Headers: api.GetSettings200ResponseHeaders{ETag: etag.Ptr(st.Version)}}, nil
 }
 
 // UpdateSettings patches the global settings.
 func (s *Server) UpdateSettings(ctx context.Context, req api.UpdateSettingsRequestObject) (api.UpdateSettingsResponseObject, error) {
 	b := req.Body
-	st, err := s.pools.UpdateSettings(ctx, pool.SettingsPatch{
+	st, err := s.pools.UpdateSettings(ctx, req.Params.IfMatch, pool.SettingsPatch{
 		MaxOwnedLeads: fieldOf(b.MaxOwnedLeads, capIn), MaxOwnedCustomers: fieldOf(b.MaxOwnedCustomers, capIn),
 		MaxFrozen: fieldOf(b.MaxFrozen, capIn), CapCountsDealt: b.CapCountsDealt,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return api.UpdateSettings200JSONResponse{Body: settingsOut(st)}, nil
+	return api.UpdateSettings200JSONResponse{Body: settingsOut(st), Headers: api.UpdateSettings200ResponseHeaders{ETag: etag.Ptr(st.Version)}}, nil
 }
 
 func historyOut(rows []*ent.OwnershipChange) []api.HistoryEntry {

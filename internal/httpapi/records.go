@@ -10,6 +10,7 @@ import (
 
 	"github.com/shoalcrm/shoal/api"
 	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/etag"
 	"github.com/shoalcrm/shoal/internal/page"
 	"github.com/shoalcrm/shoal/internal/patch"
 	"github.com/shoalcrm/shoal/internal/records"
@@ -89,11 +90,6 @@ func withPlacement[T any](rep any, placement string) (T, error) {
 	return out, json.Unmarshal(raw, &out)
 }
 
-func etag(version int) *string {
-	t := records.ETag(version)
-	return &t
-}
-
 // recordFilter turns the shared list parameters into a records.Filter.
 func (s *Server) recordFilter(ctx context.Context, limit *int32, cursor, owner *string, poolID *uuid.UUID, status *string, region, industry, source, tag *string,
 	q *string, sort *string, includeTotal *bool) (records.Filter, error) {
@@ -147,7 +143,7 @@ func (s *Server) CreateLead(ctx context.Context, req api.CreateLeadRequestObject
 	if err != nil {
 		return nil, fmt.Errorf("render lead: %w", err)
 	}
-	return api.CreateLead201JSONResponse{Body: body, Headers: api.CreateLead201ResponseHeaders{ETag: etag(v.Version), Location: location("leads", v.ID)}}, nil
+	return api.CreateLead201JSONResponse{Body: body, Headers: api.CreateLead201ResponseHeaders{ETag: etag.Ptr(v.Version), Location: location("leads", v.ID)}}, nil
 }
 
 // GetLead returns a lead.
@@ -156,7 +152,7 @@ func (s *Server) GetLead(ctx context.Context, req api.GetLeadRequestObject) (api
 	if err != nil {
 		return nil, err
 	}
-	return api.GetLead200JSONResponse{Body: leadOut(v), Headers: api.GetLead200ResponseHeaders{ETag: etag(v.Version)}}, nil
+	return api.GetLead200JSONResponse{Body: leadOut(v), Headers: api.GetLead200ResponseHeaders{ETag: etag.Ptr(v.Version)}}, nil
 }
 
 // UpdateLead patches a lead.
@@ -167,7 +163,7 @@ func (s *Server) UpdateLead(ctx context.Context, req api.UpdateLeadRequestObject
 	if err != nil {
 		return nil, err
 	}
-	return api.UpdateLead200JSONResponse{Body: leadOut(v), Headers: api.UpdateLead200ResponseHeaders{ETag: etag(v.Version)}}, nil
+	return api.UpdateLead200JSONResponse{Body: leadOut(v), Headers: api.UpdateLead200ResponseHeaders{ETag: etag.Ptr(v.Version)}}, nil
 }
 
 // ListLeads lists leads.
@@ -223,7 +219,7 @@ func (s *Server) CreateCustomer(ctx context.Context, req api.CreateCustomerReque
 	if err != nil {
 		return nil, fmt.Errorf("render customer: %w", err)
 	}
-	return api.CreateCustomer201JSONResponse{Body: body, Headers: api.CreateCustomer201ResponseHeaders{ETag: etag(v.Version), Location: location("customers", v.ID)}}, nil
+	return api.CreateCustomer201JSONResponse{Body: body, Headers: api.CreateCustomer201ResponseHeaders{ETag: etag.Ptr(v.Version), Location: location("customers", v.ID)}}, nil
 }
 
 // GetCustomer returns a customer.
@@ -232,7 +228,7 @@ func (s *Server) GetCustomer(ctx context.Context, req api.GetCustomerRequestObje
 	if err != nil {
 		return nil, err
 	}
-	return api.GetCustomer200JSONResponse{Body: customerOut(v), Headers: api.GetCustomer200ResponseHeaders{ETag: etag(v.Version)}}, nil
+	return api.GetCustomer200JSONResponse{Body: customerOut(v), Headers: api.GetCustomer200ResponseHeaders{ETag: etag.Ptr(v.Version)}}, nil
 }
 
 // UpdateCustomer patches a customer.
@@ -248,7 +244,7 @@ func (s *Server) UpdateCustomer(ctx context.Context, req api.UpdateCustomerReque
 	if err != nil {
 		return nil, err
 	}
-	return api.UpdateCustomer200JSONResponse{Body: customerOut(v), Headers: api.UpdateCustomer200ResponseHeaders{ETag: etag(v.Version)}}, nil
+	return api.UpdateCustomer200JSONResponse{Body: customerOut(v), Headers: api.UpdateCustomer200ResponseHeaders{ETag: etag.Ptr(v.Version)}}, nil
 }
 
 // UpdateCustomerDealStatus sets or clears 成交.
@@ -257,7 +253,7 @@ func (s *Server) UpdateCustomerDealStatus(ctx context.Context, req api.UpdateCus
 	if err != nil {
 		return nil, err
 	}
-	return api.UpdateCustomerDealStatus200JSONResponse{Body: customerOut(v), Headers: api.UpdateCustomerDealStatus200ResponseHeaders{ETag: etag(v.Version)}}, nil
+	return api.UpdateCustomerDealStatus200JSONResponse{Body: customerOut(v), Headers: api.UpdateCustomerDealStatus200ResponseHeaders{ETag: etag.Ptr(v.Version)}}, nil
 }
 
 // ListCustomers lists customers.

@@ -12,6 +12,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/dedupe"
+	"github.com/shoalcrm/shoal/internal/etag"
 	"github.com/shoalcrm/shoal/internal/events"
 	"github.com/shoalcrm/shoal/internal/money"
 	"github.com/shoalcrm/shoal/internal/patch"
@@ -206,7 +207,7 @@ func (s *Service) UpdateCustomer(ctx context.Context, p *auth.Principal, id uuid
 		if err != nil {
 			return err
 		}
-		if err := checkVersion(ifMatch, cu.Version); err != nil {
+		if err := etag.Check(ifMatch, cu.Version); err != nil {
 			return err
 		}
 		if in.Name != nil && dedupe.Name(*in.Name) != cu.NameNorm {

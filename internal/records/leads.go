@@ -13,6 +13,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/dedupe"
+	"github.com/shoalcrm/shoal/internal/etag"
 	"github.com/shoalcrm/shoal/internal/events"
 )
 
@@ -247,7 +248,7 @@ func (s *Service) UpdateLead(ctx context.Context, p *auth.Principal, id uuid.UUI
 		if !ok {
 			return errNotEditable
 		}
-		if err := checkVersion(ifMatch, l.Version); err != nil {
+		if err := etag.Check(ifMatch, l.Version); err != nil {
 			return err
 		}
 		// Re-key whatever duplicate-relevant field changed.

@@ -123,7 +123,7 @@ func newWorld(t *testing.T, env *apitest.Env) *world {
 	admin.Do("GET", "/v1/pools?kind=lead", nil).Expect(http.StatusOK).JSON(&pools)
 	for _, p := range pools.Items {
 		if p.IsDefault {
-			admin.Do("PATCH", "/v1/pools/"+p.ID, map[string]any{"idleDays": 1}).Expect(http.StatusOK)
+			admin.Do("PATCH", "/v1/pools/"+p.ID, map[string]any{"idleDays": 1}, "If-Match", admin.ETag("/v1/pools/"+p.ID)).Expect(http.StatusOK)
 		}
 	}
 	return &world{admin: admin, rep: rep, repID: u.ID.String()}
