@@ -1191,13 +1191,13 @@ type ContactList struct {
 // ContactUpdate defines model for ContactUpdate.
 type ContactUpdate struct {
 	// Email An email address, or empty to clear it.
-	Email     *string    `json:"email,omitempty"`
-	IsPrimary *bool      `json:"isPrimary,omitempty"`
-	Name      *Name      `json:"name,omitempty"`
-	Notes     *LongText  `json:"notes,omitempty"`
-	Phone     *Phone     `json:"phone,omitempty"`
-	Title     *ShortText `json:"title,omitempty"`
-	Wechat    *ShortText `json:"wechat,omitempty"`
+	Email     nullable.Nullable[string]    `json:"email,omitempty"`
+	IsPrimary *bool                        `json:"isPrimary,omitempty"`
+	Name      *Name                        `json:"name,omitempty"`
+	Notes     nullable.Nullable[LongText]  `json:"notes,omitempty"`
+	Phone     nullable.Nullable[Phone]     `json:"phone,omitempty"`
+	Title     nullable.Nullable[ShortText] `json:"title,omitempty"`
+	Wechat    nullable.Nullable[ShortText] `json:"wechat,omitempty"`
 }
 
 // ConvertRequest defines model for ConvertRequest.
@@ -1323,18 +1323,18 @@ type CustomerStatus string
 
 // CustomerUpdate defines model for CustomerUpdate.
 type CustomerUpdate struct {
-	Address     *ShortText `json:"address,omitempty"`
-	CreditLevel *ShortText `json:"creditLevel,omitempty"`
+	Address     nullable.Nullable[ShortText] `json:"address,omitempty"`
+	CreditLevel nullable.Nullable[ShortText] `json:"creditLevel,omitempty"`
 
 	// CreditLimit Not negative; null when not set.
-	CreditLimit nullable.Nullable[Money] `json:"creditLimit,omitempty"`
-	Grade       nullable.Nullable[Grade] `json:"grade,omitempty"`
-	Industry    *ShortText               `json:"industry,omitempty"`
-	Name        *Name                    `json:"name,omitempty"`
-	Region      *ShortText               `json:"region,omitempty"`
-	Source      *ShortText               `json:"source,omitempty"`
-	Tags        *Tags                    `json:"tags,omitempty"`
-	Website     *ShortText               `json:"website,omitempty"`
+	CreditLimit nullable.Nullable[Money]     `json:"creditLimit,omitempty"`
+	Grade       nullable.Nullable[Grade]     `json:"grade,omitempty"`
+	Industry    nullable.Nullable[ShortText] `json:"industry,omitempty"`
+	Name        *Name                        `json:"name,omitempty"`
+	Region      nullable.Nullable[ShortText] `json:"region,omitempty"`
+	Source      nullable.Nullable[ShortText] `json:"source,omitempty"`
+	Tags        nullable.Nullable[Tags]      `json:"tags,omitempty"`
+	Website     nullable.Nullable[ShortText] `json:"website,omitempty"`
 }
 
 // Days A number of days; null switches the rule off.
@@ -1634,17 +1634,17 @@ type LeadStatus string
 
 // LeadUpdate defines model for LeadUpdate.
 type LeadUpdate struct {
-	Company *ShortText `json:"company,omitempty"`
+	Company nullable.Nullable[ShortText] `json:"company,omitempty"`
 
 	// Email An email address, or empty to clear it.
-	Email    *string    `json:"email,omitempty"`
-	Industry *ShortText `json:"industry,omitempty"`
-	Name     *Name      `json:"name,omitempty"`
-	Notes    *LongText  `json:"notes,omitempty"`
-	Phone    *Phone     `json:"phone,omitempty"`
-	Region   *ShortText `json:"region,omitempty"`
-	Source   *ShortText `json:"source,omitempty"`
-	Tags     *Tags      `json:"tags,omitempty"`
+	Email    nullable.Nullable[string]    `json:"email,omitempty"`
+	Industry nullable.Nullable[ShortText] `json:"industry,omitempty"`
+	Name     *Name                        `json:"name,omitempty"`
+	Notes    nullable.Nullable[LongText]  `json:"notes,omitempty"`
+	Phone    nullable.Nullable[Phone]     `json:"phone,omitempty"`
+	Region   nullable.Nullable[ShortText] `json:"region,omitempty"`
+	Source   nullable.Nullable[ShortText] `json:"source,omitempty"`
+	Tags     nullable.Nullable[Tags]      `json:"tags,omitempty"`
 }
 
 // LoginRequest defines model for LoginRequest.
@@ -1843,8 +1843,8 @@ type PoolRulesVisibleFields string
 
 // PoolUpdate defines model for PoolUpdate.
 type PoolUpdate struct {
-	AutoAssign *PoolUpdateAutoAssign `json:"autoAssign,omitempty"`
-	ByGrade    *map[string]GradeRule `json:"byGrade,omitempty"`
+	AutoAssign *PoolUpdateAutoAssign                   `json:"autoAssign,omitempty"`
+	ByGrade    nullable.Nullable[map[string]GradeRule] `json:"byGrade,omitempty"`
 
 	// ClaimCooldownDays A number of days; null switches the rule off.
 	ClaimCooldownDays     nullable.Nullable[Days]  `json:"claimCooldownDays,omitempty"`
@@ -2650,6 +2650,9 @@ type RejectClaimRequestJSONRequestBody = ReasonOptional
 // UpdateContactJSONRequestBody defines body for UpdateContact for application/json ContentType.
 type UpdateContactJSONRequestBody = ContactUpdate
 
+// UpdateContactApplicationMergePatchPlusJSONRequestBody defines body for UpdateContact for application/merge-patch+json ContentType.
+type UpdateContactApplicationMergePatchPlusJSONRequestBody = ContactUpdate
+
 // CreateCustomerJSONRequestBody defines body for CreateCustomer for application/json ContentType.
 type CreateCustomerJSONRequestBody = CustomerCreate
 
@@ -2658,6 +2661,9 @@ type BatchClaimCustomersJSONRequestBody = BatchClaimRequest
 
 // UpdateCustomerJSONRequestBody defines body for UpdateCustomer for application/json ContentType.
 type UpdateCustomerJSONRequestBody = CustomerUpdate
+
+// UpdateCustomerApplicationMergePatchPlusJSONRequestBody defines body for UpdateCustomer for application/merge-patch+json ContentType.
+type UpdateCustomerApplicationMergePatchPlusJSONRequestBody = CustomerUpdate
 
 // AssignCustomerJSONRequestBody defines body for AssignCustomer for application/json ContentType.
 type AssignCustomerJSONRequestBody = AssignRequest
@@ -2692,6 +2698,9 @@ type BatchClaimLeadsJSONRequestBody = BatchClaimRequest
 // UpdateLeadJSONRequestBody defines body for UpdateLead for application/json ContentType.
 type UpdateLeadJSONRequestBody = LeadUpdate
 
+// UpdateLeadApplicationMergePatchPlusJSONRequestBody defines body for UpdateLead for application/merge-patch+json ContentType.
+type UpdateLeadApplicationMergePatchPlusJSONRequestBody = LeadUpdate
+
 // AssignLeadJSONRequestBody defines body for AssignLead for application/json ContentType.
 type AssignLeadJSONRequestBody = AssignRequest
 
@@ -2719,11 +2728,17 @@ type CreatePoolJSONRequestBody = PoolCreate
 // UpdatePoolJSONRequestBody defines body for UpdatePool for application/json ContentType.
 type UpdatePoolJSONRequestBody = PoolUpdate
 
+// UpdatePoolApplicationMergePatchPlusJSONRequestBody defines body for UpdatePool for application/merge-patch+json ContentType.
+type UpdatePoolApplicationMergePatchPlusJSONRequestBody = PoolUpdate
+
 // PreviewPoolRulesJSONRequestBody defines body for PreviewPoolRules for application/json ContentType.
 type PreviewPoolRulesJSONRequestBody = PoolRules
 
 // UpdateSettingsJSONRequestBody defines body for UpdateSettings for application/json ContentType.
 type UpdateSettingsJSONRequestBody = SettingsUpdate
+
+// UpdateSettingsApplicationMergePatchPlusJSONRequestBody defines body for UpdateSettings for application/merge-patch+json ContentType.
+type UpdateSettingsApplicationMergePatchPlusJSONRequestBody = SettingsUpdate
 
 // RunSweepJSONRequestBody defines body for RunSweep for application/json ContentType.
 type RunSweepJSONRequestBody = SweepRequest
@@ -2734,6 +2749,9 @@ type CreateTeamJSONRequestBody = TeamCreate
 // UpdateTeamJSONRequestBody defines body for UpdateTeam for application/json ContentType.
 type UpdateTeamJSONRequestBody = TeamUpdate
 
+// UpdateTeamApplicationMergePatchPlusJSONRequestBody defines body for UpdateTeam for application/merge-patch+json ContentType.
+type UpdateTeamApplicationMergePatchPlusJSONRequestBody = TeamUpdate
+
 // AdvanceTestClockJSONRequestBody defines body for AdvanceTestClock for application/json ContentType.
 type AdvanceTestClockJSONRequestBody = AdvanceClockRequest
 
@@ -2742,6 +2760,9 @@ type CreateUserJSONRequestBody = UserCreate
 
 // UpdateUserJSONRequestBody defines body for UpdateUser for application/json ContentType.
 type UpdateUserJSONRequestBody = UserUpdate
+
+// UpdateUserApplicationMergePatchPlusJSONRequestBody defines body for UpdateUser for application/merge-patch+json ContentType.
+type UpdateUserApplicationMergePatchPlusJSONRequestBody = UserUpdate
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
@@ -7141,9 +7162,10 @@ func (response GetContactdefaultApplicationProblemPlusJSONResponse) VisitGetCont
 }
 
 type UpdateContactRequestObject struct {
-	Id     IdPath `json:"id"`
-	Params UpdateContactParams
-	Body   *UpdateContactJSONRequestBody
+	Id                                IdPath `json:"id"`
+	Params                            UpdateContactParams
+	JSONBody                          *UpdateContactJSONRequestBody
+	ApplicationMergePatchPlusJSONBody *UpdateContactApplicationMergePatchPlusJSONRequestBody
 }
 
 type UpdateContactResponseObject interface {
@@ -8125,9 +8147,10 @@ func (response GetCustomerdefaultApplicationProblemPlusJSONResponse) VisitGetCus
 }
 
 type UpdateCustomerRequestObject struct {
-	Id     IdPath `json:"id"`
-	Params UpdateCustomerParams
-	Body   *UpdateCustomerJSONRequestBody
+	Id                                IdPath `json:"id"`
+	Params                            UpdateCustomerParams
+	JSONBody                          *UpdateCustomerJSONRequestBody
+	ApplicationMergePatchPlusJSONBody *UpdateCustomerApplicationMergePatchPlusJSONRequestBody
 }
 
 type UpdateCustomerResponseObject interface {
@@ -12180,9 +12203,10 @@ func (response GetLeaddefaultApplicationProblemPlusJSONResponse) VisitGetLeadRes
 }
 
 type UpdateLeadRequestObject struct {
-	Id     IdPath `json:"id"`
-	Params UpdateLeadParams
-	Body   *UpdateLeadJSONRequestBody
+	Id                                IdPath `json:"id"`
+	Params                            UpdateLeadParams
+	JSONBody                          *UpdateLeadJSONRequestBody
+	ApplicationMergePatchPlusJSONBody *UpdateLeadApplicationMergePatchPlusJSONRequestBody
 }
 
 type UpdateLeadResponseObject interface {
@@ -15491,9 +15515,10 @@ func (response GetPooldefaultApplicationProblemPlusJSONResponse) VisitGetPoolRes
 }
 
 type UpdatePoolRequestObject struct {
-	Id     IdPath `json:"id"`
-	Params UpdatePoolParams
-	Body   *UpdatePoolJSONRequestBody
+	Id                                IdPath `json:"id"`
+	Params                            UpdatePoolParams
+	JSONBody                          *UpdatePoolJSONRequestBody
+	ApplicationMergePatchPlusJSONBody *UpdatePoolApplicationMergePatchPlusJSONRequestBody
 }
 
 type UpdatePoolResponseObject interface {
@@ -16250,8 +16275,9 @@ func (response GetSettingsdefaultApplicationProblemPlusJSONResponse) VisitGetSet
 }
 
 type UpdateSettingsRequestObject struct {
-	Params UpdateSettingsParams
-	Body   *UpdateSettingsJSONRequestBody
+	Params                            UpdateSettingsParams
+	JSONBody                          *UpdateSettingsJSONRequestBody
+	ApplicationMergePatchPlusJSONBody *UpdateSettingsApplicationMergePatchPlusJSONRequestBody
 }
 
 type UpdateSettingsResponseObject interface {
@@ -17189,9 +17215,10 @@ func (response GetTeamdefaultApplicationProblemPlusJSONResponse) VisitGetTeamRes
 }
 
 type UpdateTeamRequestObject struct {
-	Id     IdPath `json:"id"`
-	Params UpdateTeamParams
-	Body   *UpdateTeamJSONRequestBody
+	Id                                IdPath `json:"id"`
+	Params                            UpdateTeamParams
+	JSONBody                          *UpdateTeamJSONRequestBody
+	ApplicationMergePatchPlusJSONBody *UpdateTeamApplicationMergePatchPlusJSONRequestBody
 }
 
 type UpdateTeamResponseObject interface {
@@ -18220,9 +18247,10 @@ func (response GetUserdefaultApplicationProblemPlusJSONResponse) VisitGetUserRes
 }
 
 type UpdateUserRequestObject struct {
-	Id     IdPath `json:"id"`
-	Params UpdateUserParams
-	Body   *UpdateUserJSONRequestBody
+	Id                                IdPath `json:"id"`
+	Params                            UpdateUserParams
+	JSONBody                          *UpdateUserJSONRequestBody
+	ApplicationMergePatchPlusJSONBody *UpdateUserApplicationMergePatchPlusJSONRequestBody
 }
 
 type UpdateUserResponseObject interface {
@@ -19255,29 +19283,56 @@ func (sh *strictHandler) UpdateContact(ctx echo.Context, id IdPath, params Updat
 
 	request.Id = id
 	request.Params = params
-
-	var body UpdateContactJSONRequestBody
-	var err error
-	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
-		// A request validator built on kin-openapi's openapi3filter with
-		// KeepValidatedValue leaves the value it validated on the body. Bind
-		// that value, matching member names exactly, so the handler receives
-		// what was validated instead of a second, case-insensitive decode.
-		// Otherwise bind only the request body, so that path and query
-		// parameters are not also bound into the body struct.
-		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
-			err = binder.BindBody(ctx, &body)
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body UpdateContactJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
 		}
-	} else {
-		// A custom binder is installed on the Echo instance; defer to it
-		// entirely, since echo.Binder does not expose body-only binding and
-		// the binder may do more than decode (for example call ctx.Validate).
-		err = ctx.Bind(&body)
+		if err != nil {
+			return err
+		}
+		request.JSONBody = &body
+
 	}
-	if err != nil {
-		return err
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/merge-patch+json") {
+		var body UpdateContactApplicationMergePatchPlusJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.ApplicationMergePatchPlusJSONBody = &body
+
 	}
-	request.Body = &body
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.UpdateContact(ctx.Request().Context(), request.(UpdateContactRequestObject))
@@ -19446,29 +19501,56 @@ func (sh *strictHandler) UpdateCustomer(ctx echo.Context, id IdPath, params Upda
 
 	request.Id = id
 	request.Params = params
-
-	var body UpdateCustomerJSONRequestBody
-	var err error
-	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
-		// A request validator built on kin-openapi's openapi3filter with
-		// KeepValidatedValue leaves the value it validated on the body. Bind
-		// that value, matching member names exactly, so the handler receives
-		// what was validated instead of a second, case-insensitive decode.
-		// Otherwise bind only the request body, so that path and query
-		// parameters are not also bound into the body struct.
-		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
-			err = binder.BindBody(ctx, &body)
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body UpdateCustomerJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
 		}
-	} else {
-		// A custom binder is installed on the Echo instance; defer to it
-		// entirely, since echo.Binder does not expose body-only binding and
-		// the binder may do more than decode (for example call ctx.Validate).
-		err = ctx.Bind(&body)
+		if err != nil {
+			return err
+		}
+		request.JSONBody = &body
+
 	}
-	if err != nil {
-		return err
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/merge-patch+json") {
+		var body UpdateCustomerApplicationMergePatchPlusJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.ApplicationMergePatchPlusJSONBody = &body
+
 	}
-	request.Body = &body
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.UpdateCustomer(ctx.Request().Context(), request.(UpdateCustomerRequestObject))
@@ -20199,29 +20281,56 @@ func (sh *strictHandler) UpdateLead(ctx echo.Context, id IdPath, params UpdateLe
 
 	request.Id = id
 	request.Params = params
-
-	var body UpdateLeadJSONRequestBody
-	var err error
-	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
-		// A request validator built on kin-openapi's openapi3filter with
-		// KeepValidatedValue leaves the value it validated on the body. Bind
-		// that value, matching member names exactly, so the handler receives
-		// what was validated instead of a second, case-insensitive decode.
-		// Otherwise bind only the request body, so that path and query
-		// parameters are not also bound into the body struct.
-		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
-			err = binder.BindBody(ctx, &body)
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body UpdateLeadJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
 		}
-	} else {
-		// A custom binder is installed on the Echo instance; defer to it
-		// entirely, since echo.Binder does not expose body-only binding and
-		// the binder may do more than decode (for example call ctx.Validate).
-		err = ctx.Bind(&body)
+		if err != nil {
+			return err
+		}
+		request.JSONBody = &body
+
 	}
-	if err != nil {
-		return err
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/merge-patch+json") {
+		var body UpdateLeadApplicationMergePatchPlusJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.ApplicationMergePatchPlusJSONBody = &body
+
 	}
-	request.Body = &body
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.UpdateLead(ctx.Request().Context(), request.(UpdateLeadRequestObject))
@@ -20808,29 +20917,56 @@ func (sh *strictHandler) UpdatePool(ctx echo.Context, id IdPath, params UpdatePo
 
 	request.Id = id
 	request.Params = params
-
-	var body UpdatePoolJSONRequestBody
-	var err error
-	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
-		// A request validator built on kin-openapi's openapi3filter with
-		// KeepValidatedValue leaves the value it validated on the body. Bind
-		// that value, matching member names exactly, so the handler receives
-		// what was validated instead of a second, case-insensitive decode.
-		// Otherwise bind only the request body, so that path and query
-		// parameters are not also bound into the body struct.
-		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
-			err = binder.BindBody(ctx, &body)
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body UpdatePoolJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
 		}
-	} else {
-		// A custom binder is installed on the Echo instance; defer to it
-		// entirely, since echo.Binder does not expose body-only binding and
-		// the binder may do more than decode (for example call ctx.Validate).
-		err = ctx.Bind(&body)
+		if err != nil {
+			return err
+		}
+		request.JSONBody = &body
+
 	}
-	if err != nil {
-		return err
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/merge-patch+json") {
+		var body UpdatePoolApplicationMergePatchPlusJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.ApplicationMergePatchPlusJSONBody = &body
+
 	}
-	request.Body = &body
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.UpdatePool(ctx.Request().Context(), request.(UpdatePoolRequestObject))
@@ -20956,29 +21092,56 @@ func (sh *strictHandler) UpdateSettings(ctx echo.Context, params UpdateSettingsP
 	var request UpdateSettingsRequestObject
 
 	request.Params = params
-
-	var body UpdateSettingsJSONRequestBody
-	var err error
-	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
-		// A request validator built on kin-openapi's openapi3filter with
-		// KeepValidatedValue leaves the value it validated on the body. Bind
-		// that value, matching member names exactly, so the handler receives
-		// what was validated instead of a second, case-insensitive decode.
-		// Otherwise bind only the request body, so that path and query
-		// parameters are not also bound into the body struct.
-		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
-			err = binder.BindBody(ctx, &body)
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body UpdateSettingsJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
 		}
-	} else {
-		// A custom binder is installed on the Echo instance; defer to it
-		// entirely, since echo.Binder does not expose body-only binding and
-		// the binder may do more than decode (for example call ctx.Validate).
-		err = ctx.Bind(&body)
+		if err != nil {
+			return err
+		}
+		request.JSONBody = &body
+
 	}
-	if err != nil {
-		return err
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/merge-patch+json") {
+		var body UpdateSettingsApplicationMergePatchPlusJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.ApplicationMergePatchPlusJSONBody = &body
+
 	}
-	request.Body = &body
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.UpdateSettings(ctx.Request().Context(), request.(UpdateSettingsRequestObject))
@@ -21147,29 +21310,56 @@ func (sh *strictHandler) UpdateTeam(ctx echo.Context, id IdPath, params UpdateTe
 
 	request.Id = id
 	request.Params = params
-
-	var body UpdateTeamJSONRequestBody
-	var err error
-	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
-		// A request validator built on kin-openapi's openapi3filter with
-		// KeepValidatedValue leaves the value it validated on the body. Bind
-		// that value, matching member names exactly, so the handler receives
-		// what was validated instead of a second, case-insensitive decode.
-		// Otherwise bind only the request body, so that path and query
-		// parameters are not also bound into the body struct.
-		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
-			err = binder.BindBody(ctx, &body)
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body UpdateTeamJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
 		}
-	} else {
-		// A custom binder is installed on the Echo instance; defer to it
-		// entirely, since echo.Binder does not expose body-only binding and
-		// the binder may do more than decode (for example call ctx.Validate).
-		err = ctx.Bind(&body)
+		if err != nil {
+			return err
+		}
+		request.JSONBody = &body
+
 	}
-	if err != nil {
-		return err
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/merge-patch+json") {
+		var body UpdateTeamApplicationMergePatchPlusJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.ApplicationMergePatchPlusJSONBody = &body
+
 	}
-	request.Body = &body
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.UpdateTeam(ctx.Request().Context(), request.(UpdateTeamRequestObject))
@@ -21338,29 +21528,56 @@ func (sh *strictHandler) UpdateUser(ctx echo.Context, id IdPath, params UpdateUs
 
 	request.Id = id
 	request.Params = params
-
-	var body UpdateUserJSONRequestBody
-	var err error
-	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
-		// A request validator built on kin-openapi's openapi3filter with
-		// KeepValidatedValue leaves the value it validated on the body. Bind
-		// that value, matching member names exactly, so the handler receives
-		// what was validated instead of a second, case-insensitive decode.
-		// Otherwise bind only the request body, so that path and query
-		// parameters are not also bound into the body struct.
-		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
-			err = binder.BindBody(ctx, &body)
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body UpdateUserJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
 		}
-	} else {
-		// A custom binder is installed on the Echo instance; defer to it
-		// entirely, since echo.Binder does not expose body-only binding and
-		// the binder may do more than decode (for example call ctx.Validate).
-		err = ctx.Bind(&body)
+		if err != nil {
+			return err
+		}
+		request.JSONBody = &body
+
 	}
-	if err != nil {
-		return err
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/merge-patch+json") {
+		var body UpdateUserApplicationMergePatchPlusJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.ApplicationMergePatchPlusJSONBody = &body
+
 	}
-	request.Body = &body
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.UpdateUser(ctx.Request().Context(), request.(UpdateUserRequestObject))
@@ -21386,270 +21603,275 @@ func (sh *strictHandler) UpdateUser(ctx echo.Context, id IdPath, params UpdateUs
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3rbxxJdi/4r8TWvYCKPVkUSUk93SQaBpsSZzQttXgpatvXXbrKqMxTVdHMiqiOiGSpuq3F+IPHs4s1",
-	"1oDtNRZe7BiD9e6XgWFj7R1gHpj/xXA/5tP8CxdxIiIfVZn1Ikuk1PVJYmVmvM+J8/ydLxuRGAwFB65V",
-	"Y//LBrykg2EC+P8OjV9I+DwFpc2fKh0MqBw39htnfSDuAWGKDGjSFXIA8XYjaFzQJAXzeiRiaOyXGgka",
-	"MWjKkjlNKE11qhr7d3d2goZmOjHtfEhjcpq1o8dD82Nf66Hav31b9QVNtmO4uD2UopPAQN0u9vvqVdCI",
-	"qaYdquBFyukFZQntJDA9K/+WGVPhxQMiQcsxSagGWTXLytYnprto237693bu5NN/CvKCRUCeldqfvwyV",
-	"A8P1SIcJi6ieWIRDIiESMiYjpvtE94EoOgDC6QACMuwLDkRIAgPKEkITCTQeE3jJlFaVy5J1UliLy3WR",
-	"H47389U5ErybsGixk5EPyqxDV8gOi2Pg5XX4ryIlAzomXGgyBGkOJ9F9pogYgqSaCV4137yxwnwXayqf",
-	"V2HXjwvtzZ9Y3ruZGOMq7XZZxIDrFyoSw6njzhQ5PHlIzsEcvuhc2b0wb+L/suERDhAr0lTgHqutqslX",
-	"dFiigEt2dwULVDFCu1IaJKfJBCVwknJ4OYRIQ0xASiGJiKJUSogPCNOkTxXpAHCSiF6vmvllLReP/wrt",
-	"5iyhwBEfusaJ4Q0gyQPT1ILr4IZlZs+FftEVKY+reLwSqYyAxAIUnl+kQ0Oe48KhNhvFdNX887anWP+S",
-	"Lee7fzdfgY+FJseu+fmzzgdjpj00TIjHzJy4F13KEqhcAGRUZkeiPuU9iIliPAIcpOFMhOkD0gUd9c3O",
-	"0R5llXyhqrOpFVmtq2xhdvfyhTkp9EeOfX/zl6hqnFOLZW5VJqeXy1xrw5hqe7EzCYpQTh52W4+pGXQf",
-	"aAwyZ/p2wrcUeXBGe3MXLet0kqVcqsts8fbeq1m807zfJZcvG7FZQEk1vEjYgOmpdROCDCgfe2lIzZU1",
-	"Sm0Vl2NuS/l0C3en+eyx+cxJV2qhqZYGYWaYcprqvpDsi8kZPmZKMd4ztM34BU1YTCIJMXDNaFIpNpTa",
-	"Ksxwfks5m9jNZ/is3Nz8yZX6t5NT6XAopIb4xQBiRsszfJY/JpHgGrgmppfquU02VZjgrIZyQr9XnFr+",
-	"wWPTGjkbD2HBSU4OxMwUV5XOYYpWbM9Y9wCJzRCYud/NuCWNKu+D6dZrVIIF2r4SLWF6QK/MKljGgUrQ",
-	"EY360DoyHQuUEGJQkWRD801jvxFy0VJaSAiJ4AQuQI4J5WoEkug+1SSiUjLDlogW52A5dtSHAZ6gAX35",
-	"CHhP9xv7uzgLO16lJeM93A7DqKY7tSs1lKCAaxz9LUUuQComeEC6QmYscNn+HomI2k6q+nx2+oiIrmOl",
-	"7gKPJFBtpZT8YtAyhZqO96o7PqUaHhl2Ut1zRJME5C2VHZBOGvdAEy5GAaGKME5iSbu6xUB3W2bD6ZC1",
-	"DJNCHtVyG9ra3dlv87DdSBXIduNAfnDv+wf6g92QNIUkYbtBh+wjGLcbB//+4/8n3NonoQwzdkoS6OqA",
-	"hDokCvm8UeM0S8x6tLkbEFNk1BcJuAuaPDUkPHUyhLmmDI8xrMuoIrHvpc2blJjR3VL2xBhmR7mXnLcC",
-	"KzGaGUdJGhuR0ZCJ4GSYdhIW5WK02m7zxoqb0DoRCYvG1XvhZorHmw6HCQN1mT34/IO9nZ2D0Qd3w31C",
-	"SSeNzkGbUxZ+Xlh67ExClyWJIpEYDBPQkIwJ420ejvINaQ5B4vIhFeACqsBoXah2mN/cQqottzcoHITZ",
-	"zMMVVs1csq3DrgY5vWBP3cC0ICPKNOlAV0iwFzPjvTJ9GtWQaqs33NlrBKZzNkgHjf333kU2N2Dc/p0P",
-	"xMjyPZA4kk8++aR1WDhV08N5wsndnV2k4KhvaIr34MCcnrs7d0g4rR+FpHl6fETe/f69na2CvpYfSKvK",
-	"7ZPwQ6ASpD2dH7QrlMF2I7Bff9BuJEBjtT+STEO7EdYyqTtVC27EUSrpALTn0AllA8f0n+KlcMySys14",
-	"wpNcOjLnFdVwc5EAacbQpWliVHQeM95DnZOZrz5PQY4bQYPTgR0I3jvFIQM3e/Jpw33aCBp0OJTiAu83",
-	"CZ+hqtd4XnV4jiz7PJZiMD1e95BQVIxo14lxVaOKCu1UHikjJbc0G4A9Vn6J7+7MGNWZqB+TPchzhnMm",
-	"rmIwqVSiajeH9PMUSISPSVeKAaFkKOGCiVSRIe3BLUVCDi+1bSGsHaztoOYQ3kPFampUD+MTah5X383u",
-	"cmRx1ufQvJ11yeKZ9+V/ltBt7Df+0+3cOHvbPlW3H1qR9GEXL/jqARixwa6IodmEKm1VyGb4TmhFKtSU",
-	"xl5o2DrwClRMmnf33kOuKFJNmA7I3d09MuoDn7j3i0pqTiyWyecT9YLIknLIQ3u7nQlNK4Suw0QJEomU",
-	"a0KTxE7I6AVWv1OkGQlD4JQcPXn28VktJbNiJ8XxufF0hEiAcjegOFVajutYy4OXNNKEubfqe7TPl7xh",
-	"PmI8nsnThkIkyopmTJFzxuO6EZhnjUWP2tO0Y3gXqhQoHVYLaCe0B0SxL2q5Ad7/pV4ds23s39sJZlx7",
-	"e6VLb7fy0nsy4iDrViccQBgQK1ERFgeGj4ZccHOxmUVDwQsPTe0pEab9h3HtHfWuuY+0Bmm+/W/NAfyp",
-	"af9PP91pvU9b3cPWcev5l3fefbX1nxtVW3siRDLnurJnetQXCkhfDAB32wia1ojMa5fdvPdw8d12jOW/",
-	"YCPTm2ykr5de/Dc9mLU0zRg+0uRmDxOmIN4KnMgKSBJlg37dUD+fSREDxjN+US2B9Zjgs0lT4jt1/dun",
-	"S5LlUyErqMH8aiSjA0KJkXMMYwpbIVFCakXMu1ZK2Cb3ncQRttx1eahr7yjzdaXMkX3aCBqt4h/WMOYe",
-	"FP8wB9r9nP/X3BHHIknE6NnQPpv45Xn1Cpi7YPbC2/uifl7m6ZILf0Z7dX2eOnIxercRsC2RaGvuqxqA",
-	"pr3am7+y82d2KaslNvdwEYktLbRzeSHJdVwlsfkxzZbY0qyByw7mlZFs1FBwZd3IH9L4NPciO7OW+S8q",
-	"j9be4C0y3/tMWePDDD90FQ/zr5fdvjXmrJkNVFmEFuWgJ3YSdg2qxMJa41bRsFUwPpWsIlU9u3dv5y/W",
-	"qPELfezfx/FnPtXFN+1KVin3A0ZuBCq34KObjGurs92gxbpf9KavcMRL3viZ57PsvV5sxbPRzVj6Q5K1",
-	"7LztRoyOgYTZ7+HWAQmd9hCiCGDEEurOsbUB3pD9sL7Q1fai6A6euRUlN+qlz/4ht8YTtKWdHh+R9+/e",
-	"+z5xAyXWSq5u0BIfFwMnVljmUuDFzHUuxDXUhTXM2adKt/+VcCtrmJ4T37FPwmwO4QExe9zNzLptfg5j",
-	"a+C0YRHUGdmUlfXNipOepFyrcpxE0OZVFrvAqQqhjZ0IyQAGHZCkSXlsTdXhpJ0wzI2BW46uM1ufs72O",
-	"RJrERtsWI8K0NZLegINYbfOc1cbU+7ixHwt97GMgVjjLpRiKmWexHIRw6SP4sSAqjfqZWQZ1Lz19LvNA",
-	"ihvCPYpO9uNMMlth6WviOGZuQl2YwxVJeVUWMsI0GVHlzHD2Yq0YhrliudBozRrloSA3dONOC5Egl926",
-	"YlTJ4ptXCrK49PZlgSNMFeyhFZvlH4ZbN2hnXIjos3J86yrCaE2o7Gy5tC7Q9EqIStkQt4hyw800PQdn",
-	"jbYaFRejfaJ9/MuQKjUSMiZRH8yFynjbKBK9vvabaZt70UnVONzyLLMcnyuBRn0zCfO4myZJm3t5uGKm",
-	"4dY2QT+g1fmxvR67AE54irev6Hof5Q26Oyc8lzM/L7yKe3QmxGPKx1nQ0GpHbTIuauYRm4o5uvzRqguZ",
-	"mr+Lb8MePpuI2VphAyfDvmZu4FRc1aU3cH5E2A1hzoVALYzTQp/KqkteEYw2Z92rQr2u1KbVEfHYME4M",
-	"RukSSrAfDF6biO42zDuzLUyN7AbdqNkS4TgO4wvKIzhKRHReMGfS2IoENDmRZo6amU3q0kRB0BgWfvqy",
-	"4TjHZKDHu3eLHq87u/fuvLuzs4DfKxeYPs2azo30Aj13ZikOMaTJylvF4eS+gtXsvIFv4cPxIp6loAEv",
-	"h0yCWrxDniZO9rD+8akBsHixnhOq9DO1zFzndm2t5rM7/9i88yrwfjhzWpLkSbex/+n8QT+fHIONwu6y",
-	"l9Ue/y6TSht1QdJIg1TeUacgkqADogV6EnucKUuQ5zAmHXRUF52ZeyVnJgZMvvj0sPUntPXFTuv9F63n",
-	"36twY5qzeCHOr3R9re0BzXEaBmqup9padbCfh/aD3XezZqmUdDxFNBiDgfuYLW3Wb1Agj3qisrEwS7KB",
-	"pcngis7efDK5mjUfMO7/mtiAoJFy9nkK7jGe6ok9cdvhRjJv5ZegKccFXwVfTnNlCTVRp4ZGmFaQdLfJ",
-	"074YcSJ4BAdEAY8xCUOR8NBJNPZys1FwIYYZ/HHr8ORh6yMYhxNUtrv33ipkNs3zzcCn1+h5tkqPmL2k",
-	"yjPONnehXc4WrrDNRbeso62gkQdazT2b+ZtTNIkdVO67UqzHV7t5fQjHQlQggTqha9a7p/atyfH7nipn",
-	"kMZMP7hw0l55hDTSQl7FHYENeeHSxwikCkOybHCzIa+x0jAwv3DBxwORqgr3ftCglxANEgZcH8axBKUm",
-	"3Orv3i2d/k93Wu8fto5pq7u9//ydyuvFpwhMeOd3yu38t3Y7NZJTTSOLCguZpDpn2LT1xWHrT2ouRJHq",
-	"SAxKm6DSKDKLETS6lCWptNmRnFVGhtpTBUrbMzGDeXz6P7T+p5oZ+wyJWYHF995/vyhp7lQEFgcNTWUP",
-	"pocyuSIZA2vVDMi2409nvdzh1/ad+VwQL3GqG8WTX9zDfCtmk+SVsMqcwK+dXX5IddQvRkYvyTJZvPi8",
-	"Ld0UpACnvawuBrB4/qwUxg9O7pjE38tjn9B7MBVpHmm/qCHshbnIeU0g6dThFeeVU51YzpmSrJ90VTtH",
-	"dFgRQEsiOjwg5vYgA6BcOSeRJn2QQJpdmiSkQ6NzozdooIPA6Ayc9BLRoQlx0Zuoqtezlt2dnQlFtl7w",
-	"LzCboz7lHJJSjBtNkkbQuGAKw0gxkrARNEYQ9ZH0BwDaxt0L3QdZyU8naWGGMjxrd8/YAJSmg6G9lyIW",
-	"L/LVx27WFV8vIJf4r+3JcrfHkTvG5Y39pD/G1CJMP6AJidBtaza3xy6gkASLG5vbb2yY2gRJXJn+jUHH",
-	"y8QaL6e35BLbpHgwdwZ2MRbvyC3WwhpVdgNfIkVkimO4GO5s7EEe6VscYZCnqsxWZoukcRX3YInUrv0m",
-	"RIudIbzpaXExWoLeJ1VVMaruT3BNoyvjMVGqtBgsfuQsc5xHbH0h9Rm81MtQMVMnktk84OmbbTGrRKlf",
-	"LjTMPUuPBO/5DzCUfKkuXFrwEl/kgdLLbJK7iRbvqIqsCzud2aXyNQ8a1cHdM47gauapRc7PA3zpas6E",
-	"t1St5zic4EsrHYXLbipOfsb2XAmrdczm+rmsHYiNNZ975AaMF3/drT2E0yGSFhbKGhYCm1cy1GMjzkQJ",
-	"UOminIo5BPfuVokum4NbOrhVG3oBUq+mPXpW9vHCy1g5BNdKhbksNywtvCorXr8SYqYfwQUky/ZmvvOO",
-	"y8WMeo8FhzHa9Saj/DTh0KOaXYDT2jAh0ylt5sBPGQJjoMnKiglNnmaS6zRxdKX4AvgzrudfFJXt9yS1",
-	"ustiq/IDfL3S2rmw6OLzLpfZwokEqFVmOqDq3HopJpwLMgW7hRjk22WQxIpQCcR+QTpj1M6MXH9LkdBo",
-	"vp0EjvE9dCdcgfzlk79WmdiCFvWy5oofeZYwmeU1V1VbTiOMjA6y4uTc16cLOgKKL+PXPTb/s9JOSEiA",
-	"qpU3w+XQLdNjrpjOlC4cA3bMAC24vblfnZl3LiFKdxTTcElZ2vsRvQKcKcg4gRKLW0qwdguykmS94qV1",
-	"FdfPApdOgS0vwIxXZKnr8lyvQHMrEM0yh//Sx7heeyidwSVchpk4Ne0EHyY0goHzTM6USrMXJ8ebN1Ht",
-	"kfa9X4nWk89kPWpP0NDVyBMnFnOLCJ6MHXRQEUXiA3N3hZNm8XKElzOL7yyA57Og6lXm0gVjI42MxIgJ",
-	"vxgbWW0Yd59fkep2jVzu9QvZVyjJrpudviUscur036djVeXgyiO2YzpWbkPViFnsG3R9pAkQ0e3O9mLd",
-	"effeRCzmfBfW/Uy6WJCoyiQ0W/+a4AuFl6uYQ5b6m6EFVWvqK8SelFf8WEhCMY+dRjogTCvi2ybNYYlt",
-	"GqpyGs3Wdm6BvkTnJ1PtT+TAKSg6v7aLTinPLBOgRSus+a8zrlVxTZfy/IQXm/DBhGi68ab4qq8vrwmt",
-	"+PHE4XGepHwy848QVLjUB/mDhe7viUO5pLfb9zZzrD5sfeFzlcW5B69/dhXi0gNvAc04k/d6zzVtopUg",
-	"S4BfKPhhqg20SEyz1R89ffIxGQpMfCdCkgyIzwEC2Zhj0e1aLydhfJhO22PfraInUIr2YBodbGfeGbZD",
-	"DezU8oaqToe35lQYFDGKc1F1I8pDFGaKqe61V0ExzWNRK/Fq9spFLWJGLl7V9uPA6pccmbIO/oVd54V4",
-	"gCVhyqasAcW2igMJ8n3PNzXfrNJU5znR/dlayTRwqQNVDnqYB5e16Na/uVtev9tztnjWtl6F2pqxn2v3",
-	"1h1LgC9gNd9Ouojdvxw2MdX/D7ze5CWnw0bQ+LARNI4qxSV8/TRNYOkgxgS8fjDzxjbvoCfPSO6Lf1E1",
-	"tR8CTSwu6DKpYVOqeykqMF8Jh9c5/wqfpIl6DeGHTGkhxw+40z5rA9MXN/QvE4ReH3i+MJvpSjF4sopD",
-	"YqWQ8DLwnuElCWUDjL3SqeRmipiq0AgaWlKuujjtLlIcxr5m/3VWGduKBISRb2TuB8ulLgBx/2iqhc2A",
-	"qAkWXz0CLk3gf8xP1ZLhnBWx4mKFraiMiy3EcBdju6medYyvgk+XKOLaefXDuDIQQlj04wmo4Wz70pTF",
-	"E7l9VWL3w9gv2EqR3pXr8aPReQUfSXpF4nkQ3396WHmUI3lRfnHv3r3d9ytfPWcLZyTUZi6e63Gxuycf",
-	"nVR2lapyLgfrVb728pLjmVTPtY37umiYpu2EA1xKO6Kq4/Kj0XmFhn4O48XPv9nAJXVybL9qOI+AxlVq",
-	"KMLGLmfstcwQ4qOFIyLL3H41hWr5eMrLhkdsghpeZ1DpmxYFsXQM7CZu4rXHTRim9/piJlaJf1g85MHM",
-	"ZTWbxgo8fsng43X7zNYc2fkmRzgsGq2QH58lfDwoNFxLlILp+SpUCDeDTXRCo8ALZ0UmFOS7SsnaNHNF",
-	"EQqXYkzrC0h/w5nZDWRQ02dR9NiKEBLL3UwegbBkUcl+nHaHzbLYBw2sk/WEJ+PqZGnvGMzaryRDv7FV",
-	"DoOpw2hjZCqPO9Z0oAMsviO6ZGDeJIyTcUo5aR59/F+3CFWEkhgiNqAJsY0GhGoyEEqT3XvEMRESsx7T",
-	"ilAekz3/vtomp754AKHJiI5dLQeiRyJ7iTTbjd29O3e37+20G1vb5LGQkD+kWGCtmyqsZrSzQ6Yw/bcC",
-	"wuECJJEi5VhEjxL0bbqoEcT/tA1oIQLSgYimCgglHcapHJNuIrC4I8JR2vHZNVEkYedAdrZ3d+xaJYix",
-	"5KDYGvt+2BOIMO+X7AStP/p0p/X+8y93g917r5rt9rb/c+/V1h9VmjHq9Inywcq7aLefVjZTuo8mq/wo",
-	"hYg3tlxWaCvs9YGYSwzLbR0Q2nH3T153yjyYYIBYUWs5M01BhSqSVLWVa64SNa0NXBVs1cnqhP/efMLP",
-	"2z9CXOCls3KweMISY9zd2bu7LHcyUs2o2MfM68O/N8nUJsdabrWKw5WXJq5yZUSg1Jk4B14VMNaVoPrE",
-	"vuRKb/oTnlWdAKVcEaHSwXj/3brzvF13oB0K2ENeXzIyKy5aHpT7cnbU2mS9yN0qU71DbXtqZ1URRfdD",
-	"MbLwqAir4KevyAgkEDCMcwUEiCqXwTnwSXeRRdKanxE/OYmgtM/FxouLXnmAvLwzQfQTWEV/+M1ftf7w",
-	"m//je82tP/zmp3/4zf/cbrfabbX9n955+cff/vYX8FJ/9dOffP1//qoGAuekqMNMYjeYZaWEw8iDNCTU",
-	"LPI+CdFKFZLO2AbWGYVKyICEtoZZSJpMqzZ3v5vri2rSZ+bqHKJM6tDHndpvbmBBKFrisFxXm4e5h8l1",
-	"VDDVYaQkFq21B0HC0KIYZ95KMzxnZoC45K+qkedPhK2mvGBwlhDJaZqAqtAK1xsnw9R9X6quKhVuBWSL",
-	"AeW0B/JhvIC3BVVRjI4yYskZ0MFSny0VH7y6H7CSuVyVJcuFKGb58H47JheltLDl6Sxu7nruTuZq+T25",
-	"j7boyO92zXCMnHkqOsyMJgGq9CNB4xra6Iyz+Ijq7heIMsdoCWuAKH55p4LvoR32SIgkFiO+TLhE5HE+",
-	"EM/SQc5U00lMWTJGXJAsWn/eCVs26Nq61R/Tl8tMYdkIke8MO1g2FAbtC6w7Nn99iIXmFv3OeQ1MdzWr",
-	"WnIUVd2bVNuamHZdsFYmKoFGOTP3pVtjhWHgokvKlT8P2u5am/ZYNcPdO++9884777y3s7MTBiT86n/9",
-	"u3feCbdQZ7UapIudbvPOmISfm3c07YW+poBvOEFMXidPDrZJ2HU+OBWSAQJiY2Ue+2srHRIXoDY9Wh85",
-	"T5p9rCdkruoMj6vNQ0MoIVF9MVK26DwWE7HXdWa6nAhY9xaxydB1bzQKsqyePGsjyGtmFqva+nKOzs+Q",
-	"QXRl862Jps/NpLW0XuN5LtwPlVKdEMlVWHRRYLn2YJBcEKoKYd5cP2/59bPhyhuufGO5ciWzuqqs0g1z",
-	"+67L1htBecOSNyz5siw5T4ucqJteU3DWhhFQojTWQhvQqM84kEjE6NWpzi6csGdPf3rgzoQtb+g6SSjv",
-	"pc5blPvLIjp8AS8jgBjiaYjaGVDxE6bsdEDRdp5Qbks1sGKS8C1V6r7sRqvykGKp3iVSf/KczHmRtVji",
-	"VlMeTdqi0W22HE78GiHhPSrdnGr9/odpf8uz04dEQhck8AgIpwNbrR+yE2g+LJ+FvtZDtX/7NhbM2I7h",
-	"wtfJUrfrj0nVsk3oW9q6B+ycirC55jxXqWGntfkWSzpcbUNPhlYOWdLguHSlipp5rBYRcak6Ge7j6rWd",
-	"iCL1PNjIE8hpX8RAMa9+rjvWtfUJldz8sv96fQcrWANXrFRSv0RViNeLhfhOhvYujJO9GGS1n2lxRNmU",
-	"5iXblvf1Ksw7Eyfl2g09p4D+6FVJEz/OXN2TUQdL+aqnKLfQduXIRVJy5EoYYhruEOQFM4sQNGgaM23/",
-	"Fw9YdUqbUbJOJFwwGC2yt5WRDitGomdfXyYY/qYwCbMwQkG84lrkn6++GLUMYXbdi0qyUxHlvCr7JI9V",
-	"GPGCEuAgKVDrwbCFz9K4Nx23cIVBsPkYq6Zni6ZNwM6ofWnBZ+wfGFFTgKLJHuc/+Ffgwiy+fz6CTl+I",
-	"c7Vv9bhKunoKWjPeqyIaOjzCELYZGuaAvjzG9Ka5UAXUp7k/Mfvhc7bUkt89Mguy0DeT8UPlyVRuhVuJ",
-	"qworftOXb3qBssjbReT8p2X0hjpYpcozOQIYGqqv4PQ3ho3CBROpenIjBbSlOCyu9mqCBVVPustVyJHj",
-	"05QvAmNmX5wx3rp6T7ha9kZYrGxldtgmNXHH8SevHJ9ltr4eRlTy9bU/JcD5FStMLRtD1QacuaD7bHAl",
-	"pXcu3kw+wnsVcz8DOlhHceJFGcfNZclLwuVSI7NeRQnJUuTWCms/Ix9x8bRDcyxWisJ6G/dzSY27NhbC",
-	"LOpVKMtIs9euIptRXJHstmECZSZQJQ0unSwxxZLRZnBCmZwbm/92RNdfoRHmkkHy5ZD40siWiZA/c3hG",
-	"KxaFoSqiVQ6iYyEzrFgVkIG4ACKGwIkYDoXUKWemiYB8ngoNNl8s5V3GmepDTISMQZrtE6Tp/HvEHOKt",
-	"akSJm1EL+pmqLGtjs2IrVcfLS0RLJtd/x+SnuckwT3iCiY6hFVzMDoaEcjXC09en2mbE5FkyTZvK4TOr",
-	"AkKJFAk4p2dAYsD9Rm/kFmmRvrdglfNs3MBWyLSRQOM8MauSR4n5paXQnmsYEEZR3EzxMvPCWzETpxXk",
-	"SeaLi51mV19D2by3R95YNs1v1TO3pAhcfSBmZkibrb8K4RhZ+7ULx2YUVxV7N+NW2hz79R77qxXiXwUN",
-	"BVEqmR4/NZ+6/UVEzsPUopZOhmkMqdQcpE3at4CM5BzGpCvFgISWsx5iC4gswsxXfaAxol7aRW38cevw",
-	"5GHLwn56OrAwoK+CRgdlWN+9/evYXws/+uSsEUyjEJSzdHEkiegxHpIm5QTBBVs2+ZD86JOzgDClUohR",
-	"crwAyboMYmIDrRjvkdPjo/e+v3cPMyEJ5eTw5CFOEXPZEczAjsr2t40eHrN6hhSsAJ5Nq6/1sPHqFQbx",
-	"dIWNicrKAbvVeNoXNCEDyrimjJtTHTRSmRTiW3pM99POdiQGNtQlku4/NsKppM5gY8wM0qx6Ypbl6PQx",
-	"USAvQGIg3Yd7HxJFE1BYyV3tE0pUn0qIrVdMdAm6ndrcLE8mh5PmN7/63Tf/+vOv/+UfAvLVn//i63/7",
-	"5ZYVcyQMFUEbIi6ohT0NSO7hVcQioNoWPQhqYN9OcSCmHU3PwchENtUVq827gisdEY/JSMhzRZjebvM2",
-	"x2qU3MxZ7bd5i5zmsJc2DtHBYVohQZHms2cP7198f2vbvIzIDhiziDD19oOIDiA5ogoOiBE77I+nx0fk",
-	"zp077xs579nZEX5t7gT3CTLh1pD2GDcyxD4JEzZgOiTN3X//8V8bNu8jDMm9HRv7SD1SZ5uTDDrhgHRE",
-	"zFyf4ZfIxQOS3wivwgMS5n+GuL9FaAXTWI6uYEb54ALkmGBUmnk7pENbhIAJ7oOkvveZEoZCfKjfVjm2",
-	"z7TpY/TCSMRgBmHD6UJHLIqEh1EEQ9165ILlQtJ8ygbDxJLUkflYYUvm4IVf9N8JA/KA9xKm+jbEc8QU",
-	"bNkgy4RFwC2upqOMwyGN+tDa296ZIonRaLRN8fG2kL3b7lt1+9HDowcfP32A3+RhaY4sDCEcnjxsFHCT",
-	"Gzvbu/ZVo2HSIWvsN+5s72zfQfFA95Ej3t4eQZK0zrkY8dufjc7V9mdODexBReL2WR+Iwyklw7STsMiw",
-	"D0WaP/rkI6JAb5FRXyggQ2mkfSB9mlyAIoZECA70lipxNBXg8hkSZpGnFuRbY/cCBscqMM1sF6FyzaXR",
-	"+AFoBAFFTGGLpGLGvLez4/mRSz8vnhE/QXulLIAQqiybm14JN+lty6uygO6q5rLx3XahkYULqrH/6fOg",
-	"odKBLdLbOCksbHFBSgvn42n3P0Vk/8Zz0+LtPkJyf1G7f4dOidvb2SGjPkvAhyFiy0yRdHhAmCaxAIWh",
-	"0lqkUR9fiqmmHaqgchccFPga98H1ULMThRnQhF3AVW/JI3YB3HRgGAwU1t5De+PqGy10vOjiu8o9flkt",
-	"EA+N+hhBjLcJxoBT2yXBMIiA3Nu5Q5qh/+hFyukFZSgKhVs526nco1OgsWFa6nq2yXSPWGF4X5u7sttl",
-	"EW7UvZ078zfpqeURz/IZX/EeZ+sze5Mvdm/TIWt5mOHKnX4KkQR3ldrw74QpDfGBxavDfWdqmNAxGUro",
-	"spfTG2buYitsIqilrz6jaiXk/JXbNjnmVTD3Ra9rPV/jibCTsPkm06fiEO91I5mZBTXLYCVqHMYp1TCz",
-	"sKd793b+4qsg/6p1IhIWjRf+2L+Pw7xrl2D2ofqQxt5AjJ/szv/kGbeFWNgXENuPFjj7x0J2MLMDv9h7",
-	"f/4XZ0I8pnzsRqdWJZUCA1Taawulu8cd0ecI8qlqRAaF9GBYHKYiIKuzvSFBHFjZgGBZAJTvqRGiug5Q",
-	"sEwYRwU9rJElBXwo4vEVH1lnHHtVtkQ4094Eueyupe+4imLcowNyDjBEVuJWl4vRBP08ElFWy2EWBWTv",
-	"FalnQ3NFmtu9t0g3KkU3DsSPIWbUR19dC8HaY1LQ8SuJduJCu/0li19ZEk5AV/ivHnS7gDYyD3x3DuNb",
-	"yuLiOUqcpthTNOsXKLZEOncrMrRyP8DmNph3Mu0Czv7iY6GPRcrjazuNdkfnncZl5ZyH8Qk1wuZzf4zT",
-	"mOmWDRSulc0+hhEoTbpMKr1NjjENk3SMdoU4Y5rKHuiAZEfYyuJsAERS3oMaSc30/MB2vHZpLaj019lp",
-	"Wzgzo8gpW7fQrXdmsPw8BczKdHYIX/QoWPB6sg6IWQMQ7oY/ZzzGmHRc0Lr+7VNfwCwbQhHmcgJBk7a+",
-	"OGz9SU3+xiIDW2RAV7siXdtx4djU9V6sBFS5GpNlVlZeDarRBNw1p98uCxtA3bAU41F5g1byZs48t5gg",
-	"Pn8otibbZYeyVoUn4wXzlR7kWG4JNtfdjVZ+iltVMr7FTBckqVT3b6ODBp2rlRrRKboRFDonhNSthF1A",
-	"XHb0NNGXg94dZ1wnLpTJeWba/BjhnYnhBYOhszWgjR5iMgRp2kPkavO1+TtKGDp5bNY+ad7de7/NrS/p",
-	"he5LoTXCa1os/VPQctw6NNwh3DogQKO+78kaqtCIEzuqbXO0IjoXoHkh6kN0DnFAlCCR4B5VtpeCUqCI",
-	"HZkWYpt4x2Gb4zd2Hh2LVe3Neq0Ri2GfdGAscClw2cjnKaTWfmlDUwhTbX5v5w4JrUfoRSdV46oJbROM",
-	"B8siWhDUus3DIzTJHwmupUj2CRctVEhDa8OfuPRxi9ejfpaw2xdSP6+OeeWBixV865Ho9RBSdYJVlRZu",
-	"Hscpv/x62c11aHE3w7j5SPQI45YYXB0HwxdyzOkKZ0KBnYlUz+JnRrhXzhaBAV2uAn2BY5EOJIL3DIND",
-	"CF8y6osESJcOWDLe2q4iMNPpeihsIuV4IRqr0FMdPQhb+Htzd791RhRDNfYUziAPd8xn0IfQVDv6KNHE",
-	"vsUD4mDjL6yfHG84DiP8He9aIy1AvN3mrugN471JecD6CUdUEZqgF4pgRQfpKDOjtza3BEeaiAPkPjbD",
-	"tRGdGGCCdEwHQFA42Kq6/k7LcdU3hUZf0z34MYycF3ZzEa6XEmtuswcvbWTxFBl0hUTameUjv9i9jSE9",
-	"LekHV2cqOgEeG2JrFvC0XDiQ/9aDcakCwpLDFlMHOLwhUQAKIerFiFebj448BB4O53UYkOa9WRiQLWll",
-	"DWXrdRUWe52vO5c3YnMD32jtubxZBcJE4qmjTPRH3KaICYneiBXtw3W+yQ/HhHokwCJ+xjbxOJREQssp",
-	"pvbGdBNJjezqAP3caEEGRsQ21zYGAtJIuwoqZYK3TUPxsK/tCi1Bbr1yd+hroN66OJ0YIhajYJL5ijZE",
-	"e+Uenp0FqPxI8G7CbAT9myeYOxoitMxYluMrEjBW/DWylQo52gxhwwo2rGDDClZ2LRsSWoIT2CyF+bEO",
-	"HpKahA+7rcdUR31nTDbk/OCM9jxpY3i60bpJ8+7ee20eDiVmXmMe0guvs9qPRaoJ0wG5u7tHyu/Zco2h",
-	"jQxlus2tihMTdL4dkPCd0AELK0L5mLg470r1/D5O6cjlYyztVu/ibKtk/QojmO1rE6yxHvrd3Zv/wUnh",
-	"GFmvkCXG95b79NQbV66Lku1JMpScHVxPw55oMUjE6epTAc75eV/fxea6qLnT3DAnaMHwinknGd/ZhN+9",
-	"0UFOPwA9//CuLmoiT36bbimbtHs1t9TVS8xuXC6z+DWbn+fwGZfZv+E3b5ScfT+1xwEue7NfTkZ/08QC",
-	"S4HzOKuX7ov589W5OXQAREViCEFWhMP6wjHXFSM+FQkTpjQm1YcBGSapImEMNLG28BA/CHuSxhDWWPSz",
-	"cdwAaz4ieXoD/vzXT4RICm9XxOzlqdPuqmGK2FICtRGEvtDAgvzPdWDXuzZ20GyJJk3EQCJCYsbiGLT/",
-	"HVEftvLR1g0u39nSAKdxPOcshg/0xINR1xk+XHghbAmnVwvs2imWXll8lx+6Ci2Lf/EU89AXf/+M9hZ/",
-	"2aW1HEsxWOL1M7HIy5aDLNy2e32xtv8L7u5Cqyf1YvsSJWkMZ0LTZM3uNndwF3C1FSloo+Xf3BhVHhMF",
-	"VEb9fMuK12X2W326Ht4Vqs+GRHBXRB2bjb3wQnycpq1d5XBRzFUZ1iXr+YO2Jtu2b/56EvbKvc9K2buE",
-	"mL7J5Ls60X55Sf1Nzf3LmEAND5iUmW93jEbdQkN6fTjbAxr1CdMwwEBvC7BNGMcgMzHiRef3AZEIZq6I",
-	"omMy6rOoT1Qa2dpVyFZG/XFeFE8Ra16Y5iMfmoGhV6koWK+DmeQ9XVPkWXEACARfwVBOQLZwB9zybq7l",
-	"tzOHFz1aCi5A0mTujT5Fzd7BVWsvL17La5Yxay3m7vnGhPVdNpnPvqau3miOMGkDkD0gCgaUaxapAyIr",
-	"TOnNu3vveZO4tYej5VtpmkBF1oIzaefzuWE2bTewazJqz+EFmVV7wxM2Zu3vkFl7SSHdxsRmFeLXHLtm",
-	"pPqhEElAaAH30jsVM7QERBPFEocHhQdkkCpNOkAssG7gKxHb0WMtYrTEO6D7GCTGyUd0WBE2i9+s2ZRg",
-	"O7kmyX9RWSnL2vcA6xtGuYmzW3/ILZIGob72fHYam1/99Ce///O/3FqKf+U2hqtlX2d5Fk4HIjFwaXdY",
-	"oGKbPPTjt36ryKv5RurLIv5LGeVkb2fPg8cOXTpQKdCQMK400HibHBeKyNskvBdYoDMgxYrdAYkpS8Yv",
-	"MFX/BSI+4iumzReREEksRjxwUMEvuoghnv3J+AVNWIV9pGQaaWx41JXxqL2dvdcWFX04cbLoiJrb151Y",
-	"dyffUoS6k7qx+twMVn59pqEKZvz7n//kq//tf1+SGfswijpjEUY0+JfeaDRSN4sFXJ5uuhsie2uMTdZF",
-	"mtHKLZVt8tUHa1YKJyd9wV2KP2JwOKx9i5WD3tTMy6pIws7Bliu4VetXLQQ8ry0A8pq8qvUBkBtv6nfM",
-	"ovTGaUpxnEcrEi1qbDz1sYv2Vo6BJi0XN3cpRSnV1YUIM8WICGt3ye0728SVjCdMEyyF6QIgD3V4QKIE",
-	"qHQP8f/5w3km8fvFULt1cK28g42Re8OSNrYb5EhPYULwMdTqInZJ8+uf/tV//Or//uZ/+f+//vGfLac4",
-	"dCXAF+sAZnjw0oIaMm0hiVwldxSd8Af8E9FuXeSILXIb4j9hXh7VfOBKR+bgRkZpuqWIHf1j+vI+Haut",
-	"bfLhuMASmyOm+4wjX8yKuW1VcMophneMza7ZUG07KRgTNobpDXP7bjI3SwoF/kaaX/3k19/8+q+X42V9",
-	"prSQ49q8kSdJnOGG73swGItCJbq5HGWYKgRk1BckZjFm0Y3646Dg4bJhcIgg47LjZqeQ/NAN7I22u7hJ",
-	"zLe7uG3YmF3eGrNLHlHu9haBr9cW9FNN3c5z4orEXr3PvKRLFT3lgfce2QLrWF0tAXpRdEzdQpc3soiI",
-	"yShNaDVy1MNsEmuWLixazMYNvuEvG2ljgps9pvK8KGs4xkKaX//dP3z9tz9dTuaQgAjj6wrjKcbrSBud",
-	"s2+rz2pRCOyxPqQqcCoc3catvKH5N95f6s4yoTyj2JXi7iwa82uQIcpWhgkpYpscWbMrdUaMA1fHFS6Y",
-	"SJVrBTgmt3uLB/HRJVWUbma1ESo2DGYjVFwPdzL0VxQrChc0af7+xz/+6u//r+VEC1+Lfs2sKphgVMtE",
-	"Ak+G/kZ0aBibiM6xwoymUjs4fMvkbL4hUAnxAbGRcS4wTtm6up0aoWebPBkCJwL3O+VMM1AB+TwV2nnj",
-	"U95lnKk+xERIQ1VkIC4gx1HKtiXlCSijramIxjggxJiY5qhnbvnXzFN9NxuuuuGqG646wVU9cUzwVcrR",
-	"ZYTQ/M1vf/uLb/7fXy/HWlO+Pr8Xj63A5jgeF6MDy/9Un/QkjYAMQTIRE2SPqsLd7ga30do25P/Ga23+",
-	"MC+cJZXHz9X6cR4Jca5IOiSUcDqAgAz7goORFVxdrEgKpWzkXVAAd0LrrIvZaXN7ormQA5owZe215NAV",
-	"lENhZNSn2kEhxkHJ1utK/7e56d+Wl/Uq2r//+G8IhwvwhQWMcGN9R0YaZLFvGnih3kibD+iYKADCdBXO",
-	"4lEfovP7+cpMmdanwtDFYEj52KxJRsJmrHWQVvhPTcHSvZ1FKoEeul3g6aCDRjUEj4zEYCCwqMuA1hZs",
-	"xQ/rel+oDOkh91tvayPW9YQv1c7z3t3XW2Y029DHFm6zjgl7NM7mUCjFOsmYcMFt7vLGwXYTkZw+6Yus",
-	"ilefKgsp5+nwj0jz65/94+//opRuVeB6GSfsiiQRo1Y6rOeEH46JSjufQaQDVJ1wsZDZdMaFitcHhJdK",
-	"ZiPoXd48EbkWVqqBhCyp2rV9jF8/G15HsexPjFLn5v0wDixHLU8Hi6nZOdXiGdoGpgpXz6LYp4Vv6sAE",
-	"JweCBeDMQEgzgyco9L01Z3xXU8e6MKiRZFoDL5UZr60tjgfqyoeAuyMirCkbL1fHuivFYE1lrGsHuGhh",
-	"ay1udFVrT7LzIzjyldjcMTcaLbBwReR3STdjzfUYgaE/3Ic6REbfAZ/ZP6RKB06EdT91U51K2CaHeYeW",
-	"fUCbW952y9xvtkK09VwMxIWrWhkmNL8uTHdatHk4oC+b5QcByce0FQY+yMpaEe3FxOIESJSI6LxSSMas",
-	"Et/guqI2XfPXk1OTTa62tPOGYNdTxONNrHtLC+Ta/PaXP/v2d3//7T/981e//dutGm7hBE9UnOu1b/O0",
-	"Qk7c9wUyjaosFPKTomeBCe5BuymP29zlvWJneQ3OPpTKTGf2exfwHZqGOgkcM0hiFbY50hLEW9vkIxgr",
-	"0C0HAg7xAeHClal3Nv+QFYB5PzC0Wl0Y3uOGv5XA33a91wT6bZatCPi9AbzeAF5fqQxrDth8+RXP+OYm",
-	"fFOArhPHbP2VZP+uF14PiYThLYVlos27hGFx5gybymcO4bPMKOsugT76fKk2X7R5RIeBr4SDzmlLox6U",
-	"AYtEDBMawQC4DomiY0WU2CaH8YBxFbR57qtWpMl4Xkl67OA+tmxpCiGSVseIE+Tw5CE5h7HCe9P2N3EZ",
-	"Mu4s23EB6SY0/30Yh0YKz5G8m2g7Daz1s82F9JbfLZwlubvzPgmz10PTKuM9a9lmmXHbXJW6j+mgmX2g",
-	"XsI2NLgm6do0fT2Sdd7zBv97g/99c/C/E0tsk6yxKKm/CZjfXp7e4H1v8L6/O3jfdYJNiXrnYXxn1+0a",
-	"Reo6z6MZ4SbS4zuM611z/bwePO9tMrM0phnMLWUrZNqCmJOFL7MoC9QESnUut7ZJntXoJXRCJbQ5F5p0",
-	"0b60bwV5lyOs+1Kkvb59MyNTVV8X01HuzQIQN4O6HlyVWYzGY6psGM4GNPw7Ahq+iGT/nQYKX6Od4VpB",
-	"wucJXJtY202o/fWDg+NJrAAGr+dTG0DwqwcEv27lbwMCvgEB36RHvDYQcMt0pwHAZzBdwS9A6jXniO47",
-	"R5UqYXTZzE6Pkpph8zm9fAhSCe6TMzLE5C1sMXbxY0TRARAJw4NcT/dM3k2tyrB8ZB+tUUJ0PcyE59t9",
-	"/WlY0cYPtZEib7L925KNU28J43XYyfUcbYNIWotIukZ+91rRSDca8IZ33WAUUqf6TiGQ1vOsG4c8aihs",
-	"gzq6UabeQtTRq3ZJTlPzW4Y0ukap4VoBwTZSxEaKuLHook79qUUWrZcl3ghE0Y1dekPbbwuK6MKO+LcZ",
-	"OXQjJGwYyUZIeO1ooXgE5yCF1jOkDUJoASG0FsBzjaztmsE7N8xtw9xuNGinZ29zADvrOdwbAdS5UYY2",
-	"ZP6mg3POVoIGMCtD6cgi/zxT68WqxfbrAiQwPvCNPfdvb64/8ihEJmoxjlhzhVNm/iydsttDqtRIyLg+",
-	"jxWhUBUJHdzUifsgDIgCrUjIYZT9ZqOODJ+3Lje8hNpmrIhG4wLbXWxpU/eBmSvK3gBanAO3mLE0ikAp",
-	"98vWNjnrQ5t7uCvfmNJ0bBOGfKRpRKVkoLI7pdgMlopnus2bKGUnMREciNJiqMhIyHPGe1s5amxpTOQc",
-	"IH9ru80/kYL3Mvgtv4LKYd/QHmVcaRteJXoYlS+F1gniefm32xwh75gZnnCorQGBz1OamPvbfIzRWxj+",
-	"r/pG0jAXDuXkPXPnSBqZS9eD6j7jLBIxkI+PPzoqI+wSREPspgpia9W4u7NDwhHQ8xd+KOF2myNSzRDE",
-	"MAHS5EJnoAlbpE8vIJ9kNViuuQMfj/0xWJPs75u33b1u0b/cezVmgX10YI+9P6jKEMRUBNkRjfrQOhJc",
-	"S5HM42LllzdCw03KXr63yDCfGuU5gmecXlCW0E4Clw/8stEMgzGCCQxz0vO83qxmzuoRJqU2XOIBcmvr",
-	"iEAuYZigZ3AyTUBtEwvTRDpjcs54XB0FcYK93AAUr48Yjz2u1DqjJcyE54dK4OJvAiVuNDzS0B1dTz72",
-	"71mYSDYtuesB9WQB+D6joQEMOiBV4LMQrHyDFEWaLqCI7G5t1yD/mOO1rttUiOR6kH9wUhvInzcf8ucN",
-	"j5z2iD9DS2SThF+8OCcxQ6b14TwhburqzEi+PoLwB6AzUl/jTVWnzJvBb0xY32HUkRoSeF2oIyjLMt7D",
-	"CiZIKXn2E4dRiXgOPAK2Qr0cNWV/kSJ4yAgkkIQqTT5L455NfLKp8UxmQattPhPpBCFOnLUCm5IYoYyY",
-	"J+GwgG7wwl+b9uMiFkr5PYvYFXrowzYvgaMckPCdMCs7YlbBTWmrHuzEMYybBXZiBnU9YCez+JsHO9nw",
-	"uTfUI7fBOlkS62RRmeY2RjHBaA3uvk8wc8LmnnqOPRJpEpMO+FQwy52RJ9poBUqGUgyFAicxKdCBRViV",
-	"3oBpi4sW5KuAKCF4odrOxzm2qqIXVUGVJ3bWhmecmiZWNVmskYvaca05L8x04tai1tGDi8+UFVs3BoxN",
-	"pQN3YMqUquq5jaP11ohKzniv3gr5iXvBVgOivorTiCVJiWcEpepaB+jaqY+dQocSokdX2yxPbbO+8zc7",
-	"e6s8mfmWSb8nG9q+0cZJnzk9yg9pDbEp0Homkd13OdURHSoHLQzoroqBmp8zG2bZm2ler7RbPPUdrvFU",
-	"Z33U3FF+0ptwhBt3fH+QiA5Nsh2qMTKsYiuI6PDIHFF1Hw+uuSzMXz7yAIPyGW/zDPSkALg9B+h0Uv1v",
-	"80z/Jwuq/5N2ggn9n1xa/S/Q3c0yAfiBXY8Z4K1nFTfX+b5R0pdS0ntzOaO/0kcAtiRttaLtZD7liowo",
-	"EqcQEAkJUAWKwMuhma6LunVFuZ15dVKuwFonckxkyh2HUlmlEgvCMiaJEOeE9rNA4zEJqXrSDQ9swlSC",
-	"H6fKpVArkBcgbQ1B0jQvFiKSKvyepyl/aua7Jq8ntn1NyQOu77qCBZ+Y3cMlM+8hHkVTSGcyicWm+vTb",
-	"WcDgNOW+cL0tZYC7z8WoniFooANVGx9sFIYzfOP1F4rGMMKYSYiMhMOSWIKL+mSKmGHXVqSnEvjSpZfX",
-	"qUmbJZyvP+NWbCjzRivP2hGDpyb7dzGypyr0xuz/upLYgA6uJ/QGJ7UJvdlYkG9I6I22RDZJmcV7bm65",
-	"noxQ13gR1GmT/krbaJLf0cCZmgP8ugJnHosLVM1wHM6FKjj42hJixIlpBnhMuVZtXkgGaWKlSvPdi2gc",
-	"JRBuLWYUswa1clDMjTGKOV5wswxiZlDXYwybxbp8TMyGhW1iYr4bMTHzhA2lW2imuk3jC8ojqLe4oZqb",
-	"1TpzJq4RVTZx3QeqPP3hk8NHL84ePD17cfToydFHH+wapnvXZoeNmIItZODOUGYtZNZ5odkAWh2aRcFI",
-	"X157omqPHecZKI0AH+uq3WO7wS6uyXSGfZ+xAdRGqZgXXIVqs3oblXyjaSA4oLgAC5gDSjsa6wo5oqVU",
-	"uQn7ms2SrnOg20rkNqwkjZkWUhEFYEkXa4MXS5TbsGMUz1Ta0RLQND+0NO+yg5yrkUlbF9hdyNNWvWc4",
-	"rmuy6pXGOseaZ54ta8ur7hW3wsugRnoVCdT1ap4t3OepebmuVwunRJqGrSFaPOP+py5NFGzZcdUNxL5b",
-	"Goo2RLDf6AiRAOVrNl2aczLfdJlNYcMnb6zpMnUUP4nfMKtyF+NMM5pkKcGEmWvxAsGAdCo5xNvkwQDr",
-	"bFEJJOXs8xQCElEFLcYVcMXM8U3GdUmJGezI1YsapunrsYzWYZ1sLKObpMQ3BBDAG1VnY77gn3ONqtcJ",
-	"LWRGuLFIfIeNqjUH+PUYVfcJ7SjgviK5uyOdZTIgIU+TJLSImUYJaHOBrdHEfrBN7gPKf1Rby6wZPWmG",
-	"VibcJyg/hltEwoU4B0X6TGX4SFap8Mg7hGoieATbxMW0uWTIMMPtQcwBFw5pzbKhkYHDIgLTBPSSHU0F",
-	"5JLuQ5uXcJd8AU7ClEohduhIOdzSLUVCO4v4qRt/2OaKjhXpixEZUD7eJocosfvSK3REx7aAU4gR+SGh",
-	"iRLZWtgRH548bPNzGOfjdTXYAmsXtqikNqIfA5L6IsFxDW4wvtIbn23qLoSbZVk3g7oey/rM+8tZ1jf3",
-	"2MayftMt69clrGZG+Tph1bwNUSqZHiOn6QCVIA9T3W/sf/r8VWCIl30E4+yX51kjk7f8I3YBHJQKkK8y",
-	"81+8ypSdFhmApjHVdDu34Kix0jCoMIX5m440Edov8EiBAUlET6R6K7skh2knYZG9yfEqugDJuuMytmGh",
-	"S4Trmu7wBDH5AmcfNJepCmxEkw3kpUMiLkBKFkOxNbuO0835oAWiJcBBGdjb/9dH7lpzpSv1ldn7Cia+",
-	"qg4+MvPtCkmGVGqbgqGhZ68T5cDFEKLcWVA5yeQnhFDpMKwPXlwY3Oe6ydDhEHjcsjJBGjNtNqK0rLGz",
-	"fk4cCgRtan7zq999868/z3bNmmBtEaxCIxacdbqRoyxZqvnVP/3865/+cl5DWXZVVWO2rK8izW//7G++",
-	"+f9+/R+/+tWWWfzsm2I77t2KZo5FkohRKx2ahn75s29/9/ff/tM/f/Xbv90igjuoKjw4Fa128dNnw6pm",
-	"76f2qgSM/7bNf/2zf/z9X/zlVqGF2L9V1QSCw/kl//pf/oHcJl/9+S++/rdfbvnj7cQQn1IaTMbI25EX",
-	"a30Xh2+t+K+ev/rvAQAA//8=",
+	"7L3tjxtJmh/4r8TRBsTqTZaqSlJPqwqNRXVJmtG01CqXStfrbcrKYOZDMrqSEeyIyKLYbR3GH3Y9dzjj",
+	"DNh7xmEPt4vF+e7LYmHj7BtgXjD/y8L9Mp/mXzDiiYh8ITP5VqSqpOYnqZiZ8f68P/F7vmlEYjAUHLhW",
+	"jcNvGvCaDoYJ4P87NH4l4asUlDZ/qnQwoHLcOGyc94G4B4QpMqBJV8gBxLuNoHFJkxTM65GIoXFYaiRo",
+	"xKApS+Y0oTTVqWoc3t3bCxqa6cS08wmNyVnWjh4PzY99rYfq8PZt1Rc02Y3h8vZQik4CA3W72O+bN0Ej",
+	"ppp2qIJXKaeXlCW0k8D0rPxbZkyFF4+IBC3HJKEaZNUsK1ufmO6ibfvp39u7k0//OchLFgF5UWp//jJU",
+	"DgzXIx0mLKJ6YhGOiYRIyJiMmO4T3Qei6AAIpwMIyLAvOBAhCQwoSwhNJNB4TOA1U1pVLkvWSWEtrtZF",
+	"fjju56tzIng3YdFiJyMflFmHrpAdFsfAy+vwz0VKBnRMuNBkCNIcTqL7TBExBEk1E7xqvnljhfku1lQ+",
+	"r8KuPyq0N39iee9mYoyrtNtlEQOuX6lIDKeOO1Pk+PQxuQBz+KILZffCvIn/y4ZHOECsSFOBe6x2qiZf",
+	"0WGJAq7Y3RoWqGKEdqU0SE6TCUrgJOXwegiRhpiAlEISEUWplBAfEaZJnyrSAeAkEb1eNfPLWi4e/xXa",
+	"zVlCgSM+do0TwxtAkoemqQXXwQ3LzJ4L/aorUh5X8XglUhkBiQUoPL9Ih4Y8x4VDbTaK6ar5521Psf4l",
+	"W853/26+Ap8JTR655ufPOh+MmfbQMCEeM3PiXnUpS6ByAZBRmR2J+pT3ICaK8QhwkIYzEaaPSBd01Dc7",
+	"R3uUVfKFqs6mVmS1rrKF2T/IF+a00B955Pubv0RV45xaLCNVmZxeLiPWhjHVVrAzCYpQTh53W0+pGXQf",
+	"aAwyZ/p2wrcUeXhOe3MXLet0kqVcqcts8Q4+qlm8s7zfJZcvG7FZQEk1vErYgOmpdROCDCgfe21IzdU1",
+	"Sm0Vl2NuS/l0C7LTfPbUfOa0K7XQVEuDMDNMOU11X0j29eQMnzKlGO8Z2mb8kiYsJpGEGLhmNKlUG0pt",
+	"FWY4v6WcTeznM3xRbm7+5Er928mpdDgUUkP8agAxo+UZvsgfk0hwDVwT00v13CabKkxwVkM5od8rTi3/",
+	"4KlpjZyPh7DgJCcHYmaKq0rnMEWrtmese4DEZgjMyHczbkmjSnkw3XqNSbBA22uxEqYH9MasgmUcaASd",
+	"0KgPrRPTsUANIQYVSTY03zQOGyEXLaWFhJAITuAS5JhQrkYgie5TTSIqJTNsiWhxAZZjR30Y4Aka0NdP",
+	"gPd0v3G4j7Ow41VaMt7D7TCMarpTu1JDCQq4xtHfUuQSpGKCB6QrZMYCl+3viYio7aSqzxdnT4joOlbq",
+	"BHgkgWqrpeSCQcsUajo+qO74jGp4YthJdc8RTRKQt1R2QDpp3ANNuBgFhCrCOIkl7eoWA91tmQ2nQ9Yy",
+	"TAp5VMttaGt/77DNw3YjVSDbjSP58b2fHOmP90PSFJKE7QYdsk9h3G4c/eMv/p9w55CEMszYKUmgqwMS",
+	"6pAo5PPGjNMsMevR5m5ATJFRXyTgBDR5bkh46mQII6YMjzGsy5gise+lzZuUmNHdUvbEGGZHudecdwKr",
+	"MZoZR0kaG5XRkIngZJh2EhblarTabfPGipvQOhUJi8bVe+FmisebDocJA3WVPfjq44O9vaPRx3fDQ0JJ",
+	"J40uQJtTFn5VWHrsTEKXJYkikRgME9CQjAnjbR6O8g1pDkHi8iEV4AKqwFhdaHaY39xCqh23N6gchNnM",
+	"wxVWzQjZ1nFXg5xesOduYFqQEWWadKArJFjBzHivTJ/GNKTa2g13DhqB6ZwN0kHj8KMPkc0NGLd/5wMx",
+	"unwPJI7k888/bx0XTtX0cJ5xcndvHyk46hua4j04Mqfn7t4dEk7bRyFpnj06IR/+5N7eTsFeyw+kNeUO",
+	"SfgJUAnSns6P2xXGYLsR2K8/bjcSoLE6HEmmod0Ia5nUnaoFN+oolXQA2nPohLKBY/rPUSg8YknlZjzj",
+	"Sa4dmfOKZrgRJECaMXRpmhgTnceM99DmZOarr1KQ40bQ4HRgB4Jypzhk4GZPvmi4TxtBgw6HUlyifJPw",
+	"JZp6jZdVh+fEss9HUgymx+seEoqGEe06Na5qVFGhncojZbTklmYDsMfKL/HdvRmjOhf1Y7IHec5wzsU6",
+	"BpNKJap2c0i/SoFE+Jh0pRgQSoYSLplIFRnSHtxSJOTwWtsWwtrB2g5qDuE9NKymRvU4PqXmcbVsdsKR",
+	"xVmfQ/N21iWLZ8rLfyqh2zhs/JPbuXP2tn2qbj+2KunjLgr46gEYtcGuiKHZhCptTchm+EFoVSq0lMZe",
+	"adg58gZUTJp3Dz5CrihSTZgOyN39AzLqA5+Q+0UjNScWy+TziXpFZEk95LGVbudC0wql6zhRgkQi5ZrQ",
+	"JLETMnaBte8UaUbCEDglJ89efHZeS8ms2ElxfG48HSESoNwNKE6VluM61vLwNY00Ye6t+h7t8yUlzKeM",
+	"xzN52lCIRFnVjClywXhcNwLzrLHoUXuedgzvQpMCtcNqBe2U9oAo9nUtN0D5X+rVMdvG4b29YIbYOygJ",
+	"vf1KofdsxEHWrU44gDAgVqMiLA4MHw254EawmUVDxQsPTe0pEab9x3GtjPrQyCOtQZpv/0VzAP/StP8v",
+	"v9hr3aet7nHrUevlN3c+fLPzTxtVW3sqRDJHXNkzPeoLBaQvBoC7bRRN60Tmtctu3nu8+G47xvLPsJHp",
+	"TTba12uv/psezFqaZgwfaXKzhwlTEO8ETmUFJImyQ79uqF/NpIgB4xm/qNbAekzw2aQp8Z26/u3TJcny",
+	"uZAV1GB+NZrREaHE6DmGMYWtkCghtSLmXasl7JIHTuMIW05cHutaGWW+rtQ5sk8bQaNV/MM6xtyD4h/m",
+	"QLuf8/8aGfFIJIkYvRjaZxO/vKxeASMLZi+8lRf18zJPl1z4c9qr6/PMkYuxu42CbYlEW3df1QA07dVK",
+	"/srOX9ilrNbY3MNFNLa00M7VlSTXcZXG5sc0W2NLswauOpg3RrNRQ8GVDSN/QuOzPIrs3Frmv2g8Wn+D",
+	"98j8yZfKOh9mxKGreJh/vRz2rXFnzWygyiO0KAc9tZOwa1ClFtY6t4qOrYLzqeQVqerZvXs7f7HGjF/o",
+	"Y/8+jj+LqS6+aWtZpTwOGLkRqNyDj2Eyrq3NdoMW60Exmr7CES9F42eez3L0erEVz0Y3Y+mPSdayi7Yb",
+	"NToGEma/hztHJHTWQ4gqgFFLqDvH1gd4Q/bDxkJX24tiOHjmVpTCqFc++8fcOk/Ql3b26ITcv3vvJ8QN",
+	"lFgvubpBS/yomDixwjKXEi9mrnMhr6EurWHOPlWG/dfCraxjek5+xyEJszmER8TscTdz67b5BYytg9Om",
+	"RVDnZFNW1zcrTnqScq3KeRJBm1d57AJnKoQ2dyIkAxh0QJIm5bF1VYeTfsIwdwbuOLrOfH3O9zoSaRIb",
+	"a1uMCNPWSXoDDmK1z3NWG1Pv48Z+JvQjnwOxwlku5VDMPIvlJIQrH8HPBFFp1M/cMmh76elzmSdS3BDu",
+	"UQyyP8o0sxWWviaPY+Ym1KU5rEnLq/KQEabJiCrnhrOCtWIYRsRyodGbNcpTQW7oxp0VMkGuunXFrJLF",
+	"N6+UZHHl7csSR5gq+EMrNss/DHdu0M64FNEX5fzWVZTRmlTZ2XppXaLpWohK2RS3iHLDzTS9AOeNthYV",
+	"F6NDon3+y5AqNRIyJlEfjEBlvG0MiV5f+820zb3qpGoc7niWWc7PlUCjvpmEedxNk6TNvT5cMdNwZ5dg",
+	"HNDa/Nhej10CJzxF6Su6PkZ5g2TnRORy5ueFV3GPzoV4Svk4Sxpa7ahN5kXNPGJTOUdXP1p1KVPzd/F9",
+	"2MMXEzlbK2zgZNrXzA2cyqu68gbOzwi7Icy5kKiFeVoYU1l1ySuS0ease1Wq11p9Wh0Rjw3jxGSULqEE",
+	"+8HktYnsbsO8M9/C1MhukETNlgjHcRxfUh7BSSKii4I7k8ZWJaDJqTRz1MxsUpcmCoLGsPDTNw3HOSYT",
+	"PT68W4x43dm/d+fDvb0F4l65wvRF1nTupBcYuTNLcYwpTVbfKg4njxWs5ucNfAufjBeJLAUNeD1kEtTi",
+	"HfI0cbqHjY9PDYDFi/WcUKVfqGXmOrdr6zWf3fln5p03gY/DmdOSJM+6jcMv5g/65eQYbBZ2l72ujvh3",
+	"mVTamAuSRhqk8oE6BZEEHRAtMJLY40xZgryAMelgoLoYzDwoBTMxYfLVF8etP6etr/da91+1Xv5JRRjT",
+	"nMVLcbHW9bW+B3THaRiouZFq69XBfh7bD/Y/zJqlUtLxFNFgDgbuY7a0Wb9BgTzqicrmwizJBpYmgzWd",
+	"vflksp41HzDu/5rYgKCRcvZVCu4xnuqJPXHb4UYyb+WXoCnHBd8E30xzZQk1WaeGRphWkHR3yfO+GHEi",
+	"eARHRAGP8RKGIuGx02iscLNZcCGmGfxZ6/j0cetTGIcTVLZ/8NEqZDbN883Ap9foZbZKT5gVUuUZZ5u7",
+	"0C5nC1fY5mJY1tFW0MgTreaezfzNKZrEDir3XSnW46tJXp/CsRAVSKBO6Zr17pl9a3L8vqfKGaQx0w8v",
+	"nbZXHiGNtJDrkBHYkFcufY5AqjAlyyY3G/IaKw0D8wsXfDwQqaoI7wcNegXVIGHA9XEcS1BqIqz+4d3S",
+	"6f9ir3X/uPWItrq7hy8/qBQv/orARHR+r9zOv2i3U6M51TSyqLKQaapzhk1bXx+3/rxGIIpUR2JQ2gSV",
+	"RpFZjKDRpSxJpb0dyVllZqg9VaC0PRMzmMcX/0Prf6qZsb8hMSux+N79+0VNc68isThoaCp7MD2UyRXJ",
+	"GFirZkC2HX866/UOv7YfzOeCKMSpbhRPfnEP862YTZJrYZU5gV87u/yE6qhfzIxekmWyePF5W7opaAHO",
+	"elldDWDx/FkpzB+c3DGJv5fHPmH34FWkeaT9qoawF+YiFzWJpFOHV1xUTnViOWdqsn7SVe2c0GFFAi2J",
+	"6PCIGOlBBkC5ckEiTfoggTS7NElIh0YXxm7QQAeBsRk46SWiQxPisjfRVK9nLft7exOGbL3iX2A2J33K",
+	"OSSlHDeaJI2gcckUppFiJmEjaIwg6iPpDwC0zbsXug+ykp9O0sIMY3jW7p6zAShNB0MrlyIWL/LVZ27W",
+	"FV8voJf4r+3JctLjxB3j8sZ+3h/j1SK8fkATEmHY1mxuj11C4RIsbmzuv7FpahMksTb7G5OOl8k1Xs5u",
+	"yTW2SfVg7gzsYizekVushS2qTAJf4YrIFMdwOdzZ2IM807c4wiC/qjLbmC2SxjrkYInUrl0SosfOEN70",
+	"tLgYLUHvk6aqGFX3J7im0dp4TJQqLQaLHznLHOcRW19IfQ6v9TJUzNSpZPYe8LRkW8wrUeqXCw1zz9IT",
+	"wXv+A0wlX6oLdy14iS/yROllNslJosU7qiLrwk5nfql8zYNGdXL3jCO4mntqkfPzEF9az5nwnqrNHIdT",
+	"fGmlo3DVTcXJz9ietbBax2yun8vagdhc87lHbsB48df92kM4nSJpYaGsYyGw90qGemzUmSgBKl2WU/EO",
+	"wb2FVJkNHOTFPDn5ka70+ftDvlhj7rhXtZQRwGItFc51VWs5cayhuTfVB+oSpF7NevWs9LOFt61yCK6V",
+	"Cndd7thamJ2sKP4lxEw/gUtIlu3NfOcDp4tt0lPBYYwbNJllqAmHHtXsEpzViBdCndFoCG7qgMRAk5UN",
+	"I5o8zzTnaWLsSvE18BdczxdUle33JI2XoISf4uuVVLCw6uTvfS6zhRMXsFaZ6YCqCxslmQhuyBTsFmKS",
+	"cZdBEitCJRD7BemM0To0dsUtRUJjeXcSeITvYThjDfqfv3y2ysQW9OiXLWf8yLOEyVtmcyXEchZpZGyg",
+	"FSfnvj5bMBBRfBm/7rH5n5V2QkICVK28Ge4O3zI95obxTO3GMWDHDNCD3Jv71bl55wqqfEcxDVfU5X0c",
+	"0xvgmYGOEyixuKUUe7cgK2n2KwqtdYifBYROgS0vwIxXZKmbipyvQHMrEM0yh//Kx7jeeimdwSVClpk6",
+	"NR2EHyY0goGLjM7Ub7MXJ8ebN1EdEfe9r8XqymeyGbMraOhq5ItTi/lFBE/GDrqoiGLxsZFd4aRbvpxh",
+	"5tzyewvgCS1o+pW5dMHZSSOjMeKFY8zNrHbMu8/XZDoWuNxaDJ0JDrjONq9POV+jBlxgw2tZm2VYdM52",
+	"19J1zpLX0pxn14s1Zhl3tamdsfIN2doP6FhVBQnzrPeYjpU7XGrELH4Qho/SBIjodmdHAu98eG8in3V+",
+	"GPBBpiEtyBjKbGC2DTnB2wovVzG47Pp0hrhU7W1YIX+nvOKPhCQUsQBopAPCtCK+bdIclli/oXBnle3s",
+	"5l78K3R+OtX+xD1CBcUA4m4xsOcZfgK06Mk2/3UOyirO766NP+PFJnxCJjqyfDij6uurW3MrfjxxeFw0",
+	"Lp/M/CMEFWkJg/zBQjrIxKFcMmPA9zZzrD71f3Hvo78rELz92VWofA+9FznjTD5zYNI9PHU80NORgQgs",
+	"lEAy1QZ6VabZ6s+fP/uMDAWCBxAhSQZm6ECVbN626HZtpJgwPkynfdofVtETKEV7MI2wtjfvDNuhBnZq",
+	"eUNVp8N7pCqcopgJu6jJFOVpHjNVbffam6B4VWbRENFqPtdFvXpGt1/Vf+UA/5ccmbJJEgunHxRyKpaE",
+	"epvyaBTbKg4kyPc939R8s0pTnZeI4M/WSu6NKx2ocuLIPMixRbf+3d3y+t2es8WztnUdpnfGfq494vlI",
+	"AnwNq8Wn0kViF+XUk6n+f+ptOK85HTeCxieNoHFSqS7h62dpAksngibg7YOZEtu8g9FPo7kv/kXV1H4G",
+	"NLHYqstcr5tyP5QyK/OVcJin80X4JE3UWwg/Y0oLOX7InSVcm9y/eLBimUT++uT9hdlMV4rBs1WCKiul",
+	"1ZfBCw0vSSgbYP6aTiU3U8TrHo2goSXlqovT7iLFYf5w9l/nWbKtSEAo/kYWQrFc6hIQO5GmWthbJDUJ",
+	"96tnEaYJ/I/5qVoyJbYi316ssBWVucWFPPhifjzVs47xOvh0iSKunVc/jiuTSYRFkJ6Aa862L01ZPHE/",
+	"skrtfhz7BVspW75yPX4+uqjgI0mvSDwP4wfPjyuPciQvyy8e3Lu3f7/y1Qu28K2O2tufF3pc7O7Zp6eV",
+	"XaWqfB+G9Spfe33F8Uya59rmzl02TNN2wgEupR1R1XH5+eiiwkK/gPHi599s4JI2ObZfNZwnQOMqMxSh",
+	"d5cLy1lmCPHJwlmlZW6/mkG1fE7qVVM8tokZbzMx913L5Fg6j3ib+/HWcz8M03t7eR+r5HAsnrZh5rKa",
+	"T2MFHr9kAvem0yg2nNb9LmdpLJpxkR+fJWI8qDRcS6aF6XkdJoSbwTbDolHghbOyKwr6XaVmbZpZU5ZF",
+	"gTGtJVZ+DQn/15m4cEOvCPwY8imq/I1PRI+tCC2ynLT1yJQlL1H243SIb1YUImhg/bRnPBlXX6L3wc6s",
+	"/UrW4o9WVRBkimhsDlIlmWKtDzrAokyiSwbmTcI4GaeUk+bJZ/98h1BFKIkhYgOaENtoQKgmA6E02b9H",
+	"HGMkMesxrQjlMTnw76tdcuaLShCajOjY1fggeiSyl0iz3dg/uHN3995eu7GzS54KCflDioX3uqnCKld7",
+	"e2Sq1sNOQDhcgiRSpByLK1KC8VqXCYO4sLYBLURAOhDRVAGhpMM4lWPSTQQW/USYUjs+uyaKJOwCyN7u",
+	"/p5dqwSxtxxEX+PQD3sCKeh+yffR+tMv9lr3X36zH+zfe9Nst3f9nwdvdv600jVTZyOVD1beRbv9vLKZ",
+	"koydrP6kFCIh2TJqoa282AdiBDOWYTsitONkal6PzDyYYNxYaW0511PBLCySVLXnbq5MmLZw1gVndro6",
+	"4X80n/Dz9k8QL3rp21JYVGOJMe7vHdxdljsZTW1U7GOmkPLvTTK1ybGWW63icOWliavCMxEodS4ugFcl",
+	"wXUlqD6xL7mSrP6EZ9VIQClXXKp0MO5/WHeed+sOtEOHe8zrS4lmRWfLg3Jfzs7Em6wjul8VfnBofs/t",
+	"rCoyA38mRhY2F+E2/PQVGYEEAoZxroAMUhUGuQA+GQKzCGvzkRImJxGU9rnYeHHRKw+Q168miH4Cw+qP",
+	"v/23rT/+9v/4k+bOH3/7yz/+9n9ut1vtttr9Jx+8/rMffvf38Fp/+8u//O7//HUNNNJp0S6bxPQwy0oJ",
+	"h5EH70ioWeRDEqLnLSSdsU0WNEaikAEJbW27kDSZVm3ufjfii2rSZ0Z0DlGXdqj0zpVhJLAgFL2LWMat",
+	"zcM8auY6KrgfMfsTixnbgyBhaNGtswisGZ5znUBcisHV2CinQiyRZ23ePksTUBWW7mZzf5h64EsYVl1R",
+	"XAHxZEA57YF8HC8QQULzGjO+jFpyDnSw1GdL5VivHtusZC7r8s65tMsMJ8Fvx+SilBa2PJ3FXXgv3clc",
+	"7d5VHncuJid0u2Y4Rs88Ex1mRpMAVfqJoHENbXTGWc5HdfcLZPFjBoh1qhS/vFPB99C3fCJEEosRXyYF",
+	"JPL4L4hz6qCIqukkpiwZI15Mdhti3glbNpHcpgo8pa+XmcKyWS8/GnawbHoP+jpYd2z++gQLEC76nYuE",
+	"mO5qVrUU/KqSm1TbWql2XbCGKhqBxjgz8tKtscLUdtEl5YqwR20n1qajcM1w/85HH3zwwQcf7e3thQEJ",
+	"v/1f/8MHH4Q7aLNaC9Llg7d5Z0zCr8w7mvZCX2vCN5wgVrPTJwe7JOy6uKIKyQCB0rFik/21lQ6JS7qb",
+	"Hq2/DUCafawzZUR1htPW5qEhlJCovhgpYgY4xiIzVlxn7tiJJHzv5ZtMx/cOrCC7bZXfUgnyWqrFase+",
+	"zKeLnWTQbdl8a24I5K7fWlqviaYX5EOlVidEsg4vNSos157gkitCVWnZW/HznoufLVfecuUby5UrmdW6",
+	"bvu+G8ytZo22zG4DuvZWcd6y6C2LviqLzq9+TtTXrylMbFMlKFEaa+YNaNRnHEgkYozyVN+gnPBvT396",
+	"5M6ELYPpOkko76UuepTHzyI6fAWvI4AY4mko4xklBSZc2+mAoi89odyW9GDFi9C3VKn7clitKmKKJZ2X",
+	"uN6U3zudlz2MpZA15dGkbxrDaMvVE9hg6QCPOjgZgZwuDuAc/ZPxlxdnj4mELkjgERBOB4z3rBPanUDz",
+	"Yfks9LUeqsPbt7Gwym4Ml76emrpdf0yqlm3C/tI2XGDnVIRXNue5yiw7q71TsmQA1jb0bGj1kiUdkEtX",
+	"NKmZx2oZEleqp+I+rl7biUxZz4ONPoGc9lUMFLED5oZnXVufU8nNL4dvN5awgndwxYo29UtUhYy+WBrz",
+	"ZPrywnjqi0Gb+5kWR5RNad6F4vK+rsPdM3FSrt3xcwYYn16VNPHjLPQ9mYWwVOx6inILbVeOXCSlwK6E",
+	"IV41HoK8ZGYRggZNY6bt/+IBq762Z4yuUwmXDEaL7G1l5sOK2fbZ11dJ+L8pTMIsjFAQr7gW+eerL0Yt",
+	"Q5hdH6WS7FREOa+6YZPnLox4wQhwsBto9WAaw5dp3JvOY1hjom8+xqrp2eJ6E9A66lBagB37B2bYFOB2",
+	"ssf5D/4VuDSL75+PoNMX4kIdWjuukq6eg9aM96qIhg5PMKVthoU5oK8f4RWuuXAM1F/lf2b2w99LU0t+",
+	"98QsyELfTOYTlSdTuRVuJdaVOv2uL9/0AmV5u4vo+c/LCBV10FGVZ3IEMDRUX8HpbwwbhUsmUvXsRipo",
+	"S3FYXO3VFAuqnnWXq6Qkx2cpXwSqzb44Y7x1dcFwtaxEWKy8aXbYJi1xx/EnRY6/Sbe5HkZU8s21P6XA",
+	"+RUrTC0bQ9UGnLsE/WxwJaN3LqZOPsJ7FXM/BzrYRBHrRRnHzWXJS8IaU6OzrqPUaCmTa4W1n3HncvGr",
+	"leZYrJSV9T7u55IWd21uhFnUdRjLSLPXbiKbUaxJd9sygfmXqZa+PDHFktFncEqZnJur/35k26/RCXPF",
+	"pPlyinxpZMtkzJ87zKYVi/dQFdGqANEjITM8XBWQgbgEIobAiRgOhdQpZ6aJgHyVCg32/ljKu4wz1YeY",
+	"CBmDNNsnSNPF94g5xDvVqBk3o2b4C1VZfsje/K00Ha+uES0JIPAj05/mXo55xhO8+BhaxcXsYEgoVyM8",
+	"fX2q7Q2Z/NZM017t8DetAkKJFAm4oGdAYsD9xmjkDmmRvvdgle/duIGtcPNGAo3zi1qVPErMr52H/lzD",
+	"gDCL4maql1kU3qqZOK0gv0i/uNppdvUtlFd8f/SNZa/9rXrmllSBqw/EzBvTZuvXoRwja7925diMYl25",
+	"eDOk0vbYb/bYr1eJfxM0FESpZHr83Hzq9hdRR49Ti8w6maYxpFJzkPYSvwWdJBcwJl0pBiS0nPUYW0D0",
+	"FGa+6gONEdnTLmrjz1rHp49bFtrU04GFOn0TNDqow/ru7V+PvFj4+efnjWAalaB8axdHkoge4yFpUk4Q",
+	"QLFlLyOSn39+HhCmVAoxao6XIFmXQUxsohXjPXL26OSjnxzcw5uRhHJyfPoYp4h32xHcwI7K9reLER6z",
+	"eoYUrAKeTauv9bDx5g0m8XSFzYnKyka71XjeFzQhA8q4poybUx00UpkU8lt6TPfTzm4kBjbVJZLuPzbD",
+	"qWTOYGPMDNKsemKW5eTsKVEgL0FiIt0nB58QRRNQWPFfHRJKVJ9KiG1UTHQJhp3a3CxPpoeT5ve//v33",
+	"/+XvvvvPfxuQb//i77/7r7/asWqOhKEi6EPEBbXQrgHJI7yKWJRX26IHeg3s2ykOxLSj6QUYnchefe3Q",
+	"6MIXuOmIeExGQl4owvRum7c5Vg3lZs7qsM1b5CyH9rR5iA7y0yoJijRfvHj84PInO7vmZUR6wJxFhOK3",
+	"H0R0AMkJVXBEjNphfzx7dELu3Llz3+h5L85P8GsjE9wnyIRbQ9pj3OgQhyRM2IDpkDT3//EX/86weZ9h",
+	"SO7t2dxH6tFI25xkUApHpCNi5voMv0EuHpBcIrwJj0iY/xni/hahFkxjOdqCGeXDS5Bjgllp5u2QDm2h",
+	"BSa4T5L6ky+VMBTiU/12yrl9pk2foxdGIgYzCJtOFzpiUSQ8jiIY6tYTlywXkuZzNhgmlqROzMcKWzIH",
+	"L/y6/0EYkIe8lzDVtymeI6ZgpzDi8PT4/ORndoZ2owYge0CGVEd9O9af3Ln/4c4hmup4MJjCtSzOEL9p",
+	"4Td+lqXn9jdE+aAxtqToAMc5ouOdI7NLbn3tMWGKpNzq6ZZruGxRRCZSdlOtPLUfmJaa5ihb0UwEB0MQ",
+	"Ud+yD3PqAocwonxbuPh39/ZwMlOIJaHPiGO6uFyD1CZTZtC23gChnIQPz2kvPLL2hflUSBJDAto2Y/px",
+	"A1QkfNxtYQkONw5HkD3SNPv2QbhzSO4efETCoUR3CSoPr/z0Qlw4pvsi1YTpgNzdP5h41U8CCZpp4tdS",
+	"MR6BzbFNWATcQsc6xng8pFEfWge7e1MccTQa7VJ8vCtk77b7Vt1+8vjk4WfPH+I3eVai44qGDx6fPm4U",
+	"oMEbe7v79lUxBE6HrHHYuLO7t3sHtUPdR4F4e3cESdK64GLEb385ulC7XzovQA8q7vGf94E4KF4yTDsJ",
+	"i4z0UKT5888/JQr0Dhn1hQIylMbYA9KnySUoYjgkwYHeUiWBpgKkHsPBWeSZJYqtsXsBc6MVmGZ2i2jQ",
+	"Rmdo/BQ04twibLYF1jFjPtjb8+LIoRFMEgiCraNGsQAIrrJSbnol3KR3rajK8vmrmsvGd9tlxhb0k8bh",
+	"Fy+DhkoHtnZ347SwsMUFKS2cT6c+/AKLVzRemhZv9xF1/uva/Tt2JHSwt0dGfZaAz0LFlg0rGB6ZMxwL",
+	"UJgpr4WhbPNSTDXtUAWVu+DQ7je4D66Hmp0ozIAm7BLWvSVP2CVw04GRL1BYe49ej6tvOO540cV3xan8",
+	"sjqOHfWR56EygVcAqO2SYBZMQO7t3SHN0H/0KuX0kjLUhMOdXOpU7tEZ0NjILHU922S6R8g7VNeMqtTt",
+	"sgg36t7enfmb9NzyiBf5jNe8x9n6zN7ky/3bdMhaHkm7cqefQyTBaVI2+z9hSkN8ZCEZcd+ZGiZ0TIYS",
+	"uuz19IYZVczaGojb6gssqVoDKX/ltr0b9SaY+6I3tV9u8ETYSdjrRtOn4hjVOqOYmwU1y2ANKhzGGdUw",
+	"s/6ue/d2/uKbIP+qdSoSFo0X/ti/j8O8a5dg9qH6hMY+PoCf7M//5AW3tYbY1xDbjxY4+4+E7ODFHvzi",
+	"4P78L86FeEr52I1OrUoqBQaotDcWS7LHHdGXiGOralQGhfRgWBzeREFWZ3tDgjiyugHByhdo3lGjQ3cd",
+	"LmaZME4KZngjuxPyiYjHaz6yzjf6puyIymAmS+Syv5G+4yqKcY+OyAXA0Or3dnW5GE3QzxMRZeVKZlFA",
+	"9l6RerY0V6S5/XuLdKNSjOJB/BRiRn3y3bUQrD0mBRdPJdFOCLTb37D4jSXhBHRF+PJhtwvoIvU4iBcw",
+	"vqUsTKKjxGmKPcOoToFiS6Rzt+KCXh4G2kqDeSfTLuDsLz4T+pFIeXxtp9Hu6LzTuKye8zg+pUbZfOmP",
+	"cRoz3bJ54rW62WcwAqVJl0mld8kjvIVLOsa6Qtg5TWUPdECyI2x1cTYAIo1dX6OpmZ4f2o43rq0FleFa",
+	"O22LbmcMOWVLc7r1zvzVX6WAl3KdH8LX9QoWFE82/jRrAMJJ+AvGY7ySgAta17996mv0ZUMoop5OAKrS",
+	"1tfHrT+vub6zyMAWGdB6V6RrOy4cm7rei8WuKldjspLQyqtBNUYAuub022VhA6gbFrqySkNaKZg989wi",
+	"PsD8odiyg1cdykYNnowXzDd6kGO5JdiKuxtt/BS3quR8i5kuaFKp7t/G+BzG1istojOMIimMTQmpWwm7",
+	"hLgc52tiKA+Dey62QlwmmwvMtfkjdDsTwwsGQ+drwBANxGQI0rSHQObma/N3lDCM8VnQBtK8e3C/zW0o",
+	"8ZXuS6G19WJjuYgz0HLcOjbcIdw5IkCjvu/JOqrQiRM7qm1z9CK6CLB5IepDdAFxQJQgkeAeZLiXglKg",
+	"iB2ZFmKX+Lhxm+M3dh4dC13u3XqtEYvhkHRgLHApcNnIVymk1n9pAwMYLLm3d4eENiD4qpOqcdWEdgmm",
+	"A2bxBMQ4b/PwBF3yJ4JrKZJDwkULDdLQ+vAnhD5u8WbMzxKU/0Lm5/qYV563WsG3noheDxF2J1hVaeHm",
+	"cZzyy2+X3VyHFXcznJtPRI8wbonBlSMxfCGHIK8IJhTYmUj1LH5mlHvlfBGYz4f/L3Es0oFE8J5hcIjo",
+	"TEZ9kQDp0gFLxju7VQRmOt0MhU3cOF+IxirsVEcPwta238ru986JYqjGnsIZ5OGO+Qz6EJpqRx8lmrCB",
+	"fsHBpt/YNAmUcBxG+DvKWqMtQLzb5q6uE+O9SX3AxglHVBGaYBSKYIEP6Sgzo7c2twRHmggD5T42w7UJ",
+	"vZhf5HMGCCoHO1Xi76ycVn9TaPQtycHPYOSisFtBuFlKrJFmD1/bJIspMugKibQzK0Z+uX8bM7pa0g+u",
+	"zlV0Cjw2xNYswKm5bDD/rcdiUwWALQctp45weEOiABRWLBAjXu0+OvEIiDict+FAmvdmYUC2apt1lG02",
+	"VFjsdb7tXN6IrQS+0dZzebMKhInEU0eZGI+4TRESFKMRK/qH62KTn4wJ9UCQRfiUXeJhSImEljNMrcR0",
+	"E0mN7urwHN1oQQZGxTZiG/NAaaRdQZ0ywdumoXjYNyZCS4hrb5wMfQvUW5enE0PEYlRMsljRlmjXHuHZ",
+	"W4DKTwTvJsxeoHj3FHNHQ4SWGctyfEUCXhV4i2ylQo82Q9iygi0r2LKClUPLhoSW4AT2ksr8XIez+gRy",
+	"IA/Pac+TNt5OwGz75t2Dj9q8JpN8uTTyNi/lkR+R8IPQ4UorQvmYuDzvSvP8AU7pxF3HWTqs3sXZVun6",
+	"FU4w29c2WWMz9Lt/MP+D08IxslEhS4wfLffpmXeuXBcl25NkKDk7uJ6GPdFikoiz1acSnPPzvjnB5rqo",
+	"kWlumBO0YHjFvJOM72zT797pJKefgp5/eFdXNZEnv09Syt7ZXo+UWr/G7MblLpabnZ51C2/1dt+qW3sO",
+	"/3KAEVs+9k7p7w9SexzgqhrD1XT/d03dsBQ4j2N7q6EIy1B954cOgKhIDCHIarvYGDteocZMUkXChCmN",
+	"WA1hQIZJqkgYA02sjz209297ksYQ1kQKsnHcgCgBAsT6wMD810+FSApvV+QC5jfynQhjitgKFbWZib5+",
+	"xYL8z3Vg17s2J9FsiSZNhNYiQuJNyDFo/zuCiezko60bXL6zpQFOw8POWQyfQIoHo64zfLjwQthKYW8W",
+	"2LUzrOiz+C4/doV/Fv/iOV7vXvz9c9pb/GV3XeaRFIMlXj8Xi7xsOcjCbbvXF2v7n+HuLrR6Ui+2L1GS",
+	"xnAuNE02HMZzB3eBEF6Rgrbeg5ub+8pjooDKqJ9vWVFcZr/VXwNEWaH6bEgEd7X6sdnYKy/E53/akmgO",
+	"bseIyrDuEqA/aBvymfvmr+ciYLn3WVcBr6Cmb28Irk+1X15Tf1fvFGZMoIYHTOrMtzvGTm6hg74+Te4h",
+	"jfqEaRhgArnFbSeMY/KaGPFiUP2ISMTIV0TRMRn1WdQnKo1sSTRkK6P+OK+1qIh1W0zzkU/MwDBaVVSs",
+	"N8FM8p6uKaOtOACsL1DBUE5BtnAH3PJuxfL7eTcYI2UKLkHSZK5En6JmHzir9cMXxfKGdcxaT7x7vnVh",
+	"/Zhd8bPF1Pqd8ZOgbkeVKGTNuwcfeTe79bGjN11pmkDFTQjnJs/ncsP85G5g63eUTzb8dj3lcxhM5irf",
+	"Mpqtr/xH5CtfUvO3CbwIkfoWEu2MqTAUIgkILWC0+ghoBu2AyLdYjvOo8IAMUqVJB4gFgQ581Ww7eqyb",
+	"je59V5QhBolJ/REdVuT44jcb9k/YTq7JnFhUAcsgBnwxgC2j3CYFbj4/GEmDUOQGBSlNmt/+8i//8Bf/",
+	"Zmcp/pU7LtbLvs7zK0MdiMTA3RHEYiq75LEfvw2GRd53YNTJ7HpC6fo7Odg78EDHQ3d3qZQVSRhXGmi8",
+	"S4wkc1E2d2PwFRaTDUixunxAYsqS8SvEFXiF8JT4imnzVSREEosRDxys9asu4t1nfzKOSL8Vztuiv6Wx",
+	"5VFr41EHewdvLYX7eOJk0RE10tedWCeTbylC3UndupJuBiu/Pn9TBTP+w9/95bf/2/++JDP2uRl1HihM",
+	"k/AvvdPQqW4WC8RR3XS3RPbeeLBs3DWjlVsq2+T1Z5ZWKienfcEdHgEChri6EBbYB0O0WehWkYRdgC2t",
+	"cas2WFvIzt5YtuY1hWrrsyq3IdofmUfpnbOU4jhPgSRa1Ph46hMirVSOgSYtl4x3JUMp1dVFMzPDiAjr",
+	"d8n9O7vkOWhX+YNg2VaXVXmswyNbx8Q9dDVN/MN5vvYHxfy9TXCtvIOtk3vLkra+G+RIz2FC8THU6tKA",
+	"SfO7X/7b//br//v7/+X//+4X/2o5w6ErAb7eBIrEw9cWgZFpi58kIa8Yhj/gnwjN69JRbEHmEP8J81K+",
+	"5gNX5jRHYjJG0y1F7Oif0tcP6Fjt7JJPxgWW2Bwx3Wcc+WJWeHCnglNOMbxH2OyGHdW2k4IzYeuY3jK3",
+	"Hydzs6RQ4G+k+e1f/ub73/y75XhZnykt5Lj2MsqzJM5Azg89co2FzBLdXI8yTBUCMuoLErMYr/yN+uOg",
+	"EOGyuXUId+Ou8s2+l/IzN7B32u/iJjHf7+K2Yet2eW/cLnmauttbROneWCZRNXW7yIkraLz+mHnJlipG",
+	"ygMfPZIIF4Ol4BKgl8XA1C0MeSOLiJiM0oRWw1w9ziaxYe3CQttsw+Bb/rLVNia42VMqL4q6hmMspPnd",
+	"f/jb7/7ql8vpHBIQDn1TaTzFfB1ps3MObaVkLQqJPTaGVIWkhaPbhpW3NP/Ox0vdWSaUZxS7Ut6dhY5+",
+	"CzpE2cswoUXskhNXSto5MY5c0Vm4ZCJVrhXgeGPeezyIzy6ponQzq61SsWUwW6XieriTob+iWlEQ0KT5",
+	"h1/84tu//r+WUy3wal8X5IZZVTDBqJbJBJ5M/Y3o0DA2EV1gORxNpXbY/ZbJ2UuMQCXER8RmxrnEOGWL",
+	"AHdqlJ5d8mwInAjc75QzzUAF5KtUaBeNT3mXcab6EBMhDVWRgbiEHPQp25aUJ6CMtaYiGuOAELhimqOe",
+	"u+XfME/13Wy56parbrnqBFf1xDHBVynHkBHWEWj+8Lu///7//c1yrDXlm4t78dgqbI7jcTE6svxP9UlP",
+	"0gjIECQTMUH2qCrC7W5wW6ttS/7vvNXmD/PCt6Ty/LnaOM4TIS4USYeEEk4HEJBhX3AwuoIr4hVJoZTN",
+	"vAsKiFHonXU5O21uTzQXckATpqy/lhy76neojIz6VDvcxjgo+XpjpoYJHbe56d/WwvUm2j/+4t8TDpfg",
+	"qyAY5cbGjow2yGLfNPBCcZQ2H9AxUQCE6SpQyJM+RBcP8pWZcq1PpaGLwZDysVmTjITNWOtwsvCfmuqq",
+	"B3uLlC09drvA00EHnWqIdBmJwUBgBZoBra0uix/W9b5QzdRj7rfeFnKs6wlfqp3nvbtvtyZqtqFPLTZo",
+	"HRP20KHNoVCKdZIx4YLbS9HbANtNhIf6vC+ykmN9qixOnafDPyXN7/7mP/7hX5euWxW4XsYJuyJJxKiV",
+	"Dus54SdjotLOlxDpAE0nXCxkNp1xoTz3EeGl+t6IpJc3T0RuhZUKNiFLqg5tP8KvXwyvo7L358aoc/N+",
+	"HAeWo5ang5Xf7JxqQRJtA1NVtmdR7PPCN3UIhZMDwWp1ZiCkmeEeFPremTO+9RTdLgxqJJnWwEs10WsL",
+	"oeOBWvsQcHdEhAVw4+WKbnelGGyo5nbtABetwq3FjS7B7Ul2fgZHvhJbGXOjIQgLIiKXJd2MNdcDD4b+",
+	"cB/rEBl9B/zN/iFVOnAqrPupm+pUwi45zju07APa3PK2W0a+2XLWNnIxEJeuxGaY0FxcmO60aPNwQF83",
+	"yw8Cko9pJwx8kpX1IlrBxOIESJSI6KJSScZbJb7BTWVtuuav505NNrnaOtRbgt1MxZF3sUgvLZBr84df",
+	"/c0Pv//rH/7hP337u7/aqeEWTvFEw7ne+jZPK/TEQ1/N05jKQiE/KUYWmOAeCZzyuM3dvVfsLC8Y2odS",
+	"TezMf+8SvkPTUCeBRwySWIVtjrQE8c4u+RTGCnTLIYtDfES4cDX1nc8/ZAW0348NrVZXsfdg5O8lmrhd",
+	"7w0hiZtlK6KIb1G0tyjaa9VhzQGbr7/iGd9KwncFPTtxzNaLJPt3vfJ6TCQMbymsaW3eJQwrSWfYVP7m",
+	"ED7LnLJOCPQx5ku1+aLNIzoMfNkeDE5bGvWgDFh5YpjQCAbAdUgUHSuixC45jgeMq6DN81i1Ik3G87LX",
+	"Ywf3sWPrXQiRtDpGnSDHp4/JBYwVyk3b34QwZNx5tuMC0k1o/vs4Do0WnsODN9F3GljvZ5sL6T2/OzhL",
+	"cnfvPgmz10PTKuM969lmmXPbiErdx+ugmX+gXsM2NLgh7do0fT2add7zFlR8Cyp+c0DFE0tsk6yxqKm/",
+	"C0DiXp/egohvQcR/PCDidYpNiXrnAYdn4naDKnVd5NGMcJvp8SMGC68RP5sHCd8lM2t4moHcUraUp63c",
+	"OVmhM8uwQCugVJBzZ5fkNxq9dk6ohDbnQpMu+pYOrRLv7gfrvhRpr2/fzEhU1RfwdFR7s1DJzaDWjkhe",
+	"avStyt1ZnMuDtGw52BaF/EeCQr6IqfCjRh7foOPiWlHH52lw2+Tdbe7+9aON40msQBqv51NbhPH1I4xf",
+	"tzW5RRXfoopv71u8NVRxy3SnEcVnMF3BL0HqDV86PXSRL1UC/bJXRT3sagb254z9IUgluL/tkUEw72CL",
+	"sUtII4oOgEgYHuXGv2fybmpVnuoT+2iDGqLrYSbe3/7bv9cVbQNbWy3yJjvULdk485YwXgfGXM/RthCn",
+	"tRCnG+R3bxXedGsBb3nXDYY1dabvFKRpPc+6cVCmhsK2MKZbY+o9hDFdd4xzmprfM+jSDWoN14owttUi",
+	"tlrEjYUrdeZPLVRpvS7xTkCUbv3SW9p+X2BJFw7Ev89QpFslYctItkrCW4cfxSM4B3q0niFtIUcLkKO1",
+	"iKAbZG3XjAa6ZW5b5najUUA9e5uDAFrP4d4J5M+tMbQl83cd7XO2ETSAWVeeTiyU0Au1WfBbbL8uQQLz",
+	"A9/Zc//+ggcgj0KooxbjCF5XOGXmz9Ipuz2kSo2EjOsvxiK2qiKhw686dR+EAVGgFQk5jLLfbNaR4fM2",
+	"5IZCqG3GivA2LrHd5ZY2dR+YEVFWAmhxAdyC0NIoAqXcLzu75LwPbe7xs3xjStOxvYXkM00jKiUDlcmU",
+	"YjNYe57pNm+ilp3ERHAgSouhIiMhLxjv7eQwtKUxkQuA/K3dNv9cCt7L8Lz8CioHpkN7lHGlbXqV6GFW",
+	"vhRaJwgQ5t9uc8TQY2Z4wsHABgS+Smli5Lf5GLO3MP1f9Y2mYQQO5eQjI3MkjYzQ9Si9LziLRAzks0ef",
+	"npQhewnCK3ZTBbH1atzd2yPhCOjFKz+UcLfNEfpmCGKYAGlyoTMUhh3Sp5eQT7IafdfIwKdjfww2pPv7",
+	"5m13b1v1L/deDYJgHx3ZY+8PqjIEMZVBdkKjPrROBNdSJPO4WPnlrdJwk65D31tkmM+N8RzBC04vKUto",
+	"J4GrJ37ZbIbBGNEJhjnpeV5vVjNn9Yi7Upsu8RC5tQ1EIJcwTNAzOJkmoHaJxX0inTG5YDyuzoI4xV5u",
+	"ACzYp4zHHqhqk9kSZsLzUyVw8beJEjcab2nojq4nH/v3LJAle9e56xH6ZAFJP6OhAQw6IFXgbyFY/QYp",
+	"ijRdQhHZ39mtgRIyx2tT0lSI5HqghHBSWwyhdx9D6B3PnPYQQkNLZJOEXxSckyAk0/ZwfiFuSnRmJF+f",
+	"QfhT0Bmpb1BS1RnzZvBbF9aPGMakhgTeBowJ6rGM97AcClJJfvOJw6hEOEceTluhTY5WsheiiEYyAgkk",
+	"oUqTL9O4Zy892WvxTGYJq20+EzoFMVOcpwKbkpidjCAq4bCAbPDKi0z7cRFcpfyehf8KPY5im5fQVo5I",
+	"+EGY1TAxq+CmtFOPnuKYxc1CTzGDWjt6SqnRt2vwz2CYHj1lyzjf0RDfFjxlSfCURZWk25gWBaMNxA8/",
+	"x6sY9jKrFwMjkSYx6YC/W2ZZPjJam/5AyVCKoVDgVDAFOrAYsNJ7RG3504LCFhAlBC/UA/osR39V9LIq",
+	"S/PUztrwjDPTxKo+kA2yZjuuDV80M524taiNHOHiM2X14K1HZFuLwR2YMqWqem7jaL01opIz3qt3a37u",
+	"XrD1iqivMzViSVLiGUGp/tcRxorqk7EwQoX41tVO0DPbrO/83b4OVp7MfFen35Mtbd9ob6e/ij3KD2kN",
+	"sSnQeiaRPXCXtCM6VA78GDD+FQM1P2dO0XJ41Lxe6Qh57jvc4KnO+qiRUX7S2/yGG3d8f5qIDk2yHarx",
+	"WizrfIjo8MQcT/UAD60RFOYvn8aAGf6Mt3mGoFKAA58DxTrpT2jzzKFAFvQnTDoeJhwK5Mr+hALN3Syf",
+	"gh/Y2v0KUw2/Vd/Ce89/bm6KwNbyX8ry781lt15PGAHYSrzV1rtTJJWrraJInEJAJCRAFSgCr4dmui43",
+	"2NUid47gSWUFS7zIMZEpd6xPZQVaLFTMmCRCXBDaz9KhxySk6lk3PLLXuhL8OFXuorcCeQnSlk4kTfNi",
+	"IW+qIjp7lvLnZr4bis1i29d0xcH1XVen4XOze7hk5j1EzWgK6fwwsdgW3X4/6zacpdzX67cVHHD3uRjV",
+	"MwQNdKBqs5iNFXKOb7z9+tiY7BgzCZFRnVgSS3C5qUwRM+zaQvxUAl+64vQmzXOzhPONctyKLWXeaItc",
+	"O2Lw1GT/LuYfVSUImf3f1FU7oIPrSRDCSW0ThLZu6RuSIKQtkU1SZlHOza1SlBHqBgVBnTXpRdrWkvyR",
+	"pvfUHOC3kd7zVFyiWYZjcDFZwcFXvxAjTkwTwGPKtWrzwnWVJhbnNN+9isZRAuHOYp4266Urp+7cGE+b",
+	"4wM3y8tmBrV2D1up0bdqws7ihT5zZ8sTt5k7P47MnXnai9It9HvdpvEl5RHUu/DQbs7qxjmf2Ygqe1/f",
+	"p9M8/9mz4yevzh8+P3918uTZyacf7xtOftdeihsxBTsoFZznzbrcbJhFswG0OjTL1ZG+TPlEsSI7znNQ",
+	"GnFNNlWyyHaDXVyTLw77PmcDqM2lMS+4St9m9bY2/tZ0QUxEcQkWJwiUdjTWFXJESzcEJxx29nJ4XZjf",
+	"VnS3yS9pzLSQiigAS7pYY71Y6t1mXKPOp9KOloC+/qGleXcpygVFmbT1lZ1AnnYTvsBxXZObsDTWOe5B",
+	"82xZ52B1r7gVXrE1KrFIoK5X82zhPs/My3W9WhQp0jRsDUHyGfc/dWmiYMeOq24g9t3SULQhgsNGR4gE",
+	"KN+wL9Sck/m+0GwKWz55Y32hqaP4SdiKWQXLGGea0SS7CU2YEYuXiIGkU8kh3iUPB1hejEogKWdfpRCQ",
+	"iCpoMa6AK2aObzKuu4uZoa2sX9UwTV+Pq7UO4mXrat3exXxHcBC8l3Y21A3+OddLe52ISmaEW4/Ej9hL",
+	"W3OAN++lPSS0o4D7yu5OPjpXZ0BCniZJaEFCjQHQ5gJboon9YJc8ANT9qLauXjNy0gytPnhIUHcMd4iE",
+	"S3EBivSZyiChrEHhwYYI1UTwCHaJS5Bzd0DDDKoIYRZc0qb184ZG/w2LoFMTaFN2NBUoU7oPbV6CmvI1",
+	"RwlTKoXYAULlCFO3FAntLOLnbvxhmys6VqQvRmRA+XiXHKO27qvN0BEd25pVId4ZCAlNlMjWwo74+PRx",
+	"m1/AOB+vKzsXWEezBWK1dw4wu6kvEhzX4AZDSr3zl2ydMLhZrnozqLW76kuNvlUP10yB6Fz1W8G4ddXf",
+	"dFf9dWm/mZe/Tvs1b0OUSqbHyL46QCXI41T3G4dfvHwTGOJln8I4++Vl1sik2vCEXQIHpQJk1sz8F+Wj",
+	"stMiA9A0ppru5i4hNVYaBhW+NS8+SRMhEgOPuBiQRPREqncyyTtMOwmLrHqA8u0SJOuOyxiRhS4R9my6",
+	"w1PENgycw9FIaBXYnCubakyHRFyClCyGYmt2Haeb82kVREuAozJAuv+vzy22/k9XMi1zIBZ8hlUdfGrm",
+	"2xWSDKnU9vaJhp6VUcqBtCHUu3PJcpIpZQhF02FYZ724MLjPdZOhwyHwuGUVjTRm2mxEaVlj506dOBQI",
+	"ftX8/te///6//F22a9ana4uJFRqxILfTjZxkd8Sa3/7D3333y1/Nayi7VFbVmC2PrEjzh3/177///37z",
+	"33796x2z+Nk3xXbcuxXNPBJJIkatdGga+tXf/PD7v/7hH/7Tt7/7qx0iuIP8woNT0WoXP30xrGr2QWpF",
+	"JWCGum3+u7/5j3/41/9mp9BC7N+qagJB9vySf/ef/5bcJt/+xd9/919/teOPt9Nt/E3aYDKL3468WDO9",
+	"OHwbFnjz8s1/DwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -48,8 +48,12 @@ func (s *Server) GetContact(ctx context.Context, req api.GetContactRequestObject
 // UpdateContact patches a contact.
 func (s *Server) UpdateContact(ctx context.Context, req api.UpdateContactRequestObject) (api.UpdateContactResponseObject, error) {
 	noteTarget(ctx, "contact", req.Id.String())
-	b := req.Body
-	in := records.ContactInput{Name: b.Name, Title: b.Title, Phone: b.Phone, Email: b.Email, Wechat: b.Wechat, Notes: b.Notes, IsPrimary: b.IsPrimary}
+	b, err := mergeBody(req.JSONBody, req.ApplicationMergePatchPlusJSONBody)
+	if err != nil {
+		return nil, err
+	}
+	in := records.ContactInput{Name: b.Name, Title: text(b.Title), Phone: text(b.Phone), Email: text(b.Email),
+		Wechat: text(b.Wechat), Notes: text(b.Notes), IsPrimary: b.IsPrimary}
 	v, err := s.records.UpdateContact(ctx, auth.FromContext(ctx), req.Id, req.Params.IfMatch, in)
 	if err != nil {
 		return nil, err

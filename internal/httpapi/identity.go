@@ -167,7 +167,10 @@ func (s *Server) ListUsers(ctx context.Context, req api.ListUsersRequestObject) 
 
 // UpdateUser patches a user.
 func (s *Server) UpdateUser(ctx context.Context, req api.UpdateUserRequestObject) (api.UpdateUserResponseObject, error) {
-	b := req.Body
+	b, err := mergeBody(req.JSONBody, req.ApplicationMergePatchPlusJSONBody)
+	if err != nil {
+		return nil, err
+	}
 	in := org.UserPatch{Name: b.Name, Active: b.Active, Password: b.Password,
 		TeamID:    fieldOf(b.TeamId, same[uuid.UUID]),
 		CapsPatch: capsPatchIn(b.MaxOwnedLeads, b.MaxOwnedCustomers, b.MaxFrozen)}
@@ -236,7 +239,10 @@ func (s *Server) ListTeams(ctx context.Context, req api.ListTeamsRequestObject) 
 
 // UpdateTeam patches a team.
 func (s *Server) UpdateTeam(ctx context.Context, req api.UpdateTeamRequestObject) (api.UpdateTeamResponseObject, error) {
-	b := req.Body
+	b, err := mergeBody(req.JSONBody, req.ApplicationMergePatchPlusJSONBody)
+	if err != nil {
+		return nil, err
+	}
 	t, err := s.org.UpdateTeam(ctx, req.Id, req.Params.IfMatch, org.TeamPatch{Name: b.Name,
 		ParentID:  fieldOf(b.ParentId, same[uuid.UUID]),
 		CapsPatch: capsPatchIn(b.MaxOwnedLeads, b.MaxOwnedCustomers, b.MaxFrozen)})

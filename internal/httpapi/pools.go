@@ -13,28 +13,29 @@ import (
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/etag"
 	"github.com/shoalcrm/shoal/internal/page"
+	"github.com/shoalcrm/shoal/internal/patch"
 	"github.com/shoalcrm/shoal/internal/pool"
 )
 
 // poolBody is the union of createPool and updatePool bodies, decoded with
 // merge-patch semantics (the generated types differ only in enum names).
 type poolBody struct {
-	Kind                  *string                      `json:"kind"`
-	Name                  *string                      `json:"name"`
-	IsDefault             *bool                        `json:"isDefault"`
-	MemberTeamIds         *[]uuid.UUID                 `json:"memberTeamIds"`
-	ManagerIds            *[]uuid.UUID                 `json:"managerIds"`
-	IdleDays              nullable.Nullable[int]       `json:"idleDays"`
-	NoDealDays            nullable.Nullable[int]       `json:"noDealDays"`
-	NotifyDaysBefore      nullable.Nullable[int]       `json:"notifyDaysBefore"`
-	FreezeMaxDays         nullable.Nullable[int]       `json:"freezeMaxDays"`
-	ReclaimDealt          *bool                        `json:"reclaimDealt"`
-	ClaimCooldownDays     nullable.Nullable[int]       `json:"claimCooldownDays"`
-	DailyClaimLimit       nullable.Nullable[int]       `json:"dailyClaimLimit"`
-	ClaimRequiresApproval *bool                        `json:"claimRequiresApproval"`
-	VisibleFields         nullable.Nullable[[]string]  `json:"visibleFields"`
-	ByGrade               *map[string]schema.GradeRule `json:"byGrade"`
-	AutoAssign            *string                      `json:"autoAssign"`
+	Kind                  *string                                        `json:"kind"`
+	Name                  *string                                        `json:"name"`
+	IsDefault             *bool                                          `json:"isDefault"`
+	MemberTeamIds         *[]uuid.UUID                                   `json:"memberTeamIds"`
+	ManagerIds            *[]uuid.UUID                                   `json:"managerIds"`
+	IdleDays              nullable.Nullable[int]                         `json:"idleDays"`
+	NoDealDays            nullable.Nullable[int]                         `json:"noDealDays"`
+	NotifyDaysBefore      nullable.Nullable[int]                         `json:"notifyDaysBefore"`
+	FreezeMaxDays         nullable.Nullable[int]                         `json:"freezeMaxDays"`
+	ReclaimDealt          *bool                                          `json:"reclaimDealt"`
+	ClaimCooldownDays     nullable.Nullable[int]                         `json:"claimCooldownDays"`
+	DailyClaimLimit       nullable.Nullable[int]                         `json:"dailyClaimLimit"`
+	ClaimRequiresApproval *bool                                          `json:"claimRequiresApproval"`
+	VisibleFields         nullable.Nullable[[]string]                    `json:"visibleFields"`
+	ByGrade               nullable.Nullable[map[string]schema.GradeRule] `json:"byGrade"`
+	AutoAssign            *string                                        `json:"autoAssign"`
 }
 
 func poolInput(body any) (pool.PoolInput, error) {
@@ -52,7 +53,8 @@ func poolInput(body any) (pool.PoolInput, error) {
 		NotifyDaysBefore: fieldOf(b.NotifyDaysBefore, same[int]), FreezeMaxDays: fieldOf(b.FreezeMaxDays, same[int]),
 		ReclaimDealt: b.ReclaimDealt, ClaimCooldownDays: fieldOf(b.ClaimCooldownDays, same[int]),
 		DailyClaimLimit: fieldOf(b.DailyClaimLimit, same[int]), ClaimRequiresApproval: b.ClaimRequiresApproval,
-		VisibleFields: fieldOf(b.VisibleFields, same[[]string]), ByGrade: b.ByGrade, AutoAssign: b.AutoAssign,
+		VisibleFields: fieldOf(b.VisibleFields, same[[]string]), ByGrade: patch.OrZero(fieldOf(b.ByGrade, same[map[string]schema.GradeRule])),
+		AutoAssign: b.AutoAssign,
 	}
 	if b.Kind != nil {
 		in.Kind = *b.Kind
@@ -121,7 +123,11 @@ func (s *Server) GetPool(ctx context.Context, req api.GetPoolRequestObject) (api
 
 // UpdatePool patches a pool.
 func (s *Server) UpdatePool(ctx context.Context, req api.UpdatePoolRequestObject) (api.UpdatePoolResponseObject, error) {
-	in, err := poolInput(req.Body)
+	b, err := mergeBody(req.JSONBody, req.ApplicationMergePatchPlusJSONBody)
+	if err != nil {
+		return nil, err
+	}
+	in, err := poolInput(b)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +181,10 @@ func (s *Server) GetSettings(ctx context.Context, _ api.GetSettingsRequestObject
 
 // UpdateSettings patches the global settings.
 func (s *Server) UpdateSettings(ctx context.Context, req api.UpdateSettingsRequestObject) (api.UpdateSettingsResponseObject, error) {
-	b := req.Body
+	b, err := mergeBody(req.JSONBody, req.ApplicationMergePatchPlusJSONBody)
+	if err != nil {
+		return nil, err
+	}
 	st, err := s.pools.UpdateSettings(ctx, req.Params.IfMatch, pool.SettingsPatch{
 		MaxOwnedLeads: fieldOf(b.MaxOwnedLeads, capIn), MaxOwnedCustomers: fieldOf(b.MaxOwnedCustomers, capIn),
 		MaxFrozen: fieldOf(b.MaxFrozen, capIn), CapCountsDealt: b.CapCountsDealt,

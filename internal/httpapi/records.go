@@ -157,8 +157,12 @@ func (s *Server) GetLead(ctx context.Context, req api.GetLeadRequestObject) (api
 
 // UpdateLead patches a lead.
 func (s *Server) UpdateLead(ctx context.Context, req api.UpdateLeadRequestObject) (api.UpdateLeadResponseObject, error) {
-	b := req.Body
-	in := leadInput(b.Name, b.Company, b.Phone, b.Email, b.Source, b.Region, b.Industry, b.Notes, b.Tags)
+	b, err := mergeBody(req.JSONBody, req.ApplicationMergePatchPlusJSONBody)
+	if err != nil {
+		return nil, err
+	}
+	in := leadInput(b.Name, text(b.Company), text(b.Phone), text(b.Email), text(b.Source), text(b.Region), text(b.Industry),
+		text(b.Notes), tagsField(b.Tags))
 	v, err := s.records.UpdateLead(ctx, auth.FromContext(ctx), req.Id, req.Params.IfMatch, in)
 	if err != nil {
 		return nil, err
@@ -233,10 +237,13 @@ func (s *Server) GetCustomer(ctx context.Context, req api.GetCustomerRequestObje
 
 // UpdateCustomer patches a customer.
 func (s *Server) UpdateCustomer(ctx context.Context, req api.UpdateCustomerRequestObject) (api.UpdateCustomerResponseObject, error) {
-	b := req.Body
-	in := customerInput(b.Name, b.Industry, b.Region, b.Address, b.Website, b.CreditLevel, b.Source, b.Tags)
+	b, err := mergeBody(req.JSONBody, req.ApplicationMergePatchPlusJSONBody)
+	if err != nil {
+		return nil, err
+	}
+	in := customerInput(b.Name, text(b.Industry), text(b.Region), text(b.Address), text(b.Website), text(b.CreditLevel),
+		text(b.Source), tagsField(b.Tags))
 	in.Grade = fieldOf(b.Grade, func(g api.Grade) string { return string(g) })
-	var err error
 	if in.CreditLimit, err = moneyField("body/creditLimit", b.CreditLimit); err != nil {
 		return nil, err
 	}
