@@ -70,6 +70,27 @@ func (e AuditEventOutcome) Valid() bool {
 	}
 }
 
+// Defines values for AutoAssignMode.
+const (
+	LeastLoaded AutoAssignMode = "leastLoaded"
+	Off         AutoAssignMode = "off"
+	RoundRobin  AutoAssignMode = "roundRobin"
+)
+
+// Valid indicates whether the value is a known member of the AutoAssignMode enum.
+func (e AutoAssignMode) Valid() bool {
+	switch e {
+	case LeastLoaded:
+		return true
+	case Off:
+		return true
+	case RoundRobin:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Channel.
 const (
 	ChannelCall    Channel = "call"
@@ -403,294 +424,6 @@ func (e Placement) Valid() bool {
 	}
 }
 
-// Defines values for PoolAutoAssign.
-const (
-	PoolAutoAssignLeastLoaded PoolAutoAssign = "leastLoaded"
-	PoolAutoAssignOff         PoolAutoAssign = "off"
-	PoolAutoAssignRoundRobin  PoolAutoAssign = "roundRobin"
-)
-
-// Valid indicates whether the value is a known member of the PoolAutoAssign enum.
-func (e PoolAutoAssign) Valid() bool {
-	switch e {
-	case PoolAutoAssignLeastLoaded:
-		return true
-	case PoolAutoAssignOff:
-		return true
-	case PoolAutoAssignRoundRobin:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for PoolVisibleFields.
-const (
-	PoolVisibleFieldsAddress   PoolVisibleFields = "address"
-	PoolVisibleFieldsCompany   PoolVisibleFields = "company"
-	PoolVisibleFieldsEmail     PoolVisibleFields = "email"
-	PoolVisibleFieldsFollowUps PoolVisibleFields = "followUps"
-	PoolVisibleFieldsIndustry  PoolVisibleFields = "industry"
-	PoolVisibleFieldsName      PoolVisibleFields = "name"
-	PoolVisibleFieldsNotes     PoolVisibleFields = "notes"
-	PoolVisibleFieldsPhone     PoolVisibleFields = "phone"
-	PoolVisibleFieldsRegion    PoolVisibleFields = "region"
-	PoolVisibleFieldsSource    PoolVisibleFields = "source"
-	PoolVisibleFieldsTags      PoolVisibleFields = "tags"
-	PoolVisibleFieldsWebsite   PoolVisibleFields = "website"
-	PoolVisibleFieldsWechat    PoolVisibleFields = "wechat"
-)
-
-// Valid indicates whether the value is a known member of the PoolVisibleFields enum.
-func (e PoolVisibleFields) Valid() bool {
-	switch e {
-	case PoolVisibleFieldsAddress:
-		return true
-	case PoolVisibleFieldsCompany:
-		return true
-	case PoolVisibleFieldsEmail:
-		return true
-	case PoolVisibleFieldsFollowUps:
-		return true
-	case PoolVisibleFieldsIndustry:
-		return true
-	case PoolVisibleFieldsName:
-		return true
-	case PoolVisibleFieldsNotes:
-		return true
-	case PoolVisibleFieldsPhone:
-		return true
-	case PoolVisibleFieldsRegion:
-		return true
-	case PoolVisibleFieldsSource:
-		return true
-	case PoolVisibleFieldsTags:
-		return true
-	case PoolVisibleFieldsWebsite:
-		return true
-	case PoolVisibleFieldsWechat:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for PoolCreateAutoAssign.
-const (
-	PoolCreateAutoAssignLeastLoaded PoolCreateAutoAssign = "leastLoaded"
-	PoolCreateAutoAssignOff         PoolCreateAutoAssign = "off"
-	PoolCreateAutoAssignRoundRobin  PoolCreateAutoAssign = "roundRobin"
-)
-
-// Valid indicates whether the value is a known member of the PoolCreateAutoAssign enum.
-func (e PoolCreateAutoAssign) Valid() bool {
-	switch e {
-	case PoolCreateAutoAssignLeastLoaded:
-		return true
-	case PoolCreateAutoAssignOff:
-		return true
-	case PoolCreateAutoAssignRoundRobin:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for PoolCreateVisibleFields.
-const (
-	PoolCreateVisibleFieldsAddress   PoolCreateVisibleFields = "address"
-	PoolCreateVisibleFieldsCompany   PoolCreateVisibleFields = "company"
-	PoolCreateVisibleFieldsEmail     PoolCreateVisibleFields = "email"
-	PoolCreateVisibleFieldsFollowUps PoolCreateVisibleFields = "followUps"
-	PoolCreateVisibleFieldsIndustry  PoolCreateVisibleFields = "industry"
-	PoolCreateVisibleFieldsName      PoolCreateVisibleFields = "name"
-	PoolCreateVisibleFieldsNotes     PoolCreateVisibleFields = "notes"
-	PoolCreateVisibleFieldsPhone     PoolCreateVisibleFields = "phone"
-	PoolCreateVisibleFieldsRegion    PoolCreateVisibleFields = "region"
-	PoolCreateVisibleFieldsSource    PoolCreateVisibleFields = "source"
-	PoolCreateVisibleFieldsTags      PoolCreateVisibleFields = "tags"
-	PoolCreateVisibleFieldsWebsite   PoolCreateVisibleFields = "website"
-	PoolCreateVisibleFieldsWechat    PoolCreateVisibleFields = "wechat"
-)
-
-// Valid indicates whether the value is a known member of the PoolCreateVisibleFields enum.
-func (e PoolCreateVisibleFields) Valid() bool {
-	switch e {
-	case PoolCreateVisibleFieldsAddress:
-		return true
-	case PoolCreateVisibleFieldsCompany:
-		return true
-	case PoolCreateVisibleFieldsEmail:
-		return true
-	case PoolCreateVisibleFieldsFollowUps:
-		return true
-	case PoolCreateVisibleFieldsIndustry:
-		return true
-	case PoolCreateVisibleFieldsName:
-		return true
-	case PoolCreateVisibleFieldsNotes:
-		return true
-	case PoolCreateVisibleFieldsPhone:
-		return true
-	case PoolCreateVisibleFieldsRegion:
-		return true
-	case PoolCreateVisibleFieldsSource:
-		return true
-	case PoolCreateVisibleFieldsTags:
-		return true
-	case PoolCreateVisibleFieldsWebsite:
-		return true
-	case PoolCreateVisibleFieldsWechat:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for PoolRulesAutoAssign.
-const (
-	PoolRulesAutoAssignLeastLoaded PoolRulesAutoAssign = "leastLoaded"
-	PoolRulesAutoAssignOff         PoolRulesAutoAssign = "off"
-	PoolRulesAutoAssignRoundRobin  PoolRulesAutoAssign = "roundRobin"
-)
-
-// Valid indicates whether the value is a known member of the PoolRulesAutoAssign enum.
-func (e PoolRulesAutoAssign) Valid() bool {
-	switch e {
-	case PoolRulesAutoAssignLeastLoaded:
-		return true
-	case PoolRulesAutoAssignOff:
-		return true
-	case PoolRulesAutoAssignRoundRobin:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for PoolRulesVisibleFields.
-const (
-	PoolRulesVisibleFieldsAddress   PoolRulesVisibleFields = "address"
-	PoolRulesVisibleFieldsCompany   PoolRulesVisibleFields = "company"
-	PoolRulesVisibleFieldsEmail     PoolRulesVisibleFields = "email"
-	PoolRulesVisibleFieldsFollowUps PoolRulesVisibleFields = "followUps"
-	PoolRulesVisibleFieldsIndustry  PoolRulesVisibleFields = "industry"
-	PoolRulesVisibleFieldsName      PoolRulesVisibleFields = "name"
-	PoolRulesVisibleFieldsNotes     PoolRulesVisibleFields = "notes"
-	PoolRulesVisibleFieldsPhone     PoolRulesVisibleFields = "phone"
-	PoolRulesVisibleFieldsRegion    PoolRulesVisibleFields = "region"
-	PoolRulesVisibleFieldsSource    PoolRulesVisibleFields = "source"
-	PoolRulesVisibleFieldsTags      PoolRulesVisibleFields = "tags"
-	PoolRulesVisibleFieldsWebsite   PoolRulesVisibleFields = "website"
-	PoolRulesVisibleFieldsWechat    PoolRulesVisibleFields = "wechat"
-)
-
-// Valid indicates whether the value is a known member of the PoolRulesVisibleFields enum.
-func (e PoolRulesVisibleFields) Valid() bool {
-	switch e {
-	case PoolRulesVisibleFieldsAddress:
-		return true
-	case PoolRulesVisibleFieldsCompany:
-		return true
-	case PoolRulesVisibleFieldsEmail:
-		return true
-	case PoolRulesVisibleFieldsFollowUps:
-		return true
-	case PoolRulesVisibleFieldsIndustry:
-		return true
-	case PoolRulesVisibleFieldsName:
-		return true
-	case PoolRulesVisibleFieldsNotes:
-		return true
-	case PoolRulesVisibleFieldsPhone:
-		return true
-	case PoolRulesVisibleFieldsRegion:
-		return true
-	case PoolRulesVisibleFieldsSource:
-		return true
-	case PoolRulesVisibleFieldsTags:
-		return true
-	case PoolRulesVisibleFieldsWebsite:
-		return true
-	case PoolRulesVisibleFieldsWechat:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for PoolUpdateAutoAssign.
-const (
-	PoolUpdateAutoAssignLeastLoaded PoolUpdateAutoAssign = "leastLoaded"
-	PoolUpdateAutoAssignOff         PoolUpdateAutoAssign = "off"
-	PoolUpdateAutoAssignRoundRobin  PoolUpdateAutoAssign = "roundRobin"
-)
-
-// Valid indicates whether the value is a known member of the PoolUpdateAutoAssign enum.
-func (e PoolUpdateAutoAssign) Valid() bool {
-	switch e {
-	case PoolUpdateAutoAssignLeastLoaded:
-		return true
-	case PoolUpdateAutoAssignOff:
-		return true
-	case PoolUpdateAutoAssignRoundRobin:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for PoolUpdateVisibleFields.
-const (
-	PoolUpdateVisibleFieldsAddress   PoolUpdateVisibleFields = "address"
-	PoolUpdateVisibleFieldsCompany   PoolUpdateVisibleFields = "company"
-	PoolUpdateVisibleFieldsEmail     PoolUpdateVisibleFields = "email"
-	PoolUpdateVisibleFieldsFollowUps PoolUpdateVisibleFields = "followUps"
-	PoolUpdateVisibleFieldsIndustry  PoolUpdateVisibleFields = "industry"
-	PoolUpdateVisibleFieldsName      PoolUpdateVisibleFields = "name"
-	PoolUpdateVisibleFieldsNotes     PoolUpdateVisibleFields = "notes"
-	PoolUpdateVisibleFieldsPhone     PoolUpdateVisibleFields = "phone"
-	PoolUpdateVisibleFieldsRegion    PoolUpdateVisibleFields = "region"
-	PoolUpdateVisibleFieldsSource    PoolUpdateVisibleFields = "source"
-	PoolUpdateVisibleFieldsTags      PoolUpdateVisibleFields = "tags"
-	PoolUpdateVisibleFieldsWebsite   PoolUpdateVisibleFields = "website"
-	PoolUpdateVisibleFieldsWechat    PoolUpdateVisibleFields = "wechat"
-)
-
-// Valid indicates whether the value is a known member of the PoolUpdateVisibleFields enum.
-func (e PoolUpdateVisibleFields) Valid() bool {
-	switch e {
-	case PoolUpdateVisibleFieldsAddress:
-		return true
-	case PoolUpdateVisibleFieldsCompany:
-		return true
-	case PoolUpdateVisibleFieldsEmail:
-		return true
-	case PoolUpdateVisibleFieldsFollowUps:
-		return true
-	case PoolUpdateVisibleFieldsIndustry:
-		return true
-	case PoolUpdateVisibleFieldsName:
-		return true
-	case PoolUpdateVisibleFieldsNotes:
-		return true
-	case PoolUpdateVisibleFieldsPhone:
-		return true
-	case PoolUpdateVisibleFieldsRegion:
-		return true
-	case PoolUpdateVisibleFieldsSource:
-		return true
-	case PoolUpdateVisibleFieldsTags:
-		return true
-	case PoolUpdateVisibleFieldsWebsite:
-		return true
-	case PoolUpdateVisibleFieldsWechat:
-		return true
-	default:
-		return false
-	}
-}
-
 // Defines values for ReclaimReason.
 const (
 	ReclaimReasonIdle   ReclaimReason = "idle"
@@ -826,6 +559,57 @@ const (
 func (e TokenPairTokenType) Valid() bool {
 	switch e {
 	case TokenPairTokenTypeBearer:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for VisibleField.
+const (
+	VisibleFieldAddress   VisibleField = "address"
+	VisibleFieldCompany   VisibleField = "company"
+	VisibleFieldEmail     VisibleField = "email"
+	VisibleFieldFollowUps VisibleField = "followUps"
+	VisibleFieldIndustry  VisibleField = "industry"
+	VisibleFieldName      VisibleField = "name"
+	VisibleFieldNotes     VisibleField = "notes"
+	VisibleFieldPhone     VisibleField = "phone"
+	VisibleFieldRegion    VisibleField = "region"
+	VisibleFieldSource    VisibleField = "source"
+	VisibleFieldTags      VisibleField = "tags"
+	VisibleFieldWebsite   VisibleField = "website"
+	VisibleFieldWechat    VisibleField = "wechat"
+)
+
+// Valid indicates whether the value is a known member of the VisibleField enum.
+func (e VisibleField) Valid() bool {
+	switch e {
+	case VisibleFieldAddress:
+		return true
+	case VisibleFieldCompany:
+		return true
+	case VisibleFieldEmail:
+		return true
+	case VisibleFieldFollowUps:
+		return true
+	case VisibleFieldIndustry:
+		return true
+	case VisibleFieldName:
+		return true
+	case VisibleFieldNotes:
+		return true
+	case VisibleFieldPhone:
+		return true
+	case VisibleFieldRegion:
+		return true
+	case VisibleFieldSource:
+		return true
+	case VisibleFieldTags:
+		return true
+	case VisibleFieldWebsite:
+		return true
+	case VisibleFieldWechat:
 		return true
 	default:
 		return false
@@ -1086,6 +870,9 @@ type AuditEventList struct {
 	// NextCursor Pass as `cursor` for the next page; absent on the last page.
 	NextCursor *NextCursor `json:"nextCursor,omitempty"`
 }
+
+// AutoAssignMode How records entering the pool are given to its members; `off` leaves them pooled.
+type AutoAssignMode string
 
 // BatchClaimRequest defines model for BatchClaimRequest.
 type BatchClaimRequest struct {
@@ -1708,7 +1495,8 @@ type Placement string
 
 // Pool defines model for Pool.
 type Pool struct {
-	AutoAssign *PoolAutoAssign       `json:"autoAssign,omitempty"`
+	// AutoAssign How records entering the pool are given to its members; `off` leaves them pooled.
+	AutoAssign *AutoAssignMode       `json:"autoAssign,omitempty"`
 	ByGrade    *map[string]GradeRule `json:"byGrade,omitempty"`
 
 	// ClaimCooldownDays A number of days; null switches the rule off.
@@ -1745,18 +1533,13 @@ type Pool struct {
 	// by `q`, `tag` or the other filters for them. `followUps` makes the
 	// follow-up content of pooled records visible (hidden by default).
 	// `null` shows everything.
-	VisibleFields nullable.Nullable[[]PoolVisibleFields] `json:"visibleFields,omitempty"`
+	VisibleFields nullable.Nullable[[]VisibleField] `json:"visibleFields,omitempty"`
 }
-
-// PoolAutoAssign defines model for Pool.AutoAssign.
-type PoolAutoAssign string
-
-// PoolVisibleFields defines model for Pool.VisibleFields.
-type PoolVisibleFields string
 
 // PoolCreate defines model for PoolCreate.
 type PoolCreate struct {
-	AutoAssign *PoolCreateAutoAssign `json:"autoAssign,omitempty"`
+	// AutoAssign How records entering the pool are given to its members; `off` leaves them pooled.
+	AutoAssign *AutoAssignMode       `json:"autoAssign,omitempty"`
 	ByGrade    *map[string]GradeRule `json:"byGrade,omitempty"`
 
 	// ClaimCooldownDays A number of days; null switches the rule off.
@@ -1787,14 +1570,8 @@ type PoolCreate struct {
 	// by `q`, `tag` or the other filters for them. `followUps` makes the
 	// follow-up content of pooled records visible (hidden by default).
 	// `null` shows everything.
-	VisibleFields nullable.Nullable[[]PoolCreateVisibleFields] `json:"visibleFields,omitempty"`
+	VisibleFields nullable.Nullable[[]VisibleField] `json:"visibleFields,omitempty"`
 }
-
-// PoolCreateAutoAssign defines model for PoolCreate.AutoAssign.
-type PoolCreateAutoAssign string
-
-// PoolCreateVisibleFields defines model for PoolCreate.VisibleFields.
-type PoolCreateVisibleFields string
 
 // PoolList defines model for PoolList.
 type PoolList struct {
@@ -1806,7 +1583,8 @@ type PoolList struct {
 
 // PoolRules defines model for PoolRules.
 type PoolRules struct {
-	AutoAssign *PoolRulesAutoAssign  `json:"autoAssign,omitempty"`
+	// AutoAssign How records entering the pool are given to its members; `off` leaves them pooled.
+	AutoAssign *AutoAssignMode       `json:"autoAssign,omitempty"`
 	ByGrade    *map[string]GradeRule `json:"byGrade,omitempty"`
 
 	// ClaimCooldownDays A number of days; null switches the rule off.
@@ -1832,18 +1610,13 @@ type PoolRules struct {
 	// by `q`, `tag` or the other filters for them. `followUps` makes the
 	// follow-up content of pooled records visible (hidden by default).
 	// `null` shows everything.
-	VisibleFields nullable.Nullable[[]PoolRulesVisibleFields] `json:"visibleFields,omitempty"`
+	VisibleFields nullable.Nullable[[]VisibleField] `json:"visibleFields,omitempty"`
 }
-
-// PoolRulesAutoAssign defines model for PoolRules.AutoAssign.
-type PoolRulesAutoAssign string
-
-// PoolRulesVisibleFields defines model for PoolRules.VisibleFields.
-type PoolRulesVisibleFields string
 
 // PoolUpdate defines model for PoolUpdate.
 type PoolUpdate struct {
-	AutoAssign *PoolUpdateAutoAssign                   `json:"autoAssign,omitempty"`
+	// AutoAssign How records entering the pool are given to its members; `off` leaves them pooled.
+	AutoAssign *AutoAssignMode                         `json:"autoAssign,omitempty"`
 	ByGrade    nullable.Nullable[map[string]GradeRule] `json:"byGrade,omitempty"`
 
 	// ClaimCooldownDays A number of days; null switches the rule off.
@@ -1873,14 +1646,8 @@ type PoolUpdate struct {
 	// by `q`, `tag` or the other filters for them. `followUps` makes the
 	// follow-up content of pooled records visible (hidden by default).
 	// `null` shows everything.
-	VisibleFields nullable.Nullable[[]PoolUpdateVisibleFields] `json:"visibleFields,omitempty"`
+	VisibleFields nullable.Nullable[[]VisibleField] `json:"visibleFields,omitempty"`
 }
-
-// PoolUpdateAutoAssign defines model for PoolUpdate.AutoAssign.
-type PoolUpdateAutoAssign string
-
-// PoolUpdateVisibleFields defines model for PoolUpdate.VisibleFields.
-type PoolUpdateVisibleFields string
 
 // Problem RFC 9457 problem details with a stable machine code.
 type Problem struct {
@@ -2203,6 +1970,9 @@ type UserUpdate struct {
 	TeamId        nullable.Nullable[Id]  `json:"teamId,omitempty"`
 }
 
+// VisibleField A field of pooled records that members who are not the pool's managers see unmasked.
+type VisibleField string
+
 // ClaimRequestStatusFilter defines model for ClaimRequestStatusFilter.
 type ClaimRequestStatusFilter string
 
@@ -2340,7 +2110,7 @@ type ListClaimRequestsParams struct {
 	// Cursor Opaque cursor from a previous page's `nextCursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
-	// Status Only requests in this state (default pending).
+	// Status Only requests in this state.
 	Status *ListClaimRequestsParamsStatus `form:"status,omitempty" json:"status,omitempty"`
 }
 
@@ -21603,275 +21373,276 @@ func (sh *strictHandler) UpdateUser(ctx echo.Context, id IdPath, params UpdateUs
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3tjxtJmh/4r8TRBsTqTZaqSlJPqwqNRXVJmtG01CqXStfrbcrKYOZDMrqSEeyIyKLYbR3GH3Y9dzjj",
-	"DNh7xmEPt4vF+e7LYmHj7BtgXjD/y8L9Mp/mXzDiiYh8ITP5VqSqpOYnqZiZ8f68P/F7vmlEYjAUHLhW",
-	"jcNvGvCaDoYJ4P87NH4l4asUlDZ/qnQwoHLcOGyc94G4B4QpMqBJV8gBxLuNoHFJkxTM65GIoXFYaiRo",
-	"xKApS+Y0oTTVqWoc3t3bCxqa6cS08wmNyVnWjh4PzY99rYfq8PZt1Rc02Y3h8vZQik4CA3W72O+bN0Ej",
-	"ppp2qIJXKaeXlCW0k8D0rPxbZkyFF4+IBC3HJKEaZNUsK1ufmO6ibfvp39u7k0//OchLFgF5UWp//jJU",
-	"DgzXIx0mLKJ6YhGOiYRIyJiMmO4T3Qei6AAIpwMIyLAvOBAhCQwoSwhNJNB4TOA1U1pVLkvWSWEtrtZF",
-	"fjju56tzIng3YdFiJyMflFmHrpAdFsfAy+vwz0VKBnRMuNBkCNIcTqL7TBExBEk1E7xqvnljhfku1lQ+",
-	"r8KuPyq0N39iee9mYoyrtNtlEQOuX6lIDKeOO1Pk+PQxuQBz+KILZffCvIn/y4ZHOECsSFOBe6x2qiZf",
-	"0WGJAq7Y3RoWqGKEdqU0SE6TCUrgJOXwegiRhpiAlEISEUWplBAfEaZJnyrSAeAkEb1eNfPLWi4e/xXa",
-	"zVlCgSM+do0TwxtAkoemqQXXwQ3LzJ4L/aorUh5X8XglUhkBiQUoPL9Ih4Y8x4VDbTaK6ar5521Psf4l",
-	"W853/26+Ap8JTR655ufPOh+MmfbQMCEeM3PiXnUpS6ByAZBRmR2J+pT3ICaK8QhwkIYzEaaPSBd01Dc7",
-	"R3uUVfKFqs6mVmS1rrKF2T/IF+a00B955Pubv0RV45xaLCNVmZxeLiPWhjHVVrAzCYpQTh53W0+pGXQf",
-	"aAwyZ/p2wrcUeXhOe3MXLet0kqVcqcts8Q4+qlm8s7zfJZcvG7FZQEk1vErYgOmpdROCDCgfe21IzdU1",
-	"Sm0Vl2NuS/l0C7LTfPbUfOa0K7XQVEuDMDNMOU11X0j29eQMnzKlGO8Z2mb8kiYsJpGEGLhmNKlUG0pt",
-	"FWY4v6WcTeznM3xRbm7+5Er928mpdDgUUkP8agAxo+UZvsgfk0hwDVwT00v13CabKkxwVkM5od8rTi3/",
-	"4KlpjZyPh7DgJCcHYmaKq0rnMEWrtmese4DEZgjMyHczbkmjSnkw3XqNSbBA22uxEqYH9MasgmUcaASd",
-	"0KgPrRPTsUANIQYVSTY03zQOGyEXLaWFhJAITuAS5JhQrkYgie5TTSIqJTNsiWhxAZZjR30Y4Aka0NdP",
-	"gPd0v3G4j7Ow41VaMt7D7TCMarpTu1JDCQq4xtHfUuQSpGKCB6QrZMYCl+3viYio7aSqzxdnT4joOlbq",
-	"BHgkgWqrpeSCQcsUajo+qO74jGp4YthJdc8RTRKQt1R2QDpp3ANNuBgFhCrCOIkl7eoWA91tmQ2nQ9Yy",
-	"TAp5VMttaGt/77DNw3YjVSDbjSP58b2fHOmP90PSFJKE7QYdsk9h3G4c/eMv/p9w55CEMszYKUmgqwMS",
-	"6pAo5PPGjNMsMevR5m5ATJFRXyTgBDR5bkh46mQII6YMjzGsy5gise+lzZuUmNHdUvbEGGZHudecdwKr",
-	"MZoZR0kaG5XRkIngZJh2EhblarTabfPGipvQOhUJi8bVe+FmisebDocJA3WVPfjq44O9vaPRx3fDQ0JJ",
-	"J40uQJtTFn5VWHrsTEKXJYkikRgME9CQjAnjbR6O8g1pDkHi8iEV4AKqwFhdaHaY39xCqh23N6gchNnM",
-	"wxVWzQjZ1nFXg5xesOduYFqQEWWadKArJFjBzHivTJ/GNKTa2g13DhqB6ZwN0kHj8KMPkc0NGLd/5wMx",
-	"unwPJI7k888/bx0XTtX0cJ5xcndvHyk46hua4j04Mqfn7t4dEk7bRyFpnj06IR/+5N7eTsFeyw+kNeUO",
-	"SfgJUAnSns6P2xXGYLsR2K8/bjcSoLE6HEmmod0Ia5nUnaoFN+oolXQA2nPohLKBY/rPUSg8YknlZjzj",
-	"Sa4dmfOKZrgRJECaMXRpmhgTnceM99DmZOarr1KQ40bQ4HRgB4Jypzhk4GZPvmi4TxtBgw6HUlyifJPw",
-	"JZp6jZdVh+fEss9HUgymx+seEoqGEe06Na5qVFGhncojZbTklmYDsMfKL/HdvRmjOhf1Y7IHec5wzsU6",
-	"BpNKJap2c0i/SoFE+Jh0pRgQSoYSLplIFRnSHtxSJOTwWtsWwtrB2g5qDuE9NKymRvU4PqXmcbVsdsKR",
-	"xVmfQ/N21iWLZ8rLfyqh2zhs/JPbuXP2tn2qbj+2KunjLgr46gEYtcGuiKHZhCptTchm+EFoVSq0lMZe",
-	"adg58gZUTJp3Dz5CrihSTZgOyN39AzLqA5+Q+0UjNScWy+TziXpFZEk95LGVbudC0wql6zhRgkQi5ZrQ",
-	"JLETMnaBte8UaUbCEDglJ89efHZeS8ms2ElxfG48HSESoNwNKE6VluM61vLwNY00Ye6t+h7t8yUlzKeM",
-	"xzN52lCIRFnVjClywXhcNwLzrLHoUXuedgzvQpMCtcNqBe2U9oAo9nUtN0D5X+rVMdvG4b29YIbYOygJ",
-	"vf1KofdsxEHWrU44gDAgVqMiLA4MHw254EawmUVDxQsPTe0pEab9x3GtjPrQyCOtQZpv/0VzAP/StP8v",
-	"v9hr3aet7nHrUevlN3c+fLPzTxtVW3sqRDJHXNkzPeoLBaQvBoC7bRRN60Tmtctu3nu8+G47xvLPsJHp",
-	"TTba12uv/psezFqaZgwfaXKzhwlTEO8ETmUFJImyQ79uqF/NpIgB4xm/qNbAekzw2aQp8Z26/u3TJcny",
-	"uZAV1GB+NZrREaHE6DmGMYWtkCghtSLmXasl7JIHTuMIW05cHutaGWW+rtQ5sk8bQaNV/MM6xtyD4h/m",
-	"QLuf8/8aGfFIJIkYvRjaZxO/vKxeASMLZi+8lRf18zJPl1z4c9qr6/PMkYuxu42CbYlEW3df1QA07dVK",
-	"/srOX9ilrNbY3MNFNLa00M7VlSTXcZXG5sc0W2NLswauOpg3RrNRQ8GVDSN/QuOzPIrs3Frmv2g8Wn+D",
-	"98j8yZfKOh9mxKGreJh/vRz2rXFnzWygyiO0KAc9tZOwa1ClFtY6t4qOrYLzqeQVqerZvXs7f7HGjF/o",
-	"Y/8+jj+LqS6+aWtZpTwOGLkRqNyDj2Eyrq3NdoMW60Exmr7CES9F42eez3L0erEVz0Y3Y+mPSdayi7Yb",
-	"NToGEma/hztHJHTWQ4gqgFFLqDvH1gd4Q/bDxkJX24tiOHjmVpTCqFc++8fcOk/Ql3b26ITcv3vvJ8QN",
-	"lFgvubpBS/yomDixwjKXEi9mrnMhr6EurWHOPlWG/dfCraxjek5+xyEJszmER8TscTdz67b5BYytg9Om",
-	"RVDnZFNW1zcrTnqScq3KeRJBm1d57AJnKoQ2dyIkAxh0QJIm5bF1VYeTfsIwdwbuOLrOfH3O9zoSaRIb",
-	"a1uMCNPWSXoDDmK1z3NWG1Pv48Z+JvQjnwOxwlku5VDMPIvlJIQrH8HPBFFp1M/cMmh76elzmSdS3BDu",
-	"UQyyP8o0sxWWviaPY+Ym1KU5rEnLq/KQEabJiCrnhrOCtWIYRsRyodGbNcpTQW7oxp0VMkGuunXFrJLF",
-	"N6+UZHHl7csSR5gq+EMrNss/DHdu0M64FNEX5fzWVZTRmlTZ2XppXaLpWohK2RS3iHLDzTS9AOeNthYV",
-	"F6NDon3+y5AqNRIyJlEfjEBlvG0MiV5f+820zb3qpGoc7niWWc7PlUCjvpmEedxNk6TNvT5cMdNwZ5dg",
-	"HNDa/Nhej10CJzxF6Su6PkZ5g2TnRORy5ueFV3GPzoV4Svk4Sxpa7ahN5kXNPGJTOUdXP1p1KVPzd/F9",
-	"2MMXEzlbK2zgZNrXzA2cyqu68gbOzwi7Icy5kKiFeVoYU1l1ySuS0ease1Wq11p9Wh0Rjw3jxGSULqEE",
-	"+8HktYnsbsO8M9/C1MhukETNlgjHcRxfUh7BSSKii4I7k8ZWJaDJqTRz1MxsUpcmCoLGsPDTNw3HOSYT",
-	"PT68W4x43dm/d+fDvb0F4l65wvRF1nTupBcYuTNLcYwpTVbfKg4njxWs5ucNfAufjBeJLAUNeD1kEtTi",
-	"HfI0cbqHjY9PDYDFi/WcUKVfqGXmOrdr6zWf3fln5p03gY/DmdOSJM+6jcMv5g/65eQYbBZ2l72ujvh3",
-	"mVTamAuSRhqk8oE6BZEEHRAtMJLY40xZgryAMelgoLoYzDwoBTMxYfLVF8etP6etr/da91+1Xv5JRRjT",
-	"nMVLcbHW9bW+B3THaRiouZFq69XBfh7bD/Y/zJqlUtLxFNFgDgbuY7a0Wb9BgTzqicrmwizJBpYmgzWd",
-	"vflksp41HzDu/5rYgKCRcvZVCu4xnuqJPXHb4UYyb+WXoCnHBd8E30xzZQk1WaeGRphWkHR3yfO+GHEi",
-	"eARHRAGP8RKGIuGx02iscLNZcCGmGfxZ6/j0cetTGIcTVLZ/8NEqZDbN883Ap9foZbZKT5gVUuUZZ5u7",
-	"0C5nC1fY5mJY1tFW0MgTreaezfzNKZrEDir3XSnW46tJXp/CsRAVSKBO6Zr17pl9a3L8vqfKGaQx0w8v",
-	"nbZXHiGNtJDrkBHYkFcufY5AqjAlyyY3G/IaKw0D8wsXfDwQqaoI7wcNegXVIGHA9XEcS1BqIqz+4d3S",
-	"6f9ir3X/uPWItrq7hy8/qBQv/orARHR+r9zOv2i3U6M51TSyqLKQaapzhk1bXx+3/rxGIIpUR2JQ2gSV",
-	"RpFZjKDRpSxJpb0dyVllZqg9VaC0PRMzmMcX/0Prf6qZsb8hMSux+N79+0VNc68isThoaCp7MD2UyRXJ",
-	"GFirZkC2HX866/UOv7YfzOeCKMSpbhRPfnEP862YTZJrYZU5gV87u/yE6qhfzIxekmWyePF5W7opaAHO",
-	"elldDWDx/FkpzB+c3DGJv5fHPmH34FWkeaT9qoawF+YiFzWJpFOHV1xUTnViOWdqsn7SVe2c0GFFAi2J",
-	"6PCIGOlBBkC5ckEiTfoggTS7NElIh0YXxm7QQAeBsRk46SWiQxPisjfRVK9nLft7exOGbL3iX2A2J33K",
-	"OSSlHDeaJI2gcckUppFiJmEjaIwg6iPpDwC0zbsXug+ykp9O0sIMY3jW7p6zAShNB0MrlyIWL/LVZ27W",
-	"FV8voJf4r+3JctLjxB3j8sZ+3h/j1SK8fkATEmHY1mxuj11C4RIsbmzuv7FpahMksTb7G5OOl8k1Xs5u",
-	"yTW2SfVg7gzsYizekVushS2qTAJf4YrIFMdwOdzZ2IM807c4wiC/qjLbmC2SxjrkYInUrl0SosfOEN70",
-	"tLgYLUHvk6aqGFX3J7im0dp4TJQqLQaLHznLHOcRW19IfQ6v9TJUzNSpZPYe8LRkW8wrUeqXCw1zz9IT",
-	"wXv+A0wlX6oLdy14iS/yROllNslJosU7qiLrwk5nfql8zYNGdXL3jCO4mntqkfPzEF9az5nwnqrNHIdT",
-	"fGmlo3DVTcXJz9ietbBax2yun8vagdhc87lHbsB48df92kM4nSJpYaGsYyGw90qGemzUmSgBKl2WU/EO",
-	"wb2FVJkNHOTFPDn5ka70+ftDvlhj7rhXtZQRwGItFc51VWs5cayhuTfVB+oSpF7NevWs9LOFt61yCK6V",
-	"Cndd7thamJ2sKP4lxEw/gUtIlu3NfOcDp4tt0lPBYYwbNJllqAmHHtXsEpzViBdCndFoCG7qgMRAk5UN",
-	"I5o8zzTnaWLsSvE18BdczxdUle33JI2XoISf4uuVVLCw6uTvfS6zhRMXsFaZ6YCqCxslmQhuyBTsFmKS",
-	"cZdBEitCJRD7BemM0To0dsUtRUJjeXcSeITvYThjDfqfv3y2ysQW9OiXLWf8yLOEyVtmcyXEchZpZGyg",
-	"FSfnvj5bMBBRfBm/7rH5n5V2QkICVK28Ge4O3zI95obxTO3GMWDHDNCD3Jv71bl55wqqfEcxDVfU5X0c",
-	"0xvgmYGOEyixuKUUe7cgK2n2KwqtdYifBYROgS0vwIxXZKmbipyvQHMrEM0yh//Kx7jeeimdwSVClpk6",
-	"NR2EHyY0goGLjM7Ub7MXJ8ebN1EdEfe9r8XqymeyGbMraOhq5ItTi/lFBE/GDrqoiGLxsZFd4aRbvpxh",
-	"5tzyewvgCS1o+pW5dMHZSSOjMeKFY8zNrHbMu8/XZDoWuNxaDJ0JDrjONq9POV+jBlxgw2tZm2VYdM52",
-	"19J1zpLX0pxn14s1Zhl3tamdsfIN2doP6FhVBQnzrPeYjpU7XGrELH4Qho/SBIjodmdHAu98eG8in3V+",
-	"GPBBpiEtyBjKbGC2DTnB2wovVzG47Pp0hrhU7W1YIX+nvOKPhCQUsQBopAPCtCK+bdIclli/oXBnle3s",
-	"5l78K3R+OtX+xD1CBcUA4m4xsOcZfgK06Mk2/3UOyirO766NP+PFJnxCJjqyfDij6uurW3MrfjxxeFw0",
-	"Lp/M/CMEFWkJg/zBQjrIxKFcMmPA9zZzrD71f3Hvo78rELz92VWofA+9FznjTD5zYNI9PHU80NORgQgs",
-	"lEAy1QZ6VabZ6s+fP/uMDAWCBxAhSQZm6ECVbN626HZtpJgwPkynfdofVtETKEV7MI2wtjfvDNuhBnZq",
-	"eUNVp8N7pCqcopgJu6jJFOVpHjNVbffam6B4VWbRENFqPtdFvXpGt1/Vf+UA/5ccmbJJEgunHxRyKpaE",
-	"epvyaBTbKg4kyPc939R8s0pTnZeI4M/WSu6NKx2ocuLIPMixRbf+3d3y+t2es8WztnUdpnfGfq494vlI",
-	"AnwNq8Wn0kViF+XUk6n+f+ptOK85HTeCxieNoHFSqS7h62dpAksngibg7YOZEtu8g9FPo7kv/kXV1H4G",
-	"NLHYqstcr5tyP5QyK/OVcJin80X4JE3UWwg/Y0oLOX7InSVcm9y/eLBimUT++uT9hdlMV4rBs1WCKiul",
-	"1ZfBCw0vSSgbYP6aTiU3U8TrHo2goSXlqovT7iLFYf5w9l/nWbKtSEAo/kYWQrFc6hIQO5GmWthbJDUJ",
-	"96tnEaYJ/I/5qVoyJbYi316ssBWVucWFPPhifjzVs47xOvh0iSKunVc/jiuTSYRFkJ6Aa862L01ZPHE/",
-	"skrtfhz7BVspW75yPX4+uqjgI0mvSDwP4wfPjyuPciQvyy8e3Lu3f7/y1Qu28K2O2tufF3pc7O7Zp6eV",
-	"XaWqfB+G9Spfe33F8Uya59rmzl02TNN2wgEupR1R1XH5+eiiwkK/gPHi599s4JI2ObZfNZwnQOMqMxSh",
-	"d5cLy1lmCPHJwlmlZW6/mkG1fE7qVVM8tokZbzMx913L5Fg6j3ib+/HWcz8M03t7eR+r5HAsnrZh5rKa",
-	"T2MFHr9kAvem0yg2nNb9LmdpLJpxkR+fJWI8qDRcS6aF6XkdJoSbwTbDolHghbOyKwr6XaVmbZpZU5ZF",
-	"gTGtJVZ+DQn/15m4cEOvCPwY8imq/I1PRI+tCC2ynLT1yJQlL1H243SIb1YUImhg/bRnPBlXX6L3wc6s",
-	"/UrW4o9WVRBkimhsDlIlmWKtDzrAokyiSwbmTcI4GaeUk+bJZ/98h1BFKIkhYgOaENtoQKgmA6E02b9H",
-	"HGMkMesxrQjlMTnw76tdcuaLShCajOjY1fggeiSyl0iz3dg/uHN3995eu7GzS54KCflDioX3uqnCKld7",
-	"e2Sq1sNOQDhcgiRSpByLK1KC8VqXCYO4sLYBLURAOhDRVAGhpMM4lWPSTQQW/USYUjs+uyaKJOwCyN7u",
-	"/p5dqwSxtxxEX+PQD3sCKeh+yffR+tMv9lr3X36zH+zfe9Nst3f9nwdvdv600jVTZyOVD1beRbv9vLKZ",
-	"koydrP6kFCIh2TJqoa282AdiBDOWYTsitONkal6PzDyYYNxYaW0511PBLCySVLXnbq5MmLZw1gVndro6",
-	"4X80n/Dz9k8QL3rp21JYVGOJMe7vHdxdljsZTW1U7GOmkPLvTTK1ybGWW63icOWliavCMxEodS4ugFcl",
-	"wXUlqD6xL7mSrP6EZ9VIQClXXKp0MO5/WHeed+sOtEOHe8zrS4lmRWfLg3Jfzs7Em6wjul8VfnBofs/t",
-	"rCoyA38mRhY2F+E2/PQVGYEEAoZxroAMUhUGuQA+GQKzCGvzkRImJxGU9rnYeHHRKw+Q168miH4Cw+qP",
-	"v/23rT/+9v/4k+bOH3/7yz/+9n9ut1vtttr9Jx+8/rMffvf38Fp/+8u//O7//HUNNNJp0S6bxPQwy0oJ",
-	"h5EH70ioWeRDEqLnLSSdsU0WNEaikAEJbW27kDSZVm3ufjfii2rSZ0Z0DlGXdqj0zpVhJLAgFL2LWMat",
-	"zcM8auY6KrgfMfsTixnbgyBhaNGtswisGZ5znUBcisHV2CinQiyRZ23ePksTUBWW7mZzf5h64EsYVl1R",
-	"XAHxZEA57YF8HC8QQULzGjO+jFpyDnSw1GdL5VivHtusZC7r8s65tMsMJ8Fvx+SilBa2PJ3FXXgv3clc",
-	"7d5VHncuJid0u2Y4Rs88Ex1mRpMAVfqJoHENbXTGWc5HdfcLZPFjBoh1qhS/vFPB99C3fCJEEosRXyYF",
-	"JPL4L4hz6qCIqukkpiwZI15Mdhti3glbNpHcpgo8pa+XmcKyWS8/GnawbHoP+jpYd2z++gQLEC76nYuE",
-	"mO5qVrUU/KqSm1TbWql2XbCGKhqBxjgz8tKtscLUdtEl5YqwR20n1qajcM1w/85HH3zwwQcf7e3thQEJ",
-	"v/1f/8MHH4Q7aLNaC9Llg7d5Z0zCr8w7mvZCX2vCN5wgVrPTJwe7JOy6uKIKyQCB0rFik/21lQ6JS7qb",
-	"Hq2/DUCafawzZUR1htPW5qEhlJCovhgpYgY4xiIzVlxn7tiJJHzv5ZtMx/cOrCC7bZXfUgnyWqrFase+",
-	"zKeLnWTQbdl8a24I5K7fWlqviaYX5EOlVidEsg4vNSos157gkitCVWnZW/HznoufLVfecuUby5UrmdW6",
-	"bvu+G8ytZo22zG4DuvZWcd6y6C2LviqLzq9+TtTXrylMbFMlKFEaa+YNaNRnHEgkYozyVN+gnPBvT396",
-	"5M6ELYPpOkko76UuepTHzyI6fAWvI4AY4mko4xklBSZc2+mAoi89odyW9GDFi9C3VKn7clitKmKKJZ2X",
-	"uN6U3zudlz2MpZA15dGkbxrDaMvVE9hg6QCPOjgZgZwuDuAc/ZPxlxdnj4mELkjgERBOB4z3rBPanUDz",
-	"Yfks9LUeqsPbt7Gwym4Ml76emrpdf0yqlm3C/tI2XGDnVIRXNue5yiw7q71TsmQA1jb0bGj1kiUdkEtX",
-	"NKmZx2oZEleqp+I+rl7biUxZz4ONPoGc9lUMFLED5oZnXVufU8nNL4dvN5awgndwxYo29UtUhYy+WBrz",
-	"ZPrywnjqi0Gb+5kWR5RNad6F4vK+rsPdM3FSrt3xcwYYn16VNPHjLPQ9mYWwVOx6inILbVeOXCSlwK6E",
-	"IV41HoK8ZGYRggZNY6bt/+IBq762Z4yuUwmXDEaL7G1l5sOK2fbZ11dJ+L8pTMIsjFAQr7gW+eerL0Yt",
-	"Q5hdH6WS7FREOa+6YZPnLox4wQhwsBto9WAaw5dp3JvOY1hjom8+xqrp2eJ6E9A66lBagB37B2bYFOB2",
-	"ssf5D/4VuDSL75+PoNMX4kIdWjuukq6eg9aM96qIhg5PMKVthoU5oK8f4RWuuXAM1F/lf2b2w99LU0t+",
-	"98QsyELfTOYTlSdTuRVuJdaVOv2uL9/0AmV5u4vo+c/LCBV10FGVZ3IEMDRUX8HpbwwbhUsmUvXsRipo",
-	"S3FYXO3VFAuqnnWXq6Qkx2cpXwSqzb44Y7x1dcFwtaxEWKy8aXbYJi1xx/EnRY6/Sbe5HkZU8s21P6XA",
-	"+RUrTC0bQ9UGnLsE/WxwJaN3LqZOPsJ7FXM/BzrYRBHrRRnHzWXJS8IaU6OzrqPUaCmTa4W1n3HncvGr",
-	"leZYrJSV9T7u55IWd21uhFnUdRjLSLPXbiKbUaxJd9sygfmXqZa+PDHFktFncEqZnJur/35k26/RCXPF",
-	"pPlyinxpZMtkzJ87zKYVi/dQFdGqANEjITM8XBWQgbgEIobAiRgOhdQpZ6aJgHyVCg32/ljKu4wz1YeY",
-	"CBmDNNsnSNPF94g5xDvVqBk3o2b4C1VZfsje/K00Ha+uES0JIPAj05/mXo55xhO8+BhaxcXsYEgoVyM8",
-	"fX2q7Q2Z/NZM017t8DetAkKJFAm4oGdAYsD9xmjkDmmRvvdgle/duIGtcPNGAo3zi1qVPErMr52H/lzD",
-	"gDCL4maql1kU3qqZOK0gv0i/uNppdvUtlFd8f/SNZa/9rXrmllSBqw/EzBvTZuvXoRwja7925diMYl25",
-	"eDOk0vbYb/bYr1eJfxM0FESpZHr83Hzq9hdRR49Ti8w6maYxpFJzkPYSvwWdJBcwJl0pBiS0nPUYW0D0",
-	"FGa+6gONEdnTLmrjz1rHp49bFtrU04GFOn0TNDqow/ru7V+PvFj4+efnjWAalaB8axdHkoge4yFpUk4Q",
-	"QLFlLyOSn39+HhCmVAoxao6XIFmXQUxsohXjPXL26OSjnxzcw5uRhHJyfPoYp4h32xHcwI7K9reLER6z",
-	"eoYUrAKeTauv9bDx5g0m8XSFzYnKyka71XjeFzQhA8q4poybUx00UpkU8lt6TPfTzm4kBjbVJZLuPzbD",
-	"qWTOYGPMDNKsemKW5eTsKVEgL0FiIt0nB58QRRNQWPFfHRJKVJ9KiG1UTHQJhp3a3CxPpoeT5ve//v33",
-	"/+XvvvvPfxuQb//i77/7r7/asWqOhKEi6EPEBbXQrgHJI7yKWJRX26IHeg3s2ykOxLSj6QUYnchefe3Q",
-	"6MIXuOmIeExGQl4owvRum7c5Vg3lZs7qsM1b5CyH9rR5iA7y0yoJijRfvHj84PInO7vmZUR6wJxFhOK3",
-	"H0R0AMkJVXBEjNphfzx7dELu3Llz3+h5L85P8GsjE9wnyIRbQ9pj3OgQhyRM2IDpkDT3//EX/86weZ9h",
-	"SO7t2dxH6tFI25xkUApHpCNi5voMv0EuHpBcIrwJj0iY/xni/hahFkxjOdqCGeXDS5Bjgllp5u2QDm2h",
-	"BSa4T5L6ky+VMBTiU/12yrl9pk2foxdGIgYzCJtOFzpiUSQ8jiIY6tYTlywXkuZzNhgmlqROzMcKWzIH",
-	"L/y6/0EYkIe8lzDVtymeI6ZgpzDi8PT4/ORndoZ2owYge0CGVEd9O9af3Ln/4c4hmup4MJjCtSzOEL9p",
-	"4Td+lqXn9jdE+aAxtqToAMc5ouOdI7NLbn3tMWGKpNzq6ZZruGxRRCZSdlOtPLUfmJaa5ihb0UwEB0MQ",
-	"Ud+yD3PqAocwonxbuPh39/ZwMlOIJaHPiGO6uFyD1CZTZtC23gChnIQPz2kvPLL2hflUSBJDAto2Y/px",
-	"A1QkfNxtYQkONw5HkD3SNPv2QbhzSO4efETCoUR3CSoPr/z0Qlw4pvsi1YTpgNzdP5h41U8CCZpp4tdS",
-	"MR6BzbFNWATcQsc6xng8pFEfWge7e1MccTQa7VJ8vCtk77b7Vt1+8vjk4WfPH+I3eVai44qGDx6fPm4U",
-	"oMEbe7v79lUxBE6HrHHYuLO7t3sHtUPdR4F4e3cESdK64GLEb385ulC7XzovQA8q7vGf94E4KF4yTDsJ",
-	"i4z0UKT5888/JQr0Dhn1hQIylMbYA9KnySUoYjgkwYHeUiWBpgKkHsPBWeSZJYqtsXsBc6MVmGZ2i2jQ",
-	"Rmdo/BQ04twibLYF1jFjPtjb8+LIoRFMEgiCraNGsQAIrrJSbnol3KR3rajK8vmrmsvGd9tlxhb0k8bh",
-	"Fy+DhkoHtnZ347SwsMUFKS2cT6c+/AKLVzRemhZv9xF1/uva/Tt2JHSwt0dGfZaAz0LFlg0rGB6ZMxwL",
-	"UJgpr4WhbPNSTDXtUAWVu+DQ7je4D66Hmp0ozIAm7BLWvSVP2CVw04GRL1BYe49ej6tvOO540cV3xan8",
-	"sjqOHfWR56EygVcAqO2SYBZMQO7t3SHN0H/0KuX0kjLUhMOdXOpU7tEZ0NjILHU922S6R8g7VNeMqtTt",
-	"sgg36t7enfmb9NzyiBf5jNe8x9n6zN7ky/3bdMhaHkm7cqefQyTBaVI2+z9hSkN8ZCEZcd+ZGiZ0TIYS",
-	"uuz19IYZVczaGojb6gssqVoDKX/ltr0b9SaY+6I3tV9u8ETYSdjrRtOn4hjVOqOYmwU1y2ANKhzGGdUw",
-	"s/6ue/d2/uKbIP+qdSoSFo0X/ti/j8O8a5dg9qH6hMY+PoCf7M//5AW3tYbY1xDbjxY4+4+E7ODFHvzi",
-	"4P78L86FeEr52I1OrUoqBQaotDcWS7LHHdGXiGOralQGhfRgWBzeREFWZ3tDgjiyugHByhdo3lGjQ3cd",
-	"LmaZME4KZngjuxPyiYjHaz6yzjf6puyIymAmS+Syv5G+4yqKcY+OyAXA0Or3dnW5GE3QzxMRZeVKZlFA",
-	"9l6RerY0V6S5/XuLdKNSjOJB/BRiRn3y3bUQrD0mBRdPJdFOCLTb37D4jSXhBHRF+PJhtwvoIvU4iBcw",
-	"vqUsTKKjxGmKPcOoToFiS6Rzt+KCXh4G2kqDeSfTLuDsLz4T+pFIeXxtp9Hu6LzTuKye8zg+pUbZfOmP",
-	"cRoz3bJ54rW62WcwAqVJl0mld8kjvIVLOsa6Qtg5TWUPdECyI2x1cTYAIo1dX6OpmZ4f2o43rq0FleFa",
-	"O22LbmcMOWVLc7r1zvzVX6WAl3KdH8LX9QoWFE82/jRrAMJJ+AvGY7ySgAta17996mv0ZUMoop5OAKrS",
-	"1tfHrT+vub6zyMAWGdB6V6RrOy4cm7rei8WuKldjspLQyqtBNUYAuub022VhA6gbFrqySkNaKZg989wi",
-	"PsD8odiyg1cdykYNnowXzDd6kGO5JdiKuxtt/BS3quR8i5kuaFKp7t/G+BzG1istojOMIimMTQmpWwm7",
-	"hLgc52tiKA+Dey62QlwmmwvMtfkjdDsTwwsGQ+drwBANxGQI0rSHQObma/N3lDCM8VnQBtK8e3C/zW0o",
-	"8ZXuS6G19WJjuYgz0HLcOjbcIdw5IkCjvu/JOqrQiRM7qm1z9CK6CLB5IepDdAFxQJQgkeAeZLiXglKg",
-	"iB2ZFmKX+Lhxm+M3dh4dC13u3XqtEYvhkHRgLHApcNnIVymk1n9pAwMYLLm3d4eENiD4qpOqcdWEdgmm",
-	"A2bxBMQ4b/PwBF3yJ4JrKZJDwkULDdLQ+vAnhD5u8WbMzxKU/0Lm5/qYV563WsG3noheDxF2J1hVaeHm",
-	"cZzyy2+X3VyHFXcznJtPRI8wbonBlSMxfCGHIK8IJhTYmUj1LH5mlHvlfBGYz4f/L3Es0oFE8J5hcIjo",
-	"TEZ9kQDp0gFLxju7VQRmOt0MhU3cOF+IxirsVEcPwta238ru986JYqjGnsIZ5OGO+Qz6EJpqRx8lmrCB",
-	"fsHBpt/YNAmUcBxG+DvKWqMtQLzb5q6uE+O9SX3AxglHVBGaYBSKYIEP6Sgzo7c2twRHmggD5T42w7UJ",
-	"vZhf5HMGCCoHO1Xi76ycVn9TaPQtycHPYOSisFtBuFlKrJFmD1/bJIspMugKibQzK0Z+uX8bM7pa0g+u",
-	"zlV0Cjw2xNYswKm5bDD/rcdiUwWALQctp45weEOiABRWLBAjXu0+OvEIiDict+FAmvdmYUC2apt1lG02",
-	"VFjsdb7tXN6IrQS+0dZzebMKhInEU0eZGI+4TRESFKMRK/qH62KTn4wJ9UCQRfiUXeJhSImEljNMrcR0",
-	"E0mN7urwHN1oQQZGxTZiG/NAaaRdQZ0ywdumoXjYNyZCS4hrb5wMfQvUW5enE0PEYlRMsljRlmjXHuHZ",
-	"W4DKTwTvJsxeoHj3FHNHQ4SWGctyfEUCXhV4i2ylQo82Q9iygi0r2LKClUPLhoSW4AT2ksr8XIez+gRy",
-	"IA/Pac+TNt5OwGz75t2Dj9q8JpN8uTTyNi/lkR+R8IPQ4UorQvmYuDzvSvP8AU7pxF3HWTqs3sXZVun6",
-	"FU4w29c2WWMz9Lt/MP+D08IxslEhS4wfLffpmXeuXBcl25NkKDk7uJ6GPdFikoiz1acSnPPzvjnB5rqo",
-	"kWlumBO0YHjFvJOM72zT797pJKefgp5/eFdXNZEnv09Syt7ZXo+UWr/G7MblLpabnZ51C2/1dt+qW3sO",
-	"/3KAEVs+9k7p7w9SexzgqhrD1XT/d03dsBQ4j2N7q6EIy1B954cOgKhIDCHIarvYGDteocZMUkXChCmN",
-	"WA1hQIZJqkgYA02sjz209297ksYQ1kQKsnHcgCgBAsT6wMD810+FSApvV+QC5jfynQhjitgKFbWZib5+",
-	"xYL8z3Vg17s2J9FsiSZNhNYiQuJNyDFo/zuCiezko60bXL6zpQFOw8POWQyfQIoHo64zfLjwQthKYW8W",
-	"2LUzrOiz+C4/doV/Fv/iOV7vXvz9c9pb/GV3XeaRFIMlXj8Xi7xsOcjCbbvXF2v7n+HuLrR6Ui+2L1GS",
-	"xnAuNE02HMZzB3eBEF6Rgrbeg5ub+8pjooDKqJ9vWVFcZr/VXwNEWaH6bEgEd7X6sdnYKy/E53/akmgO",
-	"bseIyrDuEqA/aBvymfvmr+ciYLn3WVcBr6Cmb28Irk+1X15Tf1fvFGZMoIYHTOrMtzvGTm6hg74+Te4h",
-	"jfqEaRhgArnFbSeMY/KaGPFiUP2ISMTIV0TRMRn1WdQnKo1sSTRkK6P+OK+1qIh1W0zzkU/MwDBaVVSs",
-	"N8FM8p6uKaOtOACsL1DBUE5BtnAH3PJuxfL7eTcYI2UKLkHSZK5En6JmHzir9cMXxfKGdcxaT7x7vnVh",
-	"/Zhd8bPF1Pqd8ZOgbkeVKGTNuwcfeTe79bGjN11pmkDFTQjnJs/ncsP85G5g63eUTzb8dj3lcxhM5irf",
-	"Mpqtr/xH5CtfUvO3CbwIkfoWEu2MqTAUIgkILWC0+ghoBu2AyLdYjvOo8IAMUqVJB4gFgQ581Ww7eqyb",
-	"je59V5QhBolJ/REdVuT44jcb9k/YTq7JnFhUAcsgBnwxgC2j3CYFbj4/GEmDUOQGBSlNmt/+8i//8Bf/",
-	"Zmcp/pU7LtbLvs7zK0MdiMTA3RHEYiq75LEfvw2GRd53YNTJ7HpC6fo7Odg78EDHQ3d3qZQVSRhXGmi8",
-	"S4wkc1E2d2PwFRaTDUixunxAYsqS8SvEFXiF8JT4imnzVSREEosRDxys9asu4t1nfzKOSL8Vztuiv6Wx",
-	"5VFr41EHewdvLYX7eOJk0RE10tedWCeTbylC3UndupJuBiu/Pn9TBTP+w9/95bf/2/++JDP2uRl1HihM",
-	"k/AvvdPQqW4WC8RR3XS3RPbeeLBs3DWjlVsq2+T1Z5ZWKienfcEdHgEChri6EBbYB0O0WehWkYRdgC2t",
-	"cas2WFvIzt5YtuY1hWrrsyq3IdofmUfpnbOU4jhPgSRa1Ph46hMirVSOgSYtl4x3JUMp1dVFMzPDiAjr",
-	"d8n9O7vkOWhX+YNg2VaXVXmswyNbx8Q9dDVN/MN5vvYHxfy9TXCtvIOtk3vLkra+G+RIz2FC8THU6tKA",
-	"SfO7X/7b//br//v7/+X//+4X/2o5w6ErAb7eBIrEw9cWgZFpi58kIa8Yhj/gnwjN69JRbEHmEP8J81K+",
-	"5gNX5jRHYjJG0y1F7Oif0tcP6Fjt7JJPxgWW2Bwx3Wcc+WJWeHCnglNOMbxH2OyGHdW2k4IzYeuY3jK3",
-	"Hydzs6RQ4G+k+e1f/ub73/y75XhZnykt5Lj2MsqzJM5Azg89co2FzBLdXI8yTBUCMuoLErMYr/yN+uOg",
-	"EOGyuXUId+Ou8s2+l/IzN7B32u/iJjHf7+K2Yet2eW/cLnmauttbROneWCZRNXW7yIkraLz+mHnJlipG",
-	"ygMfPZIIF4Ol4BKgl8XA1C0MeSOLiJiM0oRWw1w9ziaxYe3CQttsw+Bb/rLVNia42VMqL4q6hmMspPnd",
-	"f/jb7/7ql8vpHBIQDn1TaTzFfB1ps3MObaVkLQqJPTaGVIWkhaPbhpW3NP/Ox0vdWSaUZxS7Ut6dhY5+",
-	"CzpE2cswoUXskhNXSto5MY5c0Vm4ZCJVrhXgeGPeezyIzy6ponQzq61SsWUwW6XieriTob+iWlEQ0KT5",
-	"h1/84tu//r+WUy3wal8X5IZZVTDBqJbJBJ5M/Y3o0DA2EV1gORxNpXbY/ZbJ2UuMQCXER8RmxrnEOGWL",
-	"AHdqlJ5d8mwInAjc75QzzUAF5KtUaBeNT3mXcab6EBMhDVWRgbiEHPQp25aUJ6CMtaYiGuOAELhimqOe",
-	"u+XfME/13Wy56parbrnqBFf1xDHBVynHkBHWEWj+8Lu///7//c1yrDXlm4t78dgqbI7jcTE6svxP9UlP",
-	"0gjIECQTMUH2qCrC7W5wW6ttS/7vvNXmD/PCt6Ty/LnaOM4TIS4USYeEEk4HEJBhX3AwuoIr4hVJoZTN",
-	"vAsKiFHonXU5O21uTzQXckATpqy/lhy76neojIz6VDvcxjgo+XpjpoYJHbe56d/WwvUm2j/+4t8TDpfg",
-	"qyAY5cbGjow2yGLfNPBCcZQ2H9AxUQCE6SpQyJM+RBcP8pWZcq1PpaGLwZDysVmTjITNWOtwsvCfmuqq",
-	"B3uLlC09drvA00EHnWqIdBmJwUBgBZoBra0uix/W9b5QzdRj7rfeFnKs6wlfqp3nvbtvtyZqtqFPLTZo",
-	"HRP20KHNoVCKdZIx4YLbS9HbANtNhIf6vC+ykmN9qixOnafDPyXN7/7mP/7hX5euWxW4XsYJuyJJxKiV",
-	"Dus54SdjotLOlxDpAE0nXCxkNp1xoTz3EeGl+t6IpJc3T0RuhZUKNiFLqg5tP8KvXwyvo7L358aoc/N+",
-	"HAeWo5ang5Xf7JxqQRJtA1NVtmdR7PPCN3UIhZMDwWp1ZiCkmeEeFPremTO+9RTdLgxqJJnWwEs10WsL",
-	"oeOBWvsQcHdEhAVw4+WKbnelGGyo5nbtABetwq3FjS7B7Ul2fgZHvhJbGXOjIQgLIiKXJd2MNdcDD4b+",
-	"cB/rEBl9B/zN/iFVOnAqrPupm+pUwi45zju07APa3PK2W0a+2XLWNnIxEJeuxGaY0FxcmO60aPNwQF83",
-	"yw8Cko9pJwx8kpX1IlrBxOIESJSI6KJSScZbJb7BTWVtuuav505NNrnaOtRbgt1MxZF3sUgvLZBr84df",
-	"/c0Pv//rH/7hP337u7/aqeEWTvFEw7ne+jZPK/TEQ1/N05jKQiE/KUYWmOAeCZzyuM3dvVfsLC8Y2odS",
-	"TezMf+8SvkPTUCeBRwySWIVtjrQE8c4u+RTGCnTLIYtDfES4cDX1nc8/ZAW0348NrVZXsfdg5O8lmrhd",
-	"7w0hiZtlK6KIb1G0tyjaa9VhzQGbr7/iGd9KwncFPTtxzNaLJPt3vfJ6TCQMbymsaW3eJQwrSWfYVP7m",
-	"ED7LnLJOCPQx5ku1+aLNIzoMfNkeDE5bGvWgDFh5YpjQCAbAdUgUHSuixC45jgeMq6DN81i1Ik3G87LX",
-	"Ywf3sWPrXQiRtDpGnSDHp4/JBYwVyk3b34QwZNx5tuMC0k1o/vs4Do0WnsODN9F3GljvZ5sL6T2/OzhL",
-	"cnfvPgmz10PTKuM969lmmXPbiErdx+ugmX+gXsM2NLgh7do0fT2add7zFlR8Cyp+c0DFE0tsk6yxqKm/",
-	"C0DiXp/egohvQcR/PCDidYpNiXrnAYdn4naDKnVd5NGMcJvp8SMGC68RP5sHCd8lM2t4moHcUraUp63c",
-	"OVmhM8uwQCugVJBzZ5fkNxq9dk6ohDbnQpMu+pYOrRLv7gfrvhRpr2/fzEhU1RfwdFR7s1DJzaDWjkhe",
-	"avStyt1ZnMuDtGw52BaF/EeCQr6IqfCjRh7foOPiWlHH52lw2+Tdbe7+9aON40msQBqv51NbhPH1I4xf",
-	"tzW5RRXfoopv71u8NVRxy3SnEcVnMF3BL0HqDV86PXSRL1UC/bJXRT3sagb254z9IUgluL/tkUEw72CL",
-	"sUtII4oOgEgYHuXGv2fybmpVnuoT+2iDGqLrYSbe3/7bv9cVbQNbWy3yJjvULdk485YwXgfGXM/RthCn",
-	"tRCnG+R3bxXedGsBb3nXDYY1dabvFKRpPc+6cVCmhsK2MKZbY+o9hDFdd4xzmprfM+jSDWoN14owttUi",
-	"tlrEjYUrdeZPLVRpvS7xTkCUbv3SW9p+X2BJFw7Ev89QpFslYctItkrCW4cfxSM4B3q0niFtIUcLkKO1",
-	"iKAbZG3XjAa6ZW5b5najUUA9e5uDAFrP4d4J5M+tMbQl83cd7XO2ETSAWVeeTiyU0Au1WfBbbL8uQQLz",
-	"A9/Zc//+ggcgj0KooxbjCF5XOGXmz9Ipuz2kSo2EjOsvxiK2qiKhw686dR+EAVGgFQk5jLLfbNaR4fM2",
-	"5IZCqG3GivA2LrHd5ZY2dR+YEVFWAmhxAdyC0NIoAqXcLzu75LwPbe7xs3xjStOxvYXkM00jKiUDlcmU",
-	"YjNYe57pNm+ilp3ERHAgSouhIiMhLxjv7eQwtKUxkQuA/K3dNv9cCt7L8Lz8CioHpkN7lHGlbXqV6GFW",
-	"vhRaJwgQ5t9uc8TQY2Z4wsHABgS+Smli5Lf5GLO3MP1f9Y2mYQQO5eQjI3MkjYzQ9Si9LziLRAzks0ef",
-	"npQhewnCK3ZTBbH1atzd2yPhCOjFKz+UcLfNEfpmCGKYAGlyoTMUhh3Sp5eQT7IafdfIwKdjfww2pPv7",
-	"5m13b1v1L/deDYJgHx3ZY+8PqjIEMZVBdkKjPrROBNdSJPO4WPnlrdJwk65D31tkmM+N8RzBC04vKUto",
-	"J4GrJ37ZbIbBGNEJhjnpeV5vVjNn9Yi7Upsu8RC5tQ1EIJcwTNAzOJkmoHaJxX0inTG5YDyuzoI4xV5u",
-	"ACzYp4zHHqhqk9kSZsLzUyVw8beJEjcab2nojq4nH/v3LJAle9e56xH6ZAFJP6OhAQw6IFXgbyFY/QYp",
-	"ijRdQhHZ39mtgRIyx2tT0lSI5HqghHBSWwyhdx9D6B3PnPYQQkNLZJOEXxSckyAk0/ZwfiFuSnRmJF+f",
-	"QfhT0Bmpb1BS1RnzZvBbF9aPGMakhgTeBowJ6rGM97AcClJJfvOJw6hEOEceTluhTY5WsheiiEYyAgkk",
-	"oUqTL9O4Zy892WvxTGYJq20+EzoFMVOcpwKbkpidjCAq4bCAbPDKi0z7cRFcpfyehf8KPY5im5fQVo5I",
-	"+EGY1TAxq+CmtFOPnuKYxc1CTzGDWjt6SqnRt2vwz2CYHj1lyzjf0RDfFjxlSfCURZWk25gWBaMNxA8/",
-	"x6sY9jKrFwMjkSYx6YC/W2ZZPjJam/5AyVCKoVDgVDAFOrAYsNJ7RG3504LCFhAlBC/UA/osR39V9LIq",
-	"S/PUztrwjDPTxKo+kA2yZjuuDV80M524taiNHOHiM2X14K1HZFuLwR2YMqWqem7jaL01opIz3qt3a37u",
-	"XrD1iqivMzViSVLiGUGp/tcRxorqk7EwQoX41tVO0DPbrO/83b4OVp7MfFen35Mtbd9ob6e/ij3KD2kN",
-	"sSnQeiaRPXCXtCM6VA78GDD+FQM1P2dO0XJ41Lxe6Qh57jvc4KnO+qiRUX7S2/yGG3d8f5qIDk2yHarx",
-	"WizrfIjo8MQcT/UAD60RFOYvn8aAGf6Mt3mGoFKAA58DxTrpT2jzzKFAFvQnTDoeJhwK5Mr+hALN3Syf",
-	"gh/Y2v0KUw2/Vd/Ce89/bm6KwNbyX8ry781lt15PGAHYSrzV1rtTJJWrraJInEJAJCRAFSgCr4dmui43",
-	"2NUid47gSWUFS7zIMZEpd6xPZQVaLFTMmCRCXBDaz9KhxySk6lk3PLLXuhL8OFXuorcCeQnSlk4kTfNi",
-	"IW+qIjp7lvLnZr4bis1i29d0xcH1XVen4XOze7hk5j1EzWgK6fwwsdgW3X4/6zacpdzX67cVHHD3uRjV",
-	"MwQNdKBqs5iNFXKOb7z9+tiY7BgzCZFRnVgSS3C5qUwRM+zaQvxUAl+64vQmzXOzhPONctyKLWXeaItc",
-	"O2Lw1GT/LuYfVSUImf3f1FU7oIPrSRDCSW0ThLZu6RuSIKQtkU1SZlHOza1SlBHqBgVBnTXpRdrWkvyR",
-	"pvfUHOC3kd7zVFyiWYZjcDFZwcFXvxAjTkwTwGPKtWrzwnWVJhbnNN+9isZRAuHOYp4266Urp+7cGE+b",
-	"4wM3y8tmBrV2D1up0bdqws7ihT5zZ8sTt5k7P47MnXnai9It9HvdpvEl5RHUu/DQbs7qxjmf2Ygqe1/f",
-	"p9M8/9mz4yevzh8+P3918uTZyacf7xtOftdeihsxBTsoFZznzbrcbJhFswG0OjTL1ZG+TPlEsSI7znNQ",
-	"GnFNNlWyyHaDXVyTLw77PmcDqM2lMS+4St9m9bY2/tZ0QUxEcQkWJwiUdjTWFXJESzcEJxx29nJ4XZjf",
-	"VnS3yS9pzLSQiigAS7pYY71Y6t1mXKPOp9KOloC+/qGleXcpygVFmbT1lZ1AnnYTvsBxXZObsDTWOe5B",
-	"82xZ52B1r7gVXrE1KrFIoK5X82zhPs/My3W9WhQp0jRsDUHyGfc/dWmiYMeOq24g9t3SULQhgsNGR4gE",
-	"KN+wL9Sck/m+0GwKWz55Y32hqaP4SdiKWQXLGGea0SS7CU2YEYuXiIGkU8kh3iUPB1hejEogKWdfpRCQ",
-	"iCpoMa6AK2aObzKuu4uZoa2sX9UwTV+Pq7UO4mXrat3exXxHcBC8l3Y21A3+OddLe52ISmaEW4/Ej9hL",
-	"W3OAN++lPSS0o4D7yu5OPjpXZ0BCniZJaEFCjQHQ5gJboon9YJc8ANT9qLauXjNy0gytPnhIUHcMd4iE",
-	"S3EBivSZyiChrEHhwYYI1UTwCHaJS5Bzd0DDDKoIYRZc0qb184ZG/w2LoFMTaFN2NBUoU7oPbV6CmvI1",
-	"RwlTKoXYAULlCFO3FAntLOLnbvxhmys6VqQvRmRA+XiXHKO27qvN0BEd25pVId4ZCAlNlMjWwo74+PRx",
-	"m1/AOB+vKzsXWEezBWK1dw4wu6kvEhzX4AZDSr3zl2ydMLhZrnozqLW76kuNvlUP10yB6Fz1W8G4ddXf",
-	"dFf9dWm/mZe/Tvs1b0OUSqbHyL46QCXI41T3G4dfvHwTGOJln8I4++Vl1sik2vCEXQIHpQJk1sz8F+Wj",
-	"stMiA9A0ppru5i4hNVYaBhW+NS8+SRMhEgOPuBiQRPREqncyyTtMOwmLrHqA8u0SJOuOyxiRhS4R9my6",
-	"w1PENgycw9FIaBXYnCubakyHRFyClCyGYmt2Haeb82kVREuAozJAuv+vzy22/k9XMi1zIBZ8hlUdfGrm",
-	"2xWSDKnU9vaJhp6VUcqBtCHUu3PJcpIpZQhF02FYZ724MLjPdZOhwyHwuGUVjTRm2mxEaVlj506dOBQI",
-	"ftX8/te///6//F22a9ana4uJFRqxILfTjZxkd8Sa3/7D3333y1/Nayi7VFbVmC2PrEjzh3/177///37z",
-	"33796x2z+Nk3xXbcuxXNPBJJIkatdGga+tXf/PD7v/7hH/7Tt7/7qx0iuIP8woNT0WoXP30xrGr2QWpF",
-	"JWCGum3+u7/5j3/41/9mp9BC7N+qagJB9vySf/ef/5bcJt/+xd9/919/teOPt9Nt/E3aYDKL3468WDO9",
-	"OHwbFnjz8s1/DwAA//8=",
+	"7L3rjxvJlh/4r8TSBsTqSZaqSlLfVhUag+qSdK9uS61yqeQeT1NWBjMPyehKRrAjIotit7W4/jDju4s1",
+	"1oA9ayxmsTMYrHe/DAY21t4L3Afu/zJwP+6n+y8s4kREPshMvopUldT8JBUzM97nxHn+zjeNSAyGggPX",
+	"qnH4TQNe08EwAfx/h8avJHyVgtLmT5UOBlSOG4eN8z4Q94AwRQY06Qo5gHi3ETQuaZKCeT0SMTQOS40E",
+	"jRg0ZcmcJpSmOlWNw7t7e0FDM52Ydj6hMTnL2tHjofmxr/VQHd6+rfqCJrsxXN4eStFJYKBuF/t98yZo",
+	"xFTTDlXwKuX0krKEdhKYnpV/y4yp8OIRkaDlmCRUg6yaZWXrE9NdtG0//Xt7d/LpPwd5ySIgL0rtz1+G",
+	"yoHheqTDhEVUTyzCMZEQCRmTEdN9ovtAFB0A4XQAARn2BQciJIEBZQmhiQQajwm8ZkqrymXJOimsxdW6",
+	"yA/H/Xx1TgTvJixa7GTkgzLr0BWyw+IYeHkd/oVIyYCOCReaDEGaw0l0nykihiCpZoJXzTdvrDDfxZrK",
+	"51XY9UeF9uZPLO/dTIxxlXa7LGLA9SsVieHUcWeKHJ8+JhdgDl90oexemDfxf9nwCAeIFWkqcI/VTtXk",
+	"KzosUcAVu1vDAlWM0K6UBslpMkEJnKQcXg8h0hATkFJIIqIolRLiI8I06VNFOgCcJKLXq2Z+WcvF479C",
+	"uzlLKHDEx65xYngDSPLQNLXgOrhhmdlzoV91RcrjKh6vRCojILEAhecX6dCQ57hwqM1GMV01/7ztKda/",
+	"ZMv57t/NV+Azockj1/z8WeeDMdMeGibEY2ZO3KsuZQlULgAyKrMjUZ/yHsREMR4BDtJwJsL0EemCjvpm",
+	"52iPskq+UNXZ1Iqs1lW2MPsH+cKcFvojj3x/85eoapxTi2VuVSanl8tca8OYanuxMwmKUE4ed1tPqRl0",
+	"H2gMMmf6dsK3FHl4TntzFy3rdJKlXKnLbPEOPqpZvLO83yWXLxuxWUBJNbxK2IDpqXUTggwoH3tpSM2V",
+	"NUptFZdjbkv5dAt3p/nsqfnMSVdqoamWBmFmmHKa6r6Q7OvJGT5lSjHeM7TN+CVNWEwiCTFwzWhSKTaU",
+	"2irMcH5LOZvYz2f4otzc/MmV+reTU+lwKKSG+NUAYkbLM3yRPyaR4Bq4JqaX6rlNNlWY4KyGckK/V5xa",
+	"/sFT0xo5Hw9hwUlODsTMFFeVzmGKVmzPWPcAic0QmLnfzbgljSrvg+nWa1SCBdpei5YwPaA3ZhUs40Al",
+	"6IRGfWidmI4FSggxqEiyofmmcdgIuWgpLSSERHAClyDHhHI1Akl0n2oSUSmZYUtEiwuwHDvqwwBP0IC+",
+	"fgK8p/uNw32chR2v0pLxHm6HYVTTndqVGkpQwDWO/pYilyAVEzwgXSEzFrhsf09ERG0nVX2+OHtCRNex",
+	"UneBRxKotlJKfjFomUJNxwfVHZ9RDU8MO6nuOaJJAvKWyg5IJ417oAkXo4BQRRgnsaRd3WKguy2z4XTI",
+	"WoZJIY9quQ1t7e8dtnnYbqQKZLtxJD++95Mj/fF+SJpCkrDdoEP2KYzbjaN//MX/He4cklCGGTslCXR1",
+	"QEIdEoV83qhxmiVmPdrcDYgpMuqLBNwFTZ4bEp46GcJcU4bHGNZlVJHY99LmTUrM6G4pe2IMs6PcS847",
+	"gZUYzYyjJI2NyGjIRHAyTDsJi3IxWu22eWPFTWidioRF4+q9cDPF402Hw4SBusoefPXxwd7e0ejju+Eh",
+	"oaSTRhegzSkLvyosPXYmocuSRJFIDIYJaEjGhPE2D0f5hjSHIHH5kApwAVVgtC5UO8xvbiHVjtsbFA7C",
+	"bObhCqtmLtnWcVeDnF6w525gWpARZZp0oCsk2IuZ8V6ZPo1qSLXVG+4cNALTORukg8bhRx8imxswbv/O",
+	"B2Jk+R5IHMnnn3/eOi6cqunhPOPk7t4+UnDUNzTFe3BkTs/dvTsknNaPQtI8e3RCPvzJvb2dgr6WH0ir",
+	"yh2S8BOgEqQ9nR+3K5TBdiOwX3/cbiRAY3U4kkxDuxHWMqk7VQtuxFEq6QC059AJZQPH9J/jpfCIJZWb",
+	"8YwnuXRkziuq4eYiwRuWmXe+SkGOG0GD04HtFm+Z4gBj6NI0Mds0BB6bQQUN4GZXvij8QodDKS7xhpPw",
+	"JSp7jZdVx+fEMtBHUgymR+weEoqqEe06Qa5qpFGhncpDZeTklmYDsAfLL/LdvRmjOhf1Y7JHec5wzsU6",
+	"BpNKJar2c0i/SoFE+Jh0pRgQSoYSLplIFRnSHtxSJOTwWtsWwtrB2g5qjuE9VK2mRvU4PqXmcfXt7K5H",
+	"Fmd9Ds3bWZcsnnlj/lMJ3cZh45/czs2zt+1TdfuxFUofd/GKrx6AERzsihiqTajSVolshh+EVqhCXWns",
+	"xYadI69CxaR59+Aj5Isi1YTpgNzdPyCjPvCJm7+opu5k07RsPp+oF0WWlEQe2/vtXGhaIXYdJ0qQSKRc",
+	"E5okdkJGM7AaniLNSBgSp+Tk2YvPznfq9p0VOymOz42nI0QClLsBxanSclzHXB6+ppEmzL1V36N9vuQd",
+	"8ynj8UyuNhQiUVY4Y4pcMB7XjcA8ayx61J6nHcO7UKlA+bBaRDulPSCKfV3LDVACqOai9/aCGRffQena",
+	"26+89p6NOMi61QkHEAbEylSExYHhoyEX3FxtZtFQ9MJDU3tKhGn/cVx7S31obiStQZpv/2VzAP/KtP+v",
+	"vthr3aet7nHrUevlN3c+fLPzTxtVW3sqRDLnwrJnetQXCkhfDAB324ia1ozMa5fdvPd48d12jOWfYSPT",
+	"m2zkr9deATA9mLU0zRg+0uRmDxOmIN4JnNAKSBJlk37dUL+aSREDxjN+US2D9Zjgs0lT4jt1/dunS5Ll",
+	"cyErqMH8amSjI0KJkXQMYwpbIVFCakXMu1ZK2CUPLBGQsOWuy2Nde0eZr0vD8zJH9mkjaLSKf1jTmHtQ",
+	"/MMcaPdz/l9zRzwSSSJGL4b22cQvL6tXwNwFsxfe3hf18zJPl1z4c9qr6/PMkYvRvI2IbYlEW4Nf1QA0",
+	"7dXe/JWdv7BLWS2xuYeLSGxpoZ2rC0mu4yqJzY9ptsSWZg1cdTBvjGSjhoIr60j+hMZnuR/ZGbbMf1F9",
+	"tBYHb5P5ky+VNT/M8ERX8TD/etnxW2PQmtlAlU1oUQ56aidh16BKLKw1bxVNWwXzU8kuUtWze/d2/mKN",
+	"Ir/Qx/59HH/mVV1809aySrknMHIjULkNHx1lXOda2w1ZrAdFf/oKR7zkj595Psv+68VWPBvdjKU/JlnL",
+	"zt9uxOgYSJj9Hu4ckdBpDyGKAEYsoe4cWyvgDdkP6w1dbS+KDuGZW1FypF757B9zaz5Ba9rZoxNy/+69",
+	"nxA3UGLt5OoGLfGjYujECstcCr2Yuc6FyIa6wIY5+1Tp+F8Lt7Km6TkRHockzOYQHhGzx93MsNvmFzC2",
+	"Jk4bGEGdmU1ZWd+sOOlJyrUqR0oEbV5lswucqhDa6ImQDGDQAUmalMfWWB1OWgrD3By44+g6s/Y56+tI",
+	"pElstG0xIkxbM+kNOIjVVs9ZbUy9jxv7mdCPfBTECme5FEUx8yyWwxCufAQ/E0SlUT8zy6DupafPZR5K",
+	"cUO4R9HN/iiTzFZY+ppIjpmbUBfosCYpr8pCRpgmI6qcGc5erBXDMFcsFxqtWaM8GOSGbtxZIRbkqltX",
+	"jCtZfPNKYRZX3r4sdISpgj20YrP8w3DnBu2MCxJ9UY5wXUUYrQmWnS2X1oWaroWolA1yiyg33EzTC3DW",
+	"aKtRcTE6JNpHwAypUiMhYxL1wVyojLeNItHra7+ZtrlXnVSNwx3PMssRuhJo1DeTMI+7aZK0uZeHK2Ya",
+	"7uwS9ARanR/b67FL4ISnePuKrvdS3qC7c8J3OfPzwqu4R+dCPKV8nIUNrXbUJiOjZh6xqaijqx+tuqCp",
+	"+bv4Puzhi4morRU2cDLwa+YGTkVWXXkD58eE3RDmXAjVwkgt9KmsuuQV4Whz1r0q2GutNq2OiMeGcWI4",
+	"SpdQgv1g+NpEfLdh3pltYWpkN+hGzZYIx3EcX1IewUkioouCOZPGViSgyak0c9TMbFKXJgqCxrDw0zcN",
+	"xzkmQz0+vFv0eN3Zv3fnw729BfxeucD0RdZ0bqQX6LkzS3GMQU1W3ioOJ/cVrGbnDXwLn4wX8SwFDXg9",
+	"ZBLU4h3yNHGyh/WPTw2AxYv1nFClX6hl5jq3a2s1n935Z+adN4H3w5nTkiTPuo3DL+YP+uXkGGwcdpe9",
+	"rvb4d5lU2qgLkkYapPKOOgWRBB0QLdCT2ONMWYK8gDHpoKO66Mw8KDkzMWTy1RfHrT+nra/3WvdftV7+",
+	"SYUb05zFS3Gx1vW1tgc0x2kYqLmeamvVwX4e2w/2P8yapVLS8RTRYAwG7mO2tFm/QYE86onKxsIsyQaW",
+	"JoM1nb35ZLKeNR8w7v+a2ICgkXL2VQruMZ7qiT1x2+FGMm/ll6ApxwXfBN9Mc2UJNXGnhkaYVpB0d8nz",
+	"vhhxIngER0QBjzENQ5Hw2Ek09nKzcXAhhhn8Wev49HHrUxiHE1S2f/DRKmQ2zfPNwKfX6GW2Sk+YvaTK",
+	"M842d6FdzhausM1Ft6yjraCRB1rNPZv5m1M0iR1U7rtSrMdXu3l9CMdCVCCBOqFr1rtn9q3J8fueKmeQ",
+	"xkw/vHTSXnmENNJCruOOwIa8cOljBFKFIVk2vNmQ11hpGJhfuODjgUhVhXs/aNAriAYJA66P41iCUhNu",
+	"9Q/vlk7/F3ut+8etR7TV3T18+UHl9eKTBCa883vldv5lu50ayammkUWFhUxSnTNs2vr6uPXnNReiSHUk",
+	"BqVNUGkUmcUIGl3KklTa/EjOKiND7akCpe2ZmME8vvgfWv9jzYx9jsSs0OJ79+8XJc29itDioKGp7MH0",
+	"UCZXJGNgrZoB2Xb86ayXO/zafjCfC+IlTnWjePKLe5hvxWySXAurzAn8+tllqoVlmU8x+aYYuCy63cak",
+	"LvczMcpCzYBrkDZ2xgWbUekNIVqYG9H5lNQRCUW3G5IE6KV1Gg2IDavbLYRF2/6kSHl8JjrMbEoCVOkn",
+	"gsY1p/8TqqN+MbR7SY7P4sW3zZJ9QYhxytfqUgyrUcWKs1K4F5MHTuLv5bFPqG1uO2dzplc1fGlhJnhR",
+	"Ewc7RXvionKqE8s5UxD3k65q54QOK+J/SUSHR8RcfmQAlCvn49KkDxJIs0uThHRodGGOqwY6CMzR5KSX",
+	"iA5NiKMEtDTUc8b9vb0JPbxebynwypM+5RySUogeTZJG0LhkCqNgMRCyETRGEPWRcw0AtE0bELoPspIg",
+	"Jmlhhi4/a3fP2QCUpoOhvVYjFi/y1Wdu1hVfLyBW+a/tyXKX30nGlYob+3l/jLlRmD1BExKh19lsruE+",
+	"hSxe3Njc/GSj7CZIYm3mA4yZXiZUejm1Kxc4J6WbuTOwi7F4R26xFlYIMwHiChkuUxzDhaBnYw/yQOXi",
+	"CIM8+2a2Ll4kjXVc4yVSu/aLHA2OhvCmp8XFaAl6n9S0xai6P8E1jdbGY6JUaTFY/MhZ5jiP2PpC6nN4",
+	"rZehYqZOJbOJzNM322JGlVK/XGiYe5aeCN7zH2Ak/FJduLzmJb7I47yX2SR3Ey3eURVZF3Y6M6vlax40",
+	"qmPTZxzB1axri5yfh/jSes6EN7Rt5jic4ksrHYWrbipOfsb2rIXVOmZz/VzWDsSGys89cgPGi7/u1x7C",
+	"6QhPi2tl7SKBTYsZ6rERZ6IEqHRBWsUUiHsLiTIbOMiLGaLyI13psvCHfLHG3HGvaikjgMVaKpzrqtZy",
+	"4lhDc2+qD9QlSL2a9upZ6WcLb1vlEFwrFdbG3C63MDtZ8fqXEDP9BC4hWbY38533+y62SU8FhzFu0GSQ",
+	"pCYcelSzS3BaI+azOqXRENzUAYmBJisrRjR5nknO08TYleJr4C+4nn9RVbbfkzReghJ+iq9XUsHCopNP",
+	"W11mCyfyx1aZ6YCqC+vkmfDNyBTsFmKMdJdBEis0UtkvSGec2a5uKRIazbuTwCN8D70xa5D/fO7cKhNb",
+	"0CFR1pzxI88SJpPk5t4Qy2mkkdGBVpyc+/psQT9K8WX8usfmf1baCQkJULXyZrgUxGV6zBXjmdKNY8CO",
+	"GaABvDf3q3PzzhVE+Y5iGq4oy3s3rFfAMwUdJ1BicUsJ9m5BVpLsV7y01nH9LHDpFNjyAsx4RZa6Kcf/",
+	"CjS3AtEsc/ivfIzrtZfSGVzC45qJU9MxBMOERjBwjt2Z8m324uR48yaqHfq+97VoXflMNqN2BQ1dDdxx",
+	"akHLiODJ2GEvFUE4PjZ3Vzhpli8HyDmz/N4CgEgLqn5lLl0wdtLISIyYL42hpdWGeff5mlTHApdbi6Iz",
+	"wQHX2eb1CedrlIALbHgta7MMi87Z7lq6zlnyWprz7Hqxxizjrla1M1a+IV37AR2rKidhHrQf07Fyh0uN",
+	"mIU/QvdRmgAR3e5sT+CdD+9NhOPOdwM+yCSkBRlDmQ3M1iEneFvh5SoGl2V/Z4BR1daGFcKPyiv+SEhC",
+	"EcqARjrAOAHfNmkOS6zfULjTynZ2cyv+FTo/nWp/Ig1SQdGBuFt07HmGnwAtWrLNf52Bsorzu6z3Z7zY",
+	"hI8nRUOWd2dUfX11bW7FjycOj/PG5ZOZf4SgIixhkD9YSAaZOJRLRgz43maO1WcuLG599KkOwdufXYXI",
+	"99BbkTPO5CMHJs3DU8cDLR0ZBsJCASRTbaBVZZqt/vz5s8/IUCD2ARGSZGiMDhPKhp2Lbtd6ignjw3Ta",
+	"pv1hFT2BUrQH0wBxe/POsB1qYKeWN1R1OrxFqsIoioG8i6pMUR7mMVPUdq+9CYqZPou6iFazuS5q1TOy",
+	"/ar2K1exYMmRKRsksXD4QSGmYkmkuimLRrGt4kCCfN/zTc03qzTVeYEI/mytZN640oEqB47MQ0xbdOvf",
+	"3S2v3+05WzxrW9ehemfs59o9no8kwNewmn8qXcR3UQ49mer/p16H85LTcSNofNIIGieV4hK+fpYmsHQg",
+	"aAJeP5h5Y5t30PtpJPfFv6ia2s+AJhYadpnswCnzQymyMl8JB9k6/wqfpIl6DeFnTGkhxw+504RrcxMW",
+	"d1Ysk4dQn3uwMJvpSjF4topTZaWsgDL2ouElCWUDjF/TqeRmihh63QgaWlKuujjtLlIcxg9n/3WWJduK",
+	"BKwl0MhcKJZLXQJCP9IsorsmX2D1KMI0gX+en6olQ2Ir0gXECltRGVtcCOMvhvdTPesYr4NPlyji2nn1",
+	"47gymERYAOwJtOls+9KUxRPpnVVi9+PYL9hK0fKV6/Hz0UUFH0l6ReJ5GD94flx5lCN5WX7x4N69/fuV",
+	"r16whZNSapNXL/S42N2zT08ru0pVOZ2H9Spfe33F8Uyq59rGzl02TNN2wgEupR1R1XH5+eiiQkO/gPHi",
+	"599s4JI6ObZfNZwnQOMqNRSRg5dzy1lmCPHJwlGlZW6/mkK1fEzqVUM8toEZbzMw912L5Fg6jngb+/HW",
+	"Yz8M03t7cR+rxHAsHrZh5rKaTWMFHr9kAPemwyg2HNb9LkdpLBpxkR+fJXw8KDRcS6SF6XkdKoSbwTbC",
+	"olHghbOiKwryXaVkbZpZU5RFgTGtxVd+DQH/1xm4cENTBH4M8RRV9sYnosdWREZZ7rb1wJolK1H247SL",
+	"b5YXImhgAbhnPBlXJ9F7Z2fWfiVr8UerygkyRTQ2BqmSTLFUCR1gTSnRJQPzJmGcjFPKSfPks3+xQ6gi",
+	"lMQQsQFNiG00IFSTgVCa7N8jjjGSmPWYVoTymBz499UuOfM1MQhNRnTsSpQQPRLZS6TZbuwf3Lm7e2+v",
+	"3djZJU+FhPwhxcqB3VRhka69PTJVqmInIBwuQRLEWoD4iFCC/loXCYOwtrYBLURAOhDRVAGhpMM4lWPS",
+	"TQRWLUWUVTs+uyaKJOwCyN7u/p5dqwShwxzCYOPQD3sC6Oh+yfbR+tMv9lr3X36zH+zfe9Nst3f9nwdv",
+	"dv600jRTpyOVD1beRbv9vLKZ0h07WbxKKQRyslXgQls6sg/EXMxYRe6I0I67U/NyaubBBOPGQnHLmZ4K",
+	"amGRpKotd3PvhGkNZ11obKerE/5H8wk/b/8E4a6XzpbCmiBLjHF/7+DustzJSGqjYh8zLyn/3iRTmxxr",
+	"udUqDldemrjKPROBUufiAnhVEFxXguoT+5KrKetPeFZMBZRytbFKB+P+h3XnebfuQDtwu8e8vhZqVjW3",
+	"PCj35exIvMlCqPtV7gcHRvjczqoiMvBnYmRRfxFuw09fkRFIIGAY5wrIIFVukAvgky4wCxA3HylhchJB",
+	"aZ+LjRcXvfIAeflqgugnILj++Nt/1/rjb//3P2nu/PG3v/zjb/+ndrvVbqvdf/LB6z/74Xd/D6/1t7/8",
+	"y+/+j1/XIDudFvWySUwPs6yUcPAIQyShZpEPSYiWt5B0xjZY0CiJQgYktBhCIWkyrdrc/W6uL6pJn5mr",
+	"c4iytAPVd6YMcwMLQtG6iFXo2jzMvWauo4L5EaM/sRqzPQgShhacO/PAmuE50wnEJR9cjY5yKsQScdbm",
+	"7bM0AVWh6W429oepBx4OqipFcQXEkwHltAfycbyABwnVa4z4MmLJOdDBUp8tFWO9um+zkrmsyzrnwi4z",
+	"nAS/HZOLUlrY8nQWN+G9dCdztbyr3O88F/+shDn2Jmh0xlmYR3WPCwTuY9CHtaMUv7xTwerQnHwiRBKL",
+	"EV8m6iPykC+IzOrQh0qgaW5ppkklpiwZI2RMlhAx75AtG0tuowWe0tfLTGnZwJcSR5g/7feHQywb8YPm",
+	"D9Ydm78+wZKKi37nnCOmuwVXueQfq7paqbYAfQ6Pj4z6AvVEo78hTp9dc4XR76JLyjVvj9ru5pt21DXD",
+	"/TsfffDBBx98tLe3FwYk/PZ/+Y8ffBDuoFprlUwXMt7mnTEJvzLvaNoLfTUN33CCaNRO5BzskrDrXI8q",
+	"JAOEgseaVPbXVjokLi5verQ+YYA0+1hJy9zmGZRbm4eGkEKi+mKkiBngGMvo2Bt9IYvtPy+s9qTltpZO",
+	"a5zhBfZeKZQJkazDyIzyxrXHp+RyTFVU9Y/39nh/b4vrY5pbJvlOM8lK3rGu3Nkby2tqlmXLe64sqU5P",
+	"cytmbjnm+80x87zGidr3NUWDbRwAJUpjPbsBjfqMA4lEjC6M6vTACePt9KdHbr9siUrXSUJ5L3Wukdw5",
+	"FNHhK3gdAcQQT+P0zoD7n7DbpgOKhuKEcltugxWzfG+pUvdln1GVOxDLLS+Ru5MnVc4LjcUyxZryaNLw",
+	"ij6i5bD+Nwjr7yH1Jt1r08D9zoo96Vx4cfaYSOiCBB4B4XSQoca7E2g+LJ+FvtZDdXj7NhY92Y3h0tc6",
+	"U7frj0nVsk1oJ9rawu2citjB5jxXKS1ntQkTS3oXbUPPhlZmWNK6tnS1kZp5rOb+v1KtE/dx9dpOhIF6",
+	"i7q5641eLF7FQDExfq7v0bX1OZXc/HL4dg3lK9i5Vqw2U79EVbDfi8XoTsbmLgwWvhhut59pcUTZlOZl",
+	"y5b3dR3GkImTcu1mkTNA5+uqpIkfZ37dSRf7Uo7ZKcottF05cpGUvJYShphHOwR5ycwiBA2axkzb/8UD",
+	"Vp2TZhSiUwmXDEaL7G2lW3/FUPLs66tEs98UJmEWRiiIV1yL/PPVF6OWIcwu/lFJdiqinFelj+SO+REv",
+	"COgOUwI1EvTRf5nGvWkn/RqjWPMxVk3PFr6bwI1Rh9Kix9g/MHykgCWTPc5/8K/ApVl8/3wEnb4QF+rQ",
+	"6liVdPUctGa8V0U0dHiC8VoztL8Bff0I85PmYg1Qn6f+zOyHT7pSS373xCzIQt9MBsuUJ1O5FW4l1hUX",
+	"/K4v3/QCZUGpi8j5z8vwC3W4SJVncgQwNFRfwelvDBuFSyZS9exGCmhLcVhc7dUEC6qedZcrEyTHZylf",
+	"BIfMvjhjvHVFr3C17I2wWOnR7LBNauKO409eOT5NbHM9jKjkm2t/SoDzK1aYWjaGqg04d9Hn2eBKSu9c",
+	"wJh8hPcq5n4OdLCJAtOLMo6by5KXxOylRmZdRxnQUpjSCms/I6Fw8bxBcyxWCjl6H/dzSY27NnLALOo6",
+	"lGWk2WtXkc0o1iS7bZnA/EyhpTMDplgy2gxOKZNzA9Hfj1DyNRphrhgRXo7/Lo1smXDwcwdItGJlGqoi",
+	"WuUgeiRkBvaqAjIQl0DEEDgRw6GQOuXMNBGQr1KhwSZHpbzLOFN9iImQMUizfYI0ne+NmEO8Uw0JcTPq",
+	"eb9QlbV1bFprpep4dYloyez4H5n8NDfz4xlPMKsvtIKL2cGQUK5GePr6VNv0jzwlpGnzFnwaUUAokSIB",
+	"5/QMSAy43+iN3CEt0vcWrHJSiRvYCmklEmicZyFV8igxvzAc2nMNA8IIh5spXvp8Tydm4rSCPEt8cbHT",
+	"7OpbqB34/sgby+a0rXrmlhSBqw/EzHRgs/XrEI6RtV+7cGxGsa7QuBm30vbYb/bYr1uIL8UTVWV8mgcV",
+	"cU54v1VFdBVS4kqBXSm3UVvFWv7eCOAANCaR7j02RJAVMskLQGQADQX0igxlIYMlyqqiZwFd1aKxgiiV",
+	"TI+fm/VzhxxxRY9Ti706uSxDKjUHadP0LawkuYAx6UoxIKG9Xo6xBcRHYearPtAYsTvtyWr8Wev49HHL",
+	"gpd6ZmDBTN8EjQ4K8r57+9cjfzf+/PPzRjCNO1DOy8WRJKLHeEialBOESGzZdEPy88/PA8KUSiFG8fkS",
+	"JOsyiIldKMZ75OzRyUc/ObiHuY+EcnJ8+hiniNnrCF9gR2X720U3l1k9ww+sFpJNq6/1sPHmDUYydYUN",
+	"DMsKQ7vVeN4XNCEDyrimjBvSDhqpTApBPj2m+2lnNxIDG+8TSfcfG+ZV0umwMWYGaVY9MctycvaUKJCX",
+	"IDHS75ODT4iiCSis6a8OCSWqTyXE1jUougR9b21ulidTRkjz+1///vv/+nff/Ze/Dci3f/H33/23X+1Y",
+	"WpAwVAQNqbigFrw1ILmbWxGL42pb9FCugX07xYGYdjS9ACMY2uTWDo0ufAmbjojHZCTkhSJM77Z5m2Nd",
+	"UG7mrA7bvEXOcvBOGyjpQD3tSVek+eLF4weXP9nZNS8jloMlb7MF9oOIDiA5oQqOiJG97I9nj07InTt3",
+	"7hth98X5CX5tLkb3Cd5ErSHtMW4EqUMSJmzAdEia+//4i39v7jofAknu7dngTOrxRtucZGAJR6QjYub6",
+	"DL/Bqywg+bX4JjwiYf5niPtbBFMwjeV4CmaUDy9BjgmG5pm3Qzq0pRSY4D5S7E++VMJQiI933CkHOJo2",
+	"faBiGIkYzCBsTGHoiEWR8DiKYKhbT1zEYEiaz9lgmFiSOjEfK2zJHLzw6/4HYUAe8l7CVN/GoI6Ygp3C",
+	"iMPT4/OTn9kZ2o0agOwBGVId9e1Yf3Ln/oc7h8hu8WAwhWtZnCF+08Jv/CxLz+1viONBY2xJ0QGOc0TH",
+	"O0dml9z62mPCFEm5VVYs13DhrIg9pOymWqHCfmBaapqjbOUTIjgYgoj6ln2YUxc4DBHl28LFv7u3h5OZ",
+	"wiQJfVgg08XlGqQ2ojQDr/VaGOUkfHhOe+GRVbLMp0KSGBLQthnTjxugIuHjbguLbLhxOILskabZtw/C",
+	"nUNy9+AjEg4l2oxQgnrlpxfiwjHdF6kmTAfk7v7BxKt+EkjQTBO/lorxCGwQcMIi4BYc1jHG4yGN+tA6",
+	"2N2b4oij0WiX4uNdIXu33bfq9pPHJw8/e/4Qv8lDMx1XNHzw+PRxowD+3djb3beviiFwOmSNw8ad3b3d",
+	"Oygi6z5eiLd3R5AkrQsuRvz2l6MLtfulM4X0oCJT/7wPxIHtkmHaSVhkbg9Fmj///FOiQO8YqUEBGUqj",
+	"8QLp0+QSFDEckuBAb6nShaYCpB7DwVnkmSVeW2P3AgZvKzDN7Bbxno3g1PgpaESyRWBsC51jxnywt+ev",
+	"I4c3MEkgCKeOYtUCMLfK3nLTK+EmvWuvqizhoKq5bHy3XXhwQT5pHH7xMmiodGCrczdOCwtbXJDSwnlx",
+	"6PALLE/ReGlavN1HXPmva/fv2JHQwd4eGfVZAj4UF1s2rGB4ZM5wLEBZwU8YyjYvxVTTDlVQuQsOz36D",
+	"++B6qNmJwgxowi5h3VvyhF0CNx2Y+wUKa+/x6XH1DccdL7r4rvyUX1bHsaM+8jwUJjBHgdouCYYCBeTe",
+	"3h3SDP1Hr1JOLylDdSDcyW+dyj06AxqbO0tdzzaZ7hHUDsU1Iyp1uyzCjbq3d2f+Jj23POJFPuM173G2",
+	"PrM3+XL/Nh2ylsfKrtzp5xBJcJKUTYFImNIQH1nQRdx3poYJHZOhhC57Pb1hRhSzugYis/oSSqpWS8xf",
+	"uW2Tt94Ec1/09oaXGzwRdhI2H2r6VByjWGcEc7OgZhmsQoXDOKMaZlbYde/ezl98E+RftU5FwqLxwh/7",
+	"93GYd+0SzD5Un9DYO0nwk/35n7zgtpoQ+xpi+9ECZ/+RkB3MPMIvDu7P/+JciKeUj93o1KqkUmCASntl",
+	"sXT3uCP6EpFqVY3IoJAeDIvDdBxkdbY3JIgjKxsQrG2B6h01MnTXIV+WCeOkoIY3ssSYT0Q8XvORdQbi",
+	"N2VrXAYkWSKX/Y30HVdRjHt0RC4Ahla+t6vLxWiCfp6IKCtIMosCsveK1LOluSLN7d9bpBuVoisT4qcQ",
+	"M+ojEK+FYO0xKZh4Kol24kK7/Q2L31gSTkBX+HAfdruAdmKPdHgB41vKAiE6Spym2DN0bRUotkQ6dyuy",
+	"FHNf2PY2mHcy7QLO/uIzoR+JlMfXdhrtjs47jcvKOY/jU2qEzZf+GKcx0y0bLF8rm30GI1CadJlUepc8",
+	"wjRh0jHaFQLLaSp7oAOSHWEri7MBEGn0+hpJzfT80Ha8cWktqPRZ22lb/DqjyClbfNOtd2av/ioFNKo7",
+	"O4Sv3BUseD1ZJ9ysAQh3w18wji4Gu6B1/dunvgpfNoQirukEZCptfX3c+vOaHKZFBrbIgNa7Il3bceHY",
+	"1PVeLGdVuRqTtYJWXg2q0QPQNaffLgsbQN2w0JRVGtJKHv2Z5xYBDOYPxRYWvOpQNqrwZLxgvtKDHMst",
+	"wfa6u9HKT3GrSsa3mOmCJJXq/m30z2GAQaVGdIZeJIW+KSF1K2GXEJf9fE105aFzz/lWiAvnc465Nn+E",
+	"ZmdieMFg6GwN6KKBmAxBmvYQqtx8bf6OEoY+Put0Jc27B/fb3LoSX+m+FFpbKzYWhDgDLcetY8Mdwp0j",
+	"AjTq+56soQqNOLGj2jZHK6Jzg5sXoj5EFxAHRAkSCe5hhHspKAWK2JFpIXaJd563OX5j59Gx4OTerNca",
+	"sRgOSQfGApcCl418lUJq7ZfWMYDOknt7d0hoHYKvOqkaV01ol2BMZOZPQBTzNg9P0CR/IriWIjkkXLRQ",
+	"IQ2tDX/i0sct3oz6WQLrX0j9XB/zyoN3K/jWE9HrIYbuBKsqLdw8jlN++e2ym+vQ4m6GcfOJ6BHGLTG4",
+	"giOGL+Qg4xXOhAI7E6mexc+McK+cLQKDGvH/JY5FOpAI3jMMDjGbyagvEiBdOmDJeGe3isBMp5uhsIm0",
+	"+4VorEJPdfQgbPX67d393hlRDNXYUziDPNwxn0EfQlPt6KNEE9bRLzjY8BsbJoE3HIcR/o53rZEWIN5t",
+	"c1e5ifHepDxg/YQjqghN0AtFsISHdJSZ0VubW4IjTcSpch+b4dqoZowv8jEDBIWDnarr76ycW3BTaPQt",
+	"3YOfwch5YbcX4WYpseY2e/jaBllMkUFXSKSdWT7yy/3bGNHVkn5wdaaiU+CxIbZmAe/NRYP5b30QpSqg",
+	"jLkQSXWEwxsSBaCwJoEY8Wrz0YmHaMThvA0D0rw3CwOyddmsoWyzrsJir/N15/JGbG/gG609lzerQJhI",
+	"PHWUif6I2xQxS9EbsaJ9uM43+cmYUB/QXMSQ2SUeJ5VIaDnF1N6YbiKpkV0d4KQbLcjAiNjm2sY4UBpp",
+	"VzKnTPC2aSge9o1doSXYuTfuDn0L1FsXpxNDxGIUTDJf0ZZo1+7h2VuAyk8E7ybMpgu8e4K5oyFCy4xl",
+	"Ob4iAfMl3iJbqZCjzRC2rGDLCrasYGXXsiGhJTiBTVKZH+twVh9ADuThOe150sbsBIy2b949+KjNayLJ",
+	"lwsjb/NSHPkRCT8IHfC1IpSPiYvzrlTPH+CUTlw6ztJu9S7OtkrWrzCC2b62wRqbod/9g/kfnBaOkfUK",
+	"WWL8aLlPz7xx5boo2Z4kQ8nZwfU07IkWg0Scrj4V4Jyf981dbK6LmjvNDXOCFgyvmHeS8Z1t+N07HeT0",
+	"U9DzD+/qoiby5PfplrKJ6+u5pdYvMbtxuex6s9OzsvBWb/etmrXn8C+HmrHlY++U/P4gtccBrioxXE32",
+	"f9fEDUuB8zi21xqK2BTVOT90AERFYghBVnzG+tgxhRojSRUJE6Y0AlaEARkmqSJhDDSxNvbQ5t/2JI0h",
+	"rPEUZOO4AV4CRMn1joH5r58KkRTerogFzDPy3RXGFLFlOmojE30RjwX5n+vArndtTKLZEk2aiC9GhMRM",
+	"yDFo/zsiquzko60bXL6zpQFOY+TOWQwfQIoHo64zfLjwQthSZm8W2LUzRORYfJcfO+COxb94jundi79/",
+	"TnuLv+zSZR5JMVji9XOxyMuWgyzctnt9sbb/Ge7uQqsn9WL7EiVpDOdC02TDbjx3cBdw4RUpaGs9uLmx",
+	"rzwmCqiM+vmWFa/L7Lf6NEC8K1SfDYngrho/Nht74YX4+E9bs83B7ZirMqxLAvQHbUM2c9/89SQClnuf",
+	"lQp4BTF9myG4PtF+eUn9Xc0pzJhADQ+YlJlvd4ye3EIDfX2Y3EMa9QnTMMAAcgteTxjH4DUx4kWn+hGR",
+	"WChAEUXHZNRnUZ+oNLJ14ZCtjPrjvBikItZsMc1HPjEDQ29VUbDeBDPJe7qmiLbiALDIQgVDOQXZwh1w",
+	"y7u9lt/P3GD0lCm4BEmTuTf6FDV7x1mtHb54LW9Yxqy1xLvnWxPWj9kUP/uaWr8xfhLU7agShax59+Aj",
+	"b2a3Nna0pitNE6jIhHBm8nwuN8xO7ga2fkP5ZMNv11I+h8FkpvIto9nayn9EtvIlJX8bwIsQqW8h0M6o",
+	"CkMhkoDQAkar94Bm0A6IfIs1SY8KD8ggVZp0gFgk7MCXDrejx+LhaN53lSlikBjUH9FhRYwvfrNh+4Tt",
+	"5JrUiUUFsAxiwFdE2DLKbVDg5uODkTQI9QDn2WlsfvvLv/zDX/zbnaX4V264WC/7Os9ThjoQiYHLEcSK",
+	"MrvksR+/dYZF3nZgxMksPaGU/k4O9g480PHQ5S6VoiIJ40oDjXeJucmcl81lDL7CiroBKZbYD0hMWTJ+",
+	"hbgCrxCeEl8xbb6KhEhiMeKBg7V+1UXQ/+xPxhHpt8J4W7S3NLY8am086mDv4K2FcB9PnCw6oub2dSfW",
+	"3cm3FKHupG5NSTeDlV+fvamCGf/h7/7y2//1f1uSGfvYjDoLFIZJ+JfeaehUN4sF/Khuulsie28sWNbv",
+	"mtHKLZVt8vojSyuFk9O+4A6PAAFDXF0IC+yDLtrMdatIwi7Alta4VeusLURnbyxa85pctfVRlVsX7Y/M",
+	"ovTOaUpxnIdAEi1qbDz1AZH2Vo6BJi0XjHclRSnV1ZVDM8WICGt3ye07u+Q5aFf5g2DtWhdVeazDI1vH",
+	"xD10NU38w3m29gfF+L1NcK28g62Re8uStrYb5EjPYULwMdTqwoBJ87tf/rv//uv/6/v/+f/77hf/ejnF",
+	"oSsBvt4EisTD1xaBkWmLnyQhrxiGP+CfCM3rwlFsVeoQ/wnzesbmA1frNUdicmX37Oif0tcP6Fjt7JJP",
+	"xgWW2Bwx3Wcc+WJWfXGnglNOMbxH2OyGDdW2k4IxYWuY3jK3Hydzs6RQ4G+k+e1f/ub73/z75XhZnykt",
+	"5Lg2GeVZEmcg54ceucZCZoluLkcZpgoBVvqMWYwpf6P+OCh4uGxsHcLduFS+2XkpP3MDe6ftLm4S8+0u",
+	"bhu2Zpf3xuySh6m7vUWU7o1FElVTt/OcuKrO6/eZl3Spoqc88N4jiXAxWAouAXpZdEzdQpc3soiIyShN",
+	"aDXM1eNsEhuWLiy0zdYNvuUvW2ljgps9pfKiKGs4xkKa3/3Hv/3ur365nMwhAeHQNxXGU4zXkTY659BW",
+	"StaiENhjfUhVSFo4uq1beUvz77y/1J1lQnlGsSvF3Vno6LcgQ5StDBNSxC45caWknRHjyBWdhUsmUuVa",
+	"AY4Z897iQXx0SRWlm1lthYotg9kKFdfDnQz9FcWKwgVNmn/4xS++/ev/cznRAlP7uiA3zKqCCUa1TCTw",
+	"ZOhvRIeGsYnoAsvhaCq1w+63TM4mMQKVEB8RGxnnAuOULQLcqRF6dsmzIXAicL9TzjQDFZCvUqGdNz7l",
+	"XcaZ6kNMhDRURQbiEnLQp2xbUp6AMtqaimiMA0LgimmOeu6Wf8M81Xez5apbrrrlqhNc1RPHBF+lHF1G",
+	"WEeg+cPv/v77/+c3y7HWlG/O78VjK7A5jsfF6MjyP9UnPUkjIEOQTMQE2aOqcLe7wW21ti35v/Namz/M",
+	"C2dJ5fFztX6cJ0JcKJIOCSWcDiAgw77gYGQFV8QrkkIpG3kXFBCj0DrrYnba3J5oLuSAJkxZey05dtXv",
+	"UBgZ9al2uI1xULL1xkwNEzpuc9O/rYXrVbR//MV/IBwuwVdBMMKN9R0ZaZDFvmngheIobT6gY6IACNNV",
+	"oJAnfYguHuQrM2VanwpDF4Mh5WOzJhkJm7HW4WThPzXVVQ/2Filbeux2gaeDDhrVEOkyEoOBwAo0A1pb",
+	"XRY/rOt9oZqpx9xvvS3kWNcTvlQ7z3t3325N1GxDn1ps0Dom7KFDm0OhFOskY8IFt0nRWwfbTYSH+rwv",
+	"spJjfaosTp2nwz8lze/+5j/94d+U0q0KXC/jhF2RJGLUSof1nPCTMVFp50uIdICqEy4WMpvOuFCe+4jw",
+	"Un1vRNLLmyci18JKBZuQJVW7th/h1y+G11HZ+3Oj1Ll5P44Dy1HL08HKb3ZOtSCJtoGpKtuzKPZ54Zs6",
+	"hMLJgWC1OjMQ0sxwDwp978wZ33qKbhcGNZJMa+Clmui1hdDxQK19CLg7IsICuPFyRbe7Ugw2VHO7doCL",
+	"VuHW4kaX4PYkOz+CI1+J7R1zoyEIC1dEfpd0M9ZcDzwY+sN9rENk9B3wmf1DqnTgRFj3UzfVqYRdcpx3",
+	"aNkHtLnlbbfM/WbLWVvPxUBcuhKbYULz68J0p0WbhwP6ull+EJB8TDth4IOsrBXRXkwsToBEiYguKoVk",
+	"zCrxDW4qatM1fz05NdnkautQbwl2MxVH3sUivbRArs0ffvU3P/z+r3/4h//87e/+aqeGWzjBExXneu3b",
+	"PK2QEw99NU+jKguF/KToWWCCeyRwyuM2d3mv2FleMLQPpZrYmf3eBXyHpqFOAo8YJLEK2xxpCeKdXfIp",
+	"jBXolkMWh/iIcOFq6jubf8gKaL8fG1qtrmLvwcjfSzRxu94bQhI3y1ZEEd+iaG9RtNcqw5oDNl9+xTO+",
+	"vQnfFfTsxDFbfyXZv+uF12MiYXhLYU1r8y5hWEk6w6bymUP4LDPKukugjz5fqs0XbR7RYeDL9qBz2tKo",
+	"B2XAyhPDhEYwAK5DouhYESV2yXE8YFwFbZ77qhVpMp6XvR47uI8dW+9CiKTVMeIEOT59TC5grPDetP1N",
+	"XIaMO8t2XEC6Cc1/H8ehkcJzePAm2k4Da/1scyG95XcHZ0nu7t0nYfZ6aFplvGct2ywzbpurUvcxHTSz",
+	"D9RL2IYGNyRdm6avR7LOe96Cim9BxW8OqHhiiW2SNRYl9XcBSNzL01sQ8S2I+I8HRLxOsClR7zzg8Oy6",
+	"3aBIXed5NCPcRnr8iMHCa66fzYOE75KZNTzNQG4pW8rTVu6crNCZRVigFlAqyLmzS/KMRi+dEyqhzbnQ",
+	"pIu2pUMrxLv8YN2XIu317ZsZiar6Ap6Oam8WKrkZ1NoRyUuNvtV7dxbn8iAtWw62RSH/kaCQL6Iq/KiR",
+	"xzdouLhW1PF5Etw2eHcbu3/9aON4EiuQxuv51BZhfP0I49etTW5Rxbeo4tt8i7eGKm6Z7jSi+AymK/gl",
+	"SL3hpNND5/lSJdAvmyrqYVczsD+n7A9BKsF9tkcGwbyDLcYuII0oOgAiYXiUK/+eybupVVmqT+yjDUqI",
+	"roeZeH/7bz+vK9o6trZS5E02qFuyceotYbwOjLmeo20hTmshTjfI794qvOlWA97yrhsMa+pU3ylI03qe",
+	"deOgTA2FbWFMt8rUewhjum4f5zQ1v2fQpRuUGq4VYWwrRWyliBsLV+rUn1qo0npZ4p2AKN3apbe0/b7A",
+	"ki7siH+foUi3QsKWkWyFhLcOP4pHcA70aD1D2kKOFiBHaxFBN8jarhkNdMvctsztRqOAevY2BwG0nsO9",
+	"E8ifW2VoS+bvOtrnbCVoALNSnk4slNALtVnwW2y/LkAC4wPf2XP//oIHII9CqKMW4wheVzhl5s/SKbs9",
+	"pEqNhIzrE2MRW1WR0OFXnboPwoAo0IqEHEbZbzbqyPB563LDS6htxorwNi6w3cWWNnUfmLmi7A2gxQVw",
+	"C0JLowiUcr/s7JLzPrS5x8/yjSlNxzYLyUeaRlRKBiq7U4rNYO15ptu8iVJ2EhPBgSgthoqMhLxgvLeT",
+	"w9CWxkQuAPK3dtv8cyl4L8Pz8iuoHJgO7VHGlbbhVaKHUflSaJ0gQJh/u80RQ4+Z4QkHAxsQ+Cqlibm/",
+	"zccYvYXh/6pvJA1z4VBOPjJ3jqSRuXQ9Su8LziIRA/ns0acnZchegvCK3VRBbK0ad/f2SDgCevHKDyXc",
+	"bXOEvhmCGCZAmlzoDIVhh/TpJeSTrEbfNXfg07E/BhuS/X3ztru3LfqXe68GQbCPjuyx9wdVGYKYiiA7",
+	"oVEfWieCaymSeVys/PJWaLhJ6dD3Fhnmc6M8R/CC00vKEtpJ4OqBXzaaYTBGdIJhTnqe15vVzFk94q7U",
+	"hks8RG5tHRHIJQwT9AxOpgmoXWJxn0hnTC4Yj6ujIE6xlxsAC/Yp47EHqtpktISZ8PxQCVz8baDEjcZb",
+	"Grqj68nH/j0LZMnmOnc9Qp8sIOlnNDSAQQekCnwWgpVvkKJI0wUUkf2d3RooIXO8NnWbCpFcD5QQTmqL",
+	"IfTuYwi945HTHkJoaIlskvCLF+ckCMm0PpwnxE1dnRnJ10cQ/hR0RuobvKnqlHkz+K0J60cMY1JDAm8D",
+	"xgTlWMZ7WA4FqSTPfOIwKhHOkYfTVqiTo5bsL1FEIxmBBJJQpcmXadyzSU82LZ7JLGC1zWdCpyBmirNU",
+	"YFMSo5MRRCUcFpANXvkr035cBFcpv2fhv0KPo9jmJbSVIxJ+EGY1TMwquCnt1KOnOGZxs9BTzKDWjp5S",
+	"avTtKvwzGKZHT9kyznfUxbcFT1kSPGVRIek2hkXBaAP+w88xFcMms/prYCTSJCYd8LllluUjo7XhD5QM",
+	"pRgKBU4EU6ADiwErvUXUlj8tCGwBUULwQj2gz3L0V0Uvq6I0T+2sDc84M02sagPZIGu249pwopnpxK1F",
+	"recIF58pKwdvLSLbWgzuwJQpVdVzG0frrRGVnPFevVnzc/eCrVdEfZ2pEUuSEs8ISvW/jtBXVB+MhR4q",
+	"xLeuNoKe2WZ95+92Olh5MvNNnX5PtrR9o62dPhV7lB/SGmJToPVMInvgkrQjOlQO/BjQ/xUDNT9nRtGy",
+	"e9S8XmkIee473OCpzvqouaP8pLfxDTfu+P40ER2aZDtUY7VY1vgQ0eGJOZ7qAR5ac1GYv3wYA0b4M97m",
+	"GYJKAQ58DhTrpD2hzTODAlnQnjBpeJgwKJAr2xMKNHezbAp+YGu3K0w1/FZtC+89/7m5IQJbzX8pzb83",
+	"l916OWEEYCvxVmvvTpBUrraKInEKAZGQAFWgCLwemum62GBXi9wZgieFFSzxIsdEptyxPpUVaLFQMWOS",
+	"CHFBaD8Lhx6TkKpn3fDIpnUl+HGqXKK3AnkJ0pZOJE3zYiFuqsI7e5by52a+G/LNYtvXlOLg+q6r0/C5",
+	"2T1cMvMeomY0hXR2mFhsi26/n3UbzlLu6/XbCg64+1yM6hmCBjpQtVHMRgs5xzfefn1sDHaMmYTIiE4s",
+	"iSW42FSmiBl2bSF+KoEvXXF6k+q5WcL5SjluxZYyb7RGrh0xeGqyfxfjj6oChMz+byrVDujgegKEcFLb",
+	"AKGtWfqGBAhpS2STlFm85+ZWKcoIdYMXQZ026a+0rSb5Iw3vqTnAbyO856m4RLUMx+B8soKDr34hRpyY",
+	"JoDHlGvV5oV0lSYW5zTfvYrGUQLhzmKWNmulK4fu3BhLm+MDN8vKZga1dgtbqdG3qsLO4oU+cmfLE7eR",
+	"Oz+OyJ150ovSLbR73abxJeUR1JvwUG/O6sY5m9mIKpuv78Npnv/s2fGTV+cPn5+/Onny7OTTj/cNJ79r",
+	"k+JGTMEO3grO8mZNbtbNotkAWh2axepIX6Z8oliRHec5KI24JpsqWWS7wS6uyRaHfZ+zAdTG0pgXXKVv",
+	"s3pbHX+ruiAmorgEixMESjsa6wo5oqUMwQmDnU0Or3Pz24ruNvgljZkWUhEFYEkXa6wXS73biGuU+VTa",
+	"0RLQ1j+0NO+SopxTlElbX9ldyNNmwhc4rmsyE5bGOsc8aJ4taxys7hW3wgu2RiQWCdT1ap4t3OeZebmu",
+	"V4siRZqGrSFIPuP+py5NFOzYcdUNxL5bGoo2RHDY6AiRAOUbtoWaczLfFppNYcsnb6wtNHUUPwlbMatg",
+	"GeNMM5pkmdCEmWvxEjGQdCo5xLvk4QDLi1EJJOXsqxQCElEFLcYVcMXM8U3GdbmYGdrK+kUN0/T1mFrr",
+	"IF62ptZtLuY7goPgrbSzoW7wz7lW2utEVDIj3FokfsRW2poDvHkr7SGhHQXcV3Z396MzdQYk5GmShBYk",
+	"1CgAbS6wJZrYD3bJA0DZj2pr6jUjJ83QyoOHBGXHcIdIuBQXoEifqQwSyioUHmyIUE0Ej2CXuAA5lwMa",
+	"ZlBFCLPggjatnTc08m9YBJ2aQJuyo6lAmdJ9aPMS1JSvOUqYUinEDhAqR5i6pUhoZxE/d+MP21zRsSJ9",
+	"MSIDyse75BildV9tho7o2NasCjFnICQ0USJbCzvi49PHbX4B43y8ruxcYA3NFojV5hxgdFNfJDiuwQ2G",
+	"lHrnk2zdZXCzTPVmUGs31ZcafasWrpkXojPVby/Gran+ppvqr0v6zaz8ddKveRuiVDI9RvbVASpBHqe6",
+	"3zj84uWbwBAv+xTG2S8vs0YmxYYn7BI4KBUgs2bmv3g/KjstMgBNY6rpbm4SUmOlYVBhW/PXJ2kiRGLg",
+	"ERcDkoieSPVOdvMO007CIise4P12CZJ1x2WMyEKXCHs23eEpYhsGzuBobmgV2JgrG2pMh0RcgpQshmJr",
+	"dh2nm/NhFURLgKMyQLr/r48ttvZPVzItMyAWbIZVHXxq5tsVkgyp1Db7REPP3lHKgbQh1LszyXKSCWUI",
+	"RdNhWGe9uDC4z3WTocMh8LhlBY00ZtpsRGlZY2dOnTgUCH7V/P7Xv//+v/5dtmvWpmuLiRUasSC3042c",
+	"ZDlizW//4e++++Wv5jWUJZVVNWbLIyvS/OFf/4fv/9/f/Pdf/3rHLH72TbEd925FM49EkohRKx2ahn71",
+	"Nz/8/q9/+If//O3v/mqHCO4gv/DgVLTaxU9fDKuafZDaqxIwQt02/93f/Kc//Jt/u1NoIfZvVTWBIHt+",
+	"yb/7L39LbpNv/+Lvv/tvv9rxx9vJNj6TNpiM4rcjL9ZMLw7fugXevHzz/wcAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

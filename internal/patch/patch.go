@@ -42,3 +42,7 @@ func OrZero[T any](f Field[T]) *T {
 	}
 	return f.Value
 }
+
+// OrNil is f for a domain input that stores "not set" as nil: absent and
+// null are both nil.
+func OrNil[T any](f Field[T]) *T { return f.Value }
