@@ -191,12 +191,15 @@ func (m masker) contact(ct *ent.Contact) *ContactView {
 	return &ContactView{Contact: &cp, Masked: masked}
 }
 
-// editableContact loads a contact whose customer p may change, in tx,
-// locked on PostgreSQL so that its version cannot move between the
-// If-Match check and the write. A contact of a customer p may not see is
-// NotFound, like a missing one.
+// editableContact loads a contact whose customer p may change, in tx. A
+// contact of a customer p may not see is NotFound, like a missing one.
+//
+// Every change to a customer's existing contacts holds the customer's row
+// lock (editableCustomer, demotePrimary), customer before contact: the
+// contact is read again once the lock is held, so that on PostgreSQL the
+// version If-Match is checked against is the one this change overwrites.
 func (s *Service) editableContact(ctx context.Context, tx *ent.Tx, p *auth.Principal, id uuid.UUID) (*ent.Contact, error) {
-	ct, err := store.ForUpdate(s.store, tx.Contact.Query().Where(contact.ID(id))).Only(ctx)
+	ct, err := tx.Contact.Get(ctx, id)
 	if ent.IsNotFound(err) {
 		return nil, apperr.NotFoundf("contact")
 	}
@@ -208,6 +211,13 @@ func (s *Service) editableContact(ctx context.Context, tx *ent.Tx, p *auth.Princ
 			return nil, apperr.NotFoundf("contact")
 		}
 		return nil, err
+	}
+	ct, err = tx.Contact.Get(ctx, id)
+	if ent.IsNotFound(err) {
+		return nil, apperr.NotFoundf("contact")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load contact: %w", err)
 	}
 	return ct, nil
 }

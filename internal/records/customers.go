@@ -16,6 +16,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/events"
 	"github.com/shoalcrm/shoal/internal/money"
 	"github.com/shoalcrm/shoal/internal/patch"
+	"github.com/shoalcrm/shoal/internal/store"
 )
 
 // CustomerInput holds a customer's client-set fields. On update, nil (or
@@ -172,13 +173,15 @@ func (s *Service) customerViews(ctx context.Context, c *ent.Client, p *auth.Prin
 	return out, nil
 }
 
-// editableCustomer loads a customer p may see and change, in tx.
+// editableCustomer loads a customer p may see and change, in tx, locked
+// (PostgreSQL): the version If-Match is checked against is the one the
+// change overwrites, and changes to its contacts wait for each other.
 func (s *Service) editableCustomer(ctx context.Context, tx *ent.Tx, p *auth.Principal, id uuid.UUID) (*ent.Customer, error) {
 	sc, err := s.scope(ctx, p, "customer")
 	if err != nil {
 		return nil, err
 	}
-	cu, err := tx.Customer.Query().Where(customer.ID(id), predicate.Customer(sc)).Only(ctx)
+	cu, err := store.ForUpdate(s.store, tx.Customer.Query().Where(customer.ID(id), predicate.Customer(sc))).Only(ctx)
 	if ent.IsNotFound(err) {
 		return nil, apperr.NotFoundf("customer")
 	}

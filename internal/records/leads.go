@@ -15,6 +15,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/dedupe"
 	"github.com/shoalcrm/shoal/internal/etag"
 	"github.com/shoalcrm/shoal/internal/events"
+	"github.com/shoalcrm/shoal/internal/store"
 )
 
 // LeadInput holds a lead's client-set fields. On update, nil means
@@ -234,7 +235,9 @@ func (s *Service) UpdateLead(ctx context.Context, p *auth.Principal, id uuid.UUI
 		if err != nil {
 			return err
 		}
-		l, err := tx.Lead.Query().Where(lead.ID(id), predicate.Lead(sc)).Only(ctx)
+		// Locked (PostgreSQL), so that the version If-Match is checked
+		// against is the one this change overwrites.
+		l, err := store.ForUpdate(s.store, tx.Lead.Query().Where(lead.ID(id), predicate.Lead(sc))).Only(ctx)
 		if ent.IsNotFound(err) {
 			return apperr.NotFoundf("lead")
 		}
