@@ -70,6 +70,27 @@ func (e AuditEventOutcome) Valid() bool {
 	}
 }
 
+// Defines values for AutoAssignMode.
+const (
+	LeastLoaded AutoAssignMode = "leastLoaded"
+	Off         AutoAssignMode = "off"
+	RoundRobin  AutoAssignMode = "roundRobin"
+)
+
+// Valid indicates whether the value is a known member of the AutoAssignMode enum.
+func (e AutoAssignMode) Valid() bool {
+	switch e {
+	case LeastLoaded:
+		return true
+	case Off:
+		return true
+	case RoundRobin:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Channel.
 const (
 	ChannelCall    Channel = "call"
@@ -403,294 +424,6 @@ func (e Placement) Valid() bool {
 	}
 }
 
-// Defines values for PoolAutoAssign.
-const (
-	PoolAutoAssignLeastLoaded PoolAutoAssign = "leastLoaded"
-	PoolAutoAssignOff         PoolAutoAssign = "off"
-	PoolAutoAssignRoundRobin  PoolAutoAssign = "roundRobin"
-)
-
-// Valid indicates whether the value is a known member of the PoolAutoAssign enum.
-func (e PoolAutoAssign) Valid() bool {
-	switch e {
-	case PoolAutoAssignLeastLoaded:
-		return true
-	case PoolAutoAssignOff:
-		return true
-	case PoolAutoAssignRoundRobin:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for PoolVisibleFields.
-const (
-	PoolVisibleFieldsAddress   PoolVisibleFields = "address"
-	PoolVisibleFieldsCompany   PoolVisibleFields = "company"
-	PoolVisibleFieldsEmail     PoolVisibleFields = "email"
-	PoolVisibleFieldsFollowUps PoolVisibleFields = "followUps"
-	PoolVisibleFieldsIndustry  PoolVisibleFields = "industry"
-	PoolVisibleFieldsName      PoolVisibleFields = "name"
-	PoolVisibleFieldsNotes     PoolVisibleFields = "notes"
-	PoolVisibleFieldsPhone     PoolVisibleFields = "phone"
-	PoolVisibleFieldsRegion    PoolVisibleFields = "region"
-	PoolVisibleFieldsSource    PoolVisibleFields = "source"
-	PoolVisibleFieldsTags      PoolVisibleFields = "tags"
-	PoolVisibleFieldsWebsite   PoolVisibleFields = "website"
-	PoolVisibleFieldsWechat    PoolVisibleFields = "wechat"
-)
-
-// Valid indicates whether the value is a known member of the PoolVisibleFields enum.
-func (e PoolVisibleFields) Valid() bool {
-	switch e {
-	case PoolVisibleFieldsAddress:
-		return true
-	case PoolVisibleFieldsCompany:
-		return true
-	case PoolVisibleFieldsEmail:
-		return true
-	case PoolVisibleFieldsFollowUps:
-		return true
-	case PoolVisibleFieldsIndustry:
-		return true
-	case PoolVisibleFieldsName:
-		return true
-	case PoolVisibleFieldsNotes:
-		return true
-	case PoolVisibleFieldsPhone:
-		return true
-	case PoolVisibleFieldsRegion:
-		return true
-	case PoolVisibleFieldsSource:
-		return true
-	case PoolVisibleFieldsTags:
-		return true
-	case PoolVisibleFieldsWebsite:
-		return true
-	case PoolVisibleFieldsWechat:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for PoolCreateAutoAssign.
-const (
-	PoolCreateAutoAssignLeastLoaded PoolCreateAutoAssign = "leastLoaded"
-	PoolCreateAutoAssignOff         PoolCreateAutoAssign = "off"
-	PoolCreateAutoAssignRoundRobin  PoolCreateAutoAssign = "roundRobin"
-)
-
-// Valid indicates whether the value is a known member of the PoolCreateAutoAssign enum.
-func (e PoolCreateAutoAssign) Valid() bool {
-	switch e {
-	case PoolCreateAutoAssignLeastLoaded:
-		return true
-	case PoolCreateAutoAssignOff:
-		return true
-	case PoolCreateAutoAssignRoundRobin:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for PoolCreateVisibleFields.
-const (
-	PoolCreateVisibleFieldsAddress   PoolCreateVisibleFields = "address"
-	PoolCreateVisibleFieldsCompany   PoolCreateVisibleFields = "company"
-	PoolCreateVisibleFieldsEmail     PoolCreateVisibleFields = "email"
-	PoolCreateVisibleFieldsFollowUps PoolCreateVisibleFields = "followUps"
-	PoolCreateVisibleFieldsIndustry  PoolCreateVisibleFields = "industry"
-	PoolCreateVisibleFieldsName      PoolCreateVisibleFields = "name"
-	PoolCreateVisibleFieldsNotes     PoolCreateVisibleFields = "notes"
-	PoolCreateVisibleFieldsPhone     PoolCreateVisibleFields = "phone"
-	PoolCreateVisibleFieldsRegion    PoolCreateVisibleFields = "region"
-	PoolCreateVisibleFieldsSource    PoolCreateVisibleFields = "source"
-	PoolCreateVisibleFieldsTags      PoolCreateVisibleFields = "tags"
-	PoolCreateVisibleFieldsWebsite   PoolCreateVisibleFields = "website"
-	PoolCreateVisibleFieldsWechat    PoolCreateVisibleFields = "wechat"
-)
-
-// Valid indicates whether the value is a known member of the PoolCreateVisibleFields enum.
-func (e PoolCreateVisibleFields) Valid() bool {
-	switch e {
-	case PoolCreateVisibleFieldsAddress:
-		return true
-	case PoolCreateVisibleFieldsCompany:
-		return true
-	case PoolCreateVisibleFieldsEmail:
-		return true
-	case PoolCreateVisibleFieldsFollowUps:
-		return true
-	case PoolCreateVisibleFieldsIndustry:
-		return true
-	case PoolCreateVisibleFieldsName:
-		return true
-	case PoolCreateVisibleFieldsNotes:
-		return true
-	case PoolCreateVisibleFieldsPhone:
-		return true
-	case PoolCreateVisibleFieldsRegion:
-		return true
-	case PoolCreateVisibleFieldsSource:
-		return true
-	case PoolCreateVisibleFieldsTags:
-		return true
-	case PoolCreateVisibleFieldsWebsite:
-		return true
-	case PoolCreateVisibleFieldsWechat:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for PoolRulesAutoAssign.
-const (
-	PoolRulesAutoAssignLeastLoaded PoolRulesAutoAssign = "leastLoaded"
-	PoolRulesAutoAssignOff         PoolRulesAutoAssign = "off"
-	PoolRulesAutoAssignRoundRobin  PoolRulesAutoAssign = "roundRobin"
-)
-
-// Valid indicates whether the value is a known member of the PoolRulesAutoAssign enum.
-func (e PoolRulesAutoAssign) Valid() bool {
-	switch e {
-	case PoolRulesAutoAssignLeastLoaded:
-		return true
-	case PoolRulesAutoAssignOff:
-		return true
-	case PoolRulesAutoAssignRoundRobin:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for PoolRulesVisibleFields.
-const (
-	PoolRulesVisibleFieldsAddress   PoolRulesVisibleFields = "address"
-	PoolRulesVisibleFieldsCompany   PoolRulesVisibleFields = "company"
-	PoolRulesVisibleFieldsEmail     PoolRulesVisibleFields = "email"
-	PoolRulesVisibleFieldsFollowUps PoolRulesVisibleFields = "followUps"
-	PoolRulesVisibleFieldsIndustry  PoolRulesVisibleFields = "industry"
-	PoolRulesVisibleFieldsName      PoolRulesVisibleFields = "name"
-	PoolRulesVisibleFieldsNotes     PoolRulesVisibleFields = "notes"
-	PoolRulesVisibleFieldsPhone     PoolRulesVisibleFields = "phone"
-	PoolRulesVisibleFieldsRegion    PoolRulesVisibleFields = "region"
-	PoolRulesVisibleFieldsSource    PoolRulesVisibleFields = "source"
-	PoolRulesVisibleFieldsTags      PoolRulesVisibleFields = "tags"
-	PoolRulesVisibleFieldsWebsite   PoolRulesVisibleFields = "website"
-	PoolRulesVisibleFieldsWechat    PoolRulesVisibleFields = "wechat"
-)
-
-// Valid indicates whether the value is a known member of the PoolRulesVisibleFields enum.
-func (e PoolRulesVisibleFields) Valid() bool {
-	switch e {
-	case PoolRulesVisibleFieldsAddress:
-		return true
-	case PoolRulesVisibleFieldsCompany:
-		return true
-	case PoolRulesVisibleFieldsEmail:
-		return true
-	case PoolRulesVisibleFieldsFollowUps:
-		return true
-	case PoolRulesVisibleFieldsIndustry:
-		return true
-	case PoolRulesVisibleFieldsName:
-		return true
-	case PoolRulesVisibleFieldsNotes:
-		return true
-	case PoolRulesVisibleFieldsPhone:
-		return true
-	case PoolRulesVisibleFieldsRegion:
-		return true
-	case PoolRulesVisibleFieldsSource:
-		return true
-	case PoolRulesVisibleFieldsTags:
-		return true
-	case PoolRulesVisibleFieldsWebsite:
-		return true
-	case PoolRulesVisibleFieldsWechat:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for PoolUpdateAutoAssign.
-const (
-	PoolUpdateAutoAssignLeastLoaded PoolUpdateAutoAssign = "leastLoaded"
-	PoolUpdateAutoAssignOff         PoolUpdateAutoAssign = "off"
-	PoolUpdateAutoAssignRoundRobin  PoolUpdateAutoAssign = "roundRobin"
-)
-
-// Valid indicates whether the value is a known member of the PoolUpdateAutoAssign enum.
-func (e PoolUpdateAutoAssign) Valid() bool {
-	switch e {
-	case PoolUpdateAutoAssignLeastLoaded:
-		return true
-	case PoolUpdateAutoAssignOff:
-		return true
-	case PoolUpdateAutoAssignRoundRobin:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for PoolUpdateVisibleFields.
-const (
-	PoolUpdateVisibleFieldsAddress   PoolUpdateVisibleFields = "address"
-	PoolUpdateVisibleFieldsCompany   PoolUpdateVisibleFields = "company"
-	PoolUpdateVisibleFieldsEmail     PoolUpdateVisibleFields = "email"
-	PoolUpdateVisibleFieldsFollowUps PoolUpdateVisibleFields = "followUps"
-	PoolUpdateVisibleFieldsIndustry  PoolUpdateVisibleFields = "industry"
-	PoolUpdateVisibleFieldsName      PoolUpdateVisibleFields = "name"
-	PoolUpdateVisibleFieldsNotes     PoolUpdateVisibleFields = "notes"
-	PoolUpdateVisibleFieldsPhone     PoolUpdateVisibleFields = "phone"
-	PoolUpdateVisibleFieldsRegion    PoolUpdateVisibleFields = "region"
-	PoolUpdateVisibleFieldsSource    PoolUpdateVisibleFields = "source"
-	PoolUpdateVisibleFieldsTags      PoolUpdateVisibleFields = "tags"
-	PoolUpdateVisibleFieldsWebsite   PoolUpdateVisibleFields = "website"
-	PoolUpdateVisibleFieldsWechat    PoolUpdateVisibleFields = "wechat"
-)
-
-// Valid indicates whether the value is a known member of the PoolUpdateVisibleFields enum.
-func (e PoolUpdateVisibleFields) Valid() bool {
-	switch e {
-	case PoolUpdateVisibleFieldsAddress:
-		return true
-	case PoolUpdateVisibleFieldsCompany:
-		return true
-	case PoolUpdateVisibleFieldsEmail:
-		return true
-	case PoolUpdateVisibleFieldsFollowUps:
-		return true
-	case PoolUpdateVisibleFieldsIndustry:
-		return true
-	case PoolUpdateVisibleFieldsName:
-		return true
-	case PoolUpdateVisibleFieldsNotes:
-		return true
-	case PoolUpdateVisibleFieldsPhone:
-		return true
-	case PoolUpdateVisibleFieldsRegion:
-		return true
-	case PoolUpdateVisibleFieldsSource:
-		return true
-	case PoolUpdateVisibleFieldsTags:
-		return true
-	case PoolUpdateVisibleFieldsWebsite:
-		return true
-	case PoolUpdateVisibleFieldsWechat:
-		return true
-	default:
-		return false
-	}
-}
-
 // Defines values for ReclaimReason.
 const (
 	ReclaimReasonIdle   ReclaimReason = "idle"
@@ -826,6 +559,57 @@ const (
 func (e TokenPairTokenType) Valid() bool {
 	switch e {
 	case TokenPairTokenTypeBearer:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for VisibleField.
+const (
+	VisibleFieldAddress   VisibleField = "address"
+	VisibleFieldCompany   VisibleField = "company"
+	VisibleFieldEmail     VisibleField = "email"
+	VisibleFieldFollowUps VisibleField = "followUps"
+	VisibleFieldIndustry  VisibleField = "industry"
+	VisibleFieldName      VisibleField = "name"
+	VisibleFieldNotes     VisibleField = "notes"
+	VisibleFieldPhone     VisibleField = "phone"
+	VisibleFieldRegion    VisibleField = "region"
+	VisibleFieldSource    VisibleField = "source"
+	VisibleFieldTags      VisibleField = "tags"
+	VisibleFieldWebsite   VisibleField = "website"
+	VisibleFieldWechat    VisibleField = "wechat"
+)
+
+// Valid indicates whether the value is a known member of the VisibleField enum.
+func (e VisibleField) Valid() bool {
+	switch e {
+	case VisibleFieldAddress:
+		return true
+	case VisibleFieldCompany:
+		return true
+	case VisibleFieldEmail:
+		return true
+	case VisibleFieldFollowUps:
+		return true
+	case VisibleFieldIndustry:
+		return true
+	case VisibleFieldName:
+		return true
+	case VisibleFieldNotes:
+		return true
+	case VisibleFieldPhone:
+		return true
+	case VisibleFieldRegion:
+		return true
+	case VisibleFieldSource:
+		return true
+	case VisibleFieldTags:
+		return true
+	case VisibleFieldWebsite:
+		return true
+	case VisibleFieldWechat:
 		return true
 	default:
 		return false
@@ -1087,6 +871,12 @@ type AuditEventList struct {
 	NextCursor *NextCursor `json:"nextCursor,omitempty"`
 }
 
+// AutoAssignMode How records entering the pool are given to its members; `off` (a new
+// pool's default) leaves them pooled. The default is not a schema
+// `default`: this schema is also a PATCH field, where absent means
+// unchanged.
+type AutoAssignMode string
+
 // BatchClaimRequest defines model for BatchClaimRequest.
 type BatchClaimRequest struct {
 	Ids []Id `json:"ids"`
@@ -1191,13 +981,13 @@ type ContactList struct {
 // ContactUpdate defines model for ContactUpdate.
 type ContactUpdate struct {
 	// Email An email address, or empty to clear it.
-	Email     *string    `json:"email,omitempty"`
-	IsPrimary *bool      `json:"isPrimary,omitempty"`
-	Name      *Name      `json:"name,omitempty"`
-	Notes     *LongText  `json:"notes,omitempty"`
-	Phone     *Phone     `json:"phone,omitempty"`
-	Title     *ShortText `json:"title,omitempty"`
-	Wechat    *ShortText `json:"wechat,omitempty"`
+	Email     nullable.Nullable[string]    `json:"email,omitempty"`
+	IsPrimary *bool                        `json:"isPrimary,omitempty"`
+	Name      *Name                        `json:"name,omitempty"`
+	Notes     nullable.Nullable[LongText]  `json:"notes,omitempty"`
+	Phone     nullable.Nullable[Phone]     `json:"phone,omitempty"`
+	Title     nullable.Nullable[ShortText] `json:"title,omitempty"`
+	Wechat    nullable.Nullable[ShortText] `json:"wechat,omitempty"`
 }
 
 // ConvertRequest defines model for ConvertRequest.
@@ -1323,18 +1113,18 @@ type CustomerStatus string
 
 // CustomerUpdate defines model for CustomerUpdate.
 type CustomerUpdate struct {
-	Address     *ShortText `json:"address,omitempty"`
-	CreditLevel *ShortText `json:"creditLevel,omitempty"`
+	Address     nullable.Nullable[ShortText] `json:"address,omitempty"`
+	CreditLevel nullable.Nullable[ShortText] `json:"creditLevel,omitempty"`
 
 	// CreditLimit Not negative; null when not set.
-	CreditLimit nullable.Nullable[Money] `json:"creditLimit,omitempty"`
-	Grade       nullable.Nullable[Grade] `json:"grade,omitempty"`
-	Industry    *ShortText               `json:"industry,omitempty"`
-	Name        *Name                    `json:"name,omitempty"`
-	Region      *ShortText               `json:"region,omitempty"`
-	Source      *ShortText               `json:"source,omitempty"`
-	Tags        *Tags                    `json:"tags,omitempty"`
-	Website     *ShortText               `json:"website,omitempty"`
+	CreditLimit nullable.Nullable[Money]     `json:"creditLimit,omitempty"`
+	Grade       nullable.Nullable[Grade]     `json:"grade,omitempty"`
+	Industry    nullable.Nullable[ShortText] `json:"industry,omitempty"`
+	Name        *Name                        `json:"name,omitempty"`
+	Region      nullable.Nullable[ShortText] `json:"region,omitempty"`
+	Source      nullable.Nullable[ShortText] `json:"source,omitempty"`
+	Tags        nullable.Nullable[Tags]      `json:"tags,omitempty"`
+	Website     nullable.Nullable[ShortText] `json:"website,omitempty"`
 }
 
 // Days A number of days; null switches the rule off.
@@ -1634,17 +1424,17 @@ type LeadStatus string
 
 // LeadUpdate defines model for LeadUpdate.
 type LeadUpdate struct {
-	Company *ShortText `json:"company,omitempty"`
+	Company nullable.Nullable[ShortText] `json:"company,omitempty"`
 
 	// Email An email address, or empty to clear it.
-	Email    *string    `json:"email,omitempty"`
-	Industry *ShortText `json:"industry,omitempty"`
-	Name     *Name      `json:"name,omitempty"`
-	Notes    *LongText  `json:"notes,omitempty"`
-	Phone    *Phone     `json:"phone,omitempty"`
-	Region   *ShortText `json:"region,omitempty"`
-	Source   *ShortText `json:"source,omitempty"`
-	Tags     *Tags      `json:"tags,omitempty"`
+	Email    nullable.Nullable[string]    `json:"email,omitempty"`
+	Industry nullable.Nullable[ShortText] `json:"industry,omitempty"`
+	Name     *Name                        `json:"name,omitempty"`
+	Notes    nullable.Nullable[LongText]  `json:"notes,omitempty"`
+	Phone    nullable.Nullable[Phone]     `json:"phone,omitempty"`
+	Region   nullable.Nullable[ShortText] `json:"region,omitempty"`
+	Source   nullable.Nullable[ShortText] `json:"source,omitempty"`
+	Tags     nullable.Nullable[Tags]      `json:"tags,omitempty"`
 }
 
 // LoginRequest defines model for LoginRequest.
@@ -1708,7 +1498,11 @@ type Placement string
 
 // Pool defines model for Pool.
 type Pool struct {
-	AutoAssign *PoolAutoAssign       `json:"autoAssign,omitempty"`
+	// AutoAssign How records entering the pool are given to its members; `off` (a new
+	// pool's default) leaves them pooled. The default is not a schema
+	// `default`: this schema is also a PATCH field, where absent means
+	// unchanged.
+	AutoAssign *AutoAssignMode       `json:"autoAssign,omitempty"`
 	ByGrade    *map[string]GradeRule `json:"byGrade,omitempty"`
 
 	// ClaimCooldownDays A number of days; null switches the rule off.
@@ -1745,18 +1539,16 @@ type Pool struct {
 	// by `q`, `tag` or the other filters for them. `followUps` makes the
 	// follow-up content of pooled records visible (hidden by default).
 	// `null` shows everything.
-	VisibleFields nullable.Nullable[[]PoolVisibleFields] `json:"visibleFields,omitempty"`
+	VisibleFields nullable.Nullable[[]VisibleField] `json:"visibleFields,omitempty"`
 }
-
-// PoolAutoAssign defines model for Pool.AutoAssign.
-type PoolAutoAssign string
-
-// PoolVisibleFields defines model for Pool.VisibleFields.
-type PoolVisibleFields string
 
 // PoolCreate defines model for PoolCreate.
 type PoolCreate struct {
-	AutoAssign *PoolCreateAutoAssign `json:"autoAssign,omitempty"`
+	// AutoAssign How records entering the pool are given to its members; `off` (a new
+	// pool's default) leaves them pooled. The default is not a schema
+	// `default`: this schema is also a PATCH field, where absent means
+	// unchanged.
+	AutoAssign *AutoAssignMode       `json:"autoAssign,omitempty"`
 	ByGrade    *map[string]GradeRule `json:"byGrade,omitempty"`
 
 	// ClaimCooldownDays A number of days; null switches the rule off.
@@ -1787,14 +1579,8 @@ type PoolCreate struct {
 	// by `q`, `tag` or the other filters for them. `followUps` makes the
 	// follow-up content of pooled records visible (hidden by default).
 	// `null` shows everything.
-	VisibleFields nullable.Nullable[[]PoolCreateVisibleFields] `json:"visibleFields,omitempty"`
+	VisibleFields nullable.Nullable[[]VisibleField] `json:"visibleFields,omitempty"`
 }
-
-// PoolCreateAutoAssign defines model for PoolCreate.AutoAssign.
-type PoolCreateAutoAssign string
-
-// PoolCreateVisibleFields defines model for PoolCreate.VisibleFields.
-type PoolCreateVisibleFields string
 
 // PoolList defines model for PoolList.
 type PoolList struct {
@@ -1806,7 +1592,11 @@ type PoolList struct {
 
 // PoolRules defines model for PoolRules.
 type PoolRules struct {
-	AutoAssign *PoolRulesAutoAssign  `json:"autoAssign,omitempty"`
+	// AutoAssign How records entering the pool are given to its members; `off` (a new
+	// pool's default) leaves them pooled. The default is not a schema
+	// `default`: this schema is also a PATCH field, where absent means
+	// unchanged.
+	AutoAssign *AutoAssignMode       `json:"autoAssign,omitempty"`
 	ByGrade    *map[string]GradeRule `json:"byGrade,omitempty"`
 
 	// ClaimCooldownDays A number of days; null switches the rule off.
@@ -1832,19 +1622,17 @@ type PoolRules struct {
 	// by `q`, `tag` or the other filters for them. `followUps` makes the
 	// follow-up content of pooled records visible (hidden by default).
 	// `null` shows everything.
-	VisibleFields nullable.Nullable[[]PoolRulesVisibleFields] `json:"visibleFields,omitempty"`
+	VisibleFields nullable.Nullable[[]VisibleField] `json:"visibleFields,omitempty"`
 }
-
-// PoolRulesAutoAssign defines model for PoolRules.AutoAssign.
-type PoolRulesAutoAssign string
-
-// PoolRulesVisibleFields defines model for PoolRules.VisibleFields.
-type PoolRulesVisibleFields string
 
 // PoolUpdate defines model for PoolUpdate.
 type PoolUpdate struct {
-	AutoAssign *PoolUpdateAutoAssign `json:"autoAssign,omitempty"`
-	ByGrade    *map[string]GradeRule `json:"byGrade,omitempty"`
+	// AutoAssign How records entering the pool are given to its members; `off` (a new
+	// pool's default) leaves them pooled. The default is not a schema
+	// `default`: this schema is also a PATCH field, where absent means
+	// unchanged.
+	AutoAssign *AutoAssignMode                         `json:"autoAssign,omitempty"`
+	ByGrade    nullable.Nullable[map[string]GradeRule] `json:"byGrade,omitempty"`
 
 	// ClaimCooldownDays A number of days; null switches the rule off.
 	ClaimCooldownDays     nullable.Nullable[Days]  `json:"claimCooldownDays,omitempty"`
@@ -1873,14 +1661,8 @@ type PoolUpdate struct {
 	// by `q`, `tag` or the other filters for them. `followUps` makes the
 	// follow-up content of pooled records visible (hidden by default).
 	// `null` shows everything.
-	VisibleFields nullable.Nullable[[]PoolUpdateVisibleFields] `json:"visibleFields,omitempty"`
+	VisibleFields nullable.Nullable[[]VisibleField] `json:"visibleFields,omitempty"`
 }
-
-// PoolUpdateAutoAssign defines model for PoolUpdate.AutoAssign.
-type PoolUpdateAutoAssign string
-
-// PoolUpdateVisibleFields defines model for PoolUpdate.VisibleFields.
-type PoolUpdateVisibleFields string
 
 // Problem RFC 9457 problem details with a stable machine code.
 type Problem struct {
@@ -2203,6 +1985,9 @@ type UserUpdate struct {
 	TeamId        nullable.Nullable[Id]  `json:"teamId,omitempty"`
 }
 
+// VisibleField A field of pooled records that members who are not the pool's managers see unmasked.
+type VisibleField string
+
 // ClaimRequestStatusFilter defines model for ClaimRequestStatusFilter.
 type ClaimRequestStatusFilter string
 
@@ -2340,12 +2125,24 @@ type ListClaimRequestsParams struct {
 	// Cursor Opaque cursor from a previous page's `nextCursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
-	// Status Only requests in this state (default pending).
+	// Status Only requests in this state.
 	Status *ListClaimRequestsParamsStatus `form:"status,omitempty" json:"status,omitempty"`
 }
 
 // ListClaimRequestsParamsStatus defines parameters for ListClaimRequests.
 type ListClaimRequestsParamsStatus string
+
+// DeleteContactParams defines parameters for DeleteContact.
+type DeleteContactParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// UpdateContactParams defines parameters for UpdateContact.
+type UpdateContactParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
 
 // ListCustomersParams defines parameters for ListCustomers.
 type ListCustomersParams struct {
@@ -2409,7 +2206,7 @@ type ListCustomersParamsSort string
 
 // UpdateCustomerParams defines parameters for UpdateCustomer.
 type UpdateCustomerParams struct {
-	// IfMatch The ETag from the last read; required (428 without it).
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -2523,7 +2320,7 @@ type ListLeadsParamsSort string
 
 // UpdateLeadParams defines parameters for UpdateLead.
 type UpdateLeadParams struct {
-	// IfMatch The ETag from the last read; required (428 without it).
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -2548,6 +2345,12 @@ type ListPoolsParams struct {
 	Kind *KindFilter `form:"kind,omitempty" json:"kind,omitempty"`
 }
 
+// UpdatePoolParams defines parameters for UpdatePool.
+type UpdatePoolParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
 // PreviewPoolRulesParams defines parameters for PreviewPoolRules.
 type PreviewPoolRulesParams struct {
 	// Limit Page size.
@@ -2563,6 +2366,12 @@ type ListReclaimWarningsParams struct {
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
+// UpdateSettingsParams defines parameters for UpdateSettings.
+type UpdateSettingsParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
 // ListTeamsParams defines parameters for ListTeams.
 type ListTeamsParams struct {
 	// Limit Page size.
@@ -2573,6 +2382,12 @@ type ListTeamsParams struct {
 
 	// ParentId Only direct children of this team.
 	ParentId *Id `form:"parentId,omitempty" json:"parentId,omitempty"`
+}
+
+// UpdateTeamParams defines parameters for UpdateTeam.
+type UpdateTeamParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // ListUsersParams defines parameters for ListUsers.
@@ -2591,6 +2406,12 @@ type ListUsersParams struct {
 
 	// Active Only active (true) or inactive (false) users.
 	Active *bool `form:"active,omitempty" json:"active,omitempty"`
+}
+
+// UpdateUserParams defines parameters for UpdateUser.
+type UpdateUserParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // CreateApiKeyJSONRequestBody defines body for CreateApiKey for application/json ContentType.
@@ -2614,6 +2435,9 @@ type RejectClaimRequestJSONRequestBody = ReasonOptional
 // UpdateContactJSONRequestBody defines body for UpdateContact for application/json ContentType.
 type UpdateContactJSONRequestBody = ContactUpdate
 
+// UpdateContactApplicationMergePatchPlusJSONRequestBody defines body for UpdateContact for application/merge-patch+json ContentType.
+type UpdateContactApplicationMergePatchPlusJSONRequestBody = ContactUpdate
+
 // CreateCustomerJSONRequestBody defines body for CreateCustomer for application/json ContentType.
 type CreateCustomerJSONRequestBody = CustomerCreate
 
@@ -2622,6 +2446,9 @@ type BatchClaimCustomersJSONRequestBody = BatchClaimRequest
 
 // UpdateCustomerJSONRequestBody defines body for UpdateCustomer for application/json ContentType.
 type UpdateCustomerJSONRequestBody = CustomerUpdate
+
+// UpdateCustomerApplicationMergePatchPlusJSONRequestBody defines body for UpdateCustomer for application/merge-patch+json ContentType.
+type UpdateCustomerApplicationMergePatchPlusJSONRequestBody = CustomerUpdate
 
 // AssignCustomerJSONRequestBody defines body for AssignCustomer for application/json ContentType.
 type AssignCustomerJSONRequestBody = AssignRequest
@@ -2656,6 +2483,9 @@ type BatchClaimLeadsJSONRequestBody = BatchClaimRequest
 // UpdateLeadJSONRequestBody defines body for UpdateLead for application/json ContentType.
 type UpdateLeadJSONRequestBody = LeadUpdate
 
+// UpdateLeadApplicationMergePatchPlusJSONRequestBody defines body for UpdateLead for application/merge-patch+json ContentType.
+type UpdateLeadApplicationMergePatchPlusJSONRequestBody = LeadUpdate
+
 // AssignLeadJSONRequestBody defines body for AssignLead for application/json ContentType.
 type AssignLeadJSONRequestBody = AssignRequest
 
@@ -2683,11 +2513,17 @@ type CreatePoolJSONRequestBody = PoolCreate
 // UpdatePoolJSONRequestBody defines body for UpdatePool for application/json ContentType.
 type UpdatePoolJSONRequestBody = PoolUpdate
 
+// UpdatePoolApplicationMergePatchPlusJSONRequestBody defines body for UpdatePool for application/merge-patch+json ContentType.
+type UpdatePoolApplicationMergePatchPlusJSONRequestBody = PoolUpdate
+
 // PreviewPoolRulesJSONRequestBody defines body for PreviewPoolRules for application/json ContentType.
 type PreviewPoolRulesJSONRequestBody = PoolRules
 
 // UpdateSettingsJSONRequestBody defines body for UpdateSettings for application/json ContentType.
 type UpdateSettingsJSONRequestBody = SettingsUpdate
+
+// UpdateSettingsApplicationMergePatchPlusJSONRequestBody defines body for UpdateSettings for application/merge-patch+json ContentType.
+type UpdateSettingsApplicationMergePatchPlusJSONRequestBody = SettingsUpdate
 
 // RunSweepJSONRequestBody defines body for RunSweep for application/json ContentType.
 type RunSweepJSONRequestBody = SweepRequest
@@ -2698,6 +2534,9 @@ type CreateTeamJSONRequestBody = TeamCreate
 // UpdateTeamJSONRequestBody defines body for UpdateTeam for application/json ContentType.
 type UpdateTeamJSONRequestBody = TeamUpdate
 
+// UpdateTeamApplicationMergePatchPlusJSONRequestBody defines body for UpdateTeam for application/merge-patch+json ContentType.
+type UpdateTeamApplicationMergePatchPlusJSONRequestBody = TeamUpdate
+
 // AdvanceTestClockJSONRequestBody defines body for AdvanceTestClock for application/json ContentType.
 type AdvanceTestClockJSONRequestBody = AdvanceClockRequest
 
@@ -2706,6 +2545,9 @@ type CreateUserJSONRequestBody = UserCreate
 
 // UpdateUserJSONRequestBody defines body for UpdateUser for application/json ContentType.
 type UpdateUserJSONRequestBody = UserUpdate
+
+// UpdateUserApplicationMergePatchPlusJSONRequestBody defines body for UpdateUser for application/merge-patch+json ContentType.
+type UpdateUserApplicationMergePatchPlusJSONRequestBody = UserUpdate
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
@@ -2750,13 +2592,13 @@ type ServerInterface interface {
 	RejectClaimRequest(ctx echo.Context, id IdPath) error
 	// DeleteContact Delete a contact
 	// (DELETE /v1/contacts/{id})
-	DeleteContact(ctx echo.Context, id IdPath) error
+	DeleteContact(ctx echo.Context, id IdPath, params DeleteContactParams) error
 	// GetContact Get a contact
 	// (GET /v1/contacts/{id})
 	GetContact(ctx echo.Context, id IdPath) error
 	// UpdateContact Update a contact
 	// (PATCH /v1/contacts/{id})
-	UpdateContact(ctx echo.Context, id IdPath) error
+	UpdateContact(ctx echo.Context, id IdPath, params UpdateContactParams) error
 	// ListCustomers List and search customers
 	// (GET /v1/customers)
 	ListCustomers(ctx echo.Context, params ListCustomersParams) error
@@ -2879,7 +2721,7 @@ type ServerInterface interface {
 	GetPool(ctx echo.Context, id IdPath) error
 	// UpdatePool Update a pool
 	// (PATCH /v1/pools/{id})
-	UpdatePool(ctx echo.Context, id IdPath) error
+	UpdatePool(ctx echo.Context, id IdPath, params UpdatePoolParams) error
 	// PreviewPoolRules Preview proposed rules
 	// (POST /v1/pools/{id}/preview)
 	PreviewPoolRules(ctx echo.Context, id IdPath, params PreviewPoolRulesParams) error
@@ -2891,7 +2733,7 @@ type ServerInterface interface {
 	GetSettings(ctx echo.Context) error
 	// UpdateSettings Update global settings
 	// (PATCH /v1/settings)
-	UpdateSettings(ctx echo.Context) error
+	UpdateSettings(ctx echo.Context, params UpdateSettingsParams) error
 	// RunSweep Run the reclaim sweep now
 	// (POST /v1/sweeps)
 	RunSweep(ctx echo.Context) error
@@ -2906,7 +2748,7 @@ type ServerInterface interface {
 	GetTeam(ctx echo.Context, id IdPath) error
 	// UpdateTeam Update a team
 	// (PATCH /v1/teams/{id})
-	UpdateTeam(ctx echo.Context, id IdPath) error
+	UpdateTeam(ctx echo.Context, id IdPath, params UpdateTeamParams) error
 	// AdvanceTestClock Move the test clock forward
 	// (POST /v1/test-clock/advance)
 	AdvanceTestClock(ctx echo.Context) error
@@ -2921,7 +2763,7 @@ type ServerInterface interface {
 	GetUser(ctx echo.Context, id IdPath) error
 	// UpdateUser Update a user
 	// (PATCH /v1/users/{id})
-	UpdateUser(ctx echo.Context, id IdPath) error
+	UpdateUser(ctx echo.Context, id IdPath, params UpdateUserParams) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -3175,8 +3017,28 @@ func (w *ServerInterfaceWrapper) DeleteContact(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteContactParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.DeleteContact(ctx, id)
+	err = w.Handler.DeleteContact(ctx, id, params)
 	return err
 }
 
@@ -3207,8 +3069,28 @@ func (w *ServerInterfaceWrapper) UpdateContact(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateContactParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.UpdateContact(ctx, id)
+	err = w.Handler.UpdateContact(ctx, id, params)
 	return err
 }
 
@@ -4199,8 +4081,28 @@ func (w *ServerInterfaceWrapper) UpdatePool(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdatePoolParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.UpdatePool(ctx, id)
+	err = w.Handler.UpdatePool(ctx, id, params)
 	return err
 }
 
@@ -4267,8 +4169,28 @@ func (w *ServerInterfaceWrapper) GetSettings(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) UpdateSettings(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateSettingsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.UpdateSettings(ctx)
+	err = w.Handler.UpdateSettings(ctx, params)
 	return err
 }
 
@@ -4349,8 +4271,28 @@ func (w *ServerInterfaceWrapper) UpdateTeam(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateTeamParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.UpdateTeam(ctx, id)
+	err = w.Handler.UpdateTeam(ctx, id, params)
 	return err
 }
 
@@ -4445,8 +4387,28 @@ func (w *ServerInterfaceWrapper) UpdateUser(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateUserParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.UpdateUser(ctx, id)
+	err = w.Handler.UpdateUser(ctx, id, params)
 	return err
 }
 
@@ -6592,7 +6554,8 @@ func (response RejectClaimRequestdefaultApplicationProblemPlusJSONResponse) Visi
 }
 
 type DeleteContactRequestObject struct {
-	Id IdPath `json:"id"`
+	Id     IdPath `json:"id"`
+	Params DeleteContactParams
 }
 
 type DeleteContactResponseObject interface {
@@ -6710,6 +6673,50 @@ func (response DeleteContact404ApplicationProblemPlusJSONResponse) VisitDeleteCo
 	return err
 }
 
+type DeleteContact412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteContact412ApplicationProblemPlusJSONResponse) VisitDeleteContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteContact428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteContact428ApplicationProblemPlusJSONResponse) VisitDeleteContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteContact429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -6768,6 +6775,7 @@ type GetContactResponseObject interface {
 }
 
 type GetContact200ResponseHeaders struct {
+	ETag            *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -6784,6 +6792,9 @@ func (response GetContact200JSONResponse) VisitGetContactResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -6936,8 +6947,10 @@ func (response GetContactdefaultApplicationProblemPlusJSONResponse) VisitGetCont
 }
 
 type UpdateContactRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *UpdateContactJSONRequestBody
+	Id                                IdPath `json:"id"`
+	Params                            UpdateContactParams
+	JSONBody                          *UpdateContactJSONRequestBody
+	ApplicationMergePatchPlusJSONBody *UpdateContactApplicationMergePatchPlusJSONRequestBody
 }
 
 type UpdateContactResponseObject interface {
@@ -6945,6 +6958,7 @@ type UpdateContactResponseObject interface {
 }
 
 type UpdateContact200ResponseHeaders struct {
+	ETag            *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -6961,6 +6975,9 @@ func (response UpdateContact200JSONResponse) VisitUpdateContactResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -7085,6 +7102,28 @@ func (response UpdateContact409ApplicationProblemPlusJSONResponse) VisitUpdateCo
 	return err
 }
 
+type UpdateContact412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateContact412ApplicationProblemPlusJSONResponse) VisitUpdateContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateContact415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -7103,6 +7142,28 @@ func (response UpdateContact415ApplicationProblemPlusJSONResponse) VisitUpdateCo
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateContact428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateContact428ApplicationProblemPlusJSONResponse) VisitUpdateContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(428)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7871,9 +7932,10 @@ func (response GetCustomerdefaultApplicationProblemPlusJSONResponse) VisitGetCus
 }
 
 type UpdateCustomerRequestObject struct {
-	Id     IdPath `json:"id"`
-	Params UpdateCustomerParams
-	Body   *UpdateCustomerJSONRequestBody
+	Id                                IdPath `json:"id"`
+	Params                            UpdateCustomerParams
+	JSONBody                          *UpdateCustomerJSONRequestBody
+	ApplicationMergePatchPlusJSONBody *UpdateCustomerApplicationMergePatchPlusJSONRequestBody
 }
 
 type UpdateCustomerResponseObject interface {
@@ -8782,6 +8844,7 @@ type CreateContactResponseObject interface {
 }
 
 type CreateContact201ResponseHeaders struct {
+	ETag            *string
 	Location        string
 	RateLimit       *string
 	RateLimitPolicy *string
@@ -8799,6 +8862,9 @@ func (response CreateContact201JSONResponse) VisitCreateContactResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -11922,9 +11988,10 @@ func (response GetLeaddefaultApplicationProblemPlusJSONResponse) VisitGetLeadRes
 }
 
 type UpdateLeadRequestObject struct {
-	Id     IdPath `json:"id"`
-	Params UpdateLeadParams
-	Body   *UpdateLeadJSONRequestBody
+	Id                                IdPath `json:"id"`
+	Params                            UpdateLeadParams
+	JSONBody                          *UpdateLeadJSONRequestBody
+	ApplicationMergePatchPlusJSONBody *UpdateLeadApplicationMergePatchPlusJSONRequestBody
 }
 
 type UpdateLeadResponseObject interface {
@@ -12656,6 +12723,7 @@ type ConvertLeadResponseObject interface {
 }
 
 type ConvertLead201ResponseHeaders struct {
+	ETag            *string
 	Location        string
 	RateLimit       *string
 	RateLimitPolicy *string
@@ -12673,6 +12741,9 @@ func (response ConvertLead201JSONResponse) VisitConvertLeadResponse(w http.Respo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -14358,6 +14429,7 @@ type GetCurrentUserResponseObject interface {
 }
 
 type GetCurrentUser200ResponseHeaders struct {
+	ETag            *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -14374,6 +14446,9 @@ func (response GetCurrentUser200JSONResponse) VisitGetCurrentUserResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -14849,6 +14924,7 @@ type CreatePoolResponseObject interface {
 }
 
 type CreatePool201ResponseHeaders struct {
+	ETag            *string
 	Location        string
 	RateLimit       *string
 	RateLimitPolicy *string
@@ -14866,6 +14942,9 @@ func (response CreatePool201JSONResponse) VisitCreatePoolResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -15049,6 +15128,7 @@ type GetPoolResponseObject interface {
 }
 
 type GetPool200ResponseHeaders struct {
+	ETag            *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -15065,6 +15145,9 @@ func (response GetPool200JSONResponse) VisitGetPoolResponse(w http.ResponseWrite
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -15217,8 +15300,10 @@ func (response GetPooldefaultApplicationProblemPlusJSONResponse) VisitGetPoolRes
 }
 
 type UpdatePoolRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *UpdatePoolJSONRequestBody
+	Id                                IdPath `json:"id"`
+	Params                            UpdatePoolParams
+	JSONBody                          *UpdatePoolJSONRequestBody
+	ApplicationMergePatchPlusJSONBody *UpdatePoolApplicationMergePatchPlusJSONRequestBody
 }
 
 type UpdatePoolResponseObject interface {
@@ -15226,6 +15311,7 @@ type UpdatePoolResponseObject interface {
 }
 
 type UpdatePool200ResponseHeaders struct {
+	ETag            *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -15242,6 +15328,9 @@ func (response UpdatePool200JSONResponse) VisitUpdatePoolResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -15366,6 +15455,28 @@ func (response UpdatePool409ApplicationProblemPlusJSONResponse) VisitUpdatePoolR
 	return err
 }
 
+type UpdatePool412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdatePool412ApplicationProblemPlusJSONResponse) VisitUpdatePoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdatePool415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -15384,6 +15495,28 @@ func (response UpdatePool415ApplicationProblemPlusJSONResponse) VisitUpdatePoolR
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePool428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response UpdatePool428ApplicationProblemPlusJSONResponse) VisitUpdatePoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(428)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -15799,6 +15932,7 @@ type GetSettingsResponseObject interface {
 }
 
 type GetSettings200ResponseHeaders struct {
+	ETag            *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -15815,6 +15949,9 @@ func (response GetSettings200JSONResponse) VisitGetSettingsResponse(w http.Respo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -15923,7 +16060,9 @@ func (response GetSettingsdefaultApplicationProblemPlusJSONResponse) VisitGetSet
 }
 
 type UpdateSettingsRequestObject struct {
-	Body *UpdateSettingsJSONRequestBody
+	Params                            UpdateSettingsParams
+	JSONBody                          *UpdateSettingsJSONRequestBody
+	ApplicationMergePatchPlusJSONBody *UpdateSettingsApplicationMergePatchPlusJSONRequestBody
 }
 
 type UpdateSettingsResponseObject interface {
@@ -15931,6 +16070,7 @@ type UpdateSettingsResponseObject interface {
 }
 
 type UpdateSettings200ResponseHeaders struct {
+	ETag            *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -15947,6 +16087,9 @@ func (response UpdateSettings200JSONResponse) VisitUpdateSettingsResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -16027,6 +16170,28 @@ func (response UpdateSettings403ApplicationProblemPlusJSONResponse) VisitUpdateS
 	return err
 }
 
+type UpdateSettings412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSettings412ApplicationProblemPlusJSONResponse) VisitUpdateSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateSettings415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -16045,6 +16210,28 @@ func (response UpdateSettings415ApplicationProblemPlusJSONResponse) VisitUpdateS
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateSettings428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateSettings428ApplicationProblemPlusJSONResponse) VisitUpdateSettingsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(428)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -16437,6 +16624,7 @@ type CreateTeamResponseObject interface {
 }
 
 type CreateTeam201ResponseHeaders struct {
+	ETag            *string
 	Location        string
 	RateLimit       *string
 	RateLimitPolicy *string
@@ -16454,6 +16642,9 @@ func (response CreateTeam201JSONResponse) VisitCreateTeamResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -16637,6 +16828,7 @@ type GetTeamResponseObject interface {
 }
 
 type GetTeam200ResponseHeaders struct {
+	ETag            *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -16653,6 +16845,9 @@ func (response GetTeam200JSONResponse) VisitGetTeamResponse(w http.ResponseWrite
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -16805,8 +17000,10 @@ func (response GetTeamdefaultApplicationProblemPlusJSONResponse) VisitGetTeamRes
 }
 
 type UpdateTeamRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *UpdateTeamJSONRequestBody
+	Id                                IdPath `json:"id"`
+	Params                            UpdateTeamParams
+	JSONBody                          *UpdateTeamJSONRequestBody
+	ApplicationMergePatchPlusJSONBody *UpdateTeamApplicationMergePatchPlusJSONRequestBody
 }
 
 type UpdateTeamResponseObject interface {
@@ -16814,6 +17011,7 @@ type UpdateTeamResponseObject interface {
 }
 
 type UpdateTeam200ResponseHeaders struct {
+	ETag            *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -16830,6 +17028,9 @@ func (response UpdateTeam200JSONResponse) VisitUpdateTeamResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -16954,6 +17155,28 @@ func (response UpdateTeam409ApplicationProblemPlusJSONResponse) VisitUpdateTeamR
 	return err
 }
 
+type UpdateTeam412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTeam412ApplicationProblemPlusJSONResponse) VisitUpdateTeamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateTeam415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -16972,6 +17195,28 @@ func (response UpdateTeam415ApplicationProblemPlusJSONResponse) VisitUpdateTeamR
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTeam428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTeam428ApplicationProblemPlusJSONResponse) VisitUpdateTeamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(428)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -17386,6 +17631,7 @@ type CreateUserResponseObject interface {
 }
 
 type CreateUser201ResponseHeaders struct {
+	ETag            *string
 	Location        string
 	RateLimit       *string
 	RateLimitPolicy *string
@@ -17403,6 +17649,9 @@ func (response CreateUser201JSONResponse) VisitCreateUserResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -17611,6 +17860,7 @@ type GetUserResponseObject interface {
 }
 
 type GetUser200ResponseHeaders struct {
+	ETag            *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -17627,6 +17877,9 @@ func (response GetUser200JSONResponse) VisitGetUserResponse(w http.ResponseWrite
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -17779,8 +18032,10 @@ func (response GetUserdefaultApplicationProblemPlusJSONResponse) VisitGetUserRes
 }
 
 type UpdateUserRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *UpdateUserJSONRequestBody
+	Id                                IdPath `json:"id"`
+	Params                            UpdateUserParams
+	JSONBody                          *UpdateUserJSONRequestBody
+	ApplicationMergePatchPlusJSONBody *UpdateUserApplicationMergePatchPlusJSONRequestBody
 }
 
 type UpdateUserResponseObject interface {
@@ -17788,6 +18043,7 @@ type UpdateUserResponseObject interface {
 }
 
 type UpdateUser200ResponseHeaders struct {
+	ETag            *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -17804,6 +18060,9 @@ func (response UpdateUser200JSONResponse) VisitUpdateUserResponse(w http.Respons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -17928,6 +18187,28 @@ func (response UpdateUser409ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	return err
 }
 
+type UpdateUser412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateUser412ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateUser415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -17946,6 +18227,28 @@ func (response UpdateUser415ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateUser428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateUser428ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(428)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -18709,10 +19012,11 @@ func (sh *strictHandler) RejectClaimRequest(ctx echo.Context, id IdPath) error {
 }
 
 // DeleteContact operation middleware
-func (sh *strictHandler) DeleteContact(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) DeleteContact(ctx echo.Context, id IdPath, params DeleteContactParams) error {
 	var request DeleteContactRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.DeleteContact(ctx.Request().Context(), request.(DeleteContactRequestObject))
@@ -18759,33 +19063,61 @@ func (sh *strictHandler) GetContact(ctx echo.Context, id IdPath) error {
 }
 
 // UpdateContact operation middleware
-func (sh *strictHandler) UpdateContact(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) UpdateContact(ctx echo.Context, id IdPath, params UpdateContactParams) error {
 	var request UpdateContactRequestObject
 
 	request.Id = id
-
-	var body UpdateContactJSONRequestBody
-	var err error
-	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
-		// A request validator built on kin-openapi's openapi3filter with
-		// KeepValidatedValue leaves the value it validated on the body. Bind
-		// that value, matching member names exactly, so the handler receives
-		// what was validated instead of a second, case-insensitive decode.
-		// Otherwise bind only the request body, so that path and query
-		// parameters are not also bound into the body struct.
-		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
-			err = binder.BindBody(ctx, &body)
+	request.Params = params
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body UpdateContactJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
 		}
-	} else {
-		// A custom binder is installed on the Echo instance; defer to it
-		// entirely, since echo.Binder does not expose body-only binding and
-		// the binder may do more than decode (for example call ctx.Validate).
-		err = ctx.Bind(&body)
+		if err != nil {
+			return err
+		}
+		request.JSONBody = &body
+
 	}
-	if err != nil {
-		return err
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/merge-patch+json") {
+		var body UpdateContactApplicationMergePatchPlusJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.ApplicationMergePatchPlusJSONBody = &body
+
 	}
-	request.Body = &body
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.UpdateContact(ctx.Request().Context(), request.(UpdateContactRequestObject))
@@ -18954,29 +19286,56 @@ func (sh *strictHandler) UpdateCustomer(ctx echo.Context, id IdPath, params Upda
 
 	request.Id = id
 	request.Params = params
-
-	var body UpdateCustomerJSONRequestBody
-	var err error
-	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
-		// A request validator built on kin-openapi's openapi3filter with
-		// KeepValidatedValue leaves the value it validated on the body. Bind
-		// that value, matching member names exactly, so the handler receives
-		// what was validated instead of a second, case-insensitive decode.
-		// Otherwise bind only the request body, so that path and query
-		// parameters are not also bound into the body struct.
-		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
-			err = binder.BindBody(ctx, &body)
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body UpdateCustomerJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
 		}
-	} else {
-		// A custom binder is installed on the Echo instance; defer to it
-		// entirely, since echo.Binder does not expose body-only binding and
-		// the binder may do more than decode (for example call ctx.Validate).
-		err = ctx.Bind(&body)
+		if err != nil {
+			return err
+		}
+		request.JSONBody = &body
+
 	}
-	if err != nil {
-		return err
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/merge-patch+json") {
+		var body UpdateCustomerApplicationMergePatchPlusJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.ApplicationMergePatchPlusJSONBody = &body
+
 	}
-	request.Body = &body
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.UpdateCustomer(ctx.Request().Context(), request.(UpdateCustomerRequestObject))
@@ -19707,29 +20066,56 @@ func (sh *strictHandler) UpdateLead(ctx echo.Context, id IdPath, params UpdateLe
 
 	request.Id = id
 	request.Params = params
-
-	var body UpdateLeadJSONRequestBody
-	var err error
-	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
-		// A request validator built on kin-openapi's openapi3filter with
-		// KeepValidatedValue leaves the value it validated on the body. Bind
-		// that value, matching member names exactly, so the handler receives
-		// what was validated instead of a second, case-insensitive decode.
-		// Otherwise bind only the request body, so that path and query
-		// parameters are not also bound into the body struct.
-		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
-			err = binder.BindBody(ctx, &body)
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body UpdateLeadJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
 		}
-	} else {
-		// A custom binder is installed on the Echo instance; defer to it
-		// entirely, since echo.Binder does not expose body-only binding and
-		// the binder may do more than decode (for example call ctx.Validate).
-		err = ctx.Bind(&body)
+		if err != nil {
+			return err
+		}
+		request.JSONBody = &body
+
 	}
-	if err != nil {
-		return err
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/merge-patch+json") {
+		var body UpdateLeadApplicationMergePatchPlusJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.ApplicationMergePatchPlusJSONBody = &body
+
 	}
-	request.Body = &body
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.UpdateLead(ctx.Request().Context(), request.(UpdateLeadRequestObject))
@@ -20311,33 +20697,61 @@ func (sh *strictHandler) GetPool(ctx echo.Context, id IdPath) error {
 }
 
 // UpdatePool operation middleware
-func (sh *strictHandler) UpdatePool(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) UpdatePool(ctx echo.Context, id IdPath, params UpdatePoolParams) error {
 	var request UpdatePoolRequestObject
 
 	request.Id = id
-
-	var body UpdatePoolJSONRequestBody
-	var err error
-	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
-		// A request validator built on kin-openapi's openapi3filter with
-		// KeepValidatedValue leaves the value it validated on the body. Bind
-		// that value, matching member names exactly, so the handler receives
-		// what was validated instead of a second, case-insensitive decode.
-		// Otherwise bind only the request body, so that path and query
-		// parameters are not also bound into the body struct.
-		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
-			err = binder.BindBody(ctx, &body)
+	request.Params = params
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body UpdatePoolJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
 		}
-	} else {
-		// A custom binder is installed on the Echo instance; defer to it
-		// entirely, since echo.Binder does not expose body-only binding and
-		// the binder may do more than decode (for example call ctx.Validate).
-		err = ctx.Bind(&body)
+		if err != nil {
+			return err
+		}
+		request.JSONBody = &body
+
 	}
-	if err != nil {
-		return err
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/merge-patch+json") {
+		var body UpdatePoolApplicationMergePatchPlusJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.ApplicationMergePatchPlusJSONBody = &body
+
 	}
-	request.Body = &body
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.UpdatePool(ctx.Request().Context(), request.(UpdatePoolRequestObject))
@@ -20459,31 +20873,60 @@ func (sh *strictHandler) GetSettings(ctx echo.Context) error {
 }
 
 // UpdateSettings operation middleware
-func (sh *strictHandler) UpdateSettings(ctx echo.Context) error {
+func (sh *strictHandler) UpdateSettings(ctx echo.Context, params UpdateSettingsParams) error {
 	var request UpdateSettingsRequestObject
 
-	var body UpdateSettingsJSONRequestBody
-	var err error
-	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
-		// A request validator built on kin-openapi's openapi3filter with
-		// KeepValidatedValue leaves the value it validated on the body. Bind
-		// that value, matching member names exactly, so the handler receives
-		// what was validated instead of a second, case-insensitive decode.
-		// Otherwise bind only the request body, so that path and query
-		// parameters are not also bound into the body struct.
-		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
-			err = binder.BindBody(ctx, &body)
+	request.Params = params
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body UpdateSettingsJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
 		}
-	} else {
-		// A custom binder is installed on the Echo instance; defer to it
-		// entirely, since echo.Binder does not expose body-only binding and
-		// the binder may do more than decode (for example call ctx.Validate).
-		err = ctx.Bind(&body)
+		if err != nil {
+			return err
+		}
+		request.JSONBody = &body
+
 	}
-	if err != nil {
-		return err
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/merge-patch+json") {
+		var body UpdateSettingsApplicationMergePatchPlusJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.ApplicationMergePatchPlusJSONBody = &body
+
 	}
-	request.Body = &body
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.UpdateSettings(ctx.Request().Context(), request.(UpdateSettingsRequestObject))
@@ -20647,33 +21090,61 @@ func (sh *strictHandler) GetTeam(ctx echo.Context, id IdPath) error {
 }
 
 // UpdateTeam operation middleware
-func (sh *strictHandler) UpdateTeam(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) UpdateTeam(ctx echo.Context, id IdPath, params UpdateTeamParams) error {
 	var request UpdateTeamRequestObject
 
 	request.Id = id
-
-	var body UpdateTeamJSONRequestBody
-	var err error
-	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
-		// A request validator built on kin-openapi's openapi3filter with
-		// KeepValidatedValue leaves the value it validated on the body. Bind
-		// that value, matching member names exactly, so the handler receives
-		// what was validated instead of a second, case-insensitive decode.
-		// Otherwise bind only the request body, so that path and query
-		// parameters are not also bound into the body struct.
-		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
-			err = binder.BindBody(ctx, &body)
+	request.Params = params
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body UpdateTeamJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
 		}
-	} else {
-		// A custom binder is installed on the Echo instance; defer to it
-		// entirely, since echo.Binder does not expose body-only binding and
-		// the binder may do more than decode (for example call ctx.Validate).
-		err = ctx.Bind(&body)
+		if err != nil {
+			return err
+		}
+		request.JSONBody = &body
+
 	}
-	if err != nil {
-		return err
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/merge-patch+json") {
+		var body UpdateTeamApplicationMergePatchPlusJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.ApplicationMergePatchPlusJSONBody = &body
+
 	}
-	request.Body = &body
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.UpdateTeam(ctx.Request().Context(), request.(UpdateTeamRequestObject))
@@ -20837,33 +21308,61 @@ func (sh *strictHandler) GetUser(ctx echo.Context, id IdPath) error {
 }
 
 // UpdateUser operation middleware
-func (sh *strictHandler) UpdateUser(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) UpdateUser(ctx echo.Context, id IdPath, params UpdateUserParams) error {
 	var request UpdateUserRequestObject
 
 	request.Id = id
-
-	var body UpdateUserJSONRequestBody
-	var err error
-	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
-		// A request validator built on kin-openapi's openapi3filter with
-		// KeepValidatedValue leaves the value it validated on the body. Bind
-		// that value, matching member names exactly, so the handler receives
-		// what was validated instead of a second, case-insensitive decode.
-		// Otherwise bind only the request body, so that path and query
-		// parameters are not also bound into the body struct.
-		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
-			err = binder.BindBody(ctx, &body)
+	request.Params = params
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body UpdateUserJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
 		}
-	} else {
-		// A custom binder is installed on the Echo instance; defer to it
-		// entirely, since echo.Binder does not expose body-only binding and
-		// the binder may do more than decode (for example call ctx.Validate).
-		err = ctx.Bind(&body)
+		if err != nil {
+			return err
+		}
+		request.JSONBody = &body
+
 	}
-	if err != nil {
-		return err
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/merge-patch+json") {
+		var body UpdateUserApplicationMergePatchPlusJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.ApplicationMergePatchPlusJSONBody = &body
+
 	}
-	request.Body = &body
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.UpdateUser(ctx.Request().Context(), request.(UpdateUserRequestObject))
@@ -20889,266 +21388,277 @@ func (sh *strictHandler) UpdateUser(ctx echo.Context, id IdPath) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3rbyNJci/6r+SlDTQ1W1RL/ZidkTAwNOrWrnb6IavVd2wP213JqiCZo2ImJzNLbM64L9YfvN57cY1r",
-	"wPY1Lnxx1lgcn/NlYdg49llgH9j/xfA89tP+CwcZmfUiq/gSKal76lO3WFX5jIiMjPhFxBeNQAyGggPX",
-	"qrH3RQNe0cEwAvx/h4YvJXwWg9LmTxUPBlSOG3uNsz4Q94AwRQY06go5gHC74TUuaBSDeT0QITT2Co14",
-	"jRA0ZdGcJpSmOlaNvXs7O15DMx2Zdj6kITlN29Hjofmxr/VQ7d2+rfqCRtshXNweStGJYKBu5/t9/dpr",
-	"hFTTDlXwMub0grKIdiKYnlXylhlT7sV9IkHLMYmoBlk2y9LWJ6a7aNvJ9O/v3M2m/wzkBQuAPC+0P38Z",
-	"SgeG6xEPIxZQPbEIB0RCIGRIRkz3ie4DUXQAhNMBeGTYFxyIkAQGlEWERhJoOCbwiimtSpcl7SS3Fpfr",
-	"IiOO97PVORS8G7FgMcrIBmXWoStkh4Uh8OI6/LGIyYCOCReaDEEa4iS6zxQRQ5BUM8HL5ps1lpvvYk1l",
-	"88rt+lGuvfkTy3o3E2Ncxd0uCxhw/VIFYjhF7kyRg5Njcg6G+IJzZffCvIn/S4dHOECoSFOBe6y2yiZf",
-	"0mGBAy7Z3RoWqGSEdqU0SE6jCU7gJObwagiBhpCAlEISEQSxlBDuE6ZJnyrSAeAkEr1eufBLW86T/wrt",
-	"ZiIhJxGPXePEyAaQ5KFpasF1cMMys+dCv+yKmIdlMl6JWAZAQgEK6Rf50LDnOEfUZqOYLpt/1vaU6F+y",
-	"5Wz372Ur8ERocuSanz/rbDBm2kMjhHjIDMW97FIWQekCoKAyOxL0Ke9BSBTjAeAgjWQiTO+TLuigb3aO",
-	"9igrlQtlnU2tyGpdpQuzeydbmJNcf+Qo6W/+EpWNc2qxzKnK5PRymWNtGFJtD3YmQRHKyXG39ZiaQfeB",
-	"hiAzoW8nfEuRh2e0N3fR0k4nRcqlukwX7857FYt3mvW75PKlIzYLKKmGlxEbMD21bkKQAeXjRBtSc3WN",
-	"Qlv55ZjbUjbd3NlpPntsPnPalVpoqoVBmBnGnMa6LyT7fHKGj5lSjPcMbzN+QSMWkkBCCFwzGpWqDYW2",
-	"cjOc31ImJnazGT4vNjd/coX+7eRUPBwKqSF8OYCQ0eIMn2ePSSC4Bq6J6aV8bpNN5SY4q6GM0e/np5Z9",
-	"8Ni0Rs7GQ1hwkpMDMTPFVaVzhKJV21PRPUBmMwxmznczbkmD0vNguvWKK8ECba/lljA9oNdmFazgwEvQ",
-	"IQ360Do0HQvUEEJQgWRD801jr+Fz0VJaSPCJ4AQuQI4J5WoEkug+1SSgUjIjlogW52AldtCHAVLQgL56",
-	"BLyn+429XZyFHa/SkvEebocRVNOd2pUaSlDANY7+liIXIBUT3CNdIVMRuGx/j0RAbSdlfT4/fURE14lS",
-	"d4AHEqi2Wkp2MGgZQ0XHd8o7PqUaHhlxUt5zQKMI5C2VEkgnDnugCRcjj1BFGCehpF3dYqC7LbPhdMha",
-	"RkihjGq5DW3t7uy1ud9uxApku7EvP7j/3X39wa5PmkISv92gQ/YRjNuN/f/44X/zt/aIL/1UnJIIutoj",
-	"vvaJQjlvrnGaRWY92twNiCky6osI3AFNnhkWnqIMYY4pI2OM6DJXkTDppc2blJjR3VKWYoywozzRnLc8",
-	"qzGaGQdRHBqV0bCJ4GQYdyIWZGq02m7zxoqb0DoREQvG5XvhZorkTYfDiIG6zB589sGdnZ390Qf3/D1C",
-	"SScOzkEbKvM/yy09diahy6JIkUAMhhFoiMaE8Tb3R9mGNIcgcfmQC3ABlWduXXjtML+5hVRbbm9QOfDT",
-	"mfsrrJo5ZFsHXQ1yesGeuYFpQUaUadKBrpBgD2bGe0X+NFdDqu294e6dhmc6Z4N40Nh7710UcwPG7d/Z",
-	"QIwu3wOJI/n4449bBzmqmh7OU07u7ewiBwd9w1O8B/uGeu7t3CX+9P3IJ83To0Py7nfv72zl7msZQdqr",
-	"3B7xPwQqQVrq/KBdchlsNzz79QftRgQ0VHsjyTS0G36lkLpbtuBGHaWSDkAnEjqibOCE/jM8FI5YVLoZ",
-	"T3mUaUeGXvEabg4SIM0QujSOzBWdh4z38M7JzFefxSDHDa/B6cAOBM+d/JCBmz35pOE+bXgNOhxKcYHn",
-	"m4RP8arXeFFGPIdWfB5JMZger3tIKF6MaNepcWWjCnLtlJKU0ZJbmg3AklWyxPd2ZozqTFSPyRLynOGc",
-	"iXUMJpZKlO3mkH4WAwnwMelKMSCUDCVcMBErMqQ9uKWIz+GVti34lYO1HVQQ4X28WE2N6jg8oeZx+dns",
-	"DkcWpn0OzdtplyyceV7+voRuY6/xe7cz4+xt+1TdPrYq6XEXD/jyARi1wa6I4dmIKo1XyP3kmhSS5r07",
-	"76HsE7EmTGfUbqV0NtJEk1hSkTi2x9OZ0LREazqIlCCBiLkmNIqskmcUe3tBU6QZCMOhlBw+ff7krJIV",
-	"Wb6T/PjceDpCREC5G1AYKy3HVbLh4SsaaMLcW9U92udLHhEfMR7OFEpDISJldSumyDnjYdUIzLPGorTy",
-	"LO4Y4YN3AlTvyjWsE9oDotjnleyMB3ihVyctG3v3d7wZ59adwqm1W3pqPR1xkFWr4w/A94hViQgLPSMI",
-	"fS64OZnMoqHmhERTSSXCtH8cVh4y75oDRWuQ5ts/bQ7gz0z7f/bJTut92uoetI5aL764++7rrd9vlG3t",
-	"iRDRnPPG0vSoLxSQvhgA7rbRFK0VmFcuu3nvePHddpLhD7GR6U026tOrRH83PZi1NM2Yy3+Tmz2MmIJw",
-	"y3M6JyBLFC3yVUP9bCZHDBhP5UW5CtVjgs9mTYnvVPVvny7Jls+ELOEG86tRbfYJJUZRMYLJb/lECakV",
-	"Me/aY36bPHAqg99y592BrjxkzNelSkP6acNrtPJ/WMuWe5D/wxC0+zn7rxHyRyKKxOj50D6b+OVF+QqY",
-	"c2r2wtuzrHpe5umSC39Ge1V9njp2MRdnoyFbJtHWXlc2AE17lUd3aefP7VKWq1zu4SIqV5xr5/Jajuu4",
-	"TOVKxjRb5YrTBi47mNdGNVFDwZX1A39Iw9PMDezsUua/ePuzBoPEpPKdT5W1HsxwJJfJsOT1ot+2wh41",
-	"s4Eyk86iEvTETsKuQZleV2mdylumctajglmjrGf37u3sxYp7+EIfJ+/j+FOn6OKbtpZVyhx5gRuBykzw",
-	"6Ofi2l66btBiPci7w1cg8YI7fSZ9Ft3Pi614OroZS39A0padu9yo0SEQP/3d39onPtIsKB9VAKOWUEfH",
-	"1oh3Q/bDOjNX24u8P3fmVhT8oJem/QNurR9oDDs9OiTv37v/XeIGSqyZW92gJT7KIx9WWOYCcmLmOueA",
-	"CVW4hDn7VOq3X4u0spblOQCNPeKnc/D3idnjbmqXbfNzGFsLpcU1UGclU1bXNytOepJyrYpAB6/Ny0xu",
-	"nrsq+Bb84JMBDDogSZPy0Nqa/UlDn59Z87YcX6fGOmc8HYk4Cs1tW4wI09bKeQMIsdxoOauNqfdxY58I",
-	"fZSAGFag5QIIYiYtFlEElybBJ4KoOOinJiO8e+lpusyQEDdEeuS95EepZrbC0lcAMWZuQhVOYU1aHiIx",
-	"iigMpsmIKgvEcMdqySD8rRu6Q6c5zMZl9yiP/1h8lwpwiEvvUwrxYCpn0yzZl+ThjdoZB+Z8XkSirqJ1",
-	"VoBaZyugVZDQtXCPsmC0gHIjtjQ9B+cvtlcnLkZ7RCdIlSFVamSZDczJyXjb3Bh6fZ1spm3uZSdWY38r",
-	"kY1FJK0EGvTNJMzjbhxFbZ4oviUz9be2CXrs7OUe2+uxC+CEx3jMim7iTbxBh+SEj3Hm57lXcY/OhHhM",
-	"+TiF96xGapMIppkkNoUOujxpVYGb5u/i27CHzyfQVSts4CRAa+YGTiGgLr2B87FbN0Q45yBViKhC58mq",
-	"S14CG5uz7mWgrLUarzoiHBvBibCRLqEE+0GY2QQO2wjv1IgwNbIbdKKmS4TjOAgvKA/gMBLBec5uSUOr",
-	"EtDoRJo5amY2qUsjBV5jmPvpi4aTHJOQjHfv5V1bd3fv3313Z2cBB1emMH2SNp1Z4wW66MxSHCD4yOpb",
-	"+eFkToHVDLpe0sKH40VcSF4DXg2ZBLV4hzyOnO5hPdlTA2DhYj1HVOnnapm5zu3amsdnd/7EvPPaSxxu",
-	"hlqi6Gm3sffJ/EG/mByDxUt32aty33yXSaXN7ULSQINUiUdOQSBBe0QLvIH0OFOWIc9hTDrokc57Le8U",
-	"vJYIbXz5yUHrT2jr853W+y9bL75T4q80tHghzte6vtbIgHY3DQM11yVtzTfYz7H9YPfdtFkqJR1PMQ2i",
-	"JXAf06VN+/Vy7FHNVBa1sqQYWJoN1kR789lkPWs+YDz5a2IDvEbM2WcxuMdI1RN74rbDjWTeyi/BU04K",
-	"vva+mJbKEirwoYZHmFYQdbfJs74YcSJ4APtEAQ8xXEIR/8BpNPZws3g1H/EEf9Q6ODlufQRjf4LLdu+8",
-	"twqbTct8M/DpNXqRrtIjZg+p4ozTzV1ol9OFy21z3v/qeMtrZJCoubSZvTnFk9hB6b4rxXp8tZM3wWos",
-	"xAUSqFO6Zr17at+aHH/SU+kM4pDphxdO2yuOkAZayHWcEdhQolwmYIBYIfbKwpANe42VhoH5hQs+HohY",
-	"lfjxvQa9hGoQMeD6IAwlKDXhP3/3XoH6P9lpvX/QOqKt7vbei3dKj5cEzD/hht8ptvOn7XZsNKeKRhZV",
-	"FlJNdc6waevzg9afVByIItaBGBQ2QcVBYBbDa3Qpi2Jp4xg5K8VwWqoCpS1NzBAen/xvrf+jYsZJLMMs",
-	"CPD999/Pa5o7JRBgr6Gp7MH0UCZXJBVgrYoB2XYS6qzWO5K1fWe+FMRDnOpGnvLze5htxWyWXIuozBj8",
-	"2sXlh1QH/TyGeUmRycLF5235JqcFuNvL6moAC+fPSiFQcHLHJP5eHPvEvQeDhuax9ssKxl5YipxXIEan",
-	"iFecl051YjlnarLJpMvaOaTDEqQsCehwn5jTgwyAcuW8QZr0QQJpdmkUkQ4Nzs29QQMdeObOwEkvEh0a",
-	"EQfTxKt6tWjZ3dmZuMhWK/45YXPYp5xDVACz0ShqeI0LphAvipDBhtcYQdBH1h8AaIuQF7oPslSeTvLC",
-	"jMvwrN09YwNQmg6G9lwKWLjIV0/crEu+XkAvSb62lOVOj0NHxsWN/bg/xiAgDBSgEQnQP2s2t8cuIBeu",
-	"ihub2W8sHm2CJdZ2/0Z08TKg4uXuLZnGNqkezJ2BXYzFO3KLtfCNKj2BLxHMMSUxHFg7HbuXQXrzI/Sy",
-	"oJLZl9k8a6zjHCyw2rWfhGixM4w3PS0uRkvw++RVVYzK+xNc02BtMiaIlRaDxUnOCsd5zNYXUp/BK70M",
-	"FzN1IpmN2J0+2RazShT65ULDXFp6JHgv+QAx40t14QJ4l/giQ0Qvs0nuJFq8ozK2zu10apfK1txrlKO4",
-	"Z5DgauapRejnIb60HppILFWbIYcTfGklUrjspuLkZ2zPWkStEzbXL2XtQCyofC7JDRjP/7pbSYTTWEib",
-	"wMkaFjwbQDLUY6POBBFQ6eBM+WCB+/fKVJeacAuEW7ahFyD1arfHRJQ9WXgZS4fgWikxl2WGpYVXZcXj",
-	"V0LI9CO4gGjZ3sx3ieNyMaPeY8FhjHa9STifJhx6VLMLcLe2kbmOuUubIfgpQ2AINFr5YkKjZ6nmOs0c",
-	"XSk+B/6c6/kHRWn7PUnt3WWxVfkevl5q7VxYdUkCLJfZwolIp1VmOqDq3HopJpwLMga7hYjm7TKIQkWo",
-	"BGK/IJ0x3s6MXn9LEd/cfDsRHOF76E5Yg/6VRHmtMrEFLerFmyt+lIiEyXCuuVe15W6EgbmDrDg59/Xp",
-	"go6A/Mv4dY/N/6ywExIioGrlzXDBcsv0mF1MZ2oXTgA7YYAW3N7cr87MO5dQpTuKabikLp34EZMLcHpB",
-	"xgkURNxSirVbkJU06xUPrXUcPwscOjmxvIAwXlGkbspzvQLPrcA0yxD/pcm4+vZQoMElXIapOjXtBB9G",
-	"NICB80zO1ErTFyfHmzVR7pFOel/LrSebyWauPV5Dl6eYOLHZsYjg0dgl+cmni/jAnF3+pFm8iPByZvGd",
-	"BTLvLHj1KkrpnLGRBkZjxMhexEaWG8bd52u6ul2jlLt6JXuNmuymxelbIiKnqP8BHasyB1eG2A7pWLkN",
-	"VSOGYarW9RFHQES3O9uLdffd+xNYzPkurAepdrEgUxVZaPb9a0Iu5F4uEw5pjG+a16f8pr4C9qS44kdC",
-	"EooB6zTQHmFakaRt0hwWxKbhKnej2drOLNCX6Pxkqv2JYDcFeefXdt4plQjLCGjeCmv+64xrZVLTxTY/",
-	"5fkmEjAhmm4SU3zZ15e/Ca348QTxOE9SNpn5JAQlLvVB9mCh83uCKJf0die9zRxrAltfmK5SnLt39bMr",
-	"UZceJhbQVDIlXu+5pk20EqSR7guBH6baQIvEtFj9wbOnT8hQYIQ7EZKkKfNc5h+LORbdrvVyEsaH8bQ9",
-	"9t0yfgKlaA+m04DtzKNhO1TPTi1rqIw6EmtOiUERUZyLXjeCDKIwU011r7328mEei1qJV7NXLmoRM3rx",
-	"qrYfl1Z+yZEp6+Bf2HWewwMsmY9syhqQbys/EC/b92xTs80qTHWeEz2hrZVMA5ciqCLoYV5erEW3/s3d",
-	"8urdnrPFs7Z1HdfWVPxcu7fuSAJ8Dqv5duJF7P5F2MRU/99L7k2J5nTQ8BofNrzGYam6hK+fxhEsDWKM",
-	"ILkfzDyxzTvoyTOa++JflE3t+0Ajm8FzmdCwqat7ARWYrYRLxz3/CJ/kieobwveZ0kKOH3J3+6wEpi9u",
-	"6F8GhF4NPF9YzHSlGDxdxSGxEiS8mGHPyJKIsgFir3QsuZkihio0vIaWlKsuTruLHIfY1/S/zipjW5GA",
-	"Cd8bqfvBSqkLwAR/NNbCRkBUgMVXR8DFEfzvGVUtCecswYqLFbaiFBebw3Dnsd1UzyLjdcjpAkdcu6w+",
-	"DkuBEMLmKZ5ICpxuXxyzcCK2r0ztPg6TBVsJ6V26Hj8YnZfIkaiXZ56H4YNnB6WkHMiL4ot37t/ffb/0",
-	"1XO2cERCZeTiuR7nu3v60UlpV7EqxnKwXulrry45nsnruba4r4uGadpO2MOltCMqI5cfjM5LbujnMF6c",
-	"/s0GLnknx/bLhvMIaFh2DcX8sMsZe60whPBwYURkUdqvdqFaHk95WXhEDWq4SlDpm4aCWBoDW+Mmrhw3",
-	"YYTe1WEmVsE/LA55MHNZzaaxgoxfEny8aZ/ZhpGdbzLCYVG0QkY+S/h4UGm4FpSC6XkdVwg3gxqd0MjJ",
-	"wlnIhJx+V6pZm2bWhFC4lGDaHCD9DRdmN1BATdOi6LEVU0gsdzIlGQgLFpX0x2l32CyLvdfAilZPeTQu",
-	"D5ZOHINp+6VsmGxsmcNgihgtRqaU3LF4Ax1glR3RJQPzJmGcjGPKSfPwyR9vEaoIJSEEbEAjYhv1CNVk",
-	"IJQmu/eJEyIkZD2mFaE8JHeS99U2OU2qBBAajejYFW0geiTSl0iz3di9c/fe9v2ddmNrmzwWErKHFEuh",
-	"dWOFFYl2dshU8v4tj3C4AEmkiDmWu6MEfZsONYL5P20DWgiPdCCgsQJCSYdxKsekGwksw4jpKO347Joo",
-	"ErFzIDvbuzt2rSLMseRSsTX2kmFPZIR5v2AnaP3BJzut9198sevt3n/dbLe3kz/vvN76g1IzRtV9okhY",
-	"WRft9rPSZgrn0WQ5H6Uw440tbOXbWnh9IOYQw8JY+4R23PmTVYgyDyYEINa+Ws5Mk7tC5Vmq3Mo19xI1",
-	"fRtYV9qqk9UZ/735jJ+1f4hphJeOysEqCUuMcXfnzr1lpZPRakb5PmYeH8l7k0JtcqzFVsskXHFpwjJX",
-	"RgBKnYlz4GWAsa4E1Sf2JVckM6HwtLwEKOWqBRUI4/13q+h5u4qgXRawY15d3DEtA1oclPtyNmptsrLj",
-	"bpmp3mVte2ZnVYKi+74Y2fSomFYhmb4iI5BAwAjOFTJAlLkMzoFPuotsJq35EfGTk/AK+5xvPL/opQSU",
-	"6DsTTD+Rq+h3v/rr1u9+9f99p7n1u1/9+He/+j/b7Va7rbZ/751Xf/TNr38Gr/SXP/7RV///LypS4Jzk",
-	"7zCTuRvMslLCYZQkaYioWeQ94qOVyiedsQXWmQuVkB7xbbEynzSZVm3ufjfHF9Wkz8zROUSd1CUad9d+",
-	"cwILQtESh3W52tzPPEyuo5ypDpGSWF7WEoKEoc1inHorzfCcmQHCgr+qQp8/Ebbu8YLgLCGi0zgCVXIr",
-	"3CxOhqkHSU26slC4FTJbDCinPZDH4QLeFryKIjrKqCVnQAdLfbYUPnh1P2CpcFmXJctBFNN4+GQ7Jhel",
-	"sLDF6Sxu7nrhKHO1+J7MR5t35He7ZjhGzzwVHWZGEwFV+pGgYQVvdMYpPqK8+wVQ5oiWsAaI/Jd3S+Qe",
-	"2mEPhYhCMeLLwCWCJM8H5rN0KWfK+SSkLBpjXpAUrT+PwpYFXVu3+mP6apkpLIsQ+daIg2WhMGhfYN2x",
-	"+etDrCi36HfOa2C6q1jVgqOo7Nyk2ha/tOuCRTHxEmguZ+a8dGusEAYuuqRY4nO/7Y61aY9V09+9+947",
-	"77zzzns7Ozu+R/wv/++/f+cdfwvvrPYG6bDTbd4ZE/8z846mPT+pKZA0HGFOXqdPDraJ33U+OOWTASbE",
-	"xhI89tdWPCQOoDY92gQ5T5p9LBxkjuo0H1eb+4ZRfKL6YqRseXjdZ7xnj+vUdDkBWE8sYpPQ9cRo5KVR",
-	"PVnUhpcVx8yXr03qNjo/Q5qiK51vBZo+M5NW8nqF5zl3PpRqdUJE67DoosJy7WCQTBEqgzDXx89bfvzU",
-	"UrmWyjdWKpcKq3VFldbC7duuW9eKci2Sa5F8WZGchUVOFEivqCxrYQSUKI210AY06DMOJBAhenXKowsn",
-	"7NnTn+47mrDVEF0nEeW92HmLMn9ZQIcv4VUAEEI4naJ2Rqr4CVN2PKBoO48ot6UaWD5I+JYqdF90o5V5",
-	"SLEm7xKhP1lM5jxkLday1ZQHk7ZodJstlyd+gynhk6x0c8ryJz9M+1uenx4TCV2QwAMgnA5sWX5IKdB8",
-	"WKSFvtZDtXf7NhbM2A7hIqmTpW5Xk0nZsk3ct7R1D9g55dPmGnouu4adVsZbLOlwtQ09HVo9ZEmD49KV",
-	"KirmsRoi4lJ1MtzH5Ws7gSJNZLDRJ1DSvgyBYlz9XHesa+tjKrn5Ze9qfQcrWANXrFRSvURlGa8Xg/hO",
-	"QnsXzpO9WMrqZKb5EaVTmhdsW9zXdZh3Jijl2g09p4D+6FVZEz9OXd2TqIOlfNVTnJtru3TkIio4ciUM",
-	"MQx3CPKCmUXwGjQOmbb/CwesPKTNXLJOJFwwGC2yt6VIhxWR6OnXlwHD3xQhYRZGKAhXXIvs89UXo1Ig",
-	"zK57Ucp2KqCcl0WfZFiFEc9dAlxKCrz1IGzh0zjsTeMW1giCzcZYNj1bNG0i7Yzakzb5jP0DETW5VDTp",
-	"4+yH5BW4MIufPB9Bpy/Eudqz97hSvnoGWjPeK2MaOjxECNuMG+aAvjrC8Ka5qQpoEub+1OxHErOllvzu",
-	"kVmQhb6ZxA8VJ1O6FW4l1gUrftOXb3qBUuTtInr+s2L2hqq0SqU0OQIYGq4vkfQ3RozCBROxenojFbSl",
-	"JCyu9mqKBVVPu8tVyJHj05gvksbMvjhjvFX1nnC17ImwWNnKlNgmb+JO4k8eOUmU2eZ6GFHJN9f+lAKX",
-	"rFhuaukYyjbgzIHu08EVLr1z881kI7xfMvczoINNFCdeVHDcXJG8ZLpcanTWdZSQLCC3Vlj7GfGIi4cd",
-	"GrJYCYX1Nu7nkjfuSiyEWdR1XJaRZ6/9imxGsSbdrRYCRSFQpg0uHSwxJZLRZnBCmZyLzX870PVrNMJc",
-	"EiRfhMQXRrYMQv7M5TNasSgMVQEtcxAdCZnmilUeGYgLIGIInIjhUEgdc2aa8MhnsdBg48Vi3mWcqT6E",
-	"RMgQpNk+QZrOv0cMEW+VZ5S4GbWgn6vSsjY2Krb06nh5jWjJ4Ppvmf40NxjmKY8w0NG3iovZQZ9QrkZI",
-	"fX2qbURMFiXTtKEcSWSVRyiRIgLn9PRICLjf6I3cIi3STyxYxTgbN7AVIm0k0DALzCqVUWJ+aSm05xoB",
-	"hCiKm6lepl54q2bitLwsyHxxtdPs6hWUzXt79I1lw/xWpbklVeBygpgZIW22fh3KMYr2a1eOzSjWhb2b",
-	"cSrVZL9Zsl+vEv/aaygIYsn0+Jn51O0vZuQ8iG3W0kmYxpBKzUHaoH2bkJGcw5h0pRgQ30rWA2wBM4sw",
-	"81UfaIhZL+2iNv6odXBy3LJpPxM+sGlAX3uNDuqwSff2r6PkWPjBx2cNbzoLQTFKF0cSiR7jPmlSTjC5",
-	"YMsGH5IffHzmEaZUDCFqjhcgWZdBSCzQivEeOT06fO+7d+5jJCShnBycHOMUMZYdkxnYUdn+ttHDY1bP",
-	"sIJVwNNp9bUeNl6/RhBPV1hMVFoO2K3Gs76gERlQxjVl3FC114hllMO39Jjux53tQAws1CWQ7j8W4VS4",
-	"zmBjzAzSrHpkluXw9DFRIC9AIpDuwzsfEkUjUFjJXe0RSlSfSgitV0x0Cbqd2twsT6qHk+bXv/jN1//2",
-	"06/+9R898uVf/Oyrf//5llVzJAwVQRsiLqhNe+qRzMOriM2AaltMkqB69u0YB2La0fQcjE5kQ12x2rwr",
-	"uNIR4ZiMhDxXhOntNm9zrEbJzZzVXpu3yGmW9tLiEF06TKskKNJ8/vz4wcV3t7bNy5jZATGLmKbefhDQ",
-	"AUSHVME+MWqH/fH06JDcvXv3faPnPT87xK/NmeA+QSHcGtIe40aH2CN+xAZM+6S5+x8//Bsj5hOEIbm/",
-	"Y7GPNMnU2eYkTZ2wTzoiZK5P/wuU4h7JToTX/j7xsz993N98agXTWJZdwYzy4QXIMUFUmnnbp0NbhIAJ",
-	"noCkvvOpEoZDEqjfVhHbZ9pMMHp+IEIwg7BwOt8xiyL+QRDAULceObCcT5rP2GAYWZY6NB8rbMkQnv95",
-	"/x3fIw95L2KqbyGeI6Zgy4IsIxYAt3k1HWccDGnQh9ad7Z0plhiNRtsUH28L2bvtvlW3Hx0fPnzy7CF+",
-	"k8HSHFsYRjg4OW7k8iY3drZ37avmhkmHrLHXuLu9s30X1QPdR4l4e3sEUdQ652LEb386Olfbn7prYA9K",
-	"ArfP+kBcnlIyjDsRC4z4UKT5g48/Igr0Fhn1hQIylEbbB9Kn0QUoYliE4EBvqYJEUx4un2FhFiTcgnJr",
-	"7F5AcKwC08x2PlWuOTQa3wONSUAxp7DNpGLGfGdnJ5FHLvw8TyPJBO2RskCGUGXF3PRKuElvW1mVArrL",
-	"mkvHd9tBI3MHVGPvkxdeQ8UDW6S3cZJb2PyCFBYuwdPufYKZ/RsvTIu3+5iS+/PK/Ttwl7g7Oztk1GcR",
-	"JDBEbJkpEg/3CdMkFKAQKq1FHPTxpZBq2qEKSnfBpQLf4D64Hip2IjcDGrELWPeWPGIXwE0HRsBAbu2T",
-	"1N64+uYWOl508V3lnmRZbSIeGvQRQYynCWLAqe2SIAzCI/d37pKmn3z0Mub0gjJUhfytTOyU7tEp0NAI",
-	"LXU922S6x1xheF6bs7LbZQFu1P2du/M36ZmVEc+zGa95j9P1mb3JF7u36ZC1kjTDpTv9DAIJ7ii18O+I",
-	"KQ3hvs1Xh/vO1DCiYzKU0GWvpjfMnMVW2cSklkn1GVWpIWev3LbBMa+9uS8md60XG6QIOwkbbzJNFQd4",
-	"rhvNzCyoWQarUeMwTqmGmYU93bu3sxdfe9lXrRMRsWC88MfJ+zjMe3YJZhPVhzRMDMT4ye78T55zW4iF",
-	"fQ6h/WgB2j8SsoORHfjFnffnf3EmxGPKx250alVWyQlApZPbQuHscST6ApN8qgqVQSE/GBGHoQgo6mxv",
-	"yBD7VjcgWBYA9XtqlKiuSyhYZIzD3D2skQYFfCjC8ZpJ1hnHXhctEc60N8EuuxvpOyzjGPdon5wDDFGU",
-	"uNXlYjTBP49EkNZymMUB6Xt57ql5Ls9zu/cX6UbF6MaB8DGEjCboq2thWEsmuTt+KdNOHGi3v2Dha8vC",
-	"EegS/9XDbhfQRpYkvjuH8S1l8+I5Tpzm2FM06+c4tsA690oitDI/QH0azKNMu4Czv3gi9JGIeXht1Gh3",
-	"dB41LqvnHIcn1CibLxIyjkOmWxYoXKmbPYERKE26TCq9TY4wDJN0zO0K84xpKnugPZKSsNXF2QCIpLwH",
-	"FZqa6fmh7Xjj2ppX6q+z07bpzMxFTtm6hW69U4PlZzFgVKazQyRFj7wFjyfrgJg1AOFO+HPGQ8Sk44JW",
-	"9W+fJgXM0iHk01xOZNCkrc8PWn9SEb+xyMAWGdB6V6RrO86RTVXv+UpApasxWWZl5dWgGk3AXUP9dlnY",
-	"AKqGpRgPihu0kjdzJt1igPj8odiabJcdykYvPKksmH/pQYnllqA+7m705Se/VQXjW8h0TpOKdf82OmjQ",
-	"uVp6IzpFN4JC54SQuhWxCwiLjp4m+nLQu+OM68RBmZxnps2PML0zMbJgMHS2BrTRQ0iGIE17mLnafG3+",
-	"DiKGTh4btU+a9+683+bWl/RS96XQGtNr2lz6p6DluHVgpIO/tU+ABv2kJ2uoQiNO6Li2zdGK6FyA5oWg",
-	"D8E5hB5RggSCJ1llezEoBYrYkWkhtkniOGxz/MbOo2NzVSdmvdaIhbBHOjAWuBS4bOSzGGJrv7TQFMJU",
-	"m9/fuUt86xF62YnVuGxC2wTxYCmiBZNat7l/iCb5Q8G1FNEe4aKFF1Lf2vAnDn3c4s1cPwu52xe6fq5P",
-	"eGXAxRK59Uj0ephSdUJUFRZunsQpvny14uY6bnE3w7j5SPQI45YZXB0HIxeynNMlzoScOBOxniXPjHKv",
-	"nC0CAV2uAn1OYpEORIL3jIDDFL5k1BcRkC4dsGi8tV3GYKbTzXDYRMjxQjxWck91/CBs4e/67H7rjCiG",
-	"aywVzmAPR+Yz+ENoqh1/FHhiz+YD4mDxF9ZPjicchxH+jmet0RYg3G5zV/SG8d6kPmD9hCOqCI3QC0Ww",
-	"ooN0nJnyW5tbhiNNzAPkPjbDtYhOBJggH9MBEFQOtsqOv9Mirvqm8OgVnYNPYOS8sPVBuFlOrDjNHr6y",
-	"yOIpNugKibwzy0d+sXsbIT0tmQyuylR0Ajw0zNbM5dNycKDk2yQZl8plWHK5xdQ+Dm9IFIDCFPVixMvN",
-	"R4dJCjwczlUYkOa9mRuQLWllDWWbdRXme51/dy5uRH0C3+jbc3GzcoyJzFPFmeiPuE0xJyR6I1a0D1f5",
-	"Jj8cE5pkAsznz9gmSR5KIqHlLqb2xHQTiY3u6hL6udGC9IyKbY5tBALSQLsKKkWGt01Dntg3doQWUm69",
-	"dmfoFXBvFU4nhICFqJikvqKaadfu4dlZgMsPBe9GzCLo3zzF3PEQoUXBspxckYBY8SsUKyV6tBlCLQpq",
-	"UVCLgpVdy4aFlpAENkqhDOtQ5M0H+PuhC2pYxB5kv6hxC28PbsHuqCGulAwSskroCHEL7vo4hbmtpJ41",
-	"ylrXRYWYdcOsafKtocnvgZ5PkKtrNFQH/WlatgGWeXJev47iWnexnFds8JvDRi6Wumana9dWHsR2i+HN",
-	"VFcsdc9j4ERXyUcDl0ca0AEQFYgheGlJAevZw8g9xK8p4kdMaQwR9j0yjGJF/BBoZC17Pn7g9yQNbcn8",
-	"EvtkOo4bYJvEvISJOXL+6ydCRLm3SxBIWSAoukcRgmQTo1fioZK06QvKFteBXe9KJJTZEk2amNGFCInx",
-	"V2PQye8Yw76VjbZqcNnOFgY4nZVwzmIksDUkjKrO8OHCC2EL0rxeYNdOsZDE4rt87OpNLP7FM4yqXfz9",
-	"M9pb/GUH0j+SYrDE62dikZetBFm4bff6Ym3/Ie7uQqsn9WL7EkRxCGdC02jDzgNHuAs4DvIcVJ/iNxdx",
-	"x0OigMqgn21Z/rhMf6sOPsKzQvXZkAjuSkJjs2GiRJAEdWYr8bgsD+ao9KtCjxJC25QW7Jq/nvCjYu+z",
-	"ApAmmOfhGe3NI31857VXxyWtUcV++zXmJJIpFQIVMmBSZ77dMVfZFpoFq8E5D2nQJ0zDAGGrNl0wYRwh",
-	"M2LE8668fSIxNbMiio7JqM+CPlFxYCvxoFgZ9cdZiS9FugjRnZYjH5qBoY08r1hvQphkPV0TjiY/AExr",
-	"XSJQTkC2cAfc8tbH8tsZkYj2eQUXIGk090Sf4ubEXF9pas0fyxvWMSuNre75Jc7GmtrfeMvs7GNqHbbZ",
-	"IuVh0qcByB4QBQPKNQvUPnEyXhH/uNt6bL70SfPenffQyCFi7ZF7u3dsHhKlaQQlGGxn9M3ms+TIu9it",
-	"u/ZtTlO+JoPxHFmQWoxrmfAGm5fvzP/iRGKebcw6aYOy1nA+v7dcv6cJ2V+/WXtJJd0i/NJ61xtG4hit",
-	"fihE5BGay+KXYHTS2G/MjYgF2/ZzD8ggVpp0gNg0oV5SV9WOHiuroiXepe0OQSLqN6DDEhAgfrNhU4Lt",
-	"5Jo0/0V1pTQGOUkXXQvKGjW0eQAhsgahSSXtlBqbX/74R7/9i7/aWkp+ZTaG9YqvsyymoAOBGLggIky3",
-	"v02Ok/Fbv1VpHf1ifCy5s3MnSYU5dMENBdgUYVxpoOE2OcqVxLYhRS+x3KBH8vWHPYIl+V9i4PFLzF+H",
-	"r5g2XwZCRKEYcc8lPn3ZxYzI6Z+MX9CIldhHCqaRRi2j1iaj7uzcuTKM58EEZdERNaevo1h3Jt9ShDpK",
-	"ra0+N0OUX59pqEQY//anP/ry//l/lxTGCYyiyliEiIbkpTc6t6KbxQIuTzfdmsneGmOTdZGmvHJLpZu8",
-	"fkxgqXJy0hfcBSxjRgGXOdxm/kBvauplVSRi52CTr9+q9KteBbjwmryq1eDCcm9q7SGtQYibvP2EYYZA",
-	"JFpU2G2q8Yj2pA2BRi2HhbvU5SfW5aXS0ssOEdaWktlstokrak2YJlisz4EaD7S/T4IIqHQP8f/Zw3lm",
-	"7gd5+NwmJFHWQW24rkVSbY9BifQMJpQZw60OhUuaX/34r//zF//16//rf371wz9f7jLQlQCfbyJ0/OEr",
-	"m3aNaZs0xdWaRnUIf8A/MR+nQ4PYMpw+/uNnBRzNB664XZZ+xVyEbiliR/+YvnpAx2prm3w4zonE5ojp",
-	"PuMoF9NyU1slknJK4B1hsxs2PttOcgaC2thcC7dvp3CzrJCTb6T55Y9++fUv/2Y5WdZnSgs5rowFeRqF",
-	"aWbjvSRdhc2TI7qZHmWEKnhk1BckZCFh2vx/7OW8VhbahjkuXDWh2WEh33cDe6NtKW4S820pbhtqU8pb",
-	"Y0rJUOJubzE178aAPOXc7bwhrozl+v3ghbtU3vvtJR4hWwIa6z9FQC/yzqZb6MZGEREwGcQRLc9tc5xO",
-	"YsPahc1nUbu2a/lSaxsT0uwxled5XcMJFtL86u//8au/+/FyOocEzIG8KWhOHoMjLeJmz9bH1CIH1rF+",
-	"obL0OTi62lVc8/wb7wN1tEwoTzl2JSydzRd7BTpE0cowoUVsk0NrdqXOiLHvKk3CBROxcq0Ax4D1xOJB",
-	"EsRIGaebWdVKRS1gaqXieqST4b+8WpE7oEnztz/84Zf/8F+WUy2SatkbFlXehKBaBt07CecN6NAINhGc",
-	"Yw0MTaV2CbutkLMxhEAlhPvEot0c2E3Zyp+dCqVnmzwdAicC9zvmTDNQHvksFtp52GPeZZypPoRESMNV",
-	"ZCAuIElYkZMOMcfC6AFVAQ1xQJg3Ylqinrnl37BMTbqppWotVWupOiFVE+aYkKuUo8sIk4c3v/n1z77+",
-	"779cTrTGfHN+Lx5ahc1JPC5G+1b+qT7pSRoAGYJkIiQoHkuKtj93g6tvbTX7v/G3toSYF458yjBxlX6c",
-	"R0KcKxIPCSWcDsAjw77gYHQFV7knkEIpi6bzcgmb0DrrMDttbimaCzmgEVPWXkuSEvSojIz6VJMB1Raz",
-	"n7f1uuLkbW76twUwkyvaf/zwb11Jc5v63Cg31ndktEEWJk278vY2eqHNB3RMFABhuqycyGEfgvMH2cpM",
-	"mdanoOViMKR8bNYkZWEz1qo0VfhPRUnFOzuL1Co8cLvA40EHjWrE9B+IwUBg2YkBrSwpiR9W9b5QocQD",
-	"nmy9rd5W1RO+VDnP+/euthBiuqEYBgyqSghbElSkORRKsU40JlxwG49cO9huYnamj/sirTPUp8qmiUv4",
-	"8A9I86uf/NNv/7IQQpWTeqkk7IooEqNWPKyWhB+OiYo7n0KgPbw64WKhsOmMczV59wkvFPXFRHZZ80Rk",
-	"t7BClRYUSeWu7SP8+vnwOsr5fmwudW7ex6FnJWpxOljuyc6pMkehbWCqtO4sjn2W+6YqQeDkQLBElRkI",
-	"aaYpB3J9b80Z33oq7eYGNZJMa+CFQsiV1Y+RoNY+BNwdEWDVy3C5SrtdKQYbKrRbOcBFS+9qcaPr7iYs",
-	"Ox/Bka1Efcbc6AyAuSMiO0u6qWiuzvvnJ8R9oH0U9B1IovWHVGnPqbDup26sYwnb5CDr0IoPaHMr226Z",
-	"883WsLWei4G4cHX1/Ihmx4XpTos29wf0VbP4wCPZmLZ8LwFZWSuiPZhYGAEJIhGclyrJGCmSNLgp1KZr",
-	"/nriZNLJVRafrRl2I3ftN7IyJ82xa/Obn//km9/8wzf//C9f/vrvtiqkhVM88eJcffs2T0v0xL2khJ+5",
-	"KguF8iTvWWCCJ4m4KQ/b3MWyYmdZlcA+FArhpvZ7B/j2TUOdCI4YRKHy2xx5CcKtbfIRjBXolkvsDeE+",
-	"4cIV0nY2f5/lku1+YHi1vHR1kgv8rUzmbdd7Q4m8zbLlk3jXSazrJNZr1WENgc3XX5HG65PwTUleHTlh",
-	"mxxJ9u9q5fWASBjeUljI1rxLGJaPTfNNJZFD+Cw1yrpDoI8+X6rNF20e0KFnjbFMo3Pa8miSaAELPwwj",
-	"GsAAuPaJomNFlNgmB+GAceW1eearVqTJeFbrduxSeGzZchNCRK2OUSfIwckxOYexwnPT9jdxGDLuLNth",
-	"LnuNb/57HPpGC8+yczfRdupZ62ebC5lYfrdwluTezvvET1/3TauM96xlm6XGbXNU6j6Gg6b2gWoN2/Dg",
-	"hrRr0/T1aNZZz3VO7zqn983J6R1ZZpsUjXlN/U3I453o03UO7zqH97cnh3eVYlPg3nl5u9PjdoMqdZXn",
-	"0YywRnp8i3N1Vxw/V5Oje5ucluToTk1CZjC3FDHEhom729xl7saQ3TR5d/KqAy6FRDEewNY2yaIaEw2d",
-	"UAltzoUmXbQv7VlF3sUI674Uca9v30zZVJUpyvY67jj3ZiUFN4O6nrwqswRNklOlFjh1IvBvSSLwRTT7",
-	"b3Xy7w3aGa418fc8havG2tZQ++tP+I2UWJLsu1pO1Um+15/k+7ovf3Vi7zqxdx0ecWWJva3QnU7qPUPo",
-	"Cn4BUm84RnTPOapUIUeXjexMsqSmufncvXwIUgmeBGekWZC3sMXQ4ceIogMgEob72T09EfJuamWG5UP7",
-	"aIMaouthZnq+3asPwwrqbMi1ZnjVMsqygruyEsar8iFXS6k6y2hlltENyrArzTBa32pr2XWDM4u66+xU",
-	"VtFqmXXjsokaDqszidYXpLcwk+i63YzT3PyWZQ/doNZwrUm+ai2i1iJubMZQd/2pzBZarUu8EVlCa1tz",
-	"zdtvS2bQhZ3rb3M20FpJqAVJrSRceQZQJME52T+rBVKd9TOX9bMyKecGRds1J+SshVst3G50Is5EvM1J",
-	"wlkt4d6I5Jv1Zahm8zc94ebsS9AAZkUdHdpsPs/VZvPPYvtVoAfE/N0o4//bG5OPcgczCLUYx5xwOcox",
-	"fxYo5/aQKjUSMqyON8WUpYr4Li3UifvA94gCrYjPYZT+ZtFBRnZbNxoeLG0zVswa4wDoDgPa1H1g5tix",
-	"Ul2Lc+A2tysNAlDK/bK1Tc760OZJWqqkMaXp2Ab2JIjQgErJQKXnRL4ZLNPOdJs3UXOOQiI4EKXFUJGR",
-	"kOeM97ay7K6FMZFzgOyt7Tb/WAreS9NkJSuoXI4a2qOMK21hUKKH6HkptI4w71bydptjajpmhidcdlWP",
-	"wGcxjcyZbD5GlBXC9FXfaA/mEKGcvGfOEUkDc5AmyW+fcxaIEMiTo48Oi5lwCWYt7MYKQmupuLezQ/wR",
-	"0POXyVD87TbHjDJDEMMISJMLnSY32CJ9egHZJMuT2ppz7fE4IYMN6fNJ87a7q1bni72X5xawj/Yt2SeE",
-	"qgxDTCG9DmnQh9ah4FqKaJ4UK75cKwI3Kcr4/iLDfGYuxAE85/SCsoh2Irg8mMsiFAZjDPofZqyXyHqz",
-	"mpmox3QmlRCIhyitrXMBpYQRgomAk3EEapvYdErmin/OeFiObDjBXm5Atq2PGA+T/E+bRECYCc+HP+Di",
-	"1+CHG53GaOhIN2Ef+/es3EU2fLibJL6TuQT1KQ8NYNABqbwkWsDqN8hRpOlAQmR3a7siQ48hr02dpkJE",
-	"15OhBye1cGqeGhJ9pel23nCEc5JtZ2gZZ5KZ84fhZL6O6XtrFow2dRymbFyN9Pse6JR9N3j6VF26zeDr",
-	"I+cty+JRQdZXlcUDdU7Ge1gRBKk/iybiMCowxH7qGTLXZ7zQJucd5uIYgQQSUaXJp3HYs3FENtKcyTxe",
-	"tCwfx4aPxevJqjGLmZOsGjVT166fyyesWPRwvI2wFRhtwL/zMULlbQBhIidGIo5C0oEk9sfKBEz9Y93T",
-	"lAylGAoF7uhVoD2bJlMm1i1bITJ3UHtECcFzJVOeZAkyFb0oQ9Gd2Fkbfjw1Tax6n32xOQllx7XhQCDT",
-	"iVuLSss+Lj5TVv+ppVKdrt4RTJFTVbW0cbzeGlHJGe9Vm6g+di/Yki40KcUzYlFUkBleoUTSPtr9q8Ey",
-	"6G3AFMDlBq1T22zS+ZsdrlOczHyzVbInNW/faMtVEio7yoi0gtkUaD2TyR64INqADpXLDwvoywiBmp9T",
-	"A1fR1WVeL70AP0s63CBVp31UnFHJpGv/89VcVCPRoVG66hW31VUunQEdHhqyUw+QGM0BYP5KXM2IrHa5",
-	"yjAZRS4RctVFskCf61fVkuav50L5RjJG7Vtc83WvN5cfk8NhBGArVJZf2Zz2oFzNAUXCGDwiIQKqQBF4",
-	"NTRk7QB7rkavsw5NnlBY+kCOiYy5A8WptHCBzd8wJpEQ54T2U4zimPhUPe36+zbWIsKPY+WiLxXIC5C2",
-	"pBhpmhdzwIcS98ppzJ+Z+W6K8U3b14Q7dn1X5S//2OweLpl5D0PZm0K6y3co6mK0b6c0OI15UsfaZjbH",
-	"3ediVC0QNNCBqoQWGtXzDN+4+rqxiFYKmYRAk6DPolCCA5cxRcywKwtUUwl86Uqsm7yTmSWcfxPDrag5",
-	"80Zfw7RjhoSb7N95AEGZh9/s/6biX4AOrsfDj5OqPfy1fXGDHn5tGWeS2/Jn19yKHCnzbVC4V92+kmOq",
-	"luhvkX++giivyj//WFzgFQrH4ZxmgkOSEl6MODHNAA8p1yoPDW9ifTnz2ctgHETgb1WZTDZ8YF2PqWQW",
-	"oya+95pha9/75X3v844tpVtoxLhNwwvKA6i2x+AlKC2M4wwgI6psRGTiEH/2/acHj16ePXx29vLw0dPD",
-	"jz7YNbx+z4YojJiCLRQbzoxi7SfWoKrZAFodmnrbZVKLdaLEgx3nGSiNkeObKvRgu8Eursmwgn2fsQFU",
-	"esPNC66cqVm9WlrUOitmnRIXYDMxgNKOx7pCjmghXmPC+mJD9aocdbZsrXVfxyHTQiqiACzrYiHZfD1b",
-	"C6pDpUDFHS0BDbdDy/MOou6C85i0RSTdYTdt83mO47omm09hrHNsPebZspae8l5xK3KV1qWIoKpX82zh",
-	"Pk/Ny1W92jwdpGnEGqYhZjz5qUsjBVt2XFUDse8WhqINE+w1OkJEQPmGDVuGTuYbttIp1HLyxhq2Ysfx",
-	"k0HEs8q8MM40o1Eal2buGtwIJ2LzdEG4TR4OsCgLlUBizj6LwSMBVdBiXAFXzJBvNK6KjEnj2devapim",
-	"r8duVhVEX9vN6siYa4w0TUxus5MJ4J9zTW7XmYfCjLA+a94yk1sFUV6NyW2P0I4CnpSZdWeZq0/rEZ/H",
-	"UeTblGlGWW9zga3RyH6wTR4A6mlUW7udGT1p+lZ32yOo5/lbRMKFOAdF+kylyTSs8p+kaSBUE8ED2CYO",
-	"9eMicvw0yQMGqDooVZsbxd83uqqfT9cxkafDjqYkP4fuQ5sXknQkVdUIUyqG0KXSyHJz3FLEt7MIn7nx",
-	"+22u6FiRvhiRAeXjbXKAmnWSe5+O6NhW8PARoesTGimRroUd8cHJcZufwzgbryus49nqwDYtnUX4Iqyk",
-	"LyIc1+AGJ+OosLxuWOW5HsvrTHntLK+13P52W16vS/FJjbZVio95G4JYMj3GM6YDVII8iHW/sffJC3Ov",
-	"p0P2EYzTX16kjUyeLo/YBXBQykM7KzP/RRGq7LTIADQNqabb2Q1fjZWGQYmpJJGwpIn5h7wknZFHItET",
-	"sd5KhfMw7kQssCcIisALkKw7LiZgynWJOUWmOzzBxEGesx8ZIa48i4ewMEA6JOICpGQh5Fuz6zjdXOIe",
-	"JVoC7Bcziib/TXB/1pzlaoyk9qCcCaisg4/MfLtCkiGV2sKGNfRcGXiXAQVzozoLGyfpuY0x4R2GxUbz",
-	"C4P7XDUZOhwCD1v2LIpDps1GFJY1dNaxCaLAzBLNr3/xm6//7afprlkTna2+kWvEZoWbbuQwBe03v/zn",
-	"n37145/PayhF+Zc1ZmsEKtL85s//9uv/8cv//MUvtszip9/k23HvljRzJKJIjFrx0DT0859885t/+Oaf",
-	"/+XLX//dFhHc5dNAwilptYufPh+WNZtWMkf0qG3+q5/802//8q+2ci2EyVtlTWAGm2TJv/rXfyS3yZd/",
-	"8bOv/v3nWwl5uyjmJLTJm0TY2pHnC4fmh2+tvK9fvP5fAQAA//8=",
+	"7L3rjxvJlh/4r8TSBsTqSZaqSlLfVhUag+qSdK9uS61yqeQeT1NWBjMPyehKRrAjIotit7W4/jDju4s1",
+	"1oA9ayxmsTMYrHe/DAY21t4L3Afu/zJwP+6n+y8s4kREPshMvopUldT8JBUzM97nxHn+zjeNSAyGggPX",
+	"qnH4TQNe08EwAfx/h8avJHyVgtLmT5UOBlSOG4eN8z4Q94AwRQY06Qo5gHi3ETQuaZKCeT0SMTQOS40E",
+	"jRg0ZcmcJpSmOlWNw7t7e0FDM52Ydj6hMTnL2tHjofmxr/VQHd6+rfqCJrsxXN4eStFJYKBuF/t98yZo",
+	"xFTTDlXwKuX0krKEdhKYnpV/y4yp8OIRkaDlmCRUg6yaZWXrE9NdtG0//Xt7d/LpPwd5ySIgL0rtz1+G",
+	"yoHheqTDhEVUTyzCMZEQCRmTEdN9ovtAFB0A4XQAARn2BQciJIEBZQmhiQQajwm8ZkqrymXJOimsxdW6",
+	"yA/H/Xx1TgTvJixa7GTkgzLr0BWyw+IYeHkd/oVIyYCOCReaDEGaw0l0nykihiCpZoJXzTdvrDDfxZrK",
+	"51XY9UeF9uZPLO/dTIxxlXa7LGLA9SsVieHUcWeKHJ8+JhdgDl90oexemDfxf9nwCAeIFWkqcI/VTtXk",
+	"KzosUcAVu1vDAlWM0K6UBslpMkEJnKQcXg8h0hATkFJIIqIolRLiI8I06VNFOgCcJKLXq2Z+WcvF479C",
+	"uzlLKHDEx65xYngDSPLQNLXgOrhhmdlzoV91RcrjKh6vRCojILEAhecX6dCQ57hwqM1GMV01/7ztKda/",
+	"ZMv57t/NV+Azockj1/z8WeeDMdMeGibEY2ZO3KsuZQlULgAyKrMjUZ/yHsREMR4BDtJwJsL0EemCjvpm",
+	"52iPskq+UNXZ1Iqs1lW2MPsH+cKcFvojj3x/85eoapxTi2VuVSanl8tca8OYanuxMwmKUE4ed1tPqRl0",
+	"H2gMMmf6dsK3FHl4TntzFy3rdJKlXKnLbPEOPqpZvLO83yWXLxuxWUBJNbxK2IDpqXUTggwoH3tpSM2V",
+	"NUptFZdjbkv5dAt3p/nsqfnMSVdqoamWBmFmmHKa6r6Q7OvJGT5lSjHeM7TN+CVNWEwiCTFwzWhSKTaU",
+	"2irMcH5LOZvYz2f4otzc/MmV+reTU+lwKKSG+NUAYkbLM3yRPyaR4Bq4JqaX6rlNNlWY4KyGckK/V5xa",
+	"/sFT0xo5Hw9hwUlODsTMFFeVzmGKVmzPWPcAic0QmLnfzbgljSrvg+nWa1SCBdpei5YwPaA3ZhUs40Al",
+	"6IRGfWidmI4FSggxqEiyofmmcdgIuWgpLSSERHAClyDHhHI1Akl0n2oSUSmZYUtEiwuwHDvqwwBP0IC+",
+	"fgK8p/uNw32chR2v0pLxHm6HYVTTndqVGkpQwDWO/pYilyAVEzwgXSEzFrhsf09ERG0nVX2+OHtCRNex",
+	"UneBRxKotlJKfjFomUJNxwfVHZ9RDU8MO6nuOaJJAvKWyg5IJ417oAkXo4BQRRgnsaRd3WKguy2z4XTI",
+	"WoZJIY9quQ1t7e8dtnnYbqQKZLtxJD++95Mj/fF+SJpCkrDdoEP2KYzbjaN//MX/He4cklCGGTslCXR1",
+	"QEIdEoV83qhxmiVmPdrcDYgpMuqLBNwFTZ4bEp46GcJcU4bHGNZlVJHY99LmTUrM6G4pe2IMs6PcS847",
+	"gZUYzYyjJI2NyGjIRHAyTDsJi3IxWu22eWPFTWidioRF4+q9cDPF402Hw4SBusoefPXxwd7e0ejju+Eh",
+	"oaSTRhegzSkLvyosPXYmocuSRJFIDIYJaEjGhPE2D0f5hjSHIHH5kApwAVVgtC5UO8xvbiHVjtsbFA7C",
+	"bObhCqtmLtnWcVeDnF6w525gWpARZZp0oCsk2IuZ8V6ZPo1qSLXVG+4cNALTORukg8bhRx8imxswbv/O",
+	"B2Jk+R5IHMnnn3/eOi6cqunhPOPk7t4+UnDUNzTFe3BkTs/dvTsknNaPQtI8e3RCPvzJvb2dgr6WH0ir",
+	"yh2S8BOgEqQ9nR+3K5TBdiOwX3/cbiRAY3U4kkxDuxHWMqk7VQtuxFEq6QC059AJZQPH9J/jpfCIJZWb",
+	"8YwnuXRkziuq4eYiwRuWmXe+SkGOG0GD04HtFm+Z4gBj6NI0Mds0BB6bQQUN4GZXvij8QodDKS7xhpPw",
+	"JSp7jZdVx+fEMtBHUgymR+weEoqqEe06Qa5qpFGhncpDZeTklmYDsAfLL/LdvRmjOhf1Y7JHec5wzsU6",
+	"BpNKJar2c0i/SoFE+Jh0pRgQSoYSLplIFRnSHtxSJOTwWtsWwtrB2g5qjuE9VK2mRvU4PqXmcfXt7K5H",
+	"Fmd9Ds3bWZcsnnlj/lMJ3cZh45/czs2zt+1TdfuxFUofd/GKrx6AERzsihiqTajSVolshh+EVqhCXWns",
+	"xYadI69CxaR59+Aj5Isi1YTpgNzdPyCjPvCJm7+opu5k07RsPp+oF0WWlEQe2/vtXGhaIXYdJ0qQSKRc",
+	"E5okdkJGM7AaniLNSBgSp+Tk2YvPznfq9p0VOymOz42nI0QClLsBxanSclzHXB6+ppEmzL1V36N9vuQd",
+	"8ynj8UyuNhQiUVY4Y4pcMB7XjcA8ayx61J6nHcO7UKlA+bBaRDulPSCKfV3LDVACqOai9/aCGRffQena",
+	"26+89p6NOMi61QkHEAbEylSExYHhoyEX3FxtZtFQ9MJDU3tKhGn/cVx7S31obiStQZpv/2VzAP/KtP+v",
+	"vthr3aet7nHrUevlN3c+fLPzTxtVW3sqRDLnwrJnetQXCkhfDAB324ia1ozMa5fdvPd48d12jOWfYSPT",
+	"m2zkr9deATA9mLU0zRg+0uRmDxOmIN4JnNAKSBJlk37dUL+aSREDxjN+US2D9Zjgs0lT4jt1/dunS5Ll",
+	"cyErqMH8amSjI0KJkXQMYwpbIVFCakXMu1ZK2CUPLBGQsOWuy2Nde0eZr0vD8zJH9mkjaLSKf1jTmHtQ",
+	"/MMcaPdz/l9zRzwSSSJGL4b22cQvL6tXwNwFsxfe3hf18zJPl1z4c9qr6/PMkYvRvI2IbYlEW4Nf1QA0",
+	"7dXe/JWdv7BLWS2xuYeLSGxpoZ2rC0mu4yqJzY9ptsSWZg1cdTBvjGSjhoIr60j+hMZnuR/ZGbbMf1F9",
+	"tBYHb5P5ky+VNT/M8ERX8TD/etnxW2PQmtlAlU1oUQ56aidh16BKLKw1bxVNWwXzU8kuUtWze/d2/mKN",
+	"Ir/Qx/59HH/mVV1809aySrknMHIjULkNHx1lXOda2w1ZrAdFf/oKR7zkj595Psv+68VWPBvdjKU/JlnL",
+	"zt9uxOgYSJj9Hu4ckdBpDyGKAEYsoe4cWyvgDdkP6w1dbS+KDuGZW1FypF757B9zaz5Ba9rZoxNy/+69",
+	"nxA3UGLt5OoGLfGjYujECstcCr2Yuc6FyIa6wIY5+1Tp+F8Lt7Km6TkRHockzOYQHhGzx93MsNvmFzC2",
+	"Jk4bGEGdmU1ZWd+sOOlJyrUqR0oEbV5lswucqhDa6ImQDGDQAUmalMfWWB1OWgrD3By44+g6s/Y56+tI",
+	"pElstG0xIkxbM+kNOIjVVs9ZbUy9jxv7mdCPfBTECme5FEUx8yyWwxCufAQ/E0SlUT8zy6DupafPZR5K",
+	"cUO4R9HN/iiTzFZY+ppIjpmbUBfosCYpr8pCRpgmI6qcGc5erBXDMFcsFxqtWaM8GOSGbtxZIRbkqltX",
+	"jCtZfPNKYRZX3r4sdISpgj20YrP8w3DnBu2MCxJ9UY5wXUUYrQmWnS2X1oWaroWolA1yiyg33EzTC3DW",
+	"aKtRcTE6JNpHwAypUiMhYxL1wVyojLeNItHra7+ZtrlXnVSNwx3PMssRuhJo1DeTMI+7aZK0uZeHK2Ya",
+	"7uwS9ARanR/b67FL4ISnePuKrvdS3qC7c8J3OfPzwqu4R+dCPKV8nIUNrXbUJiOjZh6xqaijqx+tuqCp",
+	"+bv4Puzhi4morRU2cDLwa+YGTkVWXXkD58eE3RDmXAjVwkgt9KmsuuQV4Whz1r0q2GutNq2OiMeGcWI4",
+	"SpdQgv1g+NpEfLdh3pltYWpkN+hGzZYIx3EcX1IewUkioouCOZPGViSgyak0c9TMbFKXJgqCxrDw0zcN",
+	"xzkmQz0+vFv0eN3Zv3fnw729BfxeucD0RdZ0bqQX6LkzS3GMQU1W3ioOJ/cVrGbnDXwLn4wX8SwFDXg9",
+	"ZBLU4h3yNHGyh/WPTw2AxYv1nFClX6hl5jq3a2s1n935Z+adN4H3w5nTkiTPuo3DL+YP+uXkGGwcdpe9",
+	"rvb4d5lU2qgLkkYapPKOOgWRBB0QLdCT2ONMWYK8gDHpoKO66Mw8KDkzMWTy1RfHrT+nra/3WvdftV7+",
+	"SYUb05zFS3Gx1vW1tgc0x2kYqLmeamvVwX4e2w/2P8yapVLS8RTRYAwG7mO2tFm/QYE86onKxsIsyQaW",
+	"JoM1nb35ZLKeNR8w7v+a2ICgkXL2VQruMZ7qiT1x2+FGMm/ll6ApxwXfBN9Mc2UJNXGnhkaYVpB0d8nz",
+	"vhhxIngER0QBjzENQ5Hw2Ek09nKzcXAhhhn8Wev49HHrUxiHE1S2f/DRKmQ2zfPNwKfX6GW2Sk+YvaTK",
+	"M842d6FdzhausM1Ft6yjraCRB1rNPZv5m1M0iR1U7rtSrMdXu3l9CMdCVCCBOqFr1rtn9q3J8fueKmeQ",
+	"xkw/vHTSXnmENNJCruOOwIa8cOljBFKFIVk2vNmQ11hpGJhfuODjgUhVhXs/aNAriAYJA66P41iCUhNu",
+	"9Q/vlk7/F3ut+8etR7TV3T18+UHl9eKTBCa883vldv5lu50ayammkUWFhUxSnTNs2vr6uPXnNReiSHUk",
+	"BqVNUGkUmcUIGl3KklTa/EjOKiND7akCpe2ZmME8vvgfWv9jzYx9jsSs0OJ79+8XJc29itDioKGp7MH0",
+	"UCZXJGNgrZoB2Xb86ayXO/zafjCfC+IlTnWjePKLe5hvxWySXAurzAn8+tllqoVlmU8x+WbyevuZGGWh",
+	"ZcA1SBsr44LLqPSGDy3MDeh8SOqIhKLbDUmTEg6jNjcv31LERfPtkATopXUeDYgNr9slmPzuIp2cgkiJ",
+	"nVubh+5JeOiisfF38x5NlCCUnB6fn/yMdBkkcUBGfZBAaEcB12QAlKs2T7m3kaNdzVOb6HYbQUOKlMdn",
+	"osPMowSo0k8EjWso7hOqo34xnHzJW4bFix8Vy2oKgpNT+FaXnFiN+leclcKQy8lDLvH38tgnVEV3hGZz",
+	"w1c1vHBhxntRE3s7Re/ionKqE8s5U/j3k65q54QOK2KOSUSHR8RcuPboOb+aJngom12aJKRDowtDMhro",
+	"IDBkwEkvER2aZCRiRMF6bry/tzeh+9frSgX+fNKnnENSCgukSdIIGpdMYeQtBl82gsYIoj5yywGAtqkK",
+	"QvdBVhLEJC3MsB/M2t1zNgCl6WBor/KIxYt89ZmbdcXXC4hy/mt7styFe1LJCT/vjzEfCzM2aEIi9HSb",
+	"zTUcsJA5jBubm7xsZN8ESazNZIFx2suEZy+n6uVC7qRENXcGdjEW78gt1sJKaCa0XCGrZopjuLD3bOxB",
+	"HhxdHGGQZ/zM1v+LpLEO0aFEatcuPKCR0xDe9LS4GC1B75PavRhV9ye4ptHaeEyUKi0Gix85yxznEVtf",
+	"SH0Or/UyVMzUqWQ2eXr6ZlvMkFPqlwsNc8/SE8F7/gOMvl+qC5dLvcQXeWz5MpvkbqLFO6oi68JOZ6a8",
+	"fM2DRnU8/IwjuJpFb5Hz8xBfWs+Z8Ma9zRyHU3xppaNw1U3Fyc/YnrWwWsdsrp/L2oHY8Py5R27AePHX",
+	"/dpDOB1VarG0rC0msKk4Qz024kyUAJUuMKyYdnFvIVFmAwd5MeNXfqQr3ST+kC/WmDvuVS1lBLBYS4Vz",
+	"XdVaThxraO5N9YG6BKlX0149K/1s4W2rHIJrpcLCmdsCF2YnK17/EmKmn8AlJMv2Zr7zvubFNump4DDG",
+	"DZoMzNSEQ49qdglOa8QcWqc0GoKbOiAx0GRlxYgmzzPJeZoYu1J8DfwF1/Mvqsr2e5LGS1DCT/H1SipY",
+	"WHTyqbLLbOFEztoqMx1QdWEdSxP+IJmC3UKMy0aLlEJDmf2CdMaZ/eyWIqHRvDsJPML30AO0BvnP5+ut",
+	"MrEFnSBlzRk/8ixhMjFv7g2xnEYaGR1oxcm5r88W9N0UX8ave2z+Z6WdkJAAVStvhkt7XKbHXDGeKd04",
+	"BuyYARrde3O/OjfvXEGU7yim4YqyvHf9egU8U9BxAiUWt5Rg7xZkJcl+xUtrHdfPApdOgS0vwIxXZKmb",
+	"CjZYgeZWIJplDv+Vj3G99lI6g0t4eTNxajpuYZjQCAbOmTxTvs1enBxv3kR1EIHvfS1aVz6TzahdQUNX",
+	"g4WcWqA0IngydnhPReCPj83dFU6a5ctBec4sv7cACNOCql+ZSxeMnTQyEiPmaGM4a7Vh3n2+JtWxwOXW",
+	"ouhMcMB1tnl9wvkaJeACG17L2izDonO2u5auc5a8luY8u16sMcu4q1XtjJVvSNd+QMeqykmYJwrEdKzc",
+	"4VIjZiGX0H2UJkBEtzvbE3jnw3sTIcDz3YAPMglpQcZQZgOzdcgJ3lZ4uYrBZRnnGUhVtbVhhZCn8oo/",
+	"EpJQhE+gkQ4wVsG3TZrDEus3FO60sp3d3Ip/hc5Pp9qfSL1UUHQg7hYde57hJ0CLlmzzX2egrOL8LtP+",
+	"GS824WNY0ZDl3RlVX19dm1vx44nD47xx+WTmHyGoCEsY5A8WkkEmDuWSEQO+t5lj9dkSi1sffXpF8PZn",
+	"VyHyPfRW5Iwz+ciBSfPw1PFAS0eGu7BQAMlUG2hVmWarP3/+7DMyFIi3QIQkGQKkw6Gyoe6i27WeYsL4",
+	"MJ22aX9YRU+gFO3BNCjd3rwzbIca2KnlDVWdDm+RqjCKYvDwoipTlId5zBS13WtvgmJ20aIuotVsrota",
+	"9Yxsv6r9ylVJWHJkygZJLBx+UIipWBIdb8qiUWyrOJAg3/d8U/PNKk11XiCCP1srmTeudKDKgSPzUNoW",
+	"3fp3d8vrd3vOFs/a1nWo3hn7uXaP5yMJ8DWs5p9KF/FdlENPpvr/qdfhvOR03AganzSCxkmluISvn6UJ",
+	"LB0ImoDXD2be2OYd9H4ayX3xL6qm9jOgiYWjXSYjccr8UIqszFfCwcTOv8InaaJeQ/gZU1rI8UPuNOHa",
+	"fIjFnRXL5D7U5zsszGa6UgyereJUWSkToYz3aHhJQtkA49d0KrmZIoZ7N4KGlpSrLk67ixSH8cPZf51l",
+	"ybYiAesXNDIXiuVSl4BwkzSLIq/JUVg9ijBN4J/np2rJkNiKFAWxwlZUxhYXUgeKKQVUzzrG6+DTJYq4",
+	"dl79OK4MJhEWdHsC4TrbvjRl8URKaZXY/Tj2C7ZStHzlevx8dFHBR5JekXgexg+eH1ce5Uhell88uHdv",
+	"/37lqxds4USY2oTZCz0udvfs09PKrlJVTiFivcrXXl9xPJPqubaxc5cN07SdcIBLaUdUdVx+Prqo0NAv",
+	"YLz4+TcbuKROju1XDecJ0LhKDUW04uXccpYZQnyycFRpmduvplAtH5N61RCPbWDG2wzMfdciOZaOI97G",
+	"frz12A/D9N5e3McqMRyLh22Yuaxm01iBxy8ZwL3pMIoNh3W/y1Eai0Zc5MdnCR8PCg3XEmlhel6HCuFm",
+	"sI2waBR44azoioJ8VylZm2bWFGVRYExr8ZVfQ8D/dQYu3NAUgR9DPEWVvfGJ6LEV0ViWu209mGfJSpT9",
+	"OO3im+WFCBpYdO4ZT8bVSfTe2Zm1X8la/NGqcoJMEY2NQaokUyyPQgdYx0p0ycC8SRgn45Ry0jz57F/s",
+	"EKoIJTFEbEATYhsNCNVkIJQm+/eIY4wkZj2mFaE8Jgf+fbVLznwdDkKTER27sihEj0T2Emm2G/sHd+7u",
+	"3ttrN3Z2yVMhIX9IsVphN1VYGGxvj0yVx9gJCIdLkASxFiA+IpSgv9ZFwiCUrm1ACxGQDkQ0VUAo6TBO",
+	"5Zh0E4GVUhHZ1Y7ProkiCbsAsre7v2fXKkG4Modq2Dj0w54AV7pfsn20/vSLvdb9l9/sB/v33jTb7V3/",
+	"58GbnT+tNM3U6Ujlg5V30W4/r2ymdMdOFsxSCsGjbOW50Jar7AMxFzNWrjvyKBeC5yXczIMJxo3F6ZYz",
+	"PRXUwiJJVVvu5t4J0xrOuhDgTlcn/I/mE37e/gnChyydLYV1SJYY4/7ewd1luZOR1EbFPmZeUv69SaY2",
+	"OdZyq1Ucrrw0cZV7JgKlzsUF8KoguK4E1Sf2JVfH1p/wrIALKOXqcZUOxv0P687zbt2BdoB6j3l9/dWs",
+	"Um95UO7L2ZF4k8VX96vcDw4A8bmdlarG20GkYYTb8NNXZAQSCBjGuQIySJUb5AL4pAvMgtLNR0qYnERQ",
+	"2udi48VFrzxAXr6aIPoJ2K8//vbftf742//9T5o7f/ztL//42/+p3W6122r3n3zw+s9++N3fw2v97S//",
+	"8rv/49c1aFKnRb1sEtMDgYIIB49yRBJqFvmQhGh5C0lnbIMFjZIoZEBCi1cUkibTqs3d74hEpEmfmatz",
+	"iLK0A/J3pgxzAwtC0bqIle/aPMy9Zq6jgvkRoz+xArQ9CBKGE8BFZnjOdAJxyQdXo6OcCrFEnLV5+yxN",
+	"QFVoupuN/WHqga/6WJWiuALiyYBy2gP5OF7Ag4TqNUZ8GbHkHOhgqc+WirFe3bdZyVzWZZ1zYZcZToLf",
+	"jslFKS1seTqLm/BeupO5Wt5V7neei7lWwjl7EzQ64yzMo7rHBQL3MejD2lGKX96pYHVoTj4RIonFiC8T",
+	"9RF5yBdEg3XoQ6XaqG5ppkklpiwZI2RMlhAx75AtG0tuowWe0tfLTGnZwJcSR5g/7feHQywb8YPmD9Yd",
+	"m78+wTKOi37nnCOmuwVXueQfq7paqbYggQ4TkIz6AvVEo78hVqBdc4XR76JLynV2j9ru5pt21DXD/Tsf",
+	"ffDBBx98tLe3FwYk/PZ/+Y8ffBDuoFprlUwXMt7mnTEJvzLvaNoLfQUP33CCCNhO5BzskrDrXI8qJAOE",
+	"n8c6WPbXVjokLi5verQ+YYA0+1i9y9zmGZRbm4eGkEKi+mKkiBngGEv32Bt9IYvtPy+s9qTltpZOa5zh",
+	"BfZeKZQJkazDyIzyxrXHp+RyTFVU9Y/39nh/b4vrY5pbJvlOM8lK3rGu3Nkby2tqlmXLe64sqU5Pcytm",
+	"bjnm+80x87zGiXr7NYWKbRwAJUpjDb0BjfqMA4lEjC6M6vTACePt9KdHbr8s5LfrJKG8lzrXSO4ciujw",
+	"FbyOAGKIp3F6Z5QYmLDbpgOKhuKEclvigxWzfG+pUvdln1GVOxBLPC+Ru5MnVc4LjcXSyJryaNLwij6i",
+	"5eoLbLCUgIfUm3SvTRcLcFbsSefCi7PHREIXJPAICKeDDLnenUDzYfks9LUeqsPbt7HQym4Ml76+mrpd",
+	"f0yqlm1CO9HWFm7nVMQONue5Smk5q02YWNK7aBt6NrQyw5LWtaUrnNTMYzX3/5Xqq7iPq9d2IgzUW9TN",
+	"XW/0YvEqBoqJ8XN9j66tz6nk5pfDt2soX8HOtWKFm/olqoL9XixGdzI2d2Gw8MVwu/1MiyPKpjQvW7a8",
+	"r+swhkyclGs3i5wBOl9XJU38OPPrTrrYl3LMTlFuoe3KkYuk5LWUMMQ82iHIS2YWIWjQNGba/i8esOqc",
+	"NKMQnUq4ZDBaZG8r3forhpJnX18lmv2mMAmzMEJBvOJa5J+vvhi1DGF28Y9KslMR5bwqfSR3zI94QUB3",
+	"mBKokaCP/ss07k076dcYxZqPsWp6ttjeBG6MOpQWPcb+geEjBSyZ7HH+g38FLs3i++cj6PSFuFCHVseq",
+	"pKvnoDXjvSqiocMTjNeaof0N6OtHmJ80F2uA+jz1Z2Y/fNKVWvK7J2ZBFvpmMlimPJnKrXArsa644Hd9",
+	"+aYXKAtKXUTOf16GX6jDRao8kyOAoaH6Ck5/Y9goXDKRqmc3UkBbisPiaq8mWFD1rLtcmSA5Pkv5Ijhk",
+	"9sUZ460reoWrZW+ExcqdZodtUhN3HH/yyvFpYpvrYUQl31z7UwKcX7HC1LIxVG3AuYs+zwZXUnrnAsbk",
+	"I7xXMfdzoINNFLVelHHcXJa8JGYvNTLrOkqPlsKUVlj7GQmFi+cNmmOxUsjR+7ifS2rctZEDZlHXoSwj",
+	"zV67imxGsSbZbcsE5mcKLZ0ZMMWS0WZwSpmcG4j+foSSr9EIc8WI8HL8d2lky4SDnztAohUr01AV0SoH",
+	"0SMhM7BXFZCBuAQihsCJGA6F1ClnpomAfJUKDTY5KuVdxpnqQ0yEjEGa7ROk6evTmkO8Uw0JcTNqiL9Q",
+	"lbV1bFprpep4dYloyez4H5n8NDfz4xlPMKsvtIKL2cGQUK5GePr6VNv0jzwlxBZXJj6NKCCUSJGAc3oG",
+	"JAbcb/RG7pAW6XsLVjmpxA1shbQSCTTOs5AqeZSYXxgO7bmGAWGEw80UL32+pxMzcVpBniW+uNhpdvUt",
+	"1A58f+SNZXPaVj1zS4rA1QdiZjqw2fp1CMfI2q9dODajWFdo3IxbaXvsN3vs1y3El+KJqjI+zYOKOCe8",
+	"36oiugopcaXArpTbqK3dQkqcNwI4AI1JpHuPDRFkhUzyAhAZQEMBvSJDWchgibKq6FlAV7VorCBKJdPj",
+	"52b93CFHXNHj1GKvTi7LkErNQdo0fQsrSS5gTLpSDEhor5djbAHxUZj5qg80RuxOe7Iaf9Y6Pn3csuCl",
+	"nhlYMNM3QaODgrzv3v71yN+NP//8vBFM4w6U83JxJInoMR6SJuUEIRJbNt2Q/Pzz84AwpVKIUXy+BMm6",
+	"DGJiF4rxHjl7dPLRTw7uYe4joZwcnz7GKWL2OsIX2FHZ/nbRzWVWz/ADq4Vk0+prPWy8eYORTF1hA8Oy",
+	"wtBuNZ73BU3IgDKuKeOGtINGKpNCkE+P6X7a2Y3EwMb7RNL9x4Z5lXQ6bIyZQZpVT8yynJw9JQrkJUiM",
+	"9Pvk4BOiaAIKa/qrQ0KJ6lMJsXUNii5B31ubm+XJlBHS/P7Xv//+v/7dd//lbwPy7V/8/Xf/7Vc7lhYk",
+	"DBVBQyouqAVvDUju5lbE4rjaFj2Ua2DfTnEgph1NL8AIhja5tUOjC1/CpiPiMRkJeaEI07tt3uZYF5Sb",
+	"OavDNm+Rsxy80wZKOlBPe9IVab548fjB5U92ds3LiOVgydtsgf0gogNITqiCI2JkL/vj2aMTcufOnftG",
+	"2H1xfoJfm4vRfYI3UWtIe4wbQeqQhAkbMB2S5v4//uLfm7vOh0CSe3s2OJN6vNE2JxlYwhHpiJi5PsNv",
+	"8CoLSH4tvgmPSJj/GeL+FsEUTGM5noIZ5cNLkGOCoXnm7ZAObSkFJriPFPuTL5UwFOLjHXfKAY6mTR+o",
+	"GEYiBjMIG1MYOmJRJDyOIhjq1hMXMRiS5nM2GCaWpE7MxwpbMgcv/Lr/QRiQh7yXMNW3MagjpmCnMOLw",
+	"9Pj85Gd2hnajBiB7QIZUR3071p/cuf/hziGyWzwYTOFaFmeI37TwGz/L0nP7G+J40BhbUnSA4xzR8c6R",
+	"2SW3vvaYMEVSbpUVyzVcOCtiDym7qVaosB+YlprmKFv5hAgOhiCivmUf5tQFDkNE+bZw8e/u7eFkpjBJ",
+	"Qh8WyHRxuQapjSjNwGu9FkY5CR+e0154ZJUs86mQJIYEtG3G9OMGqEj4uNvCIhtuHI4ge6Rp9u2DcOeQ",
+	"3D34iIRDiTYjlKBe+emFuHBM90WqCdMBubt/MPGqnwQSNNPEr6ViPAIbBJywCLgFh3WM8XhIoz60Dnb3",
+	"pjjiaDTapfh4V8jebfetuv3k8cnDz54/xG/y0EzHFQ0fPD593CiAfzf2dvftq2IInA5Z47BxZ3dv9w6K",
+	"yLqPF+Lt3REkSeuCixG//eXoQu1+6UwhPajI1D/vA3Fgu2SYdhIWmdtDkebPP/+UKNA7RmpQQIbSaLxA",
+	"+jS5BEUMhyQ40FuqdKGpAKnHcHAWeWaJ19bYvYDB2wpMM7tFvGcjODV+ChqRbBEY20LnmDEf7O3568jh",
+	"DUwSCMKpo1i1AMytsrfc9Eq4Se/aqypLOKhqLhvfbRceXJBPGodfvAwaKh3Y6tyN08LCFhektHBeHDr8",
+	"AstTNF6aFm/3EVf+69r9O3YkdLC3R0Z9loAPxcWWDSsYHpkzHAtQVvAThrLNSzHVtEMVVO6Cw7Pf4D64",
+	"Hmp2ojADmrBLWPeWPGGXwE0H5n6Bwtp7fHpcfcNxx4suvis/5ZfVceyojzwPhQnMUaC2S4KhQAG5t3eH",
+	"NEP/0auU00vKUB0Id/Jbp3KPzoDG5s5S17NNpnsEtUNxzYhK3S6LcKPu7d2Zv0nPLY94kc94zXucrc/s",
+	"Tb7cv02HrOWxsit3+jlEEpwkZVMgEqY0xEcWdBH3nalhQsdkKKHLXk9vmBHFrK6ByKy+hJKq1RLzV27b",
+	"5K03wdwXvb3h5QZPhJ2EzYeaPhXHKNYZwdwsqFkGq1DhMM6ohpkVdt27t/MX3wT5V61TkbBovPDH/n0c",
+	"5l27BLMP1Sc09k4S/GR//icvuK0mxL6G2H60wNl/JGQHM4/wi4P78784F+Ip5WM3OrUqqRQYoNJeWSzd",
+	"Pe6IvkSkWlUjMiikB8PiMB0HWZ3tDQniyMoGBGtboHpHjQzddciXZcI4KajhjSwx5hMRj9d8ZJ2B+E3Z",
+	"GpcBSZbIZX8jfcdVFOMeHZELgKGV7+3qcjGaoJ8nIsoKksyigOy9IvVsaa5Ic/v3FulGpejKhPgpxIz6",
+	"CMRrIVh7TAomnkqinbjQbn/D4jeWhBPQFT7ch90uoJ3YIx1ewPiWskCIjhKnKfYMXVsFii2Rzt2KLMXc",
+	"F7a9DeadTLuAs7/4TOhHIuXxtZ1Gu6PzTuOycs7j+JQaYfOlP8ZpzHTLBsvXymafwQiUJl0mld4ljzBN",
+	"mHSMdoXAcprKHuiAZEfYyuJsAEQavb5GUjM9P7Qdb1xaCyp91nbaFr/OKHLKFt90653Zq79KAY3qzg7h",
+	"K3cFC15P1gk3awDC3fAXjKOLwS5oXf/2qa/Clw2hiGs6AZlKW18ft/68JodpkYEtMqD1rkjXdlw4NnW9",
+	"F8tZVa7GZK2glVeDavQAdM3pt8vCBlA3LDRllYa0kkd/5rlFAIP5Q7GFBa86lI0qPBkvmK/0IMdyS7C9",
+	"7m608lPcqpLxLWa6IEmlun8b/XMYYFCpEZ2hF0mhb0pI3UrYJcRlP18TXXno3HO+FeLC+Zxjrs0fodmZ",
+	"GF4wGDpbA7poICZDkKY9hCo3X5u/o4Shj886XUnz7sH9NreuxFe6L4XW1oqNBSHOQMtx69hwh3DniACN",
+	"+r4na6hCI07sqLbN0Yro3ODmhagP0QXEAVGCRIJ7GOFeCkqBInZkWohd4p3nbY7f2Hl0LDi5N+u1RiyG",
+	"Q9KBscClwGUjX6WQWvuldQygs+Te3h0SWofgq06qxlUT2iUYE5n5ExDFvM3DEzTJnwiupUgOCRctVEhD",
+	"a8OfuPRxizejfpbA+hdSP9fHvPLg3Qq+9UT0eoihO8GqSgs3j+OUX3677OY6tLibYdx8InqEcUsMruCI",
+	"4Qs5yHiFM6HAzkSqZ/EzI9wrZ4vAoEb8f4ljkQ4kgvcMg0PMZjLqiwRIlw5YMt7ZrSIw0+lmKGwi7X4h",
+	"GqvQUx09CFu9fnt3v3dGFEM19hTOIA93zGfQh9BUO/oo0YR19AsONvzGhkngDcdhhL/jXWukBYh329xV",
+	"bmK8NykPWD/hiCpCE/RCESzhIR1lZvTW5pbgSBNxqtzHZrg2qhnji3zMAEHhYKfq+jsr5xbcFBp9S/fg",
+	"ZzByXtjtRbhZSqy5zR6+tkEWU2TQFRJpZ5aP/HL/NkZ0taQfXJ2p6BR4bIitWcB7c9Fg/lsfRKkKKGMu",
+	"RFId4fCGRAEorEkgRrzafHTiIRpxOG/DgDTvzcKAbF02ayjbrKuw2Ot83bm8Edsb+EZrz+XNKhAmEk8d",
+	"ZaI/4jZFzFL0RqxoH67zTX4yJtQHNBcxZHaJx0klElpOMbU3pptIamRXBzjpRgsyMCK2ubYxDpRG2pXM",
+	"KRO8bRqKh31jV2gJdu6Nu0PfAvXWxenEELEYBZPMV7Ql2rV7ePYWoPITwbsJs+kC755g7miI0DJjWY6v",
+	"SMB8ibfIVirkaDOELSvYsoItK1jZtWxIaAlOYJNU5sc6nNUHkAN5eE57nrQxOwGj7Zt3Dz5q85pI8uXC",
+	"yNu8FEd+RMIPQgd8rQjlY+LivCvV8wc4pROXjrO0W72Ls62S9SuMYLavbbDGZuh3/2D+B6eFY2S9QpYY",
+	"P1ru0zNvXLkuSrYnyVBydnA9DXuixSARp6tPBTjn531zF5vrouZOc8OcoAXDK+adZHxnG373Tgc5/RT0",
+	"/MO7uqiJPPl9uqVs4vp6bqn1S8xuXC673uz0rCy81dt9q2btOfzLoWZs+dg7Jb8/SO1xgKtKDFeT/d81",
+	"ccNS4DyO7bWGIjZFdc4PHQBRkRhCkBWfsT52TKHGSFJFwoQpjYAVYUCGSapIGANNrI09tPm3PUljCGs8",
+	"Bdk4boCXAFFyvWNg/uunQiSFtytiAfOMfHeFMUVsmY7ayERfxGNB/uc6sOtdG5NotkSTJuKLESExE3IM",
+	"2v+OiCo7+WjrBpfvbGmA0xi5cxbDB5DiwajrDB8uvBC2lNmbBXbtDBE5Ft/lxw64Y/EvnmN69+Lvn9Pe",
+	"4i+7dJlHUgyWeP1cLPKy5SALt+1eX6ztf4a7u9DqSb3YvkRJGsO50DTZsBvPHdwFXHhFCtpaD25u7CuP",
+	"iQIqo36+ZcXrMvutPg0Q7wrVZ0MiuKvGj83GXnghPv7T1mxzcDvmqgzrkgD9QduQzdw3fz2JgOXeZ6UC",
+	"XkFM32YIrk+0X15Sf1dzCjMmUMMDJmXm2x2jJ7fQQF8fJveQRn3CNAwwgNyC1xPGMXhNjHjRqX5EJBYK",
+	"UETRMRn1WdQnKo1sXThkK6P+OC8GqYg1W0zzkU/MwNBbVRSsN8FM8p6uKaKtOAAsslDBUE5BtnAH3PJu",
+	"r+X3MzcYPWUKLkHSZO6NPkXN3nFWa4cvXssbljFrLfHu+daE9WM2xc++ptZvjJ8EdTuqRCFr3j34yJvZ",
+	"rY0drelK0wQqMiGcmTyfyw2zk7uBrd9QPtnw27WUz2Ewmal8y2i2tvIfka18ScnfBvAiROpbCLQzqsJQ",
+	"iCQgtIDR6j2gGbQDIt9iTdKjwgMySJUmHSAWCTvwpcPt6LF4OJr3XWWKGCQG9Ud0WBHji99s2D5hO7km",
+	"dWJRASyDGPAVEbaMchsUuPn4YCQNQj3AeXYam9/+8i//8Bf/dmcp/pUbLtbLvs7zlKEORGLgcgSxoswu",
+	"eezHb51hkbcdGHEyS08opb+Tg70DD3Q8dLlLpahIwrjSQONdYm4y52VzGYOvsKJuQIol9gMSU5aMXyGu",
+	"wCuEp8RXTJuvIiGSWIx44GCtX3UR9D/7k3FE+q0w3hbtLY0tj1objzrYO3hrIdzHEyeLjqi5fd2JdXfy",
+	"LUWoO6lbU9LNYOXXZ2+qYMZ/+Lu//PZ//d+WZMY+NqPOAoVhEv6ldxo61c1iAT+qm+6WyN4bC5b1u2a0",
+	"cktlm7z+yNJK4eS0L7jDI0DAEFcXwgL7oIs2c90qkrALsKU1btU6awvR2RuL1rwmV219VOXWRfsjsyi9",
+	"c5pSHOchkESLGhtPfUCkvZVjoEnLBeNdSVFKdXXl0EwxIsLaXXL7zi55DtpV/iBYu9ZFVR7r8MjWMXEP",
+	"XU0T/3Cerf1BMX5vE1wr72Br5N6ypK3tBjnSc5gQfAy1ujBg0vzul//uv//6//r+f/7/vvvFv15OcehK",
+	"gK83gSLx8LVFYGTa4idJyCuG4Q/4J0LzunAUW5U6xH/CvJ6x+cDVes2RmFzZPTv6p/T1AzpWO7vkk3GB",
+	"JTZHTPcZR76YVV/cqeCUUwzvETa7YUO17aRgTNgaprfM7cfJ3CwpFPgbaX77l7/5/jf/fjle1mdKCzmu",
+	"TUZ5lsQZyPmhR66xkFmim8tRhqlCgJU+YxZjyt+oPw4KHi4bW4dwNy6Vb3Zeys/cwN5pu4ubxHy7i9uG",
+	"rdnlvTG75GHqbm8RpXtjkUTV1O08J66q8/p95iVdqugpD7z3SCJcDJaCS4BeFh1Tt9DljSwiYjJKE1oN",
+	"c/U4m8SGpQsLbbN1g2/5y1bamOBmT6m8KMoajrGQ5nf/8W+/+6tfLidzSEA49E2F8RTjdaSNzjm0lZK1",
+	"KAT2WB9SFZIWjm7rVt7S/DvvL3VnmVCeUexKcXcWOvotyBBlK8OEFLFLTlwpaWfEOHJFZ+GSiVS5VoBj",
+	"xry3eBAfXVJF6WZWW6Fiy2C2QsX1cCdDf0WxonBBk+YffvGLb//6/1xOtMDUvi7IDbOqYIJRLRMJPBn6",
+	"G9GhYWwiusByOJpK7bD7LZOzSYxAJcRHxEbGucA4ZYsAd2qEnl3ybAicCNzvlDPNQAXkq1Ro541PeZdx",
+	"pvoQEyENVZGBuIQc9CnblpQnoIy2piIa44AQuGKao5675d8wT/XdbLnqlqtuueoEV/XEMcFXKUeXEdYR",
+	"aP7wu7///v/5zXKsNeWb83vx2ApsjuNxMTqy/E/1SU/SCMgQJBMxQfaoKtztbnBbrW1L/u+81uYP88JZ",
+	"Unn8XK0f54kQF4qkQ0IJpwMIyLAvOBhZwRXxiqRQykbeBQXEKLTOupidNrcnmgs5oAlT1l5Ljl31OxRG",
+	"Rn2qHW5jHJRsvTFTw4SO29z0b2vhehXtH3/xHwiHS/BVEIxwY31HRhpksW8aeKE4SpsP6JgoAMJ0FSjk",
+	"SR+iiwf5ykyZ1qfC0MVgSPnYrElGwmasdThZ+E9NddWDvUXKlh67XeDpoINGNUS6jMRgILACzYDWVpfF",
+	"D+t6X6hm6jH3W28LOdb1hC/VzvPe3bdbEzXb0KcWG7SOCXvo0OZQKMU6yZhwwW1S9NbBdhPhoT7vi6zk",
+	"WJ8qi1Pn6fBPSfO7v/lPf/g3pXSrAtfLOGFXJIkYtdJhPSf8ZExU2vkSIh2g6oSLhcymMy6U5z4ivFTf",
+	"G5H08uaJyLWwUsEmZEnVru1H+PWL4XVU9v7cKHVu3o/jwHLU8nSw8pudUy1Iom1gqsr2LIp9XvimDqFw",
+	"ciBYrc4MhDQz3INC3ztzxreeotuFQY0k0xp4qSZ6bSF0PFBrHwLujoiwAG68XNHtrhSDDdXcrh3golW4",
+	"tbjRJbg9yc6P4MhXYnvH3GgIwsIVkd8l3Yw11wMPhv5wH+sQGX0HfGb/kCodOBHW/dRNdSphlxznHVr2",
+	"AW1uedstc7/ZctbWczEQl67EZpjQ/Low3WnR5uGAvm6WHwQkH9NOGPggK2tFtBcTixMgUSKii0ohGbNK",
+	"fIObitp0zV9PTk02udo61FuC3UzFkXexSC8tkGvzh1/9zQ+//+sf/uE/f/u7v9qp4RZO8ETFuV77Nk8r",
+	"5MRDX83TqMpCIT8pehaY4B4JnPK4zV3eK3aWFwztQ6kmdma/dwHfoWmok8AjBkmswjZHWoJ4Z5d8CmMF",
+	"uuWQxSE+Ily4mvrO5h+yAtrvx4ZWq6vYezDy9xJN3K73hpDEzbIVUcS3KNpbFO21yrDmgM2XX/GMb2/C",
+	"dwU9O3HM1l9J9u964fWYSBjeUljT2rxLGFaSzrCpfOYQPsuMsu4S6KPPl2rzRZtHdBj4sj3onLY06kEZ",
+	"sPLEMKERDIDrkCg6VkSJXXIcDxhXQZvnvmpFmoznZa/HDu5jx9a7ECJpdYw4QY5PH5MLGCu8N21/E5ch",
+	"486yHReQbkLz38dxaKTwHB68ibbTwFo/21xIb/ndwVmSu3v3SZi9HppWGe9ZyzbLjNvmqtR9TAfN7AP1",
+	"ErahwQ1J16bp65Gs8563oOJbUPGbAyqeWGKbZI1FSf1dABL38vQWRHwLIv7jARGvE2xK1DsPODy7bjco",
+	"Utd5Hs0It5EeP2Kw8JrrZ/Mg4btkZg1PM5BbypbytJU7Jyt0ZhEWqAWUCnLu7JI8o9FL54RKaHMuNOmi",
+	"benQCvEuP1j3pUh7fftmRqKqvoCno9qbhUpuBrV2RPJSo2/13p3FuTxIy5aDbVHIfyQo5IuoCj9q5PEN",
+	"Gi6uFXV8ngS3Dd7dxu5fP9o4nsQKpPF6PrVFGF8/wvh1a5NbVPEtqvg23+KtoYpbpjuNKD6D6Qp+CVJv",
+	"OOn00Hm+VAn0y6aKetjVDOzPKftDkEpwn+2RQTDvYIuxC0gjig6ASBge5cq/Z/JualWW6hP7aIMSouth",
+	"Jt7f/tvP64q2jq2tFHmTDeqWbJx6SxivA2Ou52hbiNNaiNMN8ru3Cm+61YC3vOsGw5o61XcK0rSeZ904",
+	"KFNDYVsY060y9R7CmK7bxzlNze8ZdOkGpYZrRRjbShFbKeLGwpU69acWqrRelngnIEq3duktbb8vsKQL",
+	"O+LfZyjSrZCwZSRbIeGtw4/iEZwDPVrPkLaQowXI0VpE0A2ytmtGA90yty1zu9EooJ69zUEAredw7wTy",
+	"51YZ2pL5u472OVsJGsCslKcTCyX0Qm0W/BbbrwuQwPjAd/bcv7/gAcijEOqoxTiC1xVOmfmzdMpuD6lS",
+	"IyHj+sRYxFZVJHT4VafugzAgCrQiIYdR9puNOjJ83rrc8BJqm7EivI0LbHexpU3dB2auKHsDaHEB3ILQ",
+	"0igCpdwvO7vkvA9t7vGzfGNK07HNQvKRphGVkoHK7pRiM1h7nuk2b6KUncREcCBKi6EiIyEvGO/t5DC0",
+	"pTGRC4D8rd02/1wK3svwvPwKKgemQ3uUcaVteJXoYVS+FFonCBDm325zxNBjZnjCwcAGBL5KaWLub/Mx",
+	"Rm9h+L/qG0nDXDiUk4/MnSNpZC5dj9L7grNIxEA+e/TpSRmylyC8YjdVEFurxt29PRKOgF688kMJd9sc",
+	"oW+GIIYJkCYXOkNh2CF9egn5JKvRd80d+HTsj8GGZH/fvO3ubYv+5d6rQRDsoyN77P1BVYYgpiLITmjU",
+	"h9aJ4FqKZB4XK7+8FRpuUjr0vUWG+dwozxG84PSSsoR2Erh64JeNZhiMEZ1gmJOe5/VmNXNWj7grteES",
+	"D5FbW0cEcgnDBD2Dk2kCapdY3CfSGZMLxuPqKIhT7OUGwIJ9ynjsgao2GS1hJjw/VAIXfxsocaPxlobu",
+	"6HrysX/PAlmyuc5dj9AnC0j6GQ0NYNABqQKfhWDlG6Qo0nQBRWR/Z7cGSsgcr03dpkIk1wMlhJPaYgi9",
+	"+xhC73jktIcQGloimyT84sU5CUIyrQ/nCXFTV2dG8vURhD8FnZH6Bm+qOmXeDH5rwvoRw5jUkMDbgDFB",
+	"OZbxHpZDQSrJM584jEqEc+ThtBXq5Kgl+0sU0UhGIIEkVGnyZRr3bNKTTYtnMgtYbfOZ0CmImeIsFdiU",
+	"xOhkBFEJhwVkg1f+yrQfF8FVyu9Z+K/Q4yi2eQlt5YiEH4RZDROzCm5KO/XoKY5Z3Cz0FDOotaOnlBp9",
+	"uwr/DIbp0VO2jPMddfFtwVOWBE9ZVEi6jWFRMNqA//BzTMWwyaz+GhiJNIlJB3xumWX5yGht+AMlQymG",
+	"QoETwRTowGLASm8RteVPCwJbQJQQvFAP6LMc/VXRy6oozVM7a8MzzkwTq9pANsia7bg2nGhmOnFrUes5",
+	"wsVnysrBW4vIthaDOzBlSlX13MbRemtEJWe8V2/W/Ny9YOsVUV9nasSSpMQzglL9ryP0FdUHY6GHCvGt",
+	"q42gZ7ZZ3/m7nQ5Wnsx8U6ffky1t32hrp0/FHuWHtIbYFGg9k8geuCTtiA6VAz8G9H/FQM3PmVG07B41",
+	"r1caQp77Djd4qrM+au4oP+ltfMONO74/TUSHJtkO1VgtljU+RHR4Yo6neoCH1lwU5i8fxoAR/oy3eYag",
+	"UoADnwPFOmlPaPPMoEAWtCdMGh4mDArkyvaEAs3dLJuCH9ja7QpTDb9V28J7z39ubojAVvNfSvPvzWW3",
+	"Xk4YAdhKvNXauxMklautokicQkAkJEAVKAKvh2a6LjbY1SJ3huBJYQVLvMgxkSl3rE9lBVosVMyYJEJc",
+	"ENrPwqHHJKTqWTc8smldCX6cKpforUBegrSlE0nTvFiIm6rwzp6l/LmZ74Z8s9j2NaU4uL7r6jR8bnYP",
+	"l8y8h6gZTSGdHSYW26Lb72fdhrOU+3r9toID7j4Xo3qGoIEOVG0Us9FCzvGNt18fG4MdYyYhMqITS2IJ",
+	"LjaVKWKGXVuIn0rgS1ec3qR6bpZwvlKOW7GlzButkWtHDJ6a7N/F+KOqACGz/5tKtQM6uJ4AIZzUNkBo",
+	"a5a+IQFC2hLZJGUW77m5VYoyQt3gRVCnTforbatJ/kjDe2oO8NsI73kqLlEtwzE4n6zg4KtfiBEnpgng",
+	"MeVatXkhXaWJxTnNd6+icZRAuLOYpc1a6cqhOzfG0ub4wM2ysplBrd3CVmr0raqws3ihj9zZ8sRt5M6P",
+	"I3JnnvSidAvtXrdpfEl5BPUmPNSbs7pxzmY2osrm6/twmuc/e3b85NX5w+fnr06ePDv59ON9w8nv2qS4",
+	"EVOwg7eCs7xZk5t1s2g2gFaHZrE60pcpnyhWZMd5DkojrsmmShbZbrCLa7LFYd/nbAC1sTTmBVfp26ze",
+	"Vsffqi6IiSguweIEgdKOxrpCjmgpQ3DCYGeTw+vc/Laiuw1+SWOmhVREAVjSxRrrxVLvNuIaZT6VdrQE",
+	"tPUPLc27pCjnFGXS1ld2F/K0mfAFjuuazISlsc4xD5pnyxoHq3vFrfCCrRGJRQJ1vZpnC/d5Zl6u69Wi",
+	"SJGmYWsIks+4/6lLEwU7dlx1A7HvloaiDREcNjpCJED5hm2h5pzMt4VmU9jyyRtrC00dxU/CVswqWMY4",
+	"04wmWSY0YeZavEQMJJ1KDvEueTjA8mJUAkk5+yqFgERUQYtxBVwxc3yTcV0uZoa2sn5RwzR9PabWOoiX",
+	"ral1m4v5juAgeCvtbKgb/HOulfY6EZXMCLcWiR+xlbbmAG/eSntIaEcB95Xd3f3oTJ0BCXmaJKEFCTUK",
+	"QJsLbIkm9oNd8gBQ9qPamnrNyEkztPLgIUHZMdwhEi7FBSjSZyqDhLIKhQcbIlQTwSPYJS5AzuWAhhlU",
+	"EcIsuKBNa+cNjfwbFkGnJtCm7GgqUKZ0H9q8BDXla44SplQKsQOEyhGmbikS2lnEz934wzZXdKxIX4zI",
+	"gPLxLjlGad1Xm6EjOrY1q0LMGQgJTZTI1sKO+Pj0cZtfwDgfrys7F1hDswVitTkHGN3UFwmOa3CDIaXe",
+	"+SRbdxncLFO9GdTaTfWlRt+qhWvmhehM9duLcWuqv+mm+uuSfjMrf530a96GKJVMj5F9dYBKkMep7jcO",
+	"v3j5JjDEyz6FcfbLy6yRSbHhCbsEDkoFyKyZ+S/ej8pOiwxA05hqupubhNRYaRhU2Nb89UmaCJEYeMTF",
+	"gCSiJ1K9k928w7STsMiKB3i/XYJk3XEZI7LQJcKeTXd4itiGgTM4mhtaBTbmyoYa0yERlyAli6HYml3H",
+	"6eZ8WAXREuCoDJDu/+tji63905VMywyIBZthVQefmvl2hSRDKrXNPtHQs3eUciBtCPXuTLKcZEIZQtF0",
+	"GNZZLy4M7nPdZOhwCDxuWUEjjZk2G1Fa1tiZUycOBYJfNb//9e+//69/l+2atenaYmKFRizI7XQjJ1mO",
+	"WPPbf/i77375q3kNZUllVY3Z8siKNH/41//h+//3N//917/eMYuffVNsx71b0cwjkSRi1EqHpqFf/c0P",
+	"v//rH/7hP3/7u7/aIYI7yC88OBWtdvHTF8OqZh+k9qoEjFC3zX/3N//pD//m3+4UWoj9W1VNIMieX/Lv",
+	"/svfktvk27/4++/+2692/PF2so3PpA0mo/jtyIs104vDt26BNy/f/P8BAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -52,6 +52,20 @@ func (_c *ContactCreate) SetNillableUpdatedAt(v *time.Time) *ContactCreate {
 	return _c
 }
 
+// SetVersion sets the "version" field.
+func (_c *ContactCreate) SetVersion(v int) *ContactCreate {
+	_c.mutation.SetVersion(v)
+	return _c
+}
+
+// SetNillableVersion sets the "version" field if the given value is not nil.
+func (_c *ContactCreate) SetNillableVersion(v *int) *ContactCreate {
+	if v != nil {
+		_c.SetVersion(*v)
+	}
+	return _c
+}
+
 // SetCustomerID sets the "customer_id" field.
 func (_c *ContactCreate) SetCustomerID(v uuid.UUID) *ContactCreate {
 	_c.mutation.SetCustomerID(v)
@@ -233,6 +247,10 @@ func (_c *ContactCreate) defaults() {
 		v := contact.DefaultUpdatedAt()
 		_c.mutation.SetUpdatedAt(v)
 	}
+	if _, ok := _c.mutation.Version(); !ok {
+		v := contact.DefaultVersion
+		_c.mutation.SetVersion(v)
+	}
 	if _, ok := _c.mutation.Title(); !ok {
 		v := contact.DefaultTitle
 		_c.mutation.SetTitle(v)
@@ -278,6 +296,9 @@ func (_c *ContactCreate) check() error {
 	}
 	if _, ok := _c.mutation.UpdatedAt(); !ok {
 		return &ValidationError{Name: "updated_at", err: errors.New(`ent: missing required field "Contact.updated_at"`)}
+	}
+	if _, ok := _c.mutation.Version(); !ok {
+		return &ValidationError{Name: "version", err: errors.New(`ent: missing required field "Contact.version"`)}
 	}
 	if _, ok := _c.mutation.CustomerID(); !ok {
 		return &ValidationError{Name: "customer_id", err: errors.New(`ent: missing required field "Contact.customer_id"`)}
@@ -377,6 +398,10 @@ func (_c *ContactCreate) createSpec() (*Contact, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.UpdatedAt(); ok {
 		_spec.SetField(contact.FieldUpdatedAt, field.TypeTime, value)
 		_node.UpdatedAt = value
+	}
+	if value, ok := _c.mutation.Version(); ok {
+		_spec.SetField(contact.FieldVersion, field.TypeInt, value)
+		_node.Version = value
 	}
 	if value, ok := _c.mutation.CustomerID(); ok {
 		_spec.SetField(contact.FieldCustomerID, field.TypeUUID, value)
@@ -479,6 +504,24 @@ func (u *ContactUpsert) SetUpdatedAt(v time.Time) *ContactUpsert {
 // UpdateUpdatedAt sets the "updated_at" field to the value that was provided on create.
 func (u *ContactUpsert) UpdateUpdatedAt() *ContactUpsert {
 	u.SetExcluded(contact.FieldUpdatedAt)
+	return u
+}
+
+// SetVersion sets the "version" field.
+func (u *ContactUpsert) SetVersion(v int) *ContactUpsert {
+	u.Set(contact.FieldVersion, v)
+	return u
+}
+
+// UpdateVersion sets the "version" field to the value that was provided on create.
+func (u *ContactUpsert) UpdateVersion() *ContactUpsert {
+	u.SetExcluded(contact.FieldVersion)
+	return u
+}
+
+// AddVersion adds v to the "version" field.
+func (u *ContactUpsert) AddVersion(v int) *ContactUpsert {
+	u.Add(contact.FieldVersion, v)
 	return u
 }
 
@@ -655,6 +698,27 @@ func (u *ContactUpsertOne) SetUpdatedAt(v time.Time) *ContactUpsertOne {
 func (u *ContactUpsertOne) UpdateUpdatedAt() *ContactUpsertOne {
 	return u.Update(func(s *ContactUpsert) {
 		s.UpdateUpdatedAt()
+	})
+}
+
+// SetVersion sets the "version" field.
+func (u *ContactUpsertOne) SetVersion(v int) *ContactUpsertOne {
+	return u.Update(func(s *ContactUpsert) {
+		s.SetVersion(v)
+	})
+}
+
+// AddVersion adds v to the "version" field.
+func (u *ContactUpsertOne) AddVersion(v int) *ContactUpsertOne {
+	return u.Update(func(s *ContactUpsert) {
+		s.AddVersion(v)
+	})
+}
+
+// UpdateVersion sets the "version" field to the value that was provided on create.
+func (u *ContactUpsertOne) UpdateVersion() *ContactUpsertOne {
+	return u.Update(func(s *ContactUpsert) {
+		s.UpdateVersion()
 	})
 }
 
@@ -1016,6 +1080,27 @@ func (u *ContactUpsertBulk) SetUpdatedAt(v time.Time) *ContactUpsertBulk {
 func (u *ContactUpsertBulk) UpdateUpdatedAt() *ContactUpsertBulk {
 	return u.Update(func(s *ContactUpsert) {
 		s.UpdateUpdatedAt()
+	})
+}
+
+// SetVersion sets the "version" field.
+func (u *ContactUpsertBulk) SetVersion(v int) *ContactUpsertBulk {
+	return u.Update(func(s *ContactUpsert) {
+		s.SetVersion(v)
+	})
+}
+
+// AddVersion adds v to the "version" field.
+func (u *ContactUpsertBulk) AddVersion(v int) *ContactUpsertBulk {
+	return u.Update(func(s *ContactUpsert) {
+		s.AddVersion(v)
+	})
+}
+
+// UpdateVersion sets the "version" field to the value that was provided on create.
+func (u *ContactUpsertBulk) UpdateVersion() *ContactUpsertBulk {
+	return u.Update(func(s *ContactUpsert) {
+		s.UpdateVersion()
 	})
 }
 

@@ -3308,6 +3308,8 @@ type ContactMutation struct {
 	id            *uuid.UUID
 	created_at    *time.Time
 	updated_at    *time.Time
+	version       *int
+	addversion    *int
 	customer_id   *uuid.UUID
 	name          *string
 	title         *string
@@ -3498,6 +3500,62 @@ func (m *ContactMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err er
 // ResetUpdatedAt resets all changes to the "updated_at" field.
 func (m *ContactMutation) ResetUpdatedAt() {
 	m.updated_at = nil
+}
+
+// SetVersion sets the "version" field.
+func (m *ContactMutation) SetVersion(i int) {
+	m.version = &i
+	m.addversion = nil
+}
+
+// Version returns the value of the "version" field in the mutation.
+func (m *ContactMutation) Version() (r int, exists bool) {
+	v := m.version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVersion returns the old "version" field's value of the Contact entity.
+// If the Contact object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ContactMutation) OldVersion(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVersion is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVersion requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVersion: %w", err)
+	}
+	return oldValue.Version, nil
+}
+
+// AddVersion adds i to the "version" field.
+func (m *ContactMutation) AddVersion(i int) {
+	if m.addversion != nil {
+		*m.addversion += i
+	} else {
+		m.addversion = &i
+	}
+}
+
+// AddedVersion returns the value that was added to the "version" field in this mutation.
+func (m *ContactMutation) AddedVersion() (r int, exists bool) {
+	v := m.addversion
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetVersion resets all changes to the "version" field.
+func (m *ContactMutation) ResetVersion() {
+	m.version = nil
+	m.addversion = nil
 }
 
 // SetCustomerID sets the "customer_id" field.
@@ -3894,12 +3952,15 @@ func (m *ContactMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ContactMutation) Fields() []string {
-	fields := make([]string, 0, 12)
+	fields := make([]string, 0, 13)
 	if m.created_at != nil {
 		fields = append(fields, contact.FieldCreatedAt)
 	}
 	if m.updated_at != nil {
 		fields = append(fields, contact.FieldUpdatedAt)
+	}
+	if m.version != nil {
+		fields = append(fields, contact.FieldVersion)
 	}
 	if m.customer_id != nil {
 		fields = append(fields, contact.FieldCustomerID)
@@ -3943,6 +4004,8 @@ func (m *ContactMutation) Field(name string) (ent.Value, bool) {
 		return m.CreatedAt()
 	case contact.FieldUpdatedAt:
 		return m.UpdatedAt()
+	case contact.FieldVersion:
+		return m.Version()
 	case contact.FieldCustomerID:
 		return m.CustomerID()
 	case contact.FieldName:
@@ -3976,6 +4039,8 @@ func (m *ContactMutation) OldField(ctx context.Context, name string) (ent.Value,
 		return m.OldCreatedAt(ctx)
 	case contact.FieldUpdatedAt:
 		return m.OldUpdatedAt(ctx)
+	case contact.FieldVersion:
+		return m.OldVersion(ctx)
 	case contact.FieldCustomerID:
 		return m.OldCustomerID(ctx)
 	case contact.FieldName:
@@ -4018,6 +4083,13 @@ func (m *ContactMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetUpdatedAt(v)
+		return nil
+	case contact.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVersion(v)
 		return nil
 	case contact.FieldCustomerID:
 		v, ok := value.(uuid.UUID)
@@ -4096,13 +4168,21 @@ func (m *ContactMutation) SetField(name string, value ent.Value) error {
 // AddedFields returns all numeric fields that were incremented/decremented during
 // this mutation.
 func (m *ContactMutation) AddedFields() []string {
-	return nil
+	var fields []string
+	if m.addversion != nil {
+		fields = append(fields, contact.FieldVersion)
+	}
+	return fields
 }
 
 // AddedField returns the numeric value that was incremented/decremented on a field
 // with the given name. The second boolean return value indicates that this field
 // was not set, or was not defined in the schema.
 func (m *ContactMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case contact.FieldVersion:
+		return m.AddedVersion()
+	}
 	return nil, false
 }
 
@@ -4111,6 +4191,13 @@ func (m *ContactMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *ContactMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case contact.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddVersion(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Contact numeric field %s", name)
 }
@@ -4143,6 +4230,9 @@ func (m *ContactMutation) ResetField(name string) error {
 		return nil
 	case contact.FieldUpdatedAt:
 		m.ResetUpdatedAt()
+		return nil
+	case contact.FieldVersion:
+		m.ResetVersion()
 		return nil
 	case contact.FieldCustomerID:
 		m.ResetCustomerID()
@@ -11197,6 +11287,8 @@ type PoolMutation struct {
 	id                      *uuid.UUID
 	created_at              *time.Time
 	updated_at              *time.Time
+	version                 *int
+	addversion              *int
 	kind                    *pool.Kind
 	name                    *string
 	is_default              *bool
@@ -11405,6 +11497,62 @@ func (m *PoolMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error
 // ResetUpdatedAt resets all changes to the "updated_at" field.
 func (m *PoolMutation) ResetUpdatedAt() {
 	m.updated_at = nil
+}
+
+// SetVersion sets the "version" field.
+func (m *PoolMutation) SetVersion(i int) {
+	m.version = &i
+	m.addversion = nil
+}
+
+// Version returns the value of the "version" field in the mutation.
+func (m *PoolMutation) Version() (r int, exists bool) {
+	v := m.version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVersion returns the old "version" field's value of the Pool entity.
+// If the Pool object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PoolMutation) OldVersion(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVersion is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVersion requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVersion: %w", err)
+	}
+	return oldValue.Version, nil
+}
+
+// AddVersion adds i to the "version" field.
+func (m *PoolMutation) AddVersion(i int) {
+	if m.addversion != nil {
+		*m.addversion += i
+	} else {
+		m.addversion = &i
+	}
+}
+
+// AddedVersion returns the value that was added to the "version" field in this mutation.
+func (m *PoolMutation) AddedVersion() (r int, exists bool) {
+	v := m.addversion
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetVersion resets all changes to the "version" field.
+func (m *PoolMutation) ResetVersion() {
+	m.version = nil
+	m.addversion = nil
 }
 
 // SetKind sets the "kind" field.
@@ -12398,12 +12546,15 @@ func (m *PoolMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *PoolMutation) Fields() []string {
-	fields := make([]string, 0, 20)
+	fields := make([]string, 0, 21)
 	if m.created_at != nil {
 		fields = append(fields, pool.FieldCreatedAt)
 	}
 	if m.updated_at != nil {
 		fields = append(fields, pool.FieldUpdatedAt)
+	}
+	if m.version != nil {
+		fields = append(fields, pool.FieldVersion)
 	}
 	if m.kind != nil {
 		fields = append(fields, pool.FieldKind)
@@ -12471,6 +12622,8 @@ func (m *PoolMutation) Field(name string) (ent.Value, bool) {
 		return m.CreatedAt()
 	case pool.FieldUpdatedAt:
 		return m.UpdatedAt()
+	case pool.FieldVersion:
+		return m.Version()
 	case pool.FieldKind:
 		return m.Kind()
 	case pool.FieldName:
@@ -12520,6 +12673,8 @@ func (m *PoolMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldCreatedAt(ctx)
 	case pool.FieldUpdatedAt:
 		return m.OldUpdatedAt(ctx)
+	case pool.FieldVersion:
+		return m.OldVersion(ctx)
 	case pool.FieldKind:
 		return m.OldKind(ctx)
 	case pool.FieldName:
@@ -12578,6 +12733,13 @@ func (m *PoolMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetUpdatedAt(v)
+		return nil
+	case pool.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVersion(v)
 		return nil
 	case pool.FieldKind:
 		v, ok := value.(pool.Kind)
@@ -12713,6 +12875,9 @@ func (m *PoolMutation) SetField(name string, value ent.Value) error {
 // this mutation.
 func (m *PoolMutation) AddedFields() []string {
 	var fields []string
+	if m.addversion != nil {
+		fields = append(fields, pool.FieldVersion)
+	}
 	if m.addrule_version != nil {
 		fields = append(fields, pool.FieldRuleVersion)
 	}
@@ -12742,6 +12907,8 @@ func (m *PoolMutation) AddedFields() []string {
 // was not set, or was not defined in the schema.
 func (m *PoolMutation) AddedField(name string) (ent.Value, bool) {
 	switch name {
+	case pool.FieldVersion:
+		return m.AddedVersion()
 	case pool.FieldRuleVersion:
 		return m.AddedRuleVersion()
 	case pool.FieldIdleDays:
@@ -12765,6 +12932,13 @@ func (m *PoolMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *PoolMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case pool.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddVersion(v)
+		return nil
 	case pool.FieldRuleVersion:
 		v, ok := value.(int)
 		if !ok {
@@ -12903,6 +13077,9 @@ func (m *PoolMutation) ResetField(name string) error {
 		return nil
 	case pool.FieldUpdatedAt:
 		m.ResetUpdatedAt()
+		return nil
+	case pool.FieldVersion:
+		m.ResetVersion()
 		return nil
 	case pool.FieldKind:
 		m.ResetKind()
@@ -14923,6 +15100,8 @@ type SettingMutation struct {
 	id            *string
 	created_at    *time.Time
 	updated_at    *time.Time
+	version       *int
+	addversion    *int
 	value         *map[string]interface{}
 	clearedFields map[string]struct{}
 	done          bool
@@ -15106,6 +15285,62 @@ func (m *SettingMutation) ResetUpdatedAt() {
 	m.updated_at = nil
 }
 
+// SetVersion sets the "version" field.
+func (m *SettingMutation) SetVersion(i int) {
+	m.version = &i
+	m.addversion = nil
+}
+
+// Version returns the value of the "version" field in the mutation.
+func (m *SettingMutation) Version() (r int, exists bool) {
+	v := m.version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVersion returns the old "version" field's value of the Setting entity.
+// If the Setting object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SettingMutation) OldVersion(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVersion is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVersion requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVersion: %w", err)
+	}
+	return oldValue.Version, nil
+}
+
+// AddVersion adds i to the "version" field.
+func (m *SettingMutation) AddVersion(i int) {
+	if m.addversion != nil {
+		*m.addversion += i
+	} else {
+		m.addversion = &i
+	}
+}
+
+// AddedVersion returns the value that was added to the "version" field in this mutation.
+func (m *SettingMutation) AddedVersion() (r int, exists bool) {
+	v := m.addversion
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetVersion resets all changes to the "version" field.
+func (m *SettingMutation) ResetVersion() {
+	m.version = nil
+	m.addversion = nil
+}
+
 // SetValue sets the "value" field.
 func (m *SettingMutation) SetValue(value map[string]interface{}) {
 	m.value = &value
@@ -15176,12 +15411,15 @@ func (m *SettingMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *SettingMutation) Fields() []string {
-	fields := make([]string, 0, 3)
+	fields := make([]string, 0, 4)
 	if m.created_at != nil {
 		fields = append(fields, setting.FieldCreatedAt)
 	}
 	if m.updated_at != nil {
 		fields = append(fields, setting.FieldUpdatedAt)
+	}
+	if m.version != nil {
+		fields = append(fields, setting.FieldVersion)
 	}
 	if m.value != nil {
 		fields = append(fields, setting.FieldValue)
@@ -15198,6 +15436,8 @@ func (m *SettingMutation) Field(name string) (ent.Value, bool) {
 		return m.CreatedAt()
 	case setting.FieldUpdatedAt:
 		return m.UpdatedAt()
+	case setting.FieldVersion:
+		return m.Version()
 	case setting.FieldValue:
 		return m.Value()
 	}
@@ -15213,6 +15453,8 @@ func (m *SettingMutation) OldField(ctx context.Context, name string) (ent.Value,
 		return m.OldCreatedAt(ctx)
 	case setting.FieldUpdatedAt:
 		return m.OldUpdatedAt(ctx)
+	case setting.FieldVersion:
+		return m.OldVersion(ctx)
 	case setting.FieldValue:
 		return m.OldValue(ctx)
 	}
@@ -15238,6 +15480,13 @@ func (m *SettingMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetUpdatedAt(v)
 		return nil
+	case setting.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVersion(v)
+		return nil
 	case setting.FieldValue:
 		v, ok := value.(map[string]interface{})
 		if !ok {
@@ -15252,13 +15501,21 @@ func (m *SettingMutation) SetField(name string, value ent.Value) error {
 // AddedFields returns all numeric fields that were incremented/decremented during
 // this mutation.
 func (m *SettingMutation) AddedFields() []string {
-	return nil
+	var fields []string
+	if m.addversion != nil {
+		fields = append(fields, setting.FieldVersion)
+	}
+	return fields
 }
 
 // AddedField returns the numeric value that was incremented/decremented on a field
 // with the given name. The second boolean return value indicates that this field
 // was not set, or was not defined in the schema.
 func (m *SettingMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case setting.FieldVersion:
+		return m.AddedVersion()
+	}
 	return nil, false
 }
 
@@ -15267,6 +15524,13 @@ func (m *SettingMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *SettingMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case setting.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddVersion(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Setting numeric field %s", name)
 }
@@ -15299,6 +15563,9 @@ func (m *SettingMutation) ResetField(name string) error {
 		return nil
 	case setting.FieldUpdatedAt:
 		m.ResetUpdatedAt()
+		return nil
+	case setting.FieldVersion:
+		m.ResetVersion()
 		return nil
 	case setting.FieldValue:
 		m.ResetValue()
@@ -15879,6 +16146,8 @@ type TeamMutation struct {
 	id                     *uuid.UUID
 	created_at             *time.Time
 	updated_at             *time.Time
+	version                *int
+	addversion             *int
 	name                   *string
 	parent_id              *uuid.UUID
 	_path                  *string
@@ -16068,6 +16337,62 @@ func (m *TeamMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error
 // ResetUpdatedAt resets all changes to the "updated_at" field.
 func (m *TeamMutation) ResetUpdatedAt() {
 	m.updated_at = nil
+}
+
+// SetVersion sets the "version" field.
+func (m *TeamMutation) SetVersion(i int) {
+	m.version = &i
+	m.addversion = nil
+}
+
+// Version returns the value of the "version" field in the mutation.
+func (m *TeamMutation) Version() (r int, exists bool) {
+	v := m.version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVersion returns the old "version" field's value of the Team entity.
+// If the Team object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TeamMutation) OldVersion(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVersion is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVersion requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVersion: %w", err)
+	}
+	return oldValue.Version, nil
+}
+
+// AddVersion adds i to the "version" field.
+func (m *TeamMutation) AddVersion(i int) {
+	if m.addversion != nil {
+		*m.addversion += i
+	} else {
+		m.addversion = &i
+	}
+}
+
+// AddedVersion returns the value that was added to the "version" field in this mutation.
+func (m *TeamMutation) AddedVersion() (r int, exists bool) {
+	v := m.addversion
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetVersion resets all changes to the "version" field.
+func (m *TeamMutation) ResetVersion() {
+	m.version = nil
+	m.addversion = nil
 }
 
 // SetName sets the "name" field.
@@ -16435,12 +16760,15 @@ func (m *TeamMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *TeamMutation) Fields() []string {
-	fields := make([]string, 0, 8)
+	fields := make([]string, 0, 9)
 	if m.created_at != nil {
 		fields = append(fields, team.FieldCreatedAt)
 	}
 	if m.updated_at != nil {
 		fields = append(fields, team.FieldUpdatedAt)
+	}
+	if m.version != nil {
+		fields = append(fields, team.FieldVersion)
 	}
 	if m.name != nil {
 		fields = append(fields, team.FieldName)
@@ -16472,6 +16800,8 @@ func (m *TeamMutation) Field(name string) (ent.Value, bool) {
 		return m.CreatedAt()
 	case team.FieldUpdatedAt:
 		return m.UpdatedAt()
+	case team.FieldVersion:
+		return m.Version()
 	case team.FieldName:
 		return m.Name()
 	case team.FieldParentID:
@@ -16497,6 +16827,8 @@ func (m *TeamMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldCreatedAt(ctx)
 	case team.FieldUpdatedAt:
 		return m.OldUpdatedAt(ctx)
+	case team.FieldVersion:
+		return m.OldVersion(ctx)
 	case team.FieldName:
 		return m.OldName(ctx)
 	case team.FieldParentID:
@@ -16531,6 +16863,13 @@ func (m *TeamMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetUpdatedAt(v)
+		return nil
+	case team.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVersion(v)
 		return nil
 	case team.FieldName:
 		v, ok := value.(string)
@@ -16582,6 +16921,9 @@ func (m *TeamMutation) SetField(name string, value ent.Value) error {
 // this mutation.
 func (m *TeamMutation) AddedFields() []string {
 	var fields []string
+	if m.addversion != nil {
+		fields = append(fields, team.FieldVersion)
+	}
 	if m.addmax_owned_leads != nil {
 		fields = append(fields, team.FieldMaxOwnedLeads)
 	}
@@ -16599,6 +16941,8 @@ func (m *TeamMutation) AddedFields() []string {
 // was not set, or was not defined in the schema.
 func (m *TeamMutation) AddedField(name string) (ent.Value, bool) {
 	switch name {
+	case team.FieldVersion:
+		return m.AddedVersion()
 	case team.FieldMaxOwnedLeads:
 		return m.AddedMaxOwnedLeads()
 	case team.FieldMaxOwnedCustomers:
@@ -16614,6 +16958,13 @@ func (m *TeamMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *TeamMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case team.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddVersion(v)
+		return nil
 	case team.FieldMaxOwnedLeads:
 		v, ok := value.(int)
 		if !ok {
@@ -16695,6 +17046,9 @@ func (m *TeamMutation) ResetField(name string) error {
 	case team.FieldUpdatedAt:
 		m.ResetUpdatedAt()
 		return nil
+	case team.FieldVersion:
+		m.ResetVersion()
+		return nil
 	case team.FieldName:
 		m.ResetName()
 		return nil
@@ -16773,6 +17127,8 @@ type UserMutation struct {
 	id                     *uuid.UUID
 	created_at             *time.Time
 	updated_at             *time.Time
+	version                *int
+	addversion             *int
 	email                  *string
 	name                   *string
 	role                   *user.Role
@@ -16972,6 +17328,62 @@ func (m *UserMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error
 // ResetUpdatedAt resets all changes to the "updated_at" field.
 func (m *UserMutation) ResetUpdatedAt() {
 	m.updated_at = nil
+}
+
+// SetVersion sets the "version" field.
+func (m *UserMutation) SetVersion(i int) {
+	m.version = &i
+	m.addversion = nil
+}
+
+// Version returns the value of the "version" field in the mutation.
+func (m *UserMutation) Version() (r int, exists bool) {
+	v := m.version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVersion returns the old "version" field's value of the User entity.
+// If the User object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UserMutation) OldVersion(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVersion is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVersion requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVersion: %w", err)
+	}
+	return oldValue.Version, nil
+}
+
+// AddVersion adds i to the "version" field.
+func (m *UserMutation) AddVersion(i int) {
+	if m.addversion != nil {
+		*m.addversion += i
+	} else {
+		m.addversion = &i
+	}
+}
+
+// AddedVersion returns the value that was added to the "version" field in this mutation.
+func (m *UserMutation) AddedVersion() (r int, exists bool) {
+	v := m.addversion
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetVersion resets all changes to the "version" field.
+func (m *UserMutation) ResetVersion() {
+	m.version = nil
+	m.addversion = nil
 }
 
 // SetEmail sets the "email" field.
@@ -17651,12 +18063,15 @@ func (m *UserMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *UserMutation) Fields() []string {
-	fields := make([]string, 0, 15)
+	fields := make([]string, 0, 16)
 	if m.created_at != nil {
 		fields = append(fields, user.FieldCreatedAt)
 	}
 	if m.updated_at != nil {
 		fields = append(fields, user.FieldUpdatedAt)
+	}
+	if m.version != nil {
+		fields = append(fields, user.FieldVersion)
 	}
 	if m.email != nil {
 		fields = append(fields, user.FieldEmail)
@@ -17709,6 +18124,8 @@ func (m *UserMutation) Field(name string) (ent.Value, bool) {
 		return m.CreatedAt()
 	case user.FieldUpdatedAt:
 		return m.UpdatedAt()
+	case user.FieldVersion:
+		return m.Version()
 	case user.FieldEmail:
 		return m.Email()
 	case user.FieldName:
@@ -17748,6 +18165,8 @@ func (m *UserMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldCreatedAt(ctx)
 	case user.FieldUpdatedAt:
 		return m.OldUpdatedAt(ctx)
+	case user.FieldVersion:
+		return m.OldVersion(ctx)
 	case user.FieldEmail:
 		return m.OldEmail(ctx)
 	case user.FieldName:
@@ -17796,6 +18215,13 @@ func (m *UserMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetUpdatedAt(v)
+		return nil
+	case user.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVersion(v)
 		return nil
 	case user.FieldEmail:
 		v, ok := value.(string)
@@ -17896,6 +18322,9 @@ func (m *UserMutation) SetField(name string, value ent.Value) error {
 // this mutation.
 func (m *UserMutation) AddedFields() []string {
 	var fields []string
+	if m.addversion != nil {
+		fields = append(fields, user.FieldVersion)
+	}
 	if m.addsession_epoch != nil {
 		fields = append(fields, user.FieldSessionEpoch)
 	}
@@ -17922,6 +18351,8 @@ func (m *UserMutation) AddedFields() []string {
 // was not set, or was not defined in the schema.
 func (m *UserMutation) AddedField(name string) (ent.Value, bool) {
 	switch name {
+	case user.FieldVersion:
+		return m.AddedVersion()
 	case user.FieldSessionEpoch:
 		return m.AddedSessionEpoch()
 	case user.FieldMaxOwnedLeads:
@@ -17943,6 +18374,13 @@ func (m *UserMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *UserMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case user.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddVersion(v)
+		return nil
 	case user.FieldSessionEpoch:
 		v, ok := value.(int)
 		if !ok {
@@ -18044,6 +18482,9 @@ func (m *UserMutation) ResetField(name string) error {
 		return nil
 	case user.FieldUpdatedAt:
 		m.ResetUpdatedAt()
+		return nil
+	case user.FieldVersion:
+		m.ResetVersion()
 		return nil
 	case user.FieldEmail:
 		m.ResetEmail()

@@ -24,6 +24,8 @@ type Pool struct {
 	CreatedAt time.Time `json:"created_at,omitempty"`
 	// UpdatedAt holds the value of the "updated_at" field.
 	UpdatedAt time.Time `json:"updated_at,omitempty"`
+	// Version holds the value of the "version" field.
+	Version int `json:"version,omitempty"`
 	// Kind holds the value of the "kind" field.
 	Kind pool.Kind `json:"kind,omitempty"`
 	// Name holds the value of the "name" field.
@@ -74,7 +76,7 @@ func (*Pool) scanValues(columns []string) ([]any, error) {
 			values[i] = new([]byte)
 		case pool.FieldIsDefault, pool.FieldReclaimDealt, pool.FieldClaimRequiresApproval:
 			values[i] = new(sql.NullBool)
-		case pool.FieldRuleVersion, pool.FieldIdleDays, pool.FieldNoDealDays, pool.FieldNotifyDaysBefore, pool.FieldFreezeMaxDays, pool.FieldClaimCooldownDays, pool.FieldDailyClaimLimit:
+		case pool.FieldVersion, pool.FieldRuleVersion, pool.FieldIdleDays, pool.FieldNoDealDays, pool.FieldNotifyDaysBefore, pool.FieldFreezeMaxDays, pool.FieldClaimCooldownDays, pool.FieldDailyClaimLimit:
 			values[i] = new(sql.NullInt64)
 		case pool.FieldKind, pool.FieldName, pool.FieldAutoAssign:
 			values[i] = new(sql.NullString)
@@ -114,6 +116,12 @@ func (_m *Pool) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field updated_at", values[i])
 			} else if value.Valid {
 				_m.UpdatedAt = value.Time
+			}
+		case pool.FieldVersion:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field version", values[i])
+			} else if value.Valid {
+				_m.Version = int(value.Int64)
 			}
 		case pool.FieldKind:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -279,6 +287,9 @@ func (_m *Pool) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("updated_at=")
 	builder.WriteString(_m.UpdatedAt.Format(time.ANSIC))
+	builder.WriteString(", ")
+	builder.WriteString("version=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Version))
 	builder.WriteString(", ")
 	builder.WriteString("kind=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Kind))

@@ -53,6 +53,20 @@ func (_c *PoolCreate) SetNillableUpdatedAt(v *time.Time) *PoolCreate {
 	return _c
 }
 
+// SetVersion sets the "version" field.
+func (_c *PoolCreate) SetVersion(v int) *PoolCreate {
+	_c.mutation.SetVersion(v)
+	return _c
+}
+
+// SetNillableVersion sets the "version" field if the given value is not nil.
+func (_c *PoolCreate) SetNillableVersion(v *int) *PoolCreate {
+	if v != nil {
+		_c.SetVersion(*v)
+	}
+	return _c
+}
+
 // SetKind sets the "kind" field.
 func (_c *PoolCreate) SetKind(v pool.Kind) *PoolCreate {
 	_c.mutation.SetKind(v)
@@ -314,6 +328,10 @@ func (_c *PoolCreate) defaults() {
 		v := pool.DefaultUpdatedAt()
 		_c.mutation.SetUpdatedAt(v)
 	}
+	if _, ok := _c.mutation.Version(); !ok {
+		v := pool.DefaultVersion
+		_c.mutation.SetVersion(v)
+	}
 	if _, ok := _c.mutation.IsDefault(); !ok {
 		v := pool.DefaultIsDefault
 		_c.mutation.SetIsDefault(v)
@@ -355,6 +373,9 @@ func (_c *PoolCreate) check() error {
 	}
 	if _, ok := _c.mutation.UpdatedAt(); !ok {
 		return &ValidationError{Name: "updated_at", err: errors.New(`ent: missing required field "Pool.updated_at"`)}
+	}
+	if _, ok := _c.mutation.Version(); !ok {
+		return &ValidationError{Name: "version", err: errors.New(`ent: missing required field "Pool.version"`)}
 	}
 	if _, ok := _c.mutation.Kind(); !ok {
 		return &ValidationError{Name: "kind", err: errors.New(`ent: missing required field "Pool.kind"`)}
@@ -441,6 +462,10 @@ func (_c *PoolCreate) createSpec() (*Pool, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.UpdatedAt(); ok {
 		_spec.SetField(pool.FieldUpdatedAt, field.TypeTime, value)
 		_node.UpdatedAt = value
+	}
+	if value, ok := _c.mutation.Version(); ok {
+		_spec.SetField(pool.FieldVersion, field.TypeInt, value)
+		_node.Version = value
 	}
 	if value, ok := _c.mutation.Kind(); ok {
 		_spec.SetField(pool.FieldKind, field.TypeEnum, value)
@@ -575,6 +600,24 @@ func (u *PoolUpsert) SetUpdatedAt(v time.Time) *PoolUpsert {
 // UpdateUpdatedAt sets the "updated_at" field to the value that was provided on create.
 func (u *PoolUpsert) UpdateUpdatedAt() *PoolUpsert {
 	u.SetExcluded(pool.FieldUpdatedAt)
+	return u
+}
+
+// SetVersion sets the "version" field.
+func (u *PoolUpsert) SetVersion(v int) *PoolUpsert {
+	u.Set(pool.FieldVersion, v)
+	return u
+}
+
+// UpdateVersion sets the "version" field to the value that was provided on create.
+func (u *PoolUpsert) UpdateVersion() *PoolUpsert {
+	u.SetExcluded(pool.FieldVersion)
+	return u
+}
+
+// AddVersion adds v to the "version" field.
+func (u *PoolUpsert) AddVersion(v int) *PoolUpsert {
+	u.Add(pool.FieldVersion, v)
 	return u
 }
 
@@ -943,6 +986,27 @@ func (u *PoolUpsertOne) SetUpdatedAt(v time.Time) *PoolUpsertOne {
 func (u *PoolUpsertOne) UpdateUpdatedAt() *PoolUpsertOne {
 	return u.Update(func(s *PoolUpsert) {
 		s.UpdateUpdatedAt()
+	})
+}
+
+// SetVersion sets the "version" field.
+func (u *PoolUpsertOne) SetVersion(v int) *PoolUpsertOne {
+	return u.Update(func(s *PoolUpsert) {
+		s.SetVersion(v)
+	})
+}
+
+// AddVersion adds v to the "version" field.
+func (u *PoolUpsertOne) AddVersion(v int) *PoolUpsertOne {
+	return u.Update(func(s *PoolUpsert) {
+		s.AddVersion(v)
+	})
+}
+
+// UpdateVersion sets the "version" field to the value that was provided on create.
+func (u *PoolUpsertOne) UpdateVersion() *PoolUpsertOne {
+	return u.Update(func(s *PoolUpsert) {
+		s.UpdateVersion()
 	})
 }
 
@@ -1528,6 +1592,27 @@ func (u *PoolUpsertBulk) SetUpdatedAt(v time.Time) *PoolUpsertBulk {
 func (u *PoolUpsertBulk) UpdateUpdatedAt() *PoolUpsertBulk {
 	return u.Update(func(s *PoolUpsert) {
 		s.UpdateUpdatedAt()
+	})
+}
+
+// SetVersion sets the "version" field.
+func (u *PoolUpsertBulk) SetVersion(v int) *PoolUpsertBulk {
+	return u.Update(func(s *PoolUpsert) {
+		s.SetVersion(v)
+	})
+}
+
+// AddVersion adds v to the "version" field.
+func (u *PoolUpsertBulk) AddVersion(v int) *PoolUpsertBulk {
+	return u.Update(func(s *PoolUpsert) {
+		s.AddVersion(v)
+	})
+}
+
+// UpdateVersion sets the "version" field to the value that was provided on create.
+func (u *PoolUpsertBulk) UpdateVersion() *PoolUpsertBulk {
+	return u.Update(func(s *PoolUpsert) {
+		s.UpdateVersion()
 	})
 }
 

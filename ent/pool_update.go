@@ -38,6 +38,27 @@ func (_u *PoolUpdate) SetUpdatedAt(v time.Time) *PoolUpdate {
 	return _u
 }
 
+// SetVersion sets the "version" field.
+func (_u *PoolUpdate) SetVersion(v int) *PoolUpdate {
+	_u.mutation.ResetVersion()
+	_u.mutation.SetVersion(v)
+	return _u
+}
+
+// SetNillableVersion sets the "version" field if the given value is not nil.
+func (_u *PoolUpdate) SetNillableVersion(v *int) *PoolUpdate {
+	if v != nil {
+		_u.SetVersion(*v)
+	}
+	return _u
+}
+
+// AddVersion adds value to the "version" field.
+func (_u *PoolUpdate) AddVersion(v int) *PoolUpdate {
+	_u.mutation.AddVersion(v)
+	return _u
+}
+
 // SetName sets the "name" field.
 func (_u *PoolUpdate) SetName(v string) *PoolUpdate {
 	_u.mutation.SetName(v)
@@ -442,6 +463,12 @@ func (_u *PoolUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(pool.FieldUpdatedAt, field.TypeTime, value)
 	}
+	if value, ok := _u.mutation.Version(); ok {
+		_spec.SetField(pool.FieldVersion, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedVersion(); ok {
+		_spec.AddField(pool.FieldVersion, field.TypeInt, value)
+	}
 	if value, ok := _u.mutation.Name(); ok {
 		_spec.SetField(pool.FieldName, field.TypeString, value)
 	}
@@ -581,6 +608,27 @@ type PoolUpdateOne struct {
 // SetUpdatedAt sets the "updated_at" field.
 func (_u *PoolUpdateOne) SetUpdatedAt(v time.Time) *PoolUpdateOne {
 	_u.mutation.SetUpdatedAt(v)
+	return _u
+}
+
+// SetVersion sets the "version" field.
+func (_u *PoolUpdateOne) SetVersion(v int) *PoolUpdateOne {
+	_u.mutation.ResetVersion()
+	_u.mutation.SetVersion(v)
+	return _u
+}
+
+// SetNillableVersion sets the "version" field if the given value is not nil.
+func (_u *PoolUpdateOne) SetNillableVersion(v *int) *PoolUpdateOne {
+	if v != nil {
+		_u.SetVersion(*v)
+	}
+	return _u
+}
+
+// AddVersion adds value to the "version" field.
+func (_u *PoolUpdateOne) AddVersion(v int) *PoolUpdateOne {
+	_u.mutation.AddVersion(v)
 	return _u
 }
 
@@ -1017,6 +1065,12 @@ func (_u *PoolUpdateOne) sqlSave(ctx context.Context) (_node *Pool, err error) {
 	}
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(pool.FieldUpdatedAt, field.TypeTime, value)
+	}
+	if value, ok := _u.mutation.Version(); ok {
+		_spec.SetField(pool.FieldVersion, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedVersion(); ok {
+		_spec.AddField(pool.FieldVersion, field.TypeInt, value)
 	}
 	if value, ok := _u.mutation.Name(); ok {
 		_spec.SetField(pool.FieldName, field.TypeString, value)

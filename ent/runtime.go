@@ -146,6 +146,8 @@ func init() {
 	_ = contactMixinFields0
 	contactMixinFields1 := contactMixin[1].Fields()
 	_ = contactMixinFields1
+	contactMixinFields2 := contactMixin[2].Fields()
+	_ = contactMixinFields2
 	contactFields := schema.Contact{}.Fields()
 	_ = contactFields
 	// contactDescCreatedAt is the schema descriptor for created_at field.
@@ -158,6 +160,10 @@ func init() {
 	contact.DefaultUpdatedAt = contactDescUpdatedAt.Default.(func() time.Time)
 	// contact.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	contact.UpdateDefaultUpdatedAt = contactDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// contactDescVersion is the schema descriptor for version field.
+	contactDescVersion := contactMixinFields2[0].Descriptor()
+	// contact.DefaultVersion holds the default value on creation for the version field.
+	contact.DefaultVersion = contactDescVersion.Default.(int)
 	// contactDescName is the schema descriptor for name field.
 	contactDescName := contactFields[1].Descriptor()
 	// contact.NameValidator is a validator for the "name" field. It is called by the builders before save.
@@ -454,6 +460,8 @@ func init() {
 	_ = poolMixinFields0
 	poolMixinFields1 := poolMixin[1].Fields()
 	_ = poolMixinFields1
+	poolMixinFields2 := poolMixin[2].Fields()
+	_ = poolMixinFields2
 	poolFields := schema.Pool{}.Fields()
 	_ = poolFields
 	// poolDescCreatedAt is the schema descriptor for created_at field.
@@ -466,6 +474,10 @@ func init() {
 	pool.DefaultUpdatedAt = poolDescUpdatedAt.Default.(func() time.Time)
 	// pool.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	pool.UpdateDefaultUpdatedAt = poolDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// poolDescVersion is the schema descriptor for version field.
+	poolDescVersion := poolMixinFields2[0].Descriptor()
+	// pool.DefaultVersion holds the default value on creation for the version field.
+	pool.DefaultVersion = poolDescVersion.Default.(int)
 	// poolDescName is the schema descriptor for name field.
 	poolDescName := poolFields[1].Descriptor()
 	// pool.NameValidator is a validator for the "name" field. It is called by the builders before save.
@@ -550,6 +562,8 @@ func init() {
 	settingMixin := schema.Setting{}.Mixin()
 	settingMixinFields0 := settingMixin[0].Fields()
 	_ = settingMixinFields0
+	settingMixinFields1 := settingMixin[1].Fields()
+	_ = settingMixinFields1
 	settingFields := schema.Setting{}.Fields()
 	_ = settingFields
 	// settingDescCreatedAt is the schema descriptor for created_at field.
@@ -562,6 +576,10 @@ func init() {
 	setting.DefaultUpdatedAt = settingDescUpdatedAt.Default.(func() time.Time)
 	// setting.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	setting.UpdateDefaultUpdatedAt = settingDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// settingDescVersion is the schema descriptor for version field.
+	settingDescVersion := settingMixinFields1[0].Descriptor()
+	// setting.DefaultVersion holds the default value on creation for the version field.
+	setting.DefaultVersion = settingDescVersion.Default.(int)
 	// settingDescID is the schema descriptor for id field.
 	settingDescID := settingFields[0].Descriptor()
 	// setting.IDValidator is a validator for the "id" field. It is called by the builders before save.
@@ -581,6 +599,8 @@ func init() {
 	_ = teamMixinFields0
 	teamMixinFields1 := teamMixin[1].Fields()
 	_ = teamMixinFields1
+	teamMixinFields2 := teamMixin[2].Fields()
+	_ = teamMixinFields2
 	teamFields := schema.Team{}.Fields()
 	_ = teamFields
 	// teamDescCreatedAt is the schema descriptor for created_at field.
@@ -593,6 +613,10 @@ func init() {
 	team.DefaultUpdatedAt = teamDescUpdatedAt.Default.(func() time.Time)
 	// team.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	team.UpdateDefaultUpdatedAt = teamDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// teamDescVersion is the schema descriptor for version field.
+	teamDescVersion := teamMixinFields2[0].Descriptor()
+	// team.DefaultVersion holds the default value on creation for the version field.
+	team.DefaultVersion = teamDescVersion.Default.(int)
 	// teamDescName is the schema descriptor for name field.
 	teamDescName := teamFields[0].Descriptor()
 	// team.NameValidator is a validator for the "name" field. It is called by the builders before save.
@@ -624,6 +648,8 @@ func init() {
 	_ = userMixinFields0
 	userMixinFields1 := userMixin[1].Fields()
 	_ = userMixinFields1
+	userMixinFields2 := userMixin[2].Fields()
+	_ = userMixinFields2
 	userFields := schema.User{}.Fields()
 	_ = userFields
 	// userDescCreatedAt is the schema descriptor for created_at field.
@@ -636,6 +662,10 @@ func init() {
 	user.DefaultUpdatedAt = userDescUpdatedAt.Default.(func() time.Time)
 	// user.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	user.UpdateDefaultUpdatedAt = userDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// userDescVersion is the schema descriptor for version field.
+	userDescVersion := userMixinFields2[0].Descriptor()
+	// user.DefaultVersion holds the default value on creation for the version field.
+	user.DefaultVersion = userDescVersion.Default.(int)
 	// userDescEmail is the schema descriptor for email field.
 	userDescEmail := userFields[0].Descriptor()
 	// user.EmailValidator is a validator for the "email" field. It is called by the builders before save.

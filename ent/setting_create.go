@@ -51,6 +51,20 @@ func (_c *SettingCreate) SetNillableUpdatedAt(v *time.Time) *SettingCreate {
 	return _c
 }
 
+// SetVersion sets the "version" field.
+func (_c *SettingCreate) SetVersion(v int) *SettingCreate {
+	_c.mutation.SetVersion(v)
+	return _c
+}
+
+// SetNillableVersion sets the "version" field if the given value is not nil.
+func (_c *SettingCreate) SetNillableVersion(v *int) *SettingCreate {
+	if v != nil {
+		_c.SetVersion(*v)
+	}
+	return _c
+}
+
 // SetValue sets the "value" field.
 func (_c *SettingCreate) SetValue(v map[string]interface{}) *SettingCreate {
 	_c.mutation.SetValue(v)
@@ -106,6 +120,10 @@ func (_c *SettingCreate) defaults() {
 		v := setting.DefaultUpdatedAt()
 		_c.mutation.SetUpdatedAt(v)
 	}
+	if _, ok := _c.mutation.Version(); !ok {
+		v := setting.DefaultVersion
+		_c.mutation.SetVersion(v)
+	}
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -115,6 +133,9 @@ func (_c *SettingCreate) check() error {
 	}
 	if _, ok := _c.mutation.UpdatedAt(); !ok {
 		return &ValidationError{Name: "updated_at", err: errors.New(`ent: missing required field "Setting.updated_at"`)}
+	}
+	if _, ok := _c.mutation.Version(); !ok {
+		return &ValidationError{Name: "version", err: errors.New(`ent: missing required field "Setting.version"`)}
 	}
 	if _, ok := _c.mutation.Value(); !ok {
 		return &ValidationError{Name: "value", err: errors.New(`ent: missing required field "Setting.value"`)}
@@ -167,6 +188,10 @@ func (_c *SettingCreate) createSpec() (*Setting, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.UpdatedAt(); ok {
 		_spec.SetField(setting.FieldUpdatedAt, field.TypeTime, value)
 		_node.UpdatedAt = value
+	}
+	if value, ok := _c.mutation.Version(); ok {
+		_spec.SetField(setting.FieldVersion, field.TypeInt, value)
+		_node.Version = value
 	}
 	if value, ok := _c.mutation.Value(); ok {
 		_spec.SetField(setting.FieldValue, field.TypeJSON, value)
@@ -233,6 +258,24 @@ func (u *SettingUpsert) SetUpdatedAt(v time.Time) *SettingUpsert {
 // UpdateUpdatedAt sets the "updated_at" field to the value that was provided on create.
 func (u *SettingUpsert) UpdateUpdatedAt() *SettingUpsert {
 	u.SetExcluded(setting.FieldUpdatedAt)
+	return u
+}
+
+// SetVersion sets the "version" field.
+func (u *SettingUpsert) SetVersion(v int) *SettingUpsert {
+	u.Set(setting.FieldVersion, v)
+	return u
+}
+
+// UpdateVersion sets the "version" field to the value that was provided on create.
+func (u *SettingUpsert) UpdateVersion() *SettingUpsert {
+	u.SetExcluded(setting.FieldVersion)
+	return u
+}
+
+// AddVersion adds v to the "version" field.
+func (u *SettingUpsert) AddVersion(v int) *SettingUpsert {
+	u.Add(setting.FieldVersion, v)
 	return u
 }
 
@@ -310,6 +353,27 @@ func (u *SettingUpsertOne) SetUpdatedAt(v time.Time) *SettingUpsertOne {
 func (u *SettingUpsertOne) UpdateUpdatedAt() *SettingUpsertOne {
 	return u.Update(func(s *SettingUpsert) {
 		s.UpdateUpdatedAt()
+	})
+}
+
+// SetVersion sets the "version" field.
+func (u *SettingUpsertOne) SetVersion(v int) *SettingUpsertOne {
+	return u.Update(func(s *SettingUpsert) {
+		s.SetVersion(v)
+	})
+}
+
+// AddVersion adds v to the "version" field.
+func (u *SettingUpsertOne) AddVersion(v int) *SettingUpsertOne {
+	return u.Update(func(s *SettingUpsert) {
+		s.AddVersion(v)
+	})
+}
+
+// UpdateVersion sets the "version" field to the value that was provided on create.
+func (u *SettingUpsertOne) UpdateVersion() *SettingUpsertOne {
+	return u.Update(func(s *SettingUpsert) {
+		s.UpdateVersion()
 	})
 }
 
@@ -556,6 +620,27 @@ func (u *SettingUpsertBulk) SetUpdatedAt(v time.Time) *SettingUpsertBulk {
 func (u *SettingUpsertBulk) UpdateUpdatedAt() *SettingUpsertBulk {
 	return u.Update(func(s *SettingUpsert) {
 		s.UpdateUpdatedAt()
+	})
+}
+
+// SetVersion sets the "version" field.
+func (u *SettingUpsertBulk) SetVersion(v int) *SettingUpsertBulk {
+	return u.Update(func(s *SettingUpsert) {
+		s.SetVersion(v)
+	})
+}
+
+// AddVersion adds v to the "version" field.
+func (u *SettingUpsertBulk) AddVersion(v int) *SettingUpsertBulk {
+	return u.Update(func(s *SettingUpsert) {
+		s.AddVersion(v)
+	})
+}
+
+// UpdateVersion sets the "version" field to the value that was provided on create.
+func (u *SettingUpsertBulk) UpdateVersion() *SettingUpsertBulk {
+	return u.Update(func(s *SettingUpsert) {
+		s.UpdateVersion()
 	})
 }
 

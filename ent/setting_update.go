@@ -35,6 +35,27 @@ func (_u *SettingUpdate) SetUpdatedAt(v time.Time) *SettingUpdate {
 	return _u
 }
 
+// SetVersion sets the "version" field.
+func (_u *SettingUpdate) SetVersion(v int) *SettingUpdate {
+	_u.mutation.ResetVersion()
+	_u.mutation.SetVersion(v)
+	return _u
+}
+
+// SetNillableVersion sets the "version" field if the given value is not nil.
+func (_u *SettingUpdate) SetNillableVersion(v *int) *SettingUpdate {
+	if v != nil {
+		_u.SetVersion(*v)
+	}
+	return _u
+}
+
+// AddVersion adds value to the "version" field.
+func (_u *SettingUpdate) AddVersion(v int) *SettingUpdate {
+	_u.mutation.AddVersion(v)
+	return _u
+}
+
 // SetValue sets the "value" field.
 func (_u *SettingUpdate) SetValue(v map[string]interface{}) *SettingUpdate {
 	_u.mutation.SetValue(v)
@@ -100,6 +121,12 @@ func (_u *SettingUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(setting.FieldUpdatedAt, field.TypeTime, value)
 	}
+	if value, ok := _u.mutation.Version(); ok {
+		_spec.SetField(setting.FieldVersion, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedVersion(); ok {
+		_spec.AddField(setting.FieldVersion, field.TypeInt, value)
+	}
 	if value, ok := _u.mutation.Value(); ok {
 		_spec.SetField(setting.FieldValue, field.TypeJSON, value)
 	}
@@ -128,6 +155,27 @@ type SettingUpdateOne struct {
 // SetUpdatedAt sets the "updated_at" field.
 func (_u *SettingUpdateOne) SetUpdatedAt(v time.Time) *SettingUpdateOne {
 	_u.mutation.SetUpdatedAt(v)
+	return _u
+}
+
+// SetVersion sets the "version" field.
+func (_u *SettingUpdateOne) SetVersion(v int) *SettingUpdateOne {
+	_u.mutation.ResetVersion()
+	_u.mutation.SetVersion(v)
+	return _u
+}
+
+// SetNillableVersion sets the "version" field if the given value is not nil.
+func (_u *SettingUpdateOne) SetNillableVersion(v *int) *SettingUpdateOne {
+	if v != nil {
+		_u.SetVersion(*v)
+	}
+	return _u
+}
+
+// AddVersion adds value to the "version" field.
+func (_u *SettingUpdateOne) AddVersion(v int) *SettingUpdateOne {
+	_u.mutation.AddVersion(v)
 	return _u
 }
 
@@ -225,6 +273,12 @@ func (_u *SettingUpdateOne) sqlSave(ctx context.Context) (_node *Setting, err er
 	}
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(setting.FieldUpdatedAt, field.TypeTime, value)
+	}
+	if value, ok := _u.mutation.Version(); ok {
+		_spec.SetField(setting.FieldVersion, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedVersion(); ok {
+		_spec.AddField(setting.FieldVersion, field.TypeInt, value)
 	}
 	if value, ok := _u.mutation.Value(); ok {
 		_spec.SetField(setting.FieldValue, field.TypeJSON, value)

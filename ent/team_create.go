@@ -52,6 +52,20 @@ func (_c *TeamCreate) SetNillableUpdatedAt(v *time.Time) *TeamCreate {
 	return _c
 }
 
+// SetVersion sets the "version" field.
+func (_c *TeamCreate) SetVersion(v int) *TeamCreate {
+	_c.mutation.SetVersion(v)
+	return _c
+}
+
+// SetNillableVersion sets the "version" field if the given value is not nil.
+func (_c *TeamCreate) SetNillableVersion(v *int) *TeamCreate {
+	if v != nil {
+		_c.SetVersion(*v)
+	}
+	return _c
+}
+
 // SetName sets the "name" field.
 func (_c *TeamCreate) SetName(v string) *TeamCreate {
 	_c.mutation.SetName(v)
@@ -177,6 +191,10 @@ func (_c *TeamCreate) defaults() {
 		v := team.DefaultUpdatedAt()
 		_c.mutation.SetUpdatedAt(v)
 	}
+	if _, ok := _c.mutation.Version(); !ok {
+		v := team.DefaultVersion
+		_c.mutation.SetVersion(v)
+	}
 	if _, ok := _c.mutation.ID(); !ok {
 		v := team.DefaultID()
 		_c.mutation.SetID(v)
@@ -190,6 +208,9 @@ func (_c *TeamCreate) check() error {
 	}
 	if _, ok := _c.mutation.UpdatedAt(); !ok {
 		return &ValidationError{Name: "updated_at", err: errors.New(`ent: missing required field "Team.updated_at"`)}
+	}
+	if _, ok := _c.mutation.Version(); !ok {
+		return &ValidationError{Name: "version", err: errors.New(`ent: missing required field "Team.version"`)}
 	}
 	if _, ok := _c.mutation.Name(); !ok {
 		return &ValidationError{Name: "name", err: errors.New(`ent: missing required field "Team.name"`)}
@@ -250,6 +271,10 @@ func (_c *TeamCreate) createSpec() (*Team, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.UpdatedAt(); ok {
 		_spec.SetField(team.FieldUpdatedAt, field.TypeTime, value)
 		_node.UpdatedAt = value
+	}
+	if value, ok := _c.mutation.Version(); ok {
+		_spec.SetField(team.FieldVersion, field.TypeInt, value)
+		_node.Version = value
 	}
 	if value, ok := _c.mutation.Name(); ok {
 		_spec.SetField(team.FieldName, field.TypeString, value)
@@ -336,6 +361,24 @@ func (u *TeamUpsert) SetUpdatedAt(v time.Time) *TeamUpsert {
 // UpdateUpdatedAt sets the "updated_at" field to the value that was provided on create.
 func (u *TeamUpsert) UpdateUpdatedAt() *TeamUpsert {
 	u.SetExcluded(team.FieldUpdatedAt)
+	return u
+}
+
+// SetVersion sets the "version" field.
+func (u *TeamUpsert) SetVersion(v int) *TeamUpsert {
+	u.Set(team.FieldVersion, v)
+	return u
+}
+
+// UpdateVersion sets the "version" field to the value that was provided on create.
+func (u *TeamUpsert) UpdateVersion() *TeamUpsert {
+	u.SetExcluded(team.FieldVersion)
+	return u
+}
+
+// AddVersion adds v to the "version" field.
+func (u *TeamUpsert) AddVersion(v int) *TeamUpsert {
+	u.Add(team.FieldVersion, v)
 	return u
 }
 
@@ -515,6 +558,27 @@ func (u *TeamUpsertOne) SetUpdatedAt(v time.Time) *TeamUpsertOne {
 func (u *TeamUpsertOne) UpdateUpdatedAt() *TeamUpsertOne {
 	return u.Update(func(s *TeamUpsert) {
 		s.UpdateUpdatedAt()
+	})
+}
+
+// SetVersion sets the "version" field.
+func (u *TeamUpsertOne) SetVersion(v int) *TeamUpsertOne {
+	return u.Update(func(s *TeamUpsert) {
+		s.SetVersion(v)
+	})
+}
+
+// AddVersion adds v to the "version" field.
+func (u *TeamUpsertOne) AddVersion(v int) *TeamUpsertOne {
+	return u.Update(func(s *TeamUpsert) {
+		s.AddVersion(v)
+	})
+}
+
+// UpdateVersion sets the "version" field to the value that was provided on create.
+func (u *TeamUpsertOne) UpdateVersion() *TeamUpsertOne {
+	return u.Update(func(s *TeamUpsert) {
+		s.UpdateVersion()
 	})
 }
 
@@ -880,6 +944,27 @@ func (u *TeamUpsertBulk) SetUpdatedAt(v time.Time) *TeamUpsertBulk {
 func (u *TeamUpsertBulk) UpdateUpdatedAt() *TeamUpsertBulk {
 	return u.Update(func(s *TeamUpsert) {
 		s.UpdateUpdatedAt()
+	})
+}
+
+// SetVersion sets the "version" field.
+func (u *TeamUpsertBulk) SetVersion(v int) *TeamUpsertBulk {
+	return u.Update(func(s *TeamUpsert) {
+		s.SetVersion(v)
+	})
+}
+
+// AddVersion adds v to the "version" field.
+func (u *TeamUpsertBulk) AddVersion(v int) *TeamUpsertBulk {
+	return u.Update(func(s *TeamUpsert) {
+		s.AddVersion(v)
+	})
+}
+
+// UpdateVersion sets the "version" field to the value that was provided on create.
+func (u *TeamUpsertBulk) UpdateVersion() *TeamUpsertBulk {
+	return u.Update(func(s *TeamUpsert) {
+		s.UpdateVersion()
 	})
 }
 

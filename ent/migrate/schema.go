@@ -142,6 +142,7 @@ var (
 		{Name: "id", Type: field.TypeUUID},
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "version", Type: field.TypeInt, Default: 1},
 		{Name: "customer_id", Type: field.TypeUUID},
 		{Name: "name", Type: field.TypeString, Size: 200},
 		{Name: "title", Type: field.TypeString, Size: 200, Default: ""},
@@ -162,7 +163,7 @@ var (
 			{
 				Name:    "contact_customer_id",
 				Unique:  false,
-				Columns: []*schema.Column{ContactsColumns[3]},
+				Columns: []*schema.Column{ContactsColumns[4]},
 			},
 		},
 	}
@@ -488,6 +489,7 @@ var (
 		{Name: "id", Type: field.TypeUUID},
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "version", Type: field.TypeInt, Default: 1},
 		{Name: "kind", Type: field.TypeEnum, Enums: []string{"lead", "customer"}},
 		{Name: "name", Type: field.TypeString, Size: 200},
 		{Name: "is_default", Type: field.TypeBool, Default: false},
@@ -516,7 +518,7 @@ var (
 			{
 				Name:    "pool_kind_is_default",
 				Unique:  false,
-				Columns: []*schema.Column{PoolsColumns[3], PoolsColumns[5]},
+				Columns: []*schema.Column{PoolsColumns[4], PoolsColumns[6]},
 			},
 		},
 	}
@@ -604,6 +606,7 @@ var (
 		{Name: "key", Type: field.TypeString},
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "version", Type: field.TypeInt, Default: 1},
 		{Name: "value", Type: field.TypeJSON},
 	}
 	// SettingsTable holds the schema information for the "settings" table.
@@ -631,6 +634,7 @@ var (
 		{Name: "id", Type: field.TypeUUID},
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "version", Type: field.TypeInt, Default: 1},
 		{Name: "name", Type: field.TypeString, Size: 200},
 		{Name: "parent_id", Type: field.TypeUUID, Nullable: true},
 		{Name: "path", Type: field.TypeString},
@@ -647,12 +651,12 @@ var (
 			{
 				Name:    "team_path",
 				Unique:  false,
-				Columns: []*schema.Column{TeamsColumns[5]},
+				Columns: []*schema.Column{TeamsColumns[6]},
 			},
 			{
 				Name:    "team_parent_id",
 				Unique:  false,
-				Columns: []*schema.Column{TeamsColumns[4]},
+				Columns: []*schema.Column{TeamsColumns[5]},
 			},
 		},
 	}
@@ -661,6 +665,7 @@ var (
 		{Name: "id", Type: field.TypeUUID},
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "version", Type: field.TypeInt, Default: 1},
 		{Name: "email", Type: field.TypeString, Unique: true, Size: 254},
 		{Name: "name", Type: field.TypeString, Size: 200},
 		{Name: "role", Type: field.TypeEnum, Enums: []string{"rep", "supervisor", "auditor", "admin"}},
@@ -684,12 +689,12 @@ var (
 			{
 				Name:    "user_team_id",
 				Unique:  false,
-				Columns: []*schema.Column{UsersColumns[6]},
+				Columns: []*schema.Column{UsersColumns[7]},
 			},
 			{
 				Name:    "user_team_path",
 				Unique:  false,
-				Columns: []*schema.Column{UsersColumns[7]},
+				Columns: []*schema.Column{UsersColumns[8]},
 			},
 		},
 	}

@@ -37,3 +37,17 @@ func (TimeMixin) Fields() []ent.Field {
 		field.Time("updated_at").Default(now).UpdateDefault(now),
 	}
 }
+
+// VersionMixin gives a mutable resource a version: 1 when created, one
+// more on every change through its update operation. The version is the
+// resource's ETag (internal/etag), so a client's If-Match names the
+// version it read and a stale one is refused instead of overwriting a
+// change it never saw.
+type VersionMixin struct{ mixin.Schema }
+
+// Fields of the VersionMixin.
+func (VersionMixin) Fields() []ent.Field {
+	return []ent.Field{
+		field.Int("version").Default(1),
+	}
+}

@@ -13,7 +13,7 @@ import (
 type Pool struct{ ent.Schema }
 
 // Mixin of the Pool.
-func (Pool) Mixin() []ent.Mixin { return []ent.Mixin{IDMixin{}, TimeMixin{}} }
+func (Pool) Mixin() []ent.Mixin { return []ent.Mixin{IDMixin{}, TimeMixin{}, VersionMixin{}} }
 
 // Fields of the Pool.
 func (Pool) Fields() []ent.Field {

@@ -16,7 +16,7 @@ type PoolableMixin struct{ mixin.Schema }
 
 // Fields of the PoolableMixin.
 func (PoolableMixin) Fields() []ent.Field {
-	return []ent.Field{
+	fields := []ent.Field{
 		field.UUID("owner_id", uuid.UUID{}).Optional().Nillable(),
 		field.UUID("pool_id", uuid.UUID{}),
 		field.Time("owned_at").Optional().Nillable(),
@@ -28,9 +28,10 @@ func (PoolableMixin) Fields() []ent.Field {
 		// records through an index instead of scanning.
 		field.Time("reclaim_at").Optional().Nillable(),
 		field.String("reclaim_reason").Default(""),
-		// Version increments on every change; it is the ETag.
-		field.Int("version").Default(1),
 	}
+	// The version (VersionMixin) increments on every change, ownership
+	// changes included; it is the ETag.
+	return append(fields, VersionMixin{}.Fields()...)
 }
 
 // Indexes of the PoolableMixin.

@@ -10,7 +10,7 @@ import (
 type Setting struct{ ent.Schema }
 
 // Mixin of the Setting.
-func (Setting) Mixin() []ent.Mixin { return []ent.Mixin{TimeMixin{}} }
+func (Setting) Mixin() []ent.Mixin { return []ent.Mixin{TimeMixin{}, VersionMixin{}} }
 
 // Fields of the Setting.
 func (Setting) Fields() []ent.Field {

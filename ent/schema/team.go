@@ -13,7 +13,7 @@ import (
 type Team struct{ ent.Schema }
 
 // Mixin of the Team.
-func (Team) Mixin() []ent.Mixin { return []ent.Mixin{IDMixin{}, TimeMixin{}} }
+func (Team) Mixin() []ent.Mixin { return []ent.Mixin{IDMixin{}, TimeMixin{}, VersionMixin{}} }
 
 // Fields of the Team.
 func (Team) Fields() []ent.Field {

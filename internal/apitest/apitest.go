@@ -178,6 +178,18 @@ func (c *Client) Do(method, path string, body any, header ...string) *Response {
 	return &Response{t: c.env.T, Status: res.StatusCode, Header: res.Header, Body: raw}
 }
 
+// ETag reads the resource at path as this client and returns its ETag,
+// for a change's If-Match.
+func (c *Client) ETag(path string) string {
+	c.env.T.Helper()
+	res := c.Do(http.MethodGet, path, nil).Expect(http.StatusOK)
+	tag := res.Header.Get("ETag")
+	if tag == "" {
+		c.env.T.Fatalf("GET %s: no ETag", path)
+	}
+	return tag
+}
+
 // SeenProblem is one kind of problem answer the tests saw: the request's
 // method and path, the status and the code.
 type SeenProblem struct {

@@ -6,6 +6,7 @@ import (
 	"github.com/shoalcrm/shoal/api"
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/etag"
 	"github.com/shoalcrm/shoal/internal/page"
 	"github.com/shoalcrm/shoal/internal/records"
 )
@@ -32,7 +33,7 @@ func (s *Server) CreateContact(ctx context.Context, req api.CreateContactRequest
 		return nil, err
 	}
 	noteTarget(ctx, "contact", v.ID.String())
-	return api.CreateContact201JSONResponse{Body: contactOut(v), Headers: api.CreateContact201ResponseHeaders{Location: location("contacts", v.ID)}}, nil
+	return api.CreateContact201JSONResponse{Body: contactOut(v), Headers: api.CreateContact201ResponseHeaders{ETag: etag.Ptr(v.Version), Location: location("contacts", v.ID)}}, nil
 }
 
 // GetContact returns a contact.
@@ -41,25 +42,29 @@ func (s *Server) GetContact(ctx context.Context, req api.GetContactRequestObject
 	if err != nil {
 		return nil, err
 	}
-	return api.GetContact200JSONResponse{Body: contactOut(v)}, nil
+	return api.GetContact200JSONResponse{Body: contactOut(v), Headers: api.GetContact200ResponseHeaders{ETag: etag.Ptr(v.Version)}}, nil
 }
 
 // UpdateContact patches a contact.
 func (s *Server) UpdateContact(ctx context.Context, req api.UpdateContactRequestObject) (api.UpdateContactResponseObject, error) {
 	noteTarget(ctx, "contact", req.Id.String())
-	b := req.Body
-	in := records.ContactInput{Name: b.Name, Title: b.Title, Phone: b.Phone, Email: b.Email, Wechat: b.Wechat, Notes: b.Notes, IsPrimary: b.IsPrimary}
-	v, err := s.records.UpdateContact(ctx, auth.FromContext(ctx), req.Id, in)
+	b, err := mergeBody(req.JSONBody, req.ApplicationMergePatchPlusJSONBody)
 	if err != nil {
 		return nil, err
 	}
-	return api.UpdateContact200JSONResponse{Body: contactOut(v)}, nil
+	in := records.ContactInput{Name: b.Name, Title: text(b.Title), Phone: text(b.Phone), Email: text(b.Email),
+		Wechat: text(b.Wechat), Notes: text(b.Notes), IsPrimary: b.IsPrimary}
+	v, err := s.records.UpdateContact(ctx, auth.FromContext(ctx), req.Id, req.Params.IfMatch, in)
+	if err != nil {
+		return nil, err
+	}
+	return api.UpdateContact200JSONResponse{Body: contactOut(v), Headers: api.UpdateContact200ResponseHeaders{ETag: etag.Ptr(v.Version)}}, nil
 }
 
 // DeleteContact deletes a contact.
 func (s *Server) DeleteContact(ctx context.Context, req api.DeleteContactRequestObject) (api.DeleteContactResponseObject, error) {
 	noteTarget(ctx, "contact", req.Id.String())
-	if err := s.records.DeleteContact(ctx, auth.FromContext(ctx), req.Id); err != nil {
+	if err := s.records.DeleteContact(ctx, auth.FromContext(ctx), req.Id, req.Params.IfMatch); err != nil {
 		return nil, err
 	}
 	return api.DeleteContact204Response{}, nil

@@ -127,15 +127,15 @@ func TestContactCRUD(t *testing.T) {
 		}
 
 		var upd contactItem
-		w.repA.Do("PATCH", "/v1/contacts/"+created.ID, map[string]any{"title": "总监", "email": ""}).Expect(http.StatusOK).JSON(&upd)
+		w.repA.Do("PATCH", "/v1/contacts/"+created.ID, map[string]any{"title": "总监", "email": ""}, "If-Match", w.repA.ETag("/v1/contacts/"+created.ID)).Expect(http.StatusOK).JSON(&upd)
 		if cfStr(upd.Title) != "总监" || upd.Email != nil || upd.Name != "李娜" || cfStr(upd.Phone) != "139 0000 1111" {
 			t.Fatalf("updated contact %+v", upd)
 		}
 		if upd.UpdatedAt.Before(created.UpdatedAt) {
 			t.Fatalf("updatedAt went back: %v < %v", upd.UpdatedAt, created.UpdatedAt)
 		}
-		w.repA.Do("PATCH", "/v1/contacts/"+created.ID, map[string]any{"email": "not an email"}).ExpectProblem(http.StatusBadRequest, "validation_failed")
-		w.repA.Do("PATCH", "/v1/contacts/"+created.ID, map[string]any{}).Expect(http.StatusBadRequest)
+		w.repA.Do("PATCH", "/v1/contacts/"+created.ID, map[string]any{"email": "not an email"}, "If-Match", w.repA.ETag("/v1/contacts/"+created.ID)).ExpectProblem(http.StatusBadRequest, "validation_failed")
+		w.repA.Do("PATCH", "/v1/contacts/"+created.ID, map[string]any{}, "If-Match", w.repA.ETag("/v1/contacts/"+created.ID)).Expect(http.StatusBadRequest)
 
 		// Pages of two, in creation (id) order.
 		second := w.contact(w.repA, cust, map[string]any{})
@@ -150,9 +150,9 @@ func TestContactCRUD(t *testing.T) {
 		}
 		w.repA.Do("GET", "/v1/customers/"+cust+"/contacts?cursor=forged", nil).ExpectProblem(http.StatusBadRequest, "invalid_cursor")
 
-		w.repA.Do("DELETE", "/v1/contacts/"+created.ID, nil).Expect(http.StatusNoContent)
+		w.repA.Do("DELETE", "/v1/contacts/"+created.ID, nil, "If-Match", w.repA.ETag("/v1/contacts/"+created.ID)).Expect(http.StatusNoContent)
 		w.repA.Do("GET", "/v1/contacts/"+created.ID, nil).ExpectProblem(http.StatusNotFound, "not_found")
-		w.repA.Do("DELETE", "/v1/contacts/"+created.ID, nil).ExpectProblem(http.StatusNotFound, "not_found")
+		w.repA.Do("DELETE", "/v1/contacts/"+created.ID, nil, "If-Match", "*").ExpectProblem(http.StatusNotFound, "not_found")
 		if n := len(listContacts(t, w.repA, cust, nil).Items); n != 2 {
 			t.Fatalf("%d contacts after delete, want 2", n)
 		}
@@ -161,7 +161,7 @@ func TestContactCRUD(t *testing.T) {
 		missing := uuid.Must(uuid.NewV7()).String()
 		w.repA.Do("GET", "/v1/customers/"+missing+"/contacts", nil).ExpectProblem(http.StatusNotFound, "not_found")
 		w.repA.Do("POST", "/v1/customers/"+missing+"/contacts", map[string]any{"name": "x"}).ExpectProblem(http.StatusNotFound, "not_found")
-		w.repA.Do("PATCH", "/v1/contacts/"+missing, map[string]any{"name": "x"}).ExpectProblem(http.StatusNotFound, "not_found")
+		w.repA.Do("PATCH", "/v1/contacts/"+missing, map[string]any{"name": "x"}, "If-Match", "*").ExpectProblem(http.StatusNotFound, "not_found")
 	})
 }
 
@@ -201,13 +201,13 @@ func TestContactScope(t *testing.T) {
 				}
 				if tc.change != 0 {
 					tc.c.Do("POST", "/v1/customers/"+cust+"/contacts", map[string]any{"name": "x"}).ExpectProblem(tc.change, tc.code)
-					tc.c.Do("PATCH", "/v1/contacts/"+existing.ID, map[string]any{"name": "x"}).ExpectProblem(tc.change, tc.code)
-					tc.c.Do("DELETE", "/v1/contacts/"+existing.ID, nil).ExpectProblem(tc.change, tc.code)
+					tc.c.Do("PATCH", "/v1/contacts/"+existing.ID, map[string]any{"name": "x"}, "If-Match", "*").ExpectProblem(tc.change, tc.code)
+					tc.c.Do("DELETE", "/v1/contacts/"+existing.ID, nil, "If-Match", "*").ExpectProblem(tc.change, tc.code)
 					return
 				}
 				ct := w.contact(tc.c, cust, map[string]any{})
-				tc.c.Do("PATCH", "/v1/contacts/"+ct.ID, map[string]any{"title": "CTO"}).Expect(http.StatusOK)
-				tc.c.Do("DELETE", "/v1/contacts/"+ct.ID, nil).Expect(http.StatusNoContent)
+				tc.c.Do("PATCH", "/v1/contacts/"+ct.ID, map[string]any{"title": "CTO"}, "If-Match", tc.c.ETag("/v1/contacts/"+ct.ID)).Expect(http.StatusOK)
+				tc.c.Do("DELETE", "/v1/contacts/"+ct.ID, nil, "If-Match", tc.c.ETag("/v1/contacts/"+ct.ID)).Expect(http.StatusNoContent)
 			})
 		}
 
@@ -237,8 +237,8 @@ func TestContactScope(t *testing.T) {
 			t.Fatalf("admin sees %+v", clear)
 		}
 		w.repB.Do("POST", "/v1/customers/"+pooled+"/contacts", map[string]any{"name": "x"}).ExpectProblem(http.StatusForbidden, "not_record_owner")
-		w.repB.Do("PATCH", "/v1/contacts/"+pc.ID, map[string]any{"name": "x"}).ExpectProblem(http.StatusForbidden, "not_record_owner")
-		w.repB.Do("DELETE", "/v1/contacts/"+pc.ID, nil).ExpectProblem(http.StatusForbidden, "not_record_owner")
+		w.repB.Do("PATCH", "/v1/contacts/"+pc.ID, map[string]any{"name": "x"}, "If-Match", "*").ExpectProblem(http.StatusForbidden, "not_record_owner")
+		w.repB.Do("DELETE", "/v1/contacts/"+pc.ID, nil, "If-Match", "*").ExpectProblem(http.StatusForbidden, "not_record_owner")
 	})
 }
 
@@ -294,13 +294,13 @@ func TestContactDuplicates(t *testing.T) {
 
 		// Updates: to someone else's phone is a duplicate; keeping its own is not.
 		second := w.contact(w.repA, cust, map[string]any{"phone": "13700000002"})
-		cfDuplicates(t, w.repA.Do("PATCH", "/v1/contacts/"+second.ID, map[string]any{"phone": "137-0000-0001"}))
-		w.repA.Do("PATCH", "/v1/contacts/"+second.ID, map[string]any{"phone": "+86 137 0000 0002"}).Expect(http.StatusOK)
+		cfDuplicates(t, w.repA.Do("PATCH", "/v1/contacts/"+second.ID, map[string]any{"phone": "137-0000-0001"}, "If-Match", w.repA.ETag("/v1/contacts/"+second.ID)))
+		w.repA.Do("PATCH", "/v1/contacts/"+second.ID, map[string]any{"phone": "+86 137 0000 0002"}, "If-Match", w.repA.ETag("/v1/contacts/"+second.ID)).Expect(http.StatusOK)
 
 		// A changed phone releases the old one; a deleted contact its keys.
-		w.repA.Do("PATCH", "/v1/contacts/"+second.ID, map[string]any{"phone": "13700000003"}).Expect(http.StatusOK)
+		w.repA.Do("PATCH", "/v1/contacts/"+second.ID, map[string]any{"phone": "13700000003"}, "If-Match", w.repA.ETag("/v1/contacts/"+second.ID)).Expect(http.StatusOK)
 		w.contact(w.repB, other, map[string]any{"phone": "13700000002"})
-		w.repA.Do("DELETE", "/v1/contacts/"+ct.ID, nil).Expect(http.StatusNoContent)
+		w.repA.Do("DELETE", "/v1/contacts/"+ct.ID, nil, "If-Match", w.repA.ETag("/v1/contacts/"+ct.ID)).Expect(http.StatusNoContent)
 		w.contact(w.repB, other, map[string]any{"email": "buyer@example.com", "phone": "13700000001"})
 	})
 }
@@ -326,11 +326,11 @@ func TestContactPrimary(t *testing.T) {
 		if p := primaries(); len(p) != 1 || p[0] != b.ID {
 			t.Fatalf("primaries %v, want [%s]", p, b.ID)
 		}
-		w.repA.Do("PATCH", "/v1/contacts/"+a.ID, map[string]any{"isPrimary": true}).Expect(http.StatusOK)
+		w.repA.Do("PATCH", "/v1/contacts/"+a.ID, map[string]any{"isPrimary": true}, "If-Match", w.repA.ETag("/v1/contacts/"+a.ID)).Expect(http.StatusOK)
 		if p := primaries(); len(p) != 1 || p[0] != a.ID {
 			t.Fatalf("primaries %v, want [%s]", p, a.ID)
 		}
-		w.repA.Do("PATCH", "/v1/contacts/"+a.ID, map[string]any{"isPrimary": false}).Expect(http.StatusOK)
+		w.repA.Do("PATCH", "/v1/contacts/"+a.ID, map[string]any{"isPrimary": false}, "If-Match", w.repA.ETag("/v1/contacts/"+a.ID)).Expect(http.StatusOK)
 		if p := primaries(); len(p) != 0 {
 			t.Fatalf("primaries %v, want none", p)
 		}

@@ -166,7 +166,7 @@ func evCases() []evCase {
 	add("updateUser", "", func(t *testing.T, w *evWorld) func() []evWant {
 		u := w.user("rep", &w.team)
 		return func() []evWant {
-			w.admin.Do("PATCH", "/v1/users/"+u.ID, map[string]any{"name": "Renamed", "password": apitest.Password + "!"}).
+			w.admin.Do("PATCH", "/v1/users/"+u.ID, map[string]any{"name": "Renamed", "password": apitest.Password + "!"}, "If-Match", w.admin.ETag("/v1/users/"+u.ID)).
 				Expect(http.StatusOK)
 			return []evWant{{events.UserUpdated, u.ID}}
 		}
@@ -188,7 +188,7 @@ func evCases() []evCase {
 	add("updateTeam", "", func(t *testing.T, w *evWorld) func() []evWant {
 		tm := w.env.Team(w.env.Unique("Ev team "), nil)
 		return func() []evWant {
-			w.admin.Do("PATCH", "/v1/teams/"+tm.ID.String(), map[string]any{"name": w.env.Unique("Renamed ")}).Expect(http.StatusOK)
+			w.admin.Do("PATCH", "/v1/teams/"+tm.ID.String(), map[string]any{"name": w.env.Unique("Renamed ")}, "If-Match", w.admin.ETag("/v1/teams/"+tm.ID.String())).Expect(http.StatusOK)
 			return []evWant{{events.TeamUpdated, tm.ID.String()}}
 		}
 	})
@@ -209,7 +209,7 @@ func evCases() []evCase {
 	})
 	add("updateSettings", "", func(t *testing.T, w *evWorld) func() []evWant {
 		return func() []evWant {
-			w.admin.Do("PATCH", "/v1/settings", map[string]any{"maxOwnedLeads": 5000}).Expect(http.StatusOK)
+			w.admin.Do("PATCH", "/v1/settings", map[string]any{"maxOwnedLeads": 5000}, "If-Match", w.admin.ETag("/v1/settings")).Expect(http.StatusOK)
 			return []evWant{{events.SettingsUpdated, uuid.Nil.String()}}
 		}
 	})
@@ -223,7 +223,7 @@ func evCases() []evCase {
 	add("updatePool", "", func(t *testing.T, w *evWorld) func() []evWant {
 		id := w.pool("lead", nil)
 		return func() []evWant {
-			w.admin.Do("PATCH", "/v1/pools/"+id, map[string]any{"name": w.env.Unique("Renamed pool "), "idleDays": 40}).
+			w.admin.Do("PATCH", "/v1/pools/"+id, map[string]any{"name": w.env.Unique("Renamed pool "), "idleDays": 40}, "If-Match", w.admin.ETag("/v1/pools/"+id)).
 				Expect(http.StatusOK)
 			return []evWant{{events.PoolUpdated, id}}
 		}
@@ -350,14 +350,14 @@ func evCases() []evCase {
 	add("updateContact", "", func(t *testing.T, w *evWorld) func() []evWant {
 		id := contact(w)
 		return func() []evWant {
-			w.repA.Do("PATCH", "/v1/contacts/"+id, map[string]any{"title": "CFO"}).Expect(http.StatusOK)
+			w.repA.Do("PATCH", "/v1/contacts/"+id, map[string]any{"title": "CFO"}, "If-Match", w.repA.ETag("/v1/contacts/"+id)).Expect(http.StatusOK)
 			return []evWant{{events.ContactUpdated, id}}
 		}
 	})
 	add("deleteContact", "", func(t *testing.T, w *evWorld) func() []evWant {
 		id := contact(w)
 		return func() []evWant {
-			w.repA.Do("DELETE", "/v1/contacts/"+id, nil).Expect(http.StatusNoContent)
+			w.repA.Do("DELETE", "/v1/contacts/"+id, nil, "If-Match", w.repA.ETag("/v1/contacts/"+id)).Expect(http.StatusNoContent)
 			return []evWant{{events.ContactDeleted, id}}
 		}
 	})
@@ -601,7 +601,7 @@ func TestEventPayloads(t *testing.T) {
 
 		// A password change: the field's name, not the hash.
 		u := w.user("rep", &w.team)
-		w.admin.Do("PATCH", "/v1/users/"+u.ID, map[string]any{"password": "a brand new horse staple"}).Expect(http.StatusOK)
+		w.admin.Do("PATCH", "/v1/users/"+u.ID, map[string]any{"password": "a brand new horse staple"}, "If-Match", w.admin.ETag("/v1/users/"+u.ID)).Expect(http.StatusOK)
 		row, err := db.User.Get(ctx, u.UUID)
 		if err != nil {
 			t.Fatal(err)

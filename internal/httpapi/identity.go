@@ -8,6 +8,7 @@ import (
 	"github.com/shoalcrm/shoal/api"
 	"github.com/shoalcrm/shoal/internal/audit"
 	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/etag"
 	"github.com/shoalcrm/shoal/internal/org"
 	"github.com/shoalcrm/shoal/internal/page"
 )
@@ -110,7 +111,7 @@ func (s *Server) GetCurrentUser(ctx context.Context, _ api.GetCurrentUserRequest
 	if err != nil {
 		return nil, err
 	}
-	return api.GetCurrentUser200JSONResponse{Body: userOut(u)}, nil
+	return api.GetCurrentUser200JSONResponse{Body: userOut(u), Headers: api.GetCurrentUser200ResponseHeaders{ETag: etag.Ptr(u.Version)}}, nil
 }
 
 // CreateUser creates a user.
@@ -126,7 +127,7 @@ func (s *Server) CreateUser(ctx context.Context, req api.CreateUserRequestObject
 		return nil, err
 	}
 	noteTarget(ctx, "user", u.ID.String())
-	return api.CreateUser201JSONResponse{Body: userOut(u), Headers: api.CreateUser201ResponseHeaders{Location: location("users", u.ID)}}, nil
+	return api.CreateUser201JSONResponse{Body: userOut(u), Headers: api.CreateUser201ResponseHeaders{ETag: etag.Ptr(u.Version), Location: location("users", u.ID)}}, nil
 }
 
 // GetUser returns a user the caller may see.
@@ -135,7 +136,7 @@ func (s *Server) GetUser(ctx context.Context, req api.GetUserRequestObject) (api
 	if err != nil {
 		return nil, err
 	}
-	return api.GetUser200JSONResponse{Body: userOut(u)}, nil
+	return api.GetUser200JSONResponse{Body: userOut(u), Headers: api.GetUser200ResponseHeaders{ETag: etag.Ptr(u.Version)}}, nil
 }
 
 // ListUsers lists the users the caller may see.
@@ -163,7 +164,10 @@ func (s *Server) ListUsers(ctx context.Context, req api.ListUsersRequestObject) 
 
 // UpdateUser patches a user.
 func (s *Server) UpdateUser(ctx context.Context, req api.UpdateUserRequestObject) (api.UpdateUserResponseObject, error) {
-	b := req.Body
+	b, err := mergeBody(req.JSONBody, req.ApplicationMergePatchPlusJSONBody)
+	if err != nil {
+		return nil, err
+	}
 	in := org.UserPatch{Name: b.Name, Active: b.Active, Password: b.Password,
 		TeamID:    fieldOf(b.TeamId, same[uuid.UUID]),
 		CapsPatch: capsPatchIn(b.MaxOwnedLeads, b.MaxOwnedCustomers, b.MaxFrozen)}
@@ -176,7 +180,7 @@ func (s *Server) UpdateUser(ctx context.Context, req api.UpdateUserRequestObject
 		in.Role = &r
 		noteDetail(ctx, "role="+r)
 	}
-	u, revoked, err := s.org.ChangeUser(ctx, auth.FromContext(ctx), req.Id, in)
+	u, revoked, err := s.org.ChangeUser(ctx, auth.FromContext(ctx), req.Id, req.Params.IfMatch, in)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +190,7 @@ func (s *Server) UpdateUser(ctx context.Context, req api.UpdateUserRequestObject
 		n := int32(revoked)
 		out.RevokedSessions = &n
 	}
-	return api.UpdateUser200JSONResponse{Body: out}, nil
+	return api.UpdateUser200JSONResponse{Body: out, Headers: api.UpdateUser200ResponseHeaders{ETag: etag.Ptr(u.Version)}}, nil
 }
 
 // CreateTeam creates a team.
@@ -197,7 +201,7 @@ func (s *Server) CreateTeam(ctx context.Context, req api.CreateTeamRequestObject
 		return nil, err
 	}
 	noteTarget(ctx, "team", t.ID.String())
-	return api.CreateTeam201JSONResponse{Body: teamOut(t), Headers: api.CreateTeam201ResponseHeaders{Location: location("teams", t.ID)}}, nil
+	return api.CreateTeam201JSONResponse{Body: teamOut(t), Headers: api.CreateTeam201ResponseHeaders{ETag: etag.Ptr(t.Version), Location: location("teams", t.ID)}}, nil
 }
 
 // GetTeam returns a team.
@@ -206,7 +210,7 @@ func (s *Server) GetTeam(ctx context.Context, req api.GetTeamRequestObject) (api
 	if err != nil {
 		return nil, err
 	}
-	return api.GetTeam200JSONResponse{Body: teamOut(t)}, nil
+	return api.GetTeam200JSONResponse{Body: teamOut(t), Headers: api.GetTeam200ResponseHeaders{ETag: etag.Ptr(t.Version)}}, nil
 }
 
 // ListTeams lists teams.
@@ -229,14 +233,17 @@ func (s *Server) ListTeams(ctx context.Context, req api.ListTeamsRequestObject) 
 
 // UpdateTeam patches a team.
 func (s *Server) UpdateTeam(ctx context.Context, req api.UpdateTeamRequestObject) (api.UpdateTeamResponseObject, error) {
-	b := req.Body
-	t, err := s.org.UpdateTeam(ctx, req.Id, org.TeamPatch{Name: b.Name,
+	b, err := mergeBody(req.JSONBody, req.ApplicationMergePatchPlusJSONBody)
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.org.UpdateTeam(ctx, req.Id, req.Params.IfMatch, org.TeamPatch{Name: b.Name,
 		ParentID:  fieldOf(b.ParentId, same[uuid.UUID]),
 		CapsPatch: capsPatchIn(b.MaxOwnedLeads, b.MaxOwnedCustomers, b.MaxFrozen)})
 	if err != nil {
 		return nil, err
 	}
-	return api.UpdateTeam200JSONResponse{Body: teamOut(t)}, nil
+	return api.UpdateTeam200JSONResponse{Body: teamOut(t), Headers: api.UpdateTeam200ResponseHeaders{ETag: etag.Ptr(t.Version)}}, nil
 }
 
 // CreateApiKey creates a partner key and returns its secret once.

@@ -436,14 +436,14 @@ func TestAccessTokens(t *testing.T) {
 		// Deactivation takes effect at once, for issued and self-made
 		// tokens alike, and for the refresh token.
 		selfMade := good(nil)
-		adminC.Do("PATCH", "/v1/users/"+rep.ID.String(), map[string]any{"active": false}).Expect(http.StatusOK)
+		adminC.Do("PATCH", "/v1/users/"+rep.ID.String(), map[string]any{"active": false}, "If-Match", adminC.ETag("/v1/users/"+rep.ID.String())).Expect(http.StatusOK)
 		for _, tok := range []string{repC.Bearer, selfMade} {
 			idBearer(env, tok).Do("GET", "/v1/me", nil).ExpectProblem(http.StatusUnauthorized, "unauthorized")
 		}
 		idRefresh(env, repC.Refresh).ExpectProblem(http.StatusUnauthorized, "invalid_refresh_token")
 		idLogin(env, rep.Email, apitest.Password).ExpectProblem(http.StatusUnauthorized, "invalid_credentials")
 		// Reactivated, he must log in again: the old session stays dead.
-		adminC.Do("PATCH", "/v1/users/"+rep.ID.String(), map[string]any{"active": true}).Expect(http.StatusOK)
+		adminC.Do("PATCH", "/v1/users/"+rep.ID.String(), map[string]any{"active": true}, "If-Match", adminC.ETag("/v1/users/"+rep.ID.String())).Expect(http.StatusOK)
 		idRefresh(env, repC.Refresh).ExpectProblem(http.StatusUnauthorized, "invalid_refresh_token")
 		idPair(t, idLogin(env, rep.Email, apitest.Password))
 	})
@@ -609,7 +609,7 @@ func TestAPIKeys(t *testing.T) {
 			t.Fatalf("createdBy = %s, want %s", his.CreatedBy, admin2.ID)
 		}
 		idKeyClient(env, his.Secret).Do("GET", "/v1/users", nil).ExpectProblem(http.StatusForbidden, "forbidden")
-		adminC.Do("PATCH", "/v1/users/"+admin2.ID.String(), map[string]any{"active": false}).Expect(http.StatusOK)
+		adminC.Do("PATCH", "/v1/users/"+admin2.ID.String(), map[string]any{"active": false}, "If-Match", adminC.ETag("/v1/users/"+admin2.ID.String())).Expect(http.StatusOK)
 		idKeyClient(env, his.Secret).Do("GET", "/v1/users", nil).ExpectProblem(http.StatusUnauthorized, "unauthorized")
 		admin2C.Do("GET", "/v1/me", nil).ExpectProblem(http.StatusUnauthorized, "unauthorized")
 		idRefresh(env, admin2C.Refresh).ExpectProblem(http.StatusUnauthorized, "invalid_refresh_token")
@@ -789,7 +789,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		record("logout u2", idBearer(env, s2b.AccessToken).Do("POST", "/v1/auth/logout", map[string]any{"refreshToken": s2b.RefreshToken})).
 			Expect(http.StatusNoContent)
 		// After the logout: a new password ends all of u2's sessions.
-		record("change password", adminC.Do("PATCH", "/v1/users/"+u2.ID.String(), map[string]any{"password": pw3})).Expect(http.StatusOK)
+		record("change password", adminC.Do("PATCH", "/v1/users/"+u2.ID.String(), map[string]any{"password": pw3}, "If-Match", adminC.ETag("/v1/users/"+u2.ID.String()))).Expect(http.StatusOK)
 		record("spec", env.Anonymous().Do("GET", "/openapi.yaml", nil)).Expect(http.StatusOK)
 		record("metrics", env.Anonymous().Do("GET", "/metrics", nil)).Expect(http.StatusOK)
 
@@ -1064,7 +1064,7 @@ func TestAuditLog(t *testing.T) {
 			t.Errorf("X-Request-ID = %q, want the client's", created)
 		}
 		revoked := reqID(adminC.Do("DELETE", "/v1/api-keys/"+key.ID.String(), nil).Expect(http.StatusNoContent))
-		promoted := reqID(adminC.Do("PATCH", "/v1/users/"+rep.ID.String(), map[string]any{"role": "supervisor"}).Expect(http.StatusOK))
+		promoted := reqID(adminC.Do("PATCH", "/v1/users/"+rep.ID.String(), map[string]any{"role": "supervisor"}, "If-Match", adminC.ETag("/v1/users/"+rep.ID.String())).Expect(http.StatusOK))
 
 		// Who may read the log, and the denials are audited too.
 		// The promotion ended the rep's sessions: he logs in again.
@@ -1250,7 +1250,7 @@ func TestLastAdminUnderConcurrency(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					_, errs[i] = env.App.Org.UpdateUser(ctx, auth.UserPrincipal(pair[0]), pair[1].ID, changes[(round+i)%3])
+					_, errs[i] = env.App.Org.UpdateUser(ctx, auth.UserPrincipal(pair[0]), pair[1].ID, &anyVersion, changes[(round+i)%3])
 				}()
 			}
 			wg.Wait()
@@ -1289,11 +1289,11 @@ func TestTeamTreeUnderConcurrency(t *testing.T) {
 			sub := env.Team("X-1", &x.ID)
 			calls := []func() error{
 				func() error {
-					_, err := env.App.Org.UpdateTeam(ctx, x.ID, org.TeamPatch{ParentID: patch.Value(y.ID)})
+					_, err := env.App.Org.UpdateTeam(ctx, x.ID, &anyVersion, org.TeamPatch{ParentID: patch.Value(y.ID)})
 					return err
 				},
 				func() error {
-					_, err := env.App.Org.UpdateTeam(ctx, y.ID, org.TeamPatch{ParentID: patch.Value(sub.ID)})
+					_, err := env.App.Org.UpdateTeam(ctx, y.ID, &anyVersion, org.TeamPatch{ParentID: patch.Value(sub.ID)})
 					return err
 				},
 				func() error {
@@ -1301,11 +1301,11 @@ func TestTeamTreeUnderConcurrency(t *testing.T) {
 					return err
 				},
 				func() error {
-					_, err := env.App.Org.UpdateUser(ctx, admin, users[0].ID, org.UserPatch{TeamID: patch.Value(sub.ID)})
+					_, err := env.App.Org.UpdateUser(ctx, admin, users[0].ID, &anyVersion, org.UserPatch{TeamID: patch.Value(sub.ID)})
 					return err
 				},
 				func() error {
-					_, err := env.App.Org.UpdateUser(ctx, admin, users[1].ID, org.UserPatch{TeamID: patch.Value(y.ID)})
+					_, err := env.App.Org.UpdateUser(ctx, admin, users[1].ID, &anyVersion, org.UserPatch{TeamID: patch.Value(y.ID)})
 					return err
 				},
 			}
@@ -1372,3 +1372,7 @@ func idCheckTeamTree(t *testing.T, env *apitest.Env) {
 		}
 	}
 }
+
+// anyVersion is If-Match "*": the concurrency tests change users and teams
+// whatever their version, as a client that does not care would.
+var anyVersion = "*"

@@ -161,7 +161,7 @@ func TestUserChangesEndSessions(t *testing.T) {
 				b := lhLogin(t, env, u.Email, apitest.Password)
 				// A used refresh token is not a session of its own.
 				b2 := idPair(t, idRefresh(env, b.refresh))
-				if n := lhRevoked(t, adminC.Do("PATCH", "/v1/users/"+u.ID.String(), tt.change)); n != 2 {
+				if n := lhRevoked(t, adminC.Do("PATCH", "/v1/users/"+u.ID.String(), tt.change, "If-Match", adminC.ETag("/v1/users/"+u.ID.String()))); n != 2 {
 					t.Errorf("revokedSessions = %d, want 2", n)
 				}
 				for _, tok := range []string{a.access, b.access, b2.AccessToken} {
@@ -182,7 +182,7 @@ func TestUserChangesEndSessions(t *testing.T) {
 		// A change that ends nothing says nothing about sessions.
 		u := idMember(env, auth.RoleRep, nil)
 		var out map[string]any
-		adminC.Do("PATCH", "/v1/users/"+u.ID.String(), map[string]any{"name": "Renamed"}).Expect(http.StatusOK).JSON(&out)
+		adminC.Do("PATCH", "/v1/users/"+u.ID.String(), map[string]any{"name": "Renamed"}, "If-Match", adminC.ETag("/v1/users/"+u.ID.String())).Expect(http.StatusOK).JSON(&out)
 		if _, ok := out["revokedSessions"]; ok {
 			t.Errorf("a rename answered revokedSessions: %v", out)
 		}
@@ -271,7 +271,7 @@ func TestDemotedAdminKeysStop(t *testing.T) {
 			idKeyClient(env, k.Secret).Do("GET", "/v1/users", nil).ExpectProblem(http.StatusForbidden, "forbidden")
 		}
 
-		adminC.Do("PATCH", "/v1/users/"+a2.ID.String(), map[string]any{"role": auth.RoleSupervisor}).Expect(http.StatusOK)
+		adminC.Do("PATCH", "/v1/users/"+a2.ID.String(), map[string]any{"role": auth.RoleSupervisor}, "If-Match", adminC.ETag("/v1/users/"+a2.ID.String())).Expect(http.StatusOK)
 		idKeyClient(env, k2.Secret).Do("GET", "/v1/users", nil).ExpectProblem(http.StatusUnauthorized, "unauthorized")
 		if got, err := env.App.Store.Client.APIKey.Get(ctx, k2.ID); err != nil || got.RevokedAt == nil {
 			t.Errorf("demoted admin's key: %v, revokedAt %v; want revoked", err, got)
@@ -330,9 +330,9 @@ func TestWeakPasswordsRefused(t *testing.T) {
 		}
 		// updateUser compares with the user's own email.
 		rep := idMember(env, auth.RoleRep, nil)
-		adminC.Do("PATCH", "/v1/users/"+rep.ID.String(), map[string]any{"password": strings.ToUpper(rep.Email)}).
+		adminC.Do("PATCH", "/v1/users/"+rep.ID.String(), map[string]any{"password": strings.ToUpper(rep.Email)}, "If-Match", adminC.ETag("/v1/users/"+rep.ID.String())).
 			ExpectProblem(http.StatusBadRequest, "weak_password")
-		adminC.Do("PATCH", "/v1/users/"+rep.ID.String(), map[string]any{"password": "iloveyou"}).
+		adminC.Do("PATCH", "/v1/users/"+rep.ID.String(), map[string]any{"password": "iloveyou"}, "If-Match", adminC.ETag("/v1/users/"+rep.ID.String())).
 			ExpectProblem(http.StatusBadRequest, "weak_password")
 	})
 }

@@ -261,12 +261,12 @@ func TestFollowUpsOfPooledRecordsAreMasked(t *testing.T) {
 		}
 
 		// Listing followUps shows it to members.
-		w.admn.Do("PATCH", "/v1/pools/"+w.leadPool, map[string]any{"visibleFields": []string{"name", "followUps"}}).Expect(http.StatusOK)
+		w.admn.Do("PATCH", "/v1/pools/"+w.leadPool, map[string]any{"visibleFields": []string{"name", "followUps"}}, "If-Match", w.admn.ETag("/v1/pools/"+w.leadPool)).Expect(http.StatusOK)
 		if got := content(w.rep2, bySubject); got != secret {
 			t.Errorf("with followUps visible a member reads %q, want the content", got)
 		}
 		// A pool without visibleFields masks nothing either.
-		w.admn.Do("PATCH", "/v1/pools/"+w.leadPool, map[string]any{"visibleFields": nil}).Expect(http.StatusOK)
+		w.admn.Do("PATCH", "/v1/pools/"+w.leadPool, map[string]any{"visibleFields": nil}, "If-Match", w.admn.ETag("/v1/pools/"+w.leadPool)).Expect(http.StatusOK)
 		if got := content(w.rep2, bySubject); got != secret {
 			t.Errorf("with no visibleFields a member reads %q, want the content", got)
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/shoalcrm/shoal/api"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/kinds"
+	"github.com/shoalcrm/shoal/internal/etag"
 	"github.com/shoalcrm/shoal/internal/pool"
 	"github.com/shoalcrm/shoal/internal/records"
 )
@@ -23,7 +24,7 @@ func (s *Server) leadNow(ctx context.Context, id uuid.UUID, after *pool.After) (
 	if err != nil {
 		return api.Lead{}, nil, err
 	}
-	return leadOut(v), etag(v.Version), nil
+	return leadOut(v), etag.Ptr(v.Version), nil
 }
 
 func (s *Server) customerNow(ctx context.Context, id uuid.UUID, after *pool.After) (api.Customer, *string, error) {
@@ -31,7 +32,7 @@ func (s *Server) customerNow(ctx context.Context, id uuid.UUID, after *pool.Afte
 	if err != nil {
 		return api.Customer{}, nil, err
 	}
-	return customerOut(v), etag(v.Version), nil
+	return customerOut(v), etag.Ptr(v.Version), nil
 }
 
 func optReason(r *string) string {
@@ -241,11 +242,11 @@ func (s *Server) ConvertLead(ctx context.Context, req api.ConvertLeadRequestObje
 		return nil, err
 	}
 	noteDetail(ctx, "customer="+id.String())
-	c, _, err := s.customerNow(ctx, id, nil)
+	c, tag, err := s.customerNow(ctx, id, nil)
 	if err != nil {
 		return nil, err
 	}
-	return api.ConvertLead201JSONResponse{Body: c, Headers: api.ConvertLead201ResponseHeaders{Location: location("customers", id)}}, nil
+	return api.ConvertLead201JSONResponse{Body: c, Headers: api.ConvertLead201ResponseHeaders{ETag: tag, Location: location("customers", id)}}, nil
 }
 
 // ClaimCustomer claims a customer (or files a claim request).

@@ -309,7 +309,7 @@ func (w *pwWorld) owns(u pwActor, kind string) int {
 // deactivate makes a user inactive through the API.
 func (w *pwWorld) deactivate(u pwActor) {
 	w.t.Helper()
-	w.admin.Do("PATCH", "/v1/users/"+u.ID, map[string]any{"active": false}).Expect(http.StatusOK)
+	w.admin.Do("PATCH", "/v1/users/"+u.ID, map[string]any{"active": false}, "If-Match", w.admin.ETag("/v1/users/"+u.ID)).Expect(http.StatusOK)
 }
 
 // pwKinds are the two record kinds the engine governs.
@@ -809,12 +809,12 @@ func TestPoolRulesEffects(t *testing.T) {
 			w.sub(t)
 			pl := w.pool("lead", map[string]any{"idleDays": 30})
 			id := w.claimed(w.repA, "lead", pl)
-			w.admin.Do("PATCH", "/v1/pools/"+pl, map[string]any{"name": "renamed"}).Expect(http.StatusOK)
+			w.admin.Do("PATCH", "/v1/pools/"+pl, map[string]any{"name": "renamed"}, "If-Match", w.admin.ETag("/v1/pools/"+pl)).Expect(http.StatusOK)
 			w.do(w.repA, "lead", id, "freeze", nil).Expect(http.StatusOK)
 			var p struct {
 				RuleVersion int `json:"ruleVersion"`
 			}
-			w.admin.Do("PATCH", "/v1/pools/"+pl, map[string]any{"idleDays": 10}).Expect(http.StatusOK).JSON(&p)
+			w.admin.Do("PATCH", "/v1/pools/"+pl, map[string]any{"idleDays": 10}, "If-Match", w.admin.ETag("/v1/pools/"+pl)).Expect(http.StatusOK).JSON(&p)
 			if p.RuleVersion != 2 {
 				t.Fatalf("rule version after a rule change %d, want 2 (a rename is not a rule change)", p.RuleVersion)
 			}
@@ -866,11 +866,11 @@ func TestPoolRulesCapResolution(t *testing.T) {
 		var st struct {
 			MaxOwnedLeads *int `json:"maxOwnedLeads"`
 		}
-		w.admin.Do("PATCH", "/v1/settings", map[string]any{"maxOwnedLeads": 1}).Expect(http.StatusOK).JSON(&st)
+		w.admin.Do("PATCH", "/v1/settings", map[string]any{"maxOwnedLeads": 1}, "If-Match", w.admin.ETag("/v1/settings")).Expect(http.StatusOK).JSON(&st)
 		if st.MaxOwnedLeads == nil || *st.MaxOwnedLeads != 1 {
 			t.Fatalf("settings %+v", st)
 		}
-		w.repA.Do("PATCH", "/v1/settings", map[string]any{"maxOwnedLeads": 5}).ExpectProblem(403, "forbidden")
+		w.repA.Do("PATCH", "/v1/settings", map[string]any{"maxOwnedLeads": 5}, "If-Match", "*").ExpectProblem(403, "forbidden")
 
 		global := w.rep()                                     // global default: 1
 		override := w.rep(org.Caps{MaxOwnedLeads: pwIntp(2)}) // his own: 2
@@ -900,7 +900,7 @@ func TestPoolRulesCapResolution(t *testing.T) {
 			}
 		}
 		// Lifting the global default frees those who relied on it.
-		w.admin.Do("PATCH", "/v1/settings", map[string]any{"maxOwnedLeads": nil}).Expect(http.StatusOK)
+		w.admin.Do("PATCH", "/v1/settings", map[string]any{"maxOwnedLeads": nil}, "If-Match", w.admin.ETag("/v1/settings")).Expect(http.StatusOK)
 		w.do(global, "lead", w.pooled("lead", ""), "claim", nil).Expect(http.StatusOK)
 		w.do(override, "lead", w.pooled("lead", ""), "claim", nil).ExpectProblem(409, "cap_exceeded")
 	})
@@ -1245,14 +1245,14 @@ func TestPoolRulesAutoAssign(t *testing.T) {
 			t.Fatalf("history %v", ops)
 		}
 		// When every member is at his cap the record stays pooled.
-		w.admin.Do("PATCH", "/v1/teams/"+team.String(), map[string]any{"maxOwnedLeads": 1}).Expect(http.StatusOK)
+		w.admin.Do("PATCH", "/v1/teams/"+team.String(), map[string]any{"maxOwnedLeads": 1}, "If-Match", w.admin.ETag("/v1/teams/"+team.String())).Expect(http.StatusOK)
 		r := w.create(w.admin, "lead", pl)
 		if r.Placement != "pooled" || r.OwnerID != nil {
 			t.Fatalf("with everyone at cap: placement %q owner %q", r.Placement, r.owner())
 		}
 		// leastLoaded picks the member with the fewest records.
-		w.admin.Do("PATCH", "/v1/teams/"+team.String(), map[string]any{"maxOwnedLeads": nil}).Expect(http.StatusOK)
-		w.admin.Do("PATCH", "/v1/pools/"+pl, map[string]any{"autoAssign": "leastLoaded"}).Expect(http.StatusOK)
+		w.admin.Do("PATCH", "/v1/teams/"+team.String(), map[string]any{"maxOwnedLeads": nil}, "If-Match", w.admin.ETag("/v1/teams/"+team.String())).Expect(http.StatusOK)
+		w.admin.Do("PATCH", "/v1/pools/"+pl, map[string]any{"autoAssign": "leastLoaded"}, "If-Match", w.admin.ETag("/v1/pools/"+pl)).Expect(http.StatusOK)
 		if r := w.create(w.admin, "lead", pl); r.owner() != r3.ID {
 			t.Fatalf("leastLoaded gave the lead to %q, want r3 (owns 1)", r.owner())
 		}
@@ -1347,21 +1347,21 @@ func TestPoolRulesPools(t *testing.T) {
 			IdleDays    *int `json:"idleDays"`
 		}
 		var p poolView
-		w.sup.Do("PATCH", "/v1/pools/"+pl, map[string]any{"name": "East pool"}).Expect(http.StatusOK).JSON(&p)
+		w.sup.Do("PATCH", "/v1/pools/"+pl, map[string]any{"name": "East pool"}, "If-Match", w.sup.ETag("/v1/pools/"+pl)).Expect(http.StatusOK).JSON(&p)
 		if p.RuleVersion != 1 {
 			t.Fatalf("a rename made rule version %d", p.RuleVersion)
 		}
-		w.sup.Do("PATCH", "/v1/pools/"+pl, map[string]any{"idleDays": 14}).Expect(http.StatusOK).JSON(&p)
+		w.sup.Do("PATCH", "/v1/pools/"+pl, map[string]any{"idleDays": 14}, "If-Match", w.sup.ETag("/v1/pools/"+pl)).Expect(http.StatusOK).JSON(&p)
 		if p.RuleVersion != 2 || p.IdleDays == nil || *p.IdleDays != 14 {
 			t.Fatalf("after a rule change %+v", p)
 		}
-		w.admin.Do("PATCH", "/v1/pools/"+pl, map[string]any{"dailyClaimLimit": 5, "freezeMaxDays": nil}).Expect(http.StatusOK).JSON(&p)
+		w.admin.Do("PATCH", "/v1/pools/"+pl, map[string]any{"dailyClaimLimit": 5, "freezeMaxDays": nil}, "If-Match", w.admin.ETag("/v1/pools/"+pl)).Expect(http.StatusOK).JSON(&p)
 		if p.RuleVersion != 3 {
 			t.Fatalf("rule version %d, want 3", p.RuleVersion)
 		}
-		w.sup2.Do("PATCH", "/v1/pools/"+pl, map[string]any{"idleDays": 1}).ExpectProblem(403, "wrong_pool")
-		w.sup.Do("PATCH", "/v1/pools/"+pl, map[string]any{"managerIds": []string{w.sup2.ID}}).ExpectProblem(403, "forbidden")
-		w.repA.Do("PATCH", "/v1/pools/"+pl, map[string]any{"idleDays": 1}).ExpectProblem(403, "forbidden")
+		w.sup2.Do("PATCH", "/v1/pools/"+pl, map[string]any{"idleDays": 1}, "If-Match", "*").ExpectProblem(403, "wrong_pool")
+		w.sup.Do("PATCH", "/v1/pools/"+pl, map[string]any{"managerIds": []string{w.sup2.ID}}, "If-Match", w.sup.ETag("/v1/pools/"+pl)).ExpectProblem(403, "forbidden")
+		w.repA.Do("PATCH", "/v1/pools/"+pl, map[string]any{"idleDays": 1}, "If-Match", "*").ExpectProblem(403, "forbidden")
 		w.sup.Do("POST", "/v1/pools", map[string]any{"kind": "lead", "name": "mine"}).ExpectProblem(403, "forbidden")
 		// Records claimed after the change carry the new version.
 		id := w.claimed(w.repA, "lead", pl)

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/google/uuid"
 	"github.com/oapi-codegen/nullable"
@@ -12,73 +11,104 @@ import (
 	"github.com/shoalcrm/shoal/ent/schema"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/kinds"
+	"github.com/shoalcrm/shoal/internal/etag"
 	"github.com/shoalcrm/shoal/internal/page"
+	"github.com/shoalcrm/shoal/internal/patch"
 	"github.com/shoalcrm/shoal/internal/pool"
 )
 
-// poolBody is the union of createPool and updatePool bodies, decoded with
-// merge-patch semantics (the generated types differ only in enum names).
-type poolBody struct {
-	Kind                  *string                      `json:"kind"`
-	Name                  *string                      `json:"name"`
-	IsDefault             *bool                        `json:"isDefault"`
-	MemberTeamIds         *[]uuid.UUID                 `json:"memberTeamIds"`
-	ManagerIds            *[]uuid.UUID                 `json:"managerIds"`
-	IdleDays              nullable.Nullable[int]       `json:"idleDays"`
-	NoDealDays            nullable.Nullable[int]       `json:"noDealDays"`
-	NotifyDaysBefore      nullable.Nullable[int]       `json:"notifyDaysBefore"`
-	FreezeMaxDays         nullable.Nullable[int]       `json:"freezeMaxDays"`
-	ReclaimDealt          *bool                        `json:"reclaimDealt"`
-	ClaimCooldownDays     nullable.Nullable[int]       `json:"claimCooldownDays"`
-	DailyClaimLimit       nullable.Nullable[int]       `json:"dailyClaimLimit"`
-	ClaimRequiresApproval *bool                        `json:"claimRequiresApproval"`
-	VisibleFields         nullable.Nullable[[]string]  `json:"visibleFields"`
-	ByGrade               *map[string]schema.GradeRule `json:"byGrade"`
-	AutoAssign            *string                      `json:"autoAssign"`
-}
-
-func poolInput(body any) (pool.PoolInput, error) {
-	raw, err := json.Marshal(body)
-	if err != nil {
-		return pool.PoolInput{}, err
-	}
-	var b poolBody
-	if err := json.Unmarshal(raw, &b); err != nil {
-		return pool.PoolInput{}, err
-	}
+// poolRulesIn reads the rule fields that createPool, updatePool and
+// previewPoolRules share (the spec's PoolRules); null switches a rule off.
+func poolRulesIn(idle, noDeal, notify, freeze, cooldown nullable.Nullable[api.Days], daily nullable.Nullable[int32],
+	reclaimDealt, approval *bool, visible nullable.Nullable[[]api.VisibleField], byGrade *map[string]api.GradeRule,
+	autoAssign *api.AutoAssignMode) pool.PoolInput {
+	days := func(d int32) int { return int(d) }
 	in := pool.PoolInput{
-		Name: b.Name, IsDefault: b.IsDefault, MemberTeamIDs: b.MemberTeamIds, ManagerIDs: b.ManagerIds,
-		IdleDays: fieldOf(b.IdleDays, same[int]), NoDealDays: fieldOf(b.NoDealDays, same[int]),
-		NotifyDaysBefore: fieldOf(b.NotifyDaysBefore, same[int]), FreezeMaxDays: fieldOf(b.FreezeMaxDays, same[int]),
-		ReclaimDealt: b.ReclaimDealt, ClaimCooldownDays: fieldOf(b.ClaimCooldownDays, same[int]),
-		DailyClaimLimit: fieldOf(b.DailyClaimLimit, same[int]), ClaimRequiresApproval: b.ClaimRequiresApproval,
-		VisibleFields: fieldOf(b.VisibleFields, same[[]string]), ByGrade: b.ByGrade, AutoAssign: b.AutoAssign,
+		IdleDays: fieldOf(idle, days), NoDealDays: fieldOf(noDeal, days), NotifyDaysBefore: fieldOf(notify, days),
+		FreezeMaxDays: fieldOf(freeze, days), ClaimCooldownDays: fieldOf(cooldown, days), DailyClaimLimit: fieldOf(daily, days),
+		ReclaimDealt: reclaimDealt, ClaimRequiresApproval: approval,
+		VisibleFields: fieldOf(visible, func(fs []api.VisibleField) []string {
+			out := make([]string, len(fs))
+			for i, f := range fs {
+				out[i] = string(f)
+			}
+			return out
+		}),
 	}
-	if b.Kind != nil {
-		in.Kind = *b.Kind
+	if byGrade != nil {
+		m := make(map[string]schema.GradeRule, len(*byGrade))
+		for g, r := range *byGrade {
+			m[g] = schema.GradeRule{IdleDays: patch.OrNil(fieldOf(r.IdleDays, days)), NoDealDays: patch.OrNil(fieldOf(r.NoDealDays, days))}
+		}
+		in.ByGrade = &m
 	}
-	return in, nil
+	if autoAssign != nil {
+		a := string(*autoAssign)
+		in.AutoAssign = &a
+	}
+	return in
 }
 
-func poolOut(pl *ent.Pool) (api.Pool, error) {
-	m := map[string]any{
-		"id": pl.ID, "kind": pl.Kind, "name": pl.Name, "isDefault": pl.IsDefault,
-		"memberTeamIds": nonNilIDs(pl.MemberTeamIds), "managerIds": nonNilIDs(pl.ManagerIds), "ruleVersion": pl.RuleVersion,
-		"idleDays": pl.IdleDays, "noDealDays": pl.NoDealDays, "notifyDaysBefore": pl.NotifyDaysBefore,
-		"freezeMaxDays": pl.FreezeMaxDays, "reclaimDealt": pl.ReclaimDealt, "claimCooldownDays": pl.ClaimCooldownDays,
-		"dailyClaimLimit": pl.DailyClaimLimit, "claimRequiresApproval": pl.ClaimRequiresApproval,
-		"visibleFields": pl.VisibleFields, "byGrade": pl.ByGrade, "autoAssign": pl.AutoAssign,
-		"createdAt": pl.CreatedAt.UTC(), "updatedAt": pl.UpdatedAt.UTC(),
+func poolCreateIn(b *api.PoolCreate) pool.PoolInput {
+	in := poolRulesIn(b.IdleDays, b.NoDealDays, b.NotifyDaysBefore, b.FreezeMaxDays, b.ClaimCooldownDays, b.DailyClaimLimit,
+		b.ReclaimDealt, b.ClaimRequiresApproval, b.VisibleFields, b.ByGrade, b.AutoAssign)
+	in.Kind, in.Name, in.IsDefault, in.MemberTeamIDs, in.ManagerIDs = string(b.Kind), &b.Name, b.IsDefault, b.MemberTeamIds, b.ManagerIds
+	return in
+}
+
+func poolUpdateIn(b *api.PoolUpdate) pool.PoolInput {
+	// byGrade: null clears every per-grade rule, as an empty object does.
+	byGrade := patch.OrZero(fieldOf(b.ByGrade, same[map[string]api.GradeRule]))
+	if byGrade != nil && *byGrade == nil {
+		*byGrade = map[string]api.GradeRule{}
 	}
-	if pl.ByGrade == nil {
-		m["byGrade"] = map[string]any{}
+	in := poolRulesIn(b.IdleDays, b.NoDealDays, b.NotifyDaysBefore, b.FreezeMaxDays, b.ClaimCooldownDays, b.DailyClaimLimit,
+		b.ReclaimDealt, b.ClaimRequiresApproval, b.VisibleFields, byGrade, b.AutoAssign)
+	in.Name, in.IsDefault, in.MemberTeamIDs, in.ManagerIDs = b.Name, b.IsDefault, b.MemberTeamIds, b.ManagerIds
+	return in
+}
+
+// daysOut renders an optional number of days (null: the rule is off).
+func daysOut(v *int) nullable.Nullable[api.Days] {
+	if v == nil {
+		return nullable.NewNullNullable[api.Days]()
 	}
-	var out api.Pool
-	raw, err := json.Marshal(m)
-	if err != nil {
-		return out, err
+	return nullable.NewNullableWithValue(api.Days(*v))
+}
+
+// daysOmitted renders an optional per-grade number of days, absent when
+// unset (as the stored rule omits it).
+func daysOmitted(v *int) nullable.Nullable[api.Days] {
+	if v == nil {
+		return nullable.Nullable[api.Days]{}
 	}
-	return out, json.Unmarshal(raw, &out)
+	return nullable.NewNullableWithValue(api.Days(*v))
+}
+
+func poolOut(pl *ent.Pool) api.Pool {
+	byGrade := make(map[string]api.GradeRule, len(pl.ByGrade))
+	for g, r := range pl.ByGrade {
+		byGrade[g] = api.GradeRule{IdleDays: daysOmitted(r.IdleDays), NoDealDays: daysOmitted(r.NoDealDays)}
+	}
+	visible := nullable.NewNullNullable[[]api.VisibleField]()
+	if pl.VisibleFields != nil {
+		fs := make([]api.VisibleField, len(pl.VisibleFields))
+		for i, f := range pl.VisibleFields {
+			fs[i] = api.VisibleField(f)
+		}
+		visible = nullable.NewNullableWithValue(fs)
+	}
+	autoAssign := api.AutoAssignMode(pl.AutoAssign)
+	reclaimDealt, approval := pl.ReclaimDealt, pl.ClaimRequiresApproval
+	return api.Pool{
+		Id: pl.ID, Kind: api.SubjectType(pl.Kind), Name: pl.Name, IsDefault: pl.IsDefault,
+		MemberTeamIds: nonNilIDs(pl.MemberTeamIds), ManagerIds: nonNilIDs(pl.ManagerIds), RuleVersion: int32(pl.RuleVersion),
+		IdleDays: daysOut(pl.IdleDays), NoDealDays: daysOut(pl.NoDealDays), NotifyDaysBefore: daysOut(pl.NotifyDaysBefore),
+		FreezeMaxDays: daysOut(pl.FreezeMaxDays), ReclaimDealt: &reclaimDealt, ClaimCooldownDays: daysOut(pl.ClaimCooldownDays),
+		DailyClaimLimit: daysOut(pl.DailyClaimLimit), ClaimRequiresApproval: &approval,
+		VisibleFields: visible, ByGrade: &byGrade, AutoAssign: &autoAssign,
+		CreatedAt: pl.CreatedAt.UTC(), UpdatedAt: pl.UpdatedAt.UTC(),
+	}
 }
 
 func nonNilIDs(ids []uuid.UUID) []uuid.UUID {
@@ -90,20 +120,12 @@ func nonNilIDs(ids []uuid.UUID) []uuid.UUID {
 
 // CreatePool creates a pool.
 func (s *Server) CreatePool(ctx context.Context, req api.CreatePoolRequestObject) (api.CreatePoolResponseObject, error) {
-	in, err := poolInput(req.Body)
-	if err != nil {
-		return nil, err
-	}
-	pl, err := s.pools.CreatePool(ctx, auth.FromContext(ctx), in)
+	pl, err := s.pools.CreatePool(ctx, auth.FromContext(ctx), poolCreateIn(req.Body))
 	if err != nil {
 		return nil, err
 	}
 	noteTarget(ctx, "pool", pl.ID.String())
-	out, err := poolOut(pl)
-	if err != nil {
-		return nil, err
-	}
-	return api.CreatePool201JSONResponse{Body: out, Headers: api.CreatePool201ResponseHeaders{Location: location("pools", pl.ID)}}, nil
+	return api.CreatePool201JSONResponse{Body: poolOut(pl), Headers: api.CreatePool201ResponseHeaders{ETag: etag.Ptr(pl.Version), Location: location("pools", pl.ID)}}, nil
 }
 
 // GetPool returns a pool.
@@ -112,28 +134,20 @@ func (s *Server) GetPool(ctx context.Context, req api.GetPoolRequestObject) (api
 	if err != nil {
 		return nil, err
 	}
-	out, err := poolOut(pl)
-	if err != nil {
-		return nil, err
-	}
-	return api.GetPool200JSONResponse{Body: out}, nil
+	return api.GetPool200JSONResponse{Body: poolOut(pl), Headers: api.GetPool200ResponseHeaders{ETag: etag.Ptr(pl.Version)}}, nil
 }
 
 // UpdatePool patches a pool.
 func (s *Server) UpdatePool(ctx context.Context, req api.UpdatePoolRequestObject) (api.UpdatePoolResponseObject, error) {
-	in, err := poolInput(req.Body)
+	b, err := mergeBody(req.JSONBody, req.ApplicationMergePatchPlusJSONBody)
 	if err != nil {
 		return nil, err
 	}
-	pl, err := s.pools.UpdatePool(ctx, auth.FromContext(ctx), req.Id, in)
+	pl, err := s.pools.UpdatePool(ctx, auth.FromContext(ctx), req.Id, req.Params.IfMatch, poolUpdateIn(b))
 	if err != nil {
 		return nil, err
 	}
-	out, err := poolOut(pl)
-	if err != nil {
-		return nil, err
-	}
-	return api.UpdatePool200JSONResponse{Body: out}, nil
+	return api.UpdatePool200JSONResponse{Body: poolOut(pl), Headers: api.UpdatePool200ResponseHeaders{ETag: etag.Ptr(pl.Version)}}, nil
 }
 
 // ListPools lists pools.
@@ -148,9 +162,7 @@ func (s *Server) ListPools(ctx context.Context, req api.ListPoolsRequestObject) 
 	}
 	out := api.PoolList{Items: make([]api.Pool, len(pools))}
 	for i, pl := range pools {
-		if out.Items[i], err = poolOut(pl); err != nil {
-			return nil, err
-		}
+		out.Items[i] = poolOut(pl)
 	}
 	out.NextCursor = s.cursorOut(ctx, next)
 	return api.ListPools200JSONResponse{Body: out}, nil
@@ -167,20 +179,23 @@ func (s *Server) GetSettings(ctx context.Context, _ api.GetSettingsRequestObject
 	if err != nil {
 		return nil, err
 	}
-	return api.GetSettings200JSONResponse{Body: settingsOut(st)}, nil
+	return api.GetSettings200JSONResponse{Body: settingsOut(st), Headers: api.GetSettings200ResponseHeaders{ETag: etag.Ptr(st.Version)}}, nil
 }
 
 // UpdateSettings patches the global settings.
 func (s *Server) UpdateSettings(ctx context.Context, req api.UpdateSettingsRequestObject) (api.UpdateSettingsResponseObject, error) {
-	b := req.Body
-	st, err := s.pools.UpdateSettings(ctx, pool.SettingsPatch{
+	b, err := mergeBody(req.JSONBody, req.ApplicationMergePatchPlusJSONBody)
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.pools.UpdateSettings(ctx, req.Params.IfMatch, pool.SettingsPatch{
 		MaxOwnedLeads: fieldOf(b.MaxOwnedLeads, capIn), MaxOwnedCustomers: fieldOf(b.MaxOwnedCustomers, capIn),
 		MaxFrozen: fieldOf(b.MaxFrozen, capIn), CapCountsDealt: b.CapCountsDealt,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return api.UpdateSettings200JSONResponse{Body: settingsOut(st)}, nil
+	return api.UpdateSettings200JSONResponse{Body: settingsOut(st), Headers: api.UpdateSettings200ResponseHeaders{ETag: etag.Ptr(st.Version)}}, nil
 }
 
 func historyOut(rows []*ent.OwnershipChange) []api.HistoryEntry {

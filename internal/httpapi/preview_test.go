@@ -19,7 +19,7 @@ func TestPreviewPoolRules(t *testing.T) {
 		var pools struct{ Items []map[string]any }
 		admin.Do("GET", "/v1/pools?kind=lead", nil).Expect(200).JSON(&pools)
 		poolID := pools.Items[0]["id"].(string)
-		admin.Do("PATCH", "/v1/pools/"+poolID, map[string]any{"idleDays": 10}).Expect(200)
+		admin.Do("PATCH", "/v1/pools/"+poolID, map[string]any{"idleDays": 10}, "If-Match", admin.ETag("/v1/pools/"+poolID)).Expect(200)
 		lead := rep.Do("POST", "/v1/leads", map[string]any{"name": "预览", "company": "预览公司"}).Expect(201).Map()
 		before := admin.Do("GET", "/v1/leads/"+lead["id"].(string), nil).Expect(200).Map()
 

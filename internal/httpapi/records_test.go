@@ -304,7 +304,7 @@ func TestCreateAtCapAndMasking(t *testing.T) {
 		var pools struct{ Items []map[string]any }
 		admin.Do("GET", "/v1/pools?kind=lead", nil).Expect(200).JSON(&pools)
 		poolID := pools.Items[0]["id"].(string)
-		admin.Do("PATCH", "/v1/pools/"+poolID, map[string]any{"visibleFields": []string{"name", "region"}}).Expect(200)
+		admin.Do("PATCH", "/v1/pools/"+poolID, map[string]any{"visibleFields": []string{"name", "region"}}, "If-Match", admin.ETag("/v1/pools/"+poolID)).Expect(200)
 		seen := other.Do("GET", "/v1/leads/"+second["id"].(string), nil).Expect(200).Map()
 		if seen["masked"] != true || seen["phone"] != "139****5678" || seen["email"] != "y***@example.cn" || seen["name"] != "第二" {
 			t.Fatalf("masking: %v", seen)

@@ -75,9 +75,10 @@ func (s *Server) AdvanceTestClock(_ context.Context, req api.AdvanceTestClockReq
 // PreviewPoolRules compares deadlines under proposed rules with the
 // current ones, saving nothing.
 func (s *Server) PreviewPoolRules(ctx context.Context, req api.PreviewPoolRulesRequestObject) (api.PreviewPoolRulesResponseObject, error) {
-	in, err := poolInput(req.Body)
-	if err != nil {
-		return nil, err
+	var in pool.PoolInput
+	if b := req.Body; b != nil {
+		in = poolRulesIn(b.IdleDays, b.NoDealDays, b.NotifyDaysBefore, b.FreezeMaxDays, b.ClaimCooldownDays, b.DailyClaimLimit,
+			b.ReclaimDealt, b.ClaimRequiresApproval, b.VisibleFields, b.ByGrade, b.AutoAssign)
 	}
 	items, scanned, err := s.pools.Preview(ctx, auth.FromContext(ctx), req.Id, in, page.Size(req.Params.Limit))
 	if err != nil {

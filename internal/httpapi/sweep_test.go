@@ -118,7 +118,7 @@ func (w *swWorld) rules(poolID string, rules map[string]any) int {
 	var p struct {
 		RuleVersion int `json:"ruleVersion"`
 	}
-	w.admin.Do("PATCH", "/v1/pools/"+poolID, rules).Expect(http.StatusOK).JSON(&p)
+	w.admin.Do("PATCH", "/v1/pools/"+poolID, rules, "If-Match", w.admin.ETag("/v1/pools/"+poolID)).Expect(http.StatusOK).JSON(&p)
 	w.env.WorkJobs()
 	return p.RuleVersion
 }

@@ -41,7 +41,7 @@ func (s *Server) requestValidator() echo.MiddlewareFunc {
 	})
 	media := bodyMediaTypes(s.spec)
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return checkMediaType(media, s.checkText(contract(next)))
+		return checkMediaType(media, s.checkText(contract(mergePatchAsJSON(next))))
 	}
 }
 
@@ -78,6 +78,20 @@ func checkMediaType(media map[string]map[string]bool, next echo.HandlerFunc) ech
 		mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
 		if err != nil || !types[mt] {
 			return apperr.New(apperr.Invalid, "unsupported_media", "the request body must be one of the operation's media types")
+		}
+		return next(c)
+	}
+}
+
+// mergePatchAsJSON relabels a validated application/merge-patch+json body
+// as application/json for the handler: a merge patch is JSON read with the
+// same rule (absent unchanged, null clears), and echo's binder, which the
+// generated handlers decode with, only knows application/json.
+func mergePatchAsJSON(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Request().Header
+		if mt, params, err := mime.ParseMediaType(h.Get(echo.HeaderContentType)); err == nil && mt == "application/merge-patch+json" {
+			h.Set(echo.HeaderContentType, mime.FormatMediaType(echo.MIMEApplicationJSON, params))
 		}
 		return next(c)
 	}

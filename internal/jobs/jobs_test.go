@@ -23,6 +23,9 @@ import (
 	"github.com/shoalcrm/shoal/internal/testdb"
 )
 
+// anyVersion is If-Match: * (these tests are about jobs, not versions).
+var anyVersion = "*"
+
 func TestMain(m *testing.M) { os.Exit(apitest.Main(m)) }
 
 // testConfig polls at the minimum, so tests wait little for a job.
@@ -95,7 +98,7 @@ func (w *world) idle(t *testing.T, days int, fail bool) error {
 	if fail {
 		ctx = store.WithTxObserver(ctx, failingObserver{})
 	}
-	_, err := w.env.App.Pools.UpdatePool(ctx, w.adminP, w.poolID, pool.PoolInput{Kind: "lead", IdleDays: patch.Value(days)})
+	_, err := w.env.App.Pools.UpdatePool(ctx, w.adminP, w.poolID, &anyVersion, pool.PoolInput{Kind: "lead", IdleDays: patch.Value(days)})
 	return err
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/authz"
+	"github.com/shoalcrm/shoal/internal/etag"
 	"github.com/shoalcrm/shoal/internal/events"
 	"github.com/shoalcrm/shoal/internal/listing"
 	"github.com/shoalcrm/shoal/internal/patch"
@@ -145,8 +146,8 @@ type UserPatch struct {
 
 // UpdateUser applies a patch; it is ChangeUser without the count of ended
 // sessions.
-func (s *Service) UpdateUser(ctx context.Context, p *auth.Principal, id uuid.UUID, in UserPatch) (*ent.User, error) {
-	u, _, err := s.ChangeUser(ctx, p, id, in)
+func (s *Service) UpdateUser(ctx context.Context, p *auth.Principal, id uuid.UUID, ifMatch *string, in UserPatch) (*ent.User, error) {
+	u, _, err := s.ChangeUser(ctx, p, id, ifMatch, in)
 	return u, err
 }
 
@@ -155,9 +156,10 @@ func (s *Service) UpdateUser(ctx context.Context, p *auth.Principal, id uuid.UUI
 // revoked, session epoch moved so that issued access tokens stop working)
 // and the answer says how many sessions ended; deactivation, and an admin
 // losing the role, also revoke the API keys he created. The last active
-// admin cannot be demoted or deactivated. It returns NotFound, Conflict,
-// Invalid.
-func (s *Service) ChangeUser(ctx context.Context, p *auth.Principal, id uuid.UUID, in UserPatch) (*ent.User, int, error) {
+// admin cannot be demoted or deactivated. ifMatch must name the user's
+// version read in the transaction (etag.Check). It returns NotFound,
+// Conflict, Invalid, PreconditionRequired, PreconditionFailed.
+func (s *Service) ChangeUser(ctx context.Context, p *auth.Principal, id uuid.UUID, ifMatch *string, in UserPatch) (*ent.User, int, error) {
 	var hash string
 	if in.Password != nil {
 		// The policy compares with the email the user will have.
@@ -207,7 +209,10 @@ func (s *Service) ChangeUser(ctx context.Context, p *auth.Principal, id uuid.UUI
 		if err != nil {
 			return fmt.Errorf("load user: %w", err)
 		}
-		upd := tx.User.UpdateOne(u)
+		if err := etag.Check(ifMatch, u.Version); err != nil {
+			return err
+		}
+		upd := tx.User.UpdateOne(u).AddVersion(1)
 		if in.Email != nil {
 			upd.SetEmail(auth.NormalizeEmail(*in.Email))
 		}
@@ -398,8 +403,9 @@ type TeamPatch struct {
 
 // UpdateTeam applies a patch. Moving a team re-roots its whole subtree
 // (teams and their members' paths) in the same transaction; moving a team
-// under itself or a descendant is Conflict team_cycle.
-func (s *Service) UpdateTeam(ctx context.Context, id uuid.UUID, in TeamPatch) (*ent.Team, error) {
+// under itself or a descendant is Conflict team_cycle. ifMatch must name
+// the team's version read in the transaction (etag.Check).
+func (s *Service) UpdateTeam(ctx context.Context, id uuid.UUID, ifMatch *string, in TeamPatch) (*ent.Team, error) {
 	var out *ent.Team
 	err := s.store.WithTx(ctx, func(tx *ent.Tx) error {
 		if in.ParentID.Set {
@@ -417,7 +423,10 @@ func (s *Service) UpdateTeam(ctx context.Context, id uuid.UUID, in TeamPatch) (*
 		if err != nil {
 			return fmt.Errorf("load team: %w", err)
 		}
-		upd := tx.Team.UpdateOne(t)
+		if err := etag.Check(ifMatch, t.Version); err != nil {
+			return err
+		}
+		upd := tx.Team.UpdateOne(t).AddVersion(1)
 		if in.Name != nil {
 			upd.SetName(strings.TrimSpace(*in.Name))
 		}

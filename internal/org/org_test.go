@@ -21,6 +21,9 @@ import (
 	"github.com/shoalcrm/shoal/internal/testkit"
 )
 
+// anyVersion is If-Match: * (versions are tested over HTTP).
+var anyVersion = "*"
+
 func TestMain(m *testing.M) { os.Exit(testkit.Main(m)) }
 
 func world(t *testing.T, url string) *testkit.World {
@@ -142,7 +145,7 @@ func TestMoveTeamReroots(t *testing.T) {
 		a1 := w.Team("a1", &a.ID)
 		a11 := w.Team("a11", &a1.ID)
 		u := w.User(auth.RoleRep, &a11.ID)
-		if _, err := w.App.Org.UpdateTeam(w.Ctx, a1.ID, org.TeamPatch{ParentID: patch.Value(b.ID)}); err != nil {
+		if _, err := w.App.Org.UpdateTeam(w.Ctx, a1.ID, &anyVersion, org.TeamPatch{ParentID: patch.Value(b.ID)}); err != nil {
 			t.Fatal(err)
 		}
 		wantA1 := b.Path + a1.ID.String() + "/"
@@ -163,12 +166,12 @@ func TestMoveTeamReroots(t *testing.T) {
 			t.Errorf("member path %q, want %q", got.TeamPath, want)
 		}
 		// Under its own descendant: refused, nothing moves.
-		_, err = w.App.Org.UpdateTeam(w.Ctx, a1.ID, org.TeamPatch{ParentID: patch.Value(a11.ID)})
+		_, err = w.App.Org.UpdateTeam(w.Ctx, a1.ID, &anyVersion, org.TeamPatch{ParentID: patch.Value(a11.ID)})
 		if code(err) != "team_cycle" {
 			t.Fatalf("move under a descendant: %v, want team_cycle", err)
 		}
 		// To the root.
-		if _, err := w.App.Org.UpdateTeam(w.Ctx, a1.ID, org.TeamPatch{ParentID: patch.Null[uuid.UUID]()}); err != nil {
+		if _, err := w.App.Org.UpdateTeam(w.Ctx, a1.ID, &anyVersion, org.TeamPatch{ParentID: patch.Null[uuid.UUID]()}); err != nil {
 			t.Fatal(err)
 		}
 		moved, err := w.App.Org.GetTeam(w.Ctx, a1.ID)
@@ -198,7 +201,7 @@ func TestConcurrentMovesMakeNoCycle(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					_, errs[i] = w.App.Org.UpdateTeam(w.Ctx, move[0], org.TeamPatch{ParentID: patch.Value(move[1])})
+					_, errs[i] = w.App.Org.UpdateTeam(w.Ctx, move[0], &anyVersion, org.TeamPatch{ParentID: patch.Value(move[1])})
 				}()
 			}
 			wg.Wait()
@@ -259,7 +262,7 @@ func TestLastAdminSurvivesConcurrentDemotions(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					_, errs[i] = w.App.Org.UpdateUser(w.Ctx, pair.p, pair.target, org.UserPatch{Role: &rep})
+					_, errs[i] = w.App.Org.UpdateUser(w.Ctx, pair.p, pair.target, &anyVersion, org.UserPatch{Role: &rep})
 				}()
 			}
 			wg.Wait()

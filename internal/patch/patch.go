@@ -27,3 +27,22 @@ func Apply[T any](f Field[T], set func(T), clear func()) {
 		set(*f.Value)
 	}
 }
+
+// OrZero is f for a domain input that stores "not set" as the zero value
+// (optional text is "" when unset): nil when the field was absent, a
+// pointer to the zero value when it was null (null clears), else a pointer
+// to the value.
+func OrZero[T any](f Field[T]) *T {
+	if !f.Set {
+		return nil
+	}
+	if f.Value == nil {
+		var zero T
+		return &zero
+	}
+	return f.Value
+}
+
+// OrNil is f for a domain input that stores "not set" as nil: absent and
+// null are both nil.
+func OrNil[T any](f Field[T]) *T { return f.Value }

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	stdsql "database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,13 +16,16 @@ import (
 	entpool "github.com/shoalcrm/shoal/ent/pool"
 	"github.com/shoalcrm/shoal/ent/predicate"
 	"github.com/shoalcrm/shoal/ent/schema"
+	"github.com/shoalcrm/shoal/ent/setting"
 	"github.com/shoalcrm/shoal/ent/user"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/etag"
 	"github.com/shoalcrm/shoal/internal/events"
 	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/listing"
 	"github.com/shoalcrm/shoal/internal/patch"
+	"github.com/shoalcrm/shoal/internal/store"
 )
 
 // PoolInput creates or changes a pool. Unset patch fields are unchanged.
@@ -135,7 +139,8 @@ func (s *Service) CreatePool(ctx context.Context, p *auth.Principal, in PoolInpu
 	var out *ent.Pool
 	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
 		if in.IsDefault != nil && *in.IsDefault {
-			if _, err := tx.Pool.Update().Where(entpool.KindEQ(entpool.Kind(in.Kind))).SetIsDefault(false).Save(ctx); err != nil {
+			if _, err := tx.Pool.Update().Where(entpool.KindEQ(entpool.Kind(in.Kind)), entpool.IsDefault(true)).
+				SetIsDefault(false).AddVersion(1).Save(ctx); err != nil {
 				return fmt.Errorf("unset default: %w", err)
 			}
 		}
@@ -157,11 +162,12 @@ func (s *Service) CreatePool(ctx context.Context, p *auth.Principal, in PoolInpu
 // UpdatePool changes a pool: admins any, supervisors pools they manage.
 // A rule change bumps the rule version and snapshots it, and enqueues the
 // re-judging of the pool's owned records under it in the same transaction
-// (see SetRejudgeQueue).
-func (s *Service) UpdatePool(ctx context.Context, p *auth.Principal, id uuid.UUID, in PoolInput) (*ent.Pool, error) {
+// (see SetRejudgeQueue). ifMatch must name the pool's version read
+// (locked) in the transaction (etag.Check).
+func (s *Service) UpdatePool(ctx context.Context, p *auth.Principal, id uuid.UUID, ifMatch *string, in PoolInput) (*ent.Pool, error) {
 	var out *ent.Pool
 	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
-		pl, err := tx.Pool.Get(ctx, id)
+		pl, err := store.ForUpdate(s.store, tx.Pool.Query().Where(entpool.ID(id))).Only(ctx)
 		if ent.IsNotFound(err) {
 			return apperr.NotFoundf("pool")
 		}
@@ -171,18 +177,23 @@ func (s *Service) UpdatePool(ctx context.Context, p *auth.Principal, id uuid.UUI
 		if !IsManager(p, pl) {
 			return errWrongPool
 		}
+		if err := etag.Check(ifMatch, pl.Version); err != nil {
+			return err
+		}
 		if p.Role != auth.RoleAdmin && (in.ManagerIDs != nil || in.IsDefault != nil) {
 			return apperr.New(apperr.Forbidden, "forbidden", "only admins change a pool's managers or default flag")
 		}
 		if in.IsDefault != nil && *in.IsDefault {
-			if _, err := tx.Pool.Update().Where(entpool.KindEQ(pl.Kind), entpool.IDNEQ(id)).SetIsDefault(false).Save(ctx); err != nil {
+			// The pool that loses the flag changed: its version moves.
+			if _, err := tx.Pool.Update().Where(entpool.KindEQ(pl.Kind), entpool.IDNEQ(id), entpool.IsDefault(true)).
+				SetIsDefault(false).AddVersion(1).Save(ctx); err != nil {
 				return fmt.Errorf("unset default: %w", err)
 			}
 		}
 		if in.IsDefault != nil && !*in.IsDefault && pl.IsDefault {
 			return apperr.New(apperr.Conflict, "default_pool_required", "make another pool the default instead")
 		}
-		upd := tx.Pool.UpdateOne(pl)
+		upd := tx.Pool.UpdateOne(pl).AddVersion(1)
 		applyPool(upd.Mutation(), in)
 		if in.changesRules() {
 			upd.AddRuleVersion(1)
@@ -256,12 +267,27 @@ type SettingsPatch struct {
 }
 
 // UpdateSettings changes the global settings. Flipping capCountsDealt
-// recounts every user's customer counter in the same transaction.
-func (s *Service) UpdateSettings(ctx context.Context, in SettingsPatch) (Settings, error) {
+// recounts every user's customer counter in the same transaction. ifMatch
+// must name the settings' version read (locked) in the transaction
+// (etag.Check).
+func (s *Service) UpdateSettings(ctx context.Context, ifMatch *string, in SettingsPatch) (Settings, error) {
 	var out Settings
 	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
+		// The row exists from the first change on; make sure it does, so
+		// that there is a row to lock and two first changes cannot both
+		// pass the version check.
+		if err := tx.Setting.Create().SetID(settingsKey).SetValue(map[string]any{}).
+			OnConflictColumns(setting.FieldID).DoNothing().Exec(ctx); err != nil && !errors.Is(err, stdsql.ErrNoRows) {
+			return fmt.Errorf("ensure settings: %w", err)
+		}
+		if _, err := store.ForUpdate(s.store, tx.Setting.Query().Where(setting.ID(settingsKey))).Only(ctx); err != nil {
+			return fmt.Errorf("lock settings: %w", err)
+		}
 		st, err := loadSettings(ctx, tx.Setting)
 		if err != nil {
+			return err
+		}
+		if err := etag.Check(ifMatch, st.Version); err != nil {
 			return err
 		}
 		var changed []string
@@ -291,7 +317,8 @@ func (s *Service) UpdateSettings(ctx context.Context, in SettingsPatch) (Setting
 		if err := json.Unmarshal(raw, &value); err != nil {
 			return err
 		}
-		if err := tx.Setting.Create().SetID(settingsKey).SetValue(value).OnConflictColumns("key").UpdateValue().Exec(ctx); err != nil {
+		st.Version++
+		if err := tx.Setting.UpdateOneID(settingsKey).SetValue(value).SetVersion(st.Version).Exec(ctx); err != nil {
 			return fmt.Errorf("save settings: %w", err)
 		}
 		if recount {

@@ -24,6 +24,9 @@ type Settings struct {
 	MaxOwnedCustomers *int `json:"maxOwnedCustomers"`
 	MaxFrozen         *int `json:"maxFrozen"`
 	CapCountsDealt    bool `json:"capCountsDealt"`
+	// Version is the settings row's version (its ETag); it is a column,
+	// not part of the stored value.
+	Version int `json:"-"`
 }
 
 const settingsKey = "global"
@@ -33,7 +36,7 @@ const settingsKey = "global"
 func loadSettings(ctx context.Context, c *ent.SettingClient) (Settings, error) {
 	row, err := c.Get(ctx, settingsKey)
 	if ent.IsNotFound(err) {
-		return Settings{}, nil
+		return Settings{Version: 1}, nil // never changed: the defaults, version 1
 	}
 	if err != nil {
 		return Settings{}, fmt.Errorf("load settings: %w", err)
@@ -42,7 +45,7 @@ func loadSettings(ctx context.Context, c *ent.SettingClient) (Settings, error) {
 	if err != nil {
 		return Settings{}, fmt.Errorf("settings: %w", err)
 	}
-	var st Settings
+	st := Settings{Version: row.Version}
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return Settings{}, fmt.Errorf("settings: %w", err)
 	}

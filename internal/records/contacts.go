@@ -15,6 +15,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/dedupe"
+	"github.com/shoalcrm/shoal/internal/etag"
 	"github.com/shoalcrm/shoal/internal/events"
 	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/listing"
@@ -85,8 +86,10 @@ func (s *Service) demotePrimary(ctx context.Context, tx *ent.Tx, customerID uuid
 	if _, err := store.ForUpdate(s.store, tx.Customer.Query().Where(customer.ID(customerID))).Only(ctx); err != nil {
 		return fmt.Errorf("lock customer: %w", err)
 	}
+	// A demoted contact changed, so its version moves too: an If-Match
+	// read before the demotion is stale.
 	_, err := tx.Contact.Update().Where(contact.CustomerID(customerID), contact.IsPrimary(true)).
-		SetIsPrimary(false).SetUpdatedAt(now).Save(ctx)
+		SetIsPrimary(false).AddVersion(1).SetUpdatedAt(now).Save(ctx)
 	if err != nil {
 		return fmt.Errorf("demote primary contact: %w", err)
 	}
@@ -185,6 +188,11 @@ func (m masker) contact(ct *ent.Contact) *ContactView {
 
 // editableContact loads a contact whose customer p may change, in tx. A
 // contact of a customer p may not see is NotFound, like a missing one.
+//
+// Every change to a customer's existing contacts holds the customer's row
+// lock (editableCustomer, demotePrimary), customer before contact: the
+// contact is read again once the lock is held, so that on PostgreSQL the
+// version If-Match is checked against is the one this change overwrites.
 func (s *Service) editableContact(ctx context.Context, tx *ent.Tx, p *auth.Principal, id uuid.UUID) (*ent.Contact, error) {
 	ct, err := tx.Contact.Get(ctx, id)
 	if ent.IsNotFound(err) {
@@ -199,6 +207,13 @@ func (s *Service) editableContact(ctx context.Context, tx *ent.Tx, p *auth.Princ
 		}
 		return nil, err
 	}
+	ct, err = tx.Contact.Get(ctx, id)
+	if ent.IsNotFound(err) {
+		return nil, apperr.NotFoundf("contact")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load contact: %w", err)
+	}
 	return ct, nil
 }
 
@@ -206,8 +221,9 @@ func (s *Service) editableContact(ctx context.Context, tx *ent.Tx, p *auth.Princ
 // Forbidden not_record_owner otherwise). A changed phone or email that
 // another record holds is Conflict duplicate; making it primary makes the
 // customer's others non-primary. An email that is neither empty nor an
-// address is Invalid.
-func (s *Service) UpdateContact(ctx context.Context, p *auth.Principal, id uuid.UUID, in ContactInput) (*ContactView, error) {
+// address is Invalid. ifMatch must name the contact's current version
+// (etag.Check).
+func (s *Service) UpdateContact(ctx context.Context, p *auth.Principal, id uuid.UUID, ifMatch *string, in ContactInput) (*ContactView, error) {
 	if v := deref(in.Email); v != "" {
 		if a, err := mail.ParseAddress(v); err != nil || a.Address != v {
 			return nil, apperr.Invalidf("body/email", "format", "email must be an email address or empty")
@@ -216,6 +232,9 @@ func (s *Service) UpdateContact(ctx context.Context, p *auth.Principal, id uuid.
 	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
 		ct, err := s.editableContact(ctx, tx, p, id)
 		if err != nil {
+			return err
+		}
+		if err := etag.Check(ifMatch, ct.Version); err != nil {
 			return err
 		}
 		var changed []string
@@ -243,7 +262,7 @@ func (s *Service) UpdateContact(ctx context.Context, p *auth.Principal, id uuid.
 				return err
 			}
 		}
-		upd := tx.Contact.UpdateOneID(id).SetUpdatedAt(now)
+		upd := tx.Contact.UpdateOneID(id).AddVersion(1).SetUpdatedAt(now)
 		setContactFields(upd.Mutation(), in)
 		fields, err := events.ChangedFields(ctx, upd.Mutation())
 		if err != nil {
@@ -266,10 +285,14 @@ func (s *Service) UpdateContact(ctx context.Context, p *auth.Principal, id uuid.
 
 // DeleteContact removes a contact of a customer p may change (NotFound or
 // Forbidden not_record_owner otherwise) and releases its phone and email.
-func (s *Service) DeleteContact(ctx context.Context, p *auth.Principal, id uuid.UUID) error {
+// ifMatch must name the contact's current version (etag.Check).
+func (s *Service) DeleteContact(ctx context.Context, p *auth.Principal, id uuid.UUID, ifMatch *string) error {
 	return s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
 		ct, err := s.editableContact(ctx, tx, p, id)
 		if err != nil {
+			return err
+		}
+		if err := etag.Check(ifMatch, ct.Version); err != nil {
 			return err
 		}
 		if err := releaseKeys(ctx, tx, id, dedupe.MatchedName, dedupe.MatchedPhone, dedupe.MatchedEmail); err != nil {

@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
+	"github.com/shoalcrm/shoal/ent/customer"
 	"github.com/shoalcrm/shoal/ent/predicate"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
@@ -14,6 +15,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/money"
 	"github.com/shoalcrm/shoal/internal/patch"
+	"github.com/shoalcrm/shoal/internal/store"
 )
 
 // CustomerInput holds a customer's client-set fields. On update, nil (or
@@ -38,6 +40,10 @@ type CustomerView struct {
 var customers = &ownedKind[*ent.Customer, CustomerInput]{
 	kind:  kinds.Customer,
 	sorts: customerList,
+	lock: func(ctx context.Context, st *store.Store, tx *ent.Tx, id uuid.UUID) error {
+		_, err := store.ForUpdate(st, tx.Customer.Query().Where(customer.ID(id))).IDs(ctx)
+		return err
+	},
 	find: func(ctx context.Context, c *ent.Client, limit int, preds ...func(*sql.Selector)) ([]*ent.Customer, error) {
 		q := c.Customer.Query().Where(customerPreds(preds)...)
 		if limit > 0 {

@@ -9,10 +9,12 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
+	"github.com/shoalcrm/shoal/ent/lead"
 	"github.com/shoalcrm/shoal/ent/predicate"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/dedupe"
 	"github.com/shoalcrm/shoal/internal/kinds"
+	"github.com/shoalcrm/shoal/internal/store"
 )
 
 // LeadInput holds a lead's client-set fields. On update, nil means
@@ -43,6 +45,10 @@ func deref(s *string) string {
 var leads = &ownedKind[*ent.Lead, LeadInput]{
 	kind:  kinds.Lead,
 	sorts: leadList,
+	lock: func(ctx context.Context, st *store.Store, tx *ent.Tx, id uuid.UUID) error {
+		_, err := store.ForUpdate(st, tx.Lead.Query().Where(lead.ID(id))).IDs(ctx)
+		return err
+	},
 	find: func(ctx context.Context, c *ent.Client, limit int, preds ...func(*sql.Selector)) ([]*ent.Lead, error) {
 		q := c.Lead.Query().Where(leadPreds(preds)...)
 		if limit > 0 {

@@ -13,8 +13,10 @@ import (
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/dedupe"
+	"github.com/shoalcrm/shoal/internal/etag"
 	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/listing"
+	"github.com/shoalcrm/shoal/internal/store"
 )
 
 // Leads and customers are both owned records: placed by the pool engine,
@@ -53,6 +55,10 @@ type ownedKind[R, In any] struct {
 	kind kinds.Kind
 	// sorts declares the list's sort keys, keyset and cursor.
 	sorts *listing.Spec[R]
+	// lock takes the row's write lock in tx (PostgreSQL; SQLite has one
+	// writer), so that what an update checks, If-Match above all, is the
+	// version it overwrites.
+	lock func(ctx context.Context, st *store.Store, tx *ent.Tx, id uuid.UUID) error
 	// find reads the rows matching preds (limit 0: all of them).
 	find  func(ctx context.Context, c *ent.Client, limit int, preds ...func(*sql.Selector)) ([]R, error)
 	count func(ctx context.Context, c *ent.Client, preds ...func(*sql.Selector)) (int, error)
@@ -285,6 +291,12 @@ func (k *ownedKind[R, In]) mask(m masker, row R) (R, bool) {
 // editable loads a row p may see and change, in tx.
 func (k *ownedKind[R, In]) editable(ctx context.Context, s *Service, tx *ent.Tx, p *auth.Principal, id uuid.UUID) (R, error) {
 	var zero R
+	// Lock first, then read: the row read is the one this change
+	// overwrites. Locking a row the caller may not see reveals nothing;
+	// the read below answers 404 for it.
+	if err := k.lock(ctx, s.store, tx, id); err != nil {
+		return zero, fmt.Errorf("lock %s: %w", k.kind, err)
+	}
 	row, err := k.get(ctx, s, tx.Client(), p, id)
 	if err != nil {
 		return zero, err
@@ -314,7 +326,7 @@ func (k *ownedKind[R, In]) updateFields(ctx context.Context, s *Service, p *auth
 		if err != nil {
 			return err
 		}
-		if err := checkVersion(ifMatch, k.meta(row).Version); err != nil {
+		if err := etag.Check(ifMatch, k.meta(row).Version); err != nil {
 			return err
 		}
 		// Re-key whatever duplicate-relevant field changed.

@@ -3,6 +3,7 @@ package records
 import (
 	"context"
 	"errors"
+	"github.com/shoalcrm/shoal/internal/etag"
 	"os"
 	"testing"
 
@@ -131,14 +132,14 @@ func exerciseOwned[R, In any](t *testing.T, w *world, c ownedCase[R, In]) {
 		t.Fatalf("duplicate create: %v, want duplicate", err)
 	}
 
-	stale := ETag(m.Version + 1)
+	stale := etag.Of(m.Version + 1)
 	if _, err := c.k.updateFields(ctx, s, w.rep, m.ID, &stale, c.input("Acme Ltd", "", nil)); !hasCode(err, "precondition_failed") {
 		t.Fatalf("stale update: %v, want precondition_failed", err)
 	}
-	if _, err := c.k.updateFields(ctx, s, w.rep2, m.ID, strp(ETag(m.Version)), c.input("Acme Ltd", "", nil)); !hasCode(err, "not_found") {
+	if _, err := c.k.updateFields(ctx, s, w.rep2, m.ID, strp(etag.Of(m.Version)), c.input("Acme Ltd", "", nil)); !hasCode(err, "not_found") {
 		t.Fatalf("update by another rep: %v, want not_found", err)
 	}
-	upd, err := c.k.updateFields(ctx, s, w.rep, m.ID, strp(ETag(m.Version)), c.input("Acme Ltd", "", nil))
+	upd, err := c.k.updateFields(ctx, s, w.rep, m.ID, strp(etag.Of(m.Version)), c.input("Acme Ltd", "", nil))
 	if err != nil {
 		t.Fatalf("update: %v", err)
 	}

@@ -6,8 +6,6 @@ package records
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
@@ -37,8 +35,6 @@ func NewService(st *store.Store, pools Engine) *Service {
 
 var (
 	errNotEditable = apperr.New(apperr.Forbidden, "not_record_owner", "only the owner, his supervisor or an admin may change this record")
-	errStale       = apperr.New(apperr.PreconditionFailed, "precondition_failed", "the record has changed since you read it")
-	errNoIfMatch   = apperr.New(apperr.PreconditionRequired, "precondition_required", "If-Match with the record's ETag is required")
 )
 
 // The scope columns of the records this package keeps: leads and
@@ -117,24 +113,6 @@ func (s *Service) canEdit(ctx context.Context, tx *ent.Tx, p *auth.Principal, ow
 	}
 	return authz.NewScope(p, pools).CanEdit(row), nil
 }
-
-// checkVersion enforces If-Match against the stored version.
-func checkVersion(ifMatch *string, version int) error {
-	if ifMatch == nil || strings.TrimSpace(*ifMatch) == "" {
-		return errNoIfMatch
-	}
-	want := ETag(version)
-	for _, tag := range strings.Split(*ifMatch, ",") {
-		tag = strings.TrimSpace(tag)
-		if tag == "*" || strings.TrimPrefix(tag, "W/") == want {
-			return nil
-		}
-	}
-	return errStale
-}
-
-// ETag is the entity tag of a record version.
-func ETag(version int) string { return `"v` + strconv.Itoa(version) + `"` }
 
 // Views after a write read through the reader pool: on SQLite (WAL) a read
 // that starts after the commit sees it, and it keeps the single writer
