@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
+	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/dedupe"
 	"github.com/shoalcrm/shoal/internal/etag"
@@ -378,4 +379,36 @@ func (k *ownedKind[R, In]) list(ctx context.Context, s *Service, p *auth.Princip
 	}
 	views, err := k.views(ctx, c, p, rows)
 	return views, total, pg.Next(rows), err
+}
+
+// after renders a record after p changed it. An owned record is never
+// masked, so its view is the same whoever asks and needs no scope check
+// (the common case: after a claim, assign or transfer); done, the row as
+// the operation's transaction left it (when has), spares
+// reading it again. A caller who can no longer see the record (a rep
+// returning a lead to a pool he is not a member of) saw it a moment ago,
+// so he is shown the result as the system sees it.
+func (k *ownedKind[R, In]) after(ctx context.Context, s *Service, p *auth.Principal, id uuid.UUID, done R, has bool, ownerName string) (*View[R], error) {
+	if has && k.meta(done).OwnerID != nil {
+		return &View[R]{Row: done, OwnerName: &ownerName}, nil
+	}
+	rows, err := k.find(ctx, s.store.Reader, 0, sql.FieldEQ("id", id))
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", k.kind, err)
+	}
+	if len(rows) == 0 {
+		return nil, k.kind.NotFound()
+	}
+	if k.meta(rows[0]).OwnerID != nil {
+		views, err := k.views(ctx, s.store.Reader, p, rows)
+		if err != nil {
+			return nil, err
+		}
+		return views[0], nil
+	}
+	v, err := k.view(ctx, s, s.store.Reader, p, id)
+	if apperr.HasCode(err, "not_found") {
+		return k.view(ctx, s, s.store.Reader, system, id)
+	}
+	return v, err
 }

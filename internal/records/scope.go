@@ -5,7 +5,6 @@ package records
 
 import (
 	"context"
-	"fmt"
 
 	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
@@ -123,58 +122,30 @@ func (s *Service) canEdit(ctx context.Context, tx *ent.Tx, p *auth.Principal, ow
 // is not a member of): he saw it a moment ago, so he may see the result.
 var system = &auth.Principal{Type: auth.ActorUser, Role: auth.RoleAdmin}
 
-// LeadAfter renders a lead after p changed it. An owned record is never
-// masked, so its view is the same whoever asks and needs no scope check
-// (the common case: after a claim, assign or transfer). after, when the
-// operation handed back the record as its transaction left it, spares
-// reading it again.
+// LeadAfter renders a lead after p changed it (see ownedKind.after).
 func (s *Service) LeadAfter(ctx context.Context, p *auth.Principal, id uuid.UUID, after *After) (*LeadView, error) {
-	if after != nil && after.Lead != nil && after.Lead.OwnerID != nil {
-		return &LeadView{Lead: after.Lead, OwnerName: &after.OwnerName}, nil
+	var done *ent.Lead
+	name := ""
+	if after != nil {
+		done, name = after.Lead, after.OwnerName
 	}
-	l, err := s.store.Reader.Lead.Get(ctx, id)
-	if ent.IsNotFound(err) {
-		return nil, apperr.NotFoundf("lead")
-	}
+	v, err := leads.after(ctx, s, p, id, done, done != nil, name)
 	if err != nil {
-		return nil, fmt.Errorf("get lead: %w", err)
+		return nil, err
 	}
-	if l.OwnerID != nil {
-		views, err := s.leadViews(ctx, s.store.Reader, p, []*ent.Lead{l})
-		if err != nil {
-			return nil, err
-		}
-		return views[0], nil
-	}
-	v, err := s.leadView(ctx, s.store.Reader, p, id)
-	if apperr.HasCode(err, "not_found") {
-		return s.leadView(ctx, s.store.Reader, system, id)
-	}
-	return v, err
+	return leadView(v), nil
 }
 
 // CustomerAfter renders a customer after p changed it, as LeadAfter.
 func (s *Service) CustomerAfter(ctx context.Context, p *auth.Principal, id uuid.UUID, after *After) (*CustomerView, error) {
-	if after != nil && after.Customer != nil && after.Customer.OwnerID != nil {
-		return &CustomerView{Customer: after.Customer, OwnerName: &after.OwnerName}, nil
+	var done *ent.Customer
+	name := ""
+	if after != nil {
+		done, name = after.Customer, after.OwnerName
 	}
-	cu, err := s.store.Reader.Customer.Get(ctx, id)
-	if ent.IsNotFound(err) {
-		return nil, apperr.NotFoundf("customer")
-	}
+	v, err := customers.after(ctx, s, p, id, done, done != nil, name)
 	if err != nil {
-		return nil, fmt.Errorf("get customer: %w", err)
+		return nil, err
 	}
-	if cu.OwnerID != nil {
-		views, err := s.customerViews(ctx, s.store.Reader, p, []*ent.Customer{cu})
-		if err != nil {
-			return nil, err
-		}
-		return views[0], nil
-	}
-	v, err := s.customerView(ctx, s.store.Reader, p, id)
-	if apperr.HasCode(err, "not_found") {
-		return s.customerView(ctx, s.store.Reader, system, id)
-	}
-	return v, err
+	return customerView(v), nil
 }
