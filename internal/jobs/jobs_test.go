@@ -69,7 +69,7 @@ func newWorld(t *testing.T, env *apitest.Env) *world {
 	_, rep := env.User("rep", nil)
 	w := &world{env: env, admin: admin, rep: rep, poolID: pool.DefaultPoolID("lead"),
 		adminP: &auth.Principal{Type: auth.ActorUser, ID: a.ID, Name: a.Name, Role: auth.RoleAdmin}}
-	w.admin.Do("PATCH", "/v1/pools/"+w.poolID.String(), map[string]any{"idleDays": 30}).Expect(http.StatusOK)
+	w.admin.Do("PATCH", "/v1/pools/"+w.poolID.String(), map[string]any{"idleDays": 30}, "If-Match", w.admin.ETag("/v1/pools/"+w.poolID.String())).Expect(http.StatusOK)
 	env.WorkJobs()
 	w.lead = rep.Do("POST", "/v1/leads", map[string]any{"name": "Job lead", "company": "Job Co"}).Expect(http.StatusCreated).Map()["id"].(string)
 	return w
@@ -151,7 +151,7 @@ func TestRejudgeEnqueuedInTx(t *testing.T) {
 			t.Fatalf("deadline %s before the job ran, want still 30 days", d)
 		}
 		// A rename is not a rule change: no job.
-		w.admin.Do("PATCH", "/v1/pools/"+w.poolID.String(), map[string]any{"name": "Renamed"}).Expect(http.StatusOK)
+		w.admin.Do("PATCH", "/v1/pools/"+w.poolID.String(), map[string]any{"name": "Renamed"}, "If-Match", w.admin.ETag("/v1/pools/"+w.poolID.String())).Expect(http.StatusOK)
 		if n := len(rejudgeJobs(t, env, w.poolID)); n != before+1 {
 			t.Fatalf("%d re-judge jobs after a rename, want %d", n, before+1)
 		}

@@ -135,7 +135,7 @@ func leadWorld(t *testing.T, env *apitest.Env, n int) (rep *apitest.Client, repI
 	t.Helper()
 	_, admin := env.User("admin", nil)
 	u, rep := env.User("rep", nil)
-	admin.Do("PATCH", "/v1/pools/"+pool.DefaultPoolID("lead").String(), map[string]any{"idleDays": 1}).Expect(http.StatusOK)
+	admin.Do("PATCH", "/v1/pools/"+pool.DefaultPoolID("lead").String(), map[string]any{"idleDays": 1}, "If-Match", admin.ETag("/v1/pools/"+pool.DefaultPoolID("lead").String())).Expect(http.StatusOK)
 	for i := range n {
 		body := map[string]any{"name": fmt.Sprintf("Sweep lead %d", i), "company": fmt.Sprintf("Sweep Co %d", i)}
 		leads = append(leads, rep.Do("POST", "/v1/leads", body).Expect(http.StatusCreated).Map()["id"].(string))
