@@ -4852,8 +4852,14 @@ func (response ListApiKeys200JSONResponse) VisitListApiKeysResponse(w http.Respo
 	return err
 }
 
+type ListApiKeys400ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type ListApiKeys400ApplicationProblemPlusJSONResponse struct {
-	BadRequestApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers ListApiKeys400ResponseHeaders
 }
 
 func (response ListApiKeys400ApplicationProblemPlusJSONResponse) VisitListApiKeysResponse(w http.ResponseWriter) error {
@@ -5352,8 +5358,14 @@ func (response ListAuditEvents200JSONResponse) VisitListAuditEventsResponse(w ht
 	return err
 }
 
+type ListAuditEvents400ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type ListAuditEvents400ApplicationProblemPlusJSONResponse struct {
-	BadRequestApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers ListAuditEvents400ResponseHeaders
 }
 
 func (response ListAuditEvents400ApplicationProblemPlusJSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
@@ -5524,8 +5536,14 @@ func (response Login400ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 	return err
 }
 
+type Login401ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type Login401ApplicationProblemPlusJSONResponse struct {
-	UnauthorizedApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers Login401ResponseHeaders
 }
 
 func (response Login401ApplicationProblemPlusJSONResponse) VisitLoginResponse(w http.ResponseWriter) error {
@@ -5568,8 +5586,15 @@ func (response Login415ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 	return err
 }
 
+type Login429ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int32
+}
+
 type Login429ApplicationProblemPlusJSONResponse struct {
-	TooManyRequestsApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers Login429ResponseHeaders
 }
 
 func (response Login429ApplicationProblemPlusJSONResponse) VisitLoginResponse(w http.ResponseWriter) error {
@@ -5593,8 +5618,15 @@ func (response Login429ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 	return err
 }
 
+type Login503ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int32
+}
+
 type Login503ApplicationProblemPlusJSONResponse struct {
-	ServiceUnavailableApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers Login503ResponseHeaders
 }
 
 func (response Login503ApplicationProblemPlusJSONResponse) VisitLoginResponse(w http.ResponseWriter) error {
@@ -5692,8 +5724,14 @@ func (response Logout400ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 	return err
 }
 
+type Logout401ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type Logout401ApplicationProblemPlusJSONResponse struct {
-	UnauthorizedApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers Logout401ResponseHeaders
 }
 
 func (response Logout401ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
@@ -5864,8 +5902,14 @@ func (response RefreshToken400ApplicationProblemPlusJSONResponse) VisitRefreshTo
 	return err
 }
 
+type RefreshToken401ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type RefreshToken401ApplicationProblemPlusJSONResponse struct {
-	UnauthorizedApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers RefreshToken401ResponseHeaders
 }
 
 func (response RefreshToken401ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
@@ -6192,8 +6236,15 @@ func (response ApproveClaimRequest401ApplicationProblemPlusJSONResponse) VisitAp
 	return err
 }
 
+type ApproveClaimRequest403ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	WWWAuthenticate *string
+}
+
 type ApproveClaimRequest403ApplicationProblemPlusJSONResponse struct {
-	ForbiddenApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers ApproveClaimRequest403ResponseHeaders
 }
 
 func (response ApproveClaimRequest403ApplicationProblemPlusJSONResponse) VisitApproveClaimRequestResponse(w http.ResponseWriter) error {
@@ -6239,8 +6290,14 @@ func (response ApproveClaimRequest404ApplicationProblemPlusJSONResponse) VisitAp
 	return err
 }
 
+type ApproveClaimRequest409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type ApproveClaimRequest409ApplicationProblemPlusJSONResponse struct {
-	ConflictApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers ApproveClaimRequest409ResponseHeaders
 }
 
 func (response ApproveClaimRequest409ApplicationProblemPlusJSONResponse) VisitApproveClaimRequestResponse(w http.ResponseWriter) error {
@@ -6460,8 +6517,14 @@ func (response RejectClaimRequest404ApplicationProblemPlusJSONResponse) VisitRej
 	return err
 }
 
+type RejectClaimRequest409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type RejectClaimRequest409ApplicationProblemPlusJSONResponse struct {
-	ConflictApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers RejectClaimRequest409ResponseHeaders
 }
 
 func (response RejectClaimRequest409ApplicationProblemPlusJSONResponse) VisitRejectClaimRequestResponse(w http.ResponseWriter) error {
@@ -6626,8 +6689,15 @@ func (response DeleteContact401ApplicationProblemPlusJSONResponse) VisitDeleteCo
 	return err
 }
 
+type DeleteContact403ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	WWWAuthenticate *string
+}
+
 type DeleteContact403ApplicationProblemPlusJSONResponse struct {
-	ForbiddenApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers DeleteContact403ResponseHeaders
 }
 
 func (response DeleteContact403ApplicationProblemPlusJSONResponse) VisitDeleteContactResponse(w http.ResponseWriter) error {
@@ -7033,8 +7103,15 @@ func (response UpdateContact401ApplicationProblemPlusJSONResponse) VisitUpdateCo
 	return err
 }
 
+type UpdateContact403ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	WWWAuthenticate *string
+}
+
 type UpdateContact403ApplicationProblemPlusJSONResponse struct {
-	ForbiddenApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers UpdateContact403ResponseHeaders
 }
 
 func (response UpdateContact403ApplicationProblemPlusJSONResponse) VisitUpdateContactResponse(w http.ResponseWriter) error {
@@ -7253,8 +7330,14 @@ func (response ListCustomers200JSONResponse) VisitListCustomersResponse(w http.R
 	return err
 }
 
+type ListCustomers400ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type ListCustomers400ApplicationProblemPlusJSONResponse struct {
-	BadRequestApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers ListCustomers400ResponseHeaders
 }
 
 func (response ListCustomers400ApplicationProblemPlusJSONResponse) VisitListCustomersResponse(w http.ResponseWriter) error {
@@ -8287,8 +8370,15 @@ func (response AssignCustomer401ApplicationProblemPlusJSONResponse) VisitAssignC
 	return err
 }
 
+type AssignCustomer403ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	WWWAuthenticate *string
+}
+
 type AssignCustomer403ApplicationProblemPlusJSONResponse struct {
-	ForbiddenApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers AssignCustomer403ResponseHeaders
 }
 
 func (response AssignCustomer403ApplicationProblemPlusJSONResponse) VisitAssignCustomerResponse(w http.ResponseWriter) error {
@@ -8334,8 +8424,14 @@ func (response AssignCustomer404ApplicationProblemPlusJSONResponse) VisitAssignC
 	return err
 }
 
+type AssignCustomer409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type AssignCustomer409ApplicationProblemPlusJSONResponse struct {
-	ConflictApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers AssignCustomer409ResponseHeaders
 }
 
 func (response AssignCustomer409ApplicationProblemPlusJSONResponse) VisitAssignCustomerResponse(w http.ResponseWriter) error {
@@ -8586,8 +8682,14 @@ func (response ClaimCustomer404ApplicationProblemPlusJSONResponse) VisitClaimCus
 	return err
 }
 
+type ClaimCustomer409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type ClaimCustomer409ApplicationProblemPlusJSONResponse struct {
-	ConflictApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers ClaimCustomer409ResponseHeaders
 }
 
 func (response ClaimCustomer409ApplicationProblemPlusJSONResponse) VisitClaimCustomerResponse(w http.ResponseWriter) error {
@@ -8694,8 +8796,14 @@ func (response ListContacts200JSONResponse) VisitListContactsResponse(w http.Res
 	return err
 }
 
+type ListContacts400ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type ListContacts400ApplicationProblemPlusJSONResponse struct {
-	BadRequestApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers ListContacts400ResponseHeaders
 }
 
 func (response ListContacts400ApplicationProblemPlusJSONResponse) VisitListContactsResponse(w http.ResponseWriter) error {
@@ -8921,8 +9029,15 @@ func (response CreateContact401ApplicationProblemPlusJSONResponse) VisitCreateCo
 	return err
 }
 
+type CreateContact403ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	WWWAuthenticate *string
+}
+
 type CreateContact403ApplicationProblemPlusJSONResponse struct {
-	ForbiddenApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers CreateContact403ResponseHeaders
 }
 
 func (response CreateContact403ApplicationProblemPlusJSONResponse) VisitCreateContactResponse(w http.ResponseWriter) error {
@@ -9418,8 +9533,14 @@ func (response FreezeCustomer404ApplicationProblemPlusJSONResponse) VisitFreezeC
 	return err
 }
 
+type FreezeCustomer409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type FreezeCustomer409ApplicationProblemPlusJSONResponse struct {
-	ConflictApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers FreezeCustomer409ResponseHeaders
 }
 
 func (response FreezeCustomer409ApplicationProblemPlusJSONResponse) VisitFreezeCustomerResponse(w http.ResponseWriter) error {
@@ -9773,8 +9894,15 @@ func (response InvalidateCustomer401ApplicationProblemPlusJSONResponse) VisitInv
 	return err
 }
 
+type InvalidateCustomer403ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	WWWAuthenticate *string
+}
+
 type InvalidateCustomer403ApplicationProblemPlusJSONResponse struct {
-	ForbiddenApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers InvalidateCustomer403ResponseHeaders
 }
 
 func (response InvalidateCustomer403ApplicationProblemPlusJSONResponse) VisitInvalidateCustomerResponse(w http.ResponseWriter) error {
@@ -9820,8 +9948,14 @@ func (response InvalidateCustomer404ApplicationProblemPlusJSONResponse) VisitInv
 	return err
 }
 
+type InvalidateCustomer409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type InvalidateCustomer409ApplicationProblemPlusJSONResponse struct {
-	ConflictApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers InvalidateCustomer409ResponseHeaders
 }
 
 func (response InvalidateCustomer409ApplicationProblemPlusJSONResponse) VisitInvalidateCustomerResponse(w http.ResponseWriter) error {
@@ -9997,8 +10131,15 @@ func (response RestoreCustomer401ApplicationProblemPlusJSONResponse) VisitRestor
 	return err
 }
 
+type RestoreCustomer403ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	WWWAuthenticate *string
+}
+
 type RestoreCustomer403ApplicationProblemPlusJSONResponse struct {
-	ForbiddenApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers RestoreCustomer403ResponseHeaders
 }
 
 func (response RestoreCustomer403ApplicationProblemPlusJSONResponse) VisitRestoreCustomerResponse(w http.ResponseWriter) error {
@@ -10044,8 +10185,14 @@ func (response RestoreCustomer404ApplicationProblemPlusJSONResponse) VisitRestor
 	return err
 }
 
+type RestoreCustomer409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type RestoreCustomer409ApplicationProblemPlusJSONResponse struct {
-	ConflictApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers RestoreCustomer409ResponseHeaders
 }
 
 func (response RestoreCustomer409ApplicationProblemPlusJSONResponse) VisitRestoreCustomerResponse(w http.ResponseWriter) error {
@@ -10247,8 +10394,14 @@ func (response ReturnCustomer404ApplicationProblemPlusJSONResponse) VisitReturnC
 	return err
 }
 
+type ReturnCustomer409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type ReturnCustomer409ApplicationProblemPlusJSONResponse struct {
-	ConflictApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers ReturnCustomer409ResponseHeaders
 }
 
 func (response ReturnCustomer409ApplicationProblemPlusJSONResponse) VisitReturnCustomerResponse(w http.ResponseWriter) error {
@@ -10425,8 +10578,15 @@ func (response TransferCustomer401ApplicationProblemPlusJSONResponse) VisitTrans
 	return err
 }
 
+type TransferCustomer403ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	WWWAuthenticate *string
+}
+
 type TransferCustomer403ApplicationProblemPlusJSONResponse struct {
-	ForbiddenApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers TransferCustomer403ResponseHeaders
 }
 
 func (response TransferCustomer403ApplicationProblemPlusJSONResponse) VisitTransferCustomerResponse(w http.ResponseWriter) error {
@@ -10472,8 +10632,14 @@ func (response TransferCustomer404ApplicationProblemPlusJSONResponse) VisitTrans
 	return err
 }
 
+type TransferCustomer409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type TransferCustomer409ApplicationProblemPlusJSONResponse struct {
-	ConflictApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers TransferCustomer409ResponseHeaders
 }
 
 func (response TransferCustomer409ApplicationProblemPlusJSONResponse) VisitTransferCustomerResponse(w http.ResponseWriter) error {
@@ -10696,8 +10862,14 @@ func (response UnfreezeCustomer404ApplicationProblemPlusJSONResponse) VisitUnfre
 	return err
 }
 
+type UnfreezeCustomer409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type UnfreezeCustomer409ApplicationProblemPlusJSONResponse struct {
-	ConflictApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers UnfreezeCustomer409ResponseHeaders
 }
 
 func (response UnfreezeCustomer409ApplicationProblemPlusJSONResponse) VisitUnfreezeCustomerResponse(w http.ResponseWriter) error {
@@ -10957,8 +11129,14 @@ func (response ListFollowUps200JSONResponse) VisitListFollowUpsResponse(w http.R
 	return err
 }
 
+type ListFollowUps400ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type ListFollowUps400ApplicationProblemPlusJSONResponse struct {
-	BadRequestApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers ListFollowUps400ResponseHeaders
 }
 
 func (response ListFollowUps400ApplicationProblemPlusJSONResponse) VisitListFollowUpsResponse(w http.ResponseWriter) error {
@@ -11022,6 +11200,34 @@ func (response ListFollowUps403ApplicationProblemPlusJSONResponse) VisitListFoll
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowUps404ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type ListFollowUps404ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers ListFollowUps404ResponseHeaders
+}
+
+func (response ListFollowUps404ApplicationProblemPlusJSONResponse) VisitListFollowUpsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -11155,8 +11361,15 @@ func (response CreateFollowUp401ApplicationProblemPlusJSONResponse) VisitCreateF
 	return err
 }
 
+type CreateFollowUp403ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	WWWAuthenticate *string
+}
+
 type CreateFollowUp403ApplicationProblemPlusJSONResponse struct {
-	ForbiddenApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers CreateFollowUp403ResponseHeaders
 }
 
 func (response CreateFollowUp403ApplicationProblemPlusJSONResponse) VisitCreateFollowUpResponse(w http.ResponseWriter) error {
@@ -11309,8 +11522,14 @@ func (response ListLeads200JSONResponse) VisitListLeadsResponse(w http.ResponseW
 	return err
 }
 
+type ListLeads400ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type ListLeads400ApplicationProblemPlusJSONResponse struct {
-	BadRequestApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers ListLeads400ResponseHeaders
 }
 
 func (response ListLeads400ApplicationProblemPlusJSONResponse) VisitListLeadsResponse(w http.ResponseWriter) error {
@@ -11603,6 +11822,38 @@ func (response CreateLead429ApplicationProblemPlusJSONResponse) VisitCreateLeadR
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateLead503ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int32
+}
+
+type CreateLead503ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers CreateLead503ResponseHeaders
+}
+
+func (response CreateLead503ApplicationProblemPlusJSONResponse) VisitCreateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -12343,8 +12594,15 @@ func (response AssignLead401ApplicationProblemPlusJSONResponse) VisitAssignLeadR
 	return err
 }
 
+type AssignLead403ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	WWWAuthenticate *string
+}
+
 type AssignLead403ApplicationProblemPlusJSONResponse struct {
-	ForbiddenApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers AssignLead403ResponseHeaders
 }
 
 func (response AssignLead403ApplicationProblemPlusJSONResponse) VisitAssignLeadResponse(w http.ResponseWriter) error {
@@ -12390,8 +12648,14 @@ func (response AssignLead404ApplicationProblemPlusJSONResponse) VisitAssignLeadR
 	return err
 }
 
+type AssignLead409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type AssignLead409ApplicationProblemPlusJSONResponse struct {
-	ConflictApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers AssignLead409ResponseHeaders
 }
 
 func (response AssignLead409ApplicationProblemPlusJSONResponse) VisitAssignLeadResponse(w http.ResponseWriter) error {
@@ -12642,8 +12906,14 @@ func (response ClaimLead404ApplicationProblemPlusJSONResponse) VisitClaimLeadRes
 	return err
 }
 
+type ClaimLead409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type ClaimLead409ApplicationProblemPlusJSONResponse struct {
-	ConflictApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers ClaimLead409ResponseHeaders
 }
 
 func (response ClaimLead409ApplicationProblemPlusJSONResponse) VisitClaimLeadResponse(w http.ResponseWriter) error {
@@ -12847,8 +13117,14 @@ func (response ConvertLead404ApplicationProblemPlusJSONResponse) VisitConvertLea
 	return err
 }
 
+type ConvertLead409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type ConvertLead409ApplicationProblemPlusJSONResponse struct {
-	ConflictApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers ConvertLead409ResponseHeaders
 }
 
 func (response ConvertLead409ApplicationProblemPlusJSONResponse) VisitConvertLeadResponse(w http.ResponseWriter) error {
@@ -13072,8 +13348,14 @@ func (response FreezeLead404ApplicationProblemPlusJSONResponse) VisitFreezeLeadR
 	return err
 }
 
+type FreezeLead409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type FreezeLead409ApplicationProblemPlusJSONResponse struct {
-	ConflictApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers FreezeLead409ResponseHeaders
 }
 
 func (response FreezeLead409ApplicationProblemPlusJSONResponse) VisitFreezeLeadResponse(w http.ResponseWriter) error {
@@ -13427,8 +13709,15 @@ func (response InvalidateLead401ApplicationProblemPlusJSONResponse) VisitInvalid
 	return err
 }
 
+type InvalidateLead403ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	WWWAuthenticate *string
+}
+
 type InvalidateLead403ApplicationProblemPlusJSONResponse struct {
-	ForbiddenApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers InvalidateLead403ResponseHeaders
 }
 
 func (response InvalidateLead403ApplicationProblemPlusJSONResponse) VisitInvalidateLeadResponse(w http.ResponseWriter) error {
@@ -13474,8 +13763,14 @@ func (response InvalidateLead404ApplicationProblemPlusJSONResponse) VisitInvalid
 	return err
 }
 
+type InvalidateLead409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type InvalidateLead409ApplicationProblemPlusJSONResponse struct {
-	ConflictApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers InvalidateLead409ResponseHeaders
 }
 
 func (response InvalidateLead409ApplicationProblemPlusJSONResponse) VisitInvalidateLeadResponse(w http.ResponseWriter) error {
@@ -13651,8 +13946,15 @@ func (response RestoreLead401ApplicationProblemPlusJSONResponse) VisitRestoreLea
 	return err
 }
 
+type RestoreLead403ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	WWWAuthenticate *string
+}
+
 type RestoreLead403ApplicationProblemPlusJSONResponse struct {
-	ForbiddenApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers RestoreLead403ResponseHeaders
 }
 
 func (response RestoreLead403ApplicationProblemPlusJSONResponse) VisitRestoreLeadResponse(w http.ResponseWriter) error {
@@ -13698,8 +14000,14 @@ func (response RestoreLead404ApplicationProblemPlusJSONResponse) VisitRestoreLea
 	return err
 }
 
+type RestoreLead409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type RestoreLead409ApplicationProblemPlusJSONResponse struct {
-	ConflictApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers RestoreLead409ResponseHeaders
 }
 
 func (response RestoreLead409ApplicationProblemPlusJSONResponse) VisitRestoreLeadResponse(w http.ResponseWriter) error {
@@ -13901,8 +14209,14 @@ func (response ReturnLead404ApplicationProblemPlusJSONResponse) VisitReturnLeadR
 	return err
 }
 
+type ReturnLead409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type ReturnLead409ApplicationProblemPlusJSONResponse struct {
-	ConflictApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers ReturnLead409ResponseHeaders
 }
 
 func (response ReturnLead409ApplicationProblemPlusJSONResponse) VisitReturnLeadResponse(w http.ResponseWriter) error {
@@ -14079,8 +14393,15 @@ func (response TransferLead401ApplicationProblemPlusJSONResponse) VisitTransferL
 	return err
 }
 
+type TransferLead403ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	WWWAuthenticate *string
+}
+
 type TransferLead403ApplicationProblemPlusJSONResponse struct {
-	ForbiddenApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers TransferLead403ResponseHeaders
 }
 
 func (response TransferLead403ApplicationProblemPlusJSONResponse) VisitTransferLeadResponse(w http.ResponseWriter) error {
@@ -14126,8 +14447,14 @@ func (response TransferLead404ApplicationProblemPlusJSONResponse) VisitTransferL
 	return err
 }
 
+type TransferLead409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type TransferLead409ApplicationProblemPlusJSONResponse struct {
-	ConflictApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers TransferLead409ResponseHeaders
 }
 
 func (response TransferLead409ApplicationProblemPlusJSONResponse) VisitTransferLeadResponse(w http.ResponseWriter) error {
@@ -14350,8 +14677,14 @@ func (response UnfreezeLead404ApplicationProblemPlusJSONResponse) VisitUnfreezeL
 	return err
 }
 
+type UnfreezeLead409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type UnfreezeLead409ApplicationProblemPlusJSONResponse struct {
-	ConflictApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers UnfreezeLead409ResponseHeaders
 }
 
 func (response UnfreezeLead409ApplicationProblemPlusJSONResponse) VisitUnfreezeLeadResponse(w http.ResponseWriter) error {
@@ -14596,8 +14929,14 @@ func (response ChangeMyPassword200JSONResponse) VisitChangeMyPasswordResponse(w 
 	return err
 }
 
+type ChangeMyPassword400ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type ChangeMyPassword400ApplicationProblemPlusJSONResponse struct {
-	BadRequestApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers ChangeMyPassword400ResponseHeaders
 }
 
 func (response ChangeMyPassword400ApplicationProblemPlusJSONResponse) VisitChangeMyPasswordResponse(w http.ResponseWriter) error {
@@ -14618,8 +14957,14 @@ func (response ChangeMyPassword400ApplicationProblemPlusJSONResponse) VisitChang
 	return err
 }
 
+type ChangeMyPassword401ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type ChangeMyPassword401ApplicationProblemPlusJSONResponse struct {
-	UnauthorizedApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers ChangeMyPassword401ResponseHeaders
 }
 
 func (response ChangeMyPassword401ApplicationProblemPlusJSONResponse) VisitChangeMyPasswordResponse(w http.ResponseWriter) error {
@@ -14687,8 +15032,15 @@ func (response ChangeMyPassword415ApplicationProblemPlusJSONResponse) VisitChang
 	return err
 }
 
+type ChangeMyPassword429ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int32
+}
+
 type ChangeMyPassword429ApplicationProblemPlusJSONResponse struct {
-	TooManyRequestsApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers ChangeMyPassword429ResponseHeaders
 }
 
 func (response ChangeMyPassword429ApplicationProblemPlusJSONResponse) VisitChangeMyPasswordResponse(w http.ResponseWriter) error {
@@ -15386,8 +15738,15 @@ func (response UpdatePool401ApplicationProblemPlusJSONResponse) VisitUpdatePoolR
 	return err
 }
 
+type UpdatePool403ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	WWWAuthenticate *string
+}
+
 type UpdatePool403ApplicationProblemPlusJSONResponse struct {
-	ForbiddenApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers UpdatePool403ResponseHeaders
 }
 
 func (response UpdatePool403ApplicationProblemPlusJSONResponse) VisitUpdatePoolResponse(w http.ResponseWriter) error {
@@ -15652,8 +16011,15 @@ func (response PreviewPoolRules401ApplicationProblemPlusJSONResponse) VisitPrevi
 	return err
 }
 
+type PreviewPoolRules403ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	WWWAuthenticate *string
+}
+
 type PreviewPoolRules403ApplicationProblemPlusJSONResponse struct {
-	ForbiddenApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers PreviewPoolRules403ResponseHeaders
 }
 
 func (response PreviewPoolRules403ApplicationProblemPlusJSONResponse) VisitPreviewPoolRulesResponse(w http.ResponseWriter) error {
@@ -16497,8 +16863,14 @@ func (response ListTeams200JSONResponse) VisitListTeamsResponse(w http.ResponseW
 	return err
 }
 
+type ListTeams400ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type ListTeams400ApplicationProblemPlusJSONResponse struct {
-	BadRequestApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers ListTeams400ResponseHeaders
 }
 
 func (response ListTeams400ApplicationProblemPlusJSONResponse) VisitListTeamsResponse(w http.ResponseWriter) error {
@@ -17375,8 +17747,14 @@ func (response AdvanceTestClock403ApplicationProblemPlusJSONResponse) VisitAdvan
 	return err
 }
 
+type AdvanceTestClock404ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type AdvanceTestClock404ApplicationProblemPlusJSONResponse struct {
-	NotFoundApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers AdvanceTestClock404ResponseHeaders
 }
 
 func (response AdvanceTestClock404ApplicationProblemPlusJSONResponse) VisitAdvanceTestClockResponse(w http.ResponseWriter) error {
@@ -17504,8 +17882,14 @@ func (response ListUsers200JSONResponse) VisitListUsersResponse(w http.ResponseW
 	return err
 }
 
+type ListUsers400ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type ListUsers400ApplicationProblemPlusJSONResponse struct {
-	BadRequestApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers ListUsers400ResponseHeaders
 }
 
 func (response ListUsers400ApplicationProblemPlusJSONResponse) VisitListUsersResponse(w http.ResponseWriter) error {
@@ -17664,8 +18048,14 @@ func (response CreateUser201JSONResponse) VisitCreateUserResponse(w http.Respons
 	return err
 }
 
+type CreateUser400ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type CreateUser400ApplicationProblemPlusJSONResponse struct {
-	BadRequestApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers CreateUser400ResponseHeaders
 }
 
 func (response CreateUser400ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
@@ -18074,8 +18464,14 @@ func (response UpdateUser200JSONResponse) VisitUpdateUserResponse(w http.Respons
 	return err
 }
 
+type UpdateUser400ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type UpdateUser400ApplicationProblemPlusJSONResponse struct {
-	BadRequestApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers UpdateUser400ResponseHeaders
 }
 
 func (response UpdateUser400ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
@@ -21388,277 +21784,326 @@ func (sh *strictHandler) UpdateUser(ctx echo.Context, id IdPath, params UpdateUs
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3rjxvJlh/4r8TSBsTqSZaqSlLfVhUag+qSdK9uS61yqeQeT1NWBjMPyehKRrAjIotit7W4/jDju4s1",
-	"1oA9ayxmsTMYrHe/DAY21t4L3Afu/zJwP+6n+y8s4kREPshMvopUldT8JBUzM97nxHn+zjeNSAyGggPX",
-	"qnH4TQNe08EwAfx/h8avJHyVgtLmT5UOBlSOG4eN8z4Q94AwRQY06Qo5gHi3ETQuaZKCeT0SMTQOS40E",
-	"jRg0ZcmcJpSmOlWNw7t7e0FDM52Ydj6hMTnL2tHjofmxr/VQHd6+rfqCJrsxXN4eStFJYKBuF/t98yZo",
-	"xFTTDlXwKuX0krKEdhKYnpV/y4yp8OIRkaDlmCRUg6yaZWXrE9NdtG0//Xt7d/LpPwd5ySIgL0rtz1+G",
-	"yoHheqTDhEVUTyzCMZEQCRmTEdN9ovtAFB0A4XQAARn2BQciJIEBZQmhiQQajwm8ZkqrymXJOimsxdW6",
-	"yA/H/Xx1TgTvJixa7GTkgzLr0BWyw+IYeHkd/oVIyYCOCReaDEGaw0l0nykihiCpZoJXzTdvrDDfxZrK",
-	"51XY9UeF9uZPLO/dTIxxlXa7LGLA9SsVieHUcWeKHJ8+JhdgDl90oexemDfxf9nwCAeIFWkqcI/VTtXk",
-	"KzosUcAVu1vDAlWM0K6UBslpMkEJnKQcXg8h0hATkFJIIqIolRLiI8I06VNFOgCcJKLXq2Z+WcvF479C",
-	"uzlLKHDEx65xYngDSPLQNLXgOrhhmdlzoV91RcrjKh6vRCojILEAhecX6dCQ57hwqM1GMV01/7ztKda/",
-	"ZMv57t/NV+Azockj1/z8WeeDMdMeGibEY2ZO3KsuZQlULgAyKrMjUZ/yHsREMR4BDtJwJsL0EemCjvpm",
-	"52iPskq+UNXZ1Iqs1lW2MPsH+cKcFvojj3x/85eoapxTi2VuVSanl8tca8OYanuxMwmKUE4ed1tPqRl0",
-	"H2gMMmf6dsK3FHl4TntzFy3rdJKlXKnLbPEOPqpZvLO83yWXLxuxWUBJNbxK2IDpqXUTggwoH3tpSM2V",
-	"NUptFZdjbkv5dAt3p/nsqfnMSVdqoamWBmFmmHKa6r6Q7OvJGT5lSjHeM7TN+CVNWEwiCTFwzWhSKTaU",
-	"2irMcH5LOZvYz2f4otzc/MmV+reTU+lwKKSG+NUAYkbLM3yRPyaR4Bq4JqaX6rlNNlWY4KyGckK/V5xa",
-	"/sFT0xo5Hw9hwUlODsTMFFeVzmGKVmzPWPcAic0QmLnfzbgljSrvg+nWa1SCBdpei5YwPaA3ZhUs40Al",
-	"6IRGfWidmI4FSggxqEiyofmmcdgIuWgpLSSERHAClyDHhHI1Akl0n2oSUSmZYUtEiwuwHDvqwwBP0IC+",
-	"fgK8p/uNw32chR2v0pLxHm6HYVTTndqVGkpQwDWO/pYilyAVEzwgXSEzFrhsf09ERG0nVX2+OHtCRNex",
-	"UneBRxKotlJKfjFomUJNxwfVHZ9RDU8MO6nuOaJJAvKWyg5IJ417oAkXo4BQRRgnsaRd3WKguy2z4XTI",
-	"WoZJIY9quQ1t7e8dtnnYbqQKZLtxJD++95Mj/fF+SJpCkrDdoEP2KYzbjaN//MX/He4cklCGGTslCXR1",
-	"QEIdEoV83qhxmiVmPdrcDYgpMuqLBNwFTZ4bEp46GcJcU4bHGNZlVJHY99LmTUrM6G4pe2IMs6PcS847",
-	"gZUYzYyjJI2NyGjIRHAyTDsJi3IxWu22eWPFTWidioRF4+q9cDPF402Hw4SBusoefPXxwd7e0ejju+Eh",
-	"oaSTRhegzSkLvyosPXYmocuSRJFIDIYJaEjGhPE2D0f5hjSHIHH5kApwAVVgtC5UO8xvbiHVjtsbFA7C",
-	"bObhCqtmLtnWcVeDnF6w525gWpARZZp0oCsk2IuZ8V6ZPo1qSLXVG+4cNALTORukg8bhRx8imxswbv/O",
-	"B2Jk+R5IHMnnn3/eOi6cqunhPOPk7t4+UnDUNzTFe3BkTs/dvTsknNaPQtI8e3RCPvzJvb2dgr6WH0ir",
-	"yh2S8BOgEqQ9nR+3K5TBdiOwX3/cbiRAY3U4kkxDuxHWMqk7VQtuxFEq6QC059AJZQPH9J/jpfCIJZWb",
-	"8YwnuXRkziuq4eYiwRuWmXe+SkGOG0GD04HtFm+Z4gBj6NI0Mds0BB6bQQUN4GZXvij8QodDKS7xhpPw",
-	"JSp7jZdVx+fEMtBHUgymR+weEoqqEe06Qa5qpFGhncpDZeTklmYDsAfLL/LdvRmjOhf1Y7JHec5wzsU6",
-	"BpNKJar2c0i/SoFE+Jh0pRgQSoYSLplIFRnSHtxSJOTwWtsWwtrB2g5qjuE9VK2mRvU4PqXmcfXt7K5H",
-	"Fmd9Ds3bWZcsnnlj/lMJ3cZh45/czs2zt+1TdfuxFUofd/GKrx6AERzsihiqTajSVolshh+EVqhCXWns",
-	"xYadI69CxaR59+Aj5Isi1YTpgNzdPyCjPvCJm7+opu5k07RsPp+oF0WWlEQe2/vtXGhaIXYdJ0qQSKRc",
-	"E5okdkJGM7AaniLNSBgSp+Tk2YvPznfq9p0VOymOz42nI0QClLsBxanSclzHXB6+ppEmzL1V36N9vuQd",
-	"8ynj8UyuNhQiUVY4Y4pcMB7XjcA8ayx61J6nHcO7UKlA+bBaRDulPSCKfV3LDVACqOai9/aCGRffQena",
-	"26+89p6NOMi61QkHEAbEylSExYHhoyEX3FxtZtFQ9MJDU3tKhGn/cVx7S31obiStQZpv/2VzAP/KtP+v",
-	"vthr3aet7nHrUevlN3c+fLPzTxtVW3sqRDLnwrJnetQXCkhfDAB324ia1ozMa5fdvPd48d12jOWfYSPT",
-	"m2zkr9deATA9mLU0zRg+0uRmDxOmIN4JnNAKSBJlk37dUL+aSREDxjN+US2D9Zjgs0lT4jt1/dunS5Ll",
-	"cyErqMH8amSjI0KJkXQMYwpbIVFCakXMu1ZK2CUPLBGQsOWuy2Nde0eZr0vD8zJH9mkjaLSKf1jTmHtQ",
-	"/MMcaPdz/l9zRzwSSSJGL4b22cQvL6tXwNwFsxfe3hf18zJPl1z4c9qr6/PMkYvRvI2IbYlEW4Nf1QA0",
-	"7dXe/JWdv7BLWS2xuYeLSGxpoZ2rC0mu4yqJzY9ptsSWZg1cdTBvjGSjhoIr60j+hMZnuR/ZGbbMf1F9",
-	"tBYHb5P5ky+VNT/M8ERX8TD/etnxW2PQmtlAlU1oUQ56aidh16BKLKw1bxVNWwXzU8kuUtWze/d2/mKN",
-	"Ir/Qx/59HH/mVV1809aySrknMHIjULkNHx1lXOda2w1ZrAdFf/oKR7zkj595Psv+68VWPBvdjKU/JlnL",
-	"zt9uxOgYSJj9Hu4ckdBpDyGKAEYsoe4cWyvgDdkP6w1dbS+KDuGZW1FypF757B9zaz5Ba9rZoxNy/+69",
-	"nxA3UGLt5OoGLfGjYujECstcCr2Yuc6FyIa6wIY5+1Tp+F8Lt7Km6TkRHockzOYQHhGzx93MsNvmFzC2",
-	"Jk4bGEGdmU1ZWd+sOOlJyrUqR0oEbV5lswucqhDa6ImQDGDQAUmalMfWWB1OWgrD3By44+g6s/Y56+tI",
-	"pElstG0xIkxbM+kNOIjVVs9ZbUy9jxv7mdCPfBTECme5FEUx8yyWwxCufAQ/E0SlUT8zy6DupafPZR5K",
-	"cUO4R9HN/iiTzFZY+ppIjpmbUBfosCYpr8pCRpgmI6qcGc5erBXDMFcsFxqtWaM8GOSGbtxZIRbkqltX",
-	"jCtZfPNKYRZX3r4sdISpgj20YrP8w3DnBu2MCxJ9UY5wXUUYrQmWnS2X1oWaroWolA1yiyg33EzTC3DW",
-	"aKtRcTE6JNpHwAypUiMhYxL1wVyojLeNItHra7+ZtrlXnVSNwx3PMssRuhJo1DeTMI+7aZK0uZeHK2Ya",
-	"7uwS9ARanR/b67FL4ISnePuKrvdS3qC7c8J3OfPzwqu4R+dCPKV8nIUNrXbUJiOjZh6xqaijqx+tuqCp",
-	"+bv4Puzhi4morRU2cDLwa+YGTkVWXXkD58eE3RDmXAjVwkgt9KmsuuQV4Whz1r0q2GutNq2OiMeGcWI4",
-	"SpdQgv1g+NpEfLdh3pltYWpkN+hGzZYIx3EcX1IewUkioouCOZPGViSgyak0c9TMbFKXJgqCxrDw0zcN",
-	"xzkmQz0+vFv0eN3Zv3fnw729BfxeucD0RdZ0bqQX6LkzS3GMQU1W3ioOJ/cVrGbnDXwLn4wX8SwFDXg9",
-	"ZBLU4h3yNHGyh/WPTw2AxYv1nFClX6hl5jq3a2s1n935Z+adN4H3w5nTkiTPuo3DL+YP+uXkGGwcdpe9",
-	"rvb4d5lU2qgLkkYapPKOOgWRBB0QLdCT2ONMWYK8gDHpoKO66Mw8KDkzMWTy1RfHrT+nra/3WvdftV7+",
-	"SYUb05zFS3Gx1vW1tgc0x2kYqLmeamvVwX4e2w/2P8yapVLS8RTRYAwG7mO2tFm/QYE86onKxsIsyQaW",
-	"JoM1nb35ZLKeNR8w7v+a2ICgkXL2VQruMZ7qiT1x2+FGMm/ll6ApxwXfBN9Mc2UJNXGnhkaYVpB0d8nz",
-	"vhhxIngER0QBjzENQ5Hw2Ek09nKzcXAhhhn8Wev49HHrUxiHE1S2f/DRKmQ2zfPNwKfX6GW2Sk+YvaTK",
-	"M842d6FdzhausM1Ft6yjraCRB1rNPZv5m1M0iR1U7rtSrMdXu3l9CMdCVCCBOqFr1rtn9q3J8fueKmeQ",
-	"xkw/vHTSXnmENNJCruOOwIa8cOljBFKFIVk2vNmQ11hpGJhfuODjgUhVhXs/aNAriAYJA66P41iCUhNu",
-	"9Q/vlk7/F3ut+8etR7TV3T18+UHl9eKTBCa883vldv5lu50ayammkUWFhUxSnTNs2vr6uPXnNReiSHUk",
-	"BqVNUGkUmcUIGl3KklTa/EjOKiND7akCpe2ZmME8vvgfWv9jzYx9jsSs0OJ79+8XJc29itDioKGp7MH0",
-	"UCZXJGNgrZoB2Xb86ayXO/zafjCfC+IlTnWjePKLe5hvxWySXAurzAn8+tllqoVlmU8x+WbyevuZGGWh",
-	"ZcA1SBsr44LLqPSGDy3MDeh8SOqIhKLbDUmTEg6jNjcv31LERfPtkATopXUeDYgNr9slmPzuIp2cgkiJ",
-	"nVubh+5JeOiisfF38x5NlCCUnB6fn/yMdBkkcUBGfZBAaEcB12QAlKs2T7m3kaNdzVOb6HYbQUOKlMdn",
-	"osPMowSo0k8EjWso7hOqo34xnHzJW4bFix8Vy2oKgpNT+FaXnFiN+leclcKQy8lDLvH38tgnVEV3hGZz",
-	"w1c1vHBhxntRE3s7Re/ionKqE8s5U/j3k65q54QOK2KOSUSHR8RcuPboOb+aJngom12aJKRDowtDMhro",
-	"IDBkwEkvER2aZCRiRMF6bry/tzeh+9frSgX+fNKnnENSCgukSdIIGpdMYeQtBl82gsYIoj5yywGAtqkK",
-	"QvdBVhLEJC3MsB/M2t1zNgCl6WBor/KIxYt89ZmbdcXXC4hy/mt7styFe1LJCT/vjzEfCzM2aEIi9HSb",
-	"zTUcsJA5jBubm7xsZN8ESazNZIFx2suEZy+n6uVC7qRENXcGdjEW78gt1sJKaCa0XCGrZopjuLD3bOxB",
-	"HhxdHGGQZ/zM1v+LpLEO0aFEatcuPKCR0xDe9LS4GC1B75PavRhV9ye4ptHaeEyUKi0Gix85yxznEVtf",
-	"SH0Or/UyVMzUqWQ2eXr6ZlvMkFPqlwsNc8/SE8F7/gOMvl+qC5dLvcQXeWz5MpvkbqLFO6oi68JOZ6a8",
-	"fM2DRnU8/IwjuJpFb5Hz8xBfWs+Z8Ma9zRyHU3xppaNw1U3Fyc/YnrWwWsdsrp/L2oHY8Py5R27AePHX",
-	"/dpDOB1VarG0rC0msKk4Qz024kyUAJUuMKyYdnFvIVFmAwd5MeNXfqQr3ST+kC/WmDvuVS1lBLBYS4Vz",
-	"XdVaThxraO5N9YG6BKlX0149K/1s4W2rHIJrpcLCmdsCF2YnK17/EmKmn8AlJMv2Zr7zvubFNump4DDG",
-	"DZoMzNSEQ49qdglOa8QcWqc0GoKbOiAx0GRlxYgmzzPJeZoYu1J8DfwF1/Mvqsr2e5LGS1DCT/H1SipY",
-	"WHTyqbLLbOFEztoqMx1QdWEdSxP+IJmC3UKMy0aLlEJDmf2CdMaZ/eyWIqHRvDsJPML30AO0BvnP5+ut",
-	"MrEFnSBlzRk/8ixhMjFv7g2xnEYaGR1oxcm5r88W9N0UX8ave2z+Z6WdkJAAVStvhkt7XKbHXDGeKd04",
-	"BuyYARrde3O/OjfvXEGU7yim4YqyvHf9egU8U9BxAiUWt5Rg7xZkJcl+xUtrHdfPApdOgS0vwIxXZKmb",
-	"CjZYgeZWIJplDv+Vj3G99lI6g0t4eTNxajpuYZjQCAbOmTxTvs1enBxv3kR1EIHvfS1aVz6TzahdQUNX",
-	"g4WcWqA0IngydnhPReCPj83dFU6a5ctBec4sv7cACNOCql+ZSxeMnTQyEiPmaGM4a7Vh3n2+JtWxwOXW",
-	"ouhMcMB1tnl9wvkaJeACG17L2izDonO2u5auc5a8luY8u16sMcu4q1XtjJVvSNd+QMeqykmYJwrEdKzc",
-	"4VIjZiGX0H2UJkBEtzvbE3jnw3sTIcDz3YAPMglpQcZQZgOzdcgJ3lZ4uYrBZRnnGUhVtbVhhZCn8oo/",
-	"EpJQhE+gkQ4wVsG3TZrDEus3FO60sp3d3Ip/hc5Pp9qfSL1UUHQg7hYde57hJ0CLlmzzX2egrOL8LtP+",
-	"GS824WNY0ZDl3RlVX19dm1vx44nD47xx+WTmHyGoCEsY5A8WkkEmDuWSEQO+t5lj9dkSi1sffXpF8PZn",
-	"VyHyPfRW5Iwz+ciBSfPw1PFAS0eGu7BQAMlUG2hVmWarP3/+7DMyFIi3QIQkGQKkw6Gyoe6i27WeYsL4",
-	"MJ22aX9YRU+gFO3BNCjd3rwzbIca2KnlDVWdDm+RqjCKYvDwoipTlId5zBS13WtvgmJ20aIuotVsrota",
-	"9Yxsv6r9ylVJWHJkygZJLBx+UIipWBIdb8qiUWyrOJAg3/d8U/PNKk11XiCCP1srmTeudKDKgSPzUNoW",
-	"3fp3d8vrd3vOFs/a1nWo3hn7uXaP5yMJ8DWs5p9KF/FdlENPpvr/qdfhvOR03AganzSCxkmluISvn6UJ",
-	"LB0ImoDXD2be2OYd9H4ayX3xL6qm9jOgiYWjXSYjccr8UIqszFfCwcTOv8InaaJeQ/gZU1rI8UPuNOHa",
-	"fIjFnRXL5D7U5zsszGa6UgyereJUWSkToYz3aHhJQtkA49d0KrmZIoZ7N4KGlpSrLk67ixSH8cPZf51l",
-	"ybYiAesXNDIXiuVSl4BwkzSLIq/JUVg9ijBN4J/np2rJkNiKFAWxwlZUxhYXUgeKKQVUzzrG6+DTJYq4",
-	"dl79OK4MJhEWdHsC4TrbvjRl8URKaZXY/Tj2C7ZStHzlevx8dFHBR5JekXgexg+eH1ce5Uhell88uHdv",
-	"/37lqxds4USY2oTZCz0udvfs09PKrlJVTiFivcrXXl9xPJPqubaxc5cN07SdcIBLaUdUdVx+Prqo0NAv",
-	"YLz4+TcbuKROju1XDecJ0LhKDUW04uXccpYZQnyycFRpmduvplAtH5N61RCPbWDG2wzMfdciOZaOI97G",
-	"frz12A/D9N5e3McqMRyLh22Yuaxm01iBxy8ZwL3pMIoNh3W/y1Eai0Zc5MdnCR8PCg3XEmlhel6HCuFm",
-	"sI2waBR44azoioJ8VylZm2bWFGVRYExr8ZVfQ8D/dQYu3NAUgR9DPEWVvfGJ6LEV0ViWu209mGfJSpT9",
-	"OO3im+WFCBpYdO4ZT8bVSfTe2Zm1X8la/NGqcoJMEY2NQaokUyyPQgdYx0p0ycC8SRgn45Ry0jz57F/s",
-	"EKoIJTFEbEATYhsNCNVkIJQm+/eIY4wkZj2mFaE8Jgf+fbVLznwdDkKTER27sihEj0T2Emm2G/sHd+7u",
-	"3ttrN3Z2yVMhIX9IsVphN1VYGGxvj0yVx9gJCIdLkASxFiA+IpSgv9ZFwiCUrm1ACxGQDkQ0VUAo6TBO",
-	"5Zh0E4GVUhHZ1Y7ProkiCbsAsre7v2fXKkG4Modq2Dj0w54AV7pfsn20/vSLvdb9l9/sB/v33jTb7V3/",
-	"58GbnT+tNM3U6Ujlg5V30W4/r2ymdMdOFsxSCsGjbOW50Jar7AMxFzNWrjvyKBeC5yXczIMJxo3F6ZYz",
-	"PRXUwiJJVVvu5t4J0xrOuhDgTlcn/I/mE37e/gnChyydLYV1SJYY4/7ewd1luZOR1EbFPmZeUv69SaY2",
-	"OdZyq1Ucrrw0cZV7JgKlzsUF8KoguK4E1Sf2JVfH1p/wrIALKOXqcZUOxv0P687zbt2BdoB6j3l9/dWs",
-	"Um95UO7L2ZF4k8VX96vcDw4A8bmdlarG20GkYYTb8NNXZAQSCBjGuQIySJUb5AL4pAvMgtLNR0qYnERQ",
-	"2udi48VFrzxAXr6aIPoJ2K8//vbftf742//9T5o7f/ztL//42/+p3W6122r3n3zw+s9++N3fw2v97S//",
-	"8rv/49c1aFKnRb1sEtMDgYIIB49yRBJqFvmQhGh5C0lnbIMFjZIoZEBCi1cUkibTqs3d74hEpEmfmatz",
-	"iLK0A/J3pgxzAwtC0bqIle/aPMy9Zq6jgvkRoz+xArQ9CBKGE8BFZnjOdAJxyQdXo6OcCrFEnLV5+yxN",
-	"QFVoupuN/WHqga/6WJWiuALiyYBy2gP5OF7Ag4TqNUZ8GbHkHOhgqc+WirFe3bdZyVzWZZ1zYZcZToLf",
-	"jslFKS1seTqLm/BeupO5Wt5V7neei7lWwjl7EzQ64yzMo7rHBQL3MejD2lGKX96pYHVoTj4RIonFiC8T",
-	"9RF5yBdEg3XoQ6XaqG5ppkklpiwZI2RMlhAx75AtG0tuowWe0tfLTGnZwJcSR5g/7feHQywb8YPmD9Yd",
-	"m78+wTKOi37nnCOmuwVXueQfq7paqbYggQ4TkIz6AvVEo78hVqBdc4XR76JLynV2j9ru5pt21DXD/Tsf",
-	"ffDBBx98tLe3FwYk/PZ/+Y8ffBDuoFprlUwXMt7mnTEJvzLvaNoLfQUP33CCCNhO5BzskrDrXI8qJAOE",
-	"n8c6WPbXVjokLi5verQ+YYA0+1i9y9zmGZRbm4eGkEKi+mKkiBngGEv32Bt9IYvtPy+s9qTltpZOa5zh",
-	"BfZeKZQJkazDyIzyxrXHp+RyTFVU9Y/39nh/b4vrY5pbJvlOM8lK3rGu3Nkby2tqlmXLe64sqU5Pcytm",
-	"bjnm+80x87zGiXr7NYWKbRwAJUpjDb0BjfqMA4lEjC6M6vTACePt9KdHbr8s5LfrJKG8lzrXSO4ciujw",
-	"FbyOAGKIp3F6Z5QYmLDbpgOKhuKEclvigxWzfG+pUvdln1GVOxBLPC+Ru5MnVc4LjcXSyJryaNLwij6i",
-	"5eoLbLCUgIfUm3SvTRcLcFbsSefCi7PHREIXJPAICKeDDLnenUDzYfks9LUeqsPbt7HQym4Ml76+mrpd",
-	"f0yqlm1CO9HWFm7nVMQONue5Smk5q02YWNK7aBt6NrQyw5LWtaUrnNTMYzX3/5Xqq7iPq9d2IgzUW9TN",
-	"XW/0YvEqBoqJ8XN9j66tz6nk5pfDt2soX8HOtWKFm/olqoL9XixGdzI2d2Gw8MVwu/1MiyPKpjQvW7a8",
-	"r+swhkyclGs3i5wBOl9XJU38OPPrTrrYl3LMTlFuoe3KkYuk5LWUMMQ82iHIS2YWIWjQNGba/i8esOqc",
-	"NKMQnUq4ZDBaZG8r3forhpJnX18lmv2mMAmzMEJBvOJa5J+vvhi1DGF28Y9KslMR5bwqfSR3zI94QUB3",
-	"mBKokaCP/ss07k076dcYxZqPsWp6ttjeBG6MOpQWPcb+geEjBSyZ7HH+g38FLs3i++cj6PSFuFCHVseq",
-	"pKvnoDXjvSqiocMTjNeaof0N6OtHmJ80F2uA+jz1Z2Y/fNKVWvK7J2ZBFvpmMlimPJnKrXArsa644Hd9",
-	"+aYXKAtKXUTOf16GX6jDRao8kyOAoaH6Ck5/Y9goXDKRqmc3UkBbisPiaq8mWFD1rLtcmSA5Pkv5Ijhk",
-	"9sUZ460reoWrZW+ExcqdZodtUhN3HH/yyvFpYpvrYUQl31z7UwKcX7HC1LIxVG3AuYs+zwZXUnrnAsbk",
-	"I7xXMfdzoINNFLVelHHcXJa8JGYvNTLrOkqPlsKUVlj7GQmFi+cNmmOxUsjR+7ifS2rctZEDZlHXoSwj",
-	"zV67imxGsSbZbcsE5mcKLZ0ZMMWS0WZwSpmcG4j+foSSr9EIc8WI8HL8d2lky4SDnztAohUr01AV0SoH",
-	"0SMhM7BXFZCBuAQihsCJGA6F1ClnpomAfJUKDTY5KuVdxpnqQ0yEjEGa7ROk6evTmkO8Uw0JcTNqiL9Q",
-	"lbV1bFprpep4dYloyez4H5n8NDfz4xlPMKsvtIKL2cGQUK5GePr6VNv0jzwlxBZXJj6NKCCUSJGAc3oG",
-	"JAbcb/RG7pAW6XsLVjmpxA1shbQSCTTOs5AqeZSYXxgO7bmGAWGEw80UL32+pxMzcVpBniW+uNhpdvUt",
-	"1A58f+SNZXPaVj1zS4rA1QdiZjqw2fp1CMfI2q9dODajWFdo3IxbaXvsN3vs1y3El+KJqjI+zYOKOCe8",
-	"36oiugopcaXArpTbqK3dQkqcNwI4AI1JpHuPDRFkhUzyAhAZQEMBvSJDWchgibKq6FlAV7VorCBKJdPj",
-	"52b93CFHXNHj1GKvTi7LkErNQdo0fQsrSS5gTLpSDEhor5djbAHxUZj5qg80RuxOe7Iaf9Y6Pn3csuCl",
-	"nhlYMNM3QaODgrzv3v71yN+NP//8vBFM4w6U83JxJInoMR6SJuUEIRJbNt2Q/Pzz84AwpVKIUXy+BMm6",
-	"DGJiF4rxHjl7dPLRTw7uYe4joZwcnz7GKWL2OsIX2FHZ/nbRzWVWz/ADq4Vk0+prPWy8eYORTF1hA8Oy",
-	"wtBuNZ73BU3IgDKuKeOGtINGKpNCkE+P6X7a2Y3EwMb7RNL9x4Z5lXQ6bIyZQZpVT8yynJw9JQrkJUiM",
-	"9Pvk4BOiaAIKa/qrQ0KJ6lMJsXUNii5B31ubm+XJlBHS/P7Xv//+v/7dd//lbwPy7V/8/Xf/7Vc7lhYk",
-	"DBVBQyouqAVvDUju5lbE4rjaFj2Ua2DfTnEgph1NL8AIhja5tUOjC1/CpiPiMRkJeaEI07tt3uZYF5Sb",
-	"OavDNm+Rsxy80wZKOlBPe9IVab548fjB5U92ds3LiOVgydtsgf0gogNITqiCI2JkL/vj2aMTcufOnftG",
-	"2H1xfoJfm4vRfYI3UWtIe4wbQeqQhAkbMB2S5v4//uLfm7vOh0CSe3s2OJN6vNE2JxlYwhHpiJi5PsNv",
-	"8CoLSH4tvgmPSJj/GeL+FsEUTGM5noIZ5cNLkGOCoXnm7ZAObSkFJriPFPuTL5UwFOLjHXfKAY6mTR+o",
-	"GEYiBjMIG1MYOmJRJDyOIhjq1hMXMRiS5nM2GCaWpE7MxwpbMgcv/Lr/QRiQh7yXMNW3MagjpmCnMOLw",
-	"9Pj85Gd2hnajBiB7QIZUR3071p/cuf/hziGyWzwYTOFaFmeI37TwGz/L0nP7G+J40BhbUnSA4xzR8c6R",
-	"2SW3vvaYMEVSbpUVyzVcOCtiDym7qVaosB+YlprmKFv5hAgOhiCivmUf5tQFDkNE+bZw8e/u7eFkpjBJ",
-	"Qh8WyHRxuQapjSjNwGu9FkY5CR+e0154ZJUs86mQJIYEtG3G9OMGqEj4uNvCIhtuHI4ge6Rp9u2DcOeQ",
-	"3D34iIRDiTYjlKBe+emFuHBM90WqCdMBubt/MPGqnwQSNNPEr6ViPAIbBJywCLgFh3WM8XhIoz60Dnb3",
-	"pjjiaDTapfh4V8jebfetuv3k8cnDz54/xG/y0EzHFQ0fPD593CiAfzf2dvftq2IInA5Z47BxZ3dv9w6K",
-	"yLqPF+Lt3REkSeuCixG//eXoQu1+6UwhPajI1D/vA3Fgu2SYdhIWmdtDkebPP/+UKNA7RmpQQIbSaLxA",
-	"+jS5BEUMhyQ40FuqdKGpAKnHcHAWeWaJ19bYvYDB2wpMM7tFvGcjODV+ChqRbBEY20LnmDEf7O3568jh",
-	"DUwSCMKpo1i1AMytsrfc9Eq4Se/aqypLOKhqLhvfbRceXJBPGodfvAwaKh3Y6tyN08LCFhektHBeHDr8",
-	"AstTNF6aFm/3EVf+69r9O3YkdLC3R0Z9loAPxcWWDSsYHpkzHAtQVvAThrLNSzHVtEMVVO6Cw7Pf4D64",
-	"Hmp2ojADmrBLWPeWPGGXwE0H5n6Bwtp7fHpcfcNxx4suvis/5ZfVceyojzwPhQnMUaC2S4KhQAG5t3eH",
-	"NEP/0auU00vKUB0Id/Jbp3KPzoDG5s5S17NNpnsEtUNxzYhK3S6LcKPu7d2Zv0nPLY94kc94zXucrc/s",
-	"Tb7cv02HrOWxsit3+jlEEpwkZVMgEqY0xEcWdBH3nalhQsdkKKHLXk9vmBHFrK6ByKy+hJKq1RLzV27b",
-	"5K03wdwXvb3h5QZPhJ2EzYeaPhXHKNYZwdwsqFkGq1DhMM6ohpkVdt27t/MX3wT5V61TkbBovPDH/n0c",
-	"5l27BLMP1Sc09k4S/GR//icvuK0mxL6G2H60wNl/JGQHM4/wi4P78784F+Ip5WM3OrUqqRQYoNJeWSzd",
-	"Pe6IvkSkWlUjMiikB8PiMB0HWZ3tDQniyMoGBGtboHpHjQzddciXZcI4KajhjSwx5hMRj9d8ZJ2B+E3Z",
-	"GpcBSZbIZX8jfcdVFOMeHZELgKGV7+3qcjGaoJ8nIsoKksyigOy9IvVsaa5Ic/v3FulGpejKhPgpxIz6",
-	"CMRrIVh7TAomnkqinbjQbn/D4jeWhBPQFT7ch90uoJ3YIx1ewPiWskCIjhKnKfYMXVsFii2Rzt2KLMXc",
-	"F7a9DeadTLuAs7/4TOhHIuXxtZ1Gu6PzTuOycs7j+JQaYfOlP8ZpzHTLBsvXymafwQiUJl0mld4ljzBN",
-	"mHSMdoXAcprKHuiAZEfYyuJsAEQavb5GUjM9P7Qdb1xaCyp91nbaFr/OKHLKFt90653Zq79KAY3qzg7h",
-	"K3cFC15P1gk3awDC3fAXjKOLwS5oXf/2qa/Clw2hiGs6AZlKW18ft/68JodpkYEtMqD1rkjXdlw4NnW9",
-	"F8tZVa7GZK2glVeDavQAdM3pt8vCBlA3LDRllYa0kkd/5rlFAIP5Q7GFBa86lI0qPBkvmK/0IMdyS7C9",
-	"7m608lPcqpLxLWa6IEmlun8b/XMYYFCpEZ2hF0mhb0pI3UrYJcRlP18TXXno3HO+FeLC+Zxjrs0fodmZ",
-	"GF4wGDpbA7poICZDkKY9hCo3X5u/o4Shj886XUnz7sH9NreuxFe6L4XW1oqNBSHOQMtx69hwh3DniACN",
-	"+r4na6hCI07sqLbN0Yro3ODmhagP0QXEAVGCRIJ7GOFeCkqBInZkWohd4p3nbY7f2Hl0LDi5N+u1RiyG",
-	"Q9KBscClwGUjX6WQWvuldQygs+Te3h0SWofgq06qxlUT2iUYE5n5ExDFvM3DEzTJnwiupUgOCRctVEhD",
-	"a8OfuPRxizejfpbA+hdSP9fHvPLg3Qq+9UT0eoihO8GqSgs3j+OUX3677OY6tLibYdx8InqEcUsMruCI",
-	"4Qs5yHiFM6HAzkSqZ/EzI9wrZ4vAoEb8f4ljkQ4kgvcMg0PMZjLqiwRIlw5YMt7ZrSIw0+lmKGwi7X4h",
-	"GqvQUx09CFu9fnt3v3dGFEM19hTOIA93zGfQh9BUO/oo0YR19AsONvzGhkngDcdhhL/jXWukBYh329xV",
-	"bmK8NykPWD/hiCpCE/RCESzhIR1lZvTW5pbgSBNxqtzHZrg2qhnji3zMAEHhYKfq+jsr5xbcFBp9S/fg",
-	"ZzByXtjtRbhZSqy5zR6+tkEWU2TQFRJpZ5aP/HL/NkZ0taQfXJ2p6BR4bIitWcB7c9Fg/lsfRKkKKGMu",
-	"RFId4fCGRAEorEkgRrzafHTiIRpxOG/DgDTvzcKAbF02ayjbrKuw2Ot83bm8Edsb+EZrz+XNKhAmEk8d",
-	"ZaI/4jZFzFL0RqxoH67zTX4yJtQHNBcxZHaJx0klElpOMbU3pptIamRXBzjpRgsyMCK2ubYxDpRG2pXM",
-	"KRO8bRqKh31jV2gJdu6Nu0PfAvXWxenEELEYBZPMV7Ql2rV7ePYWoPITwbsJs+kC755g7miI0DJjWY6v",
-	"SMB8ibfIVirkaDOELSvYsoItK1jZtWxIaAlOYJNU5sc6nNUHkAN5eE57nrQxOwGj7Zt3Dz5q85pI8uXC",
-	"yNu8FEd+RMIPQgd8rQjlY+LivCvV8wc4pROXjrO0W72Ls62S9SuMYLavbbDGZuh3/2D+B6eFY2S9QpYY",
-	"P1ru0zNvXLkuSrYnyVBydnA9DXuixSARp6tPBTjn531zF5vrouZOc8OcoAXDK+adZHxnG373Tgc5/RT0",
-	"/MO7uqiJPPl9uqVs4vp6bqn1S8xuXC673uz0rCy81dt9q2btOfzLoWZs+dg7Jb8/SO1xgKtKDFeT/d81",
-	"ccNS4DyO7bWGIjZFdc4PHQBRkRhCkBWfsT52TKHGSFJFwoQpjYAVYUCGSapIGANNrI09tPm3PUljCGs8",
-	"Bdk4boCXAFFyvWNg/uunQiSFtytiAfOMfHeFMUVsmY7ayERfxGNB/uc6sOtdG5NotkSTJuKLESExE3IM",
-	"2v+OiCo7+WjrBpfvbGmA0xi5cxbDB5DiwajrDB8uvBC2lNmbBXbtDBE5Ft/lxw64Y/EvnmN69+Lvn9Pe",
-	"4i+7dJlHUgyWeP1cLPKy5SALt+1eX6ztf4a7u9DqSb3YvkRJGsO50DTZsBvPHdwFXHhFCtpaD25u7CuP",
-	"iQIqo36+ZcXrMvutPg0Q7wrVZ0MiuKvGj83GXnghPv7T1mxzcDvmqgzrkgD9QduQzdw3fz2JgOXeZ6UC",
-	"XkFM32YIrk+0X15Sf1dzCjMmUMMDJmXm2x2jJ7fQQF8fJveQRn3CNAwwgNyC1xPGMXhNjHjRqX5EJBYK",
-	"UETRMRn1WdQnKo1sXThkK6P+OC8GqYg1W0zzkU/MwNBbVRSsN8FM8p6uKaKtOAAsslDBUE5BtnAH3PJu",
-	"r+X3MzcYPWUKLkHSZO6NPkXN3nFWa4cvXssbljFrLfHu+daE9WM2xc++ptZvjJ8EdTuqRCFr3j34yJvZ",
-	"rY0drelK0wQqMiGcmTyfyw2zk7uBrd9QPtnw27WUz2Ewmal8y2i2tvIfka18ScnfBvAiROpbCLQzqsJQ",
-	"iCQgtIDR6j2gGbQDIt9iTdKjwgMySJUmHSAWCTvwpcPt6LF4OJr3XWWKGCQG9Ud0WBHji99s2D5hO7km",
-	"dWJRASyDGPAVEbaMchsUuPn4YCQNQj3AeXYam9/+8i//8Bf/dmcp/pUbLtbLvs7zlKEORGLgcgSxoswu",
-	"eezHb51hkbcdGHEyS08opb+Tg70DD3Q8dLlLpahIwrjSQONdYm4y52VzGYOvsKJuQIol9gMSU5aMXyGu",
-	"wCuEp8RXTJuvIiGSWIx44GCtX3UR9D/7k3FE+q0w3hbtLY0tj1objzrYO3hrIdzHEyeLjqi5fd2JdXfy",
-	"LUWoO6lbU9LNYOXXZ2+qYMZ/+Lu//PZ//d+WZMY+NqPOAoVhEv6ldxo61c1iAT+qm+6WyN4bC5b1u2a0",
-	"cktlm7z+yNJK4eS0L7jDI0DAEFcXwgL7oIs2c90qkrALsKU1btU6awvR2RuL1rwmV219VOXWRfsjsyi9",
-	"c5pSHOchkESLGhtPfUCkvZVjoEnLBeNdSVFKdXXl0EwxIsLaXXL7zi55DtpV/iBYu9ZFVR7r8MjWMXEP",
-	"XU0T/3Cerf1BMX5vE1wr72Br5N6ypK3tBjnSc5gQfAy1ujBg0vzul//uv//6//r+f/7/vvvFv15OcehK",
-	"gK83gSLx8LVFYGTa4idJyCuG4Q/4J0LzunAUW5U6xH/CvJ6x+cDVes2RmFzZPTv6p/T1AzpWO7vkk3GB",
-	"JTZHTPcZR76YVV/cqeCUUwzvETa7YUO17aRgTNgaprfM7cfJ3CwpFPgbaX77l7/5/jf/fjle1mdKCzmu",
-	"TUZ5lsQZyPmhR66xkFmim8tRhqlCgJU+YxZjyt+oPw4KHi4bW4dwNy6Vb3Zeys/cwN5pu4ubxHy7i9uG",
-	"rdnlvTG75GHqbm8RpXtjkUTV1O08J66q8/p95iVdqugpD7z3SCJcDJaCS4BeFh1Tt9DljSwiYjJKE1oN",
-	"c/U4m8SGpQsLbbN1g2/5y1bamOBmT6m8KMoajrGQ5nf/8W+/+6tfLidzSEA49E2F8RTjdaSNzjm0lZK1",
-	"KAT2WB9SFZIWjm7rVt7S/DvvL3VnmVCeUexKcXcWOvotyBBlK8OEFLFLTlwpaWfEOHJFZ+GSiVS5VoBj",
-	"xry3eBAfXVJF6WZWW6Fiy2C2QsX1cCdDf0WxonBBk+YffvGLb//6/1xOtMDUvi7IDbOqYIJRLRMJPBn6",
-	"G9GhYWwiusByOJpK7bD7LZOzSYxAJcRHxEbGucA4ZYsAd2qEnl3ybAicCNzvlDPNQAXkq1Ro541PeZdx",
-	"pvoQEyENVZGBuIQc9CnblpQnoIy2piIa44AQuGKao5675d8wT/XdbLnqlqtuueoEV/XEMcFXKUeXEdYR",
-	"aP7wu7///v/5zXKsNeWb83vx2ApsjuNxMTqy/E/1SU/SCMgQJBMxQfaoKtztbnBbrW1L/u+81uYP88JZ",
-	"Unn8XK0f54kQF4qkQ0IJpwMIyLAvOBhZwRXxiqRQykbeBQXEKLTOupidNrcnmgs5oAlT1l5Ljl31OxRG",
-	"Rn2qHW5jHJRsvTFTw4SO29z0b2vhehXtH3/xHwiHS/BVEIxwY31HRhpksW8aeKE4SpsP6JgoAMJ0FSjk",
-	"SR+iiwf5ykyZ1qfC0MVgSPnYrElGwmasdThZ+E9NddWDvUXKlh67XeDpoINGNUS6jMRgILACzYDWVpfF",
-	"D+t6X6hm6jH3W28LOdb1hC/VzvPe3bdbEzXb0KcWG7SOCXvo0OZQKMU6yZhwwW1S9NbBdhPhoT7vi6zk",
-	"WJ8qi1Pn6fBPSfO7v/lPf/g3pXSrAtfLOGFXJIkYtdJhPSf8ZExU2vkSIh2g6oSLhcymMy6U5z4ivFTf",
-	"G5H08uaJyLWwUsEmZEnVru1H+PWL4XVU9v7cKHVu3o/jwHLU8nSw8pudUy1Iom1gqsr2LIp9XvimDqFw",
-	"ciBYrc4MhDQz3INC3ztzxreeotuFQY0k0xp4qSZ6bSF0PFBrHwLujoiwAG68XNHtrhSDDdXcrh3golW4",
-	"tbjRJbg9yc6P4MhXYnvH3GgIwsIVkd8l3Yw11wMPhv5wH+sQGX0HfGb/kCodOBHW/dRNdSphlxznHVr2",
-	"AW1uedstc7/ZctbWczEQl67EZpjQ/Low3WnR5uGAvm6WHwQkH9NOGPggK2tFtBcTixMgUSKii0ohGbNK",
-	"fIObitp0zV9PTk02udo61FuC3UzFkXexSC8tkGvzh1/9zQ+//+sf/uE/f/u7v9qp4RZO8ETFuV77Nk8r",
-	"5MRDX83TqMpCIT8pehaY4B4JnPK4zV3eK3aWFwztQ6kmdma/dwHfoWmok8AjBkmswjZHWoJ4Z5d8CmMF",
-	"uuWQxSE+Ily4mvrO5h+yAtrvx4ZWq6vYezDy9xJN3K73hpDEzbIVUcS3KNpbFO21yrDmgM2XX/GMb2/C",
-	"dwU9O3HM1l9J9u964fWYSBjeUljT2rxLGFaSzrCpfOYQPsuMsu4S6KPPl2rzRZtHdBj4sj3onLY06kEZ",
-	"sPLEMKERDIDrkCg6VkSJXXIcDxhXQZvnvmpFmoznZa/HDu5jx9a7ECJpdYw4QY5PH5MLGCu8N21/E5ch",
-	"486yHReQbkLz38dxaKTwHB68ibbTwFo/21xIb/ndwVmSu3v3SZi9HppWGe9ZyzbLjNvmqtR9TAfN7AP1",
-	"ErahwQ1J16bp65Gs8563oOJbUPGbAyqeWGKbZI1FSf1dABL38vQWRHwLIv7jARGvE2xK1DsPODy7bjco",
-	"Utd5Hs0It5EeP2Kw8JrrZ/Mg4btkZg1PM5BbypbytJU7Jyt0ZhEWqAWUCnLu7JI8o9FL54RKaHMuNOmi",
-	"benQCvEuP1j3pUh7fftmRqKqvoCno9qbhUpuBrV2RPJSo2/13p3FuTxIy5aDbVHIfyQo5IuoCj9q5PEN",
-	"Gi6uFXV8ngS3Dd7dxu5fP9o4nsQKpPF6PrVFGF8/wvh1a5NbVPEtqvg23+KtoYpbpjuNKD6D6Qp+CVJv",
-	"OOn00Hm+VAn0y6aKetjVDOzPKftDkEpwn+2RQTDvYIuxC0gjig6ASBge5cq/Z/JualWW6hP7aIMSouth",
-	"Jt7f/tvP64q2jq2tFHmTDeqWbJx6SxivA2Ou52hbiNNaiNMN8ru3Cm+61YC3vOsGw5o61XcK0rSeZ904",
-	"KFNDYVsY060y9R7CmK7bxzlNze8ZdOkGpYZrRRjbShFbKeLGwpU69acWqrRelngnIEq3duktbb8vsKQL",
-	"O+LfZyjSrZCwZSRbIeGtw4/iEZwDPVrPkLaQowXI0VpE0A2ytmtGA90yty1zu9EooJ69zUEAredw7wTy",
-	"51YZ2pL5u472OVsJGsCslKcTCyX0Qm0W/BbbrwuQwPjAd/bcv7/gAcijEOqoxTiC1xVOmfmzdMpuD6lS",
-	"IyHj+sRYxFZVJHT4VafugzAgCrQiIYdR9puNOjJ83rrc8BJqm7EivI0LbHexpU3dB2auKHsDaHEB3ILQ",
-	"0igCpdwvO7vkvA9t7vGzfGNK07HNQvKRphGVkoHK7pRiM1h7nuk2b6KUncREcCBKi6EiIyEvGO/t5DC0",
-	"pTGRC4D8rd02/1wK3svwvPwKKgemQ3uUcaVteJXoYVS+FFonCBDm325zxNBjZnjCwcAGBL5KaWLub/Mx",
-	"Rm9h+L/qG0nDXDiUk4/MnSNpZC5dj9L7grNIxEA+e/TpSRmylyC8YjdVEFurxt29PRKOgF688kMJd9sc",
-	"oW+GIIYJkCYXOkNh2CF9egn5JKvRd80d+HTsj8GGZH/fvO3ubYv+5d6rQRDsoyN77P1BVYYgpiLITmjU",
-	"h9aJ4FqKZB4XK7+8FRpuUjr0vUWG+dwozxG84PSSsoR2Erh64JeNZhiMEZ1gmJOe5/VmNXNWj7grteES",
-	"D5FbW0cEcgnDBD2Dk2kCapdY3CfSGZMLxuPqKIhT7OUGwIJ9ynjsgao2GS1hJjw/VAIXfxsocaPxlobu",
-	"6HrysX/PAlmyuc5dj9AnC0j6GQ0NYNABqQKfhWDlG6Qo0nQBRWR/Z7cGSsgcr03dpkIk1wMlhJPaYgi9",
-	"+xhC73jktIcQGloimyT84sU5CUIyrQ/nCXFTV2dG8vURhD8FnZH6Bm+qOmXeDH5rwvoRw5jUkMDbgDFB",
-	"OZbxHpZDQSrJM584jEqEc+ThtBXq5Kgl+0sU0UhGIIEkVGnyZRr3bNKTTYtnMgtYbfOZ0CmImeIsFdiU",
-	"xOhkBFEJhwVkg1f+yrQfF8FVyu9Z+K/Q4yi2eQlt5YiEH4RZDROzCm5KO/XoKY5Z3Cz0FDOotaOnlBp9",
-	"uwr/DIbp0VO2jPMddfFtwVOWBE9ZVEi6jWFRMNqA//BzTMWwyaz+GhiJNIlJB3xumWX5yGht+AMlQymG",
-	"QoETwRTowGLASm8RteVPCwJbQJQQvFAP6LMc/VXRy6oozVM7a8MzzkwTq9pANsia7bg2nGhmOnFrUes5",
-	"wsVnysrBW4vIthaDOzBlSlX13MbRemtEJWe8V2/W/Ny9YOsVUV9nasSSpMQzglL9ryP0FdUHY6GHCvGt",
-	"q42gZ7ZZ3/m7nQ5Wnsx8U6ffky1t32hrp0/FHuWHtIbYFGg9k8geuCTtiA6VAz8G9H/FQM3PmVG07B41",
-	"r1caQp77Djd4qrM+au4oP+ltfMONO74/TUSHJtkO1VgtljU+RHR4Yo6neoCH1lwU5i8fxoAR/oy3eYag",
-	"UoADnwPFOmlPaPPMoEAWtCdMGh4mDArkyvaEAs3dLJuCH9ja7QpTDb9V28J7z39ubojAVvNfSvPvzWW3",
-	"Xk4YAdhKvNXauxMklautokicQkAkJEAVKAKvh2a6LjbY1SJ3huBJYQVLvMgxkSl3rE9lBVosVMyYJEJc",
-	"ENrPwqHHJKTqWTc8smldCX6cKpforUBegrSlE0nTvFiIm6rwzp6l/LmZ74Z8s9j2NaU4uL7r6jR8bnYP",
-	"l8y8h6gZTSGdHSYW26Lb72fdhrOU+3r9toID7j4Xo3qGoIEOVG0Us9FCzvGNt18fG4MdYyYhMqITS2IJ",
-	"LjaVKWKGXVuIn0rgS1ec3qR6bpZwvlKOW7GlzButkWtHDJ6a7N/F+KOqACGz/5tKtQM6uJ4AIZzUNkBo",
-	"a5a+IQFC2hLZJGUW77m5VYoyQt3gRVCnTforbatJ/kjDe2oO8NsI73kqLlEtwzE4n6zg4KtfiBEnpgng",
-	"MeVatXkhXaWJxTnNd6+icZRAuLOYpc1a6cqhOzfG0ub4wM2ysplBrd3CVmr0raqws3ihj9zZ8sRt5M6P",
-	"I3JnnvSidAvtXrdpfEl5BPUmPNSbs7pxzmY2osrm6/twmuc/e3b85NX5w+fnr06ePDv59ON9w8nv2qS4",
-	"EVOwg7eCs7xZk5t1s2g2gFaHZrE60pcpnyhWZMd5DkojrsmmShbZbrCLa7LFYd/nbAC1sTTmBVfp26ze",
-	"Vsffqi6IiSguweIEgdKOxrpCjmgpQ3DCYGeTw+vc/Laiuw1+SWOmhVREAVjSxRrrxVLvNuIaZT6VdrQE",
-	"tPUPLc27pCjnFGXS1ld2F/K0mfAFjuuazISlsc4xD5pnyxoHq3vFrfCCrRGJRQJ1vZpnC/d5Zl6u69Wi",
-	"SJGmYWsIks+4/6lLEwU7dlx1A7HvloaiDREcNjpCJED5hm2h5pzMt4VmU9jyyRtrC00dxU/CVswqWMY4",
-	"04wmWSY0YeZavEQMJJ1KDvEueTjA8mJUAkk5+yqFgERUQYtxBVwxc3yTcV0uZoa2sn5RwzR9PabWOoiX",
-	"ral1m4v5juAgeCvtbKgb/HOulfY6EZXMCLcWiR+xlbbmAG/eSntIaEcB95Xd3f3oTJ0BCXmaJKEFCTUK",
-	"QJsLbIkm9oNd8gBQ9qPamnrNyEkztPLgIUHZMdwhEi7FBSjSZyqDhLIKhQcbIlQTwSPYJS5AzuWAhhlU",
-	"EcIsuKBNa+cNjfwbFkGnJtCm7GgqUKZ0H9q8BDXla44SplQKsQOEyhGmbikS2lnEz934wzZXdKxIX4zI",
-	"gPLxLjlGad1Xm6EjOrY1q0LMGQgJTZTI1sKO+Pj0cZtfwDgfrys7F1hDswVitTkHGN3UFwmOa3CDIaXe",
-	"+SRbdxncLFO9GdTaTfWlRt+qhWvmhehM9duLcWuqv+mm+uuSfjMrf530a96GKJVMj5F9dYBKkMep7jcO",
-	"v3j5JjDEyz6FcfbLy6yRSbHhCbsEDkoFyKyZ+S/ej8pOiwxA05hqupubhNRYaRhU2Nb89UmaCJEYeMTF",
-	"gCSiJ1K9k928w7STsMiKB3i/XYJk3XEZI7LQJcKeTXd4itiGgTM4mhtaBTbmyoYa0yERlyAli6HYml3H",
-	"6eZ8WAXREuCoDJDu/+tji63905VMywyIBZthVQefmvl2hSRDKrXNPtHQs3eUciBtCPXuTLKcZEIZQtF0",
-	"GNZZLy4M7nPdZOhwCDxuWUEjjZk2G1Fa1tiZUycOBYJfNb//9e+//69/l+2atenaYmKFRizI7XQjJ1mO",
-	"WPPbf/i77375q3kNZUllVY3Z8siKNH/41//h+//3N//917/eMYuffVNsx71b0cwjkSRi1EqHpqFf/c0P",
-	"v//rH/7hP3/7u7/aIYI7yC88OBWtdvHTF8OqZh+k9qoEjFC3zX/3N//pD//m3+4UWoj9W1VNIMieX/Lv",
-	"/svfktvk27/4++/+2692/PF2so3PpA0mo/jtyIs104vDt26BNy/f/P8BAAD//w==",
+	"7L3rbyRJfhj4r8SVDTQ5ymKz2d2zMyQWAofT3OVOPyg22yNrasyMyoyqimVWRE5EJKtr1n1Yf9B673CG",
+	"DdiycdDhJCzOd18EwcbZt8BKgv4XwTO7+0n/wiF+EZGvyqzKKlbx0Z2fulkZz19E/N6Pn3UCPo45I0zJ",
+	"zv7POuQtHscRgf/jSBAcTi/4hJFQ/yCT8RiLaWe/cz4iSJCAixDZVmiEJcIM6cZip+N1rnCUEN0r4CHp",
+	"7JdG8zohUZhGzcaSCqtEdvaf7H7qdRRVkR7wiLNBRAPV8TpqGutfRkrFcv/hQzniONoJydXDWPB+RMby",
+	"YXH2d++8Th+HF4J8kxCpqvYGHxCVaIyjARdjElZtKj/IzJaqh8j2spvt5TMcorN0nMXbyc+rNxPg+IK8",
+	"DQgJyyf1z3mCRvhKrwcHIxKiKU8ECnCM+MCCXer/qhGV6JKyym0Whs/tc6XBr3+YheXA9iNMxxcB51HI",
+	"J2wWAIKoRDASIi5QxKUyC7KXTpCAMBVNEWYhGuMpYlwhGBFRhfAQU4amRFXCpThvCTLrmnUNACuuU4Ms",
+	"xDSaXkR0TNWFPb0FF0fxEE8fSLtI6IkGXJhdxZxHVRCqmmbeBWo0yfUBUrUsAxWF+1iSi4ThK0wj3I/I",
+	"LHZwrfTbzjU80CcupijCqhoFVo5eQhtNx3YweLr7OIPBayKuaEDQm8L4TcBRsTCARxJHNMCqBIRDd4sn",
+	"VI2QGhEk8ZgghsfEQ/GIM6LvPBljGqU4nbylUslKsKST5GBxvSnWcEPSRWk4DLjo0zAkFbjFvd2YCI3k",
+	"zU3lMRFYUc6q9psNVnoJi4fK9pU79ePceIs3ls0OGxOEfEsuKLuIcRUhNN/ROJEKERYiyuAsBolKBKnc",
+	"XHHA0u1eONz1D660gNwmFecXEWfD2l1OeBKFKMJSId2OaLSDzQo16kE4ivhEztl1OkP1tpuPvzYwpCsy",
+	"cODfErYQ6fMoRFhzLWyKTJeUlmOpSby+qNVQqBi/jO0bj74OGFSsRwOCMpkMBjSghKkLGfB4BslTiQ5P",
+	"T9Al0Sg3uJQGA+mW8L/0USJGSCjRliT2s9yugkzFhIUrcs3p1oAWKlZoIKWIYDgq4X+GEkbexiRQJERE",
+	"CC4QD4JECBIeaP5FM/B9QhiK+HBYzTqnI+eR/grjZoQwx0+f2MGRpohEoGd6qIZwsMsyu7/CEQ0vAkFC",
+	"whTFkSwC4hnQHy5QjKWcaHJFJZoIzobVW54dLrf7+YNlZ/wo2+cbhhM14oJ+Cy+tyfZml1DYaSIkF7MY",
+	"0vyuF6QJlKa+QJykAS+VMqk75cK4JbzYdNS1yEylpeR3LchAEDm6UPyyTOKNKAefEXzWq7X9gAN5G1Mx",
+	"f+/F0WfExEZjr/f0iyvSkIj4kLILNRJcqWhG2ufc4mtMIxIiaIywUmQcK7mQ7S2PnYfAciOnUNjLkQQ9",
+	"xgs9hr0MshEoyovSQGBcXQx4wiqVHZInIiAo5MTcVmA29SlNc5ybxsu0UlTMxp65AEuOnF2FJxkQXnKF",
+	"ju3wizefLSbdNpDKWiWPfaGmVe32zBjVqp2ZEa5P3nNzum3YC75oH7ZZ3UbcKHN3khtjPVtxs7q9zFe7",
+	"aUrIeL26LRuhehfl/uvZQ6Ze03+ZqeDHEkl5xaKp4Wz0Nw8B1k9iLb5qgsAFwgzhcEwZPIBghNmQ5PUn",
+	"dVsuTJnb+VomXAObNbNGDatY/8JCqjm8C4MJ5567WV2IJGUBASyh5V9E1QEaEBWMUg1SFZSqJqu/IktN",
+	"lcLn0V4Gn9PcfOjYzbcYUlXrnAGWIN8kmkRWsO9JHGJl1LBUENAnnwy6L7Be9IjgkIhMtWA2/ECiZ+d4",
+	"uBBo6aRlFv5aU2a07ZMa4J1l8y4JvnTFGoACK2Jkolo6b1XLi0l7Yawqul470hpJeWERsEPzwBbTtHp6",
+	"VhyilhCsk5wVp8ztowFRyzGNAWdXRKhqlrQ0Yu2+6sZb2y7zxK7AjV4Ikshq/JdnlCdYpmo/3f7ASMxE",
+	"Sv1SUjFRkCt+WQeKilnnMufLz7kerr1ypQZw8EouNFGJCQtplW7LaNKdNSq/h5AENKwDzuzIZdmtybjr",
+	"uC+zK4G980SRixqO/SVHMglGiLAw5pRVMuTlAXLbq+q+Bq67PKPehhF1L/qJnNbg4lQZEIxIcCkRFgRR",
+	"hmLBh4LIFLHKERcqqlTL5eeowtHLz7BW40N+eRokCosh0ewwDhS9qjC/mAb6CaaqA9O0avPl0Uq3eO5Y",
+	"17+95dlz++OJuuCDau3jzLp4oiQNibGvQpc5ey2MPH+/1eOugc+tWorefJJHfoVdv6BSUjbUJMdRn5yS",
+	"qmq7SRGRpvtcPNJ68HJhfrM5mcQx18TyYkxCios7fJN91lRVEaaQnqV6b+WhchucN1DGgz/Nby3r8EKP",
+	"hs6nMWm4yfJC9E4BqniBvGIoQ6rWGAMfrEnm4ekJrFvgoBI1z45e41vRYOy1qA5nF6SBMCH48sIhz1kA",
+	"5LW4inODPz34b8TZ0Pwv4OMxZx4CE7e1cWKj/gfbZhV4ivOWQLO2WdcCuOJSAWiCs+FFzHm0WEmDsLGL",
+	"GT0Yw8PKp5IbcYHCpnq8NWC73BLe6U0aYQ9sBUc4GJHukb6RZsshkYGgsb5Mnf2Oz3hXKi6IjzhD5IqI",
+	"KcJMToxtUKEAC0G1KGl4UFhvMCJjQC1j/PY5YUM16uw/glMyC5VKOC5JC5ezkxrYxIJIwhRc6wcSXRGh",
+	"+VgP3C2c2LrsfM95gM0kVXO+OXtuvIFyWs9AEGyFi0yYVyIhNRPvVU98hhV5rkXA6pkDHEVEPJAp5ugn",
+	"oaaDjE88ffMpQ6HAA9WlRA26+qRxTLtasAS5smsPtPtod7/H/F5H089e50D88OkPDtQPH/loiwvk9zo4",
+	"pl+Qaa9z8A8//7/97X3kCz8VgVFEBspDvvKRBNlcooQpGml49JhdEJVoMuIRsUoV9Frj9pmbwUFblaiR",
+	"pmmBhp+bpce2MFD3B9JKLUa1Za2L256xqukdB1ESaiHGmF5QnPQjGmSmRrnTY50VD6F7yiMaTKvPwu4U",
+	"rjeO44gSeZ0z+OaHe7u7B5MfPvH3EUb9JLgkSt8y/5sc6GEyQQY0iqTGfnFEFImmiLIe8yfZgWzFRBjm",
+	"CJyONAClh/SPl2QKv1lAym17NqDQ8dOd+ytATXPX3cOBMkrSIsBe24UpjiaYKtQnAy6I4cipNQymcw24",
+	"GGNlbKuP9zqenpyOk3Fn/5OPAY2PKTN/ZwuhTJGh1UN++eWX3cPcrZpdziuGnuw+ghccjPSbYkNyoG/P",
+	"k93HyJ+1Ifto6+z4CH38g6e72zmbdnYhjbl7H/mfESyIMLfzh70Kg3mv45neP+x1IoJDuT8RVJFex69F",
+	"Uo+rAP7O68RY4DFRDkNrQdYStddAC45pVHkYoERO7xT4rlCJNP0AQkJ1m28SIrSYxfDYTAvEJb/AkAxw",
+	"EuljyiRrwvSpfJX7Bcex4FfA+gjyUzCId76uuj5HBoEeCz6eXbH9iDDYk/DAKt+qVhrkxqm8VCFWpKvo",
+	"mJiL5YD8ZHfOqs55/ZrMVV6wnHO+jsWkRu3Secb4myS1Qg8EH2sOQZAryhOJYjwkDyTyGXmrzAh+7WKd",
+	"dbvyGj4FdfjMqk7CU6w/V1NnSx6NgQnmjHXrdEoazqWY/1SQQWe/808eZu7dD81X+fDEcGInAyDx1QvQ",
+	"jIOBiH614LIEiv8t/yPfcNug3546tmH7wKm9Q7T1ZO8TwIs8UYgqDz15tIcmI8JKlD9vWthOt2nQfLZR",
+	"x4osyYmcGPp2zhWuYLsOI6m54IQphKPIbEiLjM4TaSvg+oljdPTqzcvz7bpzp/lJ8uuz6+lzHhHM7ILC",
+	"RCoxrUMuz97iQDOpplX9jOb7kjTmC8rCuVhN866zrtpVK9DfOk2v2uukr3EXSJvAH1azaKd4SJCk39Zi",
+	"A+AAqrHo011vDuHbK5C9R5Vk79WEEVEHHX9MfA9hqzEJQWbyGWeatGmgAesFl6b2loCh7ySspVIfa4qk",
+	"FBG677/YGpN/qcf/l1/tdj/F3cFh97j79c8ef/xu+592qo72lPNoAcEyd3oy4pKgER9bb0MtIIKDKasF",
+	"u2530vy0LWL5Ixhk9pA1//XWCQB6BmNeGMcaj2wxfYYRlSTc9izTSuBJFJ1965b6zdwXMaYsxRfVPNiQ",
+	"cjb/aQpoUze/+brks3zNRcVr0L9q3ugAYaQ5HY2Y/K6PJBdKIt3WcAk76HPzCJDfteTyUNXSKN27sDzH",
+	"c6RdO16nm//DmDPth/wfYOU3P2f/1TTimEcRn7yJzbfSL19XQ0DTgvmAN/Sifl/665KAP8fDujnP7HPR",
+	"krdmsc0jUcZIW7UAhYe1lL9y8jcGlNUcm/3YhGNLcuNcn0myE1dxbG5N8zm2JB3guosB05aMOZMmEO0z",
+	"HJ5lkVpW4wkRarFx0qecOWXMH/xUGvVDPpKtFOtVhcNc82JoVY2mc+4A1crCZhj01GzCwKCKLazVe+Z1",
+	"njn1U0EvUjWzbfswa1gjyDfq7NrD+lNLSfNDWwuUMm/pwK5AZn4X4EzMVCa13RFgfZ6PtFnhihcidebe",
+	"z2JkSzOIp6ubA/pDlI5sI3E0Gx0S5Ke/+9sHyLfSgw8sgGZLsL3HRgt4R87DeIyvdhZ5p/m5R1FwNr/2",
+	"3T9kRn0C2rSz4yP06ZOnP0B2ochoxuUdAvFxPqhqBTAXgrLmwjkX81QX/LHgnCqDI9aCrYxqekHs1z7y",
+	"0z34B0if8SBV7PbYJZkaFacJHsFWzSYNr68hjoYCMyWL0SRej1Xp7DwrKvgmwsRHYzLuE4G2MAuNstov",
+	"awr9TB24bd91qu2z2lcT/AQhTogqoya9AxexWus5b4yZ9nCwL7k6do4oK9zlgiPL3LtY8h+57hV0vi5O",
+	"LZMaBUv3MvM/vyPYI+8aeZxyZiuAvsb7du4h1DmnronLq9KQIWq8rIwazhDWimVoEsu4Am3WJHPgvaMH",
+	"d5bz373u0eV9gZsfXsE19trHl7r7UpnTh1Yclvvob9+hk7EeXG+Kse+rMKM1YfTz+dK6IPS1PCobUxZg",
+	"prGZwpfEaqONRMX4ZB9cIyo94ijraUFiOFLuMHNOa/62Q5nF2H0IONWb0J8HSRT1mOOHK3bqb+8gsAQa",
+	"mR/GG9IrwhBLgPrygbNS3iHaWbJdzu2eawpndM75C8ymqav3alet7M0+94rNeIpf/2rVObovPsX34Qzf",
+	"lNz5VjjAskfg3AOccbm79gEudha8I8g558MHLnxgU1kV5BV+igvgXuUFuFadVp+H0zQSeIAwgnnAr7EU",
+	"A6+Rd6pbmFnZHaKoKYhgHYfhFWYBOYp4cJlTZ+LQsAQ4OhV6j4rqQxrgSBKvE+d++lnHYo6yq8fHT/IW",
+	"r8ePnj7+eHe3gd0rY5i+SofOlPQcLHcaFIfg1GT4rfxyMlvBanpez43w2bSJZcnrmHho2XxClkSW9zD2",
+	"8ZkF0LDZzBGW6o1cZq8LpzZa8/mTv9Rt3nnODgc52aJXg87+V4sX/XV5DSZ2bkDfVlv8B1RIpcUFgQNF",
+	"hHSGOkkCQcCDFCyJQ0aleZCXZIr6YKjOGzP3CsZM8JW8+Oqw+ye4++1u99OL7td/UGHG1HcRgmbWCF+j",
+	"ewB1nCJjudBSbbQ6MM+J6fDo43RYLASezjwa8MGAc0xBm87r5Z5H/aMyvjBLooGln8Ga7t7iZ7IemI8p",
+	"c3+VDsDrJIx+kxD7GW516UzscdiVLIL8Em/KYsF33s9msbIgNX6n+o1QJUk02EGvR3zCEGcBOUASkh8p",
+	"hCXyDy1HY4ib8YPzwc3gj7uHpyfdL8jUL72yR3ufrPLMZnG+XvgsjL5OofScGiJV3HF6uI1OOQVc7pjz",
+	"Zln7trxO5mi18G5mLWfeJExQee5S0iFbjfI6F45Gr0AQbJmueW3PTKvy+t1MlTtIQqqeXVlur7hCHCgu",
+	"1kEjYCDHXDofgUSCS5Zxb9bPayoVGetfGGfTMU9khXnf6+BrsAYRJUwdhqEgUpbM6h8/Kdz+r3a7nx52",
+	"j3F3sLP/9UeV5MWFBZSs87vFcf5Fr5dozqlmkKbMQsqpLlg27n572P2TGoLIExXwceEQZBIEGhheZ4Bp",
+	"lAgT3MVopWdoGh1q7sQc5PHV/9T9n2t27EIj5rkWP/300zynuVvhWuxi3maWUoZIisC6NQsy47jbWc93",
+	"ONh+tBgLAhHHqpO/+fkzzI5i/pNcC6rMHvjto8tEcYMyX0CcTZm8/ZhPUtcywhQRxlfGpbITTvGhuKaA",
+	"1oYkD5DPBwMfbWHEyKTHdOMHEllvvm0UEXxljEdjZNzrdhCkxbSeTi5GE5m99Zhvv/j71hsbftftcCQ5",
+	"wuj08Pzox2hASRR6aDIigiDcl4QpNCaYyR5LmNORg17NvTY+GHQgzJiFZ7xP9aeIYKmecxzWvLjPsApG",
+	"eXfyJakMDZtfFYNqcoyTFfhW55xojfiX35UEl8vyJRfwe3HtJVHRXqH52PCiBhc2RryXNb63M++dX1Zu",
+	"tQTOucy/23TVOEc4rvA5RgGOD5AmuObqWbuaQnAptwY4ilAfB5f6ySiCx55+BgwNI97HUfpENCtYj40f",
+	"7e6WZP96WSmHn49GmDESFdwCcRR1vM4VleB5C86XHa8zIcEIsOWYEGVCFbgaEVH5IMpvYY7+YN7pntMx",
+	"kQqPY0PKIbvA4l4v7a4rejdg5Vxvc7MswT2qxIRfjqYQjwURGzhCAVi69eFqDJjL9gIHm6m8jGdf6Ums",
+	"TWUBftrLuGcvJ+plTG6Zo1q4AwOM5hNZYDUWQlOm5RpRNTMYw7q9p2v3Mufo/Aq9LOJnvvyffxrrYB0K",
+	"T+3WmQdQcuqHN7stxidLvPeydM8n1fNxpnCwNhwTJFLxcfMrZ5Djosc24kKdk7dqmVdM5amgJkR6lrI1",
+	"U+QU5mVckYV36TlnQ9cBvO+XmsKGUC/RI/MtX+aQLCVqPlHVs86ddKrKy2Dudar94edcwdU0ek3uD6SH",
+	"XdOdcMq9zVyHU2i00lW47qHC5uccz1pQrUU2t49lzUKMe/7CKzemLP/ro9pLOOtVarLsG12MZ0JxYjXV",
+	"7EwQESysY1g+7OJpI1ZmAxe5mfIru9KVZhJ3yZsNZq971UjpA2g2Uu5eV42WPY41DPeu+kJdEaFWk14d",
+	"Kn3Z+Ngql2BHqdBwZrrAxuhkRfIvSEjVc3JFomVn0/2crbnZIb3gjEzhgMqOmQoxMsSKXhErNUIMrRUa",
+	"9YObuSAhwdHKghGOXqec8+xjNGkJ3zC1mFBVjj8UOFziJfwImle+gsaskwuVXeYISzFrq+x0jOWlMSyV",
+	"7EEiIeYIwS8bNFIm2ZrpgfrTVH/2QCJfS979iBxDO7AArYH/c/F6q2ysoRGkKDlDJ4cSyoF5CynEchIp",
+	"pCRccXO291lD202+MfQe0sXdCichSESwXPkwbNjjMjNmgvFc7sYiYIsMQOk+XNjrXLe5Bivfl1SRa/Ly",
+	"zvTrBPBUQIcNFFDcUoy9BchKnP2KRGsd5KcB0cmh5QbIeEWUuilngxXe3AqPZpnLf+1rXC+9FO7gElbe",
+	"lJ2a9VuIIxyQsTUmz+Vv04bl9WZDVDsRuNnXInVlO9mM2OV1VHWykFOTKA1xFk1tvqd84o8fatrll9Xy",
+	"Rac8q5bfbZCEqaHoV8TSOWVnmufUpViuVMzb7msSHXNYbi2CTgkDrnPM22PO18gB59DwWmCzDIrO0O5a",
+	"ps5Q8lqGc+i62WAGcVeL2ikq35Cs/TmeyiojYRYoEOKptJdLTqhJuQTmoyQiiA8G8y2Bjz9+WnIBXmwG",
+	"/DzlkBoihiIamC9DlnBbrnEVgksjztMkVdXahhVcnooQP+YCYUifgAPlga+CGxttxQXUr1+4lcq2dzIt",
+	"/jUmP50ZvxR6KUnegLiTN+w5hB8RnNdk6/9aBWUV5reR9q9YfgjnwwqKLGfOqOp9fWluxc6ly2Otcdlm",
+	"Fl8hUuGWMM4+NOJBSpdySY8BN9vctbpoiebaRxde4d387ipYvmdOi5xiJuc5UFYPz1wP0HSkeRcaOZDM",
+	"jAFalVm0+pPXr14iyOVPhKmwZzNA2jxUxtWdDwbGUowoi5NZnfbHVe+JSImHZDYp3e6iO2yW6pmtZQNV",
+	"3Q6nkapQioLzcFORKcjcPOay2rbZOy8fXdTURLSazrWpVk/z9qvqr2wlySVXJo2TRGP3g5xPxZLZ8WY0",
+	"Gvmx8gvxsnPPDjU7rMJWFzkiuLu1knrjWheq6DiyKEtb06O/v0def9oLjnjesa5D9E7Rz61bPI+hqvFq",
+	"9qmkie2i6HoyM/+PnAznOKfDjtf5rON1jirZJWh+lkRkaUfQiDj5YC7F1m3A+qk59+Y9qrb2Y4Ijk452",
+	"mYjEGfVDwbMyg4RNE7uYhJffRL2E8GMqFRfTZ8xKwrXxEM2NFcvEPtTHOzRGMwPBx69WMaqsFIlQzPeo",
+	"cUmE6Rj811QimN4iuHt3vI4SmMkBbNvUEQf/4fS/VrNkRhEE6hd0UhOKwVJXBNJN4tSLvCZGYXUvwiQi",
+	"/yy7VUu6xFaEKPAVjqLStzgXOpAPKcBq3jVeB54uvIhbx9UnYaUzCTdJt0sZrtPjSxIalkJKq9juk9AB",
+	"bCVv+Up4/GRyWYFHomH+8TwLP399WHmVA3FVbLj39OmjTyubXtLGgTC1AbOXapqf7tUXp5VTJbIYQkSH",
+	"lc3eXnM9ZfFcGd+5q44e2mzYA1CaFVVdl59MLisk9EsybX7/9QEuKZPD+FXLeU5wWCWGQrbi5cxyroDi",
+	"UWOv0iK2X02gWt4n9bouHq1jxk065t43T46l/Yhb348b9/3QSO/m/D5W8eFo7rah97KaTmMFHL+kA/em",
+	"3Sg27NZ9n700mnpcZNdnCRsPMA234mmhZ16HCGF30HpYdHK4cJ53RY6/q+Ss9TBr8rLIIaa12MpvweH/",
+	"Nh0X7miIwIfgT1Glb3zOh3TFbCzLUdt8hdYUf+TKp5ZNfPOsEF4His69YtG0OojeGTvT8StRi7taVUaQ",
+	"mUdjfJAqnymUR8FjqGPFB2isWyLK0DTBDG0dvfzn2whLhKEi+xhHyAzqIazQmEuFHj1FFjGikA6pkgiz",
+	"EO259nIHnbk6HAhHEzy1ZVGQmvC0EdrqdR7tPX6y83S319neQS+4INlHDNUKB4mEwmC7u2imPMa2hxi5",
+	"IgJBrgUSHiCMwF5rPWEgla4ZQHHuoT4JcCIJwqhPGRZTNIg4VEqFzK5mfQYmEkX0kqDdnUe7BlamernN",
+	"atjZd8suJVf6tKD76P7hV7vdT7/+2SPv0dN3W73ejvtz7932H1aqZupkpOLFyqbo9V5XDlOgseWCWVJC",
+	"8ihTec435SpHBGnCDJXrDlyWC86yEm6xLXlbLk63nOopJxbmn1S15m4hTZiVcNaVAe509Yf/yeKHn41/",
+	"BOlDlo6WgjokS6zx0e7ek2Wxk+bUJvk55hKpfJ3mPFIrr7U4ahWGK4ImrDLPBETKc35JWJUT3EAQOUKm",
+	"ka1j6254WsCFSGnrcRUuxqcf193nnboLbRPqnbD6+qtppd7iomzP+Z545eKrj6rMDzYB4muzK1mdbwcy",
+	"DUO6Dbd9iSZEEEQ04lwhM0iVGeSSsLIJzCSlW5wpobwJr3DO+cHzQK+8QI6/Kj36Utqvf/zbf9f9x7/9",
+	"3/9ga/sf//aX//i3/0uv1+315M4/+ejtH//u7/6KvFXf/fIX3/8fv6nJJnWal8vKOT0gURBixGU5QhHW",
+	"QN5HPmjefNSfGmdBLSRy4SHf5Cvy0RZVssfs75CJSKER1aQzBl7aJvK3qgxNgbmtTA6V73rMz6xmdqKc",
+	"+hG8P6ECtLkIgsSlxEV6eVZ1QsKCDa5GRjm11dgb8rKcR2dJRGSFpLtZ3x8qP3dVH6tCFFfIeGKqwIuT",
+	"sIEFCcRr8PjSbMk5weOlui3lY726bbMSuaxLO2fdLtM8Ce44ykApALa4neYqvK/tzVwt7iqzOy/MuVbI",
+	"c/bO6/SnqZtH9YwNHPfB6cPoUfI9H1egOlAnH3EehXzClvH6CFzKF8gGa7MPFWqjWtDMPpUQ02gKKWPS",
+	"gIhFl2xZX3LjLfACv11mS8s6vhQwwuJtvz8YYlmPH1B/0MFU//UZlHFs2s8aR/R0DaFcsI9VkVasTJJA",
+	"mxMQTUYc5EQtv0GuQANzCd7vfICKdXYPepbyzRrqtvxHjz/56KOPPvpkd3fX95D/3f/2nz76yN8GsdYI",
+	"mdZlvMf6U+R/o9soPPRdBQ83cAQZsC3LOd5B/sCaHqWPxpB+HupgmV+7SYysX97sal3AANoaQfUuTc3T",
+	"VG495uuH5CM54hOJ9AKnULrHUPRGGtt/loN2WXNb+05rjOE59F7JlHEerUPJDPzGrfunZHxMlVf1h0s9",
+	"3l9qcXtIs0WS9xpJVuKOdcXO3llcUwOWFvdcm1Od3WbLZrYY8/3GmFlcY6nefk2hYuMHgJFUUENvjIMR",
+	"ZQQFPAQTRnV4YEl5O9v1wJ6XSfltJ4kwGybWNJIZhwIcX5C3ASEhCWfz9M4pMVDS2yZjDIriCDNT4oPm",
+	"o3wfyML0RZtRlTkQSjwvEbuTBVUuco2F0sgKs6CseAUb0XL1BTZYSsCl1Cub12aLBVgtdtm48ObsBAky",
+	"IIKwgCCGx2nmensDdcfiXRgpFcv9hw+h0MpOSK5cfTX5sP6aVIGtJJ0oows3e8rnDtb3uUpoOasNmFjS",
+	"umgGehUbnmFJ7drSFU5q9rGa+f9a9VVs52rYltxAnUZd03otF/OLkGAIjF9oe7RjfYkF07/s36yifAU9",
+	"14oVbupBVJX2u5mPbtk3t3Gy8GZ5u91O8ytKt7QoWrZ4rutQhpRuyq2rRc4IGF9XfZrQObXrlk3sSxlm",
+	"Z15ubuzKlfOoYLUUJIY42piIK6qB4HVwElJl/heOaXVMmhaITgW5omTS5GwrzforupKnva/jzX5XkIQG",
+	"DJckXBEWWffVgVGLEOYX/6h8djLAjFWFj2SG+QnLMeg2pwRIJGCj/2kSDmeN9Gv0Ys3WWLU9U2yvlDdG",
+	"7guTPcb8Ae4juVwy6efsB9eEXGngu+8T0h9xfin3jYxV+a5eE6UoG1Y9Ghwfgb/WHOlvjN8eQ3zSwlwD",
+	"2MWpv9Ln4YKu5JL9nmuANOpTdpYpbqbyKCwk1uUXfN/BNwug1Cm1CZ//uph+oS4vUuWdnBAS61dfgenv",
+	"DBolV5Qn8tWdZNCWwrAA7dUYCyxfDZYrEySmZwlrkofMNJyz3rqiVwAtQxGalTtNL1tZErcYv0xyXJjY",
+	"5maYYME2N/4MA+cglttauoaqAzi33ufp4gpC78KEMdkKn1bs/Zzg8SaKWjdFHHcXJS+ZsxdrnnUdpUcL",
+	"bkorwH5OQGHzuEF9LVZyOXofz3NJibvWc0ADdR3CMrzZWxeR9SrWxLu1SGBxpNDSkQEzKBl0BqeYioWO",
+	"6O+HK/kalTDX9Agv+n8XVraMO/i5TUi0YmUaLANcZSA65iJN9io9NOZXBPGYMMTjmAuVMKqH8NA3CVfE",
+	"BEclbEAZlSMSIi5CIvTxcbTl6tPqS7xdnRLibtQQfyMra+uYsNZK0fH6HNGS0fEfGP+0MPLjFYsgqs83",
+	"jIs+QR9hJidw+0ZYmfCPLCTEFFdGLozIQxgJHhFr9PRQSOC8wRq5jbpo5DRYxaASu7AVwkoEwWEWhVSJ",
+	"o/jiwnCgz9UICDwc7iZ76eI9LZsJ2/KyKPHmbKc+1RuoHfj+8BvLxrSteueWZIGrL8TccGB99OtgjgG1",
+	"3zpzrFexLte4OVSpvfabvfbrZuIL/kRVEZ/6Q4WfE9C3Ko+uXEhcwbErYcZraycXEueUADaBRjnTvcsN",
+	"4aWFTLICEGmChlz2ijTLQpqWKK2Knjp0VbPGkgSJoGr6WsPPXnLIK3qYmNyrZbDEWChGhAnTN2kl0SWZ",
+	"ooHgY+Qb8nIII0B+FKp7jQgOIXenuVmdP+4enp50TfJShwxMMtN3XqcPjLyb3vx17GjjT74873izeQeK",
+	"cbmwkogPKfPRFmYIUiR2Tbgh+smX5x6iUiYkBPb5igg6oCREBlCUDdHZ8dEnP9h7CrGPCDN0eHoCW4To",
+	"dUhfYFZl5tsBM5eGnsYHRgpJtzVSKu68eweeTANuHMPSwtAWGq9HHEdojClTmDL9tL1OIqKck8+QqlHS",
+	"3wn42Pj7BML+x7h5FWQ6GIzqRWqoRxosR2cvkCTiigjw9Pts7zMkcUQk1PSX+wgjOcKChMY0yAcIbG89",
+	"psGTCiNo67e/+fvf/rdfff9f/9JD3/3pX33/33+9bd6CILFEoEgFgJrkrR7KzNwSmTyuZkSXytUzrRNY",
+	"iB5H4UuiGUMT3NrHwaUrYdPn4RRNuLiUiKqdHusxqAvK9J7lfo910VmWvNM4StqknuamS7T15s3J51c/",
+	"2N7RjSGXg3ne+ghMhwCPSXSEJTlAmvcyP54dH6HHjx9/qpndN+dH0FsTRtsFKFE3xkPKNCO1j/yIjqny",
+	"0dajf/j5v9e0zrlAoqe7xjkTu3yjPYbSZAkHqM9Dauf0fwakzEMZWXznHyA/+9OH880nU9CDZfkU9Cqf",
+	"XRExReCap1v7ODalFChnzlPsD34quX4hzt9xu+jgqMd0jop+wEOiF2F8Cn37WCTyD4OAxKr73HoM+mjr",
+	"NR3HkXlSR7qzhJH0xfO/HX3ke+gZG0ZUjowP6oRKsp1bsX96eH70Y7NDc1BjIoYExVgFI7PWHzz+9OPt",
+	"fUC3cDGoBFjmdwh9utDH7bLw3fwGeTxwCCNJPIZ1TvB0+0CfkoWvuSZUooQZYcVgDevOCrmHpDlUw1SY",
+	"DnqkLX2VDX+COCP6QQQjgz70rfNsDhHpxgLgP9ndhc3M5CTxnVsgVXlwjRPjUZomr3VSGGbIf3aOh/6B",
+	"EbJ0Vy5QSCKizDB6HrtAifyTQReKbNh12Ac5RFv63D7yt/fRk71PkB8L0BkBB3XhtucD4Kga8UQhqjz0",
+	"5NFeqanbBDxoqpCDpaQsIMYJOKIBYSY5rEWMhzEORqS7t7M7gxEnk8kOhs87XAwf2r7y4fOTo2cvXz+D",
+	"PplrpsWKGg8enp50csm/O7s7j0xTHhOGY9rZ7zze2d15DCyyGgFBfLgzIVHUvWR8wh7+dHIpd35qVSFD",
+	"UhGpfz4iyCbbRXHSj2igqYdEWz/58gskidrWXIMkKBZa4iVohKMrIpHGkAgW+kAWCJr04PVoDE4DhyyB",
+	"bE1tA3DelkQPs5PP96wZp86PiIJMtpAY26TO0Wve29115MjmGyg/EEinDmxVgzS30lC5WUjYTe8YUpUG",
+	"HFQNl67voXUPzvEnnf2vvvY6Mhmb6tyd0xxg8wApAM6xQ/tfQXmKztd6xIcjyCv/be35HdontLe7iyYj",
+	"GhHnigsja1QQH+g7HHIiDePH9cvWjUKscB9LUnkKNp/9Bs/BzlBzErkd4IhekXUfyXN6RZieQNMXkoO9",
+	"y08P0NcYd9oU+Lb8lAOrxdjBCHAeMBMQo4DNlAhcgTz0dPcx2vJdp4uE4StMQRzwtzOqU3lGZwSHmmbJ",
+	"2zkmPT0ktQN2TbNKgwEN4KCe7j5efEivDY54k+14zWecwmf+IV89eohj2nW5sitP+jUJBLGclAmBiKhU",
+	"JDwwSRfh3KmMIzxFsSAD+nb2wDQrZmQNyMzqSijJWikxa/LQBG+98xY2dPqGrzd4I8wmTDzU7K04BLZO",
+	"M+YaoBoMRqCCZZxhReZW2LVtH2YN33lZr+4pj2gwbdzZtYdlPpkLgjybCXpBE7wAq+7j8EJkppOqqV3z",
+	"h/m279I8lxfBXI1R2rvU/J3XmeGtFo4x2wPeSKOjTauhVSNlu7GMmEDclgnH4UwJHKg7deCPFmORN8zU",
+	"gqLfElD3PGmCuY656EPcGPTY+3Rxj3POX2A2tQY4uSqiy5EvqZyoX+AcLIL5GvIMyxqGTwI20wQKgqmA",
+	"UJnZAJ0dGM4OQWUSEM6xloAGNm9pEa0d5ZQonTSs6TMeTteMcKx6/11Rl5qmAS0gu0cbmTusehf20wG6",
+	"JCQ20pmBLuOT0mN4zoO0nMy865y2yz+F28OY82/nZzg8y/DdTb25R0+bTCMTMEST8AUJKXb+o7fyYM01",
+	"ySnoKh9tiR15+DMavjNPOCKqwgL/bDAgoOV3eSovyfSBNGks7UucfbFnYJjMvdjC03lSEWOaWTLvFi2/",
+	"izfTAHB+j5dcHfOEhbd2G82JLrqNy3KpJ+Ep1qLC1+4aJyFVXRPqUMtZvyQTzVIMqJBqBx1DkDfqa9kY",
+	"0gIqLIZEeSi9wkaSomOCBGZDUsNn65mfmYk3zmt7lR4HZtsm+6AWw6UpnWrhnVobvkkImESsFsnVXWvK",
+	"sBkT6rwFcEvhLykDA5EBaN385quroZguIZ+VtpTwFne/Pez+SU0EWpOFNVnQeiEyMBPnrk3d7PliZJXQ",
+	"KFd6WhkaWIH9ZqBvvwELHZO6ZYEisrCklfwx5t5bSD+xeCmmLOR1l7JRcTXFBYtFVsBYFgSt6NqKrq3o",
+	"uiHRNf/QCorvkKocH5yo0UOwjYNzT6U8ewYWXAl2YS5UN6JXJCza2LfAjA6GdWvXRNaV1hrFe+wYrhvS",
+	"mHwcWz0fmEdJiGIi9HhQJkD31n8HEQX7unF4QFtP9j7tMWPGv1AjwZUyFiQoxnJGlJh2DzVu97cPEMHB",
+	"yM1klMSgQA0tzu0x0OBbFxTdIBiR4JKEHpJcX1aXwnuYECmJRGZlivMd5BxXegz6mH30TWEAp1LvTmhI",
+	"9lGfTDmAAsCGvklIYmwHxigHhsqnu4+Rb4zxF/1ETqs2tIPAHzm15UEFgR7zj8AcdqTfFo/2EeNdUCf4",
+	"xn5WYtngiDejPCgUymikPFgf6ckc5yuw0nM+HEL+6hLeKQBuEfooNr6mbLQCfUmxviAhYYriSDanFLk+",
+	"77xOkkdni8YoNF4LkXhBpbR2Z7tAlFvgXaINa9B9rHDSJdy28ITK7fU7w4pcWKy6sH+h8XrYAM6Nn7ZF",
+	"M/IACY3IUq6boCG9IsxVTuEDJE3QyR05fa+TQ7wLu+eaAjCsTW6Fo68yTi48v8pOYKxLycnCMfJt18YJ",
+	"WucyW/AG/LhUjkFkfLIPQSlwVVIybOkpZT02iOhwpNBWwENSJI/bLmNd3gacsMwKzAUaJFHUY7Zztdl3",
+	"B519QPdynUZ9PkSUGSbFFmHT/FpWeKXCwSLHZvJEzeMzr7hNMegCPey9yXGSqE8izoaa8YQ6Fmgy4hFB",
+	"Azym0XR7p4rx0ZNuhvMppSJqxPtUaH8tn8IT9V4ogK/B5NijvlAuNLARm1Ps1TI6S5zx+28W0hjLYIA5",
+	"qMneoDm4iSusLG4q4CPjeMoZMe7gxm0XpD5GJvA7yJ9agibhTo/ZSqL6epRkZOO3NsES4Qi8ohCUlBMW",
+	"K6a4rscMskNbkDfVdtbLNVF24O/ufFgRMInbVSLhWTHW9a7gxxuSDV+SifUKfB+EwzXhzcIPF4IksokY",
+	"UdWpRcI3Km3eCEqtYQmfvTXe2zP4bMAFIMF5zrdXjx5CqEjXSYy1VsxTwkJ9nlu5RNI2zMT1ddFZMpe+",
+	"2MZeyQNYXowkIRKKnfEJq7ZsHrnc77Ccm7BtLmqZW5Ap+GxsuJv1QczPutisUzyI1o/hTpsGioeVe5jw",
+	"eOpeJrjKPMRQDAGUEyu6LtS5zX02RdhFSuaTU+4gV4ABCdK1WgLD+tiNJFoAtHoBu1oiPC2nav4LAsxw",
+	"oGwtzuKDN0OT/GXfGC9UyGf9zjJDN/B669Q0IQloCBxm6sb0YT7aFRivQfqSF3E2g/ybp0wmgwENKGHq",
+	"QrqEpwuYtZku77zORHA2vIh5PYuaDpBrujYNX0pbp2DpjYkYcDEuOX3sIz/dvH+AuDCBS8YlqscuydSI",
+	"PBEGOxqCzSHJx/rd68uAhgIzZah5OqrXY/4sTHzPRlH58Kf0bUg22gJnphHpMf/LL7/sHiZqpFnAACvi",
+	"o2Ck98GGZNtGfoLYBANYaYwnUYhwFPGJdc29E8rA8k4WjTHT3r6yZR3pdlc1bViJ9sKUfl10Y4ut33nF",
+	"SheLehcaZ2UgLhhXF7FhIhvINLN91vZ4Mke7gLNBRAMlXZRlrnq0woq0Uso1WB1L2hEu8jvLsTuCQH6I",
+	"G+R2KvQ0egkth/IhcygbdY9eGau3mPXDxKwGIy2BWE2Ok8XBFmf1+QcIenaOhw5TQnILSNaw9WTvkx6r",
+	"SUSwXBaCHiukIThA/ke+rZsmEWZTZNMEVGrTP4ctHdlsLkv79Q9gt1UanQp7oZkrbAW2eySwaXxnUtkA",
+	"W7vY23emQyu8tcLbdYS3R3uLO5zm0OOx9Q/XROaT5bqeORvfbVEogyE1hUoRsqNNjhhB9JW1NMzkfcjw",
+	"+Ob4XztF3SM1n0u3VtPARfcF2rRxrfc6evBHRC2+vKtLpMBrvE/cl8nnuR7ua/2CtV2XTTqqT3pecrLV",
+	"x71R74oF+MsmE27xWMvXtnxty9du3Cgxv8PniXlN5Lqc8PV0NfeNjTaUZREn4rQ8+VTU1Sm+8NjeZC+t",
+	"NW/cxyFjKqQekMiPqFSQn9r3UBwlEvkhwZHxfPFNus2hwCHxa/x30nXcAd8dKIrn3HUWNz/lPMq1rgge",
+	"zxLwWtaMSmSqcteGsrua3Q3pup3AwLs2iF0fiUJbUE4EcQEYd0qU+x0SqG9nq61bXHayhQXOlsRbAAyX",
+	"cQAuRt1k8LExIH4Erd81OLUzSMDd/JRPbJ7u5j1eQzbX5u3P8bB5Y5tf6Vjw8RLNz3mTxgaDNB7bNm82",
+	"9h/B6TaCnlDNziWIkpCcc4WjDTvX2YvbwLEu/4LaZAltsoQ2WcImkiWwEEmCRTDKHlye2Ul/q8/6B5Re",
+	"jmiMOEOBy0UWotCxni7AEUuT/dy00YyOX5fzz6GJDRn83fC3k/evOPu8zH/XUB60CQHXpzhdXs66rykE",
+	"UyRQgwPKEs/DvsbeXTCH18eQPcPBCFFFxpBxxFQaRpRBZBefsLyj8gESUNVZIomnaDKiwQjJJDBObYBW",
+	"JiOTExnyV0tk6NMsHvlMLwxcbfJi0SaQSTbTLYV75RcAFbErEMopEV04AQve1qPo/UwFCn4pklwRgaOF",
+	"FH3mNTs3lVrrYJ4sb1hCqFV22u+tYv1DNhDOJ1PrNxGWK/AcVJaM2Xqy94kz/hnLH9j4pMIRqUjRYI13",
+	"2V7umPXOLmz95rvywDdrv1uAYFIDXoto7pajbmvp2KilY0nO3wRFQj27G4gS0KJCzHnkIZwrqOf8MtJM",
+	"zmDPxOGYsoPcBzROpEJ9gkzZUs+UJiC2Gh8RD6S1dpoy4iERECgd4LgibhL6bFg/YSa5JXGiKQOWyyFl",
+	"HFhaRPmeujqYV3TBE3XBBw1HqurTOjy0Dg8fYBQmuPxYs0yDMKFC8+z1UZYV3W7y8tL2bZDRPQvfBOKP",
+	"sKu3ndLbre9++Yvf/+m/2V6KQ8tUs+tl0HJouE8C7rAXeLbtoBO3fnNBAqcd1QJzmtSikBEa7e3uubq7",
+	"NjyuGGWFKJOK4HAHaV7d3rzCU/VQ/u15KMQ0mpo8rxeQJxOa6DEvAs6jkE+YZ6ssXwygBn36p31+Feap",
+	"vEa503Jha3une7t7NxZhe1i6WXiCtXxhb6yVOh5IhO1NbZXldyv89h6T8w+bFt+eSaSCmv7+V7/47t/+",
+	"xyWpqXP+rDOSgB+ma3SvS7HaXTRw1LLbbf20Wj+t991P616YyIxjV4rpHsj0ia4/oK5SNjgdcWazAUOq",
+	"dFMrxpaaASVM6hsmUUQvCYoIDuWDWm+wXFDqxoLUbskXrD6YrPUBazWxbdBZq4O990Fn904BF4ZZ5BdS",
+	"vMY4Wh8HZmSFkOCoa2OQrqV/SypI7LHN+gqPGnFjsMwMozvoNVGQa5+CGDiObTDZofIPUBARLOxH+H/2",
+	"cZGTyuf5sKVNUONsgtY7pNUjrQ0lHVktyf3ESK9JiaHXr9VGP6Kt73/57/7Hb/6v3/6v/9/3P/9Xy6kz",
+	"BoKQbzeR0vrZW1PrkipTlUMQo3HVlBh+gD+hhLX144Ziv8iHf3y0ZcEFHcb4LR0n46y+R8x59EAis/oX",
+	"+O3neCq3d9Bn0xxK3JpQNaIM8OIYvz0G/f52BaacQXjHMOyGPTzMJDkddevR0SK3tSrJzeu4oOwixg2U",
+	"WaXm7zw3gOL8IuINElyW28MQ+tUVTXANxqnoZGWfZhr/rGWrsP/AjOcGr+aIJdr67hd/89u/+ffLEcYR",
+	"lYqLaW1Ch1dRSKRCAyqk2nc1GUwxGD7ImHI4TxBLUUhDSAc1GU29nJ+hiXCCQg42zdP83A4/tgu716YF",
+	"u4nFpgV7DK399b3RTWfBwvZs9TFvLp6j+nVb5G61Juv3XC4I5nl/Zc95uAjIOH6g+eOI4Ku888wDcDwG",
+	"FBFQESQRri7gcpJuYsOsqsmO3jojtyrwVgXeqsBbFfh1yga0osiHI4q8wOIyL4i4Ypxb3/+nv/z+z365",
+	"nEAiiOaWNlZ9Lh9SJUwA1T7q4+ASKZ6LvTI+VFWVWmB1rV9syxC0DEHLELQMQcOno29iU24g37Z1I76F",
+	"0j9A4vQzTatqrxIxbSri34DeoWjmKmkedtCRsftja0Uz4dKxIFeUJ9KOQhhkqnUmN+SiZqoYAL2rVhHR",
+	"8h3vlQ1tJZNTK6bds5puGnXlBbWcyIO2fv/zn3/35//ncsIa5LMbGE50g1jeK+H4ZdJflPNdBDjWNIFr",
+	"llPLmlgY3wtHH0zmPoIFCQ+QsdDaWEmJOIumqF8jRu6gVzFhiMN5J4wqSqSHvkm4sh7iCRtQRuWIhIgL",
+	"fbPQmF+R/E23x5KwiEiJAiwDHMKCINf2LDE6t+DfMDly07QEqRWE2zQdrTjcisPXZbeuFZh7PfcgQ9Ka",
+	"quRt6za7R8tuLstuOq6hxHBiBn6wSJAYbf3u7/7qt//P3yzHcyZsc868LDQ4z7KCjE8ODGMoRxr5BkSj",
+	"dspDBHyjrIghsItrDQStoL4xQb0hCs81XZVqtNrXG89SaRFI4zyVWYBxrQ/nc84vJUpihIGt81A84oxo",
+	"wRWClhEOBJfShCZ7uYpL4Jllg796zGARxsUYR1QaXy10CFmNrGQ80SyiqecZegU/r5DKOMLTHtPzI8uC",
+	"Gr3DP/z8PyBGriyCMmyD8RulSiIauqGJyWRpOO0e06y2JERzoRXFQo9GJLj8PIPMjFvdTJocPo4xm2qY",
+	"pGhTr7WuzhT8k38cY/z2OWFDNers7+3ueq68lVSCsmFVdatDewosAb6cMqiAGvDxmDMtF4yxqpscOtbN",
+	"/qTR5MwdfRgKImtrd0Gj2n0+fTI71Sa9adMDfWFqxtZhG1dSdivmUtJ+pIUyZtJSt861d7FAz5cj7hKc",
+	"oRGWRm527/AP0db3f/Gff/+vC+ngclgvxYQDruXSbhLXY8LPpkgm/Z+SQHmgxwNgAbLpT5GiY4KEZpAO",
+	"ECOT1O19B0Elumx4xDOVoCpK/5KQarf2Y+j9Jr6ZkoXFXX+pKa3d90noGYxa3A5I92ZPtUUGzQAgUzRl",
+	"C17n+tRV+CsvhEq7ELSVZp7Pzb29YH0nYePVnYRNFjURVCnC4IboxSXSxMJWrcFcqLUvAU6HB8AohUj/",
+	"P2PqqYSLW7eigeDjwmoMaensd0KsSFd37XhL04/5C+yTARdk8doUv/bKNklu3JNdHL2RQaJNDdWmhvow",
+	"UkOtKruCCNxIdDXC8jrO8iVHMglGSBAJVVYhf76a1dtbgeIDF0Ehq1aOmcq4rkHKxNQXSfQdGThUPgC2",
+	"T1wVghhL5Vlhz/40SFQiyA46zCY0hJb0mOECHshUQWB8dcb8ikgQDv0IZ4yVnk7xHvPH+O1W8YOHsjVt",
+	"g2WEmssASjxYBw0jgoKIB5eV4iQkqHIDbipQ3g5/O+m50s1VPJ/nfDicSc/VWkhbV+HWNtraRus03PfO",
+	"XvWcDxHOkaGt3/36L37393/+u7/+L9/93Z9t11BBq3oA1Wm9/lV/rdAU7INbEyRnV3AhbRYX51xEuXVf",
+	"An1oj9nEvjCZFjv03xKNCOqTiLOhRIqbbDD53DG+HqgfkWNKolD6PQYojITbO+gLMpVEdWM8pAwrEh4g",
+	"xlHAE6acC5JPc/XSf6hpkF9FHzXHAJu8EeXGgpYQeN28NP4p51GudYWca+Bt4aqPB7IR1aohXM6wZshT",
+	"g82mGXvXYLVnZEg5a767ExYmUolp8x6vgUNu3v4cD5s3tpk+jwUfL9H8nDdpbLKoNR7bNm829h/BGTeC",
+	"nlDNziV7V5tNQaEv2GINBtzxVnnRKi/ed+XF7aWpZiGSBItgZB5bjqEwf9eL1IdIkPiBRIxMoC+iUvMJ",
+	"aXU/l0IOvqVGVUvCR+BAjJXu0WMBjj1jTKUKPJ0NhnU1A/Qi/TjCARkTpnwk8VQiyXfQYTimTHo9ljk+",
+	"S7RFmeVB1IhMbTmRbRhE/9zta2ZQM/DokkwlcD1mvhIrQ5m1TIe5Sjq+/u9J6O+gwyyJNtoC26dnrJc9",
+	"xoWz3G7DLtGT3U+Rnzb39aiUDY1lmqbGac3oqBHkBU31+/Vyv8agG5L59dC3I+9nM4dtSu677l10LzIR",
+	"P11ZWRJihftYkouE4StMI9yPFus9KjutjXhKIq4gWIRpyqnwJbHuKYamMj7ZR4pzjfOmKMZSTrgITeJ/",
+	"jc96bBDR4UihrYCHBPlmuIt+Iqf+tlM+ux1oJJQwyP+nN6E/D5Io6jHbuWqn/vYOOiNKTHPOfUN6RZjz",
+	"J+EDJKH4rrwzmghYb/dQr3dh91xTe0LXKYwDyAxhIDcVdDcvxD/saxLRzYrJVTuK4mCEqCJjEy2EqaZd",
+	"lIFWmk8YgrgoHOjWB0gQmURKamJqVc8yCYw7N9DKyciGOpn8sIYPnPUi+EwvDGr8OFF7ExQpm+WWon3y",
+	"C9Bwq3qhp0R0AfoWtK1nTxMycu80cqaglSRXROColmsuvN6f0fBdbcmqHxGV8nIblLbraIpeYet6/UEm",
+	"g/wRpDWvIT/XqUqkkeUsefrJ61cv0ZiIIUHQQvMK1pPKPxl0wX3Szxyw9UIeSKQvGtp6svdJj+lPPFGQ",
+	"x/XJo73M/RZETBNFECJJWUC2d1CW6tKJfggL0gPWaQBq530jIdrEsWokeDIcmZbpE5VVEpjR0tlXuySY",
+	"BrBPq13bjOyWVm7wCgMB6LsA+j+4xqA3SnfnYS5XCqLFYPemDERJHtxb3ONUgLxA9bkfW13ktbmGT5ab",
+	"98xd91sLv4Cb3lBUgHA0DEWsN5Wuzpbo1eJclpyumH5gkEuA4C2TGQGqUsPqIUajnCgBfLBxPCuImLLd",
+	"G9SKmQluSf5YxMG10XRtloE2y0DrSXMPsgzc4+rhbbqADy1dgCH6WflyoLVb3/3yF7//00LkVz0nluls",
+	"18uI5VBvnwR8nK9hsINO3JrNpQic6lRL24dxLPgVjgyrBaGyiEq0t7vnkhTGhIWUDU231LxAmVRa1ELH",
+	"UFPYtM0/Tw/l35uHQkyjabGQkGfGvHCpDD1USOmR/mmfXEVFYqdq7rTc1rXf497u3vryPsxo52eimQu3",
+	"CU+wlh3sLbUSxQOJsL2drfb8bqV4uE2yXcQZi7sXm+urOIuJGphyZ/u09czuX+CQsdeUKPjvf/WL7/7t",
+	"f2xIwTm7IkJtOJvkvvVCkoXiaSYHpKuFnFbgtLrxmAjJmcuckdb734YRQxuyhCQeEyRIfJDpyh3HYLdW",
+	"Zdg9Mp82qFCxM8wtwvno5vMSBa2T0YdI324x+V1LSz4IWdLiO6vGR5TVlbavJ0VtwejagtEbJFQ3Wiy6",
+	"1fS3RaLbItEtIfwQikRbbepMgeh6AnjnCkNrdN0WhW71c+9hUeh1OwbOvub3rBD0BlnQW6291LKkrfNJ",
+	"m8CldTtpiz+3Isb9Kv5sFW21hZ/rBY17UfC59YNoCX9L+FvC3xL+tsjze1rkuXHEy/tc2LlVLLT8RVvM",
+	"uRW77k8xZ3i9Cwo51+PytoBzroBzbX3lDVKFW66t3NKFVu5sox1b6bOtqdzWVG65vvtUU9nxfQvqKdez",
+	"fveijnKrd2/l4rZ2cqvUXLZ28nxl5pjMyxF4ZGD6Rm62fDuMP5f3vbe45v1N5Q50AcphdSmDUqC5W6b/",
+	"LNyyhy4zcH0m2SOTMti3D/nUdvA9JImSyGdkkv5m4g41bTXutkD4e3qtUCrGZoKyctOWGhGq2QJDdRW/",
+	"JMyU9MZBQKS0v2zvoHMtuaSIxA4mFZ6atH0ucUGAhaBEpnQ8PwwIXVT12BbIUVGIOCNIKh5LNOHikrLh",
+	"dlbUu7AmdElI1mqnx74UnA1TxOYgKG1hGjzElEllAiz5ENJYCa5UBEXkXOseA9GKSkjSbIpqe4h8k+BI",
+	"80y6M8RvQr4sOdLcnSbymKFPNJ0XONCMjqt5/oZRyMT88viLo2IBdATFageJJKHByU92d5E/Ifjywi3F",
+	"3+kxKCMTEx5HBG1pYdblxN9GI3xFsk1W1zLXfMeLqbsGG1JEueHNdDethyrOXp2S3nw6MNfeXVSpH8RM",
+	"DOkRDkake8SZEjxahMWKje8Go3azhU/WUrfE6xTu/cIhiq0/7LInKxx3Wn1GkJAwRXEkm1esyfV553WS",
+	"PC1eNEah8VpO7QWVkrKhRsXOFp1b4J06rNvIub3C3QDCeOEI4+IzLbfXmB4rYoLOGvQvNF7PS3a1Fexz",
+	"lgdIfEDlDp42uWmvibiiAXmTr39x3cBpE8A1nkIVgzjjOByLq99+xuFC8Z/aCLFnwKQa90pgjjTv5/g6",
+	"kURE7iBTOg71p+iSsrA68OsUZrkDlQW/oCx0te42GSCmN7w4OgyA38aG3emiX7G9uu75mL/nVfoyOdEH",
+	"rsinSLMWyOwNGbOT9FwuLyPWwYtCWzaGEj3a3qmpZ6Wv16aECM6j26lnBZtqC1nd/0JWR1bJeU9LlrhS",
+	"Q7F5ZOWHnyec5WIls7JMllZyhnSmT74+aPpHRKVPfYOUqk4Q04tvrSUfcLmTmidwE+VOgI/VMiWIEPqV",
+	"ZCnfGJkUHs5Bjzn3sEtCYpAtHBGFqiUTIgiKsFTop0k4NNneTPp8KtIY/R6bW2IFaqtYBS0MJSAhAxRb",
+	"8eNcBYQLRzJN53wRlmI7o3bxXTHPHitUZTlA/ke+LXcpAQp2S9v1VVYssrhbVVb0otZeZaUw6M3qOecg",
+	"TFdlpUWc77Gb3URwNrwA1LhQQZo1bZ3qWqe66zvVLcN4twWDliwY1JThfwgRSmSyAberLyGTkslI61ga",
+	"8xD6xOUZNOwLMA3GnR6jWPCYS2LFCUmUZ4pqC2fUzDuagPDhIck5S9M/7aCXWTltia+q4qhPza41/TvT",
+	"Q6yqz9sgm2HWteGkg3oSC4taHA3Ap9LIdB+mdq+l7C1lbyl7A8p+7zRkFvkVqY6sp5yWbnUnWDDKhvXm",
+	"pi9tA3NNsKWAaEKjqED/PMTIJKVdB/AA6gPVwGEqHFMmq41TZ2ZYN/n9zkxY3MxiE5Q7k9YKdaetUC7F",
+	"9CS7pDWPTRKl5j6yz23y6QDH0havJ+COFRKsf06NVUVvPd28UkH92k24wVudzlFDOd2mW3fbO3d9fxTx",
+	"Po7SE6rRJi+rFA5wfKSvp/wcLq0mFPov51ULiSMo67G0pAdESeMAslKipfS8PZYqelFDPW9ZIVxS9KJr",
+	"63lzb+5u6Xrdwtau750Z+EZ1vu89/rmzFLfVYi2nxRouRLeOT5gQEsv6qAbLSEo0sW74YUI8JEhEsCQS",
+	"kbex3q4NDzSMhDPQlZmVHXSIQjFFImEW9YFb78hY90IQeCPOLxEepRGRU+Rj+WrgH5hsQRF0TqSTJom4",
+	"IgIFEQ8u0ZZumHPjr/CaOUvYa73fDfnMwNi3lP7Bzi31xanATl/q0wOQ6XaQwH2LCyuCh3y75ftvyAf4",
+	"hnPLJKY4vHuK5vQZn9QjBEXwWNYG1Wkp5Bxa3IQXZ6lOAYumKKSCBJp1olEoiA2VohLpZetLTHXLbxIC",
+	"pQUYHpPOvl4oYeok7DRV0J2EnXcbFc81CBcL5XAUd+9l3mxESxrpYK5F48AId4vWExLzQce0vL/6FGVR",
+	"mcOF5u+8V2+V261+vZtKIkXw+HbcbmFTrdvte+YzeH/dbpV5ZOWXmedSym63MzrJ9KFukIzXYXrHkLR6",
+	"gA/UabbmAt+E0+wLfgVCNazBeodwBjwlVZBQF+khCAsxU7LHcrHvW092P0W+7ncRTIOI+NvN9KRGx1p0",
+	"iL0zelKLB+6WjlQvau360cKgN6qAmIcLnT9sixPvUNql1odwgz6Ei7gXqbqgtXyIwyvMAlKvgAWtB2DC",
+	"nMZzgqVJuOYc+17/+NXh84vzZ6/PL46evzr64oePNCZ/YjJsTKgk20AVrN7UKEyNkUzRMen2ceo1qLF3",
+	"hYX30KzznEgFGXs3JP/YaWCKW9KkwtzndExq/bN0gwcSwk809FrdaXMstWquN8BdjVK9OSwneKLIRfPO",
+	"5fZrUfm85EgmwQgJInkiAgJZitSsj58k5O64wN3T6lX8ipj840Qqi+EGXExwIetBSdlt8nzVucgcgreY",
+	"cRxLQqq4kHBSgDg5I17OvUzaKDLguGXSV4KAnSw2GNcGeluHAiqAB3fs0KyK/Q2s65ZU7IW1LlCt62/L",
+	"KtarZ4WjcGKFFkh4ROpm1d8az3mmG9fNarLnoi1NVLZN3hr30wBHkmybddUtxCbfzS9F6Uew3+lzHhHM",
+	"NmxH0PdksR0h3UJrR2jtCK0dYQN2hMTi63L+yLr4Hn2ElFFFcZTm5kFUs5RXkABaJYKRcAc9G2MaSYQF",
+	"QQmj3yTEQwGWpEuZJExSjXyiaV12kDTt6frZdD307Zgp6nKtfrBmija/YItDP7jMLreWVc1Zp+bnC4Y/",
+	"F1qnbjMttV5hq4n9gK1TNRd489apfYT7kjCFBpREoeNtrInHQz5Losg3Zb+06N1jHEbCkemwgz4nIHVh",
+	"ZUxceuVoyzeS2D4Cqc3fRoJc8Usi0YjKNK+2EeVdxmaEFeIsIDvIunXbjDJ+mu8ZkrbZUANj3/K15Onn",
+	"M3eXUnab1VSk6oYoyUK+boQjQXA4RVTKhIQ2q3aWpvuBRL7ZRfjart/vMYmnEo34BHJq7qBDkJOthQzh",
+	"CZ6igeBj5EOkm49wJHkKC7PiXHyoXa9x2A09Y2AzpdVMpBwoqEY8gnWN73Be7nufsscSg7tlotSLWruJ",
+	"sjDojWr25xJEa6K8/4SxFQhagaA1L99V8/JtSS6pZbpOctGtSZAIqqZAevoECyIOEzXq7H/19TtPYxP6",
+	"BZmmv3ydDlJm+Z7TK8KIlB4QWqr/C7yNNNtCY6JwiBXeyRTpciqVfpgzWnrH+qAtSG3uuZIjHor4kCdq",
+	"O+Wa4qQf0cCwdsCbXBFBB9NikZTclJAAe3bCUyju4VkzjeaupGf8hE1wE44RvyJC0JDkRzNwnB3OuQIi",
+	"JQg5KJardf910UzGaqQ5lbzZJWdpqZrgC73fARcoxkKZeFdFhoa/kDZdt826AYYshlKGGpKS9ikLKRvm",
+	"AQPnXLcZHMeEhV3DJCYhVfogCmANrRGqdCkgDfLWb3/z97/9b79KT81YwoiQIxrnBjFVnmYHOUqj0re+",
+	"++tfff/LXy8aKA1jrxqMM4UDJdHW7/7Vf/jt//s3/+M3v9nWwE/75MexbSuGOeZRxCfdJNYD/fovfvf3",
+	"f/67v/4v3/3dn20jzmzyZ7g4FaMOoOubuGrYzxNDuwnExJnhv/+L//z7f/1vtnMjhK5V1RCQbt2B/Pv/",
+	"+pfoIfruT//q+//+6213vS1f6nJ3eOW4QbNyCB1y6ftzkxtj6ruv3/3/AQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
