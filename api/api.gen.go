@@ -766,6 +766,24 @@ func (e ListLeadsParamsSort) Valid() bool {
 	}
 }
 
+// Defines values for ListTagsParamsSort.
+const (
+	ListTagsParamsSortCreatedAt      ListTagsParamsSort = "createdAt"
+	ListTagsParamsSortMinusCreatedAt ListTagsParamsSort = "-createdAt"
+)
+
+// Valid indicates whether the value is a known member of the ListTagsParamsSort enum.
+func (e ListTagsParamsSort) Valid() bool {
+	switch e {
+	case ListTagsParamsSortCreatedAt:
+		return true
+	case ListTagsParamsSortMinusCreatedAt:
+		return true
+	default:
+		return false
+	}
+}
+
 // AdvanceClockRequest defines model for AdvanceClockRequest.
 type AdvanceClockRequest struct {
 	Seconds int64 `json:"seconds"`
@@ -1825,6 +1843,54 @@ type SweepResult struct {
 	Warned    []SweepItem `json:"warned"`
 }
 
+// Tag defines model for Tag.
+type Tag struct {
+	// Color A colour as `#RRGGBB`.
+	Color       *TagColor `json:"color,omitempty"`
+	CreatedAt   Timestamp `json:"createdAt"`
+	Description *string   `json:"description,omitempty"`
+
+	// Id An opaque resource id.
+	Id Id `json:"id"`
+
+	// Name The name records carry in their `tags` (trimmed).
+	Name      TagName   `json:"name"`
+	UpdatedAt Timestamp `json:"updatedAt"`
+}
+
+// TagColor A colour as `#RRGGBB`.
+type TagColor = string
+
+// TagCreate defines model for TagCreate.
+type TagCreate struct {
+	// Color A colour as `#RRGGBB`.
+	Color       *TagColor `json:"color,omitempty"`
+	Description *string   `json:"description,omitempty"`
+
+	// Name The name records carry in their `tags` (trimmed).
+	Name TagName `json:"name"`
+}
+
+// TagList defines model for TagList.
+type TagList struct {
+	Items []Tag `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *NextCursor `json:"nextCursor,omitempty"`
+}
+
+// TagName The name records carry in their `tags` (trimmed).
+type TagName = string
+
+// TagUpdate defines model for TagUpdate.
+type TagUpdate struct {
+	Color       nullable.Nullable[TagColor] `json:"color,omitempty"`
+	Description nullable.Nullable[string]   `json:"description,omitempty"`
+
+	// Name The name records carry in their `tags` (trimmed).
+	Name *TagName `json:"name,omitempty"`
+}
+
 // Tags defines model for Tags.
 type Tags = []string
 
@@ -2071,6 +2137,9 @@ type PreconditionRequired = Problem
 
 // ServiceUnavailable RFC 9457 problem details with a stable machine code.
 type ServiceUnavailable = Problem
+
+// TagExists RFC 9457 problem details with a stable machine code.
+type TagExists = Problem
 
 // TooManyRequests RFC 9457 problem details with a stable machine code.
 type TooManyRequests = Problem
@@ -2372,6 +2441,36 @@ type UpdateSettingsParams struct {
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
+// ListTagsParams defines parameters for ListTags.
+type ListTagsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `nextCursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Sort Sort key; a leading `-` sorts descending. Default `-createdAt`.
+	Sort *ListTagsParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+
+	// Q Prefix of the tag's name.
+	Q *string `form:"q,omitempty" json:"q,omitempty"`
+}
+
+// ListTagsParamsSort defines parameters for ListTags.
+type ListTagsParamsSort string
+
+// DeleteTagParams defines parameters for DeleteTag.
+type DeleteTagParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// UpdateTagParams defines parameters for UpdateTag.
+type UpdateTagParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
 // ListTeamsParams defines parameters for ListTeams.
 type ListTeamsParams struct {
 	// Limit Page size.
@@ -2527,6 +2626,15 @@ type UpdateSettingsApplicationMergePatchPlusJSONRequestBody = SettingsUpdate
 
 // RunSweepJSONRequestBody defines body for RunSweep for application/json ContentType.
 type RunSweepJSONRequestBody = SweepRequest
+
+// CreateTagJSONRequestBody defines body for CreateTag for application/json ContentType.
+type CreateTagJSONRequestBody = TagCreate
+
+// UpdateTagJSONRequestBody defines body for UpdateTag for application/json ContentType.
+type UpdateTagJSONRequestBody = TagUpdate
+
+// UpdateTagApplicationMergePatchPlusJSONRequestBody defines body for UpdateTag for application/merge-patch+json ContentType.
+type UpdateTagApplicationMergePatchPlusJSONRequestBody = TagUpdate
 
 // CreateTeamJSONRequestBody defines body for CreateTeam for application/json ContentType.
 type CreateTeamJSONRequestBody = TeamCreate
@@ -2737,6 +2845,21 @@ type ServerInterface interface {
 	// RunSweep Run the reclaim sweep now
 	// (POST /v1/sweeps)
 	RunSweep(ctx echo.Context) error
+	// ListTags List tags
+	// (GET /v1/tags)
+	ListTags(ctx echo.Context, params ListTagsParams) error
+	// CreateTag Create a tag
+	// (POST /v1/tags)
+	CreateTag(ctx echo.Context) error
+	// DeleteTag Delete a tag
+	// (DELETE /v1/tags/{id})
+	DeleteTag(ctx echo.Context, id IdPath, params DeleteTagParams) error
+	// GetTag Get a tag
+	// (GET /v1/tags/{id})
+	GetTag(ctx echo.Context, id IdPath) error
+	// UpdateTag Update a tag
+	// (PATCH /v1/tags/{id})
+	UpdateTag(ctx echo.Context, id IdPath, params UpdateTagParams) error
 	// ListTeams List teams
 	// (GET /v1/teams)
 	ListTeams(ctx echo.Context, params ListTeamsParams) error
@@ -4203,6 +4326,142 @@ func (w *ServerInterfaceWrapper) RunSweep(ctx echo.Context) error {
 	return err
 }
 
+// ListTags converts echo context to params.
+func (w *ServerInterfaceWrapper) ListTags(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListTagsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "sort" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "sort", ctx.QueryParams(), &params.Sort, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter sort: %s", err))
+	}
+
+	// ------------- Optional query parameter "q" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "q", ctx.QueryParams(), &params.Q, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter q: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListTags(ctx, params)
+	return err
+}
+
+// CreateTag converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateTag(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateTag(ctx)
+	return err
+}
+
+// DeleteTag converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteTag(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteTagParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteTag(ctx, id, params)
+	return err
+}
+
+// GetTag converts echo context to params.
+func (w *ServerInterfaceWrapper) GetTag(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetTag(ctx, id)
+	return err
+}
+
+// UpdateTag converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateTag(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateTagParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateTag(ctx, id, params)
+	return err
+}
+
 // ListTeams converts echo context to params.
 func (w *ServerInterfaceWrapper) ListTeams(ctx echo.Context) error {
 	var err error
@@ -4496,6 +4755,11 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/follow-ups", wrapper.ListFollowUps, options.OperationMiddlewares["listFollowUps"]...)
 	router.POST(options.BaseURL+"/v1/follow-ups", wrapper.CreateFollowUp, options.OperationMiddlewares["createFollowUp"]...)
 	router.GET(options.BaseURL+"/v1/duplicates", wrapper.CheckDuplicates, options.OperationMiddlewares["checkDuplicates"]...)
+	router.GET(options.BaseURL+"/v1/tags", wrapper.ListTags, options.OperationMiddlewares["listTags"]...)
+	router.POST(options.BaseURL+"/v1/tags", wrapper.CreateTag, options.OperationMiddlewares["createTag"]...)
+	router.DELETE(options.BaseURL+"/v1/tags/:id", wrapper.DeleteTag, options.OperationMiddlewares["deleteTag"]...)
+	router.GET(options.BaseURL+"/v1/tags/:id", wrapper.GetTag, options.OperationMiddlewares["getTag"]...)
+	router.PATCH(options.BaseURL+"/v1/tags/:id", wrapper.UpdateTag, options.OperationMiddlewares["updateTag"]...)
 	router.GET(options.BaseURL+"/v1/pools", wrapper.ListPools, options.OperationMiddlewares["listPools"]...)
 	router.POST(options.BaseURL+"/v1/pools", wrapper.CreatePool, options.OperationMiddlewares["createPool"]...)
 	router.GET(options.BaseURL+"/v1/pools/:id", wrapper.GetPool, options.OperationMiddlewares["getPool"]...)
@@ -4623,6 +4887,16 @@ type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers ServiceUnavailableResponseHeaders
+}
+
+type TagExistsResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+type TagExistsApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers TagExistsResponseHeaders
 }
 
 type TooManyRequestsResponseHeaders struct {
@@ -16461,6 +16735,1028 @@ func (response RunSweepdefaultApplicationProblemPlusJSONResponse) VisitRunSweepR
 	return err
 }
 
+type ListTagsRequestObject struct {
+	Params ListTagsParams
+}
+
+type ListTagsResponseObject interface {
+	VisitListTagsResponse(w http.ResponseWriter) error
+}
+
+type ListTags200ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type ListTags200JSONResponse struct {
+	Body    TagList
+	Headers ListTags200ResponseHeaders
+}
+
+func (response ListTags200JSONResponse) VisitListTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTags400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListTags400ApplicationProblemPlusJSONResponse) VisitListTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTags401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListTags401ApplicationProblemPlusJSONResponse) VisitListTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTags403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListTags403ApplicationProblemPlusJSONResponse) VisitListTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTags429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListTags429ApplicationProblemPlusJSONResponse) VisitListTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTagsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListTagsdefaultApplicationProblemPlusJSONResponse) VisitListTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTagRequestObject struct {
+	Body *CreateTagJSONRequestBody
+}
+
+type CreateTagResponseObject interface {
+	VisitCreateTagResponse(w http.ResponseWriter) error
+}
+
+type CreateTag201ResponseHeaders struct {
+	ETag            *string
+	Location        string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type CreateTag201JSONResponse struct {
+	Body    Tag
+	Headers CreateTag201ResponseHeaders
+}
+
+func (response CreateTag201JSONResponse) VisitCreateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTag400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTag400ApplicationProblemPlusJSONResponse) VisitCreateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTag401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTag401ApplicationProblemPlusJSONResponse) VisitCreateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTag403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTag403ApplicationProblemPlusJSONResponse) VisitCreateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTag409ApplicationProblemPlusJSONResponse struct {
+	TagExistsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTag409ApplicationProblemPlusJSONResponse) VisitCreateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTag415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTag415ApplicationProblemPlusJSONResponse) VisitCreateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTag429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTag429ApplicationProblemPlusJSONResponse) VisitCreateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTagdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response CreateTagdefaultApplicationProblemPlusJSONResponse) VisitCreateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTagRequestObject struct {
+	Id     IdPath `json:"id"`
+	Params DeleteTagParams
+}
+
+type DeleteTagResponseObject interface {
+	VisitDeleteTagResponse(w http.ResponseWriter) error
+}
+
+type DeleteTag204ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type DeleteTag204Response struct {
+	Headers DeleteTag204ResponseHeaders
+}
+
+func (response DeleteTag204Response) VisitDeleteTagResponse(w http.ResponseWriter) error {
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteTag400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteTag400ApplicationProblemPlusJSONResponse) VisitDeleteTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTag401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteTag401ApplicationProblemPlusJSONResponse) VisitDeleteTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTag403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteTag403ApplicationProblemPlusJSONResponse) VisitDeleteTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTag404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteTag404ApplicationProblemPlusJSONResponse) VisitDeleteTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTag412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteTag412ApplicationProblemPlusJSONResponse) VisitDeleteTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTag428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteTag428ApplicationProblemPlusJSONResponse) VisitDeleteTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTag429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteTag429ApplicationProblemPlusJSONResponse) VisitDeleteTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTagdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteTagdefaultApplicationProblemPlusJSONResponse) VisitDeleteTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTagRequestObject struct {
+	Id IdPath `json:"id"`
+}
+
+type GetTagResponseObject interface {
+	VisitGetTagResponse(w http.ResponseWriter) error
+}
+
+type GetTag200ResponseHeaders struct {
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type GetTag200JSONResponse struct {
+	Body    Tag
+	Headers GetTag200ResponseHeaders
+}
+
+func (response GetTag200JSONResponse) VisitGetTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTag400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetTag400ApplicationProblemPlusJSONResponse) VisitGetTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTag401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetTag401ApplicationProblemPlusJSONResponse) VisitGetTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTag403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetTag403ApplicationProblemPlusJSONResponse) VisitGetTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTag404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetTag404ApplicationProblemPlusJSONResponse) VisitGetTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTag429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetTag429ApplicationProblemPlusJSONResponse) VisitGetTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTagdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response GetTagdefaultApplicationProblemPlusJSONResponse) VisitGetTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTagRequestObject struct {
+	Id                                IdPath `json:"id"`
+	Params                            UpdateTagParams
+	JSONBody                          *UpdateTagJSONRequestBody
+	ApplicationMergePatchPlusJSONBody *UpdateTagApplicationMergePatchPlusJSONRequestBody
+}
+
+type UpdateTagResponseObject interface {
+	VisitUpdateTagResponse(w http.ResponseWriter) error
+}
+
+type UpdateTag200ResponseHeaders struct {
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type UpdateTag200JSONResponse struct {
+	Body    Tag
+	Headers UpdateTag200ResponseHeaders
+}
+
+func (response UpdateTag200JSONResponse) VisitUpdateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTag400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTag400ApplicationProblemPlusJSONResponse) VisitUpdateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTag401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTag401ApplicationProblemPlusJSONResponse) VisitUpdateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTag403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTag403ApplicationProblemPlusJSONResponse) VisitUpdateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTag404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTag404ApplicationProblemPlusJSONResponse) VisitUpdateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTag409ApplicationProblemPlusJSONResponse struct {
+	TagExistsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTag409ApplicationProblemPlusJSONResponse) VisitUpdateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTag412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTag412ApplicationProblemPlusJSONResponse) VisitUpdateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTag415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTag415ApplicationProblemPlusJSONResponse) VisitUpdateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTag428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTag428ApplicationProblemPlusJSONResponse) VisitUpdateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTag429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTag429ApplicationProblemPlusJSONResponse) VisitUpdateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTagdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateTagdefaultApplicationProblemPlusJSONResponse) VisitUpdateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListTeamsRequestObject struct {
 	Params ListTeamsParams
 }
@@ -18515,6 +19811,21 @@ type StrictServerInterface interface {
 	// RunSweep Run the reclaim sweep now
 	// (POST /v1/sweeps)
 	RunSweep(ctx context.Context, request RunSweepRequestObject) (RunSweepResponseObject, error)
+	// ListTags List tags
+	// (GET /v1/tags)
+	ListTags(ctx context.Context, request ListTagsRequestObject) (ListTagsResponseObject, error)
+	// CreateTag Create a tag
+	// (POST /v1/tags)
+	CreateTag(ctx context.Context, request CreateTagRequestObject) (CreateTagResponseObject, error)
+	// DeleteTag Delete a tag
+	// (DELETE /v1/tags/{id})
+	DeleteTag(ctx context.Context, request DeleteTagRequestObject) (DeleteTagResponseObject, error)
+	// GetTag Get a tag
+	// (GET /v1/tags/{id})
+	GetTag(ctx context.Context, request GetTagRequestObject) (GetTagResponseObject, error)
+	// UpdateTag Update a tag
+	// (PATCH /v1/tags/{id})
+	UpdateTag(ctx context.Context, request UpdateTagRequestObject) (UpdateTagResponseObject, error)
 	// ListTeams List teams
 	// (GET /v1/teams)
 	ListTeams(ctx context.Context, request ListTeamsRequestObject) (ListTeamsResponseObject, error)
@@ -20993,6 +22304,204 @@ func (sh *strictHandler) RunSweep(ctx echo.Context) error {
 	return nil
 }
 
+// ListTags operation middleware
+func (sh *strictHandler) ListTags(ctx echo.Context, params ListTagsParams) error {
+	var request ListTagsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListTags(ctx.Request().Context(), request.(ListTagsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListTags")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListTagsResponseObject); ok {
+		return validResponse.VisitListTagsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateTag operation middleware
+func (sh *strictHandler) CreateTag(ctx echo.Context) error {
+	var request CreateTagRequestObject
+
+	var body CreateTagJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateTag(ctx.Request().Context(), request.(CreateTagRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateTag")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateTagResponseObject); ok {
+		return validResponse.VisitCreateTagResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteTag operation middleware
+func (sh *strictHandler) DeleteTag(ctx echo.Context, id IdPath, params DeleteTagParams) error {
+	var request DeleteTagRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteTag(ctx.Request().Context(), request.(DeleteTagRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteTag")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteTagResponseObject); ok {
+		return validResponse.VisitDeleteTagResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetTag operation middleware
+func (sh *strictHandler) GetTag(ctx echo.Context, id IdPath) error {
+	var request GetTagRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetTag(ctx.Request().Context(), request.(GetTagRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetTag")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetTagResponseObject); ok {
+		return validResponse.VisitGetTagResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateTag operation middleware
+func (sh *strictHandler) UpdateTag(ctx echo.Context, id IdPath, params UpdateTagParams) error {
+	var request UpdateTagRequestObject
+
+	request.Id = id
+	request.Params = params
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body UpdateTagJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.JSONBody = &body
+
+	}
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/merge-patch+json") {
+		var body UpdateTagApplicationMergePatchPlusJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.ApplicationMergePatchPlusJSONBody = &body
+
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateTag(ctx.Request().Context(), request.(UpdateTagRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateTag")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateTagResponseObject); ok {
+		return validResponse.VisitUpdateTagResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListTeams operation middleware
 func (sh *strictHandler) ListTeams(ctx echo.Context, params ListTeamsParams) error {
 	var request ListTeamsRequestObject
@@ -21388,277 +22897,291 @@ func (sh *strictHandler) UpdateUser(ctx echo.Context, id IdPath, params UpdateUs
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3rjxvJlh/4r8TSBsTqSZaqSlLfVhUag+qSdK9uS61yqeQeT1NWBjMPyehKRrAjIotit7W4/jDju4s1",
-	"1oA9ayxmsTMYrHe/DAY21t4L3Afu/zJwP+6n+y8s4kREPshMvopUldT8JBUzM97nxHn+zjeNSAyGggPX",
-	"qnH4TQNe08EwAfx/h8avJHyVgtLmT5UOBlSOG4eN8z4Q94AwRQY06Qo5gHi3ETQuaZKCeT0SMTQOS40E",
-	"jRg0ZcmcJpSmOlWNw7t7e0FDM52Ydj6hMTnL2tHjofmxr/VQHd6+rfqCJrsxXN4eStFJYKBuF/t98yZo",
-	"xFTTDlXwKuX0krKEdhKYnpV/y4yp8OIRkaDlmCRUg6yaZWXrE9NdtG0//Xt7d/LpPwd5ySIgL0rtz1+G",
-	"yoHheqTDhEVUTyzCMZEQCRmTEdN9ovtAFB0A4XQAARn2BQciJIEBZQmhiQQajwm8ZkqrymXJOimsxdW6",
-	"yA/H/Xx1TgTvJixa7GTkgzLr0BWyw+IYeHkd/oVIyYCOCReaDEGaw0l0nykihiCpZoJXzTdvrDDfxZrK",
-	"51XY9UeF9uZPLO/dTIxxlXa7LGLA9SsVieHUcWeKHJ8+JhdgDl90oexemDfxf9nwCAeIFWkqcI/VTtXk",
-	"KzosUcAVu1vDAlWM0K6UBslpMkEJnKQcXg8h0hATkFJIIqIolRLiI8I06VNFOgCcJKLXq2Z+WcvF479C",
-	"uzlLKHDEx65xYngDSPLQNLXgOrhhmdlzoV91RcrjKh6vRCojILEAhecX6dCQ57hwqM1GMV01/7ztKda/",
-	"ZMv57t/NV+Azockj1/z8WeeDMdMeGibEY2ZO3KsuZQlULgAyKrMjUZ/yHsREMR4BDtJwJsL0EemCjvpm",
-	"52iPskq+UNXZ1Iqs1lW2MPsH+cKcFvojj3x/85eoapxTi2VuVSanl8tca8OYanuxMwmKUE4ed1tPqRl0",
-	"H2gMMmf6dsK3FHl4TntzFy3rdJKlXKnLbPEOPqpZvLO83yWXLxuxWUBJNbxK2IDpqXUTggwoH3tpSM2V",
-	"NUptFZdjbkv5dAt3p/nsqfnMSVdqoamWBmFmmHKa6r6Q7OvJGT5lSjHeM7TN+CVNWEwiCTFwzWhSKTaU",
-	"2irMcH5LOZvYz2f4otzc/MmV+reTU+lwKKSG+NUAYkbLM3yRPyaR4Bq4JqaX6rlNNlWY4KyGckK/V5xa",
-	"/sFT0xo5Hw9hwUlODsTMFFeVzmGKVmzPWPcAic0QmLnfzbgljSrvg+nWa1SCBdpei5YwPaA3ZhUs40Al",
-	"6IRGfWidmI4FSggxqEiyofmmcdgIuWgpLSSERHAClyDHhHI1Akl0n2oSUSmZYUtEiwuwHDvqwwBP0IC+",
-	"fgK8p/uNw32chR2v0pLxHm6HYVTTndqVGkpQwDWO/pYilyAVEzwgXSEzFrhsf09ERG0nVX2+OHtCRNex",
-	"UneBRxKotlJKfjFomUJNxwfVHZ9RDU8MO6nuOaJJAvKWyg5IJ417oAkXo4BQRRgnsaRd3WKguy2z4XTI",
-	"WoZJIY9quQ1t7e8dtnnYbqQKZLtxJD++95Mj/fF+SJpCkrDdoEP2KYzbjaN//MX/He4cklCGGTslCXR1",
-	"QEIdEoV83qhxmiVmPdrcDYgpMuqLBNwFTZ4bEp46GcJcU4bHGNZlVJHY99LmTUrM6G4pe2IMs6PcS847",
-	"gZUYzYyjJI2NyGjIRHAyTDsJi3IxWu22eWPFTWidioRF4+q9cDPF402Hw4SBusoefPXxwd7e0ejju+Eh",
-	"oaSTRhegzSkLvyosPXYmocuSRJFIDIYJaEjGhPE2D0f5hjSHIHH5kApwAVVgtC5UO8xvbiHVjtsbFA7C",
-	"bObhCqtmLtnWcVeDnF6w525gWpARZZp0oCsk2IuZ8V6ZPo1qSLXVG+4cNALTORukg8bhRx8imxswbv/O",
-	"B2Jk+R5IHMnnn3/eOi6cqunhPOPk7t4+UnDUNzTFe3BkTs/dvTsknNaPQtI8e3RCPvzJvb2dgr6WH0ir",
-	"yh2S8BOgEqQ9nR+3K5TBdiOwX3/cbiRAY3U4kkxDuxHWMqk7VQtuxFEq6QC059AJZQPH9J/jpfCIJZWb",
-	"8YwnuXRkziuq4eYiwRuWmXe+SkGOG0GD04HtFm+Z4gBj6NI0Mds0BB6bQQUN4GZXvij8QodDKS7xhpPw",
-	"JSp7jZdVx+fEMtBHUgymR+weEoqqEe06Qa5qpFGhncpDZeTklmYDsAfLL/LdvRmjOhf1Y7JHec5wzsU6",
-	"BpNKJar2c0i/SoFE+Jh0pRgQSoYSLplIFRnSHtxSJOTwWtsWwtrB2g5qjuE9VK2mRvU4PqXmcfXt7K5H",
-	"Fmd9Ds3bWZcsnnlj/lMJ3cZh45/czs2zt+1TdfuxFUofd/GKrx6AERzsihiqTajSVolshh+EVqhCXWns",
-	"xYadI69CxaR59+Aj5Isi1YTpgNzdPyCjPvCJm7+opu5k07RsPp+oF0WWlEQe2/vtXGhaIXYdJ0qQSKRc",
-	"E5okdkJGM7AaniLNSBgSp+Tk2YvPznfq9p0VOymOz42nI0QClLsBxanSclzHXB6+ppEmzL1V36N9vuQd",
-	"8ynj8UyuNhQiUVY4Y4pcMB7XjcA8ayx61J6nHcO7UKlA+bBaRDulPSCKfV3LDVACqOai9/aCGRffQena",
-	"26+89p6NOMi61QkHEAbEylSExYHhoyEX3FxtZtFQ9MJDU3tKhGn/cVx7S31obiStQZpv/2VzAP/KtP+v",
-	"vthr3aet7nHrUevlN3c+fLPzTxtVW3sqRDLnwrJnetQXCkhfDAB324ia1ozMa5fdvPd48d12jOWfYSPT",
-	"m2zkr9deATA9mLU0zRg+0uRmDxOmIN4JnNAKSBJlk37dUL+aSREDxjN+US2D9Zjgs0lT4jt1/dunS5Ll",
-	"cyErqMH8amSjI0KJkXQMYwpbIVFCakXMu1ZK2CUPLBGQsOWuy2Nde0eZr0vD8zJH9mkjaLSKf1jTmHtQ",
-	"/MMcaPdz/l9zRzwSSSJGL4b22cQvL6tXwNwFsxfe3hf18zJPl1z4c9qr6/PMkYvRvI2IbYlEW4Nf1QA0",
-	"7dXe/JWdv7BLWS2xuYeLSGxpoZ2rC0mu4yqJzY9ptsSWZg1cdTBvjGSjhoIr60j+hMZnuR/ZGbbMf1F9",
-	"tBYHb5P5ky+VNT/M8ERX8TD/etnxW2PQmtlAlU1oUQ56aidh16BKLKw1bxVNWwXzU8kuUtWze/d2/mKN",
-	"Ir/Qx/59HH/mVV1809aySrknMHIjULkNHx1lXOda2w1ZrAdFf/oKR7zkj595Psv+68VWPBvdjKU/JlnL",
-	"zt9uxOgYSJj9Hu4ckdBpDyGKAEYsoe4cWyvgDdkP6w1dbS+KDuGZW1FypF757B9zaz5Ba9rZoxNy/+69",
-	"nxA3UGLt5OoGLfGjYujECstcCr2Yuc6FyIa6wIY5+1Tp+F8Lt7Km6TkRHockzOYQHhGzx93MsNvmFzC2",
-	"Jk4bGEGdmU1ZWd+sOOlJyrUqR0oEbV5lswucqhDa6ImQDGDQAUmalMfWWB1OWgrD3By44+g6s/Y56+tI",
-	"pElstG0xIkxbM+kNOIjVVs9ZbUy9jxv7mdCPfBTECme5FEUx8yyWwxCufAQ/E0SlUT8zy6DupafPZR5K",
-	"cUO4R9HN/iiTzFZY+ppIjpmbUBfosCYpr8pCRpgmI6qcGc5erBXDMFcsFxqtWaM8GOSGbtxZIRbkqltX",
-	"jCtZfPNKYRZX3r4sdISpgj20YrP8w3DnBu2MCxJ9UY5wXUUYrQmWnS2X1oWaroWolA1yiyg33EzTC3DW",
-	"aKtRcTE6JNpHwAypUiMhYxL1wVyojLeNItHra7+ZtrlXnVSNwx3PMssRuhJo1DeTMI+7aZK0uZeHK2Ya",
-	"7uwS9ARanR/b67FL4ISnePuKrvdS3qC7c8J3OfPzwqu4R+dCPKV8nIUNrXbUJiOjZh6xqaijqx+tuqCp",
-	"+bv4Puzhi4morRU2cDLwa+YGTkVWXXkD58eE3RDmXAjVwkgt9KmsuuQV4Whz1r0q2GutNq2OiMeGcWI4",
-	"SpdQgv1g+NpEfLdh3pltYWpkN+hGzZYIx3EcX1IewUkioouCOZPGViSgyak0c9TMbFKXJgqCxrDw0zcN",
-	"xzkmQz0+vFv0eN3Zv3fnw729BfxeucD0RdZ0bqQX6LkzS3GMQU1W3ioOJ/cVrGbnDXwLn4wX8SwFDXg9",
-	"ZBLU4h3yNHGyh/WPTw2AxYv1nFClX6hl5jq3a2s1n935Z+adN4H3w5nTkiTPuo3DL+YP+uXkGGwcdpe9",
-	"rvb4d5lU2qgLkkYapPKOOgWRBB0QLdCT2ONMWYK8gDHpoKO66Mw8KDkzMWTy1RfHrT+nra/3WvdftV7+",
-	"SYUb05zFS3Gx1vW1tgc0x2kYqLmeamvVwX4e2w/2P8yapVLS8RTRYAwG7mO2tFm/QYE86onKxsIsyQaW",
-	"JoM1nb35ZLKeNR8w7v+a2ICgkXL2VQruMZ7qiT1x2+FGMm/ll6ApxwXfBN9Mc2UJNXGnhkaYVpB0d8nz",
-	"vhhxIngER0QBjzENQ5Hw2Ek09nKzcXAhhhn8Wev49HHrUxiHE1S2f/DRKmQ2zfPNwKfX6GW2Sk+YvaTK",
-	"M842d6FdzhausM1Ft6yjraCRB1rNPZv5m1M0iR1U7rtSrMdXu3l9CMdCVCCBOqFr1rtn9q3J8fueKmeQ",
-	"xkw/vHTSXnmENNJCruOOwIa8cOljBFKFIVk2vNmQ11hpGJhfuODjgUhVhXs/aNAriAYJA66P41iCUhNu",
-	"9Q/vlk7/F3ut+8etR7TV3T18+UHl9eKTBCa883vldv5lu50ayammkUWFhUxSnTNs2vr6uPXnNReiSHUk",
-	"BqVNUGkUmcUIGl3KklTa/EjOKiND7akCpe2ZmME8vvgfWv9jzYx9jsSs0OJ79+8XJc29itDioKGp7MH0",
-	"UCZXJGNgrZoB2Xb86ayXO/zafjCfC+IlTnWjePKLe5hvxWySXAurzAn8+tllqoVlmU8x+WbyevuZGGWh",
-	"ZcA1SBsr44LLqPSGDy3MDeh8SOqIhKLbDUmTEg6jNjcv31LERfPtkATopXUeDYgNr9slmPzuIp2cgkiJ",
-	"nVubh+5JeOiisfF38x5NlCCUnB6fn/yMdBkkcUBGfZBAaEcB12QAlKs2T7m3kaNdzVOb6HYbQUOKlMdn",
-	"osPMowSo0k8EjWso7hOqo34xnHzJW4bFix8Vy2oKgpNT+FaXnFiN+leclcKQy8lDLvH38tgnVEV3hGZz",
-	"w1c1vHBhxntRE3s7Re/ionKqE8s5U/j3k65q54QOK2KOSUSHR8RcuPboOb+aJngom12aJKRDowtDMhro",
-	"IDBkwEkvER2aZCRiRMF6bry/tzeh+9frSgX+fNKnnENSCgukSdIIGpdMYeQtBl82gsYIoj5yywGAtqkK",
-	"QvdBVhLEJC3MsB/M2t1zNgCl6WBor/KIxYt89ZmbdcXXC4hy/mt7styFe1LJCT/vjzEfCzM2aEIi9HSb",
-	"zTUcsJA5jBubm7xsZN8ESazNZIFx2suEZy+n6uVC7qRENXcGdjEW78gt1sJKaCa0XCGrZopjuLD3bOxB",
-	"HhxdHGGQZ/zM1v+LpLEO0aFEatcuPKCR0xDe9LS4GC1B75PavRhV9ye4ptHaeEyUKi0Gix85yxznEVtf",
-	"SH0Or/UyVMzUqWQ2eXr6ZlvMkFPqlwsNc8/SE8F7/gOMvl+qC5dLvcQXeWz5MpvkbqLFO6oi68JOZ6a8",
-	"fM2DRnU8/IwjuJpFb5Hz8xBfWs+Z8Ma9zRyHU3xppaNw1U3Fyc/YnrWwWsdsrp/L2oHY8Py5R27AePHX",
-	"/dpDOB1VarG0rC0msKk4Qz024kyUAJUuMKyYdnFvIVFmAwd5MeNXfqQr3ST+kC/WmDvuVS1lBLBYS4Vz",
-	"XdVaThxraO5N9YG6BKlX0149K/1s4W2rHIJrpcLCmdsCF2YnK17/EmKmn8AlJMv2Zr7zvubFNump4DDG",
-	"DZoMzNSEQ49qdglOa8QcWqc0GoKbOiAx0GRlxYgmzzPJeZoYu1J8DfwF1/Mvqsr2e5LGS1DCT/H1SipY",
-	"WHTyqbLLbOFEztoqMx1QdWEdSxP+IJmC3UKMy0aLlEJDmf2CdMaZ/eyWIqHRvDsJPML30AO0BvnP5+ut",
-	"MrEFnSBlzRk/8ixhMjFv7g2xnEYaGR1oxcm5r88W9N0UX8ave2z+Z6WdkJAAVStvhkt7XKbHXDGeKd04",
-	"BuyYARrde3O/OjfvXEGU7yim4YqyvHf9egU8U9BxAiUWt5Rg7xZkJcl+xUtrHdfPApdOgS0vwIxXZKmb",
-	"CjZYgeZWIJplDv+Vj3G99lI6g0t4eTNxajpuYZjQCAbOmTxTvs1enBxv3kR1EIHvfS1aVz6TzahdQUNX",
-	"g4WcWqA0IngydnhPReCPj83dFU6a5ctBec4sv7cACNOCql+ZSxeMnTQyEiPmaGM4a7Vh3n2+JtWxwOXW",
-	"ouhMcMB1tnl9wvkaJeACG17L2izDonO2u5auc5a8luY8u16sMcu4q1XtjJVvSNd+QMeqykmYJwrEdKzc",
-	"4VIjZiGX0H2UJkBEtzvbE3jnw3sTIcDz3YAPMglpQcZQZgOzdcgJ3lZ4uYrBZRnnGUhVtbVhhZCn8oo/",
-	"EpJQhE+gkQ4wVsG3TZrDEus3FO60sp3d3Ip/hc5Pp9qfSL1UUHQg7hYde57hJ0CLlmzzX2egrOL8LtP+",
-	"GS824WNY0ZDl3RlVX19dm1vx44nD47xx+WTmHyGoCEsY5A8WkkEmDuWSEQO+t5lj9dkSi1sffXpF8PZn",
-	"VyHyPfRW5Iwz+ciBSfPw1PFAS0eGu7BQAMlUG2hVmWarP3/+7DMyFIi3QIQkGQKkw6Gyoe6i27WeYsL4",
-	"MJ22aX9YRU+gFO3BNCjd3rwzbIca2KnlDVWdDm+RqjCKYvDwoipTlId5zBS13WtvgmJ20aIuotVsrota",
-	"9Yxsv6r9ylVJWHJkygZJLBx+UIipWBIdb8qiUWyrOJAg3/d8U/PNKk11XiCCP1srmTeudKDKgSPzUNoW",
-	"3fp3d8vrd3vOFs/a1nWo3hn7uXaP5yMJ8DWs5p9KF/FdlENPpvr/qdfhvOR03AganzSCxkmluISvn6UJ",
-	"LB0ImoDXD2be2OYd9H4ayX3xL6qm9jOgiYWjXSYjccr8UIqszFfCwcTOv8InaaJeQ/gZU1rI8UPuNOHa",
-	"fIjFnRXL5D7U5zsszGa6UgyereJUWSkToYz3aHhJQtkA49d0KrmZIoZ7N4KGlpSrLk67ixSH8cPZf51l",
-	"ybYiAesXNDIXiuVSl4BwkzSLIq/JUVg9ijBN4J/np2rJkNiKFAWxwlZUxhYXUgeKKQVUzzrG6+DTJYq4",
-	"dl79OK4MJhEWdHsC4TrbvjRl8URKaZXY/Tj2C7ZStHzlevx8dFHBR5JekXgexg+eH1ce5Uhell88uHdv",
-	"/37lqxds4USY2oTZCz0udvfs09PKrlJVTiFivcrXXl9xPJPqubaxc5cN07SdcIBLaUdUdVx+Prqo0NAv",
-	"YLz4+TcbuKROju1XDecJ0LhKDUW04uXccpYZQnyycFRpmduvplAtH5N61RCPbWDG2wzMfdciOZaOI97G",
-	"frz12A/D9N5e3McqMRyLh22Yuaxm01iBxy8ZwL3pMIoNh3W/y1Eai0Zc5MdnCR8PCg3XEmlhel6HCuFm",
-	"sI2waBR44azoioJ8VylZm2bWFGVRYExr8ZVfQ8D/dQYu3NAUgR9DPEWVvfGJ6LEV0ViWu209mGfJSpT9",
-	"OO3im+WFCBpYdO4ZT8bVSfTe2Zm1X8la/NGqcoJMEY2NQaokUyyPQgdYx0p0ycC8SRgn45Ry0jz57F/s",
-	"EKoIJTFEbEATYhsNCNVkIJQm+/eIY4wkZj2mFaE8Jgf+fbVLznwdDkKTER27sihEj0T2Emm2G/sHd+7u",
-	"3ttrN3Z2yVMhIX9IsVphN1VYGGxvj0yVx9gJCIdLkASxFiA+IpSgv9ZFwiCUrm1ACxGQDkQ0VUAo6TBO",
-	"5Zh0E4GVUhHZ1Y7ProkiCbsAsre7v2fXKkG4Modq2Dj0w54AV7pfsn20/vSLvdb9l9/sB/v33jTb7V3/",
-	"58GbnT+tNM3U6Ujlg5V30W4/r2ymdMdOFsxSCsGjbOW50Jar7AMxFzNWrjvyKBeC5yXczIMJxo3F6ZYz",
-	"PRXUwiJJVVvu5t4J0xrOuhDgTlcn/I/mE37e/gnChyydLYV1SJYY4/7ewd1luZOR1EbFPmZeUv69SaY2",
-	"OdZyq1Ucrrw0cZV7JgKlzsUF8KoguK4E1Sf2JVfH1p/wrIALKOXqcZUOxv0P687zbt2BdoB6j3l9/dWs",
-	"Um95UO7L2ZF4k8VX96vcDw4A8bmdlarG20GkYYTb8NNXZAQSCBjGuQIySJUb5AL4pAvMgtLNR0qYnERQ",
-	"2udi48VFrzxAXr6aIPoJ2K8//vbftf742//9T5o7f/ztL//42/+p3W6122r3n3zw+s9++N3fw2v97S//",
-	"8rv/49c1aFKnRb1sEtMDgYIIB49yRBJqFvmQhGh5C0lnbIMFjZIoZEBCi1cUkibTqs3d74hEpEmfmatz",
-	"iLK0A/J3pgxzAwtC0bqIle/aPMy9Zq6jgvkRoz+xArQ9CBKGE8BFZnjOdAJxyQdXo6OcCrFEnLV5+yxN",
-	"QFVoupuN/WHqga/6WJWiuALiyYBy2gP5OF7Ag4TqNUZ8GbHkHOhgqc+WirFe3bdZyVzWZZ1zYZcZToLf",
-	"jslFKS1seTqLm/BeupO5Wt5V7neei7lWwjl7EzQ64yzMo7rHBQL3MejD2lGKX96pYHVoTj4RIonFiC8T",
-	"9RF5yBdEg3XoQ6XaqG5ppkklpiwZI2RMlhAx75AtG0tuowWe0tfLTGnZwJcSR5g/7feHQywb8YPmD9Yd",
-	"m78+wTKOi37nnCOmuwVXueQfq7paqbYggQ4TkIz6AvVEo78hVqBdc4XR76JLynV2j9ru5pt21DXD/Tsf",
-	"ffDBBx98tLe3FwYk/PZ/+Y8ffBDuoFprlUwXMt7mnTEJvzLvaNoLfQUP33CCCNhO5BzskrDrXI8qJAOE",
-	"n8c6WPbXVjokLi5verQ+YYA0+1i9y9zmGZRbm4eGkEKi+mKkiBngGEv32Bt9IYvtPy+s9qTltpZOa5zh",
-	"BfZeKZQJkazDyIzyxrXHp+RyTFVU9Y/39nh/b4vrY5pbJvlOM8lK3rGu3Nkby2tqlmXLe64sqU5Pcytm",
-	"bjnm+80x87zGiXr7NYWKbRwAJUpjDb0BjfqMA4lEjC6M6vTACePt9KdHbr8s5LfrJKG8lzrXSO4ciujw",
-	"FbyOAGKIp3F6Z5QYmLDbpgOKhuKEclvigxWzfG+pUvdln1GVOxBLPC+Ru5MnVc4LjcXSyJryaNLwij6i",
-	"5eoLbLCUgIfUm3SvTRcLcFbsSefCi7PHREIXJPAICKeDDLnenUDzYfks9LUeqsPbt7HQym4Ml76+mrpd",
-	"f0yqlm1CO9HWFm7nVMQONue5Smk5q02YWNK7aBt6NrQyw5LWtaUrnNTMYzX3/5Xqq7iPq9d2IgzUW9TN",
-	"XW/0YvEqBoqJ8XN9j66tz6nk5pfDt2soX8HOtWKFm/olqoL9XixGdzI2d2Gw8MVwu/1MiyPKpjQvW7a8",
-	"r+swhkyclGs3i5wBOl9XJU38OPPrTrrYl3LMTlFuoe3KkYuk5LWUMMQ82iHIS2YWIWjQNGba/i8esOqc",
-	"NKMQnUq4ZDBaZG8r3forhpJnX18lmv2mMAmzMEJBvOJa5J+vvhi1DGF28Y9KslMR5bwqfSR3zI94QUB3",
-	"mBKokaCP/ss07k076dcYxZqPsWp6ttjeBG6MOpQWPcb+geEjBSyZ7HH+g38FLs3i++cj6PSFuFCHVseq",
-	"pKvnoDXjvSqiocMTjNeaof0N6OtHmJ80F2uA+jz1Z2Y/fNKVWvK7J2ZBFvpmMlimPJnKrXArsa644Hd9",
-	"+aYXKAtKXUTOf16GX6jDRao8kyOAoaH6Ck5/Y9goXDKRqmc3UkBbisPiaq8mWFD1rLtcmSA5Pkv5Ijhk",
-	"9sUZ460reoWrZW+ExcqdZodtUhN3HH/yyvFpYpvrYUQl31z7UwKcX7HC1LIxVG3AuYs+zwZXUnrnAsbk",
-	"I7xXMfdzoINNFLVelHHcXJa8JGYvNTLrOkqPlsKUVlj7GQmFi+cNmmOxUsjR+7ifS2rctZEDZlHXoSwj",
-	"zV67imxGsSbZbcsE5mcKLZ0ZMMWS0WZwSpmcG4j+foSSr9EIc8WI8HL8d2lky4SDnztAohUr01AV0SoH",
-	"0SMhM7BXFZCBuAQihsCJGA6F1ClnpomAfJUKDTY5KuVdxpnqQ0yEjEGa7ROk6evTmkO8Uw0JcTNqiL9Q",
-	"lbV1bFprpep4dYloyez4H5n8NDfz4xlPMKsvtIKL2cGQUK5GePr6VNv0jzwlxBZXJj6NKCCUSJGAc3oG",
-	"JAbcb/RG7pAW6XsLVjmpxA1shbQSCTTOs5AqeZSYXxgO7bmGAWGEw80UL32+pxMzcVpBniW+uNhpdvUt",
-	"1A58f+SNZXPaVj1zS4rA1QdiZjqw2fp1CMfI2q9dODajWFdo3IxbaXvsN3vs1y3El+KJqjI+zYOKOCe8",
-	"36oiugopcaXArpTbqK3dQkqcNwI4AI1JpHuPDRFkhUzyAhAZQEMBvSJDWchgibKq6FlAV7VorCBKJdPj",
-	"52b93CFHXNHj1GKvTi7LkErNQdo0fQsrSS5gTLpSDEhor5djbAHxUZj5qg80RuxOe7Iaf9Y6Pn3csuCl",
-	"nhlYMNM3QaODgrzv3v71yN+NP//8vBFM4w6U83JxJInoMR6SJuUEIRJbNt2Q/Pzz84AwpVKIUXy+BMm6",
-	"DGJiF4rxHjl7dPLRTw7uYe4joZwcnz7GKWL2OsIX2FHZ/nbRzWVWz/ADq4Vk0+prPWy8eYORTF1hA8Oy",
-	"wtBuNZ73BU3IgDKuKeOGtINGKpNCkE+P6X7a2Y3EwMb7RNL9x4Z5lXQ6bIyZQZpVT8yynJw9JQrkJUiM",
-	"9Pvk4BOiaAIKa/qrQ0KJ6lMJsXUNii5B31ubm+XJlBHS/P7Xv//+v/7dd//lbwPy7V/8/Xf/7Vc7lhYk",
-	"DBVBQyouqAVvDUju5lbE4rjaFj2Ua2DfTnEgph1NL8AIhja5tUOjC1/CpiPiMRkJeaEI07tt3uZYF5Sb",
-	"OavDNm+Rsxy80wZKOlBPe9IVab548fjB5U92ds3LiOVgydtsgf0gogNITqiCI2JkL/vj2aMTcufOnftG",
-	"2H1xfoJfm4vRfYI3UWtIe4wbQeqQhAkbMB2S5v4//uLfm7vOh0CSe3s2OJN6vNE2JxlYwhHpiJi5PsNv",
-	"8CoLSH4tvgmPSJj/GeL+FsEUTGM5noIZ5cNLkGOCoXnm7ZAObSkFJriPFPuTL5UwFOLjHXfKAY6mTR+o",
-	"GEYiBjMIG1MYOmJRJDyOIhjq1hMXMRiS5nM2GCaWpE7MxwpbMgcv/Lr/QRiQh7yXMNW3MagjpmCnMOLw",
-	"9Pj85Gd2hnajBiB7QIZUR3071p/cuf/hziGyWzwYTOFaFmeI37TwGz/L0nP7G+J40BhbUnSA4xzR8c6R",
-	"2SW3vvaYMEVSbpUVyzVcOCtiDym7qVaosB+YlprmKFv5hAgOhiCivmUf5tQFDkNE+bZw8e/u7eFkpjBJ",
-	"Qh8WyHRxuQapjSjNwGu9FkY5CR+e0154ZJUs86mQJIYEtG3G9OMGqEj4uNvCIhtuHI4ge6Rp9u2DcOeQ",
-	"3D34iIRDiTYjlKBe+emFuHBM90WqCdMBubt/MPGqnwQSNNPEr6ViPAIbBJywCLgFh3WM8XhIoz60Dnb3",
-	"pjjiaDTapfh4V8jebfetuv3k8cnDz54/xG/y0EzHFQ0fPD593CiAfzf2dvftq2IInA5Z47BxZ3dv9w6K",
-	"yLqPF+Lt3REkSeuCixG//eXoQu1+6UwhPajI1D/vA3Fgu2SYdhIWmdtDkebPP/+UKNA7RmpQQIbSaLxA",
-	"+jS5BEUMhyQ40FuqdKGpAKnHcHAWeWaJ19bYvYDB2wpMM7tFvGcjODV+ChqRbBEY20LnmDEf7O3568jh",
-	"DUwSCMKpo1i1AMytsrfc9Eq4Se/aqypLOKhqLhvfbRceXJBPGodfvAwaKh3Y6tyN08LCFhektHBeHDr8",
-	"AstTNF6aFm/3EVf+69r9O3YkdLC3R0Z9loAPxcWWDSsYHpkzHAtQVvAThrLNSzHVtEMVVO6Cw7Pf4D64",
-	"Hmp2ojADmrBLWPeWPGGXwE0H5n6Bwtp7fHpcfcNxx4suvis/5ZfVceyojzwPhQnMUaC2S4KhQAG5t3eH",
-	"NEP/0auU00vKUB0Id/Jbp3KPzoDG5s5S17NNpnsEtUNxzYhK3S6LcKPu7d2Zv0nPLY94kc94zXucrc/s",
-	"Tb7cv02HrOWxsit3+jlEEpwkZVMgEqY0xEcWdBH3nalhQsdkKKHLXk9vmBHFrK6ByKy+hJKq1RLzV27b",
-	"5K03wdwXvb3h5QZPhJ2EzYeaPhXHKNYZwdwsqFkGq1DhMM6ohpkVdt27t/MX3wT5V61TkbBovPDH/n0c",
-	"5l27BLMP1Sc09k4S/GR//icvuK0mxL6G2H60wNl/JGQHM4/wi4P78784F+Ip5WM3OrUqqRQYoNJeWSzd",
-	"Pe6IvkSkWlUjMiikB8PiMB0HWZ3tDQniyMoGBGtboHpHjQzddciXZcI4KajhjSwx5hMRj9d8ZJ2B+E3Z",
-	"GpcBSZbIZX8jfcdVFOMeHZELgKGV7+3qcjGaoJ8nIsoKksyigOy9IvVsaa5Ic/v3FulGpejKhPgpxIz6",
-	"CMRrIVh7TAomnkqinbjQbn/D4jeWhBPQFT7ch90uoJ3YIx1ewPiWskCIjhKnKfYMXVsFii2Rzt2KLMXc",
-	"F7a9DeadTLuAs7/4TOhHIuXxtZ1Gu6PzTuOycs7j+JQaYfOlP8ZpzHTLBsvXymafwQiUJl0mld4ljzBN",
-	"mHSMdoXAcprKHuiAZEfYyuJsAEQavb5GUjM9P7Qdb1xaCyp91nbaFr/OKHLKFt90653Zq79KAY3qzg7h",
-	"K3cFC15P1gk3awDC3fAXjKOLwS5oXf/2qa/Clw2hiGs6AZlKW18ft/68JodpkYEtMqD1rkjXdlw4NnW9",
-	"F8tZVa7GZK2glVeDavQAdM3pt8vCBlA3LDRllYa0kkd/5rlFAIP5Q7GFBa86lI0qPBkvmK/0IMdyS7C9",
-	"7m608lPcqpLxLWa6IEmlun8b/XMYYFCpEZ2hF0mhb0pI3UrYJcRlP18TXXno3HO+FeLC+Zxjrs0fodmZ",
-	"GF4wGDpbA7poICZDkKY9hCo3X5u/o4Shj886XUnz7sH9NreuxFe6L4XW1oqNBSHOQMtx69hwh3DniACN",
-	"+r4na6hCI07sqLbN0Yro3ODmhagP0QXEAVGCRIJ7GOFeCkqBInZkWohd4p3nbY7f2Hl0LDi5N+u1RiyG",
-	"Q9KBscClwGUjX6WQWvuldQygs+Te3h0SWofgq06qxlUT2iUYE5n5ExDFvM3DEzTJnwiupUgOCRctVEhD",
-	"a8OfuPRxizejfpbA+hdSP9fHvPLg3Qq+9UT0eoihO8GqSgs3j+OUX3677OY6tLibYdx8InqEcUsMruCI",
-	"4Qs5yHiFM6HAzkSqZ/EzI9wrZ4vAoEb8f4ljkQ4kgvcMg0PMZjLqiwRIlw5YMt7ZrSIw0+lmKGwi7X4h",
-	"GqvQUx09CFu9fnt3v3dGFEM19hTOIA93zGfQh9BUO/oo0YR19AsONvzGhkngDcdhhL/jXWukBYh329xV",
-	"bmK8NykPWD/hiCpCE/RCESzhIR1lZvTW5pbgSBNxqtzHZrg2qhnji3zMAEHhYKfq+jsr5xbcFBp9S/fg",
-	"ZzByXtjtRbhZSqy5zR6+tkEWU2TQFRJpZ5aP/HL/NkZ0taQfXJ2p6BR4bIitWcB7c9Fg/lsfRKkKKGMu",
-	"RFId4fCGRAEorEkgRrzafHTiIRpxOG/DgDTvzcKAbF02ayjbrKuw2Ot83bm8Edsb+EZrz+XNKhAmEk8d",
-	"ZaI/4jZFzFL0RqxoH67zTX4yJtQHNBcxZHaJx0klElpOMbU3pptIamRXBzjpRgsyMCK2ubYxDpRG2pXM",
-	"KRO8bRqKh31jV2gJdu6Nu0PfAvXWxenEELEYBZPMV7Ql2rV7ePYWoPITwbsJs+kC755g7miI0DJjWY6v",
-	"SMB8ibfIVirkaDOELSvYsoItK1jZtWxIaAlOYJNU5sc6nNUHkAN5eE57nrQxOwGj7Zt3Dz5q85pI8uXC",
-	"yNu8FEd+RMIPQgd8rQjlY+LivCvV8wc4pROXjrO0W72Ls62S9SuMYLavbbDGZuh3/2D+B6eFY2S9QpYY",
-	"P1ru0zNvXLkuSrYnyVBydnA9DXuixSARp6tPBTjn531zF5vrouZOc8OcoAXDK+adZHxnG373Tgc5/RT0",
-	"/MO7uqiJPPl9uqVs4vp6bqn1S8xuXC673uz0rCy81dt9q2btOfzLoWZs+dg7Jb8/SO1xgKtKDFeT/d81",
-	"ccNS4DyO7bWGIjZFdc4PHQBRkRhCkBWfsT52TKHGSFJFwoQpjYAVYUCGSapIGANNrI09tPm3PUljCGs8",
-	"Bdk4boCXAFFyvWNg/uunQiSFtytiAfOMfHeFMUVsmY7ayERfxGNB/uc6sOtdG5NotkSTJuKLESExE3IM",
-	"2v+OiCo7+WjrBpfvbGmA0xi5cxbDB5DiwajrDB8uvBC2lNmbBXbtDBE5Ft/lxw64Y/EvnmN69+Lvn9Pe",
-	"4i+7dJlHUgyWeP1cLPKy5SALt+1eX6ztf4a7u9DqSb3YvkRJGsO50DTZsBvPHdwFXHhFCtpaD25u7CuP",
-	"iQIqo36+ZcXrMvutPg0Q7wrVZ0MiuKvGj83GXnghPv7T1mxzcDvmqgzrkgD9QduQzdw3fz2JgOXeZ6UC",
-	"XkFM32YIrk+0X15Sf1dzCjMmUMMDJmXm2x2jJ7fQQF8fJveQRn3CNAwwgNyC1xPGMXhNjHjRqX5EJBYK",
-	"UETRMRn1WdQnKo1sXThkK6P+OC8GqYg1W0zzkU/MwNBbVRSsN8FM8p6uKaKtOAAsslDBUE5BtnAH3PJu",
-	"r+X3MzcYPWUKLkHSZO6NPkXN3nFWa4cvXssbljFrLfHu+daE9WM2xc++ptZvjJ8EdTuqRCFr3j34yJvZ",
-	"rY0drelK0wQqMiGcmTyfyw2zk7uBrd9QPtnw27WUz2Ewmal8y2i2tvIfka18ScnfBvAiROpbCLQzqsJQ",
-	"iCQgtIDR6j2gGbQDIt9iTdKjwgMySJUmHSAWCTvwpcPt6LF4OJr3XWWKGCQG9Ud0WBHji99s2D5hO7km",
-	"dWJRASyDGPAVEbaMchsUuPn4YCQNQj3AeXYam9/+8i//8Bf/dmcp/pUbLtbLvs7zlKEORGLgcgSxoswu",
-	"eezHb51hkbcdGHEyS08opb+Tg70DD3Q8dLlLpahIwrjSQONdYm4y52VzGYOvsKJuQIol9gMSU5aMXyGu",
-	"wCuEp8RXTJuvIiGSWIx44GCtX3UR9D/7k3FE+q0w3hbtLY0tj1objzrYO3hrIdzHEyeLjqi5fd2JdXfy",
-	"LUWoO6lbU9LNYOXXZ2+qYMZ/+Lu//PZ//d+WZMY+NqPOAoVhEv6ldxo61c1iAT+qm+6WyN4bC5b1u2a0",
-	"cktlm7z+yNJK4eS0L7jDI0DAEFcXwgL7oIs2c90qkrALsKU1btU6awvR2RuL1rwmV219VOXWRfsjsyi9",
-	"c5pSHOchkESLGhtPfUCkvZVjoEnLBeNdSVFKdXXl0EwxIsLaXXL7zi55DtpV/iBYu9ZFVR7r8MjWMXEP",
-	"XU0T/3Cerf1BMX5vE1wr72Br5N6ypK3tBjnSc5gQfAy1ujBg0vzul//uv//6//r+f/7/vvvFv15OcehK",
-	"gK83gSLx8LVFYGTa4idJyCuG4Q/4J0LzunAUW5U6xH/CvJ6x+cDVes2RmFzZPTv6p/T1AzpWO7vkk3GB",
-	"JTZHTPcZR76YVV/cqeCUUwzvETa7YUO17aRgTNgaprfM7cfJ3CwpFPgbaX77l7/5/jf/fjle1mdKCzmu",
-	"TUZ5lsQZyPmhR66xkFmim8tRhqlCgJU+YxZjyt+oPw4KHi4bW4dwNy6Vb3Zeys/cwN5pu4ubxHy7i9uG",
-	"rdnlvTG75GHqbm8RpXtjkUTV1O08J66q8/p95iVdqugpD7z3SCJcDJaCS4BeFh1Tt9DljSwiYjJKE1oN",
-	"c/U4m8SGpQsLbbN1g2/5y1bamOBmT6m8KMoajrGQ5nf/8W+/+6tfLidzSEA49E2F8RTjdaSNzjm0lZK1",
-	"KAT2WB9SFZIWjm7rVt7S/DvvL3VnmVCeUexKcXcWOvotyBBlK8OEFLFLTlwpaWfEOHJFZ+GSiVS5VoBj",
-	"xry3eBAfXVJF6WZWW6Fiy2C2QsX1cCdDf0WxonBBk+YffvGLb//6/1xOtMDUvi7IDbOqYIJRLRMJPBn6",
-	"G9GhYWwiusByOJpK7bD7LZOzSYxAJcRHxEbGucA4ZYsAd2qEnl3ybAicCNzvlDPNQAXkq1Ro541PeZdx",
-	"pvoQEyENVZGBuIQc9CnblpQnoIy2piIa44AQuGKao5675d8wT/XdbLnqlqtuueoEV/XEMcFXKUeXEdYR",
-	"aP7wu7///v/5zXKsNeWb83vx2ApsjuNxMTqy/E/1SU/SCMgQJBMxQfaoKtztbnBbrW1L/u+81uYP88JZ",
-	"Unn8XK0f54kQF4qkQ0IJpwMIyLAvOBhZwRXxiqRQykbeBQXEKLTOupidNrcnmgs5oAlT1l5Ljl31OxRG",
-	"Rn2qHW5jHJRsvTFTw4SO29z0b2vhehXtH3/xHwiHS/BVEIxwY31HRhpksW8aeKE4SpsP6JgoAMJ0FSjk",
-	"SR+iiwf5ykyZ1qfC0MVgSPnYrElGwmasdThZ+E9NddWDvUXKlh67XeDpoINGNUS6jMRgILACzYDWVpfF",
-	"D+t6X6hm6jH3W28LOdb1hC/VzvPe3bdbEzXb0KcWG7SOCXvo0OZQKMU6yZhwwW1S9NbBdhPhoT7vi6zk",
-	"WJ8qi1Pn6fBPSfO7v/lPf/g3pXSrAtfLOGFXJIkYtdJhPSf8ZExU2vkSIh2g6oSLhcymMy6U5z4ivFTf",
-	"G5H08uaJyLWwUsEmZEnVru1H+PWL4XVU9v7cKHVu3o/jwHLU8nSw8pudUy1Iom1gqsr2LIp9XvimDqFw",
-	"ciBYrc4MhDQz3INC3ztzxreeotuFQY0k0xp4qSZ6bSF0PFBrHwLujoiwAG68XNHtrhSDDdXcrh3golW4",
-	"tbjRJbg9yc6P4MhXYnvH3GgIwsIVkd8l3Yw11wMPhv5wH+sQGX0HfGb/kCodOBHW/dRNdSphlxznHVr2",
-	"AW1uedstc7/ZctbWczEQl67EZpjQ/Low3WnR5uGAvm6WHwQkH9NOGPggK2tFtBcTixMgUSKii0ohGbNK",
-	"fIObitp0zV9PTk02udo61FuC3UzFkXexSC8tkGvzh1/9zQ+//+sf/uE/f/u7v9qp4RZO8ETFuV77Nk8r",
-	"5MRDX83TqMpCIT8pehaY4B4JnPK4zV3eK3aWFwztQ6kmdma/dwHfoWmok8AjBkmswjZHWoJ4Z5d8CmMF",
-	"uuWQxSE+Ily4mvrO5h+yAtrvx4ZWq6vYezDy9xJN3K73hpDEzbIVUcS3KNpbFO21yrDmgM2XX/GMb2/C",
-	"dwU9O3HM1l9J9u964fWYSBjeUljT2rxLGFaSzrCpfOYQPsuMsu4S6KPPl2rzRZtHdBj4sj3onLY06kEZ",
-	"sPLEMKERDIDrkCg6VkSJXXIcDxhXQZvnvmpFmoznZa/HDu5jx9a7ECJpdYw4QY5PH5MLGCu8N21/E5ch",
-	"486yHReQbkLz38dxaKTwHB68ibbTwFo/21xIb/ndwVmSu3v3SZi9HppWGe9ZyzbLjNvmqtR9TAfN7AP1",
-	"ErahwQ1J16bp65Gs8563oOJbUPGbAyqeWGKbZI1FSf1dABL38vQWRHwLIv7jARGvE2xK1DsPODy7bjco",
-	"Utd5Hs0It5EeP2Kw8JrrZ/Mg4btkZg1PM5BbypbytJU7Jyt0ZhEWqAWUCnLu7JI8o9FL54RKaHMuNOmi",
-	"benQCvEuP1j3pUh7fftmRqKqvoCno9qbhUpuBrV2RPJSo2/13p3FuTxIy5aDbVHIfyQo5IuoCj9q5PEN",
-	"Gi6uFXV8ngS3Dd7dxu5fP9o4nsQKpPF6PrVFGF8/wvh1a5NbVPEtqvg23+KtoYpbpjuNKD6D6Qp+CVJv",
-	"OOn00Hm+VAn0y6aKetjVDOzPKftDkEpwn+2RQTDvYIuxC0gjig6ASBge5cq/Z/JualWW6hP7aIMSouth",
-	"Jt7f/tvP64q2jq2tFHmTDeqWbJx6SxivA2Ou52hbiNNaiNMN8ru3Cm+61YC3vOsGw5o61XcK0rSeZ904",
-	"KFNDYVsY060y9R7CmK7bxzlNze8ZdOkGpYZrRRjbShFbKeLGwpU69acWqrRelngnIEq3duktbb8vsKQL",
-	"O+LfZyjSrZCwZSRbIeGtw4/iEZwDPVrPkLaQowXI0VpE0A2ytmtGA90yty1zu9EooJ69zUEAredw7wTy",
-	"51YZ2pL5u472OVsJGsCslKcTCyX0Qm0W/BbbrwuQwPjAd/bcv7/gAcijEOqoxTiC1xVOmfmzdMpuD6lS",
-	"IyHj+sRYxFZVJHT4VafugzAgCrQiIYdR9puNOjJ83rrc8BJqm7EivI0LbHexpU3dB2auKHsDaHEB3ILQ",
-	"0igCpdwvO7vkvA9t7vGzfGNK07HNQvKRphGVkoHK7pRiM1h7nuk2b6KUncREcCBKi6EiIyEvGO/t5DC0",
-	"pTGRC4D8rd02/1wK3svwvPwKKgemQ3uUcaVteJXoYVS+FFonCBDm325zxNBjZnjCwcAGBL5KaWLub/Mx",
-	"Rm9h+L/qG0nDXDiUk4/MnSNpZC5dj9L7grNIxEA+e/TpSRmylyC8YjdVEFurxt29PRKOgF688kMJd9sc",
-	"oW+GIIYJkCYXOkNh2CF9egn5JKvRd80d+HTsj8GGZH/fvO3ubYv+5d6rQRDsoyN77P1BVYYgpiLITmjU",
-	"h9aJ4FqKZB4XK7+8FRpuUjr0vUWG+dwozxG84PSSsoR2Erh64JeNZhiMEZ1gmJOe5/VmNXNWj7grteES",
-	"D5FbW0cEcgnDBD2Dk2kCapdY3CfSGZMLxuPqKIhT7OUGwIJ9ynjsgao2GS1hJjw/VAIXfxsocaPxlobu",
-	"6HrysX/PAlmyuc5dj9AnC0j6GQ0NYNABqQKfhWDlG6Qo0nQBRWR/Z7cGSsgcr03dpkIk1wMlhJPaYgi9",
-	"+xhC73jktIcQGloimyT84sU5CUIyrQ/nCXFTV2dG8vURhD8FnZH6Bm+qOmXeDH5rwvoRw5jUkMDbgDFB",
-	"OZbxHpZDQSrJM584jEqEc+ThtBXq5Kgl+0sU0UhGIIEkVGnyZRr3bNKTTYtnMgtYbfOZ0CmImeIsFdiU",
-	"xOhkBFEJhwVkg1f+yrQfF8FVyu9Z+K/Q4yi2eQlt5YiEH4RZDROzCm5KO/XoKY5Z3Cz0FDOotaOnlBp9",
-	"uwr/DIbp0VO2jPMddfFtwVOWBE9ZVEi6jWFRMNqA//BzTMWwyaz+GhiJNIlJB3xumWX5yGht+AMlQymG",
-	"QoETwRTowGLASm8RteVPCwJbQJQQvFAP6LMc/VXRy6oozVM7a8MzzkwTq9pANsia7bg2nGhmOnFrUes5",
-	"wsVnysrBW4vIthaDOzBlSlX13MbRemtEJWe8V2/W/Ny9YOsVUV9nasSSpMQzglL9ryP0FdUHY6GHCvGt",
-	"q42gZ7ZZ3/m7nQ5Wnsx8U6ffky1t32hrp0/FHuWHtIbYFGg9k8geuCTtiA6VAz8G9H/FQM3PmVG07B41",
-	"r1caQp77Djd4qrM+au4oP+ltfMONO74/TUSHJtkO1VgtljU+RHR4Yo6neoCH1lwU5i8fxoAR/oy3eYag",
-	"UoADnwPFOmlPaPPMoEAWtCdMGh4mDArkyvaEAs3dLJuCH9ja7QpTDb9V28J7z39ubojAVvNfSvPvzWW3",
-	"Xk4YAdhKvNXauxMklautokicQkAkJEAVKAKvh2a6LjbY1SJ3huBJYQVLvMgxkSl3rE9lBVosVMyYJEJc",
-	"ENrPwqHHJKTqWTc8smldCX6cKpforUBegrSlE0nTvFiIm6rwzp6l/LmZ74Z8s9j2NaU4uL7r6jR8bnYP",
-	"l8y8h6gZTSGdHSYW26Lb72fdhrOU+3r9toID7j4Xo3qGoIEOVG0Us9FCzvGNt18fG4MdYyYhMqITS2IJ",
-	"LjaVKWKGXVuIn0rgS1ec3qR6bpZwvlKOW7GlzButkWtHDJ6a7N/F+KOqACGz/5tKtQM6uJ4AIZzUNkBo",
-	"a5a+IQFC2hLZJGUW77m5VYoyQt3gRVCnTforbatJ/kjDe2oO8NsI73kqLlEtwzE4n6zg4KtfiBEnpgng",
-	"MeVatXkhXaWJxTnNd6+icZRAuLOYpc1a6cqhOzfG0ub4wM2ysplBrd3CVmr0raqws3ihj9zZ8sRt5M6P",
-	"I3JnnvSidAvtXrdpfEl5BPUmPNSbs7pxzmY2osrm6/twmuc/e3b85NX5w+fnr06ePDv59ON9w8nv2qS4",
-	"EVOwg7eCs7xZk5t1s2g2gFaHZrE60pcpnyhWZMd5DkojrsmmShbZbrCLa7LFYd/nbAC1sTTmBVfp26ze",
-	"Vsffqi6IiSguweIEgdKOxrpCjmgpQ3DCYGeTw+vc/Laiuw1+SWOmhVREAVjSxRrrxVLvNuIaZT6VdrQE",
-	"tPUPLc27pCjnFGXS1ld2F/K0mfAFjuuazISlsc4xD5pnyxoHq3vFrfCCrRGJRQJ1vZpnC/d5Zl6u69Wi",
-	"SJGmYWsIks+4/6lLEwU7dlx1A7HvloaiDREcNjpCJED5hm2h5pzMt4VmU9jyyRtrC00dxU/CVswqWMY4",
-	"04wmWSY0YeZavEQMJJ1KDvEueTjA8mJUAkk5+yqFgERUQYtxBVwxc3yTcV0uZoa2sn5RwzR9PabWOoiX",
-	"ral1m4v5juAgeCvtbKgb/HOulfY6EZXMCLcWiR+xlbbmAG/eSntIaEcB95Xd3f3oTJ0BCXmaJKEFCTUK",
-	"QJsLbIkm9oNd8gBQ9qPamnrNyEkztPLgIUHZMdwhEi7FBSjSZyqDhLIKhQcbIlQTwSPYJS5AzuWAhhlU",
-	"EcIsuKBNa+cNjfwbFkGnJtCm7GgqUKZ0H9q8BDXla44SplQKsQOEyhGmbikS2lnEz934wzZXdKxIX4zI",
-	"gPLxLjlGad1Xm6EjOrY1q0LMGQgJTZTI1sKO+Pj0cZtfwDgfrys7F1hDswVitTkHGN3UFwmOa3CDIaXe",
-	"+SRbdxncLFO9GdTaTfWlRt+qhWvmhehM9duLcWuqv+mm+uuSfjMrf530a96GKJVMj5F9dYBKkMep7jcO",
-	"v3j5JjDEyz6FcfbLy6yRSbHhCbsEDkoFyKyZ+S/ej8pOiwxA05hqupubhNRYaRhU2Nb89UmaCJEYeMTF",
-	"gCSiJ1K9k928w7STsMiKB3i/XYJk3XEZI7LQJcKeTXd4itiGgTM4mhtaBTbmyoYa0yERlyAli6HYml3H",
-	"6eZ8WAXREuCoDJDu/+tji63905VMywyIBZthVQefmvl2hSRDKrXNPtHQs3eUciBtCPXuTLKcZEIZQtF0",
-	"GNZZLy4M7nPdZOhwCDxuWUEjjZk2G1Fa1tiZUycOBYJfNb//9e+//69/l+2atenaYmKFRizI7XQjJ1mO",
-	"WPPbf/i77375q3kNZUllVY3Z8siKNH/41//h+//3N//917/eMYuffVNsx71b0cwjkSRi1EqHpqFf/c0P",
-	"v//rH/7hP3/7u7/aIYI7yC88OBWtdvHTF8OqZh+k9qoEjFC3zX/3N//pD//m3+4UWoj9W1VNIMieX/Lv",
-	"/svfktvk27/4++/+2692/PF2so3PpA0mo/jtyIs104vDt26BNy/f/P8BAAD//w==",
+	"7L3rjxvJdif4r8TSA4jVTpaq9OjbXYWGUSpJ9+q21KoplaY9bmqUwcxDMm4lI9gRkUWxe7S488Geu4sd",
+	"7AAz3sHCi7Vh7Ox+MYwZ7Mxe4NqG/xfD3bfvJ/8LizgRkQ8yk68i66HmJ6mYmfE+jziP3/m2EYnBUHDg",
+	"WjUOvm3AOzoYJoD/79D4rYSvU1Da/KnSwYDKceOgcdYH4h4QpsiAJl0hBxDvNoLGBU1SMK9HIobGQamR",
+	"oBGDpiyZ04TSVKeqcfBgby9oaKYT084jGpPTrB09Hpof+1oP1cHdu6ovaLIbw8XdoRSdBAbqbrHf9++D",
+	"Rkw17VAFb1NOLyhLaCeB6Vn5t8yYCi8eEglajklCNciqWVa2PjHdRdv203+4dz+f/iuQFywC8rrU/vxl",
+	"qBwYrkc6TFhE9cQiHBEJkZAxGTHdJ7oPRNEBEE4HEJBhX3AgQhIYUJYQmkig8ZjAO6a0qlyWrJPCWlyu",
+	"i/xwfJqvzrHg3YRFi52MfFBmHbpCdlgcAy+vw78UKRnQMeFCkyFIcziJ7jNFxBAk1UzwqvnmjRXmu1hT",
+	"+bwKu/600N78ieW9m4kxrtJul0UMuH6rIjGcOu5MkaOTZ+QczOGLzpXdC/Mm/i8bHuEAsSJNBe6x2qma",
+	"fEWHJQq4ZHdrWKCKEdqV0iA5TSYogZOUw7shRBpiAlIKSUQUpVJCfEiYJn2qSAeAk0T0etXML2u5ePxX",
+	"aDdnCQWO+Mw1TgxvAEmemKYWXAc3LDN7LvTbrkh5XMXjlUhlBCQWoPD8Ih0a8hwXDrXZKKar5p+3PcX6",
+	"l2w53/0H+Qp8ITR56pqfP+t8MGbaQ8OEeMzMiXvbpSyBygVARmV2JOpT3oOYKMYjwEEazkSYPiRd0FHf",
+	"7BztUVbJF6o6m1qR1brKFmb/Xr4wJ4X+yFPf3/wlqhrn1GIZqcrk9HIZsTaMqbaCnUlQhHLyrNt6Qc2g",
+	"+0BjkDnTtxO+o8iTM9qbu2hZp5Ms5VJdZot375OaxTvN+11y+bIRmwWUVMPbhA2Ynlo3IciA8rHXhtRc",
+	"XaPUVnE55raUT7cgO81nL8xnTrtSC021NAgzQ017b62UnlQoNO35LWAKxfwCmkOhuZLqsFBjl9cRCt2b",
+	"yaWcprovJPtmcvteMKUY7xnGxfgFTVhMIgkxcM1oUjmzUluFuc1vKZ/Wfj6t1+Xm5k+t1L+dnEqHQyE1",
+	"xG8HEDNanuHr/DGJBNfANTG9VM9tsqnCBGc1lHOxh8Wp5R+8MK2Rs/EQFpzk5EDMTHFV6RyOb+8kmVwa",
+	"ICcx3MMoL2bckkaVwm669Zr7zgJtr+UKND2g92YVLFdEMj2mUR9ax6ZjgepPDCqSbGi+aRw0Qi5aSgsJ",
+	"IRGcwAXIMaFcjUAS3aeaRFRKZngu0eIcrDiK+jDAEzSg754D7+l+42AfZ2HHq7RkvIfbYbjwdKd2pYYS",
+	"FHCNo7+jyAVIxQQPSFfIjL8v299zEVHbSVWfr0+fE9F1csJpJ5EEqq0Klks9LVOo6fhedcenVMNzwyur",
+	"e45okoC8o7ID0knjHmjCxSggVBHGSSxpV7cY6G7LbDgdspbhwMiAW25DW/t7B20ethupAtluHMrPHv7k",
+	"UH+2H5KmkCRsN+iQfQ7jduPwH375f4c7BySUYSYrSAJdHZBQh0ShEDN3VM0Ssx5t7gbEFBn1RQJO+yCv",
+	"DAlPnQxhZLDhMYZ1mXtW7Htp8yYlZnR3lD0xhtlR7q8FO4FVh82MoySNjT5syERwMkw7CYvyO4LabfPG",
+	"ipvQOhEJi8bVe+FmisebDocJA3WZPfj6s3t7e4ejzx6EB4SSThqdgzanLPy6sPTYmYQuSxJFIjEYJqAh",
+	"GRPG2zwc5RvSHILE5UMqwAVUgblS4p3K/OYWUu24vUFJGWYzD1dYNaNBtI66GuT0gr1yA9OCjCjTpANd",
+	"IcFqHYz3yvRp7r1U20vR/XuNwHTOBumgcfDJx8jmBozbv/OBmItKDySO5Msvv2wdFU7V9HBecvJgbx8p",
+	"OOobmuI9ODSn58HefRJOX/5C0jx9ekw+/snDvZ3CZTQ/kPaeekDCR0AlSHs6P2tX3HTbjcB+/Vm7kQCN",
+	"1cFIMg3tRljLpO5XLbjRtamkA9CeQyeUDRzTf4VC4SlLKjfjJU9y1c+cV9SQjCBBCcvMO1+nIMeNoGH0",
+	"JuwWpUxxgDF0aZqYbRoCj82gggZwsytfFX6hw6EUFyjhJPwCb7KNN1XH59gy0KdSDKZH7B4Sivc+2nVa",
+	"atVIo0I7lYfKXAJamg3AHiy/yA/2ZozqTNSPyR7lOcM5E+sYTCqVqNrPIf06BRLhY9KVYkAoGUq4YCJV",
+	"ZEh7cEeRkMM7bVsIawdrO6g5hg/x3jg1qmfxCTWPq6WzE48szvocmrezLlk8U2L+MwndxkHj9+7mtue7",
+	"9qm6+8wqpc+6KOKrB2AUB7sihmoTqrS9ITfDj0KrVOFFcOzVhp1Dfz+MSfPBvU+QL4pUE6YD8mD/Hhn1",
+	"gU9I/uIdfCebpmXz+US9KrKkJvLMyrczoWmF2nWUKEEikXJNaJLYCZmbgb2+KtKMhCFxSo5fvv7ibKdu",
+	"31mxk+L43Hg6QiRAuRtQnCotx3XM5ck7GmnC3Fv1PdrnS8qYzxmPZ3K1oRCJssoZU+Sc8bhuBOZZY9Gj",
+	"9irtGN6FlwrUD6tVtBPaA6LYN7XcADWAai76cC+YIfjulcTefqXYezniIOtWJxxAGBCrUxEWB4aPhlxw",
+	"I9rMoqHqhYem9pQI0/6zuFZKfWwkktYgzbf/qjmAf23a/9df7bU+pa3uUetp68239z9+v/PPGlVbeyJE",
+	"Mkdg2TM96gsFpC8GgLttVE1rI+e1y27ee7b4bjvG8s+xkelNNvrXO38BQLuCkKiMGT7S5GYPE6Yg3gmc",
+	"0gpIEmV/Rd1Qv55JEQPGM35RrYP1mOCzSVPiO3X926dLkuUrISuowfxqdKNDQonRdAxjClshUUJqRcy7",
+	"VkvYJY8tEZCw5cTlka6VUebr0vC8zpF92ggareIf1u7nHhT/MAfa/Zz/18iIpyJJxOj10D6b+OVN9QoY",
+	"WTB74a28qJ+Xebrkwp/RXl2fp45czM3bqNiWSLS1ZlYNQNNereSv7Py1Xcpqjc09XERjSwvtXF5Jch1X",
+	"aWx+TLM1tjRr4LKDeW80GzUUXFkv+SMan+ZOcmfYMv/F66O1OHibzO//Qlnzwww3exUP86+Xvdo1Bq2Z",
+	"DVTZhBbloCd2EnYNqtTCWvNW0bRVMD+V7CJVPbt37+Yv1lzkF/rYv4/jz8zBi2/aWlYpd3NGbgQqd1Cg",
+	"F5Dr/NZ2QxbrcTFYYIUjXgo2mHk+y875xVY8G92MpT8iWcvOUWDU6BhImP0e7hyS0N0eQlQBjFpC3Tm2",
+	"VsAbsh/W1bvaXhS93TO3ouQlvvTZP+LWfILWtNOnx+TTBw9/QtxAibWTqxu0xE+LcSErLHMprmTmOhfC",
+	"NuqiNubsU2VUw1q4lTVNzwlfOSBhNofwkJg97maG3TY/h7E1cdqoD+rMbMrq+mbFSU9SrlU5DCRo8yqb",
+	"XeCuCqENDQnJAAYdkKRJeWyN1eGkpTDMzYE7jq4za5+zvo5EmsTmti1GhGlrJr0BB7Ha6jmrjan3cWO/",
+	"EPqpD/FY4SyXQkRmnsVyjMWlj+AXgqg06mdmGbx76elzmceJ3BDuUYwheJppZissfU2YysxNqIviWJOW",
+	"V2UhI0yTEVXODGcFa8UwjIjlQqM1a5RHutzQjTstBLpcduuKQTOLb14phuTS25fFxTBVsIdWbJZ/GO7c",
+	"oJ1xEbCvy+G7qyijNZHAs/XSujjatRCVshF8EeWGm2l6Ds4abW9UXIwOiPbhPUOq1EjImER9MAKV8ba5",
+	"SPT62m+mbe5tJ1XjcMezzHL4sQQa9c0kzONumiRt7vXhipmGO7sEPYH2zo/t9dgFcMJTlL6i672UN0h2",
+	"TvguZ35eePW9s8E8yaKZVjhk5XComUdrItZoDZq20H2zSbSH4YR5pJTb4bzDm8+Pz4R4Qfk4i01bbTcm",
+	"w+9m7sdUaNvlSbwuMm8+NX0ItPR6InpuhQ2cDMCbuYFTEW6X3sD5sXk3hFwKIXMYMYe+rVWXvCIscM66",
+	"VwXdrdW22BHx2AgwDAvqEkqwHwwjnEgiMEI0s/FMjewGaTbZEuE4juILyiM4TkR0XjAr09iqZjQ5kWaO",
+	"mplN6tJEQdAYFn76tuE4x2TIzccPip7H+/sP73+8t7eA/zFXXL/Kms6dJQI9qGYpjjC4zOq9xeHkPpvV",
+	"7O2Bb+HReBEPX9CAd0MmQS3eIU8TpwPaOIWpAbB4sZ4TqvRrtcxc53ZtvRezO//CvPM+8P5Qc1qS5GW3",
+	"cfDV/EG/mRyDDfbvsnfVkRddJpU2aoKkkQapvMNUQSRBB0QL9Oj2OFOWIM9hTDoYMFB0Kt8rOZUxdPXt",
+	"V0etP6Ktb/Zan75tvfn9CneyOYsX4nyt62ttQGgW1TBQcyMGrHUN+3lmP9j/OGuWSknHU0SDsTC4j9nS",
+	"Zv0GBfKoJyobk7QkG1iaDNZ09uaTyXrWfMC4/2tiA4JGytnXKbjHeKon9sRthxvJvJVfgqYcF3wffDvN",
+	"lSXUxP8aGmFaQdLdJa/6YsSJ4BEcEgU8xlwfRcIjp9FY4WbjEUMM9/jD1tHJs9bnMA4nqGz/3ierkNk0",
+	"zzcDn16jN9kqPWdWSJVnnG3uQrucLVxhm4vucUdbQSMPeJt7NvM3p2gSO6jcd6VYj68meX0ozUJUIIE6",
+	"pWvWu6f2rcnx+54qZ5DGTD+5cNpeeYQ00kKuQ0ZgQ1659LEaqcLQOBtmbshrrDQMzC9c8PFApKoizCJo",
+	"0EuoBgkDro/iWIJSE+ENHz8onf6v9lqfHrWe0lZ39+DNR5XixSdrTERJ7JXb+Vftdmo0p5pGFlUWMk11",
+	"zrBp65uj1h/VCESR6kgMSpug0igyixE0upQlqbRJuJxVRujaUwVK2zMxg3l89T+0/seaGftclVkh3g8/",
+	"/bSoae5VhHgHDU1lD6aHMrkiGQNr1QzItuNPZ73e4df2o/lcEIU41Y3iyS/uYb4Vs0lyLawyJ/DrZ5ep",
+	"FpZlvsAkqEnx9jMxykL8gGuQNmbJBflR6Q0fWhgJ6Hx56pCEotsNSZMSDqM2Ny/fUcRFVe6QBOiFdeIN",
+	"iA1z3CWIsOAiztwFkRI7tzYP3ZPwwEXF4+/mPZooQSg5OTo7/hnpMkjigIz6IIHQjgKuyQAoV22ecm8b",
+	"Q/umpzbR7TaChhQpj09Fh5lHCVClnwsa11DcI6qjfjGsf0kpw+LFj4plNQXFyV34VtecWM31rzgrhaGv",
+	"k4dc4u/lsU9cFd0Rms0N39bwwoUZ73lNDPQUvYvzyqlOLOdM5d9PuqqdYzqsiP0mER0eEiNw7dFz/k1N",
+	"8FA2uzRJSIdG54ZkNNBBYMiAk14iOjTJSMSogvXceH9vb+LuX39XKvDn4z7lHJJSeCZNkkbQuGAKI6Ax",
+	"CLYRNEYQ9ZFbDgC0TRlBm3QlQUzSwgz7wazdPWMDUJoOhlaURyxe5Ksv3Kwrvl5AlfNf25PlBO5xJSf8",
+	"sj/GvDjMnKEJiTDiwGyu4YCF9HTc2NzkZSMsJ0hibSYLjJdfJkx+uateruROalRzZ2AXY/GO3GItfAnN",
+	"lJZLZDdNcQyXfpCNPciD1IsjDPLMq9n3/yJprEN1KJHatSsPaOQ0hDc9LS5GS9D75O1ejKr7E1zTaG08",
+	"JkqVFoPFj5xljvOIrS+kPoN3ehkqZupEMpvEPi3ZFjPklPrlQsPcs/Rc8J7/ALMglurC5bQv8UUe47/M",
+	"JjlJtHhHVWRd2OnMlJevedCozkuYcQRXs+gtcn6e4EvrORPeuLeZ43CCL610FC67qTj5GduzFlbrmM31",
+	"c1k7EJsmMffIDRgv/rpfewino3stYJu1xQQ2JWqox0adiRKg0gXoFdNfHi6kymzgIC9m/MqPdKWbxB/y",
+	"xRpzx72qpYwAFmupcK6rWsuJYw3Nva8+UBcg9Wq3V89Kv1h42yqH4FqpsHDmtsCF2cmK4l9CzPRzuIBk",
+	"2d7Md97XvNgmvRAcxrhBkwGymnDoUc0uwN0aMZfZXRoNwU0dkBhosvLFiCavMs15mhi7UnwD/DXX8wVV",
+	"Zfs9SeMlKOGn+HolFSysOvmU5WW2cCJ3cJWZDqg6t46lCX+QTMFuIcbHo0VKoaHMfkE648x+dkeR0Ny8",
+	"Owk8xffQA7QG/c/nTa4ysQWdIOWbM37kWcJkguRcCbHcjTQyd6AVJ+e+Pl3Qd1N8Gb/usfmflXZCQgJU",
+	"rbwZLv10mR7zi/FM7cYxYMcMLP7b3K/OzDuXUOU7imm4pC7vXb/+Ap5d0HECJRa3lGLvFmQlzX5FobUO",
+	"8bOA0Cmw5QWY8YosdVPBBivQ3ApEs8zhv/Qxrr+9lM7gEl7eTJ2ajlsYJjSCgXMmz9Rvsxcnx5s3UR1E",
+	"4Htfy60rn8lmrl1BQ1eDtpxYwDoieDJ2uFtFAJbPjOwKJ83y5aA8Z5bfWwAMa8GrX5lLF4ydNDIaI+bK",
+	"YzhrtWHefb6mq2OBy63lojPBAdfZ5vUp52vUgAtseC1rswyLztnuWrrOWfJamvPserHGLOOuvmpnrHxD",
+	"d+3HdKyqnIR5okBMx8odLjViFvoK3UdpAkR0u7M9gfc/fjgRAjzfDfg405AWZAxlNjD7DjnB2wovVzG4",
+	"LPM/AwurtjasEPJUXvGnQhKKMBY00gHGKvi2SXNYYv2Gwt2tbGc3t+JfovOTqfYnUmAVFB2Iu0XHnmf4",
+	"CdCiJdv81xkoqzi/Qzx4yYtN+BhWNGR5d0bV15e/za348cThcd64fDLzjxBUhCUM8gcL6SATh3LJiAHf",
+	"28yx+myJxa2PPr0iuPrZVah8T7wVOeNMPnJg0jw8dTzQ0pHhXywUQDLVBlpVptnqz1+9/IIMBeJeECFJ",
+	"hsTp8MBsqLvodq2nmDA+TKdt2h9X0RMoRXswDQ64N+8M26EGdmp5Q1Wnw1ukKoyiGDy86JUpysM8Zqra",
+	"7rX3QTG7aFEX0Wo210Wteka3X9V+5UpxLDkyZYMkFg4/KMRULIlSOGXRKLZVHEiQ73u+qflmlaY6LxDB",
+	"n62VzBuXOlDlwJF5aHmLbv3t3fL63Z6zxbO2dR1X74z9XLvH86kE+AZW80+li/guyqEnU/3/1N/hvOZ0",
+	"1AgajxpB47hSXcLXT9MElg4ETcDfD2ZKbPMOej+N5r74F1VT+xnQxMICL5OROGV+KEVW5ivh4Hrni/BJ",
+	"mqi/IfyMKS3k+Al3N+HafIjFnRXL5D7U5zsszGa6UgxeruJUWSkToYy7aXhJQtkA49d0KrmZIoZ7N4KG",
+	"lpSrLk67ixSH8cPZf51lybYiAetINDIXiuVSF4CwnzSLIq/JUVg9ijBN4F/kp2rJkNiKFAWxwlZUxhYX",
+	"UgeKKQVUzzrG6+DTJYq4dl79LK4MJhEW/HwCaTzbvjRl8URKaZXa/Sz2C7ZStHzlevx8dF7BR5JekXie",
+	"xI9fHVUe5UhelF+89/Dh/qeVr56zhRNhahNmz/W42N3Lz08qu0pVOYWI9Spfe3fJ8Uxez7WNnbtomKbt",
+	"hANcSjuiquPy89F5xQ39HMaLn3+zgUveybH9quE8BxpXXUMRNXo5t5xlhhAfLxxVWub2q12olo9JvWyI",
+	"xzYw4yoDc29bJMfSccTb2I8rj/0wTO/q4j5WieFYPGzDzGU1m8YKPH7JAO5Nh1FsOKz7NkdpLBpxkR+f",
+	"JXw8qDRcS6SF6XkdVwg3g22ERaPAC2dFVxT0u0rN2jSzpiiLAmNai6/8GgL+rzNw4YamCPwY4imq7I3P",
+	"RY+tiMaynLT1oKolK1H247SLb5YXImhg8b+XPBlXJ9F7Z2fWfiVr8UerygkyRTQ2BqmSTLFMDR1gPTHR",
+	"JQPzJmGcjFPKSfP4i3+5Q6gilMQQsQFNiG00IFSTgVCa7D8kjjGSmPWYVoTymNzz76tdcurroRCajOjY",
+	"lacheiSyl0iz3di/d//B7sO9dmNnl7wQEvKHFKtGdlOFBdr29shUmZKdgHC4AEkQawHiQ0IJ+mtdJAxC",
+	"GtsGtBAB6UBEUwWEkg7jVI5JNxFYsRYRdu347JookrBzIHu7+3t2rRKEK3Ooho0DP+wJcKVPS7aP1h98",
+	"tdf69M23+8H+w/fNdnvX/3nv/c4fVJpm6u5I5YOVd9Fuv6pspiRjJwuXKYXgUbYCYGjLhvaBGMGMFQQP",
+	"PcqF4HkpPfNggnFjkcDlTE+Fa2GRpKotd3NlwvQNZ10IcCerE/4n8wk/b/8Y4UOWzpbCejBLjHF/796D",
+	"ZbmT0dRGxT5mCin/3iRTmxxrudUqDldemrjKPROBUmfiHHhVEFxXguoT+5KrJ+xPeFZIB5RyddFKB+PT",
+	"j+vO827dgXaAes94fR3crGJyeVDuy9mReJNFcPer3A8OAPGVnZWqxttBpGELAe2mr8gIJBAwjHMFZJAq",
+	"N8g58EkXmAWlm4+UMDmJoLTPxcaLi155gLx+NUH0E7Bf//S3/771T3/7v/9+c+ef/vZX//S3/1O73Wq3",
+	"1e7vffTuD3/4u7+Cd/q7X/3J9//Hb2rQpE6K97JJTA8ECiIcPMoRSahZ5AMSouUtJJ2xDRY0l0QhAxJa",
+	"vKKQNJlWbe5+RyQiTfrMiM4h6tKuoIIzZRgJLAhF6yJWIGzzMPeauY4K5keM/sRK3PYgSBhOABeZ4TnT",
+	"CcQlH1zNHeVEiCXirM3bp2kCquKmu9nYH6Ye++qbVSmKKyCeDCinPZDP4gU8SHi9xogvo5acAR0s9dlS",
+	"Mdar+zYrmcu6rHMu7DLDSfDbMbkopYUtT2dxE94bdzJXy7vK/c5zMddKOGfvg0ZnnIV5VPe4QOA+Bn1Y",
+	"O0rxy/sVrA7NycdCJLEY8WWiPiIP+YJosA59qFSj1i3NNKnElCVjhIzJEiLmHbJlY8lttMAL+m6ZKS0b",
+	"+FLiCPOn/eFwiGUjftD8wbpj89cjLKe56HfOOWK6W3CVS/6xKtFKtQUJdJiAZNQXeE809zfECrRrrjD6",
+	"XXRJud7xYdtJvmlHXTPcv//JRx999NEne3t7YUDC7/6X//TRR+EOXmvtJdOFjLd5Z0zCr807mvZCX0nF",
+	"N5wgArZTOQe7JOw616MKyQDh57Eemf21lQ6Ji8ubHq1PGCDNPlZRM9I8g3Jr89AQUkhUX4wUMQMcY8kO",
+	"K9EXstj+i8JqT1pua+m0xhleYO+VSpkQyTqMzKhvXHt8Sq7HVEVV/3ilx4crLa6PaW6Z5K1mkpW8Y125",
+	"szeW19Qsy5b3XFpTnZ7mVs3ccswPm2PmeY3lfasrGG3jAChRGmsZDmjUZxxIJGJ0YVSnB04Yb6c/PXT7",
+	"ZSG/XScJ5b3UuUZy51BEh2/hXQQQQzyN0zujxMCE3TYdUDQUJ5TbEh+smOV7R5W6L/uMqtyBWGp7idyd",
+	"PKlyXmgslqjWlEeThlf0ES1XX2CDpQQ8pN6ke226WICzYk86F16fPiMSuiCBR0A4HWTI9e4Emg/LZ6Gv",
+	"9VAd3L2LhVZ2Y7jw9dXU3fpjUrVsE7cTbW3hdk5F7GBznqsuLae1CRNLehdtQy+HVmdY0rq2dIWTmnms",
+	"5v6/VH0V93H12k6EgXqLupH15l4s3sZAMTF+ru/RtfUlldz8cnC1hvIV7FwrVripX6Iq2O/FYnQnY3MX",
+	"BgtfDLfbz7Q4omxK87Jly/u6DmPIxEm5drPIKaDzdVXSxI8zv+6ki30px+wU5Rbarhy5SEpeSwlDzKMd",
+	"grxgZhGCBk1jpu3/4gGrzkkzF6ITCRcMRovsbaVbf8VQ8uzry0Sz3xQmYRZGKIhXXIv889UXo5YhzC7+",
+	"UUl2KqKcV6WP5I75ES8o6A5TAm8k6KP/RRr3pp30a4xizcdYNT1bbG8CN0YdSIseY//A8JEClkz2OP/B",
+	"vwIXZvH98xF0+kKcqwN7x6qkq1egNeO9KqKhw2OM15px+xvQd08xP2ku1gD1eeovzX74pCu15HfPzYIs",
+	"9M1ksEx5MpVb4VZiXXHBt335phcoC0pdRM9/VYZfqMNFqjyTI4ChofoKTn9j2ChcMJGqlzdSQVuKw+Jq",
+	"r6ZYUPWyu1yZIDk+TfkiOGT2xRnjrSt6hatlJcJi5U6zwzZ5E3ccf1Lk+DSxzfUwopJvrv0pBc6vWGFq",
+	"2RiqNuCMVl2dRDJf9T2jvWN8b+X82ZKQn75ur1yXaRHz6xnteQvsmhPrFs+fy1awqpCZSEQqMQD5905P",
+	"f/rTR48mK9T+pKTr/15eovPNtx+/rwzGM/2tlq635HFYdmOX2rBF08vO6Fouj4ZArv3G6CdfWQEZ8dW8",
+	"TmyD8639k0m0kauQNLVkgwHEO5Oh6fMhoc5ob23JVe4YLZzp4g7Um8o6DDOP2FpqwxePXNWWlA/Rcsua",
+	"n6eHFcfpDOhgjkVrpZK/i3LQm6vLLgl2Ts1lfx01m0tCYoW1X4/AADpYiYN/iPu5pKmyXk4AHaxFUBia",
+	"vX5JAXSwJn69ZQLzUyyXTqmalq/iHPgJZXJuBs+HkYOzRuv1JVNpyokzpZEtk0dz5pDcVizpRVVEqzzr",
+	"T4XMULJVQAbiAogYAidiOBRSp5yZJgLydSo02KzSlHcZZ6oPMREyBmm2T5CmL+xtDvFONZbOiq6pFZyD",
+	"vqeqlXytKouSWTyASpvb5TWiJWFFfmT609yUuZc8wdtGaBUXs4MhoVyN8PT1qbZ5c3kuna1KT3z+ZUAo",
+	"kSIBFy0SkBhwvzGMY4e0SN+b/svZeG5gK+TjSaBxnr5ZyaPE/Iqa6AgzDAhDw26meukT5Z2aidMKcniN",
+	"xdVOs6tXUHT1w9E3lk0GXvXMLakCVx+ImTgKZuvXoRwja7925diMYl0xxTOk0vbYb/bYr1uJLwViVqXK",
+	"mwcVAaIo36pCYQu5xKWI2JTbcNfdQi6xNwI45KHJEiEeVCfIKkDllXMyZJsC7E8GT5PhubmStkZQukjY",
+	"atVYQZRKpsevzPq5Q46AzEepBa2eXJYhlZqDtPgmFo+XnMOYdKUYkNCKlyNsAU3XzHzVBxoj6LE9WY0/",
+	"bB2dPGtZ1GfPDCwK9Pug0UFF3ndv/3rqZePPvzxrBNOALWVAAxxJInqMh6RJOUFs2ZbN0yY///IsIEyp",
+	"FGJUny9Asi6DmNiFYrxHTp8ef/KTew8xaZxQTo5OnuEUEfYDcV/sqGx/uxgfYFbP8AN7C8mm1dd62Hj/",
+	"HkNAu8LaQ7OK+m41XvUFTciAMq4p44a0g0Yqk0J0ZI/pftrZjcTABkpG0v1nyuzuGmNmkGbVE7Msx6cv",
+	"iAJ5ARJDpB/de0QUTUARQ1zqgFCi+lRCbGMqRJdg0EKbm+XJLiOk+dvf/P1v/9tffv9f/yIg3/3xX33/",
+	"33+9Y2lBwlAR9EDhglrU64Dk8UGKWABs26LHwA7s2ykOxLSj6TkYxdCiAnRodO5rf3VEPCYjIc8VYXq3",
+	"zdscCypzM2d10OYtcpqjHtsIc4eGbE+6Is3Xr589vvjJzq55GUFwLHmbLbAfRHQAyTFVcEiM7mV/PH16",
+	"TO7fv/+pUXZfnx3j10Ywuk9QErWGtMe4UaQOSJiwAdMhae7/wy//g5F1PnacPNyzUe3UAzW3OclQZg5J",
+	"R8TM9Rl+i6IsILlYfB8ekjD/M8T9LaLQmMZyIBozyicXIMcEY5rN2yEd2ho0THAfYvv7v1DCUIgPFN8p",
+	"R4abNn2EdxiJGMwgbDB26IhFkfAoimCoW89dqHVImq/YYJhYkjo2HytsyRy88Jv+R2FAnvBewlTfBu+P",
+	"mIKdwojDk6Oz45/ZGdqNGoDsARlSHfXtWH9y/9OPdw6Q3eLBYArXsjhD/KaF3/hZlp7b3xAAicbYkqID",
+	"HOeIjncOzS659bXHhCmScntZsVzD5QEgaJuym2qVCvuBaalpjrLVT4jgYAgi6lv2YU5d4MCXlG8LF//B",
+	"3h5OZgrMKfTx1EwXl2uQ2lD8DPXb38IoJ+GTM9oLD+0ly3wqJIkhAW2bMf24ASoSPuu2sDqRG4cjyB5p",
+	"mn37KNw5IA/ufULCoUSbEWpQb/30Qlw4pvsi1YTpgDzYvzfxqp8EEjTTxK+lYjwCmz2RsAi4RdV2jPFo",
+	"SKM+tO7t7k1xxNFotEvx8a6QvbvuW3X3+bPjJ1+8eoLf5DHtjisaPnh08qxRqJrQ2Nvdt6+KIXA6ZI2D",
+	"xv3dvd37qCLrPgrEu7sjSJLWORcjfvcXo3O1+wtnCumBrvbOOZRyMkw7CYuM9FCk+fMvPycK9I7RGhSQ",
+	"oTQ3XiB9mlyAIoZDEhzoHVUSaCpA6jEcnEWeWaLYGrsXMOtFgWlmtwiUbxSnxk9BIwQ4VhSwmGNmzPf2",
+	"9rw4ckAtkwSCdShQrVoAH1xZKTe9Em7Su1ZUZZlaVc1l47vr8ioK+knj4Ks3QUOlgwGV48ZB46SwsMUF",
+	"KS2cV4cOvsK6Po03psW7fSzI8U3t/h05Erq3t0dGfZaAz2HAlg0rGB6aMxwLUFbxE4ayzUsx1bRDFVTu",
+	"gisEssF9cD3U7ERhBjRhF7DuLXnOLoCbDox8gcLa+8IeuPqG444XXXxXt88vq+PYUR95HioTmNxFbZcE",
+	"YygD8nDvPmmG/qO3KacXlOF1INzJpU7lHp0CjY3MUtezTaZ7RANFdc2oSt0ui3CjHu7dn79JryyPeJ3P",
+	"eM17nK3P7E2+2L9Lh6zliwxU7vQriCQ4TcrmjiVMaYgPLVot7jtTw4SOyVBCl72b3jCjitm7BkJa+9pz",
+	"qvaWmL9y12a9vg/mvujtDW82eCLsJGwi6fSpOEK1zijmZkHNMtgLFQ7jlGqYWZrcvXs3f/F9kH/VOhEJ",
+	"i8YLf+zfx2E+sEsw+1A9orF3kuAn+/M/ec1tGTb2DcT2owXO/lMhO5iyiV/c+3T+F2dCvKB87EanViWV",
+	"AgNU2l8WS7LHHdE3CPGtalQGhfRgWBzG8SCrs70hQRxa3YBgUSC83lGjQ3cdZHCZMI4L1/BGllH4SMTj",
+	"NR9ZZyB+X7bGZQi8JXLZ30jfcRXFuEeH5BxgaPV7u7pcjCbo57mIskpOsygge69IPVuaK9Lc/sNFulEp",
+	"ujIhfgExoz50+1oI1h6TgomnkmgnBNrdb1n83pJwArrCh/uk2wW0E3uI2HMY31EWQdZR4jTFnqJrq0Cx",
+	"JdJ5UJHenfvCttJg3sm0Czj7iy+EfipSHl/babQ7Ou80LqvnPItPqFE23/hjnMZMt2yWUa1u9gWMQGnS",
+	"ZVLpXfIU8RVIx9yuEJFTU9kDHZDsCFtdnA2ASHOvr9HUTM9PbMcb19aCSp+1nbYF/jQXOWWrFrv1zuzV",
+	"X6eARnVnh/AlD4MFxZN1ws0agHAS/pxxdDHYBa3r3z715UuzIRQBoSewpmnrm6PWH9Ukfy4ysEUGtN4V",
+	"6dqOC8emrvdiHcDK1ZgssrbyalCNHoCuOf12WdgA6oaFpqzSkFby6M88t4j8Mn8otiLrZYey0QtPxgvm",
+	"X3qQY7kl2Iq7G335KW5VyfgWM13QpFLdv4v+OQwwqLwRnaIXSaFvSkjdStgFxGU/XxNdeejcc74V4sL5",
+	"nGOuzZ+i2ZkYXjAYOlsDumggJkOQpj2s8WC+Nn9HCUMfn3W6kuaDe5+2uXUlvtV9KbS2VmyspHMKWo5b",
+	"R4Y7hDuHBGjU9z1ZQxUacWJHtW2OVkTnBjcvRH2IziEOiBIkEtzjr/dSUAoUsSPTQuwS7zxvc/zGzqNj",
+	"qzp4s15rxGI4IB0YC1wKXDbydQqptV9axwA6Sx7u3SehdQi+7aRqXDWhXYIxkZk/ATNM2jw8RpP8seBa",
+	"iuSAcNHCC2lobfgTQh+3eDPXz1KVk4Wun+tjXnnwbgXfei56PQQfn2BVpYWbx3HKL18tu7mOW9zNMG4+",
+	"Fz3CuCUGV6nJ8IW8OkOFM6HAzkSqZ/Ezo9wrZ4vAoEb8f4ljkQ4kgvcMg0OwezLqiwRIlw5YMt7ZrSIw",
+	"0+lmKGwCr2QhGqu4pzp6EKneyu4P0ohiqMaewhnk4Y75DPoQmmpHHyWasI5+wcGG39gwCZRwHEb4O8pa",
+	"oy1AvNvmruQd471JfcD6CUdUEZqgF4pg7SPpKDOjtza3BEeaCPDnPjbDtVHNGF/kYwYIKgc7VeLvtJxb",
+	"cFNo9Irk4Bcwcl7YrSDcLCXWSLMn72yQxRQZdIVE2pnlI7/Yv4sRXS3pB1dnKjoBHhtiaxaAMl00mP/W",
+	"B1GqAjyjC5FUhzi8IVEACou5iBGvNh8de2xbHM5VGJDmvVkYkC1oaQ1lm3UVFnudf3cub8RWAt/o23N5",
+	"swqEicRTR5noj7hLEewZvREr2ofrfJOPxoT6gOYi+NYu8QDTRELLXUytxHQTSY3u6pB63WhBBkbFNmIb",
+	"40BppF2tsTLB26aheNg3JkJLeJ3vnQy9Auqti9OJIWIxKiaZr2hLtGv38OwtQOXHgncTZtMFbp9i7miI",
+	"0DJjWY6vSMB8iStkKxV6tBnClhVsWcGWFazsWjYktAQnsEkq82MdTusDyIE8OaM9T9qYnYDR9s0H9z5p",
+	"85pI8uXCyNu8FEd+SMKPQlcxQBHKx8TFeVdezx/jlI5dOs7SbvUuzrZK168wgtm+tsEam6Hf/XvzPzgp",
+	"HCPrFbLE+Mlyn55648p1UbI9SYaSs4PradgTLQaJuLv6VIBzft43J9hcFzUyzQ1zghaeOEjCWSf5iUNl",
+	"29LN7Q1y+ino+Yd3dVUTefKHJKVs4vp6pNT6NWY3Lpddb3Z6Vhbe6u1eqVl7Dv9yqBlbPnar9PfHqT0O",
+	"cFmN4XK6/21TNywFzuPY/tZQxKaozvmhAyAqEkMIsqpd1seOKdQYSapImDClEbAiDMgwSRUJY6CJtbGH",
+	"Nv+2J2kMYY2nIBvHDfASILy4dwzMf/1EiKTwdkUsYJ6R70QYU8TWN6qNTPTVjxbkf64Du961MYlmSzRp",
+	"Ir4YERIzIceg/e+IqLKTj7ZucPnOlgY4DS4+ZzF8ACkejLrO8OHCC2FrQL5fYNdOEZFj8V1+5oA7Fv/i",
+	"FaZ3L/7+Ge0t/rJLl3kqxWCJ18/EIi9bDrJw2+71xdr+57i7C62e1IvtS5SkMZwJTZMNu/HcwV3AhVek",
+	"oK314ObGvvKYKKAy6udbVhSX2W/1aYAoK1SfDYngJPLJSTGJvfJCfPynLXbp4HaMqAzrkgD9QduQzdw3",
+	"fz2JgOXeZ6UCXkJN32YIrk+1X15Tv605hRkTqOEBkzrz3Y65J7fQQF8fJveERn3CNAwwgNxW/SCMY/Ca",
+	"GPGiU/2QSKywooiiYzLqs6hPVBrZgprIVkb9cV5FVxFrtpjmI4/MwNBbVVSsN8FM8p6uKaKtOACsTlPB",
+	"UE5AtnAH3PJuxfKHmRuMnjIFFyBpMleiT1Gzd5zV2uGLYnnDOmatJd4935qwfsym+Nliav3G+ElQt8NK",
+	"FLLmg3ufeDO7tbGjNV1pmkBFJoQzk+dzuWF2cjew9RvKJxu+Wkv5HAaTmcq3jGZrK/8R2cqX1PxtAC9C",
+	"pF5BoJ25KgyFSAJCCxit3gOaQTsg8i0Wcz4sPCCDVGnSAWKRsANXc8wBvIK8o6x531WmiEFiUH9EhxUx",
+	"vvjNhu0TtpNruk4sqoBlEAO+IsKWUW6DAjcfH4ykQagHOM9OY/O7X/3J7/743+0sxb9yw8V62ddZnjLU",
+	"gUgMXI4gVpTZJc/8+K0zLPK2A6NOZukJpfR3cm/vngc6HrrcpVJUJGFcaaDxLjGSzHnZXMbgWyxFHhh+",
+	"9hbeWVNKQGLKkvFbxBV4i/CU+Ipp820kRBKLEQ8crPXbLoL+Z38yjki/Fcbbor2lseVRa+NR9/buXVkI",
+	"99HEyaIjaqSvO7FOJt9RhLqTujUl3QxWfn32pgpm/Lu//JPv/tf/bUlm7GMz6ixQGCbhX7rV0KluFgv4",
+	"Ud10t0T2wViwrN81o5U7Ktvk9UeWVionJ33BHR4BAoa4uhAW2AddtJnrVpGEnYMtrXGn1llbiM7eWLTm",
+	"Nblq66Mqty7aH5lF6dbdlOI4D4EkWtTYeOoDIq1UjoEmLReMd6mLUqqrK4dmFyMirN0lt+/sklegXeUP",
+	"grVrXVTlkQ4PbR0T99DVNPEP59naHxfj9zbBtfIOtkbuLUva2m6QI72CCcXHUKsLAybN73/17//xN//X",
+	"b//n/+/7X/6b5S4OXQnwzSZQJJ68swiMTFv8JAl5xTD8Af9EaF4XjmKrUof4T5jXMzYfuFqvORKTK7tn",
+	"R/+CvntMx2pnlzwaF1hic8R0n3Hki1n1xZ0KTjnF8J5isxs2VNtOCsaErWF6y9x+nMzNkkKBv5Hmd3/y",
+	"N7/9m/+wHC/rM6WFHNcmo7xM4gzk/MAj11jILNHN9SjDVCHASp8xizHlb9QfBwUPl42tQ7gbl8o3Oy/l",
+	"Z25gt9ru4iYx3+7itmFrdvlgzC55mLrbW0Tp3lgkUTV1O8+Jq+q8fp956S5V9JQH3nskES4GS8ElQC+K",
+	"jqk76PJGFhExGaUJrYa5epZNYsPahYW22brBt/xlq21McLMXVJ4XdQ3HWEjz+//0F9//6a+W0zkkIBz6",
+	"psJ4ivE60kbnHNhKyVoUAnusD6kKSQtHt3Urb2n+1vtL3VkmlGcUu1LcnYWOvgIdomxlmNAidsmxKyXt",
+	"jBiHrugsXDCRKtcKcMyY9xYP4qNLqijdzGqrVGwZzFapuB7uZOivqFYUBDRp/u6Xv/zuz/7P5VQLTO3r",
+	"gtwwqwomGNUykcCTob8RHRrGJqJzLIejqdQOu98yOZvECFRCfEhsZJwLjFO2CHCnRunZJS+HwInA/U45",
+	"0wxUQL5OhXbe+JR3GWeqDzER0lAVGYgLyEGfsm1JeQLK3NZURGMcEAJXTHPUM7f8G+apvpstV91y1S1X",
+	"neCqnjgm+Crl6DLCOgLNH/7ur377//zNcqw15Zvze/HYKmyO43ExOrT8T/VJT9IIyBAkEzFB9qgq3O1u",
+	"cNtb25b8b/2tzR/mhbOk8vi5Wj/OcyHOFUmHhBJOBxCQYV9wMLqCK+IVSaGUjbwLCohRaJ11MTttbk80",
+	"F3JAE6asvZYcuep3qIyM+lQ73MY4KNl6Y6aGCR23uenf1sL1V7R/+OV/JBwuwFdBMMqN9R0ZbZDFvmng",
+	"heIobT6gY6IACNNVoJDHfYjOH+crM2VanwpDF4Mh5WOzJhkJm7HW4WThPzXVVe/tLVK29MjtAk8HHTSq",
+	"IdJlJAYDgRVoBrS2uix+WNf7QjVTj7jfelvIsa4nfKl2ng8fXG1N1GxDX1hs0Dom7KFDm0OhFOskY8IF",
+	"t0nRWwfbTYSH+rIvspJjfaosTp2nwz8gze///D//7t+W0q0KXC/jhF2RJGLUSof1nPDRmKi08wuIdIBX",
+	"J1wsZDadcaE89yHhpfreiKSXN09EfgsrFWxCllTt2n6KX78eXkdl7y/Npc7N+1kcWI5ang5WfrNzqgVJ",
+	"tA1MVdmeRbGvCt/UIRRODgSr1ZmBkGaGe1Doe2fO+NZTdLswqJFkWgMv1USvLYSOB2rtQ8DdEREWwI2X",
+	"K7rdlWKwoZrbtQNctAq3Fje6BLcn2fkRHPlKbGXMjYYgLIiIXJZ0M9ZcDzwY+sN9pENk9B3wmf1DqnTg",
+	"VFj3UzfVqYRdcpR3aNkHtLnlbXeMfLPlrK3nYiAuXInNMKG5uDDdadHm4YC+a5YfBCQf004Y+CAra0W0",
+	"gonFCZAoEdF5pZKMWSW+wU1FbbrmryenJptcbR3qLcFupuLIbSzSSwvk2vzh13/+w9//2Q9//V+++7s/",
+	"3anhFk7xxItz/e3bPK3QEw98NU9zVRYK+UnRs8AE90jglMdt7vJesbO8YGgfSjWxM/u9C/gOTUOdBJ4y",
+	"SGIVtjnSEsQ7u+RzGCvQLYcsDvEh4cLV1Hc2/5AV0H4/M7RaXcXeg5F/kGjidr03hCRulq2IIr5F0d6i",
+	"aK9VhzUHbL7+imd8KwlvC3p24pitF0n273rl9YhIGN5RWNPavEsYVpLOsKl85hA+y4yyTgj00edLtfmi",
+	"zSM6DHzZHnROWxr1oAxYeWKY0AgGwHVIFB0rosQuOYoHjKugzXNftSJNxvOy12MH97Fj610IkbQ6Rp0g",
+	"RyfPyDmMFcpN29+EMGTcWbbjAtJNaP77LA6NFp7DgzfRdhpY62ebC+ktvzs4S/Jg71MSZq+HplXGe9ay",
+	"zTLjthGVuo/poJl9oF7DNjS4Ie3aNH09mnXe8xZUfAsqfnNAxRNLbJOssaip3wYgca9Pb0HEtyDiPx4Q",
+	"8TrFpkS984DDM3G7QZW6zvNoRriN9PgRg4XXiJ/Ng4Tvkpk1PM1A7ihbytNW7pys0JlFWOAtoFSQc2eX",
+	"5BmNXjsnVEKbc6FJF21LB1aJd/nBui9F2uvbNzMSVfUFPB3V3ixUcjOotSOSlxq9Urk7i3N5kJYtB9ui",
+	"kP9IUMgXuSr8qJHHN2i4uFbU8Xka3DZ4dxu7f/1o43gSK5DG6/nUFmF8/Qjj132b3KKKb1HFt/kWV4Yq",
+	"bpnuNKL4DKYr+AVIveGk0wPn+VIl0C+bKuphVzOwP3fZH4JUgvtsjwyCeQdbjF1AGlF0AETC8DC//Hsm",
+	"76ZWZak+to82qCG6Hmbi/e1ffV5XtHVsbbXIm2xQt2TjrreE8Tow5nqOtoU4rYU43SC/u1J40+0NeMu7",
+	"bjCsqbv6TkGa1vOsGwdlaihsC2O6vUx9gDCm6/ZxTlPzBwZdukGt4VoRxrZaxFaLuLFwpe76UwtVWq9L",
+	"3AqI0q1dekvbHwos6cKO+A8ZinSrJGwZyVZJuHL4UTyCc6BH6xnSFnK0ADlaiwi6QdZ2zWigW+a2ZW43",
+	"GgXUs7c5CKD1HO5WIH9uL0NbMr/taJ+zL0EDmJXydGyhhF6rzYLfYvt1ARIYH3hrz/2HCx6APAqhjlqM",
+	"I3hd4ZSZP0un7O6QKjUSMq5PjEVsVUVCh1914j4IA6JAKxJyGGW/2agjw+etyw2FUNuMFeFtXGC7iy1t",
+	"6j4wI6KsBNDiHLgFoaVRBEq5X3Z2yVkf2tzjZ/nGlKZjm4XkI00jKiUDlcmUYjNYe57pNm+ilp3ERHAg",
+	"SouhIiMhzxnv7eQwtKUxkXOA/K3dNv9SCt7L8Lz8CioHpkN7lHGlbXiV6GFUvhRaJwgQ5t9uc8TQY2Z4",
+	"wsHABgS+Tmli5Lf5GKO3MPxf9Y2mYQQO5eQTI3MkjYzQ9Si9rzmLRAzki6efH5chewnCK3ZTBbG1ajzY",
+	"2yPhCOj5Wz+UcLfNEfpmCGKYAGlyoTMUhh3SpxeQT7IafdfIwBdjfww2pPv75m13V636l3uvBkGwjw7t",
+	"sfcHVRmCmIogO6ZRH1rHgmspknlcrPzyVmm4SenQDxcZ5itzeY7gNacXlCW0k8DlA79sNMNgjOgEw5z0",
+	"PK83q5mzesRdqQ2XeILc2joikEsYJugZnEwTULvE4j6RzpicMx5XR0GcYC83ABbsc8ZjD1S1yWgJM+H5",
+	"oRK4+NtAiRuNtzR0R9eTj/17FsiSzXXueoQ+WUDSz2hoAIMOSBX4LASr3yBFkaYLKCL7O7s1UELmeG1K",
+	"mgqRXA+UEE5qiyF0+zGEbnnktIcQGloimyT8ouCcBCGZvg/nCXFTojMj+foIwp+Czkh9g5Kq7jJvBr81",
+	"Yf2IYUxqSOAqYExQj2W8h+VQkEryzCcOoxLhHHo4bYV3crwleyGKaCQjkEASqjT5RRr3bNKTTYtnMgtY",
+	"bfOZ0CmImeIsFdiUxOhkBFEJhwVkg7deZNqPi+Aq5fcs/FfocRTbvIS2ckjCj8KsholZBTelnXr0FMcs",
+	"bhZ6ihnU2tFTSo1e7YV/BsP06ClbxnlLXXxb8JQlwVMWVZLuYlgUjDbgP/wSUzFsMqsXAyORJjHpgM8t",
+	"sywfGa0Nf6BkKMVQKHAqmAIdWAxY6S2itvxpQWELiBKCF+oBfZGjvyp6URWleWJnbXjGqWliVRvIBlmz",
+	"HdeGE81MJ24taj1HuPhMWT14axHZ1mJwB6ZMqaqe2zhab42o5Iz36s2aX7oXbL0i6utMjViSlHhGUKr/",
+	"dYi+ovpgLPRQIb51tRH01DbrO7/d6WDlycw3dfo92dL2jbZ2+lTsUX5Ia4hNgdYzieyxS9KO6FA58GNA",
+	"/1cM1PycGUXL7lHzeqUh5JXvcIOnOuujRkb5SW/jG27c8f1pIjo0yXaoxmqxrPEhosNjczzVYzy0RlCY",
+	"v3wYA0b4M97mGYJKAQ58DhTrpD2hzTODAlnQnjBpeJgwKJBL2xMKNHezbAp+YGu3K0w1fKW2hQ+e/9zc",
+	"EIHtzX+pm39vLrv1esIIwFbirb69O0VSudoqisQpBERCAlSBIvBuaKbrYoNdLXJnCJ5UVrDEixwTmXLH",
+	"+lRWoMVCxYxJIsQ5of0sHHpMQqpedsNDm9aV4MepconeCuQFSFs6kTTNi4W4qQrv7GnKX5n5bsg3i21f",
+	"U4qD67uuTsOXZvdwycx7iJrRFNLZYWKxLbr9YdZtOE25r9dvKzjg7nMxqmcI9ucZLlMhe5S7MMU7htp6",
+	"TGkwTMB8Wr6Tk87Yl60y6lbRB0R7WAtK5Y6e0HyPlG4eEIx9FJxQ7z0iHCA2HMMaAbJu+yChruDhGe1d",
+	"RynvV0Jqcg7jQxcxblhc2AqJElIrYt61eKq7xF/DwpaDrDvSYW3VQiF1qWYh8HRgtjD7tBE08nYabxYo",
+	"EX0iocve5djVvTsKl79uDF+XBlAo+/xwL2gMGPd/7l9tEegzuoCRw5yvLaO70QYOTUvKCv5bH8x16piA",
+	"IjRjKKX4LFsoTtPeW3jHlFbu7mXfxjNPtf3KPq8L6DLK+YYyI2nvesK58L6xjea69dFcZ7T3BM/uLQ/n",
+	"0khiE4Rf0EmyWK4YErCIU5PMwBZnd3LMIk5aQ5BN/jNXE48Pi4TvE0+Y9lUY2vySViKMOmnzZaxE1VEn",
+	"bb4GK9FjXCrLvC5jICqxoAdVtmTTz7ZI+4Ycg6vbPm6d+cKepDp2ENTfSjTtFXIgkCy7iBqXZ/pOuSy8",
+	"VN+cTlpnKNS0t7UR/ogDN2tO9+bDNo8wODM0Km9IJNgbuJeYgk/IyzafJzCnvCqkCTTqe6GVXd17oH1k",
+	"qBdYh3XKucNAMCPqU+UyLvFOSm59BOjlZfFGriBr99MU27xSO+gMpuujP7fM97YEf07cbbY+oCWjP2fe",
+	"qYAOVC1aBdpO8Y2rN55iUnvMJETm8sOSWILDIGCKmGHX2SaHVALXz+KSiXIWs3gWb9osCXSwgF3SLPT2",
+	"8nSzDZOOGDJiwr+LpslKuyHQwaYMh0AH12Q5NJPamg634cc3xXJoiWySMotybm41+oxQNygIao0BTqRt",
+	"FdIfqzWg+gBfhT3ghbjA8Bscg8u9ERx8lWMx4t5bTblWbV6AJWra6zvQwdtoHCUQ7ix2P7fRmOUL+o2J",
+	"qHR84IZd0IEO1n9DLzZ6tVf0Gbwwu6NveeI2Q/PHcUefo70o3cL4xrs0vqA8gvpQTbw3IycsxEaOqLK4",
+	"rD5t8tXPXh49f3v25NXZ2+PnL48//2zfcPIHFvxsxBTsoFRwZmEbWmmtwpoNoNWhWU6m4d4VERNHdpxn",
+	"oDTiV2+qNL3tBru4pphL7PuMDaA2Z9K8cEeh2dus3vaOv726YO0bcQHW6wJKOxrrCjmiJSS4icBMCwJa",
+	"F5l5hJmNNskxjZkWUhEFYElXcAgKqZDKBVyizqfSjpaAMd1DS/MO/Mq5UphELdAL5Gkz4Wsc1zWZCUtj",
+	"nWMeNM+WNQ5W94pb4RVboxKLpDZg0jxbuM9T83Jdr7ZaAGkatobFUBn3P3VpomDHjqtuIPbd0lBchGZH",
+	"iAQo37At1JyT+bbQbApbPnljbaGpo/hJeOK6ME0jChlnmtEkQ7wkzIjFC8S616nkEO+SJwPKEkWoBJJy",
+	"9nUKAYmoghbjCrhi5vgm47oQzQxVe/2qhmn6ekytdVDeW1PrFnPvluDdeivtbEhz/HOulfY6kfPNCLcW",
+	"iR+xlbbmAG/eSntAaEcB16TLIIm9fHSmzoCEPE2S0BaDMheANhfYEk3sB7vkMaDuR7U19ZqRk2Zo9cED",
+	"grpjuEMkXIhzUKTPVAb9by8UHlSeUE0Ej2CXuERoF9EVZpD0CKfrkvOtnTc0+m9YLC4wUVXAjqaimgCG",
+	"Y5dKChCaSKDxmDClUogd8H9eSeCOIqGdRfzKjT9sc0XHivTFiAwoH++SI9TWfVVxOqJjGykeIjZMSGii",
+	"RLYWdsRHJ8/a/BzG+XhdjlVgDc224JbFlsEs1r5IcFyDG1w64NaH0jlhcLNM9WZQazfVlxq9UgvXTIHo",
+	"TPVbwbg11d90U/11ab+Zlb9O+zVvQ5RKpsfIvjpAJcijVPcbB1+9eR8Y4mWfwzj75U3WyKTa8JxdAAel",
+	"AmTWzPwX5aOy0yID0DSmmu4WEorHSsOgKn/Zi/8mlsIJfGWdgCSiJ1K9k0neYdpJWGTVA5RvFyBZd1yu",
+	"BVToEstbVKQhYw2bwBkcjYRWgY25snlbdEjEBUjJYii2ZtdxujkfVkG0BDgsF8L0//UYEtb+aaRd0YBY",
+	"sBlWdfC5mW9XSDKkUluUIQ09K6OUS0TBkp7OJMtJppQh5HiH2fzvwsLgPtdNhg6HwOOWVTTSmGmzEaVl",
+	"jZ05deJQYJGD5m9/8/e//W9/me2atemCVH02LDRii5lNN3KcYYE1v/vrv/z+V7+e11AGHlbVmOCaRlqR",
+	"5g//5j/+9v/9m3/8zW92zOJn3xTbce9WNPNUJIkYtdKhaejXf/7D3//ZD3/9X777uz/dIYK70g7FhL9i",
+	"q1389PWwqtnHqRWVgEgktvnv//w//+7f/rudQguxf6tuuyYwEjTtkQsR0U6aUDk+tIkXRn8WkmA6o4vB",
+	"oL0MGIXpPB3D5lAUT6XhABVEJESSbfb3//UvyF3y3R//1ff//dc7nrCcVuWxGoNJnBi7ZggV4bSj4sJZ",
+	"h8T7N+///wAAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
