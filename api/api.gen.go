@@ -766,6 +766,24 @@ func (e ListLeadsParamsSort) Valid() bool {
 	}
 }
 
+// Defines values for ListTagsParamsSort.
+const (
+	ListTagsParamsSortCreatedAt      ListTagsParamsSort = "createdAt"
+	ListTagsParamsSortMinusCreatedAt ListTagsParamsSort = "-createdAt"
+)
+
+// Valid indicates whether the value is a known member of the ListTagsParamsSort enum.
+func (e ListTagsParamsSort) Valid() bool {
+	switch e {
+	case ListTagsParamsSortCreatedAt:
+		return true
+	case ListTagsParamsSortMinusCreatedAt:
+		return true
+	default:
+		return false
+	}
+}
+
 // AdvanceClockRequest defines model for AdvanceClockRequest.
 type AdvanceClockRequest struct {
 	Seconds int64 `json:"seconds"`
@@ -1825,6 +1843,54 @@ type SweepResult struct {
 	Warned    []SweepItem `json:"warned"`
 }
 
+// Tag defines model for Tag.
+type Tag struct {
+	// Color A colour as `#RRGGBB`.
+	Color       *TagColor `json:"color,omitempty"`
+	CreatedAt   Timestamp `json:"createdAt"`
+	Description *string   `json:"description,omitempty"`
+
+	// Id An opaque resource id.
+	Id Id `json:"id"`
+
+	// Name The name records carry in their `tags` (trimmed).
+	Name      TagName   `json:"name"`
+	UpdatedAt Timestamp `json:"updatedAt"`
+}
+
+// TagColor A colour as `#RRGGBB`.
+type TagColor = string
+
+// TagCreate defines model for TagCreate.
+type TagCreate struct {
+	// Color A colour as `#RRGGBB`.
+	Color       *TagColor `json:"color,omitempty"`
+	Description *string   `json:"description,omitempty"`
+
+	// Name The name records carry in their `tags` (trimmed).
+	Name TagName `json:"name"`
+}
+
+// TagList defines model for TagList.
+type TagList struct {
+	Items []Tag `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *NextCursor `json:"nextCursor,omitempty"`
+}
+
+// TagName The name records carry in their `tags` (trimmed).
+type TagName = string
+
+// TagUpdate defines model for TagUpdate.
+type TagUpdate struct {
+	Color       nullable.Nullable[TagColor] `json:"color,omitempty"`
+	Description nullable.Nullable[string]   `json:"description,omitempty"`
+
+	// Name The name records carry in their `tags` (trimmed).
+	Name *TagName `json:"name,omitempty"`
+}
+
 // Tags defines model for Tags.
 type Tags = []string
 
@@ -2071,6 +2137,9 @@ type PreconditionRequired = Problem
 
 // ServiceUnavailable RFC 9457 problem details with a stable machine code.
 type ServiceUnavailable = Problem
+
+// TagExists RFC 9457 problem details with a stable machine code.
+type TagExists = Problem
 
 // TooManyRequests RFC 9457 problem details with a stable machine code.
 type TooManyRequests = Problem
@@ -2372,6 +2441,36 @@ type UpdateSettingsParams struct {
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
+// ListTagsParams defines parameters for ListTags.
+type ListTagsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `nextCursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Sort Sort key; a leading `-` sorts descending. Default `-createdAt`.
+	Sort *ListTagsParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+
+	// Q Prefix of the tag's name.
+	Q *string `form:"q,omitempty" json:"q,omitempty"`
+}
+
+// ListTagsParamsSort defines parameters for ListTags.
+type ListTagsParamsSort string
+
+// DeleteTagParams defines parameters for DeleteTag.
+type DeleteTagParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// UpdateTagParams defines parameters for UpdateTag.
+type UpdateTagParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
 // ListTeamsParams defines parameters for ListTeams.
 type ListTeamsParams struct {
 	// Limit Page size.
@@ -2527,6 +2626,15 @@ type UpdateSettingsApplicationMergePatchPlusJSONRequestBody = SettingsUpdate
 
 // RunSweepJSONRequestBody defines body for RunSweep for application/json ContentType.
 type RunSweepJSONRequestBody = SweepRequest
+
+// CreateTagJSONRequestBody defines body for CreateTag for application/json ContentType.
+type CreateTagJSONRequestBody = TagCreate
+
+// UpdateTagJSONRequestBody defines body for UpdateTag for application/json ContentType.
+type UpdateTagJSONRequestBody = TagUpdate
+
+// UpdateTagApplicationMergePatchPlusJSONRequestBody defines body for UpdateTag for application/merge-patch+json ContentType.
+type UpdateTagApplicationMergePatchPlusJSONRequestBody = TagUpdate
 
 // CreateTeamJSONRequestBody defines body for CreateTeam for application/json ContentType.
 type CreateTeamJSONRequestBody = TeamCreate
@@ -2737,6 +2845,21 @@ type ServerInterface interface {
 	// RunSweep Run the reclaim sweep now
 	// (POST /v1/sweeps)
 	RunSweep(ctx echo.Context) error
+	// ListTags List tags
+	// (GET /v1/tags)
+	ListTags(ctx echo.Context, params ListTagsParams) error
+	// CreateTag Create a tag
+	// (POST /v1/tags)
+	CreateTag(ctx echo.Context) error
+	// DeleteTag Delete a tag
+	// (DELETE /v1/tags/{id})
+	DeleteTag(ctx echo.Context, id IdPath, params DeleteTagParams) error
+	// GetTag Get a tag
+	// (GET /v1/tags/{id})
+	GetTag(ctx echo.Context, id IdPath) error
+	// UpdateTag Update a tag
+	// (PATCH /v1/tags/{id})
+	UpdateTag(ctx echo.Context, id IdPath, params UpdateTagParams) error
 	// ListTeams List teams
 	// (GET /v1/teams)
 	ListTeams(ctx echo.Context, params ListTeamsParams) error
@@ -4203,6 +4326,142 @@ func (w *ServerInterfaceWrapper) RunSweep(ctx echo.Context) error {
 	return err
 }
 
+// ListTags converts echo context to params.
+func (w *ServerInterfaceWrapper) ListTags(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListTagsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "sort" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "sort", ctx.QueryParams(), &params.Sort, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter sort: %s", err))
+	}
+
+	// ------------- Optional query parameter "q" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "q", ctx.QueryParams(), &params.Q, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter q: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListTags(ctx, params)
+	return err
+}
+
+// CreateTag converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateTag(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateTag(ctx)
+	return err
+}
+
+// DeleteTag converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteTag(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteTagParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteTag(ctx, id, params)
+	return err
+}
+
+// GetTag converts echo context to params.
+func (w *ServerInterfaceWrapper) GetTag(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetTag(ctx, id)
+	return err
+}
+
+// UpdateTag converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateTag(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateTagParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateTag(ctx, id, params)
+	return err
+}
+
 // ListTeams converts echo context to params.
 func (w *ServerInterfaceWrapper) ListTeams(ctx echo.Context) error {
 	var err error
@@ -4496,6 +4755,11 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/follow-ups", wrapper.ListFollowUps, options.OperationMiddlewares["listFollowUps"]...)
 	router.POST(options.BaseURL+"/v1/follow-ups", wrapper.CreateFollowUp, options.OperationMiddlewares["createFollowUp"]...)
 	router.GET(options.BaseURL+"/v1/duplicates", wrapper.CheckDuplicates, options.OperationMiddlewares["checkDuplicates"]...)
+	router.GET(options.BaseURL+"/v1/tags", wrapper.ListTags, options.OperationMiddlewares["listTags"]...)
+	router.POST(options.BaseURL+"/v1/tags", wrapper.CreateTag, options.OperationMiddlewares["createTag"]...)
+	router.DELETE(options.BaseURL+"/v1/tags/:id", wrapper.DeleteTag, options.OperationMiddlewares["deleteTag"]...)
+	router.GET(options.BaseURL+"/v1/tags/:id", wrapper.GetTag, options.OperationMiddlewares["getTag"]...)
+	router.PATCH(options.BaseURL+"/v1/tags/:id", wrapper.UpdateTag, options.OperationMiddlewares["updateTag"]...)
 	router.GET(options.BaseURL+"/v1/pools", wrapper.ListPools, options.OperationMiddlewares["listPools"]...)
 	router.POST(options.BaseURL+"/v1/pools", wrapper.CreatePool, options.OperationMiddlewares["createPool"]...)
 	router.GET(options.BaseURL+"/v1/pools/:id", wrapper.GetPool, options.OperationMiddlewares["getPool"]...)
@@ -4623,6 +4887,16 @@ type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers ServiceUnavailableResponseHeaders
+}
+
+type TagExistsResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+type TagExistsApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers TagExistsResponseHeaders
 }
 
 type TooManyRequestsResponseHeaders struct {
@@ -16827,6 +17101,1028 @@ func (response RunSweepdefaultApplicationProblemPlusJSONResponse) VisitRunSweepR
 	return err
 }
 
+type ListTagsRequestObject struct {
+	Params ListTagsParams
+}
+
+type ListTagsResponseObject interface {
+	VisitListTagsResponse(w http.ResponseWriter) error
+}
+
+type ListTags200ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type ListTags200JSONResponse struct {
+	Body    TagList
+	Headers ListTags200ResponseHeaders
+}
+
+func (response ListTags200JSONResponse) VisitListTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTags400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListTags400ApplicationProblemPlusJSONResponse) VisitListTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTags401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListTags401ApplicationProblemPlusJSONResponse) VisitListTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTags403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListTags403ApplicationProblemPlusJSONResponse) VisitListTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTags429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListTags429ApplicationProblemPlusJSONResponse) VisitListTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTagsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListTagsdefaultApplicationProblemPlusJSONResponse) VisitListTagsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTagRequestObject struct {
+	Body *CreateTagJSONRequestBody
+}
+
+type CreateTagResponseObject interface {
+	VisitCreateTagResponse(w http.ResponseWriter) error
+}
+
+type CreateTag201ResponseHeaders struct {
+	ETag            *string
+	Location        string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type CreateTag201JSONResponse struct {
+	Body    Tag
+	Headers CreateTag201ResponseHeaders
+}
+
+func (response CreateTag201JSONResponse) VisitCreateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTag400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTag400ApplicationProblemPlusJSONResponse) VisitCreateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTag401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTag401ApplicationProblemPlusJSONResponse) VisitCreateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTag403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTag403ApplicationProblemPlusJSONResponse) VisitCreateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTag409ApplicationProblemPlusJSONResponse struct {
+	TagExistsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTag409ApplicationProblemPlusJSONResponse) VisitCreateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTag415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTag415ApplicationProblemPlusJSONResponse) VisitCreateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTag429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTag429ApplicationProblemPlusJSONResponse) VisitCreateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTagdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response CreateTagdefaultApplicationProblemPlusJSONResponse) VisitCreateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTagRequestObject struct {
+	Id     IdPath `json:"id"`
+	Params DeleteTagParams
+}
+
+type DeleteTagResponseObject interface {
+	VisitDeleteTagResponse(w http.ResponseWriter) error
+}
+
+type DeleteTag204ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type DeleteTag204Response struct {
+	Headers DeleteTag204ResponseHeaders
+}
+
+func (response DeleteTag204Response) VisitDeleteTagResponse(w http.ResponseWriter) error {
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteTag400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteTag400ApplicationProblemPlusJSONResponse) VisitDeleteTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTag401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteTag401ApplicationProblemPlusJSONResponse) VisitDeleteTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTag403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteTag403ApplicationProblemPlusJSONResponse) VisitDeleteTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTag404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteTag404ApplicationProblemPlusJSONResponse) VisitDeleteTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTag412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteTag412ApplicationProblemPlusJSONResponse) VisitDeleteTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTag428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteTag428ApplicationProblemPlusJSONResponse) VisitDeleteTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTag429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteTag429ApplicationProblemPlusJSONResponse) VisitDeleteTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTagdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteTagdefaultApplicationProblemPlusJSONResponse) VisitDeleteTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTagRequestObject struct {
+	Id IdPath `json:"id"`
+}
+
+type GetTagResponseObject interface {
+	VisitGetTagResponse(w http.ResponseWriter) error
+}
+
+type GetTag200ResponseHeaders struct {
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type GetTag200JSONResponse struct {
+	Body    Tag
+	Headers GetTag200ResponseHeaders
+}
+
+func (response GetTag200JSONResponse) VisitGetTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTag400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetTag400ApplicationProblemPlusJSONResponse) VisitGetTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTag401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetTag401ApplicationProblemPlusJSONResponse) VisitGetTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTag403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetTag403ApplicationProblemPlusJSONResponse) VisitGetTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTag404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetTag404ApplicationProblemPlusJSONResponse) VisitGetTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTag429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetTag429ApplicationProblemPlusJSONResponse) VisitGetTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTagdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response GetTagdefaultApplicationProblemPlusJSONResponse) VisitGetTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTagRequestObject struct {
+	Id                                IdPath `json:"id"`
+	Params                            UpdateTagParams
+	JSONBody                          *UpdateTagJSONRequestBody
+	ApplicationMergePatchPlusJSONBody *UpdateTagApplicationMergePatchPlusJSONRequestBody
+}
+
+type UpdateTagResponseObject interface {
+	VisitUpdateTagResponse(w http.ResponseWriter) error
+}
+
+type UpdateTag200ResponseHeaders struct {
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type UpdateTag200JSONResponse struct {
+	Body    Tag
+	Headers UpdateTag200ResponseHeaders
+}
+
+func (response UpdateTag200JSONResponse) VisitUpdateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTag400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTag400ApplicationProblemPlusJSONResponse) VisitUpdateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTag401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTag401ApplicationProblemPlusJSONResponse) VisitUpdateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTag403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTag403ApplicationProblemPlusJSONResponse) VisitUpdateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTag404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTag404ApplicationProblemPlusJSONResponse) VisitUpdateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTag409ApplicationProblemPlusJSONResponse struct {
+	TagExistsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTag409ApplicationProblemPlusJSONResponse) VisitUpdateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTag412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTag412ApplicationProblemPlusJSONResponse) VisitUpdateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTag415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTag415ApplicationProblemPlusJSONResponse) VisitUpdateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTag428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTag428ApplicationProblemPlusJSONResponse) VisitUpdateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTag429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTag429ApplicationProblemPlusJSONResponse) VisitUpdateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTagdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateTagdefaultApplicationProblemPlusJSONResponse) VisitUpdateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListTeamsRequestObject struct {
 	Params ListTeamsParams
 }
@@ -18911,6 +20207,21 @@ type StrictServerInterface interface {
 	// RunSweep Run the reclaim sweep now
 	// (POST /v1/sweeps)
 	RunSweep(ctx context.Context, request RunSweepRequestObject) (RunSweepResponseObject, error)
+	// ListTags List tags
+	// (GET /v1/tags)
+	ListTags(ctx context.Context, request ListTagsRequestObject) (ListTagsResponseObject, error)
+	// CreateTag Create a tag
+	// (POST /v1/tags)
+	CreateTag(ctx context.Context, request CreateTagRequestObject) (CreateTagResponseObject, error)
+	// DeleteTag Delete a tag
+	// (DELETE /v1/tags/{id})
+	DeleteTag(ctx context.Context, request DeleteTagRequestObject) (DeleteTagResponseObject, error)
+	// GetTag Get a tag
+	// (GET /v1/tags/{id})
+	GetTag(ctx context.Context, request GetTagRequestObject) (GetTagResponseObject, error)
+	// UpdateTag Update a tag
+	// (PATCH /v1/tags/{id})
+	UpdateTag(ctx context.Context, request UpdateTagRequestObject) (UpdateTagResponseObject, error)
 	// ListTeams List teams
 	// (GET /v1/teams)
 	ListTeams(ctx context.Context, request ListTeamsRequestObject) (ListTeamsResponseObject, error)
@@ -21389,6 +22700,204 @@ func (sh *strictHandler) RunSweep(ctx echo.Context) error {
 	return nil
 }
 
+// ListTags operation middleware
+func (sh *strictHandler) ListTags(ctx echo.Context, params ListTagsParams) error {
+	var request ListTagsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListTags(ctx.Request().Context(), request.(ListTagsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListTags")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListTagsResponseObject); ok {
+		return validResponse.VisitListTagsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateTag operation middleware
+func (sh *strictHandler) CreateTag(ctx echo.Context) error {
+	var request CreateTagRequestObject
+
+	var body CreateTagJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateTag(ctx.Request().Context(), request.(CreateTagRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateTag")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateTagResponseObject); ok {
+		return validResponse.VisitCreateTagResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteTag operation middleware
+func (sh *strictHandler) DeleteTag(ctx echo.Context, id IdPath, params DeleteTagParams) error {
+	var request DeleteTagRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteTag(ctx.Request().Context(), request.(DeleteTagRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteTag")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteTagResponseObject); ok {
+		return validResponse.VisitDeleteTagResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetTag operation middleware
+func (sh *strictHandler) GetTag(ctx echo.Context, id IdPath) error {
+	var request GetTagRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetTag(ctx.Request().Context(), request.(GetTagRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetTag")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetTagResponseObject); ok {
+		return validResponse.VisitGetTagResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateTag operation middleware
+func (sh *strictHandler) UpdateTag(ctx echo.Context, id IdPath, params UpdateTagParams) error {
+	var request UpdateTagRequestObject
+
+	request.Id = id
+	request.Params = params
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body UpdateTagJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.JSONBody = &body
+
+	}
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/merge-patch+json") {
+		var body UpdateTagApplicationMergePatchPlusJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.ApplicationMergePatchPlusJSONBody = &body
+
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateTag(ctx.Request().Context(), request.(UpdateTagRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateTag")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateTagResponseObject); ok {
+		return validResponse.VisitUpdateTagResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListTeams operation middleware
 func (sh *strictHandler) ListTeams(ctx echo.Context, params ListTeamsParams) error {
 	var request ListTeamsRequestObject
@@ -21784,326 +23293,340 @@ func (sh *strictHandler) UpdateUser(ctx echo.Context, id IdPath, params UpdateUs
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3rbyRJfhj4r8SVDTQ5ymKz2d2zMyQWAofT3OVOPyg22yNrasyMyoyqimVWRE5EJKtr1n1Yf9B673CG",
-	"DdiycdDhJCzOd18EwcbZt8BKgv4XwTO7+0n/wiF+EZGvyqzKKlbx0Z2fulkZz19E/N6Pn3UCPo45I0zJ",
-	"zv7POuQtHscRgf/jSBAcTi/4hJFQ/yCT8RiLaWe/cz4iSJCAixDZVmiEJcIM6cZip+N1rnCUEN0r4CHp",
-	"7JdG8zohUZhGzcaSCqtEdvaf7H7qdRRVkR7wiLNBRAPV8TpqGutfRkrFcv/hQzniONoJydXDWPB+RMby",
-	"YXH2d++8Th+HF4J8kxCpqvYGHxCVaIyjARdjElZtKj/IzJaqh8j2spvt5TMcorN0nMXbyc+rNxPg+IK8",
-	"DQgJyyf1z3mCRvhKrwcHIxKiKU8ECnCM+MCCXer/qhGV6JKyym0Whs/tc6XBr3+YheXA9iNMxxcB51HI",
-	"J2wWAIKoRDASIi5QxKUyC7KXTpCAMBVNEWYhGuMpYlwhGBFRhfAQU4amRFXCpThvCTLrmnUNACuuU4Ms",
-	"xDSaXkR0TNWFPb0FF0fxEE8fSLtI6IkGXJhdxZxHVRCqmmbeBWo0yfUBUrUsAxWF+1iSi4ThK0wj3I/I",
-	"LHZwrfTbzjU80CcupijCqhoFVo5eQhtNx3YweLr7OIPBayKuaEDQm8L4TcBRsTCARxJHNMCqBIRDd4sn",
-	"VI2QGhEk8ZgghsfEQ/GIM6LvPBljGqU4nbylUslKsKST5GBxvSnWcEPSRWk4DLjo0zAkFbjFvd2YCI3k",
-	"zU3lMRFYUc6q9psNVnoJi4fK9pU79ePceIs3ls0OGxOEfEsuKLuIcRUhNN/ROJEKERYiyuAsBolKBKnc",
-	"XHHA0u1eONz1D660gNwmFecXEWfD2l1OeBKFKMJSId2OaLSDzQo16kE4ivhEztl1OkP1tpuPvzYwpCsy",
-	"cODfErYQ6fMoRFhzLWyKTJeUlmOpSby+qNVQqBi/jO0bj74OGFSsRwOCMpkMBjSghKkLGfB4BslTiQ5P",
-	"T9Al0Sg3uJQGA+mW8L/0USJGSCjRliT2s9yugkzFhIUrcs3p1oAWKlZoIKWIYDgq4X+GEkbexiRQJERE",
-	"CC4QD4JECBIeaP5FM/B9QhiK+HBYzTqnI+eR/grjZoQwx0+f2MGRpohEoGd6qIZwsMsyu7/CEQ0vAkFC",
-	"whTFkSwC4hnQHy5QjKWcaHJFJZoIzobVW54dLrf7+YNlZ/wo2+cbhhM14oJ+Cy+tyfZml1DYaSIkF7MY",
-	"0vyuF6QJlKa+QJykAS+VMqk75cK4JbzYdNS1yEylpeR3LchAEDm6UPyyTOKNKAefEXzWq7X9gAN5G1Mx",
-	"f+/F0WfExEZjr/f0iyvSkIj4kLILNRJcqWhG2ufc4mtMIxIiaIywUmQcK7mQ7S2PnYfAciOnUNjLkQQ9",
-	"xgs9hr0MshEoyovSQGBcXQx4wiqVHZInIiAo5MTcVmA29SlNc5ybxsu0UlTMxp65AEuOnF2FJxkQXnKF",
-	"ju3wizefLSbdNpDKWiWPfaGmVe32zBjVqp2ZEa5P3nNzum3YC75oH7ZZ3UbcKHN3khtjPVtxs7q9zFe7",
-	"aUrIeL26LRuhehfl/uvZQ6Ze03+ZqeDHEkl5xaKp4Wz0Nw8B1k9iLb5qgsAFwgzhcEwZPIBghNmQ5PUn",
-	"dVsuTJnb+VomXAObNbNGDatY/8JCqjm8C4MJ5567WV2IJGUBASyh5V9E1QEaEBWMUg1SFZSqJqu/IktN",
-	"lcLn0V4Gn9PcfOjYzbcYUlXrnAGWIN8kmkRWsO9JHGJl1LBUENAnnwy6L7Be9IjgkIhMtWA2/ECiZ+d4",
-	"uBBo6aRlFv5aU2a07ZMa4J1l8y4JvnTFGoACK2Jkolo6b1XLi0l7Yawqul470hpJeWERsEPzwBbTtHp6",
-	"VhyilhCsk5wVp8ztowFRyzGNAWdXRKhqlrQ0Yu2+6sZb2y7zxK7AjV4Ikshq/JdnlCdYpmo/3f7ASMxE",
-	"Sv1SUjFRkCt+WQeKilnnMufLz7kerr1ypQZw8EouNFGJCQtplW7LaNKdNSq/h5AENKwDzuzIZdmtybjr",
-	"uC+zK4G980SRixqO/SVHMglGiLAw5pRVMuTlAXLbq+q+Bq67PKPehhF1L/qJnNbg4lQZEIxIcCkRFgRR",
-	"hmLBh4LIFLHKERcqqlTL5eeowtHLz7BW40N+eRokCosh0ewwDhS9qjC/mAb6CaaqA9O0avPl0Uq3eO5Y",
-	"17+95dlz++OJuuCDau3jzLp4oiQNibGvQpc5ey2MPH+/1eOugc+tWorefJJHfoVdv6BSUjbUJMdRn5yS",
-	"qmq7SRGRpvtcPNJ68HJhfrM5mcQx18TyYkxCios7fJN91lRVEaaQnqV6b+WhchucN1DGgz/Nby3r8EKP",
-	"hs6nMWm4yfJC9E4BqniBvGIoQ6rWGAMfrEnm4ekJrFvgoBI1z45e41vRYOy1qA5nF6SBMCH48sIhz1kA",
-	"5LW4inODPz34b8TZ0Pwv4OMxZx4CE7e1cWKj/gfbZhV4ivOWQLO2WdcCuOJSAWiCs+FFzHm0WEmDsLGL",
-	"GT0Yw8PKp5IbcYHCpnq8NWC73BLe6U0aYQ9sBUc4GJHukb6RZsshkYGgsb5Mnf2Oz3hXKi6IjzhD5IqI",
-	"KcJMToxtUKEAC0G1KGl4UFhvMCJjQC1j/PY5YUM16uw/glMyC5VKOC5JC5ezkxrYxIJIwhRc6wcSXRGh",
-	"+VgP3C2c2LrsfM95gM0kVXO+OXtuvIFyWs9AEGyFi0yYVyIhNRPvVU98hhV5rkXA6pkDHEVEPJAp5ugn",
-	"oaaDjE88ffMpQ6HAA9WlRA26+qRxTLtasAS5smsPtPtod7/H/F5H089e50D88OkPDtQPH/loiwvk9zo4",
-	"pl+Qaa9z8A8//7/97X3kCz8VgVFEBspDvvKRBNlcooQpGml49JhdEJVoMuIRsUoV9Frj9pmbwUFblaiR",
-	"pmmBhp+bpce2MFD3B9JKLUa1Za2L256xqukdB1ESaiHGmF5QnPQjGmSmRrnTY50VD6F7yiMaTKvPwu4U",
-	"rjeO44gSeZ0z+OaHe7u7B5MfPvH3EUb9JLgkSt8y/5sc6GEyQQY0iqTGfnFEFImmiLIe8yfZgWzFRBjm",
-	"CJyONAClh/SPl2QKv1lAym17NqDQ8dOd+ytATXPX3cOBMkrSIsBe24UpjiaYKtQnAy6I4cipNQymcw24",
-	"GGNlbKuP9zqenpyOk3Fn/5OPAY2PKTN/ZwuhTJGh1UN++eWX3cPcrZpdziuGnuw+ghccjPSbYkNyoG/P",
-	"k93HyJ+1Ifto6+z4CH38g6e72zmbdnYhjbl7H/mfESyIMLfzh70Kg3mv45neP+x1IoJDuT8RVJFex69F",
-	"Uo+rAP7O68RY4DFRDkNrQdYStddAC45pVHkYoERO7xT4rlCJNP0AQkJ1m28SIrSYxfDYTAvEJb/AkAxw",
-	"EuljyiRrwvSpfJX7Bcex4FfA+gjyUzCId76uuj5HBoEeCz6eXbH9iDDYk/DAKt+qVhrkxqm8VCFWpKvo",
-	"mJiL5YD8ZHfOqs55/ZrMVV6wnHO+jsWkRu3Secb4myS1Qg8EH2sOQZAryhOJYjwkDyTyGXmrzAh+7WKd",
-	"dbvyGj4FdfjMqk7CU6w/V1NnSx6NgQnmjHXrdEoazqWY/1SQQWe/808eZu7dD81X+fDEcGInAyDx1QvQ",
-	"jIOBiH614LIEiv8t/yPfcNug3546tmH7wKm9Q7T1ZO8TwIs8UYgqDz15tIcmI8JKlD9vWthOt2nQfLZR",
-	"x4osyYmcGPp2zhWuYLsOI6m54IQphKPIbEiLjM4TaSvg+oljdPTqzcvz7bpzp/lJ8uuz6+lzHhHM7ILC",
-	"RCoxrUMuz97iQDOpplX9jOb7kjTmC8rCuVhN866zrtpVK9DfOk2v2uukr3EXSJvAH1azaKd4SJCk39Zi",
-	"A+AAqrHo011vDuHbK5C9R5Vk79WEEVEHHX9MfA9hqzEJQWbyGWeatGmgAesFl6b2loCh7ySspVIfa4qk",
-	"FBG677/YGpN/qcf/l1/tdj/F3cFh97j79c8ef/xu+592qo72lPNoAcEyd3oy4pKgER9bb0MtIIKDKasF",
-	"u2530vy0LWL5Ixhk9pA1//XWCQB6BmNeGMcaj2wxfYYRlSTc9izTSuBJFJ1965b6zdwXMaYsxRfVPNiQ",
-	"cjb/aQpoUze/+brks3zNRcVr0L9q3ugAYaQ5HY2Y/K6PJBdKIt3WcAk76HPzCJDfteTyUNXSKN27sDzH",
-	"c6RdO16nm//DmDPth/wfYOU3P2f/1TTimEcRn7yJzbfSL19XQ0DTgvmAN/Sifl/665KAP8fDujnP7HPR",
-	"krdmsc0jUcZIW7UAhYe1lL9y8jcGlNUcm/3YhGNLcuNcn0myE1dxbG5N8zm2JB3guosB05aMOZMmEO0z",
-	"HJ5lkVpW4wkRarFx0qecOWXMH/xUGvVDPpKtFOtVhcNc82JoVY2mc+4A1crCZhj01GzCwKCKLazVe+Z1",
-	"njn1U0EvUjWzbfswa1gjyDfq7NrD+lNLSfNDWwuUMm/pwK5AZn4X4EzMVCa13RFgfZ6PtFnhihcidebe",
-	"z2JkSzOIp6ubA/pDlI5sI3E0Gx0S5Ke/+9sHyLfSgw8sgGZLsL3HRgt4R87DeIyvdhZ5p/m5R1FwNr/2",
-	"3T9kRn0C2rSz4yP06ZOnP0B2ochoxuUdAvFxPqhqBTAXgrLmwjkX81QX/LHgnCqDI9aCrYxqekHs1z7y",
-	"0z34B0if8SBV7PbYJZkaFacJHsFWzSYNr68hjoYCMyWL0SRej1Xp7DwrKvgmwsRHYzLuE4G2MAuNstov",
-	"awr9TB24bd91qu2z2lcT/AQhTogqoya9AxexWus5b4yZ9nCwL7k6do4oK9zlgiPL3LtY8h+57hV0vi5O",
-	"LZMaBUv3MvM/vyPYI+8aeZxyZiuAvsb7du4h1DmnronLq9KQIWq8rIwazhDWimVoEsu4Am3WJHPgvaMH",
-	"d5bz373u0eV9gZsfXsE19trHl7r7UpnTh1Yclvvob9+hk7EeXG+Kse+rMKM1YfTz+dK6IPS1PCobUxZg",
-	"prGZwpfEaqONRMX4ZB9cIyo94ijraUFiOFLuMHNOa/62Q5nF2H0IONWb0J8HSRT1mOOHK3bqb+8gsAQa",
-	"mR/GG9IrwhBLgPrygbNS3iHaWbJdzu2eawpndM75C8ymqav3alet7M0+94rNeIpf/2rVObovPsX34Qzf",
-	"lNz5VjjAskfg3AOccbm79gEudha8I8g558MHLnxgU1kV5BV+igvgXuUFuFadVp+H0zQSeIAwgnnAr7EU",
-	"A6+Rd6pbmFnZHaKoKYhgHYfhFWYBOYp4cJlTZ+LQsAQ4OhV6j4rqQxrgSBKvE+d++lnHYo6yq8fHT/IW",
-	"r8ePnj7+eHe3gd0rY5i+SofOlPQcLHcaFIfg1GT4rfxyMlvBanpez43w2bSJZcnrmHho2XxClkSW9zD2",
-	"8ZkF0LDZzBGW6o1cZq8LpzZa8/mTv9Rt3nnODgc52aJXg87+V4sX/XV5DSZ2bkDfVlv8B1RIpcUFgQNF",
-	"hHSGOkkCQcCDFCyJQ0aleZCXZIr6YKjOGzP3CsZM8JW8+Oqw+ye4++1u99OL7td/UGHG1HcRgmbWCF+j",
-	"ewB1nCJjudBSbbQ6MM+J6fDo43RYLASezjwa8MGAc0xBm87r5Z5H/aMyvjBLooGln8Ga7t7iZ7IemI8p",
-	"c3+VDsDrJIx+kxD7GW516UzscdiVLIL8Em/KYsF33s9msbIgNX6n+o1QJUk02EGvR3zCEGcBOUASkh8p",
-	"hCXyDy1HY4ib8YPzwc3gj7uHpyfdL8jUL72yR3ufrPLMZnG+XvgsjL5OofScGiJV3HF6uI1OOQVc7pjz",
-	"Zln7trxO5mi18G5mLWfeJExQee5S0iFbjfI6F45Gr0AQbJmueW3PTKvy+t1MlTtIQqqeXVlur7hCHCgu",
-	"1kEjYCDHXDofgUSCS5Zxb9bPayoVGetfGGfTMU9khXnf6+BrsAYRJUwdhqEgUpbM6h8/Kdz+r3a7nx52",
-	"j3F3sLP/9UeV5MWFBZSs87vFcf5Fr5dozqlmkKbMQsqpLlg27n572P2TGoLIExXwceEQZBIEGhheZ4Bp",
-	"lAgT3MVopWdoGh1q7sQc5PHV/9T9n2t27EIj5rkWP/300zynuVvhWuxi3maWUoZIisC6NQsy47jbWc93",
-	"ONh+tBgLAhHHqpO/+fkzzI5i/pNcC6rMHvjto8tEcYMyX0CcTZm8/ZhPUtcywhQRxlfGpbITTvGhuKaA",
-	"1oYkD5DPBwMfbWHEyKTHdOMHEllvvm0UEXxljEdjZNzrdhCkxbSeTi5GE5m99Zhvv/j71hsbftftcCQ5",
-	"wuj08Pzox2hASRR6aDIigiDcl4QpNCaYyR5LmNORg17NvTY+GHQgzJiFZ7xP9aeIYKmecxzWvLjPsApG",
-	"eXfyJakMDZtfFYNqcoyTFfhW55xojfiX35UEl8vyJRfwe3HtJVHRXqH52PCiBhc2RryXNb63M++dX1Zu",
-	"tQTOucy/23TVOEc4rvA5RgGOD5AmuObqWbuaQnAptwY4ilAfB5f6ySiCx55+BgwNI97HUfpENCtYj40f",
-	"7e6WZP96WSmHn49GmDESFdwCcRR1vM4VleB5C86XHa8zIcEIsOWYEGVCFbgaEVH5IMpvYY7+YN7pntMx",
-	"kQqPY0PKIbvA4l4v7a4rejdg5Vxvc7MswT2qxIRfjqYQjwURGzhCAVi69eFqDJjL9gIHm6m8jGdf6Ums",
-	"TWUBftrLuGcvJ+plTG6Zo1q4AwOM5hNZYDUWQlOm5RpRNTMYw7q9p2v3Mufo/Aq9LOJnvvyffxrrYB0K",
-	"T+3WmQdQcuqHN7stxidLvPeydM8n1fNxpnCwNhwTJFLxcfMrZ5Djosc24kKdk7dqmVdM5amgJkR6lrI1",
-	"U+QU5mVckYV36TlnQ9cBvO+XmsKGUC/RI/MtX+aQLCVqPlHVs86ddKrKy2Dudar94edcwdU0ek3uD6SH",
-	"XdOdcMq9zVyHU2i00lW47qHC5uccz1pQrUU2t49lzUKMe/7CKzemLP/ro9pLOOtVarLsG12MZ0JxYjXV",
-	"7EwQESysY1g+7OJpI1ZmAxe5mfIru9KVZhJ3yZsNZq971UjpA2g2Uu5eV42WPY41DPeu+kJdEaFWk14d",
-	"Kn3Z+Ngql2BHqdBwZrrAxuhkRfIvSEjVc3JFomVn0/2crbnZIb3gjEzhgMqOmQoxMsSKXhErNUIMrRUa",
-	"9YObuSAhwdHKghGOXqec8+xjNGkJ3zC1mFBVjj8UOFziJfwImle+gsaskwuVXeYISzFrq+x0jOWlMSyV",
-	"7EEiIeYIwS8bNFIm2ZrpgfrTVH/2QCJfS979iBxDO7AArYH/c/F6q2ysoRGkKDlDJ4cSyoF5CynEchIp",
-	"pCRccXO291lD202+MfQe0sXdCichSESwXPkwbNjjMjNmgvFc7sYiYIsMQOk+XNjrXLe5Bivfl1SRa/Ly",
-	"zvTrBPBUQIcNFFDcUoy9BchKnP2KRGsd5KcB0cmh5QbIeEWUuilngxXe3AqPZpnLf+1rXC+9FO7gElbe",
-	"lJ2a9VuIIxyQsTUmz+Vv04bl9WZDVDsRuNnXInVlO9mM2OV1VHWykFOTKA1xFk1tvqd84o8fatrll9Xy",
-	"Rac8q5bfbZCEqaHoV8TSOWVnmufUpViuVMzb7msSHXNYbi2CTgkDrnPM22PO18gB59DwWmCzDIrO0O5a",
-	"ps5Q8lqGc+i62WAGcVeL2ikq35Cs/TmeyiojYRYoEOKptJdLTqhJuQTmoyQiiA8G8y2Bjz9+WnIBXmwG",
-	"/DzlkBoihiIamC9DlnBbrnEVgksjztMkVdXahhVcnooQP+YCYUifgAPlga+CGxttxQXUr1+4lcq2dzIt",
-	"/jUmP50ZvxR6KUnegLiTN+w5hB8RnNdk6/9aBWUV5reR9q9YfgjnwwqKLGfOqOp9fWluxc6ly2Otcdlm",
-	"Fl8hUuGWMM4+NOJBSpdySY8BN9vctbpoiebaRxde4d387ipYvmdOi5xiJuc5UFYPz1wP0HSkeRcaOZDM",
-	"jAFalVm0+pPXr14iyOVPhKmwZzNA2jxUxtWdDwbGUowoi5NZnfbHVe+JSImHZDYp3e6iO2yW6pmtZQNV",
-	"3Q6nkapQioLzcFORKcjcPOay2rbZOy8fXdTURLSazrWpVk/z9qvqr2wlySVXJo2TRGP3g5xPxZLZ8WY0",
-	"Gvmx8gvxsnPPDjU7rMJWFzkiuLu1knrjWheq6DiyKEtb06O/v0def9oLjnjesa5D9E7Rz61bPI+hqvFq",
-	"9qmkie2i6HoyM/+PnAznOKfDjtf5rON1jirZJWh+lkRkaUfQiDj5YC7F1m3A+qk59+Y9qrb2Y4Ijk452",
-	"mYjEGfVDwbMyg4RNE7uYhJffRL2E8GMqFRfTZ8xKwrXxEM2NFcvEPtTHOzRGMwPBx69WMaqsFIlQzPeo",
-	"cUmE6Rj811QimN4iuHt3vI4SmMkBbNvUEQf/4fS/VrNkRhEE6hd0UhOKwVJXBNJN4tSLvCZGYXUvwiQi",
-	"/yy7VUu6xFaEKPAVjqLStzgXOpAPKcBq3jVeB54uvIhbx9UnYaUzCTdJt0sZrtPjSxIalkJKq9juk9AB",
-	"bCVv+Up4/GRyWYFHomH+8TwLP399WHmVA3FVbLj39OmjTyubXtLGgTC1AbOXapqf7tUXp5VTJbIYQkSH",
-	"lc3eXnM9ZfFcGd+5q44e2mzYA1CaFVVdl59MLisk9EsybX7/9QEuKZPD+FXLeU5wWCWGQrbi5cxyroDi",
-	"UWOv0iK2X02gWt4n9bouHq1jxk065t43T46l/Yhb348b9/3QSO/m/D5W8eFo7rah97KaTmMFHL+kA/em",
-	"3Sg27NZ9n700mnpcZNdnCRsPMA234mmhZ16HCGF30HpYdHK4cJ53RY6/q+Ss9TBr8rLIIaa12MpvweH/",
-	"Nh0X7miIwIfgT1Glb3zOh3TFbCzLUdt8hdYUf+TKp5ZNfPOsEF4His69YtG0OojeGTvT8StRi7taVUaQ",
-	"mUdjfJAqnymUR8FjqGPFB2isWyLK0DTBDG0dvfzn2whLhKEi+xhHyAzqIazQmEuFHj1FFjGikA6pkgiz",
-	"EO259nIHnbk6HAhHEzy1ZVGQmvC0EdrqdR7tPX6y83S319neQS+4INlHDNUKB4mEwmC7u2imPMa2hxi5",
-	"IgJBrgUSHiCMwF5rPWEgla4ZQHHuoT4JcCIJwqhPGRZTNIg4VEqFzK5mfQYmEkX0kqDdnUe7BlamernN",
-	"atjZd8suJVf6tKD76P7hV7vdT7/+2SPv0dN3W73ejvtz7932H1aqZupkpOLFyqbo9V5XDlOgseWCWVJC",
-	"8ihTec435SpHBGnCDJXrDlyWC86yEm6xLXlbLk63nOopJxbmn1S15m4hTZiVcNaVAe509Yf/yeKHn41/",
-	"BOlDlo6WgjokS6zx0e7ek2Wxk+bUJvk55hKpfJ3mPFIrr7U4ahWGK4ImrDLPBETKc35JWJUT3EAQOUKm",
-	"ka1j6254WsCFSGnrcRUuxqcf193nnboLbRPqnbD6+qtppd7iomzP+Z545eKrj6rMDzYB4muzK1mdbwcy",
-	"DUO6Dbd9iSZEEEQ04lwhM0iVGeSSsLIJzCSlW5wpobwJr3DO+cHzQK+8QI6/Kj36Utqvf/zbf9f9x7/9",
-	"3/9ga/sf//aX//i3/0uv1+315M4/+ejtH//u7/6KvFXf/fIX3/8fv6nJJnWal8vKOT0gURBixGU5QhHW",
-	"QN5HPmjefNSfGmdBLSRy4SHf5Cvy0RZVssfs75CJSKER1aQzBl7aJvK3qgxNgbmtTA6V73rMz6xmdqKc",
-	"+hG8P6ECtLkIgsSlxEV6eVZ1QsKCDa5GRjm11dgb8rKcR2dJRGSFpLtZ3x8qP3dVH6tCFFfIeGKqwIuT",
-	"sIEFCcRr8PjSbMk5weOlui3lY726bbMSuaxLO2fdLtM8Ce44ykApALa4neYqvK/tzVwt7iqzOy/MuVbI",
-	"c/bO6/SnqZtH9YwNHPfB6cPoUfI9H1egOlAnH3EehXzClvH6CFzKF8gGa7MPFWqjWtDMPpUQ02gKKWPS",
-	"gIhFl2xZX3LjLfACv11mS8s6vhQwwuJtvz8YYlmPH1B/0MFU//UZlHFs2s8aR/R0DaFcsI9VkVasTJJA",
-	"mxMQTUYc5EQtv0GuQANzCd7vfICKdXYPepbyzRrqtvxHjz/56KOPPvpkd3fX95D/3f/2nz76yN8GsdYI",
-	"mdZlvMf6U+R/o9soPPRdBQ83cAQZsC3LOd5B/sCaHqWPxpB+HupgmV+7SYysX97sal3AANoaQfUuTc3T",
-	"VG495uuH5CM54hOJ9AKnULrHUPRGGtt/loN2WXNb+05rjOE59F7JlHEerUPJDPzGrfunZHxMlVf1h0s9",
-	"3l9qcXtIs0WS9xpJVuKOdcXO3llcUwOWFvdcm1Od3WbLZrYY8/3GmFlcY6nefk2hYuMHgJFUUENvjIMR",
-	"ZQQFPAQTRnV4YEl5O9v1wJ6XSfltJ4kwGybWNJIZhwIcX5C3ASEhCWfz9M4pMVDS2yZjDIriCDNT4oPm",
-	"o3wfyML0RZtRlTkQSjwvEbuTBVUuco2F0sgKs6CseAUb0XL1BTZYSsCl1Cub12aLBVgtdtm48ObsBAky",
-	"IIKwgCCGx2nmensDdcfiXRgpFcv9hw+h0MpOSK5cfTX5sP6aVIGtJJ0oows3e8rnDtb3uUpoOasNmFjS",
-	"umgGehUbnmFJ7drSFU5q9rGa+f9a9VVs52rYltxAnUZd03otF/OLkGAIjF9oe7RjfYkF07/s36yifAU9",
-	"14oVbupBVJX2u5mPbtk3t3Gy8GZ5u91O8ytKt7QoWrZ4rutQhpRuyq2rRc4IGF9XfZrQObXrlk3sSxlm",
-	"Z15ubuzKlfOoYLUUJIY42piIK6qB4HVwElJl/heOaXVMmhaITgW5omTS5GwrzforupKnva/jzX5XkIQG",
-	"DJckXBEWWffVgVGLEOYX/6h8djLAjFWFj2SG+QnLMeg2pwRIJGCj/2kSDmeN9Gv0Ys3WWLU9U2yvlDdG",
-	"7guTPcb8Ae4juVwy6efsB9eEXGngu+8T0h9xfin3jYxV+a5eE6UoG1Y9Ghwfgb/WHOlvjN8eQ3zSwlwD",
-	"2MWpv9Ln4YKu5JL9nmuANOpTdpYpbqbyKCwk1uUXfN/BNwug1Cm1CZ//uph+oS4vUuWdnBAS61dfgenv",
-	"DBolV5Qn8tWdZNCWwrAA7dUYCyxfDZYrEySmZwlrkofMNJyz3rqiVwAtQxGalTtNL1tZErcYv0xyXJjY",
-	"5maYYME2N/4MA+cglttauoaqAzi33ufp4gpC78KEMdkKn1bs/Zzg8SaKWjdFHHcXJS+ZsxdrnnUdpUcL",
-	"bkorwH5OQGHzuEF9LVZyOXofz3NJibvWc0ADdR3CMrzZWxeR9SrWxLu1SGBxpNDSkQEzKBl0BqeYioWO",
-	"6O+HK/kalTDX9Agv+n8XVraMO/i5TUi0YmUaLANcZSA65iJN9io9NOZXBPGYMMTjmAuVMKqH8NA3CVfE",
-	"BEclbEAZlSMSIi5CIvTxcbTl6tPqS7xdnRLibtQQfyMra+uYsNZK0fH6HNGS0fEfGP+0MPLjFYsgqs83",
-	"jIs+QR9hJidw+0ZYmfCPLCTEFFdGLozIQxgJHhFr9PRQSOC8wRq5jbpo5DRYxaASu7AVwkoEwWEWhVSJ",
-	"o/jiwnCgz9UICDwc7iZ76eI9LZsJ2/KyKPHmbKc+1RuoHfj+8BvLxrSteueWZIGrL8TccGB99OtgjgG1",
-	"3zpzrFexLte4OVSpvfabvfbrZuIL/kRVEZ/6Q4WfE9C3Ko+uXEhcwbErYcZraycXEueUADaBRjnTvcsN",
-	"4aWFTLICEGmChlz2ijTLQpqWKK2Knjp0VbPGkgSJoGr6WsPPXnLIK3qYmNyrZbDEWChGhAnTN2kl0SWZ",
-	"ooHgY+Qb8nIII0B+FKp7jQgOIXenuVmdP+4enp50TfJShwxMMtN3XqcPjLyb3vx17GjjT74873izeQeK",
-	"cbmwkogPKfPRFmYIUiR2Tbgh+smX5x6iUiYkBPb5igg6oCREBlCUDdHZ8dEnP9h7CrGPCDN0eHoCW4To",
-	"dUhfYFZl5tsBM5eGnsYHRgpJtzVSKu68eweeTANuHMPSwtAWGq9HHEdojClTmDL9tL1OIqKck8+QqlHS",
-	"3wn42Pj7BML+x7h5FWQ6GIzqRWqoRxosR2cvkCTiigjw9Pts7zMkcUQk1PSX+wgjOcKChMY0yAcIbG89",
-	"psGTCiNo67e/+fvf/rdfff9f/9JD3/3pX33/33+9bd6CILFEoEgFgJrkrR7KzNwSmTyuZkSXytUzrRNY",
-	"iB5H4UuiGUMT3NrHwaUrYdPn4RRNuLiUiKqdHusxqAvK9J7lfo910VmWvNM4StqknuamS7T15s3J51c/",
-	"2N7RjSGXg3ne+ghMhwCPSXSEJTlAmvcyP54dH6HHjx9/qpndN+dH0FsTRtsFKFE3xkPKNCO1j/yIjqny",
-	"0dajf/j5v9e0zrlAoqe7xjkTu3yjPYbSZAkHqM9Dauf0fwakzEMZWXznHyA/+9OH880nU9CDZfkU9Cqf",
-	"XRExReCap1v7ODalFChnzlPsD34quX4hzt9xu+jgqMd0jop+wEOiF2F8Cn37WCTyD4OAxKr73HoM+mjr",
-	"NR3HkXlSR7qzhJH0xfO/HX3ke+gZG0ZUjowP6oRKsp1bsX96eH70Y7NDc1BjIoYExVgFI7PWHzz+9OPt",
-	"fUC3cDGoBFjmdwh9utDH7bLw3fwGeTxwCCNJPIZ1TvB0+0CfkoWvuSZUooQZYcVgDevOCrmHpDlUw1SY",
-	"DnqkLX2VDX+COCP6QQQjgz70rfNsDhHpxgLgP9ndhc3M5CTxnVsgVXlwjRPjUZomr3VSGGbIf3aOh/6B",
-	"EbJ0Vy5QSCKizDB6HrtAifyTQReKbNh12Ac5RFv63D7yt/fRk71PkB8L0BkBB3XhtucD4Kga8UQhqjz0",
-	"5NFeqanbBDxoqpCDpaQsIMYJOKIBYSY5rEWMhzEORqS7t7M7gxEnk8kOhs87XAwf2r7y4fOTo2cvXz+D",
-	"PplrpsWKGg8enp50csm/O7s7j0xTHhOGY9rZ7zze2d15DCyyGgFBfLgzIVHUvWR8wh7+dHIpd35qVSFD",
-	"UhGpfz4iyCbbRXHSj2igqYdEWz/58gskidrWXIMkKBZa4iVohKMrIpHGkAgW+kAWCJr04PVoDE4DhyyB",
-	"bE1tA3DelkQPs5PP96wZp86PiIJMtpAY26TO0Wve29115MjmGyg/EEinDmxVgzS30lC5WUjYTe8YUpUG",
-	"HFQNl67voXUPzvEnnf2vvvY6Mhmb6tyd0xxg8wApAM6xQ/tfQXmKztd6xIcjyCv/be35HdontLe7iyYj",
-	"GhHnigsja1QQH+g7HHIiDePH9cvWjUKscB9LUnkKNp/9Bs/BzlBzErkd4IhekXUfyXN6RZieQNMXkoO9",
-	"y08P0NcYd9oU+Lb8lAOrxdjBCHAeMBMQo4DNlAhcgTz0dPcx2vJdp4uE4StMQRzwtzOqU3lGZwSHmmbJ",
-	"2zkmPT0ktQN2TbNKgwEN4KCe7j5efEivDY54k+14zWecwmf+IV89eohj2nW5sitP+jUJBLGclAmBiKhU",
-	"JDwwSRfh3KmMIzxFsSAD+nb2wDQrZmQNyMzqSijJWikxa/LQBG+98xY2dPqGrzd4I8wmTDzU7K04BLZO",
-	"M+YaoBoMRqCCZZxhReZW2LVtH2YN33lZr+4pj2gwbdzZtYdlPpkLgjybCXpBE7wAq+7j8EJkppOqqV3z",
-	"h/m279I8lxfBXI1R2rvU/J3XmeGtFo4x2wPeSKOjTauhVSNlu7GMmEDclgnH4UwJHKg7deCPFmORN8zU",
-	"gqLfElD3PGmCuY656EPcGPTY+3Rxj3POX2A2tQY4uSqiy5EvqZyoX+AcLIL5GvIMyxqGTwI20wQKgqmA",
-	"UJnZAJ0dGM4OQWUSEM6xloAGNm9pEa0d5ZQonTSs6TMeTteMcKx6/11Rl5qmAS0gu0cbmTusehf20wG6",
-	"JCQ20pmBLuOT0mN4zoO0nMy865y2yz+F28OY82/nZzg8y/DdTb25R0+bTCMTMEST8AUJKXb+o7fyYM01",
-	"ySnoKh9tiR15+DMavjNPOCKqwgL/bDAgoOV3eSovyfSBNGks7UucfbFnYJjMvdjC03lSEWOaWTLvFi2/",
-	"izfTAHB+j5dcHfOEhbd2G82JLrqNy3KpJ+Ep1qLC1+4aJyFVXRPqUMtZvyQTzVIMqJBqBx1DkDfqa9kY",
-	"0gIqLIZEeSi9wkaSomOCBGZDUsNn65mfmYk3zmt7lR4HZtsm+6AWw6UpnWrhnVobvkkImESsFsnVXWvK",
-	"sBkT6rwFcEvhLykDA5EBaN385quroZguIZ+VtpTwFne/Pez+SU0EWpOFNVnQeiEyMBPnrk3d7PliZJXQ",
-	"KFd6WhkaWIH9ZqBvvwELHZO6ZYEisrCklfwx5t5bSD+xeCmmLOR1l7JRcTXFBYtFVsBYFgSt6NqKrq3o",
-	"uiHRNf/QCorvkKocH5yo0UOwjYNzT6U8ewYWXAl2YS5UN6JXJCza2LfAjA6GdWvXRNaV1hrFe+wYrhvS",
-	"mHwcWz0fmEdJiGIi9HhQJkD31n8HEQX7unF4QFtP9j7tMWPGv1AjwZUyFiQoxnJGlJh2DzVu97cPEMHB",
-	"yM1klMSgQA0tzu0x0OBbFxTdIBiR4JKEHpJcX1aXwnuYECmJRGZlivMd5BxXegz6mH30TWEAp1LvTmhI",
-	"9lGfTDmAAsCGvklIYmwHxigHhsqnu4+Rb4zxF/1ETqs2tIPAHzm15UEFgR7zj8AcdqTfFo/2EeNdUCf4",
-	"xn5WYtngiDejPCgUymikPFgf6ckc5yuw0nM+HEL+6hLeKQBuEfooNr6mbLQCfUmxviAhYYriSDanFLk+",
-	"77xOkkdni8YoNF4LkXhBpbR2Z7tAlFvgXaINa9B9rHDSJdy28ITK7fU7w4pcWKy6sH+h8XrYAM6Nn7ZF",
-	"M/IACY3IUq6boCG9IsxVTuEDJE3QyR05fa+TQ7wLu+eaAjCsTW6Fo68yTi48v8pOYKxLycnCMfJt18YJ",
-	"WucyW/AG/LhUjkFkfLIPQSlwVVIybOkpZT02iOhwpNBWwENSJI/bLmNd3gacsMwKzAUaJFHUY7Zztdl3",
-	"B519QPdynUZ9PkSUGSbFFmHT/FpWeKXCwSLHZvJEzeMzr7hNMegCPey9yXGSqE8izoaa8YQ6Fmgy4hFB",
-	"Azym0XR7p4rx0ZNuhvMppSJqxPtUaH8tn8IT9V4ogK/B5NijvlAuNLARm1Ps1TI6S5zx+28W0hjLYIA5",
-	"qMneoDm4iSusLG4q4CPjeMoZMe7gxm0XpD5GJvA7yJ9agibhTo/ZSqL6epRkZOO3NsES4Qi8ohCUlBMW",
-	"K6a4rscMskNbkDfVdtbLNVF24O/ufFgRMInbVSLhWTHW9a7gxxuSDV+SifUKfB+EwzXhzcIPF4IksokY",
-	"UdWpRcI3Km3eCEqtYQmfvTXe2zP4bMAFIMF5zrdXjx5CqEjXSYy1VsxTwkJ9nlu5RNI2zMT1ddFZMpe+",
-	"2MZeyQNYXowkIRKKnfEJq7ZsHrnc77Ccm7BtLmqZW5Ap+GxsuJv1QczPutisUzyI1o/hTpsGioeVe5jw",
-	"eOpeJrjKPMRQDAGUEyu6LtS5zX02RdhFSuaTU+4gV4ABCdK1WgLD+tiNJFoAtHoBu1oiPC2nav4LAsxw",
-	"oGwtzuKDN0OT/GXfGC9UyGf9zjJDN/B669Q0IQloCBxm6sb0YT7aFRivQfqSF3E2g/ybp0wmgwENKGHq",
-	"QrqEpwuYtZku77zORHA2vIh5PYuaDpBrujYNX0pbp2DpjYkYcDEuOX3sIz/dvH+AuDCBS8YlqscuydSI",
-	"PBEGOxqCzSHJx/rd68uAhgIzZah5OqrXY/4sTHzPRlH58Kf0bUg22gJnphHpMf/LL7/sHiZqpFnAACvi",
-	"o2Ck98GGZNtGfoLYBANYaYwnUYhwFPGJdc29E8rA8k4WjTHT3r6yZR3pdlc1bViJ9sKUfl10Y4ut33nF",
-	"SheLehcaZ2UgLhhXF7FhIhvINLN91vZ4Mke7gLNBRAMlXZRlrnq0woq0Uso1WB1L2hEu8jvLsTuCQH6I",
-	"G+R2KvQ0egkth/IhcygbdY9eGau3mPXDxKwGIy2BWE2Ok8XBFmf1+QcIenaOhw5TQnILSNaw9WTvkx6r",
-	"SUSwXBaCHiukIThA/ke+rZsmEWZTZNMEVGrTP4ctHdlsLkv79Q9gt1UanQp7oZkrbAW2eySwaXxnUtkA",
-	"W7vY23emQyu8tcLbdYS3R3uLO5zm0OOx9Q/XROaT5bqeORvfbVEogyE1hUoRsqNNjhhB9JW1NMzkfcjw",
-	"+Ob4XztF3SM1n0u3VtPARfcF2rRxrfc6evBHRC2+vKtLpMBrvE/cl8nnuR7ua/2CtV2XTTqqT3pecrLV",
-	"x71R74oF+MsmE27xWMvXtnxty9du3Cgxv8PniXlN5Lqc8PV0NfeNjTaUZREn4rQ8+VTU1Sm+8NjeZC+t",
-	"NW/cxyFjKqQekMiPqFSQn9r3UBwlEvkhwZHxfPFNus2hwCHxa/x30nXcAd8dKIrn3HUWNz/lPMq1rgge",
-	"zxLwWtaMSmSqcteGsrua3Q3pup3AwLs2iF0fiUJbUE4EcQEYd0qU+x0SqG9nq61bXHayhQXOlsRbAAyX",
-	"cQAuRt1k8LExIH4Erd81OLUzSMDd/JRPbJ7u5j1eQzbX5u3P8bB5Y5tf6Vjw8RLNz3mTxgaDNB7bNm82",
-	"9h/B6TaCnlDNziWIkpCcc4WjDTvX2YvbwLEu/4LaZAltsoQ2WcImkiWwEEmCRTDKHlye2Ul/q8/6B5Re",
-	"jmiMOEOBy0UWotCxni7AEUuT/dy00YyOX5fzz6GJDRn83fC3k/evOPu8zH/XUB60CQHXpzhdXs66rykE",
-	"UyRQgwPKEs/DvsbeXTCH18eQPcPBCFFFxpBxxFQaRpRBZBefsLyj8gESUNVZIomnaDKiwQjJJDBObYBW",
-	"JiOTExnyV0tk6NMsHvlMLwxcbfJi0SaQSTbTLYV75RcAFbErEMopEV04AQve1qPo/UwFCn4pklwRgaOF",
-	"FH3mNTs3lVrrYJ4sb1hCqFV22u+tYv1DNhDOJ1PrNxGWK/AcVJaM2Xqy94kz/hnLH9j4pMIRqUjRYI13",
-	"2V7umPXOLmz95rvywDdrv1uAYFIDXoto7pajbmvp2KilY0nO3wRFQj27G4gS0KJCzHnkIZwrqOf8MtJM",
-	"zmDPxOGYsoPcBzROpEJ9gkzZUs+UJiC2Gh8RD6S1dpoy4iERECgd4LgibhL6bFg/YSa5JXGiKQOWyyFl",
-	"HFhaRPmeujqYV3TBE3XBBw1HqurTOjy0Dg8fYBQmuPxYs0yDMKFC8+z1UZYV3W7y8tL2bZDRPQvfBOKP",
-	"sKu3ndLbre9++Yvf/+m/2V6KQ8tUs+tl0HJouE8C7rAXeLbtoBO3fnNBAqcd1QJzmtSikBEa7e3uubq7",
-	"NjyuGGWFKJOK4HAHaV7d3rzCU/VQ/u15KMQ0mpo8rxeQJxOa6DEvAs6jkE+YZ6ssXwygBn36p31+Feap",
-	"vEa503Jha3une7t7NxZhe1i6WXiCtXxhb6yVOh5IhO1NbZXldyv89h6T8w+bFt+eSaSCmv7+V7/47t/+",
-	"xyWpqXP+rDOSgB+ma3SvS7HaXTRw1LLbbf20Wj+t991P616YyIxjV4rpHsj0ia4/oK5SNjgdcWazAUOq",
-	"dFMrxpaaASVM6hsmUUQvCYoIDuWDWm+wXFDqxoLUbskXrD6YrPUBazWxbdBZq4O990Fn904BF4ZZ5BdS",
-	"vMY4Wh8HZmSFkOCoa2OQrqV/SypI7LHN+gqPGnFjsMwMozvoNVGQa5+CGDiObTDZofIPUBARLOxH+H/2",
-	"cZGTyuf5sKVNUONsgtY7pNUjrQ0lHVktyf3ESK9JiaHXr9VGP6Kt73/57/7Hb/6v3/6v/9/3P/9Xy6kz",
-	"BoKQbzeR0vrZW1PrkipTlUMQo3HVlBh+gD+hhLX144Ziv8iHf3y0ZcEFHcb4LR0n46y+R8x59EAis/oX",
-	"+O3neCq3d9Bn0xxK3JpQNaIM8OIYvz0G/f52BaacQXjHMOyGPTzMJDkddevR0SK3tSrJzeu4oOwixg2U",
-	"WaXm7zw3gOL8IuINElyW28MQ+tUVTXANxqnoZGWfZhr/rGWrsP/AjOcGr+aIJdr67hd/89u/+ffLEcYR",
-	"lYqLaW1Ch1dRSKRCAyqk2nc1GUwxGD7ImHI4TxBLUUhDSAc1GU29nJ+hiXCCQg42zdP83A4/tgu716YF",
-	"u4nFpgV7DK399b3RTWfBwvZs9TFvLp6j+nVb5G61Juv3XC4I5nl/Zc95uAjIOH6g+eOI4Ku888wDcDwG",
-	"FBFQESQRri7gcpJuYsOsqsmO3jojtyrwVgXeqsBbFfh1yga0osiHI4q8wOIyL4i4Ypxb3/+nv/z+z365",
-	"nEAiiOaWNlZ9Lh9SJUwA1T7q4+ASKZ6LvTI+VFWVWmB1rV9syxC0DEHLELQMQcOno29iU24g37Z1I76F",
-	"0j9A4vQzTatqrxIxbSri34DeoWjmKmkedtCRsftja0Uz4dKxIFeUJ9KOQhhkqnUmN+SiZqoYAL2rVhHR",
-	"8h3vlQ1tJZNTK6bds5puGnXlBbWcyIO2fv/zn3/35//ncsIa5LMbGE50g1jeK+H4ZdJflPNdBDjWNIFr",
-	"llPLmlgY3wtHH0zmPoIFCQ+QsdDaWEmJOIumqF8jRu6gVzFhiMN5J4wqSqSHvkm4sh7iCRtQRuWIhIgL",
-	"fbPQmF+R/E23x5KwiEiJAiwDHMKCINf2LDE6t+DfMDly07QEqRWE2zQdrTjcisPXZbeuFZh7PfcgQ9Ka",
-	"quRt6za7R8tuLstuOq6hxHBiBn6wSJAYbf3u7/7qt//P3yzHcyZsc868LDQ4z7KCjE8ODGMoRxr5BkSj",
-	"dspDBHyjrIghsItrDQStoL4xQb0hCs81XZVqtNrXG89SaRFI4zyVWYBxrQ/nc84vJUpihIGt81A84oxo",
-	"wRWClhEOBJfShCZ7uYpL4Jllg796zGARxsUYR1QaXy10CFmNrGQ80SyiqecZegU/r5DKOMLTHtPzI8uC",
-	"Gr3DP/z8PyBGriyCMmyD8RulSiIauqGJyWRpOO0e06y2JERzoRXFQo9GJLj8PIPMjFvdTJocPo4xm2qY",
-	"pGhTr7WuzhT8k38cY/z2OWFDNers7+3ueq68lVSCsmFVdatDewosAb6cMqiAGvDxmDMtF4yxqpscOtbN",
-	"/qTR5MwdfRgKImtrd0Gj2n0+fTI71Sa9adMDfWFqxtZhG1dSdivmUtJ+pIUyZtJSt861d7FAz5cj7hKc",
-	"oRGWRm527/AP0db3f/Gff/+vC+ngclgvxYQDruXSbhLXY8LPpkgm/Z+SQHmgxwNgAbLpT5GiY4KEZpAO",
-	"ECOT1O19B0Elumx4xDOVoCpK/5KQarf2Y+j9Jr6ZkoXFXX+pKa3d90noGYxa3A5I92ZPtUUGzQAgUzRl",
-	"C17n+tRV+CsvhEq7ELSVZp7Pzb29YH0nYePVnYRNFjURVCnC4IboxSXSxMJWrcFcqLUvAU6HB8AohUj/",
-	"P2PqqYSLW7eigeDjwmoMaensd0KsSFd37XhL04/5C+yTARdk8doUv/bKNklu3JNdHL2RQaJNDdWmhvow",
-	"UkOtKruCCNxIdDXC8jrO8iVHMglGSBAJVVYhf76a1dtbgeIDF0Ehq1aOmcq4rkHKxNQXSfQdGThUPgC2",
-	"T1wVghhL5Vlhz/40SFQiyA46zCY0hJb0mOECHshUQWB8dcb8ikgQDv0IZ4yVnk7xHvPH+O1W8YOHsjVt",
-	"g2WEmssASjxYBw0jgoKIB5eV4iQkqHIDbipQ3g5/O+m50s1VPJ/nfDicSc/VWkhbV+HWNtraRus03PfO",
-	"XvWcDxHOkaGt3/36L37393/+u7/+L9/93Z9t11BBq3oA1Wm9/lV/rdAU7INbEyRnV3AhbRYX51xEuXVf",
-	"An1oj9nEvjCZFjv03xKNCOqTiLOhRIqbbDD53DG+HqgfkWNKolD6PQYojITbO+gLMpVEdWM8pAwrEh4g",
-	"xlHAE6acC5JPc/XSf6hpkF9FHzXHAJu8EeXGgpYQeN28NP4p51GudYWca+Bt4aqPB7IR1aohXM6wZshT",
-	"g82mGXvXYLVnZEg5a767ExYmUolp8x6vgUNu3v4cD5s3tpk+jwUfL9H8nDdpbLKoNR7bNm829h/BGTeC",
-	"nlDNziV7V5tNQaEv2GINBtzxVnnRKi/ed+XF7aWpZiGSBItgZB5bjqEwf9eL1IdIkPiBRIxMoC+iUvMJ",
-	"aXU/l0IOvqVGVUvCR+BAjJXu0WMBjj1jTKUKPJ0NhnU1A/Qi/TjCARkTpnwk8VQiyXfQYTimTHo9ljk+",
-	"S7RFmeVB1IhMbTmRbRhE/9zta2ZQM/DokkwlcD1mvhIrQ5m1TIe5Sjq+/u9J6O+gwyyJNtoC26dnrJc9",
-	"xoWz3G7DLtGT3U+Rnzb39aiUDY1lmqbGac3oqBHkBU31+/Vyv8agG5L59dC3I+9nM4dtSu677l10LzIR",
-	"P11ZWRJihftYkouE4StMI9yPFus9KjutjXhKIq4gWIRpyqnwJbHuKYamMj7ZR4pzjfOmKMZSTrgITeJ/",
-	"jc96bBDR4UihrYCHBPlmuIt+Iqf+tlM+ux1oJJQwyP+nN6E/D5Io6jHbuWqn/vYOOiNKTHPOfUN6RZjz",
-	"J+EDJKH4rrwzmghYb/dQr3dh91xTe0LXKYwDyAxhIDcVdDcvxD/saxLRzYrJVTuK4mCEqCJjEy2EqaZd",
-	"lIFWmk8YgrgoHOjWB0gQmURKamJqVc8yCYw7N9DKyciGOpn8sIYPnPUi+EwvDGr8OFF7ExQpm+WWon3y",
-	"C9Bwq3qhp0R0AfoWtK1nTxMycu80cqaglSRXROColmsuvN6f0fBdbcmqHxGV8nIblLbraIpeYet6/UEm",
-	"g/wRpDWvIT/XqUqkkeUsefrJ61cv0ZiIIUHQQvMK1pPKPxl0wX3Szxyw9UIeSKQvGtp6svdJj+lPPFGQ",
-	"x/XJo73M/RZETBNFECJJWUC2d1CW6tKJfggL0gPWaQBq530jIdrEsWokeDIcmZbpE5VVEpjR0tlXuySY",
-	"BrBPq13bjOyWVm7wCgMB6LsA+j+4xqA3SnfnYS5XCqLFYPemDERJHtxb3ONUgLxA9bkfW13ktbmGT5ab",
-	"98xd91sLv4Cb3lBUgHA0DEWsN5Wuzpbo1eJclpyumH5gkEuA4C2TGQGqUsPqIUajnCgBfLBxPCuImLLd",
-	"G9SKmQluSf5YxMG10XRtloE2y0DrSXMPsgzc4+rhbbqADy1dgCH6WflyoLVb3/3yF7//00LkVz0nluls",
-	"18uI5VBvnwR8nK9hsINO3JrNpQic6lRL24dxLPgVjgyrBaGyiEq0t7vnkhTGhIWUDU231LxAmVRa1ELH",
-	"UFPYtM0/Tw/l35uHQkyjabGQkGfGvHCpDD1USOmR/mmfXEVFYqdq7rTc1rXf497u3vryPsxo52eimQu3",
-	"CU+wlh3sLbUSxQOJsL2drfb8bqV4uE2yXcQZi7sXm+urOIuJGphyZ/u09czuX+CQsdeUKPjvf/WL7/7t",
-	"f2xIwTm7IkJtOJvkvvVCkoXiaSYHpKuFnFbgtLrxmAjJmcuckdb734YRQxuyhCQeEyRIfJDpyh3HYLdW",
-	"Zdg9Mp82qFCxM8wtwvno5vMSBa2T0YdI324x+V1LSz4IWdLiO6vGR5TVlbavJ0VtwejagtEbJFQ3Wiy6",
-	"1fS3RaLbItEtIfwQikRbbepMgeh6AnjnCkNrdN0WhW71c+9hUeh1OwbOvub3rBD0BlnQW6291LKkrfNJ",
-	"m8CldTtpiz+3Isb9Kv5sFW21hZ/rBY17UfC59YNoCX9L+FvC3xL+tsjze1rkuXHEy/tc2LlVLLT8RVvM",
-	"uRW77k8xZ3i9Cwo51+PytoBzroBzbX3lDVKFW66t3NKFVu5sox1b6bOtqdzWVG65vvtUU9nxfQvqKdez",
-	"fveijnKrd2/l4rZ2cqvUXLZ28nxl5pjMyxF4ZGD6Rm62fDuMP5f3vbe45v1N5Q50AcphdSmDUqC5W6b/",
-	"LNyyhy4zcH0m2SOTMti3D/nUdvA9JImSyGdkkv5m4g41bTXutkD4e3qtUCrGZoKyctOWGhGq2QJDdRW/",
-	"JMyU9MZBQKS0v2zvoHMtuaSIxA4mFZ6atH0ucUGAhaBEpnQ8PwwIXVT12BbIUVGIOCNIKh5LNOHikrLh",
-	"dlbUu7AmdElI1mqnx74UnA1TxOYgKG1hGjzElEllAiz5ENJYCa5UBEXkXOseA9GKSkjSbIpqe4h8k+BI",
-	"80y6M8RvQr4sOdLcnSbymKFPNJ0XONCMjqt5/oZRyMT88viLo2IBdATFageJJKHByU92d5E/Ifjywi3F",
-	"3+kxKCMTEx5HBG1pYdblxN9GI3xFsk1W1zLXfMeLqbsGG1JEueHNdDethyrOXp2S3nw6MNfeXVSpH8RM",
-	"DOkRDkake8SZEjxahMWKje8Go3azhU/WUrfE6xTu/cIhiq0/7LInKxx3Wn1GkJAwRXEkm1esyfV553WS",
-	"PC1eNEah8VpO7QWVkrKhRsXOFp1b4J06rNvIub3C3QDCeOEI4+IzLbfXmB4rYoLOGvQvNF7PS3a1Fexz",
-	"lgdIfEDlDp42uWmvibiiAXmTr39x3cBpE8A1nkIVgzjjOByLq99+xuFC8Z/aCLFnwKQa90pgjjTv5/g6",
-	"kURE7iBTOg71p+iSsrA68OsUZrkDlQW/oCx0te42GSCmN7w4OgyA38aG3emiX7G9uu75mL/nVfoyOdEH",
-	"rsinSLMWyOwNGbOT9FwuLyPWwYtCWzaGEj3a3qmpZ6Wv16aECM6j26lnBZtqC1nd/0JWR1bJeU9LlrhS",
-	"Q7F5ZOWHnyec5WIls7JMllZyhnSmT74+aPpHRKVPfYOUqk4Q04tvrSUfcLmTmidwE+VOgI/VMiWIEPqV",
-	"ZCnfGJkUHs5Bjzn3sEtCYpAtHBGFqiUTIgiKsFTop0k4NNneTPp8KtIY/R6bW2IFaqtYBS0MJSAhAxRb",
-	"8eNcBYQLRzJN53wRlmI7o3bxXTHPHitUZTlA/ke+LXcpAQp2S9v1VVYssrhbVVb0otZeZaUw6M3qOecg",
-	"TFdlpUWc77Gb3URwNrwA1LhQQZo1bZ3qWqe66zvVLcN4twWDliwY1JThfwgRSmSyAberLyGTkslI61ga",
-	"8xD6xOUZNOwLMA3GnR6jWPCYS2LFCUmUZ4pqC2fUzDuagPDhIck5S9M/7aCXWTltia+q4qhPza41/TvT",
-	"Q6yqz9sgm2HWteGkg3oSC4taHA3Ap9LIdB+mdq+l7C1lbyl7A8p+7zRkFvkVqY6sp5yWbnUnWDDKhvXm",
-	"pi9tA3NNsKWAaEKjqED/PMTIJKVdB/AA6gPVwGEqHFMmq41TZ2ZYN/n9zkxY3MxiE5Q7k9YKdaetUC7F",
-	"9CS7pDWPTRKl5j6yz23y6QDH0havJ+COFRKsf06NVUVvPd28UkH92k24wVudzlFDOd2mW3fbO3d9fxTx",
-	"Po7SE6rRJi+rFA5wfKSvp/wcLq0mFPov51ULiSMo67G0pAdESeMAslKipfS8PZYqelFDPW9ZIVxS9KJr",
-	"63lzb+5u6Xrdwtau750Z+EZ1vu89/rmzFLfVYi2nxRouRLeOT5gQEsv6qAbLSEo0sW74YUI8JEhEsCQS",
-	"kbex3q4NDzSMhDPQlZmVHXSIQjFFImEW9YFb78hY90IQeCPOLxEepRGRU+Rj+WrgH5hsQRF0TqSTJom4",
-	"IgIFEQ8u0ZZumHPjr/CaOUvYa73fDfnMwNi3lP7Bzi31xanATl/q0wOQ6XaQwH2LCyuCh3y75ftvyAf4",
-	"hnPLJKY4vHuK5vQZn9QjBEXwWNYG1Wkp5Bxa3IQXZ6lOAYumKKSCBJp1olEoiA2VohLpZetLTHXLbxIC",
-	"pQUYHpPOvl4oYeok7DRV0J2EnXcbFc81CBcL5XAUd+9l3mxESxrpYK5F48AId4vWExLzQce0vL/6FGVR",
-	"mcOF5u+8V2+V261+vZtKIkXw+HbcbmFTrdvte+YzeH/dbpV5ZOWXmedSym63MzrJ9KFukIzXYXrHkLR6",
-	"gA/UabbmAt+E0+wLfgVCNazBeodwBjwlVZBQF+khCAsxU7LHcrHvW092P0W+7ncRTIOI+NvN9KRGx1p0",
-	"iL0zelKLB+6WjlQvau360cKgN6qAmIcLnT9sixPvUNql1odwgz6Ei7gXqbqgtXyIwyvMAlKvgAWtB2DC",
-	"nMZzgqVJuOYc+17/+NXh84vzZ6/PL46evzr64oePNCZ/YjJsTKgk20AVrN7UKEyNkUzRMen2ceo1qLF3",
-	"hYX30KzznEgFGXs3JP/YaWCKW9KkwtzndExq/bN0gwcSwk809FrdaXMstWquN8BdjVK9OSwneKLIRfPO",
-	"5fZrUfm85EgmwQgJInkiAgJZitSsj58k5O64wN3T6lX8ipj840Qqi+EGXExwIetBSdlt8nzVucgcgreY",
-	"cRxLQqq4kHBSgDg5I17OvUzaKDLguGXSV4KAnSw2GNcGeluHAiqAB3fs0KyK/Q2s65ZU7IW1LlCt62/L",
-	"KtarZ4WjcGKFFkh4ROpm1d8az3mmG9fNarLnoi1NVLZN3hr30wBHkmybddUtxCbfzS9F6Uew3+lzHhHM",
-	"NmxH0PdksR0h3UJrR2jtCK0dYQN2hMTi63L+yLr4Hn2ElFFFcZTm5kFUs5RXkABaJYKRcAc9G2MaSYQF",
-	"QQmj3yTEQwGWpEuZJExSjXyiaV12kDTt6frZdD307Zgp6nKtfrBmija/YItDP7jMLreWVc1Zp+bnC4Y/",
-	"F1qnbjMttV5hq4n9gK1TNRd489apfYT7kjCFBpREoeNtrInHQz5Losg3Zb+06N1jHEbCkemwgz4nIHVh",
-	"ZUxceuVoyzeS2D4Cqc3fRoJc8Usi0YjKNK+2EeVdxmaEFeIsIDvIunXbjDJ+mu8ZkrbZUANj3/K15Onn",
-	"M3eXUnab1VSk6oYoyUK+boQjQXA4RVTKhIQ2q3aWpvuBRL7ZRfjart/vMYmnEo34BHJq7qBDkJOthQzh",
-	"CZ6igeBj5EOkm49wJHkKC7PiXHyoXa9x2A09Y2AzpdVMpBwoqEY8gnWN73Be7nufsscSg7tlotSLWruJ",
-	"sjDojWr25xJEa6K8/4SxFQhagaA1L99V8/JtSS6pZbpOctGtSZAIqqZAevoECyIOEzXq7H/19TtPYxP6",
-	"BZmmv3ydDlJm+Z7TK8KIlB4QWqr/C7yNNNtCY6JwiBXeyRTpciqVfpgzWnrH+qAtSG3uuZIjHor4kCdq",
-	"O+Wa4qQf0cCwdsCbXBFBB9NikZTclJAAe3bCUyju4VkzjeaupGf8hE1wE44RvyJC0JDkRzNwnB3OuQIi",
-	"JQg5KJardf910UzGaqQ5lbzZJWdpqZrgC73fARcoxkKZeFdFhoa/kDZdt826AYYshlKGGpKS9ikLKRvm",
-	"AQPnXLcZHMeEhV3DJCYhVfogCmANrRGqdCkgDfLWb3/z97/9b79KT81YwoiQIxrnBjFVnmYHOUqj0re+",
-	"++tfff/LXy8aKA1jrxqMM4UDJdHW7/7Vf/jt//s3/+M3v9nWwE/75MexbSuGOeZRxCfdJNYD/fovfvf3",
-	"f/67v/4v3/3dn20jzmzyZ7g4FaMOoOubuGrYzxNDuwnExJnhv/+L//z7f/1vtnMjhK5V1RCQbt2B/Pv/",
-	"+pfoIfruT//q+//+6213vS1f6nJ3eOW4QbNyCB1y6ftzkxtj6ruv3/3/AQAA//8=",
+	"7L1tbxxJmhj4V+JqDYjszaIoSurpJjEw2GypR9PqFpei3OvtkpnBzKiqGGZFVEdEslTd1mH8YcdzhzNs",
+	"wF4bhz3cLgbnuy+LhY2zb4DZXex/Wbh7Zj7tXzjEExH5VpFVWcUqvkj5SWJlvD4R8by/fNeJ+GjMGWFK",
+	"dva/65A3eDROCPwfJ4LgeHrGJ4zE+geZjkZYTDv7ndMhQYJEXMTItkJDLBFmSDcWO52gc4mTlOheEY9J",
+	"Z78yWtCJicI0aTaWVFilsrP/aPfjoKOoSvSAR5z1ExqpTtBR07H+ZajUWO7fvy+HHCc7Mbm8Pxb8PCEj",
+	"eb88+9u3Qeccx2eCfJMSqXx7gw+ISjTCSZ+LEYl9myoOMrMl/xD5XnbzvXyCY3SSjbN4O8V59WYiPD4j",
+	"byJC4upJ/XOeoiG+1OvB0ZDEaMpTgSI8RrxvwS71f9WQSnRBmXebpeEL+1xp8KsfZmk5sP0E09FZxHkS",
+	"8wmbBYAgKhWMxIgLlHCpzILspRMkIkwlU4RZjEZ4ihhXCEZEVCE8wJShKVFeuJTnrUBmXbOuAWDldWqQ",
+	"xZgm07OEjqg6s6e34OIoHuPpPWkXCT1RnwuzqzHniQ9CvmnmXaBGk1wdIL5lGagofI4lOUsZvsQ0wecJ",
+	"mcUOrpV+24WGB/rExRQlWPlRoHf0CtpoOraDwePdhzkMXhJxSSOCXpXGbwIOz8IAHuk4oRFWFSAculs8",
+	"oWqI1JAgiUcEMTwiARoPOSP6zpMRpkmG08kbKpX0giWbpACLq02xhhuSLUrDoc/FOY1j4sEt7u2OidBI",
+	"3txUPiYCK8qZb7/5YJWXsHiofF+FU39aGG/xxvLZYWOCkG/JGWVnY+wjhOY7GqVSIcJiRBmcRT9VqSDe",
+	"zZUHrNzuhcNd/eAqCyhsUnF+lnA2qN3lhKdJjBIsFdLtiEY72KxQox6Ek4RP5JxdZzP4t918/LWBIVuR",
+	"gQP/lrCFSJ8nMcKaa2FTZLpktBxLTeL1RfVDwTN+Fds3Hn0dMPCsRwOCMpn2+zSihKkzGfHxDJKnEh0e",
+	"P0MXRKPc6EIaDKRbwv+yR4kYIbFEW5LYz3LbBxnPhKUrcsXp1oAWPCs0kFJEMJxU8D9DKSNvxiRSJEZE",
+	"CC4Qj6JUCBIfaP5FM/DnhDCU8MHAzzpnIxeR/grj5oSwwE8/s4MjTRGJQE/0UA3hYJdldn+JExqfRYLE",
+	"hCmKE1kGxBOgP1ygMZZyoskVlWgiOBv4tzw7XGH38wfLz/hBvs9XDKdqyAX9Fl5ak+3NLqG001RILmYx",
+	"pPldL0gTKE19gThJA14qZVp3yqVxK3ix6ahrkZkqSynuWpC+IHJ4pvhFlcQbUQ4+I/isV2v7AQfyZkzF",
+	"/L2XR58RExuNvd7TL69IQyLhA8rO1FBwpZIZaZ9zi68xTUiMoDHCSpHRWMmFbG917CIElhs5g8JegSTo",
+	"Mb7QY9jLIBuBorooDQTG1Vmfp8yr7JA8FRFBMSfmtgKzqU9pWuDcNF6mXlExH3vmAiw5cn4VHuVA+JIr",
+	"9NQOv3jz+WKybQOprFXy2BdqWtVuz4zhV+3MjHB18l6Y023DXvBF+7DN6jbiRpm7k8IY69mKm9XtZb7a",
+	"TVNCxuvVbfkI/l1U+69nD7l6Tf9lpoIfKyTlBUumhrPR3wIEWD8da/FVEwQuEGYIxyPK4AFEQ8wGpKg/",
+	"qdtyacrCztcy4RrYrJk1aliN9S8spprDOzOYcO65m9XFSFIWEcASWv5FVB2gPlHRMNMg+aDkm6z+iiw1",
+	"VQafB3s5fI4L86Gnbr7FkPKtcwZYgnyTahLpYd/TcYyVUcNSQUCf/Kzf/QLrRQ8JjonIVQtmw/ckenKK",
+	"BwuBlk1aZeGvNGVO2z6qAd5JPu+S4MtWrAEosCJGJqql81a1vJi0l8by0fXakdZIykuLgB2aB7aYptXT",
+	"s/IQtYRgneSsPGVhHw2IWoFpjDi7JEL5WdLKiLX7qhtvbbssErsSN3omSCr9+K/IKE+wzNR+uv2BkZiJ",
+	"lPqlZGKiIJf8og4UnlnnMufLz7kert27UgM4eCVnmqiMCYupT7dlNOnOGlXcQ0wiGtcBZ3bkquzWZNx1",
+	"3JfZlcDeearIWQ3H/iVHMo2GiLB4zCnzMuTVAQrb83VfA9ddnVFvw4i6Z+epnNbg4kwZEA1JdCERFgRR",
+	"hsaCDwSRGWKVQy5U4lXLFefw4ejlZ1ir8aG4PA0ShQdnRpNfNTooPHAEVDPheEQaWBcKw5XMC40Gu/r9",
+	"LUxvNicGRPP6OFL00mNbMg00fsn0Iqapf2/l0SpPdO5Y69haefbC/niqznjfr1qdWRdPlaQxMcZj6DJn",
+	"r6WR5+/XP+4amHjfUvTm0yJmL+36CyolZQNNTx1pLWjgfNtNy1Qi2+fikdZDdErzm83JdDzmmhM4G5GY",
+	"4vIOX+WfNcugCFNIz+LfW3WowgbnDZQLGI+LW8s7fKFHQ6fTMWm4yepC9E4BqniBMGbIXqazGQGTr/mB",
+	"w+NnsG6BIy/dmR29xnGkwdhr0YvOLkgDYULwxZmjDLMAKKqoFeeGOATw34SzgflfxEcjzgIE9ntrwMXG",
+	"tgGGWx94yvNWQLO2WdcCuPJSAWiCs8HZmPNksQYKYWP0M0o+hgfep1IYcYE2yj/eGrBdYQlv9SaNJAvE",
+	"+QhHQ9I90jfSbDkmMhJ0rC9TZ78TMt6VigsSIs4QuSRiijCTE2P4VCjCQlAtJxsGG9YbDckIUMsIv3lO",
+	"2EANO/sP4JTMQqUSjgXUkvPspAY2Y0EkYQqu9T2JLonQTHoAviROJl92vuc8wmYS35yvTp4bV6eCSjcS",
+	"BFvJKddUKJGSmon3/BOfYEWea/nWP3OEk4SIezLDHOdprOkg45NA33zKUCxwX3UpUf2uPmk8pl0tNYPQ",
+	"3LUH2n2wu99jYa+j6WevcyB+/PhHB+rHD0K0xQUKex08pp+Taa9z8A8//7/D7X0UijCT71FC+ipAoQqR",
+	"BMWDRClTNNHw6DG7ICrRZMgTYjVG6KXG7TM3g4MqLlVDTdMiDT83S49tYaDu96QVyYzezppOtwNjMtQ7",
+	"jpI01hKasSuhcXqe0Ci3o8qdHuuseAjdY57QaOo/C7tTuN54PE4okVc5g29+vLe7ezD58aNwH2F0nkYX",
+	"ROlbFn5TAD1MJkifJonU2G+cEEWSKaKsx8JJfiBbYyIMcwQeVRqAMkD6xwsyhd8sIOW2PRvgj8Ns5+EK",
+	"UNOiQ/ewr4wGuAywl3ZhiqMJpgqdkz4XxIgb1Fo9s7n6XIywMobjh3udQE9OR+mos//Rh4DGR5SZv/OF",
+	"UKbIwCpZv/rqq+5h4VbNLucFQ492H8ALjob6TbEBOdC359HuQxTOGshDtHXy9Ah9+KPHu9sFg31+IY0t",
+	"fx+FnxAsiDC388c9jzdArxOY3j/udRKCY7k/EVSRXiesRVIPfQB/G3TGWOARUQ5DayndErWXQAue0sR7",
+	"GKAhz+4UOOZQiTT9AEJCdZtvUiK0DKmlJZgWiEtxgTHp4zTRx5SrDQjTp/J14Rc8Hgt+CayPID8Da3/n",
+	"te/6HBkE+lTw0eyK7UeEwViG+1az6FtpVBjHe6lirEhX0RExF8sB+dHunFWd8vo1mau8YDmnfB2LySz2",
+	"lfMc42/SzMTeF3ykOQRBLilPJRrjAbknUcjIG2VGCGsX60z33mv4GHT9M6t6Fh9j/dlPnS15NNYzmHOs",
+	"W2dT0nguxfwngvQ7+50/uJ/7rt83X+X9Z4YTe9YHEu9fgGYcDET0qwV/LLBqbIUfhIbbBuX91LEN2wdO",
+	"px+jrUd7HwFe5KlCVAXo0YM9NBkSVqH8RbvJdrZNg+bzjTpWZElO5Jmhb6dcYQ/bdZhIzQWnTCGcJGZD",
+	"WmR0blZbEddPHKOjF6++PN2uO3danKS4Pruec84TgpldUJxKJaZ1yOXJGxxpJtW0qp/RfF+SxnxOWTwX",
+	"q2neddYP3bcC/a3T9Kq9TM817gJpE/hDP4t2jAcESfptLTYADsCPRR/vBnMI316J7D3wkr0XE0ZEHXTC",
+	"EQkDhK3GJAaZKWScadKmgQasF1ya2lsCVsxncS2V+lBTJKWI0H3/xdaI/Es9/r/8erf7Me72D7tPu6+/",
+	"e/jh2+1/0vEd7THnyQKCZe70ZMglQUM+sq6UWkAE71lWC3bd7lnz07aI5Y9gkNlD1vzXGycAgDYRbCej",
+	"scYjW0yfYUIlibcDy7QSeBJlT+a6pX4z90WMKMvwhZ8HG1DO5j9NAW3q5jdfl3yWL7nwvAb9q+aNDhBG",
+	"mtPRiCnshkhyoSTSbQ2XsIM+NY8AhV1LLg9VLY3SvUvLczxH1rUTdLrFP4yt1n4o/gEuDObn/L+aRjzl",
+	"ScInr8bmW+WX134IaFowH/CGXtTvS39dEvCneFA354l9Llry1iy2eSTKWKB9C1B4UEv5vZO/MqD0c2z2",
+	"YxOOLS2Mc3UmyU7s49jcmuZzbGk2wFUXA3Y7OeZMmii7T3B8koehWY0nhN+NTQQC5cwpY/7wZ9KoH4ph",
+	"epVANh8Oc83LcWM1ms65A/iVhc0w6LHZhIGBjy2s1XsWdZ4F9VNJL+Kb2ba9nzesEeQbdXbtYf2ZpaT5",
+	"oa0FSrkreGRXIHOnEvCUZiqX2m4JsD4thhGtcMVLYUhz72c5bKcZxLPVzQH9IcpGtuZBzUbHBIXZ7+H2",
+	"AQqt9BACC6DZEmzvsdEC3pLzMO7wq51FMSJg7lGUPOmvfPcPmVGfgDbt5OkR+vjR4x8hu1BkNOPyFoH4",
+	"aTFibAUwlyLO5sK5ENBVF9my4Jy8kR9rwVZGNb0gsG0fhdkewgOkz7ifKXZ77IJMjYrTRMZgq2aThtfX",
+	"EEcDgZmS5VCZoMd8OrvAigqhCZ8J0YiMzolAW5jFRlkdVjWFYa4O3LbvOtP2We2rieyC+C1ElVGT3oKL",
+	"6Nd6zhtjpj0c7JdcPXVeNivc5ZKXzty7WHGOueoVdI48Ti2TGQUr9zJ3rr8l2KPo9/k048xWAH2Na/Hc",
+	"Q6jzvF0Tl+fTkCFqXMiMGs4QVs8yNIllXIE2a5J7J9/SgzspOCdf9eiKjs7ND6/k93vl48t8maks6EM9",
+	"h+U+htu36GSse9qrcmD/KsxoTY6A+XxpXYT9Wh6VDZiLMNPYTOELYrXRRqJifLIPrhFedz/KelqQGAyV",
+	"O8yCR1647VBmOTEBRNPqTejP/TRJeszxw56dhts7CCyBRuaH8Qb0kjDEUqC+vO+slLeIdlZsl3O7F5q+",
+	"tTqYJ5kP4wqXrOwEOfdqVTwM18BpczXUh4QH4NSc+0faE84nvP34+JTzLzCbZvEEq51GNWRi7nnMhCNc",
+	"/YnXRVMsfk3vwlt6VXGrXOEAq56Zcw9wxvXxyge42GnzljyXgi8luFKCbWtVkHv8RRfA3eeNuVbd4jmP",
+	"p1m4eR9hBPOAf2kl0YImopmOZ2Zlt4izyUAE6ziMLzGLyFHCo4uCWhnHhjXDybHQe1RUH1IfJ5IEnXHh",
+	"p+86FnNUXW4+fFS0PD588Pjhh7u7DeyPOeP6dTZ0bizhYEHVoDgE5zLD9xaXk9tsVtO3B26ET6ZNLHxB",
+	"xwTdy+YTsjSxPKDxU5hZAI2bzZxgqV7JZfa6cGpjvZg/+Ze6zdvA2UMh8V/yot/Z/3rxol9X12ACNPv0",
+	"jd/zok+FVJpNEDhSREhnMJUkEgQ8ecGiO2BUmgd5QaboHBwGikblvZJRGXxWz74+7P4J7n672/34rPv6",
+	"Dz3mZH0XITJrjfA1OiBQiyoykgs9Box2DeZ5Zjo8+DAbFguBpzOPBnxh4Bwz0GbzBoXnUf+ojE/Skmhg",
+	"6Wewpru3+JmsB+YjytxflQMIOimj36TEfoZbXTkTexx2JYsgv8SbsljwbfDdLFYWpMb/V78RqiRJ+jvo",
+	"5ZBPGOIsIgdIQoYthbBE4aHlaAxxM/6IIbh7/HH38PhZ93MyDSuv7MHeR6s8s1mcrxc+C6PXGZSeU0Ok",
+	"yjvODrfRKWeAKxxz0Txu31bQyR3eFt7NvOXMm4QJvOcuJR2w1Sivc6Vp9AoEwZbpmtf2xLSqrt/N5N1B",
+	"GlP15NJye+UV4khxsQ4aAQM55tL5aqQSXOOMm7l+XlOpyEj/wjibjngqPW4WQQdfgTVIKGHqMI4FkbLi",
+	"3vDho9Lt/3q3+/Fh9ynu9nf2X3/gJS8uPKPiJbFbHudf9Hqp5pxqBmnKLGSc6oJl4+63h90/qSGIPFUR",
+	"H5UOQaZRpIERdPqYJqkwQXaMej10sxBkcyfmII+v/6fu/1yzYxeiMs/F+/HHHxc5zV2Pi7eLPZxZShUi",
+	"GQLr1izIjONuZz3f4WD7wWIsCEQcq07x5hfPMD+K+U9yLagyf+A3jy5TxQ3K/ALinark7Sd8krn4EaaI",
+	"MD5LLl+icIoPxTUFtLY8eYBC3u+HaAsjRiY9phvfk8h6VW6jhOBLY8QbIePmuIMg96r1OHOxssjsrcdC",
+	"+yXct17x8LtuhxPJEUbHh6dHP0F9SpI4QJMhEQThc0mYQiOCmeyxlDndGOg33Wvj/X4HYtlZfMLPqf6U",
+	"ECzVc47jmhf3CVbRsOjWvySVoXHzq2JQTYFxsgLf6pwTrRH/iruS4PpaveQCfi+vvSIq2is0Hxue1eDC",
+	"xoj3osYHeua98wvvVivgnMv8u037xjnCY4/vN4rw+ABpgmuunrVvKgSXcquPkwSd4+hCPxlF8CjQz4Ch",
+	"QcLPcZI9Ec0K1mPjB7u7Fdm/XlYq4OejIWaMJCX3TJwknaBzSSV4QIMTbCfoTEg0BGw5IkSZkBHQSXsf",
+	"RPUtzNEfzDvdUzoiUuHR2JBySGGxuNeXdtee3g1YOdfb3CxLcI+8mPCr4RTi4iByBicoAo8DfbgaAxZS",
+	"CsHB5iov42FZeRJrU1mAv/wybvLLiXo5k1vlqBbuwACj+UQWWI2F0IxpuUJ00wzGsOEH2dqD3Em9uMIg",
+	"j7yaL/8Xn8Y6WIfSU7tx5gGUnPrhzW6L8ckS770q3fOJfz7OFI7WhmOiVCo+an7lDHJc9NiGXKhT8kYt",
+	"84qpPBbUhKrPUrZmipzSvIwrsvAuPeds4DpAFMRSU9hQ9iV65D7+yxySpUTNJ/I968JJZ6q8HOZBxx+X",
+	"MOcKrqbRa3J/IAfxmu6EU+5t5jocQ6OVrsJVDxU2P+d41oJqLbK5eSxrFmLCJBZeuRFlxV8f1F7CWe9e",
+	"U8rB6GICExI1VlPNzkQJwcI66BXDXx43YmU2cJGbKb/yK+01k7hL3mwwe919I2UPoNlIhXvtGy1/HGsY",
+	"7q3/Ql0SoVaTXh0q/bLxsXmXYEfxaDhzXWBjdLIi+Rckpuo5uSTJsrPpfs7W3OyQvuCMTOGAqg6yCjEy",
+	"wIpeEis1QiyzFRr1g5u5IDHBycqCEU5eZpzz7GM0uS9fMbWYUHnHHwgcL/ESPoPm3lfQmHVyIcvLHGEl",
+	"dnCVnY6wvDCGpYo9SKTEHCH4x4NGymT0Mz3Q+TTTn92TKNSS93lCnkI7sACtgf9zcZOrbKyhEaQsOUMn",
+	"hxKqAZILKcRyEinkvVxxc7b3SUPbTbEx9B7Qxd1KJyFIQrBc+TBs+OkyM+aC8VzuxiJgiwxM1seFvU51",
+	"myuw8ueSKnJFXt6Zfp0AngnosIESiluKsbcAWYmzX5ForYP8NCA6BbTcABmviFI35Wywwptb4dEsc/mv",
+	"fI3rpZfSHVzCypuxU7N+C+MER2Rkjclz+dusYXW9+RB+JwI3+1qkrnwnmxG7go7yJ205NgnrEGfJ1Obd",
+	"KiZg+bGmXWFVLV92yrNq+d0GybAain5lLF1Qdmb5Zl0eb69i3nZfk+hYwHJrEXQqGHCdY94cc75GDriA",
+	"htcCm2VQdI521zJ1jpLXMpxD180GM4jbL2pnqHxDsvaneCp9RsI8UCDGU2kvl5xQk/oKzEdpQhDv9+db",
+	"Ah9++LjiArzYDPhpxiE1RAxlNDBfhqzgtkJjH4LLIv+zZGF+bcMKLk9liD/lAmFIY4EjFYCvghsbbY1L",
+	"qF+/cCuVbe/kWvwrTH48M34lBFaSogFxp2jYcwg/Ibioydb/tQpKH+a3GQ9esOIQzocVFFnOnOHrfXVp",
+	"bsXOlctjrXH5ZhZfIeJxSxjlHxrxIJVLuaTHgJtt7lpdtERz7aMLrwiuf3celu+J0yJnmMl5DlTVwzPX",
+	"AzQdWf6LRg4kM2OAVmUWrf705YsvERSMIMKUcbSZOG0+MOPqzvt9YylGlI3TWZ32h773RKTEAzKbHHB3",
+	"0R02Sw3M1vKBfLfDaaQ8SlFwHm4qMkW5m8dcVts2exsUo4uamohW07k21epp3n5V/ZUtV7rkyqRxkmjs",
+	"flDwqVgyS+GMRqM4VnEhQX7u+aHmh1Xa6iJHBHe3VlJvXOlClR1HFmXLa3r0d/fI6097wRHPO9Z1iN4Z",
+	"+rlxi+dTKJ29mn0qbWK7KLuezMz/mZPhHOd02Ak6n3SCzpGXXYLmJ2lClnYETYiTD+ZSbN0GrJ+ac2/e",
+	"w7e1nxCcmLTAy0QkzqgfSp6VOSRsut7FJLz6JuolhJ9QqbiYPmFWEq6Nh2hurFgm9qE+3qExmukLPnqx",
+	"ilFlpUiEct5NjUsSTEfgv6ZSwfQWwd27E3SUwEz2YdumWD34D2f/tZolM4ogUEeik5lQDJa6JJD2E2de",
+	"5DUxCqt7EaYJ+Wf5rVrSJdYTosBXOAqvb3EhdKAYUoDVvGu8DjxdehE3jqufxV5nEm6Sn1cyjWfHl6Y0",
+	"roSU+tjuZ7ED2Ere8l54/HRy4cEjyaD4eJ7En7489F7lSFyWG+49fvzgY2/TC9o4EKY2YPZCTYvTvfj8",
+	"2DtVKsshRHTgbfbmiuupiufK+M5ddvTQZsMBgNKsyHddfjq58EjoF2Ta/P7rA1xSJofxfct5TnDsE0Mh",
+	"a/RyZjlXpfOosVdpGduvJlAt75N6VReP1jHjOh1z75onx9J+xK3vx7X7fmikd31+H6v4cDR329B7WU2n",
+	"sQKOX9KBe9NuFBt2677LXhpNPS7y67OEjQeYhhvxtNAzr0OEsDtoPSw6BVw4z7uiwN95OWs9zJq8LAqI",
+	"aS228htw+L9Jx4VbGiLwPvhT+PSNz/mArpiNZTlqW6yUm+GPQhnbqolvnhUi6EDxvxcsmfqD6J2xMxvf",
+	"i1rc1fIZQWYejfFB8j5TKFODR1BPjPfRSLdElKFpihnaOvryn28jLBGGsv8jnCAzaICwQiMuFXrwGFnE",
+	"iGI6oEoizGK059rLHXTi6qEgnEzw1JanQWrCs0Zoq9d5sPfw0c7j3V5newd9wQXJP2KoGtlPJRRo291F",
+	"M2VKtgPEyCURCHItkPgAYQT2WusJAymNzQCK8wCdkwinkiCMzinDYor6CYeKtZBh16zPwESihF4QtLvz",
+	"YNfAypTIt1kNO/tu2ZXkSh+XdB/df/r1bvfj1989CB48frvV6+24P/febv9Tr2qmTkYqX6x8il7vpXeY",
+	"Eo2tFi6TEpJHmQqAoSkbOiRIE2aoIHjgslxwlpfSG9vSw9UigcupngpiYfFJ+TV3C2nCrISzrgxwx6s/",
+	"/I8WP/x8/CNIH7J0tBTUg1lijQ929x4ti500pzYpzjGXSBXrZReRWnWt5VF9GK4MmthnnomIlKf8gjCf",
+	"E1xfEDlEppGtJ+xueFZIh0hp66KVLsbHH9bd5526C20T6j1j9XVws4rJ5UXZnvM98apFcB/4zA82AeJL",
+	"syvpz7cDmYZNCmi7fYkmRBBENOJcITOIzwxyQVjVBGaS0i3OlFDdRFA65+LgRaB7L5DjryqPvpL26x//",
+	"9t91//Fv//c/3Nr+x7/95T/+7f/S63V7PbnzBx+8+ePf/d1fkTfq+1/+4of/4zc12aSOi3JZNacHJApC",
+	"jLgsRyjBGsj7KATNW4jOp8ZZUAuJXAQoNPmKQrRFlewx+ztkIlJoSDXpHAMvbQsqWFWGpsDcVoiHCoQ9",
+	"FuZWMztRQf0I3p9QidtcBEHGlcRFenlWdULikg2uRkY5tlXxG/KynCcnaUKkR9LdrO8PlZ+66pu+EMUV",
+	"Mp6YavziWdzAggTiNXh8abbklODRUt2W8rFe3bbpRS7r0s5Zt8ssT4I7jipQSoAtb6e5Cu+1vZmrxV3l",
+	"dueFOddKec7eBp3zaebm4Z+xgeM+OH0YPUqx50MPqgN18hHnScwnbBmvj8ilfIFssDb7UKlGrQXN7FOJ",
+	"MU2mkDImC4hYdMmW9SU33gJf4DfLbGlZx5cSRli87XcHQyzr8QPqD9qf6r8+gXKaTftZ44ieriGUS/Yx",
+	"H2nFyiQJtDkB0WTIQU7U8hvkCjQwl+D9zvuoXO/4oGcp36yhbit88PCjDz744IOPdnd3wwCF3/9v/+mD",
+	"D8JtEGuNkGldxnvsfIrCb3QbhQehq6TiBk4gA7ZlOUc7KOxb06MM0QjSz0M9MvNrNx0j65c3u1oXMIC2",
+	"hlBFTVPzLJVbj4X6IYVIDvlEIr3AKZTsMBS9kcb2nxWgXdXc1r7TGmN4Ab17mTLOk3UomYHfuHH/lJyP",
+	"8XlVv7/U492lFjeHNFskeaeRpBd3rCt29tbimhqwtLjnypzq7DZbNrPFmO82xszjGsvnVlcw2vgBYCQV",
+	"1DIc4WhIGUERj8GE4Q8PrChvZ7se2PMyKb/tJAlmg9SaRnLjUITHZ+RNREhM4tk8vXNKDFT0tukIg6I4",
+	"wcyU+KDFKN97sjR92WbkMwdCqe0lYnfyoMpFrrFQolphFlUVr2AjWq6+wAZLCbiUelXz2myxAKvFrhoX",
+	"Xp08Q4L0iSAsIojhUZa53t5A3bF8F4ZKjeX+/ftQaGUnJpeuvpq8X39NfGCrSCfK6MLNnoq5g/V99gkt",
+	"J7UBE0taF81AL8aGZ1hSu7Z0hZOafaxm/r9SfRXb2Q/bihuo06hrWq/lYn4WEwyB8Qttj3asr7Bg+pf9",
+	"61WUr6DnWrHCTT2IfGm/m/noVn1zGycLb5a32+20uKJsS4uiZcvnug5lSOWm3Lha5ISA8XXVpwmdM7tu",
+	"1cS+lGF25uUWxvaunCclq6UgY4ijHRNxSTUQgg5OY6rM/+IR9cekaYHoWJBLSiZNztZr1l/RlTzrfRVv",
+	"9tuCJDRguCTxirDIu68OjFqEML/4h/fZyQgz5gsfyQ3zE1Zg0G1OCZBIwEb/szQezBrp1+jFmq/Rtz1T",
+	"bK+SN0buC5M9xvwB7iOFXDLZ5/wH14RcauC77xNyPuT8Qu4bGcv7rl4SpSgb+B4NHh+Bv9Yc6W+E3zyF",
+	"+KSFuQawi1N/oc/DBV3JJfs91wBp1KfqLFPejPcoLCTW5Rd818E3C6DMKbUJn/+ynH6hLi+S905OCBnr",
+	"V+/B9LcGjZJLylP54lYyaEthWID2aowFli/6y5UJEtOTlDXJQ2YazllvXdErgJahCM3KnWaXrSqJW4xf",
+	"JTkuTGxzM0ywYJsbf4aBcxArbC1bg+8ATrFPdOLJYtb3FA+OoN3K8bMlIj8rbq9cl6mJ+vUUD5wGds2B",
+	"dc3j5zII+gqZ8YSnAhyQ/+Dk5LPPPvmkWqH2RyVe/w/yEp2vv/vwrdcZT8+3Wrjektdh2YNd6sCahped",
+	"4rUIj/qB3LjE6DbvrYAM+dUcT2yc843+kwrQkcsQbSlBRyMSb1dd0xenhDrFg7UFV9lr1DjSxV6o1946",
+	"DHOv2FpqwxevnO9IypdoObDm9+mx5zqdEjxaoNFaqeRvUwx6e3nZJZOdYy3sr6Nmc4lIrAD79RAMgkcr",
+	"YfB38TyXVFXW0wmCR2shFPrN3jylIHi0JnzdIoHFIZZLh1TN0ld+QdgxpmJhBM+7EYOzRu31FUNpyoEz",
+	"pZUtE0dzajO5rVjSC8sI+yzrT7nIsmTLAI34JUF8TBji4zEXKmVUDxGgb1KuiIkqTVmfMiqHJEZcxETo",
+	"4+NoyxX21pd4259LZ0XT1ArGQTeTD5KvpLcomckH4NW5XZ0jWjKtyHvGPy0MmXvBEpA2QsO46BMMEWZy",
+	"ArdviJWJm8tj6UxVeuTiLwOEkeAJsd4iAYoJnDe4cWyjLho61X85Gs8ubIV4PEFwnIdvenEUX1xREwxh",
+	"GgGBa9jtZC9doLxlM2FbQZ5eoznbqU/1Goquvjv8xrLBwKveuSVZYP+FmJtHQR/9OphjQO03zhzrVazL",
+	"p3gOVWqv/Wav/bqZ+JIjpi9UXn/wOIgCffO5whZiiUsesSkz7q47hVhipwSwmYeqJUJcUp0gqwCVV87J",
+	"MtsU0v5k6WmyfG62pK0mlNYT1s8aSxKlgqrpSw0/e8khIfNhapJWV8EyxkIxIkx+E5OPF12QKeoLPkKh",
+	"IS+HMAKorqnuNSQ4hqTH5mZ1/rh7ePysa7I+O2RgskC/DTrnwMi76c1fTx1t/OlXp51gNmFLOaEBrCTh",
+	"A8pCtIUZgtyyXROnjX761WmAqJQpiYF9viSC9imJkQEUZQN08vToox/tPYagcYQZOjx+BluEtB+Q98Ws",
+	"ysy3A/4BGnoaHxgpJNvWUKlx5+1bcAHtc6MPzSrqW2i8HHKcoBGmTGHK9NMOOqlICt6RA6qG6flOxEfG",
+	"UTIS9j8zanc7GNWL1FBPNFiOTr5AkohLIsBF+pO9T5DECZFIPy65jzCSQyxIbHwqeB+B00KPafBkwgja",
+	"+u1v/v63/+1XP/zXvwzQ93/6Vz/8919vm7cgyFgisEABQE3W6wDl/kESmQTYZkSXAzswrVNYiB5H4Qui",
+	"GUOTFeAcRxeu9tc5j6dowsWFRFTt9FiPQUFlpvcs93usi07yrMfGw9xmQzY3XaKtV6+efXr5o+0d3RiS",
+	"4JjnrY/AdIjwiCRHWJIDpHkv8+PJ0yP08OHDjzWz++r0CHprwmi7ACXqjvGAMs1I7aMwoSOqQrT14B9+",
+	"/u81rXO+4+jxrvFqxy5Rc4+hLMvMATrnMbVzht8BKQtQThbfhgcozP8M4XyLWWj0YHkiGr3KJ5dETBH4",
+	"NOvWIR6bGjSUM+di+4c/k1y/EOcovl32DNdjOg/vMOIx0YswztihfSwShYdRRMaq+9y6Wodo6yUdjRPz",
+	"pI50Zwkj6YsXfjv8IAzQEzZIqBwa5/0JlWS7sOLw+PD06Cdmh+agRkQMCBpjFQ3NWn/08OMPt/cB3cLF",
+	"oBJgWdwh9OlCH7fL0nfzGyRAwjGMJPEI1jnB0+0DfUoWvuaaUIlSZoQVgzVsHAAkbZPmUA1TYTrokbb0",
+	"VTb8CeKM6AcRDQ360LcusMmXpBsLgP9odxc2M5PMKXT+1FQVwTVKjSt+lvXbSWGYofDJKR6EB0bI0l25",
+	"QDFJiDLD6HnsAiUKn/W7UJ3IrsM+yAHa0uf2Qbi9jx7tfYTCsQCdEXBQZ257IQCOqiFPFaIqQI8e7FWa",
+	"uk3Ag6YKOVhKyiJioicSGhFmsmpbxHg4xtGQdPd2dmcw4mQy2cHweYeLwX3bV95//uzoyZcvn0Cf3Kfd",
+	"YkWNBw+Pn3UKVRM6uzsPTFM+JgyPaWe/83Bnd+chsMhqCATx/s6EJEn3gvEJu/+zyYXc+ZlVhQyI8lvn",
+	"bJZyNE7PExpp6iHR1k+/+hxJorY11yAJGgst8RI0xMklkUhjSAQLvSdLBE0G8Ho0BqeRQ5ZAtqa2AUS9",
+	"SKKH2SkmyteMU+czoiAFOFQUMDnH9Jr3dncdObKJWqoPBOpQAFvVID+4NFRuFhJ20zuGVGWRWr7hsvXd",
+	"t3EVBf6ks//166Aj09EIi2lnv3NcAGwRICXAOXZo/2uo69N5rUe8P4SCHN/Wnt+hfUJ7u7toMqQJcTEM",
+	"MLJGBeMDfYdjTqRh/Lh+2bpRjBU+x5J4T8EWAtngOdgZak6isAOc0Euy7iN5Ti8J0xNo+kIKsHeFPQD6",
+	"GuNOmwLf1u1zYLUYOxoCzgNmAoK7sJkSgQ9lgB7vPkRboet0ljJ8iSmIA+F2TnW8Z3RCcKxplryZY9LT",
+	"QzZQYNc0q9Tv0wgO6vHuw8WH9NLgiFf5jtd8xhl85h/y5YP7eEy7rsiA96RfkkgQy0mZ2LGESkXiA5Ot",
+	"Fs6dynGCp2gsSJ++mT0wzYoZWQNSWrvac7JWSsyb3DdRr2+DhQ2dvuH1Bm+E2YQJJJ29FYfA1mnGXANU",
+	"g8EIVLCME6zI3NLktu39vOHbIO/VPeYJjaaNO7v2sMxHc0FQZDNBL2iivmDV5zg+E7npxDe1a36/2PZt",
+	"liD4LJqrMcp6V5q/DTozvNXCMWZ7wBtpdLRZGUk/UrYby4kJBLyaOEbOlMCRulUH/mAxFnnFTBE9+i0B",
+	"dc+jJpjrKRfnEHALPfY+XtzjlPMvMJtaA5xcFdEVyJdUTtQvcQ4WwbyGBO2yhuGTgM00gQIvLCBUZjZA",
+	"ZweGs0NQ0gmEc6wloL5N+FxGa0cFJUoniwf9hMfTNSMcq95/W9alZvmTS8juwUbmjn3vwn46QBeEjI10",
+	"ZqDL+KTyGJ7zKKvDNe86Z+2KT+HmMOb82/kJjk9yfHddb+7B4ybTyBQM0ST+gsQUO8f7G3mw5poUFHTe",
+	"R1thR+5/R+O35gknRHks8E/6fQJafpfg94JM70mT/9e+xNkXewKGycKLLT2dR57g/NySebto+W28mQaA",
+	"83t8ydVTnrL4xm6jOdFFt3FZLvVZfIy1qPDaXeM0pqprYsRqOesvyUSzFH0qpNpBTyE7BjrXsjHkU1VY",
+	"DIgKUHaFjSRFRwQJzAakhs/WMz8xE2+c1w68Hgdm2yZtqxbDpak5beGdWRu+SQmYRKwWyRWsbMqwGRPq",
+	"vAVwS+EvKAMDkQFo3fzmqys+my2hmM67kikcd7897P5JTehuk4U1WdB6IdI3ExeuTd3sxSqOXmhUS+St",
+	"DA2swH7T17ffgIWOSN2yQBFZWtJK/hhz7y3k7Vm8FFNP96pL2ai4muGCxSIrYCwLglZ0bUXXVnTdkOha",
+	"fGglxXdMVYEPTtXwPtjGwbnHK8+egAVXgl2YC9VN6CWJyzb2LTCjg2Hd2jWRdaW1RvEeewrXDWlMPhpb",
+	"PR+YR0mMxkTo8aC+iu6t/44SCvZ14/CAth7tfdxjxox/poaCK2UsSFDF6oQoMe0eatwebh8ggqOhm8ko",
+	"iUGBGluc22OgwbcuKLpBNCTRBYkDJLm+rK72wSAlUhKJzMoU5zvIOa70GPQx+zg3FVWcSr07oTHZR+dk",
+	"ygEUADb0TUpSYzswRjkwVD7efYhCY4w/O0/l1LehHQT+yJktD6K7eiw8AnPYkX5bPNlHjHdBnRAa+1mF",
+	"ZYMj3ozyoFRhqJHyYH2kJ3ec92Cl53wwgMT/FbxTAtwi9FFufEXZaAX6kmF9QWLCFMWJbE4pCn3eBp20",
+	"iM4WjVFqvBYi8QWV0tqd7QJRYYG3iTasQfexwklXcNvCE6q21+8MK3JmserC/qXG62EDODd+2hbNyAMk",
+	"NCLLuG6CBvSSMFdyiveRNEEnt+T0g04B8S7sXmgKwLA2uRWO3mecXHh+3k5grMvIycIxim3Xxgla5zJb",
+	"KQz8uFSBQWR8sg9BKXBVMjJs6SllPdZP6GCo0FbEY1Imj9su1WfRBpyy3ArMBeqnSdJjtrPf7LuDTt6j",
+	"e7lOoz4fIMoMk2KrV2p+La9Y5XGwKLCZPFXz+MxLbnOzukAPe28KnCQ6JwlnA814QgEgNBnyhKA+HtFk",
+	"ur3jY3z0pJvhfCo53BrxPh7tr+VTeKreCQXwFZgce9RnyoUGNmJzyr1aRmeJM373zUIaYxkMMAc12Rs0",
+	"BzdxhZXFTSV8ZBxPOSPGHdy47YLUx8gEfgf5U0vQJN7pMVuCWV+Pioxs/NYmWCKcgFcUglqcwmLFDNf1",
+	"mEF2aAsSTtvOerkmyg783Z0PKwImcdsnEp6UY11vC368JtnwSzKxXoHvgnC4JrxZ+uFMkFQ2ESN8nVok",
+	"fK3S5rWg1BqW8Mkb4709g8/6XAASnOd8e/ngPoSKdJ3EWGvFPCYs1ue5VcjAb8NMXF8XnSULed9t7JU8",
+	"gOWNkSREQpVIPmF+y+aRK5oBy7kO2+ailoUFmUr5xoa7WR/E4qyLzTrlg2j9GG61aaB8WIWHCY+n7mWC",
+	"q8x9DFVkQDmxoutCndvcJ1OEXaRkMavvDnKVa5AgXaslMKyP3UiqBUCrF7CrJSLQcqrmvyDADEfKFjEu",
+	"P3gzNCle9o3xQqVCAG8tM3QNr7dOTROTiMbAYWZuTO/no12B8epnL3kRZ9MvvnnKZNrv04gSps6kyxS9",
+	"gFmb6fI26EwEZ4OzMa9nUbMBCk3XpuHLaOsULL1jIvpcjCpOH/sozDYfHiAuTOCScYnqsQsyNSJPgsGO",
+	"hmBzSPKRfvf6MqCBwEwZap6NGvRYOAuTMLBRVCH8KUMbko22wJlpSHos/Oqrr7qHqRpqFjDCioQoGup9",
+	"sAHZtpGfIDbBAFYa42kSI5wkfGJdc2+FMrC6k0VjzLS3r2xZR7rdVU0bVqI9MzWzF93Ycuu3QblE0KLe",
+	"pcZ5/ZwzxtXZ2DCRDWSa2T5rezy5o13EWT+hkZIuyrJQdl9hRVop5QqsjiXtCJf5neXYHUEgP8Q1cjse",
+	"PY1eQsuhvM8cykbdo1fG6i1mfT8xq8FISyBWk+NkcbDFSX3+AYKenOKBw5SQ3AKSNWw92vuox2oSESyX",
+	"haDHSmkIDlD4QWgLTkqE2RTZNAFebfqnsKUjm81lab/+PuzWp9Hx2AvNXHErsN0hgU3jO5PKBtjaxd6+",
+	"Mx1a4a0V3q4ivD3YW9zhuIAen1r/cE1kPlqu64mz8d0UhTIYUlOoDCE72uSIEURfWUvDTN6HHI9vjv+1",
+	"U9Q9UvO5cmuf2Eot8+7LE1usomWP72704GdELb68q0ukwGu8S9yXyee5Hu5r/YK1XZdNOqpPel5ystXH",
+	"vVbvigX4yyYTbvFYy9e2fG3L127cKDG/w6epeU3kqpzw1XQ1d42NNpRlESfitDzFVNT+FF94ZG9ygPrg",
+	"wiKt+zhkTIXUAxKFCZUK8lOHARonqURhTHBiPF9Ck25zIHBMwhr/nWwdt8B3B6qJOnedxc2POU8KrT3B",
+	"43kCXsuaUQkazVTWhrLD18bR/Q58Bt61Qez6SBTagnIiiAvAuFOi3O+QQH07X23d4vKTLS1wtpboAmC4",
+	"jANwMeomg4+NAfEZtH7b4NROIAF381N+ZvN0N+/xErK5Nm9/igfNG9v8Sk8FHy3R/JQ3aWwwSOOxbfNm",
+	"Y/8RnG4j6AnV7FyiJI3JKVc42bBznb24DRzrii+oTZbQJktokyVsIlkCi5EkWETD/MEVmZ3st/qsf0Dp",
+	"5ZCOEWcocrnIYhQ71tMFOGJpsp+bNprRCety/jk0sSGDvxv+ZvL+lWefl/nvCsqDNiHg+hSny8tZdzWF",
+	"YIYEanBAVeK5f66xdxfM4fUxZE9wNERUkRFkHDEl2hFlENnFJ6zoqHyABJTDl0jiKZoMaTREMo2MUxug",
+	"lcnQ5ESG/NUSGfo0i0c+0QsDV5uiWLQJZJLPdEPhXsUFaNj5EMoxEV04AQve1qPo3UwFCn4pklwSgZOF",
+	"FH3mNTs3lVrrYJEsb1hCqFV22u+tYv19NhDOJ1PrNxFWK/AceEvGbD3a+8gZ/4zlD2x8UuGEeFI0WONd",
+	"vpdbZr2zC1u/+a468PXa7xYgmMyA1yKa2+Wo21o6NmrpWJLzN0GRUM/uGqIEtKgw5jwJEC4U1HN+GVkm",
+	"Z7Bn4nhE2UHhAxqlUqFzgkzZ0sCUJiC2Gh8R96S1dpoy4jERECgd4bEnbhL6bFg/YSa5IXGiKQNWyCFl",
+	"HFhaRPmOujqYV3TGU3XG+w1H8vVpHR5ah4f3MAoTXH6sWaZBmFCpef76KMuLbjd5eVn7NsjojoVvAvFH",
+	"2NXbzujt1ve//MXv//TfbC/FoeWq2fUyaAU0fE4i7rAXeLbtoGdu/eaCRE47qgXmLKlFKSM02tvdc3V3",
+	"bXhcOcoKUSYVwfEO0ry6vXmlpxqg4tsLUIxpMjV5Xs8gTyY00WOeRZwnMZ+wwFZZPutDDfrsT/v8POap",
+	"oka503Jha3une7t71xZhe1i5WXiCtXxhb6yVOu5JhO1NbZXltyv89g6T8/ebFt+cScRDTX//q198/2//",
+	"45LU1Dl/1hlJwA/TNbrTpVjtLho4atnttn5arZ/Wu+6ndSdMZMaxK8N092T2RNcfUOeVDY6HnNlswJAq",
+	"3dSKsaVmQAmT+YZJlNALghKCY3mv1husEJS6sSC1G/IFqw8ma33AWk1sG3TW6mDvfNDZnVPAxXEe+YUU",
+	"rzGO1seBGVkhJjjp2hikK+nfUg+JfWqzvsKjRtwYLHPD6A56SRTk2qcgBo7GNpjsUIUHKEoIFvYj/D//",
+	"uMhJ5dNi2NImqHE+Qesd0uqR1oaSjqyW5G5ipJekwtDr12qjH9HWD7/8d//jN//Xb//X/++Hn/+r5dQZ",
+	"fUHIt5tIaf3kjal1SZWpyiGI0bhqSgw/wJ9Qwtr6cUOxXxTCPyHasuCCDiP8ho7SUV7fY8x5ck8is/ov",
+	"8JtP8VRu76BPpgWUuDWhakgZ4MURfvMU9PvbHkw5g/CewrAb9vAwkxR01K1HR4vc1qokN6/jjLKzMW6g",
+	"zKo0fxu4ARTnZwlvkOCy2h6G0K+ubIJrMI6nk5V9mmn885atwv49M54bvFoglmjr+1/8zW//5t8vRxiH",
+	"VCouprUJHV4kMZEK9amQat/VZDDFYHg/Z8rhPEEsRTGNIR3UZDgNCn6GJsIJCjnYNE/zczv8xC7sTpsW",
+	"7CYWmxbsMbT213dGN50HC9uz1ce8uXgO/+u2yN1qTdbvuVwSzIv+yoHzcBGQcfxA88cJwZdF55l74HgM",
+	"KCKiIkoT7C/g8izbxIZZVZMdvXVGblXgrQq8VYG3KvCrlA1oRZH3RxT5AouLoiDiinFu/fCf/vKHP/vl",
+	"cgKJIJpb2lj1uWJIlTABVPvoHEcXSPFC7JXxofJVaoHVtX6xLUPQMgQtQ9AyBA2fjr6JTbmBYtvWjfgG",
+	"Sv8AidPPNKuqvUrEtKmIfw16h7KZq6J52EFHxu6PrRXNhEuPBbmkPJV2FMIgU60zuSEXNeNjAPSuWkVE",
+	"y3e8Uza0lUxOrZh2x2q6adRVFNQKIg/a+v3Pf/79n/+fywlrkM+ubzjRDWL5oILjl0l/Uc13EeGxpglc",
+	"s5xa1sTC+F44+mAy9xEsSHyAjIXWxkpKxFkyRec1YuQOejEmDHE475RRRYkM0DcpV9ZDPGV9yqgckhhx",
+	"oW8WGvFLUrzp9lhSlhApUYRlhGNYEOTaniVGpxb8GyZHbpqWILWCcJumoxWHW3H4quzWlQJzr+YeZEha",
+	"U5W8bd1m92jZzWXZTcc1VBhOzMAPFgkyRlu/+7u/+u3/8zfL8Zwp25wzL4sNzrOsIOOTA8MYyqFGvhHR",
+	"qJ3yGAHfKD0xBHZxrYGgFdQ3Jqg3ROGFpqtSjVb7eu1ZKi0CaZynMg8wrvXhfM75hUTpGGFg6wI0HnJG",
+	"tOAKQcsIR4JLaUKTg0LFJfDMssFfPWawCONihBMqja8WOoSsRlYynmgW0dTzjIOSn1dM5TjB0x7T8yPL",
+	"ghq9wz/8/D8gRi4tgjJsg/EbpUoiGruhiclkaTjtHtOstiREc6GeYqFHQxJdfJpDZsatbiZNDh+NMZtq",
+	"mGRoU6+1rs4U/FN8HCP85jlhAzXs7O/t7gauvJVUgrKBr7rVoT0FlgJfThlUQI34aMSZlgtGWNVNDh3r",
+	"Zn/UaHLmjj6OBZG1tbugUe0+Hz+anWqT3rTZgX5hasbWYRtXUnZrzKWk54kWyphJS906197GAj1fDblL",
+	"cIaGWBq52b3Df4q2fviL//z7f11KB1fAehkm7HMtl3bTcT0m/GSKZHr+MxKpAPR4ACxANudTpOiIIKEZ",
+	"pAPEyCRze99BUIkuHx7xXCWoytK/JMTv1v4Uer8aX0/JwvKuv9KU1u77WRwYjFreDkj3Zk+1RQbNACBT",
+	"NGULXhb61FX4qy6ESrsQtJVlni/Mvb1gfc/ixqt7FjdZ1ERQpQiDG6IXl0oTC+tbg7lQa18CnA6PgFGK",
+	"kf5/ztRTCRe3bkV9wUel1RjS0tnvxFiRru7aCZamH/MXeE76XJDFa1P8yivbJLlxT3Zx9EYOiTY1VJsa",
+	"6v1IDbWq7AoicCPR1QjL6zjLLzmSaTREgkiosgr589Ws3t4KFO+5CApZtQrMVM519TMmpr5IYujIwKEK",
+	"AbDnxFUhGGOpAivs2Z/6qUoF2UGH+YSG0JIeM1zAPZkpCIyvzohfEgnCYZjgnLHS0yneY+EIv9kqfwhQ",
+	"vqZtsIxQcxlAiQfroHFCUJTw6MIrTkKCKjfgpgLl7fA3k54r25zn+Tzng8FMeq7WQtq6Cre20dY2Wqfh",
+	"vnP2qud8gHCBDG397td/8bu///Pf/fV/+f7v/my7hgpa1QOoTuv1r/qrR1OwD25NkJxdwYW0WVyccxHl",
+	"1n0J9KE9ZhP7wmRa7NB/SzQk6JwknA0kUtxkgynmjgn1QOcJeUpJEsuwxwCFkXh7B31OppKo7hgPKMOK",
+	"xAeIcRTxlCnnghTSQr30H2saFProo+YYYJPXotxY0BICr5uXxj/mPCm09si5Bt4Wrvp4IBtRrRrC5Qxr",
+	"hjw12GyasbcNVntCBpSz5rt7xuJUKjFt3uMlcMjN25/iQfPGNtPnU8FHSzQ/5U0amyxqjce2zZuN/Udw",
+	"xo2gJ1Szc8nf1WZTUOgLtliDAXe8VV60yot3XXlxc2mqWYwkwSIamsdWYCjM3/Ui9SESZHxPIkYm0BdR",
+	"qfmErLqfSyEH3zKjqiXhQ3Agxkr36LEIjwNjTKUKPJ0NhnU1A/Qiw3GCIzIiTIVI4qlEku+gw3hEmQx6",
+	"LHd8lmiLMsuDqCGZ2nIi2zCI/rl7rplBzcCjCzKVwPWY+SqsDGXWMh0XKumE+r/P4nAHHeZJtNEW2D4D",
+	"Y73sMS6c5XYbdoke7X6Mwqx5qEelbGAs0zQzTmtGRw0hL2im36+X+zUG3ZDMr4e+GXk/nzluU3Lfdu+i",
+	"O5GJ+PHKypIYK3yOJTlLGb7ENMHnyWK9h7fT2oinJOISgkWYppwKXxDrnmJoKuOTfaQ41zhvisZYygkX",
+	"sUn8r/FZj/UTOhgqtBXxmKDQDHd2nsppuO2Uz24HGgmlDPL/6U3oz/00SXrMdvbtNNzeQSdEiWnBuW9A",
+	"Lwlz/iS8jyQU35W3RhMB6+0e6vUu7F5oak/oKoVxAJkhDOTGQ3eLQvz9c00iunkxOb+jKI6GiCoyMtFC",
+	"mGraRRlopfmEIYiLwpFufYAEkWmipCamVvUs08i4cwOtnAxtqJPJD2v4wFkvgk/0wqDGjxO1N0GR8llu",
+	"KNqnuAANN98LPSaiC9C3oG09e5qQkTunkTMFrSS5JAIntVxz6fV+R+O3tSWrPiMq4+U2KG3X0RS9wtb1",
+	"+r1MBvkZpDWvIT9XqUqkkeUsefrpyxdfohERA4KgheYVrCdV+KzfBffJMHfA1gu5J5G+aGjr0d5HPaY/",
+	"8VRBHtdHD/Zy91sQMU0UQYwkZRHZ3kF5qksn+iEsSA9Ypz6onfeNhGgTx6qh4OlgaFpmT1T6JDCjpbOv",
+	"dkkw9WGfVru2Gdktq9wQlAYC0HcB9H94hUGvle7Ow1yuFESLwe5MGYiKPLi3uMexAHmB6nN/anWRV+Ya",
+	"Plpu3hN33W8s/AJuekNRAcLRMBSx3lS6OluiV4tzeXK6cvqBfiEBQrBMZgSoSg2rhxiNaqIE8MHG41lB",
+	"xJTt3qBWzExwQ/LHIg6ujaZrswy0WQZaT5o7kGXgDlcPb9MFvG/pAgzRz8uXA63d+v6Xv/j9n5Yiv+o5",
+	"sVxnu15GrIB6z0nER8UaBjvomVuzuRSRU51qaftwPBb8EieG1YJQWUQl2tvdc0kKx4TFlA1Mt8y8QJlU",
+	"WtRCT6GmsGlbfJ4BKr63AMWYJtNyIaHAjHnmUhkGqJTSI/vTPjlPRWKnau603NaV3+Pe7t768j7MaOdn",
+	"oplLtwlPsJYd7C21EsU9ibC9na32/HaleLhJsl3GGYu7l5vrqziLiRqYcmf7tPXM7l7gkLHXVCj473/1",
+	"i+//7X9sSME5uyRCbTib5L71QpKl4mkmB6SrhZxV4LS68TERkjOXOSOr978NI8Y2ZAlJPCJIkPFBrit3",
+	"HIPdms+we2Q+bVChYmeYW4TzwfXnJYpaJ6P3kb7dYPK7lpa8F7KkxXdWjY8oqyttX0+K2oLRtQWjN0io",
+	"rrVYdKvpb4tEt0WiW0L4PhSJttrUmQLR9QTw1hWG1ui6LQrd6ufewaLQ63YMnH3N71gh6A2yoDdae6ll",
+	"SVvnkzaBS+t20hZ/bkWMu1X82Sraags/1wsad6Lgc+sH0RL+lvC3hL8l/G2R53e0yHPjiJd3ubBzq1ho",
+	"+Yu2mHMrdt2dYs7wehcUcq7H5W0B50IB59r6yhukCjdcW7mlC63c2UY7ttJnW1O5ranccn13qaay4/sW",
+	"1FOuZ/3uRB3lVu/eysVt7eRWqbls7eT5yswRmZcj8MjA9JXcbPl2GH8u73tncc27m8od6AKUw+pSBqVA",
+	"C7dM/1m6ZfddZuD6TLJHJmVwaB/yse0QBkgSJVHIyCT7zcQdatpq3G2B8Pf0WqFUjM0EZeWmLTUkVLMF",
+	"huoqfkGYKemNo4hIaX/Z3kGnWnLJEIkdTCo8NWn7XOKCCAtBiczoeHEYELqo6rEtkKOSGHFGkFR8LNGE",
+	"iwvKBtt5Ue/SmtAFIXmrnR77SnA2yBCbg6C0hWnwAFMmlQmw5ANIYyW4UgkUkXOtewxEKyohSbMpqh0g",
+	"8k2KE80z6c4Qvwn5suRQc3eayGOGPtJ0XuBIMzqu5vkrRiET85dPPz8qF0BHUKy2n0oSG5z8aHcXhROC",
+	"L87cUsKdHoMyMmPCxwlBW1qYdTnxt9EQX5J8k/5a5prv+GLqrsGGFFFueDPddeuhyrP7U9KbTwfm2ruL",
+	"KvWDmIkhPcLRkHSPOFOCJ4uwWLnx7WDUrrfwyVrqlgSd0r1fOES59ftd9mSF486qzwgSE6YoTmTzijWF",
+	"Pm+DTlqkxYvGKDVey6l9QaWkbKBRsbNFFxZ4qw7rJnJur3A3gDCeOcK4+Eyr7TWmx4qYoLMG/UuN1/OS",
+	"XW0F+5zlARLvUbmDx01u2ksiLmlEXhXrX1w1cNoEcI2mUMVgnHMcjsXVbz/ncKH4T22E2BNgUo17JTBH",
+	"mvdzfJ1IEyJ3kCkdh86n6IKy2B/4dQyz3ILKgp9TFrtad5sMENMbXhwdBsBvY8NuddGvsb267vmYv+dV",
+	"+jI50fuuyKfIshbI/A0Zs5MMXC4vI9bBi0JbNoYSPdjeqalnpa/XpoQIzpObqWcFm2oLWd39QlZHVsl5",
+	"R0uWuFJDY/PIqg+/SDirxUpmZZk8reQM6cyefH3Q9GdEZU99g5SqThDTi2+tJe9xuZOaJ3Ad5U6Aj9Uy",
+	"JYgQ+pXkKd8YmZQezkGPOfewC0LGIFs4IgpVSyZEEJRgqdDP0nhgsr2Z9PlUZDH6PTa3xArUVrEKWhhK",
+	"QEIGKLYSjgsVEM4cyTSdi0VYyu2M2iV0xTx7rFSV5QCFH4S23KUEKNgtbddXWbHI4nZVWdGLWnuVldKg",
+	"16vnnIMwXZWVFnG+w252E8HZ4AxQ40IFad60daprnequ7lS3DOPdFgxasmBQU4b/PkQokckG3K6+gkxK",
+	"JiOtY2nMQzgnLs+gYV+AaTDu9BiNBR9zSaw4IYkKTFFt4YyaRUcTED4CJDlnWfqnHfRlXk5b4ktfHPWx",
+	"2bWmfyd6iFX1eRtkM8y6Npx0UE9iYVGLowH4VBqZ7v3U7rWUvaXsLWVvQNnvnIbMIr8y1ZH1lNPSre4E",
+	"C0bZoN7c9JVtYK4JthQQTWiSlOhfgBiZZLTrAB5AfaAaOEzFI8qk3zh1YoZ1k9/tzITlzSw2Qbkzaa1Q",
+	"t9oK5VJMT/JLWvPYJFFq7iP71CafjvBY2uL1BNyxYoL1z5mxquytp5t7FdQv3YQbvNXZHDWU0226dbe9",
+	"ddf3s4Sf4yQ7oRpt8rJK4QiPj/T1lJ/CpdWEQv/lvGohcQRlPZaV9IAoaRxBVkq0lJ63xzJFL2qo560q",
+	"hCuKXnRlPW/hzd0uXa9b2Nr1vTMDX6vO953HP7eW4rZarOW0WIOF6NbxCRNCxrI+qsEykhJNrBt+nJIA",
+	"CZIQLIlE5M1Yb9eGBxpGwhnoqszKDjpEsZgikTKL+sCtd2isezEIvAnnFwgPs4jIKQqxfNEPD0y2oAQ6",
+	"p9JJk0RcEoGihEcXaEs3LLjxe7xmTlL2Uu93Qz4zMPYNpX+wc0t9cTzY6St9egAy3Q4SuG9xYUXwmG+3",
+	"fP81+QBfc26Z1BSHd0/RnD7jk3qEYH6e48rCxQAzGzVzT7+2AZWKaCSgu5ZlcnQ+RXYDmt0q2ubxwKqF",
+	"MgN8qPvDS9cfEITicIaws+ojRkgMKjFQAmTTDokgPh5JS0yneHA9DqdlOL3kQqELMj2wAYwaxYXdEEku",
+	"lES6rakWu4OcGBZ2bQ21QxXqx0j1MN+kBEokaHh09ju6d6eoZCQsHekjzLp2gk4+Tud10FH69u13pBKU",
+	"DfTlqK70WJA+feMYXYUH9ySAv24N35QWMMJvnhM2UMPO/uPdoDOizP35YHbuTeo7TnEDJYe+Xy2iu9UK",
+	"DoVLzAr8W+9ke2KRgEQ4Qyglv1n0aPdjwCtn5A2VSlrZy7SGO4+V6WW+1znaauZ8Q1mj8OBm3GxB3mi9",
+	"bO+8l+0pHjyBu3vH3WwVPLHKwy/wJJmPbUwSYqwyVWQw4q4YiX7eUEnPKIJM/g8tmriCpfDwXRw0VYHl",
+	"Qnrsiloi8AbssWW0RH5vwB5bg5boUwCVQV5XURCVUNAjny5ZzxO3tHUjfr9X0H3cOfWFuUl16CCol0oU",
+	"HhRi0+BZgj28kOxnxmThqPrmeNI6RaHCg1ZH+B471Nfc7s270x+C03yoWd4QCZI7ZgBDzCr0sscWEcwZ",
+	"qwraIjgaOqKVie4DopzHviNYB3XMuU2Dplc0xNImAAGZFN15z/yr0+KNiCBrt9MUx7xWPegcpOu88lvk",
+	"e3tyvy0l27Q2oCU9mefKVASPZG3yNNCdQovrV55CjqWYChJp4YcmsSA2JRaVSC+7Tjc5xoIw9SzuNHXE",
+	"fBZvWi1J8KiBXlID+vYJT9ebuSjLaGOuReMEOO4WrSf10Xudu+gdVitbVJahQvi7qFj2an0JHm1K7Uvw",
+	"6Ib0vnpTreL3XdMR3V29r3lk1ZdZ5FKq6RVmFTnuoW6QjNeqcixD0ooT76sux3+Br0Ob8wW/BOcpWION",
+	"AuQMeEqqoHCa8zXATMkeK+Q43TLKF4JHZ9E0Ski43Uy7Ynxpy+qVW+MPa/HALVOvEDxav36lOOj1Kljm",
+	"4MJMw9LixLuiYmljxa+mYVnAvUjVBe/U+zi+xCwi9Y62oPUATFjwbJ1gaQpruADulz95cfj87PTJy9Oz",
+	"o+cvjj7/8QONyR+ZTMoTKsk2UAWr1DeOsUanr+iIdM9xFh2usbfH3+XQrPOUSAWV2TYk/9hpYIob8piF",
+	"uU/piNTG4eoG9yQYLTT0WvN2cyy1ak0PwF2NSno4LCd4qshZ887V9mtR+XzJkUyjIRJE8lREBLLRq9lY",
+	"bknI7Ql1vpuFkzR2MxZLIpXFcH0uJriU3bbi1GzqOdR5NR9CVLAJEE5jqriQcFKAODkjQSGMWFpnZeC4",
+	"ZXquBIF4iLHBuDahpzVDUgE8uGOHZlXsr2BdN6RiL611gWpdf1tWse6fFY7CiRVaIOFJrbOx/tZ4zhPd",
+	"uG5WUyUNbWmism3yk7uf+jiRZNusq24htshacSnWu/mc84RgtmE7gr4ni+0I2RZaO0JrR2jtCBuwI6QW",
+	"X1frBNU5qOsjpIwqipMsBzuimqW8hEJ/KhWMxDvoyQjTRCIsCEoZ/SYlAYqwJF3KJGGSauSTTOuc07Py",
+	"Vutn0/XQN2OmqKup9d6aKdo6Mi0Ofe8yeN9Y9QxnnZpfFw7+XGidusnyg3qFrSb2PbZO1VzgzVun9hE+",
+	"l4Qp1KckiR1vY008AQpZmiQhihKCoepFj3EYCSemww76lIDUhZUxcemVo63QSGL7CKS2cBsJcskviERD",
+	"KrP6iUaUd5X5EFaIs4jsIJu+w/ohh1ldPyjOYVPKGPtWqCXPsFihsVKa0azGU5IRgohKdRkRTgTB8RRR",
+	"KVMS2+qJeTnGexKFZhfxS7v+sMcknko05BOonbSDDkFOthYyhCd4auKbQshoFiKcSJ7Bwqy4kAfQrtdG",
+	"BgfGwIY4CMZG9zHCUzTkCaxrdIvrL955B3BLDG6XiVIvau0mytKg16rZn0sQrYny7hPGViBoBYLWvHxb",
+	"zcs3Jblkluk6yUW3JlEqqJoC6TknWBBxmKphZ//r128DjU3o52Sa/fI6G6TK8j2nl4QRKQMgtFT/F3gb",
+	"abaFRkThGCu8U0hhMpVKP8zZjCmOdduCEpaBKy0doIQPeKq2M65pnJ4nNDKsHfAml0TQ/rRcDLswJRQ6",
+	"9CQ+gSLOgTXTaO5KBsZP2ESK4zHil0QIGpPiaAaOs8M5V0CkBCEHCBczz7r/uqxVxmqkOZWi2aVgafFN",
+	"8Lneb58LNMZCmbyGigwMfyFt6KvNrgyGLIYyhhqKT51Tk3GmABg457rN4PGYsLhrmMQ0pkofRAmssTVC",
+	"VS4FlLvb+u1v/v63/+1X2akZSxgRckjHhUFMNf/ZQY6y7KNb3//1r3745a8XDZSlK/UNxpnCkZJo63f/",
+	"6j/89v/9m//xm99sa+BnfYrj2LaeYZ7yJOGTbjrWA/36L37393/+u7/+L9//3Z9tI85skb9iioHiqH3o",
+	"+mrsG/bT1NBuArnPzPA//MV//v2//jfbhRFi16ruuCpZmRQeoEse4fM0wWJ6YEI9bWleSKBg/QbxIEvF",
+	"RlUeAGqiNou3UmMAzyPiPMkO+4f/+pfoPvr+T//qh//+6233sCxH7LJDB9XMdAZmkJzKFYgtTGvMuG9f",
+	"v/3/AwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -33,6 +33,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/refreshtoken"
 	"github.com/shoalcrm/shoal/ent/setting"
 	"github.com/shoalcrm/shoal/ent/signingkey"
+	"github.com/shoalcrm/shoal/ent/tag"
 	"github.com/shoalcrm/shoal/ent/team"
 	"github.com/shoalcrm/shoal/ent/user"
 
@@ -80,6 +81,8 @@ type Client struct {
 	Setting *SettingClient
 	// SigningKey is the client for interacting with the SigningKey builders.
 	SigningKey *SigningKeyClient
+	// Tag is the client for interacting with the Tag builders.
+	Tag *TagClient
 	// Team is the client for interacting with the Team builders.
 	Team *TeamClient
 	// User is the client for interacting with the User builders.
@@ -113,6 +116,7 @@ func (c *Client) init() {
 	c.RefreshToken = NewRefreshTokenClient(c.config)
 	c.Setting = NewSettingClient(c.config)
 	c.SigningKey = NewSigningKeyClient(c.config)
+	c.Tag = NewTagClient(c.config)
 	c.Team = NewTeamClient(c.config)
 	c.User = NewUserClient(c.config)
 }
@@ -225,6 +229,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		RefreshToken:    NewRefreshTokenClient(cfg),
 		Setting:         NewSettingClient(cfg),
 		SigningKey:      NewSigningKeyClient(cfg),
+		Tag:             NewTagClient(cfg),
 		Team:            NewTeamClient(cfg),
 		User:            NewUserClient(cfg),
 	}, nil
@@ -264,6 +269,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		RefreshToken:    NewRefreshTokenClient(cfg),
 		Setting:         NewSettingClient(cfg),
 		SigningKey:      NewSigningKeyClient(cfg),
+		Tag:             NewTagClient(cfg),
 		Team:            NewTeamClient(cfg),
 		User:            NewUserClient(cfg),
 	}, nil
@@ -298,7 +304,7 @@ func (c *Client) Use(hooks ...Hook) {
 		c.APIKey, c.AuditEvent, c.ClaimRequest, c.ClaimTally, c.Contact, c.Cooldown,
 		c.Customer, c.DedupeKey, c.DomainEvent, c.FollowUp, c.Lead, c.OwnershipChange,
 		c.Pool, c.PoolRuleVersion, c.ReclaimWarning, c.RefreshToken, c.Setting,
-		c.SigningKey, c.Team, c.User,
+		c.SigningKey, c.Tag, c.Team, c.User,
 	} {
 		n.Use(hooks...)
 	}
@@ -311,7 +317,7 @@ func (c *Client) Intercept(interceptors ...Interceptor) {
 		c.APIKey, c.AuditEvent, c.ClaimRequest, c.ClaimTally, c.Contact, c.Cooldown,
 		c.Customer, c.DedupeKey, c.DomainEvent, c.FollowUp, c.Lead, c.OwnershipChange,
 		c.Pool, c.PoolRuleVersion, c.ReclaimWarning, c.RefreshToken, c.Setting,
-		c.SigningKey, c.Team, c.User,
+		c.SigningKey, c.Tag, c.Team, c.User,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -356,6 +362,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Setting.mutate(ctx, m)
 	case *SigningKeyMutation:
 		return c.SigningKey.mutate(ctx, m)
+	case *TagMutation:
+		return c.Tag.mutate(ctx, m)
 	case *TeamMutation:
 		return c.Team.mutate(ctx, m)
 	case *UserMutation:
@@ -2759,6 +2767,139 @@ func (c *SigningKeyClient) mutate(ctx context.Context, m *SigningKeyMutation) (V
 	}
 }
 
+// TagClient is a client for the Tag schema.
+type TagClient struct {
+	config
+}
+
+// NewTagClient returns a client for the Tag from the given config.
+func NewTagClient(c config) *TagClient {
+	return &TagClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `tag.Hooks(f(g(h())))`.
+func (c *TagClient) Use(hooks ...Hook) {
+	c.hooks.Tag = append(c.hooks.Tag, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `tag.Intercept(f(g(h())))`.
+func (c *TagClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Tag = append(c.inters.Tag, interceptors...)
+}
+
+// Create returns a builder for creating a Tag entity.
+func (c *TagClient) Create() *TagCreate {
+	mutation := newTagMutation(c.config, OpCreate)
+	return &TagCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Tag entities.
+func (c *TagClient) CreateBulk(builders ...*TagCreate) *TagCreateBulk {
+	return &TagCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *TagClient) MapCreateBulk(slice any, setFunc func(*TagCreate, int)) *TagCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &TagCreateBulk{err: fmt.Errorf("calling to TagClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*TagCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &TagCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Tag.
+func (c *TagClient) Update() *TagUpdate {
+	mutation := newTagMutation(c.config, OpUpdate)
+	return &TagUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *TagClient) UpdateOne(_m *Tag) *TagUpdateOne {
+	mutation := newTagMutation(c.config, OpUpdateOne, withTag(_m))
+	return &TagUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *TagClient) UpdateOneID(id uuid.UUID) *TagUpdateOne {
+	mutation := newTagMutation(c.config, OpUpdateOne, withTagID(id))
+	return &TagUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Tag.
+func (c *TagClient) Delete() *TagDelete {
+	mutation := newTagMutation(c.config, OpDelete)
+	return &TagDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *TagClient) DeleteOne(_m *Tag) *TagDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *TagClient) DeleteOneID(id uuid.UUID) *TagDeleteOne {
+	builder := c.Delete().Where(tag.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &TagDeleteOne{builder}
+}
+
+// Query returns a query builder for Tag.
+func (c *TagClient) Query() *TagQuery {
+	return &TagQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeTag},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Tag entity by its id.
+func (c *TagClient) Get(ctx context.Context, id uuid.UUID) (*Tag, error) {
+	return c.Query().Where(tag.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *TagClient) GetX(ctx context.Context, id uuid.UUID) *Tag {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *TagClient) Hooks() []Hook {
+	return c.hooks.Tag
+}
+
+// Interceptors returns the client interceptors.
+func (c *TagClient) Interceptors() []Interceptor {
+	return c.inters.Tag
+}
+
+func (c *TagClient) mutate(ctx context.Context, m *TagMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&TagCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&TagUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&TagUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&TagDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Tag mutation op: %q", m.Op())
+	}
+}
+
 // TeamClient is a client for the Team schema.
 type TeamClient struct {
 	config
@@ -3030,12 +3171,13 @@ type (
 	hooks struct {
 		APIKey, AuditEvent, ClaimRequest, ClaimTally, Contact, Cooldown, Customer,
 		DedupeKey, DomainEvent, FollowUp, Lead, OwnershipChange, Pool, PoolRuleVersion,
-		ReclaimWarning, RefreshToken, Setting, SigningKey, Team, User []ent.Hook
+		ReclaimWarning, RefreshToken, Setting, SigningKey, Tag, Team, User []ent.Hook
 	}
 	inters struct {
 		APIKey, AuditEvent, ClaimRequest, ClaimTally, Contact, Cooldown, Customer,
 		DedupeKey, DomainEvent, FollowUp, Lead, OwnershipChange, Pool, PoolRuleVersion,
-		ReclaimWarning, RefreshToken, Setting, SigningKey, Team, User []ent.Interceptor
+		ReclaimWarning, RefreshToken, Setting, SigningKey, Tag, Team,
+		User []ent.Interceptor
 	}
 )
 

@@ -30,6 +30,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/refreshtoken"
 	"github.com/shoalcrm/shoal/ent/setting"
 	"github.com/shoalcrm/shoal/ent/signingkey"
+	"github.com/shoalcrm/shoal/ent/tag"
 	"github.com/shoalcrm/shoal/ent/team"
 	"github.com/shoalcrm/shoal/ent/user"
 )
@@ -110,6 +111,7 @@ func checkColumn(t, c string) error {
 			refreshtoken.Table:    refreshtoken.ValidColumn,
 			setting.Table:         setting.ValidColumn,
 			signingkey.Table:      signingkey.ValidColumn,
+			tag.Table:             tag.ValidColumn,
 			team.Table:            team.ValidColumn,
 			user.Table:            user.ValidColumn,
 		})

@@ -629,6 +629,29 @@ var (
 		Columns:    SigningKeysColumns,
 		PrimaryKey: []*schema.Column{SigningKeysColumns[0]},
 	}
+	// TagsColumns holds the columns for the "tags" table.
+	TagsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "version", Type: field.TypeInt, Default: 1},
+		{Name: "name", Type: field.TypeString, Unique: true, Size: 50},
+		{Name: "color", Type: field.TypeString, Nullable: true, Size: 7},
+		{Name: "description", Type: field.TypeString, Nullable: true, Size: 500},
+	}
+	// TagsTable holds the schema information for the "tags" table.
+	TagsTable = &schema.Table{
+		Name:       "tags",
+		Columns:    TagsColumns,
+		PrimaryKey: []*schema.Column{TagsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "tag_created_at_id",
+				Unique:  false,
+				Columns: []*schema.Column{TagsColumns[1], TagsColumns[0]},
+			},
+		},
+	}
 	// TeamsColumns holds the columns for the "teams" table.
 	TeamsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
@@ -718,6 +741,7 @@ var (
 		RefreshTokensTable,
 		SettingsTable,
 		SigningKeysTable,
+		TagsTable,
 		TeamsTable,
 		UsersTable,
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/pool"
 	"github.com/shoalcrm/shoal/internal/records"
 	"github.com/shoalcrm/shoal/internal/store"
+	"github.com/shoalcrm/shoal/internal/tags"
 )
 
 // Config is everything configurable about a running Shoal.
@@ -61,6 +62,7 @@ type App struct {
 	Audit   *audit.Log
 	Pools   *pool.Service
 	Records *records.Service
+	Tags    *tags.Service
 	HTTP    *httpapi.Server
 	// Jobs is the job queue, built but not started: the binary starts it
 	// beside the HTTP server (and stops it on shutdown), tests when they
@@ -122,6 +124,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		Audit:   audit.New(st),
 		Pools:   pools,
 		Records: records.NewService(st, pools),
+		Tags:    tags.NewService(st, clk),
 		Jobs:    queue,
 	}
 	a.HTTP, err = httpapi.New(httpapi.Config{
@@ -136,6 +139,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		Cursors:     cursors,
 		Records:     a.Records,
 		PoolEngine:  a.Pools,
+		Tags:        a.Tags,
 		TestClock:   testClock,
 
 		SeparateMetrics: cfg.SeparateMetrics,

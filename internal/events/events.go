@@ -79,6 +79,10 @@ const (
 
 	APIKeyCreated Type = "api_key.created"
 	APIKeyRevoked Type = "api_key.revoked"
+
+	TagCreated Type = "tag.created"
+	TagUpdated Type = "tag.updated"
+	TagDeleted Type = "tag.deleted"
 )
 
 // Subject kinds.
@@ -93,6 +97,7 @@ const (
 	KindUser         = "user"
 	KindTeam         = "team"
 	KindAPIKey       = "api_key"
+	KindTag          = "tag"
 )
 
 // Actor is who made a change: a user, an API key, or the system (the sweep,
@@ -207,6 +212,29 @@ type APIKey struct {
 	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
 }
 
+// Tag is the payload of tag.created: the name.
+type Tag struct {
+	Name string `json:"name"`
+}
+
+// TagChanged is the payload of tag.updated: the changed fields and, for a
+// rename, the old and new name and how many records (leads and customers)
+// it renamed the tag on; each of those also gets its own
+// <kind>.updated with the field "tags".
+type TagChanged struct {
+	Fields  []string `json:"fields"`
+	From    string   `json:"from,omitempty"`
+	To      string   `json:"to,omitempty"`
+	Records int      `json:"records"`
+}
+
+// TagDeletion is the payload of tag.deleted: the name and how many records
+// it was removed from (each also gets <kind>.updated with "tags").
+type TagDeletion struct {
+	Name    string `json:"name"`
+	Records int    `json:"records"`
+}
+
 // None is the payload of events that carry nothing beyond subject, actor
 // and time.
 type None struct{}
@@ -272,6 +300,10 @@ var catalog = map[Type]Spec{
 
 	APIKeyCreated: spec[APIKey](KindAPIKey),
 	APIKeyRevoked: spec[None](KindAPIKey),
+
+	TagCreated: spec[Tag](KindTag),
+	TagUpdated: spec[TagChanged](KindTag),
+	TagDeleted: spec[TagDeletion](KindTag),
 }
 
 // Types returns every event type, sorted.

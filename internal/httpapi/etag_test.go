@@ -51,6 +51,9 @@ func versionedResources() []versioned {
 		{"team", func(_ *testing.T, env *apitest.Env, _ *apitest.Client) string {
 			return "/v1/teams/" + env.Team("T", nil).ID.String()
 		}, name},
+		{"tag", func(_ *testing.T, env *apitest.Env, admin *apitest.Client) string {
+			return "/v1/tags/" + admin.Do("POST", "/v1/tags", map[string]any{"name": env.Unique("tag ")}).Expect(http.StatusCreated).Map()["id"].(string)
+		}, func(_ *apitest.Env, n int) map[string]any { return map[string]any{"color": fmt.Sprintf("#%06d", n)} }},
 		{"settings", func(*testing.T, *apitest.Env, *apitest.Client) string { return "/v1/settings" },
 			func(_ *apitest.Env, n int) map[string]any { return map[string]any{"maxOwnedLeads": 100 + n} }},
 	}

@@ -207,6 +207,34 @@ func evCases() []evCase {
 			return []evWant{{events.APIKeyRevoked, id}}
 		}
 	})
+	// Tags: a rename or delete also updates every record carrying the tag.
+	tagged := func(w *evWorld) (tag, lead, customer string) {
+		name := "ev-" + uuid.NewString()[:8]
+		tag = evID(w.t, w.admin.Do("POST", "/v1/tags", map[string]any{"name": name}).Expect(http.StatusCreated))
+		lead = evID(w.t, w.admin.Do("POST", "/v1/leads", swBody("lead", map[string]any{"tags": []string{name}})).Expect(http.StatusCreated))
+		customer = evID(w.t, w.admin.Do("POST", "/v1/customers", swBody("customer", map[string]any{"tags": []string{"x", name}})).Expect(http.StatusCreated))
+		return tag, lead, customer
+	}
+	add("createTag", "", func(t *testing.T, w *evWorld) func() []evWant {
+		return func() []evWant {
+			res := w.admin.Do("POST", "/v1/tags", map[string]any{"name": "ev-" + uuid.NewString()[:8]}).Expect(http.StatusCreated)
+			return []evWant{{events.TagCreated, evID(t, res)}}
+		}
+	})
+	add("updateTag", "rename", func(t *testing.T, w *evWorld) func() []evWant {
+		tag, lead, customer := tagged(w)
+		return func() []evWant {
+			w.admin.Do("PATCH", "/v1/tags/"+tag, map[string]any{"name": "ev-" + uuid.NewString()[:8]}, "If-Match", w.admin.ETag("/v1/tags/"+tag)).Expect(http.StatusOK)
+			return []evWant{{events.TagUpdated, tag}, {events.LeadUpdated, lead}, {events.CustomerUpdated, customer}}
+		}
+	})
+	add("deleteTag", "", func(t *testing.T, w *evWorld) func() []evWant {
+		tag, lead, customer := tagged(w)
+		return func() []evWant {
+			w.admin.Do("DELETE", "/v1/tags/"+tag, nil, "If-Match", w.admin.ETag("/v1/tags/"+tag)).Expect(http.StatusNoContent)
+			return []evWant{{events.TagDeleted, tag}, {events.LeadUpdated, lead}, {events.CustomerUpdated, customer}}
+		}
+	})
 	add("updateSettings", "", func(t *testing.T, w *evWorld) func() []evWant {
 		return func() []evWant {
 			w.admin.Do("PATCH", "/v1/settings", map[string]any{"maxOwnedLeads": 5000}, "If-Match", w.admin.ETag("/v1/settings")).Expect(http.StatusOK)

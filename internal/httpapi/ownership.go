@@ -8,8 +8,8 @@ import (
 
 	"github.com/shoalcrm/shoal/api"
 	"github.com/shoalcrm/shoal/internal/auth"
-	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/etag"
+	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/pool"
 	"github.com/shoalcrm/shoal/internal/records"
 )

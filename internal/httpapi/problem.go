@@ -71,6 +71,7 @@ var catalog = map[string]message{
 	"email_taken":           {"A user with this email already exists.", "该邮箱已被使用。"},
 	"last_admin":            {"This would leave no active admin.", "此操作将导致没有可用的管理员。"},
 	"team_cycle":            {"A team cannot be moved under itself or its descendants.", "团队不能移动到自身或其下级团队之下。"},
+	"tag_exists":            {"A tag with this name already exists.", "已存在同名标签。"},
 	"duplicate":             {"A record with the same name, phone or email already exists.", "已存在相同名称、电话或邮箱的记录（撞单）。"},
 	"not_record_owner":      {"Only the owner, his supervisor or an admin may change this record.", "只有负责人、其主管或管理员可以修改此记录。"},
 	"pool_not_allowed":      {"You may not create records in this pool.", "无权在此公海/线索池中创建记录。"},

@@ -119,7 +119,6 @@ func (s *Server) recordFilter(ctx context.Context, limit *int32, cursor, owner *
 	return f, err
 }
 
-
 // listed renders a page of records of any kind: the items, the total when
 // counted and the next cursor.
 func listed[V, A any](ctx context.Context, s *Server, views []V, total *int, next *records.Cursor, out func(V) A) ([]A, *int64, *string) {

@@ -30,6 +30,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/pool"
 	"github.com/shoalcrm/shoal/internal/records"
 	"github.com/shoalcrm/shoal/internal/store"
+	"github.com/shoalcrm/shoal/internal/tags"
 )
 
 // Config is what the HTTP layer needs from the outside.
@@ -42,6 +43,7 @@ type Config struct {
 	Cursors    page.Codec
 	Records    *records.Service
 	PoolEngine *pool.Service
+	Tags       *tags.Service
 	// TestClock, when set, is what advanceTestClock moves; nil answers 404.
 	TestClock   *clock.Adjustable
 	Logger      *slog.Logger
@@ -78,6 +80,7 @@ type Server struct {
 	records   *records.Service
 	pools     *pool.Service
 	convert   *convert.Service
+	tags      *tags.Service
 	testClock *clock.Adjustable
 
 	metrics  *metrics
@@ -111,6 +114,7 @@ func New(cfg Config) (*Server, error) {
 		cursors:  cfg.Cursors,
 
 		records:   cfg.Records,
+		tags:      cfg.Tags,
 		pools:     cfg.PoolEngine,
 		convert:   convert.New(cfg.Store, cfg.PoolEngine, cfg.Records),
 		testClock: cfg.TestClock,
