@@ -41,9 +41,11 @@ type Desc struct {
 	// Path is the collection segment of the kind's URLs ("leads").
 	Path string
 	// OwnedCounter is the users column counting the records of this kind
-	// a user owns; Owned reads it from a loaded user.
+	// a user owns; Owned reads it from a loaded user, OwnedRef points at
+	// it (to adjust a user read back from an update).
 	OwnedCounter string
 	Owned        func(*ent.User) int
+	OwnedRef     func(*ent.User) *int
 	// UserCap and TeamCap read the cap override of this kind.
 	UserCap func(*ent.User) *int
 	TeamCap func(*ent.Team) *int
@@ -65,6 +67,7 @@ var registry = map[Kind]*Desc{
 		Kind: Lead, Table: lead.Table, Path: "leads",
 		OwnedCounter:    user.FieldOwnedLeads,
 		Owned:           func(u *ent.User) int { return u.OwnedLeads },
+		OwnedRef:        func(u *ent.User) *int { return &u.OwnedLeads },
 		UserCap:         func(u *ent.User) *int { return u.MaxOwnedLeads },
 		TeamCap:         func(t *ent.Team) *int { return t.MaxOwnedLeads },
 		DedupeFields:    []string{dedupe.MatchedName, dedupe.MatchedPhone, dedupe.MatchedEmail},
@@ -75,6 +78,7 @@ var registry = map[Kind]*Desc{
 		Kind: Customer, Table: customer.Table, Path: "customers",
 		OwnedCounter:    user.FieldOwnedCustomers,
 		Owned:           func(u *ent.User) int { return u.OwnedCustomers },
+		OwnedRef:        func(u *ent.User) *int { return &u.OwnedCustomers },
 		UserCap:         func(u *ent.User) *int { return u.MaxOwnedCustomers },
 		TeamCap:         func(t *ent.Team) *int { return t.MaxOwnedCustomers },
 		Dealable:        true,

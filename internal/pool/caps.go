@@ -157,10 +157,7 @@ func (s *Service) lockHolder(ctx context.Context, tx *ent.Tx, id uuid.UUID, st S
 // those from before the claim, which is what the cap check compares; a
 // claim that then fails a rule rolls back, and the increment with it.
 func (s *Service) claimHolder(ctx context.Context, tx *ent.Tx, id uuid.UUID, kind kinds.Kind, st Settings) (*holder, error) {
-	counter := user.FieldOwnedLeads
-	if kind != "lead" {
-		counter = user.FieldOwnedCustomers
-	}
+	counter := kind.Desc().OwnedCounter
 	u := &ent.User{ID: id}
 	var team uuid.NullUUID
 	var maxLeads, maxCustomers, maxFrozen stdsql.NullInt64
@@ -178,11 +175,8 @@ func (s *Service) claimHolder(ctx context.Context, tx *ent.Tx, id uuid.UUID, kin
 		u.TeamID = &team.UUID
 	}
 	u.MaxOwnedLeads, u.MaxOwnedCustomers, u.MaxFrozen = nullInt(maxLeads), nullInt(maxCustomers), nullInt(maxFrozen)
-	if kind == "lead" {
-		u.OwnedLeads--
-	} else {
-		u.OwnedCustomers--
-	}
+	// The statement returned the counter after the increment.
+	*kind.Desc().OwnedRef(u)--
 	caps, err := s.resolveCaps(ctx, tx, u, st)
 	if err != nil {
 		return nil, err

@@ -17,6 +17,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/authz"
 	"github.com/shoalcrm/shoal/internal/clock"
+	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/store"
 )
 
@@ -43,6 +44,8 @@ var (
 	CustomerColumns = authz.Columns{Owner: customer.FieldOwnerID, Pool: customer.FieldPoolID}
 	ContactColumns  = authz.Columns{Parent: &authz.Parent{Key: contact.FieldCustomerID,
 		Table: customer.Table, ID: customer.FieldID, Columns: CustomerColumns}}
+	// recordColumns are the scope columns of each record kind.
+	recordColumns = map[kinds.Kind]authz.Columns{kinds.Lead: LeadColumns, kinds.Customer: CustomerColumns}
 )
 
 // scope is the predicate "records of this kind the principal may see",
@@ -69,10 +72,7 @@ func (s *Service) access(ctx context.Context, p *auth.Principal, kind string) (a
 	if err != nil {
 		return access{}, err
 	}
-	cols := LeadColumns
-	if kind == "customer" {
-		cols = CustomerColumns
-	}
+	cols := recordColumns[kinds.Kind(kind)]
 	return access{sc: sc, cols: cols, scope: sc.Predicate(cols)}, nil
 }
 
