@@ -46,3 +46,12 @@ func Check(ifMatch *string, version int) error {
 	}
 	return ErrStale
 }
+
+// CheckIfGiven is Check for the few changes where If-Match is optional
+// (a status that is set, not merged): absent passes, given is checked.
+func CheckIfGiven(ifMatch *string, version int) error {
+	if ifMatch == nil {
+		return nil
+	}
+	return Check(ifMatch, version)
+}

@@ -255,7 +255,7 @@ func (s *Server) UpdateCustomer(ctx context.Context, req api.UpdateCustomerReque
 
 // UpdateCustomerDealStatus sets or clears 成交.
 func (s *Server) UpdateCustomerDealStatus(ctx context.Context, req api.UpdateCustomerDealStatusRequestObject) (api.UpdateCustomerDealStatusResponseObject, error) {
-	v, err := s.records.SetDealStatus(ctx, auth.FromContext(ctx), req.Id, req.Body.DealStatus)
+	v, err := s.records.SetDealStatus(ctx, auth.FromContext(ctx), req.Id, req.Params.IfMatch, req.Body.DealStatus)
 	if err != nil {
 		return nil, err
 	}

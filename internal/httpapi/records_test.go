@@ -101,7 +101,14 @@ func TestRecordsCRUDAndScope(t *testing.T) {
 			t.Fatalf("deal status: %v", deal)
 		}
 		w.repB.Do("PUT", "/v1/customers/"+cid+"/deal-status", map[string]any{"dealStatus": false}).ExpectProblem(404, "not_found")
-		w.sup.Do("PUT", "/v1/customers/"+cid+"/deal-status", map[string]any{"dealStatus": false}).Expect(200)
+		// If-Match is optional on the deal status, but honoured when given:
+		// a stale tag changes nothing, the current one goes through.
+		stale := cget.Header.Get("ETag")
+		w.sup.Do("PUT", "/v1/customers/"+cid+"/deal-status", map[string]any{"dealStatus": false}, "If-Match", stale).ExpectProblem(412, "precondition_failed")
+		if got := w.sup.Do("GET", "/v1/customers/"+cid, nil).Expect(200).Map(); got["dealStatus"] != true {
+			t.Fatalf("a stale If-Match changed the deal status: %v", got)
+		}
+		w.sup.Do("PUT", "/v1/customers/"+cid+"/deal-status", map[string]any{"dealStatus": false}, "If-Match", w.sup.ETag("/v1/customers/"+cid)).Expect(200)
 
 		// Lists apply the same scope.
 		var list struct {

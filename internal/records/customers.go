@@ -12,6 +12,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/dedupe"
+	"github.com/shoalcrm/shoal/internal/etag"
 	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/money"
 	"github.com/shoalcrm/shoal/internal/patch"
@@ -172,10 +173,15 @@ func (s *Service) UpdateCustomer(ctx context.Context, p *auth.Principal, id uuid
 // SetDealStatus marks a customer dealt (成交) or not, for its owner, his
 // supervisor or an admin. The owner's cap counter follows when dealt
 // customers do not count (capCountsDealt off), and the reclaim deadline is
-// recomputed, in the same transaction.
-func (s *Service) SetDealStatus(ctx context.Context, p *auth.Principal, id uuid.UUID, dealt bool) (*CustomerView, error) {
+// recomputed, in the same transaction. ifMatch is optional; when given it
+// must name the current version.
+func (s *Service) SetDealStatus(ctx context.Context, p *auth.Principal, id uuid.UUID, ifMatch *string, dealt bool) (*CustomerView, error) {
 	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
-		if _, err := customers.editable(ctx, s, tx, p, id); err != nil {
+		row, err := customers.editable(ctx, s, tx, p, id)
+		if err != nil {
+			return err
+		}
+		if err := etag.CheckIfGiven(ifMatch, row.Version); err != nil {
 			return err
 		}
 		return s.pools.SetDealt(ctx, tx, p, id, dealt)
