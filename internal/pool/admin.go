@@ -358,10 +358,7 @@ func (s *Service) History(ctx context.Context, p *auth.Principal, kind kinds.Kin
 	if err != nil {
 		return nil, nil, err
 	}
-	r, pl, err := s.peek(ctx, kind, id)
-	if ent.IsNotFound(errors.Unwrap(err)) || ent.IsNotFound(err) {
-		return nil, nil, kind.NotFound()
-	}
+	r, pl, err := s.peek(ctx, kind, id) // kind.NotFound() when there is no such record
 	if err != nil {
 		return nil, nil, err
 	}

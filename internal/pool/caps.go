@@ -59,15 +59,14 @@ func (s *Service) Settings(ctx context.Context) (Settings, error) {
 
 // Caps are a user's resolved caps (nil = unlimited).
 type Caps struct {
-	Leads, Customers, Frozen *int
+	// Owned caps the records of each kind he owns.
+	Owned  map[kinds.Kind]*int
+	Frozen *int
 }
 
 // For returns the cap that applies to records of kind.
 func (c Caps) For(kind kinds.Kind) *int {
-	if kind == kinds.Lead {
-		return c.Leads
-	}
-	return c.Customers
+	return c.Owned[kind]
 }
 
 // resolveCaps resolves a user's caps: his override, else the nearest team
@@ -106,15 +105,17 @@ func (s *Service) resolveCaps(ctx context.Context, tx *ent.Tx, u *ent.User, st S
 		}
 		return global
 	}
-	owned := func(k kinds.Kind, global *int) *int {
+	caps := Caps{Owned: make(map[kinds.Kind]*int, len(kinds.All)),
+		Frozen: pick(u.MaxFrozen, func(t *ent.Team) *int { return t.MaxFrozen }, st.MaxFrozen)}
+	for _, k := range kinds.All {
+		t, err := tableOf(k)
+		if err != nil {
+			return Caps{}, err
+		}
 		d := k.Desc()
-		return pick(d.UserCap(u), d.TeamCap, global)
+		caps.Owned[k] = pick(d.UserCap(u), d.TeamCap, t.defaultCap(st))
 	}
-	return Caps{
-		Leads:     owned(kinds.Lead, st.MaxOwnedLeads),
-		Customers: owned(kinds.Customer, st.MaxOwnedCustomers),
-		Frozen:    pick(u.MaxFrozen, func(t *ent.Team) *int { return t.MaxFrozen }, st.MaxFrozen),
-	}, nil
+	return caps, nil
 }
 
 // holder is a user locked for an ownership change, with his counters and

@@ -57,7 +57,7 @@ func (s *Service) ConvertLead(ctx context.Context, tx *ent.Tx, p *auth.Principal
 	if err != nil {
 		return nil, fmt.Errorf("load default customer pool: %w", err)
 	}
-	return &Conversion{o: o, Lead: o.r.lead, OwnerID: owner, CustomerPool: cpl, Now: o.now}, nil
+	return &Conversion{o: o, Lead: o.r.row.(*ent.Lead), OwnerID: owner, CustomerPool: cpl, Now: o.now}, nil
 }
 
 // Converted finishes a conversion once the customer customerID is written

@@ -7,14 +7,13 @@ import (
 	"strings"
 	"time"
 
+	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/ent/claimrequest"
 	"github.com/shoalcrm/shoal/ent/claimtally"
 	"github.com/shoalcrm/shoal/ent/cooldown"
-	"github.com/shoalcrm/shoal/ent/customer"
-	"github.com/shoalcrm/shoal/ent/lead"
 	"github.com/shoalcrm/shoal/ent/predicate"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
@@ -66,7 +65,9 @@ type After struct {
 
 // after is the record as o leaves it.
 func (o *op) after() *After {
-	return &After{Lead: o.r.lead, Customer: o.r.customer, OwnerName: o.ownerName}
+	l, _ := o.r.row.(*ent.Lead)
+	c, _ := o.r.row.(*ent.Customer)
+	return &After{Lead: l, Customer: c, OwnerName: o.ownerName}
 }
 
 // run loads and locks the record, checks that p may see it (404
@@ -507,15 +508,16 @@ func (s *Service) Freeze(ctx context.Context, p *auth.Principal, kind kinds.Kind
 
 // frozenCount counts the user's records frozen now, other than except.
 func (s *Service) frozenCount(ctx context.Context, tx *ent.Tx, owner, except uuid.UUID, now time.Time) (int, error) {
-	nl, err := tx.Lead.Query().Where(lead.OwnerID(owner), lead.FrozenUntilGT(now), lead.IDNEQ(except)).Count(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("count frozen leads: %w", err)
+	frozen := where(sql.FieldEQ(colOwnerID, owner), sql.FieldGT(colFrozenUntil, now), sql.FieldNEQ(colID, except))
+	total := 0
+	for _, k := range kinds.All {
+		n, err := s.count(ctx, inTx(tx), k, frozen)
+		if err != nil {
+			return 0, fmt.Errorf("count frozen %ss: %w", k, err)
+		}
+		total += n
 	}
-	nc, err := tx.Customer.Query().Where(customer.OwnerID(owner), customer.FrozenUntilGT(now), customer.IDNEQ(except)).Count(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("count frozen customers: %w", err)
-	}
-	return nl + nc, nil
+	return total, nil
 }
 
 // Unfreeze ends a freeze now; the release starts a fresh grace period.

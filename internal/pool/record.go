@@ -8,14 +8,11 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
-	"github.com/shoalcrm/shoal/ent/customer"
-	"github.com/shoalcrm/shoal/ent/lead"
 	"github.com/shoalcrm/shoal/ent/ownershipchange"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/events"
 	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/poolrules"
-	"github.com/shoalcrm/shoal/internal/store"
 )
 
 // Record is the ownership state of a lead or customer, whichever it is, as
@@ -36,11 +33,10 @@ type Record struct {
 	// stored is the state as loaded, with the stored reclaim clock, so
 	// that save writes only what changed (nil: unknown, write it all).
 	stored *storedState
-	// lead or customer is the whole row as loaded (nil when only the
-	// ownership columns were read); save keeps it in step with what it
-	// writes, so an operation can answer without reading the row back.
-	lead     *ent.Lead
-	customer *ent.Customer
+	// row is the whole row as loaded (*ent.Lead or *ent.Customer; nil
+	// when only some columns were read); save keeps it in step with what
+	// it writes, so an operation can answer without reading the row back.
+	row any
 }
 
 // storedState is a record's ownership state and reclaim clock as stored.
@@ -48,21 +44,6 @@ type storedState struct {
 	Record
 	ReclaimAt     *time.Time
 	ReclaimReason string
-}
-
-func fromLead(l *ent.Lead) *Record {
-	r := &Record{Kind: kinds.Lead, ID: l.ID, OwnerID: l.OwnerID, PoolID: l.PoolID, OwnedAt: l.OwnedAt,
-		LastFollowUpAt: l.LastFollowUpAt, FrozenUntil: l.FrozenUntil, ReleasedAt: l.ReleasedAt, Status: string(l.Status)}
-	r.stored = &storedState{Record: *r, ReclaimAt: l.ReclaimAt, ReclaimReason: l.ReclaimReason}
-	return r
-}
-
-func fromCustomer(c *ent.Customer) *Record {
-	r := &Record{Kind: kinds.Customer, ID: c.ID, OwnerID: c.OwnerID, PoolID: c.PoolID, OwnedAt: c.OwnedAt,
-		LastFollowUpAt: c.LastFollowUpAt, FrozenUntil: c.FrozenUntil, ReleasedAt: c.ReleasedAt, Status: string(c.Status),
-		Dealt: c.DealStatus, Grade: c.Grade}
-	r.stored = &storedState{Record: *r, ReclaimAt: c.ReclaimAt, ReclaimReason: c.ReclaimReason}
-	return r
 }
 
 // Pure is the record as the pure rules see it.
@@ -87,31 +68,7 @@ func (r *Record) Counts(st Settings) bool {
 
 // load reads a record inside tx, locking it on PostgreSQL.
 func (s *Service) load(ctx context.Context, tx *ent.Tx, kind kinds.Kind, id uuid.UUID) (*Record, error) {
-	switch kind {
-	case kinds.Lead:
-		l, err := store.ForUpdate(s.store, tx.Lead.Query().Where(lead.ID(id))).Only(ctx)
-		if ent.IsNotFound(err) {
-			return nil, kind.NotFound()
-		}
-		if err != nil {
-			return nil, fmt.Errorf("load lead: %w", err)
-		}
-		r := fromLead(l)
-		r.lead = l
-		return r, nil
-	case kinds.Customer:
-		c, err := store.ForUpdate(s.store, tx.Customer.Query().Where(customer.ID(id))).Only(ctx)
-		if ent.IsNotFound(err) {
-			return nil, kind.NotFound()
-		}
-		if err != nil {
-			return nil, fmt.Errorf("load customer: %w", err)
-		}
-		r := fromCustomer(c)
-		r.customer = c
-		return r, nil
-	}
-	return nil, fmt.Errorf("unknown record kind %q", kind)
+	return s.one(ctx, inTx(tx), kind, selection{where: idIs(id), lock: lockRows})
 }
 
 // Load reads a record inside tx, locking it on PostgreSQL; for other
@@ -217,33 +174,18 @@ func applyOwnership(m ownershipMutation, r *Record, clk poolrules.Clock, now tim
 // deadline under the pool's rules, and bumps its version.
 func (s *Service) save(ctx context.Context, tx *ent.Tx, r *Record, pl *ent.Pool, now time.Time) error {
 	clk := poolrules.ReclaimClock(now, r.Pure(), Rules(pl))
-	var err error
-	switch r.Kind {
-	case kinds.Lead:
-		// Update, not UpdateOne: UpdateOne reads the row back, and
-		// nothing here needs it.
-		upd := tx.Lead.Update().Where(lead.ID(r.ID))
-		if r.stored == nil || r.stored.Status != r.Status {
-			upd.SetStatus(lead.Status(r.Status))
-		}
-		applyOwnership(upd.Mutation(), r, clk, now)
-		err = upd.Exec(ctx)
-	case kinds.Customer:
-		upd := tx.Customer.Update().Where(customer.ID(r.ID))
-		if r.stored == nil || r.stored.Status != r.Status {
-			upd.SetStatus(customer.Status(r.Status))
-		}
-		applyOwnership(upd.Mutation(), r, clk, now)
-		err = upd.Exec(ctx)
-	default:
-		err = fmt.Errorf("unknown record kind %q", r.Kind)
+	status := "" // unchanged: not written
+	if r.stored == nil || r.stored.Status != r.Status {
+		status = r.Status
 	}
-	if err != nil {
+	if _, err := s.update(ctx, inTx(tx), r.Kind, idIs(r.ID), status, func(m ownershipMutation) {
+		applyOwnership(m, r, clk, now)
+	}); err != nil {
 		return fmt.Errorf("save %s: %w", r.Kind, err)
 	}
 	// A later save in the same operation compares with what is now stored.
 	saved := *r
-	saved.stored, saved.lead, saved.customer = nil, nil, nil
+	saved.stored, saved.row = nil, nil
 	r.stored = &storedState{Record: saved, ReclaimAt: clk.ReclaimAt, ReclaimReason: clk.Reason}
 	r.syncRow(clk, now)
 	return nil
@@ -252,21 +194,11 @@ func (s *Service) save(ctx context.Context, tx *ent.Tx, r *Record, pl *ent.Pool,
 // syncRow writes into the loaded row what save just stored: the columns
 // applyOwnership sets, the status and the version.
 func (r *Record) syncRow(clk poolrules.Clock, now time.Time) {
-	switch {
-	case r.lead != nil:
-		l := r.lead
-		l.PoolID, l.OwnerID, l.Status = r.PoolID, r.OwnerID, lead.Status(r.Status)
-		l.OwnedAt, l.LastFollowUpAt, l.FrozenUntil, l.ReleasedAt = r.OwnedAt, r.LastFollowUpAt, r.FrozenUntil, r.ReleasedAt
-		l.ReclaimAt, l.ReclaimReason = clk.ReclaimAt, clk.Reason
-		l.Version++
-		l.UpdatedAt = now
-	case r.customer != nil:
-		c := r.customer
-		c.PoolID, c.OwnerID, c.Status = r.PoolID, r.OwnerID, customer.Status(r.Status)
-		c.OwnedAt, c.LastFollowUpAt, c.FrozenUntil, c.ReleasedAt = r.OwnedAt, r.LastFollowUpAt, r.FrozenUntil, r.ReleasedAt
-		c.ReclaimAt, c.ReclaimReason = clk.ReclaimAt, clk.Reason
-		c.Version++
-		c.UpdatedAt = now
+	if r.row == nil {
+		return
+	}
+	if t, err := tableOf(r.Kind); err == nil {
+		t.sync(r.row, r, clk, now)
 	}
 }
 

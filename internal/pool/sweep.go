@@ -6,11 +6,10 @@ import (
 	"sort"
 	"time"
 
+	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
-	"github.com/shoalcrm/shoal/ent/customer"
-	"github.com/shoalcrm/shoal/ent/lead"
 	"github.com/shoalcrm/shoal/ent/predicate"
 	"github.com/shoalcrm/shoal/ent/reclaimwarning"
 	"github.com/shoalcrm/shoal/internal/apperr"
@@ -179,19 +178,18 @@ func (s *Service) Rejudge(ctx context.Context, poolID uuid.UUID) error {
 	kind := kinds.Kind(pl.Kind)
 	var after uuid.UUID
 	for {
-		var ids []uuid.UUID
-		if kind == kinds.Lead {
-			ids, err = s.store.Client.Lead.Query().Where(lead.PoolID(poolID), lead.OwnerIDNotNil(), lead.IDGT(after)).
-				Order(ent.Asc(lead.FieldID)).Limit(sweepBatch).IDs(ctx)
-		} else {
-			ids, err = s.store.Client.Customer.Query().Where(customer.PoolID(poolID), customer.OwnerIDNotNil(), customer.IDGT(after)).
-				Order(ent.Asc(customer.FieldID)).Limit(sweepBatch).IDs(ctx)
-		}
+		owned, err := s.rows(ctx, via(s.store.Client), kind, selection{
+			where: where(sql.FieldEQ(colPoolID, poolID), sql.FieldNotNull(colOwnerID), sql.FieldGT(colID, after)),
+			order: byID, limit: sweepBatch, columns: []string{colID}})
 		if err != nil {
 			return fmt.Errorf("rejudge: %w", err)
 		}
-		if len(ids) == 0 {
+		if len(owned) == 0 {
 			return nil
+		}
+		ids := make([]uuid.UUID, len(owned))
+		for i, r := range owned {
+			ids[i] = r.ID
 		}
 		err = s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
 			cur, err := tx.Pool.Get(ctx, poolID)
@@ -253,25 +251,11 @@ func (s *Service) Preview(ctx context.Context, p *auth.Principal, poolID uuid.UU
 	scanned := 0
 	var after uuid.UUID
 	for {
-		var recs []*Record
-		if kinds.Kind(pl.Kind) == kinds.Lead {
-			ls, err := s.store.Reader.Lead.Query().Where(lead.PoolID(poolID), lead.OwnerIDNotNil(), lead.StatusEQ(lead.StatusActive), lead.IDGT(after)).
-				Order(ent.Asc(lead.FieldID)).Limit(sweepBatch).All(ctx)
-			if err != nil {
-				return nil, 0, fmt.Errorf("preview: %w", err)
-			}
-			for _, l := range ls {
-				recs = append(recs, fromLead(l))
-			}
-		} else {
-			cs, err := s.store.Reader.Customer.Query().Where(customer.PoolID(poolID), customer.OwnerIDNotNil(), customer.StatusEQ(customer.StatusActive), customer.IDGT(after)).
-				Order(ent.Asc(customer.FieldID)).Limit(sweepBatch).All(ctx)
-			if err != nil {
-				return nil, 0, fmt.Errorf("preview: %w", err)
-			}
-			for _, c := range cs {
-				recs = append(recs, fromCustomer(c))
-			}
+		recs, err := s.rows(ctx, via(s.store.Reader), kinds.Kind(pl.Kind), selection{
+			where: where(sql.FieldEQ(colPoolID, poolID), sql.FieldNotNull(colOwnerID), sql.FieldEQ(colStatus, "active"), sql.FieldGT(colID, after)),
+			order: byID, limit: sweepBatch})
+		if err != nil {
+			return nil, 0, fmt.Errorf("preview: %w", err)
 		}
 		for _, r := range recs {
 			scanned++
@@ -329,19 +313,9 @@ func applyMutation(pl ent.Pool, m *ent.PoolMutation) ent.Pool {
 
 // peek reads a record and its pool without locking.
 func (s *Service) peek(ctx context.Context, kind kinds.Kind, id uuid.UUID) (*Record, *ent.Pool, error) {
-	var r *Record
-	if kind == kinds.Lead {
-		l, err := s.store.Reader.Lead.Get(ctx, id)
-		if err != nil {
-			return nil, nil, fmt.Errorf("load lead: %w", err)
-		}
-		r = fromLead(l)
-	} else {
-		c, err := s.store.Reader.Customer.Get(ctx, id)
-		if err != nil {
-			return nil, nil, fmt.Errorf("load customer: %w", err)
-		}
-		r = fromCustomer(c)
+	r, err := s.one(ctx, via(s.store.Reader), kind, selection{where: idIs(id)})
+	if err != nil {
+		return nil, nil, err
 	}
 	pl, err := s.store.Reader.Pool.Get(ctx, r.PoolID)
 	if err != nil {

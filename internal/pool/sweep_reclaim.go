@@ -6,18 +6,16 @@ import (
 	"slices"
 	"time"
 
+	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/ent/cooldown"
-	"github.com/shoalcrm/shoal/ent/customer"
-	"github.com/shoalcrm/shoal/ent/lead"
 	"github.com/shoalcrm/shoal/ent/ownershipchange"
 	entpool "github.com/shoalcrm/shoal/ent/pool"
 	"github.com/shoalcrm/shoal/internal/events"
 	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/poolrules"
-	"github.com/shoalcrm/shoal/internal/store"
 )
 
 // sweepReclaims takes back what is due, re-judging each record under its
@@ -143,34 +141,17 @@ func (s *Service) reclaimIn(ctx context.Context, tx *ent.Tx, kind kinds.Kind, id
 // included): a record whose deadline turns out stale is saved with only
 // its changed columns, and a missing column would read as unchanged.
 func (s *Service) lockDue(ctx context.Context, tx *ent.Tx, kind kinds.Kind, ids []uuid.UUID, now time.Time) ([]*Record, error) {
-	var out []*Record
-	if kind == kinds.Lead {
-		q := tx.Lead.Query().Where(s.leadIDIn(ids), lead.OwnerIDNotNil(), lead.StatusEQ(lead.StatusActive), lead.ReclaimAtLTE(now)).
-			Order(ent.Asc(lead.FieldID))
-		q = store.ForUpdateSkipLocked(s.store, q)
-		ls, err := q.Select(lead.FieldID, lead.FieldOwnerID, lead.FieldPoolID, lead.FieldOwnedAt, lead.FieldLastFollowUpAt,
-			lead.FieldFrozenUntil, lead.FieldReleasedAt, lead.FieldStatus, lead.FieldReclaimAt, lead.FieldReclaimReason).All(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("lock due leads: %w", err)
-		}
-		for _, l := range ls {
-			out = append(out, fromLead(l))
-		}
-		return out, nil
-	}
-	q := tx.Customer.Query().Where(s.customerIDIn(ids), customer.OwnerIDNotNil(), customer.StatusEQ(customer.StatusActive), customer.ReclaimAtLTE(now)).
-		Order(ent.Asc(customer.FieldID))
-	q = store.ForUpdateSkipLocked(s.store, q)
-	cs, err := q.Select(customer.FieldID, customer.FieldOwnerID, customer.FieldPoolID, customer.FieldOwnedAt, customer.FieldLastFollowUpAt,
-		customer.FieldFrozenUntil, customer.FieldReleasedAt, customer.FieldStatus, customer.FieldDealStatus, customer.FieldGrade,
-		customer.FieldReclaimAt, customer.FieldReclaimReason).All(ctx)
+	t, err := tableOf(kind)
 	if err != nil {
-		return nil, fmt.Errorf("lock due customers: %w", err)
+		return nil, err
 	}
-	for _, c := range cs {
-		out = append(out, fromCustomer(c))
+	recs, err := s.rows(ctx, inTx(tx), kind, selection{
+		where: where(s.idIn(ids), sql.FieldNotNull(colOwnerID), sql.FieldEQ(colStatus, "active"), sql.FieldLTE(colReclaimAt, now)),
+		order: byID, lock: lockSkipLocked, columns: t.judged})
+	if err != nil {
+		return nil, fmt.Errorf("lock due %ss: %w", kind, err)
 	}
-	return out, nil
+	return recs, nil
 }
 
 // reclaimOne reclaims one record through the engine's one-record path and
@@ -283,17 +264,7 @@ func (s *Service) clearOwners(ctx context.Context, tx *ent.Tx, kind kinds.Kind, 
 			m.ClearReleasedAt()
 		}
 	}
-	var n int
-	var err error
-	if kind == kinds.Lead {
-		upd := tx.Lead.Update().Where(s.leadIDIn(ids))
-		clear(upd.Mutation())
-		n, err = upd.Save(ctx)
-	} else {
-		upd := tx.Customer.Update().Where(s.customerIDIn(ids))
-		clear(upd.Mutation())
-		n, err = upd.Save(ctx)
-	}
+	n, err := s.update(ctx, inTx(tx), kind, s.idIn(ids), "", clear)
 	if err != nil {
 		return fmt.Errorf("reclaim records: %w", err)
 	}
@@ -327,23 +298,9 @@ func (pc poolCache) get(ctx context.Context, id uuid.UUID) (*ent.Pool, error) {
 // warnings), in no particular order; ids that no longer exist are left
 // out.
 func (s *Service) peekMany(ctx context.Context, kind kinds.Kind, ids []uuid.UUID) ([]*Record, error) {
-	var out []*Record
-	if kind == kinds.Lead {
-		ls, err := s.store.Reader.Lead.Query().Where(s.leadIDIn(ids)).All(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("load leads: %w", err)
-		}
-		for _, l := range ls {
-			out = append(out, fromLead(l))
-		}
-		return out, nil
-	}
-	cs, err := s.store.Reader.Customer.Query().Where(s.customerIDIn(ids)).All(ctx)
+	recs, err := s.rows(ctx, via(s.store.Reader), kind, selection{where: s.idIn(ids)})
 	if err != nil {
-		return nil, fmt.Errorf("load customers: %w", err)
+		return nil, fmt.Errorf("load %ss: %w", kind, err)
 	}
-	for _, c := range cs {
-		out = append(out, fromCustomer(c))
-	}
-	return out, nil
+	return recs, nil
 }

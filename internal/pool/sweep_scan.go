@@ -9,9 +9,6 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
-	"github.com/shoalcrm/shoal/ent/customer"
-	"github.com/shoalcrm/shoal/ent/lead"
-	"github.com/shoalcrm/shoal/ent/predicate"
 	"github.com/shoalcrm/shoal/internal/kinds"
 )
 
@@ -137,51 +134,36 @@ type cursor struct {
 func (s *Service) candidates(ctx context.Context, kind kinds.Kind, what string, bound time.Time, after cursor, limit int) ([]cursor, error) {
 	// Leads and customers share the ownership columns (PoolableMixin), so
 	// one predicate serves both.
-	col := lead.FieldReclaimAt
+	col := colReclaimAt
 	if what == "freeze" {
-		col = lead.FieldFrozenUntil
+		col = colFrozenUntil
 	}
-	where := func(sel *sql.Selector) {
+	due := func(sel *sql.Selector) {
 		c := sel.C(col)
 		sel.Where(sql.LTE(c, bound))
 		if after.id != uuid.Nil {
-			sel.Where(sql.CompositeGT([]string{c, sel.C(lead.FieldID)}, after.at, after.id))
+			sel.Where(sql.CompositeGT([]string{c, sel.C(colID)}, after.at, after.id))
 		}
 		if what != "freeze" {
-			sel.Where(sql.And(sql.NotNull(sel.C(lead.FieldOwnerID)), sql.EQ(sel.C(lead.FieldStatus), "active")))
+			sel.Where(sql.And(sql.NotNull(sel.C(colOwnerID)), sql.EQ(sel.C(colStatus), "active")))
 		}
-		sel.OrderBy(sql.Asc(c), sql.Asc(sel.C(lead.FieldID)))
+		sel.OrderBy(sql.Asc(c), sql.Asc(sel.C(colID)))
 	}
-	var out []cursor
-	add := func(id uuid.UUID, reclaimAt, frozenUntil *time.Time) {
-		t := reclaimAt
-		if what == "freeze" {
-			t = frozenUntil
-		}
-		c := cursor{id: id}
-		if t != nil {
-			c.at = *t
-		}
-		out = append(out, c)
-	}
-	if kind == kinds.Lead {
-		rows, err := s.store.Reader.Lead.Query().Where(predicate.Lead(where)).Limit(limit).
-			Select(lead.FieldID, lead.FieldReclaimAt, lead.FieldFrozenUntil).All(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range rows {
-			add(r.ID, r.ReclaimAt, r.FrozenUntil)
-		}
-		return out, nil
-	}
-	rows, err := s.store.Reader.Customer.Query().Where(predicate.Customer(where)).Limit(limit).
-		Select(customer.FieldID, customer.FieldReclaimAt, customer.FieldFrozenUntil).All(ctx)
+	recs, err := s.rows(ctx, via(s.store.Reader), kind, selection{where: due, limit: limit,
+		columns: []string{colID, colReclaimAt, colFrozenUntil}})
 	if err != nil {
 		return nil, err
 	}
-	for _, r := range rows {
-		add(r.ID, r.ReclaimAt, r.FrozenUntil)
+	out := make([]cursor, len(recs))
+	for i, r := range recs {
+		t := r.stored.ReclaimAt // the stored deadline, which the index orders by
+		if what == "freeze" {
+			t = r.FrozenUntil
+		}
+		out[i].id = r.ID
+		if t != nil {
+			out[i].at = *t
+		}
 	}
 	return out, nil
 }
@@ -213,14 +195,4 @@ func (s *Service) eachBatch(ctx context.Context, kind kinds.Kind, what string, b
 		}
 		after = page[len(page)-1]
 	}
-}
-
-// leadIDIn and customerIDIn are store.IDIn as ent predicates: the ids of
-// a batch bound as one parameter, so the statement is prepared once.
-func (s *Service) leadIDIn(ids []uuid.UUID) predicate.Lead {
-	return func(sel *sql.Selector) { sel.Where(s.store.IDIn(sel.C(lead.FieldID), ids)) }
-}
-
-func (s *Service) customerIDIn(ids []uuid.UUID) predicate.Customer {
-	return func(sel *sql.Selector) { sel.Where(s.store.IDIn(sel.C(customer.FieldID), ids)) }
 }
