@@ -3,7 +3,7 @@ GO        ?= go
 SPECTRAL  := .ci/spectral/node_modules/.bin/spectral
 TESTFLAGS ?=
 
-.PHONY: all generate build run test check vet lint-spec bench bench-peer clean
+.PHONY: all generate build run test check vet lint-spec bench bench-peer clean docs-vendor
 
 all: build
 
@@ -65,3 +65,14 @@ bench-peer:
 
 clean:
 	rm -rf bin
+
+## docs-vendor: refresh the embedded API reference renderer (Redoc) from npm;
+## the version is pinned in internal/httpapi/docs.go (redocVersion)
+REDOC_VERSION := $(shell sed -n 's/^const redocVersion = "\(.*\)"/\1/p' internal/httpapi/docs.go)
+docs-vendor:
+	rm -rf .cache/redoc && mkdir -p .cache/redoc
+	cd .cache/redoc && npm pack --silent redoc@$(REDOC_VERSION) && tar xzf redoc-$(REDOC_VERSION).tgz
+	cp .cache/redoc/package/bundles/redoc.standalone.js .cache/redoc/package/bundles/redoc.standalone.js.LICENSE.txt internal/httpapi/docsui/
+	cp .cache/redoc/package/LICENSE internal/httpapi/docsui/LICENSE.redoc
+	cd internal/httpapi/docsui && sha256sum redoc.standalone.js | cut -d' ' -f1 > redoc.standalone.js.sha256
+	rm -rf .cache/redoc

@@ -125,7 +125,7 @@ func TestServeEndToEnd(t *testing.T) {
 				t.Errorf("spec: %d", res.StatusCode)
 			}
 			res = get(t, srv.url+"/docs", nil)
-			if body := readAll(t, res); res.StatusCode != 200 || !strings.Contains(body, "getReadiness") {
+			if body := readAll(t, res); res.StatusCode != 200 || !strings.Contains(body, `<redoc spec-url="/openapi.yaml"`) {
 				t.Errorf("docs: %d", res.StatusCode)
 			}
 			res = get(t, srv.url+"/metrics", nil)

@@ -83,9 +83,8 @@ type Server struct {
 	tags      *tags.Service
 	testClock *clock.Adjustable
 
-	metrics  *metrics
-	docsPage []byte
-	echo     *echo.Echo
+	metrics *metrics
+	echo    *echo.Echo
 }
 
 var _ api.StrictServerInterface = (*Server)(nil)
@@ -123,8 +122,8 @@ func New(cfg Config) (*Server, error) {
 		s.log = slog.Default()
 	}
 	s.metrics = newMetrics(cfg.Store)
-	if s.docsPage, err = renderDocs(spec); err != nil {
-		return nil, fmt.Errorf("render docs: %w", err)
+	if err := checkRedoc(); err != nil {
+		return nil, err
 	}
 	s.echo = s.router(cfg)
 	return s, nil
@@ -168,6 +167,7 @@ func (s *Server) router(cfg Config) *echo.Echo {
 
 	e.GET("/openapi.yaml", s.serveSpec)
 	e.GET("/docs", s.serveDocs)
+	e.GET(docsScriptPath, s.serveDocsScript)
 	if !cfg.SeparateMetrics {
 		e.GET("/metrics", echo.WrapHandler(s.metrics.handler()))
 	}
