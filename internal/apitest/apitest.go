@@ -7,9 +7,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -175,6 +178,9 @@ func (c *Client) Do(method, path string, body any, header ...string) *Response {
 		c.env.T.Fatalf("read body: %v", err)
 	}
 	recordProblem(method, req.URL.Path, res, raw)
+	if recordExamples {
+		recordExample(method, req.URL.Path, body, res, raw)
+	}
 	return &Response{t: c.env.T, Status: res.StatusCode, Header: res.Header, Body: raw}
 }
 
@@ -219,6 +225,67 @@ func Problems() []SeenProblem {
 		out = append(out, k.(SeenProblem))
 		return true
 	})
+	return out
+}
+
+// recordExamples is on when SHOAL_TEST_EXAMPLES_FILE names a file: the
+// tests then keep one real exchange per operation shape and answer, from
+// which maintainers take the examples of openapi.yaml.
+var recordExamples = os.Getenv("SHOAL_TEST_EXAMPLES_FILE") != ""
+
+// Example is one successful JSON exchange a test made.
+type Example struct {
+	Method   string          `json:"method"`
+	Path     string          `json:"path"`
+	Status   int             `json:"status"`
+	Request  json.RawMessage `json:"request,omitempty"`
+	Response json.RawMessage `json:"response,omitempty"`
+}
+
+var (
+	examplesMu   sync.Mutex
+	seenExamples = map[string]Example{} // method status shape → Example
+	uuidRE       = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+)
+
+func recordExample(method, path string, body any, res *http.Response, raw []byte) {
+	if res.StatusCode >= 300 || !strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
+		return
+	}
+	ex := Example{Method: method, Path: path, Status: res.StatusCode, Response: raw}
+	switch b := body.(type) {
+	case nil:
+	case string:
+		if json.Valid([]byte(b)) {
+			ex.Request = json.RawMessage(b)
+		}
+	case []byte:
+		if json.Valid(b) {
+			ex.Request = b
+		}
+	default:
+		if raw, err := json.Marshal(b); err == nil {
+			ex.Request = raw
+		}
+	}
+	key := fmt.Sprintf("%s %d %s %t", method, res.StatusCode, uuidRE.ReplaceAllString(path, "{id}"), ex.Request != nil)
+	// Keep the fullest answer under 16 KiB: a list with items says more
+	// than an empty one.
+	examplesMu.Lock()
+	defer examplesMu.Unlock()
+	if old, ok := seenExamples[key]; !ok || (len(raw) > len(old.Response) && len(raw) <= 16<<10) {
+		seenExamples[key] = ex
+	}
+}
+
+// Examples returns the exchanges kept so far (see recordExamples).
+func Examples() []Example {
+	examplesMu.Lock()
+	defer examplesMu.Unlock()
+	out := make([]Example, 0, len(seenExamples))
+	for _, ex := range seenExamples {
+		out = append(out, ex)
+	}
 	return out
 }
 

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -20,6 +21,19 @@ func TestMain(m *testing.M) {
 		var b strings.Builder
 		for _, p := range apitest.Problems() {
 			fmt.Fprintf(&b, "%s %s %d %s\n", p.Method, p.Path, p.Status, p.Code)
+		}
+		if err := os.WriteFile(f, []byte(b.String()), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}
+	if f := os.Getenv("SHOAL_TEST_EXAMPLES_FILE"); f != "" {
+		// For maintainers updating openapi.yaml's examples: one real
+		// exchange per operation shape and status.
+		var b strings.Builder
+		for _, ex := range apitest.Examples() {
+			line, _ := json.Marshal(ex)
+			b.Write(line)
+			b.WriteByte('\n')
 		}
 		if err := os.WriteFile(f, []byte(b.String()), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, err)
