@@ -15,9 +15,12 @@ generate:
 build:
 	$(GO) build -o bin/shoal ./cmd/shoal
 
-## run: start the server on embedded SQLite (./data/shoal.db)
+## run: build bin/shoal, then start the server on embedded SQLite (./data/shoal.db)
 run:
-	$(GO) run ./cmd/shoal serve
+	@echo "make run: building bin/shoal first (the first build compiles every dependency and takes minutes on a small machine; later ones take seconds)…"
+	@$(GO) build -o bin/shoal ./cmd/shoal
+	@echo "make run: built; starting bin/shoal serve (its log says where the database is, the address, and how to create the first admin)"
+	@./bin/shoal serve
 
 ## test: every test, with the race detector, on SQLite and (when available) PostgreSQL
 test:

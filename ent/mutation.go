@@ -16822,26 +16822,28 @@ func (m *TagMutation) ResetEdge(name string) error {
 // TeamMutation represents an operation that mutates the Team nodes in the graph.
 type TeamMutation struct {
 	config
-	op                     Op
-	typ                    string
-	id                     *uuid.UUID
-	created_at             *time.Time
-	updated_at             *time.Time
-	version                *int
-	addversion             *int
-	name                   *string
-	parent_id              *uuid.UUID
-	_path                  *string
-	max_owned_leads        *int
-	addmax_owned_leads     *int
-	max_owned_customers    *int
-	addmax_owned_customers *int
-	max_frozen             *int
-	addmax_frozen          *int
-	clearedFields          map[string]struct{}
-	done                   bool
-	oldValue               func(context.Context) (*Team, error)
-	predicates             []predicate.Team
+	op                       Op
+	typ                      string
+	id                       *uuid.UUID
+	created_at               *time.Time
+	updated_at               *time.Time
+	version                  *int
+	addversion               *int
+	name                     *string
+	parent_id                *uuid.UUID
+	_path                    *string
+	max_owned_leads          *int
+	addmax_owned_leads       *int
+	max_owned_customers      *int
+	addmax_owned_customers   *int
+	max_frozen               *int
+	addmax_frozen            *int
+	default_lead_pool_id     *uuid.UUID
+	default_customer_pool_id *uuid.UUID
+	clearedFields            map[string]struct{}
+	done                     bool
+	oldValue                 func(context.Context) (*Team, error)
+	predicates               []predicate.Team
 }
 
 var _ ent.Mutation = (*TeamMutation)(nil)
@@ -17407,6 +17409,104 @@ func (m *TeamMutation) ResetMaxFrozen() {
 	delete(m.clearedFields, team.FieldMaxFrozen)
 }
 
+// SetDefaultLeadPoolID sets the "default_lead_pool_id" field.
+func (m *TeamMutation) SetDefaultLeadPoolID(u uuid.UUID) {
+	m.default_lead_pool_id = &u
+}
+
+// DefaultLeadPoolID returns the value of the "default_lead_pool_id" field in the mutation.
+func (m *TeamMutation) DefaultLeadPoolID() (r uuid.UUID, exists bool) {
+	v := m.default_lead_pool_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDefaultLeadPoolID returns the old "default_lead_pool_id" field's value of the Team entity.
+// If the Team object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TeamMutation) OldDefaultLeadPoolID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDefaultLeadPoolID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDefaultLeadPoolID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDefaultLeadPoolID: %w", err)
+	}
+	return oldValue.DefaultLeadPoolID, nil
+}
+
+// ClearDefaultLeadPoolID clears the value of the "default_lead_pool_id" field.
+func (m *TeamMutation) ClearDefaultLeadPoolID() {
+	m.default_lead_pool_id = nil
+	m.clearedFields[team.FieldDefaultLeadPoolID] = struct{}{}
+}
+
+// DefaultLeadPoolIDCleared returns if the "default_lead_pool_id" field was cleared in this mutation.
+func (m *TeamMutation) DefaultLeadPoolIDCleared() bool {
+	_, ok := m.clearedFields[team.FieldDefaultLeadPoolID]
+	return ok
+}
+
+// ResetDefaultLeadPoolID resets all changes to the "default_lead_pool_id" field.
+func (m *TeamMutation) ResetDefaultLeadPoolID() {
+	m.default_lead_pool_id = nil
+	delete(m.clearedFields, team.FieldDefaultLeadPoolID)
+}
+
+// SetDefaultCustomerPoolID sets the "default_customer_pool_id" field.
+func (m *TeamMutation) SetDefaultCustomerPoolID(u uuid.UUID) {
+	m.default_customer_pool_id = &u
+}
+
+// DefaultCustomerPoolID returns the value of the "default_customer_pool_id" field in the mutation.
+func (m *TeamMutation) DefaultCustomerPoolID() (r uuid.UUID, exists bool) {
+	v := m.default_customer_pool_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDefaultCustomerPoolID returns the old "default_customer_pool_id" field's value of the Team entity.
+// If the Team object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TeamMutation) OldDefaultCustomerPoolID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDefaultCustomerPoolID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDefaultCustomerPoolID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDefaultCustomerPoolID: %w", err)
+	}
+	return oldValue.DefaultCustomerPoolID, nil
+}
+
+// ClearDefaultCustomerPoolID clears the value of the "default_customer_pool_id" field.
+func (m *TeamMutation) ClearDefaultCustomerPoolID() {
+	m.default_customer_pool_id = nil
+	m.clearedFields[team.FieldDefaultCustomerPoolID] = struct{}{}
+}
+
+// DefaultCustomerPoolIDCleared returns if the "default_customer_pool_id" field was cleared in this mutation.
+func (m *TeamMutation) DefaultCustomerPoolIDCleared() bool {
+	_, ok := m.clearedFields[team.FieldDefaultCustomerPoolID]
+	return ok
+}
+
+// ResetDefaultCustomerPoolID resets all changes to the "default_customer_pool_id" field.
+func (m *TeamMutation) ResetDefaultCustomerPoolID() {
+	m.default_customer_pool_id = nil
+	delete(m.clearedFields, team.FieldDefaultCustomerPoolID)
+}
+
 // Where appends a list predicates to the TeamMutation builder.
 func (m *TeamMutation) Where(ps ...predicate.Team) {
 	m.predicates = append(m.predicates, ps...)
@@ -17441,7 +17541,7 @@ func (m *TeamMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *TeamMutation) Fields() []string {
-	fields := make([]string, 0, 9)
+	fields := make([]string, 0, 11)
 	if m.created_at != nil {
 		fields = append(fields, team.FieldCreatedAt)
 	}
@@ -17469,6 +17569,12 @@ func (m *TeamMutation) Fields() []string {
 	if m.max_frozen != nil {
 		fields = append(fields, team.FieldMaxFrozen)
 	}
+	if m.default_lead_pool_id != nil {
+		fields = append(fields, team.FieldDefaultLeadPoolID)
+	}
+	if m.default_customer_pool_id != nil {
+		fields = append(fields, team.FieldDefaultCustomerPoolID)
+	}
 	return fields
 }
 
@@ -17495,6 +17601,10 @@ func (m *TeamMutation) Field(name string) (ent.Value, bool) {
 		return m.MaxOwnedCustomers()
 	case team.FieldMaxFrozen:
 		return m.MaxFrozen()
+	case team.FieldDefaultLeadPoolID:
+		return m.DefaultLeadPoolID()
+	case team.FieldDefaultCustomerPoolID:
+		return m.DefaultCustomerPoolID()
 	}
 	return nil, false
 }
@@ -17522,6 +17632,10 @@ func (m *TeamMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldMaxOwnedCustomers(ctx)
 	case team.FieldMaxFrozen:
 		return m.OldMaxFrozen(ctx)
+	case team.FieldDefaultLeadPoolID:
+		return m.OldDefaultLeadPoolID(ctx)
+	case team.FieldDefaultCustomerPoolID:
+		return m.OldDefaultCustomerPoolID(ctx)
 	}
 	return nil, fmt.Errorf("unknown Team field %s", name)
 }
@@ -17593,6 +17707,20 @@ func (m *TeamMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetMaxFrozen(v)
+		return nil
+	case team.FieldDefaultLeadPoolID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDefaultLeadPoolID(v)
+		return nil
+	case team.FieldDefaultCustomerPoolID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDefaultCustomerPoolID(v)
 		return nil
 	}
 	return fmt.Errorf("unknown Team field %s", name)
@@ -17687,6 +17815,12 @@ func (m *TeamMutation) ClearedFields() []string {
 	if m.FieldCleared(team.FieldMaxFrozen) {
 		fields = append(fields, team.FieldMaxFrozen)
 	}
+	if m.FieldCleared(team.FieldDefaultLeadPoolID) {
+		fields = append(fields, team.FieldDefaultLeadPoolID)
+	}
+	if m.FieldCleared(team.FieldDefaultCustomerPoolID) {
+		fields = append(fields, team.FieldDefaultCustomerPoolID)
+	}
 	return fields
 }
 
@@ -17712,6 +17846,12 @@ func (m *TeamMutation) ClearField(name string) error {
 		return nil
 	case team.FieldMaxFrozen:
 		m.ClearMaxFrozen()
+		return nil
+	case team.FieldDefaultLeadPoolID:
+		m.ClearDefaultLeadPoolID()
+		return nil
+	case team.FieldDefaultCustomerPoolID:
+		m.ClearDefaultCustomerPoolID()
 		return nil
 	}
 	return fmt.Errorf("unknown Team nullable field %s", name)
@@ -17747,6 +17887,12 @@ func (m *TeamMutation) ResetField(name string) error {
 		return nil
 	case team.FieldMaxFrozen:
 		m.ResetMaxFrozen()
+		return nil
+	case team.FieldDefaultLeadPoolID:
+		m.ResetDefaultLeadPoolID()
+		return nil
+	case team.FieldDefaultCustomerPoolID:
+		m.ResetDefaultCustomerPoolID()
 		return nil
 	}
 	return fmt.Errorf("unknown Team field %s", name)

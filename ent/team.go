@@ -35,8 +35,12 @@ type Team struct {
 	// MaxOwnedCustomers holds the value of the "max_owned_customers" field.
 	MaxOwnedCustomers *int `json:"max_owned_customers,omitempty"`
 	// MaxFrozen holds the value of the "max_frozen" field.
-	MaxFrozen    *int `json:"max_frozen,omitempty"`
-	selectValues sql.SelectValues
+	MaxFrozen *int `json:"max_frozen,omitempty"`
+	// DefaultLeadPoolID holds the value of the "default_lead_pool_id" field.
+	DefaultLeadPoolID *uuid.UUID `json:"default_lead_pool_id,omitempty"`
+	// DefaultCustomerPoolID holds the value of the "default_customer_pool_id" field.
+	DefaultCustomerPoolID *uuid.UUID `json:"default_customer_pool_id,omitempty"`
+	selectValues          sql.SelectValues
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -44,7 +48,7 @@ func (*Team) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case team.FieldParentID:
+		case team.FieldParentID, team.FieldDefaultLeadPoolID, team.FieldDefaultCustomerPoolID:
 			values[i] = &sql.NullScanner{S: new(uuid.UUID)}
 		case team.FieldVersion, team.FieldMaxOwnedLeads, team.FieldMaxOwnedCustomers, team.FieldMaxFrozen:
 			values[i] = new(sql.NullInt64)
@@ -133,6 +137,20 @@ func (_m *Team) assignValues(columns []string, values []any) error {
 				_m.MaxFrozen = new(int)
 				*_m.MaxFrozen = int(value.Int64)
 			}
+		case team.FieldDefaultLeadPoolID:
+			if value, ok := values[i].(*sql.NullScanner); !ok {
+				return fmt.Errorf("unexpected type %T for field default_lead_pool_id", values[i])
+			} else if value.Valid {
+				_m.DefaultLeadPoolID = new(uuid.UUID)
+				*_m.DefaultLeadPoolID = *value.S.(*uuid.UUID)
+			}
+		case team.FieldDefaultCustomerPoolID:
+			if value, ok := values[i].(*sql.NullScanner); !ok {
+				return fmt.Errorf("unexpected type %T for field default_customer_pool_id", values[i])
+			} else if value.Valid {
+				_m.DefaultCustomerPoolID = new(uuid.UUID)
+				*_m.DefaultCustomerPoolID = *value.S.(*uuid.UUID)
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -201,6 +219,16 @@ func (_m *Team) String() string {
 	builder.WriteString(", ")
 	if v := _m.MaxFrozen; v != nil {
 		builder.WriteString("max_frozen=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	if v := _m.DefaultLeadPoolID; v != nil {
+		builder.WriteString("default_lead_pool_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	if v := _m.DefaultCustomerPoolID; v != nil {
+		builder.WriteString("default_customer_pool_id=")
 		builder.WriteString(fmt.Sprintf("%v", *v))
 	}
 	builder.WriteByte(')')

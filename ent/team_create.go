@@ -134,6 +134,34 @@ func (_c *TeamCreate) SetNillableMaxFrozen(v *int) *TeamCreate {
 	return _c
 }
 
+// SetDefaultLeadPoolID sets the "default_lead_pool_id" field.
+func (_c *TeamCreate) SetDefaultLeadPoolID(v uuid.UUID) *TeamCreate {
+	_c.mutation.SetDefaultLeadPoolID(v)
+	return _c
+}
+
+// SetNillableDefaultLeadPoolID sets the "default_lead_pool_id" field if the given value is not nil.
+func (_c *TeamCreate) SetNillableDefaultLeadPoolID(v *uuid.UUID) *TeamCreate {
+	if v != nil {
+		_c.SetDefaultLeadPoolID(*v)
+	}
+	return _c
+}
+
+// SetDefaultCustomerPoolID sets the "default_customer_pool_id" field.
+func (_c *TeamCreate) SetDefaultCustomerPoolID(v uuid.UUID) *TeamCreate {
+	_c.mutation.SetDefaultCustomerPoolID(v)
+	return _c
+}
+
+// SetNillableDefaultCustomerPoolID sets the "default_customer_pool_id" field if the given value is not nil.
+func (_c *TeamCreate) SetNillableDefaultCustomerPoolID(v *uuid.UUID) *TeamCreate {
+	if v != nil {
+		_c.SetDefaultCustomerPoolID(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *TeamCreate) SetID(v uuid.UUID) *TeamCreate {
 	_c.mutation.SetID(v)
@@ -299,6 +327,14 @@ func (_c *TeamCreate) createSpec() (*Team, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.MaxFrozen(); ok {
 		_spec.SetField(team.FieldMaxFrozen, field.TypeInt, value)
 		_node.MaxFrozen = &value
+	}
+	if value, ok := _c.mutation.DefaultLeadPoolID(); ok {
+		_spec.SetField(team.FieldDefaultLeadPoolID, field.TypeUUID, value)
+		_node.DefaultLeadPoolID = &value
+	}
+	if value, ok := _c.mutation.DefaultCustomerPoolID(); ok {
+		_spec.SetField(team.FieldDefaultCustomerPoolID, field.TypeUUID, value)
+		_node.DefaultCustomerPoolID = &value
 	}
 	return _node, _spec
 }
@@ -493,6 +529,42 @@ func (u *TeamUpsert) AddMaxFrozen(v int) *TeamUpsert {
 // ClearMaxFrozen clears the value of the "max_frozen" field.
 func (u *TeamUpsert) ClearMaxFrozen() *TeamUpsert {
 	u.SetNull(team.FieldMaxFrozen)
+	return u
+}
+
+// SetDefaultLeadPoolID sets the "default_lead_pool_id" field.
+func (u *TeamUpsert) SetDefaultLeadPoolID(v uuid.UUID) *TeamUpsert {
+	u.Set(team.FieldDefaultLeadPoolID, v)
+	return u
+}
+
+// UpdateDefaultLeadPoolID sets the "default_lead_pool_id" field to the value that was provided on create.
+func (u *TeamUpsert) UpdateDefaultLeadPoolID() *TeamUpsert {
+	u.SetExcluded(team.FieldDefaultLeadPoolID)
+	return u
+}
+
+// ClearDefaultLeadPoolID clears the value of the "default_lead_pool_id" field.
+func (u *TeamUpsert) ClearDefaultLeadPoolID() *TeamUpsert {
+	u.SetNull(team.FieldDefaultLeadPoolID)
+	return u
+}
+
+// SetDefaultCustomerPoolID sets the "default_customer_pool_id" field.
+func (u *TeamUpsert) SetDefaultCustomerPoolID(v uuid.UUID) *TeamUpsert {
+	u.Set(team.FieldDefaultCustomerPoolID, v)
+	return u
+}
+
+// UpdateDefaultCustomerPoolID sets the "default_customer_pool_id" field to the value that was provided on create.
+func (u *TeamUpsert) UpdateDefaultCustomerPoolID() *TeamUpsert {
+	u.SetExcluded(team.FieldDefaultCustomerPoolID)
+	return u
+}
+
+// ClearDefaultCustomerPoolID clears the value of the "default_customer_pool_id" field.
+func (u *TeamUpsert) ClearDefaultCustomerPoolID() *TeamUpsert {
+	u.SetNull(team.FieldDefaultCustomerPoolID)
 	return u
 }
 
@@ -712,6 +784,48 @@ func (u *TeamUpsertOne) UpdateMaxFrozen() *TeamUpsertOne {
 func (u *TeamUpsertOne) ClearMaxFrozen() *TeamUpsertOne {
 	return u.Update(func(s *TeamUpsert) {
 		s.ClearMaxFrozen()
+	})
+}
+
+// SetDefaultLeadPoolID sets the "default_lead_pool_id" field.
+func (u *TeamUpsertOne) SetDefaultLeadPoolID(v uuid.UUID) *TeamUpsertOne {
+	return u.Update(func(s *TeamUpsert) {
+		s.SetDefaultLeadPoolID(v)
+	})
+}
+
+// UpdateDefaultLeadPoolID sets the "default_lead_pool_id" field to the value that was provided on create.
+func (u *TeamUpsertOne) UpdateDefaultLeadPoolID() *TeamUpsertOne {
+	return u.Update(func(s *TeamUpsert) {
+		s.UpdateDefaultLeadPoolID()
+	})
+}
+
+// ClearDefaultLeadPoolID clears the value of the "default_lead_pool_id" field.
+func (u *TeamUpsertOne) ClearDefaultLeadPoolID() *TeamUpsertOne {
+	return u.Update(func(s *TeamUpsert) {
+		s.ClearDefaultLeadPoolID()
+	})
+}
+
+// SetDefaultCustomerPoolID sets the "default_customer_pool_id" field.
+func (u *TeamUpsertOne) SetDefaultCustomerPoolID(v uuid.UUID) *TeamUpsertOne {
+	return u.Update(func(s *TeamUpsert) {
+		s.SetDefaultCustomerPoolID(v)
+	})
+}
+
+// UpdateDefaultCustomerPoolID sets the "default_customer_pool_id" field to the value that was provided on create.
+func (u *TeamUpsertOne) UpdateDefaultCustomerPoolID() *TeamUpsertOne {
+	return u.Update(func(s *TeamUpsert) {
+		s.UpdateDefaultCustomerPoolID()
+	})
+}
+
+// ClearDefaultCustomerPoolID clears the value of the "default_customer_pool_id" field.
+func (u *TeamUpsertOne) ClearDefaultCustomerPoolID() *TeamUpsertOne {
+	return u.Update(func(s *TeamUpsert) {
+		s.ClearDefaultCustomerPoolID()
 	})
 }
 
@@ -1098,6 +1212,48 @@ func (u *TeamUpsertBulk) UpdateMaxFrozen() *TeamUpsertBulk {
 func (u *TeamUpsertBulk) ClearMaxFrozen() *TeamUpsertBulk {
 	return u.Update(func(s *TeamUpsert) {
 		s.ClearMaxFrozen()
+	})
+}
+
+// SetDefaultLeadPoolID sets the "default_lead_pool_id" field.
+func (u *TeamUpsertBulk) SetDefaultLeadPoolID(v uuid.UUID) *TeamUpsertBulk {
+	return u.Update(func(s *TeamUpsert) {
+		s.SetDefaultLeadPoolID(v)
+	})
+}
+
+// UpdateDefaultLeadPoolID sets the "default_lead_pool_id" field to the value that was provided on create.
+func (u *TeamUpsertBulk) UpdateDefaultLeadPoolID() *TeamUpsertBulk {
+	return u.Update(func(s *TeamUpsert) {
+		s.UpdateDefaultLeadPoolID()
+	})
+}
+
+// ClearDefaultLeadPoolID clears the value of the "default_lead_pool_id" field.
+func (u *TeamUpsertBulk) ClearDefaultLeadPoolID() *TeamUpsertBulk {
+	return u.Update(func(s *TeamUpsert) {
+		s.ClearDefaultLeadPoolID()
+	})
+}
+
+// SetDefaultCustomerPoolID sets the "default_customer_pool_id" field.
+func (u *TeamUpsertBulk) SetDefaultCustomerPoolID(v uuid.UUID) *TeamUpsertBulk {
+	return u.Update(func(s *TeamUpsert) {
+		s.SetDefaultCustomerPoolID(v)
+	})
+}
+
+// UpdateDefaultCustomerPoolID sets the "default_customer_pool_id" field to the value that was provided on create.
+func (u *TeamUpsertBulk) UpdateDefaultCustomerPoolID() *TeamUpsertBulk {
+	return u.Update(func(s *TeamUpsert) {
+		s.UpdateDefaultCustomerPoolID()
+	})
+}
+
+// ClearDefaultCustomerPoolID clears the value of the "default_customer_pool_id" field.
+func (u *TeamUpsertBulk) ClearDefaultCustomerPoolID() *TeamUpsertBulk {
+	return u.Update(func(s *TeamUpsert) {
+		s.ClearDefaultCustomerPoolID()
 	})
 }
 

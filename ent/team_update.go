@@ -186,6 +186,46 @@ func (_u *TeamUpdate) ClearMaxFrozen() *TeamUpdate {
 	return _u
 }
 
+// SetDefaultLeadPoolID sets the "default_lead_pool_id" field.
+func (_u *TeamUpdate) SetDefaultLeadPoolID(v uuid.UUID) *TeamUpdate {
+	_u.mutation.SetDefaultLeadPoolID(v)
+	return _u
+}
+
+// SetNillableDefaultLeadPoolID sets the "default_lead_pool_id" field if the given value is not nil.
+func (_u *TeamUpdate) SetNillableDefaultLeadPoolID(v *uuid.UUID) *TeamUpdate {
+	if v != nil {
+		_u.SetDefaultLeadPoolID(*v)
+	}
+	return _u
+}
+
+// ClearDefaultLeadPoolID clears the value of the "default_lead_pool_id" field.
+func (_u *TeamUpdate) ClearDefaultLeadPoolID() *TeamUpdate {
+	_u.mutation.ClearDefaultLeadPoolID()
+	return _u
+}
+
+// SetDefaultCustomerPoolID sets the "default_customer_pool_id" field.
+func (_u *TeamUpdate) SetDefaultCustomerPoolID(v uuid.UUID) *TeamUpdate {
+	_u.mutation.SetDefaultCustomerPoolID(v)
+	return _u
+}
+
+// SetNillableDefaultCustomerPoolID sets the "default_customer_pool_id" field if the given value is not nil.
+func (_u *TeamUpdate) SetNillableDefaultCustomerPoolID(v *uuid.UUID) *TeamUpdate {
+	if v != nil {
+		_u.SetDefaultCustomerPoolID(*v)
+	}
+	return _u
+}
+
+// ClearDefaultCustomerPoolID clears the value of the "default_customer_pool_id" field.
+func (_u *TeamUpdate) ClearDefaultCustomerPoolID() *TeamUpdate {
+	_u.mutation.ClearDefaultCustomerPoolID()
+	return _u
+}
+
 // Mutation returns the TeamMutation object of the builder.
 func (_u *TeamUpdate) Mutation() *TeamMutation {
 	return _u.mutation
@@ -307,6 +347,18 @@ func (_u *TeamUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.MaxFrozenCleared() {
 		_spec.ClearField(team.FieldMaxFrozen, field.TypeInt)
+	}
+	if value, ok := _u.mutation.DefaultLeadPoolID(); ok {
+		_spec.SetField(team.FieldDefaultLeadPoolID, field.TypeUUID, value)
+	}
+	if _u.mutation.DefaultLeadPoolIDCleared() {
+		_spec.ClearField(team.FieldDefaultLeadPoolID, field.TypeUUID)
+	}
+	if value, ok := _u.mutation.DefaultCustomerPoolID(); ok {
+		_spec.SetField(team.FieldDefaultCustomerPoolID, field.TypeUUID, value)
+	}
+	if _u.mutation.DefaultCustomerPoolIDCleared() {
+		_spec.ClearField(team.FieldDefaultCustomerPoolID, field.TypeUUID)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
@@ -486,6 +538,46 @@ func (_u *TeamUpdateOne) ClearMaxFrozen() *TeamUpdateOne {
 	return _u
 }
 
+// SetDefaultLeadPoolID sets the "default_lead_pool_id" field.
+func (_u *TeamUpdateOne) SetDefaultLeadPoolID(v uuid.UUID) *TeamUpdateOne {
+	_u.mutation.SetDefaultLeadPoolID(v)
+	return _u
+}
+
+// SetNillableDefaultLeadPoolID sets the "default_lead_pool_id" field if the given value is not nil.
+func (_u *TeamUpdateOne) SetNillableDefaultLeadPoolID(v *uuid.UUID) *TeamUpdateOne {
+	if v != nil {
+		_u.SetDefaultLeadPoolID(*v)
+	}
+	return _u
+}
+
+// ClearDefaultLeadPoolID clears the value of the "default_lead_pool_id" field.
+func (_u *TeamUpdateOne) ClearDefaultLeadPoolID() *TeamUpdateOne {
+	_u.mutation.ClearDefaultLeadPoolID()
+	return _u
+}
+
+// SetDefaultCustomerPoolID sets the "default_customer_pool_id" field.
+func (_u *TeamUpdateOne) SetDefaultCustomerPoolID(v uuid.UUID) *TeamUpdateOne {
+	_u.mutation.SetDefaultCustomerPoolID(v)
+	return _u
+}
+
+// SetNillableDefaultCustomerPoolID sets the "default_customer_pool_id" field if the given value is not nil.
+func (_u *TeamUpdateOne) SetNillableDefaultCustomerPoolID(v *uuid.UUID) *TeamUpdateOne {
+	if v != nil {
+		_u.SetDefaultCustomerPoolID(*v)
+	}
+	return _u
+}
+
+// ClearDefaultCustomerPoolID clears the value of the "default_customer_pool_id" field.
+func (_u *TeamUpdateOne) ClearDefaultCustomerPoolID() *TeamUpdateOne {
+	_u.mutation.ClearDefaultCustomerPoolID()
+	return _u
+}
+
 // Mutation returns the TeamMutation object of the builder.
 func (_u *TeamUpdateOne) Mutation() *TeamMutation {
 	return _u.mutation
@@ -637,6 +729,18 @@ func (_u *TeamUpdateOne) sqlSave(ctx context.Context) (_node *Team, err error) {
 	}
 	if _u.mutation.MaxFrozenCleared() {
 		_spec.ClearField(team.FieldMaxFrozen, field.TypeInt)
+	}
+	if value, ok := _u.mutation.DefaultLeadPoolID(); ok {
+		_spec.SetField(team.FieldDefaultLeadPoolID, field.TypeUUID, value)
+	}
+	if _u.mutation.DefaultLeadPoolIDCleared() {
+		_spec.ClearField(team.FieldDefaultLeadPoolID, field.TypeUUID)
+	}
+	if value, ok := _u.mutation.DefaultCustomerPoolID(); ok {
+		_spec.SetField(team.FieldDefaultCustomerPoolID, field.TypeUUID, value)
+	}
+	if _u.mutation.DefaultCustomerPoolIDCleared() {
+		_spec.ClearField(team.FieldDefaultCustomerPoolID, field.TypeUUID)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	_node = &Team{config: _u.config}

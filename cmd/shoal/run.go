@@ -167,6 +167,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			log.Warn("close database", slog.Any("error", err))
 		}
 	}()
+	log.Info("database", slog.String("location", databaseLocation(c.databaseURL)))
 	if !*noMigrate {
 		if err := st.Migrate(ctx); err != nil {
 			return err
@@ -206,6 +207,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		if created {
 			log.Info("created the first admin from SHOAL_ADMIN_EMAIL", slog.String("email", email))
 		}
+	}
+	if ok, err := a.Org.HasActiveAdmin(ctx); err != nil {
+		return err
+	} else if !ok {
+		log.Warn("no admin yet; create one with", slog.String("command", createAdminCommand(c.databaseURL, getenv)))
 	}
 	srv := a.HTTP
 	// The job queue works re-judges and, on the replica River elects
@@ -260,7 +266,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		go func() { metricsErrc <- ms.Serve(mln) }()
 	}
 
-	log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("database", store.Redact(c.databaseURL)), slog.String("version", version))
+	log.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("version", version))
 	fmt.Fprintf(stdout, "shoal listening on http://%s\n", ln.Addr())
 
 	errc := make(chan error, 1)

@@ -6,8 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
-	"github.com/shoalcrm/shoal/internal/app"
 	"github.com/shoalcrm/shoal/internal/demo"
 	"github.com/shoalcrm/shoal/internal/store"
 )
@@ -20,8 +20,8 @@ func seed(ctx context.Context, args []string, getenv func(string) string, stdout
 	var c common
 	c.register(fs, getenv)
 	demoFlag := fs.Bool("demo", false, "load the demo data set (required)")
-	leads := fs.Int("leads", 3000, "number of demo leads")
-	customers := fs.Int("customers", 2000, "number of demo customers")
+	leads := fs.Int("leads", 300, "number of pooled demo leads (owned ones come on top)")
+	customers := fs.Int("customers", 150, "number of pooled demo customers (owned ones come on top)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -36,9 +36,13 @@ func seed(ctx context.Context, args []string, getenv func(string) string, stdout
 	if err := st.Migrate(ctx); err != nil {
 		return err
 	}
-	a, err := app.New(ctx, st, app.Config{Logger: c.logger(stderr)})
+	started := time.Now()
+	_, err = demo.Load(ctx, st, demo.Options{Leads: *leads, Customers: *customers, Logger: c.logger(stderr)},
+		func(line string) { fmt.Fprintln(stdout, line) })
 	if err != nil {
 		return err
 	}
-	return demo.Load(ctx, a, *leads, *customers, func(line string) { fmt.Fprintln(stdout, line) })
+	fmt.Fprintf(stdout, "demo loaded in %s into %s; start the server and log in as %s (password %s)\n",
+		time.Since(started).Round(100*time.Millisecond), databaseLocation(c.databaseURL), demo.AdminEmail, demo.Password)
+	return nil
 }

@@ -664,6 +664,8 @@ var (
 		{Name: "max_owned_leads", Type: field.TypeInt, Nullable: true},
 		{Name: "max_owned_customers", Type: field.TypeInt, Nullable: true},
 		{Name: "max_frozen", Type: field.TypeInt, Nullable: true},
+		{Name: "default_lead_pool_id", Type: field.TypeUUID, Nullable: true},
+		{Name: "default_customer_pool_id", Type: field.TypeUUID, Nullable: true},
 	}
 	// TeamsTable holds the schema information for the "teams" table.
 	TeamsTable = &schema.Table{

@@ -24,6 +24,11 @@ func (Team) Fields() []ent.Field {
 		field.Int("max_owned_leads").Optional().Nillable(),
 		field.Int("max_owned_customers").Optional().Nillable(),
 		field.Int("max_frozen").Optional().Nillable(),
+		// The pools where the team's reps' records land when created
+		// without a named pool or returned from the global default pool
+		// (nil: the nearest ancestor's, else the global default).
+		field.UUID("default_lead_pool_id", uuid.UUID{}).Optional().Nillable(),
+		field.UUID("default_customer_pool_id", uuid.UUID{}).Optional().Nillable(),
 	}
 }
 

@@ -32,6 +32,10 @@ const (
 	FieldMaxOwnedCustomers = "max_owned_customers"
 	// FieldMaxFrozen holds the string denoting the max_frozen field in the database.
 	FieldMaxFrozen = "max_frozen"
+	// FieldDefaultLeadPoolID holds the string denoting the default_lead_pool_id field in the database.
+	FieldDefaultLeadPoolID = "default_lead_pool_id"
+	// FieldDefaultCustomerPoolID holds the string denoting the default_customer_pool_id field in the database.
+	FieldDefaultCustomerPoolID = "default_customer_pool_id"
 	// Table holds the table name of the team in the database.
 	Table = "teams"
 )
@@ -48,6 +52,8 @@ var Columns = []string{
 	FieldMaxOwnedLeads,
 	FieldMaxOwnedCustomers,
 	FieldMaxFrozen,
+	FieldDefaultLeadPoolID,
+	FieldDefaultCustomerPoolID,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -128,4 +134,14 @@ func ByMaxOwnedCustomers(opts ...sql.OrderTermOption) OrderOption {
 // ByMaxFrozen orders the results by the max_frozen field.
 func ByMaxFrozen(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldMaxFrozen, opts...).ToFunc()
+}
+
+// ByDefaultLeadPoolID orders the results by the default_lead_pool_id field.
+func ByDefaultLeadPoolID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldDefaultLeadPoolID, opts...).ToFunc()
+}
+
+// ByDefaultCustomerPoolID orders the results by the default_customer_pool_id field.
+func ByDefaultCustomerPoolID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldDefaultCustomerPoolID, opts...).ToFunc()
 }

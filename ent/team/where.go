@@ -100,6 +100,16 @@ func MaxFrozen(v int) predicate.Team {
 	return predicate.Team(sql.FieldEQ(FieldMaxFrozen, v))
 }
 
+// DefaultLeadPoolID applies equality check predicate on the "default_lead_pool_id" field. It's identical to DefaultLeadPoolIDEQ.
+func DefaultLeadPoolID(v uuid.UUID) predicate.Team {
+	return predicate.Team(sql.FieldEQ(FieldDefaultLeadPoolID, v))
+}
+
+// DefaultCustomerPoolID applies equality check predicate on the "default_customer_pool_id" field. It's identical to DefaultCustomerPoolIDEQ.
+func DefaultCustomerPoolID(v uuid.UUID) predicate.Team {
+	return predicate.Team(sql.FieldEQ(FieldDefaultCustomerPoolID, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Team {
 	return predicate.Team(sql.FieldEQ(FieldCreatedAt, v))
@@ -548,6 +558,106 @@ func MaxFrozenIsNil() predicate.Team {
 // MaxFrozenNotNil applies the NotNil predicate on the "max_frozen" field.
 func MaxFrozenNotNil() predicate.Team {
 	return predicate.Team(sql.FieldNotNull(FieldMaxFrozen))
+}
+
+// DefaultLeadPoolIDEQ applies the EQ predicate on the "default_lead_pool_id" field.
+func DefaultLeadPoolIDEQ(v uuid.UUID) predicate.Team {
+	return predicate.Team(sql.FieldEQ(FieldDefaultLeadPoolID, v))
+}
+
+// DefaultLeadPoolIDNEQ applies the NEQ predicate on the "default_lead_pool_id" field.
+func DefaultLeadPoolIDNEQ(v uuid.UUID) predicate.Team {
+	return predicate.Team(sql.FieldNEQ(FieldDefaultLeadPoolID, v))
+}
+
+// DefaultLeadPoolIDIn applies the In predicate on the "default_lead_pool_id" field.
+func DefaultLeadPoolIDIn(vs ...uuid.UUID) predicate.Team {
+	return predicate.Team(sql.FieldIn(FieldDefaultLeadPoolID, vs...))
+}
+
+// DefaultLeadPoolIDNotIn applies the NotIn predicate on the "default_lead_pool_id" field.
+func DefaultLeadPoolIDNotIn(vs ...uuid.UUID) predicate.Team {
+	return predicate.Team(sql.FieldNotIn(FieldDefaultLeadPoolID, vs...))
+}
+
+// DefaultLeadPoolIDGT applies the GT predicate on the "default_lead_pool_id" field.
+func DefaultLeadPoolIDGT(v uuid.UUID) predicate.Team {
+	return predicate.Team(sql.FieldGT(FieldDefaultLeadPoolID, v))
+}
+
+// DefaultLeadPoolIDGTE applies the GTE predicate on the "default_lead_pool_id" field.
+func DefaultLeadPoolIDGTE(v uuid.UUID) predicate.Team {
+	return predicate.Team(sql.FieldGTE(FieldDefaultLeadPoolID, v))
+}
+
+// DefaultLeadPoolIDLT applies the LT predicate on the "default_lead_pool_id" field.
+func DefaultLeadPoolIDLT(v uuid.UUID) predicate.Team {
+	return predicate.Team(sql.FieldLT(FieldDefaultLeadPoolID, v))
+}
+
+// DefaultLeadPoolIDLTE applies the LTE predicate on the "default_lead_pool_id" field.
+func DefaultLeadPoolIDLTE(v uuid.UUID) predicate.Team {
+	return predicate.Team(sql.FieldLTE(FieldDefaultLeadPoolID, v))
+}
+
+// DefaultLeadPoolIDIsNil applies the IsNil predicate on the "default_lead_pool_id" field.
+func DefaultLeadPoolIDIsNil() predicate.Team {
+	return predicate.Team(sql.FieldIsNull(FieldDefaultLeadPoolID))
+}
+
+// DefaultLeadPoolIDNotNil applies the NotNil predicate on the "default_lead_pool_id" field.
+func DefaultLeadPoolIDNotNil() predicate.Team {
+	return predicate.Team(sql.FieldNotNull(FieldDefaultLeadPoolID))
+}
+
+// DefaultCustomerPoolIDEQ applies the EQ predicate on the "default_customer_pool_id" field.
+func DefaultCustomerPoolIDEQ(v uuid.UUID) predicate.Team {
+	return predicate.Team(sql.FieldEQ(FieldDefaultCustomerPoolID, v))
+}
+
+// DefaultCustomerPoolIDNEQ applies the NEQ predicate on the "default_customer_pool_id" field.
+func DefaultCustomerPoolIDNEQ(v uuid.UUID) predicate.Team {
+	return predicate.Team(sql.FieldNEQ(FieldDefaultCustomerPoolID, v))
+}
+
+// DefaultCustomerPoolIDIn applies the In predicate on the "default_customer_pool_id" field.
+func DefaultCustomerPoolIDIn(vs ...uuid.UUID) predicate.Team {
+	return predicate.Team(sql.FieldIn(FieldDefaultCustomerPoolID, vs...))
+}
+
+// DefaultCustomerPoolIDNotIn applies the NotIn predicate on the "default_customer_pool_id" field.
+func DefaultCustomerPoolIDNotIn(vs ...uuid.UUID) predicate.Team {
+	return predicate.Team(sql.FieldNotIn(FieldDefaultCustomerPoolID, vs...))
+}
+
+// DefaultCustomerPoolIDGT applies the GT predicate on the "default_customer_pool_id" field.
+func DefaultCustomerPoolIDGT(v uuid.UUID) predicate.Team {
+	return predicate.Team(sql.FieldGT(FieldDefaultCustomerPoolID, v))
+}
+
+// DefaultCustomerPoolIDGTE applies the GTE predicate on the "default_customer_pool_id" field.
+func DefaultCustomerPoolIDGTE(v uuid.UUID) predicate.Team {
+	return predicate.Team(sql.FieldGTE(FieldDefaultCustomerPoolID, v))
+}
+
+// DefaultCustomerPoolIDLT applies the LT predicate on the "default_customer_pool_id" field.
+func DefaultCustomerPoolIDLT(v uuid.UUID) predicate.Team {
+	return predicate.Team(sql.FieldLT(FieldDefaultCustomerPoolID, v))
+}
+
+// DefaultCustomerPoolIDLTE applies the LTE predicate on the "default_customer_pool_id" field.
+func DefaultCustomerPoolIDLTE(v uuid.UUID) predicate.Team {
+	return predicate.Team(sql.FieldLTE(FieldDefaultCustomerPoolID, v))
+}
+
+// DefaultCustomerPoolIDIsNil applies the IsNil predicate on the "default_customer_pool_id" field.
+func DefaultCustomerPoolIDIsNil() predicate.Team {
+	return predicate.Team(sql.FieldIsNull(FieldDefaultCustomerPoolID))
+}
+
+// DefaultCustomerPoolIDNotNil applies the NotNil predicate on the "default_customer_pool_id" field.
+func DefaultCustomerPoolIDNotNil() predicate.Team {
+	return predicate.Team(sql.FieldNotNull(FieldDefaultCustomerPoolID))
 }
 
 // And groups predicates with the AND operator between them.

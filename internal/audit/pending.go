@@ -2,7 +2,10 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/google/uuid"
@@ -28,7 +31,18 @@ type Pending struct {
 	mu      sync.Mutex
 	event   Event
 	created []Created
+	// changed are the field names each subject's update events named.
+	changed []changedFields
 	state   pendingState
+}
+
+// changedFields are the names of the fields an update changed on one
+// subject, as its domain event (events.Changed) lists them: names only,
+// never values, secrets under their public names.
+type changedFields struct {
+	kind   string
+	id     uuid.UUID
+	fields []string
 }
 
 type pendingState int
@@ -106,6 +120,7 @@ func (p *Pending) BodyStarts(context.Context) {
 	defer p.mu.Unlock()
 	if p.state == open {
 		p.created = p.created[:0]
+		p.changed = p.changed[:0]
 	}
 }
 
@@ -121,6 +136,7 @@ func (p *Pending) BeforeCommit(ctx context.Context, tx *ent.Tx) (func(committed 
 	if p.resolve != nil {
 		p.resolve(ctx, &ev, append([]Created(nil), p.created...))
 	}
+	withChanged(&ev, p.changed)
 	p.state = inflight
 	p.mu.Unlock()
 
@@ -146,14 +162,110 @@ func (p *Pending) BeforeCommit(ctx context.Context, tx *ent.Tx) (func(committed 
 	}, nil
 }
 
+// withChanged completes ev with the names of the fields the request's
+// update changed on its target: "fields=name,phone" in the detail. With no
+// target yet, a request that changed one subject names it.
+func withChanged(ev *Event, changed []changedFields) {
+	var hit *changedFields
+	for i := range changed {
+		c := &changed[i]
+		id := c.id.String()
+		if c.id == uuid.Nil {
+			id = "" // a singleton (the settings) has no id
+		}
+		if ev.TargetID == "" && len(changed) == 1 {
+			ev.TargetID = id
+		}
+		if id == ev.TargetID {
+			hit = c
+			break
+		}
+	}
+	if hit == nil || len(hit.fields) == 0 {
+		return
+	}
+	if ev.TargetType == "" {
+		ev.TargetType = hit.kind
+	}
+	note := "fields=" + strings.Join(hit.fields, ",")
+	if ev.Detail != "" {
+		note = ev.Detail + " " + note
+	}
+	ev.Detail = note
+}
+
+// eventFields reads the changed field names off a domain event's payload
+// ({"data": {"fields": [...]}}), nil when it names none.
+func eventFields(m ent.Mutation) []string {
+	data, ok := m.Field("data")
+	if !ok {
+		return nil
+	}
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return nil
+	}
+	var body struct {
+		Data struct {
+			Fields []string `json:"fields"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(raw, &body) != nil {
+		return nil
+	}
+	return body.Data.Fields
+}
+
+// noteChanged remembers the fields a domain event created under p says
+// its subject's update changed.
+func (p *Pending) noteChanged(m ent.Mutation) {
+	typ, _ := m.Field("type")
+	if s, _ := typ.(string); !strings.HasSuffix(s, ".updated") {
+		return
+	}
+	fields := eventFields(m)
+	if len(fields) == 0 {
+		return
+	}
+	kind, _ := m.Field("subject_kind")
+	id, _ := m.Field("subject_id")
+	k, _ := kind.(string)
+	sid, ok := id.(uuid.UUID)
+	if !ok {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state != open {
+		return
+	}
+	for i := range p.changed {
+		if p.changed[i].id == sid {
+			p.changed[i].fields = mergeNames(p.changed[i].fields, fields)
+			return
+		}
+	}
+	p.changed = append(p.changed, changedFields{kind: k, id: sid, fields: mergeNames(nil, fields)})
+}
+
+// mergeNames is the sorted union of two name lists.
+func mergeNames(a, b []string) []string {
+	out := append(append([]string(nil), a...), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // createdHook tells the pending entry on a mutation's context of every
-// record created under it.
+// record created under it, and of the fields each update event names.
 func createdHook(next ent.Mutator) ent.Mutator {
 	return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
 		v, err := next.Mutate(ctx, m)
 		p := PendingFrom(ctx)
 		if err != nil || p == nil || !m.Op().Is(ent.OpCreate) || m.Type() == "AuditEvent" {
 			return v, err
+		}
+		if m.Type() == "DomainEvent" {
+			p.noteChanged(m)
 		}
 		withID, ok := m.(interface{ ID() (uuid.UUID, bool) })
 		if !ok {

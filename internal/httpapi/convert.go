@@ -5,6 +5,7 @@ import (
 
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/oapi-codegen/nullable"
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
@@ -55,6 +56,15 @@ func capIn(v api.Cap) int { return int(v) }
 
 func same[T any](v T) T { return v }
 
+// idPtr reads an optional id on create (null and absent both mean unset).
+func idPtr(n nullable.Nullable[uuid.UUID]) *uuid.UUID {
+	if !n.IsSpecified() || n.IsNull() {
+		return nil
+	}
+	v := n.MustGet()
+	return &v
+}
+
 // capPtr reads an optional cap on create (null and absent both mean unset).
 func capPtr(n nullable.Nullable[api.Cap]) *int {
 	if !n.IsSpecified() || n.IsNull() {
@@ -94,14 +104,16 @@ func userOut(u *ent.User) api.User {
 
 func teamOut(t *ent.Team) api.Team {
 	return api.Team{
-		Id:                t.ID,
-		Name:              t.Name,
-		ParentId:          nullOf(t.ParentID),
-		MaxOwnedLeads:     capOut(t.MaxOwnedLeads),
-		MaxOwnedCustomers: capOut(t.MaxOwnedCustomers),
-		MaxFrozen:         capOut(t.MaxFrozen),
-		CreatedAt:         t.CreatedAt.UTC(),
-		UpdatedAt:         t.UpdatedAt.UTC(),
+		Id:                    t.ID,
+		Name:                  t.Name,
+		ParentId:              nullOf(t.ParentID),
+		MaxOwnedLeads:         capOut(t.MaxOwnedLeads),
+		MaxOwnedCustomers:     capOut(t.MaxOwnedCustomers),
+		MaxFrozen:             capOut(t.MaxFrozen),
+		DefaultLeadPoolId:     nullOf(t.DefaultLeadPoolID),
+		DefaultCustomerPoolId: nullOf(t.DefaultCustomerPoolID),
+		CreatedAt:             t.CreatedAt.UTC(),
+		UpdatedAt:             t.UpdatedAt.UTC(),
 	}
 }
 

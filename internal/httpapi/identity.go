@@ -196,7 +196,8 @@ func (s *Server) UpdateUser(ctx context.Context, req api.UpdateUserRequestObject
 // CreateTeam creates a team.
 func (s *Server) CreateTeam(ctx context.Context, req api.CreateTeamRequestObject) (api.CreateTeamResponseObject, error) {
 	b := req.Body
-	t, err := s.org.CreateTeam(ctx, org.NewTeam{Name: b.Name, ParentID: b.ParentId, Caps: capsIn(b.MaxOwnedLeads, b.MaxOwnedCustomers, b.MaxFrozen)})
+	t, err := s.org.CreateTeam(ctx, org.NewTeam{Name: b.Name, ParentID: b.ParentId, Caps: capsIn(b.MaxOwnedLeads, b.MaxOwnedCustomers, b.MaxFrozen),
+		DefaultPools: org.DefaultPools{Lead: idPtr(b.DefaultLeadPoolId), Customer: idPtr(b.DefaultCustomerPoolId)}})
 	if err != nil {
 		return nil, err
 	}
@@ -239,7 +240,9 @@ func (s *Server) UpdateTeam(ctx context.Context, req api.UpdateTeamRequestObject
 	}
 	t, err := s.org.UpdateTeam(ctx, req.Id, req.Params.IfMatch, org.TeamPatch{Name: b.Name,
 		ParentID:  fieldOf(b.ParentId, same[uuid.UUID]),
-		CapsPatch: capsPatchIn(b.MaxOwnedLeads, b.MaxOwnedCustomers, b.MaxFrozen)})
+		CapsPatch: capsPatchIn(b.MaxOwnedLeads, b.MaxOwnedCustomers, b.MaxFrozen),
+		DefaultPools: org.DefaultPoolsPatch{Lead: fieldOf(b.DefaultLeadPoolId, same[uuid.UUID]),
+			Customer: fieldOf(b.DefaultCustomerPoolId, same[uuid.UUID])}})
 	if err != nil {
 		return nil, err
 	}

@@ -1093,7 +1093,7 @@ func TestAuditLog(t *testing.T) {
 			{"login failure", loginBad, "anonymous", nil, "login", "denied", 401, rep.ID.String(), ""},
 			{"createApiKey", created, "user", &adminID, "createApiKey", "success", 201, key.ID.String(), ""},
 			{"revokeApiKey", revoked, "user", &adminID, "revokeApiKey", "success", 204, key.ID.String(), ""},
-			{"updateUser", promoted, "user", &adminID, "updateUser", "success", 200, rep.ID.String(), "role=supervisor"},
+			{"updateUser", promoted, "user", &adminID, "updateUser", "success", 200, rep.ID.String(), "role=supervisor fields=role"},
 			{"createUser denied", denied, "user", &auditorID, "createUser", "denied", 403, "", ""},
 		}
 		for _, w := range want {

@@ -193,9 +193,9 @@ func (s *Server) auditTrail(op string) echo.MiddlewareFunc {
 			if r.Method == http.MethodGet || r.Method == http.MethodHead || (s.public[op] && op != "login") {
 				return next(c)
 			}
-			targetType, targetID := "", ""
+			targetType, targetID := targetTypeOf(op, c.Path()), ""
 			if id := audit.TargetID(c.Param("id")); id != "" {
-				targetType, targetID = pathTargetType(c.Path()), id
+				targetID = id
 			}
 			ctx, pending := s.audit.Begin(r.Context(), audit.Event{
 				ActorType:     "anonymous",
@@ -260,6 +260,30 @@ var createdTargets = map[string]struct{ targetType, entType string }{
 	"createContact":  {"contact", "Contact"},
 	"createFollowUp": {"followUp", "FollowUp"},
 	"createPool":     {"pool", "Pool"},
+	"createTag":      {"tag", "Tag"},
+}
+
+// opTargets names the audit target type of the writes whose path has no
+// {id} and that create nothing of their own: batch claims act on records
+// of a kind, a session's operations on its user.
+var opTargets = map[string]string{
+	"login": "user", "refreshToken": "user", "logout": "user", "changeMyPassword": "user",
+	"batchClaimLeads": string(kinds.Lead), "batchClaimCustomers": string(kinds.Customer),
+	"updateSettings": "settings", "runSweep": "sweep", "advanceTestClock": "testClock",
+}
+
+// targetTypeOf is the audit target type of op on route: the type of the
+// path's {id}, of what a create creates, or opTargets'.
+func targetTypeOf(op, route string) string {
+	if strings.Contains(route, ":id") {
+		if t := pathTargetType(route); t != "" {
+			return t
+		}
+	}
+	if t, ok := createdTargets[op]; ok {
+		return t.targetType
+	}
+	return opTargets[op]
 }
 
 // resolveAudit completes op's audit row inside its transaction: the
@@ -283,6 +307,10 @@ func (s *Server) resolveAudit(op string) audit.Resolver {
 				ev.Detail = "customer=" + c.ID.String()
 			}
 		}
+		if ev.TargetType == "user" && ev.TargetID == "" && ev.ActorType == string(auth.ActorUser) && ev.ActorID != nil &&
+			(op == "logout" || op == "changeMyPassword") {
+			ev.TargetID = ev.ActorID.String() // his own session, his own password
+		}
 	}
 }
 
@@ -290,7 +318,7 @@ func (s *Server) resolveAudit(op string) audit.Resolver {
 // its {id}.
 var pathTargets = map[string]string{
 	"users": "user", "teams": "team", "api-keys": "apiKey", kinds.Lead.Desc().Path: string(kinds.Lead), kinds.Customer.Desc().Path: string(kinds.Customer),
-	"contacts": "contact", "follow-ups": "followUp", "pools": "pool", "claim-requests": "claimRequest",
+	"contacts": "contact", "follow-ups": "followUp", "pools": "pool", "claim-requests": "claimRequest", "tags": "tag",
 }
 
 // pathTargetType is the target type of the {id} in route path (/v1/leads/:id/claim → lead).

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/google/uuid"
+
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/ent/customer"
 	"github.com/shoalcrm/shoal/ent/lead"
@@ -49,6 +51,9 @@ type Desc struct {
 	// UserCap and TeamCap read the cap override of this kind.
 	UserCap func(*ent.User) *int
 	TeamCap func(*ent.Team) *int
+	// TeamDefaultPool reads the team's default pool of this kind (nil:
+	// not set on this team).
+	TeamDefaultPool func(*ent.Team) *uuid.UUID
 	// Dealable: records of this kind can be dealt (成交), and a dealt
 	// record counts against the cap only under capCountsDealt.
 	Dealable bool
@@ -70,6 +75,7 @@ var registry = map[Kind]*Desc{
 		OwnedRef:        func(u *ent.User) *int { return &u.OwnedLeads },
 		UserCap:         func(u *ent.User) *int { return u.MaxOwnedLeads },
 		TeamCap:         func(t *ent.Team) *int { return t.MaxOwnedLeads },
+		TeamDefaultPool: func(t *ent.Team) *uuid.UUID { return t.DefaultLeadPoolID },
 		DedupeFields:    []string{dedupe.MatchedName, dedupe.MatchedPhone, dedupe.MatchedEmail},
 		Masked:          []string{"name", "company", "phone", "email", "notes", "region", "industry", "source"},
 		DefaultPoolName: "默认线索池 Default lead pool",
@@ -81,6 +87,7 @@ var registry = map[Kind]*Desc{
 		OwnedRef:        func(u *ent.User) *int { return &u.OwnedCustomers },
 		UserCap:         func(u *ent.User) *int { return u.MaxOwnedCustomers },
 		TeamCap:         func(t *ent.Team) *int { return t.MaxOwnedCustomers },
+		TeamDefaultPool: func(t *ent.Team) *uuid.UUID { return t.DefaultCustomerPoolID },
 		Dealable:        true,
 		DedupeFields:    []string{dedupe.MatchedName},
 		Masked:          []string{"name", "address", "website", "region", "industry", "source"},

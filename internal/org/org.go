@@ -21,6 +21,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/authz"
 	"github.com/shoalcrm/shoal/internal/etag"
 	"github.com/shoalcrm/shoal/internal/events"
+	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/listing"
 	"github.com/shoalcrm/shoal/internal/patch"
 	"github.com/shoalcrm/shoal/internal/store"
@@ -131,6 +132,16 @@ func (s *Service) EnsureAdmin(ctx context.Context, email, password string) (bool
 		return false, nil // another replica got there first
 	}
 	return err == nil, err
+}
+
+// HasActiveAdmin reports whether any active admin exists: without one,
+// nobody can create users through the API.
+func (s *Service) HasActiveAdmin(ctx context.Context) (bool, error) {
+	ok, err := s.store.Reader.User.Query().Where(user.RoleEQ(user.RoleAdmin), user.Active(true)).Exist(ctx)
+	if err != nil {
+		return false, fmt.Errorf("look for an admin: %w", err)
+	}
+	return ok, nil
 }
 
 // UserPatch changes a user with merge-patch semantics.
@@ -357,6 +368,38 @@ type NewTeam struct {
 	Name     string
 	ParentID *uuid.UUID
 	Caps
+	DefaultPools
+}
+
+// DefaultPools are the pools where a team's reps' records land (nil = not
+// set on this team).
+type DefaultPools struct {
+	Lead, Customer *uuid.UUID
+}
+
+// DefaultPoolsPatch changes default pools with merge-patch semantics.
+type DefaultPoolsPatch struct {
+	Lead, Customer patch.Field[uuid.UUID]
+}
+
+// checkDefaultPool checks that id names a pool of kind, in tx: Invalid
+// unknown_pool or wrong_pool_kind at field otherwise. Pools are never
+// deleted, so a pool checked here stays valid.
+func checkDefaultPool(ctx context.Context, tx *ent.Tx, field string, kind kinds.Kind, id *uuid.UUID) error {
+	if id == nil {
+		return nil
+	}
+	pl, err := tx.Pool.Get(ctx, *id)
+	if ent.IsNotFound(err) {
+		return apperr.Invalidf(field, "unknown_pool", "no such pool")
+	}
+	if err != nil {
+		return fmt.Errorf("load pool: %w", err)
+	}
+	if kinds.Kind(pl.Kind) != kind {
+		return apperr.Invalidf(field, "wrong_pool_kind", "the pool holds records of another kind")
+	}
+	return nil
 }
 
 // CreateTeam creates a team under an existing parent (or at the root).
@@ -374,6 +417,12 @@ func (s *Service) CreateTeam(ctx context.Context, in NewTeam) (*ent.Team, error)
 			}
 			parentPath = parent.Path
 		}
+		if err := checkDefaultPool(ctx, tx, "body/defaultLeadPoolId", kinds.Lead, in.DefaultPools.Lead); err != nil {
+			return err
+		}
+		if err := checkDefaultPool(ctx, tx, "body/defaultCustomerPoolId", kinds.Customer, in.DefaultPools.Customer); err != nil {
+			return err
+		}
 		id := uuid.Must(uuid.NewV7())
 		var err error
 		t, err = tx.Team.Create().
@@ -384,6 +433,8 @@ func (s *Service) CreateTeam(ctx context.Context, in NewTeam) (*ent.Team, error)
 			SetNillableMaxOwnedLeads(in.MaxOwnedLeads).
 			SetNillableMaxOwnedCustomers(in.MaxOwnedCustomers).
 			SetNillableMaxFrozen(in.MaxFrozen).
+			SetNillableDefaultLeadPoolID(in.DefaultPools.Lead).
+			SetNillableDefaultCustomerPoolID(in.DefaultPools.Customer).
 			Save(ctx)
 		if err != nil {
 			return err
@@ -399,6 +450,7 @@ type TeamPatch struct {
 	Name     *string
 	ParentID patch.Field[uuid.UUID]
 	CapsPatch
+	DefaultPools DefaultPoolsPatch
 }
 
 // UpdateTeam applies a patch. Moving a team re-roots its whole subtree
@@ -431,6 +483,19 @@ func (s *Service) UpdateTeam(ctx context.Context, id uuid.UUID, ifMatch *string,
 			upd.SetName(strings.TrimSpace(*in.Name))
 		}
 		applyCaps(upd.Mutation(), in.CapsPatch)
+		if in.DefaultPools.Lead.Set {
+			if err := checkDefaultPool(ctx, tx, "body/defaultLeadPoolId", kinds.Lead, in.DefaultPools.Lead.Value); err != nil {
+				return err
+			}
+		}
+		if in.DefaultPools.Customer.Set {
+			if err := checkDefaultPool(ctx, tx, "body/defaultCustomerPoolId", kinds.Customer, in.DefaultPools.Customer.Value); err != nil {
+				return err
+			}
+		}
+		m := upd.Mutation()
+		patch.Apply(in.DefaultPools.Lead, m.SetDefaultLeadPoolID, m.ClearDefaultLeadPoolID)
+		patch.Apply(in.DefaultPools.Customer, m.SetDefaultCustomerPoolID, m.ClearDefaultCustomerPoolID)
 		if in.ParentID.Set {
 			newParentPath := "/"
 			if in.ParentID.Value != nil {

@@ -72,27 +72,9 @@ func (c Caps) For(kind kinds.Kind) *int {
 // resolveCaps resolves a user's caps: his override, else the nearest team
 // (his own, then its ancestors) that sets one, else the global default.
 func (s *Service) resolveCaps(ctx context.Context, tx *ent.Tx, u *ent.User, st Settings) (Caps, error) {
-	var chain []*ent.Team
-	if u.TeamPath != "" {
-		var ids []uuid.UUID
-		for _, part := range strings.Split(strings.Trim(u.TeamPath, "/"), "/") {
-			if id, err := uuid.Parse(part); err == nil {
-				ids = append(ids, id)
-			}
-		}
-		teams, err := s.teams(ctx, tx, ids)
-		if err != nil {
-			return Caps{}, err
-		}
-		byID := map[uuid.UUID]*ent.Team{}
-		for _, t := range teams {
-			byID[t.ID] = t
-		}
-		for i := len(ids) - 1; i >= 0; i-- { // nearest first
-			if t := byID[ids[i]]; t != nil {
-				chain = append(chain, t)
-			}
-		}
+	chain, err := s.teamChain(ctx, tx, u.TeamPath)
+	if err != nil {
+		return Caps{}, err
 	}
 	pick := func(user *int, team func(*ent.Team) *int, global *int) *int {
 		if user != nil {
@@ -116,6 +98,35 @@ func (s *Service) resolveCaps(ctx context.Context, tx *ent.Tx, u *ent.User, st S
 		caps.Owned[k] = pick(d.UserCap(u), d.TeamCap, t.defaultCap(st))
 	}
 	return caps, nil
+}
+
+// teamChain returns the teams on a team path, nearest first (the user's
+// own team, then its ancestors up to the root).
+func (s *Service) teamChain(ctx context.Context, tx *ent.Tx, path string) ([]*ent.Team, error) {
+	if path == "" {
+		return nil, nil
+	}
+	var ids []uuid.UUID
+	for _, part := range strings.Split(strings.Trim(path, "/"), "/") {
+		if id, err := uuid.Parse(part); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	teams, err := s.teams(ctx, tx, ids)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[uuid.UUID]*ent.Team{}
+	for _, t := range teams {
+		byID[t.ID] = t
+	}
+	var chain []*ent.Team
+	for i := len(ids) - 1; i >= 0; i-- { // nearest first
+		if t := byID[ids[i]]; t != nil {
+			chain = append(chain, t)
+		}
+	}
+	return chain, nil
 }
 
 // holder is a user locked for an ownership change, with his counters and

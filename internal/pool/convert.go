@@ -8,7 +8,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
-	entpool "github.com/shoalcrm/shoal/ent/pool"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/poolrules"
@@ -53,7 +52,9 @@ func (s *Service) ConvertLead(ctx context.Context, tx *ent.Tx, p *auth.Principal
 	if !h.underCap(kinds.Customer) {
 		return nil, ruleErr(poolrules.ErrCapExceeded)
 	}
-	cpl, err := tx.Pool.Query().Where(entpool.KindEQ(entpool.Kind(kinds.Customer)), entpool.IsDefault(true)).First(ctx)
+	// The customer lands where the owner's new customers land: his team's
+	// default customer pool, else the global one.
+	cpl, err := s.landing(ctx, tx, o.ownerPath, kinds.Customer)
 	if err != nil {
 		return nil, fmt.Errorf("load default customer pool: %w", err)
 	}

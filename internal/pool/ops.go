@@ -345,11 +345,21 @@ func (s *Service) BatchClaim(ctx context.Context, p *auth.Principal, kind kinds.
 	return out, nil
 }
 
-// Return gives an owned record back to its pool (退回).
+// Return gives an owned record back to its pool (退回). A record of the
+// global default pool goes to its owner's team's landing pool instead
+// (his team's default pool of the kind, or the nearest ancestor's), so
+// that a team with a pool of its own keeps what its reps give back.
 func (s *Service) Return(ctx context.Context, p *auth.Principal, kind kinds.Kind, id uuid.UUID, reason string) error {
 	_, err := s.run(ctx, p, kind, id, func(o *op) error {
 		if err := o.ownerOrManager(p); err != nil {
 			return err
+		}
+		if o.pl.IsDefault {
+			pl, err := s.landing(ctx, o.tx, o.ownerPath, kind)
+			if err != nil {
+				return fmt.Errorf("landing pool: %w", err)
+			}
+			o.pl, o.r.PoolID = pl, pl.ID
 		}
 		prev, err := s.release(ctx, o)
 		if err != nil {

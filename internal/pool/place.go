@@ -38,9 +38,10 @@ type Placement struct {
 }
 
 // Place decides where a record of kind created by p lands (domain.md,
-// Caps): a person's record is his, in the default pool, unless he is at his
-// cap; records created into a named pool (admins, managing supervisors,
-// pool-bound API keys) are pooled. It runs inside the creating transaction
+// Caps): a person's record is his, in his landing pool (his team's default
+// pool, else the global default), unless he is at his cap, when it is
+// pooled there; records created into a named pool (its members and
+// managers, admins, pool-bound API keys) are pooled. It runs inside the creating transaction
 // and takes the creator's counter with it. Call Created after inserting.
 func (s *Service) Place(ctx context.Context, tx *ent.Tx, p *auth.Principal, kind kinds.Kind, requested *uuid.UUID) (*Placement, error) {
 	now := s.clock.Now()
@@ -59,7 +60,11 @@ func (s *Service) Place(ctx context.Context, tx *ent.Tx, p *auth.Principal, kind
 			return nil, apperr.Invalidf("body/poolId", "unknown_pool", "no such pool")
 		}
 	} else {
-		pl, err = tx.Pool.Query().Where(entpool.KindEQ(entpool.Kind(kind)), entpool.IsDefault(true)).First(ctx)
+		teamPath := ""
+		if p.Type == auth.ActorUser {
+			teamPath = p.TeamPath
+		}
+		pl, err = s.landing(ctx, tx, teamPath, kind)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load pool: %w", err)
@@ -67,7 +72,10 @@ func (s *Service) Place(ctx context.Context, tx *ent.Tx, p *auth.Principal, kind
 	if kinds.Kind(pl.Kind) != kind {
 		return nil, apperr.Invalidf("body/poolId", "wrong_pool_kind", "the pool holds records of another kind")
 	}
-	if requested != nil && p.Type == auth.ActorUser && !IsManager(p, pl) {
+	// A user may create into a pool he could claim from (a member, say a
+	// rep putting a lead in his team's pool) or manages; pools are no
+	// secret, so the answer for another pool is 403, not 404.
+	if requested != nil && p.Type == auth.ActorUser && !scopeOf(p, pl).MayClaim(pl.ID) {
 		return nil, errPoolNotAllowed
 	}
 	place := &Placement{Pool: pl, How: PlacedPooled, Now: now}
@@ -89,6 +97,25 @@ func (s *Service) Place(ctx context.Context, tx *ent.Tx, p *auth.Principal, kind
 		}
 	}
 	return place, nil
+}
+
+// landing is the pool where records of kind land for a user on teamPath
+// when no pool is named (his creates, owned or over cap) and where his
+// records of the global default pool go when returned: the default pool of
+// that kind of his team or of the nearest ancestor that sets one, as caps
+// resolve, else the kind's global default pool.
+func (s *Service) landing(ctx context.Context, tx *ent.Tx, teamPath string, kind kinds.Kind) (*ent.Pool, error) {
+	chain, err := s.teamChain(ctx, tx, teamPath)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range chain {
+		if id := kind.Desc().TeamDefaultPool(t); id != nil {
+			pl, _, err := s.rules(ctx, tx, *id)
+			return pl, err
+		}
+	}
+	return tx.Pool.Query().Where(entpool.KindEQ(entpool.Kind(kind)), entpool.IsDefault(true)).First(ctx)
 }
 
 // PlaceNew places a new record of kind created by p in tx: Place decides
