@@ -223,6 +223,30 @@ func (e Grade) Valid() bool {
 	}
 }
 
+// Defines values for HandoverStatus.
+const (
+	Done    HandoverStatus = "done"
+	Failed  HandoverStatus = "failed"
+	Queued  HandoverStatus = "queued"
+	Running HandoverStatus = "running"
+)
+
+// Valid indicates whether the value is a known member of the HandoverStatus enum.
+func (e HandoverStatus) Valid() bool {
+	switch e {
+	case Done:
+		return true
+	case Failed:
+		return true
+	case Queued:
+		return true
+	case Running:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for HealthStatus.
 const (
 	Ok HealthStatus = "ok"
@@ -261,46 +285,49 @@ func (e HistoryEntryActorType) Valid() bool {
 
 // Defines values for HistoryEntryOperation.
 const (
-	Assign     HistoryEntryOperation = "assign"
-	AutoAssign HistoryEntryOperation = "autoAssign"
-	Claim      HistoryEntryOperation = "claim"
-	Convert    HistoryEntryOperation = "convert"
-	Create     HistoryEntryOperation = "create"
-	Freeze     HistoryEntryOperation = "freeze"
-	Invalidate HistoryEntryOperation = "invalidate"
-	Reclaim    HistoryEntryOperation = "reclaim"
-	Restore    HistoryEntryOperation = "restore"
-	Return     HistoryEntryOperation = "return"
-	Transfer   HistoryEntryOperation = "transfer"
-	Unfreeze   HistoryEntryOperation = "unfreeze"
+	HistoryEntryOperationAssign     HistoryEntryOperation = "assign"
+	HistoryEntryOperationAutoAssign HistoryEntryOperation = "autoAssign"
+	HistoryEntryOperationClaim      HistoryEntryOperation = "claim"
+	HistoryEntryOperationConvert    HistoryEntryOperation = "convert"
+	HistoryEntryOperationCreate     HistoryEntryOperation = "create"
+	HistoryEntryOperationFreeze     HistoryEntryOperation = "freeze"
+	HistoryEntryOperationHandover   HistoryEntryOperation = "handover"
+	HistoryEntryOperationInvalidate HistoryEntryOperation = "invalidate"
+	HistoryEntryOperationReclaim    HistoryEntryOperation = "reclaim"
+	HistoryEntryOperationRestore    HistoryEntryOperation = "restore"
+	HistoryEntryOperationReturn     HistoryEntryOperation = "return"
+	HistoryEntryOperationTransfer   HistoryEntryOperation = "transfer"
+	HistoryEntryOperationUnfreeze   HistoryEntryOperation = "unfreeze"
 )
 
 // Valid indicates whether the value is a known member of the HistoryEntryOperation enum.
 func (e HistoryEntryOperation) Valid() bool {
 	switch e {
-	case Assign:
+	case HistoryEntryOperationAssign:
 		return true
-	case AutoAssign:
+	case HistoryEntryOperationAutoAssign:
 		return true
-	case Claim:
+	case HistoryEntryOperationClaim:
 		return true
-	case Convert:
+	case HistoryEntryOperationConvert:
 		return true
-	case Create:
+	case HistoryEntryOperationCreate:
 		return true
-	case Freeze:
+	case HistoryEntryOperationFreeze:
 		return true
-	case Invalidate:
+	case HistoryEntryOperationHandover:
 		return true
-	case Reclaim:
+	case HistoryEntryOperationInvalidate:
 		return true
-	case Restore:
+	case HistoryEntryOperationReclaim:
 		return true
-	case Return:
+	case HistoryEntryOperationRestore:
 		return true
-	case Transfer:
+	case HistoryEntryOperationReturn:
 		return true
-	case Unfreeze:
+	case HistoryEntryOperationTransfer:
+		return true
+	case HistoryEntryOperationUnfreeze:
 		return true
 	default:
 		return false
@@ -454,6 +481,24 @@ func (e ReclaimWarningReason) Valid() bool {
 	case ReclaimWarningReasonIdle:
 		return true
 	case ReclaimWarningReasonNoDeal:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RecordKind.
+const (
+	RecordKindCustomer RecordKind = "customer"
+	RecordKindLead     RecordKind = "lead"
+)
+
+// Valid indicates whether the value is a known member of the RecordKind enum.
+func (e RecordKind) Valid() bool {
+	switch e {
+	case RecordKindCustomer:
+		return true
+	case RecordKindLead:
 		return true
 	default:
 		return false
@@ -1266,6 +1311,79 @@ type GradeRule struct {
 	NoDealDays nullable.Nullable[Days] `json:"noDealDays,omitempty"`
 }
 
+// Handover defines model for Handover.
+type Handover struct {
+	Cascade bool `json:"cascade"`
+
+	// Counts Per kind handed over, what the run did so far.
+	Counts struct {
+		Customer *HandoverCount `json:"customer,omitempty"`
+		Lead     *HandoverCount `json:"lead,omitempty"`
+	} `json:"counts"`
+	CreatedAt Timestamp `json:"createdAt"`
+
+	// Error Why a failed run stopped.
+	Error      *string    `json:"error,omitempty"`
+	FinishedAt *Timestamp `json:"finishedAt,omitempty"`
+
+	// FromUserId An opaque resource id.
+	FromUserId Id `json:"fromUserId"`
+
+	// Id An opaque resource id.
+	Id    Id           `json:"id"`
+	Kinds []RecordKind `json:"kinds"`
+
+	// Overflow The records that could not go to the target user because of his cap, and where each went.
+	Overflow []HandoverOverflow `json:"overflow"`
+	Reason   string             `json:"reason"`
+	Status   HandoverStatus     `json:"status"`
+
+	// ToPoolId An opaque resource id.
+	ToPoolId *Id `json:"toPoolId,omitempty"`
+
+	// ToUserId An opaque resource id.
+	ToUserId *Id `json:"toUserId,omitempty"`
+}
+
+// HandoverCount defines model for HandoverCount.
+type HandoverCount struct {
+	// Moved Records given to the target (the user, or the pool).
+	Moved int32 `json:"moved"`
+
+	// Overflow Records the target user could not take because of his cap; each went back to its own pool and is listed in `overflow`.
+	Overflow int32 `json:"overflow"`
+}
+
+// HandoverOverflow defines model for HandoverOverflow.
+type HandoverOverflow struct {
+	Kind RecordKind `json:"kind"`
+
+	// PoolId The pool the record went to (its own pool).
+	PoolId Id `json:"poolId"`
+
+	// RecordId An opaque resource id.
+	RecordId Id `json:"recordId"`
+}
+
+// HandoverRequest Exactly one of `toUserId` and `toPoolId`.
+type HandoverRequest struct {
+	// Cascade Move with each customer what transferCustomer's cascade moves (default true).
+	Cascade *bool `json:"cascade,omitempty"`
+
+	// Kinds The kinds of records to hand over (default all).
+	Kinds  *[]RecordKind `json:"kinds,omitempty"`
+	Reason Reason        `json:"reason"`
+
+	// ToPoolId An opaque resource id.
+	ToPoolId *Id `json:"toPoolId,omitempty"`
+
+	// ToUserId An opaque resource id.
+	ToUserId *Id `json:"toUserId,omitempty"`
+}
+
+// HandoverStatus defines model for HandoverStatus.
+type HandoverStatus string
+
 // Health defines model for Health.
 type Health struct {
 	Status  HealthStatus `json:"status"`
@@ -1747,6 +1865,9 @@ type ReclaimWarningList struct {
 	NextCursor *NextCursor `json:"nextCursor,omitempty"`
 }
 
+// RecordKind defines model for RecordKind.
+type RecordKind string
+
 // RefreshRequest defines model for RefreshRequest.
 type RefreshRequest struct {
 	RefreshToken string `json:"refreshToken"`
@@ -2036,6 +2157,12 @@ type UserList struct {
 type UserUpdate struct {
 	Active *bool  `json:"active,omitempty"`
 	Email  *Email `json:"email,omitempty"`
+
+	// Force With `active` false, deactivate a user who still owns records without handing them over; they stay owned by the inactive user. Refused (400) together with `handover`.
+	Force *bool `json:"force,omitempty"`
+
+	// Handover With `active` false, hand over everything the user owns in the same transaction as the deactivation (see `handoverUser`); refused (400) without `active` false.
+	Handover *HandoverRequest `json:"handover,omitempty"`
 
 	// MaxFrozen A cap; null means not set here (fall back to team, then global default).
 	MaxFrozen nullable.Nullable[Cap] `json:"maxFrozen,omitempty"`
@@ -2666,6 +2793,9 @@ type UpdateUserJSONRequestBody = UserUpdate
 // UpdateUserApplicationMergePatchPlusJSONRequestBody defines body for UpdateUser for application/merge-patch+json ContentType.
 type UpdateUserApplicationMergePatchPlusJSONRequestBody = UserUpdate
 
+// HandoverUserJSONRequestBody defines body for HandoverUser for application/json ContentType.
+type HandoverUserJSONRequestBody = HandoverRequest
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// GetJwks Public keys that verify access tokens
@@ -2776,6 +2906,9 @@ type ServerInterface interface {
 	// CreateFollowUp Log a follow-up (跟进记录)
 	// (POST /v1/follow-ups)
 	CreateFollowUp(ctx echo.Context) error
+	// GetHandover Get a handover run and its progress
+	// (GET /v1/handovers/{id})
+	GetHandover(ctx echo.Context, id IdPath) error
 	// ListLeads List and search leads
 	// (GET /v1/leads)
 	ListLeads(ctx echo.Context, params ListLeadsParams) error
@@ -2896,6 +3029,9 @@ type ServerInterface interface {
 	// UpdateUser Update a user
 	// (PATCH /v1/users/{id})
 	UpdateUser(ctx echo.Context, id IdPath, params UpdateUserParams) error
+	// HandoverUser Hand over everything a user owns (离职交接)
+	// (POST /v1/users/{id}/handover)
+	HandoverUser(ctx echo.Context, id IdPath) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -3775,6 +3911,22 @@ func (w *ServerInterfaceWrapper) CreateFollowUp(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.CreateFollowUp(ctx)
+	return err
+}
+
+// GetHandover converts echo context to params.
+func (w *ServerInterfaceWrapper) GetHandover(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetHandover(ctx, id)
 	return err
 }
 
@@ -4700,6 +4852,22 @@ func (w *ServerInterfaceWrapper) UpdateUser(ctx echo.Context) error {
 	return err
 }
 
+// HandoverUser converts echo context to params.
+func (w *ServerInterfaceWrapper) HandoverUser(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.HandoverUser(ctx, id)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -4759,6 +4927,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/users", wrapper.CreateUser, options.OperationMiddlewares["createUser"]...)
 	router.GET(options.BaseURL+"/v1/users/:id", wrapper.GetUser, options.OperationMiddlewares["getUser"]...)
 	router.PATCH(options.BaseURL+"/v1/users/:id", wrapper.UpdateUser, options.OperationMiddlewares["updateUser"]...)
+	router.POST(options.BaseURL+"/v1/users/:id/handover", wrapper.HandoverUser, options.OperationMiddlewares["handoverUser"]...)
+	router.GET(options.BaseURL+"/v1/handovers/:id", wrapper.GetHandover, options.OperationMiddlewares["getHandover"]...)
 	router.GET(options.BaseURL+"/v1/teams", wrapper.ListTeams, options.OperationMiddlewares["listTeams"]...)
 	router.POST(options.BaseURL+"/v1/teams", wrapper.CreateTeam, options.OperationMiddlewares["createTeam"]...)
 	router.GET(options.BaseURL+"/v1/teams/:id", wrapper.GetTeam, options.OperationMiddlewares["getTeam"]...)
@@ -11795,6 +11965,182 @@ type CreateFollowUpdefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response CreateFollowUpdefaultApplicationProblemPlusJSONResponse) VisitCreateFollowUpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetHandoverRequestObject struct {
+	Id IdPath `json:"id"`
+}
+
+type GetHandoverResponseObject interface {
+	VisitGetHandoverResponse(w http.ResponseWriter) error
+}
+
+type GetHandover200ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type GetHandover200JSONResponse struct {
+	Body    Handover
+	Headers GetHandover200ResponseHeaders
+}
+
+func (response GetHandover200JSONResponse) VisitGetHandoverResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetHandover400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetHandover400ApplicationProblemPlusJSONResponse) VisitGetHandoverResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetHandover401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetHandover401ApplicationProblemPlusJSONResponse) VisitGetHandoverResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetHandover403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetHandover403ApplicationProblemPlusJSONResponse) VisitGetHandoverResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetHandover404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetHandover404ApplicationProblemPlusJSONResponse) VisitGetHandoverResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetHandover429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetHandover429ApplicationProblemPlusJSONResponse) VisitGetHandoverResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetHandoverdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response GetHandoverdefaultApplicationProblemPlusJSONResponse) VisitGetHandoverResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -19862,8 +20208,15 @@ func (response UpdateUser401ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	return err
 }
 
+type UpdateUser403ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	WWWAuthenticate *string
+}
+
 type UpdateUser403ApplicationProblemPlusJSONResponse struct {
-	ForbiddenApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers UpdateUser403ResponseHeaders
 }
 
 func (response UpdateUser403ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
@@ -19909,8 +20262,14 @@ func (response UpdateUser404ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	return err
 }
 
+type UpdateUser409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type UpdateUser409ApplicationProblemPlusJSONResponse struct {
-	ConflictApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers UpdateUser409ResponseHeaders
 }
 
 func (response UpdateUser409ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
@@ -20071,6 +20430,242 @@ func (response UpdateUserdefaultApplicationProblemPlusJSONResponse) VisitUpdateU
 	return err
 }
 
+type HandoverUserRequestObject struct {
+	Id   IdPath `json:"id"`
+	Body *HandoverUserJSONRequestBody
+}
+
+type HandoverUserResponseObject interface {
+	VisitHandoverUserResponse(w http.ResponseWriter) error
+}
+
+type HandoverUser202ResponseHeaders struct {
+	Location        string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type HandoverUser202JSONResponse struct {
+	Body    Handover
+	Headers HandoverUser202ResponseHeaders
+}
+
+func (response HandoverUser202JSONResponse) VisitHandoverUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type HandoverUser400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response HandoverUser400ApplicationProblemPlusJSONResponse) VisitHandoverUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type HandoverUser401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response HandoverUser401ApplicationProblemPlusJSONResponse) VisitHandoverUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type HandoverUser403ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	WWWAuthenticate *string
+}
+
+type HandoverUser403ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers HandoverUser403ResponseHeaders
+}
+
+func (response HandoverUser403ApplicationProblemPlusJSONResponse) VisitHandoverUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type HandoverUser404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response HandoverUser404ApplicationProblemPlusJSONResponse) VisitHandoverUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type HandoverUser409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type HandoverUser409ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers HandoverUser409ResponseHeaders
+}
+
+func (response HandoverUser409ApplicationProblemPlusJSONResponse) VisitHandoverUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type HandoverUser415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response HandoverUser415ApplicationProblemPlusJSONResponse) VisitHandoverUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type HandoverUser429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response HandoverUser429ApplicationProblemPlusJSONResponse) VisitHandoverUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type HandoverUserdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response HandoverUserdefaultApplicationProblemPlusJSONResponse) VisitHandoverUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// GetJwks Public keys that verify access tokens
@@ -20181,6 +20776,9 @@ type StrictServerInterface interface {
 	// CreateFollowUp Log a follow-up (跟进记录)
 	// (POST /v1/follow-ups)
 	CreateFollowUp(ctx context.Context, request CreateFollowUpRequestObject) (CreateFollowUpResponseObject, error)
+	// GetHandover Get a handover run and its progress
+	// (GET /v1/handovers/{id})
+	GetHandover(ctx context.Context, request GetHandoverRequestObject) (GetHandoverResponseObject, error)
 	// ListLeads List and search leads
 	// (GET /v1/leads)
 	ListLeads(ctx context.Context, request ListLeadsRequestObject) (ListLeadsResponseObject, error)
@@ -20301,6 +20899,9 @@ type StrictServerInterface interface {
 	// UpdateUser Update a user
 	// (PATCH /v1/users/{id})
 	UpdateUser(ctx context.Context, request UpdateUserRequestObject) (UpdateUserResponseObject, error)
+	// HandoverUser Hand over everything a user owns (离职交接)
+	// (POST /v1/users/{id}/handover)
+	HandoverUser(ctx context.Context, request HandoverUserRequestObject) (HandoverUserResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -21672,6 +22273,31 @@ func (sh *strictHandler) CreateFollowUp(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(CreateFollowUpResponseObject); ok {
 		return validResponse.VisitCreateFollowUpResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetHandover operation middleware
+func (sh *strictHandler) GetHandover(ctx echo.Context, id IdPath) error {
+	var request GetHandoverRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetHandover(ctx.Request().Context(), request.(GetHandoverRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetHandover")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetHandoverResponseObject); ok {
+		return validResponse.VisitGetHandoverResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -23341,346 +23967,429 @@ func (sh *strictHandler) UpdateUser(ctx echo.Context, id IdPath, params UpdateUs
 	return nil
 }
 
+// HandoverUser operation middleware
+func (sh *strictHandler) HandoverUser(ctx echo.Context, id IdPath) error {
+	var request HandoverUserRequestObject
+
+	request.Id = id
+
+	var body HandoverUserJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.HandoverUser(ctx.Request().Context(), request.(HandoverUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "HandoverUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(HandoverUserResponseObject); ok {
+		return validResponse.VisitHandoverUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L1tbxxJmhj4V+JqDYjszaIoSurpJjEw2GypR9PqFpei3OvtkpnBzKiqGGZFVEdEslTd1mH8YcdzhzNs",
-	"wF4bhz3cLgbnuy+LhY2zb4DZXex/Wbh7Zj7tXzjEExH5VpFVWcUqvkj5SWJlvD4R8by/fNeJ+GjMGWFK",
-	"dva/65A3eDROCPwfJ4LgeHrGJ4zE+geZjkZYTDv7ndMhQYJEXMTItkJDLBFmSDcWO52gc4mTlOheEY9J",
-	"Z78yWtCJicI0aTaWVFilsrP/aPfjoKOoSvSAR5z1ExqpTtBR07H+ZajUWO7fvy+HHCc7Mbm8Pxb8PCEj",
-	"eb88+9u3Qeccx2eCfJMSqXx7gw+ISjTCSZ+LEYl9myoOMrMl/xD5XnbzvXyCY3SSjbN4O8V59WYiPD4j",
-	"byJC4upJ/XOeoiG+1OvB0ZDEaMpTgSI8RrxvwS71f9WQSnRBmXebpeEL+1xp8KsfZmk5sP0E09FZxHkS",
-	"8wmbBYAgKhWMxIgLlHCpzILspRMkIkwlU4RZjEZ4ihhXCEZEVCE8wJShKVFeuJTnrUBmXbOuAWDldWqQ",
-	"xZgm07OEjqg6s6e34OIoHuPpPWkXCT1RnwuzqzHniQ9CvmnmXaBGk1wdIL5lGagofI4lOUsZvsQ0wecJ",
-	"mcUOrpV+24WGB/rExRQlWPlRoHf0CtpoOraDwePdhzkMXhJxSSOCXpXGbwIOz8IAHuk4oRFWFSAculs8",
-	"oWqI1JAgiUcEMTwiARoPOSP6zpMRpkmG08kbKpX0giWbpACLq02xhhuSLUrDoc/FOY1j4sEt7u2OidBI",
-	"3txUPiYCK8qZb7/5YJWXsHiofF+FU39aGG/xxvLZYWOCkG/JGWVnY+wjhOY7GqVSIcJiRBmcRT9VqSDe",
-	"zZUHrNzuhcNd/eAqCyhsUnF+lnA2qN3lhKdJjBIsFdLtiEY72KxQox6Ek4RP5JxdZzP4t918/LWBIVuR",
-	"gQP/lrCFSJ8nMcKaa2FTZLpktBxLTeL1RfVDwTN+Fds3Hn0dMPCsRwOCMpn2+zSihKkzGfHxDJKnEh0e",
-	"P0MXRKPc6EIaDKRbwv+yR4kYIbFEW5LYz3LbBxnPhKUrcsXp1oAWPCs0kFJEMJxU8D9DKSNvxiRSJEZE",
-	"CC4Qj6JUCBIfaP5FM/DnhDCU8MHAzzpnIxeR/grj5oSwwE8/s4MjTRGJQE/0UA3hYJdldn+JExqfRYLE",
-	"hCmKE1kGxBOgP1ygMZZyoskVlWgiOBv4tzw7XGH38wfLz/hBvs9XDKdqyAX9Fl5ak+3NLqG001RILmYx",
-	"pPldL0gTKE19gThJA14qZVp3yqVxK3ix6ahrkZkqSynuWpC+IHJ4pvhFlcQbUQ4+I/isV2v7AQfyZkzF",
-	"/L2XR58RExuNvd7TL69IQyLhA8rO1FBwpZIZaZ9zi68xTUiMoDHCSpHRWMmFbG917CIElhs5g8JegSTo",
-	"Mb7QY9jLIBuBorooDQTG1Vmfp8yr7JA8FRFBMSfmtgKzqU9pWuDcNF6mXlExH3vmAiw5cn4VHuVA+JIr",
-	"9NQOv3jz+WKybQOprFXy2BdqWtVuz4zhV+3MjHB18l6Y023DXvBF+7DN6jbiRpm7k8IY69mKm9XtZb7a",
-	"TVNCxuvVbfkI/l1U+69nD7l6Tf9lpoIfKyTlBUumhrPR3wIEWD8da/FVEwQuEGYIxyPK4AFEQ8wGpKg/",
-	"qdtyacrCztcy4RrYrJk1aliN9S8spprDOzOYcO65m9XFSFIWEcASWv5FVB2gPlHRMNMg+aDkm6z+iiw1",
-	"VQafB3s5fI4L86Gnbr7FkPKtcwZYgnyTahLpYd/TcYyVUcNSQUCf/Kzf/QLrRQ8JjonIVQtmw/ckenKK",
-	"BwuBlk1aZeGvNGVO2z6qAd5JPu+S4MtWrAEosCJGJqql81a1vJi0l8by0fXakdZIykuLgB2aB7aYptXT",
-	"s/IQtYRgneSsPGVhHw2IWoFpjDi7JEL5WdLKiLX7qhtvbbssErsSN3omSCr9+K/IKE+wzNR+uv2BkZiJ",
-	"lPqlZGKiIJf8og4UnlnnMufLz7kert27UgM4eCVnmqiMCYupT7dlNOnOGlXcQ0wiGtcBZ3bkquzWZNx1",
-	"3JfZlcDeearIWQ3H/iVHMo2GiLB4zCnzMuTVAQrb83VfA9ddnVFvw4i6Z+epnNbg4kwZEA1JdCERFgRR",
-	"hsaCDwSRGWKVQy5U4lXLFefw4ejlZ1ir8aG4PA0ShQdnRpNfNTooPHAEVDPheEQaWBcKw5XMC40Gu/r9",
-	"LUxvNicGRPP6OFL00mNbMg00fsn0Iqapf2/l0SpPdO5Y69haefbC/niqznjfr1qdWRdPlaQxMcZj6DJn",
-	"r6WR5+/XP+4amHjfUvTm0yJmL+36CyolZQNNTx1pLWjgfNtNy1Qi2+fikdZDdErzm83JdDzmmhM4G5GY",
-	"4vIOX+WfNcugCFNIz+LfW3WowgbnDZQLGI+LW8s7fKFHQ6fTMWm4yepC9E4BqniBMGbIXqazGQGTr/mB",
-	"w+NnsG6BIy/dmR29xnGkwdhr0YvOLkgDYULwxZmjDLMAKKqoFeeGOATw34SzgflfxEcjzgIE9ntrwMXG",
-	"tgGGWx94yvNWQLO2WdcCuPJSAWiCs8HZmPNksQYKYWP0M0o+hgfep1IYcYE2yj/eGrBdYQlv9SaNJAvE",
-	"+QhHQ9I90jfSbDkmMhJ0rC9TZ78TMt6VigsSIs4QuSRiijCTE2P4VCjCQlAtJxsGG9YbDckIUMsIv3lO",
-	"2EANO/sP4JTMQqUSjgXUkvPspAY2Y0EkYQqu9T2JLonQTHoAviROJl92vuc8wmYS35yvTp4bV6eCSjcS",
-	"BFvJKddUKJGSmon3/BOfYEWea/nWP3OEk4SIezLDHOdprOkg45NA33zKUCxwX3UpUf2uPmk8pl0tNYPQ",
-	"3LUH2n2wu99jYa+j6WevcyB+/PhHB+rHD0K0xQUKex08pp+Taa9z8A8//7/D7X0UijCT71FC+ipAoQqR",
-	"BMWDRClTNNHw6DG7ICrRZMgTYjVG6KXG7TM3g4MqLlVDTdMiDT83S49tYaDu96QVyYzezppOtwNjMtQ7",
-	"jpI01hKasSuhcXqe0Ci3o8qdHuuseAjdY57QaOo/C7tTuN54PE4okVc5g29+vLe7ezD58aNwH2F0nkYX",
-	"ROlbFn5TAD1MJkifJonU2G+cEEWSKaKsx8JJfiBbYyIMcwQeVRqAMkD6xwsyhd8sIOW2PRvgj8Ns5+EK",
-	"UNOiQ/ewr4wGuAywl3ZhiqMJpgqdkz4XxIgb1Fo9s7n6XIywMobjh3udQE9OR+mos//Rh4DGR5SZv/OF",
-	"UKbIwCpZv/rqq+5h4VbNLucFQ492H8ALjob6TbEBOdC359HuQxTOGshDtHXy9Ah9+KPHu9sFg31+IY0t",
-	"fx+FnxAsiDC388c9jzdArxOY3j/udRKCY7k/EVSRXiesRVIPfQB/G3TGWOARUQ5DayndErWXQAue0sR7",
-	"GKAhz+4UOOZQiTT9AEJCdZtvUiK0DKmlJZgWiEtxgTHp4zTRx5SrDQjTp/J14Rc8Hgt+CayPID8Da3/n",
-	"te/6HBkE+lTw0eyK7UeEwViG+1az6FtpVBjHe6lirEhX0RExF8sB+dHunFWd8vo1mau8YDmnfB2LySz2",
-	"lfMc42/SzMTeF3ykOQRBLilPJRrjAbknUcjIG2VGCGsX60z33mv4GHT9M6t6Fh9j/dlPnS15NNYzmHOs",
-	"W2dT0nguxfwngvQ7+50/uJ/7rt83X+X9Z4YTe9YHEu9fgGYcDET0qwV/LLBqbIUfhIbbBuX91LEN2wdO",
-	"px+jrUd7HwFe5KlCVAXo0YM9NBkSVqH8RbvJdrZNg+bzjTpWZElOxO7uBWwKJ2vbJbcDBug8VWZXA3pJ",
-	"NG/p35kl2hKggFms6e1Qi6emlVz7xg1hP+XKt+vDRGr2P2UK4SQxe9SLcf5lWxHXuA2joxevvjzdrrvw",
-	"tDhJcX12PeecJwQzu6A4lUpM67Dqkzc40ty5aVU/o/m+JHH9nLJ4LjrXTPusA75vBfpbp+kbe5mea6QN",
-	"YjYwxn7e9BgPCJL021o0CKyPn3w83g3mUPy9Er1/4KX3LyaMiDrohCMSBghbVVEMwmLIONM0XQMNeE64",
-	"NLW3BMy3z+Ja8vyhJsVKEaH7/outEfmXevx/+fVu92Pc7R92n3Zff/fww7fb/6TjO9pjzpMFlNrc6cmQ",
-	"S4KGfGR9SLVkDG7DrBbsut2z5qdtMeofwSCzh6wZzzdO8gE1KhiNRmONWraYPsOEShJvB5ZbJ/Akyi7c",
-	"dUv9Zu6LGFGW4Qs/8zmgnM1/mgLa1M1vvi75LF9y4XkN+lfNFB4gjDSLpxFT2A2R5EJJpNsa9mgHfWoe",
-	"AQq7lk84VLXEWfcuLc8xW1nXTtDpFv8wRmr7ofgH+G6Yn/P/arLxlCcJn7wam2+VX177IaBJxXzAG3JS",
-	"vy/9dUnAn+JB3Zwn9rlEWIBsYR6JMqZ33wIUHtSyPN7JXxlQ+llV+7EJq5oWxrk6d2gn9rGqbk3zWdU0",
-	"G+CqiwGDpRxzJk144Sc4Psnj76yqF+IOxyb0gnLmtFB/+DNp9C7F+MRKBJ8Ph7nm5YC5GhXv3AH8WtJm",
-	"GPTYbMLAwMcP1yp8i8regt6tpBDyzWzb3s8b1mgwGnV27WH9mYmo+aGtBUq5D3xkVyBzbxpwEWcqF1dv",
-	"CbA+LcZPrXDFS/FXc+9nOV6pGcSz1c0B/SHKRrZ2Uc1GxwSF2e/h9gEKrUARAgug2RJs77FRf96S8zBx",
-	"AKudRTEUYu5RlEIIrnz3D5nRG4Ea8eTpEfr40eMfIbtQZEwC8haB+GkxVG4FMJdC7ebCuRDJVhfSs+Cc",
-	"vCEva8FWRie/IKJvH4XZHsIDpM+4n2m0e+yCTI1u14QEYatflIbX1xBHA4GZkuUYoaDHfMrKwIoKoYkb",
-	"CtGIjM6JQFtabActfVhVkYa5HnTbvutMzWnVziakDQLXEFVGP3wLLqJf3TtvjJn2cLBfcvXUuRetcJdL",
-	"7klz72LFK+iqV9B5MDmtTWYNrdzLPKrglmCPosPr04wzWwH0NT7Vcw+hzuV4TVyeV4FGje+c0cwZwupZ",
-	"hiaxTrU2yd2yb+nBnRS8sq96dEUP7+aHV3J4vvLxZU7cVBYUwZ7Dch/D7Vt0MtYv71U5o8EqzGhNcoT5",
-	"fGldaoG1PCobKRhhprGZwhfEquGNRMX4ZB98Qrx+jpT1tCAxGCp3mAVXxHDbocxyRgYII9ab0J/7aZL0",
-	"mOOHPTsNt3cQmECNzA/jGY06S4H68r4zz94i2lkx2s7tXmj61upgnmTOmytcsrL359yrVXGtXAOnzdVQ",
-	"HxIegDd37hhqTzif8Pbj41POv8BsmgVSrHYa1ViRuecxE4dx9SdeF0ay+DW9C2/pVcWfdIUDrLqkzj3A",
-	"GZ/PKx/gYm/VW/JcCk6k4EMKtq1VQe5xlF0Ad58b6lp1i+c8nmZx9n2EEcwDjrWVDBOaiGY6npmV3SLO",
-	"JgMRrOMwvsQsIkcJjy4KamUcG9YMJ8dC71FRfUh9nEgSdMaFn77rWMxR9TX68FHR8vjwweOHH+7uNrA/",
-	"5ozr19nQubGEgwVVg+IQvOoM31tcTm6zWU3fHrgRPpk2sfAFHZNtQDafkKWJ5QGNg8bMAmjcbOYES/VK",
-	"LrPXhVMb68X8yb/Ubd4Gzh4KGQ+TF/3O/teLF/26ugYTmdqnb/zOGH0qpNJsgsCRIkI6g6kkkSDgwgwW",
-	"3QGj0jzICzJF5+AwUDQq75WMyuCse/b1YfdPcPfb3e7HZ93Xf+gxJ+u7CCFpa4Sv0QGBWlSRkVzoMWC0",
-	"azDPM9PhwYfZsFgIPJ15NOAEBOeYgTabNyg8j/pHZZyxlkQDSz+DNd29xc9kPTAfUeb+qhxA0EkZ/SYl",
-	"9jPc6sqZ2OOwK1kE+SXelMWCb4PvZrGyIDWOz/qNUCVJ0t9BL4d8whBnETlAElKLKYQlCg8tR2OIm3HE",
-	"DMHd44+7h8fPup+TaVh5ZQ/2Plrlmc3ifL3wWRi9zqD0nBoiVd5xdriNTjkDXOGYi+Zx+7aCTu7pt/Bu",
-	"5i1n3iRM4D13KemArUZ5nStNo1cgCLZM17y2J6ZVdf1uJu8O0piqJ5eW2yuvEEeKi3XQCBjIMZfOVyOV",
-	"4Bpn/Ov185pKRUb6F8bZdMRT6XGzCDr4CqxBQglTh3EsiJQV94YPH5Vu/9e73Y8Pu09xt7+z//oDL3lx",
-	"cSkVL4nd8jj/otdLNedUM0hTZiHjVBcsG3e/Pez+SQ1B5KmK+Kh0CDKNIg2MoNPHNEmFiS5k1OuanMVe",
-	"mzsxB3l8/T91/+eaHbvYnHm+7Y8//rjIae56fNtd0OXMUqoQyRBYt2ZBZhx3O+v5DgfbDxZjQSDiWHWK",
-	"N794hvlRzH+Sa0GV+QO/eXSZKm5Q5hcQ6FUlbz/hk8zFjzBFhPFZcokihVN8KK4poLXlyQMU8n4/RFsY",
-	"MTLpMd34nkTWq3IbJQRfGiPeCBk3xx0ESWetx5kLEkZmbz0W2i/hvg0HgN91O5xIjjA6Pjw9+gnqU5LE",
-	"AZoMiSAIn0vCFBoRzGSPpczpxkC/6V4b7/c7EMTP4hN+TvWnhGCpnnMc17y4T7CKhsV4hiWpDI2bXxWD",
-	"agqMkxX4VuecaI34V9yVBNfX6iUX8Ht57RVR0V6h+djwrAYXNka8FzU+0DPvnV94t1oB51zm323aN84R",
-	"Hnt8v1GExwdIE1xz9ax9UyG4lFt9nCToHEcX+skogkeBfgYMDRJ+jpPsiWhWsB4bP9jdrcj+9bJSAT8f",
-	"DTFjJCm5Z+Ik6QSdSyrBAxqcYDtBZ0KiIWDLESHKxMqATtr7IKpvYY7+YN7pntIRkQqPxoaUQ+6Oxb2+",
-	"tLv29G7Ayrne5mZZgnvkxYRfDacQEAghQzhBEXgc6MPVGLCQSwkONld5GQ/LypNYm8oC/OWXcZNfTtTL",
-	"mdwqR7VwBwYYzSeywGoshGZMyxXCumYwhg0/yNYe5E7qxRUGecjZfPm/+DTWwTqUntqNMw+g5NQPb3Zb",
-	"jE+WeO9V6Z5P/PNxpnC0NhwTpVLxUfMrZ5Djosc25EKdkjdqmVdM5bGgJkZ/lrI1U+SU5mVckYV36Tln",
-	"A9cBoiCWmsLG8C/RI/fxX+aQLCVqPpHvWRdOOlPl5TAPOv64hDlXcDWNXpP7A8mX13QnnHJvM9fhGBqt",
-	"dBWueqiw+TnHsxZUa5HNzWNZsxATJrHwyo0oK/76oPYSznr3mhoWRhcTmJCosZpqdiZKCBbWQa8Y/vK4",
-	"ESuzgYvcTPmVX2mvmcRd8maD2evuGyl7AM1GKtxr32j541jDcG/9F+qSCLWa9OpQ6ZeNj827BDuKR8OZ",
-	"6wIbo5MVyb8gMVXPySVJlp1N93O25maH9AVnZAoHVHWQVYiRAVb0klipEcKdrdCoH9zMBYkJTlYWjHDy",
-	"MuOcZx+jSfr5iqnFhMo7/kDgeImX8Bk0976CxqyTC1le5ggrsYOr7HSE5YUxLFXsQSIl5gjBPx40UiaV",
-	"oemBzqeZ/uyeRKGWvM8T8hTagQVoDfyfi5tcZWMNjSBlyRk6OZRQDZBcSCGWk0gh4eeKm7O9TxraboqN",
-	"ofeALu5WOglBEoLlyodhw0+XmTEXjOdyNxYBW2Rg0l0u7HWq21yBlT+XVJEr8vLO9OsE8ExAhw2UUNxS",
-	"jL0FyEqc/YpEax3kpwHRKaDlBsh4RZS6KWeDFd7cCo9mmct/5WtcL72U7uASVt6MnZr1WxgnOCIja0ye",
-	"y99mDavrzYfwOxG42dcideU72YzYFXSUP2nLscnUhzhLpjbhWDEBy4817QqravmyU55Vy+82yALWUPQr",
-	"Y+mCsjNLtOsSmHsV87b7mkTHApZbi6BTwYDrHPPmmPM1csAFNLwW2CyDonO0u5apc5S8luEcum42mEHc",
-	"flE7Q+UbkrU/xVPpMxLmgQIxnkp7ueSEmmxYYD5KE4J4vz/fEvjww8cVF+DFZsBPMw6pIWIoo4H5MmQF",
-	"txUa+xBcFvmfZUnzaxtWcHkqQ/wpFwhDGgscqQB8FdzYaGtcQv36hVupbHsn1+JfYfLjmfErIbCSFA2I",
-	"O0XDnkP4CcFFTbb+r1VQ+jC/zXjwghWHcD6soMhy5gxf76tLcyt2rlwea43LN7P4ChGPW8Io/9CIB6lc",
-	"yiU9Btxsc9fqoiWaax9deEVw/bvzsHxPnBY5w0zOc6CqHp65HqDpyPJfNHIgmRkDtCqzaPWnL198iaBS",
-	"BhGmfqVNQWrzgRlXd97vG0sxomyczuq0P/S9JyIlHpDZ5IC7i+6wWWpgtpYP5LsdTiPlUYqC83BTkSnK",
-	"3Tzmstq22dugGF3U1ES0ms61qVZP8/ar6q9sndYlVyaNk0Rj94OCT8WSWQpnNBrFsYoLCfJzzw81P6zS",
-	"Vhc5Iri7tZJ640oXquw4sihbXtOjv7tHXn/aC4543rGuQ/TO0M+NWzyfQs3w1exTaRPbRdn1ZGb+z5wM",
-	"5zinw07Q+aQTdI687BI0P0kTsrQjaEKcfDCXYus2YP3UnHvzHr6t/YTgxORDXiYicUb9UPKszCFhM/gu",
-	"JuHVN1EvIfyESsXF9AmzknBtPERzY8UysQ/18Q6N0Uxf8NGLVYwqK0UilPNualySYDoC/zWVCqa3CO7e",
-	"naCjBGayD9s2VfrBfzj7r9UsmVEEgQIancyEYrDUJYG0nzjzIq+JUVjdizBNyD/Lb9WSLrGeEAW+wlF4",
-	"fYsLoQPFkAKs5l3jdeDp0ou4cVz9LPY6k3CT9b2SYj07vjSlcSWk1Md2P4sdwFbylvfC46eTCw8eSQbF",
-	"x/Mk/vTlofcqR+Ky3HDv8eMHH3ubXtDGgTC1AbMXalqc7sXnx96pUlkOIaIDb7M3V1xPVTxXxnfusqOH",
-	"NhsOAJRmRb7r8tPJhUdCvyDT5vdfH+CSMjmM71vOc4JjnxgKWaOXM8u58qRHjb1Ky9h+NYFqeZ/Uq7p4",
-	"tI4Z1+mYe9c8OZb2I259P67d90Mjvevz+1jFh6O524bey2o6jRVw/JIO3Jt2o9iwW/dd9tJo6nGRX58l",
-	"bDzANNyIp4WeeR0ihN1B62HRKeDCed4VBf7Oy1nrYdbkZVFATGuxld+Aw/9NOi7c0hCB98GfwqdvfM4H",
-	"dMVsLMtR22KJ4Ax/FOr3Vk1886wQQQeqHr5gydQfRO+Mndn4XtTirpbPCDLzaIwPkveZQpkaPIJ6YryP",
-	"RrologxNU8zQ1tGX/3wbYYkwiklERzhBZtAAYYVGXCr04DGyiBHFdECVhAppe6693EEnrh4KwskET215",
-	"GqQmPGuEtnqdB3sPH+083u11tnfQF1yQ/COGcpn9VEJlut1dNFOmZDtAjFwSgSDXAokPEEZgr7WeMJDS",
-	"2AygOA/QOYlwKgnC6JwyLKaon3Ao1QsZds36DEwkSugFQbs7D3YNrBJIV2azGnb23bIryZU+Luk+uv/0",
-	"693ux6+/exA8ePx2q9fbcX/uvd3+p17VTJ2MVL5Y+RS93kvvMCUaWy1cJiUkjzKlD0NTL3VIkCbMUDrx",
-	"wGW54Cyvrje2NZer1RGXUz0VxMLik/Jr7hbShFkJZ10Z4I5Xf/gfLX74+fhHkD5k6WgpqAezxBof7O49",
-	"WhY7aU5tUpxjLpEqFgovIrXqWsuj+jBcGTSxzzwTESlP+QVhPie4viByiEwjW0jZ3fCskA6R0tZFK12M",
-	"jz+su887dRfaJtR7xuoLAGelosuLsj3ne+JVq/8+8JkfbALEl2ZX0p9vBzINmxTQdvsSTYggiGjEuUJm",
-	"EJ8Z5IKwqgnMJKVbnCmhuomgdM7FwYtA914gx19VHn0l7dc//u2/6/7j3/7vf7i1/Y9/+8t//Nv/pdfr",
-	"9npy5w8+ePPHv/u7vyJv1Pe//MUP/8dvarJJHRflsmpOD0gUhBhxWY5QgjWQ91EImrcQnU+Ns6AWErkI",
-	"UGjyFYVoiyrZY/Z3yESk0JBq0jkGXtoWVLCqDE2BuS2NDxUIeyzMrWZ2ooL6Ebw/oQS5uQiCjCuJi/Ty",
-	"rOqExCUbXI2Mcsz5En7WuvVJmhDpkXQ36/tD5aeu+qYvRHGFjCcjzPCAiGdxAwsSiNfg8aXZklOCR0t1",
-	"W8rHenXbphe5rEs7Z90uszwJ7jiqQCkBtryd5iq81/ZmrhZ3ldudF+ZcK+U5ext0zqeZm4d/xgaO++D0",
-	"YfQoxZ4PPagO1MlHnCcxn7BlvD4il/IFssHa7EOlGrUWNLNPJcY0mULKmCwgYtElW9aX3HgLfIHfLLOl",
-	"ZR1fShhh8bbfHQyxrMcPqD9of6r/+gTKaTbtZ40jerqGUC7Zx3ykFSuTJNDmBESTIQc5UctvkCvQwFyC",
-	"9zvvo3K944OepXyzhrqt8MHDjz744IMPPtrd3Q0DFH7/v/2nDz4It03hbxAyrct4j51PUfiNbqPwIHSV",
-	"VNzACWTAtiznaAeFfWt6lCEaQfp5qEdmfu2mY2T98mZX6wIG0NYQqqhpap6lcuuxUD+kEMkhn0ikFziF",
-	"kh2GojfS2P6zArSrmtvad1pjDC+gdy9TxnmyDiUz8Bs37p+S8zE+r+r3l3q8u9Ti5pBmiyTvNJL04o51",
-	"xc7eWlxTA5YW91yZU53dZstmthjz3caYeVxj+dzqCkYbPwCMpIJahiMcDSkjKOIxmDD84YEV5e1s1wN7",
-	"Xiblt50kwWyQWtNIbhyK8PiMvIkIiUk8m6d3TomBit42HWFQFCeYmRIftBjle0+Wpi/bjHzmQCi1vUTs",
-	"Th5Uucg1FkpUK8yiquIVbETL1RfYYCkBl1Kval6bLRZgtdhV48Krk2dIkD4RhEUEMTzKMtfbG6g7lu/C",
-	"UKmx3L9/Hwqt7MTk0tVXk/frr4kPbBXpRBlduNlTMXewvs8+oeWkNmBiSeuiGejF2PAMS2rXlq5wUrOP",
-	"1cz/V6qvYjv7YVtxA3UadU3rtVzMz2KCITB+oe3RjvUVFkz/sn+9ivIV9FwrVripB5Ev7XczH92qb27j",
-	"ZOHN8na7nRZXlG1pUbRs+VzXoQyp3JQbV4ucEDC+rvo0oXNm162a2JcyzM683MLY3pXzpGS1FGQMcbRj",
-	"Ii6pBkLQwWlMlflfPKL+mDQtEB0LcknJpMnZes36K7qSZ72v4s1+W5CEBgyXJF4RFnn31YFRixDmF//w",
-	"PjsZYcZ84SO5YX7CCgy6zSkBEgnY6H+WxoNZI/0avVjzNfq2Z4rtVfLGyH1hsseYP8B9pJBLJvuc/+Ca",
-	"kEsNfPd9Qs6HnF/IfSNjed/VS6IUZQPfo8HjI/DXmiP9jfCbpxCftDDXAHZx6i/0ebigK7lkv+caII36",
-	"VJ1lypvxHoWFxLr8gu86+GYBlDmlNuHzX5bTL9TlRfLeyQkhY/3qPZj+1qBRckl5Kl/cSgZtKQwL0F6N",
-	"scDyRX+5MkFiepKyJnnITMM5660regXQMhShWbnT7LJVJXGL8askx4WJbW6GCRZsc+PPMHAOYoWtZWvw",
-	"HcAp9olOPFnM+p7iwRG0Wzl+tkTkZ8XtlesyNVG/nuKB08CuObCuefxcBkFfITOe8FSAA/IfnJx89tkn",
-	"n1Qr1P6oxOv/QV6i8/V3H771OuPp+VYL11vyOix7sEsdWNPwslO8FuFRP5Ablxjd5r0VkCG/muOJjXO+",
-	"0X9SATpyGaItJehoROLtqmv64pRQp3iwtuAqe40aR7rYC/XaW4dh7hVbS2344pXzHUn5Ei0H1vw+PfZc",
-	"p1OCRws0WiuV/G2KQW8vL7tksnOshf111GwuEYkVYL8egkHwaCUM/i6e55Kqyno6QfBoLYRCv9mbpxQE",
-	"j9aEr1sksDjEcumQqln6yi8IO8ZULIzgeTdicNaovb5iKE05cKa0smXiaE5tJrcVS3phGWGfZf0pF1mW",
-	"bBmgEb8kiI8JQ3w85kKljOohAvRNyhUxUaUp61NG5ZDEiIuYCH18HG25wt76Em/7c+msaJpawTjoZvJB",
-	"8pX0FiUz+QC8Orerc0RLphV5z/inhSFzL1gC0kZoGBd9giHCTE7g9g2xMnFzeSydqUqPXPxlgDASPCHW",
-	"WyRAMYHzBjeObdRFQ6f6L0fj2YWtEI8nCI7z8E0vjuKLK2qCIUwjIHANu53spQuUt2wmbCvI02s0Zzv1",
-	"qV5D0dV3h99YNhh41Tu3JAvsvxBz8yjoo18Hcwyo/caZY72KdfkUz6FK7bXf7LVfNxNfcsT0hcrrDx4H",
-	"UaBvPlfYQixxySM2ZcbddacQS+yUADbzULVEiEuqE2QVoPLKOVlmm0Lanyw9TZbPzZa01YTSesL6WWNJ",
-	"olRQNX2p4WcvOSRkPkxN0uoqWMZYKEaEyW9i8vGiCzJFfcFHKDTk5RBGANU11b2GBMeQ9NjcrM4fdw+P",
-	"n3VN1meHDEwW6LdB5xwYeTe9+eupo40//eq0E8wmbCknNICVJHxAWYi2MEOQW7Zr4rTRT786DRCVMiUx",
-	"sM+XRNA+JTEygKJsgE6eHn30o73HEDSOMEOHx89gi5D2A/K+mFWZ+XbAP0BDT+MDI4Vk2xoqNe68fQsu",
-	"oH1u9KFZRX0LjZdDjhM0wpQpTJl+2kEnFUnBO3JA1TA934n4yDhKRsL+Z0btbgejepEa6okGy9HJF0gS",
-	"cUkEuEh/svcJkjghEunHJfcRRnKIBYmNTwXvI3Ba6DENnkwYQVu//c3f//a//eqH//qXAfr+T//qh//+",
-	"623zFgQZSwQWKACoyXodoNw/SCKTANuM6HJgB6Z1CgvR4yh8QTRjaLICnOPowtX+OufxFE24uJCIqp0e",
-	"6zEoqMz0nuV+j3XRSZ712HiY22zI5qZLtPXq1bNPL3+0vaMbQxIc87z1EZgOER6R5AhLcoA072V+PHl6",
-	"hB4+fPixZnZfnR5Bb00YbRegRN0xHlCmGal9FCZ0RFWIth78w8//vaZ1znccPd41Xu3YJWruMZRlmTlA",
-	"5zymds7wOyBlAcrJ4tvwAIX5nyGcbzELjR4sT0SjV/nkkogpAp9m3TrEY1ODhnLmXGz/8GeS6xfiHMW3",
-	"y57hekzn4R1GPCZ6EcYZO7SPRaLwMIrIWHWfW1frEG29pKNxYp7Uke4sYSR98cJvhx+EAXrCBgmVQ+O8",
-	"P6GSbBdWHB4fnh79xOzQHNSIiAFBY6yioVnrjx5+/OH2PqBbuBhUAiyLO4Q+Xejjdln6bn6DBEg4hpEk",
-	"HsE6J3i6faBPycLXXBMqUcqMsGKwho0DgKRt0hyqYSpMBz3Slr7Khj9BnBH9IKKhQR/61gU2+ZJ0YwHw",
-	"H+3uwmZmkjmFzp+aqiK4Rqlxxc+yfjspDDMUPjnFg/DACFm6KxcoJglRZhg9j12gROGzfheqE9l12Ac5",
-	"QFv63D4It/fRo72PUDgWoDMCDurMbS8EwFE15KlCVAXo0YO9SlO3CXjQVCEHS0lZREz0REIjwkxWbYsY",
-	"D8c4GpLu3s7uDEacTCY7GD7vcDG4b/vK+8+fHT358uUT6JP7tFusqPHg4fGzTqFqQmd354FpyseE4THt",
-	"7Hce7uzuPAQWWQ2BIN7fmZAk6V4wPmH3fza5kDs/s6qQAVF+65zNUo7G6XlCI009JNr66VefI0nUtuYa",
-	"JEFjoSVegoY4uSQSaQyJYKH3ZImgyQBej8bgNHLIEsjW1DaAqBdJ9DA7xUT5mnHqfEYUpACHigIm55he",
-	"897uriNHNlFL9YFAHQpgqxrkB5eGys1Cwm56x5CqLFLLN1y2vvs2rqLAn3T2v34ddGQ6GmEx7ex3jguA",
-	"LQKkBDjHDu1/DXV9Oq/1iPeHUJDj29rzO7RPaG93F02GNCEuhgFG1qhgfKDvcMyJNIwf1y9bN4qxwudY",
-	"Eu8p2EIgGzwHO0PNSRR2gBN6SdZ9JM/pJWF6Ak1fSAH2rrAHQF9j3GlT4Nu6fQ6sFmNHQ8B5wExAcBc2",
-	"UyLwoQzQ492HaCt0nc5Shi8xBXEg3M6pjveMTgiONc2SN3NMenrIBgrsmmaV+n0awUE93n24+JBeGhzx",
-	"Kt/xms84g8/8Q758cB+PadcVGfCe9EsSCWI5KRM7llCpSHxgstXCuVM5TvAUjQXp0zezB6ZZMSNrQEpr",
-	"V3tO1kqJeZP7Jur1bbCwodM3vN7gjTCbMIGks7fiENg6zZhrgGowGIEKlnGCFZlbmty2vZ83fBvkvbrH",
-	"PKHRtHFn1x6W+WguCIpsJugFTdQXrPocx2ciN534pnbN7xfbvs0SBJ9FczVGWe9K87dBZ4a3WjjGbA94",
-	"I42ONisj6UfKdmM5MYGAVxPHyJkSOFK36sAfLMYir5gpoke/JaDuedQEcz3l4hwCbqHH3seLe5xy/gVm",
-	"U2uAk6siugL5ksqJ+iXOwSKY15CgXdYwfBKwmSZQ4IUFhMrMBujswHB2CEo6gXCOtQTUtwmfy2jtqKBE",
-	"6WTxoJ/weLpmhGPV+2/LutQsf3IJ2T3YyNyx713YTwfogpCxkc4MdBmfVB7Dcx5ldbjmXeesXfEp3BzG",
-	"nH87P8HxSY7vruvNPXjcZBqZgiGaxF+QmGLneH8jD9Zck4KCzvtoK+zI/e9o/NY84YQojwX+Sb9PQMvv",
-	"EvxekOk9afL/2pc4+2JPwDBZeLGlp/PIE5yfWzJvFy2/jTfTAHB+jy+5espTFt/YbTQnuug2LsulPouP",
-	"sRYVXrtrnMZUdU2MWC1n/SWZaJaiT4VUO+gpZMdA51o2hnyqCosBUQHKrrCRpOiIIIHZgNTw2XrmJ2bi",
-	"jfPagdfjwGzbpG3VYrg0NactvDNrwzcpAZOI1SK5gpVNGTZjQp23AG4p/AVlYCAyAK2b33x1xWezJRTT",
-	"eVcyhePut4fdP6kJ3W2ysCYLWi9E+mbiwrWpm71YxdELjWqJvJWhgRXYb/r69huw0BGpWxYoIktLWskf",
-	"Y+69hbw9i5di6uledSkbFVczXLBYZAWMZUHQiq6t6NqKrhsSXYsPraT4jqkq8MGpGt4H2zg493jl2ROw",
-	"4EqwC3Ohugm9JHHZxr4FZnQwrFu7JrKutNYo3mNP4bohjclHY6vnA/MoidGYCD0e1FfRvfXfUULBvm4c",
-	"HtDWo72Pe8yY8c/UUHCljAUJqlidECWm3UON28PtA0RwNHQzGSUxKFBji3N7DDT41gVFN4iGJLogcYAk",
-	"15fV1T4YpERKIpFZmeJ8BznHlR6DPmYf56aiilOpdyc0JvvonEw5gALAhr5JSWpsB8YoB4bKx7sPUWiM",
-	"8WfnqZz6NrSDwB85s+VBdFePhUdgDjvSb4sn+4jxLqgTQmM/q7BscMSbUR6UKgw1Uh6sj/TkjvMerPSc",
-	"DwaQ+L+Cd0qAW4Q+yo2vKButQF8yrC9ITJiiOJHNKUWhz9ugkxbR2aIxSo3XQiS+oFJau7NdICos8DbR",
-	"hjXoPlY46QpuW3hC1fb6nWFFzixWXdi/1Hg9bADnxk/bohl5gIRGZBnXTdCAXhLmSk7xPpIm6OSWnH7Q",
-	"KSDehd0LTQEY1ia3wtH7jJMLz8/bCYx1GTlZOEax7do4QetcZiuFgR+XKjCIjE/2ISgFrkpGhi09pazH",
-	"+gkdDBXainhMyuRx26X6LNqAU5ZbgblA/TRJesx29pt9d9DJe3Qv12nU5wNEmWFSbPVKza/lFas8DhYF",
-	"NpOnah6fecltblYX6GHvTYGTROck4WygGU8oAIQmQ54Q1Mcjmky3d3yMj550M5xPJYdbI97Ho/21fApP",
-	"1TuhAL4Ck2OP+ky50MBGbE65V8voLHHG775ZSGMsgwHmoCZ7g+bgJq6wsriphI+M4ylnxLiDG7ddkPoY",
-	"mcDvIH9qCZrEOz1mSzDr61GRkY3f2gRLhBPwikJQi1NYrJjhuh4zyA5tQcJp21kv10TZgb+782FFwCRu",
-	"+0TCk3Ks623Bj9ckG35JJtYr8F0QDteEN0s/nAmSyiZihK9Ti4SvVdq8FpRawxI+eWO8t2fwWZ8LQILz",
-	"nG8vH9yHUJGukxhrrZjHhMX6PLcKGfhtmInr66KzZCHvu429kgewvDGShEioEsknzG/ZPHJFM2A512Hb",
-	"XNSysCBTKd/YcDfrg1icdbFZp3wQrR/DrTYNlA+r8DDh8dS9THCVuY+higwoJ1Z0Xahzm/tkirCLlCxm",
-	"9d1BrnINEqRrtQSG9bEbSbUAaPUCdrVEBFpO1fwXBJjhSNkixuUHb4Ymxcu+MV6oVAjgrWWGruH11qlp",
-	"YhLRGDjMzI3p/Xy0KzBe/ewlL+Js+sU3T5lM+30aUcLUmXSZohcwazNd3gadieBscDbm9SxqNkCh6do0",
-	"fBltnYKld0xEn4tRxeljH4XZ5sMDxIUJXDIuUT12QaZG5Ekw2NEQbA5JPtLvXl8GNBCYKUPNs1GDHgtn",
-	"YRIGNooqhD9laEOy0RY4Mw1Jj4VfffVV9zBVQ80CRliREEVDvQ82INs28hPEJhjASmM8TWKEk4RPrGvu",
-	"rVAGVneyaIyZ9vaVLetIt7uqacNKtGemZvaiG1tu/TYolwha1LvUOK+fc8a4OhsbJrKBTDPbZ22PJ3e0",
-	"izjrJzRS0kVZFsruK6xIK6VcgdWxpB3hMr+zHLsjCOSHuEZux6On0UtoOZT3mUPZqHv0yli9xazvJ2Y1",
-	"GGkJxGpynCwOtjipzz9A0JNTPHCYEpJbQLKGrUd7H/VYTSKC5bIQ9FgpDcEBCj8IbcFJiTCbIpsmwKtN",
-	"/xS2dGSzuSzt19+H3fo0Oh57oZkrbgW2OySwaXxnUtkAW7vY23emQyu8tcLbVYS3B3uLOxwX0ONT6x+u",
-	"icxHy3U9cTa+m6JQBkNqCpUhZEebHDGC6CtraZjJ+5Dj8c3xv3aKukdqPldu7RNbqWXefXlii1W07PHd",
-	"jR78jKjFl3d1iRR4jXeJ+zL5PNfDfa1fsLbrsklH9UnPS062+rjX6l2xAH/ZZMItHmv52pavbfnajRsl",
-	"5nf4NDWviVyVE76aruausdGGsiziRJyWp5iK2p/iC4/sTQ5QH1xYpHUfh4ypkHpAojChUkF+6jBA4ySV",
-	"KIwJToznS2jSbQ4EjklY47+TreMW+O5ANVHnrrO4+THnSaG1J3g8T8BrWTMqQaOZytpQdvjaOLrfgc/A",
-	"uzaIXR+JQltQTgRxARh3SpT7HRKob+errVtcfrKlBc7WEl0ADJdxAC5G3WTwsTEgPoPWbxuc2gkk4G5+",
-	"ys9snu7mPV5CNtfm7U/xoHljm1/pqeCjJZqf8iaNDQZpPLZt3mzsP4LTbQQ9oZqdS5SkMTnlCicbdq6z",
-	"F7eBY13xBbXJEtpkCW2yhE0kS2AxkgSLaJg/uCKzk/1Wn/UPKL0c0jHiDEUuF1mMYsd6ugBHLE32c9NG",
-	"MzphXc4/hyY2ZPB3w99M3r/y7PMy/11BedAmBFyf4nR5OeuuphDMkEANDqhKPPfPNfbugjm8PobsCY6G",
-	"iCoygowjpkQ7ogwiu/iEFR2VD5CAcvgSSTxFkyGNhkimkXFqA7QyGZqcyJC/WiJDn2bxyCd6YeBqUxSL",
-	"NoFM8pluKNyruAANOx9COSaiCydgwdt6FL2bqUDBL0WSSyJwspCiz7xm56ZSax0skuUNSwi1yk77vVWs",
-	"v88Gwvlkav0mwmoFngNvyZitR3sfOeOfsfyBjU8qnBBPigZrvMv3csusd3Zh6zffVQe+XvvdAgSTGfBa",
-	"RHO7HHVbS8dGLR1Lcv4mKBLq2V1DlIAWFcacJwHChYJ6zi8jy+QM9kwcjyg7KHxAo1QqdE6QKVsamNIE",
-	"xFbjI+KetNZOU0Y8JgICpSM89sRNQp8N6yfMJDckTjRlwAo5pIwDS4so31FXB/OKzniqzni/4Ui+Pq3D",
-	"Q+vw8B5GYYLLjzXLNAgTKjXPXx9ledHtJi8va98GGd2x8E0g/gi7etsZvd36/pe/+P2f/pvtpTi0XDW7",
-	"XgatgIbPScQd9gLPth30zK3fXJDIaUe1wJwltShlhEZ7u3uu7q4NjytHWSHKpCI43kGaV7c3r/RUA1R8",
-	"ewGKMU2mJs/rGeTJhCZ6zLOI8yTmExbYKstnfahBn/1pn5/HPFXUKHdaLmxt73Rvd+/aImwPKzcLT7CW",
-	"L+yNtVLHPYmwvamtsvx2hd/eYXL+ftPimzOJeKjp73/1i+//7X9ckpo65886Iwn4YbpGd7oUq91FA0ct",
-	"u93WT6v103rX/bTuhInMOHZlmO6ezJ7o+gPqvLLB8ZAzmw0YUqWbWjG21AwoYTLfMIkSekFQQnAs79V6",
-	"gxWCUjcWpHZDvmD1wWStD1iriW2Dzlod7J0POrtzCrg4ziO/kOI1xtH6ODAjK8QEJ10bg3Ql/VvqIbFP",
-	"bdZXeNSIG4NlbhjdQS+Jglz7FMTA0dgGkx2q8ABFCcHCfoT/5x93iu4s8JJNUjQ0JIKgLXgcsCX9URIV",
-	"GN6QiAGJt/eNuwtUlAkKUEOlAHfzrCCs3hV2e/RgD7gFxtUQFH/QXi7ymPm0GEO1ku9MnvNtQz40+RJb",
-	"Z5dWLbY2DHtklT436+tyA7j5JamINhpvOZS09cMv/93/+M3/9dv/9f/74ef/ajnFTl8Q8u0mkns/eWOq",
-	"flJl6pMIYnTPGt3BD/AnFPO2Hu1Q9hiF8E+Itiy4oMMIv6GjdJRXOhlzntyTyKz+C/zmUzyV2zvok2mB",
-	"OGxNqMaqQCFG+M1TsHRse2jGDLZ9CsNu2NfFTFLQ1re+LS1eXKu5wLyOM8rOxriBWq/S/G3gBlCcnyW8",
-	"QarPansYQr+6sjGywTieTlYKbGb7yFu2pov3zI3A4NUiF771/S/+5rd/8++XI4xDKhUX09rUFi+SmEiF",
-	"+lRIte+qU5iyOLyfiydwniCgo5jGkBhrMpwGBY9LE+sFJS1swqv5WS5+Yhd2p40sdhOLjSz2GFpL9Duj",
-	"pc/Dpu3Z6mPeXGSL/3Vb5G71R+v34S6pKIqe24Hz9RGQe/1A88cJwZdFN6J74IINKCKiIkoT7C9l8yzb",
-	"xIZZVZMnvnXLbo0BrTGgNQa0xoCrFFBoRZH3RxT5AouLoiDiypJu/fCf/vKHP/vlcgKJIJpb2lgdvmJw",
-	"mTChZPvoHEcXSPFCFJrxJvPVrIHVtR7CLUPQMgQtQ9AyBA2fjr6JTbmBYtvWofoGiiABidPPNKsvvkrs",
-	"uCAqFewa9A5lM1dF87CDjowHBLZWNBM4PhbkkvJU2lEIg5y9zuSGXPyQjwHQu2oVES3f8U7Z0FYyObVi",
-	"2h2rbqdRV1FQK4g8aOv3P//593/+fy4nrEFmv77hRDeI5YMKjl8mEUg180eEx5omcM1yalkTC+N74eiD",
-	"yWFIsCDxATIWWhs1KhFnyRSd14iRO+jFmDDE4bxTRhUlMkDfpFxZX/mU9SmjckhixIW+WWjEL0nxpttj",
-	"SVlCpEQRlhGOYUGQdXyWGJ1a8G+YHLlpWoLUCsJtwpJWHG7F4auyW1cKUb6ae5AhaU1V8rZ1m+ekZTeX",
-	"ZTcd11BhODEDP1gkyBht/e7v/uq3/8/fLMdzpmxzzrwsNjjPsoKMTw4MYyiHGvlGRKN2ymMEfKMvgMEu",
-	"rjUQtIL6xgT1hii80HRVqtFqX689X6dFII0zduah1rU+nM85v5AoHSMMbF2AxkPOiBZcIXwb4UhwKU2Q",
-	"dlCoPQWeWTYMrscMFmFcjHBCpfHVQoc2wgsk44lmEU1l0zgo+XnFVI4TPO0xPT+yLKjRO/zDz/8DYuTS",
-	"IijDNhi/UaokorEbmpicnobT7jHNaktCNBfqKZt6NCTRxac5ZGbc6mYSBvHRGLOphkmGNvVa6ypuwT/F",
-	"xzHCb54TNlDDzv7e7m7gCn1JJSgb+Op8HdpTYCnw5ZRBLdiIj0acablghFXd5NCxbvZHjSZn7ujjWBBZ",
-	"W8UMGtXu8/Gj2ak26U2bHegXpnpuHbZxxXW3xlxKep5ooYyZBN2tc+1tLFX01ZC7VG9oiKWRm907/Kdo",
-	"64e/+M+//9elxHgFrJdhwj7Xcmk3Hddjwk+mSKbnPyORCkCPB8ACZHM+RYqOCBKaQTpAjEwyt/cdBDX5",
-	"8uERz1WCqiz9S0L8bu1Pofer8fUUbyzv+itNae2+n8WBwajl7YB0b/ZUW27RDAAyRVO24GWhT12tw+pC",
-	"qLQLQVtZDv7C3NsL1vcsbry6Z3GTRU0EVYowuCF6cak0YbS+NZgLtfYlwOnwCBilGOn/50w9lXBx61bU",
-	"F3xUWo0hLZ39TowV6equnWBp+jF/geekzwVZvDbFr7yyTZIb92QXR2/kkGiTZLVJst6PJFmryq4gAjcS",
-	"XY2wvI6z/JIjmUZDJIiEerNQSUDN6u2tQPGei6CQX6zATOVcVz9jYurLRYaODByqEAB7Tlw9hjGWKrDC",
-	"nv2pn6pUkB10mE9oCC3pMcMF3JOZgsD46oz4JZEgHIYJzhkrPZ3iPRaO8Jut8ocA5WvaBssINZcBlHiw",
-	"DhonBEUJjy684iSk6nIDbipQ3g5/M4nKss15ns9zPhjMJCprLaStq3BrG21to3Ua7jtnr3rOBwgXyNDW",
-	"7379F7/7+z//3V//l+//7s+2a6igVT2A6rRe/6q/ejQF++DWBGnqFVxIm8XFORdRbt2XQB/aYzbFMUym",
-	"xQ79t0RDgs5JwtlAIsVNNphi7phQD3SekKeUJLEMewxQGIm3d9DnZCqJ6o7xgDKsSHyAGEcRT5lyLkgh",
-	"LVSO/7GmQaGPPmqOATZ5LcqNBS0h8PopTRRp1PyY86TQ2iPnGnhbuOrjgWxEtWoIl7CsGfLUYLM5zt42",
-	"WO0JGVDOmu/uGYtTqcS0eY+XwCE3b3+KB80b25ynTwUfLdH8lDdpbBKwNR7bNm829h/BGTeCnlDNziV/",
-	"V5tNQaEv2GINBtzxVnnRKi/edeXFzSXsZjGSBItoaB5bgaEwf9eL1IdIkPE9iRiZQF9EpeYTsjqHLoUc",
-	"fMuMqpaED8GBGCvdo8ciPA6MMZUq8HQ2GNZVT9CLDMcJjsiIMBUiiacSSb6DDuMRZTLosdzxWaItyiwP",
-	"ooZkagurbMMg+ufuuWYGNQOPLshUAtdj5quwMpRZy3RcqCkU6v8+i8MddJinE0dbYPsMjPWyx7hwlttt",
-	"2CV6tPsxCrPmoR6VsoGxTNPMOH2QZSKlmX6/Xu7XGHRDMr8e+mbk/XzmuE1Oftu9i+5ETubHKytLYqzw",
-	"OZbkLGX4EtMEnyeL9R7eTmsjnpKISwgWYZpyKnxBrHuKoamMT/aR4lzjvCkaYyknXMSmBILGZz3WT+hg",
-	"qNBWxGOCQjPc2Xkqp+G2Uz67HWgklDLI/6c3oT/30yTpMdvZt9NwewedECWmBec+yMvs/El4H0lICStv",
-	"jSYC1ts91Otd2L3Q1J7QVUoEATJDGMiNh+4Whfj755pEdPOyen5HURwNEVVkZKKFMNW0izLQSvMJQxAX",
-	"hSPd+gAJItNESU1MrepZppFx5wZaORnaUCeTH9bwgbNeBJ/ohUG1Iydqb4Ii5bPcULRPcQEabr4XekxE",
-	"F6BvQdt69jQhI3dOI2dKe0lySQROarnm0uv9jsZva4t3fUZUxsttUNquoyl6ha3r9XuZDPIzSGteQ36u",
-	"Up9JI8tZ8vTTly++NEUbELTQvIL1pCqUf8g0xXoh96Qp2bD1aO+jHtOfeKogj+ujB3u5+y2ImKVyD9s7",
-	"KE916UQ/hAXpAevUB7XzvpEQbeJYNRQ8HQxNy+yJSp8EZrR09tWuVAJiY6Uf9KKyog9BaSAAfRdA/4dX",
-	"GPRa6e48zOWqSLQY7M5UkKjIgzdVQuKj5eY9cdf9xsIv4KY3FBUgHA1DOe9NpauzxYq1OJcnpyunH+gX",
-	"EiAEy2RGgPrcsHqI0agmSgAfbDyeFURMAfMNasXMBDckfyzi4NpoujbLQJtloPWkuQNZBu5wHfU2XcD7",
-	"li7AEP28kDvQ2q3vf/mL3/9pKfKrnhPLdbbrZcQKqPecRHxUrGGwg565NZtLETnVqZa2D8djwS9xYlgt",
-	"CJVFVKK93T2XpHBMWAwVEUHV5cwLlEmlRS30FKorm7bF5xmg4nsLUIxpMi0XEgrMmGculWGASik9sj/t",
-	"k/PUZnaq5k7LbV35Pe7t7q0v78OMdn4mmrl0m/AEa9nB3lIrUdyTCNvb2WrPb1eKh5sk22Wcsbh7ubm+",
-	"irOYqIEpd7ZPW8/s7gUOGXtNhYL//le/+P7f/seGFJyzSyLUhrNJ7lsvJFkqnmZyQLqq0FkFTqsbHxMh",
-	"OXOZM3Rb8EDahhFjG7KEJB4RJMj4INeVO47Bbs1n2D0ynzaoULEzzC3C+eD68xJFrZPR+0jfbjD5XUtL",
-	"3gtZ0uI7q8ZHlNUV+a8nRW3B6NqC0RskVNdaLLrV9LdFotsi0S0hfB+KRFtt6kyB6HoCeOsKQ2t03RaF",
-	"bvVz72BR6HU7Bs6+5nesEPQGWdAbrb3UsqSt80mbwKV1O2mLP7cixt0q/mwVbbWFn+sFjTtR8Ln1g2gJ",
-	"f0v4W8LfEv62yPM7WuS5ccTLu1zYuVUstPxFW8y5FbvuTjFneL0LCjnX4/K2gHOhgHNtfeUNUoUbrq3c",
-	"0oVW7myjHVvps62p3NZUbrm+u1RT2fF9C+op17N+d6KOcqt3b+XitnZyq9RctnbyfGXmiMzLEXhkYPpK",
-	"brZ8O4w/l/e9s7jm3U3lDnQBymF1KYNSoIVbpv8s3bL7LjNwfSbZI5MyOLQP+dh2CAMkiZIoZGSS/Wbi",
-	"DjVtNe62QPh7eq1QKsZmgrJy05YaEqrZAkN1Fb8gzJT0xlFEpLS/bO+gUy25ZIjEDiYVnpq0fS5xQYSF",
-	"oERmdLw4DAhdVPXYFshRSYw4I0gqPpZowsUFZYPtvKh3aU3ogpC81U6PfSU4G2SIzUFQ2sI0eIApk8oE",
-	"WPIBpLESXKkEisi51j0GohWVkKTZFNUOEPkmxYnmmXRniN+EfFlyqLk7TeQxQx9pOi9wpBkdV/P8FaOQ",
-	"ifnLp58flQugIyhW208liQ1OfrS7i8IJwRdnbinhTo9BGZkx4eOEoC0tzLqc+NtoiC9Jvkl/LXPNd3wx",
-	"dddgQ4ooN7yZ7rr1UOXZ/SnpzacDc+3dRZX6QczEkB7haEi6R5wpwZNFWKzc+HYwatdb+GQtdUuCTune",
-	"Lxyi3Pr9LnuywnFn1WcEiQlTFCeyecWaQp+3QSct0uJFY5Qar+XUvqBSUjbQqNjZogsLvFWHdRM5t1e4",
-	"G0AYzxxhXHym1fYa02NFTNBZg/6lxut5ya62gn3O8gCJ96jcweMmN+0lEZc0Iq+K9S+uGjhtArhGU6hi",
-	"MM45Dsfi6refc7hQ/Kc2QuwJMKnGvRKYI837Ob5OpAmRO8iUjkPnU3RBWewP/DqGWW5BZcHPKYtdrbtN",
-	"BojpDS+ODgPgt7Fht7ro19heXfd8zN/zKn2ZnOh9V+RTZFkLZP6GjNlJBi6XlxHr4EWhLRtDiR5s79TU",
-	"s9LXa1NCBOfJzdSzgk21hazufiGrI6vkvKMlS1ypobF5ZNWHXySc1WIls7JMnlZyhnRmT74+aPozorKn",
-	"vkFKVSeI6cW31pL3uNxJzRO4jnInwMdqmRJECP1K8pRvjExKD+egx5x72AUhY5AtHBGFqiUTIghKsFTo",
-	"Z2k8MNneTPp8KrIY/R6bW2IFaqtYBS0MJSAhAxRbCceFCghnjmSazsUiLOV2Ru0SumKePVaqynKAwg9C",
-	"W+5SAhTslrbrq6xYZHG7qqzoRa29ykpp0OvVc85BmK7KSos432E3u4ngbHAGqHGhgjRv2jrVtU51V3eq",
-	"W4bxbgsGLVkwqCnDfx8ilMhkA25XX0EmJZOR1rE05iGcE5dn0LAvwDQYd3qMxoKPuSRWnJBEBaaotnBG",
-	"zaKjCQgfAZKcsyz90w76Mi+nLfGlL4762Oxa078TPcSq+rwNshlmXRtOOqgnsbCoxdEAfCqNTPd+avda",
-	"yt5S9payN6Dsd05DZpFfmerIespp6VZ3ggWjbFBvbvrKNjDXBFsKiCY0SUr0L0CMTDLadQAPoD5QDRym",
-	"4hFl0m+cOjHDusnvdmbC8mYWm6DcmbRWqFtthXIppif5Ja15bJIoNfeRfWqTT0d4LG3xegLuWDHB+ufM",
-	"WFX21tPNvQrql27CDd7qbI4ayuk23brb3rrr+1nCz3GSnVCNNnlZpXCEx0f6espP4dJqQqH/cl61kDiC",
-	"sh7LSnpAlDSOICslWkrP22OZohc11PNWFcIVRS+6sp638OZul67XLWzt+t6Zga9V5/vO459bS3FbLdZy",
-	"WqzBQnTr+IQJIWNZH9VgGUmJJtYNP05JgARJCJZEIvJmrLdrwwMNI+EMdFVmZQcdolhMkUiZRX3g1js0",
-	"1r0YBN6E8wuEh1lE5BSFWL7ohwcmW1ACnVPppEkiLolAUcKjC7SlGxbc+D1eMycpe6n3uyGfGRj7htI/",
-	"2Lmlvjge7PSVPj0AmW4HCdy3uLAieMy3W77/mnyArzm3TGqKw7unaE6f8Uk9QjA/z3Fl4WKAmY2auadf",
-	"24BKRTQS0F3LMjk6nyK7Ac1uFW3zeGDVQpkBPtT94aXrDwhCcThD2Fn1ESMkBpUYKAGyaYdEEB+PpCWm",
-	"Uzy4HofTMpxecqHQBZke2ABGjeLCbogkF0oi3dZUi91BTgwLu7aG2qEK9WOkephvUgIlEjQ8Ovsd3btT",
-	"VDISlo70EWZdO0EnH6fzOugoffv2O1IJygb6clRXeixIn75xjK7Cg3sSwF+3hm9KCxjhN88JG6hhZ//x",
-	"btAZUeb+fDA79yb1Hae4gZJD368W0d1qBYfCJWYF/q13sj2xSEAinCGUkt8serT7MeCVM/KGSiWt7GVa",
-	"w53HyvQy3+scbTVzvqGsUXhwM262IG+0XrZ33sv2FA+ewN294262Cp5Y5eEXeJLMxzYmCTFWmSoyGHFX",
-	"jEQ/b6ikZxRBJv+HFk1cwVJ4+C4OmqrAciE9dkUtEXgD9tgyWiK/N2CPrUFL9CmAyiCvqyiISijokU+X",
-	"rOeJW9q6Eb/fK+g+7pz6wtykOnQQ1EslCg8KsWnwLMEeXkj2M2OycFR9czxpnaJQ4UGrI3yPHeprbvfm",
-	"3ekPwWk+1CxviATJHTOAIWYVetljiwjmjFUFbREcDR3RykT3AVHOY98RrIM65tymQdMrGmJpE4CATIru",
-	"vGf+1WnxRkSQtdtpimNeqx50DtJ1Xvkt8r09ud+Wkm1aG9CSnsxzZSqCR7I2eRroTqHF9StPIcdSTAWJ",
-	"tPBDk1gQmxKLSqSXXaebHGNBmHoWd5o6Yj6LN62WJHjUQC+pAX37hKfrzVyUZbQx16JxAhx3i9aT+ui9",
-	"zl30DquVLSrLUCH8XVQse7W+BI82pfYleHRDel+9qVbx+67piO6u3tc8surLLHIp1fQKs4oc91A3SMZr",
-	"VTmWIWnFifdVl+O/wNehzfmCX4LzFKzBRgFyBjwlVVA4zfkaYKZkjxVynG4Z5QvBo7NoGiUk3G6mXTG+",
-	"tGX1yq3xh7V44JapVwgerV+/Uhz0ehUsc3BhpmFpceJdUbG0seJX07As4F6k6oJ36n0cX2IWkXpHW9B6",
-	"ACYseLZOsDSFNVwA98ufvDh8fnb65OXp2dHzF0ef//iBxuSPTCblCZVkG6iCVeobx1ij01d0RLrnOIsO",
-	"19jb4+9yaNZ5SqSCymwbkn/sNDDFDXnMwtyndERq43B1g3sSjBYaeq15uzmWWrWmB+CuRiU9HJYTPFXk",
-	"rHnnavu1qHy+5Eim0RAJInkqIgLZ6NVsLLck5PaEOt/NwkkauxmLJZHKYrg+FxNcym5bcWo29RzqvJoP",
-	"ISrYBAinMVVcSDgpQJyckaAQRiytszJw3DI9V4JAPMTYYFyb0NOaIakAHtyxQ7Mq9lewrhtSsZfWukC1",
-	"rr8tq1j3zwpH4cQKLZDwpNbZWH9rPOeJblw3q6mShrY0Udk2+cndT32cSLJt1lW3EFtkrbgU6918znlC",
-	"MNuwHUHfk8V2hGwLrR2htSO0doQN2BFSi6+rdYLqHNT1EVJGFcVJloMdUc1SXkKhP5UKRuId9GSEaSIR",
-	"FgSljH6TkgBFWJIuZZIwSTXySaZ1zulZeav1s+l66JsxU9TV1HpvzRRtHZkWh753GbxvrHqGs07NrwsH",
-	"fy60Tt1k+UG9wlYT+x5bp2ou8OatU/sIn0vCFOpTksSOt7EmngCFLE2SEEUJwVD1osc4jIQT02EHfUpA",
-	"6sLKmLj0ytFWaCSxfQRSW7iNBLnkF0SiIZVZ/UQjyrvKfAgrxFlEdpBN32H9kMOsrh8U57ApZYx9K9SS",
-	"Z1is0FgpzWhW4ynJCEFEpbqMCCeC4HiKqJQpiW31xLwc4z2JQrOL+KVdf9hjEk8lGvIJ1E7aQYcgJ1sL",
-	"GcITPDXxTSFkNAsRTiTPYGFWXMgDaNdrI4MDY2BDHARjo/sY4Ska8gTWNbrF9RfvvAO4JQa3y0SpF7V2",
-	"E2Vp0GvV7M8liNZEefcJYysQtAJBa16+reblm5JcMst0neSiW5MoFVRNgfScEyyIOEzVsLP/9eu3gcYm",
-	"9HMyzX55nQ1SZfme00vCiJQBEFqq/wu8jTTbQiOicIwV3imkMJlKpR/mbMYUx7ptQQnLwJWWDlDCBzxV",
-	"2xnXNE7PExoZ1g54k0siaH9aLoZdmBIKHXoSn0AR58CaaTR3JQPjJ2wixfEY8UsiBI1JcTQDx9nhnCsg",
-	"UoKQA4SLmWfdf13WKmM10pxK0exSsLT4Jvhc77fPBRpjoUxeQ0UGhr+QNvTVZlcGQxZDGUMNxafOqck4",
-	"UwAMnHPdZvB4TFjcNUxiGlOlD6IE1tgaoSqXAsrdbf32N3//2//2q+zUjCWMCDmk48Igppr/7CBHWfbR",
-	"re//+lc//PLXiwbK0pX6BuNM4UhJtPW7f/Uffvv//s3/+M1vtjXwsz7FcWxbzzBPeZLwSTcd64F+/Re/",
-	"+/s//91f/5fv/+7PthFntshfMcVAcdQ+dH019g37aWpoN4HcZ2b4H/7iP//+X/+b7cIIsWtVd1yVrEwK",
-	"D9Alj/B5mmAxPTChnrY0LyRQsH6DeJClYqMqDwA1UZvFW6kxgOcRcZ5kh/3Df/1LdB99/6d/9cN///W2",
-	"e1iWI3bZoYNqZjoDM0hO5QrEFqY1Zty3r9/+/wEAAP//",
+	"7L1tbyRJehj4V+JKBro4SrLZbPbsDImFweF07/ROzzTNZntkTbWZwcyoqlhmRdRERLK6ZtyH1Qet9w72",
+	"2YAtGwcdToJg+b4Igo2zT8BKgv6LoJnd/aS/cIgnIvKtIquyilVNsjs/dbMy3uOJ5/3lu07ER2POCFOy",
+	"c/Bdh7zGo3FC4P84EQTH03M+YSTWP8h0NMJi2jnonA0JEiTiIka2FRpiiTBDurHY6QSdK5ykRPeKeEw6",
+	"B5XRgk5MFKZJs7GkwiqVnYP93Y+DjqIq0QMec9ZPaKQ6QUdNx/qXoVJjeXD/vhxynOzE5Or+WPCLhIzk",
+	"/fLsb94EnQscnwvyTUqk8u0NPiAq0QgnfS5GJPZtqjjIzJb8Q+R72c338gmO0Wk2zuLtFOfVm4nw+Jy8",
+	"jgiJqzf1L3iKhvhKrwdHQxKjKU8FivAY8b49dqn/q4ZUokvKvNssDV/Y50qDX/8yS8uB7SeYjs4jzpOY",
+	"T9jsAQiiUsFIjLhACZfKLMgCnSARYSqZIsxiNMJTxLhCMCKiCuEBpgxNifKeS3neysmsa9Y1HFh5nfrI",
+	"YkyT6XlCR1Sd29tbADiKx3h6T9pFQk/U58Lsasx54jsh3zTzAKjRJNc/EN+yzKkofIElOU8ZvsI0wRcJ",
+	"mcUOrpV+24WGh/rGxRQlWPlRoHf0CtpoOrY7g0e7D/MzeEHEFY0Ielkav8lxeBYG55GOExphVTmEIwfF",
+	"E6qGSA0JknhEEMMjEqDxkDOiYZ6MME0ynE5eU6mk91iySQpncb0p1gAh2aL0OcA85wpfElY9iVQS4RZJ",
+	"ZeNNF0csbbvheNffYXEFeo99Li5oHBMP/nT4aUyEJmRmZXxMBFaUM9/28sEqr33xUPnOCpD9pDDe4q3l",
+	"s8PGBCHfknPKzsfYR+zNdzRKpUKExYgygLd+qlJBvJsrD1h5wQuHu/7VVRZQ2KTi/DzhbFC7ywlPkxgl",
+	"WCqk2xGNWrFZoUavCCcJn8g5u85m8G+7+fhrO4ZsReYc+LeELSRsPIkR1pwZmyLTJeNXsNRsjAZU/yl4",
+	"xq9StMajr+MMPOvRB0GZTPt9GlHC1LmM+HiGkFGJjk6eokuiyUp0KQ2W1S3hf9mjRIyQWKKuJPaz3PKd",
+	"jGfCEohcc7o1oAXPCs1JKSIYTiqYnaGUkddjEikSIyIEF4hHUSoEiQ81j6aFlAtCGEr4YOAXD7KRixh+",
+	"hXFzYl+QGZ7awZGm+kSgx3qohudgl2V2f4UTGp9HgsSEKYoTWT6Ix0CBuEBjLOVEk2Qq0URwNvBveXa4",
+	"wu7nD5bf8YN8ny8ZTtWQC/otvLQm25tdQmmnqZBczGJI87tekCZQmsMA4iTN8VIp07pbLo1bwYtNR12L",
+	"XFhZSnHXgvQFkcNzxWeYGCOuwmcEn/VqbT/gsl6PqZi/9/LoM6Jwo7HXe/vlFemT0ETpHMcjyjyY0NIt",
+	"ooURxhGOFL0iCFr79l0Yq4rkFox0fZRfmBu2xQeUnauh4EolM4oazi0ZwjQhMYLGCCtFRmMlF0os1bGL",
+	"e11u5Gzbe4Vt6zG+0GNYGJfN9l9ZlD4ExtV5n6fMq6eSPBURQTEn5hECF62Bb1pgSDW5oV4pPx97Bq6X",
+	"HDm/+/38EL7kCj2xwy/efL6YbNvAAdTq5yziMa1qt2fG8GvlZka4PggX5nTbsO920T5ss7qNuFHm7qQw",
+	"xnq24mZ1e5mvMdUEnvF6TWk+gn8X1f7r2UOuGdV/mangxwqlfM6SqWHY9LcAATFLx0RcUU3nuECYGWwH",
+	"DyAaYjYgRdVX3ZZLUxZ2vpYJ18A9zqxRn5WWac71lxFmeOATNWIOMGe+z1eWzQxWkSvmDLWG/c3MDvvT",
+	"O2Yx1Yz5ucH0c+HanH6MJGURASwoCI4RVYeoT1Q0zJSb3v17Jqt/AktNlZ3Pg738fE4K86Enbr4GJ+VZ",
+	"58xhCfJNqjkbD6+RjmOsjIWACgKmjqf97S+wXvSQ4DhXALkN35Po8RkeLDy0bNIqU3KtKXPa/VHN4Z3m",
+	"8y55fNmK9QEKrIgRZWv5GGv1WMy6lMby8S21I62RVSktAnZoEMhiml1Pr8tD1BK6dZLr8pSFfTQg2gVe",
+	"P+LsigjllyQqI9buq268te2ySMxLQsS5IKn047+ifDPBMtPX6vaHRtFBpNQvJZPuBbnil3VH4Zl1rky1",
+	"/JzrEba8KzUHB68E6MmYsJj6VJLGyOMMpcU9xCSicd3hzI5cFbmbjLsOeJldCeydp4qc10gkX3Ik02iI",
+	"CIvHnDKvwFEdoLA9X/c1SBXVGfU2jIbi/CKV0xpcnOlwoiGJLiXCgiDK0FjwgSAyQ6xyyIVKvNrU4hw+",
+	"HL38DGu1ixWXp49E4cG5McFUrUAKDwpGG4ZHpIENqDBcyQTUaLDrw29herM5MSBaljEai9nnahoYA5WV",
+	"pExT/97Ko1We6Nyx1rG18uyF/fFUnfO+XyM+sy6eKkljYvwaoMucvZZGnr9f/7hrYOJ9S9GbT4uYvbTr",
+	"L6iUlA00PXWktaA49W03LVOJbJ+LR1oP0SnNbzYn0/GYa07gfERiiss7fJl/1iyDIkwhPYt/b9WhChuc",
+	"N1AuYDwqbi3v8IUeDZ1Nx6ThJqsLgZ1KIrT0Ka0kKmchGEBMKpokWmCWKCE4lsAtpVLxERHyAA0xizWH",
+	"MEL8igjU1X/r/23pdjGBR6PFBUBCfS4i/1nNLKYC9JtbyvUxxOzi9fkC1OIFwq5hKzKd3wiEKM1vHZ08",
+	"BbgQOPLS9dnRa3zGGoy9FnPB7IL0IUwIvjx3lHf2AIqWG8W5Ib4B/DfhbGD+F/HRiLMAgeuO9d3AxuQH",
+	"fge+4ynPWzmatc26loMrLxUOTXA2OB9znizWYCJsbOFGSczwwPu8CiMu0Gb6x1sDNSks4Y3epNEUANI5",
+	"xtGQbB9riDRbjomMBB1rYOocdELGt6XigoSIM0SuiJgizOTE+AMoFGEhKJEIGwEG1hsNyQhQ9wi/fkbY",
+	"QA07Bw/glsxCpRKOxX58hgezk5qzGQsiCVMA1vckuiJCC0EBuJE5ncey8z3jETaT+OZ8efrMeDkWTAKR",
+	"INhKprkmSImU1Ey855/4FCvyjI6o8s8c4SQh4p7MMMdFGms+g/FJoCGfMhQL3FfblKj+tr5pPKbbAisC",
+	"Solte6HbD3YPeizsAUrvdQ7Fjx/96FD9+EGIulygsNfBY/o5mfY6h3//8/8abh2gUISZ/gQlpK8CFKoQ",
+	"SVDsSJQyRRN9Hj1mF0Qlmgx5QqxGDr3QtHMGMjioclM11DxDpM/PzdJjXQz05J60Iq/R+1qPgq3AWNL1",
+	"jqMkjbUEbMytaJxeJDTK3QvkTo91VryE7ROe0Gjqvwu7UwBvPB4nlMjr3ME3P97b3T2c/Hg/PEAYXaTR",
+	"JVEaysJvCkcPkwnSp0kiNfYbJ0SRZIoo67Fwkl9Id0yEIcfgTKkPUAZI/3hJpvCbPUi5Ze8G6G2Y7Txc",
+	"4dS0aLZ91FfGglA+sBd2YYqjCaYKXZA+F8SIc9Q6A2Rz9bkYYWX8KR7udQI9OR2lo87BRx8CGh9RZv7O",
+	"F0KZIgOrpP/qq6+2jwpQNbuc5wzt7z6AFxwN9ZtiA3KooWd/9yEKZ/1GQtQ9fXKMPvzRo92tgh9LDpDG",
+	"xeUAhZ8QLIgw0PnjnsdJptcJTO8f9zrAIB1MBFWk1wlrkdRD34G/CTpjLPCIKIehE0xHlqi9AFrwhCbe",
+	"ywALSwZT4K9GJdL0AwgJ1W2+SYnQMrqWRmFaIC7FBcakj9NEX1OuliFM38rXhV/weCz4FbA+gvwMnGA6",
+	"r3zgc2wQ6BPBR7Mrth8RBmMr7lvNrW+lUWEcL1DFWJFtRUfEAJY75P3dOas64/VrMqC8YDlnfB2LyRxZ",
+	"Kvc5xt+kmedJX/CR5hAEuaI8lWiMB+SeRCEjr5UZIaxdrPNo8YLhI7ClzKzqaXyC9Wc/dbbk0VhfYc6x",
+	"bp1NSeO5FPOfCNLvHHR+534etnLffJX3nxpO7GkfSLx/AZpxMCeiXy24KYLVqBt+EBpuG4wjU8c2bB06",
+	"m0mMuvt7HwFe5KlCVAVo/8EemgwJq1D+ol1qK9umQfP5Rh0rsiQnYnf3HDaFk7XtktsBA3SRKrOrAb0i",
+	"mrf078wSbQmnoIU4xtVQi/+mlVz7xg1hP+PKt+ujRGr2P2UK4SQxe9SLcW6X3Yhr3IbR8fOXX55t1QE8",
+	"LU5SXJ9dzwXnCcHMLihOpRLTOqz6+DWONHduWtXPaL4vSVw/pyyei8410z4be+Nbgf7WafrGXqQXGmmD",
+	"GgMYYz9veoIHBEn6bS0aBNbHTz4e7QZzKP5eid4/8NL75xNGRN3phCMSBghbVVwMwmLIONM0XR8a8JwA",
+	"NLVQAub/p3Etef5Qk2KliNB9/2V3RP6VHv9ffb27/THe7h9tP9l+9d3DD99s/ZOO72pPOE8WUGoD05Mh",
+	"lwQN+ci6VmvJGLzpWe2x63ZPm9+2xaj/DAaZvWTNeL52kg+oqcEoNxpr1NJl+g4TKkm8FVhuncCTKEdv",
+	"1C31m7kvYkRZhi/8zOeAcjb/aQpoUze/+brks3zBhec16F81U3iIMOjANGIKt0MkuVAS6baGPdpBn5pH",
+	"gMJtyyccqVrirHuXlueYraxrJ+hsF/8wTgD2Q/EP8P0xP+f/1WTjCU8SPnk5Nt8qv7zyn4AmFfMP3pCT",
+	"+n3pr0se/Bke1M15ap9LhAXIFuaRKOPa4FuAwoNalsc7+UtzlH5W1X5swqqmhXGuzx3aiX2sqlvTfFY1",
+	"zQa47mLAICzHnEkTWfwJjk/z0FurSoeQ47GJuqKcOS3U7/5MGr1LMTS5Erzrw2GueTlWtkbFO3cAv5a0",
+	"GQY9MZswZ+Djh2sVvkVlb0HvVlII+Wa2be/nDWs0GI06u/aw/kzB3vzS1nJKeWhIZFcgc28liJxgKhdX",
+	"b8lhfVoMnVwBxEuhl3Phsxyq2OzEs9XNOfojlI1s7c6ajY4JCrPfw61DFFqBIgQWQLMl2MKxUX/ekvsw",
+	"4TGr3UUxQmjuVZQia64N+0fM6I1AjXj65Bh9vP/oR8guFBmTgLxFR/ykGEG6wjGXIlDnnnMhwLMu0m3B",
+	"PXkjwdaCrYxOfkGg6wEKsz2Eh0jfcT/TaPfYJZka3a6JlMNWvygNr69PHA0EZkqWQ+eCHvMpKwMrKoQm",
+	"nC5EIzK6IAJ1re21x8KqijTM9aBb9l1nak6rdjZxLhDPiagy+uFbAIh+de+8MWbaw8V+ydUT5761AiyX",
+	"3L/mwmLF6+q6IOg8xJzWJrOGVuAyj0q5Jdij6FD8JOPMVjj6Gp/1uZdQ59K9Ji7Pq0CjxjfRaOYMYfUs",
+	"Q5NYp1qb5G7vt/TiTgte79e9uqIHffPLKzmUX/v6Mid5KguKYM9luY/h1i26Gev3+LKczGQVZrQmL8p8",
+	"vrQuq8haHpUNoI0w09hM4Uti1fBGomJ8cgA+IV4/Usp6WpAYDJW7zIKrZ7jlUGY5GQtE1+tN6M/9NEl6",
+	"zPHDnp2GWzsITKBG5ofxjEadpUB9ed+ZZ28R7awYbed2LzR9Y3UwjzPn2BWArOxdOxe0Kq6ra+C0uRrq",
+	"S8ID8JbPHW/tDecT3n58fMb5F5hNs0CV1W6jGosz9z5m4lyu/8TrwnQWv6Z34S29rPjrrnCBVZffuRc4",
+	"41N77Qtc7A18S55LwUkXfHTBtrXqkXsckRecu8/Nd626xQseT7P0E32EEcwDjsuVxCuaiGY6npmV3SLO",
+	"JjsiWMdRfIVZRI4THl0W1Mo4NqwZTk6E3qOi+pL6OJEk6IwLP33XsZij6mv04X7R8vjwwaOHH+7uNrA/",
+	"5ozr19nQubGEgwVVH8UReNUZvre4nNxms5q+PXAjfDJtYuELOiYJh2w+IUsTywMaB42ZBdC42cwJluql",
+	"XGavC6c21ov5k3+p29jw7aexSXaaPO93Dr5evOhX1TWYyN8+fe13xuhTIZVmEwSOFBHSGUwliQQBF2aw",
+	"6A4YleZBXpIpugCHgaJRea9kVAZn3fOvj7Z/H29/u7v98fn2q9/1mJM1LELI3xrP1+iAQC2qyEgu9Bgw",
+	"2jWY56np8ODDbFgsBJ7OPBpwAoJ7zI42mzcoPI/6R2WcsZZEA0s/gzXB3uJnsp4zH1Hm/qpcQNBJGf0m",
+	"JfYzQHXlTux12JUsOvkl3pTFgm+C72axsiA1js/6jVAlSdLfQS+GfMIQZxE5RBIy7imEJQqPLEdjiJtx",
+	"xAzB3eP3to9Onm5/TqZh5ZU92PtolWc2i/P1wmfP6FV2Ss+oIVLlHWeX2+iWs4MrXHPRPG7fVtDJPf0W",
+	"wmbecuZNwgTee5eSDthqlNe50jR6BYJgy3TNa3tqWlXX72by7iCNqXp8Zbm98gpxpLhYB42AgRxz6Xw1",
+	"Ugmucca/Xj+vqVRkpH9hnE1HPJUeN4ugg6/BGiSUMHUUx4JIWXFv+HC/BP1f725/fLT9BG/3dw5efeAl",
+	"Ly4upeIlsVse51/2eqnmnGoGacosZJzqgmXj7W+Ptn+/hiDyVEV8VLoEmUaRPoyg08c0SYWJ3mTU65qc",
+	"xbYbmJiDPL7+X7b/15odu9iceb7tjz7+uMhp7np8211Q68xSqieSIbDtmgWZcRx01vMd7mw/WIwFgYhj",
+	"1SlCfvEO86uY/yTXgirzB37z6DJV3KDMLyDQq0rePuOTzMWPMEWE8Vly+VOFU3worimgteXJQxTyfj9E",
+	"XYwYmfSYbnxPIutVuWXy0UkTaWncHHcQ5Ju2HmcuCBuZvfVYaL+EBzYcAH7X7XAiOcLo5Ojs+DPUpySJ",
+	"AzQZEkEQvpCEKTQimMkeS5nTjYF+07023u93IEkCi0/5BSTQSwiW6hnHcc2L+wSraFiMZ1iSytC4OagY",
+	"VFNgnKzAtzrnRGvEv+KuJLi+VoFcwO/ltVdERQtC87HheQ0ubIx4L2t8oGfeO7/0brVynHOZf7dp3zjH",
+	"eOzx/UYRHh8iTXAN6Fn7pkIAlN0+ThJ0gaNL/WQUwaNAPwOGBgm/wEn2RDQrWI+NH+zuVmT/elmpgJ+P",
+	"h5gxkpTcM3GSdILOFZXgAQ1OsJ2gMyHRELDliBBlYmVAJ+19ENW3MEd/MO92z+iISIVHY0PKITfK4l5f",
+	"2l17ejdg5VxvA1mW4B57MeFXwykEBELIEE5QBB4H+nI1BizkqoKLzVVexsOy8iTWprIAf/ll3OSXE/Vy",
+	"JrfKUS3cgTmM5hPZw2oshGZMyzXCumYwhg0/yNYe5E7qxRUGecjZfPm/+DTWwTqUntqNMw+g5NQPb3Zb",
+	"jE+WeO9V6Z5P/PNxpnC0NhzjEj80BTmDHBc9tiEX6oy8Vsu8YipPBDUx+rOUrZkipzQv44oshKVnnA1c",
+	"B4iCWGoKG8O/RI/cx3+ZS7KUqPlEvmdduOlMlZefedDxxyXMAcHVNHpN4Adykq8JJpxybzPgcAKNVgKF",
+	"614qbH7O9awF1Vpkc/NY1izEhEksBLkRZcVfH9QC4ax3rynuYnQxgQmJGqupZmeihGBhHfSK4S+PGrEy",
+	"GwDkZsqvHKS9ZhIH5M0Gs+DuGyl7AM1GKsC1b7T8caxhuDd+gLoiQq0mvTpU+mXja/MuwY7i0XDmusDG",
+	"6GRF8i9ITNUzckWSZWfT/ZytudklfcEZmcIFVR1kFWJkgBW9IlZqhHBnKzTqBzcDIDHBycqCEU5eZJzz",
+	"7GM0SVVfMrWYUHnHHwgcL/ESfgLNva+gMevkQpaXucJK7OAqOx1heWkMSxV7kEiJuULwjweNlEkVaXqg",
+	"i2mmP7snUagl74uEPIF2YAFaA//n4iZX2VhDI0hZcoZODiVUAyQXUojlJFJIqLri5mzv04a2m2Jj6D2g",
+	"i7uVbkKQhGC58mXY8NNlZswF47ncjUXAFhmYdKILe53pNtdg5S8kVeSavLwz/ToBPBPQYQMlFLcUY28P",
+	"ZCXOfkWitQ7y04DoFNByA2S8IkrdlLPBCm9uhUezDPBfG4zrpZcSDC5h5c3YqVm/hXGCIzKyxuS5/G3W",
+	"sLrefAi/E4GbfS1SV76TzYhdQUf5k7acmEx9iLNkahOOFROw/FjTrrCqli875Vm1/G6DLGANRb8yli4o",
+	"O7NExi5BvFcxb7uvSXQsYLm1CDoVDLjOMW+OOV8jB1xAw2s5m2VQdI521zJ1jpLXMpxD180GM4jbL2pn",
+	"qHxDsvaneCp9RsI8UCDGU2mBS06oyYYF5qM0IYj3+/MtgQ8/fFRxAV5sBvw045AaIoYyGpgvQ1ZwW6Gx",
+	"D8Flkf9ZljS/tmEFl6fyiT/hAmFIY4EjFYCvghsbdccl1K9fuJXKtnZyLf41Jj+ZGb8SAitJ0YC4UzTs",
+	"OYSfEFzUZOv/WgWlD/PbjAfPWXEI58MKiixnzvD1vr40t2LnCvBYa1y+mcUgRDxuCaP8QyMepAKUS3oM",
+	"uNnmrtVFSzTXPrrwiuDt787D8j12WuQMMznPgap6eAY8QNOR5b9o5EAyMwZoVWbR6k9fPP8SQSUSIkxZ",
+	"V5uC1OYDM67uvN83lmJE2Tid1Wl/6HtPREo8ILPJAXcXwbBZamC2lg/kgw6nkfIoRcF5uKnIFOVuHnNZ",
+	"bdvsTVCMLmpqIlpN59pUq6d5+1X1V7Z88ZIrk8ZJorH7QcGnYskshTMajeJYxYUE+b3nl5pfVmmrixwR",
+	"HGytpN64FkCVHUcWZctrevV398rrb3vBFc+71nWI3hn6uXGL5xMopb+afSptYrsou57MzP8TJ8M5zumo",
+	"E3Q+6QSdYy+7BM1P04Qs7QiaECcfzKXYug1YPzXn3ryHb2uf2YomHtqLZWS3PWuBgGS2HkHmhAhI5wqV",
+	"U0gMZVMCk3TLyDAMxTRGkqM+Bj84P3u/aD9u1cd6GWDA0dzwcp18p7EaESOOefE4CLoC1HrnUvHx2ATj",
+	"V73nPBwNo3K49FL6go9eyuYuTMu4FTbHHCap5eeaWy/jjlnMoS+knxjnMF+UsPE0N1U5cgdL7nwqi5Wr",
+	"LkiEUwls3ZBKFOFxAKmfjfc3wdEQTYgpStdoFw5enrslVlnj3V0fLqx3kZwTaNFkHQXTDD9ZQmOueHOI",
+	"8LEjBZhygBBk2CHbb9EF0iCHwuUu4kbKT3NWYAPnzdrcqVnEQQEiusqWeMoyTGkxdIEb9d6D/R/tf/Tw",
+	"w/0fzdfXzgPb0wxky9CZQy9kg5kF1sMcRDN/cKok4hNmgysYVNVJqFQkRpSh0K0iXM+2qoKrdZnN9jrv",
+	"5p4XDqR8eU08kssIY8W451n0AcdWcMSGs1UcdYvnanQ6y3gn+7USsz7C886rKTPjyVCcTBGkqO6j0D3t",
+	"EIAjdHgh9FDWnJpnucyNyqWSGINf2XJmAI2ZTsyQcIGZ7BPh7Aj3NODCuEgDi0RdF7Cjh97yOy9kpMQT",
+	"N6s/6Y1leJ+bEmym+pobHCfmIV+XFi0XN7NshOdbRNN2YfPgbdZi9E1KUuMSnzJm69QaRaDNMOdjbT8j",
+	"ODHlM5ZJYDEzdykQJx/dFnxYrPGpilD1CuXPqFRcTB8zazipDZ9t7tuyTKhsfXjsUizd81V8cFYKXC2n",
+	"adeEO8F0BOhNpUKTeQzRgfppW2wALIIW0ODZZP+1hkgziiBQb62TedwYofaKQJZ4nAUddoKOq7FYE926",
+	"evxJmpB/ngPYksFUnuBWvsKteKPSCkGnxWBUrOZB9Dok/NLjuHEp/2nsdUPmpl5QpThPdn1pSuNKMhKf",
+	"wvZp7A5spThL73n8dHLpQSnJoPiOHsefvjjygnIkrsoN9x49evCxt+klbRxCXZtq5VJNi9M9//zEO1Uq",
+	"y8HndOBt9vqa66myUMpEXVx19NBmwwEcpVmRD1x+Orn02HYuybQ5/OsLXNKaA+P7lvPMaiCqBgyoN7Kc",
+	"Q5fBiyQ+bhyPVEb8K2oxlo5muq5zcOvS+zZDuu6aD/DSEWit1/Bb9xrWSO/teQyv4v3b3OFX72U1a9gK",
+	"OH7J0L9NO+BuOCDwLvv3NvXVzcFnCc0VMA034qOrZ16HCGF30Prmdgq4cJ5fboG/83LWepg1+ecWENNa",
+	"vCxvIFT0Jl1eb2lw6fvgieuzzT7jA7piHr/lqK1Lx1/SEmU/zjqHzfNfCTpQL/s5S6b+9EvOTS4b34ta",
+	"HGj53GdmHo3xXvc+UyhwiEdQiZb30Ui3RJShaYoZ6h5/+S+2EJYIo5hEdIQTZAYNEFZoxKVCDx4hixhR",
+	"TAdUSbA77Ln2cgedukp6CCcTPLWFDZGa8KwR6vY6D/Ye7u882u11tnbQF1yQ/COGQuv9VEJN491dNFPg",
+	"bitAjFwRgSBLF4kPEUbg6Wd9qKEYhhlAcR5kpjaMLijDYor6CcfK1WYw6zNnIlFCLwna3Xmwa84qgUS3",
+	"Nh9258Atu5KW8+OS7mP7n369u/3xq+8eBA8even2ejvuz703W//Uq5qpk5HKgJVP0eu98A5TorHVkrdS",
+	"QtpRUzQ7NJX2hwRpwgxFtw9dfjTO8rrM+kPVXeHB3rKqp4JYWHxSfs3dQpowK+GsK3fwyeoP/6PFDz8f",
+	"/xgSzy0dZw+VBJdY44Pdvf1lsZPm1CbFOeYSKdeuitSqay2P6sNw5aOJfZaaiEh5xi9N/bVq+ERfEDlE",
+	"phFSulUG4VkJRiKlrahbAoyPP6yD5506gLapmJ96lvLCZFRH4HYG85cWZXvOt9d/9OH+ojzuWersF2ZX",
+	"0p+pEWpUmOIhdvsSTcAbRiPOFXLK+cwgl4RVrWEmnfHiHFvVTQSley4OXjx0LwA5/qry6CsJY//xb/79",
+	"9j/+zf/5u92tf/ybX/7j3/xvvd52ryd3fueD17/3m7/9C/Jaff/LX/zwf/2qJg/pSVEuqzp7QYpJxIjL",
+	"j4kScIE7QCFo3kJ0MTVhJlpI5CJAocl0GYI7Qo/Z3yGHpco9mPQvphSXVWVoCswRNr4L+nuPhbkBzU5U",
+	"UD9C3JDuYavICDKupLzUy7OqExKXzHE1MsoJ50tE6OnWp2lCpEfS3azXOJWfOl+H72o8EZbMlTfCDA+I",
+	"eBo3sCCBeA2xApotOSN4tFS3paLzVrdtepHLurRz1jUmy7DlrqN6KKWDLW+nuQrvlYXM1SL2cxP0wmy9",
+	"pQy5b4LOxTRzEPbP2CDkE9yFjR6l2POhz0k1wXR0zHkS8wlbxl84cskCoY6AzVtZ8giyRzP7VGJMkykk",
+	"G8xCaRcB2bJRiMZx4Av8epktLesyXcIIi7f97mCIZX3FQf1B+1P91ydQiL1pP2sc0dM1POWSfcxHWrEy",
+	"rnw2mzSaDDnIiVp+gyzT5swlxE3yvk0h7bzIDnuW8s0a6rrhg4cfffDBBx98tLu7GwYo/P7f/OcPPgi3",
+	"QKw1QqYNNuyxiykKv9FtFB6EzqnUDZxA7RTLco52UNi3pkcZohEULoJKtubX7XSMbETH7GpdqCnqDqH+",
+	"rqbmWRLgHgv1QwqRHPKJRHqBUyj2Zih6I43tPy+cdlVzW/tOa4zhBfTuZco4T9ahZAZ+48b9U3I+xheP",
+	"9/5Sj3eXWtwc0myR5J1Gkl7csa6sK7cW19QcS4t7rs2pzm6zZTNbjPluY8w8I0YlwOrJMfp4/9GPkK11",
+	"ikyVJ2n8ADCSCqpgj3A0pIygiMfEEw7jLenwYrbrob0vUyzGTpJgNkitaSQ3DkV4fE5eR4TEJJ6t8DCn",
+	"OFVFb5uOMCiKE8xMcThazA9zT5amL9uMfOZAiE5dIuo7T8exyDU26FAmFWZRVfEKNqLlKlNtsAiVS8Zc",
+	"Na/NlpmyWuyqceHl6VMkSJ8IwiKCGB5lNY8sBOqOZVgYKjWWB/fvQ4m+nZhcucq88n49mPiOrSKdKKML",
+	"N3sqhVzGfhHstDZgYknrohno+djwDEtq15aujVezj9XM/9eqzDcntuq06gbqNOqa1mu5mJ/HBENKpYW2",
+	"RzvWV1hALNbB21WUr6DnWrE2Yv0R+QrGNPPRrfrmrhrIWVPxxe20uKJC2PP8yObyva5DGVKBlBtXixQC",
+	"LOekJ3vlhXkw2676qKFzZhGuGueXMunOvPnC2N4986Rk7xRkDLlbxkRcUX18QQenMVXmf/GIMv8BpAk5",
+	"EeSKkkkTqPA6BKzohJ71vo4f/G1BL/pguCTximeRd1/9MGpRyfyCc94HKyPMmC/wJDfpT1iBtbd5zECW",
+	"Aev+z9J4MGveX6P/a75G3/ZMgecKMpAHwqAE8wc4nhQQRPY5/8E1IVf68N33CbkYcn4pD4x05n1XL4hS",
+	"lA18jwaPIceEnCM3jvDrJxDZtDC/FXa5kZ7r+3DhWnLJfs/0gTTqU3WzKW/GexX2JNblUXzXj2/2gDJ3",
+	"1iYSwotyyq9liN2LCSFj/eo9mP7WoFFyRXkqn99K1m4pDAunvRpjgeXz/nKlKcX0NGVNct+ahnPWW1do",
+	"FU7LUIRmJfYzYPPlLPImLTIBZpubYYIF29z4MwycO7HC1rI1+C7gDPuELp4sZprP8OAY2q0ceVsi8g3S",
+	"RjVOmtlAcXuGB053u+aQvOaRd9kJ+orn8oSnAlyXf+f09Cc/+eSTsKL2+lGJ1/+dvCz8q+8+fON149Pz",
+	"rRbotyQ4LHuxS11Y08C0M7wWsVM/kBuXNd3mvdmDIKev44mNW7/RnFIB2nUZoq4SdDQi8dZMDr6FaUjP",
+	"8GBtYVkWjBrHyFiAeuWt/TUXxBbqnZYFOd+VlIFouWPN4emRB5zOCB4t0IU18fxfGYPeXl52yQI7WAv7",
+	"K+RUm4G3EpFY4ezXQzAIHq2Ewd/F+1xSyVlPJwgerYVQ6Dd785SC4NGa8HWLBBYHZy4djDVLX/klYSeY",
+	"ioWxP+9G9M4atdfXDMIph9yUVrZMBM6ZTQe3YhnZYn7KaqGWTCcYQJ5JxMeEIT4ec6FSRvUQAfom5YqY",
+	"eNSUuezJiIuYCH19vFFuyhWNWiuYFd1MvpN8Kb2FcE0mAX867mtzREsmJHnP+KeFwXbPWQLSRmgYF32D",
+	"IcJMTgD6hliZiLs8Cq9rQsVc5GaAMBI8IdbPJEAxgfsGB5AttI2GTvVfjuOzC1shkk8QHOeBn14cxRdX",
+	"cQdDmEZA4FR2O9lLF2Jv2UzYVpAn5mjOdupbfQuF/t8dfmPZMOJVYW5JFtgPEHMzMOirXwdzDKj9xplj",
+	"vYp1eSPPoUrLgX2f2zwkFTdNyO5jpgmRWVWOHQnCJr36ZMiRVDRJEJ8wmamBJlQNeaogi7T12hpBNulD",
+	"/d8pkgo7a6qNmqXMzAXD7qDTQiqKLaT4gIBrpsk55FLV1uT0GxZqazRDi9Xs4LNpzb3HkefIzl03kUuA",
+	"bw7E+hBKPCImjbcegjOETab6IrlBXUlIvjmgZVuHpaQcW9nBlpey0+Kvt00zfdJYyRfXly1Bf/D4CAOj",
+	"4vOGLoSTl5yiU2Y8nncK4eROm2OTT1XrC7q8SkFWPjYvu5klNypkfsoyFGUp/SYkGmIFHI91hvbLOJJE",
+	"qaBq+kKfn8VWkJ77KDUpzKvHMsZCMSJMihuTkhldkinqCz5CoeETjmAEePBU9xoSHEMKbANZnd/bPjp5",
+	"um1ygDusbnKCvwk6FyCRuenNX08ck/PTr846wWzOnnJOC1hJwgeUhaiLGYL0wtsmVB/99KuzAFEpUxKD",
+	"HHRFBO1TEiNzUBopnD45/uhHe48gbwDCDB2dPIUtQuYXSP1jVmXm2wFHD316GrEZcTLb1lCpcefNG/AC",
+	"7nOj2DYFKA++c6fxYshxgkaYMoUp00876KQiKTjIDqgaphc7ER8ZX9lI2P/M2E/sYFQvUp96oo/l+PQL",
+	"JInQqK/PBfpk7xMkcUIk0o9LHiCM5BALEhvnGN5H4H3SY/p4MqkSdX/9q7/79f/4sx/++58G6Ps//Isf",
+	"/udfbZm3IMhYIjAlwoGaHOgByh29JDLp0M2ILiO6qTsjUlgIFE7Al5pS2cQQUN3DFg6+4PEUTbi4lIiq",
+	"nR7rsWPOrgjTe5YHPbaNTvPE1ybIwCbENpAuUffly6efXv1oa0c3hjxI5nnrKzAdIjwiyTGW5BBpJtr8",
+	"ePrkGD18+PBjTRlenh1Db83h2C7AUmyP8YAyzREfoDChI6pC1H3w9z//D5ppceED6NGuCWzALld3j6Es",
+	"0dAhuuAxtXOG3wFPEqCcv3kTHqIw/zOE+y0mItKD5bmI9CofaxqHwK1dtw7x2BSwpJw5L+vf/Znk+oW4",
+	"WIGtcnCAHtM5+YcRj4lehPHHD+1jkSg8iiIyVtvPrLd9iLov6GicmCd1rDtLGEkDXvjt8IMwQI/ZIKFy",
+	"aOI3JlSSrcKKw5Ojs+PPzA7NRY2IGBA0xioamrX+6OHHH24dALoFwKASzrK4Q+izDX3cLkvfzW+QAwvH",
+	"Gc3Xw0zwdOtQ35I9XwMmVKKUGanTYA0bCgJ5+6S5VMMdmg56pK4GZcNoIs6IfhDR0KAPDXWB5RWkGwsO",
+	"f393FzYzk88rdC71VBWPa5SaaIws8bsTpzFD4eMzPAgPjbSsu3KBYpIQZYbR89gFShQ+7W9DaVO7Dvsg",
+	"B6ir7+2DcOsA7e99hMKxAOUfsMLnbnshHJzldagK0P6DvUpTtwl40FQhd5aSsoiYAJqERoSZxOoWMR6N",
+	"cTQk23s7uzMYcTKZ7GD4vMPF4L7tK+8/e3r8+MsXj6FPHtZgsaLGg0cnTzuFGhqd3Z0HpikfE4bHtHPQ",
+	"ebizu/MQZB01BIJ4f2dCkmT7kvEJu/+zyaXc+ZnVaQ2I8ptZbaJ6NE4vEhpp6iFR96dffY4kUVuaa5AE",
+	"jYVhzoc4uSISaQyJYKH3ZImgyQBej8bgNHLIEsjW1DYAjl0SPcxOsVaCZpw6PyEKssBDfQmTdk6veW93",
+	"15Ejm6un+kCgKgmwVQ1SxEtD5WZPwm56x5CqLFjPN1y2vvs2tKbAn3QOvn4VdGQ6GmEx7Rx0TgoHWzyQ",
+	"0sE5dujgaygK2nmlR7w/hPIs39be35F9Qnu7u2gypAlxYSwwskYF40MNwzEn0jB+XL9skBCwwhdYEu8t",
+	"2LIwG7wHO0PNTRR2gBN6RdZ9Jc/oFWF6Ak1fSOHsXZkXOH2NcadND98W/XbHajF2NAScB8wExPdhMyUC",
+	"Z9gAPdp9iLqh63SeMnyFKYgD4VZOdbx3dEpwrGmWvJlr0tNDQlhg1zSr1O/TCC7q0e7DxZf0wuCIl/mO",
+	"13zH2fnMv+SrB/fxmG67OhPem35BIkEsJ2XCB03RtkOTsBjuncpxgqdoLEifvp69MM2KGVkDspq7wtWy",
+	"VkrMm9w3gc9vgoUNneLo1QYhwmzCxBLPQsURsHWaMdcHqo/BCFSwjFOsSBbE7ZvDtr2fN3wT5L22T3hC",
+	"o2njzq49LHN/7hEU2UxQ8JrAP1j1BY7PRW4D803tmt8vtn2T5Yg+j+aq/rLeleZvgs4Mb7VwjNke8EYa",
+	"XW1Wg96PlO3GcmICMc8mlJUzJXCkbtWFP1iMRV4yU4GbfktA3bPfBHM94eICYq6hx97Hi3uccf4FZlOr",
+	"BZSrIroC+ZLKifolzsEimFeQo1/WMHwSsJkmUKBEBEJlZgN0dmg4OwQFvkA4x1oC6tuc32W0dlxQonSy",
+	"kOBPeDxdM8Kxdpo3ZaV4lkK7hOwebGTu2Pcu7KdDdEnI2Ehn5nQZn1QewzMeZVXZ5oFz1q74FG4OY86H",
+	"zk9wfJrju7f15h48ajKNTMGjgMRfkJhiF0FxIw/WgElBQed9tBV25P53NH5jnnBClMeU8rjfJ8a2YXM8",
+	"X5LpPWlSQNuXOPtiT8HCXHixpaez7yuAm5mkbxctv42QaQ5wfo8vuXrCU1O/9Eag0dzoImhclkt9Gp9g",
+	"LSq8cmCcxlRtm2C/Ws76SzLRLEWfCql20BNIkIIutGwMKXVNweUAZSBsJCk6IkhgNiA1fLae+bGZeOO8",
+	"duB1HTHbNjZILYaD3U64886sDd+kBEwiVovkypc2ZdiMLXzeAril8FDDn/ftgdbNb75a77B8CcWM7pVk",
+	"8Xj726Pt36+JwW6ysCYLWu+J9M3EBbCpm71YyNN7GtUqiSufBlZgv+lr6DfHQkekblmgiCwtaSXHmrlw",
+	"C6mbFi8F/CqvvZSNiqsZLlgssgLGskfQiq6t6NqKrhsSXYsPraT4jqkq8MGpGt4H2zh4aXnl2VOw4Eqw",
+	"C3OhthN6ReKyjb0LZnQwrFu7JrI+0dYo3mNPANyQxuSjsdXzgXmUxGhMhB4PSuzo3vrvKKFgXzcOD6i7",
+	"v/dxjxkz/rkaCq6UsSCBb88pUWK6faRxe7h1aMrw25mMkhgUqLHFuT0GGnzrgqIbREMSXZI4QJJrYHXl",
+	"LwYpkZJIZFamON9BznGlx6CP2ceFKarjVOrbExqTA3RBphyOAo4NQe144x8PSm0wVD7afYhCY4w/v0jl",
+	"1LehHQSO5ZktD8L0eiw8BnPYsX5bPDlAjG+DOiE09rMKywZXvBnlQanIVCPlwfpITx4B4cFKz/hgALUf",
+	"KnindHCL0Ee58TVloxXoS4b1BYkJUxQnsjmlKPR5E3TSIjpbNEap8VqIxBdUSmt3tgtEhQXeJtqwBt3H",
+	"CjddwW0Lb6jaXr8zrMi5xaoL+5car4cN4Nw43Fs0Iw+R0Igs47oJGtArwlzVMd5H0kQP3ZLbDzoFxLuw",
+	"e6EpHIa1ya1w9T7j5ML783YCY11GThaOUWy7Nk7QOpfZYnHgx6UKDCLjkwOILgJQyciwpaeU9Vg/oYOh",
+	"Qt2Ix6RMHrdctteiDThluRWYC9RPk6THbGe/2XcHnb5HcLlOoz4fIMoMk2ILmGp+LS9a5nGwKLCZPFXz",
+	"+MwrbtPzuogdCzcFThJdkISzgWY8oQYUmgx5QlAfj2gy3drxMT560s1wPpVkfI14H4/21/IpPFXvhAL4",
+	"GkyOvepz5WI8G7E55V4to7PEHb/7ZiGNsQwGmIOaLATNwU1cYWVxUwkfGcdTzohxBzduuyD1MTKB30H+",
+	"1BI0iXd6zFbh1uBRkZGN39oES4QT8IpCEDoiLFbMcF2PGWSHuhC4Yjvr5ZpwSfB3z+JWgEnc8omEp+Wg",
+	"5duCH9+SbPglmVivwHdBOFwT3iz9cC5IKpuIEb5OLRJ+q9LmW0GpNSzh49fGe3sGn/W5ACQ4z/n26sF9",
+	"CBXZdhJjrRXzhJhoxG6hCIMNM3F9XXSWLKT+t7FX8hCWN0aSEAmFQvmE+S2bx65uCiznbdg2F7UsLOgF",
+	"JK83NtzN+iAWZ11s1ilfROvHcKtNA+XLKjxMeDx1LxNcZe5jKCQEyokVXRfq3OY+mSLsIiWL6Zl3kCte",
+	"hATZtloCw/rYjaRaALR6AbtaIgItp2r+qxC5O/vgzdCkCOwb44VKtSDeWGboLbzeOjVNTCIaA4eZuTG9",
+	"n492Bcarn73kRZxNv/jmKZNpv08jSpg6ly7l9wJmbabLm6AzEZwNzse8nkXNBig0XZuGL6OtU7D0jono",
+	"czGqOH0coDDbfHiIuDCBS8YlqscuydSIPAkGOxqCzSHJR/rda2BAA4GZMtQ8GzXosXD2TMLARlGF8KcM",
+	"bUg26oIz05D0WPjVV19tH6VqqFnACCsSomio98EGZMtGfoLYBANYaYynSYxwkvCJdc29FcrA6k4WjTHT",
+	"3r6yZR3pdlc1bViJ9tyUTV8EseXWb4JylahFvUuN8xJK54yr87FhIhvINLN91vZ4cke7iLN+QiMlXZQl",
+	"BBGD6VkqrEgrpVyD1bGkHeEyv7McuyMI5Id4i9yOR0+jl9ByKO8zh7JR9+iVsXqLWd9PzGow0hKI1eQ4",
+	"WRxscVqff4Cgx2d44DAlJLeAZA3d/b2PeqwmEcFyWQh6rJSG4BCFH4S25qhEmE2RTRPg1aZ/Cls6ttlc",
+	"lvbr78NufRodj73QzBW3AtsdEtg0vjOpbICtXeztO9OhFd5a4e06wtuDvcUdTgro8Yn1D9dE5qPlup46",
+	"G99NUSiDITWFyhCyo02OGEH0lbU0zOR9yPH45vhfO0XdIzWfK1D72JbcmQcvj23VkZY9vrvRgz8hajHw",
+	"ri6RAq/xLnFfJjHreriv9QvWdl02e6y+6XnJyVYf9616VyzAXzYrdIvHWr625WtbvnbjRon5HT5NzWsi",
+	"1+WEr6eruWtstKEsizgRp+UppqL2p/jCIwvJAeqDC4u07uOQMdWm1g4TKhXkpw4DNE5SicKY4MR4voQm",
+	"3eZA4JiENf472Tpuge8OlIV17jqLm59wnhRae4LH8wS8ljWjEjSaqawNZYevjaP73fGZ864NYtdXolAX",
+	"6sIgLgDjTolyv0Nm8618tXWLy2+2tMDZorALDsNlHADAqJsMPjY+iJ9A6zcNbu0UEnA3v+WnNk938x4v",
+	"IJtr8/ZneNC8sc2v9ETw0RLNz3iTxgaDNB7bNm829j+D2210ekI1u5coSWNyxhVONuxcZwG3gWNd8QW1",
+	"yRLaZAltsoRNJEtgMZIEi2iYP7gis5P9Vp/1Dyi9HNIx4gxFLhdZjGLHeroARyxN9nPTRjM6YV3OP4cm",
+	"NmTwd8PfTN6/8uzzMv9dQ3nQJgRcn+J0eTnrrqYQzJBADQ6oSjz3LzT23gZzeH0M2WMcDRFVZAQZR0yt",
+	"fUQZRHbxCSs6Kh8iQWSaKIkknqLJkEZDJNPIOLUBWpkMTU5kyF8tkaFPs3jkE70wcLUpikWbQCb5TDcU",
+	"7lVcgD47H0I5IWIbbsAeb+tR9G6mAgW/FEmuiMDJQoo+85qdm0qtdbBIljcsIdQqO+33VrH+PhsI55Op",
+	"9ZsIqxV4Dr0lY7r7ex8545+x/IGNTyqcEE+KBmu8y/dyy6x3dmHrN99VB3679rsFCCYz4LWI5nY56raW",
+	"jo1aOpbk/E1QJNSzewtRAlpUGHOeBAgXCuo5v4wskzPYM3E8ouyw8AGNUqnQBUGm/Gjg6pua1RNxT1pr",
+	"p6kHHxMBgdIRHnviJqHPhvUTZpIbEieaMmCFHFLGgaVFlO+oq4N5Rec8Vee833AkX5/W4aF1eHgPozDB",
+	"5ceaZRqECZWa56/PlRpv+vKy9m2Q0R0L3wTij7Crt53R2+73v/zFb//w324txaHlqtn1MmgFNHxBIu6w",
+	"F3i27aCnbv0GQCKnHdUCc5bUopQRGu3t7rm6uzY8rhxlhSiTiuB4B2le3UJe6akGqPj2AhRjmkxNntdz",
+	"yJMJTfSY5xHnScwnLLBVls/7UIM++9M+P495qqhR7rRc2Nre6d7u3luLsD2qQBaeYC1fWIi1Usc9ibCF",
+	"1FZZfrvCb+8wOX+/afHNmUQ81PS3f/aL7//df1qSmjrnzzojCfhhukZ3uhSr3UUDRy273dZPq/XTetf9",
+	"tO6Eicw4dmWY7p7Mnuj6A+q8ssHJkDObDRhSpZtaMbbUDChhMt8wiRJ6SVBCcCzv1XqDFYJSNxakdkO+",
+	"YPXBZK0PWKuJbYPOWh3snQ86u3MKuDjOI7+Q4jXG0fo4MCMrxAQn2zYG6Vr6t9RDYp/YrK/wqBE3Bsvc",
+	"MLqDXhAFufYpiIGjsQ0mO1LhIYoSgoX9CP/PP+4U3VngJZukaGhIBEFdeBywJf1REhUY3pCIAYm3Doy7",
+	"C1SUCQqnhkoB7uZZQVi9K+y2/2APuAXG1RAUf9BeLvKY+bQYQ7WS70ye821DPjT5Eltnl1YttjYMe2yV",
+	"Pjfr63IDuPkFqYg2Gm85lNT94Zf//h9+9V9+/b//fz/8/A+WU+z0BSHfbiK59+PXpuonVaY+iSBG96zR",
+	"HfwAf0Ixb+vRDmWPUQj/hKhrjws6jPBrOkpHeaWTMefJPYnM6r/Arz/FU7m1gz6ZFohDd0I1VgUKMcKv",
+	"n4ClY8tDM2aw7RMYdsO+LmaSgra+9W1p8eJazQXmdZxTdj7GDdR6leZvAjeA4vw84Q1SfVbbwxD61ZWN",
+	"kQ3G8XSyUmAz20fesjVdvGduBAavFrnw7ve/+Otf//V/WI4wDqlUXExrU1s8T2IiFepTIdWBq05hyuLw",
+	"fi6ewH2CgI5iGkNirMlwGhQ8Lk2sF5S0sAmv5me5+Mwu7E4bWewmFhtZ7DW0luh3Rkufh03bu9XXvLnI",
+	"Fv/rtsjd6o/W78NdUlEUPbcD5+sjIPf6oeaPE4Kvim5E98AFG1BEREWUJthfyuZptokNs6omT3zrlt0a",
+	"A1pjQGsMaI0B1ymg0Ioi748o8gUWl0VBxJUl7f7wn//0hz/65XICiSCaW9pYHb5icJkwoWQH6AJHl0jx",
+	"QhSa8Sbz1ayB1bUewi1D0DIELUPQMgQNn46GxKbcQLFt61B9A0WQgMTpZ5rVF18ldlwQlQr2FvQOZTNX",
+	"RfOwg46NBwS2VjQTOD4W5IryVNpRCIOcvc7khlz8kI8B0LtqFREt3/FO2dBWMjm1Ytodq26nUVdRUCuI",
+	"PKj725///Ps//r+XE9Ygs1/fcKIbxPJBBccvkwikmvkjwmNNE7hmObWsiYXxvXD0weQwJFiQ+BAZC62N",
+	"GpWIs2SKLmrEyB30fEwY4nDfKaOKEhmgb1KurK98yvqUUTkkMeJCQxYa8StShHR7LSlLiJQowjLCMSwI",
+	"so7PEqMze/wbJkdumpYgtYJwm7CkFYdbcfi67Na1QpSv5x5kSFpTlbxt3eY5adnNZdlNxzVUGE7MwA8W",
+	"CTJG3d/87V/8+v/56+V4zpRtzpmXxQbnWVaQ8cmhYQzlUCPfiGjUTnmMgG/0BTDYxbUGglZQ35ig3hCF",
+	"F5quSjVa7etbz9dpEUjjjJ15qHWtD+czzi8lSscIA1sXoPGQM6IFVwjfRjgSXEoTpB0Uak+BZ5YNg+sx",
+	"g0UYFyOcUGl8tdCRjfACyXiiWURT2TQOSn5eMZXjBE97TM+PLAtq9A5///P/iBi5sgjKsA3Gb5QqiWjs",
+	"hiYmp6fhtHtMs9qSEM2FesqmHg9JdPlpfjIzbnUzCYP4aIzZVJ9Jhjb1WusqbsE/xccxwq+fETZQw87B",
+	"3u5u4Ap9SSUoG/jqfB3ZW2Ap8OWUQS3YiI9GnGm5YIRV3eTQsW72/UaTM3f1cSyIrK1iBo1q9/lof3aq",
+	"TXrTZhf6hameW4dtXHHd7phLSS8SLZQxk6C7da69jaWKvhpyl+oNDbE0crN7h/8UdX/4kz//7b8uJcYr",
+	"YL0ME/a5lku303E9JvxkimR68TMSqQD0eHBYgGwupkjREUFCM0iHiJFJ5va+g6AmXz484rlKUJWlf0mI",
+	"3639CfR+OX47xRvLu/5KU1q776dxYDBqeTsg3Zs91ZZbNAOATNGULXhR6FNX67C6ECrtQlA3y8FfmHtr",
+	"wfqexo1X9zRusqiJoEoRBhCiF5dKE0brW4MBqLUvAW6HR8AoxUj/P2fqqQTArVtRX/BRaTWGtHQOOjFW",
+	"ZFt37QRL04/5C7wgfS7I4rUpfu2VbZLcuCe7OHojP4k2SVabJOv9SJK1quwKInAj0dUIy+u4yy85kmk0",
+	"RIJIqDcLlQTUrN7eChTvuQgK+cUKzFTOdfUzJqa+XGToyMCRCuFgL4irxzDGUgVW2LM/9VOVCrKDjvIJ",
+	"DaElPWa4gHsyUxAYX50RvyIShMMwwTljpadTvMfCEX7dLX8IUL6mLbCMUAMMoMSDddA4IShKeHTpFSch",
+	"VZcbcFOB8nb4m0lUlm3O83ye8cFgJlFZayFtXYVb22hrG63TcN85e9UzPkC4QIa6v/mrP/nN3/3xb/7y",
+	"v33/t3+0VUMFrephiFnMrzwlFmcjUKzbUlCNmHW1jrR4aeHT6RioskSvu7+7b9LITKj0VZz7CVGf2aVs",
+	"0vKUzVHz5N1xIJGyVuv2jtVmLF5upqcfCz4QRBaZRQ3I6whpB7NEvW1Df/Vo4Q7AZRBKQCh4TDZDkntw",
+	"lFvXQLA19JhNHw6T6aeo/5ZoSNAFSTgbSKS4ybRUzMsU6oEuEvKEkiSWYY/BkyLx1g76nEwlUdtjPKAM",
+	"KxIfIsZRxFOmnHtfSFmUpDE54wonP9b8XejjPTU3Dpt8K4rDBS0hqcETmijSqPkJ50mhtUeHZM7bnqu+",
+	"Hsj0Vavic8kAm6EpfWw2f+CbBqs9JQPKWfPdPWVxKpWYNu/xAqTP5u3P8KB5Y5tP+IngoyWan/EmjU1y",
+	"w8Zj2+bNxv5ncMeNTk+oZveSv6vNpnfRALZYOwgw3ioGW8Xgu64YvLlk+CxGkmARDc1jK3Ah5u96ddUR",
+	"EmR8TyJGJtAXUan5hKyGqEvPCN8yhwVLwofgnI+V7tFjER4HxlGBKogiMBjWVSbRiwzHCY7IiDAVIomn",
+	"Ekm+g460PCCDHsuFAYm6lFkeRA3J1BYt2oJB9M/bF5oT1MIxuiRTCVyPma/CylBmvT7iQr2uUP/3aRzu",
+	"oKM8VT/qgl9BYDwDeowL5xWxBbtE+7sfozBrHupRKRsYrw+aOX4cZll+aWY7q9epaQy6IX2aHvpmdGn5",
+	"zHGb+P+2C153It/5o5UVkTFW+AJLcp4yfIVpgi+SxTpFb6e1EU9JxBUEYjFNORW+JNb1y9BUxicHSHGu",
+	"cd4UjbGUEy5iU15E47Me6yd0MFSoG/GYoNAMd36Rymm45Qw7bgcaCaUMcmvqTejP/TRJesx29u003NpB",
+	"p0SJacFxFnKeO18t3kcS0i3LW6Plg/VuH+n1LuxeaGpv6DrltwCZIQzkxkN3i0L8/QtNIrbzkpV+J2wc",
+	"DRFVZGQi8TDVtIsyUDPwCUMQc4gj3foQCSLTRElNTK1ZR6aRCZUAWjkZ2jBCk3vZ8IGzerNP9MKgkpgT",
+	"tTdBkfJZbiiSrrgAfW6+F3pCxDacvj3aVn/XhIzcOW23KZsnyRUROKnlmkuvt6LantE8Z7zcBqXtOpqi",
+	"V9iGNbzHWuka8nOd2mcaWc6Sp5++eP6lKYiCoIXmFayXYqG0SqYp1gu5J005lO7+3kc9pj/xVEGO5P0H",
+	"e7lrO4iYpVIqWzsoTyPrRD+EBekB69QHtfOBkRBtUmY1FDwdDE3L7IlKnwRmtHT21a5UXmVjZVX0orKC",
+	"KkFpIDj6bTj6373GoG+V7s7DXK5CS4vB7kx1loo8eFPlWT5abt5TB+43FtoEkN5QVIBQTwyl8jeVCtIW",
+	"AtfiXJ740WeSN5HIwTJZR6D2Pawe4p+qSUggvgGPZwWRI+izQa2YmeCG5I9FHFwbqdpm8GgzeLReancg",
+	"g4cNV2sYUl1u/Sa4XgKQNhVHm4pjuYqnQPQRRgXTIOp+/8tf/PYPS1GV9ZxYrrNdLyNWQL0XJOKjYn2Q",
+	"HfTUrdkAReRUp1raPhqPBb/CiWG1IAwdUYn2dvdcAtAxYTFUGwVVlzMvUCaVFrXQE6hcbtoWn2eAiu8t",
+	"QDGmybRcpCswY567NKEBKqXLyf60T85T99ypmjstt3Xt97i3u7e+nCoz2vmZTAElaMITrGUHC6VWorgn",
+	"EbbQ2WrPb1f6lJsk22Wcsbh7ubkGxVlM1MCUO9unrRV494LyjL2mQsF/+2e/+P7f/aeGFJyzKyLUhjO1",
+	"HlgvJFkqTGjyq7qK61l1W6sbHxMhOXNZaXRb8EDaghFjGw6IJB4RJMj4MNeVO47Bbs1n2D02nzaoULEz",
+	"zC1w++Dt5/yKWiej95G+3WBiyZaWvBeypMV3Vo2PKFPcn6usnhS1xdhri7FvkFC91ULsraa/LcDeFmBv",
+	"CeH7UIDdalNniq/XE8BbV3Rdo+u24Hqrn3sHC66v2zFw9jW/Y0XWN8iC3mhds5YlbZ1P2uRIrdtJW1i9",
+	"FTHuVmF1q2irLapeL2jciWLqrR9ES/hbwt8S/pbwtwXU39EC6o0jXt7loumtYqHlL9pC6a3YdXcKpcPr",
+	"XVAkvR6Xt8XRC8XRa2uXb5Aq3HDd8pYutHJnG+3YSp9tvfK2XnnL9d2leuWO71tQq7ye9bsTNcpbvXsr",
+	"F7d1yVul5rJ1yecrM0dkXo7AY3OmL+VmC9TA+HN53zuLa97dVO5AF6DU3DZlUAfJU00mg7L7LjNwfSbZ",
+	"Y5MyOLQP+cR2CAMkiZIoZGSS/WbiDjVtNe62QPh7eq1QKsZmgrJyU1cNCdVsgaG6il8SZsrl4ygiUtpf",
+	"tnbQmZZcMkRiB5MKT03aPpe4IMJCUCIzOl4cBoQuqnqsC3JUEiPOCJKKjyWacHFJ2WArL5hfWhO6JCRv",
+	"tdNjXwnOBhlicycobWEaPMCUSWUCLPkA0lgJrlQCBRpd6x4D0YpKSNJsCtYHiHyT4kTzTLozxG9Cviw5",
+	"1NydJvKYoY80nRc40oxOjxnq/5JRyMT85ZPPjxHjYoQTKg1KhkLQ/VSS2ODk/d1dFE4Ivjx3Swl3egzK",
+	"yIwJHycEdbUw63Lib6EhviL5Jr1J6IHv+GLqwGBDiig3vJnubeuhyrP7U9KbT4cG7B2gSv0gZmJIj3E0",
+	"JNvHnCnBk0VYrNz4djBqb7fwyVrqlgSdEtwvHKLc+v0ue7LCdWfVZwSJCVMUJ7J5xZpCnzdBJy3S4kVj",
+	"lBqv5da+oFJSNtCo2NmiCwu8VZd1Ezm3V4ANIIznjjAuvtNqe43psSIm6KxB/1Lj9bxkV1vBPmd5iMR7",
+	"VO7gURNIe0HEFY3Iy2L9i+sGTpsArtEUqhiMc47Dsbj67eccLhT/qY0QewxMqnGvBOZI836OrxNpQuQO",
+	"MqXj0MUUXVIW+wO/TmCWW1BZ8HPKYlfrbpMBYnrDi6PD4PDb2LBbXfRrbEHXPR/z97xKXyYnet8V+RRZ",
+	"1gKZvyFjdpKBy+VlxDp4UahrYyjRA0/pXVMIRYPXpoQIzpObqWcFm2oLWd39QlbHVsl5R0uWuFJDY/PI",
+	"qg+/SDjn1+E+cy6LftKZPfn6oOmfEJU99Q1SqjpBTC++tZa8x+VOap7A2yh3AnyslilBhNCvJE/5xsik",
+	"9HAOe8y5h10SMgbZwhFRqFoyIYKgBEuFfpbGA5PtzaTPpyKL0e+xuSVWoLaKVdDCUAISMkCxlXBcqIBw",
+	"7kim6VwswlJuZ9QuoSvm2WOlqiyHKPwgtOUuJZyC3dJWfZUViyxuV5UVvai1V1kpDfp29ZxzEKarstIi",
+	"znfYzW4iOBucA2pcqCDNm7ZOda1T3fWd6pZhvNuCQUsWDGrK8N+HCCUy2YDb1VeQSclkpHUsjXkIF8Tl",
+	"GTTsCzANxp0eo7HgYy6JFSckUYEpqi2cUbPoaALCR4Ak5yxL/7SDvszLaUt85YujPjG71vTvVA+xqj5v",
+	"g2yGWdeGkw7qSexZ1OJoOHwqjUz3fmr3WsreUvaWsjeg7HdOQ2aRX5nqyHrKaenW9gQLRtmg3tz0lW1g",
+	"wARbCogmNElK9C9AjEwy2nUID6A+UA0cpuIRZdJvnDo1w7rJ73ZmwvJmFpug3J20VqhbbYVyKaYnOZDW",
+	"PDZJlJr7yD61yacjPJa2eD0Bd6yYYP1zZqwqe+vp5l4F9Qs34QahOpujhnK6TbfutrcOfH+S8AucZDdU",
+	"o01eVikc4fGxBk/5KQCtJhT6L+dVC4kjKOuxrKQHREnjCLJSoqX0vD2WKXpRQz1vVSFcUfSia+t5C2/u",
+	"dul63cLWru+dGfit6nzfefxzayluq8VaTos1WIhuHZ8wIWQs66MaLCMp0cS64ccpCZAgCcGSSERej/V2",
+	"bXigYSScga7KrOygIxSLKRIps6gP3HqHxroXg8CbcH6J8DCLiJyiEMvn/fDQZAtKoHMqnTRJxBURKEp4",
+	"dIm6umHBjd/jNXOashd6vxvymYGxbyj9g51basDxYKev9O3Bkel2kMC9y4UVwWO+1fL9b8kH+C3nlklN",
+	"cXj3FM3tMz6pRwjm5zmuLFwMMLNRM/f0axtQqYhGArprWSZHF1NkN6DZraJtHg+sWigzwIe6P7x0/QFB",
+	"KA5nCDurPmKExKASAyVANu2QCOLjkbTEdIYHb8fhtHxOL7hQ6JJMD20Ao0Zx4XaIJBdKIt3WVIvdQU4M",
+	"C7dtDbUjFerHSPUw36QESiTo8+gcdHTvTlHJSFg60leYde0EnXyczqugozT0HXSkEpQNNHBUV3oiSJ++",
+	"doyuwoN7Eo6/bg3flBYwwq+fETZQw87Bo92gM6LM/flgdu5N6jvOcAMlh4avFtHdagWHwiVmBf6td7I9",
+	"tUhAIpwhlJLfLNrf/Rjwyjl5TaWSVvYyrQHmsTK9zPc6R1vNnG8oaxQe3IybLcgbrZftnfeyPcODxwC7",
+	"d9zNVsETqzz8Ak+S+djGJCHGKlNFBiPuipHo5w2V9IwiyOT/0KKJK1gKD9/FQVMVWC6kx66pJQJvwB5b",
+	"Rkvk9wbssTVoiT6FozLI6zoKohIK2vfpkvU8cUtbN+L3ew3dx51TXxhIqkMHQb1UovCgEJsGzxLs4YVk",
+	"PzMmC0fVN8eT1ikKFR60OsL32KG+Bro3705/BE7zoWZ5QyRI7pgBDDGr0MseW0QwZ6wqqEtwNHREKxPd",
+	"B0Q5j31HsA7rmHObBk2vaIilTQACMim6857516fFGxFB1m6nKY75VvWgc5Cu88pvke/tyf22lGzT2oCW",
+	"9GSeK1MRPJK1ydNAdwot3r7yFHIsxVSQSAs/NIkFsSmxqER62XW6yTEWhKmncaepI+bTeNNqSYJHDfSS",
+	"+qBvn/D0djMXZRltDFg0ToDjoGg9qY/e69xF77Ba2aKyDBXC30XFslfrS/BoU2pfgkc3pPfVm2oVv++a",
+	"juju6n3NI6u+zCKXUk2vMKvIcQ91g2S8VpVjGZJWnHhfdTl+AH4b2pwv+BU4T8EabBQgZ8BTUgWF05yv",
+	"AWZK9lghx2nXKF8IHp1H0ygh4VYz7YrxpS2rV26NP6zFA7dMvULwaP36leKgb1fBMgcXZhqWFifeFRVL",
+	"Gyt+PQ3LAu5Fqm3wTr2P4yvMIlLvaAtaD8CEBc/WCZamsIYL4H7x2fOjZ+dnj1+cnR8/e378+Y8faEy+",
+	"bzIpT6gkW0AVrFLfOMYanb6iI7J9gbPocI29Pf4uR2adZ0QqqMy2IfnHTgNT3JDHLMx9RkekNg5XN7gn",
+	"wWihT681bzfHUqvW9ADc1aikh8NygqeKnDfvXG2/FpXPlxzJNBoiQSRPRUQgG72ajeWWhNyeUOe7WThJ",
+	"YzdjsSRSWQzX52KCS9ltK07Npp5DnVfzEUQFmwDhNKaKCwk3BYiTMxIUwoildVYGjlumF0oQiIcYG4xr",
+	"E3paMyQVwIM7dmhWxf4S1nVDKvbSWheo1vW3ZRXr/lnhKpxYoQUSntQ6G+tvjec81Y3rZjVV0lBXE5Ut",
+	"k5/c/dTHiSRbZl11C7FF1opLsd7NF5wnBLMN2xE0nCy2I2RbaO0IrR2htSNswI6QWnxdrRNU56Cur5Ay",
+	"qihOshzsiGqW8goK/alUMBLvoMcjTBOJsCAoZfSblAQowpJsUyYJk1Qjn2Ra55yelbdaP5uuh74ZM0Vd",
+	"Ta331kzR1pFpceh7l8H7xqpnOOvU/Lpw8OdC69RNlh/UK2w1se+xdaoGgDdvnTpA+EISplCfkiR2vI01",
+	"8QQoZGmShChKCIaqFz3GYSScmA476FMCUhdWxsSlV466oZHEDhBIbeEWEuSKXxKJhlRm9RONKO8q8yGs",
+	"EGcR2UE2fYf1Qw6zun5QnMOmlDH2rVBLnmGxQmOlNKNZjackIwQRleoyIpwIguMpolKmJLbVE/NyjPck",
+	"Cs0u4hd2/WGPSTyVaMgnUDtpBx2BnGwtZAhP8NTEN4WQ0SxEOJE8Owuz4kIeQLteGxkcGAMb4iAYG93H",
+	"CE/RkCewrtEtrr94dxzAe8wHwJMhR1LRJEF8wqSvNkx+Dj1mD+JjFOrO57rLuU0HG6KUJQBkzgn/gsdT",
+	"56HfY+EQs5hfERFC/VAUZ4vR96d/cQ0gpYYr6PkzfgEvVQ0J6zELMIgyMCsX3PwPQEGWTaJJUAh6lbDP",
+	"RUQOkJYPwh7rgorHBv5Lhac2qe2FActMCwOHkzJFE4RRghURhS2Y0XfQEZuW9uGgfht0unmKEhzHgkg4",
+	"QcXRkI4OkJ5LL2Sc4MhMX80OOOJsYFR4rhSPgaQeA10iyr7EqCu51e6NTRg/MtkVXIUzNOD2bfRYPoV9",
+	"+JDFc8LquurDF+RnJNJCTq2h27IUt8vQrRe1dkN3adC3ah+ay1ZZQ/fdZ69asbIVK9/BFM4aZ4ORz+Ls",
+	"hcPMdHijmWYxIOqcp+qc9xsux9enzQx9vczQ6AlE8jp2IECh55RD1MXI/G64CZ4qSWNSMMPeMzYuaRiV",
+	"6o0XB4ByXQX7beGN67ZbbRmKVQvagrBwrvBlA9RQbPsm6GiW/hzklcVlcPOm+Tt2zGbTN5y1fxN0Zvjv",
+	"xdWVZ3qsDw0YKTCy2jk5W9tBKqzIAQoLJxgGKMyPJTz0yhQmZL7EY/N+UXYBqSWrSGFlp4KskUkAeoLK",
+	"ObrhM8EDMvyVZYBb5RrxHnnD3ZSiNXOka6pove+gZwNVV4zjXH3KGCumwhvoWj2DqV0dXlIWyzDoMXsa",
+	"mnhtaQAHuRnewQEir3Gkkqlz0Q4V1zLGU6A8zLoo9Jh5a1QNbYS9j3YpfsJ5YnpWiVWPGSIlt3bQJ1P9",
+	"wuDFg4IGF0Xekiprf3ffPk/9d4856ukcQ6TRaWj0M+JXBImUSYQ1/3CBo8uB0JQBtAeWgItLyOx3YZQj",
+	"AYKsAJyRHitoEQ4LajDU3dvd2wJF05Cgb1KSgqcicxzGWPCBlup7LBwQ9VmGcYwfI3qMwf0Kkg3oBdqU",
+	"A/qobWE/JPgEbhRWEfbS3d2Hkb43+B/Z0YBF4nMzKrnSaLSbsT8FHLcF2jgzk95sj9mk0y5FukmnkDEi",
+	"9ySK8NikWAe+ZpwqNKQjBDiQKkRlj2newoCS01hQhQaa69DH6zRtcNNUoQuScKiPwFHXOvobNcWWUeRI",
+	"lFBpFTeQ/jFl9yQK9YT9hE8ylRk2nM4O+oqqYY/lYBVkON4lSdPt7kmo7W0AgDLFEVWHhZZGd2qyN8CD",
+	"QANeXL91hzLlrvNDZBzp7QDUFZVDluhYj1gNW0JDEeSfgPpEl3Q8BnUmh+ywMh1BxomUIZMJyiWXVRMa",
+	"EaN9cUUjWQHYc8JmO/QYZlM04oJUBuoa3GAy4n9LBDePIoywjHCsWVD3/I2fEfS2aWlwhkkCo6jSRFyf",
+	"Wh8Ui/beDOheTFEIz6RPxLHtFQIcwTyHIGBiTfkhSUefa055Ox1LCxkOXjLcBVtPJngKV2LT5OygMwMb",
+	"PbZIkeYG1MdVo0wrqrrqtWloVplmFWE9VtGEQQd4+dAl06mhOpVaj62oU/usoGfckCOFm2IpX+e9tU9f",
+	"x1EWdcGBRb4VVqyN7mx1JK2OpNWRtDqSjetIrq2vWNdbKoIKNZfrvKZnhPutNqrhGnLwZyCYaAoMLKYt",
+	"ilCUN3/9X//6N3/wb/7hV//lh//jz7d8krIej0SpoGoK0vAFwYIIDcidg69fvQk0/NHPyTT75VU2SFUQ",
+	"fqYlESJlANIV1f8FRksaBQAaEYVjrPBOITf5VCoNSLOp0J1PRjfhAy2GWqeJACV8wFO1lblDjNOLhEbG",
+	"ZwNQ3BURtD9FJW+KwpSaDnsmPCF8nJDAChyCQ5VTwGlGnsdjOGhBY1IczZzj7HAuxh8pQchhWYJ2/3Xo",
+	"2YSDaM61GE9RCKHwTfC53q+mPmMslClYpMjAUBQnPFjED2w8Q5mnDKDgC2pSyRcOBu65bjN4rNnkbeP9",
+	"kcZU6YsoHWtso0sqQAG+Ct1f/+rvfv0//iy7NSPTESGHdFwYBBwbPIMcZ34O3e//8s9++OVfLRooc4zw",
+	"DeakoO5v/uA//vr//et/+NWvtvThZ32K49i2nmGe5OJT9zd/9Se/+bs//s1f/rfv//aPthBn1kOjqAgq",
+	"jmokr5dj37CfpgbbEyhqYob/4U/+/Lf/+t9uFUaIXau666qUW1B4gK54hC/SBIvpocnhqJEFFwgyI9uE",
+	"AHiQ1VihKs/saETuIlRqDOB5RCBz2cv+4b//KbqPvv/Dv/jhf/7VlntY1tXFlX0MqiVnzJmVBLHCtCY+",
+	"682rN/9/AAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
