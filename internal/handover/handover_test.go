@@ -3,6 +3,8 @@ package handover_test
 import (
 	"os"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/uuid"
@@ -445,6 +447,106 @@ func TestReroute(t *testing.T) {
 		}
 		if n, _ := f.w.Store.Client.Customer.Query().Where(customer.OwnerID(f.leaver.ID)).Count(f.w.Ctx); n != 0 {
 			t.Errorf("leaver owns %d customers", n)
+		}
+	})
+}
+
+// TestHandoverFails: a target deactivated after the run was queued stops
+// it: failed, with why, and nothing half-moved.
+func TestHandoverFails(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, url string) {
+		t.Parallel()
+		f := newFixture(t, url, nil)
+		ld := f.lead(f.leaverP)
+		h, err := f.svc.Start(f.w.Ctx, f.sup, f.leaver.ID, handover.Request{ToUserID: &f.target.ID, Reason: "leaves"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.w.App.Org.UpdateUser(f.w.Ctx, f.admin, f.target.ID, ptr("*"), org.UserPatch{Active: ptr(false)}); err != nil {
+			t.Fatal(err)
+		}
+		f.w.WorkJobs()
+		h = f.get(h.ID)
+		if h.Status != "failed" || h.FinishedAt == nil || !strings.HasPrefix(h.Error, "target_inactive") {
+			t.Fatalf("run %s %q, want failed with target_inactive", h.Status, h.Error)
+		}
+		if l, _ := f.w.Store.Client.Lead.Get(f.w.Ctx, ld); l.OwnerID == nil || *l.OwnerID != f.leaver.ID {
+			t.Errorf("lead owned by %v, want still the leaver", l.OwnerID)
+		}
+		if hist, _ := f.handovers(kinds.Lead, ld); hist != 0 {
+			t.Errorf("%d handover history rows", hist)
+		}
+	})
+}
+
+// TestConcurrentHandovers: two runs of the same leaver to two targets,
+// worked at once, move each record exactly once, and the counters match
+// what each user owns.
+func TestConcurrentHandovers(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, url string) {
+		t.Parallel()
+		f := newFixture(t, url, nil)
+		f.svc.SetBatch(2)
+		second := f.w.User(auth.RoleRep, &f.team)
+		var ids []uuid.UUID
+		for range 6 {
+			ids = append(ids, f.lead(f.leaverP))
+		}
+		for range 4 {
+			ids = append(ids, f.customer(f.leaverP, 0))
+		}
+		var runs []uuid.UUID
+		for _, to := range []uuid.UUID{f.target.ID, second.ID} {
+			h, err := f.svc.Start(f.w.Ctx, f.admin, f.leaver.ID, handover.Request{ToUserID: &to, Reason: "leaves"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			runs = append(runs, h.ID)
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, len(runs))
+		for i, id := range runs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = f.svc.Run(f.w.Ctx, id)
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		moved := 0
+		for _, id := range runs {
+			h := f.get(id)
+			if h.Status != "done" {
+				t.Fatalf("run %s: %s %q", id, h.Status, h.Error)
+			}
+			for _, c := range h.Counts {
+				moved += c.Moved + c.Overflow
+			}
+		}
+		if moved != len(ids) {
+			t.Errorf("the runs moved %d records in all, want %d", moved, len(ids))
+		}
+		for i, id := range ids {
+			kind := kinds.Lead
+			if i >= 6 {
+				kind = kinds.Customer
+			}
+			if hist, evs := f.handovers(kind, id); hist != 1 || evs != 1 {
+				t.Errorf("%s %s: %d history rows, %d events, want 1 and 1", kind, id, hist, evs)
+			}
+		}
+		for _, u := range []uuid.UUID{f.leaver.ID, f.target.ID, second.ID} {
+			row := f.user(u)
+			nl, _ := f.w.Store.Client.Lead.Query().Where(lead.OwnerID(u)).Count(f.w.Ctx)
+			nc, _ := f.w.Store.Client.Customer.Query().Where(customer.OwnerID(u)).Count(f.w.Ctx)
+			if row.OwnedLeads != nl || row.OwnedCustomers != nc {
+				t.Errorf("user %s: counters %d/%d, owns %d/%d", u, row.OwnedLeads, row.OwnedCustomers, nl, nc)
+			}
 		}
 	})
 }

@@ -62,8 +62,8 @@ func (s *Service) Step(ctx context.Context, id uuid.UUID) (bool, error) {
 		moved, err := s.batchOf(ctx, tx, h)
 		if e, ok := apperr.As(err); ok && e.Kind != apperr.Internal {
 			// Refused by a rule: the run fails; what earlier batches
-			// moved stays moved. This batch's moves roll back with the
-			// savepoint-less transaction, so it is recorded in a fresh one.
+			// moved stays moved. This batch rolls back, so the failure
+			// is recorded in a transaction of its own (fail).
 			failure = err
 			return err
 		}

@@ -126,11 +126,25 @@ func (s *Service) HandOver(ctx context.Context, tx *ent.Tx, actor *auth.Principa
 // and it gets a pool.updated event; its rules do not change. It returns
 // the pools changed.
 func (s *Service) ReplaceManager(ctx context.Context, tx *ent.Tx, actor *auth.Principal, leaver uuid.UUID, successor *uuid.UUID) ([]uuid.UUID, error) {
-	// Pools are few: read them all, locked, rather than query the JSON
-	// column differently per engine.
-	pools, err := store.ForUpdate(s.store, tx.Pool.Query().Order(ent.Asc(entpool.FieldID))).All(ctx)
+	// Pools are few: find his among all of them rather than query the
+	// JSON column differently per engine, then lock only those (in id
+	// order) and look again under the lock.
+	all, err := tx.Pool.Query().Select(entpool.FieldID, entpool.FieldManagerIds).All(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load pools: %w", err)
+	}
+	var his []uuid.UUID
+	for _, pl := range all {
+		if slices.Contains(pl.ManagerIds, leaver) {
+			his = append(his, pl.ID)
+		}
+	}
+	if len(his) == 0 {
+		return nil, nil
+	}
+	pools, err := store.ForUpdate(s.store, tx.Pool.Query().Where(entpool.IDIn(his...)).Order(ent.Asc(entpool.FieldID))).All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("lock pools: %w", err)
 	}
 	var changed []uuid.UUID
 	for _, pl := range pools {
