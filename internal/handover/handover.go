@@ -15,7 +15,9 @@
 // put him over it goes back to its own pool (the pool it belongs to) and
 // is listed, with that pool, in the run's overflow. With a target pool,
 // records of that pool's kind move into it and records of other kinds go
-// back to their own pools.
+// back to their own pools. A record handed to a pool stays pooled there:
+// a pool's autoAssign is not run on it, so the run's report says where
+// every record is.
 //
 // Re-routing: starting a handover, or deactivating a user, replaces him by
 // his supervisor among the managers of the pools he managed (whose pending
