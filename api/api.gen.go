@@ -223,6 +223,30 @@ func (e Grade) Valid() bool {
 	}
 }
 
+// Defines values for HandoverStatus.
+const (
+	Done    HandoverStatus = "done"
+	Failed  HandoverStatus = "failed"
+	Queued  HandoverStatus = "queued"
+	Running HandoverStatus = "running"
+)
+
+// Valid indicates whether the value is a known member of the HandoverStatus enum.
+func (e HandoverStatus) Valid() bool {
+	switch e {
+	case Done:
+		return true
+	case Failed:
+		return true
+	case Queued:
+		return true
+	case Running:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for HealthStatus.
 const (
 	Ok HealthStatus = "ok"
@@ -261,46 +285,49 @@ func (e HistoryEntryActorType) Valid() bool {
 
 // Defines values for HistoryEntryOperation.
 const (
-	Assign     HistoryEntryOperation = "assign"
-	AutoAssign HistoryEntryOperation = "autoAssign"
-	Claim      HistoryEntryOperation = "claim"
-	Convert    HistoryEntryOperation = "convert"
-	Create     HistoryEntryOperation = "create"
-	Freeze     HistoryEntryOperation = "freeze"
-	Invalidate HistoryEntryOperation = "invalidate"
-	Reclaim    HistoryEntryOperation = "reclaim"
-	Restore    HistoryEntryOperation = "restore"
-	Return     HistoryEntryOperation = "return"
-	Transfer   HistoryEntryOperation = "transfer"
-	Unfreeze   HistoryEntryOperation = "unfreeze"
+	HistoryEntryOperationAssign     HistoryEntryOperation = "assign"
+	HistoryEntryOperationAutoAssign HistoryEntryOperation = "autoAssign"
+	HistoryEntryOperationClaim      HistoryEntryOperation = "claim"
+	HistoryEntryOperationConvert    HistoryEntryOperation = "convert"
+	HistoryEntryOperationCreate     HistoryEntryOperation = "create"
+	HistoryEntryOperationFreeze     HistoryEntryOperation = "freeze"
+	HistoryEntryOperationHandover   HistoryEntryOperation = "handover"
+	HistoryEntryOperationInvalidate HistoryEntryOperation = "invalidate"
+	HistoryEntryOperationReclaim    HistoryEntryOperation = "reclaim"
+	HistoryEntryOperationRestore    HistoryEntryOperation = "restore"
+	HistoryEntryOperationReturn     HistoryEntryOperation = "return"
+	HistoryEntryOperationTransfer   HistoryEntryOperation = "transfer"
+	HistoryEntryOperationUnfreeze   HistoryEntryOperation = "unfreeze"
 )
 
 // Valid indicates whether the value is a known member of the HistoryEntryOperation enum.
 func (e HistoryEntryOperation) Valid() bool {
 	switch e {
-	case Assign:
+	case HistoryEntryOperationAssign:
 		return true
-	case AutoAssign:
+	case HistoryEntryOperationAutoAssign:
 		return true
-	case Claim:
+	case HistoryEntryOperationClaim:
 		return true
-	case Convert:
+	case HistoryEntryOperationConvert:
 		return true
-	case Create:
+	case HistoryEntryOperationCreate:
 		return true
-	case Freeze:
+	case HistoryEntryOperationFreeze:
 		return true
-	case Invalidate:
+	case HistoryEntryOperationHandover:
 		return true
-	case Reclaim:
+	case HistoryEntryOperationInvalidate:
 		return true
-	case Restore:
+	case HistoryEntryOperationReclaim:
 		return true
-	case Return:
+	case HistoryEntryOperationRestore:
 		return true
-	case Transfer:
+	case HistoryEntryOperationReturn:
 		return true
-	case Unfreeze:
+	case HistoryEntryOperationTransfer:
+		return true
+	case HistoryEntryOperationUnfreeze:
 		return true
 	default:
 		return false
@@ -454,6 +481,24 @@ func (e ReclaimWarningReason) Valid() bool {
 	case ReclaimWarningReasonIdle:
 		return true
 	case ReclaimWarningReasonNoDeal:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RecordKind.
+const (
+	RecordKindCustomer RecordKind = "customer"
+	RecordKindLead     RecordKind = "lead"
+)
+
+// Valid indicates whether the value is a known member of the RecordKind enum.
+func (e RecordKind) Valid() bool {
+	switch e {
+	case RecordKindCustomer:
+		return true
+	case RecordKindLead:
 		return true
 	default:
 		return false
@@ -1266,6 +1311,79 @@ type GradeRule struct {
 	NoDealDays nullable.Nullable[Days] `json:"noDealDays,omitempty"`
 }
 
+// Handover defines model for Handover.
+type Handover struct {
+	Cascade bool `json:"cascade"`
+
+	// Counts Per kind handed over, what the run did so far.
+	Counts struct {
+		Customer *HandoverCount `json:"customer,omitempty"`
+		Lead     *HandoverCount `json:"lead,omitempty"`
+	} `json:"counts"`
+	CreatedAt Timestamp `json:"createdAt"`
+
+	// Error Why a failed run stopped.
+	Error      *string    `json:"error,omitempty"`
+	FinishedAt *Timestamp `json:"finishedAt,omitempty"`
+
+	// FromUserId An opaque resource id.
+	FromUserId Id `json:"fromUserId"`
+
+	// Id An opaque resource id.
+	Id    Id           `json:"id"`
+	Kinds []RecordKind `json:"kinds"`
+
+	// Overflow The records that could not go to the target user because of his cap, and where each went.
+	Overflow []HandoverOverflow `json:"overflow"`
+	Reason   string             `json:"reason"`
+	Status   HandoverStatus     `json:"status"`
+
+	// ToPoolId An opaque resource id.
+	ToPoolId *Id `json:"toPoolId,omitempty"`
+
+	// ToUserId An opaque resource id.
+	ToUserId *Id `json:"toUserId,omitempty"`
+}
+
+// HandoverCount defines model for HandoverCount.
+type HandoverCount struct {
+	// Moved Records given to the target (the user, or the pool).
+	Moved int32 `json:"moved"`
+
+	// Overflow Records the target user could not take because of his cap; each went back to its own pool and is listed in `overflow`.
+	Overflow int32 `json:"overflow"`
+}
+
+// HandoverOverflow defines model for HandoverOverflow.
+type HandoverOverflow struct {
+	Kind RecordKind `json:"kind"`
+
+	// PoolId The pool the record went to (its own pool).
+	PoolId Id `json:"poolId"`
+
+	// RecordId An opaque resource id.
+	RecordId Id `json:"recordId"`
+}
+
+// HandoverRequest Exactly one of `toUserId` and `toPoolId`.
+type HandoverRequest struct {
+	// Cascade Move with each customer what transferCustomer's cascade moves (default true).
+	Cascade *bool `json:"cascade,omitempty"`
+
+	// Kinds The kinds of records to hand over (default all).
+	Kinds  *[]RecordKind `json:"kinds,omitempty"`
+	Reason Reason        `json:"reason"`
+
+	// ToPoolId An opaque resource id.
+	ToPoolId *Id `json:"toPoolId,omitempty"`
+
+	// ToUserId An opaque resource id.
+	ToUserId *Id `json:"toUserId,omitempty"`
+}
+
+// HandoverStatus defines model for HandoverStatus.
+type HandoverStatus string
+
 // Health defines model for Health.
 type Health struct {
 	Status  HealthStatus `json:"status"`
@@ -1747,6 +1865,9 @@ type ReclaimWarningList struct {
 	NextCursor *NextCursor `json:"nextCursor,omitempty"`
 }
 
+// RecordKind defines model for RecordKind.
+type RecordKind string
+
 // RefreshRequest defines model for RefreshRequest.
 type RefreshRequest struct {
 	RefreshToken string `json:"refreshToken"`
@@ -2058,6 +2179,12 @@ type UserList struct {
 type UserUpdate struct {
 	Active *bool  `json:"active,omitempty"`
 	Email  *Email `json:"email,omitempty"`
+
+	// Force With `active` false, deactivate a user who still owns records without handing them over; they stay owned by the inactive user. Refused (400) together with `handover`.
+	Force *bool `json:"force,omitempty"`
+
+	// Handover With `active` false, hand over everything the user owns in the same transaction as the deactivation (see `handoverUser`); refused (400) without `active` false.
+	Handover *HandoverRequest `json:"handover,omitempty"`
 
 	// MaxFrozen A cap; null means not set here (fall back to team, then global default).
 	MaxFrozen nullable.Nullable[Cap] `json:"maxFrozen,omitempty"`
@@ -2688,6 +2815,9 @@ type UpdateUserJSONRequestBody = UserUpdate
 // UpdateUserApplicationMergePatchPlusJSONRequestBody defines body for UpdateUser for application/merge-patch+json ContentType.
 type UpdateUserApplicationMergePatchPlusJSONRequestBody = UserUpdate
 
+// HandoverUserJSONRequestBody defines body for HandoverUser for application/json ContentType.
+type HandoverUserJSONRequestBody = HandoverRequest
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// GetJwks Public keys that verify access tokens
@@ -2798,6 +2928,9 @@ type ServerInterface interface {
 	// CreateFollowUp Log a follow-up (跟进记录)
 	// (POST /v1/follow-ups)
 	CreateFollowUp(ctx echo.Context) error
+	// GetHandover Get a handover run and its progress
+	// (GET /v1/handovers/{id})
+	GetHandover(ctx echo.Context, id IdPath) error
 	// ListLeads List and search leads
 	// (GET /v1/leads)
 	ListLeads(ctx echo.Context, params ListLeadsParams) error
@@ -2918,6 +3051,9 @@ type ServerInterface interface {
 	// UpdateUser Update a user
 	// (PATCH /v1/users/{id})
 	UpdateUser(ctx echo.Context, id IdPath, params UpdateUserParams) error
+	// HandoverUser Hand over everything a user owns (离职交接)
+	// (POST /v1/users/{id}/handover)
+	HandoverUser(ctx echo.Context, id IdPath) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -3797,6 +3933,22 @@ func (w *ServerInterfaceWrapper) CreateFollowUp(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.CreateFollowUp(ctx)
+	return err
+}
+
+// GetHandover converts echo context to params.
+func (w *ServerInterfaceWrapper) GetHandover(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetHandover(ctx, id)
 	return err
 }
 
@@ -4722,6 +4874,22 @@ func (w *ServerInterfaceWrapper) UpdateUser(ctx echo.Context) error {
 	return err
 }
 
+// HandoverUser converts echo context to params.
+func (w *ServerInterfaceWrapper) HandoverUser(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.HandoverUser(ctx, id)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -4781,6 +4949,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/users", wrapper.CreateUser, options.OperationMiddlewares["createUser"]...)
 	router.GET(options.BaseURL+"/v1/users/:id", wrapper.GetUser, options.OperationMiddlewares["getUser"]...)
 	router.PATCH(options.BaseURL+"/v1/users/:id", wrapper.UpdateUser, options.OperationMiddlewares["updateUser"]...)
+	router.POST(options.BaseURL+"/v1/users/:id/handover", wrapper.HandoverUser, options.OperationMiddlewares["handoverUser"]...)
+	router.GET(options.BaseURL+"/v1/handovers/:id", wrapper.GetHandover, options.OperationMiddlewares["getHandover"]...)
 	router.GET(options.BaseURL+"/v1/teams", wrapper.ListTeams, options.OperationMiddlewares["listTeams"]...)
 	router.POST(options.BaseURL+"/v1/teams", wrapper.CreateTeam, options.OperationMiddlewares["createTeam"]...)
 	router.GET(options.BaseURL+"/v1/teams/:id", wrapper.GetTeam, options.OperationMiddlewares["getTeam"]...)
@@ -11824,6 +11994,182 @@ type CreateFollowUpdefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response CreateFollowUpdefaultApplicationProblemPlusJSONResponse) VisitCreateFollowUpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetHandoverRequestObject struct {
+	Id IdPath `json:"id"`
+}
+
+type GetHandoverResponseObject interface {
+	VisitGetHandoverResponse(w http.ResponseWriter) error
+}
+
+type GetHandover200ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type GetHandover200JSONResponse struct {
+	Body    Handover
+	Headers GetHandover200ResponseHeaders
+}
+
+func (response GetHandover200JSONResponse) VisitGetHandoverResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetHandover400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetHandover400ApplicationProblemPlusJSONResponse) VisitGetHandoverResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetHandover401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetHandover401ApplicationProblemPlusJSONResponse) VisitGetHandoverResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetHandover403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetHandover403ApplicationProblemPlusJSONResponse) VisitGetHandoverResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetHandover404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetHandover404ApplicationProblemPlusJSONResponse) VisitGetHandoverResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetHandover429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetHandover429ApplicationProblemPlusJSONResponse) VisitGetHandoverResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetHandoverdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response GetHandoverdefaultApplicationProblemPlusJSONResponse) VisitGetHandoverResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -19898,8 +20244,15 @@ func (response UpdateUser401ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	return err
 }
 
+type UpdateUser403ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	WWWAuthenticate *string
+}
+
 type UpdateUser403ApplicationProblemPlusJSONResponse struct {
-	ForbiddenApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers UpdateUser403ResponseHeaders
 }
 
 func (response UpdateUser403ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
@@ -19945,8 +20298,14 @@ func (response UpdateUser404ApplicationProblemPlusJSONResponse) VisitUpdateUserR
 	return err
 }
 
+type UpdateUser409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type UpdateUser409ApplicationProblemPlusJSONResponse struct {
-	ConflictApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers UpdateUser409ResponseHeaders
 }
 
 func (response UpdateUser409ApplicationProblemPlusJSONResponse) VisitUpdateUserResponse(w http.ResponseWriter) error {
@@ -20107,6 +20466,242 @@ func (response UpdateUserdefaultApplicationProblemPlusJSONResponse) VisitUpdateU
 	return err
 }
 
+type HandoverUserRequestObject struct {
+	Id   IdPath `json:"id"`
+	Body *HandoverUserJSONRequestBody
+}
+
+type HandoverUserResponseObject interface {
+	VisitHandoverUserResponse(w http.ResponseWriter) error
+}
+
+type HandoverUser202ResponseHeaders struct {
+	Location        string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type HandoverUser202JSONResponse struct {
+	Body    Handover
+	Headers HandoverUser202ResponseHeaders
+}
+
+func (response HandoverUser202JSONResponse) VisitHandoverUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type HandoverUser400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response HandoverUser400ApplicationProblemPlusJSONResponse) VisitHandoverUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type HandoverUser401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response HandoverUser401ApplicationProblemPlusJSONResponse) VisitHandoverUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type HandoverUser403ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	WWWAuthenticate *string
+}
+
+type HandoverUser403ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers HandoverUser403ResponseHeaders
+}
+
+func (response HandoverUser403ApplicationProblemPlusJSONResponse) VisitHandoverUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type HandoverUser404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response HandoverUser404ApplicationProblemPlusJSONResponse) VisitHandoverUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type HandoverUser409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type HandoverUser409ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers HandoverUser409ResponseHeaders
+}
+
+func (response HandoverUser409ApplicationProblemPlusJSONResponse) VisitHandoverUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type HandoverUser415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response HandoverUser415ApplicationProblemPlusJSONResponse) VisitHandoverUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type HandoverUser429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response HandoverUser429ApplicationProblemPlusJSONResponse) VisitHandoverUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type HandoverUserdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response HandoverUserdefaultApplicationProblemPlusJSONResponse) VisitHandoverUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// GetJwks Public keys that verify access tokens
@@ -20217,6 +20812,9 @@ type StrictServerInterface interface {
 	// CreateFollowUp Log a follow-up (跟进记录)
 	// (POST /v1/follow-ups)
 	CreateFollowUp(ctx context.Context, request CreateFollowUpRequestObject) (CreateFollowUpResponseObject, error)
+	// GetHandover Get a handover run and its progress
+	// (GET /v1/handovers/{id})
+	GetHandover(ctx context.Context, request GetHandoverRequestObject) (GetHandoverResponseObject, error)
 	// ListLeads List and search leads
 	// (GET /v1/leads)
 	ListLeads(ctx context.Context, request ListLeadsRequestObject) (ListLeadsResponseObject, error)
@@ -20337,6 +20935,9 @@ type StrictServerInterface interface {
 	// UpdateUser Update a user
 	// (PATCH /v1/users/{id})
 	UpdateUser(ctx context.Context, request UpdateUserRequestObject) (UpdateUserResponseObject, error)
+	// HandoverUser Hand over everything a user owns (离职交接)
+	// (POST /v1/users/{id}/handover)
+	HandoverUser(ctx context.Context, request HandoverUserRequestObject) (HandoverUserResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -21708,6 +22309,31 @@ func (sh *strictHandler) CreateFollowUp(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(CreateFollowUpResponseObject); ok {
 		return validResponse.VisitCreateFollowUpResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetHandover operation middleware
+func (sh *strictHandler) GetHandover(ctx echo.Context, id IdPath) error {
+	var request GetHandoverRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetHandover(ctx.Request().Context(), request.(GetHandoverRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetHandover")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetHandoverResponseObject); ok {
+		return validResponse.VisitGetHandoverResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -23377,358 +24003,449 @@ func (sh *strictHandler) UpdateUser(ctx echo.Context, id IdPath, params UpdateUs
 	return nil
 }
 
+// HandoverUser operation middleware
+func (sh *strictHandler) HandoverUser(ctx echo.Context, id IdPath) error {
+	var request HandoverUserRequestObject
+
+	request.Id = id
+
+	var body HandoverUserJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.HandoverUser(ctx.Request().Context(), request.(HandoverUserRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "HandoverUser")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(HandoverUserResponseObject); ok {
+		return validResponse.VisitHandoverUserResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L1tbxxJmhj4V+JqDYjszaIoSurpJjEw2GypR9PqFpei3OvtkpnBzKiqGGZFVEdEslTd1mH8YcdzhzNs",
-	"wF4bhz3cLgbnuy+LhY2zb4DZXex/Wbh7Zj7tXzjEExH5VpFVWcUqvkj5SWJlvD4R8by/fNeJ+GjMGWFK",
-	"dva/65A3eDROCPwfJ4LgeHrGJ4zE+geZjkZYTDv7ndMhQYJEXMTItkJDLBFmSDcWO52gc4mTlOheEY9J",
-	"Z78yWtCJicI0aTaWVFilsrP/aPfjoKOoSvSAR5z1ExqpTtBR07H+ZajUWO7fvy+HHCc7Mbm8Pxb8PCEj",
-	"eb88+9u3Qeccx2eCfJMSqXx7gw+ISjTCSZ+LEYl9myoOMrMl/xD5XnbzvXyCY3SSjbN4O8V59WYiPD4j",
-	"byJC4upJ/XOeoiG+1OvB0ZDEaMpTgSI8RrxvwS71f9WQSnRBmXebpeEL+1xp8KsfZmk5sP0E09FZxHkS",
-	"8wmbBYAgKhWMxIgLlHCpzILspRMkIkwlU4RZjEZ4ihhXCEZEVCE8wJShKVFeuJTnrUBmXbOuAWDldWqQ",
-	"xZgm07OEjqg6s6e34OIoHuPpPWkXCT1RnwuzqzHniQ9CvmnmXaBGk1wdIL5lGagofI4lOUsZvsQ0wecJ",
-	"mcUOrpV+24WGB/rExRQlWPlRoHf0CtpoOraDwePdhzkMXhJxSSOCXpXGbwIOz8IAHuk4oRFWFSAculs8",
-	"oWqI1JAgiUcEMTwiARoPOSP6zpMRpkmG08kbKpX0giWbpACLq02xhhuSLUrDoc/FOY1j4sEt7u2OidBI",
-	"3txUPiYCK8qZb7/5YJWXsHiofF+FU39aGG/xxvLZYWOCkG/JGWVnY+wjhOY7GqVSIcJiRBmcRT9VqSDe",
-	"zZUHrNzuhcNd/eAqCyhsUnF+lnA2qN3lhKdJjBIsFdLtiEY72KxQox6Ek4RP5JxdZzP4t918/LWBIVuR",
-	"gQP/lrCFSJ8nMcKaa2FTZLpktBxLTeL1RfVDwTN+Fds3Hn0dMPCsRwOCMpn2+zSihKkzGfHxDJKnEh0e",
-	"P0MXRKPc6EIaDKRbwv+yR4kYIbFEW5LYz3LbBxnPhKUrcsXp1oAWPCs0kFJEMJxU8D9DKSNvxiRSJEZE",
-	"CC4Qj6JUCBIfaP5FM/DnhDCU8MHAzzpnIxeR/grj5oSwwE8/s4MjTRGJQE/0UA3hYJdldn+JExqfRYLE",
-	"hCmKE1kGxBOgP1ygMZZyoskVlWgiOBv4tzw7XGH38wfLz/hBvs9XDKdqyAX9Fl5ak+3NLqG001RILmYx",
-	"pPldL0gTKE19gThJA14qZVp3yqVxK3ix6ahrkZkqSynuWpC+IHJ4pvhFlcQbUQ4+I/isV2v7AQfyZkzF",
-	"/L2XR58RExuNvd7TL69IQyLhA8rO1FBwpZIZaZ9zi68xTUiMoDHCSpHRWMmFbG917CIElhs5g8JegSTo",
-	"Mb7QY9jLIBuBorooDQTG1Vmfp8yr7JA8FRFBMSfmtgKzqU9pWuDcNF6mXlExH3vmAiw5cn4VHuVA+JIr",
-	"9NQOv3jz+WKybQOprFXy2BdqWtVuz4zhV+3MjHB18l6Y023DXvBF+7DN6jbiRpm7k8IY69mKm9XtZb7a",
-	"TVNCxuvVbfkI/l1U+69nD7l6Tf9lpoIfKyTlBUumhrPR3wIEWD8da/FVEwQuEGYIxyPK4AFEQ8wGpKg/",
-	"qdtyacrCztcy4RrYrJk1alhp5v9MfwEBwMeTZwoiQbAiGcMM4tMc7cvMwDUC54Jh17DvmZXAvvWELKaa",
-	"sz0zFGDufTenEiNJWUQAO2q5H1F1gPpERcNMc+aFhWey+qex1FQZfB7s5fA5LsyHnrr5GkDKs84ZYAny",
-	"TapZA4/Yko5jc5bQAvToz/rdL7Be9JDgmIhcpWI2fE+iJ6d4sBBo2aRV0eVKU+Y0/aMa4J3k8y4JvmzF",
-	"GoACK2JkwVr+xqrUF7M0pbF8/EztSGtkYUqLgB0axLKYltfT8fIQtQRwnWS8PGVhHw2IeYFZjji7JEL5",
-	"WfHKiLX7qhtvbbssEvkSF34mSCr9+K8oIEywzNSduv2B0RQQKfVLycRjQS75RR0oPLPOFUqWn3M90op3",
-	"pQZw8EqAnowJi6lPp2csCM4KV9xDTCIa1wFnduSqzNpk3HXcl9mVwN55qshZjaTyJUcyjYaIsHjMKfMK",
-	"ItUBCtvzdV+DtFGdUW/DiPhn56mc1uDiTAkSDUl0IREWRDMmY8EHgsgMscohFyrxqiOLc/hw9PIzrNXo",
-	"UlyeBonCgzNjwagaWxQeOAKqhQ88Ig2sKoXhSmaVRoNd/f4WpjebEwOiZRwcKXrpsamZBhq/ZPog09S/",
-	"t/JolSc6d6x1bK08e2F/PFVnvO9XKc+si6dK0pgYozl0mbPX0sjz9+sfdw1MvG8pevNpEbOXdv0FlZKy",
-	"gaanjrQWNI++7aZlKpHtc/FI6yE6pfnN5mQ6HnPNCZyNSExxeYev8s+aZVCEKaRn8e+tOlRhg/MGygWM",
-	"x8Wt5R2+0KOh0+mYNNxkdSF6pwBVvEAYM2Qv01WNgMnX/MDh8TNYt8CRl+7Mjl7jMNNg7LXog2cXpIEw",
-	"IfjizFGGWQAUVfOKc0McAvhvwtnA/C/ioxFnAQK/BWu4xsamAwZrH3jK81ZAs7ZZ1wK48lIBaIKzwZmW",
-	"8Rdr3hA2xk6j3GR44H0qhREXaOH8460B2xWW8FZv0kiyQJyPcDQk3SN9I82WYyIjQcf6MnX2OyHjXam4",
-	"ICHiDJFLIqYIMzkxBl+FIiwE1XKyYbBhvdGQjAC1jPCb54QN1LCz/wBOySxUKuFYQC05z05qYDMWRBKm",
-	"4Frfk+iSCM2kB+BD42TyZed7ziNsJvHN+erkuXHxKqiyjT4JOOFcU6FESmom3vNPfIIVea7lW//MEU4S",
-	"Iu7JDHOcp7Gmg4xPAn3zKUOxwH3VpUT1u/qk8Zh2tdQMQnPXHmj3we5+j4W9jqafvc6B+PHjHx2oHz8I",
-	"0RYXKOx18Jh+Tqa9zsE//Pz/Drf3USjCTL5HCemrAIUqRBIUDxKlTNFEw6PH7IKoRJMhT4jVGKGXGrfP",
-	"3AwOKshUDTVNizT83Cw9toWBut+TViQz+kprMt4OjKlU7zhK0lhLaMaehsbpeUKj3H4sd3qss+IhdI95",
-	"QqOp/yzsTuF64/E4oURe5Qy++fHe7u7B5MePwn2E0XkaXRClb1n4TQH0MJkgfZokUmO/cUIUSaaIsh4L",
-	"J/mBbI2JMMwReJJpAMoA6R8vyBR+s4CU2/ZsgD8Os52HK0BNiw7dw74ymu8ywF7ahSmOJpgqdE76XBAj",
-	"blBr7c3m6nMxwsoYzB/udQI9OR2lo87+Rx8CGh9RZv7OF0KZIgOrXP7qq6+6h4VbNbucFww92n0ALzga",
-	"6jfFBuRA355Huw9ROOsYEKKtk6dH6MMfPd7dLjgq5BfS+DDso/ATggUR5nb+uOfxguh1AtP7x71OQnAs",
-	"9yeCKtLrhLVI6qEP4G+DzhgLPCLKYWgtpVui9hJowVOaeA8DLAPZnXKqb00/gJBQ3eablAgtQ2ppCaYF",
-	"4lJcYEz6OE30MeVqA8L0qXxd+AWPx4JfAusjyM/Ay6Hz2nd9jgwCfSr4aHbF9iPCYCTEfatZ9K00Kozj",
-	"vVQxVqSr6IiYi+WA/Gh3zqpOef2azFVesJxTvo7FZJ4KlfMc42/SzLWgL/hIcwiCXFKeSjTGA3JPopCR",
-	"N8qMENYu1rkseK/hY9D1z6zqWXyM9Wc/dbbk0VgNYc6xbp1NSeO5FPOfCNLv7Hf+4H7us3/ffJX3nxlO",
-	"7FkfSLx/AZpxMBDRrxb80MCqsRV+EBpuG5T3U8c2bB84nX6Mth7tfQR4kacKURWgRw/20GRIWIXyF+0m",
-	"29k2DZrPN+pYkSU5Ebu7F7ApnKxtl9wOGKDzVJldDegl0bylf2eWaEuAAmaxprdDLZ6aVnLtGzeE/ZQr",
-	"364PE6nZ/5QphJPE7FEvxtnztiKucRtGRy9efXm6XXfhaXGS4vrses45TwhmdkFxKpWY1mHVJ29wpLlz",
-	"06p+RvN9SeL6OWXxXHSumfbZwAPfCvS3TtM39jI910gbxGxgjP286TEeECTpt7VoEFgfP/l4vBvMofh7",
-	"JXr/wEvvX0wYEXXQCUckDBC2qqIYhMWQcaZpugYa8JxwaWpvCZitn8W15PlDTYqVIkL3/RdbI/Iv9fj/",
-	"8uvd7se42z/sPu2+/u7hh2+3/0nHd7THnCcLKLW505MhlwQN+cj6zmrJGNylWS3YdbtnzU/bYtQ/gkFm",
-	"D1kznm+c5ANqVDAajcYatWwxfYYJlSTeDiy3TuBJlF3X65b6zdwXMaIswxd+5nNAOZv/NAW0qZvffF3y",
-	"Wb7kwvMa9K+aKTxAGGkWTyOmsBsiyYWSSLc17NEO+tQ8AhR2LZ9wqGqJs+5dWp5jtrKunaDTLf5hjNT2",
-	"Q/EP8FkxP+f/1WTjKU8SPnk1Nt8qv7z2Q0CTivmAN+Skfl/665KAP8WDujlP7HOJsADZwjwSZUzvvgUo",
-	"PKhlebyTvzKg9LOq9mMTVjUtjHN17tBO7GNV3Zrms6ppNsBVFwMGSznmTJqwyk9wfJLHHVpVL8Rbjk3I",
-	"CeXMaaH+8GfS6F2KcZmVyEUfDnPNy4GCNSreuQP4taTNMOix2YSBgY8frlX4FpW9Bb1bSSHkm9m2vZ83",
-	"rNFgNOrs2sP6MxNR80NbC5Ry3//IrkDm3jTgGs9ULq7eEmB9WowbW+GKl+LO5t7PcpxWM4hnq5sD+kOU",
-	"jWztopqNjgkKs9/D7QMUWoEiBBZAsyXY3mOj/rwl52HiH1Y7i2IIyNyjKIVOXPnuHzKjNwI14snTI/Tx",
-	"o8c/QnahyJgE5C0C8dNiiOAKYC6FGM6FcyGCry6UacE5eUN91oKtjE5+QSTjPgqzPYQHSJ9xP9No99gF",
-	"mRrdrgmFwla/KA2vryGOBgIzJcuxUUGP+ZSVgRUVQhMvFaIRGZ0Tgba02A5a+rCqIg1zPei2fdeZmtOq",
-	"nU0oHzizIqqMfvgWXES/unfeGDPt4WC/5Oqpcy9a4S6X3JPm3sWKV9BVr6DzYHJam8waWrmXeTTFLcEe",
-	"RYfXpxlntgLoa3yq5x5Cncvxmrg8rwKNGt85o5kzhNWzDE1inWptkrtl39KDOyl4ZV/16Ioe3s0Pr+Tw",
-	"fOXjy5y4qSwogj2H5T6G27foZKxf3qtyJodVmNGapBDz+dK6lApreVQ2QjLCTGMzhS+IVcMbiYrxyT74",
-	"hHj9HCnraUFiMFTuMAuuiOG2Q5nlTBQQPq03oT/30yTpMccPe3Yabu8gMIEamR/GMxp1lgL15X1nnr1F",
-	"tLNitJ3bvdD0rdXBPMmcN1e4ZGXvz7lXq+JauQZOm6uhPiQ8AG/u3DHUnnA+4e3Hx6ecf4HZNAukWO00",
-	"qrEic89jJg7j6k+8Loxk8Wt6F97Sq4o/6QoHWHVJnXuAMz6fVz7Axd6qt+S5FJxIwYcUbFurgtzjKLsA",
-	"7j431LXqFs95PM3yC/QRRjAPONZWMmtoIprpeGZWdos4mwxEsI7D+BKziBwlPLooqJVxbFgznBwLvUdF",
-	"9SH1cSJJ0BkXfvquYzFH1dfow0dFy+PDB48ffri728D+mDOuX2dD58YSDhZUDYpD8KozfG9xObnNZjV9",
-	"e+BG+GTaxMIXdEyWBdl8QpYmlgc0DhozC6Bxs5kTLNUrucxeF05trBfzJ/9St7Fhx89ik+kxedHv7H+9",
-	"eNGvq2swkal9+sbvjNGnQirNJggcKSKkM5hKEgkCLsxg0R0wKs2DvCBTdA4OA0Wj8l7JqAzOumdfH3b/",
-	"BHe/3e1+fNZ9/Ycec7K+ixCStkb4Gh0QqEUVGcmFHgNGuwbzPDMdHnyYDYuFwNOZRwNOQHCOGWizeYPC",
-	"86h/VMYZa0k0sPQzWNPdW/xM1gPzEWXur8oBBJ2U0W9SYj/Dra6ciT0Ou5JFkF/iTVks+Db4bhYrC1Lj",
-	"+KzfCFWSJP0d9HLIJwxxFpEDJCGlmkJYovDQcjSGuBlHzBDcPf64e3j8rPs5mYaVV/Zg76NVntksztcL",
-	"n4XR6wxKz6khUuUdZ4fb6JQzwBWOuWget28r6OSefgvvZt5y5k3CBN5zl5IO2GqU17nSNHoFgmDLdM1r",
-	"e2JaVdfvZvLuII2penJpub3yCnGkuFgHjYCBHHPpfDVSCa5xxr9eP6+pVGSkf2GcTUc8lR43i6CDr8Aa",
-	"JJQwdRjHgkhZcW/48FHp9n+92/34sPsUd/s7+68/8JIXF5dS8ZLYLY/zL3q9VHNONYM0ZRYyTnXBsnH3",
-	"28Pun9QQRJ6qiI9KhyDTKNLACDp9TJNUmOhCRr2uyVnstbkTc5DH1/9T93+u2bGLzZnn2/7444+LnOau",
-	"x7fdBV3OLKUKkQyBdWsWZMZxt7Oe73Cw/WAxFgQijlWnePOLZ5gfxfwnuRZUmT/wm0eXqeIGZX4BgV5V",
-	"8vYTPslc/AhTRBifJZcgUzjFh+KaAlpbnjxAIe/3Q7SFESOTHtON70lkvSq3UULwpTHijZBxc9xBkGzX",
-	"epy5IGFk9tZjof0S7ttwAPhdt8OJ5Aij48PTo5+gPiVJHKDJkAiC8LkkTKERwUz2WMqcbgz0m+618X6/",
-	"A0H8LD7h51R/SgiW6jnHcc2L+wSraFiMZ1iSytC4+VUxqKbAOFmBb3XOidaIf8VdSXB9rV5yAb+X114R",
-	"Fe0Vmo8Nz2pwYWPEe1HjAz3z3vmFd6sVcM5l/t2mfeMc4bHH9xtFeHyANME1V8/aNxWCS7nVx0mCznF0",
-	"oZ+MIngU6GfA0CDh5zjJnohmBeux8YPd3YrsXy8rFfDz0RAzRpKSeyZOkk7QuaQSPKDBCbYTdCYkGgK2",
-	"HBGiTKwM6KS9D6L6FuboD+ad7ikdEanwaGxIOeTuWNzrS7trT+8GrJzrbW6WJbhHXkz41XAKAYEQMoQT",
-	"FIHHgT5cjQELuZTgYHOVl/GwrDyJtakswF9+GTf55US9nMmtclQLd2CA0XwiC6zGQmjGtFwhrGsGY9jw",
-	"g2ztQe6kXlxhkIeczZf/i09jHaxD6andOPMASk798Ga3xfhkifdele75xD8fZwpHa8MxUSoVHzW/cgY5",
-	"LnpsQy7UKXmjlnnFVB4LamL0ZylbM0VOaV7GFVl4l55zNnAdIApiqSlsDP8SPXIf/2UOyVKi5hP5nnXh",
-	"pDNVXg7zoOOPS5hzBVfT6DW5P5B0ek13win3NnMdjqHRSlfhqocKm59zPGtBtRbZ3DyWNQsxYRILr9yI",
-	"suKvD2ov4ax3r6ndYXQxgQmJGqupZmeihGBhHfSK4S+PG7EyG7jIzZRf+ZX2mkncJW82mL3uvpGyB9Bs",
-	"pMK99o2WP441DPfWf6EuiVCrSa8OlX7Z+Ni8S7CjeDScuS6wMTpZkfwLElP1nFySZNnZdD9na252SF9w",
-	"RqZwQFUHWYUYGWBFL4mVGiHc2QqN+sHNXJCY4GRlwQgnLzPOefYxmqSfr5haTKi84w8Ejpd4CZ9Bc+8r",
-	"aMw6uZDlZY6wEju4yk5HWF4Yw1LFHiRSYo4Q/ONBI2VSGZoe6Hya6c/uSRRqyfs8IU+hHViA1sD/ubjJ",
-	"VTbW0AhSlpyhk0MJ1QDJhRRiOYkUEn6uuDnb+6Sh7abYGHoP6OJupZMQJCFYrnwYNvx0mRlzwXgud2MR",
-	"sEUGJt3lwl6nus0VWPlzSRW5Ii/vTL9OAM8EdNhACcUtxdhbgKzE2a9ItNZBfhoQnQJaboCMV0Spm3I2",
-	"WOHNrfBolrn8V77G9dJL6Q4uYeXN2KlZv4VxgiMyssbkufxt1rC63nwIvxOBm30tUle+k82IXUFH+ZO2",
-	"HJtMfYizZGoTjhUTsPxY066wqpYvO+VZtfxugyxgDUW/MpYuKDuzRLsugblXMW+7r0l0LGC5tQg6FQy4",
-	"zjFvjjlfIwdcQMNrgc0yKDpHu2uZOkfJaxnOoetmgxnE7Re1M1S+IVn7UzyVPiNhHigQ46m0l0tOqMmG",
-	"BeajNCGI9/vzLYEPP3xccQFebAb8NOOQGiKGMhqYL0NWcFuhsQ/BZZH/WZY0v7ZhBZenMsSfcoEwpLHA",
-	"kQrAV8GNjbbGJdSvX7iVyrZ3ci3+FSY/nhm/EgIrSdGAuFM07DmEnxBc1GTr/1oFpQ/z24wHL1hxCOfD",
-	"CoosZ87w9b66NLdi58rlsda4fDOLrxDxuCWM8g+NeJDKpVzSY8DNNnetLlqiufbRhVcE1787D8v3xGmR",
-	"M8zkPAeq6uGZ6wGajiz/RSMHkpkxQKsyi1Z/+vLFlwgqZRBh6nbaFKQ2H5hxdef9vrEUI8rG6axO+0Pf",
-	"eyJS4gGZTQ64u+gOm6UGZmv5QL7b4TRSHqUoOA83FZmi3M1jLqttm70NitFFTU1Eq+lcm2r1NG+/qv7K",
-	"1qddcmXSOEk0dj8o+FQsmaVwRqNRHKu4kCA/9/xQ88MqbXWRI4K7WyupN650ocqOI4uy5TU9+rt75PWn",
-	"veCI5x3rOkTvDP3cuMXzKdRKX80+lTaxXZRdT2bm/8zJcI5zOuwEnU86QefIyy5B85M0IUs7gibEyQdz",
-	"KbZuA9ZPzbk37+Hb2k8ITkw+5GUiEmfUDyXPyhwSNoPvYhJefRP1EsJPqFRcTJ8wKwnXxkM0N1YsE/tQ",
-	"H+/QGM30BR+9WMWoslIkQjnvpsYlCaYj8F9TqWB6i+Du3Qk6SmAm+7DtPrw48B/O/ms1S2YUQaCARicz",
-	"oRgsdUkg7SfOvMhrYhRW9yJME/LP8lu1pEusJ0SBr3AUXt/iQuhAMaQAq3nXeB14uvQibhxXP4u9ziTc",
-	"ZH2vpFjPji9NaVwJKfWx3c9iB7CVvOW98Pjp5MKDR5JB8fE8iT99eei9ypG4LDfce/z4wcfephe0cSBM",
-	"bcDshZoWp3vx+bF3qlSWQ4jowNvszRXXUxXPlfGdu+zooc2GAwClWZHvuvx0cuGR0C/ItPn91we4pEwO",
-	"4/uW85zg2CeGQtbo5cxyrjzpUWOv0jK2X02gWt4n9aouHq1jxnU65t41T46l/Yhb349r9/3QSO/6/D5W",
-	"8eFo7rah97KaTmMFHL+kA/em3Sg27NZ9l700mnpc5NdnCRsPMA034mmhZ16HCGF30HpYdAq4cJ53RYG/",
-	"83LWepg1eVkUENNabOU34PB/k44LtzRE4H3wp/DpG5/zAV0xG8ty1LZYIjjDH4X6vVUT3zwrRNCBqocv",
-	"WDL1B9E7Y2c2vhe1uKvlM4LMPBrjg+R9plCmBo+gnhjvo5FuiShD0xQztHX05T/fRlgijGIS0RFOkBk0",
-	"QFihEZcKPXiMLGJEMR1QJaFC2p5rL3fQiauHgnAywVNbngapCc8aoa1e58Hew0c7j3d7ne0d9AUXJP+I",
-	"oVxmP5VQmW53F82UKdkOECOXRCDItUDiA4QR2GutJwykNDYDKM4DdE4inEqCMDqnDIsp6iccSvVChl2z",
-	"PgMTiRJ6QdDuzoNdA6sE0pXZrIadfbfsSnKlj0u6j+4//Xq3+/Hr7x4EDx6/3er1dtyfe2+3/6lXNVMn",
-	"I5UvVj5Fr/fSO0yJxlYLl0kJyaNM6cPQ1EsdEqQJM5ROPHBZLjjLq+uNbc3lanXE5VRPBbGw+KT8mruF",
-	"NGFWwllXBrjj1R/+R4sffj7+EaQPWTpaCurBLLHGB7t7j5bFTppTmxTnmEukioXCi0itutbyqD4MVwZN",
-	"7DPPRETKU35BmM8Jri+IHCLTyBZSdjc8K6RDpLR10UoX4+MP6+7zTt2Ftgn1nrH6AsBZqejyomzP+Z54",
-	"1eq/D3zmB5sA8aXZlfTn24FMwyYFtN2+RBMiCCIaca6QGcRnBrkgrGoCM0npFmdKqG4iKJ1zcfAi0L0X",
-	"yPFXlUdfSfv1j3/777r/+Lf/+x9ubf/j3/7yH//2f+n1ur2e3PmDD9788e/+7q/IG/X9L3/xw//xm5ps",
-	"UsdFuaya0wMSBSFGXJYjlGAN5H0UguYtROdT4yyohUQuAhSafEUh2qJK9pj9HTIRKTSkmnSOgZe2BRWs",
-	"KkNTYG5L40MFwh4Lc6uZnaigfgTvTyhBbi6CIONK4iK9PKs6IXHJBlcjoxxzvoSftW59kiZEeiTdzfr+",
-	"UPmpq77pC1FcIePJCDM8IOJZ3MCCBOI1eHxptuSU4NFS3ZbysV7dtulFLuvSzlm3yyxPgjuOKlBKgC1v",
-	"p7kK77W9mavFXeV254U510p5zt4GnfNp5ubhn7GB4z44fRg9SrHnQw+qA3XyEedJzCdsGa+PyKV8gWyw",
-	"NvtQqUatBc3sU4kxTaaQMiYLiFh0yZb1JTfeAl/gN8tsaVnHlxJGWLztdwdDLOvxA+oP2p/qvz6BcppN",
-	"+1njiJ6uIZRL9jEfacXKJAm0OQHRZMhBTtTyG+QKNDCX4P3O+6hc7/igZynfrKFuK3zw8KMPPvjgg492",
-	"d3fDAIXf/2//6YMPwm1T+BuETOsy3mPnUxR+o9soPAhdJRU3cAIZsC3LOdpBYd+aHmWIRpB+HuqRmV+7",
-	"6RhZv7zZ1bqAAbQ1hCpqmppnqdx6LNQPKURyyCcS6QVOoWSHoeiNNLb/rADtqua29p3WGMML6N3LlHGe",
-	"rEPJDPzGjfun5HyMz6v6/aUe7y61uDmk2SLJO40kvbhjXbGztxbX1IClxT1X5lRnt9mymS3GfLcxZh7X",
-	"WD63uoLRxg8AI6mgluEIR0PKCIp4DCYMf3hgRXk72/XAnpdJ+W0nSTAbpNY0khuHIjw+I28iQmISz+bp",
-	"nVNioKK3TUcYFMUJZqbEBy1G+d6TpenLNiOfORBKbS8Ru5MHVS5yjYUS1QqzqKp4BRvRcvUFNlhKwKXU",
-	"q5rXZosFWC121bjw6uQZEqRPBGERQQyPssz19gbqjuW7MFRqLPfv34dCKzsxuXT11eT9+mviA1tFOlFG",
-	"F272VMwdrO+zT2g5qQ2YWNK6aAZ6MTY8w5LataUrnNTsYzXz/5Xqq9jOfthW3ECdRl3Tei0X87OYYAiM",
-	"X2h7tGN9hQXTv+xfr6J8BT3XihVu6kHkS/vdzEe36pvbOFl4s7zdbqfFFWVbWhQtWz7XdShDKjflxtUi",
-	"JwSMr6s+Teic2XWrJvalDLMzL7cwtnflPClZLQUZQxztmIhLqoEQdHAaU2X+F4+oPyZNC0THglxSMmly",
-	"tl6z/oqu5Fnvq3iz3xYkoQHDJYlXhEXefXVg1CKE+cU/vM9ORpgxX/hIbpifsAKDbnNKgEQCNvqfpfFg",
-	"1ki/Ri/WfI2+7Zlie5W8MXJfmOwx5g9wHynkksk+5z+4JuRSA999n5DzIecXct/IWN539ZIoRdnA92jw",
-	"+Aj8teZIfyP85inEJy3MNYBdnPoLfR4u6Eou2e+5BkijPlVnmfJmvEdhIbEuv+C7Dr5ZAGVOqU34/Jfl",
-	"9At1eZG8d3JCyFi/eg+mvzVolFxSnsoXt5JBWwrDArRXYyywfNFfrkyQmJ6krEkeMtNwznrril4BtAxF",
-	"aFbuNLtsVUncYvwqyXFhYpubYYIF29z4Mwycg1hha9kafAdwin2iE08Ws76neHAE7VaOny0R+Vlxe+W6",
-	"TE3Ur6d44DSwaw6sax4/l0HQV8iMJzwV4ID8Bycnn332ySfVCrU/KvH6f5CX6Hz93Ydvvc54er7VwvWW",
-	"vA7LHuxSB9Y0vOwUr0V41A/kxiVGt3lvBWTIr+Z4YuOcb/SfVICOXIZoSwk6GpF4u+qavjgl1CkerC24",
-	"yl6jxpEu9kK99tZhmHvF1lIbvnjlfEdSvkTLgTW/T4891+mU4NECjdZKJX+t/cKxnMerFb2v4CqJXIVQ",
-	"zZKaMcMAbDCZUFNTS6PS64orMR7FWiRUBI/uSSTIWN5DIHiBb7FJQeC8gidUDXmqjFfxszjssS2QL8GD",
-	"2NqCoAMHcwYeG2vUxM1ChR3ayKE9Vi4jaeTSATdjmAxAJDbZZvcrhSmhOyNYEKkQZhEk/IFdIDXE0FIi",
-	"zkiASCLNFsuT9ZheivFwNiaolYt63F45ZslE91gQptZRr7vEIKzw7tbDLBA8Wol6b+TN5wl84ZZD2FmY",
-	"sgvGJ+xM/2TK608EZwP4+0yLLKEx006oJNvXghEOUfYs1rbGd/F9LKn2r+e5CB6thenS9O/muS6CR2vi",
-	"fa7hEdo85hA9Lm34+HU+sEbzt8Rlcdj20mGaszw7vyDsGFOxMCrw3YjrW6NF7IrheeVgvNLKlonNO7XZ",
-	"IVcsE4hlhH3eOk+LLHmARvySID7WHO54zIVKGdVDBOiblCtiItVT1qeMyiGJERcxEfr4ONpyPK6+xNv+",
-	"/FwrmrtXcDhwM/kg+Up6Cx2aHCNePf7VpawlUxW9Z3z5wjDcFywBDUZoGGJ9giHCTE7g9mlxCGJx8/jc",
-	"LRNE6mK6A4SR4AmxHmgBigmcN7iGbaMuGjpzYjnC1y5shRhfQXCch4R7cRRfXKUXjOsaAYG76e0UW1zy",
-	"DSu+wLaCPGVPc3FGn+o1FHJ+d/iNZRMMrHrnlhQF/Bdibm4WffTrEBIAtd+4kKBXsa44hTlUqb32m732",
-	"62biS87dvvQb+oPH6Rzom8+9vpCfoORlnzLjQr9TyE/glEs2m1m17JBL1BVkVeXyalxZtqxCKrEs5VWW",
-	"I9KWydaE0nrX+1ljSaJUUDV9qeFnLzkkeT9MTSL8KljGWChGhMmZZHJ8owsyRX3BRyg05OUQRgBzGNW9",
-	"hgTHkEjd3KzOH3cPj591TSZ5hwxMZvm3QeccGHk3vfnrqaONP/3qtBPMJoEqJ0mBlSR8QFmItjBDkK+6",
-	"a3I/oJ9+dRogKmVKYmCfL4mgfUpiZABF2QCdPD366Ed7jyERBcIMHR4/gy1CKiHIJWVWZebbAZ8jDT2N",
-	"D4wUkm1rqNS48/YtuJX3ubGxmLpU+985aLwccpygEaZMYcr00w46qUgKHtcDqobp+U7ER8b5OhL2PzOm",
-	"PDsY1YvUUE80WI5OvkCSiEsiQOX/yd4nSOKESFBfy32EkRxiQawWjveN0rzHNHgyYQRt/fY3f//b//ar",
-	"H/7rXwbo+z/9qx/++6+3zVsQZCwRWLUBoEaPHqDc51Aik1TfjOjy6gemdQoL0eMofEE0Y2gyjZzj6MLV",
-	"Ezzn8RRNuLgArUWP9RgUaWd6z3K/x7roJM+kbqJWbIZ1c9Ml2nr16tmnlz/a3tGNIbGWed76CEyHCI9I",
-	"coQlOUCa9zI/njw9Qg8fPvxYM7uvTo+gtyaMtgtQou4YDyjTjNQ+ChM6oipEWw/+4ef/XtO6zNTweNfY",
-	"JrBL/t5jKMtcdYDOeUztnOF3QMoClJPFt+EBCvM/QzjfYmYrPVie3Eqv8sklEVMEcRK6dYjHpq4V5cy5",
-	"7f/hzyTXL8QFn2yXo030mC5qJIx4TPQiTIBHaB+LROFhFJGx6j634Rsh2npJR+PEPKkj3VnCSPrihd8O",
-	"PwgD9IQNEiqHRS1uvuLw+PD06Cdmh+agRkQMCBpjFQ3NWn/08OMPt/cB3cLFoBJgWdwh9OlCH7fL0nfz",
-	"GyRVwzGMJPEI1jnB0+0DfUoWvuaaUIlSZoQVgzVsbJFVpcGhGqbCdNAjbemrbPgTYxiSaTQ06EPfusAm",
-	"dJNuLAD+o91d2MxMgrjQxWhQVQTXKDXhPVklASeFYYbCJ6d4EB4YIUt35QLFJCHKDKPnsQuUKHzW70LF",
-	"M7sO+yAHaEuf2wfh9j56tPcRCscCdEbAQZ257YUAOGuroypAjx7sVZq6TcCDpgo5WErKImLMYQmNCDOZ",
-	"+i1iPBzjaEi6ezu7MxhxMpnsYPi8w8Xgvu0r7z9/dvTky5dPoE8eJ2OxosaDh8fPOoVKLJ3dnQemKR8T",
-	"hse0s995uLO78xBYZDUEgnh/Z0KSpAtmifs/m1zInZ9ZVciAKL/F31Y+QOP0PKGRph4Sbf30q8+RJGpb",
-	"cw2SoLHQEi9BQ5xcEok0hkSw0HuyRNCksdRqDE4jhyyBbE1tA4ikk0QPs1MsvqEZp85nREFZAahSYvIY",
-	"6jXv7e46cmSTP1UfCNS2AbaqQc0BaajcLCTspncKxu264bL13bexWgX+pLP/9eugI9PRCItpZ79zXABs",
-	"ESAlwDl2aP9rqBXWea1HvD+EIj/f1p7foX1Ce7u7aDKkCXFxUTCyRgXjA32HY06kYfy4ftm6UYwVPseS",
-	"eE/BFhfa4DnYGWpOorADnNBLsu4jeU4vCdMTaPpCCrB3xYIA+hrjTpsC39YCdWC1GDsaAs4DZgICRrGZ",
-	"EoFfdoAe7z5EW6HrdJYyfIkpiAPhdk51vGd0QnCsaZa8mWPS00OGYWDXNKvU79MIDurx7sPFh/TS4IhX",
-	"+Y7XfMYZfOYf8uWD+3hMu65wifekX5JIEMtJmXjUhEpF4gOTARvOncpxgqdoLEifvpk9MM2KGVkD0uS7",
-	"epayVkrMm9w3kfRvg4UNnb7h9QZvhNmECU6fvRWHwNZpxlwDVIPBCFSwjBOsSJYVwDeHbXs/b/g2yHt1",
-	"j3lCo2njzq49LPPRXBAU2UzQC5pIUlj1OY7PRG468U3tmt8vtn2bJR0/i+ZqjLLeleZvg84Mb7VwjNke",
-	"8EYaHW1WmtaPlO3GcmICQfQmNpozJXCkbtWBP1iMRV4xU5iTfktA3fOoCeZ6ysU5BPFDj72PF/c45fwL",
-	"zKbWACdXRXQF8iWVE/VLnINFMK+h6IOsYfgkYDNNoMCzEwiVmQ3Q2YHh7BCUiQPhHGsJqG+t8GW0dlRQ",
-	"onSyGPNPeDxdM8Kx6v23ZV1qlpO9hOwebGTu2Pcu7KcDdEHI2EhnBrqMTyqP4TmPstp+865z1q74FG4O",
-	"Y86/nZ/g+CTHd9f15h48bjKNTMEQTeIvSEyxC+a5kQdrrklBQed9tBV25P53NH5rnnBClMcC/6TfJ6Dl",
-	"d0nDL8j0njQ5xe1LnH2xJ2CYLLzY0tN55En4kVsybxctv4030wBwfo8vuXrKUxbf2G00J7roNi7LpT6L",
-	"j7EWFV67a5zGVHVN3GktZ/0lmWiWok+FVDvoKWTcQedaNoYczQqLAVEByq6wkaToiCCB2YDU8Nl65idm",
-	"4o3z2oHX48Bs26SC1mK4NHXsLbwza8M3KQGTiNUiuSK4TRk2Y0KdtwBuKfwFZWAgMgCtm998dQWtsyUU",
-	"SwRUqg/g7reH3T+pSQfQZGFNFrReiPTNxIVrUzd7sTKsFxrVspsrQwMrsN/09e03YKEjUrcsUESWlrSS",
-	"P8bcewu5wBYvxdTovupSNiquZrhgscgKGMuCoBVdW9G1FV03JLoWH1pJ8R1TVeCDUzW8D7ZxcO7xyrMn",
-	"YMGVYBfmQnUTekniso19C8zoYFi3dk1kXWmtUbzHnsJ1QxqTj8ZWzwfmURKjMRF6PKjZpHvrv6OEgn3d",
-	"ODygrUd7H/eYMeOfqaHgShkLElTGOyFKTLuHGreH2weI4GjoZjJKYlCgxhbn9hho8K0Lim4QDUl0QeIA",
-	"Sa4vq6unMkiJlEQiszLF+Q5yjis9Bn3MPs5NlSanUu9OaEz20TmZcgAFgA19k5LU2A6MUQ4MlY93H6LQ",
-	"GOPPzlM59W1oB4E/cmbLg4jRHguPwBx2pN8WhwC1LqgTQmM/q7BscMSbUR6UqpY1Uh6sj/TkjvMerPSc",
-	"DwZQTKSCd0qAW4Q+yo2vKButQF8yrC9ITJiiOJHNKUWhz9ugkxbR2aIxSo3XQiS+oFJau7NdICos8DbR",
-	"hjXoPlY46QpuW3hC1fb6nWFFzixWXdi/1Hg9bADnxk/bohl5gIRGZBnXTdCAXhLmytjxPpIm6OSWnH7Q",
-	"KSDehd0LTQEY1ia3wtH7jJMLz8/bCYx1GTlZOEax7do4QetcZqsPgh+XKjCIjE/2ISgFrkpGhi09pazH",
-	"+gkdDBXainhMyuRx26UPLtqAU5ZbgblA/TRJesx29pt9d9DJe3Qv12nU5wNEmWFSbEVcza/lVfA8DhYF",
-	"NpOnah6fecltvmcX6GHvTYGTROck4WygGU8oKoYmQ54Q1Mcjmky3d3yMj550M5xPJS9kI97Ho/21fApP",
-	"1TuhAL4Ck2OP+ky50MBGbE65V8voLHHG775ZSGMsgwHmoCZ7g+bgJq6wsriphI+M4ylnxLiDG7ddkPoY",
-	"mcDvIH+aXCI7PWbLuuvrUZGRjd/aBEuEE/CKQlDfV1ismOG6HjPIDm1BEnvbWS/XRNmBv7vzYUXAJG77",
-	"RMKTcqzrbcGP1yQbfkkm1ivwXRAO14Q3Sz+cCZLKJmKEr1OLhK9V2rwWlFrDEj55Y7y3Z/BZnwtAgvOc",
-	"by8f3IdQka6TGGutmMeExfo8twpVPWyYievrorNkoZaEjb2SB7C8MZKESKg8yyfMb9k8coV4YDnXYdtc",
-	"1LKwoJdQDcHYcDfrg1icdbFZp3wQrR/DrTYNlA+r8DDh8dS9THCVuY+hMhUoJ1Z0Xahzm/tkirCLlCxm",
-	"Ct9BrhoWEqRrtQSG9bEbSbUAaPUCdrVEBFpO1fwXBJjhSNnC6OUHb4Ymxcu+MV6oVFzkrWWGruH11qlp",
-	"YhLRGDjMzI3p/Xy0KzBe/ewlL+Js+sU3T5lM+30aUcLUmXTZ5xcwazNd3gadPAfawgEKTdem4cto6xQs",
-	"vWMi+lyMKk4f+yjMNh8eIC5M4JJxieqxCzI1Ik+CwY6GYHNI8pF+9/oyoIHATBlqno0a9Fg4C5MwsFFU",
-	"IfwpQxuSjbbAmWlIeiz86quvuoepGmoWMMKKhCga6n2wAdm2kZ8gNsEAVhrjaRIjnCR8Yl1zb4UysLqT",
-	"RWPMtLevbFlHut1VTRtWoj0zdfgX3dhy67dBuezYot6lxnlNrjPG1dnYMJENZJrZPmt7PLmjXcRZP6GR",
-	"ki7KEoKIwfQsFVaklVKuwOpY0o5wmd9Zjt0RBPJDXCO349HT6CW0HMr7zKFs1D16ZazeYtb3E7MajLQE",
-	"YjU5ThYHW5zU5x8g6MkpHjhMCcktIFnD1qO9j3qsJhHBclkIeqyUhuAAhR+EtoitRJhNkU0T4NWmfwpb",
-	"OrLZXJb26+/Dbn0aHY+90MwVtwLbHRLYNL4zqWyArV3s7TvToRXeWuHtKsLbg73FHY4L6PGp9Q/XROaj",
-	"5bqeOBvfTVEogyE1hcoQsqNNjhhB9JW1NMzkfcjx+Ob4XztF3SM1nyu39omt/jTvvjyxBXBa9vjuRg9+",
-	"RtTiy7u6RAq8xrvEfZl8nuvhvtYvWNt12aSj+qTnJSdbfdxr9a5YgL9sMuEWj7V8bcvXtnztxo0S8zt8",
-	"mprXRK7KCV9NV3PX2GhDWRZxIk7LU0xF7U/xhUf2JgeoDy4s0rqPQ8ZUSD0gUZhQCfVuZBigcZJCtTqc",
-	"GM+X0KTbHAgck7DGfydbxy3w3YEKxc5dZ3HzY86TQmtP8HiegNeyZlSCRjOVtaHs8LVxdL8Dn4F3bRC7",
-	"PhKFtqCcCOICMO6UKPc7JFDfLpcT9C0uP9nSAmfrEy8Ahss4ABejbjL42BgQn0Hrtw1O7QQScDc/5Wc2",
-	"T3fzHi8hm2vz9qd40Lyxza/0VPDREs1PeZPGBoM0Hts2bzb2H8HpNoKeUM3OJUrSmJxyhZMNO9fZi9vA",
-	"sa74gtpkCW2yhDZZwiaSJbAYSYJFNMwfXJHZyX6rz/oHlF4O6RhxV7E2gPPUxMdVtHSVa02ShNhxpS72",
-	"Ecseg8zopr9mgsIDhCG10T2ZJY8vl/Kkxp/ZVtDdMn6QNcVp78ntrPZvubRhOFOptse88/nUL4YkuAE3",
-	"5J7ghr+ZLIXl2eflKbyCqqNNX/iuqUegSi3j6gzE9QY0Z6ZDqx65knrkoMc0Qq2CNdwvx4gYmBi0m5X2",
-	"MUX5Aev1mEHj59Os+vg7p3hZXo9yV1OEZhSthsZXNRr3zzV31gV3l/oY0Sc4GiKqyAgyCum2kHwGIjf5",
-	"hBUDEQ6QIDJNlEQST9FkSKMhkmlknFZt0XqT8xzy00tk+M9ZhccnemHgSldUe2yC/OYz3VA4Z3EBGnY+",
-	"PHdMRBdOwIK39Rh8N1P9gt+ZJJdE4GQhxz7zmp0bWq31v8jIblgDUEut7ffWcPY+OwDMJ1PrdwGoVtg6",
-	"8JaE2nq095Ez7hvLPtjwpcIJ8aRgscb5fC+3zDpvF7Z+83x14Ou1zy9AMJmBvkU0t8sRv7VkbtSSuSTn",
-	"b4KeoV7lNUQBaVFBi5eBFq2zgpnO7yrL1A4COY5HlB0UPqBRKhU6J8iUJQ6c/GpWDxpEI65r+SJlMRGg",
-	"OIzw2BMXDX02rNEzk9yQONGUASvkiDMOai2ifEd1deYVnfFUnfF+w5F8fVqNXevQ9B5GWYNLnzW7NggD",
-	"LDXPXx9leVH9Ji8va98GEd6x8Gwg/gi7evoZvd36/pe/+P2f/pvtpTi0XDW7XgatgIbPScQd9gLP1R30",
-	"zK3fXJDIaUe1wJwlrSllfEd7u3uurrYNfy1HUSLKpCI43kGaV7c3r/RUA1R8ewGKMU2mJo/zGeTBhSZ6",
-	"zLOI8yTmExZYk8ZZX/BvSf6nfX6eknNFjXKn5cLW9k73dveuLYL+sHKz8ARr+cLeWCt13JMI25vaKstv",
-	"V3j9HSbn7zctvjmTiIea/v5Xv/j+3/7HJampc+6uM5KAn7VrdKdLLdtdNHDEtNtt/TBbP8x33Q/zTpjI",
-	"jONmhunuyeyJrj9g1isbHA85s9m+oRSCqQVlS0mBEiZz8JQooRcEJQTH8l5dhedi0PnGglBvyHuyPli0",
-	"9ZpsNbFtUGmrg73zQaV3TgEXx3lkJ1K8xjhaH+dpZIWY4KRrYwyvpH9LPST2qc3qDI8acWOwzA2jO+gl",
-	"UVBLg4IYOBrbYNFDFR6gKCFY2I/w//zjTtGdBV6ySXqIhkQQtAWPA7akP0qiAsMbEjEg8fa+cXeBilFB",
-	"AWqolMDCPCtIm+EKNz56sAfcAuNqCIo/aC8Xecx8WoyRXMl3Js/puCEfmnyJrbNLqxZbG4Y9skqfm/V1",
-	"uQHc/JJURBuNtxxK2vrhl//uf/zm//rt//r//fDzf7WcYqcvCPl2E8n7n7wxVX2pMvWHBDG6Z43u4Af4",
-	"E4r1W492KGuOQvgnRFsu1kx3GOE3dJSO8kpGY86TexKZ1X+B33yKp3J7B30yLRCHrQnVWBUoxAi/eQqW",
-	"jm0PzZjBtk9h2A37uphJCtr61relxYtrNReY13FG2dkYN1DrVZq/DdwAivOzhDdI5VttD0PoV1c2RjYY",
-	"x9PJSoHNbB95y9Z08Z65ERi8WuTCt77/xd/89m/+/XKEcUil4mJam7rmRRITqVCfCqn2XfUZU/aK93Px",
-	"BM4TBHQU0xgS302G06DgcWlivaBkjU1oNz+LzU/swu60kcVuYrGRxR5Da4l+Z7T0eVoEe7b6mDcX2eJ/",
-	"3Ra5W/3R+n24SyqKoud24Hx9BNRWOND8cULwZdGN6B64YAOKiKiI0gT7S1U9yzaxYVbV1IFo3bJbY0Br",
-	"DGiNAa0x4CoFUlpR5P0RRb7A4qIoiLiyw1s//Ke//OHPfrmcQCIgadPG6mwWg8uECSXbR+c4ukCKF6LQ",
-	"jDeZryYVrK71EG4ZgpYhaBmCliFo+HT0TWzKDRTbtg7VN1DkDEicfqaOkK8UOy6ISgW7Br1D2cxV0Tzs",
-	"oCPjAYGtFe3AIIOxIJeUp9IOQxgk5XY2N+QCiHZQidQOOJFFbqHHdOuDIvNjQ9ZNKskscyUMCr1tmJMe",
-	"QEGlR2jQY+XclnYUpydRBI8gw6X93ZvjEjBWj0miZF2uy23jwaHA20OjakZ8aS1P4OhabUvLXL1ThsKV",
-	"7GqtLHrHSnRq1FVEyAW5Dm39/uc///7P/8/lJFJIX9g37PYGSVlQIWTLZDuppjeJ8FgTPq75ak0osDAO",
-	"Jo4ImkSNmojEB8iYobPkn5wlU3ReIyvvoBdjwhCH804ZVZTIAH2TcmUDAlLWp4zKIYkRF/pmoRG/JMWb",
-	"bo8lZQmREkVYRjiGBUHphFmR+9SCf8PkyE3TEqRW2m+zsrQyfyvzX5XdulIc9tV8oAxJa2p3sK3bZC4t",
-	"u7ksu+m4hgrDiRk4+yJBxmjrd3/3V7/9f/5mOZ4zZZvzWGaxwXmWFWR8cmAYQznUyDciGrVTHiPgG31R",
-	"GnZxrRWkFdQ3Jqg3ROGFpqtSjVbFfO1JSS0CaZyWNI8nr3VUfc75hUTpGGFg6wI0HnJGtOAKMeoIR4JL",
-	"aSLRg0IBPXA/s7F+PWawCONihBMqjUMaOrRhbCAZTzSLaMozx0FJSRtTOU7w1FTMQJYFNXqHf/j5f0CM",
-	"XFoEZdgG4xxLlUQ0dkMb3azltHtMs9qSEM2F+ooPDUl08WkOmRnfwZmsSHw0xmyqYZKhTb3WurKB8E/x",
-	"cYzwm+eEDdSws7+3uxu4aoVSCcoGvmKFh/YUWAp8OWVQ0DrioxFnWi4YYVU3OXSsm/1Ro8mZO/o4FkTW",
-	"lmKERrX7fPxodqpNugxnB/qFKQFeh21chfCtMZeSnidaKGMmC3nrQXwb6619NeQunx0aYmnkZvcO/yna",
-	"+uEv/vPv/3Up+18B62WYsM+1XNpNx/WY8JMpkun5z0ikAtDjAbAA2ZxPkaIjgoRmkA4QI5PMt38HQWHR",
-	"fHjEc5VgpWKQJMTvu/8Uer8aX08F2vKuv9KU1u77WRwYjFreDkj3Zk+1NWPNACBTNGULXhb61BVsrS6E",
-	"SrsQtJUVGijMvb1gfc/ixqt7FjdZ1ERQpQiDG6IXl0oTK+xbg7lQa18CnA6PgFGKkf5/ztRTCRe3bkV9",
-	"wUel1RjS0tnvxFiRru7aCZamH/MXeE76XJDFa1P8yivbJLlxT3ZxiEoOiTYTWJsJ7P3IBLaq7AoicCPR",
-	"1QjL6zjLLzmSaTREgkgomg3lEjy1/qxA8Z6LoJBErcBM5VxXP2Ni6mveho4MHKoQAHtOsqKJWKrACnv2",
-	"p36qUkF20GE+oSG0pMcMF3BPZgoC44804pdEgnAYJjhnrPR0ivdYOMJvtsofApSvaRssI9RcBlDiwTpo",
-	"nBAUJTy6qK9l6wbcVDYAO/zNZGPLNud5Ps/5YDCTja21kLb+0K1ttLWN1mm475y96jkfIFwgQ1u/+/Vf",
-	"/O7v//x3f/1fvv+7P9uuoYJW9QCq03r9q/7q0RTsg1sT5OJXcCFtqhrnXES5dV8CfahxqCWx0dNqsUP/",
-	"LdGQoHOScDaQSHGT8qaYICfUA50n5CklSSzDHgMURuLtHfQ5mUqiumM8oAwrEh8gxlHEU6acC1JIWZSk",
-	"MTnlCic/1jQo9NFHzTHAJq9FubGgJUSXP6WJIo2aH3OeFFp75FwDbwtXfTyQcqlWDeGysjVDnhpsNpHb",
-	"2warPSEDylnz3T1jcSqVmDbv8RI45ObtT/GgeWOb2PWp4KMlmp/yJo1NlrnGY9vmzcb+IzjjRtATqtm5",
-	"5O9qs3k29AVbrMGAO94qL1rlxbuuvLi5rOQsRpJgEQ3NYyswFObvepH6EAkyvicRIxPoi6jUfELg+AUX",
-	"SQPfMqOqJeFDcCDGSrfssQiPA2NMpQo8nQ2GdSUiTPSLXmo4TnBERoSpEEk8lUhyLaWnkoh7ssdmp6SG",
-	"w3HRNRrt2Mgam8QHAnFA82IidXqsPlQHQaQOZyRAJJHEFzaUzbzTY2DgCMd2Ot3YgamyP2otHfrPfYRh",
-	"O0YywSPSY7YMjgWZEwu4KJbj3AJnbwnWWt16O7AVNrrnmvftscPjZ0jLK67Ev/Guf7T70KzwTEtaICUQ",
-	"DRoN8QmVZFtDN7NqoS2w8QbWSsuFM1Bvm5U92v0YhVnrEOzqlA2MBZ5mRviDLK0szewY9foNfWQb0m3o",
-	"oW9Gr5HPHLeZ5lvdSRPdSfWVLhxmpkOrO7mS7uSgx7jwYMt9n87eYPjMHu9UzZwnxtsITPuONrxzWpk7",
-	"kZL+8cqoIMYKn2NJzlKGLzFN8Hmy+FV7O63tSUoiLiGMjOnbp/AFsY5rhttmfLKPFOeaZZiiMZZywkVs",
-	"KsDo29lj/YQOhgptRTzWzwiGOztP5TTcdmYptwNNtlMG6U/1JvTnfpokPWY7+3Yabu+gE6LEtOD2C2np",
-	"nacZ7yMJGbHlrXkNsN7uoV7vwu6FpvaErlIhzSAPDPyihyMvqvfun2umqptXFfW7kONoiKgiIxNHiOnI",
-	"sJ2OG4SISRzp1gdIEJkmSmoG2xqlZBqZQA9gwidDGwRp0mMbCXHWv+gTvTAo9uaUcJvg4fJZbigOsLgA",
-	"DTffCz0mogvQt6Btff6aCMV3TldvKhtKckkETmrl6dLr/Y7Gb2trF35GVCb9bFAPV0dT9ArboIz3Mhfu",
-	"Z1DVoYb8XKU8nUaWs+Tppy9ffGlq1iBooXkF62NZqH6T2ZD0Qu5JU7Fm69HeRz2mP/FUQRrrRw/2csd8",
-	"0LiUqt1s76A8068mZ6AJwYL0gHXqg0EKePosb7YaCp4OhjbRi3ui0qezMPp7+2pXqoCzsco3elFZzZug",
-	"NBCAvgug/8MrDHqtdHce5nJFdFoMdmcK6FTkwZuqoPPRcvOeuOt+Y4FZcNMbigoQqIqlpAO2qWydBZV0",
-	"npuznJikX0iNEiyTM0V/NauH6K1qChWIzsDjWUHkEPpsUI9sJrgh+WMRB9fG2bb5R9r8I62P3R3IP2KD",
-	"7RoGhJdbvw2ulr6kTSTSJhJZrigtEH1rZbeyBtr6/pe/+P2flmJC6zmxXGe7XkasgHrPScRHxRIuO+iZ",
-	"W7O5FJFTnWpp+3A8FvwSJ4bVgiB6RCXa291zOVrHhMVQEBZUXc68YFOk7qCnUFzetC0+zwAV31uAYkyT",
-	"abmOWmDGPHOJXANUSvaT/WmfnKc0vVM1d1pu68rvcW93b30ZYWa08zN5Dkq3CU+wlh3sLbUSxT2JsL2d",
-	"rfb8diV/uUmyXcYZi7uXm+urOIuJGphyZ/u05RzvXkihsddUKPjvf/WL7//tf2xIwTm7JEJtOM/svvUm",
-	"kaXakSY7rCuKnxUgtrrxMRGSM5dTR7cFn71tGDG2wYxI4hFBgowPcl254xjs1nyG3SPzaYMKFTvD3BrE",
-	"D64/Y1nUuuW9j/TtBtNitrTkvZAlLb6zanxEmeL+TGv1pKitl19bL3+DhOpaa+W3mv62Rn5bI78lhO9D",
-	"jXyrTZ2pj19PAG9dXXyNrtua+K1+7h2sib9ux8DZ1/yO1cHfIAt6o1XZWpa0dT5pUzu1bidt7ftWxLhb",
-	"te+toq227n29oHEn6t23fhAt4W8Jf0v4W8Lf1rh/R2vcN454eYfq2gNpra9pD59XrWefJ81aVy37Qrat",
-	"perYt9qSlmlqa9e3suTdqV2fWIQ6r259PYFq69UX6tXXlpPfIFW44VLyLV1ohek2hLMVqdsS8m0J+Zbr",
-	"u0sl5B3ft6B8fD3rdyfKxrfGhFYubkvFt5raZUvFz9fQjsi8xIdHBqavJMQ/bAz1wPhzed87i2ve3coV",
-	"QBeg+l+XMqiWULhl+s/SLbvv0h3Xp8c9MnmQQ/uQj22HMDAVH0JGJtlvJphS01bjQwyEv6fXCpWxrI7c",
-	"yk1bakioZgsM1VX8gkCRhhjhKCJS2l+2QbvfYxkisYNJhacmF6HLxhBhISiRGR0vDgNCF1U9tgVyVBIj",
-	"zgiSio8lmnBxQdlg2zgyUyXLa0IXhOStdnrsK8HZIENsDoLS1uHCA0yZVCZqlA8gN5fgSiVQM9O17jEQ",
-	"raiEzNMRH404CxD5JsWJMz5AUCokAZNDzd1pIo8Z+kjTeYEjzej0mKH+rxiF9NJfPv38CDEuRjih0qBk",
-	"qM3dTyWJDU5+tLuLwgnBF2duKeFOj0HVrDHh44SgLS3M2pIYchsN8SXJN+mtRQF8xxdTdw02pIhyw5vp",
-	"rlsPVZ7dX5nCfDow195dVKkfxExg7BGOhqR7xJkSPFmExcqNbwejdr11ntZSpinolO79wiHKrd/vKk8r",
-	"HHdWbEuQmDBFcSKbF+gq9HkbdNIiLV40RqnxWk7tCyolZQONip2BvbDAW3VYN5FIfIW7AYTxzBHGxWda",
-	"ba8xPVbERNI16F9qvJ6X7ApG2OcsD5B4j2o4PG5y014ScUkj8qpY1OOq0eAmKm00NYW6co7Dsbj67ecc",
-	"LtRbrQ17ewJMqvEZBeZI836OrxNpQuQOMpUy0fkUXVAW+6PZjmGWW1BI9XPKYlfac5NRb3rDi0PeAPht",
-	"wNutrnE4tlfXPR/z97zChs4LytY0FlkqBpm/IWN2koFLUGbEOnhRaMsGhqIH2zs1Ze309dqUEMF5cjNl",
-	"7WBTbT27W67qbfAOj6yS847WYXH1k8bmkVUffpFwViuwzMoyea7MGdKZPfn6SPDPiMqe+gYpVZ0gBqVI",
-	"W2vJ+1vDpeYJXEcNF+BjtUwJIoR+JXkeO0YmpYdz0GPOPeyCkDHIFo6IQimWCREEJVgq9LM0HpgUdqYm",
-	"ABVZ4oEem1s3BgrGWAUtDCUgywRUkAnHhbIOZ45kms7FyjLldkbtErraxT1WKjVzgMIPQlv11pTmtVva",
-	"ri8dY5HF7Sodoxe19tIxpUGvV885B2G60jEt4nyH3ewmgrPBGaDGhQrSvGnrVNc61V3dqW4ZxrutgrRk",
-	"FaSmDP99iLoikw24XX0F6aFMml3H0piHcE5c8kTDvgDTYNzpMRoLPuaSWHFCEhWY4vrCGTWLjiYgfARI",
-	"cs6ynFY76Mu8qr7El77g8GOza03/TvQQq+rzNshmmHVtOJOinsTCohZHA/CpNDLd+6ndayl7S9lbyt6A",
-	"st85DZlFfmWqI+spp6Vb3QkWjLJBvbnpK9vAXBNsKSCa0CQp0b8AMTLJaNcBPID6QDVwmIpHlEm/cerE",
-	"DOsmv9vpFsubWWyCcmfSWqFutRXK5c2e5Je05rFJotTcR/apjemP8FjaivwE3LFigvXPmbGq7K2nm3sV",
-	"1C/dhBu81dkcNZTTbbp1t7111/czk0lC5rfEp01eVikc4fGRvp7yU7i0mlDov5xXLSTDoKzHsjolECWN",
-	"I0i1iZbS8/ZYpuhFDfW8VYVwRdGLrqznLby526XrdQtbu753ZuBr1fm+8/jn1lLcVou1nBZrsBDdOj5h",
-	"QshY1kc1WEZSool1w49TEiBBEoIlkYi8Gevt2vBAw0g4A12VWdlBhygWUyRSZlEfuPUOjXUvBoE34fwC",
-	"4WEWETlFIZYv+uGBSYGUQOdUOmmSiEsiUJTw6AJt6YYFN36P18xJyl7q/W7IZwbGvqH0D3ZuqS+OBzt9",
-	"pU8PQKbbQVb6LS6sCB7z7ZbvvyYf4GvOLZOaivfuKZrTZ3xSjxDMz3NcWbgYYGajZu7p1zagUhGNBHTX",
-	"skyOzqcuN5hmt4q2eTywaqHMAB/q/vDS9QcEoTicIeys+ogREoNKDJQA2bRDIrx5wLTEdIoH1+NwWobT",
-	"Sy4UuiBTl09No7iwGyLJhZJItzUlcHeQE8PCri0Md6hC/RipHuablEDdBw2Pzn5H9+4UlYyEpSN9hFnX",
-	"TtDJx+m8DjpK3779jlSCsoG+HNWVHgvSp28co6vw4J4E8Net4ZvSAkb4zXPCBmrY2X+8G3RGlLk/H8zO",
-	"vUl9xyluoOTQ96tFdLdawaFwiVmBf+udbE8sEpAIZwil5DeLHu1+DHjljLyhUkkre5nWcOexMr3M9zpH",
-	"W82cbyhrFB7cjJstyButl+2d97I9xYMncHfvuJutgidWefgFniTzsY1JQoxVpooMRtxVWNHPG8oDGkWQ",
-	"yf+hRRNXhRUevouDpiqwXEiPXVFLBN6APbaMlsjvDdhja9ASfQqgMsjrKgqiEgp65NMl63nilrZuxO/3",
-	"CrqPO6e+MDepDh0E9VKJwoNCbBo8S7CHF5L9zJgsHFXfHE9apyhUeNDqCN9jh/qa2715d/pDcJoPNcsb",
-	"IkFyxwxgiFmFXvbYIoI5Y1VBWwRHQ0e0MtF9QJTz2HcE66COObdp0PSKhljaBCAgk6I775l/dVq8ERFk",
-	"7Xaa4pjXqgedg3SdV36LfG9P7relZJvWBrSkJ/NcmYrgkaxNnga6U2hx/cpTyLEUU0EiLfzQJBbEpsSi",
-	"po5EnW5yjAVh6lncaeqI+SzetFqS4FEDvaQG9O0Tnq43c1GW0cZci8YJcNwtWk/qo/c6d9E7rFa2qCxD",
-	"hfB3vWLZU3wG9Efu9yPLFrtvoEJ25Xak5hcFMV5Heiawko3lvSyUI9FjbUlCUGisNXqecPsAAe+cVU5g",
-	"PQacMWWDQk0drCDDCtqCDHUzd7jAEPcpSeJ7sscg512YsgvGJwy81UPEBQpz7/UzPWRoErJNqCReFtbq",
-	"wgkebUoZTvDohrThelOtOvxd05zdXW24eWRVfFXk3apJJ2bVW+6hbpC5qVVwWTatFbLeVw2X/wJfh47r",
-	"C34JLmWmpJyJjeQMOG2qoESe88DATMkeK2R+3TIqKYJHZ9E0Ski4vYNqeIEeq2MGsCAoGpLogsQIS8SZ",
-	"o/L6wYQHiKVJYuoagXKLjJrptQw/UVZs3RpPZItrbplii+DR+jVbxUGvV7U1B99muq0W794V5VYbpX81",
-	"3dYCDkmqLvgF38fxJWYRqXdxBn2TqyzqfIonWJqSJi50/uVPXhw+Pzt98vL07Oj5i6PPf/xAU4tHRZFJ",
-	"Ux5rTjEuycaaouiIdM9xFpevsbfH0+jQrPOUSAU18TYkY9lpYIob8lWGuU/piNRGQOsG9ySYizT0WseC",
-	"5lhq1WoqgLsaFVNxWE7wVJGz5p2r7deibPuSI5lGQySI5KmICNQBULNR9JKQ2xNkfjdLVmnsZmzFRCqL",
-	"4fpcTHApr3DFndxU0qjzJz+EeGwTmp3GVHEh4aQAcXJGgkIAt7Ru4sDVy/RcCQKRKGODcW0qVWsApgL4",
-	"fMcOzRo3XsG6bsi4UVrrAqOG/rasScM/KxyFEyu00MOTWjdv/a3xnCe6cd2spj4d2tJEZdtkhnc/9XEi",
-	"ybZZV91CbHm74lKsX/k55wnBbMMWHH1PFltwsi20FpzWgtNacDZgwUktvq5WaKqz4OgjpIwqipMs+z2i",
-	"mqW8hBKLKhWMxDvoyQjTRILOJmX0m5QEKMKSdCmThEmqkU8yrQsLyAqLrZ9N10PfjCmkrprZe2sKaSv4",
-	"tDj0vcudfmN1S5wFbH5FPvhzoQXsJgs/6hW2mtj32AJWc4E3bwHbR/hcEqaM/4fjbayJJ0AhS5MktAYo",
-	"cDLhMBJOTIcd9CkBqQsrY0bTK0dboZHE9hFIbeE2EuSSXxCJhlRmlSuNKO9qIiKsEGcR2UE2cYr1AA+z",
-	"iopQFsUm8zH2rVBLnmGxNmalKKZZjacYJoRvlSpiIpwIguMpolKmJLZ1K/NCmPckCs0u4pd2/WGPSTyV",
-	"aMgnULVqBx2CnGwtZAhP8NREloWQSy5EOJE8g4VZcSEDo12vjckOjIENcRCMje5jhKdoyBNY1+gWV768",
-	"8673lhjcLhOlXtTaTZSlQa9Vsz+XIFoT5d0njK1A0AoErXn5tpqXb0pyySzTdZKLbk2iVFA1BdJzTrAg",
-	"4jBVw87+16/fBhqb0M/JNPvldTZIleV7Ti8JI1IGQGip/i/wNtJsC42IwjFWeKeQPGYqlX6Ys7lqHOu2",
-	"BcVDA1fUO0AJH/BUbWdc0zg9T2hkWDvgTS6JoP1puQx5YUooMelJOQPlswNrptHclQyMh7aJ0cdjxC+J",
-	"EDQmxdEMHGeHc+6GSAlCDhAu5vx1/3X5wozVSHMqRbNLwdLim+Bzvd8+F2iMhTIZJRUZGP5C2qBjm9ca",
-	"DFkMZQw1eG2fU5PrpwAYOOe6zeDxmLC4a5jENKZKH0QJrLE1QlUuBRQa3Prtb/7+t//tV9mpGUsYEXJI",
-	"x4VBoCqhZ5CjLO/r1vd//asffvnrRQNliWJ9g3GmcKQk2vrdv/oPv/1//+Z//OY32xr4WZ/iOLatZ5in",
-	"PEn4pJuO9UC//ovf/f2f/+6v/8v3f/dn24gzW16xmNyhOGofur4a+4b9NDW0m0DWOTP8D3/xn3//r//N",
-	"dmGE2LWqO65KPiyFB+iSR/g8TbCYHpggW1sUGVJXWN9EPMiS4FGVh96aEIHirdQYwPOIINDAHvYP//Uv",
-	"0X30/Z/+1Q///dfb7mFZjtjl5Q6qOQENzCAtmCvNW5jWmHHfvn77/wcAAP//",
+	"7L1tjxxJehj4V+JKBlg1ym42m+TsTDcWRk8PucMdzrDdbHpsbY07ozOjqmI7K6ImIrKLNWMeVh+03jvY",
+	"ZwOyLBx0sATBsr8Igo2zT8CuBP0XQfOyn/QXDvFERL5VZFVWdRW7SeYnsivjPZ543l++6UR8POGMMCU7",
+	"B990yEs8niQE/o8TQXA8O+dTRmL9g0zHYyxmnYPO2YggQSIuYmRboRGWCDOkG4vdTtC5wklKdK+Ix6Rz",
+	"UBkt6MREYZo0G0sqrFLZOXiw92HQUVQlesBjzgYJjVQn6KjZRP8yUmoiD+7elSOOk92YXN2dCH6RkLG8",
+	"W5791augc4Hjc0G+SolUvr3BB0QlGuNkwMWYxL5NFQeZ25J/iHwve/lePsIxOs3GWb6d4rx6MxGenJOX",
+	"ESFx9ab+JU/RCF/p9eBoRGI046lAEZ4gPrDHLvV/1YhKdEmZd5ul4Qv7XGvw619maTmw/QTT8XnEeRLz",
+	"KZs/AEFUKhiJERco4VKZBVmgEyQiTCUzhFmMxniGGFcIRkRUITzElKEZUd5zKc9bOZlNzbqBAyuvUx9Z",
+	"jGkyO0/omKpze3tLAEfxGM/uSLtI6IkGXJhdTThPfCfkm2YRADWa5PoH4luWORWFL7Ak5ynDV5gm+CIh",
+	"89jBtdJvu9DwUN+4mKEEKz8K9I5eQRtNx3Zn8HDvfn4Gz4m4ohFBL0rjNzkOz8LgPNJJQiOsKodw5KB4",
+	"StUIqRFBEo8JYnhMAjQZcUY0zJMxpkmG08lLKpX0Hks2SeEsrjfFBiAkW5Q+B5jnXOFLwqonkUoi3CKp",
+	"bLzp4oilbTcc7/o7LK5A73HAxQWNY+LBnw4/TYjQhMysjE+IwIpy5ttePljltS8fKt9ZAbIfF8ZbvrV8",
+	"dtiYIORrck7Z+QT7iL35jsapVIiwGFEG8DZIVSqId3PlASsveOlw17+6ygIKm1ScnyecDWt3OeVpEqME",
+	"S4V0O6JRKzYr1OgV4SThU7lg19kM/m03H39jx5CtyJwD/5qwpYSNJzHCmjNjM2S6ZPwKlpqN0YDqPwXP",
+	"+FWK1nj0TZyBZz36ICiT6WBAI0qYOpcRn8wRMirR0ckTdEk0WYkupcGyuiX8L3uUiBESS9SVxH6WPd/J",
+	"eCYsgcg1p9sAWvCs0JyUIoLhpILZGUoZeTkhkSIxIkJwgXgUpUKQ+FDzaFpIuSCEoYQPh37xIBu5iOHX",
+	"GDcn9gWZ4YkdHGmqTwR6pIdqeA52WWb3Vzih8XkkSEyYojiR5YN4BBSICzTBUk41SaYSTQVnQ/+W54cr",
+	"7H7xYPkd38v3+YLhVI24oF/DS2uyvfkllHaaCsnFPIY0v+sFaQKlOQwgTtIcL5Uyrbvl0rgVvNh01I3I",
+	"hZWlFHctyEAQOTpXfI6JMeIqfEbwWa/W9gMu6+WEisV7L48+Jwo3Gnuzt19ekT4JTZTOcTymzIMJLd0i",
+	"WhhhHOFI0SuCoLVv34WxqkhuyUjXR/mFuWFbfEjZuRoJrlQyp6jh3JIhTBMSI2iMsFJkPFFyqcRSHbu4",
+	"19VGzra9X9i2HuMzPYaFcdls/5VF6UNgXJ0PeMq8eirJUxERFHNiHiFw0Rr4ZgWGVJMb6pXy87Hn4HrF",
+	"kfO7f5Afwudcocd2+OWbzxeTbRs4gFr9nEU8plXt9swYfq3c3AjXB+HCnG4b9t0u24dtVrcRN8rCnRTG",
+	"2MxW3KxuL4s1pprAM16vKc1H8O+i2n8ze8g1o/ovMxX8WKGUz1gyMwyb/hYgIGbphIgrqukcFwgzg+3g",
+	"AUQjzIakqPqq23JpysLONzLhBrjHuTXqs9Iyzbn+AnKNT9TIdHuCYEUyOQCkwgWKs7mBa+ToJcNuYN9z",
+	"Kynte4wZHvr2HXNYn/necK9usMpeFwy1yf252WF/+kBZTLVAcm4o3ML3bKAuRpKyiAD2FwTHiKpDNCAq",
+	"GmVKXe/+PZPVP/2VpsrO595+fj4nhfnQYzdfg5PyrHPusAT5KtUcnYfHSiexgVVoASaeJ4Odz7Be9Ijg",
+	"OFd8uQ3fkejRGR4uPbRs0iozdq0pc57lg5rDO83nXfH4shXrAxRYESPC1/Jv1tqznGUrjeXj12pH2iCL",
+	"VloE7NAgzuW8Sj2fUh6ilsBvkk0pT1nYRwNmpSDjRJxdEaH8ElRlxNp91Y23sV0WmZiS8HQuSCr9+K8o",
+	"102xzPTUuv2hUfAQKfVLybQaglzxy7qj8My6UJZcfc7NCJnelZqDg1cC9GRCWEx9qlhj3HIG4uIeYhLR",
+	"uO5w5keuqhqajLsJeJlfCeydp4qc10hin3Mk02iECIsnnDKvoFUdoLA9X/cNSFPVGfU2jGbm/CKVsxpc",
+	"nOmuohGJLiXCgmjGayL4UBCZIVY54kIlXi1ycQ4fjl59ho3aA4vL00ei8PDcmJ6q1i+FhwVjFcNj0sD2",
+	"VRiuZPpqNNj14bcwvdmcGBItwxlNzfxzNQ2MYc5KkKapf2/l0SpPdOFYm9haefbC/niqzvnAbwmYWxdP",
+	"laQxMf4c0GXBXksjL96vf9wNMPG+pejNp0XMXtr1Z1RKyoaanjrSWlAY+7ablqlEts/lI22G6JTmN5uT",
+	"6WTCNSdwPiYxxeUdvsg/a5ZBEaaQnsW/t+pQhQ0uGigXMB4Wt5Z3+EyPhs5mE9Jwk9WFwE4lEVrqllYC",
+	"l/MQDCAmFU0SpBuihOBYAreUSsXHRMgDNMIs1hzCGPErIlBX/63/19PtYgKPRosLgIQGXET+s5pbTAXo",
+	"t7eU62OI+cXr8wWoxUuEXcNWZLrOMQhRmt86OnkCcCFw5KXr86PX+Mo1GHsjZpL5BelDmBJ8ee4o7/wB",
+	"FC1WinNDfAP4b8LZ0Pwv4uMxZwEClyXrs4KNqRP8LXzHU563cjQbm3UjB1deKhya4Gx4PuE8Wa65Rdj4",
+	"ABjlOMND7/MqjLhEi+sfbwPUpLCEV3qTRlMASOcYRyOyc6wh0mw5JjISdKKBqXPQCRnfkYoLEiLOELki",
+	"YoYwk1PjB6FQhIWgRCJsBBhYbzQiY0DdY/zyKWFDNeoc3INbMguVSjgW+9EZHs5Pas5mIogkTAFY35Ho",
+	"iggtBAXgPud0HqvO95RH2Ezim/PF6VPj3VkwhRh9JEgauSZIiZTUTLzvn/gUK/KUjqnyzxzhJCHijsww",
+	"x0Uaaz6D8WmgIZ8yFAs8UDuUqMGOvmk8oTsCKwJKiR17oTv39g76LOwDSu93DsWPH/7oUP34Xoi6XKCw",
+	"38ET+imZ9TuHf/+L/xr2DlAowkx/ghIyUAEKVYgkKHYkSpmiiT6PPrMLohJNRzwhViOHnmvaOQcZHFTY",
+	"qRppniHS5+dm6bMuBnpyR1qR1+i7rSdFLzAeBHrHUZLGWgI2ZmY0SS8SGuVuFXK3zzprXsLOCU9oNPPf",
+	"hd0pgDeeTBJK5HXu4Ksf7+/tHU5//CA8QBhdpNElURrKwq8KRw+TCTKgSSI19pskRJFkhijrs3CaX0h3",
+	"QoQhx+BEqg9QBkj/eElm8Js9SNmzdwP0Nsx2Hq5xalo02zkaKGM5KR/Yc7swxdEUU4UuyIALYsQ5ap0g",
+	"srkGXIyxMn4k9/c7gZ6cjtNx5+CD9wGNjykzf+cLoUyRoTVOfPHFFztHBaiaX84zhh7s3YMXHI30m2JD",
+	"cqih58HefRTO+8uEqHv6+Bi9/6OHe72C/04OkMa15wCFHxEsiDDQ+eO+xzmo3wlM7x/3O8AgHUwFVaTf",
+	"CWuR1H3fgb8KOhMs8Jgoh6ETTMeWqD0HWvCYJt7LAMtSBlPOdKLpBxASqtt8lRKhZXQtjcK0QFyKC4zJ",
+	"AKeJvqZcLUOYvpWfFX7Bk4ngV8D6CPJzcP7pfOkDn2ODQB8LPp5fsf2IMBiZ8cBqbn0rjQrjeIEqxors",
+	"KDomBrDcIT/YW7CqM16/JgPKS5ZzxjexmMyBp3KfE/xVmnncDAQfaw5BkCvKU4kmeEjuSBQy8lKZEcLa",
+	"xTpPHi8YPgRbytyqnsQnWH/2U2dLHo3VGeac6NbZlDReSDH/iSCDzkHnd+7m4Tp3zVd594nhxJ4MgMT7",
+	"F6AZB3Mi+tWCeyZYjbrhe6HhtsE4MnNsQ+/Q2Uxi1H2w/wHgRZ4qRFWAHtzbR9MRYRXKX7RL9bJtGjSf",
+	"b9SxIityInZ3z2BTONnYLrkdMEAXqTK7GtIronlL/84s0ZZwClqIY1yNtPhvWsmNb9wQ9jOufLs+SqRm",
+	"/1OmEE4Ss0e9GGcP7kZc4zaMjp+9+PysVwfwtDhJcX12PRecJwQzu6A4lUrM6rDqo5c40ty5aVU/o/m+",
+	"InH9lLJ4ITrXTPt8zJFvBfpbp+kbe55eaKQNagxgjP286QkeEiTp17VoEFgfP/l4uBcsoPj7JXp/z0vv",
+	"n00ZEXWnE45JGCBsVXExCIsh40zTdH1owHMC0NRCCbg9PIlryfP7mhQrRYTu+6+6Y/Kv9fj/+md7Ox/i",
+	"ncHRzuOdL7+5//6r3j/p+K72hPNkCaU2MD0dcUnQiI+tS7mWjCGKgNUeu273pPltW4z6z2CQ+UvWjOdL",
+	"J/mAmhqMcuOJRi1dpu8woZLEvcBy6wSeRDlqpW6pXy18EWPKMnzhZz6HlLPFT1NAm7r5zdcVn+VzLjyv",
+	"Qf+qmcJDhEEHphFTuBMiyYWSSLc17NEu+tg8AhTuWD7hSNUSZ927tDzHbGVdO0Fnp/iHcQKwH4p/gM+T",
+	"+Tn/ryYbj3mS8OmLiflW+eVL/wloUrH44A05qd+X/rriwZ/hYd2cp/a5RFiAbGEeiTKuDb4FKDysZXm8",
+	"k78wR+lnVe3HJqxqWhjn+tyhndjHqro1LWZV02yA6y4GDMJywpk0EdUf4fg0Dzm2qnQItZ6YaDPKmdNC",
+	"/e7PpdG7FEOyK0HLPhzmmpdjhGtUvAsH8GtJm2HQE7MJcwY+frhW4VtU9hb0biWFkG9m2/Zu3rBGg9Go",
+	"s2sP688U7M0vbSOnlIfERHYFMvdWgogRpnJx9ZYc1sfFkNE1QLwUcroQPsshms1OPFvdgqM/QtnI1u6s",
+	"2eiYoDD7PewdotAKFCGwAJotwRaOjfrzltyHCQta7y6KkVELr6IUUXRt2D9iRm8EasTTx8fowwcPf4Ts",
+	"QpExCchbdMSPi5GzaxxzKfJ24TkXAlvrIvyW3JM3Am4j2Mro5JcE+B6gMNtDeIj0HQ8yjXafXZKZ0e2a",
+	"CEFs9YvS8Pr6xNFQYKZkOWQw6DOfsjKwokJowghDNCbjCyJQ19pe+yysqkjDXA/as+86U3NatbOJ7wFn",
+	"aESV0Q/fAkD0q3sXjTHXHi72c64eO/etNWC55P61EBYrXlfXBUHnIea0Npk1tAKXeTTOLcEeRYfixxln",
+	"tsbR1/isL7yEOpfuDXF5XgUaNb6JRjNnCKtnGZrEOtXaNHd7v6UXd1rwer/u1RU96JtfXsmh/NrXlznJ",
+	"U1lQBHsuy30Me7foZqzf44tyEpd1mNGafDCL+dK6bCobeVQ2cDjCTGMzhS+JVcMbiYrx6QH4hHj9SCnr",
+	"a0FiOFLuMguunmHPocxyEhrIKqA3oT8P0iTpM8cPe3Ya9nYRmECNzA/jGY06S4H68oEzz94i2lkx2i7s",
+	"Xmj6yupgHmXOsWsAWdm7diFoVVxXN8BpczXSl4SH4C2fO97aG84nvP34+IzzzzCbZYEq691GNRZn4X3M",
+	"xblc/4nXheksf01vw1t6UfHXXeMCqy6/Cy9wzqf22he43Bv4ljyXgpMu+OiCbWvdI/c4Ii85d5+b70Z1",
+	"ixc8nmVpNwYII5gHHJcrCWc0Ec10PHMru0WcTXZEsI6j+AqziBwnPLosqJVxbFgznJwIvUdF9SUNcCJJ",
+	"0JkUfvqmYzFH1dfo/QdFy+P9ew/vv7+318D+mDOuP8uGzo0lHCyo+iiOwKvO8L3F5eQ2m/X07YEb4aNZ",
+	"Ewtf0DHJR2TzCVmaWB7QOGjMLYDGzWZOsFQv5Cp7XTq1sV4snvxz3caGbz+JTZLX5Nmgc/Cz5Yv+sroG",
+	"E/k7oC/9zhgDKqTSbILAkSJCOoOpJJEg4MIMFt0ho9I8yEsyQxfgMFA0Ku+XjMrgrHv+s6Od38M7X+/t",
+	"fHi+8+XveszJGhYh5G+D52t0QKAWVWQsl3oMGO0azPPEdLj3fjYsFgLP5h4NOAHBPWZHm80bFJ5H/aMy",
+	"zlgrooGVn8GGYG/5M9nMmY8pc39VLiDopIx+lRL7GaC6cif2OuxKlp38Cm/KYsFXwTfzWFmQGsdn/Uao",
+	"kiQZ7KLnIz5liLOIHCIJmQYVwhKFR5ajMcTNOGKG4O7xL3aOTp7sfEpmYeWV3dv/YJ1nNo/z9cLnz+jL",
+	"7JSeUkOkyjvOLrfRLWcHV7jmonncvq2gk3v6LYXNvOXcm4QJvPcuJR2y9Sivc6Vp9AoEwZbpWtT21LSq",
+	"rt/N5N1BGlP16Mpye+UV4khxsQkaAQM55tL5aqQSXOOMf71+XjOpyFj/wjibjXkqPW4WQQdfgzVIKGHq",
+	"KI4FkbLi3vD+gxL0/2xv58Ojncd4Z7B78OV7XvLi4lIqXhJ75XH+Vb+fas6pZpCmzELGqS5ZNt75+mjn",
+	"92oIIk9VxMelS5BpFOnDCDoDTJNUmOhNRr2uyVlsu4GJBcjjZ//bzv9es2MXm7PIt/3hhx8WOc09j2+7",
+	"C2qdW0r1RDIEtlOzIDOOg856vsOd7XvLsSAQcaw6Rcgv3mF+FYuf5EZQZf7Abx5dpooblPkZBHpVydsn",
+	"fJq5+BGmiDA+Sy5vrHCKD8U1BbS2PHmIQj4YhKiLESPTPtON70hkvSp7Jg+fNJGWxs1xF0Gebetx5oKw",
+	"kdlbn4X2S3hgwwHgd90OJ5IjjE6Ozo4/QQNKkjhA0xERBOELSZhCY4KZ7LOUOd0Y6Dfda+ODQQeSJLD4",
+	"lF9A4sCEYKmechzXvLiPsIpGxXiGFakMjZuDikE1BcbJCnzrc060Rvwr7kqC62sVyAX8Xl57RVS0ILQY",
+	"G57X4MLGiPeyxgd67r3zS+9WK8e5kPl3m/aNc4wnHt9vFOHJIdIE14CetW8qBEDZHeAkQRc4utRPRhE8",
+	"DvQzYGiY8AucZE9Es4L12Pje3l5F9q+XlQr4+XiEGSNJyT0TJ0kn6FxRCR7Q4ATbCTpTEo0AW44JUSZW",
+	"BnTS3gdRfQsL9AeLbveMjolUeDwxpBxyoyzv9bndtad3A1bO9TaQZQnusRcTfjGaQUAghAzhBEXgcaAv",
+	"V2PAQq4quNhc5WU8LCtPYmMqC/CXX8VNfjVRL2dyqxzV0h2Yw2g+kT2sxkJoxrRcI6xrDmPY8INs7UHu",
+	"pF5cYZCHnC2W/4tPYxOsQ+mp3TjzAEpO/fDmt8X4dIX3XpXu+dQ/H2cKRxvDMS7xQ1OQM8hx2WMbcaHO",
+	"yEu1yium8kRQE6M/T9maKXJK8zKuyFJYesrZ0HWAKIiVprAx/Cv0yH38V7kkS4maT+R71oWbzlR5+ZkH",
+	"HX9cwgIQXE+j1wR+IBf7hmDCKfe2Aw4n0GgtULjupcLmF1zPRlCtRTY3j2XNQkyYxFKQG1NW/PVeLRDO",
+	"e/eaojZGFxOYkKiJmml2JkoIFtZBrxj+8rARK7MFQG6m/MpB2msmcUDebDAL7r6RsgfQbKQCXPtGyx/H",
+	"BoZ75QeoKyLUetKrQ6WfN7427xLsKB4NZ64LbIxO1iT/gsRUPSVXJFl1Nt3P2ZqbXdJnnJEZXFDVQVYh",
+	"RoZY0StipUYId7ZCo35wcwASE5ysLRjh5HnGOc8/RpNU9QVTywmVd/yhwPEKL+En0Nz7ChqzTi5keZUr",
+	"rMQOrrPTMZaXxrBUsQeJlJgrBP940EiZVJGmB7qYZfqzOxKFWvK+SMhjaAcWoA3wfy5ucp2NNTSClCVn",
+	"6ORQQjVAcimFWE0ihYSqa27O9j5taLspNobeQ7q8W+kmBEkIlmtfhg0/XWXGXDBeyN1YBGyRgUknurTX",
+	"mW5zDVb+QlJFrsnLO9OvE8AzAR02UEJxKzH29kDW4uzXJFqbID8NiE4BLTdAxmui1G05G6zx5tZ4NKsA",
+	"/7XBuF56KcHgClbejJ2a91uYJDgiY2tMXsjfZg2r682H8DsRuNk3InXlO9mO2BV0lD9py4nJ1Ic4S2Y2",
+	"4VgxAcuPNe0Kq2r5slOeVcvvNcgC1lD0K2PpgrIzS2TsEsR7FfO2+4ZExwKW24igU8GAmxzz5pjzDXLA",
+	"BTS8kbNZBUXnaHcjU+coeSPDOXTdbDCDuP2idobKtyRrf4xn0mckzAMFYjyTFrjklJpsWGA+ShOC+GCw",
+	"2BJ4//2HFRfg5WbAjzMOqSFiKKOBxTJkBbcVGvsQXBb5n2VJ82sb1nB5Kp/4Yy4QhjQWOFIB+Cq4sVF3",
+	"UkL9+oVbqay3m2vxrzH5ydz4lRBYSYoGxN2iYc8h/ITgoiZb/9cqKH2Y32Y8eMaKQzgfVlBkOXOGr/f1",
+	"pbk1O1eAx1rj8s0sByHicUsY5x8a8SAVoFzRY8DNtnCtLlqiufbRhVcEr393HpbvkdMiZ5jJeQ5U1cNz",
+	"4AGajiz/RSMHkrkxQKsyj1Z/+vzZ5wgqkRBhytnaFKQ2H5hxdeeDgbEUI8om6bxO+33feyJS4iGZTw64",
+	"twyGzVIDs7V8IB90OI2URykKzsNNRaYod/NYyGrbZq+CYnRRUxPRejrXplo9zduvq7+yZZtXXJk0ThKN",
+	"3Q8KPhUrZimc02gUxyouJMjvPb/U/LJKW13miOBgay31xrUAquw4sixbXtOrf3OvvP62l1zxomvdhOid",
+	"oZ8bt3g+FoR8TdazT6VNbBdl15O5+X/iZDjHOR11gs5HnaBz7GWXoPlpmpCVHUET4uSDhRRbtwHrp+bc",
+	"m/fwbe0TW9HEQ3uxjOy25y0QkMzWI8icEAHpXKFyComhbEpgkm4ZGYahmMZIcjTA4AfnZ++X7cet+lgv",
+	"Aww4mhterZPvNNYjYsQxLx4HQVd4W+9cKj6ZmGD8qvech6NhVI5WXspA8PEL2dyFaRW3wuaYwyS1/FRz",
+	"62XcMY859IUMEuMc5osSNp7mpipH7mDJnU9lsXLVBYlwKoGtG1GJIjwJIPWz8f4mOBqhKTFF6RrtwsHL",
+	"M7fEKmu8t+fDhfUukgsCLZqso2Ca4ScraMwVbw4RPnakAFMOEIIMO2T7LbpAGuRQuNxl3Ej5ac4LbOC8",
+	"WZs7NYs4KEBEV9kST1mGKS2GLnGj3r/34EcPPrj//oMfLdbXLgLb0wxky9CZQy9kg5kH1sMcRDN/cKok",
+	"4lNmgysYVNVJqFQkRpSh0K0i3My2qoKrdZnN9rro5p4VDqR8eU08kssIY82453n0AcdWcMSGs1UcdYvn",
+	"anQ6q3gn+7US8z7Ci86rKTPjyVCczBCkqB6g0D3tEIAjdHgh9FDWnJpnucyNyqWSGINf2XJmAI2ZTsyQ",
+	"cIGZHBDh7Ah3NODCuEgDi0RdF7Cjh+75nRcyUuKJm9Wf9MYyvM9NCTZTfc0NjhPzkK9Li1aLm1k1wvM1",
+	"omm7sEXwNm8x+iolqXGJTxmzdWqNItBmmPOxtp8QnJjyGasksJibuxSIk49uCz4s1/hURah6hfInVCou",
+	"Zo+YNZzUhs82921ZJVS2Pjx2JZbu2To+OGsFrpbTtGvCnWA6BvSmUqHJPIboQP20LTYAFkELaPBssv9a",
+	"Q6QZRRCot9bJPG6MUHtFIEs8zoIOO0HH1VisiW5dP/4kTcg/zwFsxWAqT3ArX+NWvFFphaDTYjAqVosg",
+	"ehMSfulx3LiU/yT2uiFzUy+oUpwnu740pXElGYlPYfskdge2Vpyl9zx+Or30oJRkWHxHj+KPnx95QTkS",
+	"V+WG+w8f3vvQ2/SSNg6hrk21cqlmxemefXrinSqV5eBzOvQ2e3nN9VRZKGWiLq46emiz4QCO0qzIBy4/",
+	"nV56bDuXZNYc/vUFrmjNgfF9y3lqNRBVAwbUG1nNocvgRRIfN45HKiP+NbUYK0czXdc5uHXpfZ0hXW+a",
+	"D/DKEWit1/Br9xrWSO/1eQyv4/3b3OFX72U9a9gaOH7F0L9tO+BuOSDwTfbvbeqrm4PPCporYBpuxEdX",
+	"z7wJEcLuoPXN7RRw4SK/3AJ/5+Ws9TAb8s8tIKaNeFneQKjoTbq83tLg0nfBE9dnm33Kh3TNPH6rUVuX",
+	"jr+kJcp+nHcOW+S/EnSgXvYzlsz86Zecm1w2vhe1ONDyuc/MPRrjve59plDgEI+hEi0foLFuiShDsxQz",
+	"1D3+/F/2EJYIo5hEdIwTZAYNEFZozKVC9x4iixhRTIdUSbA77Lv2chedukp6CCdTPLOFDZGa8qwR6vY7",
+	"9/bvP9h9uNfv9HbRZ1yQ/COGQuuDVEJN4709NFfgrhcgRq6IQJCli8SHCCPw9LM+1FAMwwygOA8yUxtG",
+	"F5RhMUODhGPlajOY9ZkzkSihlwTt7d7bM2eVQKJbmw+7c+CWXUnL+WFJ97HzT3+2t/Phl9/cC+49fNXt",
+	"93fdn/uvev/Uq5qpk5HKgJVP0e8/9w5TorHVkrdSQtpRUzQ7NJX2RwRpwgxFtw9dfjTO8rrM+kPVXeHe",
+	"/qqqp4JYWHxSfs3dUpowL+FsKnfwyfoP/4PlDz8f/xgSz60cZw+VBFdY4729/QerYifNqU2LcywkUq5d",
+	"FalV11oe1YfhykcT+yw1EZHyjF+a+mvV8ImBIHKETCOkdKsMwrMSjERKW1G3BBgfvl8Hz7t1AG1TMT/x",
+	"LOW5yaiOwO0M5i8tyvZcbK//4P0Hy/K4Z6mzn5tdSX+mRqhRYYqH2O1LNAVvGI0418gp5zODXBJWtYaZ",
+	"dMbLc2xVNxGU7rk4ePHQvQDk+KvKo68kjP3Hv/kPO//4N//373Z7//g3v/rHv/k/+v2dfl/u/s57L//F",
+	"D3/7l+Sl+vZXv/zu//l1TR7Sk6JcVnX2ghSTiBGXHxMl4AJ3gELQvIXoYmbCTLSQyEWAQpPpMgR3hD6z",
+	"v0MOS5V7MOlfTCkuq8rQFJgjbHwX9Pc+C3MDmp2ooH6EuCHdw1aREWRSSXmpl2dVJyQumeNqZJQTzleI",
+	"0NOtT9OESI+ku12vcSo/dr4O39R4IqyYK2+MGR4S8SRuYEEC8RpiBTRbckbweKVuK0XnrW/b9CKXTWnn",
+	"rGtMlmHLXUf1UEoHW95OcxXelxYy14vYz03QS7P1ljLkvgo6F7PMQdg/Y4OQT3AXNnqUYs/7PifVBNPx",
+	"MedJzKdsFX/hyCULhDoCNm9lySPIHs38U4kxTWaQbDALpV0GZKtGIRrHgc/wy1W2tKrLdAkjLN/224Mh",
+	"VvUVB/UHHcz0Xx9BIfam/axxRE/X8JRL9jEfacXKuPLZbNJoOuIgJ2r5DbJMmzOXEDfJBzaFtPMiO+xb",
+	"yjdvqOuG9+5/8N577733wd7eXhig8Nt/+8fvvRf2QKw1QqYNNuyzixkKv9JtFB6GzqnUDZxA7RTLco53",
+	"UTiwpkcZojEULoJKtubXnXSCbETH/GpdqCnqjqD+rqbmWRLgPgv1QwqRHPGpRHqBMyj2Zih6I43tPy+c",
+	"dlVzW/tOa4zhBfTuZco4TzahZAZ+48b9U3I+xheP9+5Sj7eXWtwc0myR5BuNJL24Y1NZV24trqk5lhb3",
+	"XJtTnd9my2a2GPPtxph5RoxKgNXjY/Thg4c/QrbWKTJVnqTxA8BIKqiCPcbRiDKCIh4TTziMt6TD8/mu",
+	"h/a+TLEYO0mC2TC1ppHcOBThyTl5GRESk3i+wsOC4lQVvW06xqAoTjAzxeFoMT/MHVmavmwz8pkDITp1",
+	"hajvPB3HMtfYoEOZVJhFVcUr2IhWq0y1xSJULhlz1bw2X2bKarGrxoUXp0+QIAMiCIsIYnic1TyyEKg7",
+	"lmFhpNREHty9CyX6dmNy5Srzyrv1YOI7top0oowu3OypFHIZ+0Ww09qAiRWti2agZxPDM6yoXVu5Nl7N",
+	"PtYz/1+rMt+C2KrTqhuo06hrWq/lYn4eEwwplZbaHu1YX2ABsVgHr1dRvoaea83aiPVH5CsY08xHt+qb",
+	"u24gZ03FF7fT4ooKYc+LI5vL97oJZUgFUm5cLVIIsFyQnuxLL8yD2XbdRw2dM4tw1Ti/kkl37s0Xxvbu",
+	"mScle6cgE8jdMiHiiurjCzo4jaky/4vHlPkPIE3IiSBXlEybQIXXIWBNJ/Ss93X84G8LetEHwyWJ1zyL",
+	"vPv6h1GLShYXnPM+WBlhxnyBJ7lJf8oKrL3NYwayDFj3f57Gw3nz/gb9X/M1+rZnCjxXkIE8EAYlmD/A",
+	"8aSAILLP+Q+uCbnSh+++T8nFiPNLeWCkM++7ek6UomzoezR4Ajkm5AK5cYxfPobIpqX5rbDLjfRM34cL",
+	"15Ir9nuqD6RRn6qbTXkz3quwJ7Epj+I3/fjmDyhzZ20iITwvp/xahdg9nxIy0a/eg+lvDRolV5Sn8tmt",
+	"ZO1WwrBw2usxFlg+G6xWmlLMTlPWJPetabhgvXWFVuG0DEVoVmI/AzZfziJv0iITYLa9GaZYsO2NP8fA",
+	"uRMrbC1bg+8CzrBP6OLJcqb5DA+Pod3akbclIt8gbVTjpJkNFLdneOh0txsOyWseeZedoK94Lk94KsB1",
+	"+XdOT3/yk48+Citqrx+VeP3fycvCf/nN+6+8bnx6vvUC/VYEh1UvdqULaxqYdoY3InbqB3LjsqbbvDd7",
+	"EOT0dTyxces3mlMqQLsuQ9RVgo7HJO7N5eBbmob0DA83FpZlwahxjIwFqC+9tb8WgthSvdOqIOe7kjIQ",
+	"rXasOTw99IDTGcHjJbqwJp7/Ht07WD4cy3myiYRjRxK5qvSaJbWZuAKw3mRCTU39tkqva67E+CJDAjqC",
+	"x3ckEmQi7yAQvMAr2SQvcP7EU6pGPFXGH/lJHPZZF+RL8D22ViToAFm4IjzpFdIqmudlhjZyaJ+VS5cb",
+	"uXTIzRgmjRCJTYWDg0oxdOjOCBZEKoRZBFmDYBcmBaQkSiLOSIBIIs0Wy5P1mV6KzesGxqu1C8ndXjlm",
+	"xeJKWBCm1gCquZMrMQhrvLvNMAsEj9ei3lt583mCPIByCFgLU3bJ+JSd65/ApBtOBWdD+PtciyyhMfBO",
+	"qTRJ8raOEY5Q9iw2tsa38X2saDCo57kIHm+E6dL07+a5LoLHG+J9XsMjtLVzIO5c2sDz1/nAGs3fEpfl",
+	"Ad8rB3jO8+z8krATTMXSeMK3IyJwgxaxawb2lcP4SitbJarvzKaYXLM0dTHnbbX4U8aSB5C7FvGJ5nAn",
+	"Ey5UyqgeIkBfpVwRE+OeMpeRHXERE6GvjzfKd7umoXwNVwU3k+8kX0hvcW2TncSf4v/aUtaKSY7eMb58",
+	"aQDvM5aABiM0DLG+wRBhJqcAfVocgijePLK3a8JPXTR4gDASPCHWdy1AMYH7BqeyHtpBI2dOLMcG24Wt",
+	"ER0sCI7zYHIvjrKG84XQzY2DsQJH1dsptri0HVZ8gW0FebKf5uKMvtW1xJnVHtfbw2+smppgXZhbURTw",
+	"A8TCrC766jchJABqv3EhQa9iUxEOC6jSamA/4Da3UUVBBhnDzDQhMqvKsSNB2JRsmI44koomCeJTJjPV",
+	"stOXjbCpGqdGZAy6sUP93xmSCjsPDRuJT5mZC4bdRaeF9DY9pPiQgLu3yWPm0l/X5AkdFer1NEOL1YoD",
+	"Hn2h7zjyvPu5OzhyRTXMgVi/ZInHxJQG0ENwhrCpflEkN6grCck3B7Ssd1hK9NPLFZGlpey2+Ot100yf",
+	"NFby7/dlYNEfPHEHwKj4IiwKKSpKgRYpM1EUu4UUFU5LaBPaVWuWulxtQVaSOi/lmyVMK2STy7KeZWlC",
+	"pyQaYQUcjw2w8Ms4kkSpoGr2XJ+fxVaQ8v8oNWURqscywUIxIkzaLJPmHV2SGRoIPkah4ROOYAR48FT3",
+	"GhEcQ1p9A1mdf7FzdPJkx9QVcFjd1Bl4FXQuQCJz05u/Hjsm56dfnHWC+Txg5Tw5sJKEDykLURczBCnL",
+	"d0z6D/TTL84CRKVMSQxy0BURdEBJjMxBaaRw+vj4gx/tP4RcJAgzdHTyBLYI2aQgnZhZlZlvF5zH9Olp",
+	"xGbEyWxbI6UmnVevILJgwI2xzBS1PfjGncbzEccJGmPKFKZMP+2gk4qk4HQ/pGqUXuxGfGz87yNh/zNn",
+	"k7WDUb1IfeqJPpbj08+QJEKjvgEX6KP9j5DECZFgh5AHCCM5woJYdSofGOtHn+njyaRK1P3+13/3/f/8",
+	"8+/+x58F6Ns/+Mvv/tdf98xbEGQiEbgnwIEag0iAcudRiUyJBTOiq7JgalmJFBYCxVjwpaZUNtkMVAyy",
+	"xcgveDxDUy4uQf3UZ312zNkVYXrP8qDPdtBpnkzfBC7ZJPsG0iXqvnjx5OOrH/V2dWPIrWaet74C0yHC",
+	"Y5IcY0kOkWaizY+nj4/R/fv3P9SU4cXZMfTWHI7tAizFzgQPKdMc8QEKEzqmKkTde3//iz/UTEtmM3q4",
+	"Z4xM2OX/7zOUJS87RBc8pnbO8BvgSQKU8zevwkMU5n+GcL/F5GZ6sDy/mV7lI03jEITK6NYhnpiiuJQz",
+	"F7nxuz+XXL8QF3/UKwcc6TFd4FAY8ZjoRZgYn9A+FonCoygiE7Xz1EbwhKj7nI4niXlSx7qzhJE04IVf",
+	"j94LA/SIDRMqR0V1fL7i8OTo7PgTs0NzUWMihgRNsIpGZq0/uv/h+70DQLcAGFTCWRZ3CH12oI/bZem7",
+	"+Q3y6uE4o/l6mCme9Q71LdnzNWBCJUqZkToN1rDhZVYnCpdquEPTQY/U1aBsGE1j4ZNpNDLoQ0NdYHkF",
+	"6caCw3+wtwebmcsRGLowHaqKxzVOTYRXVkzCidOYofDRGR6Gh0Za1l25QDFJiDLD6HnsAiUKnwx2oFyy",
+	"XYd9kEPU1ff2Xtg7QA/2P0DhRIDyD1jhc7e9EA7O8jpUBejBvf1KU7cJeNBUIXeWkrKIGLtmQiPCTLEG",
+	"ixiPJjgakZ393b05jDidTncxfN7lYnjX9pV3nz45fvT580fQJw+VslhR48GjkyedQl2ezt7uPdOUTwjD",
+	"E9o56Nzf3du9D7KOGgFBvLs7JUmyA/aluz+fXsrdn1ud1pAov+uGLX6BJulFQiNNPSTq/vSLT5Ekqqe5",
+	"BknQRBjmfISTKyKRxpAIFnpHlgiaNCZ3jcFp5JAlkK2ZbQAcuyR6mN1i/RXNOHV+QhRUloCaNSaVpV7z",
+	"/t6eI0c2/1f1gUClI2CrGpSdkIbKzZ+E3fRuwUuhbrhsfXdtuF6BP+kc/OzLoCPT8RiLWeegc1I42OKB",
+	"lA7OsUMHP4NCw50v9Yh3R1Dy6eva+zuyT2h/bw9NRzQhLjQORtaoYHKoYTjmRBrGj+uXDRICVvgCS+K9",
+	"BVtqaov3YGeouYnCDnBCr8imr+QpvSJMT6DpCymcvSsdBaevMe6s6eETVjpWi7GjEeA8YCYgZhibKRE4",
+	"2Afo4d591A1dp/OU4StMQRwIeznV8d7RKcGxplnyZq5JTw9JpoFd06zSYEAjuKiHe/eXX9JzgyNe5Dve",
+	"8B1n57P4kq/u3cUTuuNq13hv+jmJBLGclAlJNoUgD00SdLh3KicJnqGJIAP6cv7CNCtmZA2olOCK4cta",
+	"KTFvctckU3gVLG3oFEdfbhEizCZMfoJ5qDgCtk4z5vpA9TEYgQqWcYoVyRJD+Oawbe/mDV8Fea+dE57Q",
+	"aNa4s2sPy3yw8AiKbCYoeE0wMaz6AsfnIreB+aZ2ze8W277K8s6fRwtVf1nvSvNXQWeOt1o6xnwPeCON",
+	"rtaF/dcgZbuxnJhAHgUTHs+ZEjhSt+rC7y3HIi+YqepPvyag7nnQBHM95uIC8jhAj/0Pl/c44/wzzGZW",
+	"CyjXRXQF8iWVE/VLnINFMF9C3Q9Zw/BJwGaaQIESEQiVmQ3Q2aHh7BAUDQThHGsJaGDdKcpo7bigROlk",
+	"aQY+4vFswwjH2mlelZXiWVr+ErK7t5W5Y9+7sJ8O0SUhEyOdmdNlfFp5DE95lFV6XATOWbviU7g5jLkY",
+	"Oj/C8WmO717Xm7v3sMk0MgWPAhJ/RmKKXVTWjTxYAyYFBZ330VbYkbvf0PiVecIJUR5TyqPBgBjbhs0b",
+	"f0lmd6RJK29f4vyLPQULc+HFlp7OA19R7cwkfbto+W2ETHOAi3t8ztVjnpqayDcCjeZGl0Hjqlzqk/gE",
+	"a1HhSwfGaUzVjgkgruWsPydTzVIMqJBqFz2GpEvoQsvGkKbbFHEPUAbCRpKiY4IEZkNSw2frmR+ZibfO",
+	"awde1xGzbWOD1GI42O2EO+/M2vBVSsAkYrVIriRyU4bN2MIXLYBbCn9JGRiIzIHWzW++Wu+wfAnFKhGV",
+	"AhR45+ujnd+ryevQZGFNFrTZExmYiQtgUzd7sTiw9zSqlVfXPg2swH4z0NBvjoWOSd2yQBFZWtJajjUL",
+	"4RbSwS1fCvhVXnspWxVXM1ywXGQFjGWPoBVdW9G1FV23JLoWH1pJ8R1TVeCDUzW6C7Zx8NLyyrOnYMGV",
+	"YBfmQu0k9IrEZRt7F8zoYFi3dk1kfaKtUbzPHgO4IY3JxxOr5wPzKInRhAg9HpTt0r3131FCwb5uHB5Q",
+	"98H+h31mzPjnaiS4UsaCBL49p0SJ2c6Rxu1h7xARHI3cTEZJDArU2OLcPgMNvnVB0Q2iEYkuSRwgyTWw",
+	"upI6w5RISSQyK1Oc7yLnuNJn0Mfs48IU6nIq9Z0pjckBuiAzDkcBx4a+SklqbAfGKAeGyod791FojPHn",
+	"F6mc+Ta0i8CxPLPlQehvn4XHYA471m+LQ6ThDqgTQmM/q7BscMXbUR6UCtc1Uh5sjvTkERAerPSUD4dQ",
+	"T6aCd0oHtwx9lBtfUzZag75kWF+QmDBFcSKbU4pCn1dBJy2is2VjlBpvhEh8RqW0dme7QFRY4G2iDRvQ",
+	"faxx0xXctvSGqu31O8OKnFusurR/qfFm2ADOjcO9RTPyEAmNyDKum6AhvSLMVTLkAyRN9NAtuf2gU0C8",
+	"S7sXmsJhWJvcGlfvM04uvT9vJzDWZeRk6RjFthvjBK1zmS1ACX5cqsAgMj49gOgiAJWMDFt6SlmfDRI6",
+	"HCnUjXhMyuSx5zJIF23AKcutwFygQZokfWY7+82+u+j0HYLLTRr1+RBRZpgUWxRZ82t5IUSPg0WBzeSp",
+	"WsRnXnGb8ttF7Fi4KXCS6IIknA014wl15dB0xBOCBnhMk1lv18f46Em3w/lUEnw24n082l/Lp/BUvRUK",
+	"4GswOfaqz5WL8WzE5pR7tYzOCnf89puFNMYyGGABarIQtAA3cYWVxU0lfGQcTzkjxh3cuO2C1MfIFH4H",
+	"+dMkhdntM1vZX4NHRUY2fmtTLBFOwCsKQeiIsFgxw3V9ZpAd6kLgiu2sl2vCJcHfPYtbASax5xMJT8tB",
+	"y7cFP74m2fBzMrVegW+DcLghvFn64VyQVDYRI3ydWiT8WqXN14JSa1jCRy+N9/YcPhtwAUhwkfPt1b27",
+	"ECqy4yTGWivmCTHRiN1CYRcbZuL6uugsWSgnYmOv5CEsb4IkIRKKD/Mp81s2j10tJljO67BtLmtZWNBz",
+	"KIhhbLjb9UEszrrcrFO+iNaP4VabBsqXVXiY8HjqXia4ytzFUJwMlBNrui7Uuc19NEPYRUoWU77vIlcQ",
+	"DQmyY7UEhvWxG0m1AGj1Ana1RARaTtX8VyFyd/7Bm6FJEdi3xguV6su8sszQa3i9dWqamEQ0Bg4zc2N6",
+	"Nx/tGozXIHvJyzibQfHNUybTwYBGlDB1Ll0ZgSXM2lyXV0EnT2a3dIBC041p+DLaOgNL74SIARfjitPH",
+	"AQqzzYeHiAsTuGRcovrsksyMyJNgsKMh2BySfKzfvQYGNBSYKUPNs1GDPgvnzyQMbBRVCH/K0IZkoy44",
+	"M41In4VffPHFzlGqRpoFjLAiIYpGeh9sSHo28hPEJhjASmM8TWKEk4RPrWvurVAGVneybIy59vaVrepI",
+	"t7euacNKtOeQNWIpxJZbvwrKleeW9S41zsuynTOuzieGiWwg08z32djjyR3tIs4GCY2UdFGWEEQMpmep",
+	"sCKtlHINVseSdoTL/M5q7I4gkB/iNXI7Hj2NXkLLobzLHMpW3aPXxuotZn03MavBSCsgVpPjZHmwxWl9",
+	"/gGCHp3hocOUkNwCkjV0H+x/0Gc1iQhWy0LQZ6U0BIcofC+0dYwlwmyGbJoArzb9Y9jSsc3msrJf/wB2",
+	"69PoeOyFZq64FdjeIIFN4zuTygbY2uXevnMdWuGtFd6uI7zd21/e4aSAHh9b/3BNZD5Yreups/HdFIUy",
+	"GFJTqAwhO9rkiBFEX1lLw1zehxyPb4//tVPUPVLzuQK1j2wZr0Xw8shWMmrZ4zc3evAnRC0H3vUlUuA1",
+	"3ibuyyRm3Qz3tXnB2q7LZo/VN70oOdn6475W74ol+MtmhW7xWMvXtnxty9du3SixuMPHqXlN5Lqc8PV0",
+	"NW8aG20oyzJOxGl5iqmo/Sm+8NhCcoAG4MIirfs4ZEy1qbXDhEooXCTDAE2SFMoO4sR4voQm3eZQ4JiE",
+	"Nf472Tpuge8OlJp27jrLm59wnhRae4LH8wS8ljWjEjSaqawNZYevjaP73fGZ864NYtdXolAX6sIgLgDj",
+	"zohyv0Nm8165LqRvcfnNlhY4X2h6yWG4jAMAGHWTwcfGB/ETaP2qwa2dQgLu5rf8xObpbt7jOWRzbd7+",
+	"DA+bN7b5lR4LPl6h+Rlv0thgkMZj2+bNxv5ncLuNTk+oZvcSJWlMzrjCyZad6yzgNnCsK76gNllCmyyh",
+	"TZawjWQJLEaSYBGN8gdXZHay3+qz/gGllyM6QdyVHg7gPjXxcaVJXQlikyQhdlypi33Ess8gM7rpr5mg",
+	"8NBWa7kjs+Tx5Zqs1Pgz21LIXeMHWVNl+I7sZUWcyzUqw7mSw33mnc+nfjEkwQ24JfcEN/zNZCksz74o",
+	"T+E1VB1t+sK3TT0C5YYZV+cgrjegOXMdWvXItdQjh32mEWr1WMODcoyIORODdrPSPrb+k+7bZwaNX8yy",
+	"MvJvneJldT3Km5oiNKNoNTS+qtG4e6G5sx1wd6mPEX2EoxGiiowho5BuC8lnIHKTT1kxEOEQCSLTREkk",
+	"8QxNRzQaIZlGxmkVeIPpyOQ8h/z0Ehn+c17h8ZFeGLjSFdUe2yC/+Uw3FM5ZXIA+Ox+eOyFiB27AHm/r",
+	"Mfh2pvoFvzNJrojAyVKOfe41Oze0Wut/kZHdsgagllrb763h7F12AFhMpjbvAlCtsHXoLQnVfbD/gTPu",
+	"G8s+2PClwgnxpGCxxvl8L7fMOm8XtnnzfHXg12ufX4JgMgN9i2hulyN+a8ncqiVzRc7fBD1DvcrXEAWk",
+	"RQUtXgZatM4KZjq/qyxTOwjkOB5Tdlj4gMapVOiCIFNeOHDyq1k9aBCNuK7li5TFRIDiMMITT1w09Nmy",
+	"Rs9MckPiRFMGrJAjzjiotYjyLdXVmVd0zlN1zgcNR/L1aTV2rUPTOxhlDS591uzaIAyw1Dx/fZQZ6tX0",
+	"5WXt2yDCNyw8G4g/wq6efkZvu9/+6pe//YN/11uJQ8tVs5tl0Apo+IJE3GEv8FzdRU/c+g2ARE47qgXm",
+	"LGlNKeM72t/bd3W1bfhrOYoSUSYVwfEu0ry6hbzSUw1Q8e0FKMY0mZk8zueQBxea6DHPI86TmE9ZYE0a",
+	"5wPBvyb5n/b5eUrOFTXKnZYL29g73d/bf20R9EcVyMJTrOULC7FW6rgjEbaQ2irLb1d4/RtMzt9tWnxz",
+	"JhEPNf3tn//y23//n1akps65u85IAn7WrtEbXWrZ7qKBI6bdbuuH2fphvu1+mG+Eicw4bmaY7o7Mnujm",
+	"A2a9ssHJiDOb7RtKIZhaULaUFChhMgdPiRJ6SVBCcCzv1FV4Lgadby0I9Ya8J+uDRVuvyVYT2waVtjrY",
+	"Nz6o9I1TwMVxHtmJFK8xjtbHeRpZISY42bExhtfSv6UeEvvYZnWGR424MVjmhtFd9JwoqKVBQQwcT2yw",
+	"6JEKD1GUECzsR/h//nG36M4CL9kkPUQjIgjqwuOALemPkqjA8IZEDEncOzDuLlAxKiicGiolsDDPCtJm",
+	"uMKND+7tA7fAuBqB4g/ay2UeMx8XYyTX8p3JczpuyYcmX2Lr7NKqxTaGYY+t0udmfV1uADc/JxXRRuMt",
+	"h5K63/3qP/zDr//L9//n//fdL35/NcXOQBDy9TaS9z96aar6UmXqDwlidM8a3cEP8CcU67ce7VDWHIXw",
+	"T4i6LtZMdxjjl3ScjvNKRhPOkzsSmdV/hl9+jGeyt4s+mhWIQ3dKNVYFCjHGLx+DpaPnoRlz2PYxDLtl",
+	"XxczSUFb3/q2tHhxo+YC8zrOKTuf4AZqvUrzV4EbQHF+nvAGqXyr7WEI/erKxsgG43g6WSmwme0jb9ma",
+	"Lt4xNwKDV4tcePfbX/7m+9/84WqEcUSl4mJWm7rmWRITqdCACqkOXPUZU/aKD3LxBO4TBHQU0xgS301H",
+	"s6DgcWlivaBkjU1otziLzSd2YW+0kcVuYrmRxV5Da4l+a7T0eVoEe7f6mrcX2eJ/3Ra5W/3R5n24SyqK",
+	"oud24Hx9BNRWONT8cULwVdGN6A64YAOKiKiI0gT7S1U9yTaxZVbV1IFo3bJbY0BrDGiNAa0x4DoFUlpR",
+	"5N0RRT7D4rIoiLiyw93v/vjPvvujX60mkAhI2rS1OpvF4DJhQskO0AWOLpHihSg0403mq0kFq2s9hFuG",
+	"oGUIWoagZQgaPh0NiU25gWLb1qH6BoqcAYnTz9QR8rVixwVRqWCvQe9QNnNVNA+76Nh4QGBrRTs0yGAi",
+	"yBXlqbTDEAZJuZ3NDbkAol1UIrVDTmSRW+gz3fqwyPzYkHWTSjLLXAmDQm8b5qQHUFDpERr0WTm3pR3F",
+	"6UkUwWPIcGl/9+a4BIzVZ5IoWZfrsmc8OBR4e2hUzYgvreUpXF2rbWmZq7fKULiWXa2VRd+wEp0adRUR",
+	"ckGuQ93f/uIX3/7Jf15NIoX0hQPDbm+RlAUVQrZKtpNqepMITzTh45qv1oQCC+Ng4oigSdSoiUh8iIwZ",
+	"Okv+yVkyQxc1svIuejYhDHG475RRRYkM0FcpVzYgIGUDyqgckRhxoSELjfkVKUK6vZaUJURKFGEZ4RgW",
+	"BKUT5kXuM3v8WyZHbpqWILXSfpuVpZX5W5n/uuzWteKwr+cDZUhaU7uDbd0mc2nZzVXZTcc1VBhOzMDZ",
+	"FwkyQd0f/vYvv/9vv1mN50zZ9jyWWWxwnmUFGZ8eGsZQjjTyjYhG7ZTHCPhGX5SGXVxrBWkF9a0J6g1R",
+	"eKHpulSjVTG/9qSkFoE0Tkuax5PXOqo+5fxSonSCMLB1AZqMOCNacIUYdYQjwaU0kehBoYAeuJ/ZWL8+",
+	"M1iEcTHGCZXGIQ0d2TA2kIynmkU05ZnjoKSkjamcJHhmKmYgy4IavcPf/+I/IkauLIIybINxjqVKIhq7",
+	"oY1u1nLafaZZbUmI5kJ9xYdGJLr8OD+ZOd/BuaxIfDzBbKbPJEObeq11ZQPhn+LjGOOXTwkbqlHnYH9v",
+	"L3DVCqUSlA19xQqP7C2wFPhyyqCgdcTHY860XDDGqm5y6Fg3+4NGkzN39XEsiKwtxQiNavf58MH8VNt0",
+	"Gc4u9DNTArwO27gK4d0Jl5JeJFooYyYLeetBfBvrrX0x4i6fHRphaeRm9w7/Kep+96d/8dt/U8r+V8B6",
+	"GSYccC2X7qSTekz40QzJ9OLnJFIB6PHgsADZXMyQomOChGaQDhEj08y3fxdBYdF8eMRzlWClYpAkxO+7",
+	"/xh6v5i8ngq05V1/oSmt3feTODAYtbwdkO7NnmprxpoBQKZoyhY8L/SpK9haXQiVdiGomxUaKMzdW7K+",
+	"J3Hj1T2JmyxqKqhShAGE6MWl0sQK+9ZgAGrjS4Db4REwSjHS/8+ZeioBcOtWNBB8XFqNIS2dg06MFdnR",
+	"XTvByvRj8QIvyIALsnxtil97ZdskN+7JLg9RyU+izQTWZgJ7NzKBrSu7ggjcSHQ1wvIm7vJzjmQajZAg",
+	"EopmQ7kET60/K1C84yIoJFErMFM51zXImJj6mrehIwNHKoSDvSBZ0UQsVWCFPfvTIFWpILvoKJ/QEFrS",
+	"Z4YLuCMzBYHxRxrzKyJBOAwTnDNWejrF+ywc45fd8ocA5WvqgWWEGmAAJR6sg8YJQVHCo8v6WrZuwG1l",
+	"A7DD30w2tmxznufzlA+Hc9nYWgtp6w/d2kZb22idhvuNs1c95UOEC2So+8Nf/+kPf/cnP/zVf//2b/+o",
+	"V0MFrephhFnMrzx1JOfDbKzbUlANC3b+q1q8tPCZ1RxWluh1H+w9MLlyplT6yur9hKhP7FK2aXnK5qh5",
+	"8u44kEhZq3V7ywpQFi8309NPBB8KIovMogbkTcTtg1mi3rahv3q0cAfgMgh1LhQ8JpsGyj04yq1rINga",
+	"jLM6iY0NRD9F/bdEI4IuSMLZUCLFTTqpYvKpUA90kZDHlCSxDPsMnhSJe7voUzKTRO1M8JAyrEh8iBhH",
+	"EU+Zcu59IWVRksbkjCuc/Fjzd6GP99TcOGzytSgOl7SEzA2PaaJIo+YnnCeF1h4dkjlve676eiCdWa2K",
+	"z2U8bIam9LHZJImvGqz2lAwpZ81394TFqVRi1rzHc5A+m7c/w8PmjW3S5MeCj1dofsabNDYZHBuPbZs3",
+	"G/ufwR03Oj2hmt1L/q62m8NGA9hy7SDAeKsYbBWDb7ti8OYy/rMYSYJFNDKPrcCFmL/r1VVHSJDJHYkY",
+	"mUJfRKXmEwLHL7goNfiWOSxYEj4C53ysdMs+i/AkMI4KVEEUgcGwrvyKiSzTSw0nCY7ImDAVIolnEkm+",
+	"i46A878j+2x+Smo4HBe5ptGOjVqzCbIgyA1ECiNF9Fl9GByCKDjOSIBIIokvJC+bebfPwHgYTux0urE7",
+	"psr+qLUi6j8PEDaCDEj9eEz6zJaYskfmRG4uiqVuuyAaSfCE0K17ga1es3OhGd8+Ozp5gi7JDFhOPmU2",
+	"cuXB3n2zwnPG1TlI4EQfTS4ooaO87gLqgv9EYD0guHDOHz2zsgd7H6Iwax2CzwplQ+PdQjMHl8MsZTPN",
+	"bIT1ukN9ZVvSG+qhb0ZnmM8ct1UcWr1kE71k9ZUuHWauQ6uXvJZe8rDPuPBgywOfPcxg+FwPxTLh13jy",
+	"gduMow1vncbzjSj38HBtVBBjhS+wJOcpw1eYJvgiWf6qvZ029iQlEVcQosk09Cl8SaxTqOG2GZ8eIMW5",
+	"ZhlmaIKlnHIRm+pKGjr7bJDQ4UihbsRj/YxguPOLVM7CnjP5uh1osp0ySC2sN6E/D9Ik6TPb2bfTsLeL",
+	"TokSs4JLPZR8cF6cfIAkZJuXt+Y1wHp3jvR6l3YvNLU3dJ3qgwZ5YOAXPRx5Ub1390IzVTt5xV5/eAaO",
+	"RogqMjYxupiODdvpuEGIRsaRbn2IBJFpoqRmsK3BV6aRCaICJnw6sgHGJvW8kRDnNeof6YVBIUWnhNsG",
+	"D5fPckMxtsUF6HPzvdATInbg9O3Rtpr9JkLxG2cHM1VDJbkiAie18nTp9VaMXnM2qUz62aIero6m6BW2",
+	"AU/vsL2qhvxcp/SjRpbz5Omnz599bupBIWiheQXrv1yoLJXZkPRC7khTDar7YP+DPtOfeKogRfyDe/t5",
+	"0AtoXEqVpHq7KM+irckZaEKwIH1gnQZgkAKePstJr0aCp8ORTaLknqj06SyM/t6+2rWqS22tqpReVFZP",
+	"KigNBEe/A0f/u9cY9LXS3UWYyxWoajHYG1OcqiIP3lR1qg9Wm/fUgfuNBT0CpDcUFSAIHEtJh2xbmXAL",
+	"Kuk8763PWcfkKAhWyUekv5rVQ2RkNT0RRD7hybwgcgR9tqhHNhPckPyxjINrY9jb3D5tbp/Wf/UNyO1j",
+	"A1kbJlsot34VXC81UJukp03Ss1rBZyD61spuZQ3U/fZXv/ztH5Tires5sVxnu1lGrIB6L0jEx8XySLvo",
+	"iVuzAYrIqU61tH00mQh+hRPDakGCCkQl2t/bd/mPJ4TFUGwZVF3OvGDTD+8izYdbaCs9zwAV31uAYkyT",
+	"WblGYWDGPHdJkgNUSqSV/Wmf3Dybl6maOy23de33uL+3v7lsS3Pa+bkcIiVowlOsZQcLpVaiuCMRttDZ",
+	"as9vV2KlmyTbZZyxvHu5uQbFeUzUwJQ736ctlfrmhesae02Fgv/2z3/57b//Tw0pOGdXRKgt53A+sN4k",
+	"slSX1WRetkmm8uLeVjc+IUJy5vJV6bbgs9eDEWMbKIwkHhMkyOQw15U7jsFuzWfYPTaftqhQsTMsrO99",
+	"7/VnA4xat7x3kb7dYMrZlpa8E7KkxXdWjY8oU9yfxbCeFG0vs+tLMp4oCKUFIiOI4dY1TYEf4E+pSYp1",
+	"CEqZogkK4Z8QdZ1rvO4wxi/pOB3n5MqGA5rVf4ZffoxnsreLStV4IHjQBhWM8cvHIA/25ov0zFMqU858",
+	"i4TKTLCQTrWyZ0t01jEmAGSdU3Y+wQ1ixirNXwVuAMX5ecLZsOkIWXsYQr+0FYUjb6eWELaEsAkhfOwy",
+	"+Fpt6i9/8/1v/rCZLGYL4teGuz9L4iwv5QEiV0Rk/j18kNd9gzsEMxGKaQwORdPRLCjYmW0OpDQh6IoI",
+	"6a0u70LPP7GL2noA+jZjde0mlofr2ito9XNvjR9g7iln71Zf8+YdA+dfs0Xg1mq55VqPuL7S46HmexOC",
+	"r4pGlDvgaGKSfFMRpYlJ6T2HBZ5km9giC3qjFQ9blrR1PmnTprVuJ2+020krYrxLIsZnWFzmijZTirr7",
+	"3R//2Xd/9KtmgoYwpay35UHrqY95UKwObX1qjc1q11NlGVbX+kG0hL8l/C3hbwn/kqzqTal+sW3rqnED",
+	"FbiBrOln6oh244gXAdW7X4MeoWyOqmgSdtFxQrCQWbnsQ4MAJoJcUZ5KOwxheu68yJfzVdpFGWkdciKL",
+	"HIFJwXnomBobYFNJTAWDQU/rrKk7Q1YH06DP8qRZdgSn64D8V908dKc+QVafQYYsT7atXhaSKSB/BGfE",
+	"Fz5pCq232pKWaXoryk22VSPfblnSoCuHeAvyGer+9he/+PZP/nMziVLZer9bJlFBhUCtEntZDbaM8EQT",
+	"NK55ZFsOBBmPRFuEE/LMaEIRHyJjEs6SYUERtYsaWXdeonXVkLdIFdwULV1ohek2hLMVqVuR+g30lW1Y",
+	"27vcuo38bLm+Vbk+xy0U+D7MwPcVCTJB3R/+9i+//2+/acb6pWx7jrvMlvewHBnj00PDn8mRRrgR0eic",
+	"8hiZam7znJerqN4aE1q5eKNycUNUXWi6LnVoNbWvPSORRRpLcxKNyaLEh8fmTF/I7dbjgvEX8r5vLK55",
+	"eytXAF2Aypo7lEG1BE/xrAzK7rp0x/XpcY9NHuTQPuQT2yEMTMWHkJFp9psJptS01fgQA+Hv67VCZSyr",
+	"I7dyU1eNCNVsgaG6il8SKNIQIxxFREr7Sw+0+32WIRI7mFR4ZnIRumwMERaCEpnR8eIwIHRR1WddkKOS",
+	"GHFGkFR8ItGUi0vKhr0gqztWWhO6JCRvtdtnXwjOhhlicycobR0uPMSUSWWiRvkQcnMJrlQC9Whd6z4D",
+	"0YpKyDwd8fGYswCRr1KcOOMDBKVCEjA50tydJvKYoQ80nRc40oxOnxnq/4JRSC/9+eNPjxHjYowTKg1K",
+	"hrr3g1SS2ODkB3t7KJwSfHnulhLu9hlUzZoQPkkI6mph1pbEkD00wlck36S3FgXwHZ/NHBhsSRHlhjfT",
+	"vW49VHl2f2UK8+nQgL0DVKkfxFxg7DGORmTnmDMleLIMi5Ub3w5G7fXWedpImaagU4L7pUOUW7/bVZ7W",
+	"uO6s2JYgMWGK4kQ2L9BV6PMq6KRFWrxsjFLjjdzaZ1RKyoYaFTsDe2GBt+qybiKR+BqwAYTx3BHG5Xda",
+	"ba8xPVbERNI16F9qvJmX7ApG2OcsD5F4h2o4PGwCac+JuKIReVEs6nHdaHATlTaemUJdOcfhWFz99nMO",
+	"F+qt1oa9PQIm1fiMAnOkeT/H14k0IXIXmUqZ6GKGLimL/dFsJzDLLSik+illsSvtuc2oN73h5SFvcPht",
+	"wNutrnE4saDrno/5e1FhQ+cFZWsaiywVg8zfkDE7ycAlKDNiHbwo1LWBoeiep9K4qe6iwWtbQgTnyc2U",
+	"tYNNtfXsbrmqt8E7PLZKzje0DournzQxj6z68IuEs1qBZV6WyXNlzpHO7MnXR4L/hKjsqW+RUtUJYlCK",
+	"tLWWvLs1XGqewOuo4QJ8rJYpQYTQryTPY8fItPRwDvvMuYddEjIB2cIRUSjFMiWCoARLhX6exkOTws7U",
+	"BKAiSzzQZwvrxkDBGKughaEEZJmACjLhpFDW4dyRTNO5WFmm3M6oXUJXu7jPSqVmDlH4Xmir3prSvHZL",
+	"vfrSMRZZ3K7SMXpRGy8dUxr09eo5FyBMVzqmRZxvsZvdVHA2PAfUuFRBmjdtnepap7rrO9Wtwni3VZBW",
+	"rILUlOG/C1FXZLoFt6svID2USbPrWBrzEC6IS55o2BdgGow7PUYTwSdcEitOSKICU1xfOKNm0dEEhI8A",
+	"Sc5ZltNqF32eV9WX+MoXHH5idq3p36keYl193hbZDLOuLWdS1JPYs6jF0XD4VBqZ7t3U7rWUvaXsLWVv",
+	"QNnfOA2ZRX5lqiPrKaelWztTLBhlw3pz0xe2gQETbCkgmtIkKdG/ADEyzWjXITyA+kA1cJiKx5RJv3Hq",
+	"1AzrJn+z0y2WN7PcBOXupLVC3WorlMubPc2BtOaxSaLUwkf2sY3pj/BE2or8BNyxYoL1z5mxquytp5t7",
+	"FdTP3YRbhOpsjhrK6TbdutveOvD9ickkIXMo8WmTV1UKR3hyrMFTfgxAqwmF/st51UIyDMr6LKtTAlHS",
+	"OIJUm2glPW+fZYpe1FDPW1UIVxS96Np63sKbu126Xrewjet75wZ+rTrftx7/3FqK22qxVtNiDZeiW8cn",
+	"TAmZyPqoBstISjS1bvhxSgIkSEKwJBKRlxO9XRseaBgJZ6CrMiu76AjFYoZEyizqA7fekbHuxSDwJpxf",
+	"IjzKIiJnKMTy2SA8NCmQEuicSidNEnFFBIoSHl2irm5YcOP3eM2cpuy53u+WfGZg7BtK/2DnlhpwPNjp",
+	"C317cGS6HWSl73JhRfCY91q+/zX5AL/m3DKpqXjvnqK5fcan9QjB/LzAlYWLIWY2auaOfm1DKhXRSEB3",
+	"Lcvk6GLmcoNpdqtom8dDqxbKDPCh7g8vXX9AEIrDGcLOqo8YITGoxEAJkE07IsKbB0xLTGd4+HocTsvn",
+	"9JwLhS7JzOVT0ygu3AmR5EJJpNuaEri7yIlh4Y4tDHekQv0YqR7mq5RA3Qd9Hp2Dju7dKSoZCUvH+gqz",
+	"rp2gk4/T+TLoKA19Bx2pBGVDDRzVlZ4IMqAvHaOr8PCOhOOvW8NXpQWM8cunhA3VqHPwcC/ojClzf96b",
+	"n3ub+o4z3EDJoeGrRXS3WsGhcIlZgX/rnWxPLRKQCGcIpeQ3ix7sfQh45Zy8pFJJK3uZ1gDzWJle5nud",
+	"o61mzreUNQoPb8bNFuSN1sv2jfeyPcPDRwC7b7ibrYInVnn4BZ4k87GNSUKMVaaKDMbcVVjRzxvKAxpF",
+	"kMn/oUUTV4UVHr6Lg6YqsFxIn11TSwTegH22ipbI7w3YZxvQEn0MR2WQ13UURCUU9MCnS9bzxC1t3Yrf",
+	"7zV0H2+c+sJAUh06COqlEoWHhdg0eJZgDy8k+5kzWTiqvj2etE5RqPCw1RG+ww71NdC9fXf6I3CaDzXL",
+	"GyJBcscMYIhZhV722TKCOWdVQV2Co5EjWpnoPiTKeew7gnVYx5zbNGh6RSMsbQIQkEnRG++Zf31avBUR",
+	"ZON2muKYr1UPugDpOq/8FvnentxvK8k2rQ1oRU/mhTIVwWNZmzwNdKfQ4vUrTyHHUkwFibTwQ5NYEJsS",
+	"i5o6EnW6yQkWhKkncaepI+aTeNtqSYLHDfSS+qBvn/D0ejMXZRltDFg0ToDjoGgzqY/e6dxFb7Fa2aKy",
+	"DBXC3/WKZU/xGdAfud+PLVvsvoEK2ZXbkZpfFMR4HemZwEo2kXeyUI5Ej9WVhKDQWGv0PGHvEAHvnFVO",
+	"YH0GnDFlw0JNHawgwwrqQoa6ORguMMQDSpL4juwzyHkXpuyS8SkDb/UQcYHC3Hv9XA8ZmoRsUyqJl4W1",
+	"unCCx9tShhM8viFtuN5Uqw5/2zRnb6423DyyKr4q8m7VpBPz6i33ULfI3NQquCyb1gpZ76qGyw/Ar0PH",
+	"9Rm/ApcyU1LOxEZyBpw2VVAiz3lgYKZknxUyv3aNSorg8Xk0ixIS9nZRDS/QZ3XMABYERSMSXZIYYYk4",
+	"c1ReP5jwELE0SUxdI1BukXEzvZbhJ8qKrVvjiWxxzS1TbBE83rxmqzjo61VtLcC3mW6rxbtvinKrjdK/",
+	"nm5rCYck1Q74Bd/F8RVmEal3cQZ9k6ss6nyKp1iakiYudP75J8+Onp6fPXp+dn789Nnxpz++p6nFg6LI",
+	"pCmPNacYl2RjTVF0THYucBaXr7G3x9PoyKzzjEgFNfG2JGPZaWCKG/JVhrnP6JjURkDrBnckmIv06bWO",
+	"Bc2x1LrVVAB3NSqm4rCc4Kki5807V9tvRNn2OUcyjUZIEMlTERGoA6Dmo+glIbcnyPzNLFmlsZuxFROp",
+	"LIYbcDHFpbzCFXdyU0mjzp/8COKxTWh2GlPFhYSbAsTJGQkKAdzSuokDVy/TCyUIRKJMDMa1qVStAZgK",
+	"4PMdOzRv3HgB67oh40ZprUuMGvrbqiYN/6xwFU6s0EIPT2rdvPW3xnOe6sZ1s5r6dKiriUrPZIZ3Pw1w",
+	"IknPrKtuIba8XXEp1q/8gvOEYLZlC46Gk+UWnGwLrQWnteC0FpwtWHBSi6+rFZrqLDj6CimjiuIky36P",
+	"qGYpr6DEokoFI/EuejTGNJGgs0kZ/SolAYqwJDuUScIk1cgnmdWFBWSFxTbPpuuhb8YUUlfN7J01hbQV",
+	"fFoc+s7lTr+xuiXOAra4Ih/8udQCdpOFH/UKW03sO2wBqwHg7VvADhC+kIQp4//heBtr4glQyNIkCa0B",
+	"CpxMOIyEE9NhF31MQOrCypjR9MpRNzSS2AECqS3sIUGu+CWRaERlVrnSiPKuJiLCCnEWkV1kE6dYD/Aw",
+	"q6gIZVFsMh9j3wq15BkWa2NWimKa1XiKYUL4VqkiJsKJIDieISplSmJbtzIvhHlHotDsIn5u1x/2mcQz",
+	"iUZ8ClWrdtERyMnWQobwFM9MZFkIueRChBPJs7MwKy5kYLTrtTHZgTGwIQ6CsdF9jPEMjXgC6xrf4sqX",
+	"b47rfZ/5AHg64kgqmiSIT5n0VeXJz6HP7EF8iELd+Vx3ObfeWyFKWQJA5sIfLng8c7ERfRaOMIv5FREh",
+	"VG5FcbYYfX/6F9cAkpm4Uqo/5xfwUtWIsD6zAIMoA9N1IcDiABRk2SSaBIWgVwkHXETkAGn5IOyzLqh4",
+	"rMOZVHhm0wlfGLDMtDBwOClTNEEYJVgRUdiCGX0XHbFZaR8O6ndAp5snh8FxLIiEE1Qcjej4AOm5wP8t",
+	"wZGZvpqXcczZ0KjwXBEkA0l9Zrzpsi8x6kputXsTk0ABmbwWrrYcGnL7Nvosn8I+fMifOmV1XfXhC/Jz",
+	"Emkhp9bQbVmK22Xo1ovauKG7NOhrtQ8tZKusofvNZ69asbIVK9/C5NngTcy4Orc4e+kwcx1eaaZZDIk6",
+	"56k654OGy/H1aXNyXy8nN3oMMdSOHQhQ6DnlEHUxMr8bboKnStKYFMywd4yNSxpGpXrjxQHAz71gvy28",
+	"cd221xYAWbeUMAgL5wpfNkANxbavgo5m6c9BXllegDhvmr9jx2w2fcNZ+1dBZ47/Xl7Xeq7H5tCAkQIj",
+	"q52T81U1pMKKHKCwcIJhgML8WMJDr0xhkhWUeGw+KMouILVktUCs7FSQNTIJQE9QOUc3fCZ4QG7Fsgxw",
+	"q1wj3iFvuJtStGaOdE0VrXcd9Gyh3o1xnKtP1mPFVHgDXatnMFXDw0vKYhkGfWZPQxOvngZwkJvhHRwg",
+	"8hJHKpk5N/BQcS1jPAHKw6yLQp+Zt0bVyOY28NEuxZ2bdxdXiVWfGSIle7voo5l+YfDiQUGDiyJvSZX1",
+	"YO+BfZ767z5z1NM5hkij09DoZ8yvCBIpkwhr/uECR5dDoSkDaA8sAReXkFPxwihHAhNTxhnps4IW4bCg",
+	"BkPd/b39HiiaRgR9lZIUPBWZ4zAmgg+1VN9n4ZCoTzKMY/wY0SMM7leQ5kEv0CZ70EdtSyoiwadwo7CK",
+	"sJ/u7d2P9L3B/8iuBiwSn5tRyZVGo92M/SnguB5o48xMerN9ZtN9u+T0JpFFxojckSjCE5PcHviaSarQ",
+	"iI4R4ECqEJV9pnkLA0pOY0EVGmquQx+v07TBTVOFLkjCoTIFR10bTGDUFD2jyJEoodIqbiDxZsruSBTq",
+	"CQcJn2YqM2w4nV30BVWjPsvBKshwvAv20+3uSBPzBwBAmeKIqsNCS6M7NXkz4EGgIS+u37pDmULj+SGa",
+	"gwdqYHYBiiIJ7QhwkYIYJZZdBE4V38FS0iEb62vKuDORMsRZn1HVC5BR0sBvoEyFcEj7uu3MtLgMxpE+",
+	"VQD+oo7K0j7rmKtBXGhghgQkUKDqkk4moFXlkB5YpmNIOZIyZFKBuezCakojYpRArmooK7y5nL7aDn2G",
+	"2QyNuSCVgbpmE6YkwtdEcPM2wwjLCMeaE3ZYyLg7QW+blwhnCC0w+jLNS+jLG4B+04KPeUEXMxTCax0Q",
+	"4cJLQgBnmOcQ5FysGRCIRBlwzbDvpBNpAdSBbYZCYevJVN/GkLs8SbvozFxTny3T57kB9XHV6PSKGrd6",
+	"pR6a1+lZfVyfVRRy0AEQEHTJVHuoTrPXZ2uq9j4pqDu35M/hpljJ5Xp/49PXMbZFlXRgaUCFI2wDWVtV",
+	"TauqaVU1rapm66qaa6tNNvWWiqBCzeU65+05HUOvDa64hjj+CchHmgIDi2mrYhTF3u//629++P1/+w+/",
+	"/i/f/V9/0fMJ7Ho8EqWCqhkI5RcECyI0IHcOfvblq0DDH/2UzLJfvswGqcrjT7VARKQMQMij+r/AaEmj",
+	"h0BjonCMFd4tJKefSaUBaT4XvnMN6SZ8qKVh67sRoIQPeap6mVfGJL1IaGRcRwDFXRFBBzNUcuooTKnp",
+	"sGfCE8InCQms3CM4lLkFnGbUCngCBy1oTIqjmXOcH86lM0BKEHJYFuTdfx16NlEpmnMthnUUIjl8E3yq",
+	"96upzwQLZSpWKTI0FMUJDxbxAxvPUOawAyj4gppaAoWDgXuu2wyeaDZ5xzihpDFV+iJKxxrbIJcKUIDL",
+	"RPf7X//d9//zz7NbM6IlEXJEJ4VBwL/CM8hx5m7R/fav/vy7X/31soEy/wzfYE4K6v7w+//x+//3N//w",
+	"61/39OFnfYrj2LaeYR7n4lP3h7/+0x/+7k9++Kv//u3f/lEPcWYdRYr6qOKoRvJ6MfEN+3FqsD2BqjZm",
+	"+O/+9C9++2/+Xa8wQuxa1V1Xpd6GwkN0xSN8kSZYzA5NEk+NLLhAkBrb5j7Aw6zIDlV5ak8jchehUmMA",
+	"zyMCmcte9nf/48/QXfTtH/zld//rr3vuYVmPG1f3M6jWHDJnVhLECtOaMLFXX776/wMAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -25,6 +25,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/dedupekey"
 	"github.com/shoalcrm/shoal/ent/domainevent"
 	"github.com/shoalcrm/shoal/ent/followup"
+	"github.com/shoalcrm/shoal/ent/handover"
 	"github.com/shoalcrm/shoal/ent/lead"
 	"github.com/shoalcrm/shoal/ent/ownershipchange"
 	"github.com/shoalcrm/shoal/ent/pool"
@@ -65,6 +66,8 @@ type Client struct {
 	DomainEvent *DomainEventClient
 	// FollowUp is the client for interacting with the FollowUp builders.
 	FollowUp *FollowUpClient
+	// Handover is the client for interacting with the Handover builders.
+	Handover *HandoverClient
 	// Lead is the client for interacting with the Lead builders.
 	Lead *LeadClient
 	// OwnershipChange is the client for interacting with the OwnershipChange builders.
@@ -108,6 +111,7 @@ func (c *Client) init() {
 	c.DedupeKey = NewDedupeKeyClient(c.config)
 	c.DomainEvent = NewDomainEventClient(c.config)
 	c.FollowUp = NewFollowUpClient(c.config)
+	c.Handover = NewHandoverClient(c.config)
 	c.Lead = NewLeadClient(c.config)
 	c.OwnershipChange = NewOwnershipChangeClient(c.config)
 	c.Pool = NewPoolClient(c.config)
@@ -221,6 +225,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		DedupeKey:       NewDedupeKeyClient(cfg),
 		DomainEvent:     NewDomainEventClient(cfg),
 		FollowUp:        NewFollowUpClient(cfg),
+		Handover:        NewHandoverClient(cfg),
 		Lead:            NewLeadClient(cfg),
 		OwnershipChange: NewOwnershipChangeClient(cfg),
 		Pool:            NewPoolClient(cfg),
@@ -261,6 +266,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		DedupeKey:       NewDedupeKeyClient(cfg),
 		DomainEvent:     NewDomainEventClient(cfg),
 		FollowUp:        NewFollowUpClient(cfg),
+		Handover:        NewHandoverClient(cfg),
 		Lead:            NewLeadClient(cfg),
 		OwnershipChange: NewOwnershipChangeClient(cfg),
 		Pool:            NewPoolClient(cfg),
@@ -302,9 +308,9 @@ func (c *Client) Close() error {
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.APIKey, c.AuditEvent, c.ClaimRequest, c.ClaimTally, c.Contact, c.Cooldown,
-		c.Customer, c.DedupeKey, c.DomainEvent, c.FollowUp, c.Lead, c.OwnershipChange,
-		c.Pool, c.PoolRuleVersion, c.ReclaimWarning, c.RefreshToken, c.Setting,
-		c.SigningKey, c.Tag, c.Team, c.User,
+		c.Customer, c.DedupeKey, c.DomainEvent, c.FollowUp, c.Handover, c.Lead,
+		c.OwnershipChange, c.Pool, c.PoolRuleVersion, c.ReclaimWarning, c.RefreshToken,
+		c.Setting, c.SigningKey, c.Tag, c.Team, c.User,
 	} {
 		n.Use(hooks...)
 	}
@@ -315,9 +321,9 @@ func (c *Client) Use(hooks ...Hook) {
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.APIKey, c.AuditEvent, c.ClaimRequest, c.ClaimTally, c.Contact, c.Cooldown,
-		c.Customer, c.DedupeKey, c.DomainEvent, c.FollowUp, c.Lead, c.OwnershipChange,
-		c.Pool, c.PoolRuleVersion, c.ReclaimWarning, c.RefreshToken, c.Setting,
-		c.SigningKey, c.Tag, c.Team, c.User,
+		c.Customer, c.DedupeKey, c.DomainEvent, c.FollowUp, c.Handover, c.Lead,
+		c.OwnershipChange, c.Pool, c.PoolRuleVersion, c.ReclaimWarning, c.RefreshToken,
+		c.Setting, c.SigningKey, c.Tag, c.Team, c.User,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -346,6 +352,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.DomainEvent.mutate(ctx, m)
 	case *FollowUpMutation:
 		return c.FollowUp.mutate(ctx, m)
+	case *HandoverMutation:
+		return c.Handover.mutate(ctx, m)
 	case *LeadMutation:
 		return c.Lead.mutate(ctx, m)
 	case *OwnershipChangeMutation:
@@ -1700,6 +1708,139 @@ func (c *FollowUpClient) mutate(ctx context.Context, m *FollowUpMutation) (Value
 		return (&FollowUpDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown FollowUp mutation op: %q", m.Op())
+	}
+}
+
+// HandoverClient is a client for the Handover schema.
+type HandoverClient struct {
+	config
+}
+
+// NewHandoverClient returns a client for the Handover from the given config.
+func NewHandoverClient(c config) *HandoverClient {
+	return &HandoverClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `handover.Hooks(f(g(h())))`.
+func (c *HandoverClient) Use(hooks ...Hook) {
+	c.hooks.Handover = append(c.hooks.Handover, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `handover.Intercept(f(g(h())))`.
+func (c *HandoverClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Handover = append(c.inters.Handover, interceptors...)
+}
+
+// Create returns a builder for creating a Handover entity.
+func (c *HandoverClient) Create() *HandoverCreate {
+	mutation := newHandoverMutation(c.config, OpCreate)
+	return &HandoverCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Handover entities.
+func (c *HandoverClient) CreateBulk(builders ...*HandoverCreate) *HandoverCreateBulk {
+	return &HandoverCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *HandoverClient) MapCreateBulk(slice any, setFunc func(*HandoverCreate, int)) *HandoverCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &HandoverCreateBulk{err: fmt.Errorf("calling to HandoverClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*HandoverCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &HandoverCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Handover.
+func (c *HandoverClient) Update() *HandoverUpdate {
+	mutation := newHandoverMutation(c.config, OpUpdate)
+	return &HandoverUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *HandoverClient) UpdateOne(_m *Handover) *HandoverUpdateOne {
+	mutation := newHandoverMutation(c.config, OpUpdateOne, withHandover(_m))
+	return &HandoverUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *HandoverClient) UpdateOneID(id uuid.UUID) *HandoverUpdateOne {
+	mutation := newHandoverMutation(c.config, OpUpdateOne, withHandoverID(id))
+	return &HandoverUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Handover.
+func (c *HandoverClient) Delete() *HandoverDelete {
+	mutation := newHandoverMutation(c.config, OpDelete)
+	return &HandoverDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *HandoverClient) DeleteOne(_m *Handover) *HandoverDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *HandoverClient) DeleteOneID(id uuid.UUID) *HandoverDeleteOne {
+	builder := c.Delete().Where(handover.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &HandoverDeleteOne{builder}
+}
+
+// Query returns a query builder for Handover.
+func (c *HandoverClient) Query() *HandoverQuery {
+	return &HandoverQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeHandover},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Handover entity by its id.
+func (c *HandoverClient) Get(ctx context.Context, id uuid.UUID) (*Handover, error) {
+	return c.Query().Where(handover.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *HandoverClient) GetX(ctx context.Context, id uuid.UUID) *Handover {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *HandoverClient) Hooks() []Hook {
+	return c.hooks.Handover
+}
+
+// Interceptors returns the client interceptors.
+func (c *HandoverClient) Interceptors() []Interceptor {
+	return c.inters.Handover
+}
+
+func (c *HandoverClient) mutate(ctx context.Context, m *HandoverMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&HandoverCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&HandoverUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&HandoverUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&HandoverDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Handover mutation op: %q", m.Op())
 	}
 }
 
@@ -3170,13 +3311,14 @@ func (c *UserClient) mutate(ctx context.Context, m *UserMutation) (Value, error)
 type (
 	hooks struct {
 		APIKey, AuditEvent, ClaimRequest, ClaimTally, Contact, Cooldown, Customer,
-		DedupeKey, DomainEvent, FollowUp, Lead, OwnershipChange, Pool, PoolRuleVersion,
-		ReclaimWarning, RefreshToken, Setting, SigningKey, Tag, Team, User []ent.Hook
+		DedupeKey, DomainEvent, FollowUp, Handover, Lead, OwnershipChange, Pool,
+		PoolRuleVersion, ReclaimWarning, RefreshToken, Setting, SigningKey, Tag, Team,
+		User []ent.Hook
 	}
 	inters struct {
 		APIKey, AuditEvent, ClaimRequest, ClaimTally, Contact, Cooldown, Customer,
-		DedupeKey, DomainEvent, FollowUp, Lead, OwnershipChange, Pool, PoolRuleVersion,
-		ReclaimWarning, RefreshToken, Setting, SigningKey, Tag, Team,
+		DedupeKey, DomainEvent, FollowUp, Handover, Lead, OwnershipChange, Pool,
+		PoolRuleVersion, ReclaimWarning, RefreshToken, Setting, SigningKey, Tag, Team,
 		User []ent.Interceptor
 	}
 )

@@ -22,6 +22,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/dedupekey"
 	"github.com/shoalcrm/shoal/ent/domainevent"
 	"github.com/shoalcrm/shoal/ent/followup"
+	"github.com/shoalcrm/shoal/ent/handover"
 	"github.com/shoalcrm/shoal/ent/lead"
 	"github.com/shoalcrm/shoal/ent/ownershipchange"
 	"github.com/shoalcrm/shoal/ent/pool"
@@ -103,6 +104,7 @@ func checkColumn(t, c string) error {
 			dedupekey.Table:       dedupekey.ValidColumn,
 			domainevent.Table:     domainevent.ValidColumn,
 			followup.Table:        followup.ValidColumn,
+			handover.Table:        handover.ValidColumn,
 			lead.Table:            lead.ValidColumn,
 			ownershipchange.Table: ownershipchange.ValidColumn,
 			pool.Table:            pool.ValidColumn,

@@ -22,6 +22,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/dedupekey"
 	"github.com/shoalcrm/shoal/ent/domainevent"
 	"github.com/shoalcrm/shoal/ent/followup"
+	"github.com/shoalcrm/shoal/ent/handover"
 	"github.com/shoalcrm/shoal/ent/lead"
 	"github.com/shoalcrm/shoal/ent/ownershipchange"
 	"github.com/shoalcrm/shoal/ent/pool"
@@ -57,6 +58,7 @@ const (
 	TypeDedupeKey       = "DedupeKey"
 	TypeDomainEvent     = "DomainEvent"
 	TypeFollowUp        = "FollowUp"
+	TypeHandover        = "Handover"
 	TypeLead            = "Lead"
 	TypeOwnershipChange = "OwnershipChange"
 	TypePool            = "Pool"
@@ -8441,6 +8443,1132 @@ func (m *FollowUpMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *FollowUpMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown FollowUp edge %s", name)
+}
+
+// HandoverMutation represents an operation that mutates the Handover nodes in the graph.
+type HandoverMutation struct {
+	config
+	op             Op
+	typ            string
+	id             *uuid.UUID
+	created_at     *time.Time
+	updated_at     *time.Time
+	from_user_id   *uuid.UUID
+	to_user_id     *uuid.UUID
+	to_pool_id     *uuid.UUID
+	kinds          *[]string
+	appendkinds    []string
+	cascade        *bool
+	reason         *string
+	requested_by   *uuid.UUID
+	status         *handover.Status
+	counts         *map[string]schema.HandoverCount
+	overflow       *[]schema.HandoverOverflow
+	appendoverflow []schema.HandoverOverflow
+	error          *string
+	finished_at    *time.Time
+	clearedFields  map[string]struct{}
+	done           bool
+	oldValue       func(context.Context) (*Handover, error)
+	predicates     []predicate.Handover
+}
+
+var _ ent.Mutation = (*HandoverMutation)(nil)
+
+// handoverOption allows management of the mutation configuration using functional options.
+type handoverOption func(*HandoverMutation)
+
+// newHandoverMutation creates new mutation for the Handover entity.
+func newHandoverMutation(c config, op Op, opts ...handoverOption) *HandoverMutation {
+	m := &HandoverMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeHandover,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withHandoverID sets the ID field of the mutation.
+func withHandoverID(id uuid.UUID) handoverOption {
+	return func(m *HandoverMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Handover
+		)
+		m.oldValue = func(ctx context.Context) (*Handover, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Handover.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withHandover sets the old Handover of the mutation.
+func withHandover(node *Handover) handoverOption {
+	return func(m *HandoverMutation) {
+		m.oldValue = func(context.Context) (*Handover, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m HandoverMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m HandoverMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of Handover entities.
+func (m *HandoverMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *HandoverMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *HandoverMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Handover.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *HandoverMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *HandoverMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the Handover entity.
+// If the Handover object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HandoverMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *HandoverMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *HandoverMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *HandoverMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the Handover entity.
+// If the Handover object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HandoverMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *HandoverMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetFromUserID sets the "from_user_id" field.
+func (m *HandoverMutation) SetFromUserID(u uuid.UUID) {
+	m.from_user_id = &u
+}
+
+// FromUserID returns the value of the "from_user_id" field in the mutation.
+func (m *HandoverMutation) FromUserID() (r uuid.UUID, exists bool) {
+	v := m.from_user_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFromUserID returns the old "from_user_id" field's value of the Handover entity.
+// If the Handover object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HandoverMutation) OldFromUserID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFromUserID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFromUserID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFromUserID: %w", err)
+	}
+	return oldValue.FromUserID, nil
+}
+
+// ResetFromUserID resets all changes to the "from_user_id" field.
+func (m *HandoverMutation) ResetFromUserID() {
+	m.from_user_id = nil
+}
+
+// SetToUserID sets the "to_user_id" field.
+func (m *HandoverMutation) SetToUserID(u uuid.UUID) {
+	m.to_user_id = &u
+}
+
+// ToUserID returns the value of the "to_user_id" field in the mutation.
+func (m *HandoverMutation) ToUserID() (r uuid.UUID, exists bool) {
+	v := m.to_user_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldToUserID returns the old "to_user_id" field's value of the Handover entity.
+// If the Handover object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HandoverMutation) OldToUserID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldToUserID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldToUserID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldToUserID: %w", err)
+	}
+	return oldValue.ToUserID, nil
+}
+
+// ClearToUserID clears the value of the "to_user_id" field.
+func (m *HandoverMutation) ClearToUserID() {
+	m.to_user_id = nil
+	m.clearedFields[handover.FieldToUserID] = struct{}{}
+}
+
+// ToUserIDCleared returns if the "to_user_id" field was cleared in this mutation.
+func (m *HandoverMutation) ToUserIDCleared() bool {
+	_, ok := m.clearedFields[handover.FieldToUserID]
+	return ok
+}
+
+// ResetToUserID resets all changes to the "to_user_id" field.
+func (m *HandoverMutation) ResetToUserID() {
+	m.to_user_id = nil
+	delete(m.clearedFields, handover.FieldToUserID)
+}
+
+// SetToPoolID sets the "to_pool_id" field.
+func (m *HandoverMutation) SetToPoolID(u uuid.UUID) {
+	m.to_pool_id = &u
+}
+
+// ToPoolID returns the value of the "to_pool_id" field in the mutation.
+func (m *HandoverMutation) ToPoolID() (r uuid.UUID, exists bool) {
+	v := m.to_pool_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldToPoolID returns the old "to_pool_id" field's value of the Handover entity.
+// If the Handover object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HandoverMutation) OldToPoolID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldToPoolID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldToPoolID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldToPoolID: %w", err)
+	}
+	return oldValue.ToPoolID, nil
+}
+
+// ClearToPoolID clears the value of the "to_pool_id" field.
+func (m *HandoverMutation) ClearToPoolID() {
+	m.to_pool_id = nil
+	m.clearedFields[handover.FieldToPoolID] = struct{}{}
+}
+
+// ToPoolIDCleared returns if the "to_pool_id" field was cleared in this mutation.
+func (m *HandoverMutation) ToPoolIDCleared() bool {
+	_, ok := m.clearedFields[handover.FieldToPoolID]
+	return ok
+}
+
+// ResetToPoolID resets all changes to the "to_pool_id" field.
+func (m *HandoverMutation) ResetToPoolID() {
+	m.to_pool_id = nil
+	delete(m.clearedFields, handover.FieldToPoolID)
+}
+
+// SetKinds sets the "kinds" field.
+func (m *HandoverMutation) SetKinds(s []string) {
+	m.kinds = &s
+	m.appendkinds = nil
+}
+
+// Kinds returns the value of the "kinds" field in the mutation.
+func (m *HandoverMutation) Kinds() (r []string, exists bool) {
+	v := m.kinds
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKinds returns the old "kinds" field's value of the Handover entity.
+// If the Handover object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HandoverMutation) OldKinds(ctx context.Context) (v []string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKinds is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKinds requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKinds: %w", err)
+	}
+	return oldValue.Kinds, nil
+}
+
+// AppendKinds adds s to the "kinds" field.
+func (m *HandoverMutation) AppendKinds(s []string) {
+	m.appendkinds = append(m.appendkinds, s...)
+}
+
+// AppendedKinds returns the list of values that were appended to the "kinds" field in this mutation.
+func (m *HandoverMutation) AppendedKinds() ([]string, bool) {
+	if len(m.appendkinds) == 0 {
+		return nil, false
+	}
+	return m.appendkinds, true
+}
+
+// ResetKinds resets all changes to the "kinds" field.
+func (m *HandoverMutation) ResetKinds() {
+	m.kinds = nil
+	m.appendkinds = nil
+}
+
+// SetCascade sets the "cascade" field.
+func (m *HandoverMutation) SetCascade(b bool) {
+	m.cascade = &b
+}
+
+// Cascade returns the value of the "cascade" field in the mutation.
+func (m *HandoverMutation) Cascade() (r bool, exists bool) {
+	v := m.cascade
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCascade returns the old "cascade" field's value of the Handover entity.
+// If the Handover object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HandoverMutation) OldCascade(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCascade is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCascade requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCascade: %w", err)
+	}
+	return oldValue.Cascade, nil
+}
+
+// ResetCascade resets all changes to the "cascade" field.
+func (m *HandoverMutation) ResetCascade() {
+	m.cascade = nil
+}
+
+// SetReason sets the "reason" field.
+func (m *HandoverMutation) SetReason(s string) {
+	m.reason = &s
+}
+
+// Reason returns the value of the "reason" field in the mutation.
+func (m *HandoverMutation) Reason() (r string, exists bool) {
+	v := m.reason
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReason returns the old "reason" field's value of the Handover entity.
+// If the Handover object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HandoverMutation) OldReason(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReason is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReason requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReason: %w", err)
+	}
+	return oldValue.Reason, nil
+}
+
+// ResetReason resets all changes to the "reason" field.
+func (m *HandoverMutation) ResetReason() {
+	m.reason = nil
+}
+
+// SetRequestedBy sets the "requested_by" field.
+func (m *HandoverMutation) SetRequestedBy(u uuid.UUID) {
+	m.requested_by = &u
+}
+
+// RequestedBy returns the value of the "requested_by" field in the mutation.
+func (m *HandoverMutation) RequestedBy() (r uuid.UUID, exists bool) {
+	v := m.requested_by
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRequestedBy returns the old "requested_by" field's value of the Handover entity.
+// If the Handover object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HandoverMutation) OldRequestedBy(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRequestedBy is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRequestedBy requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRequestedBy: %w", err)
+	}
+	return oldValue.RequestedBy, nil
+}
+
+// ResetRequestedBy resets all changes to the "requested_by" field.
+func (m *HandoverMutation) ResetRequestedBy() {
+	m.requested_by = nil
+}
+
+// SetStatus sets the "status" field.
+func (m *HandoverMutation) SetStatus(h handover.Status) {
+	m.status = &h
+}
+
+// Status returns the value of the "status" field in the mutation.
+func (m *HandoverMutation) Status() (r handover.Status, exists bool) {
+	v := m.status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStatus returns the old "status" field's value of the Handover entity.
+// If the Handover object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HandoverMutation) OldStatus(ctx context.Context) (v handover.Status, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStatus: %w", err)
+	}
+	return oldValue.Status, nil
+}
+
+// ResetStatus resets all changes to the "status" field.
+func (m *HandoverMutation) ResetStatus() {
+	m.status = nil
+}
+
+// SetCounts sets the "counts" field.
+func (m *HandoverMutation) SetCounts(mc map[string]schema.HandoverCount) {
+	m.counts = &mc
+}
+
+// Counts returns the value of the "counts" field in the mutation.
+func (m *HandoverMutation) Counts() (r map[string]schema.HandoverCount, exists bool) {
+	v := m.counts
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCounts returns the old "counts" field's value of the Handover entity.
+// If the Handover object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HandoverMutation) OldCounts(ctx context.Context) (v map[string]schema.HandoverCount, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCounts is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCounts requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCounts: %w", err)
+	}
+	return oldValue.Counts, nil
+}
+
+// ResetCounts resets all changes to the "counts" field.
+func (m *HandoverMutation) ResetCounts() {
+	m.counts = nil
+}
+
+// SetOverflow sets the "overflow" field.
+func (m *HandoverMutation) SetOverflow(so []schema.HandoverOverflow) {
+	m.overflow = &so
+	m.appendoverflow = nil
+}
+
+// Overflow returns the value of the "overflow" field in the mutation.
+func (m *HandoverMutation) Overflow() (r []schema.HandoverOverflow, exists bool) {
+	v := m.overflow
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOverflow returns the old "overflow" field's value of the Handover entity.
+// If the Handover object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HandoverMutation) OldOverflow(ctx context.Context) (v []schema.HandoverOverflow, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOverflow is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOverflow requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOverflow: %w", err)
+	}
+	return oldValue.Overflow, nil
+}
+
+// AppendOverflow adds so to the "overflow" field.
+func (m *HandoverMutation) AppendOverflow(so []schema.HandoverOverflow) {
+	m.appendoverflow = append(m.appendoverflow, so...)
+}
+
+// AppendedOverflow returns the list of values that were appended to the "overflow" field in this mutation.
+func (m *HandoverMutation) AppendedOverflow() ([]schema.HandoverOverflow, bool) {
+	if len(m.appendoverflow) == 0 {
+		return nil, false
+	}
+	return m.appendoverflow, true
+}
+
+// ResetOverflow resets all changes to the "overflow" field.
+func (m *HandoverMutation) ResetOverflow() {
+	m.overflow = nil
+	m.appendoverflow = nil
+}
+
+// SetError sets the "error" field.
+func (m *HandoverMutation) SetError(s string) {
+	m.error = &s
+}
+
+// Error returns the value of the "error" field in the mutation.
+func (m *HandoverMutation) Error() (r string, exists bool) {
+	v := m.error
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldError returns the old "error" field's value of the Handover entity.
+// If the Handover object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HandoverMutation) OldError(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldError is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldError requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldError: %w", err)
+	}
+	return oldValue.Error, nil
+}
+
+// ResetError resets all changes to the "error" field.
+func (m *HandoverMutation) ResetError() {
+	m.error = nil
+}
+
+// SetFinishedAt sets the "finished_at" field.
+func (m *HandoverMutation) SetFinishedAt(t time.Time) {
+	m.finished_at = &t
+}
+
+// FinishedAt returns the value of the "finished_at" field in the mutation.
+func (m *HandoverMutation) FinishedAt() (r time.Time, exists bool) {
+	v := m.finished_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFinishedAt returns the old "finished_at" field's value of the Handover entity.
+// If the Handover object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *HandoverMutation) OldFinishedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFinishedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFinishedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFinishedAt: %w", err)
+	}
+	return oldValue.FinishedAt, nil
+}
+
+// ClearFinishedAt clears the value of the "finished_at" field.
+func (m *HandoverMutation) ClearFinishedAt() {
+	m.finished_at = nil
+	m.clearedFields[handover.FieldFinishedAt] = struct{}{}
+}
+
+// FinishedAtCleared returns if the "finished_at" field was cleared in this mutation.
+func (m *HandoverMutation) FinishedAtCleared() bool {
+	_, ok := m.clearedFields[handover.FieldFinishedAt]
+	return ok
+}
+
+// ResetFinishedAt resets all changes to the "finished_at" field.
+func (m *HandoverMutation) ResetFinishedAt() {
+	m.finished_at = nil
+	delete(m.clearedFields, handover.FieldFinishedAt)
+}
+
+// Where appends a list predicates to the HandoverMutation builder.
+func (m *HandoverMutation) Where(ps ...predicate.Handover) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the HandoverMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *HandoverMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Handover, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *HandoverMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *HandoverMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Handover).
+func (m *HandoverMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *HandoverMutation) Fields() []string {
+	fields := make([]string, 0, 14)
+	if m.created_at != nil {
+		fields = append(fields, handover.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, handover.FieldUpdatedAt)
+	}
+	if m.from_user_id != nil {
+		fields = append(fields, handover.FieldFromUserID)
+	}
+	if m.to_user_id != nil {
+		fields = append(fields, handover.FieldToUserID)
+	}
+	if m.to_pool_id != nil {
+		fields = append(fields, handover.FieldToPoolID)
+	}
+	if m.kinds != nil {
+		fields = append(fields, handover.FieldKinds)
+	}
+	if m.cascade != nil {
+		fields = append(fields, handover.FieldCascade)
+	}
+	if m.reason != nil {
+		fields = append(fields, handover.FieldReason)
+	}
+	if m.requested_by != nil {
+		fields = append(fields, handover.FieldRequestedBy)
+	}
+	if m.status != nil {
+		fields = append(fields, handover.FieldStatus)
+	}
+	if m.counts != nil {
+		fields = append(fields, handover.FieldCounts)
+	}
+	if m.overflow != nil {
+		fields = append(fields, handover.FieldOverflow)
+	}
+	if m.error != nil {
+		fields = append(fields, handover.FieldError)
+	}
+	if m.finished_at != nil {
+		fields = append(fields, handover.FieldFinishedAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *HandoverMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case handover.FieldCreatedAt:
+		return m.CreatedAt()
+	case handover.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case handover.FieldFromUserID:
+		return m.FromUserID()
+	case handover.FieldToUserID:
+		return m.ToUserID()
+	case handover.FieldToPoolID:
+		return m.ToPoolID()
+	case handover.FieldKinds:
+		return m.Kinds()
+	case handover.FieldCascade:
+		return m.Cascade()
+	case handover.FieldReason:
+		return m.Reason()
+	case handover.FieldRequestedBy:
+		return m.RequestedBy()
+	case handover.FieldStatus:
+		return m.Status()
+	case handover.FieldCounts:
+		return m.Counts()
+	case handover.FieldOverflow:
+		return m.Overflow()
+	case handover.FieldError:
+		return m.Error()
+	case handover.FieldFinishedAt:
+		return m.FinishedAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *HandoverMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case handover.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case handover.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case handover.FieldFromUserID:
+		return m.OldFromUserID(ctx)
+	case handover.FieldToUserID:
+		return m.OldToUserID(ctx)
+	case handover.FieldToPoolID:
+		return m.OldToPoolID(ctx)
+	case handover.FieldKinds:
+		return m.OldKinds(ctx)
+	case handover.FieldCascade:
+		return m.OldCascade(ctx)
+	case handover.FieldReason:
+		return m.OldReason(ctx)
+	case handover.FieldRequestedBy:
+		return m.OldRequestedBy(ctx)
+	case handover.FieldStatus:
+		return m.OldStatus(ctx)
+	case handover.FieldCounts:
+		return m.OldCounts(ctx)
+	case handover.FieldOverflow:
+		return m.OldOverflow(ctx)
+	case handover.FieldError:
+		return m.OldError(ctx)
+	case handover.FieldFinishedAt:
+		return m.OldFinishedAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown Handover field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *HandoverMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case handover.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case handover.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case handover.FieldFromUserID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFromUserID(v)
+		return nil
+	case handover.FieldToUserID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetToUserID(v)
+		return nil
+	case handover.FieldToPoolID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetToPoolID(v)
+		return nil
+	case handover.FieldKinds:
+		v, ok := value.([]string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKinds(v)
+		return nil
+	case handover.FieldCascade:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCascade(v)
+		return nil
+	case handover.FieldReason:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReason(v)
+		return nil
+	case handover.FieldRequestedBy:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRequestedBy(v)
+		return nil
+	case handover.FieldStatus:
+		v, ok := value.(handover.Status)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStatus(v)
+		return nil
+	case handover.FieldCounts:
+		v, ok := value.(map[string]schema.HandoverCount)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCounts(v)
+		return nil
+	case handover.FieldOverflow:
+		v, ok := value.([]schema.HandoverOverflow)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOverflow(v)
+		return nil
+	case handover.FieldError:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetError(v)
+		return nil
+	case handover.FieldFinishedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFinishedAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Handover field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *HandoverMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *HandoverMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *HandoverMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown Handover numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *HandoverMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(handover.FieldToUserID) {
+		fields = append(fields, handover.FieldToUserID)
+	}
+	if m.FieldCleared(handover.FieldToPoolID) {
+		fields = append(fields, handover.FieldToPoolID)
+	}
+	if m.FieldCleared(handover.FieldFinishedAt) {
+		fields = append(fields, handover.FieldFinishedAt)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *HandoverMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *HandoverMutation) ClearField(name string) error {
+	switch name {
+	case handover.FieldToUserID:
+		m.ClearToUserID()
+		return nil
+	case handover.FieldToPoolID:
+		m.ClearToPoolID()
+		return nil
+	case handover.FieldFinishedAt:
+		m.ClearFinishedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown Handover nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *HandoverMutation) ResetField(name string) error {
+	switch name {
+	case handover.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case handover.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case handover.FieldFromUserID:
+		m.ResetFromUserID()
+		return nil
+	case handover.FieldToUserID:
+		m.ResetToUserID()
+		return nil
+	case handover.FieldToPoolID:
+		m.ResetToPoolID()
+		return nil
+	case handover.FieldKinds:
+		m.ResetKinds()
+		return nil
+	case handover.FieldCascade:
+		m.ResetCascade()
+		return nil
+	case handover.FieldReason:
+		m.ResetReason()
+		return nil
+	case handover.FieldRequestedBy:
+		m.ResetRequestedBy()
+		return nil
+	case handover.FieldStatus:
+		m.ResetStatus()
+		return nil
+	case handover.FieldCounts:
+		m.ResetCounts()
+		return nil
+	case handover.FieldOverflow:
+		m.ResetOverflow()
+		return nil
+	case handover.FieldError:
+		m.ResetError()
+		return nil
+	case handover.FieldFinishedAt:
+		m.ResetFinishedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown Handover field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *HandoverMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *HandoverMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *HandoverMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *HandoverMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *HandoverMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *HandoverMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *HandoverMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown Handover unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *HandoverMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown Handover edge %s", name)
 }
 
 // LeadMutation represents an operation that mutates the Lead nodes in the graph.

@@ -16,6 +16,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/dedupekey"
 	"github.com/shoalcrm/shoal/ent/domainevent"
 	"github.com/shoalcrm/shoal/ent/followup"
+	"github.com/shoalcrm/shoal/ent/handover"
 	"github.com/shoalcrm/shoal/ent/lead"
 	"github.com/shoalcrm/shoal/ent/ownershipchange"
 	"github.com/shoalcrm/shoal/ent/pool"
@@ -344,6 +345,49 @@ func init() {
 	followupDescID := followupMixinFields0[0].Descriptor()
 	// followup.DefaultID holds the default value on creation for the id field.
 	followup.DefaultID = followupDescID.Default.(func() uuid.UUID)
+	handoverMixin := schema.Handover{}.Mixin()
+	handoverMixinFields0 := handoverMixin[0].Fields()
+	_ = handoverMixinFields0
+	handoverMixinFields1 := handoverMixin[1].Fields()
+	_ = handoverMixinFields1
+	handoverFields := schema.Handover{}.Fields()
+	_ = handoverFields
+	// handoverDescCreatedAt is the schema descriptor for created_at field.
+	handoverDescCreatedAt := handoverMixinFields1[0].Descriptor()
+	// handover.DefaultCreatedAt holds the default value on creation for the created_at field.
+	handover.DefaultCreatedAt = handoverDescCreatedAt.Default.(func() time.Time)
+	// handoverDescUpdatedAt is the schema descriptor for updated_at field.
+	handoverDescUpdatedAt := handoverMixinFields1[1].Descriptor()
+	// handover.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	handover.DefaultUpdatedAt = handoverDescUpdatedAt.Default.(func() time.Time)
+	// handover.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	handover.UpdateDefaultUpdatedAt = handoverDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// handoverDescCascade is the schema descriptor for cascade field.
+	handoverDescCascade := handoverFields[4].Descriptor()
+	// handover.DefaultCascade holds the default value on creation for the cascade field.
+	handover.DefaultCascade = handoverDescCascade.Default.(bool)
+	// handoverDescReason is the schema descriptor for reason field.
+	handoverDescReason := handoverFields[5].Descriptor()
+	// handover.DefaultReason holds the default value on creation for the reason field.
+	handover.DefaultReason = handoverDescReason.Default.(string)
+	// handover.ReasonValidator is a validator for the "reason" field. It is called by the builders before save.
+	handover.ReasonValidator = handoverDescReason.Validators[0].(func(string) error)
+	// handoverDescCounts is the schema descriptor for counts field.
+	handoverDescCounts := handoverFields[8].Descriptor()
+	// handover.DefaultCounts holds the default value on creation for the counts field.
+	handover.DefaultCounts = handoverDescCounts.Default.(map[string]schema.HandoverCount)
+	// handoverDescOverflow is the schema descriptor for overflow field.
+	handoverDescOverflow := handoverFields[9].Descriptor()
+	// handover.DefaultOverflow holds the default value on creation for the overflow field.
+	handover.DefaultOverflow = handoverDescOverflow.Default.([]schema.HandoverOverflow)
+	// handoverDescError is the schema descriptor for error field.
+	handoverDescError := handoverFields[10].Descriptor()
+	// handover.DefaultError holds the default value on creation for the error field.
+	handover.DefaultError = handoverDescError.Default.(string)
+	// handoverDescID is the schema descriptor for id field.
+	handoverDescID := handoverMixinFields0[0].Descriptor()
+	// handover.DefaultID holds the default value on creation for the id field.
+	handover.DefaultID = handoverDescID.Default.(func() uuid.UUID)
 	leadMixin := schema.Lead{}.Mixin()
 	leadMixinFields0 := leadMixin[0].Fields()
 	_ = leadMixinFields0

@@ -34,6 +34,8 @@ type Tx struct {
 	DomainEvent *DomainEventClient
 	// FollowUp is the client for interacting with the FollowUp builders.
 	FollowUp *FollowUpClient
+	// Handover is the client for interacting with the Handover builders.
+	Handover *HandoverClient
 	// Lead is the client for interacting with the Lead builders.
 	Lead *LeadClient
 	// OwnershipChange is the client for interacting with the OwnershipChange builders.
@@ -197,6 +199,7 @@ func (tx *Tx) init() {
 	tx.DedupeKey = NewDedupeKeyClient(tx.config)
 	tx.DomainEvent = NewDomainEventClient(tx.config)
 	tx.FollowUp = NewFollowUpClient(tx.config)
+	tx.Handover = NewHandoverClient(tx.config)
 	tx.Lead = NewLeadClient(tx.config)
 	tx.OwnershipChange = NewOwnershipChangeClient(tx.config)
 	tx.Pool = NewPoolClient(tx.config)

@@ -129,6 +129,18 @@ func (f FollowUpFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, er
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.FollowUpMutation", m)
 }
 
+// The HandoverFunc type is an adapter to allow the use of ordinary
+// function as Handover mutator.
+type HandoverFunc func(context.Context, *ent.HandoverMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f HandoverFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.HandoverMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.HandoverMutation", m)
+}
+
 // The LeadFunc type is an adapter to allow the use of ordinary
 // function as Lead mutator.
 type LeadFunc func(context.Context, *ent.LeadMutation) (ent.Value, error)

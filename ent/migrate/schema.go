@@ -352,6 +352,37 @@ var (
 			},
 		},
 	}
+	// HandoversColumns holds the columns for the "handovers" table.
+	HandoversColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "from_user_id", Type: field.TypeUUID},
+		{Name: "to_user_id", Type: field.TypeUUID, Nullable: true},
+		{Name: "to_pool_id", Type: field.TypeUUID, Nullable: true},
+		{Name: "kinds", Type: field.TypeJSON},
+		{Name: "cascade", Type: field.TypeBool, Default: true},
+		{Name: "reason", Type: field.TypeString, Size: 500, Default: ""},
+		{Name: "requested_by", Type: field.TypeUUID},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"queued", "running", "done", "failed"}, Default: "queued"},
+		{Name: "counts", Type: field.TypeJSON},
+		{Name: "overflow", Type: field.TypeJSON},
+		{Name: "error", Type: field.TypeString, Default: ""},
+		{Name: "finished_at", Type: field.TypeTime, Nullable: true},
+	}
+	// HandoversTable holds the schema information for the "handovers" table.
+	HandoversTable = &schema.Table{
+		Name:       "handovers",
+		Columns:    HandoversColumns,
+		PrimaryKey: []*schema.Column{HandoversColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "handover_from_user_id",
+				Unique:  false,
+				Columns: []*schema.Column{HandoversColumns[3]},
+			},
+		},
+	}
 	// LeadsColumns holds the columns for the "leads" table.
 	LeadsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
@@ -461,7 +492,7 @@ var (
 		{Name: "id", Type: field.TypeUUID},
 		{Name: "record_kind", Type: field.TypeEnum, Enums: []string{"lead", "customer"}},
 		{Name: "record_id", Type: field.TypeUUID},
-		{Name: "operation", Type: field.TypeEnum, Enums: []string{"create", "claim", "return", "assign", "transfer", "freeze", "unfreeze", "invalidate", "restore", "reclaim", "convert", "autoAssign"}},
+		{Name: "operation", Type: field.TypeEnum, Enums: []string{"create", "claim", "return", "assign", "transfer", "freeze", "unfreeze", "invalidate", "restore", "reclaim", "convert", "autoAssign", "handover"}},
 		{Name: "from_owner_id", Type: field.TypeUUID, Nullable: true},
 		{Name: "to_owner_id", Type: field.TypeUUID, Nullable: true},
 		{Name: "actor_id", Type: field.TypeUUID, Nullable: true},
@@ -735,6 +766,7 @@ var (
 		DedupeKeysTable,
 		DomainEventsTable,
 		FollowUpsTable,
+		HandoversTable,
 		LeadsTable,
 		OwnershipChangesTable,
 		PoolsTable,

@@ -115,6 +115,7 @@ const (
 	OperationReclaim    Operation = "reclaim"
 	OperationConvert    Operation = "convert"
 	OperationAutoAssign Operation = "autoAssign"
+	OperationHandover   Operation = "handover"
 )
 
 func (o Operation) String() string {
@@ -124,7 +125,7 @@ func (o Operation) String() string {
 // OperationValidator is a validator for the "operation" field enum values. It is called by the builders before save.
 func OperationValidator(o Operation) error {
 	switch o {
-	case OperationCreate, OperationClaim, OperationReturn, OperationAssign, OperationTransfer, OperationFreeze, OperationUnfreeze, OperationInvalidate, OperationRestore, OperationReclaim, OperationConvert, OperationAutoAssign:
+	case OperationCreate, OperationClaim, OperationReturn, OperationAssign, OperationTransfer, OperationFreeze, OperationUnfreeze, OperationInvalidate, OperationRestore, OperationReclaim, OperationConvert, OperationAutoAssign, OperationHandover:
 		return nil
 	default:
 		return fmt.Errorf("ownershipchange: invalid enum value for operation field: %q", o)

@@ -36,6 +36,9 @@ type DomainEvent func(*sql.Selector)
 // FollowUp is the predicate function for followup builders.
 type FollowUp func(*sql.Selector)
 
+// Handover is the predicate function for handover builders.
+type Handover func(*sql.Selector)
+
 // Lead is the predicate function for lead builders.
 type Lead func(*sql.Selector)
 

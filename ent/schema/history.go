@@ -20,7 +20,7 @@ func (OwnershipChange) Fields() []ent.Field {
 		field.Enum("record_kind").Values("lead", "customer").Immutable(),
 		field.UUID("record_id", uuid.UUID{}).Immutable(),
 		field.Enum("operation").Values("create", "claim", "return", "assign", "transfer", "freeze", "unfreeze",
-			"invalidate", "restore", "reclaim", "convert", "autoAssign").Immutable(),
+			"invalidate", "restore", "reclaim", "convert", "autoAssign", "handover").Immutable(),
 		field.UUID("from_owner_id", uuid.UUID{}).Optional().Nillable().Immutable(),
 		field.UUID("to_owner_id", uuid.UUID{}).Optional().Nillable().Immutable(),
 		field.UUID("actor_id", uuid.UUID{}).Optional().Nillable().Immutable(),

@@ -14,6 +14,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/authz"
 	"github.com/shoalcrm/shoal/internal/clock"
+	"github.com/shoalcrm/shoal/internal/handover"
 	"github.com/shoalcrm/shoal/internal/httpapi"
 	"github.com/shoalcrm/shoal/internal/jobs"
 	"github.com/shoalcrm/shoal/internal/org"
@@ -63,7 +64,9 @@ type App struct {
 	Pools   *pool.Service
 	Records *records.Service
 	Tags    *tags.Service
-	HTTP    *httpapi.Server
+	// Handover runs leaver handovers (离职交接).
+	Handover *handover.Service
+	HTTP     *httpapi.Server
 	// Jobs is the job queue, built but not started: the binary starts it
 	// beside the HTTP server (and stops it on shutdown), tests when they
 	// need jobs worked.
@@ -108,24 +111,31 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 	if err := pools.EnsureDefaults(ctx); err != nil {
 		return nil, err
 	}
+	handovers := handover.NewService(st, pools, clk)
 	jcfg := cfg.Jobs
 	if jcfg.Logger == nil {
 		jcfg.Logger = cfg.Logger
 	}
+	jcfg.Handover = handovers
 	queue, err := jobs.New(ctx, st, pools, jcfg)
 	if err != nil {
 		return nil, err
 	}
 	pools.SetRejudgeQueue(queue)
+	handovers.SetQueue(queue)
+	directory := org.NewService(st)
+	directory.SetLeaver(handovers)
 	a := &App{
 		Store:   st,
 		Auth:    auth.NewService(st, keys, cfg.Auth),
-		Org:     org.NewService(st),
+		Org:     directory,
 		Audit:   audit.New(st),
 		Pools:   pools,
 		Records: records.NewService(st, pools),
 		Tags:    tags.NewService(st, clk),
 		Jobs:    queue,
+
+		Handover: handovers,
 	}
 	a.HTTP, err = httpapi.New(httpapi.Config{
 		Store:       st,
@@ -140,6 +150,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		Records:     a.Records,
 		PoolEngine:  a.Pools,
 		Tags:        a.Tags,
+		Handover:    a.Handover,
 		TestClock:   testClock,
 
 		SeparateMetrics: cfg.SeparateMetrics,

@@ -161,6 +161,8 @@ func TestOwnershipType(t *testing.T) {
 		{"lead", "convert", LeadConverted},
 		{"customer", "reclaim", CustomerReclaimed},
 		{"customer", "unfreeze", CustomerUnfrozen},
+		{"lead", "handover", LeadHandedOver},
+		{"customer", "handover", CustomerHandedOver},
 	} {
 		if got, err := OwnershipType(c.kind, c.op); err != nil || got != c.want {
 			t.Errorf("%s %s: %s %v, want %s", c.kind, c.op, got, err, c.want)

@@ -42,6 +42,7 @@ const (
 	LeadConverted     Type = "lead.converted"
 	LeadReclaimed     Type = "lead.reclaimed"
 	LeadReclaimWarned Type = "lead.reclaim_warned"
+	LeadHandedOver    Type = "lead.handed_over"
 
 	CustomerCreated       Type = "customer.created"
 	CustomerUpdated       Type = "customer.updated"
@@ -57,6 +58,7 @@ const (
 	CustomerReclaimWarned Type = "customer.reclaim_warned"
 	CustomerDealt         Type = "customer.dealt"
 	CustomerUndealt       Type = "customer.undealt"
+	CustomerHandedOver    Type = "customer.handed_over"
 
 	ContactCreated Type = "contact.created"
 	ContactUpdated Type = "contact.updated"
@@ -83,6 +85,9 @@ const (
 	TagCreated Type = "tag.created"
 	TagUpdated Type = "tag.updated"
 	TagDeleted Type = "tag.deleted"
+
+	HandoverCreated  Type = "handover.created"
+	HandoverFinished Type = "handover.finished"
 )
 
 // Subject kinds.
@@ -98,6 +103,7 @@ const (
 	KindTeam         = "team"
 	KindAPIKey       = "api_key"
 	KindTag          = "tag"
+	KindHandover     = "handover"
 )
 
 // Actor is who made a change: a user, an API key, or the system (the sweep,
@@ -127,7 +133,7 @@ type Event struct {
 type Ownership struct {
 	// Operation is the history operation: create, claim, return, assign,
 	// autoAssign, transfer, freeze, unfreeze, invalidate, restore,
-	// convert, reclaim.
+	// convert, reclaim, handover.
 	Operation   string     `json:"operation"`
 	PoolID      uuid.UUID  `json:"poolId"`
 	FromOwnerID *uuid.UUID `json:"fromOwnerId,omitempty"`
@@ -235,6 +241,22 @@ type TagDeletion struct {
 	Records int    `json:"records"`
 }
 
+// Handover is the payload of handover events: a leaver handover run, whom
+// it moves records from and to, and (handover.finished) how it ended and
+// what it moved per kind.
+type Handover struct {
+	FromUserID uuid.UUID  `json:"fromUserId"`
+	ToUserID   *uuid.UUID `json:"toUserId,omitempty"`
+	ToPoolID   *uuid.UUID `json:"toPoolId,omitempty"`
+	Kinds      []string   `json:"kinds"`
+	Status     string     `json:"status"`
+	// Moved and Overflow count, per kind, the records given to the
+	// target and those that went back to their pool over the target
+	// user's cap (handover.finished only).
+	Moved    map[string]int `json:"moved,omitempty"`
+	Overflow map[string]int `json:"overflow,omitempty"`
+}
+
 // None is the payload of events that carry nothing beyond subject, actor
 // and time.
 type None struct{}
@@ -263,6 +285,7 @@ var catalog = map[Type]Spec{
 	LeadConverted:     spec[Ownership](KindLead),
 	LeadReclaimed:     spec[Ownership](KindLead),
 	LeadReclaimWarned: spec[ReclaimWarning](KindLead),
+	LeadHandedOver:    spec[Ownership](KindLead),
 
 	CustomerCreated:       spec[Ownership](KindCustomer),
 	CustomerUpdated:       spec[Changed](KindCustomer),
@@ -278,6 +301,7 @@ var catalog = map[Type]Spec{
 	CustomerReclaimWarned: spec[ReclaimWarning](KindCustomer),
 	CustomerDealt:         spec[Deal](KindCustomer),
 	CustomerUndealt:       spec[Deal](KindCustomer),
+	CustomerHandedOver:    spec[Ownership](KindCustomer),
 
 	ContactCreated: spec[Contact](KindContact),
 	ContactUpdated: spec[Contact](KindContact),
@@ -304,6 +328,9 @@ var catalog = map[Type]Spec{
 	TagCreated: spec[Tag](KindTag),
 	TagUpdated: spec[TagChanged](KindTag),
 	TagDeleted: spec[TagDeletion](KindTag),
+
+	HandoverCreated:  spec[Handover](KindHandover),
+	HandoverFinished: spec[Handover](KindHandover),
 }
 
 // Types returns every event type, sorted.
@@ -398,6 +425,7 @@ var ownershipVerbs = map[string]string{
 	"create": "created", "claim": "claimed", "return": "returned", "assign": "assigned",
 	"autoAssign": "assigned", "transfer": "transferred", "freeze": "frozen", "unfreeze": "unfrozen",
 	"invalidate": "invalidated", "restore": "restored", "convert": "converted", "reclaim": "reclaimed",
+	"handover": "handed_over",
 }
 
 // OwnershipType is the event type of an ownership history operation on a

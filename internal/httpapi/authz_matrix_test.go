@@ -62,6 +62,8 @@ var azAllowed = map[string][]string{
 	"getPool":                  {"rep", "supervisor", "auditor", "admin"},
 	"getReadiness":             {azAnyone},
 	"getSettings":              {"rep", "supervisor", "auditor", "admin"},
+	"getHandover":              {"supervisor", "auditor", "admin"},
+	"handoverUser":             {"supervisor", "admin"},
 	"getTag":                   {"rep", "supervisor", "auditor", "admin", "scope:leads:read", "scope:customers:read"},
 	"getTeam":                  {"rep", "supervisor", "auditor", "admin"},
 	"getUser":                  {"rep", "supervisor", "auditor", "admin"},

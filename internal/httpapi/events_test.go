@@ -465,6 +465,18 @@ func evCases() []evCase {
 			return wants
 		}
 	})
+	add("handoverUser", "", func(t *testing.T, w *evWorld) func() []evWant {
+		leaver := w.user("rep", &w.team)
+		ld, cu := w.claimedBy(leaver, "lead"), w.claimedBy(leaver, "customer")
+		w.env.WorkJobs() // what earlier cases queued is not this case's
+		return func() []evWant {
+			res := w.sup.Do("POST", "/v1/users/"+leaver.ID+"/handover", map[string]any{"toUserId": w.repB.ID, "reason": "leaves"}).
+				Expect(http.StatusAccepted)
+			w.env.WorkJobs()
+			h := evID(t, res)
+			return []evWant{{events.HandoverCreated, h}, {events.LeadHandedOver, ld}, {events.CustomerHandedOver, cu}, {events.HandoverFinished, h}}
+		}
+	})
 	return cases
 }
 

@@ -170,7 +170,8 @@ func (s *Server) UpdateUser(ctx context.Context, req api.UpdateUserRequestObject
 	}
 	in := org.UserPatch{Name: b.Name, Active: b.Active, Password: b.Password,
 		TeamID:    fieldOf(b.TeamId, same[uuid.UUID]),
-		CapsPatch: capsPatchIn(b.MaxOwnedLeads, b.MaxOwnedCustomers, b.MaxFrozen)}
+		CapsPatch: capsPatchIn(b.MaxOwnedLeads, b.MaxOwnedCustomers, b.MaxFrozen),
+		Handover:  leaveHandoverIn(b.Handover), Force: b.Force != nil && *b.Force}
 	if b.Email != nil {
 		e := string(*b.Email)
 		in.Email = &e

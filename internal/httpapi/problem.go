@@ -88,6 +88,8 @@ var catalog = map[string]message{
 	"freeze_too_long":       {"The freeze would last longer than the pool allows.", "冻结时间超过了线索池允许的上限。"},
 	"freeze_in_past":        {"The freeze must end in the future.", "冻结结束时间必须晚于当前时间。"},
 	"target_inactive":       {"The target user is not active.", "目标用户已停用。"},
+	"user_owns_records":     {"The user still owns leads or customers: hand them over (handover) or deactivate with force.", "该用户仍负责线索或客户：请先交接（handover）或使用 force 强制停用。"},
+	"pool_not_managed":      {"You do not manage this pool.", "您不是该公海/线索池的管理员。"},
 	"target_out_of_scope":   {"The target user is outside your scope.", "目标用户不在您的管理范围内。"},
 	"not_pool_member":       {"You are not a member of this pool.", "您不是该线索池的成员。"},
 	"wrong_pool":            {"The record is not in a pool you manage.", "该记录不在您管理的线索池中。"},

@@ -25,6 +25,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/authz"
 	"github.com/shoalcrm/shoal/internal/clock"
 	"github.com/shoalcrm/shoal/internal/convert"
+	"github.com/shoalcrm/shoal/internal/handover"
 	"github.com/shoalcrm/shoal/internal/org"
 	"github.com/shoalcrm/shoal/internal/page"
 	"github.com/shoalcrm/shoal/internal/pool"
@@ -44,6 +45,7 @@ type Config struct {
 	Records    *records.Service
 	PoolEngine *pool.Service
 	Tags       *tags.Service
+	Handover   *handover.Service
 	// TestClock, when set, is what advanceTestClock moves; nil answers 404.
 	TestClock   *clock.Adjustable
 	Logger      *slog.Logger
@@ -81,6 +83,7 @@ type Server struct {
 	pools     *pool.Service
 	convert   *convert.Service
 	tags      *tags.Service
+	handover  *handover.Service
 	testClock *clock.Adjustable
 
 	metrics *metrics
@@ -114,6 +117,7 @@ func New(cfg Config) (*Server, error) {
 
 		records:   cfg.Records,
 		tags:      cfg.Tags,
+		handover:  cfg.Handover,
 		pools:     cfg.PoolEngine,
 		convert:   convert.New(cfg.Store, cfg.PoolEngine, cfg.Records),
 		testClock: cfg.TestClock,

@@ -25,6 +25,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/shoalcrm/shoal/ent"
+	"github.com/shoalcrm/shoal/internal/handover"
 	"github.com/shoalcrm/shoal/internal/pool"
 	"github.com/shoalcrm/shoal/internal/store"
 )
@@ -53,6 +54,9 @@ type Config struct {
 	// ID names the client among the replicas (River's client id); empty
 	// means a random one.
 	ID string
+	// Handover works leaver handover runs (set by internal/app; a queue
+	// without it fails their jobs, which River retries).
+	Handover *handover.Service
 }
 
 // SweepRun is one periodic sweep that ran.

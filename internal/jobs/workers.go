@@ -18,6 +18,7 @@ import (
 func register(w *river.Workers, st *store.Store, pools *pool.Service, cfg Config) {
 	river.AddWorker(w, &sweepWorker{pools: pools, onRun: cfg.OnSweep, log: cfg.Logger})
 	river.AddWorker(w, &rejudgeWorker{st: st, pools: pools})
+	river.AddWorker(w, &handoverWorker{runs: cfg.Handover})
 }
 
 // periodic are the jobs the leader enqueues on a schedule.

@@ -33,7 +33,32 @@ type Service struct {
 	// gate bounds password hashing; it is the process-wide one that
 	// password checks at login go through too.
 	gate *auth.Gate
+	// leaver is asked about every deactivation (see SetLeaver).
+	leaver Leaver
 }
+
+// Leaver is what deactivating a user asks of the leaver handover
+// (internal/handover), in the deactivation's transaction: refuse it while
+// he owns records (unless handover or force), start the handover when one
+// is given, and re-route what is addressed to him.
+type Leaver interface {
+	Leaving(ctx context.Context, tx *ent.Tx, p *auth.Principal, u *ent.User, handover *LeaveHandover, force bool) error
+}
+
+// LeaveHandover is the handover requested with a deactivation (updateUser's
+// `handover`).
+type LeaveHandover struct {
+	ToUserID, ToPoolID *uuid.UUID
+	// Kinds are record kind names; none means every kind.
+	Kinds []string
+	// Cascade nil means true.
+	Cascade *bool
+	Reason  string
+}
+
+// SetLeaver makes deactivations go through l. Without one (a Service built
+// without the handover capability) a deactivation checks nothing.
+func (s *Service) SetLeaver(l Leaver) { s.leaver = l }
 
 // NewService returns the directory service.
 func NewService(st *store.Store) *Service { return &Service{store: st, gate: auth.SharedGate} }
@@ -153,6 +178,10 @@ type UserPatch struct {
 	Active   *bool
 	Password *string
 	CapsPatch
+	// Handover and Force go with Active false only: a deactivation of a
+	// user who still owns records needs one of them (Leaver).
+	Handover *LeaveHandover
+	Force    bool
 }
 
 // UpdateUser applies a patch; it is ChangeUser without the count of ended
@@ -187,6 +216,13 @@ func (s *Service) ChangeUser(ctx context.Context, p *auth.Principal, id uuid.UUI
 		if hash, err = s.gate.Hash(ctx, *in.Password); err != nil {
 			return nil, 0, err
 		}
+	}
+	deactivating := in.Active != nil && !*in.Active
+	if (in.Handover != nil || in.Force) && !deactivating {
+		return nil, 0, apperr.Invalidf("body/active", "deactivation_required", "handover and force go with active false")
+	}
+	if in.Handover != nil && in.Force {
+		return nil, 0, apperr.Invalidf("body/force", "handover_or_force", "give handover or force, not both")
 	}
 	var out *ent.User
 	revoked := 0
@@ -286,6 +322,13 @@ func (s *Service) ChangeUser(ctx context.Context, p *auth.Principal, id uuid.UUI
 		if err := events.Emit(ctx, tx, events.Event{Type: events.UserUpdated, SubjectKind: events.KindUser, SubjectID: u.ID,
 			Actor: p.EventActor(), OccurredAt: time.Now(), Data: events.UserChanged{Fields: changed, SessionsEnded: revoked}}); err != nil {
 			return err
+		}
+		// A handover may also come with a user deactivated earlier with
+		// force: his records go now.
+		if (deactivated || (deactivating && in.Handover != nil)) && s.leaver != nil {
+			if err := s.leaver.Leaving(ctx, tx, p, out, in.Handover, in.Force); err != nil {
+				return err
+			}
 		}
 		if deactivated || (u.Role == user.RoleAdmin && out.Role != user.RoleAdmin) {
 			return auth.RevokeAPIKeysOf(ctx, tx, u.ID)
