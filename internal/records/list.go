@@ -71,7 +71,9 @@ var (
 // the common record columns; leads and customers differ in what q looks
 // at. A condition on a maskable field never matches rows on which a shows
 // that field masked.
-func (f Filter) predicate(me uuid.UUID, isLead bool, a access) (func(*sql.Selector), error) {
+//
+// plan is how q's substring search uses the index (nil: no search).
+func (f Filter) predicate(me uuid.UUID, isLead bool, a access, plan *searchPlan) (func(*sql.Selector), error) {
 	var owner *uuid.UUID
 	ownerNone := false
 	if f.Owner != nil {
@@ -92,8 +94,8 @@ func (f Filter) predicate(me uuid.UUID, isLead bool, a access) (func(*sql.Select
 	if f.Q != nil {
 		q := search.Parse(*f.Q)
 		switch {
-		case q.Indexed():
-			qPred = func(s *sql.Selector) *sql.Predicate { return searchPredicate(s, a, isLead, q) }
+		case q.Indexed() && plan != nil:
+			qPred = func(s *sql.Selector) *sql.Predicate { return searchPredicate(s, a, isLead, q, *plan) }
 		case q.Text != "":
 			// One character: too short for a gram, so it stays the
 			// prefix search it was, on the indexed name columns.
@@ -164,7 +166,7 @@ func (f Filter) predicate(me uuid.UUID, isLead bool, a access) (func(*sql.Select
 // company, email and phone; customers in their name and their contacts'
 // names, emails and phones, a contact's field masked as its customer's
 // field of the same name is (see masker.contact).
-func searchPredicate(s *sql.Selector, a access, isLead bool, q search.Query) *sql.Predicate {
+func searchPredicate(s *sql.Selector, a access, isLead bool, q search.Query, plan searchPlan) *sql.Predicate {
 	var fields []*sql.Predicate
 	own := func(field, col, v string) {
 		fields = append(fields, a.unmasked(s, field, search.Contains(s.C(col), v)))
@@ -201,7 +203,37 @@ func searchPredicate(s *sql.Selector, a access, isLead bool, q search.Query) *sq
 			contacts("phone", contact.FieldPhoneNorm, q.Phone)
 		}
 	}
-	return sql.And(search.Candidates(s, lead.FieldID, kind, q.GramSets()), sql.Or(fields...))
+	match := sql.Or(fields...)
+	if !plan.fromIndex {
+		return match
+	}
+	return sql.And(search.Holding(s, lead.FieldID, kind, plan.drivers), match)
+}
+
+// searchPlan is how a search uses the index: from the postings of its
+// rarest grams (fromIndex), or, when some reading of the query has only
+// common grams, by walking the list in its order and comparing each row
+// (see search.RareBelow).
+type searchPlan struct {
+	fromIndex bool
+	drivers   []string
+}
+
+// planSearch chooses the plan of f's search, if any, by reading how many
+// records hold each of its grams (a bounded read of the index).
+func (s *Service) planSearch(ctx context.Context, kind kinds.Kind, f Filter) (*searchPlan, error) {
+	if f.Q == nil {
+		return nil, nil
+	}
+	q := search.Parse(*f.Q)
+	if !q.Indexed() {
+		return nil, nil
+	}
+	drivers, ok, err := search.Drivers(ctx, s.store.Reader, kind, q.GramSets())
+	if err != nil {
+		return nil, err
+	}
+	return &searchPlan{fromIndex: ok, drivers: drivers}, nil
 }
 
 // listPredicates builds the scope and filter predicates of a list; the
@@ -212,6 +244,10 @@ func (s *Service) listPredicates(ctx context.Context, p *auth.Principal, kind st
 		return
 	}
 	scope = a.scope
-	filter, err = f.predicate(principalUser(p), kinds.Kind(kind) == kinds.Lead, a)
+	plan, err := s.planSearch(ctx, kinds.Kind(kind), f)
+	if err != nil {
+		return
+	}
+	filter, err = f.predicate(principalUser(p), kinds.Kind(kind) == kinds.Lead, a, plan)
 	return
 }

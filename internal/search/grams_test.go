@@ -44,7 +44,7 @@ func TestParse(t *testing.T) {
 		{"139-1234", Query{Phone: "1391234"}},
 		{"+86 139 1234 5678", Query{Phone: "13912345678"}},
 		{"１３９１２", Query{Phone: "13912"}},
-		{"345", Query{Text: "345", Email: "345"}},       // too few digits for a phone
+		{"345", Query{Text: "345", Email: "345"}},          // too few digits for a phone
 		{"恒达1234", Query{Text: "恒达1234", Email: "恒达1234"}}, // letters: not a phone
 	}
 	for _, tc := range tests {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 
 	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
@@ -195,39 +196,6 @@ func recordIDs(ctx context.Context, c *ent.Client, kind kinds.Kind, after uuid.U
 	return nil, fmt.Errorf("%w: %q", kinds.ErrUnknown, kind)
 }
 
-// Candidates is the predicate "the row is a record of kind holding every
-// gram of at least one of sets" on s, a selector of the kind's table with
-// the id column idCol. It only narrows: the caller ANDs it with the
-// comparison of the row's own fields.
-func Candidates(s *sql.Selector, idCol string, kind kinds.Kind, sets [][]string) *sql.Predicate {
-	b := sql.Dialect(s.Dialect())
-	var union *sql.Selector
-	for _, set := range sets {
-		t := sql.Table(searchgram.Table)
-		grams := make([]any, len(set))
-		for i, g := range set {
-			grams[i] = g
-		}
-		sub := b.Select(t.C(searchgram.FieldRecordID)).From(t).
-			Where(sql.And(sql.EQ(t.C(searchgram.FieldRecordKind), string(kind)), sql.In(t.C(searchgram.FieldGram), grams...)))
-		if len(set) > 1 {
-			// (gram, kind, record) is unique, so a record holding
-			// every gram of the set has one row per gram.
-			sub.GroupBy(t.C(searchgram.FieldRecordID)).
-				Having(sql.P(func(b *sql.Builder) { b.WriteString("COUNT(*) = ").Arg(len(set)) }))
-		}
-		if union == nil {
-			union = sub
-		} else {
-			union.Union(sub)
-		}
-	}
-	if union == nil {
-		return sql.False()
-	}
-	return sql.In(s.C(idCol), union)
-}
-
 // Contains is col LIKE '%v%' with v's wildcards escaped, on both engines
 // (ent's own helper leaves out the ESCAPE clause SQLite needs).
 func Contains(col, v string) *sql.Predicate {
@@ -235,4 +203,83 @@ func Contains(col, v string) *sql.Predicate {
 	return sql.P(func(b *sql.Builder) {
 		b.WriteString(col).WriteOp(sql.OpLike).Arg("%" + r.Replace(v) + "%").WriteString(` ESCAPE '\'`)
 	})
+}
+
+// RareBelow is the number of records of a kind holding a gram under which
+// the gram is rare: a search drives from its postings (at most that many
+// rows to fetch and sort). A search whose grams are all common walks the
+// list in its own order instead, comparing each row, and since each of
+// its grams is held by at least RareBelow records the walk meets matches
+// soon (one row in 500 at a million records, at worst, when the grams
+// co-occur). Where the two plans cost the same, about sqrt(page × rows)
+// postings, a walk is the cheaper per row (it reads rows in index order
+// rather than one random look-up each), hence a threshold below that.
+const RareBelow = 2000
+
+// rareBelow is RareBelow unless a test or benchmark set it (SetRareBelow).
+var rareBelow atomic.Int64
+
+func init() { rareBelow.Store(RareBelow) }
+
+// RareBelowNow is the threshold Drivers uses now.
+func RareBelowNow() int { return int(rareBelow.Load()) }
+
+// SetRareBelow sets the threshold Drivers uses and returns a function
+// that puts the previous one back. It is for tests and benchmarks, to
+// make either plan run on a small data set; both plans find the same
+// records, so a search running meanwhile answers the same.
+func SetRareBelow(n int) (restore func()) {
+	old := rareBelow.Swap(int64(n))
+	return func() { rareBelow.Store(old) }
+}
+
+// Drivers returns the grams a search of kind with these gram sets drives
+// from: the rarest gram of each set, when every set has a rare one (see
+// RareBelow). ok is false when some set has none: the search should then
+// walk the list rather than fetch candidates. It reads at most RareBelow
+// index entries per gram.
+func Drivers(ctx context.Context, c *ent.Client, kind kinds.Kind, sets [][]string) (drivers []string, ok bool, err error) {
+	limit := RareBelowNow()
+	held := map[string]int{}
+	for _, set := range sets {
+		best, bestN := "", limit
+		for _, g := range set {
+			n, seen := held[g]
+			if !seen {
+				var rows []struct {
+					RecordID uuid.UUID `json:"record_id"`
+				}
+				err := c.SearchGram.Query().Where(searchgram.Gram(g), searchgram.RecordKind(string(kind))).
+					Limit(limit).Select(searchgram.FieldRecordID).Scan(ctx, &rows)
+				if err != nil {
+					return nil, false, fmt.Errorf("count gram: %w", err)
+				}
+				n = len(rows)
+				held[g] = n
+			}
+			if n < bestN {
+				best, bestN = g, n
+			}
+		}
+		if best == "" {
+			return nil, false, nil
+		}
+		drivers = append(drivers, best)
+	}
+	return drivers, true, nil
+}
+
+// Holding is the predicate "the row is a record of kind holding one of
+// grams" on s, a selector of the kind's table with the id column idCol.
+// It only narrows: the caller ANDs it with the comparison of the row's
+// own fields.
+func Holding(s *sql.Selector, idCol string, kind kinds.Kind, grams []string) *sql.Predicate {
+	t := sql.Table(searchgram.Table)
+	args := make([]any, len(grams))
+	for i, g := range grams {
+		args[i] = g
+	}
+	sub := sql.Dialect(s.Dialect()).Select(t.C(searchgram.FieldRecordID)).From(t).
+		Where(sql.And(sql.EQ(t.C(searchgram.FieldRecordKind), string(kind)), sql.In(t.C(searchgram.FieldGram), args...)))
+	return sql.In(s.C(idCol), sub)
 }
