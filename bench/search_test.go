@@ -245,38 +245,45 @@ func (s *searchBench) searchHTTP(q string) ([]uuid.UUID, error) {
 // queries timed have no wildcard to escape.
 func (s *searchBench) searchRaw(q string) ([]uuid.UUID, error) {
 	parsed := search.Parse(q)
-	// The plan, chosen as Shoal chooses it (search.Drivers): from the
-	// rarest gram of each reading when each has a rare one, else a walk
-	// of the list comparing every row.
-	var drivers []any
+	// The plan, chosen as Shoal chooses it (search.Choose): from the
+	// rarest gram of each reading, or the two rarest intersected, else a
+	// walk of the list comparing every row.
+	rare := search.RareBelowNow()
+	pair := rare * (search.PairBelow / search.RareBelow)
+	var cands []string
+	var args []any
 	for _, set := range parsed.GramSets() {
-		rare := search.RareBelowNow()
-		best, bestN := "", rare
+		held := map[string]int{}
 		for _, g := range set {
 			var n int
 			err := s.reader.QueryRow(s.reader.q("SELECT COUNT(*) FROM (SELECT record_id FROM search_grams WHERE gram = ? AND record_kind = 'lead' LIMIT ?) t"),
-				g, rare).Scan(&n)
+				g, pair).Scan(&n)
 			if err != nil {
 				return nil, err
 			}
-			if n < bestN {
-				best, bestN = g, n
-			}
+			held[g] = n
 		}
-		if best == "" {
-			drivers = nil
+		slices.SortStableFunc(set, func(a, b string) int { return held[a] - held[b] })
+		switch {
+		case held[set[0]] < rare:
+			cands = append(cands, "SELECT record_id FROM search_grams WHERE record_kind = 'lead' AND gram = ?")
+			args = append(args, set[0])
+		case len(set) >= 2 && held[set[1]] < pair:
+			cands = append(cands, "SELECT record_id FROM search_grams WHERE record_kind = 'lead' AND gram IN (?, ?) GROUP BY record_id HAVING COUNT(*) = 2")
+			args = append(args, set[0], set[1])
+		default:
+			cands, args = nil, nil
+		}
+		if cands == nil {
 			break
 		}
-		drivers = append(drivers, best)
 	}
 	like := "%" + parsed.Text + "%"
 	match := " (name_norm LIKE ? OR company_norm LIKE ? OR email_norm LIKE ?) ORDER BY created_at DESC, id DESC LIMIT ?"
-	args := []any{like, like, "%" + parsed.Email + "%", pageSize}
+	args = append(args, like, like, "%"+parsed.Email+"%", pageSize)
 	query := "SELECT * FROM leads WHERE" + match
-	if drivers != nil {
-		query = "SELECT * FROM leads WHERE id IN (SELECT record_id FROM search_grams WHERE record_kind = 'lead' AND gram IN (" +
-			strings.TrimSuffix(strings.Repeat("?, ", len(drivers)), ", ") + ")) AND" + match
-		args = append(drivers, args...)
+	if cands != nil {
+		query = "SELECT * FROM leads WHERE id IN (" + strings.Join(cands, " UNION ") + ") AND" + match
 	}
 	p, err := (&queryBench{reader: s.reader}).listRawQueryCols(query, args...)
 	return p, err
@@ -388,10 +395,12 @@ func BenchmarkSearch(b *testing.B) {
 func checkSearch(t *testing.T, databaseURL string) {
 	const n = 2_000
 	s := newSearchBench(t, databaseURL, n)
-	// At this size every gram is rare; a threshold of one makes every
-	// search walk the list instead. Both plans give the same page.
+	// At this size every gram is rare. A threshold of five makes the
+	// four-character query intersect two grams (恒达 and 达机 are held by
+	// ten leads each, fewer than fifty), one of one makes every search walk
+	// the list. Every plan gives the same page.
 	pages := map[string][]uuid.UUID{}
-	for _, rare := range []int{search.RareBelow, 1} {
+	for _, rare := range []int{search.RareBelow, 5, 1} {
 		restore := search.SetRareBelow(rare)
 		for _, q := range []string{searchQ2, searchQ4, searchQCommon} {
 			h, err := s.searchHTTP(q)

@@ -73,7 +73,7 @@ var (
 // that field masked.
 //
 // plan is how q's substring search uses the index (nil: no search).
-func (f Filter) predicate(me uuid.UUID, isLead bool, a access, plan *searchPlan) (func(*sql.Selector), error) {
+func (f Filter) predicate(me uuid.UUID, isLead bool, a access, plan *search.Plan) (func(*sql.Selector), error) {
 	var owner *uuid.UUID
 	ownerNone := false
 	if f.Owner != nil {
@@ -166,7 +166,7 @@ func (f Filter) predicate(me uuid.UUID, isLead bool, a access, plan *searchPlan)
 // company, email and phone; customers in their name and their contacts'
 // names, emails and phones, a contact's field masked as its customer's
 // field of the same name is (see masker.contact).
-func searchPredicate(s *sql.Selector, a access, isLead bool, q search.Query, plan searchPlan) *sql.Predicate {
+func searchPredicate(s *sql.Selector, a access, isLead bool, q search.Query, plan search.Plan) *sql.Predicate {
 	var fields []*sql.Predicate
 	own := func(field, col, v string) {
 		fields = append(fields, a.unmasked(s, field, search.Contains(s.C(col), v)))
@@ -204,24 +204,16 @@ func searchPredicate(s *sql.Selector, a access, isLead bool, q search.Query, pla
 		}
 	}
 	match := sql.Or(fields...)
-	if !plan.fromIndex {
+	if plan.Walk {
 		return match
 	}
-	return sql.And(search.Holding(s, lead.FieldID, kind, plan.drivers), match)
+	return sql.And(plan.Candidates(s, lead.FieldID, kind), match)
 }
 
-// searchPlan is how a search uses the index: from the postings of its
-// rarest grams (fromIndex), or, when some reading of the query has only
-// common grams, by walking the list in its order and comparing each row
-// (see search.RareBelow).
-type searchPlan struct {
-	fromIndex bool
-	drivers   []string
-}
-
-// planSearch chooses the plan of f's search, if any, by reading how many
-// records hold each of its grams (a bounded read of the index).
-func (s *Service) planSearch(ctx context.Context, kind kinds.Kind, f Filter) (*searchPlan, error) {
+// planSearch chooses the plan of f's search, if any (search.Choose), by
+// reading how many records hold each of its grams (a bounded read of the
+// index).
+func (s *Service) planSearch(ctx context.Context, kind kinds.Kind, f Filter) (*search.Plan, error) {
 	if f.Q == nil {
 		return nil, nil
 	}
@@ -229,11 +221,11 @@ func (s *Service) planSearch(ctx context.Context, kind kinds.Kind, f Filter) (*s
 	if !q.Indexed() {
 		return nil, nil
 	}
-	drivers, ok, err := search.Drivers(ctx, s.store.Reader, kind, q.GramSets())
+	plan, err := search.Choose(ctx, s.store.Reader, kind, q.GramSets())
 	if err != nil {
 		return nil, err
 	}
-	return &searchPlan{fromIndex: ok, drivers: drivers}, nil
+	return &plan, nil
 }
 
 // listPredicates builds the scope and filter predicates of a list; the

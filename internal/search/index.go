@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -207,79 +208,131 @@ func Contains(col, v string) *sql.Predicate {
 
 // RareBelow is the number of records of a kind holding a gram under which
 // the gram is rare: a search drives from its postings (at most that many
-// rows to fetch and sort). A search whose grams are all common walks the
-// list in its own order instead, comparing each row, and since each of
-// its grams is held by at least RareBelow records the walk meets matches
-// soon (one row in 500 at a million records, at worst, when the grams
-// co-occur). Where the two plans cost the same, about sqrt(page × rows)
-// postings, a walk is the cheaper per row (it reads rows in index order
-// rather than one random look-up each), hence a threshold below that.
+// rows to fetch and sort). Where the two plans cost the same, about
+// sqrt(page × rows) postings, a walk of the list is the cheaper per row
+// (it reads rows in index order rather than one random look-up each),
+// hence a threshold below that.
 const RareBelow = 2000
+
+// PairBelow bounds the postings of the two grams a search intersects when
+// none of a reading's grams is rare: reading two lists of up to this many
+// index entries is cheap, and their intersection is what a query of two
+// common grams that rarely meet (恒达 and 机械 in 恒达机械) needs, since a
+// walk would read hundreds of rows per match.
+const PairBelow = 10 * RareBelow
 
 // rareBelow is RareBelow unless a test or benchmark set it (SetRareBelow).
 var rareBelow atomic.Int64
 
 func init() { rareBelow.Store(RareBelow) }
 
-// RareBelowNow is the threshold Drivers uses now.
+// RareBelowNow is the threshold Choose uses now.
 func RareBelowNow() int { return int(rareBelow.Load()) }
 
-// SetRareBelow sets the threshold Drivers uses and returns a function
-// that puts the previous one back. It is for tests and benchmarks, to
-// make either plan run on a small data set; both plans find the same
-// records, so a search running meanwhile answers the same.
+// SetRareBelow sets the threshold Choose uses (and ten times it for
+// pairs) and returns a function that puts the previous one back. It is
+// for tests and benchmarks, to make each plan run on a small data set;
+// every plan finds the same records, so a search running meanwhile
+// answers the same.
 func SetRareBelow(n int) (restore func()) {
 	old := rareBelow.Swap(int64(n))
 	return func() { rareBelow.Store(old) }
 }
 
-// Drivers returns the grams a search of kind with these gram sets drives
-// from: the rarest gram of each set, when every set has a rare one (see
-// RareBelow). ok is false when some set has none: the search should then
-// walk the list rather than fetch candidates. It reads at most RareBelow
-// index entries per gram.
-func Drivers(ctx context.Context, c *ent.Client, kind kinds.Kind, sets [][]string) (drivers []string, ok bool, err error) {
-	limit := RareBelowNow()
-	held := map[string]int{}
-	for _, set := range sets {
-		best, bestN := "", limit
-		for _, g := range set {
-			n, seen := held[g]
-			if !seen {
-				var rows []struct {
-					RecordID uuid.UUID `json:"record_id"`
-				}
-				err := c.SearchGram.Query().Where(searchgram.Gram(g), searchgram.RecordKind(string(kind))).
-					Limit(limit).Select(searchgram.FieldRecordID).Scan(ctx, &rows)
-				if err != nil {
-					return nil, false, fmt.Errorf("count gram: %w", err)
-				}
-				n = len(rows)
-				held[g] = n
-			}
-			if n < bestN {
-				best, bestN = g, n
-			}
-		}
-		if best == "" {
-			return nil, false, nil
-		}
-		drivers = append(drivers, best)
-	}
-	return drivers, true, nil
+// Plan is how a search uses the index: Drivers holds, per reading of the
+// query, the grams whose postings name the candidates (one rare gram, or
+// the two rarest, intersected). Walk says some reading has only common
+// grams: the list is walked in its own order and every row compared,
+// and since each of its grams is then held by many records the walk
+// meets matches soon.
+type Plan struct {
+	Walk    bool
+	Drivers [][]string
 }
 
-// Holding is the predicate "the row is a record of kind holding one of
-// grams" on s, a selector of the kind's table with the id column idCol.
-// It only narrows: the caller ANDs it with the comparison of the row's
-// own fields.
-func Holding(s *sql.Selector, idCol string, kind kinds.Kind, grams []string) *sql.Predicate {
-	t := sql.Table(searchgram.Table)
-	args := make([]any, len(grams))
-	for i, g := range grams {
-		args[i] = g
+// Choose reads how many records of kind hold each gram of the query's
+// readings (at most ten times RareBelow index entries per gram) and
+// chooses the plan.
+func Choose(ctx context.Context, c *ent.Client, kind kinds.Kind, sets [][]string) (Plan, error) {
+	rare := RareBelowNow()
+	pair := rare * (PairBelow / RareBelow)
+	held := map[string]int{}
+	var plan Plan
+	for _, set := range sets {
+		for _, g := range set {
+			if _, ok := held[g]; ok {
+				continue
+			}
+			n, err := postings(ctx, c, kind, g, pair)
+			if err != nil {
+				return Plan{}, err
+			}
+			held[g] = n
+		}
+		byCount := slices.Clone(set)
+		slices.SortStableFunc(byCount, func(a, b string) int { return held[a] - held[b] })
+		switch {
+		case held[byCount[0]] < rare:
+			plan.Drivers = append(plan.Drivers, byCount[:1])
+		case len(byCount) >= 2 && held[byCount[1]] < pair:
+			plan.Drivers = append(plan.Drivers, byCount[:2])
+		default:
+			return Plan{Walk: true}, nil
+		}
 	}
-	sub := sql.Dialect(s.Dialect()).Select(t.C(searchgram.FieldRecordID)).From(t).
-		Where(sql.And(sql.EQ(t.C(searchgram.FieldRecordKind), string(kind)), sql.In(t.C(searchgram.FieldGram), args...)))
-	return sql.In(s.C(idCol), sub)
+	return plan, nil
+}
+
+// postings counts the records of kind holding gram, up to limit.
+func postings(ctx context.Context, c *ent.Client, kind kinds.Kind, gram string, limit int) (int, error) {
+	var out []struct {
+		N int `json:"n"`
+	}
+	err := c.SearchGram.Query().Modify(func(s *sql.Selector) {
+		t := sql.Table(searchgram.Table)
+		sub := sql.Dialect(s.Dialect()).Select(t.C(searchgram.FieldRecordID)).From(t).
+			Where(sql.And(sql.EQ(t.C(searchgram.FieldGram), gram), sql.EQ(t.C(searchgram.FieldRecordKind), string(kind)))).
+			Limit(limit)
+		s.From(sub.As("held")).Select(sql.As(sql.Count("*"), "n"))
+	}).Scan(ctx, &out)
+	if err != nil {
+		return 0, fmt.Errorf("count postings: %w", err)
+	}
+	if len(out) != 1 {
+		return 0, fmt.Errorf("count postings: %d rows", len(out))
+	}
+	return out[0].N, nil
+}
+
+// Candidates is the predicate "the row is a record of kind holding every
+// gram of one of the plan's driver sets" on s, a selector of the kind's
+// table with the id column idCol. It only narrows: the caller ANDs it with
+// the comparison of the row's own fields.
+func (p Plan) Candidates(s *sql.Selector, idCol string, kind kinds.Kind) *sql.Predicate {
+	b := sql.Dialect(s.Dialect())
+	var union *sql.Selector
+	for _, set := range p.Drivers {
+		t := sql.Table(searchgram.Table)
+		grams := make([]any, len(set))
+		for i, g := range set {
+			grams[i] = g
+		}
+		sub := b.Select(t.C(searchgram.FieldRecordID)).From(t).
+			Where(sql.And(sql.EQ(t.C(searchgram.FieldRecordKind), string(kind)), sql.In(t.C(searchgram.FieldGram), grams...)))
+		if len(set) > 1 {
+			// (gram, kind, record) is unique, so a record holding
+			// every gram of the set has one row per gram.
+			sub.GroupBy(t.C(searchgram.FieldRecordID)).
+				Having(sql.P(func(b *sql.Builder) { b.WriteString("COUNT(*) = ").Arg(len(set)) }))
+		}
+		if union == nil {
+			union = sub
+		} else {
+			union.Union(sub)
+		}
+	}
+	if union == nil {
+		return sql.False()
+	}
+	return sql.In(s.C(idCol), union)
 }
