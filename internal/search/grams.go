@@ -17,8 +17,10 @@
 //     a phone search needs four digits at least, and two-digit grams
 //     would each hold a tenth of all records.
 //
-// A query of n characters looks up its n-1 text grams (or its phone
-// grams) and keeps the records holding all of them.
+// A record matching a query of n characters holds all n-1 of its text
+// grams (or its phone grams). Which of them a search reads depends on how
+// many records hold each (see Choose): the rarest one, the two rarest
+// intersected, or none, walking the list instead.
 package search
 
 import (
