@@ -32,6 +32,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/poolruleversion"
 	"github.com/shoalcrm/shoal/ent/reclaimwarning"
 	"github.com/shoalcrm/shoal/ent/refreshtoken"
+	"github.com/shoalcrm/shoal/ent/searchgram"
 	"github.com/shoalcrm/shoal/ent/setting"
 	"github.com/shoalcrm/shoal/ent/signingkey"
 	"github.com/shoalcrm/shoal/ent/tag"
@@ -80,6 +81,8 @@ type Client struct {
 	ReclaimWarning *ReclaimWarningClient
 	// RefreshToken is the client for interacting with the RefreshToken builders.
 	RefreshToken *RefreshTokenClient
+	// SearchGram is the client for interacting with the SearchGram builders.
+	SearchGram *SearchGramClient
 	// Setting is the client for interacting with the Setting builders.
 	Setting *SettingClient
 	// SigningKey is the client for interacting with the SigningKey builders.
@@ -118,6 +121,7 @@ func (c *Client) init() {
 	c.PoolRuleVersion = NewPoolRuleVersionClient(c.config)
 	c.ReclaimWarning = NewReclaimWarningClient(c.config)
 	c.RefreshToken = NewRefreshTokenClient(c.config)
+	c.SearchGram = NewSearchGramClient(c.config)
 	c.Setting = NewSettingClient(c.config)
 	c.SigningKey = NewSigningKeyClient(c.config)
 	c.Tag = NewTagClient(c.config)
@@ -232,6 +236,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		PoolRuleVersion: NewPoolRuleVersionClient(cfg),
 		ReclaimWarning:  NewReclaimWarningClient(cfg),
 		RefreshToken:    NewRefreshTokenClient(cfg),
+		SearchGram:      NewSearchGramClient(cfg),
 		Setting:         NewSettingClient(cfg),
 		SigningKey:      NewSigningKeyClient(cfg),
 		Tag:             NewTagClient(cfg),
@@ -273,6 +278,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		PoolRuleVersion: NewPoolRuleVersionClient(cfg),
 		ReclaimWarning:  NewReclaimWarningClient(cfg),
 		RefreshToken:    NewRefreshTokenClient(cfg),
+		SearchGram:      NewSearchGramClient(cfg),
 		Setting:         NewSettingClient(cfg),
 		SigningKey:      NewSigningKeyClient(cfg),
 		Tag:             NewTagClient(cfg),
@@ -310,7 +316,7 @@ func (c *Client) Use(hooks ...Hook) {
 		c.APIKey, c.AuditEvent, c.ClaimRequest, c.ClaimTally, c.Contact, c.Cooldown,
 		c.Customer, c.DedupeKey, c.DomainEvent, c.FollowUp, c.Handover, c.Lead,
 		c.OwnershipChange, c.Pool, c.PoolRuleVersion, c.ReclaimWarning, c.RefreshToken,
-		c.Setting, c.SigningKey, c.Tag, c.Team, c.User,
+		c.SearchGram, c.Setting, c.SigningKey, c.Tag, c.Team, c.User,
 	} {
 		n.Use(hooks...)
 	}
@@ -323,7 +329,7 @@ func (c *Client) Intercept(interceptors ...Interceptor) {
 		c.APIKey, c.AuditEvent, c.ClaimRequest, c.ClaimTally, c.Contact, c.Cooldown,
 		c.Customer, c.DedupeKey, c.DomainEvent, c.FollowUp, c.Handover, c.Lead,
 		c.OwnershipChange, c.Pool, c.PoolRuleVersion, c.ReclaimWarning, c.RefreshToken,
-		c.Setting, c.SigningKey, c.Tag, c.Team, c.User,
+		c.SearchGram, c.Setting, c.SigningKey, c.Tag, c.Team, c.User,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -366,6 +372,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.ReclaimWarning.mutate(ctx, m)
 	case *RefreshTokenMutation:
 		return c.RefreshToken.mutate(ctx, m)
+	case *SearchGramMutation:
+		return c.SearchGram.mutate(ctx, m)
 	case *SettingMutation:
 		return c.Setting.mutate(ctx, m)
 	case *SigningKeyMutation:
@@ -2642,6 +2650,139 @@ func (c *RefreshTokenClient) mutate(ctx context.Context, m *RefreshTokenMutation
 	}
 }
 
+// SearchGramClient is a client for the SearchGram schema.
+type SearchGramClient struct {
+	config
+}
+
+// NewSearchGramClient returns a client for the SearchGram from the given config.
+func NewSearchGramClient(c config) *SearchGramClient {
+	return &SearchGramClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `searchgram.Hooks(f(g(h())))`.
+func (c *SearchGramClient) Use(hooks ...Hook) {
+	c.hooks.SearchGram = append(c.hooks.SearchGram, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `searchgram.Intercept(f(g(h())))`.
+func (c *SearchGramClient) Intercept(interceptors ...Interceptor) {
+	c.inters.SearchGram = append(c.inters.SearchGram, interceptors...)
+}
+
+// Create returns a builder for creating a SearchGram entity.
+func (c *SearchGramClient) Create() *SearchGramCreate {
+	mutation := newSearchGramMutation(c.config, OpCreate)
+	return &SearchGramCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of SearchGram entities.
+func (c *SearchGramClient) CreateBulk(builders ...*SearchGramCreate) *SearchGramCreateBulk {
+	return &SearchGramCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *SearchGramClient) MapCreateBulk(slice any, setFunc func(*SearchGramCreate, int)) *SearchGramCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &SearchGramCreateBulk{err: fmt.Errorf("calling to SearchGramClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*SearchGramCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &SearchGramCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for SearchGram.
+func (c *SearchGramClient) Update() *SearchGramUpdate {
+	mutation := newSearchGramMutation(c.config, OpUpdate)
+	return &SearchGramUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *SearchGramClient) UpdateOne(_m *SearchGram) *SearchGramUpdateOne {
+	mutation := newSearchGramMutation(c.config, OpUpdateOne, withSearchGram(_m))
+	return &SearchGramUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *SearchGramClient) UpdateOneID(id int) *SearchGramUpdateOne {
+	mutation := newSearchGramMutation(c.config, OpUpdateOne, withSearchGramID(id))
+	return &SearchGramUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for SearchGram.
+func (c *SearchGramClient) Delete() *SearchGramDelete {
+	mutation := newSearchGramMutation(c.config, OpDelete)
+	return &SearchGramDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *SearchGramClient) DeleteOne(_m *SearchGram) *SearchGramDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *SearchGramClient) DeleteOneID(id int) *SearchGramDeleteOne {
+	builder := c.Delete().Where(searchgram.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &SearchGramDeleteOne{builder}
+}
+
+// Query returns a query builder for SearchGram.
+func (c *SearchGramClient) Query() *SearchGramQuery {
+	return &SearchGramQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeSearchGram},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a SearchGram entity by its id.
+func (c *SearchGramClient) Get(ctx context.Context, id int) (*SearchGram, error) {
+	return c.Query().Where(searchgram.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *SearchGramClient) GetX(ctx context.Context, id int) *SearchGram {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *SearchGramClient) Hooks() []Hook {
+	return c.hooks.SearchGram
+}
+
+// Interceptors returns the client interceptors.
+func (c *SearchGramClient) Interceptors() []Interceptor {
+	return c.inters.SearchGram
+}
+
+func (c *SearchGramClient) mutate(ctx context.Context, m *SearchGramMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&SearchGramCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&SearchGramUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&SearchGramUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&SearchGramDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown SearchGram mutation op: %q", m.Op())
+	}
+}
+
 // SettingClient is a client for the Setting schema.
 type SettingClient struct {
 	config
@@ -3312,14 +3453,14 @@ type (
 	hooks struct {
 		APIKey, AuditEvent, ClaimRequest, ClaimTally, Contact, Cooldown, Customer,
 		DedupeKey, DomainEvent, FollowUp, Handover, Lead, OwnershipChange, Pool,
-		PoolRuleVersion, ReclaimWarning, RefreshToken, Setting, SigningKey, Tag, Team,
-		User []ent.Hook
+		PoolRuleVersion, ReclaimWarning, RefreshToken, SearchGram, Setting, SigningKey,
+		Tag, Team, User []ent.Hook
 	}
 	inters struct {
 		APIKey, AuditEvent, ClaimRequest, ClaimTally, Contact, Cooldown, Customer,
 		DedupeKey, DomainEvent, FollowUp, Handover, Lead, OwnershipChange, Pool,
-		PoolRuleVersion, ReclaimWarning, RefreshToken, Setting, SigningKey, Tag, Team,
-		User []ent.Interceptor
+		PoolRuleVersion, ReclaimWarning, RefreshToken, SearchGram, Setting, SigningKey,
+		Tag, Team, User []ent.Interceptor
 	}
 )
 

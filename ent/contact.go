@@ -40,6 +40,8 @@ type Contact struct {
 	IsPrimary bool `json:"is_primary,omitempty"`
 	// Notes holds the value of the "notes" field.
 	Notes string `json:"notes,omitempty"`
+	// NameNorm holds the value of the "name_norm" field.
+	NameNorm string `json:"name_norm,omitempty"`
 	// PhoneNorm holds the value of the "phone_norm" field.
 	PhoneNorm string `json:"phone_norm,omitempty"`
 	// EmailNorm holds the value of the "email_norm" field.
@@ -56,7 +58,7 @@ func (*Contact) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullBool)
 		case contact.FieldVersion:
 			values[i] = new(sql.NullInt64)
-		case contact.FieldName, contact.FieldTitle, contact.FieldPhone, contact.FieldEmail, contact.FieldWechat, contact.FieldNotes, contact.FieldPhoneNorm, contact.FieldEmailNorm:
+		case contact.FieldName, contact.FieldTitle, contact.FieldPhone, contact.FieldEmail, contact.FieldWechat, contact.FieldNotes, contact.FieldNameNorm, contact.FieldPhoneNorm, contact.FieldEmailNorm:
 			values[i] = new(sql.NullString)
 		case contact.FieldCreatedAt, contact.FieldUpdatedAt:
 			values[i] = new(sql.NullTime)
@@ -149,6 +151,12 @@ func (_m *Contact) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.Notes = value.String
 			}
+		case contact.FieldNameNorm:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field name_norm", values[i])
+			} else if value.Valid {
+				_m.NameNorm = value.String
+			}
 		case contact.FieldPhoneNorm:
 			if value, ok := values[i].(*sql.NullString); !ok {
 				return fmt.Errorf("unexpected type %T for field phone_norm", values[i])
@@ -229,6 +237,9 @@ func (_m *Contact) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("notes=")
 	builder.WriteString(_m.Notes)
+	builder.WriteString(", ")
+	builder.WriteString("name_norm=")
+	builder.WriteString(_m.NameNorm)
 	builder.WriteString(", ")
 	builder.WriteString("phone_norm=")
 	builder.WriteString(_m.PhoneNorm)

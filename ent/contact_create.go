@@ -162,6 +162,20 @@ func (_c *ContactCreate) SetNillableNotes(v *string) *ContactCreate {
 	return _c
 }
 
+// SetNameNorm sets the "name_norm" field.
+func (_c *ContactCreate) SetNameNorm(v string) *ContactCreate {
+	_c.mutation.SetNameNorm(v)
+	return _c
+}
+
+// SetNillableNameNorm sets the "name_norm" field if the given value is not nil.
+func (_c *ContactCreate) SetNillableNameNorm(v *string) *ContactCreate {
+	if v != nil {
+		_c.SetNameNorm(*v)
+	}
+	return _c
+}
+
 // SetPhoneNorm sets the "phone_norm" field.
 func (_c *ContactCreate) SetPhoneNorm(v string) *ContactCreate {
 	_c.mutation.SetPhoneNorm(v)
@@ -275,6 +289,10 @@ func (_c *ContactCreate) defaults() {
 		v := contact.DefaultNotes
 		_c.mutation.SetNotes(v)
 	}
+	if _, ok := _c.mutation.NameNorm(); !ok {
+		v := contact.DefaultNameNorm
+		_c.mutation.SetNameNorm(v)
+	}
 	if _, ok := _c.mutation.PhoneNorm(); !ok {
 		v := contact.DefaultPhoneNorm
 		_c.mutation.SetPhoneNorm(v)
@@ -348,6 +366,9 @@ func (_c *ContactCreate) check() error {
 	}
 	if _, ok := _c.mutation.Notes(); !ok {
 		return &ValidationError{Name: "notes", err: errors.New(`ent: missing required field "Contact.notes"`)}
+	}
+	if _, ok := _c.mutation.NameNorm(); !ok {
+		return &ValidationError{Name: "name_norm", err: errors.New(`ent: missing required field "Contact.name_norm"`)}
 	}
 	if _, ok := _c.mutation.PhoneNorm(); !ok {
 		return &ValidationError{Name: "phone_norm", err: errors.New(`ent: missing required field "Contact.phone_norm"`)}
@@ -434,6 +455,10 @@ func (_c *ContactCreate) createSpec() (*Contact, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Notes(); ok {
 		_spec.SetField(contact.FieldNotes, field.TypeString, value)
 		_node.Notes = value
+	}
+	if value, ok := _c.mutation.NameNorm(); ok {
+		_spec.SetField(contact.FieldNameNorm, field.TypeString, value)
+		_node.NameNorm = value
 	}
 	if value, ok := _c.mutation.PhoneNorm(); ok {
 		_spec.SetField(contact.FieldPhoneNorm, field.TypeString, value)
@@ -606,6 +631,18 @@ func (u *ContactUpsert) SetNotes(v string) *ContactUpsert {
 // UpdateNotes sets the "notes" field to the value that was provided on create.
 func (u *ContactUpsert) UpdateNotes() *ContactUpsert {
 	u.SetExcluded(contact.FieldNotes)
+	return u
+}
+
+// SetNameNorm sets the "name_norm" field.
+func (u *ContactUpsert) SetNameNorm(v string) *ContactUpsert {
+	u.Set(contact.FieldNameNorm, v)
+	return u
+}
+
+// UpdateNameNorm sets the "name_norm" field to the value that was provided on create.
+func (u *ContactUpsert) UpdateNameNorm() *ContactUpsert {
+	u.SetExcluded(contact.FieldNameNorm)
 	return u
 }
 
@@ -817,6 +854,20 @@ func (u *ContactUpsertOne) SetNotes(v string) *ContactUpsertOne {
 func (u *ContactUpsertOne) UpdateNotes() *ContactUpsertOne {
 	return u.Update(func(s *ContactUpsert) {
 		s.UpdateNotes()
+	})
+}
+
+// SetNameNorm sets the "name_norm" field.
+func (u *ContactUpsertOne) SetNameNorm(v string) *ContactUpsertOne {
+	return u.Update(func(s *ContactUpsert) {
+		s.SetNameNorm(v)
+	})
+}
+
+// UpdateNameNorm sets the "name_norm" field to the value that was provided on create.
+func (u *ContactUpsertOne) UpdateNameNorm() *ContactUpsertOne {
+	return u.Update(func(s *ContactUpsert) {
+		s.UpdateNameNorm()
 	})
 }
 
@@ -1199,6 +1250,20 @@ func (u *ContactUpsertBulk) SetNotes(v string) *ContactUpsertBulk {
 func (u *ContactUpsertBulk) UpdateNotes() *ContactUpsertBulk {
 	return u.Update(func(s *ContactUpsert) {
 		s.UpdateNotes()
+	})
+}
+
+// SetNameNorm sets the "name_norm" field.
+func (u *ContactUpsertBulk) SetNameNorm(v string) *ContactUpsertBulk {
+	return u.Update(func(s *ContactUpsert) {
+		s.SetNameNorm(v)
+	})
+}
+
+// UpdateNameNorm sets the "name_norm" field to the value that was provided on create.
+func (u *ContactUpsertBulk) UpdateNameNorm() *ContactUpsertBulk {
+	return u.Update(func(s *ContactUpsert) {
+		s.UpdateNameNorm()
 	})
 }
 

@@ -154,6 +154,20 @@ func (_u *ContactUpdate) SetNillableNotes(v *string) *ContactUpdate {
 	return _u
 }
 
+// SetNameNorm sets the "name_norm" field.
+func (_u *ContactUpdate) SetNameNorm(v string) *ContactUpdate {
+	_u.mutation.SetNameNorm(v)
+	return _u
+}
+
+// SetNillableNameNorm sets the "name_norm" field if the given value is not nil.
+func (_u *ContactUpdate) SetNillableNameNorm(v *string) *ContactUpdate {
+	if v != nil {
+		_u.SetNameNorm(*v)
+	}
+	return _u
+}
+
 // SetPhoneNorm sets the "phone_norm" field.
 func (_u *ContactUpdate) SetPhoneNorm(v string) *ContactUpdate {
 	_u.mutation.SetPhoneNorm(v)
@@ -300,6 +314,9 @@ func (_u *ContactUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.Notes(); ok {
 		_spec.SetField(contact.FieldNotes, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.NameNorm(); ok {
+		_spec.SetField(contact.FieldNameNorm, field.TypeString, value)
 	}
 	if value, ok := _u.mutation.PhoneNorm(); ok {
 		_spec.SetField(contact.FieldPhoneNorm, field.TypeString, value)
@@ -450,6 +467,20 @@ func (_u *ContactUpdateOne) SetNotes(v string) *ContactUpdateOne {
 func (_u *ContactUpdateOne) SetNillableNotes(v *string) *ContactUpdateOne {
 	if v != nil {
 		_u.SetNotes(*v)
+	}
+	return _u
+}
+
+// SetNameNorm sets the "name_norm" field.
+func (_u *ContactUpdateOne) SetNameNorm(v string) *ContactUpdateOne {
+	_u.mutation.SetNameNorm(v)
+	return _u
+}
+
+// SetNillableNameNorm sets the "name_norm" field if the given value is not nil.
+func (_u *ContactUpdateOne) SetNillableNameNorm(v *string) *ContactUpdateOne {
+	if v != nil {
+		_u.SetNameNorm(*v)
 	}
 	return _u
 }
@@ -630,6 +661,9 @@ func (_u *ContactUpdateOne) sqlSave(ctx context.Context) (_node *Contact, err er
 	}
 	if value, ok := _u.mutation.Notes(); ok {
 		_spec.SetField(contact.FieldNotes, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.NameNorm(); ok {
+		_spec.SetField(contact.FieldNameNorm, field.TypeString, value)
 	}
 	if value, ok := _u.mutation.PhoneNorm(); ok {
 		_spec.SetField(contact.FieldPhoneNorm, field.TypeString, value)

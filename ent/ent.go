@@ -29,6 +29,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/poolruleversion"
 	"github.com/shoalcrm/shoal/ent/reclaimwarning"
 	"github.com/shoalcrm/shoal/ent/refreshtoken"
+	"github.com/shoalcrm/shoal/ent/searchgram"
 	"github.com/shoalcrm/shoal/ent/setting"
 	"github.com/shoalcrm/shoal/ent/signingkey"
 	"github.com/shoalcrm/shoal/ent/tag"
@@ -111,6 +112,7 @@ func checkColumn(t, c string) error {
 			poolruleversion.Table: poolruleversion.ValidColumn,
 			reclaimwarning.Table:  reclaimwarning.ValidColumn,
 			refreshtoken.Table:    refreshtoken.ValidColumn,
+			searchgram.Table:      searchgram.ValidColumn,
 			setting.Table:         setting.ValidColumn,
 			signingkey.Table:      signingkey.ValidColumn,
 			tag.Table:             tag.ValidColumn,

@@ -31,6 +31,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/reclaimwarning"
 	"github.com/shoalcrm/shoal/ent/refreshtoken"
 	"github.com/shoalcrm/shoal/ent/schema"
+	"github.com/shoalcrm/shoal/ent/searchgram"
 	"github.com/shoalcrm/shoal/ent/setting"
 	"github.com/shoalcrm/shoal/ent/signingkey"
 	"github.com/shoalcrm/shoal/ent/tag"
@@ -65,6 +66,7 @@ const (
 	TypePoolRuleVersion = "PoolRuleVersion"
 	TypeReclaimWarning  = "ReclaimWarning"
 	TypeRefreshToken    = "RefreshToken"
+	TypeSearchGram      = "SearchGram"
 	TypeSetting         = "Setting"
 	TypeSigningKey      = "SigningKey"
 	TypeTag             = "Tag"
@@ -3322,6 +3324,7 @@ type ContactMutation struct {
 	wechat        *string
 	is_primary    *bool
 	notes         *string
+	name_norm     *string
 	phone_norm    *string
 	email_norm    *string
 	clearedFields map[string]struct{}
@@ -3850,6 +3853,42 @@ func (m *ContactMutation) ResetNotes() {
 	m.notes = nil
 }
 
+// SetNameNorm sets the "name_norm" field.
+func (m *ContactMutation) SetNameNorm(s string) {
+	m.name_norm = &s
+}
+
+// NameNorm returns the value of the "name_norm" field in the mutation.
+func (m *ContactMutation) NameNorm() (r string, exists bool) {
+	v := m.name_norm
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNameNorm returns the old "name_norm" field's value of the Contact entity.
+// If the Contact object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ContactMutation) OldNameNorm(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNameNorm is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNameNorm requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNameNorm: %w", err)
+	}
+	return oldValue.NameNorm, nil
+}
+
+// ResetNameNorm resets all changes to the "name_norm" field.
+func (m *ContactMutation) ResetNameNorm() {
+	m.name_norm = nil
+}
+
 // SetPhoneNorm sets the "phone_norm" field.
 func (m *ContactMutation) SetPhoneNorm(s string) {
 	m.phone_norm = &s
@@ -3956,7 +3995,7 @@ func (m *ContactMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ContactMutation) Fields() []string {
-	fields := make([]string, 0, 13)
+	fields := make([]string, 0, 14)
 	if m.created_at != nil {
 		fields = append(fields, contact.FieldCreatedAt)
 	}
@@ -3989,6 +4028,9 @@ func (m *ContactMutation) Fields() []string {
 	}
 	if m.notes != nil {
 		fields = append(fields, contact.FieldNotes)
+	}
+	if m.name_norm != nil {
+		fields = append(fields, contact.FieldNameNorm)
 	}
 	if m.phone_norm != nil {
 		fields = append(fields, contact.FieldPhoneNorm)
@@ -4026,6 +4068,8 @@ func (m *ContactMutation) Field(name string) (ent.Value, bool) {
 		return m.IsPrimary()
 	case contact.FieldNotes:
 		return m.Notes()
+	case contact.FieldNameNorm:
+		return m.NameNorm()
 	case contact.FieldPhoneNorm:
 		return m.PhoneNorm()
 	case contact.FieldEmailNorm:
@@ -4061,6 +4105,8 @@ func (m *ContactMutation) OldField(ctx context.Context, name string) (ent.Value,
 		return m.OldIsPrimary(ctx)
 	case contact.FieldNotes:
 		return m.OldNotes(ctx)
+	case contact.FieldNameNorm:
+		return m.OldNameNorm(ctx)
 	case contact.FieldPhoneNorm:
 		return m.OldPhoneNorm(ctx)
 	case contact.FieldEmailNorm:
@@ -4150,6 +4196,13 @@ func (m *ContactMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetNotes(v)
+		return nil
+	case contact.FieldNameNorm:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetNameNorm(v)
 		return nil
 	case contact.FieldPhoneNorm:
 		v, ok := value.(string)
@@ -4261,6 +4314,9 @@ func (m *ContactMutation) ResetField(name string) error {
 		return nil
 	case contact.FieldNotes:
 		m.ResetNotes()
+		return nil
+	case contact.FieldNameNorm:
+		m.ResetNameNorm()
 		return nil
 	case contact.FieldPhoneNorm:
 		m.ResetPhoneNorm()
@@ -16220,6 +16276,440 @@ func (m *RefreshTokenMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *RefreshTokenMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown RefreshToken edge %s", name)
+}
+
+// SearchGramMutation represents an operation that mutates the SearchGram nodes in the graph.
+type SearchGramMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *int
+	gram          *string
+	record_kind   *string
+	record_id     *uuid.UUID
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*SearchGram, error)
+	predicates    []predicate.SearchGram
+}
+
+var _ ent.Mutation = (*SearchGramMutation)(nil)
+
+// searchgramOption allows management of the mutation configuration using functional options.
+type searchgramOption func(*SearchGramMutation)
+
+// newSearchGramMutation creates new mutation for the SearchGram entity.
+func newSearchGramMutation(c config, op Op, opts ...searchgramOption) *SearchGramMutation {
+	m := &SearchGramMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeSearchGram,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withSearchGramID sets the ID field of the mutation.
+func withSearchGramID(id int) searchgramOption {
+	return func(m *SearchGramMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *SearchGram
+		)
+		m.oldValue = func(ctx context.Context) (*SearchGram, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().SearchGram.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withSearchGram sets the old SearchGram of the mutation.
+func withSearchGram(node *SearchGram) searchgramOption {
+	return func(m *SearchGramMutation) {
+		m.oldValue = func(context.Context) (*SearchGram, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m SearchGramMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m SearchGramMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *SearchGramMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *SearchGramMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().SearchGram.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetGram sets the "gram" field.
+func (m *SearchGramMutation) SetGram(s string) {
+	m.gram = &s
+}
+
+// Gram returns the value of the "gram" field in the mutation.
+func (m *SearchGramMutation) Gram() (r string, exists bool) {
+	v := m.gram
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldGram returns the old "gram" field's value of the SearchGram entity.
+// If the SearchGram object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SearchGramMutation) OldGram(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldGram is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldGram requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldGram: %w", err)
+	}
+	return oldValue.Gram, nil
+}
+
+// ResetGram resets all changes to the "gram" field.
+func (m *SearchGramMutation) ResetGram() {
+	m.gram = nil
+}
+
+// SetRecordKind sets the "record_kind" field.
+func (m *SearchGramMutation) SetRecordKind(s string) {
+	m.record_kind = &s
+}
+
+// RecordKind returns the value of the "record_kind" field in the mutation.
+func (m *SearchGramMutation) RecordKind() (r string, exists bool) {
+	v := m.record_kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRecordKind returns the old "record_kind" field's value of the SearchGram entity.
+// If the SearchGram object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SearchGramMutation) OldRecordKind(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRecordKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRecordKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRecordKind: %w", err)
+	}
+	return oldValue.RecordKind, nil
+}
+
+// ResetRecordKind resets all changes to the "record_kind" field.
+func (m *SearchGramMutation) ResetRecordKind() {
+	m.record_kind = nil
+}
+
+// SetRecordID sets the "record_id" field.
+func (m *SearchGramMutation) SetRecordID(u uuid.UUID) {
+	m.record_id = &u
+}
+
+// RecordID returns the value of the "record_id" field in the mutation.
+func (m *SearchGramMutation) RecordID() (r uuid.UUID, exists bool) {
+	v := m.record_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRecordID returns the old "record_id" field's value of the SearchGram entity.
+// If the SearchGram object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SearchGramMutation) OldRecordID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRecordID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRecordID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRecordID: %w", err)
+	}
+	return oldValue.RecordID, nil
+}
+
+// ResetRecordID resets all changes to the "record_id" field.
+func (m *SearchGramMutation) ResetRecordID() {
+	m.record_id = nil
+}
+
+// Where appends a list predicates to the SearchGramMutation builder.
+func (m *SearchGramMutation) Where(ps ...predicate.SearchGram) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the SearchGramMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *SearchGramMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.SearchGram, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *SearchGramMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *SearchGramMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (SearchGram).
+func (m *SearchGramMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *SearchGramMutation) Fields() []string {
+	fields := make([]string, 0, 3)
+	if m.gram != nil {
+		fields = append(fields, searchgram.FieldGram)
+	}
+	if m.record_kind != nil {
+		fields = append(fields, searchgram.FieldRecordKind)
+	}
+	if m.record_id != nil {
+		fields = append(fields, searchgram.FieldRecordID)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *SearchGramMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case searchgram.FieldGram:
+		return m.Gram()
+	case searchgram.FieldRecordKind:
+		return m.RecordKind()
+	case searchgram.FieldRecordID:
+		return m.RecordID()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *SearchGramMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case searchgram.FieldGram:
+		return m.OldGram(ctx)
+	case searchgram.FieldRecordKind:
+		return m.OldRecordKind(ctx)
+	case searchgram.FieldRecordID:
+		return m.OldRecordID(ctx)
+	}
+	return nil, fmt.Errorf("unknown SearchGram field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *SearchGramMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case searchgram.FieldGram:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetGram(v)
+		return nil
+	case searchgram.FieldRecordKind:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRecordKind(v)
+		return nil
+	case searchgram.FieldRecordID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRecordID(v)
+		return nil
+	}
+	return fmt.Errorf("unknown SearchGram field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *SearchGramMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *SearchGramMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *SearchGramMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown SearchGram numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *SearchGramMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *SearchGramMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *SearchGramMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown SearchGram nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *SearchGramMutation) ResetField(name string) error {
+	switch name {
+	case searchgram.FieldGram:
+		m.ResetGram()
+		return nil
+	case searchgram.FieldRecordKind:
+		m.ResetRecordKind()
+		return nil
+	case searchgram.FieldRecordID:
+		m.ResetRecordID()
+		return nil
+	}
+	return fmt.Errorf("unknown SearchGram field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *SearchGramMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *SearchGramMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *SearchGramMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *SearchGramMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *SearchGramMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *SearchGramMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *SearchGramMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown SearchGram unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *SearchGramMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown SearchGram edge %s", name)
 }
 
 // SettingMutation represents an operation that mutates the Setting nodes in the graph.

@@ -24,6 +24,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/reclaimwarning"
 	"github.com/shoalcrm/shoal/ent/refreshtoken"
 	"github.com/shoalcrm/shoal/ent/schema"
+	"github.com/shoalcrm/shoal/ent/searchgram"
 	"github.com/shoalcrm/shoal/ent/setting"
 	"github.com/shoalcrm/shoal/ent/signingkey"
 	"github.com/shoalcrm/shoal/ent/tag"
@@ -202,12 +203,16 @@ func init() {
 	contactDescNotes := contactFields[7].Descriptor()
 	// contact.DefaultNotes holds the default value on creation for the notes field.
 	contact.DefaultNotes = contactDescNotes.Default.(string)
+	// contactDescNameNorm is the schema descriptor for name_norm field.
+	contactDescNameNorm := contactFields[8].Descriptor()
+	// contact.DefaultNameNorm holds the default value on creation for the name_norm field.
+	contact.DefaultNameNorm = contactDescNameNorm.Default.(string)
 	// contactDescPhoneNorm is the schema descriptor for phone_norm field.
-	contactDescPhoneNorm := contactFields[8].Descriptor()
+	contactDescPhoneNorm := contactFields[9].Descriptor()
 	// contact.DefaultPhoneNorm holds the default value on creation for the phone_norm field.
 	contact.DefaultPhoneNorm = contactDescPhoneNorm.Default.(string)
 	// contactDescEmailNorm is the schema descriptor for email_norm field.
-	contactDescEmailNorm := contactFields[9].Descriptor()
+	contactDescEmailNorm := contactFields[10].Descriptor()
 	// contact.DefaultEmailNorm holds the default value on creation for the email_norm field.
 	contact.DefaultEmailNorm = contactDescEmailNorm.Default.(string)
 	// contactDescID is the schema descriptor for id field.
@@ -604,6 +609,16 @@ func init() {
 	refreshtokenDescID := refreshtokenMixinFields0[0].Descriptor()
 	// refreshtoken.DefaultID holds the default value on creation for the id field.
 	refreshtoken.DefaultID = refreshtokenDescID.Default.(func() uuid.UUID)
+	searchgramFields := schema.SearchGram{}.Fields()
+	_ = searchgramFields
+	// searchgramDescGram is the schema descriptor for gram field.
+	searchgramDescGram := searchgramFields[0].Descriptor()
+	// searchgram.GramValidator is a validator for the "gram" field. It is called by the builders before save.
+	searchgram.GramValidator = searchgramDescGram.Validators[0].(func(string) error)
+	// searchgramDescRecordKind is the schema descriptor for record_kind field.
+	searchgramDescRecordKind := searchgramFields[1].Descriptor()
+	// searchgram.RecordKindValidator is a validator for the "record_kind" field. It is called by the builders before save.
+	searchgram.RecordKindValidator = searchgramDescRecordKind.Validators[0].(func(string) error)
 	settingMixin := schema.Setting{}.Mixin()
 	settingMixinFields0 := settingMixin[0].Fields()
 	_ = settingMixinFields0

@@ -48,6 +48,8 @@ type Tx struct {
 	ReclaimWarning *ReclaimWarningClient
 	// RefreshToken is the client for interacting with the RefreshToken builders.
 	RefreshToken *RefreshTokenClient
+	// SearchGram is the client for interacting with the SearchGram builders.
+	SearchGram *SearchGramClient
 	// Setting is the client for interacting with the Setting builders.
 	Setting *SettingClient
 	// SigningKey is the client for interacting with the SigningKey builders.
@@ -206,6 +208,7 @@ func (tx *Tx) init() {
 	tx.PoolRuleVersion = NewPoolRuleVersionClient(tx.config)
 	tx.ReclaimWarning = NewReclaimWarningClient(tx.config)
 	tx.RefreshToken = NewRefreshTokenClient(tx.config)
+	tx.SearchGram = NewSearchGramClient(tx.config)
 	tx.Setting = NewSettingClient(tx.config)
 	tx.SigningKey = NewSigningKeyClient(tx.config)
 	tx.Tag = NewTagClient(tx.config)

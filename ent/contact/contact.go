@@ -36,6 +36,8 @@ const (
 	FieldIsPrimary = "is_primary"
 	// FieldNotes holds the string denoting the notes field in the database.
 	FieldNotes = "notes"
+	// FieldNameNorm holds the string denoting the name_norm field in the database.
+	FieldNameNorm = "name_norm"
 	// FieldPhoneNorm holds the string denoting the phone_norm field in the database.
 	FieldPhoneNorm = "phone_norm"
 	// FieldEmailNorm holds the string denoting the email_norm field in the database.
@@ -58,6 +60,7 @@ var Columns = []string{
 	FieldWechat,
 	FieldIsPrimary,
 	FieldNotes,
+	FieldNameNorm,
 	FieldPhoneNorm,
 	FieldEmailNorm,
 }
@@ -103,6 +106,8 @@ var (
 	DefaultIsPrimary bool
 	// DefaultNotes holds the default value on creation for the "notes" field.
 	DefaultNotes string
+	// DefaultNameNorm holds the default value on creation for the "name_norm" field.
+	DefaultNameNorm string
 	// DefaultPhoneNorm holds the default value on creation for the "phone_norm" field.
 	DefaultPhoneNorm string
 	// DefaultEmailNorm holds the default value on creation for the "email_norm" field.
@@ -172,6 +177,11 @@ func ByIsPrimary(opts ...sql.OrderTermOption) OrderOption {
 // ByNotes orders the results by the notes field.
 func ByNotes(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldNotes, opts...).ToFunc()
+}
+
+// ByNameNorm orders the results by the name_norm field.
+func ByNameNorm(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldNameNorm, opts...).ToFunc()
 }
 
 // ByPhoneNorm orders the results by the phone_norm field.

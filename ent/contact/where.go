@@ -110,6 +110,11 @@ func Notes(v string) predicate.Contact {
 	return predicate.Contact(sql.FieldEQ(FieldNotes, v))
 }
 
+// NameNorm applies equality check predicate on the "name_norm" field. It's identical to NameNormEQ.
+func NameNorm(v string) predicate.Contact {
+	return predicate.Contact(sql.FieldEQ(FieldNameNorm, v))
+}
+
 // PhoneNorm applies equality check predicate on the "phone_norm" field. It's identical to PhoneNormEQ.
 func PhoneNorm(v string) predicate.Contact {
 	return predicate.Contact(sql.FieldEQ(FieldPhoneNorm, v))
@@ -678,6 +683,71 @@ func NotesEqualFold(v string) predicate.Contact {
 // NotesContainsFold applies the ContainsFold predicate on the "notes" field.
 func NotesContainsFold(v string) predicate.Contact {
 	return predicate.Contact(sql.FieldContainsFold(FieldNotes, v))
+}
+
+// NameNormEQ applies the EQ predicate on the "name_norm" field.
+func NameNormEQ(v string) predicate.Contact {
+	return predicate.Contact(sql.FieldEQ(FieldNameNorm, v))
+}
+
+// NameNormNEQ applies the NEQ predicate on the "name_norm" field.
+func NameNormNEQ(v string) predicate.Contact {
+	return predicate.Contact(sql.FieldNEQ(FieldNameNorm, v))
+}
+
+// NameNormIn applies the In predicate on the "name_norm" field.
+func NameNormIn(vs ...string) predicate.Contact {
+	return predicate.Contact(sql.FieldIn(FieldNameNorm, vs...))
+}
+
+// NameNormNotIn applies the NotIn predicate on the "name_norm" field.
+func NameNormNotIn(vs ...string) predicate.Contact {
+	return predicate.Contact(sql.FieldNotIn(FieldNameNorm, vs...))
+}
+
+// NameNormGT applies the GT predicate on the "name_norm" field.
+func NameNormGT(v string) predicate.Contact {
+	return predicate.Contact(sql.FieldGT(FieldNameNorm, v))
+}
+
+// NameNormGTE applies the GTE predicate on the "name_norm" field.
+func NameNormGTE(v string) predicate.Contact {
+	return predicate.Contact(sql.FieldGTE(FieldNameNorm, v))
+}
+
+// NameNormLT applies the LT predicate on the "name_norm" field.
+func NameNormLT(v string) predicate.Contact {
+	return predicate.Contact(sql.FieldLT(FieldNameNorm, v))
+}
+
+// NameNormLTE applies the LTE predicate on the "name_norm" field.
+func NameNormLTE(v string) predicate.Contact {
+	return predicate.Contact(sql.FieldLTE(FieldNameNorm, v))
+}
+
+// NameNormContains applies the Contains predicate on the "name_norm" field.
+func NameNormContains(v string) predicate.Contact {
+	return predicate.Contact(sql.FieldContains(FieldNameNorm, v))
+}
+
+// NameNormHasPrefix applies the HasPrefix predicate on the "name_norm" field.
+func NameNormHasPrefix(v string) predicate.Contact {
+	return predicate.Contact(sql.FieldHasPrefix(FieldNameNorm, v))
+}
+
+// NameNormHasSuffix applies the HasSuffix predicate on the "name_norm" field.
+func NameNormHasSuffix(v string) predicate.Contact {
+	return predicate.Contact(sql.FieldHasSuffix(FieldNameNorm, v))
+}
+
+// NameNormEqualFold applies the EqualFold predicate on the "name_norm" field.
+func NameNormEqualFold(v string) predicate.Contact {
+	return predicate.Contact(sql.FieldEqualFold(FieldNameNorm, v))
+}
+
+// NameNormContainsFold applies the ContainsFold predicate on the "name_norm" field.
+func NameNormContainsFold(v string) predicate.Contact {
+	return predicate.Contact(sql.FieldContainsFold(FieldNameNorm, v))
 }
 
 // PhoneNormEQ applies the EQ predicate on the "phone_norm" field.

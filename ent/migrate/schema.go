@@ -151,6 +151,7 @@ var (
 		{Name: "wechat", Type: field.TypeString, Size: 200, Default: ""},
 		{Name: "is_primary", Type: field.TypeBool, Default: false},
 		{Name: "notes", Type: field.TypeString, Size: 2147483647, Default: ""},
+		{Name: "name_norm", Type: field.TypeString, Default: ""},
 		{Name: "phone_norm", Type: field.TypeString, Default: ""},
 		{Name: "email_norm", Type: field.TypeString, Default: ""},
 	}
@@ -632,6 +633,31 @@ var (
 			},
 		},
 	}
+	// SearchGramsColumns holds the columns for the "search_grams" table.
+	SearchGramsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "gram", Type: field.TypeString, Size: 16},
+		{Name: "record_kind", Type: field.TypeString, Size: 32},
+		{Name: "record_id", Type: field.TypeUUID},
+	}
+	// SearchGramsTable holds the schema information for the "search_grams" table.
+	SearchGramsTable = &schema.Table{
+		Name:       "search_grams",
+		Columns:    SearchGramsColumns,
+		PrimaryKey: []*schema.Column{SearchGramsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "searchgram_gram_record_kind_record_id",
+				Unique:  true,
+				Columns: []*schema.Column{SearchGramsColumns[1], SearchGramsColumns[2], SearchGramsColumns[3]},
+			},
+			{
+				Name:    "searchgram_record_id",
+				Unique:  false,
+				Columns: []*schema.Column{SearchGramsColumns[3]},
+			},
+		},
+	}
 	// SettingsColumns holds the columns for the "settings" table.
 	SettingsColumns = []*schema.Column{
 		{Name: "key", Type: field.TypeString},
@@ -773,6 +799,7 @@ var (
 		PoolRuleVersionsTable,
 		ReclaimWarningsTable,
 		RefreshTokensTable,
+		SearchGramsTable,
 		SettingsTable,
 		SigningKeysTable,
 		TagsTable,

@@ -57,6 +57,9 @@ type ReclaimWarning func(*sql.Selector)
 // RefreshToken is the predicate function for refreshtoken builders.
 type RefreshToken func(*sql.Selector)
 
+// SearchGram is the predicate function for searchgram builders.
+type SearchGram func(*sql.Selector)
+
 // Setting is the predicate function for setting builders.
 type Setting func(*sql.Selector)
 

@@ -24,6 +24,8 @@ func (Contact) Fields() []ent.Field {
 		field.String("wechat").Default("").MaxLen(200),
 		field.Bool("is_primary").Default(false),
 		field.Text("notes").Default(""),
+		// name_norm is the name as search compares it (dedupe.Name).
+		field.String("name_norm").Default(""),
 		field.String("phone_norm").Default(""),
 		field.String("email_norm").Default(""),
 	}

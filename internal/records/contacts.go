@@ -19,6 +19,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/events"
 	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/listing"
+	"github.com/shoalcrm/shoal/internal/search"
 	"github.com/shoalcrm/shoal/internal/store"
 )
 
@@ -76,6 +77,9 @@ func (s *Service) insertContact(ctx context.Context, tx *ent.Tx, p *auth.Princip
 	if err := c.Exec(ctx); err != nil {
 		return id, fmt.Errorf("create contact: %w", err)
 	}
+	if err := search.Reindex(ctx, tx, kinds.Customer, customerID); err != nil {
+		return id, err
+	}
 	return id, s.emit(ctx, tx, p, events.ContactCreated, events.KindContact, id, events.Contact{CustomerID: customerID})
 }
 
@@ -100,6 +104,7 @@ func (s *Service) demotePrimary(ctx context.Context, tx *ent.Tx, customerID uuid
 func setContactFields(m *ent.ContactMutation, in ContactInput) {
 	if in.Name != nil {
 		m.SetName(deref(in.Name))
+		m.SetNameNorm(search.NormName(*in.Name))
 	}
 	setReach(m, in.Phone, in.Email)
 	if in.Title != nil {
@@ -275,7 +280,7 @@ func (s *Service) UpdateContact(ctx context.Context, p *auth.Principal, id uuid.
 		if err := upd.Exec(ctx); err != nil {
 			return fmt.Errorf("update contact: %w", err)
 		}
-		return nil
+		return search.Reindex(ctx, tx, kinds.Customer, ct.CustomerID)
 	})
 	if err != nil {
 		return nil, s.reportRace(ctx, p, err)
@@ -300,6 +305,9 @@ func (s *Service) DeleteContact(ctx context.Context, p *auth.Principal, id uuid.
 		}
 		if err := tx.Contact.DeleteOneID(id).Exec(ctx); err != nil {
 			return fmt.Errorf("delete contact: %w", err)
+		}
+		if err := search.Reindex(ctx, tx, kinds.Customer, ct.CustomerID); err != nil {
+			return err
 		}
 		return s.emit(ctx, tx, p, events.ContactDeleted, events.KindContact, id, events.Contact{CustomerID: ct.CustomerID})
 	})

@@ -9,6 +9,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
+	"github.com/shoalcrm/shoal/internal/kinds"
+	"github.com/shoalcrm/shoal/internal/search"
 )
 
 // CustomerFromLead writes in tx the customer a lead converts into, with
@@ -33,10 +35,14 @@ func (s *Service) CustomerFromLead(ctx context.Context, tx *ent.Tx, l *ent.Lead,
 	}
 	contactID := uuid.Must(uuid.NewV7())
 	primary := true
-	c := tx.Contact.Create().SetID(contactID).SetCustomerID(id).SetName(l.Name)
-	setContactFields(c.Mutation(), ContactInput{Phone: &l.Phone, Email: &l.Email, IsPrimary: &primary})
+	c := tx.Contact.Create().SetID(contactID).SetCustomerID(id)
+	setContactFields(c.Mutation(), ContactInput{Name: &l.Name, Phone: &l.Phone, Email: &l.Email, IsPrimary: &primary})
 	if err := c.Exec(ctx); err != nil {
 		return fmt.Errorf("create contact: %w", err)
+	}
+	// The customer and its contact are searchable from the start.
+	if err := search.Reindex(ctx, tx, kinds.Customer, id); err != nil {
+		return err
 	}
 	return moveLeadKeys(ctx, tx, l.ID, id, contactID, name)
 }

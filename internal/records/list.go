@@ -2,7 +2,6 @@ package records
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"entgo.io/ent/dialect/sql"
@@ -10,13 +9,14 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
+	"github.com/shoalcrm/shoal/ent/contact"
 	"github.com/shoalcrm/shoal/ent/customer"
 	"github.com/shoalcrm/shoal/ent/lead"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
-	"github.com/shoalcrm/shoal/internal/dedupe"
 	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/listing"
+	"github.com/shoalcrm/shoal/internal/search"
 )
 
 // Filter narrows a list of leads or customers. Pointers are optional.
@@ -71,7 +71,9 @@ var (
 // the common record columns; leads and customers differ in what q looks
 // at. A condition on a maskable field never matches rows on which a shows
 // that field masked.
-func (f Filter) predicate(me uuid.UUID, isLead bool, a access) (func(*sql.Selector), error) {
+//
+// plan is how q's substring search uses the index (nil: no search).
+func (f Filter) predicate(me uuid.UUID, isLead bool, a access, plan *search.Plan) (func(*sql.Selector), error) {
 	var owner *uuid.UUID
 	ownerNone := false
 	if f.Owner != nil {
@@ -90,31 +92,14 @@ func (f Filter) predicate(me uuid.UUID, isLead bool, a access) (func(*sql.Select
 	}
 	var qPred func(*sql.Selector) *sql.Predicate
 	if f.Q != nil {
-		q := strings.TrimSpace(*f.Q)
+		q := search.Parse(*f.Q)
 		switch {
-		case strings.Contains(q, "@"):
-			v := dedupe.Email(q)
-			if isLead {
-				qPred = func(s *sql.Selector) *sql.Predicate {
-					return a.unmasked(s, "email", sql.EQ(s.C(lead.FieldEmailNorm), v))
-				}
-			} else {
-				qPred = func(s *sql.Selector) *sql.Predicate { return sql.False() }
-			}
-		case looksLikePhone(q):
-			v := dedupe.Phone(q)
-			if isLead {
-				qPred = func(s *sql.Selector) *sql.Predicate {
-					return a.unmasked(s, "phone", sql.EQ(s.C(lead.FieldPhoneNorm), v))
-				}
-			} else {
-				qPred = func(s *sql.Selector) *sql.Predicate { return sql.False() }
-			}
-		default:
-			v := dedupe.Name(q)
-			if v == "" {
-				return nil, apperr.Invalidf("query.q", "invalid", "q has nothing to search for")
-			}
+		case q.Indexed() && plan != nil:
+			qPred = func(s *sql.Selector) *sql.Predicate { return searchPredicate(s, a, isLead, q, *plan) }
+		case q.Text != "":
+			// One character: too short for a gram, so it stays the
+			// prefix search it was, on the indexed name columns.
+			v := q.Text
 			qPred = func(s *sql.Selector) *sql.Predicate {
 				name := a.unmasked(s, "name", sql.HasPrefix(s.C(lead.FieldNameNorm), v))
 				if isLead {
@@ -122,6 +107,8 @@ func (f Filter) predicate(me uuid.UUID, isLead bool, a access) (func(*sql.Select
 				}
 				return name
 			}
+		default:
+			return nil, apperr.Invalidf("query.q", "invalid", "q has nothing to search for")
 		}
 	}
 	// Leads and customers share the record columns; their names are
@@ -173,15 +160,72 @@ func (f Filter) predicate(me uuid.UUID, isLead bool, a access) (func(*sql.Select
 	}, nil
 }
 
-// looksLikePhone reports whether q is mostly digits.
-func looksLikePhone(q string) bool {
-	digits := 0
-	for _, r := range q {
-		if r >= '0' && r <= '9' || r >= '０' && r <= '９' {
-			digits++
+// searchPredicate is q's substring search on s (leads or customers): the
+// records the index names as candidates, of which those where some field
+// the caller sees unmasked holds q. Leads are searched in their name,
+// company, email and phone; customers in their name and their contacts'
+// names, emails and phones, a contact's field masked as its customer's
+// field of the same name is (see masker.contact).
+func searchPredicate(s *sql.Selector, a access, isLead bool, q search.Query, plan search.Plan) *sql.Predicate {
+	var fields []*sql.Predicate
+	own := func(field, col, v string) {
+		fields = append(fields, a.unmasked(s, field, search.Contains(s.C(col), v)))
+	}
+	contacts := func(field, col, v string) {
+		t := sql.Table(contact.Table)
+		has := sql.Exists(sql.Dialect(s.Dialect()).Select(t.C(contact.FieldID)).From(t).Where(sql.And(
+			sql.ColumnsEQ(t.C(contact.FieldCustomerID), s.C(customer.FieldID)),
+			search.Contains(t.C(col), v))))
+		fields = append(fields, a.unmasked(s, field, has))
+	}
+	kind := kinds.Customer
+	if isLead {
+		kind = kinds.Lead
+		if q.TextIndexed() {
+			own("name", lead.FieldNameNorm, q.Text)
+			own("company", lead.FieldCompanyNorm, q.Text)
+		}
+		if q.EmailIndexed() {
+			own("email", lead.FieldEmailNorm, q.Email)
+		}
+		if q.Phone != "" {
+			own("phone", lead.FieldPhoneNorm, q.Phone)
+		}
+	} else {
+		if q.TextIndexed() {
+			own("name", customer.FieldNameNorm, q.Text)
+			contacts("name", contact.FieldNameNorm, q.Text)
+		}
+		if q.EmailIndexed() {
+			contacts("email", contact.FieldEmailNorm, q.Email)
+		}
+		if q.Phone != "" {
+			contacts("phone", contact.FieldPhoneNorm, q.Phone)
 		}
 	}
-	return digits >= 5 && digits*2 >= len([]rune(q))
+	match := sql.Or(fields...)
+	if plan.Walk {
+		return match
+	}
+	return sql.And(plan.Candidates(s, lead.FieldID, kind), match)
+}
+
+// planSearch chooses the plan of f's search, if any (search.Choose), by
+// reading how many records hold each of its grams (a bounded read of the
+// index).
+func (s *Service) planSearch(ctx context.Context, kind kinds.Kind, f Filter) (*search.Plan, error) {
+	if f.Q == nil {
+		return nil, nil
+	}
+	q := search.Parse(*f.Q)
+	if !q.Indexed() {
+		return nil, nil
+	}
+	plan, err := search.Choose(ctx, s.store.Reader, kind, q.GramSets())
+	if err != nil {
+		return nil, err
+	}
+	return &plan, nil
 }
 
 // listPredicates builds the scope and filter predicates of a list; the
@@ -192,6 +236,10 @@ func (s *Service) listPredicates(ctx context.Context, p *auth.Principal, kind st
 		return
 	}
 	scope = a.scope
-	filter, err = f.predicate(principalUser(p), kinds.Kind(kind) == kinds.Lead, a)
+	plan, err := s.planSearch(ctx, kinds.Kind(kind), f)
+	if err != nil {
+		return
+	}
+	filter, err = f.predicate(principalUser(p), kinds.Kind(kind) == kinds.Lead, a, plan)
 	return
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/etag"
 	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/listing"
+	"github.com/shoalcrm/shoal/internal/search"
 	"github.com/shoalcrm/shoal/internal/store"
 )
 
@@ -205,7 +206,7 @@ func (k *ownedKind[R, In]) create(ctx context.Context, s *Service, p *auth.Princ
 			if err := k.insert(ctx, tx, id, in, func(m placedMutation) { placeRow(m, id, poolID, owner, now) }); err != nil {
 				return fmt.Errorf("create %s: %w", k.kind, err)
 			}
-			return nil
+			return search.Reindex(ctx, tx, k.kind, id)
 		})
 		place = how
 		return err
@@ -345,7 +346,10 @@ func (k *ownedKind[R, In]) updateFields(ctx context.Context, s *Service, p *auth
 		if err := s.emitUpdated(ctx, tx, p, string(k.kind), id, m); err != nil {
 			return err
 		}
-		return exec(ctx)
+		if err := exec(ctx); err != nil {
+			return err
+		}
+		return search.Reindex(ctx, tx, k.kind, id)
 	})
 	if err != nil {
 		return nil, s.reportRace(ctx, p, err)

@@ -266,6 +266,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err := s.migrateMoney(ctx); err != nil {
 		return err
 	}
+	if err := s.migrateSearch(ctx); err != nil {
+		return err
+	}
 	return s.migrateRiver(ctx)
 }
 
