@@ -1126,6 +1126,29 @@ type CustomerList struct {
 	Total *int64 `json:"total,omitempty"`
 }
 
+// CustomerMerge defines model for CustomerMerge.
+type CustomerMerge struct {
+	// Fields For each field named, the id of the record (the survivor or one of mergedIds) whose value the survivor takes; a field not named keeps the survivor's value.
+	Fields *struct {
+		Address     *openapi_types.UUID `json:"address,omitempty"`
+		CreditLevel *openapi_types.UUID `json:"creditLevel,omitempty"`
+		CreditLimit *openapi_types.UUID `json:"creditLimit,omitempty"`
+		Grade       *openapi_types.UUID `json:"grade,omitempty"`
+		Industry    *openapi_types.UUID `json:"industry,omitempty"`
+		Name        *openapi_types.UUID `json:"name,omitempty"`
+		Region      *openapi_types.UUID `json:"region,omitempty"`
+		Source      *openapi_types.UUID `json:"source,omitempty"`
+		Tags        *openapi_types.UUID `json:"tags,omitempty"`
+		Website     *openapi_types.UUID `json:"website,omitempty"`
+	} `json:"fields,omitempty"`
+
+	// MergedIds The customers merged into the survivor (distinct, not the survivor).
+	MergedIds []openapi_types.UUID `json:"mergedIds"`
+
+	// SurvivorId The customer that stays; it keeps its id.
+	SurvivorId openapi_types.UUID `json:"survivorId"`
+}
+
 // CustomerStatus defines model for CustomerStatus.
 type CustomerStatus string
 
@@ -1437,6 +1460,28 @@ type LeadList struct {
 	Total *int64 `json:"total,omitempty"`
 }
 
+// LeadMerge defines model for LeadMerge.
+type LeadMerge struct {
+	// Fields For each field named, the id of the record (the survivor or one of mergedIds) whose value the survivor takes; a field not named keeps the survivor's value.
+	Fields *struct {
+		Company  *openapi_types.UUID `json:"company,omitempty"`
+		Email    *openapi_types.UUID `json:"email,omitempty"`
+		Industry *openapi_types.UUID `json:"industry,omitempty"`
+		Name     *openapi_types.UUID `json:"name,omitempty"`
+		Notes    *openapi_types.UUID `json:"notes,omitempty"`
+		Phone    *openapi_types.UUID `json:"phone,omitempty"`
+		Region   *openapi_types.UUID `json:"region,omitempty"`
+		Source   *openapi_types.UUID `json:"source,omitempty"`
+		Tags     *openapi_types.UUID `json:"tags,omitempty"`
+	} `json:"fields,omitempty"`
+
+	// MergedIds The leads merged into the survivor (distinct, not the survivor).
+	MergedIds []openapi_types.UUID `json:"mergedIds"`
+
+	// SurvivorId The lead that stays; it keeps its id.
+	SurvivorId openapi_types.UUID `json:"survivorId"`
+}
+
 // LeadStatus defines model for LeadStatus.
 type LeadStatus string
 
@@ -1463,6 +1508,55 @@ type LoginRequest struct {
 
 // LongText defines model for LongText.
 type LongText = string
+
+// MergeProblem defines model for MergeProblem.
+type MergeProblem struct {
+	// Code Stable machine code; never changes with language.
+	//
+	// Example: cap_exceeded
+	Code string `json:"code"`
+
+	// Detail Human explanation in the caller's language.
+	Detail    *string           `json:"detail,omitempty"`
+	Errors    *[]FieldError     `json:"errors,omitempty"`
+	Instance  *string           `json:"instance,omitempty"`
+	Matches   *[]DuplicateMatch `json:"matches,omitempty"`
+	RequestId *string           `json:"requestId,omitempty"`
+	Status    int32             `json:"status"`
+
+	// SurvivorId On `merged_into`, the id of the survivor.
+	SurvivorId *openapi_types.UUID `json:"survivorId,omitempty"`
+	Title      string              `json:"title"`
+
+	// Type A URI reference naming the problem type.
+	//
+	// Example: https://shoal.dev/problems/cap_exceeded
+	Type string `json:"type"`
+}
+
+// MergedIntoProblem defines model for MergedIntoProblem.
+type MergedIntoProblem struct {
+	// Code Stable machine code; never changes with language.
+	//
+	// Example: cap_exceeded
+	Code string `json:"code"`
+
+	// Detail Human explanation in the caller's language.
+	Detail    *string       `json:"detail,omitempty"`
+	Errors    *[]FieldError `json:"errors,omitempty"`
+	Instance  *string       `json:"instance,omitempty"`
+	RequestId *string       `json:"requestId,omitempty"`
+	Status    int32         `json:"status"`
+
+	// SurvivorId On `merged_into`, the id of the survivor.
+	SurvivorId *openapi_types.UUID `json:"survivorId,omitempty"`
+	Title      string              `json:"title"`
+
+	// Type A URI reference naming the problem type.
+	//
+	// Example: https://shoal.dev/problems/cap_exceeded
+	Type string `json:"type"`
+}
 
 // Money An exact amount of money in yuan (CNY) as a decimal string, at most 15 integer digits and 2 decimals. Responses always carry two decimals ("1234.50"). More decimals are refused (400 validation_failed), never rounded; a JSON number is refused too, because a binary float cannot carry amounts like 0.10 exactly.
 //
@@ -2123,11 +2217,17 @@ type Conflict = Problem
 // Duplicate defines model for Duplicate.
 type Duplicate = DuplicateProblem
 
+// DuplicateOrMergedInto defines model for DuplicateOrMergedInto.
+type DuplicateOrMergedInto = MergeProblem
+
 // Error RFC 9457 problem details with a stable machine code.
 type Error = Problem
 
 // Forbidden RFC 9457 problem details with a stable machine code.
 type Forbidden = Problem
+
+// MergedInto defines model for MergedInto.
+type MergedInto = MergedIntoProblem
 
 // NotFound RFC 9457 problem details with a stable machine code.
 type NotFound = Problem
@@ -2276,6 +2376,12 @@ type ListCustomersParams struct {
 // ListCustomersParamsSort defines parameters for ListCustomers.
 type ListCustomersParamsSort string
 
+// MergeCustomersParams defines parameters for MergeCustomers.
+type MergeCustomersParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); optional, but when given a resource changed since answers 412 and nothing changes.
+	IfMatch *IfMatchOptional `json:"If-Match,omitempty"`
+}
+
 // UpdateCustomerParams defines parameters for UpdateCustomer.
 type UpdateCustomerParams struct {
 	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
@@ -2395,6 +2501,12 @@ type ListLeadsParams struct {
 
 // ListLeadsParamsSort defines parameters for ListLeads.
 type ListLeadsParamsSort string
+
+// MergeLeadsParams defines parameters for MergeLeads.
+type MergeLeadsParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); optional, but when given a resource changed since answers 412 and nothing changes.
+	IfMatch *IfMatchOptional `json:"If-Match,omitempty"`
+}
 
 // UpdateLeadParams defines parameters for UpdateLead.
 type UpdateLeadParams struct {
@@ -2552,6 +2664,9 @@ type CreateCustomerJSONRequestBody = CustomerCreate
 // BatchClaimCustomersJSONRequestBody defines body for BatchClaimCustomers for application/json ContentType.
 type BatchClaimCustomersJSONRequestBody = BatchClaimRequest
 
+// MergeCustomersJSONRequestBody defines body for MergeCustomers for application/json ContentType.
+type MergeCustomersJSONRequestBody = CustomerMerge
+
 // UpdateCustomerJSONRequestBody defines body for UpdateCustomer for application/json ContentType.
 type UpdateCustomerJSONRequestBody = CustomerUpdate
 
@@ -2587,6 +2702,9 @@ type CreateLeadJSONRequestBody = LeadCreate
 
 // BatchClaimLeadsJSONRequestBody defines body for BatchClaimLeads for application/json ContentType.
 type BatchClaimLeadsJSONRequestBody = BatchClaimRequest
+
+// MergeLeadsJSONRequestBody defines body for MergeLeads for application/json ContentType.
+type MergeLeadsJSONRequestBody = LeadMerge
 
 // UpdateLeadJSONRequestBody defines body for UpdateLead for application/json ContentType.
 type UpdateLeadJSONRequestBody = LeadUpdate
@@ -2725,6 +2843,9 @@ type ServerInterface interface {
 	// BatchClaimCustomers Claim several customers
 	// (POST /v1/customers/batch-claim)
 	BatchClaimCustomers(ctx echo.Context) error
+	// MergeCustomers Merge duplicate customers (合并)
+	// (POST /v1/customers/merge)
+	MergeCustomers(ctx echo.Context, params MergeCustomersParams) error
 	// GetCustomer Get a customer
 	// (GET /v1/customers/{id})
 	GetCustomer(ctx echo.Context, id IdPath) error
@@ -2785,6 +2906,9 @@ type ServerInterface interface {
 	// BatchClaimLeads Claim several leads
 	// (POST /v1/leads/batch-claim)
 	BatchClaimLeads(ctx echo.Context) error
+	// MergeLeads Merge duplicate leads (合并)
+	// (POST /v1/leads/merge)
+	MergeLeads(ctx echo.Context, params MergeLeadsParams) error
 	// GetLead Get a lead
 	// (GET /v1/leads/{id})
 	GetLead(ctx echo.Context, id IdPath) error
@@ -3381,6 +3505,35 @@ func (w *ServerInterfaceWrapper) BatchClaimCustomers(ctx echo.Context) error {
 	return err
 }
 
+// MergeCustomers converts echo context to params.
+func (w *ServerInterfaceWrapper) MergeCustomers(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params MergeCustomersParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatchOptional
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.MergeCustomers(ctx, params)
+	return err
+}
+
 // GetCustomer converts echo context to params.
 func (w *ServerInterfaceWrapper) GetCustomer(ctx echo.Context) error {
 	var err error
@@ -3916,6 +4069,35 @@ func (w *ServerInterfaceWrapper) BatchClaimLeads(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.BatchClaimLeads(ctx)
+	return err
+}
+
+// MergeLeads converts echo context to params.
+func (w *ServerInterfaceWrapper) MergeLeads(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params MergeLeadsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatchOptional
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.MergeLeads(ctx, params)
 	return err
 }
 
@@ -4769,10 +4951,12 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/audit-events", wrapper.ListAuditEvents, options.OperationMiddlewares["listAuditEvents"]...)
 	router.GET(options.BaseURL+"/v1/leads", wrapper.ListLeads, options.OperationMiddlewares["listLeads"]...)
 	router.POST(options.BaseURL+"/v1/leads", wrapper.CreateLead, options.OperationMiddlewares["createLead"]...)
+	router.POST(options.BaseURL+"/v1/leads/merge", wrapper.MergeLeads, options.OperationMiddlewares["mergeLeads"]...)
 	router.GET(options.BaseURL+"/v1/leads/:id", wrapper.GetLead, options.OperationMiddlewares["getLead"]...)
 	router.PATCH(options.BaseURL+"/v1/leads/:id", wrapper.UpdateLead, options.OperationMiddlewares["updateLead"]...)
 	router.GET(options.BaseURL+"/v1/customers", wrapper.ListCustomers, options.OperationMiddlewares["listCustomers"]...)
 	router.POST(options.BaseURL+"/v1/customers", wrapper.CreateCustomer, options.OperationMiddlewares["createCustomer"]...)
+	router.POST(options.BaseURL+"/v1/customers/merge", wrapper.MergeCustomers, options.OperationMiddlewares["mergeCustomers"]...)
 	router.GET(options.BaseURL+"/v1/customers/:id", wrapper.GetCustomer, options.OperationMiddlewares["getCustomer"]...)
 	router.PATCH(options.BaseURL+"/v1/customers/:id", wrapper.UpdateCustomer, options.OperationMiddlewares["updateCustomer"]...)
 	router.PUT(options.BaseURL+"/v1/customers/:id/deal-status", wrapper.UpdateCustomerDealStatus, options.OperationMiddlewares["updateCustomerDealStatus"]...)
@@ -4856,6 +5040,17 @@ type DuplicateApplicationProblemPlusJSONResponse struct {
 	Headers DuplicateResponseHeaders
 }
 
+type DuplicateOrMergedIntoResponseHeaders struct {
+	Location        *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+type DuplicateOrMergedIntoApplicationProblemPlusJSONResponse struct {
+	Body MergeProblem
+
+	Headers DuplicateOrMergedIntoResponseHeaders
+}
+
 type ErrorResponseHeaders struct {
 	RateLimit       *string
 	RateLimitPolicy *string
@@ -4875,6 +5070,17 @@ type ForbiddenApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers ForbiddenResponseHeaders
+}
+
+type MergedIntoResponseHeaders struct {
+	Location        *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+type MergedIntoApplicationProblemPlusJSONResponse struct {
+	Body MergedIntoProblem
+
+	Headers MergedIntoResponseHeaders
 }
 
 type NotFoundResponseHeaders struct {
@@ -8137,6 +8343,266 @@ func (response BatchClaimCustomersdefaultApplicationProblemPlusJSONResponse) Vis
 	return err
 }
 
+type MergeCustomersRequestObject struct {
+	Params MergeCustomersParams
+	Body   *MergeCustomersJSONRequestBody
+}
+
+type MergeCustomersResponseObject interface {
+	VisitMergeCustomersResponse(w http.ResponseWriter) error
+}
+
+type MergeCustomers200ResponseHeaders struct {
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type MergeCustomers200JSONResponse struct {
+	Body    Customer
+	Headers MergeCustomers200ResponseHeaders
+}
+
+func (response MergeCustomers200JSONResponse) VisitMergeCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeCustomers400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response MergeCustomers400ApplicationProblemPlusJSONResponse) VisitMergeCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeCustomers401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response MergeCustomers401ApplicationProblemPlusJSONResponse) VisitMergeCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeCustomers403ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type MergeCustomers403ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers MergeCustomers403ResponseHeaders
+}
+
+func (response MergeCustomers403ApplicationProblemPlusJSONResponse) VisitMergeCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeCustomers404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response MergeCustomers404ApplicationProblemPlusJSONResponse) VisitMergeCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeCustomers409ResponseHeaders struct {
+	Location        *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type MergeCustomers409ApplicationProblemPlusJSONResponse struct {
+	Body    MergeProblem
+	Headers MergeCustomers409ResponseHeaders
+}
+
+func (response MergeCustomers409ApplicationProblemPlusJSONResponse) VisitMergeCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeCustomers412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response MergeCustomers412ApplicationProblemPlusJSONResponse) VisitMergeCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeCustomers415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response MergeCustomers415ApplicationProblemPlusJSONResponse) VisitMergeCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeCustomers429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response MergeCustomers429ApplicationProblemPlusJSONResponse) VisitMergeCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeCustomersdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response MergeCustomersdefaultApplicationProblemPlusJSONResponse) VisitMergeCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetCustomerRequestObject struct {
 	Id IdPath `json:"id"`
 }
@@ -8264,6 +8730,31 @@ func (response GetCustomer404ApplicationProblemPlusJSONResponse) VisitGetCustome
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomer409ApplicationProblemPlusJSONResponse struct {
+	MergedIntoApplicationProblemPlusJSONResponse
+}
+
+func (response GetCustomer409ApplicationProblemPlusJSONResponse) VisitGetCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -8452,7 +8943,7 @@ func (response UpdateCustomer404ApplicationProblemPlusJSONResponse) VisitUpdateC
 }
 
 type UpdateCustomer409ApplicationProblemPlusJSONResponse struct {
-	DuplicateApplicationProblemPlusJSONResponse
+	DuplicateOrMergedIntoApplicationProblemPlusJSONResponse
 }
 
 func (response UpdateCustomer409ApplicationProblemPlusJSONResponse) VisitUpdateCustomerResponse(w http.ResponseWriter) error {
@@ -8462,6 +8953,9 @@ func (response UpdateCustomer409ApplicationProblemPlusJSONResponse) VisitUpdateC
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -8728,6 +9222,7 @@ func (response AssignCustomer404ApplicationProblemPlusJSONResponse) VisitAssignC
 }
 
 type AssignCustomer409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -8744,6 +9239,9 @@ func (response AssignCustomer409ApplicationProblemPlusJSONResponse) VisitAssignC
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -8986,6 +9484,7 @@ func (response ClaimCustomer404ApplicationProblemPlusJSONResponse) VisitClaimCus
 }
 
 type ClaimCustomer409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -9002,6 +9501,9 @@ func (response ClaimCustomer409ApplicationProblemPlusJSONResponse) VisitClaimCus
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -9860,6 +10362,7 @@ func (response FreezeCustomer404ApplicationProblemPlusJSONResponse) VisitFreezeC
 }
 
 type FreezeCustomer409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -9876,6 +10379,9 @@ func (response FreezeCustomer409ApplicationProblemPlusJSONResponse) VisitFreezeC
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -10275,6 +10781,7 @@ func (response InvalidateCustomer404ApplicationProblemPlusJSONResponse) VisitInv
 }
 
 type InvalidateCustomer409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -10291,6 +10798,9 @@ func (response InvalidateCustomer409ApplicationProblemPlusJSONResponse) VisitInv
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -10512,6 +11022,7 @@ func (response RestoreCustomer404ApplicationProblemPlusJSONResponse) VisitRestor
 }
 
 type RestoreCustomer409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -10528,6 +11039,9 @@ func (response RestoreCustomer409ApplicationProblemPlusJSONResponse) VisitRestor
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -10721,6 +11235,7 @@ func (response ReturnCustomer404ApplicationProblemPlusJSONResponse) VisitReturnC
 }
 
 type ReturnCustomer409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -10737,6 +11252,9 @@ func (response ReturnCustomer409ApplicationProblemPlusJSONResponse) VisitReturnC
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -10959,6 +11477,7 @@ func (response TransferCustomer404ApplicationProblemPlusJSONResponse) VisitTrans
 }
 
 type TransferCustomer409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -10975,6 +11494,9 @@ func (response TransferCustomer409ApplicationProblemPlusJSONResponse) VisitTrans
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -11189,6 +11711,7 @@ func (response UnfreezeCustomer404ApplicationProblemPlusJSONResponse) VisitUnfre
 }
 
 type UnfreezeCustomer409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -11205,6 +11728,9 @@ func (response UnfreezeCustomer409ApplicationProblemPlusJSONResponse) VisitUnfre
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -12384,6 +12910,266 @@ func (response BatchClaimLeadsdefaultApplicationProblemPlusJSONResponse) VisitBa
 	return err
 }
 
+type MergeLeadsRequestObject struct {
+	Params MergeLeadsParams
+	Body   *MergeLeadsJSONRequestBody
+}
+
+type MergeLeadsResponseObject interface {
+	VisitMergeLeadsResponse(w http.ResponseWriter) error
+}
+
+type MergeLeads200ResponseHeaders struct {
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type MergeLeads200JSONResponse struct {
+	Body    Lead
+	Headers MergeLeads200ResponseHeaders
+}
+
+func (response MergeLeads200JSONResponse) VisitMergeLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeLeads400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response MergeLeads400ApplicationProblemPlusJSONResponse) VisitMergeLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeLeads401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response MergeLeads401ApplicationProblemPlusJSONResponse) VisitMergeLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeLeads403ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type MergeLeads403ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers MergeLeads403ResponseHeaders
+}
+
+func (response MergeLeads403ApplicationProblemPlusJSONResponse) VisitMergeLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeLeads404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response MergeLeads404ApplicationProblemPlusJSONResponse) VisitMergeLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeLeads409ResponseHeaders struct {
+	Location        *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type MergeLeads409ApplicationProblemPlusJSONResponse struct {
+	Body    MergeProblem
+	Headers MergeLeads409ResponseHeaders
+}
+
+func (response MergeLeads409ApplicationProblemPlusJSONResponse) VisitMergeLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeLeads412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response MergeLeads412ApplicationProblemPlusJSONResponse) VisitMergeLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeLeads415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response MergeLeads415ApplicationProblemPlusJSONResponse) VisitMergeLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeLeads429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response MergeLeads429ApplicationProblemPlusJSONResponse) VisitMergeLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeLeadsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response MergeLeadsdefaultApplicationProblemPlusJSONResponse) VisitMergeLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetLeadRequestObject struct {
 	Id IdPath `json:"id"`
 }
@@ -12511,6 +13297,31 @@ func (response GetLead404ApplicationProblemPlusJSONResponse) VisitGetLeadRespons
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetLead409ApplicationProblemPlusJSONResponse struct {
+	MergedIntoApplicationProblemPlusJSONResponse
+}
+
+func (response GetLead409ApplicationProblemPlusJSONResponse) VisitGetLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -12699,7 +13510,7 @@ func (response UpdateLead404ApplicationProblemPlusJSONResponse) VisitUpdateLeadR
 }
 
 type UpdateLead409ApplicationProblemPlusJSONResponse struct {
-	DuplicateApplicationProblemPlusJSONResponse
+	DuplicateOrMergedIntoApplicationProblemPlusJSONResponse
 }
 
 func (response UpdateLead409ApplicationProblemPlusJSONResponse) VisitUpdateLeadResponse(w http.ResponseWriter) error {
@@ -12709,6 +13520,9 @@ func (response UpdateLead409ApplicationProblemPlusJSONResponse) VisitUpdateLeadR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -12975,6 +13789,7 @@ func (response AssignLead404ApplicationProblemPlusJSONResponse) VisitAssignLeadR
 }
 
 type AssignLead409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -12991,6 +13806,9 @@ func (response AssignLead409ApplicationProblemPlusJSONResponse) VisitAssignLeadR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -13233,6 +14051,7 @@ func (response ClaimLead404ApplicationProblemPlusJSONResponse) VisitClaimLeadRes
 }
 
 type ClaimLead409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -13249,6 +14068,9 @@ func (response ClaimLead409ApplicationProblemPlusJSONResponse) VisitClaimLeadRes
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -13444,6 +14266,7 @@ func (response ConvertLead404ApplicationProblemPlusJSONResponse) VisitConvertLea
 }
 
 type ConvertLead409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -13460,6 +14283,9 @@ func (response ConvertLead409ApplicationProblemPlusJSONResponse) VisitConvertLea
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -13675,6 +14501,7 @@ func (response FreezeLead404ApplicationProblemPlusJSONResponse) VisitFreezeLeadR
 }
 
 type FreezeLead409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -13691,6 +14518,9 @@ func (response FreezeLead409ApplicationProblemPlusJSONResponse) VisitFreezeLeadR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -14090,6 +14920,7 @@ func (response InvalidateLead404ApplicationProblemPlusJSONResponse) VisitInvalid
 }
 
 type InvalidateLead409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -14106,6 +14937,9 @@ func (response InvalidateLead409ApplicationProblemPlusJSONResponse) VisitInvalid
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -14327,6 +15161,7 @@ func (response RestoreLead404ApplicationProblemPlusJSONResponse) VisitRestoreLea
 }
 
 type RestoreLead409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -14343,6 +15178,9 @@ func (response RestoreLead409ApplicationProblemPlusJSONResponse) VisitRestoreLea
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -14536,6 +15374,7 @@ func (response ReturnLead404ApplicationProblemPlusJSONResponse) VisitReturnLeadR
 }
 
 type ReturnLead409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -14552,6 +15391,9 @@ func (response ReturnLead409ApplicationProblemPlusJSONResponse) VisitReturnLeadR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -14774,6 +15616,7 @@ func (response TransferLead404ApplicationProblemPlusJSONResponse) VisitTransferL
 }
 
 type TransferLead409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -14790,6 +15633,9 @@ func (response TransferLead409ApplicationProblemPlusJSONResponse) VisitTransferL
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -15004,6 +15850,7 @@ func (response UnfreezeLead404ApplicationProblemPlusJSONResponse) VisitUnfreezeL
 }
 
 type UnfreezeLead409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -15020,6 +15867,9 @@ func (response UnfreezeLead409ApplicationProblemPlusJSONResponse) VisitUnfreezeL
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -20130,6 +20980,9 @@ type StrictServerInterface interface {
 	// BatchClaimCustomers Claim several customers
 	// (POST /v1/customers/batch-claim)
 	BatchClaimCustomers(ctx context.Context, request BatchClaimCustomersRequestObject) (BatchClaimCustomersResponseObject, error)
+	// MergeCustomers Merge duplicate customers (合并)
+	// (POST /v1/customers/merge)
+	MergeCustomers(ctx context.Context, request MergeCustomersRequestObject) (MergeCustomersResponseObject, error)
 	// GetCustomer Get a customer
 	// (GET /v1/customers/{id})
 	GetCustomer(ctx context.Context, request GetCustomerRequestObject) (GetCustomerResponseObject, error)
@@ -20190,6 +21043,9 @@ type StrictServerInterface interface {
 	// BatchClaimLeads Claim several leads
 	// (POST /v1/leads/batch-claim)
 	BatchClaimLeads(ctx context.Context, request BatchClaimLeadsRequestObject) (BatchClaimLeadsResponseObject, error)
+	// MergeLeads Merge duplicate leads (合并)
+	// (POST /v1/leads/merge)
+	MergeLeads(ctx context.Context, request MergeLeadsRequestObject) (MergeLeadsResponseObject, error)
 	// GetLead Get a lead
 	// (GET /v1/leads/{id})
 	GetLead(ctx context.Context, request GetLeadRequestObject) (GetLeadResponseObject, error)
@@ -21014,6 +21870,54 @@ func (sh *strictHandler) BatchClaimCustomers(ctx echo.Context) error {
 	return nil
 }
 
+// MergeCustomers operation middleware
+func (sh *strictHandler) MergeCustomers(ctx echo.Context, params MergeCustomersParams) error {
+	var request MergeCustomersRequestObject
+
+	request.Params = params
+
+	var body MergeCustomersJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.MergeCustomers(ctx.Request().Context(), request.(MergeCustomersRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "MergeCustomers")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(MergeCustomersResponseObject); ok {
+		return validResponse.VisitMergeCustomersResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetCustomer operation middleware
 func (sh *strictHandler) GetCustomer(ctx echo.Context, id IdPath) error {
 	var request GetCustomerRequestObject
@@ -21789,6 +22693,54 @@ func (sh *strictHandler) BatchClaimLeads(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(BatchClaimLeadsResponseObject); ok {
 		return validResponse.VisitBatchClaimLeadsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// MergeLeads operation middleware
+func (sh *strictHandler) MergeLeads(ctx echo.Context, params MergeLeadsParams) error {
+	var request MergeLeadsRequestObject
+
+	request.Params = params
+
+	var body MergeLeadsJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.MergeLeads(ctx.Request().Context(), request.(MergeLeadsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "MergeLeads")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(MergeLeadsResponseObject); ok {
+		return validResponse.VisitMergeLeadsResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -23346,341 +24298,380 @@ func (sh *strictHandler) UpdateUser(ctx echo.Context, id IdPath, params UpdateUs
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L1tbxxJmhj4V+JqDYjszaIoSurpJjEw2GypR9PqFpei3OvtkpnBzKiqGGZFVEdEslTd1mH8YcdzhzNs",
-	"wF4bhz3cLgbnuy+LhY2zb4DZXex/Wbh7Zj7tXzjEExH5VpFVWcUqvkj5SWJlvD4R8by/fNeJ+GjMGWFK",
-	"dva/65A3eDROCPwfJ4LgeHrGJ4zE+geZjkZYTDv7ndMhQYJEXMTItkJDLBFmSDcWO52gc4mTlOheEY9J",
-	"Z78yWtCJicI0aTaWVFilsrP/aPfjoKOoSvSAR5z1ExqpTtBR07H+ZajUWO7fvy+HHCc7Mbm8Pxb8PCEj",
-	"eb88+9u3Qeccx2eCfJMSqXx7gw+ISjTCSZ+LEYl9myoOMrMl/xD5XnbzvXyCY3SSjbN4O8V59WYiPD4j",
-	"byJC4upJ/XOeoiG+1OvB0ZDEaMpTgSI8RrxvwS71f9WQSnRBmXebpeEL+1xp8KsfZmk5sP0E09FZxHkS",
-	"8wmbBYAgKhWMxIgLlHCpzILspRMkIkwlU4RZjEZ4ihhXCEZEVCE8wJShKVFeuJTnrUBmXbOuAWDldWqQ",
-	"xZgm07OEjqg6s6e34OIoHuPpPWkXCT1RnwuzqzHniQ9CvmnmXaBGk1wdIL5lGagofI4lOUsZvsQ0wecJ",
-	"mcUOrpV+24WGB/rExRQlWPlRoHf0CtpoOraDwePdhzkMXhJxSSOCXpXGbwIOz8IAHuk4oRFWFSAculs8",
-	"oWqI1JAgiUcEMTwiARoPOSP6zpMRpkmG08kbKpX0giWbpACLq02xhhuSLUrDoc/FOY1j4sEt7u2OidBI",
-	"3txUPiYCK8qZb7/5YJWXsHiofF+FU39aGG/xxvLZYWOCkG/JGWVnY+wjhOY7GqVSIcJiRBmcRT9VqSDe",
-	"zZUHrNzuhcNd/eAqCyhsUnF+lnA2qN3lhKdJjBIsFdLtiEY72KxQox6Ek4RP5JxdZzP4t918/LWBIVuR",
-	"gQP/lrCFSJ8nMcKaa2FTZLpktBxLTeL1RfVDwTN+Fds3Hn0dMPCsRwOCMpn2+zSihKkzGfHxDJKnEh0e",
-	"P0MXRKPc6EIaDKRbwv+yR4kYIbFEW5LYz3LbBxnPhKUrcsXp1oAWPCs0kFJEMJxU8D9DKSNvxiRSJEZE",
-	"CC4Qj6JUCBIfaP5FM/DnhDCU8MHAzzpnIxeR/grj5oSwwE8/s4MjTRGJQE/0UA3hYJdldn+JExqfRYLE",
-	"hCmKE1kGxBOgP1ygMZZyoskVlWgiOBv4tzw7XGH38wfLz/hBvs9XDKdqyAX9Fl5ak+3NLqG001RILmYx",
-	"pPldL0gTKE19gThJA14qZVp3yqVxK3ix6ahrkZkqSynuWpC+IHJ4pvhFlcQbUQ4+I/isV2v7AQfyZkzF",
-	"/L2XR58RExuNvd7TL69IQyLhA8rO1FBwpZIZaZ9zi68xTUiMoDHCSpHRWMmFbG917CIElhs5g8JegSTo",
-	"Mb7QY9jLIBuBorooDQTG1Vmfp8yr7JA8FRFBMSfmtgKzqU9pWuDcNF6mXlExH3vmAiw5cn4VHuVA+JIr",
-	"9NQOv3jz+WKybQOprFXy2BdqWtVuz4zhV+3MjHB18l6Y023DXvBF+7DN6jbiRpm7k8IY69mKm9XtZb7a",
-	"TVNCxuvVbfkI/l1U+69nD7l6Tf9lpoIfKyTlBUumhrPR3wIEWD8da/FVEwQuEGYIxyPK4AFEQ8wGpKg/",
-	"qdtyacrCztcy4RrYrJk1aliN9S8spprDOzOYcO65m9XFSFIWEcASWv5FVB2gPlHRMNMg+aDkm6z+iiw1",
-	"VQafB3s5fI4L86Gnbr7FkPKtcwZYgnyTahLpYd/TcYyVUcNSQUCf/Kzf/QLrRQ8JjonIVQtmw/ckenKK",
-	"BwuBlk1aZeGvNGVO2z6qAd5JPu+S4MtWrAEosCJGJqql81a1vJi0l8by0fXakdZIykuLgB2aB7aYptXT",
-	"s/IQtYRgneSsPGVhHw2IWoFpjDi7JEL5WdLKiLX7qhtvbbssErsSN3omSCr9+K/IKE+wzNR+uv2BkZiJ",
-	"lPqlZGKiIJf8og4UnlnnMufLz7kert27UgM4eCVnmqiMCYupT7dlNOnOGlXcQ0wiGtcBZ3bkquzWZNx1",
-	"3JfZlcDeearIWQ3H/iVHMo2GiLB4zCnzMuTVAQrb83VfA9ddnVFvw4i6Z+epnNbg4kwZEA1JdCERFgRR",
-	"hsaCDwSRGWKVQy5U4lXLFefw4ejlZ1ir8aG4PA0ShQdnRpNfNTooPHAEVDPheEQaWBcKw5XMC40Gu/r9",
-	"LUxvNicGRPP6OFL00mNbMg00fsn0Iqapf2/l0SpPdO5Y69haefbC/niqznjfr1qdWRdPlaQxMcZj6DJn",
-	"r6WR5+/XP+4amHjfUvTm0yJmL+36CyolZQNNTx1pLWjgfNtNy1Qi2+fikdZDdErzm83JdDzmmhM4G5GY",
-	"4vIOX+WfNcugCFNIz+LfW3WowgbnDZQLGI+LW8s7fKFHQ6fTMWm4yepC9E4BqniBMGbIXqazGQGTr/mB",
-	"w+NnsG6BIy/dmR29xnGkwdhr0YvOLkgDYULwxZmjDLMAKKqoFeeGOATw34SzgflfxEcjzgIE9ntrwMXG",
-	"tgGGWx94yvNWQLO2WdcCuPJSAWiCs8HZmPNksQYKYWP0M0o+hgfep1IYcYE2yj/eGrBdYQlv9SaNJAvE",
-	"+QhHQ9I90jfSbDkmMhJ0rC9TZ78TMt6VigsSIs4QuSRiijCTE2P4VCjCQlAtJxsGG9YbDckIUMsIv3lO",
-	"2EANO/sP4JTMQqUSjgXUkvPspAY2Y0EkYQqu9T2JLonQTHoAviROJl92vuc8wmYS35yvTp4bV6eCSjcS",
-	"BFvJKddUKJGSmon3/BOfYEWea/nWP3OEk4SIezLDHOdprOkg45NA33zKUCxwX3UpUf2uPmk8pl0tNYPQ",
-	"3LUH2n2wu99jYa+j6WevcyB+/PhHB+rHD0K0xQUKex08pp+Taa9z8A8//7/D7X0UijCT71FC+ipAoQqR",
-	"BMWDRClTNNHw6DG7ICrRZMgTYjVG6KXG7TM3g4MqLlVDTdMiDT83S49tYaDu96QVyYzezppOtwNjMtQ7",
-	"jpI01hKasSuhcXqe0Ci3o8qdHuuseAjdY57QaOo/C7tTuN54PE4okVc5g29+vLe7ezD58aNwH2F0nkYX",
-	"ROlbFn5TAD1MJkifJonU2G+cEEWSKaKsx8JJfiBbYyIMcwQeVRqAMkD6xwsyhd8sIOW2PRvgj8Ns5+EK",
-	"UNOiQ/ewr4wGuAywl3ZhiqMJpgqdkz4XxIgb1Fo9s7n6XIywMobjh3udQE9OR+mos//Rh4DGR5SZv/OF",
-	"UKbIwCpZv/rqq+5h4VbNLucFQ492H8ALjob6TbEBOdC359HuQxTOGshDtHXy9Ah9+KPHu9sFg31+IY0t",
-	"fx+FnxAsiDC388c9jzdArxOY3j/udRKCY7k/EVSRXiesRVIPfQB/G3TGWOARUQ5DayndErWXQAue0sR7",
-	"GKAhz+4UOOZQiTT9AEJCdZtvUiK0DKmlJZgWiEtxgTHp4zTRx5SrDQjTp/J14Rc8Hgt+CayPID8Da3/n",
-	"te/6HBkE+lTw0eyK7UeEwViG+1az6FtpVBjHe6lirEhX0RExF8sB+dHunFWd8vo1mau8YDmnfB2LySz2",
-	"lfMc42/SzMTeF3ykOQRBLilPJRrjAbknUcjIG2VGCGsX60z33mv4GHT9M6t6Fh9j/dlPnS15NNYzmHOs",
-	"W2dT0nguxfwngvQ7+50/uJ/7rt83X+X9Z4YTe9YHEu9fgGYcDET0qwV/LLBqbIUfhIbbBuX91LEN2wdO",
-	"px+jrUd7HwFe5KlCVAXo0YM9NBkSVqH8RbvJdrZNg+bzjTpWZElOxO7uBWwKJ2vbJbcDBug8VWZXA3pJ",
-	"NG/p35kl2hKggFms6e1Qi6emlVz7xg1hP+XKt+vDRGr2P2UK4SQxe9SLcf5lWxHXuA2joxevvjzdrrvw",
-	"tDhJcX12PeecJwQzu6A4lUpM67Dqkzc40ty5aVU/o/m+JHH9nLJ4LjrXTPusA75vBfpbp+kbe5mea6QN",
-	"YjYwxn7e9BgPCJL021o0CKyPn3w83g3mUPy9Er1/4KX3LyaMiDrohCMSBghbVVEMwmLIONM0XQMNeE64",
-	"NLW3BMy3z+Ja8vyhJsVKEaH7/outEfmXevx/+fVu92Pc7R92n3Zff/fww7fb/6TjO9pjzpMFlNrc6cmQ",
-	"S4KGfGR9SLVkDG7DrBbsut2z5qdtMeofwSCzh6wZzzdO8gE1KhiNRmONWraYPsOEShJvB5ZbJ/Akyi7c",
-	"dUv9Zu6LGFGW4Qs/8zmgnM1/mgLa1M1vvi75LF9y4XkN+lfNFB4gjDSLpxFT2A2R5EJJpNsa9mgHfWoe",
-	"AQq7lk84VLXEWfcuLc8xW1nXTtDpFv8wRmr7ofgH+G6Yn/P/arLxlCcJn7wam2+VX177IaBJxXzAG3JS",
-	"vy/9dUnAn+JB3Zwn9rlEWIBsYR6JMqZ33wIUHtSyPN7JXxlQ+llV+7EJq5oWxrk6d2gn9rGqbk3zWdU0",
-	"G+CqiwGDpRxzJk144Sc4Psnj76yqF+IOxyb0gnLmtFB/+DNp9C7F+MRKBJ8Ph7nm5YC5GhXv3AH8WtJm",
-	"GPTYbMLAwMcP1yp8i8regt6tpBDyzWzb3s8b1mgwGnV27WH9mYmo+aGtBUq5D3xkVyBzbxpwEWcqF1dv",
-	"CbA+LcZPrXDFS/FXc+9nOV6pGcSz1c0B/SHKRrZ2Uc1GxwSF2e/h9gEKrUARAgug2RJs77FRf96S8zBx",
-	"AKudRTEUYu5RlEIIrnz3D5nRG4Ea8eTpEfr40eMfIbtQZEwC8haB+GkxVG4FMJdC7ebCuRDJVhfSs+Cc",
-	"vCEva8FWRie/IKJvH4XZHsIDpM+4n2m0e+yCTI1u14QEYatflIbX1xBHA4GZkuUYoaDHfMrKwIoKoYkb",
-	"CtGIjM6JQFtabActfVhVkYa5HnTbvutMzWnVziakDQLXEFVGP3wLLqJf3TtvjJn2cLBfcvXUuRetcJdL",
-	"7klz72LFK+iqV9B5MDmtTWYNrdzLPKrglmCPosPr04wzWwH0NT7Vcw+hzuV4TVyeV4FGje+c0cwZwupZ",
-	"hiaxTrU2yd2yb+nBnRS8sq96dEUP7+aHV3J4vvLxZU7cVBYUwZ7Dch/D7Vt0MtYv71U5o8EqzGhNcoT5",
-	"fGldaoG1PCobKRhhprGZwhfEquGNRMX4ZB98Qrx+jpT1tCAxGCp3mAVXxHDbocxyRgYII9ab0J/7aZL0",
-	"mOOHPTsNt3cQmECNzA/jGY06S4H68r4zz94i2lkx2s7tXmj61upgnmTOmytcsrL359yrVXGtXAOnzdVQ",
-	"HxIegDd37hhqTzif8Pbj41POv8BsmgVSrHYa1ViRuecxE4dx9SdeF0ay+DW9C2/pVcWfdIUDrLqkzj3A",
-	"GZ/PKx/gYm/VW/JcCk6k4EMKtq1VQe5xlF0Ad58b6lp1i+c8nmZx9n2EEcwDjrWVDBOaiGY6npmV3SLO",
-	"JgMRrOMwvsQsIkcJjy4KamUcG9YMJ8dC71FRfUh9nEgSdMaFn77rWMxR9TX68FHR8vjwweOHH+7uNrA/",
-	"5ozr19nQubGEgwVVg+IQvOoM31tcTm6zWU3fHrgRPpk2sfAFHZNtQDafkKWJ5QGNg8bMAmjcbOYES/VK",
-	"LrPXhVMb68X8yb/Ubd4Gzh4KGQ+TF/3O/teLF/26ugYTmdqnb/zOGH0qpNJsgsCRIkI6g6kkkSDgwgwW",
-	"3QGj0jzICzJF5+AwUDQq75WMyuCse/b1YfdPcPfb3e7HZ93Xf+gxJ+u7CCFpa4Sv0QGBWlSRkVzoMWC0",
-	"azDPM9PhwYfZsFgIPJ15NOAEBOeYgTabNyg8j/pHZZyxlkQDSz+DNd29xc9kPTAfUeb+qhxA0EkZ/SYl",
-	"9jPc6sqZ2OOwK1kE+SXelMWCb4PvZrGyIDWOz/qNUCVJ0t9BL4d8whBnETlAElKLKYQlCg8tR2OIm3HE",
-	"DMHd44+7h8fPup+TaVh5ZQ/2Plrlmc3ifL3wWRi9zqD0nBoiVd5xdriNTjkDXOGYi+Zx+7aCTu7pt/Bu",
-	"5i1n3iRM4D13KemArUZ5nStNo1cgCLZM17y2J6ZVdf1uJu8O0piqJ5eW2yuvEEeKi3XQCBjIMZfOVyOV",
-	"4Bpn/Ov185pKRUb6F8bZdMRT6XGzCDr4CqxBQglTh3EsiJQV94YPH5Vu/9e73Y8Pu09xt7+z//oDL3lx",
-	"cSkVL4nd8jj/otdLNedUM0hTZiHjVBcsG3e/Pez+SQ1B5KmK+Kh0CDKNIg2MoNPHNEmFiS5k1OuanMVe",
-	"mzsxB3l8/T91/+eaHbvYnHm+7Y8//rjIae56fNtd0OXMUqoQyRBYt2ZBZhx3O+v5DgfbDxZjQSDiWHWK",
-	"N794hvlRzH+Sa0GV+QO/eXSZKm5Q5hcQ6FUlbz/hk8zFjzBFhPFZcokihVN8KK4poLXlyQMU8n4/RFsY",
-	"MTLpMd34nkTWq3IbJQRfGiPeCBk3xx0ESWetx5kLEkZmbz0W2i/hvg0HgN91O5xIjjA6Pjw9+gnqU5LE",
-	"AZoMiSAIn0vCFBoRzGSPpczpxkC/6V4b7/c7EMTP4hN+TvWnhGCpnnMc17y4T7CKhsV4hiWpDI2bXxWD",
-	"agqMkxX4VuecaI34V9yVBNfX6iUX8Ht57RVR0V6h+djwrAYXNka8FzU+0DPvnV94t1oB51zm323aN84R",
-	"Hnt8v1GExwdIE1xz9ax9UyG4lFt9nCToHEcX+skogkeBfgYMDRJ+jpPsiWhWsB4bP9jdrcj+9bJSAT8f",
-	"DTFjJCm5Z+Ik6QSdSyrBAxqcYDtBZ0KiIWDLESHKxMqATtr7IKpvYY7+YN7pntIRkQqPxoaUQ+6Oxb2+",
-	"tLv29G7Ayrne5mZZgnvkxYRfDacQEAghQzhBEXgc6MPVGLCQSwkONld5GQ/LypNYm8oC/OWXcZNfTtTL",
-	"mdwqR7VwBwYYzSeywGoshGZMyxXCumYwhg0/yNYe5E7qxRUGecjZfPm/+DTWwTqUntqNMw+g5NQPb3Zb",
-	"jE+WeO9V6Z5P/PNxpnC0NhwTpVLxUfMrZ5Djosc25EKdkjdqmVdM5bGgJkZ/lrI1U+SU5mVckYV36Tln",
-	"A9cBoiCWmsLG8C/RI/fxX+aQLCVqPpHvWRdOOlPl5TAPOv64hDlXcDWNXpP7A8mX13QnnHJvM9fhGBqt",
-	"dBWueqiw+TnHsxZUa5HNzWNZsxATJrHwyo0oK/76oPYSznr3mhoWRhcTmJCosZpqdiZKCBbWQa8Y/vK4",
-	"ESuzgYvcTPmVX2mvmcRd8maD2evuGyl7AM1GKtxr32j541jDcG/9F+qSCLWa9OpQ6ZeNj827BDuKR8OZ",
-	"6wIbo5MVyb8gMVXPySVJlp1N93O25maH9AVnZAoHVHWQVYiRAVb0klipEcKdrdCoH9zMBYkJTlYWjHDy",
-	"MuOcZx+jSfr5iqnFhMo7/kDgeImX8Bk0976CxqyTC1le5ggrsYOr7HSE5YUxLFXsQSIl5gjBPx40UiaV",
-	"oemBzqeZ/uyeRKGWvM8T8hTagQVoDfyfi5tcZWMNjSBlyRk6OZRQDZBcSCGWk0gh4eeKm7O9TxraboqN",
-	"ofeALu5WOglBEoLlyodhw0+XmTEXjOdyNxYBW2Rg0l0u7HWq21yBlT+XVJEr8vLO9OsE8ExAhw2UUNxS",
-	"jL0FyEqc/YpEax3kpwHRKaDlBsh4RZS6KWeDFd7cCo9mmct/5WtcL72U7uASVt6MnZr1WxgnOCIja0ye",
-	"y99mDavrzYfwOxG42dcideU72YzYFXSUP2nLscnUhzhLpjbhWDEBy4817QqravmyU55Vy+82yALWUPQr",
-	"Y+mCsjNLtOsSmHsV87b7mkTHApZbi6BTwYDrHPPmmPM1csAFNLwW2CyDonO0u5apc5S8luEcum42mEHc",
-	"flE7Q+UbkrU/xVPpMxLmgQIxnkp7ueSEmmxYYD5KE4J4vz/fEvjww8cVF+DFZsBPMw6pIWIoo4H5MmQF",
-	"txUa+xBcFvmfZUnzaxtWcHkqQ/wpFwhDGgscqQB8FdzYaGtcQv36hVupbHsn1+JfYfLjmfErIbCSFA2I",
-	"O0XDnkP4CcFFTbb+r1VQ+jC/zXjwghWHcD6soMhy5gxf76tLcyt2rlwea43LN7P4ChGPW8Io/9CIB6lc",
-	"yiU9Btxsc9fqoiWaax9deEVw/bvzsHxPnBY5w0zOc6CqHp65HqDpyPJfNHIgmRkDtCqzaPWnL198iaBS",
-	"BhGmfqVNQWrzgRlXd97vG0sxomyczuq0P/S9JyIlHpDZ5IC7i+6wWWpgtpYP5LsdTiPlUYqC83BTkSnK",
-	"3Tzmstq22dugGF3U1ES0ms61qVZP8/ar6q9sndYlVyaNk0Rj94OCT8WSWQpnNBrFsYoLCfJzzw81P6zS",
-	"Vhc5Iri7tZJ640oXquw4sihbXtOjv7tHXn/aC4543rGuQ/TO0M+NWzyfQs3w1exTaRPbRdn1ZGb+z5wM",
-	"5zinw07Q+aQTdI687BI0P0kTsrQjaEKcfDCXYus2YP3UnHvzHr6t/YTgxORDXiYicUb9UPKszCFhM/gu",
-	"JuHVN1EvIfyESsXF9AmzknBtPERzY8UysQ/18Q6N0Uxf8NGLVYwqK0UilPNualySYDoC/zWVCqa3CO7e",
-	"naCjBGayD9s2VfrBfzj7r9UsmVEEgQIancyEYrDUJYG0nzjzIq+JUVjdizBNyD/Lb9WSLrGeEAW+wlF4",
-	"fYsLoQPFkAKs5l3jdeDp0ou4cVz9LPY6k3CT9b2SYj07vjSlcSWk1Md2P4sdwFbylvfC46eTCw8eSQbF",
-	"x/Mk/vTlofcqR+Ky3HDv8eMHH3ubXtDGgTC1AbMXalqc7sXnx96pUlkOIaIDb7M3V1xPVTxXxnfusqOH",
-	"NhsOAJRmRb7r8tPJhUdCvyDT5vdfH+CSMjmM71vOc4JjnxgKWaOXM8u58qRHjb1Ky9h+NYFqeZ/Uq7p4",
-	"tI4Z1+mYe9c8OZb2I259P67d90Mjvevz+1jFh6O524bey2o6jRVw/JIO3Jt2o9iwW/dd9tJo6nGRX58l",
-	"bDzANNyIp4WeeR0ihN1B62HRKeDCed4VBf7Oy1nrYdbkZVFATGuxld+Aw/9NOi7c0hCB98GfwqdvfM4H",
-	"dMVsLMtR22KJ4Ax/FOr3Vk1886wQQQeqHr5gydQfRO+Mndn4XtTirpbPCDLzaIwPkveZQpkaPIJ6YryP",
-	"RrologxNU8zQ1tGX/3wbYYkwiklERzhBZtAAYYVGXCr04DGyiBHFdECVhAppe6693EEnrh4KwskET215",
-	"GqQmPGuEtnqdB3sPH+083u11tnfQF1yQ/COGcpn9VEJlut1dNFOmZDtAjFwSgSDXAokPEEZgr7WeMJDS",
-	"2AygOA/QOYlwKgnC6JwyLKaon3Ao1QsZds36DEwkSugFQbs7D3YNrBJIV2azGnb23bIryZU+Luk+uv/0",
-	"693ux6+/exA8ePx2q9fbcX/uvd3+p17VTJ2MVL5Y+RS93kvvMCUaWy1cJiUkjzKlD0NTL3VIkCbMUDrx",
-	"wGW54Cyvrje2NZer1RGXUz0VxMLik/Jr7hbShFkJZ10Z4I5Xf/gfLX74+fhHkD5k6WgpqAezxBof7O49",
-	"WhY7aU5tUpxjLpEqFgovIrXqWsuj+jBcGTSxzzwTESlP+QVhPie4viByiEwjW0jZ3fCskA6R0tZFK12M",
-	"jz+su887dRfaJtR7xuoLAGelosuLsj3ne+JVq/8+8JkfbALEl2ZX0p9vBzINmxTQdvsSTYggiGjEuUJm",
-	"EJ8Z5IKwqgnMJKVbnCmhuomgdM7FwYtA914gx19VHn0l7dc//u2/6/7j3/7vf7i1/Y9/+8t//Nv/pdfr",
-	"9npy5w8+ePPHv/u7vyJv1Pe//MUP/8dvarJJHRflsmpOD0gUhBhxWY5QgjWQ91EImrcQnU+Ns6AWErkI",
-	"UGjyFYVoiyrZY/Z3yESk0JBq0jkGXtoWVLCqDE2BuS2NDxUIeyzMrWZ2ooL6Ebw/oQS5uQiCjCuJi/Ty",
-	"rOqExCUbXI2Mcsz5En7WuvVJmhDpkXQ36/tD5aeu+qYvRHGFjCcjzPCAiGdxAwsSiNfg8aXZklOCR0t1",
-	"W8rHenXbphe5rEs7Z90uszwJ7jiqQCkBtryd5iq81/ZmrhZ3ldudF+ZcK+U5ext0zqeZm4d/xgaO++D0",
-	"YfQoxZ4PPagO1MlHnCcxn7BlvD4il/IFssHa7EOlGrUWNLNPJcY0mULKmCwgYtElW9aX3HgLfIHfLLOl",
-	"ZR1fShhh8bbfHQyxrMcPqD9of6r/+gTKaTbtZ40jerqGUC7Zx3ykFSuTJNDmBESTIQc5UctvkCvQwFyC",
-	"9zvvo3K944OepXyzhrqt8MHDjz744IMPPtrd3Q0DFH7/v/2nDz4It03hbxAyrct4j51PUfiNbqPwIHSV",
-	"VNzACWTAtiznaAeFfWt6lCEaQfp5qEdmfu2mY2T98mZX6wIG0NYQqqhpap6lcuuxUD+kEMkhn0ikFziF",
-	"kh2GojfS2P6zArSrmtvad1pjDC+gdy9TxnmyDiUz8Bs37p+S8zE+r+r3l3q8u9Ti5pBmiyTvNJL04o51",
-	"xc7eWlxTA5YW91yZU53dZstmthjz3caYeVxj+dzqCkYbPwCMpIJahiMcDSkjKOIxmDD84YEV5e1s1wN7",
-	"Xiblt50kwWyQWtNIbhyK8PiMvIkIiUk8m6d3TomBit42HWFQFCeYmRIftBjle0+Wpi/bjHzmQCi1vUTs",
-	"Th5Uucg1FkpUK8yiquIVbETL1RfYYCkBl1Kval6bLRZgtdhV48Krk2dIkD4RhEUEMTzKMtfbG6g7lu/C",
-	"UKmx3L9/Hwqt7MTk0tVXk/frr4kPbBXpRBlduNlTMXewvs8+oeWkNmBiSeuiGejF2PAMS2rXlq5wUrOP",
-	"1cz/V6qvYjv7YVtxA3UadU3rtVzMz2KCITB+oe3RjvUVFkz/sn+9ivIV9FwrVripB5Ev7XczH92qb27j",
-	"ZOHN8na7nRZXlG1pUbRs+VzXoQyp3JQbV4ucEDC+rvo0oXNm162a2JcyzM683MLY3pXzpGS1FGQMcbRj",
-	"Ii6pBkLQwWlMlflfPKL+mDQtEB0LcknJpMnZes36K7qSZ72v4s1+W5CEBgyXJF4RFnn31YFRixDmF//w",
-	"PjsZYcZ84SO5YX7CCgy6zSkBEgnY6H+WxoNZI/0avVjzNfq2Z4rtVfLGyH1hsseYP8B9pJBLJvuc/+Ca",
-	"kEsNfPd9Qs6HnF/IfSNjed/VS6IUZQPfo8HjI/DXmiP9jfCbpxCftDDXAHZx6i/0ebigK7lkv+caII36",
-	"VJ1lypvxHoWFxLr8gu86+GYBlDmlNuHzX5bTL9TlRfLeyQkhY/3qPZj+1qBRckl5Kl/cSgZtKQwL0F6N",
-	"scDyRX+5MkFiepKyJnnITMM5660regXQMhShWbnT7LJVJXGL8askx4WJbW6GCRZsc+PPMHAOYoWtZWvw",
-	"HcAp9olOPFnM+p7iwRG0Wzl+tkTkZ8XtlesyNVG/nuKB08CuObCuefxcBkFfITOe8FSAA/IfnJx89tkn",
-	"n1Qr1P6oxOv/QV6i8/V3H771OuPp+VYL11vyOix7sEsdWNPwslO8FuFRP5Ablxjd5r0VkCG/muOJjXO+",
-	"0X9SATpyGaItJehoROLtqmv64pRQp3iwtuAqe40aR7rYC/XaW4dh7hVbS2344pXzHUn5Ei0H1vw+PfZc",
-	"p1OCRws0WiuV/G2KQW8vL7tksnOshf111GwuEYkVYL8egkHwaCUM/i6e55Kqyno6QfBoLYRCv9mbpxQE",
-	"j9aEr1sksDjEcumQqln6yi8IO8ZULIzgeTdicNaovb5iKE05cKa0smXiaE5tJrcVS3phGWGfZf0pF1mW",
-	"bBmgEb8kiI8JQ3w85kKljOohAvRNyhUxUaUp61NG5ZDEiIuYCH18HG25wt76Em/7c+msaJpawTjoZvJB",
-	"8pX0FiUz+QC8Orerc0RLphV5z/inhSFzL1gC0kZoGBd9giHCTE7g9g2xMnFzeSydqUqPXPxlgDASPCHW",
-	"WyRAMYHzBjeObdRFQ6f6L0fj2YWtEI8nCI7z8E0vjuKLK2qCIUwjIHANu53spQuUt2wmbCvI02s0Zzv1",
-	"qV5D0dV3h99YNhh41Tu3JAvsvxBz8yjoo18Hcwyo/caZY72KdfkUz6FK7bXf7LVfNxNfcsT0hcrrDx4H",
-	"UaBvPlfYQixxySM2ZcbddacQS+yUADbzULVEiEuqE2QVoPLKOVlmm0Lanyw9TZbPzZa01YTSesL6WWNJ",
-	"olRQNX2p4WcvOSRkPkxN0uoqWMZYKEaEyW9i8vGiCzJFfcFHKDTk5RBGANU11b2GBMeQ9NjcrM4fdw+P",
-	"n3VN1meHDEwW6LdB5xwYeTe9+eupo40//eq0E8wmbCknNICVJHxAWYi2MEOQW7Zr4rTRT786DRCVMiUx",
-	"sM+XRNA+JTEygKJsgE6eHn30o73HEDSOMEOHx89gi5D2A/K+mFWZ+XbAP0BDT+MDI4Vk2xoqNe68fQsu",
-	"oH1u9KFZRX0LjZdDjhM0wpQpTJl+2kEnFUnBO3JA1TA934n4yDhKRsL+Z0btbgejepEa6okGy9HJF0gS",
-	"cUkEuEh/svcJkjghEunHJfcRRnKIBYmNTwXvI3Ba6DENnkwYQVu//c3f//a//eqH//qXAfr+T//qh//+",
-	"623zFgQZSwQWKACoyXodoNw/SCKTANuM6HJgB6Z1CgvR4yh8QTRjaLICnOPowtX+OufxFE24uJCIqp0e",
-	"6zEoqMz0nuV+j3XRSZ712HiY22zI5qZLtPXq1bNPL3+0vaMbQxIc87z1EZgOER6R5AhLcoA072V+PHl6",
-	"hB4+fPixZnZfnR5Bb00YbRegRN0xHlCmGal9FCZ0RFWIth78w8//vaZ1znccPd41Xu3YJWruMZRlmTlA",
-	"5zymds7wOyBlAcrJ4tvwAIX5nyGcbzELjR4sT0SjV/nkkogpAp9m3TrEY1ODhnLmXGz/8GeS6xfiHMW3",
-	"y57hekzn4R1GPCZ6EcYZO7SPRaLwMIrIWHWfW1frEG29pKNxYp7Uke4sYSR98cJvhx+EAXrCBgmVQ+O8",
-	"P6GSbBdWHB4fnh79xOzQHNSIiAFBY6yioVnrjx5+/OH2PqBbuBhUAiyLO4Q+Xejjdln6bn6DBEg4hpEk",
-	"HsE6J3i6faBPycLXXBMqUcqMsGKwho0DgKRt0hyqYSpMBz3Slr7Khj9BnBH9IKKhQR/61gU2+ZJ0YwHw",
-	"H+3uwmZmkjmFzp+aqiK4Rqlxxc+yfjspDDMUPjnFg/DACFm6KxcoJglRZhg9j12gROGzfheqE9l12Ac5",
-	"QFv63D4It/fRo72PUDgWoDMCDurMbS8EwFE15KlCVAXo0YO9SlO3CXjQVCEHS0lZREz0REIjwkxWbYsY",
-	"D8c4GpLu3s7uDEacTCY7GD7vcDG4b/vK+8+fHT358uUT6JP7tFusqPHg4fGzTqFqQmd354FpyseE4THt",
-	"7Hce7uzuPAQWWQ2BIN7fmZAk6V4wPmH3fza5kDs/s6qQAVF+65zNUo7G6XlCI009JNr66VefI0nUtuYa",
-	"JEFjoSVegoY4uSQSaQyJYKH3ZImgyQBej8bgNHLIEsjW1DaAqBdJ9DA7xUT5mnHqfEYUpACHigIm55he",
-	"897uriNHNlFL9YFAHQpgqxrkB5eGys1Cwm56x5CqLFLLN1y2vvs2rqLAn3T2v34ddGQ6GmEx7ex3jguA",
-	"LQKkBDjHDu1/DXV9Oq/1iPeHUJDj29rzO7RPaG93F02GNCEuhgFG1qhgfKDvcMyJNIwf1y9bN4qxwudY",
-	"Eu8p2EIgGzwHO0PNSRR2gBN6SdZ9JM/pJWF6Ak1fSAH2rrAHQF9j3GlT4Nu6fQ6sFmNHQ8B5wExAcBc2",
-	"UyLwoQzQ492HaCt0nc5Shi8xBXEg3M6pjveMTgiONc2SN3NMenrIBgrsmmaV+n0awUE93n24+JBeGhzx",
-	"Kt/xms84g8/8Q758cB+PadcVGfCe9EsSCWI5KRM7llCpSHxgstXCuVM5TvAUjQXp0zezB6ZZMSNrQEpr",
-	"V3tO1kqJeZP7Jur1bbCwodM3vN7gjTCbMIGks7fiENg6zZhrgGowGIEKlnGCFZlbmty2vZ83fBvkvbrH",
-	"PKHRtHFn1x6W+WguCIpsJugFTdQXrPocx2ciN534pnbN7xfbvs0SBJ9FczVGWe9K87dBZ4a3WjjGbA94",
-	"I42ONisj6UfKdmM5MYGAVxPHyJkSOFK36sAfLMYir5gpoke/JaDuedQEcz3l4hwCbqHH3seLe5xy/gVm",
-	"U2uAk6siugL5ksqJ+iXOwSKY15CgXdYwfBKwmSZQ4IUFhMrMBujswHB2CEo6gXCOtQTUtwmfy2jtqKBE",
-	"6WTxoJ/weLpmhGPV+2/LutQsf3IJ2T3YyNyx713YTwfogpCxkc4MdBmfVB7Dcx5ldbjmXeesXfEp3BzG",
-	"nH87P8HxSY7vruvNPXjcZBqZgiGaxF+QmGLneH8jD9Zck4KCzvtoK+zI/e9o/NY84YQojwX+Sb9PQMvv",
-	"EvxekOk9afL/2pc4+2JPwDBZeLGlp/PIE5yfWzJvFy2/jTfTAHB+jy+5espTFt/YbTQnuug2LsulPouP",
-	"sRYVXrtrnMZUdU2MWC1n/SWZaJaiT4VUO+gpZMdA51o2hnyqCosBUQHKrrCRpOiIIIHZgNTw2XrmJ2bi",
-	"jfPagdfjwGzbpG3VYrg0NactvDNrwzcpAZOI1SK5gpVNGTZjQp23AG4p/AVlYCAyAK2b33x1xWezJRTT",
-	"eVcyhePut4fdP6kJ3W2ysCYLWi9E+mbiwrWpm71YxdELjWqJvJWhgRXYb/r69huw0BGpWxYoIktLWskf",
-	"Y+69hbw9i5di6uledSkbFVczXLBYZAWMZUHQiq6t6NqKrhsSXYsPraT4jqkq8MGpGt4H2zg493jl2ROw",
-	"4EqwC3Ohugm9JHHZxr4FZnQwrFu7JrKutNYo3mNP4bohjclHY6vnA/MoidGYCD0e1FfRvfXfUULBvm4c",
-	"HtDWo72Pe8yY8c/UUHCljAUJqlidECWm3UON28PtA0RwNHQzGSUxKFBji3N7DDT41gVFN4iGJLogcYAk",
-	"15fV1T4YpERKIpFZmeJ8BznHlR6DPmYf56aiilOpdyc0JvvonEw5gALAhr5JSWpsB8YoB4bKx7sPUWiM",
-	"8WfnqZz6NrSDwB85s+VBdFePhUdgDjvSb4sn+4jxLqgTQmM/q7BscMSbUR6UKgw1Uh6sj/TkjvMerPSc",
-	"DwaQ+L+Cd0qAW4Q+yo2vKButQF8yrC9ITJiiOJHNKUWhz9ugkxbR2aIxSo3XQiS+oFJau7NdICos8DbR",
-	"hjXoPlY46QpuW3hC1fb6nWFFzixWXdi/1Hg9bADnxk/bohl5gIRGZBnXTdCAXhLmSk7xPpIm6OSWnH7Q",
-	"KSDehd0LTQEY1ia3wtH7jJMLz8/bCYx1GTlZOEax7do4QetcZiuFgR+XKjCIjE/2ISgFrkpGhi09pazH",
-	"+gkdDBXainhMyuRx26X6LNqAU5ZbgblA/TRJesx29pt9d9DJe3Qv12nU5wNEmWFSbPVKza/lFas8DhYF",
-	"NpOnah6fecltblYX6GHvTYGTROck4WygGU8oAIQmQ54Q1Mcjmky3d3yMj550M5xPJYdbI97Ho/21fApP",
-	"1TuhAL4Ck2OP+ky50MBGbE65V8voLHHG775ZSGMsgwHmoCZ7g+bgJq6wsriphI+M4ylnxLiDG7ddkPoY",
-	"mcDvIH9qCZrEOz1mSzDr61GRkY3f2gRLhBPwikJQi1NYrJjhuh4zyA5tQcJp21kv10TZgb+782FFwCRu",
-	"+0TCk3Ks623Bj9ckG35JJtYr8F0QDteEN0s/nAmSyiZihK9Ti4SvVdq8FpRawxI+eWO8t2fwWZ8LQILz",
-	"nG8vH9yHUJGukxhrrZjHhMX6PLcKGfhtmInr66KzZCHvu429kgewvDGShEioEsknzG/ZPHJFM2A512Hb",
-	"XNSysCBTKd/YcDfrg1icdbFZp3wQrR/DrTYNlA+r8DDh8dS9THCVuY+higwoJ1Z0Xahzm/tkirCLlCxm",
-	"9d1BrnINEqRrtQSG9bEbSbUAaPUCdrVEBFpO1fwXBJjhSNkixuUHb4Ymxcu+MV6oVAjgrWWGruH11qlp",
-	"YhLRGDjMzI3p/Xy0KzBe/ewlL+Js+sU3T5lM+30aUcLUmXSZohcwazNd3gadieBscDbm9SxqNkCh6do0",
-	"fBltnYKld0xEn4tRxeljH4XZ5sMDxIUJXDIuUT12QaZG5Ekw2NEQbA5JPtLvXl8GNBCYKUPNs1GDHgtn",
-	"YRIGNooqhD9laEOy0RY4Mw1Jj4VfffVV9zBVQ80CRliREEVDvQ82INs28hPEJhjASmM8TWKEk4RPrGvu",
-	"rVAGVneyaIyZ9vaVLetIt7uqacNKtGemZvaiG1tu/TYolwha1LvUOK+fc8a4OhsbJrKBTDPbZ22PJ3e0",
-	"izjrJzRS0kVZFsruK6xIK6VcgdWxpB3hMr+zHLsjCOSHuEZux6On0UtoOZT3mUPZqHv0yli9xazvJ2Y1",
-	"GGkJxGpynCwOtjipzz9A0JNTPHCYEpJbQLKGrUd7H/VYTSKC5bIQ9FgpDcEBCj8IbcFJiTCbIpsmwKtN",
-	"/xS2dGSzuSzt19+H3fo0Oh57oZkrbgW2OySwaXxnUtkAW7vY23emQyu8tcLbVYS3B3uLOxwX0ONT6x+u",
-	"icxHy3U9cTa+m6JQBkNqCpUhZEebHDGC6CtraZjJ+5Dj8c3xv3aKukdqPldu7RNbqWXefXlii1W07PHd",
-	"jR78jKjFl3d1iRR4jXeJ+zL5PNfDfa1fsLbrsklH9UnPS062+rjX6l2xAH/ZZMItHmv52pavbfnajRsl",
-	"5nf4NDWviVyVE76aruausdGGsiziRJyWp5iK2p/iC4/sTQ5QH1xYpHUfh4ypkHpAojChUkF+6jBA4ySV",
-	"KIwJToznS2jSbQ4EjklY47+TreMW+O5ANVHnrrO4+THnSaG1J3g8T8BrWTMqQaOZytpQdvjaOLrfgc/A",
-	"uzaIXR+JQltQTgRxARh3SpT7HRKob+errVtcfrKlBc7WEl0ADJdxAC5G3WTwsTEgPoPWbxuc2gkk4G5+",
-	"ys9snu7mPV5CNtfm7U/xoHljm1/pqeCjJZqf8iaNDQZpPLZt3mzsP4LTbQQ9oZqdS5SkMTnlCicbdq6z",
-	"F7eBY13xBbXJEtpkCW2yhE0kS2AxkgSLaJg/uCKzk/1Wn/UPKL0c0jHiDEUuF1mMYsd6ugBHLE32c9NG",
-	"MzphXc4/hyY2ZPB3w99M3r/y7PMy/11BedAmBFyf4nR5OeuuphDMkEANDqhKPPfPNfbugjm8PobsCY6G",
-	"iCoygowjpkQ7ogwiu/iEFR2VD5CAcvgSSTxFkyGNhkimkXFqA7QyGZqcyJC/WiJDn2bxyCd6YeBqUxSL",
-	"NoFM8pluKNyruAANOx9COSaiCydgwdt6FL2bqUDBL0WSSyJwspCiz7xm56ZSax0skuUNSwi1yk77vVWs",
-	"v88Gwvlkav0mwmoFngNvyZitR3sfOeOfsfyBjU8qnBBPigZrvMv3csusd3Zh6zffVQe+XvvdAgSTGfBa",
-	"RHO7HHVbS8dGLR1Lcv4mKBLq2V1DlIAWFcacJwHChYJ6zi8jy+QM9kwcjyg7KHxAo1QqdE6QKVsamNIE",
-	"xFbjI+KetNZOU0Y8JgICpSM89sRNQp8N6yfMJDckTjRlwAo5pIwDS4so31FXB/OKzniqzni/4Ui+Pq3D",
-	"Q+vw8B5GYYLLjzXLNAgTKjXPXx9ledHtJi8va98GGd2x8E0g/gi7etsZvd36/pe/+P2f/pvtpTi0XDW7",
-	"XgatgIbPScQd9gLPth30zK3fXJDIaUe1wJwltShlhEZ7u3uu7q4NjytHWSHKpCI43kGaV7c3r/RUA1R8",
-	"ewGKMU2mJs/rGeTJhCZ6zLOI8yTmExbYKstnfahBn/1pn5/HPFXUKHdaLmxt73Rvd+/aImwPKzcLT7CW",
-	"L+yNtVLHPYmwvamtsvx2hd/eYXL+ftPimzOJeKjp73/1i+//7X9ckpo65886Iwn4YbpGd7oUq91FA0ct",
-	"u93WT6v103rX/bTuhInMOHZlmO6ezJ7o+gPqvLLB8ZAzmw0YUqWbWjG21AwoYTLfMIkSekFQQnAs79V6",
-	"gxWCUjcWpHZDvmD1wWStD1iriW2Dzlod7J0POrtzCrg4ziO/kOI1xtH6ODAjK8QEJ10bg3Ql/VvqIbFP",
-	"bdZXeNSIG4NlbhjdQS+Jglz7FMTA0dgGkx2q8ABFCcHCfoT/5x93iu4s8JJNUjQ0JIKgLXgcsCX9URIV",
-	"GN6QiAGJt/eNuwtUlAkKUEOlAHfzrCCs3hV2e/RgD7gFxtUQFH/QXi7ymPm0GEO1ku9MnvNtQz40+RJb",
-	"Z5dWLbY2DHtklT436+tyA7j5JamINhpvOZS09cMv/93/+M3/9dv/9f/74ef/ajnFTl8Q8u0mkns/eWOq",
-	"flJl6pMIYnTPGt3BD/AnFPO2Hu1Q9hiF8E+Itiy4oMMIv6GjdJRXOhlzntyTyKz+C/zmUzyV2zvok2mB",
-	"OGxNqMaqQCFG+M1TsHRse2jGDLZ9CsNu2NfFTFLQ1re+LS1eXKu5wLyOM8rOxriBWq/S/G3gBlCcnyW8",
-	"QarPansYQr+6sjGywTieTlYKbGb7yFu2pov3zI3A4NUiF771/S/+5rd/8++XI4xDKhUX09rUFi+SmEiF",
-	"+lRIte+qU5iyOLyfiydwniCgo5jGkBhrMpwGBY9LE+sFJS1swqv5WS5+Yhd2p40sdhOLjSz2GFpL9Duj",
-	"pc/Dpu3Z6mPeXGSL/3Vb5G71R+v34S6pKIqe24Hz9RGQe/1A88cJwZdFN6J74IINKCKiIkoT7C9l8yzb",
-	"xIZZVZMnvnXLbo0BrTGgNQa0xoCrFFBoRZH3RxT5AouLoiDiypJu/fCf/vKHP/vlcgKJIJpb2lgdvmJw",
-	"mTChZPvoHEcXSPFCFJrxJvPVrIHVtR7CLUPQMgQtQ9AyBA2fjr6JTbmBYtvWofoGiiABidPPNKsvvkrs",
-	"uCAqFewa9A5lM1dF87CDjowHBLZWNBM4PhbkkvJU2lEIg5y9zuSGXPyQjwHQu2oVES3f8U7Z0FYyObVi",
-	"2h2rbqdRV1FQK4g8aOv3P//593/+fy4nrEFmv77hRDeI5YMKjl8mEUg180eEx5omcM1yalkTC+N74eiD",
-	"yWFIsCDxATIWWhs1KhFnyRSd14iRO+jFmDDE4bxTRhUlMkDfpFxZX/mU9SmjckhixIW+WWjEL0nxpttj",
-	"SVlCpEQRlhGOYUGQdXyWGJ1a8G+YHLlpWoLUCsJtwpJWHG7F4auyW1cKUb6ae5AhaU1V8rZ1m+ekZTeX",
-	"ZTcd11BhODEDP1gkyBht/e7v/uq3/8/fLMdzpmxzzrwsNjjPsoKMTw4MYyiHGvlGRKN2ymMEfKMvgMEu",
-	"rjUQtIL6xgT1hii80HRVqtFqX689X6dFII0zduah1rU+nM85v5AoHSMMbF2AxkPOiBZcIXwb4UhwKU2Q",
-	"dlCoPQWeWTYMrscMFmFcjHBCpfHVQoc2wgsk44lmEU1l0zgo+XnFVI4TPO0xPT+yLKjRO/zDz/8DYuTS",
-	"IijDNhi/UaokorEbmpicnobT7jHNaktCNBfqKZt6NCTRxac5ZGbc6mYSBvHRGLOphkmGNvVa6ypuwT/F",
-	"xzHCb54TNlDDzv7e7m7gCn1JJSgb+Op8HdpTYCnw5ZRBLdiIj0acablghFXd5NCxbvZHjSZn7ujjWBBZ",
-	"W8UMGtXu8/Gj2ak26U2bHegXpnpuHbZxxXW3xlxKep5ooYyZBN2tc+1tLFX01ZC7VG9oiKWRm907/Kdo",
-	"64e/+M+//9elxHgFrJdhwj7Xcmk3Hddjwk+mSKbnPyORCkCPB8ACZHM+RYqOCBKaQTpAjEwyt/cdBDX5",
-	"8uERz1WCqiz9S0L8bu1Pofer8fUUbyzv+itNae2+n8WBwajl7YB0b/ZUW27RDAAyRVO24GWhT12tw+pC",
-	"qLQLQVtZDv7C3NsL1vcsbry6Z3GTRU0EVYowuCF6cak0YbS+NZgLtfYlwOnwCBilGOn/50w9lXBx61bU",
-	"F3xUWo0hLZ39TowV6equnWBp+jF/geekzwVZvDbFr7yyTZIb92QXR2/kkGiTZLVJst6PJFmryq4gAjcS",
-	"XY2wvI6z/JIjmUZDJIiEerNQSUDN6u2tQPGei6CQX6zATOVcVz9jYurLRYaODByqEAB7Tlw9hjGWKrDC",
-	"nv2pn6pUkB10mE9oCC3pMcMF3JOZgsD46oz4JZEgHIYJzhkrPZ3iPRaO8Jut8ocA5WvaBssINZcBlHiw",
-	"DhonBEUJjy684iSk6nIDbipQ3g5/M4nKss15ns9zPhjMJCprLaStq3BrG21to3Ua7jtnr3rOBwgXyNDW",
-	"7379F7/7+z//3V//l+//7s+2a6igVT2A6rRe/6q/ejQF++DWBGnqFVxIm8XFORdRbt2XQB/aYzbFMUym",
-	"xQ79t0RDgs5JwtlAIsVNNphi7phQD3SekKeUJLEMewxQGIm3d9DnZCqJ6o7xgDKsSHyAGEcRT5lyLkgh",
-	"LVSO/7GmQaGPPmqOATZ5LcqNBS0h8PopTRRp1PyY86TQ2iPnGnhbuOrjgWxEtWoIl7CsGfLUYLM5zt42",
-	"WO0JGVDOmu/uGYtTqcS0eY+XwCE3b3+KB80b25ynTwUfLdH8lDdpbBKwNR7bNm829h/BGTeCnlDNziV/",
-	"V5tNQaEv2GINBtzxVnnRKi/edeXFzSXsZjGSBItoaB5bgaEwf9eL1IdIkPE9iRiZQF9EpeYTsjqHLoUc",
-	"fMuMqpaED8GBGCvdo8ciPA6MMZUq8HQ2GNZVT9CLDMcJjsiIMBUiiacSSb6DDuMRZTLosdzxWaItyiwP",
-	"ooZkagurbMMg+ufuuWYGNQOPLshUAtdj5quwMpRZy3RcqCkU6v8+i8MddJinE0dbYPsMjPWyx7hwlttt",
-	"2CV6tPsxCrPmoR6VsoGxTNPMOH2QZSKlmX6/Xu7XGHRDMr8e+mbk/XzmuE1Oftu9i+5ETubHKytLYqzw",
-	"OZbkLGX4EtMEnyeL9R7eTmsjnpKISwgWYZpyKnxBrHuKoamMT/aR4lzjvCkaYyknXMSmBILGZz3WT+hg",
-	"qNBWxGOCQjPc2Xkqp+G2Uz67HWgklDLI/6c3oT/30yTpMdvZt9NwewedECWmBec+yMvs/El4H0lICStv",
-	"jSYC1ts91Otd2L3Q1J7QVUoEATJDGMiNh+4Whfj755pEdPOyen5HURwNEVVkZKKFMNW0izLQSvMJQxAX",
-	"hSPd+gAJItNESU1MrepZppFx5wZaORnaUCeTH9bwgbNeBJ/ohUG1Iydqb4Ii5bPcULRPcQEabr4XekxE",
-	"F6BvQdt69jQhI3dOI2dKe0lySQROarnm0uv9jsZva4t3fUZUxsttUNquoyl6ha3r9XuZDPIzSGteQ36u",
-	"Up9JI8tZ8vTTly++NEUbELTQvIL1pCqUf8g0xXoh96Qp2bD1aO+jHtOfeKogj+ujB3u5+y2ImKVyD9s7",
-	"KE916UQ/hAXpAevUB7XzvpEQbeJYNRQ8HQxNy+yJSp8EZrR09tWuVAJiY6Uf9KKyog9BaSAAfRdA/4dX",
-	"GPRa6e48zOWqSLQY7M5UkKjIgzdVQuKj5eY9cdf9xsIv4KY3FBUgHA1DOe9NpauzxYq1OJcnpyunH+gX",
-	"EiAEy2RGgPrcsHqI0agmSgAfbDyeFURMAfMNasXMBDckfyzi4NpoujbLQJtloPWkuQNZBu5wHfU2XcD7",
-	"li7AEP28kDvQ2q3vf/mL3/9pKfKrnhPLdbbrZcQKqPecRHxUrGGwg565NZtLETnVqZa2D8djwS9xYlgt",
-	"CJVFVKK93T2XpHBMWAwVEUHV5cwLlEmlRS30FKorm7bF5xmg4nsLUIxpMi0XEgrMmGculWGASik9sj/t",
-	"k/PUZnaq5k7LbV35Pe7t7q0v78OMdn4mmrl0m/AEa9nB3lIrUdyTCNvb2WrPb1eKh5sk22Wcsbh7ubm+",
-	"irOYqIEpd7ZPW8/s7gUOGXtNhYL//le/+P7f/seGFJyzSyLUhrNJ7lsvJFkqnmZyQLqq0FkFTqsbHxMh",
-	"OXOZM3Rb8EDahhFjG7KEJB4RJMj4INeVO47Bbs1n2D0ynzaoULEzzC3C+eD68xJFrZPR+0jfbjD5XUtL",
-	"3gtZ0uI7q8ZHlNUV+a8nRW3B6NqC0RskVNdaLLrV9LdFotsi0S0hfB+KRFtt6kyB6HoCeOsKQ2t03RaF",
-	"bvVz72BR6HU7Bs6+5nesEPQGWdAbrb3UsqSt80mbwKV1O2mLP7cixt0q/mwVbbWFn+sFjTtR8Ln1g2gJ",
-	"f0v4W8LfEv62yPM7WuS5ccTLu1zYuVUstPxFW8y5FbvuTjFneL0LCjnX4/K2gHOhgHNtfeUNUoUbrq3c",
-	"0oVW7myjHVvps62p3NZUbrm+u1RT2fF9C+op17N+d6KOcqt3b+XitnZyq9RctnbyfGXmiMzLEXhkYPpK",
-	"brZ8O4w/l/e9s7jm3U3lDnQBymF1KYNSoIVbpv8s3bL7LjNwfSbZI5MyOLQP+dh2CAMkiZIoZGSS/Wbi",
-	"DjVtNe62QPh7eq1QKsZmgrJy05YaEqrZAkN1Fb8gzJT0xlFEpLS/bO+gUy25ZIjEDiYVnpq0fS5xQYSF",
-	"oERmdLw4DAhdVPXYFshRSYw4I0gqPpZowsUFZYPtvKh3aU3ogpC81U6PfSU4G2SIzUFQ2sI0eIApk8oE",
-	"WPIBpLESXKkEisi51j0GohWVkKTZFNUOEPkmxYnmmXRniN+EfFlyqLk7TeQxQx9pOi9wpBkdV/P8FaOQ",
-	"ifnLp58flQugIyhW208liQ1OfrS7i8IJwRdnbinhTo9BGZkx4eOEoC0tzLqc+NtoiC9Jvkl/LXPNd3wx",
-	"dddgQ4ooN7yZ7rr1UOXZ/SnpzacDc+3dRZX6QczEkB7haEi6R5wpwZNFWKzc+HYwatdb+GQtdUuCTune",
-	"Lxyi3Pr9LnuywnFn1WcEiQlTFCeyecWaQp+3QSct0uJFY5Qar+XUvqBSUjbQqNjZogsLvFWHdRM5t1e4",
-	"G0AYzxxhXHym1fYa02NFTNBZg/6lxut5ya62gn3O8gCJ96jcweMmN+0lEZc0Iq+K9S+uGjhtArhGU6hi",
-	"MM45Dsfi6refc7hQ/Kc2QuwJMKnGvRKYI837Ob5OpAmRO8iUjkPnU3RBWewP/DqGWW5BZcHPKYtdrbtN",
-	"BojpDS+ODgPgt7Fht7ro19heXfd8zN/zKn2ZnOh9V+RTZFkLZP6GjNlJBi6XlxHr4EWhLRtDiR5s79TU",
-	"s9LXa1NCBOfJzdSzgk21hazufiGrI6vkvKMlS1ypobF5ZNWHXySc1WIls7JMnlZyhnRmT74+aPozorKn",
-	"vkFKVSeI6cW31pL3uNxJzRO4jnInwMdqmRJECP1K8pRvjExKD+egx5x72AUhY5AtHBGFqiUTIghKsFTo",
-	"Z2k8MNneTPp8KrIY/R6bW2IFaqtYBS0MJSAhAxRbCceFCghnjmSazsUiLOV2Ru0SumKePVaqynKAwg9C",
-	"W+5SAhTslrbrq6xYZHG7qqzoRa29ykpp0OvVc85BmK7KSos432E3u4ngbHAGqHGhgjRv2jrVtU51V3eq",
-	"W4bxbgsGLVkwqCnDfx8ilMhkA25XX0EmJZOR1rE05iGcE5dn0LAvwDQYd3qMxoKPuSRWnJBEBaaotnBG",
-	"zaKjCQgfAZKcsyz90w76Mi+nLfGlL4762Oxa078TPcSq+rwNshlmXRtOOqgnsbCoxdEAfCqNTPd+avda",
-	"yt5S9payN6Dsd05DZpFfmerIespp6VZ3ggWjbFBvbvrKNjDXBFsKiCY0SUr0L0CMTDLadQAPoD5QDRym",
-	"4hFl0m+cOjHDusnvdmbC8mYWm6DcmbRWqFtthXIppif5Ja15bJIoNfeRfWqTT0d4LG3xegLuWDHB+ufM",
-	"WFX21tPNvQrql27CDd7qbI4ayuk23brb3rrr+1nCz3GSnVCNNnlZpXCEx0f6espP4dJqQqH/cl61kDiC",
-	"sh7LSnpAlDSOICslWkrP22OZohc11PNWFcIVRS+6sp638OZul67XLWzt+t6Zga9V5/vO459bS3FbLdZy",
-	"WqzBQnTr+IQJIWNZH9VgGUmJJtYNP05JgARJCJZEIvJmrLdrwwMNI+EMdFVmZQcdolhMkUiZRX3g1js0",
-	"1r0YBN6E8wuEh1lE5BSFWL7ohwcmW1ACnVPppEkiLolAUcKjC7SlGxbc+D1eMycpe6n3uyGfGRj7htI/",
-	"2Lmlvjge7PSVPj0AmW4HCdy3uLAieMy3W77/mnyArzm3TGqKw7unaE6f8Uk9QjA/z3Fl4WKAmY2auadf",
-	"24BKRTQS0F3LMjk6nyK7Ac1uFW3zeGDVQpkBPtT94aXrDwhCcThD2Fn1ESMkBpUYKAGyaYdEEB+PpCWm",
-	"Uzy4HofTMpxecqHQBZke2ABGjeLCbogkF0oi3dZUi91BTgwLu7aG2qEK9WOkephvUgIlEjQ8Ovsd3btT",
-	"VDISlo70EWZdO0EnH6fzOugoffv2O1IJygb6clRXeixIn75xjK7Cg3sSwF+3hm9KCxjhN88JG6hhZ//x",
-	"btAZUeb+fDA79yb1Hae4gZJD368W0d1qBYfCJWYF/q13sj2xSEAinCGUkt8serT7MeCVM/KGSiWt7GVa",
-	"w53HyvQy3+scbTVzvqGsUXhwM262IG+0XrZ33sv2FA+ewN294262Cp5Y5eEXeJLMxzYmCTFWmSoyGHFX",
-	"jEQ/b6ikZxRBJv+HFk1cwVJ4+C4OmqrAciE9dkUtEXgD9tgyWiK/N2CPrUFL9CmAyiCvqyiISijokU+X",
-	"rOeJW9q6Eb/fK+g+7pz6wtykOnQQ1EslCg8KsWnwLMEeXkj2M2OycFR9czxpnaJQ4UGrI3yPHeprbvfm",
-	"3ekPwWk+1CxviATJHTOAIWYVetljiwjmjFUFbREcDR3RykT3AVHOY98RrIM65tymQdMrGmJpE4CATIru",
-	"vGf+1WnxRkSQtdtpimNeqx50DtJ1Xvkt8r09ud+Wkm1aG9CSnsxzZSqCR7I2eRroTqHF9StPIcdSTAWJ",
-	"tPBDk1gQmxKLSqSXXaebHGNBmHoWd5o6Yj6LN62WJHjUQC+pAX37hKfrzVyUZbQx16JxAhx3i9aT+ui9",
-	"zl30DquVLSrLUCH8XVQse7W+BI82pfYleHRDel+9qVbx+67piO6u3tc8surLLHIp1fQKs4oc91A3SMZr",
-	"VTmWIWnFifdVl+O/wNehzfmCX4LzFKzBRgFyBjwlVVA4zfkaYKZkjxVynG4Z5QvBo7NoGiUk3G6mXTG+",
-	"tGX1yq3xh7V44JapVwgerV+/Uhz0ehUsc3BhpmFpceJdUbG0seJX07As4F6k6oJ36n0cX2IWkXpHW9B6",
-	"ACYseLZOsDSFNVwA98ufvDh8fnb65OXp2dHzF0ef//iBxuSPTCblCZVkG6iCVeobx1ij01d0RLrnOIsO",
-	"19jb4+9yaNZ5SqSCymwbkn/sNDDFDXnMwtyndERq43B1g3sSjBYaeq15uzmWWrWmB+CuRiU9HJYTPFXk",
-	"rHnnavu1qHy+5Eim0RAJInkqIgLZ6NVsLLck5PaEOt/NwkkauxmLJZHKYrg+FxNcym5bcWo29RzqvJoP",
-	"ISrYBAinMVVcSDgpQJyckaAQRiytszJw3DI9V4JAPMTYYFyb0NOaIakAHtyxQ7Mq9lewrhtSsZfWukC1",
-	"rr8tq1j3zwpH4cQKLZDwpNbZWH9rPOeJblw3q6mShrY0Udk2+cndT32cSLJt1lW3EFtkrbgU6918znlC",
-	"MNuwHUHfk8V2hGwLrR2htSO0doQN2BFSi6+rdYLqHNT1EVJGFcVJloMdUc1SXkKhP5UKRuId9GSEaSIR",
-	"FgSljH6TkgBFWJIuZZIwSTXySaZ1zulZeav1s+l66JsxU9TV1HpvzRRtHZkWh753GbxvrHqGs07NrwsH",
-	"fy60Tt1k+UG9wlYT+x5bp2ou8OatU/sIn0vCFOpTksSOt7EmngCFLE2SEEUJwVD1osc4jIQT02EHfUpA",
-	"6sLKmLj0ytFWaCSxfQRSW7iNBLnkF0SiIZVZ/UQjyrvKfAgrxFlEdpBN32H9kMOsrh8U57ApZYx9K9SS",
-	"Z1is0FgpzWhW4ynJCEFEpbqMCCeC4HiKqJQpiW31xLwc4z2JQrOL+KVdf9hjEk8lGvIJ1E7aQYcgJ1sL",
-	"GcITPDXxTSFkNAsRTiTPYGFWXMgDaNdrI4MDY2BDHARjo/sY4Ska8gTWNbrF9RfvvAO4JQa3y0SpF7V2",
-	"E2Vp0GvV7M8liNZEefcJYysQtAJBa16+reblm5JcMst0neSiW5MoFVRNgfScEyyIOEzVsLP/9eu3gcYm",
-	"9HMyzX55nQ1SZfme00vCiJQBEFqq/wu8jTTbQiOicIwV3imkMJlKpR/mbMYUx7ptQQnLwJWWDlDCBzxV",
-	"2xnXNE7PExoZ1g54k0siaH9aLoZdmBIKHXoSn0AR58CaaTR3JQPjJ2wixfEY8UsiBI1JcTQDx9nhnCsg",
-	"UoKQA4SLmWfdf13WKmM10pxK0exSsLT4Jvhc77fPBRpjoUxeQ0UGhr+QNvTVZlcGQxZDGUMNxafOqck4",
-	"UwAMnHPdZvB4TFjcNUxiGlOlD6IE1tgaoSqXAsrdbf32N3//2//2q+zUjCWMCDmk48Igppr/7CBHWfbR",
-	"re//+lc//PLXiwbK0pX6BuNM4UhJtPW7f/Uffvv//s3/+M1vtjXwsz7FcWxbzzBPeZLwSTcd64F+/Re/",
-	"+/s//91f/5fv/+7PthFntshfMcVAcdQ+dH019g37aWpoN4HcZ2b4H/7iP//+X/+b7cIIsWtVd1yVrEwK",
-	"D9Alj/B5mmAxPTChnrY0LyRQsH6DeJClYqMqDwA1UZvFW6kxgOcRcZ5kh/3Df/1LdB99/6d/9cN///W2",
-	"e1iWI3bZoYNqZjoDM0hO5QrEFqY1Zty3r9/+/wEAAP//",
+	"7P1rjxtJeiAK/5V46QVEtpOlklTqaVVhYFRXSz2aVrfkUmnb66a2MpgZJGMqGcGOiCTF7tWL2Q+enXNw",
+	"jDXg9RoHPlgbxtmzXwxjF2fXxs544P9ibPfMfPJfOIgnIvLGTDLJIusiJdBAq5hxfSLiuV++bQV8POGM",
+	"MCVbh9+2yBs8nkQE/o0jQXA4P+czRkL9g4zHYyzmrcPW2YggQQIuQmRboRGWCDOkG4u9ltea4igmulfA",
+	"Q9I6LIzmtUKiMI3qjSUVVrFsHR7sP/JaiqpID3jC2SCigWp5LTWf6F9GSk3k4d27csRxtBeS6d2J4P2I",
+	"jOXd/Oxv33qtPg7PBfk6JlKV7Q0+ICrRGEcDLsYkLNtUdpCFLZUPke5lP93LxzhEp8k4q7eTnVdvJsCT",
+	"c/ImICQsntS/4jEa4aleDw5GJERzHgsU4AniAwt2qf+pRlSiC8pKt5kbPrPPjQa//GHmlgPbjzAdnwec",
+	"RyGfsUUACKJiwUiIuEARl8osyF46QQLCVDRHmIVojOeIcYVgREQVwkNMGZoTVQqX/LwFyGxr1i0ALL9O",
+	"DbIQ02h+HtExVef29FZcHMVDPL8j7SKhJxpwYXY14Twqg1DZNMsuUK1JLg+QsmUZqCjcx5KcxwxPMY1w",
+	"PyKL2MG10m870/BIn7iYowirchRYOnoBbdQd28Hg4f6DFAYviZjSgKBXufHrgKNkYQCPeBLRAKsCEI7d",
+	"LZ5RNUJqRJDEY4IYHhMPTUacEX3nyRjTKMHp5A2VSpaCJZkkA4vLTbGFG5IsSsNhwEWfhiEpwS3u7U6I",
+	"0Eje3FQ+IQIrylnZftPBCi9h9VDpvjKn/iQz3uqNpbPDxgQh35Bzys4nuIwQmu9oHEuFCAsRZXAWg1jF",
+	"gpRuLj9g4XavHO7yB1dYQGaTivPziLNh5S5nPI5CFGGpkG5HNNrBZoUa9SAcRXwml+w6maF82/XH3xoY",
+	"khUZOPBvCFuJ9HkUIqy5FjZHpktCy7HUJF5f1HIolIxfxPa1R98GDErWowFBmYwHAxpQwtS5DPhkAclT",
+	"iY5fPEUXRKPc4EIaDKRbwr+SR4kYIaFEbUnsZ9kpg0zJhLkrcsnptoAWSlZoIKWIYDgq4H+GYkbeTEig",
+	"SIiIEFwgHgSxECQ80vyLZuD7hDAU8eGwnHVORs4i/Q3GTQlhhp9+agdHmiISgR7roWrCwS7L7H6KIxqe",
+	"B4KEhCmKI5kHxGOgP1ygCZZypskVlWgmOBuWb3lxuMzulw+WnvG9dJ+vGI7ViAv6Dby0OttbXEJup7GQ",
+	"XCxiSPO7XpAmUJr6AnGSBrxUyrjqlHPjFvBi3VG3IjMVlpLdtSADQeToXPGLIok3ohx8RvBZr9b2Aw7k",
+	"zYSK5XvPj74gJtYae7unn1+RhkTEh5Sdq5HgSkUL0j7nFl9jGpEQQWOElSLjiZIr2d7i2FkIrDdyAoX7",
+	"GZKgx/hcj2Evg6wFiuKiNBDGRAzJecDZlAhVBMIxSj6giOAQBZjpW9snCPqVXoHiiDkGd3E8PRgjVI2I",
+	"sIMixgWSsZjSKUHY/Hhk/geUIYil4mMi9L2RiuAtSdjFdSfQCc8pU7xSGTTTlN0sXLdDmHG9mSMEBAu2",
+	"wcXTalDZ4Yu0cdXosTTQcDOAmBCi/rwwZw4w6afWYWv/3qN9/CC43/0BPrjX/UFwQLqP8MOH3QeD/f6H",
+	"wb3wPjkYtC4DTLszDUjG1fmAx6xUpyZ5LAKCQk4MUgSZRiODeUZA0NCkpRqJdOwFPLPmyCmsDtJ9f8EV",
+	"emKHX73xdDHJtoEjq7w+lhCYVpXbM2OUaxAXRrj8W8jM6bZh8eiqfdhmVRtxoyzdSWaM7WzFzer2sly7",
+	"qxkuxqu1uukI5bso9t/OHlItrv7LTAU/FjiX5yyaGwZaf/MQMBfxhIgp1XwHFwgzhMMxZfAAghFmQ5JV",
+	"01VtOTdlZudbmXAL3PzCGjWsJvoXFlItSJwbgrv03M3qQiQpCwhgCaHpFFVHaEBUMEoUlWVQKpus+oqs",
+	"NVUCn3v3U/i8yMyHnrj5VkOqbJ0LwBLk61hzYiVSYjwJsTLafioImC2eDrqfY73oEcEhEakGy2z4jkSP",
+	"z/BwJdCSSYvU8FJTpizURxXAO03nXRN8yYo1AAVWxIjeleyktWCs5iBzY5Wxj5UjbZFjzC0Cdmge2Gqa",
+	"Vk3P8kNUEoJtkrP8lJl91CBqGdkk4Q2XbGslgasab2u7zBK7nNBzLkgsy/FfVh7THKfTLuv2R4bNJFLq",
+	"l5JoIwSZ8osqUJTMulQGXH/O7QiHpSs1gINXcq6JyoSwkJapUI3Bxhk9s3sISUDDKuAsjlxUEdQZdxv3",
+	"ZXElsHceK3JewbF/wZGMgxEiLJxwykoZ8uIAme2Vdd8C112cUW/DaFTO+7GcV+DiROcUjEhwIREWBFGG",
+	"JoIPBZEJYpUjLlRUqv3NzlGGo9efYas2ruzyNEgUHp4bg1FRzld46AioZsLxmNQwYmWGywn5tQa7/P3N",
+	"TG82J4ZE8/o4UHRaYsI0DTR+SdRvpmn53vKjFZ7o0rG2sbX87Jn98Vid80G5Bn9hXTxWkobE+ChAlyV7",
+	"zY28fL/l426BiS9bit58nMXsuV1/TqWkbKjpqSOtGUVv2XbjPJVI9rl6pO0Qndz8ZnMynky45gTOxySk",
+	"OL/DV+lnzTIowhTSs5TvrThUZoPLBkoFjIfZraUdPtejobP5hNTcZHEheqcAVbxCGDNkL9HZjIHJ1/zA",
+	"8YunsG6Bg1K6szh6hX9SjbG3on5fXJAGwozgi3NHGRYBkLWEKM4NcfDgnxFnQ/OvgI/HnHkI3ESsnwA2",
+	"JjTwDygDT37eAmi2NutWAJdfKgBNcDY8n3AerdZAIWxsy0bJx/Cw9KlkRlyhjSofbwvYLrOEt3qTRpIF",
+	"4nyCgxHpnugbabYcEhkIOtGXqXXY8hnvSsUF8RFniEyJmCPM5MzY1xUKsBBUy8mGwYb1BiMyBtQyxm+e",
+	"ETZUo9bhPTgls1CphGMBteS8OKmBzUQQSZiCa31HoikRmkn3wGXJyeTrzveMB9hMUjbnq9NnxqMuo9IN",
+	"BMFWcko1FUrEpGLi++UTfw566urpnzPkZ3TZvgeryCwoUb/rP3AYaraOhBXa+0qwPAS1zsLqTrEiz7T0",
+	"XQ6XAEcREXdkgtf6caipNOMzT79LylAo8EB1KVGDrr6HeEK7WqYHkb5rr1v33v5hj/m9lqbuvdaR+OHD",
+	"HxypH97zUZsL5PdaeEI/I/Ne6+iffvr/+J1D5As/0T6giAyUh3zlIwlqEYlipmik4dFjdkFUotmIR8Tq",
+	"s9BLTXkW7i0HRWGsRpriBvp03Sw91sbAe9yRVmA0WkXrP9DxjN1c7ziI4lDLj8a4iiZxP6JB6kwg93qs",
+	"td4VSQ6h+4JHNJiXn4XdKTw+PJlElMjLnMHXP7y/v380++GBf4gw6sfBBVH6yvlfZ0APkwkyoFEkNW6e",
+	"RESRaI4o6zF/lh5Ie0KEYd3ArVADUHpI/3hB5vCbBaTs2LMB7t1Pdu5vADUt2HSPB8rop/MAe2kXpjia",
+	"YapQnwy4IEYYotb0n8w14GKMlfGeeHC/5enJ6Tgetw4/+hCIzJgy83e6EMoUGVoV8Jdfftk9ztyq0kd+",
+	"sH/P2BZH+k2xITnSt+dg/wHyF71EfNQ+fXKCPvzBw/1OxmslvZDGoeUQ+R8TLIgwt/OHvRKXmF7LM71/",
+	"2GtFBIfycCaoIr2WX4krHpQB/K3XmmCBx0Q5+hFhOrYk9yVQqic0Kj0M0N8ndwq806hEmroBmaO6zdcx",
+	"EVrC1bIcTAukL7vAkAxwHOljSpUahOlT+SrzC55MBJ8CYybIT8DlpfW67PqcGPT+RPDx4ortR4TBlIcH",
+	"Vu9ZttIgM07ppQqxIl1Fx8RcLAfkg/0lqzrj1WsyV3nFcs74NhaTuK0UznOCv44TP5OB4GPNvwgypTyW",
+	"aIKH5I5EPiNvlBnBr1ys819Zh2Q9DV9g/bmcd7DE29j2YM6Jbp1MScOl9PxfCDJoHbZ+524awHHXfJV3",
+	"nxo+8ekAGJDyBWi2xkBEv1pwSgSbS9v/wDeyAJgW5o6p6Rw5i0OI2gf3PwK8yGOFqPLQwb37aDYirMCX",
+	"ZK06nWSbBs2nG3WM0pp8kt3dc9gUjra2S24H9FA/VmZXQzolmvMt35kl2hKggFmo6e1IC8+mldz6xg1h",
+	"P+OqbNfHkdTCScwUwlFk9qgX45ws2wHXuA2jk+evvjjrVF14mp0kuz67nj7nEcHMLiiMpRLzKqz6+A0O",
+	"tOxgWlXPaL6vSVw/oyxcis61SLEYhVK2Av2tVfeNvYz7GmmDEgDY9nLe9AUeEiTpN5VoEFifcvLxcN9b",
+	"QvHv5+j9vVJ6/3zGiKiCjj8mvoewVWSFIMr6jDNN0zXQEtZdVt4SMC4/DSvJ84eaFCtFhO77r9tj8m/0",
+	"+P/mq/3uI9wdHHefdF9/++DDt51/0So72hecRysotbnTsxGXBI342DpSa7kdfOdZJdh1u6f1T9ti1N+H",
+	"QRYPWTOeb5wYBEpeMGmNJxq1tJk+w4hKEnY8y60TeBL5OIaqpX699EWMKUvwRTnzOaScLX+aAtpUzW++",
+	"rvksX3JR8hr0r5opPEIYnN40YvK7PpJcKIl0W8Me7aFPzCNAftfyCceqkjjr3rnlOWYr6dryWt3sH8aE",
+	"bj9k/wDPEvNz+k9NNp7wKOKzVxPzrfDL63IIaFKxHPCGnFTvS39dE/BneFg156l9LgEWIFuYR6KMY0DZ",
+	"AhQeVrI8pZO/MqAsZ1XtxzqsapwZ5/LcoZ24jFV1a1rOqsbJAJddDJhT5YQzaWJsP8bhaRqEahXREHw7",
+	"MfFHlDOnI/vdn0ijlskG6RbCWMtwmGuejxqtUEAvHaBch1sPg74wmzAwKOOHK9XRWVV0RiuYUwiVzWzb",
+	"3k0bVmgwanV27WH9iQGr/qFtBUppIEhgVyBTXx+Ik2AqFVdvCLA+yQYRbnDFc0GIS+9nPmivHsST1S0B",
+	"/TFKRrZWW81GhwT5ye9+5wj5VqDwgQXQbAm299goZ2/aeTwXRuX71Lp0X9XZLPiSL+1YdJ+ud6yws0se",
+	"qbf0RDuJ7We5e7obN68691P3cx+ERt8p3s1cOYV65yiRKWept2ThSmUV98suRUHNX1StX/FlNJFZm12+",
+	"bHDa0iuUC+q6NCI+ZkaJCTrt0ycn6NHBwx8gu1BkrGfyBr33J9ng5Q3AnAt+XgrnTGxxVZDlinMqDULc",
+	"Cuk0BqIVMdaHyE/24B8hfcaDxLzSYxdkbgwNJkgTW2W3NIKnhjgaCsyUzEdtej1Wpjn3rNzqm0hOH43J",
+	"uK/xhUYHYDLyi/p6P1XKdyxKSnTu1gZigowhlBhRZYwVN+Ailtselo2x0P5taqS8BMW6ItIDS1zJ865L",
+	"NzSTsQ7h2EMH+4+QwDAeBJs/2L/nIcmtZTzS19FenAHIs0iQkAqiGcuQm5AgGplMJSoWDGEERhm7UqNM",
+	"LZh/3wm69AVXT5zH5wa3LOcxuvSOFRw1L4vqnFOpU1UnTEoB/6WBXjeESmVjEJ4k4ugGoK8Ic1l6CFVR",
+	"IFsSbUutBtS4MxtzhHnqJcvwa/F+N+XgTjOBMpc9umzQTf3Dy8WgXPr4krgaKjPWr5LDch/9zg06Gesq",
+	"/Sqfy2gTKa8iLdJyga8qqdBWHpXNEWCDsBW+IFYUM2okxmeH4KZX6npOWY8NIjocKXeYGe9wv+NQZj4X",
+	"EyQQ0ZvQnwdxFPWYkxhLdup39hD4fRhFJ4xnzIgsBi6PD5xPyg3i0QqeKku7Z5q+tYrnx4k//QaXLO+Q",
+	"v/RqFbzdtyDRGY5L4SEE2KS++vaE0wlvPj4+4/xzzOZJbNtmp1EM31t6HguhcZd/4lWRfatf07vwll4V",
+	"XPw3OMBilMDSA1xww7/0Aa4OILghzyXj1w9u/WDQ3xTkJbELK+BeFhmwVYNKn4fzJMPOAHKIhBRDrEMh",
+	"t5QmookWdGFlN4izSUAE6zgOp5gF5CTiwUXGloZDw5rh6IXQe1RUH9IAR5J4rUnmp29bFnMUHSw/PMi6",
+	"Wzy49/DBh/v7NZwuUsb1q2To1ELMwW1Eg+IYXIkN35tdTmqo3szI6LkRPp7XcWvwWibPkKw/IYsjywMa",
+	"r7SFBdCw3swRluqVXGevK6c2Jtvlk3+h27z1nBMI5DqOng9ah1+tXvTr4hpMsoABfVPugTagQirNJggc",
+	"KCJkoi0hgSAQVQJ6oCGjNonNBZmjPnhJZT1p7uc8aSB+4vyr4+4f4u43+91H593Xv1viQ6PvIkQJbxG+",
+	"RtcI6ndFxnKlm5TR4sI8T02Hex8mw2Ih8Hzh0YDnI5xjAtpkXi/zPKoflfFAXRMNrP0MtnT3Vj+T7cB8",
+	"TJn7q3AAXitm9OuY2M9wqwtnYo/DrmQV5Nd4UxYLvvW+XcTKglREe+g3QpUk0WAPvRzxGUOcBeQISUgq",
+	"qhCWyD+2HI0hbsb73Acftz/oHr942v2MzP3CK7t3/6NNntkiztcLX4TR6wRKz6ghUvkdJ4db65QTwGWO",
+	"OesTZN+W10rdm1fezbTlwpuECUrPXUo6ZJtRXuc/WOsVCIJltRrZtT01rYrrdzOV7iAOqXo8tdxefoU4",
+	"UFxsg0bAQI65dA5qsQR/YBNUpJ/XXCoy1r8wzuZjHssS3zKvhS/BGoDK/9gEZxV8uj48yN3+r/a7j467",
+	"T3B3sHf4+oNS8uJCBQuuYfv5cf51rxdrzqlikLrMQsKprlg27n5z3P3DCoLIYxXwce4QZBwEGhhea4Bp",
+	"FAsT8M1oaTxGkg7D3IklyOOr/1/3/1+xYxcuuSyg5+GjR1lOc78koMfFwS8spQiRBIF1KxZkxnG3s5rv",
+	"cLD9YDUWBCKOVSt787NnmB7F8ie5FVSZPvDrR5ex4gZlfg6xt0Xy9iOwwRlHTcIUEcZR06WIFk7xobim",
+	"gNZmLI+QzwcDH7UxYmTWY7rxHYmsK3kHRQRPjbF4jIxv9x6CdPPWzdblbUBmbz3m2y/+oY2Bgt91OxxJ",
+	"jjB6cXx28iM0oCQKPTQbEUEQ7kvCFBoTzGSPxczpxkC/6V4bHwxakFeFhae8T/WniGCpnnEcVry4j7EK",
+	"RtkgrjWpDA3rXxWDajKMkxX4NuecaIX4l92VBH//4iUX8Ht+7QVR0V6h5djwvAIX1ka8FxWBHwvvnV+U",
+	"brUAzqXMv9t02TgneFIS8IICPDlCmuCaq2ftmwrBpWwPcBShPg4u9JNRBI8hbpmhYcT7OEqeiGYFq7Hx",
+	"vf39guxfLStl8PPJCDNGopxPOo6ilteaUglhH+D53/JaMxKMAFuOCVEmQBB00qUPovgWlugPlp3uGR0T",
+	"qfB4Ykg5pFNa3esLu+uS3jVYOdfb3CxLcE9KMeGXozlEQUOcJI5QAJ4t+nA1Bsx63umDTVVexq288CS2",
+	"prKAIKF1YoPWE/VSJrfIUa3cgQFG/YkssGoLoQnTcolY1gWMYWOukrV7aWROdoVeGme7XP7PPo1tsA65",
+	"p3btzAMoOfXDW9wW47M13ntRuuez8vk4UzjYGo5x2arrXjmDHFc9thEX6oy8Ueu8YipfCGrSpixStnqK",
+	"nNy8jCuy8i4942zoOkDo11pT2LQqa/RIA5vWOSRLiepPVPasMyedqPJSmHut8mCsJVdwM41enfsDZRe2",
+	"dCeccm831+EFNNroKlz2UGHzS45nK6jWIpvrx7JmISY2bOWVG1OW/fVe5SVc9CI31auMLsYzcaATNdfs",
+	"TBARLKyDXjbm72EtVmYHF7me8iu90qVmEnfJ6w1mr3vZSMkDqDdS5l6XjZY+ji0M97b8Qk2JUJtJrw6V",
+	"flH72EqXYEcp0XCmusDa6GRD8i9ISNUzMiXRurPpfs7WXO+QPueMzOGAig6yCjEyxIpOiZUaIceDFRr1",
+	"g1u4ICHB0caCEY5eJpzz4mM0eZhfMbWaUJWOPxQ4XOMlfArNS19BbdbJ5WlY5wgLAdOb7HSM5YUxLBXs",
+	"QSIm5gghDgM0Uia7rOmB+vNEf3ZHIl9L3v2IPIF2YAHaAv/ngsU32VhNI0hecoZODiUUo8JXUoj1JFLI",
+	"wbzh5mzv05q2m2xj6D2kq7vlTkKQiGC58WHYmPt1ZkwF46XcjUXAFhmYDMQre53pNpdg5fuSKnJJXt6Z",
+	"fp0AngjosIEciluLsbcA2Yiz35BobYP81CA6GbRcAxlviFJ35WywwZvb4NGsc/kvfY2rpZfcHVzDypuw",
+	"U4t+C5MIB2RsjclL+dukYXG96RDlTgRu9q1IXelOdiN2eS1VnqnqhUmeijiL5jbLYjbr1A817fKLavm8",
+	"U55Vy+/XSH1YU/Sz0IBgtDVxkuE8VnbKA+GJlvpwMDJ8iylcZhKr0jBN9Apa7nYux6r+jxHdxAQIPg1l",
+	"xwaUQnbfQkZWfEHkEcJuGs0EQ420C0ImMtf2jjQD7LWWIN3kSOKYhq1yF8Qssq3b3iHZle0TBLuyZRa5",
+	"rmzskOrKhimWXNk0xY4rmzqsuLJhBiWuaFsmDCY3piKXblJUMBuWmrtP7ZBKRVmgPLhLuWQFkEXHoZ6V",
+	"O0lxzsO1La35In7LtmJCXKXCcwmFZM21p0ra/IurgZjz8EpnzQJzGUJ5uWA9SYopuCI1pZY+231LuqjM",
+	"C96K5qTwyrc55vVJ+1sUqTOoZyuwWYfnSzHUVqZOsdhWhnOYrt5ghhMs190liHBHyrtP8FyWeR2kkUch",
+	"YBW4XHJGTU5RoNtxpAn0YLlrwYMPHxZiClb7FXySiFw1EUMeDSxXShWQXaZxGYJLsgkluWbL1Zcb+FAu",
+	"ckoYkoFhTXY07k6we3uS4yX1C7dqns5eaha8xOQvFsYvxNRLkvVI2Mt6CjiEHxGcNY3pf1qLx+tSughZ",
+	"hp6z7BDOKR40484+Wtb78uqhDTsXLo8176ebWX2FSImf0zj9UEuoKVzKNV2Q3GxL1+rCr+qbM1y8lnf1",
+	"uyuRIR87s1SCmZwrUtHetHA9QHWaJG6q5ZG2MAbIIYto9ccvn3+BoBoaEaYUvk3kbrOqGoGIDwbG9QRR",
+	"NokXjWQflr0nIiUeksUUy/ur7rBZqme2lg5UdjucirvEygLRCHV1MEHqN7ZUdrfN3nrZcMW6NufNjDh1",
+	"zQSMvFGbKsQDSGW47sqk8bqq7c+UcdJaM9fzgoo0O1Z2IV567umhpoeV2+oqzyZ3tzbSl17qQuU90Vbl",
+	"HK579Lf3yKtPe8URLzvWbejyEvRz7S4UTwQh35DNDN5xHWNo3pdtYf5PnQznOKfjltf6uOW1TkrZJWh+",
+	"Gkdkbc/yiDj5YCnF1m3AnUJz7vV7lG3tRwRHpqrEOiHOC+qHnKt2CglbB2E1CS++iWoJ4UdUKi7mj5mV",
+	"hCsDrOpbP9cJpqoOoKqNZgaCj59vYqXdKLQpn71c45II0zE4xKpYML1FiB9peS0lMJMD2PYAXhyoyZJ/",
+	"Ws2SGUUQKJLWSmyyBktNCSRPx0lYSkXQ0+ZuyXFE/mV6q9b0sS+JeeIbHEVpsEImFikbo4TVsmu8DTyd",
+	"exHXjqvLdKfHDHFTO6dQqKaoKC1Ue1g4/aehA9hG4Tel8Pjx7KIEj0TD7ON5HH7y8rj0Kgdimm94/+HD",
+	"e49Km17Q2pF1lRH4F2qene75Zy9Kp4plPiaRDkubvbnkeoriuTLOuNOWHtps2ANQmhWVXZcfzy5KJPQL",
+	"Mq9///UBrimTw/hly3lGcFgmhkLtjfXs/K4E/UltN/U8tt9MoFrfyf2yPmONp9dVevrfNtewtQMTGmey",
+	"K3cm00jv6hzJNnEKq+8HpveymU5jAxy/ZkTIrv2ydhwncpvdvuq6cKXXZw0bDzAN1+K6pWfehghhd9C4",
+	"bAFEG3etEnetDH5c6YVDFqxBV+tOlSDClS0TDHizXbQ2cLuCmse33+VKb+Pa3K0yjNEyV6uMsFcqZuth",
+	"tuRylXmFW3GcuYZwwuv0YrqhAYjvg3NVGQp7xod0w1xv67HeLmV7DqElPy7a+5eZJL0W1Cx5zqJ5eYoe",
+	"5/mQjF+KWtzVKrOILjyaXP2x2kexWIzOW7vWzOtclZwtuqksQ/zPWbHAWZ4nytaGWZtywo7AwbMU7UEl",
+	"VTyGkteav9ItEWVoHmOG2idf/KsOwhJhFJKAjnGEzEQewgqNuVTo3kNkuU4U0qEmUpiF6L5rL/fQqSvZ",
+	"iXA0w3NbQRWpGU8aoXavde/+g4O9h/u9VmcPfc4FST9iodnCQSyhePr+PlqopNnxECNTIhBkxiKhZv7A",
+	"Gca6GUIBCjOA4txDfRLgWBKEUZ8yLOZoEHGsXD0Esz4DE4kiekHQ/t69fQOrCJLL2hzUrUO37EIqzEc5",
+	"xXL3977a7z56/e09797Dt+1eb8/9ef9t5/dK9d5VCqj8Q02n6PVelg6TE2CKtbWlhFSfpjq/D7W6oAIz",
+	"eaOguv+Ry0nGWVoAXn8oEEIo4L+eXj+jcyvhuQpmkZU0dlF9tK18vS82R6QfrUak6fgnkOxt7dh2KFm6",
+	"xhrv7d8/WBfbazF4lp1jKf5z7YpEorjW/KhlFCMPmrDM9h0QKc/4hamtV/QwHggiR8g0Qkq3Sm54UuuV",
+	"SGlLd+cuxqMPq+7zXtWFtumPn5Ys5aXJYo7AMwPmzy3K9lzu5vzRhwercqcn6apfml3J8uyIUBfCFOyw",
+	"25doRgRBRCPODfK4ldmYLwgr+heYFMKr81oVN+Hlzjk7eBbopRfI8auFR19I0vrP//An3X/+h//zd9ud",
+	"f/6Hn//zP/xvvV6315N7v/PBmz/4za/+hrxR3/38Z9//X7+oyP35Iqv0KmZgg7SOiBGXkxJFWAP5EPlg",
+	"1vBRf248sQXBigsP+Sa7pI/aVMkes79D3kiFRlSTzgnIJrb8ldUTu3pyujcUVu0xP3VJsBNlbDvgWp+p",
+	"lSfIpJBmUi/P6qVJmHNwqJD5XnC+RhCLbn0aR0SWMEq7dayk0tbGL08osUF+ujFmeEiEVUwsXwHoLkGX",
+	"odmSM4LHa3VbK4Blc8eRUuSyLdOH9WlPslq54ygCJQfY/Hbq20de25u5WZR86tSzMkNuLivtW6/Vnyc+",
+	"dOUz1oiKAo86o3DK9nxQgurAVnfCeRTyGVvHpS5wCfogd7/NFWlQmX0lFjSLTyXENJpDgr/FuNOKS7Zu",
+	"oI5xxfocv1lnS+t6FeYwwuptvzsYYl13SlAn0cFc//UxGXBB6vazlmc9XU0o55wPykgrVials83gjGYj",
+	"DnKilt8gs7OBuYTQIj6waZtdbuijnqV8i14Qbf/eg48++OCDDz7a39/3PeR/93/8+Qcf+B0Qa42QaeNx",
+	"eqw/R/7Xuo3CQ9/VvXMDR1CvxLKc4z3kD6xfh/TRGIoFQZVi82s3niDr9Ly4WheNhdojqK2sqXmSeLfH",
+	"fP2QfCRHfCaRXuAcCqwZil7LHPYvM9AumsUq32mFp1EGvZcyZZxH27DgAb9x7c5/KR9TFrLy/lKPd5da",
+	"XB/SbJDkrUaSpbhjW4kJbiyuqQBLg3suzakubrNhMxuM+W5jzNQalz+30ycn6NHBwx8gW18UmcpK0jhZ",
+	"YSQVVJ4e42BEGUEBD0sdfsrKKLxc7Hpkz8sUaLGTRJgNY2saSY1DAZ6ckzcBISEJF6sqLCkIVdDbxmMM",
+	"iuIIM1OQjWZTKNyRuenzNqMy8yoRgos1AiPTiPVVcQdeizKpMAuKilewEa1XDWqHhZ9cAuSieW3RX8lq",
+	"sYvGhVenT5EgAyIICwhieJzUGbI3UHfM34WRUhN5ePculMXbC8nUVcOVd6uvSRnYCtKJMrpws6dspQd9",
+	"n8uEltPKaLQ1rYtmoOcTwzOsqV1bux5dxT42c6e4VDU827kctgUfe6dR17Rey8X8PCQYso6stD3asb7E",
+	"gulfDq9WUb6BnmvDeoTVICor0lIvAKIY+FC7tEu9Kitup9kVJVtalYogf67bUIYUbsq1q0VOCRhfN32a",
+	"0Dmx6xZN7GsZZhdebmbs0pXzKGe1FGQCSQomREypBoLXwnFIlflXOKblAb9aIHohyJSSWZ2zLTXrbxin",
+	"k/S+TKjQTUESGjBcknBDWKTdNwdGJUJYXqqt9NnJADNWFpuXGuZnLMOgW/cvkEjARv+TOBwuGum3GCKQ",
+	"rrFse6Y0ciEplzwUJjWX+QPcRzKJupLP6Q+uCZlq4LvvM9IfcX4hD42MVfquXhKlKBuWPRo8OQF/rSXS",
+	"3xi/eQLBnysTuWCXBOS5Pg8X0SrX7PdMA6RWn6KzTH4zpUdhIbEtP+vbDr5FACVOvnX4/Jf53DZVSedK",
+	"7+SMkIl+9SWY/sagUTKlPJbPbySDthaGBWhvxlhg+XywXlFHMT+NWZ0kj6bhkvVWlSgFaBmKUK84fXLZ",
+	"ipK4xfhFkuNicHc3wwwLtrvxFxg4B7HM1pI1lB3AGS4TnXi0mvU9w8MTaLdxcoIckV8UtzeuollH/XqG",
+	"h04Du+Wo5frByQkEy8rO8ojHAhyQf+f09NNPP/7YLyivfpDj9X8nLaj++tsP35Y64+n5NouFXvM6rHuw",
+	"ax1Y3djdM7wV4VE/kGuXGN3mS2PiIHml44mNc77Rf1IBOnLpo7YSdDwmYafomr46394ZHm4tWM1eo9qR",
+	"Q/ZCvS6tmrX0iq3UHq175cqOJH+J1gNrPkyyeJ3OCB6v0GjV8d/fGIPeXF52zdI0WAv7G2SHXrhvOSKx",
+	"Aey3QzAIHm+Ewd/F81xTVVlNJwgeb4VQ6Dd7/ZSC4PGW8HWDBFaHrK4dUrVIX/kFYS8wFSsjeN6NGJwt",
+	"aq8vGUqTD5zJrWydOJozmyZzwwKsWAa4zLL+hIu0Vo6HxnxKEJ8QhvhkwoWKGdVDeOjrmCtiokpjNqCM",
+	"yhEJERchEfr4OGpbpwWkL3GnPFHZhqapDYyDbqYySL6SpSVkTX6FUp3b5TmiNXM2vWf808qQuecsAmnD",
+	"N4yLPkEfYSZncPtGWJm4uTSWrm0Cvlz8pYcwEjwi1lvEQyGB8wY3jg7qopFT/eej8ezCNojHEwSHafhm",
+	"KY7iq+ufgyFMIyBwDbuZ7KVLPGDZTNiWl6Yrqc926lO9ghL57w6/sW4w8KZ3bk0WuPxCLM1LoY9+G8wx",
+	"oPZrZ471KrblU7yEKjXXfrfXfttMfM4RsyxUHvKkLTqIAn0rc4XNxBLnPGJjZtxd9zKxxE4JYDM5Fesv",
+	"uSRFXlJeLy1LlmQKyqRRStL9JMkyZyQYYQWE0nrClrPGkgSxoGr+UsPPXnLIdn8cm4oARbBMsFCMCJPf",
+	"xCQ7RxdkjgaCj5FvyMsxjACqa6p7jQgOIaO8uVmtP+gev3jaNSn1HTIwKfbfeq0+MPJuevPXE0cbf/zl",
+	"WctbTNiST2gAK4n4kDIftTFDkLi7a+K00Y+/PPMQlTImIbDPUyLogJIQGUBRNkSnT04++sH9hxA0jjBD",
+	"xy+ewhYh7QfkfTGrMvPtgX+Ahp7GB0YKSbY1UmrSevsWXEAH3OhDTYGuw28dNF6OOI7QGFOmMGX6aXut",
+	"WEQZ78ghVaO4vxfwsXGUDIT9x4La3Q5G9SI11CMNlpPTz5EkYkoEuEh/fP9jJHFEJNKPSx4ijOQICxIa",
+	"nwo+MGnjekyDJy3c2f71L/7x1//9r7//b3/loe/+6G++/x9/3zFvQZCJRGCBAoCakgIeSv2DJDLVBcyI",
+	"rsCAZ1rHsBA9jsIXRDOGJitAHwcXrrBin4dzNOPiQiKq9nqsx044mxKm9ywPe6yLTtOU8sbD3KaaNzdd",
+	"ovarV08/mf6gs6cbQxKcNNui6RDgMYlOsCRHSPNe5sfTJyfowYMHjzSz++rsBHprwmi7ACXqTvCQMs1I",
+	"HSI/omOqfNS+908//VNN65zvOHq4b7zascuC32MoyTJzhPo8pHZO/1sgZR5KyeJb/wj56Z8+nG82C40e",
+	"LE1Eo1f5eErEHIFPs27t44lJA0U5cy62v/sTyfULcY7inbxnuB7TeXj7AQ+JXoRxxvbtY5HIPw4CMlHd",
+	"Z9bV2kftl3Q8icyTOtGdJYykL57/zegD30OP2TCicmSc92dUkk5mxf6L47OTH5kdmoOCHFBoglUwMmv9",
+	"wYNHH3YOAd3CxaASYJndIfTpQh+3y9x38xskQILMggRJPIZ1zvC8c6RPycLXXBMqUcyMsGKwho0DgCR4",
+	"0hyqYSpMBz1SW19lw58gzoh+EMHIoA996zybfEm6sQD4B/v7sJmFZE6+86emKguucWxc8ZOSCk4Kwwz5",
+	"j8/w0D8yQpbuygUKSUSUGUbPYxcokf900IXSb3Yd9kEOUVuf2wd+5xAd3P8I+RMBOiPgoM7d9nwAHFUj",
+	"HitElYcO7t0vNHWbgAdNFXKwlJQFxERPRDQgzJQssIjxeIKDEene39tfwIiz2WwPw+c9LoZ3bV9599nT",
+	"k8dfvHwMfVKfdosVNR48fvG0lSlJ09rfu2ea8glheEJbh60He/t7D4BFViMgiHf3ZiSKuheMz9jdn8wu",
+	"5N5PrCpkSFS5dc6WgECTuB/RQFMPido//vIzJIlySVonQku8BI1wNCUSaQyJYKF3ZI6gSQ9ej8bgNHDI",
+	"EsjW3DaAqBdJ9DB72SokmnFqfUoU1FeAci0m55he8/39fUeObKKW4gOBBG3AVtUoviANlVuEhN30niFV",
+	"SaRW2XDJ+u7auIoMf9I6/Oq115LxeIzFvHXYepEBbBYgOcA5dujwKyia1nqtR7w7gmpH31Se37F9Qvf3",
+	"99FsRCPiYhhgZI0KJpCBNOREGsaP65etG4VY4T6WpPQUbJWlHZ6DnaHiJDI7wBGdkm0fyTM6JUxPoOkL",
+	"ycDeVU0C6GuMO68LfFsU1YHVYuxgBDgPmAkI7sJmSgQ+lB56uP8AtX3X6TxmeIopiAN+J6U6pWd0SnCo",
+	"aZa8nmPS00N2VWDXNKs0GNAADurh/oPVh/TS4IhX6Y63fMYJfJYf8vTeXTyhXVfBpfSkX5JAEMtJmdix",
+	"iEpFwiOTChzOncpJhOdoIsiAvlk8MM2KGVkD6gW4wp6yUkpMm9w1Ua9VyTAzDZ2+4fUOb4TZhAkkXbwV",
+	"x8DWacZcA1SDwQhUsIxTrEgSwVs2h217N2341kt7dV/wiAbz2p1de1jmwVIQZNlM0AuaqC9YdR+H5yI1",
+	"nZRN7ZrfzbZ9myRcPg+WaoyS3oXmb73WAm+1cozFHvBGah1tkvy0HCnbjaXEBAJeTRwjZ0rgQN2oA7+3",
+	"Gou8YqZCKf2GgLrnoA7mesJFHwJuocf9R6t7nHH+OWZza4CTmyK6DPmSyon6Oc7BIpjXUP1CVjB8ErCZ",
+	"JlDghQWEyswG6OzIcHYI6uWBcI61BDSwCbTzaO0ko0RpJfGgH/NwvmWEY9X7b/O61CQfdQ7Z3dvJ3GHZ",
+	"u7CfjiDHu5HODHQZnxUewzMeJEUOl13npF32KVwfxlx+Oz/G4WmK767qzd17WGcaGYMhmoSfk5Bi53h/",
+	"LQ/WXJOMgq700RbYkbvf0vCtecIRUSUW+MeDAQEtv0vwe0Hmd6TJ/2tf4uKLPQXDZObF5p7OQUlwfmrJ",
+	"vFm0/CbeTAPA5T2+4OoJj1l4bbfRnOiq27gul/o0fIG1qPDaXeM4pKprYsQqOesvyEyzFAMqpNpDTyA7",
+	"Bupr2RjyqSoshkR5KLnCRpKiY4IEZkNSwWfrmR+biXfOa3ulHgdm2yZtqxbDpSnob+GdWBu+jgmYRKwW",
+	"yVUDrsuwGRPqsgVwS+EvKDPZ6AGgVfObr66yd7KEbDrvQqZw3P3muPuHFaG7dRZWZ0HbhcjATJy5NlWz",
+	"Z0vklkKjWH90Y2hgBfabgb79Bix0TKqWBYrI3JI28sdYem8hb8/qpZhi5Zddyk7F1QQXrBZZAWNZEDSi",
+	"ayO6NqLrjkTX7EPLKb5DqjJ8cKxGd8E2Ds49pfLsKVhwJdiFuVDdiE5JmLext8GMDoZ1a9dE1pXWGsV7",
+	"7AlcN6Qx+Xhi9XxgHiUhmhChx4P6Krq3/juIKNjXjcMDah/cf9Rjxox/rkaCK2UsSFAi8JQoMe8ea9zu",
+	"d45M/Tw7k1ESgwI1tDi3x0CDb11QdINgRIILEnpIcn1ZXe2DYUykJBKZlSnO95BzXOkx6GP20TcVVZxK",
+	"vTujITlEfTLnAAoAG/o6JrYInzHKgaHy4f4D5Btj/Hk/lvOyDe0h8EdObHkQ3dVj/gmYw0702+LRIWK8",
+	"C+oE39jPCiwbHPFulAe5ik21lAfbIz2p43wJVnrGh6bQXQHv5AC3Cn3kG19SNtqAviRYX5CQMEVxJOtT",
+	"ikyft14rzqKzVWPkGm+FSHxOpbR2Z7tAlFngTaINW9B9bHDSBdy28oSK7fU7w4qcW6y6sn+u8XbYAM6N",
+	"n7ZFM/IICY3IEq6boCGdEuZKTvEBkibo5IacvtfKIN6V3TNNARjWJrfB0ZcZJ1eeX2knMNYl5GTlGNm2",
+	"W+MErXOZrRQGflwqwyAyPjuEoBS4KgkZtvSUsh4bRHQ4Uqgd8JDkyWPHpfrM2oBjllqBuUCDOIp6zHYu",
+	"N/vuodP36F5u06jPh4gyw6TYaqCaX0srVpU4WGTYTB6rZXzmlNvcrC7Qw96bDCeJ+iTibKgZTygAhGYj",
+	"HhE0wGMazTt7ZYyPnnQ3nE8hh1st3qdE+2v5FB6rd0IBfAkmxx71uXKhgbXYnHyvhtFZ44zffbOQxlgG",
+	"AyxBTfYGLcFNXGFlcVMOHxnHU86IcQc3brsg9TEyg99B/tQSNAn3eszWt9fXoyAjG7+1GZYIR+AVhaAW",
+	"p7BYMcF1PWaQHWpDwmnbWS/XRNmBv7vzYUXAJHbKRMLTfKzrTcGPVyQbfkFm1ivwXRAOt4Q3cz+cCxLL",
+	"OmJEWacGCV+ptHklKLWCJXz8xnhvL+CzAReABJc5307v3YVQka6TGCutmC8IC/V5tjMZ+G2YievrorNk",
+	"Ju+7jb2SR7C8CZKESKgSyWes3LJ54opmwHKuwra5qmVmQS8hc7mx4e7WBzE762qzTv4gGj+GG20ayB9W",
+	"5mHC46l6meAqcxdDFRlQTmzoulDlNvfxHGEXKZnN6ruHXOUaJEjXagkM62M3EmsB0OoF7GqJ8LScqvkv",
+	"CDDDgbJFjPMP3gxNspd9Z7xQrhDAW8sMXcHrrVLThCSgIXCYiRvT+/loN2C8BslLXsXZDLJvnjIZDwY0",
+	"oISpc+kyRa9g1ha6vPVaM8HZ8HzCq1nUZIBM061p+BLaOgdL74SIARfjgtPHIfKTzftHiAsTuGRconrs",
+	"gsyNyBNhsKMh2BySfKzfvb4MaCgwU4aaJ6N6PeYvwsT3bBSVD39K34ZkozY4M41Ij/lffvll9zhWI80C",
+	"BlgRHwUjvQ82JB0b+QliEwxgpTEeRyHCUcRn1jX3RigDiztZNcZCe/vK1nWk29/UtGEl2nNTM3vVjc23",
+	"fuvlSwSt6p1rnNbPOWdcnU8ME1lDplnss7XHkzraBZwNIhoo6aIsM2X3FVakkVIuwepY0o5wnt9Zj90R",
+	"BPJDXCG3U6Kn0UtoOJT3mUPZqXv0xli9wazvJ2Y1GGkNxGpynKwOtjitzj9A0OMzPHSYEpJbQLKG9sH9",
+	"j3qsIhHBelkIeiyXhuAI+R/4tuCkRJjNkU0TUKpN/wS2dGKzuazt1z+A3ZZpdErshWausBHYbpHApvGd",
+	"SWUDbO1qb9+FDo3w1ghvlxHe7t1f3eFFBj0+sf7hmsh8tF7XU2fjuy4KZTCkplAJQna0yREjiL6yloaF",
+	"vA8pHt8d/2unqHqk5nPh1j62lVqW3ZfHtlhFwx7f3ujBT4lafXk3l0iB13iXuC+Tz3M73Nf2BWu7Lpt0",
+	"VJ/0suRkm497pd4VK/CXTSbc4LGGr2342oav3blRYnmHT2LzmshlOeHL6WpuGxttKMsqTsRpebKpqMtT",
+	"fOGxvckeGoALi7Tu45AxFVIPSORHVCrIT+17aBLFEvkhwZHxfPFNus2hwCHxK/x3knXcAN8dqCbq3HVW",
+	"N3/BeZRpXRI8nibgtawZlaDRjGVlKDt8rR3d78Bn4F0ZxK6PRKE2lBNBXADGnRPlfocE6p10tVWLS082",
+	"t8DFWqIrgOEyDsDFqJoMPtYGxKfQ+m2NUzuFBNz1T/mpzdNdv8dLyOZav/0ZHtZvbPMrPRF8vEbzM16n",
+	"scEgtce2zeuN/ftwurWgJ1S9cwmiOCRnXOFox8519uLWcKzLvqAmWUKTLKFJlrCLZAksRJJgEYzSB5dl",
+	"dpLfqrP+AaWXIzpBnKHA5SILUehYTxfgiKXJfm7aaEbHr8r559DEjgz+bvjryfuXn31Z5r9LKA+ahIDb",
+	"U5yuL2fd1hSCCRKowAFFieduX2PvLpjDq2PIHuNghKgiY8g4Ykq0I8ogsovPWNZR+QgJKIcvkcRzNBvR",
+	"YIRkHBinNkArs5HJiQz5qyUy9GkRj3ysFwauNlmxaBfIJJ3pmsK9sgvQsCtDKC+I6MIJWPA2HkXvZipQ",
+	"8EuRZEoEjlZS9IXXDBr56nf8uf4skQ/Nwqeh9BFliiNfxmJKp1w8Df2y4AMEuRFsmx67IGRiwjppaFMW",
+	"pUVoADH48Lf0bVp7/dynOIqJtcP0mK2NY3IXaKaCKs+GRgBesAOamVRm9jtyD4rmgArHs+VbuvHE6GN4",
+	"wsqMqFRcj2YMP2bHGbF7zKekp/eeHdxsdKHtkCirqXCgM8qciGA9SESlXkqRXfIMppSemWJGyARZ7SkV",
+	"dqV3UIAn8gjSOlEBNX/UKEmYhA72H7kZz/VBZaxaKTwQDSH1RO4Q9UT6gF6dPoPzcFyCv4cSSmdqTmBh",
+	"j2M8iaH0Txm47kCyKEEigiUJveIKBOlaqrDXY6DfwAzhcEyZqTyVKaHkDsTsH/LqRZGNf4GyZD1G2ZRH",
+	"UxKidqmfqVV7u2pmnJGOB6pzWPShu1uFUDqjWZeEwE4O9g+8pA4aJG0gEvVj5Rr2mCnWc7D/APlFvb+/",
+	"12PZB4HGsVSoT5ApqofacGy2h5Xm/M5exjjpgemwx+D6e5k0XggPMWVSFQGsmcIy6yE86M3VhtZ8mDrO",
+	"vt4tuw7LvXJzn+OIqnK+uGNMU6rA4TeGv8bwd8WGP4N0NPW1+M6hqPYiEjJF/VzPwGHRBD/cKAbxyhy7",
+	"EyK8OgdVVuADwJ8HnE2JqJOArNjeDWHIdL3uti2gviypqOGInmte/zIC+l1yI49dycJsKg/LCrRzfEgn",
+	"zwJoCqZvoSOAC8TPM5Y4Ay2oymgKTDhC7xcAam93gQoyMjNspMwwW5gZhtEuve0nn/zOhjUWAE7hjVGs",
+	"XJvR9xrkHwB9lpVOq3Z+9yc//+5//l2nrijkPPYrHSWzGsprYj3cahtW44aEEi3vYPDCU4u1r9O9crmS",
+	"b/sOlsX6pUelBTfbB/c/cq6Txm8SPCSlwhEpSXBnXR/Tvdww30e7sO07PxYHvlHiUOL+2OCm24SbEq3O",
+	"c1FAU43P2No+Y2vaUEx6GagMfgXx1lRJqwcr06slNXFEooM7ynwo6Ko8U+SN2LrmRHPZxm8UsxDFLCQC",
+	"Uk4FeFKSgQb67NjSaya5JsNMXf4tozoyoQAN0nxHdUfmFZ3zWJ3zQc2Ryvo0ruON6/h7l8/m+lRkycOl",
+	"zBC+uo82aX/9mR5uq/bq1mXfAY4jNTAmRL793c9/9ts/+uO1NFB3U8+a7XKFGdzfJwF3KBNsA3voqVu/",
+	"uVqBc27REnuSkzBX0Afd379vGmNks5vkk2QgyqQiONxDWkCwdzaHHzyUffAeCjGN5qZMxzmUOYAmeszz",
+	"gPMo5DPmjLDnA8G/Iemf9uGWeBdmHYJaDeu3tXd6f//+lSVIOi7cLDzDWqixN9aKOnckwvamNr5ONyt7",
+	"0vvJQzQMwGYv5vrc6EpI+G//+mff/fv/uCYJdwGDVdYkiN1zjXYeuvd696HxNYJ77Hab2J4mtuddj+25",
+	"FXlXTDBQgunuyOSJbj8JS6lA8mLEma0gA+W1TH1R59c44CK16ksU0QsCbiDyTmUEUSaR0c4Sm1xT/FB1",
+	"ApImbqjROTeJShpt861PVHLrtH5hmGYLQYpXmIGrc4cYWSEkOOravBWXUvrFJST2iXWJhEeNuDHNpibg",
+	"PfSSKKjPRkGAHE9sApJj5R+hICJY2I/w7/RjNjQBwUs28QBoRARBbXgcJvxFz0eUlzorh51D4+RjQxlS",
+	"qKFcUjTzrCAVmysGfnDvPnALjKsRaBuhvVzlJ/RJNu/GzQx3SJfYuPg0uritYdgTqy5qvW9OwS9JQbTR",
+	"eMuhpPb3P/+T//WL//vX//vfff/Tf7ueYmcgCPlmFwWhHr8h44mSGtVCTUtBjMJbozv4wUQGov7cRUHH",
+	"TNEI+fA/H7UtuKDDGL+h43icVseccB7dkcis/nP85hM8l5099PE8QxzaM6qxKlCIMX7zBMwrnRKasYBt",
+	"n8CwO/bqMZNkTASNF0+DF7dqozCv45yy8wmuodYrNH/ruQEU5+cRr1EeotgehtCvLm8BrTFOSafLGT60",
+	"PFjPVpO2bOwljcNETfJskHmW9W9/97Nf/vqXf7oeNbYR+5U5GJ9HIZEKDaiQ6tCVUTT1W/kglYngJoBW",
+	"AIU0hLwCs9Hcyzi0mqQkUHvRZmZeno7xR3Zht9qyYzex2rJjj6Gxub8zpoHnZUkxdhdEVP66LVmwSqvt",
+	"u8jn9CJZx3jPeTUJKBJ2pJlySNyRcZi6Ax7ugCICKoI4wuU1V58mm9gxf2wKmjVe740ForFANBaIxgKx",
+	"uRzY+Is18s+ucxZgcZGVfuwNQO3v//yvvv+zn68nBQmiWbSdVanPBgwKEx54iPo4uECKZyILjd9cWUVX",
+	"WF3jgN1wIQ0X0nAhDReyey5EX+K6LEi2bcN/3CJ/dUtXNW5w3MNGSQgEUbFgV6BhyVsRCzqWPXRiHEyw",
+	"NVKaDAQTQaaUx9KOQhiU0XEWTeRiwsq4Dr2rRuXSMDvvlInyqi16DUF4b6rca3yZFUkzwh1q//anP/3u",
+	"L/7TemIpZAMfGJ57h6TFKxCWddLYFPPWBHiiCRHXzLWWqrEw/jSOKJlaBgQLEh4hY3VP8q1yFs1Rv0Jg",
+	"3kPPJ4QhDucdM6ookR76OubKxj/EbEAZlSMSIi5Cl208+0bsscQsIlKiAMsAh7AgqD62SAHPLPh3TAPd",
+	"NA0VbET+Jt1OI/g3gv9lebzrinW/nMuXoYZ1LR62dZOlp+Fxr47HdaxKgctNs4FPUPs3v/qbX/+XX67H",
+	"6MZsd17hzBYlsfwn47Mjw43Kkcb4AdH0hPIQAbNaFgljF9fYXxqVxE1USdSkG5mmjS7j3VduO6xVO7Nu",
+	"miig0hn4GecXEsUThIGB9dBkBGVThEk+gHAguJQmxYCXqSIALn42iLPHDOpiXIxxRKVx+kPHNj4RdAAz",
+	"zQxDFgxX9so5DIZUTiI87zE9vyvsZTQs//TT/4AYmVqsaLgcLynJRUM3NGGZGlU9poUKSYjmt0tKPZ2M",
+	"SHDxSQqZBf/MhRxbfDzBbK5hkuBqvdaqGuPwv+yzGuM3zwgbqlHr8P7+vudKm0slKBuWVTY/tqfAYpBA",
+	"KEN6/oCPxxyKvI2xqpocOlbNflBrcuaOPgwFkZV126FR5T4fHixOtUu37ORAITKVyCo8Za6gRO0Jl5L2",
+	"Iy1+MtJpvLRvanHmL0c8KaEzwtJoCNw7/D3U/v4v//Nv/10ul2QG6yWYMC1vWIkJP54jGfd/QgLlgcYS",
+	"gAXIpj9Hio4JEporO0KMzJL4iT0EVfoy1RN5qvws1M2ThJTHRzyB3q8mV5DzauG1f6lptN3309AzGDW/",
+	"HdBjmD1V4QI7AAgydRmKl5k+JWjoedlCqEzKEyV1MzJzd1as72lYe3VPwzqLmgmqFGFwQ/TiYmmCwMvW",
+	"YC7U1pcAp8MDYLFCpP+dShJUwsWtWtFA8HFuNYa0tA5bIVakq7u2vLXpx/IF9smAC7J6bYpfemW7JDfu",
+	"ya4OA0oh0aR4a1K8vR8p3ja4VyDKgtxdS+g1Evo2zvILjmQcjJAgksciIEm9vJKKt/RGHem1ZcfLMFMp",
+	"1zVImBgIeStV3PmODBwrHwDbJ65uygRL5Vlhz/40iFUsyB46Tic0hDYpe31HJqoF4wo15lNiCmr7EU4Z",
+	"Kz2d4j3mj/Gbdv6Dh9I1dcAGRM1lAM0hrIOGEUFBxIOLUnESEs25AXeV5sEOfz1p9pLNlTyfZ3w4XEiz",
+	"19iCG/fvxgrcWIGr1Oq3zkj2jA8RzpCh9m/+/i9/849/8Zu//a/f/erPOhVU0KoeQHVarX/VX0s0BYfg",
+	"wAWVHRRcSJuDyLlRUW4dtUAf2mM2QTdMpsUO/TdU5O+TiLOhRIqbXEbZzEe+HqgfkSeURKH0ewxQGAk7",
+	"e+gzMpdEdSd4SBlWJDxCjKOAx0w5ZyufsiCKQ3LGFY5+qGmQX0YfNccAm7wS5caKlhDB/4RGitRq/oLz",
+	"KNO6RM418LZw1ccDubQq1RAu3V495KnBZjP0va2x2lMypJzV391TFsZSiXn9Hi+BQ67f/gwP6ze2GXuf",
+	"CD5eo/kZr9PYpA+sPbZtXm/s34czrgU9oeqdS/qudpvLRF+w1RoMuOON8qJRXrzryovrSzfPQiQJFsHI",
+	"PLYMQ2H+rhapj5EgE1vSX7dFVGo+IalH6hIgwrfEqGpJ+AhcpbHSPXoswBPPGFOpAp9ug2Fd7Q+9SH8S",
+	"4YCMCVM+kngukeR76DgcUya9HktdvCVqU2Z5EDUic1uLqAOD6J+7fc0MagYeXZC5BK7HzFdgZSizlukw",
+	"U4bL1/98Gvp76DhT4r4Ntk/PWC97jAtnue3ALtHB/iPkJ819PSplQ2OZpolx+ijJo0sT/X613K8x6I5k",
+	"fj309cj76cxhk1r/prs03YqM4g83VpaEWOE+luQ8ZniKaYT70Wq9R2mnrRFPScQUwmKYppwKXxDrnmJo",
+	"KuOzQ6Q41zhvjiZYyhkXoSngofFZjw0iOhwp1A54SJBvhjvvx3Lud5zy2e1AI6GYQfZKvQn9eRBHUY/Z",
+	"zmU79Tt76JQoMc94FEJWcedPwgdIQkJjeWM0EbDe7rFe78rumab2hC5T4AqQGcJAbkroblaIv9vXJKKb",
+	"VqIs907FwQhRRcYmLgpTTbsoA600nzEEEWA40K2PkCAyjpTUxNSqnmUcGMd1oJWzkQ3qMtmNDR+46EXw",
+	"sV4Y1OpyovYuKFI6yzXFNWUXoOFW9kJfENEF6FvQNp49dcjIrdPImcJ0kkyJwFEl15x7veBnW/1uwcFU",
+	"It+44z4NpY8oUxz5MhZTOuXiaah/QZyR7BveQ0ATbJseuyBkIq1/4hHSiBsNKIlCy8RShvyBUbcB6TC6",
+	"vymOYpC1M8Yti7MHXEDuVZOn1TjlmwHNTCoz+x2512OugJ6XdcLQuISXpa/U3c2OLcM95lPS0/vODmw2",
+	"mWs3JMpljrcg82EWSAnZYxGVegkpd27on61bK40LqJwRMnEun1TYFd5BAZ7Iox4zP1KjH2WuxC6w8Rmf",
+	"aT/1M07hgGgIpDZ3eM5x9NXpMzgHx176eyhhkYw4goU9hvEkViQ8XADTHSjKJUhEsHQOrZnZBelazL/X",
+	"Y6AodMG3XjGtpjsEs3fIKBpFGX9X2WOUTXk0JSFqY1fU1fUyWabAHOLkNM5IxwOBChZ86O6TrLJq650c",
+	"7B94id8a8DhEon6sXMMeg8HQwf4D5BftQSCHBZxNicYNRtQMMEN9ghihcGMt7JjdvAEUaqdneZ709zt7",
+	"PZZ9U4UYZdsrH/OkeZ609ooRY3vM1lLRdNiWT8NDTJlUxfPSgkmZkAc4YTPt9VXVSNGrg2VeNTEG0beK",
+	"RXZHl3KgcMpNSEtjU75im7LBWxDTMMiiVdRexGMdwM6uZ+AQcYITbhQveWWxTAkNXy13ZxUNBbReLwwq",
+	"0/521KgG1LvkRh47h+UZlokfu6WG7Rwb08lzEZpq6VvoiN4CwfNMmbUs0aUSpbzCIl1NXNsylI+RmeE+",
+	"ZYZXS4M/ja91RmvaeUfCdN+jqk8A+szpGv69/d2f/Py7//l3nVVS07c0fFtZsPtTohIN+DWwGXqFDUtx",
+	"K2qumff/1GLna3kHn0L1swo932XKOGs+f1Gf8OOXz7+w3Ae02EOnLmQlUyUykV31QqwkgtoH9z/qMf2J",
+	"xwqk/4N799M4RyNgZatCdvZQWpzC2diMFKtpiFE4HBpTnC31okaCx8ORaZm8alkmBRl3CPvQN5KCdir9",
+	"JLUhvdxAAPougP53LzHojZGpXLHJBundGqSXaJWeiwL+uzb+46P15j11V//aYt7h1te0z0DiESwlHbJd",
+	"5X3P6N/SLO9l+jyTUcdbJ/Ge/mpWD4HxxTx8EPiKJ4vWn2Pos0NXBDPBNRl9VjGATd6UJoldk8SuCV+4",
+	"BUnsrP6nZpaefOu33rXlwGuy0TXZ6K6I3TOcRmrMBALf/u7nP/vtH/1xLVXV3dQ7Z7vcXwbf90nAx9my",
+	"h3voqVuzuU6Bc5LR4v7xZCL4FBtbgjViU4nu79932f4nhIWUDU23xJGMMqm0rIc082/vaQ4neCj7yD0U",
+	"YhrN8wWPrb393NUEcEZemzYs+dM+1kXeMnEqajUs3qXf4/39+9tLK7jgh7WQtyp3m/AMa4HF3lIrxtyR",
+	"CNvb2fhJ3awMgtfJK+Rxxuru+eb6Ki5iohpOu4t9bocNsGE6rj0vhXEHLLANv/3rn3337/9jTbbBmEl3",
+	"XJbh0Aa5yFyRd1NMwWZTRAPBx1mLwIQIyZlLzKjbQoBLB0YMbUYMJPGYIEEmR6mFwLEpiQW4hLqbTztU",
+	"HdkZMoRql5ErtXPtBk0My/tIVG9nFvmGgDVS83LqZ5CstZIYt/XSHMHV9G93ydrfkPFESUQtZRPEyCWa",
+	"kMEPxiFc0zEb5BIzRSPkw/981HYRrLrDGL+h43ic0kibyMKs/nP85hM8l509lKuyB2kvbPqMMX7zBCTf",
+	"zmLxvUXy+ASG3SF1NBMsJY6NlN1Quk1sNXCzzik7n+Aa2Q4Kzd96bgDF+XnE2bDuCEl7GEK/tDXFwNJO",
+	"DfVtqO+Npb5PXFJ+q6z+2S9//cs/rSd12kCsyuxQz6MwSTV9aEPArP8WH6RFZOH0wfSHQhqCw9hsNPcy",
+	"vgM2rWEcETQlQlpf9vJMTT+yi9p5vqZdpraxm1id3cYeQaP+3An9uo73+LwsznH7jp+Lr9mifmuJ3nHh",
+	"aFxdNvpIM9sQhylzlTYCbJxDAyqCOEoiWvJY4GmyiR3yvddaI7rhgxuHoiYTauNKdKtdiRqzWCPX7Dpu",
+	"DIuLVKUIp4/a3//5X33/Zz+vJ90IotkvsitX7JKK4oeoj4OLbJV2z5oEFxmdU7O6xrel4TYabqPhNhpu",
+	"Y3flTOuyGtm2DZ9xi9xvLC3VuMFxCrXjtQRRsWBXoDHJW/sKOpM9dBIRLKSpI02+IcaRZiLIlPJY2lEI",
+	"01OnBUqdz1sZd6F31ahQGqbmfa9l3ZSkbgTMKqqhcaQTMTNCG2r/9qc//e4v/lM9MROSMQ4MP71DEuIV",
+	"CMg6kb3FUN4ATzTB4ZpxtrXGkPECtRW+IXUswYKER8hYxJO8VVChtV8hAC8SojMLnR2SIjdFQ4waCbsJ",
+	"EG7k7EbOfr/8kw2BqmtIsK2buOKG1bw6VtOxKBlmM01yOEHt3/zqb379X35Zj9+M2e6cpZlN02zZQMZn",
+	"R4YplCON5QOiaQjlITL1aRfZvVd2cY1Zo9EA3BQNQE36kGnaqA7efZ2xw1Qrc3uNybL8oyfmNF5JCHTZ",
+	"Gb6D8Zdy+bcWwb27xfWAGEGB8i5lKJa5WCj9Z+6W3XW1mqprhJyYIk6+RQEvbAffQ5IoiXxGZslvJlRX",
+	"E/RM6Y6eXisU77Vp4qyE2Da1LgQxpF7xC8JM1Q4cBERK+0sHCnH0WIKC7GBS4bnJ7+kSjARYCEpkwjxk",
+	"h7E1RXqsDRJjBDUjkFR8ItGMiwvKhh0vqZaRW5MtOmJb7fXYl4KzYYISHQSlLRWcLbcQ8SHkuBNcqQjK",
+	"+rvWPQZCJJVQNivg4zFnHiJfxzhCthAJhDxDMj050iyl5iwwQx9p5kLgQHNXPWZYjleMQm2sL558doIY",
+	"F2McUWmQOYXdxJKEBpsf7O8jf0bwxblbiu/qdUwIn0QEtbXY7qoUdtAIT0m6ydKygMDsfD5312BHKjc3",
+	"vJnuqjVu+dnLiwSaT0e2Yo29qFI/iIWw6xMcjEj3hDMleLQKi+Ub3wzu8GpL0W6lkqzXyt37lUPkW7/f",
+	"hWg3OO6kHrAgIWGK4kjWryGc6fPWa8VZWrxqjFzjrZza51RKyoYaFTtTf2aBN+qwrqMK2gZ3AwjjuSOM",
+	"q8+02F5jeqyICZms0T/XeDsv2VW7tM9ZHiHxHhWgfFjnpr0kYkoD8ipbkfSyYf8mEnA8h7qSk5TjcCyu",
+	"fvsphwvlmCtDDR8Dk2pcZoE50ryf4+tEHBG5h0wxf9SfowvKwvIIwhcwy85jB1e3/Iyy0Cx4t5GGesOr",
+	"wwwB+E2Q4Y0uwz6xV9c9H/P3strrpnjCwJZU4SLJuSHTN2QMbNJzOfeMWAcvCrVtMC6619mrqDCur9eu",
+	"hAjOo+upMA6bakqL3/7S4idWPXpLi8i64s8T88iKDz9LOIuFkBZlmTT96wLpTJ58dfT9p0QlT32HlKpK",
+	"ENOLb0w072W8vKmLVPEErqIuEvCxWqYEEUK/kjRLIiOz3MM5SsvZXhAyMdWTLRGF8kYzIgiKsFToJ3E4",
+	"NAkSTW0NKpJkDz22tBYTFGGyCloYSkBmD6jK5E8y5VHOHck0nbPVmvLtjNrFNzWcqOqxXPmmI+R/4BvV",
+	"B+CKudtSp7ock0UWN6sck17U1ssx5Qa9Wj3nEoTpyjE1iPMddiicCc6G54AaVypI06aN+2DjPnh598F1",
+	"GO+mmtia1cTqMvx3IQCMzHbg6/UlpOQySZwdS2MeQp+4LJmGfQGmwQQOYDQRfMIlseKEJMpDegFYOKNm",
+	"1kUFhA8PSc5ZkkdsD33B1UizW1QiiadlsfEvzK41/TvVQ2yqz9shm2HWteOUmXoSC4tKHA3Ap/KGVQdv",
+	"KHtD2RvKftMo+63TkFnkl6c6sppyWrrVnWHBKBtWm5u+tA3MNcFJlXwaRTn65yFGZgntOoIHUB2SBw5T",
+	"4ZgyWW6cOjXDuslvd4rL/GZWm6DcmTRWqBtthXIJ0mfpJa14bJIotfSRfWJTpwd4YlTQsxEBd6yQYP1z",
+	"YqzKe+vp5qUK6pduwh3e6mSOCsrpNt2429646/tpxPs4Sk6oQpu8rlI4wJMTfT3lJ3BpNaHQfzmvWsjL",
+	"QVmPJVVwIB4cB5DeFK2l5+2xRNGLaup5iwrhgqIXXVrPm3lzN0vX6xa2dX3vwsBXqvN95/HPjaW4jRZr",
+	"PS3WcCW6dXzCjJCJrI5qsIykRDPrhh/GxEOCRARLIhF5M9HbtTGJhpFwBrois7KHjlEo5kjEzKI+cOsd",
+	"GeteCAJvxPkFwqMkDHOOfCyfD/wjk4wpgs6xdNIkEVMiUBDx4AK1dcOMG3+J18xpzF7q/e7IZwbGvqZE",
+	"F3ZuqS9OCXb6Up8egEy3g0oAbS6sCB7yTsP3X5EP8BVn0YnBup08RXP6jM+qEYL5eYkrCxdDzGzUzB39",
+	"2oZUKqKRgO6al8lRf47sBjS7lbXN46FVCyUGeF/3h5euPyAIxeEMYWfVR4yQEFRioARIph0RQcp4JC0x",
+	"neHh1Tic5uH0kguFLsj8yAYwahTnd30kuVAS6bamqvMecmKY37VlB4+Vrx8j1cN8HROotaHh0Tps6d6t",
+	"rJKRsHisjzDp2vJa6Tit115L6dt32JJKUDbUl6O40heCDOgbx+gqPLwjAfxVa/g6t4AxfvOMsKEatQ4f",
+	"7nutMWXuz3uLc+9S33GGayg59P1qEN2NVnAonGNW4P/VTranFglIhBOEkvObRQf7jwCvnJM3VCppZS/T",
+	"Gu48VqaX+V7laKuZ8x3lx8LD63GzBXmj8bK99V62Z3j4GO7uLXezVfDECg8/w5MkPrYhiYixyhSRwZi7",
+	"qjb6eUMdSKMIMklHtGjiavzCw3dx0FR5lgvpsUtqicAbsMfW0RKVewP22Ba0RJ8AqAzyuoyCKIeCDsp0",
+	"yXqesKGtO/H7vYTu49apL8xNqkIHXrVUovAwE5sGzxLs4ZkMQwsmC0fVd8eTVikKFR42OsL32KG+4nbv",
+	"3p3+GJzmfc3y+kiQ1DEDGGJWoJc9topgLlhVUJvgYOSIViK6D4lyHvuOYB1VMec295pe0QhLmwAEZFJ0",
+	"6z3zL0+LdyKCbN1Okx3zSvWgS5Cu88pvkO/NSTi3lmzT2IDW9GReKlMRPJaVydNAdwotrl55CjmWQipI",
+	"oIUfGoWC2JRYVCK97Crd5AQLwtTTsFXXEfNpuGu1JMHjGnpJDeibJzxdbeaiJKONuRa1E+C4W7Sd1Efv",
+	"de6id1itbFFZggrh76xiuVTrS/B4V2pfgsfXpPfVm2oUv++ajuj26n3NIyu+zCyXUkyvsKjIcQ91h2S8",
+	"UpVjGZJGnHhfdTnlF/gqtDmf8yk4T8EabBQgZ8BTUgV16ZyvAWZK9lgmx2nbKF8IHp8H8yAifqeedsX4",
+	"0ubVKzfGH9bigRumXiF4vH39SnbQq1WwLMGFiYalwYm3RcXSxIpfTsOygnuRqgveqXdxOMUsINWOtqD1",
+	"AEyY8WydYWmqebgA7pc/en787Pzs8cuz85Nnz08+++E9jckPTCblGZWkA1TBKvWNY6zR6Ss6Jt0+TqLD",
+	"NfYu8Xc5Nus8I1JBDbodyT92GpjimjxmYe4zOiaVcbi6wR0JRgsNvca8XR9LbaA7ghIfgLtqFQNxWE7w",
+	"WJHz+p2L7bei8vmCIxkHIySI5LEICGSjV4ux3JKQmxPqfDurNWnsZiyWRCqL4QZczHAuu23BqdnUc6jy",
+	"aj6GqGATIByHVHEh4aQAcXJGvEwYsbTOysBxy7ivBIF4iInBuDahpzVDUgE8uGOHFlXsr2Bd16Riz611",
+	"hWpdf1tXsV4+KxyFEyu0QMKjSmdj/a32nKe6cdWspqgbamui0jH5yd1PAxxJ0jHrqlqIrQmXXYr1bu5z",
+	"HhHMdmxH0PdktR0h2UJjR2jsCI0dYQd2hNji62KdoCoHdX2ElFFFcZTkYEdUs5RTqC6oYsFIuIcejzGN",
+	"JMKCoJjRr2PioQBL0qVMEiapRj7RvMo5PSlvtX02XQ99PWaKqppa762Zoqkj0+DQ9y6D97VVz3DWqeV1",
+	"4eDPldap6yw/qFfYaGLfY+tUxQXevXXqEOG+JEyhASVR6Hgba+LxkM/iKPJREBEMVS96jMNIODId9tAn",
+	"BKQurIyJS68ctX0jiR0ikNr8DhJkyi+IRCMqk/qJRpR3lfkQVoizgOwhm77D+iH7SV0/KM5hU8oY+5av",
+	"JU8/W6GxUJrRrKakJCMEEeXqMiIcCYLDOaJSxiS01RPTcox3JPLNLsKXdv1+j0k8l2jEZ1A7aQ8dg5xs",
+	"LWQIz/DcxDf5kNHMRziSPIGFWXEmD6Bdr40M9oyBDXEQjI3uY4znaMQjWNf4BtdfvPUO4JYY3CwTpV7U",
+	"1k2UuUGvVLO/lCBaE+XtJ4yNQNAIBI15+aaal69Lckks01WSi25NglhQNQfS0ydYEHEcq1Hr8KvXbz2N",
+	"TehnZJ788joZpMjyPaNTwoiUHhBaqv8JvI0020JjonCIFd7LpDCZS6Uf5mLGFMe6taGEpedKS3so4kMe",
+	"q07CNU3ifkQDw9oBbzIlgg7m+WLYmSmh0GFJ4hMo4uxZM43mrqRn/IRNpDieID4lQtCQZEczcFwczrkC",
+	"IiUIOUI4m3nW/dNlrTJWI82pZM0uGUtL2QSf6f0OuEATLJTJa6jI0PAX0oa+2uzKYMhiKGGoofhUn5qM",
+	"MxnAwDlXbQZPJoSFXcMkxiFV+iByYA2tEapwKaDcXfvXv/jHX//3v05OzVjCiJAjOskMYqr5Lw5ykmQf",
+	"bX/3t3/9/c//ftVASbrSssE4UzhQErV/82//w6//31/+r1/8oqOBn/TJjmPblgzzhEcRn3XjiR7o7//y",
+	"N//4F7/52//63a/+rIM4s0X+sikGsqMOoOurSdmwn8SGdhPIfWaG//4v//Nv/90fdzIjhK5V1XEVsjIp",
+	"PERTHuB+HGExPzKhnrY0LyRQsH6DeJikYqMqDQA1UZvZW6kxQMkj4jxKDvv7//ZX6C767o/+5vv/8fcd",
+	"97AsR+yyQ3vFzHQGZpCcyhWIzUxrzLhvX7/9/wIAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

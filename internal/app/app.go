@@ -16,6 +16,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/clock"
 	"github.com/shoalcrm/shoal/internal/httpapi"
 	"github.com/shoalcrm/shoal/internal/jobs"
+	"github.com/shoalcrm/shoal/internal/merge"
 	"github.com/shoalcrm/shoal/internal/org"
 	"github.com/shoalcrm/shoal/internal/page"
 	"github.com/shoalcrm/shoal/internal/pool"
@@ -63,6 +64,7 @@ type App struct {
 	Pools   *pool.Service
 	Records *records.Service
 	Tags    *tags.Service
+	Merge   *merge.Service
 	HTTP    *httpapi.Server
 	// Jobs is the job queue, built but not started: the binary starts it
 	// beside the HTTP server (and stops it on shutdown), tests when they
@@ -127,6 +129,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		Tags:    tags.NewService(st, clk),
 		Jobs:    queue,
 	}
+	a.Merge = merge.NewService(st, pools, a.Records, clk)
 	a.HTTP, err = httpapi.New(httpapi.Config{
 		Store:       st,
 		Logger:      cfg.Logger,
@@ -140,6 +143,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		Records:     a.Records,
 		PoolEngine:  a.Pools,
 		Tags:        a.Tags,
+		Merge:       a.Merge,
 		TestClock:   testClock,
 
 		SeparateMetrics: cfg.SeparateMetrics,

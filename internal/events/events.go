@@ -42,6 +42,7 @@ const (
 	LeadConverted     Type = "lead.converted"
 	LeadReclaimed     Type = "lead.reclaimed"
 	LeadReclaimWarned Type = "lead.reclaim_warned"
+	LeadMerged        Type = "lead.merged"
 
 	CustomerCreated       Type = "customer.created"
 	CustomerUpdated       Type = "customer.updated"
@@ -57,6 +58,7 @@ const (
 	CustomerReclaimWarned Type = "customer.reclaim_warned"
 	CustomerDealt         Type = "customer.dealt"
 	CustomerUndealt       Type = "customer.undealt"
+	CustomerMerged        Type = "customer.merged"
 
 	ContactCreated Type = "contact.created"
 	ContactUpdated Type = "contact.updated"
@@ -150,6 +152,17 @@ type ReclaimWarning struct {
 type Changed struct {
 	Fields []string `json:"fields"`
 }
+
+// Merged is the payload of <kind>.merged, written for each record merged
+// into a survivor: the survivor, and the owner the merged record had
+// (whose cap it left).
+type Merged struct {
+	SurvivorID uuid.UUID  `json:"survivorId"`
+	OwnerID    *uuid.UUID `json:"ownerId,omitempty"`
+}
+
+// MergedType returns the <kind>.merged type of a record kind.
+func MergedType(kind string) Type { return Type(kind + ".merged") }
 
 // Deal is the payload of customer.dealt and customer.undealt.
 type Deal struct {
@@ -263,6 +276,7 @@ var catalog = map[Type]Spec{
 	LeadConverted:     spec[Ownership](KindLead),
 	LeadReclaimed:     spec[Ownership](KindLead),
 	LeadReclaimWarned: spec[ReclaimWarning](KindLead),
+	LeadMerged:        spec[Merged](KindLead),
 
 	CustomerCreated:       spec[Ownership](KindCustomer),
 	CustomerUpdated:       spec[Changed](KindCustomer),
@@ -278,6 +292,7 @@ var catalog = map[Type]Spec{
 	CustomerReclaimWarned: spec[ReclaimWarning](KindCustomer),
 	CustomerDealt:         spec[Deal](KindCustomer),
 	CustomerUndealt:       spec[Deal](KindCustomer),
+	CustomerMerged:        spec[Merged](KindCustomer),
 
 	ContactCreated: spec[Contact](KindContact),
 	ContactUpdated: spec[Contact](KindContact),

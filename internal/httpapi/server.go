@@ -25,6 +25,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/authz"
 	"github.com/shoalcrm/shoal/internal/clock"
 	"github.com/shoalcrm/shoal/internal/convert"
+	"github.com/shoalcrm/shoal/internal/merge"
 	"github.com/shoalcrm/shoal/internal/org"
 	"github.com/shoalcrm/shoal/internal/page"
 	"github.com/shoalcrm/shoal/internal/pool"
@@ -44,6 +45,7 @@ type Config struct {
 	Records    *records.Service
 	PoolEngine *pool.Service
 	Tags       *tags.Service
+	Merge      *merge.Service
 	// TestClock, when set, is what advanceTestClock moves; nil answers 404.
 	TestClock   *clock.Adjustable
 	Logger      *slog.Logger
@@ -81,6 +83,7 @@ type Server struct {
 	pools     *pool.Service
 	convert   *convert.Service
 	tags      *tags.Service
+	merge     *merge.Service
 	testClock *clock.Adjustable
 
 	metrics  *metrics
@@ -115,6 +118,7 @@ func New(cfg Config) (*Server, error) {
 
 		records:   cfg.Records,
 		tags:      cfg.Tags,
+		merge:     cfg.Merge,
 		pools:     cfg.PoolEngine,
 		convert:   convert.New(cfg.Store, cfg.PoolEngine, cfg.Records),
 		testClock: cfg.TestClock,
