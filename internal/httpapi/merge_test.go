@@ -90,6 +90,10 @@ func TestMergeContract(t *testing.T) {
 		}
 		rep2.Do("PATCH", "/v1/leads/"+gone.ID, map[string]any{"notes": "x"}, "If-Match", "*").ExpectProblem(http.StatusConflict, "merged_into")
 		rep2.Do("POST", "/v1/leads/"+gone.ID+"/return", map[string]any{"reason": "x"}).ExpectProblem(http.StatusConflict, "merged_into")
+		rep2.Do("POST", "/v1/leads/"+gone.ID+"/convert", map[string]any{"customerName": "x"}).ExpectProblem(http.StatusConflict, "merged_into")
+		rep2.Do("POST", "/v1/follow-ups", map[string]any{"subjectType": "lead", "subjectId": gone.ID, "channel": "call",
+			"content": "again", "occurredAt": time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)}).ExpectProblem(http.StatusConflict, "merged_into")
+		sup.Do("GET", "/v1/follow-ups?subjectType=lead&subjectId="+gone.ID, nil).ExpectProblem(http.StatusConflict, "merged_into")
 		repB.Do("GET", "/v1/leads/"+gone.ID, nil).ExpectProblem(http.StatusNotFound, "not_found")
 		sup.Do("POST", "/v1/leads/merge", body).ExpectProblem(http.StatusConflict, "merged_into")
 
@@ -148,6 +152,9 @@ func TestMergeContract(t *testing.T) {
 		}
 		sup.Do("GET", "/v1/customers/"+cg.ID, nil).ExpectProblem(http.StatusConflict, "merged_into")
 		sup.Do("GET", "/v1/customers/"+cg.ID+"/contacts", nil).ExpectProblem(http.StatusConflict, "merged_into")
+		rep2.Do("POST", "/v1/customers/"+cg.ID+"/contacts", map[string]any{"name": "Wu"}).ExpectProblem(http.StatusConflict, "merged_into")
+		rep2.Do("PUT", "/v1/customers/"+cg.ID+"/deal-status", map[string]any{"dealStatus": true}).ExpectProblem(http.StatusConflict, "merged_into")
+		sup.Do("PATCH", "/v1/customers/"+cg.ID, map[string]any{"name": "x"}, "If-Match", "*").ExpectProblem(http.StatusConflict, "merged_into")
 		if _, n := owned(rep2User.ID); n != 0 {
 			t.Fatalf("rep2 counts %d customers", n)
 		}

@@ -336,12 +336,14 @@ func (s *Service) peek(ctx context.Context, kind kinds.Kind, id uuid.UUID) (*Rec
 			return nil, nil, fmt.Errorf("load lead: %w", err)
 		}
 		r = fromLead(l)
+		r.lead = l
 	} else {
 		c, err := s.store.Reader.Customer.Get(ctx, id)
 		if err != nil {
 			return nil, nil, fmt.Errorf("load customer: %w", err)
 		}
 		r = fromCustomer(c)
+		r.customer = c
 	}
 	pl, err := s.store.Reader.Pool.Get(ctx, r.PoolID)
 	if err != nil {
