@@ -10667,6 +10667,31 @@ func (response ListCustomerHistory404ApplicationProblemPlusJSONResponse) VisitLi
 	return err
 }
 
+type ListCustomerHistory409ApplicationProblemPlusJSONResponse struct {
+	MergedIntoApplicationProblemPlusJSONResponse
+}
+
+func (response ListCustomerHistory409ApplicationProblemPlusJSONResponse) VisitListCustomerHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListCustomerHistory429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -14852,6 +14877,31 @@ func (response ListLeadHistory404ApplicationProblemPlusJSONResponse) VisitListLe
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListLeadHistory409ApplicationProblemPlusJSONResponse struct {
+	MergedIntoApplicationProblemPlusJSONResponse
+}
+
+func (response ListLeadHistory409ApplicationProblemPlusJSONResponse) VisitListLeadHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -24677,126 +24727,126 @@ var swaggerSpec = []string{
 	"zBSNkA//81Hbggs6jPFrOo7HaSHRCefRHYnM6j/Hrz/Bc9nZQx/PM+ShPaMarwKNGOPXj8E+0ymhGgv4",
 	"9jEMu2O3IDNJxsbQuAE1mHGrRg7zOi4ou5jgGnrBQvM3nhtAcX4R8RqVKYrtYQj96vIm1BrjlHS6muVE",
 	"S4f1jD1py8bg0nhc1CTPBplnmf/2dz/75a9/+afrUWMb8l+ZxPFZFBKp0IAKqY5cxUlT6pYPUqkIbgLo",
-	"CFBIQ0hMMBvNvYxHrMlqAmUqbWrn5fkcf2QX9labhuwmVpuG7DE0Rvt3Jqf7s7KsGruLQip/3ZYsWBXW",
-	"9n3sc5qRrGe959yiBJQ2O9ZMOWT+yHhc3QEXeUARARVBHOHy8rRPkk3smD82Zdgat/nGHtHYIxp7RGOP",
-	"uKH6hI3808g/NZIeYHGZlX7sDUDt7//8r77/s5+vJwUJolm0nRX0z0YcChNfeIT6OLhEimdCE43jXVkd",
-	"Wlhd48HdcCENF9JwIQ0XsnsuRF/iuixItm3Df7xFDu+Wrmrc4LiHjbIYCKJiwa5Bw5K3IhZ0LHvo1LiY",
-	"YGukNCkMJoJMKY+lHYUwqMPjLJrIBZWVcR16V43KpWF2mtL5V7DoNQThvSmTr/FlViTNCHeo/duf/vS7",
-	"v/hP64mlkE58YHjuHZIWr0BY1smDU0x8E+CJJkRcM9daqsbC+NM4omSKIRAsSHiMjNU9SdjKWTRH/QqB",
-	"eQ89mxCGOJx3zKiiRHro65grGw0RswFlVI5IiLgIXbry7BuxxxKziEiJAiwDHMKCoHzZIgU8t+DfMQ10",
-	"0zRUsBH5m3w9jeDfCP5X5fFuKlj+ai5fhhrWtXjY1k2an4bHvT4e17EqBS43TSc+Qe3f/Opvfv1ffrke",
-	"oxuz3XmFM1vVxPKfjM+ODTcqRxrjB0TTE8pDBMxqWSyMXVxjf2lUErdRJVGTbmSaNrqMd1+57bBW7dS8",
-	"adqASmfgp5xfShRPEAYG1kOTEdRdESYVAcKB4FKahANepgwBuPjZMM4eM6iLcTHGEZXG6Q+d2AhF0AHM",
-	"NDMMaTRc3SznMBhSOYnwvMf0/K4ymNGw/NNP/wNiZGqxouFyvKSmFw3d0IRlilz1mBYqJCGa3y6pFXU6",
-	"IsHlJylkFvwzF5J08fEEs7mGSYKr9VqripTD/7LPaoxfPyVsqEato4P9fc/VRpdKUDYsK41+Yk+BxSCB",
-	"UIb0/AEfjzlUiRtjVTU5dKya/bDW5MwdfRgKIisLv0Ojyn0+OFycapdu2cmBQmwqkVV4ylxBidoTLiXt",
-	"R1r8ZKTTeGnf1urOX454UoNnhKXRELh3+Huo/f1f/uff/rtcMsoM1kswYVofsRITfjxHMu7/hATKA40l",
-	"AAuQTX+OFB0TJDRXdowYmSXxE3sIyvxlyi/yVPlZKLwnCSmPj3gMvV9OriFp1sJr/1LTaLvvJ6FnMGp+",
-	"O6DHMHuqwgV2ABBk6jIULzJ9StDQs7KFUJnUN0oKb2Tm7qxY35Ow9uqehHUWNRNUKcLghujFxdKEgZet",
-	"wVyorS8BTocHwGKFSP87lSSohItbtaKB4OPcagxpaR21QqxIV3dteWvTj+UL7JMBF2T12hS/8sp2SW7c",
-	"k10dBpRCoskR1+SIez9yxG1wr0CUBbm7ltBrJPRtnOUXHMk4GCFBJI9FQJKCeyUlc+ntOtK3KL1ehv9K",
-	"GbVBwvdAlFyprs93lONE+XAWfeJqtUywVJ6VD+1Pg1jFguyhk3RCQ5uTUtt3ZKKNMN5TYz4lpoi3H+GU",
-	"F9PTKd5j/hi/buc/eChdUwfMRtTcH1A2wjpoGBEURDy4LJVAIVOdG3BXmSHs8DeTpy/ZXMmLe8qHw4U8",
-	"fY35uPEYbwzHjeF4m5md3jZT3FM+RDhDudq/+fu//M0//sVv/va/fverP+tUEE6r4AAFbbWWV38t0Ucc",
-	"gZsYFKBQcIdtpiPnrEW5dQcDrWuP2TziMJkWbvTfEo0I6pOIs6FEipuMSdn8Sr4eqB+Rx5REofR7DLAe",
-	"CTt76DMyl0R1J3hIGVYkPEaMo4DHTDmXLp+yIIpDcs4Vjn6oyZZfRlI1kwGbvBYVyoqWkCfgMY0UqdX8",
-	"OedRpnWJNG3gbeGqjwcydlUqO1xav3r4VoPNZgJ8U2O1Z2RIOau/uycsjKUS8/o9XgAfXr/9OR7Wb2yz",
-	"BD8WfLxG83Nep7FJU1h7bNu83ti/D2dcC3pC1TuX9F3tNmOKvmCr9SRwxxsVSaMieddVJDeX4p6FSBIs",
-	"gpF5bBmGwvxdLYWfIEEmdyRiZAZ9EZWaT0jKpro0i/AtMd1aEj4Ch2ysdI8eC/DEMyZbqsBz3GBYV6JE",
-	"L9KfRDggY8KUjySeSyT5HjoJx5RJr8dSR3KJ2pRZHkSNyNyWTOrAIPrnbl/zj5rnR5dkLoHrMfMVWBnK",
-	"rP07zFQL8/U/n4T+HjrJVOJvg4XVMzbSHuPC2Yc7sEt0uP8Q+UlzX49K2dDYv2liAj9O8vXSxIpQrSrQ",
-	"GHRHagI99M2oCNKZwyad/213nFoni/mNCV8PNtavhFjhPpbkImZ4immE+9FqVUlpp60RT0nEFIJvmKac",
-	"Cl8S6wRjaCrjsyOkONc4b44mWMoZF6EpGqLxWY8NIjocKdQOeEiQb4a76Mdy7necitvtQCOhmEGOTL0J",
-	"/XkQR1GP2c5lO/U7e+iMKDHP+C1C9nLntcIHSELaZHlrlBew3u6JXu/K7pmm9oSuUocLkBnCQG5K6G5W",
-	"iL/b1ySimxbMLPeBxcEIUUXGJvoKU027KANFNp8xBHFmONCtj5EgMo6U1MTUaqtlHBj3eKCVs5ENHTM5",
-	"lA0fuOir8LFeGJQUc6L2LihSOssNRU9lF6DhVvZCnxPRBehb0Db+Q3XIyFunkTP18ySZEoGjSq4593rB",
-	"m7f63YKOUiLfOP0+CaWPKFMc+TIWUzrl4kmof0Gckewb3kNAE2ybHrskZCKtF+Qx0ogbDSiJQsvEUob8",
-	"gVG3Aekwur8pjmKQtTP2MIuzB1xAhleTDda4/psBzUwqM/sduddjrs6fl3X10LiElyXJ1N3Nji3DPeZT",
-	"0tP7zg5sNplrNyTK5ae3IPNhFkg82WMRlXoJKXdu6J8tryuNo6mcETJxjqVU2BXeQQGeyOMeMz9Sox9l",
-	"rhIwsPEZz2w/9WZO4YBoCKQ2d3jOPfXl2VM4B8de+nsoYZGMOIKFPYbxJFYkPFoA0x0oBCZIRLB0brOZ",
-	"2QXpWsy/12OgKHQhvl4xeac7BLN3yFsaRRmvWtljlE15NCUhamNXe9b1MrmswILi5DTOSMcDgQoWfOTu",
-	"k6yyneudHO4feol3HPA4RKJ+rFzDHoPB0OH+feQXTUgghwWcTYnGDUbUDDBDfYIYoXBjLeyY3bwBFGqn",
-	"Z3mR9Pc7ez2WfVOFSGjbKx9ZpXmetMaLEWN7zNZs0XTYlmzDQ0yZVMXz0oJJmZAHOGEz7fV11WLRq4Nl",
-	"XjcxBtG3ikV2R5dyoHDKTeBMY4a+ZjO0wVsQOTHIolXUXsRjHcDOrmfgEHGCE24VL3ltEVMJDV8td2cV",
-	"DQW0Xi/YKtP+7SilDah3yY08cW7RMywTb3lLDds5NqaT5yI01dK30BG9BYLnmXJuWaJLJUp5hUW6mjjQ",
-	"ZSgfIzPDfcoMr5aGmBqP7ozWtPOOBAO/R7WlAPSZ0zX8e/u7P/n5d//z7zqrpKZvafimsq74p0QlGvAb",
-	"YDP0ChuWoqkmXe8dfAo11ir0fFcpHa35/EV9wo9fPPvCch/QYg+ducCYTDXKRHbVC7GSCGofHnzUY/oT",
-	"jxVI/4f3DtJoSiNgZatPdvZQWgLD2diMFKtpiFE4HBlTnC0oo0aCx8ORaZm8alkmBRl3CPvQN5KCdir9",
-	"JDUovdxAAPougP53rzDorZGpXFHLBum9NUhvSfngm+I/Plpv3jN39W8ssh5ufU37DKQ3wVLSIdtVdvmM",
-	"/i3NJV+mzzN5e7x10vvpr2b1EH5fzPYH4bV4smj9OYE+O3RFMBPckNFnFQPYZGdpUuU1qfKaiIe3IFWe",
-	"1f/UzAWUb/3Gu7FMe03Ouybn3TWxe4bTSI2ZQODb3/38Z7/9oz+upaq6m3rnbJf7y+D7Pgn4OFtccQ89",
-	"cWs21ylwTjJa3D+ZTASfYmNLsEZsKtHB/oGrKTAhLKRsaLoljmSUSaVlPaSZf3tPczjBQ9lH7qEQ02ie",
-	"L6ts7e0XrvKAM/La5GTJn/axLvKWiVNRq2HxrvweD/YPtpe8cMEPayE7Vu424RnWAou9pVaMuSMRtrez",
-	"8ZO6XXkKb5JXyOOM1d3zzfVVXMRENZx2F/u8HTbAhum48QSMxh2wwDb89q9/9t2//4812QZjJt1x8Ycj",
-	"G+Qic6XkTckGm7MRDQQfZy0CEyIkZy79o24LAS4dGDG0STSQxGOCBJkcpxYCx6YkFuAS6m4+7VB1ZGfI",
-	"EKpdRq7UzugbNDEs7yNRfTtz1TcErJGal1M/g2StlcS4rZdmIq6mf7tLCf+ajCdKImopmyBGLtGEDH4w",
-	"DuGajtkgl5gpGiEf/uejtotg1R3G+DUdx+OURtpEFmb1n+PXn+C57OyhXC0/SHth02eM8evHIPl2Fkv8",
-	"LZLHxzDsDqmjmWApcWyk7IbSbWKrgZt1QdnFBNfIdlBo/sZzAyjOLyLOhnVHSNrDEPqlrSkGlnZqqG9D",
-	"fW8t9X3sUv9bZfXPfvnrX/5pPanTBmJVZod6FoVJQusjGwJm/bf4IC1VC6cPpj8U0hAcxmajuZfxHbCZ",
-	"EOOIoCkR0vqyl2dq+pFd1M7zNe0ytY3dxOrsNvYIGvXnTujXTbzHZ2Vxjtt3/Fx8zRb1W0v0jstT4+ri",
-	"1Mea2YY4TJmr5xFg4xwaUBHEURLRkscCT5JN7JDvvdFK1A0f3DgUNclTG1eit9qVqDGLNXLNruPGsLhM",
-	"VYpw+qj9/Z//1fd/9vN60o0gmv0iu3LFLqlbfoT6OLjM1oL3rElwkdE5M6trfFsabqPhNhpuo+E2dlc0",
-	"tS6rkW3b8BlvkfuNpaUaNzhOoXa8liAqFuwaNCZ5a19BZ7KHTiOChTTVqsk3xDjSTASZUh5LOwpheuq0",
-	"DKrzeSvjLvSuGhVKw9S87xWzm8LXjYBZRTU0jnQiZkZoQ+3f/vSn3/3Ff6onZkIyxoHhp3dIQrwCAVkn",
-	"srcYyhvgiSY4XDPOtjwZMl6gto44pI4lWJDwGBmLeJK3CurA9isE4EVCdG6hs0NS5KZoiFEjYTcBwo2c",
-	"3cjZ75d/siFQdQ0JtnUTV9ywmtfHajoWJcNspkkOJ6j9m1/9za//yy/r8Zsx252zNLNpmi0byPjs2DCF",
-	"cqSxfEA0DaE8RKak7SK799IurjFrNBqA26IBqEkfMk0b1cG7rzN2mGplbq8xWZZ/9NScxksJgS47w3cw",
-	"/lIu/61FcO9ucT0gRlDTvEsZimUuFkr/mbtld12tpuoaIaemiJNvUcBz28H3kCRKIp+RWfKbCdXVBD1T",
-	"uqOn1wrFe22aOCshtk2tC0EMqVf8kjBTtQMHAZHS/tKBQhw9lqAgO5hUeG7ye7oEIwEWghKZMA/ZYWxN",
-	"kR5rg8QYQc0IJBWfSDTj4pKyYcdLqmXk1mSLjthWez32peBsmKBEB0FpSwVnyy1EfAg57gRXKiJ76CRp",
-	"3WMgRFIJZbMCPh5z5iHydYwjZAuRQMgzJNOTI81Sas4CM/SRZi4EDjR31WOG5XjJKNTG+uLxZ6eIcTHG",
-	"EZUGmVPYTSxJaLD54f4+8mcEX164pfiuXseE8ElEUFuL7a5KYQeN8JSkmywtCwjMzudzdw12pHJzw5vp",
-	"rlvjlp+9vEig+XRsK9bYiyr1g1gIuz7FwYh0TzlTgkersFi+8e3gDq+3FO1WKsl6rdy9XzlEvvX7XYh2",
-	"g+NO6gELEhKmKI5k/RrCmT5vvFacpcWrxsg13sqpfU6lpGyoUbEz9WcWeKsO6yaqoG1wN4AwXjjCuPpM",
-	"i+01pseKmJDJGv1zjbfzkl21S/uc5TES71EBygd1btoLIqY0IC+zFUmvGvZvIgHHc6grOUk5Dsfi6ref",
-	"crhQjrky1PARMKnGZRaYI837Ob5OxBGRe8gU80f9ObqkLCyPIHwOs+w8dnB1y88oC82CdxtpqDe8OswQ",
-	"gN8EGd7qMuwTe3Xd8zF/L6u9boonDGxJFS6SnBsyfUPGwCY9l3PPiHXwolDbBuOie529igrj+nrtSojg",
-	"PLqZCuOwqaa0+NtfWvzUqkff0iKyrvjzxDyy4sPPEs5iIaRFWSZN/7pAOpMnXx19/ylRyVPfIaWqEsT0",
-	"4hsTzXsZL2/qIlU8geuoiwR8rJYpQYTQryTNksjILPdwjtNytpeETEz1ZEtEobzRjAiCIiwV+kkcDk2C",
-	"RFNbg4ok2UOPLa3FBEWYrIIWhhKQ2QOqMvmTTHmUC0cyTedstaZ8O6N28U0NJ6p6LFe+6Rj5H/hG9QG4",
-	"Yu621Kkux2SRxe0qx6QXtfVyTLlBr1fPuQRhunJMDeJ8hx0KZ4Kz4QWgxpUK0rRp4z7YuA9e3X1wHca7",
-	"qSa2ZjWxugz/XQgAI7Md+Hp9CSm5TBJnx9KYh9AnLkumYV+AaTCBAxhNBJ9wSaw4IYnykF4AFs6omXVR",
-	"AeHDQ5JzluQR20NfcDXS7BaVSOJpWWz8c7NrTf/O9BCb6vN2yGaYde04ZaaexMKiEkcD8Km8ZdXBG8re",
-	"UPaGst82yv7Wacgs8stTHVlNOS3d6s6wYJQNq81NX9oG5prgpEo+jaIc/fMQI7OEdh3DA6gOyQOHqXBM",
-	"mSw3Tp2ZYd3kb3eKy/xmVpug3Jk0VqhbbYVyCdJn6SWteGySKLX0kX1iU6cHeGJU0LMRAXeskGD9c2Ks",
-	"ynvr6ealCuoXbsId3upkjgrK6TbduNveuuv7acT7OEpOqEKbvK5SOMCTU3095SdwaTWh0H85r1rIy0FZ",
-	"jyVVcCAeHAeQ3hStpeftsUTRi2rqeYsK4YKiF11Zz5t5c7dL1+sWtnV978LA16rzfefxz62luI0Waz0t",
-	"1nAlunV8woyQiayOarCMpEQz64YfxsRDgkQESyIReT3R27UxiYaRcAa6IrOyh05QKOZIxMyiPnDrHRnr",
-	"XggCb8T5JcKjJAxzjnwsnw38Y5OMKYLOsXTSJBFTIlAQ8eAStXXDjBt/idfMWcxe6P3uyGcGxr6hRBd2",
-	"bqkvTgl2+lKfHoBMt4NKAG0urAge8k7D91+TD/A1Z9GJwbqdPEVz+ozPqhGC+XmJKwsXQ8xs1Mwd/dqG",
-	"VCqikYDumpfJUX+O7AY0u5W1zeOhVQslBnhf94eXrj8gCMXhDGFn1UeMkBBUYqAESKYdEUHKeCQtMZ3j",
-	"4fU4nObh9IILhS7J/NgGMGoU53d9JLlQEum2pqrzHnJimN+1ZQdPlK8fI9XDfB0TqLWh4dE6aunerayS",
-	"kbB4rI8w6dryWuk4rVdeS+nbd9SSSlA21JejuNLnggzoa8foKjy8IwH8VWv4OreAMX79lLChGrWOHux7",
-	"rTFl7s97i3PvUt9xjmsoOfT9ahDdrVZwKJxjVuD/1U62ZxYJSIQThJLzm0WH+w8Br1yQ11QqaWUv0xru",
-	"PFaml/le5WirmfMd5cfCw5txswV5o/Gyfeu9bM/x8BHc3bfczVbBEys8/AxPkvjYhiQixipTRAZj7qra",
-	"6OcNdSCNIsgkHdGiiavxCw/fxUFT5VkupMeuqCUCb8AeW0dLVO4N2GNb0BJ9AqAyyOsqCqIcCjos0yXr",
-	"ecKGtu7E7/cKuo+3Tn1hblIVOvCqpRKFh5nYNHiWYA/PZBhaMFk4qr47nrRKUajwsNERvscO9RW3e/fu",
-	"9CfgNO9rltdHgqSOGcAQswK97LFVBHPBqoLaBAcjR7QS0X1IlPPYdwTruIo5t7nX9IpGWNoEICCTorfe",
-	"M//qtHgnIsjW7TTZMa9VD7oE6Tqv/Ab53p6Ec2vJNo0NaE1P5qUyFcFjWZk8DXSn0OL6laeQYymkggRa",
-	"+KFRKIhNiUUl0suu0k1OsCBMPQlbdR0xn4S7VksSPK6hl9SAvn3C0/VmLkoy2phrUTsBjrtF20l99F7n",
-	"LnqH1coWlSWoEP7OKpZLtb4Ej3el9iV4fEN6X72pRvH7rumI3l69r3lkxZeZ5VKK6RUWFTnuoe6QjFeq",
-	"cixD0ogT76sup/wCX4c253M+BecpWIONAuQMeEqqoC6d8zXATMkey+Q4bRvlC8Hji2AeRMTv1NOuGF/a",
-	"vHrl1vjDWjxwy9QrBI+3r1/JDnq9CpYluDDRsDQ48W1RsTSx4lfTsKzgXqTqgnfqXRxOMQtItaMtaD0A",
-	"E2Y8W2dYmmoeLoD7xY+enTy9OH/04vzi9Omz089+eE9j8kOTSXlGJekAVbBKfeMYa3T6io5Jt4+T6HCN",
-	"vUv8XU7MOs+JVFCDbkfyj50Gprghj1mY+5yOSWUcrm5wR4LRQkOvMW/Xx1Ib6I6gxAfgrlrFQByWEzxW",
-	"5KJ+52L7rah8vuBIxsEICSJ5LAIC2ejVYiy3JOT2hDq/ndWaNHYzFksilcVwAy5mOJfdtuDUbOo5VHk1",
-	"n0BUsAkQjkOquJBwUoA4OSNeJoxYWmdl4Lhl3FeCQDzExGBcm9DTmiGpAB7csUOLKvaXsK4bUrHn1rpC",
-	"ta6/ratYL58VjsKJFVog4VGls7H+VnvOM924alZT1A21NVHpmPzk7qcBjiTpmHVVLcTWhMsuxXo39zmP",
-	"CGY7tiPoe7LajpBsobEjNHaExo6wAztCbPF1sU5QlYO6PkLKqKI4SnKwI6pZyilUF1SxYCTcQ4/GmEYS",
-	"YUFQzOjXMfFQgCXpUiYJk1Qjn2he5ZyelLfaPpuuh74ZM0VVTa331kzR1JFpcOh7l8H7xqpnOOvU8rpw",
-	"8OdK69RNlh/UK2w0se+xdariAu/eOnWEcF8SptCAkih0vI018XjIZ3EU+SiICIaqFz3GYSQcmQ576BMC",
-	"UhdWxsSlV47avpHEjhBIbX4HCTLll0SiEZVJ/UQjyrvKfAgrxFlA9pBN32H9kP2krh8U57ApZYx9y9eS",
-	"p5+t0FgozWhWU1KSEYKIcnUZEY4EweEcUSljEtrqiWk5xjsS+WYX4Qu7fr/HJJ5LNOIzqJ20h05ATrYW",
-	"MoRneG7im3zIaOYjHEmewMKsOJMH0K7XRgZ7xsCGOAjGRvcxxnM04hGsa3yL6y++9Q7glhjcLhOlXtTW",
-	"TZS5Qa9Vs7+UIFoT5dtPGBuBoBEIGvPybTUv35TkklimqyQX3ZoEsaBqDqSnT7Ag4iRWo9bRV6/eeBqb",
-	"0M/IPPnlVTJIkeV7SqeEESk9ILRU/xN4G2m2hcZE4RArvJdJYTKXSj/MxYwpjnVrQwlLz5WW9lDEhzxW",
-	"nYRrmsT9iAaGtQPeZEoEHczzxbAzU0Khw5LEJ1DE2bNmGs1dSc/4CZtIcTxBfEqEoCHJjmbguDiccwVE",
-	"ShByjHA286z7p8taZaxGmlPJml0ylpayCT7T+x1wgSZYKJPXUJGh4S+kDX212ZXBkMVQwlBD8ak+NRln",
-	"MoCBc67aDJ5MCAu7hkmMQ6r0QeTAGlojVOFSQLm79q9/8Y+//u9/nZyasYQRIUd0khnEVPNfHOQ0yT7a",
-	"/u5v//r7n//9qoGSdKVlg3GmcKAkav/m3/6HX/+/v/xfv/hFRwM/6ZMdx7YtGeYxjyI+68YTPdDf/+Vv",
-	"/vEvfvO3//W7X/1ZB3Fmi/xlUwxkRx1A15eTsmE/iQ3tJpD7zAz//V/+59/+uz/uZEYIXauq4ypkZVJ4",
-	"iKY8wP04wmJ+bEI9bWleSKBg/QbxMEnFRlUaAGqiNrO3UmOAkkfEeZQc9vf/7a/QXfTdH/3N9//j7zvu",
-	"YVmO2GWH9oqZ6QzMIDmVKxCbmdaYcd+8evP/BQAA//8=",
+	"CFBIQ0hMMBvNvYxHrMlqAmUqbWrn5fkcf2QX9labhuwmVpuG7DE0Rvv32bbwrCwRx+4Cl8oRgqUkVuu1",
+	"fbf8nDIl64zvOU8qAdXQjjUfD8lCMk5ad8CrHrBKQEUQR7i8ou2TZBM7ZqlN5bbG074xYTQmjMaE0Zgw",
+	"bqikYSMyNSJTjTwJWFxmBSZ7A1D7+z//q+//7OfrCU6CaBaN7Cp2MRukKExI4hHq4+ASKZ6JZjS+emWl",
+	"a2F1jdN3w4U0XEjDhTRcyO65EH2J67Ig2bYN//EW+chbuqpxg+MeNkp8IIiKBbsGDUve8FjQseyhU+OV",
+	"gq1d02Q9mAgypTyWdhTCoHSPM4IiF4dWxnXoXTUql4bZaartX8EI2BCE96ayvsaXWZE0I9yh9m9/+tPv",
+	"/uI/rSeWQgbygeG5d0havAJhWSd1TjFXToAnmhBxzVxrqRoL44LjiJKpn0CwIOExMob6JMcrZ9Ec9SsE",
+	"5j30bEIY4nDeMaOKEumhr2OubABFzAaUUTkiIeIidBnOs2/EHkvMIiIlCrAMcAgLgopnixTw3IJ/xzTQ",
+	"TdNQwUbkb1L8NIJ/I/hflce7qfj6q3mJGWpY1+JhWzeZgRoe9/p4XMeqFLjcNAP5BLV/86u/+fV/+eV6",
+	"jG7MdudIzmwhFMt/Mj47NtyoHGmMHxBNTygPETCrZeEzdnGN/aVRSdxGlURNupFp2ugy3n3ltsNatbP5",
+	"ppkGKv2Hn3J+KVE8QRgYWA9NRlCqRZjsBQgHgktpchR4mcoF4OJnIz97zKAuxsUYR1Qapz90YoMaQQcw",
+	"08wwZN5wpbacw2BI5STC8x7T87tiYkbD8k8//Q+IkanFiobL8ZIyYDR0QxOWqYvVY1qokIRofrukvNTp",
+	"iASXn6SQWfDPXMjrxccTzOYaJgmu1mutqmsO/8s+qzF+/ZSwoRq1jg729z1XTl0qQdmwrJr6iT0FFoME",
+	"QhnS8wd8POZQWG6MVdXk0LFq9sNakzN39GEoiKysFQ+NKvf54HBxql16cicHCuGsRFbhKXMFJWpPuJS0",
+	"H2nxk5FO49h9WwtCfzniSdmeEZZGQ+De4e+h9vd/+Z9/++9y+SszWC/BhGlJxUpM+PEcybj/ExIoDzSW",
+	"ACxANv05UnRMkNBc2TFiZJaEXOwhqAyYqdjIU+VnoVafJKQ8pOIx9H45uYY8Wwuv/UtNo+2+n4Sewaj5",
+	"7YAew+ypChfYAUCQqctQvMj0KUFDz8oWQmVSEimp1ZGZu7NifU/C2qt7EtZZ1ExQpQiDG6IXF0sTOV62",
+	"BnOhtr4EOB0eAIsVIv3vVJKgEi5u1YoGgo9zqzGkpXXUCrEiXd215a1NP5YvsE8GXJDVa1P8yivbJblx",
+	"T3Z15FAKiSatXJNW7v1IK7fBvQJRFuTuWkKvkdC3cZZfcCTjYIQEkTwWAUlq9JVU2aW360jfoox8Gf4r",
+	"ZdQGCd8DUXKluj7fUY4T5cNZ9Ikr7zLBUnlWPrQ/DWIVC7KHTtIJDW1OqnPfkYk2wnhPjfmUmLrffoRT",
+	"XkxPp3iP+WP8up3/4KF0TR0wG1Fzf0DZCOugYURQEPHgslQCheR2bsBdJZOww99Mar9kcyUv7ikfDhdS",
+	"+zXm48ZjvDEcN4bjbSaDettMcU/5EOEM5Wr/5u//8jf/+Be/+dv/+t2v/qxTQTitggMUtNVaXv21RB9x",
+	"BG5iULNCwR22yZGcsxbl1h0MtK49ZlOPw2RauNF/SzQiqE8izoYSKW6SLGVTMvl6oH5EHlMShdLvMcB6",
+	"JOzsoc/IXBLVneAhZViR8BgxjgIeM+VcunzKgigOyTlXOPqhJlt+GUnVTAZs8lpUKCtaQp6AxzRSpFbz",
+	"55xHmdYl0rSBt4WrPh5I8lWp7HCZAOvhWw02mzzwTY3VnpEh5az+7p6wMJZKzOv3eAF8eP3253hYv7FN",
+	"LPxY8PEazc95ncYms2HtsW3zemP/PpxxLegJVe9c0ne12yQr+oKt1pPAHW9UJI2K5F1XkdxcVnwWIkmw",
+	"CEbmsWUYCvN3tRR+ggSZ3JGIkRn0RVRqPiGptOoyM8K3xHRrSfgIHLKx0j16LMATz5hsqQLPcYNhXVUT",
+	"vUh/EuGAjAlTPpJ4LpHke+gkHFMmvR5LHcklalNmeRA1InNbZakDg+ifu33NP2qeH12SuQSux8xXYGUo",
+	"s/bvMFNgzNf/fBL6e+gkU7y/DRZWz9hIe4wLZx/uwC7R4f5D5CfNfT0qZUNj/6aJCfw4SfFLEytCtapA",
+	"Y9AdqQn00DejIkhnDpsKALfdcWqdxOc3Jnw92Fi/EmKF+1iSi5jhKaYR7kerVSWlnbZGPCURUwi+YZpy",
+	"KnxJrBOMoamMz46Q4lzjvDmaYClnXISmzojGZz02iOhwpFA74CFBvhnuoh/Lud9xKm63A42EYgZpNfUm",
+	"9OdBHEU9ZjuX7dTv7KEzosQ847cICc+d1wofIAmZluWtUV7Aersner0ru2ea2hO6SukuQGYIA7kpobtZ",
+	"If5uX5OIblpjs9wHFgcjRBUZm+grTDXtogwU2XzGEMSZ4UC3PkaCyDhSUhNTq62WcWDc44FWzkY2dMyk",
+	"XTZ84KKvwsd6YVCFzInau6BI6Sw3FD2VXYCGW9kLfU5EF6BvQdv4D9UhI2+dRs6U3JNkSgSOKrnm3OsF",
+	"b97qdws6Sol84/T7JJQ+okxx5MtYTOmUiyeh/gVxRrJveA8BTbBteuySkIm0XpDHSCNuNKAkCi0TSxny",
+	"B0bdBqTD6P6mOIpB1s7YwyzOHnABSWFNAlnj+m8GNDOpzOx35F6PudKAXtbVQ+MSXpYkU3c3O7YM95hP",
+	"SU/vOzuw2WSu3ZAol9LegsyHWSDxZI9FVOolpNy5oX+2Iq80jqZyRsjEOZZSYVd4BwV4Io97zPxIjX6U",
+	"ueLBwMZnPLP91Js5hQOiIZDa3OE599SXZ0/hHBx76e+hhEUy4ggW9hjGk1iR8GgBTHegdpggEcHSuc1m",
+	"ZhekazH/Xo+BotCF+HrF5J3uEMzeIW9pFGW8amWPUTbl0ZSEqI1duVrXy+SyAguKk9M4Ix0PBCpY8JG7",
+	"T7LKdq53crh/6CXeccDjEIn6sXINewwGQ4f795FfNCGBHBZwNiUaNxhRM8AM9QlihMKNtbBjdvMGUKid",
+	"nuVF0t/v7PVY9k0VIqFtr3xkleZ50rIwRoztMVvmRdNhW+UNDzFlUhXPSwsmZUIe4ITNtNfXVb5Frw6W",
+	"ed3EGETfKhbZHV3KgcIpN4EzjRn6ms3QBm9B5MQgi1ZRexGPdQA7u56BQ8QJTrhVvOS1RUwlNHy13J1V",
+	"NBTQer1gq0z7t6P6NqDeJTfyxLlFz7BMvOUtNWzn2JhOnovQVEvfQkf0FgieZyrAZYkulSjlFRbpauJA",
+	"l6F8jMwM9ykzvFoaYmo8ujNa0847Egz8HpWjAtBnTtfw7+3v/uTn3/3Pv+uskpq+peGbylLknxKVaMBv",
+	"gM3QK2xYiqZIRL138CmUZavQ812l2rTm8xf1CT9+8ewLy31Aiz105gJjMgUsE9lVL8RKIqh9ePBRj+lP",
+	"PFYg/R/eO0ijKY2AlS1Y2dlDaQkMZ2MzUqymIUbhcGRMcbYGjRoJHg9HpmXyqmWZFGTcIexD30gK2qn0",
+	"k5St9HIDAei7APrfvcKgt0amcnUwG6T31iC9JRWHb4r/+Gi9ec/c1b+xyHq49TXtM5DeBEtJh2xX2eUz",
+	"+rc0l3yZPs/k7fHWSe+nv5rVQ/h9MdsfhNfiyaL15wT67NAVwUxwQ0afVQxgk52lSZXXpMprIh7eglR5",
+	"Vv9TMxdQvvUb78Yy7TU575qcd9fE7hlOIzVmAoFvf/fzn/32j/64lqrqbuqds13uL4Pv+yTg42xxxT30",
+	"xK3ZXKfAOclocf9kMhF8io0twRqxqUQH+weupsCEsJCyoemWOJJRJpWW9ZBm/u09zeEED2UfuYdCTKN5",
+	"vhKztbdfuMoDzshrk5Mlf9rHushbJk5FrYbFu/J7PNg/2F7ywgU/rIXsWLnbhGdYCyz2llox5o5E2N7O",
+	"xk/qduUpvEleIY8zVnfPN9dXcRET1XDaXezzdtgAG6bjxhMwGnfAAtvw27/+2Xf//j/WZBuMmXTHxR+O",
+	"bJCLzFWfNyUbbM5GNBB8nLUITIiQnLn0j7otBLh0YMTQJtFAEo8JEmRynFoIHJuSWIBLqLv5tEPVkZ0h",
+	"Q6h2GblSO6Nv0MSwvI9E9e3MVd8QsEZqXk79DJK1VhLjtl6aibia/u0uJfxrMp4oiailbIIYuUQTMvjB",
+	"OIRrOmaDXGKmaIR8+J+P2i6CVXcY49d0HI9TGmkTWZjVf45ff4LnsrOHcrX8IO2FTZ8xxq8fg+TbWSzx",
+	"t0geH8OwO6SOZoKlxLGRshtKt4mtBm7WBWUXE1wj20Gh+RvPDaA4v4g4G9YdIWkPQ+iXtqYYWNqpob4N",
+	"9b211PexS/1vldU/++Wvf/mn9aROG4hVmR3qWRQmCa2PbAiY9d/ig7RULZw+mP5QSENwGJuN5l7Gd8Bm",
+	"QowjgqZESOvLXp6p6Ud2UTvP17TL1DZ2E6uz29gjaNSf77Nr6LOy0Mjt+4ouIgBLLazxescVrXF1Petj",
+	"zZ9D6KbMlQAJsPEnDagI4igJgskjjifJJnbIKt9o8eqGdW58kJp8q4330VvtfdRY0hpRaNehZlhcplpI",
+	"OH3U/v7P/+r7P/t5PYFIEM1+kV15b5eUOj9CfRxcZsvHe9aKuMjonJnVNe4wDbfRcBsNt9FwG7urs1qX",
+	"1ci2bfiMt8hjx9JSjRscp1A7xEsQFQt2DRqTvIGwoDPZQ6cRwUKaAtfkG2J8byaCTCmPpR2FMD11WjnV",
+	"ucmVcRd6V40KpWFq3vci202t7EbArKIaGkc6ETMjtKH2b3/60+/+4j/VEzMhf+PA8NM7JCFegYCsEwxc",
+	"jP4N8EQTHK4ZZ1vRDBnHUVt6HLLNEixIeIyMET1JdQWlY/sVAvAiITq30NkhKXJTNMSokbCbmOJGzm7k",
+	"7PfLpdkQqLqGBNu6CUVuWM3rYzUdi5JhNtO8iBPU/s2v/ubX/+WX9fjNmO3Ov5rZzM6WDWR8dmyYQjnS",
+	"WD4gmoZQHiJTBXeR3XtpF9eYNRoNwG3RANSkD5mmjerg3dcZO0y1Mh3YmCxLWXpqTuOlhNiYneE7GH8p",
+	"l//WIrh3tx4fECMog96lDMUyFz6l/8zdsruuvFN1WZFTU/fJtyjgue3ge0gSJZHPyCz5zUT3aoKeqfbR",
+	"02uFer82s5yVENumPIYghtQrfkmYKfSBg4BIaX/pQO2OHktQkB1MKjw3KUFdTpIAC0GJTJiH7DC2DEmP",
+	"tUFijKDMBJKKTySacXFJ2bDjJQU2cmuydUpsq70e+1JwNkxQooOgtNWFsxUaIj6EtHiCKxWRPXSStO4x",
+	"ECKphEpbAR+POfMQ+TrGEbK1SyBKGvLvyZFmKTVngRn6SDMXAgeau+oxw3K8ZBTKaX3x+LNTxLgY44hK",
+	"g8wp7CaWJDTY/HB/H/kzgi8v3FJ8V+JjQvgkIqitxXZX2LCDRnhK0k2WVhIEZufzubsGO1K5ueHNdNet",
+	"ccvPXl5X0Hw6tkVu7EWV+kEsRGqf4mBEuqecKcGjVVgs3/h2cIfXW712K8VnvVbu3q8cIt/6/a5du8Fx",
+	"JyWEBQkJUxRHsn7Z4UyfN14rztLiVWPkGm/l1D6nUlI21KjYmfozC7xVh3UThdM2uBtAGC8cYVx9psX2",
+	"GtNjRUyUZY3+ucbbecmuQKZ9zvIYifeoZuWDOjftBRFTGpCX2SKmV80UYIIHx3MoRTlJOQ7H4uq3n3K4",
+	"UMG5MjrxETCpxmUWmCPN+zm+TsQRkXvI1P9H/Tm6pCwsDzp8DrPsPNxwdcvPKAvNgncbnKg3vDoyEYDf",
+	"xCXe6srtE3t13fMxfy8r127qLQxsFRYukjQdMn1DxsAmPZemz4h18KJQ28bvonudvYqi5Pp67UqI4Dy6",
+	"maLksKmmGvnbX4381KpH39K6s65e9MQ8suLDzxLOYu2kRVkmzRi7QDqTJ18dsP8pUclT3yGlqhLE9OIb",
+	"E82Nm2hurpRSxRO4jlJKwMdqmRJECP1K0sSKjMxyD+c4rYB7ScjEFFy2RBQqIs2IICjCUqGfxOHQ5FQ0",
+	"5TioSPJD9NjS8k1Qt8kqaGEoAclAoJCTP8lUVLlwJNN0zhZ4yrczahfflH2iqsdyFZ+Okf+Bb1QfgCvm",
+	"bkud6gpOFlncrgpOelFbr+CUG/R69ZxLEKar4NQgznfYoXAmOBteAGpcqSBNmzbug4374NXdB9dhvJsC",
+	"ZGsWIKvL8N+FADAy24Gv15eQxcvkfXYsjXkIfeISaxr2BZgGEziA0UTwCZfEihOSKA/pBWDhjJpZFxUQ",
+	"PjwkOWdJ6rE99AVXI81uUYkknpbFxj83u9b070wPsak+b4dshlnXjrNs6kksLCpxNACfyltWULyh7A1l",
+	"byj7baPsb52GzCK/PNWR1ZTT0q3uDAtG2bDa3PSlbWCuCU4K69MoytE/DzEyS2jXMTyA6pA8cJgKx5TJ",
+	"cuPUmRnWTf52Z8XMb2a1CcqdSWOFutVWKJdTfZZe0orHJolSSx/ZJzbbeoAnRgU9GxFwxwoJ1j8nxqq8",
+	"t55uXqqgfuEm3OGtTuaooJxu04277a27vp9GvI+j5IQqtMnrKoUDPDnV11N+ApdWEwr9l/OqhbwclPVY",
+	"UjgH4sFxAOlN0Vp63h5LFL2opp63qBAuKHrRlfW8mTd3u3S9bmFb1/cuDHytOt93Hv/cWorbaLHW02IN",
+	"V6JbxyfMCJnI6qgGy0hKNLNu+GFMPCRIRLAkEpHXE71dG5NoGAlnoCsyK3voBIVijkTMLOoDt96Rse6F",
+	"IPBGnF8iPErCMOfIx/LZwD82yZgi6BxLJ00SMSUCBREPLlFbN8y48Zd4zZzF7IXe7458ZmDsG0p0YeeW",
+	"+uKUYKcv9ekByHQ7KB7Q5sKK4CHvNHz/NfkAX3MWnRis28lTNKfP+KwaIZifl7iycDHEzEbN3NGvbUil",
+	"IhoJ6K55mRz158huQLNbWds8Hlq1UGKA93V/eOn6A4JQHM4QdlZ9xAgJQSUGSoBk2hERpIxH0hLTOR5e",
+	"j8NpHk4vuFDoksyPbQCjRnF+10eSCyWRbmsKQe8hJ4b5XVup8ET5+jFSPczXMYHyHBoeraOW7t3KKhkJ",
+	"i8f6CJOuLa+VjtN65bWUvn1HLakEZUN9OYorfS7IgL52jK7CwzsSwF+1hq9zCxjj108JG6pR6+jBvtca",
+	"U+b+vLc49y71Hee4hpJD368G0d1qBYfCOWYF/l/tZHtmkYBEOEEoOb9ZdLj/EPDKBXlNpZJW9jKt4c5j",
+	"ZXqZ71WOtpo531F+LDy8GTdbkDcaL9u33sv2HA8fwd19y91sFTyxwsPP8CSJj21IImKsMkVkMOauqo1+",
+	"3lA60iiCTNIRLZq4ssDw8F0cNFWe5UJ67IpaIvAG7LF1tETl3oA9tgUt0ScAKoO8rqIgyqGgwzJdsp4n",
+	"bGjrTvx+r6D7eOvUF+YmVaEDr1oqUXiYiU2DZwn28EyGoQWThaPqu+NJqxSFCg8bHeF77FBfcbt3705/",
+	"Ak7zvmZ5fSRI6pgBDDEr0MseW0UwF6wqqE1wMHJEKxHdh0Q5j31HsI6rmHObe02vaISlTQACMil66z3z",
+	"r06LdyKCbN1Okx3zWvWgS5Cu88pvkO/bUjC0INs0NqA1PZmXylQEj2Vl8jTQnUKL61eeQo6lkAoSaOGH",
+	"RqEgNiUWlUgvu0o3OcGCMPUkbNV1xHwS7lotSfC4hl5SA/r2CU/Xm7koyWhjrkXtBDjuFm0n9dF7nbvo",
+	"HVYrW1SWoEL4O6tYLtX6EjzeldqX4PEN6X31phrF77umI3p79b7mkRVfZpZLKaZXWFTkuIe6QzJeqcqx",
+	"DEkjTryvupzyC3wd2pzP+RScp2ANNgqQM+ApqYK6dM7XADMleyyT47RtlC8Ejy+CeRARv1NPu2J8afPq",
+	"lVvjD2vxwC1TrxA83r5+JTvo9SpYluDCRMPS4MS3RcXSxIpfTcOygnuRqgveqXdxOMUsINWOtqD1AEyY",
+	"8WydYWmqebgA7hc/enby9OL80Yvzi9Onz04/++E9jckPTSblGZWkA1TBKvWNY6zR6Ss6Jt0+TqLDNfYu",
+	"8Xc5Mes8J1JBDbodyT92GpjihjxmYe5zOiaVcbi6wR0JRgsNvca8XR9LbaA7ghIfgLtqFQNxWE7wWJGL",
+	"+p2L7bei8vmCIxkHIySI5LEICGSjV4ux3JKQ2xPq/HZWa9LYzVgsiVQWww24mOFcdtuCU7Op51Dl1XwC",
+	"UcEmQDgOqeJCwkkB4uSMeJkwYmmdlYHjlnFfCQLxEBODcW1CT2uGpAJ4cMcOLarYX8K6bkjFnlvrCtW6",
+	"/rauYr18VjgKJ1ZogYRHlc7G+lvtOc9046pZTVE31NZEpWPyk7ufBjiSpGPWVbUQWxMuuxTr3dznPCKY",
+	"7diOoO/JajtCsoXGjtDYERo7wg7sCLHF18U6QVUO6voIKaOK4ijJwY6oZimnUF1QxYKRcA89GmMaSYQF",
+	"QTGjX8fEQwGWpEuZJExSjXyieZVzelLeavtsuh76ZswUVTW13lszRVNHpsGh710G7xurnuGsU8vrwsGf",
+	"K61TN1l+UK+w0cS+x9apigu8e+vUEcJ9SZhCA0qi0PE21sTjIZ/FUeSjICIYql70GIeRcGQ67KFPCEhd",
+	"WBkTl145avtGEjtCILX5HSTIlF8SiUZUJvUTjSjvKvMhrBBnAdlDNn2H9UP2k7p+UJzDppQx9i1fS55+",
+	"tkJjoTSjWU1JSUYIIsrVZUQ4EgSHc0SljEloqyem5RjvSOSbXYQv7Pr9HpN4LtGIz6B20h46ATnZWsgQ",
+	"nuG5iW/yIaOZj3AkeQILs+JMHkC7XhsZ7BkDG+IgGBvdxxjP0YhHsK7xLa6/+NY7gFticLtMlHpRWzdR",
+	"5ga9Vs3+UoJoTZRvP2FsBIJGIGjMy7fVvHxTkktima6SXHRrEsSCqjmQnj7BgoiTWI1aR1+9euNpbEI/",
+	"I/Pkl1fJIEWW7ymdEkak9IDQUv1P4G2k2RYaE4VDrPBeJoXJXCr9MBczpjjWrQ0lLD1XWtpDER/yWHUS",
+	"rmkS9yMaGNYOeJMpEXQwzxfDzkwJhQ5LEp9AEWfPmmk0dyU94ydsIsXxBPEpEYKGJDuagePicM4VEClB",
+	"yDHC2cyz7p8ua5WxGmlOJWt2yVhayib4TO93wAWaYKFMXkNFhoa/kDb01WZXBkMWQwlDDcWn+tRknMkA",
+	"Bs65ajN4MiEs7BomMQ6p0geRA2tojVCFSwHl7tq//sU//vq//3VyasYSRoQc0UlmEFPNf3GQ0yT7aPu7",
+	"v/3r73/+96sGStKVlg3GmcKBkqj9m3/7H379//7yf/3iFx0N/KRPdhzbtmSYxzyK+KwbT/RAf/+Xv/nH",
+	"v/jN3/7X7371Zx3EmS3yl00xkB11AF1fTsqG/SQ2tJtA7jMz/Pd/+Z9/++/+uJMZIXStqo6rkJVJ4SGa",
+	"8gD34wiL+bEJ9bSleSGBgvUbxMMkFRtVaQCoidrM3kqNAUoeEedRctjf/7e/QnfRd3/0N9//j7/vuIdl",
+	"OWKXHdorZqYzMIPkVK5AbGZaY8Z98+rN/xcAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

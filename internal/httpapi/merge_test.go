@@ -94,6 +94,7 @@ func TestMergeContract(t *testing.T) {
 		rep2.Do("POST", "/v1/follow-ups", map[string]any{"subjectType": "lead", "subjectId": gone.ID, "channel": "call",
 			"content": "again", "occurredAt": time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)}).ExpectProblem(http.StatusConflict, "merged_into")
 		sup.Do("GET", "/v1/follow-ups?subjectType=lead&subjectId="+gone.ID, nil).ExpectProblem(http.StatusConflict, "merged_into")
+		sup.Do("GET", "/v1/leads/"+gone.ID+"/history", nil).ExpectProblem(http.StatusConflict, "merged_into")
 		repB.Do("GET", "/v1/leads/"+gone.ID, nil).ExpectProblem(http.StatusNotFound, "not_found")
 		sup.Do("POST", "/v1/leads/merge", body).ExpectProblem(http.StatusConflict, "merged_into")
 
