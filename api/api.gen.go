@@ -1171,6 +1171,48 @@ type CustomerList struct {
 	Total *int64 `json:"total,omitempty"`
 }
 
+// CustomerMerge `survivorId` is the customer that stays (it keeps its id); `mergedIds` the customers merged into it.
+type CustomerMerge struct {
+	// Fields For each field named, the id of the record (the survivor or one of mergedIds) whose value the survivor takes; a field not named keeps the survivor's value.
+	Fields *struct {
+		// Address An opaque resource id.
+		Address *Id `json:"address,omitempty"`
+
+		// CreditLevel An opaque resource id.
+		CreditLevel *Id `json:"creditLevel,omitempty"`
+
+		// CreditLimit An opaque resource id.
+		CreditLimit *Id `json:"creditLimit,omitempty"`
+
+		// Grade An opaque resource id.
+		Grade *Id `json:"grade,omitempty"`
+
+		// Industry An opaque resource id.
+		Industry *Id `json:"industry,omitempty"`
+
+		// Name An opaque resource id.
+		Name *Id `json:"name,omitempty"`
+
+		// Region An opaque resource id.
+		Region *Id `json:"region,omitempty"`
+
+		// Source An opaque resource id.
+		Source *Id `json:"source,omitempty"`
+
+		// Tags An opaque resource id.
+		Tags *Id `json:"tags,omitempty"`
+
+		// Website An opaque resource id.
+		Website *Id `json:"website,omitempty"`
+	} `json:"fields,omitempty"`
+
+	// MergedIds The customers merged into the survivor (distinct, not the survivor).
+	MergedIds []Id `json:"mergedIds"`
+
+	// SurvivorId An opaque resource id.
+	SurvivorId Id `json:"survivorId"`
+}
+
 // CustomerStatus defines model for CustomerStatus.
 type CustomerStatus string
 
@@ -1555,6 +1597,45 @@ type LeadList struct {
 	Total *int64 `json:"total,omitempty"`
 }
 
+// LeadMerge `survivorId` is the lead that stays (it keeps its id); `mergedIds` the leads merged into it.
+type LeadMerge struct {
+	// Fields For each field named, the id of the record (the survivor or one of mergedIds) whose value the survivor takes; a field not named keeps the survivor's value.
+	Fields *struct {
+		// Company An opaque resource id.
+		Company *Id `json:"company,omitempty"`
+
+		// Email An opaque resource id.
+		Email *Id `json:"email,omitempty"`
+
+		// Industry An opaque resource id.
+		Industry *Id `json:"industry,omitempty"`
+
+		// Name An opaque resource id.
+		Name *Id `json:"name,omitempty"`
+
+		// Notes An opaque resource id.
+		Notes *Id `json:"notes,omitempty"`
+
+		// Phone An opaque resource id.
+		Phone *Id `json:"phone,omitempty"`
+
+		// Region An opaque resource id.
+		Region *Id `json:"region,omitempty"`
+
+		// Source An opaque resource id.
+		Source *Id `json:"source,omitempty"`
+
+		// Tags An opaque resource id.
+		Tags *Id `json:"tags,omitempty"`
+	} `json:"fields,omitempty"`
+
+	// MergedIds The leads merged into the survivor (distinct, not the survivor).
+	MergedIds []Id `json:"mergedIds"`
+
+	// SurvivorId An opaque resource id.
+	SurvivorId Id `json:"survivorId"`
+}
+
 // LeadStatus defines model for LeadStatus.
 type LeadStatus string
 
@@ -1581,6 +1662,55 @@ type LoginRequest struct {
 
 // LongText defines model for LongText.
 type LongText = string
+
+// MergeProblem defines model for MergeProblem.
+type MergeProblem struct {
+	// Code Stable machine code; never changes with language.
+	//
+	// Example: cap_exceeded
+	Code string `json:"code"`
+
+	// Detail Human explanation in the caller's language.
+	Detail    *string           `json:"detail,omitempty"`
+	Errors    *[]FieldError     `json:"errors,omitempty"`
+	Instance  *string           `json:"instance,omitempty"`
+	Matches   *[]DuplicateMatch `json:"matches,omitempty"`
+	RequestId *string           `json:"requestId,omitempty"`
+	Status    int32             `json:"status"`
+
+	// SurvivorId An opaque resource id.
+	SurvivorId *Id    `json:"survivorId,omitempty"`
+	Title      string `json:"title"`
+
+	// Type A URI reference naming the problem type.
+	//
+	// Example: https://shoal.dev/problems/cap_exceeded
+	Type string `json:"type"`
+}
+
+// MergedIntoProblem defines model for MergedIntoProblem.
+type MergedIntoProblem struct {
+	// Code Stable machine code; never changes with language.
+	//
+	// Example: cap_exceeded
+	Code string `json:"code"`
+
+	// Detail Human explanation in the caller's language.
+	Detail    *string       `json:"detail,omitempty"`
+	Errors    *[]FieldError `json:"errors,omitempty"`
+	Instance  *string       `json:"instance,omitempty"`
+	RequestId *string       `json:"requestId,omitempty"`
+	Status    int32         `json:"status"`
+
+	// SurvivorId An opaque resource id.
+	SurvivorId *Id    `json:"survivorId,omitempty"`
+	Title      string `json:"title"`
+
+	// Type A URI reference naming the problem type.
+	//
+	// Example: https://shoal.dev/problems/cap_exceeded
+	Type string `json:"type"`
+}
 
 // Money An exact amount of money in yuan (CNY) as a decimal string, at most 15 integer digits and 2 decimals. Responses always carry two decimals ("1234.50"). More decimals are refused (400 validation_failed), never rounded; a JSON number is refused too, because a binary float cannot carry amounts like 0.10 exactly.
 //
@@ -2272,11 +2402,17 @@ type Conflict = Problem
 // Duplicate defines model for Duplicate.
 type Duplicate = DuplicateProblem
 
+// DuplicateOrMergedInto defines model for DuplicateOrMergedInto.
+type DuplicateOrMergedInto = MergeProblem
+
 // Error RFC 9457 problem details with a stable machine code.
 type Error = Problem
 
 // Forbidden RFC 9457 problem details with a stable machine code.
 type Forbidden = Problem
+
+// MergedInto defines model for MergedInto.
+type MergedInto = MergedIntoProblem
 
 // NotFound RFC 9457 problem details with a stable machine code.
 type NotFound = Problem
@@ -2425,6 +2561,12 @@ type ListCustomersParams struct {
 // ListCustomersParamsSort defines parameters for ListCustomers.
 type ListCustomersParamsSort string
 
+// MergeCustomersParams defines parameters for MergeCustomers.
+type MergeCustomersParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); optional, but when given a resource changed since answers 412 and nothing changes.
+	IfMatch *IfMatchOptional `json:"If-Match,omitempty"`
+}
+
 // UpdateCustomerParams defines parameters for UpdateCustomer.
 type UpdateCustomerParams struct {
 	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
@@ -2544,6 +2686,12 @@ type ListLeadsParams struct {
 
 // ListLeadsParamsSort defines parameters for ListLeads.
 type ListLeadsParamsSort string
+
+// MergeLeadsParams defines parameters for MergeLeads.
+type MergeLeadsParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); optional, but when given a resource changed since answers 412 and nothing changes.
+	IfMatch *IfMatchOptional `json:"If-Match,omitempty"`
+}
 
 // UpdateLeadParams defines parameters for UpdateLead.
 type UpdateLeadParams struct {
@@ -2701,6 +2849,9 @@ type CreateCustomerJSONRequestBody = CustomerCreate
 // BatchClaimCustomersJSONRequestBody defines body for BatchClaimCustomers for application/json ContentType.
 type BatchClaimCustomersJSONRequestBody = BatchClaimRequest
 
+// MergeCustomersJSONRequestBody defines body for MergeCustomers for application/json ContentType.
+type MergeCustomersJSONRequestBody = CustomerMerge
+
 // UpdateCustomerJSONRequestBody defines body for UpdateCustomer for application/json ContentType.
 type UpdateCustomerJSONRequestBody = CustomerUpdate
 
@@ -2736,6 +2887,9 @@ type CreateLeadJSONRequestBody = LeadCreate
 
 // BatchClaimLeadsJSONRequestBody defines body for BatchClaimLeads for application/json ContentType.
 type BatchClaimLeadsJSONRequestBody = BatchClaimRequest
+
+// MergeLeadsJSONRequestBody defines body for MergeLeads for application/json ContentType.
+type MergeLeadsJSONRequestBody = LeadMerge
 
 // UpdateLeadJSONRequestBody defines body for UpdateLead for application/json ContentType.
 type UpdateLeadJSONRequestBody = LeadUpdate
@@ -2877,6 +3031,9 @@ type ServerInterface interface {
 	// BatchClaimCustomers Claim several customers
 	// (POST /v1/customers/batch-claim)
 	BatchClaimCustomers(ctx echo.Context) error
+	// MergeCustomers Merge duplicate customers (合并)
+	// (POST /v1/customers/merge)
+	MergeCustomers(ctx echo.Context, params MergeCustomersParams) error
 	// GetCustomer Get a customer
 	// (GET /v1/customers/{id})
 	GetCustomer(ctx echo.Context, id IdPath) error
@@ -2940,6 +3097,9 @@ type ServerInterface interface {
 	// BatchClaimLeads Claim several leads
 	// (POST /v1/leads/batch-claim)
 	BatchClaimLeads(ctx echo.Context) error
+	// MergeLeads Merge duplicate leads (合并)
+	// (POST /v1/leads/merge)
+	MergeLeads(ctx echo.Context, params MergeLeadsParams) error
 	// GetLead Get a lead
 	// (GET /v1/leads/{id})
 	GetLead(ctx echo.Context, id IdPath) error
@@ -3539,6 +3699,35 @@ func (w *ServerInterfaceWrapper) BatchClaimCustomers(ctx echo.Context) error {
 	return err
 }
 
+// MergeCustomers converts echo context to params.
+func (w *ServerInterfaceWrapper) MergeCustomers(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params MergeCustomersParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatchOptional
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.MergeCustomers(ctx, params)
+	return err
+}
+
 // GetCustomer converts echo context to params.
 func (w *ServerInterfaceWrapper) GetCustomer(ctx echo.Context) error {
 	var err error
@@ -4090,6 +4279,35 @@ func (w *ServerInterfaceWrapper) BatchClaimLeads(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.BatchClaimLeads(ctx)
+	return err
+}
+
+// MergeLeads converts echo context to params.
+func (w *ServerInterfaceWrapper) MergeLeads(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params MergeLeadsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatchOptional
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.MergeLeads(ctx, params)
 	return err
 }
 
@@ -4961,10 +5179,12 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/audit-events", wrapper.ListAuditEvents, options.OperationMiddlewares["listAuditEvents"]...)
 	router.GET(options.BaseURL+"/v1/leads", wrapper.ListLeads, options.OperationMiddlewares["listLeads"]...)
 	router.POST(options.BaseURL+"/v1/leads", wrapper.CreateLead, options.OperationMiddlewares["createLead"]...)
+	router.POST(options.BaseURL+"/v1/leads/merge", wrapper.MergeLeads, options.OperationMiddlewares["mergeLeads"]...)
 	router.GET(options.BaseURL+"/v1/leads/:id", wrapper.GetLead, options.OperationMiddlewares["getLead"]...)
 	router.PATCH(options.BaseURL+"/v1/leads/:id", wrapper.UpdateLead, options.OperationMiddlewares["updateLead"]...)
 	router.GET(options.BaseURL+"/v1/customers", wrapper.ListCustomers, options.OperationMiddlewares["listCustomers"]...)
 	router.POST(options.BaseURL+"/v1/customers", wrapper.CreateCustomer, options.OperationMiddlewares["createCustomer"]...)
+	router.POST(options.BaseURL+"/v1/customers/merge", wrapper.MergeCustomers, options.OperationMiddlewares["mergeCustomers"]...)
 	router.GET(options.BaseURL+"/v1/customers/:id", wrapper.GetCustomer, options.OperationMiddlewares["getCustomer"]...)
 	router.PATCH(options.BaseURL+"/v1/customers/:id", wrapper.UpdateCustomer, options.OperationMiddlewares["updateCustomer"]...)
 	router.PUT(options.BaseURL+"/v1/customers/:id/deal-status", wrapper.UpdateCustomerDealStatus, options.OperationMiddlewares["updateCustomerDealStatus"]...)
@@ -5048,6 +5268,17 @@ type DuplicateApplicationProblemPlusJSONResponse struct {
 	Headers DuplicateResponseHeaders
 }
 
+type DuplicateOrMergedIntoResponseHeaders struct {
+	Location        *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+type DuplicateOrMergedIntoApplicationProblemPlusJSONResponse struct {
+	Body MergeProblem
+
+	Headers DuplicateOrMergedIntoResponseHeaders
+}
+
 type ErrorResponseHeaders struct {
 	RateLimit       *string
 	RateLimitPolicy *string
@@ -5067,6 +5298,17 @@ type ForbiddenApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers ForbiddenResponseHeaders
+}
+
+type MergedIntoResponseHeaders struct {
+	Location        *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+type MergedIntoApplicationProblemPlusJSONResponse struct {
+	Body MergedIntoProblem
+
+	Headers MergedIntoResponseHeaders
 }
 
 type NotFoundResponseHeaders struct {
@@ -6786,6 +7028,7 @@ func (response ApproveClaimRequest404ApplicationProblemPlusJSONResponse) VisitAp
 }
 
 type ApproveClaimRequest409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -6802,6 +7045,9 @@ func (response ApproveClaimRequest409ApplicationProblemPlusJSONResponse) VisitAp
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -7013,6 +7259,7 @@ func (response RejectClaimRequest404ApplicationProblemPlusJSONResponse) VisitRej
 }
 
 type RejectClaimRequest409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -7029,6 +7276,9 @@ func (response RejectClaimRequest409ApplicationProblemPlusJSONResponse) VisitRej
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -8336,6 +8586,266 @@ func (response BatchClaimCustomersdefaultApplicationProblemPlusJSONResponse) Vis
 	return err
 }
 
+type MergeCustomersRequestObject struct {
+	Params MergeCustomersParams
+	Body   *MergeCustomersJSONRequestBody
+}
+
+type MergeCustomersResponseObject interface {
+	VisitMergeCustomersResponse(w http.ResponseWriter) error
+}
+
+type MergeCustomers200ResponseHeaders struct {
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type MergeCustomers200JSONResponse struct {
+	Body    Customer
+	Headers MergeCustomers200ResponseHeaders
+}
+
+func (response MergeCustomers200JSONResponse) VisitMergeCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeCustomers400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response MergeCustomers400ApplicationProblemPlusJSONResponse) VisitMergeCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeCustomers401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response MergeCustomers401ApplicationProblemPlusJSONResponse) VisitMergeCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeCustomers403ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type MergeCustomers403ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers MergeCustomers403ResponseHeaders
+}
+
+func (response MergeCustomers403ApplicationProblemPlusJSONResponse) VisitMergeCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeCustomers404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response MergeCustomers404ApplicationProblemPlusJSONResponse) VisitMergeCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeCustomers409ResponseHeaders struct {
+	Location        *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type MergeCustomers409ApplicationProblemPlusJSONResponse struct {
+	Body    MergeProblem
+	Headers MergeCustomers409ResponseHeaders
+}
+
+func (response MergeCustomers409ApplicationProblemPlusJSONResponse) VisitMergeCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeCustomers412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response MergeCustomers412ApplicationProblemPlusJSONResponse) VisitMergeCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeCustomers415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response MergeCustomers415ApplicationProblemPlusJSONResponse) VisitMergeCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeCustomers429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response MergeCustomers429ApplicationProblemPlusJSONResponse) VisitMergeCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeCustomersdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response MergeCustomersdefaultApplicationProblemPlusJSONResponse) VisitMergeCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetCustomerRequestObject struct {
 	Id IdPath `json:"id"`
 }
@@ -8463,6 +8973,31 @@ func (response GetCustomer404ApplicationProblemPlusJSONResponse) VisitGetCustome
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetCustomer409ApplicationProblemPlusJSONResponse struct {
+	MergedIntoApplicationProblemPlusJSONResponse
+}
+
+func (response GetCustomer409ApplicationProblemPlusJSONResponse) VisitGetCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -8651,7 +9186,7 @@ func (response UpdateCustomer404ApplicationProblemPlusJSONResponse) VisitUpdateC
 }
 
 type UpdateCustomer409ApplicationProblemPlusJSONResponse struct {
-	DuplicateApplicationProblemPlusJSONResponse
+	DuplicateOrMergedIntoApplicationProblemPlusJSONResponse
 }
 
 func (response UpdateCustomer409ApplicationProblemPlusJSONResponse) VisitUpdateCustomerResponse(w http.ResponseWriter) error {
@@ -8661,6 +9196,9 @@ func (response UpdateCustomer409ApplicationProblemPlusJSONResponse) VisitUpdateC
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -8927,6 +9465,7 @@ func (response AssignCustomer404ApplicationProblemPlusJSONResponse) VisitAssignC
 }
 
 type AssignCustomer409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -8943,6 +9482,9 @@ func (response AssignCustomer409ApplicationProblemPlusJSONResponse) VisitAssignC
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -9185,6 +9727,7 @@ func (response ClaimCustomer404ApplicationProblemPlusJSONResponse) VisitClaimCus
 }
 
 type ClaimCustomer409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -9201,6 +9744,9 @@ func (response ClaimCustomer409ApplicationProblemPlusJSONResponse) VisitClaimCus
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -9391,6 +9937,31 @@ func (response ListContacts404ApplicationProblemPlusJSONResponse) VisitListConta
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListContacts409ApplicationProblemPlusJSONResponse struct {
+	MergedIntoApplicationProblemPlusJSONResponse
+}
+
+func (response ListContacts409ApplicationProblemPlusJSONResponse) VisitListContactsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -9586,7 +10157,7 @@ func (response CreateContact404ApplicationProblemPlusJSONResponse) VisitCreateCo
 }
 
 type CreateContact409ApplicationProblemPlusJSONResponse struct {
-	DuplicateApplicationProblemPlusJSONResponse
+	DuplicateOrMergedIntoApplicationProblemPlusJSONResponse
 }
 
 func (response CreateContact409ApplicationProblemPlusJSONResponse) VisitCreateContactResponse(w http.ResponseWriter) error {
@@ -9596,6 +10167,9 @@ func (response CreateContact409ApplicationProblemPlusJSONResponse) VisitCreateCo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -9812,7 +10386,7 @@ func (response UpdateCustomerDealStatus404ApplicationProblemPlusJSONResponse) Vi
 }
 
 type UpdateCustomerDealStatus409ApplicationProblemPlusJSONResponse struct {
-	ConflictApplicationProblemPlusJSONResponse
+	MergedIntoApplicationProblemPlusJSONResponse
 }
 
 func (response UpdateCustomerDealStatus409ApplicationProblemPlusJSONResponse) VisitUpdateCustomerDealStatusResponse(w http.ResponseWriter) error {
@@ -9822,6 +10396,9 @@ func (response UpdateCustomerDealStatus409ApplicationProblemPlusJSONResponse) Vi
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -10059,6 +10636,7 @@ func (response FreezeCustomer404ApplicationProblemPlusJSONResponse) VisitFreezeC
 }
 
 type FreezeCustomer409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -10075,6 +10653,9 @@ func (response FreezeCustomer409ApplicationProblemPlusJSONResponse) VisitFreezeC
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -10285,6 +10866,31 @@ func (response ListCustomerHistory404ApplicationProblemPlusJSONResponse) VisitLi
 	return err
 }
 
+type ListCustomerHistory409ApplicationProblemPlusJSONResponse struct {
+	MergedIntoApplicationProblemPlusJSONResponse
+}
+
+func (response ListCustomerHistory409ApplicationProblemPlusJSONResponse) VisitListCustomerHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListCustomerHistory429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -10474,6 +11080,7 @@ func (response InvalidateCustomer404ApplicationProblemPlusJSONResponse) VisitInv
 }
 
 type InvalidateCustomer409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -10490,6 +11097,9 @@ func (response InvalidateCustomer409ApplicationProblemPlusJSONResponse) VisitInv
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -10711,6 +11321,7 @@ func (response RestoreCustomer404ApplicationProblemPlusJSONResponse) VisitRestor
 }
 
 type RestoreCustomer409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -10727,6 +11338,9 @@ func (response RestoreCustomer409ApplicationProblemPlusJSONResponse) VisitRestor
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -10920,6 +11534,7 @@ func (response ReturnCustomer404ApplicationProblemPlusJSONResponse) VisitReturnC
 }
 
 type ReturnCustomer409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -10936,6 +11551,9 @@ func (response ReturnCustomer409ApplicationProblemPlusJSONResponse) VisitReturnC
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -11158,6 +11776,7 @@ func (response TransferCustomer404ApplicationProblemPlusJSONResponse) VisitTrans
 }
 
 type TransferCustomer409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -11174,6 +11793,9 @@ func (response TransferCustomer409ApplicationProblemPlusJSONResponse) VisitTrans
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -11388,6 +12010,7 @@ func (response UnfreezeCustomer404ApplicationProblemPlusJSONResponse) VisitUnfre
 }
 
 type UnfreezeCustomer409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -11404,6 +12027,9 @@ func (response UnfreezeCustomer409ApplicationProblemPlusJSONResponse) VisitUnfre
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -11757,6 +12383,31 @@ func (response ListFollowUps404ApplicationProblemPlusJSONResponse) VisitListFoll
 	return err
 }
 
+type ListFollowUps409ApplicationProblemPlusJSONResponse struct {
+	MergedIntoApplicationProblemPlusJSONResponse
+}
+
+func (response ListFollowUps409ApplicationProblemPlusJSONResponse) VisitListFollowUpsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListFollowUps429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -11936,6 +12587,31 @@ func (response CreateFollowUp404ApplicationProblemPlusJSONResponse) VisitCreateF
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateFollowUp409ApplicationProblemPlusJSONResponse struct {
+	MergedIntoApplicationProblemPlusJSONResponse
+}
+
+func (response CreateFollowUp409ApplicationProblemPlusJSONResponse) VisitCreateFollowUpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -12766,6 +13442,266 @@ func (response BatchClaimLeadsdefaultApplicationProblemPlusJSONResponse) VisitBa
 	return err
 }
 
+type MergeLeadsRequestObject struct {
+	Params MergeLeadsParams
+	Body   *MergeLeadsJSONRequestBody
+}
+
+type MergeLeadsResponseObject interface {
+	VisitMergeLeadsResponse(w http.ResponseWriter) error
+}
+
+type MergeLeads200ResponseHeaders struct {
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type MergeLeads200JSONResponse struct {
+	Body    Lead
+	Headers MergeLeads200ResponseHeaders
+}
+
+func (response MergeLeads200JSONResponse) VisitMergeLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeLeads400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response MergeLeads400ApplicationProblemPlusJSONResponse) VisitMergeLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeLeads401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response MergeLeads401ApplicationProblemPlusJSONResponse) VisitMergeLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeLeads403ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type MergeLeads403ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers MergeLeads403ResponseHeaders
+}
+
+func (response MergeLeads403ApplicationProblemPlusJSONResponse) VisitMergeLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeLeads404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response MergeLeads404ApplicationProblemPlusJSONResponse) VisitMergeLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeLeads409ResponseHeaders struct {
+	Location        *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type MergeLeads409ApplicationProblemPlusJSONResponse struct {
+	Body    MergeProblem
+	Headers MergeLeads409ResponseHeaders
+}
+
+func (response MergeLeads409ApplicationProblemPlusJSONResponse) VisitMergeLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeLeads412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response MergeLeads412ApplicationProblemPlusJSONResponse) VisitMergeLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeLeads415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response MergeLeads415ApplicationProblemPlusJSONResponse) VisitMergeLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeLeads429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response MergeLeads429ApplicationProblemPlusJSONResponse) VisitMergeLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeLeadsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response MergeLeadsdefaultApplicationProblemPlusJSONResponse) VisitMergeLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetLeadRequestObject struct {
 	Id IdPath `json:"id"`
 }
@@ -12893,6 +13829,31 @@ func (response GetLead404ApplicationProblemPlusJSONResponse) VisitGetLeadRespons
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetLead409ApplicationProblemPlusJSONResponse struct {
+	MergedIntoApplicationProblemPlusJSONResponse
+}
+
+func (response GetLead409ApplicationProblemPlusJSONResponse) VisitGetLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -13081,7 +14042,7 @@ func (response UpdateLead404ApplicationProblemPlusJSONResponse) VisitUpdateLeadR
 }
 
 type UpdateLead409ApplicationProblemPlusJSONResponse struct {
-	DuplicateApplicationProblemPlusJSONResponse
+	DuplicateOrMergedIntoApplicationProblemPlusJSONResponse
 }
 
 func (response UpdateLead409ApplicationProblemPlusJSONResponse) VisitUpdateLeadResponse(w http.ResponseWriter) error {
@@ -13091,6 +14052,9 @@ func (response UpdateLead409ApplicationProblemPlusJSONResponse) VisitUpdateLeadR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -13357,6 +14321,7 @@ func (response AssignLead404ApplicationProblemPlusJSONResponse) VisitAssignLeadR
 }
 
 type AssignLead409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -13373,6 +14338,9 @@ func (response AssignLead409ApplicationProblemPlusJSONResponse) VisitAssignLeadR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -13615,6 +14583,7 @@ func (response ClaimLead404ApplicationProblemPlusJSONResponse) VisitClaimLeadRes
 }
 
 type ClaimLead409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -13631,6 +14600,9 @@ func (response ClaimLead409ApplicationProblemPlusJSONResponse) VisitClaimLeadRes
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -13826,6 +14798,7 @@ func (response ConvertLead404ApplicationProblemPlusJSONResponse) VisitConvertLea
 }
 
 type ConvertLead409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -13842,6 +14815,9 @@ func (response ConvertLead409ApplicationProblemPlusJSONResponse) VisitConvertLea
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -14057,6 +15033,7 @@ func (response FreezeLead404ApplicationProblemPlusJSONResponse) VisitFreezeLeadR
 }
 
 type FreezeLead409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -14073,6 +15050,9 @@ func (response FreezeLead409ApplicationProblemPlusJSONResponse) VisitFreezeLeadR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -14283,6 +15263,31 @@ func (response ListLeadHistory404ApplicationProblemPlusJSONResponse) VisitListLe
 	return err
 }
 
+type ListLeadHistory409ApplicationProblemPlusJSONResponse struct {
+	MergedIntoApplicationProblemPlusJSONResponse
+}
+
+func (response ListLeadHistory409ApplicationProblemPlusJSONResponse) VisitListLeadHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListLeadHistory429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -14472,6 +15477,7 @@ func (response InvalidateLead404ApplicationProblemPlusJSONResponse) VisitInvalid
 }
 
 type InvalidateLead409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -14488,6 +15494,9 @@ func (response InvalidateLead409ApplicationProblemPlusJSONResponse) VisitInvalid
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -14709,6 +15718,7 @@ func (response RestoreLead404ApplicationProblemPlusJSONResponse) VisitRestoreLea
 }
 
 type RestoreLead409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -14725,6 +15735,9 @@ func (response RestoreLead409ApplicationProblemPlusJSONResponse) VisitRestoreLea
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -14918,6 +15931,7 @@ func (response ReturnLead404ApplicationProblemPlusJSONResponse) VisitReturnLeadR
 }
 
 type ReturnLead409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -14934,6 +15948,9 @@ func (response ReturnLead409ApplicationProblemPlusJSONResponse) VisitReturnLeadR
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -15156,6 +16173,7 @@ func (response TransferLead404ApplicationProblemPlusJSONResponse) VisitTransferL
 }
 
 type TransferLead409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -15172,6 +16190,9 @@ func (response TransferLead409ApplicationProblemPlusJSONResponse) VisitTransferL
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -15386,6 +16407,7 @@ func (response UnfreezeLead404ApplicationProblemPlusJSONResponse) VisitUnfreezeL
 }
 
 type UnfreezeLead409ResponseHeaders struct {
+	Location        *string
 	RateLimit       *string
 	RateLimitPolicy *string
 }
@@ -15402,6 +16424,9 @@ func (response UnfreezeLead409ApplicationProblemPlusJSONResponse) VisitUnfreezeL
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -20761,6 +21786,9 @@ type StrictServerInterface interface {
 	// BatchClaimCustomers Claim several customers
 	// (POST /v1/customers/batch-claim)
 	BatchClaimCustomers(ctx context.Context, request BatchClaimCustomersRequestObject) (BatchClaimCustomersResponseObject, error)
+	// MergeCustomers Merge duplicate customers (合并)
+	// (POST /v1/customers/merge)
+	MergeCustomers(ctx context.Context, request MergeCustomersRequestObject) (MergeCustomersResponseObject, error)
 	// GetCustomer Get a customer
 	// (GET /v1/customers/{id})
 	GetCustomer(ctx context.Context, request GetCustomerRequestObject) (GetCustomerResponseObject, error)
@@ -20824,6 +21852,9 @@ type StrictServerInterface interface {
 	// BatchClaimLeads Claim several leads
 	// (POST /v1/leads/batch-claim)
 	BatchClaimLeads(ctx context.Context, request BatchClaimLeadsRequestObject) (BatchClaimLeadsResponseObject, error)
+	// MergeLeads Merge duplicate leads (合并)
+	// (POST /v1/leads/merge)
+	MergeLeads(ctx context.Context, request MergeLeadsRequestObject) (MergeLeadsResponseObject, error)
 	// GetLead Get a lead
 	// (GET /v1/leads/{id})
 	GetLead(ctx context.Context, request GetLeadRequestObject) (GetLeadResponseObject, error)
@@ -21651,6 +22682,54 @@ func (sh *strictHandler) BatchClaimCustomers(ctx echo.Context) error {
 	return nil
 }
 
+// MergeCustomers operation middleware
+func (sh *strictHandler) MergeCustomers(ctx echo.Context, params MergeCustomersParams) error {
+	var request MergeCustomersRequestObject
+
+	request.Params = params
+
+	var body MergeCustomersJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.MergeCustomers(ctx.Request().Context(), request.(MergeCustomersRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "MergeCustomers")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(MergeCustomersResponseObject); ok {
+		return validResponse.VisitMergeCustomersResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetCustomer operation middleware
 func (sh *strictHandler) GetCustomer(ctx echo.Context, id IdPath) error {
 	var request GetCustomerRequestObject
@@ -22451,6 +23530,54 @@ func (sh *strictHandler) BatchClaimLeads(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(BatchClaimLeadsResponseObject); ok {
 		return validResponse.VisitBatchClaimLeadsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// MergeLeads operation middleware
+func (sh *strictHandler) MergeLeads(ctx echo.Context, params MergeLeadsParams) error {
+	var request MergeLeadsRequestObject
+
+	request.Params = params
+
+	var body MergeLeadsJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.MergeLeads(ctx.Request().Context(), request.(MergeLeadsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "MergeLeads")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(MergeLeadsResponseObject); ok {
+		return validResponse.VisitMergeLeadsResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -24056,402 +25183,434 @@ func (sh *strictHandler) HandoverUser(ctx echo.Context, id IdPath) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L1tkxtJehj4V/IgRxCYRTebZHN2pjs2FD095A53OEOq2fTIWoy7sqsSQG4XMjGZWQ1i1rxYfdB6fWef",
-	"FCfLCocUkmLDsr9sKOQ4+/ZiV7L+i0Lzsp/0Fy7yeTLrDVVAAQ2wmyQ+kY3K93zyeX/5cSuUo7EUTBjd",
-	"Ovhxi72go3HM4P80VoxG0zM5ESyyP+hkNKJq2jponQ4ZUSyUKiKuFRlSTaggtrHabXVblzROmO0Vyoi1",
-	"DkqjdVsRM5THzcbShppEtw72997vtgw3sR3wWIp+zEPT6rbMdGx/GRoz1ge3b+uhpPFuxC5vj5U8j9lI",
-	"3y7O/vJlt3VOozPFvkiYNlV7gw+EazKicV+qEYuqNpUfZGZL1UNke9nL9vIBjchJOs7i7eTntZsJ6fiM",
-	"vQgZi8o39a9kQob00q6HhkMWkalMFAnpmMi+O3Zt/2uGXJMLLiq3WRg+t8+VBr/6ZRaWA9uPKR+dhVLG",
-	"kZyI2QNQzCRKsIhIRWKpDS7IAZ1iIRMmnhIqIjKiUyKkITAi4YbQAeWCTJmpPJfivKWTWdesaziw4jrt",
-	"kUWUx9OzmI+4OXO3twBwjIzo9JZ2i4SepC8V7mosZVx1QlXTzAOgRpNc/UCqloWnYug51ewsEfSS8pie",
-	"x2wWO/hW9m3nGh7aG1dTElNTjQIrRy+hjaZj+zO4v3cvO4NnTF3ykJHnhfGbHEfFwuA8knHMQ2pKh3Dk",
-	"oXjCzZCYISOajhgRdMS6ZDyUglmYZyPK4xSnsxdcG115LOkkubO42hRrgJB0UfYcYJ4zQy+YKJ9Eopny",
-	"i+S68abzIxa23XC8q+8wvwK7x75U5zyKWAX+9PhpzJQlZLgyOWaKGi5F1faywUqvffFQ2c5ykP0wN97i",
-	"rWWzw8YUY1+yMy7OxrSK2ON3Mkq0IUxEhAuAt35iEsUqN1ccsPSCFw539asrLSC3SSPlWSzFoHaXE5nE",
-	"EYmpNsS2Yxa1UlyhRa+ExrGc6Dm7Tmeo3nbz8dd2DOmK8Bzkl0wsJGwyjgi1nJmYEuyS8itUWzbGAmr1",
-	"KVSMX6ZojUdfxxlUrMceBBc66fd5yJkwZzqU4xlCxjU5evqIXDBLVsILjVjWtoT/pY+SCMYiTdqauc+6",
-	"U3UyFRMWQOSK060BLVSsEE/KMCVoXMLsgiSCvRiz0LCIMKWkIjIME6VYdGh5NCuknDMmSCwHg2rxIB05",
-	"j+FXGDcj9jmZ4ZEbnFiqzxR5YIdqeA5uWbj7Sxrz6CxULGLCcBrr4kE8AAokFRlTrSeWJHNNJkqKQfWW",
-	"Z4fL7X7+YNkd38n2+VzQxAyl4l/CS2uyvdklFHaaKC3VLIbE3+2CLIGyHAYQJ43Hy7VO6m65MG4JLzYd",
-	"dS1yYWkp+V0r1ldMD8+MnGFiUFyFzwQ+29W6fsBlvRhzNX/vxdFnROFGY6/39osrsidhidIZjUZcVGBC",
-	"R7eYFUaEJDQ0/JIRaF2179xYZSS3YKSro/zc3LAtOeDizAyVNCaeUdRI6cgQ5TGLCDQm1Bg2Ghu9UGIp",
-	"j53f63Ijp9u+m9u2HeMTO4aDcd1s/6VF2UMQ0pz1ZSIq9VRaJipkJJIMHyFw0Rb4pjmG1JIbXinlZ2PP",
-	"wPWSI2d3v58dwqfSkIdu+MWbzxaTbhs4gFr9nEM82Kp2ezhGtVZuZoSrg3BuTr8N924X7cM1q9uIH2Xu",
-	"TnJjrGcrfla/l/kaU0vghazXlGYjVO+i3H89e8g0o/YvnAp+LFHKJyKeIsNmv3UJELNkzNQlt3ROKkIF",
-	"Yjt4AOGQigHLq77qtlyYMrfztUy4Bu5xZo32rKxMc2a/gFxTJWqkuj3FqGGpHABS4RzF2czANXL0gmHX",
-	"sO+ZlRT2PaKCDqr2HUlYH35vuFc/WGmvc4Za5/787LA/e6Ai4lYgOUMKN/c9I9RFRHMRMsD+itGIcHNI",
-	"+syEw1SpW7n/isnqn/5SU6Xnc+dudj5Pc/ORh36+BidVsc6Zw1Lsi8RydBU8VjKOEFahBZh4HvV3PqF2",
-	"0UNGo0zx5Td8S5MHp3Sw8NDSScvM2JWmzHiW92oO7ySbd8njS1dsD1BRw1CEr+XfnLVnMctWGKuKX6sd",
-	"aY0sWmERsENEnIt5lXo+pThELYFfJ5tSnDK3jwbMSk7GCaW4ZMpUS1ClEWv3VTfe2naZZ2IKwtOZYomu",
-	"xn95uW5Cdaqntu0PUcHDtLYvJdVqKHYpL+qOomLWubLk8nOuR8isXCkeHLwSoCdjJiJepYpF45Y3EOf3",
-	"ELGQR3WHMztyWdXQZNx1wMvsSmDvMjHsrEYS+1QSnYRDwkQ0llxUClrlAXLbq+q+BmmqPKPdBmpmzs4T",
-	"Pa3BxanuKhyy8EITqphlvMZKDhTTKWLVQ6lMXKlFzs9RhaOXn2Gt9sD88uyRGDo4Q9NT2fpl6CBnrBJ0",
-	"xBrYvnLDFUxfjQa7OvzmpsfNqQGzMhxqamafKzZAw5yTILFp9d6Ko5We6Nyx1rG14uy5/cnEnMl+tSVg",
-	"Zl0yMZpHDP05oMucvRZGnr/f6nHXwMRXLcVuPslj9sKuP+FaczGw9NST1pzCuGq7SZFKpPtcPNJ6iE5h",
-	"ftycTsZjaTmBsxGLOC3u8Hn22bIMhglD7CzVeysPldvgvIEyAeN+fmtZh0/saOR0OmYNN1leCOxUM2Wl",
-	"bu0kcD0LwQBi2vA4JrYhiRmNNHBLiTZyxJQ+IEMqIsshjIi8ZIq07d/2fx3bLmLwaKy4AEioL1VYfVYz",
-	"iykB/eaWcnUMMbt4e74AtXSBsItsRarrHIEQZfmto6ePAC4UDSvp+uzoNb5yDcZei5lkdkH2ECaMXpx5",
-	"yjt7AHmLlZESiW8X/htLMcD/hXI0kqJLwGXJ+axQNHWCv0XV8RTnLR3N2mZdy8EVlwqHpqQYnI2ljBdr",
-	"bglFHwBUjgs6qHxeuREXaHGrx1sDNckt4aXdJGoKAOkc03DIdo4tROKWI6ZDxccWmFoHrUDIHW2kYgGR",
-	"grBLpqaECj1BPwhDQqoUZ5pQFGBgveGQjQB1j+iLx0wMzLB1cAduCReqjfIs9oNTOpidFM9mrJhmwgBY",
-	"39LkkikrBHXBfc7rPJad77EMKU5SNefzk8fo3ZkzhaA+EiSNTBNkVMJqJr5bPfEJNewxH3FTPXNI45ip",
-	"WzrFHOdJZPkMISddC/lckEjRvtnhzPR37E3TMd9R1DBQSuy4C925s3fQE0EPUHqvdai+d/+7h+Z7dwLS",
-	"looEvRYd84/ZtNc6/Mef/Negc0ACFaT6ExKzvumSwAREg2JHk0QYHtvz6Am3IK7JZChj5jRy5JmlnTOQ",
-	"IUGFnZih5RlCe35+lp5oU6Ant7QTeVHf7TwpOl30ILA7DuMkshIwmpnJODmPeZi5VejdnmiteAk7T2XM",
-	"w2n1XbidAnjT8TjmTF/lDr743t29vcPJ9/aDA0LJeRJeMGOhLPgid/QwmWJ9HsfaYr9xzAyLp4SLnggm",
-	"2YW0x0whOQYnUnuAukvsjxdsCr+5g9QddzdAb4N058EKp2ZFs52jvkHLSfHAnrmFGUkmlBtyzvpSMRTn",
-	"uHOCSOfqSzWiBv1I7t1tde3kfJSMWgfvvQtofMQF/p0thAvDBs448dlnn+0c5aBqdjlPBNnfuwMvOBza",
-	"NyUG7NBCz/7ePRLM+ssEpH3y8Ji8+937e52c/04GkOjac0CCDxhVTCF0fq9X4RzUa3Wx9/d6LWCQDiaK",
-	"G9ZrBbVI6l7Vgb/stsZU0REzHkPHlI8cUXsGtOAhjysvAyxLKUx504mlH0BIuG3zRcKUldGtNArTAnHJ",
-	"LzBifZrE9poytQwT9lZ+mPuFjsdKXgLro9iPwPmn9XkV+BwjAn2o5Gh2xe4joWBkpn2nua1aaZgbpxKo",
-	"ImrYjuEjhoDlD3l/b86qTmX9mhCUFyznVK5jMakDT+k+x/SLJPW46Ss5shyCYpdcJpqM6YDd0iQQ7IXB",
-	"EYLaxXpPnkowvA+2lJlVPYqeUvu5mjo78ohWZ5hzbFunU/JoLsX8F4r1Wwet37qdhevcxq/69iPkxB71",
-	"gcRXL8AyDngi9tWCeyZYjdrBOwFy22AcmXq2oXPobSYRae/ffQ/wokwM4aZL9u/cJZMhEyXKn7dLddJt",
-	"IprPNupZkSU5Ebe7J7ApGq9tl9IN2CXnicFdDfgls7xl9c4c0dZwClaIE9IMrfiPrfTaN46E/VSaql0f",
-	"xdqy/4kwhMYx7tEuxtuD26G0uI2S4yfPPz3t1AE8z0+SX59bz7mUMaPCLShKtFHTOqz64AUNLXeOrepn",
-	"xO9LEtePuYjmonPLtM/GHFWtwH5rNX1jz5Jzi7RBjQGMcTVv+pQOGNH8y1o0CKxPNfm4v9edQ/HvFuj9",
-	"nUp6/2QimKo7nWDEgi6hThUXgbAYCCksTbeHBjwnAE0tlIDbw6Ooljy/a0mxMUzZvv+6PWL/xo7/b364",
-	"t/M+3ekf7Tzc+fzH99592fkXraqrfSplvIBSI0xPhlIzMpQj51JuJWOIIhC1x27bPWp+2w6j/g4MMsvD",
-	"Jee4bKIZVeGwS0Kq2Q4ggwmPzHCHC82E5qDXJY9B+4MaDQk4kysXx2KnpmLadVEeUmFky2GmKCr2AKIP",
-	"6hAamlvajVLsvEs+pSNAc5EbH+RNxfAvi9CFhbKYa4vbx4kITYKO17aLHtOQaRIpOR6zyAKMUZTHdrcx",
-	"G9CYQNQG2GKoJl//+b/7zX/+o6/+4Bdf/eH/R/hASMWiTpdoSYKvf////vZ//a+A9Lnld7/9P//wq1/+",
-	"Bf729Z//6uuf/22+6y45InBj9uFGfMANrl8zy9oZCecQT0mbGhIzi9b3XbOOuwOmcfe6S86ngOJVIuxo",
-	"+/ZgRpbHRkmVKz9BO/jOe+8GME+wtwf/VcxvvHOImhbmmtvhNBFWbHNXidPZlUvBdsIhVTS0zXEfntig",
-	"ESO9iqllR/r8BcMN2d59zuIIOXAQaolmzIKLvmCo6sjmZFF2UCCneNJjpDsGEGnacFa5i+3Ycfb39kgw",
-	"o/iqZYG+mIuYR1ykZKtaBhpwKeZTCAVt6ubHr0tSh2dSVSBl+6uVTQ4JBVWsPbFgJyBaKqOJbYtc+i75",
-	"EHExCXYcu3pkag/I9i4sz/P8addWt7WT/wN9UdyH/B/geoc/Z/+13MtDGcdy8nyM30q/fF59ApZjmX/w",
-	"yNXU78t+XfLgT+mgbs4Th7VDqkDERVxt0MOmagGGDmo578rJn+NRVktM7mMTiSnJjXN1IcVNXCUx+TXN",
-	"l5iSdICrLgb8EvRYCo2B/R/Q6CSLfHcWHYj4H2PQI5fCK0O/8yON6r98ZoBS7HwVKfXNi6HqNZaGuQNU",
-	"K+ubEfKnuAk8gyqxrNbukLc55NS/Bb1k1cyu7e2sYY0irVFn3x7Wn9p5ml/aWk4pi8wK3Qp05jQHgUvC",
-	"ZFqTG3JYH+Yjl1cA8ULk81z4LEYKNzvxdHVzjv6IpCM79wcrzUWMBOnvQeeQBI7VCIDXsNwxNSm7cHPu",
-	"A6PTVruLfIDe3KsoBLZdGfaPBKovQZt98vCYvL9//7vELZSgZUrfoCN+mA/gXuGYCwHgc885F19dF2i6",
-	"4J4qAzHXgq0cFz0/zvyABOkegkNi77ifGlZ64oJN0cSAgarUqbk1ipz2xMlAUWF0MXK12xNVOvOuk1gD",
-	"jGYNyIiNzpkibecC0BNBWVMfZOr4jnvXqbbdWT8wzAx88gk3aKa4AYBYbXWYN8ZMe7jYT6V56L0IV4Dl",
-	"ghfiXFgsOf9dFQS9o6JXHqZG+RJcZkFhNwR75P3aH6ac2QpHXxM6MfcS6iIL1sTlVepxObrIooIYCWvF",
-	"MiyJ9WL2JIu+uKEXd5ILvrjq1eUDOZpfXiGu4crXl8ZqcJ2zR1Rclv8YdG7QzTj32+fFXEKrMKM1aYnm",
-	"86V1SX3W8qhc/HpIhcVmhl4wZw1CiUrIyQG4JlW6M3PRs4LEYGj8ZeY8joOOR5nFXEiQ3MJuwn7uJ3Hc",
-	"E54frthp0NklYIlHmR/GQ8OOSID6yr73ErhBtLPkOzC3e67pS6eDeZD6aK8AZEUn77mgVfKgXgOnLc3Q",
-	"XhIdQNBG5v/tbjib8Obj41MpP6FimsZLrXYb5ZCwufcxE2519SdeFy22+DW9CW/pecltfIULLHuez73A",
-	"GdfuK1/gYqf0G/Jccr7i4CoOJtZVj7zCH37BuVd5m69Vt3guo2ma/aVPKIF5wH++lPfIEtFUxzOzshvE",
-	"2aRHBOs4ii6pCNlxLMOLnFqZRsia0fipsns03F5Sn8aadVvj3E8/bjnMUXZ5e3c/bwC/d+f+vXf39hqY",
-	"wTPG9Yfp0JmxRIIh3x7FETh3It+bX05ms1lN3971I3wwbWJo7rYwB45uPqFIYscDop/QzAJ41GzmmGrz",
-	"XC+z14VTo/Vi/uSf2jYui8CjCHMNx0/6rYMfLl705+U1YAB6n7+o9gnqc6UNSe2z2nssaxYqBp704Fgw",
-	"EFzjg7xgU3IOfit534a7Bd8G8Bk/++HRzu/RnS/3dt4/2/n8OxVeDRYWIfJ0jeeLOiBQixo20gsdV1C7",
-	"BvM8wg533k2HpUrR6cyjAV80uMf0aNN5u7nnUf+o0CdwSTSw9DNYE+wtfibrOfMRF/6v0gV0W4ngXyTM",
-	"fQaoLt2Juw63kkUnv8SbcljwZffHs1hZsRr/e/tGuNEs7u+SZ0M5EUSKkB0SDQkvDaGaBEeOo0Hihv7A",
-	"AXgd/e7O0dNHOx+zaVB6ZXfuvrfKM5vF+Xbhs2f0eXpKjzkSqeKO08ttdMvpweWuOW8ed2+r28ocThfC",
-	"ZtZy5k3CBJX3rjUfiNUor/foavQKFKOO6ZrX9gRbldfvZ6rcQRJx8+DScXvFFdLQSLUOGgEDeebS+2ok",
-	"Gjw0MczDPq+pNmxkfxFSTEcy0RVuFt0WvQJrEHMmzFEUKaZ1yb3h3f0C9P9wb+f9o52HdKe/e/D5O5Xk",
-	"xYdHlbwk9orj/OteL7GcU80gTZmFlFNdsGy68+XRzu/VEESZmFCOCpegkzC0h9Ft9SmPE4VBxIJXesin",
-	"KRYQJuYgjx/+bzv/e82OfYjYvBCL+++/n+c09ypCLHxs9cxSyieSIrCdmgXhOB466/kOf7bvLMaCQMSp",
-	"aeUhP3+H2VXMf5JrQZXZA79+dJkYiSjzE4g3LJO3j+Qk9TRlwjCFPks+fbHyig8jLQV0tjx9SALZ7wek",
-	"TYlgk56wjW9p4px7O5gOUmPAL3rb7hJI9+48znwuAIJ764nAfQkOXFQK/G7b0VhLQsnTo9Pjj9B7sEsm",
-	"Q6YYoeeaCUNGjArdE4nwujHQb/rXJvv9FuTqENGJPIf8leBS+VjSqObFfUBNOMyH1SxJZXjUHFQQ1eQY",
-	"Jyfwrc458RrxL78rDR7YZSBX8Htx7SVR0YHQfGx4VoMLGyPeixpX/Jn3Li8qt1o6zrnMv9901TjHdFwR",
-	"gkBCOj4kluAi6Dn7piEAlO0+jWNyTsML+2QMo6OufQaCDGJ5TuP0iVhWsB4b39nbK8n+9bJSDj8fD6kQ",
-	"LC64Z9I4bnVbl1yDIz44T7e6rQkLh4AtR4wZDNkCnXTlgyi/hTn6g3m3e8pHTBs6GiMphxQ9i3t96nZd",
-	"0bsBK+d7I2Q5gntciQk/G04hLhUi12hMQvA4sJdrMWAuZRpcbKbyQg/L0pNYm8oCwjaWidZYTtTLmNwy",
-	"R7VwB3gYzSdyh9VYCE2ZlitEF85gDBcFk669m8VK5FfYzSIf58v/+aexDtah8NSunXkAJad9eLPbEnKy",
-	"xHsvS/dyUj0fhnqsC8f4sJKmIIfIcdFjG0plTtkLs8wr5vqp4pgqYpayNVPkFOYV0rCFsPRYioHvAOEb",
-	"S03hUkks0SPz8V/mkhwlaj5R1bPO3XSqysvOvNuqjkuYA4KrafSawA+UBFgTTHjl3mbA4Sk0WgkUrnqp",
-	"sPk517MWVOuQzfVjWVwIhkksBLkRF/lf79QC4ax3L9ZWQl1MF+tJjc3UsjNhzKhyDnr58Jf7jViZDQBy",
-	"M+VXBtKVZhIP5M0Gc+BeNVL6AJqNlIPrqtGyx7GG4V5WA9QlU2Y16dWj0k8bX1vlEtwoFRrOTBfYGJ2s",
-	"SP4Vi7h5zC5ZvOxstp+3NTe7pE+kYFO4oLKDrCGCDajhl8xJjRB174RG++BmACRiNF5ZMKLxs5Rznn2M",
-	"mNv3uTCLCVXl+ANFoyVewveheeUraMw6+cj5Za6wFDu4yk4xJLXCHqQShlcI/vGgkcKAYxfEej5N9We3",
-	"NAms5H0es4fQDixAa+D/fNzkKhtraAQpSs7QyaOEcoDkQgqxnEQKeX1X3JzrfdLQdpNvDL0HfHG3wk0o",
-	"FjOqV74MF366zIyZYDyXu3EI2CEDzGq7sNepbXMFVv5cc8OuyMt7068XwFMBHTZQQHFLMfbuQFbi7Fck",
-	"WusgPw2ITg4tN0DGK6LUTTkbrPDmVng0ywD/lcG4XnopwOASVt6UnZr1WxjHNGQjZ0yey9+mDcvrzYao",
-	"diLws69F6sp2shmxq9sy1bmDnmLCSEytgXnv8nmAvmdpV1BWyxed8pxafq9BMrqGol8RS+eUnWk+bV+n",
-	"oFIx77qvSXTMYbm1CDolDLjOMa+POV8jB5xDw2s5m2VQdIZ21zJ1hpLXMpxH180GQ8RdLWqnqHxDsvaH",
-	"dKqrjIRZoEBEp9oBl55wzJMD5qMkZkT2+/MtgffevV9yAV5sBvww5ZAaIoYiGpgvQ5ZwW65xFYJLI//T",
-	"ZH3V2oYVXJ6KJ/4wnyuqC74KfmzSHhdQv33hTirr7GZa/CtM/nRm/FIIrGZ5A+Ju3rDnEX7MaF6Tbf/r",
-	"FJRVmN9lPHgi8kN4H1ZQZHlzRlXvq0tzK3YuAY+zxmWbWQxCrMItYZR9aMSDlIBySY8BP9vctfpoieba",
-	"Rx9e0X31u6tg+R54LXKKmbznQFk9PAMeoOlI8180ciCZGQO0KrNo9QfPnnxKoCAOU1hV2WXCdeni0NVd",
-	"9vtoKSZcjJNZnfa7Ve+JaU0HbDZH5d4iGMaldnFr2UBV0OE1UhVKUXAebioyhZmbx1xW2zV72c1HFzU1",
-	"Ea2mc22q1bO8/ar6K1c9fMmVaXSSaOx+kPOpWDJZ5oxGIz9WfiHd7N6zS80uq7DVRY4IHrZWUm9cCaCK",
-	"jiOLsuU1vfrX98rrb3vBFc+71nWI3in6uXaL50PF2JdsNftU0sR2UXQ9mZn/+16G85zTUavb+qDVbR1X",
-	"skvQ/CSJ2dKOoDHz8sFcim3bgPXTcu7Ne1Rt7SNXWKeC9lIdum3PWiAgp3KFIPOUKcgqDAV8WATVe7qY",
-	"dAtlGEEiHhEtSZ+CH1w1e79oP37Vx3YZYMCx3PBynapOYzUixjzzUuEg6Ou/251rA8lTSwzG/b29So5G",
-	"cD1ceil9JUfPdXMXpmXcCptjDkxq+bHl1ou4YxZz2Avpx+gcVhUljJ7mWBwmc7CU3qcyX0DtnIU00cDW",
-	"DbkmIR13MekwONoyGg7JhGFtxEa78PDyxC+xzBrv7VXhwnoXyTmBFk3WkTPNyKdLaMyNbA4RVexIDqY8",
-	"IHRT7JDuN+8Cicghd7mLuJHi05wV2MB5szZ3ahpxkIOItnGVxtIMU1YMXeBGfffO/nf337v37v535+tr",
-	"54HtSQqyRejMoBeywcwC62EGoqk/ODeayIlwwRUCMh7HXBsWES5I4FcRrGdbZcHVucyme513c09yB1K8",
-	"vCYeyUWEsWLc8yz6gGPLOWLD2RpJ2vlzRZ3OMt7J1VqJWR/heefVlJmpyFAcT4kUADmBf9ouT7fHC0EF",
-	"Zc2oeZpSH1UupcQY8tJV1QNoTHViSMIVFbrPlLcj3LKAC+MSCyyatH3Ajh26U+28kJKSirhZSIYu+xne",
-	"l1gJEIsA+sFpjA/5qrRoubiZZSM8XyGadgubB2+zFqMvEpagS3wihCuXjIpAl2GuirX9iNEYq7gsk8Bi",
-	"Zu5CIE42uqs7sljjUxah6hXKH3FtpJo+EM5wUhs+29y3ZZlQ2frw2KVYuier+OCsFLhaTNNuCXdM+QjQ",
-	"m0mUJfMUogPt03bYAFgEK6DBs0n/6wyROIpiUPavlXrcoFB7ySBLPE2DDlvdli/1WRPdunr8SRKzf5kB",
-	"2JLBVBXBrXKFW6mMSssFneaDUamZB9HrkPALj+PapfxHUaUbssSyVaUaUen1JQmPSslIqhS2jyJ/YCvF",
-	"WVaexw8mFxUoJR7k39GD6MNnR5WgHKrLYsO79+/feb+y6QVvHEJdm2rlwkzz0z35+GnlVIkuBp/zQWWz",
-	"F1dcT5mFMhh1cdmyQ+OGu3CUuKIqcPnB5KLCtnPBps3h317gktYcGL9qOY+dBqJswIC6Jss5dCFeZNFx",
-	"43ikIuJfUYuxdDTTVZ2Dty69rzKk63XzAV46Am3rNfzKvYYt0nt1HsOreP82d/i1e1nNGrYCjl8y9G/T",
-	"DrgbDgh8nf17m/rqZuCzhOYKmIZr8dG1M69DhHA72PrmtnK4cJ5fbo6/q+Ss7TBr8s/NIaa1eFleQ6jo",
-	"dbq83tDg0rfBE7fKNvtYDviKefyWo7Y+HX9BS5T+OOscNs9/pduCsu1PRDytTr/k3eTS8StRiwetKveZ",
-	"mUeD3uuVzxQKHNIRFESWfTKyLQkXZJpQQdrHn/6rDqGaUBKxkI9oTHDQLqGGjKQ25M594hBjvg7pXd9e",
-	"75ITX0mP0HhCp66wITETmTYi7V7rzt17+7v393qtzi75RCqWfaRQ77+fQPnV/b09MlPgrtN1VT8hSxeL",
-	"Dgkl4OnnfKihGAYOYKTspqY2Ss65oGpK+rGkxtdmwPXhmWgS8wtG9nbv7OFZxZDo1uXDbh34ZZfScr5f",
-	"0H3s/PYP93be//zHd7p37r9s93q7/s+7Lzu/XamaqZORioCVTdHrPascpkBjy5WXtYa0o1i7PYB6TlZG",
-	"tYQZar8f+vxoWFIXy4PbD2V3hTt3l1U95cTC/JOq1twtpAmzEs66cgc/Xf3hv7f44WfjH0PiuaXj7KGS",
-	"4BJrvLN3d39Z7GQ5tUl+jrlEyrcrI7XyWoujVmG44tFEVZaakGl9Ki+w/lo5fKKvmB4SbESMbZVCeFqC",
-	"kWntKuoWAOP9d+vgebcOoF0q5kcVS3mGGdUJuJ3B/IVFuZ7z7fXvvbu/KI97mjr7Ge5KV2dqhBoVWDzE",
-	"bV+TCXjDWMS5Qk65KjPIBRNlaximM16cY6u8iW7hnvOD5w+9EoA8f1V69KWEsf/8d3+0889/95+/0+78",
-	"89/97J//7t/1eju9nt79rXde/O63f/8L9sJ89bOffv3nv6rJQ/o0L5eVnb0gxSQRzOfHJDG4wB2QADRv",
-	"ATmfYpiJFRKl6pIAM10G4I7QE+53yGFpMg8m+wuW4nKqDEuBJaHou2C/90SQGdDcRDn1I8QN2R6uioxi",
-	"41LKS7s8pzphUcEcVyOjPJVyiQg92/okiZmukHQ36zXO9Yfe1+HHNZ4IS+bKG1FBB0w9ihpYkEC8hlgB",
-	"y5acMjpaqttS0Xmr2zYrkcu6tHPONSbNsOWvo3wohYMtbqe5Cu9zB5mrRexnJuiF2XoLGXJfdlvn09RB",
-	"uHrGBiGf4C6MepR8z3tVTqox5aNjKeNITsQy/sKhTxYIdQRc3sqCR5A7mtmnElEeTyHZYBpKuwjIlo1C",
-	"RMeBT+iLZba0rMt0ASMs3vabgyGW9RUH9QfvT+1fH0Ah9qb9nHHETtfwlAv2sSrSSg268rls0mQylCAn",
-	"WvkNskzjmWuIm5R9l0Lae5Ed9hzlmzXUtYM7995755133nlvb28v6JLgq3//p++8E3RArEUh0wUb9sT5",
-	"lARf2DaGDgLvVOoHjqF2imM5R7sk6DvTow7ICAoXQSVb/HUnGRMX0TG7Wh9qStpDqL9rqXmaBLgnAvuQ",
-	"AqKHcqKJXeAUir0hRW+ksf2XudMua25r32mNMTyH3iuZMinjdSiZgd+4dv+UjI+pisd7e6nHm0strg9p",
-	"bpHka40kK3HHurKu3FhcU3MsW9xzZU51dptbNnOLMd9sjJllxCgFWD08Ju/v3/8ucbVOCVZ50ugHQIk2",
-	"UAV7RMMhF4yEMmIV4TCVJR2ezXY9dPeFxWLcJDEVg8SZRjLjUEjHZ+xFyFjEotkKD3OKU5X0tsmIgqI4",
-	"pgKLw/F8fphbujB90WZUZQ6E6NQlor6zdByLXGO7LS60oSIsK17BRrRcZaoNFqHyyZjL5rXZMlNOi102",
-	"Ljw/eUQU6zPFRMiIoKO05pGDQNuxCAtDY8b64PZtKNG3G7FLX5lX364Hk6pjK0knBnXhuKdCyGVULYKd",
-	"1AZMLGldxIGejJFnWFK7tnRtvJp9rGb+v1JlvjmxVSdlN1CvUbe03srF8ixiFFIqLbQ9urE+owpisQ5e",
-	"raJ8BT3XirUR64+oqmBMMx/dsm/uqoGcNRVf/E7zK8qFPc+PbC7e6zqUISVIuXa1SC7Ack56ss8rYR7M",
-	"tqs+auicWoTLxvmlTLozbz43duWeZVywdyo2htwtY6YuuT2+bosmETf4v2jERfUBJDF7qtglZ5MmUFHp",
-	"ELCiE3ra+yp+8DcFvdiDkZpFK55F1n31w6hFJfMLzlU+WB1SIaoCTzKT/kTkWHuXxwxkGbDu/yiJBrPm",
-	"/TX6v2ZrrNoeFnguIQN9oBAl4B/geJJDEOnn7AffhF3aw/ffJ+x8KOWFPkDprPJdPWPGcDGoejR0DDkm",
-	"9By5cURfPITIpoX5rajPjfTE3ocP19JL9ntsD6RRn7KbTXEzlVfhTmJdHsWv+/HNHlDqztpEQnhWTPm1",
-	"DLF7NmFsbF99Baa/MWiUXXKZ6Cc3krVbCsPCaa/GWFD9pL9caUo1PUlEk9y32HDOeusKrcJpIUVoVmI/",
-	"BbaqnEWVSYswwGxzM0yoEpsbf4aB8yeW21q6hqoLOKVVQpeMFzPNp3RwDO1WjrwtEPkGaaMaJ81soLg9",
-	"pQOvu11zSF7zyLv0BKuK58pYJgpcl3/r5OT73//gg6Ck9vpugdf/raws/Oc/fvdlpRufnW+1QL8lwWHZ",
-	"i13qwpoGpp3StYid9oFcu6zpN1+ZPQhy+nqeGN36UXPKFWjXdUDaRvHRiEWdmRx8C9OQntLB2sKyHBg1",
-	"jpFxAPV5Ze2vuSC2UO+0LMhVXUkRiJY71gye7leA0ymjowW6sCae/xW6d7B8eJbz6ToSjh1p4qvSW5bU",
-	"ZeLqgvUmFWpq6reVel1xJeiLDAnoGB3d0kSxsb5FQPACr2RMXuD9iSfcDGVi0B/5URT0RBvkS/A9dlYk",
-	"6ABZuEI67uTSKuLzwqFRDu2JYulylEsHEsfANEIswgoHB6Vi6NBdMKqYNoSKELIGwS4wBaRmRhMpWJew",
-	"WOMWi5P1hF2Ky+sGxquVC8ndXDlmyeJKVDFhVgCqmZMrMAgrvLv1MAuMjlai3ht581mCPIByCFgLEnEh",
-	"5ESc2Z/ApBtMlBQD+PvMiiwBGngnXGOSvI1jhCOSPou1rfFNfB9LGgzqeS5GR2thuiz9u36ui9HRmnif",
-	"V/AIXe0ciDvXLvD8VT6wRvNvicvigO+lAzxneXZ5wcRTytXCeMI3IyJwjRaxKwb2FcP4CitbJqrv1KWY",
-	"XLE0dT7nbbn4U8qSdyF3LZFjy+GOx1KZRHA7RJd8kUjDMMY9ET4jO5EqYspen2yU73ZFQ/kKrgp+pqqT",
-	"fK4ri2tjdpLqFP9XlrKWTHL0lvHlCwN4n4gYNBgBMsT2BgNChZ4A9FlxCKJ4s8jeNoaf+mjwLqFEyZg5",
-	"37UuiRjcNziVdcgOGXpzYjE22C1shehgxWiUBZNX4ihnOJ8L3RIdjA04qt5MscWn7XDiC2yrmyX7aS7O",
-	"2FtdSZxZ7nG9OfzGsqkJVoW5JUWBaoCYm9XFXv06hARA7dcuJNhVrCvCYQ5VWg7s+9LlNiopyCBjGE4T",
-	"EFxVhh0ZoViyYTKURBsex0ROhE5Vy15fNqRYNc4M2Qh0Y4f2v1OiDfUeGi4SnwucC4bdJSe59DYdYuSA",
-	"gbs35jHz6a9r8oQOc/V6mqHFcsWBCn1h1XFkefczd3Dii2rggTi/ZE1HDEsD2CGkIBSrX+TJDWlrxrLN",
-	"AS3rHBYS/XQyRWRhKbtb/PWqaWaVNFbw76/KwGI/VMQdAKNSFWGRS1FRCLRIBEZR7OZSVHgtoUtoV65Z",
-	"6nO1ddOS1Fkp3zRhWi6bXJr1LE0TOmHhkBrgeFyARbWMo1mYKG6mz+z5OWwFKf+PEiyLUD6WMVVGMIVp",
-	"szDNO7lgU9JXckQC5BOOYAR48Nz2GjIaQVp9hKzW7+4cPX20g3UFPFbHOgMvu61zkMj89PjXQ8/k/OCz",
-	"01Z3Ng9YMU8OrCSWAy4C0qaCQMryHUz/QX7w2WmXcK0TFoEcdMkU73MWETwoixROHh6/99279yEXCaGC",
-	"HD19BFuEbFKQTgxXhfPtgvOYPT2L2FCcTLc1NGbcevkSIgv6Eo1lWNT24Mf+NJ4NJY3JiHJhKBf2aXdb",
-	"iYpzTvcDbobJ+W4oR+h/Hyr3nxmbrBuM20XaU4/tsRyffEI0Uxb19aUiH9z9gGgaMw12CH1AKNFDqphT",
-	"p8o+Wj96wh5PKlWS9je/+odv/sfPv/7vf9UlX/3BL77+n7/s4FtQbKwJuCfAgaJBpEsy51FNsMQCjuir",
-	"LGAtK5XAQqAYC72wlMolm4GKQa4Y+bmMpmQi1QWon3qiJ46luGTC7lkf9MQOOcmS6WPgkkuyj5CuSfv5",
-	"80cfXn63s2sbQ241fN72CrBDSEcsPqaaHRLLROOPJw+Pyb179963lOH56TH0thyO6wIsxc6YDriwHPEB",
-	"CWI+4iYg7Tv/+JM/tkxLajO6v4dGJurz//cESZOXHZJzGXE3Z/Bj4Em6JONvXgaHJMj+DOB+88nN7GBZ",
-	"fjO7ygeWxhEIlbGtAzrGorhcCh+58Z0faWlfiI8/6hQDjuyYPnAoCGXE7CIwxidwj0WT4CgM2djsPHYR",
-	"PAFpP+OjcYxP6th21jCSBbzgy+E7QZc8EIOY62FeHZ+tOHh6dHr8Ee4QL2rE1ICRMTXhENf63Xvvv9s5",
-	"AHQLgME1nGV+h9BnB/r4XRa+42+QV49GKc23w0zotHNob8mdL4IJ1yQRKHUi1nDhZU4nCpeK3CF2sCO1",
-	"LSgjo4kWPp2EQ0QfFuq6jlfQfiw4/P29PdjMTI7AwIfpcJM/rlGCEV5pMQkvTlNBggendBAcorRsu0pF",
-	"IhYzg8PYedwCNQke9XegXLJbh3uQA9K29/ZO0Dkg+3ffI8FYgfIPWOEzv70ADs7xOtx0yf6du6WmfhPw",
-	"oLkh/iw1FyFDu2bMQyawWINDjEdjGg7Zzt3dvRmMOJlMdil83pVqcNv11bcfPzp+8OmzB9AnC5VyWNHi",
-	"waOnj1q5ujytvd072FSOmaBj3jpo3dvd270Hso4ZAkG8vTthcbwD9qXbP5pc6N0fOZ3WgJlq1w1X/IKM",
-	"k/OYh5Z6aNL+wWcfE81Mx3INmpGxQuZ8SONLponFkAQWeksXCJpGk7vF4Dz0yBLI1tQ1AI5dMzvMbr7+",
-	"imWcWt9nBipLQM0aTGVp13x3b8+TI5f/q/xAoNIRsFUNyk5opHKzJ+E2vZvzUqgbLl3fbReul+NPWgc/",
-	"/Lzb0sloRNW0ddB6mjvY/IEUDs6zQwc/hELDrc/tiLeHUPLpy9r7O3JP6O7eHpkMecx8aByMbFHB+NDC",
-	"cCSZRsZP2pcNEgI19JxqVnkLrtTUBu/BzVBzE7kd0JhfsnVfyWN+yYSdwNIXljt7XzoKTt9i3GnTw2ei",
-	"cKwOY4dDwHnATEDMMMUpCTjYd8n9vXukHfhOZ4mgl5SDOBB0MqpTeUcnjEaWZunruSY7PSSZBnbNskr9",
-	"Pg/hou7v3Vt8Sc8QRzzPdrzmO07PZ/4lX965Tcd8x9euqbzpZyxUzHFSGJKMhSAPMQk63DvX45hOyVix",
-	"Pn8xe2GWFUNZAyol+GL4ulZKzJrcxmQKL7sLG3rF0ecbhAjcBOYnmIWKI2DrLGNuD9QeAwpUsIwTalia",
-	"GKJqDtf2dtbwZTfrtfNUxjycNu7s28My9+ceQZ7NBAUvBhPDqs9pdKYyG1jV1L757Xzbl2ne+bNwruov",
-	"7V1q/rLbmuGtFo4x2wPeSKOr9WH/NUjZbSwjJpBHAcPjpTCKhuZGXfidxVjkucCq/vxLBuqe/SaY66FU",
-	"55DHAXrcfX9xj1MpP6Fi6rSAelVElyNf2nhRv8A5OATzOdT90DUMnwZsZgkUKBGBUOFsgM4OkbMjUDQQ",
-	"hHNqJaC+c6coorXjnBKllaYZ+EBG0zUjHGeneVlUiqdp+QvI7s5G5o6q3oX7dEguGBujdIanK+Sk9Bge",
-	"yzCt9DgPnNN2+adwfRhzPnR+QKOTDN+9qjd3536TaXQCHgUs+oRFnPqorGt5sAgmOQVd5aMtsSO3f8yj",
-	"l/iEY2YqTCkP+n2Gtg2XN/6CTW9pTCvvXuLsiz0BC3PuxRaezn5VUe3UJH2zaPlNhEw8wPk9PpXmoUyw",
-	"JvK1QCPe6CJoXJZLfRQ9pVZU+NyDcRJxs4MBxLWc9adsYlmKPlfa7JKHkHSJnFvZGNJ0YxH3LklBGCUp",
-	"PmJEUTFgNXy2nfkBTrxxXrtb6TqC20YbpBXDwW6n/Hmn1oYvEgYmEadF8iWRmzJsaAuftwDpKPwFF2Ag",
-	"wgOtmx+/Ou+wbAn5KhGlAhR058ujnd+ryevQZGFNFrTeE+njxDmwqZs9Xxy48jTKlVdXPg1qwH7Tt9CP",
-	"x8JHrG5ZoIgsLGklx5q5cAvp4BYvBfwqr7yUjYqrKS5YLLICxnJHsBVdt6LrVnTdkOiaf2gFxXfETY4P",
-	"TszwNtjGwUurUp49AQuuBruwVGYn5pcsKtrY22BGB8O6s2sS5xPtjOI98RDAjVhMPho7PR+YR1lExkzZ",
-	"8aBsl+1t/w5jDvZ1dHgg7f277/cEmvHPzFBJY9CCBL49J8yo6c6Rxe1B55AwGg79TKgkBgVq5HBuT4AG",
-	"37mg2AbhkIUXLOoSLS2w+pI6g4RpzTTBlRkpd4l3XOkJ6IP7OMdCXV6lvjPhETsg52wq4Sjg2MgXCUvQ",
-	"doBGOTBU3t+7RwI0xp+dJ3pataFdAo7lqS0PQn97IjgGc9ixfVsSIg13QJ0QoP2sxLLBFW9GeVAoXNdI",
-	"ebA+0pNFQFRgpcdyMIB6MiW8Uzi4Reij2PiKstEK9CXF+opFTBhOY92cUuT6vOy2kjw6WzRGofFaiMQn",
-	"XGtnd3YLJLkF3iTasAbdxwo3XcJtC2+o3N6+M2rYmcOqC/sXGq+HDZASHe4dmtGHRFlElnLdjAz4JRO+",
-	"kqHsE43RQzfk9rutHOJd2D3XFA7D2eRWuPoq4+TC+6vsBMa6lJwsHCPfdm2coHMucwUowY/L5BhEIScH",
-	"EF0EoJKSYUdPueiJfswHQ0PaoYxYkTx2fAbpvA04EZkVWCrST+K4J1znarPvLjl5i+BynUZ9OSBcIJPi",
-	"iiJbfi0rhFjhYJFjM2Vi5vGZl9Kl/PYROw5ucpwkOWexFAPLeEJdOTIZypiRPh3xeNrZrWJ87KSb4XxK",
-	"CT4b8T4V2l/Hp8jEvBEK4CswOe6qz4yP8WzE5hR7bRmdJe74zTcLWYyFGGAOanIQNAc3SUONw00FfISO",
-	"p1IwdAdHt12Q+gSbwO8gf2JSmN2ecJX9LXiUZGT0W5tQTWgMXlEEQkeUw4oprusJRHakDYErrrNdLoZL",
-	"gr97GrcCTGKnSiQ8KQYt3xT8+Ipkw0/ZxHkFvgnC4ZrwZuGHM8US3USMqOq0RcKvVNp8JSi1hiV88AK9",
-	"t2fwWV8qQILznG8v79yGUJEdLzHWWjGfMoxGbOcKu7gwE9/XR2fpXDkRF3ulD2F5Y6IZ01B8WE5EtWXz",
-	"2NdiguW8Ctvmopa5BT2Dghhow92sD2J+1sVmneJFbP0YbrRpoHhZuYcJj6fuZYKrzG0KxclAObGi60Kd",
-	"29wHU0J9pGQ+5fsu8QXRiGI7TkuArI/bSGIFQKcXcKtlqmvlVMt/5SJ3Zx88Ds3ywL4xXqhQX+alY4Ze",
-	"weutU9NELOQRcJipG9Pb+WhXYLz66UtexNn082+eC530+zzkTJgz7csILGDWZrq87LayZHYLB8g1XZuG",
-	"L6WtU7D0jpnqSzUqOX0ckCDdfHBIpMLAJXSJ6okLNkWRJ6ZgRyOwOaLlyL57CwxkoKgwSM3TUbs9Ecye",
-	"SdB1UVQB/KkDF5JN2uDMNGQ9EXz22Wc7R4kZWhYwpIYFJBzafYgB67jITxCbYAAnjckkjgiNYzlxrrk3",
-	"QhlY3smiMWbau1e2rCPd3qqmDSfRnkHWiIUQW2z9slusPLeod6FxVpbtTEhzNkYmsoFMM9tnbY8nc7QL",
-	"pejHPDTaR1lCEDGYnrWhhm2llCuwOo60E1rkd5ZjdxSD/BCvkNup0NPYJWw5lLeZQ9moe/TKWH2LWd9O",
-	"zIoYaQnEijlOFgdbnNTnH2DkwSkdeEwJyS0gWUN7/+57PVGTiGC5LAQ9UUhDcEiCdwJXx1gTKqbEpQmo",
-	"1KZ/CFs6dtlclvbr78NuqzQ6FfZCnCvaCmyvkcBm8R2msgG2drG370yHrfC2Fd6uIrzdubu4w9Mcenzo",
-	"/MMtkXlvua4n3sZ3XRQKMaSlUClC9rTJEyOIvnKWhpm8Dxke3xz/66aoe6T4uQS1D1wZr3nw8sBVMtqy",
-	"x69v9OD3mVkMvKtLpMBrvEncFyZmXQ/3tX7B2q3LZY+1Nz0vOdnq475S74oF+Mtlhd7isS1fu+Vrt3zt",
-	"xo0S8zt8mOBrYlflhK+mq3nd2GikLIs4Ea/lyaeirk7xRUcOkrukDy4s2rmPQ8ZUl1o7iLmGwkU66JJx",
-	"nEDZQRqj50uA6TYHikYsqPHfSddxA3x3oNS0d9dZ3PyplHGudUXweJaA17FmXINGM9G1oezwtXF0vz8+",
-	"PO/aIHZ7JYa0oS4MkQow7pQZ/ztkNu8U60JWLS672cICZwtNLzgMn3EAAKNuMvjY+CC+D61fNri1E0jA",
-	"3fyWH7k83c17PINsrs3bn9JB88Yuv9JDJUdLND+VTRojBmk8tmvebOzfgdttdHrKNLuXME4idioNjTfs",
-	"XOcAt4FjXf4FbZMlbJMlbJMlbCJZgoiIZlSFw+zB5Zmd9Lf6rH9A6fWQj4n0pYe7cJ+W+PjSpL4EMSZJ",
-	"iDxX6mMfqe4JyIyO/S0TFBy6ai23dJo8vliTlaM/syuF3EY/yJoqw7d0Jy3iXKxRGcyUHO6Jyvmq1C9I",
-	"EvyAG3JP8MNfT5bC4uzz8hReQdWxTV/4pqlHoNywkOYMxPUGNGemw1Y9ciX1yGFPWIRaPtbgoBgjgmeC",
-	"aDct7ePqP9m+PYFo/HyalpF/4xQvy+tRXtcUoSlFq6HxZY3G7XPLne2Au0t9jOgDGg4JN2wEGYVsW0g+",
-	"A5GbciLygQiHRDGdxEYTTadkMuThkOgkRKdV4A0mQ8x5DvnpNUH+c1bh8YFdGLjS5dUemyC/2UzXFM6Z",
-	"X4A9uyo895SpHbgBd7xbj8E3M9Uv+J1pdskUjRdy7DOv2buh1Vr/84zshjUAtdTafd8azt5mB4D5ZGr9",
-	"LgDlCluHlSWh2vt33/PGfbTsgw1fGxqzihQszjif7eWGWefdwtZvni8P/Grt8wsQTGqg3yKam+WIv7Vk",
-	"btSSuSTnj0HPUK/yFUQBWVHBipddK1qnBTO931WaqR0EchqNuDjMfSCjRBtyzgiWF+56+RVXDxpEFNet",
-	"fJGIiClQHIZ0XBEXDX02rNHDSa5JnGjKgOVyxKGD2hZRvqG6OnxFZzIxZ7LfcKSqPluN3dah6S2MsgaX",
-	"Pmd2bRAGWGievT4ukHo1fXlp+20Q4WsWng3En1BfTz+lt+2vfvbT3/zBf+gsxaFlqtn1Mmg5NHzOQumx",
-	"F3iu7pJHfv0IIKHXjlqBOU1aU8j4Tu7u3fV1tV34azGKknChDaPRLrG8uoO8wlPtkvzb65KI8niKeZzP",
-	"IA8uNLFjnoVSxpGciK4zaZz1lfySZX+651dRci6vUW5tubC1vdO7e3dfWQT9UQmy6IRa+cJBrJM6bmlC",
-	"HaRuleU3K7z+NSbnbzctvj6TSAU1/c3Pf/rVH/6nJampd+6uM5KAn7Vv9FqXWna7aOCI6ba79cPc+mG+",
-	"6X6Yr4WJDB03U0x3S6dPdP0Bs5WywdOhFC7bN5RCwFpQrpQUKGFSB09NYn7BSMxopG/VVXjOB51vLAj1",
-	"mrwn64NFt16TW03sNqh0q4N97YNKXzsFXBRlkZ3EyBrjaH2cJ8oKEaPxjosxvJL+LakgsQ9dVmd41ESi",
-	"wTIzjO6SZ8xALQ0OYuBo7IJFj0xwSMKYUeU+wv+zj7t5dxZ4yZj0kAyZYqQNjwO2ZD9qZrrIGzI1YFHn",
-	"AN1doGJUN3dqpJDAAp8VpM3whRv379wFbkFIMwTFH7TXizxmPszHSK7kO5PldNyQD022xK2zy1YttjYM",
-	"e+yUPtfr63INuPkZK4k2Fm95lNT++md/9E+/+i/f/B//79c/+f3lFDt9xdiXm0je/+AFVvXlBusPKYa6",
-	"Z4vu4Af4E4r1O492KGtOAvgnIG0fa2Y7jOgLPkpGWSWjsZTxLU1w9Z/QFx/Sqe7skg+mOeLQnnCLVYFC",
-	"jOiLh2Dp6FTQjBls+xCG3bCvC06S09ZvfVu2eHGt5gJ8HWdcnI1pA7VeqfnLrh/ASHkWywapfMvtYQj7",
-	"6orGyAbjVHRyUmAz20fWcmu6eMvcCBCv5rnw9lc//fU3v/7j5QjjkGsj1bQ2dc2TOGLakD5X2hz46jNY",
-	"9kr2M/EE7hMEdBLxCBLfTYbTbs7jEmO9oGSNS2g3P4vNR25hr7WRxW1isZHFXcPWEv3GaOmztAjubu01",
-	"by6ypfp1O+Tu9Efr9+EuqCjynttd7+ujoLbCoeWPY0Yv825Et8AFG1BEyFWYxLS6VNWjdBMbZlWxDsTW",
-	"LXtrDNgaA7bGgK0x4CoFUraiyNsjinxC1UVeEPFlh9tf/+lfff0nP1tOIFGQtGljdTbzwWUKQ8kOyDkN",
-	"L4iRuSg09CarqkkFq9t6CG8Zgi1DsGUItgxBw6djIbEpN5Bvu3WovoYiZ0Di7DP1hHyl2HHFTKLEK9A7",
-	"FM1cJc3DLjlGDwjqrGiHiAzGil1ymWg3DBOQlNvb3IgPINolBVI7kEznuYWesK0P88yPC1nHVJJp5koY",
-	"FHq7MCc7gIFKj9CgJ4q5Ld0oXk9iGB1Bhkv3e2WOS8BYPaGZ0XW5LjvowWHA28OiasGq0lqewNVttS1b",
-	"5uqNMhSuZFfbyqKvWYlOi7ryCDkn15H2b37yk6/+7C+Wk0ghfWEf2e0NkrJuiZAtk+2knN4kpGNL+KTl",
-	"qy2hoAodTDwRxESNlohEhwTN0GnyTyniKTmvkZV3yZMxE0TCfSeCG850l3yRSOMCAhLR54LrIYuIVBay",
-	"yEhesjyku2tJRMy0JiHVIY1gQVA6YVbkPnXHv2Fy5KfZEqSttL/NyrKV+bcy/1XZrSvFYV/NBwpJWlO7",
-	"g2u9TeayZTeXZTc911BiOKkAZ1+i2Ji0v/37X3zz3369HM+ZiM15LIsIcZ5jBYWcHCJjqIcW+YbMonYu",
-	"IwJ8Y1WUhlvc1gqyFdQ3Jqg3ROG5pqtSja2K+ZUnJXUIpHFa0iyevNZR9bGUF5okY0KBreuS8VAKZgVX",
-	"iFEnNFRSa4xE7+YK6IH7mYv16wnEIkKqEY25Roc0cuTC2EAynlgWEcszR92CkjbiehzTKVbMII4FRb3D",
-	"P/7kPxLBLh2CQrYBnWO50YRHfmjUzTpOuycsq60Zs1xoVfGhIQsvPsxOZsZ3cCYrkhyNqZjaM0nRpl1r",
-	"XdlA+Cf/OEb0xWMmBmbYOri7t9f11Qq1UVwMqooVHrlbEAnw5VxAQetQjkZSWLlgRE3d5NCxbvb9RpML",
-	"f/VRpJiuLcUIjWr3eX9/dqpNugynF/oJlgCvwza+Qnh7LLXm57EVygRmId96EN/EemufDaXPZ0eGVKPc",
-	"7N/hb5P213/517/5t4Xsfzmsl2LCvrRy6U4yrseEH0yJTs5/xELTBT0eHBYgm/MpMXzEiLIM0iERbJL6",
-	"9u8SKCyaDU9kphIsVQzSjFX77j+E3s/Hr6YCbXHXn1lK6/b9KOoiRi1uB6R73FNtzVgcAGSKpmzBs1yf",
-	"uoKt5YVw7RZC2mmhgdzcnQXrexQ1Xt2jqMmiJoobwwRAiF1cojFWuGoNCFBrXwLcjgyBUYqI/X/G1HMN",
-	"gFu3or6So8JqkLS0DloRNWzHdm11l6Yf8xd4zvpSscVrM/LKK9skufFPdnGISnYS20xg20xgb0cmsFVl",
-	"VxCBG4muKCyv4y4/lUQn4ZAopqFoNpRLqKj15wSKt1wEhSRqOWYq47r6KRNTX/M28GTgyARwsOcsLZpI",
-	"tek6Yc/91E9MotguOcomRELLegK5gFs6VRCgP9JIXjINwmEQ04yxstMZ2RPBiL5oFz90SbamDlhGOAID",
-	"KPFgHTyKGQljGV7U17L1A24qG4Ab/nqysaWbq3g+j+VgMJONbWsh3fpDb22jW9tonYb7tbNXPZYDQnNk",
-	"qP3tL//y23/4s2//5m+/+vs/6dRQQad6GFIRycuKOpKzYTbObalbDgv2/qtWvHTwmdYcNo7otff39jFX",
-	"zoTrqrJ632fmI7eUTVqe0jlqnrw/DqISsdW6vWEFKPOXm+rpx0oOFNN5ZtEC8jri9sEsUW/bsF8rtHAH",
-	"4DIIdS4MPCaXBso/OC6dayDYGtBZnUVoA7FP0f6tyZCRcxZLMdDESEwnlU8+FdiBzmP2kLM40kFPwJNi",
-	"UWeXfMymmpmdMR1wQQ2LDomQJJSJMN69L+AijJOInUpD4+9Z/i6o4j0tNw6bfCWKwwUtIXPDQx4b1qj5",
-	"UynjXOsKHRKetztXez2QzqxWxeczHjZDU/bYXJLElw1We8IGXIrmu3skokQbNW3e4xlIn83bn9JB88Yu",
-	"afJDJUdLND+VTRpjBsfGY7vmzcb+HbjjRqenTLN7yd7VZnPYWABbrB0EGN8qBreKwTddMXh9Gf9FRDSj",
-	"KhziY8txIfh3vbrqiCg2vqWJYBPoS7i2fELX8ws+Sg2+pQ4LjoQPwTmfGtuyJ0I67qKjAjcQRYAY1pdf",
-	"wcgyu9RgHNOQjZgwAdF0qomWu+QIOP9buidmp+TI4fjINYt2XNSaS5AFQW4gUqAU0RP1YXAEouCkYF3C",
-	"Ys2qQvLSmXd7AoyHwdhNZxv7Yyrtjzsrov3zgFAUZEDqpyPWE67ElDsyL3JLlS912wbRSIMnhG3d6brq",
-	"NTvnlvHtiaOnj8gFmwLLKSfCRa7s793DFZ4Jac5AAmf2aDJBiRxldRdIG/wnus4DQirv/NHBle3vvU+C",
-	"tHUAPitcDNC7hacOLodpymae2gjrdYf2yjakN7RDX4/OMJs52lZx2Oolm+gly6904TAzHbZ6ySvpJQ97",
-	"QqoKbHlQZQ9DDJ/poUQq/KInH7jNeNrwxmk8X4tyD/dXRgURNfScanaWCHpJeUzP48WvurLT2p6kZuoS",
-	"QjSFhT5DL5hzCkVuW8jJATFSWpZhSsZU64lUEVZXstDZE/2YD4aGtEMZ2WcEw52dJ3oadLzJ1+/Aku1E",
-	"QGphuwn7uZ/EcU+4zlU7DTq75IQZNc251EPJB+/FKftEQ7Z5fWNeA6x358iud2H3XFN3Q1epPojIgwK/",
-	"WMGR59V7t88tU7WTVeytDs+g4ZBww0YYo0v5CNlOzw1CNDINbetDophOYqMtg+0MvjoJMYgKmPDJ0AUY",
-	"Y+p5lBBnNeof2IVBIUWvhNsED5fNck0xtvkF2HOreqFPmdqB03dHu9XsNxGKXzs7GFYN1eySKRrXytOF",
-	"11syes3YpFLpZ4N6uDqaYle4DXh6i+1VNeTnKqUfLbKcJU8/ePbkU6wHRaCF5RWc/3KuslRqQ7ILuaWx",
-	"GlR7/+57PWE/ycRAivj9O3ezoBfQuBQqSXV2SZZF25Iz0IRQxXrAOvXBIAU8fZqT3gyVTAZDl0TJP1Fd",
-	"pbNA/b17tStVl9pYVSm7qLSeVLcwEBz9Dhz9d64w6Culu/Mwly9QtcVgr01xqpI8eF3Vqd5bbt4TD+7X",
-	"FvQIkN5QVIAgcKo1H4hNZcLNqaSzvLdVzjqYo6C7TD4i+xVXD5GR5fREEPlEx7OCyBH02aAeGSe4Jvlj",
-	"EQe3jWHf5vbZ5vbZ+q++Brl9XCBrw2QLxdYvu1dLDbRN0rNN0rNcwWcg+s7K7mQN0v7qZz/9zR8U4q3r",
-	"ObFMZ7teRiyHes9ZKEf58ki75JFfMwJF6FWnVto+Go+VvKQxslqQoIJwTe7u3fX5j8dMRFBsGVRd3rzg",
-	"0g/vEsuHO2grPM8uyb+3Lokoj6fFGoVdHPPMJ0nukkIirfRP9+Rm2bxU1dzacltXfo939+6uL9vSjHZ+",
-	"JodIAZrohFrZwUGpkyhuaUIddG615zcrsdJ1ku0izljcvdjcguIsJmpgyp3tsy2V+vqF66K9pkTBf/Pz",
-	"n371h/+pIQWX4pIps+EczgfOm0QX6rJi5mWXZCor7u1042OmtBQ+X5VtCz57HRgxcoHCRNMRI4qNDzNd",
-	"uecY3NaqDLvH+GmDChU3w9z63ndefTbAcOuW9zbSt2tMObulJW+FLOnwnVPjEy6MrM5iWE+KNpfZ9QUb",
-	"jQ2E0gKRUQy5dUtT4Af4U1uS4hyCEmF4TAL4JyBt7xpvO4zoCz5KRhm5cuGAuPpP6IsP6VR3dkmhGg8E",
-	"D7qgghF98RDkwc5skZ5ZSoXlzDdIqHCCuXRqK3tuic4qxgSArDMuzsa0QcxYqfnLrh/ASHkWSzFoOkLa",
-	"HoawL21J4aiy05YQbglhE0L40GfwddrUn/76m1//cTNZzBXErw13fxJHaV7KA8IumUr9e2Q/q/sGdwhm",
-	"IhLxCByKJsNpN2dndjmQkpiRS6Z0ZXV5H3r+kVvUxgPQNxmr6zaxOFzXXcFWP/fG+AFmnnLubu01r98x",
-	"cPY1OwTurJYbrvVI6ys9Hlq+N2b0Mm9EuQWOJpjkm6swiTGl9wwWeJRuYoMs6LVWPNyypFvnk23atK3b",
-	"yWvtdrIVMd4mEeMTqi4yRRuWom5//ad/9fWf/KyZoKGwlPWmPGgr6mMe5KtDO59atFntVlRZhtVt/SC2",
-	"hH9L+LeEf0v4F2RVb0r18223rhrXUIEbyJp9pp5oN454UVC9+xXoEYrmqJImYZccx4wqnZbLPkQEMFbs",
-	"kstEu2GYsHNnRb68r9IuSUnrQDKd5wgwBeehZ2pcgE0pMRUMBj2ds6btDFkdsEFPZEmz3Ahe1wH5r9pZ",
-	"6E59gqyegAxZFdm2OmlIpoL8EVKwqvBJLLS+1ZZsmaY3otzktmrkmy1LIrryiDcnn5H2b37yk6/+7C+a",
-	"SZTG1fvdMInqlgjUMrGX5WDLkI4tQZOWR3blQAh6JLoinJBnxhKK6JCgSThNhgVF1M5rZN1ZidZXQ94g",
-	"VfBTbOnCVpjehnBuReqtSP0a+so2rO1dbL2N/NxyfctyfZ5byPF9VIDvK1FsTNrf/v0vvvlvv27G+iVi",
-	"c467wpX3cByZkJND5M/00CLckFl0zmVEsJrbLOflK6pvjQlbuXitcnFDVJ1ruip12GpqX3lGIoc0FuYk",
-	"GrF5iQ+P8Uyf683W44Lx5/K+ry2ueXMrVwBdgMqaO1xAtYSK4lkplN326Y7r0+MeYx7kwD3kp65D0MWK",
-	"D4Fgk/Q3DKa0tBV9iIHw9+xaoTKW05E7ualthoxbtgCprpEXDIo0RISGIdPa/dIB7X5PpIjEDaYNnWIu",
-	"Qp+NIaRKcaZTOp4fBoQubnqiDXJUHBEpGNFGjjWZSHXBxaDTTeuOFdZELhjLWu32xGdKikGK2PwJaleH",
-	"iw4oF9pg1KgcQG4uJY2JoR6tb90TIFpxDZmnQzkaSdEl7IuExt74AEGpkARMDy13Z4k8FeQ9S+cVDS2j",
-	"0xNI/Z8LDumlP3348TERUo1ozDWiZKh73080ixAn7+/tkWDC6MWZX0qw2xNQNWvM5DhmpG2FWVcSQ3fI",
-	"kF6ybJOVtSiA7/hk6sFgQ4ooPzxO96r1UMXZqytT4KdDBHsPqNo+iJnA2GMaDtnOsRRGyXgRFis2vhmM",
-	"2qut87SWMk3dVgHuFw5RbP12V3la4brTYluKRUwYTmPdvEBXrs/LbivJ0+JFYxQar+XWPuFaczGwqNgb",
-	"2HMLvFGXdR2JxFeADSCMZ54wLr7TcnuL6alhGEnXoH+h8Xpesi8Y4Z6zPiTqLarhcL8JpD1j6pKH7Hm+",
-	"qMdVo8ExKm00xUJdGcfhWVz79jMOF+qt1oa9PQAmFX1GgTmyvJ/n61QSM71LsFImOZ+SCy6i6mi2pzDL",
-	"DSik+jEXkS/tucmoN7vhxSFvcPjbgLcbXeNw7EDXPx/8e15hQ+8F5WoaqzQVg87eEJqddNcnKEOxDl4U",
-	"abvAUHKnotI4Vnex4LUpIULK+HrK2sGmtvXsbriqt8E7PHZKzte0DouvnzTGR1Z++HnCWa7AMivLZLky",
-	"Z0hn+uTrI8G/z0z61DdIqeoEMShFurWWvL01XGqewKuo4QJ8rJUpQYSwryTLYyfYpPBwDnvCu4ddMDYG",
-	"2cITUSjFMmGKkZhqQ36URANMYYc1AbhKEw/0xNy6MVAwxiloYSgFWSaggkwwzpV1OPMkEzvnK8sU26Ha",
-	"JfC1i3uiUGrmkATvBK7qLZbmdVvq1JeOccjiZpWOsYtae+mYwqCvVs85B2H60jFbxPkGu9lNlBSDM0CN",
-	"CxWkWdOtU93Wqe7qTnXLMN7bKkhLVkFqyvDfhqgrNtmA29VnkB4K0+x6lgYfwjnzyRORfQGmAd3pKRkr",
-	"OZaaOXFCM9PF4vrKGzXzjiYgfHSJllKkOa12yadZVX1NL6uCw5/iri39O7FDrKrP2yCbgevacCZFO4k7",
-	"i1ocDYfPNcp0b6d2b0vZt5R9S9kbUPbXTkPmkF+R6uh6yuno1s6EKsHFoN7c9JlrgGBCHQUkEx7HBfrX",
-	"JYJNUtp1CA+gPlANHKaiERe62jh1gsP6yV/vdIvFzSw2Qfk72VqhbrQVyufNnmRAWvPYNDNm7iP70MX0",
-	"h3SsXUV+Bu5YEaP259RYVfTWs80rFdTP/IQbhOp0jhrK6Te9dbe9ceD7fcwkoTMoqdImL6sUDun42IKn",
-	"/hCA1hIK+5f3qoVkGFz0RFqnBKKkaQipNslSet6eSBW9pKGet6wQLil6yZX1vLk3d7N0vX5ha9f3zgz8",
-	"SnW+bzz+ubEUd6vFWk6LNViIbj2fMGFsrOujGhwjqcnEueFHCesSxWJGNdOEvRjb7brwQGQkvIGuzKzs",
-	"kiMSqSlRiXCoD9x6h2jdi0DgjaW8IHSYRkROSUD1k35wiCmQYuicaC9NMnXJFAljGV6Qtm2Yc+Ov8Jo5",
-	"ScQzu98N+czA2NeU/sHNrS3gVGCnz+ztwZHZdpCVvi2VE8Ej2dny/a/IB/gV55ZJsOK9f4p4+0JO6hEC",
-	"/jzHlUWqARUuauaWfW0Drg2zSMB2Lcrk5Hzqc4NZditvm6cDpxZKDfCB7Q8v3X4gEIojBaHeqk8EYxGo",
-	"xEAJkE47ZKoyD5iVmE7p4NU4nBbP6ZlUhlywqc+nZlFcsBMQLZXRxLbFEri7xIthwY4rDHdkAvsYuR3m",
-	"i4RB3Qd7Hq2Dlu3dyisZmUhG9grTrq1uKxun9Xm3ZSz0HbS0UVwMLHCUV/pUsT5/4RldQwe3NBx/3Rq+",
-	"KCxgRF88ZmJghq2D+3vd1ogL/+ed2bk3qe84pQ2UHBa+tojuRis4DC0wK/BvvZPtiUMCmtAUoRT8Zsn+",
-	"3vuAV87YC66NdrIXtgaYpwZ74fc6R1vLnG8oaxQdXI+bLcgbWy/b197L9pQOHgDsvuZutgaeWOnh53iS",
-	"1Mc2YjFDq0wZGYykr7BinzeUB0RFEOb/sKKJr8IKD9/HQXPTdVxIT1xRSwTegD2xjJao2huwJ9agJfoQ",
-	"jgqR11UURAUUtF+lS7bzRFvauhG/3yvoPl479QVCUh066NZLJYYOcrFp8CzBHp5L9jNjsvBUfXM8aZ2i",
-	"0NDBVkf4FjvU10D35t3pj8BpPrAsb0AUyxwzgCEWJXrZE4sI5oxVhbQZDYeeaKWi+4AZ77HvCdZhHXPu",
-	"0qDZFQ2pdglAQCYlr71n/tVp8UZEkLXbafJjvlI96Byk673yt8j35uR+W0q22dqAlvRknitTMTrStcnT",
-	"QHcKLV698hRyLEVcsdAKPzyOFHMpsTjWkajTTY6pYsI8ilpNHTEfRZtWSzI6aqCXtAd984SnV5u5KM1o",
-	"g2DROAGOh6L1pD56q3MXvcFqZYfKUlQIf9crliuKz4D+yP9+7Nhi/w1UyL7cjrb8omLodWRnAivZWN9K",
-	"QzliO1ZbM0YCtNbYeYLOIQHeOa2cIHoCOGMuBrmaOtRAhhXShgx1MzCcY4j7nMXRLd0TkPMuSMSFkBMB",
-	"3uoBkYoEmff6mR0ywIRsE65ZJQvrdOGMjjalDGd0dE3acLuprTr8TdOcvb7acHxkZXyV593KSSdm1Vv+",
-	"oW6QualVcDk2bStkva0armoAfhU6rk/kJbiUYUk5jI2UAjhtbqBEnvfAoMLonshlfm2jSorR0Vk4DWMW",
-	"dHZJDS/QE3XMAFWMhEMWXrCIUE2k8FTePpjgkIgkjrGuESi32KiZXgv5iaJi68Z4Ijtcc8MUW4yO1q/Z",
-	"yg/6alVbc/Btqtva4t3XRbm1jdK/mm5rAYekzQ74Bd+m0SUVIat3cQZ9k68s6n2KJ1RjSRMfOv/soydH",
-	"j89OHzw7PTt+/OT44+/dsdRiPy8yWcrjzCnokozWFMNHbOecpnH5FntXeBod4TpPmTZQE29DMpabBqa4",
-	"Jl9lmPuUj1htBLRtcEuDucie3taxoDmWWrWaCuCuRsVUPJZTMjHsrHnncvu1KNs+lUQn4ZAopmWiQgZ1",
-	"AMxsFL1m7OYEmb+eJassdkNbMdPGYbi+VBNayCtccifHShp1/uRHEI+NodlJxI1UGm4KEKcUrJsL4NbO",
-	"TRy4ep2cG8UgEmWMGNelUnUGYK6Az/fs0Kxx4zms65qMG4W1LjBq2G/LmjSqZ4Wr8GKFFXpkXOvmbb81",
-	"nvPENq6bFevTkbYlKh3MDO9/6tNYsw6uq24hrrxdfinOr/xcyphRsWELjoWTxRacdAtbC87WgrO14GzA",
-	"gpM4fF2u0FRnwbFXyAU3nMZp9nvCLUt5CSUWTaIEi3bJgxHlsQadTSL4FwnrkpBqtsOFZkJzi3ziaV1Y",
-	"QFpYbP1suh36ekwhddXM3lpTyLaCzxaHvnW506+tbom3gM2vyAd/LrSAXWfhR7vCrSb2LbaA1QDw5i1g",
-	"B4SeayYM+n943saZeLokEEkcB84ABU4mEkaiMXbYJR8ykLqoQTOaXTlpByiJHRCQ2oIOUexSXjBNhlyn",
-	"lStRlPc1EQk1RIqQ7RKXOMV5gAdpRUUoi+KS+aB9K7CSZ5CvjVkqiomrqSiGCeFbhYqYhMaK0WhKuNYJ",
-	"i1zdyqwQ5i1NAtxF9MytP+gJTaeaDOUEqlbtkiOQk52FjNAJnWJkWQC55AJCYy3Ts8AV5zIwuvW6mOwu",
-	"GtiIBMEYdR8jOiVDGcO6Rje48uXr43rfE1UAPBlKog2PYyInQldV5cnOoSfcQbxPAtv5zHY5c95bAUlE",
-	"DEDmwx/OZTT1sRE9EQypiOQlUwFUbiVRuhh7f/YX3wCSmfhSqj+S5/BSzZCJnnAAQ7gA03UuwOIAFGTp",
-	"JJYEBaBXCfpSheyAWPkg6Ik2qHicw5k2dOrSCZ8jWKZaGDicRBgeE0piapjKbQFH3yVHYlrYh4f6HdDp",
-	"ZslhaBQppuEEjSRDPjogdi7wf4tpiNOX8zKOpBigCs8XQUJI6gn0pku/RKStpdPujTGBAsG8Fr62HBlI",
-	"9zZ6IpvCPXzInzoRdV3t4Sv2IxZaIafW0O1Yiptl6LaLWruhuzDoK7UPzWWrnKH79WevtmLlVqx8A5Nn",
-	"gzexkObM4eyFw8x0eGmZZjVg5kwm5kz2Gy6nqs82J/fVcnKThxBD7dmBLgkqTjkgbUrwd+QmZGI0j1jO",
-	"DHsLbVwaGZXyjecHAD/3nP0298Zt2862AMiqpYRBWDgz9KIBasi3fdltWZb+DOSVxQWIs6bZO/bMZtM3",
-	"nLZ/2W3N8N+L61rP9FgfGkApMHTaOT1bVUMbatgBCXInGHRJkB1LcFgpU2CyggKPLft52QWklrQWiJOd",
-	"crJGKgHYCUrn6IdPBQ/IrViUAW6Ua8Rb5A13XYrW1JGuqaL1toeeDdS7Qce5+mQ9TkyFN9B2egasGh5c",
-	"cBHpoNsT7jQs8epYAAe5Gd7BAWEvaGjiqXcDD4y0MsYjoDzCuSj0BL41boYut0EV7TLSu3m3aZlY9QQS",
-	"Kd3ZJR9M7QuDFw8KGpoXeQuqrP29ffc87d894amndwzRqNOw6GckLxlRidCEWv7hnIYXA2UpA2gPHAFX",
-	"F5BT8RyVI12MKZOC9UROi3CYU4OR9t29ux1QNA0Z+SJhCXgqCs9hjJUcWKm+J4IBMx+lGAf9GMkDCu5X",
-	"kObBLtAle7BH7UoqEiUncKOwiqCX7O3dC+29wf/YrgUsFp3hqOzSotF2yv7kcFwHtHE4k91sT7h03z45",
-	"PSaySBmRW5qEdIzJ7YGvGSeGDPmIAA7khnDdE5a3QFDyGgtuyMByHfZ4vaYNbpobcs5iCZUpJGm7YAJU",
-	"U3RQkaNJzLVT3EDizUTc0iSwE/ZjOUlVZhQ5nV3yGTfDnsjAqpvieB/sZ9vd0hjzBwDAhZGEm8NcS9Sd",
-	"Yt4MeBBkIPPrd+5QWGg8O0Q8eKAGuAtQFGlox4CLVAyVWG4RNDFyh2rNB2JkrynlzlQiiBQ9wU2nS1BJ",
-	"A7+BMhXCId3rdjPz/DKEJPZUAfjzOipH+5xjrgVxZYEZEpBAgaoLPh6DVlVCemCdjCDlSCIIpgLz2YXN",
-	"hIcMlUC+aqjIvbmMvroOPUHFlIykYqWB2rgJLInwJVMS32YQUh3SyHLCHguhuxP0dnmJaIrQuqgvs7yE",
-	"vbw+6Dcd+OALOp+SAF5rnykfXhIAOMM8hyDnUsuAQCRKX1qGfScZawegHmxTFApbjyf2NgbS50naJad4",
-	"TT2xSJ/nB7THVaPTy2vc6pV6ZFan5/RxPVFSyEEHQEDQJVXtkTrNXk+sqNr7KKfu3JA/h59iKZfru2uf",
-	"vo6xzauku44GlDjCbSDrVlWzVdVsVTVbVc3GVTVXVpus6y3lQYXj5Xrn7RkdQ2cbXHEFcfwjkI8sBQYW",
-	"01XFyIu93/zXX3/7+//+n371X77+v/66UyWw2/FYmChupiCUnzOqmLKA3Dr44ecvuxb++Mdsmv7yeTpI",
-	"WR5/bAUipnUXhDxu/wuMlkY9BBkxQyNq6G4uOf1UGwtIs7nwvWtIO5YDKw07340uieVAJqaTemWMk/OY",
-	"h+g6Aijukinen5KCU0duSkuHKyZ8yuQ4Zl0n9ygJZW4Bp6FagY7hoBWPWH40PMfZ4Xw6A2IUY4dFQd7/",
-	"16NnjEqxnGs+rCMXyVE1wcd2v5b6jKkyWLHKsAFSFC88OMQPbLwgqcMOoOBzjrUEcgcD91y3GTq2bPIO",
-	"OqEkETf2IgrHGrkglxJQgMtE+5tf/cM3/+Pn6a2haMmUHvJxbhDwr6gY5Dh1t2h/9Tc///pnv1w0UOqf",
-	"UTWYl4La3/7+f/zm//n1P/3qVx17+Gmf/DiubcUwDzPxqf3tL//y23/4s2//5m+/+vs/6RApnKNIXh+V",
-	"HxUlr+fjqmE/TBDbM6hqg8N//Zd//Zt/+x86uREi36ruukr1NgwdkEsZ0vMkpmp6iEk8LbKQikBqbJf7",
-	"gA7SIjvcZKk9UeTOQ6XFABWPCGQud9lf//e/IrfJV3/wi6//5y87/mE5jxtf97NbrjmEZ1YQxHLTYpjY",
-	"y89f/v8BAAD//w==",
+	"7L1tjxtJmhj4V+K4BkT2kKWSVOpuVWFgVFdLM5pRt+SS5LY9bFdGZQbJmEpGsCMii2KPdRh/2Lnx3Rm7",
+	"OJ9tGDbWi8Xd+cvi4APuds87u/Z/WVz3zHzav3CI54nIN2aSSRZZVZIINNAqZrzHE8/7yy9aoRxPpGDC",
+	"6NbhL1rsDR1PYgb/prFiNJqdyalgkf1BJ+MxVbPWYevViBHFQqki4lqREdWECmIbq71Wt3VJ44TZXqGM",
+	"WOuwNFq3FTFDedxsLG2oSXTr8GD/UbdluIntgCdSDGIemla3ZWYT+8vImIk+vHtXjySN9yJ2eXei5HnM",
+	"xvpucfa3b7utcxqdKfZNwrSp2ht8IFyTMY0HUo1ZVLWp/CBzW6oeItvLfraXz2hETtNxlm8nP6/dTEgn",
+	"Z+xNyFhUvql/LBMyopd2PTQcsYjMZKJISCdEDtyxa/tPM+KaXHBRuc3C8Ll9rjX41S+zsBzYfkz5+CyU",
+	"Mo7kVMwfgGImUYJFRCoSS21wQQ7oFAuZMPGMUBGRMZ0RIQ2BEQk3hA4pF2TGTOW5FOctncymZt3AgRXX",
+	"aY8sojyencV8zM2Zu70lgGNkRGd3tFsk9CQDqXBXEynjqhOqmmYRADWa5OoHUrUsPBVDz6lmZ4mgl5TH",
+	"9Dxm89jBt7JvO9fwyN64mpGYmmoUWDl6CW00HdufwcP9B9kZvGTqkoeMvC6M3+Q4KhYG55FMYh5SUzqE",
+	"Yw/FU25GxIwY0XTMiKBj1iWTkRTMwjwbUx6nOJ294droymNJJ8mdxdWm2ACEpIuy5wDznBl6wUT5JBLN",
+	"lF8k1403nR+xsO2G4119h/kV2D0OpDrnUcQq8KfHTxOmLCHDlckJU9RwKaq2lw1Weu3Lh8p2loPsJ7nx",
+	"lm8tmx02phj7lp1xcTahVcQev5Nxog1hIiJcALwNEpMoVrm54oClF7x0uKtfXWkBuU0aKc9iKYa1u5zK",
+	"JI5ITLUhth2zqJXiCi16JTSO5VQv2HU6Q/W2m4+/sWNIV4TnIL9lYilhk3FEqOXMxIxgl5RfodqyMRZQ",
+	"q0+hYvwyRWs8+ibOoGI99iC40MlgwEPOhDnToZzMETKuyfGLp+SCWbISXmjEsrYl/Ct9lEQwFmnS1sx9",
+	"1p2qk6mYsAAiV5xuA2ihYoV4UoYpQeMSZhckEezNhIWGRYQpJRWRYZgoxaIjy6NZIeWcMUFiORxWiwfp",
+	"yHkMv8a4GbHPyQxP3eDEUn2myGM7VMNzcMvC3V/SmEdnoWIRE4bTWBcP4jFQIKnIhGo9tSSZazJVUgyr",
+	"tzw/XG73iwfL7vhets/XgiZmJBX/Fl5ak+3NL6Gw00RpqeYxJP5uF2QJlOUwgDhpPF6udVJ3y4VxS3ix",
+	"6agbkQtLS8nvWrGBYnp0ZuQcE4PiKnwm8Nmu1vUDLuvNhKvFey+OPicKNxp7s7dfXJE9CUuUzmg05qIC",
+	"Ezq6xawwIiShoeGXjEDrqn3nxiojuSUjXR3l5+aGbckhF2dmpKQx8ZyiRkpHhiiPWUSgMaHGsPHE6KUS",
+	"S3ns/F5XGznd9v3ctu0YX9gxHIzrZvsvLcoewpipITsLpbhkypQP4ZikH+y9RCSkwj7Gc0agXyVkl0cs",
+	"MOnz49nBBONmxJQblAipiE7UJVw//niE/wOCFybayDFT9jlow+iGlCPldaenE51xYWStHm9qGRZcuG1H",
+	"qJB2M0cE6DBsQ6qn9Uflhi+/hmWjJxpPw88AEl5EzmelOQsHk31qHbb27z3apw/C+71P6MG93ifhAes9",
+	"og8f9h4M9s8/Du9F99nBoHWVw3Q7swcppDkbyERUqkO1TFTISCQZ4noQ1iyOm+XkHnuavFKZlI09hz5X",
+	"HDk7q4Ns319KQ5644ZdvPFtMum1gNGvBx9E3bFW7PRyjWvk7N8LV30JuTr8NRx6W7cM1q9uIH2XhTnJj",
+	"bGYrfla/l8WKectHClmvkM9GqN5Fuf9m9pAp4O1fOBX8WGLInot4hnKB/dYlwDMlE6YuuWWnpCJUIFGF",
+	"BxCOqBiyvIa1bsuFKXM738iEGxBS5tZoz8qKzmf2C4jPVRJtqkJWjBqWipugfFign50buEZds2TYDex7",
+	"biWFfY+poMOqfUcS1offG+7VD1ba64KhNrk/Pzvszx6oiLiVe8+QkVr4nhHqIqK5CBlgf2X5D26OyICZ",
+	"cJTaDir3XzFZ/dNfaar0fO7dz87nRW4+8sTP1+CkKtY5d1iKfZNYwaGClU8mEcIqtABL4tNB7wtqFz1i",
+	"NMr0q37DdzR5/IoOlx5aOmmZy7nSlBlr/GnN4Z1m8654fOmK7QEqahhqimrFBGdUXC4ZFMaqEgtqR9qg",
+	"JFBYBOwQEedyXqWeTykOUUvgN8mmFKfM7aMBs5ITpVOef8G2ljIudeNtbJd5JqYgo58pluhq/JdXH1hJ",
+	"wptDbPsjFB+Y1valpMozxS7lRd1RVMy6UGWx+pyb0WVUrhQPDl4J0JMJExGv0vijDdX7IeT3ELGQR3WH",
+	"Mz9yWaPVZNxNwMv8SmDvMjHsrEYS+1ISnYQjwkQ0kVxUClrlAXLbq+q+AWmqPKPdBioAz84TPavBxamK",
+	"NByx8EITqphlvCZKDhXTKWLVI6lMXGmsyM9RhaNXn2GjZuf88uyRGDo8QwtnWX9j6DBnExV0zBqYWHPD",
+	"FZQ3jQa7OvzmpsfNqSGzMhwqBOefKzZA+6+TILFp9d6Ko5We6MKxNrG14uy5/cnEnMlBtcFpbl0yMZpH",
+	"DN2GoMuCvRZGXrzf6nE3wMRXLcVuPslj9sKuv+BaczG09NST1pxdomq7SZFKpPtcPtJmiE5hftycTiYT",
+	"aTmBszGLOC3u8HX22bIMhglD7CzVeysPldvgooEyAeNhfmtZhy/saOTVbMIabrK8ENipZspK3dpJ4Hoe",
+	"ggHEtOFxTGxD0P9q4Ja8OveQjKiILIcwJvKSKdK2f9t/dWy7iMGjseICIKGBVGH1Wc0tpgT021vK1THE",
+	"/OLt+QLU0iXCLrIVqa5zDEKU5beOXzwFuFA0rKTr86PXuGQ2GHsj1rj5BdlDmDJ6ceYp7/wB5A2jRkok",
+	"vl34ZyzFEP8VyvFYii4BzzjnGkXRog5uPVXHU5y3dDQbm3UjB1dcKhyakmJ4NpEyXq65JRRdTVA5Luiw",
+	"8nnlRlyixa0ebwPUJLeEt3aTqCkApHNCwxHrnViIxC1HTIeKTywwtQ5bgZA9baRiAZGCsEumZoQKPUV3",
+	"G0NCqhRnmlAUYGC94YiNAXWP6ZtnTAzNqHV4D24JF6qN8iz241d0OD8pns1EMc2EAbC+o8klU1YI6oKX",
+	"ptd5rDrfMxlSnKRqztenz9CJOGcKQX0kSBqZJsiohNVMfL964i/AvlM//XNBgpwNKOjCKnILSs1W9g8a",
+	"RZZtZlGN1av2WB6C2mxudafUsGd8zE31uYQ0jpm6o1O8dp5ElgsSctq175ILEik6MD3OzKBn4ZBOeE9R",
+	"w0Bl0nPg1ru3f9gXQR8ITr91pH748JMj88N7AWlLRYJ+i074T9ms3zr621/+H0HnkAQqSLU7JGYD0yWB",
+	"CYgGtZMmiTA8tufRF25BXJPpSMbM6QvJS0vZ5+BWgoI9MSPL0YT2dv0sfdGmQO3uaCeQozbeuRN1uuhG",
+	"Y3ccxklk5XP0tSCT5DzmYeZbpPf6orUaiKSX0HshYx7Oqu/C7RQeH51MYs70Ve7gmx/e398/mv7wIDgk",
+	"lJwn4QUzFuSCb3JHD5MpNuBxrC1unsTMsHhGuOiLYJpdSHvCFDIL4EltD1B3if3xgs3gN3eQuuPuBriB",
+	"IN15sMapWcGxdzwwaNcpHthLtzAjyZRyQ87ZQCqGwiZ3nkDpXAOpxtSgM9WD+62unZyPk3Hr8NOPgciM",
+	"ucC/s4VwYdjQmU6++uqr3nEOqiof+cH+PbTJj+ybEkN2ZKHnYP8BCeadxgLSPn1yQj7+5OF+J+fElgEk",
+	"+rcdkuAzRhVTCJ0/7Fd4yPVbXez9w34L2LfDqeKG9VtBLa54UHXgb7utCVV0zIynHzHlY0dyXwKlesLj",
+	"yssAu1cKU96wY6kbkDlu23yTMDVrdVtWVoZpgfTlFxixAU1ie02Z0ogJeys/y/1CJxMlL4ExU+zn4AHX",
+	"+roKfE4QvT9Rcjy/YveRUDCB04HTK1etNMyNUwlUETWsZ/iYIWD5Qz7YX7CqV7J+TQjKS5bzSm5iMakX",
+	"W+k+J/SbJHU7Gyg5tvyLYpdcJppM6JDd0SQQ7I3BEYLaxXp3tlVI1tPoBbWfq3kHR7zRJg5zTmzrdEoe",
+	"LaTnf0+xQeuw9Qd3s5i1u/hV332KfOLTATAg1QuwbA2eiH214KMMNq128FGAsgCYbmaeqekceYtORNoH",
+	"9z8FvCgTQ7jpkoN798l0xESJL8lbzTrpNhHNZxv1jNKKfJLb3XPYFI03tkvpBuyS88Tgrob8klnOt3pn",
+	"jmhrOAUrYgppRlwMXSu98Y0jYX8lTdWuj2NthZNEGELjGPdoF+Ot1e1QWtxGycnz11++6tQBPM9Pkl+f",
+	"W8+5lDGjwi0oSrRRszqs+vgNDa3sgK3qZ8TvKxLXn3IRLUTnVqSYD7yrWoH91mr6xl4m5xZpg5IF2PZq",
+	"3vQFHTKi+be1aBBYn2ry8XC/u4Di3y/Q+3uV9P75VDBVdzrBmAVdQp2iMAJRNhBSWJpuDy1l3XUtlIBT",
+	"xtOoljx/bEmxMUzZvv+0PWb/zI7/z36233tEe4Pj3pPe17948PHbzt9rVV3tCynjJZQaYXo6kpqRkRy7",
+	"uAort0Mojag9dtvuafPbdhj1H8Ag8zxcco7LJppRFY66JKSa9QAZTHlkRj0uNBOag9aZPAPdFOpbJOBM",
+	"rlwwl52ailnXhTpJheFdRzkHyUIPIPqgrKGhuaPdKMXOe+RLOgY0F7nxQRpWDP9S6J05pjG30lp7kojQ",
+	"JBh9YLvoCQ2ZJpGSkwmLLMAYRXlsdxuzIY0JhC6BpYhq8v1/+Be//3d//N0f/vl3f/T/Ej4UUrGo0yVa",
+	"kuD7f/6//O6//teADLjld3/3P/3Rd3/5J/jb9//hr77/s/+c77pHjgncmH24ER9yg+vXzLJ2RsI5xDPS",
+	"pobEzKL1A9es4+6Aady97pLzGaB4lQg72oE9mLHlsVFs5cpP0A5+8OnHAcwT7O/DPxXzG+8coR6IueZ2",
+	"OE2EFdvcVeJ0duVSsF44ooqGtjnuwxMbNLGkVzGz7MiAv2G4Idt7wFkcIQcOQi3RjFlw0RcMFTHZnCzK",
+	"DgrkFE96jHTHACJNG84qd7EdO87B/j4J5tRytSzQNwsR85iLlGxVy0BDLsViCqGgTd38+HVF6vBSqgqk",
+	"bH+1sskRoaAoticW9AKipTKa2LbIpe+RzxEXk6Dn2NVjU3tAtndheZ7nT7u2uq1e/g/0lHEf8n+AYyD+",
+	"nP3Tci9PZBzL6esJfiv98nX1CViOZfHBI1dTvy/7dcWDf0WHdXOeOqwdUgUiLuJqg/4/VQswdFjLeVdO",
+	"/hqPslpich+bSExJbpyrCylu4iqJya9pscSUpANcdTHgNaEnUmjMbvEZjU6z9A/O3gRpLyYY+cul8Kra",
+	"H/xco3Ywnx6jlECiipT65sV8DTV2kIUDVJsSmhHyF7gJPIMqsazWKpK3iOSU0wW9ZNXMru3drGGNIq1R",
+	"Z98e1p9aoZpf2kZOKQtPDN0KdObSB9F7wmRak1tyWJ/nw/fXAPFC+P9C+CyGyzc78XR1C47+mKQjO+cM",
+	"K81FjATp70HniASO1QiA17DcMTUpu3AL7+O5QsvDUxeRc113MxcKtLBjOfql2bXCzq54pd2FN9pJTZCL",
+	"o4v8uEULTpBFDznG19t/cK6CXadzlPKX08wpugRSefvRIqAoWZvKFp5rBkaMF14P+PIh0wtBqBBqfGVE",
+	"fCxQlw6mldMnJ+TRwcNPiFsoQSOuvkXv/Uk+pcYax1xIybHwnHMZL+pC/5fcU2Vo/EZIpxPpFmf+OCRB",
+	"uofgiNg7HqRWvr64YDO0d2HqAOpsLhr1H/bEyVBRYXQxl0C3L6oMOF2nPgkwv0BAxmx8bvGF85bpi6Bs",
+	"Ngoy21DHoaTU9ONMcRj4C+ErhBu0md0CQKw2gS0aY67928xWfgWKdU2kB5a4lOddlW5YJmMVwrFHDvYf",
+	"EUVhPEiB8mD/HiiF0EEjtuDoAGcA8ixRLOKKWcbSRSJpHmOOMJMoQSgB26BbKer0S14I7wVd+lKaJ96x",
+	"ew0oKziGL4Sxkj/2VVGd9x33FpOUSSnhvyxO95ZQqXyo0ZNUHF3j6Gui2RZeQl2w14ZE20rjFceoBbSK",
+	"4VOvWEbQiPe7LRd3mouHu+rV5WPrml9eIdTsyteXhs9xnTPCVlyW/xh0btHNuIiI18UsgutIeTUJCRcL",
+	"fHXp/DbyqFzmGpdDw9AL5kQxVCMJOT0Eb9HKCBMu+mIQ8+HI+MvMBYEEHY8yi1kQIa2V3YT9PEjiuC+8",
+	"xFix06CzR8D9CBWdMB5as0UCXJ4ceNeoW8SjlRymFnbPNX3rFM+P07CZNYCsGHezELRKQS0bkOiQ4zJ0",
+	"CHF0WUiOu+FswtuPj19J+QUVszSEdb3bKEfpLryPuQjYqz/xugDe5a/pfXhLr0uRPGtcYDkYaOEFzkXb",
+	"XPkCl8cJ3ZLnkgvfgegd8CtZ98grQpSWnHtVANBGDSrnMpqled8GkAIq4hRCmkoZDy0RTbWgcyu7RZxN",
+	"ekSwjuPokoqQncQyvMjZ0miErBmNXyi7R8PtJQ1orFm3Ncn99IuWwxxlP9+PD/JePw/uPXzw8f5+A9+f",
+	"jHH9WTp0ZiGW4L1kj+IYPNqR780vJzNUr2dk7PoRPps18a7ptjD7nW4+oUhixwOic+TcAnjUbOaYavNa",
+	"r7LXpVOjyXbx5F/aNi6xy9MIqwzEzwetw58tX/TX5TVgTpABf1PtCDngShuSOqXoVFvCQsUguAn0QEPB",
+	"XQ6yCzYj5+Csl3foul9w6IIwnrOfHff+Ce19u997dNb7+gcVrlwWFiEZwAbPF3WNoH43bKyXeuuhFhfm",
+	"eYod7n2cDkuVorO5RwMOuHCP6dGm83Zzz6P+UaEj9IpoYOVnsCHYW/5MNnPmYy78X6UL6LYSwb9JmPsM",
+	"UF26E3cdbiXLTn6FN+Ww4NvuL+axsmI1QUf2jXCjWTzYIy9HciqIFCE7IhpSXRtCNQmOHUeDxA2DIAJw",
+	"tfxHveMXT3s/ZbOg9Mru3f90nWc2j/PtwufP6Ov0lJ5xJFLFHaeX2+iW04PLXXPeJ8i9rW4r87JfCptZ",
+	"y7k3CRNU3rvWfCjWo7zejbXRK1CM6no1sm97iq3K6/czVe4gibh5fOm4veIKaWik2gSNgIE8c+kd1BIN",
+	"bukY22af10wbNra/CClmY5noCt+ybotegTUAlf8xxgiWfLo+PihA/8/2e4+Oe09ob7B3+PVHleTFR6yW",
+	"XMP2i+P8034/sZxTzSBNmYWUU12ybNr79rj3T2oIokxMKMeFS9BJGNrD6LYGlMeJwrwOgleGBaVZbxAm",
+	"FiCPn/13vf++Zsc+andRXNnDR4/ynOZ+RVyZT3cxt5TyiaQIrFezIBzHQ2c93+HP9qPlWBCIODWtPOTn",
+	"7zC7isVPciOoMnvgN48uEyMRZX4BIeBl8vZjsMGhoyYThil01PSFC5RXfBhpKaCzGesjEsjBICBtSgSb",
+	"9oVtfEcTF9HQwUTQGnMwYIjBHoFCL87N1qdnIbi3vgjcl+DQheLB77YdjbUklLw4fnXyY3SZ7pLpiClG",
+	"6LlmwpAxo0L3RSK8bgz0m/61ycGgBemTRHQqzyFzNfiRP5M0qnlxn1ETjvKxhCtSGR41BxVENTnGyQl8",
+	"63NOvEb8y+9KQ9hJGcgV/F5ce0lUdCC0GBue1eDCxoj3oib+aO69y4vKrZaOcyHz7zddNc4JnVTEXZGQ",
+	"To6IJbgIes6+aQgAZXtA45ic0/DCPhnD6BjC5wUZxvKcxukTsaxgPTa+t79fkv3rZaUcfj4ZUSFYXPBJ",
+	"p3Hc6rYuuYboI4gYaXVbUxaOAFuOGTMYpwo66coHUX4LC/QHi273FR8zbeh4gqQcsqYt7/Wl23VF7was",
+	"nO+NkOUI7kklJvxqNINgfAjXpTEJwbPFXq7FgHnPO3uxmcoL3cpLT2JjKguIVVslRG01US9jcssc1dId",
+	"4GE0n8gdVmMhNGVarhBSPYcxXOhfuvZuFiCWX2E3C/deLP/nn8YmWIfCU7tx5gGUnPbhzW9LyOkK770s",
+	"3ctp9XwY37YpHONj6ZqCHCLHZY9tJJV5xd6YVV4x1y8Ux+w985StmSKnMK+Qhi2FpWdSDH0HiFlbaQqX",
+	"3WeFHllg0yqX5ChR84mqnnXuplNVXnbm3VZ1MNYCEFxPo9cEfqAY0IZgwiv3tgMOL6DRWqBw1UuFzS+4",
+	"no2gWodsbh7L4kIwNmwpyI25yP96rxYI573Isaoi6mK6WElyYmaWnQljRpVz0MvH/D1sxMpsAZCbKb8y",
+	"kK40k3ggbzaYA/eqkdIH0GykHFxXjZY9jg0M97YaoC6ZMutJrx6Vftn42iqX4Eap0HBmusDG6GRN8q9Y",
+	"xM0zdsniVWez/bytudklfSEFm8EFlR1kDRFsSA2/ZE5qhFQjTmi0D24OQCJG47UFIxq/TDnn+ceI6dZf",
+	"C7OcUFWOP1Q0WuEl/AiaV76CxqyTTxeyyhWWAqbX2SnG4VfYg1TC8AohDgM0UphlwUXun89S/dkdTQIr",
+	"eZ/H7Am0AwvQBvg/Hyy+zsYaGkGKkjN08iihHBW+lEKsJpFCqvU1N+d6nza03eQbQ+8hX96tcBOKxYzq",
+	"tS/DxdyvMmMmGC/kbhwCdsgAE40v7fXKtrkCK3+uuWFX5OW96dcL4KmADhsooLiVGHt3IGtx9msSrU2Q",
+	"nwZEJ4eWGyDjNVHqtpwN1nhzazyaVYD/ymBcL70UYHAFK2/KTs37LUxiGrKxMyYv5G/ThuX1ZkNUOxH4",
+	"2TcidWU72Y7Y1W2Z6oRpLzCHL+YTwmSf+eRnP7S0Kyir5YtOeU4tv98gA2dD0c+dBgSjLcVJpbRe+cg8",
+	"rgvlNTHEThs606TNDblgbKLBgMcjyByAMYORDkpVOfOBgSgOFi8b2Z0VV/rEipo0HLmMR1DsEpMK8yhL",
+	"cgyq9XYhv7D9T0D+pnTBHRfFCpmtS9mI6QXTR4T6aSznDXU1cff5tnc0DjC/wYaYHnHXCii+0KEJbscO",
+	"jRD7aowytm6CzldB0E5p3wgzY9smKBlbNkTILnfbvDnQw05NRulK4C9AVjvi2nARmi5AVSFXAiTxWcfU",
+	"+3BlS2+xBmyjwyg4imWd84eyCC+9nDPCpKVXfEmrSoOh674hlVbuTW5EAVN6tpsc8+aUBhuUzHOIZCNn",
+	"swrrmGGbjUydIaSNDOdxVrPBkKGsVgGmGG1LOsDP6UxXOS9kAUwRnWkHXHrKMWkhUOIktiR3sNhD4cHH",
+	"D0uhCcvdEz5PJbeGiKGIBhbrtkrILte4CsGlSYnSzMnVWtA1XDHneZ80cWcXWLCUSWtPCiypfeFOW9TZ",
+	"y6yLV5j8xdz4pdB8zfKODXt5hwOP8GNG8xY2+09nOKnC/C5Z0XORH8L71oOC3ZtZq3pfXcu0ZucS8Dgv",
+	"gWwzy0GIVbhLjbMPjTiEElCu6MnkZ1u4Vh/F1dwq4sO+ute/uwpR9LG3bqWYyXs0lc1Wc+ABGtg0/1Mj",
+	"x7a5MUCymEerP3n5/EsCtRMZCC1pWQKXuxdFHDkYoAcL4WKSzNvaPq56T0xrOmTzCcP3l8EwLrWLW8sG",
+	"qoIOrymvMNZAUENTVU6YuZ8tVAG4Zm+7+ajHpqbr9WxBTa0Ngr0x6+rVQ8iIuOrKNDpvNXaLyvl6rZi5",
+	"fE7Tmh8rv5Budu/ZpWaXVdjqMgcpD1trqV2vBFBFh7ZlqYubXv27e+X1t73kihdd6yZUgin6uXFPjCeK",
+	"sW/ZenbzpIlNtegSNzf/j7wM5zmn41a39Vmr2zqpZJeg+WkSs5Ud1GPm5YOFFNu2Aa8My7k371G1tR+7",
+	"GowVtJfq0G173jIKBS4qBJkXTEGJB6j1yCIo9NjFfJkowwgS8YhoSQZUzWv5wpx7wqL9+FWf2GWAYdly",
+	"w6t1qjqN9YgY88xLheMywfxNsHNtIJN9icF4uL9fydEIrkcrL2Wg5Pi1bu5auYq7c3PMgRnGf2q59SLu",
+	"mMcc9kIGMTqt1qXGc5npco7f0vt652vtnrOQJhrYuhHXJKSTLlaAgAAAUHRPGZbRbrQLDy/P/RLLrPH+",
+	"fhUurHfdXhAA1mQdOZOxfLGCJc/I5hBRxY7kYMoDQjfFDul+867ZiBxyl7uMGyk+zXmBDZzKaxPZp5FQ",
+	"OYgAg4UFizTznRVDl4R33L938MnBpw8+PvhksR1pEdiepiBbhM4MeiFL1TywHmUgmsapcKOJnAoX9CWg",
+	"/ETMtQFtOAn8KoLNbKssuDpX/nSvi27uee5AipfXJFKiiDDWzMcwjz7g2PKpmaGKsyTt/LmiTmeVqIlq",
+	"rcR87MKi82rKzFSUi4hn3voW+KftUoB6vBBUUNaMmqf1jVDlUkrYIy9dAWaAxlQnhiRcUaEHTHk7wh0L",
+	"uDAuscCiSdsHEtqhO9VOVSkpqYjnh8o0cpDhfYlFo7FetB+cxnFz884CWrSqlWe1yPNrRNNuYYvgbd5i",
+	"9E3CEgzVSYTA+J0IFYEu82UVa/tjRmMsqbdKYp25uQsBgtnorgjcco1PWYSqVyj/mGsj1eyxcIaT2rD+",
+	"5j53q4Tw14ftr8TSPV/HN3CtgPpizRxLuGPKx4DeTKIsmacQtWyftsMGwCJYAQ2eTfpPZ4jEURSDCtGt",
+	"1BMQhdpLBiV7aBoM3eq2fFX4mqj79ePikpj9wwzAVgzyrAi6l2vcSmW0bC4YPh8kT80iiN6EhF94HDcu",
+	"5T+NKsMjJNYQLRXsTK8vSXhUSpJUpbB9GvkDW8spoPI8fjK9qEAp8TD/jh5Hn788rgTlUF0WG95/+PDe",
+	"o8qmF7xxaofaFFAXZpaf7vlPX1ROlehiUgw+rGz25orrKbNQBqPBLlt2aNxwF44SV1QFLj+ZXlTYdi7Y",
+	"rDn82wtc0ZoD41ct55nTQJQNGFBkbjVHU8SLLDppHCdZRPxrajFWjrK8atDCLtTgOkNN37XYhJUjY3fR",
+	"DNcezWCR3vVFMqwTldA8EMHuZT1r2Bo4fsWQ5G0HBmw5UPldjjtoGkOQgc8KmitgGm4kdsDOvAkRwu1g",
+	"FzMAJ7qpeIGY0WjFWIEYi1p/6HECDZHxColFtuvF3wjzYtNGOPd2xAas4e4/D78ftqt/jrVa5OafExcr",
+	"BXU7zIbc/XNPayNO2zeQEeMmPehvaQ6ND8GxvwodPZNDvma64tWYd191qKB0Tn+c9zVd5A7XbUHZveci",
+	"nlVnmfRet+n4lajFg1aVN97coymU0G18FfP1lLsrl0v8ulDocYMu0ivj8AoGGmOEKrEX1PSnY5kIqLUx",
+	"ti0JF2SWUEHaJ1/+4w6hmlASsZCPaUzwrLuEGjKW2pB7D4ljP0nEh5bjoyIi9317vUdOffF4QuOpZRCh",
+	"lj8xU5k2Iu1+6979Bwd7D/f7rc4e+UIqln2kyrJsg0SziLQP9vfJXE33TpcIdskUgRytLLKMGfhTu0gV",
+	"KIWGAxgpu6lDAyXnXFA1I4NYUuMrc+H68Ew0ifkFI/t79/bxrGIoc+CqobQO/bJLSdkfFTTMvb//s/3e",
+	"o69/ca977+Hbdr+/5/+8/7bz9ysV4HWaqOJ7y6bo919WDlOQZEpiCdUaks6H0CCAqrGWVbHiD5nQITvy",
+	"2XElxnzEVOOHslPYvfurKvhzyrc8pqm2jywllfN6pE1VjnixPj78dDk+zMY/gbTDK2dZguL5K6zx3v79",
+	"g1WRtpWHp/k5FqIx366M68trLY5ahfiLRxNV2cNDpvUreYFVnstBagPF9IhgI2JsqxTC3WKIZlpzKfbK",
+	"gPHo4zp43qsDaFeI42nFUl5iPR0Czr0wf2FRrudir6hPPz5YVsUnLZzyEnelq/N0Q4UyLB3ntq/JFHwO",
+	"LeJcI6NwlbH5gomyzwEWs1ieYbW8iW7hnvOD5w+9EoA821l69KVyAX/313/c+7u//nc/aHf+7q9//Xd/",
+	"/S/6/V6/r/f+4KM3/+h3f/Pn7I357te/+v4//FVNFvoXee1X2aUWEowTwXx2dBKDo/EhCcC+EZDzGQbz",
+	"KUaNVF0SYJ7zAJy++sL9DhnMTeYnan/BQqxOYewrG4OHmP3eF0HmpuAmyhl5IDozV7VZsUkp4bldnlNQ",
+	"s6jg9FAjur2QcoU4aNv6NImZruB3thubw/Xn3qPsFzX+XitmSh5TQYdMOV3B4hWAEhPUC5YtecXoeKVu",
+	"K8VAr+9BUolcNmUDcQ6IaX5Vfx3lQykcbHE7zQ0lXzvIXC9fU+bos7RWQ6E+wttu63yWhmFUz9ggsB6C",
+	"MlAFlO/5oCoUIKZ8fCJlHMmpWCUqI/SpoqGKlMtaXvC7dEcz/1QiyuMZpJpOExYsA7JVY73RPesL+maV",
+	"La0amFLACMu3/f5giFUjckArxAcz+9dnbCAVa9rPmaDtdA1PueCFUEVaqUGHaVdLhExHEuREK79BjRE8",
+	"cw3R6XLgCoh4X92jvqN88+4Q7eDeg08/+uijjz7d398PuiT47n/+tx99FHRArEUh04V098X5jATf2DaG",
+	"DgPvuu8HjqFynmM5x3skGDgHDx2QMZStNCPWF/hrL5kQFzc3v1of0E/aIx5FTFhqnpaA6IvAPqSA6JGc",
+	"amIXOINSv0jRG6ma/2HutMv2sdp3WuNylEPvlUyZlPEmTHnAb9y4F2DGx1RFPX+41OP9pRY3hzR3SPKd",
+	"RpKVuGNTua1uLa6pOZYd7rkypzq/zR2bucOY7zfGzIxqpTDWJyfk0cHDT4irdE+wxqdGbytKtLETkTEN",
+	"R1wwEsqo0hmnqqDXy/muR+6+sFSgmySmYpg400hmHArp5Iy9CRmLWDRf32tBadKS3jYZU1AUx1RgaWCe",
+	"z8J1RxemL9qMqqykkANghdwaWdKjZQEI3RYX2lARlhWvYCNarS7pFkuQ+lIcZfPafJFRp8UuGxdenz4l",
+	"ig2YYiJkRNBxWvHSQaDtWISFkTETfXj3LhRo3ovY5V3XVt+tB5OqYytJJwZ14binQmB7VC2CndaGpa1o",
+	"XcSBnk+QZ1hRu7ZyZeSafaznFXGluswLIlhPy872XqNuab2Vi+VZxCgkrltqe3RjfUUVRLweXq+ifA09",
+	"15qVseuPqKpcYLNIiHIExLrh8jX1/vxO8yvKJZdYnD+ieK+bUIaUIOXG1SK5MPYFSSC/roR5MNuu+6ih",
+	"c2oRLhvnVzLpzr353NiVe5Zxwd6p2AQyZE2YuuT2+LotmkTc4L+iMRfVB5DE7IVil5xNm0BFpUPAmqE+",
+	"ae+rRBvdFvRiD0ZqFq15Fln39Q+jFpUsLjdc+WB1SIWoCu/LTPpTkWPtnaM7yDJg3f95Eg3nzfsbjDLI",
+	"1li1vZehLLoDgAf1oUKUgH+A40kOQaSfsx98E3ZpD99/n7LzkZQX+hCls8p39ZIZw8Ww6tHQCWTy0Qvk",
+	"xjF98wTiR5dmEaQ+A91zex8+KFav2O+ZPZBGfcpuNsXNVF6FO4lNOVq/68c3f0Cpl28TCeFlMbHiKsTu",
+	"5ZSxiX31FZj+1qBRdsllop/fStZuJQwLp70eY0H188FqhcnV7DQRTTKMY8MF660rsw+nhRShEY+YAVtV",
+	"ZrjK1HAYxru9GaZUie2NP8fA+RPLbS1dQ9UFvKJVQpeMlzPNr+jwBNqtnd+gQOQbJOdrnJq4geL2FR16",
+	"3e2GA5+bxzenJ1ihe7FXkChwXf6D09Mf/eizz4KS2uuTAq//Bz/b7z067j2hvcHXv/j4baUbn51vvXDq",
+	"FcFh1Ytd6cKahv++ohsRO+0DuXFZ02++Mk4PMqd7nhjd+lFzyhVo13VA2kbx8ZhFnblMp0uTPb+iw41F",
+	"qzkwahw65ADq68rKrwtBbKneaVWQq7qSIhCtdqzFkMcyOL1idLxEF9bE879C9w6WD89yvthEWsdjTQI3",
+	"rmVJXb7DLlhvUqGmpnpvqdcVV4K+yJDmk9HxHU0Um+g7Lo41dolnRepPPOVmJBOD/shPo6Av2iBfgu+x",
+	"syJBB8h1GNJJJ5e8Fp8XDo1yaF8MY3lOY29eQrl0KHEMTNbGIqwjc+gLFBEYrA3dBaOKaUOoCCE3G+zC",
+	"xZwzo4kUrEtYrHGLxcn6AgLUMXsmGK/WLiN8e+WYFUtrUsWEWQOo5k6uwCCs8e42wywwOl6Lem/lzWdp",
+	"SAHKIWAtSMSFkFNxZn8Ck24wVVIM4e8zK7IEaOCdco2pSLeOEY5J+iw2tsb38X2saDCo57kYHW+E6bL0",
+	"7+a5LkbHG+J9ruERugplEI6vXTz+dT6wRvPviMvyOPiVAzzneXZ5wcQLytXSeML3IyJwgxaxKwb2FcP4",
+	"CitbJarvlUvku54mr5BZvJw2KGXJu5AhnMiJ5XAnE6lMIrgdoku+SaRhGOOeCF/3gkgVMWWvTzbKKr6m",
+	"oXwNVwU/U9VJvtas8hVA0pbqQipXlrJWTCX3gfHlSwN4n4sYNBgBMsT2BgNChZ4C9FlxCKJ4s8jeNoaf",
+	"+mjwLqFEyZg537UuiRjcNziVdUiPjLw5sRgb7Ba2RnSwYjTKgskrcZQznC+EbokOxgYcVW+n2OKzmTjx",
+	"BbbVzXIgNRdn7K2uJc6s9rjeH35j1dQE68LciqJANUAsTHZjr34TQgKg9hsXEuwqNhXhsIAqrQb2A+lS",
+	"PpUUZJCXEacJCK4qw46MUCyMMx1Jog2PYyKnQqeqZa8vG1GszWlGbAy6sSP7zxkkRnQeGi4SnwucC4bd",
+	"I6e59DYdYuSQgbs3Zov0RQZqsjGPclXRmqHFcl2XCn1h1XFk1U0yd3DiSxfhgTi/ZE3HDAuw2CGkIBRT",
+	"IubJDWlrxrLNAS3rHBUS/XQyRWRhKXs7/HXdNLNKGiv491dlYIHUmPNxB8CoVEVY5FJUFAItEoFRFHu5",
+	"FBVeS+jy/JUrQ/sUdt208H9WMD3NI5dLspcmg0uTMU9ZOKIGOB4XYFEt42gWJoqb2Ut7fg5bQWGV4wSL",
+	"z5SPZUKVEUxh2iwspkEu2IwMlByTAPmEYxgBHjy3vUaMRlC8BCGr9Y96xy+e9rB6i8fqWM3lbbd1DhKZ",
+	"nx7/euKZnJ989arVnc8DVsyTAyuJ5ZCLgLSpIFAYoofpP8hPvnrVJVzrhEUgB10yxQecRQQPyiKF0ycn",
+	"n35y/yHkIiFUkOMXT2GLkE0K0onhqnC+PXAes6dnERuKk+m2RsZMWm/fQmTBQKKxDEuHH/7Cn8bLkaQx",
+	"GVMuDOXCPu1uK1Fxzul+yM0oOd8L5Rj970Pl/jFnk3WDcbtIe+qxPZaT0y+IZsqivoFU5LP7nxFNY6bB",
+	"DqEPCSV6RBVz6lQ5QOtHX9jjSaVK0v7tX/233/7ff/b9//WnXfLdH/759//PX3bwLSg20QTcE+BA0SDS",
+	"JZnzqCZYyAZH9LVssGKgSmAhUPKKXlhK5ZLNQF02sLAIeS6jGZlKdQHqp77oixMpLpmwe9aHfdEjp1nJ",
+	"EgxccqVMENI1ab9+/fTzy086e7Yx5FbLEuxih5COWXxCNTsilonGH0+fnJAHDx48spTh9asT6G05HNcF",
+	"WIrehA65sBzxIQliPuYmIO17f/vLf2WZltRm9HAfjUzUV1npC5ImLzsi5zLibs7gF8CTdEnG37wNjkiQ",
+	"/Qm5iwvJzexgWX4zu8rHlsYRCJWxrQM6wSSBXAofufGDn2tpX4iPP+oUA47smD5wKAhlxOwiMMYncI9F",
+	"k+A4DNnE9J65CJ6AtF/y8STGJ3ViO2sYyQJe8O3oo6BLHothzPUor47PVhy8OH518mPcIV4U5G4lE2rC",
+	"Ea71kwePPu4cAroFwOAazjK/Q+jTgz5+l4Xv+Bvk1YPsz0jz7TBTOusc2Vty54tgwjVJBEqdiDVceJnT",
+	"icKlIneIHexIbQvKyGiihU8n4QjRh4W6ruMVtB8LDv9gfx82M5cjMPBhOtzkj2ucYIRXWrLHi9NUkODx",
+	"KzoMjlBatl2lIhGLmcFh7DxugZoETwc9KErv1uEe5JC07b19FHQOycH9T0kwUaD8A1b4zG8vgINzvA43",
+	"XXJw736pqd8EPGhuiD9LzUXI0K4Z85AJLInjEOPxhIYj1ru/tz+HEafT6R6Fz3tSDe+6vvrus6cnj798",
+	"+Rj6ZKFSDitaPHj84mkrV/2stb93D5vKCRN0wluHrQd7+3sPQNYxIyCId/emLI57YF+6+/Pphd77udNp",
+	"DZmpdt1wJYbIJDmPeWiphybtn3z1U6KZ8Xm5JwqZ8xGNL5kmFkMSWOgdXSBoGk3uFoPz0CNLIFsz1wA4",
+	"ds3sMHv5KleWcWr9iBmo3wOVwTCVpV3z/f19T45c/q/yA4H0ncBWNSjuo5HKzZ+E2/Rezkuhbrh0fXdd",
+	"uF6OP2kd/uzrbksn4zFVs9Zh60XuYPMHUjg4zw4d/gzKube+tiPeHUFhvW9r7+/YPaH7+/tkOuIx86Fx",
+	"MLJFBZMjC8ORZBoZP2lfNkgI1NBzqlnlLbiCflu8BzdDzU3kdkBjfsk2fSXP+CUTdgJLX1ju7H2BPjh9",
+	"i3FnTQ+ficKxOowdjgDnATMBMcMUpyTgYN8lD/cfkHbgO50lgl5SDuJA0MmoTuUdnTIaWZqlb+aa7PSQ",
+	"exvYNcsqDQY8hIt6uP9g+SW9RBzxOtvxhu84PZ/Fl3x57y6d8J6vEFZ50y9ZqJjjpDAkGcvtHmGpCbh3",
+	"ricxnZGJYgP+Zv7CLCuGsgbUo6GKjpkB2bhGSsya3MVkCnWpknMNveLo6y1CBG4C8xPMQ8UxsHWWMbcH",
+	"ao8BBSpYxik1LE0MUTWHa3s3a/i2m/XqvZAxD2eNO/v2sMyDhUeQZzNBwYvBxLDqcxqdqcwGVjW1b343",
+	"3/Ztmo7/LFyo+kt7l5q/7bbmeKulY8z3gDfS6GrT1NjVSNltLCMmkEcBw+OlMIqG5lZd+L3lWOS1sMRW",
+	"Kv4tA3XPQRPM9USqc8jjAD3uP1re45WUX1Axc1pAvS6iy5EvbbyoX+AcHIL5Gqor6RqGTwM2swQKlIhA",
+	"qHA2QGdHyNkRKM0Kwjm1EtDAuVMU0dpJTonSStMMfCaj2YYRjrPTvC0qxdNqBQVkd28rc0dV78J9OoJq",
+	"NCid4ekKOS09hmcyTOvpLgLntF3+KdwcxlwMnZ/R6DTDd9f15u49bDKNTsCjgEVfsIhTH5V1Iw8WwSSn",
+	"oKt8tCV25O4vePQWn3DMTIUp5fFgwNC24fLGX7DZHY1p5d1LnH+xp2Bhzr3YwtM5qMj5kpmkbxctv42Q",
+	"iQe4uMeX0jyRCVaevxFoxBtdBo2rcqlPoxfUigpfezBOIm56GEBcy1l/yaaWpRhwpc0eeQJJl8i5lY0h",
+	"TbehashMl6QgjJIUHzOiqBiyGj7bzvwYJ946r92tdB3BbaMN0orhYLdT/rxTa8M3CQOTiNMi+cLzTRk2",
+	"tIUvWoB0FP6CCyzKBgdaNz9+dd5h2RLyVSJKBSho79vj3j+pyevQZGFNFrTZExngxDmwqZs9X4K98jTK",
+	"9a3XPg1qwH4zsNCPx8LHrG5ZoIgsLGktx5qFcAvp4JYvBfwqr7yUrYqrKS5YLrICxnJHsBNdd6LrTnTd",
+	"kuiaf2gFxXfETY4PTszoLtjGwUurUp49BQuuBruwVKYX80sWFW3sbTCjg2Hd2TWJ84l2RvG+eALgRiwm",
+	"H0+cng/MoywiE6bseFC2y/a2f4cxB/s6OjyQ9sH9R32BZvwzM1LSGLQggW/PKTNq1ju2uD3oHGHJVDcT",
+	"KolBgRo5nNsXoMF3Lii2QThi4QWLukRLC6y+pM4wYVozTXBlRso94h1X+gL64D7OsVCXV6n3pjxih+Sc",
+	"zSQcBRwb+SZhru4qGuXAUPlw/wEJ0Bh/dp7oWdWG9gg4lqe2PAj97YvgBMxhJ/ZtSYg07IE6IUD7WYll",
+	"gyvejvKgUM+vkfJgc6Qni4CowErP5BBLmpbwTuHglqGPYuMrykZr0JcU6ysWMWE4jXVzSpHr87bbSvLo",
+	"bNkYhcYbIRJfcK2d3dktkOQWeJtowwZ0H2vcdAm3Lb2hcnv7zqhhZw6rLu1faLwZNkBKdLh3aEYfEWUR",
+	"Wcp1MzLkl0z4SoZyQDRGD92S2++2coh3afdcUzgMZ5Nb4+qrjJNL76+yExjrUnKydIx8241xgs65zBWg",
+	"BD8uk2MQhZweQnQRgEpKhh095aIvBjEfjgxphzJiRfLY8Rmk8zbgRGRWYKnIIInjvnCdq82+e+T0A4LL",
+	"TRr15ZBwgUyKqxVt+bWsEGKFg0WOzZSJWcRnXkqX8ttH7Di4yXGS5JzFUgwt4wl15ch0JGNGBnTM41ln",
+	"r4rxsZNuh/MpJfhsxPtUaH8dnyIT814ogK/A5LirPjM+xrMRm1PstWN0Vrjj998sZDEWYoAFqMlB0ALc",
+	"JA01DjcV8BE6nkrB0B0c3XZB6hNsCr+D/IlJYfb64oWVRQX4XJZkZPRbm1JNaAxeUQRCR5TDiimu6wtE",
+	"dqQNgSuus10uhkuCv3satwJMYqdKJDwtBi3fFvx4TbLhl2zqvALfB+FwQ3iz8MOZYoluIkZUddoh4WuV",
+	"Nq8FpdawhI/foPf2HD4bSAVIcJHz7eW9uxAq0vMSY60V8wXDaMR2rrCLCzPxfX10ls6VE3GxV/oIljch",
+	"mjENxYflVFRbNk98LSZYznXYNpe1zC3oJRTEQBvudn0Q87MuN+sUL2Lnx3CrTQPFy8o9THg8dS8TXGXu",
+	"UihOBsqJNV0X6tzmPpsR6iMl8ynf94gviEYU6zktAbI+biOJFQCdXsCtlqmulVMt/5WL3J1/8Dg0ywP7",
+	"1nihQn2Zt44ZuobXW6emiVjII+AwUzemD/PRrsF4DdKXvIyzGeTfPBc6GQx4yJkwZ9qXEVjCrM11edtt",
+	"Zcnslg6Qa7oxDV9KW2dg6Z0wNZBqXHL6OCRBuvngiEiFgUvoEtUXF2yGIk9MwY5GYHNEy7F99xYYyFBR",
+	"YZCap6N2+yKYP5Og66KoAvhTBy4km7TBmWnE+iL46quveseJGVkWMKSGBSQc2X2IIeu4yE8Qm2AAJ43J",
+	"JI4IjWM5da65t0IZWN7JsjHm2rtXtqoj3f66pg0n0Z5B1oilEFts/bZbrDy3rHehMVSFVEMWnXFh5NK+",
+	"+bZZRbczIc3ZBPnPBuLQfJ+NvbvMRy+UYhDz0GgfoAnxx2C11oYatqZj9BdwALfGPfqd0zY5foLQIpO1",
+	"Go+lGCSluEYWq0I5ZJewY4s+ZLZoqz7Za5OSHTrfofNr9OK3aHAFbI7ZXJaHlZzWZ1pg5PErOvToGdJ4",
+	"QFqK9sH9T/uiJuXCavkW+qKQcOGIBB8FrmKzJlTMiEuIUGk3+By2dOLy1qwcwTCA3VbpriosozhXtBNN",
+	"3yHR1GJKTNoDDPxyv+a5DjsxdSemXkVMvXd/eYcXOfT4xHnCWyLz6WpdT70186YoFGJIS6FShOxpkydG",
+	"EGfmbCpzGS4yPL49pttNUfdI8XMJah+7gmWL4OWxq9m048nf3TjJHzGzHHjXF4OB13ifuC9MQbsZ7mvz",
+	"0rxbl8uTa296URq29ce9Vj+SJfjL5b/e4bEdX7vja3d87dbNL4s7fJ7ga2JX5YSvpqt519hopCzLOBGv",
+	"5ckn3a5OZkbHDpK7ZADOOto5ykNuWJdEPIi5hhJNOuiSSZxAgUUao49PgIlFh4pGLKjxVErXcQu8lKCo",
+	"tndMWt78hZRxrnVFmHyWatixZlyDLjTRtUH78LVxHgN/fHjeteH69koMaUMFHCIVYNwZM/53yOHeKVbA",
+	"rFpcdrOFBc6X1F5yGD63AgBG3WTwsfFB/Ahav21wa6eQarz5LT91Gcmb93gJeWubt39Fh80bu0xST5Qc",
+	"r9D8lWzSGDFI47Fd82Zj/wO43Uanp0yzewnjJGKvpKHxlt0IHeA2cCHMv6BdWohdWohdWohtpIUQEdGM",
+	"qnCUPbg8s5P+Vp/fECi9HvEJkb7Ichfu0xIfX4TVF1vGdBCR50p9lCfVfQE54LG/ZYKCI1eX5o5O0+QX",
+	"q89y9Nx2RZ/b6PFZU0/5ju6k5aqL1TiDueLKfVE5X5X6BUmCH3BLPhF++JvJx1icfVFGxiuoOnaJGt83",
+	"9QgUVhbSnIG43oDmzHXYqUeupB456guLUMvHGhwWo2HwTBDtpkWMXKUr27cvEI2fz9KC+e+d4mV1Pcq7",
+	"mgw1pWg1NL6s0bh7brmzHri71EfDPqbhiHDDxpA7ybaFNDsQoyqnIh9ycUQU00lsNNF0RqYjHo6ITkJ0",
+	"zwXeYDrC7O6QiV8T5D/nFR6f2YWB/15e7bEN8pvNdEOBq/kF2LOrwnMvmOrBDbjj3bkpvp9JjcHvTLNL",
+	"pmi8lGOfe81gcat/x+AeqEmAfpJPIx0QLowkgU7UJb+U6mkUVIVREcjy4tpYWskmGKDOI5d8LSunBYgh",
+	"gL914Ap02Od+SeOEOTtrX7gqX5iFxdJhbrouyAvwghsQZzK52e/oPSj/BSraritE1UsmqG+Vqagy4lY0",
+	"mHnDLu44p1Yby0vWt3vPD44bnWs7ZMZpIv3RobI2ZtQOEnNtl1KWebqIKTXKSnrK2IQ48s+VW+kdEtKJ",
+	"PoIEdVxB9TJLvXzGuIP9R35GcGrNWa2z8yA8giQ6hUu0E9kLen36DO7D89XBHkkpHVbPocpdx3iSQBGz",
+	"quO6A2nvFIsZ1SzqllegWM9Rhb2+AP0lFYRGYy6whl6uGJy/ENw/ZAiNYxfJB7xJX3BxKeNLFpF2pfO6",
+	"49t8XUYpWKcLfA4s+tDDlq5igzRjsJOD/YNuygxB+hmmyXlifMO+wLJjB/sPSFC26wV7fZF/EGScaEPO",
+	"GXFFUdtwba6H09YEnb2c80EXXAP6AsC/m0tISOiQcqFN+YCtGFUlnsKDXt8s4NwDMm/8r7cr4MJyr92c",
+	"7zmiuuxV/hqz5FBw+TvD/s6wf82GfUQ6lvo6fOdRVHseCWF50lS+81g0xQ+3ikG8tmiRlAgvz6aXF/jg",
+	"4M9CKS6ZapJKsdz+qmGHeVLRIESl0Lw5MAL6XQCRx774aj4pkWMF2gU+pFNkASwFs1DoCeAc8euipR1P",
+	"C+rLYqkcT+iD0oE66C5RQcGmyEbqHLNFBTKMbuntIP0UdN6TKJqbcuq4AfkHjj7PSmf1h7/7419/91/+",
+	"otNUFPIRObWO0Hmd/g2xHn61O1bjlsQnLu6AeOGpw9o36T69WMm3eQfqciXmo8rSwe2D+59612j0iwYP",
+	"aG1ozCpSdTrX5mwvt8y32S1s887N5YFvlTiUujfvcNO7hJtSrc5zVUJTO5/QlX1CV7ShYKIsrflQXEMS",
+	"B26004NV6dXS6l4q1cEd5T6UdFVdbwnE1YMvBho+qYhIIiKmwAUjpJOKXFrQZ8u+ETjJDRlmmvJvOdUR",
+	"hvrskOZ7qjvCV3QmE3MmBw1Hquqz833YhYbsMnNdm4osfbhcIOFr+mjT9rscMB9MSi/gODIDY0rk29/9",
+	"+le//8N/uZIG6m7mWbNZrjCH+89ZKD3KBNvAHnnq14+gFXrnFiuxp9lVC6XJyP39+9iYEpf3qJgEh3Ch",
+	"DaPRHrECgoPZAn7okvyD75KI8niGBYfOoGALNLFjnoVSxpGcCm+EPRso+S3L/nQPt6I2et4hqLVj/Tb2",
+	"Tu/v37+2rGvHJciiU2qFGgexTtS5owl1kLrzdbpdKdk+TB5ixwCs92Juzo2ugoT//s9+9d0f/ZsVSbgP",
+	"CK6zJkFsrm+09dDcr7ef+qJB8J7b7i52bxe7977H7r2vtkSMD0yR4x2dvurN52WqlGFejKRw5bOgtiAW",
+	"V/aukAOpMkcATWJ+wcBzRN/ZqwvTy+U221quoxsK0qvPSbQLztupqXe5i3YK6nc4d9G8zfqdUxpGUZZM",
+	"iBhZY0WuTy2EokbEaNxzaW2upDNMKsjtE+dRCQ+cSLTsZhbkPfKSGShUyUH+HE9cfqJjExyRMGZUuY/w",
+	"7+xjPrKBwKvGcAIyYoqRNjwUjJ6x8zHTzXydo84h+gi5SIjs1EghZyI+McjUiBpLDe5F9sEKaUagrIT2",
+	"epmb0ef5tDy3M1oiW+LOQ2inytuWxPEheRW/ZCVBx2Iuj5Ta3//6j/+/v/rffvs//sX3v/znq2mGBoqx",
+	"b7dRG+/xGzaeGG2RLZT3VQw15hbhwQ8YWkjOZz6MOhGGxySA/wWk7ROc2A5j+oaPk3FWKHgiZXxHE1z9",
+	"F/TN53SmO3vks1mOPLSn3OJVoBFj+uYJ2Gc6FVRjDt8+gWG37BaEk+RsDDs3oB1m3KiRA1/HGRdnE9pA",
+	"L1hq/rbrBzBSnsWyQeWZcnsYwr66ogm1wTgVna5mObHSYTNjT9ZyZ3DZeVw0JM+IzPPMf/u7X/3mt7/5",
+	"V6tRYxfyX5uk9XkcMW3IgCttDn1FWSxlLQeZVASQADoCEvEIEhNMR7NuziMWs5pAGVqXun1xvtYfu4W9",
+	"06Yht4nlpiF3DTuj/YdsW3helYhje4FL1QjBURKn9dq8W35BmZJ3xu96TyoF1Q6PLB8PyUJyTlp3wKse",
+	"sErIVZjEtLpi9dN0E1tmqbEy487TfmfC2JkwdiaMnQnjhkqW7kSmncjUIE8CVRd5gclBAGl//2//9Pt/",
+	"/evVBCcFaZTZtmIX80GKCkMSD8k5DS+IkbloRvTVqypNDavbOX3vuJAdF7LjQnZcyPa5EAvETVmQfNsd",
+	"//EO+cg7umpxg+ce1kp8oJhJlLgGDUvR8FjSseyRE/RKoc6ueYQYaKLYJZeJdsMwAbW5vBWU+EA0zPya",
+	"0vehZDrPovSFbX2U57hcvgWsKJEWsIBBobcLlyMuxaxr0BfFEhf5bKh3sNQFFLpwv1eWugA02ReaGV1X",
+	"8qKDXjUGPHAsfRCsKn3oKVzdTq+04+jeK9PtdVs6d1TvA5G6EV/mqUBOgiXt3//yl9/9+z9ZTfaGNOsD",
+	"FCy2SD+7Jeq5Sn6gckKgkE4stZVWgrDUiSr0M/KUF4tEWMoVHRH0RkgT2UoRz8h5jVZgjzyfMEEk3Hci",
+	"uOFMd8k3iTQuSiQRAy64HrGISBX5NO75N+KuJREx05qEVIc0ggVB2cZ55cIrd/xbpoF+mh0V3Ok1dnmM",
+	"dtqNnXbjqjzeTSURuJorHFLDpmYd13qX/mjH414fj+tZlRKXm6VZn5D27/7mz3/7n36zGqObiO15ywtX",
+	"7cXxn0JOj5Ab1SOL8UNm6QmXEQFmtSpGyC1uZ2TaqSRuo0qiId3INd3pMt5/Db7HWo1TFmfpFGqdpJ9J",
+	"eaFJMiEUGNgumYygHo3CFA2EhkpqjYkYurnyDODH6MJb+wJRl5BqTGOu0bORHLvITdABTC0zDOlFfD0x",
+	"rwOPuJ7EdIZ1SX3FNNSw/O0v/1ci2KXDisjldNNaZzzyQ6Pq28kUfWGFCs2Y5berSjyPWHjxeXYyc06o",
+	"c8nL5HhCxcyeSYqr7VotIHPb5Bso399t2R9bh/i//LMa0zfPmBiaUevw/v5+t2UsvT9saaO4GNo7np8T",
+	"b0EkIIFwQez8oRyPJVTPG1NTNzl0rJv9oNHkwl99FCmmdd1M0Kh2nw8P5qfaprt6eqEQs8t0HZ5CENSk",
+	"PZFa8/PYip+CdXbe67e1qv1XI5nWJhpRjRoC/w7/Pml//x//99//D4UknTmsl2LCrG5kLSb8bEZ0cv5z",
+	"FpouaCzhsADZnM+I4WNGlOXKjohg0zSuZI9A+cNcWUqZKT9LBQk1Y9VxI0+g9+vJNSQTm3vtX1ka7fb9",
+	"NOoiRi1uB/QYuKc6XOAGAEGmKUPxMtenAg09r1oI12ndp7QgSW7uzpL1PY0ar+5p1GRRU8WNYQIgxC4u",
+	"0RgeX7UGBKiNLwFuR4bAYkXE/juTJLgGwK1b0UDJcWE1SFpah62IGtazXVvdlenH4gWes4FUbPnajLzy",
+	"yrZJbvyTXR4elZ3ELnfeLnfeh5E7bw24AlEW5O5GQi9K6Ju4yy8l0Uk4IoppmaiQpYUIK0oJ89t1pe9Q",
+	"2sEc/5UxaoOU74FQwEpdX+Apx7EJ4C7Oma9hM6HadJ186H4aJCZRbI8cZxMibU5LkN/RqTYCPcTG8pJh",
+	"cfMgphkvZqczsi+CMX3TLn7okmxNHTAbcYQfUDbCOngUMxLGMryolEAhg58fcFsZM9zwN5O/MN1cxYt7",
+	"JofDufyFO/Pxzi1+ZzjeGY43mfHqXTPFPZNDQnOUq/27v/yPv/tv//53/+d//u5v/nWnhnA6BceIikhe",
+	"VhTCnQ/Qcm5g3XIUu3dCtkKsA2mvyeDG0cn2wf4BpqCacl1V5PNHzPzYLWWbRrV0jhos4Y+DqETsdHtb",
+	"sY3dXDnc/OWm1oCJkkPFdJ6/tIC8iTQTYPyot6DYrxW6vkNwwYSiNwYek8uu5h8cl87VEiwaGHHgiqVr",
+	"+xTt35qMGDlnsRRDTYzELG35nG6BHeg8Zk84iyMd9AU8KRZ19shP2Uwz05vQIRfUsOiICElCmQjj3SUD",
+	"LsI4idgraWj8Q8sSBlXsqmXgYZPXop5c0hISjTzhsWGNmr+QMs61rtBU4Xm7c7XXA1kCaxWJPpVoMzRl",
+	"j81lH33bYLWnbMilaL67pyJKtFGz5j1egozbvP0rOmze2GUmf6LkeIXmr2STxpgatfHYrnmzsf8B3HGj",
+	"01Om2b1k72q7WZosgC3XQQKM79SPO/Xj+65+vLmyGiIimlEVjvCx5bgQ/Ltew3VMFJvc0USwKfQlXFs+",
+	"oev5BR9qCN9StwhHwkcQ7ECNbdkXIZ100R2CG4jKQAzryyJheKBdajCJacjGTJiAaDrTRMs9cgyc/x3d",
+	"F/NTcuRwfPihRTsu9NClgINIRRApUIroi/pYRgKhjFKwLmGxZlVxlenMe30BJspg4qazjf0xlfbHna3S",
+	"/nlIKAoyoCigY9YXrt6cOzIvpUuVL7bdBtFIg7+Fbd3puqpSvXPL+PbF8Yun5ILNgOWUU+EigQ72H+AK",
+	"z4Q0ZyC0M3s0maBEjrPiJqQNXhpd52chlXcx6eDKDvYfkSBtHYBnDBdD9KHhqRvNUZoLnaeWyHp1o72y",
+	"Laka7dA3o2bMZo52pVJ2qswmqszyK106zFyHnSrzSqrMo76QqgJbHlZZ3RDDZ3ookQq/6C8IzjmeNrx3",
+	"StJVaqrcmMrz4dqoIKKGnlPNzhJBLymP6Xm8/FVXdtrYk9RMXULIq7DQZ+gFc66nyG0LOT0kRkrLMszI",
+	"hGo9lSrCEmYWOvtiEPPhyJB2KCP7jGC4s/NEz4KONyz7HViynQjI2G03YT8PkjjuC9e5aqdBZ4+cMqNm",
+	"uWgBqKXifUXlgGgo4qBvzWuA9faO7XqXds81dTd0laqgiDwo8IsVHHlevXf33DJVvax8d3XkCQ1HhBs2",
+	"xphnysfIdnpuEKK7aWhbHxHFdBIbbRlsZyPWSYhBacCET0cuYBsrOqCEOK9R/8wuDAqceiXcNni4bJYb",
+	"ilnOL8CeW9ULfcFUD07fHe1Os99EKH7n7GBYzVezS6ZoXCtPF14vxNDUv1uwDGoSYKjN00gHhAsjSaAT",
+	"dckvpbKSJRdWJs2/YcwS5NtYZotNtIs9OCIWcZMBZ3FEkBXhggQDVMQD6UBO6JLGCUulYue+ijjbMnLc",
+	"dF1uegy4wwFxJpOb/Y7e6wtfdbibd7C0uERW5d+23XHHTss9lpesL1yGIj8wbrLQbsiMr5bjjiyAWSCn",
+	"dV/EXNslZPIs0j9X7F9jeIeeMjbx4RxcuRXeISGd6KO+wB85Wk6Eq/KFkm8uHirIYoiycyA8AlJbuDxv",
+	"Bnp9+gzuwQtkwR5JWSQruEPNUbyG8SQxLDqcO6Y7UJZUsZhR7YNVcrMr1nOYf68vwISw1KKKe4eU6HGc",
+	"i2XRfcHFpYwvWUTaNK+H8FyuY/a9hkMK1ukCcwwLPvTwpOs81uxODvYPuikHDTwO0+Q8Mb5hX8BgBJQY",
+	"ZceNYI8ck1CKS2ZxA2peQirIOSOCcYBYd3bCbR4PirSzuzxL+wedvb7Iv6lS/hHXqxjPbHmerOIcKrj6",
+	"wlWQs3TYFZClQ8qFNuX7sqJ8lVoEcMJ6dq3rqgxnVwfLvG5iDMqiOhbZX13GgcIt78JVd85f1+z8hXgL",
+	"4hUHebRK2vN4rNNFVa/TK3hEnOKEW8VLXlucckrDl8vdeUVDCa03C3HOtb9aTo7rSpoOqHcBRB77YKQp",
+	"1WmMmqOG7QIb0ylyEZZqWSj0RG+O4HWxuGye6HJNMl5hnq6mbus5yifYFLlPnePVssQOGEeVMzR03pMU",
+	"HB9QpUs4+tztIv/e/u6Pf/3df/mLzjKpqeQqOOfJl9qMboDNsCvcsRS7+lOrOAbW6Pm6V0hAY/n8eX3C",
+	"T14+/9JxH9Bij5z6cNRcbexUdrULcZIIaR/c/7Qv7CeZGJD+D+7dz3IYoICVr4Xd2SNZdS0r5oLJGaRY",
+	"S0NQ4QBSbFrezoyUTIYjl3LYv2pdJQWho5R76GtJQVuVftKK2N3CQHD0PTj6H1xh0FsjU/kS2zuk984g",
+	"vVSr9Fzdlkrbn64276kH/RvLZwNQ39A+A0nFqNZ8KLZVuCanf8vK1FTp8zBbXneVpLr2K64ekt6Uc+xC",
+	"Ugs6mbf+HEOfLTrv4AQ3ZPRZxgDucqLtEtTuEtTu4gzfgQS1Tv/TMANfsfXb7o3lt91lmt1lmr0mdg85",
+	"jcyYCQS+/d2vf/X7P/yXjVRVdzPvnM1yfzl8f85COc7Xbd4jT/2aEZxC7yRjxf3jyUTJS4q2BGfE5prc",
+	"37/vyxVNmIi4GGK31JHMVQvaI5b5d3BawAldkn/kXRJRHs/OYgsGZ+AyBk3smGe+ppE38rqUoOmf7rHO",
+	"85apU1Frx+Jd+T3e37+/uZTBc35YczkpC9BEp9QKLA5KnRhzRxPqoHPnJ3W7sgPfJK9QxBnLuxebW1Cc",
+	"x0QNnHbn+7wbNsAd03HjaY/RHbDENvz+z3713R/9m4ZsA5pJt1xy6dAFK+h8Jv02FkpymZLJQMlx3iIw",
+	"YUpL4ZMu27YQEtaBESOXuopoOmZEsclRZiHwbEpqAa6g7vhpi6ojN0OOUG0z1qtxHv1wF/X1IRLVd7NC",
+	"zI6A7aTmxdQPkayzkqDbemX+/3r6t71CLG/YeGIgPRRQNsVQLrGEDH5Ah3BLx1yQSyIMj0kA/wtI24d7",
+	"2w5j+oaPk3FGI12KG1z9F/TN53SmO3ukUCYYEuK4QPkxffMEJN/OfPXgefL4BIbdInXECRYSx52UvaN0",
+	"69hqALLOuDib0AZ5UErN33b9AEbKs1iKYdMR0vYwhH1pK4qBlZ121HdHfW8t9X3iC+44ZfWvfvPb3/yr",
+	"ZlKnC8SqzRv3PI7SMhKHLgTM+W/JQVYFH24fTH8k4hE4jE1Hs27Od8DlH05iRi6Z0s6XvTqH24/dorae",
+	"yW2bSa/cJpbnvXJXsFN/fsiuoc+rQiM37ys6jwActXDG6y1qnsphh11ve1KMaimOLH8OoZu6UHgrpOhP",
+	"GnIVJnEaBFNEHE/TTWyRVT6Fde58kHY+SLtAt5330c776Frrje5EoZ0o1CjUjKqLTAsJt0/a3//bP/3+",
+	"X/+6mUCkIA0k25b3dt5NW6FT9iE5p+EFMTLnz41WxHlG5xRXt3OH2XEbO25jx23suI3tVTdvymrk2+74",
+	"jHfIY8fRUosbPKfQOMRLMZMocQ0ak6KBsKQz2SMnMaPK4jE0fhwh1pkodsllot0wTNi5s4Ll3k8Oc2oB",
+	"PR9KpvNsCBb6OPKclIsoK6W/hsGgp3MUJi5pl2vQF1lq7nyOqTuYh5u0s1i1+jTcfQF5uCtyenfSeGQF",
+	"WSqlYFWxw6dwVTu90I5Te+dNqtdtgdxRsw9EakYc6bF9ThIl7d//8pff/fs/aSY7Q1LKAQoJW6SL3RJV",
+	"XCXCuRzSHNKJpaLSSgOuOCpBb1ikqJhC11Kn6IigZ0Cavwuq0J/XSPXzsvsrdzpbJEV+ih0x2qkNdoHS",
+	"O+XBTnnwYflpI4Fqah1xrXfx1TtW8/pYTc+i5JjNLNnjhLR/9zd//tv/9Jtm/GYituc0Lly6ascGCjk9",
+	"QqZQjyyWD5mlIVxGBAvqz7N7r93idraanQbgtmgAGtKHXNOd6uD9V4R7TLU0x9mYLcrDeoK38Vpvt6g6",
+	"jL+Qy39nEdz7W34UiJEcDlnU4wJKXlZUQE+h7K6vWVVfK+UEi1kFDgW8cB2CLpbtDASbpr9hyLIl6LkS",
+	"Jn27Vihv7kwQTkJsY80PxZDUG3nBBFYvoWHItHa/dMB40hcpCnKDaUNnmOfUJ1oJqVKc6ZR5yA/jaqv0",
+	"RRskxhhqZxBt5ESTqVQXXAw73bRqSGFNrviKa7XXF18pKYYpSvQnqF0x9XzZiVgOIdefksbEbI8cp637",
+	"AoRIrqF8WCjHYym6hH2T0NjbdiD0G5IK6pFlKS1nQQX51DIXioaWu+oLZDleCw41wr588tMTIqQa05hr",
+	"ROYcdpNoFiE2P9jfJ8GU0Yszv5TA1y2ZMDmJGWlbsd3VNdUdMqKXLNtkZUFRYHa+mHkw2JLKzQ+P0123",
+	"xq04e3V5Ufx05Cr3OEDV9kHMhZ+f0HDEeidSGCXjZVis2Ph2cIfXW6x7I7W2u60C3C8dotj6wy7VvcZ1",
+	"pxXTFYuYMJzGunmV9Vyft91WkqfFy8YoNN7IrX3BteZiaFGx91/ILfBWXdZNVINbAzaAMJ55wrj8Tsvt",
+	"LaanhmHoaIP+hcabecm+6qd7zvqIqA+oEOfDJpD2kqlLHrLX+cqsV01/gBGR4xlWW884Ds/i2refcbgT",
+	"KRHrVIZcPgYmFf2AgTmyvJ/n61QSM71HnvDY3uf5jFxwEVVHUr6AWbYeQ7m85U+5iHDB2424tBteHm4J",
+	"h78LtrytkqK9QLyj3PPBvyHusVIaPE6dzLC0jFRp7hGdvSE0sOmuzz2IYh28KNJ2QcnkXqciSRXkarLg",
+	"tS0hQsoYJ2kmQNzb6MyVUsMuPdUt0i83eIcnTj36jhbT9UWwJ/jIyg8/TzjLBaHmZZksDe4c6UyffH0W",
+	"gh8xkz71LVKqOkHMLn5norlxE83N1YeqeQLXUR8K+FgrU4IIYV9Jli1SsGnh4RxlZX0vGJtgFWlHRKHM",
+	"05QpRmKqDfl5Eg0xUSTWGOEqTXrRFwtrUkExKqeghaEUZDiB6lTBJFcm5syTTOycr1pVbIdqlwB9x7np",
+	"i0IZqyMSfBSg6gNwxcxvqVNflsohi9tVlsouauNlqQqDXq+ecwHC9GWpdojzPXYonCophmeAGpcqSLOm",
+	"O/fBnfvg1d0HV2G8d1XVVqyq1pThvwtBbWy6BV+vryA1GSaz9iwNPoRz5rOFIvsCTAMGDlAyUXIiNXPi",
+	"hGamS+wCqPJGzbyLCggfXaKlFGk+tT3ypTQjy25xTTS9rAr4f4G7tvTv1A6xrj5vi2wGrmvLqUPtJO4s",
+	"anE0HD7Xt6xK+o6y7yj7jrLfNsr+zmnIHPIrUh1dTzkd3epNqRJcDOvNTV+5Bggm1Jfcn/I4LtC/LhFs",
+	"mtKuI3gA9SF54DAVjbnQ1capUxzWT/5up/osbma5Ccrfyc4KdautUD5R/DQD0prHppkxCx/Z5y5lQkgn",
+	"qIKejhi4Y0WM2p9TY1XRW882r1RQv/QTbhGq0zlqKKff9M7d9taB748wUYfOoKRKm7yqUjikkxMLnvpz",
+	"AFpLKOxf3qsWco1w0RdpNSCIB6ch5GwlK+l5+yJV9JKGet6yQrik6CVX1vPm3tzt0vX6hW1c3zs38LXq",
+	"fN97/HNrKe5Oi7WaFmu4FN16PmHK2ETXRzU4RlKTqXPDjxLWJYrFjGqmCXszsdt1MYnISHgDXZlZ2SPH",
+	"JFIzohLhUB+49Y7QuheBwBtLeUHoKA3DnJGA6ueD4AgzTMXQOdFemmTqkikSxjK8IG3bMOfGX+E1c5qI",
+	"l3a/W/KZgbFvKNGFm1tbwKnATl/Z24Mjs+2gIkJbKieCR7Kz4/uvyQf4mrPoJGDdTp8i3r6Q03qEgD8v",
+	"cGWRakiFi5q5Y1/bkGvDLBKwXYsyOTmf+dRrlt3K2+bp0KmFUgN8YPvDS7cfCITiSEGot+oTwVgEKjFQ",
+	"AqTTjpiqTLNmJaZXdHg9DqfFc3oplSEXbObT1VkUF/QCoqUymti2WN16j3gxLOi58ovHJrCPkdthvkkY",
+	"1Byx59E6bNnerbySkYlkbK8w7drqtrJxWl93W8ZC32FLG8XF0AJHeaUvFBvwN57RNXR4R8Px163hm8IC",
+	"xvTNMyaGZtQ6fLjfbY258H/em597m/qOV7SBksPC1w7R3WoFh6EFZgX+X+9ke+qQgCY0RSgFv1lysP8I",
+	"8MoZe8O10U72wtYA89RgL/xe52hrmfMt5ceiw5txswV5Y+dl+8572b6iw8cAu++4m62BJ1Z6+DmeJPWx",
+	"jVjM0CpTRgZj6Uv12OcN9TBREYRJR6xo4msdw8P3cdDcdB0X0hdX1BKBN2BfrKIlqvYG7IsNaIk+h6NC",
+	"5HUVBVEBBR1U6ZLtPNGOtm7F7/cKuo93Tn2BkFSHDrr1Uomhw1xsGjxLsIfnMgzNmSw8Vd8eT1qnKDR0",
+	"uNMRfsAO9TXQvX13+mNwmg8syxsQxTLHDGCIRYle9sUygjlnVSFtRsORJ1qp6D5kxnvse4J1VMecu9xr",
+	"dkUjql0CEJBJyTvvmX91WrwVEWTjdpr8mNeqB12AdL1X/g75vitVUEuyzc4GtKIn80KZitGxrk2eBrpT",
+	"aHH9ylPIsRRxxUIr/PA4UsylxOJYpqNONzmhignzNGo1dcR8Gm1bLcnouIFe0h707ROerjdzUZrRBsGi",
+	"cQIcD0WbSX30Qecueo/Vyg6VpagQ/q5XLFfU9gH9kf/9xLHF/huokH01I235RcXQ68jOBFayib6ThnLE",
+	"dqy2ZowEaK2x8wSdIwK8c1ojQvQFcMZcDHMli6iBDCukDRnq5mA4xxAPOIujO7ovIOddkIgLIacCvNUD",
+	"IhUJMu/1MztkgAnZplyzShbW6cIZHW9LGc7o+Ia04XZTO3X4+6Y5e3e14fjIyvgqz7uVk07Mq7f8Q90i",
+	"c1Or4HJs2k7I+lA1XNUAfB06ri/kJbiUYcU+jI2UAjhtbqACoffAoMLovshlfm2jSorR8Vk4C2MWdPZI",
+	"DS/QF3XMAFWMhCMWXrCIUE2k8FTePpjgiIgkjrGCEyi32LiZXgv5iaJi69Z4Ijtcc8sUW4yON6/Zyg96",
+	"vaqtBfg21W3t8O67otzaRelfTbe1hEPSpgd+wXdpdElFyOpdnEHf5Au3ep/iKdVYR8WHzr/88fPjZ2ev",
+	"Hr98dXby7PnJT394z1KLg7zIZCmPM6egSzJaUwwfs945TePyLfau8DQ6xnW+YtpA9b8tyVhuGpjihnyV",
+	"Ye5XfMxqI6BtgzsazEX29HaOBc2x1BpaOyiuArirURkWj+WUTAw7a9653H4jyrYvJdFJOCKKaZmokEEd",
+	"ADMfRa8Zuz1B5u9mnSyL3dBWzLRxGG4g1ZQW8gqX3MmxkkadP/kxxGNjaHYScSOVhpsCxCkF6+YCuLVz",
+	"EweuXifnRjGIRJkgxnWpVJ0BmCvg8z07NG/ceA3ruiHjRmGtS4wa9tuqJo3qWeEqvFhhhR4Z17p522+N",
+	"5zy1jetmxXJ6pG2JSgczw/ufBjTWrIPrqluIq8aXX4rzKz+XMmZUbNmCY+FkuQUn3cLOgrOz4OwsOFuw",
+	"4CQOX5crNNVZcOwVcsENp3Ga/Z5wy1JeQl1HkyjBoj3yeEx5rEFnkwj+TcK6JKSa9bjQTGhukU88qwsL",
+	"SAuLbZ5Nt0PfjCmkrprZB2sK2VXw2eHQDy53+o3VLfEWsMUV+eDPpRawmyz8aFe408R+wBawGgDevgXs",
+	"kNBzzYRB/w/P2zgTT5cEIonjwBmgwMlEwkg0xg575HMGUhc1aEazKyftACWxQwJSW9Ahil3KC6bJiOu0",
+	"ciWK8r4mIqGGSBGyPeISpzgP8CCtqAhlUVwyH7RvBVbyDPK1MUtFMXE1FcUwIXyrUBGT0FgxGs0I1zph",
+	"katbmRXCvKNJgLuIXrr1B32h6UyTkZxC1ao9cgxysrOQETqlM4wsCyCXXEBorGV6FrjiXAZGt14Xk91F",
+	"AxuRIBij7mNMZ2QkY1jX+BZXvnx3XO/7ogqApyNJtOFxTORU6KqqPNk59IU7iEcksJ3PbJcz570VkETE",
+	"AGQ+/OFcRjMfG9EXwYiKSF4yFUDlVhKli7H3Z3/xDSCZiS+l+nN5Di/VjJjoCwcwhAswXecCLA5BQZZO",
+	"YklQAHqVYCBVyA6JlQ+CvmiDisc5nGlDZy6d8DmCZaqFgcNJhOExoSSmhqncFnD0PXIsZoV9eKjvgU43",
+	"Sw5Do0gxDSdoJBnx8SGxc4H/W0xDnL6cl3EsxRBVeL4IEkJSX6A3XfolIm0tnXZvggkUCOa18LXlyFC6",
+	"t9EX2RTu4UP+1Kmo62oPX7Gfs9AKObWGbsdS3C5Dt13Uxg3dhUGv1T60kK1yhu53n73aiZU7sfI9TJ4N",
+	"3sRCmjOHs5cOM9fhrWWa1ZCZM5mYMzlouJyqPruc3FfLyU2eQAy1Zwe6JKg45YC0KcHfkZuQidE8Yjkz",
+	"7B20cWlkVMo3nh8A/Nxz9tvcG7dtO7sCIOuWEgZh4czQiwaoId/2bbdlWfozkFeWFyDOmmbv2DObTd9w",
+	"2v5ttzXHfy+vaz3XY3NoAKXA0Gnn9HxVDW2oYYckyJ1g0CVBdizBUaVMgckKCjy2HORlF5Ba0logTnbK",
+	"yRqpBGAnKJ2jHz4VPCC3YlEGuFWuER+QN9xNKVpTR7qmita7Hnq2UO8GHefqk/U4MRXeQNvpGbBqeHDB",
+	"RaSDbl+407DEq2MBHORmeAeHhL2hoYln3g08MNLKGE+B8gjnotAX+Na4GbncBlW0y0jv5t2mZWLVF0ik",
+	"dGePfDazLwxePChoaF7kLaiyDvYP3PO0f/eFp57eMUSjTsOin7G8ZEQlQhNq+YdzGl4MlaUMoD1wBFxd",
+	"QE7Fc1SOdDGmTArWFzktwlFODUba9/fvd0DRNGLkm4Ql4KkoPIcxUXJopfq+CIbM/DjFOOjHSB5TcL+C",
+	"NA92gS7Zgz1qV1KRKDmFG4VVBP1kf/9BaO8N/sX2LGCx6AxHZZcWjbZT9ieH4zqgjcOZ7Gb7wqX79snp",
+	"MZFFyojc0SSkE0xuD3zNJDFkxMcEcCA3hOu+sLwFgpLXWHBDhpbrsMfrNW1w09yQcxZLqEwhSdsFE6Ca",
+	"ooOKHE1irp3iBhJvJuKOJoGdcBDLaaoyo8jp7JGvuBn1RQZW3RTH+2A/2+6Oxpg/AAAujCTcHOVaou4U",
+	"82bAgyBDmV+/c4fCQuPZIeLBAzXAXYCiSEM7BlykYqjEcougiZE9+v+zdz2tTQRR/KsMnrKwreDRHhUp",
+	"1IMHPZlCJ8lkHUxmltnZlhV66EH0oJ705KFSrCcpikohRfpl2iR+C3nvzUwnmw1F295yCyH7JjvvzZv3",
+	"+/H+FIXM1BDUFKIzUyqmVVtJm6SMSBr8DslULId0p9utLOO/oTSDXUXjjzkqd/e5xFwwcQPGjA1IcEDV",
+	"c5nnyKpqbA9clENsOVIqRq3AfHdhuyO7gkggPzVURWfu4n51D7QVVxUbaiNqglr0EjQS4YUwms7mVpcX",
+	"Xd6DSNh7IUp3wqddXyIeHFpKfBnEEqC8PvKbznzoBHUqtoWntS+MLy/ZQnPGddYQ53IIQLASpa8hYF8p",
+	"88IZqDfb4ELx1Qc7oI1M+z5Jq+wxqamtLuPzvEDYrgWcXsy4LSb12Dyn5/i4tqoRcvgAOiB8JFB7bBGz",
+	"11b/Se2tR3TnDeVz+CX+KeX6zrUvvyiwjSnp1N0BtYhwWci6pGqWVM2SqllSNTdO1VyZNrmusxSbiiTl",
+	"+uTtOY4hWRZXXAGOryM+ghsYQ0w3FSOGvZMvJ9O9N2ejz+N3h0kTYAd5olsaaSsE5R3BjTBgyLfuPt3c",
+	"TcH+5IaowjebQUgdjz8EQCSKIkWQJ+EjBloF8RBsKCzvcctXo+b0VWHBkOZ74fvUkNZAZ4CGXe5GygY6",
+	"06VNQlZGXnYGskupI+jitoWR/YrNJHVES8I93LDgI6HzgUgd7jEax9yiTyNagee40Ub2RCyN9nFenG9n",
+	"wKwRYm0WyPuP3j1TVQpErnFZR1TJ0bTABrwv3D45N5YmVlmR0Y3iwYNz/BjGKxYSdtAFdyTNEog2BvW8",
+	"6GV4DmHyCiWhlD1pQREz29pzRS41o8CUidZkdDr5eRC0RtBSmOKZzCMhmF/RIOReSLdonR8djF8fXyYo",
+	"5Gc0CfMoqDXdez/5cXI2GiWw+eGZWI77bYOYBxfwqTU93p+efpwefTv//SFhWrlEkZiPiqUS8nqSN4m9",
+	"X5K3FzjVhsSP9w//vHqbRBJ6/leL1FWbt2F5xrZ1l3fKATfVGjXxBGehDcPW2K73Ac/CkB1pL1p7EuSO",
+	"rRI8QMMhQszllD3+/ondZucvv45/HSf+YLmMGz/3M63PHKI9mwFi0bJUJra7ufs3AAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

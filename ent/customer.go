@@ -66,6 +66,8 @@ type Customer struct {
 	NameNorm string `json:"name_norm,omitempty"`
 	// Status holds the value of the "status" field.
 	Status customer.Status `json:"status,omitempty"`
+	// MergedIntoID holds the value of the "merged_into_id" field.
+	MergedIntoID *uuid.UUID `json:"merged_into_id,omitempty"`
 	// DealStatus holds the value of the "deal_status" field.
 	DealStatus bool `json:"deal_status,omitempty"`
 	// DealAt holds the value of the "deal_at" field.
@@ -80,7 +82,7 @@ func (*Customer) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case customer.FieldCreditLimit:
 			values[i] = &sql.NullScanner{S: new(money.Money)}
-		case customer.FieldOwnerID:
+		case customer.FieldOwnerID, customer.FieldMergedIntoID:
 			values[i] = &sql.NullScanner{S: new(uuid.UUID)}
 		case customer.FieldTags:
 			values[i] = new([]byte)
@@ -262,6 +264,13 @@ func (_m *Customer) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.Status = customer.Status(value.String)
 			}
+		case customer.FieldMergedIntoID:
+			if value, ok := values[i].(*sql.NullScanner); !ok {
+				return fmt.Errorf("unexpected type %T for field merged_into_id", values[i])
+			} else if value.Valid {
+				_m.MergedIntoID = new(uuid.UUID)
+				*_m.MergedIntoID = *value.S.(*uuid.UUID)
+			}
 		case customer.FieldDealStatus:
 			if value, ok := values[i].(*sql.NullBool); !ok {
 				return fmt.Errorf("unexpected type %T for field deal_status", values[i])
@@ -393,6 +402,11 @@ func (_m *Customer) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("status=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Status))
+	builder.WriteString(", ")
+	if v := _m.MergedIntoID; v != nil {
+		builder.WriteString("merged_into_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
 	builder.WriteString(", ")
 	builder.WriteString("deal_status=")
 	builder.WriteString(fmt.Sprintf("%v", _m.DealStatus))

@@ -323,6 +323,20 @@ func (_c *CustomerCreate) SetNillableStatus(v *customer.Status) *CustomerCreate 
 	return _c
 }
 
+// SetMergedIntoID sets the "merged_into_id" field.
+func (_c *CustomerCreate) SetMergedIntoID(v uuid.UUID) *CustomerCreate {
+	_c.mutation.SetMergedIntoID(v)
+	return _c
+}
+
+// SetNillableMergedIntoID sets the "merged_into_id" field if the given value is not nil.
+func (_c *CustomerCreate) SetNillableMergedIntoID(v *uuid.UUID) *CustomerCreate {
+	if v != nil {
+		_c.SetMergedIntoID(*v)
+	}
+	return _c
+}
+
 // SetDealStatus sets the "deal_status" field.
 func (_c *CustomerCreate) SetDealStatus(v bool) *CustomerCreate {
 	_c.mutation.SetDealStatus(v)
@@ -686,6 +700,10 @@ func (_c *CustomerCreate) createSpec() (*Customer, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Status(); ok {
 		_spec.SetField(customer.FieldStatus, field.TypeEnum, value)
 		_node.Status = value
+	}
+	if value, ok := _c.mutation.MergedIntoID(); ok {
+		_spec.SetField(customer.FieldMergedIntoID, field.TypeUUID, value)
+		_node.MergedIntoID = &value
 	}
 	if value, ok := _c.mutation.DealStatus(); ok {
 		_spec.SetField(customer.FieldDealStatus, field.TypeBool, value)
@@ -1056,6 +1074,24 @@ func (u *CustomerUpsert) SetStatus(v customer.Status) *CustomerUpsert {
 // UpdateStatus sets the "status" field to the value that was provided on create.
 func (u *CustomerUpsert) UpdateStatus() *CustomerUpsert {
 	u.SetExcluded(customer.FieldStatus)
+	return u
+}
+
+// SetMergedIntoID sets the "merged_into_id" field.
+func (u *CustomerUpsert) SetMergedIntoID(v uuid.UUID) *CustomerUpsert {
+	u.Set(customer.FieldMergedIntoID, v)
+	return u
+}
+
+// UpdateMergedIntoID sets the "merged_into_id" field to the value that was provided on create.
+func (u *CustomerUpsert) UpdateMergedIntoID() *CustomerUpsert {
+	u.SetExcluded(customer.FieldMergedIntoID)
+	return u
+}
+
+// ClearMergedIntoID clears the value of the "merged_into_id" field.
+func (u *CustomerUpsert) ClearMergedIntoID() *CustomerUpsert {
+	u.SetNull(customer.FieldMergedIntoID)
 	return u
 }
 
@@ -1501,6 +1537,27 @@ func (u *CustomerUpsertOne) SetStatus(v customer.Status) *CustomerUpsertOne {
 func (u *CustomerUpsertOne) UpdateStatus() *CustomerUpsertOne {
 	return u.Update(func(s *CustomerUpsert) {
 		s.UpdateStatus()
+	})
+}
+
+// SetMergedIntoID sets the "merged_into_id" field.
+func (u *CustomerUpsertOne) SetMergedIntoID(v uuid.UUID) *CustomerUpsertOne {
+	return u.Update(func(s *CustomerUpsert) {
+		s.SetMergedIntoID(v)
+	})
+}
+
+// UpdateMergedIntoID sets the "merged_into_id" field to the value that was provided on create.
+func (u *CustomerUpsertOne) UpdateMergedIntoID() *CustomerUpsertOne {
+	return u.Update(func(s *CustomerUpsert) {
+		s.UpdateMergedIntoID()
+	})
+}
+
+// ClearMergedIntoID clears the value of the "merged_into_id" field.
+func (u *CustomerUpsertOne) ClearMergedIntoID() *CustomerUpsertOne {
+	return u.Update(func(s *CustomerUpsert) {
+		s.ClearMergedIntoID()
 	})
 }
 
@@ -2118,6 +2175,27 @@ func (u *CustomerUpsertBulk) SetStatus(v customer.Status) *CustomerUpsertBulk {
 func (u *CustomerUpsertBulk) UpdateStatus() *CustomerUpsertBulk {
 	return u.Update(func(s *CustomerUpsert) {
 		s.UpdateStatus()
+	})
+}
+
+// SetMergedIntoID sets the "merged_into_id" field.
+func (u *CustomerUpsertBulk) SetMergedIntoID(v uuid.UUID) *CustomerUpsertBulk {
+	return u.Update(func(s *CustomerUpsert) {
+		s.SetMergedIntoID(v)
+	})
+}
+
+// UpdateMergedIntoID sets the "merged_into_id" field to the value that was provided on create.
+func (u *CustomerUpsertBulk) UpdateMergedIntoID() *CustomerUpsertBulk {
+	return u.Update(func(s *CustomerUpsert) {
+		s.UpdateMergedIntoID()
+	})
+}
+
+// ClearMergedIntoID clears the value of the "merged_into_id" field.
+func (u *CustomerUpsertBulk) ClearMergedIntoID() *CustomerUpsertBulk {
+	return u.Update(func(s *CustomerUpsert) {
+		s.ClearMergedIntoID()
 	})
 }
 

@@ -379,6 +379,26 @@ func (_u *CustomerUpdate) SetNillableStatus(v *customer.Status) *CustomerUpdate 
 	return _u
 }
 
+// SetMergedIntoID sets the "merged_into_id" field.
+func (_u *CustomerUpdate) SetMergedIntoID(v uuid.UUID) *CustomerUpdate {
+	_u.mutation.SetMergedIntoID(v)
+	return _u
+}
+
+// SetNillableMergedIntoID sets the "merged_into_id" field if the given value is not nil.
+func (_u *CustomerUpdate) SetNillableMergedIntoID(v *uuid.UUID) *CustomerUpdate {
+	if v != nil {
+		_u.SetMergedIntoID(*v)
+	}
+	return _u
+}
+
+// ClearMergedIntoID clears the value of the "merged_into_id" field.
+func (_u *CustomerUpdate) ClearMergedIntoID() *CustomerUpdate {
+	_u.mutation.ClearMergedIntoID()
+	return _u
+}
+
 // SetDealStatus sets the "deal_status" field.
 func (_u *CustomerUpdate) SetDealStatus(v bool) *CustomerUpdate {
 	_u.mutation.SetDealStatus(v)
@@ -611,6 +631,12 @@ func (_u *CustomerUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.Status(); ok {
 		_spec.SetField(customer.FieldStatus, field.TypeEnum, value)
+	}
+	if value, ok := _u.mutation.MergedIntoID(); ok {
+		_spec.SetField(customer.FieldMergedIntoID, field.TypeUUID, value)
+	}
+	if _u.mutation.MergedIntoIDCleared() {
+		_spec.ClearField(customer.FieldMergedIntoID, field.TypeUUID)
 	}
 	if value, ok := _u.mutation.DealStatus(); ok {
 		_spec.SetField(customer.FieldDealStatus, field.TypeBool, value)
@@ -990,6 +1016,26 @@ func (_u *CustomerUpdateOne) SetNillableStatus(v *customer.Status) *CustomerUpda
 	return _u
 }
 
+// SetMergedIntoID sets the "merged_into_id" field.
+func (_u *CustomerUpdateOne) SetMergedIntoID(v uuid.UUID) *CustomerUpdateOne {
+	_u.mutation.SetMergedIntoID(v)
+	return _u
+}
+
+// SetNillableMergedIntoID sets the "merged_into_id" field if the given value is not nil.
+func (_u *CustomerUpdateOne) SetNillableMergedIntoID(v *uuid.UUID) *CustomerUpdateOne {
+	if v != nil {
+		_u.SetMergedIntoID(*v)
+	}
+	return _u
+}
+
+// ClearMergedIntoID clears the value of the "merged_into_id" field.
+func (_u *CustomerUpdateOne) ClearMergedIntoID() *CustomerUpdateOne {
+	_u.mutation.ClearMergedIntoID()
+	return _u
+}
+
 // SetDealStatus sets the "deal_status" field.
 func (_u *CustomerUpdateOne) SetDealStatus(v bool) *CustomerUpdateOne {
 	_u.mutation.SetDealStatus(v)
@@ -1252,6 +1298,12 @@ func (_u *CustomerUpdateOne) sqlSave(ctx context.Context) (_node *Customer, err 
 	}
 	if value, ok := _u.mutation.Status(); ok {
 		_spec.SetField(customer.FieldStatus, field.TypeEnum, value)
+	}
+	if value, ok := _u.mutation.MergedIntoID(); ok {
+		_spec.SetField(customer.FieldMergedIntoID, field.TypeUUID, value)
+	}
+	if _u.mutation.MergedIntoIDCleared() {
+		_spec.ClearField(customer.FieldMergedIntoID, field.TypeUUID)
 	}
 	if value, ok := _u.mutation.DealStatus(); ok {
 		_spec.SetField(customer.FieldDealStatus, field.TypeBool, value)

@@ -71,7 +71,9 @@ type Lead struct {
 	Status lead.Status `json:"status,omitempty"`
 	// ConvertedCustomerID holds the value of the "converted_customer_id" field.
 	ConvertedCustomerID *uuid.UUID `json:"converted_customer_id,omitempty"`
-	selectValues        sql.SelectValues
+	// MergedIntoID holds the value of the "merged_into_id" field.
+	MergedIntoID *uuid.UUID `json:"merged_into_id,omitempty"`
+	selectValues sql.SelectValues
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -79,7 +81,7 @@ func (*Lead) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case lead.FieldOwnerID, lead.FieldConvertedCustomerID:
+		case lead.FieldOwnerID, lead.FieldConvertedCustomerID, lead.FieldMergedIntoID:
 			values[i] = &sql.NullScanner{S: new(uuid.UUID)}
 		case lead.FieldTags:
 			values[i] = new([]byte)
@@ -277,6 +279,13 @@ func (_m *Lead) assignValues(columns []string, values []any) error {
 				_m.ConvertedCustomerID = new(uuid.UUID)
 				*_m.ConvertedCustomerID = *value.S.(*uuid.UUID)
 			}
+		case lead.FieldMergedIntoID:
+			if value, ok := values[i].(*sql.NullScanner); !ok {
+				return fmt.Errorf("unexpected type %T for field merged_into_id", values[i])
+			} else if value.Valid {
+				_m.MergedIntoID = new(uuid.UUID)
+				*_m.MergedIntoID = *value.S.(*uuid.UUID)
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -402,6 +411,11 @@ func (_m *Lead) String() string {
 	builder.WriteString(", ")
 	if v := _m.ConvertedCustomerID; v != nil {
 		builder.WriteString("converted_customer_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	if v := _m.MergedIntoID; v != nil {
+		builder.WriteString("merged_into_id=")
 		builder.WriteString(fmt.Sprintf("%v", *v))
 	}
 	builder.WriteByte(')')

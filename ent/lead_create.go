@@ -364,6 +364,20 @@ func (_c *LeadCreate) SetNillableConvertedCustomerID(v *uuid.UUID) *LeadCreate {
 	return _c
 }
 
+// SetMergedIntoID sets the "merged_into_id" field.
+func (_c *LeadCreate) SetMergedIntoID(v uuid.UUID) *LeadCreate {
+	_c.mutation.SetMergedIntoID(v)
+	return _c
+}
+
+// SetNillableMergedIntoID sets the "merged_into_id" field if the given value is not nil.
+func (_c *LeadCreate) SetNillableMergedIntoID(v *uuid.UUID) *LeadCreate {
+	if v != nil {
+		_c.SetMergedIntoID(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *LeadCreate) SetID(v uuid.UUID) *LeadCreate {
 	_c.mutation.SetID(v)
@@ -725,6 +739,10 @@ func (_c *LeadCreate) createSpec() (*Lead, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.ConvertedCustomerID(); ok {
 		_spec.SetField(lead.FieldConvertedCustomerID, field.TypeUUID, value)
 		_node.ConvertedCustomerID = &value
+	}
+	if value, ok := _c.mutation.MergedIntoID(); ok {
+		_spec.SetField(lead.FieldMergedIntoID, field.TypeUUID, value)
+		_node.MergedIntoID = &value
 	}
 	return _node, _spec
 }
@@ -1123,6 +1141,24 @@ func (u *LeadUpsert) UpdateConvertedCustomerID() *LeadUpsert {
 // ClearConvertedCustomerID clears the value of the "converted_customer_id" field.
 func (u *LeadUpsert) ClearConvertedCustomerID() *LeadUpsert {
 	u.SetNull(lead.FieldConvertedCustomerID)
+	return u
+}
+
+// SetMergedIntoID sets the "merged_into_id" field.
+func (u *LeadUpsert) SetMergedIntoID(v uuid.UUID) *LeadUpsert {
+	u.Set(lead.FieldMergedIntoID, v)
+	return u
+}
+
+// UpdateMergedIntoID sets the "merged_into_id" field to the value that was provided on create.
+func (u *LeadUpsert) UpdateMergedIntoID() *LeadUpsert {
+	u.SetExcluded(lead.FieldMergedIntoID)
+	return u
+}
+
+// ClearMergedIntoID clears the value of the "merged_into_id" field.
+func (u *LeadUpsert) ClearMergedIntoID() *LeadUpsert {
+	u.SetNull(lead.FieldMergedIntoID)
 	return u
 }
 
@@ -1580,6 +1616,27 @@ func (u *LeadUpsertOne) UpdateConvertedCustomerID() *LeadUpsertOne {
 func (u *LeadUpsertOne) ClearConvertedCustomerID() *LeadUpsertOne {
 	return u.Update(func(s *LeadUpsert) {
 		s.ClearConvertedCustomerID()
+	})
+}
+
+// SetMergedIntoID sets the "merged_into_id" field.
+func (u *LeadUpsertOne) SetMergedIntoID(v uuid.UUID) *LeadUpsertOne {
+	return u.Update(func(s *LeadUpsert) {
+		s.SetMergedIntoID(v)
+	})
+}
+
+// UpdateMergedIntoID sets the "merged_into_id" field to the value that was provided on create.
+func (u *LeadUpsertOne) UpdateMergedIntoID() *LeadUpsertOne {
+	return u.Update(func(s *LeadUpsert) {
+		s.UpdateMergedIntoID()
+	})
+}
+
+// ClearMergedIntoID clears the value of the "merged_into_id" field.
+func (u *LeadUpsertOne) ClearMergedIntoID() *LeadUpsertOne {
+	return u.Update(func(s *LeadUpsert) {
+		s.ClearMergedIntoID()
 	})
 }
 
@@ -2204,6 +2261,27 @@ func (u *LeadUpsertBulk) UpdateConvertedCustomerID() *LeadUpsertBulk {
 func (u *LeadUpsertBulk) ClearConvertedCustomerID() *LeadUpsertBulk {
 	return u.Update(func(s *LeadUpsert) {
 		s.ClearConvertedCustomerID()
+	})
+}
+
+// SetMergedIntoID sets the "merged_into_id" field.
+func (u *LeadUpsertBulk) SetMergedIntoID(v uuid.UUID) *LeadUpsertBulk {
+	return u.Update(func(s *LeadUpsert) {
+		s.SetMergedIntoID(v)
+	})
+}
+
+// UpdateMergedIntoID sets the "merged_into_id" field to the value that was provided on create.
+func (u *LeadUpsertBulk) UpdateMergedIntoID() *LeadUpsertBulk {
+	return u.Update(func(s *LeadUpsert) {
+		s.UpdateMergedIntoID()
+	})
+}
+
+// ClearMergedIntoID clears the value of the "merged_into_id" field.
+func (u *LeadUpsertBulk) ClearMergedIntoID() *LeadUpsertBulk {
+	return u.Update(func(s *LeadUpsert) {
+		s.ClearMergedIntoID()
 	})
 }
 

@@ -420,6 +420,26 @@ func (_u *LeadUpdate) ClearConvertedCustomerID() *LeadUpdate {
 	return _u
 }
 
+// SetMergedIntoID sets the "merged_into_id" field.
+func (_u *LeadUpdate) SetMergedIntoID(v uuid.UUID) *LeadUpdate {
+	_u.mutation.SetMergedIntoID(v)
+	return _u
+}
+
+// SetNillableMergedIntoID sets the "merged_into_id" field if the given value is not nil.
+func (_u *LeadUpdate) SetNillableMergedIntoID(v *uuid.UUID) *LeadUpdate {
+	if v != nil {
+		_u.SetMergedIntoID(*v)
+	}
+	return _u
+}
+
+// ClearMergedIntoID clears the value of the "merged_into_id" field.
+func (_u *LeadUpdate) ClearMergedIntoID() *LeadUpdate {
+	_u.mutation.ClearMergedIntoID()
+	return _u
+}
+
 // Mutation returns the LeadMutation object of the builder.
 func (_u *LeadUpdate) Mutation() *LeadMutation {
 	return _u.mutation
@@ -627,6 +647,12 @@ func (_u *LeadUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.ConvertedCustomerIDCleared() {
 		_spec.ClearField(lead.FieldConvertedCustomerID, field.TypeUUID)
+	}
+	if value, ok := _u.mutation.MergedIntoID(); ok {
+		_spec.SetField(lead.FieldMergedIntoID, field.TypeUUID, value)
+	}
+	if _u.mutation.MergedIntoIDCleared() {
+		_spec.ClearField(lead.FieldMergedIntoID, field.TypeUUID)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
@@ -1039,6 +1065,26 @@ func (_u *LeadUpdateOne) ClearConvertedCustomerID() *LeadUpdateOne {
 	return _u
 }
 
+// SetMergedIntoID sets the "merged_into_id" field.
+func (_u *LeadUpdateOne) SetMergedIntoID(v uuid.UUID) *LeadUpdateOne {
+	_u.mutation.SetMergedIntoID(v)
+	return _u
+}
+
+// SetNillableMergedIntoID sets the "merged_into_id" field if the given value is not nil.
+func (_u *LeadUpdateOne) SetNillableMergedIntoID(v *uuid.UUID) *LeadUpdateOne {
+	if v != nil {
+		_u.SetMergedIntoID(*v)
+	}
+	return _u
+}
+
+// ClearMergedIntoID clears the value of the "merged_into_id" field.
+func (_u *LeadUpdateOne) ClearMergedIntoID() *LeadUpdateOne {
+	_u.mutation.ClearMergedIntoID()
+	return _u
+}
+
 // Mutation returns the LeadMutation object of the builder.
 func (_u *LeadUpdateOne) Mutation() *LeadMutation {
 	return _u.mutation
@@ -1276,6 +1322,12 @@ func (_u *LeadUpdateOne) sqlSave(ctx context.Context) (_node *Lead, err error) {
 	}
 	if _u.mutation.ConvertedCustomerIDCleared() {
 		_spec.ClearField(lead.FieldConvertedCustomerID, field.TypeUUID)
+	}
+	if value, ok := _u.mutation.MergedIntoID(); ok {
+		_spec.SetField(lead.FieldMergedIntoID, field.TypeUUID, value)
+	}
+	if _u.mutation.MergedIntoIDCleared() {
+		_spec.ClearField(lead.FieldMergedIntoID, field.TypeUUID)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	_node = &Lead{config: _u.config}

@@ -4847,6 +4847,7 @@ type CustomerMutation struct {
 	appendtags        []string
 	name_norm         *string
 	status            *customer.Status
+	merged_into_id    *uuid.UUID
 	deal_status       *bool
 	deal_at           *time.Time
 	clearedFields     map[string]struct{}
@@ -5913,6 +5914,55 @@ func (m *CustomerMutation) ResetStatus() {
 	m.status = nil
 }
 
+// SetMergedIntoID sets the "merged_into_id" field.
+func (m *CustomerMutation) SetMergedIntoID(u uuid.UUID) {
+	m.merged_into_id = &u
+}
+
+// MergedIntoID returns the value of the "merged_into_id" field in the mutation.
+func (m *CustomerMutation) MergedIntoID() (r uuid.UUID, exists bool) {
+	v := m.merged_into_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMergedIntoID returns the old "merged_into_id" field's value of the Customer entity.
+// If the Customer object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CustomerMutation) OldMergedIntoID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMergedIntoID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMergedIntoID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMergedIntoID: %w", err)
+	}
+	return oldValue.MergedIntoID, nil
+}
+
+// ClearMergedIntoID clears the value of the "merged_into_id" field.
+func (m *CustomerMutation) ClearMergedIntoID() {
+	m.merged_into_id = nil
+	m.clearedFields[customer.FieldMergedIntoID] = struct{}{}
+}
+
+// MergedIntoIDCleared returns if the "merged_into_id" field was cleared in this mutation.
+func (m *CustomerMutation) MergedIntoIDCleared() bool {
+	_, ok := m.clearedFields[customer.FieldMergedIntoID]
+	return ok
+}
+
+// ResetMergedIntoID resets all changes to the "merged_into_id" field.
+func (m *CustomerMutation) ResetMergedIntoID() {
+	m.merged_into_id = nil
+	delete(m.clearedFields, customer.FieldMergedIntoID)
+}
+
 // SetDealStatus sets the "deal_status" field.
 func (m *CustomerMutation) SetDealStatus(b bool) {
 	m.deal_status = &b
@@ -6032,7 +6082,7 @@ func (m *CustomerMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *CustomerMutation) Fields() []string {
-	fields := make([]string, 0, 25)
+	fields := make([]string, 0, 26)
 	if m.created_at != nil {
 		fields = append(fields, customer.FieldCreatedAt)
 	}
@@ -6102,6 +6152,9 @@ func (m *CustomerMutation) Fields() []string {
 	if m.status != nil {
 		fields = append(fields, customer.FieldStatus)
 	}
+	if m.merged_into_id != nil {
+		fields = append(fields, customer.FieldMergedIntoID)
+	}
 	if m.deal_status != nil {
 		fields = append(fields, customer.FieldDealStatus)
 	}
@@ -6162,6 +6215,8 @@ func (m *CustomerMutation) Field(name string) (ent.Value, bool) {
 		return m.NameNorm()
 	case customer.FieldStatus:
 		return m.Status()
+	case customer.FieldMergedIntoID:
+		return m.MergedIntoID()
 	case customer.FieldDealStatus:
 		return m.DealStatus()
 	case customer.FieldDealAt:
@@ -6221,6 +6276,8 @@ func (m *CustomerMutation) OldField(ctx context.Context, name string) (ent.Value
 		return m.OldNameNorm(ctx)
 	case customer.FieldStatus:
 		return m.OldStatus(ctx)
+	case customer.FieldMergedIntoID:
+		return m.OldMergedIntoID(ctx)
 	case customer.FieldDealStatus:
 		return m.OldDealStatus(ctx)
 	case customer.FieldDealAt:
@@ -6395,6 +6452,13 @@ func (m *CustomerMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetStatus(v)
 		return nil
+	case customer.FieldMergedIntoID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMergedIntoID(v)
+		return nil
 	case customer.FieldDealStatus:
 		v, ok := value.(bool)
 		if !ok {
@@ -6475,6 +6539,9 @@ func (m *CustomerMutation) ClearedFields() []string {
 	if m.FieldCleared(customer.FieldCreditLimit) {
 		fields = append(fields, customer.FieldCreditLimit)
 	}
+	if m.FieldCleared(customer.FieldMergedIntoID) {
+		fields = append(fields, customer.FieldMergedIntoID)
+	}
 	if m.FieldCleared(customer.FieldDealAt) {
 		fields = append(fields, customer.FieldDealAt)
 	}
@@ -6512,6 +6579,9 @@ func (m *CustomerMutation) ClearField(name string) error {
 		return nil
 	case customer.FieldCreditLimit:
 		m.ClearCreditLimit()
+		return nil
+	case customer.FieldMergedIntoID:
+		m.ClearMergedIntoID()
 		return nil
 	case customer.FieldDealAt:
 		m.ClearDealAt()
@@ -6592,6 +6662,9 @@ func (m *CustomerMutation) ResetField(name string) error {
 		return nil
 	case customer.FieldStatus:
 		m.ResetStatus()
+		return nil
+	case customer.FieldMergedIntoID:
+		m.ResetMergedIntoID()
 		return nil
 	case customer.FieldDealStatus:
 		m.ResetDealStatus()
@@ -9661,6 +9734,7 @@ type LeadMutation struct {
 	email_norm            *string
 	status                *lead.Status
 	converted_customer_id *uuid.UUID
+	merged_into_id        *uuid.UUID
 	clearedFields         map[string]struct{}
 	done                  bool
 	oldValue              func(context.Context) (*Lead, error)
@@ -10833,6 +10907,55 @@ func (m *LeadMutation) ResetConvertedCustomerID() {
 	delete(m.clearedFields, lead.FieldConvertedCustomerID)
 }
 
+// SetMergedIntoID sets the "merged_into_id" field.
+func (m *LeadMutation) SetMergedIntoID(u uuid.UUID) {
+	m.merged_into_id = &u
+}
+
+// MergedIntoID returns the value of the "merged_into_id" field in the mutation.
+func (m *LeadMutation) MergedIntoID() (r uuid.UUID, exists bool) {
+	v := m.merged_into_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMergedIntoID returns the old "merged_into_id" field's value of the Lead entity.
+// If the Lead object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *LeadMutation) OldMergedIntoID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMergedIntoID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMergedIntoID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMergedIntoID: %w", err)
+	}
+	return oldValue.MergedIntoID, nil
+}
+
+// ClearMergedIntoID clears the value of the "merged_into_id" field.
+func (m *LeadMutation) ClearMergedIntoID() {
+	m.merged_into_id = nil
+	m.clearedFields[lead.FieldMergedIntoID] = struct{}{}
+}
+
+// MergedIntoIDCleared returns if the "merged_into_id" field was cleared in this mutation.
+func (m *LeadMutation) MergedIntoIDCleared() bool {
+	_, ok := m.clearedFields[lead.FieldMergedIntoID]
+	return ok
+}
+
+// ResetMergedIntoID resets all changes to the "merged_into_id" field.
+func (m *LeadMutation) ResetMergedIntoID() {
+	m.merged_into_id = nil
+	delete(m.clearedFields, lead.FieldMergedIntoID)
+}
+
 // Where appends a list predicates to the LeadMutation builder.
 func (m *LeadMutation) Where(ps ...predicate.Lead) {
 	m.predicates = append(m.predicates, ps...)
@@ -10867,7 +10990,7 @@ func (m *LeadMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *LeadMutation) Fields() []string {
-	fields := make([]string, 0, 26)
+	fields := make([]string, 0, 27)
 	if m.created_at != nil {
 		fields = append(fields, lead.FieldCreatedAt)
 	}
@@ -10946,6 +11069,9 @@ func (m *LeadMutation) Fields() []string {
 	if m.converted_customer_id != nil {
 		fields = append(fields, lead.FieldConvertedCustomerID)
 	}
+	if m.merged_into_id != nil {
+		fields = append(fields, lead.FieldMergedIntoID)
+	}
 	return fields
 }
 
@@ -11006,6 +11132,8 @@ func (m *LeadMutation) Field(name string) (ent.Value, bool) {
 		return m.Status()
 	case lead.FieldConvertedCustomerID:
 		return m.ConvertedCustomerID()
+	case lead.FieldMergedIntoID:
+		return m.MergedIntoID()
 	}
 	return nil, false
 }
@@ -11067,6 +11195,8 @@ func (m *LeadMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldStatus(ctx)
 	case lead.FieldConvertedCustomerID:
 		return m.OldConvertedCustomerID(ctx)
+	case lead.FieldMergedIntoID:
+		return m.OldMergedIntoID(ctx)
 	}
 	return nil, fmt.Errorf("unknown Lead field %s", name)
 }
@@ -11258,6 +11388,13 @@ func (m *LeadMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetConvertedCustomerID(v)
 		return nil
+	case lead.FieldMergedIntoID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMergedIntoID(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Lead field %s", name)
 }
@@ -11324,6 +11461,9 @@ func (m *LeadMutation) ClearedFields() []string {
 	if m.FieldCleared(lead.FieldConvertedCustomerID) {
 		fields = append(fields, lead.FieldConvertedCustomerID)
 	}
+	if m.FieldCleared(lead.FieldMergedIntoID) {
+		fields = append(fields, lead.FieldMergedIntoID)
+	}
 	return fields
 }
 
@@ -11358,6 +11498,9 @@ func (m *LeadMutation) ClearField(name string) error {
 		return nil
 	case lead.FieldConvertedCustomerID:
 		m.ClearConvertedCustomerID()
+		return nil
+	case lead.FieldMergedIntoID:
+		m.ClearMergedIntoID()
 		return nil
 	}
 	return fmt.Errorf("unknown Lead nullable field %s", name)
@@ -11444,6 +11587,9 @@ func (m *LeadMutation) ResetField(name string) error {
 		return nil
 	case lead.FieldConvertedCustomerID:
 		m.ResetConvertedCustomerID()
+		return nil
+	case lead.FieldMergedIntoID:
+		m.ResetMergedIntoID()
 		return nil
 	}
 	return fmt.Errorf("unknown Lead field %s", name)

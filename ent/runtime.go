@@ -308,7 +308,7 @@ func init() {
 	// customer.DefaultNameNorm holds the default value on creation for the name_norm field.
 	customer.DefaultNameNorm = customerDescNameNorm.Default.(string)
 	// customerDescDealStatus is the schema descriptor for deal_status field.
-	customerDescDealStatus := customerFields[12].Descriptor()
+	customerDescDealStatus := customerFields[13].Descriptor()
 	// customer.DefaultDealStatus holds the default value on creation for the deal_status field.
 	customer.DefaultDealStatus = customerDescDealStatus.Default.(bool)
 	// customerDescID is the schema descriptor for id field.

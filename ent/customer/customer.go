@@ -61,6 +61,8 @@ const (
 	FieldNameNorm = "name_norm"
 	// FieldStatus holds the string denoting the status field in the database.
 	FieldStatus = "status"
+	// FieldMergedIntoID holds the string denoting the merged_into_id field in the database.
+	FieldMergedIntoID = "merged_into_id"
 	// FieldDealStatus holds the string denoting the deal_status field in the database.
 	FieldDealStatus = "deal_status"
 	// FieldDealAt holds the string denoting the deal_at field in the database.
@@ -95,6 +97,7 @@ var Columns = []string{
 	FieldTags,
 	FieldNameNorm,
 	FieldStatus,
+	FieldMergedIntoID,
 	FieldDealStatus,
 	FieldDealAt,
 }
@@ -168,6 +171,7 @@ const DefaultStatus = StatusActive
 const (
 	StatusActive  Status = "active"
 	StatusInvalid Status = "invalid"
+	StatusMerged  Status = "merged"
 )
 
 func (s Status) String() string {
@@ -177,7 +181,7 @@ func (s Status) String() string {
 // StatusValidator is a validator for the "status" field enum values. It is called by the builders before save.
 func StatusValidator(s Status) error {
 	switch s {
-	case StatusActive, StatusInvalid:
+	case StatusActive, StatusInvalid, StatusMerged:
 		return nil
 	default:
 		return fmt.Errorf("customer: invalid enum value for status field: %q", s)
@@ -300,6 +304,11 @@ func ByNameNorm(opts ...sql.OrderTermOption) OrderOption {
 // ByStatus orders the results by the status field.
 func ByStatus(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldStatus, opts...).ToFunc()
+}
+
+// ByMergedIntoID orders the results by the merged_into_id field.
+func ByMergedIntoID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldMergedIntoID, opts...).ToFunc()
 }
 
 // ByDealStatus orders the results by the deal_status field.

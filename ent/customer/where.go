@@ -161,6 +161,11 @@ func NameNorm(v string) predicate.Customer {
 	return predicate.Customer(sql.FieldEQ(FieldNameNorm, v))
 }
 
+// MergedIntoID applies equality check predicate on the "merged_into_id" field. It's identical to MergedIntoIDEQ.
+func MergedIntoID(v uuid.UUID) predicate.Customer {
+	return predicate.Customer(sql.FieldEQ(FieldMergedIntoID, v))
+}
+
 // DealStatus applies equality check predicate on the "deal_status" field. It's identical to DealStatusEQ.
 func DealStatus(v bool) predicate.Customer {
 	return predicate.Customer(sql.FieldEQ(FieldDealStatus, v))
@@ -1349,6 +1354,56 @@ func StatusIn(vs ...Status) predicate.Customer {
 // StatusNotIn applies the NotIn predicate on the "status" field.
 func StatusNotIn(vs ...Status) predicate.Customer {
 	return predicate.Customer(sql.FieldNotIn(FieldStatus, vs...))
+}
+
+// MergedIntoIDEQ applies the EQ predicate on the "merged_into_id" field.
+func MergedIntoIDEQ(v uuid.UUID) predicate.Customer {
+	return predicate.Customer(sql.FieldEQ(FieldMergedIntoID, v))
+}
+
+// MergedIntoIDNEQ applies the NEQ predicate on the "merged_into_id" field.
+func MergedIntoIDNEQ(v uuid.UUID) predicate.Customer {
+	return predicate.Customer(sql.FieldNEQ(FieldMergedIntoID, v))
+}
+
+// MergedIntoIDIn applies the In predicate on the "merged_into_id" field.
+func MergedIntoIDIn(vs ...uuid.UUID) predicate.Customer {
+	return predicate.Customer(sql.FieldIn(FieldMergedIntoID, vs...))
+}
+
+// MergedIntoIDNotIn applies the NotIn predicate on the "merged_into_id" field.
+func MergedIntoIDNotIn(vs ...uuid.UUID) predicate.Customer {
+	return predicate.Customer(sql.FieldNotIn(FieldMergedIntoID, vs...))
+}
+
+// MergedIntoIDGT applies the GT predicate on the "merged_into_id" field.
+func MergedIntoIDGT(v uuid.UUID) predicate.Customer {
+	return predicate.Customer(sql.FieldGT(FieldMergedIntoID, v))
+}
+
+// MergedIntoIDGTE applies the GTE predicate on the "merged_into_id" field.
+func MergedIntoIDGTE(v uuid.UUID) predicate.Customer {
+	return predicate.Customer(sql.FieldGTE(FieldMergedIntoID, v))
+}
+
+// MergedIntoIDLT applies the LT predicate on the "merged_into_id" field.
+func MergedIntoIDLT(v uuid.UUID) predicate.Customer {
+	return predicate.Customer(sql.FieldLT(FieldMergedIntoID, v))
+}
+
+// MergedIntoIDLTE applies the LTE predicate on the "merged_into_id" field.
+func MergedIntoIDLTE(v uuid.UUID) predicate.Customer {
+	return predicate.Customer(sql.FieldLTE(FieldMergedIntoID, v))
+}
+
+// MergedIntoIDIsNil applies the IsNil predicate on the "merged_into_id" field.
+func MergedIntoIDIsNil() predicate.Customer {
+	return predicate.Customer(sql.FieldIsNull(FieldMergedIntoID))
+}
+
+// MergedIntoIDNotNil applies the NotNil predicate on the "merged_into_id" field.
+func MergedIntoIDNotNil() predicate.Customer {
+	return predicate.Customer(sql.FieldNotNull(FieldMergedIntoID))
 }
 
 // DealStatusEQ applies the EQ predicate on the "deal_status" field.

@@ -67,6 +67,8 @@ const (
 	FieldStatus = "status"
 	// FieldConvertedCustomerID holds the string denoting the converted_customer_id field in the database.
 	FieldConvertedCustomerID = "converted_customer_id"
+	// FieldMergedIntoID holds the string denoting the merged_into_id field in the database.
+	FieldMergedIntoID = "merged_into_id"
 	// Table holds the table name of the lead in the database.
 	Table = "leads"
 )
@@ -100,6 +102,7 @@ var Columns = []string{
 	FieldEmailNorm,
 	FieldStatus,
 	FieldConvertedCustomerID,
+	FieldMergedIntoID,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -176,6 +179,7 @@ const (
 	StatusActive    Status = "active"
 	StatusInvalid   Status = "invalid"
 	StatusConverted Status = "converted"
+	StatusMerged    Status = "merged"
 )
 
 func (s Status) String() string {
@@ -185,7 +189,7 @@ func (s Status) String() string {
 // StatusValidator is a validator for the "status" field enum values. It is called by the builders before save.
 func StatusValidator(s Status) error {
 	switch s {
-	case StatusActive, StatusInvalid, StatusConverted:
+	case StatusActive, StatusInvalid, StatusConverted, StatusMerged:
 		return nil
 	default:
 		return fmt.Errorf("lead: invalid enum value for status field: %q", s)
@@ -323,4 +327,9 @@ func ByStatus(opts ...sql.OrderTermOption) OrderOption {
 // ByConvertedCustomerID orders the results by the converted_customer_id field.
 func ByConvertedCustomerID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldConvertedCustomerID, opts...).ToFunc()
+}
+
+// ByMergedIntoID orders the results by the merged_into_id field.
+func ByMergedIntoID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldMergedIntoID, opts...).ToFunc()
 }

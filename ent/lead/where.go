@@ -175,6 +175,11 @@ func ConvertedCustomerID(v uuid.UUID) predicate.Lead {
 	return predicate.Lead(sql.FieldEQ(FieldConvertedCustomerID, v))
 }
 
+// MergedIntoID applies equality check predicate on the "merged_into_id" field. It's identical to MergedIntoIDEQ.
+func MergedIntoID(v uuid.UUID) predicate.Lead {
+	return predicate.Lead(sql.FieldEQ(FieldMergedIntoID, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Lead {
 	return predicate.Lead(sql.FieldEQ(FieldCreatedAt, v))
@@ -1548,6 +1553,56 @@ func ConvertedCustomerIDIsNil() predicate.Lead {
 // ConvertedCustomerIDNotNil applies the NotNil predicate on the "converted_customer_id" field.
 func ConvertedCustomerIDNotNil() predicate.Lead {
 	return predicate.Lead(sql.FieldNotNull(FieldConvertedCustomerID))
+}
+
+// MergedIntoIDEQ applies the EQ predicate on the "merged_into_id" field.
+func MergedIntoIDEQ(v uuid.UUID) predicate.Lead {
+	return predicate.Lead(sql.FieldEQ(FieldMergedIntoID, v))
+}
+
+// MergedIntoIDNEQ applies the NEQ predicate on the "merged_into_id" field.
+func MergedIntoIDNEQ(v uuid.UUID) predicate.Lead {
+	return predicate.Lead(sql.FieldNEQ(FieldMergedIntoID, v))
+}
+
+// MergedIntoIDIn applies the In predicate on the "merged_into_id" field.
+func MergedIntoIDIn(vs ...uuid.UUID) predicate.Lead {
+	return predicate.Lead(sql.FieldIn(FieldMergedIntoID, vs...))
+}
+
+// MergedIntoIDNotIn applies the NotIn predicate on the "merged_into_id" field.
+func MergedIntoIDNotIn(vs ...uuid.UUID) predicate.Lead {
+	return predicate.Lead(sql.FieldNotIn(FieldMergedIntoID, vs...))
+}
+
+// MergedIntoIDGT applies the GT predicate on the "merged_into_id" field.
+func MergedIntoIDGT(v uuid.UUID) predicate.Lead {
+	return predicate.Lead(sql.FieldGT(FieldMergedIntoID, v))
+}
+
+// MergedIntoIDGTE applies the GTE predicate on the "merged_into_id" field.
+func MergedIntoIDGTE(v uuid.UUID) predicate.Lead {
+	return predicate.Lead(sql.FieldGTE(FieldMergedIntoID, v))
+}
+
+// MergedIntoIDLT applies the LT predicate on the "merged_into_id" field.
+func MergedIntoIDLT(v uuid.UUID) predicate.Lead {
+	return predicate.Lead(sql.FieldLT(FieldMergedIntoID, v))
+}
+
+// MergedIntoIDLTE applies the LTE predicate on the "merged_into_id" field.
+func MergedIntoIDLTE(v uuid.UUID) predicate.Lead {
+	return predicate.Lead(sql.FieldLTE(FieldMergedIntoID, v))
+}
+
+// MergedIntoIDIsNil applies the IsNil predicate on the "merged_into_id" field.
+func MergedIntoIDIsNil() predicate.Lead {
+	return predicate.Lead(sql.FieldIsNull(FieldMergedIntoID))
+}
+
+// MergedIntoIDNotNil applies the NotNil predicate on the "merged_into_id" field.
+func MergedIntoIDNotNil() predicate.Lead {
+	return predicate.Lead(sql.FieldNotNull(FieldMergedIntoID))
 }
 
 // And groups predicates with the AND operator between them.

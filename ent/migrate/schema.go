@@ -213,7 +213,8 @@ var (
 		{Name: "source", Type: field.TypeString, Size: 200, Default: ""},
 		{Name: "tags", Type: field.TypeJSON},
 		{Name: "name_norm", Type: field.TypeString, Default: ""},
-		{Name: "status", Type: field.TypeEnum, Enums: []string{"active", "invalid"}, Default: "active"},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"active", "invalid", "merged"}, Default: "active"},
+		{Name: "merged_into_id", Type: field.TypeUUID, Nullable: true},
 		{Name: "deal_status", Type: field.TypeBool, Default: false},
 		{Name: "deal_at", Type: field.TypeTime, Nullable: true},
 	}
@@ -411,8 +412,9 @@ var (
 		{Name: "company_norm", Type: field.TypeString, Default: ""},
 		{Name: "phone_norm", Type: field.TypeString, Default: ""},
 		{Name: "email_norm", Type: field.TypeString, Default: ""},
-		{Name: "status", Type: field.TypeEnum, Enums: []string{"active", "invalid", "converted"}, Default: "active"},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"active", "invalid", "converted", "merged"}, Default: "active"},
 		{Name: "converted_customer_id", Type: field.TypeUUID, Nullable: true},
+		{Name: "merged_into_id", Type: field.TypeUUID, Nullable: true},
 	}
 	// LeadsTable holds the schema information for the "leads" table.
 	LeadsTable = &schema.Table{

@@ -4,6 +4,7 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
+	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/internal/money"
 )
@@ -31,7 +32,10 @@ func (Customer) Fields() []ent.Field {
 		field.String("source").Default("").MaxLen(200),
 		field.Strings("tags").Default([]string{}),
 		field.String("name_norm").Default(""),
-		field.Enum("status").Values("active", "invalid").Default("active"),
+		field.Enum("status").Values("active", "invalid", "merged").Default("active"),
+		// MergedIntoID is the survivor a merged customer (status merged)
+		// was merged into; its id answers merged_into pointing there.
+		field.UUID("merged_into_id", uuid.UUID{}).Optional().Nillable(),
 		field.Bool("deal_status").Default(false),
 		field.Time("deal_at").Optional().Nillable(),
 	}

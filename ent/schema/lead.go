@@ -30,8 +30,11 @@ func (Lead) Fields() []ent.Field {
 		field.String("company_norm").Default(""),
 		field.String("phone_norm").Default(""),
 		field.String("email_norm").Default(""),
-		field.Enum("status").Values("active", "invalid", "converted").Default("active"),
+		field.Enum("status").Values("active", "invalid", "converted", "merged").Default("active"),
 		field.UUID("converted_customer_id", uuid.UUID{}).Optional().Nillable(),
+		// MergedIntoID is the survivor a merged lead (status merged) was
+		// merged into; its id answers merged_into pointing there.
+		field.UUID("merged_into_id", uuid.UUID{}).Optional().Nillable(),
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/handover"
 	"github.com/shoalcrm/shoal/internal/httpapi"
 	"github.com/shoalcrm/shoal/internal/jobs"
+	"github.com/shoalcrm/shoal/internal/merge"
 	"github.com/shoalcrm/shoal/internal/org"
 	"github.com/shoalcrm/shoal/internal/page"
 	"github.com/shoalcrm/shoal/internal/pool"
@@ -66,7 +67,9 @@ type App struct {
 	Tags    *tags.Service
 	// Handover runs leaver handovers (离职交接).
 	Handover *handover.Service
-	HTTP     *httpapi.Server
+	// Merge merges duplicate records (合并).
+	Merge *merge.Service
+	HTTP  *httpapi.Server
 	// Jobs is the job queue, built but not started: the binary starts it
 	// beside the HTTP server (and stops it on shutdown), tests when they
 	// need jobs worked.
@@ -137,6 +140,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 
 		Handover: handovers,
 	}
+	a.Merge = merge.NewService(st, pools, a.Records, clk)
 	a.HTTP, err = httpapi.New(httpapi.Config{
 		Store:       st,
 		Logger:      cfg.Logger,
@@ -151,6 +155,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		PoolEngine:  a.Pools,
 		Tags:        a.Tags,
 		Handover:    a.Handover,
+		Merge:       a.Merge,
 		TestClock:   testClock,
 
 		SeparateMetrics: cfg.SeparateMetrics,

@@ -46,7 +46,10 @@ type Error struct {
 	Fields     []FieldError
 	RetryAfter time.Duration
 	Extra      map[string]any
-	Err        error // the cause, logged but never shown
+	// Location, when set, is sent as the Location header: the URL the
+	// problem points the client at (merged_into names the survivor).
+	Location string
+	Err      error // the cause, logged but never shown
 }
 
 func (e *Error) Error() string {

@@ -43,6 +43,7 @@ const (
 	LeadReclaimed     Type = "lead.reclaimed"
 	LeadReclaimWarned Type = "lead.reclaim_warned"
 	LeadHandedOver    Type = "lead.handed_over"
+	LeadMerged        Type = "lead.merged"
 
 	CustomerCreated       Type = "customer.created"
 	CustomerUpdated       Type = "customer.updated"
@@ -59,6 +60,7 @@ const (
 	CustomerDealt         Type = "customer.dealt"
 	CustomerUndealt       Type = "customer.undealt"
 	CustomerHandedOver    Type = "customer.handed_over"
+	CustomerMerged        Type = "customer.merged"
 
 	ContactCreated Type = "contact.created"
 	ContactUpdated Type = "contact.updated"
@@ -156,6 +158,17 @@ type ReclaimWarning struct {
 type Changed struct {
 	Fields []string `json:"fields"`
 }
+
+// Merged is the payload of <kind>.merged, written for each record merged
+// into a survivor: the survivor, and the owner the merged record had
+// (whose cap it left).
+type Merged struct {
+	SurvivorID uuid.UUID  `json:"survivorId"`
+	OwnerID    *uuid.UUID `json:"ownerId,omitempty"`
+}
+
+// MergedType returns the <kind>.merged type of a record kind.
+func MergedType(kind string) Type { return Type(kind + ".merged") }
 
 // Deal is the payload of customer.dealt and customer.undealt.
 type Deal struct {
@@ -286,6 +299,7 @@ var catalog = map[Type]Spec{
 	LeadReclaimed:     spec[Ownership](KindLead),
 	LeadReclaimWarned: spec[ReclaimWarning](KindLead),
 	LeadHandedOver:    spec[Ownership](KindLead),
+	LeadMerged:        spec[Merged](KindLead),
 
 	CustomerCreated:       spec[Ownership](KindCustomer),
 	CustomerUpdated:       spec[Changed](KindCustomer),
@@ -302,6 +316,7 @@ var catalog = map[Type]Spec{
 	CustomerDealt:         spec[Deal](KindCustomer),
 	CustomerUndealt:       spec[Deal](KindCustomer),
 	CustomerHandedOver:    spec[Ownership](KindCustomer),
+	CustomerMerged:        spec[Merged](KindCustomer),
 
 	ContactCreated: spec[Contact](KindContact),
 	ContactUpdated: spec[Contact](KindContact),

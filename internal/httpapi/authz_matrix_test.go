@@ -84,6 +84,8 @@ var azAllowed = map[string][]string{
 	"listTeams":                {"rep", "supervisor", "auditor", "admin"},
 	"listUsers":                {"rep", "supervisor", "auditor", "admin"},
 	"login":                    {azAnyone},
+	"mergeCustomers":           {"supervisor", "admin"},
+	"mergeLeads":               {"supervisor", "admin"},
 	"logout":                   {"rep", "supervisor", "auditor", "admin"},
 	"previewPoolRules":         {"supervisor", "admin"},
 	"refreshToken":             {azAnyone},

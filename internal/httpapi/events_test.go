@@ -348,6 +348,23 @@ func evCases() []evCase {
 			return []evWant{{events.LeadConverted, id}, {events.CustomerCreated, evID(t, res)}}
 		}
 	})
+	// Merges: the merged record gets <kind>.merged, the survivor
+	// <kind>.updated, a customer's moved contacts contact.updated.
+	add("mergeLeads", "", func(t *testing.T, w *evWorld) func() []evWant {
+		keep, gone := w.owned(w.repA, "lead").ID, w.owned(w.repA, "lead").ID
+		return func() []evWant {
+			w.sup.Do("POST", "/v1/leads/merge", map[string]any{"survivorId": keep, "mergedIds": []string{gone}}).Expect(http.StatusOK)
+			return []evWant{{events.LeadMerged, gone}, {events.LeadUpdated, keep}}
+		}
+	})
+	add("mergeCustomers", "", func(t *testing.T, w *evWorld) func() []evWant {
+		keep, gone := w.owned(w.repA, "customer").ID, w.owned(w.repA, "customer").ID
+		ct := evID(t, w.repA.Do("POST", "/v1/customers/"+gone+"/contacts", map[string]any{"name": "Li"}).Expect(http.StatusCreated))
+		return func() []evWant {
+			w.sup.Do("POST", "/v1/customers/merge", map[string]any{"survivorId": keep, "mergedIds": []string{gone}}).Expect(http.StatusOK)
+			return []evWant{{events.CustomerMerged, gone}, {events.CustomerUpdated, keep}, {events.ContactUpdated, ct}}
+		}
+	})
 	add("updateCustomerDealStatus", "dealt", func(t *testing.T, w *evWorld) func() []evWant {
 		id := w.owned(w.repA, "customer").ID
 		return func() []evWant {

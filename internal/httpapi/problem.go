@@ -94,6 +94,8 @@ var catalog = map[string]message{
 	"not_pool_member":       {"You are not a member of this pool.", "您不是该线索池的成员。"},
 	"wrong_pool":            {"The record is not in a pool you manage.", "该记录不在您管理的线索池中。"},
 	"claim_request_pending": {"Your claim awaits a pool manager's approval.", "领取申请待线索池管理员审批。"},
+	"merged_into":           {"This record was merged into another; use the survivor named by survivorId.", "该记录已被合并到另一条记录，请使用 survivorId 指向的保留记录。"},
+	"merge_converted":       {"A converted lead can be neither merged nor survive a merge; merge the customers instead.", "已转化的线索不能被合并，也不能作为保留记录；请改为合并客户。"},
 	"request_not_pending":   {"The claim request was already decided.", "该领取申请已处理。"},
 }
 
@@ -270,6 +272,9 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	h := c.Response().Header()
 	if e.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(int((e.RetryAfter+999_999_999)/1_000_000_000)))
+	}
+	if e.Location != "" {
+		h.Set("Location", e.Location)
 	}
 	if status == http.StatusUnauthorized {
 		// RFC 9110 requires a challenge with every 401.

@@ -26,6 +26,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/clock"
 	"github.com/shoalcrm/shoal/internal/convert"
 	"github.com/shoalcrm/shoal/internal/handover"
+	"github.com/shoalcrm/shoal/internal/merge"
 	"github.com/shoalcrm/shoal/internal/org"
 	"github.com/shoalcrm/shoal/internal/page"
 	"github.com/shoalcrm/shoal/internal/pool"
@@ -46,6 +47,7 @@ type Config struct {
 	PoolEngine *pool.Service
 	Tags       *tags.Service
 	Handover   *handover.Service
+	Merge      *merge.Service
 	// TestClock, when set, is what advanceTestClock moves; nil answers 404.
 	TestClock   *clock.Adjustable
 	Logger      *slog.Logger
@@ -84,6 +86,7 @@ type Server struct {
 	convert   *convert.Service
 	tags      *tags.Service
 	handover  *handover.Service
+	merge     *merge.Service
 	testClock *clock.Adjustable
 
 	metrics *metrics
@@ -118,6 +121,7 @@ func New(cfg Config) (*Server, error) {
 		records:   cfg.Records,
 		tags:      cfg.Tags,
 		handover:  cfg.Handover,
+		merge:     cfg.Merge,
 		pools:     cfg.PoolEngine,
 		convert:   convert.New(cfg.Store, cfg.PoolEngine, cfg.Records),
 		testClock: cfg.TestClock,

@@ -373,6 +373,10 @@ func (s *Service) History(ctx context.Context, p *auth.Principal, kind kinds.Kin
 	if !o.sees(p) {
 		return nil, nil, kind.NotFound()
 	}
+	// A merged record's history moved to its survivor.
+	if survivor := r.mergedInto(); survivor != nil {
+		return nil, nil, kind.MergedInto(*survivor)
+	}
 	rows, err := s.store.Reader.OwnershipChange.Query().
 		Where(ownershipchange.RecordKindEQ(ownershipchange.RecordKind(kind)), ownershipchange.RecordID(id), predicate.OwnershipChange(pg.Apply)).
 		Limit(pg.Limit).All(ctx)

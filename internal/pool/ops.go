@@ -128,6 +128,11 @@ func (s *Service) open(ctx context.Context, tx *ent.Tx, kind kinds.Kind, id uuid
 	if !visible(o) {
 		return nil, kind.NotFound()
 	}
+	// A merged record is out of circulation: every operation addressed
+	// to it answers merged_into, naming the survivor, to whoever sees it.
+	if survivor := r.mergedInto(); survivor != nil {
+		return nil, kind.MergedInto(*survivor)
+	}
 	return o, nil
 }
 

@@ -161,6 +161,9 @@ func (s *Service) visibleCustomer(ctx context.Context, c *ent.Client, p *auth.Pr
 	if err != nil {
 		return nil, fmt.Errorf("load customer: %w", err)
 	}
+	if survivor := mergedInto(string(cu.Status), cu.MergedIntoID); survivor != nil {
+		return nil, kinds.Customer.MergedInto(*survivor)
+	}
 	return cu, nil
 }
 

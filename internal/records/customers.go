@@ -57,7 +57,7 @@ var customers = &ownedKind[*ent.Customer, CustomerInput]{
 	},
 	meta: func(c *ent.Customer) rowMeta {
 		return rowMeta{ID: c.ID, OwnerID: c.OwnerID, PoolID: c.PoolID, Version: c.Version, CreatedAt: c.CreatedAt,
-			UpdatedAt: c.UpdatedAt, OwnedAt: c.OwnedAt, LastFollowUpAt: c.LastFollowUpAt}
+			UpdatedAt: c.UpdatedAt, OwnedAt: c.OwnedAt, LastFollowUpAt: c.LastFollowUpAt, MergedInto: mergedInto(string(c.Status), c.MergedIntoID)}
 	},
 	clone: func(c *ent.Customer) *ent.Customer { cp := *c; return &cp },
 	masked: func(c *ent.Customer) ([]*string, *[]string) {

@@ -150,7 +150,20 @@ func (s *Service) visible(ctx context.Context, c *ent.Client, p *auth.Principal,
 	if err != nil {
 		return false, err
 	}
-	return visibleIn(ctx, c, a, kind, id)
+	k, err := ownedOf(kind)
+	if err != nil {
+		return false, err
+	}
+	rows, err := k.metas(ctx, c, 1, sql.FieldEQ("id", id), a.scope)
+	if err != nil || len(rows) == 0 {
+		return false, err
+	}
+	// A merged record answers merged_into to whoever sees it (follow-ups
+	// neither land on it nor list under it).
+	if rows[0].MergedInto != nil {
+		return false, kinds.Kind(kind).MergedInto(*rows[0].MergedInto)
+	}
+	return true, nil
 }
 
 // visibleIn reports whether the record is within a's scope.

@@ -61,7 +61,7 @@ var leads = &ownedKind[*ent.Lead, LeadInput]{
 	},
 	meta: func(l *ent.Lead) rowMeta {
 		return rowMeta{ID: l.ID, OwnerID: l.OwnerID, PoolID: l.PoolID, Version: l.Version, CreatedAt: l.CreatedAt,
-			UpdatedAt: l.UpdatedAt, OwnedAt: l.OwnedAt, LastFollowUpAt: l.LastFollowUpAt}
+			UpdatedAt: l.UpdatedAt, OwnedAt: l.OwnedAt, LastFollowUpAt: l.LastFollowUpAt, MergedInto: mergedInto(string(l.Status), l.MergedIntoID)}
 	},
 	clone: func(l *ent.Lead) *ent.Lead { cp := *l; return &cp },
 	masked: func(l *ent.Lead) ([]*string, *[]string) {

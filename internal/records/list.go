@@ -241,5 +241,15 @@ func (s *Service) listPredicates(ctx context.Context, p *auth.Principal, kind st
 		return
 	}
 	filter, err = f.predicate(principalUser(p), kinds.Kind(kind) == kinds.Lead, a, plan)
+	if err != nil {
+		return
+	}
+	// Merged records are gone from every list (their ids answer
+	// merged_into), whatever the filter asks for.
+	given := filter
+	filter = func(s *sql.Selector) {
+		given(s)
+		s.Where(sql.NEQ(s.C(lead.FieldStatus), statusMerged))
+	}
 	return
 }

@@ -3,7 +3,6 @@ package records
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	entgo "entgo.io/ent"
@@ -43,6 +42,9 @@ type rowMeta struct {
 	Version                 int
 	CreatedAt, UpdatedAt    time.Time
 	OwnedAt, LastFollowUpAt *time.Time
+	// MergedInto is the survivor of a merged record (status merged),
+	// nil for every other.
+	MergedInto *uuid.UUID
 }
 
 // dedupeFields are the values a record's duplicate keys are made of:
@@ -119,16 +121,7 @@ func (f dedupeFields) keys() []dupKey {
 // keyedIn is the input's key values of the key types the kind holds (the
 // registry's DedupeFields); the others are no keys of this kind.
 func (k *ownedKind[R, In]) keyedIn(in In) dedupeFields {
-	f, held := k.keyed(in), k.kind.Desc().DedupeFields
-	for _, c := range []struct {
-		typ string
-		v   **string
-	}{{dedupe.MatchedName, &f.name}, {dedupe.MatchedPhone, &f.phone}, {dedupe.MatchedEmail, &f.email}} {
-		if !slices.Contains(held, c.typ) {
-			*c.v = nil
-		}
-	}
-	return f
+	return k.held(k.keyed(in))
 }
 
 // changed returns the key types whose value the input changes against
@@ -235,6 +228,11 @@ func (k *ownedKind[R, In]) get(ctx context.Context, s *Service, c *ent.Client, p
 	}
 	if len(rows) == 0 {
 		return zero, k.kind.NotFound()
+	}
+	// A merged record answers merged_into, naming the survivor, to whoever
+	// sees it: every read and write addressed to it goes through here.
+	if m := k.meta(rows[0]); m.MergedInto != nil {
+		return zero, k.kind.MergedInto(*m.MergedInto)
 	}
 	return rows[0], nil
 }
