@@ -11,6 +11,7 @@ import (
 
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/ent/dedupekey"
+	"github.com/shoalcrm/shoal/ent/searchgram"
 	"github.com/shoalcrm/shoal/ent/domainevent"
 	"github.com/shoalcrm/shoal/ent/followup"
 	"github.com/shoalcrm/shoal/ent/ownershipchange"
@@ -205,6 +206,17 @@ func TestMergeLeads(t *testing.T) {
 			if l.ID == gone.ID {
 				t.Fatal("merged lead listed")
 			}
+		}
+		// The search index follows the merge: the survivor is found by
+		// the values it took over, the merged lead has no grams left.
+		for _, q := range []string{"beta@acme", "0000 0002"} {
+			found, _, _, err := recs.ListLeads(ctx, f.sup, records.Filter{Q: &q, Limit: 50})
+			if err != nil || len(found) != 1 || found[0].ID != keep.ID {
+				t.Fatalf("q=%s after the merge: %d found, %v", q, len(found), err)
+			}
+		}
+		if n, err := f.w.Store.Client.SearchGram.Query().Where(searchgram.RecordID(gone.ID)).Count(ctx); err != nil || n != 0 {
+			t.Fatalf("the merged lead keeps %d grams (%v)", n, err)
 		}
 		mine, _, _, err := recs.ListLeads(ctx, f.repA2, records.Filter{Owner: ptr("me"), Limit: 50})
 		if err != nil || len(mine) != 0 {

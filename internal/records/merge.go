@@ -12,6 +12,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/dedupekey"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/dedupe"
+	"github.com/shoalcrm/shoal/internal/search"
 )
 
 // What records does for a merge (internal/merge runs the use case): the
@@ -82,7 +83,16 @@ func (k *ownedKind[R, In]) mergeInto(ctx context.Context, s *Service, tx *ent.Tx
 	if len(rows) == 0 {
 		return fmt.Errorf("reload %s %s: no such record", k.kind, survivor)
 	}
-	return s.claimKeys(ctx, tx, p, string(k.kind), survivor, nil, k.held(k.stored(rows[0])).keys())
+	if err := s.claimKeys(ctx, tx, p, string(k.kind), survivor, nil, k.held(k.stored(rows[0])).keys()); err != nil {
+		return err
+	}
+	// The search index follows: the survivor's fields (and, for a
+	// customer, the contacts that moved to it) are found under it, the
+	// merged records no more.
+	if err := search.Drop(ctx, tx, k.kind, merged...); err != nil {
+		return err
+	}
+	return search.Reindex(ctx, tx, k.kind, survivor)
 }
 
 // held keeps the values of the key types the kind holds (the registry's

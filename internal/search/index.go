@@ -33,6 +33,15 @@ func Reindex(ctx context.Context, tx *ent.Tx, kind kinds.Kind, id uuid.UUID) err
 	return nil
 }
 
+// Drop removes, in tx, the grams of records of kind that left circulation
+// (merged into another): no search may find them again.
+func Drop(ctx context.Context, tx *ent.Tx, kind kinds.Kind, ids ...uuid.UUID) error {
+	if _, err := tx.SearchGram.Delete().Where(searchgram.RecordKind(string(kind)), searchgram.RecordIDIn(ids...)).Exec(ctx); err != nil {
+		return fmt.Errorf("drop grams of %s: %w", kind, err)
+	}
+	return nil
+}
+
 // reindex rewrites the grams of the records of kind with ids.
 func reindex(ctx context.Context, c *ent.Client, kind kinds.Kind, ids []uuid.UUID) error {
 	docs, err := load(ctx, c, kind, ids)
