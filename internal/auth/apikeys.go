@@ -16,7 +16,7 @@ import (
 )
 
 // Scopes an API key may be granted.
-var Scopes = []string{"leads:read", "leads:write", "customers:read", "customers:write", "events:read", "webhooks:manage"}
+var Scopes = []string{"leads:read", "leads:write", "customers:read", "customers:write", "pools:assign", "events:read", "webhooks:manage"}
 
 // NewAPIKey is a request to create a key.
 type NewAPIKey struct {

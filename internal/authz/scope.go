@@ -281,6 +281,11 @@ func NewScope(p *auth.Principal, pools []Pool) Scope {
 	case p.Type == auth.ActorAPIKey:
 		s.key, s.keyPool = true, p.PoolID
 		s.all = p.PoolID == nil
+		// Kept for MayHandTo (is the target a member of the key's pool);
+		// a key's visibility never depends on them (keyPool does).
+		for _, pl := range pools {
+			s.pools[pl.ID] = pl
+		}
 		return s
 	case p.Type != auth.ActorUser:
 		return s
@@ -476,9 +481,14 @@ func (s Scope) MayClaim(poolID uuid.UUID) bool {
 
 // CanEdit reports whether the principal may change the row's fields and
 // work it (follow-ups, contacts, invalidating): its owner, a supervisor of
-// its owner, an admin, or for a pooled row a manager of its pool; never
-// an auditor or an API key.
+// its owner, an admin, or for a pooled row a manager of its pool; an API
+// key every row it sees (its pool's, or all when bound to none: which
+// operations it may call at all is its scopes' business, decided before);
+// never an auditor.
 func (s Scope) CanEdit(r Row) bool {
+	if s.key {
+		return s.Sees(r)
+	}
 	if !s.isUser() || s.p.Role == auth.RoleAuditor {
 		return false
 	}
@@ -491,8 +501,13 @@ func (s Scope) CanEdit(r Row) bool {
 // MayHandTo reports whether the principal may give a record of the pool
 // to target (assign, transfer): admins to anyone, supervisors within their
 // subtree, a pool's manager acting as one (asManager) to its members, reps
-// to colleagues of their own team.
+// to colleagues of their own team, an API key bound to the pool (HandsOut)
+// to the pool's members and managers.
 func (s Scope) MayHandTo(target *auth.Principal, poolID uuid.UUID, asManager bool) bool {
+	if s.key {
+		pl, ok := s.pools[poolID]
+		return ok && target != nil && s.HandsOut(poolID) && (IsMember(target, pl) || IsManager(target, pl))
+	}
 	if !s.isUser() || target == nil {
 		return false
 	}
@@ -506,9 +521,27 @@ func (s Scope) MayHandTo(target *auth.Principal, poolID uuid.UUID, asManager boo
 	return p.Role == auth.RoleRep && p.TeamID != nil && target.TeamID != nil && *p.TeamID == *target.TeamID
 }
 
+// IsKey reports whether the principal is an API key.
+func (s Scope) IsKey() bool { return s.key }
+
+// HandsOut reports whether the principal is an API key that may hand
+// records of the pool to people (assign, transfer: the pools:assign
+// scope, checked before): only a key bound to that very pool, since the
+// scope means "within the key's pool". An unbound key sees every pool but
+// hands out none.
+func (s Scope) HandsOut(poolID uuid.UUID) bool {
+	return s.key && s.keyPool != nil && *s.keyPool == poolID
+}
+
 func (s Scope) isUser() bool { return s.p != nil && s.p.Type == auth.ActorUser }
 
 // PoolOf is what authz needs to know of a stored pool.
 func PoolOf(pl *ent.Pool) Pool {
 	return Pool{ID: pl.ID, MemberTeamIDs: pl.MemberTeamIds, ManagerIDs: pl.ManagerIds, VisibleFields: pl.VisibleFields}
+}
+
+// RecordScope is the API key scope for access ("read" or "write") to the
+// records of a kind: "leads:write" for ("lead", "write").
+func RecordScope[K ~string](kind K, access string) string {
+	return string(kind) + "s:" + access
 }

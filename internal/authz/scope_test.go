@@ -45,9 +45,10 @@ func TestScopeActRules(t *testing.T) {
 		{"member, pooled", member, pooled, true, false, true, true},
 		{"non-member, pooled", rep, pooled, false, false, false, false},
 		{"manager, pooled", manager, pooled, true, true, true, false},
-		{"bound key, pooled", boundKey, pooled, true, false, false, false},
-		{"bound key, owned in its pool", boundKey, owned(rep), true, false, false, false},
-		{"unbound key", key(auth.Scopes...), owned(rep), true, false, false, false},
+		{"bound key, pooled", boundKey, pooled, true, true, false, false},
+		{"bound key, owned in its pool", boundKey, owned(rep), true, true, false, false},
+		{"bound key, another pool", boundKey, authz.Row{PoolID: uuid.New()}, false, false, false, false},
+		{"unbound key", key(auth.Scopes...), owned(rep), true, true, false, false},
 		{"nobody", nil, pooled, false, false, false, false},
 	}
 	for _, tt := range tests {
@@ -85,8 +86,20 @@ func TestScopeActRules(t *testing.T) {
 		{"manager to a member", manager, member, true, true},
 		{"manager, not acting as one", manager, member, false, false},
 		{"manager to a non-member", manager, westRep, true, false},
-		{"API key", boundKey, rep, true, false},
+		{"bound key to a non-member", boundKey, rep, false, false},
+		{"bound key to a member", boundKey, member, false, true},
+		{"bound key to the pool's manager", boundKey, manager, false, true},
+		{"unbound key to a member", key(auth.Scopes...), member, false, false},
+		{"bound key, no target", boundKey, nil, false, false},
 	}
+	other := authz.Pool{ID: uuid.New()}
+	if authz.NewScope(boundKey, []authz.Pool{pl, other}).MayHandTo(member, other.ID, false) {
+		t.Error("a key bound to one pool hands out records of another")
+	}
+	if sc := authz.NewScope(boundKey, nil); !sc.HandsOut(pl.ID) || sc.HandsOut(other.ID) || authz.NewScope(key(), nil).HandsOut(pl.ID) {
+		t.Error("HandsOut: only a key bound to the pool")
+	}
+
 	for _, tt := range hand {
 		t.Run("hand: "+tt.name, func(t *testing.T) {
 			if got := authz.NewScope(tt.p, []authz.Pool{pl}).MayHandTo(tt.target, pl.ID, tt.asManager); got != tt.want {

@@ -91,6 +91,7 @@ var catalog = map[string]message{
 	"user_owns_records":     {"The user still owns leads or customers: hand them over (handover) or deactivate with force.", "该用户仍负责线索或客户：请先交接（handover）或使用 force 强制停用。"},
 	"pool_not_managed":      {"You do not manage this pool.", "您不是该公海/线索池的管理员。"},
 	"target_out_of_scope":   {"The target user is outside your scope.", "目标用户不在您的管理范围内。"},
+	"api_key_not_bound":     {"Only an API key bound to the record's pool may assign or transfer it.", "只有绑定到该记录所在线索池的 API 密钥才能分配或转移它。"},
 	"not_pool_member":       {"You are not a member of this pool.", "您不是该线索池的成员。"},
 	"wrong_pool":            {"The record is not in a pool you manage.", "该记录不在您管理的线索池中。"},
 	"claim_request_pending": {"Your claim awaits a pool manager's approval.", "领取申请待线索池管理员审批。"},

@@ -30,6 +30,9 @@ var (
 	errTargetScope    = apperr.New(apperr.Forbidden, "target_out_of_scope", "the target user is outside your scope")
 	errWrongPool      = apperr.New(apperr.Forbidden, "wrong_pool", "you do not manage this record's pool")
 	errNotPending     = apperr.New(apperr.Conflict, "request_not_pending", "the claim request was already decided")
+	// errKeyNotBound refuses assign and transfer to an API key bound to
+	// no pool: pools:assign hands records out within the key's pool.
+	errKeyNotBound = apperr.New(apperr.Forbidden, "api_key_not_bound", "only an API key bound to the record's pool may assign or transfer it")
 )
 
 // ruleErr turns a pure rule refusal into a domain error (409 with its code).
@@ -137,10 +140,21 @@ func (s *Service) open(ctx context.Context, tx *ent.Tx, kind kinds.Kind, id uuid
 }
 
 // sees reports whether p may see the record (domain.md, who sees what).
-// Ownership operations and their history are for users: an API key's
-// read scope is no ground to act (casbin gives keys none of them).
+// Casbin decides which ownership operations an API key reaches at all
+// (pools:assign: assign and transfer; the read scopes: history); for
+// those, the key sees its pool's records, as everywhere.
 func (o *op) sees(p *auth.Principal) bool {
-	return p.Type == auth.ActorUser && o.scope(p).Sees(o.row())
+	return (p.Type == auth.ActorUser || p.Type == auth.ActorAPIKey) && o.scope(p).Sees(o.row())
+}
+
+// keyHandsOut is the check of assign and transfer for an API key: it must
+// be bound to the record's pool (it sees the record, so the pool is its
+// own when bound). Users pass.
+func (o *op) keyHandsOut(p *auth.Principal) error {
+	if sc := o.scope(p); sc.IsKey() && !sc.HandsOut(o.pl.ID) {
+		return errKeyNotBound
+	}
+	return nil
 }
 
 // claimable reports whether p could claim records of the record's pool
@@ -408,12 +422,16 @@ func (s *Service) Assign(ctx context.Context, p *auth.Principal, kind kinds.Kind
 		if o.r.OwnerID != nil {
 			return ruleErr(poolrules.ErrAlreadyOwned)
 		}
+		if err := o.keyHandsOut(p); err != nil {
+			return err
+		}
 		manager := o.managesPool(p)
 		h, err := s.targetFor(ctx, o, p, target, manager)
 		if err != nil {
 			return err
 		}
-		if !manager && !authz.Supervises(p, h.user.TeamPath) {
+		// A key's targets were checked by targetFor (members of its pool).
+		if !manager && !o.scope(p).IsKey() && !authz.Supervises(p, h.user.TeamPath) {
 			return errWrongPool
 		}
 		if err := s.take(ctx, o, h); err != nil {
@@ -439,7 +457,16 @@ func (s *Service) AddCascader(c Cascader) { s.cascaders = append(s.cascaders, c)
 // supervisor or an admin; frozen records only by a supervisor or admin.
 func (s *Service) Transfer(ctx context.Context, p *auth.Principal, kind kinds.Kind, id, target uuid.UUID, reason string, cascade bool) (*After, error) {
 	o, err := s.run(ctx, p, kind, id, func(o *op) error {
-		if err := o.ownerOrManager(p); err != nil {
+		if o.scope(p).IsKey() {
+			// A key bound to the pool transfers any owned record of it to
+			// a member (targetFor); it owns and manages nothing itself.
+			if err := o.keyHandsOut(p); err != nil {
+				return err
+			}
+			if o.r.OwnerID == nil {
+				return ruleErr(poolrules.ErrNotOwned)
+			}
+		} else if err := o.ownerOrManager(p); err != nil {
 			return err
 		}
 		if o.r.Status != "active" {
