@@ -25,6 +25,9 @@ func (c chosen) add(name string, from *uuid.UUID) {
 // MergeLeads merges duplicate leads into a survivor.
 func (s *Server) MergeLeads(ctx context.Context, req api.MergeLeadsRequestObject) (api.MergeLeadsResponseObject, error) {
 	b := req.Body
+	// The audit row (written in the merge's transaction) names the
+	// survivor; the merged ids are in its events.
+	noteTarget(ctx, string(kinds.Lead), b.SurvivorId.String())
 	fields := chosen{}
 	if f := b.Fields; f != nil {
 		fields.add("name", f.Name)
@@ -49,6 +52,9 @@ func (s *Server) MergeLeads(ctx context.Context, req api.MergeLeadsRequestObject
 // MergeCustomers merges duplicate customers into a survivor.
 func (s *Server) MergeCustomers(ctx context.Context, req api.MergeCustomersRequestObject) (api.MergeCustomersResponseObject, error) {
 	b := req.Body
+	// The audit row (written in the merge's transaction) names the
+	// survivor; the merged ids are in its events.
+	noteTarget(ctx, string(kinds.Customer), b.SurvivorId.String())
 	fields := chosen{}
 	if f := b.Fields; f != nil {
 		fields.add("name", f.Name)

@@ -269,6 +269,7 @@ var createdTargets = map[string]struct{ targetType, entType string }{
 var opTargets = map[string]string{
 	"login": "user", "refreshToken": "user", "logout": "user", "changeMyPassword": "user",
 	"batchClaimLeads": string(kinds.Lead), "batchClaimCustomers": string(kinds.Customer),
+	"mergeLeads": string(kinds.Lead), "mergeCustomers": string(kinds.Customer),
 	"updateSettings": "settings", "runSweep": "sweep", "advanceTestClock": "testClock",
 }
 
