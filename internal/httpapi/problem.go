@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 	"golang.org/x/text/language"
@@ -276,6 +277,11 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	}
 	if e.Location != "" {
 		h.Set("Location", e.Location)
+	}
+	if scopes, ok := e.Extra["scopes"].([]string); ok && e.Code == "insufficient_scope" {
+		// RFC 6750: a key refused for a missing scope is told which, in
+		// the challenge too, wherever the refusal was decided.
+		h.Set("WWW-Authenticate", fmt.Sprintf(`Bearer error="insufficient_scope", scope=%q`, strings.Join(scopes, " ")))
 	}
 	if status == http.StatusUnauthorized {
 		// RFC 9110 requires a challenge with every 401.

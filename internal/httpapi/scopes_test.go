@@ -288,6 +288,10 @@ func TestWriteScopesChangeWhatTheKeySees(t *testing.T) {
 		if !slices.Equal(named.Scopes, []string{"customers:write"}) {
 			t.Errorf("insufficient_scope names %v, want [customers:write]", named.Scopes)
 		}
+		// The same RFC 6750 challenge as an operation-level refusal.
+		if ch := res.Header.Get("WWW-Authenticate"); !slices.Equal(scChallengeScopes(ch), []string{"customers:write"}) {
+			t.Errorf("follow-up refusal challenge %q, want scope customers:write", ch)
+		}
 		// Unbound: every poolable lead.
 		scFollowUp(reader, "lead", inQ).Expect(http.StatusCreated)
 

@@ -131,7 +131,6 @@ func (s *Server) denied(c echo.Context, p *auth.Principal, op string) error {
 	if len(scopes) == 0 {
 		return errForbidden
 	}
-	c.Response().Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer error="insufficient_scope", scope=%q`, strings.Join(scopes, " ")))
 	return &apperr.Error{Kind: apperr.Forbidden, Code: "insufficient_scope",
 		Message: "this API key lacks a scope the operation needs: " + strings.Join(scopes, " or "),
 		Extra:   map[string]any{"scopes": scopes}}
