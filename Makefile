@@ -3,7 +3,7 @@ GO        ?= go
 SPECTRAL  := .ci/spectral/node_modules/.bin/spectral
 TESTFLAGS ?=
 
-.PHONY: all generate build run test check vet lint-spec bench bench-peer clean docs-vendor
+.PHONY: all generate build run test check vet lint-spec bench bench-peer clean docs-vendor example-ts
 
 all: build
 
@@ -25,6 +25,10 @@ run:
 ## test: every test, with the race detector, on SQLite and (when available) PostgreSQL
 test:
 	$(GO) test -race -count=1 -timeout 30m $(TESTFLAGS) ./...
+
+## example-ts: the TypeScript client example (examples/typescript) against a live server; needs Node 20 and npm
+example-ts:
+	./examples/typescript/run.sh
 
 ## check: generated code in step, vet, and the OpenAPI lint
 check: generate
