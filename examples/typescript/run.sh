@@ -29,7 +29,7 @@ server_pid=$!
 
 ready=""
 for _ in $(seq 1 600); do
-  if curl -fsS "$SHOAL_URL/readyz" >/dev/null 2>&1; then ready=1; break; fi
+  if node -e 'fetch(process.argv[1]).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))' "$SHOAL_URL/readyz"; then ready=1; break; fi
   if ! kill -0 "$server_pid" 2>/dev/null; then break; fi
   sleep 0.1
 done
