@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
@@ -35,14 +36,28 @@ type Placement struct {
 	OwnerID *uuid.UUID
 	How     string
 	Now     time.Time
+	// pending is set when OwnerID is the creator, decided from his
+	// counter as last committed, and the record is not yet added to it:
+	// Created takes the slot (takeSlot) as late as it can, and pools the
+	// record when the cap filled meanwhile. ownerCap is the cap to take
+	// it under (nil: none).
+	pending  bool
+	ownerCap *int
 }
 
 // Place decides where a record of kind created by p lands (domain.md,
 // Caps): a person's record is his, in his landing pool (his team's default
 // pool, else the global default), unless he is at his cap, when it is
 // pooled there; records created into a named pool (its members and
-// managers, admins, pool-bound API keys) are pooled. It runs inside the creating transaction
-// and takes the creator's counter with it. Call Created after inserting.
+// managers, admins, pool-bound API keys) are pooled. It runs inside the
+// creating transaction. Call Created after inserting.
+//
+// Place does not lock the creator's row: it reads his counter as last
+// committed and decides tentatively; Created then takes the slot with one
+// conditional increment near the end of the transaction. Locking the row
+// here, as Place once did, held it through the duplicate checks, the
+// inserts and the history, so on PostgreSQL every create by one user (an
+// import, a form's batch) waited for the previous one to commit.
 func (s *Service) Place(ctx context.Context, tx *ent.Tx, p *auth.Principal, kind kinds.Kind, requested *uuid.UUID) (*Placement, error) {
 	now := s.clock.Now()
 	target := requested
@@ -84,19 +99,47 @@ func (s *Service) Place(ctx context.Context, tx *ent.Tx, p *auth.Principal, kind
 		if err != nil {
 			return nil, err
 		}
-		h, err := s.lockHolder(ctx, tx, p.ID, st)
+		u, err := tx.User.Get(ctx, p.ID)
+		if ent.IsNotFound(err) {
+			return nil, apperr.Invalidf("body/ownerId", "unknown_user", "no such user")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load creator: %w", err)
+		}
+		caps, err := s.resolveCaps(ctx, tx, u, st)
 		if err != nil {
 			return nil, err
 		}
+		h := &holder{user: u, caps: caps}
 		if h.underCap(kind) {
 			id := p.ID
 			place.OwnerID, place.How = &id, PlacedOwned
-			if err := adjust(ctx, tx, id, kind, 1); err != nil {
-				return nil, err
-			}
+			place.pending, place.ownerCap = true, caps.For(kind)
 		}
 	}
 	return place, nil
+}
+
+// takeSlot adds one record of kind to user id's counter unless that would
+// pass limit (nil: no limit), in one statement, and reports whether it
+// did. On PostgreSQL the statement locks the user's row until commit; a
+// concurrent transaction holding it makes it wait and then re-evaluate
+// the condition on the committed counter (READ COMMITTED), so the cap is
+// exact. On SQLite the single writer makes it so.
+func takeSlot(ctx context.Context, tx *ent.Tx, id uuid.UUID, kind kinds.Kind, limit *int) (bool, error) {
+	counter := kind.Desc().OwnedCounter
+	upd := tx.User.Update().Where(user.ID(id))
+	if limit != nil {
+		upd = upd.Where(predicate.User(sql.FieldLT(counter, *limit)))
+	}
+	if err := upd.Mutation().AddField(counter, 1); err != nil {
+		return false, fmt.Errorf("take slot: %w", err)
+	}
+	n, err := upd.Save(ctx)
+	if err != nil {
+		return false, fmt.Errorf("take slot: %w", err)
+	}
+	return n == 1, nil
 }
 
 // landing is the pool where records of kind land for a user on teamPath
@@ -145,6 +188,22 @@ func (s *Service) Created(ctx context.Context, tx *ent.Tx, p *auth.Principal, ki
 	r, err := s.load(ctx, tx, kind, id)
 	if err != nil {
 		return err
+	}
+	if place.pending {
+		place.pending = false
+		took, err := takeSlot(ctx, tx, *place.OwnerID, kind, place.ownerCap)
+		if err != nil {
+			return err
+		}
+		if !took {
+			// His other creates filled the cap since Place read it:
+			// the record is pooled, as if he had been at his cap.
+			r.OwnerID, r.OwnedAt = nil, nil
+			place.OwnerID, place.How = nil, PlacedPooled
+			if err := s.save(ctx, tx, r, place.Pool, place.Now); err != nil {
+				return err
+			}
+		}
 	}
 	if err := s.log(ctx, tx, r, Change{Op: "create", To: place.OwnerID, Actor: p, RuleVersion: place.Pool.RuleVersion}, place.Now); err != nil {
 		return err
