@@ -26,6 +26,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/clock"
 	"github.com/shoalcrm/shoal/internal/convert"
 	"github.com/shoalcrm/shoal/internal/handover"
+	"github.com/shoalcrm/shoal/internal/imports"
 	"github.com/shoalcrm/shoal/internal/merge"
 	"github.com/shoalcrm/shoal/internal/org"
 	"github.com/shoalcrm/shoal/internal/page"
@@ -47,6 +48,7 @@ type Config struct {
 	PoolEngine *pool.Service
 	Tags       *tags.Service
 	Handover   *handover.Service
+	Imports    *imports.Service
 	Merge      *merge.Service
 	// TestClock, when set, is what advanceTestClock moves; nil answers 404.
 	TestClock   *clock.Adjustable
@@ -86,6 +88,7 @@ type Server struct {
 	convert   *convert.Service
 	tags      *tags.Service
 	handover  *handover.Service
+	imports   *imports.Service
 	merge     *merge.Service
 	testClock *clock.Adjustable
 
@@ -121,6 +124,7 @@ func New(cfg Config) (*Server, error) {
 		records:   cfg.Records,
 		tags:      cfg.Tags,
 		handover:  cfg.Handover,
+		imports:   cfg.Imports,
 		merge:     cfg.Merge,
 		pools:     cfg.PoolEngine,
 		convert:   convert.New(cfg.Store, cfg.PoolEngine, cfg.Records),
