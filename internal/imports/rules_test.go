@@ -142,11 +142,11 @@ func TestPrepare(t *testing.T) {
 	tb := &Table{Header: []string{"姓名", "公司", "手机", "邮箱"}, Rows: [][]string{
 		{"张三", "甲公司", "13800138000", ""},
 		{"", "乙公司", "", ""},                    // row 3: no name
-		{"李四", "", "not a phone", ""},           // row 4
-		{"王五", "", "", "nope"},                  // row 5
-		{"赵六", "", "138 0013 8000", ""},         // row 6: the phone of row 2
-		{"孙七", "", "", ""},                      // row 7: no key
-		{"", "", "", ""},                        // row 8: empty
+		{"李四", "", "not a phone", ""},          // row 4
+		{"王五", "", "", "nope"},                 // row 5
+		{"赵六", "", "138 0013 8000", ""},        // row 6: the phone of row 2
+		{"孙七", "", "", ""},                     // row 7: no key
+		{"", "", "", ""},                       // row 8: empty
 		{"周八", "甲 公司", "", "zhou@example.com"}, // row 9: the company of row 2
 	}}
 	cols, err := MapColumns("lead", tb.Header, nil)
