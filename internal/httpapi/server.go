@@ -158,7 +158,11 @@ func (s *Server) router(cfg Config) *echo.Echo {
 	e.Use(s.recoverPanics)
 	e.Use(s.requestID)
 	e.Use(s.accessLog)
-	e.Use(middleware.BodyLimit(limit))
+	// createImport takes a file of up to 20 MB: its own, larger limit
+	// (importBodyLimit) replaces the general one.
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: limit, Skipper: isImportUpload}))
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: importBodyLimit,
+		Skipper: func(c echo.Context) bool { return !isImportUpload(c) }}))
 	if len(cfg.CORSOrigins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins:  cfg.CORSOrigins,
