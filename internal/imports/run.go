@@ -146,6 +146,9 @@ func (g *progress) add(ps ...schema.ImportProblem) {
 	for _, p := range ps {
 		g.nproblems++
 		if len(g.problems) < MaxProblems {
+			// A header is the client's text: bounded as the contract
+			// bounds it.
+			p.Column, p.Message = truncate(p.Column, 200), truncate(p.Message, 500)
 			g.problems = append(g.problems, p)
 		}
 	}
@@ -352,8 +355,12 @@ func (s *Service) rowProblem(pl *plan, r Row, err error) ([]schema.ImportProblem
 				continue
 			}
 			seen[f] = true
+			what := x.Kind
+			if what == "" {
+				what = "record"
+			}
 			out = append(out, schema.ImportProblem{Row: r.Num, Column: pl.cols.column(f), Field: f, Code: CodeDuplicate,
-				Message: fmt.Sprintf("a %s with the same %s already exists", x.Kind, x.MatchedOn)})
+				Message: fmt.Sprintf("a %s with the same %s already exists", what, x.MatchedOn)})
 		}
 		if len(out) == 0 {
 			out = append(out, schema.ImportProblem{Row: r.Num, Code: CodeDuplicate, Message: "a record with the same name, phone or email already exists"})
