@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"path"
@@ -225,22 +226,22 @@ func (e Grade) Valid() bool {
 
 // Defines values for HandoverStatus.
 const (
-	Done    HandoverStatus = "done"
-	Failed  HandoverStatus = "failed"
-	Queued  HandoverStatus = "queued"
-	Running HandoverStatus = "running"
+	HandoverStatusDone    HandoverStatus = "done"
+	HandoverStatusFailed  HandoverStatus = "failed"
+	HandoverStatusQueued  HandoverStatus = "queued"
+	HandoverStatusRunning HandoverStatus = "running"
 )
 
 // Valid indicates whether the value is a known member of the HandoverStatus enum.
 func (e HandoverStatus) Valid() bool {
 	switch e {
-	case Done:
+	case HandoverStatusDone:
 		return true
-	case Failed:
+	case HandoverStatusFailed:
 		return true
-	case Queued:
+	case HandoverStatusQueued:
 		return true
-	case Running:
+	case HandoverStatusRunning:
 		return true
 	default:
 		return false
@@ -328,6 +329,171 @@ func (e HistoryEntryOperation) Valid() bool {
 	case HistoryEntryOperationTransfer:
 		return true
 	case HistoryEntryOperationUnfreeze:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ImportEncoding.
+const (
+	ImportEncodingGb18030 ImportEncoding = "gb18030"
+	ImportEncodingUtf8    ImportEncoding = "utf-8"
+)
+
+// Valid indicates whether the value is a known member of the ImportEncoding enum.
+func (e ImportEncoding) Valid() bool {
+	switch e {
+	case ImportEncodingGb18030:
+		return true
+	case ImportEncodingUtf8:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ImportFormat.
+const (
+	Csv  ImportFormat = "csv"
+	Xlsx ImportFormat = "xlsx"
+)
+
+// Valid indicates whether the value is a known member of the ImportFormat enum.
+func (e ImportFormat) Valid() bool {
+	switch e {
+	case Csv:
+		return true
+	case Xlsx:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ImportKind.
+const (
+	ImportKindCustomer ImportKind = "customer"
+	ImportKindLead     ImportKind = "lead"
+)
+
+// Valid indicates whether the value is a known member of the ImportKind enum.
+func (e ImportKind) Valid() bool {
+	switch e {
+	case ImportKindCustomer:
+		return true
+	case ImportKindLead:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ImportProblemCode.
+const (
+	ImportProblemCodeControlCharacter ImportProblemCode = "control_character"
+	ImportProblemCodeDuplicate        ImportProblemCode = "duplicate"
+	ImportProblemCodeDuplicateInFile  ImportProblemCode = "duplicate_in_file"
+	ImportProblemCodeInvalidEmail     ImportProblemCode = "invalid_email"
+	ImportProblemCodeInvalidPhone     ImportProblemCode = "invalid_phone"
+	ImportProblemCodeInvalidValue     ImportProblemCode = "invalid_value"
+	ImportProblemCodeMissingKey       ImportProblemCode = "missing_key"
+	ImportProblemCodeOverCap          ImportProblemCode = "over_cap"
+	ImportProblemCodeRefused          ImportProblemCode = "refused"
+	ImportProblemCodeRequired         ImportProblemCode = "required"
+	ImportProblemCodeTooLong          ImportProblemCode = "too_long"
+	ImportProblemCodeUnknownColumn    ImportProblemCode = "unknown_column"
+)
+
+// Valid indicates whether the value is a known member of the ImportProblemCode enum.
+func (e ImportProblemCode) Valid() bool {
+	switch e {
+	case ImportProblemCodeControlCharacter:
+		return true
+	case ImportProblemCodeDuplicate:
+		return true
+	case ImportProblemCodeDuplicateInFile:
+		return true
+	case ImportProblemCodeInvalidEmail:
+		return true
+	case ImportProblemCodeInvalidPhone:
+		return true
+	case ImportProblemCodeInvalidValue:
+		return true
+	case ImportProblemCodeMissingKey:
+		return true
+	case ImportProblemCodeOverCap:
+		return true
+	case ImportProblemCodeRefused:
+		return true
+	case ImportProblemCodeRequired:
+		return true
+	case ImportProblemCodeTooLong:
+		return true
+	case ImportProblemCodeUnknownColumn:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ImportRequestEncoding.
+const (
+	ImportRequestEncodingGb18030 ImportRequestEncoding = "gb18030"
+	ImportRequestEncodingGbk     ImportRequestEncoding = "gbk"
+	ImportRequestEncodingUtf8    ImportRequestEncoding = "utf-8"
+)
+
+// Valid indicates whether the value is a known member of the ImportRequestEncoding enum.
+func (e ImportRequestEncoding) Valid() bool {
+	switch e {
+	case ImportRequestEncodingGb18030:
+		return true
+	case ImportRequestEncodingGbk:
+		return true
+	case ImportRequestEncodingUtf8:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ImportRequestKind.
+const (
+	ImportRequestKindCustomer ImportRequestKind = "customer"
+	ImportRequestKindLead     ImportRequestKind = "lead"
+)
+
+// Valid indicates whether the value is a known member of the ImportRequestKind enum.
+func (e ImportRequestKind) Valid() bool {
+	switch e {
+	case ImportRequestKindCustomer:
+		return true
+	case ImportRequestKindLead:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ImportStatus.
+const (
+	ImportStatusFailed    ImportStatus = "failed"
+	ImportStatusQueued    ImportStatus = "queued"
+	ImportStatusRunning   ImportStatus = "running"
+	ImportStatusSucceeded ImportStatus = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the ImportStatus enum.
+func (e ImportStatus) Valid() bool {
+	switch e {
+	case ImportStatusFailed:
+		return true
+	case ImportStatusQueued:
+		return true
+	case ImportStatusRunning:
+		return true
+	case ImportStatusSucceeded:
 		return true
 	default:
 		return false
@@ -1472,6 +1638,143 @@ type Id = openapi_types.UUID
 
 // IdList defines model for IdList.
 type IdList = []Id
+
+// Import defines model for Import.
+type Import struct {
+	Counts    ImportCounts `json:"counts"`
+	CreatedAt Timestamp    `json:"createdAt"`
+	DryRun    bool         `json:"dryRun"`
+
+	// Encoding A CSV file's encoding, as stated or detected.
+	Encoding *ImportEncoding `json:"encoding,omitempty"`
+
+	// Error Why a failed import stopped.
+	Error      *string      `json:"error,omitempty"`
+	FileName   string       `json:"fileName"`
+	FinishedAt *Timestamp   `json:"finishedAt,omitempty"`
+	Format     ImportFormat `json:"format"`
+
+	// Id An opaque resource id.
+	Id   Id         `json:"id"`
+	Kind ImportKind `json:"kind"`
+
+	// PoolId An opaque resource id.
+	PoolId *Id `json:"poolId,omitempty"`
+
+	// ProblemCount Every problem found, stored or not.
+	ProblemCount int32 `json:"problemCount"`
+
+	// Problems The first 1,000 problems, in file order.
+	Problems []ImportProblem `json:"problems"`
+
+	// Processed The rows done so far.
+	Processed int32        `json:"processed"`
+	Status    ImportStatus `json:"status"`
+
+	// Total The file's data rows.
+	Total     int32     `json:"total"`
+	UpdatedAt Timestamp `json:"updatedAt"`
+}
+
+// ImportEncoding A CSV file's encoding, as stated or detected.
+type ImportEncoding string
+
+// ImportFormat defines model for Import.Format.
+type ImportFormat string
+
+// ImportKind defines model for Import.Kind.
+type ImportKind string
+
+// ImportCounts defines model for ImportCounts.
+type ImportCounts struct {
+	// AutoAssigned Of those, auto-assigned by their pool.
+	AutoAssigned int32 `json:"autoAssigned"`
+
+	// Created Rows created (a dry run, rows that would be).
+	Created int32 `json:"created"`
+
+	// Duplicates Rows not written because they duplicate a record or an earlier row of the file.
+	Duplicates int32 `json:"duplicates"`
+
+	// Invalid Rows not written because a field broke a rule.
+	Invalid int32 `json:"invalid"`
+
+	// OverCap Of the pooled, those pooled because the importer was at his cap (as `createLead`; each also an `over_cap` problem).
+	OverCap int32 `json:"overCap"`
+
+	// Owned Of those, owned by the importer.
+	Owned int32 `json:"owned"`
+
+	// Pooled Of those, left in a pool.
+	Pooled int32 `json:"pooled"`
+}
+
+// ImportList defines model for ImportList.
+type ImportList struct {
+	Items []Import `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *NextCursor `json:"nextCursor,omitempty"`
+}
+
+// ImportProblem defines model for ImportProblem.
+type ImportProblem struct {
+	// Code `unknown_column` (row 1: a header that maps to no field; the column is ignored), `required`,
+	// `too_long`, `invalid_phone`, `invalid_email`, `invalid_value` (not one of the field's values),
+	// `control_character`, `missing_key` (a lead without company, phone and email), `duplicate_in_file`
+	// (the same company/name, phone or email as an earlier row), `duplicate` (as a record in Shoal),
+	// `over_cap` (created but pooled: the importer is at his cap), `refused` (another rule; the message
+	// says which). Only `over_cap` rows are written.
+	Code ImportProblemCode `json:"code"`
+
+	// Column The column's header, as in the file.
+	Column *string `json:"column,omitempty"`
+
+	// Field The field the column maps to.
+	Field   *string `json:"field,omitempty"`
+	Message string  `json:"message"`
+
+	// Row The row in the file (the header is row 1).
+	Row int32 `json:"row"`
+}
+
+// ImportProblemCode `unknown_column` (row 1: a header that maps to no field; the column is ignored), `required`,
+// `too_long`, `invalid_phone`, `invalid_email`, `invalid_value` (not one of the field's values),
+// `control_character`, `missing_key` (a lead without company, phone and email), `duplicate_in_file`
+// (the same company/name, phone or email as an earlier row), `duplicate` (as a record in Shoal),
+// `over_cap` (created but pooled: the importer is at his cap), `refused` (another rule; the message
+// says which). Only `over_cap` rows are written.
+type ImportProblemCode string
+
+// ImportRequest defines model for ImportRequest.
+type ImportRequest struct {
+	// DryRun Check every row and report, without writing anything.
+	DryRun *bool `json:"dryRun,omitempty"`
+
+	// Encoding The text encoding of a CSV file; detected when absent (UTF-8 when the file is valid UTF-8, else GB18030).
+	Encoding *ImportRequestEncoding `json:"encoding,omitempty"`
+
+	// File The CSV or XLSX file (at most 20 MB).
+	File openapi_types.File `json:"file"`
+
+	// Kind What the rows are.
+	Kind ImportRequestKind `json:"kind"`
+
+	// Mapping A JSON object of column header to field name, for headers that do not map by themselves; an empty field name ignores the column. For example {"客户": "name", "Tel": "phone"}.
+	Mapping *string `json:"mapping,omitempty"`
+
+	// PoolId An opaque resource id.
+	PoolId *Id `json:"poolId,omitempty"`
+}
+
+// ImportRequestEncoding The text encoding of a CSV file; detected when absent (UTF-8 when the file is valid UTF-8, else GB18030).
+type ImportRequestEncoding string
+
+// ImportRequestKind What the rows are.
+type ImportRequestKind string
+
+// ImportStatus defines model for ImportStatus.
+type ImportStatus string
 
 // Jwk defines model for Jwk.
 type Jwk struct {
@@ -2636,6 +2939,15 @@ type ListFollowUpsParams struct {
 	To *time.Time `form:"to,omitempty" json:"to,omitempty"`
 }
 
+// ListImportsParams defines parameters for ListImports.
+type ListImportsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `nextCursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
 // ListLeadsParams defines parameters for ListLeads.
 type ListLeadsParams struct {
 	// Limit Page size.
@@ -2885,6 +3197,9 @@ type TransferCustomerJSONRequestBody = TransferRequest
 // CreateFollowUpJSONRequestBody defines body for CreateFollowUp for application/json ContentType.
 type CreateFollowUpJSONRequestBody = FollowUpCreate
 
+// CreateImportMultipartRequestBody defines body for CreateImport for multipart/form-data ContentType.
+type CreateImportMultipartRequestBody = ImportRequest
+
 // CreateLeadJSONRequestBody defines body for CreateLead for application/json ContentType.
 type CreateLeadJSONRequestBody = LeadCreate
 
@@ -3091,6 +3406,15 @@ type ServerInterface interface {
 	// GetHandover Get a handover run and its progress
 	// (GET /v1/handovers/{id})
 	GetHandover(ctx echo.Context, id IdPath) error
+	// ListImports List imports
+	// (GET /v1/imports)
+	ListImports(ctx echo.Context, params ListImportsParams) error
+	// CreateImport Import leads or customers from a CSV or XLSX file (导入)
+	// (POST /v1/imports)
+	CreateImport(ctx echo.Context) error
+	// GetImport Get an import, its progress and its problems
+	// (GET /v1/imports/{id})
+	GetImport(ctx echo.Context, id IdPath) error
 	// ListLeads List and search leads
 	// (GET /v1/leads)
 	ListLeads(ctx echo.Context, params ListLeadsParams) error
@@ -4144,6 +4468,56 @@ func (w *ServerInterfaceWrapper) GetHandover(ctx echo.Context) error {
 	return err
 }
 
+// ListImports converts echo context to params.
+func (w *ServerInterfaceWrapper) ListImports(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListImportsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListImports(ctx, params)
+	return err
+}
+
+// CreateImport converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateImport(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateImport(ctx)
+	return err
+}
+
+// GetImport converts echo context to params.
+func (w *ServerInterfaceWrapper) GetImport(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetImport(ctx, id)
+	return err
+}
+
 // ListLeads converts echo context to params.
 func (w *ServerInterfaceWrapper) ListLeads(ctx echo.Context) error {
 	var err error
@@ -5172,6 +5546,9 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.PATCH(options.BaseURL+"/v1/users/:id", wrapper.UpdateUser, options.OperationMiddlewares["updateUser"]...)
 	router.POST(options.BaseURL+"/v1/users/:id/handover", wrapper.HandoverUser, options.OperationMiddlewares["handoverUser"]...)
 	router.GET(options.BaseURL+"/v1/handovers/:id", wrapper.GetHandover, options.OperationMiddlewares["getHandover"]...)
+	router.GET(options.BaseURL+"/v1/imports", wrapper.ListImports, options.OperationMiddlewares["listImports"]...)
+	router.POST(options.BaseURL+"/v1/imports", wrapper.CreateImport, options.OperationMiddlewares["createImport"]...)
+	router.GET(options.BaseURL+"/v1/imports/:id", wrapper.GetImport, options.OperationMiddlewares["getImport"]...)
 	router.GET(options.BaseURL+"/v1/teams", wrapper.ListTeams, options.OperationMiddlewares["listTeams"]...)
 	router.POST(options.BaseURL+"/v1/teams", wrapper.CreateTeam, options.OperationMiddlewares["createTeam"]...)
 	router.GET(options.BaseURL+"/v1/teams/:id", wrapper.GetTeam, options.OperationMiddlewares["getTeam"]...)
@@ -12849,6 +13226,549 @@ type GetHandoverdefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetHandoverdefaultApplicationProblemPlusJSONResponse) VisitGetHandoverResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListImportsRequestObject struct {
+	Params ListImportsParams
+}
+
+type ListImportsResponseObject interface {
+	VisitListImportsResponse(w http.ResponseWriter) error
+}
+
+type ListImports200ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type ListImports200JSONResponse struct {
+	Body    ImportList
+	Headers ListImports200ResponseHeaders
+}
+
+func (response ListImports200JSONResponse) VisitListImportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListImports400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListImports400ApplicationProblemPlusJSONResponse) VisitListImportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListImports401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListImports401ApplicationProblemPlusJSONResponse) VisitListImportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListImports403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListImports403ApplicationProblemPlusJSONResponse) VisitListImportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListImports429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListImports429ApplicationProblemPlusJSONResponse) VisitListImportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListImportsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListImportsdefaultApplicationProblemPlusJSONResponse) VisitListImportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateImportRequestObject struct {
+	Body *multipart.Reader
+}
+
+type CreateImportResponseObject interface {
+	VisitCreateImportResponse(w http.ResponseWriter) error
+}
+
+type CreateImport202ResponseHeaders struct {
+	Location        string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type CreateImport202JSONResponse struct {
+	Body    Import
+	Headers CreateImport202ResponseHeaders
+}
+
+func (response CreateImport202JSONResponse) VisitCreateImportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateImport400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateImport400ApplicationProblemPlusJSONResponse) VisitCreateImportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateImport401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateImport401ApplicationProblemPlusJSONResponse) VisitCreateImportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateImport403ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	WWWAuthenticate *string
+}
+
+type CreateImport403ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers CreateImport403ResponseHeaders
+}
+
+func (response CreateImport403ApplicationProblemPlusJSONResponse) VisitCreateImportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateImport413ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type CreateImport413ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers CreateImport413ResponseHeaders
+}
+
+func (response CreateImport413ApplicationProblemPlusJSONResponse) VisitCreateImportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateImport415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateImport415ApplicationProblemPlusJSONResponse) VisitCreateImportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateImport429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateImport429ApplicationProblemPlusJSONResponse) VisitCreateImportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateImportdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response CreateImportdefaultApplicationProblemPlusJSONResponse) VisitCreateImportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetImportRequestObject struct {
+	Id IdPath `json:"id"`
+}
+
+type GetImportResponseObject interface {
+	VisitGetImportResponse(w http.ResponseWriter) error
+}
+
+type GetImport200ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type GetImport200JSONResponse struct {
+	Body    Import
+	Headers GetImport200ResponseHeaders
+}
+
+func (response GetImport200JSONResponse) VisitGetImportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetImport400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetImport400ApplicationProblemPlusJSONResponse) VisitGetImportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetImport401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetImport401ApplicationProblemPlusJSONResponse) VisitGetImportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetImport403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetImport403ApplicationProblemPlusJSONResponse) VisitGetImportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetImport404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetImport404ApplicationProblemPlusJSONResponse) VisitGetImportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetImport429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetImport429ApplicationProblemPlusJSONResponse) VisitGetImportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetImportdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response GetImportdefaultApplicationProblemPlusJSONResponse) VisitGetImportResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -21846,6 +22766,15 @@ type StrictServerInterface interface {
 	// GetHandover Get a handover run and its progress
 	// (GET /v1/handovers/{id})
 	GetHandover(ctx context.Context, request GetHandoverRequestObject) (GetHandoverResponseObject, error)
+	// ListImports List imports
+	// (GET /v1/imports)
+	ListImports(ctx context.Context, request ListImportsRequestObject) (ListImportsResponseObject, error)
+	// CreateImport Import leads or customers from a CSV or XLSX file (导入)
+	// (POST /v1/imports)
+	CreateImport(ctx context.Context, request CreateImportRequestObject) (CreateImportResponseObject, error)
+	// GetImport Get an import, its progress and its problems
+	// (GET /v1/imports/{id})
+	GetImport(ctx context.Context, request GetImportRequestObject) (GetImportResponseObject, error)
 	// ListLeads List and search leads
 	// (GET /v1/leads)
 	ListLeads(ctx context.Context, request ListLeadsRequestObject) (ListLeadsResponseObject, error)
@@ -23416,6 +24345,85 @@ func (sh *strictHandler) GetHandover(ctx echo.Context, id IdPath) error {
 		return err
 	} else if validResponse, ok := response.(GetHandoverResponseObject); ok {
 		return validResponse.VisitGetHandoverResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListImports operation middleware
+func (sh *strictHandler) ListImports(ctx echo.Context, params ListImportsParams) error {
+	var request ListImportsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListImports(ctx.Request().Context(), request.(ListImportsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListImports")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListImportsResponseObject); ok {
+		return validResponse.VisitListImportsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateImport operation middleware
+func (sh *strictHandler) CreateImport(ctx echo.Context) error {
+	var request CreateImportRequestObject
+
+	if reader, err := ctx.Request().MultipartReader(); err != nil {
+		return err
+	} else {
+		request.Body = reader
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateImport(ctx.Request().Context(), request.(CreateImportRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateImport")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateImportResponseObject); ok {
+		return validResponse.VisitCreateImportResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetImport operation middleware
+func (sh *strictHandler) GetImport(ctx echo.Context, id IdPath) error {
+	var request GetImportRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetImport(ctx.Request().Context(), request.(GetImportRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetImport")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetImportResponseObject); ok {
+		return validResponse.VisitGetImportResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -25186,606 +26194,660 @@ func (sh *strictHandler) HandoverUser(ctx echo.Context, id IdPath) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P19k+NIehiIf5U05YiuGhFsAAQJoio27J6e7t2e7Znu7RePtFPjYgJIkNgCMzlIoKo54/7F6hcnaWXJ",
-	"lmzZp1NIZzs27mz/sdb54izv3q5kfxfFTs/uX/oKF/lk4pUgCbJY3T0zjJiI6SLy9cnM5/3l847HZnNG",
-	"CU145+TzDnmBZ/OIwL9xFBPsL87ZFSW++IGnsxmOF52TzrMpQTHxWOwj1QpNMUeYItE47nW6nUscpUT0",
-	"8phPOie10bodnyQ4jNqNxROcpLxzYulOt5OESSQGvMtoEIVe0ul2ksVc/DJNkjk/uX2bTxmOej65vD2P",
-	"mRuRGb9dnf3ly24Hz8PzC7I4pyw5d1lKazt8RKOFWMOdxw/QBVkgaIIShpJ8ubc4mjMWoRleIMx5OKGI",
-	"xSiJMeUBiVGYNIJhadoSKPY1aQGvfgGv+yx2Q98ntB3AltYpgOZi/zwmn6aEJ00XAj6gkKMZjgIWz4jf",
-	"BILyIEv3oHmIYkN6saF3sY+e5ONs3lJ5XrEZD8/PyQuPEL9+vX+bpWiKL8V6sDclPlqwNEYeniMWqHPg",
-	"4p/JNOToIqSN26wMX9rnToNf/wVUlgPbj3A4O/cYi3x2RZcBEJMkjSnxxf2KGE/kgtRLjYlHaAK31Ye7",
-	"SFmCYEQUJghPcEjRgjS+gNq8Ncjsa9Y9AKy6TgEyH4fR4jwKZ2Fyrk5vw8VJmI8Xt7haJPREgXiwYlfi",
-	"ITdBqGmadReo1STXB0jTsiRUEuxiTs5Tii9xGGE3IsvYIWsl3nap4ak48XiBIpw0043G0Wtoo+3YGQwG",
-	"Zbz4lMSXoUfQ88r4bcDRsDCARzqPQg8nNSDcyW7xVZhMAaNzPCOI4hnpovmUUSLuPJnhMMoJIXkR8oQ3",
-	"giWfpASL602xhxuSL0rAAeY5T/AFoXVIpJzE2SJD3nrT5REr22453vV3WF6B2GOQE9UlPJDhpzmJBSGT",
-	"K2NzEuMkZLRpe0GJQlde++ah9kDxi9lhYzEhn5HzkJ7PcROxl9/RLOUJItRHIYX7FqRJGpPGzVUHrL3g",
-	"jcNd/+hqCyhtMmHsPGJ0snKXVyyNfBRhniDRjgjUiuUKgRnDUcSu+Jpd5zM0b7v9+HsDQ74iCQf2GaEb",
-	"CRuLfIQFZ0YXSHbJ+RXMBRsjLmozFBrGr1O01qPvAwYN6xGACClPgyD0QkKTc+6x+RIhC3nOnUfYu+AS",
-	"y4qW8K/8USJKiM/RESfqMz9ugkzDhJUrcs3p9oAWGlYoIZWQmOKohtkpSil5MSdeQnxE4pjFiHleGsfE",
-	"PxU8mpDsXEIoithk0iwe5COXMfwO4xbEviQzPFCDI0H1SYzuiaFawkEtS+7+Ekehf+7FxCc0CXHEq4C4",
-	"BxSIxWiOOb8SJDnk6CpmdNK85eXhSrtfP1hxxkaxz+cUp8mUxeFn8NLabG95CZWdpjFn8TKGlL+LBQkC",
-	"JTgMIE5cgjfkPF11ypVxa3ix7ah7kQtrSynvOiZBTPj0PGFLTIwUV+Ezgs9itaofcFkv5mG8fu/V0ZdE",
-	"4VZj7/f0qysSkBBE6Rz7s5A2YEJFt4gQRihD2EvCS4KgddO+S2PVkdyGka6P8ktzw7bYJKTnyTRmSRIt",
-	"abcYU2QIhxHxETRGOEnIbJ7wjRJLfezyXrcbOd+2Wdq2GOMDMYa647zd/muLEkCYkXhCzj1GL0mc1IFw",
-	"B+UfxLn4yMNUPEaXIOjXeLPrI1aY9OXxxGCUhMmUxGpQRFmMeBpfwvHLH0/l/4DgeSlP2IzE4jnwhOA9",
-	"KUfq686h45+HNGErlZ9XgmGRCxftEKZMbOYUAR2GbbD4wWpQqeHrr2HT6CmX0MhmAAnPR+6iNmcFMMWn",
-	"zklHNxwd9z1Ts7FlaLZnEc3Bg4HWD3R36Bm+Saygcx1gqp0JQFKWnAfLGlYJRs7S2CPIZ0TiehDWBI5b",
-	"lOQeAc1mdWox9hL63HLkAlZWse8PWYLuq+E3b7xYTL5tYDRXXh9F32SrlduTYzRrzJdGuP5bKM2ZbUOR",
-	"h037UM1WbSQbZe1OSmPsZyvZrNle1lszBB9J2WorRjFC8y7q/fezh8JqIf6SU8GPcYPRAuQC8a2LgGdK",
-	"5yS+DAU7xWKEqSSq8AC8KaYTUtawrtpyZcq6weK6E+5BSFlao4CVEJ3BfgHic5NEm6uQY4ITkouboHxY",
-	"o59dGniFumbDsHvY99JKKvueYYonTfv2GaxPfm+512yw2l7XDLXP/WWzw/4EQKkfCrn3XDJSa9+zvHU+",
-	"4iH1CGD/WPAfYXKKApJ409x20Lj/hslWP/2tpsrhY5gFfB6X5kP3s/laQKphnUvAismnqRAcGlj5dO7L",
-	"uwotwPz6INA+wGLRU4L9Qr9askTee4YnG4GWT1rncq41ZcEaj1YA70kx75bgy1csABjjhEhN0UoxQRkV",
-	"N0sGlbGaxIKVI+1REqgsAnYoEedmXmU1n1IdYiWB3yebUp2ytI8WzEpJlM55/jXb2si4rBpvb7ssMzEV",
-	"Gf08Jilvxn9l9YGQJDJziGh/KsUHwrl4KbnyLCaX7GIVKBpmXauy2H7O/egyGlcqAQevBOjJnFA/bNL4",
-	"Sxtq5odQ3oNPvNBfBZzlkesarTbj7uO+LK8E9s7ShJyvkMQ+ZIin3hQR6s9ZSBsFrfoApe01dd+DNFWf",
-	"UWxDKgDP3ZQvVuDiXEXqTYl3wRGOiWC85jGbxITniJVPWZxEjcaK8hxNOHr7GfZqdi4vT4AkwZNzaeGs",
-	"628SPCnZRCmekRYm1tJwFeVNq8Guf39L08vNxRMiZDipEFx+rrKBtP8qCVI2bd5bdbTaE1071j62Vp29",
-	"tD+WJucsaDY4La2LpQkPfSLdhqDLmr1WRl6/3+Zx98DENy1FbD4tY/bKrj8IOQ/pRNDTjLSW7BJN202r",
-	"VCLf5+aR9kN0KvPLzfF0PmeCEzifET/E1R0+Lz4LliEhNEFilua91YcqbXDdQIWAMShvrejwgRgNPVvM",
-	"SctN1hcCO+UkFlI3VxI4X77BcMV4EkYREg1B/8uBW8rUuSdoiqkvOIQZYpckRkfib/GvY9HOJ/BohLgA",
-	"SChgsdcMq6XF1C79zS3l+hhiefECvnBr8QZhV7IVua5zBkKU4LfuPH4A9yLGXiNdXx59hUtmi7H3Yo1b",
-	"XpAAwhXBF+cZ5V0GQNkwmjAmiW8X/hkxOpH/8thsxmgX/GUz1ygsLerg1tMEnuq8NdDsbda9AK66VABa",
-	"zOjkfM5YtFlzi7B0NZHKcYonjc+rNOIGLW7zeHugJqUlvBSblJoCQDp3sTcl2l1xI+WWfcK9OJyLy9Q5",
-	"6Ywp03jCYjJGjCJySeIFwpRfSXebBHk4jkPCEZYCDKzXm5IZoO4ZfvGQ0Eky7ZwYcEpyoTyJMxb73jM8",
-	"WZ5UwmYeE05oAtf6FkeXJBZCUBe8NDOdx7bzPWQelpM0zfn8yUPpRFwyhUh9JEgahSYoiVOyYmKzeeIP",
-	"wL6zevpHFI1LNqBxF1ZRWlButhJ/YN8XbDPxV1i9VoJlAGqzpdU9wQl5GM7CpBkuHo4iEt/iOV5zU19w",
-	"QZRddcW7DCnyYxwkWkiSQBP3EM9DLcYJAZWJpq6bZugnZ3R8BgTnrHMaf2tgnybfMsboiMVofNbB8/C7",
-	"ZHHWOf27H/7H8fEJGsfjXLuDIhIkXTROxoiD2omjlCZhJOBxRtWCQo6upiwiSl+IngrKvnRvGSjY02Qq",
-	"OBpPnG42yxk9wkDtbnElkEttvHInOu5KNxqxYy9KfSGfS18LNE/dKPQK3yLeO6Od7a5IfgjaYxaF3qL5",
-	"LNRO4fHh+TwKCb/OGXz6LVPXT6++ZY1PEEZu6l2QRFy58acl0MNkMQnCKOICN88jkpBogUJ6RsdXxYEc",
-	"zUksmQXwpBYA5F0kfrwgC/hNAZIfq7MBbmCc73y8A9SE4KjdCRJp16kC7KlaWMLQFQ4T5JKAxUQKm6Hy",
-	"BMrnClg8w4l0puqbna6YPJyls87JaAhEZhZS+XexkJAmZKJMJx999JF2p3SrGh+5pRvSJj8Vb4pOyKm4",
-	"PZbeR+Nlp7ExOnpy/y4a2gP9uOTEVgp2Af+2EzR+l+CYxPJ2fuuswUPurNOVvb911gH27eQqDhNy1hmv",
-	"xBX9JoC/7HbmOMYzkmT0I8LhTJHcp0Cp7odR42GA3Su/U5lhR1A3IHOhaPNpSuJFp9sRsjJMC6SvvECf",
-	"BDiNxDEVSiNCxal8XPoFz+cxuwTGLCY/AA+4zidN1+euRO/3YzZbXrH6iDCYwHGg9MpNK/VK4zReKh8n",
-	"REvCGZEXKwOypa9Z1TO2ek3yKm9YzjO2j8XkXmy185zjT9Pc7SyI2UzwLzG5DFnK0RxPyC2OxpS8SOQI",
-	"45WLzdzZtiFZD/zHWHxu5h0U8ZY2cZhzLlrnU4b+Wnr+D2MSdE46v3G7CPS7Lb/y2w8kn/ggAAakeQGC",
-	"rZEQEa8WfJTBpnU0fmcsZQEw3Swypub4NLPo+OjIMkeAF1maoDDpIssw0dWU0BpfUraaHefblGi+2GjG",
-	"KG3JJ6ndPYJN4Whvu2RqwC5y00TuahJeEsH5Nu9MEW0OUBAiJmXJNKQT1YrvfeOSsD9jSdOu70RcCCcp",
-	"TRCOIrlHsZjMWn3kMYHbMLr76PmHz45XXfiwPEl5fWo9LmMRwVQtyE95Ei9WYdV7L7AnZAfZavWM8vuW",
-	"xPW7IfXXonMhUiwH3jWtQHzrtH1jT1NXIG1QsgDb3sybPsYTgnj42Uo0CKxPM/kY6N01FN+s0Hujkd4/",
-	"uqIkXgWd8YyMuwgrRaEPouyYMipougBazrrzlbcEnDIe+CvJ81CQ4iQhsej7T49m5J+J8f/Zx7rmYC24",
-	"o93XPvm8P3x5/A87TUf7mLFoA6WWd/pqyjhBUzZTcRVCbodQGroS7KLdg/anrTDq92CQZR4udeWyESc4",
-	"9qZd5GFONEAGV6GfTLWQckJ5CFpn9BB0U1LfwgBnhrEK5hJTY7roqlAnFsvwrtOSg2SlBxB9UNZgL7nF",
-	"1SjVzj30IZ4BmvPV+CANx0T+FUvvzBmOQiGtHc1T6iWpjD4QXfgce4QjP2bzOfHFhUliHEZitxGZ4AhB",
-	"6BJYijBHr/7yD37953/yxe/+5Is//hkKJ5TFxD/uIs7Q+NXv/Otf/Y//MUZBKPjdX/3hH3/x038nf3v1",
-	"lz9/9eP/Wu7aQ3cQnJh4uH44CRO5fk4Ea5cwgEO0QEc4QRERaN1SzY7VGRAud8+7yF0Aio9TKkazBGBm",
-	"gseWYmsYZxMcjX9zNBzDPGNdh3/GJNv48anUAxHVXAzHERVimzpKOZ1YOaNE86Y4xp5oLveRERtpYsmP",
-	"YiHYkSB8QeSGRO8gJJEvOXAQahEnRFwXfkGkIqaYk/gFoEBOyUhPwhQYQKQ5AliVDvZYjGPpOhovqeVW",
-	"skCfrkXMs5DmZKtZBpqEjK6nEDG0WTW//LoldXjK4gakLH4VsskpwqAoFhAba2PEWZxwJNpKLr2H3pO4",
-	"GI01xa7eSVYCSPSuLC/j+fOunW5HK/8hPWXUh/If4Bgofy7+KbiX+yyK2NXzufxW++WTZggIjmU94CVX",
-	"s3pf4uuWgH+GJ6vmfKKwtodjEHElrk6k/0/TAhI8Wcl5N07+XIKyWWJSH9tITGlpnOsLKWriJokpW9N6",
-	"iSnNB7juYsBrgs8Z5TIlyLvYf1Kkf1D2JsgVMpeRvyGjmar2N3/ApXawnFOklkCiiZRmzav5GlbYQdYO",
-	"0GxKaEfIH8tNSBg0iWUrrSJli0hJOV3RSzbNrNreLhquUKS16py1h/XnVqj2h7YXKBXhiZ5aAS9c+iB6",
-	"jyaF1uQtAdZ75fD9Ha54Jfx/7f2shsu3g3i+ujWgv4PykZVzhpDmfILG+e/j41M0VqzGGHgNwR3jJGcX",
-	"3sLzeBRLy8MDFZHzus5mKRRobcd69Eu7Y4WdXfNIu2tP9Dg3Qa6PLsrGrVpwxkX0kGJ8M/uPnKti1zk+",
-	"zfnLq8IpunalyvajdZeiZm2qW3he82WU8cK7Xb5yyPTaK1QJNb42Ir5DpS4dTCtP7t9FjjWwkVookkZc",
-	"/ha99/vllBo7gLmSkmMtnEsZL1aF/m84p8bQ+L2QTiXSrc/8cYLG+R7Gp0iccZBb+c7oBVlIe5dMHYCV",
-	"zYVL/YeAOJrEmCa8mkuge0abDDhdpT4Zy/wCYzQjM1fgC+Utc0bHdbPRuLANHSuUlJt+lClOBv5C+AoK",
-	"E2kzewsuYrMJbN0YS+1fFrbya1Cs10R6YIkbed5t6YZgMrYhHD1k6Q6KMYwHKVD6ugFKIemgEYnrqC5O",
-	"APIsiokfxkQwlioSiYeRzBGWpDFFGIFtUK1U6vRrXghfC7r0IUvuZ47dO9yyimP42jtW88e+LqrLfMcz",
-	"i0nOpNTwXxGn+5ZQqXKo0f1cHN0B9Cui2dYewqpgrz2Jto3Gq1BGLUirmHzqDcsYt+L93paDe1KKh7vu",
-	"0ZVj69ofXiXU7NrHl4fPhbxkhG04rOzj+PgtOhkVEfG8mkVwFylvRULC9QLfqnR+e3lUKnONyqGR4Aui",
-	"RDGpRqLs6gS8RRsjTEJ6RoMonEyT7DBLQSDj4wxlVrMgQlorsQnxOUij6IxmEmPDTsfHPQTuR1LRCeNJ",
-	"azZNgctjQeYa9RbxaDWHqbXdS01fKsXzvTxsZodLVo27WXu1akEte5DoJMeV4AnE0RUhOeqEiwnffnz8",
-	"jLEPMF3kIay7nUY9SnfteSxFwF7/ia8K4N38mr4Ob+l5LZJnhwOsBwOtPcClaJtrH+DmOKG35LmUwncg",
-	"egf8SnYFeUOI0ga4NwUA7dWg4jJ/ked9CyAFlB9iCGmqZTwURDTXgi6t7C3ibHIQwTru+JeYeuRuxLyL",
-	"ki0N+5I1w9HjWOwxCcUhBTjipNuZl376vKMwR93Pd2iVvX76xqA/1PUWvj8F4/pxPnRhIWbgvSRAcQc8",
-	"2iXfW15OYajezcjYzUZ4d9HGu6bbkdnvePsJaRopHlA6Ry4tIPTbzRxhnjzn2+x149TSZLt+8g9FG5XY",
-	"5YEvSzNEj4LOycebF/1JfQ0yJ0gQvmh2hAzCmCcod0rhubaEeDGB4CbQA01oqHKQQZ0CcNYrO3SZFYcu",
-	"COM5//iO9n2sfaZrzrn2yW82uHKJuwjJAPYIX6lrBPV7QmZ8o7ee1OLCPA9kB2OYD4vjGC+WHg044MI5",
-	"5qDN5+2WnsfqRyUdobdEA1s/gz3dvc3PZD8wn4U0+6t2AN1OSsNPU6I+w62unYk6DrWSTZDf4k0pLPiy",
-	"+/kyVo7JiqAj8UbChJMo6KGnU3ZFEaMeOUUcUl0nCHM0vqM4GkncZBDEGFwtf0u78/iB9l2yGNdemWGO",
-	"dnlmyzhfLHwZRp/kUHoYSiJV3XF+uK1OOQdc6ZjLPkHqbXU7hZf9xrtZtFx6kzBB47lD0ZTdKG/mxtrq",
-	"FcQE89Vq5KztE9mqvv5spsYdpH6Y3LtU3F51hdhLWLwPGgEDZcxl5qCWcnBLl7Ft4nkteEJm4hfK6GLG",
-	"Ut7gW9bt4GuwBqDyvyNjBGs+XUOrcvs/1jXnjnYfa0Hv5JN3GslLFrFacw3Tq+P807OzVHBOKwZpyyzk",
-	"nOqGZWPtszva91cQRJYmHptVDoGnnieA0e0EOIzSWOZ1oGFjWFCe9UbeiTXI4+N/oP3/Vuw4i9pdF1c2",
-	"cJwyp6k3xJVl6S6WllKHSI7AtBULkuNkt3M135HB9p3NWBCIOE465ZtfPsPiKNY/yb2gyuKBv3l0mSZM",
-	"oswPIAS8Tt6+AzY46ahJaEJi6aiZFS6IM8VHwgQFVDZjforGLAjG6AgjSq7OqGh8iyMV0XAsE0FzmYNB",
-	"hhj0EBR6UW62WXoWJPd2Rsfqy/hEheLB76IdjjhDGD2+8+zud6TLdBddTUlMEHY5oQmaEUz5GU1pphsD",
-	"/Wb22lgQdCB9EvWfMBcyV4Mf+UOG/RUv7l2ceNNyLOGWVCb0218ViWpKjJMS+HbnnMIV4l95VxzCTuqX",
-	"PIbfq2uviYrqCq3HhucrcGFrxHuxIv5o6b2zi8at1sC5lvnPNt00zl08b4i7Qh6enyJBcOXVU/bNBMGl",
-	"PApwFCEXexdQ943gGYTPUzSJmIuj/IkIVnA1NjZ0vSb7r5aVSvj57hRTSqKKTzqOok63cxlyiD6CiJFO",
-	"t3NFvClgyxkhiYxTBZ1044Oov4U1+oN1p/ssnBGe4NlcknLImra514dq1w29W7ByWW95sxTBvduICT+a",
-	"Qu0+Ga6LI+SBZ4s4XIEBy553eUE/gIh0K689ib2pLCBWbZsQte1EvYLJrXNUG3cggdF+IgWs1kJozrRc",
-	"I6R6CWOo0L987d0iQKy8wm4R7r1e/i8/jX2wDpWn9saZB1Byioe3vC3KrrZ473Xpnl01zyfj2/aFY7JY",
-	"urZXTiLHTY9tyuLkGXmRbPOKQ/44DmX2nmXK1k6RU5mXsoRsvEsPGZ1kHSBmbaspVHafLXoUgU3bHJKi",
-	"RO0nanrWpZPOVXkFzLud5mCsNVdwN41em/sDxYD2dCcy5d7NXIfH0Ginq3DdQ4XNrzmevaBahWzePJaV",
-	"C5GxYRuv3Cyk5V+NlZdw2YtcVlWUupiurCQ5TxaCnfEigrPiw+WYv0ErVuYGLnI75VdxpRvNJNklbzeY",
-	"uu5NI+UPoN1IpXvdNFrxOPYw3MvmC3VJ4mQ36TVDpR+2PrbGJahRGjSchS6wNTrZkfzHxA+Th+SSRNvO",
-	"JvpltuZ2h/QBo2QBB1R3kE0QJROchJdESY2QakQJjeLBLV0Qn+BoZ8EIR09zznn5Mcp0689psplQNY4/",
-	"ibG/xUv4NjRvfAWtWacsXcg2R1gLmN5lpzIOv8EeFKdEHiHEYYBGSmZZUJH77iLXn93iaCwkbzci96Ed",
-	"WID2wP9lweK7bKylEaQqOUOnDCXUo8I3UojtJFJItb7j5lTvJy1tN+XG0HsSbu5WOYmYRATznQ9Dxdxv",
-	"M2MhGK/lbhQCVshAJhrf2OuZaHMNVt7lYUKuyctnpt9MAM8FdNhABcVtxdgrgOzE2e9ItPZBfloQnRJa",
-	"boGMd0SpN+VssMOb2+HRbHP5r32NV0svlTu4hZU3Z6eW/RbmEfbITBmT1/K3ecP6eoshmp0Istn3InUV",
-	"O7kZsavbSZoTpj2WOXxlPiGZ7LOc/OxbgnaN62r5qlOeUsvrLTJwthT9FDQgGG0jTqql9SpH5oW8Ul5T",
-	"htjxBC84OgoTdEHInIMBL/Qhc4CMGfT5uFaVsxwYKMXB6mFLdmfLld4Xoib2pirjERS7lEmFQ79Icgyq",
-	"9aNKfmHxH4X8TfmCj1UUK2S2rmUjxheEnyKcTSM4b6irKXdfbnuLywGWN9gS00vctQWKr3Rog9tlh1aI",
-	"fTtGWbZug863QdBKad8KM8u2bVCybNkSIavcbcvmwOzurMgo3Xj5KzfryA95ElIv6cKtquRKgCQ+u5h6",
-	"B1tbeqs1YFsBo+IoVnQuA2UdXnq6ZITJS69kJa0aDYaq+55UWqU3uRcFTO3Z7nPMN6c02KNkXkIke4HN",
-	"NqxjgW32MnWBkPYyXIaz2g0mGcpmFWCO0W5IB/geXvAm54UigMnHC64uF78KZdJCoMRpJEhusN5DoT8c",
-	"1EITNrsnvJdLbi0RQxUNrNdt1ZBdqXETgsuTEuWZk5u1oDu4Yi7zPnnizi6wYDmTdjSvsKTihStt0XGv",
-	"sC5eY/LHS+PXQvM5KTs29MoOBxnCjwguW9jEP5XhpAnzq2RFj2h5iMy3HhTsmZm1qff1tUw7dq5dHuUl",
-	"UGxm8xUiDe5Ss+JDKw6hdim39GTKZlu71iyKq71VJAv76r7+3TWIovcy61aOmTKPprrZaul6gAY2z//U",
-	"yrFtaQyQLJbR6vtPH32IoHYiAaElL0ugcvdKEYcFgfRgQSGdp8u2tmHTeyKc4wlZThiub7rDcqldubVi",
-	"oKbbkWnKG4w1ENTQVpXjFe5na1UAqtnLbjnqsa3pejdbUFtrAyUvkl316h5kRNx2ZVw6b7V2iyr5em2Z",
-	"uXxJ01oeq7yQbnHuxaEWh1XZ6iYHqexu7aR2vdaFqjq0bUpd3Pbov7pHvvq0NxzxumPdh0owRz9v3BPj",
-	"fkzIZ2Q3u3naxqZadYlbmv/bmQyXcU53Ot3Ou51u524juwTNn6QR2dpBPSKZfLCWYos24JUhOPf2PZq2",
-	"9h1Vg7GB9mLuqW0vW0ahwEWDIPOYxFDiAWo9Eh8KPXZlvkwpw1Dkhz7iDAU4XtbyeSX3hHX7yVZ9VywD",
-	"DMuCG96uUxM0diNiJGNeGhyXkczfBDvnCWSyrzEYA11v5GhoyKdbLyWI2ew5b+9auY27c3vMITOMf1dw",
-	"61XcsYw5xIEEkXRaXZUaT2WmKzl+s8zXu1xr1yUeTjmwddOQIw/Pu7ICBAQAgKL7isgy2q12kd2XR9kS",
-	"66yxrjfhwtWu22sCwNqso2QyZo+3sOQlrP2NaGJHSncquwjdHDvk+y27ZkvkUDrcTdxI9WkuC2zgVL4y",
-	"kX0eCVW6EWCwENciz3wnxNAN4R2mYdnWqD+07PV2pHXX9kl+Zau3s7i9kKVq+bKeFlc0j1MJE47YFVVB",
-	"XxTKT0QhT0AbjsbZKsb72VZdcFWu/Ple153coxJAqofXJlKiijB2zMewjD4AbOXUzFDFmaGjMlylTmeb",
-	"qIlmrcRy7MI6eLVlZhrKRUSLzPo2zp62SgGa4YVxA2UtqHle30iqXGoJe9ilKsAMtzHXiUkSHmPKAxJn",
-	"doRb4uLCuEhcFo6OskBCMfRxs1NVTkoa4vmhMg0LCrzPZNFoWS86GxxHUXvzzhpatK2VZ7vI89eIptXC",
-	"1t23ZYvRpylJZahOSqmM3/GlIlBlvmxibb9DcCRL6m2TWGdp7kqAYDG6KgK3WeNTF6FWK5S/E/KExYt7",
-	"VBlOVob1t/e52yaEf3XY/lYs3aNdfAN3Cqiv1swRhDvC4QzQW5LGgsxjiFoWT1thA2ARhIAGzyb/pzJE",
-	"ylFiAhWiO7knoBRqLwmU7MF5MHSn28mqwq+Iut89Li6NyD8pLtiWQZ4NQfdsh1NpjJYtBcOXg+Rxsu5G",
-	"70PCrzyONy7lP/AbwyOYrCFaK9iZH1+ahn4tSVKTwvaBnwFsJ6eARni8f3XRgFKiSfkd3fPfe3qn8Sp7",
-	"8WW1oTkYGE5j04uwdWqHlSmgLpJFebpH333cOFXKq0kxwkljsxfXXE+dhUpkNNhlRwwtN9wFUMoVNV2X",
-	"968uGmw7F2TR/v6LA9zSmgPjNy3nodJA1A0YUGRuO0dTiReJf7d1nGQV8e+oxdg6yvK6QQuHUIPXGWr6",
-	"VYtN2Doy9hDN8NqjGQTSe32RDLtEJbQPRBB72c0atgOO3zIk+aYDA244UPmrHHfQNoaguD5baK6AaXgj",
-	"sQNi5n2IEGoHh5gBgOi+4gUigv0tYwUiWdT6mx4n0BIZb5FY5Ga9+FthXtm0Fc59O2IDdnD3X76/32xX",
-	"/xJrtc7NvyQuNgrqYpg9ufuXntZenLbfQEaMN+lB/5bm0PgmOPY3oaOHbBLumK54O+Y9qzpUUTrnPy77",
-	"mq5zh+t2oOzeIxotmrNMZl63+fiNqCW7Wk3eeEuPplJCt/VRLNdT7m5dLvGTSqHHPbpIb43DGxhoGSPU",
-	"iL2gpj+esZRCrY2ZaIlCihYppujo7oe/fYwwRxj5xAtnOEIS1l2EEzRjPEHGACn2E/nhRHB8mPrIzNrz",
-	"HnqSFY9HOLoSDCLU8kfJFcsboaOzjmH2rd5AP+sc99AHLCbFRxwLli1IOfHRkaXraKmm+3EXUXJJYgQ5",
-	"WokvGDPwp1aRKlAKTQ6QMNbNHRowckOK4wUKIoaTrDKXXJ+ECUdReEGQ3jN0CasIyhyoaiidk2zZtaTs",
-	"TkXDrP2jj3XN+eRzo2sMXh6dnfWyP82Xx/+oUQG+ShNVfW/FFGdnTxuHqUgyNbEEcw5J5z1oMIaqsYJV",
-	"EeIPmuMJOc2y4zIZ8xFhLj/UncIMc1sFf0n5VsY0zfaRjaRyWY+0r8oRj3fHh6PN+LAY/y6kHd46yxIU",
-	"z99ijYZuWtsibSEPX5XnWIvGsnZ1XF9fa3XUJsRfBY3fZA/3COfP2IWs8lwPUgtiwqdINkKJaJXfcLUY",
-	"xAnnIaO9+sVwhqvuc2/VhVaFOB40LOWprKeDwLkX5q8sSvVc7xU1GlqbqvjkhVOeyl3x5jzdUKFMlo5T",
-	"2+foCnwOBeLcIaNwk7H5gtC6z4EsZrE5w2p9E93KOZcHLwO98QJlbGft0dfKBfz93/yJ9vd/8+e/eXT8",
-	"93/zo7//mz84O9POznjvN9558Vu/+tufkBfJFz/6vVd/+fMVWegfl7VfdZdaSDCOKMmyo6MIHI1P0Bjs",
-	"G2PkLmQwX0xwwuIuGss852Nw+jqj6nfIYJ4UfqLiF1mIVSmMs8rG4CEmvp/RceGmoCYqGXkgOrNUtTkm",
-	"81rCc7E8paAmfsXpYYXo9pixLeKgResnaUR4A79zs7E5IX8v8yj7fIW/15aZkmeY4gmJla5g/QpAiQnq",
-	"BcGWPCN4tlW3rWKgd/cgaUQu+7KBKAfEPL9qdhx1oFQAW91Oe0PJJ+pm7pavqXD02ViroVIf4WW34y7y",
-	"MIzmGVsE1kNQhlQBlXv2m0IBIhzO7jIW+eyKbhOV4WWpoqGKlMpaXvG7VKBZfio+DqMFpJrOExZsumTb",
-	"xnpL96wP8ItttrRtYEoFI2ze9tcHQ2wbkQNaoTBYiL/eJQGLSdt+ygQtpmsJ5YoXQhNpxYl0mFa1RNDV",
-	"lIGcKOQ3qDEiYc4hOp0FqoBI5qt7eqYo37I7xNHY6I/eeeedd0a6ro+7aPzFH/3ZO++Mj0GslUKmCuk+",
-	"o+4CjT8VbRI8GWeu+9nAEVTOUyznrIfGgXLw4GM0g7KVyZScUfmrls6RiptbXm0W0I+OpqHvEyqoeV4C",
-	"4oyOxUMaIz5lVxyJBS6g1K+k6K1Uzf+kBO26fWzlO13hclRC741MGWPRPkx5wG+8cS/Ago9pinr+5lKP",
-	"ry+1eHNI84Akv9JIshF37Cu31VuLa1aA5YB7rs2pLm/zwGYeMObXG2MWRrVaGOv9u8ixBjZSle6RrPHJ",
-	"pbcVRjwRE6EZ9qYhJchjfqMzTlNBr6fLXU/VeclSgWqSCNNJqkwjhXHIw/Nz8sIjxCf+cn2vNaVJa3rb",
-	"dIZBURxhKksDh+UsXLd4ZfqqzajJSgo5ALbIrVEkPdoUgNDthJQnmHp1xSvYiLarS3qDJUizUhx189py",
-	"kVGlxa4bF54/eYBiEpCYUI8gimd5xUt1A0XH6l2YJsmcn9y+DQWaez65vK3a8turr0kT2GrSSSJ14XJP",
-	"lcB2v1kEe7IyLG1L66Ic6NFc8gxbate2roy8Yh+7eUVcqy7zmgjWJ3Vn+0yjLmi9kIvZuU8wJK7baHtU",
-	"Y32EY4h4PXm9ivId9Fw7VsZeDaKmcoHtIiHqERC7hsuvqPeX7bS8olJyifX5I6rnug9lSO2mvHG1SCmM",
-	"fU0SyE8a7zyYbXd91NA5twjXjfNbmXSX3nxp7MY9s6hi74zJHDJkzUl8GQrwdTs49cNE/sufhbQZAGlE",
-	"HsfkMiRXbW5Fo0PAjqE+ee/rRBu9LehFAIZx4u8Ii6L77sBYiUrWlxtufLDcw5Q2hfcVJv0rWmLtlaM7",
-	"yDJg3f9B6k+Wzft7jDIo1ti0vaceq7oDgAf1SSxRgvwDHE9KCCL/XPyQNRH74id5cD+5FGeRNb8i7pSx",
-	"C34ihbXGZ/aUJElIJ01vCM8hsQ9fI0bO8Iv7EE66MakgzhLSPRLHk8XI8i37PRTwadWn7nVT3UzjyShI",
-	"7Mvv+qsOvmUA5U6/bQSGp9U8i9vQvqdXhMwFEmhA/G8NViWXIUv5o7eS09sK4QK0d+MzMH8UbFenPF48",
-	"SWmbhOOy4Zr1rqq6D9CSBKIVy1hctqZEcY2Z4mRU783NcIVjenPjL/FzGcRKW8vX0HQAz3CTDMaizTz0",
-	"Mzy5C+12TndQofktcvW1zlTcQo/7DE8yVe6e46DbhzvnEGxQxYgjSGPwZP6NJ0++/e133x3XtGB2hfX/",
-	"jY91zbmj3cda8Mnnw5eNXn1ivt2iq7e8Dtse7FYH1jYa+BneixQqHsgbFz2zzTeG7UEi9YxFll7+UpEa",
-	"xqBs52N0lMThbEb846XEpxtzPz/Dk70Fr6lr1DqSSF2oTxoLwa69YhvVUNteuaYjqV6i7cBajYCsX6dn",
-	"BM82qMbaBAI0qOLBEJKxnI/3keXxDkdjNa5gSVX6wy4Yc3IZZ0Ux31qva65EuiZD1k+CZ7c4ismc31Jh",
-	"rZHKQ0tz9+KrMJmyNJHuyQ/88Rk9AnETXJGVUQk6QOpDD8+PS7ls5fOSQ0ux9IxOIubiKLM2STF1wuQY",
-	"Mncb8WVZmZOsXhGCwY6gOyU4JjxBmHqQqg12oULQScIRo6SLSMTlFquTnVGIV5fJNMGWtXNV4bdXjtmy",
-	"0iaOCU12uFRLkKswCDu8u/0wCwTPdqLeN/Lmi6ykcMshfm2c0gvKrui5+AksvOOrmNEJ/H0uRJaxtPde",
-	"hVxmJr1xjHAH5c9ib2v8Or6PLe0Hq3kugmd7YboE/XvzXBfBsz3xPq/hEaqCZRCdz1V4/ut8YK3mPxCX",
-	"zWHxW8d7LvPs7ILQxziMN4YXfj0CBPdoILtmnF81qq+ysm2C/J6pvL67afIqicbrWYRylrwLCcMRmwsO",
-	"dz5ncZLSUAzRRZ+mLCEy5D2lWRkMxGKfxOL4WKsk4zvazXfwXMhmaoLkc04aXwHkcGmuq3JtKWvLzHLf",
-	"ML58YzzvIxqBBmMsGWJxgmOEKb+C2yfEIQjqLQJ9j2Q0ahYc3kUYxSwiypWti3wC5w0+ZsdIQ9PMulgN",
-	"FVYL2yFYOCbYL2LLG3GUsqOvvd1M+hsn4Lf6dootWXITJb7AtrpFSqT24ow41Z3Eme0e19eH39g2U8Gu",
-	"d25LUaD5QqzNfSOOfh9CAqD2Ny4kiFXsK+BhDVXa7toHTGWAqinIIE2jnGaM5KoK7EgQlnVyrqYM8SSM",
-	"IsSuKM9Vy5m+bIplqc5kSmagGzsV/1xAnkTlsKEC80Mq54Jhe+hJKdvNMUrYhID3t0wemdUcWJGceVoq",
-	"ktYOLdbLvDToC5vAURQ7KbzDUVbJSAJEuSlzPCOyHosYglGEZYbEMrlBR5yQYnNAy45PK3l/jgtFZGUp",
-	"vQP+et00s0kaq7j7NyVkgUyZy2EIwKg0BVyUMlZU4i5SKoMqeqWMFZmWUKX9qxeKzjLadTsqUV+nqJ+e",
-	"p5Ur5dzLc8PluZmviDfFCXA8Kt6iWcbhxEvjMFk8FfBT2ArqrNxJZS2aOljmOE4oiWUWLVlbA12QBQpi",
-	"NkNjySfcgRHgwYei15RgH2qZyJvV+S3tzuMHmizmkmF1WdzlZbfjgkSWTS//up8xOe9/9KzTXU4LVk2b",
-	"AyuJ2CSkY3SEKYI6EZrMBoLe/+hZF4Wcp8QHOeiSxGEQEh9JQAmk8OT+3ZFtDiA1CcIU3Xn8ALYIyaUg",
-	"u5hclZyvB75kAnoCsUlxMt/WNEnmnZcvIdAgYNJYJiuJn3yeQePplOEIzXBIExxS8bS7nTSOSj74kzCZ",
-	"pm7PYzPpju/F6h9LNlk1WCgWKaAeCbDcffIB4iQWqC9gMXrXfBdxHBEOdgh+gjDiUxwTpU5lgbR+nFEB",
-	"nlyqREdf/vx/fvnffvzq//4PXfTF7/7k1V//9Fi+hZjMOQL3BACoNIh0UeFLypF0fZMjZqVtZAHBOIWF",
-	"QAUsfCEolco9A2XawMJCmcv8Bbpi8QWon87oGb3L6CWhYs/85Ixq6ElRwUTGManKJvKmc3T0/PmD9y7t",
-	"455oDKnWiny7soOHZyS6izk5RYKJlj8+uX8X9ft9R1CG58/uQm/B4aguwFJoczwJqeCIT9A4CmdhMkZH",
-	"xt/98E8F05LbjAa6NDLhrOjKGUV5LrNT5DI/VHOOPweepIsK/ubl+BSNiz8hlXEl15kYrEh3JlZ5T9A4",
-	"BJEzovUYz2XOwJDRLJDjN3/AmXghWTjScTX+SIyZxRGNPeYTsQgZ8jNWj4Wj8R3PI/NEe6gCesbo6Gk4",
-	"m0fySd0VnTmMJC7e+LPpO+MuukcnUcinZXV8seLx4zvP7n5H7lAeFKRyRXOceFO5VrvvDI9PAN3CxQg5",
-	"wLK8Q+ijQZ9sl5Xv8jdIswfJoCXNF8Nc4cXxqTglBV95TUKOUiqlTok1VLSZ0onCoUruUHYQIx2JqywZ",
-	"TWnh46k3lehD3Lqu4hV4NhYA39J12MxSysBxFrUTJmVwzVIZ8JVX8MnEaUzR+N4zPBmfSmlZdGUx8klE",
-	"EjmMmEctkKPxg0CDGvVqHepBTtCROLd3xscnyDJHaDyPQfkHrPB5tr0xAE7xOmHSRZZh1ppmm4AHHSYo",
-	"gyUPqVe+sHm9JijFCBzZ+IWWTaRxj82JSsqdY2X4DVYMz4AkCMMHD0eRmOsI/I0pQTwNgtAj/PgUjT/+",
-	"ZIxmBFOOKMuHmuFFD90R/xQjif4SVPnmxCgTknBk6X00DqkcMSQ0OYdljFV3QfdBzQbjqMA7SKgeJjxP",
-	"a6UYiiOxTvGbOknFlAtIuSwVGJOJYSijRKy87Ew8VlgRhhZPTO4866ZybPXQUwKX22ee4JQEvHozX5qT",
-	"o9AjVBYmUvTozhx7U6KZPX2JEF1dXfUwfO6xeHJb9eW3Hz64e+/Dp/egTxGwpoiRID93Hj/olGrQdfSe",
-	"IZuyOaF4HnZOOv2e3uuDiJlMgQ+53bsiUaSBWe/2D64ueO8HSpU4IUmzx4wq9ITmqRuFnoAFR0fvf/Rd",
-	"xEmSZUefx1ImmuLoknAkwIhgobd4hY/g0tNBEE5xaeSTAG5hoRqAoMSJGKZXrjUm+NXOt0kCVZSgPptM",
-	"KCrWbOp6xgWoLGx1vAS6kCwMLyu69LEqfqVqXqkKV3lhK1XGqvPbw/ef/Nb33n/v4tED//EH96HcU7Lo",
-	"nEBJKlWACupOQZWpznfeT427D779dOqGl8NpMneZ8734Ufrk0996MvWCp9+/Hz2+9/Cz52kcXMjkVJLL",
-	"blH6iUumZ/mE1GH0Sk4rq4bL4XZbBXOW2NXOycefdDs8nc1wLPb3uHTg5YOqHGjGHZ98DMX+BUO8hFvE",
-	"wGKi21OoxvjZyut2RyFaU9fR1TSMSBZPCRMKgjE/FajDZ4RL8YAJ/A9yJE6wizlpvDSqCuR1r00WfNph",
-	"F5WHlxAZEt/uJNViVpxlabM4Ci/Jvg/1YXhJqJhAMCykdHpFAcjV5yco+6Lt8RFaORjFGXhTwMjAtEKo",
-	"OpYrQRDX0UUDvY+Oxlmn85TiSxwCFh8fF9xN4yk/IdgXvBF/6w9arBSyw4MEIbh3QfLgqAd6f/MxP5X4",
-	"83kBnD3fkhyUO12TS+M2nodaVtqu8a48JV5MFM8vY+llnehTSXfh5oR8HuEFmsckCF8sH7kQGqRUDIWU",
-	"cIxnJAEtzgp9RtHktswCsirHd6lhpuL85Lp3SmlpP654JnZM3Rxqhqnp9jNjeGIOTvp2TzeM0XCg64Pv",
-	"F0aCd8Wp6AY2B8agr/X7xNJsd+hr7mA00PBAJ8Rx3aHr+YW1VIwvuGBpNCt3Dvqa7Vu+5rjWUAs8t29b",
-	"lukH7rAjy9A952tWZ9h9S3cMc/j9QvfwWOkv3JFvmbo/LOpaqRXIIxR0UjAF5xf3n/tX9zq5eatYan6T",
-	"ytFhn4hz2gg1UzctxxndHNQ8ze4TQ3OGvqMRx9PNATY8p09aQc0ZmCPDcKwGqFlY92zH2Qi13/6B1tef",
-	"tYGajJH7ZAv2Qr4jmdtlGV/dARkYsQCYAfESpfYJXsITnJA8qU7THKrt7aLhy27RS3vMotBbtO6ctYdl",
-	"WmtfYVkmL71GWLWL/fO4cBhomjprfrvc9mVeyuTcW2snyXvXmr/sdpYE0Y1jLPd42fpo87ICzQyH2ljB",
-	"U0EOGplahNEkxl7yVh24sZm+PaeCFWVx+BkB3bjVhqbeZ7ELOXCgh+ls7vGMsQ8wXSiTCd+VBJdYM55k",
-	"YnOFr1Y0biXNFXiDr5DeONBZwXyBIQaYMLkIILSnUkxDUO0aFJyYT8VDly5pVYJ7t6SI7uSZW95l/mI7",
-	"UljDf0bf6pdwX4ZzLQ33fazZI8/QcNAfan3LD/SgP/T6utcpI73l4OBa/PC2eFDZ2l9WDZt5AZoKG2Bs",
-	"t/c1ZMw+MYyeZel9q98fmivImIDKSNdsk5iaaw8cLbDdQLct03WHeBMZszRs+bpmDyxfc0cDXRu4hBBr",
-	"OCBBf1AjY7L3fo6qRsgu34seRrP1hGzzmQL3GgveMuMq7O+9MM8VrM8pS87xeUzEB7Lo7HQD/CakqT6d",
-	"Qpk3qeeUb4yyqxqmfMi8vFD9OlyXtyvjyTdHTtejrnex/6Qghq8LIRuDNtPwFHzziP8B8UOcxTe/EWwu",
-	"r0nJ1LUNRq9JUbc/D/2XEr9HJGnwVbgXBEQ6D6g6LRdkcYvLMi4KTS+j8yfw+krovILXrIYca4XP19vF",
-	"/72NF1YCcH2PD1lyn6XUf2OXVJ7ojpd0W5n7gf8YJ1Op9ITbnfphosnEHSv1BB+SK8GdBmHMkx66D7kP",
-	"kbtA2INqGQmOJyTplmwcoFkKZwTFmE7ICq2BmPmenPjGNQfdRpdNuW3p+xNy5S8TZ8eQW/k/TQm4Iig6",
-	"DLuGpFPtiJn0QVu3AKa4wouQytqoANBV88uvyiu7WEK5WFOtDhTWPrujfX9FeqU2C2uzoP1CJJATl67N",
-	"qtnzJqugMbT2BA2cgN9EIG6/BEs4I6uWBQbAypJ2cmhde28hK+vmpUA8w7WXskflW/aCct7V1HxMBprt",
-	"Gr7musTQbEt3dM+1AtcaSXddFssIh454peKnRi2PMehZpuP0DUsx71FIaHJH+RqddAzT7uk9vWd0iiyf",
-	"nU6VQTc1P8ADzSaDgTbSA0PTLcscGmToDS1SRmWdEyUcPJdLYmniMYB4gMMojUmnklmzYzu6iXV/0B/0",
-	"dcM2PN+2da/veH3Ts70RCYqskScQRJK/K1hi6dkrIIjbkYNS8u5lQGHK6GLGIAnlGmgNDcs0Teta0DI1",
-	"27SwNvJGI81yfN31fF/3BmYNWuC61AJQQ8O0bNs1R32MPcPx7L6r90c4GHiGrg8tf2tAbSF75lRpsx4O",
-	"aKd6jAd93EEfd9DH3ZA+rvzQKrZuP0w2y29pMr0tMc/J5yuUdE/AtY+DwyCLEy0KL4lfdb48Av9K8FJQ",
-	"Dm9IBcspb8kzeh9uIRKsxmyuzGrgN0d8NCexGA/Ku4re4m+JbrOS1ejIMp0zKv07z5NpzJJEuhaB0/cT",
-	"ksQL7Y5gPsbHp7K0vppJWnXBjOkrpuCMgtFe+SaLBt6UeBfE7yLOxB3OSi9OUsI54UiuLGGshzKP5jMK",
-	"feQ+XFnQNTONa1ehT06QSxYMQAFgQ5+mRNXnl95a4ME20PtoLL00z92UL5o21EMQcZg7eUFOmDM6vgsO",
-	"O3fFk2OQgkIDHelYevjUZApFXHbWiKqABZkU1PjH6kvPY7NyfMhJ52nfS2OiAZj02P8H7dValfLRrRSb",
-	"W7JYlVjZDlm8P3W/7YWPwvfvf//ek2ffe/qAP5gl8+/ffTB88INer1eJ6jxxdL0emtqJk/P+p873Y/23",
-	"Pdm+FGuahZi23n4R5NuAdh+yiSziX0OslSuwCT9WG19TO7EDAc3JWkx8QpMQR7w9KSz1edntpGV8vWmM",
-	"SuO9UMEPQs6Va6VaICot8G0ifntQSu5w0jUsvfGE6u3FU8cJOVf0YWP/SuP98DmMyZhShTD5KYoFSs4F",
-	"XIIm4SWhWe1uFiAuA+TfktPvdkokZGP3UlMAhvLx2eHom/yiNp5fYydw/skJ48Yxym33xuqq+AlVch1C",
-	"FZISB0zZ1QkE0MNVyRkKxRmE9IwGUTiZJujIYz6pEvrjrGZK2f0spYUDGotRkEbRGVWdmz3OeujJN+he",
-	"7tPNkE1QSCW7BcyN5DyL0t/tnUZLfDRLk3WM9CVTtW+yWHV1nUqsMnJJxOhEcNZQYBldTVlEUIBnYbQ4",
-	"7jVxdmLSa7B267ma1k+plhW/FQfXYMJRrA5Lk6+FFecafJI6l/Mky4TSilOq9jrwSluc8dff5CuQnsQW",
-	"22M3dbHWoDeW4EShtwpKk1FbEIsjpGoZ8waSMSVX8DvI6DKjYu+MPhbyOoWApZoeQXr5X2GOcASu3gji",
-	"rmOFWHN0eUYlvkRHEPWtOovlylwjECyaB30D+3ncJDY/qWb8+Sqi2G+OkPwhuVIhH18HKXlP2L/yw3lM",
-	"Ut5GnmrqdCAlr1Xsfi2EYQVvfO+FjF5cQr8BiwFn7xBZdWnchmhxLZOoVzpUPCYyIclRqdSjijTP+mYJ",
-	"GnipwKBKv8BPYdVzGYwJZvIr2uxkcTerzgrLeR1uFptalhb0FGx40p3kdQV32Cem03MGA92BGAWfeKFf",
-	"dn6UP5QsqspCeReqUjZ5cxLf7Gu27xmaY1hEM92Rjw0LBx4xs7oXJ0XBkSa/TeIZpmabfVfDfWxpJhkE",
-	"Zt8ILMscFtXM1NxFDbXyCoy+ZtvOSHOJO9J8wyK2Hpi245QMqySud9I9zTaDgTbyXFuzPbc/NIaOS4hb",
-	"Mq925vKmbmNCLR/xZiNq9dYf3NreakNc9bBKyBEw1ZbYERwqb2MoGQ0PeEdPtlWe9+8uEM4S1pQLcfVQ",
-	"VqYaxURTmizJRKv9pRHJKvui/Pl0UUiBky8lUFpGunJoUn4D1+Oq5ePvBKE8w7ZcdKUi6EvFRl8Hu67F",
-	"qX2zNzAN07BqOLW55Who6nbRsoaYAstzNLs/HGmOYRCtT3zTdi2D9C2n0wIdB7bpa7Y5GGpYt4ea1x9Y",
-	"+tAkjoedlug4GAa2Zo/svjYaOiONGI4xGATEC8xBCR3LE2lGyMEwCARC1rWR5zua7g37rmcNXUyc1Qg5",
-	"GAZYs23D11xHH2mm7gZD0xm5gWuXEbJ6L35nJ3y8Sguszqzsp/zNRMM7iDNBjps3yQtBGYsvJ9loIQIt",
-	"dXnZ7RTp4DcOUGq6NwNCzpouwFNmTuKAxbOa++YJGuebH58iFsscFNLn+YxekIXUe0QYHA5k7hPE2Uyg",
-	"bHEZ0CTGNJHMcD5q94w25SrpqoQY4yyrikxqho7ALXlKzuj4o48+0u6kyVQIVh5OyBh5U7EPOiHHKncS",
-	"6E6KFCzoiqWRj3AUsSsVmPVW2BrqO9k0xlJ79cq29ZTXd7WcKrXWOeRd3Hhjq61fdqul3Df1rjR+2e1A",
-	"+iT/PKQJ29i33LYokQ4hTRlTvFnJsNxnb++u8Lb3GA2i0Et4luIIMniBe48gG2THgKgPAABvTVjUV04T",
-	"rVhBhKts81645phAtsfXyDQ3KI7FEvbO6AoasmBp/NZyu4MTfdDr20NzaGzgdmVLZ2A7/RXcrqm5umlq",
-	"dt/3NMfApuY4luuYeuCPgNncwO2amjsampqtW33NcQ1P8yzLGQZG3/Vtq+B2VdHTOqcreltDzTZGloYD",
-	"e6QFfW9o6LrbH/SdMqdbHEkTuwvDuJqNB1hzSR9r2PfxyLR933P6q9hd2PhIs0eOobkeNjUyCEa2YxnO",
-	"yNLL7K686Ad296sYTLczi3Ag0wcy/RrDLwWGuT6VlulvN4cJP1mdmpKge8/wJCO7kPcU8ngeWebojK7I",
-	"UbldgsozWslQeYrG74xldANYrBdIJdpqtBW/B1u6qxL9bh16GsBumzT9DU4yci7/oIn4CmkiBAKVDALI",
-	"a5vDgJY6HLQSB63EdbQShrm5w+MSeryvAscE7Rlt1/VJ5pXypgiXxJCCcOUIOSNZGTFaRbWWMrt88rKb",
-	"WaqXUjoW+P7GZCrnpD/oDUxjNBraugzcVQssCw1DzbdtW7P14UAb2djU+gPXMYKh0deNYV5i4KTzMOx9",
-	"iP/xvUr8TlgbB+uarQ+Gmjv0sObigTcc+b5jW1i05Y/jUAJZ1UFRgdSv/vd/+cV//su8iMEJ5NQhMUcz",
-	"FtOQQn0CWe/gpGP0HaTruo4MwzA6RergX//+7//qv/2XL3/xx1/+ye9Vag61AIqqfXDSiUKKz69ebCEU",
-	"qTNchS3l5xr6uKdK7a97uPdUtfGDzPTVTUDybcgsfi0skmf42l0dBbzh14lbljWW9sMtXzOksYR/Xv3w",
-	"F1/+xb/aGnOoglHi4qyrR3Dz8+/fH/TG6dJbQ3sU7DdTnaE+Mke2NRzcKNVRqzhQn4NYeBALD2LhjRur",
-	"13d4L5WviVxXkLyeBvSrJoVKwrwvKTRTppaLATanrsczdeO7KAAPYq6iG6FmlSpuOI5CDqXj+biL5lHK",
-	"0dgnOJKOx2NZ8GgSY5+MV7hP5+t4C1ynHwlUmHlLb27+mLGo1LohjVhRAk1x1CFH0vC2MqmZNMu1pv9q",
-	"AgnvlenMxJEk6AgqcyMWA2ZekCT7Hfig42K1qxZXnGxlgfXKnBuBkeWeg4uxajL42BoQ34bWL1uc2hMo",
-	"gdj+lB+oSontezyFelrt2z/Dk/aNVV7e+zGbbdH8GWvTWGKa1mOr5u3G/h6cbivoxUm7c/Gi1CfPWIKj",
-	"vcY24Dw72xd/9Tuv/p8ff/Gz//+rv/7pq7/48y/+6OeVetYNnL1u9AYDS9ftkWWr1NZ+mChWIIt/wNGd",
-	"yl/qSWXiSADFXZ9DSkHVSr6FBv+EoTYwA0Ozcd/UsGuNNNM0R/rQ6gcD8MbNy3yedH7133726n/7U5X+",
-	"+r4q7VksRBYarctEEgKv/uWPf/2vfyQHePWXf/DrP/+TL373J1/88c86sqJ/KbgjL/Bf+hPqvWa1Hmoe",
-	"EkNtoOuGZjv9kTYKLFsbDAaW3zccw/VN6QwR4XBWTKB+eFIL2ZhIPCOXC/0igispvlWV05POr/72J7/8",
-	"xR9++Yt/UfH5zaqV5ybJmLlEuwzngrSuFeaqR75NFIfChy0iOMqI+ZAD75AD75AD7yZy4FEfcYJjb1o8",
-	"uDKvnf+2jbK20QUQ+Ew+DeeIUSTpSReOXWBdVUv3aCxx5VjmwvMz2SlLDIP5GYXKqLK/YMHHp6pa+y2e",
-	"F4/N1iQHDWUwY0Lw7BaHAp0g/1KCYwIQ8AhPxK/Q4Fjw8jBMhqoeyyV1EYm4zGIziZiLozPaOF+TzlYy",
-	"JHeL8JCdVa8b6HQT6WtL1bYnU3UC1EhuGojL1tTiBot2HBifG2R8IuyRGZxDR1aF73wTuKHdbve6giTX",
-	"0GEf6pR83fTe4gHJEjjiVbfg5pY6HPTe19J7n55RwYPUwTo+qeZUkDCRBCQvUx3SPPbhjErOx12gjO35",
-	"2mnUt1eQf1VrAaFS8O8u3PMqVfVtV8hHGpC81Rmk7mFvisKEzCAns2gLSW8hrxO7ouXg8lMUE55GCUcc",
-	"L9DVNPSmiKeejGYDtvtqKou0QklejqQEuKzJflcsDMIiyvrsnTnb0AeIFIHL7mig2YOgr436Q6zZ3mhg",
-	"2MFwGEDphlKzvq3ZHnG0UX/Q14LBcKC7g8DHprcFo1ns5SZTRCnAg8KtFl6+drPsIluAmM2HKgyVAMal",
-	"aPU1QJHDAeP3cjcAiU00UYTHJNbgDqp9HuJfvp7VzyCggZNLEuNoN61BA5oDl5/VCA7CUTgay7icBz4f",
-	"o5AmDI15Gl+Glyx+4I+bMmkgSEar2ghmg8xltrvQV9nug5BEvlJChBSN4W8+ViXMBR68xFFKlEPYGZWU",
-	"XCWLFYxMmHRVng9AmGpAOVNSmv0W751R5bvCBQ8k2AYtnUsLI8vVI9OQJ0yMJj3Q5I5LhqQZuyRnYu/l",
-	"weVGl9pOSKJsbxnopHkyIlgMEoVcLKWuZ+lKEsKlfoZfETJHin8KY7XSW8jDc34KFQHCGIU+bDbLtY8s",
-	"3clmhCCqkntdAQ8U+pDrt3KIYiJxQM+fPITzyASTcQ/lrAKUUUU4Vscxm6cJ8U8awXUL6gxkwmC3voKY",
-	"aIpc9s4oWOwwRZCqvwtVmRBP5yS+DDnL41bl/qFSSxSpZC7A3J3RkF6y6JL46Kgx2lUxvkjKwuKuHneB",
-	"UYRFn2R3izfxkZwQ2ImlW92cm4R0uIQjN02yhmcUBkOW3kfjusfLuHdGyw8CzVKeIJcgKfyiIzg21UMp",
-	"ksfHvZKXZBd8GM8oXP9uqQIEwhMcUp7UASzk0CaVGDzo3Q3hyo+xiM69jj+jfPJVbZCipbZmEnek2bZr",
-	"a3gwGGrm0A2I51t9e9QvYv8fVJiX9Z0gYVx236sz2Y5mEwtrjjW0NMOwHGLqruuNgu2VCgDfm0l0WRRy",
-	"Qu+m1N+kJRvYPXtgGY7hjPqvQ0u2HpDbacS+HTGXvChrvjbvL9eKlRbk9UeabeimhgcjSwtGrm542BkO",
-	"sNup6M06MZmbtmGV9WQDbOm+P/I13SOGNrBHruaSvqn5hj6w7MHAck28hZ5sSSu2SgG2Ses1sHujkWUM",
-	"bWfg7KD1Wpk5PsNNRWJ2eGMHP86DH+dr9uOUlFSwlIqIZ3T3aJmyHgO/kGt9MtYgJ3pvlTD02kLuc85y",
-	"cyWLshoIAH/uMXpJ4jZlTOrtr5uTp8z/tIjzrzRvfxmBRK+5kXfUfauk7Vb87VGFuT6u8rWCLRO3MOPq",
-	"lji6rnSslNASwgDU8iq413ENoOp211g7Sq6kbMRLEgSmUgpSSz8a55/Gx1+TVARvyof3Dcj6APqyfJhL",
-	"lkdf/MmPvvh///vxNcX+LK3ByijRss38xhJNmlbPGRjD0Wg4XGZROyNd1/XeQO8UjGrDEIOeaTlDxxzY",
-	"5vc7VSZWsN3b8bCW5juOrdm2NdQcfdTXhpZPfAP3Pdu2t+Rhf/mzf/7qr3/663/zH7/8z3+43qq7GTBL",
-	"vK1YqGlpttsfaY5nBxp2Rrhv9F2n37eWeVvDguqtbzlvu3yaV8TloaBinWmSzPnJ7ds/8Hp5KT+6P+43",
-	"exkHbvctyTO0voMkTQ8U4/Amw2yvZ326sUDb958++lDx0dDiFMUNobdHljnKQmhl/CxEyvIER6ShcpMK",
-	"gS1l2339MbCNJKJTQ+l7Rxu7xcu+4bW+1tjaHYj5XrROB4r95im2aQ4Ma2ANXivFzsOND5T7q0S5c1vS",
-	"o7hGxA8xmlvHaN6Q64us5MB5OKGvISdtmHBlpWuy+iU4npBEGgWVhfC09KFmSetmjl5y9eCdLv3aMPVR",
-	"Sn0Sg1O6h+cNxR6gzz68xZeQ/1CzHNfU7FG/r+GR7WouHgZDb4Q9e9hvjxPlCm/SVWa93/WoZ4of7YE1",
-	"fD1+15bjW5qtj2xt5BtEw8SyRqbdHwz73pa0PTtWZJij0XrDkmH3rP5AH9iNdHz9US5blXRr0Oh9bTnY",
-	"12zXGGlOXx9qbhCMfM8YjIhuVem4WKCt6YamD5sWWCPwndCPSGevBqfSdHuXt0vWJpmb50DGb8jchOfh",
-	"+QVZgOesCyR7Y7L+pR4vu2/caiXR/jlLk3MWtBypqc/BF/uQg+RQMOO1GefyhxtSRX5aPtq8/SGF9zem",
-	"0gZwuYW/Xs4rHH3xo9/79e/+i61sXzLf94mSZlYJO4Wb/35lnRKBcInHMrwKPGIPPcg2Ke+fl/nBhzHh",
-	"eVE7kGakc2fIkambsjFGKrd9NdE5CilPCPZ7SIjH6mJXkEgXlbFCF/k4jBbnkbg35zHB3hSaiDHPPcYi",
-	"n13RzPHxXDLv+Z/qdS9LUpXohJs0IQ5PLLtnjBzT6Pet0euQSSzNGhqWZvuBo7neyNGcvt83dU/HZrCt",
-	"vvEpePjm19scWesEE9irafbtwXCFgtEaBK5mE2xoeOg72sjqexh7AxO7RoOC0YAYh+WCedbQ0DXb1HUN",
-	"Yxdrtjkio6Fv6KY3WBZMYIGG2bTAumBC2bmA/T5lk8qMB9lkBQUwdXOfan6nN3IGzsjYV8Fdj4w02yO6",
-	"5vQdrBHPsgg2TWL57usquOt5nmZ7lqmN+sZQCyy73x/aIwsP9TUFdx0n0GyrjzXXdl3NMYiNneFgaNle",
-	"Y8HdfdW7uVPD9/gKhwnP6IhSq93iCCv6cQgGeruK4Xwz2f8D777bi3lzcWYN3Pevf/x7X/zx/7oPz7O8",
-	"vM5KFzRI15g1uvFsja+nWL1z0jd6puk4zkAf2qvTT3tDp6/ZgaVrDjY8DRumb+kBtkxvtJR+2hv6vmaT",
-	"AGuYGH1Nt5zAHA4N0x3Y69JPf/kv//CXf/Pvzb5lbkwfbfQsczgwh8OR9X2A6cYdDk1zNOr397XBgAg6",
-	"a2q4HxBNN/zB0Hc87A6dVhvst9hg39btft/ub5dRTd7OFgnV1DU+5FM75FP7uudT+7o6+8mcbTktvMXz",
-	"V/3GCmw06pseTxklMrAZijVAsG4eKhqwuPAp5ygKLwgEIfBbvVWp00rFgq5ZtKKpjI9C1khWQ0B7LcVz",
-	"7ToHN5j87FA76a2snXTI+nWIkjxUuzhYmr/C1S6WvSq/ctY/3y/KT6CErfBzvH4xCqmJ8AmOtExdex37",
-	"X9rAjt1XwZuACBCTvoeFj2MPPSVJEtIJCkFrNZurihZ3kvEp8iKCY/UR/l18LGcGQfD6ZToONCUxQUfw",
-	"oGT2GTEfSbpFWLV/fCKDPFQmkQK6qFIcTT5FKMkmrY8c4kPEw6YsmYLhEdrzTXEi75ULObzBbCP1yMDW",
-	"aLnYwFcmtOIQJ3mIkzxEXRyiLlaoUL5JofRPSU1zIzBfRh6PXv3oT3758//jy3/+31/98HeObySOIogJ",
-	"+YzcgG/RvRdkNk+4YA+CmM2QwjlAouEHmUwOuYsso2gqcDsaw//G6ChLoy86zPCLcJbOZMcsb9otjuTq",
-	"P8Av3sMLftxD7y5KDM3RVSg4AeBqZvjFfSAgxw18zhKHcB+G3UOoRWvEJmcsGdZvkmJbJwOr5zgDQ7cd",
-	"ez8p6utRANbJYNDTTX0gowBWUmpTGwW+qdmeQzTs4IGG+33f0h175DjOlpT61Z/9h1/+7Z+WuPGVlHkZ",
-	"AEuUWSwM65qNiS6IsqXpTuD6fc/BthU0xFGM3n66XDmTgzvSwQ1kjVoL0NF5SM/nuIUprdb8ZTcbIGHs",
-	"PGJ00naEvP3LDL9UXT9bjNPQ6Xq+JZQlLd1hipYHl5SDO3lLBlBS/rKi4+iL3/vFl7/40714sqiswSsr",
-	"mz6KfMITFIQxT05UvmKJvhELCsUQXBBQpyI/9CG38dV00S2FrcqM8XEakaxM/foip99RC/sqOc9gL6km",
-	"Zx1oemBhzcaurjlWv68FzmAwNJxgQAy305UdnsmSoCkHngQ3EObRSd/pOQN7pNt9AxQFgs99VC2jE1bm",
-	"NSxrpNmDwNacwQBrRt92gsCw+iNjUAZ750TxgcuepmlE/ok8qM6J0e0krDKfAHDDdg3LGGm25XuaOxi6",
-	"Wt+23aHhGEPfDrbdrmPajt1yr4NAs/s60UbDYaANjMAyHQcHWKZJLe8V4iS22Gq7nW3hdqOu9Wa3G/Uw",
-	"D/6v32S/jUdN2d3feNamZkqiOBNlWdp/0oWKIaKcaqGbRRTJV32KwkQmqi8FK92CnAlAjrww9tIoT65a",
-	"pUAP8k3sI49ChmY6Ab4giKYzF+oWt0QVUsp7Q9kSBie61Rs4I9vWddt5HZFJpuYOBkPNHmFbc20y1Gxs",
-	"mk7gei62yTUjk+x1wj5sdag7I5kBqEHSd3VzpNkjx9BcD5saGQQj27EMZ2TpDTp4sGTUwzzEIJap2V4w",
-	"1Ea2YWiW2fdsNxh4wyDYh6ifCQYtZX25adMY6qODrH/wLzn4lxz8S75pmQwO4UQH3c1N58HG8UVZc6Nu",
-	"ADp69Wf/4dW//dFeNDgxlKEmN5XprJzSLJYJzE6Qi70LlLBS7jMZbbXMUD+Rq3sdwfSSpen3DWvk6Mbr",
-	"YlntkWZ7I0MbOcTTCLZ0x9Z1C0Ow+bWC6Xeom/y6ec7tzEvyfIaj4cG8dGA5DyzngeU8sJxbWhnb8pvl",
-	"tgdm8ysUu664JYEbMlZxF13valYxSWP6GtSzVf+pmoK2h+5Kd3Cs3LNOJWKax+QyZClXwxAq5s6duVCW",
-	"zUmWLM3J/oQRXuZHz6hofVrmulUq3knEXByhzG0MBoXeKucUUrVRVYMzmg8ATctlPG9xlBA8Q0dFol9K",
-	"cAwJTagHhygbCOx5RjlJwPkdxs0YmseydvuxdGdPwPVdkA1KmupePoGj26tSmjLkpv6EJF8llbRlmI5u",
-	"GtZrYu8tx9NsbGENu46ruZY/GNoDz+gbwTXZe/Pryd5b/ZF54O4PzmM3yQVt7Wt14IC+Ieo2SSTLpL+k",
-	"o0JHv/7hD7/4i3+3F6Ub1IoPpOx5g7xUt8ZJbVNGoF43wMNzwXkxIWQKTgXH0nU+48KgKLdgzIh/iiSZ",
-	"zAuXMhotkLtCHdhDj+aEIgbXIKVhEhLeRZ+mLFGpHFIahDTkU+IjFvtZLfry01GnldKIcI48zD3sw4KA",
-	"iC5rFZ8p8N9csYNAsw3d0hx7YGmOMRrZQWCPRn2/5DzUmbIo9PGiPbXLln2ogHDDFRCsXn/oOP3h6goI",
-	"a853uQKCvfcKCOUFvoYKCMV0B87sUAHhUAHhoMQ9KHF3Fl/eVA7T68WZSLLd1lVBtT4UTjiIb69PfMvY",
-	"45oAV5SGn6OjX/3tT778T7+4gRIKKb25SGfqS2ysBC3Krk6l2MWngix4RBCdkPkIpLKmjCRqca/DjeIb",
-	"IyXoTs8e6oY9eGvrpJm9kTEYthUSGvj+0gC7Cw/5IAfZ4aDVvTGtbkv+pNT0oA7++hvEM8K3Y9BTTuyL",
-	"tLErI10fMnbBUTpHGOSnLoL8n4jFMhUtwl7MOJcJZ7v5aqSGM0vndkYlRqMsnuEo5DLKCN1RGchAjXol",
-	"ZDHItkz8bsWk7Id8HuHFGRXzIyXrSd313/3w3yBKLhWylEy2jK4NE45CPxtaWpKVSHtGhUzLCRHiXoNN",
-	"+e6UeBfvFZBZCghbKt3BZnNMFwImOQoXaxX3OxRNPk0JhOwqYgz/K7+2GX7xkNBJMu2cmLre7SQyFpQn",
-	"MRQZedldnlOegoydQiFFYn6PzWaMCgF8hpNVk8v0rStmt1pNTrOj9/2YcL5qJpmtdtU+B9byVNeOOZb3",
-	"R6Xsb0iwO9AM2xpqtmPYmmObWHOGhjFyHOwFvt1ZCqC1LUezHcvTXHPQh1o0njkwncDpl2rY5LmU1eV9",
-	"REtQrgdB2VYWBaV+/OJ3f/Lqr3+K3lPeFxXfim0CaPP7+oECwQrsrCCEjuaM89CNFogySo4P8bRtuIY3",
-	"geo/mrKs0huaYi71b9k1+Ufo6NW//z9//fuV4nklpL5K9ANsLQNeu+oPme6quxwPq0hFAJKGls5Xk4p3",
-	"F4in7g+Il3TBKgbgBmzsLlASzgiKBTd7iii5yrMn9NAjgaOL4RErDGxJVQ/JCWnOjpCJQa+hqMgSOvxI",
-	"8DZq3w/8riQ51e2AnlHuaRWyVAOAoqHtm39a6tOApx81LSTkaiHoSN0LjkpzH29Y3wO/9eoe+G0WJa5d",
-	"QijcELG4lMvsg01rkBdq70uA02EesKY+Ev8uJLCQw8VdtaIghtzrxWok7e2cdITkqImuQBi2I7DrF+iS",
-	"gMVk89oSdu2V7TMHSHZ2JR3AqD/UNdvzR5rTdwONWJajY2IN8AALRDTFlJJIkFgcCT4inxZ+EFxiSBMS",
-	"E54QX6pj1pr6TNM0hs7Qgajtqp5lZA2xZjteX3OIR7R+YLimr5sOCQwBT/IiKbmjqXNYmseU84BSIX8s",
-	"ld36Q80eun1tZPojbehYujvwnIHtGUUXlQVEoGRANc1g6/c123KHmhuMbM0Ohp4ZjEjg6oObAJthOoal",
-	"D60msA1szR6MXG3k+ro2sg3bJ4ZNXDi/lmAzNoLNtjTbNXXNMZxAG/qjwLb9ALsYrwBbe6YpIxub044U",
-	"r/FQ7+dQ7+ebUe9nh3sFaqhWNvii5V7O8kOGeOpNUUw4S2OPdJHK0V6zYiup/2060q9QqaSSDFCIG0HO",
-	"e7eSNpry7TSah8YFyRjD+bkEhVKPM8c86SrFj/opSJM0Jj10p1ik5CnJGZUM7y2eax9lJMWMXRIOiqJx",
-	"1ZQyRgk7o+MZfnFU/dBFxZqOwR0hlHcO7FOwjtCPCPIi5l00qpaA2GYDXsc9bw2Z/+KvfvzqRz/99Y//",
-	"ly//6s9++fM/+uJf/M4vf/b7f/83f/TLn/3hF//qP//yZ3/w5X/5H1/+/D921hDlwYk5OhnYvYExMg2r",
-	"3zdWkmerb5iaTQyiYbfvar5p9i3b6A8GJFjF1WxJnG+wYFMTd2WZnq/ZphtoDtEHmml4fcswvKFNzPXc",
-	"VXuwr2G5JNTNgTVwpJGxZhDs93XN1oemNnJdD8om9g3LtMyh1Z7jqh7uGzzZJkT+kE0mS7WaDg5wh8Dj",
-	"g8/awWdtn7USvmpeQA/ZBOESc3P0q5/++1/9z7/41V/91y/+9t8e78CPLSt8axUPppj67DLzBFqn9c1i",
-	"L7r1HIRZFGjKIdWteAiZajdMFAN2ZOmWLGVwFXKpgKwyTd8myXfUUq7v4CNjKLLiOB5LqSxXnZtRTz7v",
-	"iHX5nROz2xFzBhG76pzoL6WivPTdKH83BdRWE/a+fqLrPWfYH/Zl8lYV+bGiqdHTB0PTGWZ5Xp/zqh3L",
-	"1vrYIprtD1zN8TDWBsMR8fpe0B9Z9WLLttZ39b5mY8vR3MEg0DwyMJ2gbxFzOFB2rPxalO6DuD7F/j7+",
-	"PDN4qWa5S4+n+4PA0IeaHTiuNvDtkeYQw9P6wcD3bX046kN5SHnu9U3YrmaPTFtzPc/RHDOwB77hm4bj",
-	"gPbrJmYcjTTb8B0NDw1d81zPH5pDYvu+o1IeK0eiUqZMZd4tOwv50rqXsKaDGViabQwsbeQPbQ3brj20",
-	"RgPLJkZ7Dim/7yvoXPY0UZzSg+nuRhx+3gSO/zYUtSkfbu7LMI/ZJCa8LHgLpLrGxeO6eWyBSqx2CxFf",
-	"G+xzJxCax65oFyWA71UhmYwmhEyF4IGbhsxKQHzpPiKoBTiloilBLokYnXCUMFmQply+ZiwGciNyPySR",
-	"z8dnFLA+8Y976LtkwUmizfEkpAIXnyLKEKD5LIxuHFIvSn3yjCU4+pagA+MmUf1hyBPY5GsxKW5oCQmP",
-	"74dRQlo1f8xYVGrdYF2S8FZwFccDmG2l8S+r89cOewmwKb/Xly1W+4RMQkbb7+4B9VOexIv2PZ6CTrB9",
-	"+2d40r6xKi98P2azLZo/Y20ay8qErcdWzduN/T0441bQi5N251K8q73WD8gI8Enn1V//4a/+r39rGF/+",
-	"p3/16p//sFZQ0GP0kghm/W7J80fqQtaWYTRGPbM/GvWHppUl1q/7aFeLJLrBgGi2Y400d0gGmuuQ/mBk",
-	"uDaxzC3dsqXOCLiVNeUQ6wtsKIfo/n/sffuTG8l937/Sxi/cjdFQT8+jZ3YrVaJ4xxN1D1I8XlQ+Q7Xo",
-	"mekB5hbogaYHu4RSrLJ/kHKVWHIqjmNX7NiKyo5/UVRW+XGOZJf+mSPv7r9I9WMGg9cCWGCX5HH2FxJA",
-	"T3dPP77v7+fLAgcSHDiQhhGCjNEkQE4YOVGwIgrJDtB8IW+k/tQ8riFlbQWn0dfU58Vnv3r+l/+wOo9T",
-	"3dLWSVX28Iro7FZhtTZVU5xfNnmAlw4SOvhBwi52PCfA2x4kBEmCKaQJ8WBCLZuFIfUtm17vIKHNB6k+",
-	"wRs7SOjmD5KuL3qAg4S2OkizZdvBvywZ4WbfsuLFjVu5cSt/3d3KL81vKZUowWgeDfRlq11//XkLz+V6",
-	"R+VdkLPxHQE4u1Tdg1RIladdqj4lspr6rQpbN9rIQOF50EK27PKIjts6XD0tFPCIZjcGRtigocm36Y2H",
-	"NGIjxoseEHQqgMg64K6ys90RXb48ZKqVtRJtTVImg7RmquooYDZlwNM2uy5fD90GFHJbxlkbsKFgq2Dk",
-	"qpE7Xa4iJHtjM5xsXC7TwvulJlRSfjwBVJsNlTGfjliXU/0qZslKS3omm3Da14h2R8oQKVQ8vGx93Ab6",
-	"Magy/bv87qMH4JxNlVKdXXKDgeMgW89QgQIowzqTSzMzS4K7oAqsBUeK5bVNHHyWlzaiYz0zBwWgV7Xu",
-	"qcyFlPd1jkNapTmcVjXX0yoQcr3X+D1tBbu2x9hICmrpJX/mmUr7aPHmr/lr/pq/5u9r99faSVW5wUib",
-	"66nUwQm2O14QEByYdO0NKrUHaUBsSJzIh34QBJAS6rg2QzSiZEeVumGUzV/z1/w1f28Co7wSEmWRC61A",
-	"RaEBRpC4mMAw8VyIE8d3aOBbgest2E2VgoptbSMttfjWiR7/Bu2mB4NNnF+Na0gY8SqzmflpD6iTbfEj",
-	"XhnkiCaydENk6aJBZmM3Sw80kaV7RZaednmWrzCMnazKrdGC/CzAj1chGxq6Q6WBl2bAr13M6ha27Qqj",
-	"4aVFoLrXJgUxLWhIBTubcHpB0yENh5tv9cqHDnYlBcsvFIA3l6evoOfMoMBo3wvPLk9AkWVgpGzBVIjL",
-	"LI9BNGDy8qW8y5Nh2h8U4CjKYnmNVHdn4URMe8dl+lj5BiAVYMJzRqOBfAn5czIZDrvcPLzqTXvHHfCY",
-	"Ffm0hufVTy8YL2FbsgQIFmX8lfH+tVtqvvCunO/Gx2tNzQ7t4afR7B9QYII9d/HPLMQtqy+/EdIiGkAl",
-	"CSnswtUQhDQagLRgI43yTtOR9kKUzgGFZy/lo4yfgpyJybAQQNCpyfwSk0hDmCqfzOXAQNQXA5YLoH2K",
-	"y+HM35ITuyfHKsPLrm3ST3XgbuW8T6gthdAQwTCMIkgJsnyaJDRRSzprFoQxJCGxoB+EFHo0DpMgoU4U",
-	"Wq3tnduz97hJ3Haz6CoOaD544uqXzc7LCcjRYiV4axSVs1LQXujuikXR3Snz0LPrLZB8iVV07BHLoTp/",
-	"5j2bYN5tHMmvXfKGOgVAsAuW0+FuPugFsqYgAtcTNJXlIkBPIwk+iEUPpLzIQE9M8ov0IssfxPIbkHFW",
-	"J266eFjZRkqqbCwMhtopkFwPJCkbxkDLcSkHvUTH3iq+q8XICzqcsMp7bFBmNMOTUnBatIFcgKkmkKZD",
-	"PVJRG/2O6HT5PYMc167joEgiqzRpMUjHYJCKIpO96RQT/cYmsHWUXbAuN4XLyo71S86167PChL6WS9ZT",
-	"o6jo/y4fpkJOYeb31cJDW7MKoWHqhCphZYTuNDczvAMiOhanXa6/THWwNAdUYd5pD3EN7rE3g0icrQNI",
-	"YyWnzG1eGRD+0eP31D6U2myvAyr5EpyzqQA0N9swGk8KFp8sLdMd2QSUloH24ug5g4YldrpcRQ1vzPPR",
-	"7y4/0eGwhsknujzlF9nwgsXgiNb99aWKYDSlMhIg4+y4rTQLNeGT8jyJdUn98k0c5LQr9UMJiEyAcFKU",
-	"DbtcdQaUs38xCbHXAXdB5abQEQoR5SBkgLNUnVizdty8vF4ocDTby7Pq+d5xp8vrd2qhFI15ah4WXAqM",
-	"vQcJVBBuPR0I0uXqBrWVgCJPnxQ2+jTloljcr7ef0P6q8AFFE64Xyv4gUXN5qMhLFdV7TWlFUwz1pUIG",
-	"rCXN4MiPIGFeAGmMEAyQhyyfJbZj1+MLt2pegck/mBOOrn7o+5JYl3dsfiQvhoRiB/qWZ0HHcX3PDf0Q",
-	"s3A3y5fahJupbFMFtd6NRgy8V8TXDmENTlzSwTgIsIuQsnSWOxWygn6TRiPWKUfe6Iu7evF288V98dP/",
-	"8vm//vXVRtrFqS8ZaeWEbB8SC2FIXd+BiR8iK6KB59JwBXQ1sZy54FZfB7ci/DoYaV3SsV3ke5Zv7Wij",
-	"Xatul5Rsps2qi9aAUzd5/bec16/ZuIIhTupSBjhaZuvHbR0haGyUpVxSschXSuO6NVTySqTdbMOrGy0X",
-	"pJztAM1r7fer9LJnzZWtD6Pi1VecyLslhOYlFRU2qxEOj+ak+uN5oVoKcfIUljLgkvzXBnRRBk0FmInO",
-	"y2JmBXRVEwQ5u9TKmKipLrNyIRr9sxafevw1KeyCN9+eR7kyuKZywvdN0P/raFBQS1/bXa3OHj3/r58+",
-	"/3//fHxN28ICzMMSCkMVgXwYcfXF//q/zz/7q+c/+ennv/3fB83Dwk4nwBYOAmLZdSH2h5ffHEzo05SX",
-	"Qmwn4tukacUBCSCxCIZ+gjzoBowkFrUTkrBd07T+9Wcb5Njl2a9I0ooD7EAS2j4MIpJAGvjUtuwwsG1n",
-	"RZKW4+JFOVYLs7eQ7ae2eLeqja2LdCw37ek425iZNb9WBxFz5VVoRNpXpN7KKw+LqBEbruGzmuUUXbuo",
-	"Fi2iwbIF+DsfPvzACMiqRQc8LnG+Z7almbVRzsbYjsCRg/0ulz9lk0LZax0Lz6pnaJOYKkgUA5HyiB13",
-	"wMPKHku5STVSdkcp5miDj7I7Ts2DoBjk2aQ/0C0rDiNW2a10NrthOteyW+1nryrjfhVMvdIcdqMwev7q",
-	"wNRHUnsD1d787k2OepOWpjeZda/YoIafH4qfux0UOH7g6Yz9A7BzM1zD1l8ftl65sR7mi6B9L0vD83cb",
-	"93FJd19afTB16g8YTaNqgZpSoYevBPqtKZhzCirAK+UUXOVk1JVwtQ/SOCRPaz8seNraZSCinr2qKKbj",
-	"LqXAMuExy1X6c0THy7E6d9Uz+2beriqi6bMQEt9KIMWWDYnrhphZAWHU3p7u6dndZPTNjOPfMzXOLOyT",
-	"vXxM/okbdBBCVkB8Ym+V0+X4iQ8JQgEMozCCUejF2LcRo66zIxOXO6leYUMJVL9jEQs5eF0J1Ct2b1UJ",
-	"1BUgKWYSKwqj+oxAYrk+9ANKIHXjMCCEhJhuLIw6N+0tKqPu6WKqDXcwzbspfXpb3iU6Ts/O2VSFdYdb",
-	"lWxYfuJZ+6U7qUxZ9GxSnGXJlj2teqZJFGggqPeHoL7OPZyLSt14B+daP2u3Ijo+Y091FPLGp+cav1Rf",
-	"XHVxU27YzpaXtmrf1Cu+rpvsdfN1aTF3Fhuo5ISj55/++Ksf/WRrV5eStMSJUWFWaTezVIHDKjc1phCy",
-	"KCtpqZISO+BB+WL6zEVlPH2aM3F3PM6zC6oDFkzgaCoARlg3pmDMeJzyvn6synxJuSgYjTtA6r/mMM8R",
-	"jjaoU4I2iGk6nJ4N5Vk5Uzkuqons8yzKsmGs4HzNFdbSevXR3Ohl1anKcDikx/CnP//qv32qsRsPaHYM",
-	"ThDq+CgIHMe16lbHy6ejb0razXayOnrQlboKoTiGQUwIdAMPY+xQ5mCVd2Dwa1snreef/vNXf/Cz3YPh",
-	"nv/9H7/4859uUGKsju1jhN11SkxCQ0go8yAlMYGMORH1PY94MV2lxHjWnBLjep7nEULWKDFJ4kCCEYYU",
-	"JS60LM/zaeyEzL+G0fH5L//wxT/8/Gqkx+e/+tPP//V/Xgn0qDYSDrKitVGxma1co9gssA+M8I63d/29",
-	"c0+Q28EEIUfV5IxZlMb13dVf1O5wQtPhJGf3VD7P8sXDMCQJgYQhBgMPRRAzYuMwIiGl1qxi92I5gdrT",
-	"zIKE+DH0LS+CjIQ+tpHLbKN6z5/OxeIC6nkXEgsFMExiDFEU2y5NrMiPnJn5aP4aYhgi7EPiBxYMI4oh",
-	"cxOfBI4V+MpqUB1nQ+m3P5DLmVlLZevnmAa9pGkhSmZkjHF3BKCGCTWZSTdoEH/N9IZ50WDz4/PN5VFc",
-	"Fji2SCZefub1iCdsFJC52/vyEvAWVIivfv7j53/8P/aJlvuGEThvxidSqQknBltBkueyPI8236hw0YJG",
-	"BUjybFSP6BizXGS8DZTIpnwdSqo9Vj3GpjYmEHTEQM7Gp7MIj1JJqWTpFbK9/mlPv8j2rEwPV2Nm++PR",
-	"bSjBSOzA8RXYfpSzOC3MZSnlEjq8O/fJVLsoBfUVCkI/p6uFFg86DiKQ+LEPA5dZMEQsxnZoJdhDO2oG",
-	"NSeNZ5w0axWEhddcUhBcmPghgcR1GKRWSCGxSWi7tmvZAV4RlRB4c3kxLnVQHPsxRBGzoEv8EIbMxjC2",
-	"kOsQ13VCTG8/L2bupbc/f2VFrHUm3/JKRg2G0Zsoir0sGyzPii3Fv1nLRuxp7K7bykya7ZooEo0jMJM/",
-	"9pGakpyxH7IbEJrefspG40IVl1TykOEmSvxRX+jEfSn9GJSWiWTSoKf+6YGjEr5ePjCiT9PRZDSTrEz1",
-	"MT379+nTt+hUHHdAXVLTtcoM8P+IPr2vJAEFJ1Svgpbly0LVfdXtbclUerQrRSp0GxC/zonrdAI38AIc",
-	"uMvhIItBDrq5b2OCF6tjY+gnNIHEiwikFCfQ9lyCXWR7AfF2FKRe/NnPPv+3PzGGorUi1PLcl6QoNSkE",
-	"CWUI0sB3IAqSMLajgBInWWFm9V/93OK5LWjso41AtCJzWRGXs5SfjekWpYAWmj9rlx0UWXY2zHh/2x6q",
-	"9s9KMrKjjWnlQ42Q1ghpr6yQpvl4KaMdPf/xb774zZ/sZdIyuEprK78+HMZMFEClP5wYRCeT3JMlRgrK",
-	"cn0oVOgRiNNYZRNdDqbtWtStxtDLJ0MGLlguTC7+6iqs3zaTuvFarAcsW0mjIlswqaDEoZDQEMHAsW2Y",
-	"BK7rWUHiMitstfUD6jSdqOK+8quVaRK23/Gx5ZHAqyJoRw9L0WPZxCTHjaVkFHowjG0MESY+iZFl4YDU",
-	"l1zKHLoGxJK7azJk/0Fvkip8XmRz48kFXvm6YQBJYDuQ2ojCxIpoGGEvtOydX5d4tvYSbnxXCyECiU0w",
-	"9JGLIUNBYnkxtUMrXnxXFfGxw6tu92Y7QASaY725RqC5lI0T7k1ONn24CvvupWSfLnMNI3mYiMsb9IUs",
-	"Qs+1y1gofYtPpe5fK96vnrmj0jsU64nSPJoMK+SXeW7zoHqJfVM+SpLSSug5M3i/2ytLWnO7ncSODxV8",
-	"4b0MWO5eeR3uCXI6yHc9NyD2NuVvMQxt14XE83zouxjDgDqOSy3X94i/o76uX0KJQJZ7lcquZmkhx/Lc",
-	"Nfr61fEYi14Pdz61g5j6t+7q+BJkx5B4NoNhwFzo+7FtORgFDkkOocaXwv+WerxeCowcx2/0+AYe7GsE",
-	"D9bkXDQ5F1denSZmqLHL3DRAF83PZ54ztfvg6MWf/ezFn366l3UmV6WY2U0lYdezrXOdW30CQhqdgyKr",
-	"pWXrMKplAfqxnt2Bw/5nIqq3v4hqOcTysF8ZEzaJqAGGJHZiGPrEgq7FfBpS37MI20NE9eoiqn4omzdp",
-	"1ORM/cWyjOm9DBlzN1eRWnCMkIutRsRsRMxGxGxEzEbE3MpjuK18WW/bCJevUUC6kZQkbSjFw13suKtF",
-	"w2KS81swv85HMi0YYDvg3pDRXJI37ZU/1cRonLOLNJsI0w3jcuwqrAqU2SG6SIti8/2Mibrs2eWy5Wkp",
-	"VRs0oP4wC+kQlIFbqjP1pMmCBaYKjGnQ5ephDT+YzJmIC0ZH4GiGM8QZzVVmFI/UZukGkkp2uWCFAD3T",
-	"pxRYHumyhscVXGKuasZlnK2CNnystupgRuZwIqavpnW5jEjfz7ZMTrDfCVzi2Jbv+x9vA/zHAikHo8SC",
-	"oeUhaHsBjlgUIocm18EMcjdg/AUdRALLWQfwx3zXhoRRC9LAsWAcUDumDmXMslcZlS1rGTAIIbTKqiz7",
-	"ZjYkYZDAIEABtBB2CEpC5qH49iX+uaVoJP4mOOzgktHOsVSNVPSGmNw0Uy3Fg5q9Chx99Qd/8Pwv/mov",
-	"w5uqlpdoHfQG5av2gnS1C8rhIqxhRMdSGsuksiklGZrrwPZSMtNFT6WUE58CzVGrSioZH05BuMYkuGz4",
-	"e2JW50agEhMLEo/5kNIghDgIEhxZyPYcqxa70xpkwzSmO4hB5ZQb/MTD4ye6HRQEyA/W4idetaXL+In4",
-	"lvAT69O+BfzE2XCNpNTgJzb4iY2htTG0viHJt5pnbxs+YFo3sIuNOnV76lQpH9cUqlkNuTE4+vLffvHF",
-	"3/3mgACME35zecHcVI42ig/PLk+1GiQGkhVETDKaNIuB0pLEsoLzkZncgUMb3iy1AHVc7CD/dYNVtzsu",
-	"sXzL2VItWPHi9R6ury/Memn0hcayenDL6pYySa1pY5L9+juqS8a3Y6JRxeBH7KqSovf0Jn2k0//246ql",
-	"RFvkE7YB79eyOm7g2QQRZw7wd2brxJYXfLNC/c1GrUXuSSiOIHFDBkOXUUiixAmJj5hDopbkkwb6Y8Y4",
-	"nz6Uh79k6mLxh/fUapovDV+tT4dIbpdnw/nv5XYwOnqwMDVEIIl9AgMn9KBtuTiyEhdjlVdzJY8pF8Zy",
-	"rV3QHdT+XanQv7Z85XaYxEsR8KUMkPX7LIYpByYDt7zc8uM2l/sbYyrEZZYr+r9a+L43YNG5AD1DkB+Z",
-	"B3ptoKMoOLusvtNAhVJa14nlSt/oylcQksybyAxjIzoqBiyV2oiW44vsnHGhPRxRxIQw3xyrmJIurxiC",
-	"6UwUdKqrU5bg6hHN85SJSjOod6MMTGnR5UfKZjSMVf15UWRjAS6z/Dzl/WOd3Z4WYn5O4JyxWatOl38v",
-	"z3i/YlDlCgoQZRNeANqnKReFRmTM+qp8VZ4VxZB1wN2qdZcrM1Iqp5eBKBuNMt4G7AcTOixDXhRVU3Wy",
-	"xEAqlVLOoxz4UtTLaSRVpy7XAuBHPI2ymIEP7r97D/AsH9FhKjRrTdXbTASLNW91EAK9S0bPz8qp9Dpd",
-	"/pAPp2DMsvGQgSOeFeDuowfgnE3FMRjQCzZ7yVXhMPeU6Pn+tDwG+3iQFk6ZBiyA6iPKY/i2bvk7rXar",
-	"du5aJ60P2OWKVttLKqYn/So34kzSp/GJPFGtkxabfmcQvhOlD9Pv3P/47cdPvvvhA/FgVIw/vvfAe/BJ",
-	"p9PRNRfTnIkHvHUSICTHv8jOWfyhvgCidYLaLXVCTRb+txjNd8lTnX/plYqG+elU3+Ty7gl5x5eAEu/R",
-	"aMDgvYwXeTbcRK/nG78a6sc1ZPaQxmfmrG+UoOttn7VbJlc5zfhZogsdbupg+Yln7dbcVd7YxXzrg0ny",
-	"JQp5nDGh7P4jWkRGjpdbTKPilcI+sK653cYSexblLGa8SOlQbOG4WX7mWbs1qUsdm/qYa3yQXXs/FSLl",
-	"fcldygDW2gRfqc3aWRo7gK32GmdD8fqzktdv3tPF9pLB0IJp9Kotnp9rfJibnGVgRPm0vM7iFOSsyKc1",
-	"K1M/vWDcACJIcU6oqqnilfF/PZbzhXflfDc+XmuqFsPd5qR9KDW3iH3E6QVNhzQcsv2BOjX60mgKskte",
-	"SVo1YV7e/Y2yvLLPr0V9eluJ4zr7T4mBUsotJdh8MmSiA+6nQ7nN4RScpzxeDeb0SI1y4zBOm1u+m/JY",
-	"T/iwoE+TIrtr6uS2siRptVvh9B0N/v0fy9IJ90yw+1t0Wqn8Kys/VYb2K7Maba+DXIwtx9fAG6pSgq6/",
-	"VIctn8MtnXMJbAnWncZDNveseKs8ttrmYgqs1CBiTR2RB7ExcGvX+RNlsjBflfXVf/SLF//0GTA9zjC1",
-	"5ZFTVdffYnRYH51nRZpM5TffYolKiZ0LcJbNi2r9FkGdrkxaLNfT9TzlSblIRRoO2f2UDUsTjQK8eklb",
-	"7fieZ/s4uNZWb4kpuu1WG5Pg9tv81W/+/Mtf/s0Xv/7tF//48xe/+lm131VWxkvYa7mgTkCsdXu9PZ6X",
-	"pG6bwbwUpW2gvF5Vu5jcQL1H9eph6vNaHrrO8Xy3yjRS1nIpLZeUTcz4qL4uol2WXdJGLMVVwZHBRgTW",
-	"8YpCHIpWPNLX5vomk9X0aCuaXs+4IRgSK3ah71IMExRiO7KDwI9YawVJqD/oUEgISWAQ0xCGmPk4YsxG",
-	"WFKierMEEsJs6LsOgmHiOKEdOZ5vJ60ZfZFrASzX9lo7XVq9kNuZbXYsNXJoNrHRvaFycDwfW7aDr8kl",
-	"ZoseWRgSbIeQ2tSBmLkJtq3EcbB3NZcwtPi1PT23yYVmG+Za9loutMtxXmmJa4qTvEJBAVvwtXvGp916",
-	"PatHqONmSm5tz0jryqgKC1urkT4pU4dXq6MVC10PLvwOKyrWuZdh/tYVAaJqlCLLcQNP12+6Poknse1C",
-	"QuwE+symMMZB4lmJQ3AQ7ULiV2kC9UEkH7H9BFLbCSHzccxsGlFM7KvJO4liDxIUYui7FoPU8fzICxzb",
-	"94Ma3X5fhaXp42Bh179l8m02wzOpIwvU+/f1LNtV2N/396bl5dlvorVeerTWy6Ct77BiZ8La3iOmlhbR",
-	"YJkAf+fDhx8AFUcGVIsOUIbIlPeBsgFL2jurW8jZ5Rw5Pu3yMtfwnLGxMg6Xqk4xYFNwyXIGhlQU4JNJ",
-	"3NclC5UvnKV5hYfd5SX5BL0HCXxfzqM3iwGTh70MGlBd5Qol38F+l/fGubI9p8ofVi6ZfjibFAqx3rEw",
-	"mG+n/WY9DfOQFl2uwyZjIFIesVPQ+3c97btSHGhavtLxKrf3R4qmGBa04+4k6lWN6fKaet86OpWYsF+x",
-	"I6XS76POan1kdUSgOiK/e5uzuAEP/K0zelWw0PGRZxEvcPZh9B50bORDQrEFKWYMIi9KMHFc5IXuoRi9",
-	"Bx3MIkhC4kMaxQ50iW/byLOxx8KrGL18MHIgQTaCFAU+DD0LxaFPiBVFaxg9RhgfmNHjzdUjPQdh28La",
-	"0n7os7uO15tJNTz/64x2d5lnvH+muPrGKIxZ0ybxskm83D/xchdLBN78wKOayHS/ijTa04jh7zbu45L3",
-	"v7TIeUW097eAfENBp7HLG8iL+54qwaQrgpfSuL4fISuLZ2rJW8m7GlaEgnGejTPBjH1FsKINlG6blzGi",
-	"9fwLZY1pA5FlvKob1QEfZMVAagqpAIJerMISfqTfWrLFx7KL6wYN7CMhz4Qieyc+rid8iKqas8gCs56L",
-	"mWfV13MZbEpssSrzstUhGNsEO7a9WDbTgVGUUEisgMIAewwGPrZDP449iqR4NS/1rcA2i6LIg8SOXBgi",
-	"L4Sub6HYQyRACn+sPCqL0559v2LeaOW85U6KiHKVbGRtD3c3GTJzltayPnV4U6GNhG+mV7YRmBqBqRGY",
-	"thCYXjtPjCF+81xb7CyQGHEAXtKcp7y/PlTwe6aBPj3UCBbgMh0O58SKNuDsshIJTtW9WI+DptJ64lHK",
-	"xerAQsNIysFfq0qRqwxAFn6C3BPsndi4Y7nE8zzP8ZeZNwoDFxI3cKGfhAFkAQvtIGLEjsk2zBs5VgRJ",
-	"jANIYxrCOLRC14oi5CnMrXwpy30Fs7afIEfN0+r4lmdy5LM8XhjIcxAkDvIhTYgHGfEs12IIOzFWi75y",
-	"CdCsa9tFvudh21mxBD4J5RKEkIYhhtQPbJYEvk2odUtLoOUV78RGncBDroM9XZ5854X4/g4gvvXjvjnm",
-	"rLy1TdjZKx12Zo5XtV07U2nBiuJK6lwF2NKx9pFfDphKzYoZrcXdLiYjyuYrPegflgPuDYpCx/fkkGLe",
-	"PrtXJvXW16l6izWyXrmsTRrzK3dv3tEA8GJ2DnfwiO7q2Jw/pEq0kZ/KbGUFbZ/yLlcyNB0xoGBjaaTq",
-	"jYKdfJVdXjkrwZa+ykWn5oKzEuztq6xd9pfgr1y44C5CaOcLfj0f5UFHvgGY2QOTzmu939eWdL6yUkpj",
-	"id/NEt+/LqcoZatLxsZiPdCFkckFuDTIDPGEtYGBBhNAZ+PHBoNOC19lfMyi3NcBd0GcT0E+4YZqq7To",
-	"gQ6uiZXRaZhl54AOKmy+KehR8TDpnepaLEP18ESUFh2WX7AcRMMsOgdHsmEN2WFFasHjCVcl6/ZJLIjz",
-	"6eMJN/Roe4Iih71JVO7KAqE417wyaVEUQYKYDSmyI0jCwLZ8hAlyl43hZUmbh8tKpUUwgYTYFgwwjWCA",
-	"MPFsNwwD39pZqXQ7geW5tvexUpQXp0uxjuD0sdSCbewkCOPAtdnLmq7XQUr91axew+LpFDB5uFcuOrYs",
-	"CxJGGfQZcqAV+8RObMxCN9hGg7eIbUPixRakruVAhrDnU0JcaqNtZ2+VsycdYrmWRVYtNraIA4ntMOjH",
-	"LoE08QMchsRhPr79afqW7VjBx7vYDMzFEpKOrmDW35NUS5EKVaoyTmNVDUmbf+PsuDEd3BJ2wC2XzZio",
-	"oMqKBend59nlzvxRt74iXD/L+5QbXKE7kvn0U1EwyRPlo/P2YBBOy5pdUnGqR4rSvvFUVOGgPfm8Ynzy",
-	"B6DAijIOaBljCjhjsfLSKAN0NeyA5Svrc72XiuIJ7d9Oovr8On2Y5QU4Z9Oyzpnk+D3YAyLLCwFkW8bl",
-	"l50qdbYHK+NpT97RVHbzgwnLp60ZklyWF606nWB8MpI7O7O7tluzfuRWFxoTSBR5yvvyzCzO9FHOkvRp",
-	"qbIWtH9HqOVfN4cfzE1gRJ++x3i/GEh1o90apbz8aC2PfUhbezbMcrkx9+8jhCTlvRIp0PU6CHuBa2MN",
-	"W7sIeDFeMEcTiEkYQoKw5KW2BwPMKMGWE0SBM1uLi3S8CYpvfuQdyPwTuoU9WF6YhqC/0rbggs7pKOrf",
-	"deDaKrv4JNeyR2XD1V+sz05+bCihALSiqnMJx8BBgSKuZ+xpKgphTEm6tbr4tNBP6d/XZShLPX6fBOWl",
-	"O7vqGpqrBS7SMWjtcltuMPn3daU2O6xek2v6Ncg1fUL7b6sb/JonmxaK0GxDMuek1irTNGZDpkNJFinl",
-	"KLswlhRJ+5I8Gxmjv4ZR5/EMskZRxRJLNC3aRk7t8j09Aip7qct38Qiszl7q8gN4BN5SS6Up+z7OgDny",
-	"6qxyWMpx4kZYuZH0xT1syK+dGVifpB2pRHu9OlvQfg0MTd1WFdtXK6Ww5C4vJaH9yoe8kUKFWfLGj/QG",
-	"5zxvf3M3q0Q3ng59VyU99+R96YGczaJrlfbEF+SHLt8kQCxFFIAjRqNBycQrY1efFWXGdcnAT9dpcqai",
-	"k5zRgAoDKq6sOOC1z6zeXzbZV19VZdvxTpTvegEKBxnxJurfzk/rSk7lSH7hBwFykY/IYpwnhgFxbEis",
-	"yIcBCSh0CfWDJEhi16IzriQPsutezZjUQAHG2CLEOxBjKjN0Gwb16pRQ2knlbWIpdsxqvI6qzehIrC0H",
-	"pJwuqsXte11U+Yo4zVkkdeJ0GOfMVBtJBZDTXufUGNOc8eJB3NqWhjyID+zPWE9QvRNkdTw3sC3XNeAR",
-	"eufL+K9HpkyeDgIzP77HaDz/Q50M2zBw7BASJ4ihH4YUsthPXD+yfcfGByt8pLYgUBiD1QLPTQEnkDAP",
-	"Q98hCUwi20nCMHYdy76a8s9WxCPI0zEKnD0tzLlQVTXGDz7J0vffuj94/5OPnn7w5P3i4ZPv/vD3UmR/",
-	"8Nbw/L0ng/T3Rm8XH3/vu87Hn3zk/N4P33c+eOv96QOOvx18l79z7533mHj3/sUwj3ZgK4yOtvDYyKvx",
-	"6llBbrfmRVULwWzYtqUTynt/mKIZb3TVi6+xw80wn4qnqc87Y/72lgipLmvVW0l9e9p/VhhENyH1n5zp",
-	"CHI5ARUnMRZ3qvz8oezrSDAGepr2y3F6x6dA6YKjiVBBDpR3udL0Ut6vMIiVcneeyudVFaelo11T8JKU",
-	"DeM7ostVXajehJ/z7JKrFNoeyHLQm6XUnskue7rCz2Uq2EqVzDgCGR3t4wk0/OHzf/nPL/7ps+ef/vj5",
-	"j37x/I//ZSWbIBBbVgIJiRCkGLmQEkoIQbYbWng34nyTDsIrLXdOx7Ftz8dWYB+GfctF8S1IqO1D33Yi",
-	"iGwvQsT3KI7tg7Hv/bdnk2GxXJgA7VINV52+xl35dXNhvL7eSk0Nt+Q3dSVqERp32c9QEtq9zDdXlaLA",
-	"XsfzEfFtTOxD6RYoDHxIQp9B37FciEjiOh7BJMDJwYjTkzVKBfKZA4kf2DBkgQ9DJ3Bs4kUYU9TaUERC",
-	"LkWALWJ5mByAHD0xrL8xJL3Jno6daMNtuDPezy5U+omamsGCyrjSTdNCqNpTJjyV8kJ0ea1w6JH2PjA6",
-	"Ooum0ZD1jjtgjZjc5evkZJozEA1YdM5iQAXIeCkAy3vUOwXyloNoyGiu/BhstJ0LQ4va8z6MVybh0pDx",
-	"l+DDWEPOa+KbZ/mQ2L4HQ+onkODA8604oF6QtFYS/LlHMSTMimEYSqIbeCiOXYSTMNmNel7PWfJ6vdoN",
-	"eGWu1DncjuvhwHI85yq2fuOLtaS3qCrrMQlhaDsY4og61A08P8TBwUSD5z/56ef/8pfP/+bvnv/Rr+ek",
-	"BN3qapXE7Xi2Q7DnBsGBZIDKp9TIAq+LU6lBytzPp3Q9hUgUUOW1foPGF5RHbH2KrvLzKO5cy4m9pAKI",
-	"gsqF1NLBh99+ePe9sydvf/jk7N57D++9++8tKcE4dQuXlIZMNIdOqdXBHEU6YjCkFTamlChWRMXf1fN8",
-	"wkRxTz69j0nMVFBtnVgE+zvk7Zs5qPFvMtuWZ5d1ehkYnQm5Hcf2AuIj19qBXqrpPklHbC0qn2xwR6jo",
-	"F7kbTdzo9sTwGr4cnhVniSKRm/wos5bySGWTgp1t//Bi+4O4YD7IgJhEA5AzkU3yiLWBQaBbQHYUjL06",
-	"wIfPXkuTl6SWOvSNicJQzCTLL+lcneLt0kwnwmzBysDcuwojUMMFTuK0yHKhNlDR54yzdg1UUJj0UaXQ",
-	"iklY5EwBNow1YTdlGU2YW5orFbcUxpZjFz5S83pJsQtzc90Qs1Co8gu7RSysHlVtRalRS30/G65N/5S/",
-	"bT3mY9l43ag0KtILBo4kezrWBejLrxTSxLGe17qJ6LZzUzH5pmGWDRnlhw3QMMNtrtuoitEGDrFt7Dsq",
-	"XIONaDqUS8fGvuV803TfibJRa9FyatuhDYnrIEgdakEPxRjT2AotOz6YeqSm4UpZRe6O+iwvrz5Nc3Oh",
-	"ESReaMEwcTC0rATHzE8C6oetzeV41QrYgWXwLnZcPuLZPkHIqi/f7ML7lrdhFWMEiZsk0A8JgjRiQeA5",
-	"cRJ57sFWsT4bMlvM2dc3saZqWciOicSSoG2OS6nuWhOX0sSlNHEpNxCXMjGCRSkm6c87x6XInU15WqR0",
-	"CMZUiMssj0EqNSWpBOesmOScxR3wtiSbQpnbJzz9wYS1QUQFgykXjItUkuPhdF2mt6QZ+2izJc1mF/It",
-	"LdddoNeGiL59AcxI5Zu0Tlof2tEkZ/CR/Abl8e/Mc6qdyN5N1oPenqEhu2MjB1mW7+A6Q1u3OPPx8iFy",
-	"fEiQ40CKfApxFARJlCQJjcODMbPZPqyUCTbaTWfviH1vl1AONWoTyvGy+N1B2FW7dcno+dnsBm8q4jDX",
-	"uuF2TYVqd5v3+lDK1RH7iNMLmg5pOGSHi+CZaOK3JWeuGzA2RvBUnHSvipXbMpvgxLI6Hia+hXyEV2tP",
-	"2CLBFRzHg4Q6ISQRcaDPmA3dmHp+FIU2jqwbUJ+w5aMt9Sc5NSswXsootCDDboQTDyeWZ20KNiwXxnIC",
-	"+wAcSnn2BMsbj94bHN2zG924+eieE0BDwXihw75L4d+Er7RBT17BngmuUbHlmeqJDvUDHfAWU6SGFjpE",
-	"SL4QOOpp8nMClFmudwxydpGdMwEGqejKFRJpZmy1dx89AOdsKgAtQMYj1gEGV9okMvdKvq+CzyODx65j",
-	"d3qSBPQA43EJxG66LhOU9WxyluRMDECRnTMzqkJloVHEhKi+HuaMxlOQCjFh8XG7bAcoF5csvyNAT79F",
-	"/KGZf6/LBZ0KMMguwYjyaQfcVYZQE/0D6CWdasCYnipg0wN0KLJqLfSMa9WgzHwNsW7r4CGQKcunNm6P",
-	"6BQMsqGa10gOVy6Oyd9O5dtkIMpGo4y3AfvBhA5Bkam+FVlXng4xkIxYZZtz4MvZSlGH5aLLaSJ/+Iin",
-	"Kvj/g/vv3gM8y0d0aMAba9DB2vqr0gnm5LPea1Wbu8tXHeDLQQZEkQ6HILvkQmXqC3X8qiIZs3XocrMQ",
-	"AejJh8/kI2cmaaMHJnyoDlmZxR9m8bRM8e/y3oDyOLtgeQ8cySZxNRm5f/KbsoECdZZHMi0E+CQL1U0t",
-	"Box3uTkwIOUqLK+GE3CiPCDVIJIz9ZThvJdkecROgBQPel1+pGz4Js9EFHRqSkOG+lhWZna1OBNepENA",
-	"wZAWLK+9gu69A+7y6dx7lKceKl/eDCSbxnHOhFrBIgODdHQC5Fgq7WVIIz38YjGoUcb72kejy1CXTpou",
-	"10k01S8xOBKZcd+MNXIm0DinRuwXoJ+Zu9HlsyHMxVe13C75ukfl4ufsExZJlXNtEF9lqbj1IL5S/NsN",
-	"gFvO93qRdQcY7waqttcntaHaOvY7yPU9ywqWPDCWH1wl/bowRhaFJPAdSJGTwChyIyeiAQ5i/5AuGCtA",
-	"Gi96jgkp2NQr/TIujBwpCNsogDSwXZgEgc0cZIdWErU2FD6X6xJgDxHXOZgMbKLbXn9ZuDG9NKaXr2F5",
-	"VZXaybPizHDSjd0sPfBMajh5nxVn2aQ4y5Itp7PqmaZq635VW8F9hUxXCmlt0Fuxyj1wRIH+Xst42aQQ",
-	"acxqQVF3dGiJ0OLj4o7XO1BJx7Voqtodl22Pm8r7wTUJgxJKzgp6vgVpqLd91m5JRetMaZEbn6w1nd3j",
-	"UgXY9g5X7Z+1W0ta0cZOlp84HBnQunlkLNhiuW69KGjBTkCvtoK9NujNlqV3ulLT0xCQc5pPltQ1SqVL",
-	"VtX2jUZb0wArvUwOsLCOZfeVOqgq/8xrZq9UoOIbFAL/spwRVfT8ns6Ib5SHSoXPX9vguDL2QEfLrwdM",
-	"NjYFdTWOjFGon14wDnrnKY9Fr93lZpEkTzuW514ZOdT1OAHsKY2K4bTMR+wVmVQ9HiiGxE3AYJfrK5gW",
-	"A4OnuIqlFVmZb3hEF3lYl2veJY474FtTefEUIVDWNFq3T8zZHR3kmFsrP3d5yVTLME2hDVCSKo2yCwby",
-	"CReASrEipNF5P5cMQ5l6DF/Pz1Xlk1Bbstoa9yPjrMtrJp/Tms0SHGGEj5VVcMDADyZsotITeCl4jPOs",
-	"nzMhurzXZ8W3K0KkkxfA21TFSCtoSTlBAzApl3qQiiLLpyDPLtWOqln0uhOE7Ejum/of68iDxeIz3Su7",
-	"kNT1qJKKaqTvWJlO9UjyZbvclNcsq9Bq8MxKPrkjQETHuoqtEnfGkwIM0hFQpDEtQCq6XIoc+iiV5qW0",
-	"AH0pjMjlLc2iaqfTAoRsmKna5Rk4Mlmt2qZ0rK1uAgxTYaxsqmrOhN8RoCcHTIbZZWXfpFoA6oDvpcWg",
-	"y2fHql2R/hKQRba7IzQuizoAKS8ykBantZba0K2xOtWFAP2sPn8TnKyMX7VF1AuvmIR+C2XVE6odU8Jl",
-	"zrTF0UyCTooMUiHSPh/JbaqEtnzCQca7PC2O20Bb1NR3yvKtIGvM7TYjp/Vp8AzIVVWHv25QNCzRZOPI",
-	"I57Lw6xAT+VSi/N0PFYm8EzVtBOTkYI5nXCg4djLknjFZRoxbbHT7gLZZHbnZmzXPNDllE/BKMvZQkdH",
-	"+iV07eMfsjzTd7MXURHRWArIJRXSwcfqaQMCTSuC1tbGTSliyM1LlDHaHB99g8Ip6KnbmrC8NAD11HFW",
-	"45wq9ZdKuUSlRCeZlOPhZCzMAS2PbUVC1asPL+Vu9LMSlLoDnuht6vJNxteyQ7lcawywdfPoegssWDbA",
-	"GuNply9YT9UDigCpRyo7LFhnhu3ya9phv12zTe8TnVYVaRsyWqV/ZaMx5VPJeA3Tqaet2tR1ILFcB/qx",
-	"RyAlIfEc33UIs7Y3o5XT3ylNC+9aQ1advCpUQBFe9YM5Yqpokzy8rRPUbpUEr3WCpFrBaLz+92dXGV1t",
-	"dIJQJ/Bsz1aYr0mejVYto8Mgid0QBhGl0PV8FtlRYvuOv5QpbIfIhoQ6AQxdN4ERc3GQ2A7DKohbUc8S",
-	"H7qGDC0Fpdmkf//77Q2bLdWDidDZBRMW38b2r9Nl6r6htuHvC0pAg0/UWOca61xjnWusczdundvbUnao",
-	"u1Q/Kqne3DJNbsmsdNxkt+5hgfm20n0lB1bqgynTXTdpfPF/fvPlH/7R57/+mxc//dvjHWw0chgWTfK0",
-	"mCo7TMhoznJ5vnVgmDyW6btsWn3z/arvRRPMe1IHZkK0lV6fyv8q2VpoixQYsYLGtKCdWtXQqSjk+Vou",
-	"UlqGbh0Ns37KZZcqtqoNhlk/mxTHVdTUeBIO00iHdinKd8HyNJmCuaCr2pCSPa8Y8BHLxkPWNqpung2l",
-	"1qVInbYk0bFa/zyNWb03vbzL3ZUIa6DIGTudt92U/y2ptk4LlspKPa+2lkq7aoB35ftKpjSmecHlBeQF",
-	"62tGU+qLhh8ozY2DKqBOUeYw1UVeawuj9nndy9Cx1IygDhKbxGkhN2JuWWOTZbxwKFRI09EXv/7tF//4",
-	"82rXtDWB5WKQjmudqPinFZ1UEQzg6Pkvf/7i0882dVTFT63qrFR8j778w//+xT/85vNf//pYLn71TL0f",
-	"03ZFN/dnGvPRl5/99Ze//Ysvf/n3z//tT49Bxk0gV90EWe9VK9sfjVd1+9ZEMwGmqu/r7l/89d9+9Z9+",
-	"clzrIS5brduuhULIBe2Diyyi4WRI8+mprhUjaUiWA1WRzuCu0b7xWygDSVVBRltZOnNFMFaN/Eip2Waz",
-	"X/zqZ+Ab4PmPfvHinz47Li+WiYgz6CWiDfrDLKRDIHQsplmzOd27NqxO33/2/Wf/PwAA//8=",
+	"7P19k9tImhiIf5U01xGq6iUoAAQJoiombLVamlGPuqUpSduz09UuJoAEiSkwk40EqsRu6xfjX8Sux17b",
+	"O+f1nW/De7Zj4s7nP+Ycd3Fez97Oru+7bGxrZv7ar3CRTyZeCZIgiyWpuxnREa0i8vXJzOf95cuOx2Zz",
+	"RglNeOfkyw55iWfziMC/cRQT7C8u2DUlvviBp7MZjhedk87zKUEx8VjsI9UKTTFHmCLROO51up0rHKVE",
+	"9PKYTzontdG6HZ8kOIzajcUTnKS8c2LpTreThEkkBrzPaBCFXtLpdpLFXPwyTZI5P7l7l08Zjno+ubo7",
+	"j5kbkRm/W5391atuB8/Di0uyuKAsuXBZSms7fEKjhVjDvaeP0CVZIGiCEoaSfLl3OJozFqEZXiDMeTih",
+	"iMUoiTHlAYlRmDSCYWnaEij2NWkBr34Br4csdkPfJ7QdwJbWKYDmYv8iJp+nhCdNFwI+oJCjGY4CFs+I",
+	"3wSC8iBL96B5iGJDerGh97GPzvJxNm+pPK/YjIfnF+SlR4hfv96/z1I0xVdiPdibEh8tWBojD88RC9Q5",
+	"cPHPZBpydBnSxm1Whi/tc6fBb/4CKsuB7Uc4nF14jEU+u6bLAIhJksaU+OJ+RYwnckHqpcbEIzSB2+rD",
+	"XaQsQTAiChOEJzikaEEaX0Bt3hpk9jXrHgBWXacAmY/DaHERhbMwuVCnt+HiJMzHiztcLRJ6okA8WLEr",
+	"8ZCbINQ0zboL1GqSmwOkaVkSKgl2MScXKcVXOIywG5Fl7JC1Em+71PBUnHi8QBFOmulG4+g1tNF27AwG",
+	"gzJefEbiq9Aj6EVl/DbgaFgYwCOdR6GHkxoQ7mW3+DpMpoDROZ4RRPGMdNF8yigRd57McBjlhJC8DHnC",
+	"G8GST1KCxc2m2MMNyRcl4ADzXCT4ktA6JFJO4myRIW+96fKIlW23HO/mOyyvQOwxyInqEh7I8NOcxIKQ",
+	"yZWxOYlxEjLatL2gRKErr33zUHug+MXssLGYkC/IRUgv5riJ2MvvaJbyBBHqo5DCfQvSJI1J4+aqA9Ze",
+	"8Mbhbn50tQWUNpkwdhExOlm5y2uWRj6KME+QaEcEasVyhcCM4Shi13zNrvMZmrfdfvy9gSFfkYQD+4LQ",
+	"jYSNRT7CgjOjCyS75PwK5oKNERe1GQoN49cpWuvR9wGDhvUIQISUp0EQeiGhyQX32HyJkIU8584j7F1y",
+	"iWVFS/hX/igRJcTn6IgT9ZkfN0GmYcLKFbnhdHtACw0rlJBKSExxVMPsFKWUvJwTLyE+InHMYsQ8L41j",
+	"4p8KHk1Idi4hFEVsMmkWD/KRyxh+h3ELYl+SGR6pwZGg+iRGD8RQLeGgliV3f4Wj0L/wYuITmoQ44lVA",
+	"PAAKxGI0x5xfC5IccnQdMzpp3vLycKXdrx+sOGOj2OcLitNkyuLwC3hpbba3vITKTtOYs3gZQ8rfxYIE",
+	"gRIcBhAnLsEbcp6uOuXKuDW82HbUvciFtaWUdx2TICZ8epGwJSZGiqvwGcFnsVrVD7isl/MwXr/36uhL",
+	"onCrsfd7+tUVCUgIonSB/VlIGzCholtECCOUIewl4RVB0Lpp36Wx6khuw0g3R/mluWFbbBLSi2QasySJ",
+	"lrRbjCkyhMOI+AgaI5wkZDZP+EaJpT52ea/bjZxv2yxtW4zxkRhD3XHebv+1RQkgzEg8IRceo1ckTupA",
+	"uIfyD+JcfORhKh6jSxD0a7zZ9RErTPryeGIwSsJkSmI1KKIsRjyNr+D45Y+n8n9A8LyUJ2xGYvEceELw",
+	"npQj9XXn0PEvQpqwlcrPa8GwyIWLdghTJjZzioAOwzZY/Gg1qNTw9dewafSUS2hkM4CE5yN3UZuzApji",
+	"U+ekoxuOjvueqdnYMjTbs4jm4MFA6we6O/QM3yRW0LkJMNXOBCApSy6CZQ2rBCNnaewR5DMicT0IawLH",
+	"LUpyj4Bmszq1GHsJfW45cgErq9j3xyxBD9XwmzdeLCbfNjCaK6+Pom+y1crtyTGaNeZLI9z8LZTmzLah",
+	"yMOmfahmqzaSjbJ2J6Ux9rOVbNZsL+utGYKPpGy1FaMYoXkX9f772UNhtRB/yangx7jBaAFygfjWRcAz",
+	"pXMSX4WCnWIxwlQSVXgA3hTTCSlrWFdtuTJl3WBx0wn3IKQsrVHAao4XEcO+FHVxPCGrTRYu8xfiBiaM",
+	"IWjaBIjl8VZYLxpHy3dplHb5VA6JBE1/rIbcvNvlhcB2GYvAXAPagiYBPteYxwQnJJeuQdeyRh29NPAK",
+	"7dSGYfdwzEsrqex7himeNO3bZ7A++b3lXrPBantdM9Q+95fNDvsTAKV+KMT8C8k3rkVf8pH5iIfUI0Ds",
+	"YsFuhckpCkjiTXNTSeP+GyZbjem2mqp4AGbpAZTmQw+z+VpAqmGdS8AS71HISQ2SSzr35V2FFmBtfhRo",
+	"H2Gx6CnBfqFOLhleHzzHk41AyyetM3U3mrKQBEYrgHdWzLsl+PIVCwDGOCFSMbZSKlJobrMgVBmrSQpa",
+	"OdIeBZ/KImCHkk5sZs1Ws2XVIVbyM/vkyqpTlvbRgjcraQ5yEWfNtjbyaavG29suyzxbRSVxEZOUN+O/",
+	"srZECE6Z9Ue0P5XSEuFcvJRcVxiTK3a5ChQNs67V0Gw/535UN40rlYCDVwL0ZE6oHzYZOKTJOGNcynvw",
+	"iRf6q4CzPHJdgddm3H3cl+WVwN5ZmpCLFYLnxwzx1JsiQv05C2mjXFkfoLS9pu57EB7rM4ptSH3nhZvy",
+	"xQpcnGuEvSnxLjnCMRGM1zxmk5jwHLHyKYuTqNE2U56jCUdvP8Nerezl5QmQJHhyIQ26dXVVgiclEzDF",
+	"M9LColwarqKrajXYze9vaXq5uXhChMgq9Z/Lz1U2kOZuJTDLps17q45We6Jrx9rH1qqzl/bH0uSCBc32",
+	"taV1sTThoU+klxR0WbPXysjr99s87h6Y+KaliM2nZcxe2fVHIechnQh6mpHWkhmmabtplUrk+9w80n6I",
+	"TmV+uTmezudMcAIXM+KHuLrDF8VnwTIkhCZIzNK8t/pQpQ2uG6gQMAblrRUdPhKjoeeLOWm5yfpCYKec",
+	"xBfsmnKlcODLNxiuGE/CKEKiIai7OXBLmfb6BE0x9QWHMEPsisToSPwt/nUs2vkEHo0QFwAJBSz2mmG1",
+	"tJjapb+9pdwcQywvXsAXbi3eIOxKtiJX7c5AiBL81r2nj+BexNhrpOvLo6/Q4bQYey/Gx+UFCSBcE3x5",
+	"kVHeZQCU7cAJY5L4dqW+idGJ/JfHZjNGu+AenHmCYelAAF5MTeCpzlsDzd5m3QvgqksFoMWMTi7mjEWb",
+	"FdUIS88aaQuguFnjVxpxg9K6ebw9UJPSEl6JTUpNASCd+9ibEu2+uJFyyz7hXhzOxWXqnHTGlGk8YTEZ",
+	"I0YRuSLxAmHKr6V3UYI8HMch4QhLAQbW603JDFD3DL98TOgkmXZODDgluVCexBmL/eA5nixPKmEzjwkn",
+	"NIFrfYejKxILIagLTqmZzmPb+R4zD8tJmuZ8cfZY+kyXLD9SHwmSRqEJSuKUrJjYbJ74IzBnrZ7+CUXj",
+	"kslr3IVVlBaUW+nEH9j3BdtM/BVGvpVgGYDabGl1Zzghj8NZmDTDxcNRROI7vNBNp77ggii77op3GVLk",
+	"xzhItJAkgSbuIZ6HWowTAioTTV03zdBPzun4HAjOeec0/s7APk2+Y4zREYvR+LyD5+H3yeK8c/o3P/lP",
+	"4+MTNI7HuXYHRSRIumicjBEHtRNHKU3CSMDjnKoFhRxdT1lElL4QPROUfeneMrAnpMlUcDSeON1slnN6",
+	"hIHa3eFKIJfGB+U9ddyVXkNix16U+kI+l64laJ66UegVrlS8d047212R/BC0pywKvUXzWaidwuPD83kU",
+	"En6TM/j8O6aun15/xxqfIIzc1Lskibhy489LoIfJYhKEUcQFbp5HJCHRAoX0nI6viwM5mpNYMgvgOC4A",
+	"yLtI/HhJFvCbAiQ/VmcD3MA43/l4B6gJwVG7FyTSjFUF2DO1sIShaxwmyCUBi4kUNkPl+JTPFbB4hhPp",
+	"O9Y3O10xeThLZ52T0RCIzCyk8u9iISFNyERZij755BPtXulWNT5ySzekC8JUvCk6Iafi9lh6H42XfeTG",
+	"6Ojs4X00tAf6cclnrxTbA+58J2j8PsExieXt/M55g0Pgeacre3/nvAPs28l1HCbkvDNeiSv6TQAHi1iM",
+	"ZyTJ6EeEw5kiuc+AUj0Mo8bDADNffqcyw46gbkDmQtHm85TEi063I2RlmBZIX3mBPglwGoljKpRGhIpT",
+	"+bT0C57PY3YFjFlMfgwOf53Pmq7PfYneH8Zstrxi9RFhsPjjQOmVm1bqlcZpvFQ+ToiWhDMiL1YGZEtf",
+	"s6rnbPWa5FXesJznbB+LyZ32auc5x5+nuZddELOZ4F9ichWylKM5npA7HI0peZnIEcYrF5t5721Dsh75",
+	"T7H43Mw7KOItXQBgzrlonU8Z+mvp+d+PSdA56fzO3SKu8a78yu8+knziowAYkOYFCLZGQkS8WnDJBpvW",
+	"0fi9sZQFwHSzyJia49PMouOjI8scAV5kaYLCpIssw0TXU0JrfEnZanacb1Oi+WKjGaO0JZ+kdvcENoWj",
+	"ve2SqQG7yE0TuatJeEUE59u8M0W0OUBBiJiUJdOQTlQrvveNS8L+nCVNu74XcSGcpDRBOIrkHsViMmv1",
+	"kccEbsPo/pMXHz8/XnXhw/Ik5fWp9biMRQRTtSA/5Um8WIVVH7zEnpAdZKvVM8rvWxLX74fUX4vOhUix",
+	"HGfYtALxrdP2jT1LXYG0QckCbHszb/oUTwji4Rcr0SCwPs3kY6B311B8s0LvjUZ6/+SakngVdMYzMu4i",
+	"rBSFPoiyY8qooOkCaDnrzlfeEvBBeeSvJM9DQYqThMSi7z86mpF/LMb/x5/qmoO14J72UPvsy/7w1fHf",
+	"7zQd7VPGog2UWt7p6ynjBE3ZTIWRCLkdIofoSrCLdo/an7bCqD+AQZZ5uNSVy0ac4NibdpGHOdEAGVyH",
+	"fjLVQsoJ5SFondFj0E1JfQsDnBnGKnZNTI3poqsiu1gso9lOS/6glR5A9EFZg73kDlejVDv30Md4BmjO",
+	"V+ODNBwT+VcsnVFnOAqFtHY0T6mXpDLYQnThc+wRjvyYzefEFxcmiXEYid1GZIIjBJFaYCnCHL3+s3/2",
+	"2z/92Vd/8Iuv/vgvUDihLCb+cRdxhsav/8m//s1//+9jFISC3/3NH/3xV7/89/K313/2l69//n+Wu/bQ",
+	"PQQnJh6uH07CRK6fE8HaJQzgEC3QEU5QRARat1SzY3UGhMvd8y5yF4Di45SK0SwBmJngsaXYGsbZBEfj",
+	"3x0NxzDPWNfhnzHJNn58KvVARDUXw3FEhdimjlJOJ1bOKNG8KY6xJ5rLfWTERppY8qNYCHYkCF8SuSHR",
+	"OwhJ5EsOHIRaxAkR14VfEqmIKeYkfgEokFMy0pMwBQYQaY4AVqWDPRbjWLqOxktquZUs0OdrEfMspDnZ",
+	"apaBJiGj6ylEDG1WzS+/bkkdnrG4ASmLX4VscoowKIoFxMbaGHEWJxyJtpJL76EPJC5GY02xq/eSlQAS",
+	"vSvLy3j+vGun29HKf0hPGfWh/Af4Qcqfi38K7uUhiyJ2/WIuv9V++awZAoJjWQ94ydWs3pf4uiXgn+PJ",
+	"qjnPFNb2cAwirsTVifT/aVpAgicrOe/GyV9IUDZLTOpjG4kpLY1zcyFFTdwkMWVrWi8xpfkAN10MeE3w",
+	"OaNcZkB5H/tnRbYLZW+C1ChzGegcMpqpan/3x1xqB8spVGr5MppIada8mp5ihR1k7QDNpoR2hPyp3ISE",
+	"QZNYttIqUraIlJTTFb1k08yq7d2i4QpFWqvOWXtYf26Fan9oe4FSEY3pqRXwwqUPghVpUmhN3hFgfVDO",
+	"VrDDFa9kO1h7P6vZAdpBPF/dGtDfQ/nIyjlDSHM+QeP89/HxKRorVmMMvIbgjnGSswvv4Hk8iaXl4ZEK",
+	"QHpTZ7MU+bS2Yz3Yp92xws5ueKTdtSd6nJsg1wdTZeNWLTjjIlhKMb6Z/UfOVbHrHJ/m/OV14RRdu1Jl",
+	"+9G6S1GzNtUtPG/4Msrw6N0uXzlCfO0VqkRW3xgR36NSlw6mlbOH95FjDWykFoqkEZe/Q+/9YTmDyA5g",
+	"rmQgWQvnUoKPVZkONpxTYyaAvZBOJdKtT3Rygsb5HsanSJxxkFv5zuklWUh7l8yUgJXNhUv9h4A4msSY",
+	"JryaOqF7TpsMOF2lPhnLdApjNCMzV+AL5S1zTsd1s9G4sA0dK5SUm36UKU7GOUP4CgoTaTN7By5iswls",
+	"3RhL7V8VtvIbUKw3RHpgiRt53m3phmAytiEcPWTpDooxjAcZX/q6AUoh6aARieuoLk4A8iyKiR/GRDCW",
+	"KhKJh5FMiZakMUUYgW1QrVTq9GteCN8IuvQxSx5mjt073LKKY/jaO1bzx74pqst8xzOLSc6k1PBfEZb8",
+	"jlCpcqjRw1wc3QH0K6LZ1h7CqmCvPYm2jcarUEYtSKuYfOoNyxi34v3elYM7K8XD3fToyrF17Q+vEmp2",
+	"4+PLw+dCXjLCNhxW9nF8/A6djIqIeFFNmriLlLci/+J6gW9V9sK9PCqVqEelDEnwJVGimFQjUXZ9At6i",
+	"jREmIT2nQRROpkl2mKUgkPFxhjKrSR8hi5fYhPgcpFF0TjOJsWGn4+MeAvcjqeiE8aQ1m6bA5bEgc416",
+	"h3i0msPU2u6lpq+U4vlBHjazwyWrxt2svVq1oJY9SHSS40rwBOLoipAcdcLFhO8+Pn7O2EeYLvIQ1t1O",
+	"ox6lu/Y8liJgb/7EVwXwbn5N34S39KIWybPDAdaDgdYe4FK0zY0PcHOc0DvyXErhOxC9A34lu4K8IURp",
+	"A9ybAoD2alDJUoWAL3IAGa/8EENIUy3BoyCiuRZ0aWXvEGeTgwjWcc+/wtQj9yPmXZZsadiXrBmOnsZi",
+	"j0koDinAESfdzrz005cdhTnqfr5Dq+z10zcG/aGut/D9KRjXT/OhCwsxA+8lAYp74NEu+d7ycgpD9W5G",
+	"xm42wvuLNt413Y5M9sfbT0jTSPGA0jlyaQGh327mCPPkBd9mrxunlibb9ZN/LNqoxC6PfFmJInoSdE4+",
+	"3bzoz+prkDlBgvBlsyNkEMY8QblTCs+1JcSLCQQ3gR5oQkOVcg3KMoCzXtmhy6w4dEEYz8Wn97QfYe0L",
+	"XXMutM9+t8GVS9xFSAawR/hKXSOo3xMy4xu99aQWF+Z5JDsYw3xYHMd4sfRowAEXzjEHbT5vt/Q8Vj8q",
+	"6Qi9JRrY+hns6e5tfib7gfkspNlftQPodlIafp4S9Rlude1M1HGolWyC/BZvSmHBV90vl7FyTFYEHYk3",
+	"EiacREEPPZuya4oY9cgp4pDZO0GYo/E9xdFI4iaDIMbgavlD7d7TR9r3yWJce2WGOdrlmS3jfLHwZRh9",
+	"lkPpcSiJVHXH+eG2OuUccKVjLvsEqbfV7RRe9hvvZtFy6U3CBI3nDjVidqO8mRtrq1cQE8xXq5Gztmey",
+	"VX392UyNO0j9MHlwpbi96gqxl7B4HzQCBsqYy8xBLeXgli5j28TzWvCEzMQvlNHFjKW8wbes28E3YA1A",
+	"5X9PxgjWfLqGVuX2f6przj3tIdaC3sln7zWSlyxiteYaplfH+Ufn56ngnFYM0pZZyDnVDcvG2hf3tB+t",
+	"IIgsTTw2qxwCTz1PAKPbCXAYpbHM60DDxrCgPOuNvBNrkMenf0/7/63YcRa1uy6ubOA4ZU5Tb4gry9Jd",
+	"LC2lDpEcgWkrFiTHyW7nar4jg+17m7EgEHGcdMo3v3yGxVGsf5J7QZXFA3/76DJNmESZH0EIeJ28fQ9s",
+	"cNJRk9CExNJRM6vTEGeKj4QJCqhsxvwUjVkQjNERRpRcn1PR+A5HKqLhWOa95jIHgwwx6CGoa6PcbLP0",
+	"LEju7ZyO1ZfxiQrFg99FOxxxhjB6eu/5/e9Jl+kuup6SmCDsckITNCOY8nOa0kw3BvrN7LWxIOhA+iTq",
+	"nzEXEnWDH/ljhv0VL+59nHjTcizhllQm9NtfFYlqSoyTEvh255zCFeJfeVccwk7qlzyG36trr4mK6gqt",
+	"x4YXK3Bha8R7uSL+aOm9s8vGrdbAuZb5zzbdNM59PG+Iu0Ienp8iQXDl1VP2zQTBpTwKcBQhF3uXUOaO",
+	"4BmEz1M0iZiLo/yJCFZwNTY2dL0m+6+WlUr4+f4UU0qiik86jqJOt3MVcog+goiRTrdzTbwpYMsZIYmM",
+	"UwWddOODqL+FNfqDdaf7PJwRnuDZXJJyyJq2udfHatcNvVuwcllvebMUwb3fiAk/mUKpQhmuiyPkgWeL",
+	"OFyBAcued3n9QoCIdCuvPYm9qSwgVm2bELXtRL2Cya1zVBt3IIHRfiIFrNZCaM603CCkegljqNC/fO3d",
+	"IkCsvMJuEe69Xv4vP419sA6Vp/bWmQdQcoqHt7wtyq63eO916Z5dN88n49v2hWOyWLq2V04ix02Pbcri",
+	"5Dl5mWzzikP+NA5l9p5lytZOkVOZl7KEbLxLjxmdZB0gZm2rKVR2ny16FIFN2xySokTtJ2p61qWTzlV5",
+	"Bcy7neZgrDVXcDeNXpv7A7WP9nQnMuXe7VyHp9Bop6tw00OFza85nr2gWoVs3j6WlQuRsWEbr9wspOVf",
+	"jZWXcNmLXBaRlLqYriycOU8Wgp3xIoKzWsvlmL9BK1bmFi5yO+VXcaUbzSTZJW83mLruTSPlD6DdSKV7",
+	"3TRa8Tj2MNyr5gt1ReJkN+k1Q6Uftz62xiWoURo0nIUusDU62ZH8x8QPk8fkikTbzib6Zbbmdof0EaNk",
+	"AQdUd5BNECUTnIRXREmNkGpECY3iwS1dEJ/gaGfBCEfPcs55+THKdOsvaLKZUDWOP4mxv8VL+C40b3wF",
+	"rVmnLF3INkdYC5jeZacyDr/BHhSnRB4hxGGARkpmWVCR++4i15/d4WgsJG83Ig+hHViA9sD/ZcHiu2ys",
+	"pRGkKjlDpwwl1KPCN1KI7SRSSLW+4+ZU77OWtptyY+g9CTd3q5xETCKC+c6HoWLut5mxEIzXcjcKAStk",
+	"IBONb+z1XLS5ASvv8jAhN+TlM9NvJoDnAjpsoILitmLsFUB24ux3JFr7ID8tiE4JLbdAxjui1NtyNtjh",
+	"ze3waLa5/De+xqull8od3MLKm7NTy34L8wh7ZKaMyWv527xhfb3FEM1OBNnse5G6ip3cjtjV7STNCdOe",
+	"yhy+Mp+QTPZZTn72HUG7xnW1fNUpT6nl9RYZOFuKfgoaEIy2ESfV0nqVI/NCXqkmKkPseIIXHB2FCbok",
+	"ZM7BgBf6kDlAxgz6fFwrQloODJTiYPWwJbuz5UofClETe1OV8Qhqe8qkwqFfJDkG1fpRJb+w+I9C/qZ8",
+	"wccqihUyW9eyEeNLwk8RzqYRnDeUEZW7L7e9w+UAyxtsiekl7toCxVc6tMHtskMrxL4doyxbt0Hn2yBo",
+	"pbRvhZll2zYoWbZsiZBV7rZlc2B2d1ZklG68/JWbdeSHPAmpl3ThVlVyJUASn11MvYOtLb3VkretgFFx",
+	"FCs6l4GyDi89WzLC5KVXspJWjQZD1X1PKq3Sm9yLAqb2bPc55ttTGuxRMi8hkr3AZhvWscA2e5m6QEh7",
+	"GS7DWe0Gkwxlswowx2i3pAP8AC94k/NCEcDk4wVXl4tfhzJpIVDiNBIkN1jvodAfDmqhCZvdEz7IJbeW",
+	"iKGKBtbrtmrIrtS4CcHlSYnyzMnNWtAdXDGXeZ88cWcXWLCcSTuaV1hS8cKVtui4V1gXbzD506Xxa6H5",
+	"nJQdG3plh4MM4UcEly1s4p/KcNKE+VWyoie0PETmWw8K9szM2tT75lqmHTvXLo/yEig2s/kKkQZ3qVnx",
+	"oRWHULuUW3oyZbOtXWsWxdXeKpKFfXXf/O4aRNEHmXUrx0yZR1PdbLV0PUADm+d/auXYtjQGSBbLaPXD",
+	"Z08+RlA7kYDQkpclULl7pYjDgkB6sKCQztNlW9uw6T0RzvGELCcM1zfdYbnUrtxaMVDT7cg05Q3GGghq",
+	"aKvK8Qr3s7UqANXsVbcc9djWdL2bLaittYGSl8muenUPMiJuuzIunbdau0WVfL22zFy+pGktj1VeSLc4",
+	"9+JQi8OqbHWTg1R2t3ZSu97oQlUd2jalLm579F/fI1992huOeN2x7kMlmKOft+6J8TAm5Auym908bWNT",
+	"rbrELc3/3UyGyzine51u5/1Ot3O/kV2C5mdpRLZ2UI9IJh+spdiiDXhlCM69fY+mrX1P1WBsoL2Ye2rb",
+	"y5ZRKHDRIMg8JTGUeIBaj8SHQo9dmS9TyjAU+aGPOEMBjpe1fF7JPWHdfrJV3xfLAMOy4Ia369QEjd2I",
+	"GMmYlwbHZSTzN8HOeQKZ7GsMxkDXGzkaGvLp1ksJYjZ7wdu7Vm7j7twec8gM498X3HoVdyxjDnEgQSSd",
+	"VlelxlOZ6UqO3yzz9S7X2nWJh1MObN005MjD866sAAEBAKDoviayjHarXWT35Um2xDprrOtNuHC16/aa",
+	"ALA26yiZjNnTLSx5CWt/I5rYkdKdyi5CN8cO+X7LrtkSOZQOdxM3Un2aywIbOJWvTGSfR0KVbgQYLMS1",
+	"yDPfCTF0Q3iHaVi2NeoPLXu9HWndtT3Lr2z1dha3F7JULV/W0+KK5nEqYcIRu6Yq6ItC+Yko5Alow9E4",
+	"W8V4P9uqC67KlT/f67qTe1ICSPXw2kRKVBHGjvkYltEHgK2cmhmqODN0VIar1OlsEzXRrJVYjl1YB6+2",
+	"zExDuYhokVnfxtnTVilAM7wwbqCsBTXP6xtJlUstYQ+7UgWY4TbmOjFJwmNMeUDizI5wR1xcGBeJy8LR",
+	"URZIKIY+bnaqyklJQzw/VKZhQYH3mSwaLetFZ4PjKGpv3llDi7a18mwXef4G0bRa2Lr7tmwx+jwlqQzV",
+	"SSmV8Tu+VASqzJdNrO33CI5kSb1tEusszV0JECxGV0XgNmt86iLUaoXy90KesHjxgCrDycqw/vY+d9uE",
+	"8K8O29+KpXuyi2/gTgH11Zo5gnBHOJwBekvSWJB5DFHL4mkrbAAsghDQ4Nnk/1SGSDlKTKBCdCf3BJRC",
+	"7RWBkj04D4budDtZVfgVUfe7x8WlEfm94oJtGeTZEHTPdjiVxmjZUjB8OUgeJ+tu9D4k/MrjeOtS/iO/",
+	"MTyCyRqitYKd+fGlaejXkiQ1KWwf+RnAdnIKaITHo9lclbeqa60z4XjtFND7vmy7s+zpx4uzlDYL6YR6",
+	"DCIzG+yN95/9HgrCiNzhKGsGhQygaowveGafJBDB2StF7adJoI063c7ENUZ6X298om2k4RD2vqVAHJEm",
+	"K9JgsEfpWV2qEhrkV51u52XEXzbuddto4VXGu89u6Jyt0hHm4lONa4TS5lllCsgy3kWAj+GgKUtaRb1v",
+	"RolqCr4uBZrR1XU9WwzvCjlGHC1isa8KgbV6n3CBCiNYTTBffqvzmHlQDn+FooFdcyTYn5Jqag8AaSfg",
+	"y82UxftkVT1d9WR9nGBY857WuYtf+Zow7lwToLBT6fXmy822WT6akuogv0q1y72Na3kFwzbZ0BTT0XQp",
+	"ngQomTJOuki007BqqKJIwhhExz1B3yvcjmu6BHEr1Vd0hJEfQxXNrryupTofLjne01ryskd8xXIoS6D2",
+	"Q0JorsRIpmRRKqSEM3lb1kwhOI5CEotFZyZXcR32tODM3639ajNHVDdml7DYdG+LAR1WU3aSJ0Gug5I+",
+	"toxnf5WhqAijkLcxRzjJdEPoCHM0ljfhMcH+WCmLZBIepQm68PB8nGHWfd0HiGha9zygQRZclS1/X/QE",
+	"ALRu9ogEiSAheH/vsYbXsseZgSJfVbeKQYrDL+5k5TmtxlD7YOUVL/r2mfgKYV7p0FFzmU/pJWXX9MJj",
+	"UTqjY3QkcIVxgjCSCYAlrpvhOaiEKJMv+FTVhRR9UMhL5Y7HeSGG7jkdJ4xdRIxOxl00VkdzAU5P5R/A",
+	"X6X8Aziij9ERZEympEBdJPIzP3V+LMaHypQsusizu0LJOJn5+uKSLCAfl2D58pr9eZlpWAYo72B+sfT8",
+	"ylyE9EIgyvE5le73eEaynndloWnZHSLGIYac1/BtZbwxYJEcOYcUPZsyHMEWCvxxlNEbN00Uhjqpoqaw",
+	"jJkksIOUE1+MrzLoC5QqT0f5t5xTjhccXU9Db3rcQ1A9vDQp0DMckwxXV3OFVW9Hp3QVBRMhz7Z4dReZ",
+	"P1vlZEt/w8kpo3rl2ASyKE6t/Hqzoyj/pl682AAsCWDQyMmrdTd7ucO3O1xddJDBQlohkhuK/a70fnqe",
+	"3dbyM1FvaEnkau3j1CydxSsteOy6vB9pl1GPOuTw2Ti+DbwdS7PTZi8ribFWptEqBOxcb96omr8/Jd4l",
+	"IiBqiV2JNx0TMXQ3f/bidod0gjBdQOmIZgX5arFdADQhL5NcZJep3DNZ/jSX2aVTqUrEd/Ti+UNtVPiZ",
+	"wjmEgMFCH8HHLiIRJ+i774NYf9ws8l9uEPzhgTSuWSyQxeiHj5/9UN0Cgc0ZT5Cpo4/er56/G1KZHKZy",
+	"7x3bGJhNNy8TrevahszjQGGW8pbaSN8zPJ+vUJ2AV6G8PwL+6mFlhIqVoqlk2UCVw17SMFVNbYbnimea",
+	"cRJdQXwUVXk/iv6KovHSA+4hiNqSlQPQl+edr/7Lz1//9JfnnRN0Dg69550uOu88J5H8CZDheedVPcWx",
+	"rje+4/ZKhyW3RsCOcBqrX1krKwQkYiU+/LrGFPHh9WWDUBdNyqM/8D94dq8ZJ8dX1YbmYGA4jU0vw9aJ",
+	"VVcmYL9MFuXpnnz/aeNUKa+mpA0njc1e3nA9dQNmInMxgaqrIzfcBVDKFTWd54fXlw0y9SVZtGdZxQFu",
+	"6UsN4zct57Hy/6lzm8AsbRfmLa0SxL/fOktZ1eyyow/R1jnObpoy5JDo400mevu6ZQbZOi/dIZfIG88l",
+	"IpDem8sjsktOkPa6WrGX3XzRd8DxWyYEvO20HLecJvDrnPWjbQaP4vps4TcGTMNbydwhZt6H1k/t4JCx",
+	"AyC6r2wdoKrbLlOH6HLI0tEWGW+R1vd2c2i0wrzKxN4G574bmTl2SLaxfH+/3Yk2SqzVuiQbJXGxUVAX",
+	"w+wp2Ubpae0lZcJbyEf7NvNXvKMZbL8NaTWa0NFjNgl3LBa2HfOe1fyuuHzmPy5Heq8LRu12ruMwIU9o",
+	"tGiu8ZJZmvLxG1FLdrWaYmGXHg3wNFtnB1jKKyC43LUZbyQ2pAnLe3yWzV75eQ8JCrbG4Q0MtMzQ04i9",
+	"XmIvQXjGUgrq+ZloiUKKFimm6Oj+x79/DHZS5BMvnOEISVh3UWaSMAZIsZ/IDyeC48PUR2bWnvfQGeFz",
+	"RjnhCEfXgkH0cBwvUHLN8kbo6LxjmH2rN9DPO8c99BGLSfERx4JlA4MhOrJ0HSlP6ZDRC6nxPu4iSq7A",
+	"iJtSn/iCMQO7g8oTE/J8gISxbsm3RZpPUBAxnGR18eX6JEw4isJLgvSeoUtYRVBkVFkUOifZsmv2Aqei",
+	"Ydb+wae65nz2pdE1Bq+Ozs972Z/mq+N/0KgAX6WJqr63Yorz82eNw1QkmZpYgjmHko8eNBiD8UWwKkL8",
+	"QXM8IaeZSYxJS1iEufxQN4ca5rYK/pLyrYxpmr2TN5LKZT3Svuq2Pt0dH44248Ni/PtQ9GvrHOdxTGiy",
+	"xRoN3bS2RdpCHr4uz7EWjWXtlvyCamutjtqE+Kug8ZuiUTzC+XN2SWiT3TGICZ8i2QglolV+w9ViECec",
+	"h4z26hfDGa66z71VF1qVwX3UsJRnspo1gtB6mL+yKNVzvVF/NLQ21dDOyxY/k7vizVXyZpgukHQ7Udvn",
+	"6BoifgXi3KGeV1OoxyWh9YgfWUp2c32j+ia6lXMuD14GeuMFytjO2qOvFev8u7/6mfZ3f/Wnv3t0/Hd/",
+	"9dO/+6t/dn6unZ/z3u+89/KHv/nrX5CXyVc//cPXf/aXK2pAPi1rv+pGdSjvhyjJahOiCML8T9AY7Btj",
+	"5C5kKq2Y4ITFXTSWHkRjCLk8p+r3qgsRiBhhAi6PmfMRiKDSqe9YfD+n47K33bhm5IHcaKJH5n9E5rVy",
+	"g2t995pEt6eMbZGFULQ+SyPCG/id282ME/IPMr+UL1dEW25Zp2yGKZ6QWOkK1q8AlJigXhBsyXOCZ1t1",
+	"2yoD4e7xW8Yb8HnPqxtlx1EHSgWw1e20N5R8pm7mbtnSizC7jZVSK9VJX3U77iJPgtI8Y4u0lpASRaqA",
+	"yj37TYk4IhzO7jMW+eyabpMTxcsKtUENd1UzsMl7a/mp+DiMFlDoLU8XuumSbZtpUQZHfoRfbrOlbdPC",
+	"VDDC5m1/czDEtvlwQCsUBgvx1/skYDFp20+ZoMV0LaFc8UJY4a8G6QpUJV90PWUgJwr5DSr8SphzyA3J",
+	"gix4QEXKn54ryrfsDnE0Nvqj9957772RruvjLhp/9S/+7XvvjY9BrJVCpkqoeE7dBRp/LtokeDLOEmdk",
+	"A0eJmF6xnLMeGgfKwYOP0QxfSje1cyp/1dI5UlmrllebpdNER9PQ9wkV1DwvwHpOx+IhjRGfsmsuPSql",
+	"tyRQ9Faq5t8rQbtuH1v5Tle4HJXQeyNTxli0D1Me8Btv3X2/4GPWxEt9C6nHN5davD2keUCSX2sk2Yg7",
+	"9pVZ/p3FNSvAcsA9N+ZUl7d5YDMPGPObjTELo1otdvnhfeRYAztP2uCTBIcRl95WGPFETIRm2JuGlCCP",
+	"+Y3OOE2xls+Wu56q8/JAMa0miTCdpMo0UhiHPDy/IC/z8IxNebnlshv0tukMg6I4whTMXlmMmMyBf4dX",
+	"pq/ajPRVOUe2yGxbpBzfFIDQ7YSUJ5h6S3FwhtmYnwhM2o/qESOGOVqb/3E1+h44Thl3680K6qwQ7sZY",
+	"wURpsevGhRdnj1BMAhIT6hFE8SykE6lhVTdQdKzehWmSzPnJ3bt8ynDU88nV3Sxpw93V16QJbDXpJJG6",
+	"cLmnSlpJv1kEO1uZFGpL66Ic6Mlc8gxbate2yw73auU+dvOK2Hr2lvnjzurO9plGXdB6IRezC59gKBux",
+	"0faoxvoEx1SF1r1JRfkOeq6WgReZ199mEDXgi5aREPUIiF2TVZZV1qWMldlOyysqpXZdn721eq77UIbU",
+	"bspbV4uUkkhumcXpjIDZdtdHDZ1zi3DdOL+VSXfpzZfGbtwziyr2zpjMIThzTuKrUICv28GpHybyX/4s",
+	"pM0ASCPyNCZXIblucysaHQJ2DPXJe98k2uhdQS8CMIwTf0dYFN13B8ZKVNJ0fTY8WO5h2phZpjDpQ2KZ",
+	"jLVnRQIdad3/cepPls37e4wyKNbYtL1nHqu6A4AH9UksUYL8AxxPSggi/1z8kDUR++IneWpNciXOImt+",
+	"TdwpY5f8RAprjc/sGUmSkE6a3hCeyxRYa8TIGX75EMJJN5b0wFk5iCfieLIYWb5lv8cCPq361L1uqptp",
+	"PBkFiX35XX/dwbcMoNzpt43A8Kxa5WQb2vfsmpC5QAINiP+dwarkKmQpf/JOcnpbIVyA9m58BuZPgj1l",
+	"Ha2X+5MN16yXK/VfnfMBaEkC0YplLC5bU5mGxjoNMqr39ma4xjG9vfGX+LkMYqWt5WtoOoDnuEkGY9Fm",
+	"Hvo5ntyHdrunrS3T/Bb5hVrXCWuhx32OJ5kqd89x0O3DnXMINqhixBGkMXgy/87Z2Xe/+/7745oWzK6w",
+	"/r/zqa4597SHWAs++3L4qtGrT8y3W3T1ltdh24Pd6sDaRgM/x3uRQsUDeeuiZ7b5xrA9SBKUscjSy18q",
+	"UsMYlO18jI6SOJzNiH/ckPJrQ+W153iyt+A1dY1aRxKpC9UUlbThim1UQ2175ZqOpHqJtgNrNQKyfp2e",
+	"EzzboBprEwjQoIoHQ0jGcj7dR42VexyN1biCJVXFR2TWq1zGaayKvdTrhiuRrslQc4fg2R2OYjLnd1RY",
+	"a6SqQNHcvThLyDaWuRHG5/QIxE1wRVZGJegAhUc8PD8uVZKSz0sOLcXSczqJmIujzNokxdQJk2PIygnE",
+	"l0WdT7Jq4QgGO4LulOCY8ARh6kGhBNiFCkEnCUeMEpWiTWyxOtk5hXh1WcoGbFnLlcP91rG576gcs52F",
+	"do5jQpMdLtUS5CoMwg7vbj/MAsGznaj3rbz5oiYQ3HKIX8sTuIqfwMI7vo4ZncDfF0JkGUt773XIZarq",
+	"W8cI91D+LPa2xm/i+9jSfrCa5yJ4themS9C/t891ETzbE+/zBh6hpCwyOp+r8Pw3+cBazX8gLpvD4reO",
+	"91zm2dkloU9xGG8ML/xmBAju0UB2wzi/alRfZWXbBPk9V1W1dtPkVcr81bMI5Sx5F8r1ITYXHO58zuIk",
+	"paEYoos+T1lCZMh7SrMyOrI4izg+1qrE34528x08F7KZmiD5gpPGVwA5XJqrGt9Yytoys9y3jC/fGM8L",
+	"eeFDisaSIRYnOEaY8us8fzIE9RaBvkcyGjULDu8ijGIWEeXK1kU+gfMGH7NjpKFpZl2shgqrhe0QLBwT",
+	"7Bex5Y04StnR195uJv2NE/BbfTfFliy5iRJfYFvdIiVSe3FGnOpO4sx2j+ubw29sm6lg1zu3pSjQfCHW",
+	"5r4RR78PIQFQ+1sXEsQq9hXwsIYqbXftA6YyQNUUZJCmUU4zRnJVBXYkCMsq1ddThngSRhFi15TnquVM",
+	"XzbF1FeOoTPQjZ3K2k88wYtaJSAq54Jhe+islO3mGCVsQsD7WyaPzCp+rkjOnBcEbY0W60WWG/SFTeAo",
+	"Sg0X3uEoqyMuAaLclKEUC9Q/FUMwirDMkFgmN+iIE1JsDmjZ8Wkl789xoYisLKV3wF9vmmY2SWMVd/+m",
+	"hCyQKXM5DEEWK2oIuChlrKjEXaRUBlWUi1RkWkKV9i9LOleiw5DRrttRifqknxAPVbndicwrkOfcy3PD",
+	"5bmZr4k3hTp8ebxFs4zDiZfGYbJ4JuCnsBVUOb6XykrQdbDMcZxQEsssWrKyLbokCxTEbJYVMbsHI8CD",
+	"D0UvWSMjIyYnnR9q954+0mQp5Qyry9LKr7odFySybHr518OMyfnwk+ed7nJasGraHFhJxCYhhaJFCOpE",
+	"aKrE34efPO+ikPOU+CAHXZE4DELiIwkogRTOHt4f2eYAUpMgTNG9p49gi5BcCrKLyVXJ+XrgSyagJxCb",
+	"FCfzbU2TZN559QoCDQImjWU0wR7QSAUNqNOEZjikCQ6peNrdThpHJR/8SZhMU7fnsZl0x/di9Y8lm6wa",
+	"LOSquFYkwHL/7CPESSxQX8Bi9L75PuI4IhzsEPwEYcSnOCZKncoCaf04pwI8uVSJjn79l//vr//rz1//",
+	"X/+xi776g1+8/vNfHsu3EJM5R+CeoMriJGlMu6jwJeVIur7JEbPC0l3ZOoWFQEEXfFmqLuhi71JaWChz",
+	"mb9A1yy+BPXTOT2n9xm9IlTsmZ+cUw2dFfWDZRyTqissbzpHRy9ePPrgyj7uicaQaq3Itys7eHhGovuY",
+	"k1MkmGj549nD+6jf7zuCMrx4fh96Cw5HdQGWQpvjSUgFR3yCxlE4C5MxOjL+5id/IpiW3GY00KWRCWcl",
+	"j88pynOZnSKX+aGac/wl8CRdVPA3r8anaFz8CamMK7nOxGBFujOxSlkVFiJnROsxnsucgSGjWSDH7/6Y",
+	"M/FCsnCk42r8kRgziyMae8wnYhEy5GesHgtH43ueR+aJ9lgF9IzR0bNwNo/kk7ovOnMYSVy88RfT98Zd",
+	"9IBOopBPy+r4YsXjp/ee3/+e3KE8KEjliuY48aZyrXbfGR7LqmVwMUIOsCzvEPpo0CfbZeW7/A3S7GE/",
+	"p/limGu8OIZqPQq+8pqEHKVUSp0Sa6hoM6UThUOV3KHsIEY6EldZMprSwsdTbyrRh6weJHkFno0FwLd0",
+	"HTazlDJwnEXthEkZXLNUBnzl9bMzcRpTNH7wHE/Gp1JahnJSMfJJRBI5jJhHLZCj8aNA+0iAS61DPcgJ",
+	"OhLn9t74+ARZ5giN5zEo/4AVvsjL8AHgFK8TJl1kGWatabYJeNBhgjJY8pB65QubV0tHETyzkKLxSy2b",
+	"SOMemxOVlDvHyvAbrBieAUkQhg8ejiIx1xH4G1OCeBoEoUf48Skaf/rZGM0IphxRlg81w4seuif+KUYS",
+	"/SWo8s2JUSYk4cjS+2gcUjliSGhyAcsYq+6C7oOaDcZRgXeQUD1MeJ7WSjEUR2Kd4jd1koopF5ByWSow",
+	"JhPDUEaJWHnZmXissCIMLZ6Y3HnWLSuciZ4RuNw+8wSnJODVm/nSnByFHqGyMJGiR/fm2JsSzezpS4To",
+	"+vq6h+Fzj8WTu6ovv/v40f0HHz97AH2KgDVFjAT5uff0UafbucoSPHX0niGbsjmheB52Tjr9nt7rg4iZ",
+	"TIEPudu7JlGkgVnv7o+vL3nvx0qVOCFJs8eMKvSE5qkbhZ6ABUdHH37yfcRJkmVHn8dSJpri6IpwJMAo",
+	"SyXe4RU+gktPB0E4xaWRTwK4hYVqUCrw1StX+hf8aue7JIEqSoJdUwlFxZpNXc+4AJWFrY6XQBeSheFl",
+	"RZc+VcWvVM0rVeEqL2ylylh1fn/44dkPf/DhB5dPHvlPP3oI5Z6SRecESlKpAlRQdwqqTHW+92Fq3H/0",
+	"3WdTN7waTpO5y5wfxE/Ss89/eDb1gmc/ehg9ffD4ixdpHFzK5FSSy25R+olLpmf5hNRh9EpOK6uGy+F2",
+	"VwVzltjVzsmnn3U7PJ3NcCz297R04OWDqhxoxh2ffNrBgr38rNtZwi1iYDHR3SnBUTL9YuV1u6cQranr",
+	"6HoaRiSLp4QJBcGYnwrU4TMiCxUnTOB/kCNxgl3MSeOl+R7Me+NrkwWfdthl5eElRIbEtztJtZgVZ1na",
+	"LI7CK7LvQ30cXhEqJhAMCymdHl/whMzWn5+g7Iu2x6dqJ2YHozgDbwoYGZhWCFXHciVQ6ZF00UDvo6Nx",
+	"1ukipfgKh4DFx8cFd9N4ymcE+4I34u/8QYuVQnZ4kCAE9y5IHhz1QO9vPuZnEn++KICz51uSg3Kna3Jl",
+	"3MXzUMtK2zXelWfEi4ni+WUsvWBOiH8q6S7cnJDPI7xA85gE4cvlIxdCg5SKoZASjvGMJKDFWaHPKJrc",
+	"lVlAVuX4LjXMVJyf3fROKS3tpxXPxI6pm0PNMDXdfm4MT8zBSd/u6YYxGg50ffCjwkjwvjgV3cDmwBj0",
+	"tX6fWJrtDn3NHYwGGh7ohDiuO3Q9v7CWivEFFyyNZuXOQV+zfcvXHNcaaoHn9m3LMv3AHXZkGboXfM3q",
+	"DLtv6Y5hDn9U6B6eKv2FO/ItU/eHRV0rtQJ5hIJOCqbg4vLhC//6QSc3bxVLzW9SOTrsM3FOG6Fm6qbl",
+	"OKPbg5qn2X1iaM7QdzTieLo5wIbn9EkrqDkDc2QYjtUANQvrnu04G6H2+z/W+vrzNlCTMXKfbcFeyHck",
+	"c7ss46t7IAMjFgAzIF6iqtAqhj3DCcmT6jTNodreLRq+6ha9tKcsCr1F685Ze1imtfYVlmXy0muEVbvY",
+	"v4gLh4GmqbPmd8ttXxVVsb21dpK8d635q25nSRDdOMZyj1etjzYvK9DMcKiNFTwV5KBR9XNpEmMveacO",
+	"3NhM315QwYqyOPyCgG7cakNTH7LYhRw40MN0Nvd4zthHmC6UyYTvSoJLrBlPMrG5wlcrGreS5gq8wVdI",
+	"bxzoLNT6F/wYMGFyEUBoT6WYhngCVZMxmmI+FQ9duqRVCe79kiK6k2dueZ/5i+1IYQ3/GX2rX8J9Gc61",
+	"NNz3sWaPPEPDQX+o9S0/0IP+0OvrXqeM9JaDg2vxw9viQWVrf1U1bOYFaCpsgLHd3teQMfvEMHqWpfet",
+	"fn9oriBjAiojXbNNYmquPXC0wHYD3bZM1x3iTWTM0rDl65o9sHzNHQ10beASQqzhgAT9QY2Myd77Oaoa",
+	"Ibv6IHoczdYTss1nCtxrLHjLjKuwf/DSvFCwvqAsucAXMREfyKKz0w3wm5Cm+nQKZd6knlO+Mcqua5jy",
+	"MZMXYROuy9uV8eTbI6frUdf72D8riOGbQsjGoM00PAXfPOJ/RPwQZ/HNbwWby2tSMnVtg9FrUtTdL0P/",
+	"lcTvEUkafBUeBAGRzgOqTsslWdzhsoyLQtPL6PwMXl8JnVfwmtWQY63w+Xq3+L938cJKAK7v8TFLHrKU",
+	"+m/tksoT3fGSbitzP/Kf4mQqlZ5wu1M/TDSZuGOlnuBjci240yCMedJDDyH3IXIXCHtQLSPB8YQk3ZKN",
+	"AzRL4YygGNMJWaE1EDM/kBPfuuag2+iyKbctfX9Crvxl4uwYciv/5ykBVwRFh2HXkHSqHTGTPmjrFsAU",
+	"V3gZUlkbFQC6an75VXllF0soF2uq1YHC2hf3tB+tSK/UZmFtFrRfiARy4tK1WTV73mQVNIbWnqCBE/Cb",
+	"CMTtl2AJZ2TVssAAWFnSTg6ta+8tZGXdvBSIZ7jxUvaofMteUM67mpqPyUCzXcPXXJcYmm3pju65VuBa",
+	"I+muy2IZ4dARr1T81KjlMQY9y3ScvmEp5j0KCU3uKV+jk45h2j29p/eMTpHls9OpMuim5gd4oNlkMNBG",
+	"emBoumWZQ4MMvaFFyqisc6KEgxdySSxNPAYQD3AYpTHpVDJrdmxHN7HuD/qDvm7Yhufbtu71Ha9verY3",
+	"IkGRNfIEgkjydwVLLD17BQRxO3JQSt69DChMGV3MGCShXAOtoWGZpmndCFqmZpsW1kbeaKRZjq+7nu/r",
+	"3sCsQQtcl1oAamiYlm275qiPsWc4nt139f4IBwPP0PWh5W8NqC1kz5wqbdbDAe1Uj/Ggjzvo4w76uFvS",
+	"x5UfWsXW7YfJZvktTaZ3JeY5+XKFku4MXPs4OAyyONGi8Ir4VefLI/CvBC8F5fCGVLCc8pY8pw/hFiLB",
+	"aszmyqwGfnPER3MSi/GgvKvoLf6W6DYrWY2OLNM5p9K/8yKZxixJpGsROH2fkSReaPcE8zE+PpWl9dVM",
+	"0qoLZkxfMQXnFIz2yjdZNPCmxLskfhdxJu5wVnpxkhLOCUdyZQljPZR5NJ9T6CP34cqCrplpXLsOfXKC",
+	"XLJgAAoAG/o8Jao+v/TWAg+2gd5HY+mleeGmfNG0oR6CiMPcyQtywpzT8X1w2LkvnhyDFBQa6EjH0sOn",
+	"JlMo4rKzRlQFLMikoMY/VF96HpuV40NOOs/6XhoTDcCkx/7fa6/WqpSPbqXY3JLFqsTKdsjiw6n7XS98",
+	"En748EcPzp7/4Nkj/miWzH90/9Hw0Y97vV4lqvPE0fV6aGonTi76nzs/ivXf92T7UqxpFmLaevtFkG8D",
+	"2n3MJrKIfw2xVq7AJvxYbXxD7cQOBDQnazHxCU1CHPH2pLDU51W3k5bx9aYxKo33QgU/CjlXrpVqgai0",
+	"wHeJ+O1BKbnDSdew9MYTqrcXTx0n5ELRh439K433w+cwJmNKFcLkpygWKDkXcAmahFeEZrW7WYC4DJB/",
+	"R06/2ymRkI3dS00BGMrHZ4ejb/KL2nh+jZ3A+ScnjBvHKLfdG6ur4idUyXUIVUhKHDBl1ycQQA9XJWco",
+	"FGcQ0nMaROFkmqAjj/mkSuiPs5opZfezlBYOaCxGQRpF51R1bvY466Gzb9G93KebIZugkEp2C5gbyXkW",
+	"pb/bO42W+GiWJusY6Sumat9kserqOpVYZeSSiNGJ4KyhwDK6nrKIoADPwmhx3Gvi7MSkN2Dt1nM1rZ9S",
+	"LSt+Kw6uwYSjWB2WJt8IK84N+CR1LhdJlgmlFadU7XXglbY442++yVcgPYkttsdu6mKtQW8swYlCbxWU",
+	"JqO2IBZHSNUy5g0kY0qu4XeQ0WVGxd45fSrkdQoBSzU9gvTyv8Yc4QhcvRHEXccKsebo8pxKfImOIOpb",
+	"dRbLlblGIFg0D/oG9vO4SWw+q2b8+Tqi2G+PkPwxuVYhH98EKXlP2L/yw0VMUt5GnmrqdCAlb1TsfiOE",
+	"YQVv/OCljF5cQr8BiwFn7xBZdWXchWhxLZOoVzpUPCUyIclRqdSjijTP+mYJGnipwKBKv8BPYdVzGYwJ",
+	"ZvJr2uxkcT+rzgrLeRNuFptalhb0DGx40p3kTQV32Cem03MGA92BGAWfeKFfdn6UP5QsqspCeR+qUjZ5",
+	"cxLf7Gu27xmaY1hEM92Rjw0LBx4xs7oXJ0XBkSa/TeIZpmabfVfDfWxpJhkEZt8ILMscFtXM1NxFDbXy",
+	"Coy+ZtvOSHOJO9J8wyK2Hpi245QMqySud9I9zTaDgTbyXFuzPbc/NIaOS4hbMq925vKmbmNCLR/xZiNq",
+	"9dYf3NreaUNc9bBKyBEw1ZbYERwq72IoGQ0PeEdPtlWe9+8vEM4S1pQLcfVQVqYaxURTmizJRKv9pRHJ",
+	"Kvui/Pl0UUiBky8lUFpGunJoUn4DN+Oq5ePvBKE8w7ZcdKUi6CvFRt8Eu67FqX2zNzAN07BqOLW55Who",
+	"6nbRsoaYAstzNLs/HGmOYRCtT3zTdi2D9C2n0wIdB7bpa7Y5GGpYt4ea1x9Y+tAkjoedlug4GAa2Zo/s",
+	"vjYaOiONGI4xGATEC8xBCR3LE2lGyMEwCARC1rWR5zua7g37rmcNXUyc1Qg5GAZYs23D11xHH2mm7gZD",
+	"0xm5gWuXEbJ6L35nJ3y8Sguszqzsp/ztRMM7iDNBjps3yQtBGYsvJ9loIQItdXnV7RTp4DcOUGq6NwNC",
+	"zpouwFNmTuKAxbOa++YJGuebH58iFsscFNLn+ZxekoXUe0QYHA5k7hPE2UygbHEZ0CTGNJHMcD5q95w2",
+	"5SrpqoQY4yyrikxqho7ALXlKzun4k08+0e6lyVQIVh5OyBh5U7EPOiHHKncS6E6KFCzomqWRj3AUsWsV",
+	"mPVO2BrqO9k0xlJ79cq29ZTXd7WcKrXWBeRd3Hhjq61fdaul3Df1rjR+1e1A+iT/IqQJ29i33LYokQ4h",
+	"TRlTvFnJsNxnb++u8Lb3GA2i0Et4luIIMniBe48gG2THgKiPAADvTFjU104TrVhBhKts81645phAtsc3",
+	"yDQ3KI7FEvbO6AoasmBp/M5yu4MTfdDr20NzaGzgdmVLZ2A7/RXcrqm5umlqdt/3NMfApuY4luuYeuCP",
+	"gNncwO2amjsampqtW33NcQ1P8yzLGQZG3/Vtq+B2VdHTOqcreltDzTZGloYDe6QFfW9o6LrbH/SdMqdb",
+	"HEkTuwvDuJqNB1hzSR9r2PfxyLR933P6q9hd2PhIs0eOobkeNjUyCEa2YxnOyNLL7K686Ad29+sYTLcz",
+	"i3Ag0wcy/QbDLwWGuTmVlulvN4cJn61OTUnQg+d4kpFdyHsKeTyPLHN0TlfkqNwuQeU5rWSoPEXj98Yy",
+	"ugEs1gukEm012oo/gC3dV4l+tw49DWC3TZr+BicZOZd/0ER8jTQRAoFKBgHktc1hQEsdDlqJg1biJloJ",
+	"w9zc4WkJPT5UgWOC9oy263qWeaW8LcIlMaQgXDlCzkhWRoxWUa2lzC6fvepmluqllI4Fvr81mco56Q96",
+	"A9MYjYa2LgN31QLLQsNQ823b1mx9ONBGNja1/sB1jGBo9HVjmJcYOOk8Dnsf43/4oBK/E9bGwbpm64Oh",
+	"5g49rLl44A1Hvu/YFhZt+dM4lEBWdVBUIPXr/+VfffWf/ywvYnACOXVIzNGMxTSkUJ9A1js46Rh9B+m6",
+	"riPDMIxOkTr4t//0n/7mv/4fv/7VH//6Z39YqTnUAiiq9sFJJwopvrh+uYVQpM5wFbaUn2vo44Eqtb/u",
+	"4T5Q1cYPMtPXNwHJdyGz+I2wSJ7ha3d1FPCG3yRuWdZY2g+3fMOQxhL+ef2TX/363/0PW2MOVTBKXJx1",
+	"9Qhuf/79+4PeOl16Z2iPgv1mqjPUR+bItoaDW6U6ahUH6nMQCw9i4UEsvHVj9foOH6TyNZGbCpI304B+",
+	"3aRQSZj3JYVmytRyMcDm1PV4pm58FwXgQcxVdCPUrFLFDcdRyKF0PB930TxKORr7BEfS8XgsCx5NYuyT",
+	"8Qr36Xwd74Dr9BOBCjNv6c3NnzIWlVo3pBErSqApjjrkSBreViY1k2a51vRfTSDhvTKdmTiSBB1BZW7E",
+	"YsDMC5JkvwMfdFysdtXiipOtLLBemXMjMLLcc3AxVk0GH1sD4rvQ+lWLUzuDEojtT/mRqpTYvsczqKfV",
+	"vv1zPGnfWOXlfRiz2RbNn7M2jSWmaT22at5u7B/A6baCXpy0OxcvSn3ynCU42mtsA86zs331X/7J6//7",
+	"51/9xf//9Z//8vW/+9Ov/sVfVupZN3D2utEbDCxdt0eWrVJb+2GiWIEs/gFH9yp/qSeViSMBFHd9ASkF",
+	"VSv5Fhr8E4bawAwMzcZ9U8OuNdJM0xzpQ6sfDMAbNy/zedL5zX/9i9f/85+o9NcPVWnPYiGy0GhdJpIQ",
+	"eP2vfv7bf/1TOcDrP/tnv/3Tn331B7/46o//oiMr+peCO/IC/6U/od5rVuuh5iEx1Aa6bmi20x9po8Cy",
+	"tcFgYPl9wzFc35TOEBEOZ8UE6oezWsjGROIZuVzoFxFcSfGtqpyedH7z17/421/90a9/9S8rPr9ZtfLc",
+	"JBkzl2hX4VyQ1rXCXPXIt4niUPiwRQRHGTEfcuAdcuAdcuDdRg486iNOcOxNiwdX5rXz37ZR1ja6AAKf",
+	"yafhHDGKJD3pwrELrKtq6R6NJa4cy1x4fiY7ZYlhMD+nUBlV9hcs+PhUVWu/w/Pisdma5KChDGZMCJ7d",
+	"4VCgE+RfSnBMAAIe4Yn4FRocC14ehslQ1VO5pC4iEZdZbCYRc3F0Thvna9LZSobkfhEesrPqdQOdbiJ9",
+	"bana9mSqToAayU0DcdmaWtxi0Y4D43OLjE+EPTKDc+jIqvCdbwM3tNvtXleQ5AY67EOdkm+a3ls8IFkC",
+	"R7zqFtzcUoeD3vtGeu/Tcyp4kDpYxyfVnAoSJpKA5GWqQ5rHPpxTyfm4C5SxPd84jfr2CvKvay0gVAr+",
+	"3YV7XqWqvusK+UgDkrc6g9QD7E1RmJAZ5GQWbSHpLeR1Yte0HFx+imLC0yjhiOMFup6G3hTx1JPRbMB2",
+	"X09lkVYoycuRlACXNdnvi4VBWERZn70zZxv6AJEicNkdDTR7EPS1UX+INdsbDQw7GA4DKN1Qata3Ndsj",
+	"jjbqD/paMBgOdHcQ+Nj0tmA0i73cZoooBXhQuNXCy9dull1mCxCz+VCFoRLAuBStvgYocjhg/F7tBiCx",
+	"iSaK8JTEGtxBtc9D/Ms3s/oZBDRwckViHO2mNWhAc+DysxrBQTgKR2MZl/PI52MU0oShMU/jq/CKxY/8",
+	"cVMmDQTJaFUbwWyQucx2F/oq230QkshXSoiQojH8zceqhLnAg1c4SolyCDunkpKrZLGCkQmTrsrzAQhT",
+	"DShnSkqz3+G9c6p8V7jggQTboKVzaWFkuXpkGvKEidGkB5rcccmQNGNX5FzsvTy43OhS2wlJlO0tA500",
+	"T0YEi0GikIul1PUsXUlCuNTP8GtC5kjxT2GsVnoHeXjOT6EiQBij0IfNZrn2kaU72YwQRFVyryvggUIf",
+	"cv1WDlFMJA7oxdljOI9MMBn3UM4qQBlVhGN1HLN5mhD/pBFcd6DOQCYMdusriImmyGXvnILFDlMEqfq7",
+	"UJUJ8XRO4quQszxuVe4fKrVEkUrmAszdOQ3pFYuuiI+OGqNdFeOLpCws7upxFxhFWPRJdrd4Ex/JCYGd",
+	"WLrVzblJSIdLOHLTJGt4TmEwZOl9NK57vIx757T8INAs5QlyCZLCLzqCY1M9lCJ5fNwreUl2wYfxnML1",
+	"75YqQCA8wSHlSR3AQg5tUonBg97dEK78GIvo3Jv4M8onX9UGKVpqayZxR5ptu7aGB4OhZg7dgHi+1bdH",
+	"/SL2/1GFeVnfCRLGZfe9OpPtaDaxsOZYQ0szDMshpu663ijYXqkA8L2dRJdFISf0fkr9TVqygd2zB5bh",
+	"GM6o/ya0ZOsBuZ1G7LsRc8nLsuZr8/5yrVhpQV5/pNmGbmp4MLK0YOTqhoed4QC7nYrerBOTuWkbVllP",
+	"NsCW7vsjX9M9YmgDe+RqLumbmm/oA8seDCzXxFvoyZa0YqsUYJu0XgO7NxpZxtB2Bs4OWq+VmeMz3FQk",
+	"Zoc3dvDjPPhxvmE/TklJBUupiHhGd4+WKesx8Au51idjDXKi904JQ28s5D7nLDdXsiirgQDwFx6jVyRu",
+	"U8ak3v6mOXnK/E+LOP9K8/aXEUj0mht5T923Stpuxd8eVZjr4ypfK9gycQszrm6Jo+tKx0oJLSEMQC2v",
+	"gnsd1wCqbneNtaPkWspGvCRBYCqlILX0o3H+aXz8DUlF8LZ8eN+CrA+gL8uHuWR59NXPfvrV//Pfjm8o",
+	"9mdpDVZGiZZt5reWaNK0es7AGI5Gw+Eyi9oZ6bqu9wZ6p2BUG4YY9EzLGTrmwDZ/1KkysYLt3o6HtTTf",
+	"cWzNtq2h5uijvja0fOIbuO/Ztr0lD/u3f/HPX//5L3/7b/7Tr//zH6236m4GzBJvKxZqWprt9kea49mB",
+	"hp0R7ht91+n3rWXe1rCgeus7ztsun+Y1cXkoqFhnmiRzfnL37o+9Xl7Kj+6P+81exoHbfUfyDK3vIEnT",
+	"I8U4vM0w25tZn24t0PbDZ08+Vnw0tDhFcUPo7ZFljrIQWhk/C5GyPMERaajcpEJgS9l233wMbCOJ6NRQ",
+	"+t7Rxm7xsm95rW80tnYHYr4XrdOBYr99im2aA8MaWIM3SrHzcOMD5f46Ue7clvQkrhHxQ4zm1jGat+T6",
+	"Iis5cB5O6BvISRsmXFnpmqx+CY4nJJFGQWUhPC19qFnSupmjl1w9eKdLvzZMfZRSn8TglO7heUOxB+iz",
+	"D2/xJeQ/1CzHNTV71O9reGS7mouHwdAbYc8e9tvjRLnC23SVWe93PeqZ4kd7YA3fjN+15fiWZusjWxv5",
+	"BtEwsayRafcHw763JW3PjhUZ5mi03rBk2D2rP9AHdiMdX3+Uy1Yl3Ro0el9bDvY12zVGmtPXh5obBCPf",
+	"MwYjoltVOi4WaGu6oenDpgXWCHwn9CPS2avBqTTd3uXtkrVJ5uY5kPFbMjfheXhxSRbgOesCyd6YrH+p",
+	"x6vuW7daSbR/wdLkggUtR2rqc/DFPuQgORTMeGPGufzhhlSRn5aPNm9/SOH9ram0AVxu4a+X8wpHX/30",
+	"D3/7B/9yK9uXzPd9oqSZVcJO4ea/X1mnRCBc4rEMrwKP2EOPsk3K++dlfvBhTHhe1A6kGencGXJk6qZs",
+	"jJHKbV9NdI5CyhOC/R4S4rG62BUk0kVlrNBFPg6jxUUk7s1FTLA3hSZizAuPschn1zRzfLyQzHv+p3rd",
+	"y5JUJTrhNk2IwxPL7hkjxzT6fWv0JmQSS7OGhqXZfuBorjdyNKfv903d07EZbKtvfAYevvn1NkfWOsEE",
+	"9mqafXswXKFgtAaBq9kEGxoe+o42svoext7AxK7RoGA0IMZhuWCeNTR0zTZ1XcPYxZptjsho6Bu66Q2W",
+	"BRNYoGE2LbAumFB2IWC/T9mkMuNBNllBAUzd3Kea3+mNnIEzMvZVcNcjI832iK45fQdrxLMsgk2TWL77",
+	"pgruep6n2Z5laqO+MdQCy+73h/bIwkN9TcFdxwk02+pjzbVdV3MMYmNnOBhattdYcHdf9W7u1fA9vsZh",
+	"wjM6otRqdzjCin4cgoHerWI43072/8C77/Zi3l6cWQP3/duf/+FXf/w/7cPzLC+vs9IFDdI1Zo1uPVvj",
+	"mylW75z0jZ5pOo4z0If26vTT3tDpa3Zg6ZqDDU/DhulbeoAt0xstpZ/2hr6v2STAGiZGX9MtJzCHQ8N0",
+	"B/a69NO//ld/9Ld/9R/MvmVuTB9t9CxzODCHw5H1I4Dpxh0OTXM06vf3tcGACDprargfEE03/MHQdzzs",
+	"Dp1WG+y32GDf1u1+3+5vl1FN3s4WCdXUNT7kUzvkU/um51P7pjr7yZxtOS28w/NX/dYKbDTqm55OGSUy",
+	"sBmKNUCwbh4qGrC48CnnKAovCQQh8Du9VanTSsWCbli0oqmMj0LWSFZDQHstxXPjOge3mPzsUDvpnayd",
+	"dMj6dYiSPFS7OFiav8bVLpa9Kr921j/fL8pPoISt8HO8eTEKqYnwCY60TF17E/tf2sCOPVTBm4AIEJO+",
+	"h4WPYw89I0kS0gkKQWs1m6uKFveS8SnyIoJj9RH+XXwsZwZB8PplOg40JTFBR/CgZPYZMR9JukVYtX98",
+	"IoM8VCaRArqoUhxNPkUoySatjxziQ8TDpiyZguER2vNNcSIflAs5vMVsI/XIwNZoudjA1ya04hAneYiT",
+	"PERdHKIuVqhQvk2h9M9ITXMjMF9GHo9e//Rnf/uX/+uv//l/e/2Tf3J8K3EUQUzIF+QWfIsevCSzecIF",
+	"exDEbIYUzgESDT/IZHLIXWQZRVOB29EY/jdGR1kafdFhhl+Gs3QmO2Z50+5wJFf/EX75AV7w4x56f1Fi",
+	"aI6uQ8EJAFczwy8fAgE5buBzljiEhzDsHkItWiM2OWPJsH6bFNs6GVg9xxkYuu3Y+0lRX48CsE4Gg55u",
+	"6gMZBbCSUpvaKPBNzfYcomEHDzTc7/uW7tgjx3G2pNSv/+1//Nu//pMSN76SMi8DYIkyi4VhXbMx0QVR",
+	"tjTdCVy/7znYtoKGOIrRu0+XK2dycEc6uIGsUWsBOroI6cUctzCl1Zq/6mYDJIxdRIxO2o6Qt3+V4Zeq",
+	"62eLcRo63cy3hLKkpTtM0fLgknJwJ2/JAErKX1Z0HH31h7/69a/+ZC+eLCpr8MrKpk8in/AEBWHMkxOV",
+	"r1iib8SCQjEEFwTUqcgPfchtfD1ddEthqzJjfJxGJCtTv77I6ffUwr5OzjPYS6rJWQeaHlhYs7Gra47V",
+	"72uBMxgMDScYEMPtdGWH57IkaMqBJ8ENhHl00nd6zsAe6XbfAEWB4HOfVMvohJV5DcsaafYgsDVnMMCa",
+	"0bedIDCs/sgYlMHeOVF84LKnaRqR35MH1Tkxup2EVeYTAG7YrmEZI822fE9zB0NX69u2OzQcY+jbwbbb",
+	"dUzbsVvudRBodl8n2mg4DLSBEVim4+AAyzSp5b1CnMQWW223sy3cbtS13ux2ox7mwf/12+y38aQpu/tb",
+	"z9rUTEkUZ6IsS/tPulAxRJRTLXSziCL5qk9RmMhE9aVgpTuQMwHIkRfGXhrlyVWrFOhRvol95FHI0Ewn",
+	"wJcE0XTmQt3ilqhCSnlvKVvC4ES3egNnZNu6bjtvIjLJ1NzBYKjZI2xrrk2Gmo1N0wlcz8U2uWFkkr1O",
+	"2IetDnVnJDMANUj6rm6ONHvkGJrrYVMjg2BkO5bhjCy9QQcPlox6mIcYxDI12wuG2sg2DM0y+57tBgNv",
+	"GAT7EPUzwaClrC83bRpDfXSQ9Q/+JQf/koN/ybctk8EhnOigu7ntPNg4vixrbtQNQEev/+1/fP0//nQv",
+	"GpwYylCT28p0Vk5pFssEZifIxd4lSlgp95mMtlpmqM/k6t5EML1kafp9wxo5uvGmWFZ7pNneyNBGDvE0",
+	"gi3dsXXdwhBsfqNg+h3qJr9pnnM785I8n+FoeDAvHVjOA8t5YDkPLOeWVsa2/Ga57YHZ/BrFrituSeCG",
+	"jFXcRde7mlVM0pi+AfVs1X+qpqDtofvSHRwr96xTiZjmMbkKWcrVMISKuXNnLpRlc5IlS3OyP2GEl/nR",
+	"cypan5a5bpWKdxIxF0cocxuDQaG3yjmFVG1U1eCc5gNA03IZzzscJQTP0FGR6JcSHENCE+rBIcoGAnue",
+	"U04ScH6HcTOG5qms3X4s3dkTcH0XZIOSprqXZ3B0e1VKU4bc1J+Q5OukkrYM09FNw3pD7L3leJqNLaxh",
+	"13E11/IHQ3vgGX0juCF7b34z2XurPzIP3P3Beew2uaCtfa0OHNC3RN0miWSZ9Jd0VOjotz/5yVf/7t/v",
+	"RekGteIDKXveIi/VrXFS25QRqNcN8PBccF5MCJmCU8GxdJ3PuDAoyi0YM+KfIkkm88KljEYL5K5QB/bQ",
+	"kzmhiME1SGmYhIR30ecpS1Qqh5QGIQ35lPiIxX5Wi778dNRppTQinCMPcw/7sCAgostaxecK/LdX7CDQ",
+	"bEO3NMceWJpjjEZ2ENijUd8vOQ91piwKfbxoT+2yZR8qINxyBQSr1x86Tn+4ugLCmvNdroBg770CQnmB",
+	"b6ACQjHdgTM7VEA4VEA4KHEPStydxZe3lcP0ZnEmkmy3dVVQrQ+FEw7i25sT3zL2uCbAFaXh5+joN3/9",
+	"i1//77+6hRIKKb29SGfqS2ysBC3Krk+l2MWngix4RBCdkPkIpLKmjCRqcW/CjeJbIyXoTs8e6oY9eGfr",
+	"pJm9kTEYthUSGvj+0gC7Cw/5IAfZ4aDVvTWtbkv+pNT0oA7+5hvEM8K3Y9BTTuyLtLErI10fM3bJUTpH",
+	"GOSnLoL8n4jFMhUtwl7MOJcJZ7v5aqSGM0vndk4lRqMsnuEo5DLKCN1TGchAjXotZDHItkz8bsWk7Id8",
+	"HuHFORXzIyXrSd313/zk3yBKrhSylEy2jK4NE45CPxtaWpKVSHtOhUzLCRHiXoNN+f6UeJcfFJBZCghb",
+	"Kt3BZnNMFwImOQoXaxX3OxRNPk8JhOwqYgz/K7+2GX75mNBJMu2cmLre7SQyFpQnMRQZedVdnlOegoyd",
+	"QiFFYn6PzWaMCgF8hpNVk8v0rStmt1pNTrOj9/2YcL5qJpmtdtU+B9byVDeOOZb3R6Xsb0iwO9AM2xpq",
+	"tmPYmmObWHOGhjFyHOwFvt1ZCqC1LUezHcvTXHPQh1o0njkwncDpl2rY5LmU1eV9QktQrgdB2VYWBaV+",
+	"/OoPfvH6z3+JPlDeFxXfim0CaPP7+pECwQrsrCCEjuaM89CNFogySo4P8bRtuIa3geo/mbKs0huaYi71",
+	"b9k1+Qfo6PV/+N9++08rxfNKSH2V6AfYWga8dtUfMt1VdzkeVpGKACQNLZ2vJhXvLxBP3R8TL+mCVQzA",
+	"DdjYXaAknBEUC272FFFynWdP6KEnAkcXwyNWGNiSqh6SE9KcHSETg95AUZEldPiJ4G3Uvh/5XUlyqtsB",
+	"PaPc0ypkqQYARUPbN/+s1KcBTz9pWkjI1ULQkboXHJXmPt6wvkd+69U98tssSly7hFC4IWJxKZfZB5vW",
+	"IC/U3pcAp8M8YE19JP5dSGAhh4u7akVBDLnXi9VI2ts56QjJURNdgTBsR2DXL9AlAYvJ5rUl7MYr22cO",
+	"kOzsSjqAUX+oa7bnjzSn7wYasSxHx8Qa4AEWiGiKKSWRILE4EnxEPi38ILjEkCYkJjwhvlTHrDX1maZp",
+	"DJ2hA1HbVT3LyBpizXa8vuYQj2j9wHBNXzcdEhgCnuRlUnJHU+ewNI8p5wGlQv5YKrv1h5o9dPvayPRH",
+	"2tCxdHfgOQPbM4ouKguIQMmAaprB1u9rtuUONTcY2ZodDD0zGJHA1Qe3ATbDdAxLH1pNYBvYmj0YudrI",
+	"9XVtZBu2TwybuHB+LcFmbASbbWm2a+qaYziBNvRHgW37AXYxXgG29kxTRjY2px0pXuOh3s+h3s+3o97P",
+	"DvcK1FCtbPBFy72c5ccM8dSbophwlsYe6SKVo71mxVZS/7t0pF+jUkklGaAQN4Kc924lbTTl22k0D40L",
+	"kjGG83MJCqUeZ4550lWKH/VTkCZpTHroXrFIyVOScyoZ3js81z7KSIoZuyIcFEXjqilljBJ2Tscz/PKo",
+	"+qGLijUdgztCKO8c2Kf+P/betsmR474T/Cq5eDPdt0iwnrOqOzZCwyGHGnPIoWaGpi1D0ciqykKXupAF",
+	"VRa6B3JMhHRxsmVbkuWzdd5byyutwrL2hUVLodVSR0mr73IxPUO+uq9wkf/MKhSeGkA3eh5I9JsZAFmZ",
+	"Wfnwf/j9n2AeaZwxFGV5dLIQWgJmW3V4Ffe8C9j8+Yc/efrtjz79yf/x7MN/fPLxd86/+80nv/nL/+93",
+	"33nym785/7v//uQ3f/Xs5//r2cf/2rqAKbsHln/gko5r+pbp2La5lD07tmlhwkyGaWiHOLYs2yGm7bos",
+	"WSbVbMicr7Fg0yLpyrGiGBMrTHDADBdbZmQ7phl5hFkXS1frL/sFIpdadct13EAZGWcMgrZtYGJ4FvbD",
+	"MIKyibbpWI7lOetLXNOb+wJ3dhEhv5v3+3O1mnYOcLvA453P2s5nbZu1El41L6C7eR/RhnCz98lHP/rk",
+	"D//0yYe/OP/9D/YvIY/NA74zFQ+OKY/z08oT6CLUt4q9aM/mIKyiQEcCUt3Ki1BBu2mpBbA9x3BUKYOz",
+	"VCgAclpoeouVX9RTubqDj4qhqIrjRPmIq3LVtRn14M9bcl5x68Bqt+SYSZaftQ6Mxwoob/xuNn+35Kot",
+	"Z+y2cWAYncCzPVslb9WRH0uamh3D9azAq/K8vi+m7VgE29RhmMRuiIOIUux6PovsKLF9Z7bYMsF2aNiY",
+	"UCfAoesmOGKuFSS2wyzP1Xas+lg0zoM8PpP3+7M/rwxeulnt0hMZsZuYhodJEoTYjYmPA2ZG2E7cOCaG",
+	"59tQHlLt++xLkBAT3yI4jKIAB1ZC3NiMLTMIAP26jhF9HxMzDjD1TANHYRR7lsdIHAc65bF2JGpkytTm",
+	"3aazUKyse2W+aGNcBxPTdbAfewRTEhLP8V2HMHN9Cak+70v4XHU1UTHiO9PdtTj8vAga/xYUtWlubu3L",
+	"MCzyfsFEU/GWRPUCF4+r5rFNB5L1Lbf2yXOo2yyw07WnjHwHELCXn/FDRLt8wh9uCEQzkaMSWEODWQid",
+	"6xnSBYhDxV7AqaTL6ShOy7yQj2aHWmxDUmqT6wSZED5Iy+N8VMre0gJp2VncQDEraZqJLg/ZONd+JDA/",
+	"BPklYpRzJtqICtTrs/IOvFxvkR5/NxX6Z/FKZWKf8Ds6KvOb4PorWZlR8y5ge023ILOGfGuOd4sO4RHt",
+	"YmYp0gz9XMAE/QMDmKBp2Y4LnC0uxvdHvC5Ul2ascooAVbrzKBOPLuKVqkezA56qtX1LP9VggZ6Bzdhg",
+	"mFA7wD5zXWyHZuQkBguoZTZcOSauVPrM3JLrpd5QHyK9jFKEmCzTUcqP5PQBD8hGA16/w/n3v/vsZ7+A",
+	"l2BZPPH9GTAhaB/MdFK0pwOGlHeTQEV+hizJviTbteU50cNVUPopzUYLhnr287969vHPGkMpx+LmWPAN",
+	"ShXSDZ0doNleYVgHvLaLPGJCyH11GrxPjCIdtyEZYEkz+HmZr2xjjzYwzKi7tdoso+nPjgW+rN4rABun",
+	"NaWsWFf1zWU1lGWY8ZdGbMSkzh6OshM9bsVW5AW9AddLoD3LsA6bRB4VckSdKEez2n2VUkc+J+/MrQd/",
+	"jPbef3gb+8qdNS/gX8lnXr/3Dqg+b73+9mtvvW76hm10ORXozUcRy1DK0a3jlFPwdQDE+UByIhaVLG7X",
+	"VULASabHeJTHKe/39lFedPmf3H3wJ2hP8jXNpo4ZK/fbiErlSZTIMtA7r4OMYBlG2zAMeL1DNHmiyM+6",
+	"/DjPKmcaoBlIn+EOepP3s1QcI6AZGmyQ3ckJM8FQRkOWCTSgwy5XcPpAsAzUtvOf/f3597/bRqqgZxs9",
+	"/au/efrDj9vo0//9w2cf/rKNnv7zT59+/P02Ov/hL86/83EbffLfvvPkN/+ljc7/5S+f/uq/t9HTH//l",
+	"s5//r0OUyBed+I026WYbffLNf3j2q98++Vg+/83vPPn9d1V///yNNnr2+7+Df5vUD/2/3/jXAyl+dHmc",
+	"R0LLMJ1BvH+IegM6HMqllW8jlMY5WYibap8BXYkolwQyBNMBVXt0TCXVrNYv0dYl5RELPjXJSGjvER4x",
+	"qdQabYXvqKVl8nLoBT47Hh+g3gg6p2HGem3UG6RCpLx/pAbotbu8N+InPD+TnIVlsWwz4Tfqq/1Ol3f5",
+	"m1B8RnINyNpUHhf5qK9MmMBXilEmN1WgnuLMdxmNe2hPrrr+popL6KmDPTk8VblmKuXPVF7p6qv9A3Vk",
+	"uhy6b6N6big6ZtEJon2aclGqzFG0pCEVyndXFxesbmS7y4cZjdiA8VKVOFZ7Bp6/+RlHoyEqcxAFIzqE",
+	"JVWVCTPK5UVReVbhtjXf71C9Sk/pjL0qEavOJ9X0Ib4hpERZ5lgFQsE8ihHfb1e1JdqInUpK10H3Jemg",
+	"BaudllKOQuVP2e5yRqNjKUAiSIJBIwAFEXwrN+fsOM/AbVoeLVpq4VX9BGnAgPBIGQOqO5+kw6E8TzxG",
+	"BVMYlCQQsrly+m1XZ1E5WscM7cG57ymKpoHS3r482rE8ICOO9npK5PpPUuLq7euexeSsgHytC0BXBaE7",
+	"6D7DxYhzudpUXRO10nUTKesfKBdsuURp2eVaCoTlmoiTavv2KLiLq5dhLBZQGRyU7Il7eZcrJ2N11Wh5",
+	"MLkjJ2ysz76W/AV0g3oNttGDB+ELWKHeDBPpzdKdPcew0SIEV15aVa97X26YPDMYosblyPL0wDv382ZS",
+	"leW2P7U7F1r+BqOsTIe0KF+TMi2Wt0d+vYnktFEmDWtDCG0NHcKY1iGMhg5hLNQhjKvqEDrcreKfUtgN",
+	"gRG3pjQLOBCdSJw2NQb18RIKQwVMTSkLxpSyMC1HGw05+mtSVmkI0cEqIXry2hvK0ctQJEVp20jN5JLR",
+	"OC9NHM7OTrfCTicvGOS8ALvRGn5Xcw+8UDvdxEYHYM/ZBONB8jreUL7E2k7WXkzK95q0vDf7fopn0Fpq",
+	"WORApCjTxIrBP2vGN/Oyx3tIx1lOY1WLlBb91cd0/omtHTCQUvbKhodfmMfjfQSCY9EH327Ktf6015ub",
+	"Se+lioh55YyViu9o8asRFidUJXIKynReINBv1V6d//vvzr/10/0tggTTOPbFRswPjkHLB9FftFGv5tk9",
+	"lCeoByy6p6RbkGhzzg5B0+vyXg2ISR1NSUc9JKgOaUxLKP25Rysp/KD+Xlnx43y/y0FErcSGHspSrTop",
+	"PcwE1b76WZ7XhsTRQ2rMLpfaudQr9juopxxle2jAKBeQYzgZCZpJHVaK3REMPaRCIFHmoGpIqX2vB3oq",
+	"TF8o97b9QzVfRossZUWl8FRqGiRnGIsOup0XCj4BCpkXbY3Zt9EEr9dql25xo5nCTxwix3C6vDYELxKh",
+	"36rwmqvbgdcQYp1pIdZqCLF2Q4g1ayHWngix5nMTYjcDx7cr6rqLcfEKuNAAdQOpfvYPP3r6jz+dwqR5",
+	"rsGnOrhNEcODJl6VCpT2OZho9vrpKUMUaTQHtC5FbdJyv8KvzQZsXqs/TcQcsKuLYHlA4wHYqZ+eA+Qv",
+	"xP8VHNYYogoJXQD9K513Fvv3Fg214RBa067j75vD6aBC9igVAM7CoKQxqDziRxEdTvVYKfaVKy6UuZGS",
+	"EVwCtWsVhCMXkJYVeFNvjjFjXQguti4E61kXtqkT7QwKny2bOq913aYtvWlcV0RsqxaKK1nfof/lSRlA",
+	"sJq3utd29rY2qad8KlVumvNKPwKoT6OiWk5L4DZLAoxCluW8LyR13auJh4JLUU92FGbstqQ6otflwGtZ",
+	"vN9Bb7OxYCUe0n7K5YU9VJj5iJdVEtteyqNsFLOH8m4rHHKZgR1e8rkE9K5oCeWGb6dZydZq/l6eZ43W",
+	"C2I71XrrdZXbA9Rvaeitoo3r0je5bDrr1OM1Znuf9dOcr/92d3g8EmUxXv+JBxCRs377h7S/fmOFqsa3",
+	"i3ywQfOH+TqN31dcZ92+dfP1+v4S7PFaq1eU6+3L5F5t2WdEub8dtJ7++m8++fcfmOazn/3d07/+xtMf",
+	"/tWn//f3lfVPBUKcMqkQ3Grk3VCRCBfEO5AD0+9Ytu/bnuVUZe1nM6Q1vRkdHCYuwyRwfBx6zMVhwGzX",
+	"N0PCHGvDpGjKcgi+gkvzoc1PcC4lmoNDFjiYWIGDaRgZmDGaBIYTRk4ULMgBYgeQAwRktYOW/Ah/MI9L",
+	"+DiuVcyir6jP049+ef7DXy3Oogy3tHXQOmOhUFxtaW60Vmm2Ls6PNrtsSqqcOUjG1g+S5VqO5wTWugfJ",
+	"wCSxKKYJ8XBCTZuFIfVNm17uIBmrD1Jzgtd2kIzrP0hPfvPXT3/90RYOkrHWQZos2wZORJIRrnYhUsr0",
+	"Lqh7F9T9GQ/qfmHuX1LLEowW0bG6bI3rrz6vETe83OXrJirY8IZAnJ0prCMVUuVpV6pPVdcMfquTxmlt",
+	"5JhNIIouBwcTSBaXllD2Q0Mdc74jvdplRSOlIu+gm+C4fEN0+fyQqVLWqlpnkjLpOmdNP2dwNFLeal2+",
+	"vHAagrppOWdtxDLBFhVxq0fudPkHTUcYaFwt08z7pTpRkfx4gKgK2gG7Fx2wLleuD9WSVXFsuWzCaV/V",
+	"k9ur/bTH0Hq/PeUxUTtsVK7augINuF7MW+MaQUHoZsPDaA9YXltnocuLynlkX83MMYKGr1QP8gamvF/D",
+	"7jpP22HtvZLWaYiW+23cVfjnpeO1+QS6RZI/8xxA5Rbf/e3+dn+7v93fZ+6vtZGqco15Li6nUgcHlt3x",
+	"goBYgU6WvkKl9jANiI2JE/nYD4IAU0Id12YGjSjZUKXeMcrd3+5v97f7+zwwygsLksxyoQU1SWhgGZi4",
+	"FsFh4rnYShzfoYFvBq43g5uCgmrZCiOttPjWgXbhuT7cdGtFC6dX4xISRrwINtM/XaHQyM5ffOcv/lL5",
+	"i7/6eZ0OuzwvFgBjB2s5ptcuG6pwhoov1TDgZy5j1BrYdl0h4YXlf3IvTQqqCMqjEaenNM1omK2+1Qsf",
+	"2tqVFKw4hfLZECtb0hOGmu72PD87QGWeowFgwVSIs7yIVXCoPJ1dnmRp/7hEexC72FPdHYUjMYbY5+nA",
+	"0VQgCJeNjuVLyJ+TUZZ1uX540Zv29jvoPiuLcaOaVj89ZbwqmpInSLAo5y+N9a/dgvnim3K+Kx9vNNU7",
+	"dAU7jWL/SHmLbmifmXG3hy9fAy9xDJIQxIYsLgBIo2OUliriFdoqK0RlHGgE0h6igolRVgrtWJ9Gx6h2",
+	"FVVxxce6QHx5DHEGYFOcTyb2upzYLTlW5V52aUg/VWmzauN9Qm0phIYGDsMowpQYpk+ThCawpJNmQRhj",
+	"EhIT+0FIsUfjMAkS6kSh2VrfuD15j+usmq4XHfyApp0nLn7Z/KSaQO1MrN2NjypBe6a7CxZFdQfw0OPL",
+	"LZB8iUV07D1WYDh/+j13br/rGJJfuWgkOAVIsFNW0GwzG/QMWYMCfcsJGuSYFKin6vjdiUUPpbzMUU+M",
+	"itP0NC/uxPKb2SwBKs9I1UZKqmwodAWzQ5VBYJKfAyhkL1G+t8B3lRgJ+Xtq67Gu8aIYXgKhOZDHoBjr",
+	"xBeqQzVS2Rj9huh0+S1dt63drEIiiSxo0uI4HVbJEarkKuqNtWPrID9lXfnezY7VS06167NSu75WS9aD",
+	"USD3XpdnqSjnM0uItmIVQhWJE2eMDavIorTQM7yBIjoUhxASlRYojXXmAQoV55SFuFFssdcIkKjXAaUx",
+	"yClTm1d5jL9//y7sQ6XN9jqoli9VRgJa6G0YDEdlFRjRfP0bEElWIQPt2dELhjVL7HQ5eA2vzLKp3l1+",
+	"olnWqIgnujzlp3l2yiAOrWGvn0RwqMhX7QmQc7bfBs0CJnxQnSexLKW+fBPHcNq1+gECIhMoHJVVwy6H",
+	"zhAY+2dTAPc66CaqzRTKQyGiHIUMcZbCidVrx/XLq4VCe5O9PKqfh+wQzTuFBiNRys4U2qKfmi7KLQXG",
+	"3p0EQwG1nnIE6XK4QZDiBU6fFDYamU0a+/XmQ9pf5D4ANOFyrux3EpjLPSAvtVfvJaUVRTHgS6jL10hZ",
+	"aUV+hAnzAkxjw8CB4RmmzxLbsZv+hWs1r0u535kSji5+6CuSWFd3bHokL8aEWg72Tc/EjuP6nhv6ocXC",
+	"zZAv2IRrkZAmTq03owFDd8v40i6swYFLOpYVBJZrGIB0VjsVspJ+gUYD1qlGXmmLu3jxNrPFPfve3zz5",
+	"3Y8uBmlnpz4H0soJ2T4mpmFh6voOTvzQMCMaeC4NFxSOJqYz5dzqK+dWw3oVQFqXdGzX8D3TNzfEaJeq",
+	"2xUlm2izcNF2paF3WfWfc1Z9xcYhS1PSlDLQ3jxb328rD0GNUVZySc0iXyqN67nVBJ9E867E8Jqg5YyU",
+	"s1458Ub7mjlfqhr5tLS08umZ5usfRuDVF5zIm1UByzMq6iBmLRzuTUn1+9NCdZX4tJIB5+S/NuQhm5JB",
+	"U4EmovO8mFmXmWoIgpydKWVMNFQXqhIb1LU3G/6p+5+NMuimtfr2vFcA4JrKCd/WTv+vIqAAS9/YXaXO",
+	"7p1//9vn/8//3L8ktjCTn2Qu80XtgbwdcfXpP//8/KP/ev7d7z35w3/bahyW5XQCy7SCgJh2U4j9+tkX",
+	"jkf0UcorIbYT8XXCtOKABJiYxMJ+YnjYDRhJTGonJGGbhmn97scr5Nj52S8I0ooDy8EktH0cRCTBNPCp",
+	"bdphYNvOgiAtx7Vm5VglzD6HaD/Y4tZGkm3rNB3KTXs0zFdGZk2v1VbEXHkVdiLtC0/U8IoUJVT1Ei5h",
+	"s5rEFF0uSYN8sIyO5xHgP3pw710tIEOLDrpfVdmeYEsTtFHORmNHaM+x/C6v0tqlZRs5pqXCkeqgHZWa",
+	"NUYi5RHb76B7NR5LuQ41AtxRijkK8AHccawfrJMDQ8uaw4hFuJWKZtdM51K41dXwqsrvV2ciplm2GYVR",
+	"84cD0xwJ9gbD3vzH6xz1OpGmzzPrXrBBO36+LX7udozA8QNPRexvgZ3r4XZs/dVh67UZ614xWzLvRWl4",
+	"/mbj3q/o7osSSxQT2KI3jVQNX1P56VWm1csKLQut1q+P0ZRRsEpi3l5oZCxp0WelskFqg+Rh44cZS1u7",
+	"ckRUs4es/srvUgosIx6zokoPN++ro9IyXjXydoG7uOOzEBPfTDC1TBsT1w0tZgaEUXt9uqdmd53eNxOO",
+	"f0v9D5mWT65kY/IP3KBjGIYZEJ/Ya8V0OX7iY2IYAQ6jMMJR6MWWbxuMus6GTFzuJLzCxaYkw++YxDQc",
+	"a4mz/0W7N29HMpwFSVL0JGp+3eybYGK6PvYDSjB14zAghIQWdab5tZw2wYaJDW/RtGcYeSuNwWi3RRNT",
+	"Y7itad4N45JSGHY8+5qsS3SYHp2wMbh1Q2qElXj6/BOP2y/cSKVo/lE+Ko/yZM2eFj2zCxTYFYC+egHo",
+	"y9zDKa/UlXdwqvXjdiuiwyP2SCesXfX0VOMXaourL27KNdtZ89LW7bd2Yevrg6KcJ1kalWICj0WjomBc",
+	"OQmyz4iZ7FWzdSkxd+IbCHLC3vm3/+LTb313bVMXSFriQKswi7SbSajAdpWbBlMIWZRXtBSkxA66U72Y",
+	"OnNR5U+fFkzcHA6L/JQqhwXtOJoKZBmWLtiFhkyVIIPH6siXlIuS0biDpP6rD/MU4WijJiVoo5im2fgo",
+	"k2flCGJcoIns8yjK8yyGdL76Citpvf6ob/S86lRHOGzTYvi9n3z6f35b5W7cIuwYHBhGxzeCwHFcs4k6",
+	"nj0afEHSbrYR6uhhV+oqhFoxDmJCsBt4lmU5lDkWxB3o/LWtg9b5t//np9/48ebOcOe/+Nun//l7K5QY",
+	"s2P7lmG5y5SYhIaYUOZhSmKCGXMi6nse8WK6SInxzCklxvU8zyOELFFiksTBxDIsTI3ExabpeT6NnZD5",
+	"lwAdzz/85tNf/eTiTI/nv/zBk9/9lwsTPcJG4uO8bK1UbCYrt1NsZtjH5sXalt8798BwOxYxDCeAGhQs",
+	"SuPm7qovGnc4oWk2KtgtiOeZv3gWDklCMGEGw4FnRNhixLbCiISULigkMXNq5dPMxIT4MfZNL8KMhL5l",
+	"Gy6zteo9fTpnS/vD8y4mphHgMIktbESx7dLEjPzImcBH09fQwqFh+Zj4gYnDiFqYuYlPAscMfEAN6uOs",
+	"Kf36B3I+MmvWiWmaadAzmpaiYkYajLshENVMaBeZdI2A+CumN0yLBqsfn24uj+K8wLFGMPH8M6+GP+FO",
+	"AZm6vS8uAG9Ghfj0J39x/rf/11W85V7TAuf12ERqNeGgLndL60JmCr6hdYVkKGvW8OgYskLkvKpmK9uC",
+	"VLuvquQgVUpb12dmw8OJh0elpNSy9ALZXv10RbvI+qxMDddgZlfPR3ehgYJ0iB04PiTbjwoWp6W+LJVc",
+	"QrObU590tYtKUF+gIPQLulho8bDjGAQTP/Zx4DIThwaLLTs0E8szNtQMGkYaTxtplioIM685pyC4OPFD",
+	"gonrMEzNkGJik9B2bde0A2uBV0LgTcXFuNQx4tiPsRExE7vED3HIbAvHpuE6xHWd0KLPPy5m6qXXP3/6",
+	"yi2FfKsrGe1yGH0eRbEXhcHyvFxT/Ju03Ik9O9x1XZlJsV3tRaLyCEzkj6tITUnB2NfZNQhNbz5ig2Ep",
+	"UKrlIc1NQPyBL1TgvpR+dJaWkWTSqAf/9NBelb5ePjCgj9LBaDCRrHT1MTX7d+ijN+hY7HdQU1JTtcp0",
+	"4v8BfXQbJAFIJ9SsgpYX80LVbej2eclUarQLRSrjeaT4dQ5cpxO4gRdYgTvvDjLr5KCa+7ZFwMlhGv3x",
+	"E5pg4kUEU2ol2PZcYrmG7QXE21CQevqPP37y+7/XQNFSEWp+7nNSFEzKwIQyA9PAd7ARJGFsRwElTrIA",
+	"ZvVf/tjiqS3Y4aM7gWhB5DIQl6OUHw3pGqWAZpo/blcdQDH0nPfX7aFu/7giIxtiTAsf2glpOyHtpRXS",
+	"FB+vZLS987/47bPf/v2VIC2dV2lp5dd7WcxEqerCH+iMTjq4J0+0FJQX6lCA6xFUn09L+f9xu+F1q3Lo",
+	"FaOMoVNWCB2Lv7gK6xf1pK69FusWy1bSqMxnIBUjcSgmNDRw4Ng2TgLX9cwgcZkZttrqAThNB62RABGb",
+	"LgyTsP2Ob5keCbzag3ZwrxI95iEmOW4sJaPQw2FsW9iwiE9iwzStgDSXvC6uPW/uGmXsj9UmQb35Mp8a",
+	"Ty7wwtcNA0wC28HUNihOzIiGkeWFpr3x6xLPVlbCle9qGgbBxCYW9g3XwswIEtOLqR2a8ey7gsfHBq+6",
+	"3pttkCJQH+vVNQL1pdwZ4T7Pwab3FuW+eyHRp/NcQ0se2uPyGm0hs6nn2pUvlLrFh1L3h/R9DTerGxDe",
+	"AawnSotolNWZX6a5zZ36Ja4a8lGRlFZCT5jO97u+sqQ0t+cT2PEA0hfeypHpXimuwz0wnI7hu54bEHud",
+	"8rcWDm3XxcTzfOy7loUD6jguNV3fI/6G+rp6CRCBTPcilR1maRqO6blL9PWL/TFmrR7udGgH0fVv3cX+",
+	"JYYdY+LZDIcBc7Hvx7bpWEbgkGQbanwl/K+px6ulsAzH8Xd6/C492GcoPdgu5mIXc3Hh1dn5DO1wmetO",
+	"0EWLk4nlDHYf7T39xx8//cG3r4TOFFCKmV1XEHYz2rpQsdUHKKTRCSrzRli2cqOaF6Dvq9lt2e1/IqJ6",
+	"VxdRTYeYnuXXYMIqETWwMImdGIc+MbFrMp+G1PdMwq4gonpNEVU9lE9DGg05U30xL2N6L0LG3MxUBAtu",
+	"GYZrmTsRcydi7kTMnYi5EzHXshiuK1822+6Ey1fIIV1LSpI2VOLhJjjuYtGwHBX8OcCv055MMwBsB93K",
+	"GC0keVNW+UNFjIYFO03zkdDdMC7Hrt2qUBUdooq0AJvv50w0Zc8uly0PK6laZwPqZ3lIM1Q5bkFn8KSO",
+	"gkW6Coxu0OXwsEo/mExBxCWjA7Q3yTPEGS0gMopHsFmqgaSSXS5YKVBP9ykFlvdUWcP9Ol1iATXjcs4W",
+	"pTa8D1u1NZA5HInxy4kuVx7pV8OWyYHldwKXOLbp+/6X10n8xwIpBxuJiUPTM7DtBVbEotBwaHKZnEHu",
+	"ihx/QccggeksS/DHfNfGhFET08AxcRxQO6YOZcy0F4HKpjmfMMgwjEWosuyb2ZiEQYKDwAiwaVgOMZKQ",
+	"eUb8/CX+qaXYSfw757CtS0Yb+1LtpKLPCeSmmGolHjTwKrT36Te+cf5P//VKwBtUy0uUDnqN8lV7Rrra",
+	"JMvhbFrDiA6lNJZLZVNKMrRQju2VZKaKnkopJz5EiqPWlVRyno1RuAQSnAf+HurVuZZUiYmJicd8TGkQ",
+	"YisIEisyDdtzzIbvTus4z9KYbiAGVVPe5U/cfv5Et2MEgeEHS/MnXrSl8/kTreeUP7E57eeQP3Ey3E5S",
+	"2uVP3OVP3AGtO6D1cxJ8q3j2uu4DuvUu7eJOnXp+6lQlHzcUqkkNuSHa++T3//bsZ7/dYgLGEb++uGCu",
+	"K0drxYfnZ4dKDRLHkhVETDKaNI8RaEliXsF5X09uy64Nny+1wOi4lmP4r1padbvjEtM3nTXVggUv3uzh",
+	"8vrCpJedvrBDVreOrK4pkzSa7iDZz76humJ8GwYa1Qx+wC4qKXpLbdL7Kvzvaly1kmjLYsRW5Ps1zY4b",
+	"eDYxiDOV8HeCdVqmF3yhzvqbD1qz3JNQK8LEDRkOXUYxiRInJL7BHBK1JJ/UqT8mjPPRPXn4K6YuZn+4",
+	"C6upv9R8tTkdIrldkWfT38vtYHRwZ2ZqBsEk9gkOnNDDtulakZm4lgVxNRfymGphTNfcJLsD7N+FCv0r",
+	"y1eeD5N4IQK+lAHyfp/FOOVIR+BWl1t+XOdyvzakQpzlBdD/xcL3rWMWnQjU0wT5Pf1Ar42UFwVnZ/V3",
+	"KlGhlNZVYDnoG135CkKSee2ZoTGivfKYpVIbUXJ8mZ8wLpSFI4qYEPqbffAp6fKaIejOREnHqjpllVw9",
+	"okWRMlFrBs1uAGBKyy7fA8woi6H+vCjzoUBneXGS8v6+im5PSzE9J3TC2KRVp8s/KHLerxlUtYICRfmI",
+	"l4j2acpFqTIy5n0oX1XkZZmxDrpZt+5ygJFSOb0cRflgkPM2Yl8b0axyeQGqBnWyxLFUKqWcRznypahX",
+	"0EiqTl2uBMD3eRrlMUPv3n77FuJ5MaBZKhRrTeFtRoLFirc6hoF6Z4yeHFVT6XW6/B7PxmjI8mHG0B7P",
+	"S3TzvTvohI3FPjqmp2zykovcYW6B6PnOuDoGV7EgzZwylbAAw0ejiPGbquV/aLVbjXPXOmi9y84WtFpf",
+	"UtE9qVe5FmOSOo0P5YlqHbTY+I+Ow7ei9F76R7e//Ob9h196cEfcGZTDL9+64935aqfTUTUX04KJO7x1",
+	"EBiGHP80P2HxA3UBROvAaLfghOoo/NcZLTaJU51+6YWKhv7pUN3k6u4JecfnEiXeotExw7dyXhZ5tope",
+	"Tzd+OdSPS8jsIY2P9FlfKUE32z5ut3Sscprzo0QVOlzVwfwTj9utqau8sovp1luT5Kss5HHOBOD+A1pG",
+	"Wo6XW0yj8qXKfWBecrs1EnsUFSxmvExpJtYw3Mw/87jdGjWljlV9TDXeyq69kwqR8r7kLpUDa2OCL9Vm",
+	"bSyNbQGrvcTZAF5/VPH61Xs6214yGFoylb1qjeenGm/nJuc5GlA+rq6zOEQFK4txA2Xqp6eM64QIUpwT",
+	"UDVVvDT2r/tyvvimnO/KxxtNYTHcdU7aA6m5Rex9Tk9pmtEwY1dP1KmyLw3GKD/jtaTVEObl3V8pywM+",
+	"vzTr05sgjqvoPxADpZRbSbDFKGOig26nmdzmcIxOUh4vTub0Hoxy7WmcVrd8O+WxmvB2kz6NyvymrpPb",
+	"ypOk1W6F47dU8u8/r0on3NLO7m/Qca3yL6z8VAPtF0Y12l7HcC3LdHyVeAMqJaj6S8205VN5S6dMAmsm",
+	"607jjE09K96ojq3CXHSBlUaKWF1H5E6sAW5lOn8IkIX+qqqv/q1/e/rrj5DucZJTWx45qLr+BqNZc3Se",
+	"l2kylt+8zhIIiZ1ycJbNy3r9ZpM6XRi0WK2n63lgSTlNRRpm7HbKsgqigYRXL2irHd/zbN8KLrXVa+YU",
+	"XXerNSS4/jZ/+tv//MmH//Ls4z88+x8/efrLH9f7XUdlvIC9lgvqBMRcttfr5/OS1G11Mi+gtLtUXi8r",
+	"LiY3UO1Rs3oYfF7KQ5cZnm/WkUaAlktpuaJsYsJH1XUR7arskgKxgKuiPZ0bEZn7CwpxAK14T12by0Mm",
+	"i+nRWjS9GXFDLEzM2MW+Sy2cGKFlR3YQ+BFrLSAJzQcdigkhCQ5iGuLQYr4VMWYblqREzWYJJoTZ2Hcd",
+	"A4eJ44R25Hi+nbQm9EWuBTJd22ttdGnVQq4H22xYamTbbGKleQNicDzfMm3HuiSXmCx6ZFqYWHaIqU0d",
+	"bDE3sWwzcRzLu5hLaFr8yp6e58mFJhvmmvZSLrTJcV6IxO2Kk7xETgFr8LVb2qbdejWrR8Bx0yW31mek",
+	"TWUU3MKWaqQPq9DhxepozUKXJxd+i5U167wSMP/cFQECNUoN03EDT9VvujyJJ7HtYkLsBPvMpji2gsQz",
+	"E4dYQbQJiV+kCTQHkXzE9hNMbSfEzLdiZtOIWsS+mLyTKPYwMUIL+67JMHU8P/ICx/b9oEG33wG3NHUc",
+	"TMv1nzP51pvh6dCRGer9Z2qW7drt7ytXpuXV2d95a71wb60XQVvfYuXGhLV9BZ9aWkbH8wT4jx7cexeB",
+	"HxmCFh0EQGTK+wgwYEl7J3ULOTubIseHXV7FGp4wNgRwuFJ1ymM2RmesYCijokRfHcV9VbIQbOEsLep8",
+	"2F1ekU/Uu5Pgd+Q8ehMfMHnYK6cB6KqALPmO5Xd5b1gA9pyCPaxaMvVwPiohY71jWmi6nbKb9VSah7Ts",
+	"cuU2GSOR8ogdot7/1lO2K+BA4+qV9heZvd8HmqJZ0Ia7k8CraujyknrfMjqVaLdfsSGlUu8DZ7U5MhwR",
+	"DEfkPz7PWVyDBf65M3ooWOj4hmcSL3Cuwug97NiGjwm1TEwtxrDhRYlFHNfwQndbjN7DjsUiTELiYxrF",
+	"DnaJb9uGZ1seCy9i9PLByMHEsA1MjcDHoWcacegTYkbREkZvGZa1ZUZvra4e6TmGZZuWQtq3fXaX8Xo9",
+	"qR3P/yxnuzsrct4/Aq6+0gtj0nQXeLkLvLx64OUmSIS1+oH3GiLT7drT6Ioghr/ZuPcr3v/CPOeBaF8d",
+	"AXkNUqexs2uIi/sASjCpiuCVNK7uR8iq4plK8gZ5V6UVoWhY5MNcMI2vCFa2Eei2ReUj2oy/ADSmjUSe",
+	"87puVAe9m5fHUlNIBRL0dFEu4ffUW0u2eF92cVmngatIyBOhyN6Ij6sJb6Oq5sSzQK/nbORZ/fVUBBuI",
+	"LWYNL5sdYlk2sRzbni2b6eAoSigmZkBxYHkMB75lh34ce9SQ4tW01Lcgt1kURR4mduTi0PBC7PqmEXsG",
+	"CQzIP1YdldlpT75fMG9j4bzlToqIcgg2MtdPdzfKmD5LS1kfHN5UKJDw82mV3QlMO4FpJzCtITC9cpYY",
+	"TfymubbYWCDR4gA+owVPeX+5q+AHuoE6PVQLFugszbIpsaKNODurRYJDuBfL86BBWE88SLlY7FioGUk1",
+	"+CtVKXIRAGRaDw33wPIObKtjusTzPM/x55m3EQYuJm7gYj8JA8wCFtpBxIgdk3WYt+GYESaxFWAa0xDH",
+	"oRm6ZhQZHuTcKuai3Bcwa/uh4cA8zY5vejpGPi/imYE8x8DEMXxME+JhRjzTNZlhObEFi75wCYxJ17Zr",
+	"+J5n2c6CJfBJKJcgxDQMLUz9wGZJ4NuEms9pCZS84h3YRifwDNexPFWefOOF+MoGSXybx321z1l1a3du",
+	"Zy+125k+XvV2bUylBSvLC6lz7WBLh8pGfnbMIDQrZrThdzsbjCibL7SgP6gGvHJSFDq8JYcU0/jslSKp",
+	"175O9VsskfWqZd2FMb909+YtlQBeTM7hBhbRTQ2b04cURBv5qYpWhtT2Ke9ykKHpgCFIG0sjqDeKNrJV",
+	"dnltrERr2ipnjZozxkp0ZVtl47K/AHvlzAV3DcPY+IJfzka51ZGvIc3slknnpd7vM0s6X1opZYfEb4bE",
+	"9y/LKSrZ6oyxoVie6ELL5AKd6cwM8Yi1kU4NJpCKxo91DjolfFX+MbNyXwfdRHExRsWIa6oNYdHHyrkm",
+	"BtApy/MTRI/r3Hxj1KPiXtI7VLVYMnh4JCpEhxWnrEBRlkcnaE82bGR2WBBacH/EoWTdVQIL4mJ8f8Q1",
+	"PVqfoMhhrzMrd41AAOeaViZNakSYGMzG1LAjTMLANn3DIoY7D4ZXJW3uzSuVJrEIJsQ2cWDRCAeGRTzb",
+	"DcPANzdWKt1OYHqu7X0ZFOXZ6VJLeXD6ltSCbctJDMsKXJu9qOl6HQPUX8XqVVo8FQImD/fCRbdM08SE",
+	"UYZ9ZjjYjH1iJ7bFQjdYR4M3iW1j4sUmpq7pYGZYnk8JcaltrDt7s5o96RDTNU2yaLEtkziY2A7DfuwS",
+	"TBM/sMKQOMy3nv80fdN2zODLm2AG+mIJSUcXMOsPJNUCUgGlKuM0hmpICv6N8/0ddPCccgc857IZI3Cq",
+	"rFmQ2n2en23MH1XrC9z186JPuc4rdEMyn34qSiZ5onx0Gg9G4biq2SUVp6anKO1rS0XtDtqTzwPjkz8g",
+	"SFaUc0QrH1PEGYvBSgMAdD3sMSsW1ue6m4ryIe0/n0D16XV6kBclOmHjqs6Z5Pg93EMiL0qBZFvG5Zed",
+	"OnS2h2vwtCfvaCq7+dqIFePWJJNcXpStJp1gfDSQOzvBXdutST9yq0uVE0iURcr78szMzvS9giXpo0pl",
+	"LWn/hoDlXzaHr01NYEAf3WW8Xx5LdaPdGqS8+mjOj71NrD3P8kJuzO3bhmFIynthpkDX6xiWF7i2pdLW",
+	"zia8GM7A0QRbJAwxMSzJS20PBxajxDKdIAqcyVqcpsNVqfimR96AzD+ka+DB8sLsCPpLjQWXdEpHgX+X",
+	"JdeG6OKDQskeNYarvlgenXxfU0KBaE1VpwKOkWMEQFyP2KNUlEJDSao1XHxaqqfU78silKUef5UA5bk7",
+	"u+ga6quFTtMham1yW64x+PdVpTYbrN4u1vQzEGv6kPbfhBv8igeblkBo1iGZU1JrHWkas4wpV5JZSjnI",
+	"TzWSImlfUuQDDfqrNOo8nqSsAapY5RJNy7aWU7v8ihYBiF7q8k0sAoujl7p8CxaBN2CpFGW/ijFgirw6",
+	"iwyWcpx4J6xcS/jiFTDkVw4GVidpQyrRXq7OlrTfSIYGtxV8+xqlFObM5ZUkdLXyIZ9LoUIv+c6O9DmO",
+	"eV7/5q5Wia49HPomBD335H3poYJNvGtBe+Iz8kOXrxIg5jwK0B6j0XHFxGuwq8/KKuK6YuCHyzQ5XdFJ",
+	"zuiYCp1UHFAc9MpHVl9dNrmqvgpl262NKN/lHBS2MuJ11L+dntaFnMqR/MIPAsM1fIPM+nlaOCCOjYkZ",
+	"+TggAcUuoX6QBEnsmnTCleRBdt2LGRMMFFiWZRLibYkxVRG6Owb18pRQ2kjl3flSbBjVeBlVm9GBWFoO",
+	"CIwu0OL5W12gfEWcFiySOnGaxQXT1UZSgeS0lxk1hrRgvLwTt9alIXfiLdszlhNU78AwO54b2Kbr6uQR",
+	"aucr/6/3dJk85QSmf7zLaDz9Q5MM2zhw7BATJ4ixH4YUs9hPXD+yfce2tlb4CLYggByD9QJPTcFKMGGe",
+	"hX2HJDiJbCcJw9h1TPtiyj9ZEY8YnvJR4OxRqc8FVNUY3vlqnr7zxu3jd776/qN3H75T3nv4pa//aWrY",
+	"776Rndx9eJz+6eDN8ssffMn58lffd/706+84777xzvgOt74YfIm/deutu0y8ffs0K6IN2AqjgzUsNvJq",
+	"vHwoyPOteVHXQtAbtm7phOreb6doxue66sVn2OCmmU/N0+Dzxjl/e3OEVJW16i2kvj1lPyt1Rjch9Z+C",
+	"KQ9yOQHwkxiKG3V8fib72hOMoZ6i/XKc3v4hAl1wMBLg5EB5l4Oml/J+nYMYlLuTVD4PVZzmjnZDwUtS",
+	"lsU3RJdDXajeiJ/w/IxDCG0P5QXqTUJqj2SXPVXh5ywVbKFKpg2BjA6uYgnU/OHJb/766a8/Ov/2X5x/",
+	"69/O//Y3C9kEwZZpJpiQyMDUMlxMCSWEGLYbmtZmxPk6DYQXIndOx7Ftz7fMwN4O+5aL4puYUNvHvu1E",
+	"2LC9yCC+R63Y3hr7vvr2rAIWq4UJjE2q4cLp25krP2smjFfXWqmo4Zr8pqlEzabGnbczVIT2SvDNRaUo",
+	"LK/j+QbxbYvY29ItjDDwMQl9hn3HdLFBEtfxiEUCK9kacXq4RKkwfOZg4gc2Dlng49AJHJt4kWVRo7Wi",
+	"iIRcisAyielZZAvk6KFm/Tsg6fNs6diINjwPc8Y7+SmEn8DUdC6onINumpYCak9p91TKS9HljcKhe8r6",
+	"wOjgKBpHGevtd9ASMbnLl8nJtGAoOmbRCYsRFSjnlQAs71HvEMlbjqKM0QLsGGywnglDidrTNoyXJuBS",
+	"k/EXYMNYQs4b4ptn+pjYvodD6ieYWIHnm3FAvSBpLST4U49amDAzxmEoiW7gGXHsGlYSJptRz8sZS16t",
+	"V7sGq8yFOofbcT0rMB3PuYitX/tizektUGU9JiEObcfCVkQd6gaeH1rB1kSD8+9+78lvfnj+Lz87/87H",
+	"U1KCanWxSuJ2PNshlucGwZZkgNqmtJMFXhWj0i5T5tVsSpdTiESJIa71NRqfUh6x5SG6YOcB7tyIiT2j",
+	"AomSyoVU0sGDL967effo4ZsPHh7dunvv1tv/yZQSjNNEuKQ0pL05VEitcuYo0wHDIa1zY0qJYoFX/E01",
+	"z4dMlLfk01eBxHQF1daBSSx/g7h9PQcY/zqjbXl+1qSXgdaZDLfj2F5AfMM1N6CXMN2H6YAtzconG9wQ",
+	"4P0id2PnN7o+MbyELYfn5VECJHKVHWXSUh6pfFSyo/Ufnm2/FRPMuzkSo+gYFUzkoyJibaQz0M1kdhSM",
+	"vTyJDx+/kpCXpJbK9Y2JUlPMJC/O6FSd4vXCTEdCb8FCx9ybkCNQpQscxWmZFwI2EOhzzlm7kVRQ6PBR",
+	"UGjFKCwLBgkbhoqw67KM2s0tLUDFrYSxed+F92FeL8h3YWquK3wWSii/sJnHwuJRYSsqjVrq+3m2NPxT",
+	"/rb2mPdl42Wj0qhMTxnak+xpXxWgr76CTBP7al7LJqLaTk1Fx5uGeZ4xyrfroKGHW123EYrRBg6xbct3",
+	"wF2DDWiayaVjQ990vqC770T5oDWLnNp2aGPiOgamDjWxZ8SWRWMzNO14a+oRTMOVsorcHfgsL686TVNz",
+	"oREmXmjiMHEsbJqJFTM/CagftlaX44UVsANT57vYcPmIZ/vEMMzm8k0uvG96K1YxNjBxkwT7ITEwjVgQ",
+	"eE6cRJ67tVVszoZMFnPy9XWsKSwL2TCQWBK01X4p9V3b+aXs/FJ2finX4Jcy0oJFJSapzxv7pcidTXla",
+	"pjRDQyrEWV7EKJWaklSCC1aOCs7iDnpTkk0BcPuIp18bsTaKqGA45YJxkUpynI2XRXpLmnEVbbai2exU",
+	"vqXpujP0WhPRN0+RHql6k9ZB64EdjQqG35PfGEX8H6Y51UZk7zrrQa/P0Ay7YxuOYZq+YzUZ2rLFmfaX",
+	"Dw3Hx8RwHEwNn2IrCoIkSpKExuHWmNlkHxbKBCtx08k7Wr63iSsHjLpz5XhR/G4r7KrdOmP05Ghyg1cV",
+	"cZhqveN2uwrV7jrv9UDK1RF7n9NTmmY0zNj2PHhGivityZmbAMZKD56ak16pYuW6zCY4MM2OZxHfNHzD",
+	"Wqw9WSYJLuA4HibUCTGJiIN9xmzsxtTzoyi0rci8BvXJMn1jTf1JTs0MtJUyCk3MLDeyEs9KTM9c5WxY",
+	"LYzpBPYWOBRY9gQrdha9z7F3z2Z04/q9ew4QDQXjpXL7roR/7b7SRj15BXvauQZ8y3PoiWbqgQ56gwGp",
+	"oaVyEZIvhPZ6ivwcIIDlevuoYKf5CRPoOBVduUIizTVWe/O9O+iEjQWiJcp5xDpI55XWgcy9iu+D83mk",
+	"87Er352eJAE9xHhcJWLXXVcBymo2BUsKJo5RmZ8wPSpkZaFRxISov84KRuMxSoUYsXi/XbVDlIszVtwQ",
+	"qKfeIn6g59/rckHHAh3nZ2hA+biDbgIQqr1/ED2jY5UwpgcFbHqIZiKv10LNuFENSs9XE+u2ch5COSCf",
+	"Ctwe0DE6zjOY10AOVy2Ojt9O5dvkKMoHg5y3EfvaiGaozKFvIOtg6RDHkhFDtDlHvpytFHVYIbqcJvKH",
+	"93kKzv/v3n77FuJ5MaCZTt7YSB2s0F8IJ5iSz3qvVG3uLl90gM+OcyTKNMtQfsYFROoLOH51kYzJOnS5",
+	"XogA9eTDR/KRIx200UMjnsEhq6L4wzweVyH+Xd47pjzOT1nRQ3uySVxPRu6f/KZqAEmd5ZFMS4G+modw",
+	"U8tjxrtcHxiUcnDLa+QJOAALSD2I5Ew9AM57SV5E7ABJ8aDX5XuA4es4E1HSsS4NGapjWcPssDgjXqYZ",
+	"oiijJSsar6B676CbfDz1HtWpx2DLmyTJpnFcMAErWOboOB0cIDkWhL1kNFLDzxaDGuS8r2w0qgx1ZaTp",
+	"chVEU/8Soz2Ra/PNUGXORCrPqRb7Bern+m50+WQIffGhltsZX/aoXPyCfZVFUuVc6sRXIxXP3YmvEv82",
+	"S8At53s5z7otjHcNVdubk1pRbd3yO4bre6YZzFlgTD+4SPp1cWyYFJPAdzA1nARHkRs5EQ2sIPa3aYIx",
+	"A0Pli55iQpA29UK7jIsjRwrCthFgGtguToLAZo5hh2YStVYUPpfrElieQVxnazKw9m579WXhHfSyg14+",
+	"g+VVIbST5+WR5qQru5l74LHUcIo+K4/yUXmUJ2tOZ9Ezu6qtV6vaim5DZrpKSGuj3oJV7qE9itT3SsbL",
+	"R6VIY9ZwirqhXEuEEh9nd7zZAQQdN7ypGndctt3fVd4PLkkYQCg5KunJGqSh2fZxuyUVrSPQIlc+2Wg6",
+	"uceVCrDuHa7bP2635rSilZ3MP7E9MqB080gj2GK+br0oackOUK+xgr026k2WpXe4UNNTKSCnNJ88aWqU",
+	"oEvW1fa1RtvQAGu9TA4ws45V97U6CJV/pjWzl8pR8XPkAv+ijBG19/wVjRGvVYcK3OcvDTgu9D1Q3vLL",
+	"EyZrTAGuxp4GhfrpKeOod5LyWPTaXa4XSfK0fXnuAeSA63GA2CMaldm4ikfslblUPe4AQ+LaYbDL1RVM",
+	"y2OdT3ERSyvzKt5wj87ysC5XvEvsd9DrY3nxgBAAmkab+MQU7ugYjr618nOXV0y1ctMUCoCSVGmQnzJU",
+	"jLhAVIoVIY1O+oVkGAD1aL5enEDlk1AhWW2V9yPnrMsbkM9hA7NEe5Zh7QMqeMzQ10ZsBOEJvBI8hkXe",
+	"L5gQXd7rs/KLNSFSwQvoTQo+0pBaUk5QJ5iUS32cijIvxqjIz2BHYRa97sgw7EjuG/yPdeTBYvGR6pWd",
+	"Suq6V0tFDdK3D9CpGkm+bJfr8ppVFVqVPLOWT24IFNGhqmIL4s5wVKLjdICANKYlSkWXS5FDHaUKXkpL",
+	"1JfCiFzeChaFnU5LFLIsh9rlOdrTUa0KU9pXqJtAWSo0ygZVc0b8hkA9OWCS5Wc1vkmVANRBH6TlcZdP",
+	"jlW7Jv1VQhbZ7oZQeVngAKS8zFFaHjZaKqBb5eqEC4H6eXP+2jkZwK/GIqqFByah3gJQPQHtGAiXBVOI",
+	"o54EHZU5pkKkfT6Q21QLbcWIo5x3eVrut5FC1OA7QL4hZY2+3XrktDkNniO5qnD4m4CiZok6Gkce8UIe",
+	"Zkh6KpdanKTDIUDgOdS0E6MBpDkdcaTSsVcl8cqzNGIKsVPmAtlkcucmbFc/0OWUj9EgL9hMR3vqJVTt",
+	"46+zIld3sxdREdFYCsgVFVLOx/C0TgJNa4LWVuCmFDHk5iUARuvjo25QOEY9uK0JKyoAqAfHGcY5BPWX",
+	"SrkEQqKTXMrxeDQU+oBWx7YmofDq2ZncjX5eJaXuoIdqm7p8FfhadSiXawkA24RHlyOwaB6A1eBpl8+g",
+	"p/AAECB4pMZh0TIYtssvicN+sYFNX8U7rS7SljFah3/lgyHlY8l4NdNphq3a1HUwMV0H+7FHMCUh8Rzf",
+	"dQgz14fRqulvFKZlbVpDFk5e7SoAhBd+0EcMijbJw9s6MNqtiuC1DgypVjAaL//98UWgq20cGEYn8GzP",
+	"hpyvSZEPFi2jwzCJ3RAHEaXY9XwW2VFi+44/Fylsh4aNCXUCHLpugiPmWkFiO8wCJ26gnlV+6EZmaCko",
+	"TSb9Z19pr9hsqR6MhIouGLH4eWz/Ml2maRtqa/4+owTs8hPt0LkdOrdD53bo3LWjc1dGyrZ1l5pHJVWb",
+	"W4XJzcFK+7vo1isgMF8E3VdyYFAfdJnuJqTx7F9/+8k3v/Pk4395+r2f7m+A0chhWDQq0nIMOEzIaMEK",
+	"eb6VY5g8lunbbFx/85W671kI5q7UgZkQbdDrU/lfkK2FQqTQgJU0piXtNKqGjkUpz9d8kdLKdWsvy/sp",
+	"l12Cb1UbZXk/H5X7tdfUcBRmaaRcu4DynbIiTcZoyumqMaRkzwsGfI/lw4y1tapb5JnUuoDUKSSJDmH9",
+	"izRmzd7U8s53V2VYQ2XB2OE0dlP9t6LaKixYKivNuNpGKO2iAd6W7yuZ0pAWJZcXkJesrxhNpS9qfgCa",
+	"G0e1Qx1Q5jBVRV4bCwP7vOxl6FBqRlg5iY3itJQbMbWssY4ynjkU4NK09+zjPzz7Hz+pd02hCawQx+mw",
+	"0Qn4Py3opPZgQHvnH/7k6bc/WtVR7T+1qLNK8d375Jv/8OxXv33y8cf7cvHrZ5r96LYLurk90Zj3Pvno",
+	"R5/84Z8++fAX57//wT7KuXbkakKQzV6Vsv3+cFG3b4wUE2BQfV91//RHP/30L7+73+ghrlot266ZQsgl",
+	"7aPTPKLhKKPF+FDVipE0JC8QVKTTeddoX9stACCpK8golKUzVQRj0cjvgZqtN/vpL3+MXkPn3/q3p7/+",
+	"aL+6WNojTmcvEW3Uz/KQZkgoX0y9ZlO6d2NYFb4/P+7ro+wEpQNJrdHe+b//7vxbP4UtXbANyk/y1oM/",
+	"hq//5O6DP0FJmk3dadWRaD3+yuP/PwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -17,6 +17,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"github.com/shoalcrm/shoal/ent/apikey"
 	"github.com/shoalcrm/shoal/ent/auditevent"
+	"github.com/shoalcrm/shoal/ent/bulkimport"
 	"github.com/shoalcrm/shoal/ent/claimrequest"
 	"github.com/shoalcrm/shoal/ent/claimtally"
 	"github.com/shoalcrm/shoal/ent/contact"
@@ -51,6 +52,8 @@ type Client struct {
 	APIKey *APIKeyClient
 	// AuditEvent is the client for interacting with the AuditEvent builders.
 	AuditEvent *AuditEventClient
+	// BulkImport is the client for interacting with the BulkImport builders.
+	BulkImport *BulkImportClient
 	// ClaimRequest is the client for interacting with the ClaimRequest builders.
 	ClaimRequest *ClaimRequestClient
 	// ClaimTally is the client for interacting with the ClaimTally builders.
@@ -106,6 +109,7 @@ func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
 	c.APIKey = NewAPIKeyClient(c.config)
 	c.AuditEvent = NewAuditEventClient(c.config)
+	c.BulkImport = NewBulkImportClient(c.config)
 	c.ClaimRequest = NewClaimRequestClient(c.config)
 	c.ClaimTally = NewClaimTallyClient(c.config)
 	c.Contact = NewContactClient(c.config)
@@ -221,6 +225,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		config:          cfg,
 		APIKey:          NewAPIKeyClient(cfg),
 		AuditEvent:      NewAuditEventClient(cfg),
+		BulkImport:      NewBulkImportClient(cfg),
 		ClaimRequest:    NewClaimRequestClient(cfg),
 		ClaimTally:      NewClaimTallyClient(cfg),
 		Contact:         NewContactClient(cfg),
@@ -263,6 +268,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		config:          cfg,
 		APIKey:          NewAPIKeyClient(cfg),
 		AuditEvent:      NewAuditEventClient(cfg),
+		BulkImport:      NewBulkImportClient(cfg),
 		ClaimRequest:    NewClaimRequestClient(cfg),
 		ClaimTally:      NewClaimTallyClient(cfg),
 		Contact:         NewContactClient(cfg),
@@ -313,10 +319,10 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.APIKey, c.AuditEvent, c.ClaimRequest, c.ClaimTally, c.Contact, c.Cooldown,
-		c.Customer, c.DedupeKey, c.DomainEvent, c.FollowUp, c.Handover, c.Lead,
-		c.OwnershipChange, c.Pool, c.PoolRuleVersion, c.ReclaimWarning, c.RefreshToken,
-		c.SearchGram, c.Setting, c.SigningKey, c.Tag, c.Team, c.User,
+		c.APIKey, c.AuditEvent, c.BulkImport, c.ClaimRequest, c.ClaimTally, c.Contact,
+		c.Cooldown, c.Customer, c.DedupeKey, c.DomainEvent, c.FollowUp, c.Handover,
+		c.Lead, c.OwnershipChange, c.Pool, c.PoolRuleVersion, c.ReclaimWarning,
+		c.RefreshToken, c.SearchGram, c.Setting, c.SigningKey, c.Tag, c.Team, c.User,
 	} {
 		n.Use(hooks...)
 	}
@@ -326,10 +332,10 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.APIKey, c.AuditEvent, c.ClaimRequest, c.ClaimTally, c.Contact, c.Cooldown,
-		c.Customer, c.DedupeKey, c.DomainEvent, c.FollowUp, c.Handover, c.Lead,
-		c.OwnershipChange, c.Pool, c.PoolRuleVersion, c.ReclaimWarning, c.RefreshToken,
-		c.SearchGram, c.Setting, c.SigningKey, c.Tag, c.Team, c.User,
+		c.APIKey, c.AuditEvent, c.BulkImport, c.ClaimRequest, c.ClaimTally, c.Contact,
+		c.Cooldown, c.Customer, c.DedupeKey, c.DomainEvent, c.FollowUp, c.Handover,
+		c.Lead, c.OwnershipChange, c.Pool, c.PoolRuleVersion, c.ReclaimWarning,
+		c.RefreshToken, c.SearchGram, c.Setting, c.SigningKey, c.Tag, c.Team, c.User,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -342,6 +348,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.APIKey.mutate(ctx, m)
 	case *AuditEventMutation:
 		return c.AuditEvent.mutate(ctx, m)
+	case *BulkImportMutation:
+		return c.BulkImport.mutate(ctx, m)
 	case *ClaimRequestMutation:
 		return c.ClaimRequest.mutate(ctx, m)
 	case *ClaimTallyMutation:
@@ -652,6 +660,139 @@ func (c *AuditEventClient) mutate(ctx context.Context, m *AuditEventMutation) (V
 		return (&AuditEventDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown AuditEvent mutation op: %q", m.Op())
+	}
+}
+
+// BulkImportClient is a client for the BulkImport schema.
+type BulkImportClient struct {
+	config
+}
+
+// NewBulkImportClient returns a client for the BulkImport from the given config.
+func NewBulkImportClient(c config) *BulkImportClient {
+	return &BulkImportClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `bulkimport.Hooks(f(g(h())))`.
+func (c *BulkImportClient) Use(hooks ...Hook) {
+	c.hooks.BulkImport = append(c.hooks.BulkImport, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `bulkimport.Intercept(f(g(h())))`.
+func (c *BulkImportClient) Intercept(interceptors ...Interceptor) {
+	c.inters.BulkImport = append(c.inters.BulkImport, interceptors...)
+}
+
+// Create returns a builder for creating a BulkImport entity.
+func (c *BulkImportClient) Create() *BulkImportCreate {
+	mutation := newBulkImportMutation(c.config, OpCreate)
+	return &BulkImportCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of BulkImport entities.
+func (c *BulkImportClient) CreateBulk(builders ...*BulkImportCreate) *BulkImportCreateBulk {
+	return &BulkImportCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *BulkImportClient) MapCreateBulk(slice any, setFunc func(*BulkImportCreate, int)) *BulkImportCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &BulkImportCreateBulk{err: fmt.Errorf("calling to BulkImportClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*BulkImportCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &BulkImportCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for BulkImport.
+func (c *BulkImportClient) Update() *BulkImportUpdate {
+	mutation := newBulkImportMutation(c.config, OpUpdate)
+	return &BulkImportUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *BulkImportClient) UpdateOne(_m *BulkImport) *BulkImportUpdateOne {
+	mutation := newBulkImportMutation(c.config, OpUpdateOne, withBulkImport(_m))
+	return &BulkImportUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *BulkImportClient) UpdateOneID(id uuid.UUID) *BulkImportUpdateOne {
+	mutation := newBulkImportMutation(c.config, OpUpdateOne, withBulkImportID(id))
+	return &BulkImportUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for BulkImport.
+func (c *BulkImportClient) Delete() *BulkImportDelete {
+	mutation := newBulkImportMutation(c.config, OpDelete)
+	return &BulkImportDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *BulkImportClient) DeleteOne(_m *BulkImport) *BulkImportDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *BulkImportClient) DeleteOneID(id uuid.UUID) *BulkImportDeleteOne {
+	builder := c.Delete().Where(bulkimport.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &BulkImportDeleteOne{builder}
+}
+
+// Query returns a query builder for BulkImport.
+func (c *BulkImportClient) Query() *BulkImportQuery {
+	return &BulkImportQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeBulkImport},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a BulkImport entity by its id.
+func (c *BulkImportClient) Get(ctx context.Context, id uuid.UUID) (*BulkImport, error) {
+	return c.Query().Where(bulkimport.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *BulkImportClient) GetX(ctx context.Context, id uuid.UUID) *BulkImport {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *BulkImportClient) Hooks() []Hook {
+	return c.hooks.BulkImport
+}
+
+// Interceptors returns the client interceptors.
+func (c *BulkImportClient) Interceptors() []Interceptor {
+	return c.inters.BulkImport
+}
+
+func (c *BulkImportClient) mutate(ctx context.Context, m *BulkImportMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&BulkImportCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&BulkImportUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&BulkImportUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&BulkImportDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown BulkImport mutation op: %q", m.Op())
 	}
 }
 
@@ -3451,16 +3592,16 @@ func (c *UserClient) mutate(ctx context.Context, m *UserMutation) (Value, error)
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		APIKey, AuditEvent, ClaimRequest, ClaimTally, Contact, Cooldown, Customer,
-		DedupeKey, DomainEvent, FollowUp, Handover, Lead, OwnershipChange, Pool,
-		PoolRuleVersion, ReclaimWarning, RefreshToken, SearchGram, Setting, SigningKey,
-		Tag, Team, User []ent.Hook
+		APIKey, AuditEvent, BulkImport, ClaimRequest, ClaimTally, Contact, Cooldown,
+		Customer, DedupeKey, DomainEvent, FollowUp, Handover, Lead, OwnershipChange,
+		Pool, PoolRuleVersion, ReclaimWarning, RefreshToken, SearchGram, Setting,
+		SigningKey, Tag, Team, User []ent.Hook
 	}
 	inters struct {
-		APIKey, AuditEvent, ClaimRequest, ClaimTally, Contact, Cooldown, Customer,
-		DedupeKey, DomainEvent, FollowUp, Handover, Lead, OwnershipChange, Pool,
-		PoolRuleVersion, ReclaimWarning, RefreshToken, SearchGram, Setting, SigningKey,
-		Tag, Team, User []ent.Interceptor
+		APIKey, AuditEvent, BulkImport, ClaimRequest, ClaimTally, Contact, Cooldown,
+		Customer, DedupeKey, DomainEvent, FollowUp, Handover, Lead, OwnershipChange,
+		Pool, PoolRuleVersion, ReclaimWarning, RefreshToken, SearchGram, Setting,
+		SigningKey, Tag, Team, User []ent.Interceptor
 	}
 )
 

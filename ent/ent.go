@@ -14,6 +14,7 @@ import (
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/shoalcrm/shoal/ent/apikey"
 	"github.com/shoalcrm/shoal/ent/auditevent"
+	"github.com/shoalcrm/shoal/ent/bulkimport"
 	"github.com/shoalcrm/shoal/ent/claimrequest"
 	"github.com/shoalcrm/shoal/ent/claimtally"
 	"github.com/shoalcrm/shoal/ent/contact"
@@ -97,6 +98,7 @@ func checkColumn(t, c string) error {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
 			apikey.Table:          apikey.ValidColumn,
 			auditevent.Table:      auditevent.ValidColumn,
+			bulkimport.Table:      bulkimport.ValidColumn,
 			claimrequest.Table:    claimrequest.ValidColumn,
 			claimtally.Table:      claimtally.ValidColumn,
 			contact.Table:         contact.ValidColumn,

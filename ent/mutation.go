@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/shoalcrm/shoal/ent/apikey"
 	"github.com/shoalcrm/shoal/ent/auditevent"
+	"github.com/shoalcrm/shoal/ent/bulkimport"
 	"github.com/shoalcrm/shoal/ent/claimrequest"
 	"github.com/shoalcrm/shoal/ent/claimtally"
 	"github.com/shoalcrm/shoal/ent/contact"
@@ -51,6 +52,7 @@ const (
 	// Node types.
 	TypeAPIKey          = "APIKey"
 	TypeAuditEvent      = "AuditEvent"
+	TypeBulkImport      = "BulkImport"
 	TypeClaimRequest    = "ClaimRequest"
 	TypeClaimTally      = "ClaimTally"
 	TypeContact         = "Contact"
@@ -1969,6 +1971,1577 @@ func (m *AuditEventMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *AuditEventMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown AuditEvent edge %s", name)
+}
+
+// BulkImportMutation represents an operation that mutates the BulkImport nodes in the graph.
+type BulkImportMutation struct {
+	config
+	op                Op
+	typ               string
+	id                *uuid.UUID
+	created_at        *time.Time
+	updated_at        *time.Time
+	kind              *bulkimport.Kind
+	status            *bulkimport.Status
+	dry_run           *bool
+	file_name         *string
+	format            *string
+	encoding          *string
+	content           *[]byte
+	mapping           *map[string]string
+	pool_id           *uuid.UUID
+	actor_type        *bulkimport.ActorType
+	actor_id          *uuid.UUID
+	creator_team_path *string
+	total             *int
+	addtotal          *int
+	processed         *int
+	addprocessed      *int
+	counts            *schema.ImportCounts
+	problems          *[]schema.ImportProblem
+	appendproblems    []schema.ImportProblem
+	problem_count     *int
+	addproblem_count  *int
+	error             *string
+	finished_at       *time.Time
+	clearedFields     map[string]struct{}
+	done              bool
+	oldValue          func(context.Context) (*BulkImport, error)
+	predicates        []predicate.BulkImport
+}
+
+var _ ent.Mutation = (*BulkImportMutation)(nil)
+
+// bulkimportOption allows management of the mutation configuration using functional options.
+type bulkimportOption func(*BulkImportMutation)
+
+// newBulkImportMutation creates new mutation for the BulkImport entity.
+func newBulkImportMutation(c config, op Op, opts ...bulkimportOption) *BulkImportMutation {
+	m := &BulkImportMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeBulkImport,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withBulkImportID sets the ID field of the mutation.
+func withBulkImportID(id uuid.UUID) bulkimportOption {
+	return func(m *BulkImportMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *BulkImport
+		)
+		m.oldValue = func(ctx context.Context) (*BulkImport, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().BulkImport.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withBulkImport sets the old BulkImport of the mutation.
+func withBulkImport(node *BulkImport) bulkimportOption {
+	return func(m *BulkImportMutation) {
+		m.oldValue = func(context.Context) (*BulkImport, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m BulkImportMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m BulkImportMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of BulkImport entities.
+func (m *BulkImportMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *BulkImportMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *BulkImportMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().BulkImport.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *BulkImportMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *BulkImportMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the BulkImport entity.
+// If the BulkImport object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BulkImportMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *BulkImportMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *BulkImportMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *BulkImportMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the BulkImport entity.
+// If the BulkImport object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BulkImportMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *BulkImportMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetKind sets the "kind" field.
+func (m *BulkImportMutation) SetKind(b bulkimport.Kind) {
+	m.kind = &b
+}
+
+// Kind returns the value of the "kind" field in the mutation.
+func (m *BulkImportMutation) Kind() (r bulkimport.Kind, exists bool) {
+	v := m.kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKind returns the old "kind" field's value of the BulkImport entity.
+// If the BulkImport object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BulkImportMutation) OldKind(ctx context.Context) (v bulkimport.Kind, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKind: %w", err)
+	}
+	return oldValue.Kind, nil
+}
+
+// ResetKind resets all changes to the "kind" field.
+func (m *BulkImportMutation) ResetKind() {
+	m.kind = nil
+}
+
+// SetStatus sets the "status" field.
+func (m *BulkImportMutation) SetStatus(b bulkimport.Status) {
+	m.status = &b
+}
+
+// Status returns the value of the "status" field in the mutation.
+func (m *BulkImportMutation) Status() (r bulkimport.Status, exists bool) {
+	v := m.status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStatus returns the old "status" field's value of the BulkImport entity.
+// If the BulkImport object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BulkImportMutation) OldStatus(ctx context.Context) (v bulkimport.Status, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStatus: %w", err)
+	}
+	return oldValue.Status, nil
+}
+
+// ResetStatus resets all changes to the "status" field.
+func (m *BulkImportMutation) ResetStatus() {
+	m.status = nil
+}
+
+// SetDryRun sets the "dry_run" field.
+func (m *BulkImportMutation) SetDryRun(b bool) {
+	m.dry_run = &b
+}
+
+// DryRun returns the value of the "dry_run" field in the mutation.
+func (m *BulkImportMutation) DryRun() (r bool, exists bool) {
+	v := m.dry_run
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDryRun returns the old "dry_run" field's value of the BulkImport entity.
+// If the BulkImport object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BulkImportMutation) OldDryRun(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDryRun is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDryRun requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDryRun: %w", err)
+	}
+	return oldValue.DryRun, nil
+}
+
+// ResetDryRun resets all changes to the "dry_run" field.
+func (m *BulkImportMutation) ResetDryRun() {
+	m.dry_run = nil
+}
+
+// SetFileName sets the "file_name" field.
+func (m *BulkImportMutation) SetFileName(s string) {
+	m.file_name = &s
+}
+
+// FileName returns the value of the "file_name" field in the mutation.
+func (m *BulkImportMutation) FileName() (r string, exists bool) {
+	v := m.file_name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFileName returns the old "file_name" field's value of the BulkImport entity.
+// If the BulkImport object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BulkImportMutation) OldFileName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFileName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFileName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFileName: %w", err)
+	}
+	return oldValue.FileName, nil
+}
+
+// ResetFileName resets all changes to the "file_name" field.
+func (m *BulkImportMutation) ResetFileName() {
+	m.file_name = nil
+}
+
+// SetFormat sets the "format" field.
+func (m *BulkImportMutation) SetFormat(s string) {
+	m.format = &s
+}
+
+// Format returns the value of the "format" field in the mutation.
+func (m *BulkImportMutation) Format() (r string, exists bool) {
+	v := m.format
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFormat returns the old "format" field's value of the BulkImport entity.
+// If the BulkImport object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BulkImportMutation) OldFormat(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFormat is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFormat requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFormat: %w", err)
+	}
+	return oldValue.Format, nil
+}
+
+// ResetFormat resets all changes to the "format" field.
+func (m *BulkImportMutation) ResetFormat() {
+	m.format = nil
+}
+
+// SetEncoding sets the "encoding" field.
+func (m *BulkImportMutation) SetEncoding(s string) {
+	m.encoding = &s
+}
+
+// Encoding returns the value of the "encoding" field in the mutation.
+func (m *BulkImportMutation) Encoding() (r string, exists bool) {
+	v := m.encoding
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEncoding returns the old "encoding" field's value of the BulkImport entity.
+// If the BulkImport object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BulkImportMutation) OldEncoding(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEncoding is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEncoding requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEncoding: %w", err)
+	}
+	return oldValue.Encoding, nil
+}
+
+// ResetEncoding resets all changes to the "encoding" field.
+func (m *BulkImportMutation) ResetEncoding() {
+	m.encoding = nil
+}
+
+// SetContent sets the "content" field.
+func (m *BulkImportMutation) SetContent(b []byte) {
+	m.content = &b
+}
+
+// Content returns the value of the "content" field in the mutation.
+func (m *BulkImportMutation) Content() (r []byte, exists bool) {
+	v := m.content
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldContent returns the old "content" field's value of the BulkImport entity.
+// If the BulkImport object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BulkImportMutation) OldContent(ctx context.Context) (v []byte, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldContent is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldContent requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldContent: %w", err)
+	}
+	return oldValue.Content, nil
+}
+
+// ResetContent resets all changes to the "content" field.
+func (m *BulkImportMutation) ResetContent() {
+	m.content = nil
+}
+
+// SetMapping sets the "mapping" field.
+func (m *BulkImportMutation) SetMapping(value map[string]string) {
+	m.mapping = &value
+}
+
+// Mapping returns the value of the "mapping" field in the mutation.
+func (m *BulkImportMutation) Mapping() (r map[string]string, exists bool) {
+	v := m.mapping
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMapping returns the old "mapping" field's value of the BulkImport entity.
+// If the BulkImport object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BulkImportMutation) OldMapping(ctx context.Context) (v map[string]string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMapping is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMapping requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMapping: %w", err)
+	}
+	return oldValue.Mapping, nil
+}
+
+// ResetMapping resets all changes to the "mapping" field.
+func (m *BulkImportMutation) ResetMapping() {
+	m.mapping = nil
+}
+
+// SetPoolID sets the "pool_id" field.
+func (m *BulkImportMutation) SetPoolID(u uuid.UUID) {
+	m.pool_id = &u
+}
+
+// PoolID returns the value of the "pool_id" field in the mutation.
+func (m *BulkImportMutation) PoolID() (r uuid.UUID, exists bool) {
+	v := m.pool_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPoolID returns the old "pool_id" field's value of the BulkImport entity.
+// If the BulkImport object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BulkImportMutation) OldPoolID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPoolID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPoolID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPoolID: %w", err)
+	}
+	return oldValue.PoolID, nil
+}
+
+// ClearPoolID clears the value of the "pool_id" field.
+func (m *BulkImportMutation) ClearPoolID() {
+	m.pool_id = nil
+	m.clearedFields[bulkimport.FieldPoolID] = struct{}{}
+}
+
+// PoolIDCleared returns if the "pool_id" field was cleared in this mutation.
+func (m *BulkImportMutation) PoolIDCleared() bool {
+	_, ok := m.clearedFields[bulkimport.FieldPoolID]
+	return ok
+}
+
+// ResetPoolID resets all changes to the "pool_id" field.
+func (m *BulkImportMutation) ResetPoolID() {
+	m.pool_id = nil
+	delete(m.clearedFields, bulkimport.FieldPoolID)
+}
+
+// SetActorType sets the "actor_type" field.
+func (m *BulkImportMutation) SetActorType(bt bulkimport.ActorType) {
+	m.actor_type = &bt
+}
+
+// ActorType returns the value of the "actor_type" field in the mutation.
+func (m *BulkImportMutation) ActorType() (r bulkimport.ActorType, exists bool) {
+	v := m.actor_type
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldActorType returns the old "actor_type" field's value of the BulkImport entity.
+// If the BulkImport object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BulkImportMutation) OldActorType(ctx context.Context) (v bulkimport.ActorType, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldActorType is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldActorType requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldActorType: %w", err)
+	}
+	return oldValue.ActorType, nil
+}
+
+// ResetActorType resets all changes to the "actor_type" field.
+func (m *BulkImportMutation) ResetActorType() {
+	m.actor_type = nil
+}
+
+// SetActorID sets the "actor_id" field.
+func (m *BulkImportMutation) SetActorID(u uuid.UUID) {
+	m.actor_id = &u
+}
+
+// ActorID returns the value of the "actor_id" field in the mutation.
+func (m *BulkImportMutation) ActorID() (r uuid.UUID, exists bool) {
+	v := m.actor_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldActorID returns the old "actor_id" field's value of the BulkImport entity.
+// If the BulkImport object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BulkImportMutation) OldActorID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldActorID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldActorID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldActorID: %w", err)
+	}
+	return oldValue.ActorID, nil
+}
+
+// ResetActorID resets all changes to the "actor_id" field.
+func (m *BulkImportMutation) ResetActorID() {
+	m.actor_id = nil
+}
+
+// SetCreatorTeamPath sets the "creator_team_path" field.
+func (m *BulkImportMutation) SetCreatorTeamPath(s string) {
+	m.creator_team_path = &s
+}
+
+// CreatorTeamPath returns the value of the "creator_team_path" field in the mutation.
+func (m *BulkImportMutation) CreatorTeamPath() (r string, exists bool) {
+	v := m.creator_team_path
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatorTeamPath returns the old "creator_team_path" field's value of the BulkImport entity.
+// If the BulkImport object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BulkImportMutation) OldCreatorTeamPath(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatorTeamPath is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatorTeamPath requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatorTeamPath: %w", err)
+	}
+	return oldValue.CreatorTeamPath, nil
+}
+
+// ResetCreatorTeamPath resets all changes to the "creator_team_path" field.
+func (m *BulkImportMutation) ResetCreatorTeamPath() {
+	m.creator_team_path = nil
+}
+
+// SetTotal sets the "total" field.
+func (m *BulkImportMutation) SetTotal(i int) {
+	m.total = &i
+	m.addtotal = nil
+}
+
+// Total returns the value of the "total" field in the mutation.
+func (m *BulkImportMutation) Total() (r int, exists bool) {
+	v := m.total
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTotal returns the old "total" field's value of the BulkImport entity.
+// If the BulkImport object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BulkImportMutation) OldTotal(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTotal is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTotal requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTotal: %w", err)
+	}
+	return oldValue.Total, nil
+}
+
+// AddTotal adds i to the "total" field.
+func (m *BulkImportMutation) AddTotal(i int) {
+	if m.addtotal != nil {
+		*m.addtotal += i
+	} else {
+		m.addtotal = &i
+	}
+}
+
+// AddedTotal returns the value that was added to the "total" field in this mutation.
+func (m *BulkImportMutation) AddedTotal() (r int, exists bool) {
+	v := m.addtotal
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetTotal resets all changes to the "total" field.
+func (m *BulkImportMutation) ResetTotal() {
+	m.total = nil
+	m.addtotal = nil
+}
+
+// SetProcessed sets the "processed" field.
+func (m *BulkImportMutation) SetProcessed(i int) {
+	m.processed = &i
+	m.addprocessed = nil
+}
+
+// Processed returns the value of the "processed" field in the mutation.
+func (m *BulkImportMutation) Processed() (r int, exists bool) {
+	v := m.processed
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldProcessed returns the old "processed" field's value of the BulkImport entity.
+// If the BulkImport object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BulkImportMutation) OldProcessed(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldProcessed is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldProcessed requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldProcessed: %w", err)
+	}
+	return oldValue.Processed, nil
+}
+
+// AddProcessed adds i to the "processed" field.
+func (m *BulkImportMutation) AddProcessed(i int) {
+	if m.addprocessed != nil {
+		*m.addprocessed += i
+	} else {
+		m.addprocessed = &i
+	}
+}
+
+// AddedProcessed returns the value that was added to the "processed" field in this mutation.
+func (m *BulkImportMutation) AddedProcessed() (r int, exists bool) {
+	v := m.addprocessed
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetProcessed resets all changes to the "processed" field.
+func (m *BulkImportMutation) ResetProcessed() {
+	m.processed = nil
+	m.addprocessed = nil
+}
+
+// SetCounts sets the "counts" field.
+func (m *BulkImportMutation) SetCounts(sc schema.ImportCounts) {
+	m.counts = &sc
+}
+
+// Counts returns the value of the "counts" field in the mutation.
+func (m *BulkImportMutation) Counts() (r schema.ImportCounts, exists bool) {
+	v := m.counts
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCounts returns the old "counts" field's value of the BulkImport entity.
+// If the BulkImport object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BulkImportMutation) OldCounts(ctx context.Context) (v schema.ImportCounts, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCounts is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCounts requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCounts: %w", err)
+	}
+	return oldValue.Counts, nil
+}
+
+// ResetCounts resets all changes to the "counts" field.
+func (m *BulkImportMutation) ResetCounts() {
+	m.counts = nil
+}
+
+// SetProblems sets the "problems" field.
+func (m *BulkImportMutation) SetProblems(sp []schema.ImportProblem) {
+	m.problems = &sp
+	m.appendproblems = nil
+}
+
+// Problems returns the value of the "problems" field in the mutation.
+func (m *BulkImportMutation) Problems() (r []schema.ImportProblem, exists bool) {
+	v := m.problems
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldProblems returns the old "problems" field's value of the BulkImport entity.
+// If the BulkImport object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BulkImportMutation) OldProblems(ctx context.Context) (v []schema.ImportProblem, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldProblems is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldProblems requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldProblems: %w", err)
+	}
+	return oldValue.Problems, nil
+}
+
+// AppendProblems adds sp to the "problems" field.
+func (m *BulkImportMutation) AppendProblems(sp []schema.ImportProblem) {
+	m.appendproblems = append(m.appendproblems, sp...)
+}
+
+// AppendedProblems returns the list of values that were appended to the "problems" field in this mutation.
+func (m *BulkImportMutation) AppendedProblems() ([]schema.ImportProblem, bool) {
+	if len(m.appendproblems) == 0 {
+		return nil, false
+	}
+	return m.appendproblems, true
+}
+
+// ResetProblems resets all changes to the "problems" field.
+func (m *BulkImportMutation) ResetProblems() {
+	m.problems = nil
+	m.appendproblems = nil
+}
+
+// SetProblemCount sets the "problem_count" field.
+func (m *BulkImportMutation) SetProblemCount(i int) {
+	m.problem_count = &i
+	m.addproblem_count = nil
+}
+
+// ProblemCount returns the value of the "problem_count" field in the mutation.
+func (m *BulkImportMutation) ProblemCount() (r int, exists bool) {
+	v := m.problem_count
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldProblemCount returns the old "problem_count" field's value of the BulkImport entity.
+// If the BulkImport object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BulkImportMutation) OldProblemCount(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldProblemCount is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldProblemCount requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldProblemCount: %w", err)
+	}
+	return oldValue.ProblemCount, nil
+}
+
+// AddProblemCount adds i to the "problem_count" field.
+func (m *BulkImportMutation) AddProblemCount(i int) {
+	if m.addproblem_count != nil {
+		*m.addproblem_count += i
+	} else {
+		m.addproblem_count = &i
+	}
+}
+
+// AddedProblemCount returns the value that was added to the "problem_count" field in this mutation.
+func (m *BulkImportMutation) AddedProblemCount() (r int, exists bool) {
+	v := m.addproblem_count
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetProblemCount resets all changes to the "problem_count" field.
+func (m *BulkImportMutation) ResetProblemCount() {
+	m.problem_count = nil
+	m.addproblem_count = nil
+}
+
+// SetError sets the "error" field.
+func (m *BulkImportMutation) SetError(s string) {
+	m.error = &s
+}
+
+// Error returns the value of the "error" field in the mutation.
+func (m *BulkImportMutation) Error() (r string, exists bool) {
+	v := m.error
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldError returns the old "error" field's value of the BulkImport entity.
+// If the BulkImport object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BulkImportMutation) OldError(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldError is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldError requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldError: %w", err)
+	}
+	return oldValue.Error, nil
+}
+
+// ResetError resets all changes to the "error" field.
+func (m *BulkImportMutation) ResetError() {
+	m.error = nil
+}
+
+// SetFinishedAt sets the "finished_at" field.
+func (m *BulkImportMutation) SetFinishedAt(t time.Time) {
+	m.finished_at = &t
+}
+
+// FinishedAt returns the value of the "finished_at" field in the mutation.
+func (m *BulkImportMutation) FinishedAt() (r time.Time, exists bool) {
+	v := m.finished_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFinishedAt returns the old "finished_at" field's value of the BulkImport entity.
+// If the BulkImport object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *BulkImportMutation) OldFinishedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFinishedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFinishedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFinishedAt: %w", err)
+	}
+	return oldValue.FinishedAt, nil
+}
+
+// ClearFinishedAt clears the value of the "finished_at" field.
+func (m *BulkImportMutation) ClearFinishedAt() {
+	m.finished_at = nil
+	m.clearedFields[bulkimport.FieldFinishedAt] = struct{}{}
+}
+
+// FinishedAtCleared returns if the "finished_at" field was cleared in this mutation.
+func (m *BulkImportMutation) FinishedAtCleared() bool {
+	_, ok := m.clearedFields[bulkimport.FieldFinishedAt]
+	return ok
+}
+
+// ResetFinishedAt resets all changes to the "finished_at" field.
+func (m *BulkImportMutation) ResetFinishedAt() {
+	m.finished_at = nil
+	delete(m.clearedFields, bulkimport.FieldFinishedAt)
+}
+
+// Where appends a list predicates to the BulkImportMutation builder.
+func (m *BulkImportMutation) Where(ps ...predicate.BulkImport) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the BulkImportMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *BulkImportMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.BulkImport, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *BulkImportMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *BulkImportMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (BulkImport).
+func (m *BulkImportMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *BulkImportMutation) Fields() []string {
+	fields := make([]string, 0, 21)
+	if m.created_at != nil {
+		fields = append(fields, bulkimport.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, bulkimport.FieldUpdatedAt)
+	}
+	if m.kind != nil {
+		fields = append(fields, bulkimport.FieldKind)
+	}
+	if m.status != nil {
+		fields = append(fields, bulkimport.FieldStatus)
+	}
+	if m.dry_run != nil {
+		fields = append(fields, bulkimport.FieldDryRun)
+	}
+	if m.file_name != nil {
+		fields = append(fields, bulkimport.FieldFileName)
+	}
+	if m.format != nil {
+		fields = append(fields, bulkimport.FieldFormat)
+	}
+	if m.encoding != nil {
+		fields = append(fields, bulkimport.FieldEncoding)
+	}
+	if m.content != nil {
+		fields = append(fields, bulkimport.FieldContent)
+	}
+	if m.mapping != nil {
+		fields = append(fields, bulkimport.FieldMapping)
+	}
+	if m.pool_id != nil {
+		fields = append(fields, bulkimport.FieldPoolID)
+	}
+	if m.actor_type != nil {
+		fields = append(fields, bulkimport.FieldActorType)
+	}
+	if m.actor_id != nil {
+		fields = append(fields, bulkimport.FieldActorID)
+	}
+	if m.creator_team_path != nil {
+		fields = append(fields, bulkimport.FieldCreatorTeamPath)
+	}
+	if m.total != nil {
+		fields = append(fields, bulkimport.FieldTotal)
+	}
+	if m.processed != nil {
+		fields = append(fields, bulkimport.FieldProcessed)
+	}
+	if m.counts != nil {
+		fields = append(fields, bulkimport.FieldCounts)
+	}
+	if m.problems != nil {
+		fields = append(fields, bulkimport.FieldProblems)
+	}
+	if m.problem_count != nil {
+		fields = append(fields, bulkimport.FieldProblemCount)
+	}
+	if m.error != nil {
+		fields = append(fields, bulkimport.FieldError)
+	}
+	if m.finished_at != nil {
+		fields = append(fields, bulkimport.FieldFinishedAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *BulkImportMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case bulkimport.FieldCreatedAt:
+		return m.CreatedAt()
+	case bulkimport.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case bulkimport.FieldKind:
+		return m.Kind()
+	case bulkimport.FieldStatus:
+		return m.Status()
+	case bulkimport.FieldDryRun:
+		return m.DryRun()
+	case bulkimport.FieldFileName:
+		return m.FileName()
+	case bulkimport.FieldFormat:
+		return m.Format()
+	case bulkimport.FieldEncoding:
+		return m.Encoding()
+	case bulkimport.FieldContent:
+		return m.Content()
+	case bulkimport.FieldMapping:
+		return m.Mapping()
+	case bulkimport.FieldPoolID:
+		return m.PoolID()
+	case bulkimport.FieldActorType:
+		return m.ActorType()
+	case bulkimport.FieldActorID:
+		return m.ActorID()
+	case bulkimport.FieldCreatorTeamPath:
+		return m.CreatorTeamPath()
+	case bulkimport.FieldTotal:
+		return m.Total()
+	case bulkimport.FieldProcessed:
+		return m.Processed()
+	case bulkimport.FieldCounts:
+		return m.Counts()
+	case bulkimport.FieldProblems:
+		return m.Problems()
+	case bulkimport.FieldProblemCount:
+		return m.ProblemCount()
+	case bulkimport.FieldError:
+		return m.Error()
+	case bulkimport.FieldFinishedAt:
+		return m.FinishedAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *BulkImportMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case bulkimport.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case bulkimport.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case bulkimport.FieldKind:
+		return m.OldKind(ctx)
+	case bulkimport.FieldStatus:
+		return m.OldStatus(ctx)
+	case bulkimport.FieldDryRun:
+		return m.OldDryRun(ctx)
+	case bulkimport.FieldFileName:
+		return m.OldFileName(ctx)
+	case bulkimport.FieldFormat:
+		return m.OldFormat(ctx)
+	case bulkimport.FieldEncoding:
+		return m.OldEncoding(ctx)
+	case bulkimport.FieldContent:
+		return m.OldContent(ctx)
+	case bulkimport.FieldMapping:
+		return m.OldMapping(ctx)
+	case bulkimport.FieldPoolID:
+		return m.OldPoolID(ctx)
+	case bulkimport.FieldActorType:
+		return m.OldActorType(ctx)
+	case bulkimport.FieldActorID:
+		return m.OldActorID(ctx)
+	case bulkimport.FieldCreatorTeamPath:
+		return m.OldCreatorTeamPath(ctx)
+	case bulkimport.FieldTotal:
+		return m.OldTotal(ctx)
+	case bulkimport.FieldProcessed:
+		return m.OldProcessed(ctx)
+	case bulkimport.FieldCounts:
+		return m.OldCounts(ctx)
+	case bulkimport.FieldProblems:
+		return m.OldProblems(ctx)
+	case bulkimport.FieldProblemCount:
+		return m.OldProblemCount(ctx)
+	case bulkimport.FieldError:
+		return m.OldError(ctx)
+	case bulkimport.FieldFinishedAt:
+		return m.OldFinishedAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown BulkImport field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *BulkImportMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case bulkimport.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case bulkimport.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case bulkimport.FieldKind:
+		v, ok := value.(bulkimport.Kind)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKind(v)
+		return nil
+	case bulkimport.FieldStatus:
+		v, ok := value.(bulkimport.Status)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStatus(v)
+		return nil
+	case bulkimport.FieldDryRun:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDryRun(v)
+		return nil
+	case bulkimport.FieldFileName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFileName(v)
+		return nil
+	case bulkimport.FieldFormat:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFormat(v)
+		return nil
+	case bulkimport.FieldEncoding:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEncoding(v)
+		return nil
+	case bulkimport.FieldContent:
+		v, ok := value.([]byte)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetContent(v)
+		return nil
+	case bulkimport.FieldMapping:
+		v, ok := value.(map[string]string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMapping(v)
+		return nil
+	case bulkimport.FieldPoolID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPoolID(v)
+		return nil
+	case bulkimport.FieldActorType:
+		v, ok := value.(bulkimport.ActorType)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetActorType(v)
+		return nil
+	case bulkimport.FieldActorID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetActorID(v)
+		return nil
+	case bulkimport.FieldCreatorTeamPath:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatorTeamPath(v)
+		return nil
+	case bulkimport.FieldTotal:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTotal(v)
+		return nil
+	case bulkimport.FieldProcessed:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetProcessed(v)
+		return nil
+	case bulkimport.FieldCounts:
+		v, ok := value.(schema.ImportCounts)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCounts(v)
+		return nil
+	case bulkimport.FieldProblems:
+		v, ok := value.([]schema.ImportProblem)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetProblems(v)
+		return nil
+	case bulkimport.FieldProblemCount:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetProblemCount(v)
+		return nil
+	case bulkimport.FieldError:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetError(v)
+		return nil
+	case bulkimport.FieldFinishedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFinishedAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown BulkImport field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *BulkImportMutation) AddedFields() []string {
+	var fields []string
+	if m.addtotal != nil {
+		fields = append(fields, bulkimport.FieldTotal)
+	}
+	if m.addprocessed != nil {
+		fields = append(fields, bulkimport.FieldProcessed)
+	}
+	if m.addproblem_count != nil {
+		fields = append(fields, bulkimport.FieldProblemCount)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *BulkImportMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case bulkimport.FieldTotal:
+		return m.AddedTotal()
+	case bulkimport.FieldProcessed:
+		return m.AddedProcessed()
+	case bulkimport.FieldProblemCount:
+		return m.AddedProblemCount()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *BulkImportMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case bulkimport.FieldTotal:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddTotal(v)
+		return nil
+	case bulkimport.FieldProcessed:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddProcessed(v)
+		return nil
+	case bulkimport.FieldProblemCount:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddProblemCount(v)
+		return nil
+	}
+	return fmt.Errorf("unknown BulkImport numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *BulkImportMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(bulkimport.FieldPoolID) {
+		fields = append(fields, bulkimport.FieldPoolID)
+	}
+	if m.FieldCleared(bulkimport.FieldFinishedAt) {
+		fields = append(fields, bulkimport.FieldFinishedAt)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *BulkImportMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *BulkImportMutation) ClearField(name string) error {
+	switch name {
+	case bulkimport.FieldPoolID:
+		m.ClearPoolID()
+		return nil
+	case bulkimport.FieldFinishedAt:
+		m.ClearFinishedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown BulkImport nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *BulkImportMutation) ResetField(name string) error {
+	switch name {
+	case bulkimport.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case bulkimport.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case bulkimport.FieldKind:
+		m.ResetKind()
+		return nil
+	case bulkimport.FieldStatus:
+		m.ResetStatus()
+		return nil
+	case bulkimport.FieldDryRun:
+		m.ResetDryRun()
+		return nil
+	case bulkimport.FieldFileName:
+		m.ResetFileName()
+		return nil
+	case bulkimport.FieldFormat:
+		m.ResetFormat()
+		return nil
+	case bulkimport.FieldEncoding:
+		m.ResetEncoding()
+		return nil
+	case bulkimport.FieldContent:
+		m.ResetContent()
+		return nil
+	case bulkimport.FieldMapping:
+		m.ResetMapping()
+		return nil
+	case bulkimport.FieldPoolID:
+		m.ResetPoolID()
+		return nil
+	case bulkimport.FieldActorType:
+		m.ResetActorType()
+		return nil
+	case bulkimport.FieldActorID:
+		m.ResetActorID()
+		return nil
+	case bulkimport.FieldCreatorTeamPath:
+		m.ResetCreatorTeamPath()
+		return nil
+	case bulkimport.FieldTotal:
+		m.ResetTotal()
+		return nil
+	case bulkimport.FieldProcessed:
+		m.ResetProcessed()
+		return nil
+	case bulkimport.FieldCounts:
+		m.ResetCounts()
+		return nil
+	case bulkimport.FieldProblems:
+		m.ResetProblems()
+		return nil
+	case bulkimport.FieldProblemCount:
+		m.ResetProblemCount()
+		return nil
+	case bulkimport.FieldError:
+		m.ResetError()
+		return nil
+	case bulkimport.FieldFinishedAt:
+		m.ResetFinishedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown BulkImport field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *BulkImportMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *BulkImportMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *BulkImportMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *BulkImportMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *BulkImportMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *BulkImportMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *BulkImportMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown BulkImport unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *BulkImportMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown BulkImport edge %s", name)
 }
 
 // ClaimRequestMutation represents an operation that mutates the ClaimRequest nodes in the graph.

@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/shoalcrm/shoal/ent/apikey"
 	"github.com/shoalcrm/shoal/ent/auditevent"
+	"github.com/shoalcrm/shoal/ent/bulkimport"
 	"github.com/shoalcrm/shoal/ent/claimrequest"
 	"github.com/shoalcrm/shoal/ent/claimtally"
 	"github.com/shoalcrm/shoal/ent/contact"
@@ -118,6 +119,73 @@ func init() {
 	auditeventDescID := auditeventMixinFields0[0].Descriptor()
 	// auditevent.DefaultID holds the default value on creation for the id field.
 	auditevent.DefaultID = auditeventDescID.Default.(func() uuid.UUID)
+	bulkimportMixin := schema.BulkImport{}.Mixin()
+	bulkimportMixinFields0 := bulkimportMixin[0].Fields()
+	_ = bulkimportMixinFields0
+	bulkimportMixinFields1 := bulkimportMixin[1].Fields()
+	_ = bulkimportMixinFields1
+	bulkimportFields := schema.BulkImport{}.Fields()
+	_ = bulkimportFields
+	// bulkimportDescCreatedAt is the schema descriptor for created_at field.
+	bulkimportDescCreatedAt := bulkimportMixinFields1[0].Descriptor()
+	// bulkimport.DefaultCreatedAt holds the default value on creation for the created_at field.
+	bulkimport.DefaultCreatedAt = bulkimportDescCreatedAt.Default.(func() time.Time)
+	// bulkimportDescUpdatedAt is the schema descriptor for updated_at field.
+	bulkimportDescUpdatedAt := bulkimportMixinFields1[1].Descriptor()
+	// bulkimport.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	bulkimport.DefaultUpdatedAt = bulkimportDescUpdatedAt.Default.(func() time.Time)
+	// bulkimport.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	bulkimport.UpdateDefaultUpdatedAt = bulkimportDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// bulkimportDescDryRun is the schema descriptor for dry_run field.
+	bulkimportDescDryRun := bulkimportFields[2].Descriptor()
+	// bulkimport.DefaultDryRun holds the default value on creation for the dry_run field.
+	bulkimport.DefaultDryRun = bulkimportDescDryRun.Default.(bool)
+	// bulkimportDescFileName is the schema descriptor for file_name field.
+	bulkimportDescFileName := bulkimportFields[3].Descriptor()
+	// bulkimport.DefaultFileName holds the default value on creation for the file_name field.
+	bulkimport.DefaultFileName = bulkimportDescFileName.Default.(string)
+	// bulkimport.FileNameValidator is a validator for the "file_name" field. It is called by the builders before save.
+	bulkimport.FileNameValidator = bulkimportDescFileName.Validators[0].(func(string) error)
+	// bulkimportDescEncoding is the schema descriptor for encoding field.
+	bulkimportDescEncoding := bulkimportFields[5].Descriptor()
+	// bulkimport.DefaultEncoding holds the default value on creation for the encoding field.
+	bulkimport.DefaultEncoding = bulkimportDescEncoding.Default.(string)
+	// bulkimportDescMapping is the schema descriptor for mapping field.
+	bulkimportDescMapping := bulkimportFields[7].Descriptor()
+	// bulkimport.DefaultMapping holds the default value on creation for the mapping field.
+	bulkimport.DefaultMapping = bulkimportDescMapping.Default.(map[string]string)
+	// bulkimportDescCreatorTeamPath is the schema descriptor for creator_team_path field.
+	bulkimportDescCreatorTeamPath := bulkimportFields[11].Descriptor()
+	// bulkimport.DefaultCreatorTeamPath holds the default value on creation for the creator_team_path field.
+	bulkimport.DefaultCreatorTeamPath = bulkimportDescCreatorTeamPath.Default.(string)
+	// bulkimportDescTotal is the schema descriptor for total field.
+	bulkimportDescTotal := bulkimportFields[12].Descriptor()
+	// bulkimport.DefaultTotal holds the default value on creation for the total field.
+	bulkimport.DefaultTotal = bulkimportDescTotal.Default.(int)
+	// bulkimportDescProcessed is the schema descriptor for processed field.
+	bulkimportDescProcessed := bulkimportFields[13].Descriptor()
+	// bulkimport.DefaultProcessed holds the default value on creation for the processed field.
+	bulkimport.DefaultProcessed = bulkimportDescProcessed.Default.(int)
+	// bulkimportDescCounts is the schema descriptor for counts field.
+	bulkimportDescCounts := bulkimportFields[14].Descriptor()
+	// bulkimport.DefaultCounts holds the default value on creation for the counts field.
+	bulkimport.DefaultCounts = bulkimportDescCounts.Default.(schema.ImportCounts)
+	// bulkimportDescProblems is the schema descriptor for problems field.
+	bulkimportDescProblems := bulkimportFields[15].Descriptor()
+	// bulkimport.DefaultProblems holds the default value on creation for the problems field.
+	bulkimport.DefaultProblems = bulkimportDescProblems.Default.([]schema.ImportProblem)
+	// bulkimportDescProblemCount is the schema descriptor for problem_count field.
+	bulkimportDescProblemCount := bulkimportFields[16].Descriptor()
+	// bulkimport.DefaultProblemCount holds the default value on creation for the problem_count field.
+	bulkimport.DefaultProblemCount = bulkimportDescProblemCount.Default.(int)
+	// bulkimportDescError is the schema descriptor for error field.
+	bulkimportDescError := bulkimportFields[17].Descriptor()
+	// bulkimport.DefaultError holds the default value on creation for the error field.
+	bulkimport.DefaultError = bulkimportDescError.Default.(string)
+	// bulkimportDescID is the schema descriptor for id field.
+	bulkimportDescID := bulkimportMixinFields0[0].Descriptor()
+	// bulkimport.DefaultID holds the default value on creation for the id field.
+	bulkimport.DefaultID = bulkimportDescID.Default.(func() uuid.UUID)
 	claimrequestMixin := schema.ClaimRequest{}.Mixin()
 	claimrequestMixinFields0 := claimrequestMixin[0].Fields()
 	_ = claimrequestMixinFields0

@@ -18,6 +18,8 @@ type Tx struct {
 	APIKey *APIKeyClient
 	// AuditEvent is the client for interacting with the AuditEvent builders.
 	AuditEvent *AuditEventClient
+	// BulkImport is the client for interacting with the BulkImport builders.
+	BulkImport *BulkImportClient
 	// ClaimRequest is the client for interacting with the ClaimRequest builders.
 	ClaimRequest *ClaimRequestClient
 	// ClaimTally is the client for interacting with the ClaimTally builders.
@@ -193,6 +195,7 @@ func (tx *Tx) Client() *Client {
 func (tx *Tx) init() {
 	tx.APIKey = NewAPIKeyClient(tx.config)
 	tx.AuditEvent = NewAuditEventClient(tx.config)
+	tx.BulkImport = NewBulkImportClient(tx.config)
 	tx.ClaimRequest = NewClaimRequestClient(tx.config)
 	tx.ClaimTally = NewClaimTallyClient(tx.config)
 	tx.Contact = NewContactClient(tx.config)

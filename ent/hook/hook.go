@@ -33,6 +33,18 @@ func (f AuditEventFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, 
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.AuditEventMutation", m)
 }
 
+// The BulkImportFunc type is an adapter to allow the use of ordinary
+// function as BulkImport mutator.
+type BulkImportFunc func(context.Context, *ent.BulkImportMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f BulkImportFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.BulkImportMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.BulkImportMutation", m)
+}
+
 // The ClaimRequestFunc type is an adapter to allow the use of ordinary
 // function as ClaimRequest mutator.
 type ClaimRequestFunc func(context.Context, *ent.ClaimRequestMutation) (ent.Value, error)

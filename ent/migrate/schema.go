@@ -80,6 +80,49 @@ var (
 			},
 		},
 	}
+	// BulkImportsColumns holds the columns for the "bulk_imports" table.
+	BulkImportsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "kind", Type: field.TypeEnum, Enums: []string{"lead", "customer"}},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"queued", "running", "succeeded", "failed"}, Default: "queued"},
+		{Name: "dry_run", Type: field.TypeBool, Default: false},
+		{Name: "file_name", Type: field.TypeString, Size: 255, Default: ""},
+		{Name: "format", Type: field.TypeString},
+		{Name: "encoding", Type: field.TypeString, Default: ""},
+		{Name: "content", Type: field.TypeBytes},
+		{Name: "mapping", Type: field.TypeJSON},
+		{Name: "pool_id", Type: field.TypeUUID, Nullable: true},
+		{Name: "actor_type", Type: field.TypeEnum, Enums: []string{"user", "api_key"}},
+		{Name: "actor_id", Type: field.TypeUUID},
+		{Name: "creator_team_path", Type: field.TypeString, Default: ""},
+		{Name: "total", Type: field.TypeInt, Default: 0},
+		{Name: "processed", Type: field.TypeInt, Default: 0},
+		{Name: "counts", Type: field.TypeJSON},
+		{Name: "problems", Type: field.TypeJSON},
+		{Name: "problem_count", Type: field.TypeInt, Default: 0},
+		{Name: "error", Type: field.TypeString, Default: ""},
+		{Name: "finished_at", Type: field.TypeTime, Nullable: true},
+	}
+	// BulkImportsTable holds the schema information for the "bulk_imports" table.
+	BulkImportsTable = &schema.Table{
+		Name:       "bulk_imports",
+		Columns:    BulkImportsColumns,
+		PrimaryKey: []*schema.Column{BulkImportsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "bulkimport_actor_id_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{BulkImportsColumns[13], BulkImportsColumns[1]},
+			},
+			{
+				Name:    "bulkimport_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{BulkImportsColumns[1]},
+			},
+		},
+	}
 	// ClaimRequestsColumns holds the columns for the "claim_requests" table.
 	ClaimRequestsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
@@ -786,6 +829,7 @@ var (
 	Tables = []*schema.Table{
 		APIKeysTable,
 		AuditEventsTable,
+		BulkImportsTable,
 		ClaimRequestsTable,
 		ClaimTalliesTable,
 		ContactsTable,

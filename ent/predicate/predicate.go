@@ -12,6 +12,9 @@ type APIKey func(*sql.Selector)
 // AuditEvent is the predicate function for auditevent builders.
 type AuditEvent func(*sql.Selector)
 
+// BulkImport is the predicate function for bulkimport builders.
+type BulkImport func(*sql.Selector)
+
 // ClaimRequest is the predicate function for claimrequest builders.
 type ClaimRequest func(*sql.Selector)
 

@@ -16,6 +16,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/clock"
 	"github.com/shoalcrm/shoal/internal/handover"
 	"github.com/shoalcrm/shoal/internal/httpapi"
+	"github.com/shoalcrm/shoal/internal/imports"
 	"github.com/shoalcrm/shoal/internal/jobs"
 	"github.com/shoalcrm/shoal/internal/merge"
 	"github.com/shoalcrm/shoal/internal/org"
@@ -67,6 +68,8 @@ type App struct {
 	Tags    *tags.Service
 	// Handover runs leaver handovers (离职交接).
 	Handover *handover.Service
+	// Imports runs bulk imports (导入).
+	Imports *imports.Service
 	// Merge merges duplicate records (合并).
 	Merge *merge.Service
 	HTTP  *httpapi.Server
@@ -120,12 +123,16 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		jcfg.Logger = cfg.Logger
 	}
 	jcfg.Handover = handovers
+	recs := records.NewService(st, pools)
+	imps := imports.NewService(st, recs, pools, clk)
+	jcfg.Imports = imps
 	queue, err := jobs.New(ctx, st, pools, jcfg)
 	if err != nil {
 		return nil, err
 	}
 	pools.SetRejudgeQueue(queue)
 	handovers.SetQueue(queue)
+	imps.SetQueue(queue)
 	directory := org.NewService(st)
 	directory.SetLeaver(handovers)
 	a := &App{
@@ -134,11 +141,12 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		Org:     directory,
 		Audit:   audit.New(st),
 		Pools:   pools,
-		Records: records.NewService(st, pools),
+		Records: recs,
 		Tags:    tags.NewService(st, clk),
 		Jobs:    queue,
 
 		Handover: handovers,
+		Imports:  imps,
 	}
 	a.Merge = merge.NewService(st, pools, a.Records, clk)
 	a.HTTP, err = httpapi.New(httpapi.Config{
@@ -155,6 +163,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		PoolEngine:  a.Pools,
 		Tags:        a.Tags,
 		Handover:    a.Handover,
+		Imports:     a.Imports,
 		Merge:       a.Merge,
 		TestClock:   testClock,
 

@@ -90,6 +90,9 @@ const (
 
 	HandoverCreated  Type = "handover.created"
 	HandoverFinished Type = "handover.finished"
+
+	ImportCreated  Type = "import.created"
+	ImportFinished Type = "import.finished"
 )
 
 // Subject kinds.
@@ -106,6 +109,7 @@ const (
 	KindAPIKey       = "api_key"
 	KindTag          = "tag"
 	KindHandover     = "handover"
+	KindImport       = "import"
 )
 
 // Actor is who made a change: a user, an API key, or the system (the sweep,
@@ -270,6 +274,21 @@ type Handover struct {
 	Overflow map[string]int `json:"overflow,omitempty"`
 }
 
+// Import is the payload of import events: a bulk import of a file of
+// leads or customers and (import.finished) how it ended and what it did.
+// Each row created has its own <kind>.created event besides.
+type Import struct {
+	Kind   string `json:"kind"`
+	DryRun bool   `json:"dryRun"`
+	Status string `json:"status"`
+	Total  int    `json:"total"`
+	// Created, Invalid and Duplicates count the rows (import.finished
+	// only; in a dry run what would have been created).
+	Created    *int `json:"created,omitempty"`
+	Invalid    *int `json:"invalid,omitempty"`
+	Duplicates *int `json:"duplicates,omitempty"`
+}
+
 // None is the payload of events that carry nothing beyond subject, actor
 // and time.
 type None struct{}
@@ -346,6 +365,9 @@ var catalog = map[Type]Spec{
 
 	HandoverCreated:  spec[Handover](KindHandover),
 	HandoverFinished: spec[Handover](KindHandover),
+
+	ImportCreated:  spec[Import](KindImport),
+	ImportFinished: spec[Import](KindImport),
 }
 
 // Types returns every event type, sorted.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/ent/domainevent"
+	"github.com/shoalcrm/shoal/ent/lead"
 	"github.com/shoalcrm/shoal/internal/apitest"
 	"github.com/shoalcrm/shoal/internal/events"
 	"github.com/shoalcrm/shoal/internal/httpapi"
@@ -492,6 +493,21 @@ func evCases() []evCase {
 			w.env.WorkJobs()
 			h := evID(t, res)
 			return []evWant{{events.HandoverCreated, h}, {events.LeadHandedOver, ld}, {events.CustomerHandedOver, cu}, {events.HandoverFinished, h}}
+		}
+	})
+	add("createImport", "", func(t *testing.T, w *evWorld) func() []evWant {
+		w.env.WorkJobs() // what earlier cases queued is not this case's
+		email := w.env.Unique("evimport") + "@example.com"
+		return func() []evWant {
+			res := imPost(t, w.sup.Client, "ev.csv", []byte("姓名,邮箱\n导入线索,"+email+"\n"), map[string]string{"kind": "lead"}).
+				Expect(http.StatusAccepted)
+			w.env.WorkJobs()
+			imp := evID(t, res)
+			l, err := w.env.App.Store.Client.Lead.Query().Where(lead.Email(email)).Only(context.Background())
+			if err != nil {
+				t.Fatalf("imported lead: %v", err)
+			}
+			return []evWant{{events.ImportCreated, imp}, {events.LeadCreated, l.ID.String()}, {events.ImportFinished, imp}}
 		}
 	})
 	return cases

@@ -26,6 +26,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/clock"
 	"github.com/shoalcrm/shoal/internal/convert"
 	"github.com/shoalcrm/shoal/internal/handover"
+	"github.com/shoalcrm/shoal/internal/imports"
 	"github.com/shoalcrm/shoal/internal/merge"
 	"github.com/shoalcrm/shoal/internal/org"
 	"github.com/shoalcrm/shoal/internal/page"
@@ -47,6 +48,7 @@ type Config struct {
 	PoolEngine *pool.Service
 	Tags       *tags.Service
 	Handover   *handover.Service
+	Imports    *imports.Service
 	Merge      *merge.Service
 	// TestClock, when set, is what advanceTestClock moves; nil answers 404.
 	TestClock   *clock.Adjustable
@@ -86,6 +88,7 @@ type Server struct {
 	convert   *convert.Service
 	tags      *tags.Service
 	handover  *handover.Service
+	imports   *imports.Service
 	merge     *merge.Service
 	testClock *clock.Adjustable
 
@@ -121,6 +124,7 @@ func New(cfg Config) (*Server, error) {
 		records:   cfg.Records,
 		tags:      cfg.Tags,
 		handover:  cfg.Handover,
+		imports:   cfg.Imports,
 		merge:     cfg.Merge,
 		pools:     cfg.PoolEngine,
 		convert:   convert.New(cfg.Store, cfg.PoolEngine, cfg.Records),
@@ -154,7 +158,11 @@ func (s *Server) router(cfg Config) *echo.Echo {
 	e.Use(s.recoverPanics)
 	e.Use(s.requestID)
 	e.Use(s.accessLog)
-	e.Use(middleware.BodyLimit(limit))
+	// createImport takes a file of up to 20 MB: its own, larger limit
+	// (importBodyLimit) replaces the general one.
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: limit, Skipper: isImportUpload}))
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: importBodyLimit,
+		Skipper: func(c echo.Context) bool { return !isImportUpload(c) }}))
 	if len(cfg.CORSOrigins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins:  cfg.CORSOrigins,

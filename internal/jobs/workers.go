@@ -19,6 +19,7 @@ func register(w *river.Workers, st *store.Store, pools *pool.Service, cfg Config
 	river.AddWorker(w, &sweepWorker{pools: pools, onRun: cfg.OnSweep, log: cfg.Logger})
 	river.AddWorker(w, &rejudgeWorker{st: st, pools: pools})
 	river.AddWorker(w, &handoverWorker{runs: cfg.Handover})
+	river.AddWorker(w, &importWorker{imports: cfg.Imports})
 }
 
 // periodic are the jobs the leader enqueues on a schedule.

@@ -188,19 +188,10 @@ func (k *ownedKind[R, In]) create(ctx context.Context, s *Service, p *auth.Princ
 			return nil, err
 		}
 	}
-	keys := k.keyedIn(in).keys()
 	id := uuid.Must(uuid.NewV7())
 	var place string
 	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
-		how, err := s.pools.PlaceNew(ctx, tx, p, k.kind, id, poolID, func(poolID uuid.UUID, owner *uuid.UUID, now time.Time) error {
-			if err := s.claimKeys(ctx, tx, p, string(k.kind), id, nil, keys); err != nil {
-				return err
-			}
-			if err := k.insert(ctx, tx, id, in, func(m placedMutation) { placeRow(m, id, poolID, owner, now) }); err != nil {
-				return fmt.Errorf("create %s: %w", k.kind, err)
-			}
-			return search.Reindex(ctx, tx, k.kind, id)
-		})
+		how, err := k.createIn(ctx, s, tx, p, id, in, poolID)
 		place = how
 		return err
 	})
@@ -213,6 +204,22 @@ func (k *ownedKind[R, In]) create(ctx context.Context, s *Service, p *auth.Princ
 	}
 	v.Placement = place
 	return v, nil
+}
+
+// createIn creates the record in tx (create's rule set, without its
+// validation and transaction): placed by the pool engine, its duplicate
+// keys claimed, indexed for search. It returns the placement.
+func (k *ownedKind[R, In]) createIn(ctx context.Context, s *Service, tx *ent.Tx, p *auth.Principal, id uuid.UUID, in In, poolID *uuid.UUID) (string, error) {
+	keys := k.keyedIn(in).keys()
+	return s.pools.PlaceNew(ctx, tx, p, k.kind, id, poolID, func(poolID uuid.UUID, owner *uuid.UUID, now time.Time) error {
+		if err := s.claimKeys(ctx, tx, p, string(k.kind), id, nil, keys); err != nil {
+			return err
+		}
+		if err := k.insert(ctx, tx, id, in, func(m placedMutation) { placeRow(m, id, poolID, owner, now) }); err != nil {
+			return fmt.Errorf("create %s: %w", k.kind, err)
+		}
+		return search.Reindex(ctx, tx, k.kind, id)
+	})
 }
 
 // get loads a row p may see; NotFound otherwise.
