@@ -1292,6 +1292,16 @@ type DuplicateProblem struct {
 // Email defines model for Email.
 type Email = openapi_types.Email
 
+// ExportFile An export of a list: every record the list's filters and the caller's scope match
+// (not one page: `limit`, `cursor` and `includeTotal` do not apply), in the list's
+// order, one row per record after a header row, with the fields masked as the JSON
+// list shows them to the caller. Headers are in Chinese when `Accept-Language`
+// prefers Chinese. Times are RFC 3339 in UTC as in JSON, money an exact decimal
+// string, tags joined with `; `, absent values empty. The body is streamed; a failure
+// after the first byte ends the connection without the file's end (an XLSX that does
+// not open, a CSV without its last line). See docs/export.md.
+type ExportFile = openapi_types.File
+
 // FieldError defines model for FieldError.
 type FieldError struct {
 	Code string `json:"code"`
@@ -2348,6 +2358,9 @@ type CreatedTo = time.Time
 // Cursor defines model for Cursor.
 type Cursor = string
 
+// ExportBom defines model for ExportBom.
+type ExportBom = bool
+
 // IdPath An opaque resource id.
 type IdPath = Id
 
@@ -2416,6 +2429,9 @@ type Forbidden = Problem
 
 // MergedInto defines model for MergedInto.
 type MergedInto = MergedIntoProblem
+
+// NotAcceptable RFC 9457 problem details with a stable machine code.
+type NotAcceptable = Problem
 
 // NotFound RFC 9457 problem details with a stable machine code.
 type NotFound = Problem
@@ -2559,6 +2575,13 @@ type ListCustomersParams struct {
 
 	// IncludeTotal Also count all matching records (costs a COUNT).
 	IncludeTotal *IncludeTotal `form:"includeTotal,omitempty" json:"includeTotal,omitempty"`
+
+	// Bom CSV export only (ignored otherwise): start the file with a UTF-8 byte order mark, so
+	// that Excel reads Chinese text right, and make every cell that a spreadsheet would
+	// take for a formula (one starting with `=`, `+`, `-`, `@`, tab or carriage return)
+	// text, by prefixing an apostrophe. Without it the CSV holds the values exactly as the
+	// JSON list shows them.
+	Bom *ExportBom `form:"bom,omitempty" json:"bom,omitempty"`
 }
 
 // ListCustomersParamsSort defines parameters for ListCustomers.
@@ -2583,6 +2606,13 @@ type ListContactsParams struct {
 
 	// Cursor Opaque cursor from a previous page's `nextCursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Bom CSV export only (ignored otherwise): start the file with a UTF-8 byte order mark, so
+	// that Excel reads Chinese text right, and make every cell that a spreadsheet would
+	// take for a formula (one starting with `=`, `+`, `-`, `@`, tab or carriage return)
+	// text, by prefixing an apostrophe. Without it the CSV holds the values exactly as the
+	// JSON list shows them.
+	Bom *ExportBom `form:"bom,omitempty" json:"bom,omitempty"`
 }
 
 // UpdateCustomerDealStatusParams defines parameters for UpdateCustomerDealStatus.
@@ -2634,6 +2664,13 @@ type ListFollowUpsParams struct {
 
 	// To Only follow-ups that occurred before this time.
 	To *time.Time `form:"to,omitempty" json:"to,omitempty"`
+
+	// Bom CSV export only (ignored otherwise): start the file with a UTF-8 byte order mark, so
+	// that Excel reads Chinese text right, and make every cell that a spreadsheet would
+	// take for a formula (one starting with `=`, `+`, `-`, `@`, tab or carriage return)
+	// text, by prefixing an apostrophe. Without it the CSV holds the values exactly as the
+	// JSON list shows them.
+	Bom *ExportBom `form:"bom,omitempty" json:"bom,omitempty"`
 }
 
 // ListLeadsParams defines parameters for ListLeads.
@@ -2685,6 +2722,13 @@ type ListLeadsParams struct {
 
 	// IncludeTotal Also count all matching records (costs a COUNT).
 	IncludeTotal *IncludeTotal `form:"includeTotal,omitempty" json:"includeTotal,omitempty"`
+
+	// Bom CSV export only (ignored otherwise): start the file with a UTF-8 byte order mark, so
+	// that Excel reads Chinese text right, and make every cell that a spreadsheet would
+	// take for a formula (one starting with `=`, `+`, `-`, `@`, tab or carriage return)
+	// text, by prefixing an apostrophe. Without it the CSV holds the values exactly as the
+	// JSON list shows them.
+	Bom *ExportBom `form:"bom,omitempty" json:"bom,omitempty"`
 }
 
 // ListLeadsParamsSort defines parameters for ListLeads.
@@ -3679,6 +3723,13 @@ func (w *ServerInterfaceWrapper) ListCustomers(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter includeTotal: %s", err))
 	}
 
+	// ------------- Optional query parameter "bom" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "bom", ctx.QueryParams(), &params.Bom, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter bom: %s", err))
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.ListCustomers(ctx, params)
 	return err
@@ -3840,6 +3891,13 @@ func (w *ServerInterfaceWrapper) ListContacts(ctx echo.Context) error {
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "bom" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "bom", ctx.QueryParams(), &params.Bom, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter bom: %s", err))
 	}
 
 	// Invoke the callback with all the unmarshaled arguments
@@ -4114,6 +4172,13 @@ func (w *ServerInterfaceWrapper) ListFollowUps(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
 	}
 
+	// ------------- Optional query parameter "bom" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "bom", ctx.QueryParams(), &params.Bom, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter bom: %s", err))
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.ListFollowUps(ctx, params)
 	return err
@@ -4260,6 +4325,13 @@ func (w *ServerInterfaceWrapper) ListLeads(ctx echo.Context) error {
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "includeTotal", ctx.QueryParams(), &params.IncludeTotal, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter includeTotal: %s", err))
+	}
+
+	// ------------- Optional query parameter "bom" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "bom", ctx.QueryParams(), &params.Bom, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter bom: %s", err))
 	}
 
 	// Invoke the callback with all the unmarshaled arguments
@@ -5312,6 +5384,16 @@ type MergedIntoApplicationProblemPlusJSONResponse struct {
 	Body MergedIntoProblem
 
 	Headers MergedIntoResponseHeaders
+}
+
+type NotAcceptableResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+type NotAcceptableApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers NotAcceptableResponseHeaders
 }
 
 type NotFoundResponseHeaders struct {
@@ -8051,8 +8133,9 @@ type ListCustomersResponseObject interface {
 }
 
 type ListCustomers200ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	ContentDisposition *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type ListCustomers200JSONResponse struct {
@@ -8067,6 +8150,9 @@ func (response ListCustomers200JSONResponse) VisitListCustomersResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -8075,6 +8161,66 @@ func (response ListCustomers200JSONResponse) VisitListCustomersResponse(w http.R
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomers200ApplicationvndOpenxmlformatsOfficedocumentSpreadsheetmlSheetResponse struct {
+	Body          io.Reader
+	Headers       ListCustomers200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ListCustomers200ApplicationvndOpenxmlformatsOfficedocumentSpreadsheetmlSheetResponse) VisitListCustomersResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ListCustomers200TextcsvResponse struct {
+	Body          io.Reader
+	Headers       ListCustomers200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ListCustomers200TextcsvResponse) VisitListCustomersResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/csv")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
 	return err
 }
 
@@ -8149,6 +8295,28 @@ func (response ListCustomers403ApplicationProblemPlusJSONResponse) VisitListCust
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomers406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response ListCustomers406ApplicationProblemPlusJSONResponse) VisitListCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(406)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -9820,8 +9988,9 @@ type ListContactsResponseObject interface {
 }
 
 type ListContacts200ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	ContentDisposition *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type ListContacts200JSONResponse struct {
@@ -9836,6 +10005,9 @@ func (response ListContacts200JSONResponse) VisitListContactsResponse(w http.Res
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -9844,6 +10016,66 @@ func (response ListContacts200JSONResponse) VisitListContactsResponse(w http.Res
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListContacts200ApplicationvndOpenxmlformatsOfficedocumentSpreadsheetmlSheetResponse struct {
+	Body          io.Reader
+	Headers       ListContacts200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ListContacts200ApplicationvndOpenxmlformatsOfficedocumentSpreadsheetmlSheetResponse) VisitListContactsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ListContacts200TextcsvResponse struct {
+	Body          io.Reader
+	Headers       ListContacts200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ListContacts200TextcsvResponse) VisitListContactsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/csv")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
 	return err
 }
 
@@ -9940,6 +10172,28 @@ func (response ListContacts404ApplicationProblemPlusJSONResponse) VisitListConta
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListContacts406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response ListContacts406ApplicationProblemPlusJSONResponse) VisitListContactsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(406)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -12256,8 +12510,9 @@ type ListFollowUpsResponseObject interface {
 }
 
 type ListFollowUps200ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	ContentDisposition *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type ListFollowUps200JSONResponse struct {
@@ -12272,6 +12527,9 @@ func (response ListFollowUps200JSONResponse) VisitListFollowUpsResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -12280,6 +12538,66 @@ func (response ListFollowUps200JSONResponse) VisitListFollowUpsResponse(w http.R
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowUps200ApplicationvndOpenxmlformatsOfficedocumentSpreadsheetmlSheetResponse struct {
+	Body          io.Reader
+	Headers       ListFollowUps200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ListFollowUps200ApplicationvndOpenxmlformatsOfficedocumentSpreadsheetmlSheetResponse) VisitListFollowUpsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ListFollowUps200TextcsvResponse struct {
+	Body          io.Reader
+	Headers       ListFollowUps200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ListFollowUps200TextcsvResponse) VisitListFollowUpsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/csv")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
 	return err
 }
 
@@ -12382,6 +12700,28 @@ func (response ListFollowUps404ApplicationProblemPlusJSONResponse) VisitListFoll
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowUps406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response ListFollowUps406ApplicationProblemPlusJSONResponse) VisitListFollowUpsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(406)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -12875,8 +13215,9 @@ type ListLeadsResponseObject interface {
 }
 
 type ListLeads200ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	ContentDisposition *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type ListLeads200JSONResponse struct {
@@ -12891,6 +13232,9 @@ func (response ListLeads200JSONResponse) VisitListLeadsResponse(w http.ResponseW
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -12899,6 +13243,66 @@ func (response ListLeads200JSONResponse) VisitListLeadsResponse(w http.ResponseW
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListLeads200ApplicationvndOpenxmlformatsOfficedocumentSpreadsheetmlSheetResponse struct {
+	Body          io.Reader
+	Headers       ListLeads200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ListLeads200ApplicationvndOpenxmlformatsOfficedocumentSpreadsheetmlSheetResponse) VisitListLeadsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ListLeads200TextcsvResponse struct {
+	Body          io.Reader
+	Headers       ListLeads200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ListLeads200TextcsvResponse) VisitListLeadsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/csv")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
 	return err
 }
 
@@ -12973,6 +13377,28 @@ func (response ListLeads403ApplicationProblemPlusJSONResponse) VisitListLeadsRes
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListLeads406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response ListLeads406ApplicationProblemPlusJSONResponse) VisitListLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(406)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -25186,606 +25612,622 @@ func (sh *strictHandler) HandoverUser(ctx echo.Context, id IdPath) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P19k+NIehiIf5U05YiuGhFsAAQJoio27J6e7t2e7Znu7RePtFPjYgJIkNgCMzlIoKo54/7F6hcnaWXJ",
-	"lmzZp1NIZzs27mz/sdb54izv3q5kfxfFTs/uX/oKF/lk4pUgCbJY3T0zjJiI6SLy9cnM5/3l847HZnNG",
-	"CU145+TzDnmBZ/OIwL9xFBPsL87ZFSW++IGnsxmOF52TzrMpQTHxWOwj1QpNMUeYItE47nW6nUscpUT0",
-	"8phPOie10bodnyQ4jNqNxROcpLxzYulOt5OESSQGvMtoEIVe0ul2ksVc/DJNkjk/uX2bTxmOej65vD2P",
-	"mRuRGb9dnf3ly24Hz8PzC7I4pyw5d1lKazt8RKOFWMOdxw/QBVkgaIIShpJ8ubc4mjMWoRleIMx5OKGI",
-	"xSiJMeUBiVGYNIJhadoSKPY1aQGvfgGv+yx2Q98ntB3AltYpgOZi/zwmn6aEJ00XAj6gkKMZjgIWz4jf",
-	"BILyIEv3oHmIYkN6saF3sY+e5ONs3lJ5XrEZD8/PyQuPEL9+vX+bpWiKL8V6sDclPlqwNEYeniMWqHPg",
-	"4p/JNOToIqSN26wMX9rnToNf/wVUlgPbj3A4O/cYi3x2RZcBEJMkjSnxxf2KGE/kgtRLjYlHaAK31Ye7",
-	"SFmCYEQUJghPcEjRgjS+gNq8Ncjsa9Y9AKy6TgEyH4fR4jwKZ2Fyrk5vw8VJmI8Xt7haJPREgXiwYlfi",
-	"ITdBqGmadReo1STXB0jTsiRUEuxiTs5Tii9xGGE3IsvYIWsl3nap4ak48XiBIpw0043G0Wtoo+3YGQwG",
-	"Zbz4lMSXoUfQ88r4bcDRsDCARzqPQg8nNSDcyW7xVZhMAaNzPCOI4hnpovmUUSLuPJnhMMoJIXkR8oQ3",
-	"giWfpASL602xhxuSL0rAAeY5T/AFoXVIpJzE2SJD3nrT5REr22453vV3WF6B2GOQE9UlPJDhpzmJBSGT",
-	"K2NzEuMkZLRpe0GJQlde++ah9kDxi9lhYzEhn5HzkJ7PcROxl9/RLOUJItRHIYX7FqRJGpPGzVUHrL3g",
-	"jcNd/+hqCyhtMmHsPGJ0snKXVyyNfBRhniDRjgjUiuUKgRnDUcSu+Jpd5zM0b7v9+HsDQ74iCQf2GaEb",
-	"CRuLfIQFZ0YXSHbJ+RXMBRsjLmozFBrGr1O01qPvAwYN6xGACClPgyD0QkKTc+6x+RIhC3nOnUfYu+AS",
-	"y4qW8K/8USJKiM/RESfqMz9ugkzDhJUrcs3p9oAWGlYoIZWQmOKohtkpSil5MSdeQnxE4pjFiHleGsfE",
-	"PxU8mpDsXEIoithk0iwe5COXMfwO4xbEviQzPFCDI0H1SYzuiaFawkEtS+7+Ekehf+7FxCc0CXHEq4C4",
-	"BxSIxWiOOb8SJDnk6CpmdNK85eXhSrtfP1hxxkaxz+cUp8mUxeFn8NLabG95CZWdpjFn8TKGlL+LBQkC",
-	"JTgMIE5cgjfkPF11ypVxa3ix7ah7kQtrSynvOiZBTPj0PGFLTIwUV+Ezgs9itaofcFkv5mG8fu/V0ZdE",
-	"4VZj7/f0qysSkBBE6Rz7s5A2YEJFt4gQRihD2EvCS4KgddO+S2PVkdyGka6P8ktzw7bYJKTnyTRmSRIt",
-	"abcYU2QIhxHxETRGOEnIbJ7wjRJLfezyXrcbOd+2Wdq2GOMDMYa647zd/muLEkCYkXhCzj1GL0mc1IFw",
-	"B+UfxLn4yMNUPEaXIOjXeLPrI1aY9OXxxGCUhMmUxGpQRFmMeBpfwvHLH0/l/4DgeSlP2IzE4jnwhOA9",
-	"KUfq686h45+HNGErlZ9XgmGRCxftEKZMbOYUAR2GbbD4wWpQqeHrr2HT6CmX0MhmAAnPR+6iNmcFMMWn",
-	"zklHNxwd9z1Ts7FlaLZnEc3Bg4HWD3R36Bm+Saygcx1gqp0JQFKWnAfLGlYJRs7S2CPIZ0TiehDWBI5b",
-	"lOQeAc1mdWox9hL63HLkAlZWse8PWYLuq+E3b7xYTL5tYDRXXh9F32SrlduTYzRrzJdGuP5bKM2ZbUOR",
-	"h037UM1WbSQbZe1OSmPsZyvZrNle1lszBB9J2WorRjFC8y7q/fezh8JqIf6SU8GPcYPRAuQC8a2LgGdK",
-	"5yS+DAU7xWKEqSSq8AC8KaYTUtawrtpyZcq6weK6E+5BSFlao4CVEJ3BfgHic5NEm6uQY4ITkouboHxY",
-	"o59dGniFumbDsHvY99JKKvueYYonTfv2GaxPfm+512yw2l7XDLXP/WWzw/4EQKkfCrn3XDJSa9+zvHU+",
-	"4iH1CGD/WPAfYXKKApJ409x20Lj/hslWP/2tpsrhY5gFfB6X5kP3s/laQKphnUvAismnqRAcGlj5dO7L",
-	"uwotwPz6INA+wGLRU4L9Qr9askTee4YnG4GWT1rncq41ZcEaj1YA70kx75bgy1csABjjhEhN0UoxQRkV",
-	"N0sGlbGaxIKVI+1REqgsAnYoEedmXmU1n1IdYiWB3yebUp2ytI8WzEpJlM55/jXb2si4rBpvb7ssMzEV",
-	"Gf08Jilvxn9l9YGQJDJziGh/KsUHwrl4KbnyLCaX7GIVKBpmXauy2H7O/egyGlcqAQevBOjJnFA/bNL4",
-	"Sxtq5odQ3oNPvNBfBZzlkesarTbj7uO+LK8E9s7ShJyvkMQ+ZIin3hQR6s9ZSBsFrfoApe01dd+DNFWf",
-	"UWxDKgDP3ZQvVuDiXEXqTYl3wRGOiWC85jGbxITniJVPWZxEjcaK8hxNOHr7GfZqdi4vT4AkwZNzaeGs",
-	"628SPCnZRCmekRYm1tJwFeVNq8Guf39L08vNxRMiZDipEFx+rrKBtP8qCVI2bd5bdbTaE1071j62Vp29",
-	"tD+WJucsaDY4La2LpQkPfSLdhqDLmr1WRl6/3+Zx98DENy1FbD4tY/bKrj8IOQ/pRNDTjLSW7BJN202r",
-	"VCLf5+aR9kN0KvPLzfF0PmeCEzifET/E1R0+Lz4LliEhNEFilua91YcqbXDdQIWAMShvrejwgRgNPVvM",
-	"SctN1hcCO+UkFlI3VxI4X77BcMV4EkYREg1B/8uBW8rUuSdoiqkvOIQZYpckRkfib/GvY9HOJ/BohLgA",
-	"SChgsdcMq6XF1C79zS3l+hhiefECvnBr8QZhV7IVua5zBkKU4LfuPH4A9yLGXiNdXx59hUtmi7H3Yo1b",
-	"XpAAwhXBF+cZ5V0GQNkwmjAmiW8X/hkxOpH/8thsxmgX/GUz1ygsLerg1tMEnuq8NdDsbda9AK66VABa",
-	"zOjkfM5YtFlzi7B0NZHKcYonjc+rNOIGLW7zeHugJqUlvBSblJoCQDp3sTcl2l1xI+WWfcK9OJyLy9Q5",
-	"6Ywp03jCYjJGjCJySeIFwpRfSXebBHk4jkPCEZYCDKzXm5IZoO4ZfvGQ0Eky7ZwYcEpyoTyJMxb73jM8",
-	"WZ5UwmYeE05oAtf6FkeXJBZCUBe8NDOdx7bzPWQelpM0zfn8yUPpRFwyhUh9JEgahSYoiVOyYmKzeeIP",
-	"wL6zevpHFI1LNqBxF1ZRWlButhJ/YN8XbDPxV1i9VoJlAGqzpdU9wQl5GM7CpBkuHo4iEt/iOV5zU19w",
-	"QZRddcW7DCnyYxwkWkiSQBP3EM9DLcYJAZWJpq6bZugnZ3R8BgTnrHMaf2tgnybfMsboiMVofNbB8/C7",
-	"ZHHWOf27H/7H8fEJGsfjXLuDIhIkXTROxoiD2omjlCZhJOBxRtWCQo6upiwiSl+IngrKvnRvGSjY02Qq",
-	"OBpPnG42yxk9wkDtbnElkEttvHInOu5KNxqxYy9KfSGfS18LNE/dKPQK3yLeO6Od7a5IfgjaYxaF3qL5",
-	"LNRO4fHh+TwKCb/OGXz6LVPXT6++ZY1PEEZu6l2QRFy58acl0MNkMQnCKOICN88jkpBogUJ6RsdXxYEc",
-	"zUksmQXwpBYA5F0kfrwgC/hNAZIfq7MBbmCc73y8A9SE4KjdCRJp16kC7KlaWMLQFQ4T5JKAxUQKm6Hy",
-	"BMrnClg8w4l0puqbna6YPJyls87JaAhEZhZS+XexkJAmZKJMJx999JF2p3SrGh+5pRvSJj8Vb4pOyKm4",
-	"PZbeR+Nlp7ExOnpy/y4a2gP9uOTEVgp2Af+2EzR+l+CYxPJ2fuuswUPurNOVvb911gH27eQqDhNy1hmv",
-	"xBX9JoC/7HbmOMYzkmT0I8LhTJHcp0Cp7odR42GA3Su/U5lhR1A3IHOhaPNpSuJFp9sRsjJMC6SvvECf",
-	"BDiNxDEVSiNCxal8XPoFz+cxuwTGLCY/AA+4zidN1+euRO/3YzZbXrH6iDCYwHGg9MpNK/VK4zReKh8n",
-	"REvCGZEXKwOypa9Z1TO2ek3yKm9YzjO2j8XkXmy185zjT9Pc7SyI2UzwLzG5DFnK0RxPyC2OxpS8SOQI",
-	"45WLzdzZtiFZD/zHWHxu5h0U8ZY2cZhzLlrnU4b+Wnr+D2MSdE46v3G7CPS7Lb/y2w8kn/ggAAakeQGC",
-	"rZEQEa8WfJTBpnU0fmcsZQEw3Swypub4NLPo+OjIMkeAF1maoDDpIssw0dWU0BpfUraaHefblGi+2GjG",
-	"KG3JJ6ndPYJN4Whvu2RqwC5y00TuahJeEsH5Nu9MEW0OUBAiJmXJNKQT1YrvfeOSsD9jSdOu70RcCCcp",
-	"TRCOIrlHsZjMWn3kMYHbMLr76PmHz45XXfiwPEl5fWo9LmMRwVQtyE95Ei9WYdV7L7AnZAfZavWM8vuW",
-	"xPW7IfXXonMhUiwH3jWtQHzrtH1jT1NXIG1QsgDb3sybPsYTgnj42Uo0CKxPM/kY6N01FN+s0Hujkd4/",
-	"uqIkXgWd8YyMuwgrRaEPouyYMipougBazrrzlbcEnDIe+CvJ81CQ4iQhsej7T49m5J+J8f/Zx7rmYC24",
-	"o93XPvm8P3x5/A87TUf7mLFoA6WWd/pqyjhBUzZTcRVCbodQGroS7KLdg/anrTDq92CQZR4udeWyESc4",
-	"9qZd5GFONEAGV6GfTLWQckJ5CFpn9BB0U1LfwgBnhrEK5hJTY7roqlAnFsvwrtOSg2SlBxB9UNZgL7nF",
-	"1SjVzj30IZ4BmvPV+CANx0T+FUvvzBmOQiGtHc1T6iWpjD4QXfgce4QjP2bzOfHFhUliHEZitxGZ4AhB",
-	"6BJYijBHr/7yD37953/yxe/+5Is//hkKJ5TFxD/uIs7Q+NXv/Otf/Y//MUZBKPjdX/3hH3/x038nf3v1",
-	"lz9/9eP/Wu7aQ3cQnJh4uH44CRO5fk4Ea5cwgEO0QEc4QRERaN1SzY7VGRAud8+7yF0Aio9TKkazBGBm",
-	"gseWYmsYZxMcjX9zNBzDPGNdh3/GJNv48anUAxHVXAzHERVimzpKOZ1YOaNE86Y4xp5oLveRERtpYsmP",
-	"YiHYkSB8QeSGRO8gJJEvOXAQahEnRFwXfkGkIqaYk/gFoEBOyUhPwhQYQKQ5AliVDvZYjGPpOhovqeVW",
-	"skCfrkXMs5DmZKtZBpqEjK6nEDG0WTW//LoldXjK4gakLH4VsskpwqAoFhAba2PEWZxwJNpKLr2H3pO4",
-	"GI01xa7eSVYCSPSuLC/j+fOunW5HK/8hPWXUh/If4Bgofy7+KbiX+yyK2NXzufxW++WTZggIjmU94CVX",
-	"s3pf4uuWgH+GJ6vmfKKwtodjEHElrk6k/0/TAhI8Wcl5N07+XIKyWWJSH9tITGlpnOsLKWriJokpW9N6",
-	"iSnNB7juYsBrgs8Z5TIlyLvYf1Kkf1D2JsgVMpeRvyGjmar2N3/ApXawnFOklkCiiZRmzav5GlbYQdYO",
-	"0GxKaEfIH8tNSBg0iWUrrSJli0hJOV3RSzbNrNreLhquUKS16py1h/XnVqj2h7YXKBXhiZ5aAS9c+iB6",
-	"jyaF1uQtAdZ75fD9Ha54Jfx/7f2shsu3g3i+ujWgv4PykZVzhpDmfILG+e/j41M0VqzGGHgNwR3jJGcX",
-	"3sLzeBRLy8MDFZHzus5mKRRobcd69Eu7Y4WdXfNIu2tP9Dg3Qa6PLsrGrVpwxkX0kGJ8M/uPnKti1zk+",
-	"zfnLq8IpunalyvajdZeiZm2qW3he82WU8cK7Xb5yyPTaK1QJNb42Ir5DpS4dTCtP7t9FjjWwkVookkZc",
-	"/ha99/vllBo7gLmSkmMtnEsZL1aF/m84p8bQ+L2QTiXSrc/8cYLG+R7Gp0iccZBb+c7oBVlIe5dMHYCV",
-	"zYVL/YeAOJrEmCa8mkuge0abDDhdpT4Zy/wCYzQjM1fgC+Utc0bHdbPRuLANHSuUlJt+lClOBv5C+AoK",
-	"E2kzewsuYrMJbN0YS+1fFrbya1Cs10R6YIkbed5t6YZgMrYhHD1k6Q6KMYwHKVD6ugFKIemgEYnrqC5O",
-	"APIsiokfxkQwlioSiYeRzBGWpDFFGIFtUK1U6vRrXghfC7r0IUvuZ47dO9yyimP42jtW88e+LqrLfMcz",
-	"i0nOpNTwXxGn+5ZQqXKo0f1cHN0B9Cui2dYewqpgrz2Jto3Gq1BGLUirmHzqDcsYt+L93paDe1KKh7vu",
-	"0ZVj69ofXiXU7NrHl4fPhbxkhG04rOzj+PgtOhkVEfG8mkVwFylvRULC9QLfqnR+e3lUKnONyqGR4Aui",
-	"RDGpRqLs6gS8RRsjTEJ6RoMonEyT7DBLQSDj4wxlVrMgQlorsQnxOUij6IxmEmPDTsfHPQTuR1LRCeNJ",
-	"azZNgctjQeYa9RbxaDWHqbXdS01fKsXzvTxsZodLVo27WXu1akEte5DoJMeV4AnE0RUhOeqEiwnffnz8",
-	"jLEPMF3kIay7nUY9SnfteSxFwF7/ia8K4N38mr4Ob+l5LZJnhwOsBwOtPcClaJtrH+DmOKG35LmUwncg",
-	"egf8SnYFeUOI0ga4NwUA7dWg4jJ/ked9CyAFlB9iCGmqZTwURDTXgi6t7C3ibHIQwTru+JeYeuRuxLyL",
-	"ki0N+5I1w9HjWOwxCcUhBTjipNuZl376vKMwR93Pd2iVvX76xqA/1PUWvj8F4/pxPnRhIWbgvSRAcQc8",
-	"2iXfW15OYajezcjYzUZ4d9HGu6bbkdnvePsJaRopHlA6Ry4tIPTbzRxhnjzn2+x149TSZLt+8g9FG5XY",
-	"5YEvSzNEj4LOycebF/1JfQ0yJ0gQvmh2hAzCmCcod0rhubaEeDGB4CbQA01oqHKQQZ0CcNYrO3SZFYcu",
-	"COM5//iO9n2sfaZrzrn2yW82uHKJuwjJAPYIX6lrBPV7QmZ8o7ee1OLCPA9kB2OYD4vjGC+WHg044MI5",
-	"5qDN5+2WnsfqRyUdobdEA1s/gz3dvc3PZD8wn4U0+6t2AN1OSsNPU6I+w62unYk6DrWSTZDf4k0pLPiy",
-	"+/kyVo7JiqAj8UbChJMo6KGnU3ZFEaMeOUUcUl0nCHM0vqM4GkncZBDEGFwtf0u78/iB9l2yGNdemWGO",
-	"dnlmyzhfLHwZRp/kUHoYSiJV3XF+uK1OOQdc6ZjLPkHqbXU7hZf9xrtZtFx6kzBB47lD0ZTdKG/mxtrq",
-	"FcQE89Vq5KztE9mqvv5spsYdpH6Y3LtU3F51hdhLWLwPGgEDZcxl5qCWcnBLl7Ft4nkteEJm4hfK6GLG",
-	"Ut7gW9bt4GuwBqDyvyNjBGs+XUOrcvs/1jXnjnYfa0Hv5JN3GslLFrFacw3Tq+P807OzVHBOKwZpyyzk",
-	"nOqGZWPtszva91cQRJYmHptVDoGnnieA0e0EOIzSWOZ1oGFjWFCe9UbeiTXI4+N/oP3/Vuw4i9pdF1c2",
-	"cJwyp6k3xJVl6S6WllKHSI7AtBULkuNkt3M135HB9p3NWBCIOE465ZtfPsPiKNY/yb2gyuKBv3l0mSZM",
-	"oswPIAS8Tt6+AzY46ahJaEJi6aiZFS6IM8VHwgQFVDZjforGLAjG6AgjSq7OqGh8iyMV0XAsE0FzmYNB",
-	"hhj0EBR6UW62WXoWJPd2Rsfqy/hEheLB76IdjjhDGD2+8+zud6TLdBddTUlMEHY5oQmaEUz5GU1pphsD",
-	"/Wb22lgQdCB9EvWfMBcyV4Mf+UOG/RUv7l2ceNNyLOGWVCb0218ViWpKjJMS+HbnnMIV4l95VxzCTuqX",
-	"PIbfq2uviYrqCq3HhucrcGFrxHuxIv5o6b2zi8at1sC5lvnPNt00zl08b4i7Qh6enyJBcOXVU/bNBMGl",
-	"PApwFCEXexdQ943gGYTPUzSJmIuj/IkIVnA1NjZ0vSb7r5aVSvj57hRTSqKKTzqOok63cxlyiD6CiJFO",
-	"t3NFvClgyxkhiYxTBZ1044Oov4U1+oN1p/ssnBGe4NlcknLImra514dq1w29W7ByWW95sxTBvduICT+a",
-	"Qu0+Ga6LI+SBZ4s4XIEBy553eUE/gIh0K689ib2pLCBWbZsQte1EvYLJrXNUG3cggdF+IgWs1kJozrRc",
-	"I6R6CWOo0L987d0iQKy8wm4R7r1e/i8/jX2wDpWn9saZB1Byioe3vC3KrrZ473Xpnl01zyfj2/aFY7JY",
-	"urZXTiLHTY9tyuLkGXmRbPOKQ/44DmX2nmXK1k6RU5mXsoRsvEsPGZ1kHSBmbaspVHafLXoUgU3bHJKi",
-	"RO0nanrWpZPOVXkFzLud5mCsNVdwN41em/sDxYD2dCcy5d7NXIfH0Ginq3DdQ4XNrzmevaBahWzePJaV",
-	"C5GxYRuv3Cyk5V+NlZdw2YtcVlWUupiurCQ5TxaCnfEigrPiw+WYv0ErVuYGLnI75VdxpRvNJNklbzeY",
-	"uu5NI+UPoN1IpXvdNFrxOPYw3MvmC3VJ4mQ36TVDpR+2PrbGJahRGjSchS6wNTrZkfzHxA+Th+SSRNvO",
-	"JvpltuZ2h/QBo2QBB1R3kE0QJROchJdESY2QakQJjeLBLV0Qn+BoZ8EIR09zznn5Mcp0689psplQNY4/",
-	"ibG/xUv4NjRvfAWtWacsXcg2R1gLmN5lpzIOv8EeFKdEHiHEYYBGSmZZUJH77iLXn93iaCwkbzci96Ed",
-	"WID2wP9lweK7bKylEaQqOUOnDCXUo8I3UojtJFJItb7j5lTvJy1tN+XG0HsSbu5WOYmYRATznQ9Dxdxv",
-	"M2MhGK/lbhQCVshAJhrf2OuZaHMNVt7lYUKuyctnpt9MAM8FdNhABcVtxdgrgOzE2e9ItPZBfloQnRJa",
-	"boGMd0SpN+VssMOb2+HRbHP5r32NV0svlTu4hZU3Z6eW/RbmEfbITBmT1/K3ecP6eoshmp0Istn3InUV",
-	"O7kZsavbSZoTpj2WOXxlPiGZ7LOc/OxbgnaN62r5qlOeUsvrLTJwthT9FDQgGG0jTqql9SpH5oW8Ul5T",
-	"htjxBC84OgoTdEHInIMBL/Qhc4CMGfT5uFaVsxwYKMXB6mFLdmfLld4Xoib2pirjERS7lEmFQ79Icgyq",
-	"9aNKfmHxH4X8TfmCj1UUK2S2rmUjxheEnyKcTSM4b6irKXdfbnuLywGWN9gS00vctQWKr3Rog9tlh1aI",
-	"fTtGWbZug863QdBKad8KM8u2bVCybNkSIavcbcvmwOzurMgo3Xj5KzfryA95ElIv6cKtquRKgCQ+u5h6",
-	"B1tbeqs1YFsBo+IoVnQuA2UdXnq6ZITJS69kJa0aDYaq+55UWqU3uRcFTO3Z7nPMN6c02KNkXkIke4HN",
-	"NqxjgW32MnWBkPYyXIaz2g0mGcpmFWCO0W5IB/geXvAm54UigMnHC64uF78KZdJCoMRpJEhusN5DoT8c",
-	"1EITNrsnvJdLbi0RQxUNrNdt1ZBdqXETgsuTEuWZk5u1oDu4Yi7zPnnizi6wYDmTdjSvsKTihStt0XGv",
-	"sC5eY/LHS+PXQvM5KTs29MoOBxnCjwguW9jEP5XhpAnzq2RFj2h5iMy3HhTsmZm1qff1tUw7dq5dHuUl",
-	"UGxm8xUiDe5Ss+JDKw6hdim39GTKZlu71iyKq71VJAv76r7+3TWIovcy61aOmTKPprrZaul6gAY2z//U",
-	"yrFtaQyQLJbR6vtPH32IoHYiAaElL0ugcvdKEYcFgfRgQSGdp8u2tmHTeyKc4wlZThiub7rDcqldubVi",
-	"oKbbkWnKG4w1ENTQVpXjFe5na1UAqtnLbjnqsa3pejdbUFtrAyUvkl316h5kRNx2ZVw6b7V2iyr5em2Z",
-	"uXxJ01oeq7yQbnHuxaEWh1XZ6iYHqexu7aR2vdaFqjq0bUpd3Pbov7pHvvq0NxzxumPdh0owRz9v3BPj",
-	"fkzIZ2Q3u3naxqZadYlbmv/bmQyXcU53Ot3Ou51u524juwTNn6QR2dpBPSKZfLCWYos24JUhOPf2PZq2",
-	"9h1Vg7GB9mLuqW0vW0ahwEWDIPOYxFDiAWo9Eh8KPXZlvkwpw1Dkhz7iDAU4XtbyeSX3hHX7yVZ9VywD",
-	"DMuCG96uUxM0diNiJGNeGhyXkczfBDvnCWSyrzEYA11v5GhoyKdbLyWI2ew5b+9auY27c3vMITOMf1dw",
-	"61XcsYw5xIEEkXRaXZUaT2WmKzl+s8zXu1xr1yUeTjmwddOQIw/Pu7ICBAQAgKL7isgy2q12kd2XR9kS",
-	"66yxrjfhwtWu22sCwNqso2QyZo+3sOQlrP2NaGJHSncquwjdHDvk+y27ZkvkUDrcTdxI9WkuC2zgVL4y",
-	"kX0eCVW6EWCwENciz3wnxNAN4R2mYdnWqD+07PV2pHXX9kl+Zau3s7i9kKVq+bKeFlc0j1MJE47YFVVB",
-	"XxTKT0QhT0AbjsbZKsb72VZdcFWu/Ple153coxJAqofXJlKiijB2zMewjD4AbOXUzFDFmaGjMlylTmeb",
-	"qIlmrcRy7MI6eLVlZhrKRUSLzPo2zp62SgGa4YVxA2UtqHle30iqXGoJe9ilKsAMtzHXiUkSHmPKAxJn",
-	"doRb4uLCuEhcFo6OskBCMfRxs1NVTkoa4vmhMg0LCrzPZNFoWS86GxxHUXvzzhpatK2VZ7vI89eIptXC",
-	"1t23ZYvRpylJZahOSqmM3/GlIlBlvmxibb9DcCRL6m2TWGdp7kqAYDG6KgK3WeNTF6FWK5S/E/KExYt7",
-	"VBlOVob1t/e52yaEf3XY/lYs3aNdfAN3Cqiv1swRhDvC4QzQW5LGgsxjiFoWT1thA2ARhIAGzyb/pzJE",
-	"ylFiAhWiO7knoBRqLwmU7MF5MHSn28mqwq+Iut89Li6NyD8pLtiWQZ4NQfdsh1NpjJYtBcOXg+Rxsu5G",
-	"70PCrzyONy7lP/AbwyOYrCFaK9iZH1+ahn4tSVKTwvaBnwFsJ6eARni8f3XRgFKiSfkd3fPfe3qn8Sp7",
-	"8WW1oTkYGE5j04uwdWqHlSmgLpJFebpH333cOFXKq0kxwkljsxfXXE+dhUpkNNhlRwwtN9wFUMoVNV2X",
-	"968uGmw7F2TR/v6LA9zSmgPjNy3nodJA1A0YUGRuO0dTiReJf7d1nGQV8e+oxdg6yvK6QQuHUIPXGWr6",
-	"VYtN2Doy9hDN8NqjGQTSe32RDLtEJbQPRBB72c0atgOO3zIk+aYDA244UPmrHHfQNoaguD5baK6AaXgj",
-	"sQNi5n2IEGoHh5gBgOi+4gUigv0tYwUiWdT6mx4n0BIZb5FY5Ga9+FthXtm0Fc59O2IDdnD3X76/32xX",
-	"/xJrtc7NvyQuNgrqYpg9ufuXntZenLbfQEaMN+lB/5bm0PgmOPY3oaOHbBLumK54O+Y9qzpUUTrnPy77",
-	"mq5zh+t2oOzeIxotmrNMZl63+fiNqCW7Wk3eeEuPplJCt/VRLNdT7m5dLvGTSqHHPbpIb43DGxhoGSPU",
-	"iL2gpj+esZRCrY2ZaIlCihYppujo7oe/fYwwRxj5xAtnOEIS1l2EEzRjPEHGACn2E/nhRHB8mPrIzNrz",
-	"HnqSFY9HOLoSDCLU8kfJFcsboaOzjmH2rd5AP+sc99AHLCbFRxwLli1IOfHRkaXraKmm+3EXUXJJYgQ5",
-	"WokvGDPwp1aRKlAKTQ6QMNbNHRowckOK4wUKIoaTrDKXXJ+ECUdReEGQ3jN0CasIyhyoaiidk2zZtaTs",
-	"TkXDrP2jj3XN+eRzo2sMXh6dnfWyP82Xx/+oUQG+ShNVfW/FFGdnTxuHqUgyNbEEcw5J5z1oMIaqsYJV",
-	"EeIPmuMJOc2y4zIZ8xFhLj/UncIMc1sFf0n5VsY0zfaRjaRyWY+0r8oRj3fHh6PN+LAY/y6kHd46yxIU",
-	"z99ijYZuWtsibSEPX5XnWIvGsnZ1XF9fa3XUJsRfBY3fZA/3COfP2IWs8lwPUgtiwqdINkKJaJXfcLUY",
-	"xAnnIaO9+sVwhqvuc2/VhVaFOB40LOWprKeDwLkX5q8sSvVc7xU1GlqbqvjkhVOeyl3x5jzdUKFMlo5T",
-	"2+foCnwOBeLcIaNwk7H5gtC6z4EsZrE5w2p9E93KOZcHLwO98QJlbGft0dfKBfz93/yJ9vd/8+e/eXT8",
-	"93/zo7//mz84O9POznjvN9558Vu/+tufkBfJFz/6vVd/+fMVWegfl7VfdZdaSDCOKMmyo6MIHI1P0Bjs",
-	"G2PkLmQwX0xwwuIuGss852Nw+jqj6nfIYJ4UfqLiF1mIVSmMs8rG4CEmvp/RceGmoCYqGXkgOrNUtTkm",
-	"81rCc7E8paAmfsXpYYXo9pixLeKgResnaUR4A79zs7E5IX8v8yj7fIW/15aZkmeY4gmJla5g/QpAiQnq",
-	"BcGWPCN4tlW3rWKgd/cgaUQu+7KBKAfEPL9qdhx1oFQAW91Oe0PJJ+pm7pavqXD02ViroVIf4WW34y7y",
-	"MIzmGVsE1kNQhlQBlXv2m0IBIhzO7jIW+eyKbhOV4WWpoqGKlMpaXvG7VKBZfio+DqMFpJrOExZsumTb",
-	"xnpL96wP8ItttrRtYEoFI2ze9tcHQ2wbkQNaoTBYiL/eJQGLSdt+ygQtpmsJ5YoXQhNpxYl0mFa1RNDV",
-	"lIGcKOQ3qDEiYc4hOp0FqoBI5qt7eqYo37I7xNHY6I/eeeedd0a6ro+7aPzFH/3ZO++Mj0GslUKmCuk+",
-	"o+4CjT8VbRI8GWeu+9nAEVTOUyznrIfGgXLw4GM0g7KVyZScUfmrls6RiptbXm0W0I+OpqHvEyqoeV4C",
-	"4oyOxUMaIz5lVxyJBS6g1K+k6K1Uzf+kBO26fWzlO13hclRC741MGWPRPkx5wG+8cS/Ago9pinr+5lKP",
-	"ry+1eHNI84Akv9JIshF37Cu31VuLa1aA5YB7rs2pLm/zwGYeMObXG2MWRrVaGOv9u8ixBjZSle6RrPHJ",
-	"pbcVRjwRE6EZ9qYhJchjfqMzTlNBr6fLXU/VeclSgWqSCNNJqkwjhXHIw/Nz8sIjxCf+cn2vNaVJa3rb",
-	"dIZBURxhKksDh+UsXLd4ZfqqzajJSgo5ALbIrVEkPdoUgNDthJQnmHp1xSvYiLarS3qDJUizUhx189py",
-	"kVGlxa4bF54/eYBiEpCYUI8gimd5xUt1A0XH6l2YJsmcn9y+DQWaez65vK3a8turr0kT2GrSSSJ14XJP",
-	"lcB2v1kEe7IyLG1L66Ic6NFc8gxbate2roy8Yh+7eUVcqy7zmgjWJ3Vn+0yjLmi9kIvZuU8wJK7baHtU",
-	"Y32EY4h4PXm9ivId9Fw7VsZeDaKmcoHtIiHqERC7hsuvqPeX7bS8olJyifX5I6rnug9lSO2mvHG1SCmM",
-	"fU0SyE8a7zyYbXd91NA5twjXjfNbmXSX3nxp7MY9s6hi74zJHDJkzUl8GQrwdTs49cNE/sufhbQZAGlE",
-	"HsfkMiRXbW5Fo0PAjqE+ee/rRBu9LehFAIZx4u8Ii6L77sBYiUrWlxtufLDcw5Q2hfcVJv0rWmLtlaM7",
-	"yDJg3f9B6k+Wzft7jDIo1ti0vaceq7oDgAf1SSxRgvwDHE9KCCL/XPyQNRH74id5cD+5FGeRNb8i7pSx",
-	"C34ihbXGZ/aUJElIJ01vCM8hsQ9fI0bO8Iv7EE66MakgzhLSPRLHk8XI8i37PRTwadWn7nVT3UzjyShI",
-	"7Mvv+qsOvmUA5U6/bQSGp9U8i9vQvqdXhMwFEmhA/G8NViWXIUv5o7eS09sK4QK0d+MzMH8UbFenPF48",
-	"SWmbhOOy4Zr1rqq6D9CSBKIVy1hctqZEcY2Z4mRU783NcIVjenPjL/FzGcRKW8vX0HQAz3CTDMaizTz0",
-	"Mzy5C+12TndQofktcvW1zlTcQo/7DE8yVe6e46DbhzvnEGxQxYgjSGPwZP6NJ0++/e133x3XtGB2hfX/",
-	"jY91zbmj3cda8Mnnw5eNXn1ivt2iq7e8Dtse7FYH1jYa+BneixQqHsgbFz2zzTeG7UEi9YxFll7+UpEa",
-	"xqBs52N0lMThbEb846XEpxtzPz/Dk70Fr6lr1DqSSF2oTxoLwa69YhvVUNteuaYjqV6i7cBajYCsX6dn",
-	"BM82qMbaBAI0qOLBEJKxnI/3keXxDkdjNa5gSVX6wy4Yc3IZZ0Ux31qva65EuiZD1k+CZ7c4ismc31Jh",
-	"rZHKQ0tz9+KrMJmyNJHuyQ/88Rk9AnETXJGVUQk6QOpDD8+PS7ls5fOSQ0ux9IxOIubiKLM2STF1wuQY",
-	"Mncb8WVZmZOsXhGCwY6gOyU4JjxBmHqQqg12oULQScIRo6SLSMTlFquTnVGIV5fJNMGWtXNV4bdXjtmy",
-	"0iaOCU12uFRLkKswCDu8u/0wCwTPdqLeN/Lmi6ykcMshfm2c0gvKrui5+AksvOOrmNEJ/H0uRJaxtPde",
-	"hVxmJr1xjHAH5c9ib2v8Or6PLe0Hq3kugmd7YboE/XvzXBfBsz3xPq/hEaqCZRCdz1V4/ut8YK3mPxCX",
-	"zWHxW8d7LvPs7ILQxziMN4YXfj0CBPdoILtmnF81qq+ysm2C/J6pvL67afIqicbrWYRylrwLCcMRmwsO",
-	"dz5ncZLSUAzRRZ+mLCEy5D2lWRkMxGKfxOL4WKsk4zvazXfwXMhmaoLkc04aXwHkcGmuq3JtKWvLzHLf",
-	"ML58YzzvIxqBBmMsGWJxgmOEKb+C2yfEIQjqLQJ9j2Q0ahYc3kUYxSwiypWti3wC5w0+ZsdIQ9PMulgN",
-	"FVYL2yFYOCbYL2LLG3GUsqOvvd1M+hsn4Lf6dootWXITJb7AtrpFSqT24ow41Z3Eme0e19eH39g2U8Gu",
-	"d25LUaD5QqzNfSOOfh9CAqD2Ny4kiFXsK+BhDVXa7toHTGWAqinIIE2jnGaM5KoK7EgQlnVyrqYM8SSM",
-	"IsSuKM9Vy5m+bIplqc5kSmagGzsV/1xAnkTlsKEC80Mq54Jhe+hJKdvNMUrYhID3t0wemdUcWJGceVoq",
-	"ktYOLdbLvDToC5vAURQ7KbzDUVbJSAJEuSlzPCOyHosYglGEZYbEMrlBR5yQYnNAy45PK3l/jgtFZGUp",
-	"vQP+et00s0kaq7j7NyVkgUyZy2EIwKg0BVyUMlZU4i5SKoMqeqWMFZmWUKX9qxeKzjLadTsqUV+nqJ+e",
-	"p5Ur5dzLc8PluZmviDfFCXA8Kt6iWcbhxEvjMFk8FfBT2ArqrNxJZS2aOljmOE4oiWUWLVlbA12QBQpi",
-	"NkNjySfcgRHgwYei15RgH2qZyJvV+S3tzuMHmizmkmF1WdzlZbfjgkSWTS//up8xOe9/9KzTXU4LVk2b",
-	"AyuJ2CSkY3SEKYI6EZrMBoLe/+hZF4Wcp8QHOeiSxGEQEh9JQAmk8OT+3ZFtDiA1CcIU3Xn8ALYIyaUg",
-	"u5hclZyvB75kAnoCsUlxMt/WNEnmnZcvIdAgYNJYJiuJn3yeQePplOEIzXBIExxS8bS7nTSOSj74kzCZ",
-	"pm7PYzPpju/F6h9LNlk1WCgWKaAeCbDcffIB4iQWqC9gMXrXfBdxHBEOdgh+gjDiUxwTpU5lgbR+nFEB",
-	"nlyqREdf/vx/fvnffvzq//4PXfTF7/7k1V//9Fi+hZjMOQL3BACoNIh0UeFLypF0fZMjZqVtZAHBOIWF",
-	"QAUsfCEolco9A2XawMJCmcv8Bbpi8QWon87oGb3L6CWhYs/85Ixq6ElRwUTGManKJvKmc3T0/PmD9y7t",
-	"455oDKnWiny7soOHZyS6izk5RYKJlj8+uX8X9ft9R1CG58/uQm/B4aguwFJoczwJqeCIT9A4CmdhMkZH",
-	"xt/98E8F05LbjAa6NDLhrOjKGUV5LrNT5DI/VHOOPweepIsK/ubl+BSNiz8hlXEl15kYrEh3JlZ5T9A4",
-	"BJEzovUYz2XOwJDRLJDjN3/AmXghWTjScTX+SIyZxRGNPeYTsQgZ8jNWj4Wj8R3PI/NEe6gCesbo6Gk4",
-	"m0fySd0VnTmMJC7e+LPpO+MuukcnUcinZXV8seLx4zvP7n5H7lAeFKRyRXOceFO5VrvvDI9PAN3CxQg5",
-	"wLK8Q+ijQZ9sl5Xv8jdIswfJoCXNF8Nc4cXxqTglBV95TUKOUiqlTok1VLSZ0onCoUruUHYQIx2JqywZ",
-	"TWnh46k3lehD3Lqu4hV4NhYA39J12MxSysBxFrUTJmVwzVIZ8JVX8MnEaUzR+N4zPBmfSmlZdGUx8klE",
-	"EjmMmEctkKPxg0CDGvVqHepBTtCROLd3xscnyDJHaDyPQfkHrPB5tr0xAE7xOmHSRZZh1ppmm4AHHSYo",
-	"gyUPqVe+sHm9JijFCBzZ+IWWTaRxj82JSsqdY2X4DVYMz4AkCMMHD0eRmOsI/I0pQTwNgtAj/PgUjT/+",
-	"ZIxmBFOOKMuHmuFFD90R/xQjif4SVPnmxCgTknBk6X00DqkcMSQ0OYdljFV3QfdBzQbjqMA7SKgeJjxP",
-	"a6UYiiOxTvGbOknFlAtIuSwVGJOJYSijRKy87Ew8VlgRhhZPTO4866ZybPXQUwKX22ee4JQEvHozX5qT",
-	"o9AjVBYmUvTozhx7U6KZPX2JEF1dXfUwfO6xeHJb9eW3Hz64e+/Dp/egTxGwpoiRID93Hj/olGrQdfSe",
-	"IZuyOaF4HnZOOv2e3uuDiJlMgQ+53bsiUaSBWe/2D64ueO8HSpU4IUmzx4wq9ITmqRuFnoAFR0fvf/Rd",
-	"xEmSZUefx1ImmuLoknAkwIhgobd4hY/g0tNBEE5xaeSTAG5hoRqAoMSJGKZXrjUm+NXOt0kCVZSgPptM",
-	"KCrWbOp6xgWoLGx1vAS6kCwMLyu69LEqfqVqXqkKV3lhK1XGqvPbw/ef/Nb33n/v4tED//EH96HcU7Lo",
-	"nEBJKlWACupOQZWpznfeT427D779dOqGl8NpMneZ8734Ufrk0996MvWCp9+/Hz2+9/Cz52kcXMjkVJLL",
-	"blH6iUumZ/mE1GH0Sk4rq4bL4XZbBXOW2NXOycefdDs8nc1wLPb3uHTg5YOqHGjGHZ98DMX+BUO8hFvE",
-	"wGKi21OoxvjZyut2RyFaU9fR1TSMSBZPCRMKgjE/FajDZ4RL8YAJ/A9yJE6wizlpvDSqCuR1r00WfNph",
-	"F5WHlxAZEt/uJNViVpxlabM4Ci/Jvg/1YXhJqJhAMCykdHpFAcjV5yco+6Lt8RFaORjFGXhTwMjAtEKo",
-	"OpYrQRDX0UUDvY+Oxlmn85TiSxwCFh8fF9xN4yk/IdgXvBF/6w9arBSyw4MEIbh3QfLgqAd6f/MxP5X4",
-	"83kBnD3fkhyUO12TS+M2nodaVtqu8a48JV5MFM8vY+llnehTSXfh5oR8HuEFmsckCF8sH7kQGqRUDIWU",
-	"cIxnJAEtzgp9RtHktswCsirHd6lhpuL85Lp3SmlpP654JnZM3Rxqhqnp9jNjeGIOTvp2TzeM0XCg64Pv",
-	"F0aCd8Wp6AY2B8agr/X7xNJsd+hr7mA00PBAJ8Rx3aHr+YW1VIwvuGBpNCt3Dvqa7Vu+5rjWUAs8t29b",
-	"lukH7rAjy9A952tWZ9h9S3cMc/j9QvfwWOkv3JFvmbo/LOpaqRXIIxR0UjAF5xf3n/tX9zq5eatYan6T",
-	"ytFhn4hz2gg1UzctxxndHNQ8ze4TQ3OGvqMRx9PNATY8p09aQc0ZmCPDcKwGqFlY92zH2Qi13/6B1tef",
-	"tYGajJH7ZAv2Qr4jmdtlGV/dARkYsQCYAfESpfYJXsITnJA8qU7THKrt7aLhy27RS3vMotBbtO6ctYdl",
-	"WmtfYVkmL71GWLWL/fO4cBhomjprfrvc9mVeyuTcW2snyXvXmr/sdpYE0Y1jLPd42fpo87ICzQyH2ljB",
-	"U0EOGplahNEkxl7yVh24sZm+PaeCFWVx+BkB3bjVhqbeZ7ELOXCgh+ls7vGMsQ8wXSiTCd+VBJdYM55k",
-	"YnOFr1Y0biXNFXiDr5DeONBZwXyBIQaYMLkIILSnUkxDUO0aFJyYT8VDly5pVYJ7t6SI7uSZW95l/mI7",
-	"UljDf0bf6pdwX4ZzLQ33fazZI8/QcNAfan3LD/SgP/T6utcpI73l4OBa/PC2eFDZ2l9WDZt5AZoKG2Bs",
-	"t/c1ZMw+MYyeZel9q98fmivImIDKSNdsk5iaaw8cLbDdQLct03WHeBMZszRs+bpmDyxfc0cDXRu4hBBr",
-	"OCBBf1AjY7L3fo6qRsgu34seRrP1hGzzmQL3GgveMuMq7O+9MM8VrM8pS87xeUzEB7Lo7HQD/CakqT6d",
-	"Qpk3qeeUb4yyqxqmfMi8vFD9OlyXtyvjyTdHTtejrnex/6Qghq8LIRuDNtPwFHzziP8B8UOcxTe/EWwu",
-	"r0nJ1LUNRq9JUbc/D/2XEr9HJGnwVbgXBEQ6D6g6LRdkcYvLMi4KTS+j8yfw+krovILXrIYca4XP19vF",
-	"/72NF1YCcH2PD1lyn6XUf2OXVJ7ojpd0W5n7gf8YJ1Op9ITbnfphosnEHSv1BB+SK8GdBmHMkx66D7kP",
-	"kbtA2INqGQmOJyTplmwcoFkKZwTFmE7ICq2BmPmenPjGNQfdRpdNuW3p+xNy5S8TZ8eQW/k/TQm4Iig6",
-	"DLuGpFPtiJn0QVu3AKa4wouQytqoANBV88uvyiu7WEK5WFOtDhTWPrujfX9FeqU2C2uzoP1CJJATl67N",
-	"qtnzJqugMbT2BA2cgN9EIG6/BEs4I6uWBQbAypJ2cmhde28hK+vmpUA8w7WXskflW/aCct7V1HxMBprt",
-	"Gr7musTQbEt3dM+1AtcaSXddFssIh454peKnRi2PMehZpuP0DUsx71FIaHJH+RqddAzT7uk9vWd0iiyf",
-	"nU6VQTc1P8ADzSaDgTbSA0PTLcscGmToDS1SRmWdEyUcPJdLYmniMYB4gMMojUmnklmzYzu6iXV/0B/0",
-	"dcM2PN+2da/veH3Ts70RCYqskScQRJK/K1hi6dkrIIjbkYNS8u5lQGHK6GLGIAnlGmgNDcs0Teta0DI1",
-	"27SwNvJGI81yfN31fF/3BmYNWuC61AJQQ8O0bNs1R32MPcPx7L6r90c4GHiGrg8tf2tAbSF75lRpsx4O",
-	"aKd6jAd93EEfd9DH3ZA+rvzQKrZuP0w2y29pMr0tMc/J5yuUdE/AtY+DwyCLEy0KL4lfdb48Av9K8FJQ",
-	"Dm9IBcspb8kzeh9uIRKsxmyuzGrgN0d8NCexGA/Ku4re4m+JbrOS1ejIMp0zKv07z5NpzJJEuhaB0/cT",
-	"ksQL7Y5gPsbHp7K0vppJWnXBjOkrpuCMgtFe+SaLBt6UeBfE7yLOxB3OSi9OUsI54UiuLGGshzKP5jMK",
-	"feQ+XFnQNTONa1ehT06QSxYMQAFgQ5+mRNXnl95a4ME20PtoLL00z92UL5o21EMQcZg7eUFOmDM6vgsO",
-	"O3fFk2OQgkIDHelYevjUZApFXHbWiKqABZkU1PjH6kvPY7NyfMhJ52nfS2OiAZj02P8H7dValfLRrRSb",
-	"W7JYlVjZDlm8P3W/7YWPwvfvf//ek2ffe/qAP5gl8+/ffTB88INer1eJ6jxxdL0emtqJk/P+p873Y/23",
-	"Pdm+FGuahZi23n4R5NuAdh+yiSziX0OslSuwCT9WG19TO7EDAc3JWkx8QpMQR7w9KSz1edntpGV8vWmM",
-	"SuO9UMEPQs6Va6VaICot8G0ifntQSu5w0jUsvfGE6u3FU8cJOVf0YWP/SuP98DmMyZhShTD5KYoFSs4F",
-	"XIIm4SWhWe1uFiAuA+TfktPvdkokZGP3UlMAhvLx2eHom/yiNp5fYydw/skJ48Yxym33xuqq+AlVch1C",
-	"FZISB0zZ1QkE0MNVyRkKxRmE9IwGUTiZJujIYz6pEvrjrGZK2f0spYUDGotRkEbRGVWdmz3OeujJN+he",
-	"7tPNkE1QSCW7BcyN5DyL0t/tnUZLfDRLk3WM9CVTtW+yWHV1nUqsMnJJxOhEcNZQYBldTVlEUIBnYbQ4",
-	"7jVxdmLSa7B267ma1k+plhW/FQfXYMJRrA5Lk6+FFecafJI6l/Mky4TSilOq9jrwSluc8dff5CuQnsQW",
-	"22M3dbHWoDeW4EShtwpKk1FbEIsjpGoZ8waSMSVX8DvI6DKjYu+MPhbyOoWApZoeQXr5X2GOcASu3gji",
-	"rmOFWHN0eUYlvkRHEPWtOovlylwjECyaB30D+3ncJDY/qWb8+Sqi2G+OkPwhuVIhH18HKXlP2L/yw3lM",
-	"Ut5GnmrqdCAlr1Xsfi2EYQVvfO+FjF5cQr8BiwFn7xBZdWnchmhxLZOoVzpUPCYyIclRqdSjijTP+mYJ",
-	"GnipwKBKv8BPYdVzGYwJZvIr2uxkcTerzgrLeR1uFptalhb0FGx40p3kdQV32Cem03MGA92BGAWfeKFf",
-	"dn6UP5QsqspCeReqUjZ5cxLf7Gu27xmaY1hEM92Rjw0LBx4xs7oXJ0XBkSa/TeIZpmabfVfDfWxpJhkE",
-	"Zt8ILMscFtXM1NxFDbXyCoy+ZtvOSHOJO9J8wyK2Hpi245QMqySud9I9zTaDgTbyXFuzPbc/NIaOS4hb",
-	"Mq925vKmbmNCLR/xZiNq9dYf3NreakNc9bBKyBEw1ZbYERwqb2MoGQ0PeEdPtlWe9+8uEM4S1pQLcfVQ",
-	"VqYaxURTmizJRKv9pRHJKvui/Pl0UUiBky8lUFpGunJoUn4D1+Oq5ePvBKE8w7ZcdKUi6EvFRl8Hu67F",
-	"qX2zNzAN07BqOLW55Who6nbRsoaYAstzNLs/HGmOYRCtT3zTdi2D9C2n0wIdB7bpa7Y5GGpYt4ea1x9Y",
-	"+tAkjoedlug4GAa2Zo/svjYaOiONGI4xGATEC8xBCR3LE2lGyMEwCARC1rWR5zua7g37rmcNXUyc1Qg5",
-	"GAZYs23D11xHH2mm7gZD0xm5gWuXEbJ6L35nJ3y8Sguszqzsp/zNRMM7iDNBjps3yQtBGYsvJ9loIQIt",
-	"dXnZ7RTp4DcOUGq6NwNCzpouwFNmTuKAxbOa++YJGuebH58iFsscFNLn+YxekIXUe0QYHA5k7hPE2Uyg",
-	"bHEZ0CTGNJHMcD5q94w25SrpqoQY4yyrikxqho7ALXlKzuj4o48+0u6kyVQIVh5OyBh5U7EPOiHHKncS",
-	"6E6KFCzoiqWRj3AUsSsVmPVW2BrqO9k0xlJ79cq29ZTXd7WcKrXWOeRd3Hhjq61fdqul3Df1rjR+2e1A",
-	"+iT/PKQJ29i33LYokQ4hTRlTvFnJsNxnb++u8Lb3GA2i0Et4luIIMniBe48gG2THgKgPAABvTVjUV04T",
-	"rVhBhKts81645phAtsfXyDQ3KI7FEvbO6AoasmBp/NZyu4MTfdDr20NzaGzgdmVLZ2A7/RXcrqm5umlq",
-	"dt/3NMfApuY4luuYeuCPgNncwO2amjsampqtW33NcQ1P8yzLGQZG3/Vtq+B2VdHTOqcreltDzTZGloYD",
-	"e6QFfW9o6LrbH/SdMqdbHEkTuwvDuJqNB1hzSR9r2PfxyLR933P6q9hd2PhIs0eOobkeNjUyCEa2YxnO",
-	"yNLL7K686Ad296sYTLczi3Ag0wcy/RrDLwWGuT6VlulvN4cJP1mdmpKge8/wJCO7kPcU8ngeWebojK7I",
-	"UbldgsozWslQeYrG74xldANYrBdIJdpqtBW/B1u6qxL9bh16GsBumzT9DU4yci7/oIn4CmkiBAKVDALI",
-	"a5vDgJY6HLQSB63EdbQShrm5w+MSeryvAscE7Rlt1/VJ5pXypgiXxJCCcOUIOSNZGTFaRbWWMrt88rKb",
-	"WaqXUjoW+P7GZCrnpD/oDUxjNBraugzcVQssCw1DzbdtW7P14UAb2djU+gPXMYKh0deNYV5i4KTzMOx9",
-	"iP/xvUr8TlgbB+uarQ+Gmjv0sObigTcc+b5jW1i05Y/jUAJZ1UFRgdSv/vd/+cV//su8iMEJ5NQhMUcz",
-	"FtOQQn0CWe/gpGP0HaTruo4MwzA6RergX//+7//qv/2XL3/xx1/+ye9Vag61AIqqfXDSiUKKz69ebCEU",
-	"qTNchS3l5xr6uKdK7a97uPdUtfGDzPTVTUDybcgsfi0skmf42l0dBbzh14lbljWW9sMtXzOksYR/Xv3w",
-	"F1/+xb/aGnOoglHi4qyrR3Dz8+/fH/TG6dJbQ3sU7DdTnaE+Mke2NRzcKNVRqzhQn4NYeBALD2LhjRur",
-	"13d4L5WviVxXkLyeBvSrJoVKwrwvKTRTppaLATanrsczdeO7KAAPYq6iG6FmlSpuOI5CDqXj+biL5lHK",
-	"0dgnOJKOx2NZ8GgSY5+MV7hP5+t4C1ynHwlUmHlLb27+mLGo1LohjVhRAk1x1CFH0vC2MqmZNMu1pv9q",
-	"AgnvlenMxJEk6AgqcyMWA2ZekCT7Hfig42K1qxZXnGxlgfXKnBuBkeWeg4uxajL42BoQ34bWL1uc2hMo",
-	"gdj+lB+oSontezyFelrt2z/Dk/aNVV7e+zGbbdH8GWvTWGKa1mOr5u3G/h6cbivoxUm7c/Gi1CfPWIKj",
-	"vcY24Dw72xd/9Tuv/p8ff/Gz//+rv/7pq7/48y/+6OeVetYNnL1u9AYDS9ftkWWr1NZ+mChWIIt/wNGd",
-	"yl/qSWXiSADFXZ9DSkHVSr6FBv+EoTYwA0Ozcd/UsGuNNNM0R/rQ6gcD8MbNy3yedH7133726n/7U5X+",
-	"+r4q7VksRBYarctEEgKv/uWPf/2vfyQHePWXf/DrP/+TL373J1/88c86sqJ/KbgjL/Bf+hPqvWa1Hmoe",
-	"EkNtoOuGZjv9kTYKLFsbDAaW3zccw/VN6QwR4XBWTKB+eFIL2ZhIPCOXC/0igispvlWV05POr/72J7/8",
-	"xR9++Yt/UfH5zaqV5ybJmLlEuwzngrSuFeaqR75NFIfChy0iOMqI+ZAD75AD75AD7yZy4FEfcYJjb1o8",
-	"uDKvnf+2jbK20QUQ+Ew+DeeIUSTpSReOXWBdVUv3aCxx5VjmwvMz2SlLDIP5GYXKqLK/YMHHp6pa+y2e",
-	"F4/N1iQHDWUwY0Lw7BaHAp0g/1KCYwIQ8AhPxK/Q4Fjw8jBMhqoeyyV1EYm4zGIziZiLozPaOF+TzlYy",
-	"JHeL8JCdVa8b6HQT6WtL1bYnU3UC1EhuGojL1tTiBot2HBifG2R8IuyRGZxDR1aF73wTuKHdbve6giTX",
-	"0GEf6pR83fTe4gHJEjjiVbfg5pY6HPTe19J7n55RwYPUwTo+qeZUkDCRBCQvUx3SPPbhjErOx12gjO35",
-	"2mnUt1eQf1VrAaFS8O8u3PMqVfVtV8hHGpC81Rmk7mFvisKEzCAns2gLSW8hrxO7ouXg8lMUE55GCUcc",
-	"L9DVNPSmiKeejGYDtvtqKou0QklejqQEuKzJflcsDMIiyvrsnTnb0AeIFIHL7mig2YOgr436Q6zZ3mhg",
-	"2MFwGEDphlKzvq3ZHnG0UX/Q14LBcKC7g8DHprcFo1ns5SZTRCnAg8KtFl6+drPsIluAmM2HKgyVAMal",
-	"aPU1QJHDAeP3cjcAiU00UYTHJNbgDqp9HuJfvp7VzyCggZNLEuNoN61BA5oDl5/VCA7CUTgay7icBz4f",
-	"o5AmDI15Gl+Glyx+4I+bMmkgSEar2ghmg8xltrvQV9nug5BEvlJChBSN4W8+ViXMBR68xFFKlEPYGZWU",
-	"XCWLFYxMmHRVng9AmGpAOVNSmv0W751R5bvCBQ8k2AYtnUsLI8vVI9OQJ0yMJj3Q5I5LhqQZuyRnYu/l",
-	"weVGl9pOSKJsbxnopHkyIlgMEoVcLKWuZ+lKEsKlfoZfETJHin8KY7XSW8jDc34KFQHCGIU+bDbLtY8s",
-	"3clmhCCqkntdAQ8U+pDrt3KIYiJxQM+fPITzyASTcQ/lrAKUUUU4Vscxm6cJ8U8awXUL6gxkwmC3voKY",
-	"aIpc9s4oWOwwRZCqvwtVmRBP5yS+DDnL41bl/qFSSxSpZC7A3J3RkF6y6JL46Kgx2lUxvkjKwuKuHneB",
-	"UYRFn2R3izfxkZwQ2ImlW92cm4R0uIQjN02yhmcUBkOW3kfjusfLuHdGyw8CzVKeIJcgKfyiIzg21UMp",
-	"ksfHvZKXZBd8GM8oXP9uqQIEwhMcUp7UASzk0CaVGDzo3Q3hyo+xiM69jj+jfPJVbZCipbZmEnek2bZr",
-	"a3gwGGrm0A2I51t9e9QvYv8fVJiX9Z0gYVx236sz2Y5mEwtrjjW0NMOwHGLqruuNgu2VCgDfm0l0WRRy",
-	"Qu+m1N+kJRvYPXtgGY7hjPqvQ0u2HpDbacS+HTGXvChrvjbvL9eKlRbk9UeabeimhgcjSwtGrm542BkO",
-	"sNup6M06MZmbtmGV9WQDbOm+P/I13SOGNrBHruaSvqn5hj6w7MHAck28hZ5sSSu2SgG2Ses1sHujkWUM",
-	"bWfg7KD1Wpk5PsNNRWJ2eGMHP86DH+dr9uOUlFSwlIqIZ3T3aJmyHgO/kGt9MtYgJ3pvlTD02kLuc85y",
-	"cyWLshoIAH/uMXpJ4jZlTOrtr5uTp8z/tIjzrzRvfxmBRK+5kXfUfauk7Vb87VGFuT6u8rWCLRO3MOPq",
-	"lji6rnSslNASwgDU8iq413ENoOp211g7Sq6kbMRLEgSmUgpSSz8a55/Gx1+TVARvyof3Dcj6APqyfJhL",
-	"lkdf/MmPvvh///vxNcX+LK3ByijRss38xhJNmlbPGRjD0Wg4XGZROyNd1/XeQO8UjGrDEIOeaTlDxxzY",
-	"5vc7VSZWsN3b8bCW5juOrdm2NdQcfdTXhpZPfAP3Pdu2t+Rhf/mzf/7qr3/663/zH7/8z3+43qq7GTBL",
-	"vK1YqGlpttsfaY5nBxp2Rrhv9F2n37eWeVvDguqtbzlvu3yaV8TloaBinWmSzPnJ7ds/8Hp5KT+6P+43",
-	"exkHbvctyTO0voMkTQ8U4/Amw2yvZ326sUDb958++lDx0dDiFMUNobdHljnKQmhl/CxEyvIER6ShcpMK",
-	"gS1l2339MbCNJKJTQ+l7Rxu7xcu+4bW+1tjaHYj5XrROB4r95im2aQ4Ma2ANXivFzsOND5T7q0S5c1vS",
-	"o7hGxA8xmlvHaN6Q64us5MB5OKGvISdtmHBlpWuy+iU4npBEGgWVhfC09KFmSetmjl5y9eCdLv3aMPVR",
-	"Sn0Sg1O6h+cNxR6gzz68xZeQ/1CzHNfU7FG/r+GR7WouHgZDb4Q9e9hvjxPlCm/SVWa93/WoZ4of7YE1",
-	"fD1+15bjW5qtj2xt5BtEw8SyRqbdHwz73pa0PTtWZJij0XrDkmH3rP5AH9iNdHz9US5blXRr0Oh9bTnY",
-	"12zXGGlOXx9qbhCMfM8YjIhuVem4WKCt6YamD5sWWCPwndCPSGevBqfSdHuXt0vWJpmb50DGb8jchOfh",
-	"+QVZgOesCyR7Y7L+pR4vu2/caiXR/jlLk3MWtBypqc/BF/uQg+RQMOO1GefyhxtSRX5aPtq8/SGF9zem",
-	"0gZwuYW/Xs4rHH3xo9/79e/+i61sXzLf94mSZlYJO4Wb/35lnRKBcInHMrwKPGIPPcg2Ke+fl/nBhzHh",
-	"eVE7kGakc2fIkambsjFGKrd9NdE5CilPCPZ7SIjH6mJXkEgXlbFCF/k4jBbnkbg35zHB3hSaiDHPPcYi",
-	"n13RzPHxXDLv+Z/qdS9LUpXohJs0IQ5PLLtnjBzT6Pet0euQSSzNGhqWZvuBo7neyNGcvt83dU/HZrCt",
-	"vvEpePjm19scWesEE9irafbtwXCFgtEaBK5mE2xoeOg72sjqexh7AxO7RoOC0YAYh+WCedbQ0DXb1HUN",
-	"Yxdrtjkio6Fv6KY3WBZMYIGG2bTAumBC2bmA/T5lk8qMB9lkBQUwdXOfan6nN3IGzsjYV8Fdj4w02yO6",
-	"5vQdrBHPsgg2TWL57usquOt5nmZ7lqmN+sZQCyy73x/aIwsP9TUFdx0n0GyrjzXXdl3NMYiNneFgaNle",
-	"Y8HdfdW7uVPD9/gKhwnP6IhSq93iCCv6cQgGeruK4Xwz2f8D777bi3lzcWYN3Pevf/x7X/zx/7oPz7O8",
-	"vM5KFzRI15g1uvFsja+nWL1z0jd6puk4zkAf2qvTT3tDp6/ZgaVrDjY8DRumb+kBtkxvtJR+2hv6vmaT",
-	"AGuYGH1Nt5zAHA4N0x3Y69JPf/kv//CXf/Pvzb5lbkwfbfQsczgwh8OR9X2A6cYdDk1zNOr397XBgAg6",
-	"a2q4HxBNN/zB0Hc87A6dVhvst9hg39btft/ub5dRTd7OFgnV1DU+5FM75FP7uudT+7o6+8mcbTktvMXz",
-	"V/3GCmw06pseTxklMrAZijVAsG4eKhqwuPAp5ygKLwgEIfBbvVWp00rFgq5ZtKKpjI9C1khWQ0B7LcVz",
-	"7ToHN5j87FA76a2snXTI+nWIkjxUuzhYmr/C1S6WvSq/ctY/3y/KT6CErfBzvH4xCqmJ8AmOtExdex37",
-	"X9rAjt1XwZuACBCTvoeFj2MPPSVJEtIJCkFrNZurihZ3kvEp8iKCY/UR/l18LGcGQfD6ZToONCUxQUfw",
-	"oGT2GTEfSbpFWLV/fCKDPFQmkQK6qFIcTT5FKMkmrY8c4kPEw6YsmYLhEdrzTXEi75ULObzBbCP1yMDW",
-	"aLnYwFcmtOIQJ3mIkzxEXRyiLlaoUL5JofRPSU1zIzBfRh6PXv3oT3758//jy3/+31/98HeObySOIogJ",
-	"+YzcgG/RvRdkNk+4YA+CmM2QwjlAouEHmUwOuYsso2gqcDsaw//G6ChLoy86zPCLcJbOZMcsb9otjuTq",
-	"P8Av3sMLftxD7y5KDM3RVSg4AeBqZvjFfSAgxw18zhKHcB+G3UOoRWvEJmcsGdZvkmJbJwOr5zgDQ7cd",
-	"ez8p6utRANbJYNDTTX0gowBWUmpTGwW+qdmeQzTs4IGG+33f0h175DjOlpT61Z/9h1/+7Z+WuPGVlHkZ",
-	"AEuUWSwM65qNiS6IsqXpTuD6fc/BthU0xFGM3n66XDmTgzvSwQ1kjVoL0NF5SM/nuIUprdb8ZTcbIGHs",
-	"PGJ00naEvP3LDL9UXT9bjNPQ6Xq+JZQlLd1hipYHl5SDO3lLBlBS/rKi4+iL3/vFl7/40714sqiswSsr",
-	"mz6KfMITFIQxT05UvmKJvhELCsUQXBBQpyI/9CG38dV00S2FrcqM8XEakaxM/foip99RC/sqOc9gL6km",
-	"Zx1oemBhzcaurjlWv68FzmAwNJxgQAy305UdnsmSoCkHngQ3EObRSd/pOQN7pNt9AxQFgs99VC2jE1bm",
-	"NSxrpNmDwNacwQBrRt92gsCw+iNjUAZ750TxgcuepmlE/ok8qM6J0e0krDKfAHDDdg3LGGm25XuaOxi6",
-	"Wt+23aHhGEPfDrbdrmPajt1yr4NAs/s60UbDYaANjMAyHQcHWKZJLe8V4iS22Gq7nW3hdqOu9Wa3G/Uw",
-	"D/6v32S/jUdN2d3feNamZkqiOBNlWdp/0oWKIaKcaqGbRRTJV32KwkQmqi8FK92CnAlAjrww9tIoT65a",
-	"pUAP8k3sI49ChmY6Ab4giKYzF+oWt0QVUsp7Q9kSBie61Rs4I9vWddt5HZFJpuYOBkPNHmFbc20y1Gxs",
-	"mk7gei62yTUjk+x1wj5sdag7I5kBqEHSd3VzpNkjx9BcD5saGQQj27EMZ2TpDTp4sGTUwzzEIJap2V4w",
-	"1Ea2YWiW2fdsNxh4wyDYh6ifCQYtZX25adMY6qODrH/wLzn4lxz8S75pmQwO4UQH3c1N58HG8UVZc6Nu",
-	"ADp69Wf/4dW//dFeNDgxlKEmN5XprJzSLJYJzE6Qi70LlLBS7jMZbbXMUD+Rq3sdwfSSpen3DWvk6Mbr",
-	"YlntkWZ7I0MbOcTTCLZ0x9Z1C0Ow+bWC6Xeom/y6ec7tzEvyfIaj4cG8dGA5DyzngeU8sJxbWhnb8pvl",
-	"tgdm8ysUu664JYEbMlZxF13valYxSWP6GtSzVf+pmoK2h+5Kd3Cs3LNOJWKax+QyZClXwxAq5s6duVCW",
-	"zUmWLM3J/oQRXuZHz6hofVrmulUq3knEXByhzG0MBoXeKucUUrVRVYMzmg8ATctlPG9xlBA8Q0dFol9K",
-	"cAwJTagHhygbCOx5RjlJwPkdxs0YmseydvuxdGdPwPVdkA1KmupePoGj26tSmjLkpv6EJF8llbRlmI5u",
-	"GtZrYu8tx9NsbGENu46ruZY/GNoDz+gbwTXZe/Pryd5b/ZF54O4PzmM3yQVt7Wt14IC+Ieo2SSTLpL+k",
-	"o0JHv/7hD7/4i3+3F6Ub1IoPpOx5g7xUt8ZJbVNGoF43wMNzwXkxIWQKTgXH0nU+48KgKLdgzIh/iiSZ",
-	"zAuXMhotkLtCHdhDj+aEIgbXIKVhEhLeRZ+mLFGpHFIahDTkU+IjFvtZLfry01GnldKIcI48zD3sw4KA",
-	"iC5rFZ8p8N9csYNAsw3d0hx7YGmOMRrZQWCPRn2/5DzUmbIo9PGiPbXLln2ogHDDFRCsXn/oOP3h6goI",
-	"a853uQKCvfcKCOUFvoYKCMV0B87sUAHhUAHhoMQ9KHF3Fl/eVA7T68WZSLLd1lVBtT4UTjiIb69PfMvY",
-	"45oAV5SGn6OjX/3tT778T7+4gRIKKb25SGfqS2ysBC3Krk6l2MWngix4RBCdkPkIpLKmjCRqca/DjeIb",
-	"IyXoTs8e6oY9eGvrpJm9kTEYthUSGvj+0gC7Cw/5IAfZ4aDVvTGtbkv+pNT0oA7++hvEM8K3Y9BTTuyL",
-	"tLErI10fMnbBUTpHGOSnLoL8n4jFMhUtwl7MOJcJZ7v5aqSGM0vndkYlRqMsnuEo5DLKCN1RGchAjXol",
-	"ZDHItkz8bsWk7Id8HuHFGRXzIyXrSd313/3w3yBKLhWylEy2jK4NE45CPxtaWpKVSHtGhUzLCRHiXoNN",
-	"+e6UeBfvFZBZCghbKt3BZnNMFwImOQoXaxX3OxRNPk0JhOwqYgz/K7+2GX7xkNBJMu2cmLre7SQyFpQn",
-	"MRQZedldnlOegoydQiFFYn6PzWaMCgF8hpNVk8v0rStmt1pNTrOj9/2YcL5qJpmtdtU+B9byVNeOOZb3",
-	"R6Xsb0iwO9AM2xpqtmPYmmObWHOGhjFyHOwFvt1ZCqC1LUezHcvTXHPQh1o0njkwncDpl2rY5LmU1eV9",
-	"REtQrgdB2VYWBaV+/OJ3f/Lqr3+K3lPeFxXfim0CaPP7+oECwQrsrCCEjuaM89CNFogySo4P8bRtuIY3",
-	"geo/mrKs0huaYi71b9k1+Ufo6NW//z9//fuV4nklpL5K9ANsLQNeu+oPme6quxwPq0hFAJKGls5Xk4p3",
-	"F4in7g+Il3TBKgbgBmzsLlASzgiKBTd7iii5yrMn9NAjgaOL4RErDGxJVQ/JCWnOjpCJQa+hqMgSOvxI",
-	"8DZq3w/8riQ51e2AnlHuaRWyVAOAoqHtm39a6tOApx81LSTkaiHoSN0LjkpzH29Y3wO/9eoe+G0WJa5d",
-	"QijcELG4lMvsg01rkBdq70uA02EesKY+Ev8uJLCQw8VdtaIghtzrxWok7e2cdITkqImuQBi2I7DrF+iS",
-	"gMVk89oSdu2V7TMHSHZ2JR3AqD/UNdvzR5rTdwONWJajY2IN8AALRDTFlJJIkFgcCT4inxZ+EFxiSBMS",
-	"E54QX6pj1pr6TNM0hs7Qgajtqp5lZA2xZjteX3OIR7R+YLimr5sOCQwBT/IiKbmjqXNYmseU84BSIX8s",
-	"ld36Q80eun1tZPojbehYujvwnIHtGUUXlQVEoGRANc1g6/c123KHmhuMbM0Ohp4ZjEjg6oObAJthOoal",
-	"D60msA1szR6MXG3k+ro2sg3bJ4ZNXDi/lmAzNoLNtjTbNXXNMZxAG/qjwLb9ALsYrwBbe6YpIxub044U",
-	"r/FQ7+dQ7+ebUe9nh3sFaqhWNvii5V7O8kOGeOpNUUw4S2OPdJHK0V6zYiup/2060q9QqaSSDFCIG0HO",
-	"e7eSNpry7TSah8YFyRjD+bkEhVKPM8c86SrFj/opSJM0Jj10p1ik5CnJGZUM7y2eax9lJMWMXRIOiqJx",
-	"1ZQyRgk7o+MZfnFU/dBFxZqOwR0hlHcO7FOwjtCPCPIi5l00qpaA2GYDXsc9bw2Z/+KvfvzqRz/99Y//",
-	"ly//6s9++fM/+uJf/M4vf/b7f/83f/TLn/3hF//qP//yZ3/w5X/5H1/+/D921hDlwYk5OhnYvYExMg2r",
-	"3zdWkmerb5iaTQyiYbfvar5p9i3b6A8GJFjF1WxJnG+wYFMTd2WZnq/ZphtoDtEHmml4fcswvKFNzPXc",
-	"VXuwr2G5JNTNgTVwpJGxZhDs93XN1oemNnJdD8om9g3LtMyh1Z7jqh7uGzzZJkT+kE0mS7WaDg5wh8Dj",
-	"g8/awWdtn7USvmpeQA/ZBOESc3P0q5/++1/9z7/41V/91y/+9t8e78CPLSt8axUPppj67DLzBFqn9c1i",
-	"L7r1HIRZFGjKIdWteAiZajdMFAN2ZOmWLGVwFXKpgKwyTd8myXfUUq7v4CNjKLLiOB5LqSxXnZtRTz7v",
-	"iHX5nROz2xFzBhG76pzoL6WivPTdKH83BdRWE/a+fqLrPWfYH/Zl8lYV+bGiqdHTB0PTGWZ5Xp/zqh3L",
-	"1vrYIprtD1zN8TDWBsMR8fpe0B9Z9WLLttZ39b5mY8vR3MEg0DwyMJ2gbxFzOFB2rPxalO6DuD7F/j7+",
-	"PDN4qWa5S4+n+4PA0IeaHTiuNvDtkeYQw9P6wcD3bX046kN5SHnu9U3YrmaPTFtzPc/RHDOwB77hm4bj",
-	"gPbrJmYcjTTb8B0NDw1d81zPH5pDYvu+o1IeK0eiUqZMZd4tOwv50rqXsKaDGViabQwsbeQPbQ3brj20",
-	"RgPLJkZ7Dim/7yvoXPY0UZzSg+nuRhx+3gSO/zYUtSkfbu7LMI/ZJCa8LHgLpLrGxeO6eWyBSqx2CxFf",
-	"G+xzJxCax65oFyWA71UhmYwmhEyF4IGbhsxKQHzpPiKoBTiloilBLokYnXCUMFmQply+ZiwGciNyPySR",
-	"z8dnFLA+8Y976LtkwUmizfEkpAIXnyLKEKD5LIxuHFIvSn3yjCU4+pagA+MmUf1hyBPY5GsxKW5oCQmP",
-	"74dRQlo1f8xYVGrdYF2S8FZwFccDmG2l8S+r89cOewmwKb/Xly1W+4RMQkbb7+4B9VOexIv2PZ6CTrB9",
-	"+2d40r6xKi98P2azLZo/Y20ay8qErcdWzduN/T0441bQi5N251K8q73WD8gI8Enn1V//4a/+r39rGF/+",
-	"p3/16p//sFZQ0GP0kghm/W7J80fqQtaWYTRGPbM/GvWHppUl1q/7aFeLJLrBgGi2Y400d0gGmuuQ/mBk",
-	"uDaxzC3dsqXOCLiVNeUQ6wtsKIfo/n/sffuTG8l937/Sxi/cjdFQT8+jZ3YrVaJ4xxN1D1I8XlQ+Q7Xo",
-	"mekB5hbogaYHu4RSrLJ/kHKVWHIqjmNX7NiKyo5/UVRW+XGOZJf+mSPv7r9I9WMGg9cCWGCX5HH2FxJA",
-	"T3dPP77v7+fLAgcSHDiQhhGCjNEkQE4YOVGwIgrJDtB8IW+k/tQ8riFlbQWn0dfU58Vnv3r+l/+wOo9T",
-	"3dLWSVX28Iro7FZhtTZVU5xfNnmAlw4SOvhBwi52PCfA2x4kBEmCKaQJ8WBCLZuFIfUtm17vIKHNB6k+",
-	"wRs7SOjmD5KuL3qAg4S2OkizZdvBvywZ4WbfsuLFjVu5cSt/3d3KL81vKZUowWgeDfRlq11//XkLz+V6",
-	"R+VdkLPxHQE4u1Tdg1RIladdqj4lspr6rQpbN9rIQOF50EK27PKIjts6XD0tFPCIZjcGRtigocm36Y2H",
-	"NGIjxoseEHQqgMg64K6ys90RXb48ZKqVtRJtTVImg7RmquooYDZlwNM2uy5fD90GFHJbxlkbsKFgq2Dk",
-	"qpE7Xa4iJHtjM5xsXC7TwvulJlRSfjwBVJsNlTGfjliXU/0qZslKS3omm3Da14h2R8oQKVQ8vGx93Ab6",
-	"Magy/bv87qMH4JxNlVKdXXKDgeMgW89QgQIowzqTSzMzS4K7oAqsBUeK5bVNHHyWlzaiYz0zBwWgV7Xu",
-	"qcyFlPd1jkNapTmcVjXX0yoQcr3X+D1tBbu2x9hICmrpJX/mmUr7aPHmr/lr/pq/5u9r99faSVW5wUib",
-	"66nUwQm2O14QEByYdO0NKrUHaUBsSJzIh34QBJAS6rg2QzSiZEeVumGUzV/z1/w1f28Co7wSEmWRC61A",
-	"RaEBRpC4mMAw8VyIE8d3aOBbgest2E2VgoptbSMttfjWiR7/Bu2mB4NNnF+Na0gY8SqzmflpD6iTbfEj",
-	"XhnkiCaydENk6aJBZmM3Sw80kaV7RZaednmWrzCMnazKrdGC/CzAj1chGxq6Q6WBl2bAr13M6ha27Qqj",
-	"4aVFoLrXJgUxLWhIBTubcHpB0yENh5tv9cqHDnYlBcsvFIA3l6evoOfMoMBo3wvPLk9AkWVgpGzBVIjL",
-	"LI9BNGDy8qW8y5Nh2h8U4CjKYnmNVHdn4URMe8dl+lj5BiAVYMJzRqOBfAn5czIZDrvcPLzqTXvHHfCY",
-	"Ffm0hufVTy8YL2FbsgQIFmX8lfH+tVtqvvCunO/Gx2tNzQ7t4afR7B9QYII9d/HPLMQtqy+/EdIiGkAl",
-	"CSnswtUQhDQagLRgI43yTtOR9kKUzgGFZy/lo4yfgpyJybAQQNCpyfwSk0hDmCqfzOXAQNQXA5YLoH2K",
-	"y+HM35ITuyfHKsPLrm3ST3XgbuW8T6gthdAQwTCMIkgJsnyaJDRRSzprFoQxJCGxoB+EFHo0DpMgoU4U",
-	"Wq3tnduz97hJ3Haz6CoOaD544uqXzc7LCcjRYiV4axSVs1LQXujuikXR3Snz0LPrLZB8iVV07BHLoTp/",
-	"5j2bYN5tHMmvXfKGOgVAsAuW0+FuPugFsqYgAtcTNJXlIkBPIwk+iEUPpLzIQE9M8ov0IssfxPIbkHFW",
-	"J266eFjZRkqqbCwMhtopkFwPJCkbxkDLcSkHvUTH3iq+q8XICzqcsMp7bFBmNMOTUnBatIFcgKkmkKZD",
-	"PVJRG/2O6HT5PYMc167joEgiqzRpMUjHYJCKIpO96RQT/cYmsHWUXbAuN4XLyo71S86167PChL6WS9ZT",
-	"o6jo/y4fpkJOYeb31cJDW7MKoWHqhCphZYTuNDczvAMiOhanXa6/THWwNAdUYd5pD3EN7rE3g0icrQNI",
-	"YyWnzG1eGRD+0eP31D6U2myvAyr5EpyzqQA0N9swGk8KFp8sLdMd2QSUloH24ug5g4YldrpcRQ1vzPPR",
-	"7y4/0eGwhsknujzlF9nwgsXgiNb99aWKYDSlMhIg4+y4rTQLNeGT8jyJdUn98k0c5LQr9UMJiEyAcFKU",
-	"DbtcdQaUs38xCbHXAXdB5abQEQoR5SBkgLNUnVizdty8vF4ocDTby7Pq+d5xp8vrd2qhFI15ah4WXAqM",
-	"vQcJVBBuPR0I0uXqBrWVgCJPnxQ2+jTloljcr7ef0P6q8AFFE64Xyv4gUXN5qMhLFdV7TWlFUwz1pUIG",
-	"rCXN4MiPIGFeAGmMEAyQhyyfJbZj1+MLt2pegck/mBOOrn7o+5JYl3dsfiQvhoRiB/qWZ0HHcX3PDf0Q",
-	"s3A3y5fahJupbFMFtd6NRgy8V8TXDmENTlzSwTgIsIuQsnSWOxWygn6TRiPWKUfe6Iu7evF288V98dP/",
-	"8vm//vXVRtrFqS8ZaeWEbB8SC2FIXd+BiR8iK6KB59JwBXQ1sZy54FZfB7ci/DoYaV3SsV3ke5Zv7Wij",
-	"Xatul5Rsps2qi9aAUzd5/bec16/ZuIIhTupSBjhaZuvHbR0haGyUpVxSschXSuO6NVTySqTdbMOrGy0X",
-	"pJztAM1r7fer9LJnzZWtD6Pi1VecyLslhOYlFRU2qxEOj+ak+uN5oVoKcfIUljLgkvzXBnRRBk0FmInO",
-	"y2JmBXRVEwQ5u9TKmKipLrNyIRr9sxafevw1KeyCN9+eR7kyuKZywvdN0P/raFBQS1/bXa3OHj3/r58+",
-	"/3//fHxN28ICzMMSCkMVgXwYcfXF//q/zz/7q+c/+ennv/3fB83Dwk4nwBYOAmLZdSH2h5ffHEzo05SX",
-	"Qmwn4tukacUBCSCxCIZ+gjzoBowkFrUTkrBd07T+9Wcb5Njl2a9I0ooD7EAS2j4MIpJAGvjUtuwwsG1n",
-	"RZKW4+JFOVYLs7eQ7ae2eLeqja2LdCw37ek425iZNb9WBxFz5VVoRNpXpN7KKw+LqBEbruGzmuUUXbuo",
-	"Fi2iwbIF+DsfPvzACMiqRQc8LnG+Z7almbVRzsbYjsCRg/0ulz9lk0LZax0Lz6pnaJOYKkgUA5HyiB13",
-	"wMPKHku5STVSdkcp5miDj7I7Ts2DoBjk2aQ/0C0rDiNW2a10NrthOteyW+1nryrjfhVMvdIcdqMwev7q",
-	"wNRHUnsD1d787k2OepOWpjeZda/YoIafH4qfux0UOH7g6Yz9A7BzM1zD1l8ftl65sR7mi6B9L0vD83cb",
-	"93FJd19afTB16g8YTaNqgZpSoYevBPqtKZhzCirAK+UUXOVk1JVwtQ/SOCRPaz8seNraZSCinr2qKKbj",
-	"LqXAMuExy1X6c0THy7E6d9Uz+2beriqi6bMQEt9KIMWWDYnrhphZAWHU3p7u6dndZPTNjOPfMzXOLOyT",
-	"vXxM/okbdBBCVkB8Ym+V0+X4iQ8JQgEMozCCUejF2LcRo66zIxOXO6leYUMJVL9jEQs5eF0J1Ct2b1UJ",
-	"1BUgKWYSKwqj+oxAYrk+9ANKIHXjMCCEhJhuLIw6N+0tKqPu6WKqDXcwzbspfXpb3iU6Ts/O2VSFdYdb",
-	"lWxYfuJZ+6U7qUxZ9GxSnGXJlj2teqZJFGggqPeHoL7OPZyLSt14B+daP2u3Ijo+Y091FPLGp+cav1Rf",
-	"XHVxU27YzpaXtmrf1Cu+rpvsdfN1aTF3Fhuo5ISj55/++Ksf/WRrV5eStMSJUWFWaTezVIHDKjc1phCy",
-	"KCtpqZISO+BB+WL6zEVlPH2aM3F3PM6zC6oDFkzgaCoARlg3pmDMeJzyvn6synxJuSgYjTtA6r/mMM8R",
-	"jjaoU4I2iGk6nJ4N5Vk5Uzkuqons8yzKsmGs4HzNFdbSevXR3Ohl1anKcDikx/CnP//qv32qsRsPaHYM",
-	"ThDq+CgIHMe16lbHy6ejb0razXayOnrQlboKoTiGQUwIdAMPY+xQ5mCVd2Dwa1snreef/vNXf/Cz3YPh",
-	"nv/9H7/4859uUGKsju1jhN11SkxCQ0go8yAlMYGMORH1PY94MV2lxHjWnBLjep7nEULWKDFJ4kCCEYYU",
-	"JS60LM/zaeyEzL+G0fH5L//wxT/8/Gqkx+e/+tPP//V/Xgn0qDYSDrKitVGxma1co9gssA+M8I63d/29",
-	"c0+Q28EEIUfV5IxZlMb13dVf1O5wQtPhJGf3VD7P8sXDMCQJgYQhBgMPRRAzYuMwIiGl1qxi92I5gdrT",
-	"zIKE+DH0LS+CjIQ+tpHLbKN6z5/OxeIC6nkXEgsFMExiDFEU2y5NrMiPnJn5aP4aYhgi7EPiBxYMI4oh",
-	"cxOfBI4V+MpqUB1nQ+m3P5DLmVlLZevnmAa9pGkhSmZkjHF3BKCGCTWZSTdoEH/N9IZ50WDz4/PN5VFc",
-	"Fji2SCZefub1iCdsFJC52/vyEvAWVIivfv7j53/8P/aJlvuGEThvxidSqQknBltBkueyPI8236hw0YJG",
-	"BUjybFSP6BizXGS8DZTIpnwdSqo9Vj3GpjYmEHTEQM7Gp7MIj1JJqWTpFbK9/mlPv8j2rEwPV2Nm++PR",
-	"bSjBSOzA8RXYfpSzOC3MZSnlEjq8O/fJVLsoBfUVCkI/p6uFFg86DiKQ+LEPA5dZMEQsxnZoJdhDO2oG",
-	"NSeNZ5w0axWEhddcUhBcmPghgcR1GKRWSCGxSWi7tmvZAV4RlRB4c3kxLnVQHPsxRBGzoEv8EIbMxjC2",
-	"kOsQ13VCTG8/L2bupbc/f2VFrHUm3/JKRg2G0Zsoir0sGyzPii3Fv1nLRuxp7K7bykya7ZooEo0jMJM/",
-	"9pGakpyxH7IbEJrefspG40IVl1TykOEmSvxRX+jEfSn9GJSWiWTSoKf+6YGjEr5ePjCiT9PRZDSTrEz1",
-	"MT379+nTt+hUHHdAXVLTtcoM8P+IPr2vJAEFJ1Svgpbly0LVfdXtbclUerQrRSp0GxC/zonrdAI38AIc",
-	"uMvhIItBDrq5b2OCF6tjY+gnNIHEiwikFCfQ9lyCXWR7AfF2FKRe/NnPPv+3PzGGorUi1PLcl6QoNSkE",
-	"CWUI0sB3IAqSMLajgBInWWFm9V/93OK5LWjso41AtCJzWRGXs5SfjekWpYAWmj9rlx0UWXY2zHh/2x6q",
-	"9s9KMrKjjWnlQ42Q1ghpr6yQpvl4KaMdPf/xb774zZ/sZdIyuEprK78+HMZMFEClP5wYRCeT3JMlRgrK",
-	"cn0oVOgRiNNYZRNdDqbtWtStxtDLJ0MGLlguTC7+6iqs3zaTuvFarAcsW0mjIlswqaDEoZDQEMHAsW2Y",
-	"BK7rWUHiMitstfUD6jSdqOK+8quVaRK23/Gx5ZHAqyJoRw9L0WPZxCTHjaVkFHowjG0MESY+iZFl4YDU",
-	"l1zKHLoGxJK7azJk/0Fvkip8XmRz48kFXvm6YQBJYDuQ2ojCxIpoGGEvtOydX5d4tvYSbnxXCyECiU0w",
-	"9JGLIUNBYnkxtUMrXnxXFfGxw6tu92Y7QASaY725RqC5lI0T7k1ONn24CvvupWSfLnMNI3mYiMsb9IUs",
-	"Qs+1y1gofYtPpe5fK96vnrmj0jsU64nSPJoMK+SXeW7zoHqJfVM+SpLSSug5M3i/2ytLWnO7ncSODxV8",
-	"4b0MWO5eeR3uCXI6yHc9NyD2NuVvMQxt14XE83zouxjDgDqOSy3X94i/o76uX0KJQJZ7lcquZmkhx/Lc",
-	"Nfr61fEYi14Pdz61g5j6t+7q+BJkx5B4NoNhwFzo+7FtORgFDkkOocaXwv+WerxeCowcx2/0+AYe7GsE",
-	"D9bkXDQ5F1denSZmqLHL3DRAF83PZ54ztfvg6MWf/ezFn366l3UmV6WY2U0lYdezrXOdW30CQhqdgyKr",
-	"pWXrMKplAfqxnt2Bw/5nIqq3v4hqOcTysF8ZEzaJqAGGJHZiGPrEgq7FfBpS37MI20NE9eoiqn4omzdp",
-	"1ORM/cWyjOm9DBlzN1eRWnCMkIutRsRsRMxGxGxEzEbE3MpjuK18WW/bCJevUUC6kZQkbSjFw13suKtF",
-	"w2KS81swv85HMi0YYDvg3pDRXJI37ZU/1cRonLOLNJsI0w3jcuwqrAqU2SG6SIti8/2Mibrs2eWy5Wkp",
-	"VRs0oP4wC+kQlIFbqjP1pMmCBaYKjGnQ5ephDT+YzJmIC0ZH4GiGM8QZzVVmFI/UZukGkkp2uWCFAD3T",
-	"pxRYHumyhscVXGKuasZlnK2CNnystupgRuZwIqavpnW5jEjfz7ZMTrDfCVzi2Jbv+x9vA/zHAikHo8SC",
-	"oeUhaHsBjlgUIocm18EMcjdg/AUdRALLWQfwx3zXhoRRC9LAsWAcUDumDmXMslcZlS1rGTAIIbTKqiz7",
-	"ZjYkYZDAIEABtBB2CEpC5qH49iX+uaVoJP4mOOzgktHOsVSNVPSGmNw0Uy3Fg5q9Chx99Qd/8Pwv/mov",
-	"w5uqlpdoHfQG5av2gnS1C8rhIqxhRMdSGsuksiklGZrrwPZSMtNFT6WUE58CzVGrSioZH05BuMYkuGz4",
-	"e2JW50agEhMLEo/5kNIghDgIEhxZyPYcqxa70xpkwzSmO4hB5ZQb/MTD4ye6HRQEyA/W4idetaXL+In4",
-	"lvAT69O+BfzE2XCNpNTgJzb4iY2htTG0viHJt5pnbxs+YFo3sIuNOnV76lQpH9cUqlkNuTE4+vLffvHF",
-	"3/3mgACME35zecHcVI42ig/PLk+1GiQGkhVETDKaNIuB0pLEsoLzkZncgUMb3iy1AHVc7CD/dYNVtzsu",
-	"sXzL2VItWPHi9R6ury/Memn0hcayenDL6pYySa1pY5L9+juqS8a3Y6JRxeBH7KqSovf0Jn2k0//246ql",
-	"RFvkE7YB79eyOm7g2QQRZw7wd2brxJYXfLNC/c1GrUXuSSiOIHFDBkOXUUiixAmJj5hDopbkkwb6Y8Y4",
-	"nz6Uh79k6mLxh/fUapovDV+tT4dIbpdnw/nv5XYwOnqwMDVEIIl9AgMn9KBtuTiyEhdjlVdzJY8pF8Zy",
-	"rV3QHdT+XanQv7Z85XaYxEsR8KUMkPX7LIYpByYDt7zc8uM2l/sbYyrEZZYr+r9a+L43YNG5AD1DkB+Z",
-	"B3ptoKMoOLusvtNAhVJa14nlSt/oylcQksybyAxjIzoqBiyV2oiW44vsnHGhPRxRxIQw3xyrmJIurxiC",
-	"6UwUdKqrU5bg6hHN85SJSjOod6MMTGnR5UfKZjSMVf15UWRjAS6z/Dzl/WOd3Z4WYn5O4JyxWatOl38v",
-	"z3i/YlDlCgoQZRNeANqnKReFRmTM+qp8VZ4VxZB1wN2qdZcrM1Iqp5eBKBuNMt4G7AcTOixDXhRVU3Wy",
-	"xEAqlVLOoxz4UtTLaSRVpy7XAuBHPI2ymIEP7r97D/AsH9FhKjRrTdXbTASLNW91EAK9S0bPz8qp9Dpd",
-	"/pAPp2DMsvGQgSOeFeDuowfgnE3FMRjQCzZ7yVXhMPeU6Pn+tDwG+3iQFk6ZBiyA6iPKY/i2bvk7rXar",
-	"du5aJ60P2OWKVttLKqYn/So34kzSp/GJPFGtkxabfmcQvhOlD9Pv3P/47cdPvvvhA/FgVIw/vvfAe/BJ",
-	"p9PRNRfTnIkHvHUSICTHv8jOWfyhvgCidYLaLXVCTRb+txjNd8lTnX/plYqG+elU3+Ty7gl5x5eAEu/R",
-	"aMDgvYwXeTbcRK/nG78a6sc1ZPaQxmfmrG+UoOttn7VbJlc5zfhZogsdbupg+Yln7dbcVd7YxXzrg0ny",
-	"JQp5nDGh7P4jWkRGjpdbTKPilcI+sK653cYSexblLGa8SOlQbOG4WX7mWbs1qUsdm/qYa3yQXXs/FSLl",
-	"fcldygDW2gRfqc3aWRo7gK32GmdD8fqzktdv3tPF9pLB0IJp9Kotnp9rfJibnGVgRPm0vM7iFOSsyKc1",
-	"K1M/vWDcACJIcU6oqqnilfF/PZbzhXflfDc+XmuqFsPd5qR9KDW3iH3E6QVNhzQcsv2BOjX60mgKskte",
-	"SVo1YV7e/Y2yvLLPr0V9eluJ4zr7T4mBUsotJdh8MmSiA+6nQ7nN4RScpzxeDeb0SI1y4zBOm1u+m/JY",
-	"T/iwoE+TIrtr6uS2siRptVvh9B0N/v0fy9IJ90yw+1t0Wqn8Kys/VYb2K7Maba+DXIwtx9fAG6pSgq6/",
-	"VIctn8MtnXMJbAnWncZDNveseKs8ttrmYgqs1CBiTR2RB7ExcGvX+RNlsjBflfXVf/SLF//0GTA9zjC1",
-	"5ZFTVdffYnRYH51nRZpM5TffYolKiZ0LcJbNi2r9FkGdrkxaLNfT9TzlSblIRRoO2f2UDUsTjQK8eklb",
-	"7fieZ/s4uNZWb4kpuu1WG5Pg9tv81W/+/Mtf/s0Xv/7tF//48xe/+lm131VWxkvYa7mgTkCsdXu9PZ6X",
-	"pG6bwbwUpW2gvF5Vu5jcQL1H9eph6vNaHrrO8Xy3yjRS1nIpLZeUTcz4qL4uol2WXdJGLMVVwZHBRgTW",
-	"8YpCHIpWPNLX5vomk9X0aCuaXs+4IRgSK3ah71IMExRiO7KDwI9YawVJqD/oUEgISWAQ0xCGmPk4YsxG",
-	"WFKierMEEsJs6LsOgmHiOKEdOZ5vJ60ZfZFrASzX9lo7XVq9kNuZbXYsNXJoNrHRvaFycDwfW7aDr8kl",
-	"ZoseWRgSbIeQ2tSBmLkJtq3EcbB3NZcwtPi1PT23yYVmG+Za9loutMtxXmmJa4qTvEJBAVvwtXvGp916",
-	"PatHqONmSm5tz0jryqgKC1urkT4pU4dXq6MVC10PLvwOKyrWuZdh/tYVAaJqlCLLcQNP12+6Poknse1C",
-	"QuwE+symMMZB4lmJQ3AQ7ULiV2kC9UEkH7H9BFLbCSHzccxsGlFM7KvJO4liDxIUYui7FoPU8fzICxzb",
-	"94Ma3X5fhaXp42Bh179l8m02wzOpIwvU+/f1LNtV2N/396bl5dlvorVeerTWy6Ct77BiZ8La3iOmlhbR",
-	"YJkAf+fDhx8AFUcGVIsOUIbIlPeBsgFL2jurW8jZ5Rw5Pu3yMtfwnLGxMg6Xqk4xYFNwyXIGhlQU4JNJ",
-	"3NclC5UvnKV5hYfd5SX5BL0HCXxfzqM3iwGTh70MGlBd5Qol38F+l/fGubI9p8ofVi6ZfjibFAqx3rEw",
-	"mG+n/WY9DfOQFl2uwyZjIFIesVPQ+3c97btSHGhavtLxKrf3R4qmGBa04+4k6lWN6fKaet86OpWYsF+x",
-	"I6XS76POan1kdUSgOiK/e5uzuAEP/K0zelWw0PGRZxEvcPZh9B50bORDQrEFKWYMIi9KMHFc5IXuoRi9",
-	"Bx3MIkhC4kMaxQ50iW/byLOxx8KrGL18MHIgQTaCFAU+DD0LxaFPiBVFaxg9RhgfmNHjzdUjPQdh28La",
-	"0n7os7uO15tJNTz/64x2d5lnvH+muPrGKIxZ0ybxskm83D/xchdLBN78wKOayHS/ijTa04jh7zbu45L3",
-	"v7TIeUW097eAfENBp7HLG8iL+54qwaQrgpfSuL4fISuLZ2rJW8m7GlaEgnGejTPBjH1FsKINlG6blzGi",
-	"9fwLZY1pA5FlvKob1QEfZMVAagqpAIJerMISfqTfWrLFx7KL6wYN7CMhz4Qieyc+rid8iKqas8gCs56L",
-	"mWfV13MZbEpssSrzstUhGNsEO7a9WDbTgVGUUEisgMIAewwGPrZDP449iqR4NS/1rcA2i6LIg8SOXBgi",
-	"L4Sub6HYQyRACn+sPCqL0559v2LeaOW85U6KiHKVbGRtD3c3GTJzltayPnV4U6GNhG+mV7YRmBqBqRGY",
-	"thCYXjtPjCF+81xb7CyQGHEAXtKcp7y/PlTwe6aBPj3UCBbgMh0O58SKNuDsshIJTtW9WI+DptJ64lHK",
-	"xerAQsNIysFfq0qRqwxAFn6C3BPsndi4Y7nE8zzP8ZeZNwoDFxI3cKGfhAFkAQvtIGLEjsk2zBs5VgRJ",
-	"jANIYxrCOLRC14oi5CnMrXwpy30Fs7afIEfN0+r4lmdy5LM8XhjIcxAkDvIhTYgHGfEs12IIOzFWi75y",
-	"CdCsa9tFvudh21mxBD4J5RKEkIYhhtQPbJYEvk2odUtLoOUV78RGncBDroM9XZ5854X4/g4gvvXjvjnm",
-	"rLy1TdjZKx12Zo5XtV07U2nBiuJK6lwF2NKx9pFfDphKzYoZrcXdLiYjyuYrPegflgPuDYpCx/fkkGLe",
-	"PrtXJvXW16l6izWyXrmsTRrzK3dv3tEA8GJ2DnfwiO7q2Jw/pEq0kZ/KbGUFbZ/yLlcyNB0xoGBjaaTq",
-	"jYKdfJVdXjkrwZa+ykWn5oKzEuztq6xd9pfgr1y44C5CaOcLfj0f5UFHvgGY2QOTzmu939eWdL6yUkpj",
-	"id/NEt+/LqcoZatLxsZiPdCFkckFuDTIDPGEtYGBBhNAZ+PHBoNOC19lfMyi3NcBd0GcT0E+4YZqq7To",
-	"gQ6uiZXRaZhl54AOKmy+KehR8TDpnepaLEP18ESUFh2WX7AcRMMsOgdHsmEN2WFFasHjCVcl6/ZJLIjz",
-	"6eMJN/Roe4Iih71JVO7KAqE417wyaVEUQYKYDSmyI0jCwLZ8hAlyl43hZUmbh8tKpUUwgYTYFgwwjWCA",
-	"MPFsNwwD39pZqXQ7geW5tvexUpQXp0uxjuD0sdSCbewkCOPAtdnLmq7XQUr91axew+LpFDB5uFcuOrYs",
-	"CxJGGfQZcqAV+8RObMxCN9hGg7eIbUPixRakruVAhrDnU0JcaqNtZ2+VsycdYrmWRVYtNraIA4ntMOjH",
-	"LoE08QMchsRhPr79afqW7VjBx7vYDMzFEpKOrmDW35NUS5EKVaoyTmNVDUmbf+PsuDEd3BJ2wC2XzZio",
-	"oMqKBend59nlzvxRt74iXD/L+5QbXKE7kvn0U1EwyRPlo/P2YBBOy5pdUnGqR4rSvvFUVOGgPfm8Ynzy",
-	"B6DAijIOaBljCjhjsfLSKAN0NeyA5Svrc72XiuIJ7d9Oovr8On2Y5QU4Z9Oyzpnk+D3YAyLLCwFkW8bl",
-	"l50qdbYHK+NpT97RVHbzgwnLp60ZklyWF606nWB8MpI7O7O7tluzfuRWFxoTSBR5yvvyzCzO9FHOkvRp",
-	"qbIWtH9HqOVfN4cfzE1gRJ++x3i/GEh1o90apbz8aC2PfUhbezbMcrkx9+8jhCTlvRIp0PU6CHuBa2MN",
-	"W7sIeDFeMEcTiEkYQoKw5KW2BwPMKMGWE0SBM1uLi3S8CYpvfuQdyPwTuoU9WF6YhqC/0rbggs7pKOrf",
-	"deDaKrv4JNeyR2XD1V+sz05+bCihALSiqnMJx8BBgSKuZ+xpKgphTEm6tbr4tNBP6d/XZShLPX6fBOWl",
-	"O7vqGpqrBS7SMWjtcltuMPn3daU2O6xek2v6Ncg1fUL7b6sb/JonmxaK0GxDMuek1irTNGZDpkNJFinl",
-	"KLswlhRJ+5I8Gxmjv4ZR5/EMskZRxRJLNC3aRk7t8j09Aip7qct38Qiszl7q8gN4BN5SS6Up+z7OgDny",
-	"6qxyWMpx4kZYuZH0xT1syK+dGVifpB2pRHu9OlvQfg0MTd1WFdtXK6Ww5C4vJaH9yoe8kUKFWfLGj/QG",
-	"5zxvf3M3q0Q3ng59VyU99+R96YGczaJrlfbEF+SHLt8kQCxFFIAjRqNBycQrY1efFWXGdcnAT9dpcqai",
-	"k5zRgAoDKq6sOOC1z6zeXzbZV19VZdvxTpTvegEKBxnxJurfzk/rSk7lSH7hBwFykY/IYpwnhgFxbEis",
-	"yIcBCSh0CfWDJEhi16IzriQPsutezZjUQAHG2CLEOxBjKjN0Gwb16pRQ2knlbWIpdsxqvI6qzehIrC0H",
-	"pJwuqsXte11U+Yo4zVkkdeJ0GOfMVBtJBZDTXufUGNOc8eJB3NqWhjyID+zPWE9QvRNkdTw3sC3XNeAR",
-	"eufL+K9HpkyeDgIzP77HaDz/Q50M2zBw7BASJ4ihH4YUsthPXD+yfcfGByt8pLYgUBiD1QLPTQEnkDAP",
-	"Q98hCUwi20nCMHYdy76a8s9WxCPI0zEKnD0tzLlQVTXGDz7J0vffuj94/5OPnn7w5P3i4ZPv/vD3UmR/",
-	"8Nbw/L0ng/T3Rm8XH3/vu87Hn3zk/N4P33c+eOv96QOOvx18l79z7533mHj3/sUwj3ZgK4yOtvDYyKvx",
-	"6llBbrfmRVULwWzYtqUTynt/mKIZb3TVi6+xw80wn4qnqc87Y/72lgipLmvVW0l9e9p/VhhENyH1n5zp",
-	"CHI5ARUnMRZ3qvz8oezrSDAGepr2y3F6x6dA6YKjiVBBDpR3udL0Ut6vMIiVcneeyudVFaelo11T8JKU",
-	"DeM7ostVXajehJ/z7JKrFNoeyHLQm6XUnskue7rCz2Uq2EqVzDgCGR3t4wk0/OHzf/nPL/7ps+ef/vj5",
-	"j37x/I//ZSWbIBBbVgIJiRCkGLmQEkoIQbYbWng34nyTDsIrLXdOx7Ftz8dWYB+GfctF8S1IqO1D33Yi",
-	"iGwvQsT3KI7tg7Hv/bdnk2GxXJgA7VINV52+xl35dXNhvL7eSk0Nt+Q3dSVqERp32c9QEtq9zDdXlaLA",
-	"XsfzEfFtTOxD6RYoDHxIQp9B37FciEjiOh7BJMDJwYjTkzVKBfKZA4kf2DBkgQ9DJ3Bs4kUYU9TaUERC",
-	"LkWALWJ5mByAHD0xrL8xJL3Jno6daMNtuDPezy5U+omamsGCyrjSTdNCqNpTJjyV8kJ0ea1w6JH2PjA6",
-	"Ooum0ZD1jjtgjZjc5evkZJozEA1YdM5iQAXIeCkAy3vUOwXyloNoyGiu/BhstJ0LQ4va8z6MVybh0pDx",
-	"l+DDWEPOa+KbZ/mQ2L4HQ+onkODA8604oF6QtFYS/LlHMSTMimEYSqIbeCiOXYSTMNmNel7PWfJ6vdoN",
-	"eGWu1DncjuvhwHI85yq2fuOLtaS3qCrrMQlhaDsY4og61A08P8TBwUSD5z/56ef/8pfP/+bvnv/Rr+ek",
-	"BN3qapXE7Xi2Q7DnBsGBZIDKp9TIAq+LU6lBytzPp3Q9hUgUUOW1foPGF5RHbH2KrvLzKO5cy4m9pAKI",
-	"gsqF1NLBh99+ePe9sydvf/jk7N57D++9++8tKcE4dQuXlIZMNIdOqdXBHEU6YjCkFTamlChWRMXf1fN8",
-	"wkRxTz69j0nMVFBtnVgE+zvk7Zs5qPFvMtuWZ5d1ehkYnQm5Hcf2AuIj19qBXqrpPklHbC0qn2xwR6jo",
-	"F7kbTdzo9sTwGr4cnhVniSKRm/wos5bySGWTgp1t//Bi+4O4YD7IgJhEA5AzkU3yiLWBQaBbQHYUjL06",
-	"wIfPXkuTl6SWOvSNicJQzCTLL+lcneLt0kwnwmzBysDcuwojUMMFTuK0yHKhNlDR54yzdg1UUJj0UaXQ",
-	"iklY5EwBNow1YTdlGU2YW5orFbcUxpZjFz5S83pJsQtzc90Qs1Co8gu7RSysHlVtRalRS30/G65N/5S/",
-	"bT3mY9l43ag0KtILBo4kezrWBejLrxTSxLGe17qJ6LZzUzH5pmGWDRnlhw3QMMNtrtuoitEGDrFt7Dsq",
-	"XIONaDqUS8fGvuV803TfibJRa9FyatuhDYnrIEgdakEPxRjT2AotOz6YeqSm4UpZRe6O+iwvrz5Nc3Oh",
-	"ESReaMEwcTC0rATHzE8C6oetzeV41QrYgWXwLnZcPuLZPkHIqi/f7ML7lrdhFWMEiZsk0A8JgjRiQeA5",
-	"cRJ57sFWsT4bMlvM2dc3saZqWciOicSSoG2OS6nuWhOX0sSlNHEpNxCXMjGCRSkm6c87x6XInU15WqR0",
-	"CMZUiMssj0EqNSWpBOesmOScxR3wtiSbQpnbJzz9wYS1QUQFgykXjItUkuPhdF2mt6QZ+2izJc1mF/It",
-	"LdddoNeGiL59AcxI5Zu0Tlof2tEkZ/CR/Abl8e/Mc6qdyN5N1oPenqEhu2MjB1mW7+A6Q1u3OPPx8iFy",
-	"fEiQ40CKfApxFARJlCQJjcODMbPZPqyUCTbaTWfviH1vl1AONWoTyvGy+N1B2FW7dcno+dnsBm8q4jDX",
-	"uuF2TYVqd5v3+lDK1RH7iNMLmg5pOGSHi+CZaOK3JWeuGzA2RvBUnHSvipXbMpvgxLI6Hia+hXyEV2tP",
-	"2CLBFRzHg4Q6ISQRcaDPmA3dmHp+FIU2jqwbUJ+w5aMt9Sc5NSswXsootCDDboQTDyeWZ20KNiwXxnIC",
-	"+wAcSnn2BMsbj94bHN2zG924+eieE0BDwXihw75L4d+Er7RBT17BngmuUbHlmeqJDvUDHfAWU6SGFjpE",
-	"SL4QOOpp8nMClFmudwxydpGdMwEGqejKFRJpZmy1dx89AOdsKgAtQMYj1gEGV9okMvdKvq+CzyODx65j",
-	"d3qSBPQA43EJxG66LhOU9WxyluRMDECRnTMzqkJloVHEhKi+HuaMxlOQCjFh8XG7bAcoF5csvyNAT79F",
-	"/KGZf6/LBZ0KMMguwYjyaQfcVYZQE/0D6CWdasCYnipg0wN0KLJqLfSMa9WgzHwNsW7r4CGQKcunNm6P",
-	"6BQMsqGa10gOVy6Oyd9O5dtkIMpGo4y3AfvBhA5Bkam+FVlXng4xkIxYZZtz4MvZSlGH5aLLaSJ/+Iin",
-	"Kvj/g/vv3gM8y0d0aMAba9DB2vqr0gnm5LPea1Wbu8tXHeDLQQZEkQ6HILvkQmXqC3X8qiIZs3XocrMQ",
-	"AejJh8/kI2cmaaMHJnyoDlmZxR9m8bRM8e/y3oDyOLtgeQ8cySZxNRm5f/KbsoECdZZHMi0E+CQL1U0t",
-	"Box3uTkwIOUqLK+GE3CiPCDVIJIz9ZThvJdkecROgBQPel1+pGz4Js9EFHRqSkOG+lhWZna1OBNepENA",
-	"wZAWLK+9gu69A+7y6dx7lKceKl/eDCSbxnHOhFrBIgODdHQC5Fgq7WVIIz38YjGoUcb72kejy1CXTpou",
-	"10k01S8xOBKZcd+MNXIm0DinRuwXoJ+Zu9HlsyHMxVe13C75ukfl4ufsExZJlXNtEF9lqbj1IL5S/NsN",
-	"gFvO93qRdQcY7waqttcntaHaOvY7yPU9ywqWPDCWH1wl/bowRhaFJPAdSJGTwChyIyeiAQ5i/5AuGCtA",
-	"Gi96jgkp2NQr/TIujBwpCNsogDSwXZgEgc0cZIdWErU2FD6X6xJgDxHXOZgMbKLbXn9ZuDG9NKaXr2F5",
-	"VZXaybPizHDSjd0sPfBMajh5nxVn2aQ4y5Itp7PqmaZq635VW8F9hUxXCmlt0Fuxyj1wRIH+Xst42aQQ",
-	"acxqQVF3dGiJ0OLj4o7XO1BJx7Voqtodl22Pm8r7wTUJgxJKzgp6vgVpqLd91m5JRetMaZEbn6w1nd3j",
-	"UgXY9g5X7Z+1W0ta0cZOlp84HBnQunlkLNhiuW69KGjBTkCvtoK9NujNlqV3ulLT0xCQc5pPltQ1SqVL",
-	"VtX2jUZb0wArvUwOsLCOZfeVOqgq/8xrZq9UoOIbFAL/spwRVfT8ns6Ib5SHSoXPX9vguDL2QEfLrwdM",
-	"NjYFdTWOjFGon14wDnrnKY9Fr93lZpEkTzuW514ZOdT1OAHsKY2K4bTMR+wVmVQ9HiiGxE3AYJfrK5gW",
-	"A4OnuIqlFVmZb3hEF3lYl2veJY474FtTefEUIVDWNFq3T8zZHR3kmFsrP3d5yVTLME2hDVCSKo2yCwby",
-	"CReASrEipNF5P5cMQ5l6DF/Pz1Xlk1Bbstoa9yPjrMtrJp/Tms0SHGGEj5VVcMDADyZsotITeCl4jPOs",
-	"nzMhurzXZ8W3K0KkkxfA21TFSCtoSTlBAzApl3qQiiLLpyDPLtWOqln0uhOE7Ejum/of68iDxeIz3Su7",
-	"kNT1qJKKaqTvWJlO9UjyZbvclNcsq9Bq8MxKPrkjQETHuoqtEnfGkwIM0hFQpDEtQCq6XIoc+iiV5qW0",
-	"AH0pjMjlLc2iaqfTAoRsmKna5Rk4Mlmt2qZ0rK1uAgxTYaxsqmrOhN8RoCcHTIbZZWXfpFoA6oDvpcWg",
-	"y2fHql2R/hKQRba7IzQuizoAKS8ykBantZba0K2xOtWFAP2sPn8TnKyMX7VF1AuvmIR+C2XVE6odU8Jl",
-	"zrTF0UyCTooMUiHSPh/JbaqEtnzCQca7PC2O20Bb1NR3yvKtIGvM7TYjp/Vp8AzIVVWHv25QNCzRZOPI",
-	"I57Lw6xAT+VSi/N0PFYm8EzVtBOTkYI5nXCg4djLknjFZRoxbbHT7gLZZHbnZmzXPNDllE/BKMvZQkdH",
-	"+iV07eMfsjzTd7MXURHRWArIJRXSwcfqaQMCTSuC1tbGTSliyM1LlDHaHB99g8Ip6KnbmrC8NAD11HFW",
-	"45wq9ZdKuUSlRCeZlOPhZCzMAS2PbUVC1asPL+Vu9LMSlLoDnuht6vJNxteyQ7lcawywdfPoegssWDbA",
-	"GuNply9YT9UDigCpRyo7LFhnhu3ya9phv12zTe8TnVYVaRsyWqV/ZaMx5VPJeA3Tqaet2tR1ILFcB/qx",
-	"RyAlIfEc33UIs7Y3o5XT3ylNC+9aQ1advCpUQBFe9YM5Yqpokzy8rRPUbpUEr3WCpFrBaLz+92dXGV1t",
-	"dIJQJ/Bsz1aYr0mejVYto8Mgid0QBhGl0PV8FtlRYvuOv5QpbIfIhoQ6AQxdN4ERc3GQ2A7DKohbUc8S",
-	"H7qGDC0Fpdmkf//77Q2bLdWDidDZBRMW38b2r9Nl6r6htuHvC0pAg0/UWOca61xjnWusczdundvbUnao",
-	"u1Q/Kqne3DJNbsmsdNxkt+5hgfm20n0lB1bqgynTXTdpfPF/fvPlH/7R57/+mxc//dvjHWw0chgWTfK0",
-	"mCo7TMhoznJ5vnVgmDyW6btsWn3z/arvRRPMe1IHZkK0lV6fyv8q2VpoixQYsYLGtKCdWtXQqSjk+Vou",
-	"UlqGbh0Ns37KZZcqtqoNhlk/mxTHVdTUeBIO00iHdinKd8HyNJmCuaCr2pCSPa8Y8BHLxkPWNqpung2l",
-	"1qVInbYk0bFa/zyNWb03vbzL3ZUIa6DIGTudt92U/y2ptk4LlspKPa+2lkq7aoB35ftKpjSmecHlBeQF",
-	"62tGU+qLhh8ozY2DKqBOUeYw1UVeawuj9nndy9Cx1IygDhKbxGkhN2JuWWOTZbxwKFRI09EXv/7tF//4",
-	"82rXtDWB5WKQjmudqPinFZ1UEQzg6Pkvf/7i0882dVTFT63qrFR8j778w//+xT/85vNf//pYLn71TL0f",
-	"03ZFN/dnGvPRl5/99Ze//Ysvf/n3z//tT49Bxk0gV90EWe9VK9sfjVd1+9ZEMwGmqu/r7l/89d9+9Z9+",
-	"clzrIS5brduuhULIBe2Diyyi4WRI8+mprhUjaUiWA1WRzuCu0b7xWygDSVVBRltZOnNFMFaN/Eip2Waz",
-	"X/zqZ+Ab4PmPfvHinz47Li+WiYgz6CWiDfrDLKRDIHQsplmzOd27NqxO33/2/Wf/PwAA//8=",
+	"7L17kyPHnRj4VdJYR0w3hcJUFQooVHco7OZwRhpqyBnNQ9SSTTeyqrIaxS5kgpVV3QPSc6G9uN3Vetde",
+	"2eu7vQ3v2Q7Fnc9/yI67OK+lk7R732VDHEp/7Ve4yF9mPVEACmj0zJBEBIPTAPL5y8zf+/F5x2PTGaOE",
+	"Jrxz9HmHPMfTWUTgbxzFBPvzM3ZFiS++4Ol0iuN556jzdEJQTDwW+0i1QhPMEaZINI57nW7nEkcpEb08",
+	"5pPOUW20bscnCQ6jdmPxBCcp7xxZutPtJGESiQHvMBpEoZd0up1kPhPfTJJkxo9u3+YThqOeTy5vz2Lm",
+	"RmTKb1dnf/Gi28Gz8OyCzM8oS85cltLaDh/SaC7WcPLoProgcwRNUMJQki/3FkczxiI0xXOEOQ/PKWIx",
+	"SmJMeUBiFCaNYFiYtgSKXU1awKtfwOsei93Q9wltB7CFdQqgudg/i8mnKeFJ04WAH1DI0RRHAYunxG8C",
+	"QXmQhXvQPESxIb3Y0NvYR4/zcdZvqTyv2IyHZ2fkuUeIX7/ev89SNMGXYj3YmxAfzVkaIw/PEAvUOXDx",
+	"ZzIJOboIaeM2K8OX9rnV4Nd/AZXlwPYjHE7PPMYin13RRQDEJEljSnxxvyLGE7kg9VJj4hGawG314S5S",
+	"liAYEYUJwuc4pGhOGl9Abd4aZHY16w4AVl2nAJmPw2h+FoXTMDlTp7fm4iTMx/NbXC0SeqJAPFixK/GQ",
+	"myDUNM2qC9RqkusDpGlZEioJdjEnZynFlziMsBuRReyQtRJvu9TwWJx4PEcRTprpRuPoNbTRduwMBoMy",
+	"XnxC4svQI+hZZfw24GhYGMAjnUWhh5MaEE6yW3wVJhPA6BxPCaJ4SrpoNmGUiDtPpjiMckJInoc84Y1g",
+	"yScpweJ6U+zghuSLEnCAec4SfEFoHRIpJ3G2yJC33nR5xMq2W453/R2WVyD2GOREdQEPZPhpRmJByOTK",
+	"2IzEOAkZbdpeUKLQlde+fqgdUPxidthYTMhn5CykZzPcROzl72ia8gQR6qOQwn0L0iSNSePmqgPWXvDa",
+	"4a5/dLUFlDaZMHYWMXq+dJdXLI18FGGeINGOCNSK5QqBGcNRxK74il3nMzRvu/34OwNDviIJB/YZoWsJ",
+	"G4t8hAVnRudIdsn5FcwFGyMuajMUGsavU7TWo+8CBg3rEYAIKU+DIPRCQpMz7rHZAiELec6dR9i74BLL",
+	"ipbwV/4oESXE5+iAE/UzP2yCTMOElStyzel2gBYaVighlZCY4qiG2SlKKXk+I15CfETimMWIeV4ax8Q/",
+	"FjyakOxcQiiK2Pl5s3iQj1zG8FuMWxD7ksxwXw2OBNUnMborhmoJB7UsuftLHIX+mRcTn9AkxBGvAuIu",
+	"UCAWoxnm/EqQ5JCjq5jR8+YtLw5X2v3qwYozNop9PqM4TSYsDj+Dl9Zme4tLqOw0jTmLFzGk/F4sSBAo",
+	"wWEAceISvCHn6bJTroxbw4ttR92JXFhbSnnXMQliwidnCVtgYqS4Cj8j+FmsVvUDLuv5LIxX7706+oIo",
+	"3Grs3Z5+dUUCEoIonWF/GtIGTKjoFhHCCGUIe0l4SRC0btp3aaw6klsz0vVRfmlu2BY7D+lZMolZkkQL",
+	"2i3GFBnCYUR8BI0RThIynSV8rcRSH7u8181GzrdtlrYtxnhPjKHuOG+3/9qiBBCmJD4nZx6jlyRO6kA4",
+	"QfkP4lx85GEqHqNLEPRrvNn1EStM+uJ4YjBKwmRCYjUooixGPI0v4fjll8fyHyB4XsoTNiWxeA48IXhH",
+	"ypH6unPo+GchTdhS5eeVYFjkwkU7hCkTmzlGQIdhGyy+vxxUavj6a1g3esolNLIZQMLzkTuvzVkBTPFT",
+	"56ijG46O+56p2dgyNNuziObgwUDrB7o79AzfJFbQuQ4w1c4EIClLzrDnkVmyqBl4H2TSAHYj2xAfTYkf",
+	"YiQm4gLx5dJ1Exhrg5cgWR66MiJFJ9ChMjaakJgcIcwvQHWCZ1KSDRm9/QlntIsS8jy57fFLVPv1kvo9",
+	"NiP0+RT0lTjhGhP8EvGZl04JTXp8JuRQPiEkmUY9+Ld6OMMC0O+zRK2utR6iBoEM4sGiTlteXM7S2CPI",
+	"Z0RSVxCPxa7mJUlT3N9mBXYx9gLB2nDkAgBWFQD31PDt9h7k2mn4BKz90gerOArZaun25BjNNoqFEa6P",
+	"fUpzZttQBHndPlSzZRvJRlm5k9IYu9lKNmu2l9X2I8G5U7bcblSM0LyLev/d7KGwE4lPcir4Mm4wE4Ek",
+	"Jn7rIuBS0xmJL0PBwApcQSUbAw/Am2B6Tso67WVbrkxZNxFdd8IdiIULaxSwmjEWgcUIFBZNOoRcaR8T",
+	"nJBcwAd1zwqN+MLASxRka4bdwb4XVlLZ9xRTfN60b5/B+uTvLfeaDVbb64qhdrm/bHbYnwAo9UNB8M4k",
+	"67ryPctb5yMeUo8A9hcUEIXJMQpI4k1ya03j/hsmW/70N5oqh49hFvB5VJoP3cvmawGphnUuACsmn6ZC",
+	"VGsQntKZL+8qtACD9/1Aew+LRU8I9guNdsn2e/cpPl8LtHzSOl95rSkLYWS0BHiPi3k3BF++YgHAGCdE",
+	"6uaWCmbKjLteFquM1SSILR1ph7JXZRGwQ4k41/Mqy/mU6hBLCfwu2ZTqlKV9tGBWSsqLXMpasa21jMuy",
+	"8Xa2yzITU9GKnMUk5c34r6ywEbJbZoAS7Y+lwEY4Fy8lV1fG5JJdLANFw6wrlUSbz7kb7VHjSiXg4JUA",
+	"PZkR6odNNhZptc48P8p78IkX+suAszhyXYfYZtxd3JfFlcDeWZqQsyWS2PsM8dSbIEL9GQtpo6BVH6Ai",
+	"2i5234E0VZ9RbEOqXM/clM+X4OJcKe1NiHfBEY6JYLxmMTuPCc8RK5+wOIkazUPlOZpw9OYz7NTQX16e",
+	"AEmCz8+kTbmuMUvweckKTfGUtDBql4arqMtaDXb9+1uaXm4uPidChpMq2MXnKhtIi7uSIGXT5r1VR6s9",
+	"0ZVj7WJr1dlL+2NpcsaCZhPfwrpYmvDQJ9JRC7qs2Gtl5NX7bR53B0x801LE5tMyZq/s+r2Q85CeC3qa",
+	"kdaSJahpu2mVSuT7XD/SbohOZX65OZ7OZkxwAmeg76vu8Fnxs2AZEkITUAg2760+VGmDqwYqBIxBeWtF",
+	"h/dAEfl0PiMtN1lfCOyUk1hI3VxJ4HzxBsMV40kYRUg0BI07B24pU6AfoQmmvuAQpohdkhgdiM/ir0PR",
+	"zifwaIS4AEgoYLHXDKuFxdQu/c0t5foYYnHxAr5wa/EaYVeyFbmucwpClOC3Th7dh3sRY6+Rri+OvsQJ",
+	"tsXYO7F/Li5IAOGK4IuzjPIuAqBsik4Yk8S3C39GjJ7Lvzw2nTLaBQ/lzBkNSx8GcKRqAk913hpodjbr",
+	"TgBXXSoALWb0/GzGWLRec4uwdO6RynGKzxufV2nENVrc5vF2QE1KS3ghNik1BYB07mBvQrQ74kbKLfuE",
+	"e3E4E5epc9QZU6bxhMVkjBhF5JLEc4Qpv5IOTgnycByHhCMsBRhYrzchU0DdU/z8AaHnyaRzZMApyYXy",
+	"JM5Y7DsS+74T8hnjoZyzvoSHFGGKyHOBRNHBnSc/ENfihw+e/PCwi8Y4SbA3mRKaHKMgjIhgsr592gEM",
+	"pZm6OTRM3X5qDE37w57HL08746VLNJuXePcpPl9clDy+WUw4oQm8vFscXZJYyGldsD9laplNQfKASbNU",
+	"85zPHj/ILGK5tUaqTEEYKpRVSZySzTb6Hhj9lk//kKJxyTA47sIqSgvKbZlgCvR9wdkTf4kpdClYBqDZ",
+	"W1jdY5yQB+E0TJrh4uEoIvEtnqNeN/UFo0bZVVegjpAiP8ZBooUkCTTxVPAs1GKcENDqaOpFaIZ+dErH",
+	"p0ATTzvH8bcH9nHybWOMDliMxqcdPAu/R+anneO//9F/Gh8eoXE8zhVQKCJB0kXjZIw4aMY4SmkSRgIe",
+	"p1QtKOToasIiolSa6IlgPhaeFgMbQJpMBNPlidPNZjmlBxgI8i2udAbSYKB8zA670rdK7NiLUp/4x8oB",
+	"B81SNwq9wuGM907phm8hPwTtEYtCb958FmqngB/Azkr4dc7g02+bun589W1rfIQwclPvgiTiyo0/LYEe",
+	"JotJEEYRF+RjFpGERHMU0lM6vioO5GBGYsnPgHu9ACDvIvHlBZnDdwqQ/FCdDTAs43zn4y2gJmRb7SRI",
+	"pOmpCrAnamEJQ1c4TJBLAhYTKQ+Hyj0sn0uap6WHXd/sdMXk4TSddo5GQ6CD05DKz8VCQpqQc2Xd+eCD",
+	"D7ST0q1qfOSWbkhHjYl4U/ScHIvbY+l9NF70JByjg8f37qChPdAPS56NpQgocHo8QuO3CY5JLG/nt08b",
+	"3CZPO13ZO8PfR1dxmJBVKLvfBPAX3c4Mx3hKkozERTicKq7gCRDTe2HUeBhgmsvvVGZ7EgQYKHEo2nya",
+	"knje6XYEpYFpgTqXF+iTAKeROKZCr0WoOJWPSt/g2Sxml8A7xuQTcIvsfNxIIyV6vxez6eKK1Y8Ig5Ue",
+	"B0r13bRSrzRO46XycUK0JJwSebEyIFv6ilU9ZcvXJK/ymuU8ZbtYTO7aWDvPGf40zX0Rg5hNBYsVk8uQ",
+	"pRzN8Dm5xdGYkueJHGG8dLGZj+MmJOsusCxvNx7bkx9kHA0Td+4gPKcsJj4C96CrkJPDI3Hv4kQ60YeR",
+	"kpwwevb0njZC7jwhiMU+idEUxxddxNkpBSR497lHIjChcXRnElLCCXi+oDg8nyRdFXh1QRTF8UgUKVSN",
+	"Sm4u0p3vlCaiJbjTiP9P0wijA0aJXFtIlX5r/O1xF42/Jf6nif/9U8EcYBdERMEg4nOiwsIOT6lYTBe5",
+	"c3EQQfhcDCKI3YzxJGazCemhD8JkwtIEhXL3AlgTFvlSAAD2miPyHHsQR8YleX33ycP3URTyREgUV/Dl",
+	"VKLqpvN0a28gf7IBjjjJD9NlLCJYWkru+4+wOOxmTlCxYtIJA2acidb5hKG/kjv7xzEJOked37tdxPLe",
+	"lr/y2/elYHI/AHayeQGCSZX3W4AIwhDAiHowfmsshU+wFc4zFvXwODMh+ujAMkdwjBLkXWQZJrqaEFrj",
+	"Mstm2sN8m5JoFxvN2N4NuV61u4ewKRztbJdMDdhFbprIXZ2Hl0SIWs07UywYByiIt0JZMhF3VLbiO9+4",
+	"ZNOesqRp1ycRF9JwShOEo0juUSwmc4848JigVBjdefjs/aeHy9BXWJ6kvL6me079lCfxfBmNvCseHgpV",
+	"q+Uzyt83ZJW+F1J/JXEWMuxibG3TCsRvnbZv7EnqChIMWj0QwpoljUcCkfHws6VEDRjZZswy0Lsr+Dez",
+	"wr0ZjdzbwytK4mXQGU/JuIuw0kz7oDsZU0YFhyaAlgtifOktAS+g+/5SZmsoGKskIbHo+88OpuSfi/H/",
+	"+Ue65mAtONHuaR9/3h++OPzHnaajfcRYtIbvknf6asI4QRM2VaFTIVfRcnQp2EW7++1PW2HU78Mgixx5",
+	"6splI05w7E26yMOcaIAMrkI/mWgh5YTyEMwc6AFQWqngY4Azw1jFa4qpMZ13VTQji2UE53HJB7rSA1g4",
+	"0A5iL7nF1SjVzj30Pp4CmvPV+KB+iYn8FEsH7CmOQiF7H8xS6iWpDDASXfgMe4QjP2azGfHFhUliHEZi",
+	"txE5xxFQeWmaxBy9/Os/+d1f/eSLP/zZF3/+C6RYlEPBa6Dxyz/4N7/9u78boyAU0stv//TPv/j5v5ff",
+	"vfzrX7786f9V7tpDJwhOTDxcPzwPE7l+TgSjnjCAg+CCcIIiItC6pZodqjMgXO6eA+MAXh8pFaNZAjBT",
+	"ITFJJUQYZxMcjL81Go5hnrGuw58xyTZ+eCwVj0Q1F8NxRAVLpI5STidWzijRvAmOsSeay31kxEba9PKj",
+	"yHgaIjckegchiXwpT4GKAnFCxHXhF0Rq/oo5iV8ACtiqjPQkTIEBOLEDgFXpYA/FOJauo/GCHngpQ/vp",
+	"SsQ8DWlOtpol2vOQ0dUUIoY2y+aXv25IHZ6wuAEpi2+FpHmMMFgmBMTG2hhxFiccibZS5uqhdyQuRmNN",
+	"CR8nyVIAid6V5WUSXN610+1o5Q/SNUv9UP4Anqjy6+JPwb3cY1HErp7N5G+1bz5uhoDgWFYDXnI1y/cl",
+	"ft0Q8E/x+bI5HyusLfj8OVxWgasT6XDWtIAEny+VoxonfyZB2Sz/qh/byL9paZzri5xq4ib5N1vTavk3",
+	"zQe47mLATYfPGOUy68/b2H9cZHhRBk5IB1QKelC2gW99wqWut5w2qJYjpomUZs2rKVmWGN5WDtBsu2pH",
+	"yB/JTUgYNIllS81wZRNcyRpS0TI3zaza3i4aLlGLtuqctX+hbCHS7Nn+0HYCpSIC2VMr4IUPKQTo0qTQ",
+	"gb0hwHqnnKFjiyteyfCx8n5WM2K0g3i+uhWgP0H5yMobSEhzPkHj/Pvx4TEaK1ZjDLyG4I5xkrMLb+B5",
+	"PIylHem+Crp7VWezEO23smM9wK3dscLOrnmk3ZUnepjbvFcHEGbjVu1x4yJAUDG+mTVPzlWx0h0e5/zl",
+	"VeGFX7tSZWvgqktRsx3W7XWv+DLKlADbXb5yVoSVV6iSTeDaiPiESssIGMoe37uDHGtgI7VQJL0G+Bv0",
+	"3u+Vs+ZsAeZK1p2VcC4ltVmW3WPNOTVmv9gJ6VQi3erkPkdonO9hfIzEGQe5zfaUXpC51L/L7CBYWdC4",
+	"1H8IiKPzGNOEV9OFdE9pkzmuq9QnY5lCZIymZOoKfKHcs07puG4EHBeWvkOFknJDnjKsyth+iJdCYSLV",
+	"6m/ARWw2aK4aY6H9i8Lz4RoU6xWRHljiWp53U7ohmIxNCEcPWbqDYgzjQZajvm6AUkh6BEXiOqqLE4A8",
+	"i2LihzERjKUKfeNhJNMAJmlMEUZg6VUrlTr9mk/J14Iuvc+Sk0oU/RZXbTEUf+Vtawgt3wnmG8uNjLOg",
+	"M4k3KCvF6dfSG2V2FXUDqwsbH75BtO19ltzLAj62PKE8YGTt4ZTiNK57LllMSWbYynnJGpkq4vffEICX",
+	"QxDv5VqDLUC/JMp15SEsCwLdkQai0cYYymgmabyU76FhGeNWLPqbcnCPS3Gy1z26csxt+8OrhKBe+/jy",
+	"sNqQl2zlDYeV/fhG4TAVKfWsms91G2F8SWrY1XL5ssSqO3lUKoeYymYEHipJSdtH2dUReJE3Rp6F9JQG",
+	"UXg+SbLDLAWHjQ8zlFnNRwsJBiHHDItRkEbRKc0E+4adjg97CHz+pD4axpNOBzQFZpwFmT/iG8RK17wU",
+	"V3YvNX2h7AN383C6LS5ZNR5v5dWqBbvtQPCWjHGCzyG+tgjVUydcTPjm4+OnjL2H6TwPbd/uNOrR+yvP",
+	"YyEy/vpPfFlg//rX9HV4S89qEX5bHGA9SHDlAS5E4V37ANfHD74hz6UU1gdRfeD+sy3IG0IX18C9KTBw",
+	"p3Yvl/nzPANnAMn4lghngojmotnCyt4gziYHEazjxL/E1CN3IuZdlEye2JesGY4exWKPSSgOSbl2zkpf",
+	"fd5RmKPuXD+0ys5ZfWPQH+p6CxetgnH9KB+6MOQzcDIToDiBMBLJ95aXU/gTbGcL7mYjvD1v4wTV7cg8",
+	"pLz9hDSNFA8ofVgXFhD67WaOME+e8U32unZqaVlfPfn7oo1K+HTfl0VyoodB5+ij9Yv+uL4GmSsoCJ83",
+	"+6sGYcwTlPsO8VypRbyYQNAjqOvOaaiyQULFGPCpLPvdmRW/OwjvO/voRPsQa5/pmnOmffytBo87cRch",
+	"ScgO4StVwmAlSciUr3WqlMp2mOe+7GAM82FxHOP5wqMBP2k4xxy0+bzd0vNY/qhk9MGGaGDjZ7Cju7f+",
+	"mewG5tOQZp9qB9DtpDT8NCXqZ7jVtTNRx6FWsg7yG7wphQVfdD9fxMoxWRLpJ95ImHASBT30ZMKuKGLU",
+	"I8eIQ9GBBGGOxieKo5HETUYejcEj9ofayaP72vfIfFx7ZYY52uaZLeJ8sfBFGH2cQ+lBKIlUdcf54bY6",
+	"5RxwpWMuu26pt9XtFKEta+9m0XLhTcIEjecO5au2o7yZt3GrVxATzJdr+7O2j2Wr+vqzmRp3kPphcvdS",
+	"cXvVFWIvYfEuaAQMlDGXmR9hyiF6QAaUiuc15wmZim8oo/MpS3mDC2C3g6/BGoBl5kQG5tZc74ZW5fZ/",
+	"pGvOiXYPa0Hv6OO3GslLFsle8+DTq+P8s9PTVHBOSwZpyyzknOqaZWPtsxPtwyUEkaWJx6aVQ+Cp5wlg",
+	"dDsBDqM0lvleaNgYi5dnw5J3YgXy+Ogfaf/Dkh1n0fyrgjkHjlPmNPWGYM4sDc7CUuoQyRGYtmRBcpzs",
+	"di7nOzLYvrUeCwIRx0mnfPPLZ1gcxeonuRNUWTzw148u04RJlPkepIaok7fvgqlU+tMSmpBY+tNmJWTi",
+	"TPGRMEEBlWmfH6MxC4IxOsCIkqtTKhrf4kgFnhzKlPwyIA7JSJAegpJbyhs6S9uE5N5O6Vj9Mj5S8a/w",
+	"PeTajjhDGD06eXrnu9KzvYuuJiQmCLuc0ARNCab8lKY0042BfjN7bSwIOpBWjfqPmQs1BMDd/wHD/pIX",
+	"9zZOvEk5gHdDKhP67a+KRDUlxkkJfNtzTuES8a+8Kw7RQfVLHsP31bXXREV1hVZjw7MluLA14r1YEia2",
+	"8N7ZReNWa+Bcyfxnm24a5w6eNYTHIQ/PjpEguPLqKftmArng0UGAowi52LuACpwETyFnBUXnEXNxlD8R",
+	"wQoux8aGrtdk/+WyUgk/35lgSklUCR3AUdTpdi5DDkFiENjT6XauiDcBbDklJJHB4aCTbnwQ9bewQn+w",
+	"6nSfhlPCEzydSVIO2RTX93pf7bqhdwtWLustb5YiuHcaMeEHk7kMCp7F7BJHyAMHJHG4AgOWHSTz0qoA",
+	"Een9X3sSO1NZQEjhJpGEm4l6BZNb56jW7kACo/1EClithdCcablGHoMFjKEiNPO1d4s4vvIKu0WOhdXy",
+	"f/lp7IJ1qDy11848gJJTPLzFbVF2tcF7r0v37Kp5PhmGuCsck4U8tr1yEjmue2wTFidPyfNkk1cc8kdx",
+	"KLN6LVK2doqcyryUJWTtXXrA6HnWAUILN5pCZf3aoEcRf7bJISlK1H6ipmddOulclVfAvNtpjplbcQW3",
+	"0+i1uT9Qlm1HdyJT7t3MdXgEjba6Ctc9VNj8iuPZCapVyOb1Y1m5EBnCt/bKTUNa/tZYegkXnf1lfVup",
+	"i+nKmr6zZC7YGS8iOCsDXw7NHLRiZW7gIrdTfhVXutFMkl3ydoOp6940Uv4A2o1UutdNoxWPYwfDvWi+",
+	"UJckTraTXjNU+n7rY2tcghqlQcNZ6AJbo5MtyX9M/DB5QC5JtOlsol9ma253SO8xSuZwQHUH2QRRco6T",
+	"8JIoqREywiihUTy4hQviExxtLRjh6EnOOS8+RlmG4RlN1hOqxvHPY+xv8BK+A80bX0Fr1inL6rLJEdbi",
+	"2rfZqUyX0GAPilMijxDCZUAjJZNhqAQL7jzXn93iaCwkbzci96AdWIB2wP9lMf3bbKylEaQqOUOnDCXU",
+	"g/fXUojNJFIowbDl5lTvxy1tN+XG0Ps8XN+tchIxiQjmWx+GSo2wyYyFYLySu1EIWCEDWYBgba+nos01",
+	"WHmXhwm5Ji+fmX4zATwX0GEDFRS3EWOvALIVZ78l0doF+WlBdEpouQUy3hKl3pSzwRZvbotHs8nlv/Y1",
+	"Xi69VO7gBlbenJ1a9FuYRdgjU2VMXsnf5g3r6y2GaHYiyGbfidRV7ORmxK5uJ2nOa/dIJs6WaZ9kCsly",
+	"jrpvC9o1rqvlq055Si2vt0h721L0U9CAmMG1OKmWfa0cQBnySqFjGQnJEzzn6CBM0AUhMw4GvNCHBA8y",
+	"tNPn41p95HL8phQHq4ct2Z0NV3pPiJrYm6jEVFB2WGbyDv0iszio1g8qSb3Ff7Icb77gQxVsDCk5aynA",
+	"8QXhxwhn0wjOGyocy92X297icoDFDbbE9BJ3bYDiKx3a4HbZoRVi34xRlq3boPNNELRS2rfCzLJtG5Qs",
+	"W7ZEyCrF3qI5MLs7S9K4N17+ys068EOehNRLunCrKiktINfSNqbewcaW3mo17lbAqDiKFZ3LQFmFl54s",
+	"GGHykkxZqbtGg6HqviOVVulN7kQBU3u2uxzz9SkNdiiZlxDJTmCzCetYYJudTF0gpJ0Ml+GsdoNJhrJZ",
+	"BZhjtBvSAb6D57zJeaEIYPLxnKvLxa9CmVsSKHEaCZIbrPZQ6A8HtdCE9e4J7+SSW0vEUEUDq3VbNWRX",
+	"atyE4PLcUXmC62Yt6BaumIu8T55ftQssWM6kHcwqLKl44UpbdNgrrIvXmPzRwvi10HxOyo4NvbLDQYbw",
+	"I4LLFjbxpzKcNGF+lVPqIS0PkfnWg4I9M7M29b6+lmnLzrXLo7wEis2sv0KkwV1qWvzQikOoXcoNPZmy",
+	"2VauNYviam8VycK+uq9+dw2i6N3MupVjpsyjqW62WrgesjTCvTAizdYxVRohQBhy+h+pYgWZz8+EwNe3",
+	"OAogLalMJ5yU6wDJLEoAl1N6IEvgECj5cITGEK867qKxrOugct6UJdBxlqkGz2bR/LAri4Fk055SKL3Q",
+	"hTFjdgUFZNTiZJQqzhKjxOyqW6RTVBpqpZ1WJc3effLw/VNaq12QOTbJDfXQd2VQXFY5NavsAIhEJWPR",
+	"HmB6nuJzMj6ls5gEorlq10OgHITej+/dQf1+3xHDPHt6R1XmEYvooqlggmS5LewlUGZ3iqNTKk+uiwTN",
+	"RZ+wkBJfie3HaNzNvD+z0gzTWTKXPqZZBCJPYiLEP5AIpePXKS3ieWWgFNS0IFTVefAYpcSDAI6sOEFW",
+	"CuMWF83QAaZQB0wK2D4j/BQyArAZoV2EoW5EUdeAy4IBUUgJlPYhyGcevy2vWm+qXFXzq+yGVLorLNxd",
+	"sB7kKeZaOWUujAH3YPHqQxELqAdMQODO69io9OBSPGdBIL2vUEhn6aKdeNhECwjn+Jws1iTQ1+FfudSu",
+	"3FoxUBNmy6w8DYZGCMhpq4b0CtfJleor1exFtxyx29btYjs7ZltLGSXPk21tQh4kXd10ZVw6HrZ26Sv5",
+	"KW5YHGHBSlAeq7yQbnHuxaEWh1XZ6jrnvuxubWUyuNaFqjpjrsuO3vbov7pHvvy01xzxqmPdhTo7Rz+v",
+	"3YvoXkzIZ2Q7n4+0jT9A1Z1zYf7vZPqHjOs/6XQ7b3e6nTuNrD40f5xGZOPgiohksu1KblO0AY8iIXW2",
+	"79G0te+qusINtBdzT2170aoPNXQahPBHJIYqMlC/mPhQvLgrU/JK+ZsiP/QRZyjA8aKG2iu51qzaT7bq",
+	"O2IZ4BQhJLnNOjVBYzsiRjLmpcHpHsncY7BznkCxjBqDMdD1Ro6Ghnyy8VKCmE2f8fZuwZu46rfHHLKI",
+	"wfeEpFnFHYuYQxxIEEmH62XZN1Xyy1LQAsvY+XL9eJd4OOXA1k1Cjjw8k9XZZEQVGGmuCE1aK7Wz+/Iw",
+	"W2JdrNP1Jly4POxgRfBim3WU3B3Yow2s0AlrfyOa2JHSncouQjfHDvl+y2EFEjmUDncdN1J9movKBgiI",
+	"WForI4/iK90IMLaJa5FnbZwxFq0JTTINy7ZG/aFlr7aBrrq2j/MrW72dxe2FDGuLl/W4uKJ5jJUQs9gV",
+	"VQGLFCrcCMEWLDlonK1ivJtt1ZUuKgwl3+uqk3tYAkj18NpE+VQRxpa5RBbRB4CtnP1dwDZh6KAMV6mP",
+	"3CTip1mjthh3swpebZmZhoo00TyzHI+zp600LhleGDdQ1oKa5yXUpLqwlmyKXarSmHAbc32uJOExpjwg",
+	"cWYDuyUuLoyLxGXh6CALghVDHzY7BOakpCEXBRS/YkGB9xkwEsBGFIPjKGpvmlxBiza1UG6WNeEVomm1",
+	"sFX3bdHa+WlKUhlmllIqY898qcRWWVubWNvvEhzJqp2bJIVamLsS3FqMrupMrtf41EWo5caQ74Y8YfH8",
+	"LlVGv6UpKdr7i26SfmJ5yomNWLqH2/i1bpUMolqWSxDuCIdTQG9JGgsyjyHiXjxthQ2ARRACGjyb/E9l",
+	"RJejxEQcg/wrG9GTrvxSraEC+TvdziSTSJozRmwf05lG5AfFBdswQLkhYQTb4lQaI71LiRzKCR5wsupG",
+	"70LCrzyO1y7l3/cbjRdMFp2u1QTOjy9NQ7+W4KtJYXvfzwC2lUNLIzzevbpoQCnRefkd3fXfeXLSeJW9",
+	"+LLa0BwMDKex6UXYOi3J0vRlF8m8PN3D7z1qnCrl1YQu4Xljs+fXXE+dhUpkJONlRwwtN9wFUMoVNV2X",
+	"d68uGuySF2Te/v6LA9zQEgnjNy3ngdJA1A0YUMdyMydpiReJf6d1jG8V8W+pxdg4Qvi6ATf7MJlXGSb9",
+	"VYur2Tiqex+J88ojcQTSe3VRONtE1LQPohF72c4atgWO3zCc/qaDWm44yP6rHDPTNv6luD4baK6AaXgt",
+	"cS9i5l2IEGoH+3gXgOiuYl0igv0N41wiWTf/mx7j0hIZb5AU52YjUFphXtm0Fc59M+JatghVWby/3+ww",
+	"lRJrtSpEpSQuNgrqYpgdhaqUntZOAg5eQzaX1xn98Ybmf/kmBKU0oaMH7DzcMtX2Zsx7VjGronTOv1z0",
+	"NV3lDtftQGXPhzSaN2dIzTzG8/EbUUt2tZq88RYeTaVKd+ujWCzZ3t24IuvHlVqyO3Tv3xiHNzDQMr6t",
+	"2dseewnCU5ZS8LmXTuAhRfMUU3Rw5/3fP0SYI5y5g6PMGxwnaMp4gowBUuwn8sNzwfFh6iMza8976DHh",
+	"M0Y54QhHV4JB9HAcz1FyxfJG6OC0Y5h9qzfQTzuHPfQei0nxI44FyxaknPjowNJ1pGw1RbXEwy6i5BI8",
+	"7lPqS1dz8KdWUVZQxk8OkDDWzR0aMJKu3iiIGE6yqnJyfRImHEXhBUF6z9AlrCIo0aEq+XSOsmXXCgo4",
+	"FQ2z9k8+0jXn48+NrjF4cXB62ss+mi8O/0mjAnyZJqr63oopTk+fNA5TkWRqYgnmHAomZHEQgfI9EeIP",
+	"BEscZ779TMU/YC5/qDuFGeamCv6S8q2MaZrtI2tJ5aIeaVdVTx5tjw9H6/FhMf4dSJm9cYawOCY02WCN",
+	"hm5amyJtIQ9fledYicaydnVcX19rddQmxF8Fjd9kD/cI50/ZhSwkXw+wDGLCJ0g2Qolold9wtRjECech",
+	"o736xXCGy+5zb9mFVkVk7jcs5YmsBYXAuRfmryxK9VztFTUaWusqUOVFf57IXfHmHPNQXU+WPVTb5+gK",
+	"fA4F4twiG3aTsfmC0LrPgSzEsj47cH0T3co5lwcvA73xAmVsZ+3R10pd/MOvf6L9w6//6lsHh//w6x//",
+	"w6//5PRUOz3lvd976/kPf/u3PyPPky9+/Ecv//qXSyooPCprv+outZAcH1GSZfZHETgaH6Ex2DfGyJ3L",
+	"QNSY4ITFXTSWOfrH4PR1StX3kH0/KfxExTeyiLBSGGfF08FDTPx+SseFm4KaqGTkgcjiUmH4mMxqyfrF",
+	"8pSCmvgVp4clotsjxjaI4RetH6cR4Q38zs3G5oT8ncyj7PMl/l4bZvmeYorPSax0BatXAEpMUC8ItuQp",
+	"wdONum0Uv7+9B0kjctmVDUQ5IOa5gbPjqAOlAtjqdtobSj5WN3O7XGOFo8/aOiOV2h4vuh13nodhNM/Y",
+	"IikEBGVIFVC5Z78pFCDC4fQOY5HPrugmURleluYcKqCpjPsVv0sFmsWn4uMwmkOa9DzZxrpLtmmeAume",
+	"9R5+vsmWNg1MqWCE9dv++mCITSNyQCsUBnPx6W0SsJi07adM0GK6llCueCE0kVacSIdpVQcHXU0YyIlC",
+	"foP6OBLmHDIrsEAVv8l8dY9PFeVbdIc4GBv90VtvvfXWSNf1cReNv/izv3zrrfEhiLVSyFTpCE6pO0fj",
+	"T0WbBJ+PM9f9bGAZm65YzmkPjQPl4MHHaAolV5MJOaXyWy2dIRU3t7jaLBkFOpiEvk+ooOZ5+ZJTOhYP",
+	"aazCxyFWHspUS4reStX8gxK06/axpe90ictRCb03MmWMRbsw5QG/8dq9AAs+pinq+ZtLPb6+1OL1Ic09",
+	"kvxKI8lG3LGrvGxvLK5ZApY97rk2p7q4zT2buceYX2+MWRjVamGs9+4gxxrYaCZbIFmflktvK4x4IiZC",
+	"U+xNQkqQx/xGZ5ymYnRPFrseq/OSZS7VJJFKv1Q1Dnl4dkaee4T4xF+sTbeirG5Nb5tOIS3TLMJUlrUO",
+	"aTXjVXn6qs2oyUoKOQA2yK1RJD1aF4DQ7YSUJ5h6dcUr2Ig2q6l7g+VzszIydfPaYoFcpcWuGxeePb6P",
+	"IMsWoR5BFE/zaq3qBoqO1bswSZIZP7p9G4qL93xyeVu15beXX5MmsNWkk0TqwuWeKoHtfrMI9nhpWNqG",
+	"1kU50MOZ5Bk21K5tXNV7yT6284q4Vk3xFRGsj+vO9plGXdB6IRezM59gSLq41vaoxvoAxxDxevRqFeVb",
+	"6Lm2rOq+HERNpS7bRULUIyC2DZdfUqsy22l5RaXkEqvzR1TPdRfKkNpNee1qkVIY+4oEph833nkw2277",
+	"qKFzbhGuG+c3MukuvPnS2I17ZlHF3hmTGWTImpH4MhTg63Zw6oeJ/MufhrQZAGlEHsXkMiRXbW5Fo0PA",
+	"lqE+ee/rRBu9KehFAIZx4m8Ji6L79sBYikpWl8pufLDcw5Q2hfcVJv0rWmLtlaM7yDJg3f8k9c8Xzfs7",
+	"jDIo1ti0vSceq7oDgAf1USxRgvwAjiclBJH/XHyRNRH74kd5cD+5FGeRNb8i7oSxC34khbXGZ/aEJElI",
+	"z5veEJ5BYh++Qoyc4uf3IJx0bVJBnCWkeyiOJ4uR5Rv2eyDg06pP3eumupnGk1GQ2JXf9VcdfIsAyp1+",
+	"2wgMT6p5FjehfU+uCJkJJNCA+N8YrEouQ5byh28kp7cRwgVob8dnYP4w2KzGfjx/nNI2yfJlwxXr5Ur9",
+	"V+d8AFqSQLRiGYvL1pQorjFTnIzqvbkZrnBMb278BX4ug1hpa/kamg7gKW6SwVi0nod+is/vQLut0x1U",
+	"aH6LXH2tMxW30OM+xeeZKnfHcdDtw51zCDaoYsQRpDF4Mv/e48ff+c7bb49rWjC7wvr/3ke65pxo97AW",
+	"fPz58EWjV5+Yb7vo6g2vw6YHu9GBtY0Gfop3IoWKB/LaRc9s841he5BIPWORpZe/VKSGMSjb+RgdJHE4",
+	"nRL/cCHx6drcz0/x+c6C19Q1ah1JpC7Ux41FjFdesbVqqE2vXNORVC/RZmCtRkDWr9NTgqdrVGNtAgEa",
+	"VPFgCMlYzke7yPJ4wtFYjStYUpX+sAvGnFzGWVKIutbrmiuRrsmQ9ZPg6S2OYjLjt1RYa6Ty0NLcvTgr",
+	"pDCWuRHGp/QAxE1wRVZGJegAqQ89PDss5bKVz0sOLcXSU3oeMRdHmbVJiqnnTI4hc7cRX5ZEOspqbSEY",
+	"7AC6U4JjwhOEqQep2mAXKgSdJBwxSrqIRFxusTrZKYV4dZlME2xZW1fEfnPlmA2rxOKY0GSLS7UAuQqD",
+	"sMW72w2zQPB0K+p9I2++yEoKtxzi18YpvaDsip6Jr8DCO76KGT2Hz2dCZBlLe+9VyGVm0hvHCCcofxY7",
+	"W+PX8X1saD9YznMRPN0J0yXo3+vnugie7oj3eQWPUBXbg+h8rsLzX+UDazX/nrisD4vfON5zkWdnF4Q+",
+	"wmG8Nrzw6xEguEMD2TXj/KpRfZWVbRLk91Tl9d1Ok1dJNF7PIpSz5F1IGA6lxRCbzVicpDQUQ3TRpylL",
+	"iAx5T2lWBgNBgThxfKxVkvEt7eZbeC5kMzVB8hknja8Acrg011W5tpS1YWa5bxhfvjae9yGNQIMxlgyx",
+	"OMExwpRfwe0T4hAE9RaBvgcyGjULDu8ijGIWEeXK1kU+gfMGH7NDpKFJZl2shgqrhW0RLBwT7Bex5Y04",
+	"StnRV95uJv2NE/BbfTPFliy5iRJfYFvdIiVSe3FGnOpW4sxmj+vrw29smqlg2zu3oSjQfCFW5r4RR78L",
+	"IQFQ+2sXEsQqdhXwsIIqbXbtA6YyQNUUZJCmUU4zRnJVBXYkCMs6OVcThngSRhFiV5TnquVMXzbBslQn",
+	"1HRllyQ+Fn/OIU+icthQgfkhlXPBsD30uJTt5hAl7JyA97dMHpnVHFiSnHlSKpLWDi3Wy7w06AubwFEU",
+	"Oym8w1FWyUgCRLkpczwlsh4LlkVdVfHbMrlBB5yQYnNAyw6PK3l/DgtFZGUpvT3+etU0s0kaq7j7NyVk",
+	"gUyZi2EIwKg0BVyUMlZU4i5SKoMqeqWMFZmWUKX9qxc5zzLadTsqUV+nqP2fp5Ur5dzLc8PluZmviDfB",
+	"CXA8Kt6iWcbhxEvjMJk/EfBT2ArqrJykshZNHSwzHCeUxDKLlqytgS7IHAUxm6Kx5BNOYAR48KHoJetL",
+	"Z8TkqPND7eTRfU0Wc8mwuizu8qLbcUEiy6aXn+5lTM67HzztdBfTglXT5sBKInYe0jEUXoY6EZrMBoLe",
+	"/eBpF4Wcp8QHOeiSxGEQEh9JQAmk8PjenZFtDiA1CcIUnTy6D1uE5FKQXUyuSs7XA18yAT2B2KQ4mW9r",
+	"kiSzzosXEGgQMGksk1Xwjz7PoPFkwnCEpjikCQ6peNrdThpHJR/88zCZpG7PY1Ppju/F6o8Fm6waLOSq",
+	"qnckwHLn8XuIk1igvoDF6G3zbcRxRDjYIfgRwohPcEyUOpUF0vpxSgV4cqkSHXz5y//vy//205f/93/s",
+	"oi/+8Gcv/+bnh/ItxGTGEbgnAEClQaSLCl9SjqTrmxwxK20jCwjGKSwEKmDhC0GpVO4ZKNMGFhbKoDT3",
+	"FYsvQP10Sk/pHUYvCRV75kenVEOPiwomMo5JVTaRN52jg2fP7r9zaR/2RGNItVbk25UdPDwl0R3MyTFK",
+	"ltUfh96Cw1FdgKXQZvg8pIIjzqu1owPj73/0F4JpyW1GA10amXBWdOWUojyX2TFymR+qOcefA0/SRQV/",
+	"82J8jMbFR0hlXMl1JgYr0p2JVd6FIvQQOSNaj/FM5gwMGc0COb71CWfihWThSIfV+CMxZhZHNPaYT8Qi",
+	"ZMjPWD0WvljOHR08CaezSD4pVdFdjCQu3vizyVvjLrpLz6OQT8rq+GLF40cnT+98V+5QHhSkckUznHgT",
+	"uVa77wwPjwDdqprtAMvyDqGPBn2yXVZ+l99Bmj3s5zRfDHOF54fH4pQUfOU1CTlKqZQ6JdZQ0WZKJwqH",
+	"KrlD2UGMdCCusmQ0pYWPp95Eog9x67qKV+DZWAB8S9dhMwspA8dZ1E6YlME1TWXAV17BJxOnMUXju0/x",
+	"+fhYSsuiK4uRTyKSyGHEPGqBHI3vB9p7AlxqHepBnqMDcW5vjQ+PkGWO0HgWg/IPWOGzbHtjAFxevb6L",
+	"LMOsNc02AQ86TFAGSx5Sr3xh83pNUIoROLLxcy2bSOMemxGVlDvHyvAdrBieAUkQhh88HEVirgPwN6YE",
+	"8TQIQo/ww2M0/ujjMZoSTDmiLB9qiuc9dCL+FCOJ/hJU+ebEKOck4cjS+2gcUjliSGhyBssYq+6C7oOa",
+	"DcZRgXeQUD1MeJ7WSjEUB2Kd4jt1koopF5ByWSowJhPDUEaJWHnZmXissCIMLZ6Y3HnWTeXY6qEnBC63",
+	"zzzBKQl49aa+NCdHoUeoLEyk6NHJDHsTopk9fYEQXV1d9TD83GPx+W3Vl99+cP/O3fef3IU+RcCaIkaC",
+	"/Jw8ut8p1aDr6D1DNmUzQvEs7Bx1+j291wcRM5kAH3K7d0WiSAOz3u1Pri547xOlSjwnSbPHjCr0hGap",
+	"G4WegAVHB+9+8D3ESZJlR5/FUiaa4OiScCTAiGCht3iFj+DS00EQTnFp5JMAbmGuGoCgxIkYpleuNSb4",
+	"1c53SAJVlKA+m0woKtZs6nrGBagsbHW8BLqQLAwvK7r0kSp+pWpeqQpXeWErVcaq8/vDdx//8PvvvnPx",
+	"8L7/6L17UO4pmXeOoCSVKkAFdaegylTnu++mxp3733kyccPL4SSZucz5fvwwffzpDx9PvODJh/eiR3cf",
+	"fPYsjYMLmZxKctktSj9xyfQsnpA6jF7JaWXZcDncbqtgzhK72jn66ONuh6fTKY7F/h6VDrx8UJUDzbjj",
+	"o4+g2L9giBdwixhYTHR7AtUYP1t63U4UojV1HV1Nwohk8ZQwoSAYs2OBOnxGuBQPmMD/IEfiBLuYk8ZL",
+	"o6pAXvfaZMGnHXZReXgJkSHx7U5SLWbJWZY2i6Pwkuz6UB+El4SKCQTDQkqnVxSAXH5+grLP2x4foZWD",
+	"UZyBNwGMDEwrhKpjuRIEcR1dNND76GCcdTpLKb7EIWDx8WHB3TSe8mOCfcEb8Tf+oMVKITs8SBCCexck",
+	"D456oPfXH/MTiT+fFcDZ8S3JQbnVNbk0buNZqGWl7RrvyhPixUTx/DKWXtaJPpZ0F25OyGcRnqNZTILw",
+	"+eKRC6FBSsVQSAnHeEoS0OIs0WcUTW7LLCDLcnyXGmYqzo+ve6eUlvajimdix9TNoWaYmm4/NYZH5uCo",
+	"b/d0wxgNB7o++LAwErwtTkU3sDkwBn2t3yeWZrtDX3MHo4GGBzohjusOXc8vrKVifMEFS6NZuXPQ12zf",
+	"8jXHtYZa4Ll927JMP3CHHVmG7hlfsTrD7lu6Y5jDDwvdwyOlv3BHvmXq/rCoa6VWII9Q0EnBFJxd3Hvm",
+	"X93t5OatYqn5TSpHh30szmkt1EzdtBxndHNQ8zS7TwzNGfqORhxPNwfY8Jw+aQU1Z2CODMOxGqBmYd2z",
+	"HWct1H7/E62vP20DNRkj9/EG7IV8RzK3yyK+OgEZGLEAmAHxEqX2CV7CY5yQPKlO0xyq7e2i4Ytu0Ut7",
+	"xKLQm7funLWHZVorX2FZJi+9Rli1i/2zuHAYaJo6a3673PZFXsrkzFtpJ8l715q/6HYWBNG1Yyz2eNH6",
+	"aPOyAs0Mh9pYwVNBDhqZWoTRJMZe8kYduLGevj2jghVlcfgZAd241Yam3mOxCzlwoIfprO/xlLH3MJ0r",
+	"kwnflgSXWDOeZGJzha9WNG4pzRV4gy+R3jjQWcF8gSEGmDC5CCC0x1JMQ1DtGhScmE/EQ5cuaVWCe6ek",
+	"iO7kmVveZv58M1JYw39G3+qXcF+Gcy0N932s2SPP0HDQH2p9yw/0oD/0+rrXKSO9xeDgWvzwpnhQ2dpf",
+	"VA2beQGaChtgbLb3FWTMPjKMnmXpfavfH5pLyJiAykjXbJOYmmsPHC2w3UC3LdN1h3gdGbM0bPm6Zg8s",
+	"X3NHA10buIQQazggQX9QI2Oy926OqkbILt+JHkTT1YRs/ZkC9xoL3jLjKuzvPzfPFKzPKEvO8FlMxA9k",
+	"3tnqBvhNSFP9dAxl3qSeU74xyq5qmPIB8/JC9atwXd6ujCdfHzldjbrexv7jghi+KoRsDNpMw1PwzSP+",
+	"e8QPcRbf/FqwubwmJVPXJhi9JkXd/jz0X0j8HpGkwVfhbhAQ6Tyg6rRckPktLsu4KDS9iM4fw+srofMK",
+	"XrMacqwVPl9vFv/3Jl5YCcDVPd5nyT2WUv+1XVJ5olte0k1l7vv+I5xMpNITbnfqh4kmE3cs1RO8T64E",
+	"dxqEMU966B7kPkTuHGEPqmUkOD4nSbdk4wDNUjglKMb0nCzRGoiZ78qJb1xz0G102ZTblr4/IVf+MnF2",
+	"DLmV/9OUgCuCosOwa0g61Y6YSR+0VQtgiiu8CKmsjQoAXTa//FV5ZRdLKBdrqtWBwtpnJ9qHS9IrtVlY",
+	"mwXtFiKBnLh0bZbNnjdZBo2htSNo4AT8JgJx+yVYwilZtiwwAFaWtJVD68p7C1lZ1y8F4hmuvZQdKt+y",
+	"F5TzrqbmYzLQbNfwNdclhmZbuqN7rhW41ki667JYRjh0xCsVXzVqeYxBzzIdp29YinmPQkKTE+VrdNQx",
+	"TLun9/Se0SmyfHY6VQbd1PwADzSbDAbaSA8MTbcsc2iQoTe0SBmVdY6UcPBMLomliccA4gEOozQmnUpm",
+	"zY7t6CbW/UF/0NcN2/B829a9vuP1Tc/2RiQoskYeQRBJ/q5giaVnr4AgbkcOSsm7lwGFKaPzKYMklCug",
+	"NTQs0zSta0HL1GzTwtrIG400y/F11/N93RuYNWiB61ILQA0N07Jt1xz1MfYMx7P7rt4f4WDgGbo+tPyN",
+	"AbWB7JlTpfV6OKCd6jHu9XF7fdxeH3dD+rjyQ6vYuv0wWS+/pcnktsQ8R58vUdI9Btc+Dg6DLE60KLwk",
+	"ftX58gD8K8FLQTm8IRUsp7wlT+k9uIVIsBrTmTKrgd8c8dGMxGI8KO8qeovPEt1mJavRgWU6p1T6d54l",
+	"k5gliXQtAqfvxySJ59qJYD7Gh8eytL6aSVp1wYzpK6bglILRXvkmiwbehHgXxO8izsQdzkovnqeEc8KR",
+	"XFnCWA9lHs2nFPrIfbiyoGtmGteuQp8cIZfMGYACwIY+TYmqzy+9tcCDbaD30Vh6aZ65KZ83baiHIOIw",
+	"d/KCnDCndHwHHHbuiCfHIAWFBjrSsfTwqckUirhsrRFVAQsyKajxT9UvPY9Ny/EhR50nfS+NiQZg0mP/",
+	"H7VXa1XKR7dSbG7IYlViZTtk/u7E/Y4XPgzfvffh3cdPv//kPr8/TWYf3rk/vP9Jr9erRHUeObpeD03t",
+	"xMlZ/1Pnw1j/fU+2L8WaZiGmrbdfBPk2oN0H7FwW8a8h1soVWIcfq42vqZ3YgoDmZC0mPqFJiCPenhSW",
+	"+rzodtIyvl43RqXxTqjgeyHnyrVSLRCVFvgmEb8dKCW3OOkall57QvX24qnjhJwp+rC2f6XxbvgcxmRM",
+	"qUKY/BjFAiXnAi5B5+EloVntbhYgLgPk35DT73ZKJGRt91JTAIby8dni6Jv8otaeX2MncP7JCePaMcpt",
+	"d8bqqvgJVXIdQhWSEgdM2dURBNDDVckZCsUZhPSUBlF4PknQgcd8UiX0h1nNlLL7WUoLBzQWoyCNolOq",
+	"Ojd7nPXQ42/QvdylmyE7RyGV7BYwN5LzLEp/t3caLfHRLE1WMdKXTNW+yWLV1XUqscrIJRGj54KzhgLL",
+	"6GrCIoICPA2j+WGvibMTk16DtVvN1bR+SrWs+K04uAYTjmJ1WJp8Law41+CT1LmcJVkmlFacUrXXnlfa",
+	"4Iy//iZfgfQkttgcu6mLtQK9sQQnCr1VUJqM2oJYHCFVy5g3kIwpuYLvQUaXGRV7p/SRkNcpBCzV9AjS",
+	"y/8Kc4QjcPVGEHcdK8Sao8tTKvElOoCob9VZLFfmGoFg0TzoG9jPwyax+XE1489XEcV+c4Tk98mVCvn4",
+	"OkjJO8L+lS/OYpLyNvJUU6c9KXmlYvcrIQxLeOO7z2X04gL6DVgMOHuLyKpL4zZEi2uZRL3UoeIRkQlJ",
+	"DkqlHlWkedY3S9DASwUGVfoFfgyrnslgTDCTX9FmJ4s7WXVWWM6rcLNY17K0oCdgw5PuJK8quMM+Mp2e",
+	"MxjoDsQo+MQL/bLzo/yiZFFVFso7UJWyyZuT+GZfs33P0BzDIprpjnxsWDjwiJnVvTgqCo40+W0SzzA1",
+	"2+y7Gu5jSzPJIDD7RmBZ5rCoZqbmLmqolVdg9DXbdkaaS9yR5hsWsfXAtB2nZFglcb2T7mm2GQy0kefa",
+	"mu25/aExdFxC3JJ5tTOTN3UTE2r5iNcbUau3fu/W9kYb4qqHVUKOgKk2xI7gUHkbQ8loeMBberIt87x/",
+	"e45wlrCmXIirh7Iy1SgmmtJkSSZa7S+NSFbZF+XPp4tCCpx8KYHSItKVQ5PyG7geVy0ffycI5Rm25aIr",
+	"FUFfKDb6Oth1JU7tm72BaZiGVcOpzS1HQ1O3i5Y1xBRYnqPZ/eFIcwyDaH3im7ZrGaRvOZ0W6DiwTV+z",
+	"zcFQw7o91Lz+wNKHJnE87LREx8EwsDV7ZPe10dAZacRwjMEgIF5gDkroWJ5IM0IOhkEgELKujTzf0XRv",
+	"2Hc9a+hi4ixHyMEwwJptG77mOvpIM3U3GJrOyA1cu4yQ1XvxO1vh42VaYHVmZT/lbyYa3kKcCXLcvE5e",
+	"CMpYfDHJRgsRaKHLi26nSAe/doBS050ZEHLWdA6eMjMSByye1tw3j9A43/z4GLFY5qCQPs+n9ILMpd4j",
+	"wuBwIHOfIM6mAmWLy4DOY0wTyQzno3ZPaVOukq5KiDHOsqrIpGboANySJ+SUjj/44APtJE0mQrDycELG",
+	"yJuIfdBzcqhyJ4HupEjBgq5YGvkIRxG7UoFZb4Stob6TdWMstFevbFNPeX1by6lSa51B3sW1N7ba+kW3",
+	"Wsp9Xe9K4xfdDqRP8s9CmrC1fcttixLpENKUMcXrlQyLfXb27gpve4/RIAq9hGcpjiCDF7j3CLJBtgyI",
+	"eg8A8MaERX3lNNGKFUS4yjbvhGuOCWR7fIVMc4PiWCxh54yuoCFzlsZvLLc7ONIHvb49NIfGGm5XtnQG",
+	"ttNfwu2amqubpmb3fU9zDGxqjmO5jqkH/giYzTXcrqm5o6Gp2brV1xzX8DTPspxhYPRd37YKblcVPa1z",
+	"uqK3NdRsY2RpOLBHWtD3hoauu/1B3ylzusWRNLG7MIyr2XiANZf0sYZ9H49M2/c9p7+M3YWNjzR75Bia",
+	"62FTI4NgZDuW4Ywsvczuyou+Z3e/isF0W7MIezK9J9OvMPxSYJjrU2mZ/nZ9mPDj5akpCbr7FJ9nZBfy",
+	"nkIezwPLHJ3SJTkqN0tQeUorGSqP0fitsYxuAIv1HKlEW4224ndgS3dUot+NQ08D2G2Tpr/BSUbO5e81",
+	"EV8hTYRAoJJBAHltfRjQQoe9VmKvlbiOVsIw13d4VEKP91TgmKA9o826Ps68Ul4X4ZIYUhCuHCFnJCsj",
+	"Rsuo1kJml49fdDNL9UJKxwLf35hM5Rz1B72BaYxGQ1uXgbtqgWWhYaj5tm1rtj4caCMbm1p/4DpGMDT6",
+	"ujHMSwwcdR6EvffxP71bid8Ja+NgXbP1wVBzhx7WXDzwhiPfd2wLi7b8URxKIKs6KCqQ+uX/9q+++M9/",
+	"nRcxOIKcOiTmaMpiGlKoTyDrHRx1jL6DdF3XkWEYRqdIHfy7P/7j3/63//Llr/78y5/8UaXmUAugqNoH",
+	"R50opPjs6vkGQpE6w2XYUv5cQx93Van9VQ/3rqo2vpeZvroJSL4DmcWvhUXyDF/bq6OAN/w6ccuyxtJu",
+	"uOVrhjSW8M/LH/3qy3/3rzfGHKpglLg4q+oR3Pz8u/cHvXG69MbQHgX79VRnqI/MkW0NBzdKddQq9tRn",
+	"LxbuxcK9WHjjxurVHd5J5Wsi1xUkr6cB/apJoZIw70oKzZSp5WKAzanr8VTd+C4KwIOYq+hGqFmlihuO",
+	"o5BD6Xg+7qJZlHI09gmOpOPxWBY8Oo+xT8ZL3KfzdbwBrtMPBSrMvKXXN3/EWFRq3ZBGrCiBpjjqkCNp",
+	"eFua1Eya5VrTfzWBhPfSdGbiSBJ0AJW5EYsBM89Jkn0PfNBhsdpliytOtrLAemXOtcDIcs/BxVg2GfzY",
+	"GhDfgdYvWpzaYyiB2P6U76tKie17PIF6Wu3bP8Xn7RurvLz3YjbdoPlT1qaxxDStx1bN2439fTjdVtCL",
+	"k3bn4kWpT56yBIoZrm1/97mgBm+Lre0y0V6eyu2L//oHL/+fn37xi//x5d/8/OW/+6sv/uyXleLXDWKA",
+	"bvQGA0vX7ZFlqzzYfpgoviELlsDRSeWTen+Z7BJAJdhnkH9QtZIPp8GZYagNzMDQbNw3NexaI800zZE+",
+	"tPrBAFx385qgR53f/rdfvPxf/0Llyr6n6oAWC5FVSesClITAy3/109/9mx/LAV7+9Z/87q9+8sUf/uyL",
+	"P/9FR5b/L0WCZDX6yx+hOGxWGKLmTjHUBrpuaLbTH2mjwLK1wWBg+X3DMVzflJ4TEQ6nxQTqi8e1+I5z",
+	"iZTkcqFfRHAlH7gqiXrU+e3f/uw3v/rTL3/1LysOwllp89x+GTOXaJfhTNDhlZJf9cg3CflQyFOFe1R1",
+	"BJfU77EZoc+nkcw7yTUG9ep85qVTQpMen8WCRk8ISaZRD/6FCkCt5pYv514YSe1EQp4ntz1+ueUAqyJV",
+	"ioqh7z55+L6soirjBkAlBHF7lMhKiHee/ED8/MMHT34o+BPSRZ5g8yly51ltybEstQy16wisoTf1D+uB",
+	"nfLVa++EfMZ42MYhQHUp93gzROR9RsJ9RsIdq9eHrQRB+d6ylDuvMY8h9REnOPYmBTIpy0v5d5so3Bvd",
+	"OEFW4JNwhhhFksx34bIIYqjqIR+MJQkby3yGfib/Zsl9MD+lUN1W9hdi1PhYVdy/xfMCwNma5KChDEhN",
+	"CJ7e4lBkFXQYlOCYAAQ8whPxLTQ4FPIYDJNRkEdySV1EIi4zEZ1HzMXRKW2cr0nvLpnKO0WIz9bq8zXs",
+	"UxNH0pbZ2Jx7qPMFjVxAA83fmIjfYOGVPT96g/xohD0yhXPoyMr+nW8Ck7rd7V5VVOYadoh9rZmvm+1C",
+	"PCBZxki86hY84EKHve3iWraL41MqeJA6WMdH1bwYEiaSgOSlxkOax6+cUsn5CPFLsT1fO6vI5kaOr2o9",
+	"J1QK4N6Ge15mbrjtCqlKA5K3PAvYXexNUJiQKeTVFm0hcTHk5mJXtJwg4BjFhKdRwhHHc3Q1Cb0J4qkn",
+	"IxKB7b6ayEK7UFaZIyk3Lloj3hYLg9CWsk1ia8429AEiRfC5Oxpo9iDoa6P+EGu2NxoYdjAcBlB+o9Ss",
+	"b2u2Rxxt1B/0tWAwHOjuIPCx6W3AaBZ7uck0XwrwoAetpQhYuVl2kS1AzOZDJY1KEOpCxoEVQJHDAeP3",
+	"YjsAiU00UYRHJNbgDqp97mOYvp4V7CAohZNLEuNoO61BA5oDt63lCA5Cijgay9iq+z4fo5AmDI15Gl+G",
+	"lyy+74+bsqEgSCis2ghmg8xkxsLQVxULgpBEvlJChBSN4TMfqzL0Ag9e4iglyqnvlEpKrhL+CkYmTLpK",
+	"5woIUw0oZ0pKs9/ivVOq/I+44IEE26ClM2klZrl6ZBLyhInRpBeh3HFJ1Ttll+RU7L08uNzoQttzkij7",
+	"aQY6aWKOCBaDRCEXS6nrWbqShHCpn+FXhMyQ4p/CWK30FvLwjB9DVYcwRqEPm83qJSBLd7IZIRCu5CJZ",
+	"wAOFPuRrrhyimEgc0LPHD+A8MsFk3EM5qwClcBGO1XFMZ2lC/KNGcN2CWhGZMNitryAmmiKXvVMKVldM",
+	"EZRbAF06Rjydkfgy5CyPPZb7h2o7UaQS8gBzd0pDesmiS+Kjg8aIZcX4IikLi7t62AVGERZ9lN0t3sRH",
+	"ckJgJ5ZudXNuElIaE47cNMkanlIYDFl6H43rXkvj3iktPwg0TXmCXIKk8IsO4NhUD6V+Hh/2Sp6uXfBD",
+	"PaVw/bulKh4In+OQ8qQOYCGHNqnE4EFv78ygfFGLCOvr+KTKJ1/VBilaamsmcUeabbu2hgeDoWYO3YB4",
+	"vtW3R/0if8P9CvOyuhMk/cvue3Um29FsYmHNsYaWZhiWQ0zddb1RsLlSAeB7M8lKi2Jc6O2U+uu0ZAO7",
+	"Zw8swzGcUf9VaMlWA3Izjdh3IuaS52XN1/r95Vqx0oK8/kizDd3U8GBkacHI1Q0PO8MBdjsVvVknJjPT",
+	"NqyynmyALd33R76me8TQBvbI1VzSNzXf0AeWPRhYrok30JMtaMWWKcDWab0Gdm80soyh7QycLbReS7P/",
+	"Z7ipSK4Pb2zvi7v3xX3FvriSkgqWUhHxjO4eLFJWaXvPtT4Za5ATvTdKGHplaRNyznJ9NZKyGggAf+Yx",
+	"ekniNqVo6u2vm1epzP+0yNVQad7+MgKJXnEjT9R9q6ReV/ztQYW5PqzytYItE7cw4+oWOLqudI6V0BLC",
+	"ANRjK7jXcQ2g6nbXWDtKrqRsxEsSBKZSClJLPxjnP40PvybpJF6XH/ZrkPUB9GX5sHA4+uInP/7i//3v",
+	"h9cU+7PUFEsjfcs28xtLFmpaPWdgDEej4XCRRe2MdF3XewO9UzCqDUMMeqblDB1zYJsfdqpMrGC7N+Nh",
+	"Lc13HFuzbWuoOfqorw0tn/gG7nu2bW/Iw/7mF//i5d/8/Hf/9j99+Z//dLVVdz1gFnhbsVDT0my3P9Ic",
+	"zw407Ixw3+i7Tr9vLfK2hgUVeN9w3nbxNK+Iy0NBxTqTJJnxo9u3P/F6eTlGujvuN3sZe273DckVtbqD",
+	"JE33FePwOkOlr2d9urFg6XefPHxf8dHQ4hjFDeHTB5Y5ysKgZQw0RDvzBEekofqWCmMuZUx+9XHMjSSi",
+	"U0PpO0cb28U8v+a1vtL46C2I+U60TnuK/foptmkODGtgDV4pxc5DxveU+6tEuXNb0sO4RsT3cbYbx9ne",
+	"kOuLrMbBeXhOX0Fe4TDhykrXZPVLcHxOEmkUVBbC49IPNUtaN3P0kqsH73Tp14apj1Lqkxic0j08ayjY",
+	"AX124S2+gPyHmuW4pmaP+n0Nj2xXc/EwGHoj7NnDfnucKFd4k64yq/2uRz1TfGkPrOGr8bu2HN/SbH1k",
+	"ayPfIBomljUy7f5g2Pc2pO3ZsSLDHI1WG5YMu2f1B/rAbqTjq49y0aqkW4NG72vLwb5mu8ZIc/r6UHOD",
+	"YOR7xmBEdKtKx8UCbU03NH3YtMAage+EfkQ6OzU4labbubxdsjbJ/Ep7Mn5D5iY8C88uyBw8Z10g2WsL",
+	"Liz0eNF97VYrifbPWJqcsaDlSE199r7Y+zwy+6Inr8w4lz/ckCry0/LR5u33adi/MdVSgMst/PVyXuHg",
+	"ix//0e/+8F9uZPuSOduPlDSzTNgp3Px3K+uUCIRLPJbhVeARe+h+tkl5/7zMDz6MCc8LE4I0I507Q45M",
+	"3ZSNMVL1CarJ6lFIeUKw30NCPFYXu4JEuqiMFbrIx2E0P4vEvTmLCfYm0ESMeeYxFvnsimaOj2eSec8/",
+	"qte9KElVohNu0oQ4PLLsnjFyTKPft0avQiaxNGtoWJrtB47meiNHc/p+39Q9HZvBpvrGJ+Dhm19vc2St",
+	"Ekxgr6bZtwfDJQpGaxC4mk2woeGh72gjq+9h7A1M7BoNCkYDYhwWix5aQ0PXbFPXNYxdrNnmiIyGvqGb",
+	"3mBRMIEFGmbTAuuCCWVnAva7lE0qM+5lkyUUwNTNXar5nd7IGTgjY1dFkz0y0myP6JrTd7BGPMsi2DSJ",
+	"5buvqmiy53ma7VmmNuobQy2w7H5/aI8sPNRXFE12nECzrT7WXNt1NccgNnaGg6Fle41Fk3dVs+ikhu/x",
+	"FQ4TntERpVa7xRFW9GMfDPRmFTT6ZrL/e959uxfz+uLMGrjv3/30j7748/9lF55neYmkpS5okHIza/QG",
+	"ZNy8maR8q/ONGz3TdBxnoA/t5fnGvaHT1+zA0jUHG56GDdO39ABbpjdayDfuDX1fs0mANUyMvqZbTmAO",
+	"h4bpDuxV+ca//Fd/+ptf/wezb5lr84UbPcscDszhcGR9CGBdu8OhaY5G/f6uNhgQQZRNDfcDoumGPxj6",
+	"jofdodNqg/0WG+zbut3v2/3NsuLJq/z1Toqnnus+J94+J94+J94bkRNvY652qyR6XxGHTZl3L+dnbvEc",
+	"Y722QjeNOsNHE0aJDE6HoikQcJ2H+wYsLuICOIrCCwKBJPxWb1n6u1LRrmsWj2kqp6VoKJJVSdBOS2Jd",
+	"u97IDSaw29cweyNrmO0zt+0jXfdVZ/beAl/hqjOLnrFfOQuu7xdlYFDClviqXr8ojNQm+QRHWqZyv44N",
+	"N21gx+6pAFxABEJohdoouZ9qDz0hSSKE2xA0j9OZqixzkoyPkRcRHKsf4e/ix3J2FwSvX6ZUQRMSE3QA",
+	"D0pmEBLzkaRbhMb7h0cyUEdlgymgiypFCuVThNKI0oLMIcZHPGzKEpDIZXu+LtbnnXJBldeYMaYe3dka",
+	"LRcb+MqEx+xjXfexrvvImX3kzBIVyjcpHcITUtPcCMyXkceDlz/+yW9++b9/+S/++8sf/cHhjcTCBDEh",
+	"n5Eb8A+7+5xMZwkX7EEQsylSOAdINHwhEwIid55lhU0Fbkdj+GeMDrJSCKLDFD8Pp+lUdsxy393iSK7+",
+	"Pfz8HTznhz309rzE0BxchYITAK5mip/fAwJy2MDnLHAI92DYHYTLtEZscsaSc8RNUmzraGD1HGdg6LZj",
+	"76bMQD2SwzoaDHq6qQ9kJMdSSm1qo8A3NdtziIYdPNBwv+9bumOPHMfZkFK//Mv/+Ju//YsSN76UMi8C",
+	"YIEyi4VhXbMx0QVRtjTdCVy/7znYtoKGWJjRm0+XK2eydynbu/KsUGsBOjoL6dkMtzDA1Zq/6GYDJIyd",
+	"RYyetx0hb/8iwy9V990W4zR0up5/EGVJS5emouXerWgfEtCSAZSUv6zoOPjij3715a/+YifeSCrz89IK",
+	"ww8jn/AEBWHMkyPl0yDRN2JBoRiCCwLqVOSHPuSnvprMu6XQY5n1P04jgi5JzFV6wuXFhr+rFnbjDlC7",
+	"LDTqJdUEuwNNDyys2djVNcfq97XAGQyGhhMMiOF2urLDU1maN+XAk+AGwjw66js9Z2CPdLtvgKJA8LkP",
+	"q6WQwsq8hmWNNHsQ2JozGGDN6NtOEBhWf2QMymDvHCk+cNFbOI3ID+RBdY6MbidhlfkEgBu2a1jGSLMt",
+	"39PcwdDV+rbtDg3HGPp2sOl2HdN27JZ7HQSa3deJNhoOA21gBJbpODjAMtVtea8Q67LBVtvtbANvKHWt",
+	"lTfUCpci9TD3Pszf5ERbD5sy9L/2zFvNlERxJsqytPvEGRVDRDldRjeLCpOv+hiFiSw2UAo4uwV5L4Ac",
+	"eWHspVGeILdKge7nm9hFLowMzXQCfEEQTacu1A9viSqklPeaMl4MjnSrN3BGtq3rtvMqostMzR0Mhpo9",
+	"wrbm2mSo2dg0ncD1XGyTa0aX2auEfdjqUHdGMotTg6Tv6uZIs0eOobkeNjUyCEa2YxnOyNIbdPBgyaiH",
+	"6ohBLFOzvWCojWzD0Cyz79luMPCGQbALUT8TDFrK+nLTpjHUR3tZf+9fsvcv2fuXfNOyUexDwva6m5vO",
+	"ZY7ji7LmRt0AdPDyL//jy//5xzvR4MRQSpzcVLa6clq6WCahO0Iu9i5Qwkr562TE3CJD/Viu7lUkRJAs",
+	"Tb9vWCNHN14Vy2qPNNsbGdrIIZ5GsKU7tq5bGBIGXCshwha1r181z7mZeUmez3A03JuX9iznnuXcs5x7",
+	"lnNDK2NbfrPcds9sfoXyDyhuSeCGjFXcRte7nFVM0pi+AvVs1X+qpqDtoTvSHRwr96xjiZhmMbkMWcrV",
+	"MISKuXNnLpRl5JJlZ3Oyf84IL/Ojp1S0Pi5z3Sqd8nnEXByhzG0MBoXeKm8YUvVtVYNTmg8ATculWG9x",
+	"lBA8RQdFsmZKcAxJaagHhygbCOx5SjlJwPkdxs0Ymkey/v6hdGdPwPVdkA1KmmqXPoaj26lSmjLkpv45",
+	"Sb5KKmnLMB3dNKxXxN5bjqfZ2MIadh1Xcy1/MLQHntE3gmuy9+bXk723+iNzz93vncdukgva2NdqzwF9",
+	"Q9RtkkiWSX9JR4UOfvejH33x7/79TpRuUO8/kLLnDfJS3RontUkpiHrtBw/PBOfFhJApOBUcS9f5jAuD",
+	"wuqCMSP+MZJkMi8+y2g0R+4SdWAPPZwRihhcg5SGSUh4F32askSlckhpENKQT4iPWOzLKPtLUn466rRS",
+	"GhHOkYe5h31YEBDRRa3iUwX+mytYEWi2oVuaYw8szTFGIzsI7NGo75echzoTFoU+nrendtmy91UsbriK",
+	"hdXrDx2nP1xexWLF+S5WsbB3XsWivMBXUMWimG7Pme2rWOyrWOyVuHsl7tbiy+vKQ3u9OBNJttu6KqjW",
+	"++IXe/Ht1YlvGXtcE+CK8v4zdPDbv/3Zl//nr26gDEZKby7SmfoSGytBi7KrYyl28YkgCx4RRCdkPgKp",
+	"rCkjiVrcq3Cj+MZICbrTs4e6YQ/e2Fp3Zm9kDIZthYQGvr80wPbCQz7IXnbYa3VvTKvbkj8pNd2rg7/+",
+	"BvGM8G0Z9JQT+yJt7NJI1weMXXCUzhAG+amLIP8nZPKe4jBC2IsZ5zLhbDdfjdRwZuncTqnEaJTFUxyF",
+	"XEYZoROVgQzUqFdCFoMczcTvVkzKfshnEZ6fUjE/UrKe1F3//Y/+LaLkUiFLyWTL6Now4Sj0s6GlJVmJ",
+	"tKdUyLScECHuNdiU70yId/FOAZmFgLCF8itsOsN0LmCSo3CxVnG/Q9Hk05RAyK4ixvBP+bVN8fMHhJ4n",
+	"k86RqevdTiJjQXkSQ6GYF93FOeUpyNgpFFIk5vfYdMookinjl00u07cumd1qNTnNjt73Y8L5splkttpl",
+	"+xxYi1NdO+ZY3h9VSaEhwe5AM2xrqNmOYWuObWLNGRrGyHGwF/h2ZyGA1rYczXYsT3PNQR/qCXnmwHQC",
+	"p1+qQ5TnUlaX9yEtQbkeBGVbWRSU+vKLP/zZy7/5OXpHeV9UfCs2CaDN7+t7CgRLsLOCEDqYMc5DN5oj",
+	"yig53MfTtuEaXgeq/2DCsmp9aIK51L9l1+SfoIOX/+H/+N0fVwoglpD6MtEPsLUMeO2qDzLdVXcxHlaR",
+	"igAkDS2dLScVb88RT91PiJd0wSoG4AZs7M5REk4JigU3e4woucqzJ/TQQ4Gji+ERKwxsSVUPyQlpzo6Q",
+	"iUGvpjBMddcfCN5G7fu+35Ukp7od0DPKPS1DlmoAUDS0ffNPSn0a8PTDpoWEXC0EHah7wVFp7sM167vv",
+	"t17dfb/NosS1S2SVD1hcymX2waY1yAu18yXA6TAPWFMfib8LCSzkcHGXrSiIIfd6sRpJeztHHSE5aqIr",
+	"EIbNCOzqBbokYDFZv7aE7WJlr6UIUn7QJYXBqD/UNdvzR5rTdwONWJajY2IN8AALrDXBlJJI0GMcCaYj",
+	"nxa+ECxlSBMSE54QX+puVtoFTdM0hs7QgRDvqlJmZA2xZjteX3OIR7R+YLimr5sOCQwBfPI8KfmuqUNb",
+	"mMeU84AGIn9Zld36Q80eun1tZPojbehYujvwnIHtGUUXlTJE4G/AS81g6/c123KHmhuMbM0Ohp4ZjEjg",
+	"6oObAJthOoalD60msA1szR6MXG3k+ro2sg3bJ4ZNXDi/lmAz1oLNtjTbNXXNMZxAG/qjwLb9ALsYLwFb",
+	"ew4rozFf64pNJayzr9m0r9m0r9n0xtRs2uJegVKwlUdE0XInZ/k+Qzz1JigmnKWxRwCJJIs+BUoH8yYd",
+	"6de+3FVJjitExiCXn1pJjE05kxpNfOOCko/h1F2CQqmLm2GedJXyTn0VpEkakx46KRYp5QJySqXQcovn",
+	"GmQZDTNll4SDsm9cNYeNUcJO6XiKnx9Uf+iiYk2H4FISypsKNkZYR+hHBHkR8y4a1YPAA2UDXsfFcgX3",
+	"9cV//enLH//8dz/9n778r3/5m1/+2Rf/8g9+84s//odf/9lvfvGnX/zr//ybX/zJl//l77785X/qrOCV",
+	"Bkfm6Ghg9wbGyDSsft9YyjVZfcPUbGIQDbt9V/NNs2/ZRn8wIMEyZnNDnukGi241Mb2W6fmabbqB5hB9",
+	"oJmG17cMwxvaxFzN9LYH+wpOWELdHFgDRxqKa0bd/v/P3tc2uY3cd36VDt9o5sKmG42HBmYqVZa1q7W8",
+	"2pWs1Z4rDl3DBtAg4SEbNBqcEZ1SlfPCPlcSO3eX8yV1ycU+V3J54/PFlTibs+Pyl1lp19/iqh8Agk9D",
+	"csgZSbuYNxLJRnejH/7P/9/fRpAgD0M/DCNVkdS2HOxgz9leEJ7f3Fe4s6vI/8Os31+qt9UEMTbJ403c",
+	"YRN3eMh6F29aJNfDrA9oTbg5+vSjH3/627/59Of/9OI3Pzq+hjy2bLRfqFoxoDzOLsporqss92X+THsR",
+	"R7LM5J0IBVcsL0Jpnk8LI4AdOcjR5SguU6GNyPNC0zus+LKZyv5BWjoPpixwFGUTrsvGV67wkz9uyXnF",
+	"rRPcbskxk2F22TpBz7Wzo/a7Vf8dy1Vbz9htdIJQJ/Bsz9YAvCZ7Z01Tq4NcDwdeidX7oZj3RRJoU4dB",
+	"ErshDCJKoev5LLKjxPadxTrmBNohsiGhTgBD101gxFwcJLbDsOcaX2R1LGrnQR6f2fv90R+XTkvTrArL",
+	"ilDsJhbyIEmCELox8WHArAjaiRvHBHm+rUp86n1ffAkSQuJjAsMoCmCAE+LGVoytIFBGyZsY0fchseIA",
+	"Us9CMAqj2MMeI3EcGCu0CQaroZ0aF3094CvWHtoiW7UxrgOJ5TrQjz0CKQmJ5/iuQ5i1vYRUnfc1fK68",
+	"miCf8Mb9eiNBW6+Cxr+jChPVN7eKRxnnWT9noq54S6J6RZjOvljEikusD+2Rv67wsZ6o9MrskrdBoei9",
+	"KQZU8oQ0M2mUKtRGI0uwWIcASW6hAovBgIGQDTPeF6DIdFGhegminuwoHLL7KRvGotfliuqz+LgD3mVT",
+	"wQo4pv2US1p8CngGFJkvUyF7KY+Gk5g9zQo6/APJB3qrVPWHqSjUS96KW3hDSwVafT8dFmyr5o+zbFhr",
+	"vcJDqNfbrKvcHkXZ1jpwy1qN21EvuWwmdnkbP+AT1k8zvv3bPeDxRBT5dPsnPlCWxO3bP6X97RubEtH3",
+	"82y0Q/On2TaNdXXJrfs2zbfr+6tqj7davbzYbl9m96r1yvy/Jbc+ab385Z99+n9/ZFmf/ON/efmn31mo",
+	"IBll/IJJyf5eLdRLG06urLtp+R1s+77tYaespLAYlD9fFTNMXAZJ4Pgw9JgLw4DZrm+FhDl4xzh8bWBS",
+	"os0V9S8XJ7ii/mXIAgcSHDiQhhGCjNEkQE4YOVGwIuzMDtB85Xak/tQ8riGSbYWf0tek6uVHv3jxt/+8",
+	"OnFXXenWSVXn8opw/FZhtTaVz5xfNnl6lw4SOvhBwi52PCfA2x4kBEmCKaQJ8WBCLZuFIfUtm17vIKHN",
+	"B6k+wRs7SOjmD5IuKHuAg4S2OkizZdshRkByzc90fICWOZrQgCY0oAkNeB1CA67lrn5lvmepCAtG82ig",
+	"CUmNKuvPW3if1zub74Kcje8IwNml6h6kQqqt7VJ9LREO1W9V+ojRKAcKV4cWsmWXR3Tc1mkjaaEAgLQU",
+	"YOC8DSqhfJveeEgjJgl4Dwg6FUBkHXBX2UrviC5fHjLVCneJeigZhkE8NNWtFECiIq3a7trl6yEUgUJQ",
+	"zDhrAzYUbBWcYzVyp8tVpHJvbIaTjctlWni/1IQsy48ngGrTr3LI0BHrcqpfxSxZ6Q3JZBNO+xpZ8kgZ",
+	"k4XKS5Gtj9tAPwYV4kaX3338AJyzqTKMZJfcYFE5yNYzVOAcyjnC5NLMTMvgLqgC3MGRkkTaJh8ly0s7",
+	"37GemYMC0Kta91QGkeRSKtcordKNTiVBUewrrQKS13v+H2pL5rW9/kaAU0svxSaeqfSrFm/+mr/mr/lr",
+	"/j5zf62dNMgbjJa6nqUjOMF2xwsCggMDm7DB0uFBGhAbEifyoR8EAaSEOq7NEI0o2dHS0TDK5q/5a/6a",
+	"v88Do7wSmmiRC61AJ6IBRpC4mMAw8VyIE8d3aOBbgestmLOVgoptbboutfjWiR7/Bs3ZB4MvnV+Na0gY",
+	"8Spjm/lpD8ihbXFcXhsElyY6eEN08KJBZmM3Sw800cF7RQefdnmWrzCMnazKqtKC/CxIk1dhNxpCR8Ex",
+	"lGbAz1zc8Ra27Qor5ZVFEbvXJgUxLWhIBTubcHpB06Ey6m+6jisfOtiVFCy/UED6XJ6+gp4zg8akPTY8",
+	"uzwBRZaBkbIFUyEuszwG0YDJy5fyLk+GaX9QgKMoi+U1Ut2dhRMx7R2XiYPlG4BUgAnPGY0G8iXkz8lk",
+	"OOxy8/CqN+0dd8ATVuTTGq5eP71gvIRPyhIgWJTxWLw2t0HNF96V8934eK2p2aE9/DSa/QMKTMDuLv6Z",
+	"hdhz9eUXQlpEA6gkIYUhuhoKlEYDkBZspKst0HSkvRClc0DVlZDyUcZPQc7EZFgIIOjUZO+JSaShhJVP",
+	"5nJgSkUUA5YLoD2RyyHpX5ITuyfHKkMEr23ST3XwdRVTkVBbCqEhgmEYRZASZPk0SWiilnTWLAhjSEJi",
+	"QT8IKfRoHCZBQp0otFrbxxzM3uMm6yeYRVfhWfMxLVe/bHZeTkCOFivBW6MZnZWC9kJ3VyyK7k6Zh55f",
+	"b4HkS6yiY49ZDtX5M+/ZBGRv435+4xJw1CkAgl2wnA5380EvkDUF1bmeoKlMJQF6GtHzQSx6IOVFBnpi",
+	"kl+kF1n+IJbfqHiZGnHTRfzKNlJSZWNhsAxPgeR6IEnZMAZajks56CU6flrxXS1GXtDhhFXeY4P2pBme",
+	"lILTom2idjR+tO5Qj1TURr8jOl1+zyA4tuvIIJLIKk1aDNIxGKSiyGRvOk1Iv7EJFBplF6zLTQHBsmP9",
+	"knPt+qww4cvlkvXUKCqDo8uHqZBTmPl9tfDQ1qxCaLhIoUrJGaE7zc0M74CIjsVpl+svUx3wzgFV2JPa",
+	"Q1yDXe3NoEpn6wDSWMkpc5tXBvV/+OSh2odSm+11QCVfgnM2FYDmZhtG40nB4pOlZbojm4DSMtBeHD1n",
+	"0LDETperyO+NuVr63eUnOhzWsDFFl6f8IhtesBgc0bq/vlQRjKZURgJknB23lWahJnxSniexDs5BvomD",
+	"nHalfigBkQkQToqyYZerzoBy9i8mkvY64C6o3BQ6QiGiHIQMcJaqE2vWjpuX1wsFjmZ7eVY93zvudHn9",
+	"Ti2UhDJPzcPzS4Gx9yCBCkqxpwNBulzdoLYSUOTpk8JGn6ZcFIv79fZT2l8VPqBowvXSER4kai6PFHmh",
+	"QxNsfU1pRVMM9aVC6KwlPuHIjyBhXgBpjBAMkIcsnyW2Y9fDPrdqXhV1eDAnHF390DcksS7v2PxIXgwJ",
+	"xQ70Lc+CjuP6nhv6IWbhbpYvtQk3U2GqijW+G40YeFjE144sDk5c0sE4CLCLkLJ0ljsVsoJ+kUYj1ilH",
+	"3uiLu3rxdvPFffLDP/v43398tZF2cepLRlo5IduHxEIYUtd3YOKHyIpo4Lk0XAEhTyxnLubY1zHHCL8J",
+	"RlqXdGwX+Z7lWzvaaNeq2yUlm2mz6qI1IPENNsMtYzNoNq7gwJO6lAGOltm6DhevbJSlXFKxyNdK47q1",
+	"6gCVSLvZhlc3Wi5IOdsVFqi136/i0p61j7Y+jIpXX3Ei75ZQtpdUVBjJRjg8mpPqj+eFainEyVNYyoBL",
+	"8l8b0EUZNBVgJjovi5kVxFlNEOTsUitjoqa6zMr2aBTeWnzq8WekwBLefHse58rgqrIz7ptUgTfRoKCW",
+	"vra7Jj/mxX/+/ov/96/H17QtLEB1LCFpVBHIhxFXX/7P//Pio7978YMffvzb/3XQ9DjsdAJs4SAgll0X",
+	"Yr99+cXBhD5LeSnEdiK+TfZcHJAAEotg6CfIg27ASGJROyEJ2zV77t9/skGOXZ79ity5OMAOJKHtwyAi",
+	"CaSBT23LDgPbdlbkzjkuXpRjtTB7C0mYaot3q57aukjHctOejbONCXPza3UQMVdehUakfU3qHr320JYa",
+	"deMaPqtZTtG1i9vRIhosW4C/8sGj942ArFp0wJMSb39mW5pZG+VsjO0IHDnY73L5UzYplL3WsfCsio02",
+	"ianCYDEQKY/YcQc8quyxlJtUI2V3lGKONvgou+PUPAiKQZ5N+gPdsuIwYpXdSiMSGKZzLbvVfvaqMu5X",
+	"lYtQmsNuFEbPfyklV+0NVHvz+zc56k1amj7PrHvFBjX8/FD83O2gwPEDTwMpHICdm+Eatv7msPXKjfUo",
+	"XwRefFUanr/buE9KuvvK6vSpU3/AaBpVk9eU7D18Rd4vTcGcU1CBlimn4Cono65IrX2QxiF5WvthwdPW",
+	"LgMR9exVZT8ddykFlgmPWa7SnyM6Xo7Vuaue2TfzdlUxW5+FkPhWAim2bEhcN8TMCgij9vZ0T8/uJqNv",
+	"Zhz/nqk1aGGf7OVj8k/coIMQsgLiE3urnC7HT3xIEApgGIURjEIvxr6NGHWdHZm43En1ChtKEfsdi1jI",
+	"wetKEV+xe6tKEa/ArjGTWFGg2GcEEsv1oR9QAqkbhwEhJMR0Y4HiuWlvUaF4TxdTbbiDad5NCeLb8i7R",
+	"cXp2zqYqrDvcqljH8hPP26/cSaVp/lk2Kc6yZMueVj3TJAo0MOL7w4hf5x7ORaVuvINzrZ+3WxEdn7Fn",
+	"Ogp549NzjV+pL666uCk3bGfLS1u1b+qGX9dN9qb5urSYO4sNVHLC0Yvvf+933/3B1q4uJWmJE6PCrNJu",
+	"ZqkCh1VuakwhZFFW0lIlJXbAg/LF9JmLynj6NGfi7nicZxdUByyYwNFUAIywbkzBmPE45X39WJX5knJR",
+	"MBp3gNR/zWGeIxxtUKcEbRDTdDg9G8qzcqZyXFQT2edZlGXDWEEymyuspfXqo7nRy6pTleFwSI/hD3/6",
+	"u//6fQ2peUCzY3CCUMdHQeA4rlW3Ol4+G31R0m62k9XRg67UVQjFMQxiQqAbeBhjhzIHq7wDg0HcOmm9",
+	"+P6//u47P9k9GO7FP/3Fy7/+4QYlxurYPkbYXafEJDSEhDIPUhITyJgTUd/ziBfTVUqMZ80pMa7neR4h",
+	"ZI0SkyQOJBhhSFHiQsvyPJ/GTsj8axgdX/z8T17+80+vBuB88Ysfffzv/+NK/E21kXCQFa2Nis1s5RrF",
+	"ZoF9YIR3vL3r7517gtwOJgg5qtxtzKI0ru+u/qJ2hxOaDic5u6fyeZYvHoYhSQgkDDEYeCiCmBEbhxEJ",
+	"KbVmlfMXS0LUnmYWJMSPoW95EWQk9LGNXGYb1Xv+dC4WiFDPu5BYKIBhEmOIoth2aWJFfuTMzEfz1xDD",
+	"EGEfEj+wYBhRDJmb+CRwrMBXVoPqOBtKv/2BXM7MWgximmca9JKmhSiZkTHG3RGAGibUZCbdoEH8DdMb",
+	"5kWDzY/PN5dHcVng2CKZePmZNyOesFFA5m7vq0vAW1AhfvfT7734i/++T7TcF4zAeTM+kUpNODHYCpI8",
+	"lyWWtPlGhYsWNCpAkmejekTHmOUi422gRDbl61BS7bHqMTb1TYGgIwZyNj6dRXiUSkolS6+Q7fVPe/pF",
+	"tmdlergaM9sfj25DGU1iB46vaiBEOYvTwlyWUi6hw7tzn0zFklJQX6Eg9HO6WmjxoOMgAokf+zBwmQVD",
+	"xGJsh1aCPbSjZlBz0njGSbNWQVh4zSUFwYWJHxJIXIdBaoUUEpuEtmu7lh3gFVEJgTeXF+NSB8WxH0MU",
+	"MQu6xA9hyGwMYwu5DnFdJ8T09vNi5l56+/NXVjVbZ/Itr2TUYBh9HkWxV2WD5Vmxpfg3a9mIPY3ddVuZ",
+	"SbNdE0WicQRm8sc+UlOSM/ZtdgNC09vP2GhcqAKhSh4y3ESJP+oLnbgvpR+D0jKRTBr01D89cFTC18sH",
+	"RvRZOpqMZpKVqSCnZ/8effYWnYrjDqhLarrenAH+H9Fn95UkoOCE6pXssnxZqLqvur0tmUqPdqVIhW4D",
+	"4tc5cZ1O4AZegAN3ORxkMchBN/dtTPBihXMM/YQmkHgRgZTiBNqeS7CLbC8g3o6C1Mu/+snHv/lLYyha",
+	"K0Itz31JilKTQpBQhiANfAeiIAljOwoocZIVZlb/9c8tntuCxj7aCEQrMpcVcTlL+dmYblFAaKH583bZ",
+	"QZFlZ8OM97ftoWr/vCQjO9qYVj7UCGmNkPbaCmmaj5cy2tGL7/36k1//5V4mLYOrtLZ676NhzEQBVPrD",
+	"iUF0Msk9WWKkoCzXh0KFHoE4jVU20eVg2q5F3WoMvXwyZOCC5cLk4q+upPtlM6kbr6d7wGqiNCqyBZMK",
+	"ShwKCQ0RDBzbhkngup4VJC6zwlZbP6BO04kq0Cy/WpkmYfsdH1seCbwqgnb0qBQ9lk1MctxYSkahB8PY",
+	"xhBh4pMYWRYOSH3Jpcyha0AsubsmQ/Yf9Sap4vVFNjeeXOCVrxsGkAS2A6mNKEysiIYR9kLL3vl1iWdr",
+	"L+HGd7UQIpDYBEMfuRgyFCSWF1M7tOLFd1URHzu86nZvtgNEoDnWpnTjFfUPzaVsnHCf52TTR6uw715J",
+	"9uky1zCSh4m4vEFfyCL0XLuMhdK3+FTq/gq+rxZmdUeldyjWE6V5NBlWyC/z3OZB9RL7pnyUJKWV0HNm",
+	"8H63V5a05nY7iR0fKPjCexmw3L3yOtwT5HSQ73puQOxtqhJjGNquC4nn+dB3MYYBdRyXWq7vEX9HfV2/",
+	"hBKBLPcqlV3N0kKO5blr9PWr4zEWvR7ufGoHMWWJ3dXxJciOIfFsBsOAudD3Y9tyMAockhxCjS+F/y31",
+	"eL0UGDmO3+jxDTzYZwgerMm5aHIurrw6TcxQY5e5aYAump/PPGdq98HRy7/6ycsffX8v60yuSjGzm0rC",
+	"rmdb5zq3+gSENDoHRVZLy9ZhVMsC9BM9uwOH/c9EVG9/EdVyiOVhvzImbBJRAwxJ7MQw9IkFXYv5NKS+",
+	"ZxG2h4jq1UVU/VA2b9KoyZn6i2UZ03sVMuZuriK14BghF1uNiNmImI2I2YiYjYi5lcdwW/my3rYRLt+g",
+	"gHQjKUnaUIqHu9hxV4uGxSTnt2B+nY9kWjDAdsC9IaO5JG/aK3+qidE4ZxdpNhGmG8bl2FVYFSizQ3SR",
+	"FsXm+xkTddmzy2XL01KqNmhA/WEW0iEoA7dUZ+pJkwULTBUY06DL1cMafjCZMxEXjI7A0QxniDOaq8wo",
+	"HqnN0g0klexywQoBeqZPKbA81mUNjyu4xFzVjMs4WwVt+ERt1cGMzOFETF9P63IZkb6fbZmcYL8TuMSx",
+	"Ld/3v74N8B8LpByMEguGloeg7QU4YlGIHJpcBzPI3YDxF3QQCSxnHcAf810bEkYtSAPHgnFA7Zg6lDHL",
+	"XmVUtqxlwCCE0Cqrsuyb2ZCEQQKDAAXQQtghKAmZh+Lbl/jnlqKR+JvgsINLRjvHUjVS0efE5KaZaike",
+	"1OxV4Oh33/nOi7/5u70Mb6paXqJ10BuUr9oL0tUuKIeLsIYRHUtpLJPKppRkaK4D20vJTBc9lVJOfAo0",
+	"R60qqWR8OAXhGpPgsuHvqVmdG4FKTCxIPOZDSoMQ4iBIcGQh23OsWuxOa5AN05juIAaVU27wEw+Pn+h2",
+	"UBAgP1iLn3jVli7jJ+Jbwk+sT/sW8BNnwzWSUoOf2OAnNobWxtD6OUm+1Tx72/AB07qBXWzUqdtTp0r5",
+	"uKZQzWrIjcHRp7/52Sf/+OsDAjBO+M3lBXNTOdooPjy7PNVqkBhIVhAxyWjSLAZKSxLLCs6HZnIHDm34",
+	"fKkFqONiB/lvGqy63XGJ5VvOlmrBihev93B9fWHWS6MvNJbVg1tWt5RJak0bk+xn31FdMr4dE40qBj9i",
+	"V5UUvac36UOd/rcfVy0l2iKfsA14v5bVcQPPJog4c4C/M1sntrzgixXqbzZqLXJPQnEEiRsyGLqMQhIl",
+	"Tkh8xBwStSSfNNAfM8b57JE8/CVTF4s/PFSrab40fLU+HSK5XZ4N57+X28Ho6MHC1BCBJPYJDJzQg7bl",
+	"4shKXIxVXs2VPKZcGMu1dkF3UPt3pUL/xvKV22ESr0TAlzJA1u+zGKYcmAzc8nLLj9tc7i+MqRCXWa7o",
+	"/2rh+96ARecC9AxBfmwe6LWBjqLg7LL6TgMVSmldJ5YrfaMrX0FIMm8iM4yN6KgYsFRqI1qOL7JzxoX2",
+	"cEQRE8J8c6xiSrq8YgimM1HQqa5OWYKrRzTPUyYqzaDejTIwpUWXHymb0TBW9edFkY0FuMzy85T3j3V2",
+	"e1qI+TmBc8ZmrTpd/rU84/2KQZUrKECUTXgBaJ+mXBQakTHrq/JVeVYUQ9YBd6vWXa7MSKmcXgaibDTK",
+	"eBuwb03osAx5UVRN1ckSA6lUSjmPcuBLUS+nkVSdulwLgB/yNMpiBt6//+49wLN8RIep0Kw1VW8zESzW",
+	"vNVBCPQuGT0/K6fS63T5Iz6cgjHLxkMGjnhWgLuPH4BzNhXHYEAv2OwlV4XD3FOi53vT8hjs40FaOGUa",
+	"sACqjyiP4du65e+12q3auWudtN5nlytabS+pmJ70q9yIM0mfxqfyRLVOWmz6lUH4TpQ+Sr9y/+tvP3n6",
+	"1Q8eiAejYvz1ew+8B9/sdDq65mKaM/GAt04ChOT4F9k5iz/QF0C0TlC7pU6oycL/EqP5Lnmq8y+9UtEw",
+	"P53qm1zePSHv+BJQ4j0aDRi8l/Eiz4ab6PV849dD/biGzB7S+Myc9Y0SdL3t83bL5CqnGT9LdKHDTR0s",
+	"P/G83Zq7yhu7mG99MEm+RCGPMyaU3X9Ei8jI8XKLaVS8VtgH1jW321hiz6KcxYwXKR2KLRw3y888b7cm",
+	"daljUx9zjQ+ya++lQqS8L7lLGcBam+BrtVk7S2MHsNVe42woXn9W8vrNe7rYXjIYWjCNXrXF83OND3OT",
+	"swyMKJ+W11mcgpwV+bRmZeqnF4wbQAQpzglVNVW8Nv6vJ3K+8K6c78bHa03VYrjbnLQPpOYWsQ85vaDp",
+	"kIZDtj9Qp0ZfGk1BdskrSasmzMu7v1GWV/b5tahPbytxXGf/KTFQSrmlBJtPhkx0wP10KLc5nILzlMer",
+	"wZweq1FuHMZpc8t3Ux7rCR8W9GlSZHdNndxWliStdiucvqPBv/+4LJ1wzwS7v0Wnlcq/svJTZWi/MqvR",
+	"9jrIxdhyfA28oSol6PpLddjyOdzSOZfAlmDdaTxkc8+Kt8pjq20upsBKDSLW1BF5EBsDt3adP1UmC/NV",
+	"WV/9uz97+cuPgOlxhqktj5yquv4Wo8P66Dwr0mQqv/kSS1RK7FyAs2xeVOu3COp0ZdJiuZ6u5ylPykUq",
+	"0nDI7qdsWJpoFODVK9pqx/c828fBtbZ6S0zRbbfamAS33+bf/fqvP/3533/yq99+8i8/ffmLn1T7XWVl",
+	"vIK9lgvqBMRat9fb43lJ6rYZzEtR2gbK63W1i8kN1HtUrx6mPq/loescz3erTCNlLZfScknZxIyP6usi",
+	"2mXZJW3EUlwVHBlsRGAdryjEoWjFY31trm8yWU2PtqLp9YwbgiGxYhf6LsUwQSG2IzsI/Ii1VpCE+oMO",
+	"hYSQBAYxDWGImY8jxmyEJSWqN0sgIcyGvusgGCaOE9qR4/l20prRF7kWwHJtr7XTpdULuZ3ZZsdSI4dm",
+	"ExvdGyoHx/OxZTv4mlxituiRhSHBdgipTR2ImZtg20ocB3tXcwlDi9/Y03ObXGi2Ya5lr+VCuxznlZa4",
+	"pjjJaxQUsAVfu2d82q03s3qEOm6m5Nb2jLSujKqwsLUa6dMydXi1Olqx0PXgwu+womKdexnmb10RIKpG",
+	"KbIcN/B0/abrk3gS2y4kxE6gz2wKYxwknpU4BAfRLiR+lSZQH0TyEdtPILWdEDIfx8ymEcXEvpq8kyj2",
+	"IEEhhr5rMUgdz4+8wLF9P6jR7fdUWJo+DhZ2/Vsm32YzPJM6skC9/0jPsl2F/X1jb1penv0mWuuVR2u9",
+	"Ctr6Dit2JqztPWJqaRENlgnwVz549D5QcWRAtegAZYhMeR8oG7CkvbO6hZxdzpHj0y4vcw3PGRsr43Cp",
+	"6hQDNgWXLGdgSEUBvjmJ+7pkofKFszSv8LC7vCSfoPcgge/JefRmMWDysJdBA6qrXKHkO9jv8t44V7bn",
+	"VPnDyiXTD2eTQiHWOxYG8+2036ynYR7Sost12GQMRMojdgp6/6GnfVeKA03LVzpe5fb+UNEUw4J23J1E",
+	"vaoxXV5T71tHpxIT9it2pFT6fdRZrY+sjghUR+T3b3MWN+CBv3VGrwoWOj7yLOIFzj6M3oOOjXxIKLYg",
+	"xYxB5EUJJo6LvNA9FKP3oINZBElIfEij2IEu8W0beTb2WHgVo5cPRg4kyEaQosCHoWehOPQJsaJoDaPH",
+	"COMDM3q8uXqk5yBsW1hb2g99dtfxejOphud/ltHuLvOM988UV98YhTFr2iReNomX+yde7mKJwJsfeFwT",
+	"me5XkUZ7GjH83cZ9UvL+VxY5r4j2/haQLyjoNHZ5A3lxX1MlmHRF8FIa1/cjZGXxTC15K3lXw4pQMM6z",
+	"cSaYsa8IVrSB0m3zMka0nn+hrDFtILKMV3WjOuD9rBhITSEVQNCLVVjCj/VbS7b4RHZx3aCBfSTkmVBk",
+	"78TH9YQPUVVzFllg1nMx86z6ei6DTYktVmVetjoEY5tgx7YXy2Y6MIoSCokVUBhgj8HAx3box7FHkRSv",
+	"5qW+FdhmURR5kNiRC0PkhdD1LRR7iARI4Y+VR2Vx2rPvV8wbrZy33EkRUa6Sjazt4e4mQ2bO0lrWpw5v",
+	"KrSR8PPplW0EpkZgagSmLQSmN84TY4jfPNcWOwskRhyAlzTnKe+vDxX8mmmgTw81ggW4TIfDObGiDTi7",
+	"rESCU3Uv1uOgqbSeeJRysTqw0DCScvA3qlLkKgOQhZ8i9wR7JzbuWC7xPM9z/GXmjcLAhcQNXOgnYQBZ",
+	"wEI7iBixY7IN80aOFUES4wDSmIYwDq3QtaIIeQpzK1/Kcl/BrO2nyFHztDq+5Zkc+SyPFwbyHASJg3xI",
+	"E+JBRjzLtRjCTozVoq9cAjTr2naR73nYdlYsgU9CuQQhpGGIIfUDmyWBbxNq3dISaHnFO7FRJ/CQ62BP",
+	"lyffeSG+sQOIb/24b445K29tE3b2WoedmeNVbdfOVFqworiSOlcBtnSsfeSXA6ZSs2JGa3G3i8mIsvlK",
+	"D/oH5YB7g6LQ8T05pJi3z+6VSb31dareYo2sVy5rk8b82t2bdzQAvJidwx08ors6NucPqRJt5KcyW1lB",
+	"26e8y5UMTUcMKNhYGql6o2AnX2WXV85KsKWvctGpueCsBHv7KmuX/RX4KxcuuIsQ2vmCX89HedCRbwBm",
+	"9sCk81rv95klna+tlNJY4nezxPevyylK2eqSsbFYD3RhZHIBLg0yQzxhbWCgwQTQ2fixwaDTwlcZH7Mo",
+	"93XAXRDnU5BPuKHaKi16oINrYmV0GmbZOaCDCptvCnpUPEp6p7oWy1A9PBGlRYflFywH0TCLzsGRbFhD",
+	"dliRWvBkwlXJun0SC+J8+mTCDT3anqDIYW8SlbuyQCjONa9MWhRFkCBmQ4rsCJIwsC0fYYLcZWN4WdLm",
+	"0bJSaRFMICG2BQNMIxggTDzbDcPAt3ZWKt1OYHmu7X1dKcqL06VYR3D6WGrBNnYShHHg2uxVTdfrIKX+",
+	"alavYfF0Cpg83CsXHVuWBQmjDPoMOdCKfWInNmahG2yjwVvEtiHxYgtS13IgQ9jzKSEutdG2s7fK2ZMO",
+	"sVzLIqsWG1vEgcR2GPRjl0Ca+AEOQ+IwH9/+NH3Ldqzg67vYDMzFEpKOrmDWX5NUS5EKVaoyTmNVDUmb",
+	"f+PsuDEd3BJ2wC2XzZiooMqKBend59nlzvxRt74iXD/L+5QbXKE7kvn0U1EwyRPlo/P2YBBOy5pdUnGq",
+	"R4rSvvFUVOGgPfm8YnzyB6DAijIOaBljCjhjsfLSKAN0NeyA5Svrcz1MRfGU9m8nUX1+nT7I8gKcs2lZ",
+	"50xy/B7sAZHlhQCyLePyy06VOtuDlfG0J+9oKrv51oTl09YMSS7Li1adTjA+Gcmdndld261ZP3KrC40J",
+	"JIo85X15ZhZn+jhnSfqsVFkL2r8j1PKvm8O35iYwos8eMt4vBlLdaLdGKS8/WstjH9LWng2zXG7M/fsI",
+	"IUl5r0QKdL0Owl7g2ljD1i4CXowXzNEEYhKGkCAseantwQAzSrDlBFHgzNbiIh1vguKbH3kHMv+UbmEP",
+	"lhemIeivtS24oHM6ivp3Hbi2yi4+ybXsUdlw9Rfrs5OfGEooAK2o6lzCMXBQoIjrGXuWikIYU5JurS4+",
+	"LfRT+vd1GcpSj98nQXnpzq66huZqgYt0DFq73JYbTP59U6nNDqvX5Jp+BnJNn9L+2+oGv+HJpoUiNNuQ",
+	"zDmptco0jdmQ6VCSRUo5yi6MJUXSviTPRsbor2HUeTyDrFFUscQSTYu2kVO7fE+PgMpe6vJdPAKrs5e6",
+	"/AAegbfUUmnKvo8zYI68OqsclnKcuBFWbiR9cQ8b8htnBtYnaUcq0V6vzha0XwNDU7dVxfbVSiksuctL",
+	"SWi/8iGfS6HCLHnjR/oc5zxvf3M3q0Q3ng59VyU99+R96YGczaJrlfbEF+SHLt8kQCxFFIAjRqNBycQr",
+	"Y1efFWXGdcnAT9dpcqaik5zRgAoDKq6sOOCNz6zeXzbZV19VZdvxTpTvegEKBxnxJurfzk/rSk7lSH7h",
+	"BwFykY/IYpwnhgFxbEisyIcBCSh0CfWDJEhi16IzriQPsutezZjUQAHG2CLEOxBjKjN0Gwb1+pRQ2knl",
+	"bWIpdsxqvI6qzehIrC0HpJwuqsXte11U+Yo4zVkkdeJ0GOfMVBtJBZDTXufUGNOc8eJB3NqWhjyID+zP",
+	"WE9QvRNkdTw3sC3XNeAReufL+K/HpkyeDgIzPz5kNJ7/oU6GbRg4dgiJE8TQD0MKWewnrh/ZvmPjgxU+",
+	"UlsQKIzBaoHnpoATSJiHoe+QBCaR7SRhGLuOZV9N+Wcr4hHk6RgFzp4V5lyoqhrjB9/M0vfeuj9475sf",
+	"Pnv/6XvFo6df/fYfpsh+/63h+cOng/QPR28XX//aV52vf/ND5w+//Z7z/lvvTR9w/OXgq/yde+88ZOLd",
+	"+xfDPNqBrTA62sJjI6/G62cFud2aF1UtBLNh25ZOKO/9YYpmfK6rXnyGHW6G+VQ8TX3eGfO3t0RIdVmr",
+	"3krq29P+s8Igugmp/+RMR5DLCag4ibG4U+XnD2VfR4Ix0NO0X47TOz4FShccTYQKcqC8y5Wml/J+hUGs",
+	"lLvzVD6vqjgtHe2agpekbBjfEV2u6kL1JvycZ5dcpdD2QJaD3iyl9kx22dMVfi5TwVaqZMYRyOhoH0+g",
+	"4Q8f/9ufvvzlRy++/70X3/3Zi7/4t5VsgkBsWQkkJEKQYuRCSighBNluaOHdiPNNOgivtNw5Hce2PR9b",
+	"gX0Y9i0XxbcgobYPfduJILK9CBHfozi2D8a+99+eTYbFcmECtEs1XHX6GnflZ82F8eZ6KzU13JLf1JWo",
+	"RWjcZT9DSWj3Mt9cVYoCex3PR8S3MbEPpVugMPAhCX0GfcdyISKJ63gEkwAnByNOT9coFchnDiR+YMOQ",
+	"BT4MncCxiRdhTFFrQxEJuRQBtojlYXIAcvTUsP7GkPR59nTsRBtuw53xXnah0k/U1AwWVMaVbpoWQtWe",
+	"MuGplBeiy2uFQ4+094HR0Vk0jYasd9wBa8TkLl8nJ9OcgWjAonMWAypAxksBWN6j3imQtxxEQ0Zz5cdg",
+	"o+1cGFrUnvdhvDYJl4aMvwIfxhpyXhPfPMuHxPY9GFI/gQQHnm/FAfWCpLWS4M89iiFhVgzDUBLdwENx",
+	"7CKchMlu1PN6zpI369VuwCtzpc7hdlwPB5bjOVex9RtfrCW9RVVZj0kIQ9vBEEfUoW7g+SEODiYavPjB",
+	"Dz/+t7998ff/+OLPfzUnJehWV6skbsezHYI9NwgOJANUPqVGFnhTnEoNUuZ+PqXrKUSigCqv9Qs0vqA8",
+	"YutTdJWfR3HnWk7sJRVAFFQupJYOPvjyo7sPz56+/cHTs3sPH9179w8sKcE4dQuXlIZMNIdOqdXBHEU6",
+	"YjCkFTamlChWRMXf1fN8ykRxTz69j0nMVFBtnVgE+zvk7Zs5qPFvMtuWZ5d1ehkYnQm5Hcf2AuIj19qB",
+	"XqrpPk1HbC0qn2xwR6joF7kbTdzo9sTwGr4cnhVniSKRm/wos5bySGWTgp1t//Bi+4O4YN7PgJhEA5Az",
+	"kU3yiLWBQaBbQHYUjL0+wIfP30iTl6SWOvSNicJQzCTLL+lcneLt0kwnwmzBysDcuwojUMMFTuK0yHKh",
+	"NlDR54yzdg1UUJj0UaXQiklY5EwBNow1YTdlGU2YW5orFbcUxpZjFz5U83pFsQtzc90Qs1Co8gu7RSys",
+	"HlVtRalRS30/G65N/5S/bT3mE9l43ag0KtILBo4kezrWBejLrxTSxLGe17qJ6LZzUzH5pmGWDRnlhw3Q",
+	"MMNtrtuoitEGDrFt7DsqXIONaDqUS8fGvuV80XTfibJRa9FyatuhDYnrIEgdakEPxRjT2AotOz6YeqSm",
+	"4UpZRe6O+iwvrz5Nc3OhESReaMEwcTC0rATHzE8C6oetzeV41QrYgWXwLnZcPuLZPkHIqi/f7ML7lrdh",
+	"FWMEiZsk0A8JgjRiQeA5cRJ57sFWsT4bMlvM2dc3saZqWciOicSSoG2OS6nuWhOX0sSlNHEpNxCXMjGC",
+	"RSkm6c87x6XInU15WqR0CMZUiMssj0EqNSWpBOesmOScxR3wtiSbQpnbJzz91oS1QUQFgykXjItUkuPh",
+	"dF2mt6QZ+2izJc1mF/ItLdddoNeGiL59AcxI5Zu0Tlof2NEkZ/Cx/Abl8e/Nc6qdyN5N1oPenqEhu2Mj",
+	"B1mW7+A6Q1u3OPPx8iFyfEiQ40CKfApxFARJlCQJjcODMbPZPqyUCTbaTWfviH1vl1AONWoTyvGq+N1B",
+	"2FW7dcno+dnsBm8q4jDXuuF2TYVqd5v3+kDK1RH7kNMLmg5pOGSHi+CZaOK3JWeuGzA2RvBUnHSvipXb",
+	"MpvgxLI6Hia+hXyEV2tP2CLBFRzHg4Q6ISQRcaDPmA3dmHp+FIU2jqwbUJ+w5aMt9Sc5NSswXsootCDD",
+	"boQTDyeWZ20KNiwXxnIC+wAcSnn2BMsbj97nOLpnN7px89E9J4CGgvFCh32Xwr8JX2mDnryCPRNco2LL",
+	"M9UTHeoHOuAtpkgNLXSIkHwhcNTT5OcEKLNc7xjk7CI7ZwIMUtGVKyTSzNhq7z5+AM7ZVABagIxHrAMM",
+	"rrRJZO6VfF8Fn0cGj13H7vQkCegBxuMSiN10XSYo69nkLMmZGIAiO2dmVIXKQqOICVF9PcwZjacgFWLC",
+	"4uN22Q5QLi5ZfkeAnn6L+AMz/16XCzoVYJBdghHl0w64qwyhJvoH0Es61YAxPVXApgfoUGTVWugZ16pB",
+	"mfkaYt3WwUMgU5ZPbdwe0SkYZEM1r5Ecrlwck7+dyrfJQJSNRhlvA/atCR2CIlN9K7KuPB1iIBmxyjbn",
+	"wJezlaIOy0WX00T+8CFPVfD/+/ffvQd4lo/o0IA31qCDtfVXpRPMyWe9N6o2d5evOsCXgwyIIh0OQXbJ",
+	"hcrUF+r4VUUyZuvQ5WYhAtCTD5/JR85M0kYPTPhQHbIyiz/M4mmZ4t/lvQHlcXbB8h44kk3iajJy/+Q3",
+	"ZQMF6iyPZFoI8M0sVDe1GDDe5ebAgJSrsLwaTsCJ8oBUg0jO1FOG816S5RE7AVI86HX5kbLhmzwTUdCp",
+	"KQ0Z6mNZmdnV4kx4kQ4BBUNasLz2Crr3DrjLp3PvUZ56qHx5M5BsGsc5E2oFiwwM0tEJkGOptJchjfTw",
+	"i8WgRhnvax+NLkNdOmm6XCfRVL/E4Ehkxn0z1siZQOOcGrFfgH5m7kaXz4YwF1/Vcrvk6x6Vi5+zb7JI",
+	"qpxrg/gqS8WtB/GV4t9uANxyvteLrDvAeDdQtb0+qQ3V1rHfQa7vWVaw5IGx/OAq6deFMbIoJIHvQIqc",
+	"BEaRGzkRDXAQ+4d0wVgB0njRc0xIwaZe6ZdxYeRIQdhGAaSB7cIkCGzmIDu0kqi1ofC5XJcAe4i4zsFk",
+	"YBPd9ubLwo3ppTG9fAbLq6rUTp4VZ4aTbuxm6YHnUsPJ+6w4yybFWZZsOZ1VzzRVW/er2gruK2S6Ukhr",
+	"g96KVe6BIwr091rGyyaFSGNWC4q6o0NLhBYfF3e83oFKOq5FU9XuuGx73FTeD65JGJRQclbQ8y1IQ73t",
+	"83ZLKlpnSovc+GSt6ewelyrAtne4av+83VrSijZ2svzE4ciA1s0jY8EWy3XrRUELdgJ6tRXstUFvtiy9",
+	"05WanoaAnNN8sqSuUSpdsqq2bzTamgZY6WVygIV1LLuv1EFV+WdeM3utAhU/RyHwr8oZUUXP7+mM+EJ5",
+	"qFT4/LUNjitjD3S0/HrAZGNTUFfjyBiF+ukF46B3nvJY9NpdbhZJ8rRjee6VkUNdjxPAntGoGE7LfMRe",
+	"kUnV44FiSNwEDHa5voJpMTB4iqtYWpGV+YZHdJGHdbnmXeK4A740lRdPEQJlTaN1+8Sc3dFBjrm18nOX",
+	"l0y1DNMU2gAlqdIou2Agn3ABqBQrQhqd93PJMJSpx/D1/FxVPgm1JautcT8yzrq8ZvI5rdkswRFG+FhZ",
+	"BQcMfGvCJio9gZeCxzjP+jkTost7fVZ8uSJEOnkBvE1VjLSClpQTNACTcqkHqSiyfAry7FLtqJpFrztB",
+	"yI7kvqn/sY48WCw+072yC0ldjyqpqEb6jpXpVI8kX7bLTXnNsgqtBs+s5JM7AkR0rKvYKnFnPCnAIB0B",
+	"RRrTAqSiy6XIoY9SaV5KC9CXwohc3tIsqnY6LUDIhpmqXZ6BI5PVqm1Kx9rqJsAwFcbKpqrmTPgdAXpy",
+	"wGSYXVb2TaoFoA74WloMunx2rNoV6S8BWWS7O0LjsqgDkPIiA2lxWmupDd0aq1NdCNDP6vM3wcnK+FVb",
+	"RL3wiknot1BWPaHaMSVc5kxbHM0k6KTIIBUi7fOR3KZKaMsnHGS8y9PiuA20RU19pyzfCrLG3G4zclqf",
+	"Bs+AXFV1+OsGRcMSTTaOPOK5PMwK9FQutThPx2NlAs9UTTsxGSmY0wkHGo69LIlXXKYR0xY77S6QTWZ3",
+	"bsZ2zQNdTvkUjLKcLXR0pF9C1z7+NsszfTd7ERURjaWAXFIhHXysnjYg0LQiaG1t3JQihty8RBmjzfHR",
+	"Nyicgp66rQnLSwNQTx1nNc6pUn+plEtUSnSSSTkeTsbCHNDy2FYkVL368FLuRj8rQak74Knepi7fZHwt",
+	"O5TLtcYAWzePrrfAgmUDrDGedvmC9VQ9oAiQeqSyw4J1Ztguv6Yd9ss12/Q+0WlVkbYho1X6VzYaUz6V",
+	"jNcwnXraqk1dBxLLdaAfewRSEhLP8V2HMGt7M1o5/Z3StPCuNWTVyatCBRThVT+YI6aKNsnD2zpB7VZJ",
+	"8FonSKoVjMbrf39+ldHVRicIdQLP9myF+Zrk2WjVMjoMktgNYRBRCl3PZ5EdJbbv+EuZwnaIbEioE8DQ",
+	"dRMYMRcHie0wrIK4FfUs8aFryNBSUJpN+o++0d6w2VI9mAidXTBh8W1s/zpdpu4bahv+vqAENPhEjXWu",
+	"sc411rnGOnfj1rm9LWWHukv1o5LqzS3T5JbMSsdNduseFpgvK91XcmClPpgy3XWTxif/+9ef/smff/yr",
+	"v3/5w3843sFGI4dh0SRPi6myw4SM5iyX51sHhsljmb7LptU336j6XjTBPJQ6MBOirfT6VP5XydZCW6TA",
+	"iBU0pgXt1KqGTkUhz9dykdIydOtomPVTLrtUsVVtMMz62aQ4rqKmxpNwmEY6tEtRvguWp8kUzAVd1YaU",
+	"7HnFgI9ZNh6ytlF182wotS5F6rQliY7V+udpzOq96eVd7q5EWANFztjpvO2m/G9JtXVasFRW6nm1tVTa",
+	"VQO8K99XMqUxzQsuLyAvWF8zmlJfNPxAaW4cVAF1ijKHqS7yWlsYtc/rXoaOpWYEdZDYJE4LuRFzyxqb",
+	"LOOFQ6FCmo4++dVvP/mXn1a7pq0JLBeDdFzrRMU/reikimAARy9+/tOX3/9oU0dV/NSqzkrF9+jTP/lv",
+	"n/zzrz/+1a+O5eJXz9T7MW1XdHN/pjEfffrRjz/97d98+vN/evGbHx2DjJtArroJst6rVrY/HK/q9q2J",
+	"ZgJMVd/X3b/88T/87j/94LjWQ1y2WrddC4WQC9oHF1lEw8mQ5tNTXStG0pAsB6oincFdo33jt1AGkqqC",
+	"jLaydOaKYKwa+bFSs81mv/zFT8AXwIvv/uzlLz86Li+WiYgz6CWiDfrDLKRDIHQsplmzOd27NqxO33/+",
+	"jef/PwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
