@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
@@ -117,10 +119,10 @@ func chooseMedia(accept []string, offers []string) (string, bool) {
 				continue
 			}
 			mt, params, err := mime.ParseMediaType(part)
-			if err != nil {
-				continue // a malformed range matches nothing
+			typ, sub, slash := strings.Cut(mt, "/")
+			if err != nil || !slash {
+				continue // a malformed range is ignored, as if not sent
 			}
-			typ, sub, _ := strings.Cut(mt, "/")
 			q := 1.0
 			if v, ok := params["q"]; ok {
 				if f, err := strconv.ParseFloat(v, 64); err == nil && f >= 0 && f <= 1 {
@@ -189,12 +191,20 @@ type exportAudit struct {
 // stream starts the export: it reads the first page now, so that a bad
 // filter or a refusal is still a problem answer, then streams the file
 // from a goroutine through a pipe the generated handler copies to the
-// client. The goroutine stops when the client goes (the pipe is closed, or
-// the request's context ends). Every export is audited: one row, written
-// before the file's end, with the format and the row count (an export
-// whose audit row cannot be written is cut short), or, when the export
-// fails midway, a failure row with the rows sent so far.
+// client. The goroutine stops when the client goes (the handler closes
+// the pipe when a write to the client fails, and the request's context
+// ends). Every export is audited: one row, written before the file's end,
+// with the format and the row count (an export whose audit row cannot be
+// written is cut short), or, when the export stops midway, a failure row
+// with the rows sent so far.
 func stream[T any](ctx context.Context, s *Server, w wanted, e exportOf[T]) (io.Reader, *string, error) {
+	return streamWith(ctx, w, e, s.pools.Clock().Now(), s.audit.Record, s.log)
+}
+
+// streamWith is stream with its clock reading, audit log and logger
+// given.
+func streamWith[T any](ctx context.Context, w wanted, e exportOf[T], now time.Time,
+	record func(context.Context, audit.Event) error, log *slog.Logger) (io.ReadCloser, *string, error) {
 	first, next, err := e.page(ctx, nil)
 	if err != nil {
 		return nil, nil, err
@@ -208,33 +218,32 @@ func stream[T any](ctx context.Context, s *Server, w wanted, e exportOf[T]) (io.
 		return rows, err
 	}
 	o := export.Options{Format: w.format, Chinese: w.chinese, BOM: e.bom != nil && *e.bom && w.format == export.CSV, Sheet: e.noun}
-	name := export.FileName(e.noun, w.format, s.pools.Clock().Now())
-	disposition := mime.FormatMediaType("attachment", map[string]string{"filename": name})
+	disposition := mime.FormatMediaType("attachment", map[string]string{"filename": export.FileName(e.noun, w.format, now)})
 	pr, pw := io.Pipe()
 	go func() {
 		audited := false
 		finish := func(rows int) error {
 			audited = true
-			return s.auditExport(ctx, w, e.exportAudit, rows, true)
+			return record(context.WithoutCancel(ctx), exportEvent(ctx, w, e.exportAudit, rows, true))
 		}
 		rows, err := export.Write(ctx, pw, e.columns, o, first, pager, finish)
 		if err != nil && !audited {
-			if aerr := s.auditExport(ctx, w, e.exportAudit, rows, false); aerr != nil {
-				s.log.ErrorContext(ctx, "audit write failed", slog.Any("error", aerr), slog.String("operation", e.op))
+			if aerr := record(context.WithoutCancel(ctx), exportEvent(ctx, w, e.exportAudit, rows, false)); aerr != nil {
+				log.ErrorContext(ctx, "audit write failed", slog.Any("error", aerr), slog.String("operation", e.op))
 			}
 		}
-		if err != nil && ctx.Err() == nil {
-			s.log.ErrorContext(ctx, "export failed", slog.Any("error", err), slog.String("operation", e.op), slog.Int("rows", rows))
+		if err != nil && ctx.Err() == nil && !errors.Is(err, io.ErrClosedPipe) {
+			log.ErrorContext(ctx, "export failed", slog.Any("error", err), slog.String("operation", e.op), slog.Int("rows", rows))
 		}
 		_ = pw.CloseWithError(err) // nil closes cleanly
 	}()
 	return pr, &disposition, nil
 }
 
-// auditExport records an export: reads are not audited, but an export is
-// the whole list leaving the system. The row names the format, the rows
-// written and the query parameters used, by name; never a value.
-func (s *Server) auditExport(ctx context.Context, w wanted, e exportAudit, rows int, complete bool) error {
+// exportEvent is an export's audit row: reads are not audited, but an
+// export is the whole list leaving the system. The row names the format,
+// the rows written and the query parameters used, by name; never a value.
+func exportEvent(ctx context.Context, w wanted, e exportAudit, rows int, complete bool) audit.Event {
 	ev := audit.Event{
 		Operation: e.op, TargetType: e.targetType, TargetID: e.targetID,
 		RequestID: observe.RequestID(ctx), ClientAddress: clientAddress(ctx),
@@ -251,5 +260,5 @@ func (s *Server) auditExport(ctx context.Context, w wanted, e exportAudit, rows 
 		ev.Outcome = audit.Failure
 		ev.Detail += " incomplete"
 	}
-	return s.audit.Record(context.WithoutCancel(ctx), ev)
+	return ev
 }
