@@ -34,11 +34,18 @@ const exportPageSize = 1000
 var errNotAcceptable = apperr.New(apperr.Invalid, "not_acceptable",
 	"none of the media types in Accept is available here: ask for application/json, text/csv or application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
-// successMediaTypes lists, per operationId, the media types of its 200
-// answer, JSON first, for the operations that have more than one (the
-// lists that export).
-func successMediaTypes(spec *openapi3.T) map[string][]string {
-	out := map[string][]string{}
+// representations are the media types of an operation's 200 answer, JSON
+// first, and the names of its query parameters.
+type representations struct {
+	types []string
+	query map[string]bool
+}
+
+// successMediaTypes lists, per operationId, the representations of the
+// operations whose 200 answer has more than one media type (the lists
+// that export).
+func successMediaTypes(spec *openapi3.T) map[string]representations {
+	out := map[string]representations{}
 	for _, item := range spec.Paths.Map() {
 		for _, op := range item.Operations() {
 			r := op.Responses.Value("200")
@@ -56,7 +63,13 @@ func successMediaTypes(spec *openapi3.T) map[string][]string {
 				}
 				return types[i] < types[j]
 			})
-			out[op.OperationID] = types
+			query := map[string]bool{}
+			for _, p := range append(item.Parameters, op.Parameters...) {
+				if p.Value != nil && p.Value.In == openapi3.ParameterInQuery {
+					query[p.Value.Name] = true
+				}
+			}
+			out[op.OperationID] = representations{types: types, query: query}
 		}
 	}
 	return out
@@ -84,7 +97,8 @@ func exportWanted(ctx context.Context) (wanted, bool) {
 // answers 406 not_acceptable when Accept allows none, and tells the
 // handler which through the request's context. nil for an operation with
 // one representation: Accept is not checked there.
-func negotiate(offers []string) echo.MiddlewareFunc {
+func negotiate(reps representations) echo.MiddlewareFunc {
+	offers := reps.types
 	if len(offers) < 2 {
 		return nil
 	}
@@ -96,13 +110,36 @@ func negotiate(offers []string) echo.MiddlewareFunc {
 				return errNotAcceptable
 			}
 			if mt != echo.MIMEApplicationJSON {
-				w := wanted{format: export.Format(mt), chinese: wantsChinese(r), query: queryNames(r)}
+				w := wanted{format: export.Format(mt), chinese: wantsChinese(r), query: queryNames(r, reps.query)}
 				c.SetRequest(r.WithContext(context.WithValue(r.Context(), wantedKey{}, w)))
+				res := c.Response()
+				res.Writer = &rollingDeadline{ResponseWriter: res.Writer, rc: http.NewResponseController(res.Writer)}
 			}
 			return next(c)
 		}
 	}
 }
+
+// exportWriteWindow is how long one write of an export may take. The
+// server's WriteTimeout bounds a whole answer (60 s for shoal serve),
+// which a large export outlasts; an export instead gets this long for each
+// write, so it fails only when the client stops reading.
+const exportWriteWindow = time.Minute
+
+// rollingDeadline moves the connection's write deadline forward before
+// each write of an export.
+type rollingDeadline struct {
+	http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (d *rollingDeadline) Write(p []byte) (int, error) {
+	// A writer that cannot set deadlines (a test recorder) keeps none.
+	_ = d.rc.SetWriteDeadline(time.Now().Add(exportWriteWindow))
+	return d.ResponseWriter.Write(p)
+}
+
+func (d *rollingDeadline) Unwrap() http.ResponseWriter { return d.ResponseWriter }
 
 // chooseMedia picks the offer Accept gives the highest quality (RFC 9110
 // §12.5.1: the most specific matching range sets an offer's quality),
@@ -160,12 +197,15 @@ func chooseMedia(accept []string, offers []string) (string, bool) {
 	return best, bestQ > 0
 }
 
-// queryNames lists the query parameters a request gave, by name only:
-// values such as q may be personal.
-func queryNames(r *http.Request) string {
+// queryNames lists the query parameters a request gave, by name only
+// (values such as q may be personal), and only those the operation
+// declares: a name is the client's free text too.
+func queryNames(r *http.Request, declared map[string]bool) string {
 	var names []string
 	for k := range r.URL.Query() {
-		names = append(names, fieldLabel(k))
+		if declared[k] {
+			names = append(names, k)
+		}
 	}
 	sort.Strings(names)
 	return strings.Join(names, ",")

@@ -76,7 +76,7 @@ type Server struct {
 	public map[string]bool
 	// offers holds the media types of the operations that answer in
 	// several (the lists that export), JSON first.
-	offers    map[string][]string
+	offers    map[string]representations
 	validator echo.MiddlewareFunc
 
 	auth      *auth.Service
