@@ -1,6 +1,7 @@
 package export
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/csv"
@@ -160,6 +161,10 @@ func TestWriteReadsBack(t *testing.T) {
 				}
 				equal(t, "csv", readCSV(t, b.Bytes()), csvWant(want))
 				return
+			}
+			zr, err := zip.NewReader(bytes.NewReader(b.Bytes()), int64(b.Len()))
+			if err != nil || zr.File[0].Name != "[Content_Types].xml" {
+				t.Fatalf("zip: %v; first entry %s", err, zr.File[0].Name)
 			}
 			sheets, names := readXLSX(t, b.Bytes())
 			if len(sheets) != 1 || names[0] != "leads" {

@@ -76,6 +76,16 @@ const sheetStart = `<?xml version="1.0" encoding="UTF-8" standalone="yes"?>` + "
 const sheetEnd = `</sheetData></worksheet>`
 
 func (x *xlsxWriter) openSheet() error {
+	if x.sheets == 0 {
+		// The package's content types and root relationships first, as
+		// readers that sniff a zip's first entries expect of a workbook.
+		if err := x.part("[Content_Types].xml", contentTypes); err != nil {
+			return err
+		}
+		if err := x.part("_rels/.rels", rootRels); err != nil {
+			return err
+		}
+	}
 	x.sheets++
 	f, err := x.zw.Create("xl/worksheets/sheet" + strconv.Itoa(x.sheets) + ".xml")
 	if err != nil {
@@ -157,23 +167,26 @@ func (x *xlsxWriter) close() error {
 	if err := x.closeSheet(); err != nil {
 		return err
 	}
-	parts := []struct{ name, body string }{
-		{"[Content_Types].xml", x.contentTypes()},
-		{"_rels/.rels", rootRels},
+	// The parts that list the sheets last, when their number is known.
+	for _, p := range [][2]string{
 		{"xl/workbook.xml", x.workbook()},
 		{"xl/_rels/workbook.xml.rels", x.workbookRels()},
 		{"xl/styles.xml", styles},
-	}
-	for _, p := range parts {
-		f, err := x.zw.Create(p.name)
-		if err != nil {
-			return err
-		}
-		if _, err := io.WriteString(f, p.body); err != nil {
+	} {
+		if err := x.part(p[0], p[1]); err != nil {
 			return err
 		}
 	}
 	return x.zw.Close()
+}
+
+func (x *xlsxWriter) part(name, body string) error {
+	f, err := x.zw.Create(name)
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(f, body)
+	return err
 }
 
 const xmlHead = `<?xml version="1.0" encoding="UTF-8" standalone="yes"?>` + "\n"
@@ -193,19 +206,15 @@ const styles = xmlHead + `<styleSheet xmlns="http://schemas.openxmlformats.org/s
 	`<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>` +
 	`</styleSheet>`
 
-func (x *xlsxWriter) contentTypes() string {
-	var b strings.Builder
-	b.WriteString(xmlHead + `<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">` +
-		`<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>` +
-		`<Default Extension="xml" ContentType="application/xml"/>` +
-		`<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>` +
-		`<Override PartName="/xl/styles.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>`)
-	for i := 1; i <= x.sheets; i++ {
-		fmt.Fprintf(&b, `<Override PartName="/xl/worksheets/sheet%d.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>`, i)
-	}
-	b.WriteString(`</Types>`)
-	return b.String()
-}
+// contentTypes types every .xml part a worksheet by default, so that it
+// can be written before the number of sheets is known; the workbook and
+// the styles are named.
+const contentTypes = xmlHead + `<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">` +
+	`<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>` +
+	`<Default Extension="xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>` +
+	`<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>` +
+	`<Override PartName="/xl/styles.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>` +
+	`</Types>`
 
 func (x *xlsxWriter) workbook() string {
 	var b strings.Builder
