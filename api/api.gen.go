@@ -1458,6 +1458,16 @@ type DuplicateProblem struct {
 // Email defines model for Email.
 type Email = openapi_types.Email
 
+// ExportFile An export of a list: every record the list's filters and the caller's scope match
+// (not one page: `limit`, `cursor` and `includeTotal` do not apply), in the list's
+// order, one row per record after a header row, with the fields masked as the JSON
+// list shows them to the caller. Headers are in Chinese when `Accept-Language`
+// prefers Chinese. Times are RFC 3339 in UTC as in JSON, money an exact decimal
+// string, tags joined with `; `, absent values empty. The body is streamed; a failure
+// after the first byte ends the connection without the file's end (an XLSX that does
+// not open, a CSV without its last line). See docs/export.md.
+type ExportFile = openapi_types.File
+
 // FieldError defines model for FieldError.
 type FieldError struct {
 	Code string `json:"code"`
@@ -2651,6 +2661,9 @@ type CreatedTo = time.Time
 // Cursor defines model for Cursor.
 type Cursor = string
 
+// ExportBom defines model for ExportBom.
+type ExportBom = bool
+
 // IdPath An opaque resource id.
 type IdPath = Id
 
@@ -2719,6 +2732,9 @@ type Forbidden = Problem
 
 // MergedInto defines model for MergedInto.
 type MergedInto = MergedIntoProblem
+
+// NotAcceptable RFC 9457 problem details with a stable machine code.
+type NotAcceptable = Problem
 
 // NotFound RFC 9457 problem details with a stable machine code.
 type NotFound = Problem
@@ -2862,6 +2878,13 @@ type ListCustomersParams struct {
 
 	// IncludeTotal Also count all matching records (costs a COUNT).
 	IncludeTotal *IncludeTotal `form:"includeTotal,omitempty" json:"includeTotal,omitempty"`
+
+	// Bom CSV export only (ignored otherwise): start the file with a UTF-8 byte order mark, so
+	// that Excel reads Chinese text right, and make every cell that a spreadsheet would
+	// take for a formula (one starting with `=`, `+`, `-`, `@`, tab or carriage return)
+	// text, by prefixing an apostrophe. Without it the CSV holds the values exactly as the
+	// JSON list shows them.
+	Bom *ExportBom `form:"bom,omitempty" json:"bom,omitempty"`
 }
 
 // ListCustomersParamsSort defines parameters for ListCustomers.
@@ -2886,6 +2909,13 @@ type ListContactsParams struct {
 
 	// Cursor Opaque cursor from a previous page's `nextCursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Bom CSV export only (ignored otherwise): start the file with a UTF-8 byte order mark, so
+	// that Excel reads Chinese text right, and make every cell that a spreadsheet would
+	// take for a formula (one starting with `=`, `+`, `-`, `@`, tab or carriage return)
+	// text, by prefixing an apostrophe. Without it the CSV holds the values exactly as the
+	// JSON list shows them.
+	Bom *ExportBom `form:"bom,omitempty" json:"bom,omitempty"`
 }
 
 // UpdateCustomerDealStatusParams defines parameters for UpdateCustomerDealStatus.
@@ -2937,6 +2967,13 @@ type ListFollowUpsParams struct {
 
 	// To Only follow-ups that occurred before this time.
 	To *time.Time `form:"to,omitempty" json:"to,omitempty"`
+
+	// Bom CSV export only (ignored otherwise): start the file with a UTF-8 byte order mark, so
+	// that Excel reads Chinese text right, and make every cell that a spreadsheet would
+	// take for a formula (one starting with `=`, `+`, `-`, `@`, tab or carriage return)
+	// text, by prefixing an apostrophe. Without it the CSV holds the values exactly as the
+	// JSON list shows them.
+	Bom *ExportBom `form:"bom,omitempty" json:"bom,omitempty"`
 }
 
 // ListImportsParams defines parameters for ListImports.
@@ -2997,6 +3034,13 @@ type ListLeadsParams struct {
 
 	// IncludeTotal Also count all matching records (costs a COUNT).
 	IncludeTotal *IncludeTotal `form:"includeTotal,omitempty" json:"includeTotal,omitempty"`
+
+	// Bom CSV export only (ignored otherwise): start the file with a UTF-8 byte order mark, so
+	// that Excel reads Chinese text right, and make every cell that a spreadsheet would
+	// take for a formula (one starting with `=`, `+`, `-`, `@`, tab or carriage return)
+	// text, by prefixing an apostrophe. Without it the CSV holds the values exactly as the
+	// JSON list shows them.
+	Bom *ExportBom `form:"bom,omitempty" json:"bom,omitempty"`
 }
 
 // ListLeadsParamsSort defines parameters for ListLeads.
@@ -4003,6 +4047,13 @@ func (w *ServerInterfaceWrapper) ListCustomers(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter includeTotal: %s", err))
 	}
 
+	// ------------- Optional query parameter "bom" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "bom", ctx.QueryParams(), &params.Bom, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter bom: %s", err))
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.ListCustomers(ctx, params)
 	return err
@@ -4164,6 +4215,13 @@ func (w *ServerInterfaceWrapper) ListContacts(ctx echo.Context) error {
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "bom" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "bom", ctx.QueryParams(), &params.Bom, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter bom: %s", err))
 	}
 
 	// Invoke the callback with all the unmarshaled arguments
@@ -4438,6 +4496,13 @@ func (w *ServerInterfaceWrapper) ListFollowUps(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter to: %s", err))
 	}
 
+	// ------------- Optional query parameter "bom" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "bom", ctx.QueryParams(), &params.Bom, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter bom: %s", err))
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.ListFollowUps(ctx, params)
 	return err
@@ -4634,6 +4699,13 @@ func (w *ServerInterfaceWrapper) ListLeads(ctx echo.Context) error {
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "includeTotal", ctx.QueryParams(), &params.IncludeTotal, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter includeTotal: %s", err))
+	}
+
+	// ------------- Optional query parameter "bom" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "bom", ctx.QueryParams(), &params.Bom, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter bom: %s", err))
 	}
 
 	// Invoke the callback with all the unmarshaled arguments
@@ -5689,6 +5761,16 @@ type MergedIntoApplicationProblemPlusJSONResponse struct {
 	Body MergedIntoProblem
 
 	Headers MergedIntoResponseHeaders
+}
+
+type NotAcceptableResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+type NotAcceptableApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers NotAcceptableResponseHeaders
 }
 
 type NotFoundResponseHeaders struct {
@@ -8428,8 +8510,9 @@ type ListCustomersResponseObject interface {
 }
 
 type ListCustomers200ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	ContentDisposition *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type ListCustomers200JSONResponse struct {
@@ -8444,6 +8527,9 @@ func (response ListCustomers200JSONResponse) VisitListCustomersResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -8452,6 +8538,66 @@ func (response ListCustomers200JSONResponse) VisitListCustomersResponse(w http.R
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomers200ApplicationvndOpenxmlformatsOfficedocumentSpreadsheetmlSheetResponse struct {
+	Body          io.Reader
+	Headers       ListCustomers200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ListCustomers200ApplicationvndOpenxmlformatsOfficedocumentSpreadsheetmlSheetResponse) VisitListCustomersResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ListCustomers200TextcsvResponse struct {
+	Body          io.Reader
+	Headers       ListCustomers200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ListCustomers200TextcsvResponse) VisitListCustomersResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/csv")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
 	return err
 }
 
@@ -8526,6 +8672,28 @@ func (response ListCustomers403ApplicationProblemPlusJSONResponse) VisitListCust
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListCustomers406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response ListCustomers406ApplicationProblemPlusJSONResponse) VisitListCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(406)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10197,8 +10365,9 @@ type ListContactsResponseObject interface {
 }
 
 type ListContacts200ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	ContentDisposition *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type ListContacts200JSONResponse struct {
@@ -10213,6 +10382,9 @@ func (response ListContacts200JSONResponse) VisitListContactsResponse(w http.Res
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -10221,6 +10393,66 @@ func (response ListContacts200JSONResponse) VisitListContactsResponse(w http.Res
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListContacts200ApplicationvndOpenxmlformatsOfficedocumentSpreadsheetmlSheetResponse struct {
+	Body          io.Reader
+	Headers       ListContacts200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ListContacts200ApplicationvndOpenxmlformatsOfficedocumentSpreadsheetmlSheetResponse) VisitListContactsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ListContacts200TextcsvResponse struct {
+	Body          io.Reader
+	Headers       ListContacts200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ListContacts200TextcsvResponse) VisitListContactsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/csv")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
 	return err
 }
 
@@ -10317,6 +10549,28 @@ func (response ListContacts404ApplicationProblemPlusJSONResponse) VisitListConta
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListContacts406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response ListContacts406ApplicationProblemPlusJSONResponse) VisitListContactsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(406)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -12633,8 +12887,9 @@ type ListFollowUpsResponseObject interface {
 }
 
 type ListFollowUps200ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	ContentDisposition *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type ListFollowUps200JSONResponse struct {
@@ -12649,6 +12904,9 @@ func (response ListFollowUps200JSONResponse) VisitListFollowUpsResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -12657,6 +12915,66 @@ func (response ListFollowUps200JSONResponse) VisitListFollowUpsResponse(w http.R
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowUps200ApplicationvndOpenxmlformatsOfficedocumentSpreadsheetmlSheetResponse struct {
+	Body          io.Reader
+	Headers       ListFollowUps200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ListFollowUps200ApplicationvndOpenxmlformatsOfficedocumentSpreadsheetmlSheetResponse) VisitListFollowUpsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ListFollowUps200TextcsvResponse struct {
+	Body          io.Reader
+	Headers       ListFollowUps200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ListFollowUps200TextcsvResponse) VisitListFollowUpsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/csv")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
 	return err
 }
 
@@ -12759,6 +13077,28 @@ func (response ListFollowUps404ApplicationProblemPlusJSONResponse) VisitListFoll
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListFollowUps406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response ListFollowUps406ApplicationProblemPlusJSONResponse) VisitListFollowUpsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(406)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -13795,8 +14135,9 @@ type ListLeadsResponseObject interface {
 }
 
 type ListLeads200ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	ContentDisposition *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type ListLeads200JSONResponse struct {
@@ -13811,6 +14152,9 @@ func (response ListLeads200JSONResponse) VisitListLeadsResponse(w http.ResponseW
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -13819,6 +14163,66 @@ func (response ListLeads200JSONResponse) VisitListLeadsResponse(w http.ResponseW
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListLeads200ApplicationvndOpenxmlformatsOfficedocumentSpreadsheetmlSheetResponse struct {
+	Body          io.Reader
+	Headers       ListLeads200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ListLeads200ApplicationvndOpenxmlformatsOfficedocumentSpreadsheetmlSheetResponse) VisitListLeadsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ListLeads200TextcsvResponse struct {
+	Body          io.Reader
+	Headers       ListLeads200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ListLeads200TextcsvResponse) VisitListLeadsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/csv")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
 	return err
 }
 
@@ -13893,6 +14297,28 @@ func (response ListLeads403ApplicationProblemPlusJSONResponse) VisitListLeadsRes
 		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListLeads406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response ListLeads406ApplicationProblemPlusJSONResponse) VisitListLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(406)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -26194,660 +26620,676 @@ func (sh *strictHandler) HandoverUser(ctx echo.Context, id IdPath) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P19k9tImhiIf5U01xGq6iUoAAQJoiombLVamlGPuqUpSduz09UuJoAEiSkwk40EqsRu6xfjX8Sux17b",
-	"O+f1nW/De7Zj4s7nP+Ycd3Fez97Oru+7bGxrZv7ar3CRTyZeCZIgiyWpuxnREa0i8vXJzOf95cuOx2Zz",
-	"RglNeOfkyw55iWfziMC/cRQT7C8u2DUlvviBp7MZjhedk87zKUEx8VjsI9UKTTFHmCLROO51up0rHKVE",
-	"9PKYTzontdG6HZ8kOIzajcUTnKS8c2LpTreThEkkBrzPaBCFXtLpdpLFXPwyTZI5P7l7l08Zjno+ubo7",
-	"j5kbkRm/W5391atuB8/Di0uyuKAsuXBZSms7fEKjhVjDvaeP0CVZIGiCEoaSfLl3OJozFqEZXiDMeTih",
-	"iMUoiTHlAYlRmDSCYWnaEij2NWkBr34Br4csdkPfJ7QdwJbWKYDmYv8iJp+nhCdNFwI+oJCjGY4CFs+I",
-	"3wSC8iBL96B5iGJDerGh97GPzvJxNm+pPK/YjIfnF+SlR4hfv96/z1I0xVdiPdibEh8tWBojD88RC9Q5",
-	"cPHPZBpydBnSxm1Whi/tc6fBb/4CKsuB7Uc4nF14jEU+u6bLAIhJksaU+OJ+RYwnckHqpcbEIzSB2+rD",
-	"XaQsQTAiChOEJzikaEEaX0Bt3hpk9jXrHgBWXacAmY/DaHERhbMwuVCnt+HiJMzHiztcLRJ6okA8WLEr",
-	"8ZCbINQ0zboL1GqSmwOkaVkSKgl2MScXKcVXOIywG5Fl7JC1Em+71PBUnHi8QBFOmulG4+g1tNF27AwG",
-	"gzJefEbiq9Aj6EVl/DbgaFgYwCOdR6GHkxoQ7mW3+DpMpoDROZ4RRPGMdNF8yigRd57McBjlhJC8DHnC",
-	"G8GST1KCxc2m2MMNyRcl4ADzXCT4ktA6JFJO4myRIW+96fKIlW23HO/mOyyvQOwxyInqEh7I8NOcxIKQ",
-	"yZWxOYlxEjLatL2gRKErr33zUHug+MXssLGYkC/IRUgv5riJ2MvvaJbyBBHqo5DCfQvSJI1J4+aqA9Ze",
-	"8Mbhbn50tQWUNpkwdhExOlm5y2uWRj6KME+QaEcEasVyhcCM4Shi13zNrvMZmrfdfvy9gSFfkYQD+4LQ",
-	"jYSNRT7CgjOjCyS75PwK5oKNERe1GQoN49cpWuvR9wGDhvUIQISUp0EQeiGhyQX32HyJkIU8584j7F1y",
-	"iWVFS/hX/igRJcTn6IgT9ZkfN0GmYcLKFbnhdHtACw0rlJBKSExxVMPsFKWUvJwTLyE+InHMYsQ8L41j",
-	"4p8KHk1Idi4hFEVsMmkWD/KRyxh+h3ELYl+SGR6pwZGg+iRGD8RQLeGgliV3f4Wj0L/wYuITmoQ44lVA",
-	"PAAKxGI0x5xfC5IccnQdMzpp3vLycKXdrx+sOGOj2OcLitNkyuLwC3hpbba3vITKTtOYs3gZQ8rfxYIE",
-	"gRIcBhAnLsEbcp6uOuXKuDW82HbUvciFtaWUdx2TICZ8epGwJSZGiqvwGcFnsVrVD7isl/MwXr/36uhL",
-	"onCrsfd7+tUVCUgIonSB/VlIGzCholtECCOUIewl4RVB0Lpp36Wx6khuw0g3R/mluWFbbBLSi2QasySJ",
-	"lrRbjCkyhMOI+AgaI5wkZDZP+EaJpT52ea/bjZxv2yxtW4zxkRhD3XHebv+1RQkgzEg8IRceo1ckTupA",
-	"uIfyD+JcfORhKh6jSxD0a7zZ9RErTPryeGIwSsJkSmI1KKIsRjyNr+D45Y+n8n9A8LyUJ2xGYvEceELw",
-	"npQj9XXn0PEvQpqwlcrPa8GwyIWLdghTJjZzioAOwzZY/Gg1qNTw9dewafSUS2hkM4CE5yN3UZuzApji",
-	"U+ekoxuOjvueqdnYMjTbs4jm4MFA6we6O/QM3yRW0LkJMNXOBCApSy6CZQ2rBCNnaewR5DMicT0IawLH",
-	"LUpyj4Bmszq1GHsJfW45cgErq9j3xyxBD9XwmzdeLCbfNjCaK6+Pom+y1crtyTGaNeZLI9z8LZTmzLah",
-	"yMOmfahmqzaSjbJ2J6Ux9rOVbNZsL+utGYKPpGy1FaMYoXkX9f772UNhtRB/yangx7jBaAFygfjWRcAz",
-	"pXMSX4WCnWIxwlQSVXgA3hTTCSlrWFdtuTJl3WBx0wn3IKQsrVHAao4XEcO+FHVxPCGrTRYu8xfiBiaM",
-	"IWjaBIjl8VZYLxpHy3dplHb5VA6JBE1/rIbcvNvlhcB2GYvAXAPagiYBPteYxwQnJJeuQdeyRh29NPAK",
-	"7dSGYfdwzEsrqex7himeNO3bZ7A++b3lXrPBantdM9Q+95fNDvsTAKV+KMT8C8k3rkVf8pH5iIfUI0Ds",
-	"YsFuhckpCkjiTXNTSeP+GyZbjem2mqp4AGbpAZTmQw+z+VpAqmGdS8AS71HISQ2SSzr35V2FFmBtfhRo",
-	"H2Gx6CnBfqFOLhleHzzHk41AyyetM3U3mrKQBEYrgHdWzLsl+PIVCwDGOCFSMbZSKlJobrMgVBmrSQpa",
-	"OdIeBZ/KImCHkk5sZs1Ws2XVIVbyM/vkyqpTlvbRgjcraQ5yEWfNtjbyaavG29suyzxbRSVxEZOUN+O/",
-	"srZECE6Z9Ue0P5XSEuFcvJRcVxiTK3a5ChQNs67V0Gw/535UN40rlYCDVwL0ZE6oHzYZOKTJOGNcynvw",
-	"iRf6q4CzPHJdgddm3H3cl+WVwN5ZmpCLFYLnxwzx1JsiQv05C2mjXFkfoLS9pu57EB7rM4ptSH3nhZvy",
-	"xQpcnGuEvSnxLjnCMRGM1zxmk5jwHLHyKYuTqNE2U56jCUdvP8Nerezl5QmQJHhyIQ26dXVVgiclEzDF",
-	"M9LColwarqKrajXYze9vaXq5uXhChMgq9Z/Lz1U2kOZuJTDLps17q45We6Jrx9rH1qqzl/bH0uSCBc32",
-	"taV1sTThoU+klxR0WbPXysjr99s87h6Y+KaliM2nZcxe2fVHIechnQh6mpHWkhmmabtplUrk+9w80n6I",
-	"TmV+uTmezudMcAIXM+KHuLrDF8VnwTIkhCZIzNK8t/pQpQ2uG6gQMAblrRUdPhKjoeeLOWm5yfpCYKec",
-	"xBfsmnKlcODLNxiuGE/CKEKiIai7OXBLmfb6BE0x9QWHMEPsisToSPwt/nUs2vkEHo0QFwAJBSz2mmG1",
-	"tJjapb+9pdwcQywvXsAXbi3eIOxKtiJX7c5AiBL81r2nj+BexNhrpOvLo6/Q4bQYey/Gx+UFCSBcE3x5",
-	"kVHeZQCU7cAJY5L4dqW+idGJ/JfHZjNGu+AenHmCYelAAF5MTeCpzlsDzd5m3QvgqksFoMWMTi7mjEWb",
-	"FdUIS88aaQuguFnjVxpxg9K6ebw9UJPSEl6JTUpNASCd+9ibEu2+uJFyyz7hXhzOxWXqnHTGlGk8YTEZ",
-	"I0YRuSLxAmHKr6V3UYI8HMch4QhLAQbW603JDFD3DL98TOgkmXZODDgluVCexBmL/eA5nixPKmEzjwkn",
-	"NIFrfYejKxILIagLTqmZzmPb+R4zD8tJmuZ8cfZY+kyXLD9SHwmSRqEJSuKUrJjYbJ74IzBnrZ7+CUXj",
-	"kslr3IVVlBaUW+nEH9j3BdtM/BVGvpVgGYDabGl1Zzghj8NZmDTDxcNRROI7vNBNp77ggii77op3GVLk",
-	"xzhItJAkgSbuIZ6HWowTAioTTV03zdBPzun4HAjOeec0/s7APk2+Y4zREYvR+LyD5+H3yeK8c/o3P/lP",
-	"4+MTNI7HuXYHRSRIumicjBEHtRNHKU3CSMDjnKoFhRxdT1lElL4QPROUfeneMrAnpMlUcDSeON1slnN6",
-	"hIHa3eFKIJfGB+U9ddyVXkNix16U+kI+l64laJ66UegVrlS8d047212R/BC0pywKvUXzWaidwuPD83kU",
-	"En6TM/j8O6aun15/xxqfIIzc1Lskibhy489LoIfJYhKEUcQFbp5HJCHRAoX0nI6viwM5mpNYMgvgOC4A",
-	"yLtI/HhJFvCbAiQ/VmcD3MA43/l4B6gJwVG7FyTSjFUF2DO1sIShaxwmyCUBi4kUNkPl+JTPFbB4hhPp",
-	"O9Y3O10xeThLZ52T0RCIzCyk8u9iISFNyERZij755BPtXulWNT5ySzekC8JUvCk6Iafi9lh6H42XfeTG",
-	"6Ojs4X00tAf6cclnrxTbA+58J2j8PsExieXt/M55g0Pgeacre3/nvAPs28l1HCbkvDNeiSv6TQAHi1iM",
-	"ZyTJ6EeEw5kiuc+AUj0Mo8bDADNffqcyw46gbkDmQtHm85TEi063I2RlmBZIX3mBPglwGoljKpRGhIpT",
-	"+bT0C57PY3YFjFlMfgwOf53Pmq7PfYneH8Zstrxi9RFhsPjjQOmVm1bqlcZpvFQ+ToiWhDMiL1YGZEtf",
-	"s6rnbPWa5FXesJznbB+LyZ32auc5x5+nuZddELOZ4F9ichWylKM5npA7HI0peZnIEcYrF5t5721Dsh75",
-	"T7H43Mw7KOItXQBgzrlonU8Z+mvp+d+PSdA56fzO3SKu8a78yu8+knziowAYkOYFCLZGQkS8WnDJBpvW",
-	"0fi9sZQFwHSzyJia49PMouOjI8scAV5kaYLCpIssw0TXU0JrfEnZanacb1Oi+WKjGaO0JZ+kdvcENoWj",
-	"ve2SqQG7yE0TuatJeEUE59u8M0W0OUBBiJiUJdOQTlQrvveNS8L+nCVNu74XcSGcpDRBOIrkHsViMmv1",
-	"kccEbsPo/pMXHz8/XnXhw/Ik5fWp9biMRQRTtSA/5Um8WIVVH7zEnpAdZKvVM8rvWxLX74fUX4vOhUix",
-	"HGfYtALxrdP2jT1LXYG0QckCbHszb/oUTwji4Rcr0SCwPs3kY6B311B8s0LvjUZ6/+SakngVdMYzMu4i",
-	"rBSFPoiyY8qooOkCaDnrzlfeEvBBeeSvJM9DQYqThMSi7z86mpF/LMb/x5/qmoO14J72UPvsy/7w1fHf",
-	"7zQd7VPGog2UWt7p6ynjBE3ZTIWRCLkdIofoSrCLdo/an7bCqD+AQZZ5uNSVy0ac4NibdpGHOdEAGVyH",
-	"fjLVQsoJ5SFondFj0E1JfQsDnBnGKnZNTI3poqsiu1gso9lOS/6glR5A9EFZg73kDlejVDv30Md4BmjO",
-	"V+ODNBwT+VcsnVFnOAqFtHY0T6mXpDLYQnThc+wRjvyYzefEFxcmiXEYid1GZIIjBJFaYCnCHL3+s3/2",
-	"2z/92Vd/8Iuv/vgvUDihLCb+cRdxhsav/8m//s1//+9jFISC3/3NH/3xV7/89/K313/2l69//n+Wu/bQ",
-	"PQQnJh6uH07CRK6fE8HaJQzgEC3QEU5QRARat1SzY3UGhMvd8y5yF4Di45SK0SwBmJngsaXYGsbZBEfj",
-	"3x0NxzDPWNfhnzHJNn58KvVARDUXw3FEhdimjlJOJ1bOKNG8KY6xJ5rLfWTERppY8qNYCHYkCF8SuSHR",
-	"OwhJ5EsOHIRaxAkR14VfEqmIKeYkfgEokFMy0pMwBQYQaY4AVqWDPRbjWLqOxktquZUs0OdrEfMspDnZ",
-	"apaBJiGj6ylEDG1WzS+/bkkdnrG4ASmLX4VscoowKIoFxMbaGHEWJxyJtpJL76EPJC5GY02xq/eSlQAS",
-	"vSvLy3j+vGun29HKf0hPGfWh/Af4Qcqfi38K7uUhiyJ2/WIuv9V++awZAoJjWQ94ydWs3pf4uiXgn+PJ",
-	"qjnPFNb2cAwirsTVifT/aVpAgicrOe/GyV9IUDZLTOpjG4kpLY1zcyFFTdwkMWVrWi8xpfkAN10MeE3w",
-	"OaNcZkB5H/tnRbYLZW+C1ChzGegcMpqpan/3x1xqB8spVGr5MppIada8mp5ihR1k7QDNpoR2hPyp3ISE",
-	"QZNYttIqUraIlJTTFb1k08yq7d2i4QpFWqvOWXtYf26Fan9oe4FSEY3pqRXwwqUPghVpUmhN3hFgfVDO",
-	"VrDDFa9kO1h7P6vZAdpBPF/dGtDfQ/nIyjlDSHM+QeP89/HxKRorVmMMvIbgjnGSswvv4Hk8iaXl4ZEK",
-	"QHpTZ7MU+bS2Yz3Yp92xws5ueKTdtSd6nJsg1wdTZeNWLTjjIlhKMb6Z/UfOVbHrHJ/m/OV14RRdu1Jl",
-	"+9G6S1GzNtUtPG/4Msrw6N0uXzlCfO0VqkRW3xgR36NSlw6mlbOH95FjDWykFoqkEZe/Q+/9YTmDyA5g",
-	"rmQgWQvnUoKPVZkONpxTYyaAvZBOJdKtT3Rygsb5HsanSJxxkFv5zuklWUh7l8yUgJXNhUv9h4A4msSY",
-	"JryaOqF7TpsMOF2lPhnLdApjNCMzV+AL5S1zTsd1s9G4sA0dK5SUm36UKU7GOUP4CgoTaTN7By5iswls",
-	"3RhL7V8VtvIbUKw3RHpgiRt53m3phmAytiEcPWTpDooxjAcZX/q6AUoh6aARieuoLk4A8iyKiR/GRDCW",
-	"KhKJh5FMiZakMUUYgW1QrVTq9GteCN8IuvQxSx5mjt073LKKY/jaO1bzx74pqst8xzOLSc6k1PBfEZb8",
-	"jlCpcqjRw1wc3QH0K6LZ1h7CqmCvPYm2jcarUEYtSKuYfOoNyxi34v3elYM7K8XD3fToyrF17Q+vEmp2",
-	"4+PLw+dCXjLCNhxW9nF8/A6djIqIeFFNmriLlLci/+J6gW9V9sK9PCqVqEelDEnwJVGimFQjUXZ9At6i",
-	"jREmIT2nQRROpkl2mKUgkPFxhjKrSR8hi5fYhPgcpFF0TjOJsWGn4+MeAvcjqeiE8aQ1m6bA5bEgc416",
-	"h3i0msPU2u6lpq+U4vlBHjazwyWrxt2svVq1oJY9SHSS40rwBOLoipAcdcLFhO8+Pn7O2EeYLvIQ1t1O",
-	"ox6lu/Y8liJgb/7EVwXwbn5N34S39KIWybPDAdaDgdYe4FK0zY0PcHOc0DvyXErhOxC9A34lu4K8IURp",
-	"A9ybAoD2alDJUoWAL3IAGa/8EENIUy3BoyCiuRZ0aWXvEGeTgwjWcc+/wtQj9yPmXZZsadiXrBmOnsZi",
-	"j0koDinAESfdzrz005cdhTnqfr5Dq+z10zcG/aGut/D9KRjXT/OhCwsxA+8lAYp74NEu+d7ycgpD9W5G",
-	"xm42wvuLNt413Y5M9sfbT0jTSPGA0jlyaQGh327mCPPkBd9mrxunlibb9ZN/LNqoxC6PfFmJInoSdE4+",
-	"3bzoz+prkDlBgvBlsyNkEMY8QblTCs+1JcSLCQQ3gR5oQkOVcg3KMoCzXtmhy6w4dEEYz8Wn97QfYe0L",
-	"XXMutM9+t8GVS9xFSAawR/hKXSOo3xMy4xu99aQWF+Z5JDsYw3xYHMd4sfRowAEXzjEHbT5vt/Q8Vj8q",
-	"6Qi9JRrY+hns6e5tfib7gfkspNlftQPodlIafp4S9Rlude1M1HGolWyC/BZvSmHBV90vl7FyTFYEHYk3",
-	"EiacREEPPZuya4oY9cgp4pDZO0GYo/E9xdFI4iaDIMbgavlD7d7TR9r3yWJce2WGOdrlmS3jfLHwZRh9",
-	"lkPpcSiJVHXH+eG2OuUccKVjLvsEqbfV7RRe9hvvZtFy6U3CBI3nDjVidqO8mRtrq1cQE8xXq5Gztmey",
-	"VX392UyNO0j9MHlwpbi96gqxl7B4HzQCBsqYy8xBLeXgli5j28TzWvCEzMQvlNHFjKW8wbes28E3YA1A",
-	"5X9PxgjWfLqGVuX2f6przj3tIdaC3sln7zWSlyxiteYaplfH+Ufn56ngnFYM0pZZyDnVDcvG2hf3tB+t",
-	"IIgsTTw2qxwCTz1PAKPbCXAYpbHM60DDxrCgPOuNvBNrkMenf0/7/63YcRa1uy6ubOA4ZU5Tb4gry9Jd",
-	"LC2lDpEcgWkrFiTHyW7nar4jg+17m7EgEHGcdMo3v3yGxVGsf5J7QZXFA3/76DJNmESZH0EIeJ28fQ9s",
-	"cNJRk9CExNJRM6vTEGeKj4QJCqhsxvwUjVkQjNERRpRcn1PR+A5HKqLhWOa95jIHgwwx6CGoa6PcbLP0",
-	"LEju7ZyO1ZfxiQrFg99FOxxxhjB6eu/5/e9Jl+kuup6SmCDsckITNCOY8nOa0kw3BvrN7LWxIOhA+iTq",
-	"nzEXEnWDH/ljhv0VL+59nHjTcizhllQm9NtfFYlqSoyTEvh255zCFeJfeVccwk7qlzyG36trr4mK6gqt",
-	"x4YXK3Bha8R7uSL+aOm9s8vGrdbAuZb5zzbdNM59PG+Iu0Ienp8iQXDl1VP2zQTBpTwKcBQhF3uXUOaO",
-	"4BmEz1M0iZiLo/yJCFZwNTY2dL0m+6+WlUr4+f4UU0qiik86jqJOt3MVcog+goiRTrdzTbwpYMsZIYmM",
-	"UwWddOODqL+FNfqDdaf7PJwRnuDZXJJyyJq2udfHatcNvVuwcllvebMUwb3fiAk/mUKpQhmuiyPkgWeL",
-	"OFyBAcued3n9QoCIdCuvPYm9qSwgVm2bELXtRL2Cya1zVBt3IIHRfiIFrNZCaM603CCkegljqNC/fO3d",
-	"IkCsvMJuEe69Xv4vP419sA6Vp/bWmQdQcoqHt7wtyq63eO916Z5dN88n49v2hWOyWLq2V04ix02Pbcri",
-	"5Dl5mWzzikP+NA5l9p5lytZOkVOZl7KEbLxLjxmdZB0gZm2rKVR2ny16FIFN2xySokTtJ2p61qWTzlV5",
-	"Bcy7neZgrDVXcDeNXpv7A7WP9nQnMuXe7VyHp9Bop6tw00OFza85nr2gWoVs3j6WlQuRsWEbr9wspOVf",
-	"jZWXcNmLXBaRlLqYriycOU8Wgp3xIoKzWsvlmL9BK1bmFi5yO+VXcaUbzSTZJW83mLruTSPlD6DdSKV7",
-	"3TRa8Tj2MNyr5gt1ReJkN+k1Q6Uftz62xiWoURo0nIUusDU62ZH8x8QPk8fkikTbzib6Zbbmdof0EaNk",
-	"AQdUd5BNECUTnIRXREmNkGpECY3iwS1dEJ/gaGfBCEfPcs55+THKdOsvaLKZUDWOP4mxv8VL+C40b3wF",
-	"rVmnLF3INkdYC5jeZacyDr/BHhSnRB4hxGGARkpmWVCR++4i15/d4WgsJG83Ig+hHViA9sD/ZcHiu2ys",
-	"pRGkKjlDpwwl1KPCN1KI7SRSSLW+4+ZU77OWtptyY+g9CTd3q5xETCKC+c6HoWLut5mxEIzXcjcKAStk",
-	"IBONb+z1XLS5ASvv8jAhN+TlM9NvJoDnAjpsoILitmLsFUB24ux3JFr7ID8tiE4JLbdAxjui1NtyNtjh",
-	"ze3waLa5/De+xqull8od3MLKm7NTy34L8wh7ZKaMyWv527xhfb3FEM1OBNnse5G6ip3cjtjV7STNCdOe",
-	"yhy+Mp+QTPZZTn72HUG7xnW1fNUpT6nl9RYZOFuKfgoaEIy2ESfV0nqVI/NCXqkmKkPseIIXHB2FCbok",
-	"ZM7BgBf6kDlAxgz6fFwrQloODJTiYPWwJbuz5UofClETe1OV8Qhqe8qkwqFfJDkG1fpRJb+w+I9C/qZ8",
-	"wccqihUyW9eyEeNLwk8RzqYRnDeUEZW7L7e9w+UAyxtsiekl7toCxVc6tMHtskMrxL4doyxbt0Hn2yBo",
-	"pbRvhZll2zYoWbZsiZBV7rZlc2B2d1ZklG68/JWbdeSHPAmpl3ThVlVyJUASn11MvYOtLb3VkretgFFx",
-	"FCs6l4GyDi89WzLC5KVXspJWjQZD1X1PKq3Sm9yLAqb2bPc55ttTGuxRMi8hkr3AZhvWscA2e5m6QEh7",
-	"GS7DWe0Gkwxlswowx2i3pAP8AC94k/NCEcDk4wVXl4tfhzJpIVDiNBIkN1jvodAfDmqhCZvdEz7IJbeW",
-	"iKGKBtbrtmrIrtS4CcHlSYnyzMnNWtAdXDGXeZ88cWcXWLCcSTuaV1hS8cKVtui4V1gXbzD506Xxa6H5",
-	"nJQdG3plh4MM4UcEly1s4p/KcNKE+VWyoie0PETmWw8K9szM2tT75lqmHTvXLo/yEig2s/kKkQZ3qVnx",
-	"oRWHULuUW3oyZbOtXWsWxdXeKpKFfXXf/O4aRNEHmXUrx0yZR1PdbLV0PUADm+d/auXYtjQGSBbLaPXD",
-	"Z08+RlA7kYDQkpclULl7pYjDgkB6sKCQztNlW9uw6T0RzvGELCcM1zfdYbnUrtxaMVDT7cg05Q3GGghq",
-	"aKvK8Qr3s7UqANXsVbcc9djWdL2bLaittYGSl8muenUPMiJuuzIunbdau0WVfL22zFy+pGktj1VeSLc4",
-	"9+JQi8OqbHWTg1R2t3ZSu97oQlUd2jalLm579F/fI1992huOeN2x7kMlmKOft+6J8TAm5Auym908bWNT",
-	"rbrELc3/3UyGyzine51u5/1Ot3O/kV2C5mdpRLZ2UI9IJh+spdiiDXhlCM69fY+mrX1P1WBsoL2Ye2rb",
-	"y5ZRKHDRIMg8JTGUeIBaj8SHQo9dmS9TyjAU+aGPOEMBjpe1fF7JPWHdfrJV3xfLAMOy4Ia369QEjd2I",
-	"GMmYlwbHZSTzN8HOeQKZ7GsMxkDXGzkaGvLp1ksJYjZ7wdu7Vm7j7twec8gM498X3HoVdyxjDnEgQSSd",
-	"VlelxlOZ6UqO3yzz9S7X2nWJh1MObN005MjD866sAAEBAKDoviayjHarXWT35Um2xDprrOtNuHC16/aa",
-	"ALA26yiZjNnTLSx5CWt/I5rYkdKdyi5CN8cO+X7LrtkSOZQOdxM3Un2aywIbOJWvTGSfR0KVbgQYLMS1",
-	"yDPfCTF0Q3iHaVi2NeoPLXu9HWndtT3Lr2z1dha3F7JULV/W0+KK5nEqYcIRu6Yq6ItC+Yko5Alow9E4",
-	"W8V4P9uqC67KlT/f67qTe1ICSPXw2kRKVBHGjvkYltEHgK2cmhmqODN0VIar1OlsEzXRrJVYjl1YB6+2",
-	"zExDuYhokVnfxtnTVilAM7wwbqCsBTXP6xtJlUstYQ+7UgWY4TbmOjFJwmNMeUDizI5wR1xcGBeJy8LR",
-	"URZIKIY+bnaqyklJQzw/VKZhQYH3mSwaLetFZ4PjKGpv3llDi7a18mwXef4G0bRa2Lr7tmwx+jwlqQzV",
-	"SSmV8Tu+VASqzJdNrO33CI5kSb1tEusszV0JECxGV0XgNmt86iLUaoXy90KesHjxgCrDycqw/vY+d9uE",
-	"8K8O29+KpXuyi2/gTgH11Zo5gnBHOJwBekvSWJB5DFHL4mkrbAAsghDQ4Nnk/1SGSDlKTKBCdCf3BJRC",
-	"7RWBkj04D4budDtZVfgVUfe7x8WlEfm94oJtGeTZEHTPdjiVxmjZUjB8OUgeJ+tu9D4k/MrjeOtS/iO/",
-	"MTyCyRqitYKd+fGlaejXkiQ1KWwf+RnAdnIKaITHo9lclbeqa60z4XjtFND7vmy7s+zpx4uzlDYL6YR6",
-	"DCIzG+yN95/9HgrCiNzhKGsGhQygaowveGafJBDB2StF7adJoI063c7ENUZ6X298om2k4RD2vqVAHJEm",
-	"K9JgsEfpWV2qEhrkV51u52XEXzbuddto4VXGu89u6Jyt0hHm4lONa4TS5lllCsgy3kWAj+GgKUtaRb1v",
-	"RolqCr4uBZrR1XU9WwzvCjlGHC1isa8KgbV6n3CBCiNYTTBffqvzmHlQDn+FooFdcyTYn5Jqag8AaSfg",
-	"y82UxftkVT1d9WR9nGBY857WuYtf+Zow7lwToLBT6fXmy822WT6akuogv0q1y72Na3kFwzbZ0BTT0XQp",
-	"ngQomTJOuki007BqqKJIwhhExz1B3yvcjmu6BHEr1Vd0hJEfQxXNrryupTofLjne01ryskd8xXIoS6D2",
-	"Q0JorsRIpmRRKqSEM3lb1kwhOI5CEotFZyZXcR32tODM3639ajNHVDdml7DYdG+LAR1WU3aSJ0Gug5I+",
-	"toxnf5WhqAijkLcxRzjJdEPoCHM0ljfhMcH+WCmLZBIepQm68PB8nGHWfd0HiGha9zygQRZclS1/X/QE",
-	"ALRu9ogEiSAheH/vsYbXsseZgSJfVbeKQYrDL+5k5TmtxlD7YOUVL/r2mfgKYV7p0FFzmU/pJWXX9MJj",
-	"UTqjY3QkcIVxgjCSCYAlrpvhOaiEKJMv+FTVhRR9UMhL5Y7HeSGG7jkdJ4xdRIxOxl00VkdzAU5P5R/A",
-	"X6X8Aziij9ERZEympEBdJPIzP3V+LMaHypQsusizu0LJOJn5+uKSLCAfl2D58pr9eZlpWAYo72B+sfT8",
-	"ylyE9EIgyvE5le73eEaynndloWnZHSLGIYac1/BtZbwxYJEcOYcUPZsyHMEWCvxxlNEbN00Uhjqpoqaw",
-	"jJkksIOUE1+MrzLoC5QqT0f5t5xTjhccXU9Db3rcQ1A9vDQp0DMckwxXV3OFVW9Hp3QVBRMhz7Z4dReZ",
-	"P1vlZEt/w8kpo3rl2ASyKE6t/Hqzoyj/pl682AAsCWDQyMmrdTd7ucO3O1xddJDBQlohkhuK/a70fnqe",
-	"3dbyM1FvaEnkau3j1CydxSsteOy6vB9pl1GPOuTw2Ti+DbwdS7PTZi8ribFWptEqBOxcb96omr8/Jd4l",
-	"IiBqiV2JNx0TMXQ3f/bidod0gjBdQOmIZgX5arFdADQhL5NcZJep3DNZ/jSX2aVTqUrEd/Ti+UNtVPiZ",
-	"wjmEgMFCH8HHLiIRJ+i774NYf9ws8l9uEPzhgTSuWSyQxeiHj5/9UN0Cgc0ZT5Cpo4/er56/G1KZHKZy",
-	"7x3bGJhNNy8TrevahszjQGGW8pbaSN8zPJ+vUJ2AV6G8PwL+6mFlhIqVoqlk2UCVw17SMFVNbYbnimea",
-	"cRJdQXwUVXk/iv6KovHSA+4hiNqSlQPQl+edr/7Lz1//9JfnnRN0Dg69550uOu88J5H8CZDheedVPcWx",
-	"rje+4/ZKhyW3RsCOcBqrX1krKwQkYiU+/LrGFPHh9WWDUBdNyqM/8D94dq8ZJ8dX1YbmYGA4jU0vw9aJ",
-	"VVcmYL9MFuXpnnz/aeNUKa+mpA0njc1e3nA9dQNmInMxgaqrIzfcBVDKFTWd54fXlw0y9SVZtGdZxQFu",
-	"6UsN4zct57Hy/6lzm8AsbRfmLa0SxL/fOktZ1eyyow/R1jnObpoy5JDo400mevu6ZQbZOi/dIZfIG88l",
-	"IpDem8sjsktOkPa6WrGX3XzRd8DxWyYEvO20HLecJvDrnPWjbQaP4vps4TcGTMNbydwhZt6H1k/t4JCx",
-	"AyC6r2wdoKrbLlOH6HLI0tEWGW+R1vd2c2i0wrzKxN4G574bmTl2SLaxfH+/3Yk2SqzVuiQbJXGxUVAX",
-	"w+wp2Ubpae0lZcJbyEf7NvNXvKMZbL8NaTWa0NFjNgl3LBa2HfOe1fyuuHzmPy5Heq8LRu12ruMwIU9o",
-	"tGiu8ZJZmvLxG1FLdrWaYmGXHg3wNFtnB1jKKyC43LUZbyQ2pAnLe3yWzV75eQ8JCrbG4Q0MtMzQ04i9",
-	"XmIvQXjGUgrq+ZloiUKKFimm6Oj+x79/DHZS5BMvnOEISVh3UWaSMAZIsZ/IDyeC48PUR2bWnvfQGeFz",
-	"RjnhCEfXgkH0cBwvUHLN8kbo6LxjmH2rN9DPO8c99BGLSfERx4JlA4MhOrJ0HSlP6ZDRC6nxPu4iSq7A",
-	"iJtSn/iCMQO7g8oTE/J8gISxbsm3RZpPUBAxnGR18eX6JEw4isJLgvSeoUtYRVBkVFkUOifZsmv2Aqei",
-	"Ydb+wae65nz2pdE1Bq+Ozs972Z/mq+N/0KgAX6WJqr63Yorz82eNw1QkmZpYgjmHko8eNBiD8UWwKkL8",
-	"QXM8IaeZSYxJS1iEufxQN4ca5rYK/pLyrYxpmr2TN5LKZT3Svuq2Pt0dH44248Ni/PtQ9GvrHOdxTGiy",
-	"xRoN3bS2RdpCHr4uz7EWjWXtlvyCamutjtqE+Kug8ZuiUTzC+XN2SWiT3TGICZ8i2QglolV+w9ViECec",
-	"h4z26hfDGa66z71VF1qVwX3UsJRnspo1gtB6mL+yKNVzvVF/NLQ21dDOyxY/k7vizVXyZpgukHQ7Udvn",
-	"6BoifgXi3KGeV1OoxyWh9YgfWUp2c32j+ia6lXMuD14GeuMFytjO2qOvFev8u7/6mfZ3f/Wnv3t0/Hd/",
-	"9dO/+6t/dn6unZ/z3u+89/KHv/nrX5CXyVc//cPXf/aXK2pAPi1rv+pGdSjvhyjJahOiCML8T9AY7Btj",
-	"5C5kKq2Y4ITFXTSWHkRjCLk8p+r3qgsRiBhhAi6PmfMRiKDSqe9YfD+n47K33bhm5IHcaKJH5n9E5rVy",
-	"g2t995pEt6eMbZGFULQ+SyPCG/id282ME/IPMr+UL1dEW25Zp2yGKZ6QWOkK1q8AlJigXhBsyXOCZ1t1",
-	"2yoD4e7xW8Yb8HnPqxtlx1EHSgWw1e20N5R8pm7mbtnSizC7jZVSK9VJX3U77iJPgtI8Y4u0lpASRaqA",
-	"yj37TYk4IhzO7jMW+eyabpMTxcsKtUENd1UzsMl7a/mp+DiMFlDoLU8XuumSbZtpUQZHfoRfbrOlbdPC",
-	"VDDC5m1/czDEtvlwQCsUBgvx1/skYDFp20+ZoMV0LaFc8UJY4a8G6QpUJV90PWUgJwr5DSr8SphzyA3J",
-	"gix4QEXKn54ryrfsDnE0Nvqj9957772RruvjLhp/9S/+7XvvjY9BrJVCpkqoeE7dBRp/LtokeDLOEmdk",
-	"A0eJmF6xnLMeGgfKwYOP0QxfSje1cyp/1dI5UlmrllebpdNER9PQ9wkV1DwvwHpOx+IhjRGfsmsuPSql",
-	"tyRQ9Faq5t8rQbtuH1v5Tle4HJXQeyNTxli0D1Me8Btv3X2/4GPWxEt9C6nHN5davD2keUCSX2sk2Yg7",
-	"9pVZ/p3FNSvAcsA9N+ZUl7d5YDMPGPObjTELo1otdvnhfeRYAztP2uCTBIcRl95WGPFETIRm2JuGlCCP",
-	"+Y3OOE2xls+Wu56q8/JAMa0miTCdpMo0UhiHPDy/IC/z8IxNebnlshv0tukMg6I4whTMXlmMmMyBf4dX",
-	"pq/ajPRVOUe2yGxbpBzfFIDQ7YSUJ5h6S3FwhtmYnwhM2o/qESOGOVqb/3E1+h44Thl3680K6qwQ7sZY",
-	"wURpsevGhRdnj1BMAhIT6hFE8SykE6lhVTdQdKzehWmSzPnJ3bt8ynDU88nV3Sxpw93V16QJbDXpJJG6",
-	"cLmnSlpJv1kEO1uZFGpL66Ic6Mlc8gxbate2yw73auU+dvOK2Hr2lvnjzurO9plGXdB6IRezC59gKBux",
-	"0faoxvoEx1SF1r1JRfkOeq6WgReZ199mEDXgi5aREPUIiF2TVZZV1qWMldlOyysqpXZdn721eq77UIbU",
-	"bspbV4uUkkhumcXpjIDZdtdHDZ1zi3DdOL+VSXfpzZfGbtwziyr2zpjMIThzTuKrUICv28GpHybyX/4s",
-	"pM0ASCPyNCZXIblucysaHQJ2DPXJe98k2uhdQS8CMIwTf0dYFN13B8ZKVNJ0fTY8WO5h2phZpjDpQ2KZ",
-	"jLVnRQIdad3/cepPls37e4wyKNbYtL1nHqu6A4AH9UksUYL8AxxPSggi/1z8kDUR++IneWpNciXOImt+",
-	"TdwpY5f8RAprjc/sGUmSkE6a3hCeyxRYa8TIGX75EMJJN5b0wFk5iCfieLIYWb5lv8cCPq361L1uqptp",
-	"PBkFiX35XX/dwbcMoNzpt43A8Kxa5WQb2vfsmpC5QAINiP+dwarkKmQpf/JOcnpbIVyA9m58BuZPgj1l",
-	"Ha2X+5MN16yXK/VfnfMBaEkC0YplLC5bU5mGxjoNMqr39ma4xjG9vfGX+LkMYqWt5WtoOoDnuEkGY9Fm",
-	"Hvo5ntyHdrunrS3T/Bb5hVrXCWuhx32OJ5kqd89x0O3DnXMINqhixBGkMXgy/87Z2Xe/+/7745oWzK6w",
-	"/r/zqa4597SHWAs++3L4qtGrT8y3W3T1ltdh24Pd6sDaRgM/x3uRQsUDeeuiZ7b5xrA9SBKUscjSy18q",
-	"UsMYlO18jI6SOJzNiH/ckPJrQ+W153iyt+A1dY1aRxKpC9UUlbThim1UQ2175ZqOpHqJtgNrNQKyfp2e",
-	"EzzboBprEwjQoIoHQ0jGcj7dR42VexyN1biCJVXFR2TWq1zGaayKvdTrhiuRrslQc4fg2R2OYjLnd1RY",
-	"a6SqQNHcvThLyDaWuRHG5/QIxE1wRVZGJegAhUc8PD8uVZKSz0sOLcXSczqJmIujzNokxdQJk2PIygnE",
-	"l0WdT7Jq4QgGO4LulOCY8ARh6kGhBNiFCkEnCUeMEpWiTWyxOtk5hXh1WcoGbFnLlcP91rG576gcs52F",
-	"do5jQpMdLtUS5CoMwg7vbj/MAsGznaj3rbz5oiYQ3HKIX8sTuIqfwMI7vo4ZncDfF0JkGUt773XIZarq",
-	"W8cI91D+LPa2xm/i+9jSfrCa5yJ4themS9C/t891ETzbE+/zBh6hpCwyOp+r8Pw3+cBazX8gLpvD4reO",
-	"91zm2dkloU9xGG8ML/xmBAju0UB2wzi/alRfZWXbBPk9V1W1dtPkVcr81bMI5Sx5F8r1ITYXHO58zuIk",
-	"paEYoos+T1lCZMh7SrMyOrI4izg+1qrE34528x08F7KZmiD5gpPGVwA5XJqrGt9Yytoys9y3jC/fGM8L",
-	"eeFDisaSIRYnOEaY8us8fzIE9RaBvkcyGjULDu8ijGIWEeXK1kU+gfMGH7NjpKFpZl2shgqrhe0QLBwT",
-	"7Bex5Y04StnR195uJv2NE/BbfTfFliy5iRJfYFvdIiVSe3FGnOpO4sx2j+ubw29sm6lg1zu3pSjQfCHW",
-	"5r4RR78PIQFQ+1sXEsQq9hXwsIYqbXftA6YyQNUUZJCmUU4zRnJVBXYkCMsq1ddThngSRhFi15TnquVM",
-	"XzbF1FeOoTPQjZ3K2k88wYtaJSAq54Jhe+islO3mGCVsQsD7WyaPzCp+rkjOnBcEbY0W60WWG/SFTeAo",
-	"Sg0X3uEoqyMuAaLclKEUC9Q/FUMwirDMkFgmN+iIE1JsDmjZ8Wkl789xoYisLKV3wF9vmmY2SWMVd/+m",
-	"hCyQKXM5DEEWK2oIuChlrKjEXaRUBlWUi1RkWkKV9i9LOleiw5DRrttRifqknxAPVbndicwrkOfcy3PD",
-	"5bmZr4k3hTp8ebxFs4zDiZfGYbJ4JuCnsBVUOb6XykrQdbDMcZxQEsssWrKyLbokCxTEbJYVMbsHI8CD",
-	"D0UvWSMjIyYnnR9q954+0mQp5Qyry9LKr7odFySybHr518OMyfnwk+ed7nJasGraHFhJxCYhhaJFCOpE",
-	"aKrE34efPO+ikPOU+CAHXZE4DELiIwkogRTOHt4f2eYAUpMgTNG9p49gi5BcCrKLyVXJ+XrgSyagJxCb",
-	"FCfzbU2TZN559QoCDQImjWU0wR7QSAUNqNOEZjikCQ6peNrdThpHJR/8SZhMU7fnsZl0x/di9Y8lm6wa",
-	"LOSquFYkwHL/7CPESSxQX8Bi9L75PuI4IhzsEPwEYcSnOCZKncoCaf04pwI8uVSJjn79l//vr//rz1//",
-	"X/+xi776g1+8/vNfHsu3EJM5R+CeoMriJGlMu6jwJeVIur7JEbPC0l3ZOoWFQEEXfFmqLuhi71JaWChz",
-	"mb9A1yy+BPXTOT2n9xm9IlTsmZ+cUw2dFfWDZRyTqissbzpHRy9ePPrgyj7uicaQaq3Itys7eHhGovuY",
-	"k1MkmGj549nD+6jf7zuCMrx4fh96Cw5HdQGWQpvjSUgFR3yCxlE4C5MxOjL+5id/IpiW3GY00KWRCWcl",
-	"j88pynOZnSKX+aGac/wl8CRdVPA3r8anaFz8CamMK7nOxGBFujOxSlkVFiJnROsxnsucgSGjWSDH7/6Y",
-	"M/FCsnCk42r8kRgziyMae8wnYhEy5GesHgtH43ueR+aJ9lgF9IzR0bNwNo/kk7ovOnMYSVy88RfT98Zd",
-	"9IBOopBPy+r4YsXjp/ee3/+e3KE8KEjliuY48aZyrXbfGR7LqmVwMUIOsCzvEPpo0CfbZeW7/A3S7GE/",
-	"p/limGu8OIZqPQq+8pqEHKVUSp0Sa6hoM6UThUOV3KHsIEY6EldZMprSwsdTbyrRh6weJHkFno0FwLd0",
-	"HTazlDJwnEXthEkZXLNUBnzl9bMzcRpTNH7wHE/Gp1JahnJSMfJJRBI5jJhHLZCj8aNA+0iAS61DPcgJ",
-	"OhLn9t74+ARZ5giN5zEo/4AVvsjL8AHgFK8TJl1kGWatabYJeNBhgjJY8pB65QubV0tHETyzkKLxSy2b",
-	"SOMemxOVlDvHyvAbrBieAUkQhg8ejiIx1xH4G1OCeBoEoUf48Skaf/rZGM0IphxRlg81w4seuif+KUYS",
-	"/SWo8s2JUSYk4cjS+2gcUjliSGhyAcsYq+6C7oOaDcZRgXeQUD1MeJ7WSjEUR2Kd4jd1koopF5ByWSow",
-	"JhPDUEaJWHnZmXissCIMLZ6Y3HnWLSuciZ4RuNw+8wSnJODVm/nSnByFHqGyMJGiR/fm2JsSzezpS4To",
-	"+vq6h+Fzj8WTu6ovv/v40f0HHz97AH2KgDVFjAT5uff0UafbucoSPHX0niGbsjmheB52Tjr9nt7rg4iZ",
-	"TIEPudu7JlGkgVnv7o+vL3nvx0qVOCFJs8eMKvSE5qkbhZ6ABUdHH37yfcRJkmVHn8dSJpri6IpwJMAo",
-	"SyXe4RU+gktPB0E4xaWRTwK4hYVqUCrw1StX+hf8aue7JIEqSoJdUwlFxZpNXc+4AJWFrY6XQBeSheFl",
-	"RZc+VcWvVM0rVeEqL2ylylh1fn/44dkPf/DhB5dPHvlPP3oI5Z6SRecESlKpAlRQdwqqTHW+92Fq3H/0",
-	"3WdTN7waTpO5y5wfxE/Ss89/eDb1gmc/ehg9ffD4ixdpHFzK5FSSy25R+olLpmf5hNRh9EpOK6uGy+F2",
-	"VwVzltjVzsmnn3U7PJ3NcCz297R04OWDqhxoxh2ffNrBgr38rNtZwi1iYDHR3SnBUTL9YuV1u6cQranr",
-	"6HoaRiSLp4QJBcGYnwrU4TMiCxUnTOB/kCNxgl3MSeOl+R7Me+NrkwWfdthl5eElRIbEtztJtZgVZ1na",
-	"LI7CK7LvQ30cXhEqJhAMCymdHl/whMzWn5+g7Iu2x6dqJ2YHozgDbwoYGZhWCFXHciVQ6ZF00UDvo6Nx",
-	"1ukipfgKh4DFx8cFd9N4ymcE+4I34u/8QYuVQnZ4kCAE9y5IHhz1QO9vPuZnEn++KICz51uSg3Kna3Jl",
-	"3MXzUMtK2zXelWfEi4ni+WUsvWBOiH8q6S7cnJDPI7xA85gE4cvlIxdCg5SKoZASjvGMJKDFWaHPKJrc",
-	"lVlAVuX4LjXMVJyf3fROKS3tpxXPxI6pm0PNMDXdfm4MT8zBSd/u6YYxGg50ffCjwkjwvjgV3cDmwBj0",
-	"tX6fWJrtDn3NHYwGGh7ohDiuO3Q9v7CWivEFFyyNZuXOQV+zfcvXHNcaaoHn9m3LMv3AHXZkGboXfM3q",
-	"DLtv6Y5hDn9U6B6eKv2FO/ItU/eHRV0rtQJ5hIJOCqbg4vLhC//6QSc3bxVLzW9SOTrsM3FOG6Fm6qbl",
-	"OKPbg5qn2X1iaM7QdzTieLo5wIbn9EkrqDkDc2QYjtUANQvrnu04G6H2+z/W+vrzNlCTMXKfbcFeyHck",
-	"c7ss46t7IAMjFgAzIF6iqtAqhj3DCcmT6jTNodreLRq+6ha9tKcsCr1F685Ze1imtfYVlmXy0muEVbvY",
-	"v4gLh4GmqbPmd8ttXxVVsb21dpK8d635q25nSRDdOMZyj1etjzYvK9DMcKiNFTwV5KBR9XNpEmMveacO",
-	"3NhM315QwYqyOPyCgG7cakNTH7LYhRw40MN0Nvd4zthHmC6UyYTvSoJLrBlPMrG5wlcrGreS5gq8wVdI",
-	"bxzoLNT6F/wYMGFyEUBoT6WYhngCVZMxmmI+FQ9duqRVCe79kiK6k2dueZ/5i+1IYQ3/GX2rX8J9Gc61",
-	"NNz3sWaPPEPDQX+o9S0/0IP+0OvrXqeM9JaDg2vxw9viQWVrf1U1bOYFaCpsgLHd3teQMfvEMHqWpfet",
-	"fn9oriBjAiojXbNNYmquPXC0wHYD3bZM1x3iTWTM0rDl65o9sHzNHQ10beASQqzhgAT9QY2Myd77Oaoa",
-	"Ibv6IHoczdYTss1nCtxrLHjLjKuwf/DSvFCwvqAsucAXMREfyKKz0w3wm5Cm+nQKZd6knlO+Mcqua5jy",
-	"MZMXYROuy9uV8eTbI6frUdf72D8riOGbQsjGoM00PAXfPOJ/RPwQZ/HNbwWby2tSMnVtg9FrUtTdL0P/",
-	"lcTvEUkafBUeBAGRzgOqTsslWdzhsoyLQtPL6PwMXl8JnVfwmtWQY63w+Xq3+L938cJKAK7v8TFLHrKU",
-	"+m/tksoT3fGSbitzP/Kf4mQqlZ5wu1M/TDSZuGOlnuBjci240yCMedJDDyH3IXIXCHtQLSPB8YQk3ZKN",
-	"AzRL4YygGNMJWaE1EDM/kBPfuuag2+iyKbctfX9Crvxl4uwYciv/5ykBVwRFh2HXkHSqHTGTPmjrFsAU",
-	"V3gZUlkbFQC6an75VXllF0soF2uq1YHC2hf3tB+tSK/UZmFtFrRfiARy4tK1WTV73mQVNIbWnqCBE/Cb",
-	"CMTtl2AJZ2TVssAAWFnSTg6ta+8tZGXdvBSIZ7jxUvaofMteUM67mpqPyUCzXcPXXJcYmm3pju65VuBa",
-	"I+muy2IZ4dARr1T81KjlMQY9y3ScvmEp5j0KCU3uKV+jk45h2j29p/eMTpHls9OpMuim5gd4oNlkMNBG",
-	"emBoumWZQ4MMvaFFyqisc6KEgxdySSxNPAYQD3AYpTHpVDJrdmxHN7HuD/qDvm7Yhufbtu71Ha9verY3",
-	"IkGRNfIEgkjydwVLLD17BQRxO3JQSt69DChMGV3MGCShXAOtoWGZpmndCFqmZpsW1kbeaKRZjq+7nu/r",
-	"3sCsQQtcl1oAamiYlm275qiPsWc4nt139f4IBwPP0PWh5W8NqC1kz5wqbdbDAe1Uj/Ggjzvo4w76uFvS",
-	"x5UfWsXW7YfJZvktTaZ3JeY5+XKFku4MXPs4OAyyONGi8Ir4VefLI/CvBC8F5fCGVLCc8pY8pw/hFiLB",
-	"aszmyqwGfnPER3MSi/GgvKvoLf6W6DYrWY2OLNM5p9K/8yKZxixJpGsROH2fkSReaPcE8zE+PpWl9dVM",
-	"0qoLZkxfMQXnFIz2yjdZNPCmxLskfhdxJu5wVnpxkhLOCUdyZQljPZR5NJ9T6CP34cqCrplpXLsOfXKC",
-	"XLJgAAoAG/o8Jao+v/TWAg+2gd5HY+mleeGmfNG0oR6CiMPcyQtywpzT8X1w2LkvnhyDFBQa6EjH0sOn",
-	"JlMo4rKzRlQFLMikoMY/VF96HpuV40NOOs/6XhoTDcCkx/7fa6/WqpSPbqXY3JLFqsTKdsjiw6n7XS98",
-	"En748EcPzp7/4Nkj/miWzH90/9Hw0Y97vV4lqvPE0fV6aGonTi76nzs/ivXf92T7UqxpFmLaevtFkG8D",
-	"2n3MJrKIfw2xVq7AJvxYbXxD7cQOBDQnazHxCU1CHPH2pLDU51W3k5bx9aYxKo33QgU/CjlXrpVqgai0",
-	"wHeJ+O1BKbnDSdew9MYTqrcXTx0n5ELRh439K433w+cwJmNKFcLkpygWKDkXcAmahFeEZrW7WYC4DJB/",
-	"R06/2ymRkI3dS00BGMrHZ4ejb/KL2nh+jZ3A+ScnjBvHKLfdG6ur4idUyXUIVUhKHDBl1ycQQA9XJWco",
-	"FGcQ0nMaROFkmqAjj/mkSuiPs5opZfezlBYOaCxGQRpF51R1bvY466Gzb9G93KebIZugkEp2C5gbyXkW",
-	"pb/bO42W+GiWJusY6Sumat9kserqOpVYZeSSiNGJ4KyhwDK6nrKIoADPwmhx3Gvi7MSkN2Dt1nM1rZ9S",
-	"LSt+Kw6uwYSjWB2WJt8IK84N+CR1LhdJlgmlFadU7XXglbY442++yVcgPYkttsdu6mKtQW8swYlCbxWU",
-	"JqO2IBZHSNUy5g0kY0qu4XeQ0WVGxd45fSrkdQoBSzU9gvTyv8Yc4QhcvRHEXccKsebo8pxKfImOIOpb",
-	"dRbLlblGIFg0D/oG9vO4SWw+q2b8+Tqi2G+PkPwxuVYhH98EKXlP2L/yw0VMUt5GnmrqdCAlb1TsfiOE",
-	"YQVv/OCljF5cQr8BiwFn7xBZdWXchWhxLZOoVzpUPCUyIclRqdSjijTP+mYJGnipwKBKv8BPYdVzGYwJ",
-	"ZvJr2uxkcT+rzgrLeRNuFptalhb0DGx40p3kTQV32Cem03MGA92BGAWfeKFfdn6UP5QsqspCeR+qUjZ5",
-	"cxLf7Gu27xmaY1hEM92Rjw0LBx4xs7oXJ0XBkSa/TeIZpmabfVfDfWxpJhkEZt8ILMscFtXM1NxFDbXy",
-	"Coy+ZtvOSHOJO9J8wyK2Hpi245QMqySud9I9zTaDgTbyXFuzPbc/NIaOS4hbMq925vKmbmNCLR/xZiNq",
-	"9dYf3NreaUNc9bBKyBEw1ZbYERwq72IoGQ0PeEdPtlWe9+8vEM4S1pQLcfVQVqYaxURTmizJRKv9pRHJ",
-	"Kvui/Pl0UUiBky8lUFpGunJoUn4DN+Oq5ePvBKE8w7ZcdKUi6CvFRt8Eu67FqX2zNzAN07BqOLW55Who",
-	"6nbRsoaYAstzNLs/HGmOYRCtT3zTdi2D9C2n0wIdB7bpa7Y5GGpYt4ea1x9Y+tAkjoedlug4GAa2Zo/s",
-	"vjYaOiONGI4xGATEC8xBCR3LE2lGyMEwCARC1rWR5zua7g37rmcNXUyc1Qg5GAZYs23D11xHH2mm7gZD",
-	"0xm5gWuXEbJ6L35nJ3y8Sguszqzsp/ztRMM7iDNBjps3yQtBGYsvJ9loIQItdXnV7RTp4DcOUGq6NwNC",
-	"zpouwFNmTuKAxbOa++YJGuebH58iFsscFNLn+ZxekoXUe0QYHA5k7hPE2UygbHEZ0CTGNJHMcD5q95w2",
-	"5SrpqoQY4yyrikxqho7ALXlKzun4k08+0e6lyVQIVh5OyBh5U7EPOiHHKncS6E6KFCzomqWRj3AUsWsV",
-	"mPVO2BrqO9k0xlJ79cq29ZTXd7WcKrXWBeRd3Hhjq61fdaul3Df1rjR+1e1A+iT/IqQJ29i33LYokQ4h",
-	"TRlTvFnJsNxnb++u8Lb3GA2i0Et4luIIMniBe48gG2THgKiPAADvTFjU104TrVhBhKts81645phAtsc3",
-	"yDQ3KI7FEvbO6AoasmBp/M5yu4MTfdDr20NzaGzgdmVLZ2A7/RXcrqm5umlqdt/3NMfApuY4luuYeuCP",
-	"gNncwO2amjsampqtW33NcQ1P8yzLGQZG3/Vtq+B2VdHTOqcreltDzTZGloYDe6QFfW9o6LrbH/SdMqdb",
-	"HEkTuwvDuJqNB1hzSR9r2PfxyLR933P6q9hd2PhIs0eOobkeNjUyCEa2YxnOyNLL7K686Ad29+sYTLcz",
-	"i3Ag0wcy/QbDLwWGuTmVlulvN4cJn61OTUnQg+d4kpFdyHsKeTyPLHN0TlfkqNwuQeU5rWSoPEXj98Yy",
-	"ugEs1gukEm012oo/gC3dV4l+tw49DWC3TZr+BicZOZd/0ER8jTQRAoFKBgHktc1hQEsdDlqJg1biJloJ",
-	"w9zc4WkJPT5UgWOC9oy263qWeaW8LcIlMaQgXDlCzkhWRoxWUa2lzC6fvepmluqllI4Fvr81mco56Q96",
-	"A9MYjYa2LgN31QLLQsNQ823b1mx9ONBGNja1/sB1jGBo9HVjmJcYOOk8Dnsf43/4oBK/E9bGwbpm64Oh",
-	"5g49rLl44A1Hvu/YFhZt+dM4lEBWdVBUIPXr/+VfffWf/ywvYnACOXVIzNGMxTSkUJ9A1js46Rh9B+m6",
-	"riPDMIxOkTr4t//0n/7mv/4fv/7VH//6Z39YqTnUAiiq9sFJJwopvrh+uYVQpM5wFbaUn2vo44Eqtb/u",
-	"4T5Q1cYPMtPXNwHJdyGz+I2wSJ7ha3d1FPCG3yRuWdZY2g+3fMOQxhL+ef2TX/363/0PW2MOVTBKXJx1",
-	"9Qhuf/79+4PeOl16Z2iPgv1mqjPUR+bItoaDW6U6ahUH6nMQCw9i4UEsvHVj9foOH6TyNZGbCpI304B+",
-	"3aRQSZj3JYVmytRyMcDm1PV4pm58FwXgQcxVdCPUrFLFDcdRyKF0PB930TxKORr7BEfS8XgsCx5NYuyT",
-	"8Qr36Xwd74Dr9BOBCjNv6c3NnzIWlVo3pBErSqApjjrkSBreViY1k2a51vRfTSDhvTKdmTiSBB1BZW7E",
-	"YsDMC5JkvwMfdFysdtXiipOtLLBemXMjMLLcc3AxVk0GH1sD4rvQ+lWLUzuDEojtT/mRqpTYvsczqKfV",
-	"vv1zPGnfWOXlfRiz2RbNn7M2jSWmaT22at5u7B/A6baCXpy0OxcvSn3ynCU42mtsA86zs331X/7J6//7",
-	"51/9xf//9Z//8vW/+9Ov/sVfVupZN3D2utEbDCxdt0eWrVJb+2GiWIEs/gFH9yp/qSeViSMBFHd9ASkF",
-	"VSv5Fhr8E4bawAwMzcZ9U8OuNdJM0xzpQ6sfDMAbNy/zedL5zX/9i9f/85+o9NcPVWnPYiGy0GhdJpIQ",
-	"eP2vfv7bf/1TOcDrP/tnv/3Tn331B7/46o//oiMr+peCO/IC/6U/od5rVuuh5iEx1Aa6bmi20x9po8Cy",
-	"tcFgYPl9wzFc35TOEBEOZ8UE6oezWsjGROIZuVzoFxFcSfGtqpyedH7z17/421/90a9/9S8rPr9ZtfLc",
-	"JBkzl2hX4VyQ1rXCXPXIt4niUPiwRQRHGTEfcuAdcuAdcuDdRg486iNOcOxNiwdX5rXz37ZR1ja6AAKf",
-	"yafhHDGKJD3pwrELrKtq6R6NJa4cy1x4fiY7ZYlhMD+nUBlV9hcs+PhUVWu/w/Pisdma5KChDGZMCJ7d",
-	"4VCgE+RfSnBMAAIe4Yn4FRocC14ehslQ1VO5pC4iEZdZbCYRc3F0Thvna9LZSobkfhEesrPqdQOdbiJ9",
-	"bana9mSqToAayU0DcdmaWtxi0Y4D43OLjE+EPTKDc+jIqvCdbwM3tNvtXleQ5AY67EOdkm+a3ls8IFkC",
-	"R7zqFtzcUoeD3vtGeu/Tcyp4kDpYxyfVnAoSJpKA5GWqQ5rHPpxTyfm4C5SxPd84jfr2CvKvay0gVAr+",
-	"3YV7XqWqvusK+UgDkrc6g9QD7E1RmJAZ5GQWbSHpLeR1Yte0HFx+imLC0yjhiOMFup6G3hTx1JPRbMB2",
-	"X09lkVYoycuRlACXNdnvi4VBWERZn70zZxv6AJEicNkdDTR7EPS1UX+INdsbDQw7GA4DKN1Qata3Ndsj",
-	"jjbqD/paMBgOdHcQ+Nj0tmA0i73cZoooBXhQuNXCy9dull1mCxCz+VCFoRLAuBStvgYocjhg/F7tBiCx",
-	"iSaK8JTEGtxBtc9D/Ms3s/oZBDRwckViHO2mNWhAc+DysxrBQTgKR2MZl/PI52MU0oShMU/jq/CKxY/8",
-	"cVMmDQTJaFUbwWyQucx2F/oq230QkshXSoiQojH8zceqhLnAg1c4SolyCDunkpKrZLGCkQmTrsrzAQhT",
-	"DShnSkqz3+G9c6p8V7jggQTboKVzaWFkuXpkGvKEidGkB5rcccmQNGNX5FzsvTy43OhS2wlJlO0tA500",
-	"T0YEi0GikIul1PUsXUlCuNTP8GtC5kjxT2GsVnoHeXjOT6EiQBij0IfNZrn2kaU72YwQRFVyryvggUIf",
-	"cv1WDlFMJA7oxdljOI9MMBn3UM4qQBlVhGN1HLN5mhD/pBFcd6DOQCYMdusriImmyGXvnILFDlMEqfq7",
-	"UJUJ8XRO4quQszxuVe4fKrVEkUrmAszdOQ3pFYuuiI+OGqNdFeOLpCws7upxFxhFWPRJdrd4Ex/JCYGd",
-	"WLrVzblJSIdLOHLTJGt4TmEwZOl9NK57vIx757T8INAs5QlyCZLCLzqCY1M9lCJ5fNwreUl2wYfxnML1",
-	"75YqQCA8wSHlSR3AQg5tUonBg97dEK78GIvo3Jv4M8onX9UGKVpqayZxR5ptu7aGB4OhZg7dgHi+1bdH",
-	"/SL2/1GFeVnfCRLGZfe9OpPtaDaxsOZYQ0szDMshpu663ijYXqkA8L2dRJdFISf0fkr9TVqygd2zB5bh",
-	"GM6o/ya0ZOsBuZ1G7LsRc8nLsuZr8/5yrVhpQV5/pNmGbmp4MLK0YOTqhoed4QC7nYrerBOTuWkbVllP",
-	"NsCW7vsjX9M9YmgDe+RqLumbmm/oA8seDCzXxFvoyZa0YqsUYJu0XgO7NxpZxtB2Bs4OWq+VmeMz3FQk",
-	"Zoc3dvDjPPhxvmE/TklJBUupiHhGd4+WKesx8Au51idjDXKi904JQ28s5D7nLDdXsiirgQDwFx6jVyRu",
-	"U8ak3v6mOXnK/E+LOP9K8/aXEUj0mht5T923Stpuxd8eVZjr4ypfK9gycQszrm6Jo+tKx0oJLSEMQC2v",
-	"gnsd1wCqbneNtaPkWspGvCRBYCqlILX0o3H+aXz8DUlF8LZ8eN+CrA+gL8uHuWR59NXPfvrV//Pfjm8o",
-	"9mdpDVZGiZZt5reWaNK0es7AGI5Gw+Eyi9oZ6bqu9wZ6p2BUG4YY9EzLGTrmwDZ/1KkysYLt3o6HtTTf",
-	"cWzNtq2h5uijvja0fOIbuO/Ztr0lD/u3f/HPX//5L3/7b/7Tr//zH6236m4GzBJvKxZqWprt9kea49mB",
-	"hp0R7ht91+n3rWXe1rCgeus7ztsun+Y1cXkoqFhnmiRzfnL37o+9Xl7Kj+6P+81exoHbfUfyDK3vIEnT",
-	"I8U4vM0w25tZn24t0PbDZ08+Vnw0tDhFcUPo7ZFljrIQWhk/C5GyPMERaajcpEJgS9l233wMbCOJ6NRQ",
-	"+t7Rxm7xsm95rW80tnYHYr4XrdOBYr99im2aA8MaWIM3SrHzcOMD5f46Ue7clvQkrhHxQ4zm1jGat+T6",
-	"Iis5cB5O6BvISRsmXFnpmqx+CY4nJJFGQWUhPC19qFnSupmjl1w9eKdLvzZMfZRSn8TglO7heUOxB+iz",
-	"D2/xJeQ/1CzHNTV71O9reGS7mouHwdAbYc8e9tvjRLnC23SVWe93PeqZ4kd7YA3fjN+15fiWZusjWxv5",
-	"BtEwsayRafcHw763JW3PjhUZ5mi03rBk2D2rP9AHdiMdX3+Uy1Yl3Ro0el9bDvY12zVGmtPXh5obBCPf",
-	"MwYjoltVOi4WaGu6oenDpgXWCHwn9CPS2avBqTTd3uXtkrVJ5uY5kPFbMjfheXhxSRbgOesCyd6YrH+p",
-	"x6vuW7daSbR/wdLkggUtR2rqc/DFPuQgORTMeGPGufzhhlSRn5aPNm9/SOH9ram0AVxu4a+X8wpHX/30",
-	"D3/7B/9yK9uXzPd9oqSZVcJO4ea/X1mnRCBc4rEMrwKP2EOPsk3K++dlfvBhTHhe1A6kGencGXJk6qZs",
-	"jJHKbV9NdI5CyhOC/R4S4rG62BUk0kVlrNBFPg6jxUUk7s1FTLA3hSZizAuPschn1zRzfLyQzHv+p3rd",
-	"y5JUJTrhNk2IwxPL7hkjxzT6fWv0JmQSS7OGhqXZfuBorjdyNKfv903d07EZbKtvfAYevvn1NkfWOsEE",
-	"9mqafXswXKFgtAaBq9kEGxoe+o42svoext7AxK7RoGA0IMZhuWCeNTR0zTZ1XcPYxZptjsho6Bu66Q2W",
-	"BRNYoGE2LbAumFB2IWC/T9mkMuNBNllBAUzd3Kea3+mNnIEzMvZVcNcjI832iK45fQdrxLMsgk2TWL77",
-	"pgruep6n2Z5laqO+MdQCy+73h/bIwkN9TcFdxwk02+pjzbVdV3MMYmNnOBhattdYcHdf9W7u1fA9vsZh",
-	"wjM6otRqdzjCin4cgoHerWI43072/8C77/Zi3l6cWQP3/duf/+FXf/w/7cPzLC+vs9IFDdI1Zo1uPVvj",
-	"mylW75z0jZ5pOo4z0If26vTT3tDpa3Zg6ZqDDU/DhulbeoAt0xstpZ/2hr6v2STAGiZGX9MtJzCHQ8N0",
-	"B/a69NO//ld/9Ld/9R/MvmVuTB9t9CxzODCHw5H1I4Dpxh0OTXM06vf3tcGACDprargfEE03/MHQdzzs",
-	"Dp1WG+y32GDf1u1+3+5vl1FN3s4WCdXUNT7kUzvkU/um51P7pjr7yZxtOS28w/NX/dYKbDTqm55OGSUy",
-	"sBmKNUCwbh4qGrC48CnnKAovCQQh8Du9VanTSsWCbli0oqmMj0LWSFZDQHstxXPjOge3mPzsUDvpnayd",
-	"dMj6dYiSPFS7OFiav8bVLpa9Kr921j/fL8pPoISt8HO8eTEKqYnwCY60TF17E/tf2sCOPVTBm4AIEJO+",
-	"h4WPYw89I0kS0gkKQWs1m6uKFveS8SnyIoJj9RH+XXwsZwZB8PplOg40JTFBR/CgZPYZMR9JukVYtX98",
-	"IoM8VCaRArqoUhxNPkUoySatjxziQ8TDpiyZguER2vNNcSIflAs5vMVsI/XIwNZoudjA1ya04hAneYiT",
-	"PERdHKIuVqhQvk2h9M9ITXMjMF9GHo9e//Rnf/uX/+uv//l/e/2Tf3J8K3EUQUzIF+QWfIsevCSzecIF",
-	"exDEbIYUzgESDT/IZHLIXWQZRVOB29EY/jdGR1kafdFhhl+Gs3QmO2Z50+5wJFf/EX75AV7w4x56f1Fi",
-	"aI6uQ8EJAFczwy8fAgE5buBzljiEhzDsHkItWiM2OWPJsH6bFNs6GVg9xxkYuu3Y+0lRX48CsE4Gg55u",
-	"6gMZBbCSUpvaKPBNzfYcomEHDzTc7/uW7tgjx3G2pNSv/+1//Nu//pMSN76SMi8DYIkyi4VhXbMx0QVR",
-	"tjTdCVy/7znYtoKGOIrRu0+XK2dycEc6uIGsUWsBOroI6cUctzCl1Zq/6mYDJIxdRIxO2o6Qt3+V4Zeq",
-	"62eLcRo63cy3hLKkpTtM0fLgknJwJ2/JAErKX1Z0HH31h7/69a/+ZC+eLCpr8MrKpk8in/AEBWHMkxOV",
-	"r1iib8SCQjEEFwTUqcgPfchtfD1ddEthqzJjfJxGJCtTv77I6ffUwr5OzjPYS6rJWQeaHlhYs7Gra47V",
-	"72uBMxgMDScYEMPtdGWH57IkaMqBJ8ENhHl00nd6zsAe6XbfAEWB4HOfVMvohJV5DcsaafYgsDVnMMCa",
-	"0bedIDCs/sgYlMHeOVF84LKnaRqR35MH1Tkxup2EVeYTAG7YrmEZI822fE9zB0NX69u2OzQcY+jbwbbb",
-	"dUzbsVvudRBodl8n2mg4DLSBEVim4+AAyzSp5b1CnMQWW223sy3cbtS13ux2ox7mwf/12+y38aQpu/tb",
-	"z9rUTEkUZ6IsS/tPulAxRJRTLXSziCL5qk9RmMhE9aVgpTuQMwHIkRfGXhrlyVWrFOhRvol95FHI0Ewn",
-	"wJcE0XTmQt3ilqhCSnlvKVvC4ES3egNnZNu6bjtvIjLJ1NzBYKjZI2xrrk2Gmo1N0wlcz8U2uWFkkr1O",
-	"2IetDnVnJDMANUj6rm6ONHvkGJrrYVMjg2BkO5bhjCy9QQcPlox6mIcYxDI12wuG2sg2DM0y+57tBgNv",
-	"GAT7EPUzwaClrC83bRpDfXSQ9Q/+JQf/koN/ybctk8EhnOigu7ntPNg4vixrbtQNQEev/+1/fP0//nQv",
-	"GpwYylCT28p0Vk5pFssEZifIxd4lSlgp95mMtlpmqM/k6t5EML1kafp9wxo5uvGmWFZ7pNneyNBGDvE0",
-	"gi3dsXXdwhBsfqNg+h3qJr9pnnM785I8n+FoeDAvHVjOA8t5YDkPLOeWVsa2/Ga57YHZ/BrFrituSeCG",
-	"jFXcRde7mlVM0pi+AfVs1X+qpqDtofvSHRwr96xTiZjmMbkKWcrVMISKuXNnLpRlc5IlS3OyP2GEl/nR",
-	"cypan5a5bpWKdxIxF0cocxuDQaG3yjmFVG1U1eCc5gNA03IZzzscJQTP0FGR6JcSHENCE+rBIcoGAnue",
-	"U04ScH6HcTOG5qms3X4s3dkTcH0XZIOSprqXZ3B0e1VKU4bc1J+Q5OukkrYM09FNw3pD7L3leJqNLaxh",
-	"13E11/IHQ3vgGX0juCF7b34z2XurPzIP3P3Beew2uaCtfa0OHNC3RN0miWSZ9Jd0VOjotz/5yVf/7t/v",
-	"RekGteIDKXveIi/VrXFS25QRqNcN8PBccF5MCJmCU8GxdJ3PuDAoyi0YM+KfIkkm88KljEYL5K5QB/bQ",
-	"kzmhiME1SGmYhIR30ecpS1Qqh5QGIQ35lPiIxX5Wi778dNRppTQinCMPcw/7sCAgostaxecK/LdX7CDQ",
-	"bEO3NMceWJpjjEZ2ENijUd8vOQ91piwKfbxoT+2yZR8qINxyBQSr1x86Tn+4ugLCmvNdroBg770CQnmB",
-	"b6ACQjHdgTM7VEA4VEA4KHEPStydxZe3lcP0ZnEmkmy3dVVQrQ+FEw7i25sT3zL2uCbAFaXh5+joN3/9",
-	"i1//77+6hRIKKb29SGfqS2ysBC3Krk+l2MWngix4RBCdkPkIpLKmjCRqcW/CjeJbIyXoTs8e6oY9eGfr",
-	"pJm9kTEYthUSGvj+0gC7Cw/5IAfZ4aDVvTWtbkv+pNT0oA7+5hvEM8K3Y9BTTuyLtLErI10fM3bJUTpH",
-	"GOSnLoL8n4jFMhUtwl7MOJcJZ7v5aqSGM0vndk4lRqMsnuEo5DLKCN1TGchAjXotZDHItkz8bsWk7Id8",
-	"HuHFORXzIyXrSd313/zk3yBKrhSylEy2jK4NE45CPxtaWpKVSHtOhUzLCRHiXoNN+f6UeJcfFJBZCghb",
-	"Kt3BZnNMFwImOQoXaxX3OxRNPk8JhOwqYgz/K7+2GX75mNBJMu2cmLre7SQyFpQnMRQZedVdnlOegoyd",
-	"QiFFYn6PzWaMCgF8hpNVk8v0rStmt1pNTrOj9/2YcL5qJpmtdtU+B9byVDeOOZb3R6Xsb0iwO9AM2xpq",
-	"tmPYmmObWHOGhjFyHOwFvt1ZCqC1LUezHcvTXHPQh1o0njkwncDpl2rY5LmU1eV9QktQrgdB2VYWBaV+",
-	"/OoPfvH6z3+JPlDeFxXfim0CaPP7+pECwQrsrCCEjuaM89CNFogySo4P8bRtuIa3geo/mbKs0huaYi71",
-	"b9k1+Qfo6PV/+N9++08rxfNKSH2V6AfYWga8dtUfMt1VdzkeVpGKACQNLZ2vJhXvLxBP3R8TL+mCVQzA",
-	"DdjYXaAknBEUC272FFFynWdP6KEnAkcXwyNWGNiSqh6SE9KcHSETg95AUZEldPiJ4G3Uvh/5XUlyqtsB",
-	"PaPc0ypkqQYARUPbN/+s1KcBTz9pWkjI1ULQkboXHJXmPt6wvkd+69U98tssSly7hFC4IWJxKZfZB5vW",
-	"IC/U3pcAp8M8YE19JP5dSGAhh4u7akVBDLnXi9VI2ts56QjJURNdgTBsR2DXL9AlAYvJ5rUl7MYr22cO",
-	"kOzsSjqAUX+oa7bnjzSn7wYasSxHx8Qa4AEWiGiKKSWRILE4EnxEPi38ILjEkCYkJjwhvlTHrDX1maZp",
-	"DJ2hA1HbVT3LyBpizXa8vuYQj2j9wHBNXzcdEhgCnuRlUnJHU+ewNI8p5wGlQv5YKrv1h5o9dPvayPRH",
-	"2tCxdHfgOQPbM4ouKguIQMmAaprB1u9rtuUONTcY2ZodDD0zGJHA1Qe3ATbDdAxLH1pNYBvYmj0YudrI",
-	"9XVtZBu2TwybuHB+LcFmbASbbWm2a+qaYziBNvRHgW37AXYxXgG29kxTRjY2px0pXuOh3s+h3s+3o97P",
-	"DvcK1FCtbPBFy72c5ccM8dSbophwlsYe6SKVo71mxVZS/7t0pF+jUkklGaAQN4Kc924lbTTl22k0D40L",
-	"kjGG83MJCqUeZ4550lWKH/VTkCZpTHroXrFIyVOScyoZ3js81z7KSIoZuyIcFEXjqilljBJ2Tscz/PKo",
-	"+qGLijUdgztCKO8c2Kf+P/betsmR474T/Cq5eDPdt0iwnrOqOzZCwyGHGnPIoWaGpi1D0ciqykKXupAF",
-	"VRa6B3JMhHRxsmVbkuWzdd5byyutwrL2hUVLodVSR0mr73IxPUO+uq9wkf/MKhSeGkA3eh5I9JsZAFmZ",
-	"Wfnwf/j9n2AeaZwxFGV5dLIQWgJmW3V4Ffe8C9j8+Yc/efrtjz79yf/x7MN/fPLxd86/+80nv/nL/+93",
-	"33nym785/7v//uQ3f/Xs5//r2cf/2rqAKbsHln/gko5r+pbp2La5lD07tmlhwkyGaWiHOLYs2yGm7bos",
-	"WSbVbMicr7Fg0yLpyrGiGBMrTHDADBdbZmQ7phl5hFkXS1frL/sFIpdadct13EAZGWcMgrZtYGJ4FvbD",
-	"MIKyibbpWI7lOetLXNOb+wJ3dhEhv5v3+3O1mnYOcLvA453P2s5nbZu1El41L6C7eR/RhnCz98lHP/rk",
-	"D//0yYe/OP/9D/YvIY/NA74zFQ+OKY/z08oT6CLUt4q9aM/mIKyiQEcCUt3Ki1BBu2mpBbA9x3BUKYOz",
-	"VCgAclpoeouVX9RTubqDj4qhqIrjRPmIq3LVtRn14M9bcl5x68Bqt+SYSZaftQ6Mxwoob/xuNn+35Kot",
-	"Z+y2cWAYncCzPVslb9WRH0uamh3D9azAq/K8vi+m7VgE29RhmMRuiIOIUux6PovsKLF9Z7bYMsF2aNiY",
-	"UCfAoesmOGKuFSS2wyzP1Xas+lg0zoM8PpP3+7M/rwxeulnt0hMZsZuYhodJEoTYjYmPA2ZG2E7cOCaG",
-	"59tQHlLt++xLkBAT3yI4jKIAB1ZC3NiMLTMIAP26jhF9HxMzDjD1TANHYRR7lsdIHAc65bF2JGpkytTm",
-	"3aazUKyse2W+aGNcBxPTdbAfewRTEhLP8V2HMHN9Cak+70v4XHU1UTHiO9PdtTj8vAga/xYUtWlubu3L",
-	"MCzyfsFEU/GWRPUCF4+r5rFNB5L1Lbf2yXOo2yyw07WnjHwHELCXn/FDRLt8wh9uCEQzkaMSWEODWQid",
-	"6xnSBYhDxV7AqaTL6ShOy7yQj2aHWmxDUmqT6wSZED5Iy+N8VMre0gJp2VncQDEraZqJLg/ZONd+JDA/",
-	"BPklYpRzJtqICtTrs/IOvFxvkR5/NxX6Z/FKZWKf8Ds6KvOb4PorWZlR8y5ge023ILOGfGuOd4sO4RHt",
-	"YmYp0gz9XMAE/QMDmKBp2Y4LnC0uxvdHvC5Ul2ascooAVbrzKBOPLuKVqkezA56qtX1LP9VggZ6Bzdhg",
-	"mFA7wD5zXWyHZuQkBguoZTZcOSauVPrM3JLrpd5QHyK9jFKEmCzTUcqP5PQBD8hGA16/w/n3v/vsZ7+A",
-	"l2BZPPH9GTAhaB/MdFK0pwOGlHeTQEV+hizJviTbteU50cNVUPopzUYLhnr287969vHPGkMpx+LmWPAN",
-	"ShXSDZ0doNleYVgHvLaLPGJCyH11GrxPjCIdtyEZYEkz+HmZr2xjjzYwzKi7tdoso+nPjgW+rN4rABun",
-	"NaWsWFf1zWU1lGWY8ZdGbMSkzh6OshM9bsVW5AW9AddLoD3LsA6bRB4VckSdKEez2n2VUkc+J+/MrQd/",
-	"jPbef3gb+8qdNS/gX8lnXr/3Dqg+b73+9mtvvW76hm10ORXozUcRy1DK0a3jlFPwdQDE+UByIhaVLG7X",
-	"VULASabHeJTHKe/39lFedPmf3H3wJ2hP8jXNpo4ZK/fbiErlSZTIMtA7r4OMYBlG2zAMeL1DNHmiyM+6",
-	"/DjPKmcaoBlIn+EOepP3s1QcI6AZGmyQ3ckJM8FQRkOWCTSgwy5XcPpAsAzUtvOf/f3597/bRqqgZxs9",
-	"/au/efrDj9vo0//9w2cf/rKNnv7zT59+/P02Ov/hL86/83EbffLfvvPkN/+ljc7/5S+f/uq/t9HTH//l",
-	"s5//r0OUyBed+I026WYbffLNf3j2q98++Vg+/83vPPn9d1V///yNNnr2+7+Df5vUD/2/3/jXAyl+dHmc",
-	"R0LLMJ1BvH+IegM6HMqllW8jlMY5WYibap8BXYkolwQyBNMBVXt0TCXVrNYv0dYl5RELPjXJSGjvER4x",
-	"qdQabYXvqKVl8nLoBT47Hh+g3gg6p2HGem3UG6RCpLx/pAbotbu8N+InPD+TnIVlsWwz4Tfqq/1Ol3f5",
-	"m1B8RnINyNpUHhf5qK9MmMBXilEmN1WgnuLMdxmNe2hPrrr+popL6KmDPTk8VblmKuXPVF7p6qv9A3Vk",
-	"uhy6b6N6big6ZtEJon2aclGqzFG0pCEVyndXFxesbmS7y4cZjdiA8VKVOFZ7Bp6/+RlHoyEqcxAFIzqE",
-	"JVWVCTPK5UVReVbhtjXf71C9Sk/pjL0qEavOJ9X0Ib4hpERZ5lgFQsE8ihHfb1e1JdqInUpK10H3Jemg",
-	"BaudllKOQuVP2e5yRqNjKUAiSIJBIwAFEXwrN+fsOM/AbVoeLVpq4VX9BGnAgPBIGQOqO5+kw6E8TzxG",
-	"BVMYlCQQsrly+m1XZ1E5WscM7cG57ymKpoHS3r482rE8ICOO9npK5PpPUuLq7euexeSsgHytC0BXBaE7",
-	"6D7DxYhzudpUXRO10nUTKesfKBdsuURp2eVaCoTlmoiTavv2KLiLq5dhLBZQGRyU7Il7eZcrJ2N11Wh5",
-	"MLkjJ2ysz76W/AV0g3oNttGDB+ELWKHeDBPpzdKdPcew0SIEV15aVa97X26YPDMYosblyPL0wDv382ZS",
-	"leW2P7U7F1r+BqOsTIe0KF+TMi2Wt0d+vYnktFEmDWtDCG0NHcKY1iGMhg5hLNQhjKvqEDrcreKfUtgN",
-	"gRG3pjQLOBCdSJw2NQb18RIKQwVMTSkLxpSyMC1HGw05+mtSVmkI0cEqIXry2hvK0ctQJEVp20jN5JLR",
-	"OC9NHM7OTrfCTicvGOS8ALvRGn5Xcw+8UDvdxEYHYM/ZBONB8jreUL7E2k7WXkzK95q0vDf7fopn0Fpq",
-	"WORApCjTxIrBP2vGN/Oyx3tIx1lOY1WLlBb91cd0/omtHTCQUvbKhodfmMfjfQSCY9EH327Ktf6015ub",
-	"Se+lioh55YyViu9o8asRFidUJXIKynReINBv1V6d//vvzr/10/0tggTTOPbFRswPjkHLB9FftFGv5tk9",
-	"lCeoByy6p6RbkGhzzg5B0+vyXg2ISR1NSUc9JKgOaUxLKP25Rysp/KD+Xlnx43y/y0FErcSGHspSrTop",
-	"PcwE1b76WZ7XhsTRQ2rMLpfaudQr9juopxxle2jAKBeQYzgZCZpJHVaK3REMPaRCIFHmoGpIqX2vB3oq",
-	"TF8o97b9QzVfRossZUWl8FRqGiRnGIsOup0XCj4BCpkXbY3Zt9EEr9dql25xo5nCTxwix3C6vDYELxKh",
-	"36rwmqvbgdcQYp1pIdZqCLF2Q4g1ayHWngix5nMTYjcDx7cr6rqLcfEKuNAAdQOpfvYPP3r6jz+dwqR5",
-	"rsGnOrhNEcODJl6VCpT2OZho9vrpKUMUaTQHtC5FbdJyv8KvzQZsXqs/TcQcsKuLYHlA4wHYqZ+eA+Qv",
-	"xP8VHNYYogoJXQD9K513Fvv3Fg214RBa067j75vD6aBC9igVAM7CoKQxqDziRxEdTvVYKfaVKy6UuZGS",
-	"EVwCtWsVhCMXkJYVeFNvjjFjXQguti4E61kXtqkT7QwKny2bOq913aYtvWlcV0RsqxaKK1nfof/lSRlA",
-	"sJq3utd29rY2qad8KlVumvNKPwKoT6OiWk5L4DZLAoxCluW8LyR13auJh4JLUU92FGbstqQ6otflwGtZ",
-	"vN9Bb7OxYCUe0n7K5YU9VJj5iJdVEtteyqNsFLOH8m4rHHKZgR1e8rkE9K5oCeWGb6dZydZq/l6eZ43W",
-	"C2I71XrrdZXbA9Rvaeitoo3r0je5bDrr1OM1Znuf9dOcr/92d3g8EmUxXv+JBxCRs377h7S/fmOFqsa3",
-	"i3ywQfOH+TqN31dcZ92+dfP1+v4S7PFaq1eU6+3L5F5t2WdEub8dtJ7++m8++fcfmOazn/3d07/+xtMf",
-	"/tWn//f3lfVPBUKcMqkQ3Grk3VCRCBfEO5AD0+9Ytu/bnuVUZe1nM6Q1vRkdHCYuwyRwfBx6zMVhwGzX",
-	"N0PCHGvDpGjKcgi+gkvzoc1PcC4lmoNDFjiYWIGDaRgZmDGaBIYTRk4ULMgBYgeQAwRktYOW/Ah/MI9L",
-	"+DiuVcyir6jP049+ef7DXy3Oogy3tHXQOmOhUFxtaW60Vmm2Ls6PNrtsSqqcOUjG1g+S5VqO5wTWugfJ",
-	"wCSxKKYJ8XBCTZuFIfVNm17uIBmrD1Jzgtd2kIzrP0hPfvPXT3/90RYOkrHWQZos2wZORJIRrnYhUsr0",
-	"Lqh7F9T9GQ/qfmHuX1LLEowW0bG6bI3rrz6vETe83OXrJirY8IZAnJ0prCMVUuVpV6pPVdcMfquTxmlt",
-	"5JhNIIouBwcTSBaXllD2Q0Mdc74jvdplRSOlIu+gm+C4fEN0+fyQqVLWqlpnkjLpOmdNP2dwNFLeal2+",
-	"vHAagrppOWdtxDLBFhVxq0fudPkHTUcYaFwt08z7pTpRkfx4gKgK2gG7Fx2wLleuD9WSVXFsuWzCaV/V",
-	"k9ur/bTH0Hq/PeUxUTtsVK7augINuF7MW+MaQUHoZsPDaA9YXltnocuLynlkX83MMYKGr1QP8gamvF/D",
-	"7jpP22HtvZLWaYiW+23cVfjnpeO1+QS6RZI/8xxA5Rbf/e3+dn+7v93fZ+6vtZGqco15Li6nUgcHlt3x",
-	"goBYgU6WvkKl9jANiI2JE/nYD4IAU0Id12YGjSjZUKXeMcrd3+5v97f7+zwwygsLksxyoQU1SWhgGZi4",
-	"FsFh4rnYShzfoYFvBq43g5uCgmrZCiOttPjWgXbhuT7cdGtFC6dX4xISRrwINtM/XaHQyM5ffOcv/lL5",
-	"i7/6eZ0OuzwvFgBjB2s5ptcuG6pwhoov1TDgZy5j1BrYdl0h4YXlf3IvTQqqCMqjEaenNM1omK2+1Qsf",
-	"2tqVFKw4hfLZECtb0hOGmu72PD87QGWeowFgwVSIs7yIVXCoPJ1dnmRp/7hEexC72FPdHYUjMYbY5+nA",
-	"0VQgCJeNjuVLyJ+TUZZ1uX540Zv29jvoPiuLcaOaVj89ZbwqmpInSLAo5y+N9a/dgvnim3K+Kx9vNNU7",
-	"dAU7jWL/SHmLbmifmXG3hy9fAy9xDJIQxIYsLgBIo2OUliriFdoqK0RlHGgE0h6igolRVgrtWJ9Gx6h2",
-	"FVVxxce6QHx5DHEGYFOcTyb2upzYLTlW5V52aUg/VWmzauN9Qm0phIYGDsMowpQYpk+ThCawpJNmQRhj",
-	"EhIT+0FIsUfjMAkS6kSh2VrfuD15j+usmq4XHfyApp0nLn7Z/KSaQO1MrN2NjypBe6a7CxZFdQfw0OPL",
-	"LZB8iUV07D1WYDh/+j13br/rGJJfuWgkOAVIsFNW0GwzG/QMWYMCfcsJGuSYFKin6vjdiUUPpbzMUU+M",
-	"itP0NC/uxPKb2SwBKs9I1UZKqmwodAWzQ5VBYJKfAyhkL1G+t8B3lRgJ+Xtq67Gu8aIYXgKhOZDHoBjr",
-	"xBeqQzVS2Rj9huh0+S1dt63drEIiiSxo0uI4HVbJEarkKuqNtWPrID9lXfnezY7VS06167NSu75WS9aD",
-	"USD3XpdnqSjnM0uItmIVQhWJE2eMDavIorTQM7yBIjoUhxASlRYojXXmAQoV55SFuFFssdcIkKjXAaUx",
-	"yClTm1d5jL9//y7sQ6XN9jqoli9VRgJa6G0YDEdlFRjRfP0bEElWIQPt2dELhjVL7HQ5eA2vzLKp3l1+",
-	"olnWqIgnujzlp3l2yiAOrWGvn0RwqMhX7QmQc7bfBs0CJnxQnSexLKW+fBPHcNq1+gECIhMoHJVVwy6H",
-	"zhAY+2dTAPc66CaqzRTKQyGiHIUMcZbCidVrx/XLq4VCe5O9PKqfh+wQzTuFBiNRys4U2qKfmi7KLQXG",
-	"3p0EQwG1nnIE6XK4QZDiBU6fFDYamU0a+/XmQ9pf5D4ANOFyrux3EpjLPSAvtVfvJaUVRTHgS6jL10hZ",
-	"aUV+hAnzAkxjw8CB4RmmzxLbsZv+hWs1r0u535kSji5+6CuSWFd3bHokL8aEWg72Tc/EjuP6nhv6ocXC",
-	"zZAv2IRrkZAmTq03owFDd8v40i6swYFLOpYVBJZrGIB0VjsVspJ+gUYD1qlGXmmLu3jxNrPFPfve3zz5",
-	"3Y8uBmlnpz4H0soJ2T4mpmFh6voOTvzQMCMaeC4NFxSOJqYz5dzqK+dWw3oVQFqXdGzX8D3TNzfEaJeq",
-	"2xUlm2izcNF2paF3WfWfc1Z9xcYhS1PSlDLQ3jxb328rD0GNUVZySc0iXyqN67nVBJ9E867E8Jqg5YyU",
-	"s1458Ub7mjlfqhr5tLS08umZ5usfRuDVF5zIm1UByzMq6iBmLRzuTUn1+9NCdZX4tJIB5+S/NuQhm5JB",
-	"U4EmovO8mFmXmWoIgpydKWVMNFQXqhIb1LU3G/6p+5+NMuimtfr2vFcA4JrKCd/WTv+vIqAAS9/YXaXO",
-	"7p1//9vn/8//3L8ktjCTn2Qu80XtgbwdcfXpP//8/KP/ev7d7z35w3/bahyW5XQCy7SCgJh2U4j9+tkX",
-	"jkf0UcorIbYT8XXCtOKABJiYxMJ+YnjYDRhJTGonJGGbhmn97scr5Nj52S8I0ooDy8EktH0cRCTBNPCp",
-	"bdphYNvOgiAtx7Vm5VglzD6HaD/Y4tZGkm3rNB3KTXs0zFdGZk2v1VbEXHkVdiLtC0/U8IoUJVT1Ei5h",
-	"s5rEFF0uSYN8sIyO5xHgP3pw710tIEOLDrpfVdmeYEsTtFHORmNHaM+x/C6v0tqlZRs5pqXCkeqgHZWa",
-	"NUYi5RHb76B7NR5LuQ41AtxRijkK8AHccawfrJMDQ8uaw4hFuJWKZtdM51K41dXwqsrvV2ciplm2GYVR",
-	"84cD0xwJ9gbD3vzH6xz1OpGmzzPrXrBBO36+LX7udozA8QNPRexvgZ3r4XZs/dVh67UZ614xWzLvRWl4",
-	"/mbj3q/o7osSSxQT2KI3jVQNX1P56VWm1csKLQut1q+P0ZRRsEpi3l5oZCxp0WelskFqg+Rh44cZS1u7",
-	"ckRUs4es/srvUgosIx6zokoPN++ro9IyXjXydoG7uOOzEBPfTDC1TBsT1w0tZgaEUXt9uqdmd53eNxOO",
-	"f0v9D5mWT65kY/IP3KBjGIYZEJ/Ya8V0OX7iY2IYAQ6jMMJR6MWWbxuMus6GTFzuJLzCxaYkw++YxDQc",
-	"a4mz/0W7N29HMpwFSVL0JGp+3eybYGK6PvYDSjB14zAghIQWdab5tZw2wYaJDW/RtGcYeSuNwWi3RRNT",
-	"Y7itad4N45JSGHY8+5qsS3SYHp2wMbh1Q2qElXj6/BOP2y/cSKVo/lE+Ko/yZM2eFj2zCxTYFYC+egHo",
-	"y9zDKa/UlXdwqvXjdiuiwyP2SCesXfX0VOMXaourL27KNdtZ89LW7bd2Yevrg6KcJ1kalWICj0WjomBc",
-	"OQmyz4iZ7FWzdSkxd+IbCHLC3vm3/+LTb313bVMXSFriQKswi7SbSajAdpWbBlMIWZRXtBSkxA66U72Y",
-	"OnNR5U+fFkzcHA6L/JQqhwXtOJoKZBmWLtiFhkyVIIPH6siXlIuS0biDpP6rD/MU4WijJiVoo5im2fgo",
-	"k2flCGJcoIns8yjK8yyGdL76Citpvf6ob/S86lRHOGzTYvi9n3z6f35b5W7cIuwYHBhGxzeCwHFcs4k6",
-	"nj0afEHSbrYR6uhhV+oqhFoxDmJCsBt4lmU5lDkWxB3o/LWtg9b5t//np9/48ebOcOe/+Nun//l7K5QY",
-	"s2P7lmG5y5SYhIaYUOZhSmKCGXMi6nse8WK6SInxzCklxvU8zyOELFFiksTBxDIsTI3ExabpeT6NnZD5",
-	"lwAdzz/85tNf/eTiTI/nv/zBk9/9lwsTPcJG4uO8bK1UbCYrt1NsZtjH5sXalt8798BwOxYxDCeAGhQs",
-	"SuPm7qovGnc4oWk2KtgtiOeZv3gWDklCMGEGw4FnRNhixLbCiISULigkMXNq5dPMxIT4MfZNL8KMhL5l",
-	"Gy6zteo9fTpnS/vD8y4mphHgMIktbESx7dLEjPzImcBH09fQwqFh+Zj4gYnDiFqYuYlPAscMfEAN6uOs",
-	"Kf36B3I+MmvWiWmaadAzmpaiYkYajLshENVMaBeZdI2A+CumN0yLBqsfn24uj+K8wLFGMPH8M6+GP+FO",
-	"AZm6vS8uAG9Ghfj0J39x/rf/11W85V7TAuf12ERqNeGgLndL60JmCr6hdYVkKGvW8OgYskLkvKpmK9uC",
-	"VLuvquQgVUpb12dmw8OJh0elpNSy9ALZXv10RbvI+qxMDddgZlfPR3ehgYJ0iB04PiTbjwoWp6W+LJVc",
-	"QrObU590tYtKUF+gIPQLulho8bDjGAQTP/Zx4DIThwaLLTs0E8szNtQMGkYaTxtplioIM685pyC4OPFD",
-	"gonrMEzNkGJik9B2bde0A2uBV0LgTcXFuNQx4tiPsRExE7vED3HIbAvHpuE6xHWd0KLPPy5m6qXXP3/6",
-	"yi2FfKsrGe1yGH0eRbEXhcHyvFxT/Ju03Ik9O9x1XZlJsV3tRaLyCEzkj6tITUnB2NfZNQhNbz5ig2Ep",
-	"UKrlIc1NQPyBL1TgvpR+dJaWkWTSqAf/9NBelb5ePjCgj9LBaDCRrHT1MTX7d+ijN+hY7HdQU1JTtcp0",
-	"4v8BfXQbJAFIJ9SsgpYX80LVbej2eclUarQLRSrjeaT4dQ5cpxO4gRdYgTvvDjLr5KCa+7ZFwMlhGv3x",
-	"E5pg4kUEU2ol2PZcYrmG7QXE21CQevqPP37y+7/XQNFSEWp+7nNSFEzKwIQyA9PAd7ARJGFsRwElTrIA",
-	"ZvVf/tjiqS3Y4aM7gWhB5DIQl6OUHw3pGqWAZpo/blcdQDH0nPfX7aFu/7giIxtiTAsf2glpOyHtpRXS",
-	"FB+vZLS987/47bPf/v2VIC2dV2lp5dd7WcxEqerCH+iMTjq4J0+0FJQX6lCA6xFUn09L+f9xu+F1q3Lo",
-	"FaOMoVNWCB2Lv7gK6xf1pK69FusWy1bSqMxnIBUjcSgmNDRw4Ng2TgLX9cwgcZkZttrqAThNB62RABGb",
-	"LgyTsP2Ob5keCbzag3ZwrxI95iEmOW4sJaPQw2FsW9iwiE9iwzStgDSXvC6uPW/uGmXsj9UmQb35Mp8a",
-	"Ty7wwtcNA0wC28HUNihOzIiGkeWFpr3x6xLPVlbCle9qGgbBxCYW9g3XwswIEtOLqR2a8ey7gsfHBq+6",
-	"3pttkCJQH+vVNQL1pdwZ4T7Pwab3FuW+eyHRp/NcQ0se2uPyGm0hs6nn2pUvlLrFh1L3h/R9DTerGxDe",
-	"AawnSotolNWZX6a5zZ36Ja4a8lGRlFZCT5jO97u+sqQ0t+cT2PEA0hfeypHpXimuwz0wnI7hu54bEHud",
-	"8rcWDm3XxcTzfOy7loUD6jguNV3fI/6G+rp6CRCBTPcilR1maRqO6blL9PWL/TFmrR7udGgH0fVv3cX+",
-	"JYYdY+LZDIcBc7Hvx7bpWEbgkGQbanwl/K+px6ulsAzH8Xd6/C492GcoPdgu5mIXc3Hh1dn5DO1wmetO",
-	"0EWLk4nlDHYf7T39xx8//cG3r4TOFFCKmV1XEHYz2rpQsdUHKKTRCSrzRli2cqOaF6Dvq9lt2e1/IqJ6",
-	"VxdRTYeYnuXXYMIqETWwMImdGIc+MbFrMp+G1PdMwq4gonpNEVU9lE9DGg05U30xL2N6L0LG3MxUBAtu",
-	"GYZrmTsRcydi7kTMnYi5EzHXshiuK1822+6Ey1fIIV1LSpI2VOLhJjjuYtGwHBX8OcCv055MMwBsB93K",
-	"GC0keVNW+UNFjIYFO03zkdDdMC7Hrt2qUBUdooq0AJvv50w0Zc8uly0PK6laZwPqZ3lIM1Q5bkFn8KSO",
-	"gkW6Coxu0OXwsEo/mExBxCWjA7Q3yTPEGS0gMopHsFmqgaSSXS5YKVBP9ykFlvdUWcP9Ol1iATXjcs4W",
-	"pTa8D1u1NZA5HInxy4kuVx7pV8OWyYHldwKXOLbp+/6X10n8xwIpBxuJiUPTM7DtBVbEotBwaHKZnEHu",
-	"ihx/QccggeksS/DHfNfGhFET08AxcRxQO6YOZcy0F4HKpjmfMMgwjEWosuyb2ZiEQYKDwAiwaVgOMZKQ",
-	"eUb8/CX+qaXYSfw757CtS0Yb+1LtpKLPCeSmmGolHjTwKrT36Te+cf5P//VKwBtUy0uUDnqN8lV7Rrra",
-	"JMvhbFrDiA6lNJZLZVNKMrRQju2VZKaKnkopJz5EiqPWlVRyno1RuAQSnAf+HurVuZZUiYmJicd8TGkQ",
-	"YisIEisyDdtzzIbvTus4z9KYbiAGVVPe5U/cfv5Et2MEgeEHS/MnXrSl8/kTreeUP7E57eeQP3Ey3E5S",
-	"2uVP3OVP3AGtO6D1cxJ8q3j2uu4DuvUu7eJOnXp+6lQlHzcUqkkNuSHa++T3//bsZ7/dYgLGEb++uGCu",
-	"K0drxYfnZ4dKDRLHkhVETDKaNI8RaEliXsF5X09uy64Nny+1wOi4lmP4r1padbvjEtM3nTXVggUv3uzh",
-	"8vrCpJedvrBDVreOrK4pkzSa7iDZz76humJ8GwYa1Qx+wC4qKXpLbdL7Kvzvaly1kmjLYsRW5Ps1zY4b",
-	"eDYxiDOV8HeCdVqmF3yhzvqbD1qz3JNQK8LEDRkOXUYxiRInJL7BHBK1JJ/UqT8mjPPRPXn4K6YuZn+4",
-	"C6upv9R8tTkdIrldkWfT38vtYHRwZ2ZqBsEk9gkOnNDDtulakZm4lgVxNRfymGphTNfcJLsD7N+FCv0r",
-	"y1eeD5N4IQK+lAHyfp/FOOVIR+BWl1t+XOdyvzakQpzlBdD/xcL3rWMWnQjU0wT5Pf1Ar42UFwVnZ/V3",
-	"KlGhlNZVYDnoG135CkKSee2ZoTGivfKYpVIbUXJ8mZ8wLpSFI4qYEPqbffAp6fKaIejOREnHqjpllVw9",
-	"okWRMlFrBs1uAGBKyy7fA8woi6H+vCjzoUBneXGS8v6+im5PSzE9J3TC2KRVp8s/KHLerxlUtYICRfmI",
-	"l4j2acpFqTIy5n0oX1XkZZmxDrpZt+5ygJFSOb0cRflgkPM2Yl8b0axyeQGqBnWyxLFUKqWcRznypahX",
-	"0EiqTl2uBMD3eRrlMUPv3n77FuJ5MaBZKhRrTeFtRoLFirc6hoF6Z4yeHFVT6XW6/B7PxmjI8mHG0B7P",
-	"S3TzvTvohI3FPjqmp2zykovcYW6B6PnOuDoGV7EgzZwylbAAw0ejiPGbquV/aLVbjXPXOmi9y84WtFpf",
-	"UtE9qVe5FmOSOo0P5YlqHbTY+I+Ow7ei9F76R7e//Ob9h196cEfcGZTDL9+64935aqfTUTUX04KJO7x1",
-	"EBiGHP80P2HxA3UBROvAaLfghOoo/NcZLTaJU51+6YWKhv7pUN3k6u4JecfnEiXeotExw7dyXhZ5tope",
-	"Tzd+OdSPS8jsIY2P9FlfKUE32z5ut3Sscprzo0QVOlzVwfwTj9utqau8sovp1luT5Kss5HHOBOD+A1pG",
-	"Wo6XW0yj8qXKfWBecrs1EnsUFSxmvExpJtYw3Mw/87jdGjWljlV9TDXeyq69kwqR8r7kLpUDa2OCL9Vm",
-	"bSyNbQGrvcTZAF5/VPH61Xs6214yGFoylb1qjeenGm/nJuc5GlA+rq6zOEQFK4txA2Xqp6eM64QIUpwT",
-	"UDVVvDT2r/tyvvimnO/KxxtNYTHcdU7aA6m5Rex9Tk9pmtEwY1dP1KmyLw3GKD/jtaTVEObl3V8pywM+",
-	"vzTr05sgjqvoPxADpZRbSbDFKGOig26nmdzmcIxOUh4vTub0Hoxy7WmcVrd8O+WxmvB2kz6NyvymrpPb",
-	"ypOk1W6F47dU8u8/r0on3NLO7m/Qca3yL6z8VAPtF0Y12l7HcC3LdHyVeAMqJaj6S8205VN5S6dMAmsm",
-	"607jjE09K96ojq3CXHSBlUaKWF1H5E6sAW5lOn8IkIX+qqqv/q1/e/rrj5DucZJTWx45qLr+BqNZc3Se",
-	"l2kylt+8zhIIiZ1ycJbNy3r9ZpM6XRi0WK2n63lgSTlNRRpm7HbKsgqigYRXL2irHd/zbN8KLrXVa+YU",
-	"XXerNSS4/jZ/+tv//MmH//Ls4z88+x8/efrLH9f7XUdlvIC9lgvqBMRcttfr5/OS1G11Mi+gtLtUXi8r",
-	"LiY3UO1Rs3oYfF7KQ5cZnm/WkUaAlktpuaJsYsJH1XUR7arskgKxgKuiPZ0bEZn7CwpxAK14T12by0Mm",
-	"i+nRWjS9GXFDLEzM2MW+Sy2cGKFlR3YQ+BFrLSAJzQcdigkhCQ5iGuLQYr4VMWYblqREzWYJJoTZ2Hcd",
-	"A4eJ44R25Hi+nbQm9EWuBTJd22ttdGnVQq4H22xYamTbbGKleQNicDzfMm3HuiSXmCx6ZFqYWHaIqU0d",
-	"bDE3sWwzcRzLu5hLaFr8yp6e58mFJhvmmvZSLrTJcV6IxO2Kk7xETgFr8LVb2qbdejWrR8Bx0yW31mek",
-	"TWUU3MKWaqQPq9DhxepozUKXJxd+i5U167wSMP/cFQECNUoN03EDT9VvujyJJ7HtYkLsBPvMpji2gsQz",
-	"E4dYQbQJiV+kCTQHkXzE9hNMbSfEzLdiZtOIWsS+mLyTKPYwMUIL+67JMHU8P/ICx/b9oEG33wG3NHUc",
-	"TMv1nzP51pvh6dCRGer9Z2qW7drt7ytXpuXV2d95a71wb60XQVvfYuXGhLV9BZ9aWkbH8wT4jx7cexeB",
-	"HxmCFh0EQGTK+wgwYEl7J3ULOTubIseHXV7FGp4wNgRwuFJ1ymM2RmesYCijokRfHcV9VbIQbOEsLep8",
-	"2F1ekU/Uu5Pgd+Q8ehMfMHnYK6cB6KqALPmO5Xd5b1gA9pyCPaxaMvVwPiohY71jWmi6nbKb9VSah7Ts",
-	"cuU2GSOR8ogdot7/1lO2K+BA4+qV9heZvd8HmqJZ0Ia7k8CraujyknrfMjqVaLdfsSGlUu8DZ7U5MhwR",
-	"DEfkPz7PWVyDBf65M3ooWOj4hmcSL3Cuwug97NiGjwm1TEwtxrDhRYlFHNfwQndbjN7DjsUiTELiYxrF",
-	"DnaJb9uGZ1seCy9i9PLByMHEsA1MjcDHoWcacegTYkbREkZvGZa1ZUZvra4e6TmGZZuWQtq3fXaX8Xo9",
-	"qR3P/yxnuzsrct4/Aq6+0gtj0nQXeLkLvLx64OUmSIS1+oH3GiLT7drT6Ioghr/ZuPcr3v/CPOeBaF8d",
-	"AXkNUqexs2uIi/sASjCpiuCVNK7uR8iq4plK8gZ5V6UVoWhY5MNcMI2vCFa2Eei2ReUj2oy/ADSmjUSe",
-	"87puVAe9m5fHUlNIBRL0dFEu4ffUW0u2eF92cVmngatIyBOhyN6Ij6sJb6Oq5sSzQK/nbORZ/fVUBBuI",
-	"LWYNL5sdYlk2sRzbni2b6eAoSigmZkBxYHkMB75lh34ce9SQ4tW01Lcgt1kURR4mduTi0PBC7PqmEXsG",
-	"CQzIP1YdldlpT75fMG9j4bzlToqIcgg2MtdPdzfKmD5LS1kfHN5UKJDw82mV3QlMO4FpJzCtITC9cpYY",
-	"TfymubbYWCDR4gA+owVPeX+5q+AHuoE6PVQLFugszbIpsaKNODurRYJDuBfL86BBWE88SLlY7FioGUk1",
-	"+CtVKXIRAGRaDw33wPIObKtjusTzPM/x55m3EQYuJm7gYj8JA8wCFtpBxIgdk3WYt+GYESaxFWAa0xDH",
-	"oRm6ZhQZHuTcKuai3Bcwa/uh4cA8zY5vejpGPi/imYE8x8DEMXxME+JhRjzTNZlhObEFi75wCYxJ17Zr",
-	"+J5n2c6CJfBJKJcgxDQMLUz9wGZJ4NuEms9pCZS84h3YRifwDNexPFWefOOF+MoGSXybx321z1l1a3du",
-	"Zy+125k+XvV2bUylBSvLC6lz7WBLh8pGfnbMIDQrZrThdzsbjCibL7SgP6gGvHJSFDq8JYcU0/jslSKp",
-	"175O9VsskfWqZd2FMb909+YtlQBeTM7hBhbRTQ2b04cURBv5qYpWhtT2Ke9ykKHpgCFIG0sjqDeKNrJV",
-	"dnltrERr2ipnjZozxkp0ZVtl47K/AHvlzAV3DcPY+IJfzka51ZGvIc3slknnpd7vM0s6X1opZYfEb4bE",
-	"9y/LKSrZ6oyxoVie6ELL5AKd6cwM8Yi1kU4NJpCKxo91DjolfFX+MbNyXwfdRHExRsWIa6oNYdHHyrkm",
-	"BtApy/MTRI/r3Hxj1KPiXtI7VLVYMnh4JCpEhxWnrEBRlkcnaE82bGR2WBBacH/EoWTdVQIL4mJ8f8Q1",
-	"PVqfoMhhrzMrd41AAOeaViZNakSYGMzG1LAjTMLANn3DIoY7D4ZXJW3uzSuVJrEIJsQ2cWDRCAeGRTzb",
-	"DcPANzdWKt1OYHqu7X0ZFOXZ6VJLeXD6ltSCbctJDMsKXJu9qOl6HQPUX8XqVVo8FQImD/fCRbdM08SE",
-	"UYZ9ZjjYjH1iJ7bFQjdYR4M3iW1j4sUmpq7pYGZYnk8JcaltrDt7s5o96RDTNU2yaLEtkziY2A7DfuwS",
-	"TBM/sMKQOMy3nv80fdN2zODLm2AG+mIJSUcXMOsPJNUCUgGlKuM0hmpICv6N8/0ddPCccgc857IZI3Cq",
-	"rFmQ2n2en23MH1XrC9z186JPuc4rdEMyn34qSiZ5onx0Gg9G4biq2SUVp6anKO1rS0XtDtqTzwPjkz8g",
-	"SFaUc0QrH1PEGYvBSgMAdD3sMSsW1ue6m4ryIe0/n0D16XV6kBclOmHjqs6Z5Pg93EMiL0qBZFvG5Zed",
-	"OnS2h2vwtCfvaCq7+dqIFePWJJNcXpStJp1gfDSQOzvBXdutST9yq0uVE0iURcr78szMzvS9giXpo0pl",
-	"LWn/hoDlXzaHr01NYEAf3WW8Xx5LdaPdGqS8+mjOj71NrD3P8kJuzO3bhmFIynthpkDX6xiWF7i2pdLW",
-	"zia8GM7A0QRbJAwxMSzJS20PBxajxDKdIAqcyVqcpsNVqfimR96AzD+ka+DB8sLsCPpLjQWXdEpHgX+X",
-	"JdeG6OKDQskeNYarvlgenXxfU0KBaE1VpwKOkWMEQFyP2KNUlEJDSao1XHxaqqfU78silKUef5UA5bk7",
-	"u+ga6quFTtMham1yW64x+PdVpTYbrN4u1vQzEGv6kPbfhBv8igeblkBo1iGZU1JrHWkas4wpV5JZSjnI",
-	"TzWSImlfUuQDDfqrNOo8nqSsAapY5RJNy7aWU7v8ihYBiF7q8k0sAoujl7p8CxaBN2CpFGW/ijFgirw6",
-	"iwyWcpx4J6xcS/jiFTDkVw4GVidpQyrRXq7OlrTfSIYGtxV8+xqlFObM5ZUkdLXyIZ9LoUIv+c6O9DmO",
-	"eV7/5q5Wia49HPomBD335H3poYJNvGtBe+Iz8kOXrxIg5jwK0B6j0XHFxGuwq8/KKuK6YuCHyzQ5XdFJ",
-	"zuiYCp1UHFAc9MpHVl9dNrmqvgpl262NKN/lHBS2MuJ11L+dntaFnMqR/MIPAsM1fIPM+nlaOCCOjYkZ",
-	"+TggAcUuoX6QBEnsmnTCleRBdt2LGRMMFFiWZRLibYkxVRG6Owb18pRQ2kjl3flSbBjVeBlVm9GBWFoO",
-	"CIwu0OL5W12gfEWcFiySOnGaxQXT1UZSgeS0lxk1hrRgvLwTt9alIXfiLdszlhNU78AwO54b2Kbr6uQR",
-	"aucr/6/3dJk85QSmf7zLaDz9Q5MM2zhw7BATJ4ixH4YUs9hPXD+yfce2tlb4CLYggByD9QJPTcFKMGGe",
-	"hX2HJDiJbCcJw9h1TPtiyj9ZEY8YnvJR4OxRqc8FVNUY3vlqnr7zxu3jd776/qN3H75T3nv4pa//aWrY",
-	"776Rndx9eJz+6eDN8ssffMn58lffd/706+84777xzvgOt74YfIm/deutu0y8ffs0K6IN2AqjgzUsNvJq",
-	"vHwoyPOteVHXQtAbtm7phOreb6doxue66sVn2OCmmU/N0+Dzxjl/e3OEVJW16i2kvj1lPyt1Rjch9Z+C",
-	"KQ9yOQHwkxiKG3V8fib72hOMoZ6i/XKc3v4hAl1wMBLg5EB5l4Oml/J+nYMYlLuTVD4PVZzmjnZDwUtS",
-	"lsU3RJdDXajeiJ/w/IxDCG0P5QXqTUJqj2SXPVXh5ywVbKFKpg2BjA6uYgnU/OHJb/766a8/Ov/2X5x/",
-	"69/O//Y3C9kEwZZpJpiQyMDUMlxMCSWEGLYbmtZmxPk6DYQXIndOx7Ftz7fMwN4O+5aL4puYUNvHvu1E",
-	"2LC9yCC+R63Y3hr7vvr2rAIWq4UJjE2q4cLp25krP2smjFfXWqmo4Zr8pqlEzabGnbczVIT2SvDNRaUo",
-	"LK/j+QbxbYvY29ItjDDwMQl9hn3HdLFBEtfxiEUCK9kacXq4RKkwfOZg4gc2Dlng49AJHJt4kWVRo7Wi",
-	"iIRcisAyielZZAvk6KFm/Tsg6fNs6diINjwPc8Y7+SmEn8DUdC6onINumpYCak9p91TKS9HljcKhe8r6",
-	"wOjgKBpHGevtd9ASMbnLl8nJtGAoOmbRCYsRFSjnlQAs71HvEMlbjqKM0QLsGGywnglDidrTNoyXJuBS",
-	"k/EXYMNYQs4b4ptn+pjYvodD6ieYWIHnm3FAvSBpLST4U49amDAzxmEoiW7gGXHsGlYSJptRz8sZS16t",
-	"V7sGq8yFOofbcT0rMB3PuYitX/tizektUGU9JiEObcfCVkQd6gaeH1rB1kSD8+9+78lvfnj+Lz87/87H",
-	"U1KCanWxSuJ2PNshlucGwZZkgNqmtJMFXhWj0i5T5tVsSpdTiESJIa71NRqfUh6x5SG6YOcB7tyIiT2j",
-	"AomSyoVU0sGDL967effo4ZsPHh7dunvv1tv/yZQSjNNEuKQ0pL05VEitcuYo0wHDIa1zY0qJYoFX/E01",
-	"z4dMlLfk01eBxHQF1daBSSx/g7h9PQcY/zqjbXl+1qSXgdaZDLfj2F5AfMM1N6CXMN2H6YAtzconG9wQ",
-	"4P0id2PnN7o+MbyELYfn5VECJHKVHWXSUh6pfFSyo/Ufnm2/FRPMuzkSo+gYFUzkoyJibaQz0M1kdhSM",
-	"vTyJDx+/kpCXpJbK9Y2JUlPMJC/O6FSd4vXCTEdCb8FCx9ybkCNQpQscxWmZFwI2EOhzzlm7kVRQ6PBR",
-	"UGjFKCwLBgkbhoqw67KM2s0tLUDFrYSxed+F92FeL8h3YWquK3wWSii/sJnHwuJRYSsqjVrq+3m2NPxT",
-	"/rb2mPdl42Wj0qhMTxnak+xpXxWgr76CTBP7al7LJqLaTk1Fx5uGeZ4xyrfroKGHW123EYrRBg6xbct3",
-	"wF2DDWiayaVjQ990vqC770T5oDWLnNp2aGPiOgamDjWxZ8SWRWMzNO14a+oRTMOVsorcHfgsL686TVNz",
-	"oREmXmjiMHEsbJqJFTM/CagftlaX44UVsANT57vYcPmIZ/vEMMzm8k0uvG96K1YxNjBxkwT7ITEwjVgQ",
-	"eE6cRJ67tVVszoZMFnPy9XWsKSwL2TCQWBK01X4p9V3b+aXs/FJ2finX4Jcy0oJFJSapzxv7pcidTXla",
-	"pjRDQyrEWV7EKJWaklSCC1aOCs7iDnpTkk0BcPuIp18bsTaKqGA45YJxkUpynI2XRXpLmnEVbbai2exU",
-	"vqXpujP0WhPRN0+RHql6k9ZB64EdjQqG35PfGEX8H6Y51UZk7zrrQa/P0Ay7YxuOYZq+YzUZ2rLFmfaX",
-	"Dw3Hx8RwHEwNn2IrCoIkSpKExuHWmNlkHxbKBCtx08k7Wr63iSsHjLpz5XhR/G4r7KrdOmP05Ghyg1cV",
-	"cZhqveN2uwrV7jrv9UDK1RF7n9NTmmY0zNj2PHhGivityZmbAMZKD56ak16pYuW6zCY4MM2OZxHfNHzD",
-	"Wqw9WSYJLuA4HibUCTGJiIN9xmzsxtTzoyi0rci8BvXJMn1jTf1JTs0MtJUyCk3MLDeyEs9KTM9c5WxY",
-	"LYzpBPYWOBRY9gQrdha9z7F3z2Z04/q9ew4QDQXjpXL7roR/7b7SRj15BXvauQZ8y3PoiWbqgQ56gwGp",
-	"oaVyEZIvhPZ6ivwcIIDlevuoYKf5CRPoOBVduUIizTVWe/O9O+iEjQWiJcp5xDpI55XWgcy9iu+D83mk",
-	"87Er352eJAE9xHhcJWLXXVcBymo2BUsKJo5RmZ8wPSpkZaFRxISov84KRuMxSoUYsXi/XbVDlIszVtwQ",
-	"qKfeIn6g59/rckHHAh3nZ2hA+biDbgIQqr1/ED2jY5UwpgcFbHqIZiKv10LNuFENSs9XE+u2ch5COSCf",
-	"Ctwe0DE6zjOY10AOVy2Ojt9O5dvkKMoHg5y3EfvaiGaozKFvIOtg6RDHkhFDtDlHvpytFHVYIbqcJvKH",
-	"93kKzv/v3n77FuJ5MaCZTt7YSB2s0F8IJ5iSz3qvVG3uLl90gM+OcyTKNMtQfsYFROoLOH51kYzJOnS5",
-	"XogA9eTDR/KRIx200UMjnsEhq6L4wzweVyH+Xd47pjzOT1nRQ3uySVxPRu6f/KZqAEmd5ZFMS4G+modw",
-	"U8tjxrtcHxiUcnDLa+QJOAALSD2I5Ew9AM57SV5E7ABJ8aDX5XuA4es4E1HSsS4NGapjWcPssDgjXqYZ",
-	"oiijJSsar6B676CbfDz1HtWpx2DLmyTJpnFcMAErWOboOB0cIDkWhL1kNFLDzxaDGuS8r2w0qgx1ZaTp",
-	"chVEU/8Soz2Ra/PNUGXORCrPqRb7Bern+m50+WQIffGhltsZX/aoXPyCfZVFUuVc6sRXIxXP3YmvEv82",
-	"S8At53s5z7otjHcNVdubk1pRbd3yO4bre6YZzFlgTD+4SPp1cWyYFJPAdzA1nARHkRs5EQ2sIPa3aYIx",
-	"A0Pli55iQpA29UK7jIsjRwrCthFgGtguToLAZo5hh2YStVYUPpfrElieQVxnazKw9m579WXhHfSyg14+",
-	"g+VVIbST5+WR5qQru5l74LHUcIo+K4/yUXmUJ2tOZ9Ezu6qtV6vaim5DZrpKSGuj3oJV7qE9itT3SsbL",
-	"R6VIY9ZwirqhXEuEEh9nd7zZAQQdN7ypGndctt3fVd4PLkkYQCg5KunJGqSh2fZxuyUVrSPQIlc+2Wg6",
-	"uceVCrDuHa7bP2635rSilZ3MP7E9MqB080gj2GK+br0oackOUK+xgr026k2WpXe4UNNTKSCnNJ88aWqU",
-	"oEvW1fa1RtvQAGu9TA4ws45V97U6CJV/pjWzl8pR8XPkAv+ijBG19/wVjRGvVYcK3OcvDTgu9D1Q3vLL",
-	"EyZrTAGuxp4GhfrpKeOod5LyWPTaXa4XSfK0fXnuAeSA63GA2CMaldm4ikfslblUPe4AQ+LaYbDL1RVM",
-	"y2OdT3ERSyvzKt5wj87ysC5XvEvsd9DrY3nxgBAAmkab+MQU7ugYjr618nOXV0y1ctMUCoCSVGmQnzJU",
-	"jLhAVIoVIY1O+oVkGAD1aL5enEDlk1AhWW2V9yPnrMsbkM9hA7NEe5Zh7QMqeMzQ10ZsBOEJvBI8hkXe",
-	"L5gQXd7rs/KLNSFSwQvoTQo+0pBaUk5QJ5iUS32cijIvxqjIz2BHYRa97sgw7EjuG/yPdeTBYvGR6pWd",
-	"Suq6V0tFDdK3D9CpGkm+bJfr8ppVFVqVPLOWT24IFNGhqmIL4s5wVKLjdICANKYlSkWXS5FDHaUKXkpL",
-	"1JfCiFzeChaFnU5LFLIsh9rlOdrTUa0KU9pXqJtAWSo0ygZVc0b8hkA9OWCS5Wc1vkmVANRBH6TlcZdP",
-	"jlW7Jv1VQhbZ7oZQeVngAKS8zFFaHjZaKqBb5eqEC4H6eXP+2jkZwK/GIqqFByah3gJQPQHtGAiXBVOI",
-	"o54EHZU5pkKkfT6Q21QLbcWIo5x3eVrut5FC1OA7QL4hZY2+3XrktDkNniO5qnD4m4CiZok6Gkce8UIe",
-	"Zkh6KpdanKTDIUDgOdS0E6MBpDkdcaTSsVcl8cqzNGIKsVPmAtlkcucmbFc/0OWUj9EgL9hMR3vqJVTt",
-	"46+zIld3sxdREdFYCsgVFVLOx/C0TgJNa4LWVuCmFDHk5iUARuvjo25QOEY9uK0JKyoAqAfHGcY5BPWX",
-	"SrkEQqKTXMrxeDQU+oBWx7YmofDq2ZncjX5eJaXuoIdqm7p8FfhadSiXawkA24RHlyOwaB6A1eBpl8+g",
-	"p/AAECB4pMZh0TIYtssvicN+sYFNX8U7rS7SljFah3/lgyHlY8l4NdNphq3a1HUwMV0H+7FHMCUh8Rzf",
-	"dQgz14fRqulvFKZlbVpDFk5e7SoAhBd+0EcMijbJw9s6MNqtiuC1DgypVjAaL//98UWgq20cGEYn8GzP",
-	"hpyvSZEPFi2jwzCJ3RAHEaXY9XwW2VFi+44/Fylsh4aNCXUCHLpugiPmWkFiO8wCJ26gnlV+6EZmaCko",
-	"TSb9Z19pr9hsqR6MhIouGLH4eWz/Ml2maRtqa/4+owTs8hPt0LkdOrdD53bo3LWjc1dGyrZ1l5pHJVWb",
-	"W4XJzcFK+7vo1isgMF8E3VdyYFAfdJnuJqTx7F9/+8k3v/Pk4395+r2f7m+A0chhWDQq0nIMOEzIaMEK",
-	"eb6VY5g8lunbbFx/85W671kI5q7UgZkQbdDrU/lfkK2FQqTQgJU0piXtNKqGjkUpz9d8kdLKdWsvy/sp",
-	"l12Cb1UbZXk/H5X7tdfUcBRmaaRcu4DynbIiTcZoyumqMaRkzwsGfI/lw4y1tapb5JnUuoDUKSSJDmH9",
-	"izRmzd7U8s53V2VYQ2XB2OE0dlP9t6LaKixYKivNuNpGKO2iAd6W7yuZ0pAWJZcXkJesrxhNpS9qfgCa",
-	"G0e1Qx1Q5jBVRV4bCwP7vOxl6FBqRlg5iY3itJQbMbWssY4ynjkU4NK09+zjPzz7Hz+pd02hCawQx+mw",
-	"0Qn4Py3opPZgQHvnH/7k6bc/WtVR7T+1qLNK8d375Jv/8OxXv33y8cf7cvHrZ5r96LYLurk90Zj3Pvno",
-	"R5/84Z8++fAX57//wT7KuXbkakKQzV6Vsv3+cFG3b4wUE2BQfV91//RHP/30L7+73+ghrlot266ZQsgl",
-	"7aPTPKLhKKPF+FDVipE0JC8QVKTTeddoX9stACCpK8golKUzVQRj0cjvgZqtN/vpL3+MXkPn3/q3p7/+",
-	"aL+6WNojTmcvEW3Uz/KQZkgoX0y9ZlO6d2NYFb4/P+7ro+wEpQNJrdHe+b//7vxbP4UtXbANyk/y1oM/",
-	"hq//5O6DP0FJmk3dadWRaD3+yuP/PwAA//8=",
+	"7P19kyPJeRiIf5U05IjpXqIwVUABBXQHw+7tnSFnObsz7JnhUrtYNxJVWUCxC5nYyqzGYNfzC/oXIZm2",
+	"bItn+c6nkM6nYFz4/AfPcRcnWTpR8n0XhXZJ/qWvcJFPZr2iABTQ6JnZ3Y5gcKdR+fpk5vP+8kXDZbM5",
+	"o4QK3jj5okFe4tk8JPBvHEYEe8tLtqDEkz/weDbD0bJx0ng+JSgiLos8pFuhKeYIUyQbR61Gs3GNw5jI",
+	"Xi7zSOOkNFqz4RGBg7DeWFxgEfPGiW0Omg0RiFAOeM6oHwauaDQbYjmXv0yFmPOT+/f5lOGw5ZHr+/OI",
+	"jUMy4/eLs7961WzgeXB5RZaXlInLMYtpaYdPaLiUazh7+ghdkSWCJkgwJNLl3uNozliIZniJMOfBhCIW",
+	"IRFhyn0SoUBUgmFl2hwoDjVpBq9OBq+HLBoHnkdoPYCtrFMCbYy9y4h8FhMuqi4EfEABRzMc+iyaEa8K",
+	"BPlBVu5B9RDZhsxsQ+9iD12k42zfUn5euRkXzy/JS5cQr3y9f5fFaIqv5XqwOyUeWrI4Qi6eI+brc+Dy",
+	"n2IacHQV0MptFobP7XOvwW/+AgrLge2HOJhduoyFHlvQVQBERMQRJZ68XyHjQi1Iv9SIuIQKuK0e3EXK",
+	"BIIRUSAQnuCAoiWpfAGleUuQOdSsBwBYcZ0SZB4OwuVlGMwCcalPb8vFEczDy3tcLxJ6Il8+WLkr+ZCr",
+	"IFQ1zaYLVGuSmwOkalkKKgKPMSeXMcXXOAjxOCSr2CFpJd92ruGpPPFoiUIsqulG5egltFF37AQG3Txe",
+	"fEai68Al6EVh/DrgqFgYwCOeh4GLRQkIZ8ktXgRiChid4xlBFM9IE82njBJ558kMB2FKCMnLgAteCZZ0",
+	"khwsbjbFAW5IuigJB5jnUuArQsuQiDmJkkUGvPam8yMWtl1zvJvvML8CuUc/JaoreCDBT3MSSUKmVsbm",
+	"JMIiYLRqe36OQhde+/ahDkDxs9lhYxEhn5PLgF7OcRWxV9/RLOYCEeqhgMJ982MRR6Ryc8UBSy9463A3",
+	"P7rSAnKbFIxdhoxO1u5yweLQQyHmAsl2RKJWrFYIzBgOQ7bgG3adzlC97frjHwwM6YoUHNjnhG4lbCz0",
+	"EJacGV0i1SXlVzCXbIy8qNVQqBi/TNFqj34IGFSsRwIioDz2/cANCBWX3GXzFUIW8JQ7D7F7xRWWlS3h",
+	"X+mjRJQQj6MjTvRnflwFmYoJC1fkhtMdAC1UrFBBSpCI4rCE2SmKKXk5J64gHiJRxCLEXDeOIuKdSh5N",
+	"SnZjQigK2WRSLR6kI+cx/B7jZsQ+JzM80oMjSfVJhB7IoWrCQS9L7f4ah4F36UbEI1QEOORFQDwACsQi",
+	"NMecLyRJDjhaRIxOqre8Olxu95sHy87Yyvb5guJYTFkUfA4vrc72VpdQ2GkccRatYkj1u1yQJFCSwwDi",
+	"xBV4A87jdadcGLeEF+uOehC5sLSU/K4j4keETy8FW2FilLgKnxF8lqvV/YDLejkPos17L46+IgrXGvuw",
+	"p19ckYSEJEqX2JsFtAITarpFpDBCGcKuCK4JgtZV+86NVUZyW0a6OcrPzQ3bYpOAXoppxIQIV7RbjGky",
+	"hIOQeAgaIywEmc0F3yqxlMfO73W3kdNtt3PblmN8IMfQd5zX239pURIIMxJNyKXL6DWJRBkIZyj9IM/F",
+	"Qy6m8jGOCYJ+lTe7PGKBSV8dTw5GSSCmJNKDIsoixOPoGo5f/Xiq/gMEz425YDMSyefABcEHUo6U151C",
+	"x7sMqGBrlZ8LybCohct2CFMmN3OKgA7DNlj0aD2o9PDl17Bt9JgraCQzgITnofGyNGcBMNmnxknDtAYm",
+	"7rhtw8G2ZTiuTYwB7naNjm+Oe67ltYntN24CTL0zCUjKxCV2XTIXq5qBD0Em9WE3qg3x0Ix4AUZyIi4R",
+	"XypdV4GxNHgOkvmhCyNSdAYdCmOjKYnICcL8ClQneK4k2YDR+z/hjDaRIC/FfZdfo9LXa+q12JzQlzPQ",
+	"V2LBDSb5JeIxN54RKlp8LuVQPiVEzMIW/Ld4OL0M0B8yoVdXWw9RgkACcX9Vp60uLmdx5BLkMaKoK4jH",
+	"clfLnKQp72+1Ajsbe4Vg7ThyBgC7CICHevh6e/dT7TT8Baz92gerOQrVau321BjVNoqVEW6OfXJzJtvQ",
+	"BHnbPnSzdRtJRtm4k9wYh9lKMmuyl832I8m5U7bebpSNUL2Lcv/D7CGzE8m/1FTwY1RhJgJJTH5rIuBS",
+	"4zmJrgPJwEpcQRUbAw/AnWI6IXmd9rotF6Ysm4huOuEBxMKVNUpYzfEyZNhTygUcTch6I9GYeUt5AwVj",
+	"CJpWAWJ1vDX2osrR0l1auV0+VUMiyUU91kNu3+3qQmC7jIVgIAP9TJXKJLVRRAQLkuozQLu1wQCwMvAa",
+	"feCWYQ9wzCsrKex7himeVO3bY7A+9b3mXpPBSnvdMNQh95fMDvuTAKVeIOn7peLUN6Iv9cg8xAPqEiB2",
+	"kuCjQJwinwh3mhqnKvdfMdl6TLfTVNkDaOceQG4+9DCZrwakKta5Aiz5HqVkWiErxnNP3VVoAfb9R77x",
+	"AZaLnhLsZQr8nKn7wXM82Qq0dNIyG32jKTPZq78GeBfZvDuCL12xBGCEBVGqyLVyqEZz20XPwlhVcufa",
+	"kQ4oahYWATtUdGI7a7aeLSsOsZafOSRXVpwyt48avFlOV5MKlRu2tZVPWzfewXaZ59kKSqDLiMS8Gv/l",
+	"9VNSVE3sbbL9qZJPCefypaTa2Yhcs6t1oKiYdaNObPc5D6Msq1ypAhy8EqAnc0K9oMqkpIz0CeOS34NH",
+	"3MBbB5zVkcsq0zrjHuK+rK4E9s5iQS7XCJ4fMsRjd4oI9eYsoJVyZXmAgiS/2v0AwmN5RrkNpWG+HMd8",
+	"uQYXpzp4d0rcK45wRCTjNY/YJCI8Rax8yiIRVlrD8nNU4ejdZzioX0N+eRIkAk8ulQm9rCAUeJIzulM8",
+	"IzVs+LnhCtrBWoPd/P7mplebiyZEiqxK47z6XFUD5WCgBWbVtHpvxdFKT3TjWIfYWnH23P5YLC6ZX23R",
+	"XFkXiwUPPKL80qDLhr0WRt683+pxD8DEVy1Fbj7OY/bCrj8IOA/oRNLThLTmDF9V242LVCLd5/aRDkN0",
+	"CvOrzfF4PmeSE7gE9WZxhy+yz5JlEIQK0H9W7608VG6DmwbKBIxufmtZhw9A7/p8OSc1N1leCOyUk+iS",
+	"LSjXCge+eoPhinERhCGSDcHAwIFbSuwFJ2iKqSc5hBli1yRCR/Jv+a9j2c4j8GikuABIyGeRWw2rlcWU",
+	"Lv3tLeXmGGJ18RK+cGvxFmFXsRWpancGQpTkt86ePoJ7EWG3kq6vjr5Gh1Nj7IOYe1cXJIGwIPjqMqG8",
+	"qwDIW94FY4r4NpW+idGJ+pfLZjNGm+CQnfjeYeWyAX5jVeApzlsCzcFmPQjgiksFoEWMTi7njIXbFdUI",
+	"K18mZQuguFrjlxtxi9K6erwDUJPcEl7JTSpNASCdc+xOiXEub6Taske4GwVzeZkaJ40RZQYXLCIjxCgi",
+	"1yRaIkz5QvlzCeTiKAoIR1gJMLBed0pmgLpn+OVjQidi2jix4JTUQrmIEhb7XGHf9wI+ZzxQc5aX8IQi",
+	"TBF5KZEoOjp/9iN5LX78+NmPj5tohIXA7nRGqDhFfhASyWR9d9gADGW0zXbPapvOc6vXdj5uufx62Bit",
+	"XWK7eokPnuPJ6qLU8c0jwgkV8PLucXRNIimnNcHclqhldgXJY6ascNVzvrh4nBgAU+OUUpmCMJQpq0QU",
+	"k902+gHYONdP/4SiUc4OOmrCKnILSk23YPn0PMnZE2+N5XctWLqg2VtZ3QUW5HEwC0Q1XFwchiS6xzP1",
+	"eexJRo2yRVOijoAiL8K+MAIifEM+FTwPjAgLAlodQ78IwzJPhnQ0BJo4bJxG3+06p+K71ggdsQiNhg08",
+	"D35AlsPG6d/99D+Pjk/QKBqlCigUEl800UiMEAfNGEcxFUEo4TGkekEBR4spC4lWaaJnkvlYeVoMTB6x",
+	"mEqmy5Wnm8wypEcYCPI9rnUGyj6iXeqOm8qVTO7YDWOPeKfa3wjN43EYuJl/HW8N6Y5vIT0E4ykLA3dZ",
+	"fRZ6p4AfwKxM+E3O4LPvtk3zdPFde3SCMBrH7hUR8sqNPsuBHiaLiB+EIZfkYx4SQcIlCuiQjhbZgRzN",
+	"SaT4GYgmkADkTSR/vCJL+E0Dkh/rswGGZZTufLQH1KRsa5z5QlnaigB7phcmGFrgQKAx8VlElDwcaG+4",
+	"dC5ljVcOhZ12oyknD2bxrHHS7wEdnAVU/Z0tJKCCTLQx66OPPjLOcreq8pHbpqX8UqbyTdEJOZW3xzY7",
+	"aLTqODlCRxcPz1HP6ZrHOUfOXMAX+HieoNG7BEckUrfzu8MKL9Fho6l6J/j7ZBEFgmxC2Z0qgIPRLsIz",
+	"IhISF+JgprmCZ0BMHwZh5WGAJTK9U4ntSRJgoMSBbPNZTKJlo9mQlAamBeqcX6BHfByH8pgyvRah8lQ+",
+	"yf2C5/OIXQPvGJGfgBdo49NKGqnQ+8OIzVZXrD8iDE4J2Neq76qVurlxKi+VhwUxRDAj6mIlQLbNDat6",
+	"ztavSV3lLct5zg6xmNSTs3Sec/xZnLpe+hGbSRYrItcBizma4wm5x9GIkpdCjTBau9jEpXMXkvUAWJZ3",
+	"K4/t2Y8SjobJO3cUTCiLiIfAG2oRcHJ8Iu9dJFTMQBBqyQmjF88fGn00XgqCWOSRCM1wdNVEnA0pIMEH",
+	"L10SggmNo/NpQAkn4OiDomAyFU0dZ3ZFNMVxSRhqVI1yXj3Ke3FIhWwJ3kPy/2dxiNERo0StLaBavzX6",
+	"7qiJRt+R/2fI//unkjnAYxARJYOIJ0RHwR0PqVxME42X8iD84KUcRBK7OeMiYvMpaaGPAjFlsUCB2r0E",
+	"1pSFnhIAgL3miLzELoTNcUVe33/25EMUBlxIiWIBP84Uqq46z3HpDaRP1schJ+lhjhkLCVaWkkfeUywP",
+	"u5oT1KyY8jmBGeeydTph4G3kzv5xRPzGSeN37mehy/fVV37/kRJMHvnATlYvQDKp6n5LEEHUBRhRj0bv",
+	"jJTwCbbCZcKiHp8mJkQPHdntPhyjAnkT2VYbLaaElrjMvJn2ON2mItrZRhO2d0euV+/uCWwKhwfbJdMD",
+	"NtE4FmpXk+CaSFGremeaBeMABflWKBNTeUdVK37wjSs27TkTVbs+C7mUhmMqEA5DtUe5mMQ94shlklJh",
+	"dP7kxYfPj9ehryA/SX59VfecejEX0XIdjXwgHx4KdKv1M6rvO7JKPwiot5E4Sxl2NZS4agXyW6PuG3sW",
+	"jyUJBq0eCGHVksZTich48PlaogaMbDVm6ZrNDfxbu8C9WZXc25MFJdE66IxmZNREWGumPdCdjCijkkOT",
+	"QEsFMb72loDT0yNvLbPVk4yVECSSff/Z0Yz8czn+P//ENAbY8M+Mh8anX3R6r47/caPqaJ8yFm7hu9Sd",
+	"XkwZJ2jKZjpSLOA6OJCuBbts96j+aWuM+kMYZJUjj8dq2YgTHLnTJnIxJwYgg0XgiakRUE4oD8DMgR4D",
+	"pVUKPgY4M4h0eKqcGtNlUwdvskgFrJ7mXL4LPYCFA+0gdsU9rkcpdm6hD/EM0Jynxwf1S0TUX5HyN5/h",
+	"MJCy99E8pq6IVTyV7MLn2CUceRGbz4knL4yIcBDK3YZkgkOg8so0iTn66k//1W//+Odf/t4vv/zDv0Ka",
+	"RTmWvAYaffUv/v1v/vt/HyE/kNLLb/7gD7/8y/+kfvvqT//6q1/8n/muLXSG4MTkw/WCSSDU+jmRjLpg",
+	"AAfJBWGBQiLRuq2bHeszIFztngPjAF4fMZWj2RIwMykxKSVEECUTHI2+0++NYJ6RacI/I5Js/PhUKR6J",
+	"bi6H44hKlkgfpZpOrpxRYrhTHGFXNlf7SIiNsumlR5HwNERtSPb2AxJ6Sp4CFQXihMjrwq+I0vxlcxIv",
+	"AxSwVQnpEUyDATixI4BV7mCP5Ti2aaLRih54LUP72UbEPAtoSraqJdpJwOhmChFBm3Xzq687UodnLKpA",
+	"yvJXKWmeIgyWCQmxkTFCnEWCI9lWyVwt9J7CxWhkaOHjTKwFkOxdWF4iwaVdG82Gkf9DuWbpD/k/wPFW",
+	"/Zz9U3IvD1kYssWLufpW+uXTaghIjmUz4BVXs35f8uuOgH+OJ+vmvNBYW/L5S7isElcL5XBWtQCBJ2vl",
+	"qMrJXyhQVsu/+mMd+TfOjXNzkVNPXCX/JmvaLP/G6QA3XQy46fA5o1wlOXoXexdZQhtt4ITsR7kYD20b",
+	"+M5PuNL15rMklVLiVJHSpHkxA80aw9vGAaptV/UI+VO1CQWDKrFsrRkub4LLWUMKWuaqmXXb+1nDNWrR",
+	"Wp2T9q+0LUSZPesf2kGglAVcu3oFPPMhhXhkKjId2FsCrPfyCUn2uOKFhCYb72cxAUg9iKer2wD6M5SO",
+	"rL2BpDTnETRKfx8dn6KRZjVGwGtI7hiLlF14C8/jSaTsSI90jOHrOpuV4MaNHcvxfPWOFXZ2wyNtbjzR",
+	"49TmvTleMhm3aI8bZfGQmvFNrHlqroKV7vg05S8XmRd+6UrlrYGbLkXJdli2173my6gyIOx3+fJJIDZe",
+	"oULyhBsj4jOqLCNgKLt4eI4GdtdBeqFIeQ3wt+i9P8wnCdoDzIUkQxvhnMvhsy6ZyZZzqkz2cRDSqUW6",
+	"zbmMTtAo3cPoFMkz9lOb7ZBekaXSv6tkKFhb0LjSf0iIo0mEqeDF7CjNIa0yxzW1+mSkMqaM0IzMxhJf",
+	"aPesIR2VjYCjzNJ3rFFSasjThlWVygDipVAglFr9LbiI1QbNTWOstH+VeT7cgGK9JtIDS9zK8+5KNyST",
+	"sQvhaCHbHKAIw3iQ1KljWqAUUh5BobyO+uL4IM+iiHhBRCRjqUPfeBCqrIcijijCCCy9eqVKp1/yKflG",
+	"0KUPmTgrJA3Y46qtZh7YeNsqIukPgvlGaiOjJOhM4Q3KcmkJStmcEruKvoHFhY2O3yLa9iETD5OAjz1P",
+	"KA0Y2Xo4uTiNm55LElOSGLZSXrJEprJ0BW8JwPMhiA9TrcEeoF8T5brxENYFgR5IA1FpYwxUNJMyXqr3",
+	"ULGMUS0W/W05uItcnOxNjy4fc1v/8AohqDc+vjSsNuA5W3nFYSUf3yocpiOlXhTT1+4jjK/JhLtZLl+X",
+	"R/Ygj0qnTNPJm8BDReS0fZQtTsCLvDLyLKBD6ofBZCqSw8wFh42OE5RZTL8L+RQhpQ6LkB+H4ZAmgn3F",
+	"TkfHLQQ+f0ofDeMppwMaAzPO/MQf8S1ipUteihu755q+0vaBB2k43R6XrBiPt/FqlYLdDiB4K8ZY4AnE",
+	"12ahevqEswnffnz8nLEPMF2moe37nUY5en/jeaxExt/8ia8L7N/+mr4Jb+lFKcJvjwMsBwluPMCVKLwb",
+	"H+D2+MG35Lnkwvogqg/cf/YFeUXo4ha4VwUGHtTulaQQggAAH3IPrhHOJBFNRbOVlb1FnE0KIljHmXeN",
+	"qUvOQ+Ze5Uye2FOsGQ6fRnKPIpCHpF0757mfvmhozFF2ru/ZeeesjtXt9EyzhotWxrh+kg6dGfIZOJlJ",
+	"UJxBGInie/PLyfwJ9rMFN5MR3l3WcYJqNlTaVV5/QhqHmgdUPqwrCwi8ejOHmIsXfJe9bp1aWdY3T/6h",
+	"bKMTPj3yVE2g8InfOPlk+6I/La9B5Qryg5fV/qp+EHGBUt8hniq1iBsRCHoEdd2EBjr5JRTIAZ/KvN9d",
+	"u+B3B+F9l5+cGR9j43PTGFwan36nwuNO3kVIEnJA+CqVMFhJBJnxrU6VStkO8zxSHaxeOiyOIrxceTTg",
+	"Jw3nmII2nbeZex7rH5WKPtgRDez8DA5097Y/k8PAfBbQ5K/SATQbMQ0+i4n+DLe6dCb6OPRKtkF+hzel",
+	"seCr5herWDkiayL95BsJBCeh30LPpmxBEaMuOUUcaiwIhDkanWmORhE3FXk0Ao/YHxtnTx8ZPyDLUemV",
+	"We3+Ps9sFefLha/C6NMUSo8DRaSKO04Pt9Ypp4DLHXPedUu/rWYjC23ZejezlitvEiaoPHeo1rUf5U28",
+	"jWu9gohgvl7bn7S9UK3K609mqtxB7AXiwbXm9oorxK5g0SFoBAyUMJeJH2HMIXpABZTK57XkgszkL5TR",
+	"5YzFvMIFsNnAN2ANwDJzpgJzS653Pbtw+z8xjcGZ8RAbfuvk03cqyUsSyV7y4DOL4/yz4TCWnNOaQeoy",
+	"CymnumXZ2Pj8zPh4DUFksXDZrHAIPHZdCYxmw8dBGEcq3wsNKmPx0mxY6k5sQB6f/CPj/7dmx0k0/6Zg",
+	"zu5gkOc0zYpgziQNzspSyhBJEZixZkFqnOR2ruc7Eti+sx0LAhHHopG/+fkzzI5i85M8CKrMHvibR5ex",
+	"YAplfgCpIcrk7ftgKlX+tIQKEil/2qRiTpQoPgSTFFCb9vkpGjHfH6EjjChZDKlsfI8jHXhyrCoQqIA4",
+	"pCJBWggqjGlv6CRtE1J7G9KR/jI60fGv8DukFg85Qxg9PXt+/n3l2d5EiymJCMJjTqhAM4IpH9KYJrox",
+	"0G8mr435fgPSqlHvgo2hZAK4+z9m2Fvz4t7Fwp3mA3h3pDKBV/+qKFSTY5y0wLc/5xSsEf/yu+IQHVS+",
+	"5BH8Xlx7SVTUV2gzNrxcgwtrI96rNWFiK++dXVVutQTOjcx/sumqcc7xvCI8Drl4fookwVVXT9s3BaS+",
+	"R0c+DkM0xu4VFBwleAY5KyiahGyMw/SJSFZwPTa2TLMk+6+XlXL4+XyKKSVhIXQAh2Gj2bgOOASJQWBP",
+	"o9lYEHcK2HJGiFDB4aCTrnwQ5bewQX+w6XSfBzPCBZ7NFSmHbIrbe32od13RuwYrl/RWN0sT3PNKTPjR",
+	"dKmCgucRu8YhcsEBSR6uxIB5B8m0kixARHn/l57EwVQWEFK4SyThbqJexuSWOaqtO1DAqD+RBlZtITRl",
+	"Wm6Qx2AFY+gIzXTtzSyOL7/CZpZjYbP8n38ah2AdCk/tjTMPoOSUD291W5QtdnjvZemeLarnU2GIh8Ix",
+	"Schj3SunkOO2xzZlkXhOXopdXnHAn0aByuq1StnqKXIK81ImyNa79JjRSdIBQgt3mkJn/dqhRxZ/tssh",
+	"aUpUf6KqZ5076VSVl8G82aiOmdtwBffT6NW5P1CF7kB3IlHu3c51eAqN9roKNz1U2PyG4zkIqtXI5s1j",
+	"WbUQFcK39crNApr/1Vp7CVed/VU5X6WLaaoSxnOxlOyMGxKcVL3Ph2Z2a7Eyt3CR6ym/sitdaSZJLnm9",
+	"wfR1rxopfQD1Rsrd66rRssdxgOFeVV+oaxKJ/aTXBJV+WPvYKpegR6nQcGa6wNroZE/yHxEvEI/JNQl3",
+	"nU32S2zN9Q7pA0bJEg6o7CArECUTLIJroqVGyAijhUb54FYuiEdwuLdghMNnKee8+hhVGYYXVGwnVJXj",
+	"TyLs7fASvgfNK19BbdYpyeqyyxGW4tr32alKl1BhD4pioo4QwmVAI6WSYegEC+Nlqj+7x9FISt7jkDyE",
+	"dmABOgD/l8T077OxmkaQouQMnRKUUA7e30ohdpNIoQTDnpvTvS9q2m7yjaH3JNjerXASEQkJ5nsfhk6N",
+	"sMuMmWC8kbvRCFgjA1WAYGuv57LNDVj5MQ8EuSEvn5h+EwE8FdBhAwUUtxNjrwGyF2e/J9E6BPmpQXRy",
+	"aLkGMt4Tpd6Ws8Eeb26PR7PL5b/xNV4vvRTu4A5W3pSdWvVbmIfYJTNtTN7I36YNy+vNhqh2IkhmP4jU",
+	"le3kdsSuZkNU57V7qhJnq7RPKoVkPkfddyXtGpXV8kWnPK2WN2ukva0p+mloQMzgVpxUyr6WD6AMeKGu",
+	"s4qE5AIvOToKBLoiZM7BgBd4kOBBhXZ6fFQqB52P31TiYPGwFbuz40ofSlETu1OdmAqqLKtM3oGXZRYH",
+	"1fpRIam3/J+qPpwu+FgHG0NKzlIKcHxF+CnCyTSS84aCzmr3+bb3uBpgdYM1Mb3CXTug+EKHOrhddaiF",
+	"2HdjlFXrOuh8FwStlfa1MLNqWwclq5Y1EbJOsbdqDkzuzpo07pWXv3CzjryAi4C6ogm3qpDSAnIt7WPq",
+	"7e5s6S0WH68FjIKjWNY5D5RNeOnZihEmLcmUlLqrNBjq7gdSaeXe5EEUMKVne8gx35zS4ICSeQ6RHAQ2",
+	"u7COGbY5yNQZQjrIcAnOqjeYYiirVYApRrslHeB7eMmrnBeyACYPL7m+XHwRqNySQInjUJJcf7OHQqfX",
+	"LYUmbHdPeC+V3GoihiIa2KzbKiG7XOMqBJfmjkoTXFdrQfdwxVzlfdL8qk1gwVIm7WheYEnlC9faouNW",
+	"Zl28weRPV8YvheZzkndsaOUdDhKEHxKct7DJf2rDSRXm1zmlntD8EIlvPSjYEzNrVe+ba5n27Fy6PNpL",
+	"INvM9itEKtylZtmHWhxC6VLu6MmUzLZxrUkUV32rSBL21Xz9u6sQRR8k1q0UMyUeTWWz1cr1UKURHgYh",
+	"qbaO6dIIPsKQ0/9EFytIfH6mBH6+x5EPaUlVOmGRrwOksigBXIb0SJXAIVDy4QSNIF511EQjVddB57zJ",
+	"S6CjJFMNns/D5XFTFQNJph1SKL3QhDEjtoACMnpxKkoVJ4lRIrZoZukUtYZaa6d1SbP3nz35cEhLtQsS",
+	"xya1oRb6vgqKSyqnJpUdAJHoZCzGY0wnMZ6Q0ZDOI+LL5rpdC4FyEHpfPDxHnU5nIId58fxcV+aRi2ii",
+	"mWSCVLkt7AooszvD4ZCqk2siSXPRT1hAiafF9lM0aiben0lphtlcLJWPaRKByEVEpPgHEqFy/BrSLJ5X",
+	"BUpBTQtCdZ0Hl1FKXAjgSIoTJKUw7nHZDB1hCnXAlIDtMcKHkBGAzQltIgx1I7K6BlwVDAgDSqC0D0Ee",
+	"c/l9ddVaM+2qml7lcUCVu0Ihhf9g0LWsXttxnF7FrQa7Qpp8rpa75soYcENWHwWUt4BKwQRE8bTCjU4c",
+	"rgR35vvKLwsFdB6vWpCrFj0jnOMJWa1WYG7DzGqpTbW1bKAqnJfYfypMkBCqU1dB6WZOlRsVW7rZq2Y+",
+	"lreuQ8Z+Fs66NjRKXop9rUUupGPddWVcuSTWdvbLeTDuWDZhxX6QHyu/kGZ27tmhZodV2Oo2t7/kbu1l",
+	"TLjRhSq6aW7Lm1736L++R77+tLcc8aZjPYSiO0U/b9y/6GFEyOdkP2+QuI6nQNHRc2X+7yWaiUQeOGs0",
+	"G+82mo3zSiEAml/EIdk57CIkidS7kQ+VbcDXSMqj9XtUbe37uuJwBe3F3NXbXrX3Q3WdCvH8KYmgvgxU",
+	"NiYelDVuqmS9SjKnyAs8xBnycbSqu3ZzTjeb9pOs+lwuA9wlpIy3W6cqaOxHxEjCvFS44yOVlQx2zgWU",
+	"0SgxGF3TrORoaMCnOy/Fj9jsBa/vMLyLE399zKHKG/xAyqBF3LGKOeSB+KFyxV6Xl1OnxcyFM7CE0c9X",
+	"lh8TF8cc2LppwJGL56pum4q1AvPNglBRW92d3JcnyRLLAp9pVuHC9QEJG8Ia66wj5wjBnu5gnxas/o2o",
+	"Ykdydyq5CM0UO6T7zQccKOSQO9xt3Ejxaa6qISBUYm0VjTS+L3cjwAwnr0Waz3HOWLglaKlt2Y7d7/Rs",
+	"Z7N1dNO1vUivbPF2ZrcXcq+tXtbT7Iqm0VdSAGMLqkMZKdS+kSIv2HjQKFnF6DDbKqtjdIBKutdNJ/ck",
+	"B5Di4dWJ/ykijD2zjKyiDwBbPi+8hK1g6CgPV6Wp3CUWqFrXthqRswledZmZilo14TKxKY+Sp611MQle",
+	"GFVQ1oyap8XVlCKxlIaKXeuimXAbU02vIuERptwnUWIduycvLoyL5GXh6CgJj5VDH1e7CqakpCJLBZTF",
+	"Yn6G9xkwEsBGZIPjMKxvtNxAi3a1Xe6WT+E1omm9sE33bdUO+llMYhWAFlOqotI8pd7W+VyrWNvvExyq",
+	"ep67pItambsQ9pqNritQbtf4lEWo9WaS7wdcsGj5gGpz4NpkFfU9SXdJTLE+GcVOLN2TfTxe90oTUSzY",
+	"JQl3iIMZoDcRR5LMY4jFl09bYwNgEaSABs8m/ac2r6tRIiKPQf0rGdFVTv5KraFD/BvNxjSRSKpzSewf",
+	"7RmH5EfZBdsxdLkilQTb41QqY8BzKR7yqR+w2HSjDyHhFx7HG5fyH3mVZg2mylGXqgWnxxfHgVdK/VWl",
+	"sH3kJQDby9WlEh6PZnNdW6+stU6E441TQO9z1XZv2dOLlhcxrRbSCXUZxBtXWNHPn/0oswqoZlBFBUpW",
+	"eZJn9oiAuORWLhdFLHyj32g2JmOrb3bMyidaRxoOYO87CsQhqbKNdrsHlJ71pcqhQX7daDZehvxl5V53",
+	"jYFfZ5L+9IYhBzrJZio+lbhGMAMmZXEgd34TAT6Gg6ZM1MrlsB0l6in4psR+VtM0zWQxHEyEUKgdbIP1",
+	"XdHgAmWm3ZJgvvpW5xFzCeeV8TBTMEdy5EGN9lQ1dQCA1BPw1Wby4r1YV8xbP1kPCwxrPtA694mW2JCc",
+	"INUEaOyUe73pcpNt5o8mpzpIr1Lpcu8SMFHAsFU2NM10VF2KJz4SU8ZJE8l2BtYNdWxUEIHoeCDou5kz",
+	"fUmXIG+l/oqOMPIiKOHbVNc1V2RoTI4PtJa05hpfsxzKBBSeEYSmSgwxJctcFTecyNuqYBPBURgoo35i",
+	"cpXX4UALTrw46682ca8eR+wKFhsfbDGgw6rKufPET3VQynOc8eSvPBQ1YZTyNuYIi0Q3hI4wRyN1Ex4T",
+	"7I20skilltKaoEsXz0cJZj3UfYA4vU3PAxokIYPJ8g9FTwBAm2YPiS8kCcGHe48lvJY8zgQU6aqaRQyS",
+	"HX52JwvPaT2GOgQrr3nRN8/EFwjzWoeOUiBITK8oW9BLl4XxjI7QkcQV1knmECRUucc5qIQoUy/4VLu8",
+	"yD4o4Lla66O0vEhzSEeCscuQ0cmoiUb6aC7BlS//A3hh5X8Av5wRSr2gUtRFQi+JvuDHcnwoi8vCyzRn",
+	"MdSrVPncL6/IErLMSZYvdaxJa9zDMkB5B/PLpadX5jKglxJRjoZUBZXgGUl63ldV7lV3yIMAmRF4Cd8W",
+	"xhsBFkmRc0DRsynDIWwhwx9HCb0Zx0JjqJMiagrymEkB24858eT4ui6ERKnqdLR/y5ByvORoMQ3c6XEL",
+	"PaHhMo+0gJ7hiCS4upgBr3g7GrmrKJkIdbbZq7tMvDQLJ5v7G05OG9ULxyaRRXZq+debHEX+N/3i5QZg",
+	"SQCDSk5er7s6dgO+3eP6oje1Y1meSG6pNL7W++l5clvzz0S/oRWRq7aPU7V0Fq214LFFfj/KLqMfdcDh",
+	"s3V8G3g7Uman7V5WCmOtTQ6XCdip3rxSNX8+Je5V4nHJFvCmIyKHbqbPXt7ugE4QpksoiFKtIF8vtkuA",
+	"CvJSpCK7cvZMZPnTVGZXHo7awfDoxfOHRj/znoZzCACDBR6Cj01EQk7Q994Fsf64WuS/2iL4+5WOqXLN",
+	"coEsUm6H6hZIbM64QG0TffBu8fyrfAjb5sCxuu2qm5eI1mVtQ+JxoDFLfkt1pO8Zns/XqE7Aq1DdHwl/",
+	"/bASQsVyMYKqZqmuzJA4XOqa6nPNM804Ca8h6o/qbDZZf03ReO4BtxDEIqp6GOiLYePL//qLr372l8PG",
+	"CRqCm/qw0UTDxnMSqp8AGQ4br8qJu02z8h3XVzqsuDUCdoTTWP/KalkhIL0w8eDXDaaI9xdXFUJdOMmP",
+	"/sB779lZNU6OrosN292uNahsehXUThe8tqzAlVjmp3vyg6eVU8W8mGg5mFQ2e3nD9ZQNmEJlGANVV0Nt",
+	"uAmgVCuqOs/3F1cVMvUVWdZnWeUB7hghAONXLeex9v8pc5vALO2WvEBZJYh3Xjv3XtHssqcP0c6Z+26a",
+	"COcufc3rTF/4dct3s3O2xbsMOa89Q45Eeq8vO84+mW7q62rlXvbzRd8Dx++Y5vK2k83ccvLLr3Mum7p5",
+	"abLrs4PfGDANbyQfjZz5EFo/vYO7PDQA0UPloAFV3W75Z2SXu9wzdZHxDsmqbzczTC3Mq03sdXDu25Fv",
+	"Zo8UMqv399udPibHWm1KHZMTFysFdTnMgVLI5J7WQRKBvIEsy28yK8tbmpf525AspgodPWaTYM8SeLsx",
+	"70kl+4LLZ/rjaqT3pmDUZmMRBYI8oeGyunJRYmlKx69ELcnVqoqFXXk0wNPsnPNiJVuG5HI35nFS2JAK",
+	"lvb4NJm98PMB0m7sjMMrGGiVd6o6CwZ2BcIzFlNQz6vkDAFFyxhTdHT+4e8eg500SdOAkiwNiUnC6iLN",
+	"fiIvmEiOD1MPtZP2vIUuCJ8zyglHOFxIBtHFUbREYsHSRuho2LDaHbvVNYeN4xb6gEUk+4gjybKBwRAd",
+	"2aaJtKd0wOil0ngfNxEl12DEjamnUkCA3UFnPwp4OoBgrJnzbVHmE+SHDAvkYsjtoNanYMJRGFwRZLYs",
+	"U8EqhNK52qLQOEmWXbIXDAoaZuOffGIag0+/sJpW99XRcNhK/my/Ov4nlQrwdZqo4nvLphgOn1UOU5Bk",
+	"SmIJ5hwKmSb5SXwd+SXFH0hicpqYxJjOS4K5+lA2h1rtXRX8OeVbHtNUeydvJZWreqRDVSN+uj8+7G/H",
+	"h9n451DKbufM/VFEqNhhjZbZtndF2lIeXuTn2IjGknYrfkGltRZHrUL8RdB4VdEoLuH8ObsitMru6EeE",
+	"T5FqhIRsld5wvRjECecBo63yxRj01t3n1roLrYs7P6pYyjNVox1BaD3MX1iU7rnZqN/v2dsqw6fFuJ+p",
+	"XfHq2o8zTJdIuZ3o7XO0gIhfiTj3qFJXFepxRWg54kcVSN5etau8iWbhnPOD54FeeYEStrP06EslaP/h",
+	"b35u/MPf/PF3jo7/4W9+9g9/86+GQ2M45K3feeflj3/zt78kL8WXP/v9r/70r9dUNn2a136VjepQtBJR",
+	"klTcRCGE+Z+gEdg3Rmi8VAniIoIFi5popDyIRhByOaT696ILEYgYgQCXx8T5CERQ5dR3LL8P6SjvbTcq",
+	"GXkg45/skfgfkXmpiOZG370q0e0pYzvk1pStL+KQ8Ap+53Yz4wT8vcQv5Ys10ZY7Vt+bYYonJNK6gs0r",
+	"ACUmqBckW/Kc4NlO3XbKq7l//Jb1Gnze05pdyXGUgVIAbHE79Q0ln+qbuV8NgCzMbmv930LN3VfNxniZ",
+	"JkGpnrFGslZIiaJUQPmenapEHCEOZueMhR5b0F1yorhJ+UGJR890Jcwq763Vp+LhIFxC+cI0Ce62S7Zr",
+	"/lAVHPkBfrnLlnZNC1PACNu3/c3BELvmwwGtUOAv5V/vEp9FpG4/bYKW09WEcsELYY2/GqQr0PWp0WLK",
+	"QE6U8hvUrVYw55DxlPlJ8ICOlD8dasq36g5xNLI6/XfeeeedvmmaoyYafflv/uM774yOQaxVQqZOEzqk",
+	"4yUafSbbCDwZJYkzkoFVzkjNcs5aaORrBw8+QjN8pdzUhlT9asRzpLNWra42SRKLjqaB5xEqqXlaVnhI",
+	"R/IhjXRaR/CoVN6SQNFrqZp/lIN22T629p2ucTnKofdKpoyx8BCmPOA33rj7fsbHbIiX+hZSj28utXhz",
+	"SPMOSX6tkWQl7jhUvYS3FtesAcsd7rkxp7q6zTs28w5jfrMxZmZUK8UuPzxHA7vrpEkbPCJwEHLlbYUR",
+	"F3IiNMPuNKAEucyrdMapirV8ttr1VJ+XC4ppPUmo06IXjUMunl+Sl2l4xra83GrZFXrbeAbp0uchpmD2",
+	"SmLE0kz0+emLNiNzXc6RHTLbZinHtwUgNBsB5QJTdyUOzmpX5icCk/ajcsSI1e5vzP+4Hn13B4M87jar",
+	"FdRJeeetsYJCa7HLxoUXF48QZL8n1CWI4llAJ0rDqm+g7Fi8C1Mh5vzk/n0+ZThseeT6fpK04f76a1IF",
+	"tpJ0IpQuXO2pkFbSqxbBLtYmhdrRuqgGejJXPMOO2rXdssO9WruP/bwidp69Zv64i7KzfaJRl7ReysXs",
+	"0iMYiqFstT3qsT7CEdWhda9TUb6Hnqtm4EXi9bcdRBX4omYkRDkCYt9klXmVdS5jZbLT/IpyqV03Z28t",
+	"nushlCGlm/LG1SK5JJI7ZnG6IGC23fdRQ+fUIlw2zu9k0l1587mxK/fMwoK9MyJzCM6ck+g6kOBrNnDs",
+	"BUL9y5sFtBoAcUieRuQ6IIs6t6LSIWDPUJ+0902ijd4W9CIBwzjx9oRF1n1/YKxFJVXXZ8uD5S6mlZll",
+	"MpM+JJZJWHuWJdBR1v2fxN5k1bx/wCiDbI1V23vmsqI7AHhQn0QKJag/wPEkhyDSz9kPSRO5L36SptYk",
+	"1/IskuYLMp4ydsVPlLBW+cyeESECOql6Q3iuUmBtECNn+OVDCCfdWtIDJ+UgnsjjSWJk+Y79Hkv41OpT",
+	"9ropbqbyZDQkDuV3/XUH3yqAUqffOgLDs2KVk11o37MFIXOJBCoQ/1uDVcl1wGL+5K3k9HZCuADt/fgM",
+	"zJ/4B8o6Wi5iqRpuWC/X6r8y5wPQUgSiFsuYXbaqMg2VdRpUVO/tzbDAEb298Vf4uQRiua2la6g6gOe4",
+	"SgZj4XYe+jmenEO7/dPW5ml+jfxCteuE1dDjPseTRJV74Djo+uHOKQQrVDHyCOIIPJl/5+Lie997991R",
+	"SQvmFFj/3/nENAZnxkNs+J9+0XtV6dUn59svunrH67Drwe50YHWjgZ/jg0ih8oG8cdEz2Xxl2B4kCUpY",
+	"ZOXlrxSpQQTKdj5CRyIKZjPiHVek/NpSee05nhwseE1fo9qRRPpCVUUlbbliW9VQu165qiMpXqLdwFqM",
+	"gCxfp+cEz7aoxuoEAlSo4sEQkrCcTw9RY+WMo5EeV7KkuviIynqVyjiVtd5Xet1wJco1GWruEDy7x1FE",
+	"5vyeDmsNdRUomroXJwnZRio3wmhIj0DcBFdkbVSCDlB4xMXz41wlKfW81NBKLB3SScjGOEysTUpMnTA1",
+	"hqqcQDxVqvwkqYGPYLAj6E4JjggXCFMXCiXALnQIOhEcMUp0ija5xeJkQwrx6qqUDdiyVuvhe7Vjc99S",
+	"OWY3C+0cR4SKPS7VCuQKDMIe7+4wzALBs72o9628+awmENxyiF9LE7jKn8DCO1pEjE7g70spsoyUvXcR",
+	"cJWq+tYxwhlKn8XB1vhNfB872g/W81wEzw7CdEn69+a5LoJnB+J9XsMjVJRFRedzHZ7/Oh9YrfnviMv2",
+	"sPid4z1XeXZ2RehTHERbwwu/GQGCBzSQ3TDOrxjVV1jZLkF+z3VVrf00eYUyf+UsQilL3oRyfVDyH7H5",
+	"nEUipoEcook+i5kgKuQ9pkkZHVWcRR4fq1Xib0+7+R6eC8lMVZB8wUnlK4AcLtVVjW8sZe2YWe5bxpdv",
+	"jeeFvPABRSPFEMsTHCFM+SLNnwxBvVmg75GKRk2Cw5sIo4iFRLuyNZFH4LzBx+wYGWiaWBeLocJ6YXsE",
+	"C0cEe1lseSWO0nb0jbebKX9jAX6rb6fYkiQ30eILbKuZpUSqL87IU91LnNntcX1z+I1dMxXse+d2FAWq",
+	"L8TG3Dfy6A8hJABqf+NCglzFoQIeNlCl3a69z3QGqJKCDNI0qmlGSK0qw44EYVWlejFliIsgDBFbUJ6q",
+	"lhN92RRTTzuGzkA3dqpqP3GBl6VKQFTNBcO20EUu280xEmxCwPtbJY9MKn6uSc6cFgStjRbLRZYr9IVV",
+	"4MhKDWfe4SipI64Aot2UoRQL1D+VQzCKsMqQmCc36IgTkm0OaNnxaSHvz3GmiCwspXWHv143zaySxgru",
+	"/lUJWSBT5moYgipWVBFwkctYUYi7iKkKqsgXqUi0hDrtX5J0LkeHIaNds6ET9Sk/IR7ocrsTlVcgzbmX",
+	"5oZLczMviDuFOnxpvEW1jMOJG0eBWD6T8NPYCqocn8WqEnQZLHMcCUoilUVLVbZFV2SJ/IjNkiJmZzAC",
+	"PPhA9lI1MhJictL4sXH29JGhSiknWF2VVn7VbIxBIkumV389TJic9z963miupgUrps2BlYRsElAoWoSg",
+	"ToShS/y9/9HzJgo4j4kHctA1iQI/IB5SgJJI4eLhed9pdyE1CcIUnT19BFuE5FKQXUytSs3XAl8yCT2J",
+	"2JQ4mW5rKsS88eoVBBr4TBnLqMAu0EgNDajThGY4oAIHVD7tZiOOwpwP/iQQ03jcctlMueO7kf7Hik1W",
+	"DxZwXVwrlGA5v/gAcRJJ1OezCL3bfhdxHBIOdgh+gjDiUxwRrU5lvrJ+DKkETypVoqNf//X/++s//8VX",
+	"/9efNdGXv/fLr/7iL4/VW4jInCNwT9BlcUQc0SbKfEk5Uq5vasSksHRTtY5hIVDQBV/lqguOsXulLCyU",
+	"jZm3RAsWXYH6aUiH9JzRa0LlnvnJkBroIqsfrOKYdF1hddM5Onrx4tF7185xSzaGVGtZvl3VwcUzEp5j",
+	"Tk6RZKLVjxcPz1Gn0xlIyvDi+Tn0lhyO7gIshTHHk4BKjvgEjcJgFogROrL+7qd/JJmW1GbUNZWRCScl",
+	"j4cUpbnMTtGYeYGec/QF8CRNlPE3r0anaJT9CamMC7nO5GBZujO5SlUVFiJnZOsRnqucgQGjSSDHd37C",
+	"mXwhSTjScTH+SI6ZxBGNXOYRuQgV8jPSj4Wj0ZnrkrkwHuuAnhE6ehbM5qF6UueyM4eR5MUbfT59Z9RE",
+	"D+gkDPg0r47PVjx6evb8/Ptqh+qgIJUrmmPhTtVanc6gd6yqlsHFCDjAMr9D6GNAn2SXhe/qN0izh72U",
+	"5sthFnh5DNV6NHzVNQk4iqmSOhXW0NFmWicKh6q4Q9VBjnQkr7JiNJWFj8fuVKEPVT1I8Qo8GQuAb5sm",
+	"bGYlZeAoidoJRB5cs1gFfKX1sxNxGlM0evAcT0anSlqGclIR8khIhBpGzqMXyNHokW98IMGl16Ef5AQd",
+	"yXN7Z3R8gux2H43mESj/gBW+TMvwAeA0rxOIJrKtdqlpsgl40IFACSx5QN38hU2rpaMQnllA0eilkUxk",
+	"cJfNiU7KnWJl+A1WDM+ACIThg4vDUM51BP7GlCAe+37gEn58ikaffDpCM4IpR5SlQ83wsoXO5D/lSLK/",
+	"AlW6OTnKhAiObLODRgFVIwaEiktYxkh3l3Qf1Gwwjg68g4TqgeBpWivNUBzJdcrf9ElqplxCasxiiTGZ",
+	"HIYySuTK887EI40VYWj5xNTOk25J4Uz0jMDl9pgrOSUJr9bMU+bkMHAJVYWJND06m2N3Sox2y1whRIvF",
+	"ooXhc4tFk/u6L7//+NH5gw+fPYA+WcCaJkaS/Jw9fdRoNq6TBE8Ns2WppmxOKJ4HjZNGp2W2OiBiiinw",
+	"IfdbCxKGBpj17v9kccVbP9GqxAkR1R4zutATmsfjMHAlLDg6ev+jHyBORJIdfR4pmWiKw2vCkQSjKpV4",
+	"jxf4CK48HSThlJdGPQngFpa6Qa7AVytf6V/yq43vEQFVlCS7phOKyjW3TTPhAnQWtjJeAl1IEoaXFF36",
+	"RBe/0jWvdIWrtLCVLmPV+N3e+xc//uH77109eeQ9/eAhlHsSy8YJlKTSBaig7hRUmWp8//3YOn/0vWfT",
+	"cXDdm4r5mA1+GD2JLz778cXU9Z99/DB8+uDx5y/iyL9SyakUl12j9BNXTM/qCenDaOWcVtYNl8Ltvg7m",
+	"zLGrjZNPPm02eDyb4Uju72nuwPMHVTjQhDs++aSBJXv5abOxglvkwHKi+1OCQzH9fO11O9OItm2aaDEN",
+	"QpLEU8KEkmDMTyXq8BhRhYoFk/gf5Egs8BhzUnlpvg/z3vjaJMGnDXZVeHiCqJD4eiepF7PmLHObxWFw",
+	"TQ59qI+Da0LlBJJhIbnT40suyGzz+UnKvqx7fLp2YnIwmjNwp4CRgWmFUHWsVgKVHkkTdc0OOholnS5j",
+	"iq9xAFh8dJxxN5WnfEGwJ3kj/tYftFwpZIcHCUJy75LkwVF3zc72Y36m8OeLDDgHviUpKPe6JtfWfTwP",
+	"jKS0XeVdeUbciGieX8XSS+aEeKeK7sLNCfg8xEs0j4gfvFw9cik0KKkYCinhCM+IAC3OGn1G1uS+ygKy",
+	"Lsd3rmGi4vz0pndKa2k/KXgmNtpmu2dYbcN0nlu9k3b3pOO0TMvq97qm2f04MxK8K0/FtHC7a3U7RqdD",
+	"bMMZ9zxj3O13Ddw1CRmMx72x62XWUjm+5IKV0Szf2e8Yjmd7xmBs9wzfHXcc2257/rjXUGXoXvANq7Oc",
+	"jm0OrHbv40z38FTrL8Z9z26bXi+ra6VXoI5Q0knJFFxePXzhLR40UvNWttT0JuWjwz6V57QVam2zbQ8G",
+	"/duDmms4HWIZg543MMjANdtdbLmDDqkFtUG33besgV0BNRubrjMYbIXa7/7E6JjP60BNxch9ugN7od6R",
+	"yu2yiq/OQAZGzAdmQL5EXaFVDnuBBUmT6lTNodvezxq+ama9jKcsDNxl7c5Je1imvfEV5mXy3GuEVY+x",
+	"dxllDgNVUyfN7+fbvsqqYrsb7SRp71LzV83GiiC6dYzVHq9qH21aVqCa4dAby3gqyEGj6+dSEWFXvFUH",
+	"bm2nby+oZEVZFHxOQDdu16GpD1k0hhw40KM92N7jOWMfYLrUJhO+LwnOsWZcJGJzga/WNG4tzZV4g6+R",
+	"3jjQWaj1L/kxYMLUIoDQnioxDXEBVZMxmmI+lQ9duaQVCe55ThHdSDO3vMu85W6ksIT/rI7dyeG+BOfa",
+	"Bu542HD6rmVgv9MzOrbnm36n53ZMt5FHeqvBwaX44V3xoLa1vyoaNtMCNAU2wNpt7xvImHNiWS3bNjt2",
+	"p9NrryFjEip903DapG2Mne7A8J2xbzp2ezzu4W1kzDaw7ZmG07U9Y9zvmkZ3TAixe13id7olMqZ6H+ao",
+	"SoTs+r3wcTjbTMi2nylwr5HkLROuwvnhy/alhvUlZeISX0ZEfiDLxl43wKtCmvrTKZR5U3pO9cYoW5Qw",
+	"5WOmLsI2XJe2y+PJN0dON6Oud7F3kRHD14WQrW6daXgMvnnE+4B4AU7im98INlfXJGfq2gWjl6So+18E",
+	"3iuF30MiKnwVHvg+Uc4Duk7LFVne46qMi0bTq+j8Al5fDp0X8JpdkWMt8/l6u/i/t/HCKgBu7vEhEw9Z",
+	"TL03dknVie55SXeVuR95T7GYKqUn3O7YC4ShEnes1RN8SBaSO/WDiIsWegi5D9F4ibAL1TIEjiZENHM2",
+	"DtAsBTOCIkwnZI3WQM78QE1865qDZqXLptq28v0JuPaXiZJjSK38n8UEXBE0HYZdQ9KpesRM+aBtWgDT",
+	"XOFVQFVtVADouvnVV+2VnS0hX6ypVAcKG5+fGR+vSa9UZ2F1FnRYiPhq4ty1WTd72mQdNHr2gaCBBfhN",
+	"+PL2K7AEM7JuWWAALCxpL4fWjfcWsrJuXwrEM9x4KQdUviUvKOVd24aHSddwxpZnjMfEMhzbHJju2PbH",
+	"dl+567JIRTg05CuVP1Vqeaxuy24PBh3L1sx7GBAqzrSv0UnDajsts2W2rEaW5bPRKDLobcPzcddwSLdr",
+	"9E3fMkzbbvcs0nN7NsmjssaJFg5eqCWxWLgMIO7jIIwj0ihk1mw4A7ONTa/b6XZMy7Fcz3FMtzNwO23X",
+	"cfvEz7JGnkAQSfquYIm5Z6+BIG9HCkrFu+cBhSmjyxmDJJQboNWz7Ha7bd8IWm3DadvY6Lv9vmEPPHPs",
+	"ep7pdtslaIHrUg1A9ay27Tjjdr+DsWsNXKczNjt97HddyzR7trczoHaQPVOqtF0PB7RTP8Y7fdydPu5O",
+	"H3dL+rj8QyvYur1AbJffYjG9rzDPyRdrlHQX4NrHwWGQRcIIg2viFZ0vj8C/ErwUtMMb0sFy2ltySB/C",
+	"LUSS1ZjNtVkN/OaIh+YkkuNBeVfZW/6t0G1Sshod2e3BkCr/zksxjZgQyrUInL4viIiWxplkPkbHp6q0",
+	"vp5JWXXBjOlppmBIwWivfZNlA3dK3CviNRFn8g4npRcnMeGccKRWJhhrocSjeUihj9rHWBV0TUzjxiLw",
+	"yAkakyUDUADY0Gcx0fX5lbcWeLB1zQ4aKS/Ny3HMl1UbaiGIOEydvCAnzJCOzsFh51w+OQYpKAzQkY6U",
+	"h09JptDEZW+NqA5YUElBrX+qv7RcNsvHh5w0nnXcOCIGgMmMvH9UX61VKB9dS7G5I4tViJVtkOX70/H3",
+	"3OBJ8P7Djx9cPP/hs0f80UzMPz5/1Hv0k1arVYjqPBmYZjk0tRGJy85ng48j83dd1T4Xa5qEmNbefhbk",
+	"W4F2H7OJKuJfQqyFK7ANPxYb31A7sQcBTclaRDxCRYBDXp8U5vq8ajbiPL7eNkah8UGo4AcB59q1Ui8Q",
+	"5Rb4NhG/Aygl9zjpEpbeekLl9vKpY0EuNX3Y2r/Q+DB8DmMqplQjTH6KIomSUwGXoElwTWhSu5v5iKsA",
+	"+bfk9JuNHAnZ2j3XFIChfXz2OPoqv6it51fZCZx/UsK4dYx824Oxujp+Qpdch1AFkeOAKVucQAA9XJWU",
+	"odCcQUCH1A+DyVSgI5d5pEjoj5OaKXn3s5hmDmgsQn4chkOqO1d7nLXQxbfoXh7SzZBNUEAVuwXMjeI8",
+	"s9Lf9Z1Gc3w0i8UmRvqa6do3Say6vk45VhmNScjoRHLWUGAZLaYsJMjHsyBcHreqODs56Q1Yu81cTe2n",
+	"VMqKX4uDqzDhaFaHxeIbYcW5AZ+kz+VSJJlQanFKxV53vNIOZ/zNN/lKpKewxe7YTV+sDeiNCSw0eiug",
+	"NBW1BbE4UqpWMW8gGVOygN9BRlcZFVtD+lTK6xQClkp6BOXlv8Ac4RBcvRHEXUcasabockgVvkRHEPWt",
+	"O8vlqlwjECyaBn0D+3lcJTZfFDP+fB1R7LdHSP6QLHTIxzdBSj4Q9i/8cBmRmNeRp6o63ZGS1yp2vxbC",
+	"sIY3fvBSRS+uoF+fRYCz94isurbuQ7S4kUjUax0qnhKVkOQoV+pRR5onfZMEDTxXYFCnX+CnsOq5CsYE",
+	"M/mCVjtZnCfVWWE5r8PNYlvL3IKegQ1PuZO8ruAO56Q9aA26XXMAMQoecQMv7/yofshZVLWF8hyqUlZ5",
+	"cxKv3TEcz7WMgWUToz3ue9iyse+SdlL34iQrOFLlt0lcq2047c7YwB1sG23S9dsdy7ftdi+rZqbnzmqo",
+	"5VdgdQzHGfSNMRn3Dc+yiWP6bWcwyBlWSVTuZLqG0/a7Rt8dO4bjjjs9qzcYEzLOmVcbc3VTdzGh5o94",
+	"uxG1eOvv3NreakNc8bByyBEw1Y7YERwq72MoGQ0PeE9PtnWe9+8uEU4S1uQLcbVQUqYaRcTQmizFROv9",
+	"xSFJKvui9Pk0UUCBk88lUFpFumpokn8DN+Oq1eNv+IE6w7pcdKEi6CvNRt8Eu27EqZ12q9u22pZdwqnV",
+	"Lfu9tulkLUuIybfdgeF0en1jYFnE6BCv7Yxti3TsQaMGOvadtmc47W7PwKbTM9xO1zZ7bTJw8aAmOvZ7",
+	"vmM4fadj9HuDvkGsgdXt+sT1290cOlYnUo2Q/Z7vS4RsGn3XGxim2+uMXbs3xmSwHiH7PR8bjmN5xnhg",
+	"9o22OfZ77UF/7I+dPELW78Vr7IWP12mB9Znl/ZS/nWh4D3HGT3HzNnnBz2Px1SQbNUSglS6vmo0sHfzW",
+	"AXJND2ZASFnTJXjKzEnks2hWct88QaN086NTxCKVg0L5PA/pFVkqvUeIweFA5T5BnM0kypaXAU0iTIVi",
+	"htNRm0NalaukqRNijJKsKiqpGToCt+QpGdLRRx99ZJzFYioFKxcLMkLuVO6DTsixzp0EupMsBQtasDj0",
+	"EA5DttCBWW+FraG8k21jrLTXr2xXT3lzX8upVmtdQt7FrTe22PpVs1jKfVvvQuNXzQakT/IuAyrY1r75",
+	"tlmJdAhpSpji7UqG1T4He3eZt73LqB8GruBJiiPI4AXuPZJskD0Doj4AALw1YVFfO020ZgURLrLNB+Ga",
+	"IwLZHl8j01yhOJZLODijK2nIksXRW8vtdk/Mbqvj9No9awu3q1oOus6gs4bbbRtjs902nI7nGgMLt43B",
+	"wB4P2qbv9YHZ3MLtto1xv9c2HNPuGIOx5RqubQ96vtUZe46dcbu66GmZ05W97Z7hWH3bwL7TN/yO27NM",
+	"c9zpdgZ5Tjc7kip2F4YZGw7uYmNMOtjAnof7bcfz3EFnHbsLG+8bTn9gGWMXtw3S9fvOwLYGfdvMs7vq",
+	"ot+xu1/HYLq9WYQ7Mn1Hpl9j+KXEMDen0ir97fYw4Yv1qSkJevAcTxKyC3lPIY/nkd3uD+maHJW7Jagc",
+	"0kKGylM0emekohvAYr1EOtFWpa34PdjSuU70u3PoqQ+7rdL0VzjJqLm8O03E10gTIRGoYhBAXtseBrTS",
+	"4U4rcaeVuIlWwmpv7/A0hx4f6sAxSXv6u3W9SLxS3hThUhhSEq4UISckKyFG66jWSmaXT181E0v1SkrH",
+	"DN/fmkw1OOl0W9221e/3HFMF7uoF5oWGnuE5jmM4Zq9r9B3cNjrd8cDye1bHtHppiYGTxuOg9SH+pw8K",
+	"8TtBaRxsGo7Z7RnjnouNMe66vb7nDRwby7b8aRQoIOs6KDqQ+qv/5d99+V/+NC1icAI5dUjE0YxFNKBQ",
+	"n0DVOzhpWJ0BMk3TRJZlWY0sdfBv/+W//M2f/x+//tUf/vrnv1+oOVQDKLr2wUkjDCi+XLzcQSjSZ7gO",
+	"W6rPJfTxQJfa3/RwH+hq43cy09c3Acn3ILP4jbBImuFrf3UU8IbfJG5Z1Vg6DLd8w5DGHP756qe/+vWf",
+	"/A87Yw5dMEpenE31CG5//sP7g946XXpraI+G/Xaq0zP77b5j97q3SnX0Ku6oz51YeCcW3omFt26s3tzh",
+	"vVi9JnJTQfJmGtCvmxSqCPOhpNBEmZovBliduh7P9I1vIh88iLmOboSaVbq44SgMOJSO56MmmocxRyOP",
+	"4FA5Ho9UwaNJhD0yWuM+na7jLXCdfiJRYeItvb35U8bCXOuKNGJZCTTNUQccKcPb2qRmyixXm/7rCRS8",
+	"16Yzk0ci0BFU5kYsAsy8JCL5Hfig42y16xaXnWxhgeXKnFuBkeSeg4uxbjL4WBsQ34PWr2qc2gWUQKx/",
+	"yo90pcT6PZ5BPa367Z/jSf3GOi/vw4jNdmj+nNVprDBN7bF183pj/xBOtxb0IlHvXNww9shzJqCY4db2",
+	"D15KavCu3NohE+2lqdy+/K//4qv/+xdf/tX//6u/+Muv/uSPv/w3f10ofl0hBphWq9u1TdPp247Og+0F",
+	"QvMNSbAEDs8Kf+n3l8guPlSCfQH5B3Ur9XAqnBl6RrftW4aDO20Dj+2+0W63+2bP7vhdcN1Na4KeNH7z",
+	"53/11f/8RzpX9kNdBzRbiKpKWhagFAS++ne/+O2//5ka4Ks//Ve//eOff/l7v/zyD/+qocr/5yJBkhr9",
+	"+T+hOGxSGKLkTtEzuqZpGc6g0zf6vu0Y3W7X9jrWwBp7beU5EeJglk2gf7goxXdMFFJSy4V+IcGFfOC6",
+	"JOpJ4zd/+8u//9Uf/PpX/7bgIJyUNk/tlxEbE+M6mEs6vFHyKx75LiEfGnnqcI+ijuCaei02J/TlLFR5",
+	"J7nBoF6dx9x4Rqho8XkkafSUEDELW/BfqABUa271ch4GodJOCPJS3Hf59Z4DbIpUySqGvv/syYeqiqqK",
+	"GwCVEMTtUaIqIZ4/+5H8/OPHz34s+RPSRK5k8ykaL5PakiNVahlq1xFYQ2vmHZcDO9WrN94L+JzxoI5D",
+	"gO6S7/F2iMh3GQnvMhIeWL3eqyUIqveWpNx5g3kMqYc4wZE7zZBJXl5Kf9tF4V7pxgmyAp8Gc8QoUmS+",
+	"CZdFEkNdD/lopEjYSOUz9BL5N0nug/mQQnVb1V+KUaNTXXH/Hk8LACdrUoMGKiBVEDy7x6HIKugwKMER",
+	"AQi4hAv5KzQ4lvIYDJNQkKdqSU1EQq4yEU1CNsbhkFbOV6V3V0zleRbis7f6fAv7VMWR1GU2duceynxB",
+	"JRdQQfN3JuK3WHjljh+9RX40xC6ZwTk0VGX/xreBSd3vdm8qKnMDO8RdrZlvmu1CPiBVxki+6ho84EqH",
+	"O9vFjWwXp0MqeZAyWEcnxbwYCiaKgKSlxgOaxq8MqeJ8pPil2Z5vnFVkdyPH17WeE8oFcO/DPa8zN9wf",
+	"S6nKAJK3PgvYA+xOUSDIDPJqy7aQuBhyc7EFzScIOEUR4XEoOOJ4iRbTwJ0iHrsqIhHY7sVUFdqFssoc",
+	"Kblx1RrxrlwYhLbkbRJ7c7aBBxDJgs/H/a7hdP2O0e/0sOG4/a7l+L2eD+U3cs06juG4ZGD0O92O4Xd7",
+	"XXPc9T3cdndgNLO93GaaLw140IOWUgRs3Cy7ShYgZ/OgkkYhCHUl48AGoKjhgPF7tR+A5CaqKMJTEhlw",
+	"B/U+72KYvpkV7CAohZNrEuFwP61BBZoDt631CA5CijgaqdiqRx4foYAKhkY8jq6DaxY98kZV2VAQJBTW",
+	"bSSzQeYqY2Hg6YoFfkBCTyshAopG8Dcf6TL0Eg9e4zAm2qlvSBUl1wl/JSMTiKbWuQLC1AOqmURu9nu8",
+	"NaTa/4hLHkiyDUY8V1ZilqpHpgEXTI6mvAjVjnOq3hm7JkO59/zgaqMrbSdEaPtpAjplYg4JloOEAZdL",
+	"KetZmoqEcKWf4QtC5kjzT0GkV3oPuXjOT6GqQxChwIPNJvUSkG0OkhkhEC7nIpnBAwUe5GsuHKKcSB7Q",
+	"i4vHcB6JYDJqoZRVgFK4CEf6OGbzWBDvpBJc96BWRCIMNssriIihyWVrSMHqiimCcgugS8eIx3MSXQec",
+	"pbHHav9QbScMdUIeYO6GNKDXLLwmHjqqjFjWjC9SsrC8q8dNYBRh0SfJ3eJVfCQnBHZim3Yz5SYhpTHh",
+	"aByLpOGQwmDINjtoVPZaGrWGNP8g0CzmAo0JUsIvOoJj0z20+nl03Mp5ujbBD3VI4fo3c1U8EJ7ggHJR",
+	"BrCUQ6tUYvCg93dm0L6oWYT1TXxS1ZMvaoM0LXWMNhn3DccZOwbudntGuzf2ievZHaffyfI3PCowL5s7",
+	"QdK/5L4XZ3IGhkNsbAzsnm1Ylj0gbXM8dvv+7koFgO/tJCvNinGhd2PqbdOSdZ2W07WtgTXod16Hlmwz",
+	"IHfTiH0vZGPyMq/52r6/VCuWW5Db6RuOZbYN3O3bht8fm5aLB70uHjcKerNGROZtx7LzerIutk3P63uG",
+	"6RLL6Dr9sTEmnbbhWWbXdrpde9zGO+jJVrRi6xRg27ReXafV79tWzxl0B3tovdZm/09wU5ZcH97YnS/u",
+	"nS/ua/bFVZRUspSaiCd092iVsirbe6r1SViDlOi9VcLQa0ubkHKW26uR5NVAAPhLl9FrEtUpRVNuf9O8",
+	"Snn+p0auhkLz+pcRSPSGG3mm71sh9brmb48KzPVxka+VbJm8hQlXt8LRNZVzrIKWFAagHlvGvY5KANW3",
+	"u8TaUbJQshHPSRCYKilIL/1olH4aHX9D0km8KT/sNyDrA+jz8mHmcPTlz3/25f/z345vKPYnqSnWRvrm",
+	"bea3liy0bbcGXavX7/d6qyxqo2+aptnqmo2MUa0Yottq24PeoN112h83ikysZLt342FtwxsMHMNx7J4x",
+	"MPsdo2d7xLNwx3UcZ0ce9u//6l9/9Rd/+dv/8J9//V/+YLNVdztgVnhbudC2bTjjTt8YuI5v4EEfd6zO",
+	"eNDp2Ku8rWVDBd63nLddPc0FGfNAUrHGVIg5P7l//yduKy3HSA/H/SYv447bfUtyRW3uoEjTI804vMlQ",
+	"6ZtZn24tWPr9Z08+1Hw0tDhFUUX49JHd7idh0CoGGqKducAhqai+pcOYcxmTX38ccyWJaJRQ+sHRxn4x",
+	"z294ra81PnoPYn4QrdMdxX7zFLvd7lp21+6+VoqdhozfUe6vE+VObUlPohIRv4uz3TnO9pZcX1Q1Ds6D",
+	"CX0NeYUDwbWVrsrqJ3A0IUIZBbWF8DT3oWRJayaOXmr14J2u/Now9VBMPRKBU7qL5xUFO6DPIbzFV5B/",
+	"z7AH47bh9DsdA/edsTHGPb/n9rHr9Dr1caJa4W26ymz2u+632vJHp2v3Xo/ftT3wbMMx+47R9yxiYGLb",
+	"/bbT6fY67o60PTlWZLX7/c2GJctp2Z2u2XUq6fjmo1y1Kpl2t9L72h5gz3DGVt8YdMyeMfb9vuda3T4x",
+	"7SIdlwt0DNMyzF7VAksEvhF4IWkc1OCUm+7g8nbO2qTyK92R8VsyN+F5cHlFluA5OwaSvbXgwkqPV803",
+	"brVSaP+SxeKS+TVHqupz54t9l0fmrujJazPOpQ83oJr81Hy0afu7NOzfmmopwOVm/nopr3D05c9+/7e/",
+	"9293sn2pnO0nWppZJ+xkbv6HlXVyBGJMXJbgVeARW+hRskl1/9zEDz6ICE8LE4I0o5w7A47aZls1xkjX",
+	"Jygmq0cB5YJgr4WkeKwvdgGJNFEeKzSRh4NweRnKe3MZEexOoYkc89JlLPTYgiaOj5eKeU//1K97VZIq",
+	"RCfcpgmxd2I7Las/aFudjt1/HTKJbdg9yzYczx8YY7c/MAYdr9M2XRO3/V31jc/Awze93u2+vUkwgb22",
+	"2x2n21ujYLS7/thwCLYM3PMGRt/uuBi73TYeWxUKRgtiHFaLHto9yzSctmkaGI+x4bT7pN/zLLPtdlcF",
+	"E1ig1a5aYFkwoexSwv6QsklhxjvZZA0FaJvtQ6r5B63+oDvoW4cqmuySvuG4xDQGnQE2iGvbBLfbxPbG",
+	"r6tosuu6huPabaPfsXqGbzudTs/p27hnbiiaPBj4hmN3sDF2xmNjYBEHD3rdnu24lUWTD1Wz6KyE7/EC",
+	"B4IndESr1e5xhDX9uAsGersKGn072f873n2/F/Pm4swquO/f/uL3v/zD/+kQnmdpiaS1LmiQcjNp9BZk",
+	"3LydpHyb841brXZ7MBh0zZ6zPt+42xt0DMe3TWOALdfAVtuzTR/bbbe/km/c7Xme4RAfG5hYHcO0B367",
+	"17Pa466zKd/4r//dH/z93/yv7Y7d3pov3GrZ7V633ev17Y8BrFt32Gu3+/1O51Ab9Ikkym0Dd3ximJbX",
+	"7XkDF497g1ob7NTYYMcxnU7H6eyWFU9d5W92Ujz9XO9y4t3lxLvLifdW5MTbmavdK4ne18RhU+XdS/mZ",
+	"ezzFWG+s0E2lzvDplFGigtOhaAoEXKfhvj6LsrgAjsLgikAgCb/XWpf+Lle064bFY6rKaWkailRVEnTQ",
+	"klg3rjdyiwns7mqYvZU1zO4yt91Fut5VnbnzFvgaV51Z9Yz92llwPS8rA4MEW+OrevOiMEqb5BEcGonK",
+	"/SY23LiCHXuoA3ABEUihFWqjpH6qLfSMCCGF2wA0j7O5rixzJkanyA0JjvRH+Hf2MZ/dBcHrVylV0JRE",
+	"BB3Bg1IZhOR8RDSz0Hjv+EQF6uhsMBl0UaFIoXqKUBpRWZA5xPjIh02ZAIlctefbYn3eyxdUeYMZY8rR",
+	"nbXRcraBr014zF2s612s613kzF3kzBoVyrcpHcIzUtLcSMyXkMejr37287//6//t1//6v331039xfCux",
+	"MH5EyOfkFvzDHrwks7ngkj3wIzZDGucAiYYfVEJANF4mWWFjidvRCP4zQkdJKQTZYYZfBrN4pjomue/u",
+	"caRW/wF++R5e8uMWeneZY2iOFoHkBICrmeGXD4GAHFfwOSscwkMY9gDhMrURm5ox5xxxmxTbPunarcGg",
+	"a5nOwDlMmYFyJId90u22zLbZVZEcayl12+j7Xttw3AEx8AB3DdzpeLY5cPqDwWBHSv3Vf/yzv//bP8px",
+	"42sp8yoAViizXBg2DQcTUxJl2zAH/tjruAPs2H5FLEz/7afLhTO5cym7c+XZoNYCdHQZ0Ms5rmGAKzV/",
+	"1UwGEIxdhoxO6o6Qtn+V4Jei+26NcSo63cw/iDJR06Upa3nnVnQXElCTAVSUP6/oOPry93/161/90UG8",
+	"kXTm57UVhp+EHuEC+UHExYn2aVDoGzE/UwzBBQF1KvICD/JTL6bLZi70WGX9j+KQoGsScZ2ecH2x4e/r",
+	"hd26A9QhC426ophgt2uYvo0NB49NY2B3OoY/6HZ71sDvEmvcaKoOz1Vp3pgDT4IrCHP/pDNoDbpO33Q6",
+	"FigKJJ/7pFgKKSjMa9l233C6vmMMul1sWB1n4PuW3elb3TzYGyeaD1z1Fo5D8iN1UI0Tq9kQrDCfBHDF",
+	"di3b6huO7bnGuNsbGx3HGfesgdXzHH/X7Q7azsCpudeubzgdkxj9Xs83upZvtwcD7GOV6ja/V4h12WGr",
+	"9Xa2gzeUvtbaG2qDS5F+mHc+zN/mRFtPqjL0v/HMW9WURHMm2rJ0+MQZBUNEPl1GM4kKU6/6FAVCFRvI",
+	"BZzdg7wXQI7cIHLjME2QW6RAj9JNHCIXRoJmGj6+IojGszHUD6+JKpSU94YyXnRPTLvVHfQdxzSdweuI",
+	"Lmsb4263Zzh97Bhjh/QMB7fbA3/sjrFDbhhd5mwS9mGrPXPQV1mcKiT9sdnuG05/YBljF7cN0vX7zsC2",
+	"Bn3brNDBgyWjHKojB7HbhuP6PaPvWJZhtzuuM/a7bs/3DyHqJ4JBTVlfbbpt9cz+nax/519y519y51/y",
+	"bctGcRcSdqe7ue1c5ji6ymtu9A1AR1/9xz/76n/82UE0OBGUEie3la0un5YuUknoTtAYu1dIsFz+OhUx",
+	"t8pQX6jVvY6ECIql6XQsuz8wrdfFsjp9w3H7ltEfENcg2DYHjmnaGBIG3Cghwh61r183z7mbeUmdT6/f",
+	"uzMv3bGcdyznHct5x3LuaGWsy2/m294xm1+j/AOaW5K4IWEV99H1rmcVRRzR16CeLfpPlRS0LXSu3MGx",
+	"ds86VYhpHpHrgMVcD0OonDt15kJJRi5VdjYl+xNGeJ4fHVLZ+jTPdet0ypOQjXGIErcxGBR667xhSNe3",
+	"1Q2GNB0AmuZLsd7jSBA8Q0dZsmZKcARJaagLh6gaSOw5pJwIcH6HcROG5qmqv3+s3NkFuL5LskFJVe3S",
+	"Czi6gyqlKUPj2JsQ8XVSSdtWe2C2Lfs1sff2wDUcbGMDjwdjY2x73Z7Tda2O5d+QvW9/M9l7u9Nv33H3",
+	"d85jt8kF7exrdccBfUvUbYpI5kl/TkeFjn77059++Sf/6SBKN6j37yvZ8xZ5qWaJk9qlFES59oOL55Lz",
+	"YlLIlJwKjpTrfMKFQWF1yZgR7xQpMpkWn2U0XKLxGnVgCz2ZE4oYXIOYBiIgvIk+i5nQqRxi6gc04FPi",
+	"IRZ5Ksr+muSfjj6tmIaEc+Ri7mIPFgREdFWr+FyD//YKVviGY5m2MXC6tjGw+n3H951+v+PlnIcaUxYG",
+	"Hl7Wp3bJsu+qWNxyFQu71ekNBp3e+ioWG853tYqFc/AqFvkFvoYqFtl0d5zZXRWLuyoWd0rcOyXu3uLL",
+	"m8pDe7M4E0W267oq6NZ3xS/uxLfXJ74l7HFJgMvK+8/R0W/+9pe//t9/dQtlMGJ6e5HO1FPYWAtalC1O",
+	"ldjFp5IsuEQSnYB5CKSyqowkenGvw43iWyMlmIOW0zMtp/vW1rprt/pWt1dXSKjg+3MD7C88pIPcyQ53",
+	"Wt1b0+rW5E9yTe/Uwd98g3hC+PYMekqJfZY2dm2k62PGrjiK5wiD/NREkP8TMnnPcBAi7EaMc5Vwtpmu",
+	"Rmk4k3RuQ6owGmXRDIcBV1FG6ExnIAM16kLKYpCjmXjNgknZC/g8xMshlfMjLesp3fXf/fQ/IEquNbJU",
+	"TLaKrg0ER4GXDK0syVqkHVIp03JCpLhXYVM+nxL36r0MMisBYSvlV9hsjulSwiRF4XKt8n4HsslnMYGQ",
+	"XU2M4T/51/b/sfe2TY4c953gV8nFm+m+RYL1nFXdsXEaDjnUmEMONTM01zIUjayqLKDUhSyostA9LcdE",
+	"SBcnS7YlWT5b5721vNIqLGtfSLQUWi15lLT6LhfsGfLVfYWN/GdWofDUALrR80Ci38wAyMrMyof/w+//",
+	"NKSP7jLeLwetA8sw2q1SxYKKsoBCMY/b82OqXVCxUyjlSI4f5cNhzpFKGb9scJW+dcnozlqD82rr47hg",
+	"QiwbSWWrXfaerjM/1JVjjtX50ZUUFiTYdbFJHA+TwCQ4IBbFgWeafhDQKIlJay6AljgBJoET4dBybagn",
+	"FFmuFSSB3ahDVOdS1of3Hm+s8mwQFHGqKCj95fm3fvHktx+g17T3xZRvxSYBtPV5fUsvwRLqrFcI7Y1y",
+	"IdIwO0M852x/F0+7jtTwPEj9e4O8qtaHBlQo/K06Jv872nvy4599+u2pAogNor5M9QNqrQJe2/qDSnfV",
+	"no+H1awiAU0Dj0fLWcWrZ0iMw6+yqGyDVQyWG6hxeIbKdMhQIaXZQ8TZaZ09oYPuSRo96R7lEwNbOY1D",
+	"CsYWZ0eo1KBnUxhm+q3fk7KNfu87cVuxnOnXAZxRvdMyYqk7AKBh3Tv/oPHMAjp9b9FEUqEngvb0uRCo",
+	"Mfb+ivndidee3Z14nUnJY1eqKh8wubFQ2QcXzUEdqK1PAXYnj0A0jZH8/0QDSwUc3GUzSgrIvT6ZjeK9",
+	"rYOW1ByxfBQYw2YM9uIJhizJC7Z6bmW+jZk9lyJI9UY3AAPf9gxMotjHgR0mmDlOYFDmuNSlkmoNKOcs",
+	"k/yYZlLoqIeFL6RImfKSFUyULFbYzYV2QcuyTC/wAgjxngZlfMejmASRjQMWMWwnZmjFhhWwxJSLzx6V",
+	"Dd81vWlz41hqHEAg6ps19baxh4kX2ti3Yh97gWOEbhS4JDInj+iUIZJ+A11avGy2jYkTejhMfIJJ4kVW",
+	"4rMkNNzrWDbTCkzH8JxFy+YSTFw/xH4YG9gnJomZSVgI+7fmspkrl404mISWgQMzSLAX+wkhcUJDSpcs",
+	"2/oSVsVjPtMVmxpUZ1ezaVezaVez6YWp2XSJcwWg4FoeEZOWW9nLt3MkxtEAFUzk4yJiQETKeZ8CjcG8",
+	"SFv6mS931dDjJipjUutPa2mMi3ImLTTx9SacvAe7HjKUKixuREXZ1uCd/ioZl+OCddDNySSVXsC6XCkt",
+	"N0SNIKtomGF+wgSAfb1pc1gPlXmX94b00d70D200mdM+uJSk6qSCjRHmkcYZQ1GWR8cL4UGQgaoOr+Ji",
+	"eYH0df7+T59854NPf/p/Pn3/Hz/+6Lvn3/vmxx9++////Xc//vBvzv/uv3384V89/eX/fPrRv7YukJXc",
+	"A8s/cEnHNX3LdGzbXCo1ObZpYcJMhmlohzi2LNshpu26LFkmbG4oM11j0a1FQq9jRTEmVpjggBkutszI",
+	"dkwz8gizLhZ611/2CyRhteqW67iBMhTPGHVt28DE8Czsh2EEFUlt07Ecy3PWF4SnN/c57uwi8n837/fn",
+	"6m3tnBh3weM7v8Od3+E26128bJ5cd/M+og3hZu+TD378yR//6ZP3f3X+hx/uX0IemwftZ6pWDCiP85PK",
+	"m+si5L6Kn2nP5pGsInnHAtIVy4tQwfNpqQWwPcdwVDmK01QoEHlaaHqDlV/UU7m6k5aKg6kKHEX5mKuy",
+	"8bUp/OAvWnJecevAarfkmEmWn7YOjMfK2NH43Wz+bslVW87YbePAMDqBZ3u2SsCro3eWNDU7hutZgVfl",
+	"6n1XTNsiCbapwzCJ3RAHEaXY9XwW2VFi+85sHXOC7dCwMaFOgEPXTXDEXCtIbIdZnqttkfWxaJwHeXwm",
+	"7/fnf1EZLXWz2i0rMmI3MQ0PkyQIsRsTHwfMjLCduHFMDM+3ocSn2vfZlyAhJr5FcBhFAQ6shLixGVtm",
+	"EAAoeR0j+j4mZhxg6pkGjsIo9iyPkTgONAqtncEa2U61ib7p8BUrC22ZL9oY18HEdB3sxx7BlITEc3zX",
+	"IcxcX0Kqz/sSPlddTVSM+c78ei1OW8+Dxr8BhYmam1v7o4yKvF8w0VS8JVG9wE3nqrmI06FkfcsttvIc",
+	"6jYLbK3tKUPtAQRd5qf8ENEun/CHGwLRTOSoBNbQYBZC5+uGlA/iULEXcAzqcjqO0zIv5KPZoRbbkJTa",
+	"5DpBNov30nKQj0vZW1ogLTuLGyhmJU0z0eUhO8u1LxDMD0GOkBjlnIk2ogL1+qy8Ay/XW6TH302F/lm8",
+	"VNn0J/yOjsv8JrhvS1Zm1LwL2F7TtcusgeKa492iI3hEuwlaijRDPxcwQf/AACZoWrbjAmeLi7P7Y14X",
+	"G0wzVjm2gCrdeZSJRxfxStWj2QFv49pGqZ9qsEDPwGZsMEyoHWCfuS62QzNyEoMF1DIb7jgTdzh9Zm7J",
+	"9VJvqA+RXkYpQkyW6SjlR3L6gAdk4yGv3+H8B997+vNfwUuwLJ74bw2ZELQPplYp2tMhQ8pDTaAiP0WW",
+	"ZF+S7drynOjhKgD+hGbjBUM9/eVfPf3o542hlHN4cyz4BqUKH4fODtBsrzCsA573RR4xIeS+Og3eJ8aR",
+	"jr2RDLCkGfy8zN+5sUcb2MvU3Vqd0V/Tnx0LfFE9kAA2TmtKWbGu6pvLaijLMOMvjdmYSZ09HGfHetyK",
+	"rcgLegOul0B7lmEdNok8AgOrTnakWe2+Soskn5N35taDP0V77z68jX3lkpwX8K/kM6/eewtUnzdeffOV",
+	"N141fcM2upwK9PqjiGUo5ejWIOUU/FUAcT6QnIhFJYvbdaUXcHTqMR7lccr7vX2UF10O1tE9ydc0mxow",
+	"Vu63EZXKkyiRZaC3XgUZwTKMtmEY8HqHaPJEkZ92+SDPKocooBlIn+EOep33s1QMENAMDTbI7uSEmWAo",
+	"oyHLBBrSUZcrOH0oWAZq2/nP//78B99rI1WUtY2e/NXfPPnRR2306f/x/tP3f91GT/75Z08++kEbnf/o",
+	"V+ff/aiNPvmv3/34w//cRuf/8u0nv/lvbfTkJ99++sv/eYgS+aIT398m3WyjT775D09/87uPP5LPf/O7",
+	"H//he6q/f/5GGz39w9/Bv03qh/6/b/zrgRQ/uhysxuoEdIbx/iHqDeloJJdWvo1QGudkIW6qfQZ0JaJc",
+	"EsgQTAdU7dGASqpZrV+ibVLKqxn8opKx0B5APGJSqTXaCt9RS8vk5dALfDo4O0C9MXROw4z12qg3TIVI",
+	"ef9IDdBrd3lvzI95fio5C8ti2WbCb9RX+50u7/LXwcAuuQZk3ioHRT7uK8Mn8JVinMlNFainOPNdRuMe",
+	"2pOrrr+pYkt66mBPDk9VcptK+TOVV7r6av9AHZkuh+7bqJ4bigYsOka0T1MuSpX9i5Y0pEL5X+sCkdWN",
+	"bHf5KKMRGzJeqjLVas/Aezs/5Wg8QmUOomBER7CkqrpkRrm8KCpXLty25vsdqlfpKZ2xVyXT1TnBmn7g",
+	"N4SUKMscq2A2mEcx5vvtqj5IG7ETSek66L4kHbRgteNZylGofGLbXc5oNAD3BkhkQiMABRF8KzfndJBn",
+	"4PoujxYttfCqfoJUbkB4pIwBFbqP09FIniceo4IpDEoSCNlcOW63q7OonOVjBs4SXd5TFE0Dpb19ebRj",
+	"eUDGHO31lMj1H6TE1dvXPYvJWQH5Whfxrop6d9B9hosx53K1qbomaqXrJlLWP1Bu9HKJ0rLLtRQIyzUR",
+	"J9X27VFw+Vcvw1gsoLo7KNmTEIEuV47i6qrR8mByR47ZmT77WvIX0A3qNdhGDx6EL2CFejNMpDdLd/Yc",
+	"w0aLEFx5aVXN9X25YfLMYIj8lyPL0wPv3M+biXGW2/7U7lxo+RuOszId0aJ8Rcq0WN6e9Z11VP8bZUOx",
+	"NoTQ1tAhjGkdwmjoEMZCHcK4qg6hQxYr/imF3RAYcWtKs4AD0YnESVNjUB8voTBUwNSUsmBMKQvTcrTR",
+	"kKO/JmWVhhAdrBKiJ6+9oRy9DEVSlLaN1EwuGVH1wsRS7ex0K+x08oJB3hKwG63hrTX3wHO1001sdAD2",
+	"nE4wHiSv4w3lD67tZO3FpHyvSct7s++neAatpYZFbkeKMk2sGPyzZnwzL3u8R/Qsy2ms6snSor/6mM4/",
+	"sbUDBlLKXtnwCwzz+GwfgeBY9ME/n3KtP+315mbSe6Giml46Y6XiO1r8aoQ2ClVNft77F+2d/9vvz7/1",
+	"s/0tggTTOPbFRsz3BqDlg+gv2qhX8+weyhPUAxbdU9ItSLQ5Z4eg6XV5rwbEpI6mpKMeElSHpaYllG/d",
+	"o5UUflB/r6z4cb7f5SCiVmJDD2WpVp2UHmaCal/9LM9rQ+LoITVml0vtXOoV+x3UU+61PTRklAvIE52M",
+	"Bc2kDivF7giGHlEhkChzUDWk1L7XAz0Vpi+Ue9v+oZovo0WWsqJSeCo1DRJsnIkOup0XCj4BCpkXbY3Z",
+	"t9EEr9dql25xo5mGURwix3C6vDYELxKh36jwmqvbgdcQYp1pIdZqCLF2Q4g1ayHWngix5jMTYjcDx7cr",
+	"6rqLcfEKuNAAdQOpfvoPP37yjz+bwqR5rsGnOkBREcODJl6VCpT2OZho9vrpCUMUaTQHtC5FbdJyv8Kv",
+	"zQZsXqs/TcQcsKuLYHlA4wHYqZ+eA+QvxP8VHNYYogrrXQD9K513Fvv3Fg214RBa065zKDSH04Gh7FEq",
+	"AJyFQUljUHnEjyI6muqxUuwrV1woVSQlI7gEatcqCEcuIC0r8KbeHGPGuhBcbF0I1rMubFMn2hkUPls2",
+	"dV7ruk1betO4rojYVi0UV7K+Q//LE2uAYDVvda/t7G1tUk/5VLrjNOeVfgRQn0ZFtZyWwG2WBBiFLMt5",
+	"X0jqulcTDwWXop7sKMzYbUl1RK/LgdeyeL+D3mRngpV4RPsplxf2UGHmY15WiYh7KY+yccweyrutcMhl",
+	"BnZ4yWcSlL2iJZSMvp1mJVur+Tt5njVaL4jPVeut11VuD1C/peHTijauS9/ksunMYetE4d5n/TTn67/d",
+	"HR6PRVmcrf/EA4jjWb/9Q9pfv7FCVePbRT7coPnDfJ3G7yqus27fuvl6fX8J9nit1SvK9fZlcq9azy36",
+	"uvKVO2g9+e3ffPJvPzTNpz//uyd//Y0nP/qrT/+fHyhToYqaOGFSe7jVSLSiwhYuCI4gB6bfsWzftz3L",
+	"Ido3cjYlXtP10cFh4jJMAsfHocdcHAbMdn0zJMyxNsyCp8yM4Fi4NAHe/ATncuA5OGSBg4kVOJiGkYEZ",
+	"o0lgOGHkRMGCpC92AElfQLA7aMmP8AfzuIRD5FrVS/qKVD354NfnP/rN4rTZcKVbB61TFgrFApcmw2uV",
+	"ZuvihHizy6ZE0JmDZGz9IFmu5XhOYK17kAxMEotimhAPJ9S0WRhS37Tp5Q6SsfogNSd4bQfJuP6D9PGH",
+	"f/3ktx9s4SAZax2kybJt4HEkueZnOjpfyRy7wPxdYP4uMP9FCMy/VLD4c3Phk5qyYLSIBoqQNKiy+rxG",
+	"7Pdyt72bqGCjGwJxdqrwqlRItbVdqa9VfUH4rU7eqDXKAZvATF0OTkKQtDEtofyOhqvm/H96tduRRrtF",
+	"3kE3wfn8hujy+SFTpXBXNQclw9D1Bpu+6kBalcdhly8vYIigfmHOWRuxTLBFxRTrkTtd/l7TmQkaV8s0",
+	"836pThgmPx4gqgKvwHZJh6zLlftKtWRVLGIum3DaV3Ud92pf+zNovd+e8nqpnW4qd3tdCQrcZ+Ytqo3A",
+	"LnSz4SW2B5JIW2eDzIvKAWhfzcwxgoa/Ww/yd0ouVZlOdL7Ew9oDKa3TgS33vbmrMOxLx9zzCfyOpNjE",
+	"czAMtPjub/e3+9v97f4+c3+tjTTIa8xVcjmkIziw7I4XBMQKdNGCFUiHh2lAbEycyMd+EASYEuq4NjNo",
+	"RMmGSMeOUe7+dn+7v93f54FRXlgYaJYLLagNRAPLwMS1CA4Tz8VW4vgODXwzcL0ZOBsUVMtW0HWlxbcO",
+	"tBvW9cHZWyseOr0al5Aw4kVgm/7pCgV/dj7/O5//F8rn/+XPzXXY5XmxABg7WCu4oHa7UQVsVIywhgE/",
+	"c1m/1sC260olzy2Hl3tpUlBFwR6NOT2haQag/qrruPChrV1JwYoTKGMP8c4lPWaoGTLB89MDVOY5GgIW",
+	"TIU4zYtYBfjK09nlSZb2ByXag/jTnuruKByLM4hfnw7+TQWCkOdoIF9C/pyMs6zL9cOL3rS330H3WVmc",
+	"Nara9dMTxqviRXmCBItyHosX5jbAfPFNOd+Vjzea6h26gp1GsX+kPH43tM/MhEzAl6+Apz8GSQjiexYX",
+	"4qTRAKWlilqGtsoKURkHGsHQh6hgYpyVQgdHpNEA1e6+KjZ8cKYIdzmAWBGwRM4nhHtVTuyWHKtyEbw0",
+	"pJ+q1Ge1T0VCbSmEhgYOwyjClBimT5OEJrCkk2ZBGGMSEhP7QUixR+MwCRLqRKHZWt/nYPIeG8Xrbuic",
+	"pRcd3LOmfVouftn8uJpA7RCuXcaPKkF7prsLFkV1B/DQ48stkHyJRXTsHVZgOH/6PXeu2+uYn1+6iDI4",
+	"BUiwE1bQbDMb9AxZg0KZywka5AkVqKfqad6JRQ+lvMxRT4yLk/QkL+7E8pvZTA8qV0zVRkqqbCR0JcFD",
+	"lQVikmMFKGQvUf7TwHeVGAk5mGrrsa61pBheAuFVbe21o5KXqA7VSGVj9Bui0+W3dP3EdrMuhySyoEmL",
+	"QTqqElxUCXLUG2tHoWF+wrryvZsdq5ecatdnpXZfrpasB6NA/sQuz1JRzmcHEW3FKoQq1ihOGRtV0WFp",
+	"oWd4A0V0JA4hrC0tUBrr7BEUKj8qC3Gj6GmvEeRSrwNKY5BTpjav8vp/9/5d2IdKm+11UC1fqqwStNDb",
+	"MByNyyq4pfn6NyAasEIG2rOjFwxrltjpcvD8XpkpVb27/ESzrFGZUnR5yk/y7IRBLGHDXj+JwlHRy9oT",
+	"IOdsvw2aBUz4oDpPYlkxBfkmjuG0a/UDBEQmUDguq4ZdDp0hMPbPpnHuddBNVJsplIdCRDkKGeIshROr",
+	"147rl1cLhfYme3lUPw8ZPpp3Cg3HopSdKbRFPzVdHF8KjL07CYZChj3lCNLlcIMgTQ+cPilsNLLTNPbr",
+	"9Ye0v8h9AGjC5cIR7iQwl3tAXmimna0vKa0oigFfQn3MRtpRK/IjTJgXYBobBg4MzzB9ltiO3XT7XKv5",
+	"43arJn4N4ejih74iiXV1x6ZH8mJMqOVg3/RM7Diu77mhH1os3Az5gk24Fglp4mt8MxoydLeML+1ZHBy4",
+	"pGNZQWC5hgFIZ7VTISvpF2g0ZJ1q5JW2uIsXbzNb3NPv/83Hv//xxSDt7NTnQFo5IdvHxDQsTF3fwYkf",
+	"GmZEA8+l4YIC7sR0pnyOfeVzbFgvA0jrko7tGr5n+uaGGO1SdbuiZBNtFi7arkT7rjLCM66MoNg4ZNpK",
+	"mlIG2ptn68pdvMYoK7mkZpEvlMb1zGrzTyKyV2J4TdByRspZr6x/o33NnFWl/7Ue120fVynRj+o8Biue",
+	"nmm+/mEEXn3BibxZFZI9paIORNfC4d6UVL8/LVRXyWsrGXBO/mtDLrkpGTQVaCI6z4uZdYGxhiDI2alS",
+	"xkRDdaEqOUVdA7fhn7p/yeRZqijFC2NOM63Vt+edAgBXiM64rUMFXkZAAZa+sbs6Pub8B985/3//x/4l",
+	"sYWZHDNz2UtqD+TtiKtP/vmX5x/8l/Pvff/jP/7XrYbHWU4nsEwrCIhpN4XYr59+YTCmj1JeCbGdiK8T",
+	"PRcHJMDEJBb2E8PDbsBIYlI7IQnbNHru9z9ZIcfOz35B7FwcWA4moe3jICIJpoFPbdMOA9t2FsTOOa41",
+	"K8cqYfYZBGHCFrc2kmxbJ+lIbtqjUb4yYG56rbYi5sqrsBNpn3uyjZeksKSqeXEJm9UkpuhyiTbkg2U0",
+	"mEeA/+TBvbe1gAwtOuh+Ve1+gi1N0EY5G40doT3H8ru8Sk2Ylm3kmJYKR6qDdlR63RiJlEdsv4Pu1Xgs",
+	"5TrUCHBHKeYowAdwxzP9YJ3gGVrWHEYswq1URgLNdC6FW10Nr6r8fnU2aZplm1EYNf+5kFzYGwx78++v",
+	"c9TrRJo+z6x7wQbt+Pm2+LnbMQLHDzyVSGEL7FwPt2PrLw9br81Y94rZsofPS8PzNxv3fkV3n5dYopjA",
+	"Fr1ppGr4iqoxoLLlXlZoWWi1fvUMTRkFq0T07YVGxpIWfVYqG6Q2SB42fpixtLUrR0Q1e6jMoPwupcAy",
+	"5jErqhR/8746KrXmVSNvF7iLOz4LMfHNBFPLtDFx3dBiZkAYtdene2p21+l9M+H4t9T/kGn55Eo2Jv/A",
+	"DTqGYZgB8Ym9VkyX4yc+JoYR4DAKIxyFXmz5tsGo62zIxOVOwitcbEoy/I5JTMOxljj7X7R783Ykw1mQ",
+	"u0ZPoubXzb4JJqbrYz+gBFM3DgNCSGhRZ5pfy2kTbJjY8BZNe4aRt9IYjHZbNDE1htua5t0wLimFYcez",
+	"r8m6REfp0TE7A7duSI2wEk+ff+Jx+7kbqRTNP8rH5VGerNnTomd2gQK7It5XL+J9mXs45ZW68g5OtX7c",
+	"bkV0dMQe6aTDq56eavxcbXH1xU25ZjtrXtq6/dYubH19UJTzJEujUkzgsWhcFIwrJ0H2GTGTvWy2LiXm",
+	"TnwDQU7YO//OX376re+tbeoCSUscaBVmkXYzCRXYrnLTYAohi/KKloKU2EF3qhdTZy6q/OnTgombo1GR",
+	"n1DlsKAdR1OBLMPSRdfQiKkycvBYHfmSclEyGneQ1H/1YZ4iHG3UpARtFNM0OzvK5Fk5ghgXaCL7PIry",
+	"PIshJbO+wkparz/qGz2vOtURDtu0GH7/p5/+X99RKTW3CDsGB4bR8Y0gcBzXbKKOp4+GX5C0m22EOnrY",
+	"lboKoVaMg5gQ7AaeZVkOZY4FcQc6B3HroHX+nf/x6Td+srkz3Pmv/vbJf/r+CiXG7Ni+ZVjuMiUmoSEm",
+	"lHmYkphgxpyI+p5HvJguUmI8c0qJcT3P8wghS5SYJHEwsQwLUyNxsWl6nk9jJ2T+JUDH8/e/+eQ3P704",
+	"Aef5r3/48e//84X5N2Ej8SAvWysVm8nK7RSbGfaxecG95ffOPTDcjkUMwwmgjgiL0ri5u+qLxh1OaJqN",
+	"C3YL4nnmL56FQ5IQTJjBcOAZEbYYsa0wIiGlC4qBzJxa+TQzMSF+jH3TizAjoW/ZhstsrXpPn05J/uae",
+	"dzExjQCHSWxhI4ptlyZm5EfOBD6avoYWDg3Lx8QPTBxG1MLMTXwSOGbgA2pQH2dN6dc/kPORWbNOTNNM",
+	"g57StBQVM9Jg3A2BqGZCu8ikawTEXzK9YVo0WP34dHN5FOcFjjWCieefeTn8CXcKyNTtfX4BeDMqxKc/",
+	"/cvzv/2/r+It94oWOK/HJlKrCQd1yWJaF6NT8A2tq1xDabqGR8eIFSLnVUVi2Rak2n1V6Qipcui6xjYb",
+	"HU48PColpZalF8j26qcr2kXWZ2VquAYzu3o+ugsNFKRD7MDxoQZCVLA4LfVlqeQSmt2c+qQrllSC+gIF",
+	"oV/QxUKLhx3HIJj4sY8Dl5k4NFhs2aGZWJ6xoWbQMNJ42kizVEGYec05BcHFiR8STFyHYWqGFBObhLZr",
+	"u6YdWAu8EgJvKi7GpY4Rx36MjYiZ2CV+iENmWzg2DdchruuEFn32cTFTL73++dNXbinkW13JaJfD6PMo",
+	"ij0vDJbn5Zri36TlTuzZ4a7rykyK7WovEpVHYCJ/XEVqSgrGvs6uQWh6/REbjkqBUi0PaW4C4g98oQL3",
+	"pfSjs7SMJZNGPfinh/aq9PXygSF9lA7Hw4lkpSvIqdm/RR+9Rs/Efgc1JTVVb04n/h/SR7dBEoB0Qs1K",
+	"dnkxL1Tdhm6flUylRrtQpDKeRYpf58B1OoEbeIEVuPPuILNODqq5b1sEnBym0R8/oQkmXkQwpVaCbc8l",
+	"lmvYXkC8DQWpJ//4k4//8PcaKFoqQs3PfU6KgkkZmFBmYBr4DjaCJIztKKDESRbArP6LH1s8tQU7fHQn",
+	"EC2IXAbicpTyoxFdo4DQTPPH7aoDKGif8/66PdTtH1dkZEOMaeFDOyFtJ6S9sEKa4uOVjLZ3/pe/e/q7",
+	"v78SpKXzKi2t3nsvi5koVW3/A53RSQf35ImWgvJCHQpwPUJxGkM00engrN3wulU59IpxxtAJK4SOxV9c",
+	"SfeLelLXXk93i9VEaVTmM5CKkTgUExoaOHBsGyeB63pmkLjMDFtt9QCcpoPWWICITReGSdh+x7dMjwRe",
+	"7UE7vFeJHvMQkxw3lpJR6OEwti1sWMQnsWGaVkCaS14XSJ83d40z9qdqk1oHZrtV5lPjyQVe+LphgElg",
+	"O5jaBsWJGdEwsrzQtDd+XeLZykq48l1NwyCY2MTCvuFamBlBYnoxtUMznn1X8PjY4FXXe7MNUgTqY61L",
+	"N15Q/1Bfyp0R7vMcbHpvUe675xJ9Os81tOShPS6v0RYym3quXflCqVt8KHV/SN/XcLO6AeEdwHqitIjG",
+	"WZ35ZZrb3Klf4qohHxVJaSX0mOl8v+srS0pzezaBHQ8gfeGtHJnuleI63APD6Ri+67kBsdepSmzh0HZd",
+	"TDzPx75rWTigjuNS0/U94m+or6uXABHIdC9S2WGWpuGYnrtEX7/YH2PW6uFOh3YQXZbYXexfYtgxJp7N",
+	"cBgwF/t+bJuOZQQOSbahxlfC/5p6vFoKy3Acf6fH79KDfYbSg+1iLnYxFxdenZ3P0A6Xue4EXbQ4nljO",
+	"YPfR3pN//MmTH37nSuhMAaWY2XUFYTejrQsVW32AQhodozJvhGUrN6p5Afq+mt2W3f4nIqp3dRHVdIjp",
+	"WX4NJqwSUQMLk9iJcegTE7sm82lIfc8k7AoiqtcUUdVD+TSk0ZAz1RfzMqb3PGTMzUxFsOCWYbiWuRMx",
+	"dyLmTsTciZg7EXMti+G68mWz7U64fIkc0rWkJGlDJR5uguMuFg3LccGfAfw67ck0A8B20K2M0UKSN2WV",
+	"P1TEaFSwkzQfC90N43Ls2q0KVdEhqkgLsPl+zkRT9uxy2fKwkqp1NqB+loc0Q5XjFnQGT+ooWKSrwOgG",
+	"XQ4Pq/SDyRREXDI6RHuTPEOc0QIio3gEm6UaSCrZ5YKVAvV0n1JgeUeVNdyv0yUWUDMu52xRasP7sFVb",
+	"A5nDsTh7MdHlyiP9atgyObD8TuASxzZ93//yOon/WCDlYCMxcWh6Bra9wIpYFBoOTS6TM8hdkeMv6Bgk",
+	"MJ1lCf6Y79qYMGpiGjgmjgNqx9ShjJn2IlDZNOcTBhmGsQhVln0zG5MwSHAQGAE2DcshRhIyz4ifvcQ/",
+	"tRQ7iX/nHLZ1yWhjX6qdVPQ5gdwUU63EgwZehfY+/cY3zv/pv1wJeINqeYnSQa9RvmrPSFebZDmcTWsY",
+	"0ZGUxnKpbEpJhhbKsb2SzFTRUynlxIdIcdS6kkrOszMULoEE54G/h3p1riVVYmJi4jEfUxqE2AqCxIpM",
+	"w/Ycs+G70xrkWRrTDcSgasq7/Inbz5/odowgMPxgaf7Ei7Z0Pn+i9YzyJzan/QzyJ06G20lKu/yJu/yJ",
+	"O6B1B7R+ToJvFc9e131At96lXdypU89Onark44ZCNakhN0J7n/zhF09//rstJmAc8+uLC+a6crRWfHh+",
+	"eqjUIDGQrCBiktGkeYxASxLzCs67enJbdm34fKkFRse1HMN/2dKq2x2XmL7prKkWLHjxZg+X1xcmvez0",
+	"hR2yunVkdU2ZpNF0B8l+9g3VFePbMNCoZvBDdlFJ0Vtqk95V4X9X46qVRFsWY7Yi369pdtzAs4lBnKmE",
+	"vxOs0zK94At11t982JrlnoRaESZuyHDoMopJlDgh8Q3mkKgl+aRO/TFhnI/uycNfMXUx+8NdWE39pear",
+	"zekQye2KPJv+Xm4Ho8M7M1MzCCaxT3DghB62TdeKzMS1LIiruZDHVAtjuuYm2R1g/y5U6F9avvJsmMRz",
+	"EfClDJD3+yzGKUc6Are63PLjOpf7lREV4jQvgP4vFr5vDVh0LFBPE+R39AO9NlJeFJyd1t+pRIVSWleB",
+	"5aBvdOUrCEnmtWeGxoj2ygFLpTai5PgyP2ZcKAtHFDEh9Df74FPS5TVD0J2Jkp6p6pRVcvWIFkXKRK0Z",
+	"NLsBgCktu3wPMKMshvrzosxHAp3mxXHK+/squj0txfSc0DFjk1adLn+vyHm/ZlDVCgoU5WNeItqnKRel",
+	"ysiY96F8VZGXZcY66GbdussBRkrl9HIU5cNhztuIfW1Ms8rlBaga1MkSA6lUSjmPcuRLUa+gkVSdulwJ",
+	"gO/yNMpjht6+/eYtxPNiSLNUKNaawtuMBYsVb3UMA/VOGT0+qqbS63T5PZ6doRHLRxlDezwv0c137qBj",
+	"dib20YCesMlLLnKHuQWi51tn1TG4igVp5pSphAUYPhpFjF9XLf9dq91qnLvWQettdrqg1fqSiu5Jvcq1",
+	"GJPUaXwoT1TroMXO/mQQvhGl99I/uf3l1+8//NKDO+LOsBx9+dYd785XO52OqrmYFkzc4a2DwDDk+Cf5",
+	"MYsfqAsgWgdGuwUnVEfhv8posUmc6vRLL1Q09E+H6iZXd0/IOz6XKPEWjQYM38p5WeTZKno93fjFUD8u",
+	"IbOHND7SZ32lBN1s+7jd0rHKac6PElXocFUH8088bremrvLKLqZbb02Sr7KQxzkTgPsPaRlpOV5uMY3K",
+	"Fyr3gXnJ7dZI7FFUsJjxMqWZWMNwM//M43Zr3JQ6VvUx1Xgru/ZWKkTK+5K7VA6sjQm+UJu1sTS2Baz2",
+	"EmcDeP1RxetX7+lse8lgaMlU9qo1np9qvJ2bnOdoSPlZdZ3FISpYWZw1UKZ+esK4ToggxTkBVVPFC2P/",
+	"ui/ni2/K+a58vNEUFsNd56Q9kJpbxN7l9ISmGQ0zdvVEnSr70vAM5ae8lrQawry8+ytlecDnl2Z9eh3E",
+	"cRX9B2KglHIrCbYYZ0x00O00k9scnqHjlMeLkzm9A6Ncexqn1S3fTHmsJrzdpE/jMr+p6+S28iRptVvh",
+	"2Rsq+fdfVKUTbmln99foWa3yL6z8VAPtF0Y12l7HcC3LdHyVeAMqJaj6S8205VN5S6dMAmsm607jjE09",
+	"K16rjq3CXHSBlUaKWF1H5E6sAW5lOn8IkIX+qqqv/q1fPPntB0j3OMmpLY8cVF1/jdGsOTrPyzQ5k9+8",
+	"yhIIiZ1ycJbNy3r9ZpM6XRi0WK2n63lgSTlJRRpm7HbKsgqigYRXz2mrHd/zbN8KLrXVa+YUXXerNSS4",
+	"/jZ/+rv/9Mn7//L0oz8+/e8/ffLrn9T7XUdlPIe9lgvqBMRcttfr5/OS1G11Mi+gtLtUXi8qLiY3UO1R",
+	"s3oYfF7KQ5cZnm/WkUaAlktpuaJsYsJH1XUR7arskgKxgKuiPZ0bEZn7CwpxAK14R12by0Mmi+nRWjS9",
+	"GXFDLEzM2MW+Sy2cGKFlR3YQ+BFrLSAJzQcdigkhCQ5iGuLQYr4VMWYblqREzWYJJoTZ2HcdA4eJ44R2",
+	"5Hi+nbQm9EWuBTJd22ttdGnVQq4H22xYamTbbGKleQNicDzfMm3HuiSXmCx6ZFqYWHaIqU0dbDE3sWwz",
+	"cRzLu5hLaFr80p6eZ8mFJhvmmvZSLrTJcV6IxO2Kk7xATgFr8LVb2qbdejmrR8Bx0yW31mekTWUU3MKW",
+	"aqQPq9DhxepozUKXJxd+g5U167wSMP/MFQECNUoN03EDT9VvujyJJ7HtYkLsBPvMpji2gsQzE4dYQbQJ",
+	"iV+kCTQHkXzE9hNMbSfEzLdiZtOIWsS+mLyTKPYwMUIL+67JMHU8P/ICx/b9oEG33wK3NHUcTMv1nzH5",
+	"1pvh6dCRGer952qW7drt7ytXpuXV2d95az13b63nQVvfYOXGhLV9BZ9aWkaDeQL8Jw/uvY3AjwxBiw4C",
+	"IDLlfQQYsKS9k7qFnJ1OkePDLq9iDY8ZGwE4XKk65YCdoVNWMJRRUaKvjuO+KlkItnCWFnU+7C6vyCfq",
+	"3UnwW3IevYkPmDzsldMAdFVAlnzH8ru8NyoAe07BHlYtmXo4H5eQsd4xLTTdTtnNeirNQ1p2uXKbjJFI",
+	"ecQOUe9/6ynbFXCgs+qV9heZvd8FmqJZ0Ia7k8CraujyknrfMjqVaLdfsSGlUu8DZ7U5MhwRDEfk3z/L",
+	"WVyDBf6ZM3ooWOj4hmcSL3Cuwug97NiGjwm1TEwtxrDhRYlFHNfwQndbjN7DjsUiTELiYxrFDnaJb9uG",
+	"Z1seCy9i9PLByMHEsA1MjcDHoWcacegTYkbREkZvGZa1ZUZvra4e6TmGZZuWQtq3fXaX8Xo9qR3P/yxn",
+	"uzstct4/Aq6+0gtj0nQXeLkLvLx64OUmSIS1+oF3GiLT7drT6Ioghr/ZuPcr3v/cPOeBaF8dAXkFUqex",
+	"02uIi3sPSjCpiuCVNK7uR8iq4plK8gZ5V6UVoWhU5KNcMI2vCFa2Eei2ReUj2oy/ADSmjUSe87puVAe9",
+	"nZcDqSmkAgl6siiX8DvqrSVbvC+7uKzTwFUk5IlQZG/Ex9WEt1FVc+JZoNdzNvKs/noqgg3EFrOGl80O",
+	"sSybWI5tz5bNdHAUJRQTM6A4sDyGA9+yQz+OPWpI8Wpa6luQ2yyKIg8TO3JxaHghdn3TiD2DBAbkH6uO",
+	"yuy0J98vmLexcN5yJ0VEOQQbmeunuxtnTJ+lpawPDm8qFEj4+bTK7gSmncC0E5jWEJheOkuMJn7TXFts",
+	"LJBocQCf0oKnvL/cVfA93UCdHqoFC3SaZtmUWNFGnJ3WIsEh3IvledAgrCceplwsdizUjKQa/KWqFLkI",
+	"ADKth4Z7YHkHttUxXeJ5nuf488zbCAMXEzdwsZ+EAWYBC+0gYsSOyTrM23DMCJPYCjCNaYjj0AxdM4oM",
+	"D3JuFXNR7guYtf3QcGCeZsc3PR0jnxfxzECeY2DiGD6mCfEwI57pmsywnNiCRV+4BMaka9s1fM+zbGfB",
+	"EvgklEsQYhqGFqZ+YLMk8G1CzWe0BEpe8Q5soxN4hutYnipPvvFCfGWDJL7N477a56y6tTu3sxfa7Uwf",
+	"r3q7NqbSgpXlhdS5drClI2UjPx0wCM2KGW343c4GI8rmCy3oD6oBr5wUhY5uySHFND57pUjqta9T/RZL",
+	"ZL1qWXdhzC/cvXlDJYAXk3O4gUV0U8Pm9CEF0UZ+qqKVIbV9yrscZGg6ZAjSxtII6o2ijWyVXV4bK9Ga",
+	"tspZo+aMsRJd2VbZuOzPwV45c8FdwzA2vuCXs1FudeRrSDO7ZdJ5qff7zJLOF1ZK2SHxmyHx/ctyikq2",
+	"OmVsJJYnutAyuUCnOjNDPGZtpFODCaSi8WOdg04JX5V/zKzc10E3UVycoWLMNdWGsOiBcq6JAXTK8vwY",
+	"0UGdm+8M9ai4l/QOVS2WDB4eiwrRYcUJK1CU5dEx2pMNG5kdFoQW3B9zKFl3lcCCuDi7P+aaHq1PUOSw",
+	"15mVu0YggHNNK5MmNSJMDGZjatgRJmFgm75hEcOdB8Orkjb35pVKk1gEE2KbOLBohAPDIp7thmHgmxsr",
+	"lW4nMD3X9r4MivLsdKmlPDh9S2rBtuUkhmUFrs2e13S9jgHqr2L1Ki2eCgGTh3vholumaWLCKMM+Mxxs",
+	"xj6xE9tioRuso8GbxLYx8WITU9d0MDMsz6eEuNQ21p29Wc2edIjpmiZZtNiWSRxMbIdhP3YJpokfWGFI",
+	"HOZbz36avmk7ZvDlTTADfbGEpKMLmPV7kmoBqYBSlXEaQzUkBf/G+f4OOnhGuQOecdmMMThV1ixI7T7P",
+	"Tzfmj6r1Be76edGnXOcVuiGZTz8VJZM8UT46jQej8Kyq2SUVp6anKO1rS0XtDtqTzwPjkz8gSFaUc0Qr",
+	"H1PEGYvBSgMAdD3sgBUL63PdTUX5kPafTaD69Do9yIsSHbOzqs6Z5Pg93EMiL0qBZFvG5ZedOnS2h2vw",
+	"tCfvaCq7+dqYFWetSSa5vChbTTrB+Hgod3aCu7Zbk37kVpcqJ5Aoi5T35ZmZnek7BUvSR5XKWtL+DQHL",
+	"v2wOX5uawJA+ust4vxxIdaPdGqa8+mjOj71NrD3P8kJuzO3bhmFIynthpkDX6xiWF7i2pdLWzia8GM3A",
+	"0QRbJAwxMSzJS20PBxajxDKdIAqcyVqcpKNVqfimR96AzD+ka+DB8sLsCPoLjQWXdEpHgX+XJdeG6OKD",
+	"QskeNYarvlgenXxfU0KBaE1VpwKOkWMEQFyP2KNUlEJDSao1XHxaqqfU78silKUef5UA5bk7u+ga6quF",
+	"TtIRam1yW64x+PdlpTYbrN4u1vQzEGv6kPZfhxv8kgeblkBo1iGZU1JrHWkas4wpV5JZSjnMTzSSImlf",
+	"UuRDDfqrNOo8nqSsAapY5RJNy7aWU7v8ihYBiF7q8k0sAoujl7p8CxaB12CpFGW/ijFgirw6iwyWcpx4",
+	"J6xcS/jiFTDklw4GVidpQyrRXq7OlrTfSIYGtxV8+xqlFObM5ZUkdLXyIZ9LoUIv+c6O9DmOeV7/5q5W",
+	"ia49HPomBD335H3poYJNvGtBe+Iz8kOXrxIg5jwK0B6j0aBi4jXY1WdlFXFdMfDDZZqcrugkZzSgQicV",
+	"BxQHvfSR1VeXTa6qr0LZdmsjync5B4WtjHgd9W+np3Uhp3Ikv/CDwHAN3yCzfp4WDohjY2JGPg5IQLFL",
+	"qB8kQRK7Jp1wJXmQXfdixgQDBZZlmYR4W2JMVYTujkG9OCWUNlJ5d74UG0Y1XkbVZnQolpYDAqMLtHj2",
+	"VhcoXxGnBYukTpxmccF0tZFUIDntZUaNES0YL+/ErXVpyJ14y/aM5QTVOzDMjucGtum6OnmE2vnK/+sd",
+	"XSZPOYHpH+8yGk//0CTDNg4cO8TECWLshyHFLPYT149s37GtrRU+gi0IIMdgvcBTU7ASTJhnYd8hCU4i",
+	"20nCMHYd076Y8k9WxCOGp3wUOHtU6nMBVTVGd76ap2+9dnvw1lffffT2w7fKew+/9PU/Sw377dey47sP",
+	"B+mfDV8vv/zel5wvf/Vd58++/pbz9mtvnd3h1heDL/E3br1xl4k3b59kRbQBW2F0uIbFRl6NFw8FebY1",
+	"L+paCHrD1i2dUN377RTN+FxXvfgMG9w086l5GnzeOOdvb46QqrJWvYXUt6fsZ6XO6Cak/lMw5UEuJwB+",
+	"EiNxo47Pz2Rfe4Ix1FO0X47T2z9EoAsOxwKcHCjvctD0Ut6vcxCDcnecyuehitPc0W4oeEnKsviG6HKo",
+	"C9Ub82Oen3IIoe2hvEC9SUjtkeyypyr8nKaCLVTJtCGQ0eFVLIGaP3z84V8/+e0H59/5y/Nv/eL8bz9c",
+	"yCYItkwzwYREBqaW4WJKKCHEsN3QtDYjztdpILwQuXM6jm17vmUG9nbYt1wU38SE2j72bSfChu1FBvE9",
+	"asX21tj31bdnFbBYLUxgbFINF07fzlz5WTNhvLzWSkUN1+Q3TSVqNjXuvJ2hIrRXgm8uKkVheR3PN4hv",
+	"W8Telm5hhIGPSegz7Dumiw2SuI5HLBJYydaI08MlSoXhMwcTP7BxyAIfh07g2MSLLIsarRVFJORSBJZJ",
+	"TM8iWyBHDzXr3wFJn2dLx0a04VmYM97KTyD8BKamc0HlHHTTtBRQe0q7p1Jeii5vFA7dU9YHRodH0VmU",
+	"sd5+By0Rk7t8mZxMC4aiAYuOWYyoQDmvBGB5j3qHSN5yFGWMFmDHYMP1TBhK1J62YbwwAZeajD8HG8YS",
+	"ct4Q3zzTx8T2PRxSP8HECjzfjAPqBUlrIcGfetTChJkxDkNJdAPPiGPXsJIw2Yx6Xs5Y8nK92jVYZS7U",
+	"OdyO61mB6XjORWz92hdrTm+BKusxCXFoOxa2IupQN/D80Aq2Jhqcf+/7H3/4o/N/+fn5dz+akhJUq4tV",
+	"Erfj2Q6xPDcItiQD1DalnSzwshiVdpkyr2ZTupxCJEoMca2v0PiE8ogtD9EFOw9w50ZM7CkVSJRULqSS",
+	"Dh588d7Nu0cPX3/w8OjW3Xu33vwPppRgnCbCJaUh7c2hQmqVM0eZDhkOaZ0bU0oUC7zib6p5PmSivCWf",
+	"vgokpiuotg5MYvkbxO3rOcD41xlty/PTJr0MtM5kuB3H9gLiG665Ab2E6T5Mh2xpVj7Z4IYA7xe5Gzu/",
+	"0fWJ4SVsOTwvjxIgkavsKJOW8kjl45Idrf/wbPutmGDezpEYRwNUMJGPi4i1kc5AN5PZUTD24iQ+fPxS",
+	"Ql6SWirXNyZKTTGTvDilU3WK1wszHQu9BQsdc29CjkCVLnAcp2VeCNhAoM85Z+1GUkGhw0dBoRXjsCwY",
+	"JGwYKcKuyzJqN7e0ABW3EsbmfRfehXk9J9+Fqbmu8FkoofzCZh4Li0eFrag0aqnv59nS8E/529pj3peN",
+	"l41KozI9YWhPsqd9VYC++goyTeyreS2biGo7NRUdbxrmecYo366Dhh5udd1GKEYbOMS2Ld8Bdw02pGkm",
+	"l46NfNP5gu6+E+XD1ixyatuhjYnrGJg61MSeEVsWjc3QtOOtqUcwDVfKKnJ34LO8vOo0Tc2FRph4oYnD",
+	"xLGwaSZWzPwkoH7YWl2OF1bADkyd72LD5SOe7RPDMJvLN7nwvumtWMXYwMRNEuyHxMA0YkHgOXESee7W",
+	"VrE5GzJZzMnX17GmsCxkw0BiSdBW+6XUd23nl7LzS9n5pVyDX8pYCxaVmKQ+b+yXInc25WmZ0gyNqBCn",
+	"eRGjVGpKUgkuWDkuOIs76HVJNgXA7WOefm3M2iiiguGUC8ZFKslxdrYs0lvSjKtosxXNZifyLU3XnaHX",
+	"moi+foL0SNWbtA5aD+xoXDD8jvzGKOJ/N82pNiJ711kPen2GZtgd23AM0/Qdq8nQli3OtL98aDg+Jobj",
+	"YGr4FFtRECRRkiQ0DrfGzCb7sFAmWImbTt7R8r1NXDlg1J0rx/Pid1thV+3WKaPHR5MbvKqIw1TrHbfb",
+	"Vah213mvB1Kujti7nJ7QNKNhxrbnwTNWxG9NztwEMFZ68NSc9EoVK9dlNsGBaXY8i/im4RvWYu3JMklw",
+	"AcfxMKFOiElEHOwzZmM3pp4fRaFtReY1qE+W6Rtr6k9yamagrZRRaGJmuZGVeFZieuYqZ8NqYUwnsLfA",
+	"ocCyJ1ixs+h9jr17NqMb1+/dc4BoKBgvldt3Jfxr95U26skr2NPONeBbnkNPNFMPdNBrDEgNLZWLkHwh",
+	"tNdT5OcAASzX20cFO8mPmUCDVHTlCok011jtzXfuoGN2JhAtUc4j1kE6r7QOZO5VfB+czyOdj1357vQk",
+	"CeghxuMqEbvuugpQVrMpWFIwMUBlfsz0qJCVhUYRE6L+OisYjc9QKsSYxfvtqh2iXJyy4oZAPfUW8QM9",
+	"/16XC3om0CA/RUPKzzroJgCh2vsH0VN6phLG9KCATQ/RTOT1WqgZN6pB6flqYt1WzkMoB+RTgdtDeoYG",
+	"eQbzGsrhqsXR8dupfJscRflwmPM2Yl8b0wyVOfQNZB0sHWIgGTFEm3Pky9lKUYcVostpIn94l6fg/P/2",
+	"7TdvIZ4XQ5rp5I2N1MEK/YVwgin5rPdS1ebu8kUH+HSQI1GmWYbyUy4gUl/A8auLZEzWocv1QgSoJx8+",
+	"ko8c6aCNHhrzDA5ZFcUf5vFZFeLf5b0B5XF+wooe2pNN4noycv/kN1UDSOosj2RaCvTVPISbWg4Y73J9",
+	"YFDKwS2vkSfgACwg9SCSM/UAOO8leRGxAyTFg16X7wGGr+NMREnPdGnIUB3LGmaHxRnzMs0QRRktWdF4",
+	"BdV7B93kZ1PvUZ16DLa8SZJsGscFE7CCZY4G6fAAybEg7CWjkRp+thjUMOd9ZaNRZagrI02XqyCa+pcY",
+	"7Ylcm29GKnMmUnlOtdgvUD/Xd6PLJ0Poiw+13E75skfl4hfsqyySKudSJ74aqXjmTnyV+LdZAm4538t5",
+	"1m1hvGuo2t6c1Ipq65bfMVzfM81gzgJj+sFF0q+LY8OkmAS+g6nhJDiK3MiJaGAFsb9NE4wZGCpf9BQT",
+	"grSpF9plXBw5UhC2jQDTwHZxEgQ2cww7NJOotaLwuVyXwPIM4jpbk4G1d9vLLwvvoJcd9PIZLK8KoZ08",
+	"L480J13ZzdwDj6WGU/RZeZSPy6M8WXM6i57ZVW29WtVWdBsy01VCWhv1FqxyD+1RpL5XMl4+LkUas4ZT",
+	"1A3lWiKU+Di7480OIOi44U3VuOOy7f6u8n5wScIAQslRSY/XIA3Nto/bLaloHYEWufLJRtPJPa5UgHXv",
+	"cN3+cbs1pxWt7GT+ie2RAaWbRxrBFvN160VJS3aAeo0V7LVRb7IsvcOFmp5KATml+eRJU6MEXbKutq81",
+	"2oYGWOtlcoCZday6r9VBqPwzrZm9UI6KnyMX+OdljKi9569ojHilOlTgPn9pwHGh74Hyll+eMFljCnA1",
+	"9jQo1E9PGEe945THotfucr1Ikqfty3MPIAdcjwPEHtGozM6qeMRemUvV4w4wJK4dBrtcXcG0HOh8iotY",
+	"WplX8YZ7dJaHdbniXWK/g149kxcPCAGgabSJT0zhjo7h6FsrP3d5xVQrN02hAChJlYb5CUPFmAtEpVgR",
+	"0ui4X0iGAVCP5uvFMVQ+CRWS1VZ5P3LOurwB+Rw2MEu0ZxnWPqCCA4a+NmZjCE/gleAxKvJ+wYTo8l6f",
+	"lV+sCZEKXkCvU/CRhtSScoI6waRc6kEqyrw4Q0V+CjsKs+h1x4ZhR3Lf4H+sIw8Wi49Ur+xEUte9Wipq",
+	"kL59gE7VSPJlu1yX16yq0KrkmbV8ckOgiI5UFVsQd0bjEg3SIQLSmJYoFV0uRQ51lCp4KS1RXwojcnkr",
+	"WBR2Oi1RyLIcapfnaE9HtSpMaV+hbgJlqdAoG1TNGfMbAvXkgEmWn9b4JlUCUAe9l5aDLp8cq3ZN+quE",
+	"LLLdDaHyssABSHmZo7Q8bLRUQLfK1QkXAvXz5vy1czKAX41FVAsPTEK9BaB6AtoxEC4LphBHPQk6LnNM",
+	"hUj7fCi3qRbaijFHOe/ytNxvI4WowXeAfEPKGn279chpcxo8R3JV4fA3AUXNEnU0jjzihTzMkPRULrU4",
+	"TkcjgMBzqGknxkNIczrmSKVjr0riladpxBRip8wFssnkzk3Yrn6gyyk/Q8O8YDMd7amXULWPv86KXN3N",
+	"XkRFRGMpIFdUSDkfw9M6CTStCVpbgZtSxJCblwAYrY+PukHhGerBbU1YUQFAPTjOMM4hqL9UyiUQEp3k",
+	"Uo7H45HQB7Q6tjUJhVfPTuVu9PMqKXUHPVTb1OWrwNeqQ7lcSwDYJjy6HIFF8wCsBk+7fAY9hQeAAMEj",
+	"NQ6LlsGwXX5JHPaLDWz6Kt5pdZG2jNE6/Csfjig/k4xXM51m2KpNXQcT03WwH3sEUxISz/FdhzBzfRit",
+	"mv5GYVrWpjVk4eTVrgJAeOEHfcSgaJM8vK0Do92qCF7rwJBqBaPx8t8fXwS62saBYXQCz/ZsyPmaFPlw",
+	"0TI6DJPYDXEQUYpdz2eRHSW27/hzkcJ2aNiYUCfAoesmOGKuFSS2wyxw4gbqWeWHbmSGloLSZNJ//pX2",
+	"is2W6sFYqOiCMYufxfYv02WatqG25u8zSsAuP9EOnduhczt0bofOXTs6d2WkbFt3qXlUUrW5VZjcHKy0",
+	"v4tuvQIC80XQfSUHBvVBl+luQhpP//V3n3zzux9/9C9Pvv+z/Q0wGjkMi8ZFWp4BDhMyWrBCnm/lGCaP",
+	"ZfomO6u/+Urd9ywEc1fqwEyINuj1qfwvyNZCIVJoyEoa05J2GlVDz0Qpz9d8kdLKdWsvy/spl12Cb1Ub",
+	"ZXk/H5f7tdfUaBxmaaRcu4DynbAiTc7QlNNVY0jJnhcM+A7LRxlra1W3yDOpdQGpU0gSHcH6F2nMmr2p",
+	"5Z3vrsqwhsqCscNp7Kb6b0W1VViwVFaacbWNUNpFA7wp31cypREtSi4vIC9ZXzGaSl/U/AA0N45qhzqg",
+	"zGGqirw2Fgb2ednL0JHUjLByEhvHaSk3YmpZYx1lPHMowKVp7+lHf3z6339a75pCE1ghBumo0Qn4Py3o",
+	"pPZgQHvn7//0yXc+WNVR7T+1qLNK8d375Jv/8PQ3v/v4o4/25eLXzzT70W0XdHN7ojHvffLBjz/54z99",
+	"8v6vzv/ww32Uc+3I1YQgm70qZfvd0aJuXxsrJsCg+r7q/smPf/bpt7+33+ghrlot266ZQsgl7aOTPKLh",
+	"OKPF2aGqFSNpSF4gqEin867RvrZbAEBSV5BRKEtnqgjGopHfATVbb/aTX/8EvYLOv/WLJ7/9YL+6WNoj",
+	"TmcvEW3Uz/KQZkgoX0y9ZlO6d2NYFb4/P+6r4+wYpUNJrdHe+b/9/vxbP4MtXbANyk/y1oM/ha//490H",
+	"/xElaTZ1p1VHovX4K4//VwAAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -7,6 +7,8 @@ import (
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/etag"
+	"github.com/shoalcrm/shoal/internal/export"
+	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/page"
 	"github.com/shoalcrm/shoal/internal/records"
 )
@@ -70,8 +72,24 @@ func (s *Server) DeleteContact(ctx context.Context, req api.DeleteContactRequest
 	return api.DeleteContact204Response{}, nil
 }
 
-// ListContacts lists a customer's contacts.
+// ListContacts lists a customer's contacts, or exports them (see stream).
 func (s *Server) ListContacts(ctx context.Context, req api.ListContactsRequestObject) (api.ListContactsResponseObject, error) {
+	if w, ok := exportWanted(ctx); ok {
+		body, cd, err := stream(ctx, s, w, exportOf[api.Contact]{exportAudit: exportAudit{op: "listContacts", targetType: string(kinds.Customer), targetID: req.Id.String()},
+			noun: "contacts", columns: contactColumns, bom: req.Params.Bom,
+			page: func(ctx context.Context, after *records.Cursor) ([]api.Contact, *records.Cursor, error) {
+				views, next, err := s.records.ListContacts(ctx, auth.FromContext(ctx), req.Id, after, exportPageSize)
+				return outAll(views, contactOut), next, err
+			}})
+		if err != nil {
+			return nil, err
+		}
+		h := api.ListContacts200ResponseHeaders{ContentDisposition: cd}
+		if w.format == export.XLSX {
+			return api.ListContacts200ApplicationvndOpenxmlformatsOfficedocumentSpreadsheetmlSheetResponse{Body: body, Headers: h}, nil
+		}
+		return api.ListContacts200TextcsvResponse{Body: body, Headers: h}, nil
+	}
 	cursor, err := s.cursorIn(ctx, req.Params.Cursor)
 	if err != nil {
 		return nil, err
@@ -110,11 +128,30 @@ func (s *Server) CreateFollowUp(ctx context.Context, req api.CreateFollowUpReque
 	return api.CreateFollowUp201JSONResponse{Body: followUpOut(f)}, nil
 }
 
-// ListFollowUps lists follow-ups, newest first.
+// ListFollowUps lists follow-ups, newest first, or exports them (see
+// stream).
 func (s *Server) ListFollowUps(ctx context.Context, req api.ListFollowUpsRequestObject) (api.ListFollowUpsResponseObject, error) {
 	pr := req.Params
 	f := records.FollowUpFilter{SubjectType: (*string)(pr.SubjectType), SubjectID: pr.SubjectId, AuthorID: pr.AuthorId,
 		From: pr.From, To: pr.To, Limit: page.Size(pr.Limit)}
+	if w, ok := exportWanted(ctx); ok {
+		f.Limit = exportPageSize
+		body, cd, err := stream(ctx, s, w, exportOf[api.FollowUp]{exportAudit: exportAudit{op: "listFollowUps", targetType: "followUp"},
+			noun: "follow-ups", columns: followUpColumns, bom: pr.Bom,
+			page: func(ctx context.Context, after *records.Cursor) ([]api.FollowUp, *records.Cursor, error) {
+				f.After = after
+				list, next, err := s.records.ListFollowUps(ctx, auth.FromContext(ctx), f)
+				return outAll(list, followUpOut), next, err
+			}})
+		if err != nil {
+			return nil, err
+		}
+		h := api.ListFollowUps200ResponseHeaders{ContentDisposition: cd}
+		if w.format == export.XLSX {
+			return api.ListFollowUps200ApplicationvndOpenxmlformatsOfficedocumentSpreadsheetmlSheetResponse{Body: body, Headers: h}, nil
+		}
+		return api.ListFollowUps200TextcsvResponse{Body: body, Headers: h}, nil
+	}
 	c, err := s.cursorIn(ctx, pr.Cursor)
 	if err != nil {
 		return nil, err

@@ -99,6 +99,7 @@ var catalog = map[string]message{
 	"merged_into":           {"This record was merged into another; use the survivor named by survivorId.", "该记录已被合并到另一条记录，请使用 survivorId 指向的保留记录。"},
 	"merge_converted":       {"A converted lead can be neither merged nor survive a merge; merge the customers instead.", "已转化的线索不能被合并，也不能作为保留记录；请改为合并客户。"},
 	"request_not_pending":   {"The claim request was already decided.", "该领取申请已处理。"},
+	"not_acceptable":        {"None of the media types in Accept is available here: ask for application/json, text/csv or application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.", "无法提供 Accept 所要求的格式：请使用 application/json、text/csv 或 application/vnd.openxmlformats-officedocument.spreadsheetml.sheet。"},
 }
 
 // problem is an RFC 9457 problem details body with Shoal's members.
@@ -253,6 +254,8 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		status = http.StatusMethodNotAllowed
 	case "unsupported_media":
 		status = http.StatusUnsupportedMediaType
+	case "not_acceptable":
+		status = http.StatusNotAcceptable
 	}
 	if status == 0 {
 		status = http.StatusInternalServerError

@@ -10,6 +10,7 @@ import (
 	"github.com/shoalcrm/shoal/api"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/etag"
+	"github.com/shoalcrm/shoal/internal/export"
 	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/page"
 	"github.com/shoalcrm/shoal/internal/patch"
@@ -119,6 +120,15 @@ func (s *Server) recordFilter(ctx context.Context, limit *int32, cursor, owner *
 	return f, err
 }
 
+// outAll renders a page of views as their API representations.
+func outAll[V, A any](views []V, out func(V) A) []A {
+	items := make([]A, len(views))
+	for i, v := range views {
+		items[i] = out(v)
+	}
+	return items
+}
+
 // listed renders a page of records of any kind: the items, the total when
 // counted and the next cursor.
 func listed[V, A any](ctx context.Context, s *Server, views []V, total *int, next *records.Cursor, out func(V) A) ([]A, *int64, *string) {
@@ -181,13 +191,35 @@ func (s *Server) UpdateLead(ctx context.Context, req api.UpdateLeadRequestObject
 	return api.UpdateLead200JSONResponse{Body: leadOut(v), Headers: api.UpdateLead200ResponseHeaders{ETag: etag.Ptr(v.Version)}}, nil
 }
 
-// ListLeads lists leads.
+// ListLeads lists leads, or exports them (see stream).
 func (s *Server) ListLeads(ctx context.Context, req api.ListLeadsRequestObject) (api.ListLeadsResponseObject, error) {
 	pr := req.Params
+	w, exporting := exportWanted(ctx)
+	if exporting {
+		pr.Limit, pr.Cursor, pr.IncludeTotal = nil, nil, nil // an export is every row, not a page
+	}
 	f, err := s.recordFilter(ctx, pr.Limit, pr.Cursor, pr.OwnerId, pr.PoolId, (*string)(pr.Status), pr.Region, pr.Industry, pr.Source, pr.Tag,
 		pr.Q, (*string)(pr.Sort), pr.IncludeTotal, pr.CreatedFrom, pr.CreatedTo, pr.UpdatedFrom, pr.UpdatedTo)
 	if err != nil {
 		return nil, err
+	}
+	if exporting {
+		f.Limit = exportPageSize
+		body, cd, err := stream(ctx, s, w, exportOf[api.Lead]{exportAudit: exportAudit{op: "listLeads", targetType: string(kinds.Lead)},
+			noun: kinds.Lead.Desc().Path, columns: leadColumns, bom: pr.Bom,
+			page: func(ctx context.Context, after *records.Cursor) ([]api.Lead, *records.Cursor, error) {
+				f.Cursor = after
+				views, _, next, err := s.records.ListLeads(ctx, auth.FromContext(ctx), f)
+				return outAll(views, leadOut), next, err
+			}})
+		if err != nil {
+			return nil, err
+		}
+		h := api.ListLeads200ResponseHeaders{ContentDisposition: cd}
+		if w.format == export.XLSX {
+			return api.ListLeads200ApplicationvndOpenxmlformatsOfficedocumentSpreadsheetmlSheetResponse{Body: body, Headers: h}, nil
+		}
+		return api.ListLeads200TextcsvResponse{Body: body, Headers: h}, nil
 	}
 	views, total, next, err := s.records.ListLeads(ctx, auth.FromContext(ctx), f)
 	if err != nil {
@@ -262,15 +294,37 @@ func (s *Server) UpdateCustomerDealStatus(ctx context.Context, req api.UpdateCus
 	return api.UpdateCustomerDealStatus200JSONResponse{Body: customerOut(v), Headers: api.UpdateCustomerDealStatus200ResponseHeaders{ETag: etag.Ptr(v.Version)}}, nil
 }
 
-// ListCustomers lists customers.
+// ListCustomers lists customers, or exports them (see stream).
 func (s *Server) ListCustomers(ctx context.Context, req api.ListCustomersRequestObject) (api.ListCustomersResponseObject, error) {
 	pr := req.Params
+	w, exporting := exportWanted(ctx)
+	if exporting {
+		pr.Limit, pr.Cursor, pr.IncludeTotal = nil, nil, nil // an export is every row, not a page
+	}
 	f, err := s.recordFilter(ctx, pr.Limit, pr.Cursor, pr.OwnerId, pr.PoolId, (*string)(pr.Status), pr.Region, pr.Industry, pr.Source, pr.Tag,
 		pr.Q, (*string)(pr.Sort), pr.IncludeTotal, pr.CreatedFrom, pr.CreatedTo, pr.UpdatedFrom, pr.UpdatedTo)
 	if err != nil {
 		return nil, err
 	}
 	f.DealStatus, f.Grade = pr.DealStatus, (*string)(pr.Grade)
+	if exporting {
+		f.Limit = exportPageSize
+		body, cd, err := stream(ctx, s, w, exportOf[api.Customer]{exportAudit: exportAudit{op: "listCustomers", targetType: string(kinds.Customer)},
+			noun: kinds.Customer.Desc().Path, columns: customerColumns, bom: pr.Bom,
+			page: func(ctx context.Context, after *records.Cursor) ([]api.Customer, *records.Cursor, error) {
+				f.Cursor = after
+				views, _, next, err := s.records.ListCustomers(ctx, auth.FromContext(ctx), f)
+				return outAll(views, customerOut), next, err
+			}})
+		if err != nil {
+			return nil, err
+		}
+		h := api.ListCustomers200ResponseHeaders{ContentDisposition: cd}
+		if w.format == export.XLSX {
+			return api.ListCustomers200ApplicationvndOpenxmlformatsOfficedocumentSpreadsheetmlSheetResponse{Body: body, Headers: h}, nil
+		}
+		return api.ListCustomers200TextcsvResponse{Body: body, Headers: h}, nil
+	}
 	views, total, next, err := s.records.ListCustomers(ctx, auth.FromContext(ctx), f)
 	if err != nil {
 		return nil, err

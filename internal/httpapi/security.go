@@ -35,6 +35,11 @@ func (s *Server) operationChain(op string) []echo.MiddlewareFunc {
 	if !s.public[op] {
 		chain = append(chain, s.authenticate, s.authorize(op))
 	}
+	if n := negotiate(s.offers[op]); n != nil {
+		// Before the contract check, which fills in the query's defaults:
+		// an export's audit row names the parameters the client gave.
+		chain = append(chain, n)
+	}
 	return append(chain, s.validator)
 }
 

@@ -75,7 +75,10 @@ type Server struct {
 	// ops maps "METHOD /echo/path/:param" to the operationId.
 	ops map[string]string
 	// public holds the operations the spec marks security: [].
-	public    map[string]bool
+	public map[string]bool
+	// offers holds the media types of the operations that answer in
+	// several (the lists that export), JSON first.
+	offers    map[string]representations
 	validator echo.MiddlewareFunc
 
 	auth      *auth.Service
@@ -114,6 +117,7 @@ func New(cfg Config) (*Server, error) {
 		spec:    spec,
 		ops:     operations(spec),
 		public:  publicOperations(spec),
+		offers:  successMediaTypes(spec),
 
 		auth:     cfg.Auth,
 		org:      cfg.Org,
