@@ -20,6 +20,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/merge"
 	"github.com/shoalcrm/shoal/internal/org"
 	"github.com/shoalcrm/shoal/internal/page"
+	"github.com/shoalcrm/shoal/internal/personaldata"
 	"github.com/shoalcrm/shoal/internal/pool"
 	"github.com/shoalcrm/shoal/internal/records"
 	"github.com/shoalcrm/shoal/internal/store"
@@ -69,7 +70,9 @@ type App struct {
 	Handover *handover.Service
 	// Merge merges duplicate records (合并).
 	Merge *merge.Service
-	HTTP  *httpapi.Server
+	// PersonalData answers personal-data export and erasure requests.
+	PersonalData *personaldata.Service
+	HTTP         *httpapi.Server
 	// Jobs is the job queue, built but not started: the binary starts it
 	// beside the HTTP server (and stops it on shutdown), tests when they
 	// need jobs worked.
@@ -141,6 +144,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		Handover: handovers,
 	}
 	a.Merge = merge.NewService(st, pools, a.Records, clk)
+	a.PersonalData = personaldata.NewService(st, clk)
 	a.HTTP, err = httpapi.New(httpapi.Config{
 		Store:       st,
 		Logger:      cfg.Logger,
