@@ -430,6 +430,48 @@ func (e PasswordChangedTokenType) Valid() bool {
 	}
 }
 
+// Defines values for PersonalDataErasedRecordKind.
+const (
+	PersonalDataErasedRecordKindContact  PersonalDataErasedRecordKind = "contact"
+	PersonalDataErasedRecordKindCustomer PersonalDataErasedRecordKind = "customer"
+	PersonalDataErasedRecordKindLead     PersonalDataErasedRecordKind = "lead"
+)
+
+// Valid indicates whether the value is a known member of the PersonalDataErasedRecordKind enum.
+func (e PersonalDataErasedRecordKind) Valid() bool {
+	switch e {
+	case PersonalDataErasedRecordKindContact:
+		return true
+	case PersonalDataErasedRecordKindCustomer:
+		return true
+	case PersonalDataErasedRecordKindLead:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PersonalDataMatchedOn.
+const (
+	PersonalDataMatchedOnEmail PersonalDataMatchedOn = "email"
+	PersonalDataMatchedOnName  PersonalDataMatchedOn = "name"
+	PersonalDataMatchedOnPhone PersonalDataMatchedOn = "phone"
+)
+
+// Valid indicates whether the value is a known member of the PersonalDataMatchedOn enum.
+func (e PersonalDataMatchedOn) Valid() bool {
+	switch e {
+	case PersonalDataMatchedOnEmail:
+		return true
+	case PersonalDataMatchedOnName:
+		return true
+	case PersonalDataMatchedOnPhone:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Placement.
 const (
 	AutoAssigned Placement = "autoAssigned"
@@ -1757,6 +1799,91 @@ type PasswordChanged struct {
 // PasswordChangedTokenType defines model for PasswordChanged.TokenType.
 type PasswordChangedTokenType string
 
+// PersonalDataCount defines model for PersonalDataCount.
+type PersonalDataCount = int32
+
+// PersonalDataCustomer defines model for PersonalDataCustomer.
+type PersonalDataCustomer struct {
+	ClaimRequests []ClaimRequest `json:"claimRequests"`
+	Customer      Customer       `json:"customer"`
+	FollowUps     []FollowUp     `json:"followUps"`
+	History       []HistoryEntry `json:"history"`
+}
+
+// PersonalDataEraseRequest The person, by exactly one of phone, email and name; `dryRun` reports without changing anything.
+type PersonalDataEraseRequest struct {
+	DryRun *bool   `json:"dryRun,omitempty"`
+	Email  *string `json:"email,omitempty"`
+	Name   *string `json:"name,omitempty"`
+	Phone  *string `json:"phone,omitempty"`
+}
+
+// PersonalDataErasedRecord defines model for PersonalDataErasedRecord.
+type PersonalDataErasedRecord struct {
+	// Erased true for the person's own record (anonymised), false for one whose text only mentioned him (redacted).
+	Erased bool `json:"erased"`
+
+	// Fields The names of the fields changed; never values.
+	Fields []string `json:"fields"`
+
+	// Id An opaque resource id.
+	Id   Id                           `json:"id"`
+	Kind PersonalDataErasedRecordKind `json:"kind"`
+}
+
+// PersonalDataErasedRecordKind defines model for PersonalDataErasedRecord.Kind.
+type PersonalDataErasedRecordKind string
+
+// PersonalDataErasure defines model for PersonalDataErasure.
+type PersonalDataErasure struct {
+	DryRun    bool                       `json:"dryRun"`
+	MatchedOn PersonalDataMatchedOn      `json:"matchedOn"`
+	Records   []PersonalDataErasedRecord `json:"records"`
+
+	// Redacted How many rows of each kind had text redacted, and how many duplicate keys were released.
+	Redacted PersonalDataRedacted `json:"redacted"`
+}
+
+// PersonalDataExport defines model for PersonalDataExport.
+type PersonalDataExport struct {
+	Contacts    []Contact              `json:"contacts"`
+	Customers   []PersonalDataCustomer `json:"customers"`
+	GeneratedAt Timestamp              `json:"generatedAt"`
+	Leads       []PersonalDataLead     `json:"leads"`
+	MatchedOn   PersonalDataMatchedOn  `json:"matchedOn"`
+
+	// Mentions Follow-ups of other records whose content holds the value.
+	Mentions []FollowUp `json:"mentions"`
+}
+
+// PersonalDataLead defines model for PersonalDataLead.
+type PersonalDataLead struct {
+	ClaimRequests []ClaimRequest `json:"claimRequests"`
+	FollowUps     []FollowUp     `json:"followUps"`
+	History       []HistoryEntry `json:"history"`
+	Lead          Lead           `json:"lead"`
+}
+
+// PersonalDataMatchedOn defines model for PersonalDataMatchedOn.
+type PersonalDataMatchedOn string
+
+// PersonalDataQuery The person, by exactly one of phone, email and name.
+type PersonalDataQuery struct {
+	Email *string `json:"email,omitempty"`
+	Name  *string `json:"name,omitempty"`
+	Phone *string `json:"phone,omitempty"`
+}
+
+// PersonalDataRedacted How many rows of each kind had text redacted, and how many duplicate keys were released.
+type PersonalDataRedacted struct {
+	ClaimRequests   PersonalDataCount `json:"claimRequests"`
+	DedupeKeys      PersonalDataCount `json:"dedupeKeys"`
+	Events          PersonalDataCount `json:"events"`
+	FollowUps       PersonalDataCount `json:"followUps"`
+	History         PersonalDataCount `json:"history"`
+	ReclaimWarnings PersonalDataCount `json:"reclaimWarnings"`
+}
+
 // Phone defines model for Phone.
 type Phone = string
 
@@ -2921,6 +3048,12 @@ type TransferLeadJSONRequestBody = TransferRequest
 // ChangeMyPasswordJSONRequestBody defines body for ChangeMyPassword for application/json ContentType.
 type ChangeMyPasswordJSONRequestBody = PasswordChange
 
+// ErasePersonalDataJSONRequestBody defines body for ErasePersonalData for application/json ContentType.
+type ErasePersonalDataJSONRequestBody = PersonalDataEraseRequest
+
+// ExportPersonalDataJSONRequestBody defines body for ExportPersonalData for application/json ContentType.
+type ExportPersonalDataJSONRequestBody = PersonalDataQuery
+
 // CreatePoolJSONRequestBody defines body for CreatePool for application/json ContentType.
 type CreatePoolJSONRequestBody = PoolCreate
 
@@ -3145,6 +3278,12 @@ type ServerInterface interface {
 	// ChangeMyPassword Change my own password
 	// (POST /v1/me/password)
 	ChangeMyPassword(ctx echo.Context) error
+	// ErasePersonalData Erase one person's personal data (个人信息保护法)
+	// (POST /v1/personal-data/erase)
+	ErasePersonalData(ctx echo.Context) error
+	// ExportPersonalData Export one person's personal data (个人信息保护法)
+	// (POST /v1/personal-data/export)
+	ExportPersonalData(ctx echo.Context) error
 	// ListPools List pools
 	// (GET /v1/pools)
 	ListPools(ctx echo.Context, params ListPoolsParams) error
@@ -4560,6 +4699,24 @@ func (w *ServerInterfaceWrapper) ChangeMyPassword(ctx echo.Context) error {
 	return err
 }
 
+// ErasePersonalData converts echo context to params.
+func (w *ServerInterfaceWrapper) ErasePersonalData(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ErasePersonalData(ctx)
+	return err
+}
+
+// ExportPersonalData converts echo context to params.
+func (w *ServerInterfaceWrapper) ExportPersonalData(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ExportPersonalData(ctx)
+	return err
+}
+
 // ListPools converts echo context to params.
 func (w *ServerInterfaceWrapper) ListPools(ctx echo.Context) error {
 	var err error
@@ -5235,6 +5392,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/claim-requests", wrapper.ListClaimRequests, options.OperationMiddlewares["listClaimRequests"]...)
 	router.POST(options.BaseURL+"/v1/claim-requests/:id/approve", wrapper.ApproveClaimRequest, options.OperationMiddlewares["approveClaimRequest"]...)
 	router.POST(options.BaseURL+"/v1/claim-requests/:id/reject", wrapper.RejectClaimRequest, options.OperationMiddlewares["rejectClaimRequest"]...)
+	router.POST(options.BaseURL+"/v1/personal-data/export", wrapper.ExportPersonalData, options.OperationMiddlewares["exportPersonalData"]...)
+	router.POST(options.BaseURL+"/v1/personal-data/erase", wrapper.ErasePersonalData, options.OperationMiddlewares["erasePersonalData"]...)
 	router.POST(options.BaseURL+"/v1/sweeps", wrapper.RunSweep, options.OperationMiddlewares["runSweep"]...)
 	router.GET(options.BaseURL+"/v1/reclaim-warnings", wrapper.ListReclaimWarnings, options.OperationMiddlewares["listReclaimWarnings"]...)
 	router.POST(options.BaseURL+"/v1/test-clock/advance", wrapper.AdvanceTestClock, options.OperationMiddlewares["advanceTestClock"]...)
@@ -16849,6 +17008,406 @@ func (response ChangeMyPassworddefaultApplicationProblemPlusJSONResponse) VisitC
 	return err
 }
 
+type ErasePersonalDataRequestObject struct {
+	Body *ErasePersonalDataJSONRequestBody
+}
+
+type ErasePersonalDataResponseObject interface {
+	VisitErasePersonalDataResponse(w http.ResponseWriter) error
+}
+
+type ErasePersonalData200ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type ErasePersonalData200JSONResponse struct {
+	Body    PersonalDataErasure
+	Headers ErasePersonalData200ResponseHeaders
+}
+
+func (response ErasePersonalData200JSONResponse) VisitErasePersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ErasePersonalData400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ErasePersonalData400ApplicationProblemPlusJSONResponse) VisitErasePersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ErasePersonalData401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ErasePersonalData401ApplicationProblemPlusJSONResponse) VisitErasePersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ErasePersonalData403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ErasePersonalData403ApplicationProblemPlusJSONResponse) VisitErasePersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ErasePersonalData404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ErasePersonalData404ApplicationProblemPlusJSONResponse) VisitErasePersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ErasePersonalData415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ErasePersonalData415ApplicationProblemPlusJSONResponse) VisitErasePersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ErasePersonalData429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ErasePersonalData429ApplicationProblemPlusJSONResponse) VisitErasePersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ErasePersonalDatadefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ErasePersonalDatadefaultApplicationProblemPlusJSONResponse) VisitErasePersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportPersonalDataRequestObject struct {
+	Body *ExportPersonalDataJSONRequestBody
+}
+
+type ExportPersonalDataResponseObject interface {
+	VisitExportPersonalDataResponse(w http.ResponseWriter) error
+}
+
+type ExportPersonalData200ResponseHeaders struct {
+	ContentDisposition *string
+	RateLimit          *string
+	RateLimitPolicy    *string
+}
+
+type ExportPersonalData200JSONResponse struct {
+	Body    PersonalDataExport
+	Headers ExportPersonalData200ResponseHeaders
+}
+
+func (response ExportPersonalData200JSONResponse) VisitExportPersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportPersonalData400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ExportPersonalData400ApplicationProblemPlusJSONResponse) VisitExportPersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportPersonalData401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ExportPersonalData401ApplicationProblemPlusJSONResponse) VisitExportPersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportPersonalData403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ExportPersonalData403ApplicationProblemPlusJSONResponse) VisitExportPersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportPersonalData404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ExportPersonalData404ApplicationProblemPlusJSONResponse) VisitExportPersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportPersonalData415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ExportPersonalData415ApplicationProblemPlusJSONResponse) VisitExportPersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportPersonalData429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ExportPersonalData429ApplicationProblemPlusJSONResponse) VisitExportPersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportPersonalDatadefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ExportPersonalDatadefaultApplicationProblemPlusJSONResponse) VisitExportPersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListPoolsRequestObject struct {
 	Params ListPoolsParams
 }
@@ -21900,6 +22459,12 @@ type StrictServerInterface interface {
 	// ChangeMyPassword Change my own password
 	// (POST /v1/me/password)
 	ChangeMyPassword(ctx context.Context, request ChangeMyPasswordRequestObject) (ChangeMyPasswordResponseObject, error)
+	// ErasePersonalData Erase one person's personal data (个人信息保护法)
+	// (POST /v1/personal-data/erase)
+	ErasePersonalData(ctx context.Context, request ErasePersonalDataRequestObject) (ErasePersonalDataResponseObject, error)
+	// ExportPersonalData Export one person's personal data (个人信息保护法)
+	// (POST /v1/personal-data/export)
+	ExportPersonalData(ctx context.Context, request ExportPersonalDataRequestObject) (ExportPersonalDataResponseObject, error)
 	// ListPools List pools
 	// (GET /v1/pools)
 	ListPools(ctx context.Context, request ListPoolsRequestObject) (ListPoolsResponseObject, error)
@@ -24152,6 +24717,98 @@ func (sh *strictHandler) ChangeMyPassword(ctx echo.Context) error {
 	return nil
 }
 
+// ErasePersonalData operation middleware
+func (sh *strictHandler) ErasePersonalData(ctx echo.Context) error {
+	var request ErasePersonalDataRequestObject
+
+	var body ErasePersonalDataJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ErasePersonalData(ctx.Request().Context(), request.(ErasePersonalDataRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ErasePersonalData")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ErasePersonalDataResponseObject); ok {
+		return validResponse.VisitErasePersonalDataResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ExportPersonalData operation middleware
+func (sh *strictHandler) ExportPersonalData(ctx echo.Context) error {
+	var request ExportPersonalDataRequestObject
+
+	var body ExportPersonalDataJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ExportPersonalData(ctx.Request().Context(), request.(ExportPersonalDataRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ExportPersonalData")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ExportPersonalDataResponseObject); ok {
+		return validResponse.VisitExportPersonalDataResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListPools operation middleware
 func (sh *strictHandler) ListPools(ctx echo.Context, params ListPoolsParams) error {
 	var request ListPoolsRequestObject
@@ -25186,606 +25843,644 @@ func (sh *strictHandler) HandoverUser(ctx echo.Context, id IdPath) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P19k+NIehiIf5U05YiuGhFsAAQJoio27J6e7t2e7Znu7RePtFPjYgJIkNgCMzlIoKo54/7F6hcnaWXJ",
-	"lmzZp1NIZzs27mz/sdb54izv3q5kfxfFTs/uX/oKF/lk4pUgCbJY3T0zjJiI6SLy9cnM5/3l847HZnNG",
-	"CU145+TzDnmBZ/OIwL9xFBPsL87ZFSW++IGnsxmOF52TzrMpQTHxWOwj1QpNMUeYItE47nW6nUscpUT0",
-	"8phPOie10bodnyQ4jNqNxROcpLxzYulOt5OESSQGvMtoEIVe0ul2ksVc/DJNkjk/uX2bTxmOej65vD2P",
-	"mRuRGb9dnf3ly24Hz8PzC7I4pyw5d1lKazt8RKOFWMOdxw/QBVkgaIIShpJ8ubc4mjMWoRleIMx5OKGI",
-	"xSiJMeUBiVGYNIJhadoSKPY1aQGvfgGv+yx2Q98ntB3AltYpgOZi/zwmn6aEJ00XAj6gkKMZjgIWz4jf",
-	"BILyIEv3oHmIYkN6saF3sY+e5ONs3lJ5XrEZD8/PyQuPEL9+vX+bpWiKL8V6sDclPlqwNEYeniMWqHPg",
-	"4p/JNOToIqSN26wMX9rnToNf/wVUlgPbj3A4O/cYi3x2RZcBEJMkjSnxxf2KGE/kgtRLjYlHaAK31Ye7",
-	"SFmCYEQUJghPcEjRgjS+gNq8Ncjsa9Y9AKy6TgEyH4fR4jwKZ2Fyrk5vw8VJmI8Xt7haJPREgXiwYlfi",
-	"ITdBqGmadReo1STXB0jTsiRUEuxiTs5Tii9xGGE3IsvYIWsl3nap4ak48XiBIpw0043G0Wtoo+3YGQwG",
-	"Zbz4lMSXoUfQ88r4bcDRsDCARzqPQg8nNSDcyW7xVZhMAaNzPCOI4hnpovmUUSLuPJnhMMoJIXkR8oQ3",
-	"giWfpASL602xhxuSL0rAAeY5T/AFoXVIpJzE2SJD3nrT5REr22453vV3WF6B2GOQE9UlPJDhpzmJBSGT",
-	"K2NzEuMkZLRpe0GJQlde++ah9kDxi9lhYzEhn5HzkJ7PcROxl9/RLOUJItRHIYX7FqRJGpPGzVUHrL3g",
-	"jcNd/+hqCyhtMmHsPGJ0snKXVyyNfBRhniDRjgjUiuUKgRnDUcSu+Jpd5zM0b7v9+HsDQ74iCQf2GaEb",
-	"CRuLfIQFZ0YXSHbJ+RXMBRsjLmozFBrGr1O01qPvAwYN6xGACClPgyD0QkKTc+6x+RIhC3nOnUfYu+AS",
-	"y4qW8K/8USJKiM/RESfqMz9ugkzDhJUrcs3p9oAWGlYoIZWQmOKohtkpSil5MSdeQnxE4pjFiHleGsfE",
-	"PxU8mpDsXEIoithk0iwe5COXMfwO4xbEviQzPFCDI0H1SYzuiaFawkEtS+7+Ekehf+7FxCc0CXHEq4C4",
-	"BxSIxWiOOb8SJDnk6CpmdNK85eXhSrtfP1hxxkaxz+cUp8mUxeFn8NLabG95CZWdpjFn8TKGlL+LBQkC",
-	"JTgMIE5cgjfkPF11ypVxa3ix7ah7kQtrSynvOiZBTPj0PGFLTIwUV+Ezgs9itaofcFkv5mG8fu/V0ZdE",
-	"4VZj7/f0qysSkBBE6Rz7s5A2YEJFt4gQRihD2EvCS4KgddO+S2PVkdyGka6P8ktzw7bYJKTnyTRmSRIt",
-	"abcYU2QIhxHxETRGOEnIbJ7wjRJLfezyXrcbOd+2Wdq2GOMDMYa647zd/muLEkCYkXhCzj1GL0mc1IFw",
-	"B+UfxLn4yMNUPEaXIOjXeLPrI1aY9OXxxGCUhMmUxGpQRFmMeBpfwvHLH0/l/4DgeSlP2IzE4jnwhOA9",
-	"KUfq686h45+HNGErlZ9XgmGRCxftEKZMbOYUAR2GbbD4wWpQqeHrr2HT6CmX0MhmAAnPR+6iNmcFMMWn",
-	"zklHNxwd9z1Ts7FlaLZnEc3Bg4HWD3R36Bm+Saygcx1gqp0JQFKWnAfLGlYJRs7S2CPIZ0TiehDWBI5b",
-	"lOQeAc1mdWox9hL63HLkAlZWse8PWYLuq+E3b7xYTL5tYDRXXh9F32SrlduTYzRrzJdGuP5bKM2ZbUOR",
-	"h037UM1WbSQbZe1OSmPsZyvZrNle1lszBB9J2WorRjFC8y7q/fezh8JqIf6SU8GPcYPRAuQC8a2LgGdK",
-	"5yS+DAU7xWKEqSSq8AC8KaYTUtawrtpyZcq6weK6E+5BSFlao4CVEJ3BfgHic5NEm6uQY4ITkouboHxY",
-	"o59dGniFumbDsHvY99JKKvueYYonTfv2GaxPfm+512yw2l7XDLXP/WWzw/4EQKkfCrn3XDJSa9+zvHU+",
-	"4iH1CGD/WPAfYXKKApJ409x20Lj/hslWP/2tpsrhY5gFfB6X5kP3s/laQKphnUvAismnqRAcGlj5dO7L",
-	"uwotwPz6INA+wGLRU4L9Qr9askTee4YnG4GWT1rncq41ZcEaj1YA70kx75bgy1csABjjhEhN0UoxQRkV",
-	"N0sGlbGaxIKVI+1REqgsAnYoEedmXmU1n1IdYiWB3yebUp2ytI8WzEpJlM55/jXb2si4rBpvb7ssMzEV",
-	"Gf08Jilvxn9l9YGQJDJziGh/KsUHwrl4KbnyLCaX7GIVKBpmXauy2H7O/egyGlcqAQevBOjJnFA/bNL4",
-	"Sxtq5odQ3oNPvNBfBZzlkesarTbj7uO+LK8E9s7ShJyvkMQ+ZIin3hQR6s9ZSBsFrfoApe01dd+DNFWf",
-	"UWxDKgDP3ZQvVuDiXEXqTYl3wRGOiWC85jGbxITniJVPWZxEjcaK8hxNOHr7GfZqdi4vT4AkwZNzaeGs",
-	"628SPCnZRCmekRYm1tJwFeVNq8Guf39L08vNxRMiZDipEFx+rrKBtP8qCVI2bd5bdbTaE1071j62Vp29",
-	"tD+WJucsaDY4La2LpQkPfSLdhqDLmr1WRl6/3+Zx98DENy1FbD4tY/bKrj8IOQ/pRNDTjLSW7BJN202r",
-	"VCLf5+aR9kN0KvPLzfF0PmeCEzifET/E1R0+Lz4LliEhNEFilua91YcqbXDdQIWAMShvrejwgRgNPVvM",
-	"SctN1hcCO+UkFlI3VxI4X77BcMV4EkYREg1B/8uBW8rUuSdoiqkvOIQZYpckRkfib/GvY9HOJ/BohLgA",
-	"SChgsdcMq6XF1C79zS3l+hhiefECvnBr8QZhV7IVua5zBkKU4LfuPH4A9yLGXiNdXx59hUtmi7H3Yo1b",
-	"XpAAwhXBF+cZ5V0GQNkwmjAmiW8X/hkxOpH/8thsxmgX/GUz1ygsLerg1tMEnuq8NdDsbda9AK66VABa",
-	"zOjkfM5YtFlzi7B0NZHKcYonjc+rNOIGLW7zeHugJqUlvBSblJoCQDp3sTcl2l1xI+WWfcK9OJyLy9Q5",
-	"6Ywp03jCYjJGjCJySeIFwpRfSXebBHk4jkPCEZYCDKzXm5IZoO4ZfvGQ0Eky7ZwYcEpyoTyJMxb73jM8",
-	"WZ5UwmYeE05oAtf6FkeXJBZCUBe8NDOdx7bzPWQelpM0zfn8yUPpRFwyhUh9JEgahSYoiVOyYmKzeeIP",
-	"wL6zevpHFI1LNqBxF1ZRWlButhJ/YN8XbDPxV1i9VoJlAGqzpdU9wQl5GM7CpBkuHo4iEt/iOV5zU19w",
-	"QZRddcW7DCnyYxwkWkiSQBP3EM9DLcYJAZWJpq6bZugnZ3R8BgTnrHMaf2tgnybfMsboiMVofNbB8/C7",
-	"ZHHWOf27H/7H8fEJGsfjXLuDIhIkXTROxoiD2omjlCZhJOBxRtWCQo6upiwiSl+IngrKvnRvGSjY02Qq",
-	"OBpPnG42yxk9wkDtbnElkEttvHInOu5KNxqxYy9KfSGfS18LNE/dKPQK3yLeO6Od7a5IfgjaYxaF3qL5",
-	"LNRO4fHh+TwKCb/OGXz6LVPXT6++ZY1PEEZu6l2QRFy58acl0MNkMQnCKOICN88jkpBogUJ6RsdXxYEc",
-	"zUksmQXwpBYA5F0kfrwgC/hNAZIfq7MBbmCc73y8A9SE4KjdCRJp16kC7KlaWMLQFQ4T5JKAxUQKm6Hy",
-	"BMrnClg8w4l0puqbna6YPJyls87JaAhEZhZS+XexkJAmZKJMJx999JF2p3SrGh+5pRvSJj8Vb4pOyKm4",
-	"PZbeR+Nlp7ExOnpy/y4a2gP9uOTEVgp2Af+2EzR+l+CYxPJ2fuuswUPurNOVvb911gH27eQqDhNy1hmv",
-	"xBX9JoC/7HbmOMYzkmT0I8LhTJHcp0Cp7odR42GA3Su/U5lhR1A3IHOhaPNpSuJFp9sRsjJMC6SvvECf",
-	"BDiNxDEVSiNCxal8XPoFz+cxuwTGLCY/AA+4zidN1+euRO/3YzZbXrH6iDCYwHGg9MpNK/VK4zReKh8n",
-	"REvCGZEXKwOypa9Z1TO2ek3yKm9YzjO2j8XkXmy185zjT9Pc7SyI2UzwLzG5DFnK0RxPyC2OxpS8SOQI",
-	"45WLzdzZtiFZD/zHWHxu5h0U8ZY2cZhzLlrnU4b+Wnr+D2MSdE46v3G7CPS7Lb/y2w8kn/ggAAakeQGC",
-	"rZEQEa8WfJTBpnU0fmcsZQEw3Swypub4NLPo+OjIMkeAF1maoDDpIssw0dWU0BpfUraaHefblGi+2GjG",
-	"KG3JJ6ndPYJN4Whvu2RqwC5y00TuahJeEsH5Nu9MEW0OUBAiJmXJNKQT1YrvfeOSsD9jSdOu70RcCCcp",
-	"TRCOIrlHsZjMWn3kMYHbMLr76PmHz45XXfiwPEl5fWo9LmMRwVQtyE95Ei9WYdV7L7AnZAfZavWM8vuW",
-	"xPW7IfXXonMhUiwH3jWtQHzrtH1jT1NXIG1QsgDb3sybPsYTgnj42Uo0CKxPM/kY6N01FN+s0Hujkd4/",
-	"uqIkXgWd8YyMuwgrRaEPouyYMipougBazrrzlbcEnDIe+CvJ81CQ4iQhsej7T49m5J+J8f/Zx7rmYC24",
-	"o93XPvm8P3x5/A87TUf7mLFoA6WWd/pqyjhBUzZTcRVCbodQGroS7KLdg/anrTDq92CQZR4udeWyESc4",
-	"9qZd5GFONEAGV6GfTLWQckJ5CFpn9BB0U1LfwgBnhrEK5hJTY7roqlAnFsvwrtOSg2SlBxB9UNZgL7nF",
-	"1SjVzj30IZ4BmvPV+CANx0T+FUvvzBmOQiGtHc1T6iWpjD4QXfgce4QjP2bzOfHFhUliHEZitxGZ4AhB",
-	"6BJYijBHr/7yD37953/yxe/+5Is//hkKJ5TFxD/uIs7Q+NXv/Otf/Y//MUZBKPjdX/3hH3/x038nf3v1",
-	"lz9/9eP/Wu7aQ3cQnJh4uH44CRO5fk4Ea5cwgEO0QEc4QRERaN1SzY7VGRAud8+7yF0Aio9TKkazBGBm",
-	"gseWYmsYZxMcjX9zNBzDPGNdh3/GJNv48anUAxHVXAzHERVimzpKOZ1YOaNE86Y4xp5oLveRERtpYsmP",
-	"YiHYkSB8QeSGRO8gJJEvOXAQahEnRFwXfkGkIqaYk/gFoEBOyUhPwhQYQKQ5AliVDvZYjGPpOhovqeVW",
-	"skCfrkXMs5DmZKtZBpqEjK6nEDG0WTW//LoldXjK4gakLH4VsskpwqAoFhAba2PEWZxwJNpKLr2H3pO4",
-	"GI01xa7eSVYCSPSuLC/j+fOunW5HK/8hPWXUh/If4Bgofy7+KbiX+yyK2NXzufxW++WTZggIjmU94CVX",
-	"s3pf4uuWgH+GJ6vmfKKwtodjEHElrk6k/0/TAhI8Wcl5N07+XIKyWWJSH9tITGlpnOsLKWriJokpW9N6",
-	"iSnNB7juYsBrgs8Z5TIlyLvYf1Kkf1D2JsgVMpeRvyGjmar2N3/ApXawnFOklkCiiZRmzav5GlbYQdYO",
-	"0GxKaEfIH8tNSBg0iWUrrSJli0hJOV3RSzbNrNreLhquUKS16py1h/XnVqj2h7YXKBXhiZ5aAS9c+iB6",
-	"jyaF1uQtAdZ75fD9Ha54Jfx/7f2shsu3g3i+ujWgv4PykZVzhpDmfILG+e/j41M0VqzGGHgNwR3jJGcX",
-	"3sLzeBRLy8MDFZHzus5mKRRobcd69Eu7Y4WdXfNIu2tP9Dg3Qa6PLsrGrVpwxkX0kGJ8M/uPnKti1zk+",
-	"zfnLq8IpunalyvajdZeiZm2qW3he82WU8cK7Xb5yyPTaK1QJNb42Ir5DpS4dTCtP7t9FjjWwkVookkZc",
-	"/ha99/vllBo7gLmSkmMtnEsZL1aF/m84p8bQ+L2QTiXSrc/8cYLG+R7Gp0iccZBb+c7oBVlIe5dMHYCV",
-	"zYVL/YeAOJrEmCa8mkuge0abDDhdpT4Zy/wCYzQjM1fgC+Utc0bHdbPRuLANHSuUlJt+lClOBv5C+AoK",
-	"E2kzewsuYrMJbN0YS+1fFrbya1Cs10R6YIkbed5t6YZgMrYhHD1k6Q6KMYwHKVD6ugFKIemgEYnrqC5O",
-	"APIsiokfxkQwlioSiYeRzBGWpDFFGIFtUK1U6vRrXghfC7r0IUvuZ47dO9yyimP42jtW88e+LqrLfMcz",
-	"i0nOpNTwXxGn+5ZQqXKo0f1cHN0B9Cui2dYewqpgrz2Jto3Gq1BGLUirmHzqDcsYt+L93paDe1KKh7vu",
-	"0ZVj69ofXiXU7NrHl4fPhbxkhG04rOzj+PgtOhkVEfG8mkVwFylvRULC9QLfqnR+e3lUKnONyqGR4Aui",
-	"RDGpRqLs6gS8RRsjTEJ6RoMonEyT7DBLQSDj4wxlVrMgQlorsQnxOUij6IxmEmPDTsfHPQTuR1LRCeNJ",
-	"azZNgctjQeYa9RbxaDWHqbXdS01fKsXzvTxsZodLVo27WXu1akEte5DoJMeV4AnE0RUhOeqEiwnffnz8",
-	"jLEPMF3kIay7nUY9SnfteSxFwF7/ia8K4N38mr4Ob+l5LZJnhwOsBwOtPcClaJtrH+DmOKG35LmUwncg",
-	"egf8SnYFeUOI0ga4NwUA7dWg4jJ/ked9CyAFlB9iCGmqZTwURDTXgi6t7C3ibHIQwTru+JeYeuRuxLyL",
-	"ki0N+5I1w9HjWOwxCcUhBTjipNuZl376vKMwR93Pd2iVvX76xqA/1PUWvj8F4/pxPnRhIWbgvSRAcQc8",
-	"2iXfW15OYajezcjYzUZ4d9HGu6bbkdnvePsJaRopHlA6Ry4tIPTbzRxhnjzn2+x149TSZLt+8g9FG5XY",
-	"5YEvSzNEj4LOycebF/1JfQ0yJ0gQvmh2hAzCmCcod0rhubaEeDGB4CbQA01oqHKQQZ0CcNYrO3SZFYcu",
-	"COM5//iO9n2sfaZrzrn2yW82uHKJuwjJAPYIX6lrBPV7QmZ8o7ee1OLCPA9kB2OYD4vjGC+WHg044MI5",
-	"5qDN5+2WnsfqRyUdobdEA1s/gz3dvc3PZD8wn4U0+6t2AN1OSsNPU6I+w62unYk6DrWSTZDf4k0pLPiy",
-	"+/kyVo7JiqAj8UbChJMo6KGnU3ZFEaMeOUUcUl0nCHM0vqM4GkncZBDEGFwtf0u78/iB9l2yGNdemWGO",
-	"dnlmyzhfLHwZRp/kUHoYSiJV3XF+uK1OOQdc6ZjLPkHqbXU7hZf9xrtZtFx6kzBB47lD0ZTdKG/mxtrq",
-	"FcQE89Vq5KztE9mqvv5spsYdpH6Y3LtU3F51hdhLWLwPGgEDZcxl5qCWcnBLl7Ft4nkteEJm4hfK6GLG",
-	"Ut7gW9bt4GuwBqDyvyNjBGs+XUOrcvs/1jXnjnYfa0Hv5JN3GslLFrFacw3Tq+P807OzVHBOKwZpyyzk",
-	"nOqGZWPtszva91cQRJYmHptVDoGnnieA0e0EOIzSWOZ1oGFjWFCe9UbeiTXI4+N/oP3/Vuw4i9pdF1c2",
-	"cJwyp6k3xJVl6S6WllKHSI7AtBULkuNkt3M135HB9p3NWBCIOE465ZtfPsPiKNY/yb2gyuKBv3l0mSZM",
-	"oswPIAS8Tt6+AzY46ahJaEJi6aiZFS6IM8VHwgQFVDZjforGLAjG6AgjSq7OqGh8iyMV0XAsE0FzmYNB",
-	"hhj0EBR6UW62WXoWJPd2Rsfqy/hEheLB76IdjjhDGD2+8+zud6TLdBddTUlMEHY5oQmaEUz5GU1pphsD",
-	"/Wb22lgQdCB9EvWfMBcyV4Mf+UOG/RUv7l2ceNNyLOGWVCb0218ViWpKjJMS+HbnnMIV4l95VxzCTuqX",
-	"PIbfq2uviYrqCq3HhucrcGFrxHuxIv5o6b2zi8at1sC5lvnPNt00zl08b4i7Qh6enyJBcOXVU/bNBMGl",
-	"PApwFCEXexdQ943gGYTPUzSJmIuj/IkIVnA1NjZ0vSb7r5aVSvj57hRTSqKKTzqOok63cxlyiD6CiJFO",
-	"t3NFvClgyxkhiYxTBZ1044Oov4U1+oN1p/ssnBGe4NlcknLImra514dq1w29W7ByWW95sxTBvduICT+a",
-	"Qu0+Ga6LI+SBZ4s4XIEBy553eUE/gIh0K689ib2pLCBWbZsQte1EvYLJrXNUG3cggdF+IgWs1kJozrRc",
-	"I6R6CWOo0L987d0iQKy8wm4R7r1e/i8/jX2wDpWn9saZB1Byioe3vC3KrrZ473Xpnl01zyfj2/aFY7JY",
-	"urZXTiLHTY9tyuLkGXmRbPOKQ/44DmX2nmXK1k6RU5mXsoRsvEsPGZ1kHSBmbaspVHafLXoUgU3bHJKi",
-	"RO0nanrWpZPOVXkFzLud5mCsNVdwN41em/sDxYD2dCcy5d7NXIfH0Ginq3DdQ4XNrzmevaBahWzePJaV",
-	"C5GxYRuv3Cyk5V+NlZdw2YtcVlWUupiurCQ5TxaCnfEigrPiw+WYv0ErVuYGLnI75VdxpRvNJNklbzeY",
-	"uu5NI+UPoN1IpXvdNFrxOPYw3MvmC3VJ4mQ36TVDpR+2PrbGJahRGjSchS6wNTrZkfzHxA+Th+SSRNvO",
-	"JvpltuZ2h/QBo2QBB1R3kE0QJROchJdESY2QakQJjeLBLV0Qn+BoZ8EIR09zznn5Mcp0689psplQNY4/",
-	"ibG/xUv4NjRvfAWtWacsXcg2R1gLmN5lpzIOv8EeFKdEHiHEYYBGSmZZUJH77iLXn93iaCwkbzci96Ed",
-	"WID2wP9lweK7bKylEaQqOUOnDCXUo8I3UojtJFJItb7j5lTvJy1tN+XG0HsSbu5WOYmYRATznQ9Dxdxv",
-	"M2MhGK/lbhQCVshAJhrf2OuZaHMNVt7lYUKuyctnpt9MAM8FdNhABcVtxdgrgOzE2e9ItPZBfloQnRJa",
-	"boGMd0SpN+VssMOb2+HRbHP5r32NV0svlTu4hZU3Z6eW/RbmEfbITBmT1/K3ecP6eoshmp0Istn3InUV",
-	"O7kZsavbSZoTpj2WOXxlPiGZ7LOc/OxbgnaN62r5qlOeUsvrLTJwthT9FDQgGG0jTqql9SpH5oW8Ul5T",
-	"htjxBC84OgoTdEHInIMBL/Qhc4CMGfT5uFaVsxwYKMXB6mFLdmfLld4Xoib2pirjERS7lEmFQ79Icgyq",
-	"9aNKfmHxH4X8TfmCj1UUK2S2rmUjxheEnyKcTSM4b6irKXdfbnuLywGWN9gS00vctQWKr3Rog9tlh1aI",
-	"fTtGWbZug863QdBKad8KM8u2bVCybNkSIavcbcvmwOzurMgo3Xj5KzfryA95ElIv6cKtquRKgCQ+u5h6",
-	"B1tbeqs1YFsBo+IoVnQuA2UdXnq6ZITJS69kJa0aDYaq+55UWqU3uRcFTO3Z7nPMN6c02KNkXkIke4HN",
-	"NqxjgW32MnWBkPYyXIaz2g0mGcpmFWCO0W5IB/geXvAm54UigMnHC64uF78KZdJCoMRpJEhusN5DoT8c",
-	"1EITNrsnvJdLbi0RQxUNrNdt1ZBdqXETgsuTEuWZk5u1oDu4Yi7zPnnizi6wYDmTdjSvsKTihStt0XGv",
-	"sC5eY/LHS+PXQvM5KTs29MoOBxnCjwguW9jEP5XhpAnzq2RFj2h5iMy3HhTsmZm1qff1tUw7dq5dHuUl",
-	"UGxm8xUiDe5Ss+JDKw6hdim39GTKZlu71iyKq71VJAv76r7+3TWIovcy61aOmTKPprrZaul6gAY2z//U",
-	"yrFtaQyQLJbR6vtPH32IoHYiAaElL0ugcvdKEYcFgfRgQSGdp8u2tmHTeyKc4wlZThiub7rDcqldubVi",
-	"oKbbkWnKG4w1ENTQVpXjFe5na1UAqtnLbjnqsa3pejdbUFtrAyUvkl316h5kRNx2ZVw6b7V2iyr5em2Z",
-	"uXxJ01oeq7yQbnHuxaEWh1XZ6iYHqexu7aR2vdaFqjq0bUpd3Pbov7pHvvq0NxzxumPdh0owRz9v3BPj",
-	"fkzIZ2Q3u3naxqZadYlbmv/bmQyXcU53Ot3Ou51u524juwTNn6QR2dpBPSKZfLCWYos24JUhOPf2PZq2",
-	"9h1Vg7GB9mLuqW0vW0ahwEWDIPOYxFDiAWo9Eh8KPXZlvkwpw1Dkhz7iDAU4XtbyeSX3hHX7yVZ9VywD",
-	"DMuCG96uUxM0diNiJGNeGhyXkczfBDvnCWSyrzEYA11v5GhoyKdbLyWI2ew5b+9auY27c3vMITOMf1dw",
-	"61XcsYw5xIEEkXRaXZUaT2WmKzl+s8zXu1xr1yUeTjmwddOQIw/Pu7ICBAQAgKL7isgy2q12kd2XR9kS",
-	"66yxrjfhwtWu22sCwNqso2QyZo+3sOQlrP2NaGJHSncquwjdHDvk+y27ZkvkUDrcTdxI9WkuC2zgVL4y",
-	"kX0eCVW6EWCwENciz3wnxNAN4R2mYdnWqD+07PV2pHXX9kl+Zau3s7i9kKVq+bKeFlc0j1MJE47YFVVB",
-	"XxTKT0QhT0AbjsbZKsb72VZdcFWu/Ple153coxJAqofXJlKiijB2zMewjD4AbOXUzFDFmaGjMlylTmeb",
-	"qIlmrcRy7MI6eLVlZhrKRUSLzPo2zp62SgGa4YVxA2UtqHle30iqXGoJe9ilKsAMtzHXiUkSHmPKAxJn",
-	"doRb4uLCuEhcFo6OskBCMfRxs1NVTkoa4vmhMg0LCrzPZNFoWS86GxxHUXvzzhpatK2VZ7vI89eIptXC",
-	"1t23ZYvRpylJZahOSqmM3/GlIlBlvmxibb9DcCRL6m2TWGdp7kqAYDG6KgK3WeNTF6FWK5S/E/KExYt7",
-	"VBlOVob1t/e52yaEf3XY/lYs3aNdfAN3Cqiv1swRhDvC4QzQW5LGgsxjiFoWT1thA2ARhIAGzyb/pzJE",
-	"ylFiAhWiO7knoBRqLwmU7MF5MHSn28mqwq+Iut89Li6NyD8pLtiWQZ4NQfdsh1NpjJYtBcOXg+Rxsu5G",
-	"70PCrzyONy7lP/AbwyOYrCFaK9iZH1+ahn4tSVKTwvaBnwFsJ6eARni8f3XRgFKiSfkd3fPfe3qn8Sp7",
-	"8WW1oTkYGE5j04uwdWqHlSmgLpJFebpH333cOFXKq0kxwkljsxfXXE+dhUpkNNhlRwwtN9wFUMoVNV2X",
-	"968uGmw7F2TR/v6LA9zSmgPjNy3nodJA1A0YUGRuO0dTiReJf7d1nGQV8e+oxdg6yvK6QQuHUIPXGWr6",
-	"VYtN2Doy9hDN8NqjGQTSe32RDLtEJbQPRBB72c0atgOO3zIk+aYDA244UPmrHHfQNoaguD5baK6AaXgj",
-	"sQNi5n2IEGoHh5gBgOi+4gUigv0tYwUiWdT6mx4n0BIZb5FY5Ga9+FthXtm0Fc59O2IDdnD3X76/32xX",
-	"/xJrtc7NvyQuNgrqYpg9ufuXntZenLbfQEaMN+lB/5bm0PgmOPY3oaOHbBLumK54O+Y9qzpUUTrnPy77",
-	"mq5zh+t2oOzeIxotmrNMZl63+fiNqCW7Wk3eeEuPplJCt/VRLNdT7m5dLvGTSqHHPbpIb43DGxhoGSPU",
-	"iL2gpj+esZRCrY2ZaIlCihYppujo7oe/fYwwRxj5xAtnOEIS1l2EEzRjPEHGACn2E/nhRHB8mPrIzNrz",
-	"HnqSFY9HOLoSDCLU8kfJFcsboaOzjmH2rd5AP+sc99AHLCbFRxwLli1IOfHRkaXraKmm+3EXUXJJYgQ5",
-	"WokvGDPwp1aRKlAKTQ6QMNbNHRowckOK4wUKIoaTrDKXXJ+ECUdReEGQ3jN0CasIyhyoaiidk2zZtaTs",
-	"TkXDrP2jj3XN+eRzo2sMXh6dnfWyP82Xx/+oUQG+ShNVfW/FFGdnTxuHqUgyNbEEcw5J5z1oMIaqsYJV",
-	"EeIPmuMJOc2y4zIZ8xFhLj/UncIMc1sFf0n5VsY0zfaRjaRyWY+0r8oRj3fHh6PN+LAY/y6kHd46yxIU",
-	"z99ijYZuWtsibSEPX5XnWIvGsnZ1XF9fa3XUJsRfBY3fZA/3COfP2IWs8lwPUgtiwqdINkKJaJXfcLUY",
-	"xAnnIaO9+sVwhqvuc2/VhVaFOB40LOWprKeDwLkX5q8sSvVc7xU1GlqbqvjkhVOeyl3x5jzdUKFMlo5T",
-	"2+foCnwOBeLcIaNwk7H5gtC6z4EsZrE5w2p9E93KOZcHLwO98QJlbGft0dfKBfz93/yJ9vd/8+e/eXT8",
-	"93/zo7//mz84O9POznjvN9558Vu/+tufkBfJFz/6vVd/+fMVWegfl7VfdZdaSDCOKMmyo6MIHI1P0Bjs",
-	"G2PkLmQwX0xwwuIuGss852Nw+jqj6nfIYJ4UfqLiF1mIVSmMs8rG4CEmvp/RceGmoCYqGXkgOrNUtTkm",
-	"81rCc7E8paAmfsXpYYXo9pixLeKgResnaUR4A79zs7E5IX8v8yj7fIW/15aZkmeY4gmJla5g/QpAiQnq",
-	"BcGWPCN4tlW3rWKgd/cgaUQu+7KBKAfEPL9qdhx1oFQAW91Oe0PJJ+pm7pavqXD02ViroVIf4WW34y7y",
-	"MIzmGVsE1kNQhlQBlXv2m0IBIhzO7jIW+eyKbhOV4WWpoqGKlMpaXvG7VKBZfio+DqMFpJrOExZsumTb",
-	"xnpL96wP8ItttrRtYEoFI2ze9tcHQ2wbkQNaoTBYiL/eJQGLSdt+ygQtpmsJ5YoXQhNpxYl0mFa1RNDV",
-	"lIGcKOQ3qDEiYc4hOp0FqoBI5qt7eqYo37I7xNHY6I/eeeedd0a6ro+7aPzFH/3ZO++Mj0GslUKmCuk+",
-	"o+4CjT8VbRI8GWeu+9nAEVTOUyznrIfGgXLw4GM0g7KVyZScUfmrls6RiptbXm0W0I+OpqHvEyqoeV4C",
-	"4oyOxUMaIz5lVxyJBS6g1K+k6K1Uzf+kBO26fWzlO13hclRC741MGWPRPkx5wG+8cS/Ago9pinr+5lKP",
-	"ry+1eHNI84Akv9JIshF37Cu31VuLa1aA5YB7rs2pLm/zwGYeMObXG2MWRrVaGOv9u8ixBjZSle6RrPHJ",
-	"pbcVRjwRE6EZ9qYhJchjfqMzTlNBr6fLXU/VeclSgWqSCNNJqkwjhXHIw/Nz8sIjxCf+cn2vNaVJa3rb",
-	"dIZBURxhKksDh+UsXLd4ZfqqzajJSgo5ALbIrVEkPdoUgNDthJQnmHp1xSvYiLarS3qDJUizUhx189py",
-	"kVGlxa4bF54/eYBiEpCYUI8gimd5xUt1A0XH6l2YJsmcn9y+DQWaez65vK3a8turr0kT2GrSSSJ14XJP",
-	"lcB2v1kEe7IyLG1L66Ic6NFc8gxbate2roy8Yh+7eUVcqy7zmgjWJ3Vn+0yjLmi9kIvZuU8wJK7baHtU",
-	"Y32EY4h4PXm9ivId9Fw7VsZeDaKmcoHtIiHqERC7hsuvqPeX7bS8olJyifX5I6rnug9lSO2mvHG1SCmM",
-	"fU0SyE8a7zyYbXd91NA5twjXjfNbmXSX3nxp7MY9s6hi74zJHDJkzUl8GQrwdTs49cNE/sufhbQZAGlE",
-	"HsfkMiRXbW5Fo0PAjqE+ee/rRBu9LehFAIZx4u8Ii6L77sBYiUrWlxtufLDcw5Q2hfcVJv0rWmLtlaM7",
-	"yDJg3f9B6k+Wzft7jDIo1ti0vaceq7oDgAf1SSxRgvwDHE9KCCL/XPyQNRH74id5cD+5FGeRNb8i7pSx",
-	"C34ihbXGZ/aUJElIJ01vCM8hsQ9fI0bO8Iv7EE66MakgzhLSPRLHk8XI8i37PRTwadWn7nVT3UzjyShI",
-	"7Mvv+qsOvmUA5U6/bQSGp9U8i9vQvqdXhMwFEmhA/G8NViWXIUv5o7eS09sK4QK0d+MzMH8UbFenPF48",
-	"SWmbhOOy4Zr1rqq6D9CSBKIVy1hctqZEcY2Z4mRU783NcIVjenPjL/FzGcRKW8vX0HQAz3CTDMaizTz0",
-	"Mzy5C+12TndQofktcvW1zlTcQo/7DE8yVe6e46DbhzvnEGxQxYgjSGPwZP6NJ0++/e133x3XtGB2hfX/",
-	"jY91zbmj3cda8Mnnw5eNXn1ivt2iq7e8Dtse7FYH1jYa+BneixQqHsgbFz2zzTeG7UEi9YxFll7+UpEa",
-	"xqBs52N0lMThbEb846XEpxtzPz/Dk70Fr6lr1DqSSF2oTxoLwa69YhvVUNteuaYjqV6i7cBajYCsX6dn",
-	"BM82qMbaBAI0qOLBEJKxnI/3keXxDkdjNa5gSVX6wy4Yc3IZZ0Ux31qva65EuiZD1k+CZ7c4ismc31Jh",
-	"rZHKQ0tz9+KrMJmyNJHuyQ/88Rk9AnETXJGVUQk6QOpDD8+PS7ls5fOSQ0ux9IxOIubiKLM2STF1wuQY",
-	"Mncb8WVZmZOsXhGCwY6gOyU4JjxBmHqQqg12oULQScIRo6SLSMTlFquTnVGIV5fJNMGWtXNV4bdXjtmy",
-	"0iaOCU12uFRLkKswCDu8u/0wCwTPdqLeN/Lmi6ykcMshfm2c0gvKrui5+AksvOOrmNEJ/H0uRJaxtPde",
-	"hVxmJr1xjHAH5c9ib2v8Or6PLe0Hq3kugmd7YboE/XvzXBfBsz3xPq/hEaqCZRCdz1V4/ut8YK3mPxCX",
-	"zWHxW8d7LvPs7ILQxziMN4YXfj0CBPdoILtmnF81qq+ysm2C/J6pvL67afIqicbrWYRylrwLCcMRmwsO",
-	"dz5ncZLSUAzRRZ+mLCEy5D2lWRkMxGKfxOL4WKsk4zvazXfwXMhmaoLkc04aXwHkcGmuq3JtKWvLzHLf",
-	"ML58YzzvIxqBBmMsGWJxgmOEKb+C2yfEIQjqLQJ9j2Q0ahYc3kUYxSwiypWti3wC5w0+ZsdIQ9PMulgN",
-	"FVYL2yFYOCbYL2LLG3GUsqOvvd1M+hsn4Lf6dootWXITJb7AtrpFSqT24ow41Z3Eme0e19eH39g2U8Gu",
-	"d25LUaD5QqzNfSOOfh9CAqD2Ny4kiFXsK+BhDVXa7toHTGWAqinIIE2jnGaM5KoK7EgQlnVyrqYM8SSM",
-	"IsSuKM9Vy5m+bIplqc5kSmagGzsV/1xAnkTlsKEC80Mq54Jhe+hJKdvNMUrYhID3t0wemdUcWJGceVoq",
-	"ktYOLdbLvDToC5vAURQ7KbzDUVbJSAJEuSlzPCOyHosYglGEZYbEMrlBR5yQYnNAy45PK3l/jgtFZGUp",
-	"vQP+et00s0kaq7j7NyVkgUyZy2EIwKg0BVyUMlZU4i5SKoMqeqWMFZmWUKX9qxeKzjLadTsqUV+nqJ+e",
-	"p5Ur5dzLc8PluZmviDfFCXA8Kt6iWcbhxEvjMFk8FfBT2ArqrNxJZS2aOljmOE4oiWUWLVlbA12QBQpi",
-	"NkNjySfcgRHgwYei15RgH2qZyJvV+S3tzuMHmizmkmF1WdzlZbfjgkSWTS//up8xOe9/9KzTXU4LVk2b",
-	"AyuJ2CSkY3SEKYI6EZrMBoLe/+hZF4Wcp8QHOeiSxGEQEh9JQAmk8OT+3ZFtDiA1CcIU3Xn8ALYIyaUg",
-	"u5hclZyvB75kAnoCsUlxMt/WNEnmnZcvIdAgYNJYJiuJn3yeQePplOEIzXBIExxS8bS7nTSOSj74kzCZ",
-	"pm7PYzPpju/F6h9LNlk1WCgWKaAeCbDcffIB4iQWqC9gMXrXfBdxHBEOdgh+gjDiUxwTpU5lgbR+nFEB",
-	"nlyqREdf/vx/fvnffvzq//4PXfTF7/7k1V//9Fi+hZjMOQL3BACoNIh0UeFLypF0fZMjZqVtZAHBOIWF",
-	"QAUsfCEolco9A2XawMJCmcv8Bbpi8QWon87oGb3L6CWhYs/85Ixq6ElRwUTGManKJvKmc3T0/PmD9y7t",
-	"455oDKnWiny7soOHZyS6izk5RYKJlj8+uX8X9ft9R1CG58/uQm/B4aguwFJoczwJqeCIT9A4CmdhMkZH",
-	"xt/98E8F05LbjAa6NDLhrOjKGUV5LrNT5DI/VHOOPweepIsK/ubl+BSNiz8hlXEl15kYrEh3JlZ5T9A4",
-	"BJEzovUYz2XOwJDRLJDjN3/AmXghWTjScTX+SIyZxRGNPeYTsQgZ8jNWj4Wj8R3PI/NEe6gCesbo6Gk4",
-	"m0fySd0VnTmMJC7e+LPpO+MuukcnUcinZXV8seLx4zvP7n5H7lAeFKRyRXOceFO5VrvvDI9PAN3CxQg5",
-	"wLK8Q+ijQZ9sl5Xv8jdIswfJoCXNF8Nc4cXxqTglBV95TUKOUiqlTok1VLSZ0onCoUruUHYQIx2JqywZ",
-	"TWnh46k3lehD3Lqu4hV4NhYA39J12MxSysBxFrUTJmVwzVIZ8JVX8MnEaUzR+N4zPBmfSmlZdGUx8klE",
-	"EjmMmEctkKPxg0CDGvVqHepBTtCROLd3xscnyDJHaDyPQfkHrPB5tr0xAE7xOmHSRZZh1ppmm4AHHSYo",
-	"gyUPqVe+sHm9JijFCBzZ+IWWTaRxj82JSsqdY2X4DVYMz4AkCMMHD0eRmOsI/I0pQTwNgtAj/PgUjT/+",
-	"ZIxmBFOOKMuHmuFFD90R/xQjif4SVPnmxCgTknBk6X00DqkcMSQ0OYdljFV3QfdBzQbjqMA7SKgeJjxP",
-	"a6UYiiOxTvGbOknFlAtIuSwVGJOJYSijRKy87Ew8VlgRhhZPTO4866ZybPXQUwKX22ee4JQEvHozX5qT",
-	"o9AjVBYmUvTozhx7U6KZPX2JEF1dXfUwfO6xeHJb9eW3Hz64e+/Dp/egTxGwpoiRID93Hj/olGrQdfSe",
-	"IZuyOaF4HnZOOv2e3uuDiJlMgQ+53bsiUaSBWe/2D64ueO8HSpU4IUmzx4wq9ITmqRuFnoAFR0fvf/Rd",
-	"xEmSZUefx1ImmuLoknAkwIhgobd4hY/g0tNBEE5xaeSTAG5hoRqAoMSJGKZXrjUm+NXOt0kCVZSgPptM",
-	"KCrWbOp6xgWoLGx1vAS6kCwMLyu69LEqfqVqXqkKV3lhK1XGqvPbw/ef/Nb33n/v4tED//EH96HcU7Lo",
-	"nEBJKlWACupOQZWpznfeT427D779dOqGl8NpMneZ8734Ufrk0996MvWCp9+/Hz2+9/Cz52kcXMjkVJLL",
-	"blH6iUumZ/mE1GH0Sk4rq4bL4XZbBXOW2NXOycefdDs8nc1wLPb3uHTg5YOqHGjGHZ98DMX+BUO8hFvE",
-	"wGKi21OoxvjZyut2RyFaU9fR1TSMSBZPCRMKgjE/FajDZ4RL8YAJ/A9yJE6wizlpvDSqCuR1r00WfNph",
-	"F5WHlxAZEt/uJNViVpxlabM4Ci/Jvg/1YXhJqJhAMCykdHpFAcjV5yco+6Lt8RFaORjFGXhTwMjAtEKo",
-	"OpYrQRDX0UUDvY+Oxlmn85TiSxwCFh8fF9xN4yk/IdgXvBF/6w9arBSyw4MEIbh3QfLgqAd6f/MxP5X4",
-	"83kBnD3fkhyUO12TS+M2nodaVtqu8a48JV5MFM8vY+llnehTSXfh5oR8HuEFmsckCF8sH7kQGqRUDIWU",
-	"cIxnJAEtzgp9RtHktswCsirHd6lhpuL85Lp3SmlpP654JnZM3Rxqhqnp9jNjeGIOTvp2TzeM0XCg64Pv",
-	"F0aCd8Wp6AY2B8agr/X7xNJsd+hr7mA00PBAJ8Rx3aHr+YW1VIwvuGBpNCt3Dvqa7Vu+5rjWUAs8t29b",
-	"lukH7rAjy9A952tWZ9h9S3cMc/j9QvfwWOkv3JFvmbo/LOpaqRXIIxR0UjAF5xf3n/tX9zq5eatYan6T",
-	"ytFhn4hz2gg1UzctxxndHNQ8ze4TQ3OGvqMRx9PNATY8p09aQc0ZmCPDcKwGqFlY92zH2Qi13/6B1tef",
-	"tYGajJH7ZAv2Qr4jmdtlGV/dARkYsQCYAfESpfYJXsITnJA8qU7THKrt7aLhy27RS3vMotBbtO6ctYdl",
-	"WmtfYVkmL71GWLWL/fO4cBhomjprfrvc9mVeyuTcW2snyXvXmr/sdpYE0Y1jLPd42fpo87ICzQyH2ljB",
-	"U0EOGplahNEkxl7yVh24sZm+PaeCFWVx+BkB3bjVhqbeZ7ELOXCgh+ls7vGMsQ8wXSiTCd+VBJdYM55k",
-	"YnOFr1Y0biXNFXiDr5DeONBZwXyBIQaYMLkIILSnUkxDUO0aFJyYT8VDly5pVYJ7t6SI7uSZW95l/mI7",
-	"UljDf0bf6pdwX4ZzLQ33fazZI8/QcNAfan3LD/SgP/T6utcpI73l4OBa/PC2eFDZ2l9WDZt5AZoKG2Bs",
-	"t/c1ZMw+MYyeZel9q98fmivImIDKSNdsk5iaaw8cLbDdQLct03WHeBMZszRs+bpmDyxfc0cDXRu4hBBr",
-	"OCBBf1AjY7L3fo6qRsgu34seRrP1hGzzmQL3GgveMuMq7O+9MM8VrM8pS87xeUzEB7Lo7HQD/CakqT6d",
-	"Qpk3qeeUb4yyqxqmfMi8vFD9OlyXtyvjyTdHTtejrnex/6Qghq8LIRuDNtPwFHzziP8B8UOcxTe/EWwu",
-	"r0nJ1LUNRq9JUbc/D/2XEr9HJGnwVbgXBEQ6D6g6LRdkcYvLMi4KTS+j8yfw+krovILXrIYca4XP19vF",
-	"/72NF1YCcH2PD1lyn6XUf2OXVJ7ojpd0W5n7gf8YJ1Op9ITbnfphosnEHSv1BB+SK8GdBmHMkx66D7kP",
-	"kbtA2INqGQmOJyTplmwcoFkKZwTFmE7ICq2BmPmenPjGNQfdRpdNuW3p+xNy5S8TZ8eQW/k/TQm4Iig6",
-	"DLuGpFPtiJn0QVu3AKa4wouQytqoANBV88uvyiu7WEK5WFOtDhTWPrujfX9FeqU2C2uzoP1CJJATl67N",
-	"qtnzJqugMbT2BA2cgN9EIG6/BEs4I6uWBQbAypJ2cmhde28hK+vmpUA8w7WXskflW/aCct7V1HxMBprt",
-	"Gr7musTQbEt3dM+1AtcaSXddFssIh454peKnRi2PMehZpuP0DUsx71FIaHJH+RqddAzT7uk9vWd0iiyf",
-	"nU6VQTc1P8ADzSaDgTbSA0PTLcscGmToDS1SRmWdEyUcPJdLYmniMYB4gMMojUmnklmzYzu6iXV/0B/0",
-	"dcM2PN+2da/veH3Ts70RCYqskScQRJK/K1hi6dkrIIjbkYNS8u5lQGHK6GLGIAnlGmgNDcs0Teta0DI1",
-	"27SwNvJGI81yfN31fF/3BmYNWuC61AJQQ8O0bNs1R32MPcPx7L6r90c4GHiGrg8tf2tAbSF75lRpsx4O",
-	"aKd6jAd93EEfd9DH3ZA+rvzQKrZuP0w2y29pMr0tMc/J5yuUdE/AtY+DwyCLEy0KL4lfdb48Av9K8FJQ",
-	"Dm9IBcspb8kzeh9uIRKsxmyuzGrgN0d8NCexGA/Ku4re4m+JbrOS1ejIMp0zKv07z5NpzJJEuhaB0/cT",
-	"ksQL7Y5gPsbHp7K0vppJWnXBjOkrpuCMgtFe+SaLBt6UeBfE7yLOxB3OSi9OUsI54UiuLGGshzKP5jMK",
-	"feQ+XFnQNTONa1ehT06QSxYMQAFgQ5+mRNXnl95a4ME20PtoLL00z92UL5o21EMQcZg7eUFOmDM6vgsO",
-	"O3fFk2OQgkIDHelYevjUZApFXHbWiKqABZkU1PjH6kvPY7NyfMhJ52nfS2OiAZj02P8H7dValfLRrRSb",
-	"W7JYlVjZDlm8P3W/7YWPwvfvf//ek2ffe/qAP5gl8+/ffTB88INer1eJ6jxxdL0emtqJk/P+p873Y/23",
-	"Pdm+FGuahZi23n4R5NuAdh+yiSziX0OslSuwCT9WG19TO7EDAc3JWkx8QpMQR7w9KSz1edntpGV8vWmM",
-	"SuO9UMEPQs6Va6VaICot8G0ifntQSu5w0jUsvfGE6u3FU8cJOVf0YWP/SuP98DmMyZhShTD5KYoFSs4F",
-	"XIIm4SWhWe1uFiAuA+TfktPvdkokZGP3UlMAhvLx2eHom/yiNp5fYydw/skJ48Yxym33xuqq+AlVch1C",
-	"FZISB0zZ1QkE0MNVyRkKxRmE9IwGUTiZJujIYz6pEvrjrGZK2f0spYUDGotRkEbRGVWdmz3OeujJN+he",
-	"7tPNkE1QSCW7BcyN5DyL0t/tnUZLfDRLk3WM9CVTtW+yWHV1nUqsMnJJxOhEcNZQYBldTVlEUIBnYbQ4",
-	"7jVxdmLSa7B267ma1k+plhW/FQfXYMJRrA5Lk6+FFecafJI6l/Mky4TSilOq9jrwSluc8dff5CuQnsQW",
-	"22M3dbHWoDeW4EShtwpKk1FbEIsjpGoZ8waSMSVX8DvI6DKjYu+MPhbyOoWApZoeQXr5X2GOcASu3gji",
-	"rmOFWHN0eUYlvkRHEPWtOovlylwjECyaB30D+3ncJDY/qWb8+Sqi2G+OkPwhuVIhH18HKXlP2L/yw3lM",
-	"Ut5GnmrqdCAlr1Xsfi2EYQVvfO+FjF5cQr8BiwFn7xBZdWnchmhxLZOoVzpUPCYyIclRqdSjijTP+mYJ",
-	"GnipwKBKv8BPYdVzGYwJZvIr2uxkcTerzgrLeR1uFptalhb0FGx40p3kdQV32Cem03MGA92BGAWfeKFf",
-	"dn6UP5QsqspCeReqUjZ5cxLf7Gu27xmaY1hEM92Rjw0LBx4xs7oXJ0XBkSa/TeIZpmabfVfDfWxpJhkE",
-	"Zt8ILMscFtXM1NxFDbXyCoy+ZtvOSHOJO9J8wyK2Hpi245QMqySud9I9zTaDgTbyXFuzPbc/NIaOS4hb",
-	"Mq925vKmbmNCLR/xZiNq9dYf3NreakNc9bBKyBEw1ZbYERwqb2MoGQ0PeEdPtlWe9+8uEM4S1pQLcfVQ",
-	"VqYaxURTmizJRKv9pRHJKvui/Pl0UUiBky8lUFpGunJoUn4D1+Oq5ePvBKE8w7ZcdKUi6EvFRl8Hu67F",
-	"qX2zNzAN07BqOLW55Who6nbRsoaYAstzNLs/HGmOYRCtT3zTdi2D9C2n0wIdB7bpa7Y5GGpYt4ea1x9Y",
-	"+tAkjoedlug4GAa2Zo/svjYaOiONGI4xGATEC8xBCR3LE2lGyMEwCARC1rWR5zua7g37rmcNXUyc1Qg5",
-	"GAZYs23D11xHH2mm7gZD0xm5gWuXEbJ6L35nJ3y8Sguszqzsp/zNRMM7iDNBjps3yQtBGYsvJ9loIQIt",
-	"dXnZ7RTp4DcOUGq6NwNCzpouwFNmTuKAxbOa++YJGuebH58iFsscFNLn+YxekIXUe0QYHA5k7hPE2Uyg",
-	"bHEZ0CTGNJHMcD5q94w25SrpqoQY4yyrikxqho7ALXlKzuj4o48+0u6kyVQIVh5OyBh5U7EPOiHHKncS",
-	"6E6KFCzoiqWRj3AUsSsVmPVW2BrqO9k0xlJ79cq29ZTXd7WcKrXWOeRd3Hhjq61fdqul3Df1rjR+2e1A",
-	"+iT/PKQJ29i33LYokQ4hTRlTvFnJsNxnb++u8Lb3GA2i0Et4luIIMniBe48gG2THgKgPAABvTVjUV04T",
-	"rVhBhKts81645phAtsfXyDQ3KI7FEvbO6AoasmBp/NZyu4MTfdDr20NzaGzgdmVLZ2A7/RXcrqm5umlq",
-	"dt/3NMfApuY4luuYeuCPgNncwO2amjsampqtW33NcQ1P8yzLGQZG3/Vtq+B2VdHTOqcreltDzTZGloYD",
-	"e6QFfW9o6LrbH/SdMqdbHEkTuwvDuJqNB1hzSR9r2PfxyLR933P6q9hd2PhIs0eOobkeNjUyCEa2YxnO",
-	"yNLL7K686Ad296sYTLczi3Ag0wcy/RrDLwWGuT6VlulvN4cJP1mdmpKge8/wJCO7kPcU8ngeWebojK7I",
-	"UbldgsozWslQeYrG74xldANYrBdIJdpqtBW/B1u6qxL9bh16GsBumzT9DU4yci7/oIn4CmkiBAKVDALI",
-	"a5vDgJY6HLQSB63EdbQShrm5w+MSeryvAscE7Rlt1/VJ5pXypgiXxJCCcOUIOSNZGTFaRbWWMrt88rKb",
-	"WaqXUjoW+P7GZCrnpD/oDUxjNBraugzcVQssCw1DzbdtW7P14UAb2djU+gPXMYKh0deNYV5i4KTzMOx9",
-	"iP/xvUr8TlgbB+uarQ+Gmjv0sObigTcc+b5jW1i05Y/jUAJZ1UFRgdSv/vd/+cV//su8iMEJ5NQhMUcz",
-	"FtOQQn0CWe/gpGP0HaTruo4MwzA6RergX//+7//qv/2XL3/xx1/+ye9Vag61AIqqfXDSiUKKz69ebCEU",
-	"qTNchS3l5xr6uKdK7a97uPdUtfGDzPTVTUDybcgsfi0skmf42l0dBbzh14lbljWW9sMtXzOksYR/Xv3w",
-	"F1/+xb/aGnOoglHi4qyrR3Dz8+/fH/TG6dJbQ3sU7DdTnaE+Mke2NRzcKNVRqzhQn4NYeBALD2LhjRur",
-	"13d4L5WviVxXkLyeBvSrJoVKwrwvKTRTppaLATanrsczdeO7KAAPYq6iG6FmlSpuOI5CDqXj+biL5lHK",
-	"0dgnOJKOx2NZ8GgSY5+MV7hP5+t4C1ynHwlUmHlLb27+mLGo1LohjVhRAk1x1CFH0vC2MqmZNMu1pv9q",
-	"AgnvlenMxJEk6AgqcyMWA2ZekCT7Hfig42K1qxZXnGxlgfXKnBuBkeWeg4uxajL42BoQ34bWL1uc2hMo",
-	"gdj+lB+oSontezyFelrt2z/Dk/aNVV7e+zGbbdH8GWvTWGKa1mOr5u3G/h6cbivoxUm7c/Gi1CfPWIKj",
-	"vcY24Dw72xd/9Tuv/p8ff/Gz//+rv/7pq7/48y/+6OeVetYNnL1u9AYDS9ftkWWr1NZ+mChWIIt/wNGd",
-	"yl/qSWXiSADFXZ9DSkHVSr6FBv+EoTYwA0Ozcd/UsGuNNNM0R/rQ6gcD8MbNy3yedH7133726n/7U5X+",
-	"+r4q7VksRBYarctEEgKv/uWPf/2vfyQHePWXf/DrP/+TL373J1/88c86sqJ/KbgjL/Bf+hPqvWa1Hmoe",
-	"EkNtoOuGZjv9kTYKLFsbDAaW3zccw/VN6QwR4XBWTKB+eFIL2ZhIPCOXC/0igispvlWV05POr/72J7/8",
-	"xR9++Yt/UfH5zaqV5ybJmLlEuwzngrSuFeaqR75NFIfChy0iOMqI+ZAD75AD75AD7yZy4FEfcYJjb1o8",
-	"uDKvnf+2jbK20QUQ+Ew+DeeIUSTpSReOXWBdVUv3aCxx5VjmwvMz2SlLDIP5GYXKqLK/YMHHp6pa+y2e",
-	"F4/N1iQHDWUwY0Lw7BaHAp0g/1KCYwIQ8AhPxK/Q4Fjw8jBMhqoeyyV1EYm4zGIziZiLozPaOF+TzlYy",
-	"JHeL8JCdVa8b6HQT6WtL1bYnU3UC1EhuGojL1tTiBot2HBifG2R8IuyRGZxDR1aF73wTuKHdbve6giTX",
-	"0GEf6pR83fTe4gHJEjjiVbfg5pY6HPTe19J7n55RwYPUwTo+qeZUkDCRBCQvUx3SPPbhjErOx12gjO35",
-	"2mnUt1eQf1VrAaFS8O8u3PMqVfVtV8hHGpC81Rmk7mFvisKEzCAns2gLSW8hrxO7ouXg8lMUE55GCUcc",
-	"L9DVNPSmiKeejGYDtvtqKou0QklejqQEuKzJflcsDMIiyvrsnTnb0AeIFIHL7mig2YOgr436Q6zZ3mhg",
-	"2MFwGEDphlKzvq3ZHnG0UX/Q14LBcKC7g8DHprcFo1ns5SZTRCnAg8KtFl6+drPsIluAmM2HKgyVAMal",
-	"aPU1QJHDAeP3cjcAiU00UYTHJNbgDqp9HuJfvp7VzyCggZNLEuNoN61BA5oDl5/VCA7CUTgay7icBz4f",
-	"o5AmDI15Gl+Glyx+4I+bMmkgSEar2ghmg8xltrvQV9nug5BEvlJChBSN4W8+ViXMBR68xFFKlEPYGZWU",
-	"XCWLFYxMmHRVng9AmGpAOVNSmv0W751R5bvCBQ8k2AYtnUsLI8vVI9OQJ0yMJj3Q5I5LhqQZuyRnYu/l",
-	"weVGl9pOSKJsbxnopHkyIlgMEoVcLKWuZ+lKEsKlfoZfETJHin8KY7XSW8jDc34KFQHCGIU+bDbLtY8s",
-	"3clmhCCqkntdAQ8U+pDrt3KIYiJxQM+fPITzyASTcQ/lrAKUUUU4Vscxm6cJ8U8awXUL6gxkwmC3voKY",
-	"aIpc9s4oWOwwRZCqvwtVmRBP5yS+DDnL41bl/qFSSxSpZC7A3J3RkF6y6JL46Kgx2lUxvkjKwuKuHneB",
-	"UYRFn2R3izfxkZwQ2ImlW92cm4R0uIQjN02yhmcUBkOW3kfjusfLuHdGyw8CzVKeIJcgKfyiIzg21UMp",
-	"ksfHvZKXZBd8GM8oXP9uqQIEwhMcUp7UASzk0CaVGDzo3Q3hyo+xiM69jj+jfPJVbZCipbZmEnek2bZr",
-	"a3gwGGrm0A2I51t9e9QvYv8fVJiX9Z0gYVx236sz2Y5mEwtrjjW0NMOwHGLqruuNgu2VCgDfm0l0WRRy",
-	"Qu+m1N+kJRvYPXtgGY7hjPqvQ0u2HpDbacS+HTGXvChrvjbvL9eKlRbk9UeabeimhgcjSwtGrm542BkO",
-	"sNup6M06MZmbtmGV9WQDbOm+P/I13SOGNrBHruaSvqn5hj6w7MHAck28hZ5sSSu2SgG2Ses1sHujkWUM",
-	"bWfg7KD1Wpk5PsNNRWJ2eGMHP86DH+dr9uOUlFSwlIqIZ3T3aJmyHgO/kGt9MtYgJ3pvlTD02kLuc85y",
-	"cyWLshoIAH/uMXpJ4jZlTOrtr5uTp8z/tIjzrzRvfxmBRK+5kXfUfauk7Vb87VGFuT6u8rWCLRO3MOPq",
-	"lji6rnSslNASwgDU8iq413ENoOp211g7Sq6kbMRLEgSmUgpSSz8a55/Gx1+TVARvyof3Dcj6APqyfJhL",
-	"lkdf/MmPvvh///vxNcX+LK3ByijRss38xhJNmlbPGRjD0Wg4XGZROyNd1/XeQO8UjGrDEIOeaTlDxxzY",
-	"5vc7VSZWsN3b8bCW5juOrdm2NdQcfdTXhpZPfAP3Pdu2t+Rhf/mzf/7qr3/663/zH7/8z3+43qq7GTBL",
-	"vK1YqGlpttsfaY5nBxp2Rrhv9F2n37eWeVvDguqtbzlvu3yaV8TloaBinWmSzPnJ7ds/8Hp5KT+6P+43",
-	"exkHbvctyTO0voMkTQ8U4/Amw2yvZ326sUDb958++lDx0dDiFMUNobdHljnKQmhl/CxEyvIER6ShcpMK",
-	"gS1l2339MbCNJKJTQ+l7Rxu7xcu+4bW+1tjaHYj5XrROB4r95im2aQ4Ma2ANXivFzsOND5T7q0S5c1vS",
-	"o7hGxA8xmlvHaN6Q64us5MB5OKGvISdtmHBlpWuy+iU4npBEGgWVhfC09KFmSetmjl5y9eCdLv3aMPVR",
-	"Sn0Sg1O6h+cNxR6gzz68xZeQ/1CzHNfU7FG/r+GR7WouHgZDb4Q9e9hvjxPlCm/SVWa93/WoZ4of7YE1",
-	"fD1+15bjW5qtj2xt5BtEw8SyRqbdHwz73pa0PTtWZJij0XrDkmH3rP5AH9iNdHz9US5blXRr0Oh9bTnY",
-	"12zXGGlOXx9qbhCMfM8YjIhuVem4WKCt6YamD5sWWCPwndCPSGevBqfSdHuXt0vWJpmb50DGb8jchOfh",
-	"+QVZgOesCyR7Y7L+pR4vu2/caiXR/jlLk3MWtBypqc/BF/uQg+RQMOO1GefyhxtSRX5aPtq8/SGF9zem",
-	"0gZwuYW/Xs4rHH3xo9/79e/+i61sXzLf94mSZlYJO4Wb/35lnRKBcInHMrwKPGIPPcg2Ke+fl/nBhzHh",
-	"eVE7kGakc2fIkambsjFGKrd9NdE5CilPCPZ7SIjH6mJXkEgXlbFCF/k4jBbnkbg35zHB3hSaiDHPPcYi",
-	"n13RzPHxXDLv+Z/qdS9LUpXohJs0IQ5PLLtnjBzT6Pet0euQSSzNGhqWZvuBo7neyNGcvt83dU/HZrCt",
-	"vvEpePjm19scWesEE9irafbtwXCFgtEaBK5mE2xoeOg72sjqexh7AxO7RoOC0YAYh+WCedbQ0DXb1HUN",
-	"Yxdrtjkio6Fv6KY3WBZMYIGG2bTAumBC2bmA/T5lk8qMB9lkBQUwdXOfan6nN3IGzsjYV8Fdj4w02yO6",
-	"5vQdrBHPsgg2TWL57usquOt5nmZ7lqmN+sZQCyy73x/aIwsP9TUFdx0n0GyrjzXXdl3NMYiNneFgaNle",
-	"Y8HdfdW7uVPD9/gKhwnP6IhSq93iCCv6cQgGeruK4Xwz2f8D777bi3lzcWYN3Pevf/x7X/zx/7oPz7O8",
-	"vM5KFzRI15g1uvFsja+nWL1z0jd6puk4zkAf2qvTT3tDp6/ZgaVrDjY8DRumb+kBtkxvtJR+2hv6vmaT",
-	"AGuYGH1Nt5zAHA4N0x3Y69JPf/kv//CXf/Pvzb5lbkwfbfQsczgwh8OR9X2A6cYdDk1zNOr397XBgAg6",
-	"a2q4HxBNN/zB0Hc87A6dVhvst9hg39btft/ub5dRTd7OFgnV1DU+5FM75FP7uudT+7o6+8mcbTktvMXz",
-	"V/3GCmw06pseTxklMrAZijVAsG4eKhqwuPAp5ygKLwgEIfBbvVWp00rFgq5ZtKKpjI9C1khWQ0B7LcVz",
-	"7ToHN5j87FA76a2snXTI+nWIkjxUuzhYmr/C1S6WvSq/ctY/3y/KT6CErfBzvH4xCqmJ8AmOtExdex37",
-	"X9rAjt1XwZuACBCTvoeFj2MPPSVJEtIJCkFrNZurihZ3kvEp8iKCY/UR/l18LGcGQfD6ZToONCUxQUfw",
-	"oGT2GTEfSbpFWLV/fCKDPFQmkQK6qFIcTT5FKMkmrY8c4kPEw6YsmYLhEdrzTXEi75ULObzBbCP1yMDW",
-	"aLnYwFcmtOIQJ3mIkzxEXRyiLlaoUL5JofRPSU1zIzBfRh6PXv3oT3758//jy3/+31/98HeObySOIogJ",
-	"+YzcgG/RvRdkNk+4YA+CmM2QwjlAouEHmUwOuYsso2gqcDsaw//G6ChLoy86zPCLcJbOZMcsb9otjuTq",
-	"P8Av3sMLftxD7y5KDM3RVSg4AeBqZvjFfSAgxw18zhKHcB+G3UOoRWvEJmcsGdZvkmJbJwOr5zgDQ7cd",
-	"ez8p6utRANbJYNDTTX0gowBWUmpTGwW+qdmeQzTs4IGG+33f0h175DjOlpT61Z/9h1/+7Z+WuPGVlHkZ",
-	"AEuUWSwM65qNiS6IsqXpTuD6fc/BthU0xFGM3n66XDmTgzvSwQ1kjVoL0NF5SM/nuIUprdb8ZTcbIGHs",
-	"PGJ00naEvP3LDL9UXT9bjNPQ6Xq+JZQlLd1hipYHl5SDO3lLBlBS/rKi4+iL3/vFl7/40714sqiswSsr",
-	"mz6KfMITFIQxT05UvmKJvhELCsUQXBBQpyI/9CG38dV00S2FrcqM8XEakaxM/foip99RC/sqOc9gL6km",
-	"Zx1oemBhzcaurjlWv68FzmAwNJxgQAy305UdnsmSoCkHngQ3EObRSd/pOQN7pNt9AxQFgs99VC2jE1bm",
-	"NSxrpNmDwNacwQBrRt92gsCw+iNjUAZ750TxgcuepmlE/ok8qM6J0e0krDKfAHDDdg3LGGm25XuaOxi6",
-	"Wt+23aHhGEPfDrbdrmPajt1yr4NAs/s60UbDYaANjMAyHQcHWKZJLe8V4iS22Gq7nW3hdqOu9Wa3G/Uw",
-	"D/6v32S/jUdN2d3feNamZkqiOBNlWdp/0oWKIaKcaqGbRRTJV32KwkQmqi8FK92CnAlAjrww9tIoT65a",
-	"pUAP8k3sI49ChmY6Ab4giKYzF+oWt0QVUsp7Q9kSBie61Rs4I9vWddt5HZFJpuYOBkPNHmFbc20y1Gxs",
-	"mk7gei62yTUjk+x1wj5sdag7I5kBqEHSd3VzpNkjx9BcD5saGQQj27EMZ2TpDTp4sGTUwzzEIJap2V4w",
-	"1Ea2YWiW2fdsNxh4wyDYh6ifCQYtZX25adMY6qODrH/wLzn4lxz8S75pmQwO4UQH3c1N58HG8UVZc6Nu",
-	"ADp69Wf/4dW//dFeNDgxlKEmN5XprJzSLJYJzE6Qi70LlLBS7jMZbbXMUD+Rq3sdwfSSpen3DWvk6Mbr",
-	"YlntkWZ7I0MbOcTTCLZ0x9Z1C0Ow+bWC6Xeom/y6ec7tzEvyfIaj4cG8dGA5DyzngeU8sJxbWhnb8pvl",
-	"tgdm8ysUu664JYEbMlZxF13valYxSWP6GtSzVf+pmoK2h+5Kd3Cs3LNOJWKax+QyZClXwxAq5s6duVCW",
-	"zUmWLM3J/oQRXuZHz6hofVrmulUq3knEXByhzG0MBoXeKucUUrVRVYMzmg8ATctlPG9xlBA8Q0dFol9K",
-	"cAwJTagHhygbCOx5RjlJwPkdxs0YmseydvuxdGdPwPVdkA1KmupePoGj26tSmjLkpv6EJF8llbRlmI5u",
-	"GtZrYu8tx9NsbGENu46ruZY/GNoDz+gbwTXZe/Pryd5b/ZF54O4PzmM3yQVt7Wt14IC+Ieo2SSTLpL+k",
-	"o0JHv/7hD7/4i3+3F6Ub1IoPpOx5g7xUt8ZJbVNGoF43wMNzwXkxIWQKTgXH0nU+48KgKLdgzIh/iiSZ",
-	"zAuXMhotkLtCHdhDj+aEIgbXIKVhEhLeRZ+mLFGpHFIahDTkU+IjFvtZLfry01GnldKIcI48zD3sw4KA",
-	"iC5rFZ8p8N9csYNAsw3d0hx7YGmOMRrZQWCPRn2/5DzUmbIo9PGiPbXLln2ogHDDFRCsXn/oOP3h6goI",
-	"a853uQKCvfcKCOUFvoYKCMV0B87sUAHhUAHhoMQ9KHF3Fl/eVA7T68WZSLLd1lVBtT4UTjiIb69PfMvY",
-	"45oAV5SGn6OjX/3tT778T7+4gRIKKb25SGfqS2ysBC3Krk6l2MWngix4RBCdkPkIpLKmjCRqca/DjeIb",
-	"IyXoTs8e6oY9eGvrpJm9kTEYthUSGvj+0gC7Cw/5IAfZ4aDVvTGtbkv+pNT0oA7++hvEM8K3Y9BTTuyL",
-	"tLErI10fMnbBUTpHGOSnLoL8n4jFMhUtwl7MOJcJZ7v5aqSGM0vndkYlRqMsnuEo5DLKCN1RGchAjXol",
-	"ZDHItkz8bsWk7Id8HuHFGRXzIyXrSd313/3w3yBKLhWylEy2jK4NE45CPxtaWpKVSHtGhUzLCRHiXoNN",
-	"+e6UeBfvFZBZCghbKt3BZnNMFwImOQoXaxX3OxRNPk0JhOwqYgz/K7+2GX7xkNBJMu2cmLre7SQyFpQn",
-	"MRQZedldnlOegoydQiFFYn6PzWaMCgF8hpNVk8v0rStmt1pNTrOj9/2YcL5qJpmtdtU+B9byVNeOOZb3",
-	"R6Xsb0iwO9AM2xpqtmPYmmObWHOGhjFyHOwFvt1ZCqC1LUezHcvTXHPQh1o0njkwncDpl2rY5LmU1eV9",
-	"REtQrgdB2VYWBaV+/OJ3f/Lqr3+K3lPeFxXfim0CaPP7+oECwQrsrCCEjuaM89CNFogySo4P8bRtuIY3",
-	"geo/mrKs0huaYi71b9k1+Ufo6NW//z9//fuV4nklpL5K9ANsLQNeu+oPme6quxwPq0hFAJKGls5Xk4p3",
-	"F4in7g+Il3TBKgbgBmzsLlASzgiKBTd7iii5yrMn9NAjgaOL4RErDGxJVQ/JCWnOjpCJQa+hqMgSOvxI",
-	"8DZq3w/8riQ51e2AnlHuaRWyVAOAoqHtm39a6tOApx81LSTkaiHoSN0LjkpzH29Y3wO/9eoe+G0WJa5d",
-	"QijcELG4lMvsg01rkBdq70uA02EesKY+Ev8uJLCQw8VdtaIghtzrxWok7e2cdITkqImuQBi2I7DrF+iS",
-	"gMVk89oSdu2V7TMHSHZ2JR3AqD/UNdvzR5rTdwONWJajY2IN8AALRDTFlJJIkFgcCT4inxZ+EFxiSBMS",
-	"E54QX6pj1pr6TNM0hs7Qgajtqp5lZA2xZjteX3OIR7R+YLimr5sOCQwBT/IiKbmjqXNYmseU84BSIX8s",
-	"ld36Q80eun1tZPojbehYujvwnIHtGUUXlQVEoGRANc1g6/c123KHmhuMbM0Ohp4ZjEjg6oObAJthOoal",
-	"D60msA1szR6MXG3k+ro2sg3bJ4ZNXDi/lmAzNoLNtjTbNXXNMZxAG/qjwLb9ALsYrwBbe6YpIxub044U",
-	"r/FQ7+dQ7+ebUe9nh3sFaqhWNvii5V7O8kOGeOpNUUw4S2OPdJHK0V6zYiup/2060q9QqaSSDFCIG0HO",
-	"e7eSNpry7TSah8YFyRjD+bkEhVKPM8c86SrFj/opSJM0Jj10p1ik5CnJGZUM7y2eax9lJMWMXRIOiqJx",
-	"1ZQyRgk7o+MZfnFU/dBFxZqOwR0hlHcO7FOwjtCPCPIi5l00qpaA2GYDXsc9bw2Z/+KvfvzqRz/99Y//",
-	"ly//6s9++fM/+uJf/M4vf/b7f/83f/TLn/3hF//qP//yZ3/w5X/5H1/+/D921hDlwYk5OhnYvYExMg2r",
-	"3zdWkmerb5iaTQyiYbfvar5p9i3b6A8GJFjF1WxJnG+wYFMTd2WZnq/ZphtoDtEHmml4fcswvKFNzPXc",
-	"VXuwr2G5JNTNgTVwpJGxZhDs93XN1oemNnJdD8om9g3LtMyh1Z7jqh7uGzzZJkT+kE0mS7WaDg5wh8Dj",
-	"g8/awWdtn7USvmpeQA/ZBOESc3P0q5/++1/9z7/41V/91y/+9t8e78CPLSt8axUPppj67DLzBFqn9c1i",
-	"L7r1HIRZFGjKIdWteAiZajdMFAN2ZOmWLGVwFXKpgKwyTd8myXfUUq7v4CNjKLLiOB5LqSxXnZtRTz7v",
-	"iHX5nROz2xFzBhG76pzoL6WivPTdKH83BdRWE/a+fqLrPWfYH/Zl8lYV+bGiqdHTB0PTGWZ5Xp/zqh3L",
-	"1vrYIprtD1zN8TDWBsMR8fpe0B9Z9WLLttZ39b5mY8vR3MEg0DwyMJ2gbxFzOFB2rPxalO6DuD7F/j7+",
-	"PDN4qWa5S4+n+4PA0IeaHTiuNvDtkeYQw9P6wcD3bX046kN5SHnu9U3YrmaPTFtzPc/RHDOwB77hm4bj",
-	"gPbrJmYcjTTb8B0NDw1d81zPH5pDYvu+o1IeK0eiUqZMZd4tOwv50rqXsKaDGViabQwsbeQPbQ3brj20",
-	"RgPLJkZ7Dim/7yvoXPY0UZzSg+nuRhx+3gSO/zYUtSkfbu7LMI/ZJCa8LHgLpLrGxeO6eWyBSqx2CxFf",
-	"G+xzJxCax65oFyWA71UhmYwmhEyF4IGbhsxKQHzpPiKoBTiloilBLokYnXCUMFmQply+ZiwGciNyPySR",
-	"z8dnFLA+8Y976LtkwUmizfEkpAIXnyLKEKD5LIxuHFIvSn3yjCU4+pagA+MmUf1hyBPY5GsxKW5oCQmP",
-	"74dRQlo1f8xYVGrdYF2S8FZwFccDmG2l8S+r89cOewmwKb/Xly1W+4RMQkbb7+4B9VOexIv2PZ6CTrB9",
-	"+2d40r6xKi98P2azLZo/Y20ay8qErcdWzduN/T0441bQi5N251K8q73WD8gI8Enn1V//4a/+r39rGF/+",
-	"p3/16p//sFZQ0GP0kghm/W7J80fqQtaWYTRGPbM/GvWHppUl1q/7aFeLJLrBgGi2Y400d0gGmuuQ/mBk",
-	"uDaxzC3dsqXOCLiVNeUQ6wtsKIfo/n/sffuTG8l937/Sxi/cjdFQT8+jZ3YrVaJ4xxN1D1I8XlQ+Q7Xo",
-	"mekB5hbogaYHu4RSrLJ/kHKVWHIqjmNX7NiKyo5/UVRW+XGOZJf+mSPv7r9I9WMGg9cCWGCX5HH2FxJA",
-	"T3dPP77v7+fLAgcSHDiQhhGCjNEkQE4YOVGwIgrJDtB8IW+k/tQ8riFlbQWn0dfU58Vnv3r+l/+wOo9T",
-	"3dLWSVX28Iro7FZhtTZVU5xfNnmAlw4SOvhBwi52PCfA2x4kBEmCKaQJ8WBCLZuFIfUtm17vIKHNB6k+",
-	"wRs7SOjmD5KuL3qAg4S2OkizZdvBvywZ4WbfsuLFjVu5cSt/3d3KL81vKZUowWgeDfRlq11//XkLz+V6",
-	"R+VdkLPxHQE4u1Tdg1RIladdqj4lspr6rQpbN9rIQOF50EK27PKIjts6XD0tFPCIZjcGRtigocm36Y2H",
-	"NGIjxoseEHQqgMg64K6ys90RXb48ZKqVtRJtTVImg7RmquooYDZlwNM2uy5fD90GFHJbxlkbsKFgq2Dk",
-	"qpE7Xa4iJHtjM5xsXC7TwvulJlRSfjwBVJsNlTGfjliXU/0qZslKS3omm3Da14h2R8oQKVQ8vGx93Ab6",
-	"Magy/bv87qMH4JxNlVKdXXKDgeMgW89QgQIowzqTSzMzS4K7oAqsBUeK5bVNHHyWlzaiYz0zBwWgV7Xu",
-	"qcyFlPd1jkNapTmcVjXX0yoQcr3X+D1tBbu2x9hICmrpJX/mmUr7aPHmr/lr/pq/5u9r99faSVW5wUib",
-	"66nUwQm2O14QEByYdO0NKrUHaUBsSJzIh34QBJAS6rg2QzSiZEeVumGUzV/z1/w1f28Co7wSEmWRC61A",
-	"RaEBRpC4mMAw8VyIE8d3aOBbgest2E2VgoptbSMttfjWiR7/Bu2mB4NNnF+Na0gY8SqzmflpD6iTbfEj",
-	"XhnkiCaydENk6aJBZmM3Sw80kaV7RZaednmWrzCMnazKrdGC/CzAj1chGxq6Q6WBl2bAr13M6ha27Qqj",
-	"4aVFoLrXJgUxLWhIBTubcHpB0yENh5tv9cqHDnYlBcsvFIA3l6evoOfMoMBo3wvPLk9AkWVgpGzBVIjL",
-	"LI9BNGDy8qW8y5Nh2h8U4CjKYnmNVHdn4URMe8dl+lj5BiAVYMJzRqOBfAn5czIZDrvcPLzqTXvHHfCY",
-	"Ffm0hufVTy8YL2FbsgQIFmX8lfH+tVtqvvCunO/Gx2tNzQ7t4afR7B9QYII9d/HPLMQtqy+/EdIiGkAl",
-	"CSnswtUQhDQagLRgI43yTtOR9kKUzgGFZy/lo4yfgpyJybAQQNCpyfwSk0hDmCqfzOXAQNQXA5YLoH2K",
-	"y+HM35ITuyfHKsPLrm3ST3XgbuW8T6gthdAQwTCMIkgJsnyaJDRRSzprFoQxJCGxoB+EFHo0DpMgoU4U",
-	"Wq3tnduz97hJ3Haz6CoOaD544uqXzc7LCcjRYiV4axSVs1LQXujuikXR3Snz0LPrLZB8iVV07BHLoTp/",
-	"5j2bYN5tHMmvXfKGOgVAsAuW0+FuPugFsqYgAtcTNJXlIkBPIwk+iEUPpLzIQE9M8ov0IssfxPIbkHFW",
-	"J266eFjZRkqqbCwMhtopkFwPJCkbxkDLcSkHvUTH3iq+q8XICzqcsMp7bFBmNMOTUnBatIFcgKkmkKZD",
-	"PVJRG/2O6HT5PYMc167joEgiqzRpMUjHYJCKIpO96RQT/cYmsHWUXbAuN4XLyo71S86167PChL6WS9ZT",
-	"o6jo/y4fpkJOYeb31cJDW7MKoWHqhCphZYTuNDczvAMiOhanXa6/THWwNAdUYd5pD3EN7rE3g0icrQNI",
-	"YyWnzG1eGRD+0eP31D6U2myvAyr5EpyzqQA0N9swGk8KFp8sLdMd2QSUloH24ug5g4YldrpcRQ1vzPPR",
-	"7y4/0eGwhsknujzlF9nwgsXgiNb99aWKYDSlMhIg4+y4rTQLNeGT8jyJdUn98k0c5LQr9UMJiEyAcFKU",
-	"DbtcdQaUs38xCbHXAXdB5abQEQoR5SBkgLNUnVizdty8vF4ocDTby7Pq+d5xp8vrd2qhFI15ah4WXAqM",
-	"vQcJVBBuPR0I0uXqBrWVgCJPnxQ2+jTloljcr7ef0P6q8AFFE64Xyv4gUXN5qMhLFdV7TWlFUwz1pUIG",
-	"rCXN4MiPIGFeAGmMEAyQhyyfJbZj1+MLt2pegck/mBOOrn7o+5JYl3dsfiQvhoRiB/qWZ0HHcX3PDf0Q",
-	"s3A3y5fahJupbFMFtd6NRgy8V8TXDmENTlzSwTgIsIuQsnSWOxWygn6TRiPWKUfe6Iu7evF288V98dP/",
-	"8vm//vXVRtrFqS8ZaeWEbB8SC2FIXd+BiR8iK6KB59JwBXQ1sZy54FZfB7ci/DoYaV3SsV3ke5Zv7Wij",
-	"Xatul5Rsps2qi9aAUzd5/bec16/ZuIIhTupSBjhaZuvHbR0haGyUpVxSschXSuO6NVTySqTdbMOrGy0X",
-	"pJztAM1r7fer9LJnzZWtD6Pi1VecyLslhOYlFRU2qxEOj+ak+uN5oVoKcfIUljLgkvzXBnRRBk0FmInO",
-	"y2JmBXRVEwQ5u9TKmKipLrNyIRr9sxafevw1KeyCN9+eR7kyuKZywvdN0P/raFBQS1/bXa3OHj3/r58+",
-	"/3//fHxN28ICzMMSCkMVgXwYcfXF//q/zz/7q+c/+ennv/3fB83Dwk4nwBYOAmLZdSH2h5ffHEzo05SX",
-	"Qmwn4tukacUBCSCxCIZ+gjzoBowkFrUTkrBd07T+9Wcb5Njl2a9I0ooD7EAS2j4MIpJAGvjUtuwwsG1n",
-	"RZKW4+JFOVYLs7eQ7ae2eLeqja2LdCw37ek425iZNb9WBxFz5VVoRNpXpN7KKw+LqBEbruGzmuUUXbuo",
-	"Fi2iwbIF+DsfPvzACMiqRQc8LnG+Z7almbVRzsbYjsCRg/0ulz9lk0LZax0Lz6pnaJOYKkgUA5HyiB13",
-	"wMPKHku5STVSdkcp5miDj7I7Ts2DoBjk2aQ/0C0rDiNW2a10NrthOteyW+1nryrjfhVMvdIcdqMwev7q",
-	"wNRHUnsD1d787k2OepOWpjeZda/YoIafH4qfux0UOH7g6Yz9A7BzM1zD1l8ftl65sR7mi6B9L0vD83cb",
-	"93FJd19afTB16g8YTaNqgZpSoYevBPqtKZhzCirAK+UUXOVk1JVwtQ/SOCRPaz8seNraZSCinr2qKKbj",
-	"LqXAMuExy1X6c0THy7E6d9Uz+2beriqi6bMQEt9KIMWWDYnrhphZAWHU3p7u6dndZPTNjOPfMzXOLOyT",
-	"vXxM/okbdBBCVkB8Ym+V0+X4iQ8JQgEMozCCUejF2LcRo66zIxOXO6leYUMJVL9jEQs5eF0J1Ct2b1UJ",
-	"1BUgKWYSKwqj+oxAYrk+9ANKIHXjMCCEhJhuLIw6N+0tKqPu6WKqDXcwzbspfXpb3iU6Ts/O2VSFdYdb",
-	"lWxYfuJZ+6U7qUxZ9GxSnGXJlj2teqZJFGggqPeHoL7OPZyLSt14B+daP2u3Ijo+Y091FPLGp+cav1Rf",
-	"XHVxU27YzpaXtmrf1Cu+rpvsdfN1aTF3Fhuo5ISj55/++Ksf/WRrV5eStMSJUWFWaTezVIHDKjc1phCy",
-	"KCtpqZISO+BB+WL6zEVlPH2aM3F3PM6zC6oDFkzgaCoARlg3pmDMeJzyvn6synxJuSgYjTtA6r/mMM8R",
-	"jjaoU4I2iGk6nJ4N5Vk5Uzkuqons8yzKsmGs4HzNFdbSevXR3Ohl1anKcDikx/CnP//qv32qsRsPaHYM",
-	"ThDq+CgIHMe16lbHy6ejb0razXayOnrQlboKoTiGQUwIdAMPY+xQ5mCVd2Dwa1snreef/vNXf/Cz3YPh",
-	"nv/9H7/4859uUGKsju1jhN11SkxCQ0go8yAlMYGMORH1PY94MV2lxHjWnBLjep7nEULWKDFJ4kCCEYYU",
-	"JS60LM/zaeyEzL+G0fH5L//wxT/8/Gqkx+e/+tPP//V/Xgn0qDYSDrKitVGxma1co9gssA+M8I63d/29",
-	"c0+Q28EEIUfV5IxZlMb13dVf1O5wQtPhJGf3VD7P8sXDMCQJgYQhBgMPRRAzYuMwIiGl1qxi92I5gdrT",
-	"zIKE+DH0LS+CjIQ+tpHLbKN6z5/OxeIC6nkXEgsFMExiDFEU2y5NrMiPnJn5aP4aYhgi7EPiBxYMI4oh",
-	"cxOfBI4V+MpqUB1nQ+m3P5DLmVlLZevnmAa9pGkhSmZkjHF3BKCGCTWZSTdoEH/N9IZ50WDz4/PN5VFc",
-	"Fji2SCZefub1iCdsFJC52/vyEvAWVIivfv7j53/8P/aJlvuGEThvxidSqQknBltBkueyPI8236hw0YJG",
-	"BUjybFSP6BizXGS8DZTIpnwdSqo9Vj3GpjYmEHTEQM7Gp7MIj1JJqWTpFbK9/mlPv8j2rEwPV2Nm++PR",
-	"bSjBSOzA8RXYfpSzOC3MZSnlEjq8O/fJVLsoBfUVCkI/p6uFFg86DiKQ+LEPA5dZMEQsxnZoJdhDO2oG",
-	"NSeNZ5w0axWEhddcUhBcmPghgcR1GKRWSCGxSWi7tmvZAV4RlRB4c3kxLnVQHPsxRBGzoEv8EIbMxjC2",
-	"kOsQ13VCTG8/L2bupbc/f2VFrHUm3/JKRg2G0Zsoir0sGyzPii3Fv1nLRuxp7K7bykya7ZooEo0jMJM/",
-	"9pGakpyxH7IbEJrefspG40IVl1TykOEmSvxRX+jEfSn9GJSWiWTSoKf+6YGjEr5ePjCiT9PRZDSTrEz1",
-	"MT379+nTt+hUHHdAXVLTtcoM8P+IPr2vJAEFJ1Svgpbly0LVfdXtbclUerQrRSp0GxC/zonrdAI38AIc",
-	"uMvhIItBDrq5b2OCF6tjY+gnNIHEiwikFCfQ9lyCXWR7AfF2FKRe/NnPPv+3PzGGorUi1PLcl6QoNSkE",
-	"CWUI0sB3IAqSMLajgBInWWFm9V/93OK5LWjso41AtCJzWRGXs5SfjekWpYAWmj9rlx0UWXY2zHh/2x6q",
-	"9s9KMrKjjWnlQ42Q1ghpr6yQpvl4KaMdPf/xb774zZ/sZdIyuEprK78+HMZMFEClP5wYRCeT3JMlRgrK",
-	"cn0oVOgRiNNYZRNdDqbtWtStxtDLJ0MGLlguTC7+6iqs3zaTuvFarAcsW0mjIlswqaDEoZDQEMHAsW2Y",
-	"BK7rWUHiMitstfUD6jSdqOK+8quVaRK23/Gx5ZHAqyJoRw9L0WPZxCTHjaVkFHowjG0MESY+iZFl4YDU",
-	"l1zKHLoGxJK7azJk/0Fvkip8XmRz48kFXvm6YQBJYDuQ2ojCxIpoGGEvtOydX5d4tvYSbnxXCyECiU0w",
-	"9JGLIUNBYnkxtUMrXnxXFfGxw6tu92Y7QASaY725RqC5lI0T7k1ONn24CvvupWSfLnMNI3mYiMsb9IUs",
-	"Qs+1y1gofYtPpe5fK96vnrmj0jsU64nSPJoMK+SXeW7zoHqJfVM+SpLSSug5M3i/2ytLWnO7ncSODxV8",
-	"4b0MWO5eeR3uCXI6yHc9NyD2NuVvMQxt14XE83zouxjDgDqOSy3X94i/o76uX0KJQJZ7lcquZmkhx/Lc",
-	"Nfr61fEYi14Pdz61g5j6t+7q+BJkx5B4NoNhwFzo+7FtORgFDkkOocaXwv+WerxeCowcx2/0+AYe7GsE",
-	"D9bkXDQ5F1denSZmqLHL3DRAF83PZ54ztfvg6MWf/ezFn366l3UmV6WY2U0lYdezrXOdW30CQhqdgyKr",
-	"pWXrMKplAfqxnt2Bw/5nIqq3v4hqOcTysF8ZEzaJqAGGJHZiGPrEgq7FfBpS37MI20NE9eoiqn4omzdp",
-	"1ORM/cWyjOm9DBlzN1eRWnCMkIutRsRsRMxGxGxEzEbE3MpjuK18WW/bCJevUUC6kZQkbSjFw13suKtF",
-	"w2KS81swv85HMi0YYDvg3pDRXJI37ZU/1cRonLOLNJsI0w3jcuwqrAqU2SG6SIti8/2Mibrs2eWy5Wkp",
-	"VRs0oP4wC+kQlIFbqjP1pMmCBaYKjGnQ5ephDT+YzJmIC0ZH4GiGM8QZzVVmFI/UZukGkkp2uWCFAD3T",
-	"pxRYHumyhscVXGKuasZlnK2CNnystupgRuZwIqavpnW5jEjfz7ZMTrDfCVzi2Jbv+x9vA/zHAikHo8SC",
-	"oeUhaHsBjlgUIocm18EMcjdg/AUdRALLWQfwx3zXhoRRC9LAsWAcUDumDmXMslcZlS1rGTAIIbTKqiz7",
-	"ZjYkYZDAIEABtBB2CEpC5qH49iX+uaVoJP4mOOzgktHOsVSNVPSGmNw0Uy3Fg5q9Chx99Qd/8Pwv/mov",
-	"w5uqlpdoHfQG5av2gnS1C8rhIqxhRMdSGsuksiklGZrrwPZSMtNFT6WUE58CzVGrSioZH05BuMYkuGz4",
-	"e2JW50agEhMLEo/5kNIghDgIEhxZyPYcqxa70xpkwzSmO4hB5ZQb/MTD4ye6HRQEyA/W4idetaXL+In4",
-	"lvAT69O+BfzE2XCNpNTgJzb4iY2htTG0viHJt5pnbxs+YFo3sIuNOnV76lQpH9cUqlkNuTE4+vLffvHF",
-	"3/3mgACME35zecHcVI42ig/PLk+1GiQGkhVETDKaNIuB0pLEsoLzkZncgUMb3iy1AHVc7CD/dYNVtzsu",
-	"sXzL2VItWPHi9R6ury/Memn0hcayenDL6pYySa1pY5L9+juqS8a3Y6JRxeBH7KqSovf0Jn2k0//246ql",
-	"RFvkE7YB79eyOm7g2QQRZw7wd2brxJYXfLNC/c1GrUXuSSiOIHFDBkOXUUiixAmJj5hDopbkkwb6Y8Y4",
-	"nz6Uh79k6mLxh/fUapovDV+tT4dIbpdnw/nv5XYwOnqwMDVEIIl9AgMn9KBtuTiyEhdjlVdzJY8pF8Zy",
-	"rV3QHdT+XanQv7Z85XaYxEsR8KUMkPX7LIYpByYDt7zc8uM2l/sbYyrEZZYr+r9a+L43YNG5AD1DkB+Z",
-	"B3ptoKMoOLusvtNAhVJa14nlSt/oylcQksybyAxjIzoqBiyV2oiW44vsnHGhPRxRxIQw3xyrmJIurxiC",
-	"6UwUdKqrU5bg6hHN85SJSjOod6MMTGnR5UfKZjSMVf15UWRjAS6z/Dzl/WOd3Z4WYn5O4JyxWatOl38v",
-	"z3i/YlDlCgoQZRNeANqnKReFRmTM+qp8VZ4VxZB1wN2qdZcrM1Iqp5eBKBuNMt4G7AcTOixDXhRVU3Wy",
-	"xEAqlVLOoxz4UtTLaSRVpy7XAuBHPI2ymIEP7r97D/AsH9FhKjRrTdXbTASLNW91EAK9S0bPz8qp9Dpd",
-	"/pAPp2DMsvGQgSOeFeDuowfgnE3FMRjQCzZ7yVXhMPeU6Pn+tDwG+3iQFk6ZBiyA6iPKY/i2bvk7rXar",
-	"du5aJ60P2OWKVttLKqYn/So34kzSp/GJPFGtkxabfmcQvhOlD9Pv3P/47cdPvvvhA/FgVIw/vvfAe/BJ",
-	"p9PRNRfTnIkHvHUSICTHv8jOWfyhvgCidYLaLXVCTRb+txjNd8lTnX/plYqG+elU3+Ty7gl5x5eAEu/R",
-	"aMDgvYwXeTbcRK/nG78a6sc1ZPaQxmfmrG+UoOttn7VbJlc5zfhZogsdbupg+Yln7dbcVd7YxXzrg0ny",
-	"JQp5nDGh7P4jWkRGjpdbTKPilcI+sK653cYSexblLGa8SOlQbOG4WX7mWbs1qUsdm/qYa3yQXXs/FSLl",
-	"fcldygDW2gRfqc3aWRo7gK32GmdD8fqzktdv3tPF9pLB0IJp9Kotnp9rfJibnGVgRPm0vM7iFOSsyKc1",
-	"K1M/vWDcACJIcU6oqqnilfF/PZbzhXflfDc+XmuqFsPd5qR9KDW3iH3E6QVNhzQcsv2BOjX60mgKskte",
-	"SVo1YV7e/Y2yvLLPr0V9eluJ4zr7T4mBUsotJdh8MmSiA+6nQ7nN4RScpzxeDeb0SI1y4zBOm1u+m/JY",
-	"T/iwoE+TIrtr6uS2siRptVvh9B0N/v0fy9IJ90yw+1t0Wqn8Kys/VYb2K7Maba+DXIwtx9fAG6pSgq6/",
-	"VIctn8MtnXMJbAnWncZDNveseKs8ttrmYgqs1CBiTR2RB7ExcGvX+RNlsjBflfXVf/SLF//0GTA9zjC1",
-	"5ZFTVdffYnRYH51nRZpM5TffYolKiZ0LcJbNi2r9FkGdrkxaLNfT9TzlSblIRRoO2f2UDUsTjQK8eklb",
-	"7fieZ/s4uNZWb4kpuu1WG5Pg9tv81W/+/Mtf/s0Xv/7tF//48xe/+lm131VWxkvYa7mgTkCsdXu9PZ6X",
-	"pG6bwbwUpW2gvF5Vu5jcQL1H9eph6vNaHrrO8Xy3yjRS1nIpLZeUTcz4qL4uol2WXdJGLMVVwZHBRgTW",
-	"8YpCHIpWPNLX5vomk9X0aCuaXs+4IRgSK3ah71IMExRiO7KDwI9YawVJqD/oUEgISWAQ0xCGmPk4YsxG",
-	"WFKierMEEsJs6LsOgmHiOKEdOZ5vJ60ZfZFrASzX9lo7XVq9kNuZbXYsNXJoNrHRvaFycDwfW7aDr8kl",
-	"ZoseWRgSbIeQ2tSBmLkJtq3EcbB3NZcwtPi1PT23yYVmG+Za9loutMtxXmmJa4qTvEJBAVvwtXvGp916",
-	"PatHqONmSm5tz0jryqgKC1urkT4pU4dXq6MVC10PLvwOKyrWuZdh/tYVAaJqlCLLcQNP12+6Poknse1C",
-	"QuwE+symMMZB4lmJQ3AQ7ULiV2kC9UEkH7H9BFLbCSHzccxsGlFM7KvJO4liDxIUYui7FoPU8fzICxzb",
-	"94Ma3X5fhaXp42Bh179l8m02wzOpIwvU+/f1LNtV2N/396bl5dlvorVeerTWy6Ct77BiZ8La3iOmlhbR",
-	"YJkAf+fDhx8AFUcGVIsOUIbIlPeBsgFL2jurW8jZ5Rw5Pu3yMtfwnLGxMg6Xqk4xYFNwyXIGhlQU4JNJ",
-	"3NclC5UvnKV5hYfd5SX5BL0HCXxfzqM3iwGTh70MGlBd5Qol38F+l/fGubI9p8ofVi6ZfjibFAqx3rEw",
-	"mG+n/WY9DfOQFl2uwyZjIFIesVPQ+3c97btSHGhavtLxKrf3R4qmGBa04+4k6lWN6fKaet86OpWYsF+x",
-	"I6XS76POan1kdUSgOiK/e5uzuAEP/K0zelWw0PGRZxEvcPZh9B50bORDQrEFKWYMIi9KMHFc5IXuoRi9",
-	"Bx3MIkhC4kMaxQ50iW/byLOxx8KrGL18MHIgQTaCFAU+DD0LxaFPiBVFaxg9RhgfmNHjzdUjPQdh28La",
-	"0n7os7uO15tJNTz/64x2d5lnvH+muPrGKIxZ0ybxskm83D/xchdLBN78wKOayHS/ijTa04jh7zbu45L3",
-	"v7TIeUW097eAfENBp7HLG8iL+54qwaQrgpfSuL4fISuLZ2rJW8m7GlaEgnGejTPBjH1FsKINlG6blzGi",
-	"9fwLZY1pA5FlvKob1QEfZMVAagqpAIJerMISfqTfWrLFx7KL6wYN7CMhz4Qieyc+rid8iKqas8gCs56L",
-	"mWfV13MZbEpssSrzstUhGNsEO7a9WDbTgVGUUEisgMIAewwGPrZDP449iqR4NS/1rcA2i6LIg8SOXBgi",
-	"L4Sub6HYQyRACn+sPCqL0559v2LeaOW85U6KiHKVbGRtD3c3GTJzltayPnV4U6GNhG+mV7YRmBqBqRGY",
-	"thCYXjtPjCF+81xb7CyQGHEAXtKcp7y/PlTwe6aBPj3UCBbgMh0O58SKNuDsshIJTtW9WI+DptJ64lHK",
-	"xerAQsNIysFfq0qRqwxAFn6C3BPsndi4Y7nE8zzP8ZeZNwoDFxI3cKGfhAFkAQvtIGLEjsk2zBs5VgRJ",
-	"jANIYxrCOLRC14oi5CnMrXwpy30Fs7afIEfN0+r4lmdy5LM8XhjIcxAkDvIhTYgHGfEs12IIOzFWi75y",
-	"CdCsa9tFvudh21mxBD4J5RKEkIYhhtQPbJYEvk2odUtLoOUV78RGncBDroM9XZ5854X4/g4gvvXjvjnm",
-	"rLy1TdjZKx12Zo5XtV07U2nBiuJK6lwF2NKx9pFfDphKzYoZrcXdLiYjyuYrPegflgPuDYpCx/fkkGLe",
-	"PrtXJvXW16l6izWyXrmsTRrzK3dv3tEA8GJ2DnfwiO7q2Jw/pEq0kZ/KbGUFbZ/yLlcyNB0xoGBjaaTq",
-	"jYKdfJVdXjkrwZa+ykWn5oKzEuztq6xd9pfgr1y44C5CaOcLfj0f5UFHvgGY2QOTzmu939eWdL6yUkpj",
-	"id/NEt+/LqcoZatLxsZiPdCFkckFuDTIDPGEtYGBBhNAZ+PHBoNOC19lfMyi3NcBd0GcT0E+4YZqq7To",
-	"gQ6uiZXRaZhl54AOKmy+KehR8TDpnepaLEP18ESUFh2WX7AcRMMsOgdHsmEN2WFFasHjCVcl6/ZJLIjz",
-	"6eMJN/Roe4Iih71JVO7KAqE417wyaVEUQYKYDSmyI0jCwLZ8hAlyl43hZUmbh8tKpUUwgYTYFgwwjWCA",
-	"MPFsNwwD39pZqXQ7geW5tvexUpQXp0uxjuD0sdSCbewkCOPAtdnLmq7XQUr91axew+LpFDB5uFcuOrYs",
-	"CxJGGfQZcqAV+8RObMxCN9hGg7eIbUPixRakruVAhrDnU0JcaqNtZ2+VsycdYrmWRVYtNraIA4ntMOjH",
-	"LoE08QMchsRhPr79afqW7VjBx7vYDMzFEpKOrmDW35NUS5EKVaoyTmNVDUmbf+PsuDEd3BJ2wC2XzZio",
-	"oMqKBend59nlzvxRt74iXD/L+5QbXKE7kvn0U1EwyRPlo/P2YBBOy5pdUnGqR4rSvvFUVOGgPfm8Ynzy",
-	"B6DAijIOaBljCjhjsfLSKAN0NeyA5Svrc72XiuIJ7d9Oovr8On2Y5QU4Z9Oyzpnk+D3YAyLLCwFkW8bl",
-	"l50qdbYHK+NpT97RVHbzgwnLp60ZklyWF606nWB8MpI7O7O7tluzfuRWFxoTSBR5yvvyzCzO9FHOkvRp",
-	"qbIWtH9HqOVfN4cfzE1gRJ++x3i/GEh1o90apbz8aC2PfUhbezbMcrkx9+8jhCTlvRIp0PU6CHuBa2MN",
-	"W7sIeDFeMEcTiEkYQoKw5KW2BwPMKMGWE0SBM1uLi3S8CYpvfuQdyPwTuoU9WF6YhqC/0rbggs7pKOrf",
-	"deDaKrv4JNeyR2XD1V+sz05+bCihALSiqnMJx8BBgSKuZ+xpKgphTEm6tbr4tNBP6d/XZShLPX6fBOWl",
-	"O7vqGpqrBS7SMWjtcltuMPn3daU2O6xek2v6Ncg1fUL7b6sb/JonmxaK0GxDMuek1irTNGZDpkNJFinl",
-	"KLswlhRJ+5I8Gxmjv4ZR5/EMskZRxRJLNC3aRk7t8j09Aip7qct38Qiszl7q8gN4BN5SS6Up+z7OgDny",
-	"6qxyWMpx4kZYuZH0xT1syK+dGVifpB2pRHu9OlvQfg0MTd1WFdtXK6Ww5C4vJaH9yoe8kUKFWfLGj/QG",
-	"5zxvf3M3q0Q3ng59VyU99+R96YGczaJrlfbEF+SHLt8kQCxFFIAjRqNBycQrY1efFWXGdcnAT9dpcqai",
-	"k5zRgAoDKq6sOOC1z6zeXzbZV19VZdvxTpTvegEKBxnxJurfzk/rSk7lSH7hBwFykY/IYpwnhgFxbEis",
-	"yIcBCSh0CfWDJEhi16IzriQPsutezZjUQAHG2CLEOxBjKjN0Gwb16pRQ2knlbWIpdsxqvI6qzehIrC0H",
-	"pJwuqsXte11U+Yo4zVkkdeJ0GOfMVBtJBZDTXufUGNOc8eJB3NqWhjyID+zPWE9QvRNkdTw3sC3XNeAR",
-	"eufL+K9HpkyeDgIzP77HaDz/Q50M2zBw7BASJ4ihH4YUsthPXD+yfcfGByt8pLYgUBiD1QLPTQEnkDAP",
-	"Q98hCUwi20nCMHYdy76a8s9WxCPI0zEKnD0tzLlQVTXGDz7J0vffuj94/5OPnn7w5P3i4ZPv/vD3UmR/",
-	"8Nbw/L0ng/T3Rm8XH3/vu87Hn3zk/N4P33c+eOv96QOOvx18l79z7533mHj3/sUwj3ZgK4yOtvDYyKvx",
-	"6llBbrfmRVULwWzYtqUTynt/mKIZb3TVi6+xw80wn4qnqc87Y/72lgipLmvVW0l9e9p/VhhENyH1n5zp",
-	"CHI5ARUnMRZ3qvz8oezrSDAGepr2y3F6x6dA6YKjiVBBDpR3udL0Ut6vMIiVcneeyudVFaelo11T8JKU",
-	"DeM7ostVXajehJ/z7JKrFNoeyHLQm6XUnskue7rCz2Uq2EqVzDgCGR3t4wk0/OHzf/nPL/7ps+ef/vj5",
-	"j37x/I//ZSWbIBBbVgIJiRCkGLmQEkoIQbYbWng34nyTDsIrLXdOx7Ftz8dWYB+GfctF8S1IqO1D33Yi",
-	"iGwvQsT3KI7tg7Hv/bdnk2GxXJgA7VINV52+xl35dXNhvL7eSk0Nt+Q3dSVqERp32c9QEtq9zDdXlaLA",
-	"XsfzEfFtTOxD6RYoDHxIQp9B37FciEjiOh7BJMDJwYjTkzVKBfKZA4kf2DBkgQ9DJ3Bs4kUYU9TaUERC",
-	"LkWALWJ5mByAHD0xrL8xJL3Jno6daMNtuDPezy5U+omamsGCyrjSTdNCqNpTJjyV8kJ0ea1w6JH2PjA6",
-	"Ooum0ZD1jjtgjZjc5evkZJozEA1YdM5iQAXIeCkAy3vUOwXyloNoyGiu/BhstJ0LQ4va8z6MVybh0pDx",
-	"l+DDWEPOa+KbZ/mQ2L4HQ+onkODA8604oF6QtFYS/LlHMSTMimEYSqIbeCiOXYSTMNmNel7PWfJ6vdoN",
-	"eGWu1DncjuvhwHI85yq2fuOLtaS3qCrrMQlhaDsY4og61A08P8TBwUSD5z/56ef/8pfP/+bvnv/Rr+ek",
-	"BN3qapXE7Xi2Q7DnBsGBZIDKp9TIAq+LU6lBytzPp3Q9hUgUUOW1foPGF5RHbH2KrvLzKO5cy4m9pAKI",
-	"gsqF1NLBh99+ePe9sydvf/jk7N57D++9++8tKcE4dQuXlIZMNIdOqdXBHEU6YjCkFTamlChWRMXf1fN8",
-	"wkRxTz69j0nMVFBtnVgE+zvk7Zs5qPFvMtuWZ5d1ehkYnQm5Hcf2AuIj19qBXqrpPklHbC0qn2xwR6jo",
-	"F7kbTdzo9sTwGr4cnhVniSKRm/wos5bySGWTgp1t//Bi+4O4YD7IgJhEA5AzkU3yiLWBQaBbQHYUjL06",
-	"wIfPXkuTl6SWOvSNicJQzCTLL+lcneLt0kwnwmzBysDcuwojUMMFTuK0yHKhNlDR54yzdg1UUJj0UaXQ",
-	"iklY5EwBNow1YTdlGU2YW5orFbcUxpZjFz5S83pJsQtzc90Qs1Co8gu7RSysHlVtRalRS30/G65N/5S/",
-	"bT3mY9l43ag0KtILBo4kezrWBejLrxTSxLGe17qJ6LZzUzH5pmGWDRnlhw3QMMNtrtuoitEGDrFt7Dsq",
-	"XIONaDqUS8fGvuV803TfibJRa9FyatuhDYnrIEgdakEPxRjT2AotOz6YeqSm4UpZRe6O+iwvrz5Nc3Oh",
-	"ESReaMEwcTC0rATHzE8C6oetzeV41QrYgWXwLnZcPuLZPkHIqi/f7ML7lrdhFWMEiZsk0A8JgjRiQeA5",
-	"cRJ57sFWsT4bMlvM2dc3saZqWciOicSSoG2OS6nuWhOX0sSlNHEpNxCXMjGCRSkm6c87x6XInU15WqR0",
-	"CMZUiMssj0EqNSWpBOesmOScxR3wtiSbQpnbJzz9wYS1QUQFgykXjItUkuPhdF2mt6QZ+2izJc1mF/It",
-	"LdddoNeGiL59AcxI5Zu0Tlof2tEkZ/CR/Abl8e/Mc6qdyN5N1oPenqEhu2MjB1mW7+A6Q1u3OPPx8iFy",
-	"fEiQ40CKfApxFARJlCQJjcODMbPZPqyUCTbaTWfviH1vl1AONWoTyvGy+N1B2FW7dcno+dnsBm8q4jDX",
-	"uuF2TYVqd5v3+lDK1RH7iNMLmg5pOGSHi+CZaOK3JWeuGzA2RvBUnHSvipXbMpvgxLI6Hia+hXyEV2tP",
-	"2CLBFRzHg4Q6ISQRcaDPmA3dmHp+FIU2jqwbUJ+w5aMt9Sc5NSswXsootCDDboQTDyeWZ20KNiwXxnIC",
-	"+wAcSnn2BMsbj94bHN2zG924+eieE0BDwXihw75L4d+Er7RBT17BngmuUbHlmeqJDvUDHfAWU6SGFjpE",
-	"SL4QOOpp8nMClFmudwxydpGdMwEGqejKFRJpZmy1dx89AOdsKgAtQMYj1gEGV9okMvdKvq+CzyODx65j",
-	"d3qSBPQA43EJxG66LhOU9WxyluRMDECRnTMzqkJloVHEhKi+HuaMxlOQCjFh8XG7bAcoF5csvyNAT79F",
-	"/KGZf6/LBZ0KMMguwYjyaQfcVYZQE/0D6CWdasCYnipg0wN0KLJqLfSMa9WgzHwNsW7r4CGQKcunNm6P",
-	"6BQMsqGa10gOVy6Oyd9O5dtkIMpGo4y3AfvBhA5Bkam+FVlXng4xkIxYZZtz4MvZSlGH5aLLaSJ/+Iin",
-	"Kvj/g/vv3gM8y0d0aMAba9DB2vqr0gnm5LPea1Wbu8tXHeDLQQZEkQ6HILvkQmXqC3X8qiIZs3XocrMQ",
-	"AejJh8/kI2cmaaMHJnyoDlmZxR9m8bRM8e/y3oDyOLtgeQ8cySZxNRm5f/KbsoECdZZHMi0E+CQL1U0t",
-	"Box3uTkwIOUqLK+GE3CiPCDVIJIz9ZThvJdkecROgBQPel1+pGz4Js9EFHRqSkOG+lhWZna1OBNepENA",
-	"wZAWLK+9gu69A+7y6dx7lKceKl/eDCSbxnHOhFrBIgODdHQC5Fgq7WVIIz38YjGoUcb72kejy1CXTpou",
-	"10k01S8xOBKZcd+MNXIm0DinRuwXoJ+Zu9HlsyHMxVe13C75ukfl4ufsExZJlXNtEF9lqbj1IL5S/NsN",
-	"gFvO93qRdQcY7waqttcntaHaOvY7yPU9ywqWPDCWH1wl/bowRhaFJPAdSJGTwChyIyeiAQ5i/5AuGCtA",
-	"Gi96jgkp2NQr/TIujBwpCNsogDSwXZgEgc0cZIdWErU2FD6X6xJgDxHXOZgMbKLbXn9ZuDG9NKaXr2F5",
-	"VZXaybPizHDSjd0sPfBMajh5nxVn2aQ4y5Itp7PqmaZq635VW8F9hUxXCmlt0Fuxyj1wRIH+Xst42aQQ",
-	"acxqQVF3dGiJ0OLj4o7XO1BJx7Voqtodl22Pm8r7wTUJgxJKzgp6vgVpqLd91m5JRetMaZEbn6w1nd3j",
-	"UgXY9g5X7Z+1W0ta0cZOlp84HBnQunlkLNhiuW69KGjBTkCvtoK9NujNlqV3ulLT0xCQc5pPltQ1SqVL",
-	"VtX2jUZb0wArvUwOsLCOZfeVOqgq/8xrZq9UoOIbFAL/spwRVfT8ns6Ib5SHSoXPX9vguDL2QEfLrwdM",
-	"NjYFdTWOjFGon14wDnrnKY9Fr93lZpEkTzuW514ZOdT1OAHsKY2K4bTMR+wVmVQ9HiiGxE3AYJfrK5gW",
-	"A4OnuIqlFVmZb3hEF3lYl2veJY474FtTefEUIVDWNFq3T8zZHR3kmFsrP3d5yVTLME2hDVCSKo2yCwby",
-	"CReASrEipNF5P5cMQ5l6DF/Pz1Xlk1Bbstoa9yPjrMtrJp/Tms0SHGGEj5VVcMDADyZsotITeCl4jPOs",
-	"nzMhurzXZ8W3K0KkkxfA21TFSCtoSTlBAzApl3qQiiLLpyDPLtWOqln0uhOE7Ejum/of68iDxeIz3Su7",
-	"kNT1qJKKaqTvWJlO9UjyZbvclNcsq9Bq8MxKPrkjQETHuoqtEnfGkwIM0hFQpDEtQCq6XIoc+iiV5qW0",
-	"AH0pjMjlLc2iaqfTAoRsmKna5Rk4Mlmt2qZ0rK1uAgxTYaxsqmrOhN8RoCcHTIbZZWXfpFoA6oDvpcWg",
-	"y2fHql2R/hKQRba7IzQuizoAKS8ykBantZba0K2xOtWFAP2sPn8TnKyMX7VF1AuvmIR+C2XVE6odU8Jl",
-	"zrTF0UyCTooMUiHSPh/JbaqEtnzCQca7PC2O20Bb1NR3yvKtIGvM7TYjp/Vp8AzIVVWHv25QNCzRZOPI",
-	"I57Lw6xAT+VSi/N0PFYm8EzVtBOTkYI5nXCg4djLknjFZRoxbbHT7gLZZHbnZmzXPNDllE/BKMvZQkdH",
-	"+iV07eMfsjzTd7MXURHRWArIJRXSwcfqaQMCTSuC1tbGTSliyM1LlDHaHB99g8Ip6KnbmrC8NAD11HFW",
-	"45wq9ZdKuUSlRCeZlOPhZCzMAS2PbUVC1asPL+Vu9LMSlLoDnuht6vJNxteyQ7lcawywdfPoegssWDbA",
-	"GuNply9YT9UDigCpRyo7LFhnhu3ya9phv12zTe8TnVYVaRsyWqV/ZaMx5VPJeA3Tqaet2tR1ILFcB/qx",
-	"RyAlIfEc33UIs7Y3o5XT3ylNC+9aQ1advCpUQBFe9YM5Yqpokzy8rRPUbpUEr3WCpFrBaLz+92dXGV1t",
-	"dIJQJ/Bsz1aYr0mejVYto8Mgid0QBhGl0PV8FtlRYvuOv5QpbIfIhoQ6AQxdN4ERc3GQ2A7DKohbUc8S",
-	"H7qGDC0Fpdmkf//77Q2bLdWDidDZBRMW38b2r9Nl6r6htuHvC0pAg0/UWOca61xjnWusczdundvbUnao",
-	"u1Q/Kqne3DJNbsmsdNxkt+5hgfm20n0lB1bqgynTXTdpfPF/fvPlH/7R57/+mxc//dvjHWw0chgWTfK0",
-	"mCo7TMhoznJ5vnVgmDyW6btsWn3z/arvRRPMe1IHZkK0lV6fyv8q2VpoixQYsYLGtKCdWtXQqSjk+Vou",
-	"UlqGbh0Ns37KZZcqtqoNhlk/mxTHVdTUeBIO00iHdinKd8HyNJmCuaCr2pCSPa8Y8BHLxkPWNqpung2l",
-	"1qVInbYk0bFa/zyNWb03vbzL3ZUIa6DIGTudt92U/y2ptk4LlspKPa+2lkq7aoB35ftKpjSmecHlBeQF",
-	"62tGU+qLhh8ozY2DKqBOUeYw1UVeawuj9nndy9Cx1IygDhKbxGkhN2JuWWOTZbxwKFRI09EXv/7tF//4",
-	"82rXtDWB5WKQjmudqPinFZ1UEQzg6Pkvf/7i0882dVTFT63qrFR8j778w//+xT/85vNf//pYLn71TL0f",
-	"03ZFN/dnGvPRl5/99Ze//Ysvf/n3z//tT49Bxk0gV90EWe9VK9sfjVd1+9ZEMwGmqu/r7l/89d9+9Z9+",
-	"clzrIS5brduuhULIBe2Diyyi4WRI8+mprhUjaUiWA1WRzuCu0b7xWygDSVVBRltZOnNFMFaN/Eip2Waz",
-	"X/zqZ+Ab4PmPfvHinz47Li+WiYgz6CWiDfrDLKRDIHQsplmzOd27NqxO33/2/Wf/PwAA//8=",
+	"7P19kyPJeRiIf5U05IjpXqEwVYUCCtUdDHt2doac5ezOcF68ErfXjayqLKDYhUxsZVX3YNfzC+oXJ4my",
+	"ZEu27NMppLMdjDuf/6AVvjjL5JGU/V0c3FnyL32Fi3wy6xUFoIBGz8zuIoIR3Glk5cuTTz7vL593PDab",
+	"M0powjsnn3fICzybRwT+G0cxwf7inF1R4os/8HQ2w/Gic9J5NiUoJh6LfaRGoSnmCFMkBse9TrdziaOU",
+	"iK885pPOSW22bscnCQ6jdnPxBCcp75xYutPtJGESiQnvMhpEoZd0up1kMRd/mSbJnJ/cvs2nDEc9n1ze",
+	"nsfMjciM366u/vJlt4Pn4fkFWZxTlpy7LKW1Ez6i0ULs4c7jB+iCLBAMQQlDSb7dWxzNGYvQDC8Q5jyc",
+	"UMRilMSY8oDEKEwawbC0bAkU+1q0gFe/gNd9Fruh7xPaDmBL+xRAc7F/HpNPU8KTJoSAH1DI0QxHAYtn",
+	"xG8CQXmSJTxonqI4kF4c6F3soyf5PJuPVF5XHMbD83PywiPEr6P377IUTfGl2A/2psRHC5bGyMNzxAJ1",
+	"D1z8ZzINOboIaeMxK9OXzrnT5Nd/AZXtwPEjHM7OPcYin13RZQDEJEljSnyBXxHjidyQeqkx8QhNAFt9",
+	"wEXKEgQzojBBeIJDihak8QXU1q1BZl+r7gFg1X0KkPk4jBbnUTgLk3N1exsQJ2E+XtziapPwJQrEgxWn",
+	"Eg+5CUJNy6xDoFaLXB8gTduSUEmwizk5Tym+xGGE3YgsU4dslHjbpYGn4sbjBYpw0sw3GmevkY22c2cw",
+	"GJTp4lMSX4YeQc8r87cBR8PGAB7pPAo9nNSAcCfD4qswmQJF53hGEMUz0kXzKaNE4DyZ4TDKGSF5EfKE",
+	"N4IlX6QEi+stsQcMyTcl4ADrnCf4gtA6JFJO4myTIW996PKMlWO3nO/6JyzvQJwxyJnqEh3I6NOcxIKR",
+	"yZ2xOYlxEjLadLygxKErr33zVHvg+MXqcLCYkM/IeUjP57iJ2cvf0SzlCSLURyEFfAvSJI1J4+GqE9Ze",
+	"8Mbprn91tQ2UDpkwdh4xOll5yiuWRj6KME+QGEcEacVyhyCM4ShiV3zNqfMVmo/dfv69gSHfkYQD+4zQ",
+	"jYyNRT7CQjKjCyQ/yeUVzIUYIxC1GQoN89c5WuvZ9wGDhv0IQISUp0EQeiGhyTn32HyJkYU8l84j7F1w",
+	"SWXFSPiv/FEiSojP0REn6md+3ASZhgUrKHLN5fZAFhp2KCGVkJjiqEbZKUopeTEnXkJ8ROKYxYh5XhrH",
+	"xD8VMprQ7FxCKIrYZNKsHuQzlyn8DvMWzL6kMzxQkyPB9UmM7ompWsJBbUue/hJHoX/uxcQnNAlxxKuA",
+	"uAcciMVojjm/Eiw55OgqZnTSfOTl6UqnXz9ZccdGcc7nFKfJlMXhZ/DS2hxveQuVk6YxZ/EyhZR/FxsS",
+	"DEpIGMCcuARvyHm66pYr89boYttZ96IX1rZSPnVMgpjw6XnCloQYqa7Czwh+FrtV34GU9WIexuvPXp19",
+	"SRVuNfd+b7+6IwEJwZTOsT8LaQMlVHyLCGWEMoS9JLwkCEY3nbs0V53IbZjp+iS/tDYci01Cep5MY5Yk",
+	"0ZJ1izHFhnAYER/BYISThMzmCd+osdTnLp91u5nzY5ulY4s5PhBzKBzn7c5f25QAwozEE3LuMXpJ4qQO",
+	"hDso/0Hci488TMVjdAmC7xoxuz5jRUhfnk9MRkmYTEmsJkWUxYin8SVcv/zjqfw/YHheyhM2I7F4Djwh",
+	"eE/Gkfq+c+j45yFN2Erj55UQWOTGxTiEKROHOUXAh+EYLH6wGlRq+vpr2DR7yiU0shVAw/ORu6itWQFM",
+	"8VPnpKMbjo77nqnZ2DI027OI5uDBQOsHujv0DN8kVtC5DjDVyQQgKUvOg2ULqwQjZ2nsEeQzImk9KGuC",
+	"xi1Keo+AZrM5tZh7iXxuOXMBK6s494csQffV9JsPXmwmPzYImivRR/E3OWrl8eQczRbzpRmu/xZKa2bH",
+	"UOxh0znUsFUHyWZZe5LSHPs5SrZqdpb13gwhR1K22otRzNB8ivr3+zlD4bUQ/5JLwR/jBqcF6AXity4C",
+	"mSmdk/gyFOIUixGmkqnCA/CmmE5I2cK66siVJesOi+suuAclZWmPAlZCdQb/BajPTRptbkKOCU5Irm6C",
+	"8WGNfXZp4hXmmg3T7uHcSzupnHuGKZ40ndtnsD/5e8uzZpPVzrpmqn2eL1sdzicASv1Q6L3nUpBa+54l",
+	"1vmIh9QjQP1jIX+EySkKSOJNc99B4/kbFlv99LdaKoePYRbweVxaD93P1msBqYZ9LgErJp+mQnFoEOXT",
+	"uS9xFUaA+/VBoH2AxaanBPuFfbXkibz3DE82Ai1ftC7lXGvJQjQerQDek2LdLcGX71gAMMYJkZailWqC",
+	"cipu1gwqczWpBStn2qMmUNkEnFASzs2yymo5pTrFSga/TzGlumTpHC2ElZIqncv8a461UXBZNd/eTlkW",
+	"Yio6+nlMUt5M/8rmA6FJZO4QMf5Uqg+Ec/FScuNZTC7ZxSpQNKy61mSx/Zr7sWU07lQCDl4J8JM5oX7Y",
+	"ZPGXPtQsDqF8Bp94ob8KOMsz1y1abebdB74s7wTOztKEnK/QxD5kiKfeFBHqz1lIGxWt+gSl4zV9vgdt",
+	"qr6iOIY0AJ67KV+soMW5idSbEu+CIxwTIXjNYzaJCc8JK5+yOIkanRXlNZpo9PYr7NXtXN6eAEmCJ+fS",
+	"w1m33yR4UvKJUjwjLVyspekqxptWk10ff0vLy8PFEyJ0OGkQXH6ucoD0/yoNUg5tPlt1ttoTXTvXPo5W",
+	"Xb10PpYm5yxodjgt7YulCQ99IsOG4JM1Z63MvP68zfPuQYhv2oo4fFqm7JVTfxByHtKJ4KcZay35JZqO",
+	"m1a5RH7OzTPth+lU1peH4+l8zoQkcD4jfoirJ3xe/CxEhoTQBIlVms9Wn6p0wHUTFQrGoHy04oMPxGzo",
+	"2WJOWh6yvhE4KSex0Lq50sD5MgYDivEkjCIkBoL9l4O0lJlzT9AUU19ICDPELkmMjsS/xX8di3E+gUcj",
+	"1AUgQgGLvWZYLW2mhvQ3t5XrU4jlzQv4AtbiDcquFCtyW+cMlCghb915/ADwIsZeI19fnn1FSGaLuffi",
+	"jVvekADCFcEX5xnnXQZA2TGaMCaZbxf+M2J0Iv/LY7MZo12Il81Co7D0qENYTxN4quvWQLO3VfcCuOpW",
+	"AWgxo5PzOWPRZsstwjLURBrHKZ40Pq/SjBusuM3z7YGblLbwUhxSWgqA6NzF3pRodwVGyiP7hHtxOBfI",
+	"1DnpjCnTeMJiMkaMInJJ4gXClF/JcJsEeTiOQ8IRlgoM7NebkhmQ7hl+8ZDQSTLtnBhwS3KjPIkzEfve",
+	"MzxZXlTCZh4TTmgCaH2Lo0sSCyWoC1Gamc1j2/UeMg/LRZrWfP7koQwiLrlCpD0SNI3CEpTEKVmxsNm8",
+	"8Afg31m9/COKxiUf0LgLuyhtKHdbiX9g3xdiM/FXeL1WgmUAZrOl3T3BCXkYzsKkGS4ejiIS3+I5XXNT",
+	"X0hBlF11xbsMKfJjHCRaSJJAE3iI56EW44SAyURT6KYZ+skZHZ8BwznrnMbfGtinybeMMTpiMRqfdfA8",
+	"/C5ZnHVO/+cP/+P4+ASN43Fu3UERCZIuGidjxMHsxFFKkzAS8DijakMhR1dTFhFlL0RPBWdfwlsGBvY0",
+	"mQqJxhO3m61yRo8wcLtbXCnk0hqvwomOuzKMRpzYi1Jf6Ocy1gLNUzcKvSK2iPfOaGc7FMkvQXvMotBb",
+	"NN+FOik8PjyfRyHh17mDT79l6vrp1bes8QnCyE29C5IIlBt/WgI9LBaTIIwiLmjzPCIJiRYopGd0fFVc",
+	"yNGcxFJYgEhqAUDeReKPF2QBf1OA5MfqbkAaGOcnH+8ANaE4aneCRPp1qgB7qjaWMHSFwwS5JGAxkcpm",
+	"qCKB8rUCFs9wIoOp+manKxYPZ+msczIaApOZhVT+u9hISBMyUa6Tjz76SLtTwqrGR27phvTJT8WbohNy",
+	"KrDH0vtovBw0NkZHT+7fRUN7oB+XgthKyS4Q33aCxu8SHJNYYue3zhoi5M46Xfn1t846IL6dXMVhQs46",
+	"45W0ot8E8JfdzhzHeEaSjH9EOJwplvsUONX9MGq8DPB75TiVOXYEdwM2F4oxn6YkXnS6HaErw7LA+sob",
+	"9EmA00hcU2E0IlTcyselv+D5PGaXIJjF5AcQAdf5pAl97kryfj9ms+Udqx8RBhc4DpRduWmnXmmeRqTy",
+	"cUK0JJwRiVgZkC19za6esdV7kqi8YTvP2D42k0ex1e5zjj9N87CzIGYzIb/E5DJkKUdzPCG3OBpT8iKR",
+	"M4xXbjYLZ9uGZT3wH2Pxc7PsoJi39InDmnMxOl8y9Nfy838Yk6Bz0vmt20Wi3235K7/9QMqJDwIQQJo3",
+	"IMQaCRHxaiFGGXxaR+N3xlIXANfNIhNqjk8zj46PjixzBHSRpQkKky6yDBNdTQmtySVlr9lxfkxJ5ouD",
+	"ZoLSlnKSOt0jOBSO9nZKpibsIjdN5Kkm4SURkm/zyRTT5gAFoWJSlkxDOlGj+N4PLhn7M5Y0nfpOxIVy",
+	"ktIE4SiSZxSbybzVRx4TtA2ju4+ef/jseBXCh+VFyvtT+3EZiwimakN+ypN4sYqq3nuBPaE7yFGrV5S/",
+	"b8lcvxtSfy05FyrFcuJd0w7Eb522b+xp6gqiDUYWENubZdPHeEIQDz9bSQZB9GlmHwO9u4bjmxV+bzTy",
+	"+0dXlMSroDOekXEXYWUo9EGVHVNGBU8XQMtFd74SSyAo44G/kj0PBStOEhKLb//p0Yz8MzH/P/tY1xys",
+	"BXe0+9onn/eHL4//Yafpah8zFm3g1BKnr6aMEzRlM5VXIfR2SKWhK8Euxj1of9uKon4PJlmW4VJXbhtx",
+	"gmNv2kUe5kQDYnAV+slUCyknlIdgdUYPwTYl7S0MaGYYq2QusTSmi65KdWKxTO86LQVIVr4Apg/GGuwl",
+	"t7iapfpxD32IZ0DmfDU/aMMxkf+KZXTmDEeh0NaO5in1klRmH4hP+Bx7hCM/ZvM58QXCJDEOI3HaiExw",
+	"hCB1CTxFmKNXf/1Hv/nLP/vi93/yxZ/+DIUTymLiH3cRZ2j86vf+9a//+38foyAU8u6v//hPv/jpv5N/",
+	"e/XXP3/14/9S/rSH7iC4MfFw/XASJnL/nAjRLmEAh2iBjnCCIiLIuqWGHas7IFyenneRuwASH6dUzGYJ",
+	"wMyEjC3V1jDOFjga//ZoOIZ1xroO/xmT7ODHp9IORNRwMR1HVKht6irlcmLnjBLNm+IYe2K4PEfGbKSL",
+	"Jb+KhRBHgvAFkQcSXwchiXwpgYNSizghAl34BZGGmGJN4heAAj0lYz0JU2AAleYIYFW62GMxj6XraLxk",
+	"llspAn26ljDPQpqzrWYdaBIyup5DxDBm1fry1y25w1MWNxBl8Vehm5wiDIZiAbGxNkacxQlHYqyU0nvo",
+	"PUmL0VhT4uqdZCWAxNeV7WUyf/5pp9vRyv+QkTLqh/I/IDBQ/rn4TyG93GdRxK6ez+Vvtb980gwBIbGs",
+	"B7yUalafS/y6JeCf4cmqNZ8oqu3hGFRcSasTGf/TtIEET1ZK3o2LP5egbNaY1I9tNKa0NM/1lRS1cJPG",
+	"lO1pvcaU5hNcdzMQNcHnjHJZEuRd7D8pyj8ofxPUCpnLzN+Q0cxU+9s/4NI6WK4pUisg0cRKs+HVeg0r",
+	"/CBrJ2h2JbRj5I/lISQMmtSylV6RskekZJyu2CWbVlZjbxcDVxjSWn2cjYf9516o9pe2FygV6Yme2gEv",
+	"Qvoge48mhdXkLQHWe+X0/R1QvJL+vxY/q+ny7SCe724N6O+gfGYVnCG0OZ+gcf738fEpGitRYwyyhpCO",
+	"cZKLC2/hfTyKpefhgcrIeV13s5QKtPbDevZLu2uFk13zSrtrb/Q4d0Guzy7K5q16cMZF9pASfDP/j1yr",
+	"4tc5Ps3ly6siKLqGUmX/0TqkqHmb6h6e14yMMl94N+Qrp0yvRaFKqvG1CfEdKm3p4Fp5cv8ucqyBjdRG",
+	"kXTi8rfovd8vl9TYAcyVkhxr4VyqeLEq9X/DPTWmxu+FdSqVbn3ljxM0zs8wPkXijoPcy3dGL8hC+rtk",
+	"6QCsfC5c2j8ExNEkxjTh1VoC3TPa5MDpKvPJWNYXGKMZmbmCXqhomTM6rruNxoVv6FiRpNz1o1xxMvEX",
+	"0ldQmEif2VuAiM0usHVzLI1/WfjKr8GxXhPrgS1ulHm35RtCyNiGcfSQpTsoxjAflEDp6wYYhWSARiTQ",
+	"USFOAPosiokfxkQIlioTiYeRrBGWpDFFGIFvUO1U2vRrUQhfC770IUvuZ4HdO2BZJTB8LY7V4rGvS+qy",
+	"2PHMY5ILKTX6V+TpviVcqpxqdD9XR3cA/YpstrWXsCrZa0+qbaPzKpRZC9IrJp96wzbGrWS/t+XinpTy",
+	"4a57deXcuvaXV0k1u/b15elzIS85YRsuK/txfPwW3YzKiHherSK4i5a3oiDheoVvVTm/vTwqVblG1dBI",
+	"8AVRqpg0I1F2dQLRoo0ZJiE9o0EUTqZJdpmlJJDxcUYyq1UQoayVOIT4OUij6IxmGmPDScfHPQThR9LQ",
+	"CfNJbzZNQcpjQRYa9RbJaLWAqbWfl4a+VIbne3nazA5IVs27WYtataSWPWh0UuJK8ATy6IqUHHXDxYJv",
+	"Pz1+xtgHmC7yFNbdbqOepbv2PpYyYK//xFcl8G5+TV+Ht/S8lsmzwwXWk4HWXuBSts21L3BzntBb8lxK",
+	"6TuQvQNxJbuCvCFFaQPcmxKA9upQcZm/yOu+BVACyg8xpDTVKh4KJppbQZd29hZJNjmIYB93/EtMPXI3",
+	"Yt5FyZeGfSma4ehxLM6YhOKSAhxx0u3MS3/6vKMoRz3Od2iVo376xqA/1PUWsT+F4PpxPnXhIWYQvSRA",
+	"cQci2qXcW95O4ajezcnYzWZ4d9EmuqbbkdXvePsFaRopGVAGRy5tIPTbrRxhnjzn25x149LSZbt+8Q/F",
+	"GFXY5YEvWzNEj4LOycebN/1JfQ+yJkgQvmgOhAzCmCcoD0rhubWEeDGB5CawA01oqGqQQZ8CCNYrB3SZ",
+	"lYAuSOM5//iO9n2sfaZrzrn2yW83hHIJXIRiAHuEr7Q1gvk9ITO+MVpPWnFhnQfyA2OYT4vjGC+WHg0E",
+	"4MI95qDN1+2WnsfqRyUDobckA1s/gz3h3uZnsh+Yz0Ka/at2Ad1OSsNPU6J+Bqyu3Ym6DrWTTZDf4k0p",
+	"Kviy+/kyVY7JiqQj8UbChJMo6KGnU3ZFEaMeOUUcSl0nCHM0vqMkGsncZBLEGEItf0e78/iB9l2yGNde",
+	"mWGOdnlmyzRfbHwZRp/kUHoYSiZVPXF+ua1uOQdc6ZrLMUHqbXU7RZT9RtwsRi69SVig8d6hacpunDcL",
+	"Y231CmKC+Wozcjb2iRxV33+2UuMJUj9M7l0qaa+6Q+wlLN4Hj4CJMuEyC1BLOYSly9w28bwWPCEz8RfK",
+	"6GLGUt4QW9bt4GuIBmDyvyNzBGsxXUOrgv0f65pzR7uPtaB38sk7jewly1ithYbp1Xn+6dlZKiSnFZO0",
+	"FRZySXXDtrH22R3t+ysYIksTj80ql8BTzxPA6HYCHEZpLOs60LAxLSiveiNxYg3x+PgfaP+/FSfOsnbX",
+	"5ZUNHKcsaeoNeWVZuYulrdQhkhMwbcWG5DwZdq6WOzLYvrOZCgITx0mnjPnlOyyuYv2T3AupLB74myeX",
+	"acIkyfwAUsDr7O074IOTgZqEJiSWgZpZ44I4M3wkTHBA5TPmp2jMgmCMjjCi5OqMisG3OFIZDceyEDSX",
+	"NRhkikEPQaMXFWablWdB8mxndKx+GZ+oVDz4uxiHI84QRo/vPLv7HRky3UVXUxIThF1OaIJmBFN+RlOa",
+	"2cbAvpm9NhYEHSifRP0nzIXK1RBH/pBhf8WLexcn3rScS7gllwn99qgiSU1JcFIK3+6SU7hC/SufikPa",
+	"SR3JY/h7de81VVGh0HpqeL6CFrYmvBcr8o+W3ju7aDxqDZxrhf/s0E3z3MXzhrwr5OH5KRIMV6Ke8m8m",
+	"CJDyKMBRhFzsXUDfN4JnkD5P0SRiLo7yJyJEwdXU2ND1mu6/Wlcq0ee7U0wpiSox6TiKOt3OZcgh+wgy",
+	"RjrdzhXxpkAtZ4QkMk8VbNKND6L+FtbYD9bd7rNwRniCZ3PJyqFq2uavPlSnbvi6hSiXfS0xSzHcu42U",
+	"8KMp9O6T6bo4Qh5EtojLFRSwHHmXN/QDiMiw8tqT2JvJAnLVtklR207VK4TcukS18QQSGO0XUsBqrYTm",
+	"Qss1UqqXKIZK/cv33i0SxMo77Bbp3uv1//LT2IfoUHlqb1x4ACOneHjLx6Lsaov3Xtfu2VXzejK/bV80",
+	"Jsula4tykjhuemxTFifPyItkm1cc8sdxKKv3LHO2doacyrqUJWQjLj1kdJJ9ADlrWy2hqvts8UWR2LTN",
+	"JSlO1H6hpmdduunclFfAvNtpTsZag4K7WfTa4A80A9oTTmTGvZtBh8cwaCdUuO6lwuHXXM9eSK0iNm+e",
+	"ysqNyNywjSg3C2n5r8ZKJFyOIpddFaUtpis7Sc6ThRBnvIjgrPlwOedv0EqUuQFEbmf8KlC60U2SIXm7",
+	"yRS6N82UP4B2M5Xwumm24nHsYbqXzQh1SeJkN+01I6Uftr62xi2oWRosnIUtsDU52ZH9x8QPk4fkkkTb",
+	"ria+y3zN7S7pA0bJAi6oHiCbIEomOAkvidIaodSIUhrFg1tCEJ/gaGfFCEdPc8l5+THKcuvPabKZUTXO",
+	"P4mxv8VL+DYMb3wFrUWnrFzINldYS5je5aQyD7/BHxSnRF4h5GGARUpWWVCZ++4it5/d4mgsNG83Ivdh",
+	"HHiA9iD/ZcniuxyspROkqjnDRxlJqGeFb+QQ22mkUGp9x8Opr5+09N2UB8PXk3DzZ5WbiElEMN/5MlTO",
+	"/TYrForxWulGEWBFDGSh8Y1fPRNjriHKuzxMyDVl+cz1mynguYIOB6iQuK0EewWQnST7HZnWPthPC6ZT",
+	"IsstiPGOJPWmgg12eHM7PJptkP/aaLxae6ng4BZe3lycWo5bmEfYIzPlTF4r3+YD6/stpmgOIshW34vW",
+	"VZzkZtSubidpLpj2WNbwlfWEZLHPcvGzbwneNa6b5atBecosr7eowNlS9VPQgGS0jTSpVtarnJkX8kp7",
+	"TZlixxO84OgoTNAFIXMODrzQh8oBMmfQ5+NaV85yYqBUB6uXLcWdLXd6X6ia2JuqikfQ7FIWFQ79osgx",
+	"mNaPKvWFxf8o1G/KN3ysslihsnWtGjG+IPwU4WwZIXlDX015+vLYW1xOsHzAlpRe0q4tSHzlgza0XX7Q",
+	"irBvJyjL0W3I+TYEWhntW1FmObYNSZYjWxJkVbtt2R2Y4c6KitKNyF/BrCM/5ElIvaQLWFWplQBFfHZx",
+	"9Q629vRWe8C2AkYlUKz4uAyUdXTp6ZITJm+9krW0anQYqs/3ZNIqvcm9GGBqz3afc745o8EeNfMSIdkL",
+	"bLYRHQtqs5elC4K0l+kymtVuMilQNpsAc4p2QzbA9/CCNwUvFAlMPl5whVz8KpRFC4ETp5FgucH6CIX+",
+	"cFBLTdgcnvBerrm1JAxVMrDetlUjdqXBTQQuL0qUV05utoLuEIq5LPvkhTu7IILlQtrRvCKSiheurEXH",
+	"vcK7eI3FHy/NX0vN56Qc2NArBxxkBD8iuOxhE/+pHCdNlF8VK3pEy1NksfVgYM/crE1fX9/KtOPHNeRR",
+	"UQLFYTajEGkIl5oVP7SSEGpIuWUkU7ba2r1mWVztvSJZ2lf39Z+uQRW9l3m3csqURTTV3VZL6AEW2Lz+",
+	"U6vAtqU5QLNYJqvvP330IYLeiQSUlrwtgardK1UcFgQyggWFdJ4u+9qGTe+JcI4nZLlguL4Jh+VWu/Jo",
+	"xURN2JFZyhucNZDU0NaU4xXhZ2tNAGrYy24567Gt63o3X1BbbwMlL5Jd7eoeVETcdmdcBm+1DosqxXpt",
+	"Wbl8ydJanqu8kW5x78WlFpdVOeqmAKkMt3Yyu14LoaoBbZtKF7e9+q/ula++7Q1XvO5a92ESzMnPG4/E",
+	"uB8T8hnZzW+etvGpVkPiltb/dqbDZZLTnU63826n27nbKC7B8CdpRLYOUI9Iph+s5dhiDERlCMm9/RdN",
+	"R/uO6sHYwHsx99Sxlz2j0OCiQZF5TGJo8QC9HokPjR67sl6m1GEo8kMfcYYCHC9b+bxSeMK682S7viu2",
+	"AY5lIQ1v91ETNHZjYiQTXhoCl5Gs3wQn5wlUsq8JGANdb5RoaMinW28liNnsOW8fWrlNuHN7yiErjH9X",
+	"SOtV2rFMOcSFBJEMWl1VGk9VpisFfrMs1rvca9clHk45iHXTkCMPz7uyAwQkAICh+4rINtqtTpHhy6Ns",
+	"i3XRWNebaOHq0O01CWBt9lFyGbPHW3jyEtYeI5rEkRJOZYjQzalDft5yaLYkDqXL3SSNVJ/mssIGQeUr",
+	"C9nnmVAljACHhUCLvPKdUEM3pHeYhmVbo/7Qstf7kdah7ZMcZavYWWAvVKlaRtbTAkXzPJUw4YhdUZX0",
+	"RaH9RBTyBKzhaJztYryfY9UVVxXKn5913c09KgGkenltMiWqBGPHegzL5APAVi7NDF2cGToqw1XadLbJ",
+	"mmi2SiznLqyDV1thpqFdRLTIvG/j7GmrEqAZXRg3cNaCm+f9jaTJpVawh12qBsyAjblNTLLwGFMekDjz",
+	"I9wSiAvzIoEsHB1liYRi6uPmoKqclTTk80NnGhYUdJ/JptGyX3Q2OY6i9u6dNbxoWy/Pdpnnr5FMq42t",
+	"w7dlj9GnKUllqk5Kqczf8aUhUFW+bBJtv0NwJFvqbVNYZ2ntSoJgMbtqArfZ4lNXoVYblL8T8oTFi3tU",
+	"OU5WpvW3j7nbJoV/ddr+ViLdo11iA3dKqK/2zBGMO8LhDMhbksaCzWPIWhZPW1EDEBGEggbPJv9P5YiU",
+	"s8QEOkR38khAqdReEmjZg/Nk6E63k3WFX5F1v3teXBqRf1Ig2JZJng1J92yHW2nMli0lw5eT5HGyDqP3",
+	"oeFXHscb1/If+I3pEUz2EK017MyvL01Dv1Ykqclg+8DPALZTUEAjPN6/umggKdGk/I7u+e89vdOIyl58",
+	"WR1oDgaG0zj0Imxd2mFlCaiLZFFe7tF3HzculfJqUYxw0jjsxTX3UxehEpkNdtkRU8sDdwGUckdN6PL+",
+	"1UWDb+eCLNrjv7jALb05MH/Tdh4qC0TdgQFN5rYLNJV0kfh3W+dJVgn/jlaMrbMsr5u0cEg1eJ2ppl+1",
+	"3IStM2MP2QyvPZtBEL3Xl8mwS1ZC+0QEcZbdvGE70PgtU5JvOjHghhOVv8p5B21zCAr02cJyBULDG8kd",
+	"ECvvQ4VQJzjkDABE95UvEBHsb5krEMmm1t/0PIGWxHiLwiI3G8XfivLKoa1o7tuRG7BDuP8y/n6zQ/1L",
+	"otW6MP+SutioqItp9hTuX3paewnafgMVMd5kBP1bWkPjmxDY30SOHrJJuGO54u2E96zrUMXonP9xOdZ0",
+	"XThctwNt9x7RaNFcZTKLus3nbyQtGWo1ReMtPZpKC93WV7HcT7m7dbvETyqNHvcYIr01DW8QoGWOUCP1",
+	"gp7+eMZSCr02ZmIkCilapJiio7sf/u4xwhxh5BMvnOEISVh3EU7QjPEEGQOkxE/khxMh8WHqIzMbz3vo",
+	"SdY8HuHoSgiI0MsfJVcsH4SOzjqG2bd6A/2sc9xDH7CYFD/iWIhsQcqJj44sXUdLPd2Pu4iSSxIjqNFK",
+	"fCGYQTy1ylSBVmhygoSxbh7QgJEbUhwvUBAxnGSdueT+JEw4isILgvSeoUtYRdDmQHVD6Zxk264VZXcq",
+	"FmbtH32sa84nnxtdY/Dy6Oysl/3TfHn8jxoN4KssUdX3Vixxdva0cZqKJlNTSzDnUHTegwFj6BorRBWh",
+	"/qA5npDTrDoukzkfEebyh3pQmGFua+AvGd/KlKbZP7KRVS7bkfbVOeLx7vRwtJkeFvPfhbLDW1dZgub5",
+	"W+zR0E1rW6It9OGr8hpryVg2rk7r63utztpE+Kug8Zv84R7h/Bm7kF2e60lqQUz4FMlBKBGjcgxXm0Gc",
+	"cB4y2qsjhjNchc+9VQitGnE8aNjKU9lPB0FwL6xf2ZT6cn1U1GhoberikzdOeSpPxZvrdEOHMtk6Th2f",
+	"oyuIORSEc4eKwk3O5gtC6zEHspnF5gqr9UN0K/dcnrwM9EYEIjEX7+g9nOA8Vm8f8XSViVfWKPNKVVj3",
+	"UbvVWBHC2TYMuVw0I1C+puvG16/a01T66vfg229eYYm45HmFxcmKXXRrd7EJWe7FmJPdYt4gkA+m6iJ3",
+	"kUkMmWEJFKFupjFSaZ06RWM/XjxJ6RjFZM7ihIORkKWJbNQY0gnCdAHtG5dNSPLTSqSc2tiy2y5XBeq6",
+	"6KakllbCyGqnWI3prv3sZZu78WWc3PKbI/DrMuETjCyn/vJ+bsmgyswUKJuXhBxkSYAgjBcXJ22AiZCK",
+	"wIQ7I1RMS3w0DWfoKCY+9hLir4ggLIyYy5giu+Ero6TyzKoGBKdKoAXLIa8YjTblF1ZNRvWnuW3N8F1S",
+	"eJtjTkG0UzeUw6XNW0zjhtrRBeIvw7ySQLxWXCmt9EH+UR5h2548rkTRVuQyQ6FtVnmSfbOUtC4BU4ZC",
+	"cZ7SWhsh/0IQo6YoEbj2a9bI3cTNdgN9c2GoVWtNCCXxDsEnYP3daX/LDqhVe7s+Cisy1UB6JC/X0jnQ",
+	"HikLZkHMktipFD40ZZHKDsg9GHuXFmroW76UKg5LsJdRpFsgY+m8mxB7RfDTaxLXvuqiV7v0NYnotatV",
+	"LGQfItoHTSUiqrUhunX3d0mrL830vZQoG/uNSnnLktvXQRp7UmJcK1TNmF0BmQGfrMq29KU0lbEimfk2",
+	"zb7wM2ssuiALpZxmMUUNPtT6u23NK7J0TJ/46Zx8lyx2+5xcErrjyhVasPXXpZe+9bcqKOwjHNOQTnZZ",
+	"v14posWjXl42h17lFhof/wr0rfX++/tf/pn297/8y98+Ov77X/7o73/5R2dn2tkZ7/3WOy9+59d/9xPy",
+	"IvniR3/w6q9/vqKl3ONyKEs9Pxa6hSFKslZnKIKs4RM0hmDFsaAEUJknJjhhcReNZdOyMWRwnVH1d2hH",
+	"lhRJn+IviWzLLwNypD8Zy3Qv8fsZHRc5B2qhUsQmlFoSX9CMk89r3cvE9lS0GfErGQwr/LCPGduiqJkY",
+	"/SSNCG9wXtxsoY2Qv5cpvZ+vSN7asu3RDFM8IbFy/K/fAUQkgaA1c0n8jODZVp9tVdBs93SQRkvhvgIa",
+	"lWaXN0vJrqMOlApgq8dpH/X4icLM3YovF1k7GxsvVpodvux23EVeU6F5xRZV8qDCghSvyl/2m/L6BYm8",
+	"y1jksyu6TYmFnNpCS2jVgqydacjHYbQAYTavPrgJybYt3CZzrT7AL7Y50rZVJioUYfOxvz4UYtvyGhDi",
+	"EQYL8a93ScBi0vY7xcPFci2hXEkpaGKtOJHZz6oxqFBCwelLWSIbhkqYcyg1JyRs4GSZznp6pjjfcm7D",
+	"0djoj9555513Rrquj7to/MWf/MU774yPpVgOBjalYZ5Rd4HGn4oxCZ6Mszz8bOII2uArC+Ksh8a5vDNG",
+	"M3whqx6e0SDTrHMNemm3WXU+dDQNfZ9Qwc3zfo5ndCwe0hjxqRCbxQaV4Rc4eiuF7p+UoF0Pdl35Tlfk",
+	"D5XIe6NQxli0j7hckDfeeEpfIcc0lTD75nKPry+3eHNE80Akv9JEspF27KtQ9VtLa1aA5UB7ri2pNrmw",
+	"DmLmgWJ+nSlmESFbq0l1/y5yrIGN5nIE8kmCw0hGRSCMeCIWQjPsTUNKkMf8xsyapu7cT5c/zfzs0u2u",
+	"FokwnaQqzrGI9PTw/Jy88Ajxib/crHvJiCa33WAZT2cYor4iTCGGFYXlktq3eGX5qpW/KeQZCvpt4U0q",
+	"KhhvqibQ7YSUJ5h6dcMrBHw2lDsBO++DevkHwxytLSe3mnwPHKdMu/XmaLOsr2bdIbK0ZKJC0uqRgs+f",
+	"PEAxCUhMqAdBGSGdSAurwkDxYRUXpkky5ye3b/Mpw1HPJ5e31Vh+ezWaNIGtpp0kMrBNnqlSpc5vVsGe",
+	"rKwxs2WosJzo0VzKDFta17YrNvVy5Tl2S3HYevWW5aie1DPnM4u64PVCL2bnPsFQhX5jIPGTiudjX83J",
+	"tw3m2cLO1bKKQpbCtxlETb3/25U1qJcz2LX23Yrm/dlJyzsqVYpcXwyyeq/7MIbUMOWNm0VKNenWhIN9",
+	"0ojzEIO966OGj/Pw7nqk/Vbx2UtvvjR345lZVAlejskcyl3PSXwZCvB1Ozj1w0T+lz8LaTMA0og8jsll",
+	"SK7aYEVjdP+OdTvyr69TOuRtIS8CMAxi6naCRfH57sBYSUqa0GfDg+UepnRt0AS4bHPRXgWIgi4D0RA/",
+	"SP3Jcqz+HksGFHtsOt5Tj1Vj+yEy6ySWJEH+A7JIysFa2c/FH7Ih4lz8JK/UJyMCsuFXxJ0ydsFPpLLW",
+	"+MyekiTJohjqhUTnEK7A16iRM/ziPtSG2hjrhbMQrEfieu6WIxW3+O5hFj248Zt6lHv1MI03oyCxryTq",
+	"rzr4lgGUZ/C2URieVpsmbMP7nl4RMhdEoIHwvzVUlVyGLOWP3kpJbyuCC9DeTc7A/FGwlQC6OvC8ORB7",
+	"zX65Mv/VJR+AlmQQrUTGAtmaqr43BpzLcLqbW+EKx/Tm5l+S5zKIlY6W76HpAp7hJh2MRZtl6Gd4chfG",
+	"7Vy7sMLzWxTeb912qIUd9xmeZKbcPRc1a1+7LIdggylGXEEaQ1rybz158u1vv/vuuGYFsyui/299rGvO",
+	"He0+1oJPPh++bIzqE+vtViptS3TY9mK3urC2pb2e4b1ooeKBvHHVMzv8yuSpXESWKfvSkBrGYGznY3SU",
+	"xOFsplKzKtexMVz6GZ7srRKNQqPWZUEUQjWVGNmAYhvNUNuiXNOVVJFoO7Cuz017RvBsg2msTVZ/gyke",
+	"HCGZyPl4Hy0b7nA0VvMKkVT1MuiCMyfXcRqb7C59dc2dyNBkaOFB8OwWRzGZ81uqRlWkmsrQPLw4Sy4d",
+	"y0KH4zN6BOomhCIrpxJ8AH0MPDw/LjWmkc9LTi3V0jM6iZiLo8zbJNXUCZNzyELskM6YRtFJ1nwYwWRH",
+	"8DklOCY8QZh6UHcdTqHqyZGEI5lMEXF5xOpiZxSKz8nOGODLWm5E7LcutPWW6jHbeWjnOCY02QGpliBX",
+	"ERB2eHf7ERYInu3EvW/kzRctRgDLoRjNOKUXlF3Rc/En8PCOr2JGJ/Dvc6GyjKW/9yrkss3IjVOEOyh/",
+	"Fnvb49fxfWzpP1gtcxE824vQJfjfm5e6CJ7tSfZ5DY9QdR+HUntc1dp7nQ+s1foH5rK5xt3WxZuWZXZ2",
+	"QehjHMYbawV9Par97NFBds2iPdUSPZWdbVOx55lq0rObJa/SNaxeEjgXybvQ/QuxuZBw53MWJykNxRRd",
+	"9GnKEiLr16U062mJWOyTWFwfa9UxbEe/+Q6RC9lKTZB8zknjK4CCrM1NUq+tZW1ZJv4bJpdvLM71iEZg",
+	"wRhLgVjc4Bhhyq8A+4Q6BBW6iqpdRzIbNav01kUYxSwiKpSti3wC9w0xZsdIKxKsq3W/1MZ2qPwVE+wX",
+	"heIaaZTyo6/FbibjjROIW3071ZZKRQF1rG5R37i9OiNudSd1ZrvH9fWRN7YtO7grzm2pCjQjxNpCtuLq",
+	"96EkAGl/40qC2MW+Eh7WcKXt0D5gqpxzzUAGPRfkMmNZ3KtEHQnCsunt1ZQhnoRRhNgV5UVFHGUvm2Lq",
+	"q8DQGdjGTsV/LqDpgQrYUIn5IZVrwbQ99KRUuvYYJWxCIPpbdoLIGgiu6LQ0LXU8b0cW6z1bG+yFTeAo",
+	"OpcW0eEoa0ssAaLClDmeEdlcVUzBKMKyQlCZ3aAjTkhxOOBlx6eVIr7HhSGyspXegX69bp7ZpI1Vwv2b",
+	"qqtC24vlNAQQVJoSLkoVKyp5FymVSRW9UsWKzEqoavh3lyv7QHn6bkdV3ZdxQjxU3Tsnsq5AXkA/L/Se",
+	"N1q6It4UJ5VaRI06DideGofJ4qmAn6JW0DT1Tioby9bBMsdxQkksS2LLRpnogixQELMZGks54Q7MAA8+",
+	"FF9NCfahoJ7ErM7vaHceP9BkZ9aMqstOrS+7HRc0smx5+a/7mZDz/kfPOt3lGt/VGriwk4hNQjpGR5gi",
+	"aPqoyWog6P2PnnVRyHlKfNCDLkkcBiHxkQSUIApP7t8d2eYASpMgTNGdxw/giFApGkqFy13J9XoQSyag",
+	"JwibVCfzY02TZN55+RISDQJWKi4n/lNB4+mU4QjNcEgTHFJZ9SuNo1IM/iRMpqnb89hMhuN7sfqPJZ+s",
+	"miwUmxRQjwRY7j75AHESC9IXsBi9a76LOI4IBz8EP0EY8SmOiTKnskB6P86oAE+uVaKjL3/+P778rz9+",
+	"9X//hy764vd/8upvf3os30JM5hxBeAIAVDpEuqiIJeVIhr7JGbM+tbImUpzCRqCdNb4QnErVnoGe6+Bh",
+	"ocxl/gJdsfgCzE9n9IzeZfRSVUM7OaMaelK0I5V5TKpNqcR0jo6eP3/w3qV93BODoW560TxHfuDhGYnu",
+	"Yk5OkRCi5R+f3L+L+v2+IzjD82d34Wsh4ahPQKTQ5ngSUiERn6BxFM7CZIyOjP/5wz8XQkvuMxro0smE",
+	"sw6qZxTlhclPkcv8UK05/hxkki4q5JuX41M0Lv4JfYkqhcvFZEXtcrHLe4LHIcicEaPHeC5LToWMZokc",
+	"v/0DzsQLydKRjqv5R2LOLI9o7DGfiE3IlJ+xeiwcje94Hpkn2kOV0DNGR0/D2TyST+qu+JjDTALxxp9N",
+	"3xl30T06iUI+LZvjix2PH995dvc78oTyoqAvC5rjxJvKvdp9Z3h8AuQWECPkAMvyCeEbDb7JTln5Xf4N",
+	"auZDZyfJ88U0V3hxfCpuScFXoknIUUpV3VLZ211mmymbKFyqlA7lB2KmI4HKUtCUHj6eelNJPgTWdZWs",
+	"wLO5APiWrsNhlur/j7OsnTApg2uWyoSvvB1vpk5jisb3nuHJ+LSoscti5JOIJHIasY7aIEfjB4EGFefU",
+	"PtSDnKAjcW/vjI9PkGWO0Hgeg/EPROHz7HhjAJySdcKkiyzDrA3NDgEPOkyyGrCIh9QrI2zefBlF8MxC",
+	"isYvtGwhjXtsTlSHrZwqw99gx/AMSIIw/ODhKBJrHUG8MSWIp0EQeoQfn6Lxx5+M0YxgyhFl+VQzvOih",
+	"O+I/xUziewmq/HBilglJOLL0PhqHVM4YEpqcwzbG6nPB98HMBvOoxDsorRsmPC9rpQSKI7FP8Td1k1mZ",
+	"SkKRy1JBMZmYhjJKxM7LwcRjRRVhavHE5Mmzz1SNrR56SgC5feYJSUnAqzfzpTs5Cj1CZZdhxY/uzLE3",
+	"JZrZ05cY0dXVVQ/Dzz0WT26rb/nthw/u3vvw6T34pkhYU8xIsJ87jx90Sg3lO3rPkEPZnFA8DzsnnX5P",
+	"7/VBxUymIIfc7l2RKNLArXf7B1cXvPcDZUqckKQ5YkZ1bUbz1I1CT1bXO3r/o+8iTpKs1dk8ljrRFEeX",
+	"hCMBRgQbvcUrcgSXkQ6CcQqkkU8CpIWFGgCKEidiml65cbiQVzvfJgm0RIZm67I7iNizqeuZFKCqsNXp",
+	"EthCsjS8rIPyx6qTtWpgrdpV512qVU/qzu8O33/yO997/72LRw/8xx/ch97NyaJzAv2lVTdpaCINLaM7",
+	"33k/Ne4++PbTqRteDqfJ3GXO9+JH6ZNPf+fJ1Auefv9+9Pjew8+ep3FwIYtTSSm7RR9nLoWe5RtSl9Er",
+	"Ba2smi6H222VzFkSVzsnH3/S7fB0NsOxON/j0oWXL6pyoZl0fPJxBwvx8pNuZ4m2iInFQrenBEfJ9LOV",
+	"6HZHEVpT19HVNIxIlk8JCwqGMT8VpMNnhEv1gAn6D3okTrCLOWlEmu/AutdGmyz5tMMuKg8vUWVc292k",
+	"2syKuywdFkfhJdn3pT4MLwkVCwiBhZRujy94Qmbr709w9kXb6yO0cjFKMvCmQJFBaIVUdSx3giCvo4sG",
+	"eh8djbOPzlOKL3EIVHx8XEg3jbf8hGBfyEb8rb9osVNo9QYahJDeBcuDqx7o/c3X/FTSz+cFcPaMJTko",
+	"d0KTS+M2noda1qe+EVeeEi8mSuaXufRCOCH+qeS7gDkhn0d4geYxCcIXy1culAapFUNXZBzjGUnAirPC",
+	"nlEMuS2rgKxq2FUamJk4P7kuTikr7ceVyMSOqZtDzTA13X5mDE/MwUnf7umGMRoOdH3w/cJJ8K64Fd3A",
+	"5sAY9LV+n1ia7Q59zR2MBhoe6IQ4rjt0Pb/wlor5hRQsnWblj4O+ZvuWrzmuNdQCz+3blmX6gTvsyJ7y",
+	"z/ma3Rl239Idwxx+v7A9PFb2C3fkW6buD4sm1WoH8goFnxRCwfnF/ef+1b1O7t4qtppjUjk77BNxTxuh",
+	"Zuqm5Tijm4Oap9l9YmjO0Hc04ni6OcCG5/RJK6g5A3NkGI7VADUL657tOBuh9rs/0Pr6szZQkzlyn2wh",
+	"Xsh3JGu7LNOrO6ADIxaAMCBeorQ+wUt4ghOSF9VpWkONvV0MfNktvtIesyj0Fq0/zsbDNq21r7Csk5de",
+	"I+zaxf55XAQMNC2dDb9dHvsy70t67q31k+Rf14a/7HaWFNGNcyx/8bL11eY9ApsFDnWwQqaCGjSytAij",
+	"SYy95K26cGMzf3tOhSjK4vAzArZxqw1Pvc9iF2rgwBems/mLZ4x9gOkiL1S9IwsuiWY8ydTmilyteNxK",
+	"nivoBl+hvXHgs0L4AkcMCGFyE8BoT6WahnjCYhDGpphPxUOXIWlVhnu3ZIju5JVb3mX+YjtWWKN/Rt/q",
+	"l2hfRnMtDfd9rNkjz9Bw0B9qfcsP9KA/9Pq61ykTveXk4Fr+8LZ0UPnaX1Ydm3k32YoYYGx39jVszD4x",
+	"jJ5l6X2r3x+aK9iYgMpI12yTmJprDxwtsN1Aty3TdYd4ExuzNGz5umYPLF9zRwNdG7iEEGs4IEF/UGNj",
+	"8uv9XFWNkV2+Fz2MZusZ2eY7Bek1FrJlJlXY33thnitYn1OWnOPzmIgfyKKzEwb4TURT/XQKPdulnVO+",
+	"McquapTyIZOIsInW5ePKdPLNsdP1pOtd7Jdal7wugmwM2izDU4jNI/4HxA9xlt/8Rqi5RJOSq2sbil7T",
+	"om5/HvovJX2PSNIQq3AvCIgMHlBNVy/I4haXPVkVmV4m50/g9ZXIeYWuWQ011oqYr7dL/nsbEVYCcP0X",
+	"H7LkPkup/8aQVN7ojki6rc79wH+Mk6k0egJ2p36YaEUjlEY7wYfkSkinQRjzpIfuQ+1D5C4Q9qBbRoLj",
+	"CUm6JR8HWJbCGUExphOywmogVr6X9RC5YctBtzFkUx5bxv6EXMXLxNk15F7+T6HPUM6H4dRQdKodM5Mx",
+	"aOs2wJRUCD12WKAAump9+auKyi62UO68XGvqjLXP7mjfX1Feqc3G2mxovxAJ5MIltFm1ej5kFTSG1p6g",
+	"gROImwgE9kuwhLI7VNO2wAFY2dJOAa1r8Raqsm7eCuQzXHsrezS+ZS8ol11NzcdkoNmu4WuuSwzNtnRH",
+	"91wrcK2RDNdlscxw6IhXKv7UaOUxBj3LdJy+YSnhPQoJTe6oWKOTjmHaPb2n94xOUeWz06kK6KbmB3ig",
+	"2WQw0EZ6YGi6ZZlDgwy9oUXKpKxzopSD53JLLE08BhAPcBilMelUKmt2bEc3se4P+oO+btiG59u27vUd",
+	"r296tjciQVE18gSSSPJ3BVssPXsFBIEdOSil7F4GlOyLyqAI5RpoDQ3LNE3rWtAyNdu0sDbyRiPNcnzd",
+	"9Xxf9wZmDVoQutQCUEPDtGzbNUd9jD3D8ey+q/dHOBh4hq4PLX9rQG2he+ZcabMdDnineowHe9zBHnew",
+	"x92QPa780Cq+bj9MNutvaTK9LSnPyecrjHRPILSPQ8AgixMtCi+JXw2+PIL4SohSUAFvSCXLqWjJM3of",
+	"sBAJUWM2V241iJsjPpqTWMzHUprA1+LfktwiFQmLjizTOaMyvvM8mcYsSWRoEQR9PyFJvNDuCOFjfHwq",
+	"ezKqlaRXF9yYvhIKzig47VVsshjgTYl3Qfwu4kzgsCoyiSYp4ZxwJHeWMNZDWUTzGYVv5Dkg8kacQ7rG",
+	"tavQJyfIJQsGoACwoU9TkspwARmtBRFsA72PxjJK89xN+aLpQD0EGYd5kBfUhDmj47sQsHNXPDkGJSg0",
+	"sJGOZYRPTadQzGVni6hKWJBFQY1/rH7peWxWzg856Tzte2lMNACTHvv/oL1ZC7aYq8FtDJtbiliVXNkO",
+	"Wbw/db/thY/C9+9//96TZ997+oA/mCXz7999MHzwg16vV8nqPHF0vZ6a2omT8/6nzvdj/Xc9Ob6Ua5ql",
+	"mLY+fpHk20B2H7LJBDoo1ghrBQU20cfq4GtaJ3ZgoDlbi4lPaBLiiLdnhaVvXnY7aZleb5qjMngvXPCD",
+	"kHMVWqk2iEobfJuY3x6MkjvcdI1Kb7yh+njx1HFCzhV/2Ph9ZfB+5BzGVJtfxatPUSxIcq7gEjQJLwlF",
+	"NJ25JBYCL5cJ8m/J7Xc7JRay8fPSUACGivHZ4eqb4qI23l/jRxD8kzPGjXOUx+5N1FX5Ex6mEMuHLyQD",
+	"zyRgyq5OIIEeUCUXKJRkENIzGkThZJqgI4/5pMroj7OeKeXws5QWAWgsRkEaRWdUfdwccdZDT75BeLnP",
+	"MEM2QSGV4lbR0jyXZLYJGi3J0SxN1gnSl0z1vsly1RU6lURl5JKI0YmQrKHBMrqasoigAM/CaHHca5Ls",
+	"xKLXEO3WSzWtn1KtKn4rCa7BhaNEHZYmXwsvzjXkJHUv50lWCaWVpFT96iArbXHHX3+XryB6klpsT90U",
+	"Yq0hbyzBiSJvFZIms7YgF0do1TLnDTRjSq7g76Cjy4qKvTP6WOjrFBKWanYEGeV/hTnCEYR6I8i7jhVh",
+	"zcnlGZX0Eh1B1rf6WGxX1hqBZNE86RvEz+MmtflJteLPV5HEfnOU5A/JlUr5+DpoyXui/pU/nMck5W30",
+	"qaaPDqzktardr4UxrJCN772Q2YtL5DdgMdDsHTKrLo3bkC2uZRr1yoCKx0QWJDkqtXpUmebZt1mBBl5q",
+	"MKjKL/BT2PVcJmOCm/yKNgdZ3M26s8J2XkeYxaaRpQ09BR+eDCd5Xckd9onp9JzBQHcgR8EnXuiXgx/l",
+	"H0oeVeWhvAtdKZuiOYlv9jXb9wzNMSyime7Ix4aFA4+YWd+Lk6LhSFPcJvEMU7PNvqvhPrY0kwwCs28E",
+	"lmUOi25mau2ih1p5B0Zfs21npLnEHWm+YRFbD0zbcUqOVRLXP9I9zTaDgTbyXFuzPbc/NIaOS4hbcq92",
+	"5hJTt3Ghlq94sxO1ivWHsLa32hFXvawScQRKtSV1hIDK2xhaRsMD3jGSbVXk/bsLhLOCNeVGXD2UtalG",
+	"MdGUJUsK0ep8aUSyzr4ofz5dFFKQ5EsFlJaJrpyalN/A9aRq+fg7QSjvsK0UXekI+lKJ0dehrmtpat/s",
+	"DUzDNKwaTW0eORqaul2MrBGmwPIcze4PR5pjGETrE9+0XcsgfcvptCDHgW36mm0OhhrW7aHm9QeWPjSJ",
+	"42GnJTkOhoGt2SO7r42GzkgjhmMMBgHxAnNQIsfyRpoJcjAMAkGQdW3k+Y6me8O+61lDFxNnNUEOhgHW",
+	"bNvwNdfRR5qpu8HQdEZu4Nplgqzei9/ZiR6vsgKrOyvHKX8zyfAO6kyQ0+ZN+kJQpuLLRTZaqEBLn7zs",
+	"dopy8BsnKA3dmwMhF00XECkzJ3HA4lktfPMEjfPDj08Ri2UNChnzfEYvyELaPSIMAQey9gnibCZItkAG",
+	"NIkxTaQwnM/aPaNNtUq6qiDGOKuqIouaoSMIS56SMzr+6KOPtDtpMhWKlYcTMkbeVJyDTsixqp0EtpOi",
+	"BAu6YmnkIxxF7EolZr0Vvob6STbNsTRevbJtI+X1XT2nyqx1DnUXN2JsdfTLbrWV+6avK4NfdjtQPsk/",
+	"D2nCNn5bHlu0SIeUpkwo3mxkWP5mb++uiLb3GA2i0Et4VuIIKnhBeI9gG2THhKgPAABvTVrUV84SrURB",
+	"hKti816k5phAtcfXKDQ3GI7FFvYu6AoesmBp/NZKu4MTfdDr20NzaGyQduVIZ2A7/RXSrqm5umlqdt/3",
+	"NMfApuY4luuYeuCPQNjcIO2amjsampqtW33NcQ1P8yzLGQZG3/Vtq5B2VdPTuqQrvraGmm2MLA0H9kgL",
+	"+t7Q0HW3P+g7ZUm3uJImcRemcTUbD7Dmkj7WsO/jkWn7vuf0V4m7cPCRZo8cQ3M9bGpkEIxsxzKckaWX",
+	"xV2J6Adx96uYTLeziHBg0wc2/RrTLwWFuT6XluVvN6cJP1ldmpKge8/wJGO7UPcU6ngeWebojK6oUbld",
+	"gcozWqlQeYrG74xldgN4rBdIFdpq9BW/B0e6qwr9bp16GsBpmyz9DUEyci3/YIn4ClkiBAGVAgLoa5vT",
+	"gJY+OFglDlaJ61glDHPzB49L5PG+ShwTvGe03adPsqiUN8W4JIUUjCsnyBnLypjRKq61VNnlk5fdzFO9",
+	"VNKxoPc3plM5J/1Bb2Aao9HQ1mXirtpgWWkYar5t25qtDwfayMam1h+4jhEMjb5uDPMWAyedh2HvQ/yP",
+	"71Xyd8LaPFjXbH0w1NyhhzUXD7zhyPcd28JiLH8chxLIqg+KSqR+9b//yy/+01/nTQxOoKYOiTmasZiG",
+	"FPoTyH4HJx2j7yBd13VkGIbRKUoH/+YP//DX//U/f/mLP/3yz/6g0nOoBVBU74OTThRSfH71YgulSN3h",
+	"Kmopf66Rj3uq1f66h3tPdRs/6Exf3QIk34bK4teiInmFr93NUSAbfp2kZdljaT/S8jVTGkv059UPf/Hl",
+	"X/2rrSmHahglEGddP4KbX3//8aA3zpfeGt6jYL+Z6wz1kTmyreHgRrmO2sWB+xzUwoNaeFALb9xZvf6D",
+	"91L5msh1FcnrWUC/alqoZMz70kIzY2q5GWBz6Xo8UxjfRQFEEHOV3Qg9q1Rzw3EUcmgdz8ddNI9SjsY+",
+	"wZEMPB7LhkeTGPtkvCJ8Ot/HWxA6/UiQwixaevPwx4xFpdENZcSKFmhKog45ko63lUXNpFuuNf9XC0h4",
+	"ryxnJq4kQUfQmRuxGCjzgiTZ30EOOi52u2pzxc1WNljvzLkRGFntOUCMVYvBj60B8W0Y/bLFrT2BFojt",
+	"b/mB6pTY/oun0E+r/fhneNJ+sKrLez9msy2GP2NtBktK03puNbzd3N+D220FvThpdy9elPrkGUtwtNfc",
+	"BpxXZ/vib37v1f/z4y9+9v9/9bc/ffVXf/nFn/y80s+6QbLXjd5gYOm6PbJsVdraDxMlCmT5Dzi6U/mX",
+	"elKZOhJAc9fnUFJQjZJvoSE+YagNzMDQbNw3NexaI800zZE+tPrBAKJx8zafJ51f/9efvfrf/lyVv76v",
+	"WnsWG5GNRus6kYTAq3/549/86x/JCV799R/95i//7Ivf/8kXf/qzjuzoX0ruyBv8l/4J/V6zXg+1CImh",
+	"NtB1Q7Od/kgbBZatDQYDy+8bjuH6pgyGiHA4KxZQf3hSS9mYSDojtwvfRQRXSnyrLqcnnV//3U9+9Ys/",
+	"/vIX/6IS85t1K89dkjFziXYZzgVrXavMVa98mywORQ9bZHCUCfOhBt6hBt6hBt5N1MCjPuIEx960eHBl",
+	"WTv/2zbG2sYQQJAz+TScI0aR5CdduHZBdVUv3aOxpJVjWQvPz3SnrDAM5mcUOqPK74UIPj5V3dpv8bx5",
+	"bLYnOWkokxkTgme3ODToBP2XEhwTgIBHeCL+CgOOhSwP02Sk6rHcUheRiMsqNpOIuTg6o43rNdlspUBy",
+	"t0gP2dn0uoFPN7G+tlxtezZVZ0CN7KaBuWzNLW6wacdB8LlBwSfCHpnBPXRkV/jON0Ea2g271zUkuYYN",
+	"+9Cn5Otm9xYPSLbAEa+6hTS39MHB7n0tu/fpGRUySB2s45NqTQUJE8lA8jbVIc1zH86olHzcBcrEnq+d",
+	"RX17A/lXtRcQKiX/7iI9rzJV33aFfqQBy1tdQeoe9qYoTMgMajKLsVD0Fuo6sStaTi4/RTHhaZRwxPEC",
+	"XU1Db4p46slsNhC7r6aySSu05OVIaoDLlux3xcYgLaJsz95Zsg19gEiRuOyOBpo9CPraqD/Emu2NBoYd",
+	"DIcBtG4oDevbmu0RRxv1B30tGAwHujsIfGx6WwiaxVluskSUAjwY3Grp5WsPyy6yDYjVfOjCUElgXMpW",
+	"XwMUOR0Ifi93A5A4RBNHeExiDXBQnfOQ//L17H4GCQ2cXJIYR7tZDRrIHIT8rCZwkI7C0Vjm5Tzw+RiF",
+	"NGFozNP4Mrxk8QN/3FRJA0ExWjVGCBtkLqvdhb6qdh+EJPKVESKkaAz/5mPVwlzQwUscpUQFhJ1RyclV",
+	"sVghyIRJV9X5AIKpJpQrJaXVb/HeGVWxK1zIQEJs0NK59DCy3DwyDXnCxGwyAk2euORImrFLcibOXp5c",
+	"HnRp7IQkyveWgU66JyOCxSRRyMVW6naWrmQhXNpn+BUhc6TkpzBWO72FPDznp9ARIIxR6MNhs1r7yNKd",
+	"bEVIoiqF1xXwQKEPtX4rlygWEhf0/MlDuI9MMRn3UC4qQBtVhGN1HbN5mhD/pBFct6DPQKYMdus7iImm",
+	"2GXvjILHDlMEpfq70JUJ8XRO4suQszxvVZ4fOrVEkSrmAsLdGQ3pJYsuiY+OGrNdleCLpC4scPW4C4Ii",
+	"bPokwy3eJEdyQuAklm51c2kSyuESjtw0yQaeUZgMWXofjesRL+PeGS0/CDRLeYJcgqTyi47g2tQXypA8",
+	"Pu6VoiS7EMN4RgH9u6UOEAhPcEh5Ugew0EObTGLwoHd3hKs4xiI79zrxjPLJV61BipfamknckWbbrq3h",
+	"wWComUM3IJ5v9e1Rv8j9f1ARXtZ/BAXjMnyvrmQ7mk0srDnW0NIMw3KIqbuuNwq2NyoAfG+m0GXRyAm9",
+	"m1J/k5VsYPfsgWU4hjPqvw4r2XpAbmcR+3bEXPKibPnafL7cKlbakNcfabahmxoejCwtGLm64WFnOMBu",
+	"p2I368RkbtqGVbaTDbCl+/7I13SPGNrAHrmaS/qm5hv6wLIHA8s18RZ2siWr2CoD2Car18DujUaWMbSd",
+	"gbOD1Wtl5fiMNhWF2eGNHeI4D3GcrzmOU3JSIVIqJp7x3aNlznoM8kJu9clEg5zpvVXK0GtLuc8ly82d",
+	"LMpmIAD8ucfoJYnbtDGpj79uTZ6y/NMiz78yvD0yAoteg5F3FL5VynYr+faoIlwfV+VaIZYJLMykuiWJ",
+	"risDKyW0hDIAvbwK6XVcA6jC7ppoR8mV1I14SYPAVGpBautH4/yn8fHXpBTBm4rhfQO6PoC+rB/mmuXR",
+	"F3/2oy/+3/92fE21PytrsDJLtOwzv7FCk6bVcwbGcDQaDpdF1M5I13W9N9A7haDaMMWgZ1rO0DEHtvn9",
+	"TlWIFWL3djKspfmOY2u2bQ01Rx/1taHlE9/Afc+27S1l2F/97J+/+tuf/ubf/Mcv/9Mfr/fqbgbMkmwr",
+	"Nmpamu32R5rj2YGGnRHuG33X6fetZdnWsKB761su2y7f5hVxeSi4WGeaJHN+cvv2D7xe3sqP7k/6zV7G",
+	"Qdp9S+oMrf9AsqYHSnB4k2m21/M+3Vii7ftPH32o5GgYcYrihtTbI8scZSm0Mn8WMmV5giPS0LlJpcCW",
+	"qu2+/hzYRhbRqZH0vZON3fJl3/BeX2tu7Q7MfC9WpwPHfvMc2zQHhjWwBq+VY+fpxgfO/VXi3Lkv6VFc",
+	"Y+KHHM2tczRvKPRFdnLgPJzQ11CTNky48tI1ef0SHE9IIp2CykN4Wvqh5knrZoFecvcQnS7j2jD1UUp9",
+	"EkNQuofnDc0e4Jt9RIsvEf+hZjmuqdmjfl/DI9vVXDwMht4Ie/aw354myh3eZKjM+rjrUc8Uf7QH1vD1",
+	"xF1bjm9ptj6ytZFvEA0TyxqZdn8w7Htb8vbsWpFhjkbrHUuG3bP6A31gN/Lx9Ve57FXSrUFj9LXlYF+z",
+	"XWOkOX19qLlBMPI9YzAiulXl42KDtqYbmj5s2mCNwXdCPyKdvTqcSsvtXd8ueZtkbZ4DG78hdxOeh+cX",
+	"ZAGRsy6w7I3F+pe+eNl9414rSfbPWZqcs6DlTE3fHGKxDzVIDg0zXptzLn+4IVXsp+WjzccfSnh/Yzpt",
+	"gJRbxOvlssLRFz/6g9/8/r/Yyvcl632fKG1mlbJThPnvV9cpMQiXeCyjqyAj9tCD7JAS/7wsDj6MCc+b",
+	"2oE2I4M7Q45M3ZSDMVK17auFzlFIeUKw30NCPVaIXSEiXVSmCl3k4zBanEcCb85jgr0pDBFznnuMRT67",
+	"olng47kU3vN/qte9rElVshNu0oU4PLHsnjFyTKPft0avQyexNGtoWJrtB47meiNHc/p+39Q9HZvBtvbG",
+	"pxDhm6O3ObLWKSZwVtPs24PhCgOjNQhczSbY0PDQd7SR1fcw9gYmdo0GA6MBOQ7LDfOsoaFrtqnrGsYu",
+	"1mxzREZD39BNb7CsmMAGDbNpg3XFhLJzAft96iaVFQ+6yQoOYOrmPs38Tm/kDJyRsa+Gux4ZabZHdM3p",
+	"O1gjnmURbJrE8t3X1XDX8zzN9ixTG/WNoRZYdr8/tEcWHuprGu46TqDZVh9rru26mmMQGzvDwdCyvcaG",
+	"u/vqd3OnRu/xFQ4TnvERZVa7xRFW/OOQDPR2NcP5Zor/B9l9txfz5vLMGqTv3/z4D7740/91H5FneXud",
+	"lSFoUK4xG3Tj1RpfT7N656Rv9EzTcZyBPrRXl5/2hk5fswNL1xxseBo2TN/SA2yZ3mip/LQ39H3NJgHW",
+	"MDH6mm45gTkcGqY7sNeVn/7yX/7xr375782+ZW4sH230LHM4MIfDkfV9gOnGEw5NczTq9/d1wIAIPmtq",
+	"uB8QTTf8wdB3POwOnVYH7Lc4YN/W7X7f7m9XUU1iZ4uCagqND/XUDvXUvu711L6uwX6yZlvOC2/x/FW/",
+	"sQYbjfamx1NGiUxshmYNkKybp4oGLC5iyjmKwgsCSQj8Vm9V6bRSs6BrNq1oauOjiDWS3RDQXlvxXLvP",
+	"wQ0WPzv0Tnoreycdqn4dsiQP3S4OnuavcLeL5ajKr5z3z/eL9hMoYSviHK/fjEJaInyCIy0z117H/5c2",
+	"iGP3VfImEALEZOxhEePYQ09JkoR0gkKwWs3mqqPFnWR8iryI4Fj9CP9d/FiuDILg9ctyHGhKYoKO4EHJ",
+	"6jNiPZJ0i7Rq//hEJnmoSiIFdFGlOZp8itCSTXofOeSHiIdNWTIFxyOM55vyRN4rN3J4g9VG6pmBrcly",
+	"cYCvTGrFIU/ykCd5yLo4ZF2sMKF8k1Lpn5Ka5UZQvow9Hr360Z/96uf/x5f//L+9+uHvHd9IHkUQE/IZ",
+	"uYHYonsvyGyecCEeBDGbIUVzgEXDH2QxOeQusoqiqaDtaAz/N0ZHWRl98cEMvwhn6Ux+mNVNu8WR3P0H",
+	"+MV7eMGPe+jdRUmgOboKhSQAUs0Mv7gPDOS4Qc5ZkhDuw7R7SLVoTdjkiiXH+k1ybOtkYPUcZ2DotmPv",
+	"p0R9PQvAOhkMerqpD2QWwEpObWqjwDc123OIhh080HC/71u6Y48cx9mSU7/6i//wq7/785I0vpIzLwNg",
+	"iTOLjWFdszHRBVO2NN0JXL/vOdi2goY8itHbz5crd3IIRzqEgawxawE5Og/p+Ry3cKXVhr/sZhMkjJ1H",
+	"jE7azpCPf5nRl2roZ4t5Gj66XmwJZUnLcJhi5CEk5RBO3lIAlJy/bOg4+uIPfvHlL/58L5Esqmrwys6m",
+	"jyKf8AQFYcyTE1WvWJJvxILCMAQIAuZU5Ic+1Da+mi66pbRVWTE+TiOStalf3+T0O2pjX6XgGewl1eKs",
+	"A00PLKzZ2NU1x+r3tcAZDIaGEwyI4Xa68oNnsiVoykEmwQ2MeXTSd3rOwB7pdt8AQ4GQcx9V2+iElXUN",
+	"yxpp9iCwNWcwwJrRt50gMKz+yBiUwd45UXLgcqRpGpF/Ii+qc2J0OwmrrCcA3HBcwzJGmm35nuYOhq7W",
+	"t213aDjG0LeDbY/rmLZjtzzrINDsvk600XAYaAMjsEzHwQGWZVLLZ4U8iS2O2u5kW4TdKLTeHHajHuYh",
+	"/vWbHLfxqKm6+xuv2tTMSZRkojxL+y+6UHFElEstdLOMIvmqT1GYyEL1pWSlW1AzAdiRF8ZeGuXFVasc",
+	"6EF+iH3UUcjITCfAFwTRdOZC3+KWpEJqeW+oWsLgRLd6A2dk27puO68jM8nU3MFgqNkjbGuuTYaajU3T",
+	"CVzPxTa5ZmaSvU7Zh6MOdWckKwA1aPqubo40e+QYmuthUyODYGQ7luGMLL3BBg+ejHqah5jEMjXbC4ba",
+	"yDYMzTL7nu0GA28YBPtQ9TPFoKWuLw9tGkN9dND1D/Elh/iSQ3zJN62SwSGd6GC7uek62Di+KFtuFAag",
+	"o1d/8R9e/dsf7cWCE0MbanJTlc7KJc1iWcDsBLnYu0AJK9U+k9lWywL1E7m715FML0Waft+wRo5uvC6R",
+	"1R5ptjcytJFDPI1gS3dsXbcwJJtfK5l+h77Jr1vm3M69JO9nOBoe3EsHkfMgch5EzoPIuaWXsa28WR57",
+	"EDa/QrnrSloStCETFXex9a4WFZM0pq/BPFuNn6oZaHvorgwHxyo861QSpnlMLkOWcjUNoWLtPJgLZdWc",
+	"ZMvSnO1PGOFlefSMitGnZalbleKdRMzFEcrCxmBS+FrVnEKqN6oacEbzCWBouY3nLY4SgmfoqCj0SwmO",
+	"oaAJ9eAS5QBBPc8oJwkEv8O8mUDzWPZuP5bh7AmEvgu2QUlT38sncHV7NUpThtzUn5Dkq2SStgzT0U3D",
+	"ek3iveV4mo0trGHXcTXX8gdDe+AZfSO4pnhvfj3Fe6s/Mg/S/SF47CaloK1jrQ4S0DfE3CaZZJn1l2xU",
+	"6Og3P/zhF3/17/ZidINe8YHUPW9QlurWJKlt2gjU+wZ4eC4kLyaUTCGp4FiGzmdSGDTlFoIZ8U+RZJN5",
+	"41JGowVyV5gDe+jRnFDEAA1SGiYh4V30acoSVcohpUFIQz4lPmKxn/WiLz8ddVspjQjnyMPcwz5sCJjo",
+	"slXxmQL/zTU7CDTb0C3NsQeW5hijkR0E9mjU90vBQ50pi0IfL9pzu2zbhw4IN9wBwer1h47TH67ugLDm",
+	"fpc7INh774BQ3uBr6IBQLHeQzA4dEA4dEA5G3IMRd2f15U3VML1enolk221DFdToQ+OEg/r2+tS3TDyu",
+	"KXBFa/g5Ovr13/3ky//rFzfQQiGlN5fpTH1JjZWiRdnVqVS7+FSwBY8IphMyH4FW1lSRRG3udYRRfGO0",
+	"BN3p2UPdsAdvbZ80szcyBsO2SkKD3F+aYHflIZ/koDscrLo3ZtVtKZ+Uhh7MwV9/h3jG+HZMesqZfVE2",
+	"dmWm60PGLjhK5wiD/tRFUP8TsViWokXYixnnsuBsN9+NtHBm5dzOqKRolMUzHIVcZhmhO6oCGZhRr4Qu",
+	"BtWWid+tuJT9kM8jvDijYn2kdD1pu/6fP/w3iJJLRSylkC2za8OEo9DPppaeZKXSnlGh03JChLrX4FO+",
+	"OyXexXsFZJYSwpZad7DZHNOFgElOwsVeBX6HYsinKYGUXcWM4f/Kr22GXzwkdJJMOyemrnc7icwF5UkM",
+	"TUZedpfXlLcgc6dQSJFY32OzGaNCAZ/hZNXisnzritWtVovT7Op9Pyacr1pJVqtddc6BtbzUtXOOJf6o",
+	"kv0NBXYHmmFbQ812DFtzbBNrztAwRo6DvcC3O0sJtLblaLZjeZprDvrQi8YzB6YTOP1SD5u8lrJC3ke0",
+	"BOV6EpRtZVlQ6o9f/P5PXv3tT9F7KvqiEluxTQJtjq8fKBCsoM4KQuhozjgP3WiBKKPk+JBP20ZqeBOk",
+	"/qMpyzq9oSnm0v6Wock/Qkev/v3/+Zs/rDTPKxH1VaofUGuZ8NpV/5DlrrrL+bCKVQSgaWjpfDWreHeB",
+	"eOr+gHhJF7xiAG6gxu4CJeGMoFhIs6eIkqu8ekIPPRI0upgescLBllTtkJyQ5uoImRr0GpqKLJHDj4Rs",
+	"o879wO9KllM9DtgZ5ZlWEUs1ARga2r75p6VvGuj0o6aNhFxtBB0pvOCotPbxhv098Fvv7oHfZlMC7RJC",
+	"AUPE5lIuqw827UEi1N63ALfDPBBNfST+u9DAQg6Iu2pHQQy114vdSN7bOekIzVETnwJj2I7Brt+gSwIW",
+	"k817S9i1d7bPGiDZ3ZVsAKP+UNdszx9pTt8NNGJZjo6JNcADLAjRFFNKIsFicSTkiHxZ+IOQEkOakJjw",
+	"hPjSHLPW1WeapjF0hg5kbVftLCNriDXb8fqaQzyi9QPDNX3ddEhgCHiSF0kpHE3dw9I6plwHjAr5Y6mc",
+	"1h9q9tDtayPTH2lDx9LdgecMbM8oPlFVQARJBlLTDLZ+X7Mtd6i5wcjW7GDomcGIBK4+uAmwGaZjWPrQ",
+	"agLbwNbswcjVRq6vayPbsH1i2MSF+2sJNmMj2GxLs11T1xzDCbShPwps2w+wi/EKsLUXmjK2sbnsSPEa",
+	"D/1+Dv1+vhn9fnbAKzBDtfLBFyP3cpcfMsRTb4piwlkae6SLVI32mhdbaf1v05V+hVollXSAQt0Ictm7",
+	"lbbRVG+n0T00LljGGO7PJSiUdpw55klXGX7Un4I0SWPSQ3eKTUqZkpxRKfDe4rn1UWZSzNgl4WAoGldd",
+	"KWOUsDM6nuEXR9UfuqjY0zGEI4QS58A/BfsI/YggL2LeRaNpCZhtNuF1wvPWsPkv/ubHr37009/8+H/5",
+	"8m/+4lc//5Mv/sXv/epnf/j3v/yTX/3sj7/4V//pVz/7oy//83//8uf/sbOGKQ9OzNHJwO4NjJFpWP2+",
+	"sZI9W33D1GxiEA27fVfzTbNv2UZ/MCDBKqlmS+Z8gw2bmqQry/R8zTbdQHOIPtBMw+tbhuENbWKul67a",
+	"g32NyCWhbg6sgSOdjDWHYL+va7Y+NLWR63rQNrFvWKZlDq32Elf1ct/gzTYR8odsMlnq1XQIgDskHh9i",
+	"1g4xa/vslfBViwJ6yCYIl4Sbo1//9N//+n/81a//5r988Xf/9ngHeWzZ4FvreDDF1GeXWSTQOqtvlnvR",
+	"rdcgzLJAUw6lbsVDyEy7YaIEsCNLt2Qrg6uQSwNkVWj6Nkm+o7Zy/QAfmUORNcfxWEplu+rcjXryeUfs",
+	"y++cmN2OWDOI2FXnRH8pDeWl343y76aA2mrG3tdPdL3nDPvDvizeqjI/Vgw1evpgaDrDrM7rc171Y9la",
+	"H1tEs/2BqzkextpgOCJe3wv6I6vebNnW+q7e12xsOZo7GASaRwamE/QtYg4Hyo+Vo0UJHwT6FOf7+PPM",
+	"4aWG5SE9nu4PAkMfanbguNrAt0eaQwxP6wcD37f14agP7SHlvdcPYbuaPTJtzfU8R3PMwB74hm8ajgPW",
+	"r5tYcTTSbMN3NDw0dM1zPX9oDsn/x967PrlxnPfC/0oHX7j7Bg3NvWd2K1WmKVGmdSFNUq8qMlSLnpke",
+	"YLRADzw92CWcYpX9wX4V3/LmOD5JTuJYcTmXSjl2fBxHOpJ99M+QlPTp/Aun+umeweC2AHaxS1LCfiEB",
+	"9HT39OV5fs+dxHGgUx5rR6Japkxt3q07C8XKuldkizbGdTAxXQf7sUcwJSHxHN91CDPXR0jVeV/C58qr",
+	"ifIR35nuLsXh52nQ+JehqE19cytfhmGedXMm6oK3JKpnuHhcNI8tcInlbiHy1wX2uQMIzctOeRMVQO91",
+	"IZmSJ6SZDsEDNw2VlYDFyn1EcgtwSkU9hkLWz3hXoCJTBWnq5Ws6sqOwz26mrB+LTpsD1Wfxfgu9wsaC",
+	"FXhIuymXtPgQ8QwBmS/D6Dopj/qjmN3PCtr/E8kHOotE9VdTUcBLXolJcUVLSHh8M+0XbK3md7KsX2u9",
+	"wLqk1luvq9weoGxLjX9lnb/1qJdcNu33+nCN2d5l3TTj67/dLR6PRJGP13/iHugE129/n3bXb6zLC9/M",
+	"s8EGze9n6zRWlQnX7ls3X6/vr8Eer7V6ebHevkzu1VbrB5QM+KDx5Hff//TXPzHNT/7lL59871szBQWj",
+	"jJ8wCdZv1Dx/lC7kzDKMpt+ybN+3PcspE+vP+mhPF0kME5dhEjg+Dj3m4jBgtuubIWGOtaFbttIZAVo5",
+	"oxzi7AQXlEMMWeBgYgUOpmFkYMZoEhhOGDlRsMALyQ6M6ULeBvzBPM6BstZKp9FV1OfJ+795/Pe/XRzH",
+	"Cbe0cVCVPTzDO7tRmI1V1RSnl00e4LmDZGz9IFmu5XhOYK17kAxMEotimhAPJ9S0WRhS37Tp+Q6Ssfog",
+	"1Sd4aQfJuPyDpOqLbuEgGWsdpMmybWBfloxwtW0ZePHOrLwzK3/ezcpPzW4phSjBaB711GWrXX/1eQ3L",
+	"5XJD5XWUs+E1gTg7he5RKqTI0yxFnzKzGvxWua1raaQH+TxoIVu2eUSHTeWunhaQeESxG51GWGdDk2/T",
+	"GfZpxAaMFx0k6FggkbXQddCzXRNtPj9kqoS1MtuapEw605quqgOJ2UCBp3R2bb48dRuCzG0ZZ03E+oIt",
+	"SiNXjdxqc/CQ7Az1cLJxuUwz75dqV0n58QBRpTYEZT4dsDan6lX0kpWa9Ew24bSrMtrtgSJSgD+8bL3f",
+	"ROoxDJH+bX79zi10zMYgVGenXOfAcQxbzRCSAoBincmlmagl0XVUOdaiPWB5Te0Hn+WljmhfzcwxAtSp",
+	"WncgciHlXRXjkFZhDodVzfW0coRcbjV+VWnBzm0x1kgBll7yZ55B2EeD7/52f7u/3d/u73P319hIVLlE",
+	"T5vzidTBgWW3vCAgVqDDtVeI1B6mAbExcSIf+0EQYEqo49rMoBElG4rUO0a5+9v97f52f18ERnlmSpRZ",
+	"LrQgKwoNLAMT1yI4TDwXW4njOzTwzcD1ZvSmIKBattKRllJ840CNf4l6062lTZxejXMgjHiR2kz/dIFU",
+	"J+vmj3hmMkfsPEtXeJbOKmRWdjP3wM6z9EKepYdtnuULFGMHi2JrFJCfOPjxymVDpe6AMPBSDfi581ld",
+	"Q7dd5Wh4ah6o7rlJQUwLGlLBjkacntC0T8P+6lu98KGtXUnB8hNI4M3l6SvoMdNZYJTthWenB6jIMjQA",
+	"XTAV4jTLYxT1mLx8KW/zpJ92ewXai7JYXiPo7igciXFnvwwfK98ApQKNeM5o1JMvIX9ORv1+m+uHF71p",
+	"Z7+F7rIiH9fyeXXTE8bLtC1ZggSLMv7MWP+aDZgvvi7nu/LxWlO9Qxew0yj2jyjSzp6b2Gdm/JbhyxdC",
+	"WkQ9DEgIchcuTkFIox5KCzZQWd5pOlBWiNI4APnsJT7K+CHKmRj1C4EEHevILzGKVApTsMmc9nSK+qLH",
+	"coGUTXHenfnLcmI35File9m5VfqpctytjPcJtSUIDQ0chlGEKTFMnyYJTWBJJ82CMMYkJCb2g5Bij8Zh",
+	"EiTUiUKzsb5xe/Iel5m3XS86+AFNO0+c/bLZcTkBOVoMwFtlUTkqgfZMd2csiuoO1EMPz7dA8iUW0bE7",
+	"LMdw/vR77px51zEkP3fBG3AKkGAnLKf9zWzQM2QNUgQuJ2gQ5SJQR2USvBWLDkp5kaGOGOUn6UmW34rl",
+	"NyjjrE7cVPGwso1EqmwodA61QyS5HkpS1o+RwnEpR51E+d4C31Uw8oT2R6yyHussM4rhSRScFk0kF2Cs",
+	"CKTuUI1U1Ea/JlptfkNnjmvW86BIIguStOilQ9RLRZHJ3lSIiXpj7dg6yE5Ym+vCZWXH6iWn2nVZoV1f",
+	"yyXrwCjg/d/m/VTIKUzsvgo8NBWrECpNnYASVhp0p7me4TUU0aE4bHP1ZaqcpTmikPNOWYhr6R47kxSJ",
+	"k3VAaQw4ZWrzSofwN+6+CvtQSrOdFqrwJTpmY4ForrdhMBwVLD6YW6ZrsgkqNQPN2dFzhjVLbLU5eA2v",
+	"jPNR7y4/0X6/lpNPtHnKT7L+CYvRHq3b60sRQUtKpSdAxtl+EyQLmPBBeZ7EsqB++SaO4TQr8QMAIhMo",
+	"HBVlwzaHzhAY+2eDEDstdB1VZgrloRBRjkKGOEvhxOq14/rl1UKhvcleHlXPd/ZbbV6/UzOlaPRT02nB",
+	"JWDs3EowpHDrKEeQNocb1ASAIk+fBBtdmnJRzO7XS/dpd5H7ANCE87my30pgLreBvFRevedEK4piwJeQ",
+	"GbAWNGNFfoQJ8wJMY8PAgeEZps8S27Hr/oVrNa+Syd+aAkdnP/S2JNblHZseyYsxoZaDfdMzseO4vueG",
+	"fmixcDPNF2zC5VS2qZxar0cDhl4t4nO7sAYHLmlZVhBYrmGAprPcqZAV9Es0GrBWOfJKW9zZi7eZLe6T",
+	"H33/0e9/draSdnbqc0paOSHbx8Q0LExd38GJHxpmRAPPpeGC1NXEdKacW33l3GpYz4OS1iUt2zV8z/TN",
+	"DXW0S8XtkpJNpFm4aLvk1Lu4/iuO61dsHNIQJ3WUgfbm2fp+U3kIah1liUsqFvlMSVxXlpW8grSrdXh1",
+	"peUMylkvoXmt/cUqvVyw5srahxF49Rkn8nqZQvOUiio3qwaHe1Oofn8aVEsQJ09hiQHn8F8T0VkMmgo0",
+	"gc7zMLNKdFUDgpydKmFM1ESXSbkQlf2z5p+6/zkp7GKtvj13clC4pnLCN7XT//OoUIClr+2uEmf3Hv//",
+	"7z7+X/+1f07dwkyah7ksDJUH8nbg6pOf/vvj9//h8Q9/9Ojjf9xqHJbltALLtIKAmHYdxH7z9Eu9EX2Q",
+	"8hLEtiK+TphWHJAAE5NY2E8MD7sBI4lJ7YQkbNMwrd+/twLHzs9+QZBWHFgOJqHt4yAiCaaBT23TDgPb",
+	"dhYEaTmuNYtjFZi9gmg/2OLNqjY2TtKh3LQHw2xlZNb0Wm0F5sqrsIO0z0i9lWc+LaLK2HAOm9Ukpujc",
+	"RbVoEfXmNcBfvXf7dQ2QoUUL3S3zfE90SxNto5yN1h2hPcfy21z+lI0K0Nc6pjWpnqFUYlCQKEYi5RHb",
+	"b6HblT6Wch1qBHpHCXOUwgf0jmP9ICp6eTbq9lTLisOIRXorFc2umc659FYX01eVfr+Qph4kh80ojJo/",
+	"HJj6SLA3GPbmjy9z1MvUNH2RWfeCDdrx823xc7dlBI4feCpifwvsXA+3Y+vPD1uvzFi389mkfU9LwvM3",
+	"G/duSXefWn0wOPVb9KaBWqC6VOj2K4F+eYymjIKQ8AqMgouMjKoSrrJBaoPkYe2HGUtbs3REVLOHimLK",
+	"71IClhGPWQ7hzxEdzvvqXIdnLhp5u6iIps9CTHwzwdQybUxcN7SYGRBG7fXpnprdZXrfTDj+DV3jzLR8",
+	"ciEbk3/gBi3DMMyA+MReK6bL8RMfE8MIcBiFEY5CL7Z822DUdTZk4nIn4RVWlED1WyYxDcdaVgL1jN1b",
+	"VAJ1QZIUPYkFhVF9RjAxXR/7ASWYunEYEEJCi64sjDo17TUqo17QxFQbbmuS96706VVZl+gwPTpmY3Dr",
+	"Dtcq2TD/xMPmUzdS6bLo2ag4ypI1e1r0zC5QYJeC+uIpqM9zD6e8UlfewanWD5uNiA6P2APlhbzy6anG",
+	"T9UWV13clGu2s+alrdrv6hWf10z2vNm6FMyd+AYCTth7/O53P/vOD9c2dQHSEgdahFkk3UxCBbYr3NSY",
+	"QsiirKSlgBJb6Fb5YurMRaU/fZozcX04zLMTqhwWtONoKpBlWKoxRUPG45R31WNV5EvKRcFo3EJS/tWH",
+	"eYpwNFGdEjRRTNP++Kgvz8oRxLhAE9nnUZRl/RjS+eorrNB69VHf6HnRqYpw2KbF8Ec//+y/vatyN25R",
+	"7RgcGEbLN4LAcVyzrnU8fTD4kqTdbCOto4ddKasQasU4iAnBbuBZluVQ5lgQd6Dz1zYOGo/f/a/PvvXe",
+	"5s5wj//jL578zY9WCDFmy/Ytw3KXCTEJDTGhzMOUxAQz5kTU9zzixXSREOOZU0KM63meRwhZIsQkiYOJ",
+	"ZViYGomLTdPzfBo7IfPPoXR8/KtvP/ntz8/O9Pj4Nz959Pv/cWaiR9hI3MuKxkrBZrJyO8Fmhn1YhrXh",
+	"7V1+79wDw21ZxDAcqMkZsyiN67urvqjd4YSm/VHObkA8z/zFs3BIEoIJMxgOPCPCFiO2FUYkpNScVOye",
+	"LSdQe5qZmBA/xr7pRZiR0Ldsw2W2Fr2nT+dscQF43sXENAIcJrGFjSi2XZqYkR85E/XR9DW0cGhYPiZ+",
+	"YOIwohZmbuKTwDEDH7QG1XHWlH79AzkfmTVXtn6KadBTmhaiZEZaGXdNIKqZ0C4y6RIV4s+Z3DANDVY/",
+	"Pt1cHsV5wLFGMPH8M8+HP+FOAJm6vU8vAG9GhPjs5999/Bf//SLeci9owHk5NpFKTDjQuRUkeS7L8yj1",
+	"DbiLFjQqUJJng7pHx5DlIuNNBJANbB2Aavehx1jXxkSCDhjK2fBw4uFRCikVll6A7dVPF7SLrM/K1HA1",
+	"ZnbxfHQrSjASO3B8SLYf5SxOC31ZSlxC+9enPulqFyVQXyAgdHO6GLR42HEMgokf+zhwmYlDg8WWHZqJ",
+	"5RkbSgY1I42njTRLBYSZ15wTEFyc+CHBxHUYpmZIMbFJaLu2a9qBtcArIfCm4mJc6hhx7MfYiJiJXeKH",
+	"OGS2hWPTcB3iuk5o0auPi5l66fXPX1kRa5nKt7yS0S6H0RcRij0tHSzPijXh36TlDvbs9K7rYibFdrUX",
+	"icojMMEfF0FNSc7YN9klgKaXHrDBsIDikoCHNDcB+ANfqMB9iX50lpaRZNKoA/900F6Zvl4+MKAP0sFo",
+	"MEFWuvqYmv1r9MGLdCz2W6iO1FStMp34f0Af3AQkAOmE6lXQsnweVN2Ebq8KU6nRzoRUxlWk+HUOXKcV",
+	"uIEXWIE77w4y6+Sgmvu2RazZ6tgW9hOaYOJFBFNqJdj2XGK5hu0FxNsQSD356/ce/eHHWlG0FELNz30O",
+	"RcGkDEwoMzANfAcbQRLGdhRQ4iQL1Kz+sx9bPLUFO/3oDhAtiFwG4nKU8qMhXaMU0Ezzh82ygyLLjvoZ",
+	"767bQ9X+YUlGNtQxLXxoB9J2IO2ZBWmKj5cYbe/xdz/65KMfX0ilpfMqLa38ersfM1EgCH840BmddHBP",
+	"lmgUlOXqUIDrEYrTGKKJTnvjZs3rVuXQy0d9hk5YLnQs/uIqrF/Rk7r0WqxbLFtJoyKbUakYiUMxoaGB",
+	"A8e2cRK4rmcGicvMsNFUD8BpOoDivvKrhWEStt/yLdMjgVd50A5ul9BjXsUkx40lMgo9HMa2hQ2L+CQ2",
+	"TNMKSH3JJeZQNSDmzF2jPvt/1SZB4fMimxpPLvDC1w0DTALbwdQ2KE7MiIaR5YWmvfHrEs9WVsKV72oa",
+	"BsHEJhb2DdfCzAgS04upHZrx7LuCx8cGr7rem22QIlAf69U1AvWl3BnhvsjBprcX5b57KtGn81xDIw/t",
+	"cXmJtpDZ1HPN0hdK3eJDKfvXivfDM9cgvANYT5Tm0ahfZX6Z5ja3qpe4aMhHSVIaCT1mOt/v+sKSktyu",
+	"JrDjHqQvvJEh071QXId7YDgtw3c9NyD2OuVvLRzarouJ5/nYdy0LB9RxXGq6vkf8DeV19RIAgUz3LJEd",
+	"Zmkajum5S+T1s/0xZq0e7nRoB9H1b93F/iWGHWPi2QyHAXOx78e26VhG4JBkG2J8Cf7XlOPVUliG4/g7",
+	"OX6XHuxzlB5sF3Oxi7k48+rsfIZ2epnLTtBF8+OJ5Qx2H+09+ev3nvzk3QtpZ3IoxcwuKwi7Hm2dq9jq",
+	"AxTS6BgVWS0sW7lRzQPou2p2W3b7n0BU7+IQ1XSI6Vl+pUxYBVEDC5PYiXHoExO7JvNpSH3PJOwCENWr",
+	"Q1T1UDat0qjhTPXFPMb0ngbG3MxUBAtuGYZrmTuIuYOYO4i5g5g7iLmWxXBdfFlvuwOXz5FDukZKkjaU",
+	"8HATPe5iaFiMcn4F6tdpT6YZBWwL3egzmkvypqzyh4oYDXN2kmYjobthXI5duVWhMjpEFWkBNt/NmKhj",
+	"zzaXLQ9LVK2zAXX7WUj7qHTcgs7gSR0Fi3QVGN2gzeFhlX4wmVIRF4wO0N4kzxBnNIfIKB7BZqkGkkq2",
+	"uWCFQB3dpwQsd1RZw/0qXWIONeMyzhalNrwLW7U1JXM4EuNnU7tceqRfTLdMDiy/FbjEsU3f999aJ/Ef",
+	"CyQONhITh6ZnYNsLrIhFoeHQ5Dw5g9wVOf6ClkEC01mW4I/5ro0JoyamgWPiOKB2TB3KmGkvUiqb5nzC",
+	"IMMwFmmVZd/MxiQMEhwERoBNw3KIkYTMM+KrR/xTS7FD/DvnsK0jo419qXao6AuiclNMtYQHNX0V2vvs",
+	"W996/Hf/cCHFG1TLS5QMeon4qjmDrjbJcjib1jCiQ4nGMilsSiRDc+XYXiIzVfRUopz4ECmOWlVSyXh/",
+	"jMIlKsF5xd99vTqXkioxMTHxmI8pDUJsBUFiRaZhe45Z891p9LJ+GtMNYFA55V3+xO3nT3RbRhAYfrA0",
+	"f+JZWzqfP9G6ovyJ9WlfQf7EyXA7pLTLn7jLn7hTtO4UrV+Q4FvFs9d1H9Ctd2kXd+LU1YlTJT6uCVST",
+	"GnJDtPfpH375yb98tMUEjCN+eXHBXFeO1oIPz04PlRgkepIVREwymjSLEUhJYl7AeUNPbsuuDV8sscBo",
+	"uZZj+M9bWnW75RLTN501xYIFL17v4fzywqSXnbyw06xuXbO6JiapNd2pZD//huqS8W0YaFQx+AE7q6To",
+	"DbVJb6jwv4tx1RLRFvmIrcj3a5otN/BsYhBnKuHvRNdpmV7wpSrrbzZozHJPQq0IEzdkOHQZxSRKnJD4",
+	"BnNI1JB8Uqf+mDDOB7fl4S+Zupj94VVYTf2l5qv16RDJ7fKsP/293A5GB7dmpmYQTGKf4MAJPWybrhWZ",
+	"iWtZEFdzJo8pF8Z0zU2yO8D+nSnQP7d85WqYxFMB+BIDZN0ui3HKkY7ALS+3/LjO5X5hSIU4zXKg/4vB",
+	"940ei44F6miCfEc/0Gki5UXB2Wn1nUpUKNG6CiwHeaMtX0FIMq89M7SOaK/osVRKIwrHF9kx40JZOKKI",
+	"CaG/2QefkjavGILuTBR0rKpTlsnVI5rnKROVZFDvBhRMadHme6Az6sdQf14U2VCg0yw/Tnl3X0W3p4WY",
+	"nhM6ZmzSqtXmb+YZ71YMqlxBgaJsxAtEuzTlolAZGbMulK/Ks6Losxa6XrVuc1AjpXJ6GYqywSDjTcS+",
+	"MaL90uUFqBrUyRI9KVRKnEc58iXUy2kkRac2VwDwDZ5GWczQ6zdfuYF4lg9oPxWKtabwNiPBYsVbHcNA",
+	"nVNGj4/KqXRabX6b98doyLJhn6E9nhXo+p1b6JiNxT7q0RM2eclF7jA3AHq+Ni6PwUUsSDOnTCUswPDR",
+	"yGP8kmr5R41mo3buGgeN19npglbrIxXdk3qVSzEmqdN4X56oxkGDjb/aC1+O0tvpV2++9dLd+1+7d0vc",
+	"GhTDt27c8m6902q1VM3FNGfiFm8cBIYhxz/Jjll8T10A0Tgwmg04oToK/8uM5pvEqU6/9EJBQ/90qG5y",
+	"efeEvONziRJv0KjH8I2MF3nWX0Wvpxs/G+LHOTB7SOMjfdZXIuh624fNho5VTjN+lKhCh6s6mH/iYbMx",
+	"dZVXdjHdemtIvsxCHmdMgN5/QItI43i5xTQqnqncB+Y5t1trYo+inMWMFyntizUMN/PPPGw2RnXUsaqP",
+	"qcZb2bXXUiFS3pXcpXRgrU3wmdqsjdHYFnS15zgbwOuPSl6/ek9n20sGQwumslet8fxU4+3c5CxDA8rH",
+	"5XUWhyhnRT6uaZm66QnjOiGChHMCqqaKZ8b+dVfOF1+X8135eK0pLIa7zkm7JyW3iL3B6QlN+zTss4sn",
+	"6lTZlwZjlJ3yCmnVwLy8+yuxvEoYTvs4pgV9geVUsOWY/jrP+HiQCibA80hCYXCQkjJ4xhUMznMGeZ3C",
+	"/rip4bxSOfK4zcu05b2sDxWMwBG8l3HWVLBV0hUpBesDs8ce0Kjoj+VIhxKCtpUp4jQVbL+puAWLERWo",
+	"wx7IW3lHv82LtKAd/bs4UF12Hr//Px+/+95nf/uLTrPNp0aVE3+T3ZDImg2GRcripnaZqpI8l2OFYz1B",
+	"VggJxtlc5/AkzxCN45wJ0UIvKZkmUhg1YqU8o5b+mmhLQjpiAikZg5dvrw3NypKsU7qLSU53Ufajp9bm",
+	"2ouriajO/57KTsZIDFm/LyUVheqHfRqpN+l8vZr22x3ZOskZa/OCPSjU1p32WM4OEBQ/b1ZJ54u06MPn",
+	"cnH0q8rvEjAe4NFQbbY8x80qcQ2kYunTdIBLzq8cuUSzytl6SnOe8q5Q54WdKFFp3M9oLFqoKhINQgb0",
+	"JxjNIzDnDKoVkXKaXtNu1mxzoSSj0suN5gwl2YiX+fAHcrsGKi4jRpydVi0HdCxFZNjoQQtdH0hRTTRR",
+	"TGFBwDghVGCsaCKl49d7VL5znp0KlR8WeklzBBmwxD5Ioi30Eo16iJYXK9ZDo0F2wgQIlTpLGnSqTl2n",
+	"PTIMOzpOeQz/Yy24t3HnEOIx4HnlvAA7CU59A8miM87i2tFb2p1WFnVa6E0p+3XifHx3xDszFcmqSgLq",
+	"wBe9lHfbXBkURAtdjwcpVy6Fh3KBtWioQj3oKE4LKedWS11K+M02l9uu+AZsYgs5hqMiLPQoQD+EJBb6",
+	"tUSt9QJJ8yW5PHXacBFRUy1GqXAsLVF/7HvItH1sGKaNoSz/+qy1NjGY6WX6Jk7PXpOO25K4qzcpnQ2U",
+	"BVadq7J1krI+/KA1p1pjCeYAJiqz3NtTStMgxrEXBpiYToJDYhk4sEybMcNwLJvO1Gd62JyMWVZVqAZV",
+	"oyzoPTIwMQwDlh0bkz93tndI8xfTSOOkqFYsSYnFMYtHQ/YKG4vGgdVsAPkRkA8u0UZR9UOVLdGsbINv",
+	"asLVODAennvrRzlbhLDelJwJdDuqjbbaxWivCsQq72hTuxipFvu71HGXYqx77tw6gK4AtihRByqRn2Rm",
+	"FO09+uDfHn344aOP//HJt3/96OOfPvneL5789id1P49hnX5uCCsBnJ2FKyVPkcAFYufQV+/dfh3FWTSS",
+	"5B0VGahS0Z6Qn6gAz/iioFFP/ryvUaYK8auDEgk2NsKbbV4HnBpMDAB4ojru1KU1oUJnmiNFodCIKzeJ",
+	"ZpsDRpN8XVflganoeV0TE4xUQYh6dj8FlOtV2sQhGvZHAnVKbtdpKreWqh/IwaqddIB6t3kNAChuWeOn",
+	"d+agpFK8UIHiEmFJTg4a/EonM0B7dTRZgi2AAEq025cABNZTQ+82nyxoxCoV8wJ8XUYewNN7tR9Oe1mb",
+	"p1CiDs7UfoUsoAeJI7J8JcyowPEEZ6CzYEYJo6ql0yC9BPfV0k8QSFq00D3G5LkV0+e/NYgXopI5keUi",
+	"sGTLQORrI5aPLyk6Au6kAhgL7bXmfSM4MIwDw4BSTDWHqHW4vtNYHyHYsq24k6eKTCqYo82wj3//3qMP",
+	"/vzRB/8x5W/ky3WFZW02QA6CArU/+Oyv/3WZkbX+NhKBRBNb8Nffbja6jMtDscA060/WQBndYcGmMYvs",
+	"oQZNvv5nDcUMZxcr9DGJwhj7dhxi3zRoFBux65NQLnCPcs76jYOGvBfKF03tZeOTj/62WoYnf/7jT/7q",
+	"d5/++qf/5/c/+OTDf370wfcf/+W/Pvn+33/6q48bSwzvlnx129Qvse6mmGCleVDU0uQo2Xlh7+USiVH4",
+	"DouKWxsgT/2INoNUELECdwuyOa9czJXpjacP99l5jc9cJuvCOZzXeye5JLA200WZ//2fH//hx0/+838v",
+	"2/vp9yxdLb4pki+djmLKu2Vx5cZm0sJiV8T6XVViwkFjmLOE5QKIvUBgT2VSypcofYEn4sqdrXsifvKj",
+	"7z/6/c8aZ4l/m1f02NhF0L5vGhVlkdu0SJwr+ROgs3PJJQq8LRBLQLGlBPJ7vYz2NbekYTYqamqGWXuf",
+	"oi74xVQMM5GWDlnTXXcmAO8QJWmfyY3+k3Zjmq9K7tJudBr11xrQB68y3i16jQPTMJqNQt1FUeRQSHfn",
+	"sfgFFoLgJF+lFJRlytK3sKSC0gur1HogUqSFqNxDJNkWLXQz7Rcsl8D4OOXx4koJd2CUS6+RsLrlKymP",
+	"1YS3W1FhVGTXVQDBQSNLkkazEY5fVpU1/6ysS3xDZ5J5kY4rf7oKK6U5E9d1ReuKdZyZMtD2WoZrWabj",
+	"q6zWUIYYyslO1QSdKgo2xcDXrISZxn029ax4sTzhCoxq/VWt/pou0n0r1qxBxaXdB39A/VXJFb/zyye/",
+	"ex/pHicilTxywChfZPIgT0bnWZEmY/nNl1kC+SansofI5kW1frPA4syMgOV6up4HYQonqUjDPruplXtV",
+	"NYmntNWO73m2bwXn2uo12fu6W639bdff5s8++ptPf/WLTz78+JP//PmT37xX7XeV8ugp7LVcUCcg5rK9",
+	"3gCKZFl/daUMoLQ7Zeez6nQqN1DtUZ2VwuelPHRZVNf1Ko0XSMUoyyvKJiZ8VF0X0UT6Hil1EXBVtFea",
+	"1Mz9BVWugVbcUdfm/P6Ii+nRWjS9ns6KWJiYsYt9l1o4MULLjuwg8COwssyShPqDDsWEkAQHMQ1xaDHf",
+	"ihizDUtSonqzBBPCbOy7joHDxHFCO3I8304aE/oi1wKZru01Nrq0aiHXUyFtWMd722xiZewAJLjyfMu0",
+	"HeucXGKy6JFpYWLZIaY2dbDF3MSyzcRxLO9sLqFp8XN7eq6SC002zDXtpVxok+O80M11V/n7GZJf1+Br",
+	"N3TA2PMpv6rjhmgJ6tZkpHVhFGKul0qk98u8nIvF0YqFLq/c9zIrKtZ5Ia/3KxcEyIFhtmzDdNzA88nF",
+	"SDyJbRcTYifYZzbFsRUknpk4xAqiTUj8IkmgPojkI7afYGo7IWa+FTObRtQi9tnknUSxh4kRWth3TYap",
+	"4/mRFzi27wc1uv0aKFrVcTAt179i8q03w9N5mWao99dLz5NSIf32hWl5efZ3odBPXbH4NGjry6zYmLA2",
+	"L5CwghZRb54Ag+MDBGkjaNFC4OWb8i44cgLtVTRMIKo8FWvk+HBi5QaHCTBta1Gn6LExOmU5Q30qCvTO",
+	"KO4qH1BlGEnzqthkm5fkE3VuJfg1OY/OJMBaHvbS9A9d5VCC1rH8Nu8Mc3DsBqX+Ublk6uFsVEA5WMe0",
+	"0HQ7FZTSUab3tChdCGMkUh6xQ9T5fypXXlgF/Ur7i2zqbwBN0Sxow91J4FW16vKcct8yOjWx0W5GqdT7",
+	"wFmtjwxHBMMR+eOrnMUlhLddOaP3D1zScnzDM4kXOBdh9B52bMPHhFomphZj2PCixCKOa3ihuy1G72HH",
+	"YhEmIfExjWIHu8S3bcOzLY+FZzF6+WDkYGLYBqZG4OPQM4049Akxo2gJo7cMy9oyo7fOZPSwGZ5jWLZp",
+	"KU37ts/uMl6vJ7Xj+Z/nUjKneca7R8DVV4Y4TprushrushpePKvhJpoIa/UDd2qQ6WYVxntBJYa/2bh3",
+	"S97/1NLSANG+uAbkBahLwk4vIencm7006oFbb1zFtqj7EbIyykkhb8C7Kmc3RcM8G2YQ/yMBvWBFE4Fs",
+	"m5cJGOrJjUAb00QiyzgTBUrSXBQt9LoOjkkFEvRkUaG+O+qtJVu8K7s4r9PARRDyBBTZG/FxNeGHGoNu",
+	"x7NAr+dsWrfq66n0cABbzEq9bLaIZdnEcmx7xrnRdXAUJRQTM6A4sDyGA9+yQz+OPQpee9Oob0HhkCiK",
+	"PEzsyMWh4YXY9U0j9gwSGFDcozwqs9OefL9g3sbCecudFBHlkMnLXL+WzKjP9Flayvrg8Kbz7l87wLQD",
+	"TDvAtANMz7UnoSZ+01xbbAxINBzAp1Xs4BLDTBlcqE7PJMg37fenYEUTcXZaQYJDuBfLi4xAAA3E0ix2",
+	"LLw7E9l46S6GW3QaXKQAMq37hntgeQe21TJd4nme5/jzzNsIAxcTN3Cxn4QBZgEL7SBixI7JOszbcMwI",
+	"k9gKMI1piOPQDF0zigwPClrkcylkFzBr+77hwDzNlm96b1VBuTMDeY6BiWP4mCbEw4x4pmsyw3JiCxZ9",
+	"4RIYk65t1/A9z7KdBUvgk1AuQYhpGFqY+oHNksC3CTWvaAkUXvEObKMVeIbrWB6xzrUQb29QIa9+3Ff7",
+	"nJW3dud29ky7nc1mltiYSgtWFGdS58rBlg6Vjfy0xyAYM2a05nc7m+lPNl9oQb9XDnjhUDs6vAEZK6b1",
+	"sxdKU7r2dareYgnWK5d1lyP0mbs3L6vqqmJyDjewiG5q2Jw+pABt5KcyFSjUjU25yrUDsca1lEMttJGt",
+	"ss0rYyVa01Y5a9ScMVaiC9sqa5f9KdgrZy64axjGxhf8fDbKrY58CVHKWyad53q/zy3pfGZRyk4Tv5km",
+	"vnteTlFiq1PGhmJ5ZhCNyQU61WmP4xFrIl13QyCV6jbWBV50og3tHzOL+1roOorzMcpHXFNtUeWTks8N",
+	"6Bj1s+wY0V5V+GaMOlTcTnRiLdqHhyHFF3Ajlp+wHEX9LDpGe7JhLW3ygtCCuyN+T77vNrJPAT1an6DI",
+	"YS8zrVSlgQDONS1MmtSIMDGYjalhR5iEgW36hkUMd14ZXtaLvz0vVJrEIpgQ28SBRSMcGBbxbDcMA9/c",
+	"WKh0W4Hpubb3FgjKs9OllvLg9C0pBduWkxiWFbg2e1rT9VoGiL+K1auaMyoETB7uhYtumaaJCaMM+8xw",
+	"sBn7xE5si4VusI4EbxLbxsSLTUxd08HMsDyfEuJS21h39mY5e9IipmuaZNFiWyZxMLEdhv3YJZgmfmCF",
+	"IXGYb139NH3TdszgrU10BvpiCUlHz0rcBXQOxSmk7NLq3zjbpee6qsS8V1yTesTLhJPAgtTu8+x0Y/6o",
+	"Wp/hrp/lXcp10v5rkvl0U1EwyRPlo9P6YBSOkX4vKTjVPUVpV1sqKnfQjny+UyV0gkoAGUe09DFFnDFI",
+	"+6gU0NWwPZYvzMH4aiqK+7R7NYHq0+t0L8sLdMzGh7qajeT4HdxBIssLgWRbxuWXrSp0toMr5WlH3tFU",
+	"dvMNSIk0KdOS5cVU5gnGRwO5sxO9a7Mx6Udu9VwuitmZ3slZkj4oRdaCdq8JWP5lc/jGstQXrtFsDFJe",
+	"ZcKYH3ubuvasn+VyY27eNFTqkzPL8Lhey7C8wLUtVRNuNpv0cEYdTbBFwhATw5K81PZwYDFKLNMJosCZ",
+	"rMVJOlxV52Z65A3I/H26hj5YXpgdQX+mdcEFnZJR4N9llSshuvggV9ij0uGqL5ZHJ9/VlFAgWlHVqYBj",
+	"5BgBENcj9iAVhdCqJNUaLj4t1FPq92URylKOv0iA8tydXXQN9dVCJ+kQNTa5LZcY/Pu8UpsNVm8Xa/o5",
+	"iDW9T7svwQ1+zoNNCyA065DMKdRaRZrGrM+UK8kspVQ5zjXSQUmeDWYKBkxS1gBVLAt1pUVT49Q2v6BF",
+	"AKKX2nwTi8Di6KU234JF4EVYKkXZL2IMmCKvziKDpRwn3oGVy8mLdn4d8nOnBlYnaUMq0Vwuzha0W0uG",
+	"BrcVfPtqdYrnzOUlErpYUtovJKjQS76zI32BY57Xv7mrRaJLD4e+DkHPHXlfOihnE+9akJ74fMGhFQBi",
+	"zqMA7UHids3EK2VXlxVlxHXJwA+XSXKqRhHMqEeFrtgJWhz03EdWXxybXFRe1bmPN6F853NQ2MqIl5E+",
+	"fXpaZ3IqR/ILPwgM1/ANMuvnaeGAODYmZuTjgAQUu4T6QRIksWvSCVeSB9l1z2ZMMFBgWZZJiLclxlRG",
+	"6O4Y1LPAoM4h8u58KTaMajyPqM3oQCyttQ9GF2hx9VYXqA0dpzmLpEyc9uOc6VLeqUBy2suMGkOaM17c",
+	"ihvr0pBb8ZbtGcsJqndgmC3PDWzTdXXyCLXzpf/XHZ30XTmB6R9fZTSe/qFOhm0cOHaIiRPE2A9Dilns",
+	"J64f2b5jW40LuutWqwpbEECOwWqBp6ZgJZgwz8K+QxKcRLaThGHsOqZ9NuWfrIhHDE/5KHD2oNDnAkpW",
+	"D2+9k6WvvXiz99o7bzx4/f5rxe37X/vmn6aG/fqL/eNX7/fSPx28VLz15tect955w/nTb77mvP7ia+Nb",
+	"3PpK8DX+8o2XX2XilZsn/TzagK0wOljDYiOvxrOnBbnagtJVoWG9YevWJS7v/XYqUn+hS0p/jg1umvlU",
+	"PA0+b5zztzNHSFWZ1c5C6ttR9rNCZ3QTCMqYKg9yOQHwkxiKa1V8fl/2tScYQx1F++U4nf1DVcRrMBLg",
+	"5EB5m4Okl/JulYMYhLvjVD7vGAbqzB3tmoAHhcKuiTaPspihzogf8+yUQwhtB2U56kxCao9kl51a1bFF",
+	"Ipk2BDI6uIglUPOHRx9878nv3n/87ncff+eXj//ig4VsgmDLNBNMSGRgahkupoQSQgzbDU1rM+J8mQbC",
+	"MzV3Tsuxbc+3zMDeDvuWi+KbmFDbx77tRNiwvcggvket2N4a+7749qxSLJYLExjOW5vt5c5cuSvt8sxY",
+	"KxU1XJPf1IWo2dS483aGktBeSH1zVikKy2t5vkF82yL2tmQLIwx8TEKfYd8xXWyQxHU8YpHASrZGnO4v",
+	"ESoMnzmY+IGNQxb4OHQCxyZeZFnUaKwoIiGXIrBMYnoW2QI5uq9Z/06R9EW2dGxEG67CnPFadgLhJzA1",
+	"nQtKl55NC4GyU166p1JeCKiDqsNLJNwMUEc+dxSNoz7r7LfQEpjc5stwMoVa0iw6ZrGqvVsCYHmPOodI",
+	"3nIU9RnNRVkDfx0ThoLa0zaMZybgUpPxp2DDWELOa/DNM31MbN/DIfUTTKzA8804oF6QNBYS/KlHLUyY",
+	"GeMwlEQ38Iw4dg0rCZPNqOf5jCXP16tdglXmTJnDbbmeFZiO55zF1i99sebkFpdRTGIS4tB2LGxF1KFu",
+	"4PmhFWwNGjz+4Y8effD3j3/xL49/8OEUSlCtzhZJ3JZnO8Ty3CDYEgaobEo7LPC8GJV2mTIvZlM6n0Ak",
+	"CgxxrS/Q+ITyiC0P0QU7D3DnWkzsKRVIFFQupEIH975y+/qrR/dfunf/6Mart2+88iemRDBOXcMl0ZD2",
+	"5lAhtcqZo0gHDIe0yo0pEcUCr/jrap73mShuyKcvohITsJGicWASy98gbl/PAca/zGhbnp3W6WWgZSbD",
+	"bTm2FxDfcM0N6CVM9346YEuz8skG1wR4v8jd2PmNrk8Mz2HL4VlxlACJXGVHmbSURyobFexo/Ydn22/F",
+	"BPN6hsQo6qGciWyUR6yJdAa6mcyOgrFnJ/Hhw+dS5SWppXJ9Y6LQFDPJ8lOaxxuHmY6E3oKFjrnXIUeg",
+	"Shc4itMiywVsINDnjLNmLamg0OGjINCKUVjkDBI2DBVh12UZtZtbmoOIW4Kxed+FN2BeT8l3YWquK3wW",
+	"Cii/sJnHwuJRYStKiVrK+1l/afin/G3tMe/KxstGVSXn0Z5kT/vyzqa8/AoyTeyreS2bSFWxfjIVHW8a",
+	"ZlmfUb5dBw093Oq6jVCMNnCIbVu+A+4abEDTvlw6NvRN50u6+1aUDRqzmlPbDm1MXMfA1KEm9ozYsmhs",
+	"hqYdb008gmm4EqvI3YHP8vKq0zQ1Fxph4oUmDhPHwqaZWDHzk4D6YWN1OV5YATswdb6LDZePeLZPDMOs",
+	"L9/kwvumt2IVYwMTN0mwHxID04gFgefESeS5W1vF+mzIZDEnX1/GmsKykA0DiSVBW+2XUt21nV/Kzi9l",
+	"55dyCX4pIw0sSpikPm/slyJ3NuVpkdI+GlIhTrM8RqmUlKQQnLNilHMWt9BLkmwKULePePqNEWuiiAqG",
+	"Uy4YF6kkx/3xskhvSTMuIs2WNJudyLc0XXeGXmsi+tIJ0iOVb9I4aNyzo1HO8B35jZHHfzTNqTYie5dZ",
+	"D3p9hmbYLdtwDNP0HavO0JYtzrS/fGg4PiaG42Bq+BRbURAkUZIkNA63xswm+7AQE6zUm07e0fK9TVw5",
+	"YNSdK8fT4ndbYVfNximjx0eTG7yqiMNU6x2321Wodtd5r3sSV0fsDU5PaNqnYZ9tz4NnpIjfmpy5rsBY",
+	"6cFTcdILVaxcl9kEB6bZ8izim4ZvWIulJ8skwRkcx8OEOiEmEXGwz5iN3Zh6fhSFthWZlyA+WaZvrCk/",
+	"yamZgbZSRqGJmeVGVuJZiemZq5wNy4UxncDeAocCy55g+c6i9wX27tmMbly+d88BoqFgvFBu3yX41+4r",
+	"TdSRV7CjnWvAtzyDnmhfPdBCLzIgNbRQLkLyhdBeR5GfAwRquc4+ytlJdswE6qWiLVdIpJnW1V6/cwsd",
+	"s7FAtEAZj1gL6bzSOpC5U/J9cD6PdD525bvTkSSggxiPy0TsuusyQFnNJmdJzkQPFdkx06NCVhYaRUyI",
+	"6ut+zmg8RqkQIxbvN8t2iHJxyvJrAnXUW8T39Pw7bS7oWKBedooGlI9b6DooQrX3D6KndKwSxnSggE0H",
+	"0b7IqrVQM65Vg9Lz1cS6qZyHUAaaT6XcHtAx6mV9mNdADlcujo7fTuXbZCjKBoOMNxH7xoj2UZFB30DW",
+	"wdIhepIRQ7Q5R76crYQ6LBdtThP5wxs8Bef/12++cgPxLB/Qvk7eWEsdrLS/EE4whc86z1Vt7jZfdIBP",
+	"exkSRdrvo+yUC4jUF3D8qiIZk3Voc70QAerIh4/kI0c6aKODRrwPh6yM4g+zeFyG+Ld5p0d5nJ2wvIP2",
+	"ZJO4mozcP/lN2QCSOssjmRYCvZOFcFOLHuNtrg8MSjm45dXyBByABaQaRHKmDijOO0mWR+wASXjQafM9",
+	"0OHrOBNR0LEuDRmqY1mp2WFxRrxI+4iiPi1YXnsF1XsLXefjqfcoTz0GW94kSTaN45wJWMEiQ710cIDk",
+	"WBD20qeRGn62GNQg411lo1FlqEsjTZurIJrqlxjtiUybb4YqcyZSeU417Beom+m70eaTIfTFh1pup3zZ",
+	"o3Lxc/YOi6TIudSJr9JUXLkTXwn/NkvALed7Ps+6LYx3CVXb65NaUW3d8luG63umGcxZYEw/OAv9ujg2",
+	"TIpJ4DuYGk6Co8iNnIgGVhD72zTBmIGh8kVPMSFIm3qmXcbFkSOBsG0EmAa2i5MgsJlj2KGZRI0Vhc/l",
+	"ugSWZxDX2RoG1t5tzz8W3qledqqXz2F5VQjt5FlxpDnpym7mHngoJZy8y4qjbFQcZcma01n0zK5q68Wq",
+	"tqKbkJmuBGlN1Fmwyh20R5H6XmG8bFSINGY1p6hryrVEKPg4u+P1DiDouOZNVbvjsu3+rvJ+cE7CAKDk",
+	"qKDHa5CGetuHzYYUtI5Ailz5ZK3p5B6XIsC6d7hq/7DZmJOKVnYy/8T2yICSzSOtwRbzdetFQQt2gDq1",
+	"Few0UWeyLJ3DhZKeSgE5JflkSV2iBFmyqravJdqaBFjJZXKAmXUsu6/EQaj8My2ZPVOOil8gF/inZYyo",
+	"vOcvaIx4oTxU4D5/boXjQt8D5S2/PGGy1inA1djTSqFuesI46hynPBadZpvrRZI8bV+ee1BywPU4QOwB",
+	"jYr+uIxH7BSZFD1uAUPi2mGwzdUVTIuezqe4iKUVWRlvuEdneVibK94l9lvoy2N58YAQgDaN1vUTU3pH",
+	"x3D0rZWf27xkqqWbplAKKEmVBtkJQ/mIC0QlrAhpdNzNJcMAVY/m6/kxVD4JlSarqfJ+ZJy1eU3lc1jT",
+	"WaI9y7D2QSvYY+gbIzaC8AReAo9hnnVzJkSbd7qs+EpFiFTwAnqJgo80pJaUE9QJJuVS91JRZPkY5dkp",
+	"7CjMotMeGYYdyX2D/7GWPFgsPlK9shNJXfcqVFQjffugOlUjyZdtc11es6xCq5JnVvjkmkARHaoqtgB3",
+	"hqMC9dIBAtKYFigVbS4hhzpKpXopLVBXghG5vKVaFHY6LVDI+hnULs/Qno5qVTqlfaV1E6ifCq1lg6o5",
+	"I35NoI4cMOlnp5V+kyoA1EJvpkWvzSfHqlmR/jIhi2x3Tai8LHAAUl5kKC0Oay2Volvl6oQLgbpZff7a",
+	"ORmUX7VFVAsPTEK9BWj1BLRjAC5zpjSOehJ0VGSYCpF2+UBuUwXa8hFHGW/ztNhvIqVRg+9A8w0pa/Tt",
+	"1iOn9WnwDMlVhcNfVyhqlqijceQRz+VhhqSncqnFcTocggo8g5p2YjSANKcjjlQ69rIkXnGaRkxp7JS5",
+	"QDaZ3LkJ29UPtDnlYzTIcjbT0Z56CVX7+Jssz9Td7ERURDSWALmkQsr5GJ7WSaBpRdCaSrkpIYbcvASU",
+	"0fr4qBsUjlEHbmvC8lIB1IHjDOMcgvhLJS6BkOgkkzgej4ZCH9Dy2FYkFF69fyp3o5uVSalb6L7apjZf",
+	"pXwtO5TLtUQBW1ePLtfAonkFrFaetvmM9hQeAAIEj1R6WLRMDdvm59TDfqWmm76Id1pVpK3PaBX+lQ2G",
+	"lI8l49VMpx62alPXwcR0HezHHsGUhMRzfNchzFxfjVZOf6MwLWvTGrJw8ipXASC88IM+YlC0SR7exoHR",
+	"bJQEr3FgSLGC0Xj57w/PUrraxoFhtALP9mzI+Zrk2WDRMjoMk9gNcRBRil3PZ5EdJbbv+HORwnZo2JhQ",
+	"J8Ch6yY4Yq4VJLbDLHDiBupZ5oeuZYaWQGky6a+/3Vyx2VI8GAkVXTBi8VVs/zJZpm4bamr+PiME7PIT",
+	"7bRzO+3cTju3085dunbuwpqybd2l+lFJ1eaWYXJzaqX9XXTrBTQwXwHZV3JgEB90me66SuOTf/7o02//",
+	"4NGHv3jyo3/a30BHI4dh0ShPizHoYUJGc5bL860cw+SxTF9h4+qbt6u+Z1Uwr0oZmAnRBLk+lf8FbC2U",
+	"RgoNWEFjWtBWrWroWBTyfM0XKS1dt/b6WTflskvwrWqiftbNRsV+5TU1HIX9NFKuXUD5TlieJmM05XRV",
+	"G1Ky5wUD3mHZsM+aWtTNs76UuoDUKU0SHcL652nM6r2p5Z3vrsywhoqcscNp3U3535Jqq7BgKazU42pr",
+	"obSLBnhFvq9kSkOaF1xeQF6wrmI0pbyo+QFIbhxVDnVAmcNUFXmtLQzs87KXoUMpGWHlJDaK00JuxNSy",
+	"xjrKeOZQgEvT3icffvzJf/682jWlTWC56KXDWifg/7Sgk8qDAe09/tXPn7z7/qqOKv+pRZ2Vgu/ep9/+",
+	"q09++9GjDz/cl4tfPVPvR7dd0M3NicS89+n7P/v047/79Ff/8fgPP9lHGdeOXHUVZL1XJWy/MVzU7Ysj",
+	"xQQYVN9X3T/52T999v/9cL/WQ1y2WrZdM4WQC9pFJ1lEw1Gf5uNDVStG0pAsR1CRTuddo11ttwAFSVVB",
+	"RmlZWlNFMBaNfAfEbL3ZT37zHnoBPf7OL5/87v398mJpjzidvUQ0UbefhbSPhPLF1Gs2JXvXhlXh+/Pj",
+	"Xpc4TuiSz6XEHmagqxP6N9pHkvigvUcf/NujDz989PE/Pvn2rx99/NMn3/vFk9/+ZB9hxB5Icg8zYDkV",
+	"o5zVh9advEgL2nj49sP/GwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -160,7 +160,10 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		Tags:        a.Tags,
 		Handover:    a.Handover,
 		Merge:       a.Merge,
-		TestClock:   testClock,
+
+		PersonalData: a.PersonalData,
+
+		TestClock: testClock,
 
 		SeparateMetrics: cfg.SeparateMetrics,
 		TrustedProxies:  cfg.TrustedProxies,

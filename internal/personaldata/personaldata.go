@@ -468,7 +468,7 @@ func (e *eraser) eraseLead(ctx context.Context, l *ent.Lead, v Values) error {
 		upd.SetNotes(s)
 	}
 	companyChanged := false
-	if s, hit := v.Redact(l.Company); hit {
+	if s, hit := v.RedactWithin(l.Company, maxShort); hit {
 		upd.SetCompany(s).SetCompanyNorm(dedupe.Name(s))
 		companyChanged = true
 	}
@@ -523,7 +523,7 @@ func (e *eraser) eraseContact(ctx context.Context, ct *ent.Contact, v Values) er
 	if s, hit := v.Redact(ct.Notes); hit {
 		upd.SetNotes(s)
 	}
-	if s, hit := v.Redact(ct.Title); hit {
+	if s, hit := v.RedactWithin(ct.Title, maxShort); hit {
 		upd.SetTitle(s)
 	}
 	fields, err := events.ChangedFields(ctx, upd.Mutation())

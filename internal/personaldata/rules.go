@@ -142,12 +142,29 @@ func fold(s string) string {
 	return strings.Map(foldRune, s)
 }
 
+// ShortMarker replaces each occurrence instead of Marker where Marker
+// would make a text longer than its field allows: it is shorter than any
+// value it replaces, so the text only shrinks.
+const ShortMarker = "*"
+
+// RedactWithin is Redact for a field of at most max characters (0: no
+// limit).
+func (v Values) RedactWithin(s string, max int) (string, bool) {
+	out, hit := v.redact(s, Marker)
+	if hit && max > 0 && utf8.RuneCountInString(out) > max {
+		out, hit = v.redact(s, ShortMarker)
+	}
+	return out, hit
+}
+
 // Redact replaces every occurrence of the values in s with Marker and
 // reports whether it changed anything. Text values match folded; phones
 // match any run of digits and separators (spaces, dashes, dots,
 // brackets, a leading +) that dedupe.Phone normalises to one of them,
 // and a bare digit run that holds one.
-func (v Values) Redact(s string) (string, bool) {
+func (v Values) Redact(s string) (string, bool) { return v.redact(s, Marker) }
+
+func (v Values) redact(s, marker string) (string, bool) {
 	if s == "" || v.Empty() {
 		return s, false
 	}
@@ -186,7 +203,7 @@ func (v Values) Redact(s string) (string, bool) {
 			b.WriteRune(orig[i])
 			continue
 		}
-		b.WriteString(Marker)
+		b.WriteString(marker)
 		for i+1 < len(orig) && hit[i+1] {
 			i++
 		}

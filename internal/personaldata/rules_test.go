@@ -62,6 +62,12 @@ func TestRedact(t *testing.T) {
 		{"王伟 and 138", "王伟 and 138"},
 		{"", ""},
 	}
+	if got, _ := v.RedactWithin("张三丰说", 4); got != "*说" {
+		t.Errorf("RedactWithin over the limit = %q", got)
+	}
+	if got, _ := v.RedactWithin("张三丰说", 8); got != "[已删除]说" {
+		t.Errorf("RedactWithin under the limit = %q", got)
+	}
 	for _, c := range cases {
 		got, changed := v.Redact(c.in)
 		if got != c.want || changed != (c.in != c.want) {

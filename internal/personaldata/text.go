@@ -25,6 +25,14 @@ import (
 	"github.com/shoalcrm/shoal/internal/store"
 )
 
+// The lengths the API allows the free-text fields the erasure rewrites
+// (notes have no limit): a redacted text must still fit.
+const (
+	maxShort   = 200
+	maxReason  = 500
+	maxContent = 5000
+)
+
 // likeAny is "col, as lower-case text, holds one of patterns" (already
 // lower case), with LIKE's wildcards escaped, on both engines. The CAST
 // lets it read a JSON column too.
@@ -49,6 +57,7 @@ func likeAny(col string, patterns []string) *sql.Predicate {
 type textColumn struct {
 	table, column string
 	json          bool
+	max           int // the longest text the API answers for it
 	count         *int
 }
 
@@ -62,11 +71,11 @@ func (e *eraser) redactTables(ctx context.Context, v Values) error {
 	}
 	r := &e.out.Redacted
 	for _, c := range []textColumn{
-		{followup.Table, followup.FieldContent, false, &r.FollowUps},
-		{ownershipchange.Table, ownershipchange.FieldReason, false, &r.History},
-		{claimrequest.Table, claimrequest.FieldReason, false, &r.ClaimRequests},
-		{reclaimwarning.Table, reclaimwarning.FieldReason, false, &r.ReclaimWarnings},
-		{domainevent.Table, domainevent.FieldData, true, &r.Events},
+		{followup.Table, followup.FieldContent, false, maxContent, &r.FollowUps},
+		{ownershipchange.Table, ownershipchange.FieldReason, false, maxReason, &r.History},
+		{claimrequest.Table, claimrequest.FieldReason, false, maxReason, &r.ClaimRequests},
+		{reclaimwarning.Table, reclaimwarning.FieldReason, false, maxReason, &r.ReclaimWarnings},
+		{domainevent.Table, domainevent.FieldData, true, maxReason, &r.Events},
 	} {
 		if err := e.redactColumn(ctx, c, v); err != nil {
 			return fmt.Errorf("redact %s.%s: %w", c.table, c.column, err)
@@ -97,7 +106,7 @@ func (e *eraser) redactColumn(ctx context.Context, c textColumn, v Values) error
 			return err
 		}
 		if c.json {
-			if out, hit, err := redactJSON([]byte(text.String), v); err != nil {
+			if out, hit, err := redactJSON([]byte(text.String), v, c.max); err != nil {
 				_ = rows.Close()
 				return err
 			} else if hit {
@@ -105,7 +114,7 @@ func (e *eraser) redactColumn(ctx context.Context, c textColumn, v Values) error
 			}
 			continue
 		}
-		if out, hit := v.Redact(text.String); hit {
+		if out, hit := v.RedactWithin(text.String, c.max); hit {
 			changes = append(changes, change{id, out})
 		}
 	}
@@ -127,7 +136,7 @@ func (e *eraser) redactColumn(ctx context.Context, c textColumn, v Values) error
 
 // redactJSON redacts v in every string of a JSON document (keys are field
 // names and stay).
-func redactJSON(raw []byte, v Values) ([]byte, bool, error) {
+func redactJSON(raw []byte, v Values, max int) ([]byte, bool, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var doc any
@@ -139,7 +148,7 @@ func redactJSON(raw []byte, v Values) ([]byte, bool, error) {
 	walk = func(x any) any {
 		switch t := x.(type) {
 		case string:
-			if s, ok := v.Redact(t); ok {
+			if s, ok := v.RedactWithin(t, max); ok {
 				hit = true
 				return s
 			}
@@ -201,7 +210,7 @@ func (e *eraser) redactOthers(ctx context.Context, v Values, mine map[uuid.UUID]
 		}
 		upd := e.tx.Contact.UpdateOneID(ct.ID)
 		notes, hitN := v.Redact(ct.Notes)
-		title, hitT := v.Redact(ct.Title)
+		title, hitT := v.RedactWithin(ct.Title, maxShort)
 		if !hitN && !hitT {
 			continue
 		}
@@ -225,7 +234,7 @@ func (e *eraser) redactOthers(ctx context.Context, v Values, mine map[uuid.UUID]
 		return fmt.Errorf("find customers mentioning: %w", err)
 	}
 	for _, cu := range customers {
-		s, hit := v.Redact(cu.Address)
+		s, hit := v.RedactWithin(cu.Address, maxShort)
 		if mine[cu.ID] || !hit {
 			continue
 		}
