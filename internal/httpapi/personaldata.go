@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"strings"
 
 	"github.com/shoalcrm/shoal/api"
 	"github.com/shoalcrm/shoal/ent"
@@ -16,7 +17,7 @@ const exportDisposition = `attachment; filename="personal-data.json"`
 // ExportPersonalData answers everything held about one person.
 func (s *Server) ExportPersonalData(ctx context.Context, req api.ExportPersonalDataRequestObject) (api.ExportPersonalDataResponseObject, error) {
 	b := req.Body
-	noteTarget(ctx, "personalData", "")
+	notePersonalData(ctx, b.Phone, b.Email, b.Name)
 	ex, err := s.personalData.Export(ctx, auth.FromContext(ctx), personaldata.Query{Phone: b.Phone, Email: b.Email, Name: b.Name})
 	if err != nil {
 		return nil, err
@@ -43,14 +44,12 @@ func (s *Server) ExportPersonalData(ctx context.Context, req api.ExportPersonalD
 // would, in a dry run).
 func (s *Server) ErasePersonalData(ctx context.Context, req api.ErasePersonalDataRequestObject) (api.ErasePersonalDataResponseObject, error) {
 	b := req.Body
-	noteTarget(ctx, "personalData", "")
+	notePersonalData(ctx, b.Phone, b.Email, b.Name)
 	dry := b.DryRun != nil && *b.DryRun
 	res, err := s.personalData.Erase(ctx, auth.FromContext(ctx), personaldata.Query{Phone: b.Phone, Email: b.Email, Name: b.Name}, dry)
 	if err != nil {
 		return nil, err
 	}
-	// The audit detail names the kind of value, never the value.
-	noteDetail(ctx, "by="+res.MatchedOn)
 	c := res.Redacted
 	out := api.PersonalDataErasure{DryRun: res.DryRun, MatchedOn: api.PersonalDataMatchedOn(res.MatchedOn),
 		Records: make([]api.PersonalDataErasedRecord, len(res.Records)),
@@ -60,6 +59,25 @@ func (s *Server) ErasePersonalData(ctx context.Context, req api.ErasePersonalDat
 		out.Records[i] = api.PersonalDataErasedRecord{Kind: api.PersonalDataErasedRecordKind(r.Kind), Id: r.ID, Erased: r.Erased, Fields: r.Fields}
 	}
 	return api.ErasePersonalData200JSONResponse{Body: out}, nil
+}
+
+// notePersonalData notes the audit target, and in the detail which kind
+// of value named the person (never the value), before the transaction
+// writes the row.
+func notePersonalData(ctx context.Context, phone, email, name *string) {
+	noteTarget(ctx, "personalData", "")
+	var by []string
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{{"phone", phone}, {"email", email}, {"name", name}} {
+		if f.v != nil {
+			by = append(by, f.name)
+		}
+	}
+	if len(by) > 0 {
+		noteDetail(ctx, "by="+strings.Join(by, ","))
+	}
 }
 
 func followUpsOut(list []*ent.FollowUp) []api.FollowUp {
