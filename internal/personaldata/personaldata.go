@@ -467,6 +467,14 @@ func (e *eraser) eraseLead(ctx context.Context, l *ent.Lead, v Values) error {
 	if s, hit := v.Redact(l.Notes); hit {
 		upd.SetNotes(s)
 	}
+	for _, f := range []struct {
+		v   string
+		set func(string) *ent.LeadUpdateOne
+	}{{l.Source, upd.SetSource}, {l.Region, upd.SetRegion}, {l.Industry, upd.SetIndustry}} {
+		if s, hit := v.RedactWithin(f.v, maxShort); hit {
+			f.set(s)
+		}
+	}
 	companyChanged := false
 	if s, hit := v.RedactWithin(l.Company, maxShort); hit {
 		upd.SetCompany(s).SetCompanyNorm(dedupe.Name(s))
