@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent/claimrequest"
+	"github.com/shoalcrm/shoal/ent/reclaimwarning"
 	"github.com/shoalcrm/shoal/internal/app"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
@@ -122,6 +123,10 @@ func seed(t *testing.T, url string) *world {
 	if err := cl.ClaimRequest.Create().SetKind(claimrequest.KindLead).SetRecordID(s.lead.ID).SetPoolID(s.lead.PoolID).
 		SetRequesterID(repUser.ID).SetReason("I know 张三丰 personally").SetCreatedAt(time.Now()).Exec(ctx); err != nil {
 		t.Fatalf("claim request: %v", err)
+	}
+	if err := cl.ReclaimWarning.Create().SetKind(reclaimwarning.KindLead).SetRecordID(s.lead.ID).SetOwnerID(repUser.ID).
+		SetReclaimAt(time.Now().Add(time.Hour)).SetReason("no follow-up with 张三丰 for 30 days").SetCreatedAt(time.Now()).Exec(ctx); err != nil {
+		t.Fatalf("reclaim warning: %v", err)
 	}
 	return s
 }
@@ -247,7 +252,7 @@ func TestEraseLeavesNoPersonalValue(t *testing.T) {
 			t.Errorf("erased %v; want the lead and the contact", erased)
 		}
 		r := real.Redacted
-		if r.FollowUps != 3 || r.History != 2 || r.ClaimRequests != 1 || r.Events < 2 || r.DedupeKeys != 3 {
+		if r.FollowUps != 3 || r.History != 2 || r.ClaimRequests != 1 || r.ReclaimWarnings != 1 || r.Events < 2 || r.DedupeKeys != 3 {
 			t.Errorf("redacted %+v", r)
 		}
 
