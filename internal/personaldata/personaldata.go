@@ -164,7 +164,7 @@ func personValues(k Key, m matched) Values {
 		v.Add(ct.Name)
 		v.AddPhone(ct.Phone)
 		v.AddEmail(ct.Email)
-		v.Add(ct.Wechat)
+		v.addText(ct.Wechat)
 	}
 	for _, cu := range m.customers {
 		v.Add(cu.Name)

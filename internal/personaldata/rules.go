@@ -76,13 +76,16 @@ type Values struct {
 	Phones []string
 }
 
-// Add records a text value (a name, an email, a WeChat id), both as given
+// Add records a name or another identifier (a WeChat id), both as given
 // and normalised (dedupe.Name drops spaces: "王 伟" is also written 王伟).
 func (v *Values) Add(s string) {
-	for _, t := range []string{fold(strings.TrimSpace(s)), fold(dedupe.Name(s))} {
-		if utf8.RuneCountInString(t) < minTextRunes || contains(v.Texts, t) {
-			continue
-		}
+	v.addText(s)
+	v.addText(dedupe.Name(s))
+}
+
+func (v *Values) addText(s string) {
+	t := fold(strings.TrimSpace(s))
+	if utf8.RuneCountInString(t) >= minTextRunes && !contains(v.Texts, t) {
 		v.Texts = append(v.Texts, t)
 	}
 }
@@ -96,9 +99,7 @@ func (v *Values) AddPhone(s string) {
 
 // AddEmail records an email address.
 func (v *Values) AddEmail(s string) {
-	if e := dedupe.Email(s); e != "" {
-		v.Add(e)
-	}
+	v.addText(dedupe.Email(s))
 }
 
 // Empty reports whether there is nothing to redact.
