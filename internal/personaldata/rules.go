@@ -132,9 +132,20 @@ func contains(list []string, s string) bool {
 }
 
 // foldRune is r as the comparison sees it: half width, lower case.
+// Only the full-width forms of ASCII (and the ideographic space) are
+// folded: those are what input methods produce, and a table look-up per
+// rune keeps the erasure's scan of every text cheap.
 func foldRune(r rune) rune {
-	if f := []rune(width.Fold.String(string(r))); len(f) == 1 {
-		r = f[0]
+	switch {
+	case r < utf8.RuneSelf:
+		if 'A' <= r && r <= 'Z' {
+			r += 'a' - 'A'
+		}
+		return r
+	case 0xFF01 <= r && r <= 0xFF5E:
+		return foldRune(r - 0xFEE0)
+	case r == 0x3000:
+		return ' '
 	}
 	return unicode.ToLower(r)
 }

@@ -182,7 +182,7 @@ func (e *eraser) redactOthers(ctx context.Context, v Values, mine map[uuid.UUID]
 	pats := v.Patterns()
 	leads, err := store.ForUpdate(e.s.store, e.tx.Lead.Query().Where(predicate.Lead(func(s *sql.Selector) {
 		s.Where(likeAny(s.C(lead.FieldNotes), pats))
-	})).Order(ent.Asc(lead.FieldID))).All(ctx)
+	})).Order(ent.Asc(lead.FieldID))).Select(lead.FieldNotes).All(ctx)
 	if err != nil {
 		return fmt.Errorf("find leads mentioning: %w", err)
 	}
@@ -200,7 +200,7 @@ func (e *eraser) redactOthers(ctx context.Context, v Values, mine map[uuid.UUID]
 	}
 	contacts, err := store.ForUpdate(e.s.store, e.tx.Contact.Query().Where(predicate.Contact(func(s *sql.Selector) {
 		s.Where(sql.Or(likeAny(s.C(contact.FieldNotes), pats), likeAny(s.C(contact.FieldTitle), pats)))
-	})).Order(ent.Asc(contact.FieldID))).All(ctx)
+	})).Order(ent.Asc(contact.FieldID))).Select(contact.FieldCustomerID, contact.FieldNotes, contact.FieldTitle).All(ctx)
 	if err != nil {
 		return fmt.Errorf("find contacts mentioning: %w", err)
 	}
@@ -229,7 +229,7 @@ func (e *eraser) redactOthers(ctx context.Context, v Values, mine map[uuid.UUID]
 	}
 	customers, err := store.ForUpdate(e.s.store, e.tx.Customer.Query().Where(predicate.Customer(func(s *sql.Selector) {
 		s.Where(likeAny(s.C(customer.FieldAddress), pats))
-	})).Order(ent.Asc(customer.FieldID))).All(ctx)
+	})).Order(ent.Asc(customer.FieldID))).Select(customer.FieldAddress).All(ctx)
 	if err != nil {
 		return fmt.Errorf("find customers mentioning: %w", err)
 	}
