@@ -186,8 +186,7 @@ func (s *Service) Export(ctx context.Context, p *auth.Principal, q Query) (*Expo
 		return nil, err
 	}
 	out := &Export{GeneratedAt: s.clock.Now().UTC(), MatchedOn: k.Type}
-	err = s.store.WithTx(ctx, func(tx *ent.Tx) error {
-		c := tx.Client()
+	err = s.read(ctx, func(c *ent.Client) error {
 		m, err := s.match(ctx, c, k, false)
 		if err != nil {
 			return err
@@ -255,6 +254,18 @@ func (s *Service) Export(ctx context.Context, p *auth.Principal, q Query) (*Expo
 		return nil, errNothing()
 	}
 	return out, nil
+}
+
+// read runs fn in a read transaction on the store's readers: one
+// snapshot on SQLite (WAL) without taking the one writer, as an export
+// writes nothing.
+func (s *Service) read(ctx context.Context, fn func(c *ent.Client) error) error {
+	tx, err := s.store.Reader.Tx(ctx)
+	if err != nil {
+		return fmt.Errorf("begin read: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	return fn(tx.Client())
 }
 
 // attach loads a lead's or customer's follow-ups, history and claim
