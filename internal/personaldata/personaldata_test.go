@@ -16,6 +16,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/app"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/convert"
 	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/money"
 	"github.com/shoalcrm/shoal/internal/patch"
@@ -402,6 +403,45 @@ func TestExport(t *testing.T) {
 		// The customer's follow-up and the other lead's name him.
 		if len(ex.Mentions) != 2 {
 			t.Errorf("mentions %d", len(ex.Mentions))
+		}
+	})
+}
+
+// A converted lead's person lives on as the customer's contact: erasing
+// by his email anonymises both, and frees the keys the conversion moved.
+func TestEraseConvertedLead(t *testing.T) {
+	t.Parallel()
+	testdb.Each(t, func(t *testing.T, url string) {
+		t.Parallel()
+		s := seed(t, url)
+		w, ctx := s.w, s.w.Ctx
+		cv := convert.New(w.Store, w.App.Pools, w.App.Records)
+		cuID, err := cv.Convert(ctx, s.rep, s.lead.ID, "")
+		if err != nil {
+			t.Fatalf("convert: %v", err)
+		}
+		res, err := w.App.PersonalData.Erase(ctx, s.admin, personaldata.Query{Email: ptr("zsf@WUDANG.example")}, false)
+		if err != nil {
+			t.Fatalf("erase: %v", err)
+		}
+		kinds := map[string]int{}
+		for _, c := range res.Records {
+			if c.Erased {
+				kinds[c.Kind]++
+			}
+		}
+		if kinds["lead"] != 1 || kinds["contact"] != 1 || kinds["customer"] != 0 {
+			t.Errorf("erased %v", kinds)
+		}
+		list, _, err := w.App.Records.ListContacts(ctx, s.admin, cuID, nil, 50)
+		if err != nil || len(list) != 1 || list[0].Name != personaldata.Anonymous || list[0].Email != "" || list[0].Phone != "" {
+			t.Errorf("contacts of the converted customer: %v, %v", list, err)
+		}
+		for _, l := range leaks(dump(t, w), []string{phoneNorm, emailNorm}) {
+			t.Errorf("left behind: %s", l)
+		}
+		if _, err := w.App.Records.CreateLead(ctx, s.rep, records.LeadInput{Name: ptr("新"), Phone: ptr(phone), Email: ptr(email)}); err != nil {
+			t.Errorf("a new lead with the erased phone and email: %v", err)
 		}
 	})
 }
