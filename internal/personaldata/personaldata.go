@@ -362,10 +362,14 @@ func (s *Service) Erase(ctx context.Context, p *auth.Principal, q Query, dryRun 
 	if err != nil {
 		return nil, err
 	}
+	pre, err := s.prescan(ctx, k)
+	if err != nil {
+		return nil, err
+	}
 	var out *Erasure
 	err = s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
 		e := &eraser{s: s, tx: tx, p: p, now: s.clock.Now(), out: &Erasure{DryRun: dryRun, MatchedOn: k.Type}}
-		if err := e.run(ctx, k); err != nil {
+		if err := e.run(ctx, k, pre); err != nil {
 			return err
 		}
 		out = e.out
@@ -413,7 +417,7 @@ func (e *eraser) emit(ctx context.Context, typ events.Type, kind string, id uuid
 		Actor: e.p.EventActor(), OccurredAt: e.now, Data: data})
 }
 
-func (e *eraser) run(ctx context.Context, k Key) error {
+func (e *eraser) run(ctx context.Context, k Key, pre *prescan) error {
 	m, err := e.s.match(ctx, e.tx.Client(), k, true)
 	if err != nil {
 		return err
@@ -421,7 +425,7 @@ func (e *eraser) run(ctx context.Context, k Key) error {
 	v := personValues(k, m)
 	// Free text first: the events this erasure writes name fields only,
 	// and a history row, event or follow-up is redacted whoever it is of.
-	if err := e.redactTables(ctx, v); err != nil {
+	if err := e.redactTables(ctx, v, pre); err != nil {
 		return err
 	}
 	mine := map[uuid.UUID]bool{}

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent/claimrequest"
+	"github.com/shoalcrm/shoal/ent/followup"
 	"github.com/shoalcrm/shoal/ent/reclaimwarning"
 	"github.com/shoalcrm/shoal/internal/app"
 	"github.com/shoalcrm/shoal/internal/apperr"
@@ -124,6 +125,18 @@ func seed(t *testing.T, url string) *world {
 	if err := cl.ClaimRequest.Create().SetKind(claimrequest.KindLead).SetRecordID(s.lead.ID).SetPoolID(s.lead.PoolID).
 		SetRequesterID(repUser.ID).SetReason("I know 张三丰 personally").SetCreatedAt(time.Now()).Exec(ctx); err != nil {
 		t.Fatalf("claim request: %v", err)
+	}
+	// A follow-up from before the erasure's pre-scan margin (its id an
+	// hour old): only the pre-scan's candidates lead the erasure to it.
+	old, err := uuid.NewV7()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hourAgo := personaldata.LowestID(time.Now().Add(-time.Hour))
+	copy(old[:6], hourAgo[:6])
+	if err := cl.FollowUp.Create().SetID(old).SetSubjectType(followup.SubjectTypeLead).SetSubjectID(s.other.ID).SetAuthorID(repUser.ID).
+		SetChannel(followup.ChannelOther).SetContent("old note: 张三丰 138 0013 8000").SetOccurredAt(time.Now().Add(-time.Hour)).Exec(ctx); err != nil {
+		t.Fatalf("old follow-up: %v", err)
 	}
 	if err := cl.ReclaimWarning.Create().SetKind(reclaimwarning.KindLead).SetRecordID(s.lead.ID).SetOwnerID(repUser.ID).
 		SetReclaimAt(time.Now().Add(time.Hour)).SetReason("no follow-up with 张三丰 for 30 days").SetCreatedAt(time.Now()).Exec(ctx); err != nil {
@@ -253,7 +266,7 @@ func TestEraseLeavesNoPersonalValue(t *testing.T) {
 			t.Errorf("erased %v; want the lead and the contact", erased)
 		}
 		r := real.Redacted
-		if r.FollowUps != 3 || r.History != 2 || r.ClaimRequests != 1 || r.ReclaimWarnings != 1 || r.Events < 2 || r.DedupeKeys != 3 {
+		if r.FollowUps != 4 || r.History != 2 || r.ClaimRequests != 1 || r.ReclaimWarnings != 1 || r.Events < 2 || r.DedupeKeys != 3 {
 			t.Errorf("redacted %+v", r)
 		}
 
@@ -400,8 +413,8 @@ func TestExport(t *testing.T) {
 		if len(ex.Customers) != 0 || ex.MatchedOn != "name" {
 			t.Errorf("customers %+v matched on %s", ex.Customers, ex.MatchedOn)
 		}
-		// The customer's follow-up and the other lead's name him.
-		if len(ex.Mentions) != 2 {
+		// The customer's follow-up and the other lead's two name him.
+		if len(ex.Mentions) != 3 {
 			t.Errorf("mentions %d", len(ex.Mentions))
 		}
 	})

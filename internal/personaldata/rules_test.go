@@ -1,7 +1,11 @@
 package personaldata
 
 import (
+	"bytes"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/internal/apperr"
 )
@@ -73,5 +77,21 @@ func TestRedact(t *testing.T) {
 		if got != c.want || changed != (c.in != c.want) {
 			t.Errorf("Redact(%q) = %q, %v; want %q", c.in, got, changed, c.want)
 		}
+	}
+}
+
+func TestLowestID(t *testing.T) {
+	t.Parallel()
+	at := time.Now()
+	low := LowestID(at)
+	id, err := uuid.NewV7()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if low.String() > id.String() || bytes.Compare(low[:], id[:]) > 0 {
+		t.Errorf("LowestID(now) %s after a new id %s", low, id)
+	}
+	if later := LowestID(at.Add(time.Second)); later.String() <= id.String() {
+		t.Errorf("LowestID(now+1s) %s not after %s", later, id)
 	}
 }

@@ -5,8 +5,10 @@ import (
 	"context"
 	stdsql "database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
@@ -59,70 +61,170 @@ type textColumn struct {
 	json          bool
 	max           int // the longest text the API answers for it
 	count         *int
+	// appendOnly tables only ever gain rows (with time-ordered UUIDv7
+	// ids): their candidates can be found before the transaction.
+	appendOnly bool
+}
+
+func (e *eraser) columns() []textColumn {
+	r := &e.out.Redacted
+	return []textColumn{
+		{followup.Table, followup.FieldContent, false, maxContent, &r.FollowUps, true},
+		{ownershipchange.Table, ownershipchange.FieldReason, false, maxReason, &r.History, true},
+		{claimrequest.Table, claimrequest.FieldReason, false, maxReason, &r.ClaimRequests, false},
+		{reclaimwarning.Table, reclaimwarning.FieldReason, false, maxReason, &r.ReclaimWarnings, true},
+		{domainevent.Table, domainevent.FieldData, true, maxReason, &r.Events, true},
+	}
+}
+
+// prescan is what a scan of the append-only tables found before the
+// erasure's transaction, on the readers: reading every row of the event
+// feed inside the transaction would hold SQLite's one writer for as long.
+// The transaction then reads only these candidates and the rows written
+// since (ids from since on), for the same values.
+type prescan struct {
+	patterns string // the values' patterns it looked for
+	since    uuid.UUID
+	ids      map[string][]uuid.UUID // table → candidate ids
+}
+
+// scanMargin is how much earlier than the pre-scan a row's id may have
+// been made and the row still not be committed when the pre-scan read.
+const scanMargin = 10 * time.Minute
+
+// LowestID is the smallest UUIDv7 made at t or later.
+func LowestID(t time.Time) uuid.UUID {
+	var id uuid.UUID
+	ms := uint64(t.UnixMilli())
+	for i := 0; i < 6; i++ {
+		id[i] = byte(ms >> (40 - 8*i))
+	}
+	return id
+}
+
+// prescan finds, on the readers, the candidate rows of the append-only
+// tables for the values of k's records as the readers see them.
+func (s *Service) prescan(ctx context.Context, k Key) (*prescan, error) {
+	since := LowestID(time.Now().Add(-scanMargin))
+	m, err := s.match(ctx, s.store.Reader, k, false)
+	if err != nil {
+		return nil, err
+	}
+	v := personValues(k, m)
+	pre := &prescan{patterns: strings.Join(v.Patterns(), "\x00"), since: since, ids: map[string][]uuid.UUID{}}
+	if v.Empty() {
+		return pre, nil
+	}
+	b := sql.Dialect(s.store.Dialect)
+	for _, c := range (&eraser{out: &Erasure{}}).columns() {
+		if !c.appendOnly {
+			continue
+		}
+		t := b.Table(c.table)
+		q, args := b.Select(t.C("id")).From(t).Where(likeAny(t.C(c.column), v.Patterns())).Query()
+		var ids []uuid.UUID
+		rows, err := s.store.Reader.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, fmt.Errorf("pre-scan %s: %w", c.table, err)
+		}
+		for rows.Next() {
+			var id uuid.UUID
+			if err := rows.Scan(&id); err != nil {
+				_ = rows.Close()
+				return nil, fmt.Errorf("pre-scan %s: %w", c.table, err)
+			}
+			ids = append(ids, id)
+		}
+		if err := errors.Join(rows.Close(), rows.Err()); err != nil {
+			return nil, fmt.Errorf("pre-scan %s: %w", c.table, err)
+		}
+		pre.ids[c.table] = ids
+	}
+	return pre, nil
 }
 
 // redactTables redacts v in every row of the immutable tables whose free
 // text holds it: follow-up contents, history and claim-request reasons,
 // reclaim warnings and event payloads (whatever record they are of: a
-// reason given on another record may name the person too).
-func (e *eraser) redactTables(ctx context.Context, v Values) error {
+// reason given on another record may name the person too). pre, when it
+// looked for the same values, narrows the append-only tables.
+func (e *eraser) redactTables(ctx context.Context, v Values, pre *prescan) error {
 	if v.Empty() {
 		return nil
 	}
-	r := &e.out.Redacted
-	for _, c := range []textColumn{
-		{followup.Table, followup.FieldContent, false, maxContent, &r.FollowUps},
-		{ownershipchange.Table, ownershipchange.FieldReason, false, maxReason, &r.History},
-		{claimrequest.Table, claimrequest.FieldReason, false, maxReason, &r.ClaimRequests},
-		{reclaimwarning.Table, reclaimwarning.FieldReason, false, maxReason, &r.ReclaimWarnings},
-		{domainevent.Table, domainevent.FieldData, true, maxReason, &r.Events},
-	} {
-		if err := e.redactColumn(ctx, c, v); err != nil {
+	if pre != nil && pre.patterns != strings.Join(v.Patterns(), "\x00") {
+		pre = nil // the records changed meanwhile: scan everything
+	}
+	for _, c := range e.columns() {
+		if err := e.redactColumn(ctx, c, v, pre); err != nil {
 			return fmt.Errorf("redact %s.%s: %w", c.table, c.column, err)
 		}
 	}
 	return nil
 }
 
-func (e *eraser) redactColumn(ctx context.Context, c textColumn, v Values) error {
+func (e *eraser) redactColumn(ctx context.Context, c textColumn, v Values, pre *prescan) error {
 	b := sql.Dialect(e.s.store.Dialect)
-	t := sql.Table(c.table)
-	q, args := b.Select(t.C("id"), t.C(c.column)).From(t).Where(likeAny(t.C(c.column), v.Patterns())).
-		OrderBy(t.C("id")).Query()
-	rows, err := e.tx.QueryContext(ctx, q, args...)
-	if err != nil {
-		return err
+	// A table quotes its columns in its dialect's way only once it has
+	// one: the predicates are built before the selects.
+	t := b.Table(c.table)
+	var wheres []*sql.Predicate
+	if pre == nil || !c.appendOnly {
+		wheres = append(wheres, likeAny(t.C(c.column), v.Patterns()))
+	} else {
+		// The candidates, a chunk at a time (SQLite takes at most 32766
+		// parameters a statement), then the rows written since.
+		ids := pre.ids[c.table]
+		for len(ids) > 0 {
+			n := min(1000, len(ids))
+			in := make([]any, n)
+			for i, id := range ids[:n] {
+				in[i] = id
+			}
+			wheres = append(wheres, sql.And(sql.In(t.C("id"), in...), likeAny(t.C(c.column), v.Patterns())))
+			ids = ids[n:]
+		}
+		wheres = append(wheres, sql.And(sql.GTE(t.C("id"), pre.since), likeAny(t.C(c.column), v.Patterns())))
 	}
 	type change struct {
 		id  uuid.UUID
 		val any
 	}
 	var changes []change
-	for rows.Next() {
-		var id uuid.UUID
-		var text stdsql.NullString
-		if err := rows.Scan(&id, &text); err != nil {
-			_ = rows.Close()
+	seen := map[uuid.UUID]bool{}
+	for _, where := range wheres {
+		q, args := b.Select(t.C("id"), t.C(c.column)).From(t).Where(where).OrderBy(t.C("id")).Query()
+		rows, err := e.tx.QueryContext(ctx, q, args...)
+		if err != nil {
 			return err
 		}
-		if c.json {
-			if out, hit, err := redactJSON([]byte(text.String), v, c.max); err != nil {
+		for rows.Next() {
+			var id uuid.UUID
+			var text stdsql.NullString
+			if err := rows.Scan(&id, &text); err != nil {
 				_ = rows.Close()
 				return err
-			} else if hit {
+			}
+			if seen[id] {
+				continue
+			}
+			seen[id] = true
+			if c.json {
+				if out, hit, err := redactJSON([]byte(text.String), v, c.max); err != nil {
+					_ = rows.Close()
+					return err
+				} else if hit {
+					changes = append(changes, change{id, out})
+				}
+				continue
+			}
+			if out, hit := v.RedactWithin(text.String, c.max); hit {
 				changes = append(changes, change{id, out})
 			}
-			continue
 		}
-		if out, hit := v.RedactWithin(text.String, c.max); hit {
-			changes = append(changes, change{id, out})
+		if err := errors.Join(rows.Close(), rows.Err()); err != nil {
+			return err
 		}
-	}
-	if err := rows.Close(); err != nil {
-		return err
-	}
-	if err := rows.Err(); err != nil {
-		return err
 	}
 	for _, ch := range changes {
 		q, args := b.Update(c.table).Set(c.column, ch.val).Where(sql.EQ("id", ch.id)).Query()
