@@ -596,6 +596,48 @@ func (e PasswordChangedTokenType) Valid() bool {
 	}
 }
 
+// Defines values for PersonalDataErasedRecordKind.
+const (
+	PersonalDataErasedRecordKindContact  PersonalDataErasedRecordKind = "contact"
+	PersonalDataErasedRecordKindCustomer PersonalDataErasedRecordKind = "customer"
+	PersonalDataErasedRecordKindLead     PersonalDataErasedRecordKind = "lead"
+)
+
+// Valid indicates whether the value is a known member of the PersonalDataErasedRecordKind enum.
+func (e PersonalDataErasedRecordKind) Valid() bool {
+	switch e {
+	case PersonalDataErasedRecordKindContact:
+		return true
+	case PersonalDataErasedRecordKindCustomer:
+		return true
+	case PersonalDataErasedRecordKindLead:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PersonalDataMatchedOn.
+const (
+	PersonalDataMatchedOnEmail PersonalDataMatchedOn = "email"
+	PersonalDataMatchedOnName  PersonalDataMatchedOn = "name"
+	PersonalDataMatchedOnPhone PersonalDataMatchedOn = "phone"
+)
+
+// Valid indicates whether the value is a known member of the PersonalDataMatchedOn enum.
+func (e PersonalDataMatchedOn) Valid() bool {
+	switch e {
+	case PersonalDataMatchedOnEmail:
+		return true
+	case PersonalDataMatchedOnName:
+		return true
+	case PersonalDataMatchedOnPhone:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Placement.
 const (
 	AutoAssigned Placement = "autoAssigned"
@@ -2070,6 +2112,91 @@ type PasswordChanged struct {
 // PasswordChangedTokenType defines model for PasswordChanged.TokenType.
 type PasswordChangedTokenType string
 
+// PersonalDataCount defines model for PersonalDataCount.
+type PersonalDataCount = int32
+
+// PersonalDataCustomer defines model for PersonalDataCustomer.
+type PersonalDataCustomer struct {
+	ClaimRequests []ClaimRequest `json:"claimRequests"`
+	Customer      Customer       `json:"customer"`
+	FollowUps     []FollowUp     `json:"followUps"`
+	History       []HistoryEntry `json:"history"`
+}
+
+// PersonalDataEraseRequest The person, by exactly one of phone, email and name; `dryRun` reports without changing anything.
+type PersonalDataEraseRequest struct {
+	DryRun *bool   `json:"dryRun,omitempty"`
+	Email  *string `json:"email,omitempty"`
+	Name   *string `json:"name,omitempty"`
+	Phone  *string `json:"phone,omitempty"`
+}
+
+// PersonalDataErasedRecord defines model for PersonalDataErasedRecord.
+type PersonalDataErasedRecord struct {
+	// Erased true for the person's own record (anonymised), false for one whose text only mentioned him (redacted).
+	Erased bool `json:"erased"`
+
+	// Fields The names of the fields changed; never values.
+	Fields []string `json:"fields"`
+
+	// Id An opaque resource id.
+	Id   Id                           `json:"id"`
+	Kind PersonalDataErasedRecordKind `json:"kind"`
+}
+
+// PersonalDataErasedRecordKind defines model for PersonalDataErasedRecord.Kind.
+type PersonalDataErasedRecordKind string
+
+// PersonalDataErasure defines model for PersonalDataErasure.
+type PersonalDataErasure struct {
+	DryRun    bool                       `json:"dryRun"`
+	MatchedOn PersonalDataMatchedOn      `json:"matchedOn"`
+	Records   []PersonalDataErasedRecord `json:"records"`
+
+	// Redacted How many rows of each kind had text redacted, and how many duplicate keys were released.
+	Redacted PersonalDataRedacted `json:"redacted"`
+}
+
+// PersonalDataExport defines model for PersonalDataExport.
+type PersonalDataExport struct {
+	Contacts    []Contact              `json:"contacts"`
+	Customers   []PersonalDataCustomer `json:"customers"`
+	GeneratedAt Timestamp              `json:"generatedAt"`
+	Leads       []PersonalDataLead     `json:"leads"`
+	MatchedOn   PersonalDataMatchedOn  `json:"matchedOn"`
+
+	// Mentions Follow-ups of other records whose content holds the value.
+	Mentions []FollowUp `json:"mentions"`
+}
+
+// PersonalDataLead defines model for PersonalDataLead.
+type PersonalDataLead struct {
+	ClaimRequests []ClaimRequest `json:"claimRequests"`
+	FollowUps     []FollowUp     `json:"followUps"`
+	History       []HistoryEntry `json:"history"`
+	Lead          Lead           `json:"lead"`
+}
+
+// PersonalDataMatchedOn defines model for PersonalDataMatchedOn.
+type PersonalDataMatchedOn string
+
+// PersonalDataQuery The person, by exactly one of phone, email and name.
+type PersonalDataQuery struct {
+	Email *string `json:"email,omitempty"`
+	Name  *string `json:"name,omitempty"`
+	Phone *string `json:"phone,omitempty"`
+}
+
+// PersonalDataRedacted How many rows of each kind had text redacted, and how many duplicate keys were released.
+type PersonalDataRedacted struct {
+	ClaimRequests   PersonalDataCount `json:"claimRequests"`
+	DedupeKeys      PersonalDataCount `json:"dedupeKeys"`
+	Events          PersonalDataCount `json:"events"`
+	FollowUps       PersonalDataCount `json:"followUps"`
+	History         PersonalDataCount `json:"history"`
+	ReclaimWarnings PersonalDataCount `json:"reclaimWarnings"`
+}
+
 // Phone defines model for Phone.
 type Phone = string
 
@@ -3280,6 +3407,12 @@ type TransferLeadJSONRequestBody = TransferRequest
 // ChangeMyPasswordJSONRequestBody defines body for ChangeMyPassword for application/json ContentType.
 type ChangeMyPasswordJSONRequestBody = PasswordChange
 
+// ErasePersonalDataJSONRequestBody defines body for ErasePersonalData for application/json ContentType.
+type ErasePersonalDataJSONRequestBody = PersonalDataEraseRequest
+
+// ExportPersonalDataJSONRequestBody defines body for ExportPersonalData for application/json ContentType.
+type ExportPersonalDataJSONRequestBody = PersonalDataQuery
+
 // CreatePoolJSONRequestBody defines body for CreatePool for application/json ContentType.
 type CreatePoolJSONRequestBody = PoolCreate
 
@@ -3513,6 +3646,12 @@ type ServerInterface interface {
 	// ChangeMyPassword Change my own password
 	// (POST /v1/me/password)
 	ChangeMyPassword(ctx echo.Context) error
+	// ErasePersonalData Erase one person's personal data (个人信息保护法)
+	// (POST /v1/personal-data/erase)
+	ErasePersonalData(ctx echo.Context) error
+	// ExportPersonalData Export one person's personal data (个人信息保护法)
+	// (POST /v1/personal-data/export)
+	ExportPersonalData(ctx echo.Context) error
 	// ListPools List pools
 	// (GET /v1/pools)
 	ListPools(ctx echo.Context, params ListPoolsParams) error
@@ -5006,6 +5145,24 @@ func (w *ServerInterfaceWrapper) ChangeMyPassword(ctx echo.Context) error {
 	return err
 }
 
+// ErasePersonalData converts echo context to params.
+func (w *ServerInterfaceWrapper) ErasePersonalData(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ErasePersonalData(ctx)
+	return err
+}
+
+// ExportPersonalData converts echo context to params.
+func (w *ServerInterfaceWrapper) ExportPersonalData(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ExportPersonalData(ctx)
+	return err
+}
+
 // ListPools converts echo context to params.
 func (w *ServerInterfaceWrapper) ListPools(ctx echo.Context) error {
 	var err error
@@ -5684,6 +5841,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/claim-requests", wrapper.ListClaimRequests, options.OperationMiddlewares["listClaimRequests"]...)
 	router.POST(options.BaseURL+"/v1/claim-requests/:id/approve", wrapper.ApproveClaimRequest, options.OperationMiddlewares["approveClaimRequest"]...)
 	router.POST(options.BaseURL+"/v1/claim-requests/:id/reject", wrapper.RejectClaimRequest, options.OperationMiddlewares["rejectClaimRequest"]...)
+	router.POST(options.BaseURL+"/v1/personal-data/export", wrapper.ExportPersonalData, options.OperationMiddlewares["exportPersonalData"]...)
+	router.POST(options.BaseURL+"/v1/personal-data/erase", wrapper.ErasePersonalData, options.OperationMiddlewares["erasePersonalData"]...)
 	router.POST(options.BaseURL+"/v1/sweeps", wrapper.RunSweep, options.OperationMiddlewares["runSweep"]...)
 	router.GET(options.BaseURL+"/v1/reclaim-warnings", wrapper.ListReclaimWarnings, options.OperationMiddlewares["listReclaimWarnings"]...)
 	router.POST(options.BaseURL+"/v1/test-clock/advance", wrapper.AdvanceTestClock, options.OperationMiddlewares["advanceTestClock"]...)
@@ -18195,6 +18354,406 @@ func (response ChangeMyPassworddefaultApplicationProblemPlusJSONResponse) VisitC
 	return err
 }
 
+type ErasePersonalDataRequestObject struct {
+	Body *ErasePersonalDataJSONRequestBody
+}
+
+type ErasePersonalDataResponseObject interface {
+	VisitErasePersonalDataResponse(w http.ResponseWriter) error
+}
+
+type ErasePersonalData200ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type ErasePersonalData200JSONResponse struct {
+	Body    PersonalDataErasure
+	Headers ErasePersonalData200ResponseHeaders
+}
+
+func (response ErasePersonalData200JSONResponse) VisitErasePersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ErasePersonalData400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ErasePersonalData400ApplicationProblemPlusJSONResponse) VisitErasePersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ErasePersonalData401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ErasePersonalData401ApplicationProblemPlusJSONResponse) VisitErasePersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ErasePersonalData403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ErasePersonalData403ApplicationProblemPlusJSONResponse) VisitErasePersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ErasePersonalData404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ErasePersonalData404ApplicationProblemPlusJSONResponse) VisitErasePersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ErasePersonalData415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ErasePersonalData415ApplicationProblemPlusJSONResponse) VisitErasePersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ErasePersonalData429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ErasePersonalData429ApplicationProblemPlusJSONResponse) VisitErasePersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ErasePersonalDatadefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ErasePersonalDatadefaultApplicationProblemPlusJSONResponse) VisitErasePersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportPersonalDataRequestObject struct {
+	Body *ExportPersonalDataJSONRequestBody
+}
+
+type ExportPersonalDataResponseObject interface {
+	VisitExportPersonalDataResponse(w http.ResponseWriter) error
+}
+
+type ExportPersonalData200ResponseHeaders struct {
+	ContentDisposition *string
+	RateLimit          *string
+	RateLimitPolicy    *string
+}
+
+type ExportPersonalData200JSONResponse struct {
+	Body    PersonalDataExport
+	Headers ExportPersonalData200ResponseHeaders
+}
+
+func (response ExportPersonalData200JSONResponse) VisitExportPersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportPersonalData400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ExportPersonalData400ApplicationProblemPlusJSONResponse) VisitExportPersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportPersonalData401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ExportPersonalData401ApplicationProblemPlusJSONResponse) VisitExportPersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportPersonalData403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ExportPersonalData403ApplicationProblemPlusJSONResponse) VisitExportPersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportPersonalData404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ExportPersonalData404ApplicationProblemPlusJSONResponse) VisitExportPersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportPersonalData415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ExportPersonalData415ApplicationProblemPlusJSONResponse) VisitExportPersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportPersonalData429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ExportPersonalData429ApplicationProblemPlusJSONResponse) VisitExportPersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportPersonalDatadefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ExportPersonalDatadefaultApplicationProblemPlusJSONResponse) VisitExportPersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListPoolsRequestObject struct {
 	Params ListPoolsParams
 }
@@ -23255,6 +23814,12 @@ type StrictServerInterface interface {
 	// ChangeMyPassword Change my own password
 	// (POST /v1/me/password)
 	ChangeMyPassword(ctx context.Context, request ChangeMyPasswordRequestObject) (ChangeMyPasswordResponseObject, error)
+	// ErasePersonalData Erase one person's personal data (个人信息保护法)
+	// (POST /v1/personal-data/erase)
+	ErasePersonalData(ctx context.Context, request ErasePersonalDataRequestObject) (ErasePersonalDataResponseObject, error)
+	// ExportPersonalData Export one person's personal data (个人信息保护法)
+	// (POST /v1/personal-data/export)
+	ExportPersonalData(ctx context.Context, request ExportPersonalDataRequestObject) (ExportPersonalDataResponseObject, error)
 	// ListPools List pools
 	// (GET /v1/pools)
 	ListPools(ctx context.Context, request ListPoolsRequestObject) (ListPoolsResponseObject, error)
@@ -25586,6 +26151,98 @@ func (sh *strictHandler) ChangeMyPassword(ctx echo.Context) error {
 	return nil
 }
 
+// ErasePersonalData operation middleware
+func (sh *strictHandler) ErasePersonalData(ctx echo.Context) error {
+	var request ErasePersonalDataRequestObject
+
+	var body ErasePersonalDataJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ErasePersonalData(ctx.Request().Context(), request.(ErasePersonalDataRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ErasePersonalData")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ErasePersonalDataResponseObject); ok {
+		return validResponse.VisitErasePersonalDataResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ExportPersonalData operation middleware
+func (sh *strictHandler) ExportPersonalData(ctx echo.Context) error {
+	var request ExportPersonalDataRequestObject
+
+	var body ExportPersonalDataJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ExportPersonalData(ctx.Request().Context(), request.(ExportPersonalDataRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ExportPersonalData")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ExportPersonalDataResponseObject); ok {
+		return validResponse.VisitExportPersonalDataResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListPools operation middleware
 func (sh *strictHandler) ListPools(ctx echo.Context, params ListPoolsParams) error {
 	var request ListPoolsRequestObject
@@ -26620,13 +27277,13 @@ func (sh *strictHandler) HandoverUser(ctx echo.Context, id IdPath) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P19kyPJeRiIf5U05IjpXqIwVUABBXQHw+7tnSFnObsz7JnhUrtYNxJVWUCxC5nYyqzGYNfzC/oXIZm2",
-	"bItn+c6nkM6nYFz4/AfPcRcnWTpR8n0XhXZJ/qWvcJFPZr2iABTQ6JnZ3Y5gcKdR+fpk5vP+8kXDZbM5",
+	"7P19kyPHeSCIf5VceCOmm0JhqoACCugOxW6zOSMNNeSMemZEmQS3kajKAkpdyAQrsxoDcucX8i/CXnm9",
+	"a+vWd+dz2LfnUFxs7B++jbs4e+2z7L3vsmFS0l/+Chf5ZNYrCkABjZ4Zkh2hEKdR+fpk5vP+8kXDZbM5",
 	"o4QK3jj5okFe4tk8JPBvHEYEe8tLtqDEkz/weDbD0bJx0ng+JSgiLos8pFuhKeYIUyQbR61Gs3GNw5jI",
 	"Xi7zSOOkNFqz4RGBg7DeWFxgEfPGiW0Omg0RiFAOeM6oHwauaDQbYjmXv0yFmPOT+/f5lOGw5ZHr+/OI",
 	"jUMy4/eLs7961WzgeXB5RZaXlInLMYtpaYdPaLiUazh7+ghdkSWCJkgwJNLl3uNozliIZniJMOfBhCIW",
 	"IRFhyn0SoUBUgmFl2hwoDjVpBq9OBq+HLBoHnkdoPYCtrFMCbYy9y4h8FhMuqi4EfEABRzMc+iyaEa8K",
-	"BPlBVu5B9RDZhsxsQ+9iD12k42zfUn5euRkXzy/JS5cQr3y9f5fFaIqv5XqwOyUeWrI4Qi6eI+brc+Dy",
+	"BPlBVu5B9RDZhsxsQ+9iD12k42zfUn5euRkXzy/JS5cQr3y9f5vFaIqv5XqwOyUeWrI4Qi6eI+brc+Dy",
 	"n2IacHQV0MptFobP7XOvwW/+AgrLge2HOJhduoyFHlvQVQBERMQRJZ68XyHjQi1Iv9SIuIQKuK0e3EXK",
 	"BIIRUSAQnuCAoiWpfAGleUuQOdSsBwBYcZ0SZB4OwuVlGMwCcalPb8vFEczDy3tcLxJ6Il8+WLkr+ZCr",
 	"IFQ1zaYLVGuSmwOkalkKKgKPMSeXMcXXOAjxOCSr2CFpJd92ruGpPPFoiUIsqulG5egltFF37AQG3Txe",
@@ -26669,29 +27326,29 @@ var swaggerSpec = []string{
 	"XWK7eokPnuPJ6qLU8c0jwgkV8PLucXRNIimnNcHclqhldgXJY6ascNVzvrh4nBgAU+OUUpmCMJQpq0QU",
 	"k902+gHYONdP/4SiUc4OOmrCKnILSk23YPn0PMnZE2+N5XctWLqg2VtZ3QUW5HEwC0Q1XFwchiS6xzP1",
 	"eexJRo2yRVOijoAiL8K+MAIifEM+FTwPjAgLAlodQ78IwzJPhnQ0BJo4bJxG3+06p+K71ggdsQiNhg08",
-	"D35AlsPG6d/99D+Pjk/QKBqlCigUEl800UiMEAfNGEcxFUEo4TGkekEBR4spC4lWaaJnkvlYeVoMTB6x",
-	"mEqmy5Wnm8wypEcYCPI9rnUGyj6iXeqOm8qVTO7YDWOPeKfa3wjN43EYuJl/HW8N6Y5vIT0E4ykLA3dZ",
-	"fRZ6p4AfwKxM+E3O4LPvtk3zdPFde3SCMBrH7hUR8sqNPsuBHiaLiB+EIZfkYx4SQcIlCuiQjhbZgRzN",
-	"SaT4GYgmkADkTSR/vCJL+E0Dkh/rswGGZZTufLQH1KRsa5z5QlnaigB7phcmGFrgQKAx8VlElDwcaG+4",
-	"dC5ljVcOhZ12oyknD2bxrHHS7wEdnAVU/Z0tJKCCTLQx66OPPjLOcreq8pHbpqX8UqbyTdEJOZW3xzY7",
-	"aLTqODlCRxcPz1HP6ZrHOUfOXMAX+HieoNG7BEckUrfzu8MKL9Fho6l6J/j7ZBEFgmxC2Z0qgIPRLsIz",
-	"IhISF+JgprmCZ0BMHwZh5WGAJTK9U4ntSRJgoMSBbPNZTKJlo9mQlAamBeqcX6BHfByH8pgyvRah8lQ+",
-	"yf2C5/OIXQPvGJGfgBdo49NKGqnQ+8OIzVZXrD8iDE4J2Neq76qVurlxKi+VhwUxRDAj6mIlQLbNDat6",
-	"ztavSV3lLct5zg6xmNSTs3Sec/xZnLpe+hGbSRYrItcBizma4wm5x9GIkpdCjTBau9jEpXMXkvUAWJZ3",
-	"K4/t2Y8SjobJO3cUTCiLiIfAG2oRcHJ8Iu9dJFTMQBBqyQmjF88fGn00XgqCWOSRCM1wdNVEnA0pIMEH",
-	"L10SggmNo/NpQAkn4OiDomAyFU0dZ3ZFNMVxSRhqVI1yXj3Ke3FIhWwJ3kPy/2dxiNERo0StLaBavzX6",
-	"7qiJRt+R/2fI//unkjnAYxARJYOIJ0RHwR0PqVxME42X8iD84KUcRBK7OeMiYvMpaaGPAjFlsUCB2r0E",
-	"1pSFnhIAgL3miLzELoTNcUVe33/25EMUBlxIiWIBP84Uqq46z3HpDaRP1schJ+lhjhkLCVaWkkfeUywP",
-	"u5oT1KyY8jmBGeeydTph4G3kzv5xRPzGSeN37mehy/fVV37/kRJMHvnATlYvQDKp6n5LEEHUBRhRj0bv",
-	"jJTwCbbCZcKiHp8mJkQPHdntPhyjAnkT2VYbLaaElrjMvJn2ON2mItrZRhO2d0euV+/uCWwKhwfbJdMD",
-	"NtE4FmpXk+CaSFGremeaBeMABflWKBNTeUdVK37wjSs27TkTVbs+C7mUhmMqEA5DtUe5mMQ94shlklJh",
-	"dP7kxYfPj9ehryA/SX59VfecejEX0XIdjXwgHx4KdKv1M6rvO7JKPwiot5E4Sxl2NZS4agXyW6PuG3sW",
-	"jyUJBq0eCGHVksZTich48PlaogaMbDVm6ZrNDfxbu8C9WZXc25MFJdE66IxmZNREWGumPdCdjCijkkOT",
-	"QEsFMb72loDT0yNvLbPVk4yVECSSff/Z0Yz8czn+P//ENAbY8M+Mh8anX3R6r47/caPqaJ8yFm7hu9Sd",
-	"XkwZJ2jKZjpSLOA6OJCuBbts96j+aWuM+kMYZJUjj8dq2YgTHLnTJnIxJwYgg0XgiakRUE4oD8DMgR4D",
-	"pVUKPgY4M4h0eKqcGtNlUwdvskgFrJ7mXL4LPYCFA+0gdsU9rkcpdm6hD/EM0Jynxwf1S0TUX5HyN5/h",
-	"MJCy99E8pq6IVTyV7MLn2CUceRGbz4knL4yIcBDK3YZkgkOg8so0iTn66k//1W//+Odf/t4vv/zDv0Ka",
-	"RTmWvAYaffUv/v1v/vt/HyE/kNLLb/7gD7/8y/+kfvvqT//6q1/8n/muLXSG4MTkw/WCSSDU+jmRjLpg",
+	"D35AlsPG6X//6X8aHZ+gUTRKFVAoJL5oopEYIQ6aMY5iKoJQwmNI9YICjhZTFhKt0kTPJPOx8rQYmDxi",
+	"MZVMlytPN5llSI8wEOR7XOsMlH1Eu9QdN5UrmdyxG8Ye8U61vxGax+MwcDP/Ot4a0h3fQnoIxlMWBu6y",
+	"+iz0TgE/gFmZ8JucwWffbZvm6eK79ugEYTSO3Ssi5JUbfZYDPUwWET8IQy7JxzwkgoRLFNAhHS2yAzma",
+	"k0jxMxBNIAHIm0j+eEWW8JsGJD/WZwMMyyjd+WgPqEnZ1jjzhbK0FQH2TC9MMLTAgUBj4rOIKHk40N5w",
+	"6VzKGq8cCjvtRlNOHsziWeOk3wM6OAuo+jtbSEAFmWhj1kcffWSc5W5V5SO3TUv5pUzlm6ITcipvj212",
+	"0GjVcXKEji4enqOe0zWPc46cuYAv8PE8QaN3CY5IpG7nd4cVXqLDRlP1TvD3ySIKBNmEsjtVAAejXYRn",
+	"RCQkLsTBTHMFz4CYPgzCysMAS2R6pxLbkyTAQIkD2eazmETLRrMhKQ1MC9Q5v0CP+DgO5TFlei1C5al8",
+	"kvsFz+cRuwbeMSI/AS/QxqeVNFKh94cRm62uWH9EGJwSsK9V31UrdXPjVF4qDwtiiGBG1MVKgGybG1b1",
+	"nK1fk7rKW5bznB1iMaknZ+k85/izOHW99CM2kyxWRK4DFnM0xxNyj6MRJS+FGmG0drGJS+cuJOsBsCzv",
+	"Vh7bsx8lHA2Td+4omFAWEQ+BN9Qi4OT4RN67SKiYgSDUkhNGL54/NPpovBQEscgjEZrh6KqJOBtSQIIP",
+	"XrokBBMaR+fTgBJOwNEHRcFkKpo6zuyKaIrjkjDUqBrlvHqU9+KQCtkSvIfk/8/iEKMjRolaW0C1fmv0",
+	"3VETjb4j/8+Q//cvJXOAxyAiSgYRT4iOgjseUrmYJhov5UH4wUs5iCR2c8ZFxOZT0kIfBWLKYoECtXsJ",
+	"rCkLPSUAAHvNEXmJXQib44q8vv/syYcoDLiQEsUCfpwpVF11nuPSG0ifrI9DTtLDHDMWEqwsJY+8p1ge",
+	"djUnqFkx5XMCM85l63TCwNvInf3ziPiNk8Zv3c9Cl++rr/z+IyWYPPKBnaxegGRS1f2WIIKoCzCiHo3e",
+	"GSnhE2yFy4RFPT5NTIgeOrLbfThGBfImsq02WkwJLXGZeTPtcbpNRbSzjSZs745cr97dE9gUDg+2S6YH",
+	"bKJxLNSuJsE1kaJW9c40C8YBCvKtUCam8o6qVvzgG1ds2nMmqnZ9FnIpDcdUIByGao9yMYl7xJHLJKXC",
+	"6PzJiw+fH69DX0F+kvz6qu459WIuouU6GvlAPjwU6FbrZ1Tfd2SVfhBQbyNxljLsaihx1Qrkt0bdN/Ys",
+	"HksSDFo9EMKqJY2nEpHx4PO1RA0Y2WrM0jWbG/i3doF7syq5tycLSqJ10BnNyKiJsNZMe6A7GVFGJYcm",
+	"gZYKYnztLQGnp0feWmarJxkrIUgk+/6roxn513L8f/2JaQyw4Z8ZD41Pv+j0Xh3/80bV0T5lLNzCd6k7",
+	"vZgyTtCUzXSkWMB1cCBdC3bZ7lH909YY9YcwyCpHHo/VshEnOHKnTeRiTgxABovAE1MjoJxQHoCZAz0G",
+	"SqsUfAxwZhDp8FQ5NabLpg7eZJEKWD3NuXwXegALB9pB7Ip7XI9S7NxCH+IZoDlPjw/ql4iovyLlbz7D",
+	"YSBl76N5TF0Rq3gq2YXPsUs48iI2nxNPXhgR4SCUuw3JBIdA5ZVpEnP01Z///m/+9Odf/u5ffvlHf4s0",
+	"i3IseQ00+up3/sOv/9t/GyE/kNLLr//gj778m/+ofvvqz//uq1/8n/muLXSG4MTkw/WCSSDU+jmRjLpg",
 	"AAfJBWGBQiLRuq2bHeszIFztngPjAF4fMZWj2RIwMykxKSVEECUTHI2+0++NYJ6RacI/I5Js/PhUKR6J",
 	"bi6H44hKlkgfpZpOrpxRYrhTHGFXNlf7SIiNsumlR5HwNERtSPb2AxJ6Sp4CFQXihMjrwq+I0vxlcxIv",
 	"AxSwVQnpEUyDATixI4BV7mCP5Ti2aaLRih54LUP72UbEPAtoSraqJdpJwOhmChFBm3Xzq687UodnLKpA",
@@ -26721,8 +27378,8 @@ var swaggerSpec = []string{
 	"seCr5herWDkiayL95BsJBCeh30LPpmxBEaMuOUUcaiwIhDkanWmORhE3FXk0Ao/YHxtnTx8ZPyDLUemV",
 	"We3+Ps9sFefLha/C6NMUSo8DRaSKO04Pt9Ypp4DLHXPedUu/rWYjC23ZejezlitvEiaoPHeo1rUf5U28",
 	"jWu9gohgvl7bn7S9UK3K609mqtxB7AXiwbXm9oorxK5g0SFoBAyUMJeJH2HMIXpABZTK57XkgszkL5TR",
-	"5YzFvMIFsNnAN2ANwDJzpgJzS653Pbtw+z8xjcGZ8RAbfuvk03cqyUsSyV7y4DOL4/yz4TCWnNOaQeoy",
-	"CymnumXZ2Pj8zPh4DUFksXDZrHAIPHZdCYxmw8dBGEcq3wsNKmPx0mxY6k5sQB6f/CPj/7dmx0k0/6Zg",
+	"5YzFvMIFsNnAN2ANwDJzpgJzS653Pbtw+z8xjcGZ8RAbfuvk03cqyUsSyV7y4DOL4/yr4TCWnNOaQeoy",
+	"CymnumXZ2Pj8zPh4DUFksXDZrHAIPHZdCYxmw8dBGEcq3wsNKmPx0mxY6k5sQB6f/DPj/7dmx0k0/6Zg",
 	"zu5gkOc0zYpgziQNzspSyhBJEZixZkFqnOR2ruc7Eti+sx0LAhHHopG/+fkzzI5i85M8CKrMHvibR5ex",
 	"YAplfgCpIcrk7ftgKlX+tIQKEil/2qRiTpQoPgSTFFCb9vkpGjHfH6EjjChZDKlsfI8jHXhyrCoQqIA4",
 	"pCJBWggqjGlv6CRtE1J7G9KR/jI60fGv8DukFg85Qxg9PXt+/n3l2d5EiymJCMJjTqhAM4IpH9KYJrox",
@@ -26788,7 +27445,7 @@ var swaggerSpec = []string{
 	"s3V8G3g7Uman7V5WCmOtTQ6XCdip3rxSNX8+Je5V4nHJFvCmIyKHbqbPXt7ugE4QpksoiFKtIF8vtkuA",
 	"CvJSpCK7cvZMZPnTVGZXHo7awfDoxfOHRj/znoZzCACDBR6Cj01EQk7Q994Fsf64WuS/2iL4+5WOqXLN",
 	"coEsUm6H6hZIbM64QG0TffBu8fyrfAjb5sCxuu2qm5eI1mVtQ+JxoDFLfkt1pO8Zns/XqE7Aq1DdHwl/",
-	"/bASQsVyMYKqZqmuzJA4XOqa6nPNM804Ca8h6o/qbDZZf03ReO4BtxDEIqp6GOiLYePL//qLr372l8PG",
+	"/bASQsVyMYKqZqmuzJA4XOqa6nPNM804Ca8h6o/qbDZZf03ReO4BtxDEIqp6GOiLYePL//KLr372N8PG",
 	"CRqCm/qw0UTDxnMSqp8AGQ4br8qJu02z8h3XVzqsuDUCdoTTWP/KalkhIL0w8eDXDaaI9xdXFUJdOMmP",
 	"/sB779lZNU6OrosN292uNahsehXUThe8tqzAlVjmp3vyg6eVU8W8mGg5mFQ2e3nD9ZQNmEJlGANVV0Nt",
 	"uAmgVCuqOs/3F1cVMvUVWdZnWeUB7hghAONXLeex9v8pc5vALO2WvEBZJYh3Xjv3XtHssqcP0c6Z+26a",
@@ -26796,500 +27453,536 @@ var swaggerSpec = []string{
 	"abLrs4PfGDANbyQfjZz5EFo/vYO7PDQA0UPloAFV3W75Z2SXu9wzdZHxDsmqbzczTC3Mq03sdXDu25Fv",
 	"Zo8UMqv399udPibHWm1KHZMTFysFdTnMgVLI5J7WQRKBvIEsy28yK8tbmpf525AspgodPWaTYM8SeLsx",
 	"70kl+4LLZ/rjaqT3pmDUZmMRBYI8oeGyunJRYmlKx69ELcnVqoqFXXk0wNPsnPNiJVuG5HI35nFS2JAK",
-	"lvb4NJm98PMB0m7sjMMrGGiVd6o6CwZ2BcIzFlNQz6vkDAFFyxhTdHT+4e8eg500SdOAkiwNiUnC6iLN",
+	"lvb4NJm98PMB0m7sjMMrGGiVd6o6CwZ2BcIzFlNQz6vkDAFFyxhTdHT+4W8fg500SdOAkiwNiUnC6iLN",
 	"fiIvmEiOD1MPtZP2vIUuCJ8zyglHOFxIBtHFUbREYsHSRuho2LDaHbvVNYeN4xb6gEUk+4gjybKBwRAd",
 	"2aaJtKd0wOil0ngfNxEl12DEjamnUkCA3UFnPwp4OoBgrJnzbVHmE+SHDAvkYsjtoNanYMJRGFwRZLYs",
-	"U8EqhNK52qLQOEmWXbIXDAoaZuOffGIag0+/sJpW99XRcNhK/my/Ov4nlQrwdZqo4nvLphgOn1UOU5Bk",
+	"U8EqhNK52qLQOEmWXbIXDAoaZuNffGIag0+/sJpW99XRcNhK/my/Ov4XlQrwdZqo4nvLphgOn1UOU5Bk",
 	"SmIJ5hwKmSb5SXwd+SXFH0hicpqYxJjOS4K5+lA2h1rtXRX8OeVbHtNUeydvJZWreqRDVSN+uj8+7G/H",
 	"h9n451DKbufM/VFEqNhhjZbZtndF2lIeXuTn2IjGknYrfkGltRZHrUL8RdB4VdEoLuH8ObsitMru6EeE",
 	"T5FqhIRsld5wvRjECecBo63yxRj01t3n1roLrYs7P6pYyjNVox1BaD3MX1iU7rnZqN/v2dsqw6fFuJ+p",
-	"XfHq2o8zTJdIuZ3o7XO0gIhfiTj3qFJXFepxRWg54kcVSN5etau8iWbhnPOD54FeeYEStrP06EslaP/h",
-	"b35u/MPf/PF3jo7/4W9+9g9/86+GQ2M45K3feeflj3/zt78kL8WXP/v9r/70r9dUNn2a136VjepQtBJR",
-	"klTcRCGE+Z+gEdg3Rmi8VAniIoIFi5popDyIRhByOaT696ILEYgYgQCXx8T5CERQ5dR3LL8P6SjvbTcq",
-	"GXkg45/skfgfkXmpiOZG370q0e0pYzvk1pStL+KQ8Ap+53Yz4wT8vcQv5Ys10ZY7Vt+bYYonJNK6gs0r",
-	"ACUmqBckW/Kc4NlO3XbKq7l//Jb1Gnze05pdyXGUgVIAbHE79Q0ln+qbuV8NgCzMbmv930LN3VfNxniZ",
-	"JkGpnrFGslZIiaJUQPmenapEHCEOZueMhR5b0F1yorhJ+UGJR890Jcwq763Vp+LhIFxC+cI0Ce62S7Zr",
-	"/lAVHPkBfrnLlnZNC1PACNu3/c3BELvmwwGtUOAv5V/vEp9FpG4/bYKW09WEcsELYY2/GqQr0PWp0WLK",
-	"QE6U8hvUrVYw55DxlPlJ8ICOlD8dasq36g5xNLI6/XfeeeedvmmaoyYafflv/uM774yOQaxVQqZOEzqk",
-	"4yUafSbbCDwZJYkzkoFVzkjNcs5aaORrBw8+QjN8pdzUhlT9asRzpLNWra42SRKLjqaB5xEqqXlaVnhI",
-	"R/IhjXRaR/CoVN6SQNFrqZp/lIN22T629p2ucTnKofdKpoyx8BCmPOA33rj7fsbHbIiX+hZSj28utXhz",
-	"SPMOSX6tkWQl7jhUvYS3FtesAcsd7rkxp7q6zTs28w5jfrMxZmZUK8UuPzxHA7vrpEkbPCJwEHLlbYUR",
-	"F3IiNMPuNKAEucyrdMapirV8ttr1VJ+XC4ppPUmo06IXjUMunl+Sl2l4xra83GrZFXrbeAbp0uchpmD2",
-	"SmLE0kz0+emLNiNzXc6RHTLbZinHtwUgNBsB5QJTdyUOzmpX5icCk/ajcsSI1e5vzP+4Hn13B4M87jar",
-	"FdRJeeetsYJCa7HLxoUXF48QZL8n1CWI4llAJ0rDqm+g7Fi8C1Mh5vzk/n0+ZThseeT6fpK04f76a1IF",
-	"tpJ0IpQuXO2pkFbSqxbBLtYmhdrRuqgGejJXPMOO2rXdssO9WruP/bwidp69Zv64i7KzfaJRl7ReysXs",
-	"0iMYiqFstT3qsT7CEdWhda9TUb6Hnqtm4EXi9bcdRBX4omYkRDkCYt9klXmVdS5jZbLT/IpyqV03Z28t",
-	"nushlCGlm/LG1SK5JJI7ZnG6IGC23fdRQ+fUIlw2zu9k0l1587mxK/fMwoK9MyJzCM6ck+g6kOBrNnDs",
-	"BUL9y5sFtBoAcUieRuQ6IIs6t6LSIWDPUJ+0902ijd4W9CIBwzjx9oRF1n1/YKxFJVXXZ8uD5S6mlZll",
-	"MpM+JJZJWHuWJdBR1v2fxN5k1bx/wCiDbI1V23vmsqI7AHhQn0QKJag/wPEkhyDSz9kPSRO5L36SptYk",
-	"1/IskuYLMp4ydsVPlLBW+cyeESECOql6Q3iuUmBtECNn+OVDCCfdWtIDJ+UgnsjjSWJk+Y79Hkv41OpT",
-	"9ropbqbyZDQkDuV3/XUH3yqAUqffOgLDs2KVk11o37MFIXOJBCoQ/1uDVcl1wGL+5K3k9HZCuADt/fgM",
-	"zJ/4B8o6Wi5iqRpuWC/X6r8y5wPQUgSiFsuYXbaqMg2VdRpUVO/tzbDAEb298Vf4uQRiua2la6g6gOe4",
-	"SgZj4XYe+jmenEO7/dPW5ml+jfxCteuE1dDjPseTRJV74Djo+uHOKQQrVDHyCOIIPJl/5+Lie997991R",
-	"SQvmFFj/3/nENAZnxkNs+J9+0XtV6dUn59svunrH67Drwe50YHWjgZ/jg0ih8oG8cdEz2Xxl2B4kCUpY",
-	"ZOXlrxSpQQTKdj5CRyIKZjPiHVek/NpSee05nhwseE1fo9qRRPpCVUUlbbliW9VQu165qiMpXqLdwFqM",
-	"gCxfp+cEz7aoxuoEAlSo4sEQkrCcTw9RY+WMo5EeV7KkuviIynqVyjiVtd5Xet1wJco1GWruEDy7x1FE",
-	"5vyeDmsNdRUomroXJwnZRio3wmhIj0DcBFdkbVSCDlB4xMXz41wlKfW81NBKLB3SScjGOEysTUpMnTA1",
-	"hqqcQDxVqvwkqYGPYLAj6E4JjggXCFMXCiXALnQIOhEcMUp0ija5xeJkQwrx6qqUDdiyVuvhe7Vjc99S",
-	"OWY3C+0cR4SKPS7VCuQKDMIe7+4wzALBs72o9628+awmENxyiF9LE7jKn8DCO1pEjE7g70spsoyUvXcR",
-	"cJWq+tYxwhlKn8XB1vhNfB872g/W81wEzw7CdEn69+a5LoJnB+J9XsMjVJRFRedzHZ7/Oh9YrfnviMv2",
-	"sPid4z1XeXZ2RehTHERbwwu/GQGCBzSQ3TDOrxjVV1jZLkF+z3VVrf00eYUyf+UsQilL3oRyfVDyH7H5",
-	"nEUipoEcook+i5kgKuQ9pkkZHVWcRR4fq1Xib0+7+R6eC8lMVZB8wUnlK4AcLtVVjW8sZe2YWe5bxpdv",
-	"jeeFvPABRSPFEMsTHCFM+SLNnwxBvVmg75GKRk2Cw5sIo4iFRLuyNZFH4LzBx+wYGWiaWBeLocJ6YXsE",
-	"C0cEe1lseSWO0nb0jbebKX9jAX6rb6fYkiQ30eILbKuZpUSqL87IU91LnNntcX1z+I1dMxXse+d2FAWq",
-	"L8TG3Dfy6A8hJABqf+NCglzFoQIeNlCl3a69z3QGqJKCDNI0qmlGSK0qw44EYVWlejFliIsgDBFbUJ6q",
-	"lhN92RRTTzuGzkA3dqpqP3GBl6VKQFTNBcO20EUu280xEmxCwPtbJY9MKn6uSc6cFgStjRbLRZYr9IVV",
-	"4MhKDWfe4SipI64Aot2UoRQL1D+VQzCKsMqQmCc36IgTkm0OaNnxaSHvz3GmiCwspXWHv143zaySxgru",
-	"/lUJWSBT5moYgipWVBFwkctYUYi7iKkKqsgXqUi0hDrtX5J0LkeHIaNds6ET9Sk/IR7ocrsTlVcgzbmX",
-	"5oZLczMviDuFOnxpvEW1jMOJG0eBWD6T8NPYCqocn8WqEnQZLHMcCUoilUVLVbZFV2SJ/IjNkiJmZzAC",
-	"PPhA9lI1MhJictL4sXH29JGhSiknWF2VVn7VbIxBIkumV389TJic9z963miupgUrps2BlYRsElAoWoSg",
-	"ToShS/y9/9HzJgo4j4kHctA1iQI/IB5SgJJI4eLhed9pdyE1CcIUnT19BFuE5FKQXUytSs3XAl8yCT2J",
-	"2JQ4mW5rKsS88eoVBBr4TBnLqMAu0EgNDajThGY4oAIHVD7tZiOOwpwP/iQQ03jcctlMueO7kf7Hik1W",
-	"DxZwXVwrlGA5v/gAcRJJ1OezCL3bfhdxHBIOdgh+gjDiUxwRrU5lvrJ+DKkETypVoqNf//X/++s//8VX",
-	"/9efNdGXv/fLr/7iL4/VW4jInCNwT9BlcUQc0SbKfEk5Uq5vasSksHRTtY5hIVDQBV/lqguOsXulLCyU",
-	"jZm3RAsWXYH6aUiH9JzRa0LlnvnJkBroIqsfrOKYdF1hddM5Onrx4tF7185xSzaGVGtZvl3VwcUzEp5j",
-	"Tk6RZKLVjxcPz1Gn0xlIyvDi+Tn0lhyO7gIshTHHk4BKjvgEjcJgFogROrL+7qd/JJmW1GbUNZWRCScl",
-	"j4cUpbnMTtGYeYGec/QF8CRNlPE3r0anaJT9CamMC7nO5GBZujO5SlUVFiJnZOsRnqucgQGjSSDHd37C",
-	"mXwhSTjScTH+SI6ZxBGNXOYRuQgV8jPSj4Wj0ZnrkrkwHuuAnhE6ehbM5qF6UueyM4eR5MUbfT59Z9RE",
-	"D+gkDPg0r47PVjx6evb8/Ptqh+qgIJUrmmPhTtVanc6gd6yqlsHFCDjAMr9D6GNAn2SXhe/qN0izh72U",
-	"5sthFnh5DNV6NHzVNQk4iqmSOhXW0NFmWicKh6q4Q9VBjnQkr7JiNJWFj8fuVKEPVT1I8Qo8GQuAb5sm",
-	"bGYlZeAoidoJRB5cs1gFfKX1sxNxGlM0evAcT0anSlqGclIR8khIhBpGzqMXyNHokW98IMGl16Ef5AQd",
-	"yXN7Z3R8gux2H43mESj/gBW+TMvwAeA0rxOIJrKtdqlpsgl40IFACSx5QN38hU2rpaMQnllA0eilkUxk",
-	"cJfNiU7KnWJl+A1WDM+ACIThg4vDUM51BP7GlCAe+37gEn58ikaffDpCM4IpR5SlQ83wsoXO5D/lSLK/",
-	"AlW6OTnKhAiObLODRgFVIwaEiktYxkh3l3Qf1Gwwjg68g4TqgeBpWivNUBzJdcrf9ElqplxCasxiiTGZ",
-	"HIYySuTK887EI40VYWj5xNTOk25J4Uz0jMDl9pgrOSUJr9bMU+bkMHAJVYWJND06m2N3Sox2y1whRIvF",
-	"ooXhc4tFk/u6L7//+NH5gw+fPYA+WcCaJkaS/Jw9fdRoNq6TBE8Ns2WppmxOKJ4HjZNGp2W2OiBiiinw",
-	"IfdbCxKGBpj17v9kccVbP9GqxAkR1R4zutATmsfjMHAlLDg6ev+jHyBORJIdfR4pmWiKw2vCkQSjKpV4",
-	"jxf4CK48HSThlJdGPQngFpa6Qa7AVytf6V/yq43vEQFVlCS7phOKyjW3TTPhAnQWtjJeAl1IEoaXFF36",
-	"RBe/0jWvdIWrtLCVLmPV+N3e+xc//uH77109eeQ9/eAhlHsSy8YJlKTSBaig7hRUmWp8//3YOn/0vWfT",
-	"cXDdm4r5mA1+GD2JLz778cXU9Z99/DB8+uDx5y/iyL9SyakUl12j9BNXTM/qCenDaOWcVtYNl8Ltvg7m",
-	"zLGrjZNPPm02eDyb4Uju72nuwPMHVTjQhDs++aSBJXv5abOxglvkwHKi+1OCQzH9fO11O9OItm2aaDEN",
-	"QpLEU8KEkmDMTyXq8BhRhYoFk/gf5Egs8BhzUnlpvg/z3vjaJMGnDXZVeHiCqJD4eiepF7PmLHObxWFw",
-	"TQ59qI+Da0LlBJJhIbnT40suyGzz+UnKvqx7fLp2YnIwmjNwp4CRgWmFUHWsVgKVHkkTdc0OOholnS5j",
-	"iq9xAFh8dJxxN5WnfEGwJ3kj/tYftFwpZIcHCUJy75LkwVF3zc72Y36m8OeLDDgHviUpKPe6JtfWfTwP",
-	"jKS0XeVdeUbciGieX8XSS+aEeKeK7sLNCfg8xEs0j4gfvFw9cik0KKkYCinhCM+IAC3OGn1G1uS+ygKy",
-	"Lsd3rmGi4vz0pndKa2k/KXgmNtpmu2dYbcN0nlu9k3b3pOO0TMvq97qm2f04MxK8K0/FtHC7a3U7RqdD",
-	"bMMZ9zxj3O13Ddw1CRmMx72x62XWUjm+5IKV0Szf2e8Yjmd7xmBs9wzfHXcc2257/rjXUGXoXvANq7Oc",
-	"jm0OrHbv40z38FTrL8Z9z26bXi+ra6VXoI5Q0knJFFxePXzhLR40UvNWttT0JuWjwz6V57QVam2zbQ8G",
-	"/duDmms4HWIZg543MMjANdtdbLmDDqkFtUG33besgV0BNRubrjMYbIXa7/7E6JjP60BNxch9ugN7od6R",
-	"yu2yiq/OQAZGzAdmQL5EXaFVDnuBBUmT6lTNodvezxq+ama9jKcsDNxl7c5Je1imvfEV5mXy3GuEVY+x",
-	"dxllDgNVUyfN7+fbvsqqYrsb7SRp71LzV83GiiC6dYzVHq9qH21aVqCa4dAby3gqyEGj6+dSEWFXvFUH",
-	"bm2nby+oZEVZFHxOQDdu16GpD1k0hhw40KM92N7jOWMfYLrUJhO+LwnOsWZcJGJzga/WNG4tzZV4g6+R",
-	"3jjQWaj1L/kxYMLUIoDQnioxDXEBVZMxmmI+lQ9duaQVCe55ThHdSDO3vMu85W6ksIT/rI7dyeG+BOfa",
-	"Bu542HD6rmVgv9MzOrbnm36n53ZMt5FHeqvBwaX44V3xoLa1vyoaNtMCNAU2wNpt7xvImHNiWS3bNjt2",
-	"p9NrryFjEip903DapG2Mne7A8J2xbzp2ezzu4W1kzDaw7ZmG07U9Y9zvmkZ3TAixe13id7olMqZ6H+ao",
-	"SoTs+r3wcTjbTMi2nylwr5HkLROuwvnhy/alhvUlZeISX0ZEfiDLxl43wKtCmvrTKZR5U3pO9cYoW5Qw",
-	"5WOmLsI2XJe2y+PJN0dON6Oud7F3kRHD14WQrW6daXgMvnnE+4B4AU7im98INlfXJGfq2gWjl6So+18E",
-	"3iuF30MiKnwVHvg+Uc4Duk7LFVne46qMi0bTq+j8Al5fDp0X8JpdkWMt8/l6u/i/t/HCKgBu7vEhEw9Z",
-	"TL03dknVie55SXeVuR95T7GYKqUn3O7YC4ShEnes1RN8SBaSO/WDiIsWegi5D9F4ibAL1TIEjiZENHM2",
-	"DtAsBTOCIkwnZI3WQM78QE1865qDZqXLptq28v0JuPaXiZJjSK38n8UEXBE0HYZdQ9KpesRM+aBtWgDT",
-	"XOFVQFVtVADouvnVV+2VnS0hX6ypVAcKG5+fGR+vSa9UZ2F1FnRYiPhq4ty1WTd72mQdNHr2gaCBBfhN",
-	"+PL2K7AEM7JuWWAALCxpL4fWjfcWsrJuXwrEM9x4KQdUviUvKOVd24aHSddwxpZnjMfEMhzbHJju2PbH",
-	"dl+567JIRTg05CuVP1Vqeaxuy24PBh3L1sx7GBAqzrSv0UnDajsts2W2rEaW5bPRKDLobcPzcddwSLdr",
-	"9E3fMkzbbvcs0nN7NsmjssaJFg5eqCWxWLgMIO7jIIwj0ihk1mw4A7ONTa/b6XZMy7Fcz3FMtzNwO23X",
-	"cfvEz7JGnkAQSfquYIm5Z6+BIG9HCkrFu+cBhSmjyxmDJJQboNWz7Ha7bd8IWm3DadvY6Lv9vmEPPHPs",
-	"ep7pdtslaIHrUg1A9ay27Tjjdr+DsWsNXKczNjt97HddyzR7trczoHaQPVOqtF0PB7RTP8Y7fdydPu5O",
-	"H3dL+rj8QyvYur1AbJffYjG9rzDPyRdrlHQX4NrHwWGQRcIIg2viFZ0vj8C/ErwUtMMb0sFy2ltySB/C",
-	"LUSS1ZjNtVkN/OaIh+YkkuNBeVfZW/6t0G1Sshod2e3BkCr/zksxjZgQyrUInL4viIiWxplkPkbHp6q0",
-	"vp5JWXXBjOlppmBIwWivfZNlA3dK3CviNRFn8g4npRcnMeGccKRWJhhrocSjeUihj9rHWBV0TUzjxiLw",
-	"yAkakyUDUADY0Gcx0fX5lbcWeLB1zQ4aKS/Ny3HMl1UbaiGIOEydvCAnzJCOzsFh51w+OQYpKAzQkY6U",
-	"h09JptDEZW+NqA5YUElBrX+qv7RcNsvHh5w0nnXcOCIGgMmMvH9UX61VKB9dS7G5I4tViJVtkOX70/H3",
-	"3OBJ8P7Djx9cPP/hs0f80UzMPz5/1Hv0k1arVYjqPBmYZjk0tRGJy85ng48j83dd1T4Xa5qEmNbefhbk",
-	"W4F2H7OJKuJfQqyFK7ANPxYb31A7sQcBTclaRDxCRYBDXp8U5vq8ajbiPL7eNkah8UGo4AcB59q1Ui8Q",
-	"5Rb4NhG/Aygl9zjpEpbeekLl9vKpY0EuNX3Y2r/Q+DB8DmMqplQjTH6KIomSUwGXoElwTWhSu5v5iKsA",
-	"+bfk9JuNHAnZ2j3XFIChfXz2OPoqv6it51fZCZx/UsK4dYx824Oxujp+Qpdch1AFkeOAKVucQAA9XJWU",
-	"odCcQUCH1A+DyVSgI5d5pEjoj5OaKXn3s5hmDmgsQn4chkOqO1d7nLXQxbfoXh7SzZBNUEAVuwXMjeI8",
-	"s9Lf9Z1Gc3w0i8UmRvqa6do3Say6vk45VhmNScjoRHLWUGAZLaYsJMjHsyBcHreqODs56Q1Yu81cTe2n",
-	"VMqKX4uDqzDhaFaHxeIbYcW5AZ+kz+VSJJlQanFKxV53vNIOZ/zNN/lKpKewxe7YTV+sDeiNCSw0eiug",
-	"NBW1BbE4UqpWMW8gGVOygN9BRlcZFVtD+lTK6xQClkp6BOXlv8Ac4RBcvRHEXUcasabockgVvkRHEPWt",
-	"O8vlqlwjECyaBn0D+3lcJTZfFDP+fB1R7LdHSP6QLHTIxzdBSj4Q9i/8cBmRmNeRp6o63ZGS1yp2vxbC",
-	"sIY3fvBSRS+uoF+fRYCz94isurbuQ7S4kUjUax0qnhKVkOQoV+pRR5onfZMEDTxXYFCnX+CnsOq5CsYE",
-	"M/mCVjtZnCfVWWE5r8PNYlvL3IKegQ1PuZO8ruAO56Q9aA26XXMAMQoecQMv7/yofshZVLWF8hyqUlZ5",
-	"cxKv3TEcz7WMgWUToz3ue9iyse+SdlL34iQrOFLlt0lcq2047c7YwB1sG23S9dsdy7ftdi+rZqbnzmqo",
-	"5VdgdQzHGfSNMRn3Dc+yiWP6bWcwyBlWSVTuZLqG0/a7Rt8dO4bjjjs9qzcYEzLOmVcbc3VTdzGh5o94",
-	"uxG1eOvv3NreakNc8bByyBEw1Y7YERwq72MoGQ0PeE9PtnWe9+8uEU4S1uQLcbVQUqYaRcTQmizFROv9",
-	"xSFJKvui9Pk0UUCBk88lUFpFumpokn8DN+Oq1eNv+IE6w7pcdKEi6CvNRt8Eu27EqZ12q9u22pZdwqnV",
-	"Lfu9tulkLUuIybfdgeF0en1jYFnE6BCv7Yxti3TsQaMGOvadtmc47W7PwKbTM9xO1zZ7bTJw8aAmOvZ7",
-	"vmM4fadj9HuDvkGsgdXt+sT1290cOlYnUo2Q/Z7vS4RsGn3XGxim2+uMXbs3xmSwHiH7PR8bjmN5xnhg",
-	"9o22OfZ77UF/7I+dPELW78Vr7IWP12mB9Znl/ZS/nWh4D3HGT3HzNnnBz2Px1SQbNUSglS6vmo0sHfzW",
-	"AXJND2ZASFnTJXjKzEnks2hWct88QaN086NTxCKVg0L5PA/pFVkqvUeIweFA5T5BnM0kypaXAU0iTIVi",
-	"htNRm0NalaukqRNijJKsKiqpGToCt+QpGdLRRx99ZJzFYioFKxcLMkLuVO6DTsixzp0EupMsBQtasDj0",
-	"EA5DttCBWW+FraG8k21jrLTXr2xXT3lzX8upVmtdQt7FrTe22PpVs1jKfVvvQuNXzQakT/IuAyrY1r75",
-	"tlmJdAhpSpji7UqG1T4He3eZt73LqB8GruBJiiPI4AXuPZJskD0Doj4AALw1YVFfO020ZgURLrLNB+Ga",
-	"IwLZHl8j01yhOJZLODijK2nIksXRW8vtdk/Mbqvj9No9awu3q1oOus6gs4bbbRtjs902nI7nGgMLt43B",
-	"wB4P2qbv9YHZ3MLtto1xv9c2HNPuGIOx5RqubQ96vtUZe46dcbu66GmZ05W97Z7hWH3bwL7TN/yO27NM",
-	"c9zpdgZ5Tjc7kip2F4YZGw7uYmNMOtjAnof7bcfz3EFnHbsLG+8bTn9gGWMXtw3S9fvOwLYGfdvMs7vq",
-	"ot+xu1/HYLq9WYQ7Mn1Hpl9j+KXEMDen0ir97fYw4Yv1qSkJevAcTxKyC3lPIY/nkd3uD+maHJW7Jagc",
-	"0kKGylM0emekohvAYr1EOtFWpa34PdjSuU70u3PoqQ+7rdL0VzjJqLm8O03E10gTIRGoYhBAXtseBrTS",
-	"4U4rcaeVuIlWwmpv7/A0hx4f6sAxSXv6u3W9SLxS3hThUhhSEq4UISckKyFG66jWSmaXT181E0v1SkrH",
-	"DN/fmkw1OOl0W9221e/3HFMF7uoF5oWGnuE5jmM4Zq9r9B3cNjrd8cDye1bHtHppiYGTxuOg9SH+pw8K",
-	"8TtBaRxsGo7Z7RnjnouNMe66vb7nDRwby7b8aRQoIOs6KDqQ+qv/5d99+V/+NC1icAI5dUjE0YxFNKBQ",
-	"n0DVOzhpWJ0BMk3TRJZlWY0sdfBv/+W//M2f/x+//tUf/vrnv1+oOVQDKLr2wUkjDCi+XLzcQSjSZ7gO",
-	"W6rPJfTxQJfa3/RwH+hq43cy09c3Acn3ILP4jbBImuFrf3UU8IbfJG5Z1Vg6DLd8w5DGHP756qe/+vWf",
-	"/A87Yw5dMEpenE31CG5//sP7g946XXpraI+G/Xaq0zP77b5j97q3SnX0Ku6oz51YeCcW3omFt26s3tzh",
-	"vVi9JnJTQfJmGtCvmxSqCPOhpNBEmZovBliduh7P9I1vIh88iLmOboSaVbq44SgMOJSO56MmmocxRyOP",
-	"4FA5Ho9UwaNJhD0yWuM+na7jLXCdfiJRYeItvb35U8bCXOuKNGJZCTTNUQccKcPb2qRmyixXm/7rCRS8",
-	"16Yzk0ci0BFU5kYsAsy8JCL5Hfig42y16xaXnWxhgeXKnFuBkeSeg4uxbjL4WBsQ34PWr2qc2gWUQKx/",
-	"yo90pcT6PZ5BPa367Z/jSf3GOi/vw4jNdmj+nNVprDBN7bF183pj/xBOtxb0IlHvXNww9shzJqCY4db2",
-	"D15KavCu3NohE+2lqdy+/K//4qv/+xdf/tX//6u/+Muv/uSPv/w3f10ofl0hBphWq9u1TdPp247Og+0F",
-	"QvMNSbAEDs8Kf+n3l8guPlSCfQH5B3Ur9XAqnBl6RrftW4aDO20Dj+2+0W63+2bP7vhdcN1Na4KeNH7z",
-	"53/11f/8RzpX9kNdBzRbiKpKWhagFAS++ne/+O2//5ka4Ks//Ve//eOff/l7v/zyD/+qocr/5yJBkhr9",
-	"+T+hOGxSGKLkTtEzuqZpGc6g0zf6vu0Y3W7X9jrWwBp7beU5EeJglk2gf7goxXdMFFJSy4V+IcGFfOC6",
-	"JOpJ4zd/+8u//9Uf/PpX/7bgIJyUNk/tlxEbE+M6mEs6vFHyKx75LiEfGnnqcI+ijuCaei02J/TlLFR5",
-	"J7nBoF6dx9x4Rqho8XkkafSUEDELW/BfqABUa271ch4GodJOCPJS3Hf59Z4DbIpUySqGvv/syYeqiqqK",
-	"GwCVEMTtUaIqIZ4/+5H8/OPHz34s+RPSRK5k8ykaL5PakiNVahlq1xFYQ2vmHZcDO9WrN94L+JzxoI5D",
-	"gO6S7/F2iMh3GQnvMhIeWL3eqyUIqveWpNx5g3kMqYc4wZE7zZBJXl5Kf9tF4V7pxgmyAp8Gc8QoUmS+",
-	"CZdFEkNdD/lopEjYSOUz9BL5N0nug/mQQnVb1V+KUaNTXXH/Hk8LACdrUoMGKiBVEDy7x6HIKugwKMER",
-	"AQi4hAv5KzQ4lvIYDJNQkKdqSU1EQq4yEU1CNsbhkFbOV6V3V0zleRbis7f6fAv7VMWR1GU2duceynxB",
-	"JRdQQfN3JuK3WHjljh+9RX40xC6ZwTk0VGX/xreBSd3vdm8qKnMDO8RdrZlvmu1CPiBVxki+6ho84EqH",
-	"O9vFjWwXp0MqeZAyWEcnxbwYCiaKgKSlxgOaxq8MqeJ8pPil2Z5vnFVkdyPH17WeE8oFcO/DPa8zN9wf",
-	"S6nKAJK3PgvYA+xOUSDIDPJqy7aQuBhyc7EFzScIOEUR4XEoOOJ4iRbTwJ0iHrsqIhHY7sVUFdqFssoc",
-	"Kblx1RrxrlwYhLbkbRJ7c7aBBxDJgs/H/a7hdP2O0e/0sOG4/a7l+L2eD+U3cs06juG4ZGD0O92O4Xd7",
-	"XXPc9T3cdndgNLO93GaaLw140IOWUgRs3Cy7ShYgZ/OgkkYhCHUl48AGoKjhgPF7tR+A5CaqKMJTEhlw",
-	"B/U+72KYvpkV7CAohZNrEuFwP61BBZoDt631CA5CijgaqdiqRx4foYAKhkY8jq6DaxY98kZV2VAQJBTW",
-	"bSSzQeYqY2Hg6YoFfkBCTyshAopG8Dcf6TL0Eg9e4zAm2qlvSBUl1wl/JSMTiKbWuQLC1AOqmURu9nu8",
-	"NaTa/4hLHkiyDUY8V1ZilqpHpgEXTI6mvAjVjnOq3hm7JkO59/zgaqMrbSdEaPtpAjplYg4JloOEAZdL",
-	"KetZmoqEcKWf4QtC5kjzT0GkV3oPuXjOT6GqQxChwIPNJvUSkG0OkhkhEC7nIpnBAwUe5GsuHKKcSB7Q",
-	"i4vHcB6JYDJqoZRVgFK4CEf6OGbzWBDvpBJc96BWRCIMNssriIihyWVrSMHqiimCcgugS8eIx3MSXQec",
-	"pbHHav9QbScMdUIeYO6GNKDXLLwmHjqqjFjWjC9SsrC8q8dNYBRh0SfJ3eJVfCQnBHZim3Yz5SYhpTHh",
-	"aByLpOGQwmDINjtoVPZaGrWGNP8g0CzmAo0JUsIvOoJj0z20+nl03Mp5ujbBD3VI4fo3c1U8EJ7ggHJR",
-	"BrCUQ6tUYvCg93dm0L6oWYT1TXxS1ZMvaoM0LXWMNhn3DccZOwbudntGuzf2ievZHaffyfI3PCowL5s7",
-	"QdK/5L4XZ3IGhkNsbAzsnm1Ylj0gbXM8dvv+7koFgO/tJCvNinGhd2PqbdOSdZ2W07WtgTXod16Hlmwz",
-	"IHfTiH0vZGPyMq/52r6/VCuWW5Db6RuOZbYN3O3bht8fm5aLB70uHjcKerNGROZtx7LzerIutk3P63uG",
-	"6RLL6Dr9sTEmnbbhWWbXdrpde9zGO+jJVrRi6xRg27ReXafV79tWzxl0B3tovdZm/09wU5ZcH97YnS/u",
-	"nS/ua/bFVZRUspSaiCd092iVsirbe6r1SViDlOi9VcLQa0ubkHKW26uR5NVAAPhLl9FrEtUpRVNuf9O8",
-	"Snn+p0auhkLz+pcRSPSGG3mm71sh9brmb48KzPVxka+VbJm8hQlXt8LRNZVzrIKWFAagHlvGvY5KANW3",
-	"u8TaUbJQshHPSRCYKilIL/1olH4aHX9D0km8KT/sNyDrA+jz8mHmcPTlz3/25f/z345vKPYnqSnWRvrm",
-	"bea3liy0bbcGXavX7/d6qyxqo2+aptnqmo2MUa0Yottq24PeoN112h83ikysZLt342FtwxsMHMNx7J4x",
-	"MPsdo2d7xLNwx3UcZ0ce9u//6l9/9Rd/+dv/8J9//V/+YLNVdztgVnhbudC2bTjjTt8YuI5v4EEfd6zO",
-	"eNDp2Ku8rWVDBd63nLddPc0FGfNAUrHGVIg5P7l//yduKy3HSA/H/SYv447bfUtyRW3uoEjTI804vMlQ",
-	"6ZtZn24tWPr9Z08+1Hw0tDhFUUX49JHd7idh0CoGGqKducAhqai+pcOYcxmTX38ccyWJaJRQ+sHRxn4x",
-	"z294ra81PnoPYn4QrdMdxX7zFLvd7lp21+6+VoqdhozfUe6vE+VObUlPohIRv4uz3TnO9pZcX1Q1Ds6D",
-	"CX0NeYUDwbWVrsrqJ3A0IUIZBbWF8DT3oWRJayaOXmr14J2u/Now9VBMPRKBU7qL5xUFO6DPIbzFV5B/",
-	"z7AH47bh9DsdA/edsTHGPb/n9rHr9Dr1caJa4W26ymz2u+632vJHp2v3Xo/ftT3wbMMx+47R9yxiYGLb",
-	"/bbT6fY67o60PTlWZLX7/c2GJctp2Z2u2XUq6fjmo1y1Kpl2t9L72h5gz3DGVt8YdMyeMfb9vuda3T4x",
-	"7SIdlwt0DNMyzF7VAksEvhF4IWkc1OCUm+7g8nbO2qTyK92R8VsyN+F5cHlFluA5OwaSvbXgwkqPV803",
-	"brVSaP+SxeKS+TVHqupz54t9l0fmrujJazPOpQ83oJr81Hy0afu7NOzfmmopwOVm/nopr3D05c9+/7e/",
-	"9293sn2pnO0nWppZJ+xkbv6HlXVyBGJMXJbgVeARW+hRskl1/9zEDz6ICE8LE4I0o5w7A47aZls1xkjX",
-	"Jygmq0cB5YJgr4WkeKwvdgGJNFEeKzSRh4NweRnKe3MZEexOoYkc89JlLPTYgiaOj5eKeU//1K97VZIq",
-	"RCfcpgmxd2I7Las/aFudjt1/HTKJbdg9yzYczx8YY7c/MAYdr9M2XRO3/V31jc/Awze93u2+vUkwgb22",
-	"2x2n21ujYLS7/thwCLYM3PMGRt/uuBi73TYeWxUKRgtiHFaLHto9yzSctmkaGI+x4bT7pN/zLLPtdlcF",
-	"E1ig1a5aYFkwoexSwv6QsklhxjvZZA0FaJvtQ6r5B63+oDvoW4cqmuySvuG4xDQGnQE2iGvbBLfbxPbG",
-	"r6tosuu6huPabaPfsXqGbzudTs/p27hnbiiaPBj4hmN3sDF2xmNjYBEHD3rdnu24lUWTD1Wz6KyE7/EC",
-	"B4IndESr1e5xhDX9uAsGersKGn072f873n2/F/Pm4swquO/f/uL3v/zD/+kQnmdpiaS1LmiQcjNp9BZk",
-	"3LydpHyb841brXZ7MBh0zZ6zPt+42xt0DMe3TWOALdfAVtuzTR/bbbe/km/c7Xme4RAfG5hYHcO0B367",
-	"17Pa466zKd/4r//dH/z93/yv7Y7d3pov3GrZ7V633ev17Y8BrFt32Gu3+/1O51Ab9Ikkym0Dd3ximJbX",
-	"7XkDF497g1ob7NTYYMcxnU7H6eyWFU9d5W92Ujz9XO9y4t3lxLvLifdW5MTbmavdK4ne18RhU+XdS/mZ",
-	"ezzFWG+s0E2lzvDplFGigtOhaAoEXKfhvj6LsrgAjsLgikAgCb/XWpf+Lle064bFY6rKaWkailRVEnTQ",
-	"klg3rjdyiwns7mqYvZU1zO4yt91Fut5VnbnzFvgaV51Z9Yz92llwPS8rA4MEW+OrevOiMEqb5BEcGonK",
-	"/SY23LiCHXuoA3ABEUihFWqjpH6qLfSMCCGF2wA0j7O5rixzJkanyA0JjvRH+Hf2MZ/dBcHrVylV0JRE",
-	"BB3Bg1IZhOR8RDSz0Hjv+EQF6uhsMBl0UaFIoXqKUBpRWZA5xPjIh02ZAIlctefbYn3eyxdUeYMZY8rR",
-	"nbXRcraBr014zF2s612s613kzF3kzBoVyrcpHcIzUtLcSMyXkMejr37287//6//t1//6v331039xfCux",
-	"MH5EyOfkFvzDHrwks7ngkj3wIzZDGucAiYYfVEJANF4mWWFjidvRCP4zQkdJKQTZYYZfBrN4pjomue/u",
-	"caRW/wF++R5e8uMWeneZY2iOFoHkBICrmeGXD4GAHFfwOSscwkMY9gDhMrURm5ox5xxxmxTbPunarcGg",
-	"a5nOwDlMmYFyJId90u22zLbZVZEcayl12+j7Xttw3AEx8AB3DdzpeLY5cPqDwWBHSv3Vf/yzv//bP8px",
-	"42sp8yoAViizXBg2DQcTUxJl2zAH/tjruAPs2H5FLEz/7afLhTO5cym7c+XZoNYCdHQZ0Ms5rmGAKzV/",
-	"1UwGEIxdhoxO6o6Qtn+V4Jei+26NcSo63cw/iDJR06Upa3nnVnQXElCTAVSUP6/oOPry93/161/90UG8",
-	"kXTm57UVhp+EHuEC+UHExYn2aVDoGzE/UwzBBQF1KvICD/JTL6bLZi70WGX9j+KQoGsScZ2ecH2x4e/r",
-	"hd26A9QhC426ophgt2uYvo0NB49NY2B3OoY/6HZ71sDvEmvcaKoOz1Vp3pgDT4IrCHP/pDNoDbpO33Q6",
-	"FigKJJ/7pFgKKSjMa9l233C6vmMMul1sWB1n4PuW3elb3TzYGyeaD1z1Fo5D8iN1UI0Tq9kQrDCfBHDF",
-	"di3b6huO7bnGuNsbGx3HGfesgdXzHH/X7Q7azsCpudeubzgdkxj9Xs83upZvtwcD7GOV6ja/V4h12WGr",
-	"9Xa2gzeUvtbaG2qDS5F+mHc+zN/mRFtPqjL0v/HMW9WURHMm2rJ0+MQZBUNEPl1GM4kKU6/6FAVCFRvI",
-	"BZzdg7wXQI7cIHLjME2QW6RAj9JNHCIXRoJmGj6+IojGszHUD6+JKpSU94YyXnRPTLvVHfQdxzSdweuI",
-	"Lmsb4263Zzh97Bhjh/QMB7fbA3/sjrFDbhhd5mwS9mGrPXPQV1mcKiT9sdnuG05/YBljF7cN0vX7zsC2",
-	"Bn3brNDBgyWjHKojB7HbhuP6PaPvWJZhtzuuM/a7bs/3DyHqJ4JBTVlfbbpt9cz+nax/519y519y51/y",
-	"bctGcRcSdqe7ue1c5ji6ymtu9A1AR1/9xz/76n/82UE0OBGUEie3la0un5YuUknoTtAYu1dIsFz+OhUx",
-	"t8pQX6jVvY6ECIql6XQsuz8wrdfFsjp9w3H7ltEfENcg2DYHjmnaGBIG3Cghwh61r183z7mbeUmdT6/f",
-	"uzMv3bGcdyznHct5x3LuaGWsy2/m294xm1+j/AOaW5K4IWEV99H1rmcVRRzR16CeLfpPlRS0LXSu3MGx",
-	"ds86VYhpHpHrgMVcD0OonDt15kJJRi5VdjYl+xNGeJ4fHVLZ+jTPdet0ypOQjXGIErcxGBR667xhSNe3",
-	"1Q2GNB0AmuZLsd7jSBA8Q0dZsmZKcARJaagLh6gaSOw5pJwIcH6HcROG5qmqv3+s3NkFuL5LskFJVe3S",
-	"Czi6gyqlKUPj2JsQ8XVSSdtWe2C2Lfs1sff2wDUcbGMDjwdjY2x73Z7Tda2O5d+QvW9/M9l7u9Nv33H3",
-	"d85jt8kF7exrdccBfUvUbYpI5kl/TkeFjn77059++Sf/6SBKN6j37yvZ8xZ5qWaJk9qlFES59oOL55Lz",
-	"YlLIlJwKjpTrfMKFQWF1yZgR7xQpMpkWn2U0XKLxGnVgCz2ZE4oYXIOYBiIgvIk+i5nQqRxi6gc04FPi",
-	"IRZ5Ksr+muSfjj6tmIaEc+Ri7mIPFgREdFWr+FyD//YKVviGY5m2MXC6tjGw+n3H951+v+PlnIcaUxYG",
-	"Hl7Wp3bJsu+qWNxyFQu71ekNBp3e+ioWG853tYqFc/AqFvkFvoYqFtl0d5zZXRWLuyoWd0rcOyXu3uLL",
-	"m8pDe7M4E0W267oq6NZ3xS/uxLfXJ74l7HFJgMvK+8/R0W/+9pe//t9/dQtlMGJ6e5HO1FPYWAtalC1O",
-	"ldjFp5IsuEQSnYB5CKSyqowkenGvw43iWyMlmIOW0zMtp/vW1rprt/pWt1dXSKjg+3MD7C88pIPcyQ53",
-	"Wt1b0+rW5E9yTe/Uwd98g3hC+PYMekqJfZY2dm2k62PGrjiK5wiD/NREkP8TMnnPcBAi7EaMc5Vwtpmu",
-	"Rmk4k3RuQ6owGmXRDIcBV1FG6ExnIAM16kLKYpCjmXjNgknZC/g8xMshlfMjLesp3fXf/fQ/IEquNbJU",
-	"TLaKrg0ER4GXDK0syVqkHVIp03JCpLhXYVM+nxL36r0MMisBYSvlV9hsjulSwiRF4XKt8n4HsslnMYGQ",
-	"XU2M4T/51/b/sfe2TY4c953gV8nFm+m+RYL1nFXdsXEaDjnUmEMONTM01zIUjayqLKDUhSyostA9LcdE",
-	"SBcnS7YlWT5b5721vNIqLGtfSLQUWi15lLT6LhfsGfLVfYWN/GdWofDUALrR80Ci38wAyMrMyof/w+//",
-	"NKSP7jLeLwetA8sw2q1SxYKKsoBCMY/b82OqXVCxUyjlSI4f5cNhzpFKGb9scJW+dcnozlqD82rr47hg",
-	"QiwbSWWrXfaerjM/1JVjjtX50ZUUFiTYdbFJHA+TwCQ4IBbFgWeafhDQKIlJay6AljgBJoET4dBybagn",
-	"FFmuFSSB3ahDVOdS1of3Hm+s8mwQFHGqKCj95fm3fvHktx+g17T3xZRvxSYBtPV5fUsvwRLqrFcI7Y1y",
-	"IdIwO0M852x/F0+7jtTwPEj9e4O8qtaHBlQo/K06Jv872nvy4599+u2pAogNor5M9QNqrQJe2/qDSnfV",
-	"no+H1awiAU0Dj0fLWcWrZ0iMw6+yqGyDVQyWG6hxeIbKdMhQIaXZQ8TZaZ09oYPuSRo96R7lEwNbOY1D",
-	"CsYWZ0eo1KBnUxhm+q3fk7KNfu87cVuxnOnXAZxRvdMyYqk7AKBh3Tv/oPHMAjp9b9FEUqEngvb0uRCo",
-	"Mfb+ivndidee3Z14nUnJY1eqKh8wubFQ2QcXzUEdqK1PAXYnj0A0jZH8/0QDSwUc3GUzSgrIvT6ZjeK9",
-	"rYOW1ByxfBQYw2YM9uIJhizJC7Z6bmW+jZk9lyJI9UY3AAPf9gxMotjHgR0mmDlOYFDmuNSlkmoNKOcs",
-	"k/yYZlLoqIeFL6RImfKSFUyULFbYzYV2QcuyTC/wAgjxngZlfMejmASRjQMWMWwnZmjFhhWwxJSLzx6V",
-	"Dd81vWlz41hqHEAg6ps19baxh4kX2ti3Yh97gWOEbhS4JDInj+iUIZJ+A11avGy2jYkTejhMfIJJ4kVW",
-	"4rMkNNzrWDbTCkzH8JxFy+YSTFw/xH4YG9gnJomZSVgI+7fmspkrl404mISWgQMzSLAX+wkhcUJDSpcs",
-	"2/oSVsVjPtMVmxpUZ1ezaVezaVez6YWp2XSJcwWg4FoeEZOWW9nLt3MkxtEAFUzk4yJiQETKeZ8CjcG8",
-	"SFv6mS931dDjJipjUutPa2mMi3ImLTTx9SacvAe7HjKUKixuREXZ1uCd/ioZl+OCddDNySSVXsC6XCkt",
-	"N0SNIKtomGF+wgSAfb1pc1gPlXmX94b00d70D200mdM+uJSk6qSCjRHmkcYZQ1GWR8cL4UGQgaoOr+Ji",
-	"eYH0df7+T59854NPf/p/Pn3/Hz/+6Lvn3/vmxx9++////Xc//vBvzv/uv3384V89/eX/fPrRv7YukJXc",
-	"A8s/cEnHNX3LdGzbXCo1ObZpYcJMhmlohzi2LNshpu26LFkmbG4oM11j0a1FQq9jRTEmVpjggBkutszI",
-	"dkwz8gizLhZ611/2CyRhteqW67iBMhTPGHVt28DE8Czsh2EEFUlt07Ecy3PWF4SnN/c57uwi8n837/fn",
-	"6m3tnBh3weM7v8Od3+E26128bJ5cd/M+og3hZu+TD378yR//6ZP3f3X+hx/uX0IemwftZ6pWDCiP85PK",
-	"m+si5L6Kn2nP5pGsInnHAtIVy4tQwfNpqQWwPcdwVDmK01QoEHlaaHqDlV/UU7m6k5aKg6kKHEX5mKuy",
-	"8bUp/OAvWnJecevAarfkmEmWn7YOjMfK2NH43Wz+bslVW87YbePAMDqBZ3u2SsCro3eWNDU7hutZgVfl",
-	"6n1XTNsiCbapwzCJ3RAHEaXY9XwW2VFi+85sHXOC7dCwMaFOgEPXTXDEXCtIbIdZnqttkfWxaJwHeXwm",
-	"7/fnf1EZLXWz2i0rMmI3MQ0PkyQIsRsTHwfMjLCduHFMDM+3ocSn2vfZlyAhJr5FcBhFAQ6shLixGVtm",
-	"EAAoeR0j+j4mZhxg6pkGjsIo9iyPkTgONAqtncEa2U61ib7p8BUrC22ZL9oY18HEdB3sxx7BlITEc3zX",
-	"IcxcX0Kqz/sSPlddTVSM+c78ei1OW8+Dxr8BhYmam1v7o4yKvF8w0VS8JVG9wE3nqrmI06FkfcsttvIc",
-	"6jYLbK3tKUPtAQRd5qf8ENEun/CHGwLRTOSoBNbQYBZC5+uGlA/iULEXcAzqcjqO0zIv5KPZoRbbkJTa",
-	"5DpBNov30nKQj0vZW1ogLTuLGyhmJU0z0eUhO8u1LxDMD0GOkBjlnIk2ogL1+qy8Ay/XW6TH302F/lm8",
-	"VNn0J/yOjsv8JrhvS1Zm1LwL2F7TtcusgeKa492iI3hEuwlaijRDPxcwQf/AACZoWrbjAmeLi7P7Y14X",
-	"G0wzVjm2gCrdeZSJRxfxStWj2QFv49pGqZ9qsEDPwGZsMEyoHWCfuS62QzNyEoMF1DIb7jgTdzh9Zm7J",
-	"9VJvqA+RXkYpQkyW6SjlR3L6gAdk4yGv3+H8B997+vNfwUuwLJ74bw2ZELQPplYp2tMhQ8pDTaAiP0WW",
-	"ZF+S7drynOjhKgD+hGbjBUM9/eVfPf3o542hlHN4cyz4BqUKH4fODtBsrzCsA573RR4xIeS+Og3eJ8aR",
-	"jr2RDLCkGfy8zN+5sUcb2MvU3Vqd0V/Tnx0LfFE9kAA2TmtKWbGu6pvLaijLMOMvjdmYSZ09HGfHetyK",
-	"rcgLegOul0B7lmEdNok8AgOrTnakWe2+Soskn5N35taDP0V77z68jX3lkpwX8K/kM6/eewtUnzdeffOV",
-	"N141fcM2upwK9PqjiGUo5ejWIOUU/FUAcT6QnIhFJYvbdaUXcHTqMR7lccr7vX2UF10O1tE9ydc0mxow",
-	"Vu63EZXKkyiRZaC3XgUZwTKMtmEY8HqHaPJEkZ92+SDPKocooBlIn+EOep33s1QMENAMDTbI7uSEmWAo",
-	"oyHLBBrSUZcrOH0oWAZq2/nP//78B99rI1WUtY2e/NXfPPnRR2306f/x/tP3f91GT/75Z08++kEbnf/o",
-	"V+ff/aiNPvmv3/34w//cRuf/8u0nv/lvbfTkJ99++sv/eYgS+aIT398m3WyjT775D09/87uPP5LPf/O7",
-	"H//he6q/f/5GGz39w9/Bv03qh/6/b/zrgRQ/uhysxuoEdIbx/iHqDeloJJdWvo1QGudkIW6qfQZ0JaJc",
-	"EsgQTAdU7dGASqpZrV+ibVLKqxn8opKx0B5APGJSqTXaCt9RS8vk5dALfDo4O0C9MXROw4z12qg3TIVI",
-	"ef9IDdBrd3lvzI95fio5C8ti2WbCb9RX+50u7/LXwcAuuQZk3ioHRT7uK8Mn8JVinMlNFainOPNdRuMe",
-	"2pOrrr+pYkt66mBPDk9VcptK+TOVV7r6av9AHZkuh+7bqJ4bigYsOka0T1MuSpX9i5Y0pEL5X+sCkdWN",
-	"bHf5KKMRGzJeqjLVas/Aezs/5Wg8QmUOomBER7CkqrpkRrm8KCpXLty25vsdqlfpKZ2xVyXT1TnBmn7g",
-	"N4SUKMscq2A2mEcx5vvtqj5IG7ETSek66L4kHbRgteNZylGofGLbXc5oNAD3BkhkQiMABRF8KzfndJBn",
-	"4PoujxYttfCqfoJUbkB4pIwBFbqP09FIniceo4IpDEoSCNlcOW63q7OonOVjBs4SXd5TFE0Dpb19ebRj",
-	"eUDGHO31lMj1H6TE1dvXPYvJWQH5Whfxrop6d9B9hosx53K1qbomaqXrJlLWP1Bu9HKJ0rLLtRQIyzUR",
-	"J9X27VFw+Vcvw1gsoLo7KNmTEIEuV47i6qrR8mByR47ZmT77WvIX0A3qNdhGDx6EL2CFejNMpDdLd/Yc",
-	"w0aLEFx5aVXN9X25YfLMYIj8lyPL0wPv3M+biXGW2/7U7lxo+RuOszId0aJ8Rcq0WN6e9Z11VP8bZUOx",
-	"NoTQ1tAhjGkdwmjoEMZCHcK4qg6hQxYr/imF3RAYcWtKs4AD0YnESVNjUB8voTBUwNSUsmBMKQvTcrTR",
-	"kKO/JmWVhhAdrBKiJ6+9oRy9DEVSlLaN1EwuGVH1wsRS7ex0K+x08oJB3hKwG63hrTX3wHO1001sdAD2",
-	"nE4wHiSv4w3lD67tZO3FpHyvSct7s++neAatpYZFbkeKMk2sGPyzZnwzL3u8R/Qsy2ms6snSor/6mM4/",
-	"sbUDBlLKXtnwCwzz+GwfgeBY9ME/n3KtP+315mbSe6Giml46Y6XiO1r8aoQ2ClVNft77F+2d/9vvz7/1",
-	"s/0tggTTOPbFRsz3BqDlg+gv2qhX8+weyhPUAxbdU9ItSLQ5Z4eg6XV5rwbEpI6mpKMeElSHpaYllG/d",
-	"o5UUflB/r6z4cb7f5SCiVmJDD2WpVp2UHmaCal/9LM9rQ+LoITVml0vtXOoV+x3UU+61PTRklAvIE52M",
-	"Bc2kDivF7giGHlEhkChzUDWk1L7XAz0Vpi+Ue9v+oZovo0WWsqJSeCo1DRJsnIkOup0XCj4BCpkXbY3Z",
-	"t9EEr9dql25xo5mGURwix3C6vDYELxKh36jwmqvbgdcQYp1pIdZqCLF2Q4g1ayHWngix5jMTYjcDx7cr",
-	"6rqLcfEKuNAAdQOpfvoPP37yjz+bwqR5rsGnOkBREcODJl6VCpT2OZho9vrpCUMUaTQHtC5FbdJyv8Kv",
-	"zQZsXqs/TcQcsKuLYHlA4wHYqZ+eA+QvxP8VHNYYogrrXQD9K513Fvv3Fg214RBa065zKDSH04Gh7FEq",
-	"AJyFQUljUHnEjyI6muqxUuwrV1woVSQlI7gEatcqCEcuIC0r8KbeHGPGuhBcbF0I1rMubFMn2hkUPls2",
-	"dV7ruk1betO4rojYVi0UV7K+Q//LE2uAYDVvda/t7G1tUk/5VLrjNOeVfgRQn0ZFtZyWwG2WBBiFLMt5",
-	"X0jqulcTDwWXop7sKMzYbUl1RK/LgdeyeL+D3mRngpV4RPsplxf2UGHmY15WiYh7KY+yccweyrutcMhl",
-	"BnZ4yWcSlL2iJZSMvp1mJVur+Tt5njVaL4jPVeut11VuD1C/peHTijauS9/ksunMYetE4d5n/TTn67/d",
-	"HR6PRVmcrf/EA4jjWb/9Q9pfv7FCVePbRT7coPnDfJ3G7yqus27fuvl6fX8J9nit1SvK9fZlcq9azy36",
-	"uvKVO2g9+e3ffPJvPzTNpz//uyd//Y0nP/qrT/+fHyhToYqaOGFSe7jVSLSiwhYuCI4gB6bfsWzftz3L",
-	"Ido3cjYlXtP10cFh4jJMAsfHocdcHAbMdn0zJMyxNsyCp8yM4Fi4NAHe/ATncuA5OGSBg4kVOJiGkYEZ",
-	"o0lgOGHkRMGCpC92AElfQLA7aMmP8AfzuIRD5FrVS/qKVD354NfnP/rN4rTZcKVbB61TFgrFApcmw2uV",
-	"ZuvihHizy6ZE0JmDZGz9IFmu5XhOYK17kAxMEotimhAPJ9S0WRhS37Tp5Q6SsfogNSd4bQfJuP6D9PGH",
-	"f/3ktx9s4SAZax2kybJt4HEkueZnOjpfyRy7wPxdYP4uMP9FCMy/VLD4c3Phk5qyYLSIBoqQNKiy+rxG",
-	"7Pdyt72bqGCjGwJxdqrwqlRItbVdqa9VfUH4rU7eqDXKAZvATF0OTkKQtDEtofyOhqvm/H96tduRRrtF",
-	"3kE3wfn8hujy+SFTpXBXNQclw9D1Bpu+6kBalcdhly8vYIigfmHOWRuxTLBFxRTrkTtd/l7TmQkaV8s0",
-	"836pThgmPx4gqgKvwHZJh6zLlftKtWRVLGIum3DaV3Ud92pf+zNovd+e8nqpnW4qd3tdCQrcZ+Ytqo3A",
-	"LnSz4SW2B5JIW2eDzIvKAWhfzcwxgoa/Ww/yd0ouVZlOdL7Ew9oDKa3TgS33vbmrMOxLx9zzCfyOpNjE",
-	"czAMtPjub/e3+9v97f4+c3+tjTTIa8xVcjmkIziw7I4XBMQKdNGCFUiHh2lAbEycyMd+EASYEuq4NjNo",
-	"RMmGSMeOUe7+dn+7v93f54FRXlgYaJYLLagNRAPLwMS1CA4Tz8VW4vgODXwzcL0ZOBsUVMtW0HWlxbcO",
-	"tBvW9cHZWyseOr0al5Aw4kVgm/7pCgV/dj7/O5//F8rn/+XPzXXY5XmxABg7WCu4oHa7UQVsVIywhgE/",
-	"c1m/1sC260olzy2Hl3tpUlBFwR6NOT2haQag/qrruPChrV1JwYoTKGMP8c4lPWaoGTLB89MDVOY5GgIW",
-	"TIU4zYtYBfjK09nlSZb2ByXag/jTnuruKByLM4hfnw7+TQWCkOdoIF9C/pyMs6zL9cOL3rS330H3WVmc",
-	"Nara9dMTxqviRXmCBItyHosX5jbAfPFNOd+Vjzea6h26gp1GsX+kPH43tM/MhEzAl6+Apz8GSQjiexYX",
-	"4qTRAKWlilqGtsoKURkHGsHQh6hgYpyVQgdHpNEA1e6+KjZ8cKYIdzmAWBGwRM4nhHtVTuyWHKtyEbw0",
-	"pJ+q1Ge1T0VCbSmEhgYOwyjClBimT5OEJrCkk2ZBGGMSEhP7QUixR+MwCRLqRKHZWt/nYPIeG8Xrbuic",
-	"pRcd3LOmfVouftn8uJpA7RCuXcaPKkF7prsLFkV1B/DQ48stkHyJRXTsHVZgOH/6PXeu2+uYn1+6iDI4",
-	"BUiwE1bQbDMb9AxZg0KZywka5AkVqKfqad6JRQ+lvMxRT4yLk/QkL+7E8pvZTA8qV0zVRkqqbCR0JcFD",
-	"lQVikmMFKGQvUf7TwHeVGAk5mGrrsa61pBheAuFVbe21o5KXqA7VSGVj9Bui0+W3dP3EdrMuhySyoEmL",
-	"QTqqElxUCXLUG2tHoWF+wrryvZsdq5ecatdnpXZfrpasB6NA/sQuz1JRzmcHEW3FKoQq1ihOGRtV0WFp",
-	"oWd4A0V0JA4hrC0tUBrr7BEUKj8qC3Gj6GmvEeRSrwNKY5BTpjav8vp/9/5d2IdKm+11UC1fqqwStNDb",
-	"MByNyyq4pfn6NyAasEIG2rOjFwxrltjpcvD8XpkpVb27/ESzrFGZUnR5yk/y7IRBLGHDXj+JwlHRy9oT",
-	"IOdsvw2aBUz4oDpPYlkxBfkmjuG0a/UDBEQmUDguq4ZdDp0hMPbPpnHuddBNVJsplIdCRDkKGeIshROr",
-	"147rl1cLhfYme3lUPw8ZPpp3Cg3HopSdKbRFPzVdHF8KjL07CYZChj3lCNLlcIMgTQ+cPilsNLLTNPbr",
-	"9Ye0v8h9AGjC5cIR7iQwl3tAXmimna0vKa0oigFfQn3MRtpRK/IjTJgXYBobBg4MzzB9ltiO3XT7XKv5",
-	"43arJn4N4ejih74iiXV1x6ZH8mJMqOVg3/RM7Diu77mhH1os3Az5gk24Fglp4mt8MxoydLeML+1ZHBy4",
-	"pGNZQWC5hgFIZ7VTISvpF2g0ZJ1q5JW2uIsXbzNb3NPv/83Hv//xxSDt7NTnQFo5IdvHxDQsTF3fwYkf",
-	"GmZEA8+l4YIC7sR0pnyOfeVzbFgvA0jrko7tGr5n+uaGGO1SdbuiZBNtFi7arkT7rjLCM66MoNg4ZNpK",
-	"mlIG2ptn68pdvMYoK7mkZpEvlMb1zGrzTyKyV2J4TdByRspZr6x/o33NnFWl/7Ue120fVynRj+o8Biue",
-	"nmm+/mEEXn3BibxZFZI9paIORNfC4d6UVL8/LVRXyWsrGXBO/mtDLrkpGTQVaCI6z4uZdYGxhiDI2alS",
-	"xkRDdaEqOUVdA7fhn7p/yeRZqijFC2NOM63Vt+edAgBXiM64rUMFXkZAAZa+sbs6Pub8B985/3//x/4l",
-	"sYWZHDNz2UtqD+TtiKtP/vmX5x/8l/Pvff/jP/7XrYbHWU4nsEwrCIhpN4XYr59+YTCmj1JeCbGdiK8T",
-	"PRcHJMDEJBb2E8PDbsBIYlI7IQnbNHru9z9ZIcfOz35B7FwcWA4moe3jICIJpoFPbdMOA9t2FsTOOa41",
-	"K8cqYfYZBGHCFrc2kmxbJ+lIbtqjUb4yYG56rbYi5sqrsBNpn3uyjZeksKSqeXEJm9UkpuhyiTbkg2U0",
-	"mEeA/+TBvbe1gAwtOuh+Ve1+gi1N0EY5G40doT3H8ru8Sk2Ylm3kmJYKR6qDdlR63RiJlEdsv4Pu1Xgs",
-	"5TrUCHBHKeYowAdwxzP9YJ3gGVrWHEYswq1URgLNdC6FW10Nr6r8fnU2aZplm1EYNf+5kFzYGwx78++v",
-	"c9TrRJo+z6x7wQbt+Pm2+LnbMQLHDzyVSGEL7FwPt2PrLw9br81Y94rZsofPS8PzNxv3fkV3n5dYopjA",
-	"Fr1ppGr4iqoxoLLlXlZoWWi1fvUMTRkFq0T07YVGxpIWfVYqG6Q2SB42fpixtLUrR0Q1e6jMoPwupcAy",
-	"5jErqhR/8746KrXmVSNvF7iLOz4LMfHNBFPLtDFx3dBiZkAYtdene2p21+l9M+H4t9T/kGn55Eo2Jv/A",
-	"DTqGYZgB8Ym9VkyX4yc+JoYR4DAKIxyFXmz5tsGo62zIxOVOwitcbEoy/I5JTMOxljj7X7R783Ykw1mQ",
-	"u0ZPoubXzb4JJqbrYz+gBFM3DgNCSGhRZ5pfy2kTbJjY8BZNe4aRt9IYjHZbNDE1htua5t0wLimFYcez",
-	"r8m6REfp0TE7A7duSI2wEk+ff+Jx+7kbqRTNP8rH5VGerNnTomd2gQK7It5XL+J9mXs45ZW68g5OtX7c",
-	"bkV0dMQe6aTDq56eavxcbXH1xU25ZjtrXtq6/dYubH19UJTzJEujUkzgsWhcFIwrJ0H2GTGTvWy2LiXm",
-	"TnwDQU7YO//OX376re+tbeoCSUscaBVmkXYzCRXYrnLTYAohi/KKloKU2EF3qhdTZy6q/OnTgombo1GR",
-	"n1DlsKAdR1OBLMPSRdfQiKkycvBYHfmSclEyGneQ1H/1YZ4iHG3UpARtFNM0OzvK5Fk5ghgXaCL7PIry",
-	"PIshJbO+wkparz/qGz2vOtURDtu0GH7/p5/+X99RKTW3CDsGB4bR8Y0gcBzXbKKOp4+GX5C0m22EOnrY",
-	"lboKoVaMg5gQ7AaeZVkOZY4FcQc6B3HroHX+nf/x6Td+srkz3Pmv/vbJf/r+CiXG7Ni+ZVjuMiUmoSEm",
-	"lHmYkphgxpyI+p5HvJguUmI8c0qJcT3P8wghS5SYJHEwsQwLUyNxsWl6nk9jJ2T+JUDH8/e/+eQ3P704",
-	"Aef5r3/48e//84X5N2Ej8SAvWysVm8nK7RSbGfaxecG95ffOPTDcjkUMwwmgjgiL0ri5u+qLxh1OaJqN",
-	"C3YL4nnmL56FQ5IQTJjBcOAZEbYYsa0wIiGlC4qBzJxa+TQzMSF+jH3TizAjoW/ZhstsrXpPn05J/uae",
-	"dzExjQCHSWxhI4ptlyZm5EfOBD6avoYWDg3Lx8QPTBxG1MLMTXwSOGbgA2pQH2dN6dc/kPORWbNOTNNM",
-	"g57StBQVM9Jg3A2BqGZCu8ikawTEXzK9YVo0WP34dHN5FOcFjjWCieefeTn8CXcKyNTtfX4BeDMqxKc/",
-	"/cvzv/2/r+It94oWOK/HJlKrCQd1yWJaF6NT8A2tq1xDabqGR8eIFSLnVUVi2Rak2n1V6Qipcui6xjYb",
-	"HU48PColpZalF8j26qcr2kXWZ2VquAYzu3o+ugsNFKRD7MDxoQZCVLA4LfVlqeQSmt2c+qQrllSC+gIF",
-	"oV/QxUKLhx3HIJj4sY8Dl5k4NFhs2aGZWJ6xoWbQMNJ42kizVEGYec05BcHFiR8STFyHYWqGFBObhLZr",
-	"u6YdWAu8EgJvKi7GpY4Rx36MjYiZ2CV+iENmWzg2DdchruuEFn32cTFTL73++dNXbinkW13JaJfD6PMo",
-	"ij0vDJbn5Zri36TlTuzZ4a7rykyK7WovEpVHYCJ/XEVqSgrGvs6uQWh6/REbjkqBUi0PaW4C4g98oQL3",
-	"pfSjs7SMJZNGPfinh/aq9PXygSF9lA7Hw4lkpSvIqdm/RR+9Rs/Efgc1JTVVb04n/h/SR7dBEoB0Qs1K",
-	"dnkxL1Tdhm6flUylRrtQpDKeRYpf58B1OoEbeIEVuPPuILNODqq5b1sEnBym0R8/oQkmXkQwpVaCbc8l",
-	"lmvYXkC8DQWpJ//4k4//8PcaKFoqQs3PfU6KgkkZmFBmYBr4DjaCJIztKKDESRbArP6LH1s8tQU7fHQn",
-	"EC2IXAbicpTyoxFdo4DQTPPH7aoDKGif8/66PdTtH1dkZEOMaeFDOyFtJ6S9sEKa4uOVjLZ3/pe/e/q7",
-	"v78SpKXzKi2t3nsvi5koVW3/A53RSQf35ImWgvJCHQpwPUJxGkM00engrN3wulU59IpxxtAJK4SOxV9c",
-	"SfeLelLXXk93i9VEaVTmM5CKkTgUExoaOHBsGyeB63pmkLjMDFtt9QCcpoPWWICITReGSdh+x7dMjwRe",
-	"7UE7vFeJHvMQkxw3lpJR6OEwti1sWMQnsWGaVkCaS14XSJ83d40z9qdqk1oHZrtV5lPjyQVe+LphgElg",
-	"O5jaBsWJGdEwsrzQtDd+XeLZykq48l1NwyCY2MTCvuFamBlBYnoxtUMznn1X8PjY4FXXe7MNUgTqY61L",
-	"N15Q/1Bfyp0R7vMcbHpvUe675xJ9Os81tOShPS6v0RYym3quXflCqVt8KHV/SN/XcLO6AeEdwHqitIjG",
-	"WZ35ZZrb3Klf4qohHxVJaSX0mOl8v+srS0pzezaBHQ8gfeGtHJnuleI63APD6Ri+67kBsdepSmzh0HZd",
-	"TDzPx75rWTigjuNS0/U94m+or6uXABHIdC9S2WGWpuGYnrtEX7/YH2PW6uFOh3YQXZbYXexfYtgxJp7N",
-	"cBgwF/t+bJuOZQQOSbahxlfC/5p6vFoKy3Acf6fH79KDfYbSg+1iLnYxFxdenZ3P0A6Xue4EXbQ4nljO",
-	"YPfR3pN//MmTH37nSuhMAaWY2XUFYTejrQsVW32AQhodozJvhGUrN6p5Afq+mt2W3f4nIqp3dRHVdIjp",
-	"WX4NJqwSUQMLk9iJcegTE7sm82lIfc8k7AoiqtcUUdVD+TSk0ZAz1RfzMqb3PGTMzUxFsOCWYbiWuRMx",
-	"dyLmTsTciZg7EXMti+G68mWz7U64fIkc0rWkJGlDJR5uguMuFg3LccGfAfw67ck0A8B20K2M0UKSN2WV",
-	"P1TEaFSwkzQfC90N43Ls2q0KVdEhqkgLsPl+zkRT9uxy2fKwkqp1NqB+loc0Q5XjFnQGT+ooWKSrwOgG",
-	"XQ4Pq/SDyRREXDI6RHuTPEOc0QIio3gEm6UaSCrZ5YKVAvV0n1JgeUeVNdyv0yUWUDMu52xRasP7sFVb",
-	"A5nDsTh7MdHlyiP9atgyObD8TuASxzZ93//yOon/WCDlYCMxcWh6Bra9wIpYFBoOTS6TM8hdkeMv6Bgk",
-	"MJ1lCf6Y79qYMGpiGjgmjgNqx9ShjJn2IlDZNOcTBhmGsQhVln0zG5MwSHAQGAE2DcshRhIyz4ifvcQ/",
-	"tRQ7iX/nHLZ1yWhjX6qdVPQ5gdwUU63EgwZehfY+/cY3zv/pv1wJeINqeYnSQa9RvmrPSFebZDmcTWsY",
-	"0ZGUxnKpbEpJhhbKsb2SzFTRUynlxIdIcdS6kkrOszMULoEE54G/h3p1riVVYmJi4jEfUxqE2AqCxIpM",
-	"w/Ycs+G70xrkWRrTDcSgasq7/Inbz5/odowgMPxgaf7Ei7Z0Pn+i9YzyJzan/QzyJ06G20lKu/yJu/yJ",
-	"O6B1B7R+ToJvFc9e131At96lXdypU89Onark44ZCNakhN0J7n/zhF09//rstJmAc8+uLC+a6crRWfHh+",
-	"eqjUIDGQrCBiktGkeYxASxLzCs67enJbdm34fKkFRse1HMN/2dKq2x2XmL7prKkWLHjxZg+X1xcmvez0",
-	"hR2yunVkdU2ZpNF0B8l+9g3VFePbMNCoZvBDdlFJ0Vtqk95V4X9X46qVRFsWY7Yi369pdtzAs4lBnKmE",
-	"vxOs0zK94At11t982JrlnoRaESZuyHDoMopJlDgh8Q3mkKgl+aRO/TFhnI/uycNfMXUx+8NdWE39pear",
-	"zekQye2KPJv+Xm4Ho8M7M1MzCCaxT3DghB62TdeKzMS1LIiruZDHVAtjuuYm2R1g/y5U6F9avvJsmMRz",
-	"EfClDJD3+yzGKUc6Are63PLjOpf7lREV4jQvgP4vFr5vDVh0LFBPE+R39AO9NlJeFJyd1t+pRIVSWleB",
-	"5aBvdOUrCEnmtWeGxoj2ygFLpTai5PgyP2ZcKAtHFDEh9Df74FPS5TVD0J2Jkp6p6pRVcvWIFkXKRK0Z",
-	"NLsBgCktu3wPMKMshvrzosxHAp3mxXHK+/squj0txfSc0DFjk1adLn+vyHm/ZlDVCgoU5WNeItqnKRel",
-	"ysiY96F8VZGXZcY66GbdussBRkrl9HIU5cNhztuIfW1Ms8rlBaga1MkSA6lUSjmPcuRLUa+gkVSdulwJ",
-	"gO/yNMpjht6+/eYtxPNiSLNUKNaawtuMBYsVb3UMA/VOGT0+qqbS63T5PZ6doRHLRxlDezwv0c137qBj",
-	"dib20YCesMlLLnKHuQWi51tn1TG4igVp5pSphAUYPhpFjF9XLf9dq91qnLvWQettdrqg1fqSiu5Jvcq1",
-	"GJPUaXwoT1TroMXO/mQQvhGl99I/uf3l1+8//NKDO+LOsBx9+dYd785XO52OqrmYFkzc4a2DwDDk+Cf5",
-	"MYsfqAsgWgdGuwUnVEfhv8posUmc6vRLL1Q09E+H6iZXd0/IOz6XKPEWjQYM38p5WeTZKno93fjFUD8u",
-	"IbOHND7SZ32lBN1s+7jd0rHKac6PElXocFUH8088bremrvLKLqZbb02Sr7KQxzkTgPsPaRlpOV5uMY3K",
-	"Fyr3gXnJ7dZI7FFUsJjxMqWZWMNwM//M43Zr3JQ6VvUx1Xgru/ZWKkTK+5K7VA6sjQm+UJu1sTS2Baz2",
-	"EmcDeP1RxetX7+lse8lgaMlU9qo1np9qvJ2bnOdoSPlZdZ3FISpYWZw1UKZ+esK4ToggxTkBVVPFC2P/",
-	"ui/ni2/K+a58vNEUFsNd56Q9kJpbxN7l9ISmGQ0zdvVEnSr70vAM5ae8lrQawry8+ytlecDnl2Z9eh3E",
-	"cRX9B2KglHIrCbYYZ0x00O00k9scnqHjlMeLkzm9A6Ncexqn1S3fTHmsJrzdpE/jMr+p6+S28iRptVvh",
-	"2Rsq+fdfVKUTbmln99foWa3yL6z8VAPtF0Y12l7HcC3LdHyVeAMqJaj6S8205VN5S6dMAmsm607jjE09",
-	"K16rjq3CXHSBlUaKWF1H5E6sAW5lOn8IkIX+qqqv/q1fPPntB0j3OMmpLY8cVF1/jdGsOTrPyzQ5k9+8",
-	"yhIIiZ1ycJbNy3r9ZpM6XRi0WK2n63lgSTlJRRpm7HbKsgqigYRXz2mrHd/zbN8KLrXVa+YUXXerNSS4",
-	"/jZ/+rv/9Mn7//L0oz8+/e8/ffLrn9T7XUdlPIe9lgvqBMRcttfr5/OS1G11Mi+gtLtUXi8qLiY3UO1R",
-	"s3oYfF7KQ5cZnm/WkUaAlktpuaJsYsJH1XUR7arskgKxgKuiPZ0bEZn7CwpxAK14R12by0Mmi+nRWjS9",
-	"GXFDLEzM2MW+Sy2cGKFlR3YQ+BFrLSAJzQcdigkhCQ5iGuLQYr4VMWYblqREzWYJJoTZ2HcdA4eJ44R2",
-	"5Hi+nbQm9EWuBTJd22ttdGnVQq4H22xYamTbbGKleQNicDzfMm3HuiSXmCx6ZFqYWHaIqU0dbDE3sWwz",
-	"cRzLu5hLaFr80p6eZ8mFJhvmmvZSLrTJcV6IxO2Kk7xATgFr8LVb2qbdejmrR8Bx0yW31mekTWUU3MKW",
-	"aqQPq9DhxepozUKXJxd+g5U167wSMP/MFQECNUoN03EDT9VvujyJJ7HtYkLsBPvMpji2gsQzE4dYQbQJ",
-	"iV+kCTQHkXzE9hNMbSfEzLdiZtOIWsS+mLyTKPYwMUIL+67JMHU8P/ICx/b9oEG33wK3NHUcTMv1nzH5",
-	"1pvh6dCRGer952qW7drt7ytXpuXV2d95az13b63nQVvfYOXGhLV9BZ9aWkaDeQL8Jw/uvY3AjwxBiw4C",
-	"IDLlfQQYsKS9k7qFnJ1OkePDLq9iDY8ZGwE4XKk65YCdoVNWMJRRUaKvjuO+KlkItnCWFnU+7C6vyCfq",
-	"3UnwW3IevYkPmDzsldMAdFVAlnzH8ru8NyoAe07BHlYtmXo4H5eQsd4xLTTdTtnNeirNQ1p2uXKbjJFI",
-	"ecQOUe9/6ynbFXCgs+qV9heZvd8FmqJZ0Ia7k8CraujyknrfMjqVaLdfsSGlUu8DZ7U5MhwRDEfk3z/L",
-	"WVyDBf6ZM3ooWOj4hmcSL3Cuwug97NiGjwm1TEwtxrDhRYlFHNfwQndbjN7DjsUiTELiYxrFDnaJb9uG",
-	"Z1seCy9i9PLByMHEsA1MjcDHoWcacegTYkbREkZvGZa1ZUZvra4e6TmGZZuWQtq3fXaX8Xo9qR3P/yxn",
-	"uzstct4/Aq6+0gtj0nQXeLkLvLx64OUmSIS1+oF3GiLT7drT6Ioghr/ZuPcr3v/cPOeBaF8dAXkFUqex",
-	"02uIi3sPSjCpiuCVNK7uR8iq4plK8gZ5V6UVoWhU5KNcMI2vCFa2Eei2ReUj2oy/ADSmjUSe87puVAe9",
-	"nZcDqSmkAgl6siiX8DvqrSVbvC+7uKzTwFUk5IlQZG/Ex9WEt1FVc+JZoNdzNvKs/noqgg3EFrOGl80O",
-	"sSybWI5tz5bNdHAUJRQTM6A4sDyGA9+yQz+OPWpI8Wpa6luQ2yyKIg8TO3JxaHghdn3TiD2DBAbkH6uO",
-	"yuy0J98vmLexcN5yJ0VEOQQbmeunuxtnTJ+lpawPDm8qFEj4+bTK7gSmncC0E5jWEJheOkuMJn7TXFts",
-	"LJBocQCf0oKnvL/cVfA93UCdHqoFC3SaZtmUWNFGnJ3WIsEh3IvledAgrCceplwsdizUjKQa/KWqFLkI",
-	"ADKth4Z7YHkHttUxXeJ5nuf488zbCAMXEzdwsZ+EAWYBC+0gYsSOyTrM23DMCJPYCjCNaYjj0AxdM4oM",
-	"D3JuFXNR7guYtf3QcGCeZsc3PR0jnxfxzECeY2DiGD6mCfEwI57pmsywnNiCRV+4BMaka9s1fM+zbGfB",
-	"EvgklEsQYhqGFqZ+YLMk8G1CzWe0BEpe8Q5soxN4hutYnipPvvFCfGWDJL7N477a56y6tTu3sxfa7Uwf",
-	"r3q7NqbSgpXlhdS5drClI2UjPx0wCM2KGW343c4GI8rmCy3oD6oBr5wUhY5uySHFND57pUjqta9T/RZL",
-	"ZL1qWXdhzC/cvXlDJYAXk3O4gUV0U8Pm9CEF0UZ+qqKVIbV9yrscZGg6ZAjSxtII6o2ijWyVXV4bK9Ga",
-	"tspZo+aMsRJd2VbZuOzPwV45c8FdwzA2vuCXs1FudeRrSDO7ZdJ5qff7zJLOF1ZK2SHxmyHx/ctyikq2",
-	"OmVsJJYnutAyuUCnOjNDPGZtpFODCaSi8WOdg04JX5V/zKzc10E3UVycoWLMNdWGsOiBcq6JAXTK8vwY",
-	"0UGdm+8M9ai4l/QOVS2WDB4eiwrRYcUJK1CU5dEx2pMNG5kdFoQW3B9zKFl3lcCCuDi7P+aaHq1PUOSw",
-	"15mVu0YggHNNK5MmNSJMDGZjatgRJmFgm75hEcOdB8Orkjb35pVKk1gEE2KbOLBohAPDIp7thmHgmxsr",
-	"lW4nMD3X9r4MivLsdKmlPDh9S2rBtuUkhmUFrs2e13S9jgHqr2L1Ki2eCgGTh3vholumaWLCKMM+Mxxs",
-	"xj6xE9tioRuso8GbxLYx8WITU9d0MDMsz6eEuNQ21p29Wc2edIjpmiZZtNiWSRxMbIdhP3YJpokfWGFI",
-	"HOZbz36avmk7ZvDlTTADfbGEpKMLmPV7kmoBqYBSlXEaQzUkBf/G+f4OOnhGuQOecdmMMThV1ixI7T7P",
-	"Tzfmj6r1Be76edGnXOcVuiGZTz8VJZM8UT46jQej8Kyq2SUVp6anKO1rS0XtDtqTzwPjkz8gSFaUc0Qr",
-	"H1PEGYvBSgMAdD3sgBUL63PdTUX5kPafTaD69Do9yIsSHbOzqs6Z5Pg93EMiL0qBZFvG5ZedOnS2h2vw",
-	"tCfvaCq7+dqYFWetSSa5vChbTTrB+Hgod3aCu7Zbk37kVpcqJ5Aoi5T35ZmZnek7BUvSR5XKWtL+DQHL",
-	"v2wOX5uawJA+ust4vxxIdaPdGqa8+mjOj71NrD3P8kJuzO3bhmFIynthpkDX6xiWF7i2pdLWzia8GM3A",
-	"0QRbJAwxMSzJS20PBxajxDKdIAqcyVqcpKNVqfimR96AzD+ka+DB8sLsCPoLjQWXdEpHgX+XJdeG6OKD",
-	"QskeNYarvlgenXxfU0KBaE1VpwKOkWMEQFyP2KNUlEJDSao1XHxaqqfU78silKUef5UA5bk7u+ga6quF",
-	"TtIRam1yW64x+PdlpTYbrN4u1vQzEGv6kPZfhxv8kgeblkBo1iGZU1JrHWkas4wpV5JZSjnMTzSSImlf",
-	"UuRDDfqrNOo8nqSsAapY5RJNy7aWU7v8ihYBiF7q8k0sAoujl7p8CxaB12CpFGW/ijFgirw6iwyWcpx4",
-	"J6xcS/jiFTDklw4GVidpQyrRXq7OlrTfSIYGtxV8+xqlFObM5ZUkdLXyIZ9LoUIv+c6O9DmOeV7/5q5W",
-	"ia49HPomBD335H3poYJNvGtBe+Iz8kOXrxIg5jwK0B6j0aBi4jXY1WdlFXFdMfDDZZqcrugkZzSgQicV",
-	"BxQHvfSR1VeXTa6qr0LZdmsjync5B4WtjHgd9W+np3Uhp3Ikv/CDwHAN3yCzfp4WDohjY2JGPg5IQLFL",
-	"qB8kQRK7Jp1wJXmQXfdixgQDBZZlmYR4W2JMVYTujkG9OCWUNlJ5d74UG0Y1XkbVZnQolpYDAqMLtHj2",
-	"VhcoXxGnBYukTpxmccF0tZFUIDntZUaNES0YL+/ErXVpyJ14y/aM5QTVOzDMjucGtum6OnmE2vnK/+sd",
-	"XSZPOYHpH+8yGk//0CTDNg4cO8TECWLshyHFLPYT149s37GtrRU+gi0IIMdgvcBTU7ASTJhnYd8hCU4i",
-	"20nCMHYd076Y8k9WxCOGp3wUOHtU6nMBVTVGd76ap2+9dnvw1lffffT2w7fKew+/9PU/Sw377dey47sP",
-	"B+mfDV8vv/zel5wvf/Vd58++/pbz9mtvnd3h1heDL/E3br1xl4k3b59kRbQBW2F0uIbFRl6NFw8FebY1",
-	"L+paCHrD1i2dUN377RTN+FxXvfgMG9w086l5GnzeOOdvb46QqrJWvYXUt6fsZ6XO6Cak/lMw5UEuJwB+",
-	"EiNxo47Pz2Rfe4Ix1FO0X47T2z9EoAsOxwKcHCjvctD0Ut6vcxCDcnecyuehitPc0W4oeEnKsviG6HKo",
-	"C9Ub82Oen3IIoe2hvEC9SUjtkeyypyr8nKaCLVTJtCGQ0eFVLIGaP3z84V8/+e0H59/5y/Nv/eL8bz9c",
-	"yCYItkwzwYREBqaW4WJKKCHEsN3QtDYjztdpILwQuXM6jm17vmUG9nbYt1wU38SE2j72bSfChu1FBvE9",
-	"asX21tj31bdnFbBYLUxgbFINF07fzlz5WTNhvLzWSkUN1+Q3TSVqNjXuvJ2hIrRXgm8uKkVheR3PN4hv",
-	"W8Telm5hhIGPSegz7Dumiw2SuI5HLBJYydaI08MlSoXhMwcTP7BxyAIfh07g2MSLLIsarRVFJORSBJZJ",
-	"TM8iWyBHDzXr3wFJn2dLx0a04VmYM97KTyD8BKamc0HlHHTTtBRQe0q7p1Jeii5vFA7dU9YHRodH0VmU",
-	"sd5+By0Rk7t8mZxMC4aiAYuOWYyoQDmvBGB5j3qHSN5yFGWMFmDHYMP1TBhK1J62YbwwAZeajD8HG8YS",
-	"ct4Q3zzTx8T2PRxSP8HECjzfjAPqBUlrIcGfetTChJkxDkNJdAPPiGPXsJIw2Yx6Xs5Y8nK92jVYZS7U",
-	"OdyO61mB6XjORWz92hdrTm+BKusxCXFoOxa2IupQN/D80Aq2Jhqcf+/7H3/4o/N/+fn5dz+akhJUq4tV",
-	"Erfj2Q6xPDcItiQD1DalnSzwshiVdpkyr2ZTupxCJEoMca2v0PiE8ogtD9EFOw9w50ZM7CkVSJRULqSS",
-	"Dh588d7Nu0cPX3/w8OjW3Xu33vwPppRgnCbCJaUh7c2hQmqVM0eZDhkOaZ0bU0oUC7zib6p5PmSivCWf",
-	"vgokpiuotg5MYvkbxO3rOcD41xlty/PTJr0MtM5kuB3H9gLiG665Ab2E6T5Mh2xpVj7Z4IYA7xe5Gzu/",
-	"0fWJ4SVsOTwvjxIgkavsKJOW8kjl45Idrf/wbPutmGDezpEYRwNUMJGPi4i1kc5AN5PZUTD24iQ+fPxS",
-	"Ql6SWirXNyZKTTGTvDilU3WK1wszHQu9BQsdc29CjkCVLnAcp2VeCNhAoM85Z+1GUkGhw0dBoRXjsCwY",
-	"JGwYKcKuyzJqN7e0ABW3EsbmfRfehXk9J9+Fqbmu8FkoofzCZh4Li0eFrag0aqnv59nS8E/529pj3peN",
-	"l41KozI9YWhPsqd9VYC++goyTeyreS2biGo7NRUdbxrmecYo366Dhh5udd1GKEYbOMS2Ld8Bdw02pGkm",
-	"l46NfNP5gu6+E+XD1ixyatuhjYnrGJg61MSeEVsWjc3QtOOtqUcwDVfKKnJ34LO8vOo0Tc2FRph4oYnD",
-	"xLGwaSZWzPwkoH7YWl2OF1bADkyd72LD5SOe7RPDMJvLN7nwvumtWMXYwMRNEuyHxMA0YkHgOXESee7W",
-	"VrE5GzJZzMnX17GmsCxkw0BiSdBW+6XUd23nl7LzS9n5pVyDX8pYCxaVmKQ+b+yXInc25WmZ0gyNqBCn",
-	"eRGjVGpKUgkuWDkuOIs76HVJNgXA7WOefm3M2iiiguGUC8ZFKslxdrYs0lvSjKtosxXNZifyLU3XnaHX",
-	"moi+foL0SNWbtA5aD+xoXDD8jvzGKOJ/N82pNiJ711kPen2GZtgd23AM0/Qdq8nQli3OtL98aDg+Jobj",
-	"YGr4FFtRECRRkiQ0DrfGzCb7sFAmWImbTt7R8r1NXDlg1J0rx/Pid1thV+3WKaPHR5MbvKqIw1TrHbfb",
-	"Vah213mvB1Kujti7nJ7QNKNhxrbnwTNWxG9NztwEMFZ68NSc9EoVK9dlNsGBaXY8i/im4RvWYu3JMklw",
-	"AcfxMKFOiElEHOwzZmM3pp4fRaFtReY1qE+W6Rtr6k9yamagrZRRaGJmuZGVeFZieuYqZ8NqYUwnsLfA",
-	"ocCyJ1ixs+h9jr17NqMb1+/dc4BoKBgvldt3Jfxr95U26skr2NPONeBbnkNPNFMPdNBrDEgNLZWLkHwh",
-	"tNdT5OcAASzX20cFO8mPmUCDVHTlCok011jtzXfuoGN2JhAtUc4j1kE6r7QOZO5VfB+czyOdj1357vQk",
-	"CeghxuMqEbvuugpQVrMpWFIwMUBlfsz0qJCVhUYRE6L+OisYjc9QKsSYxfvtqh2iXJyy4oZAPfUW8QM9",
-	"/16XC3om0CA/RUPKzzroJgCh2vsH0VN6phLG9KCATQ/RTOT1WqgZN6pB6flqYt1WzkMoB+RTgdtDeoYG",
-	"eQbzGsrhqsXR8dupfJscRflwmPM2Yl8b0wyVOfQNZB0sHWIgGTFEm3Pky9lKUYcVostpIn94l6fg/P/2",
-	"7TdvIZ4XQ5rp5I2N1MEK/YVwgin5rPdS1ebu8kUH+HSQI1GmWYbyUy4gUl/A8auLZEzWocv1QgSoJx8+",
-	"ko8c6aCNHhrzDA5ZFcUf5vFZFeLf5b0B5XF+wooe2pNN4noycv/kN1UDSOosj2RaCvTVPISbWg4Y73J9",
-	"YFDKwS2vkSfgACwg9SCSM/UAOO8leRGxAyTFg16X7wGGr+NMREnPdGnIUB3LGmaHxRnzMs0QRRktWdF4",
-	"BdV7B93kZ1PvUZ16DLa8SZJsGscFE7CCZY4G6fAAybEg7CWjkRp+thjUMOd9ZaNRZagrI02XqyCa+pcY",
-	"7Ylcm29GKnMmUnlOtdgvUD/Xd6PLJ0Poiw+13E75skfl4hfsqyySKudSJ74aqXjmTnyV+LdZAm4538t5",
-	"1m1hvGuo2t6c1Ipq65bfMVzfM81gzgJj+sFF0q+LY8OkmAS+g6nhJDiK3MiJaGAFsb9NE4wZGCpf9BQT",
-	"grSpF9plXBw5UhC2jQDTwHZxEgQ2cww7NJOotaLwuVyXwPIM4jpbk4G1d9vLLwvvoJcd9PIZLK8KoZ08",
-	"L480J13ZzdwDj6WGU/RZeZSPy6M8WXM6i57ZVW29WtVWdBsy01VCWhv1FqxyD+1RpL5XMl4+LkUas4ZT",
-	"1A3lWiKU+Di7480OIOi44U3VuOOy7f6u8n5wScIAQslRSY/XIA3Nto/bLaloHYEWufLJRtPJPa5UgHXv",
-	"cN3+cbs1pxWt7GT+ie2RAaWbRxrBFvN160VJS3aAeo0V7LVRb7IsvcOFmp5KATml+eRJU6MEXbKutq81",
-	"2oYGWOtlcoCZday6r9VBqPwzrZm9UI6KnyMX+OdljKi9569ojHilOlTgPn9pwHGh74Hyll+eMFljCnA1",
-	"9jQo1E9PGEe945THotfucr1Ikqfty3MPIAdcjwPEHtGozM6qeMRemUvV4w4wJK4dBrtcXcG0HOh8iotY",
-	"WplX8YZ7dJaHdbniXWK/g149kxcPCAGgabSJT0zhjo7h6FsrP3d5xVQrN02hAChJlYb5CUPFmAtEpVgR",
-	"0ui4X0iGAVCP5uvFMVQ+CRWS1VZ5P3LOurwB+Rw2MEu0ZxnWPqCCA4a+NmZjCE/gleAxKvJ+wYTo8l6f",
-	"lV+sCZEKXkCvU/CRhtSScoI6waRc6kEqyrw4Q0V+CjsKs+h1x4ZhR3Lf4H+sIw8Wi49Ur+xEUte9Wipq",
-	"kL59gE7VSPJlu1yX16yq0KrkmbV8ckOgiI5UFVsQd0bjEg3SIQLSmJYoFV0uRQ51lCp4KS1RXwojcnkr",
-	"WBR2Oi1RyLIcapfnaE9HtSpMaV+hbgJlqdAoG1TNGfMbAvXkgEmWn9b4JlUCUAe9l5aDLp8cq3ZN+quE",
-	"LLLdDaHyssABSHmZo7Q8bLRUQLfK1QkXAvXz5vy1czKAX41FVAsPTEK9BaB6AtoxEC4LphBHPQk6LnNM",
-	"hUj7fCi3qRbaijFHOe/ytNxvI4WowXeAfEPKGn279chpcxo8R3JV4fA3AUXNEnU0jjzihTzMkPRULrU4",
-	"TkcjgMBzqGknxkNIczrmSKVjr0riladpxBRip8wFssnkzk3Yrn6gyyk/Q8O8YDMd7amXULWPv86KXN3N",
-	"XkRFRGMpIFdUSDkfw9M6CTStCVpbgZtSxJCblwAYrY+PukHhGerBbU1YUQFAPTjOMM4hqL9UyiUQEp3k",
-	"Uo7H45HQB7Q6tjUJhVfPTuVu9PMqKXUHPVTb1OWrwNeqQ7lcSwDYJjy6HIFF8wCsBk+7fAY9hQeAAMEj",
-	"NQ6LlsGwXX5JHPaLDWz6Kt5pdZG2jNE6/Csfjig/k4xXM51m2KpNXQcT03WwH3sEUxISz/FdhzBzfRit",
-	"mv5GYVrWpjVk4eTVrgJAeOEHfcSgaJM8vK0Do92qCF7rwJBqBaPx8t8fXwS62saBYXQCz/ZsyPmaFPlw",
-	"0TI6DJPYDXEQUYpdz2eRHSW27/hzkcJ2aNiYUCfAoesmOGKuFSS2wyxw4gbqWeWHbmSGloLSZNJ//pX2",
-	"is2W6sFYqOiCMYufxfYv02WatqG25u8zSsAuP9EOnduhczt0bofOXTs6d2WkbFt3qXlUUrW5VZjcHKy0",
-	"v4tuvQIC80XQfSUHBvVBl+luQhpP//V3n3zzux9/9C9Pvv+z/Q0wGjkMi8ZFWp4BDhMyWrBCnm/lGCaP",
-	"ZfomO6u/+Urd9ywEc1fqwEyINuj1qfwvyNZCIVJoyEoa05J2GlVDz0Qpz9d8kdLKdWsvy/spl12Cb1Ub",
-	"ZXk/H5f7tdfUaBxmaaRcu4DynbAiTc7QlNNVY0jJnhcM+A7LRxlra1W3yDOpdQGpU0gSHcH6F2nMmr2p",
-	"5Z3vrsqwhsqCscNp7Kb6b0W1VViwVFaacbWNUNpFA7wp31cypREtSi4vIC9ZXzGaSl/U/AA0N45qhzqg",
-	"zGGqirw2Fgb2ednL0JHUjLByEhvHaSk3YmpZYx1lPHMowKVp7+lHf3z6339a75pCE1ghBumo0Qn4Py3o",
-	"pPZgQHvn7//0yXc+WNVR7T+1qLNK8d375Jv/8PQ3v/v4o4/25eLXzzT70W0XdHN7ojHvffLBjz/54z99",
-	"8v6vzv/ww32Uc+3I1YQgm70qZfvd0aJuXxsrJsCg+r7q/smPf/bpt7+33+ghrlot266ZQsgl7aOTPKLh",
-	"OKPF2aGqFSNpSF4gqEin867RvrZbAEBSV5BRKEtnqgjGopHfATVbb/aTX/8EvYLOv/WLJ7/9YL+6WNoj",
-	"TmcvEW3Uz/KQZkgoX0y9ZlO6d2NYFb4/P+6r4+wYpUNJrdHe+b/9/vxbP4MtXbANyk/y1oM/ha//490H",
-	"/xElaTZ1p1VHovX4K4//VwAAAP//",
+	"XfHq2o8zTJdIuZ3o7XO0gIhfiTj3qFJXFepxRWg54kcVSN5etau8iWbhnPOD54FeeYFIxOU7eg8LnLp6",
+	"HyKatTDw2roXbq6y1yHqgVlrAqjrJgHIJ2L2ta3pptkt1q1pqiJlDhBZUz3DCnJJc9VlO8tW0SydxbbL",
+	"8iDCnOwXcQphtDBUE42XCceQKJZAEGomEiNV2qlTNFJOMyPtAMMzvzeJ+soeMHX9bSo8ZWarxZRBFt2W",
+	"UqYWM7LeKFYiuhu7vapzNp6KUl19cwS+riI+SchS7K/O554KaU5UgaogdsCBlwQIQnt5cEoHCI5EoMKd",
+	"ESqHJR6aBjN0FBEPu4J4a+J3MyXm6k2RgOUFT0mOdFHbU83QKr/JgtJoW3avosqo/DQPFYOzKS1kdcQ3",
+	"sHb6hFK41HmLcUQ2OZqtwryQlHIju5Kb6YO0UxrfXh89rr2itdBlcoV2meUi6bOSCDUJIsmgkO0nN9dW",
+	"yL9cF64Hx37DumvbqNl+oK8uNrBurgmhJNrD+QS0v3utb9UAtW5tN7/CGk1VoB5Fy414DrhHuyDrFAIK",
+	"2ekEWmjKQp2bI7VgHJxbKF3f/KEU77ACe/6KNLPLmNvvtou9xvnpNbFrX3fWq17yKHXRS0erScghWLQP",
+	"qtIOF/MNN8vm75xUnxvphzHROvZb5fJWObdvAjd2kSNca0RN8ChmvrLJ6lxnnuKmElKk8k5Nkx5ZZNwV",
+	"WWrhNPEpqrChlt9tbVqRJEPziBfPyQ/Icr/u5JrQPWcu4IKde+de+s59tVPYRziiAZ3sM3/ZobnGo16d",
+	"NoVe4RQqH/+a65tX05jG4J/+/ufGP/39n37n6Pif/v5n//T3vz8cGsMhb/3WOy9//Ot/+EvyUnz5s9/7",
+	"6s//7tN3KpU4T/OuLGUPeXkNMaJkkcgMIeTsO0EjcFYcSUwA2d4jggWLmmikwoFGkD9pSPXvxXggsBcG",
+	"AuIXk0gisCerCL1j+X1IR/nQuVHJYxPS98seSTARmRfjgTYH4lXiR8Z2KJQhW1/EIeEVxovbTXMb8PcS",
+	"ofeLNamTdiylP8MUT0ikDf+bVwAeScBozcYkek7wbKduOxXJ2D8Zi/UaAtjTAtzJcZSBUgBscTv1vR4/",
+	"1Tdzv4J+Wc6cLVs+S1t+wFT5vPEyzWhaPWONyiuQ31SxV/menaqsmhJFnjMWemxBd0lwmmLbICL8bD6P",
+	"2HXij7ZNNeThIFwCM5tWtNl2yXYtBqIyHX2AX+6ypV1zvBYwwvZtf3MwxK7JbcHFI/CX8q93ic8iUref",
+	"puFyuppQLoQUrAk+g9yDCk4ghILRlzKVVF/DnEP5Eslhq0wAWmY9HWrKtxrbcDSyOv133nnnnb5pmqMm",
+	"Gn357/7knXdGx4otBwWbljCHdLxEo89kG4EnoyQLZjKwKgChNYizFhql/M4IzfCVijkbUj+RrFMJemW1",
+	"ScUXdDQNPI9QSc01CI9bQzqSD2mkazRAeKRS/AJFryXQ/SgH7bKz69p3uiZ+KIfeK5kyxsJD+OUCv/HG",
+	"Y/EzPmZD8pNvIfX45lKLN4c075Dk1xpJVuKOQxU/fGtxzRqw3OGeG3OqVSasOzbzDmN+kzFm5iFbSkT2",
+	"8BwN7K6TZmD0iMBBqLwiEEZcyInQDLvTgBLkMq8ysqYqcdKz1a6JnV2Z3fUkoa5xVvT0dPH8krxMcy1s",
+	"M8OrZVdoxuMZ1D6bh5iCD2uS8CUtK5efvqjlN9clEN3BmpTVD9uWTaDZCCgXmLorSW2sdmWyYdDzPiqn",
+	"f7Da/Y3FHNaj7+5gkMfdZrW3WSDCSoPIypRCu6SVPQVfXDxCUMqOUBecMgI6URpWfQNlx+JdmAox5yf3",
+	"7/Mpw2HLI9f3kwyM99dfkyqwlaQToRzb1J4KNSK8ahHsYm2G5x1dhdVAT+aKZ9hRu7ZbqvdXa/exX4jD",
+	"zrPXTAZ/UY6cTzTqktZLuZhdegRDZdOtjsQXBctHhfn5VhXle+i5amZRSEL4toOoAl/UTGtQTmewb+WJ",
+	"vMo6V34i2Wl+Rbk6LZtLsRTP9RDKkNJNeeNqkVxFiB1TMl8Q8MHe91FD59S9u+xpv5N/9sqbz41duWcW",
+	"FpyXIzKHTEtzEl0HEnzNBo69QKh/ebOAVgMgDsnTiFwHZFHnVlR69++ZtyPtfZPUIW8LepGAYeBTtxcs",
+	"su77A2MtKqm6PlseLHcxpRudJlSW2IS1Z1k2XOUN8ZPYm6z66h8wZUC2xqrtPXNZ0bcfPLNOIoUS1B8Q",
+	"RZJ31ko+Zz8kTeS++ElaJ0N5BCTNF2Q8ZeyKnyhhrfKZPSNCJF4M5TI+c5XPeoMYOcMvH0JuqK2+Xjhx",
+	"wXoij+c876m4Q7/Hiffg1j5lL/fiZipPRkPiUEHUX3fwrQIojeCtIzA8K5Ys3YX2PVsQMpdIoALxvzVY",
+	"lVwHLOZP3kpObyeEC9Dej8/A/Il/oBIi1Y7YG9bLtfqvzPkAtBSBqMUyZpetquZipcO5cqe7vRkWOKK3",
+	"N/4KP5dALLe1dA1VB/AcV8lgLNzOQz/Hk3Not38NmjzNr5EsuHbR7xp63Od4kqhyD5zUrH7ushSCFaoY",
+	"eQRxBGHJv3Vx8b3vvfvuqKQFcwqs/299YhqDM+MhNvxPv+i9qvTqk/Ptlyptx+uw68HudGB1U3s9xweR",
+	"QuUDeeOiZ7L5tcFTKYusQvaVIjWIQNnOR+hIRMFspkOzSvm7t7hLP8eTg2Wi0deodloQfaGqUoxsuWJb",
+	"1VC7XrmqIyleot3Aujk27TnBsy2qsTpR/RWqeDCEJCzn00MUTD3jaKTHlSypriSqUlinMo68dxVnWOp1",
+	"w5Uo12QooEvw7B5HEZnzezpHVahLOtPUvTgJLh2pRIejIT0CcRNckbVRCTpAFVEXz49zZaHV81JDK7F0",
+	"SCchG+MwsTYpMXXC1BiqDCKEM8ZheAKmN04EgsGOoDslOCJcIExdqHoIu9D55IjgSAVThLriS3GyIYXk",
+	"c6ouLdiyVqBdl3q+vXLMbhbaOY4IFXtcqhXIFRiEPd7dYZgFgmd7Ue9befNZgV+45ZCMJq3GIn8CC+9o",
+	"ETE6gb8vpcgyUvbeRcBV3albxwhnKH0WB1vjN/F97Gg/WM9zETw7CNMl6d+b57oInh2I93kNj1BRFpVq",
+	"j+tce6/zgdWa/464bM9xt3PyplWenV0R+hQH0dZcQd+MbD8HNJDdMGlPMUVPYWW7ZOx5rktk76fJK9Ts",
+	"L6cETlnyJtTeR2wuOdz5nEUipoEcook+i5kgKn9dTJOauKrSqjw+Vqte/5528z08F5KZqiD5gpPKVwAJ",
+	"WSv1+DeXsnZME/8t48u3JueCIm8BRSPFEMsTHCFM+SIthgQZurKsXUcqGjXJ9NZEGEUsJNqVrYk8AucN",
+	"PmbHyMgCrIt5v/TC9sj8FRHsZYniKnGUtqNvvN1M+RsL8Ft9O8WWQkYBva1mlt+4vjgjT3UvcWa3x/XN",
+	"4Td2TTu4753bURSovhAbE9nKoz+EkACo/Y0LCXIVhwp42ECVdrv2PtPpnEsKMqi5oKYZqeReOexIEEYx",
+	"JxG4h3MRhCFiC8qzjDhaXzbF1NOOoTPQjZ2qQs5c4GWprC9Vc8GwLXSRS117jASbEPD+VpUg5KhysDWV",
+	"lpLP9dHi93WPNCnNqr6wChxyIqXxy7zDYTMAGgCIdlOGuqpCcmpyCEYRVhmC8uQGHXFCss0BLTs+LSTx",
+	"Pc4UkYWltO7w1+ummVXSWMHdvyq7KpS9WA1DUJWHKwIuchkrCnEXMVVBFfmKk4mWUOfwb65m9oH09M2G",
+	"zrqv/IS4cifSOeJzCfTTRO9poaUFcadQVD9LW1Ip43DixlEgls8k/DS2mgc/IMuzWHIPq2CZ40hQEqmU",
+	"2JF6C1dkifyIzZKK5GcwAjz4QPZSBS8TYnLS+LFx9vSR8QMoqZtgdegCEV4gkSXTq78eJkzO+x89bzRX",
+	"c3wXc+DCSkI2CShUIEZQ9NHQ9frf/+h5EwWcx8QDOeiaRIEfEA8pQEmkcPHwvO+0u5CaBGGKzp4+gi1C",
+	"pmhIFa5WpeZrgS+ZhJ5EbEqcTLc1FWLeePUKAg18lksuJ/+poQFFl9EMB1TggKqsX3EU5nzwJ4GYxuOW",
+	"y2bKHd+N9D9WbLJ6sIDrStmhBMv5xQeIk0iiPp9F6N32u4jjkHCwQ/AThBGf4ohodSrzlfVjSCV4UqkS",
+	"Hf3q7/7fX/3VL776v/6iib783b/86q//5li9hYjMOQL3BF3jVsQRbaLMl5Qj5fqmRhRaBFY5kaIYFgLV",
+	"WbGqvq9yz4yxe6UsLJSNmbdECxZdgfppSIf0nNFrnQ3tZEgNdEHUA0CBjmNic/xZTHQud46OXrx49N61",
+	"c9ySjSFvelY8R3Vw8YyE55iTUySZaPXjxcNz1Ol0BpIyvHh+Dr0lh6O7AEthzPEkoJIjPkGjMJgFYoSO",
+	"rP/+0z+WTEtqM+qaysiEqV7akKI0MfkpGjMv0HOOvgCepIky/ubV6BSNsj+hLlEhcbkcLMtdLlf5AOoO",
+	"Q+SMbD3Cc5VyKmA0CeT4zk84ky8kCUc6LsYfyTGTOKKRyzwiF6FCfkb6sXA0OnNdMhfGYx3QM0JHz4LZ",
+	"PFRP6lx25jCSvHijz6fvjJroAZ2EAZ/m1fHZikdPz56ff1/tUB0U1GVBcyzcqVqr0xn0jlUJcrgYAQdY",
+	"5ncIfQzok+yy8F39BjnzsZfSfDnMAi+PofSuhq+6JgFHMdV5S+EYdbSZ1onCoSruUHWQIx3Jq6wYTWXh",
+	"47E7VehDlQJWvAJPxgLg26YJm1nJ/z9KonYCkQfXLFYBX1Fy/xNxGlM0evAcT0anWY5dFiGPhESoYeQ8",
+	"eoEcjR75BmSc0+vQD3KCjuS5vTM6PkF2u49G8wiUf8AKX6Y19QFwmtcJRBPZVrvUNNkEPOhAJDlgEQ+o",
+	"m7+wkmtWNCWEZxZQNHppJBMZ3GVzoitspVgZfoMVwzMgAmH44OIwlHMdgb8xJYjHvh+4hB+fotEnn47Q",
+	"jGDKEWXpUDO8bKEz+U85kuyvQJVuTo4yIYIj2+ygUUDViAGh4hKWMdLdJd0HNRuMowPvILVuIHia1koz",
+	"FEdynfI3fZJJmkpC0ZjFEmMyOQxllMiV552JRxorwtDyiamdJ910jq0WekbgcnvMlZyShFdr5ilzchi4",
+	"hKoqw5oenc2xOyVGu2WuEKLFYtHC8LnFosl93Zfff/zo/MGHzx5AnyxgTRMjSX7Onj5qNBvXSYKnhtmy",
+	"VFM2JxTPg8ZJo9MyWx0QMcUU+JD7rQUJQwPMevd/srjirZ9oVeKEiGqPGV21Gc3jcRi4Krve0fsf/QBx",
+	"IpJSZ/NIyURTHF4TjiQYESz0Hi/wEVx5OkjCKS+NehLALSx1g1y1bskEpHdX8quN7xEBJZElu6arg8g1",
+	"t00z4QJ0FrYyXgJdSBKGl1RQ/kRXstYFrHW56rRKta5J3fjt3vsXP/7h++9dPXnkPf3gIdRuFsvGCdSX",
+	"1tWkoYg0lIxufP/92Dp/9L1n03Fw3ZuK+ZgNfhg9iS8++/HF1PWfffwwfPrg8ecv4si/UsmpFJddo44z",
+	"V0zP6gnpw2jlnFbWDZfC7b4O5syxq42TTz5tNng8m+FI7u9p7sDzB1U40IQ7PvmkgSV7+WmzsYJb5MBy",
+	"ovtTgkMx/XztdTvTiLZtmmgxDUKSxFPChJJgzE8l6vAY4Uo8YBL/gxyJBR5jTiovzfdh3htfmyT4tMGu",
+	"Cg9P6DSu9U5SL2bNWeY2i8Pgmhz6UB8H14TKCSTDQnKnx5dckNnm85OUfVn3+AgtHIzmDNwpYGRgWiFU",
+	"HauVIIjraKKu2UFHo6TTZUzxNQ4Ai4+OM+6m8pQvCPYkb8Tf+oOWK4VSbyBBSO5dkjw46q7Z2X7MzxT+",
+	"fJEB58C3JAXlXtfk2rqP54GR1KmvvCvPiBsRzfOrWHrJnBDvVNFduDkBn4d4ieYR8YOXq0cuhQYlFUNV",
+	"ZBzhGRGgxVmjz8ia3FdZQNYV7Mo1TFScn970Tmkt7ScFz8RG22z3DKttmM5zq3fS7p50nJZpWf1e1zS7",
+	"H2dGgnflqZgWbnetbsfodIhtOOOeZ4y7/a6BuyYhg/G4N3a9zFoqx5dcsDKa5Tv7HcPxbM8YjO2e4bvj",
+	"jmPbbc8f9xqqpvwLvmF1ltOxzYHV7n2c6R6eav3FuO/ZbdPrZUWq9QrUEUo6KZmCy6uHL7zFg0Zq3sqW",
+	"mt6kfHTYp/KctkKtbbbtwaB/e1BzDadDLGPQ8wYGGbhmu4std9AhtaA26Lb7ljWwK6BmY9N1BoOtUPvt",
+	"nxgd83kdqKkYuU93YC/UO1K5XVbx1RnIwIj5wAzIl6i0T/ASLrAgaVKdqjl02/tZw1fNrJfxlIWBu6zd",
+	"OWkPy7Q3vsK8TJ57jbDqMfYuo8xhoGrqpPn9fNtXaV3SS3ejnSTtXWr+qtlYEUS3jrHa41Xto01rBFYz",
+	"HHpjGU8FOWhUahFGRYRd8VYduLWdvr2gkhVlUfA5Ad24XYemPmTRGHLgQI/2YHuP54x9gOkyTVS9JwnO",
+	"sWZcJGJzga/WNG4tzZV4g6+R3jjQWcl8gSEGmDC1CCC0p0pMQ1ywCJixKeZT+dCVS1qR4J7nFNGNNHPL",
+	"u8xb7kYKS/jP6tidHO5LcK5t4I6HDafvWgb2Oz2jY3u+6Xd6bsd0G3mktxocXIof3hUPalv7q6JhM60m",
+	"W2ADrN32voGMOSeW1bJts2N3Or32GjImodI3DadN2sbY6Q4M3xn7pmO3x+Me3kbGbAPbnmk4Xdszxv2u",
+	"aXTHhBC71yV+p1siY6r3YY6qRMiu3wsfh7PNhGz7mQL3GkneMuEqnB++bF9qWF9SJi7xZUTkB7Js7HUD",
+	"vCqkqT+dQs12pedUb4yyRQlTPmbqImzDdWm7PJ58c+R0M+p6F3u50iWvCyFb3TrT8Bh884j3AfECnMQ3",
+	"vxFsrq5JztS1C0YvSVH3vwi8Vwq/h0RU+Co88H2inAd00dUrsrzHVU1WjaZX0fkFvL4cOi/gNbsix1rm",
+	"8/V28X9v44VVANzc40MmHrKYem/skqoT3fOS7ipzP/KeYjFVSk+43bEXCCMrhFKpJ/iQLCR36gcRFy30",
+	"EHIfovESYReqZQgcTYho5mwcoFkKZgRFmE7IGq2BnPlBUkPkljUHzUqXTbVt5fsTcO0vEyXHkFr5P4M6",
+	"Qykdhl1D0ql6xEz5oG1aANNcIdTYYb4G6Lr51VftlZ0tIV95uVTUGRufnxkfr0mvVGdhdRZ0WIj4auLc",
+	"tVk3e9pkHTR69oGggQX4Tfjy9iuwBKo6VNWywABYWNJeDq0b7y1kZd2+FIhnuPFSDqh8S15Qyru2DQ+T",
+	"ruGMLc8Yj4llOLY5MN2x7Y/tvnLXZZGKcGjIVyp/qtTyWN2W3R4MOpatmfcwIFScaV+jk4bVdlpmy2xZ",
+	"jSzLZ6NRZNDbhufjruGQbtfom75lmLbd7lmk5/ZskkdljRMtHLxQS2KxcBlA3MdBGEekUcis2XAGZhub",
+	"XrfT7ZiWY7me45huZ+B22q7j9omfZY08gSCS9F3BEnPPXgNB3o4UlIp3zwNK1UVlkIRyA7R6lt1ut+0b",
+	"QattOG0bG3233zfsgWeOXc8z3W67BC1wXaoBqJ7Vth1n3O53MHatget0xmanj/2ua5lmz/Z2BtQOsmdK",
+	"lbbr4YB26sd4p4+708fd6eNuSR+Xf2gFW7cXiO3yWyym9xXmOflijZLuAlz7ODgMskgYYXBNvKLz5RH4",
+	"V4KXgnZ4QzpYTntLDulDuIVIshqzuTargd8c8dCcRHI8FlMBveXfCt0i7QmLjuz2YEiVf+elmEZMCOVa",
+	"BE7fF0RES+NMMh+j41NVk1HPpKy6YMb0NFMwpGC0177JsoE7Je4V8ZqIM3mHdZJJNIkJ54QjtTLBWAsl",
+	"Hs1DCn3UPsDzRu5DmcaNReCREzQmSwagALChz2ISK3cB5a0FHmxds4NGykvzchzzZdWGWggiDlMnL8gJ",
+	"M6Sjc3DYOZdPjkEKCgN0pCPl4VOSKTRx2VsjqgMWVFJQ61/qLy2XzfLxISeNZx03jogBYDIj75/VV2vB",
+	"ElMxuI5ic0cWqxAr2yDL96fj77nBk+D9hx8/uHj+w2eP+KOZmH98/qj36CetVqsQ1XkyMM1yaGojEped",
+	"zwYfR+Zvu6p9LtY0CTGtvf0syLcC7T5mkwlUUCwh1sIV2IYfi41vqJ3Yg4CmZC0iHqEiwCGvTwpzfV41",
+	"G3EeX28bo9D4IFTwg4Bz7VqpF4hyC3ybiN8BlJJ7nHQJS289oXJ7+dSxIJeaPmztX2h8GD6HMV3mV9Pq",
+	"UxRJlJwKuARNgmtCEY1nYxJJhperAPm35PSbjRwJ2do91xSAoX189jj6Kr+oredX2Qmcf1LCuHWMfNuD",
+	"sbo6fsLFFHz58JUi4AkHTNniBALo4aqkDIXmDAI6pH4YTKYCHbnMI0VCf5zUTMm7n8U0c0BjEfLjMBxS",
+	"3bna46yFLr5F9/KQboZsggKq2K2spHnKyeziNJrjo1ksNjHS10zXvkli1fV1yrHKaExCRieSs4YCy2gx",
+	"ZSFBPp4F4fK4VcXZyUlvwNpt5mpqP6VSVvxaHFyFCUezOiwW3wgrzg34JH0ulyLJhFKLUyr2uuOVdjjj",
+	"b77JVyI9hS12x276Ym1Ab0xgodFbAaWpqC2IxZFStYp5A8mYkgX8DjK6yqjYGtKnUl6nELBU0iMoL/8F",
+	"5giH4OqNIO460og1RZdDqvAlOoKob91ZLlflGoFg0TToG9jP4yqx+aKY8efriGK/PULyh2ShQz6+CVLy",
+	"gbB/4YfLiMS8jjxV1emOlLxWsfu1EIY1vPGDlyp6cQX9+iwCnL1HZNW1dR+ixY1Eol7rUPGUqIQkR7lS",
+	"jzrSPOmbJGjguQKDOv0CP4VVz1UwJpjJF7TayeI8qc4Ky3kdbhbbWuYW9AxseMqd5HUFdzgn7UFr0O2a",
+	"A4hR8IgbeHnnR/VDzqKqLZTnUJWyypuTeO2O4XiuZQwsmxjtcd/Dlo19l7STuhcnWcGRKr9N4lptw2l3",
+	"xgbuYNtok67f7li+bbd7WTUzPXdWQy2/AqtjOM6gb4zJuG94lk0c0287g0HOsEqicifTNZy23zX67tgx",
+	"HHfc6Vm9wZiQcc682pirm7qLCTV/xNuNqMVbf+fW9lYb4oqHlUOOgKl2xI7gUHkfQ8loeMB7erKt87x/",
+	"d4lwkrAmX4irhZIy1SgihtZkKSZa7y8OSVLZF6XPp4kCCpx8LoHSKtJVQ5P8G7gZV60ef8MP1BnW5aIL",
+	"FUFfaTb6Jth1I07ttFvdttW27BJOrW7Z77VNJ2tZQky+7Q4Mp9PrGwPLIkaHeG1nbFukYw8aNdCx77Q9",
+	"w2l3ewY2nZ7hdrq22WuTgYsHNdGx3/Mdw+k7HaPfG/QNYg2sbtcnrt/u5tCxOpFqhOz3fF8iZNPou97A",
+	"MN1eZ+zavTEmg/UI2e/52HAcyzPGA7NvtM2x32sP+mN/7OQRsn4vXmMvfLxOC6zPLO+n/O1Ew3uIM36K",
+	"m7fJC34ei68m2aghAq10edVsZOngtw6Qa3owA0LKmi7BU2ZOIp9Fs5L75gkapZsfnSIWqRwUyud5SK/I",
+	"Uuk9QgwOByr3CeJsJlG2vAxoEmEqFDOcjtoc0qpcJU2dEGOUZFVRSc3QEbglT8mQjj766CPjLBZTKVi5",
+	"WJARcqdyH3RCjnXuJNCdZClY0ILFoYdwGLKFDsx6K2wN5Z1sG2OlvX5lu3rKm/taTrVa6xLyLm69scXW",
+	"r5rFUu7behcav2o2IH2SdxlQwbb2zbfNSqRDSFPCFG9XMqz2Odi7y7ztXUb9MHAFT1IcQQYvcO+RZIPs",
+	"GRD1AQDgrQmL+tppojUriHCRbT4I1xwRyPb4GpnmCsWxXMLBGV1JQ5Ysjt5abrd7YnZbHafX7llbuF3V",
+	"ctB1Bp013G7bGJvttuF0PNcYWLhtDAb2eNA2fa8PzOYWbrdtjPu9tuGYdscYjC3XcG170POtzthz7Izb",
+	"1UVPy5yu7G33DMfq2wb2nb7hd9yeZZrjTrczyHO62ZFUsbswzNhwcBcbY9LBBvY83G87nucOOuvYXdh4",
+	"33D6A8sYu7htkK7fdwa2NejbZp7dVRf9jt39OgbT7c0i3JHpOzL9GsMvJYa5OZVW6W+3hwlfrE9NSdCD",
+	"53iSkF3Iewp5PI/sdn9I1+So3C1B5ZAWMlSeotE7IxXdABbrJdKJtiptxe/Bls51ot+dQ0992G2Vpr/C",
+	"SUbN5d1pIr5GmgiJQBWDAPLa9jCglQ53Wok7rcRNtBJWe3uHpzn0+FAHjkna09+t60XilfKmCJfCkJJw",
+	"pQg5IVkJMVpHtVYyu3z6qplYqldSOmb4/tZkqsFJp9vqtq1+v+eYKnBXLzAvNPQMz3EcwzF7XaPv4LbR",
+	"6Y4Hlt+zOqbVS0sMnDQeB60P8b98UIjfCUrjYNNwzG7PGPdcbIxx1+31PW/g2Fi25U+jQAFZ10HRgdRf",
+	"/a9/+OV//vO0iMEJ5NQhEUczFtGAQn0CVe/gpGF1Bsg0TRNZlmU1stTBv/k3/+bXf/V//OqXf/Srn/9e",
+	"oeZQDaDo2gcnjTCg+HLxcgehSJ/hOmypPpfQxwNdan/Tw32gq43fyUxf3wQk34PM4jfCImmGr/3VUcAb",
+	"fpO4ZVVj6TDc8g1DGnP456uf/vJXf/Y/7Iw5dMEoeXE21SO4/fkP7w9663TpraE9GvbbqU7P7Lf7jt3r",
+	"3irV0au4oz53YuGdWHgnFt66sXpzh/di9ZrITQXJm2lAv25SqCLMh5JCE2Vqvhhgdep6PNM3vol88CDm",
+	"OroRalbp4oajMOBQOp6PmmgexhyNPIJD5Xg8UgWPJhH2yGiN+3S6jrfAdfqJRIWJt/T25k8ZC3OtK9KI",
+	"ZSXQNEcdcKQMb2uTmimzXG36rydQ8F6bzkweiUBHUJkbsQgw85KI5Hfgg46z1a5bXHayhQWWK3NuBUaS",
+	"ew4uxrrJ4GNtQHwPWr+qcWoXUAKx/ik/0pUS6/d4BvW06rd/jif1G+u8vA8jNtuh+XNWp7HCNLXH1s3r",
+	"jf1DON1a0ItEvXNxw9gjz5mAYoZb2z94KanBu3Jrh0y0l6Zy+/K//M5X//cvvvzb//9Xf/03X/3Zn375",
+	"7/6uUPy6QgwwrVa3a5um07cdnQfbC4TmG5JgCRyeFf7S7y+RXXyoBPsC8g/qVurhVDgz9Ixu27cMB3fa",
+	"Bh7bfaPdbvfNnt3xu+C6m9YEPWn8+q/+9qv/5Y91ruyHug5othBVlbQsQCkIfPWHv/jNf/iZGuCrP//9",
+	"3/zpz7/83b/88o/+tqHK/+ciQZIa/fk/oThsUhii5E7RM7qmaRnOoNM3+r7tGN1u1/Y61sAae23lORHi",
+	"YJZNoH+4KMV3TBRSUsuFfiHBhXzguiTqSePX//CX//jLP/jVL/99wUE4KW2e2i8jNibGdTCXdHij5Fc8",
+	"8l1CPjTy1OEeRR3BNfVabE7oy1mo8k5yg0G9Oo+58YxQ0eLzSNLoKSFiFrbgv1ABqNbc6uU8DEKlnRDk",
+	"pbjv8us9B9gUqZJVDH3/2ZMPVRVVFTcAKiGI26NEVUI8f/Yj+fnHj5/9WPInpIlcyeZTNF4mtSVHqtQy",
+	"1K4jsIbWzDsuB3aqV2+8F/A540EdhwDdJd/j7RCR7zIS3mUkPLB6vVdLEFTvLUm58wbzGFIPcYIjd5oh",
+	"k7y8lP62i8K90o0TZAU+DeaIUaTIfBMuiySGuh7y0UiRsJHKZ+gl8m+S3AfzIYXqtqq/FKNGp7ri/j2e",
+	"FgBO1qQGDVRAqiB4do9DkVXQYVCCIwIQcAkX8ldocCzlMRgmoSBP1ZKaiIRcZSKahGyMwyGtnK9K766Y",
+	"yvMsxGdv9fkW9qmKI6nLbOzOPZT5gkouoILm70zEb7Hwyh0/eov8aIhdMoNzaKjK/o1vA5O63+3eVFTm",
+	"BnaIu1oz3zTbhXxAqoyRfNU1eMCVDne2ixvZLk6HVPIgZbCOTop5MRRMFAFJS40HNI1fGVLF+UjxS7M9",
+	"3ziryO5Gjq9rPSeUC+Deh3teZ264P5ZSlQEkb30WsAfYnaJAkBnk1ZZtIXEx5OZiC5pPEHCKIsLjUHDE",
+	"8RItpoE7RTx2VUQisN2LqSq0C2WVOVJy46o14l25MAhtydsk9uZsAw8gkgWfj/tdw+n6HaPf6WHDcftd",
+	"y/F7PR/Kb+SadRzDccnA6He6HcPv9rrmuOt7uO3uwGhme7nNNF8a8KAHLaUI2LhZdpUsQM7mQSWNQhDq",
+	"SsaBDUBRwwHj92o/AMlNVFGEpyQy4A7qfd7FMH0zK9hBUAon1yTC4X5agwo0B25b6xEchBRxNFKxVY88",
+	"PkIBFQyNeBxdB9cseuSNqrKhIEgorNtIZoPMVcbCwNMVC/yAhJ5WQgQUjeBvPtJl6CUevMZhTLRT35Aq",
+	"Sq4T/kpGJhBNrXMFhKkHVDOJ3Oz3eGtItf8RlzyQZBuMeK6sxCxVj0wDLpgcTXkRqh3nVL0zdk2Gcu/5",
+	"wdVGV9pOiND20wR0ysQcEiwHCQMul1LWszQVCeFKP8MXhMyR5p+CSK/0HnLxnJ9CVYcgQoEHm03qJSDb",
+	"HCQzQiBczkUygwcKPMjXXDhEOZE8oBcXj+E8EsFk1EIpqwClcBGO9HHM5rEg3kkluO5BrYhEGGyWVxAR",
+	"Q5PL1pCC1RVTBOUWQJeOEY/nJLoOOEtjj9X+odpOGOqEPMDcDWlAr1l4TTx0VBmxrBlfpGRheVePm8Ao",
+	"wqJPkrvFq/hITgjsxDbtZspNQkpjwtE4FknDIYXBkG120KjstTRqDWn+QaBZzAUaE6SEX3QEx6Z7aPXz",
+	"6LiV83Rtgh/qkML1b+aqeCA8wQHlogxgKYdWqcTgQe/vzKB9UbMI65v4pKonX9QGaVrqGG0y7huOM3YM",
+	"3O32jHZv7BPXsztOv5Plb3hUYF42d4Kkf8l9L87kDAyH2NgY2D3bsCx7QNrmeOz2/d2VCgDf20lWmhXj",
+	"Qu/G1NumJes6LadrWwNr0O+8Di3ZZkDuphH7XsjG5GVe87V9f6lWLLcgt9M3HMtsG7jbtw2/PzYtFw96",
+	"XTxuFPRmjYjM245l5/VkXWybntf3DNMlltF1+mNjTDptw7PMru10u/a4jXfQk61oxdYpwLZpvbpOq9+3",
+	"rZ4z6A720Hqtzf6f4KYsuT68sTtf3Dtf3Nfsi6soqWQpNRFP6O7RKmVVtvdU65OwBinRe6uEodeWNiHl",
+	"LLdXI8mrgQDwly6j1ySqU4qm3P6meZXy/E+NXA2F5vUvI5DoDTfyTN+3Qup1zd8eFZjr4yJfK9kyeQsT",
+	"rm6Fo2sq51gFLSkMQD22jHsdlQCqb3eJtaNkoWQjnpMgMFVSkF760Sj9NDr+hqSTeFN+2G9A1gfQ5+XD",
+	"zOHoy5//7Mv/578e31DsT1JTrI30zdvMby1ZaNtuDbpWr9/v9VZZ1EbfNE2z1TUbGaNaMUS31bYHvUG7",
+	"67Q/bhSZWMl278bD2oY3GDiG49g9Y2D2O0bP9ohn4Y7rOM6OPOw//u2//eqv/+Y3/+N/+tV//oPNVt3t",
+	"gFnhbeVC27bhjDt9Y+A6voEHfdyxOuNBp2Ov8raWDRV433LedvU0F2TMA0nFGlMh5vzk/v2fuK20HCM9",
+	"HPebvIw7bvctyRW1uYMiTY804/AmQ6VvZn26tWDp9589+VDz0dDiFEUV4dNHdrufhEGrGGiIduYCh6Si",
+	"+pYOY85lTH79ccyVJKJRQukHRxv7xTy/4bW+1vjoPYj5QbROdxT7zVPsdrtr2V27+1opdhoyfke5v06U",
+	"O7UlPYlKRPwuznbnONtbcn1R1Tg4Dyb0NeQVDgTXVroqq5/A0YQIZRTUFsLT3IeSJa2ZOHqp1YN3uvJr",
+	"w9RDMfVIBE7pLp5XFOyAPofwFl9B/j3DHozbhtPvdAzcd8bGGPf8ntvHrtPr1MeJaoW36Sqz2e+632rL",
+	"H52u3Xs9ftf2wLMNx+w7Rt+ziIGJbffbTqfb67g70vbkWJHV7vc3G5Ysp2V3umbXqaTjm49y1apk2t1K",
+	"72t7gD3DGVt9Y9Axe8bY9/uea3X7xLSLdFwu0DFMyzB7VQssEfhG4IWkcVCDU266g8vbOWuTyq90R8Zv",
+	"ydyE58HlFVmC5+wYSPbWggsrPV4137jVSqH9SxaLS+bXHKmqz50v9l0embuiJ6/NOJc+3IBq8lPz0abt",
+	"79Kwf2uqpQCXm/nrpbzC0Zc/+73f/O6/38n2pXK2n2hpZp2wk7n5H1bWyRGIMXFZgleBR2yhR8km1f1z",
+	"Ez/4ICI8LUwI0oxy7gw4aptt1RgjXZ+gmKweBZQLgr0WkuKxvtgFJNJEeazQRB4OwuVlKO/NZUSwO4Um",
+	"csxLl7HQYwuaOD5eKuY9/VO/7lVJqhCdcJsmxN6J7bSs/qBtdTp2/3XIJLZh9yzbcDx/YIzd/sAYdLxO",
+	"23RN3PZ31Tc+Aw/f9Hq3+/YmwQT22m53nG5vjYLR7vpjwyHYMnDPGxh9u+Ni7HbbeGxVKBgtiHFYLXpo",
+	"9yzTcNqmaWA8xobT7pN+z7PMtttdFUxggVa7aoFlwYSySwn7Q8omhRnvZJM1FKBttg+p5h+0+oPuoG8d",
+	"qmiyS/qG4xLTGHQG2CCubRPcbhPbG7+uosmu6xqOa7eNfsfqGb7tdDo9p2/jnrmhaPJg4BuO3cHG2BmP",
+	"jYFFHDzodXu241YWTT5UzaKzEr7HCxwIntARrVa7xxHW9OMuGOjtKmj07WT/73j3/V7Mm4szq+C+f/OL",
+	"3/vyj/7nQ3iepSWS1rqgQcrNpNFbkHHzdpLybc43brXa7cFg0DV7zvp8425v0DEc3zaNAbZcA1ttzzZ9",
+	"bLfd/kq+cbfneYZDfGxgYnUM0x747V7Pao+7zqZ847/6wz/4x7//39odu701X7jVstu9brvX69sfA1i3",
+	"7rDXbvf7nc6hNugTSZTbBu74xDAtr9vzBi4e9wa1NtipscGOYzqdjtPZLSueusrf7KR4+rne5cS7y4l3",
+	"lxPvrciJtzNXu1cSva+Jw6bKu5fyM/d4irHeWKGbSp3h0ymjRAWnQ9EUCLhOw319FmVxARyFwRWBQBJ+",
+	"r7Uu/V2uaNcNi8dUldPSNBSpqiTooCWxblxv5BYT2N3VMHsra5jdZW67i3S9qzpz5y3wNa46s+oZ+7Wz",
+	"4HpeVgYGCbbGV/XmRWGUNskjODQSlftNbLhxBTv2UAfgAiKQQivURkn9VFvoGRFCCrcBaB5nc11Z5kyM",
+	"TpEbEhzpj/Dv7GM+uwuC169SqqApiQg6ggelMgjJ+YhoZqHx3vGJCtTR2WAy6KJCkUL1FKE0orIgc4jx",
+	"kQ+bMgESuWrPt8X6vJcvqPIGM8aUoztro+VsA1+b8Ji7WNe7WNe7yJm7yJk1KpRvUzqEZ6SkuZGYLyGP",
+	"R1/97Of/+Hf/+6/+7X/96qe/c3wrsTB+RMjn5Bb8wx68JLO54JI98CM2QxrnAImGH1RCQDReJllhY4nb",
+	"0Qj+M0JHSSkE2WGGXwazeKY6Jrnv7nGkVv8BfvkeXvLjFnp3mWNojhaB5ASAq5nhlw+BgBxX8DkrHMJD",
+	"GPYA4TK1EZuaMecccZsU2z7p2q3BoGuZzsA5TJmBciSHfdLttsy22VWRHGspddvo+17bcNwBMfAAdw3c",
+	"6Xi2OXD6g8FgR0r91Z/8xT/+wx/nuPG1lHkVACuUWS4Mm4aDiSmJsm2YA3/sddwBdmy/Iham//bT5cKZ",
+	"3LmU3bnybFBrATq6DOjlHNcwwJWav2omAwjGLkNGJ3VHSNu/SvBL0X23xjgVnW7mH0SZqOnSlLW8cyu6",
+	"CwmoyQAqyp9XdBx9+Xu//NUv//gg3kg68/PaCsNPQo9wgfwg4uJE+zQo9I2YnymG4IKAOhV5gQf5qRfT",
+	"ZTMXeqyy/kdxSNA1ibhOT7i+2PD39cJu3QHqkIVGXVFMsNs1TN/GhoPHpjGwOx3DH3S7PWvgd4k1bjRV",
+	"h+eqNG/MgSfBFYS5f9IZtAZdp286HQsUBZLPfVIshRQU5rVsu284Xd8xBt0uNqyOM/B9y+70rW4e7I0T",
+	"zQeuegvHIfmROqjGidVsCFaYTwK4YruWbfUNx/ZcY9ztjY2O44x71sDqeY6/63YHbWfg1Nxr1zecjkmM",
+	"fq/nG13Lt9uDAfaxSnWb3yvEuuyw1Xo728EbSl9r7Q21waVIP8w7H+Zvc6KtJ1UZ+t945q1qSqI5E21Z",
+	"OnzijIIhIp8uo5lEhalXfYoCoYoN5ALO7kHeCyBHbhC5cZgmyC1SoEfpJg6RCyNBMw0fXxFE49kY6ofX",
+	"RBVKyntDGS+6J6bd6g76jmOazuB1RJe1jXG32zOcPnaMsUN6hoPb7YE/dsfYITeMLnM2Cfuw1Z456Kss",
+	"ThWS/ths9w2nP7CMsYvbBun6fWdgW4O+bVbo4MGSUQ7VkYPYbcNx/Z7RdyzLsNsd1xn7Xbfn+4cQ9RPB",
+	"oKasrzbdtnpm/07Wv/MvufMvufMv+bZlo7gLCbvT3dx2LnMcXeU1N/oGoKOv/uQvvvqffnYQDU4EpcTJ",
+	"bWWry6eli1QSuhM0xu4VEiyXv05FzK0y1Bdqda8jIYJiaTody+4PTOt1saxO33DcvmX0B8Q1CLbNgWOa",
+	"NoaEATdKiLBH7evXzXPuZl5S59Pr9+7MS3cs5x3Lecdy3rGcO1oZ6/Kb+bZ3zObXKP+A5pYkbkhYxX10",
+	"vetZRRFH9DWoZ4v+UyUFbQudK3dwrN2zThVimkfkOmAx18MQKudOnblQkpFLlZ1Nyf6EEZ7nR4dUtj7N",
+	"c906nfIkZGMcosRtDAaF3jpvGNL1bXWDIU0HgKb5Uqz3OBIEz9BRlqyZEhxBUhrqwiGqBhJ7DiknApzf",
+	"YdyEoXmq6u8fK3d2Aa7vkmxQUlW79AKO7qBKacrQOPYmRHydVNK21R6Ybct+Tey9PXANB9vYwOPB2Bjb",
+	"XrfndF2rY/k3ZO/b30z23u7023fc/Z3z2G1yQTv7Wt1xQN8SdZsiknnSn9NRoaPf/PSnX/7ZfzyI0g3q",
+	"/ftK9rxFXqpZ4qR2KQVRrv3g4rnkvJgUMiWngiPlOp9wYVBYXTJmxDtFikymxWcZDZdovEYd2EJP5oQi",
+	"BtcgpoEICG+iz2ImdCqHmPoBDfiUeOj/Y+/dmxxJqjzRr+Krfyrzjlwdb4/ItLFLdXVXU9OPaqqqp3dA",
+	"WMojwiMVZMhDhIcyS4yVGVy7zMDwGOYCl50dWBiMx9gaNHAZtvs2MP1d1iqruv/ar7Dmxz1CoVemlKms",
+	"R7fynypJHu4e/jjnd955Easo+2PWvDp6t0Y8Y0KgiIqIxjAhYKLzWsV7evmvrmBFgolpODggroMD0/dJ",
+	"khDft+OG81Crn2dpTMerc7tq2tsqFldcxcLp2F4Q2N7yKhZn7O98FQuy8SoWzQk+gSoWk+G2yGxbxWJb",
+	"xWKrxN0qcS8svjytPLSXizNRbHtVVwXdelv8Yiu+PTnxrYLHMwLcpLz/EO18+OdfPf7lH6+gDMaIX12k",
+	"M48VNdaCFs9P9pXYJfqSLURMMp00jxFIZYsykujJPQk3ik+MlGAEHeIZJnGf2Vp3Vsc3XW9VIWEB7m90",
+	"cHHhoe5kKztstbpXptVdEZ80mm7VwR9/g3jF+C4Y9FQz+0na2KWRrq/l+ZFAoyGiID+1EeT/hEzeA5pm",
+	"iEZFLoRKONuuZ6M0nFU6ty5XFI3nxYBmqVBRRui6zkAGatQTKYtBjmYWt6dMynEqhhkdd7kcH2lZT+mu",
+	"/+eXv4c4O9bEUoFsFV2blgKlcdW1siRrkbbLpUwrGJPi3gKb8o0+i45emqzMXEDYXPmVfDCkfCzXpCbh",
+	"cq7yfKeyyRdHDEJ2NTOGf5q3bUDvv8b4Ydlv7VmG0W6VKhZUlAUUinnQnh9T7YKKnUIpR3L8KB8Mco5U",
+	"yvhlg6v0rUtGd1YanFdbH8cFE2LZSCpb7bL3dJ35oS4dc6zOj66ksCDBrotN4niYBCbBAbEoDjzT9IOA",
+	"RklMWnMBtMQJMAmcCIeWa0M9ochyrSAJ7EYdojqXsj68t3ljlWeDoIhTRUHpL0+/+qtHf3gXvaS9L6Z8",
+	"K9YJoK3P6+t6CZZQZ71CaGeYC5GG2RjxnLPdbTztKqjhaZD6t/t5Va0P9alQ+rfqmPyfaOfRj3/+0d9P",
+	"FUBsEPVloh9QaxXw2tYfVLqr9nw8rGYVCUgaeDRczipeHCMxCr/AorINVjFYbqDG4RiV6YChQqLZfcTZ",
+	"SZ09oYNuSxo96R7lEwNbOa2HFIwtzo5QiUFPpjDM9Fu/LbGNfu9bcVuxnOnXAT2jeqdlxFJ3AIqGVe/8",
+	"3cYzC+j07UUTSYWeCNrR50Kgxti758zvVrzy7G7Fq0xKHrtSVfmAyY2Eyj64aA7qQG18CrA7eQTQNEby",
+	"/xMJLBVwcJfNKCkg9/pkNor3tvZaUnLE8lFgDOsx2LMnGLIkL9j5cyvzTczsqRRBqje6oTDwbc/AJIp9",
+	"HNhhgpnjBAZljktdKqlWn3LOMsmPaSZBRz0sfCEhZcpLVjBRsljpbs60C1qWZXqBF0CI97RSxnc8ikkQ",
+	"2ThgEcN2YoZWbFgBS0y5+Ox+2fBd05s2N46lxgENRH2zpt429jDxQhv7VuxjL3CM0I0Cl0Tm5BGdMkTS",
+	"b6BLi5fNtjFxQg+HiU8wSbzISnyWhIZ7FctmWoHpGJ6zaNlcgonrh9gPYwP7xCQxMwkLYf9WXDbz3GUj",
+	"DiahZeDADBLsxX5CSJzQkNIly7Y6wqp4zMe6YlOD6mxrNm1rNm1rNj0zNZsucK5AKbiSR8Sk5Ub28o0c",
+	"iVHURwUT+aiIGBCRct6nQOtgnqUt/diXu2rIcRORManlp5UkxkU5kxaa+HoTTt6DXQ8ZSpUubkhF2dbK",
+	"O/1VMipHBeug65NJKrmAdbkSWq6JWoOsomEG+TEToOzrTZvDeqjMu7w3oPd3pn9oo8mcdsGlJFUnFWyM",
+	"MI80zhiKsjw6WqgeBAxUdXgZF8sz0NfpOz999LV3P/rp//34nR88fP+bp9/6ysP3/v5//embD9/7xuk/",
+	"/dvD977++Nf/8fj9X7TOwErunuXvuaTjmr5lOrZtLkVNjm1amDCTYRraIY4ty3aIabsuS5aBzTUx0xUW",
+	"3VoEeh0rijGxwgQHzHCxZUa2Y5qRR5h1NuhdfdnPQMJq1S3XcQNlKJ4x6tq2gYnhWdgPwwgqktqmYzmW",
+	"56wOhKc39ynu7CLy/1p+eDhXb2vrxLgNHt/6HW79DjdZ7+J58+R6LT9EtAFudj5898cffvAvH77z29M/",
+	"f3/3AnhsXmk/U7WiT3mcH1feXGdp7qv4mfZsHskqknckIF2xvAiVej4tNQDbcQxHlaM4SYVSIk+DpldY",
+	"+Wk9lcs7aak4mKrAUZSPuCobX5vC9/62JecVt/asdkuOmWT5SWvPeKCMHY3fzebvlly15YzdNvYMoxN4",
+	"tmerBLw6emdJU7NjuJ4VeFWu3rfEtC2SYJs6DJPYDXEQUYpdz2eRHSW278zWMSfYDg0bE+oEOHTdBEfM",
+	"tYLEdpjludoWWR+LxnmQx2fyfp/728poqZvVblmREbuJaXiYJEGI3Zj4OGBmhO3EjWNieL4NJT7Vvs++",
+	"BAkx8S2CwygKcGAlxI3N2DKDAJSSVzGi72NixgGmnmngKIxiz/IYieNAa6G1M1gj26k20TcdvmJloS3z",
+	"RRvjOpiYroP92COYkpB4ju86hJmrI6T6vC/hc9XVRMWIb82vV+K09TRo/CtQmKi5ubU/yrDIDwsmmoK3",
+	"JKpnuOlcNhdxOpCsb7nFVp5D3WaBrbU9Zajdg6DL/ITvI9rlE/5wTSCaiRyVwBoazELofN2Q8kHsK/YC",
+	"jkFdTkdxWuaFfDTb17ANSdQm1wmyWbydlv18VMre0gJp7CyuoZiVNM1El4dsnGtfIJgfghwhMco5E21E",
+	"BeodsvIWvFxvkRz/Wir0z+K5yqY/4Xd0VObXwX1bsjKj5l3A9pquXWatKK453g06hEe0m6ClSDP0cwYT",
+	"9PcMYIKmZTsucLa4GN8Z8brYYJqxyrEFROnO/UzcP4tXqh7NDngb1zZK/VSDBXoGNmODYULtAPvMdbEd",
+	"mpGTGCygltlwx5m4w+kzc0Oul3pDfYj0MkoIMVmmg5QfyOmDPiAbDXj9Dqff+dbjX/4WXoJl8cR/a8CE",
+	"oIdgapXQng4YUh5qAhX5CbIk+5Js15bnRA9XKeCPaTZaMNTjX3/98fu/bAylnMObY8E3KFX6cehsD832",
+	"CsM64Hlf5BETQu6r0+B9YhTp2BvJAEuawc/L/J0be7SGvUzdrfMz+mv6s2WBz6oHEqiN05pSVqyr+uai",
+	"EsoynfFnRmzEpMwejrIjPW7FVuQFvQbXS6Ady7D2m0QegYFVJzvSrHZXpUWSz8k7c+PuX6Odt+7dxL5y",
+	"Sc4L+FfymRdvvw6izysvvvrCKy+avmEbXU4Fevl+xDKUcnSjn3IK/iqgcd6TnIhFJYvbdaUXcHTqMR7l",
+	"ccoPe7soL7ocrKM7kq9pNtVnrNxtIyqFJ1Eiy0CvvwgYwTKMtmEY8Hr7aPJEkZ90eT/PKocooBlIn+EO",
+	"epkfZqnoI6AZWtkgu5MTZoKhjIYsE2hAh12u1OkDwTIQ205/+d3T73yrjVRR1jZ69PVvPPrh+2300f/1",
+	"zuN3ftdGj37080fvf6eNTn/429Nvvt9GH/7rNx++91/b6PRnf//o9//WRo9+8vePf/0f+yiRLzrx/W3S",
+	"zTb68Cvfe/z7Pz58Xz7/lW8+/PO3VH8/+nIbPf7zP8G/TeqH/ueXf7En4UeXg9VYnYDOIN7dR70BHQ7l",
+	"0sq3EUrinCzEdbXPoF2JKJcEMgTTAVV71KeSalbrl2iblPJqBr+oZCS0BxCPmBRqjbbS76ilZfJy6AU+",
+	"6Y/3UG8EndMwY7026g1SIVJ+eKAG6LW7vDfiRzw/kZyFZbFsM+E36qvdTpd3+ctgYJdcAzJvlf0iHx0q",
+	"wyfwlWKUyU0VqKc482uMxj20I1ddf1PFlvTUwZ4cnqrkNpX4M5VXuvpqd08dmS6H7tuonhuK+iw6QvSQ",
+	"plyUKvsXLWlIhfK/1gUiqxvZ7vJhRiM2YLxUZarVnoH3dn7C0WiIyhygYESHsKSqumRGubwoKlcu3Lbm",
+	"++2rV+kpmbFXJdPVOcGafuDXhESUZY5VMBvMoxjx3XZVH6SN2LGkdB10R5IOWrDa8SzlKFQ+se0uZzTq",
+	"g3sDJDKhESgFEXwrN+ekn2fg+i6PFi01eFU/QSo3IDwSY0CF7qN0OJTniceoYEoHJQmEbK4ct9vVWVTO",
+	"8jEDZ4ku7ymKphWlvV15tGN5QEYc7fQU5PpLibh6u7pnMTkrgK91Ee+qqHcH3WG4GHEuV5uqa6JWum4i",
+	"sf6ecqOXS5SWXa5RICzXBE6q7duh4PKvXoaxWEB1dxCyJyECXa4cxdVVo+Xe5I4csbE++xr5C+gG9Rps",
+	"owcPwhewQr0ZJtKbpTs7jmGjRRpceWlVzfVduWHyzGCI/Jcjy9MD73yYNxPjLLf9qd050/I3GGVlOqRF",
+	"+YLEtFjentWddVT/a2VDsdZUoa0gQxjTMoTRkCGMhTKEcVkZQocsVvxTgt0QGHFrSrKAA9GJxHFTYlAf",
+	"LyAwVIqpKWHBmBIWpnG00cDRX5RYpQGig/NA9OS118TRy7RIitK2kZrJBSOqnplYqq2d7hw7nbxgkLcE",
+	"7EYreGvNPfBU7XQTGx0oe04mOh4kr+M15Q+u7WTtxaR8p0nLe7Pvp3gGrVHDIrcjRZkmVgz+cTO+mRc9",
+	"3kM6znIaq3qytDg8/5jOP7GxAwYoZads+AWGeTzeRQAci0Pwz6dcy087vbmZ9J6pqKbnzlip+I6GX43Q",
+	"RqGqyc97/6Kd09/86fSrP9/doJJgWo99thHz7T5I+QD9RRv1ap7dQ3mCesCiewrdAqLNOdsHSa/Le7VC",
+	"TMpoCh31kKA6LDUtoXzrDq1Q+F79vbLix/lulwNErWBDD2WpFp2UHGaCaF/9LM9rA3H0kBqzy6V0LuWK",
+	"3Q7qKffaHhowygXkiU5GgmZShpWwO4Khh1QIJMocRA2J2nd6IKfC9IVyb9vdV/NltMhSVlQCTyWmQYKN",
+	"seigm3mh1CdAIfOirXX2bTTR12uxS7e41kzDKPaRYzhdXhuCF0HoVyp9zeXtwCuAWGcaxFoNEGs3QKxZ",
+	"g1h7AmLNJwZi11OObxbquov14pXiQiuoG5rqx9/78aMf/HxKJ81zrXyqAxQVMdxr6qtSgdJDDiaancP0",
+	"mCGKtDYHpC5FbdJyt9Jfmw21eS3+NDXmoLs6Sy0P2nhQ7NRPzynkz9T/K3VYY4gqrHeB6l/JvLO6f2/R",
+	"UGsOoSXtOodCczgdGMrupwKUszAoaQwqj/hBRIdTPVaCfeWKC6WKJDKCS6B2rVLhyAWkZaW8qTfHmLEu",
+	"BGdbF4LVrAublIm2BoWPl02d17Ju05beNK4rIrZRC8WlrO/Q//LEGgCs5q3utZ29rU3qKZ9Kd5zmvJKP",
+	"QNWntaIapyVwmyUBRiHLcn4oJHXdqYmHUpeinuwozNhNSXVEr8uB17J4t4NeZWPBSjykhymXF3Zf6cxH",
+	"vKwSEfdSHmWjmN2Td1vpIZcZ2OEln0hQ9jktoWT0zTQr2UrN38zzrNF6QXyuWm+9rnJ7gPotDZ9WtHFV",
+	"+iaXTWcOWyUK9w47THO++tvd4vFIlMV49SfuQhzP6u3v0cPVGyutanyzyAdrNL+Xr9L4LcV1Vu1bN1+t",
+	"78/AHq+0ekW52r5M7lXrqUVfV75ye61Hf/jGh7/5vmk+/uU/PfqHLz/64dc/+ufvKFOhipo4ZlJ6uNFI",
+	"tKLCFs4IjiB7pt+xbN+3Pcsh2jdyNiVe0/XRwWHiMkwCx8ehx1wcBsx2fTMkzLHWzIKnzIzgWLg0Ad78",
+	"BOdy4Dk4ZIGDiRU4mIaRgRmjSWA4YeREwYKkL3YASV8A2O215Ef4g3lcwCFypeolh4pUPXr3d6c//P3i",
+	"tNlwpVt7rRMWCsUClybDa5Vm6+yEeLPLpiDozEEyNn6QLNdyPCewVj1IBiaJRTFNiIcTatosDKlv2vRi",
+	"B8k4/yA1J3hlB8m4+oP08L1/ePSHdzdwkIyVDtJk2dbwOJJc82Mdna8wxzYwfxuYvw3MfxYC8y8ULP7U",
+	"XPikpCwYLaK+IiQNqqw+rxD7vdxt7zoq2PCaQJydKH1VKqTY2q7E16q+IPxWJ2/UEmWfTdRMXQ5OQpC0",
+	"MS2h/I5WV835//RqtyOt7RZ5B10H5/Nrosvnh0yVwF3VHJQMQ9cbbPqqA2lVHoddvryAIYL6hTlnbcQy",
+	"wRYVU6xH7nT5201nJmhcLdPM+6U6YZj8uIeoCrwC2yUdsC5X7ivVklWxiLlswumhquu4U/vaj6H1bnvK",
+	"66V2uqnc7XUlKHCfmbeoNgK70PWGl9gOIJG2zgaZF5UD0K6amWMEDX+3HuTvlFyqMp3ofIn7tQdSWqcD",
+	"W+5785rSYV845p5P1O9Iwiaeg2Ggxbd/27/t3/Zv+/ex+2utJUFeYa6Si2k6gj3L7nhBQKxAFy04R9Ph",
+	"YRoQGxMn8rEfBAGmhDquzQwaUbKmpmPLKLd/27/t3/bvk8AozywMNMuFFtQGooFlYOJaBIeJ52IrcXyH",
+	"Br4ZuN6MOhsEVMtWqutKim/taTesq1Nnb6x46PRqXABhxIuUbfqnSxT82fr8b33+nymf/+c/N9d+l+fF",
+	"AsXY3krBBbXbjSpgo2KEtRrwY5f1awXddl2p5Knl8HIvTAqqKNiDEafHNM1AqX/edVz40MaupGDFMZSx",
+	"h3jnkh4x1AyZ4PnJHirzHA1AF0yFOMmLWAX4ytPZ5UmWHvZLtAPxpz3V3UE4EmOIX58O/k0FgpDnqC9f",
+	"Qv6cjLKsy/XDi960t9tBd1hZjBtV7Q7TY8ar4kV5ggSLch6LZ+Y2wHzxdTnfcx9vNNU7dAk7jWL/SHn8",
+	"rmmfmQmZgC9fAE9/DEgI4nsWF+KkUR+lpYpahrbKClEZBxrB0PuoYGKUlUIHR6RRH9Xuvio2vD9WhLvs",
+	"Q6wIWCLnE8K9KCd2Q45VuQheWKWfqtRntU9FQm0JQkMDh2EUYUoM06dJQhNY0kmzIIwxCYmJ/SCk2KNx",
+	"mAQJdaLQbK3uczB5j7Xiddd0ztKLDu5Z0z4tZ79sflRNoHYI1y7jBxXQnunujEVR3YF66MHFFki+xCI6",
+	"9iYrMJw//Z5b1+1VzM/PXUQZnAIk2DEraLaeDXqGrEGhzOUEDfKECtRT9TRvxaKHUl7mqCdGxXF6nBe3",
+	"YvnNbKYHlSumaiORKhsKXUlwX2WBmORYAQrZS5T/NPBdBSMhB1NtPda1lhTDSyC8qq29dlTyEtWhGqls",
+	"jH5NdLr8hq6f2G7W5ZBEFiRp0U+HVYKLKkGOemPtKDTIj1lXvnezY/WSU+0OWandl6sl68EokD+xy7NU",
+	"lPPZQURbsQqhijWKE8aGVXRYWugZXkMRHYp9CGtLC5TGOnsEhcqPykLcKHraawS51OuA0hhwytTmVV7/",
+	"b915DfahkmZ7HVTjS5VVghZ6GwbDUVkFtzRf/xpEA1aagfbs6AXDmiV2uhw8v8/NlKreXX6iWdaoTCm6",
+	"POXHeXbMIJawYa+fROGo6GXtCZBzttsGyQImvFedJ7GsmIJ8E8dw2rX4AQCRCRSOyqphl0NnCIz9s2mc",
+	"ex10HdVmCuWhEFGOQoY4S+HE6rXj+uXVQqGdyV4e1M9Dho/mnUKDkShlZ0rbop+aLo4vAWPvVoKhkGFP",
+	"OYJ0OdwgSNMDp0+CjUZ2msZ+vXyPHi5yHwCacLFwhFsJzOU2kBeaaWfrC6IVRTHgS6iP2Ug7akV+hAnz",
+	"Akxjw8CB4RmmzxLbsZtunys1f9Bu1cSvAY7OfujzklhXd2x6JC/GhFoO9k3PxI7j+p4b+qHFwvU0X7AJ",
+	"V4KQJr7G16MBQ6+V8YU9i4M9l3QsKwgs1zBA01ntVMhK+ikaDVinGvlcW9zZi7eeLe7xt7/x8E8/PltJ",
+	"Ozv1OSWtnJDtY2IaFqau7+DEDw0zooHn0nBBAXdiOlM+x77yOTas50FJ65KO7Rq+Z/rmmjrapeJ2Rckm",
+	"0ixctG2J9m1lhCdcGUGxcci0lTRRBtqZZ+vKXbzWUVa4pGaRz5TE9cRq808iss/V4TWVljMoZ7Wy/o32",
+	"NXNWlf5Xely3fVClRD+o8xic8/RM89UPI/DqM07k9aqQ7AkVdSC6Boc7U6h+dxpUV8lrKww4h//akEtu",
+	"CoOmAk2g8zzMrAuMNYAgZydKGBMN0YWq5BR1DdyGf+ruBZNnqaIUz4w5zbTOvz1vFqBwheiMmzpU4HlU",
+	"KMDSN3ZXx8ecfudrp////9i9oG5hJsfMXPaS2gN5M3D10Y9+ffrufzv91rcffvCvGw2Ps5xOYJlWEBDT",
+	"boLYL518qj+i91NegdhOxFeJnosDEmBiEgv7ieFhN2AkMamdkIStGz33p5+cg2PnZ78gdi4OLAeT0PZx",
+	"EJEE08CntmmHgW07C2LnHNeaxbEKzD6BIEzY4tZayLZ1nA7lpt0f5ucGzE2v1UZgrrwKW0j71JNtPCeF",
+	"JVXNiwvYrCYxRRdLtCEfLKP+vAb4r+7efkMDZGjRQXeqavcT3dJE2yhno3VHaMex/C6vUhOmZRs5pqXC",
+	"keqgHZVeN0Yi5RHb7aDbtT6Wch1qBHpHCXOUwgf0jmP9YJ3gGVrWHEYs0lupjASa6VxIb3U5fVXl96uz",
+	"SdMsW4/CqPnPheTC3mDYm7+4ylGvUtP0SWbdCzZoy883xc/djhE4fuCpRAobYOd6uC1bf37Yem3Gul3M",
+	"lj18WhKev964dyq6+7RgiWICG/SmkaLhC6rGgMqWe1HQstBq/eIYTRkFq0T07YVGxpIWh6xUNkhtkNxv",
+	"/DBjaWtXjohq9lCZQfldSsAy4jErqhR/8746KrXmZSNvF7iLOz4LMfHNBFPLtDFx3dBiZkAYtVene2p2",
+	"V+l9M+H4N9T/kGn55FI2Jn/PDTqGYZgB8Ym9UkyX4yc+JoYR4DAKIxyFXmz5tsGo66zJxOVOwiucbUoy",
+	"/I5JTMOxljj7n7V783Ykw1mQu0ZPoubXzb4JJqbrYz+gBFM3DgNCSGhRZ5pfy2kTbJjY8BZNe4aRt9IY",
+	"jHYbNDE1htuY5N0wLimBYcuzr8i6RIfpwREbg1s3pEY4V58+/8SD9lM3Uimaf5CPyoM8WbGnRc9sAwW2",
+	"RbwvX8T7Ivdwyiv13Ds41fpBuxXR4QG7r5MOn/f0VOOnaourL27KNdtZ8dLW7Td2Yevrg6KcJ1kalWKi",
+	"HotGRcG4chJkHxMz2fNm61Iwd+IbCDhh5/Rrf/fRV7+1sqkLkJbY0yLMIulmEiqwWeGmwRRCFuUVLQWU",
+	"2EG3qhdTZy6q/OnTgonrw2GRH1PlsKAdR1OBLMPSRdfQkKkycvBYHfmSclEyGneQlH/1YZ4iHG3UpARt",
+	"FNM0Gx9k8qwcQIwLNJF9HkR5nsWQkllfYYXW64/6Rs+LTnWEwyYtht/+6Uf/z9dUSs0Nqh2DPcPo+EYQ",
+	"OI5rNrWOJ/cHn5K0m62ldfSwK2UVQq0YBzEh2A08y7IcyhwL4g50DuLWXuv0a//joy//ZH1nuNPf/uOj",
+	"//Ltc4QYs2P7lmG5y4SYhIaYUOZhSmKCGXMi6nse8WK6SIjxzCkhxvU8zyOELBFiksTBxDIsTI3Exabp",
+	"eT6NnZD5F1A6nr7zlUe//+nZCThPf/f9h3/6r2fm34SNxP28bJ0r2ExWbivYzLCP9QvuLb937p7hdixi",
+	"GE4AdURYlMbN3VVfNO5wQtNsVLAbEM8zf/EsHJKEYMIMhgPPiLDFiG2FEQkpXVAMZObUyqeZiQnxY+yb",
+	"XoQZCX3LNlxma9F7+nRK8jf3vIuJaQQ4TGILG1FsuzQxIz9yJuqj6Wto4dCwfEz8wMRhRC3M3MQngWMG",
+	"PmgN6uOsKf3qB3I+MmvWiWmaadATmpaiYkZaGXdNIKqZ0DYy6QoV4s+Z3DANDc5/fLq5PIrzgGOFYOL5",
+	"Z54Pf8KtADJ1e59eAN6MCPHRT//u9B//38t4y72gAefV2ERqMWGvLllM62J0Sn1D6yrXUJqu4dExZIXI",
+	"eVWRWLYFVLurKh0hVQ5d19hmw/2Jh0clpNRYegG2Vz9d0i6yOitTwzWY2eXz0Z1poCAdYgeODzUQooLF",
+	"aakvS4VLaHZ96pOuWFIB9QUCwmFBF4MWDzuOQTDxYx8HLjNxaLDYskMzsTxjTcmgYaTxtJFmqYAw85pz",
+	"AoKLEz8kmLgOw9QMKSY2CW3Xdk07sBZ4JQTeVFyMSx0jjv0YGxEzsUv8EIfMtnBsGq5DXNcJLfrk42Km",
+	"Xnr186ev3FKVb3Ulo20Oo08iFHtaOlielyvCv0nLLezZ6l1XxUyK7WovEpVHYII/LoOakoKxL7ErAE0v",
+	"32eDYSlQqvGQ5iYAf+ALFbgv0Y/O0jKSTBr14J8e2qnS18sHBvR+OhgNJshKV5BTs3+d3n+JjsVuBzWR",
+	"mqo3pxP/D+j9m4AEIJ1Qs5JdXsyDqpvQ7ZPCVGq0MyGV8SRS/Dp7rtMJ3MALrMCddweZdXJQzX3bIuDk",
+	"MK398ROaYOJFBFNqJdj2XGK5hu0FxFsTSD36wU8e/vm7WlG0FELNz30ORcGkDEwoMzANfAcbQRLGdhRQ",
+	"4iQL1Kz+sx9bPLUFW/3oFhAtiFwG4nKQ8oMhXaGA0EzzB+2qAyhon/PDVXuo2z+oyMiaOqaFD21B2hak",
+	"PbMgTfHxCqPtnP7dHx//8buXUmnpvEpLq/fezmImSlXbf09ndNLBPXmiUVBeqEMBrkcoTmOIJjrpj9sN",
+	"r1uVQ68YZQwds0LoWPzFlXQ/rSd15fV0N1hNlEZlPqNSMRKHYkJDAweObeMkcF3PDBKXmWGrrR6A07TX",
+	"GgmA2HRhmITtd3zL9Ejg1R60g9sV9JhXMclxY4mMQg+HsW1hwyI+iQ3TtALSXPK6QPq8uWuUsb9Wm9Ta",
+	"M9utMp8aTy7wwtcNA0wC28HUNihOzIiGkeWFpr326xLPVlbCc9/VNAyCiU0s7BuuhZkRJKYXUzs049l3",
+	"BY+PNV51tTdbI0WgPta6dOMZ9Q/1pdwa4T7Jwaa3F+W+eyrRp/NcQyMP7XF5hbaQ2dRz7coXSt3ifSn7",
+	"Q/q+hpvVNQjvANYTpUU0yurML9Pc5lb9EpcN+ahISiuhR0zn+11dWFKS25MJ7LgL6Qtv5Mh0LxXX4e4Z",
+	"TsfwXc8NiL1KVWILh7brYuJ5PvZdy8IBdRyXmq7vEX9NeV29BEAg0z1LZIdZmoZjeu4Sef1sf4xZq4c7",
+	"HdpBdFlid7F/iWHHmHg2w2HAXOz7sW06lhE4JNmEGF+B/xXleLUUluE4/laO36YH+xilB9vGXGxjLs68",
+	"Olufoa1e5qoTdNHiaGI5g91HO49+8JNH3//apbQzBZRiZlcVhN2Mti5UbPUeCml0hMq8EZat3KjmAfQd",
+	"NbsNu/1PIKp3eYhqOsT0LL9WJpwHUQMLk9iJcegTE7sm82lIfc8k7BIQ1WtCVPVQPq3SaOBM9cU8xvSe",
+	"BsZcz1QEC24ZhmuZW4i5hZhbiLmFmFuIuZLFcFV82Wy7BZfPkUO6RkqSNlTwcB097mJoWI4K/gTUr9Oe",
+	"TDMK2A66kTFaSPKmrPL7ihgNC3ac5iOhu2Fcjl27VaEqOkQVaQE2f5gz0cSeXS5b7leoWmcDOszykGao",
+	"ctyCzuBJHQWLdBUY3aDL4WGVfjCZUhGXjA7QziTPEGe0gMgoHsFmqQaSSna5YKVAPd2nBCxvqrKGu3W6",
+	"xAJqxuWcLUpteAe2amNK5nAkxs+mdrnySL+cbpnsWX4ncIljm77vf3aVxH8skDjYSEwcmp6BbS+wIhaF",
+	"hkOTi+QMcs/J8Rd0DBKYzrIEf8x3bUwYNTENHBPHAbVj6lDGTHuRUtk05xMGGYaxSKss+2Y2JmGQ4CAw",
+	"AmwalkOMJGSeET95xD+1FFvEv3UO2zgyWtuXaouKPiEqN8VUK3jQ0FehnY++/OXTf/lvl1K8QbW8RMmg",
+	"V4iv2jPoap0sh7NpDSM6lGgsl8KmRDK0UI7tFTJTRU8lyon3keKodSWVnGdjFC5RCc4r/u7p1bmSVImJ",
+	"iYnHfExpEGIrCBIrMg3bc8yG706rn2dpTNeAQdWUt/kTN58/0e0YQWD4wdL8iWdt6Xz+ROsJ5U9sTvsJ",
+	"5E+cDLdFStv8idv8iVtF61bR+gkJvlU8e1X3Ad16m3ZxK049OXGqwscNgWpSQ26Idj78868e//KPG0zA",
+	"OOJXFxfMdeVoLfjw/GRfiUGiL1lBxCSjSfMYgZQk5gWct/TkNuza8MkSC4yOazmG/7ylVbc7LjF901lR",
+	"LFjw4s0eLi4vTHrZygtbzerGNasrYpJG061K9uNvqK4Y35qBRjWDH7CzSoreUJv0lgr/uxxXrRBtWYzY",
+	"Ofl+TbPjBp5NDOJMJfyd6Dot0ws+VWf9zQetWe5JqBVh4oYMhy6jmESJExLfYA6JWpJP6tQfE8Z5/7Y8",
+	"/BVTF7M/vAarqb/UfLU5HSK5XZFn09/L7WB0cGtmagbBJPYJDpzQw7bpWpGZuJYFcTVn8phqYUzXXCe7",
+	"A+zfmQL9c8tXngyTeCoAX2KA/PCQxTjlSEfgVpdbflzlcr8wpEKc5AXQ/8Xg+0afRUcC9TRBflM/0Gsj",
+	"5UXB2Un9nUpUKNG6CiwHeaMrX0FIMq89M7SOaKfss1RKIwrHl/kR40JZOKKICaG/2QWfki6vGYLuTJR0",
+	"rKpTVsnVI1oUKRO1ZNDsBhRMadnlO6AzymKoPy/KfCjQSV4cpfxwV0W3p6WYnhM6YmzSqtPlbxc5P6wZ",
+	"VLWCAkX5iJeIHtKUi1JlZMwPoXxVkZdlxjroet26y0GNlMrp5SjKB4OctxH74ohmlcsLUDWokyX6UqiU",
+	"OI9y5EuoV9BIik5drgDgWzyN8pihN26+egPxvBjQLBWKtabwNiPBYsVbHcNAvRNGjw6qqfQ6XX6bZ2M0",
+	"ZPkwY2iH5yW6/uYtdMTGYhf16TGbvOQid5gbAD1fH1fH4DIWpJlTphIWYPhoFDF+WbX8T612q3HuWnut",
+	"N9jJglarIxXdk3qVKzEmqdN4T56o1l6Ljf+qH74SpbfTv7r52Zfv3PvM3Vvi1qAcfvbGLe/WFzqdjqq5",
+	"mBZM3OKtvcAw5PjH+RGL76oLIFp7RrsFJ1RH4b/IaLFOnOr0Sy8UNPRP++omV3dPyDs+lyjxBo36DN/I",
+	"eVnk2Xn0errxsyF+XACzhzQ+0Gf9XATdbPug3dKxymnODxJV6PC8DuafeNBuTV3lc7uYbr0xJF9lIY9z",
+	"JkDvP6BlpHG83GIalc9U7gPzgtutNbEHUcFixsuUZmIFw838Mw/arVETdZzXx1Tjjeza66kQKT+U3KVy",
+	"YG1M8JnarLXR2AZ0tRc4G8DrDypef/6ezraXDIaWTGWvWuH5qcabucl5jgaUj6vrLPZRwcpi3NAyHabH",
+	"jOuECBLOCaiaKp4Z+9cdOV98Xc733McbTWEx3FVO2l0puUXsLU6PaZrRMGOXT9Spsi8Nxig/4TXSaoB5",
+	"effPxfIqYTjNcExL+gIrqGDLMf11nvPxIBVMgOeRhMLgICVl8JwrGFwUDPI6hdm4reG8UjnyuMurtOX9",
+	"PIMKRuAI3s85ayvYKumKlIL1gdlh92lUZmM50r6EoF1lijhJBdttK27BYkQF6rH78la+qd/mJVrSnv5d",
+	"7Kkue6fv/n+nX/vJR//8s167y6dGlRN/m92QyJoNhmXK4rZ2maqTPFdjhWM9QVYKCcbZXOfwJM8RjeOC",
+	"CdFBLyuZJlIYNWKVPKOW/proSkI6YgIpGYNXb68NzcqSrFO6i0lOd1H1o6fW5dqLq42ozv+eyk7GSAxZ",
+	"lklJRaH6YUYj9Sa9z9XT/nxPtk4Kxrq8ZPdLtXUnfVawPQTFz9t10vkyLTP4XC2OflX5XQLGAzwaqs2W",
+	"57hdJ66BVCwZTQe44vzKkUu065ytJ7TgKT8U6rywYyUqjbOcxqKD6iLRIGRAf4LRIgJzzqBeESmn6TU9",
+	"zNtdLpRkVHm50YKhJB/xKh/+QG7XQMVlxIizk7rlgI6liAwbPeig6wMpqok2iiksCBgnhAqMFW2kdPx6",
+	"j6p3LvITofLDQi9pgSADltgFSbSDXqZRH9HqYsV6aDTIj5kAoVJnSYNO1anrdUeGYUdHKY/hf6wD9zbu",
+	"7UM8BjyvnBdgJ8GpbyBZdM5Z3Dh6S7vTyqJeB70tZb9eXIzvjHhvpiJZXUlAHfiyn/LDLlcGBdFB1+NB",
+	"ypVL4b5cYC0aqlAPOorTUsq59VJXEn67y+W2K74Bm9hBjuGoCAs9CtAPIYmFfi3RaL1A0nxZLk+TNlxG",
+	"1FSLUSkcK0vUX/geMm0fG4ZpYyjLvzprbUwMZnqVvonTs9ek47Yk7upNKmcDZYFV56pqnaQsgx+05lRr",
+	"LMEcwERtlvv8lNI0iHHshQEmppPgkFgGDizTZswwHMumM/WZHrQnY1ZVFepB1SgLeo8MTAzDgGXHxuTP",
+	"ne0d0vzFNNI4KWoUS1Jicczi0ZC9ysaitWe1W0B+BOSDS7RRVP1QZ0s0a9vg25pwtfaMBxfe+lHBFiGs",
+	"tyVnAt2OaqOtdjHaqQOxqjva1i5GqsXuNnXclRjrnju3DqArgC0q1IEq5CeZGUU7D9/77w/ff//hB//6",
+	"6Cu/efjBjx79w88e/f77TT+PYZN+rgkrAZydhSslT5HABWLn0F/dvf0GivNoJMk7KnNQpaIdIT9RAZ7x",
+	"ZUmjvvx5V6NMFeLXBCUSbKyFN7u8CTg1mBgA8ERN3KlLa0KFzrRAikKhEVduEu0uB4wm+bquygNT0fO6",
+	"JiYYqYYQzex+Cig3q7SJfTTMRgL1Km7Xayu3lrofyMGqnXSAend5AwAobtngp2/OQUmleKECxRXCkpwc",
+	"NPi1TmaAdpposgJbAAGUaLcrAQisp4beXT5Z0IjVKuYF+LqKPICndxo/nPTzLk+hRB2cqd0aWUAPEkfk",
+	"xbkwowbHE5yBzoIZFYyql06D9Arc10s/QSBp2UF3GZPnVkyf/84gXohK5kSWy8CSDQORz4xYMb6i6Ai4",
+	"kwpgLLTXmveMYM8w9gwDSjE1HKJW4fpOa3WEYMu24s0iVWRSwRxthj39008evvf1h+/9dsrfyJfrCsva",
+	"boEcBAVqv/nRD/5tmZG1+TYSgUQTW/DnPt9uHTIuD8UC06w/WQNldIcFm8YssocGNPnc37YUM5xdrNDH",
+	"JApj7NtxiH3ToFFsxK5PQrnAfco5y1p7LXkvlC+a2svW4z/+c70Mj77+3cff+8OHv/nR//rTNx+//4uH",
+	"733j9J/+7dE3fvjhOx+0lhjeLfnqtqlfYtVNMcFKc79spMlRsvPC3qslEqPwCywqb62BPPUj2gxSQ8Qa",
+	"3C3I5nzuYp6b3nj6cJ+d1/jMZbIuncN5tXeSSwJrM12U+de/OP3zdx/9+38s2/vp96xcLb4kkk+djGLK",
+	"D6viyq31pIXFrojNu6rEhL3WsGAJKwQQe4HAnsqklC9R+gJPxHN3tumJ+Pjb33j4px+3zhL/1q/osbaL",
+	"oH3PNGrKIrdpkThX8SdAZxeSSxR4WyCWgGJLCeR3+znNNLekYT4qG2qGWXufoi74pVQMc5FWDlnTXfcm",
+	"AG8fJWnG5Eb/Zbc1zVcld+m2eq3mazE+GoD2c/UOJJot1ZUVZQH1dreOjZ9gWQkO/JMUlvJcGQQXVl5Q",
+	"6mOVgQ8kj7QUtReJpO6ig26mWckKiZ+PUh4vLqjwJoxy5aUUzm/5aspjNeHNFl4Ylfl1FWew18qTpNVu",
+	"heNXVAHOv63KF9/QCWdeouPa7a6GVGnBxHVd+LrmMGdmFrS9juFalun4Kvk1VCuGqrNTpUOnaodN8fkV",
+	"C2amccamnhUvVSdcYVat5mqUadO1vG/FmoOo8LV74Daov6qY51d/9egP7yLd40TykkcO+OlLTB7kyeg8",
+	"L9NkLL95kSWQlnIqyYhsXtbrN4s/zkwcWK2n63kQzXCcijTM2E2tA6yLTjylrXZ8z7N9K7jQVq+IAlbd",
+	"au2Wu/o2f/TH//LhOz97/P4Hj//9p49+95N6v+vMSE9hr+WCOgExl+31Goglz7PzC2oApd3qRJ9V31S5",
+	"gWqPmqwUPi/locuCv67X2b5AeEZ5UVM2MeGj6rqINtL3SGmVgKuincryZu4uKIYNtOJNdW0u7ra4mB6t",
+	"RNObWa+IhYkZu9h3qYUTI7TsyA4CPwJjzCxJaD7oUEwISXAQ0xCHFvOtiDHbsCQlajZLMCHMxr7rGDhM",
+	"HCe0I8fz7aQ1oS9yLZDp2l5rrUurFnI1TdOa5b43zSbODTGAPFieb5m2Y12QS0wWPTItTCw7xNSmDraY",
+	"m1i2mTiO5Z3NJTQtfm5Pz5PkQpMNc017KRda5zgv9IbdFgh/huTXFfjaDR1X9nzKr+q4IVqBuhUZaVMY",
+	"hdDspRLpvSp952JxtGahywv8vcLKmnVeyjn+iQsCZM8wO7ZhOm7g+eRyJJ7EtosJsRPsM5vi2AoSz0wc",
+	"YgXROiR+kSTQHETyEdtPMLWdEDPfiplNI2oR+2zyTqLYw8QILey7JsPU8fzICxzb94MG3X4d9LHqOJiW",
+	"6z9h8q03w9Ppm2ao9+cqB5VKb/35S9Py6uxvI6afumLxadDWV1i5NmFtXyKvBS2j/jwBBv8IiOVG0KKD",
+	"wBk45Yfg7wm0V9EwgahyaGyQ4/2JMRz8KsACrkWdss/G6IQVDGVUlOgLo/hQuYoq+0la1DUpu7win6h3",
+	"K8Gvy3n0JnHY8rBXHgLQVQGVah3L7/LesAD/b9D9H1RLph7ORyVUjXVMC023U7ErPWWhT8vK0zBGIuUR",
+	"20e9/6P2+IVV0K+0u8j0/hbQFM2C1tydBF5Vqy4vKPcto1MTU+56lEq9D5zV5shwRDAckb94krO4gii4",
+	"J87o/T2XdBzf8EziBc5lGL2HHdvwMaGWianFGDa8KLGI4xpe6G6K0XvYsViESUh8TKPYwS7xbdvwbMtj",
+	"4VmMXj4YOZgYtoGpEfg49EwjDn1CzChawugtw7I2zOitMxk9bIbnGJZtWkrTvumzu4zX60ltef7HueLM",
+	"SZHzwwPg6udGQk6abpMfbpMfXj754TqaCOv8B95sQKabdbTvJZUY/nrj3ql4/1PLXgNE+/IakBegfAk7",
+	"uYLcdG/306gP3r9xHQKj7kfIqmAohbwB76rU3hQNi3yYQ5iQBPSClW0Esm1R5Wlo5kACbUwbiTznTJQo",
+	"SQtRdtAbOoYmFUjQ40X1/N5Uby3Z4h3ZxUWdBi6DkCegyF6Lj6sJP9AYdDOeBXo9Z7O/1V9PZZED2GLW",
+	"6mWzQyzLJpZj2zM+kK6DoyihmJgBxYHlMRz4lh36cexRcO6bRn0L6otEUeRhYkcuDg0vxK5vGrFnkMCA",
+	"GiDVUZmd9uT7BfM2Fs5b7qSIKIeEX+bqJWdGGdNnaSnrg8ObznuJbQHTFjBtAdMWMD3XnoSa+E1zbbE2",
+	"INFwAJ/UIYZLDDNVDKI6PZNY4DTLpmBFG3F2UkOCfbgXy2uRQJwNhNwsdiy8MxMAeeUuhht0GlykADKt",
+	"e4a7Z3l7ttUxXeJ5nuf488zbCAMXEzdwsZ+EAWYBC+0gYsSOySrM23DMCJPYCjCNaYjj0AxdM4oMD+pe",
+	"FHOZZhcwa/ue4cA8zY5vep+tY3dnBvIcAxPH8DFNiIcZ8UzXZIblxBYs+sIlMCZd267he55lOwuWwCeh",
+	"XIIQ0zC0MPUDmyWBbxNqPqElUHjF27ONTuAZrmN5xLrQQnx+jUJ6zeN+vs9ZdWu3bmfPtNvZbAKKtam0",
+	"YGV5JnWuHWzpUNnIT/oMYjZjRht+t7MJAWXzhRb0u9WAl47Io8MbkNhiWj97qWymK1+n+i2WYL1qWbep",
+	"RJ+5e/OKKsIqJudwDYvouobN6UMK0EZ+qjKGQnnZlKuUPBCS3MhM1EFr2Sq7vDZWohVtlbNGzRljJbq0",
+	"rbJx2Z+CvXLmgruGYax9wS9mo9zoyFcQzLxh0nmh9/vYks5nFqVsNfHraeIPL8opKmx1wthQLE8gojG5",
+	"QCc6O3I8Ym2ky3MIpDLixroOjM7Hof1jZnFfB11HcTFGxYhrqi3qtFPyuQEdoyzPjxDt1/VxxqhHxe1E",
+	"59+iGTwMmcCAG7HimBUoyvLoCO3Iho3sygtCC+6M+F35vptIUgX0aHWCIoe9yuxTtQYCONe0MGlSI8LE",
+	"YDamhh1hEga26RsWMdx5ZXhVVv72vFBpEotgQmwTBxaNcGBYxLPdMAx8c22h0u0Epufa3mdBUJ6dLrWU",
+	"B6dvSSnYtpzEsKzAtdnTmq7XMUD8VaxelaZRIWDycC9cdMs0TUwYZdhnhoPN2Cd2YlssdINVJHiT2DYm",
+	"Xmxi6poOZobl+ZQQl9rGqrM3q9mTDjFd0ySLFtsyiYOJ7TDsxy7BNPEDKwyJw3zryU/TN23HDD67js5A",
+	"Xywh6ehZ+b2AzqE4hcxeWv0b59ssXk8qf+8TLl094lVeSmBBavd5frI2f1Stz3DXz4tDynVu/2uS+Rym",
+	"omSSJ8pHp/XBKBwj/V5ScGp6itJDbamo3UF78vlenfcJCgbkHNHKxxRxxiA7pFJA18P2WbEwVeNrqSjv",
+	"0cMnE6g+vU5386JER2y8r4veSI7fwz0k8qIUSLZlXH7ZqUNne7hWnvbkHU1lN1+EzEmTai55US5MUDHR",
+	"u7Zbk34W5qKYnembBUvS+5XIWtLDawKWf9kcvjg1gQG9/xrjh2Vfihvt1iDl1UdzfuxN6trzLC/kxty8",
+	"aagMKWdW63G9jmF5gWtbqnTcbNLp4Yw6mmCLhCEmhiV5qe3hwGKUWKYTRIEzWYvjdHheOZzpkdcg8/fo",
+	"CvpgeWG2BP2Z1gWXdEpGgX+XFbiE6OK9QmGPWoervlgenXxHU0KBaE1VpwKOkWMEQFwP2P1UlEKrklRr",
+	"uPi0VE+p35dFKEs5/jIBynN3dtE11FcLHadD1Frntlxh8O/zSm3WWL1trOnHINb0Hj18GW7wcx5sWgKh",
+	"WYVkTqHWOtI0ZhlTriSzlFKlQtdIByVFPpipKzBJWQNUsarnlZZtjVO7/JIWAYhe6vJ1LAKLo5e6fAMW",
+	"gZdgqRRlv4wxYIq8OosMlnKceAtWriYv2sV1yM+dGlidpDWpRHu5OFvSw0YyNLit4NvXKGc8Zy6vkNDl",
+	"ctd+IkGFXvKtHekTHPO8+s09XyS68nDo6xD03JP3pYcKNvGuBemJz9clOgdAzHkUoB3I766ZeK3sOmRl",
+	"FXFdMfD9ZZKcKmUEM+pToQt7ghYHPfeR1ZfHJpeVV3WK5HUo38UcFDYy4lVkWZ+e1pmcypH8wg8CwzV8",
+	"g8z6eVo4II6NiRn5OCABxS6hfpAESeyadMKV5EF23bMZEwwUWJZlEuJtiDFVEbpbBvUsMKgLiLxbX4o1",
+	"oxovImozOhBLS/KD0QVaPHmrC5SQjtOCRVImTrO4YLridyqQnPYyo8aQFoyXt+LWqjTkVrxhe8Zygurt",
+	"GWbHcwPbdF2dPELtfOX/9abODa+cwPSPrzEaT//QJMM2Dhw7xMQJYuyHIcUs9hPXj2zfsa3WJd1161WF",
+	"LQggx2C9wFNTsBJMmGdh3yEJTiLbScIwdh3TPpvyT1bEI4anfBQ4u1/qcwGVrYe3vpCnr790s//6F966",
+	"/8a918vb9z7zpb9JDfuNl7Kj1+71078ZvFx+9u3POJ/9wlvO33zpdeeNl14f3+LWp4PP8FduvPIaE6/e",
+	"PM6KaA22wuhgBYuNvBrPnhbkydadrusR6w1btXxxde83U7j6E115+mNscNPMp+Zp8HntnL+9OUKqqrH2",
+	"FlLfnrKflTqjm0BQ7VR5kMsJgJ/EUFyr4/Mz2deOYAz1FO2X4/R291Wtr8FIgJMD5V0Okl7KD+scxCDc",
+	"HaXyeccwUG/uaDcEPKgndk10eZTHDPVG/IjnJxxCaHsoL1BvElJ7ILvsNYqTLRLJtCGQ0cFlLIGaPzx8",
+	"7x8e/eHd06/93elXf3X6j+8tZBMEW6aZYEIiA1PLcDEllBBi2G5oWusR56s0EJ6puXM6jm17vmUG9mbY",
+	"t1wU38SE2j72bSfChu1FBvE9asX2xtj35bfnPMVitTCB4Xx2vb3cmiu3pV2eGWulooYr8pumEDWbGnfe",
+	"zlAR2kupb84qRWF5Hc83iG9bxN6UbGGEgY9J6DPsO6aLDZK4jkcsEljJxojTvSVCheEzBxM/sHHIAh+H",
+	"TuDYxIssixqtc4pIyKUILJOYnkU2QI7uada/VSR9ki0da9GGJ2HOeD0/hvATmJrOBaUr1KalQPkJr9xT",
+	"KS8FlEvV4SUSbgaoJ587iMZRxnq7HbQEJnf5MpxMoeQ0i45YrEr0VgBY3qPePpK3HEUZo4WoSuWvYsJQ",
+	"UHvahvHMBFxqMv4UbBhLyHkDvnmmj4ntezikfoKJFXi+GQfUC5LWQoI/9aiFCTNjHIaS6AaeEceuYSVh",
+	"sh71vJix5Pl6tSuwypwpc7gd17MC0/Gcs9j6lS/WnNziMopJTEIc2o6FrYg61A08P7SCjUGD0299++F7",
+	"Pzz92S9Pv/n+FEpQrc4WSdyOZzvE8twg2BAGqG1KWyzwvBiVtpkyL2dTuphAJEoMca0v0PiY8ogtD9EF",
+	"Ow9w50ZM7AkVSJRULqRCB3c/ffv6awf3Xr577+DGa7dvvPqXpkQwTlPDJdGQ9uZQIbXKmaNMBwyHtM6N",
+	"KRHFAq/462qe95gob8inL6MSE7CRorVnEstfI25fzwHGv8poW56fNOlloGUmw+04thcQ33DNNeglTPde",
+	"OmBLs/LJBtcEeL/I3dj6ja5ODC9gy+F5eZAAiTzPjjJpKY9UPirZweoPz7bfiAnmjRyJUdRHBRP5qIhY",
+	"G+kMdDOZHQVjz07iwwfPpcpLUkvl+sZEqSlmkhcntIjXDjMdCb0FCx1zr0OOQJUucBSnZV4I2ECgzzln",
+	"7UZSQaHDR0GgFaOwLBgkbBgqwq7LMmo3t7QAEbcCY/O+C2/BvJ6S78LUXM/xWSih/MJ6HguLR4WtqCRq",
+	"Ke/n2dLwT/nbymPekY2Xjaoq06MdyZ525Z1NefUVZJrYVfNaNpG6sP1kKjreNMzzjFG+WQcNPdz5dRuh",
+	"GG3gENu2fAfcNdiApplcOjb0TedTuvtOlA9as5pT2w5tTFzHwNShJvaM2LJobIamHW9MPIJpuBKryN2B",
+	"z/LyqtM0NRcaYeKFJg4Tx8KmmVgx85OA+mHr/HK8sAJ2YOp8F2suH/FsnxiG2Vy+yYX3Te+cVYwNTNwk",
+	"wX5IDEwjFgSeEyeR525sFZuzIZPFnHx9FWsKy0LWDCSWBO18v5T6rm39UrZ+KVu/lCvwSxlpYFHBJPV5",
+	"bb8UubMpT8uUZmhIhTjJixilUlKSQnDBylHBWdxBL0uyKUDdPuLpF0esjSIqGE65YFykkhxn42WR3pJm",
+	"XEaarWg2O5ZvabruDL3WRPTlY6RHqt6ktde6a0ejguE35TdGEf+naU61Ftm7ynrQqzM0w+7YhmOYpu9Y",
+	"TYa2bHGm/eVDw/ExMRwHU8On2IqCIImSJKFxuDFmNtmHhZjgXL3p5B0t31vHlQNG3bpyPC1+txF21W6d",
+	"MHp0MLnB5xVxmGq95XbbCtXuKu91V+LqiL3F6TFNMxpmbHMePCNF/FbkzE0FxrkePDUnvVTFylWZTbBn",
+	"mh3PIr5p+Ia1WHqyTBKcwXE8TKgTYhIRB/uM2diNqedHUWhbkXkF4pNl+saK8pOcmhloK2UUmphZbmQl",
+	"npWYnnmes2G1MKYT2BvgUGDZE6zYWvQ+wd4969GNq/fu2UM0FIyXyu27Av/afaWNevIK9rRzDfiW59AT",
+	"zdQDHfQSA1JDS+UiJF8I7fQU+dlDoJbr7aKCHedHTKB+KrpyhUSaa13t9TdvoSM2FoiWKOcR6yCdV1oH",
+	"Mvcqvg/O55HOx658d3qSBPQQ43GViF13XQUoq9kULCmY6KMyP2J6VMjKQqOICVF/nRWMxmOUCjFi8W67",
+	"aocoFyesuCZQT71FfFfPv9flgo4F6ucnaED5uIOugyJUe/8gekLHKmFMDwrY9BDNRF6vhZpxoxqUnq8m",
+	"1m3lPIRy0Hwq5faAjlE/z2BeAzlctTg6fjuVb5OjKB8Mct5G7IsjmqEyh76BrIOlQ/QlI4Zoc458OVsJ",
+	"dVghupwm8oe3eArO/2/cfPUG4nkxoJlO3thIHay0vxBOMIXPes9Vbe4uX3SAT/o5EmWaZSg/4QIi9QUc",
+	"v7pIxmQdulwvRIB68uED+ciBDtrooRHP4JBVUfxhHo+rEP8u7/Upj/NjVvTQjmwS15OR+ye/qRpAUmd5",
+	"JNNSoC/kIdzUss94l+sDg1IObnmNPAF7YAGpB5GcqQeK816SFxHbQxIe9Lp8B3T4Os5ElHSsS0OG6ljW",
+	"anZYnBEv0wxRlNGSFY1XUL130HU+nnqP6tRjsOVNkmTTOC6YgBUsc9RPB3tIjgVhLxmN1PCzxaAGOT9U",
+	"NhpVhroy0nS5CqKpf4nRjsi1+WaoMmciledUw36BDnN9N7p8MoS++FDL7YQve1QufsG+wCIpci514qs1",
+	"FU/cia+Cf+sl4JbzvZhn3QbGu4Kq7c1JnVNt3fI7hut7phnMWWBMPzgL/bo4NkyKSeA7mBpOgqPIjZyI",
+	"BlYQ+5s0wZiBofJFTzEhSJt6pl3GxZEjgbBtBJgGtouTILCZY9ihmUStcwqfy3UJLM8grrMxDKy9255/",
+	"LLxVvWxVLx/D8qoQ2snz8kBz0nO7mXvggZRwikNWHuSj8iBPVpzOome2VVsvV7UV3YTMdBVIa6PeglXu",
+	"oR2K1PcK4+WjUqQxazhFXVOuJULBx9kdb3YAQccNb6rGHZdtd7eV94MLEgYAJQclPVqBNDTbPmi3pKB1",
+	"AFLkuU82mk7ucSUCrHqH6/YP2q05qejcTuaf2BwZULJ5pDXYYr5uvShpyfZQr7GCvTbqTZalt79Q0lMp",
+	"IKcknzxpSpQgS9bV9rVE25AAa7lMDjCzjlX3tTgIlX+mJbNnylHxE+QC/7SMEbX3/CWNES9Uhwrc5y+s",
+	"cFzoe6C85ZcnTNY6BbgaO1opdJgeM456RymPRa/d5XqRJE/blecelBxwPfYQu0+jMhtX8Yi9Mpeixy1g",
+	"SFw7DHa5uoJp2df5FBextDKv4g136CwP63LFu8RuB704lhcPCAFo02hTPzGld3QMR99a+bnLK6ZauWkK",
+	"pYCSVGmQHzNUjLhAVMKKkEZHh4VkGKDq0Xy9OILKJ6HSZLVV3o+csy5vqHz2GzpLtGMZ1i5oBfsMfXHE",
+	"RhCewCvgMSzyw4IJ0eW9Q1Z+uiZEKngBvUzBRxpSS8oJ6gSTcqn7qSjzYoyK/AR2FGbR644Mw47kvsH/",
+	"WEceLBYfqF7ZsaSuOzUqapC+XVCdqpHky3a5Lq9ZVaFVyTNrfHJNoIgOVRVbgDvDUYn66QABaUxLlIou",
+	"l5BDHaVKvZSW6FCCEbm8lVoUdjotUciyHGqX52hHR7UqndKu0roJlKVCa9mgas6IXxOoJwdMsvyk1m9S",
+	"BYA66O207Hf55Fi1a9JfJWSR7a4JlZcFDkDKyxyl5X6jpVJ0q1ydcCHQYd6cv3ZOBuVXYxHVwgOTUG8B",
+	"Wj0B7RiAy4IpjaOeBB2VOaZCpId8ILepBm3FiKOcd3la7raR0qjBd6D5hpQ1+nbrkdPmNHiO5KrC4W8q",
+	"FDVL1NE48ogX8jBD0lO51OIoHQ5BBZ5DTTsxGkCa0xFHKh17VRKvPEkjpjR2ylwgm0zu3ITt6ge6nPIx",
+	"GuQFm+loR72Eqn38JVbk6m72IioiGkuAXFEh5XwMT+sk0LQmaG2l3JQQQ25eAspofXzUDQrHqAe3NWFF",
+	"pQDqwXGGcfZB/KUSl0BIdJJLHI9HQ6EPaHVsaxIKr56dyN04zKuk1B10T21Tl5+nfK06lMu1RAHbVI8u",
+	"18CieQWsVp52+Yz2FB4AAgSP1HpYtEwN2+UX1MN+uqGbvox3Wl2kLWO0Dv/KB0PKx5LxaqbTDFu1qetg",
+	"YroO9mOPYEpC4jm+6xBmrq5Gq6a/VpiWtW4NWTh5tasAEF74QR8xKNokD29rz2i3KoLX2jOkWMFovPz3",
+	"B2cpXW1jzzA6gWd7NuR8TYp8sGgZHYZJ7IY4iCjFruezyI4S23f8uUhhOzRsTKgT4NB1Exwx1woS22EW",
+	"OHED9azyQzcyQ0ugNJn05z7fPmezpXgwEiq6YMTiJ7H9y2SZpm2orfn7jBCwzU+01c5ttXNb7dxWO3fl",
+	"2rlLa8o2dZeaRyVVm1uFyc2plXa30a2X0MB8GmRfyYFBfNBlupsqjce/+OOHX/nmw/d/9ujbP99dQ0cj",
+	"h2HRqEjLMehhQkYLVsjzrRzD5LFMX2Xj+pvP133PqmBekzIwE6INcn0q/wvYWiiNFBqwksa0pJ1G1dCx",
+	"KOX5mi9SWrlu7WT5Ycpll+Bb1UZZfpiPyt3aa2o4CrM0Uq5dQPmOWZEmYzTldNUYUrLnBQO+yfJhxtpa",
+	"1C3yTEpdQOqUJokOYf2LNGbN3tTyzndXZVhDZcHY/rTupvpvRbVVWLAUVppxtY1Q2kUDvCrfVzKlIS1K",
+	"Li8gL9mhYjSVvKj5AUhuHNUOdUCZw1QVeW0sDOzzspehQykZYeUkNorTUm7E1LLGOsp45lCAS9PO4/c/",
+	"ePzvP613TWkTWCH66bDRCfg/Leik9mBAO6fv/PTR1949r6Paf2pRZ5Xgu/PhV773+Pd/fPj++7ty8etn",
+	"mv3otgu6uTmRmHc+fPfHH37wLx++89vTP39/F+VcO3I1VZDNXpWw/dZwUbcvjRQTYFB9X3X/6Mc//+jv",
+	"v7Xb6CGuWi3brplCyCU9RMd5RMNRRovxvqoVI2lIXiCoSKfzrtFDbbcABUldQUZpWTpTRTAWjfwmiNl6",
+	"sx/97ifoBXT61V89+sO7u9XF0h5xOnuJaKPDLA9phoTyxdRrNiV7N4ZV4fvz4744yo5QOpDUGu2c/uZP",
+	"p1/9OWzpgm1QfpI37v41fP2fX7v7n1GSZlN3WnW0aJzrEi8KXVq60gyEOegEhf6NZkgSObTz8L3//vD9",
+	"9x9+8K+PvvKbhx/86NE//OzR77+/izBi92GicnxWUDEqWPMVdScv0ZK2Hnz+wf8OAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -21,6 +21,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/merge"
 	"github.com/shoalcrm/shoal/internal/org"
 	"github.com/shoalcrm/shoal/internal/page"
+	"github.com/shoalcrm/shoal/internal/personaldata"
 	"github.com/shoalcrm/shoal/internal/pool"
 	"github.com/shoalcrm/shoal/internal/records"
 	"github.com/shoalcrm/shoal/internal/store"
@@ -72,7 +73,9 @@ type App struct {
 	Imports *imports.Service
 	// Merge merges duplicate records (合并).
 	Merge *merge.Service
-	HTTP  *httpapi.Server
+	// PersonalData answers personal-data export and erasure requests.
+	PersonalData *personaldata.Service
+	HTTP         *httpapi.Server
 	// Jobs is the job queue, built but not started: the binary starts it
 	// beside the HTTP server (and stops it on shutdown), tests when they
 	// need jobs worked.
@@ -149,6 +152,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		Imports:  imps,
 	}
 	a.Merge = merge.NewService(st, pools, a.Records, clk)
+	a.PersonalData = personaldata.NewService(st, clk)
 	a.HTTP, err = httpapi.New(httpapi.Config{
 		Store:       st,
 		Logger:      cfg.Logger,
@@ -165,7 +169,10 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		Handover:    a.Handover,
 		Imports:     a.Imports,
 		Merge:       a.Merge,
-		TestClock:   testClock,
+
+		PersonalData: a.PersonalData,
+
+		TestClock: testClock,
 
 		SeparateMetrics: cfg.SeparateMetrics,
 		TrustedProxies:  cfg.TrustedProxies,

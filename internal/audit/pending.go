@@ -173,7 +173,10 @@ func withChanged(ev *Event, changed []changedFields) {
 		if c.id == uuid.Nil {
 			id = "" // a singleton (the settings) has no id
 		}
-		if ev.TargetID == "" && len(changed) == 1 {
+		// An operation on a target of another type (a personal-data
+		// erasure, target personalData) does not adopt the id of the one
+		// record it happened to update.
+		if ev.TargetID == "" && len(changed) == 1 && (ev.TargetType == "" || ev.TargetType == c.kind) {
 			ev.TargetID = id
 		}
 		if id == ev.TargetID {

@@ -93,6 +93,12 @@ const (
 
 	ImportCreated  Type = "import.created"
 	ImportFinished Type = "import.finished"
+
+	// Personal-data erasure (internal/personaldata): the person's own
+	// records, anonymised.
+	LeadErased     Type = "lead.erased"
+	CustomerErased Type = "customer.erased"
+	ContactErased  Type = "contact.erased"
 )
 
 // Subject kinds.
@@ -289,6 +295,14 @@ type Import struct {
 	Duplicates *int `json:"duplicates,omitempty"`
 }
 
+// Erased is the payload of <kind>.erased: the names of the fields an
+// erasure anonymised or redacted (never values) and, for a contact, its
+// customer. A consumer holding a copy of the record should erase its own.
+type Erased struct {
+	Fields     []string   `json:"fields"`
+	CustomerID *uuid.UUID `json:"customerId,omitempty"`
+}
+
 // None is the payload of events that carry nothing beyond subject, actor
 // and time.
 type None struct{}
@@ -340,6 +354,10 @@ var catalog = map[Type]Spec{
 	ContactCreated: spec[Contact](KindContact),
 	ContactUpdated: spec[Contact](KindContact),
 	ContactDeleted: spec[Contact](KindContact),
+
+	LeadErased:     spec[Erased](KindLead),
+	CustomerErased: spec[Erased](KindCustomer),
+	ContactErased:  spec[Erased](KindContact),
 
 	FollowUpCreated: spec[FollowUp](KindFollowUp),
 

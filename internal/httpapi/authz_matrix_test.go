@@ -52,6 +52,8 @@ var azAllowed = map[string][]string{
 	"createUser":               {"admin"},
 	"deleteContact":            {"rep", "supervisor", "admin", "scope:customers:write"},
 	"deleteTag":                {"admin"},
+	"erasePersonalData":        {"admin"},
+	"exportPersonalData":       {"auditor", "admin"},
 	"freezeCustomer":           {"rep", "supervisor", "admin"},
 	"freezeLead":               {"rep", "supervisor", "admin"},
 	"getContact":               {"rep", "supervisor", "auditor", "admin", "scope:customers:read"},

@@ -46,6 +46,8 @@ var evNone = map[string]string{
 	"logout":           "ends a session; not a domain entity",
 	"previewPoolRules": "read-only: a POST only to carry the proposed rules",
 	"advanceTestClock": "moves the test clock of a test server; changes no entity",
+
+	"exportPersonalData": "read-only: a POST so that the person's value travels in the body, not the URL",
 }
 
 // evWorld is the sweep tests' world (test clock, team with a supervisor
@@ -364,6 +366,20 @@ func evCases() []evCase {
 		return func() []evWant {
 			w.sup.Do("POST", "/v1/customers/merge", map[string]any{"survivorId": keep, "mergedIds": []string{gone}}).Expect(http.StatusOK)
 			return []evWant{{events.CustomerMerged, gone}, {events.CustomerUpdated, keep}, {events.ContactUpdated, ct}}
+		}
+	})
+	// An erasure: the person's lead, customer (by name) and contact get
+	// <kind>.erased, a contact whose notes only mention him
+	// contact.updated.
+	add("erasePersonalData", "", func(t *testing.T, w *evWorld) func() []evWant {
+		id := evID(t, w.repA.Do("POST", "/v1/leads", map[string]any{"name": "张三丰", "phone": "13800138000"}).Expect(http.StatusCreated))
+		self := evID(t, w.repA.Do("POST", "/v1/customers", map[string]any{"name": "张三丰"}).Expect(http.StatusCreated))
+		cu := w.owned(w.repA, "customer").ID
+		me := evID(t, w.repA.Do("POST", "/v1/customers/"+cu+"/contacts", map[string]any{"name": "张三丰"}).Expect(http.StatusCreated))
+		ct := evID(t, w.repA.Do("POST", "/v1/customers/"+cu+"/contacts", map[string]any{"name": "Li", "notes": "knows 张三丰"}).Expect(http.StatusCreated))
+		return func() []evWant {
+			w.admin.Do("POST", "/v1/personal-data/erase", map[string]any{"name": "张三丰"}).Expect(http.StatusOK)
+			return []evWant{{events.LeadErased, id}, {events.CustomerErased, self}, {events.ContactErased, me}, {events.ContactUpdated, ct}}
 		}
 	})
 	add("updateCustomerDealStatus", "dealt", func(t *testing.T, w *evWorld) func() []evWant {

@@ -30,6 +30,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/merge"
 	"github.com/shoalcrm/shoal/internal/org"
 	"github.com/shoalcrm/shoal/internal/page"
+	"github.com/shoalcrm/shoal/internal/personaldata"
 	"github.com/shoalcrm/shoal/internal/pool"
 	"github.com/shoalcrm/shoal/internal/records"
 	"github.com/shoalcrm/shoal/internal/store"
@@ -50,6 +51,10 @@ type Config struct {
 	Handover   *handover.Service
 	Imports    *imports.Service
 	Merge      *merge.Service
+
+	// PersonalData answers personal-data requests (个人信息保护法).
+	PersonalData *personaldata.Service
+
 	// TestClock, when set, is what advanceTestClock moves; nil answers 404.
 	TestClock   *clock.Adjustable
 	Logger      *slog.Logger
@@ -95,6 +100,8 @@ type Server struct {
 	merge     *merge.Service
 	testClock *clock.Adjustable
 
+	personalData *personaldata.Service
+
 	metrics *metrics
 	echo    *echo.Echo
 }
@@ -133,6 +140,8 @@ func New(cfg Config) (*Server, error) {
 		pools:     cfg.PoolEngine,
 		convert:   convert.New(cfg.Store, cfg.PoolEngine, cfg.Records),
 		testClock: cfg.TestClock,
+
+		personalData: cfg.PersonalData,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
