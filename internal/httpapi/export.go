@@ -127,7 +127,7 @@ func negotiate(reps representations) echo.MiddlewareFunc {
 const exportWriteWindow = time.Minute
 
 // rollingDeadline moves the connection's write deadline forward before
-// each write of an export.
+// each write of an export (and names a CSV's character set).
 type rollingDeadline struct {
 	http.ResponseWriter
 	rc *http.ResponseController
@@ -137,6 +137,16 @@ func (d *rollingDeadline) Write(p []byte) (int, error) {
 	// A writer that cannot set deadlines (a test recorder) keeps none.
 	_ = d.rc.SetWriteDeadline(time.Now().Add(exportWriteWindow))
 	return d.ResponseWriter.Write(p)
+}
+
+// WriteHeader names the CSV's character set, which text/csv has no
+// default for (RFC 4180 leaves it to the charset parameter).
+func (d *rollingDeadline) WriteHeader(code int) {
+	h := d.Header()
+	if h.Get(echo.HeaderContentType) == string(export.CSV) {
+		h.Set(echo.HeaderContentType, string(export.CSV)+"; charset=utf-8")
+	}
+	d.ResponseWriter.WriteHeader(code)
 }
 
 func (d *rollingDeadline) Unwrap() http.ResponseWriter { return d.ResponseWriter }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"fmt"
+	"mime"
 	"net/http"
 	"net/url"
 	"strings"
@@ -76,8 +77,12 @@ type exported struct {
 func exExport(t *testing.T, c *apitest.Client, path string, query url.Values, mt string, headers ...string) exported {
 	t.Helper()
 	res := c.Do("GET", path+"?"+query.Encode(), nil, append([]string{"Accept", mt}, headers...)...).Expect(http.StatusOK)
-	if ct := res.Header.Get("Content-Type"); ct != mt {
-		t.Fatalf("Content-Type %q, want %q", ct, mt)
+	want := mt
+	if mt == mtCSV {
+		want += "; charset=utf-8"
+	}
+	if ct := res.Header.Get("Content-Type"); ct != want {
+		t.Fatalf("Content-Type %q, want %q", ct, want)
 	}
 	if cd := res.Header.Get("Content-Disposition"); !strings.HasPrefix(cd, "attachment; filename=") {
 		t.Fatalf("Content-Disposition %q", cd)
@@ -294,7 +299,7 @@ func TestExportOptions(t *testing.T) {
 			"text/csv;q=0, application/json;q=.1": "application/json",
 		} {
 			res := repC.Do("GET", "/v1/leads", nil, "Accept", accept).Expect(http.StatusOK)
-			if ct := res.Header.Get("Content-Type"); ct != want {
+			if ct, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type")); ct != want {
 				t.Errorf("Accept %q: %s, want %s", accept, ct, want)
 			}
 		}
