@@ -353,3 +353,26 @@ func TestExportOptions(t *testing.T) {
 		}
 	})
 }
+
+// TestExportByAPIKey: a partner's key exports what its JSON list shows
+// it (its pool's records) under the list's scope, and no more.
+func TestExportByAPIKey(t *testing.T) {
+	t.Parallel()
+	testdb.Each(t, func(t *testing.T, dbURL string) {
+		w := newScWorld(t, dbURL)
+		for range 2 {
+			w.record(t, "lead", w.leadsP)
+		}
+		w.record(t, "lead", w.leadsQ)
+		key := w.key(t, w.leadsP, "leads:read")
+		items := exJSON(t, key, "/v1/leads", nil)
+		if len(items) != 2 {
+			t.Fatalf("the key lists %d leads, want its pool's 2", len(items))
+		}
+		for _, mt := range []string{mtCSV, mtXLSX} {
+			exSame(t, "key "+mt, exExport(t, key, "/v1/leads", nil, mt), items)
+		}
+		w.key(t, "", "customers:read").Do("GET", "/v1/leads", nil, "Accept", mtCSV).
+			ExpectProblem(http.StatusForbidden, "insufficient_scope")
+	})
+}
