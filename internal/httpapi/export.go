@@ -48,6 +48,9 @@ func successMediaTypes(spec *openapi3.T) map[string]representations {
 	out := map[string]representations{}
 	for _, item := range spec.Paths.Map() {
 		for _, op := range item.Operations() {
+			if op.Responses == nil {
+				continue
+			}
 			r := op.Responses.Value("200")
 			if r == nil || r.Value == nil || len(r.Value.Content) < 2 {
 				continue
@@ -64,9 +67,11 @@ func successMediaTypes(spec *openapi3.T) map[string]representations {
 				return types[i] < types[j]
 			})
 			query := map[string]bool{}
-			for _, p := range append(item.Parameters, op.Parameters...) {
-				if p.Value != nil && p.Value.In == openapi3.ParameterInQuery {
-					query[p.Value.Name] = true
+			for _, params := range []openapi3.Parameters{item.Parameters, op.Parameters} {
+				for _, p := range params {
+					if p.Value != nil && p.Value.In == openapi3.ParameterInQuery {
+						query[p.Value.Name] = true
+					}
 				}
 			}
 			out[op.OperationID] = representations{types: types, query: query}
