@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -276,6 +277,14 @@ func streamWith[T any](ctx context.Context, w wanted, e exportOf[T], now time.Ti
 	disposition := mime.FormatMediaType("attachment", map[string]string{"filename": export.FileName(e.noun, w.format, now)})
 	pr, pw := io.Pipe()
 	go func() {
+		// Outside the handler, recoverPanics cannot catch a panic here;
+		// it would end the process. It ends this export instead.
+		defer func() {
+			if p := recover(); p != nil {
+				log.ErrorContext(ctx, "export panicked", slog.String("panic", fmt.Sprint(p)), slog.String("stack", string(debug.Stack())))
+				_ = pw.CloseWithError(fmt.Errorf("export panicked: %v", p))
+			}
+		}()
 		audited := false
 		finish := func(rows int) error {
 			audited = true
