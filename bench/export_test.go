@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"os"
@@ -226,7 +227,7 @@ func (s *exportBench) export(media string, read func(io.Reader) (int, error)) (i
 		return 0, 0, err
 	}
 	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != media {
+	if ct, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type")); res.StatusCode != http.StatusOK || ct != media {
 		raw, _ := io.ReadAll(res.Body)
 		return 0, 0, fmt.Errorf("export %s: %d %s: %s", media, res.StatusCode, res.Header.Get("Content-Type"), raw)
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -48,6 +49,9 @@ func successMediaTypes(spec *openapi3.T) map[string]representations {
 	out := map[string]representations{}
 	for _, item := range spec.Paths.Map() {
 		for _, op := range item.Operations() {
+			if op.Responses == nil {
+				continue
+			}
 			r := op.Responses.Value("200")
 			if r == nil || r.Value == nil || len(r.Value.Content) < 2 {
 				continue
@@ -64,9 +68,11 @@ func successMediaTypes(spec *openapi3.T) map[string]representations {
 				return types[i] < types[j]
 			})
 			query := map[string]bool{}
-			for _, p := range append(item.Parameters, op.Parameters...) {
-				if p.Value != nil && p.Value.In == openapi3.ParameterInQuery {
-					query[p.Value.Name] = true
+			for _, params := range []openapi3.Parameters{item.Parameters, op.Parameters} {
+				for _, p := range params {
+					if p.Value != nil && p.Value.In == openapi3.ParameterInQuery {
+						query[p.Value.Name] = true
+					}
 				}
 			}
 			out[op.OperationID] = representations{types: types, query: query}
@@ -127,7 +133,7 @@ func negotiate(reps representations) echo.MiddlewareFunc {
 const exportWriteWindow = time.Minute
 
 // rollingDeadline moves the connection's write deadline forward before
-// each write of an export.
+// each write of an export (and names a CSV's character set).
 type rollingDeadline struct {
 	http.ResponseWriter
 	rc *http.ResponseController
@@ -137,6 +143,16 @@ func (d *rollingDeadline) Write(p []byte) (int, error) {
 	// A writer that cannot set deadlines (a test recorder) keeps none.
 	_ = d.rc.SetWriteDeadline(time.Now().Add(exportWriteWindow))
 	return d.ResponseWriter.Write(p)
+}
+
+// WriteHeader names the CSV's character set, which text/csv has no
+// default for (RFC 4180 leaves it to the charset parameter).
+func (d *rollingDeadline) WriteHeader(code int) {
+	h := d.Header()
+	if h.Get(echo.HeaderContentType) == string(export.CSV) {
+		h.Set(echo.HeaderContentType, string(export.CSV)+"; charset=utf-8")
+	}
+	d.ResponseWriter.WriteHeader(code)
 }
 
 func (d *rollingDeadline) Unwrap() http.ResponseWriter { return d.ResponseWriter }
@@ -261,6 +277,14 @@ func streamWith[T any](ctx context.Context, w wanted, e exportOf[T], now time.Ti
 	disposition := mime.FormatMediaType("attachment", map[string]string{"filename": export.FileName(e.noun, w.format, now)})
 	pr, pw := io.Pipe()
 	go func() {
+		// Outside the handler, recoverPanics cannot catch a panic here;
+		// it would end the process. It ends this export instead.
+		defer func() {
+			if p := recover(); p != nil {
+				log.ErrorContext(ctx, "export panicked", slog.String("panic", fmt.Sprint(p)), slog.String("stack", string(debug.Stack())))
+				_ = pw.CloseWithError(fmt.Errorf("export panicked: %v", p))
+			}
+		}()
 		audited := false
 		finish := func(rows int) error {
 			audited = true

@@ -181,3 +181,25 @@ func TestChooseMedia(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamSurvivesAPanic: a panic while exporting ends the export with
+// an error, not the process.
+func TestStreamSurvivesAPanic(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	pages := 0
+	e := endless(&pages, &mu)
+	e.columns = []export.Column[int]{{EN: "n", Value: func(n int) string {
+		if n >= 200 {
+			panic("a bad column")
+		}
+		return fmt.Sprint(n)
+	}}}
+	body, _, err := streamWith(context.Background(), wanted{format: export.CSV}, e, time.Now(), (&recorder{}).record, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(body); err == nil || !strings.Contains(err.Error(), "panicked") {
+		t.Fatalf("read after a panic: %v", err)
+	}
+}

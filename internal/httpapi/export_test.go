@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"fmt"
+	"mime"
 	"net/http"
 	"net/url"
 	"strings"
@@ -76,8 +77,12 @@ type exported struct {
 func exExport(t *testing.T, c *apitest.Client, path string, query url.Values, mt string, headers ...string) exported {
 	t.Helper()
 	res := c.Do("GET", path+"?"+query.Encode(), nil, append([]string{"Accept", mt}, headers...)...).Expect(http.StatusOK)
-	if ct := res.Header.Get("Content-Type"); ct != mt {
-		t.Fatalf("Content-Type %q, want %q", ct, mt)
+	want := mt
+	if mt == mtCSV {
+		want += "; charset=utf-8"
+	}
+	if ct := res.Header.Get("Content-Type"); ct != want {
+		t.Fatalf("Content-Type %q, want %q", ct, want)
 	}
 	if cd := res.Header.Get("Content-Disposition"); !strings.HasPrefix(cd, "attachment; filename=") {
 		t.Fatalf("Content-Disposition %q", cd)
@@ -294,7 +299,7 @@ func TestExportOptions(t *testing.T) {
 			"text/csv;q=0, application/json;q=.1": "application/json",
 		} {
 			res := repC.Do("GET", "/v1/leads", nil, "Accept", accept).Expect(http.StatusOK)
-			if ct := res.Header.Get("Content-Type"); ct != want {
+			if ct, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type")); ct != want {
 				t.Errorf("Accept %q: %s, want %s", accept, ct, want)
 			}
 		}
@@ -346,5 +351,28 @@ func TestExportOptions(t *testing.T) {
 		if len(audit.Items) != 10 {
 			t.Errorf("%d audit rows of the rep's listLeads, want 10, one per export (JSON lists are not audited): %v", len(audit.Items), details)
 		}
+	})
+}
+
+// TestExportByAPIKey: a partner's key exports what its JSON list shows
+// it (its pool's records) under the list's scope, and no more.
+func TestExportByAPIKey(t *testing.T) {
+	t.Parallel()
+	testdb.Each(t, func(t *testing.T, dbURL string) {
+		w := newScWorld(t, dbURL)
+		for range 2 {
+			w.record(t, "lead", w.leadsP)
+		}
+		w.record(t, "lead", w.leadsQ)
+		key := w.key(t, w.leadsP, "leads:read")
+		items := exJSON(t, key, "/v1/leads", nil)
+		if len(items) != 2 {
+			t.Fatalf("the key lists %d leads, want its pool's 2", len(items))
+		}
+		for _, mt := range []string{mtCSV, mtXLSX} {
+			exSame(t, "key "+mt, exExport(t, key, "/v1/leads", nil, mt), items)
+		}
+		w.key(t, "", "customers:read").Do("GET", "/v1/leads", nil, "Accept", mtCSV).
+			ExpectProblem(http.StatusForbidden, "insufficient_scope")
 	})
 }
