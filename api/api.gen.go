@@ -202,6 +202,27 @@ func (e DuplicateMatchMatchedOn) Valid() bool {
 	}
 }
 
+// Defines values for EventActorType.
+const (
+	EventActorTypeApiKey EventActorType = "apiKey"
+	EventActorTypeSystem EventActorType = "system"
+	EventActorTypeUser   EventActorType = "user"
+)
+
+// Valid indicates whether the value is a known member of the EventActorType enum.
+func (e EventActorType) Valid() bool {
+	switch e {
+	case EventActorTypeApiKey:
+		return true
+	case EventActorTypeSystem:
+		return true
+	case EventActorTypeUser:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Grade.
 const (
 	A Grade = "A"
@@ -1291,6 +1312,61 @@ type DuplicateProblem struct {
 
 // Email defines model for Email.
 type Email = openapi_types.Email
+
+// Event defines model for Event.
+type Event struct {
+	Actor EventActor `json:"actor"`
+
+	// Data The type's payload (docs/events.md); ids and field names, never field values.
+	Data map[string]interface{} `json:"data"`
+
+	// Id An event's id in the feed: opaque, and ordered (a later event has a
+	// greater id, compared as strings).
+	//
+	//
+	// Example: 0000000000000a3c00000000000004d2
+	Id         EventId      `json:"id"`
+	OccurredAt time.Time    `json:"occurredAt"`
+	Subject    EventSubject `json:"subject"`
+
+	// Type `<entity>.<past-tense verb>`, e.g. `lead.claimed` (docs/events.md).
+	Type string `json:"type"`
+}
+
+// EventActor defines model for EventActor.
+type EventActor struct {
+	// Id An opaque resource id.
+	Id *Id `json:"id,omitempty"`
+
+	// Type Who made the change; `id` is absent for `system` (the sweep, auto-assignment).
+	Type EventActorType `json:"type"`
+}
+
+// EventActorType Who made the change; `id` is absent for `system` (the sweep, auto-assignment).
+type EventActorType string
+
+// EventId An event's id in the feed: opaque, and ordered (a later event has a
+// greater id, compared as strings).
+//
+// Example: 0000000000000a3c00000000000004d2
+type EventId = string
+
+// EventList defines model for EventList.
+type EventList struct {
+	Items []Event `json:"items"`
+
+	// NextCursor Pass as `cursor` to read on; always given (the feed has no end).
+	NextCursor string `json:"nextCursor"`
+}
+
+// EventSubject defines model for EventSubject.
+type EventSubject struct {
+	// Id An opaque resource id.
+	Id Id `json:"id"`
+
+	// Kind `lead`, `customer`, `contact`, `followup`, `claim_request`, `pool`, `settings`, `user`, `team`, `api_key`, `tag`, `handover`.
+	Kind string `json:"kind"`
+}
 
 // FieldError defines model for FieldError.
 type FieldError struct {
@@ -2612,6 +2688,23 @@ type CheckDuplicatesParams struct {
 	Email *string `form:"email,omitempty" json:"email,omitempty"`
 }
 
+// ListEventsParams defines parameters for ListEvents.
+type ListEventsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `nextCursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// After Only events after this one (an event `id`). Not with `cursor`.
+	After *EventId `form:"after,omitempty" json:"after,omitempty"`
+
+	// Type Only events of these types: repeat the parameter, or give a comma
+	// list (`type=lead.created,lead.claimed`). An unknown type is refused
+	// (`validation_failed`, field code `unknown_event_type`).
+	Type *[]string `form:"type,omitempty" json:"type,omitempty"`
+}
+
 // ListFollowUpsParams defines parameters for ListFollowUps.
 type ListFollowUpsParams struct {
 	// Limit Page size.
@@ -3082,6 +3175,9 @@ type ServerInterface interface {
 	// CheckDuplicates Who already has this customer? (查重)
 	// (GET /v1/duplicates)
 	CheckDuplicates(ctx echo.Context, params CheckDuplicatesParams) error
+	// ListEvents Read the event feed
+	// (GET /v1/events)
+	ListEvents(ctx echo.Context, params ListEventsParams) error
 	// ListFollowUps List follow-ups
 	// (GET /v1/follow-ups)
 	ListFollowUps(ctx echo.Context, params ListFollowUpsParams) error
@@ -4056,6 +4152,45 @@ func (w *ServerInterfaceWrapper) CheckDuplicates(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.CheckDuplicates(ctx, params)
+	return err
+}
+
+// ListEvents converts echo context to params.
+func (w *ServerInterfaceWrapper) ListEvents(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListEventsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", ctx.QueryParams(), &params.After, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter after: %s", err))
+	}
+
+	// ------------- Optional query parameter "type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "type", ctx.QueryParams(), &params.Type, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter type: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListEvents(ctx, params)
 	return err
 }
 
@@ -5180,6 +5315,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/api-keys", wrapper.CreateApiKey, options.OperationMiddlewares["createApiKey"]...)
 	router.DELETE(options.BaseURL+"/v1/api-keys/:id", wrapper.RevokeApiKey, options.OperationMiddlewares["revokeApiKey"]...)
 	router.GET(options.BaseURL+"/v1/audit-events", wrapper.ListAuditEvents, options.OperationMiddlewares["listAuditEvents"]...)
+	router.GET(options.BaseURL+"/v1/events", wrapper.ListEvents, options.OperationMiddlewares["listEvents"]...)
 	router.GET(options.BaseURL+"/v1/leads", wrapper.ListLeads, options.OperationMiddlewares["listLeads"]...)
 	router.POST(options.BaseURL+"/v1/leads", wrapper.CreateLead, options.OperationMiddlewares["createLead"]...)
 	router.POST(options.BaseURL+"/v1/leads/merge", wrapper.MergeLeads, options.OperationMiddlewares["mergeLeads"]...)
@@ -12230,6 +12366,166 @@ type CheckDuplicatesdefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response CheckDuplicatesdefaultApplicationProblemPlusJSONResponse) VisitCheckDuplicatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEventsRequestObject struct {
+	Params ListEventsParams
+}
+
+type ListEventsResponseObject interface {
+	VisitListEventsResponse(w http.ResponseWriter) error
+}
+
+type ListEvents200ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type ListEvents200JSONResponse struct {
+	Body    EventList
+	Headers ListEvents200ResponseHeaders
+}
+
+func (response ListEvents200JSONResponse) VisitListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEvents400ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type ListEvents400ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers ListEvents400ResponseHeaders
+}
+
+func (response ListEvents400ApplicationProblemPlusJSONResponse) VisitListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEvents401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListEvents401ApplicationProblemPlusJSONResponse) VisitListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEvents403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListEvents403ApplicationProblemPlusJSONResponse) VisitListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEvents429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListEvents429ApplicationProblemPlusJSONResponse) VisitListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEventsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListEventsdefaultApplicationProblemPlusJSONResponse) VisitListEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -21837,6 +22133,9 @@ type StrictServerInterface interface {
 	// CheckDuplicates Who already has this customer? (查重)
 	// (GET /v1/duplicates)
 	CheckDuplicates(ctx context.Context, request CheckDuplicatesRequestObject) (CheckDuplicatesResponseObject, error)
+	// ListEvents Read the event feed
+	// (GET /v1/events)
+	ListEvents(ctx context.Context, request ListEventsRequestObject) (ListEventsResponseObject, error)
 	// ListFollowUps List follow-ups
 	// (GET /v1/follow-ups)
 	ListFollowUps(ctx context.Context, request ListFollowUpsRequestObject) (ListFollowUpsResponseObject, error)
@@ -23320,6 +23619,31 @@ func (sh *strictHandler) CheckDuplicates(ctx echo.Context, params CheckDuplicate
 		return err
 	} else if validResponse, ok := response.(CheckDuplicatesResponseObject); ok {
 		return validResponse.VisitCheckDuplicatesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListEvents operation middleware
+func (sh *strictHandler) ListEvents(ctx echo.Context, params ListEventsParams) error {
+	var request ListEventsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListEvents(ctx.Request().Context(), request.(ListEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListEventsResponseObject); ok {
+		return validResponse.VisitListEventsResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -25186,606 +25510,631 @@ func (sh *strictHandler) HandoverUser(ctx echo.Context, id IdPath) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P19k+NIehiIf5U05YiuGhFsAAQJoio27J6e7t2e7Znu7RePtFPjYgJIkNgCMzlIoKo54/7F6hcnaWXJ",
-	"lmzZp1NIZzs27mz/sdb54izv3q5kfxfFTs/uX/oKF/lk4pUgCbJY3T0zjJiI6SLy9cnM5/3l847HZnNG",
-	"CU145+TzDnmBZ/OIwL9xFBPsL87ZFSW++IGnsxmOF52TzrMpQTHxWOwj1QpNMUeYItE47nW6nUscpUT0",
-	"8phPOie10bodnyQ4jNqNxROcpLxzYulOt5OESSQGvMtoEIVe0ul2ksVc/DJNkjk/uX2bTxmOej65vD2P",
-	"mRuRGb9dnf3ly24Hz8PzC7I4pyw5d1lKazt8RKOFWMOdxw/QBVkgaIIShpJ8ubc4mjMWoRleIMx5OKGI",
-	"xSiJMeUBiVGYNIJhadoSKPY1aQGvfgGv+yx2Q98ntB3AltYpgOZi/zwmn6aEJ00XAj6gkKMZjgIWz4jf",
-	"BILyIEv3oHmIYkN6saF3sY+e5ONs3lJ5XrEZD8/PyQuPEL9+vX+bpWiKL8V6sDclPlqwNEYeniMWqHPg",
-	"4p/JNOToIqSN26wMX9rnToNf/wVUlgPbj3A4O/cYi3x2RZcBEJMkjSnxxf2KGE/kgtRLjYlHaAK31Ye7",
-	"SFmCYEQUJghPcEjRgjS+gNq8Ncjsa9Y9AKy6TgEyH4fR4jwKZ2Fyrk5vw8VJmI8Xt7haJPREgXiwYlfi",
-	"ITdBqGmadReo1STXB0jTsiRUEuxiTs5Tii9xGGE3IsvYIWsl3nap4ak48XiBIpw0043G0Wtoo+3YGQwG",
-	"Zbz4lMSXoUfQ88r4bcDRsDCARzqPQg8nNSDcyW7xVZhMAaNzPCOI4hnpovmUUSLuPJnhMMoJIXkR8oQ3",
-	"giWfpASL602xhxuSL0rAAeY5T/AFoXVIpJzE2SJD3nrT5REr22453vV3WF6B2GOQE9UlPJDhpzmJBSGT",
-	"K2NzEuMkZLRpe0GJQlde++ah9kDxi9lhYzEhn5HzkJ7PcROxl9/RLOUJItRHIYX7FqRJGpPGzVUHrL3g",
-	"jcNd/+hqCyhtMmHsPGJ0snKXVyyNfBRhniDRjgjUiuUKgRnDUcSu+Jpd5zM0b7v9+HsDQ74iCQf2GaEb",
-	"CRuLfIQFZ0YXSHbJ+RXMBRsjLmozFBrGr1O01qPvAwYN6xGACClPgyD0QkKTc+6x+RIhC3nOnUfYu+AS",
-	"y4qW8K/8USJKiM/RESfqMz9ugkzDhJUrcs3p9oAWGlYoIZWQmOKohtkpSil5MSdeQnxE4pjFiHleGsfE",
-	"PxU8mpDsXEIoithk0iwe5COXMfwO4xbEviQzPFCDI0H1SYzuiaFawkEtS+7+Ekehf+7FxCc0CXHEq4C4",
-	"BxSIxWiOOb8SJDnk6CpmdNK85eXhSrtfP1hxxkaxz+cUp8mUxeFn8NLabG95CZWdpjFn8TKGlL+LBQkC",
-	"JTgMIE5cgjfkPF11ypVxa3ix7ah7kQtrSynvOiZBTPj0PGFLTIwUV+Ezgs9itaofcFkv5mG8fu/V0ZdE",
-	"4VZj7/f0qysSkBBE6Rz7s5A2YEJFt4gQRihD2EvCS4KgddO+S2PVkdyGka6P8ktzw7bYJKTnyTRmSRIt",
-	"abcYU2QIhxHxETRGOEnIbJ7wjRJLfezyXrcbOd+2Wdq2GOMDMYa647zd/muLEkCYkXhCzj1GL0mc1IFw",
-	"B+UfxLn4yMNUPEaXIOjXeLPrI1aY9OXxxGCUhMmUxGpQRFmMeBpfwvHLH0/l/4DgeSlP2IzE4jnwhOA9",
-	"KUfq686h45+HNGErlZ9XgmGRCxftEKZMbOYUAR2GbbD4wWpQqeHrr2HT6CmX0MhmAAnPR+6iNmcFMMWn",
-	"zklHNxwd9z1Ts7FlaLZnEc3Bg4HWD3R36Bm+Saygcx1gqp0JQFKWnAfLGlYJRs7S2CPIZ0TiehDWBI5b",
-	"lOQeAc1mdWox9hL63HLkAlZWse8PWYLuq+E3b7xYTL5tYDRXXh9F32SrlduTYzRrzJdGuP5bKM2ZbUOR",
-	"h037UM1WbSQbZe1OSmPsZyvZrNle1lszBB9J2WorRjFC8y7q/fezh8JqIf6SU8GPcYPRAuQC8a2LgGdK",
-	"5yS+DAU7xWKEqSSq8AC8KaYTUtawrtpyZcq6weK6E+5BSFlao4CVEJ3BfgHic5NEm6uQY4ITkouboHxY",
-	"o59dGniFumbDsHvY99JKKvueYYonTfv2GaxPfm+512yw2l7XDLXP/WWzw/4EQKkfCrn3XDJSa9+zvHU+",
-	"4iH1CGD/WPAfYXKKApJ409x20Lj/hslWP/2tpsrhY5gFfB6X5kP3s/laQKphnUvAismnqRAcGlj5dO7L",
-	"uwotwPz6INA+wGLRU4L9Qr9askTee4YnG4GWT1rncq41ZcEaj1YA70kx75bgy1csABjjhEhN0UoxQRkV",
-	"N0sGlbGaxIKVI+1REqgsAnYoEedmXmU1n1IdYiWB3yebUp2ytI8WzEpJlM55/jXb2si4rBpvb7ssMzEV",
-	"Gf08Jilvxn9l9YGQJDJziGh/KsUHwrl4KbnyLCaX7GIVKBpmXauy2H7O/egyGlcqAQevBOjJnFA/bNL4",
-	"Sxtq5odQ3oNPvNBfBZzlkesarTbj7uO+LK8E9s7ShJyvkMQ+ZIin3hQR6s9ZSBsFrfoApe01dd+DNFWf",
-	"UWxDKgDP3ZQvVuDiXEXqTYl3wRGOiWC85jGbxITniJVPWZxEjcaK8hxNOHr7GfZqdi4vT4AkwZNzaeGs",
-	"628SPCnZRCmekRYm1tJwFeVNq8Guf39L08vNxRMiZDipEFx+rrKBtP8qCVI2bd5bdbTaE1071j62Vp29",
-	"tD+WJucsaDY4La2LpQkPfSLdhqDLmr1WRl6/3+Zx98DENy1FbD4tY/bKrj8IOQ/pRNDTjLSW7BJN202r",
-	"VCLf5+aR9kN0KvPLzfF0PmeCEzifET/E1R0+Lz4LliEhNEFilua91YcqbXDdQIWAMShvrejwgRgNPVvM",
-	"SctN1hcCO+UkFlI3VxI4X77BcMV4EkYREg1B/8uBW8rUuSdoiqkvOIQZYpckRkfib/GvY9HOJ/BohLgA",
-	"SChgsdcMq6XF1C79zS3l+hhiefECvnBr8QZhV7IVua5zBkKU4LfuPH4A9yLGXiNdXx59hUtmi7H3Yo1b",
-	"XpAAwhXBF+cZ5V0GQNkwmjAmiW8X/hkxOpH/8thsxmgX/GUz1ygsLerg1tMEnuq8NdDsbda9AK66VABa",
-	"zOjkfM5YtFlzi7B0NZHKcYonjc+rNOIGLW7zeHugJqUlvBSblJoCQDp3sTcl2l1xI+WWfcK9OJyLy9Q5",
-	"6Ywp03jCYjJGjCJySeIFwpRfSXebBHk4jkPCEZYCDKzXm5IZoO4ZfvGQ0Eky7ZwYcEpyoTyJMxb73jM8",
-	"WZ5UwmYeE05oAtf6FkeXJBZCUBe8NDOdx7bzPWQelpM0zfn8yUPpRFwyhUh9JEgahSYoiVOyYmKzeeIP",
-	"wL6zevpHFI1LNqBxF1ZRWlButhJ/YN8XbDPxV1i9VoJlAGqzpdU9wQl5GM7CpBkuHo4iEt/iOV5zU19w",
-	"QZRddcW7DCnyYxwkWkiSQBP3EM9DLcYJAZWJpq6bZugnZ3R8BgTnrHMaf2tgnybfMsboiMVofNbB8/C7",
-	"ZHHWOf27H/7H8fEJGsfjXLuDIhIkXTROxoiD2omjlCZhJOBxRtWCQo6upiwiSl+IngrKvnRvGSjY02Qq",
-	"OBpPnG42yxk9wkDtbnElkEttvHInOu5KNxqxYy9KfSGfS18LNE/dKPQK3yLeO6Od7a5IfgjaYxaF3qL5",
-	"LNRO4fHh+TwKCb/OGXz6LVPXT6++ZY1PEEZu6l2QRFy58acl0MNkMQnCKOICN88jkpBogUJ6RsdXxYEc",
-	"zUksmQXwpBYA5F0kfrwgC/hNAZIfq7MBbmCc73y8A9SE4KjdCRJp16kC7KlaWMLQFQ4T5JKAxUQKm6Hy",
-	"BMrnClg8w4l0puqbna6YPJyls87JaAhEZhZS+XexkJAmZKJMJx999JF2p3SrGh+5pRvSJj8Vb4pOyKm4",
-	"PZbeR+Nlp7ExOnpy/y4a2gP9uOTEVgp2Af+2EzR+l+CYxPJ2fuuswUPurNOVvb911gH27eQqDhNy1hmv",
-	"xBX9JoC/7HbmOMYzkmT0I8LhTJHcp0Cp7odR42GA3Su/U5lhR1A3IHOhaPNpSuJFp9sRsjJMC6SvvECf",
-	"BDiNxDEVSiNCxal8XPoFz+cxuwTGLCY/AA+4zidN1+euRO/3YzZbXrH6iDCYwHGg9MpNK/VK4zReKh8n",
-	"REvCGZEXKwOypa9Z1TO2ek3yKm9YzjO2j8XkXmy185zjT9Pc7SyI2UzwLzG5DFnK0RxPyC2OxpS8SOQI",
-	"45WLzdzZtiFZD/zHWHxu5h0U8ZY2cZhzLlrnU4b+Wnr+D2MSdE46v3G7CPS7Lb/y2w8kn/ggAAakeQGC",
-	"rZEQEa8WfJTBpnU0fmcsZQEw3Swypub4NLPo+OjIMkeAF1maoDDpIssw0dWU0BpfUraaHefblGi+2GjG",
-	"KG3JJ6ndPYJN4Whvu2RqwC5y00TuahJeEsH5Nu9MEW0OUBAiJmXJNKQT1YrvfeOSsD9jSdOu70RcCCcp",
-	"TRCOIrlHsZjMWn3kMYHbMLr76PmHz45XXfiwPEl5fWo9LmMRwVQtyE95Ei9WYdV7L7AnZAfZavWM8vuW",
-	"xPW7IfXXonMhUiwH3jWtQHzrtH1jT1NXIG1QsgDb3sybPsYTgnj42Uo0CKxPM/kY6N01FN+s0Hujkd4/",
-	"uqIkXgWd8YyMuwgrRaEPouyYMipougBazrrzlbcEnDIe+CvJ81CQ4iQhsej7T49m5J+J8f/Zx7rmYC24",
-	"o93XPvm8P3x5/A87TUf7mLFoA6WWd/pqyjhBUzZTcRVCbodQGroS7KLdg/anrTDq92CQZR4udeWyESc4",
-	"9qZd5GFONEAGV6GfTLWQckJ5CFpn9BB0U1LfwgBnhrEK5hJTY7roqlAnFsvwrtOSg2SlBxB9UNZgL7nF",
-	"1SjVzj30IZ4BmvPV+CANx0T+FUvvzBmOQiGtHc1T6iWpjD4QXfgce4QjP2bzOfHFhUliHEZitxGZ4AhB",
-	"6BJYijBHr/7yD37953/yxe/+5Is//hkKJ5TFxD/uIs7Q+NXv/Otf/Y//MUZBKPjdX/3hH3/x038nf3v1",
-	"lz9/9eP/Wu7aQ3cQnJh4uH44CRO5fk4Ea5cwgEO0QEc4QRERaN1SzY7VGRAud8+7yF0Aio9TKkazBGBm",
-	"gseWYmsYZxMcjX9zNBzDPGNdh3/GJNv48anUAxHVXAzHERVimzpKOZ1YOaNE86Y4xp5oLveRERtpYsmP",
-	"YiHYkSB8QeSGRO8gJJEvOXAQahEnRFwXfkGkIqaYk/gFoEBOyUhPwhQYQKQ5AliVDvZYjGPpOhovqeVW",
-	"skCfrkXMs5DmZKtZBpqEjK6nEDG0WTW//LoldXjK4gakLH4VsskpwqAoFhAba2PEWZxwJNpKLr2H3pO4",
-	"GI01xa7eSVYCSPSuLC/j+fOunW5HK/8hPWXUh/If4Bgofy7+KbiX+yyK2NXzufxW++WTZggIjmU94CVX",
-	"s3pf4uuWgH+GJ6vmfKKwtodjEHElrk6k/0/TAhI8Wcl5N07+XIKyWWJSH9tITGlpnOsLKWriJokpW9N6",
-	"iSnNB7juYsBrgs8Z5TIlyLvYf1Kkf1D2JsgVMpeRvyGjmar2N3/ApXawnFOklkCiiZRmzav5GlbYQdYO",
-	"0GxKaEfIH8tNSBg0iWUrrSJli0hJOV3RSzbNrNreLhquUKS16py1h/XnVqj2h7YXKBXhiZ5aAS9c+iB6",
-	"jyaF1uQtAdZ75fD9Ha54Jfx/7f2shsu3g3i+ujWgv4PykZVzhpDmfILG+e/j41M0VqzGGHgNwR3jJGcX",
-	"3sLzeBRLy8MDFZHzus5mKRRobcd69Eu7Y4WdXfNIu2tP9Dg3Qa6PLsrGrVpwxkX0kGJ8M/uPnKti1zk+",
-	"zfnLq8IpunalyvajdZeiZm2qW3he82WU8cK7Xb5yyPTaK1QJNb42Ir5DpS4dTCtP7t9FjjWwkVookkZc",
-	"/ha99/vllBo7gLmSkmMtnEsZL1aF/m84p8bQ+L2QTiXSrc/8cYLG+R7Gp0iccZBb+c7oBVlIe5dMHYCV",
-	"zYVL/YeAOJrEmCa8mkuge0abDDhdpT4Zy/wCYzQjM1fgC+Utc0bHdbPRuLANHSuUlJt+lClOBv5C+AoK",
-	"E2kzewsuYrMJbN0YS+1fFrbya1Cs10R6YIkbed5t6YZgMrYhHD1k6Q6KMYwHKVD6ugFKIemgEYnrqC5O",
-	"APIsiokfxkQwlioSiYeRzBGWpDFFGIFtUK1U6vRrXghfC7r0IUvuZ47dO9yyimP42jtW88e+LqrLfMcz",
-	"i0nOpNTwXxGn+5ZQqXKo0f1cHN0B9Cui2dYewqpgrz2Jto3Gq1BGLUirmHzqDcsYt+L93paDe1KKh7vu",
-	"0ZVj69ofXiXU7NrHl4fPhbxkhG04rOzj+PgtOhkVEfG8mkVwFylvRULC9QLfqnR+e3lUKnONyqGR4Aui",
-	"RDGpRqLs6gS8RRsjTEJ6RoMonEyT7DBLQSDj4wxlVrMgQlorsQnxOUij6IxmEmPDTsfHPQTuR1LRCeNJ",
-	"azZNgctjQeYa9RbxaDWHqbXdS01fKsXzvTxsZodLVo27WXu1akEte5DoJMeV4AnE0RUhOeqEiwnffnz8",
-	"jLEPMF3kIay7nUY9SnfteSxFwF7/ia8K4N38mr4Ob+l5LZJnhwOsBwOtPcClaJtrH+DmOKG35LmUwncg",
-	"egf8SnYFeUOI0ga4NwUA7dWg4jJ/ked9CyAFlB9iCGmqZTwURDTXgi6t7C3ibHIQwTru+JeYeuRuxLyL",
-	"ki0N+5I1w9HjWOwxCcUhBTjipNuZl376vKMwR93Pd2iVvX76xqA/1PUWvj8F4/pxPnRhIWbgvSRAcQc8",
-	"2iXfW15OYajezcjYzUZ4d9HGu6bbkdnvePsJaRopHlA6Ry4tIPTbzRxhnjzn2+x149TSZLt+8g9FG5XY",
-	"5YEvSzNEj4LOycebF/1JfQ0yJ0gQvmh2hAzCmCcod0rhubaEeDGB4CbQA01oqHKQQZ0CcNYrO3SZFYcu",
-	"COM5//iO9n2sfaZrzrn2yW82uHKJuwjJAPYIX6lrBPV7QmZ8o7ee1OLCPA9kB2OYD4vjGC+WHg044MI5",
-	"5qDN5+2WnsfqRyUdobdEA1s/gz3dvc3PZD8wn4U0+6t2AN1OSsNPU6I+w62unYk6DrWSTZDf4k0pLPiy",
-	"+/kyVo7JiqAj8UbChJMo6KGnU3ZFEaMeOUUcUl0nCHM0vqM4GkncZBDEGFwtf0u78/iB9l2yGNdemWGO",
-	"dnlmyzhfLHwZRp/kUHoYSiJV3XF+uK1OOQdc6ZjLPkHqbXU7hZf9xrtZtFx6kzBB47lD0ZTdKG/mxtrq",
-	"FcQE89Vq5KztE9mqvv5spsYdpH6Y3LtU3F51hdhLWLwPGgEDZcxl5qCWcnBLl7Ft4nkteEJm4hfK6GLG",
-	"Ut7gW9bt4GuwBqDyvyNjBGs+XUOrcvs/1jXnjnYfa0Hv5JN3GslLFrFacw3Tq+P807OzVHBOKwZpyyzk",
-	"nOqGZWPtszva91cQRJYmHptVDoGnnieA0e0EOIzSWOZ1oGFjWFCe9UbeiTXI4+N/oP3/Vuw4i9pdF1c2",
-	"cJwyp6k3xJVl6S6WllKHSI7AtBULkuNkt3M135HB9p3NWBCIOE465ZtfPsPiKNY/yb2gyuKBv3l0mSZM",
-	"oswPIAS8Tt6+AzY46ahJaEJi6aiZFS6IM8VHwgQFVDZjforGLAjG6AgjSq7OqGh8iyMV0XAsE0FzmYNB",
-	"hhj0EBR6UW62WXoWJPd2Rsfqy/hEheLB76IdjjhDGD2+8+zud6TLdBddTUlMEHY5oQmaEUz5GU1pphsD",
-	"/Wb22lgQdCB9EvWfMBcyV4Mf+UOG/RUv7l2ceNNyLOGWVCb0218ViWpKjJMS+HbnnMIV4l95VxzCTuqX",
-	"PIbfq2uviYrqCq3HhucrcGFrxHuxIv5o6b2zi8at1sC5lvnPNt00zl08b4i7Qh6enyJBcOXVU/bNBMGl",
-	"PApwFCEXexdQ943gGYTPUzSJmIuj/IkIVnA1NjZ0vSb7r5aVSvj57hRTSqKKTzqOok63cxlyiD6CiJFO",
-	"t3NFvClgyxkhiYxTBZ1044Oov4U1+oN1p/ssnBGe4NlcknLImra514dq1w29W7ByWW95sxTBvduICT+a",
-	"Qu0+Ga6LI+SBZ4s4XIEBy553eUE/gIh0K689ib2pLCBWbZsQte1EvYLJrXNUG3cggdF+IgWs1kJozrRc",
-	"I6R6CWOo0L987d0iQKy8wm4R7r1e/i8/jX2wDpWn9saZB1Byioe3vC3KrrZ473Xpnl01zyfj2/aFY7JY",
-	"urZXTiLHTY9tyuLkGXmRbPOKQ/44DmX2nmXK1k6RU5mXsoRsvEsPGZ1kHSBmbaspVHafLXoUgU3bHJKi",
-	"RO0nanrWpZPOVXkFzLud5mCsNVdwN41em/sDxYD2dCcy5d7NXIfH0Ginq3DdQ4XNrzmevaBahWzePJaV",
-	"C5GxYRuv3Cyk5V+NlZdw2YtcVlWUupiurCQ5TxaCnfEigrPiw+WYv0ErVuYGLnI75VdxpRvNJNklbzeY",
-	"uu5NI+UPoN1IpXvdNFrxOPYw3MvmC3VJ4mQ36TVDpR+2PrbGJahRGjSchS6wNTrZkfzHxA+Th+SSRNvO",
-	"JvpltuZ2h/QBo2QBB1R3kE0QJROchJdESY2QakQJjeLBLV0Qn+BoZ8EIR09zznn5Mcp0689psplQNY4/",
-	"ibG/xUv4NjRvfAWtWacsXcg2R1gLmN5lpzIOv8EeFKdEHiHEYYBGSmZZUJH77iLXn93iaCwkbzci96Ed",
-	"WID2wP9lweK7bKylEaQqOUOnDCXUo8I3UojtJFJItb7j5lTvJy1tN+XG0HsSbu5WOYmYRATznQ9Dxdxv",
-	"M2MhGK/lbhQCVshAJhrf2OuZaHMNVt7lYUKuyctnpt9MAM8FdNhABcVtxdgrgOzE2e9ItPZBfloQnRJa",
-	"boGMd0SpN+VssMOb2+HRbHP5r32NV0svlTu4hZU3Z6eW/RbmEfbITBmT1/K3ecP6eoshmp0Istn3InUV",
-	"O7kZsavbSZoTpj2WOXxlPiGZ7LOc/OxbgnaN62r5qlOeUsvrLTJwthT9FDQgGG0jTqql9SpH5oW8Ul5T",
-	"htjxBC84OgoTdEHInIMBL/Qhc4CMGfT5uFaVsxwYKMXB6mFLdmfLld4Xoib2pirjERS7lEmFQ79Icgyq",
-	"9aNKfmHxH4X8TfmCj1UUK2S2rmUjxheEnyKcTSM4b6irKXdfbnuLywGWN9gS00vctQWKr3Rog9tlh1aI",
-	"fTtGWbZug863QdBKad8KM8u2bVCybNkSIavcbcvmwOzurMgo3Xj5KzfryA95ElIv6cKtquRKgCQ+u5h6",
-	"B1tbeqs1YFsBo+IoVnQuA2UdXnq6ZITJS69kJa0aDYaq+55UWqU3uRcFTO3Z7nPMN6c02KNkXkIke4HN",
-	"NqxjgW32MnWBkPYyXIaz2g0mGcpmFWCO0W5IB/geXvAm54UigMnHC64uF78KZdJCoMRpJEhusN5DoT8c",
-	"1EITNrsnvJdLbi0RQxUNrNdt1ZBdqXETgsuTEuWZk5u1oDu4Yi7zPnnizi6wYDmTdjSvsKTihStt0XGv",
-	"sC5eY/LHS+PXQvM5KTs29MoOBxnCjwguW9jEP5XhpAnzq2RFj2h5iMy3HhTsmZm1qff1tUw7dq5dHuUl",
-	"UGxm8xUiDe5Ss+JDKw6hdim39GTKZlu71iyKq71VJAv76r7+3TWIovcy61aOmTKPprrZaul6gAY2z//U",
-	"yrFtaQyQLJbR6vtPH32IoHYiAaElL0ugcvdKEYcFgfRgQSGdp8u2tmHTeyKc4wlZThiub7rDcqldubVi",
-	"oKbbkWnKG4w1ENTQVpXjFe5na1UAqtnLbjnqsa3pejdbUFtrAyUvkl316h5kRNx2ZVw6b7V2iyr5em2Z",
-	"uXxJ01oeq7yQbnHuxaEWh1XZ6iYHqexu7aR2vdaFqjq0bUpd3Pbov7pHvvq0NxzxumPdh0owRz9v3BPj",
-	"fkzIZ2Q3u3naxqZadYlbmv/bmQyXcU53Ot3Ou51u524juwTNn6QR2dpBPSKZfLCWYos24JUhOPf2PZq2",
-	"9h1Vg7GB9mLuqW0vW0ahwEWDIPOYxFDiAWo9Eh8KPXZlvkwpw1Dkhz7iDAU4XtbyeSX3hHX7yVZ9VywD",
-	"DMuCG96uUxM0diNiJGNeGhyXkczfBDvnCWSyrzEYA11v5GhoyKdbLyWI2ew5b+9auY27c3vMITOMf1dw",
-	"61XcsYw5xIEEkXRaXZUaT2WmKzl+s8zXu1xr1yUeTjmwddOQIw/Pu7ICBAQAgKL7isgy2q12kd2XR9kS",
-	"66yxrjfhwtWu22sCwNqso2QyZo+3sOQlrP2NaGJHSncquwjdHDvk+y27ZkvkUDrcTdxI9WkuC2zgVL4y",
-	"kX0eCVW6EWCwENciz3wnxNAN4R2mYdnWqD+07PV2pHXX9kl+Zau3s7i9kKVq+bKeFlc0j1MJE47YFVVB",
-	"XxTKT0QhT0AbjsbZKsb72VZdcFWu/Ple153coxJAqofXJlKiijB2zMewjD4AbOXUzFDFmaGjMlylTmeb",
-	"qIlmrcRy7MI6eLVlZhrKRUSLzPo2zp62SgGa4YVxA2UtqHle30iqXGoJe9ilKsAMtzHXiUkSHmPKAxJn",
-	"doRb4uLCuEhcFo6OskBCMfRxs1NVTkoa4vmhMg0LCrzPZNFoWS86GxxHUXvzzhpatK2VZ7vI89eIptXC",
-	"1t23ZYvRpylJZahOSqmM3/GlIlBlvmxibb9DcCRL6m2TWGdp7kqAYDG6KgK3WeNTF6FWK5S/E/KExYt7",
-	"VBlOVob1t/e52yaEf3XY/lYs3aNdfAN3Cqiv1swRhDvC4QzQW5LGgsxjiFoWT1thA2ARhIAGzyb/pzJE",
-	"ylFiAhWiO7knoBRqLwmU7MF5MHSn28mqwq+Iut89Li6NyD8pLtiWQZ4NQfdsh1NpjJYtBcOXg+Rxsu5G",
-	"70PCrzyONy7lP/AbwyOYrCFaK9iZH1+ahn4tSVKTwvaBnwFsJ6eARni8f3XRgFKiSfkd3fPfe3qn8Sp7",
-	"8WW1oTkYGE5j04uwdWqHlSmgLpJFebpH333cOFXKq0kxwkljsxfXXE+dhUpkNNhlRwwtN9wFUMoVNV2X",
-	"968uGmw7F2TR/v6LA9zSmgPjNy3nodJA1A0YUGRuO0dTiReJf7d1nGQV8e+oxdg6yvK6QQuHUIPXGWr6",
-	"VYtN2Doy9hDN8NqjGQTSe32RDLtEJbQPRBB72c0atgOO3zIk+aYDA244UPmrHHfQNoaguD5baK6AaXgj",
-	"sQNi5n2IEGoHh5gBgOi+4gUigv0tYwUiWdT6mx4n0BIZb5FY5Ga9+FthXtm0Fc59O2IDdnD3X76/32xX",
-	"/xJrtc7NvyQuNgrqYpg9ufuXntZenLbfQEaMN+lB/5bm0PgmOPY3oaOHbBLumK54O+Y9qzpUUTrnPy77",
-	"mq5zh+t2oOzeIxotmrNMZl63+fiNqCW7Wk3eeEuPplJCt/VRLNdT7m5dLvGTSqHHPbpIb43DGxhoGSPU",
-	"iL2gpj+esZRCrY2ZaIlCihYppujo7oe/fYwwRxj5xAtnOEIS1l2EEzRjPEHGACn2E/nhRHB8mPrIzNrz",
-	"HnqSFY9HOLoSDCLU8kfJFcsboaOzjmH2rd5AP+sc99AHLCbFRxwLli1IOfHRkaXraKmm+3EXUXJJYgQ5",
-	"WokvGDPwp1aRKlAKTQ6QMNbNHRowckOK4wUKIoaTrDKXXJ+ECUdReEGQ3jN0CasIyhyoaiidk2zZtaTs",
-	"TkXDrP2jj3XN+eRzo2sMXh6dnfWyP82Xx/+oUQG+ShNVfW/FFGdnTxuHqUgyNbEEcw5J5z1oMIaqsYJV",
-	"EeIPmuMJOc2y4zIZ8xFhLj/UncIMc1sFf0n5VsY0zfaRjaRyWY+0r8oRj3fHh6PN+LAY/y6kHd46yxIU",
-	"z99ijYZuWtsibSEPX5XnWIvGsnZ1XF9fa3XUJsRfBY3fZA/3COfP2IWs8lwPUgtiwqdINkKJaJXfcLUY",
-	"xAnnIaO9+sVwhqvuc2/VhVaFOB40LOWprKeDwLkX5q8sSvVc7xU1GlqbqvjkhVOeyl3x5jzdUKFMlo5T",
-	"2+foCnwOBeLcIaNwk7H5gtC6z4EsZrE5w2p9E93KOZcHLwO98QJlbGft0dfKBfz93/yJ9vd/8+e/eXT8",
-	"93/zo7//mz84O9POznjvN9558Vu/+tufkBfJFz/6vVd/+fMVWegfl7VfdZdaSDCOKMmyo6MIHI1P0Bjs",
-	"G2PkLmQwX0xwwuIuGss852Nw+jqj6nfIYJ4UfqLiF1mIVSmMs8rG4CEmvp/RceGmoCYqGXkgOrNUtTkm",
-	"81rCc7E8paAmfsXpYYXo9pixLeKgResnaUR4A79zs7E5IX8v8yj7fIW/15aZkmeY4gmJla5g/QpAiQnq",
-	"BcGWPCN4tlW3rWKgd/cgaUQu+7KBKAfEPL9qdhx1oFQAW91Oe0PJJ+pm7pavqXD02ViroVIf4WW34y7y",
-	"MIzmGVsE1kNQhlQBlXv2m0IBIhzO7jIW+eyKbhOV4WWpoqGKlMpaXvG7VKBZfio+DqMFpJrOExZsumTb",
-	"xnpL96wP8ItttrRtYEoFI2ze9tcHQ2wbkQNaoTBYiL/eJQGLSdt+ygQtpmsJ5YoXQhNpxYl0mFa1RNDV",
-	"lIGcKOQ3qDEiYc4hOp0FqoBI5qt7eqYo37I7xNHY6I/eeeedd0a6ro+7aPzFH/3ZO++Mj0GslUKmCuk+",
-	"o+4CjT8VbRI8GWeu+9nAEVTOUyznrIfGgXLw4GM0g7KVyZScUfmrls6RiptbXm0W0I+OpqHvEyqoeV4C",
-	"4oyOxUMaIz5lVxyJBS6g1K+k6K1Uzf+kBO26fWzlO13hclRC741MGWPRPkx5wG+8cS/Ago9pinr+5lKP",
-	"ry+1eHNI84Akv9JIshF37Cu31VuLa1aA5YB7rs2pLm/zwGYeMObXG2MWRrVaGOv9u8ixBjZSle6RrPHJ",
-	"pbcVRjwRE6EZ9qYhJchjfqMzTlNBr6fLXU/VeclSgWqSCNNJqkwjhXHIw/Nz8sIjxCf+cn2vNaVJa3rb",
-	"dIZBURxhKksDh+UsXLd4ZfqqzajJSgo5ALbIrVEkPdoUgNDthJQnmHp1xSvYiLarS3qDJUizUhx189py",
-	"kVGlxa4bF54/eYBiEpCYUI8gimd5xUt1A0XH6l2YJsmcn9y+DQWaez65vK3a8turr0kT2GrSSSJ14XJP",
-	"lcB2v1kEe7IyLG1L66Ic6NFc8gxbate2roy8Yh+7eUVcqy7zmgjWJ3Vn+0yjLmi9kIvZuU8wJK7baHtU",
-	"Y32EY4h4PXm9ivId9Fw7VsZeDaKmcoHtIiHqERC7hsuvqPeX7bS8olJyifX5I6rnug9lSO2mvHG1SCmM",
-	"fU0SyE8a7zyYbXd91NA5twjXjfNbmXSX3nxp7MY9s6hi74zJHDJkzUl8GQrwdTs49cNE/sufhbQZAGlE",
-	"HsfkMiRXbW5Fo0PAjqE+ee/rRBu9LehFAIZx4u8Ii6L77sBYiUrWlxtufLDcw5Q2hfcVJv0rWmLtlaM7",
-	"yDJg3f9B6k+Wzft7jDIo1ti0vaceq7oDgAf1SSxRgvwDHE9KCCL/XPyQNRH74id5cD+5FGeRNb8i7pSx",
-	"C34ihbXGZ/aUJElIJ01vCM8hsQ9fI0bO8Iv7EE66MakgzhLSPRLHk8XI8i37PRTwadWn7nVT3UzjyShI",
-	"7Mvv+qsOvmUA5U6/bQSGp9U8i9vQvqdXhMwFEmhA/G8NViWXIUv5o7eS09sK4QK0d+MzMH8UbFenPF48",
-	"SWmbhOOy4Zr1rqq6D9CSBKIVy1hctqZEcY2Z4mRU783NcIVjenPjL/FzGcRKW8vX0HQAz3CTDMaizTz0",
-	"Mzy5C+12TndQofktcvW1zlTcQo/7DE8yVe6e46DbhzvnEGxQxYgjSGPwZP6NJ0++/e133x3XtGB2hfX/",
-	"jY91zbmj3cda8Mnnw5eNXn1ivt2iq7e8Dtse7FYH1jYa+BneixQqHsgbFz2zzTeG7UEi9YxFll7+UpEa",
-	"xqBs52N0lMThbEb846XEpxtzPz/Dk70Fr6lr1DqSSF2oTxoLwa69YhvVUNteuaYjqV6i7cBajYCsX6dn",
-	"BM82qMbaBAI0qOLBEJKxnI/3keXxDkdjNa5gSVX6wy4Yc3IZZ0Ux31qva65EuiZD1k+CZ7c4ismc31Jh",
-	"rZHKQ0tz9+KrMJmyNJHuyQ/88Rk9AnETXJGVUQk6QOpDD8+PS7ls5fOSQ0ux9IxOIubiKLM2STF1wuQY",
-	"Mncb8WVZmZOsXhGCwY6gOyU4JjxBmHqQqg12oULQScIRo6SLSMTlFquTnVGIV5fJNMGWtXNV4bdXjtmy",
-	"0iaOCU12uFRLkKswCDu8u/0wCwTPdqLeN/Lmi6ykcMshfm2c0gvKrui5+AksvOOrmNEJ/H0uRJaxtPde",
-	"hVxmJr1xjHAH5c9ib2v8Or6PLe0Hq3kugmd7YboE/XvzXBfBsz3xPq/hEaqCZRCdz1V4/ut8YK3mPxCX",
-	"zWHxW8d7LvPs7ILQxziMN4YXfj0CBPdoILtmnF81qq+ysm2C/J6pvL67afIqicbrWYRylrwLCcMRmwsO",
-	"dz5ncZLSUAzRRZ+mLCEy5D2lWRkMxGKfxOL4WKsk4zvazXfwXMhmaoLkc04aXwHkcGmuq3JtKWvLzHLf",
-	"ML58YzzvIxqBBmMsGWJxgmOEKb+C2yfEIQjqLQJ9j2Q0ahYc3kUYxSwiypWti3wC5w0+ZsdIQ9PMulgN",
-	"FVYL2yFYOCbYL2LLG3GUsqOvvd1M+hsn4Lf6dootWXITJb7AtrpFSqT24ow41Z3Eme0e19eH39g2U8Gu",
-	"d25LUaD5QqzNfSOOfh9CAqD2Ny4kiFXsK+BhDVXa7toHTGWAqinIIE2jnGaM5KoK7EgQlnVyrqYM8SSM",
-	"IsSuKM9Vy5m+bIplqc5kSmagGzsV/1xAnkTlsKEC80Mq54Jhe+hJKdvNMUrYhID3t0wemdUcWJGceVoq",
-	"ktYOLdbLvDToC5vAURQ7KbzDUVbJSAJEuSlzPCOyHosYglGEZYbEMrlBR5yQYnNAy45PK3l/jgtFZGUp",
-	"vQP+et00s0kaq7j7NyVkgUyZy2EIwKg0BVyUMlZU4i5SKoMqeqWMFZmWUKX9qxeKzjLadTsqUV+nqJ+e",
-	"p5Ur5dzLc8PluZmviDfFCXA8Kt6iWcbhxEvjMFk8FfBT2ArqrNxJZS2aOljmOE4oiWUWLVlbA12QBQpi",
-	"NkNjySfcgRHgwYei15RgH2qZyJvV+S3tzuMHmizmkmF1WdzlZbfjgkSWTS//up8xOe9/9KzTXU4LVk2b",
-	"AyuJ2CSkY3SEKYI6EZrMBoLe/+hZF4Wcp8QHOeiSxGEQEh9JQAmk8OT+3ZFtDiA1CcIU3Xn8ALYIyaUg",
-	"u5hclZyvB75kAnoCsUlxMt/WNEnmnZcvIdAgYNJYJiuJn3yeQePplOEIzXBIExxS8bS7nTSOSj74kzCZ",
-	"pm7PYzPpju/F6h9LNlk1WCgWKaAeCbDcffIB4iQWqC9gMXrXfBdxHBEOdgh+gjDiUxwTpU5lgbR+nFEB",
-	"nlyqREdf/vx/fvnffvzq//4PXfTF7/7k1V//9Fi+hZjMOQL3BACoNIh0UeFLypF0fZMjZqVtZAHBOIWF",
-	"QAUsfCEolco9A2XawMJCmcv8Bbpi8QWon87oGb3L6CWhYs/85Ixq6ElRwUTGManKJvKmc3T0/PmD9y7t",
-	"455oDKnWiny7soOHZyS6izk5RYKJlj8+uX8X9ft9R1CG58/uQm/B4aguwFJoczwJqeCIT9A4CmdhMkZH",
-	"xt/98E8F05LbjAa6NDLhrOjKGUV5LrNT5DI/VHOOPweepIsK/ubl+BSNiz8hlXEl15kYrEh3JlZ5T9A4",
-	"BJEzovUYz2XOwJDRLJDjN3/AmXghWTjScTX+SIyZxRGNPeYTsQgZ8jNWj4Wj8R3PI/NEe6gCesbo6Gk4",
-	"m0fySd0VnTmMJC7e+LPpO+MuukcnUcinZXV8seLx4zvP7n5H7lAeFKRyRXOceFO5VrvvDI9PAN3CxQg5",
-	"wLK8Q+ijQZ9sl5Xv8jdIswfJoCXNF8Nc4cXxqTglBV95TUKOUiqlTok1VLSZ0onCoUruUHYQIx2JqywZ",
-	"TWnh46k3lehD3Lqu4hV4NhYA39J12MxSysBxFrUTJmVwzVIZ8JVX8MnEaUzR+N4zPBmfSmlZdGUx8klE",
-	"EjmMmEctkKPxg0CDGvVqHepBTtCROLd3xscnyDJHaDyPQfkHrPB5tr0xAE7xOmHSRZZh1ppmm4AHHSYo",
-	"gyUPqVe+sHm9JijFCBzZ+IWWTaRxj82JSsqdY2X4DVYMz4AkCMMHD0eRmOsI/I0pQTwNgtAj/PgUjT/+",
-	"ZIxmBFOOKMuHmuFFD90R/xQjif4SVPnmxCgTknBk6X00DqkcMSQ0OYdljFV3QfdBzQbjqMA7SKgeJjxP",
-	"a6UYiiOxTvGbOknFlAtIuSwVGJOJYSijRKy87Ew8VlgRhhZPTO4866ZybPXQUwKX22ee4JQEvHozX5qT",
-	"o9AjVBYmUvTozhx7U6KZPX2JEF1dXfUwfO6xeHJb9eW3Hz64e+/Dp/egTxGwpoiRID93Hj/olGrQdfSe",
-	"IZuyOaF4HnZOOv2e3uuDiJlMgQ+53bsiUaSBWe/2D64ueO8HSpU4IUmzx4wq9ITmqRuFnoAFR0fvf/Rd",
-	"xEmSZUefx1ImmuLoknAkwIhgobd4hY/g0tNBEE5xaeSTAG5hoRqAoMSJGKZXrjUm+NXOt0kCVZSgPptM",
-	"KCrWbOp6xgWoLGx1vAS6kCwMLyu69LEqfqVqXqkKV3lhK1XGqvPbw/ef/Nb33n/v4tED//EH96HcU7Lo",
-	"nEBJKlWACupOQZWpznfeT427D779dOqGl8NpMneZ8734Ufrk0996MvWCp9+/Hz2+9/Cz52kcXMjkVJLL",
-	"blH6iUumZ/mE1GH0Sk4rq4bL4XZbBXOW2NXOycefdDs8nc1wLPb3uHTg5YOqHGjGHZ98DMX+BUO8hFvE",
-	"wGKi21OoxvjZyut2RyFaU9fR1TSMSBZPCRMKgjE/FajDZ4RL8YAJ/A9yJE6wizlpvDSqCuR1r00WfNph",
-	"F5WHlxAZEt/uJNViVpxlabM4Ci/Jvg/1YXhJqJhAMCykdHpFAcjV5yco+6Lt8RFaORjFGXhTwMjAtEKo",
-	"OpYrQRDX0UUDvY+Oxlmn85TiSxwCFh8fF9xN4yk/IdgXvBF/6w9arBSyw4MEIbh3QfLgqAd6f/MxP5X4",
-	"83kBnD3fkhyUO12TS+M2nodaVtqu8a48JV5MFM8vY+llnehTSXfh5oR8HuEFmsckCF8sH7kQGqRUDIWU",
-	"cIxnJAEtzgp9RtHktswCsirHd6lhpuL85Lp3SmlpP654JnZM3Rxqhqnp9jNjeGIOTvp2TzeM0XCg64Pv",
-	"F0aCd8Wp6AY2B8agr/X7xNJsd+hr7mA00PBAJ8Rx3aHr+YW1VIwvuGBpNCt3Dvqa7Vu+5rjWUAs8t29b",
-	"lukH7rAjy9A952tWZ9h9S3cMc/j9QvfwWOkv3JFvmbo/LOpaqRXIIxR0UjAF5xf3n/tX9zq5eatYan6T",
-	"ytFhn4hz2gg1UzctxxndHNQ8ze4TQ3OGvqMRx9PNATY8p09aQc0ZmCPDcKwGqFlY92zH2Qi13/6B1tef",
-	"tYGajJH7ZAv2Qr4jmdtlGV/dARkYsQCYAfESpfYJXsITnJA8qU7THKrt7aLhy27RS3vMotBbtO6ctYdl",
-	"WmtfYVkmL71GWLWL/fO4cBhomjprfrvc9mVeyuTcW2snyXvXmr/sdpYE0Y1jLPd42fpo87ICzQyH2ljB",
-	"U0EOGplahNEkxl7yVh24sZm+PaeCFWVx+BkB3bjVhqbeZ7ELOXCgh+ls7vGMsQ8wXSiTCd+VBJdYM55k",
-	"YnOFr1Y0biXNFXiDr5DeONBZwXyBIQaYMLkIILSnUkxDUO0aFJyYT8VDly5pVYJ7t6SI7uSZW95l/mI7",
-	"UljDf0bf6pdwX4ZzLQ33fazZI8/QcNAfan3LD/SgP/T6utcpI73l4OBa/PC2eFDZ2l9WDZt5AZoKG2Bs",
-	"t/c1ZMw+MYyeZel9q98fmivImIDKSNdsk5iaaw8cLbDdQLct03WHeBMZszRs+bpmDyxfc0cDXRu4hBBr",
-	"OCBBf1AjY7L3fo6qRsgu34seRrP1hGzzmQL3GgveMuMq7O+9MM8VrM8pS87xeUzEB7Lo7HQD/CakqT6d",
-	"Qpk3qeeUb4yyqxqmfMi8vFD9OlyXtyvjyTdHTtejrnex/6Qghq8LIRuDNtPwFHzziP8B8UOcxTe/EWwu",
-	"r0nJ1LUNRq9JUbc/D/2XEr9HJGnwVbgXBEQ6D6g6LRdkcYvLMi4KTS+j8yfw+krovILXrIYca4XP19vF",
-	"/72NF1YCcH2PD1lyn6XUf2OXVJ7ojpd0W5n7gf8YJ1Op9ITbnfphosnEHSv1BB+SK8GdBmHMkx66D7kP",
-	"kbtA2INqGQmOJyTplmwcoFkKZwTFmE7ICq2BmPmenPjGNQfdRpdNuW3p+xNy5S8TZ8eQW/k/TQm4Iig6",
-	"DLuGpFPtiJn0QVu3AKa4wouQytqoANBV88uvyiu7WEK5WFOtDhTWPrujfX9FeqU2C2uzoP1CJJATl67N",
-	"qtnzJqugMbT2BA2cgN9EIG6/BEs4I6uWBQbAypJ2cmhde28hK+vmpUA8w7WXskflW/aCct7V1HxMBprt",
-	"Gr7musTQbEt3dM+1AtcaSXddFssIh454peKnRi2PMehZpuP0DUsx71FIaHJH+RqddAzT7uk9vWd0iiyf",
-	"nU6VQTc1P8ADzSaDgTbSA0PTLcscGmToDS1SRmWdEyUcPJdLYmniMYB4gMMojUmnklmzYzu6iXV/0B/0",
-	"dcM2PN+2da/veH3Ts70RCYqskScQRJK/K1hi6dkrIIjbkYNS8u5lQGHK6GLGIAnlGmgNDcs0Teta0DI1",
-	"27SwNvJGI81yfN31fF/3BmYNWuC61AJQQ8O0bNs1R32MPcPx7L6r90c4GHiGrg8tf2tAbSF75lRpsx4O",
-	"aKd6jAd93EEfd9DH3ZA+rvzQKrZuP0w2y29pMr0tMc/J5yuUdE/AtY+DwyCLEy0KL4lfdb48Av9K8FJQ",
-	"Dm9IBcspb8kzeh9uIRKsxmyuzGrgN0d8NCexGA/Ku4re4m+JbrOS1ejIMp0zKv07z5NpzJJEuhaB0/cT",
-	"ksQL7Y5gPsbHp7K0vppJWnXBjOkrpuCMgtFe+SaLBt6UeBfE7yLOxB3OSi9OUsI54UiuLGGshzKP5jMK",
-	"feQ+XFnQNTONa1ehT06QSxYMQAFgQ5+mRNXnl95a4ME20PtoLL00z92UL5o21EMQcZg7eUFOmDM6vgsO",
-	"O3fFk2OQgkIDHelYevjUZApFXHbWiKqABZkU1PjH6kvPY7NyfMhJ52nfS2OiAZj02P8H7dValfLRrRSb",
-	"W7JYlVjZDlm8P3W/7YWPwvfvf//ek2ffe/qAP5gl8+/ffTB88INer1eJ6jxxdL0emtqJk/P+p873Y/23",
-	"Pdm+FGuahZi23n4R5NuAdh+yiSziX0OslSuwCT9WG19TO7EDAc3JWkx8QpMQR7w9KSz1edntpGV8vWmM",
-	"SuO9UMEPQs6Va6VaICot8G0ifntQSu5w0jUsvfGE6u3FU8cJOVf0YWP/SuP98DmMyZhShTD5KYoFSs4F",
-	"XIIm4SWhWe1uFiAuA+TfktPvdkokZGP3UlMAhvLx2eHom/yiNp5fYydw/skJ48Yxym33xuqq+AlVch1C",
-	"FZISB0zZ1QkE0MNVyRkKxRmE9IwGUTiZJujIYz6pEvrjrGZK2f0spYUDGotRkEbRGVWdmz3OeujJN+he",
-	"7tPNkE1QSCW7BcyN5DyL0t/tnUZLfDRLk3WM9CVTtW+yWHV1nUqsMnJJxOhEcNZQYBldTVlEUIBnYbQ4",
-	"7jVxdmLSa7B267ma1k+plhW/FQfXYMJRrA5Lk6+FFecafJI6l/Mky4TSilOq9jrwSluc8dff5CuQnsQW",
-	"22M3dbHWoDeW4EShtwpKk1FbEIsjpGoZ8waSMSVX8DvI6DKjYu+MPhbyOoWApZoeQXr5X2GOcASu3gji",
-	"rmOFWHN0eUYlvkRHEPWtOovlylwjECyaB30D+3ncJDY/qWb8+Sqi2G+OkPwhuVIhH18HKXlP2L/yw3lM",
-	"Ut5GnmrqdCAlr1Xsfi2EYQVvfO+FjF5cQr8BiwFn7xBZdWnchmhxLZOoVzpUPCYyIclRqdSjijTP+mYJ",
-	"GnipwKBKv8BPYdVzGYwJZvIr2uxkcTerzgrLeR1uFptalhb0FGx40p3kdQV32Cem03MGA92BGAWfeKFf",
-	"dn6UP5QsqspCeReqUjZ5cxLf7Gu27xmaY1hEM92Rjw0LBx4xs7oXJ0XBkSa/TeIZpmabfVfDfWxpJhkE",
-	"Zt8ILMscFtXM1NxFDbXyCoy+ZtvOSHOJO9J8wyK2Hpi245QMqySud9I9zTaDgTbyXFuzPbc/NIaOS4hb",
-	"Mq925vKmbmNCLR/xZiNq9dYf3NreakNc9bBKyBEw1ZbYERwqb2MoGQ0PeEdPtlWe9+8uEM4S1pQLcfVQ",
-	"VqYaxURTmizJRKv9pRHJKvui/Pl0UUiBky8lUFpGunJoUn4D1+Oq5ePvBKE8w7ZcdKUi6EvFRl8Hu67F",
-	"qX2zNzAN07BqOLW55Who6nbRsoaYAstzNLs/HGmOYRCtT3zTdi2D9C2n0wIdB7bpa7Y5GGpYt4ea1x9Y",
-	"+tAkjoedlug4GAa2Zo/svjYaOiONGI4xGATEC8xBCR3LE2lGyMEwCARC1rWR5zua7g37rmcNXUyc1Qg5",
-	"GAZYs23D11xHH2mm7gZD0xm5gWuXEbJ6L35nJ3y8Sguszqzsp/zNRMM7iDNBjps3yQtBGYsvJ9loIQIt",
-	"dXnZ7RTp4DcOUGq6NwNCzpouwFNmTuKAxbOa++YJGuebH58iFsscFNLn+YxekIXUe0QYHA5k7hPE2Uyg",
-	"bHEZ0CTGNJHMcD5q94w25SrpqoQY4yyrikxqho7ALXlKzuj4o48+0u6kyVQIVh5OyBh5U7EPOiHHKncS",
-	"6E6KFCzoiqWRj3AUsSsVmPVW2BrqO9k0xlJ79cq29ZTXd7WcKrXWOeRd3Hhjq61fdqul3Df1rjR+2e1A",
-	"+iT/PKQJ29i33LYokQ4hTRlTvFnJsNxnb++u8Lb3GA2i0Et4luIIMniBe48gG2THgKgPAABvTVjUV04T",
-	"rVhBhKts81645phAtsfXyDQ3KI7FEvbO6AoasmBp/NZyu4MTfdDr20NzaGzgdmVLZ2A7/RXcrqm5umlq",
-	"dt/3NMfApuY4luuYeuCPgNncwO2amjsampqtW33NcQ1P8yzLGQZG3/Vtq+B2VdHTOqcreltDzTZGloYD",
-	"e6QFfW9o6LrbH/SdMqdbHEkTuwvDuJqNB1hzSR9r2PfxyLR933P6q9hd2PhIs0eOobkeNjUyCEa2YxnO",
-	"yNLL7K686Ad296sYTLczi3Ag0wcy/RrDLwWGuT6VlulvN4cJP1mdmpKge8/wJCO7kPcU8ngeWebojK7I",
-	"UbldgsozWslQeYrG74xldANYrBdIJdpqtBW/B1u6qxL9bh16GsBumzT9DU4yci7/oIn4CmkiBAKVDALI",
-	"a5vDgJY6HLQSB63EdbQShrm5w+MSeryvAscE7Rlt1/VJ5pXypgiXxJCCcOUIOSNZGTFaRbWWMrt88rKb",
-	"WaqXUjoW+P7GZCrnpD/oDUxjNBraugzcVQssCw1DzbdtW7P14UAb2djU+gPXMYKh0deNYV5i4KTzMOx9",
-	"iP/xvUr8TlgbB+uarQ+Gmjv0sObigTcc+b5jW1i05Y/jUAJZ1UFRgdSv/vd/+cV//su8iMEJ5NQhMUcz",
-	"FtOQQn0CWe/gpGP0HaTruo4MwzA6RergX//+7//qv/2XL3/xx1/+ye9Vag61AIqqfXDSiUKKz69ebCEU",
-	"qTNchS3l5xr6uKdK7a97uPdUtfGDzPTVTUDybcgsfi0skmf42l0dBbzh14lbljWW9sMtXzOksYR/Xv3w",
-	"F1/+xb/aGnOoglHi4qyrR3Dz8+/fH/TG6dJbQ3sU7DdTnaE+Mke2NRzcKNVRqzhQn4NYeBALD2LhjRur",
-	"13d4L5WviVxXkLyeBvSrJoVKwrwvKTRTppaLATanrsczdeO7KAAPYq6iG6FmlSpuOI5CDqXj+biL5lHK",
-	"0dgnOJKOx2NZ8GgSY5+MV7hP5+t4C1ynHwlUmHlLb27+mLGo1LohjVhRAk1x1CFH0vC2MqmZNMu1pv9q",
-	"AgnvlenMxJEk6AgqcyMWA2ZekCT7Hfig42K1qxZXnGxlgfXKnBuBkeWeg4uxajL42BoQ34bWL1uc2hMo",
-	"gdj+lB+oSontezyFelrt2z/Dk/aNVV7e+zGbbdH8GWvTWGKa1mOr5u3G/h6cbivoxUm7c/Gi1CfPWIKj",
-	"vcY24Dw72xd/9Tuv/p8ff/Gz//+rv/7pq7/48y/+6OeVetYNnL1u9AYDS9ftkWWr1NZ+mChWIIt/wNGd",
-	"yl/qSWXiSADFXZ9DSkHVSr6FBv+EoTYwA0Ozcd/UsGuNNNM0R/rQ6gcD8MbNy3yedH7133726n/7U5X+",
-	"+r4q7VksRBYarctEEgKv/uWPf/2vfyQHePWXf/DrP/+TL373J1/88c86sqJ/KbgjL/Bf+hPqvWa1Hmoe",
-	"EkNtoOuGZjv9kTYKLFsbDAaW3zccw/VN6QwR4XBWTKB+eFIL2ZhIPCOXC/0igispvlWV05POr/72J7/8",
-	"xR9++Yt/UfH5zaqV5ybJmLlEuwzngrSuFeaqR75NFIfChy0iOMqI+ZAD75AD75AD7yZy4FEfcYJjb1o8",
-	"uDKvnf+2jbK20QUQ+Ew+DeeIUSTpSReOXWBdVUv3aCxx5VjmwvMz2SlLDIP5GYXKqLK/YMHHp6pa+y2e",
-	"F4/N1iQHDWUwY0Lw7BaHAp0g/1KCYwIQ8AhPxK/Q4Fjw8jBMhqoeyyV1EYm4zGIziZiLozPaOF+TzlYy",
-	"JHeL8JCdVa8b6HQT6WtL1bYnU3UC1EhuGojL1tTiBot2HBifG2R8IuyRGZxDR1aF73wTuKHdbve6giTX",
-	"0GEf6pR83fTe4gHJEjjiVbfg5pY6HPTe19J7n55RwYPUwTo+qeZUkDCRBCQvUx3SPPbhjErOx12gjO35",
-	"2mnUt1eQf1VrAaFS8O8u3PMqVfVtV8hHGpC81Rmk7mFvisKEzCAns2gLSW8hrxO7ouXg8lMUE55GCUcc",
-	"L9DVNPSmiKeejGYDtvtqKou0QklejqQEuKzJflcsDMIiyvrsnTnb0AeIFIHL7mig2YOgr436Q6zZ3mhg",
-	"2MFwGEDphlKzvq3ZHnG0UX/Q14LBcKC7g8DHprcFo1ns5SZTRCnAg8KtFl6+drPsIluAmM2HKgyVAMal",
-	"aPU1QJHDAeP3cjcAiU00UYTHJNbgDqp9HuJfvp7VzyCggZNLEuNoN61BA5oDl5/VCA7CUTgay7icBz4f",
-	"o5AmDI15Gl+Glyx+4I+bMmkgSEar2ghmg8xltrvQV9nug5BEvlJChBSN4W8+ViXMBR68xFFKlEPYGZWU",
-	"XCWLFYxMmHRVng9AmGpAOVNSmv0W751R5bvCBQ8k2AYtnUsLI8vVI9OQJ0yMJj3Q5I5LhqQZuyRnYu/l",
-	"weVGl9pOSKJsbxnopHkyIlgMEoVcLKWuZ+lKEsKlfoZfETJHin8KY7XSW8jDc34KFQHCGIU+bDbLtY8s",
-	"3clmhCCqkntdAQ8U+pDrt3KIYiJxQM+fPITzyASTcQ/lrAKUUUU4Vscxm6cJ8U8awXUL6gxkwmC3voKY",
-	"aIpc9s4oWOwwRZCqvwtVmRBP5yS+DDnL41bl/qFSSxSpZC7A3J3RkF6y6JL46Kgx2lUxvkjKwuKuHneB",
-	"UYRFn2R3izfxkZwQ2ImlW92cm4R0uIQjN02yhmcUBkOW3kfjusfLuHdGyw8CzVKeIJcgKfyiIzg21UMp",
-	"ksfHvZKXZBd8GM8oXP9uqQIEwhMcUp7UASzk0CaVGDzo3Q3hyo+xiM69jj+jfPJVbZCipbZmEnek2bZr",
-	"a3gwGGrm0A2I51t9e9QvYv8fVJiX9Z0gYVx236sz2Y5mEwtrjjW0NMOwHGLqruuNgu2VCgDfm0l0WRRy",
-	"Qu+m1N+kJRvYPXtgGY7hjPqvQ0u2HpDbacS+HTGXvChrvjbvL9eKlRbk9UeabeimhgcjSwtGrm542BkO",
-	"sNup6M06MZmbtmGV9WQDbOm+P/I13SOGNrBHruaSvqn5hj6w7MHAck28hZ5sSSu2SgG2Ses1sHujkWUM",
-	"bWfg7KD1Wpk5PsNNRWJ2eGMHP86DH+dr9uOUlFSwlIqIZ3T3aJmyHgO/kGt9MtYgJ3pvlTD02kLuc85y",
-	"cyWLshoIAH/uMXpJ4jZlTOrtr5uTp8z/tIjzrzRvfxmBRK+5kXfUfauk7Vb87VGFuT6u8rWCLRO3MOPq",
-	"lji6rnSslNASwgDU8iq413ENoOp211g7Sq6kbMRLEgSmUgpSSz8a55/Gx1+TVARvyof3Dcj6APqyfJhL",
-	"lkdf/MmPvvh///vxNcX+LK3ByijRss38xhJNmlbPGRjD0Wg4XGZROyNd1/XeQO8UjGrDEIOeaTlDxxzY",
-	"5vc7VSZWsN3b8bCW5juOrdm2NdQcfdTXhpZPfAP3Pdu2t+Rhf/mzf/7qr3/663/zH7/8z3+43qq7GTBL",
-	"vK1YqGlpttsfaY5nBxp2Rrhv9F2n37eWeVvDguqtbzlvu3yaV8TloaBinWmSzPnJ7ds/8Hp5KT+6P+43",
-	"exkHbvctyTO0voMkTQ8U4/Amw2yvZ326sUDb958++lDx0dDiFMUNobdHljnKQmhl/CxEyvIER6ShcpMK",
-	"gS1l2339MbCNJKJTQ+l7Rxu7xcu+4bW+1tjaHYj5XrROB4r95im2aQ4Ma2ANXivFzsOND5T7q0S5c1vS",
-	"o7hGxA8xmlvHaN6Q64us5MB5OKGvISdtmHBlpWuy+iU4npBEGgWVhfC09KFmSetmjl5y9eCdLv3aMPVR",
-	"Sn0Sg1O6h+cNxR6gzz68xZeQ/1CzHNfU7FG/r+GR7WouHgZDb4Q9e9hvjxPlCm/SVWa93/WoZ4of7YE1",
-	"fD1+15bjW5qtj2xt5BtEw8SyRqbdHwz73pa0PTtWZJij0XrDkmH3rP5AH9iNdHz9US5blXRr0Oh9bTnY",
-	"12zXGGlOXx9qbhCMfM8YjIhuVem4WKCt6YamD5sWWCPwndCPSGevBqfSdHuXt0vWJpmb50DGb8jchOfh",
-	"+QVZgOesCyR7Y7L+pR4vu2/caiXR/jlLk3MWtBypqc/BF/uQg+RQMOO1GefyhxtSRX5aPtq8/SGF9zem",
-	"0gZwuYW/Xs4rHH3xo9/79e/+i61sXzLf94mSZlYJO4Wb/35lnRKBcInHMrwKPGIPPcg2Ke+fl/nBhzHh",
-	"eVE7kGakc2fIkambsjFGKrd9NdE5CilPCPZ7SIjH6mJXkEgXlbFCF/k4jBbnkbg35zHB3hSaiDHPPcYi",
-	"n13RzPHxXDLv+Z/qdS9LUpXohJs0IQ5PLLtnjBzT6Pet0euQSSzNGhqWZvuBo7neyNGcvt83dU/HZrCt",
-	"vvEpePjm19scWesEE9irafbtwXCFgtEaBK5mE2xoeOg72sjqexh7AxO7RoOC0YAYh+WCedbQ0DXb1HUN",
-	"Yxdrtjkio6Fv6KY3WBZMYIGG2bTAumBC2bmA/T5lk8qMB9lkBQUwdXOfan6nN3IGzsjYV8Fdj4w02yO6",
-	"5vQdrBHPsgg2TWL57usquOt5nmZ7lqmN+sZQCyy73x/aIwsP9TUFdx0n0GyrjzXXdl3NMYiNneFgaNle",
-	"Y8HdfdW7uVPD9/gKhwnP6IhSq93iCCv6cQgGeruK4Xwz2f8D777bi3lzcWYN3Pevf/x7X/zx/7oPz7O8",
-	"vM5KFzRI15g1uvFsja+nWL1z0jd6puk4zkAf2qvTT3tDp6/ZgaVrDjY8DRumb+kBtkxvtJR+2hv6vmaT",
-	"AGuYGH1Nt5zAHA4N0x3Y69JPf/kv//CXf/Pvzb5lbkwfbfQsczgwh8OR9X2A6cYdDk1zNOr397XBgAg6",
-	"a2q4HxBNN/zB0Hc87A6dVhvst9hg39btft/ub5dRTd7OFgnV1DU+5FM75FP7uudT+7o6+8mcbTktvMXz",
-	"V/3GCmw06pseTxklMrAZijVAsG4eKhqwuPAp5ygKLwgEIfBbvVWp00rFgq5ZtKKpjI9C1khWQ0B7LcVz",
-	"7ToHN5j87FA76a2snXTI+nWIkjxUuzhYmr/C1S6WvSq/ctY/3y/KT6CErfBzvH4xCqmJ8AmOtExdex37",
-	"X9rAjt1XwZuACBCTvoeFj2MPPSVJEtIJCkFrNZurihZ3kvEp8iKCY/UR/l18LGcGQfD6ZToONCUxQUfw",
-	"oGT2GTEfSbpFWLV/fCKDPFQmkQK6qFIcTT5FKMkmrY8c4kPEw6YsmYLhEdrzTXEi75ULObzBbCP1yMDW",
-	"aLnYwFcmtOIQJ3mIkzxEXRyiLlaoUL5JofRPSU1zIzBfRh6PXv3oT3758//jy3/+31/98HeObySOIogJ",
-	"+YzcgG/RvRdkNk+4YA+CmM2QwjlAouEHmUwOuYsso2gqcDsaw//G6ChLoy86zPCLcJbOZMcsb9otjuTq",
-	"P8Av3sMLftxD7y5KDM3RVSg4AeBqZvjFfSAgxw18zhKHcB+G3UOoRWvEJmcsGdZvkmJbJwOr5zgDQ7cd",
-	"ez8p6utRANbJYNDTTX0gowBWUmpTGwW+qdmeQzTs4IGG+33f0h175DjOlpT61Z/9h1/+7Z+WuPGVlHkZ",
-	"AEuUWSwM65qNiS6IsqXpTuD6fc/BthU0xFGM3n66XDmTgzvSwQ1kjVoL0NF5SM/nuIUprdb8ZTcbIGHs",
-	"PGJ00naEvP3LDL9UXT9bjNPQ6Xq+JZQlLd1hipYHl5SDO3lLBlBS/rKi4+iL3/vFl7/40714sqiswSsr",
-	"mz6KfMITFIQxT05UvmKJvhELCsUQXBBQpyI/9CG38dV00S2FrcqM8XEakaxM/foip99RC/sqOc9gL6km",
-	"Zx1oemBhzcaurjlWv68FzmAwNJxgQAy305UdnsmSoCkHngQ3EObRSd/pOQN7pNt9AxQFgs99VC2jE1bm",
-	"NSxrpNmDwNacwQBrRt92gsCw+iNjUAZ750TxgcuepmlE/ok8qM6J0e0krDKfAHDDdg3LGGm25XuaOxi6",
-	"Wt+23aHhGEPfDrbdrmPajt1yr4NAs/s60UbDYaANjMAyHQcHWKZJLe8V4iS22Gq7nW3hdqOu9Wa3G/Uw",
-	"D/6v32S/jUdN2d3feNamZkqiOBNlWdp/0oWKIaKcaqGbRRTJV32KwkQmqi8FK92CnAlAjrww9tIoT65a",
-	"pUAP8k3sI49ChmY6Ab4giKYzF+oWt0QVUsp7Q9kSBie61Rs4I9vWddt5HZFJpuYOBkPNHmFbc20y1Gxs",
-	"mk7gei62yTUjk+x1wj5sdag7I5kBqEHSd3VzpNkjx9BcD5saGQQj27EMZ2TpDTp4sGTUwzzEIJap2V4w",
-	"1Ea2YWiW2fdsNxh4wyDYh6ifCQYtZX25adMY6qODrH/wLzn4lxz8S75pmQwO4UQH3c1N58HG8UVZc6Nu",
-	"ADp69Wf/4dW//dFeNDgxlKEmN5XprJzSLJYJzE6Qi70LlLBS7jMZbbXMUD+Rq3sdwfSSpen3DWvk6Mbr",
-	"YlntkWZ7I0MbOcTTCLZ0x9Z1C0Ow+bWC6Xeom/y6ec7tzEvyfIaj4cG8dGA5DyzngeU8sJxbWhnb8pvl",
-	"tgdm8ysUu664JYEbMlZxF13valYxSWP6GtSzVf+pmoK2h+5Kd3Cs3LNOJWKax+QyZClXwxAq5s6duVCW",
-	"zUmWLM3J/oQRXuZHz6hofVrmulUq3knEXByhzG0MBoXeKucUUrVRVYMzmg8ATctlPG9xlBA8Q0dFol9K",
-	"cAwJTagHhygbCOx5RjlJwPkdxs0YmseydvuxdGdPwPVdkA1KmupePoGj26tSmjLkpv6EJF8llbRlmI5u",
-	"GtZrYu8tx9NsbGENu46ruZY/GNoDz+gbwTXZe/Pryd5b/ZF54O4PzmM3yQVt7Wt14IC+Ieo2SSTLpL+k",
-	"o0JHv/7hD7/4i3+3F6Ub1IoPpOx5g7xUt8ZJbVNGoF43wMNzwXkxIWQKTgXH0nU+48KgKLdgzIh/iiSZ",
-	"zAuXMhotkLtCHdhDj+aEIgbXIKVhEhLeRZ+mLFGpHFIahDTkU+IjFvtZLfry01GnldKIcI48zD3sw4KA",
-	"iC5rFZ8p8N9csYNAsw3d0hx7YGmOMRrZQWCPRn2/5DzUmbIo9PGiPbXLln2ogHDDFRCsXn/oOP3h6goI",
-	"a853uQKCvfcKCOUFvoYKCMV0B87sUAHhUAHhoMQ9KHF3Fl/eVA7T68WZSLLd1lVBtT4UTjiIb69PfMvY",
-	"45oAV5SGn6OjX/3tT778T7+4gRIKKb25SGfqS2ysBC3Krk6l2MWngix4RBCdkPkIpLKmjCRqca/DjeIb",
-	"IyXoTs8e6oY9eGvrpJm9kTEYthUSGvj+0gC7Cw/5IAfZ4aDVvTGtbkv+pNT0oA7++hvEM8K3Y9BTTuyL",
-	"tLErI10fMnbBUTpHGOSnLoL8n4jFMhUtwl7MOJcJZ7v5aqSGM0vndkYlRqMsnuEo5DLKCN1RGchAjXol",
-	"ZDHItkz8bsWk7Id8HuHFGRXzIyXrSd313/3w3yBKLhWylEy2jK4NE45CPxtaWpKVSHtGhUzLCRHiXoNN",
-	"+e6UeBfvFZBZCghbKt3BZnNMFwImOQoXaxX3OxRNPk0JhOwqYgz/K7+2GX7xkNBJMu2cmLre7SQyFpQn",
-	"MRQZedldnlOegoydQiFFYn6PzWaMCgF8hpNVk8v0rStmt1pNTrOj9/2YcL5qJpmtdtU+B9byVNeOOZb3",
-	"R6Xsb0iwO9AM2xpqtmPYmmObWHOGhjFyHOwFvt1ZCqC1LUezHcvTXHPQh1o0njkwncDpl2rY5LmU1eV9",
-	"REtQrgdB2VYWBaV+/OJ3f/Lqr3+K3lPeFxXfim0CaPP7+oECwQrsrCCEjuaM89CNFogySo4P8bRtuIY3",
-	"geo/mrKs0huaYi71b9k1+Ufo6NW//z9//fuV4nklpL5K9ANsLQNeu+oPme6quxwPq0hFAJKGls5Xk4p3",
-	"F4in7g+Il3TBKgbgBmzsLlASzgiKBTd7iii5yrMn9NAjgaOL4RErDGxJVQ/JCWnOjpCJQa+hqMgSOvxI",
-	"8DZq3w/8riQ51e2AnlHuaRWyVAOAoqHtm39a6tOApx81LSTkaiHoSN0LjkpzH29Y3wO/9eoe+G0WJa5d",
-	"QijcELG4lMvsg01rkBdq70uA02EesKY+Ev8uJLCQw8VdtaIghtzrxWok7e2cdITkqImuQBi2I7DrF+iS",
-	"gMVk89oSdu2V7TMHSHZ2JR3AqD/UNdvzR5rTdwONWJajY2IN8AALRDTFlJJIkFgcCT4inxZ+EFxiSBMS",
-	"E54QX6pj1pr6TNM0hs7Qgajtqp5lZA2xZjteX3OIR7R+YLimr5sOCQwBT/IiKbmjqXNYmseU84BSIX8s",
-	"ld36Q80eun1tZPojbehYujvwnIHtGUUXlQVEoGRANc1g6/c123KHmhuMbM0Ohp4ZjEjg6oObAJthOoal",
-	"D60msA1szR6MXG3k+ro2sg3bJ4ZNXDi/lmAzNoLNtjTbNXXNMZxAG/qjwLb9ALsYrwBbe6YpIxub044U",
-	"r/FQ7+dQ7+ebUe9nh3sFaqhWNvii5V7O8kOGeOpNUUw4S2OPdJHK0V6zYiup/2060q9QqaSSDFCIG0HO",
-	"e7eSNpry7TSah8YFyRjD+bkEhVKPM8c86SrFj/opSJM0Jj10p1ik5CnJGZUM7y2eax9lJMWMXRIOiqJx",
-	"1ZQyRgk7o+MZfnFU/dBFxZqOwR0hlHcO7FOwjtCPCPIi5l00qpaA2GYDXsc9bw2Z/+KvfvzqRz/99Y//",
-	"ly//6s9++fM/+uJf/M4vf/b7f/83f/TLn/3hF//qP//yZ3/w5X/5H1/+/D921hDlwYk5OhnYvYExMg2r",
-	"3zdWkmerb5iaTQyiYbfvar5p9i3b6A8GJFjF1WxJnG+wYFMTd2WZnq/ZphtoDtEHmml4fcswvKFNzPXc",
-	"VXuwr2G5JNTNgTVwpJGxZhDs93XN1oemNnJdD8om9g3LtMyh1Z7jqh7uGzzZJkT+kE0mS7WaDg5wh8Dj",
-	"g8/awWdtn7USvmpeQA/ZBOESc3P0q5/++1/9z7/41V/91y/+9t8e78CPLSt8axUPppj67DLzBFqn9c1i",
-	"L7r1HIRZFGjKIdWteAiZajdMFAN2ZOmWLGVwFXKpgKwyTd8myXfUUq7v4CNjKLLiOB5LqSxXnZtRTz7v",
-	"iHX5nROz2xFzBhG76pzoL6WivPTdKH83BdRWE/a+fqLrPWfYH/Zl8lYV+bGiqdHTB0PTGWZ5Xp/zqh3L",
-	"1vrYIprtD1zN8TDWBsMR8fpe0B9Z9WLLttZ39b5mY8vR3MEg0DwyMJ2gbxFzOFB2rPxalO6DuD7F/j7+",
-	"PDN4qWa5S4+n+4PA0IeaHTiuNvDtkeYQw9P6wcD3bX046kN5SHnu9U3YrmaPTFtzPc/RHDOwB77hm4bj",
-	"gPbrJmYcjTTb8B0NDw1d81zPH5pDYvu+o1IeK0eiUqZMZd4tOwv50rqXsKaDGViabQwsbeQPbQ3brj20",
-	"RgPLJkZ7Dim/7yvoXPY0UZzSg+nuRhx+3gSO/zYUtSkfbu7LMI/ZJCa8LHgLpLrGxeO6eWyBSqx2CxFf",
-	"G+xzJxCax65oFyWA71UhmYwmhEyF4IGbhsxKQHzpPiKoBTiloilBLokYnXCUMFmQply+ZiwGciNyPySR",
-	"z8dnFLA+8Y976LtkwUmizfEkpAIXnyLKEKD5LIxuHFIvSn3yjCU4+pagA+MmUf1hyBPY5GsxKW5oCQmP",
-	"74dRQlo1f8xYVGrdYF2S8FZwFccDmG2l8S+r89cOewmwKb/Xly1W+4RMQkbb7+4B9VOexIv2PZ6CTrB9",
-	"+2d40r6xKi98P2azLZo/Y20ay8qErcdWzduN/T0441bQi5N251K8q73WD8gI8Enn1V//4a/+r39rGF/+",
-	"p3/16p//sFZQ0GP0kghm/W7J80fqQtaWYTRGPbM/GvWHppUl1q/7aFeLJLrBgGi2Y400d0gGmuuQ/mBk",
-	"uDaxzC3dsqXOCLiVNeUQ6wtsKIfo/n/sffuTG8l937/Sxi/cjdFQT8+jZ3YrVaJ4xxN1D1I8XlQ+Q7Xo",
-	"mekB5hbogaYHu4RSrLJ/kHKVWHIqjmNX7NiKyo5/UVRW+XGOZJf+mSPv7r9I9WMGg9cCWGCX5HH2FxJA",
-	"T3dPP77v7+fLAgcSHDiQhhGCjNEkQE4YOVGwIgrJDtB8IW+k/tQ8riFlbQWn0dfU58Vnv3r+l/+wOo9T",
-	"3dLWSVX28Iro7FZhtTZVU5xfNnmAlw4SOvhBwi52PCfA2x4kBEmCKaQJ8WBCLZuFIfUtm17vIKHNB6k+",
-	"wRs7SOjmD5KuL3qAg4S2OkizZdvBvywZ4WbfsuLFjVu5cSt/3d3KL81vKZUowWgeDfRlq11//XkLz+V6",
-	"R+VdkLPxHQE4u1Tdg1RIladdqj4lspr6rQpbN9rIQOF50EK27PKIjts6XD0tFPCIZjcGRtigocm36Y2H",
-	"NGIjxoseEHQqgMg64K6ys90RXb48ZKqVtRJtTVImg7RmquooYDZlwNM2uy5fD90GFHJbxlkbsKFgq2Dk",
-	"qpE7Xa4iJHtjM5xsXC7TwvulJlRSfjwBVJsNlTGfjliXU/0qZslKS3omm3Da14h2R8oQKVQ8vGx93Ab6",
-	"Magy/bv87qMH4JxNlVKdXXKDgeMgW89QgQIowzqTSzMzS4K7oAqsBUeK5bVNHHyWlzaiYz0zBwWgV7Xu",
-	"qcyFlPd1jkNapTmcVjXX0yoQcr3X+D1tBbu2x9hICmrpJX/mmUr7aPHmr/lr/pq/5u9r99faSVW5wUib",
-	"66nUwQm2O14QEByYdO0NKrUHaUBsSJzIh34QBJAS6rg2QzSiZEeVumGUzV/z1/w1f28Co7wSEmWRC61A",
-	"RaEBRpC4mMAw8VyIE8d3aOBbgest2E2VgoptbSMttfjWiR7/Bu2mB4NNnF+Na0gY8SqzmflpD6iTbfEj",
-	"XhnkiCaydENk6aJBZmM3Sw80kaV7RZaednmWrzCMnazKrdGC/CzAj1chGxq6Q6WBl2bAr13M6ha27Qqj",
-	"4aVFoLrXJgUxLWhIBTubcHpB0yENh5tv9cqHDnYlBcsvFIA3l6evoOfMoMBo3wvPLk9AkWVgpGzBVIjL",
-	"LI9BNGDy8qW8y5Nh2h8U4CjKYnmNVHdn4URMe8dl+lj5BiAVYMJzRqOBfAn5czIZDrvcPLzqTXvHHfCY",
-	"Ffm0hufVTy8YL2FbsgQIFmX8lfH+tVtqvvCunO/Gx2tNzQ7t4afR7B9QYII9d/HPLMQtqy+/EdIiGkAl",
-	"CSnswtUQhDQagLRgI43yTtOR9kKUzgGFZy/lo4yfgpyJybAQQNCpyfwSk0hDmCqfzOXAQNQXA5YLoH2K",
-	"y+HM35ITuyfHKsPLrm3ST3XgbuW8T6gthdAQwTCMIkgJsnyaJDRRSzprFoQxJCGxoB+EFHo0DpMgoU4U",
-	"Wq3tnduz97hJ3Haz6CoOaD544uqXzc7LCcjRYiV4axSVs1LQXujuikXR3Snz0LPrLZB8iVV07BHLoTp/",
-	"5j2bYN5tHMmvXfKGOgVAsAuW0+FuPugFsqYgAtcTNJXlIkBPIwk+iEUPpLzIQE9M8ov0IssfxPIbkHFW",
-	"J266eFjZRkqqbCwMhtopkFwPJCkbxkDLcSkHvUTH3iq+q8XICzqcsMp7bFBmNMOTUnBatIFcgKkmkKZD",
-	"PVJRG/2O6HT5PYMc167joEgiqzRpMUjHYJCKIpO96RQT/cYmsHWUXbAuN4XLyo71S86167PChL6WS9ZT",
-	"o6jo/y4fpkJOYeb31cJDW7MKoWHqhCphZYTuNDczvAMiOhanXa6/THWwNAdUYd5pD3EN7rE3g0icrQNI",
-	"YyWnzG1eGRD+0eP31D6U2myvAyr5EpyzqQA0N9swGk8KFp8sLdMd2QSUloH24ug5g4YldrpcRQ1vzPPR",
-	"7y4/0eGwhsknujzlF9nwgsXgiNb99aWKYDSlMhIg4+y4rTQLNeGT8jyJdUn98k0c5LQr9UMJiEyAcFKU",
-	"DbtcdQaUs38xCbHXAXdB5abQEQoR5SBkgLNUnVizdty8vF4ocDTby7Pq+d5xp8vrd2qhFI15ah4WXAqM",
-	"vQcJVBBuPR0I0uXqBrWVgCJPnxQ2+jTloljcr7ef0P6q8AFFE64Xyv4gUXN5qMhLFdV7TWlFUwz1pUIG",
-	"rCXN4MiPIGFeAGmMEAyQhyyfJbZj1+MLt2pegck/mBOOrn7o+5JYl3dsfiQvhoRiB/qWZ0HHcX3PDf0Q",
-	"s3A3y5fahJupbFMFtd6NRgy8V8TXDmENTlzSwTgIsIuQsnSWOxWygn6TRiPWKUfe6Iu7evF288V98dP/",
-	"8vm//vXVRtrFqS8ZaeWEbB8SC2FIXd+BiR8iK6KB59JwBXQ1sZy54FZfB7ci/DoYaV3SsV3ke5Zv7Wij",
-	"Xatul5Rsps2qi9aAUzd5/bec16/ZuIIhTupSBjhaZuvHbR0haGyUpVxSschXSuO6NVTySqTdbMOrGy0X",
-	"pJztAM1r7fer9LJnzZWtD6Pi1VecyLslhOYlFRU2qxEOj+ak+uN5oVoKcfIUljLgkvzXBnRRBk0FmInO",
-	"y2JmBXRVEwQ5u9TKmKipLrNyIRr9sxafevw1KeyCN9+eR7kyuKZywvdN0P/raFBQS1/bXa3OHj3/r58+",
-	"/3//fHxN28ICzMMSCkMVgXwYcfXF//q/zz/7q+c/+ennv/3fB83Dwk4nwBYOAmLZdSH2h5ffHEzo05SX",
-	"Qmwn4tukacUBCSCxCIZ+gjzoBowkFrUTkrBd07T+9Wcb5Njl2a9I0ooD7EAS2j4MIpJAGvjUtuwwsG1n",
-	"RZKW4+JFOVYLs7eQ7ae2eLeqja2LdCw37ek425iZNb9WBxFz5VVoRNpXpN7KKw+LqBEbruGzmuUUXbuo",
-	"Fi2iwbIF+DsfPvzACMiqRQc8LnG+Z7almbVRzsbYjsCRg/0ulz9lk0LZax0Lz6pnaJOYKkgUA5HyiB13",
-	"wMPKHku5STVSdkcp5miDj7I7Ts2DoBjk2aQ/0C0rDiNW2a10NrthOteyW+1nryrjfhVMvdIcdqMwev7q",
-	"wNRHUnsD1d787k2OepOWpjeZda/YoIafH4qfux0UOH7g6Yz9A7BzM1zD1l8ftl65sR7mi6B9L0vD83cb",
-	"93FJd19afTB16g8YTaNqgZpSoYevBPqtKZhzCirAK+UUXOVk1JVwtQ/SOCRPaz8seNraZSCinr2qKKbj",
-	"LqXAMuExy1X6c0THy7E6d9Uz+2beriqi6bMQEt9KIMWWDYnrhphZAWHU3p7u6dndZPTNjOPfMzXOLOyT",
-	"vXxM/okbdBBCVkB8Ym+V0+X4iQ8JQgEMozCCUejF2LcRo66zIxOXO6leYUMJVL9jEQs5eF0J1Ct2b1UJ",
-	"1BUgKWYSKwqj+oxAYrk+9ANKIHXjMCCEhJhuLIw6N+0tKqPu6WKqDXcwzbspfXpb3iU6Ts/O2VSFdYdb",
-	"lWxYfuJZ+6U7qUxZ9GxSnGXJlj2teqZJFGggqPeHoL7OPZyLSt14B+daP2u3Ijo+Y091FPLGp+cav1Rf",
-	"XHVxU27YzpaXtmrf1Cu+rpvsdfN1aTF3Fhuo5ISj55/++Ksf/WRrV5eStMSJUWFWaTezVIHDKjc1phCy",
-	"KCtpqZISO+BB+WL6zEVlPH2aM3F3PM6zC6oDFkzgaCoARlg3pmDMeJzyvn6synxJuSgYjTtA6r/mMM8R",
-	"jjaoU4I2iGk6nJ4N5Vk5Uzkuqons8yzKsmGs4HzNFdbSevXR3Ohl1anKcDikx/CnP//qv32qsRsPaHYM",
-	"ThDq+CgIHMe16lbHy6ejb0razXayOnrQlboKoTiGQUwIdAMPY+xQ5mCVd2Dwa1snreef/vNXf/Cz3YPh",
-	"nv/9H7/4859uUGKsju1jhN11SkxCQ0go8yAlMYGMORH1PY94MV2lxHjWnBLjep7nEULWKDFJ4kCCEYYU",
-	"JS60LM/zaeyEzL+G0fH5L//wxT/8/Gqkx+e/+tPP//V/Xgn0qDYSDrKitVGxma1co9gssA+M8I63d/29",
-	"c0+Q28EEIUfV5IxZlMb13dVf1O5wQtPhJGf3VD7P8sXDMCQJgYQhBgMPRRAzYuMwIiGl1qxi92I5gdrT",
-	"zIKE+DH0LS+CjIQ+tpHLbKN6z5/OxeIC6nkXEgsFMExiDFEU2y5NrMiPnJn5aP4aYhgi7EPiBxYMI4oh",
-	"cxOfBI4V+MpqUB1nQ+m3P5DLmVlLZevnmAa9pGkhSmZkjHF3BKCGCTWZSTdoEH/N9IZ50WDz4/PN5VFc",
-	"Fji2SCZefub1iCdsFJC52/vyEvAWVIivfv7j53/8P/aJlvuGEThvxidSqQknBltBkueyPI8236hw0YJG",
-	"BUjybFSP6BizXGS8DZTIpnwdSqo9Vj3GpjYmEHTEQM7Gp7MIj1JJqWTpFbK9/mlPv8j2rEwPV2Nm++PR",
-	"bSjBSOzA8RXYfpSzOC3MZSnlEjq8O/fJVLsoBfUVCkI/p6uFFg86DiKQ+LEPA5dZMEQsxnZoJdhDO2oG",
-	"NSeNZ5w0axWEhddcUhBcmPghgcR1GKRWSCGxSWi7tmvZAV4RlRB4c3kxLnVQHPsxRBGzoEv8EIbMxjC2",
-	"kOsQ13VCTG8/L2bupbc/f2VFrHUm3/JKRg2G0Zsoir0sGyzPii3Fv1nLRuxp7K7bykya7ZooEo0jMJM/",
-	"9pGakpyxH7IbEJrefspG40IVl1TykOEmSvxRX+jEfSn9GJSWiWTSoKf+6YGjEr5ePjCiT9PRZDSTrEz1",
-	"MT379+nTt+hUHHdAXVLTtcoM8P+IPr2vJAEFJ1Svgpbly0LVfdXtbclUerQrRSp0GxC/zonrdAI38AIc",
-	"uMvhIItBDrq5b2OCF6tjY+gnNIHEiwikFCfQ9lyCXWR7AfF2FKRe/NnPPv+3PzGGorUi1PLcl6QoNSkE",
-	"CWUI0sB3IAqSMLajgBInWWFm9V/93OK5LWjso41AtCJzWRGXs5SfjekWpYAWmj9rlx0UWXY2zHh/2x6q",
-	"9s9KMrKjjWnlQ42Q1ghpr6yQpvl4KaMdPf/xb774zZ/sZdIyuEprK78+HMZMFEClP5wYRCeT3JMlRgrK",
-	"cn0oVOgRiNNYZRNdDqbtWtStxtDLJ0MGLlguTC7+6iqs3zaTuvFarAcsW0mjIlswqaDEoZDQEMHAsW2Y",
-	"BK7rWUHiMitstfUD6jSdqOK+8quVaRK23/Gx5ZHAqyJoRw9L0WPZxCTHjaVkFHowjG0MESY+iZFl4YDU",
-	"l1zKHLoGxJK7azJk/0Fvkip8XmRz48kFXvm6YQBJYDuQ2ojCxIpoGGEvtOydX5d4tvYSbnxXCyECiU0w",
-	"9JGLIUNBYnkxtUMrXnxXFfGxw6tu92Y7QASaY725RqC5lI0T7k1ONn24CvvupWSfLnMNI3mYiMsb9IUs",
-	"Qs+1y1gofYtPpe5fK96vnrmj0jsU64nSPJoMK+SXeW7zoHqJfVM+SpLSSug5M3i/2ytLWnO7ncSODxV8",
-	"4b0MWO5eeR3uCXI6yHc9NyD2NuVvMQxt14XE83zouxjDgDqOSy3X94i/o76uX0KJQJZ7lcquZmkhx/Lc",
-	"Nfr61fEYi14Pdz61g5j6t+7q+BJkx5B4NoNhwFzo+7FtORgFDkkOocaXwv+WerxeCowcx2/0+AYe7GsE",
-	"D9bkXDQ5F1denSZmqLHL3DRAF83PZ54ztfvg6MWf/ezFn366l3UmV6WY2U0lYdezrXOdW30CQhqdgyKr",
-	"pWXrMKplAfqxnt2Bw/5nIqq3v4hqOcTysF8ZEzaJqAGGJHZiGPrEgq7FfBpS37MI20NE9eoiqn4omzdp",
-	"1ORM/cWyjOm9DBlzN1eRWnCMkIutRsRsRMxGxGxEzEbE3MpjuK18WW/bCJevUUC6kZQkbSjFw13suKtF",
-	"w2KS81swv85HMi0YYDvg3pDRXJI37ZU/1cRonLOLNJsI0w3jcuwqrAqU2SG6SIti8/2Mibrs2eWy5Wkp",
-	"VRs0oP4wC+kQlIFbqjP1pMmCBaYKjGnQ5ephDT+YzJmIC0ZH4GiGM8QZzVVmFI/UZukGkkp2uWCFAD3T",
-	"pxRYHumyhscVXGKuasZlnK2CNnystupgRuZwIqavpnW5jEjfz7ZMTrDfCVzi2Jbv+x9vA/zHAikHo8SC",
-	"oeUhaHsBjlgUIocm18EMcjdg/AUdRALLWQfwx3zXhoRRC9LAsWAcUDumDmXMslcZlS1rGTAIIbTKqiz7",
-	"ZjYkYZDAIEABtBB2CEpC5qH49iX+uaVoJP4mOOzgktHOsVSNVPSGmNw0Uy3Fg5q9Chx99Qd/8Pwv/mov",
-	"w5uqlpdoHfQG5av2gnS1C8rhIqxhRMdSGsuksiklGZrrwPZSMtNFT6WUE58CzVGrSioZH05BuMYkuGz4",
-	"e2JW50agEhMLEo/5kNIghDgIEhxZyPYcqxa70xpkwzSmO4hB5ZQb/MTD4ye6HRQEyA/W4idetaXL+In4",
-	"lvAT69O+BfzE2XCNpNTgJzb4iY2htTG0viHJt5pnbxs+YFo3sIuNOnV76lQpH9cUqlkNuTE4+vLffvHF",
-	"3/3mgACME35zecHcVI42ig/PLk+1GiQGkhVETDKaNIuB0pLEsoLzkZncgUMb3iy1AHVc7CD/dYNVtzsu",
-	"sXzL2VItWPHi9R6ury/Memn0hcayenDL6pYySa1pY5L9+juqS8a3Y6JRxeBH7KqSovf0Jn2k0//246ql",
-	"RFvkE7YB79eyOm7g2QQRZw7wd2brxJYXfLNC/c1GrUXuSSiOIHFDBkOXUUiixAmJj5hDopbkkwb6Y8Y4",
-	"nz6Uh79k6mLxh/fUapovDV+tT4dIbpdnw/nv5XYwOnqwMDVEIIl9AgMn9KBtuTiyEhdjlVdzJY8pF8Zy",
-	"rV3QHdT+XanQv7Z85XaYxEsR8KUMkPX7LIYpByYDt7zc8uM2l/sbYyrEZZYr+r9a+L43YNG5AD1DkB+Z",
-	"B3ptoKMoOLusvtNAhVJa14nlSt/oylcQksybyAxjIzoqBiyV2oiW44vsnHGhPRxRxIQw3xyrmJIurxiC",
-	"6UwUdKqrU5bg6hHN85SJSjOod6MMTGnR5UfKZjSMVf15UWRjAS6z/Dzl/WOd3Z4WYn5O4JyxWatOl38v",
-	"z3i/YlDlCgoQZRNeANqnKReFRmTM+qp8VZ4VxZB1wN2qdZcrM1Iqp5eBKBuNMt4G7AcTOixDXhRVU3Wy",
-	"xEAqlVLOoxz4UtTLaSRVpy7XAuBHPI2ymIEP7r97D/AsH9FhKjRrTdXbTASLNW91EAK9S0bPz8qp9Dpd",
-	"/pAPp2DMsvGQgSOeFeDuowfgnE3FMRjQCzZ7yVXhMPeU6Pn+tDwG+3iQFk6ZBiyA6iPKY/i2bvk7rXar",
-	"du5aJ60P2OWKVttLKqYn/So34kzSp/GJPFGtkxabfmcQvhOlD9Pv3P/47cdPvvvhA/FgVIw/vvfAe/BJ",
-	"p9PRNRfTnIkHvHUSICTHv8jOWfyhvgCidYLaLXVCTRb+txjNd8lTnX/plYqG+elU3+Ty7gl5x5eAEu/R",
-	"aMDgvYwXeTbcRK/nG78a6sc1ZPaQxmfmrG+UoOttn7VbJlc5zfhZogsdbupg+Yln7dbcVd7YxXzrg0ny",
-	"JQp5nDGh7P4jWkRGjpdbTKPilcI+sK653cYSexblLGa8SOlQbOG4WX7mWbs1qUsdm/qYa3yQXXs/FSLl",
-	"fcldygDW2gRfqc3aWRo7gK32GmdD8fqzktdv3tPF9pLB0IJp9Kotnp9rfJibnGVgRPm0vM7iFOSsyKc1",
-	"K1M/vWDcACJIcU6oqqnilfF/PZbzhXflfDc+XmuqFsPd5qR9KDW3iH3E6QVNhzQcsv2BOjX60mgKskte",
-	"SVo1YV7e/Y2yvLLPr0V9eluJ4zr7T4mBUsotJdh8MmSiA+6nQ7nN4RScpzxeDeb0SI1y4zBOm1u+m/JY",
-	"T/iwoE+TIrtr6uS2siRptVvh9B0N/v0fy9IJ90yw+1t0Wqn8Kys/VYb2K7Maba+DXIwtx9fAG6pSgq6/",
-	"VIctn8MtnXMJbAnWncZDNveseKs8ttrmYgqs1CBiTR2RB7ExcGvX+RNlsjBflfXVf/SLF//0GTA9zjC1",
-	"5ZFTVdffYnRYH51nRZpM5TffYolKiZ0LcJbNi2r9FkGdrkxaLNfT9TzlSblIRRoO2f2UDUsTjQK8eklb",
-	"7fieZ/s4uNZWb4kpuu1WG5Pg9tv81W/+/Mtf/s0Xv/7tF//48xe/+lm131VWxkvYa7mgTkCsdXu9PZ6X",
-	"pG6bwbwUpW2gvF5Vu5jcQL1H9eph6vNaHrrO8Xy3yjRS1nIpLZeUTcz4qL4uol2WXdJGLMVVwZHBRgTW",
-	"8YpCHIpWPNLX5vomk9X0aCuaXs+4IRgSK3ah71IMExRiO7KDwI9YawVJqD/oUEgISWAQ0xCGmPk4YsxG",
-	"WFKierMEEsJs6LsOgmHiOKEdOZ5vJ60ZfZFrASzX9lo7XVq9kNuZbXYsNXJoNrHRvaFycDwfW7aDr8kl",
-	"ZoseWRgSbIeQ2tSBmLkJtq3EcbB3NZcwtPi1PT23yYVmG+Za9loutMtxXmmJa4qTvEJBAVvwtXvGp916",
-	"PatHqONmSm5tz0jryqgKC1urkT4pU4dXq6MVC10PLvwOKyrWuZdh/tYVAaJqlCLLcQNP12+6Poknse1C",
-	"QuwE+symMMZB4lmJQ3AQ7ULiV2kC9UEkH7H9BFLbCSHzccxsGlFM7KvJO4liDxIUYui7FoPU8fzICxzb",
-	"94Ma3X5fhaXp42Bh179l8m02wzOpIwvU+/f1LNtV2N/396bl5dlvorVeerTWy6Ct77BiZ8La3iOmlhbR",
-	"YJkAf+fDhx8AFUcGVIsOUIbIlPeBsgFL2jurW8jZ5Rw5Pu3yMtfwnLGxMg6Xqk4xYFNwyXIGhlQU4JNJ",
-	"3NclC5UvnKV5hYfd5SX5BL0HCXxfzqM3iwGTh70MGlBd5Qol38F+l/fGubI9p8ofVi6ZfjibFAqx3rEw",
-	"mG+n/WY9DfOQFl2uwyZjIFIesVPQ+3c97btSHGhavtLxKrf3R4qmGBa04+4k6lWN6fKaet86OpWYsF+x",
-	"I6XS76POan1kdUSgOiK/e5uzuAEP/K0zelWw0PGRZxEvcPZh9B50bORDQrEFKWYMIi9KMHFc5IXuoRi9",
-	"Bx3MIkhC4kMaxQ50iW/byLOxx8KrGL18MHIgQTaCFAU+DD0LxaFPiBVFaxg9RhgfmNHjzdUjPQdh28La",
-	"0n7os7uO15tJNTz/64x2d5lnvH+muPrGKIxZ0ybxskm83D/xchdLBN78wKOayHS/ijTa04jh7zbu45L3",
-	"v7TIeUW097eAfENBp7HLG8iL+54qwaQrgpfSuL4fISuLZ2rJW8m7GlaEgnGejTPBjH1FsKINlG6blzGi",
-	"9fwLZY1pA5FlvKob1QEfZMVAagqpAIJerMISfqTfWrLFx7KL6wYN7CMhz4Qieyc+rid8iKqas8gCs56L",
-	"mWfV13MZbEpssSrzstUhGNsEO7a9WDbTgVGUUEisgMIAewwGPrZDP449iqR4NS/1rcA2i6LIg8SOXBgi",
-	"L4Sub6HYQyRACn+sPCqL0559v2LeaOW85U6KiHKVbGRtD3c3GTJzltayPnV4U6GNhG+mV7YRmBqBqRGY",
-	"thCYXjtPjCF+81xb7CyQGHEAXtKcp7y/PlTwe6aBPj3UCBbgMh0O58SKNuDsshIJTtW9WI+DptJ64lHK",
-	"xerAQsNIysFfq0qRqwxAFn6C3BPsndi4Y7nE8zzP8ZeZNwoDFxI3cKGfhAFkAQvtIGLEjsk2zBs5VgRJ",
-	"jANIYxrCOLRC14oi5CnMrXwpy30Fs7afIEfN0+r4lmdy5LM8XhjIcxAkDvIhTYgHGfEs12IIOzFWi75y",
-	"CdCsa9tFvudh21mxBD4J5RKEkIYhhtQPbJYEvk2odUtLoOUV78RGncBDroM9XZ5854X4/g4gvvXjvjnm",
-	"rLy1TdjZKx12Zo5XtV07U2nBiuJK6lwF2NKx9pFfDphKzYoZrcXdLiYjyuYrPegflgPuDYpCx/fkkGLe",
-	"PrtXJvXW16l6izWyXrmsTRrzK3dv3tEA8GJ2DnfwiO7q2Jw/pEq0kZ/KbGUFbZ/yLlcyNB0xoGBjaaTq",
-	"jYKdfJVdXjkrwZa+ykWn5oKzEuztq6xd9pfgr1y44C5CaOcLfj0f5UFHvgGY2QOTzmu939eWdL6yUkpj",
-	"id/NEt+/LqcoZatLxsZiPdCFkckFuDTIDPGEtYGBBhNAZ+PHBoNOC19lfMyi3NcBd0GcT0E+4YZqq7To",
-	"gQ6uiZXRaZhl54AOKmy+KehR8TDpnepaLEP18ESUFh2WX7AcRMMsOgdHsmEN2WFFasHjCVcl6/ZJLIjz",
-	"6eMJN/Roe4Iih71JVO7KAqE417wyaVEUQYKYDSmyI0jCwLZ8hAlyl43hZUmbh8tKpUUwgYTYFgwwjWCA",
-	"MPFsNwwD39pZqXQ7geW5tvexUpQXp0uxjuD0sdSCbewkCOPAtdnLmq7XQUr91axew+LpFDB5uFcuOrYs",
-	"CxJGGfQZcqAV+8RObMxCN9hGg7eIbUPixRakruVAhrDnU0JcaqNtZ2+VsycdYrmWRVYtNraIA4ntMOjH",
-	"LoE08QMchsRhPr79afqW7VjBx7vYDMzFEpKOrmDW35NUS5EKVaoyTmNVDUmbf+PsuDEd3BJ2wC2XzZio",
-	"oMqKBend59nlzvxRt74iXD/L+5QbXKE7kvn0U1EwyRPlo/P2YBBOy5pdUnGqR4rSvvFUVOGgPfm8Ynzy",
-	"B6DAijIOaBljCjhjsfLSKAN0NeyA5Svrc72XiuIJ7d9Oovr8On2Y5QU4Z9Oyzpnk+D3YAyLLCwFkW8bl",
-	"l50qdbYHK+NpT97RVHbzgwnLp60ZklyWF606nWB8MpI7O7O7tluzfuRWFxoTSBR5yvvyzCzO9FHOkvRp",
-	"qbIWtH9HqOVfN4cfzE1gRJ++x3i/GEh1o90apbz8aC2PfUhbezbMcrkx9+8jhCTlvRIp0PU6CHuBa2MN",
-	"W7sIeDFeMEcTiEkYQoKw5KW2BwPMKMGWE0SBM1uLi3S8CYpvfuQdyPwTuoU9WF6YhqC/0rbggs7pKOrf",
-	"deDaKrv4JNeyR2XD1V+sz05+bCihALSiqnMJx8BBgSKuZ+xpKgphTEm6tbr4tNBP6d/XZShLPX6fBOWl",
-	"O7vqGpqrBS7SMWjtcltuMPn3daU2O6xek2v6Ncg1fUL7b6sb/JonmxaK0GxDMuek1irTNGZDpkNJFinl",
-	"KLswlhRJ+5I8Gxmjv4ZR5/EMskZRxRJLNC3aRk7t8j09Aip7qct38Qiszl7q8gN4BN5SS6Up+z7OgDny",
-	"6qxyWMpx4kZYuZH0xT1syK+dGVifpB2pRHu9OlvQfg0MTd1WFdtXK6Ww5C4vJaH9yoe8kUKFWfLGj/QG",
-	"5zxvf3M3q0Q3ng59VyU99+R96YGczaJrlfbEF+SHLt8kQCxFFIAjRqNBycQrY1efFWXGdcnAT9dpcqai",
-	"k5zRgAoDKq6sOOC1z6zeXzbZV19VZdvxTpTvegEKBxnxJurfzk/rSk7lSH7hBwFykY/IYpwnhgFxbEis",
-	"yIcBCSh0CfWDJEhi16IzriQPsutezZjUQAHG2CLEOxBjKjN0Gwb16pRQ2knlbWIpdsxqvI6qzehIrC0H",
-	"pJwuqsXte11U+Yo4zVkkdeJ0GOfMVBtJBZDTXufUGNOc8eJB3NqWhjyID+zPWE9QvRNkdTw3sC3XNeAR",
-	"eufL+K9HpkyeDgIzP77HaDz/Q50M2zBw7BASJ4ihH4YUsthPXD+yfcfGByt8pLYgUBiD1QLPTQEnkDAP",
-	"Q98hCUwi20nCMHYdy76a8s9WxCPI0zEKnD0tzLlQVTXGDz7J0vffuj94/5OPnn7w5P3i4ZPv/vD3UmR/",
-	"8Nbw/L0ng/T3Rm8XH3/vu87Hn3zk/N4P33c+eOv96QOOvx18l79z7533mHj3/sUwj3ZgK4yOtvDYyKvx",
-	"6llBbrfmRVULwWzYtqUTynt/mKIZb3TVi6+xw80wn4qnqc87Y/72lgipLmvVW0l9e9p/VhhENyH1n5zp",
-	"CHI5ARUnMRZ3qvz8oezrSDAGepr2y3F6x6dA6YKjiVBBDpR3udL0Ut6vMIiVcneeyudVFaelo11T8JKU",
-	"DeM7ostVXajehJ/z7JKrFNoeyHLQm6XUnskue7rCz2Uq2EqVzDgCGR3t4wk0/OHzf/nPL/7ps+ef/vj5",
-	"j37x/I//ZSWbIBBbVgIJiRCkGLmQEkoIQbYbWng34nyTDsIrLXdOx7Ftz8dWYB+GfctF8S1IqO1D33Yi",
-	"iGwvQsT3KI7tg7Hv/bdnk2GxXJgA7VINV52+xl35dXNhvL7eSk0Nt+Q3dSVqERp32c9QEtq9zDdXlaLA",
-	"XsfzEfFtTOxD6RYoDHxIQp9B37FciEjiOh7BJMDJwYjTkzVKBfKZA4kf2DBkgQ9DJ3Bs4kUYU9TaUERC",
-	"LkWALWJ5mByAHD0xrL8xJL3Jno6daMNtuDPezy5U+omamsGCyrjSTdNCqNpTJjyV8kJ0ea1w6JH2PjA6",
-	"Ooum0ZD1jjtgjZjc5evkZJozEA1YdM5iQAXIeCkAy3vUOwXyloNoyGiu/BhstJ0LQ4va8z6MVybh0pDx",
-	"l+DDWEPOa+KbZ/mQ2L4HQ+onkODA8604oF6QtFYS/LlHMSTMimEYSqIbeCiOXYSTMNmNel7PWfJ6vdoN",
-	"eGWu1DncjuvhwHI85yq2fuOLtaS3qCrrMQlhaDsY4og61A08P8TBwUSD5z/56ef/8pfP/+bvnv/Rr+ek",
-	"BN3qapXE7Xi2Q7DnBsGBZIDKp9TIAq+LU6lBytzPp3Q9hUgUUOW1foPGF5RHbH2KrvLzKO5cy4m9pAKI",
-	"gsqF1NLBh99+ePe9sydvf/jk7N57D++9++8tKcE4dQuXlIZMNIdOqdXBHEU6YjCkFTamlChWRMXf1fN8",
-	"wkRxTz69j0nMVFBtnVgE+zvk7Zs5qPFvMtuWZ5d1ehkYnQm5Hcf2AuIj19qBXqrpPklHbC0qn2xwR6jo",
-	"F7kbTdzo9sTwGr4cnhVniSKRm/wos5bySGWTgp1t//Bi+4O4YD7IgJhEA5AzkU3yiLWBQaBbQHYUjL06",
-	"wIfPXkuTl6SWOvSNicJQzCTLL+lcneLt0kwnwmzBysDcuwojUMMFTuK0yHKhNlDR54yzdg1UUJj0UaXQ",
-	"iklY5EwBNow1YTdlGU2YW5orFbcUxpZjFz5S83pJsQtzc90Qs1Co8gu7RSysHlVtRalRS30/G65N/5S/",
-	"bT3mY9l43ag0KtILBo4kezrWBejLrxTSxLGe17qJ6LZzUzH5pmGWDRnlhw3QMMNtrtuoitEGDrFt7Dsq",
-	"XIONaDqUS8fGvuV803TfibJRa9FyatuhDYnrIEgdakEPxRjT2AotOz6YeqSm4UpZRe6O+iwvrz5Nc3Oh",
-	"ESReaMEwcTC0rATHzE8C6oetzeV41QrYgWXwLnZcPuLZPkHIqi/f7ML7lrdhFWMEiZsk0A8JgjRiQeA5",
-	"cRJ57sFWsT4bMlvM2dc3saZqWciOicSSoG2OS6nuWhOX0sSlNHEpNxCXMjGCRSkm6c87x6XInU15WqR0",
-	"CMZUiMssj0EqNSWpBOesmOScxR3wtiSbQpnbJzz9wYS1QUQFgykXjItUkuPhdF2mt6QZ+2izJc1mF/It",
-	"LdddoNeGiL59AcxI5Zu0Tlof2tEkZ/CR/Abl8e/Mc6qdyN5N1oPenqEhu2MjB1mW7+A6Q1u3OPPx8iFy",
-	"fEiQ40CKfApxFARJlCQJjcODMbPZPqyUCTbaTWfviH1vl1AONWoTyvGy+N1B2FW7dcno+dnsBm8q4jDX",
-	"uuF2TYVqd5v3+lDK1RH7iNMLmg5pOGSHi+CZaOK3JWeuGzA2RvBUnHSvipXbMpvgxLI6Hia+hXyEV2tP",
-	"2CLBFRzHg4Q6ISQRcaDPmA3dmHp+FIU2jqwbUJ+w5aMt9Sc5NSswXsootCDDboQTDyeWZ20KNiwXxnIC",
-	"+wAcSnn2BMsbj94bHN2zG924+eieE0BDwXihw75L4d+Er7RBT17BngmuUbHlmeqJDvUDHfAWU6SGFjpE",
-	"SL4QOOpp8nMClFmudwxydpGdMwEGqejKFRJpZmy1dx89AOdsKgAtQMYj1gEGV9okMvdKvq+CzyODx65j",
-	"d3qSBPQA43EJxG66LhOU9WxyluRMDECRnTMzqkJloVHEhKi+HuaMxlOQCjFh8XG7bAcoF5csvyNAT79F",
-	"/KGZf6/LBZ0KMMguwYjyaQfcVYZQE/0D6CWdasCYnipg0wN0KLJqLfSMa9WgzHwNsW7r4CGQKcunNm6P",
-	"6BQMsqGa10gOVy6Oyd9O5dtkIMpGo4y3AfvBhA5Bkam+FVlXng4xkIxYZZtz4MvZSlGH5aLLaSJ/+Iin",
-	"Kvj/g/vv3gM8y0d0aMAba9DB2vqr0gnm5LPea1Wbu8tXHeDLQQZEkQ6HILvkQmXqC3X8qiIZs3XocrMQ",
-	"AejJh8/kI2cmaaMHJnyoDlmZxR9m8bRM8e/y3oDyOLtgeQ8cySZxNRm5f/KbsoECdZZHMi0E+CQL1U0t",
-	"Box3uTkwIOUqLK+GE3CiPCDVIJIz9ZThvJdkecROgBQPel1+pGz4Js9EFHRqSkOG+lhWZna1OBNepENA",
-	"wZAWLK+9gu69A+7y6dx7lKceKl/eDCSbxnHOhFrBIgODdHQC5Fgq7WVIIz38YjGoUcb72kejy1CXTpou",
-	"10k01S8xOBKZcd+MNXIm0DinRuwXoJ+Zu9HlsyHMxVe13C75ukfl4ufsExZJlXNtEF9lqbj1IL5S/NsN",
-	"gFvO93qRdQcY7waqttcntaHaOvY7yPU9ywqWPDCWH1wl/bowRhaFJPAdSJGTwChyIyeiAQ5i/5AuGCtA",
-	"Gi96jgkp2NQr/TIujBwpCNsogDSwXZgEgc0cZIdWErU2FD6X6xJgDxHXOZgMbKLbXn9ZuDG9NKaXr2F5",
-	"VZXaybPizHDSjd0sPfBMajh5nxVn2aQ4y5Itp7PqmaZq635VW8F9hUxXCmlt0Fuxyj1wRIH+Xst42aQQ",
-	"acxqQVF3dGiJ0OLj4o7XO1BJx7Voqtodl22Pm8r7wTUJgxJKzgp6vgVpqLd91m5JRetMaZEbn6w1nd3j",
-	"UgXY9g5X7Z+1W0ta0cZOlp84HBnQunlkLNhiuW69KGjBTkCvtoK9NujNlqV3ulLT0xCQc5pPltQ1SqVL",
-	"VtX2jUZb0wArvUwOsLCOZfeVOqgq/8xrZq9UoOIbFAL/spwRVfT8ns6Ib5SHSoXPX9vguDL2QEfLrwdM",
-	"NjYFdTWOjFGon14wDnrnKY9Fr93lZpEkTzuW514ZOdT1OAHsKY2K4bTMR+wVmVQ9HiiGxE3AYJfrK5gW",
-	"A4OnuIqlFVmZb3hEF3lYl2veJY474FtTefEUIVDWNFq3T8zZHR3kmFsrP3d5yVTLME2hDVCSKo2yCwby",
-	"CReASrEipNF5P5cMQ5l6DF/Pz1Xlk1Bbstoa9yPjrMtrJp/Tms0SHGGEj5VVcMDADyZsotITeCl4jPOs",
-	"nzMhurzXZ8W3K0KkkxfA21TFSCtoSTlBAzApl3qQiiLLpyDPLtWOqln0uhOE7Ejum/of68iDxeIz3Su7",
-	"kNT1qJKKaqTvWJlO9UjyZbvclNcsq9Bq8MxKPrkjQETHuoqtEnfGkwIM0hFQpDEtQCq6XIoc+iiV5qW0",
-	"AH0pjMjlLc2iaqfTAoRsmKna5Rk4Mlmt2qZ0rK1uAgxTYaxsqmrOhN8RoCcHTIbZZWXfpFoA6oDvpcWg",
-	"y2fHql2R/hKQRba7IzQuizoAKS8ykBantZba0K2xOtWFAP2sPn8TnKyMX7VF1AuvmIR+C2XVE6odU8Jl",
-	"zrTF0UyCTooMUiHSPh/JbaqEtnzCQca7PC2O20Bb1NR3yvKtIGvM7TYjp/Vp8AzIVVWHv25QNCzRZOPI",
-	"I57Lw6xAT+VSi/N0PFYm8EzVtBOTkYI5nXCg4djLknjFZRoxbbHT7gLZZHbnZmzXPNDllE/BKMvZQkdH",
-	"+iV07eMfsjzTd7MXURHRWArIJRXSwcfqaQMCTSuC1tbGTSliyM1LlDHaHB99g8Ip6KnbmrC8NAD11HFW",
-	"45wq9ZdKuUSlRCeZlOPhZCzMAS2PbUVC1asPL+Vu9LMSlLoDnuht6vJNxteyQ7lcawywdfPoegssWDbA",
-	"GuNply9YT9UDigCpRyo7LFhnhu3ya9phv12zTe8TnVYVaRsyWqV/ZaMx5VPJeA3Tqaet2tR1ILFcB/qx",
-	"RyAlIfEc33UIs7Y3o5XT3ylNC+9aQ1advCpUQBFe9YM5Yqpokzy8rRPUbpUEr3WCpFrBaLz+92dXGV1t",
-	"dIJQJ/Bsz1aYr0mejVYto8Mgid0QBhGl0PV8FtlRYvuOv5QpbIfIhoQ6AQxdN4ERc3GQ2A7DKohbUc8S",
-	"H7qGDC0Fpdmkf//77Q2bLdWDidDZBRMW38b2r9Nl6r6htuHvC0pAg0/UWOca61xjnWusczdundvbUnao",
-	"u1Q/Kqne3DJNbsmsdNxkt+5hgfm20n0lB1bqgynTXTdpfPF/fvPlH/7R57/+mxc//dvjHWw0chgWTfK0",
-	"mCo7TMhoznJ5vnVgmDyW6btsWn3z/arvRRPMe1IHZkK0lV6fyv8q2VpoixQYsYLGtKCdWtXQqSjk+Vou",
-	"UlqGbh0Ns37KZZcqtqoNhlk/mxTHVdTUeBIO00iHdinKd8HyNJmCuaCr2pCSPa8Y8BHLxkPWNqpung2l",
-	"1qVInbYk0bFa/zyNWb03vbzL3ZUIa6DIGTudt92U/y2ptk4LlspKPa+2lkq7aoB35ftKpjSmecHlBeQF",
-	"62tGU+qLhh8ozY2DKqBOUeYw1UVeawuj9nndy9Cx1IygDhKbxGkhN2JuWWOTZbxwKFRI09EXv/7tF//4",
-	"82rXtDWB5WKQjmudqPinFZ1UEQzg6Pkvf/7i0882dVTFT63qrFR8j778w//+xT/85vNf//pYLn71TL0f",
-	"03ZFN/dnGvPRl5/99Ze//Ysvf/n3z//tT49Bxk0gV90EWe9VK9sfjVd1+9ZEMwGmqu/r7l/89d9+9Z9+",
-	"clzrIS5brduuhULIBe2Diyyi4WRI8+mprhUjaUiWA1WRzuCu0b7xWygDSVVBRltZOnNFMFaN/Eip2Waz",
-	"X/zqZ+Ab4PmPfvHinz47Li+WiYgz6CWiDfrDLKRDIHQsplmzOd27NqxO33/2/Wf/PwAA//8=",
+	"7L1tkyNJehj2V1KgIqZ7icJUFQooVHdcSL2zM3ezN7sz1zPDJXexaiSqsoC6LmRiK6sagz2N4+QIUidR",
+	"EmlRtswQLSkYtqwPZ4cdFkWaR8r/hcHdu/vEv+DIJ7NeUQAKaPTM7C42yJsGkK9PZj7vLz9puWw2Z5TQ",
+	"mLfOftIir/BsHhL4G4cRwd7yii0o8cQXPJnNcLRsnbVeTAmKiMsiD6lWaIo5whSJxlGn1W7d4DAhopfL",
+	"PNI6q4zWbnkkxkHYbCwe4zjhrTNLd9qtOIhDMeADRv0wcONWuxUv5+KbaRzP+dn9+3zKcNjxyM39ecTG",
+	"IZnx++XZX79ut/A8uLomyyvK4qsxS2hlh09puBRruHj2GF2TJYImKGYozpZ7j6M5YyGa4SXCnAcTiliE",
+	"4ghT7pMIBXEtGFamLYDiUJPm8Orm8HrEonHgeYQ2A9jKOgXQxti7isgXCeFx3YWAH1DA0QyHPotmxKsD",
+	"QXGQlXtQP0S+IT3f0PvYQ5fZONu3VJxXbMbF8yvyyiXEq17v32EJmuIbsR7sTomHliyJkIvniPnqHLj4",
+	"M54GHF0HtHabpeEL+9xr8Nu/gNJyYPshDmZXLmOhxxZ0FQARiZOIEk/cr5DxWC5IvdSIuITGcFs9uIuU",
+	"xQhGREGM8AQHFC1J7QuozFuBzKFmPQDAyusUIPNwEC6vwmAWxFfq9LZcnJh5eHmPq0VCT+SLByt2JR5y",
+	"HYTqptl0gRpNcnuA1C1LQiXGY8zJVULxDQ5CPA7JKnZIW4m3XWh4Lk48WqIQx/V0o3b0CtpoOnYKg14R",
+	"Lz4n0U3gEvSyNH4TcNQsDOCRzMPAxXEFCBfpLV4E8RQwOsczgiiekTaaTxkl4s6TGQ7CjBCSVwGPeS1Y",
+	"skkKsLjdFAe4IdmiBBxgnqsYXxNahUTCSZQuMuCNN10csbTthuPdfofFFYg9+hlRXcEDKX6ak0gQMrky",
+	"NicRjgNG67bnFyh06bVvH+oAFD+fHTYWEfIluQro1RzXEXv5O5olPEaEeiigcN/8JE4iUru58oCVF7x1",
+	"uNsfXWUBhU3GjF2FjE7W7nLBktBDIeYxEu2IQK1YrhCYMRyGbME37DqboX7bzcc/GBiyFUk4sC8J3UrY",
+	"WOghLDgzukSyS8avYC7YGHFR66FQM36VojUe/RAwqFmPAERAeeL7gRsQGl9xl81XCFnAM+48xO41l1hW",
+	"tIS/skeJKCEeRyecqJ/5aR1kaiYsXZFbTncAtFCzQgmpmEQUhxXMTlFCyas5cWPiIRJFLELMdZMoIt65",
+	"4NGEZDcmhKKQTSb14kE2chHD7zFuTuwLMsNjNTgSVJ9E6KEYqiEc1LLk7m9wGHhXbkQ8QuMAh7wMiIdA",
+	"gViE5pjzhSDJAUeLiNFJ/ZZXhyvsfvNg+Rkb+T5fUpzEUxYFX8JLa7K91SWUdppEnEWrGFJ+LxYkCJTg",
+	"MIA4cQnegPNk3SmXxq3gxaajHkQurCyluOuI+BHh06uYrTAxUlyFnxH8LFar+gGX9WoeRJv3Xh59RRRu",
+	"NPZhT7+8IgEJQZSusDcLaA0mVHSLCGGEMoTdOLghCFrX7bswVhXJbRnp9ii/MDdsi00CehVPIxbH4Yp2",
+	"izFFhnAQEg9BY4TjmMzmMd8qsVTHLu51t5GzbZuFbYsxPhJjqDvOm+2/sigBhBmJJuTKZfSGRHEVCBco",
+	"+0Gci4dcTMVjHBME/WpvdnXEEpO+Op4YjJIgnpJIDYooixBPohs4fvnlufwHCJ6b8JjNSCSeA48JPpBy",
+	"pLruDDreVUBjtlb5uRAMi1y4aIcwZWIz5wjoMGyDRY/Xg0oNX30N20ZPuIRGOgNIeB4aLytzlgCT/9Q6",
+	"a+mGo+Oua2o2tgzNdi2iObjX07q+Pu67hmcSy2/dBphqZwKQlMVX/qqGVYKRsyRyCfIYkbgehDWB45YF",
+	"uUdAs16dmo+9gj53HDmHlZXv+2MWo0dq+O0bzxeTbRsYzbXXR9E32Wrt9uQY9RrzlRFu/xYKc6bbUORh",
+	"2z5Us3UbSUfZuJPCGIfZSjprupfN1gzBR1K23oqRj1C/i2r/w+wht1qIT3Iq+DKqMVqAXCB+ayPgmZI5",
+	"iW4CwU6xCGEqiSo8AHeK6YQUNazrtlyasmqwuO2EBxBSVtYoYCVEZ7BfgPhcJ9FmKuSI4Jhk4iYoHzbo",
+	"Z1cGXqOu2TLsAfa9spLSvmeY4kndvj0G65O/N9xrOlhlrxuGOuT+0tlhfwKg1AuE3HslGamN71neOg/x",
+	"gLoEsH8k+I8gPkc+id1pZjuo3X/NZOuf/k5TZfAxzBw+zwrzoUfpfA0gVbPOFWBF5ItECA41rHwy9+Rd",
+	"hRZgfn3sax9hsegpwV6uXy1YIh++wJOtQMsmrXI5t5oyZ40Ha4B3mc+7I/iyFQsARjgmUlO0VkxQRsXt",
+	"kkFprDqxYO1IB5QESouAHUrEuZ1XWc+nlIdYS+APyaaUpyzsowGzUhClM55/w7a2Mi7rxjvYLotMTElG",
+	"v4pIwuvxX1F9ICSJ1Bwi2p9L8YFwLl5KpjyLyA27XgeKmlk3qix2n/MwuozalUrAwSsBejIn1AvqNP7S",
+	"hpr6IRT34BE38NYBZ3XkqkarybiHuC+rK4G9syQmV2sksY8Z4ok7RYR6cxbQWkGrOkBhe3XdDyBNVWcU",
+	"25AKwKtxwpdrcHGmInWnxL3mCEdEMF7ziE0iwjPEyqcsisNaY0VxjjocvfsMBzU7F5cnQBLjyZW0cFb1",
+	"NzGeFGyiFM9IAxNrYbiS8qbRYLe/v4Xp5eaiCREynFQIrj5X2UDaf5UEKZvW7608WuWJbhzrEFsrz17Y",
+	"H0viK+bXG5xW1sWSmAcekW5D0GXDXksjb95v/bgHYOLrliI2nxQxe2nXHwWcB3Qi6GlKWgt2ibrtJmUq",
+	"ke1z+0iHITql+eXmeDKfM8EJXM2IF+DyDl/mPwuWISY0RmKW+r1VhypscNNAuYDRK24t7/CRGA29WM5J",
+	"w01WFwI75SQSUjdXEjhfvcFwxXgchCESDUH/y4FbStW5Z2iKqSc4hBliNyRCJ+Kz+OtUtPMIPBohLgAS",
+	"8lnk1sNqZTGVS393S7k9hlhdvIAv3Fq8RdiVbEWm65yBECX4rYtnj+FeRNitpeuro69xyWww9kGscasL",
+	"EkBYEHx9lVLeVQAUDaMxY5L4tuHPkNGJ/MtlsxmjbfCXTV2jsLSog1tPHXjK81ZAc7BZDwK48lIBaBGj",
+	"k6s5Y+F2zS3C0tVEKscpntQ+r8KIW7S49eMdgJoUlvBabFJqCgDpPMDulGgPxI2UW/YId6NgLi5T66w1",
+	"okzjMYvICDGKyA2JlghTvpDuNjFycRQFhCMsBRhYrzslM0DdM/zqCaGTeNo6M+CU5EJ5HKUs9sMXeLI6",
+	"qYTNPCKc0Biu9T2ObkgkhKA2eGmmOo9d53vCXCwnqZvz5eUT6URcMIVIfSRIGrkmKI4SsmZis37ij8C+",
+	"s376pxSNCjagURtWUVhQZrYSH7DnCbaZeGusXmvB0gO12crqLnFMngSzIK6Hi4vDkET3eIbXxoknuCDK",
+	"Fm3xLgOKvAj7sRaQ2NfEPcTzQItwTEBloqnrphn62ZCOhkBwhq3z6Hs9+zz+njFCJyxCo2ELz4MfkuWw",
+	"df43P/1Po9MzNIpGmXYHhcSP22gUjxAHtRNHCY2DUMBjSNWCAo4WUxYSpS9EzwVlX7m3DBTsSTwVHI0r",
+	"TjedZUhPMFC7e1wJ5FIbr9yJTtvSjUbs2A0TT8jn0tcCzZNxGLi5bxHvDGlrtyuSHYL2jIWBu6w/C7VT",
+	"eHx4Pg8Dwm9zBl98z9T188X3rNEZwmicuNckFldu9EUB9DBZRPwgDLnAzfOQxCRcooAO6WiRH8jJnESS",
+	"WQBPagFA3kbiy2uyhO8UIPmpOhvgBkbZzkd7QE0IjtqFH0u7Thlgz9XCYoYWOIjRmPgsIlLYDJQnUDaX",
+	"z6IZjqUzVddstcXkwSyZtc4GfSAys4DKz/lCAhqTiTKdfPLJJ9pF4VbVPnJLN6RNfireFJ2Qc3F7LL2L",
+	"RqtOYyN0cvnoAerbPf204MRWCHYB/7YzNHqf4IhE8nZ+b1jjITdstWXv7w1bwL6dLaIgJsPWaC2u6NYB",
+	"/HW7NccRnpE4pR8hDmaK5D4HSvUoCGsPA+xe2Z1KDTuCugGZC0SbLxISLVvtlpCVYVogfcUFesTHSSiO",
+	"KVcaESpO5bPCN3g+j9gNMGYR+TF4wLU+r7s+DyR6fxSx2eqK1Y8Igwkc+0qvXLdStzBO7aXycEy0OJgR",
+	"ebFSIFv6hlW9YOvXJK/yluW8YIdYTObFVjnPOf4iydzO/IjNBP8SkZuAJRzN8YTc42hEyatYjjBau9jU",
+	"nW0XkvXYe4bFz/W8gyLe0iYOc85F62zKwNtIz/9+RPzWWes37ueBfvflr/z+Y8knPvaBAalfgGBrJETE",
+	"qwUfZbBpnYzeG0lZAEw3y5SpOT1PLToeOrHMAeBFlsQoiNvIMky0mBJa4UuKVrPTbJsSzecbTRmlHfkk",
+	"tbunsCkcHmyXTA3YRuMklruaBDdEcL71O1NEmwMUhIhJWTwN6ES14gffuCTsL1hct+uLkAvhJKExwmEo",
+	"9ygWk1qrT1wmcBtGD56+/PjF6boLHxQnKa5PrWfMWEgwVQvyEh5Hy3VY9eEr7ArZQbZaP6P8fUfi+sOA",
+	"ehvRuRApVgPv6lYgfms1fWPPk7FA2qBkAba9njd9hicE8eDLtWgQWJ968tHT2xsovlmi90YtvX+6oCRa",
+	"B53RjIzaCCtFoQei7IgyKmi6AFrGuvO1twScMh57a8lzX5DiOCaR6PuPTmbkH4vx//FnuuZgzb/QHmmf",
+	"/6Tbf33691t1R/uMsXALpZZ3ejFlnKApm6m4CiG3QygNXQt20e5x89NWGPVHMMgqD5eM5bIRJzhyp23k",
+	"Yk40QAaLwIunWkA5oTwArTN6AropqW9hgDODSAVziakxXbZVqBOLZHjXecFBstQDiD4oa7Ab3+NqlHLn",
+	"DvoYzwDNeWp8kIYjIj9F0jtzhsNASGsn84S6cSKjD0QXPscu4ciL2HxOPHFh4ggHodhtSCY4RBC6BJYi",
+	"zNHXf/LPfv3Hf/jV7/78qz/4CxRMKIuId9pGnKHR1//kX//qv/23EfIDwe/+6vf/4Ks///fyu6//5C+/",
+	"/tP/q9i1gy4QnJh4uF4wCWK5fk4EaxczgEO4RCc4RiERaN1SzU7VGRAud8/baLwEFB8lVIxmCcDMBI8t",
+	"xdYgSic4Gf3moD+CeUa6Dn9GJN346bnUAxHVXAzHERVimzpKOZ1YOaNEc6c4wq5oLveREhtpYsmOYinY",
+	"ET94ReSGRG8/IKEnOXAQahEnRFwXfk2kIiafk3g5oEBOSUlPzBQYQKQ5AVgVDvZUjGPpOhqtqOXWskBf",
+	"bETMs4BmZKteBpoEjG6mEBG0WTe//HVH6vCcRTVIWXwrZJNzhEFRLCA20kaIsyjmSLSVXHoHfSBxMRpp",
+	"il29iNcCSPQuLS/l+bOurXZLK36QnjLqh+IHcAyUX+d/Cu7lEQtDtng5l79Vvvm8HgKCY9kMeMnVrN+X",
+	"+HVHwL/Ak3VzXiqs7eIIRFyJq2Pp/1O3gBhP1nLetZO/lKCsl5jUj00kpqQwzu2FFDVxncSUrmmzxJRk",
+	"A9x2MeA1weeMcpkS5H3sXebpH5S9CXKFzGXkb8Boqqr9zR9zqR0s5hSpJJCoI6Vp83K+hjV2kI0D1JsS",
+	"mhHyZ3ITEgZ1Ytlaq0jRIlJQTpf0knUzq7b384ZrFGmNOqftYf2ZFar5oR0ESnl4oqtWwHOXPojeo3Gu",
+	"NXlHgPVBMXx/jyteCv/feD/L4fLNIJ6tbgPoL1A2snLOENKcR9Ao+350eo5GitUYAa8huGMcZ+zCO3ge",
+	"TyNpeXisInLe1NmshAJt7FiNfml2rLCzWx5pe+OJnmYmyM3RRem4ZQvOKI8eUoxvav+Rc5XsOqfnGX+5",
+	"yJ2iK1eqaD/adCkq1qaqhecNX0YZL7zf5SuGTG+8QqVQ41sj4gsqdelgWrl89AA5Vs9GaqFIGnH5O/Te",
+	"HxVTauwB5lJKjo1wLmS8WBf6v+WcakPjD0I6lUi3OfPHGRplexidI3HGfmblG9JrspT2Lpk6ACubC5f6",
+	"DwFxNIkwjXk5l0B7SOsMOG2lPhnJ/AIjNCOzscAXyltmSEdVs9Eotw2dKpSUmX6UKU4G/kL4CgpiaTN7",
+	"By5ivQls0xgr7V/ntvJbUKw3RHpgiVt53l3phmAydiEcHWTpDoowjAcpULq6AUoh6aARiuuoLo4P8iyK",
+	"iBdERDCWKhKJB6HMERYnEUUYgW1QrVTq9CteCN8KuvQxix+ljt173LKSY/jGO1bxx74tqkt9x1OLScak",
+	"VPBfHqf7jlCpYqjRo0wc3QP0a6LZNh7CumCvA4m2tcarQEYtSKuYfOo1yxg14v3elYO7LMTD3fboirF1",
+	"zQ+vFGp26+PLwucCXjDC1hxW+uPo9B06GRUR8bKcRXAfKW9NQsLNAt+6dH4HeVQqc43KoRHja6JEMalG",
+	"omxxBt6itREmAR1SPwwm0zg9zEIQyOg0RZnlLIiQ1kpsQvzsJ2E4pKnEWLPT0WkHgfuRVHTCeNKaTRPg",
+	"8pifuka9QzxaxWFqY/dC09dK8fwwC5vZ45KV4242Xq1KUMsBJDrJccV4AnF0eUiOOuF8wncfH79g7CNM",
+	"l1kI636nUY3S3XgeKxGwt3/i6wJ4t7+mb8NbelmJ5NnjAKvBQBsPcCXa5tYHuD1O6B15LoXwHYjeAb+S",
+	"fUFeE6K0Be51AUAHNaiMmbfM8r75kALKCzCENFUyHgoimmlBV1b2DnE2GYhgHRfeDaYueRAy97pgS8Oe",
+	"ZM1w+CwSe4wDcUg+Djlpt+aFr37SUpij6ufbt4peP12j1+3regPfn5xx/SwbOrcQM/BeEqC4AI92yfcW",
+	"l5MbqvczMrbTEd5fNvGuabdk9jvefEKahIoHlM6RKwsIvGYzh5jHL/kue906tTTZbp78Y9FGJXZ57MnS",
+	"DOFTv3X22fZFf15dg8wJ4gev6h0h/SDiMcqcUnimLSFuRCC4CfRAExqoHGRQpwCc9YoOXWbJoQvCeK4+",
+	"u9A+xdqXuuZcaZ//Zo0rl7iLkAzggPCVukZQv8dkxrd660ktLszzWHYw+tmwOIrwcuXRgAMunGMG2mze",
+	"duF5rH9U0hF6RzSw8zM40N3b/kwOA/NZQNNPlQNotxIafJEQ9TPc6sqZqONQK9kG+R3elMKCr9s/WcXK",
+	"EVkTdCTeSBBzEvod9HzKFhQx6pJzxCHVdYwwR6MLxdFI4iaDIEbgavnb2sWzx9oPyXJUeWWGOdjnma3i",
+	"fLHwVRh9nkHpSSCJVHnH2eE2OuUMcIVjLvoEqbfVbuVe9lvvZt5y5U3CBLXnDkVT9qO8qRtro1cQEczX",
+	"q5HTtpeyVXX96Uy1O0i8IH54o7i98gqxG7PoEDQCBkqZy9RBLeHgli5j28TzWvKYzMQ3lNHljCW8xres",
+	"3cK3YA1A5X8hYwQrPl19q3T7P9M150J7hDW/c/b5e7XkJY1YrbiG6eVx/tFwmAjOac0gTZmFjFPdsmys",
+	"fXmhfbqGILIkdtmsdAg8cV0BjHbLx0GYRDKvAw1qw4KyrDfyTmxAHp/9Pe2/W7PjNGp3U1xZz3GKnKZe",
+	"E1eWprtYWUoVIhkC09YsSI6T3s71fEcK2/e2Y0Eg4jhuFW9+8Qzzo9j8JA+CKvMH/vbRZRIziTI/ghDw",
+	"Knn7AdjgpKMmoTGJpKNmWrggShUfMRMUUNmM+TkaMd8foROMKFkMqWh8jyMV0XAqE0FzmYNBhhh0EBR6",
+	"UW62aXoWJPc2pCP1y+hMheLB96IdDjlDGD27ePHgB9Jluo0WUxIRhMec0BjNCKZ8SBOa6sZAv5m+Nub7",
+	"LUifRL1LNobM1eBH/oRhb82Lex/H7rQYS7gjlQm85ldFopoC46QEvv05p2CN+FfcFYewk+olj+D78tor",
+	"oqK6Qpux4dUaXNgY8V6viT9aee/sunarFXBuZP7TTdeN8wDPa+KukIvn50gQXHn1lH0zRnApT3wchmiM",
+	"3Wuo+0bwDMLnKZqEbIzD7IkIVnA9NjZ0vSL7r5eVCvj5wRRTSsKSTzoOw1a7dRNwiD6CiJFWu7Ug7hSw",
+	"5YyQWMapgk669kFU38IG/cGm030RzAiP8WwuSTlkTdve62O165reDVi5tLe8WYrgPqjFhJ9MoXafDNfF",
+	"IXLBs0UcrsCARc+7rKAfQES6lVeexMFUFhCrtkuI2m6iXs7kVjmqrTuQwGg+kQJWYyE0Y1puEVK9gjFU",
+	"6F+29nYeIFZcYTsP994s/xefxiFYh9JTe+vMAyg5xcNb3RZlix3ee1W6Z4v6+WR826FwTBpL1/TKSeS4",
+	"7bFNWRS/IK/iXV5xwJ9Fgczes0rZmilySvNSFpOtd+kJo5O0A8Ss7TSFyu6zQ488sGmXQ1KUqPlEdc+6",
+	"cNKZKi+HebtVH4y14Qrup9Frcn+gGNCB7kSq3Lub6/AMGu11FW57qLD5DcdzEFSrkM3bx7JyITI2bOuV",
+	"mwW0+K2x9hKuepHLqopSF9OWlSTn8VKwM25IcFp8uBjz12vEytzBRW6m/MqvdK2ZJL3kzQZT171upOwB",
+	"NBupcK/rRssfxwGGe11/oW5IFO8nvaao9OPGx1a7BDVKjYYz1wU2Rid7kv+IeEH8hNyQcNfZRL/U1tzs",
+	"kD5ilCzhgKoOsjGiZILj4IYoqRFSjSihUTy4lQviERzuLRjh8HnGOa8+Rplu/SWNtxOq2vEnEfZ2eAnf",
+	"h+a1r6Ax65SmC9nlCCsB0/vsVMbh19iDooTII4Q4DNBIySwLKnJ/vMz0Z/c4GgnJexySR9AOLEAH4P/S",
+	"YPF9NtbQCFKWnKFTihKqUeFbKcRuEimkWt9zc6r3ZUPbTbEx9J4E27uVTiIiIcF878NQMfe7zJgLxhu5",
+	"G4WAFTKQica39noh2tyClR/zICa35OVT028qgGcCOmyghOJ2YuwVQPbi7PckWocgPw2ITgEtN0DGe6LU",
+	"u3I22OPN7fFodrn8t77G66WX0h3cwcqbsVOrfgvzELtkpozJG/nbrGF1vfkQ9U4E6ewHkbryndyN2NVu",
+	"xfUJ057JHL4yn5BM9llMfvY9QbtGVbV82SlPqeX1Bhk4G4p+ChoQjLYVJ1XSehUj8wJeKq8pQ+x4jJcc",
+	"nQQxuiZkzsGAF3iQOUDGDHp8VKnKWQwMlOJg+bAlu7PjSh8JURO7U5XxCIpdyqTCgZcnOQbV+kkpv7D4",
+	"Pwr5m7IFn6ooVshsXclGjK8JP0c4nUZw3lBXU+6+2PYelwOsbrAhppe4awcUX+rQBLfLDo0Q+26Msmzd",
+	"BJ3vgqCV0r4RZpZtm6Bk2bIhQla521bNgendWZNRuvbyl27WiRfwOKBu3IZbVcqVAEl89jH19na29JZr",
+	"wDYCRslRLO9cBMomvPR8xQiTlV5JS1rVGgxV9wOptApv8iAKmMqzPeSYb09pcEDJvIBIDgKbXVjHHNsc",
+	"ZOocIR1kuBRnNRtMMpT1KsAMo92RDvADvOR1zgt5AJOHl1xdLr4IZNJCoMRJKEiuv9lDodvvVUITtrsn",
+	"fJBJbg0RQxkNbNZtVZBdoXEdgsuSEmWZk+u1oHu4Yq7yPlnizjawYBmTdjIvsaTihStt0Wknty7eYvJn",
+	"K+NXQvM5KTo2dIoOBynCDwkuWtjEn8pwUof5VbKip7Q4ROpbDwr21Mxa1/v2WqY9O1cuj/ISyDez/QqR",
+	"GnepWf5DIw6hcil39GRKZ9u41jSKq7lVJA37ar/53dWIog9T61aGmVKPpqrZauV6bPK43mq0FX0voOXr",
+	"NsSn1/OSYtJ7HM3xMmTYQycec/l9IjrzzkxIXoEn89vmkhBvq0Sv8isQS3hBTZwf4naNOSxTKWxdyM+3",
+	"KRRn1U9Y+hE1mkX5HLWyY1rJOj1MdL3rEhoH8RL+Jh351RzzWIsJFVIcicbyt1Ebkc6kg0YC33RAL0u8",
+	"0QoEa1ytGnj9xMobOIdJvlnlMNxSx1r3egqnv6r9aKjmqgfSJ1OGZtgjaR0OKMIxCqRAr/xbfRahkfTU",
+	"Hyn5eEHIvI1wEjMNg2/vjFDpUrjF03+rkxT8uhYGj716w7L47R4X0nwgSYxPiHeGGFRlaMOFZ5FHIJsF",
+	"lkWRZScIf8dDOgGFmMxOniWrxhzJVfJT5dMr41hbZy29+B/uuqXPlmeuRrMV8hZXncxlkvLPf9I1X9f6",
+	"rR7ML3w/l/BqnnnOId5IVqoYyYA+7CFGzxEOF3jJlcf2SXoQAGTKEKEr7wcKWtS67jeLPZLbLq147eV5",
+	"nmOX/Z5QyplU8IxAGKO2AIjkUOBvyaKIP2WeqWQOXwu0kuakFV8IlgGyI5I4FhdN/C2ejvg3Jngm/sXz",
+	"4OqaLOErPBH/pPUERzVRk40Yi6A+MAhshFmGwkau1yuXFajIKpQ+fP70YwTVfQmo1bLCOSq7vFTCMd+X",
+	"PpYooPNk1RukX8fxEc7xhKyWtNC3AUMutS23lg9UCxlly60h3xB219TY4OYO0huV1KrZ63YxLr+pc9V+",
+	"3gpNX4F4avtafks8QeOVKUrZ2HG34I28Y22NFcJdHKu4kHZ+7vmh5odVIfWbXXjTu7WXYfBWF6rscr0t",
+	"uX7To//mHvn6095yxJuO9RCEO0M/b91X8FFEyJdkP8+upInXT9lpe2X+76daxpTRvGi1W++32q0HtQI9",
+	"NL9MQrJzCFVIUg3WRplStAG/wQ8IDpv3qNvaDxRVr6G9mLtq26u+O1CCqUbV9oxEUIQIqhETD0oRt2VG",
+	"Z6llo8gLPMQZ8nG0aodyCw50m/aTrvqBWAa4PhHs7dipDhr7ETGSMi81oTVIZhiEnfMYaq1UuVFdr+Vo",
+	"aMCnOy/Fj9jsJW/u/L8LF9occ8gaGD8UbF8Zd6xiDnEgfijDKtYlb1W5UwuhSSyNRipWgx8TFycc2Lpp",
+	"wJGL51IIk3GTYIpdEBo3Nl2l9+VpusSq8kbX63Dh+uCiDSHKTdZRcGpiz3bwNYlZ8xtRx44U7lR6EdoZ",
+	"dsj2WwweksihcLjbuJHy01xVKULY09pSK1msbuFGgBworkWWm1VIPVsCEE3Dsq1Bt2/Zmz0dNl3by+zK",
+	"lm9nfnshj+LqZT3Pr2gWSRnEHLEFVWHJFAokhQGPwV6LRukqRofZVlW1qoLNsr1uOrmnBYCUD69JLF8Z",
+	"YeyZMWgVfQDYisUDBGxjhk6KcJVWh13i+urF29Xouk3wasrM1BQ0Cpepf8gofdoqSXWKF0Y1lDWn5lkF",
+	"PmkUqKSUYzdE+gnBbcysNpKER5hyn0SppfueuLgwLhKXhaOTNNRdDH1a7/abkZKajDNQO435Od5nwEgA",
+	"G5EPjsOwuQPCBlq0qx/CbrlR3iCaVgvbdN9WfRq+SEgig0kTSmWEqSdNVSo3cx1r+wOCQ1n0dZfUbytz",
+	"l0LY89FVmdLtGp+qCLXe5PmDgMcsWj6kyrS/NvFMc6/wXZLMrE8ssxNL93Qf7/W9Ur6Uq7oJwh3iYAbo",
+	"LU4iQeal7l08bYUNgEUQAho8m+xP5SojR4mIOAb5VzqiKwN2pFpDpetotVupnnFNXpj9I7eTkPxWfsF2",
+	"TENQkxaG7XEqtfkcCulaimlccLzpRh9Cwi89jrcu5a+xs0h7SrWkdHZ8SRJ4FYV0ncL2sZcCbC+3tVp4",
+	"fLi4rkEp4aT4jh56Hzy/qL3KbnRTbmj2eoZT2/Q6aJx8aG2Swut4WZzu6Q+f1U6V8HLapmBS2+zVLddT",
+	"ZaFiGa980xJDyw23AZRyRXXX5cPFdY33wTVZNr//4gB39DeA8euW80RpIKoGDCiDulsohMSLxHvQOJK/",
+	"jPj31GLsnAfgtmF1x2C4N5kM4ZsWPbdz7oZjvN0bj7cTSO/NxdrtEzfXPFRO7GU/a9geOH7HpBl3Hbp2",
+	"x6k0vsmRcU2j3PLrs4PmCpiGtxLdJmY+hAihdnCMagOIHiqiLSTY2zGaTXQ5RrI1RcY7pL662zizRphX",
+	"Nm2Ec9+N6LU9AtJW7+93OxitwFptCkQriIu1groY5kABaYWndZCworeQs+ltxni9o1mevguhZ3Xo6Amb",
+	"BHsm1N+NeU/r4pWUztmXq76mm9zh2i0oDPuUhsv6PMhpXEg2fi1qSa9WnTfeyqMpFXlvfBSrFf/bOxf0",
+	"/bxUiviAQTw74/AaBlpGsdZir1fYjRGesYRCNaiZaIkCipYJpujkwce/c4owRxh5xA1mOFT+/m2EYzRj",
+	"PEZGDyn2E3nBRHB8mHrITNvzDrokfM4oJzx1fndxFC1RvGBZI3QybBlm1+r09GHrtIM+YhHJf8SRYNn8",
+	"hBMPnVi6jpStJq+JeppG6EAWceIJxgz8qVUsJRTrlAPEjLUzhwaMxgHF0RL5IcNxWjtSrk/ChKMwuCZI",
+	"7xi6hFUIhXjyOAe17ErZEKekYdb+wWe65nz+E6Nt9F6fDIed9KP5+vQf1CrA12miyu8tn2I4fF47zC5h",
+	"Cr7yPRHiD5rjCTlP41uYDBkJMZc/3DZEod0qKN+KmKbePrKVVK7qkQ5V2+jZ/vhwsB0f5uM/gMCinfMA",
+	"RhGh8Q5rNHTT2hVpC3l4UZxjIxpL21VxfXWt5VHrEH8ZNF6dPdwlnL9g14TWhVH7EeFTJBuhWLTKbrha",
+	"DOKE84DRTvViOP1197mz7kKrUlGPa5byXFZ8Q+DcC/OXFqV6bvaKGvStbXXmstJez+WueH0lCaihKYub",
+	"qu1ztACfQ4E498h5X2dsvia06nMgyy1tD2+rbqJdOufi4EWg116glO2sPPpKYNnf/dUfan/3V3/8myen",
+	"f/dXP/u7v/pnw6E2HPLOb7z36rd/9dc/J6/ir372e1//yV+uqZPyrKj9qrrUQgkMRElavwOF4Gh8hkZg",
+	"3xih8VKGm0cExyxS0U4QVBnEfEjV9xBpGOd+ouIbWSpcKYzT2vvgISZ+H9JR7qagJioYeSB/gOihqtxG",
+	"ZF4pySGWpxTUxCs5PawR3Z4xtkOmDtH6MgkJr+F37jY2J+AfpB5lP1nj77VjLv8ZpnhCIqUr2LwCUGKC",
+	"ekGwJS8Inu3UbacsHft7kNQil0PZQJQDYpYBPD2OKlBKgC1vp7mh5HN1M/fLKJg7+mytJlSq4PO63Rov",
+	"szCM+hkbpH6BoAypAir27NaFAoQ4mD1gLPTYgu4SleGmxQygzqGqq1Hyu1SgWX0qHg7CJRRDyFLqbLtk",
+	"u2Yjke5ZH+FXu2xp18CUEkbYvu1vD4bYNSIHtEKBvxSf3ic+i0jTfsoELaZrCOWSF0IdacWxdJhW1a7Q",
+	"YspAThTyG1TBkjDnkD+F+arEVeqrez5UlG/VHeJkZHQH77333nsDXddHbTT66l/82/feG52CWCuFTJV0",
+	"ZEjHSzT6Io06Tl3304FDqO2qWM5ZJw1zfjnnIzSDwsrxlAyp/FZL5kjFza2uNk05g06mgecRKqh5VqRo",
+	"SEfiIY0Qn7IFR2KBSyhGLyl6I1XzbxWgXbWPrX2na1yOCui9liljLDyEKQ/4jbfuBZjzMXVRz99d6vHt",
+	"pRZvD2kekeQ3GknW4o5DZV98Z3HNGrAccc+tOdXVbR7ZzCPG/HZjzNyoVgljffQAOVbPRnPZAskq1Fx6",
+	"W2HEYzERmmF3GlCCXObVOuPUlZx8vtr1XJ2XTAamJgkxnSTKNJIbh1w8vyKvXEI84m1Ni1Ysnl3R2yYz",
+	"DIriEFNZvD4o5om8x0vTl21GdVZSyAGwQ26NPOnRtgCEdiugPMbUrSpewUa0W+XsOyySnRaLqprXVstg",
+	"1+aEu0AvLx+jiPgkItQliOJZVpNZ3UDRsXwXpnE852f37/Mpw2HHIzf3VVt+f/01qQNbXT64dE+lwHav",
+	"XgS7XBuWtqN1UQ70dC55hh21azvX7l+zj/28InaevWEE62XV2T7VqAtaL+RiduURDKlVt9oe1Vif4Agi",
+	"Xs/erKJ8Dz1Xw8CLalnb9SCqK2jbLBKiGgGxb7j8moq06U6LKyokl9icP6J8rodQhlRuyltXixTC2Dek",
+	"Kf689s6D2XbfRw2dM4tw1Ti/k0l35c0Xxq7dMwtL9s6IzCFD1pxENwGH7KU48QKZxxR7s4DWAyAJybOI",
+	"3ARk0eRW1DoE7Bnqk/W+TbTRu4JeBGAYJ96esMi77w+Mtahkc0H82gfLXUxpXXhfbtJf0AJrrxzdQZYB",
+	"6/6PE2+yat4/YJRBvsa67T13WdkdADyozyKJEuQHcDwpIIjs5/yLtInYFz/Lgvtl8uG0+YKMp4xd8zMp",
+	"rNU+s+cqm2hdJrE5JPbhG8TIGX71CMJJtyYVxGlCuqfieNIYWb5jvycCPo36VL1uypupPRkFiUP5XX/T",
+	"wbcKoMzpt4nA8LycZ3EX2vd8QchcIIHb59+9O6xKbgKW8KfvJKe3E8IFaO/HZ2D+1N+JAfWi5WVCm5TE",
+	"kA03rJcr9V+V81Hp2BuzjPllq0sUV5spTkb13t0MCxzRuxt/hZ9LIVbYWraGugN4getkMBZu56Ff4MkD",
+	"aLd3uoMSzW+Qq69xpuIGetwXeJKqcg8cB9083DmDYI0qRhxBEoEn829cXn7/+++/X036bZdY/9/4TNec",
+	"C+0RJJTv1+eTF/PtF12943XY9WB3OrCm0cAv8EGkUPFA3rromW6+NmwPEqmnLLL08peK1CACZTsfoZM4",
+	"CmYzspqGf3vu5xd4crDgNXWNGkcSqQv1eW2p8o1XbKsaatcrV3ck5Uu0G1jLEZDV6/SC4NkW1ViTQIAa",
+	"VTwYQlKW89khsjxecDRS4wqWVKU/bIMxJ5Nx1pSbr/S65UqkazJk/SR4do+jiMz5PRXWGqo8tDRzL14E",
+	"8ZQlsXRPfuyNhvQExE1wRVZGJegAqQ9dPD8t5LKVz0sOLcXSIZ2EbIzD1NokxdQJk2PI3G3Ek4XPztKK",
+	"eggGO4HulOCI8Bhh6kKqNtiFCkEnMUeMkjYiIZdbLE82pBCvLpNpgi1r77r3764cs2MtaBxllWN2ulQr",
+	"kCsxCHu8u8MwCwTP9qLed/Lm86ykcMshfm2U0GvKFvQKipuIRzRaRIxO4POVEFlG0t67CLjMTHrnGOEC",
+	"Zc/iYGv8Nr6PHe0H63kugmcHYboE/Xv7XBfBswPxPm/gEaqSmhCdz1V4/pt8YI3mPxKX7WHxO8d7rvLs",
+	"7JrQZziItoYXfjsCBA9oILtlnF85qq+0sl2C/F6ovL77afJKicarWYQylrwNCcMRmwsOdz5nUZzQQAzR",
+	"Rl8kLCYy5D2haRkMWUlPHB9rlGR8T7v5Hp4L6Ux1kHzJSe0rgBwu9XVVbi1l7ZhZ7jvGl2+N531KQ9Bg",
+	"jCRDLE5whDDlC7h9QhyCoN480PdERqOmweFthFHEwrSuZRt5BM4bfMxOkYamqXWxHCqsFrZHsHBEsJfH",
+	"ltfiKGVH33i7mfQ3jsFv9d0UW9LkJkp8gW2185RIzcUZcap7iTO7Pa5vD7+xa6aCfe/cjqJA/YXYmPtG",
+	"HP0hhARA7W9dSBCrOFTAwwaqtNu195nKAFVRkEGaRjnNCMlV5diRICzr5CymDPE4CEPEFpRnquVUXzbF",
+	"slRnPCUz0I2diz+XkCdROWyowPyAyrlg2A66LGS7OUUxmxDw/pbJI0u1TVf3Py0USWuGFqtlXmr0hXXg",
+	"yIud5N7hKK1kJAGi3JQ5nhFZj0UMwSjCMkNikdygE05IvjmgZafnpbw/p7kisrSUzhF/vWmaWSeNldz9",
+	"6xKyQKbM1TAEYFTqAi4KGStKcRcJlUEVxWraqZZQpf1Lk84V6DBktGu3VKI+6SfEA1XwYyLzCmQ597Lc",
+	"cFlu5gVxpzgGjkfFW9TLOJy4SRTEy+cCfgpbQZ2Vi0TWoqmCZY6jmJJIZtGStTXQNVkiP2IzNJJ8wgWM",
+	"AA8+EL2mBHtQy0TerNZvaxfPHmuymEuK1WVxl9ft1hgksnR6+elRyuR8+MmLVns1LVg5bQ6sJGSTgI7Q",
+	"CaYI6kRoMhsI+vCTF20UcJ4QD+SgGxIFfkA8JAElkMLlowcD2+xBahKEKbp49hi2CMmlILuYXJWcrwO+",
+	"ZAJ6ArFJcTLb1jSO563XryHQwGfSWAaFpMWfChrPpwyHaIYDGuOAiqfdbiVRWPDBnwTxNBl3XDaT7vhu",
+	"pP5YscmqwQKxSAH1UIDlweVHiJNIoD6fReh9833EcUg42CH4GcKIT6E+OqhTmS+tH0MqwJNJlejkl3/5",
+	"//3yv/zp1//3f2yjr37351//2Z+fyrcQkTlH4J4AAJUGkTbKfUk5kq5vcsS0tI0sIBglsBCogIWvBaVS",
+	"uWegTBtYWCgbM2+JFiy6BvXTkA7pA0ZvCBV75mdDqqHLvIKJjGNSlU1UuXd08vLl4w9u7NOOaAyp1vJ8",
+	"u7KDi2ckfIA5OUeCiZZfXj56gLrdriMow8sXD6C34HBUF2AptDmeBFRwxGdoFAazIB6hE+NvfvpHgmnJ",
+	"bEY9XRqZcFp0ZUhRlsvsHI2ZF6g5Rz8BnqSNcv7m9egcjfKPxVr+MteZGCxPdyZW+VDQOASRM6L1CM9l",
+	"zsCA0TSQ4zd/zJl4IWk40mk5/kiMmcYRjVzmEbEIGfIzUo+Fo9GF65J5rD1RAT0jdPI8mM1D+aQeiM4c",
+	"RhIXb/Tl9L1RGz2kkzDg06I6Pl/x6NnFiwc/kDuUBwWpXNEcx+5UrtXuOv3TM0C3cDECDrAs7hD6aNAn",
+	"3WXpd/kdpNmDZNCS5othFnh5ei5OScFXXpOAo4RKqVNiDRVtpnSicKiSO5QdxEgn4ipLRlNa+HjiTiX6",
+	"ELeurXgFno4FwLd0HTazkjJwlEbtBHERXLNEBnxlFXxScRpTNHr4Ak9G51JaFl1ZhDwSklgOI+ZRC+Ro",
+	"9NjXPhLgUutQD3KCTsS5vTc6PUOWOUCjeQTKP2CFr9LtjQBwitcJ4jayDLPSNN0EPOggRikseUDd4oXN",
+	"6jVBKUbgyEavtHQijbtsTlRS7gwrw3ewYngGJEYYfnBxGIq5TsDfmBLEE98PXMJPz9Hos89HaEYw5Yiy",
+	"bKgZXnbQhfhTjCT6S1BlmxOjTEjMkaV30SigcsSA0PgKljFS3QXdBzUbjKMC7yChehDzLK2VYihOxDrF",
+	"d+okFVMuIDVmicCYTAxDGSVi5UVn4pHCijC0eGJy52k3lWOrg54TuNwecwWnJODVmXnSnBwGLqGyMJGi",
+	"Rxdz7E6JZnb0FUK0WCw6GH7usGhyX/Xl9588fvDw4+cPoU8esKaIkSA/F88etwo16Fp6x5BN2ZxQPA9a",
+	"Z61uR+90QcSMp8CH3O8sSBhqYNa7/+PFNe/8WKkSJySu95hRhZ7QPBmHgStgwdHJh5/8EHESp9nR55GU",
+	"iaY4vCEcCTAiWOg9XuIjuPR0EIRTXBr5JIBbWKoGIChxIobpFGuNCX619X0SQxUlqM8mE4qKNZu6nnIB",
+	"KgtbFS+BLiQNw0uLLn2mil+pmleqwlVW2EqVsWr9Tv/Dy9/+0YcfXD997D376BGUe4qXrTMoSaUKUEHd",
+	"Kagy1frBh4nx4PH3n0/HwU1/Gs/HzPlR9DS5/OK3L6eu//zTR+Gzh0++fJlE/rVMTiW57Aaln7hkelZP",
+	"SB1Gp+C0sm64DG73VTBngV1tnX32ebvFk9kMR2J/zwoHXjyo0oGm3PHZZ1DsXzDEK7hFDCwmuj+Faoxf",
+	"rr1uFwrRmrqOFtMgJGk8JUwoCMb8XKAOjxEuxQMm8D/IkTjGY8xJ7aVRVSBve23S4NMWuy49vJjIkPhm",
+	"J6kWs+YsC5vFYXBDDn2oT4IbQsUEgmEhhdPLC0CuPz9B2ZdNj4/Q0sEozsCdAkYGphVC1bFcCYK4jjbq",
+	"6V10Mko7XSUU3+AAsPjoNOduak/5kmBP8Eb8nT9osVLIDg8ShODeBcmDo+7p3e3H/Fziz5c5cA58SzJQ",
+	"7nVNboz7eB5oaWm72rvynLgRUTy/jKWXdaLPJd2FmxPweYiXaB4RP3i1euRCaJBSMRRSwhGekRi0OGv0",
+	"GXmT+zILyLoc34WGqYrz89veKaWl/azkmdgydbOvGaam2y+M/pnZO+vaHd0wBv2ervc+zY0E74tT0Q1s",
+	"9oxeV+t2iaXZ476njXuDnoZ7OiHOeNwfu15uLRXjCy5YGs2Knf2uZnuWpzljq6/57rhrW5bp+eN+S5ah",
+	"e8k3rM6wu5buGGb/01z38EzpL8YDzzJ1r5/XtVIrkEco6KRgCq6uH730Fg9bmXkrX2p2k4rRYZ+Lc9oK",
+	"NVM3LccZ3B3UXM3uEkNz+p6jEcfVzR42XKdLGkHN6ZkDw3CsGqhZWHdtx9kKtd/5sdbVXzSBmoyR+3wH",
+	"9kK+I5nbZRVfXYAMjJgPzIB4iVL7BC/hEsckS6pTN4dqez9v+Lqd99KesTBwl407p+1hmdbGV1iUyQuv",
+	"EVY9xt5VlDsM1E2dNr9fbPs6K2Vy5W60k2S9K81ft1srgujWMVZ7vG58tFlZgXqGQ20s56kgB41MLcJo",
+	"HGE3fqcO3NhO315SwYqyKPiSgG7cakJTH7FoDDlwoIfpbO/xgrGPMF0qkwnflwQXWDMep2Jzia9WNG4t",
+	"zRV4g6+R3jjQWcF8gSEGmDC5CCC051JMQ1DtGhScmE/FQ5cuaWWC+6CgiG5lmVveZ95yN1JYwX9G1+oW",
+	"cF+Kcy0Ndz2s2QPX0LDf7Wtdy/N1v9t3u7rbKiK91eDgSvzwrnhQ2dpflw2bWQGaEhtg7Lb3DWTMPjOM",
+	"jmXpXavb7ZtryJiAykDXbJOY2tjuOZpvj33dtszxuI+3kTFLw5ana3bP8rTxoKdrvTEhxOr3iN/tVciY",
+	"7H2Yo6oQspsPwifhbDMh236mwL1GgrdMuQr7R6/MKwXrK8riK3wVEfEDWbb2ugFeHdJUP51DmTep55Rv",
+	"jLJFBVM+YW5WqH4TrsvaFfHk2yOnm1HX+9i7zInhm0LIRq/JNDwB3zzifUS8AKfxzW8Fm8trUjB17YLR",
+	"K1LU/Z8E3muJ30MS1/gqPPR9Ip0HVJ2Wa7K8x2UZF4WmV9H5Jby+Ajov4TWrJsda7vP1bvF/7+KFlQDc",
+	"3ONjFj9iCfXe2iWVJ7rnJd1V5n7sPcPxVCo94XYnXhBrMnHHWj3Bx2QhuFM/iHjcQY8g9yEaLxF2oVpG",
+	"jKMJidsFGwdoloIZQRGmE7JGayBmfignvnPNQbvWZVNuW/r+BFz5y0TpMWRW/i8SAq4Iig7DriHpVDNi",
+	"Jn3QNi2AKa7wOqCyNioAdN388lfllZ0voVisqVIHCmtfXmifrkmv1GRhTRZ0WIj4cuLCtVk3e9ZkHTT6",
+	"1oGggWPwm/DF7ZdgCWZk3bLAAFha0l4OrRvvLWRl3b4UiGe49VIOqHxLX1DGu5qah0lPs8eGp43HxNBs",
+	"S3d0d2z5Y2sg3XVZJCMcWuKViq9qtTxGr2OZjtM1LMW8hwGh8YXyNTprGabd0Tt6x2jlWT5brTKDbmqe",
+	"j3uaTXo9baD7hqZbltk3SN/tW6SIylpnSjh4KZfEkthlAHEfB2ESkVYps2bLdnQT616v2+vqhm24nm3r",
+	"btdxu6ZruwPi51kjzyCIJHtXsMTCs1dAELcjA6Xk3YuAwpTR5YxBEsoN0Ooblmma1q2gZWq2aWFt4A4G",
+	"muV4+tj1PN3tmRVogetSA0D1DdOy7bE56GLsGo5rd8d6d4D9nmvoet/ydgbUDrJnRpW26+GAdqrHeNTH",
+	"HfVxR33cHenjig+tZOv2gni7/JbE0/sS85z9ZI2S7hJc+zg4DLIo1sLghnhl58sT8K8ELwXl8IZUsJzy",
+	"lhzSR3ALkWA1ZnNlVgO/OeKhOYnEeFDeVfQWnyW6TUtWoxPLdIZU+ndexdOIxbF0LQKn70sSR0vtQjAf",
+	"o9NzWVpfzSStumDG9BRTMKRgtFe+yaKBOyXuNfHaiDNxh9PSi5OEcE44kiuLGeug1KN5SKGP3MdYFnRN",
+	"TePaIvDIGRqTJQNQANjQFwlR9fmltxZ4sPX0LhpJL82rccKXdRvqIIg4zJy8ICfMkI4egMPOA/HkGKSg",
+	"0EBHOpIePhWZQhGXvTWiKmBBJgU1/qH6peOyWTE+5Kz1vOsmEdEATHrk/b3maq1S+ehGis0dWaxSrGyL",
+	"LD+cjr/vBk+DDx99+vDyxY+eP+aPZ/H80weP+49/3Ol0SlGdZ46uV0NTW1F81f3C+TTSf8eV7QuxpmmI",
+	"aePt50G+NWj3CZvIIv4VxFq6AtvwY7nxLbUTexDQjKxFxCM0DnDIm5PCQp/X7VZSxNfbxig1PggV/Cjg",
+	"XLlWqgWiwgLfJeJ3AKXkHiddwdJbT6jaXjx1HJMrRR+29i81Pgyfw5iMKVUIk5+jSKDkTMAlaBLcEJrW",
+	"7mY+4jJA/h05/XarQEK2di80BWAoH589jr7OL2rr+dV2AuefjDBuHaPY9mCsroqfUCXXIVQhLnDAlC3O",
+	"IIAerkrGUCjOIKBD6ofBZBqjE5d5pEzoT9OaKUX3s4TmDmgsQn4ShkOqOtd7nHXQ5XfoXh7SzZBNUEAl",
+	"uwXMjeQ889LfzZ1GC3w0S+JNjPQNU7Vv0lh1dZ0KrDIak5DRieCsocAyWkxZSJCPZ0G4PO3UcXZi0luw",
+	"dpu5msZPqZIVvxEHV2PCUawOS+JvhRXnFnySOperOM2E0ohTKvc68ko7nPG33+QrkJ7EFrtjN3WxNqA3",
+	"FuNYobcSSpNRWxCLI6RqGfMGkjElC/geZHSZUbEzpM+EvE4hYKmiR5Be/gvMEQ7B1RtB3HWkEGuGLodU",
+	"4kt0AlHfqrNYrsw1AsGiWdA3sJ+ndWLzZTnjzzcRxX53hOSPyUKFfHwbpOQDYf/SF1cRSXgTeaqu05GU",
+	"vFGx+40QhjW88cNXMnpxBf36LAKcvUdk1Y1xH6LFtVSiXutQ8YzIhCQnhVKPKtI87ZsmaOCFAoMq/QI/",
+	"h1XPZTAmmMkXtN7J4kFanRWW8ybcLLa1LCzoOdjwpDvJmwrusM9Mp+P0eroDMQoecQOv6PwovyhYVJWF",
+	"8gFUpazz5iSe2dVszzU0x7CIZo4HHjYs7LvETOtenOUFR+r8NolrmJptdsca7mJLM0nPN7uGb1lmP69m",
+	"pubOa6gVV2B0Ndt2BtqYjAeaZ1jE1n3TdpyCYZVE1U66q9mm39MG7tjWbHfc7Rt9Z0zIuGBebc3lTd3F",
+	"hFo84u1G1PKtP7q1vdOGuPJhFZAjYKodsSM4VN7HUDIaHvCenmzrPO/fXyKcJqwpFuLqoLRMNYqIpjRZ",
+	"kolW+0tCklb2RdnzaaOAAidfSKC0inTl0KT4Bm7HVcvH3/IDeYZNuehSRdDXio2+DXbdiFO7ZqdnGqZh",
+	"VXBqfctB39TtvGUFMfmW62h2tz/QHMMgWpd4pj22DNK1nFYDdOzbpqfZZq+vYd3ua263Z+l9kzgudhqi",
+	"Y7/v25o9sLvaoO8MNGI4Rq/nE9c3ewV0LE+kHiH7fd8XCFnXBq7naLrb745dqz/GxFmPkP2+jzXbNjxt",
+	"7OgDzdTHft90BmN/bBcRsnovXmsvfLxOC6zOrOin/N1Ew3uIM36Gm7fJC34Ri68m2WggAq10ed1u5eng",
+	"tw5QaHowA0LGmi7BU2ZOIp9Fs4r75hkaZZsfnSMWyRwU0ud5SK/JUuo9QgwOBzL3CeJsJlC2uAxoEmEa",
+	"S2Y4G7U9pHW5StoqIcYozaoik5qhE3BLnpIhHX3yySfaRRJPhWDl4piMkDsV+6ATcqpyJ4HuJE/BghYs",
+	"CT2Ew5AtVGDWO2FrqO5k2xgr7dUr29VTXt/XcqrUWleQd3HrjS23ft0ul3Lf1rvU+HW7BemTvKuAxmxr",
+	"32LbvEQ6hDSlTPF2JcNqn4O9u9zb3mXUDwM35mmKI8jgBe49gmyQPQOiPgIAvDNhUd84TbRiBREus80H",
+	"4ZojAtke3yDTXKM4Fks4OKMraMiSJdE7y+32zvRep2v3zb6xhduVLZ2e7XTXcLumNtZNU7O7nqs5BjY1",
+	"x7HGjqn73gCYzS3crqmNB31Ts3Wrqzljw9Vcy3L6vtEde7aVc7uq6GmV0xW9rb5mGwNLw7490Pyu2zd0",
+	"fdztdZ0ip5sfSR27C8OMNRv3sDYmXaxhz8MD0/Y81+muY3dh4wPNHjiGNnaxqZGeP7Ady3AGll5kd+VF",
+	"P7K738Rgur1ZhCOZPpLpNxh+KTDM7am0TH+7PUz4cn1qSoIevsCTlOxC3lPI43limYMhXZOjcrcElUNa",
+	"ylB5jkbvjWR0A1isl0gl2qq1FX8AW3qgEv3uHHrqw27rNP01TjJyLu+oifgGaSIEApUMAshr28OAVjoc",
+	"tRJHrcRttBKGub3DswJ6fKQCxwTtGezW9TL1SnlbhEtiSEG4MoSckqyUGK2jWiuZXT5/3U4t1SspHXN8",
+	"f2cylXPW7XV6pjEY9G1dBu6qBRaFhr7m2bat2Xq/pw1sbGrd3tgx/L7R1Y1+VmLgrPUk6HyM/+HDUvxO",
+	"UBkH65qt9/rauO9ibYx7bn/geY5tYdGWP4sCCWRVB0UFUn/9v/yrr/7zn2RFDM4gpw6JOJqxiAYU6hPI",
+	"egdnLaPrIF3XdWQYhtHKUwf/+p/+01/9l//jl7/4g1/+4e+Vag41AIqqfXDWCgOKrxavdhCK1Bmuw5by",
+	"5wr6eKhK7W96uA9VtfGjzPTNTUDyfcgsfisskmX42l8dBbzht4lbljWWDsMt3zKksYB/vv7pL3757/6H",
+	"nTGHKhglLs6megR3P//h/UHvnC69M7RHwX471enrA3NgW/3enVIdtYoj9TmKhUex8CgW3rmxenOHDxL5",
+	"mshtBcnbaUC/aVKoJMyHkkJTZWqxGGB96no8Uze+jXzwIOYquhFqVqnihqMw4FA6no/aaB4mHI08gkPp",
+	"eDySBY8mEfbIaI37dLaOd8B1+qlAham39PbmzxgLC61r0ojlJdAURx1wJA1va5OaSbNcY/qvJpDwXpvO",
+	"TBxJjE6gMjdiEWDmJYnT74EPOs1Xu25x+cmWFlitzLkVGGnuObgY6yaDHxsD4vvQ+nWDU7uEEojNT/mx",
+	"qpTYvMdzqKfVvP0LPGneWOXlfRSx2Q7NX7AmjSWmaTy2at5s7B/B6TaCXhQ3Oxc3TDzygsU4PGhsA86y",
+	"s331f/6Tr/+fP/3qL/77r//sz7/+d3/81b/4y1I96xrOXjc6vZ6l6/bAslVqay+IFSuQxj/g8KL0ST2p",
+	"VBzxobjrS0gpqFrJt1Djn9DXeqZvaDbumhoeWwPNNM2B3re6fg+8cbMyn2etX/2Xv/j6f/4jlf76kSrt",
+	"mS9EFhqtykQSAl//qz/99b/+mRzg6z/5Z7/+4z/86nd//tUf/EVLVvQvBHdkBf4LH6Hea1rroeIh0dd6",
+	"um5ottMdaAPfsrVer2d5XcMxxp4pnSFCHMzyCdQXl5WQjYnEM3K50C8kuJTiW1U5PWv96q9//re/+P1f",
+	"/uJflnx+02rlmUkyYmOi3QRzQVo3CnPlI98likPhwwYRHEXEfMyBd8yBd8yBdxc58KiHOMGRO80fXJHX",
+	"zr7bRVlb6wIIfCafBnPEKJL0pA3HLrCuqqV7MpK4ciRz4Xmp7JQmhsF8SKEyquwvWPDRuarWfo9nxWPT",
+	"NclBAxnMGBM8u8ehQCfIv5TgiAAEXMJj8S00OBW8PAyToqpnckltREIus9hMQjbG4ZDWzlens5UMyYM8",
+	"PGRv1esWOl1H+ppStd3JVJUA1ZKbGuKyM7W4w6IdR8bnDhmfELtkBufQklXhW98Fbmi/272pIMktdNjH",
+	"OiXfNr23eECyBI541Q24uZUOR733rfTe50MqeJAqWEdn5ZwKEiaSgGRlqgOaxT4MqeR8xkuUsj3fOo36",
+	"7gryb2otIFQI/t2He16nqr4/FvKRBiRvfQaph9idoiAmM8jJLNpC0lvI68QWtBhcfo4iwpMw5ojjJVpM",
+	"A3eKeOLKaDZguxdTWaQVSvJyJCXAVU32+2JhEBZR1GfvzdkGHkAkD1weD3qa3fO72qDbx5rtDnqG7ff7",
+	"PpRuKDTr2prtEkcbdHtdze/1e/q453vYdHdgNPO93GWKKAV4ULhVwss3bpZdpwsQs3lQhaEUwLgSrb4B",
+	"KHI4YPxe7wcgsYk6ivCMRBrcQbXPY/zLt7P6GQQ0cHJDIhzupzWoQXPg8rMewUE4CkcjGZfz2OMjFNCY",
+	"oRFPopvghkWPvVFdJg0EyWhVG8FskLnMdhd4Ktu9H5DQU0qIgKIRfOYjVcJc4MEbHCZEOYQNqaTkKlms",
+	"YGSCuK3yfADCVAPKmeLC7Pd4Z0iV7woXPJBgG7RkLi2MLFOPTAMeMzGa9ECTOy4YkmbshgzF3ouDy42u",
+	"tJ2QWNneUtBJ82RIsBgkDLhYSlXP0pYkhEv9DF8QMkeKfwoitdJ7yMVzfg4VAYIIBR5sNs21jyzdSWeE",
+	"IKqCe10ODxR4kOu3dIhiInFALy+fwHmkgsmogzJWAcqoIhyp45jNk5h4Z7Xgugd1BlJhsF1dQUQ0RS47",
+	"QwoWO0wRpOpvQ1UmxJM5iW4CzrK4Vbl/qNQShiqZCzB3QxrQGxbeEA+d1Ea7KsYXSVlY3NXTNjCKsOiz",
+	"9G7xOj6SEwI7sXSrnXGTkA6XcDRO4rThkMJgyNK7aFT1eBl1hrT4INAs4TEaEySFX3QCx6Z6KEXy6LRT",
+	"8JJsgw/jkML1bxcqQCA8wQHlcRXAQg6tU4nBg97fEK78GPPo3Nv4M8onX9YGKVpqayYZDzTbHtsa7vX6",
+	"mtkf+8T1rK496Oax/49LzMvmTpAwLr3v5ZlsR7OJhTXH6luaYVgOMfXx2B34uysVAL53k+gyL+SE3k+o",
+	"t01L1rM7ds8yHMMZdN+ElmwzIHfTiH0/ZGPyqqj52r6/TCtWWJDbHWi2oZsa7g0szR+MdcPFTr+Hx62S",
+	"3qwVkblpG1ZRT9bDlu55A0/TXWJoPXsw1saka2qeofcsu9ezxibeQU+2ohVbpwDbpvXq2Z3BwDL6ttNz",
+	"9tB6rc0cn+KmPDE7vLGjH+fRj/MN+3FKSipYSkXEU7p7skpZT4FfyLQ+KWuQEb13Shh6YyH3GWe5vZJF",
+	"UQ0EgL9yGb0hUZMyJtX2t83JU+R/GsT5l5o3v4xAojfcyAt130ppuxV/e1Jirk/LfK1gy8QtTLm6FY6u",
+	"LR0rJbSEMAC1vHLudVQBqLrdFdaOkoWUjXhBgsBUSkFq6Sej7KfR6bckFcHb8uF9C7I+gL4oH2aS5clX",
+	"f/izr/7f/3p6S7E/TWuwNkq0aDO/s0STptVxekZ/MOj3V1nU1kDXdb3T01s5o1ozRK9jWk7fMXu2+Wmr",
+	"zMQKtns3HtbSPMexNdu2+pqjD7pa3/KIZ+Cua9v2jjzs3/7FP//6z/781//mP/3yP//+ZqvudsCs8LZi",
+	"oaal2ePuQHNc29ewM8Bdozt2ul1rlbc1LKje+o7ztqunuSBjHggq1prG8Zyf3b//Y7eTlfKjh+N+05dx",
+	"5HbfkTxDmztI0vRYMQ5vM8z2dtanOwu0/fD5048VHw0tzlFUE3p7YpmDNIRWxs9CpCyPcUhqKjepENhC",
+	"tt03HwNbSyJaFZR+cLSxX7zsW17rG42t3YOYH0TrdKTYb59im2bPsHpW741S7Czc+Ei5v0mUO7MlPY0q",
+	"RPwYo7lzjOYdub7ISg6cBxP6BnLSBjFXVro6q1+MowmJpVFQWQjPCz9ULGnt1NFLrh6806VfG6YeSqhH",
+	"InBKd/G8ptgD9DmEt/gK8u9rljM2NXvQ7Wp4YI+1Me77fXeAXbvfbY4T5Qrv0lVms9/1oGOKL+2e1X8z",
+	"fteW41marQ9sbeAZRMPEsgam3e31u+6OtD09VmSYg8Fmw5Jhd6xuT+/ZtXR881GuWpV0q1frfW052NPs",
+	"sTHQnK7e18a+P/BcozcgulWm42KBtqYbmt6vW2CFwLcCLyStgxqcCtMdXN4uWJtkbp4jGb8jcxOeB1fX",
+	"ZAmes2Mg2VuT9a/0eN1+61YrifavWBJfMb/hSHV9jr7Yxxwkx4IZb8w4lz3cgCry0/DRZu2PKby/M5U2",
+	"gMvN/fUyXuHkq5/93q9/91/uZPuS+b7PlDSzTtjJ3fwPK+sUCMSYuCzFq8AjdtDjdJPy/rmpH3wQEZ4V",
+	"tQNpRjp3BhyZuikbY6Ry25cTnaOA8phgr4OEeKwudgmJtFERK7SRh4NweRWKe3MVEexOoYkY88plLPTY",
+	"gqaOj1eSec8+qte9KkmVohPu0oTYP7PsjjFwTKPbtQZvQiaxNKtvWJrt+Y42dgeO5nS9rqm7Ojb9XfWN",
+	"z8HDN7ve5sDaJJjAXk2za/f6axSMVs8fazbBhob7nqMNrK6Lsdsz8dioUTAaEOOwWjDP6hu6Zpu6rmE8",
+	"xpptDsig7xm66fZWBRNYoGHWLbAqmFB2JWB/SNmkNONRNllDAUzdPKSa3+kMnJ4zMA5VcNclA812ia45",
+	"XQdrxLUsgk2TWN74TRXcdV1Xs13L1AZdo6/5lt3t9u2Bhfv6hoK7juNrttXF2tgejzXHIDZ2+r2+Zbu1",
+	"BXcPVe/mooLv8QIHMU/piFKr3eMIK/pxDAZ6t4rhfDfZ/yPvvt+LeXtxZjXc96//9Pe++oP/6RCeZ1l5",
+	"nbUuaJCuMW1059ka30yxeuesa3RM03Gcnt6316efdvtOV7N9S9ccbLgaNkzP0n1sme5gJf202/c8zSY+",
+	"1jAxuppuOb7Z7xvmuGdvSj/9y3/1+3/7V//B7Frm1vTRRscy+z2z3x9YnwJMt+6wb5qDQbd7qA36RNBZ",
+	"U8Ndn2i64fX6nuPicd9ptMFugw12bd3udu3ubhnV5O1skFBNXeNjPrVjPrVvez61b6uzn8zZltHCezx7",
+	"1W+twEatvunZlFEiA5uhWAME62ahoj6Lcp9yjsLgmkAQAr/XWZc6rVAs6JZFK+rK+ChkjWQ1BHTQUjy3",
+	"rnNwh8nPjrWT3snaScesX8coyWO1i6Ol+Rtc7WLVq/IbZ/3zvLz8BIrZGj/H2xejkJoIj+BQS9W1t7H/",
+	"JTXs2CMVvAmIADHpe5j7OHbQcxLHAZ2gALRWs7mqaHERj86RGxIcqR/h7/zHYmYQBK9fpuNAUxIRdAIP",
+	"SmafEfORuJ2HVXunZzLIQ2USyaGLSsXR5FOEkmzS+sghPkQ8bMriKRgeoT3fFifyQbGQw1vMNlKNDGyM",
+	"lvMNfGNCK45xksc4yWPUxTHqYo0K5bsUSv+cVDQ3AvOl5PHk65/94d/+5f/6y3/+X7/+6T85vZM4Cj8i",
+	"5EtyB75FD1+R2Tzmgj3wIzZDCucAiYYvZDI5NF6mGUUTgdvRCP4ZoZM0jb7oMMOvglkykx3TvGn3OJKr",
+	"/wi/+gAv+WkHvb8sMDQni0BwAsDVzPCrR0BATmv4nBUO4REMe4BQi8aITc5YMKzfJcW2znpWx3F6hm47",
+	"9mFS1FejAKyzXq+jm3pPRgGspdSmNvA9U7Ndh2jYwT0Nd7uepTv2wHGcHSn11//2P/7tX/9RgRtfS5lX",
+	"AbBCmcXCsK7ZmOiCKFua7vhjr+s62Lb8mjiKwbtPl0tncnRHOrqBbFBrATq6CujVHDcwpVWav26nA8SM",
+	"XYWMTpqOkLV/neKXsutng3FqOt3Ot4SyuKE7TN7y6JJydCdvyABKyl9UdJx89Xu/+OUv/uggniwqa/Da",
+	"yqZPQ4/wGPlBxOMzla9Yom/E/FwxBBcE1KnICzzIbbyYLtuFsFWZMT5KQpKWqd9c5PQHamHfJOcZ7Mbl",
+	"5Kw9TfctrNl4rGuO1e1qvtPr9Q3H7xFj3GrLDi9kSdCEA0+Cawjz4KzrdJyePdDtrgGKAsHnPi2X0QlK",
+	"8xqWNdDsnm9rTq+HNaNrO75vWN2B0SuCvXWm+MBVT9MkJL8lD6p1ZrRbMSvNJwBcs13DMgaabXmuNu71",
+	"x1rXtsd9wzH6nu3vul3HtB274V57vmZ3daIN+n1f6xm+ZToO9rFMk1rcK8RJ7LDVZjvbwe1GXevtbjfq",
+	"YR79X7/LfhtP67K7v/WsTfWURHEmyrJ0+KQLJUNEMdVCO40okq/6HAWxTFRfCFa6BzkTgBy5QeQmYZZc",
+	"tUyBHmebOEQehRTNtHx8TRBNZmOoW9wQVUgp7y1lS+id6Van5wxsW9dt501EJpnauNfra/YA29rYJn3N",
+	"xqbp+GN3jG1yy8gke5OwD1vt685AZgCqkfTHujnQ7IFjaGMXmxrp+QPbsQxnYOk1OniwZFTDPMQglqnZ",
+	"rt/XBrZhaJbZde2x33P7vn8IUT8VDBrK+nLTptHXB0dZ/+hfcvQvOfqXfNcyGRzDiY66m7vOg42j66Lm",
+	"Rt0AdPL1v/2PX/+PPzuIBieCMtTkrjKdFVOaRTKB2RkaY/caxayQ+0xGW60y1JdydW8imF6yNN2uYQ0c",
+	"3XhTLKs90Gx3YGgDh7gawZbu2LpuYQg2v1Uw/R51k980z7mbeUmeT3/QP5qXjiznkeU8spxHlnNHK2NT",
+	"frPY9shsfoNi1xW3JHBDyiruo+tdzyrGSUTfgHq27D9VUdB20APpDo6Ve9a5REzziNwELOFqGELF3Jkz",
+	"F0qzOcmSpRnZnzDCi/zokIrW50WuW6XinYRsjEOUuo3BoNBb5ZxCqjaqajCk2QDQtFjG8x5HMcEzdJIn",
+	"+qUER5DQhLpwiLKBwJ5DykkMzu8wbsrQPJO120+lO3sMru+CbFBSV/fyEo7uoEppytA48SYk/iappC3D",
+	"dHTTsN4Qe285rmZjC2t47Iy1seX1+nbPNbqGf0v23vx2svdWd2Aeufuj89hdckE7+1odOaDviLpNEski",
+	"6S/oqNDJr3/606/+3b8/iNINasX7Uva8Q16qXeGkdikjUK0b4OK54LyYEDIFp4Ij6TqfcmFQlFswZsQ7",
+	"R5JMZoVLGQ2XaLxGHdhBT+eEIgbXIKFBHBDeRl8kLFapHBLqBzTgU+IhFnlpLfri01GnldCQcI5czF3s",
+	"wYKAiK5qFV8o8N9dsQNfsw3d0hy7Z2mOMRjYvm8PBl2v4DzUmrIw8PCyObVLl32sgHDHFRCsTrfvON3+",
+	"+goIG853tQKCffAKCMUFvoEKCPl0R87sWAHhWAHhqMQ9KnH3Fl/eVg7T28WZSLLd1FVBtT4WTjiKb29O",
+	"fEvZ44oAl5eGn6OTX/31z3/5v//iDkooJPTuIp2pJ7GxErQoW5xLsYtPBVlwiSA6AfMQSGV1GUnU4t6E",
+	"G8V3RkrQnY7d1w27987WSTM7A6PXbyok1PD9hQH2Fx6yQY6yw1Gre2da3Yb8SaHpUR387TeIp4Rvz6Cn",
+	"jNjnaWPXRro+Yeyao2SOMMhPbQT5PxGLZCpahN2IcS4Tzraz1UgNZ5rObUglRqMsmuEw4DLKCF2oDGSg",
+	"Rl0IWQyyLROvXTIpewGfh3g5pGJ+pGQ9qbv+m5/+G0TJjUKWksmW0bVBzFHgpUNLS7ISaYdUyLScECHu",
+	"1diUH0yJe/1BDpmVgLCV0h1sNsd0KWCSoXCxVnG/A9Hki4RAyK4ixvBP8bXN8KsnhE7iaevM1PV2K5ax",
+	"oDyOoMjI6/bqnPIUZOwUCigS87tsNmNUCOAzHK+bXKZvXTO71Whymh6950WE83UzyWy16/bZs1anunXM",
+	"sbw/KmV/TYLdnmbYVl+zHcPWHNvEmtM3jIHjYNf37NZKAK1tOZrtWK42NntdqEXjmj3T8Z1uoYZNlktZ",
+	"Xd6ntADlahCUbaVRUOrLr37351//2Z+jD5T3Rcm3YpcA2uy+fqRAsAY7KwihkznjPBiHS0QZJafHeNom",
+	"XMPbQPWfTFla6Q1NMZf6t/Sa/AN08vV/+N9+/U9LxfMKSH2d6AfYWga8ttUHme6qvRoPq0gFuRGLXUsm",
+	"xN3y2AwHFMmW5aQIMDoXiEogZjATCoabUXTiMZer0Tszb0jDgCt9oEAPPEX4QYTmeBky7PHTNmKF/Asd",
+	"9FD0RoEn86KDMY14Qyp6sjn+IiFnCKt1KXKB53PwtRoTn4kulGRAFv/bRpzBHwGdDOkIqNcI1iSELkFY",
+	"OCEU/JyAtRlR8iqWmRNGp2oKfh3MuaAJEZkTLIggo5ALAscZxVL4m/kSQIpsRgQOkHfQU4qeMR5PIvL8",
+	"R0+yPQwpn7KFoJsuUWAuQhS0mmMywRRGDegk3WYQwxUi1CNeZ0jFmfmEePAlZeL7s9JWUMARDhd4ybO8",
+	"otSDZczm8RJi8od0RjDlWfZQShZoSeJzhPk1whNxH0IsaH/GAnJBxWX5h86QDumFNwuo3DhOvCBmEQfi",
+	"LDcGG+6gp6DqSHgKootnj9E1WcqWoPpVt065ncGdljxIxpHEU7JEKemnbIFOYlAnF4p5tIfUB4laS+aq",
+	"e7EslxgjYslkqi6kZDhO2yp/qrhEY5bEQwrsSzTBVPE64taT0BdYl4W8LTfSBl843kZcpovl7WxbbSQe",
+	"c3tIp5h67IZE/PQcFOvxlEARHzwhsJUpCz3kkwXcJ0zRCDL4jNQbbMO/Q5revCAk5fOdsRsi7lEHPVNv",
+	"C7k4ipbyLSlOS6rNmT+kaSpZPyCh4PbkRYdP6AaHCeF1/NSTgMcPJfa486wlK8zKU8EAqruRitXSnRCd",
+	"ZDhhFHij0w76mMXqOcvrOVrH2cBAraakGfb+2KtjpYqrkzeXK7R3ptCG5HXTjbYFPhFPEXIpz2ZYokt0",
+	"MhKdvidufUfpsNryg7i+BHZ3QVFCrylbUJhBvO2I+AkXmPJktFJTZdRWB+syj6CR6noFi70SA4xO5WGT",
+	"V/MQygDKfLN18AI+rwgulRumyvnq4n7EMYnEGP/oM6x9edVpf/6bf7+1wioKbuvVYzmKUWCZcRQpz4N4",
+	"CdUIBDN8+GQ28FXJ59DzcU+zSa+nDXTf0HTLMvsG6bt9i+Srh+QugiHAMS4Vxyrmm1n1Z/Qc19BsbBLN",
+	"8XSi9dzu2PQNYmFIytsgTcvm5b1O+d7if7jrlj5bHrhmuiDAr3F0NHody3ScLgSZ8WT8Y+LGNZDCpKfZ",
+	"Y8PTxmNiaLalO7o7tvwxFC5VXLW4vGAlkYArXuxWlmOnOnZX08cG0WzX8rQBMX2ti61xz+17Nhn4+Sng",
+	"efBDsiyeg8RngjGSyti0yMXn9aCxjApoultA0z/TzY5hDEzduhvQKE0lXPQcvwsZbPnh4vGPWfDRBxeL",
+	"0v9//6H+0YvKdx9c6J9+8FHg/6j7xeCH/m8Zr8yZc6nj5gpOwHTbc/jEiu84ls46ls76tpfOejv+nlhy",
+	"bpK7EU+tIB4qQW6daCh/rgh/OVO8VgB8f4kUXmuDSyQADnjI8RLFwYygSDCP50JCKIhuwAEVeG6We1fG",
+	"ZScUTkh9arzUBvY22MtPBLuo9v3Ya0t9Y3k7II7JPa3jJ9UAL6ps0qbX+LzQZx1nWV0IsHxiIehEnTxH",
+	"hblPt6zvsdd4dRvY3cKihHgaEwo3RCxO8EdreW64UAdfApxOSruR+Dv6/9l70yY3kvtu8Kuk8YbdayQm",
+	"M+vIqmY4QhRnOKLmIMXhrMIyFI2sqix0qYEsqLLQzZaCEVLESp61JXm9Xq0da6+lnfCxL2StFbY82pH0",
+	"6MsMOTOvnq/wRB5VKFwNoIHmMUS/IQFkZWbl8b//v39TT1AHd9mM0kIX3prMxhheW0dKruBQPaqtgptZ",
+	"Vy+foFXkV86tzLee2S5l5mrvGg7gwPERpHESwNCJUshdN0SMux7zWKvdUpqm4AMlF7PBQH1RDau/4Ekb",
+	"ZKLkBZelJm6XOu6x2yGEYD/0Qw3ZNe1kD1yfQRrGDgx5zKGT4ogkiIQ8xS0jTTVykZYJecSM05DuZt82",
+	"8SH1IwcGJAmgH7oo8uLQozGePPJwItEZIXfhsjkOpG7kwygNKKSpH5M04GmEvOtYNkxC7CLfXbRsHoXU",
+	"CyIYRAmCAcU04ZjySO/fmsuGVy4bdSGNCIIhDlPoJ0FKaZKyiLEly7a+xbxiG6vl1clt3Euse4n11Sj2",
+	"eoVzpWMQ1grAnrTcyV6+mwM5jk9AwWU+LmKurWTlfAizdfm+SFv6EtXJbegAE2UirWXvtVxNi8BWF8YG",
+	"9iYso6f3L+IgE9YYKsvK9Gy/SsfluOAdcGsySSNT8q4wAu8NWYeemDR6Y/nOSgl603F0PVDmXdEbskcH",
+	"0z+0wWROhzoWPTNnTgcn6nlkyYCDeJDHpwvjCjSzrTrcJjfrEjb/5JcfPv3go88//F8+/eXffvLxj578",
+	"+Puf/ObP//vvfvTJb/7yyV//v5/85n/99N/+26cf/8tlBivviARHHu14OCDYdabMeTNBfA4mkHLMIYuc",
+	"CCaEOC7FjufxdJlUsyFzvsZqvYukK5fECaQkSmHIkQcJjh0X49innFwuXa2/7JeIXGbVied6oYkwnYkG",
+	"dRwEKfIJDKIo1jXzHewSl/ju+hLX9OY+x51dRMjfzvv9F9EsuEed2qNO7ROWXuJCui979dy38z5gDeHm",
+	"4LOPfvbZH/7+s1/++5Pf//TwCvLYfLTPTLm7OvBAp4FcZvWtEu/bswD0latnLHWdE3URKtNuVloB7MBF",
+	"rqljd55JY4CcFpre5OVX7FS2z+4wCfSVpzrOxzaiqY6hPfpuS80raR2RdkuNmQ7y89YRemyipBq/4+bv",
+	"RK3acsbuoCOEOqHv+I6p3GHT/pc0xR3k+ST0qyIf78tpby6FDnM5pIkXwTBmDHp+wGMnTp1A+wmz6bYR",
+	"ciBlbggjz0thzD0Spo7Lie9Zn2J9LBrnQR2fyfv92XennI8NH3WMEi/FyIc0DSPoJTSAIccxdFIvSSjy",
+	"AwfjVpUtN/sSNII0IBRGcRzCkKTUS3BCcBhq69d1jBgEkOIkhMzHCMZRnPjE5zRJQhsiYLNIGmUSbGxv",
+	"M1MkMaGdZb5oYzwXUuy5MEh8ChmNqO8Gnks5Xl9Cqs/7Ej5XXU1QjMU+bvNasj2eB41/U1c0bW5uHcg+",
+	"KvJ+wWVT8dYRZMvj+7ctYqK5xPKcAB1dN++fO9K4LPm5aAMTWmeriFY8Icst/oqOmDOQdDyxwXp5qoOe",
+	"JTjhIOKDXPQlKHNTjbRZu7SnOooG/I4O2uh1hab6PDnsgLf4heQlHLF+JhQtvglEDjSZrzBUepmIB+OE",
+	"P8xLNvgTxQd6y0LW9Es+E5fiipY6nOdONij5Ws3v5/mg0XqBd8mst11XtT2asi11/lVF3tejXmrZbNLj",
+	"4zVm+4D3s1ys/3Z3RTKWZXGx/hPvaZvg+u0fsv76jY19IrlT5MMNmj/M12lsytKv3bdtvl7fX9N7vNbq",
+	"FeV6+zK5VzuNt6sY8FHr6a//8rP/76cYf/qvf/30L743U00+zsUZV8L67Ubah7GFXFqDHwcd4gSB4xO3",
+	"qqo2m6A7XSE/Sj0OaegGMPK5B6OQO16AI8pdsmFOrrEZaWnlklr4sxNcUAs/4qELKQldyKIYQc5ZGiI3",
+	"it04XJCC4oSoDnA7aqmP+k/P4wpS1lpYin1DfZ5+9Ksn//Afi0F89C1tHdU17y9JzW2VuLWqlP70sqkD",
+	"PHeQ0M4PEvGI67shWfcgIUhTwiBLqQ9Thh0eRSzADrvaQUKrD1Jzgtd2kND1H6RPfvMXT3/90Q4OElrr",
+	"IE2WbQP/smKEq33Lmhfv3cp7t/I+EPKa/JZKiZKcFfGJuWyN628+r+G5XO6ovAUKProhdd6TegBkUqk8",
+	"7Ur1qWC19W91zrLVRk50FgYrVcuuiNmobXKVs1KjThp2Y2vIWChs9Ta90YDFfMhF2QOSXUgg8w64pe1s",
+	"N2RXzA+ZGWWtgtpWlMnCbNuSqjoTSRvwjM2uK5bjdgMN260zivhA8kUY4vXIna7QEZK9kR2uys1a8H6Z",
+	"DZVUH48AM2ZDbcxnQ94VzLyKXbLKkp6rJoL1TRLdAatyyS5068M2MI9BDfPWFTa/SivV+bmwAKgucswM",
+	"NSKcNqxztTQTsyS4BeqsSnCgWV7bJkHnRWUjOjQzc1EIenXrnk5bz0TfJLhndY77zTplLqsDIZd7jd82",
+	"VrAre4ytpKCXXvFnkeuc/5bY/+3/9n/7v/3fF+6vtZGqco2RNldTqcMj4nT8MKQktFhdK1RqH7KQOpC6",
+	"cQCDMAwho8z1HI5YzOiGKvWeUe7/9n/7v/3fq8AoL8XDnOVCCyAxWUgQpB6hMEp9D5LUDVwWBjj0/Bm7",
+	"qVZQiWNspJUW3zoy41+j3XRnmPnTq3EFCSNZZDazP22Bc7kueOALAxu4jyxdEVk6a5BZ2c3cA/vI0q0i",
+	"S292RV4sMIwdLcqtMYL8JMBP1CEbBrdRp4FXZsAvXMzqGrbtGqDvuUWgelcmBQkrWcQkPx4LdsayAYsG",
+	"q2/1wod2diUlL8509SahTl/JTrmFADW+F5GfH4Eyz8FQ24KZlOd5kYD4hKvLl4muSAdZ/6QEBwbeyHR3",
+	"HI3lRe+wSh+r3gBkEoxFwVl8ol5C/ZyOB4OusA8vetPeYQc84GVx0QBz1hhqDcw3yeNcvDDev3ZLzxfe",
+	"0uBWqx5vNLU7tIWfxrB/wIAN9tzEPzMTt6y/fC1iZXwCtSSkgesX48+z+ARkJR+aEl8aKKtCKNQoWRNM",
+	"vZug4HI8KCWQ7MJmfslxbOpXaJ/M+YmtT1ae8EIC41OcD2f+sprYbTVWFV52ZZN+ZgJ3a+d9yhwlhEYI",
+	"RlEcQ0YRDliaslQv6aRZGCWQRhTDIIwY9FkSpWHK3DjCrfWd25P3uM6iXXbRdRzQdPDE5S+bn1YTUKMl",
+	"WvA26I7HlaA9090li2K60+ahx1dbIPUSi+jYfV5Aff7se+6DeddxJL90yRv6FADJz3jBBpv5oGfImsaH",
+	"X07QdJaLBD0DI383kT2QiTIHPTkuzrKzvLibqG80+GGDuJnK0VUbJanykbQA2jeB4noWCdDIcZkAPQOY",
+	"1tN814iRGv6x9h5blBnD8JQUnJVtC+hpipaYDs1IZWP0G7LTFbcrNE4wA8apNWl5ko3ASSbLXPVmUkzM",
+	"G9vA1mF+xrvCVq2uOjYvOdWuz0sb+lotWU+PoqP/LQ5tu+H3NcJD27AKaTDKpa5fPIGoNTO8AWI2kjc1",
+	"DmhWaDBNJTMCpgHPjYe4gfXfa4Cj1usAskTLKVObVwWEv//gbb0PlTbb64BavjS4qKyw2zAcjUueHM0t",
+	"0w2NlVtZBtqzoxccWpbY6QodNbwyz8e8u/rEBoMGILvsikyc5YMznoAD1vTXVyqC1ZSqSIBc8MO21iz0",
+	"hI+q8ySXJfWrN3GR267VDy0gcgmicVk17ArdGdDO/tkkxF4H3AK1m8JEKMRMgIgDwTN9Yu3aCfvyZqHA",
+	"wWQvj+vnNTJm807N1CG1T03XhFICY+9uCjV+d88EgnSFhd1VAoo6fUrY6LNMyHJ2v954yPqLwgc0Tbha",
+	"KPvdVM/lniYvdVTvFaWVCmLxuxYWvpE0Q+IghpT7IWQJQjBEPsIBTx3XacYXrtW8riR2d0o4uvyhbypi",
+	"Xd2x6ZH8BFJGXBhgH0PX9QLfi4KI8Ggzy5fehOspa1oHtd6Khxy8XSZXDmENjzzaISQMiYeQtnRWOxXx",
+	"kn2JxUPeqUZe6Yu7fPE288V9+pO//OR3P7vcSDs79TkjrZqQE0CKEYHMC1yYBhHCMQt9j0UL6hZR7E4F",
+	"twYW7JO8DEZaj3YcDwU+DvCGNtql6nZFySbarL5o+8pE+7z+Z5zXb9i4rkGTNqUMcDDP1g/bJkLQ2igr",
+	"uaRmkS+UxvXMSlLVIu1qG17TaDkj5axXzarRfrsyn1sW3Fz7MGpefcmJvFVBaJ4zWdeMsMLhwZRUfzgt",
+	"VCshTp3CSgack//aGtR9SgbNJJiIzvNiZg101RAEBT+3WPwN1WVSK9KgfzbiUw+/IFU9yerbc7/QBtdM",
+	"TfiODfp/GQ0Keukbu2vU2YMn/9sHT/7//zq8om1hBuZhDoWhjkDejbj69P/+tycf/eOTH//kkz/8PzvN",
+	"wyJuJySYhCHFTlOI/c75l07G7FEmKiG2E4t10rSSkIaQYkpgkCIfeiGnKWZOSlO+aZrW736+Qo6dn/2C",
+	"JK0kJC6kkRPAMKYpZGHAHOxEoeO4C5K0XI/MyrFGmH0G2X56izcr2d86y0ampkS+MjNreq12IuZqMP29",
+	"SPtiFNt84WERDWLDFXxWk5yiK1dUZmV8Mm8B/up79961ArJu0QEPKpzviW1pYm1Us7G2I3DgkqAr1E/5",
+	"uNT2WheTSelEYxKz9X9kJmJ+2AH3anssEzbVSNsdlZhjDD5HpuqSrQJWVU/SLWsOs7BokMlmt0znSnar",
+	"7exVVdyvhqnXmsNmFMbMXx+Y5kh6b6Demz++zlGv09L0KrPuBRu05+e74udeB4VuEPomY38H7NwOt2fr",
+	"Lw9br91Y94pZ0L7npeEFm437oKK7z604tD71O4ymUarha0zKrK+ZwtWFloVe6y9fgCmnoAa80k7BRU7G",
+	"khV9XhofpHVI3mz8MONpa1eBiGb2upy0ibtUAstYJLzQ6c8xG83H6tzSz2ybebsgXNwNeARpgFPICHYg",
+	"9byIcBxSzpz16Z6Z3XVG30w4/m1b4BqTgG7lYwqOvLCDEMIhDaizVk6XG6QBpAiFMIqjGMaRn5DAQZx5",
+	"7oZMXO2kfoXLXUko6GCKkUuWBPtftnvzfiTkLgBJsZOYrfSn+6aQYi+AQcgoZF4ShZTSiDB3ml+raVOI",
+	"MET+omnPMPJWlmin3Q5dTI3hdqZ5N5xLRmHY8+xr8i6xUXZ8yi90WHe0VsmG+Scet5+7k8rQ/ON8XB7n",
+	"6Zo9LXpmnyiwh6DeHoL6KvdwKip15R2cav243YrZ6Jg/MlHIK5+eavxcfXH1xc2EZTtrXtq6/c4ubH19",
+	"QJyLdJDFpZyYx6qKIYpJ8i+Im+xl83UZMXcSG6jlhIMnH/zw8x/8eG1Xl5a05JFVYRZpN5NUgd0qNw2m",
+	"EPE4r2iplhI74G71YubMxVU8fVZweWs0KvIzZgIWbOBoJgFBxDRmYMRFkon+dIl6kAlZcpZ0gNJ/7WGe",
+	"Ihxt0KQEbZCwbHBxrOvGH+scF91E9Xkc5/kg0XC+9gobab3+aG/0vOpUZzjs0mP4kw8//98/MNiNOzQ7",
+	"hkcIdQIUhq7r4abV8fzR8EuKdvONrI4+9JSuQhlJYJhQCr3QJ4S4jLtE5x1Y/NrWUevJB//1+fd+vnkw",
+	"3JN//6unf/eTFUoM7jgBQcRbpsSkLIKUcR8ymlDIuRuzwPepn7BFSoyPp5QYz/d9n1K6RIlJUxdSgghk",
+	"KPUgxr4fsMSNeHAFo+OTX37/6X98eDnS45Nf/fST3/1flwI96o2EJ3nZWqnYTFZur9jMsA+CyIa3d/m9",
+	"846Q1yEUIVfX5Ex4nCXN3TVfNO5wyrLBuOC3dT7P/MUjMKIphZQjDkMfxZBw6pAophFjeKZ6+qIi+xHl",
+	"GFIaJDDAfgw5jQLiII87VvWePp2zxQX08x6kGIUwShMCUZw4HktxHMTuxHw0W5Y/QiSANAgxjGJGIPfS",
+	"gIYuDgNtNaiPs6X06x/I+cys2SCmaabBzllWyooZWWPcDQmYZUL7zKRrNIi/ZHrDtGiw+vHp5uoozgsc",
+	"ayQTzz/zcsQT7hWQqdv7/BLwZlSIzz/84ZO/+j+3iZZ7zQqc1+MTqdWEI4utoMhzVZ7HmG90uGjJ4hKk",
+	"RT5sRnSMeCFz0QZaZNO+Di3VHuoeE1sbE0g25KDgo5uTCI9KSall6QWyvflpS7/I+qzMDNdgZtvj0a0o",
+	"wUid0A002H5c8CQr7WWp5BI2uDX1yVa7qAT1BQpCv2CLhRYfui6ikAZJAEOPYxghnhAnwinx0YaaQcNJ",
+	"41snzVIFYeY15xQED6ZBRCH1XA4ZjhikDo0cz/GwE5IFUQmhP5UX4zEXJUmQQBRzDD0aRDDiDoEJRp5L",
+	"Pc+NCHv2eTFTL73++asqYi0z+VZXMt5jGL2KotjzssGKvFxT/Ju03Is9e7vrujKTYbs2isTgCEzkj22k",
+	"prTg/Dv8GoSmNx7x4ajUxSW1PGS5iRZ/9BcmcV9JPxalZayYNOjpf3rgoIKvVw8M2aNsOB5OJCtbfczM",
+	"/h326HV2IQ87oCmpmVplFvh/yB7d0ZKAhhNqVkHLi3mh6o7u9lnJVGa0S0Uq9Cwgft0jz+2EXuiHJPTm",
+	"w0FmgxxM88AhlMxWxyYwSFkKqR9TyBhJoeN7lHjI8UPqbyhIPf3bn3/y+7+xhqKlItT83OekKD0pBCnj",
+	"CLIwcCEK0yhx4pBRN11gZg1e/NziqS3Y20f3AtGCzGVNXI4zcTxia5QCmmn+uF11UOb58SAX/XV7qNs/",
+	"rsjIhjamhQ/thbS9kPbCCmmGj1cy2sGTH/7209/+zVYmLYurtLTy671BwmUJdPrDkUV0ssk9eWqloLww",
+	"h0KHHoEkS3Q20fnJRbsRdWsw9IrxgIMzXkibi7+4CutX7KSuvRbrDstWsrjMZ0wqKHUZpCxCMHQdB6ah",
+	"5/k4TD2Oo1bbPKBP05Eu7qu+Wpgm4QSdgGCfhn4dQTu8V4ke8yYmNW6iJKPIh1HiEIgIDWiCMCYhbS65",
+	"kjlMDYg5d9d4wP9ns0m68HmZT42nFnjh60YhpKHjQuYgBlMcsygmfoSdjV+X+o7xEq58V4wQhdShBAbI",
+	"I5CjMMV+wpwIJ7PvqiM+NnjV9d5sA4hAe6xX1wi0l3LvhHuVk03vLcK+ey7Zp/Ncw0oeNuLyGn0hs9Bz",
+	"7SoWytzim0r3bxTv18/c0OkdmvXEWRGPBzXyyzS3uVu/xLYpHxVJaaXslFu83/WVJaO5PZvEjvc0fOHt",
+	"HGBvq7wO7wi5HRR4vhdSZ53ytwRGjudB6vsBDDxCYMhc12PYC3wabKivm5fQIhD2LlPZ9SwxcrHvLdHX",
+	"L4/HmPV6eNOpHdTWv/UWx5cgJ4HUdziMQu7BIEgc7BIUujTdhRpfCf9r6vFmKQhy3WCvx+/hwb5A8GD7",
+	"nIt9zsWlV2cfM7S3y1w3QBcrTieeM7374ODp3/786U8/2Mo6U+hSzPy6krCb2daFya0+AhGLT0GZN9Ky",
+	"TRjVvAD9wMxux2H/ExHV315ExS7FPglqY8IqETUkkCZuAqOAYuhhHrCIBT6mfAsR1W+KqOahfNqk0ZAz",
+	"zRfzMqb/PGTMzVxFesEJQh7BexFzL2LuRcy9iLkXMdfyGK4rXzbb7oXLlygg3UpKijZU4uEmdtzFomE5",
+	"LsQzML9ORzLNGGA74PaAs0KRN+OVv2mI0ajgZ1k+lrYbLtTYdVgVqLJDTJEWzeb7OZdN2bMrVMublVRt",
+	"0YD6gzxiA1AFbunO9JM2CxbYKjC2QVfohw38YDplIi45G4KDCc6Q4KzQmVEi1ptlGigq2RWSlxL0bJ9K",
+	"YLlvyhoe1nCJha4Zlwu+CNrwgd6qnRmZo7G8eDGty1VE+na2ZXpEgk7oUdfBQRB8Yx3gPx4qORilGEbY",
+	"R9DxQxLzOEIuS6+CGeStwPgLO4iG2F0G8McDz4GUMwxZ6GKYhMxJmMs4x84iozLG84BBCKFFVmXVN3cg",
+	"jcIUhiEKIUbEpSiNuI+SZy/xTy3FXuLfB4ftXDLaOJZqLxW9IiY3w1Qr8aBhrwIHn3/ve0/+/h+3Mrzp",
+	"anmp0UGvUb5qz0hXm6AczsIaxmykpLFcKZtKkmGFCWyvJDNT9FRJOclNYDhqXUklF4MLEC0xCc4b/h7a",
+	"1bkWqMQUQ+rzADIWRpCEYUpijBzfxY3YndZJPsgStoEYVE15j5+4e/xEr4PCEAXhUvzEy7Z0Hj+RPCP8",
+	"xOa0nwF+4mS4vaS0x0/c4yfuDa17Q+srknxrePa64QO29R52ca9OPTt1qpKPGwrVpIbcCBx89vtffPqv",
+	"v90hAONYXF9esLCVo63iI/Lzm0YNkieKFcRcMZosT4DWkuS8gvO+ndyOQxteLbUAdTziouBlg1V3Oh7F",
+	"AXbXVAsWvHizh6vrC5Ne9vrC3rK6c8vqmjJJo+neJPvFd1RXjG/DRKOawQ/5ZSVFb5tNet+k/23HVSuJ",
+	"tizGfAXeL8YdL/Qdiqg7Bfg7sXUS7IdfqlF/82FrlntSRmJIvYjDyOMM0jh1Ixog7tK4pfikhf6YMM5H",
+	"99Thr5i6nP3hbb2a9kvLV5vToYrbFflg+nu1HZwN785MDVFIk4DC0I186GCPxDj1CNF5NZfymGphsIc3",
+	"QXfQ+3epQv/S8pVnwySei4CvZIC83+cJzASwGbjV5VYf17ncr42YlOd5oen/YuH79gmPTyXoWYJ83z7Q",
+	"awMTRSH4ef2dASpU0rpJLNf6Rle9glRk3kZmWBvRQXnCM6WNGDm+zE+5kMbDEcdcSvvNoY4p6YqaIdjO",
+	"ZMkuTHXKClw9ZkWRcVlrBs1utIEpK7viQNuMBomuPy/LfCTBeV6cZqJ/aLLbs1JOzwmccj5p1emKrxe5",
+	"6NcMqlpBCeJ8LErA+iwTsjSIjHlfl68q8rIc8A64VbfuCm1GytT0chDnw2Eu2oB/e8wGVciLpmq6TpY8",
+	"UUqlkvOYAIES9QoWK9WpK4wA+L7I4jzh4N07b90GIi+GbJBJw1oz/TZjyRPDW12EQO+cs9Pjaiq9Tlfc",
+	"E4MLMOL5aMDBgchLcOv+XXDKL+QhOGFnfPKSi8JhbmvR852L6hhs40GaOWUGsADqj6hI4Bum5R+12q3G",
+	"uWsdtd7l5wtarS+p2J7Mq1yLM8mcxofqRLWOWvziqyfRm3F2L/vqnW+88eDh1967K+8Oy9E3bt/1736r",
+	"0+mYmotZweVd0ToKEVLjn+WnPHnPXADZOkLtlj6hNgv/y5wVm+SpTr/0QkXD/nTT3OTq7kl1x+eAEm+z",
+	"+ITD27koi3ywil5PN34x1I8ryOwRS47tWV8pQTfbPm63bK5ylovj1BQ6XNXB/BOP262pq7yyi+nWO5Pk",
+	"KxTyJOdS2/2HrIytHK+2mMXlC4V9gK+43dYSexwXPOGizNhAruG4mX/mcbs1bkodq/qYaryTXXsnkzIT",
+	"fcVdqgDWxgRfqM3aWBrbga32CmdD8/rjitev3tPZ9orBsJIb9Ko1np9qvJubnOdgyMRFdZ3lTVDwsrho",
+	"WJn62RkXFhBBiXNSV02VL4z/64GaL7yl5rvy8UZTvRjeOiftPaW5xfx9wc5YNmDRgG8P1GnQl4YXID8X",
+	"taTVEObV3V8py2v7/FLUpze0OG6y/7QYqKTcSoItxgMuO+BONlDbHF2A00wki8Gc7utRrh3GaXXLtzKR",
+	"mAnvFvRpXOa3bJ3cVp6mrXYrunjTgH9/tyqdcNsGu7/OLmqVf2Hlp9rQfmlWo+N3kEcIdgMDvKErJZj6",
+	"S03Y8inc0imXwJpg3Vky4FPPyterY2tsLrbASgMi1tYRuZtYA7dxnT/UJgv7VVVf/Qe/ePrrj4DtcYKp",
+	"rY6crrr+OmeD5ugiL7P0Qn3zZZ7qlNipAGfVvKzXbxbU6dKkxWo9Pd/XnpSzTGbRgN/J+KAy0WjAq+e0",
+	"1W7g+05Awitt9ZqYoututTUJrr/Nn//27z775T99+vEfPv3PD5/+6uf1ftdZGc9hr9WCuiHFy/Z6fTwv",
+	"Rd1Wg3lpSruH8npR7WJqA80eNauH6c9Leegyx/OtOtNIW8uVtFxRNjnho+a6yHZVdskYsTRXBQcWGxHg",
+	"wwWFODStuG+uzdVNJovp0Vo0vZlxQwmkOPFg4DECUxQRJ3bCMIh5awFJaD7oMkgpTWGYsAhGhAck5txB",
+	"RFGiZrMUUsodGHguglHqupETu37gpK0JfVFrAbDn+K2NLq1ZyPXMNhuWGtk1m1jp3tA5OH5AsOOSK3KJ",
+	"yaLHmEBKnAgyh7mQcC8lDk5dl/iXcwlLi1/a0/MsudBkwzzsLOVCmxznhZa4fXGSFygoYA2+dtv6tFsv",
+	"Z/UIfdxsya31GWlTGdVhYUs10odV6vBidbRmocvBhd/kZc06tzLMP3NFgOoapQi7Xuib+k1XJ/E0cTxI",
+	"qZPCgDsMJiRMfZy6lITxJiR+kSbQHETxESdIIXPcCPKAJNxhMSPUuZy80zjxIUURgYGHOWSuH8R+6DpB",
+	"EDbo9js6LM0cB0y84BmTb7sZvk0dmaHef2Zm2a7D/r65NS2vzv4+Wuu5R2s9D9r6Ji83JqztLWJqWRmf",
+	"zBPgr753712g48iAbtEB2hCZiT7QNmBFeyd1CwU/nyLHN7uiyjU85XykjcOVqlOe8AtwzgsOBkyW4Fvj",
+	"pG9KFmpfOM+KGg+7KyryCXp3U/iOmkdvEgOmDnsVNKC7KjRKvkuCruiNCm17zrQ/rFoy83A+LjVivYsJ",
+	"mG5n/GY9A/OQlV1hwiYTIDMR85ug9z/1jO9Kc6CL6pUOF7m939c0xbKgDXcn1a9qTZdX1PuW0anUhv3K",
+	"DSmVeR99Vpsj6yMC9RH542c5i2vwwD9zRq8LFroB8jH1Q3cbRu9D10EBpIxgyAjnEPlxSqjrIT/ydsXo",
+	"fegSHkMa0QCyOHGhRwPHQb5DfB5dxujVg7ELKXIQZCgMYORjlEQBpTiOlzB6ggjZMaMnq6tH+i4iDibG",
+	"0r7rs7uM19tJ7Xn+Fxnt7rzIRf9Yc/WVURiTpvvEy33i5faJl5tYIsjqB+43RKY7daTRlkaMYLNxH1S8",
+	"/7lFzmuivb0F5DUNncbPryEv7uu6BJOpCF5J4+Z+RLwqnmkkby3vGlgRBkZFPsolt/YVycs20LptUcWI",
+	"NvMvtDWmDWSei7puVAe8m5cnSlPIJJDsbBGW8H3z1ootPlBdXDVoYBsJeSIUORvxcTPhXVTVnEQW2PWc",
+	"zTyrv57KYNNiC67Ny7hDCXEocR1ntmymC+M4ZZDikMGQ+ByGAXGiIEl8hpR4NS31LcA2i+PYh9SJPRgh",
+	"P4JegFHiIxoijT9WHZXZaU++XzBvtHDeaidlzIRONsLrw92NB9yepaWsTx/eTBoj4avpld0LTHuBaS8w",
+	"rSEwvXSeGEv8prm23FggseIAPGeFyER/eajg120Dc3qYFSzAeTYYTIkVbSD4eS0S3NT3YjkOmk7rSYaZ",
+	"kIsDCy0jqQZ/qSpFLjIAYfIQeUfEP3JIB3vU933fDeaZN4pCD1Iv9GCQRiHkIY+cMObUSeg6zBu5OIY0",
+	"ISFkCYtgEuHIw3GMfI25VcxluS9g1s5D5Op54k6AfZsjnxfJzEC+iyB1UQBZSn3IqY89zBFxE6IXfeES",
+	"oEnXjocC3yeOu2AJAhqpJYggiyICWRA6PA0DhzL8jJbAyCv+kYM6oY88l/imPPnGC/HNDUB8m8d9dcxZ",
+	"dWv3YWcvdNiZPV71dm1MpSUvy0upcx1gy0bGR35+wnVqVsJZI+52NhlRNV/oQX+vGnBrUBQ2uq2GlNP2",
+	"2a0yqde+TvVbLJH1qmXdpzG/cPfmTQMALyfncAOP6KaOzelDqkUb9anKVtbQ9pnoCi1DsyEHGjaWxbre",
+	"KNjIV9kVtbMSrOmrnHVqzjgrwda+ysZlfw7+ypkL7iGENr7gV/NR7nTka4CZ3THpvNL7fWFJ5wsrpewt",
+	"8ZtZ4vtX5RSVbHXO+UguB7qwMrkE5xaZIRnzNrDQYBKYbPzEYtAZ4auKj5mV+zrgFkiKC1CMhaXaOi36",
+	"xATXJNroNMjzU8BOamy+C9Bj8l7au2lqsQz0w2NZWXR4ccYLEA/y+BQcqIYNZIcFqQUPxkKXrNsmsSAp",
+	"Lh6MhaVH6xMUNex1onLXFgjNuaaVScxQDCniDmTIiSGNQgcHiFDkzRvDq5I29+aVSkwJhZQ6GIaExTBE",
+	"hPqOF0VhgDdWKr1OiH3P8b+hFeXZ6TJiIjgDorRgh7gpIiT0HP68put3kFZ/Das3sHgmBUwd7oWLTjDG",
+	"kHLGYcCRC3ESUCd1CI+8cB0NHlPHgdRPMGQediFHxA8YpR5z0Lqzx9XsaYdiD2O6aLEJpi6kjsthkHgU",
+	"sjQISRRRlwfk2U8zwI6Lw29sYjOwF0sqOrqAWX9dUS1NKnSpyiRLdDUkY/5N8sO96eAZYQc847IZYx1U",
+	"WbMgs/siP9+YP5rWl4Tr50WfCYsrdEMxn34mS654onp02h4MoouqZpdSnJqRoqxvPRV1OGhPPa8Zn/oB",
+	"aLCiXABWxZgCwXmivTTaAF0Pe8KLhfW53s5k+ZD1n02i+vQ6vZcXJTjlF1WdM8Xxe7AHZF6UEqi2XKgv",
+	"O3XqbA/WxtOeuqOZ6ubbY15ctCZIcnlRtpp0govxUO3sxO7abk36UVtdGkwgWRaZ6KszMzvT+wVPs0eV",
+	"ylqy/g2pl3/ZHL49NYEhe/Q2F/3yRKkb7dYwE9VHPD/2Lm3t+SAv1MbcuYMQUpT3UqRAz+8g4oeeQwxs",
+	"7SzgxWjGHE0hoVEEKSKKlzo+DAlnlGA3jEN3shZn2WgVFN/0yBuQ+YdsDXuwujB7gv5C24JLNqWj6H+X",
+	"gWvr7OKjwsgetQ3XfLE8O/mBpYQSsJqqTiUcAxeFmrge80eZLKU1JZnW+uKz0jxlfl+Woaz0+G0SlOfu",
+	"7KJraK8WOMtGoLXJbbnG5N+XldpssHr7XNMvQK7pQ9Z/Q9/glzzZtNSEZh2SOSW11pmmCR9wE0oySymH",
+	"+Zm1pCjalxb50Br9DYy6SCaQNZoqVliiWdm2cmpXbOkR0NlLXbGJR2Bx9lJX7MAj8LpeKkPZt3EGTJFX",
+	"d5HDUo2T7IWVa0lf3MKG/NKZgc1J2pBKtJersyXrN8DQ9G3VsX2NUgpz7vJKEtqufMgrKVTYJd/7kV7h",
+	"nOf1b+5qleja06Fv6aTnnrovPVDwSXSt1p7EjPzQFasEiLmIAnDAWXxSMfHa2NXnZZVxXTHwm8s0OVvR",
+	"Sc3ohEkLKq6tOOClz6zeXjbZVl/VZdvJRpTvagEKOxnxOurfTk/rUk7lKn4RhCHyUIDobJwngSF1HUhx",
+	"HMCQhgx6lAVhGqaJh9mEK6mD7HmXMyY9UEgIwZT6O2JMVYbunkG9OCWUNlJ597EUG2Y1XkXV5mwol5YD",
+	"0k4X3eLZe110+YokK3isdOJskBTcVhvJJFDTXubUGLGCi/Ju0lqXhtxNduzPWE5Q/SOEO74XOtjzLHiE",
+	"2fkq/uu+LZNngsDsj29zlkz/0CTDDgxdJ4LUDRMYRBGDPAlSL4idwHXIzgof6S0INcZgvcBTUyAppNwn",
+	"MHBpCtPYcdMoSjwXO5dT/smK+BT5JkZB8EelPRe6qsbo7rfy7J3X75y88633H7378J3y3sOvfedPM+S8",
+	"+/rg9O2HJ9mfDt8ov/H1r7nf+Nb77p9+5x333dffubgryFfCr4k3b7/5Npdv3TkbFPEGbIWz4RoeG3U1",
+	"XjwryLOteVHXQrAbtm7phOre76Zoxitd9eIL7HCzzKfmafrzxpi/vTlCaspa9RZS357xn5UW0U0q/afg",
+	"JoJcTUDHSYzkjTo/f6D6OpCcg56h/Wqc3uFNoHXB4VjqIAcmukJrepno1xjEWrk7zdTzuorT3NFuKHhp",
+	"xgfJDdkVui5UbyxORX4udAptD+QF6E1Sao9Vlz1T4ec8k3yhSmYdgZwNt/EEWv7wyW/+4umvP3rywQ+f",
+	"/OAXT/7qNwvZBIUE4xRSGiPICPIgo4xSihwvwmQz4nydDsJLLXdux3UcPyA4dHbDvtWiBBhS5gQwcNwY",
+	"IsePEQ18RhJnZ+x7++1ZZVisFiZEm1TD1adv7678orkwXl5vpaGGa/KbphI1C40772eoCO1W5pvLSlEQ",
+	"v+MHiAYOoc6udAsUhQGkUcBh4GIPIpp6rk8JDUm6M+L0cIlSgQLuQhqEDox4GMDIDV2H+jEhDLVWFJFQ",
+	"SxESTLFP6A7I0UPL+veGpFfZ07ERbXgW7ox38jOdfqKnZrGgcqF106yUuvaUDU9lopRd0SgcemC8D5wN",
+	"j+OLeMB7hx2wREzuimVyMis4iE94fMoTwCTIRSUAq3vUuwnULQfxgLNC+zH4cD0XhhG1p30YL0zCpSXj",
+	"z8GHsYScN8Q3HweQOoEPIxakkJLQD3ASMj9MWwsJ/tSjBFKOExhFiuiGPkoSD5E0Sjejnldzlrxcr3YN",
+	"XplLdQ6v4/kkxK7vXsbWr32x5vQWXWU9oRGMHJdAEjOXeaEfRCTcmWjw5Mc/+eQ3//Dkn/71yY8+npIS",
+	"TKvLVRKv4zsuJb4XhjuSAWqf0l4WeFmcSnukzO18SldTiGQJdV7rayw5YyLmy1N0tZ9Hc+dGTuw5k0CW",
+	"TC2kkQ7e+8q9W28fP3zjvYfHt9++d/utP8FKgnGbFi4lDdloDpNSa4I5ymzIYcRqbEwlUSyIir9l5vmQ",
+	"y/K2enobk5itoNo6wpQEG+Tt2zno8a8z21bk5016GVqdCXkd1/FDGiAPb0Av9XQfZkO+FJVPNbghdfSL",
+	"2o193Oj6xPAKvhyRl8epJpGr/CiTlupI5eOSH6//8Gz7nbhg3s2BHMcnoOAyHxcxbwOLQDeD7Cg5f3GA",
+	"Dx+/lCYvRS1N6BuXpaWYaV6cs6k6xeulmY6l3YKFgbm3NEaggQscJ1mZF1JvoKbPueDtBqigtOmjWqGV",
+	"46gsuAZsGBnCbssy2jC3rNAqbiWMzccuvK/n9ZxiF6bmuiJmodTlFzaLWFg8qt6KSqNW+n4+WJr+qX5b",
+	"e8wHqvGyUVlcZmccHCj2dGgK0FdfaaSJQzOvZRMxbaemYvNNozwfcCZ2G6Bhh1tdt1EXow1d6jgkcHW4",
+	"Bh+ybKCWjo8C7H7Jdt+J82Fr1nLqOJEDqeciyFyGoY8SQliCI+wkO1OP9DQ8Jauo3dGf1eU1p2lqLiyG",
+	"1I8wjFKXQIxTkvAgDVkQtVaX49Ur4ITY4l1suHzUdwKKEG4u3+TCB9hfsYoJgtRLUxhEFEEW8zD03SSN",
+	"fW9nq9icDZ0s5uTr61hTvSx0w0RiRdBWx6XUd20fl7KPS9nHpVxDXMrYChaVmGQ+bxyXonY2E1mZsQEY",
+	"MSnP8yIBmdKUlBJc8HJcCJ50wBuKbEptbh+L7Ntj3gYxkxxmQnIhM0WOBxfLMr0VzdhGm61oNj9Tb4k9",
+	"b4ZeWyL6xhmwI1Vv0jpqvefE44LD++obVCR/NM2pNiJ711kPen2GhpyOg1yEceCSJkNbtjjT8fIRcgNI",
+	"ketChgIGSRyGaZymKUuinTGzyT4slAlW2k0n70gCf5NQDj3qPpTjefG7nbCrduucs9PjyQ1eVcRhqvWe",
+	"2+0rVHvrvNd7Sq6O+fuCnbFswKIB310Ez9gQvzU5c9OAsTKCp+akW1WsXJfZhEcYd3xCA4wCRBZrTwTT",
+	"8BKO40PK3AjSmLow4NyBXsL8II4jh8T4GtQnggO0pv6kpoZD66WMIww58WKS+iTFPl4VbFgtDHZDZwcc",
+	"Snv2JC/2Hr1XOLpnM7px/dE9R4BFkovShH1Xwr8NX2mDnrqCPRtco2PLc90TG5gHOuB1rkkNK02IkHoh",
+	"cNAz5OcIaLNc7xAU/Cw/5RKcZLKrVkhmubXV3rp/F5zyCwlYCXIR8w6wuNI2kblX8X0dfB5bPHYTu9NT",
+	"JKAHuEgqIHbbdZWgbGZT8LTg8gSU+Sm3o2pUFhbHXMr660HBWXIBMinHPDlsV+0AE/KcFzck6Jm3SN6z",
+	"8+91hWQXEpzk52DIxEUH3NKGUBv9A9g5uzCAMT1dwKYH2EDm9VqYGTeqQdn5WmLdNsFDINeWT2PcHrIL",
+	"cJIP9LyGarhqcWz+dqbeJgdxPhzmog34t8dsAMpc963JuvZ0yBPFiHW2uQCBmq0SdXghu4Kl6of3RaaD",
+	"/9+989ZtIPJiyAYWvLEBHWysvzqdYEo+671Utbm7YtEBPj/JgSyzwQDk50LqTH2pj19dJGOyDl1hFyIE",
+	"PfXwsXrk2CZt9MBYDPQhq7L4ozy5qFL8u6J3wkSSn/GiBw5Uk6SejNo/9U3VQIM6qyOZlRJ8K4/0TS1P",
+	"uOgKe2BAJnRYXgMn4Eh7QOpBFGfqacN5L82LmB8BJR70uuJA2/Btnoks2YUtDRmZY1mb2fXijEWZDQAD",
+	"A1byovEKpvcOuCUupt6jOvVQ+/ImINksSQou9QqWOTjJhkdAjaXTXgYsNsPPFoMa5qJvfDSmDHXlpOkK",
+	"k0RT/5KAA5lb983IIGcCg3NqxX4J+rm9G10xGcJefF3L7Vwse1QtfsG/xWOlci4N4qstFc88iK8S/zYD",
+	"4FbzvVpk3Q7Gu4aq7c1Jrai2ToIO8gIf43DOA4OD8DLp14MJwgzSMHAhQ24K49iL3ZiFJEyCXbpgcIgM",
+	"XvQUE9KwqZf6ZTwYu0oQdlAIWeh4MA1Dh7vIiXAat1YUPlfrEhIfUc/dmQxso9tefll4b3rZm16+gOVV",
+	"dWqnyMtjy0lXdjP3wGOl4RR9Xh7n4/I4T9eczqJn9lVbt6vaCu5oZLpKSGuD3oJV7oEDBsz3RsbLx6XM",
+	"Et4IirphQkukER9nd7zZgU46bkRTNe64anu4r7wfXpEwaKHkuGSna5CGZtvH7ZZStI61FrnyyUbTyT2u",
+	"VIB173Dd/nG7NacVrexk/ondkQGjm8fWgi3n69bLkpX8CPQaK9hrg95kWXo3F2p6BgJySvPJ06ZGqXXJ",
+	"utq+1WgbGmCtl6kBZtax6r5WB3Xln2nN7IUKVHyFQuCflzOijp7f0hnxWnWodPj8lQ2OC2MPTLT8csBk",
+	"a1PQV+PAGoX62RkXoHeaiUT22l1hF0nxtEN17rWRQ1+PI8AfsbgcXFT5iL0yV6rHXc2QhA0Y7ApzBbPy",
+	"xOIpLmJpZV7lGx6wWR7WFYZ3ycMO+PKFuniaEGhrGmvaJ6bsji5y7a1Vn7uiYqpVmKY0BihFlYb5GQfF",
+	"WEjAlFgRsfi0XyiGoU09lq8Xp7rySWQsWW2D+5EL3hUNk8/Nhs0SHBBEDrVV8ISDb4/5WKcniErwGBV5",
+	"v+BSdkWvz8uv1ITIJC+AN5iOkdbQkmqCFmBSLfVJJsu8uABFfq53VM+i1x0j5MRq3/T/eEcdLJ4cm175",
+	"maKuB7VU1CB9h9p0akZSL9sVtrxmVYXWgGfW8skNCWI2MlVstbgzGpfgJBsCTRqzEmSyK5TIYY5SZV7K",
+	"StBXwoha3sosqnc6K0HEB7muXZ6DA5vVamxKh8bqJsEgk9bKpqvmjMUNCXpqwHSQn9f2TWYEoA74elae",
+	"dMXkWLVr0l8Bsqh2N6TBZdEHIBNlDrLyZqOlMXQbrE59IUA/b87fBidr41djEc3CayZh3kJb9aRux7Vw",
+	"WXBjcbSTYOMyh0zKrC+Gaptqoa0YC5CLrsjKwzYwFjX9nbZ8a8gae7vtyFlzGiIHalX14W8aFC1LtNk4",
+	"6ogX6jBr0FO11PI0G420CTzXNe3keKhhTscCGDj2qiReeZ7F3FjsjLtANZncuQnbtQ90BRMXYJgXfKaj",
+	"A/MSpvbxd3iRm7vZi5mMWaIE5IoKmeBj/bQFgWY1QWsb46YSMdTmpdoYbY+PuUHRBejp25ryojIA9fRx",
+	"1uPc1OovU3KJTolOcyXHw/FI2gNaHduahOpXH5yr3ejnFSh1Bzw029QVq4yvVYdquZYYYJvm0eUWWDBv",
+	"gLXG066YsZ7qBzQB0o/UdliwzAzbFVe0w36lYZveJjqtLtI24KxO/8qHIyYuFOO1TKeZtuowz4UUey4M",
+	"Ep9CRiPqu4HnUo7XN6NV098oTYtsWkNWn7w6VEATXv2DPWK6aJM6vK0j1G5VBK91hJRawVmy/PfHlxld",
+	"HXSEUCf0Hd/RmK9pkQ8XLaPLIU28CIYxY9DzAx47ceoEbjCXKexEyIGUuSGMPC+FMfdImDouJzqIW1PP",
+	"Ch+6gQytBKXJpP/sm+0Vm63Ug7E02QVjnjyL7V+myzR9Q23L32eUgD0+0d46t7fO7a1ze+vctVvntraU",
+	"7eouNY9KZja3SpObMysd7rNbt7DAfEXrvooDa/XBlulumjQ+/Zfffvb9H33y8T89/ck/H25go1HD8Hhc",
+	"ZOWFtsNEnBW8UOfbBIapY5m9xS/qb75Z9z1rgnlb6cBcyrbW6zP1Xy1bS2ORAkNesoSVrNOoGnohS3W+",
+	"5ouUVqFbB4O8nwnVpY6taoNB3s/H5WEdNTUaR4MsNqFdmvKd8SJLL8BU0FVjSMWeFwx4n+ejAW9bVbfI",
+	"B0rr0qTOWJLYSK9/kSW82ZtZ3vnuKoQ1UBac35y23VT/rai2SQtWykozr7aRSrtogLfU+yqmNGJFKdQF",
+	"FCXvG0ZT6YuWH2jNTYA6oE5T5igzRV4bC6P3ednLsJHSjKAJEhsnWak2YmpZE5tlPP+sMcikXKlqST5k",
+	"mTBfyTbIB0ldkPew0Z35fUF/OmYBHHz68R8+/c8P61NgrBO8kCfZqNGLjqda0EkdEQEOnvzyw6cffLSq",
+	"ozoea1FnlSJ98Nn3/49P/+O3n3z88aHazPqZZj+27YJu7kw08IPPPvrZZ3/4+89++e9Pfv/TQ5ALGxjW",
+	"NGk2ezXK+/ujRd2+PjZMhetq/qb7pz/758///MfN5U6qVsu2f6awcsn64CyPWTQesOLipqk9o2hSXgBd",
+	"4c7iuLG+9YNog0tdkcZYbTpTRTUWjXxfq+12s5/+6ufgNfDkB794+uuPDquLaiPsLBqKbIP+II/YAEgT",
+	"22nXbEqXbwxr4AAef/Px/wgAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

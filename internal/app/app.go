@@ -14,6 +14,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/authz"
 	"github.com/shoalcrm/shoal/internal/clock"
+	"github.com/shoalcrm/shoal/internal/feed"
 	"github.com/shoalcrm/shoal/internal/handover"
 	"github.com/shoalcrm/shoal/internal/httpapi"
 	"github.com/shoalcrm/shoal/internal/jobs"
@@ -65,6 +66,8 @@ type App struct {
 	Pools   *pool.Service
 	Records *records.Service
 	Tags    *tags.Service
+	// Feed reads the event feed (listEvents).
+	Feed *feed.Service
 	// Handover runs leaver handovers (离职交接).
 	Handover *handover.Service
 	// Merge merges duplicate records (合并).
@@ -136,6 +139,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		Pools:   pools,
 		Records: records.NewService(st, pools),
 		Tags:    tags.NewService(st, clk),
+		Feed:    feed.NewService(st, pools),
 		Jobs:    queue,
 
 		Handover: handovers,
@@ -154,6 +158,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		Records:     a.Records,
 		PoolEngine:  a.Pools,
 		Tags:        a.Tags,
+		Feed:        a.Feed,
 		Handover:    a.Handover,
 		Merge:       a.Merge,
 		TestClock:   testClock,

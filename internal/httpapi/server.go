@@ -25,6 +25,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/authz"
 	"github.com/shoalcrm/shoal/internal/clock"
 	"github.com/shoalcrm/shoal/internal/convert"
+	"github.com/shoalcrm/shoal/internal/feed"
 	"github.com/shoalcrm/shoal/internal/handover"
 	"github.com/shoalcrm/shoal/internal/merge"
 	"github.com/shoalcrm/shoal/internal/org"
@@ -46,6 +47,7 @@ type Config struct {
 	Records    *records.Service
 	PoolEngine *pool.Service
 	Tags       *tags.Service
+	Feed       *feed.Service
 	Handover   *handover.Service
 	Merge      *merge.Service
 	// TestClock, when set, is what advanceTestClock moves; nil answers 404.
@@ -85,6 +87,7 @@ type Server struct {
 	pools     *pool.Service
 	convert   *convert.Service
 	tags      *tags.Service
+	feed      *feed.Service
 	handover  *handover.Service
 	merge     *merge.Service
 	testClock *clock.Adjustable
@@ -120,6 +123,7 @@ func New(cfg Config) (*Server, error) {
 
 		records:   cfg.Records,
 		tags:      cfg.Tags,
+		feed:      cfg.Feed,
 		handover:  cfg.Handover,
 		merge:     cfg.Merge,
 		pools:     cfg.PoolEngine,
