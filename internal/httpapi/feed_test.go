@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/shoalcrm/shoal/internal/apitest"
+	"github.com/shoalcrm/shoal/internal/app"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/testdb"
 )
@@ -140,10 +141,12 @@ func TestEventFeedConcurrentWriters(t *testing.T) {
 	t.Parallel()
 	testdb.Each(t, func(t *testing.T, databaseURL string) {
 		t.Parallel()
-		env := apitest.New(t, databaseURL)
+		// The reader polls as fast as it can: no rate limit in the way.
+		opts := apitest.Options{Config: app.Config{Auth: auth.Config{UserRate: 1e5, UserBurst: 1e5}}}
+		env := apitest.New(t, databaseURL, opts)
 		envs := []*apitest.Env{env}
 		if strings.HasPrefix(databaseURL, "postgres") {
-			envs = append(envs, apitest.New(t, databaseURL))
+			envs = append(envs, apitest.New(t, databaseURL, opts))
 		}
 		_, admin := env.User(auth.RoleAdmin, nil)
 		team := env.Team(env.Unique("Feed team "), nil).ID
@@ -280,8 +283,11 @@ func TestEventFeedScope(t *testing.T) {
 		_, repB := env.User(auth.RoleRep, nil)
 		pool := admin.Do("POST", "/v1/pools", map[string]any{"kind": "lead", "name": env.Unique("Feed pool "),
 			"memberTeamIds": []string{team.String()}}).Expect(http.StatusCreated).Map()["id"].(string)
+		var phones []string
 		create := func(c *apitest.Client, extra map[string]any) string {
-			b := map[string]any{"name": "Feed lead", "phone": fmt.Sprintf("133%08d", swSeq.Add(1))}
+			phone := fmt.Sprintf("133%08d", swSeq.Add(1))
+			phones = append(phones, phone)
+			b := map[string]any{"name": "Feed lead", "phone": phone}
 			for k, v := range extra {
 				b[k] = v
 			}
@@ -294,7 +300,15 @@ func TestEventFeedScope(t *testing.T) {
 			"scopes": []string{"events:read"}, "poolId": pool}).Expect(http.StatusCreated).Map()["secret"].(string))
 		keyLeads := idKeyClient(env, idCreateKey(t, admin, "leads:read").Secret)
 
+		admin.Do("PATCH", "/v1/leads/"+leadA, map[string]any{"company": "Feed Secret Co"}, "If-Match", "*").Expect(http.StatusOK)
 		all := fdSettle(t, env, admin)
+		// No field value is in any payload: names of changed fields only.
+		raw, _ := json.Marshal(all)
+		for _, v := range append(phones, "Feed Secret Co", "Feed lead") {
+			if strings.Contains(string(raw), v) {
+				t.Errorf("the feed shows the value %q", v)
+			}
+		}
 		if got := fdRead(t, auditor, url.Values{}); len(got) != len(all) {
 			t.Errorf("auditor read %d events, admin %d", len(got), len(all))
 		}
@@ -310,7 +324,7 @@ func TestEventFeedScope(t *testing.T) {
 			client *apitest.Client
 			want   []string
 		}{
-			{"rep A", repA, []string{"lead.created " + leadA, "lead.created " + leadP, "followup.created " + leadA}},
+			{"rep A", repA, []string{"lead.created " + leadA, "lead.created " + leadP, "followup.created " + leadA, "lead.updated " + leadA}},
 			{"rep B", repB, []string{"lead.created " + leadB}},
 			{"key of the pool", keyPool, []string{"lead.created " + leadP}},
 		} {
