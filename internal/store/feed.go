@@ -94,6 +94,20 @@ func (s *Store) migrateFeed(ctx context.Context) error {
 	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", feedMigrateLock); err != nil {
 		return fmt.Errorf("feed columns lock: %w", err)
 	}
+	// ALTER TABLE takes its exclusive lock before it looks whether the
+	// column exists: on every start but the first it would stall the
+	// writers of events for nothing, so look first.
+	var have int
+	if err := conn.QueryRowContext(ctx, `SELECT
+ (SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema()
+   AND table_name = 'domain_events' AND column_name IN ('xid', 'seq'))
+ + (SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = $1)`, feedIndex).Scan(&have); err != nil {
+		return fmt.Errorf("feed columns: %w", err)
+	}
+	if have == 3 {
+		_, err := conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", feedMigrateLock)
+		return err
+	}
 	for _, q := range []string{
 		"ALTER TABLE domain_events ADD COLUMN IF NOT EXISTS xid xid8 NOT NULL DEFAULT pg_current_xact_id()",
 		"ALTER TABLE domain_events ADD COLUMN IF NOT EXISTS seq bigint GENERATED ALWAYS AS IDENTITY",
