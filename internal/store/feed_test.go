@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -118,5 +119,67 @@ func TestReadFeed(t *testing.T) {
 				t.Fatalf("after %s, types a.three b.two, limit 1: %+v", all[1].Pos, rest)
 			}
 		})
+	}
+}
+
+// On PostgreSQL an event of a transaction that took its xid earlier but
+// commits later never appears after one already shown: while the earlier
+// transaction is open, the later one's event is held back; once it ends,
+// both show, the earlier first. Without the xmin guard the reader would
+// be shown the later event, and reading after it would skip the other.
+func TestReadFeedHoldsBackBehindOpenTransactions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, err := Open(ctx, testdb.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	insert := func(tx interface {
+		ExecContext(context.Context, string, ...any) (sql.Result, error)
+	}, typ string) {
+		t.Helper()
+		if _, err := tx.ExecContext(ctx, `INSERT INTO domain_events (id, type, subject_kind, subject_id, data, at)
+VALUES ($1, $2, 'lead', $3, '{}', now())`, uuid.New(), typ, uuid.New()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	early, err := s.writeDB.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = early.Rollback() }()
+	if _, err := early.ExecContext(ctx, "SELECT pg_current_xact_id()"); err != nil { // takes its xid now
+		t.Fatal(err)
+	}
+	late, err := s.writeDB.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	insert(late, "late")
+	if err := late.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.ReadFeed(ctx, FeedPos{}, nil, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 0 {
+		t.Fatalf("while an earlier transaction is open the feed shows %+v", rows)
+	}
+	insert(early, "early")
+	if err := early.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); len(rows) < 2 && time.Now().Before(deadline); {
+		if rows, err = s.ReadFeed(ctx, FeedPos{}, nil, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(rows) != 2 || rows[0].Type != "early" || rows[1].Type != "late" {
+		t.Fatalf("after both ended the feed shows %+v, want early then late", rows)
 	}
 }
