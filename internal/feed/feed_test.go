@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/internal/app"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
@@ -239,6 +240,48 @@ func TestFeedScope(t *testing.T) {
 		_, err = w.App.Feed.List(ctx, repA, feed.Query{Types: []string{"lead.exploded"}, Limit: 10})
 		if !apperr.HasCode(err, "validation_failed") {
 			t.Errorf("unknown type: %v", err)
+		}
+	})
+}
+
+// One read looks at no more than 1,000 events for a caller who sees only
+// some: behind 1,100 events he may not see, a rep's first page is empty
+// while its position moves on past 1,000 of them, and the next read
+// reaches his own event.
+func TestFeedScanWindow(t *testing.T) {
+	t.Parallel()
+	testdb.Each(t, func(t *testing.T, databaseURL string) {
+		t.Parallel()
+		w := testkit.New(t, databaseURL, app.Config{})
+		ctx := context.Background()
+		_, admin := w.Actor(auth.RoleAdmin, nil)
+		_, rep := w.Actor(auth.RoleRep, nil)
+		es := make([]events.Event, 1100)
+		for i := range es {
+			es[i] = events.Event{Type: events.PoolUpdated, SubjectKind: events.KindPool, SubjectID: uuid.New(),
+				Actor: admin.EventActor(), OccurredAt: time.Now(), Data: events.Changed{Fields: []string{"name"}}}
+		}
+		if err := w.Store.WithTx(ctx, func(tx *ent.Tx) error { return events.EmitAll(ctx, tx, es) }); err != nil {
+			t.Fatal(err)
+		}
+		lead, err := writeRound(ctx, w, rep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		settle(t, ctx, w, admin)
+		first, err := w.App.Feed.List(ctx, rep, feed.Query{Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(first.Items) != 0 || first.Next == (feed.Pos{}) {
+			t.Fatalf("first read: %d events, next %s; want none and a position past the 1,000 looked at", len(first.Items), first.Next)
+		}
+		second, err := w.App.Feed.List(ctx, rep, feed.Query{After: first.Next, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(second.Items) == 0 || second.Items[0].Type != "lead.created" || second.Items[0].SubjectID != lead {
+			t.Fatalf("second read: %+v", second.Items)
 		}
 	})
 }
