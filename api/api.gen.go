@@ -203,6 +203,27 @@ func (e DuplicateMatchMatchedOn) Valid() bool {
 	}
 }
 
+// Defines values for EventActorType.
+const (
+	EventActorTypeApiKey EventActorType = "apiKey"
+	EventActorTypeSystem EventActorType = "system"
+	EventActorTypeUser   EventActorType = "user"
+)
+
+// Valid indicates whether the value is a known member of the EventActorType enum.
+func (e EventActorType) Valid() bool {
+	switch e {
+	case EventActorTypeApiKey:
+		return true
+	case EventActorTypeSystem:
+		return true
+	case EventActorTypeUser:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Grade.
 const (
 	A Grade = "A"
@@ -1499,6 +1520,61 @@ type DuplicateProblem struct {
 
 // Email defines model for Email.
 type Email = openapi_types.Email
+
+// Event defines model for Event.
+type Event struct {
+	Actor EventActor `json:"actor"`
+
+	// Data The type's payload (docs/events.md); ids and field names, never field values.
+	Data map[string]interface{} `json:"data"`
+
+	// Id An event's id in the feed: opaque, and ordered (a later event has a
+	// greater id, compared as strings).
+	//
+	//
+	// Example: 0000000000000a3c00000000000004d2
+	Id         EventId      `json:"id"`
+	OccurredAt time.Time    `json:"occurredAt"`
+	Subject    EventSubject `json:"subject"`
+
+	// Type `<entity>.<past-tense verb>`, e.g. `lead.claimed` (docs/events.md).
+	Type string `json:"type"`
+}
+
+// EventActor defines model for EventActor.
+type EventActor struct {
+	// Id An opaque resource id.
+	Id *Id `json:"id,omitempty"`
+
+	// Type Who made the change; `id` is absent for `system` (the sweep, auto-assignment).
+	Type EventActorType `json:"type"`
+}
+
+// EventActorType Who made the change; `id` is absent for `system` (the sweep, auto-assignment).
+type EventActorType string
+
+// EventId An event's id in the feed: opaque, and ordered (a later event has a
+// greater id, compared as strings).
+//
+// Example: 0000000000000a3c00000000000004d2
+type EventId = string
+
+// EventList defines model for EventList.
+type EventList struct {
+	Items []Event `json:"items"`
+
+	// NextCursor Pass as `cursor` to read on; always given (the feed has no end).
+	NextCursor string `json:"nextCursor"`
+}
+
+// EventSubject defines model for EventSubject.
+type EventSubject struct {
+	// Id An opaque resource id.
+	Id Id `json:"id"`
+
+	// Kind `lead`, `customer`, `contact`, `followup`, `claim_request`, `pool`, `settings`, `user`, `team`, `api_key`, `tag`, `handover`.
+	Kind string `json:"kind"`
+}
 
 // ExportFile An export of a list: every record the list's filters and the caller's scope match
 // (not one page: `limit`, `cursor` and `includeTotal` do not apply), in the list's
@@ -3072,6 +3148,23 @@ type CheckDuplicatesParams struct {
 	Email *string `form:"email,omitempty" json:"email,omitempty"`
 }
 
+// ListEventsParams defines parameters for ListEvents.
+type ListEventsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `nextCursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// After Only events after this one (an event `id`). Not with `cursor`.
+	After *EventId `form:"after,omitempty" json:"after,omitempty"`
+
+	// Type Only events of these types: repeat the parameter, or give a comma
+	// list (`type=lead.created,lead.claimed`). An unknown type is refused
+	// (`validation_failed`, field code `unknown_event_type`).
+	Type *[]string `form:"type,omitempty" json:"type,omitempty"`
+}
+
 // ListFollowUpsParams defines parameters for ListFollowUps.
 type ListFollowUpsParams struct {
 	// Limit Page size.
@@ -3574,6 +3667,9 @@ type ServerInterface interface {
 	// CheckDuplicates Who already has this customer? (查重)
 	// (GET /v1/duplicates)
 	CheckDuplicates(ctx echo.Context, params CheckDuplicatesParams) error
+	// ListEvents Read the event feed
+	// (GET /v1/events)
+	ListEvents(ctx echo.Context, params ListEventsParams) error
 	// ListFollowUps List follow-ups
 	// (GET /v1/follow-ups)
 	ListFollowUps(ctx echo.Context, params ListFollowUpsParams) error
@@ -4577,6 +4673,45 @@ func (w *ServerInterfaceWrapper) CheckDuplicates(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.CheckDuplicates(ctx, params)
+	return err
+}
+
+// ListEvents converts echo context to params.
+func (w *ServerInterfaceWrapper) ListEvents(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListEventsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", ctx.QueryParams(), &params.After, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter after: %s", err))
+	}
+
+	// ------------- Optional query parameter "type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "type", ctx.QueryParams(), &params.Type, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter type: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListEvents(ctx, params)
 	return err
 }
 
@@ -5786,6 +5921,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/api-keys", wrapper.CreateApiKey, options.OperationMiddlewares["createApiKey"]...)
 	router.DELETE(options.BaseURL+"/v1/api-keys/:id", wrapper.RevokeApiKey, options.OperationMiddlewares["revokeApiKey"]...)
 	router.GET(options.BaseURL+"/v1/audit-events", wrapper.ListAuditEvents, options.OperationMiddlewares["listAuditEvents"]...)
+	router.GET(options.BaseURL+"/v1/events", wrapper.ListEvents, options.OperationMiddlewares["listEvents"]...)
 	router.GET(options.BaseURL+"/v1/leads", wrapper.ListLeads, options.OperationMiddlewares["listLeads"]...)
 	router.POST(options.BaseURL+"/v1/leads", wrapper.CreateLead, options.OperationMiddlewares["createLead"]...)
 	router.POST(options.BaseURL+"/v1/leads/merge", wrapper.MergeLeads, options.OperationMiddlewares["mergeLeads"]...)
@@ -13020,6 +13156,166 @@ type CheckDuplicatesdefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response CheckDuplicatesdefaultApplicationProblemPlusJSONResponse) VisitCheckDuplicatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEventsRequestObject struct {
+	Params ListEventsParams
+}
+
+type ListEventsResponseObject interface {
+	VisitListEventsResponse(w http.ResponseWriter) error
+}
+
+type ListEvents200ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type ListEvents200JSONResponse struct {
+	Body    EventList
+	Headers ListEvents200ResponseHeaders
+}
+
+func (response ListEvents200JSONResponse) VisitListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEvents400ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type ListEvents400ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers ListEvents400ResponseHeaders
+}
+
+func (response ListEvents400ApplicationProblemPlusJSONResponse) VisitListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEvents401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListEvents401ApplicationProblemPlusJSONResponse) VisitListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEvents403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListEvents403ApplicationProblemPlusJSONResponse) VisitListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEvents429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListEvents429ApplicationProblemPlusJSONResponse) VisitListEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEventsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListEventsdefaultApplicationProblemPlusJSONResponse) VisitListEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -23742,6 +24038,9 @@ type StrictServerInterface interface {
 	// CheckDuplicates Who already has this customer? (查重)
 	// (GET /v1/duplicates)
 	CheckDuplicates(ctx context.Context, request CheckDuplicatesRequestObject) (CheckDuplicatesResponseObject, error)
+	// ListEvents Read the event feed
+	// (GET /v1/events)
+	ListEvents(ctx context.Context, request ListEventsRequestObject) (ListEventsResponseObject, error)
 	// ListFollowUps List follow-ups
 	// (GET /v1/follow-ups)
 	ListFollowUps(ctx context.Context, request ListFollowUpsRequestObject) (ListFollowUpsResponseObject, error)
@@ -25240,6 +25539,31 @@ func (sh *strictHandler) CheckDuplicates(ctx echo.Context, params CheckDuplicate
 		return err
 	} else if validResponse, ok := response.(CheckDuplicatesResponseObject); ok {
 		return validResponse.VisitCheckDuplicatesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListEvents operation middleware
+func (sh *strictHandler) ListEvents(ctx echo.Context, params ListEventsParams) error {
+	var request ListEventsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListEvents(ctx.Request().Context(), request.(ListEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListEventsResponseObject); ok {
+		return validResponse.VisitListEventsResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -27277,712 +27601,736 @@ func (sh *strictHandler) HandoverUser(ctx echo.Context, id IdPath) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P19kyPHeSCIf5VceCOmm0JhqoACCugOxW6zOSMNNeSMemZEmQS3kajKAkpdyAQrsxoDcucX8i/CXnm9",
-	"a+vWd+dz2LfnUFxs7B++jbs4e+2z7L3vsmFS0l/+Chf5ZNYrCkABjZ4Zkh2hEKdR+fpk5vP+8kXDZbM5",
-	"o4QK3jj5okFe4tk8JPBvHEYEe8tLtqDEkz/weDbD0bJx0ng+JSgiLos8pFuhKeYIUyQbR61Gs3GNw5jI",
-	"Xi7zSOOkNFqz4RGBg7DeWFxgEfPGiW0Omg0RiFAOeM6oHwauaDQbYjmXv0yFmPOT+/f5lOGw5ZHr+/OI",
-	"jUMy4/eLs7961WzgeXB5RZaXlInLMYtpaYdPaLiUazh7+ghdkSWCJkgwJNLl3uNozliIZniJMOfBhCIW",
-	"IRFhyn0SoUBUgmFl2hwoDjVpBq9OBq+HLBoHnkdoPYCtrFMCbYy9y4h8FhMuqi4EfEABRzMc+iyaEa8K",
-	"BPlBVu5B9RDZhsxsQ+9iD12k42zfUn5euRkXzy/JS5cQr3y9f5vFaIqv5XqwOyUeWrI4Qi6eI+brc+Dy",
-	"n2IacHQV0MptFobP7XOvwW/+AgrLge2HOJhduoyFHlvQVQBERMQRJZ68XyHjQi1Iv9SIuIQKuK0e3EXK",
-	"BIIRUSAQnuCAoiWpfAGleUuQOdSsBwBYcZ0SZB4OwuVlGMwCcalPb8vFEczDy3tcLxJ6Il8+WLkr+ZCr",
-	"IFQ1zaYLVGuSmwOkalkKKgKPMSeXMcXXOAjxOCSr2CFpJd92ruGpPPFoiUIsqulG5egltFF37AQG3Txe",
-	"fEai68Al6EVh/DrgqFgYwCOeh4GLRQkIZ8ktXgRiChid4xlBFM9IE82njBJ558kMB2FKCMnLgAteCZZ0",
-	"khwsbjbFAW5IuigJB5jnUuArQsuQiDmJkkUGvPam8yMWtl1zvJvvML8CuUc/JaoreCDBT3MSSUKmVsbm",
-	"JMIiYLRqe36OQhde+/ahDkDxs9lhYxEhn5PLgF7OcRWxV9/RLOYCEeqhgMJ982MRR6Ryc8UBSy9463A3",
-	"P7rSAnKbFIxdhoxO1u5yweLQQyHmAsl2RKJWrFYIzBgOQ7bgG3adzlC97frjHwwM6YoUHNjnhG4lbCz0",
-	"EJacGV0i1SXlVzCXbIy8qNVQqBi/TNFqj34IGFSsRwIioDz2/cANCBWX3GXzFUIW8JQ7D7F7xRWWlS3h",
-	"X+mjRJQQj6MjTvRnflwFmYoJC1fkhtMdAC1UrFBBSpCI4rCE2SmKKXk5J64gHiJRxCLEXDeOIuKdSh5N",
-	"SnZjQigK2WRSLR6kI+cx/B7jZsQ+JzM80oMjSfVJhB7IoWrCQS9L7f4ah4F36UbEI1QEOORFQDwACsQi",
-	"NMecLyRJDjhaRIxOqre8Olxu95sHy87Yyvb5guJYTFkUfA4vrc72VpdQ2GkccRatYkj1u1yQJFCSwwDi",
-	"xBV4A87jdadcGLeEF+uOehC5sLSU/K4j4keETy8FW2FilLgKnxF8lqvV/YDLejkPos17L46+IgrXGvuw",
-	"p19ckYSEJEqX2JsFtAITarpFpDBCGcKuCK4JgtZV+86NVUZyW0a6OcrPzQ3bYpOAXoppxIQIV7RbjGky",
-	"hIOQeAgaIywEmc0F3yqxlMfO73W3kdNtt3PblmN8IMfQd5zX239pURIIMxJNyKXL6DWJRBkIZyj9IM/F",
-	"Qy6m8jGOCYJ+lTe7PGKBSV8dTw5GSSCmJNKDIsoixOPoGo5f/Xiq/gMEz425YDMSyefABcEHUo6U151C",
-	"x7sMqGBrlZ8LybCohct2CFMmN3OKgA7DNlj0aD2o9PDl17Bt9JgraCQzgITnofGyNGcBMNmnxknDtAYm",
-	"7rhtw8G2ZTiuTYwB7naNjm+Oe67ltYntN24CTL0zCUjKxCV2XTIXq5qBD0Em9WE3qg3x0Ix4AUZyIi4R",
-	"XypdV4GxNHgOkvmhCyNSdAYdCmOjKYnICcL8ClQneK4k2YDR+z/hjDaRIC/FfZdfo9LXa+q12JzQlzPQ",
-	"V2LBDSb5JeIxN54RKlp8LuVQPiVEzMIW/Ld4OL0M0B8yoVdXWw9RgkACcX9Vp60uLmdx5BLkMaKoK4jH",
-	"clfLnKQp72+1Ajsbe4Vg7ThyBgC7CICHevh6e/dT7TT8Baz92gerOQrVau321BjVNoqVEW6OfXJzJtvQ",
-	"BHnbPnSzdRtJRtm4k9wYh9lKMmuyl832I8m5U7bebpSNUL2Lcv/D7CGzE8m/1FTwY1RhJgJJTH5rIuBS",
-	"4zmJrgPJwEpcQRUbAw/AnWI6IXmd9rotF6Ysm4huOuEBxMKVNUpYzfEyZNhTygUcTch6I9GYeUt5AwVj",
-	"CJpWAWJ1vDX2osrR0l1auV0+VUMiyUU91kNu3+3qQmC7jIVgIAP9TJXKJLVRRAQLkuozQLu1wQCwMvAa",
-	"feCWYQ9wzCsrKex7himeVO3bY7A+9b3mXpPBSnvdMNQh95fMDvuTAKVeIOn7peLUN6Iv9cg8xAPqEiB2",
-	"kuCjQJwinwh3mhqnKvdfMdl6TLfTVNkDaOceQG4+9DCZrwakKta5Aiz5HqVkWiErxnNP3VVoAfb9R77x",
-	"AZaLnhLsZQr8nKn7wXM82Qq0dNIyG32jKTPZq78GeBfZvDuCL12xBGCEBVGqyLVyqEZz20XPwlhVcufa",
-	"kQ4oahYWATtUdGI7a7aeLSsOsZafOSRXVpwyt48avFlOV5MKlRu2tZVPWzfewXaZ59kKSqDLiMS8Gv/l",
-	"9VNSVE3sbbL9qZJPCefypaTa2Yhcs6t1oKiYdaNObPc5D6Msq1ypAhy8EqAnc0K9oMqkpIz0CeOS34NH",
-	"3MBbB5zVkcsq0zrjHuK+rK4E9s5iQS7XCJ4fMsRjd4oI9eYsoJVyZXmAgiS/2v0AwmN5RrkNpWG+HMd8",
-	"uQYXpzp4d0rcK45wRCTjNY/YJCI8Rax8yiIRVlrD8nNU4ejdZzioX0N+eRIkAk8ulQm9rCAUeJIzulM8",
-	"IzVs+LnhCtrBWoPd/P7mplebiyZEiqxK47z6XFUD5WCgBWbVtHpvxdFKT3TjWIfYWnH23P5YLC6ZX23R",
-	"XFkXiwUPPKL80qDLhr0WRt683+pxD8DEVy1Fbj7OY/bCrj8IOA/oRNLThLTmDF9V242LVCLd5/aRDkN0",
-	"CvOrzfF4PmeSE7gE9WZxhy+yz5JlEIQK0H9W7608VG6DmwbKBIxufmtZhw9A7/p8OSc1N1leCOyUk+iS",
-	"LSjXCge+eoPhinERhCGSDcHAwIFbSuwFJ2iKqSc5hBli1yRCR/Jv+a9j2c4j8GikuABIyGeRWw2rlcWU",
-	"Lv3tLeXmGGJ18RK+cGvxFmFXsRWpancGQpTkt86ePoJ7EWG3kq6vjr5Gh1Nj7IOYe1cXJIGwIPjqMqG8",
-	"qwDIW94FY4r4NpW+idGJ+pfLZjNGm+CQnfjeYeWyAX5jVeApzlsCzcFmPQjgiksFoEWMTi7njIXbFdUI",
-	"K18mZQuguFrjlxtxi9K6erwDUJPcEl7JTSpNASCdc+xOiXEub6Taske4GwVzeZkaJ40RZQYXLCIjxCgi",
-	"1yRaIkz5QvlzCeTiKAoIR1gJMLBed0pmgLpn+OVjQidi2jix4JTUQrmIEhb7XGHf9wI+ZzxQc5aX8IQi",
-	"TBF5KZEoOjp/9iN5LX78+NmPj5tohIXA7nRGqDhFfhASyWR9d9gADGW0zXbPapvOc6vXdj5uufx62Bit",
-	"XWK7eokPnuPJ6qLU8c0jwgkV8PLucXRNIimnNcHclqhldgXJY6ascNVzvrh4nBgAU+OUUpmCMJQpq0QU",
-	"k902+gHYONdP/4SiUc4OOmrCKnILSk23YPn0PMnZE2+N5XctWLqg2VtZ3QUW5HEwC0Q1XFwchiS6xzP1",
-	"eexJRo2yRVOijoAiL8K+MAIifEM+FTwPjAgLAlodQ78IwzJPhnQ0BJo4bJxG3+06p+K71ggdsQiNhg08",
-	"D35AlsPG6X//6X8aHZ+gUTRKFVAoJL5oopEYIQ6aMY5iKoJQwmNI9YICjhZTFhKt0kTPJPOx8rQYmDxi",
-	"MZVMlytPN5llSI8wEOR7XOsMlH1Eu9QdN5UrmdyxG8Ye8U61vxGax+MwcDP/Ot4a0h3fQnoIxlMWBu6y",
-	"+iz0TgE/gFmZ8JucwWffbZvm6eK79ugEYTSO3Ssi5JUbfZYDPUwWET8IQy7JxzwkgoRLFNAhHS2yAzma",
-	"k0jxMxBNIAHIm0j+eEWW8JsGJD/WZwMMyyjd+WgPqEnZ1jjzhbK0FQH2TC9MMLTAgUBj4rOIKHk40N5w",
-	"6VzKGq8cCjvtRlNOHsziWeOk3wM6OAuo+jtbSEAFmWhj1kcffWSc5W5V5SO3TUv5pUzlm6ITcipvj212",
-	"0GjVcXKEji4enqOe0zWPc46cuYAv8PE8QaN3CY5IpG7nd4cVXqLDRlP1TvD3ySIKBNmEsjtVAAejXYRn",
-	"RCQkLsTBTHMFz4CYPgzCysMAS2R6pxLbkyTAQIkD2eazmETLRrMhKQ1MC9Q5v0CP+DgO5TFlei1C5al8",
-	"kvsFz+cRuwbeMSI/AS/QxqeVNFKh94cRm62uWH9EGJwSsK9V31UrdXPjVF4qDwtiiGBG1MVKgGybG1b1",
-	"nK1fk7rKW5bznB1iMaknZ+k85/izOHW99CM2kyxWRK4DFnM0xxNyj6MRJS+FGmG0drGJS+cuJOsBsCzv",
-	"Vh7bsx8lHA2Td+4omFAWEQ+BN9Qi4OT4RN67SKiYgSDUkhNGL54/NPpovBQEscgjEZrh6KqJOBtSQIIP",
-	"XrokBBMaR+fTgBJOwNEHRcFkKpo6zuyKaIrjkjDUqBrlvHqU9+KQCtkSvIfk/8/iEKMjRolaW0C1fmv0",
-	"3VETjb4j/8+Q//cvJXOAxyAiSgYRT4iOgjseUrmYJhov5UH4wUs5iCR2c8ZFxOZT0kIfBWLKYoECtXsJ",
-	"rCkLPSUAAHvNEXmJXQib44q8vv/syYcoDLiQEsUCfpwpVF11nuPSG0ifrI9DTtLDHDMWEqwsJY+8p1ge",
-	"djUnqFkx5XMCM85l63TCwNvInf3ziPiNk8Zv3c9Cl++rr/z+IyWYPPKBnaxegGRS1f2WIIKoCzCiHo3e",
-	"GSnhE2yFy4RFPT5NTIgeOrLbfThGBfImsq02WkwJLXGZeTPtcbpNRbSzjSZs745cr97dE9gUDg+2S6YH",
-	"bKJxLNSuJsE1kaJW9c40C8YBCvKtUCam8o6qVvzgG1ds2nMmqnZ9FnIpDcdUIByGao9yMYl7xJHLJKXC",
-	"6PzJiw+fH69DX0F+kvz6qu459WIuouU6GvlAPjwU6FbrZ1Tfd2SVfhBQbyNxljLsaihx1Qrkt0bdN/Ys",
-	"HksSDFo9EMKqJY2nEpHx4PO1RA0Y2WrM0jWbG/i3doF7syq5tycLSqJ10BnNyKiJsNZMe6A7GVFGJYcm",
-	"gZYKYnztLQGnp0feWmarJxkrIUgk+/6roxn513L8f/2JaQyw4Z8ZD41Pv+j0Xh3/80bV0T5lLNzCd6k7",
-	"vZgyTtCUzXSkWMB1cCBdC3bZ7lH909YY9YcwyCpHHo/VshEnOHKnTeRiTgxABovAE1MjoJxQHoCZAz0G",
-	"SqsUfAxwZhDp8FQ5NabLpg7eZJEKWD3NuXwXegALB9pB7Ip7XI9S7NxCH+IZoDlPjw/ql4iovyLlbz7D",
-	"YSBl76N5TF0Rq3gq2YXPsUs48iI2nxNPXhgR4SCUuw3JBIdA5ZVpEnP01Z///m/+9Odf/u5ffvlHf4s0",
-	"i3IseQ00+up3/sOv/9t/GyE/kNLLr//gj778m/+ofvvqz//uq1/8n/muLXSG4MTkw/WCSSDU+jmRjLpg",
-	"AAfJBWGBQiLRuq2bHeszIFztngPjAF4fMZWj2RIwMykxKSVEECUTHI2+0++NYJ6RacI/I5Js/PhUKR6J",
-	"bi6H44hKlkgfpZpOrpxRYrhTHGFXNlf7SIiNsumlR5HwNERtSPb2AxJ6Sp4CFQXihMjrwq+I0vxlcxIv",
-	"AxSwVQnpEUyDATixI4BV7mCP5Ti2aaLRih54LUP72UbEPAtoSraqJdpJwOhmChFBm3Xzq687UodnLKpA",
-	"yvJXKWmeIgyWCQmxkTFCnEWCI9lWyVwt9J7CxWhkaOHjTKwFkOxdWF4iwaVdG82Gkf9DuWbpD/k/wPFW",
-	"/Zz9U3IvD1kYssWLufpW+uXTaghIjmUz4BVXs35f8uuOgH+OJ+vmvNBYW/L5S7isElcL5XBWtQCBJ2vl",
-	"qMrJXyhQVsu/+mMd+TfOjXNzkVNPXCX/JmvaLP/G6QA3XQy46fA5o1wlOXoXexdZQhtt4ITsR7kYD20b",
-	"+M5PuNL15rMklVLiVJHSpHkxA80aw9vGAaptV/UI+VO1CQWDKrFsrRkub4LLWUMKWuaqmXXb+1nDNWrR",
-	"Wp2T9q+0LUSZPesf2kGglAVcu3oFPPMhhXhkKjId2FsCrPfyCUn2uOKFhCYb72cxAUg9iKer2wD6M5SO",
-	"rL2BpDTnETRKfx8dn6KRZjVGwGtI7hiLlF14C8/jSaTsSI90jOHrOpuV4MaNHcvxfPWOFXZ2wyNtbjzR",
-	"49TmvTleMhm3aI8bZfGQmvFNrHlqroKV7vg05S8XmRd+6UrlrYGbLkXJdli2173my6gyIOx3+fJJIDZe",
-	"oULyhBsj4jOqLCNgKLt4eI4GdtdBeqFIeQ3wt+i9P8wnCdoDzIUkQxvhnMvhsy6ZyZZzqkz2cRDSqUW6",
-	"zbmMTtAo3cPoFMkz9lOb7ZBekaXSv6tkKFhb0LjSf0iIo0mEqeDF7CjNIa0yxzW1+mSkMqaM0IzMxhJf",
-	"aPesIR2VjYCjzNJ3rFFSasjThlWVygDipVAglFr9LbiI1QbNTWOstH+VeT7cgGK9JtIDS9zK8+5KNyST",
-	"sQvhaCHbHKAIw3iQ1KljWqAUUh5BobyO+uL4IM+iiHhBRCRjqUPfeBCqrIcijijCCCy9eqVKp1/yKflG",
-	"0KUPmTgrJA3Y46qtZh7YeNsqIukPgvlGaiOjJOhM4Q3KcmkJStmcEruKvoHFhY2O3yLa9iETD5OAjz1P",
-	"KA0Y2Xo4uTiNm55LElOSGLZSXrJEprJ0BW8JwPMhiA9TrcEeoF8T5brxENYFgR5IA1FpYwxUNJMyXqr3",
-	"ULGMUS0W/W05uItcnOxNjy4fc1v/8AohqDc+vjSsNuA5W3nFYSUf3yocpiOlXhTT1+4jjK/JhLtZLl+X",
-	"R/Ygj0qnTNPJm8BDReS0fZQtTsCLvDLyLKBD6ofBZCqSw8wFh42OE5RZTL8L+RQhpQ6LkB+H4ZAmgn3F",
-	"TkfHLQQ+f0ofDeMppwMaAzPO/MQf8S1ipUteihu755q+0vaBB2k43R6XrBiPt/FqlYLdDiB4K8ZY4AnE",
-	"12ahevqEswnffnz8nLEPMF2moe37nUY5en/jeaxExt/8ia8L7N/+mr4Jb+lFKcJvjwMsBwluPMCVKLwb",
-	"H+D2+MG35Lnkwvogqg/cf/YFeUXo4ha4VwUGHtTulaQQggAAH3IPrhHOJBFNRbOVlb1FnE0KIljHmXeN",
-	"qUvOQ+Ze5Uye2FOsGQ6fRnKPIpCHpF0757mfvmhozFF2ru/ZeeesjtXt9EyzhotWxrh+kg6dGfIZOJlJ",
-	"UJxBGInie/PLyfwJ9rMFN5MR3l3WcYJqNlTaVV5/QhqHmgdUPqwrCwi8ejOHmIsXfJe9bp1aWdY3T/6h",
-	"bKMTPj3yVE2g8InfOPlk+6I/La9B5Qryg5fV/qp+EHGBUt8hniq1iBsRCHoEdd2EBjr5JRTIAZ/KvN9d",
-	"u+B3B+F9l5+cGR9j43PTGFwan36nwuNO3kVIEnJA+CqVMFhJBJnxrU6VStkO8zxSHaxeOiyOIrxceTTg",
-	"Jw3nmII2nbeZex7rH5WKPtgRDez8DA5097Y/k8PAfBbQ5K/SATQbMQ0+i4n+DLe6dCb6OPRKtkF+hzel",
-	"seCr5herWDkiayL95BsJBCeh30LPpmxBEaMuOUUcaiwIhDkanWmORhE3FXk0Ao/YHxtnTx8ZPyDLUemV",
-	"We3+Ps9sFefLha/C6NMUSo8DRaSKO04Pt9Ypp4DLHXPedUu/rWYjC23ZejezlitvEiaoPHeo1rUf5U28",
-	"jWu9gohgvl7bn7S9UK3K609mqtxB7AXiwbXm9oorxK5g0SFoBAyUMJeJH2HMIXpABZTK57XkgszkL5TR",
-	"5YzFvMIFsNnAN2ANwDJzpgJzS653Pbtw+z8xjcGZ8RAbfuvk03cqyUsSyV7y4DOL4/yr4TCWnNOaQeoy",
-	"CymnumXZ2Pj8zPh4DUFksXDZrHAIPHZdCYxmw8dBGEcq3wsNKmPx0mxY6k5sQB6f/DPj/7dmx0k0/6Zg",
-	"zu5gkOc0zYpgziQNzspSyhBJEZixZkFqnOR2ruc7Eti+sx0LAhHHopG/+fkzzI5i85M8CKrMHvibR5ex",
-	"YAplfgCpIcrk7ftgKlX+tIQKEil/2qRiTpQoPgSTFFCb9vkpGjHfH6EjjChZDKlsfI8jHXhyrCoQqIA4",
-	"pCJBWggqjGlv6CRtE1J7G9KR/jI60fGv8DukFg85Qxg9PXt+/n3l2d5EiymJCMJjTqhAM4IpH9KYJrox",
-	"0G8mr435fgPSqlHvgo2hZAK4+z9m2Fvz4t7Fwp3mA3h3pDKBV/+qKFSTY5y0wLc/5xSsEf/yu+IQHVS+",
-	"5BH8Xlx7SVTUV2gzNrxcgwtrI96rNWFiK++dXVVutQTOjcx/sumqcc7xvCI8Drl4fookwVVXT9s3BaS+",
-	"R0c+DkM0xu4VFBwleAY5KyiahGyMw/SJSFZwPTa2TLMk+6+XlXL4+XyKKSVhIXQAh2Gj2bgOOASJQWBP",
-	"o9lYEHcK2HJGiFDB4aCTrnwQ5bewQX+w6XSfBzPCBZ7NFSmHbIrbe32od13RuwYrl/RWN0sT3PNKTPjR",
-	"dKmCgucRu8YhcsEBSR6uxIB5B8m0kixARHn/l57EwVQWEFK4SyThbqJexuSWOaqtO1DAqD+RBlZtITRl",
-	"Wm6Qx2AFY+gIzXTtzSyOL7/CZpZjYbP8n38ah2AdCk/tjTMPoOSUD291W5QtdnjvZemeLarnU2GIh8Ix",
-	"Schj3SunkOO2xzZlkXhOXopdXnHAn0aByuq1StnqKXIK81ImyNa79JjRSdIBQgt3mkJn/dqhRxZ/tssh",
-	"aUpUf6KqZ5076VSVl8G82aiOmdtwBffT6NW5P1CF7kB3IlHu3c51eAqN9roKNz1U2PyG4zkIqtXI5s1j",
-	"WbUQFcK39crNApr/1Vp7CVed/VU5X6WLaaoSxnOxlOyMGxKcVL3Ph2Z2a7Eyt3CR6ym/sitdaSZJLnm9",
-	"wfR1rxopfQD1Rsrd66rRssdxgOFeVV+oaxKJ/aTXBJV+WPvYKpegR6nQcGa6wNroZE/yHxEvEI/JNQl3",
-	"nU32S2zN9Q7pA0bJEg6o7CArECUTLIJroqVGyAijhUb54FYuiEdwuLdghMNnKee8+hhVGYYXVGwnVJXj",
-	"TyLs7fASvgfNK19BbdYpyeqyyxGW4tr32alKl1BhD4pioo4QwmVAI6WSYegEC+Nlqj+7x9FISt7jkDyE",
-	"dmABOgD/l8T077OxmkaQouQMnRKUUA7e30ohdpNIoQTDnpvTvS9q2m7yjaH3JNjerXASEQkJ5nsfhk6N",
-	"sMuMmWC8kbvRCFgjA1WAYGuv57LNDVj5MQ8EuSEvn5h+EwE8FdBhAwUUtxNjrwGyF2e/J9E6BPmpQXRy",
-	"aLkGMt4Tpd6Ws8Eeb26PR7PL5b/xNV4vvRTu4A5W3pSdWvVbmIfYJTNtTN7I36YNy+vNhqh2IkhmP4jU",
-	"le3kdsSuZkNU57V7qhJnq7RPKoVkPkfddyXtGpXV8kWnPK2WN2ukva0p+mloQMzgVpxUyr6WD6AMeKGu",
-	"s4qE5AIvOToKBLoiZM7BgBd4kOBBhXZ6fFQqB52P31TiYPGwFbuz40ofSlETu1OdmAqqLKtM3oGXZRYH",
-	"1fpRIam3/J+qPpwu+FgHG0NKzlIKcHxF+CnCyTSS84aCzmr3+bb3uBpgdYM1Mb3CXTug+EKHOrhddaiF",
-	"2HdjlFXrOuh8FwStlfa1MLNqWwclq5Y1EbJOsbdqDkzuzpo07pWXv3CzjryAi4C6ogm3qpDSAnIt7WPq",
-	"7e5s6S0WH68FjIKjWNY5D5RNeOnZihEmLcmUlLqrNBjq7gdSaeXe5EEUMKVne8gx35zS4ICSeQ6RHAQ2",
-	"u7COGbY5yNQZQjrIcAnOqjeYYiirVYApRrslHeB7eMmrnBeyACYPL7m+XHwRqNySQInjUJJcf7OHQqfX",
-	"LYUmbHdPeC+V3GoihiIa2KzbKiG7XOMqBJfmjkoTXFdrQfdwxVzlfdL8qk1gwVIm7WheYEnlC9faouNW",
-	"Zl28weRPV8YvheZzkndsaOUdDhKEHxKct7DJf2rDSRXm1zmlntD8EIlvPSjYEzNrVe+ba5n27Fy6PNpL",
-	"INvM9itEKtylZtmHWhxC6VLu6MmUzLZxrUkUV32rSBL21Xz9u6sQRR8k1q0UMyUeTWWz1cr1UKURHgYh",
-	"qbaO6dIIPsKQ0/9EFytIfH6mBH6+x5EPaUlVOmGRrwOksigBXIb0SJXAIVDy4QSNIF511EQjVddB57zJ",
-	"S6CjJFMNns/D5XFTFQNJph1SKL3QhDEjtoACMnpxKkoVJ4lRIrZoZukUtYZaa6d1SbP3nz35cEhLtQsS",
-	"xya1oRb6vgqKSyqnJpUdAJHoZCzGY0wnMZ6Q0ZDOI+LL5rpdC4FyEHpfPDxHnU5nIId58fxcV+aRi2ii",
-	"mWSCVLkt7AooszvD4ZCqk2siSXPRT1hAiafF9lM0aiben0lphtlcLJWPaRKByEVEpPgHEqFy/BrSLJ5X",
-	"BUpBTQtCdZ0Hl1FKXAjgSIoTJKUw7nHZDB1hCnXAlIDtMcKHkBGAzQltIgx1I7K6BlwVDAgDSqC0D0Ee",
-	"c/l9ddVaM+2qml7lcUCVu0Ihhf9g0LWsXttxnF7FrQa7Qpp8rpa75soYcENWHwWUt4BKwQRE8bTCjU4c",
-	"rgR35vvKLwsFdB6vWpCrFj0jnOMJWa1WYG7DzGqpTbW1bKAqnJfYfypMkBCqU1dB6WZOlRsVW7rZq2Y+",
-	"lreuQ8Z+Fs66NjRKXop9rUUupGPddWVcuSTWdvbLeTDuWDZhxX6QHyu/kGZ27tmhZodV2Oo2t7/kbu1l",
-	"TLjRhSq6aW7Lm1736L++R77+tLcc8aZjPYSiO0U/b9y/6GFEyOdkP2+QuI6nQNHRc2X+7yWaiUQeOGs0",
-	"G+82mo3zSiEAml/EIdk57CIkidS7kQ+VbcDXSMqj9XtUbe37uuJwBe3F3NXbXrX3Q3WdCvH8KYmgvgxU",
-	"NiYelDVuqmS9SjKnyAs8xBnycbSqu3ZzTjeb9pOs+lwuA9wlpIy3W6cqaOxHxEjCvFS44yOVlQx2zgWU",
-	"0SgxGF3TrORoaMCnOy/Fj9jsBa/vMLyLE399zKHKG/xAyqBF3LGKOeSB+KFyxV6Xl1OnxcyFM7CE0c9X",
-	"lh8TF8cc2LppwJGL56pum4q1AvPNglBRW92d3JcnyRLLAp9pVuHC9QEJG8Ia66wj5wjBnu5gnxas/o2o",
-	"Ykdydyq5CM0UO6T7zQccKOSQO9xt3Ejxaa6qISBUYm0VjTS+L3cjwAwnr0Waz3HOWLglaKlt2Y7d7/Rs",
-	"Z7N1dNO1vUivbPF2ZrcXcq+tXtbT7Iqm0VdSAGMLqkMZKdS+kSIv2HjQKFnF6DDbKqtjdIBKutdNJ/ck",
-	"B5Di4dWJ/ykijD2zjKyiDwBbPi+8hK1g6CgPV6Wp3CUWqFrXthqRswledZmZilo14TKxKY+Sp611MQle",
-	"GFVQ1oyap8XVlCKxlIaKXeuimXAbU02vIuERptwnUWIduycvLoyL5GXh6CgJj5VDH1e7CqakpCJLBZTF",
-	"Yn6G9xkwEsBGZIPjMKxvtNxAi3a1Xe6WT+E1omm9sE33bdUO+llMYhWAFlOqotI8pd7W+VyrWNvvExyq",
-	"ep67pItambsQ9pqNritQbtf4lEWo9WaS7wdcsGj5gGpz4NpkFfU9SXdJTLE+GcVOLN2TfTxe90oTUSzY",
-	"JQl3iIMZoDcRR5LMY4jFl09bYwNgEaSABs8m/ac2r6tRIiKPQf0rGdFVTv5KraFD/BvNxjSRSKpzSewf",
-	"7RmH5EfZBdsxdLkilQTb41QqY8BzKR7yqR+w2HSjDyHhFx7HG5fyH3mVZg2mylGXqgWnxxfHgVdK/VWl",
-	"sH3kJQDby9WlEh6PZnNdW6+stU6E441TQO9z1XZv2dOLlhcxrRbSCXUZxBtXWNHPn/0oswqoZlBFBUpW",
-	"eZJn9oiAuORWLhdFLHyj32g2JmOrb3bMyidaRxoOYO87CsQhqbKNdrsHlJ71pcqhQX7daDZehvxl5V53",
-	"jYFfZ5L+9IYhBzrJZio+lbhGMAMmZXEgd34TAT6Gg6ZM1MrlsB0l6in4psR+VtM0zWQxHEyEUKgdbIP1",
-	"XdHgAmWm3ZJgvvpW5xFzCeeV8TBTMEdy5EGN9lQ1dQCA1BPw1Wby4r1YV8xbP1kPCwxrPtA694mW2JCc",
-	"INUEaOyUe73pcpNt5o8mpzpIr1Lpcu8SMFHAsFU2NM10VF2KJz4SU8ZJE8l2BtYNdWxUEIHoeCDou5kz",
-	"fUmXIG+l/oqOMPIiKOHbVNc1V2RoTI4PtJa05hpfsxzKBBSeEYSmSgwxJctcFTecyNuqYBPBURgoo35i",
-	"cpXX4UALTrw46682ca8eR+wKFhsfbDGgw6rKufPET3VQynOc8eSvPBQ1YZTyNuYIi0Q3hI4wRyN1Ex4T",
-	"7I20skilltKaoEsXz0cJZj3UfYA4vU3PAxokIYPJ8g9FTwBAm2YPiS8kCcGHe48lvJY8zgQU6aqaRQyS",
-	"HX52JwvPaT2GOgQrr3nRN8/EFwjzWoeOUiBITK8oW9BLl4XxjI7QkcQV1knmECRUucc5qIQoUy/4VLu8",
-	"yD4o4Lla66O0vEhzSEeCscuQ0cmoiUb6aC7BlS//A3hh5X8Av5wRSr2gUtRFQi+JvuDHcnwoi8vCyzRn",
-	"MdSrVPncL6/IErLMSZYvdaxJa9zDMkB5B/PLpadX5jKglxJRjoZUBZXgGUl63ldV7lV3yIMAmRF4Cd8W",
-	"xhsBFkmRc0DRsynDIWwhwx9HCb0Zx0JjqJMiagrymEkB24858eT4ui6ERKnqdLR/y5ByvORoMQ3c6XEL",
-	"PaHhMo+0gJ7hiCS4upgBr3g7GrmrKJkIdbbZq7tMvDQLJ5v7G05OG9ULxyaRRXZq+debHEX+N/3i5QZg",
-	"SQCDSk5er7s6dgO+3eP6oje1Y1meSG6pNL7W++l5clvzz0S/oRWRq7aPU7V0Fq214LFFfj/KLqMfdcDh",
-	"s3V8G3g7Uman7V5WCmOtTQ6XCdip3rxSNX8+Je5V4nHJFvCmIyKHbqbPXt7ugE4QpksoiFKtIF8vtkuA",
-	"CvJSpCK7cvZMZPnTVGZXHo7awfDoxfOHRj/znoZzCACDBR6Cj01EQk7Q994Fsf64WuS/2iL4+5WOqXLN",
-	"coEsUm6H6hZIbM64QG0TffBu8fyrfAjb5sCxuu2qm5eI1mVtQ+JxoDFLfkt1pO8Zns/XqE7Aq1DdHwl/",
-	"/bASQsVyMYKqZqmuzJA4XOqa6nPNM804Ca8h6o/qbDZZf03ReO4BtxDEIqp6GOiLYePL//KLr372N8PG",
-	"CRqCm/qw0UTDxnMSqp8AGQ4br8qJu02z8h3XVzqsuDUCdoTTWP/KalkhIL0w8eDXDaaI9xdXFUJdOMmP",
-	"/sB779lZNU6OrosN292uNahsehXUThe8tqzAlVjmp3vyg6eVU8W8mGg5mFQ2e3nD9ZQNmEJlGANVV0Nt",
-	"uAmgVCuqOs/3F1cVMvUVWdZnWeUB7hghAONXLeex9v8pc5vALO2WvEBZJYh3Xjv3XtHssqcP0c6Z+26a",
-	"COcufc3rTF/4dct3s3O2xbsMOa89Q45Eeq8vO84+mW7q62rlXvbzRd8Dx++Y5vK2k83ccvLLr3Mum7p5",
-	"abLrs4PfGDANbyQfjZz5EFo/vYO7PDQA0UPloAFV3W75Z2SXu9wzdZHxDsmqbzczTC3Mq03sdXDu25Fv",
-	"Zo8UMqv399udPibHWm1KHZMTFysFdTnMgVLI5J7WQRKBvIEsy28yK8tbmpf525AspgodPWaTYM8SeLsx",
-	"70kl+4LLZ/rjaqT3pmDUZmMRBYI8oeGyunJRYmlKx69ELcnVqoqFXXk0wNPsnPNiJVuG5HI35nFS2JAK",
-	"lvb4NJm98PMB0m7sjMMrGGiVd6o6CwZ2BcIzFlNQz6vkDAFFyxhTdHT+4W8fg500SdOAkiwNiUnC6iLN",
-	"fiIvmEiOD1MPtZP2vIUuCJ8zyglHOFxIBtHFUbREYsHSRuho2LDaHbvVNYeN4xb6gEUk+4gjybKBwRAd",
-	"2aaJtKd0wOil0ngfNxEl12DEjamnUkCA3UFnPwp4OoBgrJnzbVHmE+SHDAvkYsjtoNanYMJRGFwRZLYs",
-	"U8EqhNK52qLQOEmWXbIXDAoaZuNffGIag0+/sJpW99XRcNhK/my/Ov4XlQrwdZqo4nvLphgOn1UOU5Bk",
-	"SmIJ5hwKmSb5SXwd+SXFH0hicpqYxJjOS4K5+lA2h1rtXRX8OeVbHtNUeydvJZWreqRDVSN+uj8+7G/H",
-	"h9n451DKbufM/VFEqNhhjZbZtndF2lIeXuTn2IjGknYrfkGltRZHrUL8RdB4VdEoLuH8ObsitMru6EeE",
-	"T5FqhIRsld5wvRjECecBo63yxRj01t3n1roLrYs7P6pYyjNVox1BaD3MX1iU7rnZqN/v2dsqw6fFuJ+p",
-	"XfHq2o8zTJdIuZ3o7XO0gIhfiTj3qFJXFepxRWg54kcVSN5etau8iWbhnPOD54FeeYFIxOU7eg8LnLp6",
-	"HyKatTDw2roXbq6y1yHqgVlrAqjrJgHIJ2L2ta3pptkt1q1pqiJlDhBZUz3DCnJJc9VlO8tW0SydxbbL",
-	"8iDCnOwXcQphtDBUE42XCceQKJZAEGomEiNV2qlTNFJOMyPtAMMzvzeJ+soeMHX9bSo8ZWarxZRBFt2W",
-	"UqYWM7LeKFYiuhu7vapzNp6KUl19cwS+riI+SchS7K/O554KaU5UgaogdsCBlwQIQnt5cEoHCI5EoMKd",
-	"ESqHJR6aBjN0FBEPu4J4a+J3MyXm6k2RgOUFT0mOdFHbU83QKr/JgtJoW3avosqo/DQPFYOzKS1kdcQ3",
-	"sHb6hFK41HmLcUQ2OZqtwryQlHIju5Kb6YO0UxrfXh89rr2itdBlcoV2meUi6bOSCDUJIsmgkO0nN9dW",
-	"yL9cF64Hx37DumvbqNl+oK8uNrBurgmhJNrD+QS0v3utb9UAtW5tN7/CGk1VoB5Fy414DrhHuyDrFAIK",
-	"2ekEWmjKQp2bI7VgHJxbKF3f/KEU77ACe/6KNLPLmNvvtou9xvnpNbFrX3fWq17yKHXRS0erScghWLQP",
-	"qtIOF/MNN8vm75xUnxvphzHROvZb5fJWObdvAjd2kSNca0RN8ChmvrLJ6lxnnuKmElKk8k5Nkx5ZZNwV",
-	"WWrhNPEpqrChlt9tbVqRJEPziBfPyQ/Icr/u5JrQPWcu4IKde+de+s59tVPYRziiAZ3sM3/ZobnGo16d",
-	"NoVe4RQqH/+a65tX05jG4J/+/ufGP/39n37n6Pif/v5n//T3vz8cGsMhb/3WOy9//Ot/+EvyUnz5s9/7",
-	"6s//7tN3KpU4T/OuLGUPeXkNMaJkkcgMIeTsO0EjcFYcSUwA2d4jggWLmmikwoFGkD9pSPXvxXggsBcG",
-	"AuIXk0gisCerCL1j+X1IR/nQuVHJYxPS98seSTARmRfjgTYH4lXiR8Z2KJQhW1/EIeEVxovbTXMb8PcS",
-	"ofeLNamTdiylP8MUT0ikDf+bVwAeScBozcYkek7wbKduOxXJ2D8Zi/UaAtjTAtzJcZSBUgBscTv1vR4/",
-	"1Tdzv4J+Wc6cLVs+S1t+wFT5vPEyzWhaPWONyiuQ31SxV/menaqsmhJFnjMWemxBd0lwmmLbICL8bD6P",
-	"2HXij7ZNNeThIFwCM5tWtNl2yXYtBqIyHX2AX+6ypV1zvBYwwvZtf3MwxK7JbcHFI/CX8q93ic8iUref",
-	"puFyuppQLoQUrAk+g9yDCk4ghILRlzKVVF/DnEP5Eslhq0wAWmY9HWrKtxrbcDSyOv133nnnnb5pmqMm",
-	"Gn357/7knXdGx4otBwWbljCHdLxEo89kG4EnoyQLZjKwKgChNYizFhql/M4IzfCVijkbUj+RrFMJemW1",
-	"ScUXdDQNPI9QSc01CI9bQzqSD2mkazRAeKRS/AJFryXQ/SgH7bKz69p3uiZ+KIfeK5kyxsJD+OUCv/HG",
-	"Y/EzPmZD8pNvIfX45lKLN4c075Dk1xpJVuKOQxU/fGtxzRqw3OGeG3OqVSasOzbzDmN+kzFm5iFbSkT2",
-	"8BwN7K6TZmD0iMBBqLwiEEZcyInQDLvTgBLkMq8ysqYqcdKz1a6JnV2Z3fUkoa5xVvT0dPH8krxMcy1s",
-	"M8OrZVdoxuMZ1D6bh5iCD2uS8CUtK5efvqjlN9clEN3BmpTVD9uWTaDZCCgXmLorSW2sdmWyYdDzPiqn",
-	"f7Da/Y3FHNaj7+5gkMfdZrW3WSDCSoPIypRCu6SVPQVfXDxCUMqOUBecMgI6URpWfQNlx+JdmAox5yf3",
-	"7/Mpw2HLI9f3kwyM99dfkyqwlaQToRzb1J4KNSK8ahHsYm2G5x1dhdVAT+aKZ9hRu7ZbqvdXa/exX4jD",
-	"zrPXTAZ/UY6cTzTqktZLuZhdegRDZdOtjsQXBctHhfn5VhXle+i5amZRSEL4toOoAl/UTGtQTmewb+WJ",
-	"vMo6V34i2Wl+Rbk6LZtLsRTP9RDKkNJNeeNqkVxFiB1TMl8Q8MHe91FD59S9u+xpv5N/9sqbz41duWcW",
-	"FpyXIzKHTEtzEl0HEnzNBo69QKh/ebOAVgMgDsnTiFwHZFHnVlR69++ZtyPtfZPUIW8LepGAYeBTtxcs",
-	"su77A2MtKqm6PlseLHcxpRudJlSW2IS1Z1k2XOUN8ZPYm6z66h8wZUC2xqrtPXNZ0bcfPLNOIoUS1B8Q",
-	"RZJ31ko+Zz8kTeS++ElaJ0N5BCTNF2Q8ZeyKnyhhrfKZPSNCJF4M5TI+c5XPeoMYOcMvH0JuqK2+Xjhx",
-	"wXoij+c876m4Q7/Hiffg1j5lL/fiZipPRkPiUEHUX3fwrQIojeCtIzA8K5Ys3YX2PVsQMpdIoALxvzVY",
-	"lVwHLOZP3kpObyeEC9Dej8/A/Il/oBIi1Y7YG9bLtfqvzPkAtBSBqMUyZpetquZipcO5cqe7vRkWOKK3",
-	"N/4KP5dALLe1dA1VB/AcV8lgLNzOQz/Hk3Not38NmjzNr5EsuHbR7xp63Od4kqhyD5zUrH7ushSCFaoY",
-	"eQRxBGHJv3Vx8b3vvfvuqKQFcwqs/299YhqDM+MhNvxPv+i9qvTqk/Ptlyptx+uw68HudGB1U3s9xweR",
-	"QuUDeeOiZ7L5tcFTKYusQvaVIjWIQNnOR+hIRMFspkOzSvm7t7hLP8eTg2Wi0deodloQfaGqUoxsuWJb",
-	"1VC7XrmqIyleot3Aujk27TnBsy2qsTpR/RWqeDCEJCzn00MUTD3jaKTHlSypriSqUlinMo68dxVnWOp1",
-	"w5Uo12QooEvw7B5HEZnzezpHVahLOtPUvTgJLh2pRIejIT0CcRNckbVRCTpAFVEXz49zZaHV81JDK7F0",
-	"SCchG+MwsTYpMXXC1BiqDCKEM8ZheAKmN04EgsGOoDslOCJcIExdqHoIu9D55IjgSAVThLriS3GyIYXk",
-	"c6ouLdiyVqBdl3q+vXLMbhbaOY4IFXtcqhXIFRiEPd7dYZgFgmd7Ue9befNZgV+45ZCMJq3GIn8CC+9o",
-	"ETE6gb8vpcgyUvbeRcBV3albxwhnKH0WB1vjN/F97Gg/WM9zETw7CNMl6d+b57oInh2I93kNj1BRFpVq",
-	"j+tce6/zgdWa/464bM9xt3PyplWenV0R+hQH0dZcQd+MbD8HNJDdMGlPMUVPYWW7ZOx5rktk76fJK9Ts",
-	"L6cETlnyJtTeR2wuOdz5nEUipoEcook+i5kgKn9dTJOauKrSqjw+Vqte/5528z08F5KZqiD5gpPKVwAJ",
-	"WSv1+DeXsnZME/8t48u3JueCIm8BRSPFEMsTHCFM+SIthgQZurKsXUcqGjXJ9NZEGEUsJNqVrYk8AucN",
-	"PmbHyMgCrIt5v/TC9sj8FRHsZYniKnGUtqNvvN1M+RsL8Ft9O8WWQkYBva1mlt+4vjgjT3UvcWa3x/XN",
-	"4Td2TTu4753bURSovhAbE9nKoz+EkACo/Y0LCXIVhwp42ECVdrv2PtPpnEsKMqi5oKYZqeReOexIEEYx",
-	"JxG4h3MRhCFiC8qzjDhaXzbF1NOOoTPQjZ2qQs5c4GWprC9Vc8GwLXSRS117jASbEPD+VpUg5KhysDWV",
-	"lpLP9dHi93WPNCnNqr6wChxyIqXxy7zDYTMAGgCIdlOGuqpCcmpyCEYRVhmC8uQGHXFCss0BLTs+LSTx",
-	"Pc4UkYWltO7w1+ummVXSWMHdvyq7KpS9WA1DUJWHKwIuchkrCnEXMVVBFfmKk4mWUOfwb65m9oH09M2G",
-	"zrqv/IS4cifSOeJzCfTTRO9poaUFcadQVD9LW1Ip43DixlEgls8k/DS2mgc/IMuzWHIPq2CZ40hQEqmU",
-	"2JF6C1dkifyIzZKK5GcwAjz4QPZSBS8TYnLS+LFx9vSR8QMoqZtgdegCEV4gkSXTq78eJkzO+x89bzRX",
-	"c3wXc+DCSkI2CShUIEZQ9NHQ9frf/+h5EwWcx8QDOeiaRIEfEA8pQEmkcPHwvO+0u5CaBGGKzp4+gi1C",
-	"pmhIFa5WpeZrgS+ZhJ5EbEqcTLc1FWLeePUKAg18lksuJ/+poQFFl9EMB1TggKqsX3EU5nzwJ4GYxuOW",
-	"y2bKHd+N9D9WbLJ6sIDrStmhBMv5xQeIk0iiPp9F6N32u4jjkHCwQ/AThBGf4ohodSrzlfVjSCV4UqkS",
-	"Hf3q7/7fX/3VL776v/6iib783b/86q//5li9hYjMOQL3BF3jVsQRbaLMl5Qj5fqmRhRaBFY5kaIYFgLV",
-	"WbGqvq9yz4yxe6UsLJSNmbdECxZdgfppSIf0nNFrnQ3tZEgNdEHUA0CBjmNic/xZTHQud46OXrx49N61",
-	"c9ySjSFvelY8R3Vw8YyE55iTUySZaPXjxcNz1Ol0BpIyvHh+Dr0lh6O7AEthzPEkoJIjPkGjMJgFYoSO",
-	"rP/+0z+WTEtqM+qaysiEqV7akKI0MfkpGjMv0HOOvgCepIky/ubV6BSNsj+hLlEhcbkcLMtdLlf5AOoO",
-	"Q+SMbD3Cc5VyKmA0CeT4zk84ky8kCUc6LsYfyTGTOKKRyzwiF6FCfkb6sXA0OnNdMhfGYx3QM0JHz4LZ",
-	"PFRP6lx25jCSvHijz6fvjJroAZ2EAZ/m1fHZikdPz56ff1/tUB0U1GVBcyzcqVqr0xn0jlUJcrgYAQdY",
-	"5ncIfQzok+yy8F39BjnzsZfSfDnMAi+PofSuhq+6JgFHMdV5S+EYdbSZ1onCoSruUHWQIx3Jq6wYTWXh",
-	"47E7VehDlQJWvAJPxgLg26YJm1nJ/z9KonYCkQfXLFYBX1Fy/xNxGlM0evAcT0anWY5dFiGPhESoYeQ8",
-	"eoEcjR75BmSc0+vQD3KCjuS5vTM6PkF2u49G8wiUf8AKX6Y19QFwmtcJRBPZVrvUNNkEPOhAJDlgEQ+o",
-	"m7+wkmtWNCWEZxZQNHppJBMZ3GVzoitspVgZfoMVwzMgAmH44OIwlHMdgb8xJYjHvh+4hB+fotEnn47Q",
-	"jGDKEWXpUDO8bKEz+U85kuyvQJVuTo4yIYIj2+ygUUDViAGh4hKWMdLdJd0HNRuMowPvILVuIHia1koz",
-	"FEdynfI3fZJJmkpC0ZjFEmMyOQxllMiV552JRxorwtDyiamdJ910jq0WekbgcnvMlZyShFdr5ilzchi4",
-	"hKoqw5oenc2xOyVGu2WuEKLFYtHC8LnFosl93Zfff/zo/MGHzx5AnyxgTRMjSX7Onj5qNBvXSYKnhtmy",
-	"VFM2JxTPg8ZJo9MyWx0QMcUU+JD7rQUJQwPMevd/srjirZ9oVeKEiGqPGV21Gc3jcRi4Krve0fsf/QBx",
-	"IpJSZ/NIyURTHF4TjiQYESz0Hi/wEVx5OkjCKS+NehLALSx1g1y1bskEpHdX8quN7xEBJZElu6arg8g1",
-	"t00z4QJ0FrYyXgJdSBKGl1RQ/kRXstYFrHW56rRKta5J3fjt3vsXP/7h++9dPXnkPf3gIdRuFsvGCdSX",
-	"1tWkoYg0lIxufP/92Dp/9L1n03Fw3ZuK+ZgNfhg9iS8++/HF1PWfffwwfPrg8ecv4si/UsmpFJddo44z",
-	"V0zP6gnpw2jlnFbWDZfC7b4O5syxq42TTz5tNng8m+FI7u9p7sDzB1U40IQ7PvmkgSV7+WmzsYJb5MBy",
-	"ovtTgkMx/XztdTvTiLZtmmgxDUKSxFPChJJgzE8l6vAY4Uo8YBL/gxyJBR5jTiovzfdh3htfmyT4tMGu",
-	"Cg9P6DSu9U5SL2bNWeY2i8Pgmhz6UB8H14TKCSTDQnKnx5dckNnm85OUfVn3+AgtHIzmDNwpYGRgWiFU",
-	"HauVIIjraKKu2UFHo6TTZUzxNQ4Ai4+OM+6m8pQvCPYkb8Tf+oOWK4VSbyBBSO5dkjw46q7Z2X7MzxT+",
-	"fJEB58C3JAXlXtfk2rqP54GR1KmvvCvPiBsRzfOrWHrJnBDvVNFduDkBn4d4ieYR8YOXq0cuhQYlFUNV",
-	"ZBzhGRGgxVmjz8ia3FdZQNYV7Mo1TFScn970Tmkt7ScFz8RG22z3DKttmM5zq3fS7p50nJZpWf1e1zS7",
-	"H2dGgnflqZgWbnetbsfodIhtOOOeZ4y7/a6BuyYhg/G4N3a9zFoqx5dcsDKa5Tv7HcPxbM8YjO2e4bvj",
-	"jmPbbc8f9xqqpvwLvmF1ltOxzYHV7n2c6R6eav3FuO/ZbdPrZUWq9QrUEUo6KZmCy6uHL7zFg0Zq3sqW",
-	"mt6kfHTYp/KctkKtbbbtwaB/e1BzDadDLGPQ8wYGGbhmu4std9AhtaA26Lb7ljWwK6BmY9N1BoOtUPvt",
-	"nxgd83kdqKkYuU93YC/UO1K5XVbx1RnIwIj5wAzIl6i0T/ASLrAgaVKdqjl02/tZw1fNrJfxlIWBu6zd",
-	"OWkPy7Q3vsK8TJ57jbDqMfYuo8xhoGrqpPn9fNtXaV3SS3ejnSTtXWr+qtlYEUS3jrHa41Xto01rBFYz",
-	"HHpjGU8FOWhUahFGRYRd8VYduLWdvr2gkhVlUfA5Ad24XYemPmTRGHLgQI/2YHuP54x9gOkyTVS9JwnO",
-	"sWZcJGJzga/WNG4tzZV4g6+R3jjQWcl8gSEGmDC1CCC0p0pMQ1ywCJixKeZT+dCVS1qR4J7nFNGNNHPL",
-	"u8xb7kYKS/jP6tidHO5LcK5t4I6HDafvWgb2Oz2jY3u+6Xd6bsd0G3mktxocXIof3hUPalv7q6JhM60m",
-	"W2ADrN32voGMOSeW1bJts2N3Or32GjImodI3DadN2sbY6Q4M3xn7pmO3x+Me3kbGbAPbnmk4Xdszxv2u",
-	"aXTHhBC71yV+p1siY6r3YY6qRMiu3wsfh7PNhGz7mQL3GkneMuEqnB++bF9qWF9SJi7xZUTkB7Js7HUD",
-	"vCqkqT+dQs12pedUb4yyRQlTPmbqImzDdWm7PJ58c+R0M+p6F3u50iWvCyFb3TrT8Bh884j3AfECnMQ3",
-	"vxFsrq5JztS1C0YvSVH3vwi8Vwq/h0RU+Co88H2inAd00dUrsrzHVU1WjaZX0fkFvL4cOi/gNbsix1rm",
-	"8/V28X9v44VVANzc40MmHrKYem/skqoT3fOS7ipzP/KeYjFVSk+43bEXCCMrhFKpJ/iQLCR36gcRFy30",
-	"EHIfovESYReqZQgcTYho5mwcoFkKZgRFmE7IGq2BnPlBUkPkljUHzUqXTbVt5fsTcO0vEyXHkFr5P4M6",
-	"Qykdhl1D0ql6xEz5oG1aANNcIdTYYb4G6Lr51VftlZ0tIV95uVTUGRufnxkfr0mvVGdhdRZ0WIj4auLc",
-	"tVk3e9pkHTR69oGggQX4Tfjy9iuwBKo6VNWywABYWNJeDq0b7y1kZd2+FIhnuPFSDqh8S15Qyru2DQ+T",
-	"ruGMLc8Yj4llOLY5MN2x7Y/tvnLXZZGKcGjIVyp/qtTyWN2W3R4MOpatmfcwIFScaV+jk4bVdlpmy2xZ",
-	"jSzLZ6NRZNDbhufjruGQbtfom75lmLbd7lmk5/ZskkdljRMtHLxQS2KxcBlA3MdBGEekUcis2XAGZhub",
-	"XrfT7ZiWY7me45huZ+B22q7j9omfZY08gSCS9F3BEnPPXgNB3o4UlIp3zwNK1UVlkIRyA7R6lt1ut+0b",
-	"QattOG0bG3233zfsgWeOXc8z3W67BC1wXaoBqJ7Vth1n3O53MHatget0xmanj/2ua5lmz/Z2BtQOsmdK",
-	"lbbr4YB26sd4p4+708fd6eNuSR+Xf2gFW7cXiO3yWyym9xXmOflijZLuAlz7ODgMskgYYXBNvKLz5RH4",
-	"V4KXgnZ4QzpYTntLDulDuIVIshqzuTargd8c8dCcRHI8FlMBveXfCt0i7QmLjuz2YEiVf+elmEZMCOVa",
-	"BE7fF0RES+NMMh+j41NVk1HPpKy6YMb0NFMwpGC0177JsoE7Je4V8ZqIM3mHdZJJNIkJ54QjtTLBWAsl",
-	"Hs1DCn3UPsDzRu5DmcaNReCREzQmSwagALChz2ISK3cB5a0FHmxds4NGykvzchzzZdWGWggiDlMnL8gJ",
-	"M6Sjc3DYOZdPjkEKCgN0pCPl4VOSKTRx2VsjqgMWVFJQ61/qLy2XzfLxISeNZx03jogBYDIj75/VV2vB",
-	"ElMxuI5ic0cWqxAr2yDL96fj77nBk+D9hx8/uHj+w2eP+KOZmH98/qj36CetVqsQ1XkyMM1yaGojEped",
-	"zwYfR+Zvu6p9LtY0CTGtvf0syLcC7T5mkwlUUCwh1sIV2IYfi41vqJ3Yg4CmZC0iHqEiwCGvTwpzfV41",
-	"G3EeX28bo9D4IFTwg4Bz7VqpF4hyC3ybiN8BlJJ7nHQJS289oXJ7+dSxIJeaPmztX2h8GD6HMV3mV9Pq",
-	"UxRJlJwKuARNgmtCEY1nYxJJhperAPm35PSbjRwJ2do91xSAoX189jj6Kr+oredX2Qmcf1LCuHWMfNuD",
-	"sbo6fsLFFHz58JUi4AkHTNniBALo4aqkDIXmDAI6pH4YTKYCHbnMI0VCf5zUTMm7n8U0c0BjEfLjMBxS",
-	"3bna46yFLr5F9/KQboZsggKq2K2spHnKyeziNJrjo1ksNjHS10zXvkli1fV1yrHKaExCRieSs4YCy2gx",
-	"ZSFBPp4F4fK4VcXZyUlvwNpt5mpqP6VSVvxaHFyFCUezOiwW3wgrzg34JH0ulyLJhFKLUyr2uuOVdjjj",
-	"b77JVyI9hS12x276Ym1Ab0xgodFbAaWpqC2IxZFStYp5A8mYkgX8DjK6yqjYGtKnUl6nELBU0iMoL/8F",
-	"5giH4OqNIO460og1RZdDqvAlOoKob91ZLlflGoFg0TToG9jP4yqx+aKY8efriGK/PULyh2ShQz6+CVLy",
-	"gbB/4YfLiMS8jjxV1emOlLxWsfu1EIY1vPGDlyp6cQX9+iwCnL1HZNW1dR+ixY1Eol7rUPGUqIQkR7lS",
-	"jzrSPOmbJGjguQKDOv0CP4VVz1UwJpjJF7TayeI8qc4Ky3kdbhbbWuYW9AxseMqd5HUFdzgn7UFr0O2a",
-	"A4hR8IgbeHnnR/VDzqKqLZTnUJWyypuTeO2O4XiuZQwsmxjtcd/Dlo19l7STuhcnWcGRKr9N4lptw2l3",
-	"xgbuYNtok67f7li+bbd7WTUzPXdWQy2/AqtjOM6gb4zJuG94lk0c0287g0HOsEqicifTNZy23zX67tgx",
-	"HHfc6Vm9wZiQcc682pirm7qLCTV/xNuNqMVbf+fW9lYb4oqHlUOOgKl2xI7gUHkfQ8loeMB7erKt87x/",
-	"d4lwkrAmX4irhZIy1SgihtZkKSZa7y8OSVLZF6XPp4kCCpx8LoHSKtJVQ5P8G7gZV60ef8MP1BnW5aIL",
-	"FUFfaTb6Jth1I07ttFvdttW27BJOrW7Z77VNJ2tZQky+7Q4Mp9PrGwPLIkaHeG1nbFukYw8aNdCx77Q9",
-	"w2l3ewY2nZ7hdrq22WuTgYsHNdGx3/Mdw+k7HaPfG/QNYg2sbtcnrt/u5tCxOpFqhOz3fF8iZNPou97A",
-	"MN1eZ+zavTEmg/UI2e/52HAcyzPGA7NvtM2x32sP+mN/7OQRsn4vXmMvfLxOC6zPLO+n/O1Ew3uIM36K",
-	"m7fJC34ei68m2aghAq10edVsZOngtw6Qa3owA0LKmi7BU2ZOIp9Fs5L75gkapZsfnSIWqRwUyud5SK/I",
-	"Uuk9QgwOByr3CeJsJlG2vAxoEmEqFDOcjtoc0qpcJU2dEGOUZFVRSc3QEbglT8mQjj766CPjLBZTKVi5",
-	"WJARcqdyH3RCjnXuJNCdZClY0ILFoYdwGLKFDsx6K2wN5Z1sG2OlvX5lu3rKm/taTrVa6xLyLm69scXW",
-	"r5rFUu7behcav2o2IH2SdxlQwbb2zbfNSqRDSFPCFG9XMqz2Odi7y7ztXUb9MHAFT1IcQQYvcO+RZIPs",
-	"GRD1AQDgrQmL+tppojUriHCRbT4I1xwRyPb4GpnmCsWxXMLBGV1JQ5Ysjt5abrd7YnZbHafX7llbuF3V",
-	"ctB1Bp013G7bGJvttuF0PNcYWLhtDAb2eNA2fa8PzOYWbrdtjPu9tuGYdscYjC3XcG170POtzthz7Izb",
-	"1UVPy5yu7G33DMfq2wb2nb7hd9yeZZrjTrczyHO62ZFUsbswzNhwcBcbY9LBBvY83G87nucOOuvYXdh4",
-	"33D6A8sYu7htkK7fdwa2NejbZp7dVRf9jt39OgbT7c0i3JHpOzL9GsMvJYa5OZVW6W+3hwlfrE9NSdCD",
-	"53iSkF3Iewp5PI/sdn9I1+So3C1B5ZAWMlSeotE7IxXdABbrJdKJtiptxe/Bls51ot+dQ0992G2Vpr/C",
-	"SUbN5d1pIr5GmgiJQBWDAPLa9jCglQ53Wok7rcRNtBJWe3uHpzn0+FAHjkna09+t60XilfKmCJfCkJJw",
-	"pQg5IVkJMVpHtVYyu3z6qplYqldSOmb4/tZkqsFJp9vqtq1+v+eYKnBXLzAvNPQMz3EcwzF7XaPv4LbR",
-	"6Y4Hlt+zOqbVS0sMnDQeB60P8b98UIjfCUrjYNNwzG7PGPdcbIxx1+31PW/g2Fi25U+jQAFZ10HRgdRf",
-	"/a9/+OV//vO0iMEJ5NQhEUczFtGAQn0CVe/gpGF1Bsg0TRNZlmU1stTBv/k3/+bXf/V//OqXf/Srn/9e",
-	"oeZQDaDo2gcnjTCg+HLxcgehSJ/hOmypPpfQxwNdan/Tw32gq43fyUxf3wQk34PM4jfCImmGr/3VUcAb",
-	"fpO4ZVVj6TDc8g1DGnP456uf/vJXf/Y/7Iw5dMEoeXE21SO4/fkP7w9663TpraE9GvbbqU7P7Lf7jt3r",
-	"3irV0au4oz53YuGdWHgnFt66sXpzh/di9ZrITQXJm2lAv25SqCLMh5JCE2Vqvhhgdep6PNM3vol88CDm",
-	"OroRalbp4oajMOBQOp6PmmgexhyNPIJD5Xg8UgWPJhH2yGiN+3S6jrfAdfqJRIWJt/T25k8ZC3OtK9KI",
-	"ZSXQNEcdcKQMb2uTmimzXG36rydQ8F6bzkweiUBHUJkbsQgw85KI5Hfgg46z1a5bXHayhQWWK3NuBUaS",
-	"ew4uxrrJ4GNtQHwPWr+qcWoXUAKx/ik/0pUS6/d4BvW06rd/jif1G+u8vA8jNtuh+XNWp7HCNLXH1s3r",
-	"jf1DON1a0ItEvXNxw9gjz5mAYoZb2z94KanBu3Jrh0y0l6Zy+/K//M5X//cvvvzb//9Xf/03X/3Zn375",
-	"7/6uUPy6QgwwrVa3a5um07cdnQfbC4TmG5JgCRyeFf7S7y+RXXyoBPsC8g/qVurhVDgz9Ixu27cMB3fa",
-	"Bh7bfaPdbvfNnt3xu+C6m9YEPWn8+q/+9qv/5Y91ruyHug5othBVlbQsQCkIfPWHv/jNf/iZGuCrP//9",
-	"3/zpz7/83b/88o/+tqHK/+ciQZIa/fk/oThsUhii5E7RM7qmaRnOoNM3+r7tGN1u1/Y61sAae23lORHi",
-	"YJZNoH+4KMV3TBRSUsuFfiHBhXzguiTqSePX//CX//jLP/jVL/99wUE4KW2e2i8jNibGdTCXdHij5Fc8",
-	"8l1CPjTy1OEeRR3BNfVabE7oy1mo8k5yg0G9Oo+58YxQ0eLzSNLoKSFiFrbgv1ABqNbc6uU8DEKlnRDk",
-	"pbjv8us9B9gUqZJVDH3/2ZMPVRVVFTcAKiGI26NEVUI8f/Yj+fnHj5/9WPInpIlcyeZTNF4mtSVHqtQy",
-	"1K4jsIbWzDsuB3aqV2+8F/A540EdhwDdJd/j7RCR7zIS3mUkPLB6vVdLEFTvLUm58wbzGFIPcYIjd5oh",
-	"k7y8lP62i8K90o0TZAU+DeaIUaTIfBMuiySGuh7y0UiRsJHKZ+gl8m+S3AfzIYXqtqq/FKNGp7ri/j2e",
-	"FgBO1qQGDVRAqiB4do9DkVXQYVCCIwIQcAkX8ldocCzlMRgmoSBP1ZKaiIRcZSKahGyMwyGtnK9K766Y",
-	"yvMsxGdv9fkW9qmKI6nLbOzOPZT5gkouoILm70zEb7Hwyh0/eov8aIhdMoNzaKjK/o1vA5O63+3eVFTm",
-	"BnaIu1oz3zTbhXxAqoyRfNU1eMCVDne2ixvZLk6HVPIgZbCOTop5MRRMFAFJS40HNI1fGVLF+UjxS7M9",
-	"3ziryO5Gjq9rPSeUC+Deh3teZ264P5ZSlQEkb30WsAfYnaJAkBnk1ZZtIXEx5OZiC5pPEHCKIsLjUHDE",
-	"8RItpoE7RTx2VUQisN2LqSq0C2WVOVJy46o14l25MAhtydsk9uZsAw8gkgWfj/tdw+n6HaPf6WHDcftd",
-	"y/F7PR/Kb+SadRzDccnA6He6HcPv9rrmuOt7uO3uwGhme7nNNF8a8KAHLaUI2LhZdpUsQM7mQSWNQhDq",
-	"SsaBDUBRwwHj92o/AMlNVFGEpyQy4A7qfd7FMH0zK9hBUAon1yTC4X5agwo0B25b6xEchBRxNFKxVY88",
-	"PkIBFQyNeBxdB9cseuSNqrKhIEgorNtIZoPMVcbCwNMVC/yAhJ5WQgQUjeBvPtJl6CUevMZhTLRT35Aq",
-	"Sq4T/kpGJhBNrXMFhKkHVDOJ3Oz3eGtItf8RlzyQZBuMeK6sxCxVj0wDLpgcTXkRqh3nVL0zdk2Gcu/5",
-	"wdVGV9pOiND20wR0ysQcEiwHCQMul1LWszQVCeFKP8MXhMyR5p+CSK/0HnLxnJ9CVYcgQoEHm03qJSDb",
-	"HCQzQiBczkUygwcKPMjXXDhEOZE8oBcXj+E8EsFk1EIpqwClcBGO9HHM5rEg3kkluO5BrYhEGGyWVxAR",
-	"Q5PL1pCC1RVTBOUWQJeOEY/nJLoOOEtjj9X+odpOGOqEPMDcDWlAr1l4TTx0VBmxrBlfpGRheVePm8Ao",
-	"wqJPkrvFq/hITgjsxDbtZspNQkpjwtE4FknDIYXBkG120KjstTRqDWn+QaBZzAUaE6SEX3QEx6Z7aPXz",
-	"6LiV83Rtgh/qkML1b+aqeCA8wQHlogxgKYdWqcTgQe/vzKB9UbMI65v4pKonX9QGaVrqGG0y7huOM3YM",
-	"3O32jHZv7BPXsztOv5Plb3hUYF42d4Kkf8l9L87kDAyH2NgY2D3bsCx7QNrmeOz2/d2VCgDf20lWmhXj",
-	"Qu/G1NumJes6LadrWwNr0O+8Di3ZZkDuphH7XsjG5GVe87V9f6lWLLcgt9M3HMtsG7jbtw2/PzYtFw96",
-	"XTxuFPRmjYjM245l5/VkXWybntf3DNMlltF1+mNjTDptw7PMru10u/a4jXfQk61oxdYpwLZpvbpOq9+3",
-	"rZ4z6A720Hqtzf6f4KYsuT68sTtf3Dtf3Nfsi6soqWQpNRFP6O7RKmVVtvdU65OwBinRe6uEodeWNiHl",
-	"LLdXI8mrgQDwly6j1ySqU4qm3P6meZXy/E+NXA2F5vUvI5DoDTfyTN+3Qup1zd8eFZjr4yJfK9kyeQsT",
-	"rm6Fo2sq51gFLSkMQD22jHsdlQCqb3eJtaNkoWQjnpMgMFVSkF760Sj9NDr+hqSTeFN+2G9A1gfQ5+XD",
-	"zOHoy5//7Mv/578e31DsT1JTrI30zdvMby1ZaNtuDbpWr9/v9VZZ1EbfNE2z1TUbGaNaMUS31bYHvUG7",
-	"67Q/bhSZWMl278bD2oY3GDiG49g9Y2D2O0bP9ohn4Y7rOM6OPOw//u2//eqv/+Y3/+N/+tV//oPNVt3t",
-	"gFnhbeVC27bhjDt9Y+A6voEHfdyxOuNBp2Ov8raWDRV433LedvU0F2TMA0nFGlMh5vzk/v2fuK20HCM9",
-	"HPebvIw7bvctyRW1uYMiTY804/AmQ6VvZn26tWDp9589+VDz0dDiFEUV4dNHdrufhEGrGGiIduYCh6Si",
-	"+pYOY85lTH79ccyVJKJRQukHRxv7xTy/4bW+1vjoPYj5QbROdxT7zVPsdrtr2V27+1opdhoyfke5v06U",
-	"O7UlPYlKRPwuznbnONtbcn1R1Tg4Dyb0NeQVDgTXVroqq5/A0YQIZRTUFsLT3IeSJa2ZOHqp1YN3uvJr",
-	"w9RDMfVIBE7pLp5XFOyAPofwFl9B/j3DHozbhtPvdAzcd8bGGPf8ntvHrtPr1MeJaoW36Sqz2e+632rL",
-	"H52u3Xs9ftf2wLMNx+w7Rt+ziIGJbffbTqfb67g70vbkWJHV7vc3G5Ysp2V3umbXqaTjm49y1apk2t1K",
-	"72t7gD3DGVt9Y9Axe8bY9/uea3X7xLSLdFwu0DFMyzB7VQssEfhG4IWkcVCDU266g8vbOWuTyq90R8Zv",
-	"ydyE58HlFVmC5+wYSPbWggsrPV4137jVSqH9SxaLS+bXHKmqz50v9l0embuiJ6/NOJc+3IBq8lPz0abt",
-	"79Kwf2uqpQCXm/nrpbzC0Zc/+73f/O6/38n2pXK2n2hpZp2wk7n5H1bWyRGIMXFZgleBR2yhR8km1f1z",
-	"Ez/4ICI8LUwI0oxy7gw4aptt1RgjXZ+gmKweBZQLgr0WkuKxvtgFJNJEeazQRB4OwuVlKO/NZUSwO4Um",
-	"csxLl7HQYwuaOD5eKuY9/VO/7lVJqhCdcJsmxN6J7bSs/qBtdTp2/3XIJLZh9yzbcDx/YIzd/sAYdLxO",
-	"23RN3PZ31Tc+Aw/f9Hq3+/YmwQT22m53nG5vjYLR7vpjwyHYMnDPGxh9u+Ni7HbbeGxVKBgtiHFYLXpo",
-	"9yzTcNqmaWA8xobT7pN+z7PMtttdFUxggVa7aoFlwYSySwn7Q8omhRnvZJM1FKBttg+p5h+0+oPuoG8d",
-	"qmiyS/qG4xLTGHQG2CCubRPcbhPbG7+uosmu6xqOa7eNfsfqGb7tdDo9p2/jnrmhaPJg4BuO3cHG2BmP",
-	"jYFFHDzodXu241YWTT5UzaKzEr7HCxwIntARrVa7xxHW9OMuGOjtKmj07WT/73j3/V7Mm4szq+C+f/OL",
-	"3/vyj/7nQ3iepSWS1rqgQcrNpNFbkHHzdpLybc43brXa7cFg0DV7zvp8425v0DEc3zaNAbZcA1ttzzZ9",
-	"bLfd/kq+cbfneYZDfGxgYnUM0x747V7Pao+7zqZ847/6wz/4x7//39odu701X7jVstu9brvX69sfA1i3",
-	"7rDXbvf7nc6hNugTSZTbBu74xDAtr9vzBi4e9wa1NtipscGOYzqdjtPZLSueusrf7KR4+rne5cS7y4l3",
-	"lxPvrciJtzNXu1cSva+Jw6bKu5fyM/d4irHeWKGbSp3h0ymjRAWnQ9EUCLhOw319FmVxARyFwRWBQBJ+",
-	"r7Uu/V2uaNcNi8dUldPSNBSpqiTooCWxblxv5BYT2N3VMHsra5jdZW67i3S9qzpz5y3wNa46s+oZ+7Wz",
-	"4HpeVgYGCbbGV/XmRWGUNskjODQSlftNbLhxBTv2UAfgAiKQQivURkn9VFvoGRFCCrcBaB5nc11Z5kyM",
-	"TpEbEhzpj/Dv7GM+uwuC169SqqApiQg6ggelMgjJ+YhoZqHx3vGJCtTR2WAy6KJCkUL1FKE0orIgc4jx",
-	"kQ+bMgESuWrPt8X6vJcvqPIGM8aUoztro+VsA1+b8Ji7WNe7WNe7yJm7yJk1KpRvUzqEZ6SkuZGYLyGP",
-	"R1/97Of/+Hf/+6/+7X/96qe/c3wrsTB+RMjn5Bb8wx68JLO54JI98CM2QxrnAImGH1RCQDReJllhY4nb",
-	"0Qj+M0JHSSkE2WGGXwazeKY6Jrnv7nGkVv8BfvkeXvLjFnp3mWNojhaB5ASAq5nhlw+BgBxX8DkrHMJD",
-	"GPYA4TK1EZuaMecccZsU2z7p2q3BoGuZzsA5TJmBciSHfdLttsy22VWRHGspddvo+17bcNwBMfAAdw3c",
-	"6Xi2OXD6g8FgR0r91Z/8xT/+wx/nuPG1lHkVACuUWS4Mm4aDiSmJsm2YA3/sddwBdmy/Iham//bT5cKZ",
-	"3LmU3bnybFBrATq6DOjlHNcwwJWav2omAwjGLkNGJ3VHSNu/SvBL0X23xjgVnW7mH0SZqOnSlLW8cyu6",
-	"CwmoyQAqyp9XdBx9+Xu//NUv//gg3kg68/PaCsNPQo9wgfwg4uJE+zQo9I2YnymG4IKAOhV5gQf5qRfT",
-	"ZTMXeqyy/kdxSNA1ibhOT7i+2PD39cJu3QHqkIVGXVFMsNs1TN/GhoPHpjGwOx3DH3S7PWvgd4k1bjRV",
-	"h+eqNG/MgSfBFYS5f9IZtAZdp286HQsUBZLPfVIshRQU5rVsu284Xd8xBt0uNqyOM/B9y+70rW4e7I0T",
-	"zQeuegvHIfmROqjGidVsCFaYTwK4YruWbfUNx/ZcY9ztjY2O44x71sDqeY6/63YHbWfg1Nxr1zecjkmM",
-	"fq/nG13Lt9uDAfaxSnWb3yvEuuyw1Xo728EbSl9r7Q21waVIP8w7H+Zvc6KtJ1UZ+t945q1qSqI5E21Z",
-	"OnzijIIhIp8uo5lEhalXfYoCoYoN5ALO7kHeCyBHbhC5cZgmyC1SoEfpJg6RCyNBMw0fXxFE49kY6ofX",
-	"RBVKyntDGS+6J6bd6g76jmOazuB1RJe1jXG32zOcPnaMsUN6hoPb7YE/dsfYITeMLnM2Cfuw1Z456Kss",
-	"ThWS/ths9w2nP7CMsYvbBun6fWdgW4O+bVbo4MGSUQ7VkYPYbcNx/Z7RdyzLsNsd1xn7Xbfn+4cQ9RPB",
-	"oKasrzbdtnpm/07Wv/MvufMvufMv+bZlo7gLCbvT3dx2LnMcXeU1N/oGoKOv/uQvvvqffnYQDU4EpcTJ",
-	"bWWry6eli1QSuhM0xu4VEiyXv05FzK0y1Bdqda8jIYJiaTody+4PTOt1saxO33DcvmX0B8Q1CLbNgWOa",
-	"NoaEATdKiLBH7evXzXPuZl5S59Pr9+7MS3cs5x3Lecdy3rGcO1oZ6/Kb+bZ3zObXKP+A5pYkbkhYxX10",
-	"vetZRRFH9DWoZ4v+UyUFbQudK3dwrN2zThVimkfkOmAx18MQKudOnblQkpFLlZ1Nyf6EEZ7nR4dUtj7N",
-	"c906nfIkZGMcosRtDAaF3jpvGNL1bXWDIU0HgKb5Uqz3OBIEz9BRlqyZEhxBUhrqwiGqBhJ7DiknApzf",
-	"YdyEoXmq6u8fK3d2Aa7vkmxQUlW79AKO7qBKacrQOPYmRHydVNK21R6Ybct+Tey9PXANB9vYwOPB2Bjb",
-	"XrfndF2rY/k3ZO/b30z23u7023fc/Z3z2G1yQTv7Wt1xQN8SdZsiknnSn9NRoaPf/PSnX/7ZfzyI0g3q",
-	"/ftK9rxFXqpZ4qR2KQVRrv3g4rnkvJgUMiWngiPlOp9wYVBYXTJmxDtFikymxWcZDZdovEYd2EJP5oQi",
-	"BtcgpoEICG+iz2ImdCqHmPoBDfiUeOj/Y+/dmxxJqjzRr+Krfyrzjlwdb4/ItLFLdXVXU9OPaqqqp3dA",
-	"WMojwiMVZMhDhIcyS4yVGVy7zMDwGOYCl50dWBiMx9gaNHAZtvs2MP1d1iqruv/ar7Dmxz1CoVemlKms",
-	"R7fynypJHu4e/jjnd955Easo+2PWvDp6t0Y8Y0KgiIqIxjAhYKLzWsV7evmvrmBFgolpODggroMD0/dJ",
-	"khDft+OG81Crn2dpTMerc7tq2tsqFldcxcLp2F4Q2N7yKhZn7O98FQuy8SoWzQk+gSoWk+G2yGxbxWJb",
-	"xWKrxN0qcS8svjytPLSXizNRbHtVVwXdelv8Yiu+PTnxrYLHMwLcpLz/EO18+OdfPf7lH6+gDMaIX12k",
-	"M48VNdaCFs9P9pXYJfqSLURMMp00jxFIZYsykujJPQk3ik+MlGAEHeIZJnGf2Vp3Vsc3XW9VIWEB7m90",
-	"cHHhoe5kKztstbpXptVdEZ80mm7VwR9/g3jF+C4Y9FQz+0na2KWRrq/l+ZFAoyGiID+1EeT/hEzeA5pm",
-	"iEZFLoRKONuuZ6M0nFU6ty5XFI3nxYBmqVBRRui6zkAGatQTKYtBjmYWt6dMynEqhhkdd7kcH2lZT+mu",
-	"/+eXv4c4O9bEUoFsFV2blgKlcdW1siRrkbbLpUwrGJPi3gKb8o0+i45emqzMXEDYXPmVfDCkfCzXpCbh",
-	"cq7yfKeyyRdHDEJ2NTOGf5q3bUDvv8b4Ydlv7VmG0W6VKhZUlAUUinnQnh9T7YKKnUIpR3L8KB8Mco5U",
-	"yvhlg6v0rUtGd1YanFdbH8cFE2LZSCpb7bL3dJ35oS4dc6zOj66ksCDBrotN4niYBCbBAbEoDjzT9IOA",
-	"RklMWnMBtMQJMAmcCIeWa0M9ochyrSAJ7EYdojqXsj68t3ljlWeDoIhTRUHpL0+/+qtHf3gXvaS9L6Z8",
-	"K9YJoK3P6+t6CZZQZ71CaGeYC5GG2RjxnLPdbTztKqjhaZD6t/t5Va0P9alQ+rfqmPyfaOfRj3/+0d9P",
-	"FUBsEPVloh9QaxXw2tYfVLqr9nw8rGYVCUgaeDRczipeHCMxCr/AorINVjFYbqDG4RiV6YChQqLZfcTZ",
-	"SZ09oYNuSxo96R7lEwNbOa2HFIwtzo5QiUFPpjDM9Fu/LbGNfu9bcVuxnOnXAT2jeqdlxFJ3AIqGVe/8",
-	"3cYzC+j07UUTSYWeCNrR50Kgxti758zvVrzy7G7Fq0xKHrtSVfmAyY2Eyj64aA7qQG18CrA7eQTQNEby",
-	"/xMJLBVwcJfNKCkg9/pkNor3tvZaUnLE8lFgDOsx2LMnGLIkL9j5cyvzTczsqRRBqje6oTDwbc/AJIp9",
-	"HNhhgpnjBAZljktdKqlWn3LOMsmPaSZBRz0sfCEhZcpLVjBRsljpbs60C1qWZXqBF0CI97RSxnc8ikkQ",
-	"2ThgEcN2YoZWbFgBS0y5+Ox+2fBd05s2N46lxgENRH2zpt429jDxQhv7VuxjL3CM0I0Cl0Tm5BGdMkTS",
-	"b6BLi5fNtjFxQg+HiU8wSbzISnyWhIZ7FctmWoHpGJ6zaNlcgonrh9gPYwP7xCQxMwkLYf9WXDbz3GUj",
-	"DiahZeDADBLsxX5CSJzQkNIly7Y6wqp4zMe6YlOD6mxrNm1rNm1rNj0zNZsucK5AKbiSR8Sk5Ub28o0c",
-	"iVHURwUT+aiIGBCRct6nQOtgnqUt/diXu2rIcRORManlp5UkxkU5kxaa+HoTTt6DXQ8ZSpUubkhF2dbK",
-	"O/1VMipHBeug65NJKrmAdbkSWq6JWoOsomEG+TEToOzrTZvDeqjMu7w3oPd3pn9oo8mcdsGlJFUnFWyM",
-	"MI80zhiKsjw6WqgeBAxUdXgZF8sz0NfpOz999LV3P/rp//34nR88fP+bp9/6ysP3/v5//embD9/7xuk/",
-	"/dvD977++Nf/8fj9X7TOwErunuXvuaTjmr5lOrZtLkVNjm1amDCTYRraIY4ty3aIabsuS5aBzTUx0xUW",
-	"3VoEeh0rijGxwgQHzHCxZUa2Y5qRR5h1NuhdfdnPQMJq1S3XcQNlKJ4x6tq2gYnhWdgPwwgqktqmYzmW",
-	"56wOhKc39ynu7CLy/1p+eDhXb2vrxLgNHt/6HW79DjdZ7+J58+R6LT9EtAFudj5898cffvAvH77z29M/",
-	"f3/3AnhsXmk/U7WiT3mcH1feXGdp7qv4mfZsHskqknckIF2xvAiVej4tNQDbcQxHlaM4SYVSIk+DpldY",
-	"+Wk9lcs7aak4mKrAUZSPuCobX5vC9/62JecVt/asdkuOmWT5SWvPeKCMHY3fzebvlly15YzdNvYMoxN4",
-	"tmerBLw6emdJU7NjuJ4VeFWu3rfEtC2SYJs6DJPYDXEQUYpdz2eRHSW278zWMSfYDg0bE+oEOHTdBEfM",
-	"tYLEdpjludoWWR+LxnmQx2fyfp/728poqZvVblmREbuJaXiYJEGI3Zj4OGBmhO3EjWNieL4NJT7Vvs++",
-	"BAkx8S2CwygKcGAlxI3N2DKDAJSSVzGi72NixgGmnmngKIxiz/IYieNAa6G1M1gj26k20TcdvmJloS3z",
-	"RRvjOpiYroP92COYkpB4ju86hJmrI6T6vC/hc9XVRMWIb82vV+K09TRo/CtQmKi5ubU/yrDIDwsmmoK3",
-	"JKpnuOlcNhdxOpCsb7nFVp5D3WaBrbU9Zajdg6DL/ITvI9rlE/5wTSCaiRyVwBoazELofN2Q8kHsK/YC",
-	"jkFdTkdxWuaFfDTb17ANSdQm1wmyWbydlv18VMre0gJp7CyuoZiVNM1El4dsnGtfIJgfghwhMco5E21E",
-	"BeodsvIWvFxvkRz/Wir0z+K5yqY/4Xd0VObXwX1bsjKj5l3A9pquXWatKK453g06hEe0m6ClSDP0cwYT",
-	"9PcMYIKmZTsucLa4GN8Z8brYYJqxyrEFROnO/UzcP4tXqh7NDngb1zZK/VSDBXoGNmODYULtAPvMdbEd",
-	"mpGTGCygltlwx5m4w+kzc0Oul3pDfYj0MkoIMVmmg5QfyOmDPiAbDXj9Dqff+dbjX/4WXoJl8cR/a8CE",
-	"oIdgapXQng4YUh5qAhX5CbIk+5Js15bnRA9XKeCPaTZaMNTjX3/98fu/bAylnMObY8E3KFX6cehsD832",
-	"CsM64Hlf5BETQu6r0+B9YhTp2BvJAEuawc/L/J0be7SGvUzdrfMz+mv6s2WBz6oHEqiN05pSVqyr+uai",
-	"EsoynfFnRmzEpMwejrIjPW7FVuQFvQbXS6Ady7D2m0QegYFVJzvSrHZXpUWSz8k7c+PuX6Odt+7dxL5y",
-	"Sc4L+FfymRdvvw6izysvvvrCKy+avmEbXU4Fevl+xDKUcnSjn3IK/iqgcd6TnIhFJYvbdaUXcHTqMR7l",
-	"ccoPe7soL7ocrKM7kq9pNtVnrNxtIyqFJ1Eiy0CvvwgYwTKMtmEY8Hr7aPJEkZ90eT/PKocooBlIn+EO",
-	"epkfZqnoI6AZWtkgu5MTZoKhjIYsE2hAh12u1OkDwTIQ205/+d3T73yrjVRR1jZ69PVvPPrh+2300f/1",
-	"zuN3ftdGj37080fvf6eNTn/429Nvvt9GH/7rNx++91/b6PRnf//o9//WRo9+8vePf/0f+yiRLzrx/W3S",
-	"zTb68Cvfe/z7Pz58Xz7/lW8+/PO3VH8/+nIbPf7zP8G/TeqH/ueXf7En4UeXg9VYnYDOIN7dR70BHQ7l",
-	"0sq3EUrinCzEdbXPoF2JKJcEMgTTAVV71KeSalbrl2iblPJqBr+oZCS0BxCPmBRqjbbS76ilZfJy6AU+",
-	"6Y/3UG8EndMwY7026g1SIVJ+eKAG6LW7vDfiRzw/kZyFZbFsM+E36qvdTpd3+ctgYJdcAzJvlf0iHx0q",
-	"wyfwlWKUyU0VqKc482uMxj20I1ddf1PFlvTUwZ4cnqrkNpX4M5VXuvpqd08dmS6H7tuonhuK+iw6QvSQ",
-	"plyUKvsXLWlIhfK/1gUiqxvZ7vJhRiM2YLxUZarVnoH3dn7C0WiIyhygYESHsKSqumRGubwoKlcu3Lbm",
-	"++2rV+kpmbFXJdPVOcGafuDXhESUZY5VMBvMoxjx3XZVH6SN2LGkdB10R5IOWrDa8SzlKFQ+se0uZzTq",
-	"g3sDJDKhESgFEXwrN+ekn2fg+i6PFi01eFU/QSo3IDwSY0CF7qN0OJTniceoYEoHJQmEbK4ct9vVWVTO",
-	"8jEDZ4ku7ymKphWlvV15tGN5QEYc7fQU5PpLibh6u7pnMTkrgK91Ee+qqHcH3WG4GHEuV5uqa6JWum4i",
-	"sf6ecqOXS5SWXa5RICzXBE6q7duh4PKvXoaxWEB1dxCyJyECXa4cxdVVo+Xe5I4csbE++xr5C+gG9Rps",
-	"owcPwhewQr0ZJtKbpTs7jmGjRRpceWlVzfVduWHyzGCI/Jcjy9MD73yYNxPjLLf9qd050/I3GGVlOqRF",
-	"+YLEtFjentWddVT/a2VDsdZUoa0gQxjTMoTRkCGMhTKEcVkZQocsVvxTgt0QGHFrSrKAA9GJxHFTYlAf",
-	"LyAwVIqpKWHBmBIWpnG00cDRX5RYpQGig/NA9OS118TRy7RIitK2kZrJBSOqnplYqq2d7hw7nbxgkLcE",
-	"7EYreGvNPfBU7XQTGx0oe04mOh4kr+M15Q+u7WTtxaR8p0nLe7Pvp3gGrVHDIrcjRZkmVgz+cTO+mRc9",
-	"3kM6znIaq3qytDg8/5jOP7GxAwYoZads+AWGeTzeRQAci0Pwz6dcy087vbmZ9J6pqKbnzlip+I6GX43Q",
-	"RqGqyc97/6Kd09/86fSrP9/doJJgWo99thHz7T5I+QD9RRv1ap7dQ3mCesCiewrdAqLNOdsHSa/Le7VC",
-	"TMpoCh31kKA6LDUtoXzrDq1Q+F79vbLix/lulwNErWBDD2WpFp2UHGaCaF/9LM9rA3H0kBqzy6V0LuWK",
-	"3Q7qKffaHhowygXkiU5GgmZShpWwO4Khh1QIJMocRA2J2nd6IKfC9IVyb9vdV/NltMhSVlQCTyWmQYKN",
-	"seigm3mh1CdAIfOirXX2bTTR12uxS7e41kzDKPaRYzhdXhuCF0HoVyp9zeXtwCuAWGcaxFoNEGs3QKxZ",
-	"g1h7AmLNJwZi11OObxbquov14pXiQiuoG5rqx9/78aMf/HxKJ81zrXyqAxQVMdxr6qtSgdJDDiaancP0",
-	"mCGKtDYHpC5FbdJyt9Jfmw21eS3+NDXmoLs6Sy0P2nhQ7NRPzynkz9T/K3VYY4gqrHeB6l/JvLO6f2/R",
-	"UGsOoSXtOodCczgdGMrupwKUszAoaQwqj/hBRIdTPVaCfeWKC6WKJDKCS6B2rVLhyAWkZaW8qTfHmLEu",
-	"BGdbF4LVrAublIm2BoWPl02d17Ju05beNK4rIrZRC8WlrO/Q//LEGgCs5q3utZ29rU3qKZ9Kd5zmvJKP",
-	"QNWntaIapyVwmyUBRiHLcn4oJHXdqYmHUpeinuwozNhNSXVEr8uB17J4t4NeZWPBSjykhymXF3Zf6cxH",
-	"vKwSEfdSHmWjmN2Td1vpIZcZ2OEln0hQ9jktoWT0zTQr2UrN38zzrNF6QXyuWm+9rnJ7gPotDZ9WtHFV",
-	"+iaXTWcOWyUK9w47THO++tvd4vFIlMV49SfuQhzP6u3v0cPVGyutanyzyAdrNL+Xr9L4LcV1Vu1bN1+t",
-	"78/AHq+0ekW52r5M7lXrqUVfV75ye61Hf/jGh7/5vmk+/uU/PfqHLz/64dc/+ufvKFOhipo4ZlJ6uNFI",
-	"tKLCFs4IjiB7pt+xbN+3Pcsh2jdyNiVe0/XRwWHiMkwCx8ehx1wcBsx2fTMkzLHWzIKnzIzgWLg0Ad78",
-	"BOdy4Dk4ZIGDiRU4mIaRgRmjSWA4YeREwYKkL3YASV8A2O215Ef4g3lcwCFypeolh4pUPXr3d6c//P3i",
-	"tNlwpVt7rRMWCsUClybDa5Vm6+yEeLPLpiDozEEyNn6QLNdyPCewVj1IBiaJRTFNiIcTatosDKlv2vRi",
-	"B8k4/yA1J3hlB8m4+oP08L1/ePSHdzdwkIyVDtJk2dbwOJJc82Mdna8wxzYwfxuYvw3MfxYC8y8ULP7U",
-	"XPikpCwYLaK+IiQNqqw+rxD7vdxt7zoq2PCaQJydKH1VKqTY2q7E16q+IPxWJ2/UEmWfTdRMXQ5OQpC0",
-	"MS2h/I5WV835//RqtyOt7RZ5B10H5/Nrosvnh0yVwF3VHJQMQ9cbbPqqA2lVHoddvryAIYL6hTlnbcQy",
-	"wRYVU6xH7nT5201nJmhcLdPM+6U6YZj8uIeoCrwC2yUdsC5X7ivVklWxiLlswumhquu4U/vaj6H1bnvK",
-	"66V2uqnc7XUlKHCfmbeoNgK70PWGl9gOIJG2zgaZF5UD0K6amWMEDX+3HuTvlFyqMp3ofIn7tQdSWqcD",
-	"W+5785rSYV845p5P1O9Iwiaeg2Ggxbd/27/t3/Zv+/ex+2utJUFeYa6Si2k6gj3L7nhBQKxAFy04R9Ph",
-	"YRoQGxMn8rEfBAGmhDquzQwaUbKmpmPLKLd/27/t3/bvk8AozywMNMuFFtQGooFlYOJaBIeJ52IrcXyH",
-	"Br4ZuN6MOhsEVMtWqutKim/taTesq1Nnb6x46PRqXABhxIuUbfqnSxT82fr8b33+nymf/+c/N9d+l+fF",
-	"AsXY3krBBbXbjSpgo2KEtRrwY5f1awXddl2p5Knl8HIvTAqqKNiDEafHNM1AqX/edVz40MaupGDFMZSx",
-	"h3jnkh4x1AyZ4PnJHirzHA1AF0yFOMmLWAX4ytPZ5UmWHvZLtAPxpz3V3UE4EmOIX58O/k0FgpDnqC9f",
-	"Qv6cjLKsy/XDi960t9tBd1hZjBtV7Q7TY8ar4kV5ggSLch6LZ+Y2wHzxdTnfcx9vNNU7dAk7jWL/SHn8",
-	"rmmfmQmZgC9fAE9/DEgI4nsWF+KkUR+lpYpahrbKClEZBxrB0PuoYGKUlUIHR6RRH9Xuvio2vD9WhLvs",
-	"Q6wIWCLnE8K9KCd2Q45VuQheWKWfqtRntU9FQm0JQkMDh2EUYUoM06dJQhNY0kmzIIwxCYmJ/SCk2KNx",
-	"mAQJdaLQbK3uczB5j7Xiddd0ztKLDu5Z0z4tZ79sflRNoHYI1y7jBxXQnunujEVR3YF66MHFFki+xCI6",
-	"9iYrMJw//Z5b1+1VzM/PXUQZnAIk2DEraLaeDXqGrEGhzOUEDfKECtRT9TRvxaKHUl7mqCdGxXF6nBe3",
-	"YvnNbKYHlSumaiORKhsKXUlwX2WBmORYAQrZS5T/NPBdBSMhB1NtPda1lhTDSyC8qq29dlTyEtWhGqls",
-	"jH5NdLr8hq6f2G7W5ZBEFiRp0U+HVYKLKkGOemPtKDTIj1lXvnezY/WSU+0OWandl6sl68EokD+xy7NU",
-	"lPPZQURbsQqhijWKE8aGVXRYWugZXkMRHYp9CGtLC5TGOnsEhcqPykLcKHraawS51OuA0hhwytTmVV7/",
-	"b915DfahkmZ7HVTjS5VVghZ6GwbDUVkFtzRf/xpEA1aagfbs6AXDmiV2uhw8v8/NlKreXX6iWdaoTCm6",
-	"POXHeXbMIJawYa+fROGo6GXtCZBzttsGyQImvFedJ7GsmIJ8E8dw2rX4AQCRCRSOyqphl0NnCIz9s2mc",
-	"ex10HdVmCuWhEFGOQoY4S+HE6rXj+uXVQqGdyV4e1M9Dho/mnUKDkShlZ0rbop+aLo4vAWPvVoKhkGFP",
-	"OYJ0OdwgSNMDp0+CjUZ2msZ+vXyPHi5yHwCacLFwhFsJzOU2kBeaaWfrC6IVRTHgS6iP2Ug7akV+hAnz",
-	"Akxjw8CB4RmmzxLbsZtunys1f9Bu1cSvAY7OfujzklhXd2x6JC/GhFoO9k3PxI7j+p4b+qHFwvU0X7AJ",
-	"V4KQJr7G16MBQ6+V8YU9i4M9l3QsKwgs1zBA01ntVMhK+ikaDVinGvlcW9zZi7eeLe7xt7/x8E8/PltJ",
-	"Ozv1OSWtnJDtY2IaFqau7+DEDw0zooHn0nBBAXdiOlM+x77yOTas50FJ65KO7Rq+Z/rmmjrapeJ2Rckm",
-	"0ixctG2J9m1lhCdcGUGxcci0lTRRBtqZZ+vKXbzWUVa4pGaRz5TE9cRq808iss/V4TWVljMoZ7Wy/o32",
-	"NXNWlf5Xely3fVClRD+o8xic8/RM89UPI/DqM07k9aqQ7AkVdSC6Boc7U6h+dxpUV8lrKww4h//akEtu",
-	"CoOmAk2g8zzMrAuMNYAgZydKGBMN0YWq5BR1DdyGf+ruBZNnqaIUz4w5zbTOvz1vFqBwheiMmzpU4HlU",
-	"KMDSN3ZXx8ecfudrp////9i9oG5hJsfMXPaS2gN5M3D10Y9+ffrufzv91rcffvCvGw2Ps5xOYJlWEBDT",
-	"boLYL518qj+i91NegdhOxFeJnosDEmBiEgv7ieFhN2AkMamdkIStGz33p5+cg2PnZ78gdi4OLAeT0PZx",
-	"EJEE08CntmmHgW07C2LnHNeaxbEKzD6BIEzY4tZayLZ1nA7lpt0f5ucGzE2v1UZgrrwKW0j71JNtPCeF",
-	"JVXNiwvYrCYxRRdLtCEfLKP+vAb4r+7efkMDZGjRQXeqavcT3dJE2yhno3VHaMex/C6vUhOmZRs5pqXC",
-	"keqgHZVeN0Yi5RHb7aDbtT6Wch1qBHpHCXOUwgf0jmP9YJ3gGVrWHEYs0lupjASa6VxIb3U5fVXl96uz",
-	"SdMsW4/CqPnPheTC3mDYm7+4ylGvUtP0SWbdCzZoy883xc/djhE4fuCpRAobYOd6uC1bf37Yem3Gul3M",
-	"lj18WhKev964dyq6+7RgiWICG/SmkaLhC6rGgMqWe1HQstBq/eIYTRkFq0T07YVGxpIWh6xUNkhtkNxv",
-	"/DBjaWtXjohq9lCZQfldSsAy4jErqhR/8746KrXmZSNvF7iLOz4LMfHNBFPLtDFx3dBiZkAYtVene2p2",
-	"V+l9M+H4N9T/kGn55FI2Jn/PDTqGYZgB8Ym9UkyX4yc+JoYR4DAKIxyFXmz5tsGo66zJxOVOwiucbUoy",
-	"/I5JTMOxljj7n7V783Ykw1mQu0ZPoubXzb4JJqbrYz+gBFM3DgNCSGhRZ5pfy2kTbJjY8BZNe4aRt9IY",
-	"jHYbNDE1htuY5N0wLimBYcuzr8i6RIfpwREbg1s3pEY4V58+/8SD9lM3Uimaf5CPyoM8WbGnRc9sAwW2",
-	"RbwvX8T7Ivdwyiv13Ds41fpBuxXR4QG7r5MOn/f0VOOnaourL27KNdtZ8dLW7Td2Yevrg6KcJ1kalWKi",
-	"HotGRcG4chJkHxMz2fNm61Iwd+IbCDhh5/Rrf/fRV7+1sqkLkJbY0yLMIulmEiqwWeGmwRRCFuUVLQWU",
-	"2EG3qhdTZy6q/OnTgonrw2GRH1PlsKAdR1OBLMPSRdfQkKkycvBYHfmSclEyGneQlH/1YZ4iHG3UpARt",
-	"FNM0Gx9k8qwcQIwLNJF9HkR5nsWQkllfYYXW64/6Rs+LTnWEwyYtht/+6Uf/z9dUSs0Nqh2DPcPo+EYQ",
-	"OI5rNrWOJ/cHn5K0m62ldfSwK2UVQq0YBzEh2A08y7IcyhwL4g50DuLWXuv0a//joy//ZH1nuNPf/uOj",
-	"//Ltc4QYs2P7lmG5y4SYhIaYUOZhSmKCGXMi6nse8WK6SIjxzCkhxvU8zyOELBFiksTBxDIsTI3Exabp",
-	"eT6NnZD5F1A6nr7zlUe//+nZCThPf/f9h3/6r2fm34SNxP28bJ0r2ExWbivYzLCP9QvuLb937p7hdixi",
-	"GE4AdURYlMbN3VVfNO5wQtNsVLAbEM8zf/EsHJKEYMIMhgPPiLDFiG2FEQkpXVAMZObUyqeZiQnxY+yb",
-	"XoQZCX3LNlxma9F7+nRK8jf3vIuJaQQ4TGILG1FsuzQxIz9yJuqj6Wto4dCwfEz8wMRhRC3M3MQngWMG",
-	"PmgN6uOsKf3qB3I+MmvWiWmaadATmpaiYkZaGXdNIKqZ0DYy6QoV4s+Z3DANDc5/fLq5PIrzgGOFYOL5",
-	"Z54Pf8KtADJ1e59eAN6MCPHRT//u9B//38t4y72gAefV2ERqMWGvLllM62J0Sn1D6yrXUJqu4dExZIXI",
-	"eVWRWLYFVLurKh0hVQ5d19hmw/2Jh0clpNRYegG2Vz9d0i6yOitTwzWY2eXz0Z1poCAdYgeODzUQooLF",
-	"aakvS4VLaHZ96pOuWFIB9QUCwmFBF4MWDzuOQTDxYx8HLjNxaLDYskMzsTxjTcmgYaTxtJFmqYAw85pz",
-	"AoKLEz8kmLgOw9QMKSY2CW3Xdk07sBZ4JQTeVFyMSx0jjv0YGxEzsUv8EIfMtnBsGq5DXNcJLfrk42Km",
-	"Xnr186ev3FKVb3Ulo20Oo08iFHtaOlielyvCv0nLLezZ6l1XxUyK7WovEpVHYII/LoOakoKxL7ErAE0v",
-	"32eDYSlQqvGQ5iYAf+ALFbgv0Y/O0jKSTBr14J8e2qnS18sHBvR+OhgNJshKV5BTs3+d3n+JjsVuBzWR",
-	"mqo3pxP/D+j9m4AEIJ1Qs5JdXsyDqpvQ7ZPCVGq0MyGV8SRS/Dp7rtMJ3MALrMCddweZdXJQzX3bIuDk",
-	"MK398ROaYOJFBFNqJdj2XGK5hu0FxFsTSD36wU8e/vm7WlG0FELNz30ORcGkDEwoMzANfAcbQRLGdhRQ",
-	"4iQL1Kz+sx9bPLUFW/3oFhAtiFwG4nKQ8oMhXaGA0EzzB+2qAyhon/PDVXuo2z+oyMiaOqaFD21B2hak",
-	"PbMgTfHxCqPtnP7dHx//8buXUmnpvEpLq/fezmImSlXbf09ndNLBPXmiUVBeqEMBrkcoTmOIJjrpj9sN",
-	"r1uVQ68YZQwds0LoWPzFlXQ/rSd15fV0N1hNlEZlPqNSMRKHYkJDAweObeMkcF3PDBKXmWGrrR6A07TX",
-	"GgmA2HRhmITtd3zL9Ejg1R60g9sV9JhXMclxY4mMQg+HsW1hwyI+iQ3TtALSXPK6QPq8uWuUsb9Wm9Ta",
-	"M9utMp8aTy7wwtcNA0wC28HUNihOzIiGkeWFpr326xLPVlbCc9/VNAyCiU0s7BuuhZkRJKYXUzs049l3",
-	"BY+PNV51tTdbI0WgPta6dOMZ9Q/1pdwa4T7Jwaa3F+W+eyrRp/NcQyMP7XF5hbaQ2dRz7coXSt3ifSn7",
-	"Q/q+hpvVNQjvANYTpUU0yurML9Pc5lb9EpcN+ahISiuhR0zn+11dWFKS25MJ7LgL6Qtv5Mh0LxXX4e4Z",
-	"TsfwXc8NiL1KVWILh7brYuJ5PvZdy8IBdRyXmq7vEX9NeV29BEAg0z1LZIdZmoZjeu4Sef1sf4xZq4c7",
-	"HdpBdFlid7F/iWHHmHg2w2HAXOz7sW06lhE4JNmEGF+B/xXleLUUluE4/laO36YH+xilB9vGXGxjLs68",
-	"Olufoa1e5qoTdNHiaGI5g91HO49+8JNH3//apbQzBZRiZlcVhN2Mti5UbPUeCml0hMq8EZat3KjmAfQd",
-	"NbsNu/1PIKp3eYhqOsT0LL9WJpwHUQMLk9iJcegTE7sm82lIfc8k7BIQ1WtCVPVQPq3SaOBM9cU8xvSe",
-	"BsZcz1QEC24ZhmuZW4i5hZhbiLmFmFuIuZLFcFV82Wy7BZfPkUO6RkqSNlTwcB097mJoWI4K/gTUr9Oe",
-	"TDMK2A66kTFaSPKmrPL7ihgNC3ac5iOhu2Fcjl27VaEqOkQVaQE2f5gz0cSeXS5b7leoWmcDOszykGao",
-	"ctyCzuBJHQWLdBUY3aDL4WGVfjCZUhGXjA7QziTPEGe0gMgoHsFmqQaSSna5YKVAPd2nBCxvqrKGu3W6",
-	"xAJqxuWcLUpteAe2amNK5nAkxs+mdrnySL+cbpnsWX4ncIljm77vf3aVxH8skDjYSEwcmp6BbS+wIhaF",
-	"hkOTi+QMcs/J8Rd0DBKYzrIEf8x3bUwYNTENHBPHAbVj6lDGTHuRUtk05xMGGYaxSKss+2Y2JmGQ4CAw",
-	"AmwalkOMJGSeET95xD+1FFvEv3UO2zgyWtuXaouKPiEqN8VUK3jQ0FehnY++/OXTf/lvl1K8QbW8RMmg",
-	"V4iv2jPoap0sh7NpDSM6lGgsl8KmRDK0UI7tFTJTRU8lyon3keKodSWVnGdjFC5RCc4r/u7p1bmSVImJ",
-	"iYnHfExpEGIrCBIrMg3bc8yG706rn2dpTNeAQdWUt/kTN58/0e0YQWD4wdL8iWdt6Xz+ROsJ5U9sTvsJ",
-	"5E+cDLdFStv8idv8iVtF61bR+gkJvlU8e1X3Ad16m3ZxK049OXGqwscNgWpSQ26Idj78868e//KPG0zA",
-	"OOJXFxfMdeVoLfjw/GRfiUGiL1lBxCSjSfMYgZQk5gWct/TkNuza8MkSC4yOazmG/7ylVbc7LjF901lR",
-	"LFjw4s0eLi4vTHrZygtbzerGNasrYpJG061K9uNvqK4Y35qBRjWDH7CzSoreUJv0lgr/uxxXrRBtWYzY",
-	"Ofl+TbPjBp5NDOJMJfyd6Dot0ws+VWf9zQetWe5JqBVh4oYMhy6jmESJExLfYA6JWpJP6tQfE8Z5/7Y8",
-	"/BVTF7M/vAarqb/UfLU5HSK5XZFn09/L7WB0cGtmagbBJPYJDpzQw7bpWpGZuJYFcTVn8phqYUzXXCe7",
-	"A+zfmQL9c8tXngyTeCoAX2KA/PCQxTjlSEfgVpdbflzlcr8wpEKc5AXQ/8Xg+0afRUcC9TRBflM/0Gsj",
-	"5UXB2Un9nUpUKNG6CiwHeaMrX0FIMq89M7SOaKfss1RKIwrHl/kR40JZOKKICaG/2QWfki6vGYLuTJR0",
-	"rKpTVsnVI1oUKRO1ZNDsBhRMadnlO6AzymKoPy/KfCjQSV4cpfxwV0W3p6WYnhM6YmzSqtPlbxc5P6wZ",
-	"VLWCAkX5iJeIHtKUi1JlZMwPoXxVkZdlxjroet26y0GNlMrp5SjKB4OctxH74ohmlcsLUDWokyX6UqiU",
-	"OI9y5EuoV9BIik5drgDgWzyN8pihN26+egPxvBjQLBWKtabwNiPBYsVbHcNAvRNGjw6qqfQ6XX6bZ2M0",
-	"ZPkwY2iH5yW6/uYtdMTGYhf16TGbvOQid5gbAD1fH1fH4DIWpJlTphIWYPhoFDF+WbX8T612q3HuWnut",
-	"N9jJglarIxXdk3qVKzEmqdN4T56o1l6Ljf+qH74SpbfTv7r52Zfv3PvM3Vvi1qAcfvbGLe/WFzqdjqq5",
-	"mBZM3OKtvcAw5PjH+RGL76oLIFp7RrsFJ1RH4b/IaLFOnOr0Sy8UNPRP++omV3dPyDs+lyjxBo36DN/I",
-	"eVnk2Xn0errxsyF+XACzhzQ+0Gf9XATdbPug3dKxymnODxJV6PC8DuafeNBuTV3lc7uYbr0xJF9lIY9z",
-	"JkDvP6BlpHG83GIalc9U7gPzgtutNbEHUcFixsuUZmIFw838Mw/arVETdZzXx1Tjjeza66kQKT+U3KVy",
-	"YG1M8JnarLXR2AZ0tRc4G8DrDypef/6ezraXDIaWTGWvWuH5qcabucl5jgaUj6vrLPZRwcpi3NAyHabH",
-	"jOuECBLOCaiaKp4Z+9cdOV98Xc733McbTWEx3FVO2l0puUXsLU6PaZrRMGOXT9Spsi8Nxig/4TXSaoB5",
-	"effPxfIqYTjNcExL+gIrqGDLMf11nvPxIBVMgOeRhMLgICVl8JwrGFwUDPI6hdm4reG8UjnyuMurtOX9",
-	"PIMKRuAI3s85ayvYKumKlIL1gdlh92lUZmM50r6EoF1lijhJBdttK27BYkQF6rH78la+qd/mJVrSnv5d",
-	"7Kkue6fv/n+nX/vJR//8s167y6dGlRN/m92QyJoNhmXK4rZ2maqTPFdjhWM9QVYKCcbZXOfwJM8RjeOC",
-	"CdFBLyuZJlIYNWKVPKOW/proSkI6YgIpGYNXb68NzcqSrFO6i0lOd1H1o6fW5dqLq42ozv+eyk7GSAxZ",
-	"lklJRaH6YUYj9Sa9z9XT/nxPtk4Kxrq8ZPdLtXUnfVawPQTFz9t10vkyLTP4XC2OflX5XQLGAzwaqs2W",
-	"57hdJ66BVCwZTQe44vzKkUu065ytJ7TgKT8U6rywYyUqjbOcxqKD6iLRIGRAf4LRIgJzzqBeESmn6TU9",
-	"zNtdLpRkVHm50YKhJB/xKh/+QG7XQMVlxIizk7rlgI6liAwbPeig6wMpqok2iiksCBgnhAqMFW2kdPx6",
-	"j6p3LvITofLDQi9pgSADltgFSbSDXqZRH9HqYsV6aDTIj5kAoVJnSYNO1anrdUeGYUdHKY/hf6wD9zbu",
-	"7UM8BjyvnBdgJ8GpbyBZdM5Z3Dh6S7vTyqJeB70tZb9eXIzvjHhvpiJZXUlAHfiyn/LDLlcGBdFB1+NB",
-	"ypVL4b5cYC0aqlAPOorTUsq59VJXEn67y+W2K74Bm9hBjuGoCAs9CtAPIYmFfi3RaL1A0nxZLk+TNlxG",
-	"1FSLUSkcK0vUX/geMm0fG4ZpYyjLvzprbUwMZnqVvonTs9ek47Yk7upNKmcDZYFV56pqnaQsgx+05lRr",
-	"LMEcwERtlvv8lNI0iHHshQEmppPgkFgGDizTZswwHMumM/WZHrQnY1ZVFepB1SgLeo8MTAzDgGXHxuTP",
-	"ne0d0vzFNNI4KWoUS1Jicczi0ZC9ysaitWe1W0B+BOSDS7RRVP1QZ0s0a9vg25pwtfaMBxfe+lHBFiGs",
-	"tyVnAt2OaqOtdjHaqQOxqjva1i5GqsXuNnXclRjrnju3DqArgC0q1IEq5CeZGUU7D9/77w/ff//hB//6",
-	"6Cu/efjBjx79w88e/f77TT+PYZN+rgkrAZydhSslT5HABWLn0F/dvf0GivNoJMk7KnNQpaIdIT9RAZ7x",
-	"ZUmjvvx5V6NMFeLXBCUSbKyFN7u8CTg1mBgA8ERN3KlLa0KFzrRAikKhEVduEu0uB4wm+bquygNT0fO6",
-	"JiYYqYYQzex+Cig3q7SJfTTMRgL1Km7Xayu3lrofyMGqnXSAend5AwAobtngp2/OQUmleKECxRXCkpwc",
-	"NPi1TmaAdpposgJbAAGUaLcrAQisp4beXT5Z0IjVKuYF+LqKPICndxo/nPTzLk+hRB2cqd0aWUAPEkfk",
-	"xbkwowbHE5yBzoIZFYyql06D9Arc10s/QSBp2UF3GZPnVkyf/84gXohK5kSWy8CSDQORz4xYMb6i6Ai4",
-	"kwpgLLTXmveMYM8w9gwDSjE1HKJW4fpOa3WEYMu24s0iVWRSwRxthj39008evvf1h+/9dsrfyJfrCsva",
-	"boEcBAVqv/nRD/5tmZG1+TYSgUQTW/DnPt9uHTIuD8UC06w/WQNldIcFm8YssocGNPnc37YUM5xdrNDH",
-	"JApj7NtxiH3ToFFsxK5PQrnAfco5y1p7LXkvlC+a2svW4z/+c70Mj77+3cff+8OHv/nR//rTNx+//4uH",
-	"733j9J/+7dE3fvjhOx+0lhjeLfnqtqlfYtVNMcFKc79spMlRsvPC3qslEqPwCywqb62BPPUj2gxSQ8Qa",
-	"3C3I5nzuYp6b3nj6cJ+d1/jMZbIuncN5tXeSSwJrM12U+de/OP3zdx/9+38s2/vp96xcLb4kkk+djGLK",
-	"D6viyq31pIXFrojNu6rEhL3WsGAJKwQQe4HAnsqklC9R+gJPxHN3tumJ+Pjb33j4px+3zhL/1q/osbaL",
-	"oH3PNGrKIrdpkThX8SdAZxeSSxR4WyCWgGJLCeR3+znNNLekYT4qG2qGWXufoi74pVQMc5FWDlnTXfcm",
-	"AG8fJWnG5Eb/Zbc1zVcld+m2eq3mazE+GoD2c/UOJJot1ZUVZQH1dreOjZ9gWQkO/JMUlvJcGQQXVl5Q",
-	"6mOVgQ8kj7QUtReJpO6ig26mWckKiZ+PUh4vLqjwJoxy5aUUzm/5aspjNeHNFl4Ylfl1FWew18qTpNVu",
-	"heNXVAHOv63KF9/QCWdeouPa7a6GVGnBxHVd+LrmMGdmFrS9juFalun4Kvk1VCuGqrNTpUOnaodN8fkV",
-	"C2amccamnhUvVSdcYVat5mqUadO1vG/FmoOo8LV74Daov6qY51d/9egP7yLd40TykkcO+OlLTB7kyeg8",
-	"L9NkLL95kSWQlnIqyYhsXtbrN4s/zkwcWK2n63kQzXCcijTM2E2tA6yLTjylrXZ8z7N9K7jQVq+IAlbd",
-	"au2Wu/o2f/TH//LhOz97/P4Hj//9p49+95N6v+vMSE9hr+WCOgExl+31Goglz7PzC2oApd3qRJ9V31S5",
-	"gWqPmqwUPi/locuCv67X2b5AeEZ5UVM2MeGj6rqINtL3SGmVgKuincryZu4uKIYNtOJNdW0u7ra4mB6t",
-	"RNObWa+IhYkZu9h3qYUTI7TsyA4CPwJjzCxJaD7oUEwISXAQ0xCHFvOtiDHbsCQlajZLMCHMxr7rGDhM",
-	"HCe0I8fz7aQ1oS9yLZDp2l5rrUurFnI1TdOa5b43zSbODTGAPFieb5m2Y12QS0wWPTItTCw7xNSmDraY",
-	"m1i2mTiO5Z3NJTQtfm5Pz5PkQpMNc017KRda5zgv9IbdFgh/huTXFfjaDR1X9nzKr+q4IVqBuhUZaVMY",
-	"hdDspRLpvSp952JxtGahywv8vcLKmnVeyjn+iQsCZM8wO7ZhOm7g+eRyJJ7EtosJsRPsM5vi2AoSz0wc",
-	"YgXROiR+kSTQHETyEdtPMLWdEDPfiplNI2oR+2zyTqLYw8QILey7JsPU8fzICxzb94MG3X4d9LHqOJiW",
-	"6z9h8q03w9Ppm2ao9+cqB5VKb/35S9Py6uxvI6afumLxadDWV1i5NmFtXyKvBS2j/jwBBv8IiOVG0KKD",
-	"wBk45Yfg7wm0V9EwgahyaGyQ4/2JMRz8KsACrkWdss/G6IQVDGVUlOgLo/hQuYoq+0la1DUpu7win6h3",
-	"K8Gvy3n0JnHY8rBXHgLQVQGVah3L7/LesAD/b9D9H1RLph7ORyVUjXVMC023U7ErPWWhT8vK0zBGIuUR",
-	"20e9/6P2+IVV0K+0u8j0/hbQFM2C1tydBF5Vqy4vKPcto1MTU+56lEq9D5zV5shwRDAckb94krO4gii4",
-	"J87o/T2XdBzf8EziBc5lGL2HHdvwMaGWianFGDa8KLGI4xpe6G6K0XvYsViESUh8TKPYwS7xbdvwbMtj",
-	"4VmMXj4YOZgYtoGpEfg49EwjDn1CzChawugtw7I2zOitMxk9bIbnGJZtWkrTvumzu4zX60ltef7HueLM",
-	"SZHzwwPg6udGQk6abpMfbpMfXj754TqaCOv8B95sQKabdbTvJZUY/nrj3ql4/1PLXgNE+/IakBegfAk7",
-	"uYLcdG/306gP3r9xHQKj7kfIqmAohbwB76rU3hQNi3yYQ5iQBPSClW0Esm1R5Wlo5kACbUwbiTznTJQo",
-	"SQtRdtAbOoYmFUjQ40X1/N5Uby3Z4h3ZxUWdBi6DkCegyF6Lj6sJP9AYdDOeBXo9Z7O/1V9PZZED2GLW",
-	"6mWzQyzLJpZj2zM+kK6DoyihmJgBxYHlMRz4lh36cexRcO6bRn0L6otEUeRhYkcuDg0vxK5vGrFnkMCA",
-	"GiDVUZmd9uT7BfM2Fs5b7qSIKIeEX+bqJWdGGdNnaSnrg8ObznuJbQHTFjBtAdMWMD3XnoSa+E1zbbE2",
-	"INFwAJ/UIYZLDDNVDKI6PZNY4DTLpmBFG3F2UkOCfbgXy2uRQJwNhNwsdiy8MxMAeeUuhht0GlykADKt",
-	"e4a7Z3l7ttUxXeJ5nuf488zbCAMXEzdwsZ+EAWYBC+0gYsSOySrM23DMCJPYCjCNaYjj0AxdM4oMD+pe",
-	"FHOZZhcwa/ue4cA8zY5vep+tY3dnBvIcAxPH8DFNiIcZ8UzXZIblxBYs+sIlMCZd267he55lOwuWwCeh",
-	"XIIQ0zC0MPUDmyWBbxNqPqElUHjF27ONTuAZrmN5xLrQQnx+jUJ6zeN+vs9ZdWu3bmfPtNvZbAKKtam0",
-	"YGV5JnWuHWzpUNnIT/oMYjZjRht+t7MJAWXzhRb0u9WAl47Io8MbkNhiWj97qWymK1+n+i2WYL1qWbep",
-	"RJ+5e/OKKsIqJudwDYvouobN6UMK0EZ+qjKGQnnZlKuUPBCS3MhM1EFr2Sq7vDZWohVtlbNGzRljJbq0",
-	"rbJx2Z+CvXLmgruGYax9wS9mo9zoyFcQzLxh0nmh9/vYks5nFqVsNfHraeIPL8opKmx1wthQLE8gojG5",
-	"QCc6O3I8Ym2ky3MIpDLixroOjM7Hof1jZnFfB11HcTFGxYhrqi3qtFPyuQEdoyzPjxDt1/VxxqhHxe1E",
-	"59+iGTwMmcCAG7HimBUoyvLoCO3Iho3sygtCC+6M+F35vptIUgX0aHWCIoe9yuxTtQYCONe0MGlSI8LE",
-	"YDamhh1hEga26RsWMdx5ZXhVVv72vFBpEotgQmwTBxaNcGBYxLPdMAx8c22h0u0Epufa3mdBUJ6dLrWU",
-	"B6dvSSnYtpzEsKzAtdnTmq7XMUD8VaxelaZRIWDycC9cdMs0TUwYZdhnhoPN2Cd2YlssdINVJHiT2DYm",
-	"Xmxi6poOZobl+ZQQl9rGqrM3q9mTDjFd0ySLFtsyiYOJ7TDsxy7BNPEDKwyJw3zryU/TN23HDD67js5A",
-	"Xywh6ehZ+b2AzqE4hcxeWv0b59ssXk8qf+8TLl094lVeSmBBavd5frI2f1Stz3DXz4tDynVu/2uS+Rym",
-	"omSSJ8pHp/XBKBwj/V5ScGp6itJDbamo3UF78vlenfcJCgbkHNHKxxRxxiA7pFJA18P2WbEwVeNrqSjv",
-	"0cMnE6g+vU5386JER2y8r4veSI7fwz0k8qIUSLZlXH7ZqUNne7hWnvbkHU1lN1+EzEmTai55US5MUDHR",
-	"u7Zbk34W5qKYnembBUvS+5XIWtLDawKWf9kcvjg1gQG9/xrjh2Vfihvt1iDl1UdzfuxN6trzLC/kxty8",
-	"aagMKWdW63G9jmF5gWtbqnTcbNLp4Yw6mmCLhCEmhiV5qe3hwGKUWKYTRIEzWYvjdHheOZzpkdcg8/fo",
-	"CvpgeWG2BP2Z1gWXdEpGgX+XFbiE6OK9QmGPWoervlgenXxHU0KBaE1VpwKOkWMEQFwP2P1UlEKrklRr",
-	"uPi0VE+p35dFKEs5/jIBynN3dtE11FcLHadD1Frntlxh8O/zSm3WWL1trOnHINb0Hj18GW7wcx5sWgKh",
-	"WYVkTqHWOtI0ZhlTriSzlFKlQtdIByVFPpipKzBJWQNUsarnlZZtjVO7/JIWAYhe6vJ1LAKLo5e6fAMW",
-	"gZdgqRRlv4wxYIq8OosMlnKceAtWriYv2sV1yM+dGlidpDWpRHu5OFvSw0YyNLit4NvXKGc8Zy6vkNDl",
-	"ctd+IkGFXvKtHekTHPO8+s09XyS68nDo6xD03JP3pYcKNvGuBemJz9clOgdAzHkUoB3I766ZeK3sOmRl",
-	"FXFdMfD9ZZKcKmUEM+pToQt7ghYHPfeR1ZfHJpeVV3WK5HUo38UcFDYy4lVkWZ+e1pmcypH8wg8CwzV8",
-	"g8z6eVo4II6NiRn5OCABxS6hfpAESeyadMKV5EF23bMZEwwUWJZlEuJtiDFVEbpbBvUsMKgLiLxbX4o1",
-	"oxovImozOhBLS/KD0QVaPHmrC5SQjtOCRVImTrO4YLridyqQnPYyo8aQFoyXt+LWqjTkVrxhe8Zygurt",
-	"GWbHcwPbdF2dPELtfOX/9abODa+cwPSPrzEaT//QJMM2Dhw7xMQJYuyHIcUs9hPXj2zfsa3WJd1161WF",
-	"LQggx2C9wFNTsBJMmGdh3yEJTiLbScIwdh3TPpvyT1bEI4anfBQ4u1/qcwGVrYe3vpCnr790s//6F966",
-	"/8a918vb9z7zpb9JDfuNl7Kj1+71078ZvFx+9u3POJ/9wlvO33zpdeeNl14f3+LWp4PP8FduvPIaE6/e",
-	"PM6KaA22wuhgBYuNvBrPnhbkydadrusR6w1btXxxde83U7j6E115+mNscNPMp+Zp8HntnL+9OUKqqrH2",
-	"FlLfnrKflTqjm0BQ7VR5kMsJgJ/EUFyr4/Mz2deOYAz1FO2X4/R291Wtr8FIgJMD5V0Okl7KD+scxCDc",
-	"HaXyeccwUG/uaDcEPKgndk10eZTHDPVG/IjnJxxCaHsoL1BvElJ7ILvsNYqTLRLJtCGQ0cFlLIGaPzx8",
-	"7x8e/eHd06/93elXf3X6j+8tZBMEW6aZYEIiA1PLcDEllBBi2G5oWusR56s0EJ6puXM6jm17vmUG9mbY",
-	"t1wU38SE2j72bSfChu1FBvE9asX2xtj35bfnPMVitTCB4Xx2vb3cmiu3pV2eGWulooYr8pumEDWbGnfe",
-	"zlAR2kupb84qRWF5Hc83iG9bxN6UbGGEgY9J6DPsO6aLDZK4jkcsEljJxojTvSVCheEzBxM/sHHIAh+H",
-	"TuDYxIssixqtc4pIyKUILJOYnkU2QI7uada/VSR9ki0da9GGJ2HOeD0/hvATmJrOBaUr1KalQPkJr9xT",
-	"KS8FlEvV4SUSbgaoJ587iMZRxnq7HbQEJnf5MpxMoeQ0i45YrEr0VgBY3qPePpK3HEUZo4WoSuWvYsJQ",
-	"UHvahvHMBFxqMv4UbBhLyHkDvnmmj4ntezikfoKJFXi+GQfUC5LWQoI/9aiFCTNjHIaS6AaeEceuYSVh",
-	"sh71vJix5Pl6tSuwypwpc7gd17MC0/Gcs9j6lS/WnNziMopJTEIc2o6FrYg61A08P7SCjUGD0299++F7",
-	"Pzz92S9Pv/n+FEpQrc4WSdyOZzvE8twg2BAGqG1KWyzwvBiVtpkyL2dTuphAJEoMca0v0PiY8ogtD9EF",
-	"Ow9w50ZM7AkVSJRULqRCB3c/ffv6awf3Xr577+DGa7dvvPqXpkQwTlPDJdGQ9uZQIbXKmaNMBwyHtM6N",
-	"KRHFAq/462qe95gob8inL6MSE7CRorVnEstfI25fzwHGv8poW56fNOlloGUmw+04thcQ33DNNeglTPde",
-	"OmBLs/LJBtcEeL/I3dj6ja5ODC9gy+F5eZAAiTzPjjJpKY9UPirZweoPz7bfiAnmjRyJUdRHBRP5qIhY",
-	"G+kMdDOZHQVjz07iwwfPpcpLUkvl+sZEqSlmkhcntIjXDjMdCb0FCx1zr0OOQJUucBSnZV4I2ECgzzln",
-	"7UZSQaHDR0GgFaOwLBgkbBgqwq7LMmo3t7QAEbcCY/O+C2/BvJ6S78LUXM/xWSih/MJ6HguLR4WtqCRq",
-	"Ke/n2dLwT/nbymPekY2Xjaoq06MdyZ525Z1NefUVZJrYVfNaNpG6sP1kKjreNMzzjFG+WQcNPdz5dRuh",
-	"GG3gENu2fAfcNdiApplcOjb0TedTuvtOlA9as5pT2w5tTFzHwNShJvaM2LJobIamHW9MPIJpuBKryN2B",
-	"z/LyqtM0NRcaYeKFJg4Tx8KmmVgx85OA+mHr/HK8sAJ2YOp8F2suH/FsnxiG2Vy+yYX3Te+cVYwNTNwk",
-	"wX5IDEwjFgSeEyeR525sFZuzIZPFnHx9FWsKy0LWDCSWBO18v5T6rm39UrZ+KVu/lCvwSxlpYFHBJPV5",
-	"bb8UubMpT8uUZmhIhTjJixilUlKSQnDBylHBWdxBL0uyKUDdPuLpF0esjSIqGE65YFykkhxn42WR3pJm",
-	"XEaarWg2O5ZvabruDL3WRPTlY6RHqt6ktde6a0ejguE35TdGEf+naU61Ftm7ynrQqzM0w+7YhmOYpu9Y",
-	"TYa2bHGm/eVDw/ExMRwHU8On2IqCIImSJKFxuDFmNtmHhZjgXL3p5B0t31vHlQNG3bpyPC1+txF21W6d",
-	"MHp0MLnB5xVxmGq95XbbCtXuKu91V+LqiL3F6TFNMxpmbHMePCNF/FbkzE0FxrkePDUnvVTFylWZTbBn",
-	"mh3PIr5p+Ia1WHqyTBKcwXE8TKgTYhIRB/uM2diNqedHUWhbkXkF4pNl+saK8pOcmhloK2UUmphZbmQl",
-	"npWYnnmes2G1MKYT2BvgUGDZE6zYWvQ+wd4969GNq/fu2UM0FIyXyu27Av/afaWNevIK9rRzDfiW59AT",
-	"zdQDHfQSA1JDS+UiJF8I7fQU+dlDoJbr7aKCHedHTKB+KrpyhUSaa13t9TdvoSM2FoiWKOcR6yCdV1oH",
-	"Mvcqvg/O55HOx658d3qSBPQQ43GViF13XQUoq9kULCmY6KMyP2J6VMjKQqOICVF/nRWMxmOUCjFi8W67",
-	"aocoFyesuCZQT71FfFfPv9flgo4F6ucnaED5uIOugyJUe/8gekLHKmFMDwrY9BDNRF6vhZpxoxqUnq8m",
-	"1m3lPIRy0Hwq5faAjlE/z2BeAzlctTg6fjuVb5OjKB8Mct5G7IsjmqEyh76BrIOlQ/QlI4Zoc458OVsJ",
-	"dVghupwm8oe3eArO/2/cfPUG4nkxoJlO3thIHay0vxBOMIXPes9Vbe4uX3SAT/o5EmWaZSg/4QIi9QUc",
-	"v7pIxmQdulwvRIB68uED+ciBDtrooRHP4JBVUfxhHo+rEP8u7/Upj/NjVvTQjmwS15OR+ye/qRpAUmd5",
-	"JNNSoC/kIdzUss94l+sDg1IObnmNPAF7YAGpB5GcqQeK816SFxHbQxIe9Lp8B3T4Os5ElHSsS0OG6ljW",
-	"anZYnBEv0wxRlNGSFY1XUL130HU+nnqP6tRjsOVNkmTTOC6YgBUsc9RPB3tIjgVhLxmN1PCzxaAGOT9U",
-	"NhpVhroy0nS5CqKpf4nRjsi1+WaoMmciledUw36BDnN9N7p8MoS++FDL7YQve1QufsG+wCIpci514qs1",
-	"FU/cia+Cf+sl4JbzvZhn3QbGu4Kq7c1JnVNt3fI7hut7phnMWWBMPzgL/bo4NkyKSeA7mBpOgqPIjZyI",
-	"BlYQ+5s0wZiBofJFTzEhSJt6pl3GxZEjgbBtBJgGtouTILCZY9ihmUStcwqfy3UJLM8grrMxDKy9255/",
-	"LLxVvWxVLx/D8qoQ2snz8kBz0nO7mXvggZRwikNWHuSj8iBPVpzOome2VVsvV7UV3YTMdBVIa6PeglXu",
-	"oR2K1PcK4+WjUqQxazhFXVOuJULBx9kdb3YAQccNb6rGHZdtd7eV94MLEgYAJQclPVqBNDTbPmi3pKB1",
-	"AFLkuU82mk7ucSUCrHqH6/YP2q05qejcTuaf2BwZULJ5pDXYYr5uvShpyfZQr7GCvTbqTZalt79Q0lMp",
-	"IKcknzxpSpQgS9bV9rVE25AAa7lMDjCzjlX3tTgIlX+mJbNnylHxE+QC/7SMEbX3/CWNES9Uhwrc5y+s",
-	"cFzoe6C85ZcnTNY6BbgaO1opdJgeM456RymPRa/d5XqRJE/blecelBxwPfYQu0+jMhtX8Yi9Mpeixy1g",
-	"SFw7DHa5uoJp2df5FBextDKv4g136CwP63LFu8RuB704lhcPCAFo02hTPzGld3QMR99a+bnLK6ZauWkK",
-	"pYCSVGmQHzNUjLhAVMKKkEZHh4VkGKDq0Xy9OILKJ6HSZLVV3o+csy5vqHz2GzpLtGMZ1i5oBfsMfXHE",
-	"RhCewCvgMSzyw4IJ0eW9Q1Z+uiZEKngBvUzBRxpSS8oJ6gSTcqn7qSjzYoyK/AR2FGbR644Mw47kvsH/",
-	"WEceLBYfqF7ZsaSuOzUqapC+XVCdqpHky3a5Lq9ZVaFVyTNrfHJNoIgOVRVbgDvDUYn66QABaUxLlIou",
-	"l5BDHaVKvZSW6FCCEbm8lVoUdjotUciyHGqX52hHR7UqndKu0roJlKVCa9mgas6IXxOoJwdMsvyk1m9S",
-	"BYA66O207Hf55Fi1a9JfJWSR7a4JlZcFDkDKyxyl5X6jpVJ0q1ydcCHQYd6cv3ZOBuVXYxHVwgOTUG8B",
-	"Wj0B7RiAy4IpjaOeBB2VOaZCpId8ILepBm3FiKOcd3la7raR0qjBd6D5hpQ1+nbrkdPmNHiO5KrC4W8q",
-	"FDVL1NE48ogX8jBD0lO51OIoHQ5BBZ5DTTsxGkCa0xFHKh17VRKvPEkjpjR2ylwgm0zu3ITt6ge6nPIx",
-	"GuQFm+loR72Eqn38JVbk6m72IioiGkuAXFEh5XwMT+sk0LQmaG2l3JQQQ25eAspofXzUDQrHqAe3NWFF",
-	"pQDqwXGGcfZB/KUSl0BIdJJLHI9HQ6EPaHVsaxIKr56dyN04zKuk1B10T21Tl5+nfK06lMu1RAHbVI8u",
-	"18CieQWsVp52+Yz2FB4AAgSP1HpYtEwN2+UX1MN+uqGbvox3Wl2kLWO0Dv/KB0PKx5LxaqbTDFu1qetg",
-	"YroO9mOPYEpC4jm+6xBmrq5Gq6a/VpiWtW4NWTh5tasAEF74QR8xKNokD29rz2i3KoLX2jOkWMFovPz3",
-	"B2cpXW1jzzA6gWd7NuR8TYp8sGgZHYZJ7IY4iCjFruezyI4S23f8uUhhOzRsTKgT4NB1Exwx1woS22EW",
-	"OHED9azyQzcyQ0ugNJn05z7fPmezpXgwEiq6YMTiJ7H9y2SZpm2orfn7jBCwzU+01c5ttXNb7dxWO3fl",
-	"2rlLa8o2dZeaRyVVm1uFyc2plXa30a2X0MB8GmRfyYFBfNBlupsqjce/+OOHX/nmw/d/9ujbP99dQ0cj",
-	"h2HRqEjLMehhQkYLVsjzrRzD5LFMX2Xj+pvP133PqmBekzIwE6INcn0q/wvYWiiNFBqwksa0pJ1G1dCx",
-	"KOX5mi9SWrlu7WT5Ycpll+Bb1UZZfpiPyt3aa2o4CrM0Uq5dQPmOWZEmYzTldNUYUrLnBQO+yfJhxtpa",
-	"1C3yTEpdQOqUJokOYf2LNGbN3tTyzndXZVhDZcHY/rTupvpvRbVVWLAUVppxtY1Q2kUDvCrfVzKlIS1K",
-	"Li8gL9mhYjSVvKj5AUhuHNUOdUCZw1QVeW0sDOzzspehQykZYeUkNorTUm7E1LLGOsp45lCAS9PO4/c/",
-	"ePzvP613TWkTWCH66bDRCfg/Leik9mBAO6fv/PTR1949r6Paf2pRZ5Xgu/PhV773+Pd/fPj++7ty8etn",
-	"mv3otgu6uTmRmHc+fPfHH37wLx++89vTP39/F+VcO3I1VZDNXpWw/dZwUbcvjRQTYFB9X3X/6Mc//+jv",
-	"v7Xb6CGuWi3brplCyCU9RMd5RMNRRovxvqoVI2lIXiCoSKfzrtFDbbcABUldQUZpWTpTRTAWjfwmiNl6",
-	"sx/97ifoBXT61V89+sO7u9XF0h5xOnuJaKPDLA9phoTyxdRrNiV7N4ZV4fvz4744yo5QOpDUGu2c/uZP",
-	"p1/9OWzpgm1QfpI37v41fP2fX7v7n1GSZlN3WnW0aJzrEi8KXVq60gyEOegEhf6NZkgSObTz8L3//vD9",
-	"9x9+8K+PvvKbhx/86NE//OzR77+/izBi92GicnxWUDEqWPMVdScv0ZK2Hnz+wf8OAAD//w==",
+	"7L17kyNJfhj2VVKgIqZ7D4UpAAUU0B0XUk/vzN3sze7Mdc/cHnex6kpUZQF1XcjEVmY1BrsaB+UIUidR",
+	"Es+ibZkh2lZcOBT6g1bYYVKkeaT8XRTcvbu/+BUc+cusJwpAAY157G5fXOw0gHz+MvP3fnzZcNlsziih",
+	"gjdOvmyQl3g2Dwn8jcOIYG95xRaUePILHs9mOFo2ThrPpwRFxGWRh3QrNMUcYYpk46jVaDZucBgT2ctl",
+	"HmmclEZrNjwicBDWG4sLLGLeOLHMYbMhAhHKAc8Z9cPAFY1mQyzn8pupEHN+cv8+nzIctjxyc38esXFI",
+	"Zvx+cfZXr5oNPA+ursnyijJxNWYxLe3wKQ2Xcg1nzx6ja7JE0AQJhkS63HsczRkL0QwvEeY8mFDEIiQi",
+	"TLlPIhSISjCsTJsDxaEmzeDVzeD1iEXjwPMIrQewlXVKoI2xdxWRz2PCRdWFgB9QwNEMhz6LZsSrAkF+",
+	"kJV7UD1EtiEz29AD7KGLdJztW8rPKzfj4vkVeekS4pWv9++yGE3xjVwPdqfEQ0sWR8jFc8R8fQ5c/imm",
+	"AUfXAa3cZmH43D73Gvz2L6CwHNh+iIPZlctY6LEFXQVAREQcUeLJ+xUyLtSC9EuNiEuogNvqwV2kTCAY",
+	"EQUC4QkOKFqSyhdQmrcEmUPNegCAFdcpQebhIFxehcEsEFf69LZcHME8vLzH9SKhJ/Llg5W7kg+5CkJV",
+	"02y6QLUmuT1AqpaloCLwGHNyFVN8g4MQj0Oyih2SVvJt5xqeyhOPlijEoppuVI5eQht1x05g0MvjxUsS",
+	"3QQuQS8K49cBR8XCAB7xPAxcLEpAOEtu8SIQU8DoHM8IonhGmmg+ZZTIO09mOAhTQkheBlzwSrCkk+Rg",
+	"cbspDnBD0kVJOMA8VwJfE1qGRMxJlCwy4LU3nR+xsO2a491+h/kVyD36KVFdwQMJfpqTSBIytTI2JxEW",
+	"AaNV2/NzFLrw2rcPdQCKn80OG4sI+YJcBfRqjquIvfodzWIuEKEeCijcNz8WcUQqN1ccsPSCtw53+6Mr",
+	"LSC3ScHYVcjoZO0uFywOPRRiLpBsRyRqxWqFwIzhMGQLvmHX6QzV264//sHAkK5IwYF9QehWwsZCD2HJ",
+	"mdElUl1SfgVzycbIi1oNhYrxyxSt9uiHgEHFeiQgAspj3w/cgFBxxV02XyFkAU+58xC711xhWdkS/kof",
+	"JaKEeBwdcaJ/5sdVkKmYsHBFbjndAdBCxQoVpASJKA5LmJ2imJKXc+IK4iESRSxCzHXjKCLeqeTRpGQ3",
+	"JoSikE0m1eJBOnIew+8xbkbsczLDYz04klSfROihHKomHPSy1O5vcBh4V25EPEJFgENeBMRDoEAsQnPM",
+	"+UKS5ICjRcTopHrLq8Pldr95sOyM29k+X1AciymLgi/gpdXZ3uoSCjuNI86iVQypvpcLkgRKchhAnLgC",
+	"b8B5vO6UC+OW8GLdUQ8iF5aWkt91RPyI8OmVYCtMjBJX4WcEP8vV6n7AZb2cB9HmvRdHXxGFa4192NMv",
+	"rkhCQhKlK+zNAlqBCTXdIlIYoQxhVwQ3BEHrqn3nxiojuS0j3R7l5+aGbbFJQK/ENGJChCvaLcY0GcJB",
+	"SDwEjREWgszmgm+VWMpj5/e628jptju5bcsxPpRj6DvO6+2/tCgJhBmJJuTKZfSGRKIMhDOU/iDPxUMu",
+	"pvIxjgmCfpU3uzxigUlfHU8ORkkgpiTSgyLKIsTj6AaOX315qv4BgufGXLAZieRz4ILgAylHyutOoeNd",
+	"BVSwtcrPhWRY1MJlO4Qpk5s5RUCHYRsserweVHr48mvYNnrMFTSSGUDC89B4WZqzAJjsp8ZJw2wPTdx1",
+	"O4aNrbZhuxYxhrjXM7q+Oe67ba9DLL9xG2DqnUlAUiausOuSuVjVDHwEMqkPu1FtiIdmxAswkhNxifhS",
+	"6boKjKXBc5DMD10YkaIz6FAYG01JRE4Q5tegOsFzJckGjN7/GWe0iQR5Ke67/AaVfr2hXovNCX05A30l",
+	"Ftxgkl8iHnPjGaGixedSDuVTQsQsbMG/xcPpZ4D+iAm9utp6iBIEEoj7qzptdXE5iyOXII8RRV1BPJa7",
+	"WuYkTXl/qxXY2dgrBGvHkTMAWEUAPNLD19u7n2qn4ROw9msfrOYoVKu121NjVNsoVka4PfbJzZlsQxPk",
+	"bfvQzdZtJBll405yYxxmK8msyV42248k507ZertRNkL1Lsr9D7OHzE4kP6mp4MuowkwEkpj8rYmAS43n",
+	"JLoJJAMrcQVVbAw8AHeK6YTkddrrtlyYsmwiuu2EBxALV9YoYTXHy5BhTykXcDQh641EY+Yt5Q0UjCFo",
+	"WgWI1fHW2IsqR0t32c7t8pkaEkku6okecvtuVxcC22UsBAMZ6GeqVCapjSIiWJBUnwHarQ0GgJWB1+gD",
+	"twx7gGNeWUlh3zNM8aRq3x6D9anfa+41Gay01w1DHXJ/yeywPwlQ6gWSvl8pTn0j+lKPzEM8oC4BYicJ",
+	"PgrEKfKJcKepcapy/xWTrcd0O02VPYBO7gHk5kOPkvlqQKpinSvAku9RSqYVsmI899RdhRZg33/sGx9i",
+	"uegpwV6mwM+Zuh8+x5OtQEsnLbPRt5oyk70Ga4B3kc27I/jSFUsARlgQpYpcK4dqNLdd9CyMVSV3rh3p",
+	"gKJmYRGwQ0UntrNm69my4hBr+ZlDcmXFKXP7qMGb5XQ1qVC5YVtb+bR14x1sl3meraAEuopIzKvxX14/",
+	"JUXVxN4m258q+ZRwLl9Kqp2NyA27XgeKilk36sR2n/MwyrLKlSrAwSsBejIn1AuqTErKSJ8wLvk9eMQN",
+	"vHXAWR25rDKtM+4h7svqSmDvLBbkao3g+RFDPHaniFBvzgJaKVeWByhI8qvdDyA8lmeU21Aa5qtxzJdr",
+	"cHGqg3enxL3mCEdEMl7ziE0iwlPEyqcsEmGlNSw/RxWO3n2Gg/o15JcnQSLw5EqZ0MsKQoEnOaM7xTNS",
+	"w4afG66gHaw12O3vb256tbloQqTIqjTOq89VNVAOBlpgVk2r91YcrfREN451iK0VZ8/tj8XiivnVFs2V",
+	"dbFY8MAjyi8NumzYa2HkzfutHvcATHzVUuTm4zxmL+z6w4DzgE4kPU1Ia87wVbXduEgl0n1uH+kwRKcw",
+	"v9ocj+dzJjmBK1BvFnf4IvtZsgyCUAH6z+q9lYfKbXDTQJmA0ctvLevwIehdny/npOYmywuBnXISXbEF",
+	"5VrhwFdvMFwxLoIwRLIhGBg4cEuJveAETTH1JIcwQ+yGROhIfpZ/Hct2HoFHI8UFQEI+i9xqWK0spnTp",
+	"X99Sbo8hVhcv4Qu3Fm8RdhVbkap2ZyBESX7r7NljuBcRdivp+uroa3Q4NcY+iLl3dUESCAuCr68SyrsK",
+	"gLzlXTCmiG9T6ZsYnai/XDabMdoEh+zE9w4rlw3wG6sCT3HeEmgONutBAFdcKgAtYnRyNWcs3K6oRlj5",
+	"MilbAMXVGr/ciFuU1tXjHYCa5JbwSm5SaQoA6Zxjd0qMc3kj1ZY9wt0omMvL1DhpOJQZXLCIOIhRRG5I",
+	"tESY8oXy5xLIxVEUEI6wEmBgve6UzAB1z/DLJ4ROxLRx0oZTUgvlIkpY7HOFfd8P+JzxQM1ZXsJTijBF",
+	"5KVEoujo/PIn8lr89MnlT4+byMFCYHc6I1ScIj8IiWSyvj9qAIYyOman3+6Y9vN2v2N/0nL5zajhrF1i",
+	"p3qJD5/jyeqi1PHNI8IJFfDy7nF0QyIppzXB3JaoZXYFyROmrHDVc764eJIYAFPjlFKZgjCUKatEFJPd",
+	"Nvoh2DjXT/+UIidnB3WasIrcglLTLVg+PU9y9sRbY/ldC5YeaPZWVneBBXkSzAJRDRcXhyGJ7vFMfR57",
+	"klGjbNGUqCOgyIuwL4yACN+QTwXPAyPCgoBWx9AvwmibJyPqjIAmjhqn0fd79qn4fttBRyxCzqiB58GP",
+	"yHLUOP1vv/cfneMT5EROqoBCIfFFEznCQRw0YxzFVAShhMeI6gUFHC2mLCRapYkuJfOx8rQYmDxiMZVM",
+	"lytPN5llRI8wEOR7XOsMlH1Eu9QdN5UrmdyxG8Ye8U61vxGax+MwcDP/Ot4a0R3fQnoIxjMWBu6y+iz0",
+	"TgE/gFmZ8Nucweff75jm6eL7lnOCMBrH7jUR8so5n+dAD5NFxA/CkEvyMQ+JIOESBXREnUV2IEdzEil+",
+	"BqIJJAB5E8kvr8kSvtOA5Mf6bIBhcdKdO3tATcq2xpkvlKWtCLBLvTDB0AIHAo2JzyKi5OFAe8Olcylr",
+	"vHIo7HYaTTl5MItnjZNBH+jgLKDqc7aQgAoy0casjz/+2DjL3arKR26ZbeWXMpVvik7Iqbw9ltlFzqrj",
+	"pIOOLh6do77dM49zjpy5gC/w8TxBzgOCIxKp2/n9UYWX6KjRVL0T/H2yiAJBNqHsbhXAwWgX4RkRCYkL",
+	"cTDTXMElENNHQVh5GGCJTO9UYnuSBBgocSDbfB6TaNloNiSlgWmBOucX6BEfx6E8pkyvRag8lU9z3+D5",
+	"PGI3wDtG5GfgBdr4rJJGKvT+KGKz1RXrHxEGpwTsa9V31Urd3DiVl8rDghgimBF1sRIgW+aGVT1n69ek",
+	"rvKW5Txnh1hM6slZOs85/jxOXS/9iM0kixWRm4DFHM3xhNzjyKHkpVAjOGsXm7h07kKyHgLL8qDy2C5/",
+	"knA0TN65o2BCWUQ8BN5Qi4CT4xN57yKhYgaCUEtOGL14/sgYoPFSEMQij0RohqPrJuJsRAEJPnzpkhBM",
+	"aBydTwNKOAFHHxQFk6lo6jiza6IpjkvCUKNqlPPqUd6LIypkS/Aekv+dxSFGR4wStbaAav2W832niZzv",
+	"yf8Y8j//WDIHeAwiomQQ8YToKLjjEZWLaaLxUh6EH7yUg0hiN2dcRGw+JS30cSCmLBYoULuXwJqy0FMC",
+	"ALDXHJGX2IWwOa7I6weXTz9CYcCFlCgW8OVMoeqq8xyX3kD6ZH0ccpIe5pixkGBlKXnsPcPysKs5Qc2K",
+	"KZ8TmHEuW6cTBt5G7uwfRsRvnDR+534Wunxf/crvP1aCyWMf2MnqBUgmVd1vCSKIugAj6pHznqOET7AV",
+	"LhMW9fg0MSF66MjqDOAYFcibyGp30GJKaInLzJtpj9NtKqKdbTRhe3fkevXunsKmcHiwXTI9YBONY6F2",
+	"NQluiBS1qnemWTAOUJBvhTIxlXdUteIH37hi054zUbXrs5BLaTimAuEwVHuUi0ncI45cJikVRudPX3z0",
+	"/Hgd+gryk+TXV3XPqRdzES3X0ciH8uGhQLdaP6P6fUdW6UcB9TYSZynDroYSV61A/tao+8Yu47EkwaDV",
+	"AyGsWtJ4JhEZD75YS9SAka3GLD2zuYF/6xS4t3Yl9/Z0QUm0DjrOjDhNhLVm2gPdiUMZlRyaBFoqiPG1",
+	"twScnh57a5mtvmSshCCR7PtPjmbkn8rx/+mnpjHEhn9mPDI++7Lbf3X8DxtVR/uMsXAL36Xu9GLKOEFT",
+	"NtORYgHXwYF0Ldhlu8f1T1tj1B/DIKsceTxWy0ac4MidNpGLOTEAGSwCT0yNgHJCeQBmDvQEKK1S8DHA",
+	"mUGkw1Pl1Jgumzp4k0UqYPU05/Jd6AEsHGgHsSvucT1KsXMLfYRngOY8PT6oXyKiPkXK33yGw0DK3kfz",
+	"mLoiVvFUsgufY5dw5EVsPieevDAiwkEodxuSCQ6ByivTJObo6z/9F7/9k1989ft/9tUf/RXSLMqx5DWQ",
+	"8/U/+7e/+a//1UF+IKWX3/zhH331l/+b+u7rP/3rr3/5f+W7ttAZghOTD9cLJoFQ6+dEMuqCARwkF4QF",
+	"ColE65ZudqzPgHC1ew6MA3h9xFSOZknAzKTEpJQQQZRMcOR8b9B3YB7HNOHPiCQbPz5Vikeim8vhOKKS",
+	"JdJHqaaTK2eUGO4UR9iVzdU+EmKjbHrpUSQ8DVEbkr39gISekqdARYE4IfK68GuiNH/ZnMTLAAVsVUJ6",
+	"BNNgAE7sCGCVO9hjOY5lmshZ0QOvZWg/34iYZwFNyVa1RDsJGN1MISJos25+9euO1OGSRRVIWX4rJc1T",
+	"hMEyISHmGA7iLBIcybZK5mqh9xUuRo6hhY8zsRZAsndheYkEl3ZtNBtG/oNyzdI/5D+A4636OvtTci+P",
+	"WBiyxYu5+q30zWfVEJAcy2bAK65m/b7krzsC/jmerJvzQmNtyecv4bJKXC2Uw1nVAgSerJWjKid/oUBZ",
+	"Lf/qH+vIv3FunNuLnHriKvk3WdNm+TdOB7jtYsBNh88Z5SrJ0QPsXWQJbbSBE7If5WI8tG3gez/jSteb",
+	"z5JUSolTRUqT5sUMNGsMbxsHqLZd1SPkz9QmFAyqxLK1Zri8CS5nDSlomatm1m3vZw3XqEVrdU7av9K2",
+	"EGX2rH9oB4FSFnDt6hXwzIcU4pGpyHRg7wiw3s8nJNnjihcSmmy8n8UEIPUgnq5uA+jPUDqy9gaS0pxH",
+	"kJN+7xyfIkezGg7wGpI7xiJlF97B83gaKTvSYx1j+KbOZiW4cWPHcjxfvWOFnd3ySJsbT/Q4tXlvjpdM",
+	"xi3a45wsHlIzvok1T81VsNIdn6b85SLzwi9dqbw1cNOlKNkOy/a6N3wZVQaE/S5fPgnExitUSJ5wa0R8",
+	"RpVlBAxlF4/O0dDq2UgvFCmvAf4OvfdH+SRBe4C5kGRoI5xzOXzWJTPZck6VyT4OQjq1SLc5l9EJctI9",
+	"OKdInrGf2mxH9Joslf5dJUPB2oLGlf5DQhxNIkwFL2ZHaY5olTmuqdUnjsqY4qAZmY0lvtDuWSPqlI2A",
+	"TmbpO9YoKTXkacOqSmUA8VIoEEqt/g5cxGqD5qYxVtq/yjwfbkGx3hDpgSVu5Xl3pRuSydiFcLSQZQ5R",
+	"hGE8SOrUNdugFFIeQaG8jvri+CDPooh4QUQkY6lD33gQqqyHIo4owggsvXqlSqdf8in5VtClj5g4KyQN",
+	"2OOqrWYe2HjbKiLpD4L5HLURJwk6U3iDslxaglI2p8Suom9gcWHO8TtE2z5i4lES8LHnCaUBI1sPJxen",
+	"cdtzSWJKEsNWykuWyFSWruAdAXg+BPFRqjXYA/Rrolw3HsK6INADaSAqbYyBimZSxkv1HiqW4dRi0d+V",
+	"g7vIxcne9ujyMbf1D68Qgnrr40vDagOes5VXHFby4zuFw3Sk1Iti+tp9hPE1mXA3y+Xr8sge5FHplGk6",
+	"eRN4qIicto+yxQl4kVdGngV0RP0wmExFcpi54DDnOEGZxfS7kE8RUuqwCPlxGI5oIthX7NQ5biHw+VP6",
+	"aBhPOR3QGJhx5if+iO8QK13yUtzYPdf0lbYPPEzD6fa4ZMV4vI1XqxTsdgDBWzHGAk8gvjYL1dMnnE34",
+	"7uPj54x9iOkyDW3f7zTK0fsbz2MlMv72T3xdYP/21/RteEsvShF+exxgOUhw4wGuROHd+gC3xw++I88l",
+	"F9YHUX3g/rMvyCtCF7fAvSow8KB2rySFEAQA+JB7cI1wJoloKpqtrOwd4mxSEME6zrwbTF1yHjL3Omfy",
+	"xJ5izXD4LJJ7FIE8JO3aOc999WVDY46yc33fyjtnddu9bt80a7hoZYzrp+nQmSGfgZOZBMUZhJEovje/",
+	"nMyfYD9bcDMZ4cGyjhNUs6HSrvL6E9I41Dyg8mFdWUDg1Zs5xFy84LvsdevUyrK+efKPZBud8Omxp2oC",
+	"hU/9xsmn2xf9WXkNKleQH7ys9lf1g4gLlPoO8VSpRdyIQNAjqOsmNNDJL6FADvhU5v3uOgW/Owjvu/r0",
+	"zPgEG1+YxvDK+Ox7FR538i5CkpADwlephMFKIsiMb3WqVMp2mOex6tDup8PiKMLLlUcDftJwjilo03mb",
+	"ueex/lGp6IMd0cDOz+BAd2/7MzkMzGcBTT6VDqDZiGnweUz0z3CrS2eij0OvZBvkd3hTGgu+an65ipUj",
+	"sibST76RQHAS+i10OWULihh1ySniUGNBIMyRc6Y5GkXcVOSRAx6xPzXOnj02fkSWTumVtTuDfZ7ZKs6X",
+	"C1+F0WcplJ4EikgVd5webq1TTgGXO+a865Z+W81GFtqy9W5mLVfeJExQee5QrWs/ypt4G9d6BRHBfL22",
+	"P2l7oVqV15/MVLmD2AvEwxvN7RVXiF3BokPQCBgoYS4TP8KYQ/SACiiVz2vJBZnJbyijyxmLeYULYLOB",
+	"b8EagGXmTAXmllzv+lbh9n9qGsMz4xE2/NbJZ+9Vkpckkr3kwWcWx/kno1EsOac1g9RlFlJOdcuysfHF",
+	"mfHJGoLIYuGyWeEQeOy6EhjNho+DMI5UvhcaVMbipdmw1J3YgDw+/QfGf7dmx0k0/6Zgzt5wmOc0zYpg",
+	"ziQNzspSyhBJEZixZkFqnOR2ruc7Eti+tx0LAhHHopG/+fkzzI5i85M8CKrMHvjbR5exYAplfgipIcrk",
+	"7YdgKlX+tIQKEil/2qRiTpQoPgSTFFCb9vkpcpjvO+gII0oWIyob3+NIB54cqwoEKiAOqUiQFoIKY9ob",
+	"OknbhNTeRtTRvzgnOv4VvofU4iFnCKNnZ8/Pf6g825toMSURQXjMCRVoRjDlIxrTRDcG+s3ktTHfb0Ba",
+	"NepdsDGUTAB3/ycMe2te3AMs3Gk+gHdHKhN49a+KQjU5xkkLfPtzTsEa8S+/Kw7RQeVLHsH3xbWXREV9",
+	"hTZjw6s1uLA24r1eEya28t7ZdeVWS+DcyPwnm64a5xzPK8LjkIvnp0gSXHX1tH1TQOp7dOTjMERj7F5D",
+	"wVGCZ5CzgqJJyMY4TJ+IZAXXY+O2aZZk//WyUg4/n08xpSQshA7gMGw0GzcBhyAxCOxpNBsL4k4BW84I",
+	"ESo4HHTSlQ+i/BY26A82ne7zYEa4wLO5IuWQTXF7r4/0rit612Dlkt7qZmmCe16JCT+eLlVQ8DxiNzhE",
+	"LjggycOVGDDvIJlWkgWIKO//0pM4mMoCQgp3iSTcTdTLmNwyR7V1BwoY9SfSwKothKZMyy3yGKxgDB2h",
+	"ma69mcXx5VfYzHIsbJb/80/jEKxD4am9deYBlJzy4a1ui7LFDu+9LN2zRfV8KgzxUDgmCXmse+UUctz2",
+	"2KYsEs/JS7HLKw74syhQWb1WKVs9RU5hXsoE2XqXnjA6STpAaOFOU+isXzv0yOLPdjkkTYnqT1T1rHMn",
+	"naryMpg3G9Uxcxuu4H4avTr3B6rQHehOJMq913MdnkGjva7CbQ8VNr/heA6CajWyeftYVi1EhfBtvXKz",
+	"gOa/ba+9hKvO/qqcr9LFNFUJ47lYSnbGDQlOqt7nQzN7tViZ13CR6ym/sitdaSZJLnm9wfR1rxopfQD1",
+	"Rsrd66rRssdxgOFeVV+oGxKJ/aTXBJV+VPvYKpegR6nQcGa6wNroZE/yHxEvEE/IDQl3nU32S2zN9Q7p",
+	"Q0bJEg6o7CArECUTLIIboqVGyAijhUb54FYuiEdwuLdghMPLlHNefYyqDMMLKrYTqsrxJxH2dngJP4Dm",
+	"la+gNuuUZHXZ5QhLce377FSlS6iwB0UxUUcI4TKgkVLJMHSChfEy1Z/d48iRkvc4JI+gHViADsD/JTH9",
+	"+2ysphGkKDlDpwQllIP3t1KI3SRSKMGw5+Z074uatpt8Y+g9CbZ3K5xEREKC+d6HoVMj7DJjJhhv5G40",
+	"AtbIQBUg2NrruWxzC1Z+zANBbsnLJ6bfRABPBXTYQAHF7cTYa4DsxdnvSbQOQX5qEJ0cWq6BjPdEqa/L",
+	"2WCPN7fHo9nl8t/6Gq+XXgp3cAcrb8pOrfotzEPskpk2Jm/kb9OG5fVmQ1Q7ESSzH0TqynbyesSuZkNU",
+	"57V7phJnq7RPKoVkPkfd9yXtcspq+aJTnlbLmzXS3tYU/TQ0IGZwK04qZV/LB1AGvFDXWUVCcoGXHB0F",
+	"Al0TMudgwAs8SPCgQjs97pTKQefjN5U4WDxsxe7suNJHUtTE7lQnpoIqyyqTd+BlmcVBtX5USOot/6+q",
+	"D6cLPtbBxpCSs5QCHF8TfopwMo3kvKGgs9p9vu09rgZY3WBNTK9w1w4ovtChDm5XHWoh9t0YZdW6Djrf",
+	"BUFrpX0tzKza1kHJqmVNhKxT7K2aA5O7syaNe+XlL9ysIy/gIqCuaMKtKqS0gFxL+5h6eztbeovFx2sB",
+	"o+AolnXOA2UTXrpcMcKkJZmSUneVBkPd/UAqrdybPIgCpvRsDznm21MaHFAyzyGSg8BmF9YxwzYHmTpD",
+	"SAcZLsFZ9QZTDGW1CjDFaK9JB/g+XvIq54UsgMnDS64vF18EKrckUOI4lCTX3+yh0O33SqEJ290T3k8l",
+	"t5qIoYgGNuu2Ssgu17gKwaW5o9IE19Va0D1cMVd5nzS/ahNYsJRJO5oXWFL5wrW26LiVWRdvMfmzlfFL",
+	"ofmc5B0bWnmHgwThhwTnLWzyT204qcL8OqfUU5ofIvGtBwV7Ymat6n17LdOenUuXR3sJZJvZfoVIhbvU",
+	"LPuhFodQupQ7ejIls21caxLFVd8qkoR9Nd/87ipE0YeJdSvFTIlHU9lstXI9NnlcbzXayr5n0PJVE+LT",
+	"q3lJOek9jnSde3TkMZffJ7Izb82k5BV4Kg1xJgnxps7Hq75SpQZyauLsELdrzGGZWmHrQhrF24R1ceVW",
+	"VGtS7YLUSE9tJVf4KDbNrkuoCMQS/iYt9dUcc2EIQqVQR6Kx+s1pItKatJAj0U8L1LTEc1YAWuF5teqM",
+	"OBq11rslVmkghXYezkCYAUP7Fzf0Lah6bLnLsqosqakVqwbix1OGZtgjSa0cKJTjBEr+1+6wPouQoxz7",
+	"HS1OLwiZNxGOBTMwuALPCFUeiFsCA7b6VMGva2Hw2Ku2Q8vf7nEp/AeKIvmEeCeIQeUUVS0EyowQDx1h",
+	"VVtddYJoeTyiE9CfqZzzaQpyzJFaJT/WLsAq7LVx0jDz/8Ndt/DZ8jqrwW+5bNRln3SVev6zL7udV5Vu",
+	"rgdzI9/Pg7xcPYBzCE9S1WQcFf+HPcToKcLhAi+5dvA+Sg4CgEwZInTlfUHRmUpP/3qhSmrbhRWvvTyX",
+	"GfbZ7wkljEwJD0mE4jQlQBRDA38rjkb+qbKHxXP4WqKdJNOw/EJyGJDzkgghL5r8Wz4d+a8geCb/xfPg",
+	"6pos4Ss8kf8kZUmdzUGWtXGU5k6C6ugiVQHoURCS6senKwD5CEPpmhNdkydxbZ0S+PoeRz5k31bkSuTL",
+	"3alkgUD+R/RIVXojUNnoBDmQlkHBV104SO2WV7Q6SUI2PJ+Hy+NmggTUtCMKT78JY0ZsAXXS9OJUMgac",
+	"5P+K2KKZZQ3WhlhthNWVOz+4fPrRiJZK9CT+u2pDLfRDFfudFAhPChgBv6xzjhlPMJ3EeEKcEZ1HxJfN",
+	"dbsWAhsY9L54dI663e5QDvPi+bkuQCcX0UQzKeurqpLYFVBNfobDEVWH3ERStEQ/YwElntZOnyKnmWD1",
+	"pALRbC6WKpQiCbTnIiJ4RjxQfCr/5hHN0laoeGAo3USoLmfkMkqJC3GKSQ2epOLTPS6boSNModyl0iN7",
+	"jPARJL5hc0KbCEN5pKx8D1d1ccKAEqhgR5Ai03DVWjMdkZHyIOOAKq+8QqWa4bDXbvc7tm33K5AqmM/T",
+	"HKu1ohJWxoAbsvoooIoTFMQnoHFOC7np+hhKP818X7kfo4DO41VHqapFzwjneEJWi/KY2564WmpTbS0b",
+	"qOq9J24OFZwtRKTWtcO5WezARvuNbvaqmU9ZUdfvcD9HnroYX5KVfZ0iCuxy7ZVprrC2T3vOUX/H6kAr",
+	"TGp+rPxCmtm5Z4eaHVaJrd3s3Z7crb1s5re6UMVohG3lQeoe/Tf3yNef9pYj3nSsh2BSU/Tz1t1oH0WE",
+	"fEH2c3qM6zjEFeMZVub/QaKAT4Sqs0az8aDRbJxX6rqg+UUckp2jC0OSKHc3qltkG3CpfZ/gsH6Pqq39",
+	"UHOwFbQXc1dve9WtDYrIVWihn5EIyqhBAX/iQfX+pspJrxTQFHmBhzhDPo5WTbRuzrd0036SVZ/LZYBX",
+	"IMHejp2qoLEfESMJ81IRdYZU8k3YORdQLaoseZlmJUdDAz7deSl+xGYveP24mF0krvqYQ1Xx+ZEUZoq4",
+	"YxVzyAPxQxVxtC79tM7+nIvaYwmjr8LNVZm6MXFxzIGtmwYcuXiuFA4qpBi8FBaEitpW3eS+PE2WWNZr",
+	"mmYVLlwfd7cher/OOnL+fuzZDm5YgtW/EVXsSO5OJRehmWKHdL/5uDqFHHKHu40bKT7NVW07RASuLRaV",
+	"hrHnbgToPOS1SNMWSwl/S2xup23Z1qDbt+zNTkCbru1FemWLtzO7vZBidPWynmZXNA0ylgIYW1AdsU+h",
+	"xJsUecGVATnJKpzDbKtsddBxmOleN53c0xxAiodXJ8y1iDD2TKa1ij4AbPnyJxK2gqGjPFyVQW6XkNdq",
+	"pc1q4OkmeNVlZipKsoXLxHXKSZ621sUkeMGpoKwZNU9riCp7WSnbIrvRtaHhNqYGTUXCI0y5T6LECeSe",
+	"vLgwLpKXhaOjJAuEHPq42iM+JSUVyZig+iPzM7zPgJEANiIbHIdhfd+cDbRoVxed3dIGvUE0rRe26b6t",
+	"uvt8HpNYxVnHlKrga09ZcXXa8irW9ocEh6ps9S5ZEVfmLmR3yEbXhZa3a3zKItR6b4AfBlywaPmQaq+X",
+	"tTmZ6gdM7JJ/aX3OpZ1Yuqf7BHbslQ2pWJdSEu4QBzNAbyKOJJlXdib5tDU2ABZBCmjwbNI/tReZGiUi",
+	"8hjUX8mIroplU2oNncmm0WwkOvU1KZP2T2oQh+Qn2QXbMUNHRcYktsepVKY6yWUyymc4wmLTjT6EhF94",
+	"HG9dyl9jU1S2w3JR/PT44jjwSsaXKoXtYy8B2F4enZXweDyb6xKyZa11IhxvnAJ6n6u2e8ueXrS8iGm1",
+	"kE6oyyCtRoWz2PnlTzKrgGrWVHZWKDbKIuQRAek3CsZk4RuDRrMxGbcHZtesfKJ1pOEA9r6jQBySKheg",
+	"Xu+A0rO+VDk0yG8azcbLkL+s3OuuBst1nlef3TKyTueSTsWnEtcIZsCk+huUiGkiwMdw0JSJWimLtqNE",
+	"PQXflL+23TRNM1kMBxOhPFrlFlDf4xouUObBVBLMV9/qPGIu4bwy7HMK5kiOJPuTU00dACD1BHy1mbx4",
+	"Xxnl8jwz5HlYYFjzgda5T1Dghhw8qSZAY6fc602Xm2wzfzQ51UF6lUqXe5e4wAKGrbKhaaaj6lI89ZGY",
+	"Mk4KzjVpCHAQgeh4IOi7WcxYSZcgb6X+FR1h5EVQqb6prmuult6YHB9oLWlpUb5mOZQJqK8mCE2VGGJK",
+	"lrlipTiRt1VdQoKjMFBG/cTkKq/DgRacBCvUX20SRTSO2DUsNj7YYkCHVZVa7qmf6qBUgBTjyac8FDVh",
+	"lPI25giLRDeEjsDRB27CE4I9RyuLVAZFrQm6cvHcSTDroe4DhKNveh7QIImMT5Z/KHoCANo0e0h8IUkI",
+	"Ptx7LOG15HEmoEhX1SxikOzwsztZeE7rMdQhWHnNi759Jr5AmNc6dJQ8t2J6TdmCXrksjGfUQUcSV7RP",
+	"Mocgoaoaz0ElRJl6wafa5UX2QQFHwYRKnua4iZy0ilZzRB3B2FXIKHhs6aO5Ao/1/BfgbJz/AvxyHJR6",
+	"QaWoi4ReEmTIj+X4UP2dhVdpan4oy6zKloDDGPg6EuyljjXg2UiXTQTLAOUdzC+Xnl6Zq4BeSUTpjKhy",
+	"9sQzkvS8T/GMJN0h3Q8kAOIlfFsYzwEskiLngKLLKcMhbCHDH0cJvRnHQmOokyJqCvKYSQHbjzn48CZ1",
+	"QSVKVaej/VtGlOMlR4tp4E6PW+gpDZd5pAX0DEckwdXFRK/F29HIXUXJRKizzV7dVRKMUDjZ3Gc4OW1U",
+	"LxybRBbZqeVfb3IU+e/0i5cbgCUBDCo5eb3u6hBF+O0e1xe9qR3L8kSyHPBQ1/vpeXJb889Ev6EVkau2",
+	"j1O1dBatteCxRX4/yi6jH3XA4ef28evA25EyO233slIYa20O1EzATvXmlar58ylxrxOPS7aANx0ROXQz",
+	"ffbydgd0gjBdQt2vagX5erEd4hDIS5GK7MrZM5HlT1OZXXk4agfDoxfPHxmDLEgIziEADBZ4CH5sIhJy",
+	"gn7wAMT642qR/3qL4O9XOqbKNcsFski5HapbILE54wJ1TPThg+L5V/kQdsyh3e51qm5etS/wx6nHgcYs",
+	"+S3Vkb5neD5fozoBr0J1fyT89cNKCBXLBYCo0ty6AFHicAk86QzPNc804yS8geB2qpO2Zf01ReO5B9xC",
+	"EHKv/N/Rl6PGV//5l1///C9HjRM0gmisUaOJRo3nJFRfATIcNV6V61OYZuU7rq90WHFrBOwIp7H+ldWy",
+	"QkAWfeLBtxtMER8sriuEunCSH/2h9/7lWTVOjm6KDTu9XntY2fQ6qJ0Vf231nGuxzE/39EfPKqeKebGe",
+	"QDCpbPbyluspGzCFSqQJqq6G2nATQKlWVHWeHyyuK2Tqa7Ksz7LKA9wxEA7Gr1rOE+3/U+Y2gVnaLUeP",
+	"skoQ77x2itmi2WVPH6KdE9TeNt/bXZa2N5ml95uW1m3npMJ3ieDeeCI4ifTeXBK4fRK61dfVyr3s54u+",
+	"B47fMZvz686p9ppzPH+TU7bVTb+WXZ8d/MaAaXgradfkzIfQ+ukd3KVbA4geKtUaqOp2S7Mmu9ylWKuL",
+	"jHeoyfB6E6DVwrzaxF4H574badX2yJS2en+/21nScqzVpgxpOXGxUlCXwxwoU1ruaR0k39VbKCbwNpOP",
+	"vaPlB74LOdGq0NETNgn2rPS6G/M+x5wvWOQVXD7TL1cjvTcFozYbiygQ5CkNl9UF+hJLUzp+JWpJrlZV",
+	"LOzKowGeZufUTitJoSSXuzFdocKGVLC0x2fJ7IWvD5BdamccXsFAq/SK1VkwsCsQnrGYgnpeJWcIKFrG",
+	"mKKj849+9xjspEmaBpRkaUhMEu0e0uwn8oKJ5Pgw9VAnac9b6ILwOaOc8CTNioujaInEgqWN0NGo0e50",
+	"rVbPHDWOW+hDFpHsRxxJlg0MhujIMk2kPaUDRq+Uxvs4SR0F5S1VCgiwO+gkfwFPBxCMNXO+Lcp8gvyQ",
+	"YYFcDLkd1PoUTDgKg2uCzFbbVLAKoUJ8llFHL7tkLxgWNMzGP/rUNIaffdlutnuvjkajVvKx8+r4H1Uq",
+	"wNdpoorvLZtiNLqsHGaXhDi+jvyS4g8kMTlNTGJM5yXBXP1w22Q4zUZO+ZbHNNXeyVtJ5aoe6VBF95/t",
+	"jw8H2/FhNv45pLDauUBNFBEqdlhj2+xYuyJtKQ8v8nNsRGNJuxW/oNJai6NWIf4iaLyqaBSXcP6cXRNa",
+	"ZXf0I8KnSDVCQrZKb7heDOKE84DRVvliDPvr7nNr3YUmL+dBRPjjiqVcEpdRjyMIrYf5C4vSPTcb9Qd9",
+	"yyxlGV31/4rIDbsm3qXaFa8ucTzDdImU24nePkcLiPiViHOPYqxVoR7XhJYjfh4QHFUaj1eCs4qbaBbO",
+	"OT94HuiVF4hEXL6j97HAqav3IaJZCwOvLe/k5gpYHqLsZXtNAHXdJAD5egO+tjXdNrvFujVNVaTMASJr",
+	"qmdYQS5pStZsZ9kqmqWz2HZZHkaYk/0iTiGMFoZqovEy4RgSxRIIQs1EYqRKO3WKHOU042gHGJ75vUnU",
+	"V/aAqetvU+Epk4gCZVl0W0qZWszIeqNYiehu7Paqztl4Kkp19c0R+HUV8UlClmJ/dT73VEhzogrElNHl",
+	"LODASwIEob08OKUDBEciUOHOCJXDEg9Ngxk6ioiHXUG8NfG7mRJz9aZA1tOCpyTXySy9U83QZllQ04e0",
+	"LbtXUWVUfpqHisHZlP14bZq+ZnJCKVzqvMU4IpsczVZhXsi9vJFdyc30YdopjW+vjx7XXtFa6DK5QrvM",
+	"cpH0Wcn3nQSRZFDI9pObayvkX64L14Njv2V50W3UbD/QV9fUWTfXhFAS7eF8Atrfvda3aoBat7bbX2GN",
+	"pipQj6LlRjwH3KNdkHUKAYXsdAItNGWhzs2RWjAOzi2Urm/+UIp3WIE9f0Wa2WXM7XfbxV7j/PSG2LVv",
+	"OutVL3mUuuilo9Uk5BAs2odV2fWLafWbZfN3TqrPjfTjmGgd+2vl8lY5t28DN3aRI1xrRE3wKGa+ssnq",
+	"XGee4qYSUqTyTk2THllk3DVZauE08SmqsKGW321tWpEkQ/OIF8/Jj8hyv+4qB/teXQu4YOfeuZe+c1/t",
+	"FPYxjmhAJ/vMX3ZorvGoV6dNoVc4hcrHv+b6lvKR//3f/ML4+7/5k+8dHf/93/z87//mX4xGxmjEW7/z",
+	"3suf/uZv/4y8FF/9/A++/tO//uy9SiXOs7wrS9lDXl5DjChZJDJDCDn7TpADzoqOxARQ1CQiWLBIJ8mG",
+	"OJ9A8BHV3xfjgcBeGAiIX0wiicCerCL0juXvI+rkQ+eckscmVKmRPZJgIjIvxgNtDsSrxI+M7VAPSra+",
+	"iEPCK4wXrzfNbcDfT4TeL9ekTtop1aikfhRPSKQN/5tXAB5JwGjNxiR6TvBsp2471YLaPxlL+w0EsGu/",
+	"xuw4ykApALa4nfpej5/pm7lf3dosZ86WLZ+lLT9kqkrseJlmNK2esUaBMchvqtirfM9uVVZNiSLPGQs9",
+	"tqC7JDhNsW0QEX42n0fsJvFH26Ya8nAQLoGZTQu3bbtku9a8UpmOPsQvd9nSrjleCxhh+7a/PRhi1+S2",
+	"4OIR+Ev56QHxWUTq9tM0XE5XE8qFkII1wWeQe1DBCYRQMPpSppLqa5hzqNIlOWyVCUDLrKcjTflWYxuO",
+	"nHZ38N577703ME3TaSLnq3/17957zzlWbDko2LSEOaLjJXI+T4pVJFkwk4FVAQitQZy1kuoYL+bcQTN8",
+	"rWLORtRPJOtUgl5ZbVLYDB1NA88jVFJzDcLj1og68iE5ukYDhEcqxS9Q9FoC3U9y0C47u659p2vih3Lo",
+	"vZIpYyw8hF8u8BtvPRY/42M2JD/5DlKPby+1eHtI8w5JfqORZCXuOFSN33cW16wByx3uuTWnWmXCumMz",
+	"7zDmtxljZh6ypURkj87R0OrZaQZGjwgchMorAmHEhZwIzbA7DShBLvMqI2uqEiddrnZN7OzK7K4nCXWN",
+	"s6Knp4vnV+RlmmthmxleLbtCMx7PoPbZPMQUfFiThC9pWbn89EUtv7kugegO1qSsfti2bALNRkC5wNRd",
+	"SWrT7lQmGwY97+Ny+od2Z7CxmMN69N0bDvO426z2NgtEWGkQWZmyupToGXpx8RhBKTtCXXDKCOhEaVj1",
+	"DZQdi3dhKsScn9y/z6cMhy2P3NxPMjDeX39NqsBWVUY02VOhRoRXLYJdrM3wvKOrsBro6VzxDDtq13ZL",
+	"9f5q7T72C3HYefaayeAvypHziUZd0nopF7Mrj2Ao4L3VkfiiYPmoMD+/VkX5HnqumlkUkhC+7SCqwBc1",
+	"0xqU0xnsW3kir7LOlZ9IdppfUa5Oy+ZSLMVzPYQypHRT3rpaJFcRYseUzBcEfLD3fdTQOXXvLnva7+Sf",
+	"vfLmc2NX7pmFBefliMwh09KcRDcBh6LXOPYCVf4ae7OAVgMgDsmziNwEZFHnVlR69++ZtyPtfZvUIe8K",
+	"epGAYeBTtxcssu77A2MtKqm6PlseLHcxpRudJlSW2IS1Z1k2XOUN8bPYm6z66h8wZUC2xqrtXbqs6NsP",
+	"nlknkUIJ6gNEkeSdtZKfsy+SJnJf/CStk6E8ApLmCzKeMnbNT5SwVvnMLnUR6qqifHOVz3qDGDnDLx9B",
+	"bqitvl44ccF6Ko/nPO+puEO/J4n34NY+ZS/34mYqT0ZD4lBB1N908K0CKI3grSMwXBZLlu5C+y4XhMwl",
+	"Erh92fbXh1XJTcBi/vSd5PR2QrgA7f34DMyf+gcqIVLtiL1hvVyr/8qcD0BLEYhaLGN22apqLlY6nCt3",
+	"utc3wwJH9PWNv8LPJRDLbS1dQ9UBPMdVMhgLt/PQz/HkHNrtX4MmT/NrJAuuXfS7hh73OZ4kqtwDJzWr",
+	"n7sshWCFKkYeQRxBWPLvXFz84AcPHjglLZhdYP1/51PTGJ4Zj7Dhf/Zl/1WlV5+cb79UaTteh10PdqcD",
+	"q5va6zk+iBQqH8hbFz2Tza8NnkpZZBWyrxSpQQTKdu6gIxEFs5kOzSrl797iLv0cTw6WiUZfo9ppQfSF",
+	"qkoxsuWKbVVD7Xrlqo6keIl2A+vm2LTnBM+2qMbqRPVXqOLBEJKwnM8OUTD1jCNHjytZUl1JVKWwTmUc",
+	"ee8qzrDU65YrUa7JUECX4Nk9jiIy5/d0jqpQl3SmqXtxElzqqESHzogegbgJrsjaqAQdoIqoi+fHubLQ",
+	"6nmpoZVYOqKTkI1xmFiblJg6YWoMVQYRwhnjMDwB0xsnAsFgR9CdEhwRLhCmLlQ9hF3ofHJEcKSCKUJd",
+	"8aU42YhC8jlVlxZsWSvQrks93105ZjcL7RxHhIo9LtUK5AoMwh7v7jDMAsGzvaj3a3nzWYFfuOWQjCat",
+	"xiK/Aguvs4gYncDnKymyOMreuwi4qjv12jHCGUqfxcHW+G18HzvaD9bzXATPDsJ0Sfr39rkugmcH4n3e",
+	"wCNUlEWl2uM6196bfGC15r8jLttz3O2cvGmVZ2fXhD7DQbQ1V9C3I9vPAQ1kt0zaU0zRU1jZLhl7nusS",
+	"2ftp8go1+8spgVOWvAm19xGbSw53PmeRiGkgh2iiz2MmiMpfF9OkJq6qtCqPj9Wq17+n3XwPz4VkpipI",
+	"vuCk8hVAQtZKPf7tpawd08R/x/jyrcm5oMhbQJGjGGJ5gg7ClC/SYkiQoSvL2nWkolGTTG9NhFHEQqJd",
+	"2ZrII3De4GN2jIwswLqY90svbI/MXxHBXpYorhJHaTv6xtvNlL+xAL/Vd1NsKWQU0NtqZvmN64sz8lT3",
+	"Emd2e1zfHn5j17SD+965HUWB6guxMZGtPPpDCAmA2t+6kCBXcaiAhw1Uabdr7zOdzrmkIIOaC2oaRyX3",
+	"ymFHgjCKOYnAPZyLIAwRW1CeZcTR+rIppp52DJ2BbuxUFXLmAi9LZX2pmguGbaGLXOraYyTYhID3t6oE",
+	"IUeVg62ptJT8XB8t/lD3SJPSrOoLq8AhJ1Iav8w7HDYDoAGAaDdlqKsqJKcmh2AUYZUhKE9u0BEnJNsc",
+	"0LLj00IS3+NMEVlYSusOf71pmlkljRXc/auyq0LZi9UwBFV5uCLgIpexohB3EVMVVJGvOJloCXUO/+Zq",
+	"Zh9IT99s6Kz7yk+IK3cinSM+l0A/TfSeFlpaEHcKRfWztCWVMg4nbhwFYnkp4aex1Tz4EVmexZJ7WAXL",
+	"HEeCkkilxI7UW7gmS+RHbJZUJD+DEeDBB7KXKniZEJOTxk+Ns2ePjR9BSd0Eq0MXiPACiSyZXn16lDA5",
+	"H3z8vNFczfFdzIELKwnZJKBQgRhB0UdD1+v/4OPnTRRwHhMP5KAbEgV+QDykACWRwsWj84Hd6UFqEoQp",
+	"Onv2GLYImaIhVbhalZqvBb5kEnoSsSlxMt3WVIh549UrCDTwWS65nPxTQwOKLqMZDqjAAVVZv+IozPng",
+	"TwIxjcctl82UO74b6T9WbLJ6sIDrStmhBMv5xYeIk0iiPp9F6EHnAeI4JBzsEPwEYcSnOCJancp8Zf0Y",
+	"UQmeVKpER7/+6//v13/+y6//7//QRF/9/p99/Rd/eazeQkTmHIF7gq5xK+KINlHmS8qRcn1TIwotAquc",
+	"SFEMC4HqrFhV31e5Z8bYvVYWFsrGzFuiBYuuQf00oiN6zuiNzoZ2MqIGuiDqAaBAxzGxOf48JjqXO0dH",
+	"L148fv/GPm7JxpA3PSueozq4eEbCc8zJKZJMtPry4tE56na7Q0kZXjw/h96Sw9FdgKUw5ngSUMkRnyAn",
+	"DGaBcNBR+7/93h9LpiW1GfVMZWTCVC9tRFGamPwUjZkX6DmdL4EnaaKMv3nlnCIn+wh1iQqJy+VgWe5y",
+	"ucqHUHcYImdkawfPVcqpgNEkkON7P+NMvpAkHOm4GH8kx0ziiByXeUQuQoX8OPqxcOScuS6ZC+OJDuhx",
+	"0NFlMJuH6kmdy84cRpIXz/li+p7TRA/pJAz4NK+Oz1bsPDt7fv5DtUN1UFCXBc2xcKdqrXZ32D9WJcjh",
+	"YgQcYJnfIfQxoE+yy8Lv6jvImY+9lObLYRZ4eQyldzV81TUJOIqpzlsKx6ijzbROFA5VcYeqgxzpSF5l",
+	"xWgqCx+P3alCH6oUsOIVeDIWAN8yTdjMSv5/J4naCUQeXLNYBXxFyf1PxGlMkfPwOZ44p1mOXRYhj4RE",
+	"qGHkPHqBHDmPfQMyzul16Ac5QUfy3N5zjk+Q1RkgZx6B8g9Y4au0pj4ATvM6gWgiq90pNU02AQ86EEkO",
+	"WMQD6uYvrOSaFU0J4ZkFFDkvjWQig7tsTnSFrRQrw3ewYngGRCAMP7g4DOVcR+BvTAnise8HLuHHp8j5",
+	"9DMHzQimHFGWDjXDyxY6k3/KkWR/Bap0c3KUCREcWWYXOQFVIwaEiitYhqO7S7oPajYYRwfeQWrdQPA0",
+	"rZVmKI7kOuV3+iSTNJWEojGLJcZkchjKKJErzzsTOxorwtDyiamdJ910jq0WuiRwuT3mSk5Jwqs185Q5",
+	"OQxcQlWVYU2PzubYnRKj0zJXCNFisWhh+LnFosl93Zfff/L4/OFHlw+hTxawpomRJD9nzx43mo2bJMFT",
+	"w2y1VVM2JxTPg8ZJo9syW10QMcUU+JD7rQUJQwPMevd/trjmrZ9pVeKEiGqPGV21Gc3jcRi4Krve0Qcf",
+	"/whxIpJSZ/NIyURTHN4QjiQYESz0Hi/wEVx5OkjCKS+NehLALSx1g1y1bskEpHdX8quNHxABJZElu6ar",
+	"g8g1d0wz4QJ0FrYyXgJdSBKGl1RQ/lRXstYFrHW56rRKta5J3fjd/gcXP/3xB+9fP33sPfvwEdRuFsvG",
+	"CdSX1tWkoYg0lIxu/PCDuH3++AeX03Fw05+K+ZgNfxw9jS8+/+nF1PUvP3kUPnv45IsXceRfq+RUisuu",
+	"UceZK6Zn9YT0YbRyTivrhkvhdl8Hc+bY1cbJp581GzyezXAk9/csd+D5gyocaMIdn3zawJK9/KzZWMEt",
+	"cmA50f0pwaGYfrH2up1pRNsxTbSYBiFJ4ilhQkkw5qcSdXiMcCUeMIn/QY7EAo8xJ5WX5ocw762vTRJ8",
+	"2mDXhYcndBrXeiepF7PmLHObxWFwQw59qE+CG0LlBJJhIbnT40suyGzz+UnKvqx7fIQWDkZzBu4UMDIw",
+	"rRCqjtVKEMR1NFHP7KIjJ+l0FVN8gwPA4s5xxt1UnvIFwZ7kjfg7f9BypVDqDSQIyb1LkgdH3TO724/5",
+	"UuHPFxlwDnxLUlDudU1u2vfxPDCSOvWVd+WSuBHRPL+KpZfMCfFOFd2FmxPweYiXaB4RP3i5euRSaFBS",
+	"MVRFxhGeEQFanDX6jKzJfZUFZF3BrlzDRMX52W3vlNbSflrwTGx0zE7faHcM037e7p90eiddu2W224N+",
+	"zzR7n2RGggfyVMw27vTava7R7RLLsMd9zxj3Bj0D90xChuNxf+x6mbVUji+5YGU0y3f2u4btWZ4xHFt9",
+	"w3fHXduyOp4/7jdUTfkXfMPq2nbXMoftTv+TTPfwTOsvxgPP6phePytSrVegjlDSSckUXF0/euEtHjZS",
+	"81a21PQm5aPDPpPntBVqHbNjDYeD1wc117C7pG0M+97QIEPX7PRw2x12SS2oDXudQbs9tCqgZmHTtYfD",
+	"rVD73Z8ZXfN5HaipGLnPdmAv1DtSuV1W8dUZyMCI+cAMyJeotE/wEi6wIGlSnao5dNv7WcNXzayX8YyF",
+	"gbus3TlpD8u0Nr7CvEyee42w6jH2rqLMYaBq6qT5/XzbV2ld0it3o50k7V1q/qrZWBFEt46x2uNV7aNN",
+	"awRWMxx6YxlPBTloVGoRRkWEXfFOHXh7O317QSUryqLgCwK6casOTX3EojHkwIEeneH2Hs8Z+xDTZZqo",
+	"ek8SnGPNuEjE5gJfrWncWpor8QZfI71xoLOS+QJDDDBhahFAaE+VmIa4YBEwY1PMp/KhK5e0IsE9zymi",
+	"G2nmlgfMW+5GCkv4r921ujncl+Bcy8BdDxv2wG0b2O/2ja7l+abf7btd023kkd5qcHApfnhXPKht7a+K",
+	"hs20mmyBDWjvtvcNZMw+abdblmV2rW6331lDxiRUBqZhd0jHGNu9oeHbY9+0rc543MfbyJhlYMszDbtn",
+	"ecZ40DON3pgQYvV7xO/2SmRM9T7MUZUI2c374ZNwtpmQbT9T4F4jyVsmXIX945edKw3rK8rEFb6KiPyB",
+	"LBt73QCvCmnqn06hZrvSc6o3RtmihCmfMHURtuG6tF0eT749croZdT3AXq50yZtCyO1enWl4DL55xPuQ",
+	"eAFO4pvfCjZX1yRn6toFo5ekqPtfBt4rhd9DIip8FR76PlHOA7ro6jVZ3uOqJqtG06vo/AJeXw6dF/Ca",
+	"VZFjLfP5erf4v3fxwioAbu7xEROPWEy9t3ZJ1YnueUl3lbkfe8+wmCqlJ9zu2AuEkRVCqdQTfEQWkjv1",
+	"g4iLFnoEuQ/ReImwC9UyBI4mRDRzNg7QLAUzgiJMJ2SN1kDO/DCpIfKaNQfNSpdNtW3l+xNw7S8TJceQ",
+	"Wvk/hzpDKR2GXUPSqXrETPmgbVoA01wh1NhhvgbouvnVr9orO1tCvvJyqagzNr44Mz5Zk16pzsLqLOiw",
+	"EPHVxLlrs272tMk6aPStA0EDC/Cb8OXtV2AJVHWoqmWBAbCwpL0cWjfeW8jKun0pEM9w66UcUPmWvKCU",
+	"d+0YHiY9wx63PWM8Jm3Dtsyh6Y4tf2wNlLsui1SEQ0O+UvlVpZan3WtZneGw27Y08x4GhIoz7Wt00mh3",
+	"7JbZMlvtRpbls9EoMugdw/Nxz7BJr2cMTL9tmJbV6bdJ3+1bJI/KGidaOHihlsRi4TKAuI+DMI5Io5BZ",
+	"s2EPzQ42vV631zXbdtv1bNt0u0O323Ftd0D8LGvkCQSRpO8Klph79hoI8nakoFS8ex5Qqi4qgySUG6DV",
+	"b1udTse6FbQ6ht2xsDFwBwPDGnrm2PU80+11StAC16UagOq3O5ZtjzuDLsZue+ja3bHZHWC/57ZNs295",
+	"OwNqB9kzpUrb9XBAO/VjvNPH3enj7vRxr0kfl39oBVu3F4jt8lsspvcV5jn5co2S7gJc+zg4DLJIGGFw",
+	"Q7yi8+UR+FeCl4J2eEM6WE57S47oI7iFSLIas7k2q4HfHPHQnERyPBZTAb3lZ4VukfaERUdWZziiyr/z",
+	"SkwjJoRyLQKn7wsioqVxJpkP5/hU1WTUMymrLpgxPc0UjCgY7bVvsmzgTol7Tbwm4kzeYZ1kEk1iwjnh",
+	"SK1MMNZCiUfziEIftQ/wvJH7UKZxYxF45ASNyZIBKABs6POYxMpdQHlrgQdbz+wiR3lpXo1jvqzaUAtB",
+	"xGHq5AU5YUbUOQeHnXP55BikoDBAR+ooD5+STKGJy94aUR2woJKCtv+x/qXlslk+PuSkcdl144gYACYz",
+	"8v5BfbUWLDEVg+soNndksQqxsg2y/GA6/oEbPA0+ePTJw4vnP758zB/PxPyT88f9xz9rtVqFqM6ToWmW",
+	"Q1Mbkbjqfj78JDJ/11Xtc7GmSYhp7e1nQb4VaPcJm0yggmIJsRauwDb8WGx8S+3EHgQ0JWsR8QgVAQ55",
+	"fVKY6/Oq2Yjz+HrbGIXGB6GCHwaca9dKvUCUW+C7RPwOoJTc46RLWHrrCZXby6eOBbnS9GFr/0Ljw/A5",
+	"jOkyv5pWn6JIouRUwCVoEtwQimg8G5NIMrxcBci/I6ffbORIyNbuuaYADO3js8fRV/lFbT2/yk7g/JMS",
+	"xq1j5NsejNXV8RMupuDLh68VAU84YMoWJxBAD1clZSg0ZxDQEfXDYDIV6MhlHikS+uOkZkre/SymmQMa",
+	"i5Afh+GI6s7VHmctdPEdupeHdDNkExRQxW5lJc1TTmYXp9EcH81isYmRvmG69k0Sq66vU45VRmMSMjqR",
+	"nDUUWEaLKQsJ8vEsCJfHrSrOTk56C9ZuM1dT+ymVsuLX4uAqTDia1WGx+FZYcW7BJ+lzuRJJJpRanFKx",
+	"1x2vtMMZf/tNvhLpKWyxO3bTF2sDemMCC43eCihNRW1BLI6UqlXMG0jGlCzge5DRVUbF1og+k/I6hYCl",
+	"kh5BefkvMEc4BFdvBHHXkUasKbocUYUv0RFEfevOcrkq1wgEi6ZB38B+HleJzRfFjD/fRBT73RGSPyIL",
+	"HfLxbZCSD4T9C19cRSTmdeSpqk53pOSNit1vhDCs4Y0fvlTRiyvo12cR4Ow9Iqtu2vchWtxIJOq1DhXP",
+	"iEpIcpQr9agjzZO+SYIGniswqNMv8FNY9VwFY4KZfEGrnSzOk+qssJw34WaxrWVuQZdgw1PuJG8quMM+",
+	"6Qxbw17PHEKMgkfcwMs7P6ovchZVbaE8h6qUVd6cxOt0Ddtz28awbRGjMx54uG1h3yWdpO7FSVZwpMpv",
+	"k7jtjmF3umMDd7FldEjP73TbvmV1+lk1Mz13VkMtv4J217Dt4cAYk/HA8NoWsU2/Yw+HOcMqicqdTNew",
+	"O37PGLhj27Ddcbff7g/HhIxz5tXGXN3UXUyo+SPebkQt3vo7t7Z32hBXPKwccgRMtSN2BIfK+xhKRsMD",
+	"3tOTbZ3n/YMlwknCmnwhrhZKylSjiBhak6WYaL2/OCRJZV+UPp8mCihw8rkESqtIVw1N8m/gdly1evwN",
+	"P1BnWJeLLlQEfaXZ6Ntg1404tdtp9TrtTtsq4dTqloN+x7SzliXE5Fvu0LC7/YExbLeJ0SVexx5bbdK1",
+	"ho0a6Ni3O55hd3p9A5t233C7Pcvsd8jQxcOa6Njv+7ZhD+yuMegPBwZpD9u9nk9cv9PLoWN1ItUI2e/7",
+	"vkTIpjFwvaFhuv3u2LX6Y0yG6xGy3/exYdttzxgPzYHRMcd+vzMcjP2xnUfI+r14jb3w8TotsD6zvJ/y",
+	"dxMN7yHO+Clu3iYv+Hksvppko4YItNLlVbORpYPfOkCu6cEMCClrugRPmTmJfBbNSu6bJ8hJN++cIhap",
+	"HBTK53lEr8lS6T1CDA4HKvcJ4mwmUba8DGgSYSoUM5yO2hzRqlwlTZ0Qw0myqqikZugI3JKnZESdjz/+",
+	"2DiLxVQKVi4WxEHuVO6DTsixzp0EupMsBQtasDj0EA5DttCBWe+EraG8k21jrLTXr2xXT3lzX8upVmtd",
+	"Qd7FrTe22PpVs1jKfVvvQuNXzQakT/KuAirY1r75tlmJdAhpSpji7UqG1T4He3eZt73LqB8GruBJiiPI",
+	"4AXuPZJskD0Doj4EALwzYVHfOE20ZgURLrLNB+GaIwLZHt8g01yhOJZLODijK2nIksXRO8vt9k7MXqtr",
+	"9zv99hZuV7Uc9uxhdw232zHGZqdj2F3PNYZt3DGGQ2s87Ji+NwBmcwu32zHGg37HsE2rawzHbddwLWvY",
+	"99vdsWdbGberi56WOV3Z2+obdntgGdi3B4bfdftt0xx3e91hntPNjqSK3YVhxoaNe9gYky42sOfhQcf2",
+	"PHfYXcfuwsYHhj0Yto2xizsG6fkDe2i1hwPLzLO76qLfsbvfxGC6vVmEOzJ9R6bfYPilxDC3p9Iq/e32",
+	"MOGL9akpCXr4HE8Ssgt5TyGP55HVGYzomhyVuyWoHNFChspT5LznqOgGsFgvkU60VWkrfh+2dK4T/e4c",
+	"eurDbqs0/RVOMmou704T8Q3SREgEqhgEkNe2hwGtdLjTStxpJW6jlWh3tnd4lkOPj3TgmKQ9g926XiRe",
+	"KW+LcCkMKQlXipATkpUQo3VUayWzy2evmomleiWlY4bvX5tMNTzp9lq9Tnsw6NumCtzVC8wLDX3Ds23b",
+	"sM1+zxjYuGN0e+Nh2++3u2a7n5YYOGk8CVof4X/8sBC/E5TGwaZhm72+Me672BjjntsfeN7QtrBsy59F",
+	"gQKyroOiA6m//l//zVf/6U/TIgYnkFOHRBzNWEQDCvUJVL2Dk0a7O0SmaZqo3W63G1nq4N/+83/+mz//",
+	"P3/9qz/69S/+oFBzqAZQdO2Dk0YYUHy1eLmDUKTPcB22VD+X0MdDXWp/08N9qKuN38lM39wEJD+AzOK3",
+	"wiJphq/91VHAG36buGVVY+kw3PItQxpz+Ofr3/vVr//9/7Az5tAFo+TF2VSP4PXPf3h/0NdOl94Z2qNh",
+	"v53q9M1BZ2Bb/d5rpTp6FXfU504svBML78TC126s3tzh/Vi9JnJbQfJ2GtBvmhSqCPOhpNBEmZovBlid",
+	"uh7P9I1vIh88iLmOboSaVbq4oRMGHErHc6eJ5mHMkeMRHCrHY0cVPJpE2CPOGvfpdB3vgOv0U4kKE2/p",
+	"7c2fMRbmWlekEctKoGmOOuBIGd7WJjVTZrna9F9PoOC9Np2ZPBKBjqAyN2IRYOYlEcn3wAcdZ6tdt7js",
+	"ZAsLLFfm3AqMJPccXIx1k8GPtQHxA2j9qsapXUAJxPqn/FhXSqzf4xLqadVv/xxP6jfWeXkfRWy2Q/Pn",
+	"rE5jhWlqj62b1xv7x3C6taAXiXrn4oaxR54zAcUMt7Z/+FJSgwdya4dMtJemcvvqP/+zr/+fX371V//9",
+	"13/xl1//+z/56l/9daH4dYUYYLZbvZ5lmvbAsnUebC8Qmm9IgiVweFb4pN9fIrv4UAn2BeQf1K3Uw6lw",
+	"ZugbvY7fNmzc7Rh4bA2MTqczMPtW1++B625aE/Sk8Zs//6uv/5c/1rmyH+k6oNlCVFXSsgClIPD1v/nl",
+	"b//tz9UAX//pv/jtn/ziq9//s6/+6K8aqvx/LhIkqdGf/wjFYZPCECV3ir7RM822YQ+7A2PgW7bR6/Us",
+	"r9setsdeR3lOhDiYZRPoLy5K8R0ThZTUcqFfSHAhH7guiXrS+M3f/tnf/eoPf/2rf11wEE5Km6f2y4iN",
+	"iXETzCUd3ij5FY98l5APjTx1uEdRR3BDvRabE/pyFqq8k9xgUK/OY248I1S0+DySNHpKiJiFLfgXKgDV",
+	"mlu9nEdBqLQTgrwU911+s+cAmyJVsoqhH1w+/UhVUVVxA6ASgrg9SlQlxPPLn8iff/rk8qeSPyFN5Eo2",
+	"n6LxMqkt6ahSy1C7jsAaWjPvuBzYqV698X7A54wHdRwCdJd8j3dDRL7LSHiXkfDA6vV+LUFQvbck5c5b",
+	"zGNIPcQJjtxphkzy8lL63S4K90o3TpAV+DSYI0aRIvNNuCySGOp6yEeOImGOymfoJfJvktwH8xGF6raq",
+	"vxSjnFNdcf8eTwsAJ2tSgwYqIFUQPLvHocgq6DAowREBCLiEC/ktNDiW8hgMk1CQZ2pJTURCrjIRTUI2",
+	"xuGIVs5XpXdXTOV5FuKzt/p8C/tUxZHUZTZ25x7KfEElF1BB83cm4q+x8ModP/oa+dEQu2QG59BQlf0b",
+	"3wUmdb/bvamozC3sEHe1Zr5ttgv5gFQZI/mqa/CAKx3ubBe3sl2cjqjkQcpgdU6KeTEUTBQBSUuNBzSN",
+	"XxlRxflI8UuzPd86q8juRo5vaj0nlAvg3od7XmduuD+WUpUBJG99FrCH2J2iQJAZ5NWWbSFxMeTmYgua",
+	"TxBwiiLC41BwxPESLaaBO0U8dlVEIrDdi6kqtAtllTlScuOqNeKBXBiEtuRtEntztoEHEMmCz8eDnmH3",
+	"/K4x6PaxYbuDXtv2+30fym/kmnVtw3bJ0Bh0e13D7/V75rjne7jj7sBoZnt5nWm+NOBBD1pKEbBxs+w6",
+	"WYCczYNKGoUg1JWMAxuAooYDxu/VfgCSm6iiCM9IZMAd1Pu8i2H6dlawg6AUTm5IhMP9tAYVaA7cttYj",
+	"OAgp4shRsVWPPe6ggAqGHB5HN8ENix57TlU2FAQJhXUbyWyQucpYGHi6YoEfkNDTSoiAIgc+c0eXoZd4",
+	"8AaHMdFOfSOqKLlO+CsZmUA0tc4VEKYeUM0kcrPf460R1f5HXPJAkm0w4rmyErNUPTINuGByNOVFqHac",
+	"U/XO2A0Zyb3nB1cbXWk7IULbTxPQKRNzSLAcJAy4XEpZz9JUJIQr/QxfEDJHmn8KIr3Se8jFc34KVR2C",
+	"CAUebDapl4Asc5jMCIFwORfJDB4o8CBfc+EQ5UTygF5cPIHzSAQTp4VSVgFK4SIc6eOYzWNBvJNKcN2D",
+	"WhGJMNgsryAihiaXrREFqyumCMotgC4dIx7PSXQTcJbGHqv9Q7WdMNQJeYC5G9GA3rDwhnjoqDJiWTO+",
+	"SMnC8q4eN4FRhEWfJHeLV/GRnBDYiWVazZSbhJTGhKNxLJKGIwqDIcvsIqfsteS0RjT/INAs5gKNCVLC",
+	"LzqCY9M9tPrZOW7lPF2b4Ic6onD9m7kqHghPcEC5KANYyqFVKjF40Ps7M2hf1CzC+jY+qerJF7VBmpba",
+	"RoeMB4Ztj20D93p9o9Mf+8T1rK496Gb5Gx4XmJfNnSDpX3LfizPZQ8MmFjaGVt8y2m1rSDrmeOwO/N2V",
+	"CgDf15OsNCvGhR7E1NumJevZLbtntYft4aD7JrRkmwG5m0bsByEbk5d5zdf2/aVasdyC3O7AsNtmx8C9",
+	"gWX4g7HZdvGw38PjRkFv1ojIvGO3rbyerIct0/MGnmG6pG307MHYGJNux/DaZs+yez1r3ME76MlWtGLr",
+	"FGDbtF49uzUYWO2+PewN99B6rc3+n+CmLLk+vLE7X9w7X9w37IurKKlkKTURT+ju0SplVbb3VOuTsAYp",
+	"0XunhKE3ljYh5Sy3VyPJq4EA8FcuozckqlOKptz+tnmV8vxPjVwNheb1LyOQ6A038kzft0Lqdc3fHhWY",
+	"6+MiXyvZMnkLE65uhaNrKudYBS0pDEA9tox7dUoA1be7xNpRslCyEc9JEJgqKUgv/chJf3KOvyXpJN6W",
+	"H/ZbkPUB9Hn5MHM4+uoXP//q//0vx7cU+5PUFGsjffM289eWLLRjtYa9dn8w6PdXWdTGwDRNs9UzGxmj",
+	"WjFEr9Wxhv1hp2d3PmkUmVjJdu/Gw1qGNxzahm1bfWNoDrpG3/KI18Zd17btHXnYv/urf/n1X/zlb//H",
+	"//jr//SHm6262wGzwtvKhXYswx53B8bQtX0DDwe42+6Oh92utcrbti2owPuO87arp7kgYx5IKtaYCjHn",
+	"J/fv/8xtpeUY6eG43+Rl3HG770iuqM0dFGl6rBmHtxkqfTvr02sLlv7g8ulHmo+GFqcoqgifPrI6gyQM",
+	"WsVAQ7QzFzgkFdW3dBhzLmPym49jriQRjRJKPzja2C/m+S2v9Y3GR+9BzA+idbqj2G+fYnc6vbbVs3pv",
+	"lGKnIeN3lPubRLlTW9LTqETE7+Jsd46zfU2uL6oaB+fBhL6BvMKB4NpKV2X1EziaEKGMgtpCeJr7oWRJ",
+	"ayaOXmr14J2u/Now9VBMPRKBU7qL5xUFO6DPIbzFV5B/37CG445hD7pdAw/ssTHGfb/vDrBr97v1caJa",
+	"4et0ldnsdz1odeSXds/qvxm/a2voWYZtDmxj4LWJgYllDTp2t9fvujvS9uRYUbszGGw2LLXtltXtmT27",
+	"ko5vPspVq5Jp9Sq9r60h9gx73B4Yw67ZN8a+P/Dcdm9ATKtIx+UCbcNsG2a/aoElAt8IvJA0Dmpwyk13",
+	"cHk7Z21S+ZXuyPhrMjfheXB1TZbgOTsGkr214MJKj1fNt261Umj/isXiivk1R6rqc+eLfZdH5q7oyRsz",
+	"zqUPN6Ca/NR8tGn7uzTs35lqKcDlZv56Ka9w9NXP/+C3v/+vd7J9qZztJ1qaWSfsZG7+h5V1cgRiTFyW",
+	"4FXgEVvocbJJdf/cxA8+iAhPCxOCNKOcOwOOOmZHNcZI1ycoJqtHAeWCYK+FpHisL3YBiTRRHis0kYeD",
+	"cHkVyntzFRHsTqGJHPPKZSz02IImjo9XinlPP+rXvSpJFaITXqcJsX9i2a32YNhpd7vW4E3IJJZh9duW",
+	"YXv+0Bi7g6Ex7HrdjumauOPvqm+8BA/f9Hp3BtYmwQT22ul07V5/jYLR6vljwya4beC+NzQGVtfF2O11",
+	"8LhdoWBsQ4zDatFDq982DbtjmgbGY2zYnQEZ9L222XF7q4IJLLDdqVpgWTCh7ErC/pCySWHGO9lkDQXo",
+	"mJ1DqvmHrcGwNxy0D1U02SUDw3aJaQy7Q2wQ17II7nSI5Y3fVNFk13UN27U6xqDb7hu+ZXe7fXtg4b65",
+	"oWjycOgbttXFxtgej41hm9h42O/1LdutLJp8qJpFZyV8jxc4EDyhI1qtdo8jrOnHXTDQu1XQ6LvJ/t/x",
+	"7vu9mLcXZ1bBff/2l3/w1R/9z4fwPEtLJK11QYOUm0mjdyDj5utJyrc533i71ekMh8Oe2bfX5xt3+8Ou",
+	"YfuWaQxx2zVwu+NZpo+tjjtYyTfu9j3PsImPDUzaXcO0hn6n3293xj17U77xX/+bP/y7v/nfO12rszVf",
+	"eLtldfq9Tr8/sD4BsG7dYb/TGQy63UNt0CeSKHcM3PWJYba9Xt8bunjcH9baYLfGBru2aXe7dne3rHjq",
+	"Kn+7k+Lp53qXE+8uJ95dTrx3IifezlztXkn0viEOmyrvXsrP3OMpxnprhW4qdYbPpowSFZwORVMg4DoN",
+	"9/VZlMUFcBQG1wQCSfi91rr0d7miXbcsHlNVTkvTUKSqkqCDlsS6db2R15jA7q6G2TtZw+wuc9tdpOtd",
+	"1Zk7b4FvcNWZVc/Yb5wF1/OyMjBIsDW+qrcvCqO0SR7BoZGo3G9jw40r2LFHOgAXEIEUWqE2Suqn2kKX",
+	"RAgp3AageZzNdWWZM+GcIjckONI/wt/Zj/nsLghev0qpgqYkIugIHpTKICTnI6KZhcZ7xycqUEdng8mg",
+	"iwpFCtVThNKIyoLMIcZHPmzKBEjkqj3fFuvzfr6gylvMGFOO7qyNlrMNfGPCY+5iXe9iXe8iZ+4iZ9ao",
+	"UL5L6RAuSUlzIzFfQh6Pvv75L/7ur/+PX//L//L17/2z49cSC+NHhHxBXoN/2MOXZDYXXLIHfsRmSOMc",
+	"INHwhUoIiMbLJCtsLHE7cuAfBx0lpRBkhxl+GczimeqY5L67x5Fa/Yf45ft4yY9b6MEyx9AcLQLJCQBX",
+	"M8MvHwEBOa7gc1Y4hEcw7AHCZWojNjVjzjnidVJs66RntYbDXtu0h/ZhygyUIzmsk16vZXbMnorkWEup",
+	"O8bA9zqG7Q6JgYe4Z+Bu17PMoT0YDoc7Uuqv/91/+Lu//eMcN76WMq8CYIUyy4Vh07AxMSVRtgxz6I+9",
+	"rjvEtuVXxMIM3n26XDiTO5eyO1eeDWotQEdXAb2a4xoGuFLzV81kAMHYVcjopO4IaftXCX4puu/WGKei",
+	"0+38gygTNV2aspZ3bkV3IQE1GUBF+fOKjqOv/uBXv/7VHx/EG0lnfl5bYfhp6BEukB9EXJxonwaFvhHz",
+	"M8UQXBBQpyIv8CA/9WK6bOZCj1XW/ygOCbohEdfpCdcXG/6hXthrd4A6ZKFRVxQT7PYM07ewYeOxaQyt",
+	"btfwh71evz30e6Q9bjRVh+eqNG/MgSfBFYR5cNIdtoY9e2Da3TYoCiSf+7RYCikozNu2rIFh93zbGPZ6",
+	"2Gh37aHvt63uoN3Lg71xovnAVW/hOCQ/UQfVOGk3G4IV5pMArthu22oPDNvyXGPc64+Nrm2P++1hu+/Z",
+	"/q7bHXbsoV1zrz3fsLsmMQb9vm/02r7VGQ6xj1Wq2/xeIdZlh63W29kO3lD6WmtvqA0uRfph3vkwf5cT",
+	"bT2tytD/1jNvVVMSzZloy9LhE2cUDBH5dBnNJCpMvepTFAhVbCAXcHYP8l4AOXKDyI3DNEFukQI9Tjdx",
+	"iFwYCZpp+PiaIBrPxlA/vCaqUFLeW8p40TsxrVZvOLBt07SHbyK6rGOMe72+YQ+wbYxt0jds3OkM/bE7",
+	"xja5ZXSZvUnYh632zeFAZXGqkPTHZmdg2INh2xi7uGOQnj+wh1Z7OLDMCh08WDLKoTpyEKtj2K7fNwZ2",
+	"u21Yna5rj/2e2/f9Q4j6iWBQU9ZXm+60++bgTta/8y+58y+58y/5rmWjuAsJu9PdvO5c5ji6zmtu9A1A",
+	"R1//u//w9f/084NocCIoJU5eV7a6fFq6SCWhO0Fj7F4jwXL561TE3CpDfaFW9yYSIiiWptv9/9l79yZH",
+	"jute8KvkRWzEdK+RYL2zqjscq+HwoTGHnNHM0LyWwG1kVWUBpS5kgZWF7oEcEyFtrGzJetheW+vra8mS",
+	"FZLluCFL8sq65FKS+V1uTM+Qf92vcCNPZhUKr26gH/Mg0RESB0BVvvOc33mbjh8Y5tOCrMTHJPJN7Acs",
+	"wow6RkAMw6GQMOBCCRHOUfv6aWPOzcxLan8839ual7aQcws5t5BzCzk3tDKuizebz27B5guUf0CjJUkb",
+	"Kqh4Hl3vaqhYjgv+FNSzs/5TcwraDrqh3MGpds/aV4RpVLCjNB8L3Qzjsu/amQtVGblU2dma7fdzJpp4",
+	"tMvl0/tN1K3TKfezPKQZqtzGoFF4W+cNQ7q+rX6gy+sG4NFmKdZrApWMDtHONFkzZ7SApDQ8gk1UD0jq",
+	"2eWCleD8Du1WgOaOqr+/q9zZS3B9l2yDs2W1S+/C1l2qUprnKBzHfVa+SCppx7QCwzKdpwTvnSDChDoU",
+	"0zAIcejErkfcyLTN5ILw3vp0wnvH9q0tut86j10lCtrY12qLgD4j6jbFJJusv6GjQjuffPWrJ//wj5ei",
+	"dIN6/4mSPa8QS7XnkNQmpSDmaz9EdCSRVy6FTIlUaKFc5ysUBoXVJTBj8T5SbLIuPpvzbILCFerADro9",
+	"YhzlcAzGPC1TJtrovXFe6lQOY56kPBUDFqO8iFWU/RFrXh29W2OeMSFQREVEYxgQMNFFreJ9vfxXV7Ai",
+	"wcQ0HBwQ18GB6fskSYjv23HDeag1yLM0ppP1uV017G0ViyuuYuF0bC8IbG91FYtT9nexigW59CoWzQE+",
+	"hSoW0+62yGxbxWJbxWKrxN0qcc8tvjyrPLQXizNRbHtdVwX99Lb4xVZ8e3riWwWP5wS4aXn/Edr5+Pc/",
+	"f/Kz315BGYwxv7pIZx4raqwFLZ4f7yuxSwwkW4iYZDppHiOQypZlJNGDexpuFJ8ZKcEIOsQzTOI+t7Xu",
+	"rI5vut66QsIS3N9o4PzCQ93IVnbYanWvTKu7Jj5pPLpVB3/6DeIV4ztn0FPN7KdpY1dGut7K80OBxiNE",
+	"QX5qI8j/CZm8hzTNEI2KXAiVcLZdj0ZpOKt0bl2uKBrPiyHNUqGijNB1nYEM1KjHUhaDHM0sbs+YlONU",
+	"jDI66XLZP9KyntJd/4+v/i3i7EgTSwWyVXRtWgqUxlXTypKsRdoulzKtYEyKe0tsyjcGLDp8ZboyCwFh",
+	"C+VX8uGI8olck5qEy7HK853KR94bMwjZ1cwY/tO8bUP64Bbj/XLQ2rMMo90qVSyoKAsoFPOwvdin2gUV",
+	"O4VSjmT/UT4c5hyplPGrOlfpW1f07qzVOa+2Po4LJsSqnlS22lXzdJ3Fri4cc6zOj66ksCTBrotN4niY",
+	"BCbBAbEoDjzT9IOARklMWgsBtMQJMAmcCIeWa0M9ochyrSAJ7EYdojqXsj68t3ljleeDoIhTRUHpL0++",
+	"/vPHv3kfvaK9L2Z8KzYJoK3P65t6CVZQZ71CaGeUC5GG2QTxnLPdbTztOqjhWZD6dwZ5Va0PDahQ+rfq",
+	"mPwfaOfxD3/6yZ/PFEBsEPVVoh9QaxXw2tYfVLqr9mI8rGYV7EgOdiWbkGcrzoc05Ug9OZsUAVoXklBJ",
+	"wgxmQgm4c452VDkHeKczjLs8S4XWB0ryICqCnxZoRCdZTmOx20Z5I/9CB70q30ZprPKigzGNxV0u38xH",
+	"9L0x20NUj0uzCzoaga9VyJJcvsJZvcjy/9tI5PCPlPe7vAfcqwdjkkKXZCyCMQ5+TgBtepw9KFXmhN6u",
+	"7kIcpiMheULBRoxKJphzyAVBy5pjafqdJ2qBNNssGGyg6KDbHN3JRdkv2L0v3Krn0OVikB9LvhkxvczN",
+	"FQWtZsj6lEOrKe9X00xLOEKMxyzudLncs4SxGL7kufx+b2YqKBWIZsd0Iuq8ojyGYQxH5QRi8rt8yCgX",
+	"dfZQzo7RhJX7iIpDRPvyPGRU8v4aAgrJxVXRiE6Xd/n1eJhyNXE6jtMyLwQwZzUxmHAH3QZVx1hUS3T9",
+	"zk10yCbqSVD96lOn3c7gTCsMUiOScsAmqGL9PD9GOyWokxuFStpdnoBEjccj/XqztJpso8jH/YE+kApw",
+	"7LZ1/lR5iMJ8XHY5wJeiT7nGOvLUsyyRVDfPRFtNpA2+cKKNhEoXK9r1tNpIXuZ2lw8oj/MjVojdfVCs",
+	"lwMGhZhon8FUBnkWo4Qdw3miHPUgg09P38E2/LfLq5OXZmx2f4f5EZPnqIPu6LuFIloUE3WXNNJSavM8",
+	"6fIqlWySskyiPXXQ4RM6otmYiWV46lYqylcV9XgaZZvmErVIAKjPRiVWK3dCtFPThF4a93Y76K281NdZ",
+	"Hc/eKmQDDbXWZc0w95vxMijVHJ06uUKTvT1NNhTWrSYKFXTkVYRcysMhVeQS7fTkS38oT31H67Da6oM8",
+	"vgxmd52jMT/k+TGHHuTdLlgyFpJS7vQWKrH02npjozxmqKdfPYDBHsgGertqs9mDUQalHFW+2WXrBTiv",
+	"uVw6N8w88jXk+ShLVsg2/s8vUfyVg0773T/431oLUFGirQc3VStmAzLTotCeB+UEqhFIMHz5yWzgqxmf",
+	"wzihLibMdbFvJCY2HMfyTOZFnsOmo4fkLhIQ0JLOFDhr5ptZ9GeMg8jEhFoMB7HBsBvZoZWYzKGQlHeN",
+	"NC2nD+9hhXubf9SOZj47MbhmRiDAr3B0NN2OYwWBDUFmYhx+mUXlkpWizMUkNGMchszExDECIwqdJITi",
+	"sxpVy8MLVhK1cM2D3apz7My3bWMjNBkmkRNjn1kJtqkTupEXE+Yn012go/QNNmnug6JnEhgpZWxV5OLd",
+	"5UvjmHNLY5+xNN6eYXVM07cM52qWRmsq4aBP6buUwSZ/dHzzy3n65ivXj2f+9/qrxpv357575brxxVfe",
+	"TJMv2O/5byR/bD6whsFdg66v4ARKd3YOn1LjjudP6NgW3NoW3HrxRca7ELUxYBrdyKvWEA+1ILdKNFQ/",
+	"zwl/U1C8UgB8eYI0XWuDSyQsHGDIcILKdMhQIcHjvpQQGqIbIKAG5s6n3pXlrBOKYGx5arzKBvYs4OU7",
+	"Ei7qed+M20rfODsdEMfUnFbhSd3A/XmYdNptvNd4ZxWynB8IQD45ELSjd16gRt+7Z4zvZrz26E6Bu41B",
+	"SfG0VCUeYXASH63E3HCgLn0IsDsV70by30VTTpAHd9WIkgIKb01HoxSvrT2JKxiWr4JWcDPt6ukD1IL8",
+	"mWMr88sY2TOpgFtvdMNa7NuegUkU+ziwwwQzxwkMyhyXurTVbkmxlLNMgmiaZfKLqlv4gsVtlPKSFUyU",
+	"QAlPtfKbTseyLNMLvADye81a5H3Ho5gEkY0DFjFsJ2ZoxYYVsMRsKejVCFxahQgt1U8DCs7PNvYw8UIb",
+	"+1bsYy9wjNCNApdE5vSV+1P4pxDx0mWzbUyc0MNh4hNMEi+yEp8loeFexbKZVmA6hucsWzaXYOL6IfbD",
+	"2MA+MUnMTMJC2L81l808c9mIg0loGTgwgwR7sZ8QEic0pHTFsq2vXq94zKe6XG+D6mwL9m7lh6388NwU",
+	"7D3HuQKPkLXc4adPXspevpUjMY4GqGAiHxcRAyJSLjqUawP887Sln/paxw05bioQJrX8tJa5cFnC3KX+",
+	"nb0pJ+/BrocMpVwrtEVZmQ/0V8m4HBesg65PB6nkAtblSmi5Jmr3IZUKQVkv0lKg3qwvZA+VeZf3hvTB",
+	"zuwPbTQd0y7EE6TqpIKDKYwjjTOGoiyPDpf6hgAGqhq8SHzdKejr5Bc/fvyN9z/58f/95Bd/9+jDb598",
+	"52uPPvjz//m7bz/64Fsnf/0vjz745pN//Y8nH/7zaUpHd8/y91zScU3fMh17RiU754hpmxYmzGSYhnaI",
+	"Y8uyHWLarsuSVWBzQ8x0hRWXl4Fex4piTKwwwQEzXGyZke2YZuQRZp0Oetdf9lOQsFp1y3XcQHkJz3n0",
+	"2raBieFZ2A/DCBtm7NqmYzmW56wPhGc39xnu7DLyfyvv959H1e42c9g2c9g26OwFLob8oldAvpX3EW2A",
+	"m52P3//hxx/9w8e/+NXJ77+3ew48tuixNVeysHYegVCe0zT3VfKE9nwRgcpcNxZQq0ZehEo9n5YagO04",
+	"hqNqER6nQimRZ0HT66z8vB7KxSN0VBKEytsgysfaK632g97705YcV9zas9ot2WeS5cetPeOh8nRr/G42",
+	"f7fkqq1m7LaxZxidwLM9W1Vf0akbVjxqdgzXswKvKtTytpi1yBNsU4dhErshDiJKsev5LLKjxPbB1pvO",
+	"PhsaNibUCXDougmOmGsFie0wy3O1Xbg+Fo3zII/PdH5f+tMZA3LDzyAyYjcxDQ+TJAixGxMfB8yMsJ24",
+	"cUwMz7dNs1VFPM5PgoSY+BbBYRQFOLAS4sZmbJlBAErJq+jR9zEx4wBTzzRwFEaxZ3mMxHGgtdA6EqhR",
+	"6kL7ZzejfWLlnlvmyzbGdTAxXQf7sUcwJSHxHN91CDPXR0j1eV/B56qriYox3/reXknEzrOg8a9DVdrm",
+	"5tbBCKMi7xdMNAVv8AJcHaNx0UI06VCyvtNddvUzS2yt7RlD7R5k3MmP+T6iXT7lD9cEopnIUe1JWTEL",
+	"oYs1KR/HfcVewKewy2s3T5pl+xq2IYna5DpBKsN30nKQj8vK71dhRnENxaykaSa6PGSTXLsnwvgQJIiM",
+	"Uc6ZaCMqUK/Pypswud4qn8Sben1epFJqU35Hx2V+HWJ3JSszat4FbK8Z12PWiuKa492gI3hFx4hZijRD",
+	"O6cwQX/PACZoWrbjAmeLi8ndMa8rzacZq6IaQJTuPMjEg9N4pWrR7ECoaW2j1G81WKBnYDM2GCbUDrDP",
+	"XBfboRk5icECapmNWIxpLJQ+MzfkeqkZ6kOkl1FCiOkyHaT8QA4f9AHZeMjrOZz81Xee/OxXMAmWxdPg",
+	"nSETgvbB1Fr5NKvwJIGK/BhZkn1JtmvLc6K7qxTw4Cq72NWTf/3mkw9/1uiqckab9gXfoFTpx6GxPTTf",
+	"KnTrQNh1kUdMCLmvToP3iXGkEy9IBljSDH5eFeza2KMN7GXqbp3tCqbpz5YFPq++RKA2TmtKWbGu6pvz",
+	"SiirdMZfGLMxkzJ7OM4Odb+1y2CasWtwvQTasQxrv0nkIVpD6Ey3mtXuqpy48j15Z27c+2O08/b917Cv",
+	"vLx18IbkMy/ffhNEn9dffuOl1182fcM2upwK9OqDiGUo5ejGIOW0jmIp9yQnYlHJ4nZd5hMcnXqMR3mc",
+	"8n5vF+VFl4N1dEfyNc2mBoyVu21EpfAkSmQZ6M2XASNYhtE2DAOmt4+mbxT5cZcP8qxyiAKagfQZ7qBX",
+	"eT9LxUD7aitlg2xODpgJhjIaskygIR11uVKnDwXLQGw7+dnfnPzVd9ro5Os/P/nLD9ro8Te/9fj7H7bR",
+	"J//XL5784t/a6PEPfvr4w79qo5Pv/+rk2x+20cf/9O1HH/zXNjr5yZ8//vW/tNHjH/35k3/9D4hLmCYF",
+	"FqhJN9vo46/97ZNf//bRh/L9r3370e+/o9r7wVfb6Mnv/xr+26R+6H989Z/3JPzocrAaqxPQGca7+6g3",
+	"pKORXFo5G6EkzulCXFf7DNqViHJJIEMwHVC1RzrGRa+fjqXQIa1TV3jwAOIRk0Kt0Vb6HbW0TF4OvcDH",
+	"g8ke6o2hcRpmrNdGvWEqRMr7B6qDXrvLa595aEA+M+U36qtdCIB5FQzskmtA2uVGiIniK8U4k5sqUE9x",
+	"5luMxj20I1ddf1MlFuipgz09PDquRb48KlJ5pauvdvfUkelyaL6N6rGhaMAiHbsjVPxBTEsaUqGCb2UX",
+	"lc0mzVi7y0cZjdiQ8RLtlDWmhNDd/Jij8QiVOUDBiI5gSTl8yiiXF0UVSoHb1pzfvo7EUDJjr6qkohNC",
+	"N4OArwmJKMscq0wmMI5izHfbVXHIto6w6KC7knTQgtWOZylHoQqIbHc5o9EA3BsawVRtBN/KzTke5BnE",
+	"PcujRUsNXtVPkMcbCI/EGPI8icN0NJLnScVzgQ5KEgj5uIr6aldnUUVKxwycJbq8pyiaVpRC5AaK5QEZ",
+	"c7TTU5DrDyXi6u3qlsX0rAC+VmE6dUxWB91luBhzLlebqmuiVnombGtPxVDLJUrLLtcoEJZrCifV9u1Q",
+	"CLBSk2EsFiocRQrZ0/jwLldRwuqq0XJvekcO2USf/TqOSzaDeg220YMXp3FcvTkm0punOzuOYaNlGlx5",
+	"aeUc03JXbpg8MxjSvsme5emBOffzZlbU1bY/tTunWv6G46xMR7QoX5KYFldRBpsgp41SYVobqtDWkCGM",
+	"WRnCaMgQxlIZwrioDKHz1VT8U4LdEBhxa0aygAPRicRRU2JQH88hMFSKqRlhwZgRFmZxtNHA0e9JrNIA",
+	"0cFZIHo67Q1x9CotkqK0baRGcs50Gs9NIo2tne4MO528YJC0EuxGa3hrLbzwTO10UxsdKHuOpzoeJK/j",
+	"NeUPru1k7eWkfKdJy3vz81M8g9aoYZnbkaJMUysG/7QZ38zzHm8dXn9Q5vlBRov+2cd08Y1LO2CAUnbK",
+	"hl9gmMeTXQTAsehX8c5KftrpLYyk91yltHjhjJWK72j41chrI1BS5MMl3r9o5+SXvzv5+k93L1FJMKvH",
+	"Pt2I+Q4Et6cA/UUb9Wqe3UN5gnrAonsK3QKizTnbB0mvy3u1QkzKaAod9ZCgOidRWqI4jSXm1Sh8r/5e",
+	"WfHjfFflmuhVsKGHICp7qp02QbSvfpbntYE4ekj1CWkDhlKu2O2gno7CRiq9AlUCKs2kDCthdwRdj6gQ",
+	"SJQ5iBoSte/0QE6F4Qvl3ra7r8bLaJGlrKgEnkpMg+yKE9FBr+WFUp8AhcyLttbZt6dpGSqxSz9xrZmD",
+	"X+wjx3C6vDYEL4PQr1f6movbgdcAsc4siLUaINZugFizBrH2FMSaTw3EbqYcv1yo6y7Xi1eKC62gbmiq",
+	"n/ztDx//3U9ndNI818qnOjuNIoZ7TX1VKlDa52Ci2dH5C7Q2B6QuRW3ScrfSX5sNtXkt/jQ15qC7Ok0t",
+	"D9p4UOzUby8o5E/V/yt1WKOLKqfTEtW/knnndf/esq427EJL2rPZU3R3OmENe5AKUM5Cp6TRqTziBxEd",
+	"zbRYCfaVKy7UqZXICC6B2rVKhQMJYMpKeVNvjjFnXQhOty4E61kXLlMm2hoUPl02dV7Luk1betO4rojY",
+	"pVooLmR9h/ZXZ1UEYLVoda/t7G1tUk/5TK2bNOeVfASqPq0V1TgtgdssCTAKWZbzvpDUdacmHkpdinqy",
+	"oTBjr0Hai16XA69l8W4HvcEmgpV4RPsplxd2X+nMx7ysqtD0Uh5l45jdl3db6SFXGdhhkk8lKPuMJyEh",
+	"ymtpVrK1Hr+T51nj6SXxuWq99brK7QHqtzJ8WtHGdembXDadNnqdKNy7rJ/mfP3Z3eTxWJTFZP037kEc",
+	"z/rP36f99R9WWtX4tSIfbvD4/Xydh99WXGfdtvXj67X9BdjjtVavKNfbl+m9aj2z6OvKV26v9fg33/r4",
+	"l98zzSc/++vHf/HVx9//5id//1fKVKiiJo6YlB5uNLJsqrCFU4IjyJ7pdyzb923Pcoj2jZzPh950fXRw",
+	"mLgMk8DxcegxF4cBs13fDAlzrA1ToCszIzgWrsx+vjjAhQToDg5Z4GBiBQ6mYWRgxmgSGE4YOVGwJOOn",
+	"HRh1PqG9lvwIfzCOczhErlW6sq9I1eP3/+3k+79eXjMJrnRrr3XMQqFY4MpM6K3SbJ2eDX1+2RQEnTtI",
+	"xqUfJMu1HM8JrHUPkoFJYlFME+LhhJo2C0PqmzY930Eyzj5IzQFe2UEyrv4gPfrgLx7/5v1LOEjGWgdp",
+	"umwbeBxJrvmpjs5XmGMbmL8NzN8G5j8PgfnnChZ/Zi58UlIWjBbRQBGSBlVWn9eI/V7ttncdFWx0TUD2",
+	"X9BXpUKKre1KfK2Ky8NvdeZ+LVEO2FTN1OXgJAQZ+9MSaq9qddWC/0+vdjvS2m6Rd9B1cD6/Jrp8sctU",
+	"CdxVwXnJMHSx+aavOpBW5XHY5aur1yMoXg95dVkm2LJK+nXPnS5/p+nMVGcoXjK/VCcMkx/3EFWBV2C7",
+	"pEPW5cp9pVqyKhYxl49w2leppHdqX/sJPL3bnvF6qZ1uKnd7XQYY3GcWLaqNwC50veEltgNIpK1LAeRF",
+	"5QC0q0bmGEHD360HxRskl6pMJzpZ/n7tgZTW6cBW+97cUjrsc8fc86n6HUnYxHMwDLT49m/7t/3b/m3/",
+	"PnV/rY0kyCvMVXI+TUewZ9kdLwiIFeiKdWdoOjxMA2Jj4kQ+9oMgwJRQx7WZQSNKNtR0bBnl9m/7t/3b",
+	"/n0WGOWpVWHnudCSwrA0sAxMXIvgMPFcbCWO79DANwPXm1Nng4Bq2Up1XUnxrT3thnV16uwF5fV5i7/O",
+	"rsY5EEa8TNmmf7pAtdetz//W5/+58vl/8XNz7Xd5XixRjO2tFVxQu92o6qUqRlirAT91Wb/W0G3XZSqf",
+	"WQ4v99ykoIqCPRhzekTTDJT6Z13HpS9d2pUUrDhiRRXvXNJDhpohEzw/3kNlnqMh6IKpEMd5EasAX3k6",
+	"uzzJ0v6gRDuqyJdq7iAciwnEr88G/6YCQchzNJCTkD8n4yzrcv3yspn2djvoLiuLSaOkOVQSbFQ+FCzK",
+	"eSyem9sA48XXocTbWa83HtU7dAE7jWL/SHn8bmifmQuZgC9fAk9/DEgI4nuWmm5epdEApaWKWtbl4qo6",
+	"nVArbhoMvY8KJsZZKXRwRBoNUO3uq2LDBxNFuMsBxIqAJXIxIdzLcmA3ZF+Vi+C5VfqpSn1W+1Qk1JYg",
+	"NDRwGEYRpsQwfZokNIElnT4WhDEmITGxH4QUezQOkyChThSarfV9Dqbz2Ched0PnLL3o4J4169Ny+mTz",
+	"w2oAtUO4dhk/qID2XHOnLIpqDtRDD8+3QHISy+jYHVZgOH96nlvX7XXMzy9cRBmcAiTYEStotpkNeo6s",
+	"DZmOTVxO0CBPqEC9ocoXGoseSnmZo54YF0fpUV7cjOU385keVK6Y6hmJVNlI6DLy+yoLxDTHClDIniob",
+	"2AO+q2Ak5GCqrce61pJieAmEV7W1145KXqIaVD2Vjd6viU6X36hq0qK5krQgSYtBOqoSXFQJctSMtaPQ",
+	"MD9iXTnvZsNqkjPP9Vmp3ZerJetBL5A/UVdjXsgOItqKVQhVqV8cMzZqFGpWI7yGIjoS+xDWlhZQUhay",
+	"R1Ao+68sxKrHA7lBvUaQS70OKI0Bp8xsXuX1//bdW7APlTTb66AaX6qsErTQ2zAcjcsquKU5/WsQDVhp",
+	"BtrzvRcMa5bY6XLw/D4zU6qau/xEs0yjMZAGujzlR3l2xCCWsGGvn0bhqOhl7QmQc7bbBskCBrxXnSex",
+	"qpiCnIljOO1a/ACAyAQKx2X1YJdDYwiM/fNpnHsddB3VZgrloRBRjkKGOEvhxOq143ryaqHQznQvD+r3",
+	"IcNH806h4ViUsjGlbdFv6QFoHygJGHs3EwxV7HvKEaTLdfFpCVDk6ZNgo5GdprFfr96n/WXuA0ATzheO",
+	"cDOBsdwG8kIz7Wx9TrRSFRr90xa4TTTTjlqRH2HCvADT2DBwYHiG6bPEduym2+dajz9st2ri1wBHp7/0",
+	"riTW1R2b7cmLMaGWg33TM7HjuL7nhn5osXAzzRdswpUgpKmv8fVoyNCtMj63Z3Gw55KOZQWB5RoGaDqr",
+	"nQpZST9HoyHrVD2faYs7ffE2s8U9+e63Hv3uh6craeeHvqCklQOyfUxMw8LU9R2c+KFhRjTwXBou+hxb",
+	"xHRmfI59XfLWehGUtC7p2K7he6ZvbqijXSluV5RsKs3CRbuAxnarfd1WRjiP9lWxcci0lTRRBtpZZOvK",
+	"XbzWUVa4pGaRz5XEdb7SAedR59WqyDN1eE2l5RzKOfPl+edr5gygd73X9bMPq5ToB3UegzPennt8/cMI",
+	"vPqUE3m9KiR7TEUdiK7B4c4Mqt+dBdVV8toKAy7gvzbkkpvBoKlAU+i8CDPrAmMNIMjZsRLGREN0oSo5",
+	"RV0Dt+GfunvO5FmqKMVzY04zrbNvz50CFK4QnfGaDhV4ERUKsPSN3dXxMSd/9Y2T//+/755TtzCXY2Yh",
+	"e0ntgXw5cPXxD/715P1/PPnOdx999E+XGh5nOZ3AMq0gIKbdBLFfOf7cYEwfpLwCsZ2IrxM9FwckwMQk",
+	"FvYTw8NuwEhiUjshCds0eu53PzoDxy6OfknsXBxYDiah7eMgIgmmgU9t0w4D23aWxM45rjWPYxWYfQpB",
+	"mLDFrY2QbesoHclNezDKzwyYm12rS4G58ipsIe0zT7bxghSWVDUvzmGzmsYUnS/RhnyxjAaLGuA/unf7",
+	"LQ2Q4YkOultVu5/qlqbaRjkarTtCO47ld3mVmjAt28gxLRWOVAftqPS6MRIpj9huB92u9bGU61Aj0DtK",
+	"mKMUPqB3nOgX6wTP8GTNYcQyvZXKSKCZzrn0VhfTV1V+vzqbNM2yzSiMGv9CSC7sDYa9+YOr7PUqNU2f",
+	"Zda9ZIO2/Pyy+LnbMQLHDzyVSOES2LnubsvWXxy2XpuxbhfzZQ+flYTnb9bv3YruPitYopjAJXrTSNHw",
+	"JVVjQGXLPS9oWWq1fnmCZoyCVSL69lIjY0mLPiuVDVIbJPcbP8xZ2tqVI6IaPVRmUH6XErCMecyKKsXf",
+	"oq+OSq150cjbJe7ijs9CTHwzwdQybUxcN7SYGRBG7fXpnhrdVXrfTDn+DfUvZFo+uZCNyd9zg45hGGZA",
+	"fGKvFdPl+ImPiWEEOIzCCEehF1u+bTDqOhsycbmTMIXTTUmG3zGJaTjWCmf/03Zv0Y5kOEty1+hB1Py6",
+	"2TbBxHR97AeUYOrGYUAICS3qzPJrOWyCDRMb3rJhzzHyVhqD0e4STUyN7i5N8m4Yl5TAsOXZV2RdoqP0",
+	"4JBNwK0bUiOcqU9ffONh+5kbqRTNP8jH5UGerNnSsne2gQLbIt4XL+J9nns445V65h2cefphuxXR0QF7",
+	"oJMOn/X2zMPP1BZXX9yUa7az5qWtn7+0C1tfHxTlPMnSqBRT9Vg0LgrGlZMg+5SYyV40W5eCuVPfQMAJ",
+	"Oyff+LNPvv6dtU1dgLTEnhZhlkk301CByxVuGkwhZFFe0VJAiR10s5qYOnNR5U+fFkxcH42K/IgqhwXt",
+	"OJoKZBmWLrqGRkyVkYPX6siXlIuS0biDpPyrD/MM4WijJiVoo5im2eQgk2flAGJc4BHZ5kGU51kMKZn1",
+	"FVZovf6ob/Si6FRHOFymxfC7P/7k//mGSql5iWrHYM8wOr4RBI7jmk2t4/GD4eck7WYbaR097EpZhVAr",
+	"xkFMCHYDz7IshzLHgrgDnYO4tdc6+cZ//+SrP9rcGe7kV3/5+L989wwhxuzYvmVY7iohJqEhJpR5mJKY",
+	"YMaciPqeR7yYLhNiPHNGiHE9z/MIISuEmCRxMLEMC1MjcbFpep5PYydk/jmUjie/+NrjX//49AScJ//2",
+	"vUe/+6+n5t+EjcSDvGydKdhMV24r2Myxj80L7q2+d+6e4XYsYhhOAHVEWJTGzd1VXzTucELTbFywGxDP",
+	"s3jxLByShGDCDIYDz4iwxYhthREJKV1SDGTu1Mq3mYkJ8WPsm16EGQl9yzZcZmvRe/Z0SvK38L6LiWkE",
+	"OExiCxtRbLs0MSM/cqbqo9lraOHQsHxM/MDEYUQtzNzEJ4FjBj5oDerjrCn9+gdyMTJr3olplmnQY5qW",
+	"omJGWhl3TSCqmdA2MukKFeIvmNwwCw3Ofn32cXkUFwHHGsHEi++8GP6EWwFk5vY+uwC8ORHikx//2clf",
+	"/r8X8ZZ7SQPOq7GJ1GLCXl2ymNbF6JT6htZVrqE0XcOjY8QKkfOqIrF8FlDtrqp0hFQ5dF1jm432px4e",
+	"lZBSY+kl2F79dEG7yPqsTHXXYGYXz0d3qoGCdIgdOD7UQIgKFqelviwVLqHZ9ZlPumJJBdSXCAj9gi4H",
+	"LR52HINg4sc+Dlxm4tBgsWWHZmJ5xoaSQcNI42kjzUoBYW6aCwKCixM/JJi4DsPUDCkmNglt13ZNO7CW",
+	"eCUE3kxcjEsdI479GBsRM7FL/BCHzLZwbBquQ1zXCS369ONiZia9/vnTV26lyre6ktE2h9FnEYo9Kx0s",
+	"z8s14d/0yS3s2epd18VMiu1qLxKVR2CKPy6CmpKCsa+wKwBNrz5gw1EpUKrxkOYmAH/gCxW4L9GPztIy",
+	"lkwa9eA/PbRTpa+XLwzpg3Q4Hk6Rla4gp0b/Jn3wCp2I3Q5qIjVVb04n/h/SB68BEoB0Qs1KdnmxCKpe",
+	"g2afFqZSvZ0KqYynkeLX2XOdTuAGXmAF7qI7yLyTg3rcty0CTg6z2h8/oQkmXkQwpVaCbc8llmvYXkC8",
+	"DYHU47/70aPf/41WFK2EUItjX0BRMCgDE8oMTAPfwUaQhLEdBZQ4yRI1q//8xxbPbMFWP7oFREsil4G4",
+	"HKT8YETXKCA09/jDdtUAFLTPeX/dFurnH1ZkZEMd09KXtiBtC9KeW5Cm+HiF0XZO/uy3T377NxdSaem8",
+	"Siur997OYiZKVdt/T2d00sE9eaJRUF6oQwGuRyhOY4gmOh5M2g2vW5VDrxhnDB2xQuhY/OWVdD+vB3Xl",
+	"9XQvsZoojcp8TqViJA7FhIYGDhzbxkngup4ZJC4zw1ZbvQCnaa81FgCx6dIwCdvv+JbpkcCrPWiHtyvo",
+	"sahikv3GEhmFHg5j28KGRXwSG6ZpBaS55HWB9EVz1zhjf6w2qbVntltlPtOfXOCl0w0DTALbwdQ2KE7M",
+	"iIaR5YWmvfF0iWcrK+GZczUNg2BiEwv7hmthZgSJ6cXUDs14fq7g8bHBVNeb2QYpAvWx1qUbT6l/qC/l",
+	"1gj3WQ42vb0s990ziT5d5BoaeWiPyyu0hcynnmtXvlDqFu9L2R/S9zXcrK5BeAewnigtonFWZ36Z5TY3",
+	"60lcNOSjIimthB4yne93fWFJSW5PJ7DjHqQvvJEj071QXIe7Zzgdw3c9NyD2OlWJLRzarouJ5/nYdy0L",
+	"B9RxXGq6vkf8DeV1NQmAQKZ7msgOozQNx/TcFfL66f4Y81YPdza0g+iyxO5y/xLDjjHxbIbDgLnY92Pb",
+	"dCwjcEhyGWJ8Bf7XlOPVUliG4/hbOX6bHuxTlB5sG3Oxjbk49epsfYa2epmrTtBFi8Op5Qx2H+08/rsf",
+	"Pf7eNy6knSmgFDO7qiDsZrR1oWKr91BIo0NU5o2wbOVGtQig76rRXbLb/xSieheHqKZDTM/ya2XCWRA1",
+	"sDCJnRiHPjGxazKfhtT3TMIuAFG9JkRVL+WzKo0GzlRfLGJM71lgzM1MRbDglmG4lrmFmFuIuYWYW4i5",
+	"hZhrWQzXxZfNZ7fg8gVySNdISdKGCh5uosddDg3LccGfgvp11pNpTgHbQTcyRgtJ3pRVfl8Ro1HBjtJ8",
+	"LHQzjMu+a7cqVEWHqCItwOb7ORNN7Nnl8sn9ClXrbED9LA9phirHLWgM3tRRsEhXgdEPdDm8rNIPJjMq",
+	"4pLRIdqZ5hnijBYQGcUj2Cz1gKSSXS5YKVBPtykByx1V1nC3TpdYQM24nLNlqQ3vwlZdmpI5HIvJ86ld",
+	"rjzSL6ZbJnuW3wlc4tim7/tfXCfxHwskDjYSE4emZ2DbC6yIRaHh0OQ8OYPcM3L8BR2DBKazKsEf810b",
+	"E0ZNTAPHxHFA7Zg6lDHTXqZUNs3FhEGGYSzTKsu2mY1JGCQ4CIwAm4blECMJmWfETx/xzyzFFvFvncMu",
+	"HRlt7Eu1RUWfEZWbYqoVPGjoq9DOJ1/96sk//OOFFG9QLS9RMugV4qv2HLraJMvhfFrDiI4kGsulsCmR",
+	"DC2UY3uFzFTRU4ly4n2kOGpdSSXn2QSFK1SCi4q/+3p1riRVYmJi4jEfUxqE2AqCxIpMw/Ycs+G70xrk",
+	"WRrTDWBQNeRt/sTLz5/odowgMPxgZf7E07Z0MX+i9ZTyJzaH/RTyJ0672yKlbf7Ebf7EraJ1q2j9jATf",
+	"Kp69rvuAfnqbdnErTj09carCxw2BalpDboR2Pv79z5/87LeXmIBxzK8uLpjrytFa8OH58b4Sg8RAsoKI",
+	"SUaT5jECKUksCjhv68FdsmvDZ0ssMDqu5Rj+i5ZW3e64xPRNZ02xYMnEmy2cX16YtrKVF7aa1UvXrK6J",
+	"SRqPblWyn35DdcX4Ngw0qhn8kJ1WUvSG2qS3VfjfxbhqhWjLYszOyPdrmh038GxiEGcm4e9U12mZXvC5",
+	"OutvPmzNc09CrQgTN2Q4dBnFJEqckPgGc0jUknxSp/6YMs4Ht+Xhr5i6mP/hFqym/lLz1eZwiOR2RZ7N",
+	"fi+3g9HhzbmhGQST2Cc4cEIP26ZrRWbiWhbE1ZzKY6qFMV1zk+wOsH+nCvQvLF95OkzimQB8iQHyfp/F",
+	"OOVIR+BWl1t+XOdyvzSiQhznBdD/5eD7xoBFhwL1NEG+o1/otZHyouDsuP5OJSqUaF0FloO80ZVTEJLM",
+	"a88MrSPaKQcsldKIwvFlfsi4UBaOKGJC6G92waeky2uGoBsTJZ2o6pRVcvWIFkXKRC0ZNJsBBVNadvkO",
+	"6IyyGOrPizIfCXScF4cp7++q6Pa0FLNjQoeMTZ/qdPk7Rc77NYOqVlCgKB/zEtE+TbkoVUbGvA/lq4q8",
+	"LDPWQdfrp7sc1EipHF6Oonw4zHkbsffGNKtcXoCqQZ0sMZBCpcR5lCNfQr2CRlJ06nIFAN/maZTHDL31",
+	"2hs3EM+LIc1SoVhrCrMZCxYr3uoYBuodM3p4UA2l1+ny2zyboBHLRxlDOzwv0fU7N9Ehm4hdNKBHbDrJ",
+	"Ze4wNwB6vjmpjsFFLEhzp0wlLMDw0Shi/Kp68j+12q3GuWvttd5ix0ueWh+p6JbUVK7EmKRO4315olp7",
+	"LTb5o0H4epTeTv/otS++evf+F+7dFDeH5eiLN256N7/c6XRUzcW0YOImb+0FhiH7P8oPWXxPXQDR2jPa",
+	"LTihOgr/ZUaLTeJUZye9VNDQP+2rm1zdPSHv+EKixBs0GjB8I+dlkWdn0evZh58P8eMcmD2k8YE+62ci",
+	"6OazD9stHauc5vwgUYUOz2pg8Y2H7dbMVT6zidmnLw3JV1nI45wJ0PsPaRlpHC+3mEblc5X7wDzndmtN",
+	"7EFUsJjxMqWZWMNws/jOw3Zr3EQdZ7Ux8/Cl7NqbqRAp70vuUjmwNgb4XG3WxmjsEnS15zgbwOsPKl5/",
+	"9p7OPy8ZDC2Zyl61xvszD1/OTc5zNKR8Ul1nsY8KVhaThpapnx4xrhMiSDgnoGqqeG7sX3flePF1Od4z",
+	"X288CovhrnPS7knJLWJvc3pE04yGGbt4ok6VfWk4Qfkxr5FWA8zLu38mllcJw2mGY1rSl1hBBVuN6a/z",
+	"nE+GqWACPI8kFAYHKSmD51zB4KJgkNcpzCZtDeeVypHHXV6lLR/kGVQwAkfwQc5ZW8FWSVekFKwPzA57",
+	"QKMym8ie9iUE7SpTxHEq2G5bcQsWIypQjz2Qt/KOns0rtKQ9/bvYU032Tt7//06+8aNP/v4nvXaXz/Qq",
+	"B/4OuyGRNRuOypTFbe0yVSd5rvoKJ3qArBQSjLOFxuFNniMaxwUTooNeVTJNpDBqxCp5Ri39NdGVhHTM",
+	"BFIyBq9mrw3NypKsU7qLaU53UbWjh9bl2ourjajO/57KRiZIjFiWSUlFofpRRiM1k96X6mG/25NPJwVj",
+	"XV6yB6XauuMBK9geguLn7TrpfJmWGXyuFkdPVX6XgPEAj0dqs+U5bteJayAVS0bTIa44v3LkEu06Z+sx",
+	"LXjK+0KdF3akRKVJltNYdFBdJBqEDGhPMFpEYM4Z1isi5TS9pv283eVCSUaVlxstGEryMa/y4Q/ldg1V",
+	"XEaMODuunxzSiRSRYaOHHXR9KEU10UYxhQUB44RQgbGijZSOX+9RNeciPxYqPyy0khYIMmCJXZBEO+hV",
+	"Gg0QrS5WrLtGw/yICRAqdZY0aFSdul53bBh2dJjyGP7FOnBv494+xGPA+8p5AXYSnPqGkkXnnMWNo7ey",
+	"Oa0s6nXQO1L268XF5O6Y9+YqktWVBNSBLwcp73e5MiiIDroeD1OuXAr35QJr0VCFetBxnJZSzq2XupLw",
+	"210ut13xDdjEDnIMR0VY6F6AfghJLPS0ROPpJZLmq3J5mrThIqKmWoxK4VhZov7A95Bp+9gwTBtDWf71",
+	"WWtjYDDSq/RNnB29Jh23JXFXM6mcDZQFVp2r6ukkZRn8oDWnWmMJ5gAmarPcuzNK0yDGsRcGmJhOgkNi",
+	"GTiwTJsxw3Asm87VZ3rYnvZZVVWoO1W9LGk9MjAxDAOWHRvTP3e+dUjzF9NI46SoUSxJicUxi8cj9gab",
+	"iNae1W4B+RGQDy7RRlH1Q50t0axtg+9owtXaMx6ee+vHBVuGsN6RnAl0O+oZbbWL0U4diFXd0bZ2MVJP",
+	"7G5Tx12Jse6Fc+sAugLYokIdqEJ+kplRtPPog//26MMPH330T4+/9stHH/3g8V/85PGvv9f08xg16eeG",
+	"sBLA2Wm4UvIUCVwgdg790b3bb6E4j8aSvKMyB1Uq2hHyExXgGV+WNBrIn3c1ylQhfk1QIsHGRnizy5uA",
+	"U4OJIQBP1MSdurQmVOhMC6QoFBpz5SbR7nLAaJKv66o8MBQ9rmtiipFqCNHM7qeAcrNKm9hHo2wsUK/i",
+	"dr22cmup24EcrNpJB6h3lzcAgOKWDX56ZwFKKsULFSiuEJbk5KDBr3UyQ7TTRJMV2AIIoES7XQlAYD01",
+	"9O7y6YJGrFYxL8HXVeQBvL3T+OF4kHd5CiXq4Ezt1sgCWpA4Ii/OhBk1OJ7iDHQazKhgVL10GqRX4L5e",
+	"+ikCScsOuseYPLdi9vx3hvFSVLIgslwEllwyEPnCmBWTK4qOgDupAMZSe6153wj2DGPPMKAUU8Mhah2u",
+	"77TWRwi2fFbcKVJFJhXM0WbYk9/96NEH33z0wa9m/I18ua6wrO0WyEFQoPbbn/zdv6wysjZnIxFINLUF",
+	"f+nddqvPuDwUS0yz/nQNlNEdFmwWs8gWGtDkS3/aUsxwfrFCH5MojLFvxyH2TYNGsRG7PgnlAg8o5yxr",
+	"7bXkvVC+aGovW09++/f1Mjz+5t88+dvffPzLH/zP3337yYf//OiDb5389b88/tb3P/7FR60VhndLTt02",
+	"9STW3RQTrDQPykaaHCU7L229WiIxDr/MovLmBshTv6LNIDVErMHdkmzOZy7mmemNZw/36XmNT10m68I5",
+	"nNebk1wSWJvZosz/+s8nv/+bx//+H6v2fnaelavFV0TyueNxTHm/Kq7c2kxaWO6K2LyrSkzYa40KlrBC",
+	"ALEXCOypTEr5EqUv8UQ8c2ebnohPvvutR7/7Yes08W/zih4buwja902jpixym5aJcxV/AnR2LrlEgbcl",
+	"YgkotpRAfm+Q00xzSxrm47KhZpi39ynqgl9JxSgXaeWQNdt0bwrw9lGSZkxu9B92W7N8VXKXbqvXak6L",
+	"8fEQtJ/rNyDRbKmurCgLqLe7dWz8DMtKcOCfprCU58oguLTyglIfqwx8IHmkpai9SCR1Fx30WpqVrJD4",
+	"+TDl8fKCCneglysvpXD2k2+kPFYDvtzCC+Myv67iDPZaeZK02q1w8roqwPmnVfniGzrhzCt0Urvd1ZAq",
+	"LZi4rgtf1xzm1MyCttcxXMsyHV8lv4ZqxVB1dqZ06EztsBk+v2bBzDTO2My74pXqhCvMqtVcjTJtupb3",
+	"zVhzEBW+dh/cBvVXFfP8+s8f/+Z9pFucSl7yyAE/fYXJgzztnedlmkzkNy+zBNJSziQZkY+X9frN449T",
+	"EwdW6+l6HkQzHKUiDTP2mtYB1kUnntFWO77n2b4VnGur10QB6261dstdf5s/+e1/+fgXP3ny4UdP/v3H",
+	"j//tR/V+15mRnsFeywV1AmKu2usNEEueZ2cX1ABKu9WJPq++qXID1R41WSl8XslDVwV/Xa+zfYHwjPKi",
+	"pmxiykfVdRFtpO+R0ioBV0U7leXN3F1SDBtoxR11bc7vtricHq1F05tZr4iFiRm72HephRMjtOzIDgI/",
+	"AmPMPElovuhQTAhJcBDTEIcW862IMduwJCVqPpZgQpiNfdcxcJg4TmhHjufbSWtKX+RaINO1vdZGl1Yt",
+	"5Hqapg3LfV82mzgzxADyYHm+ZdqOdU4uMV30yLQwsewQU5s62GJuYtlm4jiWdzqX0LT4hT09T5MLTTfM",
+	"Ne2VXGiT47zUG3ZbIPw5kl/X4Gs3dFzZiym/quOGaAXq1mSkTWEUQrNXSqT3q/Sdy8XRmoWuLvD3Oitr",
+	"1nkh5/inLgiQPcPs2IbpuIHnk4uReBLbLibETrDPbIpjK0g8M3GIFUSbkPhlkkCzE8lHbD/B1HZCzHwr",
+	"ZjaNqEXs08k7iWIPEyO0sO+aDFPH8yMvcGzfDxp0+03Qx6rjYFqu/5TJt94MT6dvmqPeX6ocVCq99bsX",
+	"puXV2d9GTD9zxeKzoK2vs3Jjwtq+QF4LWkaDRQIM/hEQy43giQ4CZ+CU98HfE2ivomECUeXQ2CDH+1Nj",
+	"OPhVgAVcizrlgE3QMSsYyqgo0ZfHcV+5iir7SVrUNSm7vCKfqHczwW/KcfSmcdjysFceAtBUAZVqHcvv",
+	"8t6oAP9v0P0fVEumXs7HJVSNdUwLzT6nYld6ykKflpWnYYxEyiO2j3r/e+3xC6ugp7S7zPT+NtAUzYI2",
+	"3J0EpqpVl+eU+1bRqakpdzNKpeYDZ7XZMxwRDEfkD57mKK4gCu6pM3p/zyUdxzc8k3iBcxFG72HHNnxM",
+	"qGViajGGDS9KLOK4hhe6l8XoPexYLMIkJD6mUexgl/i2bXi25bHwNEYvX4wcTAzbwNQIfBx6phGHPiFm",
+	"FK1g9JZhWZfM6K1TGT1shucYlm1aStN+2Wd3Fa/Xg9ry/E9zxZnjIuf9A+DqZ0ZCTh/dJj/cJj+8ePLD",
+	"TTQR1tkv3GlAptfqaN8LKjH8zfq9W/H+Z5a9Boj2xTUgL0H5EnZ8Bbnp3hmk0QC8f+M6BEbdj5BVwVAK",
+	"eQPeVam9KRoV+SiHMCEJ6AUr2whk26LK09DMgQTamDYSec6ZKFGSFqLsoLd0DE0qkKBHy+r53VGzlmzx",
+	"rmzivE4DF0HIU1Bkb8TH1YAfagx6OZ4Fej3ns7/VX89kkQPYYtbqZbNDLMsmlmPbcz6QroOjKKGYmAHF",
+	"geUxHPiWHfpx7FFw7ptFfUvqi0RR5GFiRy4ODS/Erm8asWeQwIAaINVRmR/29Psl4zaWjlvupIgoh4Rf",
+	"5volZ8YZ02dpJeuDw5sueoltAdMWMG0B0xYwvdCehJr4zXJtsTEg0XAAH9chhisMM1UMojo901jgNMtm",
+	"YEUbcXZcQ4J9uBera5FAnA2E3Cx3LLw7FwB55S6Gl+g0uEwBZFr3DXfP8vZsq2O6xPM8z/EXmbcRBi4m",
+	"buBiPwkDzAIW2kHEiB2TdZi34ZgRJrEVYBrTEMehGbpmFBke1L0oFjLNLmHW9n3DgXGaHd/0vljH7s51",
+	"5DkGJo7hY5oQDzPima7JDMuJLVj0pUtgTJu2XcP3PMt2liyBT0K5BCGmYWhh6gc2SwLfJtR8Skug8Iq3",
+	"ZxudwDNcx/KIda6FeHeDQnrN4362z1l1a7duZ8+129l8AoqNqbRgZXkqda4dbOlI2ciPBwxiNmNGG363",
+	"8wkB5eNLLej3qg4vHJFHRzcgscWsfvZC2UzXvk71LFZgvWpZt6lEn7t787oqwiqm53ADi+imhs3ZQwrQ",
+	"Rn6qMoZCedmUq5Q8EJLcyEzUQRvZKru8NlaiNW2V80bNOWMlurCtsnHZn4G9cu6Cu4ZhbHzBz2ejvNSe",
+	"ryCY+ZJJ57nm96klnc8tStlq4jfTxPfPyykqbHXM2EisTiCiMblAxzo7cjxmbaTLcwikMuLGug6Mzseh",
+	"/WPmcV8HXUdxMUHFmGuqLeq0U/K9IZ2gLM8PER3U9XEmqEfF7UTn36IZvAyZwIAbseKIFSjK8ugQ7cgH",
+	"G9mVl4QW3B3ze3K+l5GkCujR+gRFdnuV2adqDQRwrllh0qRGhInBbEwNO8IkDGzTNyxiuIvK8Kqs/O1F",
+	"odIkFsGE2CYOLBrhwLCIZ7thGPjmxkKl2wlMz7W9L4KgPD9caikPTt+SUrBtOYlhWYFrs2c1XK9jgPir",
+	"WL0qTaNCwOThXrrolmmamDDKsM8MB5uxT+zEtljoButI8CaxbUy82MTUNR3MDMvzKSEutY11R29Woycd",
+	"YrqmSZYttmUSBxPbYdiPXYJp4gdWGBKH+dbTH6Zv2o4ZfHETnYG+WELS0dPyewGdQ3EKmb20+jfOt1m8",
+	"nlb+3qdcunrMq7yUwILU7vP8eGP+qJ4+xV0/L/qU69z+1yTz6aeiZJInyldn9cEonCA9Lyk4NT1FaV9b",
+	"Kmp30J58v1fnfYKCATlHtPIxRZwxyA6pFNB1twNWLE3VeCsV5X3afzqB6rPrdC8vSnTIJvu66I3k+D3c",
+	"QyIvSoHks4zLLzt16GwP18rTnryjqWzmPcicNK3mkhfl0gQVU71ruzVtZ2kuivmR3ilYkj6oRNaS9q8J",
+	"WP5VY3hvZgBD+uAW4/1yIMWNdmuY8uqjudj3Zera8ywv5Ma89pqhMqScWq3H9TqG5QWubanScfNJp0dz",
+	"6miCLRKGmBiW5KW2hwOLUWKZThAFznQtjtLRWeVwZnvegMzfp2vog+WF2RL051oXXNIZGQX+u6rAJUQX",
+	"7xUKe9Q6XPXF6ujku5oSCkRrqjoTcIwcIwDiesAepKIUWpWknoaLT0v1lvp9VYSylOMvEqC8cGeXXUN9",
+	"tdBROkKtTW7LFQb/vqjUZoPV28aafgpiTe/T/qtwg1/wYNMSCM06JHMGtdaRpjHLmHIlmaeUKhW6Rjoo",
+	"KfLhXF2BacoaoIpVPa+0bGuc2uUXtAhA9FKXb2IRWB691OWXYBF4BZZKUfaLGANmyKuzzGAp+4m3YOVq",
+	"8qKdX4f8wqmB1UnakEq0V4uzJe03kqHBbQXfvkY54wVzeYWELpa79jMJKvSSb+1In+GY5/Vv7tki0ZWH",
+	"Q1+HoOeevC89VLCpdy1IT3yxLtEZAGLBowDtQH53zcRrZVeflVXEdcXA91dJcqqUEYxoQIUu7AlaHPTC",
+	"R1ZfHJtcVF7VKZI3oXznc1C4lB6vIsv67LBO5VSO5Bd+EBiu4Rtk3s/TwgFxbEzMyMcBCSh2CfWDJEhi",
+	"16RTriQPsuuezpigo8CyLJMQ75IYUxWhu2VQzwODOofIu/Wl2DCq8TyiNqNDsbIkPxhd4Imnb3WBEtJx",
+	"WrBIysRpFhdMV/xOBZLDXmXUGNGC8fJm3FqXhtyML9mesZqgenuG2fHcwDZdVyePUDtf+X/d0bnhlROY",
+	"/vEWo/HsD00ybOPAsUNMnCDGfhhSzGI/cf3I9h3bal3QXbdeVdiCAHIM1gs8MwQrwYR5FvYdkuAksp0k",
+	"DGPXMe3TKf90RTxieMpHgbMHpT4XUNl6dPPLefrmK68N3vzy2w/euv9mefv+F77yJ6lhv/VKdnjr/iD9",
+	"k+Gr5Rff+YLzxS+/7fzJV9503nrlzclNbn0++AJ//cbrt5h447WjrIg2YCuMDtew2Mir8fxpQZ5u3em6",
+	"HrHesHXLF1f3/nIKV3+mK09/ig1umvnUPA0+b5zzt7dASFU11t5S6ttT9rNSZ3QTCKqdKg9yOQDwkxiJ",
+	"a3V8fibb2hGMoZ6i/bKf3u6+qvU1HAtwcqC8y0HSS3m/zkEMwt1hKt93DAP1Fo52Q8CDemLXRJdHecxQ",
+	"b8wPeX7MIYS2h/IC9aYhtQeyyV6jONkykUwbAhkdXsQSqPnDow/+4vFv3j/5xp+dfP3nJ3/5wVI2QbBl",
+	"mgkmJDIwtQwXU0IJIYbthqa1GXG+SgPhqZo7p+PYtudbZmBfDvuWi+KbmFDbx77tRNiwvcggvket2L40",
+	"9n3x7TlLsVgtTGA4X9xsL7fmym1pl+fGWqmo4Zr8pilEzafGXbQzVIT2Quqb00pRWF7H8w3i2xaxL0u2",
+	"MMLAxyT0GfYd08UGSVzHIxYJrOTSiNP9FUKF4TMHEz+wccgCH4dO4NjEiyyLGq0zikjIpQgsk5ieRS6B",
+	"HN3XrH+rSPosWzo2og1Pw5zxZn4E4ScwNJ0LSleoTUuB8mNeuadSXgool6rDSyTcDFBPvncQTaKM9XY7",
+	"aAVM7vJVOJlCyWkWHbJYleitALC8R719JG85ijJGC1GVyl/HhKGg9qwN47kJuNRk/BnYMFaQ8wZ880wf",
+	"E9v3cEj9BBMr8HwzDqgXJK2lBH/mVQsTZsY4DCXRDTwjjl3DSsJkM+p5PmPJizW1K7DKnCpzuB3XswLT",
+	"8ZzT2PqVL9aC3OIyiklMQhzajoWtiDrUDTw/tIJLgwYn3/nuow++f/KTn518+8MZlKCeOl0kcTue7RDL",
+	"c4PgkjBAbVPaYoEXxai0zZR5MZvS+QQiUWKIa32JxkeUR2x1iC7YeYA7N2Jij6lAoqRyIRU6uPf529dv",
+	"Hdx/9d79gxu3bt944w9NiWCcpoZLoiHtzaFCapUzR5kOGQ5pnRtTIoolXvHX1TjvM1HekG9fRCUmYCNF",
+	"a88klr9B3L4eA/R/ldG2PD9u0stAy0yG23FsLyC+4Zob0EsY7v10yFZm5ZMPXBPg/SJ3Y+s3uj4xPIct",
+	"h+flQQIk8iw7yvRJeaTycckO1n95/vlLMcG8lSMxjgaoYCIfFxFrI52Bbi6zo2Ds+Ul8+PCFVHlJaqlc",
+	"35goNcVM8uKYFvHGYaZjobdgqWPudcgRqNIFjuO0zAsBGwj0Oees3UgqKHT4KAi0YhyWBYOEDSNF2HVZ",
+	"Ru3mlhYg4lZgbNF34W0Y1zPyXZgZ6xk+CyWUX9jMY2F5r7AVlUQt5f08Wxn+KX9bu8+78uFVvarK9GhH",
+	"sqddeWdTXn0FmSZ21bhWDaQubD8dio43DfM8Y5RfroOG7u7suo1QjDZwiG1bvgPuGmxI00wuHRv5pvM5",
+	"3Xwnyoetec2pbYc2Jq5jYOpQE3tGbFk0NkPTji9NPIJhuBKryN2Bz/LyqtM0MxYaYeKFJg4Tx8KmmVgx",
+	"85OA+mHr7HK8sAJ2YOp8FxsuH/FsnxiG2Vy+6YX3Te+MVYwNTNwkwX5IDEwjFgSeEyeR517aKjZHQ6aL",
+	"Of36KtYUloVsGEgsCdrZfin1Xdv6pWz9UrZ+KVfglzLWwKKCSerzxn4pcmdTnpYpzdCICnGcFzFKpaQk",
+	"heCCleOCs7iDXpVkU4C6fczT98asjSIqGE65YFykkhxnk1WR3pJmXESarWg2O5KzNF13jl5rIvrqEdI9",
+	"VTNp7bXu2dG4YPiO/MYo4v80y6k2IntXWQ96fYZm2B3bcAzT9B2rydBWLc6sv3xoOD4mhuNgavgUW1EQ",
+	"JFGSJDQOL42ZTfdhKSY4U286naPle5u4ckCvW1eOZ8XvLoVdtVvHjB4eTG/wWUUcZp7ecrtthWp3nXnd",
+	"k7g6Ym9zekTTjIYZuzwPnrEifmty5qYC40wPnpqTXqhi5brMJtgzzY5nEd80fMNaLj1ZJglO4TgeJtQJ",
+	"MYmIg33GbOzG1POjKLStyLwC8ckyfWNN+UkOzQy0lTIKTcwsN7ISz0pMzzzL2bBaGNMJ7EvgUGDZE6zY",
+	"WvQ+w949m9GNq/fu2UM0FIyXyu27Av/afaWNevIK9rRzDfiW59ASzdQLHfQKA1JDS+UiJCeEdnqK/Owh",
+	"UMv1dlHBjvJDJtAgFV25QiLNta72+p2b6JBNBKIlynnEOkjnldaBzL2K74PzeaTzsSvfnZ4kAT3EeFwl",
+	"YtdNVwHKajQFSwomBqjMD5nuFbKy0ChiQtRfZwWj8QSlQoxZvNuunkOUi2NWXBOop2YR39Pj73W5oBOB",
+	"BvkxGlI+6aDroAjV3j+IHtOJShjTgwI2PUQzkddroUbcqAalx6uJdVs5D6EcNJ9KuT2kEzTIMxjXUHZX",
+	"LY6O307lbHIU5cNhztuIvTemGSpzaBvIOlg6xEAyYog258iXo5VQhxWiy2kif3ibp+D8/9Zrb9xAPC+G",
+	"NNPJGxupg5X2F8IJZvBZ74Wqzd3lyw7w8SBHokyzDOXHXECkvoDjVxfJmK5Dl+uFCFBPvnwgXznQQRs9",
+	"NOYZHLIqij/M40kV4t/lvQHlcX7Eih7akY/E9WDk/slvqgcgqbM8kmkp0JfzEG5qOWC8y/WBQSkHt7xG",
+	"noA9sIDUnUjO1APFeS/Ji4jtIQkPel2+Azp8HWciSjrRpSFDdSxrNTsszpiXaYYoymjJisYUVOsddJ1P",
+	"ZuZRnXoMtrxpkmwaxwUTsIJljgbpcA/JviDsJaOR6n6+GNQw531lo1FlqCsjTZerIJr6lxjtiFybb0Yq",
+	"cyZSeU417Beon+u70eXTLvTFh1pux3zVq3LxC/ZlFkmRc6UTX62peOpOfBX82ywBtxzv+TzrLqG/K6ja",
+	"3hzUGdXWLb9juL5nmsGCBcb0g9PQr4tjw6SYBL6DqeEkOIrcyIloYAWxf5kmGDMwVL7oGSYEaVNPtcu4",
+	"OHIkELaNANPAdnESBDZzDDs0k6h1RuFzuS6B5RnEdS4NA2vvthcfC29VL1vVy6ewvCqEdvK8PNCc9Mxm",
+	"Fl54KCWcos/Kg3xcHuTJmsNZ9s62auvFqrai1yAzXQXS2qi3ZJV7aIci9b3CePm4FGnMGk5R15RriVDw",
+	"cX7Hmw1A0HHDm6pxx+Wzu9vK+8E5CQOAkoOSHq5BGprPPmy3pKB1AFLkmW82Hp3e40oEWPcO188/bLcW",
+	"pKIzG1l84/LIgJLNI63BFot160VJS7aHeo0V7LVRb7osvf2lkp5KATkj+eRJU6IEWbKutq8l2oYEWMtl",
+	"soO5dayar8VBqPwzK5k9V46KnyEX+GdljKi95y9ojHipOlTgPn9uheNS3wPlLb86YbLWKcDV2NFKoX56",
+	"xDjqHaY8Fr12l+tFkjxtV557UHLA9dhD7AGNymxSxSP2ylyKHjeBIXHtMNjl6gqm5UDnU1zG0sq8ijfc",
+	"ofM8rMsV7xK7HfTyRF48IASgTaNN/cSM3tExHH1r5ecur5hq5aYplAJKUqVhfsRQMeYCUQkrQhod9gvJ",
+	"MEDVo/l6cQiVT0KlyWqrvB85Z13eUPnsN3SWaMcyrF3QCg4Yem/MxhCewCvgMSryfsGE6PJen5WfrwmR",
+	"Cl5Ar1LwkYbUknKAOsGkXOpBKsq8mKAiP4YdhVH0umPDsCO5b/Av1pEHi8UHqlV2JKnrTo2KGqRvF1Sn",
+	"qic52S7X5TWrKrQqeWaNT64JFNGRqmILcGc0LtEgHSIgjWmJUtHlEnKoo1Spl9IS9SUYkctbqUVhp9MS",
+	"hSzLoXZ5jnZ0VKvSKe0qrZtAWSq0lg2q5oz5NYF6ssMky49r/SZVAKiD3knLQZdPj1W7Jv1VQhb53DWh",
+	"8rLAAUh5maO03G88qRTdKlcnXAjUz5vj187JoPxqLKJaeGASahag1RPwHANwWTClcdSDoOMyx1SItM+H",
+	"cptq0FaMOcp5l6flbhspjRp8B5pvSFmjb7fuOW0Og+dIrioc/qZCUbNEHY0jj3ghDzMkPZVLLQ7T0QhU",
+	"4DnUtBPjIaQ5HXOk0rFXJfHK4zRiSmOnzAXykemdm7Jd/UKXUz5Bw7xgcw3tqEmo2sdfYUWu7mYvoiKi",
+	"sQTIFRVSzsfwtk4CTWuC1lbKTQkx5OYloIzWx0fdoHCCenBbE1ZUCqAeHGfoZx/EXypxCYREJ7nE8Xg8",
+	"EvqAVse2JqEw9exY7kY/r5JSd9B9tU1dfpbytWpQLtcKBWxTPbpaA4sWFbBaedrlc9pTeAEIELxS62HR",
+	"KjVsl59TD/v5hm76It5pdZG2jNE6/CsfjiifSMarmU4zbNWmroOJ6TrYjz2CKQmJ5/iuQ5i5vhqtGv5G",
+	"YVrWpjVk4eTVrgJAeOEHfcSgaJM8vK09o92qCF5rz5BiBaPx6t8fnqZ0tY09w+gEnu3ZkPM1KfLhsmV0",
+	"GCaxG+IgohS7ns8iO0ps3/EXIoXt0LAxoU6AQ9dNcMRcK0hsh1ngxA3Us8oP3cgMLYHSdNBferd9xmZL",
+	"8WAsVHTBmMVPY/tXyTJN21Bb8/c5IWCbn2irndtq57baua127sq1cxfWlF3WXWoelVRtbhUmt6BW2t1G",
+	"t15AA/N5kH0lBwbxQZfpbqo0nvzzbz/+2rcfffiTx9/96e4GOhrZDYvGRVpOQA8TMlqwQp5v5Rgmj2X6",
+	"BpvU37xbtz2vgrklZWAmRBvk+lT+E7C1UBopNGQljWlJO42qoRNRyvO1WKS0ct3ayfJ+ymWT4FvVRlne",
+	"z8flbu01NRqHWRop1y6gfEesSJMJmnG6anQp2fOSDu+wfJSxthZ1izyTUheQOqVJoiNY/yKNWbM1tbyL",
+	"zVUZ1lBZMLY/q7up/llRbRUWLIWVZlxtI5R2WQdvyPlKpjSiRcnlBeQl6ytGU8mLmh+A5MZR7VAHlDlM",
+	"VZHXxsLAPq+aDB1JyQgrJ7FxnJZyI2aWNdZRxovvKoVMwqSoFudDmnL1lWijPIvrgry7jebU70vaA58F",
+	"tPPkw4+e/PuP61OgtBOsEIN01GgF/KmWNFJ7RKCdk1/8+PE33j+rodofa1ljlSC98/HX/vbJr3/76MMP",
+	"d+Vm1u8029HPLmnmtakEvvPx+z/8+KN/+PgXvzr5/fd2Uc61Y1hTpdlsVQnvb4+WNfvKWDEVBtX8VfOP",
+	"f/jTT/78O83ljqunVm3/XGHlkvbRUR7RcJzRYrKvas9ImpQXCCrc6TxutK/tIKBwqSvSKK1NZ6aoxrKe",
+	"74DYrjf78b/9CL2ETr7+88e/eX+3uqjaw05nQxFt1M/ykGZIKN9OvWYzsnyjW5UOYLHfl8fZIUqHkvqj",
+	"nZNf/u7k6z+FLV2yDcrv8sa9P4av//Ote/8ZJWk2QyNUQ8v6uS7xp9ClqitNQ5iDjlHo32iGJNFEO48+",
+	"+G+PPvzw0Uf/9Phrv3z00Q8e/8VPHv/6e7sII/YABir7ZwUV44I1p6gbeYWWtPXw3Yf/KwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -14,6 +14,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/authz"
 	"github.com/shoalcrm/shoal/internal/clock"
+	"github.com/shoalcrm/shoal/internal/feed"
 	"github.com/shoalcrm/shoal/internal/handover"
 	"github.com/shoalcrm/shoal/internal/httpapi"
 	"github.com/shoalcrm/shoal/internal/imports"
@@ -67,6 +68,8 @@ type App struct {
 	Pools   *pool.Service
 	Records *records.Service
 	Tags    *tags.Service
+	// Feed reads the event feed (listEvents).
+	Feed *feed.Service
 	// Handover runs leaver handovers (离职交接).
 	Handover *handover.Service
 	// Imports runs bulk imports (导入).
@@ -146,6 +149,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		Pools:   pools,
 		Records: recs,
 		Tags:    tags.NewService(st, clk),
+		Feed:    feed.NewService(st, pools),
 		Jobs:    queue,
 
 		Handover: handovers,
@@ -166,6 +170,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		Records:     a.Records,
 		PoolEngine:  a.Pools,
 		Tags:        a.Tags,
+		Feed:        a.Feed,
 		Handover:    a.Handover,
 		Imports:     a.Imports,
 		Merge:       a.Merge,

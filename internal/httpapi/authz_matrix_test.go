@@ -76,6 +76,7 @@ var azAllowed = map[string][]string{
 	"listApiKeys":              {"auditor", "admin"},
 	"listAuditEvents":          {"auditor", "admin"},
 	"listClaimRequests":        {"rep", "supervisor", "auditor", "admin"},
+	"listEvents":               {"rep", "supervisor", "auditor", "admin", "scope:events:read"},
 	"listContacts":             {"rep", "supervisor", "auditor", "admin", "scope:customers:read"},
 	"listCustomerHistory":      {"rep", "supervisor", "auditor", "admin", "scope:customers:read"},
 	"listCustomers":            {"rep", "supervisor", "auditor", "admin", "scope:customers:read"},

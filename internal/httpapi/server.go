@@ -25,6 +25,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/authz"
 	"github.com/shoalcrm/shoal/internal/clock"
 	"github.com/shoalcrm/shoal/internal/convert"
+	"github.com/shoalcrm/shoal/internal/feed"
 	"github.com/shoalcrm/shoal/internal/handover"
 	"github.com/shoalcrm/shoal/internal/imports"
 	"github.com/shoalcrm/shoal/internal/merge"
@@ -48,6 +49,7 @@ type Config struct {
 	Records    *records.Service
 	PoolEngine *pool.Service
 	Tags       *tags.Service
+	Feed       *feed.Service
 	Handover   *handover.Service
 	Imports    *imports.Service
 	Merge      *merge.Service
@@ -95,6 +97,7 @@ type Server struct {
 	pools     *pool.Service
 	convert   *convert.Service
 	tags      *tags.Service
+	feed      *feed.Service
 	handover  *handover.Service
 	imports   *imports.Service
 	merge     *merge.Service
@@ -134,6 +137,7 @@ func New(cfg Config) (*Server, error) {
 
 		records:   cfg.Records,
 		tags:      cfg.Tags,
+		feed:      cfg.Feed,
 		handover:  cfg.Handover,
 		imports:   cfg.Imports,
 		merge:     cfg.Merge,

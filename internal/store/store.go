@@ -260,8 +260,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 	defer migrateMu.Unlock()
 	// Indexes dropped from the schema are dropped from the database too:
 	// an index nothing reads still costs every write.
-	if err := s.Client.Schema.Create(ctx, schema.WithDropIndex(true)); err != nil {
+	if err := s.Client.Schema.Create(ctx, schema.WithDropIndex(true), schema.WithDiffHook(keepFeedIndex)); err != nil {
 		return fmt.Errorf("apply schema: %w", err)
+	}
+	if err := s.migrateFeed(ctx); err != nil {
+		return err
 	}
 	if err := s.migrateMoney(ctx); err != nil {
 		return err
