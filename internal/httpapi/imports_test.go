@@ -226,6 +226,24 @@ func TestImportContract(t *testing.T) {
 			t.Errorf("key import: %+v", k.Counts)
 		}
 		rep.Do("GET", "/v1/imports/"+k.ID, nil).ExpectProblem(http.StatusNotFound, "not_found")
+
+		// A key revoked before its import ran: the import fails, and
+		// writes nothing.
+		gone := idCreateKey(t, admin, "leads:write")
+		var queued imResult
+		imPost(t, idKeyClient(env, gone.Secret), "g.csv", []byte("name,email\nGone,gone@example.com\n"), map[string]string{"kind": "lead"}).
+			Expect(http.StatusAccepted).JSON(&queued)
+		admin.Do("DELETE", "/v1/api-keys/"+gone.ID.String(), nil).Expect(http.StatusNoContent)
+		n = imCounts(t, env)
+		env.WorkJobs()
+		var failed struct {
+			Status string
+			Error  *string
+		}
+		admin.Do("GET", "/v1/imports/"+queued.ID, nil).Expect(http.StatusOK).JSON(&failed)
+		if failed.Status != "failed" || failed.Error == nil || imCounts(t, env) != n {
+			t.Errorf("import of a revoked key: %+v", failed)
+		}
 	})
 }
 

@@ -364,3 +364,44 @@ func poolOf(t *testing.T, w *testkit.World, kind string) uuid.UUID {
 	t.Fatal("no pool")
 	return uuid.Nil
 }
+
+// TestImportResumes: a job cut short after two batches and run again
+// resumes after the last committed row: the import ends as one run would
+// have, and no row is imported twice.
+func TestImportResumes(t *testing.T) {
+	t.Parallel()
+	testdb.Each(t, func(t *testing.T, url string) {
+		t.Parallel()
+		f := newFixture(t, url)
+		before := snapshot(t, f.w)
+		imp, err := f.svc.Create(f.w.Ctx, f.rep, imports.Request{Kind: "lead", File: []byte(LeadFile("r"))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if done, err := f.svc.StepOnce(f.w.Ctx, imp.ID); err != nil || done {
+				t.Fatalf("step: done %v, %v", done, err)
+			}
+		}
+		mid, err := f.svc.Get(f.w.Ctx, f.rep, imp.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mid.Status != entimport.StatusRunning || mid.Processed != 4 || mid.Counts.Created != 1 {
+			t.Fatalf("after two batches: %s, processed %d, counts %+v", mid.Status, mid.Processed, mid.Counts)
+		}
+		if err := f.svc.Run(f.w.Ctx, imp.ID); err != nil {
+			t.Fatal(err)
+		}
+		end, err := f.svc.Get(f.w.Ctx, f.rep, imp.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if end.Status != entimport.StatusSucceeded || end.Processed != 9 || end.Counts.Created != 4 || end.Counts.Duplicates != 2 {
+			t.Fatalf("resumed: %s, processed %d, counts %+v", end.Status, end.Processed, end.Counts)
+		}
+		if n := snapshot(t, f.w)["leads"] - before["leads"]; n != 4 {
+			t.Errorf("%d leads created, want 4", n)
+		}
+	})
+}

@@ -41,26 +41,18 @@ type plan struct {
 // deactivated, the pool is gone or no longer his) fails the import, with
 // what earlier batches did, and is not an error: a retry would not help.
 func (s *Service) Run(ctx context.Context, id uuid.UUID) error {
-	pl, failure, err := s.plan(ctx, id)
-	if err != nil || pl == nil {
-		return err
-	}
-	if failure != nil {
-		return s.fail(ctx, id, failure)
-	}
-	for {
-		done, err := s.step(ctx, pl)
-		var refused refusal
-		if errors.As(err, &refused) {
-			return s.fail(ctx, id, refused.err)
-		}
-		if err != nil {
+	pl, err := s.plan(ctx, id)
+	for err == nil && pl != nil {
+		var done bool
+		if done, err = s.step(ctx, pl); done {
 			return err
 		}
-		if done {
-			return nil
-		}
 	}
+	var refused refusal
+	if errors.As(err, &refused) {
+		return s.fail(ctx, id, refused.err)
+	}
+	return err
 }
 
 // refusal is a rule refusal that stops the whole import.
@@ -69,36 +61,37 @@ type refusal struct{ err error }
 func (r refusal) Error() string { return r.err.Error() }
 
 // plan loads the import, its actor and its file; nil when it has ended.
-// The second result is why the import cannot run (it fails).
-func (s *Service) plan(ctx context.Context, id uuid.UUID) (*plan, error, error) {
+// Why it cannot run (the importer may no longer act, the file no longer
+// reads) is a refusal: the import fails.
+func (s *Service) plan(ctx context.Context, id uuid.UUID) (*plan, error) {
 	imp, err := s.store.Reader.BulkImport.Get(ctx, id)
 	if ent.IsNotFound(err) {
-		return nil, nil, nil
+		return nil, nil
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("load import: %w", err)
+		return nil, fmt.Errorf("load import: %w", err)
 	}
 	if ended(imp.Status) {
-		return nil, nil, nil
+		return nil, nil
 	}
 	pl := &plan{imp: imp, kind: kinds.Kind(imp.Kind)}
 	pl.actor, err = s.actor(ctx, imp)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if pl.actor == nil {
-		return pl, apperr.New(apperr.Forbidden, "forbidden", "the importer is no longer active"), nil
+		return nil, refusal{apperr.New(apperr.Forbidden, "forbidden", "the importer is no longer active")}
 	}
-	pl.table, err = Parse(imp.Content, imp.Encoding)
-	if err != nil {
-		return pl, err, nil
+	if pl.table, err = Parse(imp.Content, imp.Encoding); err != nil {
+		return nil, refusal{err}
 	}
-	pl.cols, err = MapColumns(string(imp.Kind), pl.table.Header, imp.Mapping)
-	if err != nil {
-		return pl, err, nil
+	if pl.cols, err = MapColumns(string(imp.Kind), pl.table.Header, imp.Mapping); err != nil {
+		return nil, refusal{err}
 	}
 	pl.problems = Prepare(string(imp.Kind), pl.cols, pl.table)
-	return pl, nil, nil
+	// The content is parsed: do not keep 20 MB alive for the whole run.
+	pl.imp.Content = nil
+	return pl, nil
 }
 
 func ended(st entimport.Status) bool {
