@@ -265,6 +265,7 @@ var createdTargets = map[string]struct{ targetType, entType string }{
 	"createFollowUp": {"followUp", "FollowUp"},
 	"createPool":     {"pool", "Pool"},
 	"createTag":      {"tag", "Tag"},
+	"createImport":   {"import", "BulkImport"},
 }
 
 // opTargets names the audit target type of the writes whose path has no
