@@ -2351,6 +2351,9 @@ type Cursor = string
 // IdPath An opaque resource id.
 type IdPath = Id
 
+// IdempotencyKey defines model for IdempotencyKey.
+type IdempotencyKey = string
+
 // IfMatch defines model for IfMatch.
 type IfMatch = string
 
@@ -2414,6 +2417,12 @@ type Error = Problem
 // Forbidden RFC 9457 problem details with a stable machine code.
 type Forbidden = Problem
 
+// IdempotencyKeyInUse RFC 9457 problem details with a stable machine code.
+type IdempotencyKeyInUse = Problem
+
+// IdempotencyKeyMismatch RFC 9457 problem details with a stable machine code.
+type IdempotencyKeyMismatch = Problem
+
 // MergedInto defines model for MergedInto.
 type MergedInto = MergedIntoProblem
 
@@ -2450,6 +2459,20 @@ type ListApiKeysParams struct {
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
+// CreateApiKeyParams defines parameters for CreateApiKey.
+type CreateApiKeyParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListAuditEventsParams defines parameters for ListAuditEvents.
 type ListAuditEventsParams struct {
 	// Limit Page size.
@@ -2477,6 +2500,48 @@ type ListAuditEventsParams struct {
 	Until *time.Time `form:"until,omitempty" json:"until,omitempty"`
 }
 
+// LoginParams defines parameters for Login.
+type LoginParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// LogoutParams defines parameters for Logout.
+type LogoutParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// RefreshTokenParams defines parameters for RefreshToken.
+type RefreshTokenParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListClaimRequestsParams defines parameters for ListClaimRequests.
 type ListClaimRequestsParams struct {
 	// Limit Page size.
@@ -2491,6 +2556,34 @@ type ListClaimRequestsParams struct {
 
 // ListClaimRequestsParamsStatus defines parameters for ListClaimRequests.
 type ListClaimRequestsParamsStatus string
+
+// ApproveClaimRequestParams defines parameters for ApproveClaimRequest.
+type ApproveClaimRequestParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// RejectClaimRequestParams defines parameters for RejectClaimRequest.
+type RejectClaimRequestParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
 
 // DeleteContactParams defines parameters for DeleteContact.
 type DeleteContactParams struct {
@@ -2564,8 +2657,47 @@ type ListCustomersParams struct {
 // ListCustomersParamsSort defines parameters for ListCustomers.
 type ListCustomersParamsSort string
 
+// CreateCustomerParams defines parameters for CreateCustomer.
+type CreateCustomerParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// BatchClaimCustomersParams defines parameters for BatchClaimCustomers.
+type BatchClaimCustomersParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // MergeCustomersParams defines parameters for MergeCustomers.
 type MergeCustomersParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+
 	// IfMatch The ETag from the last read (`*` matches any version); optional, but when given a resource changed since answers 412 and nothing changes.
 	IfMatch *IfMatchOptional `json:"If-Match,omitempty"`
 }
@@ -2574,6 +2706,34 @@ type MergeCustomersParams struct {
 type UpdateCustomerParams struct {
 	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// AssignCustomerParams defines parameters for AssignCustomer.
+type AssignCustomerParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// ClaimCustomerParams defines parameters for ClaimCustomer.
+type ClaimCustomerParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListContactsParams defines parameters for ListContacts.
@@ -2585,10 +2745,38 @@ type ListContactsParams struct {
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
+// CreateContactParams defines parameters for CreateContact.
+type CreateContactParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // UpdateCustomerDealStatusParams defines parameters for UpdateCustomerDealStatus.
 type UpdateCustomerDealStatusParams struct {
 	// IfMatch The ETag from the last read (`*` matches any version); optional, but when given a resource changed since answers 412 and nothing changes.
 	IfMatch *IfMatchOptional `json:"If-Match,omitempty"`
+}
+
+// FreezeCustomerParams defines parameters for FreezeCustomer.
+type FreezeCustomerParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListCustomerHistoryParams defines parameters for ListCustomerHistory.
@@ -2598,6 +2786,76 @@ type ListCustomerHistoryParams struct {
 
 	// Cursor Opaque cursor from a previous page's `nextCursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// InvalidateCustomerParams defines parameters for InvalidateCustomer.
+type InvalidateCustomerParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// RestoreCustomerParams defines parameters for RestoreCustomer.
+type RestoreCustomerParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// ReturnCustomerParams defines parameters for ReturnCustomer.
+type ReturnCustomerParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// TransferCustomerParams defines parameters for TransferCustomer.
+type TransferCustomerParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// UnfreezeCustomerParams defines parameters for UnfreezeCustomer.
+type UnfreezeCustomerParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // CheckDuplicatesParams defines parameters for CheckDuplicates.
@@ -2634,6 +2892,20 @@ type ListFollowUpsParams struct {
 
 	// To Only follow-ups that occurred before this time.
 	To *time.Time `form:"to,omitempty" json:"to,omitempty"`
+}
+
+// CreateFollowUpParams defines parameters for CreateFollowUp.
+type CreateFollowUpParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListLeadsParams defines parameters for ListLeads.
@@ -2690,8 +2962,47 @@ type ListLeadsParams struct {
 // ListLeadsParamsSort defines parameters for ListLeads.
 type ListLeadsParamsSort string
 
+// CreateLeadParams defines parameters for CreateLead.
+type CreateLeadParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// BatchClaimLeadsParams defines parameters for BatchClaimLeads.
+type BatchClaimLeadsParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // MergeLeadsParams defines parameters for MergeLeads.
 type MergeLeadsParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+
 	// IfMatch The ETag from the last read (`*` matches any version); optional, but when given a resource changed since answers 412 and nothing changes.
 	IfMatch *IfMatchOptional `json:"If-Match,omitempty"`
 }
@@ -2702,6 +3013,62 @@ type UpdateLeadParams struct {
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
+// AssignLeadParams defines parameters for AssignLead.
+type AssignLeadParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// ClaimLeadParams defines parameters for ClaimLead.
+type ClaimLeadParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// ConvertLeadParams defines parameters for ConvertLead.
+type ConvertLeadParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// FreezeLeadParams defines parameters for FreezeLead.
+type FreezeLeadParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListLeadHistoryParams defines parameters for ListLeadHistory.
 type ListLeadHistoryParams struct {
 	// Limit Page size.
@@ -2709,6 +3076,90 @@ type ListLeadHistoryParams struct {
 
 	// Cursor Opaque cursor from a previous page's `nextCursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// InvalidateLeadParams defines parameters for InvalidateLead.
+type InvalidateLeadParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// RestoreLeadParams defines parameters for RestoreLead.
+type RestoreLeadParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// ReturnLeadParams defines parameters for ReturnLead.
+type ReturnLeadParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// TransferLeadParams defines parameters for TransferLead.
+type TransferLeadParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// UnfreezeLeadParams defines parameters for UnfreezeLead.
+type UnfreezeLeadParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// ChangeMyPasswordParams defines parameters for ChangeMyPassword.
+type ChangeMyPasswordParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListPoolsParams defines parameters for ListPools.
@@ -2723,6 +3174,20 @@ type ListPoolsParams struct {
 	Kind *KindFilter `form:"kind,omitempty" json:"kind,omitempty"`
 }
 
+// CreatePoolParams defines parameters for CreatePool.
+type CreatePoolParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // UpdatePoolParams defines parameters for UpdatePool.
 type UpdatePoolParams struct {
 	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
@@ -2733,6 +3198,17 @@ type UpdatePoolParams struct {
 type PreviewPoolRulesParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListReclaimWarningsParams defines parameters for ListReclaimWarnings.
@@ -2748,6 +3224,20 @@ type ListReclaimWarningsParams struct {
 type UpdateSettingsParams struct {
 	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// RunSweepParams defines parameters for RunSweep.
+type RunSweepParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListTagsParams defines parameters for ListTags.
@@ -2767,6 +3257,20 @@ type ListTagsParams struct {
 
 // ListTagsParamsSort defines parameters for ListTags.
 type ListTagsParamsSort string
+
+// CreateTagParams defines parameters for CreateTag.
+type CreateTagParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
 
 // DeleteTagParams defines parameters for DeleteTag.
 type DeleteTagParams struct {
@@ -2792,10 +3296,38 @@ type ListTeamsParams struct {
 	ParentId *Id `form:"parentId,omitempty" json:"parentId,omitempty"`
 }
 
+// CreateTeamParams defines parameters for CreateTeam.
+type CreateTeamParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // UpdateTeamParams defines parameters for UpdateTeam.
 type UpdateTeamParams struct {
 	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// AdvanceTestClockParams defines parameters for AdvanceTestClock.
+type AdvanceTestClockParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListUsersParams defines parameters for ListUsers.
@@ -2816,10 +3348,38 @@ type ListUsersParams struct {
 	Active *bool `form:"active,omitempty" json:"active,omitempty"`
 }
 
+// CreateUserParams defines parameters for CreateUser.
+type CreateUserParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // UpdateUserParams defines parameters for UpdateUser.
 type UpdateUserParams struct {
 	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// HandoverUserParams defines parameters for HandoverUser.
+type HandoverUserParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // CreateApiKeyJSONRequestBody defines body for CreateApiKey for application/json ContentType.
@@ -2991,7 +3551,7 @@ type ServerInterface interface {
 	ListApiKeys(ctx echo.Context, params ListApiKeysParams) error
 	// CreateApiKey Create an API key
 	// (POST /v1/api-keys)
-	CreateApiKey(ctx echo.Context) error
+	CreateApiKey(ctx echo.Context, params CreateApiKeyParams) error
 	// RevokeApiKey Revoke an API key
 	// (DELETE /v1/api-keys/{id})
 	RevokeApiKey(ctx echo.Context, id IdPath) error
@@ -3000,22 +3560,22 @@ type ServerInterface interface {
 	ListAuditEvents(ctx echo.Context, params ListAuditEventsParams) error
 	// Login Log in with email and password
 	// (POST /v1/auth/login)
-	Login(ctx echo.Context) error
+	Login(ctx echo.Context, params LoginParams) error
 	// Logout Log out
 	// (POST /v1/auth/logout)
-	Logout(ctx echo.Context) error
+	Logout(ctx echo.Context, params LogoutParams) error
 	// RefreshToken Exchange a refresh token for new tokens
 	// (POST /v1/auth/refresh)
-	RefreshToken(ctx echo.Context) error
+	RefreshToken(ctx echo.Context, params RefreshTokenParams) error
 	// ListClaimRequests List claim requests
 	// (GET /v1/claim-requests)
 	ListClaimRequests(ctx echo.Context, params ListClaimRequestsParams) error
 	// ApproveClaimRequest Approve a claim request
 	// (POST /v1/claim-requests/{id}/approve)
-	ApproveClaimRequest(ctx echo.Context, id IdPath) error
+	ApproveClaimRequest(ctx echo.Context, id IdPath, params ApproveClaimRequestParams) error
 	// RejectClaimRequest Reject a claim request
 	// (POST /v1/claim-requests/{id}/reject)
-	RejectClaimRequest(ctx echo.Context, id IdPath) error
+	RejectClaimRequest(ctx echo.Context, id IdPath, params RejectClaimRequestParams) error
 	// DeleteContact Delete a contact
 	// (DELETE /v1/contacts/{id})
 	DeleteContact(ctx echo.Context, id IdPath, params DeleteContactParams) error
@@ -3030,10 +3590,10 @@ type ServerInterface interface {
 	ListCustomers(ctx echo.Context, params ListCustomersParams) error
 	// CreateCustomer Create a customer
 	// (POST /v1/customers)
-	CreateCustomer(ctx echo.Context) error
+	CreateCustomer(ctx echo.Context, params CreateCustomerParams) error
 	// BatchClaimCustomers Claim several customers
 	// (POST /v1/customers/batch-claim)
-	BatchClaimCustomers(ctx echo.Context) error
+	BatchClaimCustomers(ctx echo.Context, params BatchClaimCustomersParams) error
 	// MergeCustomers Merge duplicate customers (合并)
 	// (POST /v1/customers/merge)
 	MergeCustomers(ctx echo.Context, params MergeCustomersParams) error
@@ -3045,40 +3605,40 @@ type ServerInterface interface {
 	UpdateCustomer(ctx echo.Context, id IdPath, params UpdateCustomerParams) error
 	// AssignCustomer Assign a pooled customer (分配)
 	// (POST /v1/customers/{id}/assign)
-	AssignCustomer(ctx echo.Context, id IdPath) error
+	AssignCustomer(ctx echo.Context, id IdPath, params AssignCustomerParams) error
 	// ClaimCustomer Claim a pooled customer (领取)
 	// (POST /v1/customers/{id}/claim)
-	ClaimCustomer(ctx echo.Context, id IdPath) error
+	ClaimCustomer(ctx echo.Context, id IdPath, params ClaimCustomerParams) error
 	// ListContacts List a customer's contacts
 	// (GET /v1/customers/{id}/contacts)
 	ListContacts(ctx echo.Context, id IdPath, params ListContactsParams) error
 	// CreateContact Add a contact to a customer
 	// (POST /v1/customers/{id}/contacts)
-	CreateContact(ctx echo.Context, id IdPath) error
+	CreateContact(ctx echo.Context, id IdPath, params CreateContactParams) error
 	// UpdateCustomerDealStatus Set a customer's deal status (成交状态)
 	// (PUT /v1/customers/{id}/deal-status)
 	UpdateCustomerDealStatus(ctx echo.Context, id IdPath, params UpdateCustomerDealStatusParams) error
 	// FreezeCustomer Freeze a customer (冻结)
 	// (POST /v1/customers/{id}/freeze)
-	FreezeCustomer(ctx echo.Context, id IdPath) error
+	FreezeCustomer(ctx echo.Context, id IdPath, params FreezeCustomerParams) error
 	// ListCustomerHistory Ownership history of a customer
 	// (GET /v1/customers/{id}/history)
 	ListCustomerHistory(ctx echo.Context, id IdPath, params ListCustomerHistoryParams) error
 	// InvalidateCustomer Mark a customer invalid (无效)
 	// (POST /v1/customers/{id}/invalidate)
-	InvalidateCustomer(ctx echo.Context, id IdPath) error
+	InvalidateCustomer(ctx echo.Context, id IdPath, params InvalidateCustomerParams) error
 	// RestoreCustomer Restore an invalid customer
 	// (POST /v1/customers/{id}/restore)
-	RestoreCustomer(ctx echo.Context, id IdPath) error
+	RestoreCustomer(ctx echo.Context, id IdPath, params RestoreCustomerParams) error
 	// ReturnCustomer Return a customer to its pool (退回)
 	// (POST /v1/customers/{id}/return)
-	ReturnCustomer(ctx echo.Context, id IdPath) error
+	ReturnCustomer(ctx echo.Context, id IdPath, params ReturnCustomerParams) error
 	// TransferCustomer Transfer a customer to another rep (转移)
 	// (POST /v1/customers/{id}/transfer)
-	TransferCustomer(ctx echo.Context, id IdPath) error
+	TransferCustomer(ctx echo.Context, id IdPath, params TransferCustomerParams) error
 	// UnfreezeCustomer Unfreeze a customer
 	// (POST /v1/customers/{id}/unfreeze)
-	UnfreezeCustomer(ctx echo.Context, id IdPath) error
+	UnfreezeCustomer(ctx echo.Context, id IdPath, params UnfreezeCustomerParams) error
 	// CheckDuplicates Who already has this customer? (查重)
 	// (GET /v1/duplicates)
 	CheckDuplicates(ctx echo.Context, params CheckDuplicatesParams) error
@@ -3087,7 +3647,7 @@ type ServerInterface interface {
 	ListFollowUps(ctx echo.Context, params ListFollowUpsParams) error
 	// CreateFollowUp Log a follow-up (跟进记录)
 	// (POST /v1/follow-ups)
-	CreateFollowUp(ctx echo.Context) error
+	CreateFollowUp(ctx echo.Context, params CreateFollowUpParams) error
 	// GetHandover Get a handover run and its progress
 	// (GET /v1/handovers/{id})
 	GetHandover(ctx echo.Context, id IdPath) error
@@ -3096,10 +3656,10 @@ type ServerInterface interface {
 	ListLeads(ctx echo.Context, params ListLeadsParams) error
 	// CreateLead Create a lead
 	// (POST /v1/leads)
-	CreateLead(ctx echo.Context) error
+	CreateLead(ctx echo.Context, params CreateLeadParams) error
 	// BatchClaimLeads Claim several leads
 	// (POST /v1/leads/batch-claim)
-	BatchClaimLeads(ctx echo.Context) error
+	BatchClaimLeads(ctx echo.Context, params BatchClaimLeadsParams) error
 	// MergeLeads Merge duplicate leads (合并)
 	// (POST /v1/leads/merge)
 	MergeLeads(ctx echo.Context, params MergeLeadsParams) error
@@ -3111,46 +3671,46 @@ type ServerInterface interface {
 	UpdateLead(ctx echo.Context, id IdPath, params UpdateLeadParams) error
 	// AssignLead Assign a pooled lead (分配)
 	// (POST /v1/leads/{id}/assign)
-	AssignLead(ctx echo.Context, id IdPath) error
+	AssignLead(ctx echo.Context, id IdPath, params AssignLeadParams) error
 	// ClaimLead Claim a pooled lead (领取)
 	// (POST /v1/leads/{id}/claim)
-	ClaimLead(ctx echo.Context, id IdPath) error
+	ClaimLead(ctx echo.Context, id IdPath, params ClaimLeadParams) error
 	// ConvertLead Convert a lead into a customer
 	// (POST /v1/leads/{id}/convert)
-	ConvertLead(ctx echo.Context, id IdPath) error
+	ConvertLead(ctx echo.Context, id IdPath, params ConvertLeadParams) error
 	// FreezeLead Freeze a lead (冻结)
 	// (POST /v1/leads/{id}/freeze)
-	FreezeLead(ctx echo.Context, id IdPath) error
+	FreezeLead(ctx echo.Context, id IdPath, params FreezeLeadParams) error
 	// ListLeadHistory Ownership history of a lead
 	// (GET /v1/leads/{id}/history)
 	ListLeadHistory(ctx echo.Context, id IdPath, params ListLeadHistoryParams) error
 	// InvalidateLead Mark a lead invalid (无效)
 	// (POST /v1/leads/{id}/invalidate)
-	InvalidateLead(ctx echo.Context, id IdPath) error
+	InvalidateLead(ctx echo.Context, id IdPath, params InvalidateLeadParams) error
 	// RestoreLead Restore an invalid lead
 	// (POST /v1/leads/{id}/restore)
-	RestoreLead(ctx echo.Context, id IdPath) error
+	RestoreLead(ctx echo.Context, id IdPath, params RestoreLeadParams) error
 	// ReturnLead Return a lead to its pool (退回)
 	// (POST /v1/leads/{id}/return)
-	ReturnLead(ctx echo.Context, id IdPath) error
+	ReturnLead(ctx echo.Context, id IdPath, params ReturnLeadParams) error
 	// TransferLead Transfer a lead to another rep (转移)
 	// (POST /v1/leads/{id}/transfer)
-	TransferLead(ctx echo.Context, id IdPath) error
+	TransferLead(ctx echo.Context, id IdPath, params TransferLeadParams) error
 	// UnfreezeLead Unfreeze a lead
 	// (POST /v1/leads/{id}/unfreeze)
-	UnfreezeLead(ctx echo.Context, id IdPath) error
+	UnfreezeLead(ctx echo.Context, id IdPath, params UnfreezeLeadParams) error
 	// GetCurrentUser The logged-in user
 	// (GET /v1/me)
 	GetCurrentUser(ctx echo.Context) error
 	// ChangeMyPassword Change my own password
 	// (POST /v1/me/password)
-	ChangeMyPassword(ctx echo.Context) error
+	ChangeMyPassword(ctx echo.Context, params ChangeMyPasswordParams) error
 	// ListPools List pools
 	// (GET /v1/pools)
 	ListPools(ctx echo.Context, params ListPoolsParams) error
 	// CreatePool Create a pool
 	// (POST /v1/pools)
-	CreatePool(ctx echo.Context) error
+	CreatePool(ctx echo.Context, params CreatePoolParams) error
 	// GetPool Get a pool
 	// (GET /v1/pools/{id})
 	GetPool(ctx echo.Context, id IdPath) error
@@ -3171,13 +3731,13 @@ type ServerInterface interface {
 	UpdateSettings(ctx echo.Context, params UpdateSettingsParams) error
 	// RunSweep Run the reclaim sweep now
 	// (POST /v1/sweeps)
-	RunSweep(ctx echo.Context) error
+	RunSweep(ctx echo.Context, params RunSweepParams) error
 	// ListTags List tags
 	// (GET /v1/tags)
 	ListTags(ctx echo.Context, params ListTagsParams) error
 	// CreateTag Create a tag
 	// (POST /v1/tags)
-	CreateTag(ctx echo.Context) error
+	CreateTag(ctx echo.Context, params CreateTagParams) error
 	// DeleteTag Delete a tag
 	// (DELETE /v1/tags/{id})
 	DeleteTag(ctx echo.Context, id IdPath, params DeleteTagParams) error
@@ -3192,7 +3752,7 @@ type ServerInterface interface {
 	ListTeams(ctx echo.Context, params ListTeamsParams) error
 	// CreateTeam Create a team
 	// (POST /v1/teams)
-	CreateTeam(ctx echo.Context) error
+	CreateTeam(ctx echo.Context, params CreateTeamParams) error
 	// GetTeam Get a team
 	// (GET /v1/teams/{id})
 	GetTeam(ctx echo.Context, id IdPath) error
@@ -3201,13 +3761,13 @@ type ServerInterface interface {
 	UpdateTeam(ctx echo.Context, id IdPath, params UpdateTeamParams) error
 	// AdvanceTestClock Move the test clock forward
 	// (POST /v1/test-clock/advance)
-	AdvanceTestClock(ctx echo.Context) error
+	AdvanceTestClock(ctx echo.Context, params AdvanceTestClockParams) error
 	// ListUsers List users
 	// (GET /v1/users)
 	ListUsers(ctx echo.Context, params ListUsersParams) error
 	// CreateUser Create a user
 	// (POST /v1/users)
-	CreateUser(ctx echo.Context) error
+	CreateUser(ctx echo.Context, params CreateUserParams) error
 	// GetUser Get a user
 	// (GET /v1/users/{id})
 	GetUser(ctx echo.Context, id IdPath) error
@@ -3216,7 +3776,7 @@ type ServerInterface interface {
 	UpdateUser(ctx echo.Context, id IdPath, params UpdateUserParams) error
 	// HandoverUser Hand over everything a user owns (离职交接)
 	// (POST /v1/users/{id}/handover)
-	HandoverUser(ctx echo.Context, id IdPath) error
+	HandoverUser(ctx echo.Context, id IdPath, params HandoverUserParams) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -3280,8 +3840,28 @@ func (w *ServerInterfaceWrapper) ListApiKeys(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateApiKey(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateApiKeyParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateApiKey(ctx)
+	err = w.Handler.CreateApiKey(ctx, params)
 	return err
 }
 
@@ -3372,8 +3952,28 @@ func (w *ServerInterfaceWrapper) ListAuditEvents(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) Login(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params LoginParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.Login(ctx)
+	err = w.Handler.Login(ctx, params)
 	return err
 }
 
@@ -3381,8 +3981,28 @@ func (w *ServerInterfaceWrapper) Login(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) Logout(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params LogoutParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.Logout(ctx)
+	err = w.Handler.Logout(ctx, params)
 	return err
 }
 
@@ -3390,8 +4010,28 @@ func (w *ServerInterfaceWrapper) Logout(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) RefreshToken(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RefreshTokenParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.RefreshToken(ctx)
+	err = w.Handler.RefreshToken(ctx, params)
 	return err
 }
 
@@ -3438,8 +4078,28 @@ func (w *ServerInterfaceWrapper) ApproveClaimRequest(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ApproveClaimRequestParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ApproveClaimRequest(ctx, id)
+	err = w.Handler.ApproveClaimRequest(ctx, id, params)
 	return err
 }
 
@@ -3454,8 +4114,28 @@ func (w *ServerInterfaceWrapper) RejectClaimRequest(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RejectClaimRequestParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.RejectClaimRequest(ctx, id)
+	err = w.Handler.RejectClaimRequest(ctx, id, params)
 	return err
 }
 
@@ -3688,8 +4368,28 @@ func (w *ServerInterfaceWrapper) ListCustomers(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateCustomer(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateCustomerParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateCustomer(ctx)
+	err = w.Handler.CreateCustomer(ctx, params)
 	return err
 }
 
@@ -3697,8 +4397,28 @@ func (w *ServerInterfaceWrapper) CreateCustomer(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) BatchClaimCustomers(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params BatchClaimCustomersParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.BatchClaimCustomers(ctx)
+	err = w.Handler.BatchClaimCustomers(ctx, params)
 	return err
 }
 
@@ -3710,6 +4430,21 @@ func (w *ServerInterfaceWrapper) MergeCustomers(ctx echo.Context) error {
 	var params MergeCustomersParams
 
 	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
 	// ------------- Optional header parameter "If-Match" -------------
 	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
 		var IfMatch IfMatchOptional
@@ -3794,8 +4529,28 @@ func (w *ServerInterfaceWrapper) AssignCustomer(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AssignCustomerParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.AssignCustomer(ctx, id)
+	err = w.Handler.AssignCustomer(ctx, id, params)
 	return err
 }
 
@@ -3810,8 +4565,28 @@ func (w *ServerInterfaceWrapper) ClaimCustomer(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ClaimCustomerParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ClaimCustomer(ctx, id)
+	err = w.Handler.ClaimCustomer(ctx, id, params)
 	return err
 }
 
@@ -3858,8 +4633,28 @@ func (w *ServerInterfaceWrapper) CreateContact(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateContactParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateContact(ctx, id)
+	err = w.Handler.CreateContact(ctx, id, params)
 	return err
 }
 
@@ -3910,8 +4705,28 @@ func (w *ServerInterfaceWrapper) FreezeCustomer(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params FreezeCustomerParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.FreezeCustomer(ctx, id)
+	err = w.Handler.FreezeCustomer(ctx, id, params)
 	return err
 }
 
@@ -3958,8 +4773,28 @@ func (w *ServerInterfaceWrapper) InvalidateCustomer(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params InvalidateCustomerParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.InvalidateCustomer(ctx, id)
+	err = w.Handler.InvalidateCustomer(ctx, id, params)
 	return err
 }
 
@@ -3974,8 +4809,28 @@ func (w *ServerInterfaceWrapper) RestoreCustomer(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RestoreCustomerParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.RestoreCustomer(ctx, id)
+	err = w.Handler.RestoreCustomer(ctx, id, params)
 	return err
 }
 
@@ -3990,8 +4845,28 @@ func (w *ServerInterfaceWrapper) ReturnCustomer(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ReturnCustomerParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ReturnCustomer(ctx, id)
+	err = w.Handler.ReturnCustomer(ctx, id, params)
 	return err
 }
 
@@ -4006,8 +4881,28 @@ func (w *ServerInterfaceWrapper) TransferCustomer(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params TransferCustomerParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.TransferCustomer(ctx, id)
+	err = w.Handler.TransferCustomer(ctx, id, params)
 	return err
 }
 
@@ -4022,8 +4917,28 @@ func (w *ServerInterfaceWrapper) UnfreezeCustomer(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UnfreezeCustomerParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.UnfreezeCustomer(ctx, id)
+	err = w.Handler.UnfreezeCustomer(ctx, id, params)
 	return err
 }
 
@@ -4123,8 +5038,28 @@ func (w *ServerInterfaceWrapper) ListFollowUps(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateFollowUp(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateFollowUpParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateFollowUp(ctx)
+	err = w.Handler.CreateFollowUp(ctx, params)
 	return err
 }
 
@@ -4271,8 +5206,28 @@ func (w *ServerInterfaceWrapper) ListLeads(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateLead(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateLeadParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateLead(ctx)
+	err = w.Handler.CreateLead(ctx, params)
 	return err
 }
 
@@ -4280,8 +5235,28 @@ func (w *ServerInterfaceWrapper) CreateLead(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) BatchClaimLeads(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params BatchClaimLeadsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.BatchClaimLeads(ctx)
+	err = w.Handler.BatchClaimLeads(ctx, params)
 	return err
 }
 
@@ -4293,6 +5268,21 @@ func (w *ServerInterfaceWrapper) MergeLeads(ctx echo.Context) error {
 	var params MergeLeadsParams
 
 	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
 	// ------------- Optional header parameter "If-Match" -------------
 	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
 		var IfMatch IfMatchOptional
@@ -4377,8 +5367,28 @@ func (w *ServerInterfaceWrapper) AssignLead(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AssignLeadParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.AssignLead(ctx, id)
+	err = w.Handler.AssignLead(ctx, id, params)
 	return err
 }
 
@@ -4393,8 +5403,28 @@ func (w *ServerInterfaceWrapper) ClaimLead(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ClaimLeadParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ClaimLead(ctx, id)
+	err = w.Handler.ClaimLead(ctx, id, params)
 	return err
 }
 
@@ -4409,8 +5439,28 @@ func (w *ServerInterfaceWrapper) ConvertLead(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ConvertLeadParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ConvertLead(ctx, id)
+	err = w.Handler.ConvertLead(ctx, id, params)
 	return err
 }
 
@@ -4425,8 +5475,28 @@ func (w *ServerInterfaceWrapper) FreezeLead(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params FreezeLeadParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.FreezeLead(ctx, id)
+	err = w.Handler.FreezeLead(ctx, id, params)
 	return err
 }
 
@@ -4473,8 +5543,28 @@ func (w *ServerInterfaceWrapper) InvalidateLead(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params InvalidateLeadParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.InvalidateLead(ctx, id)
+	err = w.Handler.InvalidateLead(ctx, id, params)
 	return err
 }
 
@@ -4489,8 +5579,28 @@ func (w *ServerInterfaceWrapper) RestoreLead(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RestoreLeadParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.RestoreLead(ctx, id)
+	err = w.Handler.RestoreLead(ctx, id, params)
 	return err
 }
 
@@ -4505,8 +5615,28 @@ func (w *ServerInterfaceWrapper) ReturnLead(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ReturnLeadParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ReturnLead(ctx, id)
+	err = w.Handler.ReturnLead(ctx, id, params)
 	return err
 }
 
@@ -4521,8 +5651,28 @@ func (w *ServerInterfaceWrapper) TransferLead(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params TransferLeadParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.TransferLead(ctx, id)
+	err = w.Handler.TransferLead(ctx, id, params)
 	return err
 }
 
@@ -4537,8 +5687,28 @@ func (w *ServerInterfaceWrapper) UnfreezeLead(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UnfreezeLeadParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.UnfreezeLead(ctx, id)
+	err = w.Handler.UnfreezeLead(ctx, id, params)
 	return err
 }
 
@@ -4555,8 +5725,28 @@ func (w *ServerInterfaceWrapper) GetCurrentUser(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) ChangeMyPassword(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ChangeMyPasswordParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ChangeMyPassword(ctx)
+	err = w.Handler.ChangeMyPassword(ctx, params)
 	return err
 }
 
@@ -4596,8 +5786,28 @@ func (w *ServerInterfaceWrapper) ListPools(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreatePool(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreatePoolParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreatePool(ctx)
+	err = w.Handler.CreatePool(ctx, params)
 	return err
 }
 
@@ -4673,6 +5883,23 @@ func (w *ServerInterfaceWrapper) PreviewPoolRules(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
 	}
 
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.PreviewPoolRules(ctx, id, params)
 	return err
@@ -4745,8 +5972,28 @@ func (w *ServerInterfaceWrapper) UpdateSettings(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) RunSweep(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RunSweepParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.RunSweep(ctx)
+	err = w.Handler.RunSweep(ctx, params)
 	return err
 }
 
@@ -4793,8 +6040,28 @@ func (w *ServerInterfaceWrapper) ListTags(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateTag(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTagParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateTag(ctx)
+	err = w.Handler.CreateTag(ctx, params)
 	return err
 }
 
@@ -4922,8 +6189,28 @@ func (w *ServerInterfaceWrapper) ListTeams(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateTeam(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTeamParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateTeam(ctx)
+	err = w.Handler.CreateTeam(ctx, params)
 	return err
 }
 
@@ -4983,8 +6270,28 @@ func (w *ServerInterfaceWrapper) UpdateTeam(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) AdvanceTestClock(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdvanceTestClockParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.AdvanceTestClock(ctx)
+	err = w.Handler.AdvanceTestClock(ctx, params)
 	return err
 }
 
@@ -5038,8 +6345,28 @@ func (w *ServerInterfaceWrapper) ListUsers(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateUser(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateUserParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateUser(ctx)
+	err = w.Handler.CreateUser(ctx, params)
 	return err
 }
 
@@ -5106,8 +6433,28 @@ func (w *ServerInterfaceWrapper) HandoverUser(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params HandoverUserParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.HandoverUser(ctx, id)
+	err = w.Handler.HandoverUser(ctx, id, params)
 	return err
 }
 
@@ -5301,6 +6648,26 @@ type ForbiddenApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers ForbiddenResponseHeaders
+}
+
+type IdempotencyKeyInUseResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+type IdempotencyKeyInUseApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers IdempotencyKeyInUseResponseHeaders
+}
+
+type IdempotencyKeyMismatchResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+type IdempotencyKeyMismatchApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers IdempotencyKeyMismatchResponseHeaders
 }
 
 type MergedIntoResponseHeaders struct {
@@ -5717,7 +7084,8 @@ func (response ListApiKeysdefaultApplicationProblemPlusJSONResponse) VisitListAp
 }
 
 type CreateApiKeyRequestObject struct {
-	Body *CreateApiKeyJSONRequestBody
+	Params CreateApiKeyParams
+	Body   *CreateApiKeyJSONRequestBody
 }
 
 type CreateApiKeyResponseObject interface {
@@ -5725,9 +7093,10 @@ type CreateApiKeyResponseObject interface {
 }
 
 type CreateApiKey201ResponseHeaders struct {
-	Location        string
-	RateLimit       *string
-	RateLimitPolicy *string
+	IdempotentReplayed *string
+	Location           string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type CreateApiKey201JSONResponse struct {
@@ -5742,6 +7111,9 @@ func (response CreateApiKey201JSONResponse) VisitCreateApiKeyResponse(w http.Res
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -5823,6 +7195,28 @@ func (response CreateApiKey403ApplicationProblemPlusJSONResponse) VisitCreateApi
 	return err
 }
 
+type CreateApiKey409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInUseApplicationProblemPlusJSONResponse
+}
+
+func (response CreateApiKey409ApplicationProblemPlusJSONResponse) VisitCreateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateApiKey415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -5841,6 +7235,28 @@ func (response CreateApiKey415ApplicationProblemPlusJSONResponse) VisitCreateApi
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateApiKey422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response CreateApiKey422ApplicationProblemPlusJSONResponse) VisitCreateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6223,7 +7639,8 @@ func (response ListAuditEventsdefaultApplicationProblemPlusJSONResponse) VisitLi
 }
 
 type LoginRequestObject struct {
-	Body *LoginJSONRequestBody
+	Params LoginParams
+	Body   *LoginJSONRequestBody
 }
 
 type LoginResponseObject interface {
@@ -6231,7 +7648,8 @@ type LoginResponseObject interface {
 }
 
 type Login200ResponseHeaders struct {
-	CacheControl *string
+	CacheControl       *string
+	IdempotentReplayed *string
 }
 
 type Login200JSONResponse struct {
@@ -6248,6 +7666,9 @@ func (response Login200JSONResponse) VisitLoginResponse(w http.ResponseWriter) e
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -6304,6 +7725,28 @@ func (response Login401ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 	return err
 }
 
+type Login409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInUseApplicationProblemPlusJSONResponse
+}
+
+func (response Login409ApplicationProblemPlusJSONResponse) VisitLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type Login415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -6322,6 +7765,28 @@ func (response Login415ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Login422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response Login422ApplicationProblemPlusJSONResponse) VisitLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6415,7 +7880,8 @@ func (response LogindefaultApplicationProblemPlusJSONResponse) VisitLoginRespons
 }
 
 type LogoutRequestObject struct {
-	Body *LogoutJSONRequestBody
+	Params LogoutParams
+	Body   *LogoutJSONRequestBody
 }
 
 type LogoutResponseObject interface {
@@ -6423,8 +7889,9 @@ type LogoutResponseObject interface {
 }
 
 type Logout204ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type Logout204Response struct {
@@ -6432,6 +7899,9 @@ type Logout204Response struct {
 }
 
 func (response Logout204Response) VisitLogoutResponse(w http.ResponseWriter) error {
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -6517,6 +7987,28 @@ func (response Logout403ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 	return err
 }
 
+type Logout409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInUseApplicationProblemPlusJSONResponse
+}
+
+func (response Logout409ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type Logout415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -6535,6 +8027,28 @@ func (response Logout415ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response Logout422ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6589,7 +8103,8 @@ func (response LogoutdefaultApplicationProblemPlusJSONResponse) VisitLogoutRespo
 }
 
 type RefreshTokenRequestObject struct {
-	Body *RefreshTokenJSONRequestBody
+	Params RefreshTokenParams
+	Body   *RefreshTokenJSONRequestBody
 }
 
 type RefreshTokenResponseObject interface {
@@ -6597,7 +8112,8 @@ type RefreshTokenResponseObject interface {
 }
 
 type RefreshToken200ResponseHeaders struct {
-	CacheControl *string
+	CacheControl       *string
+	IdempotentReplayed *string
 }
 
 type RefreshToken200JSONResponse struct {
@@ -6614,6 +8130,9 @@ func (response RefreshToken200JSONResponse) VisitRefreshTokenResponse(w http.Res
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -6670,6 +8189,28 @@ func (response RefreshToken401ApplicationProblemPlusJSONResponse) VisitRefreshTo
 	return err
 }
 
+type RefreshToken409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInUseApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshToken409ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RefreshToken415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -6688,6 +8229,28 @@ func (response RefreshToken415ApplicationProblemPlusJSONResponse) VisitRefreshTo
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshToken422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshToken422ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6896,8 +8459,9 @@ func (response ListClaimRequestsdefaultApplicationProblemPlusJSONResponse) Visit
 }
 
 type ApproveClaimRequestRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *ApproveClaimRequestJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params ApproveClaimRequestParams
+	Body   *ApproveClaimRequestJSONRequestBody
 }
 
 type ApproveClaimRequestResponseObject interface {
@@ -6905,8 +8469,9 @@ type ApproveClaimRequestResponseObject interface {
 }
 
 type ApproveClaimRequest200ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type ApproveClaimRequest200JSONResponse struct {
@@ -6921,6 +8486,9 @@ func (response ApproveClaimRequest200JSONResponse) VisitApproveClaimRequestRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -7084,6 +8652,28 @@ func (response ApproveClaimRequest415ApplicationProblemPlusJSONResponse) VisitAp
 	return err
 }
 
+type ApproveClaimRequest422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response ApproveClaimRequest422ApplicationProblemPlusJSONResponse) VisitApproveClaimRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ApproveClaimRequest429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -7134,8 +8724,9 @@ func (response ApproveClaimRequestdefaultApplicationProblemPlusJSONResponse) Vis
 }
 
 type RejectClaimRequestRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *RejectClaimRequestJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params RejectClaimRequestParams
+	Body   *RejectClaimRequestJSONRequestBody
 }
 
 type RejectClaimRequestResponseObject interface {
@@ -7143,8 +8734,9 @@ type RejectClaimRequestResponseObject interface {
 }
 
 type RejectClaimRequest200ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type RejectClaimRequest200JSONResponse struct {
@@ -7159,6 +8751,9 @@ func (response RejectClaimRequest200JSONResponse) VisitRejectClaimRequestRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -7311,6 +8906,28 @@ func (response RejectClaimRequest415ApplicationProblemPlusJSONResponse) VisitRej
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RejectClaimRequest422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response RejectClaimRequest422ApplicationProblemPlusJSONResponse) VisitRejectClaimRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -8203,7 +9820,8 @@ func (response ListCustomersdefaultApplicationProblemPlusJSONResponse) VisitList
 }
 
 type CreateCustomerRequestObject struct {
-	Body *CreateCustomerJSONRequestBody
+	Params CreateCustomerParams
+	Body   *CreateCustomerJSONRequestBody
 }
 
 type CreateCustomerResponseObject interface {
@@ -8211,10 +9829,11 @@ type CreateCustomerResponseObject interface {
 }
 
 type CreateCustomer201ResponseHeaders struct {
-	ETag            *string
-	Location        string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	Location           string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type CreateCustomer201JSONResponse struct {
@@ -8231,6 +9850,9 @@ func (response CreateCustomer201JSONResponse) VisitCreateCustomerResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
@@ -8320,8 +9942,14 @@ func (response CreateCustomer403ApplicationProblemPlusJSONResponse) VisitCreateC
 	return err
 }
 
+type CreateCustomer409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type CreateCustomer409ApplicationProblemPlusJSONResponse struct {
-	DuplicateApplicationProblemPlusJSONResponse
+	Body    DuplicateProblem
+	Headers CreateCustomer409ResponseHeaders
 }
 
 func (response CreateCustomer409ApplicationProblemPlusJSONResponse) VisitCreateCustomerResponse(w http.ResponseWriter) error {
@@ -8360,6 +9988,28 @@ func (response CreateCustomer415ApplicationProblemPlusJSONResponse) VisitCreateC
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCustomer422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCustomer422ApplicationProblemPlusJSONResponse) VisitCreateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -8414,7 +10064,8 @@ func (response CreateCustomerdefaultApplicationProblemPlusJSONResponse) VisitCre
 }
 
 type BatchClaimCustomersRequestObject struct {
-	Body *BatchClaimCustomersJSONRequestBody
+	Params BatchClaimCustomersParams
+	Body   *BatchClaimCustomersJSONRequestBody
 }
 
 type BatchClaimCustomersResponseObject interface {
@@ -8422,8 +10073,9 @@ type BatchClaimCustomersResponseObject interface {
 }
 
 type BatchClaimCustomers200ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type BatchClaimCustomers200JSONResponse struct {
@@ -8438,6 +10090,9 @@ func (response BatchClaimCustomers200JSONResponse) VisitBatchClaimCustomersRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -8518,6 +10173,28 @@ func (response BatchClaimCustomers403ApplicationProblemPlusJSONResponse) VisitBa
 	return err
 }
 
+type BatchClaimCustomers409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInUseApplicationProblemPlusJSONResponse
+}
+
+func (response BatchClaimCustomers409ApplicationProblemPlusJSONResponse) VisitBatchClaimCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type BatchClaimCustomers415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -8536,6 +10213,28 @@ func (response BatchClaimCustomers415ApplicationProblemPlusJSONResponse) VisitBa
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BatchClaimCustomers422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response BatchClaimCustomers422ApplicationProblemPlusJSONResponse) VisitBatchClaimCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -8599,9 +10298,10 @@ type MergeCustomersResponseObject interface {
 }
 
 type MergeCustomers200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type MergeCustomers200JSONResponse struct {
@@ -8618,6 +10318,9 @@ func (response MergeCustomers200JSONResponse) VisitMergeCustomersResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -8796,6 +10499,28 @@ func (response MergeCustomers415ApplicationProblemPlusJSONResponse) VisitMergeCu
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeCustomers422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response MergeCustomers422ApplicationProblemPlusJSONResponse) VisitMergeCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -9329,8 +11054,9 @@ func (response UpdateCustomerdefaultApplicationProblemPlusJSONResponse) VisitUpd
 }
 
 type AssignCustomerRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *AssignCustomerJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params AssignCustomerParams
+	Body   *AssignCustomerJSONRequestBody
 }
 
 type AssignCustomerResponseObject interface {
@@ -9338,9 +11064,10 @@ type AssignCustomerResponseObject interface {
 }
 
 type AssignCustomer200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type AssignCustomer200JSONResponse struct {
@@ -9357,6 +11084,9 @@ func (response AssignCustomer200JSONResponse) VisitAssignCustomerResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -9521,6 +11251,28 @@ func (response AssignCustomer415ApplicationProblemPlusJSONResponse) VisitAssignC
 	return err
 }
 
+type AssignCustomer422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response AssignCustomer422ApplicationProblemPlusJSONResponse) VisitAssignCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type AssignCustomer429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -9571,7 +11323,8 @@ func (response AssignCustomerdefaultApplicationProblemPlusJSONResponse) VisitAss
 }
 
 type ClaimCustomerRequestObject struct {
-	Id IdPath `json:"id"`
+	Id     IdPath `json:"id"`
+	Params ClaimCustomerParams
 }
 
 type ClaimCustomerResponseObject interface {
@@ -9579,9 +11332,10 @@ type ClaimCustomerResponseObject interface {
 }
 
 type ClaimCustomer200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type ClaimCustomer200JSONResponse struct {
@@ -9599,6 +11353,9 @@ func (response ClaimCustomer200JSONResponse) VisitClaimCustomerResponse(w http.R
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -9611,8 +11368,9 @@ func (response ClaimCustomer200JSONResponse) VisitClaimCustomerResponse(w http.R
 }
 
 type ClaimCustomer202ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type ClaimCustomer202JSONResponse struct {
@@ -9627,6 +11385,9 @@ func (response ClaimCustomer202JSONResponse) VisitClaimCustomerResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -9757,6 +11518,28 @@ func (response ClaimCustomer409ApplicationProblemPlusJSONResponse) VisitClaimCus
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ClaimCustomer422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response ClaimCustomer422ApplicationProblemPlusJSONResponse) VisitClaimCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10019,8 +11802,9 @@ func (response ListContactsdefaultApplicationProblemPlusJSONResponse) VisitListC
 }
 
 type CreateContactRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *CreateContactJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params CreateContactParams
+	Body   *CreateContactJSONRequestBody
 }
 
 type CreateContactResponseObject interface {
@@ -10028,10 +11812,11 @@ type CreateContactResponseObject interface {
 }
 
 type CreateContact201ResponseHeaders struct {
-	ETag            *string
-	Location        string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	Location           string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type CreateContact201JSONResponse struct {
@@ -10048,6 +11833,9 @@ func (response CreateContact201JSONResponse) VisitCreateContactResponse(w http.R
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
@@ -10159,8 +11947,15 @@ func (response CreateContact404ApplicationProblemPlusJSONResponse) VisitCreateCo
 	return err
 }
 
+type CreateContact409ResponseHeaders struct {
+	Location        *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type CreateContact409ApplicationProblemPlusJSONResponse struct {
-	DuplicateOrMergedIntoApplicationProblemPlusJSONResponse
+	Body    MergeProblem
+	Headers CreateContact409ResponseHeaders
 }
 
 func (response CreateContact409ApplicationProblemPlusJSONResponse) VisitCreateContactResponse(w http.ResponseWriter) error {
@@ -10202,6 +11997,28 @@ func (response CreateContact415ApplicationProblemPlusJSONResponse) VisitCreateCo
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateContact422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response CreateContact422ApplicationProblemPlusJSONResponse) VisitCreateContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10507,8 +12324,9 @@ func (response UpdateCustomerDealStatusdefaultApplicationProblemPlusJSONResponse
 }
 
 type FreezeCustomerRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *FreezeCustomerJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params FreezeCustomerParams
+	Body   *FreezeCustomerJSONRequestBody
 }
 
 type FreezeCustomerResponseObject interface {
@@ -10516,9 +12334,10 @@ type FreezeCustomerResponseObject interface {
 }
 
 type FreezeCustomer200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type FreezeCustomer200JSONResponse struct {
@@ -10535,6 +12354,9 @@ func (response FreezeCustomer200JSONResponse) VisitFreezeCustomerResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -10688,6 +12510,28 @@ func (response FreezeCustomer415ApplicationProblemPlusJSONResponse) VisitFreezeC
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FreezeCustomer422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response FreezeCustomer422ApplicationProblemPlusJSONResponse) VisitFreezeCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10944,8 +12788,9 @@ func (response ListCustomerHistorydefaultApplicationProblemPlusJSONResponse) Vis
 }
 
 type InvalidateCustomerRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *InvalidateCustomerJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params InvalidateCustomerParams
+	Body   *InvalidateCustomerJSONRequestBody
 }
 
 type InvalidateCustomerResponseObject interface {
@@ -10953,9 +12798,10 @@ type InvalidateCustomerResponseObject interface {
 }
 
 type InvalidateCustomer200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type InvalidateCustomer200JSONResponse struct {
@@ -10972,6 +12818,9 @@ func (response InvalidateCustomer200JSONResponse) VisitInvalidateCustomerRespons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -11136,6 +12985,28 @@ func (response InvalidateCustomer415ApplicationProblemPlusJSONResponse) VisitInv
 	return err
 }
 
+type InvalidateCustomer422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response InvalidateCustomer422ApplicationProblemPlusJSONResponse) VisitInvalidateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type InvalidateCustomer429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -11186,7 +13057,8 @@ func (response InvalidateCustomerdefaultApplicationProblemPlusJSONResponse) Visi
 }
 
 type RestoreCustomerRequestObject struct {
-	Id IdPath `json:"id"`
+	Id     IdPath `json:"id"`
+	Params RestoreCustomerParams
 }
 
 type RestoreCustomerResponseObject interface {
@@ -11194,9 +13066,10 @@ type RestoreCustomerResponseObject interface {
 }
 
 type RestoreCustomer200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type RestoreCustomer200JSONResponse struct {
@@ -11213,6 +13086,9 @@ func (response RestoreCustomer200JSONResponse) VisitRestoreCustomerResponse(w ht
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -11355,6 +13231,28 @@ func (response RestoreCustomer409ApplicationProblemPlusJSONResponse) VisitRestor
 	return err
 }
 
+type RestoreCustomer422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response RestoreCustomer422ApplicationProblemPlusJSONResponse) VisitRestoreCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RestoreCustomer429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -11405,8 +13303,9 @@ func (response RestoreCustomerdefaultApplicationProblemPlusJSONResponse) VisitRe
 }
 
 type ReturnCustomerRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *ReturnCustomerJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params ReturnCustomerParams
+	Body   *ReturnCustomerJSONRequestBody
 }
 
 type ReturnCustomerResponseObject interface {
@@ -11414,9 +13313,10 @@ type ReturnCustomerResponseObject interface {
 }
 
 type ReturnCustomer200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type ReturnCustomer200JSONResponse struct {
@@ -11433,6 +13333,9 @@ func (response ReturnCustomer200JSONResponse) VisitReturnCustomerResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -11590,6 +13493,28 @@ func (response ReturnCustomer415ApplicationProblemPlusJSONResponse) VisitReturnC
 	return err
 }
 
+type ReturnCustomer422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response ReturnCustomer422ApplicationProblemPlusJSONResponse) VisitReturnCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ReturnCustomer429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -11640,8 +13565,9 @@ func (response ReturnCustomerdefaultApplicationProblemPlusJSONResponse) VisitRet
 }
 
 type TransferCustomerRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *TransferCustomerJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params TransferCustomerParams
+	Body   *TransferCustomerJSONRequestBody
 }
 
 type TransferCustomerResponseObject interface {
@@ -11649,9 +13575,10 @@ type TransferCustomerResponseObject interface {
 }
 
 type TransferCustomer200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type TransferCustomer200JSONResponse struct {
@@ -11668,6 +13595,9 @@ func (response TransferCustomer200JSONResponse) VisitTransferCustomerResponse(w 
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -11832,6 +13762,28 @@ func (response TransferCustomer415ApplicationProblemPlusJSONResponse) VisitTrans
 	return err
 }
 
+type TransferCustomer422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response TransferCustomer422ApplicationProblemPlusJSONResponse) VisitTransferCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type TransferCustomer429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -11882,7 +13834,8 @@ func (response TransferCustomerdefaultApplicationProblemPlusJSONResponse) VisitT
 }
 
 type UnfreezeCustomerRequestObject struct {
-	Id IdPath `json:"id"`
+	Id     IdPath `json:"id"`
+	Params UnfreezeCustomerParams
 }
 
 type UnfreezeCustomerResponseObject interface {
@@ -11890,9 +13843,10 @@ type UnfreezeCustomerResponseObject interface {
 }
 
 type UnfreezeCustomer200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type UnfreezeCustomer200JSONResponse struct {
@@ -11909,6 +13863,9 @@ func (response UnfreezeCustomer200JSONResponse) VisitUnfreezeCustomerResponse(w 
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -12040,6 +13997,28 @@ func (response UnfreezeCustomer409ApplicationProblemPlusJSONResponse) VisitUnfre
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnfreezeCustomer422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response UnfreezeCustomer422ApplicationProblemPlusJSONResponse) VisitUnfreezeCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -12461,7 +14440,8 @@ func (response ListFollowUpsdefaultApplicationProblemPlusJSONResponse) VisitList
 }
 
 type CreateFollowUpRequestObject struct {
-	Body *CreateFollowUpJSONRequestBody
+	Params CreateFollowUpParams
+	Body   *CreateFollowUpJSONRequestBody
 }
 
 type CreateFollowUpResponseObject interface {
@@ -12469,8 +14449,9 @@ type CreateFollowUpResponseObject interface {
 }
 
 type CreateFollowUp201ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type CreateFollowUp201JSONResponse struct {
@@ -12485,6 +14466,9 @@ func (response CreateFollowUp201JSONResponse) VisitCreateFollowUpResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -12594,8 +14578,15 @@ func (response CreateFollowUp404ApplicationProblemPlusJSONResponse) VisitCreateF
 	return err
 }
 
+type CreateFollowUp409ResponseHeaders struct {
+	Location        *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type CreateFollowUp409ApplicationProblemPlusJSONResponse struct {
-	MergedIntoApplicationProblemPlusJSONResponse
+	Body    MergedIntoProblem
+	Headers CreateFollowUp409ResponseHeaders
 }
 
 func (response CreateFollowUp409ApplicationProblemPlusJSONResponse) VisitCreateFollowUpResponse(w http.ResponseWriter) error {
@@ -12637,6 +14628,28 @@ func (response CreateFollowUp415ApplicationProblemPlusJSONResponse) VisitCreateF
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateFollowUp422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response CreateFollowUp422ApplicationProblemPlusJSONResponse) VisitCreateFollowUpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -13027,7 +15040,8 @@ func (response ListLeadsdefaultApplicationProblemPlusJSONResponse) VisitListLead
 }
 
 type CreateLeadRequestObject struct {
-	Body *CreateLeadJSONRequestBody
+	Params CreateLeadParams
+	Body   *CreateLeadJSONRequestBody
 }
 
 type CreateLeadResponseObject interface {
@@ -13035,10 +15049,11 @@ type CreateLeadResponseObject interface {
 }
 
 type CreateLead201ResponseHeaders struct {
-	ETag            *string
-	Location        string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	Location           string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type CreateLead201JSONResponse struct {
@@ -13055,6 +15070,9 @@ func (response CreateLead201JSONResponse) VisitCreateLeadResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
@@ -13144,8 +15162,14 @@ func (response CreateLead403ApplicationProblemPlusJSONResponse) VisitCreateLeadR
 	return err
 }
 
+type CreateLead409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type CreateLead409ApplicationProblemPlusJSONResponse struct {
-	DuplicateApplicationProblemPlusJSONResponse
+	Body    DuplicateProblem
+	Headers CreateLead409ResponseHeaders
 }
 
 func (response CreateLead409ApplicationProblemPlusJSONResponse) VisitCreateLeadResponse(w http.ResponseWriter) error {
@@ -13184,6 +15208,28 @@ func (response CreateLead415ApplicationProblemPlusJSONResponse) VisitCreateLeadR
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateLead422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response CreateLead422ApplicationProblemPlusJSONResponse) VisitCreateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -13270,7 +15316,8 @@ func (response CreateLeaddefaultApplicationProblemPlusJSONResponse) VisitCreateL
 }
 
 type BatchClaimLeadsRequestObject struct {
-	Body *BatchClaimLeadsJSONRequestBody
+	Params BatchClaimLeadsParams
+	Body   *BatchClaimLeadsJSONRequestBody
 }
 
 type BatchClaimLeadsResponseObject interface {
@@ -13278,8 +15325,9 @@ type BatchClaimLeadsResponseObject interface {
 }
 
 type BatchClaimLeads200ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type BatchClaimLeads200JSONResponse struct {
@@ -13294,6 +15342,9 @@ func (response BatchClaimLeads200JSONResponse) VisitBatchClaimLeadsResponse(w ht
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -13374,6 +15425,28 @@ func (response BatchClaimLeads403ApplicationProblemPlusJSONResponse) VisitBatchC
 	return err
 }
 
+type BatchClaimLeads409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInUseApplicationProblemPlusJSONResponse
+}
+
+func (response BatchClaimLeads409ApplicationProblemPlusJSONResponse) VisitBatchClaimLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type BatchClaimLeads415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -13392,6 +15465,28 @@ func (response BatchClaimLeads415ApplicationProblemPlusJSONResponse) VisitBatchC
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BatchClaimLeads422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response BatchClaimLeads422ApplicationProblemPlusJSONResponse) VisitBatchClaimLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -13455,9 +15550,10 @@ type MergeLeadsResponseObject interface {
 }
 
 type MergeLeads200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type MergeLeads200JSONResponse struct {
@@ -13474,6 +15570,9 @@ func (response MergeLeads200JSONResponse) VisitMergeLeadsResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -13652,6 +15751,28 @@ func (response MergeLeads415ApplicationProblemPlusJSONResponse) VisitMergeLeadsR
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeLeads422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response MergeLeads422ApplicationProblemPlusJSONResponse) VisitMergeLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -14185,8 +16306,9 @@ func (response UpdateLeaddefaultApplicationProblemPlusJSONResponse) VisitUpdateL
 }
 
 type AssignLeadRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *AssignLeadJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params AssignLeadParams
+	Body   *AssignLeadJSONRequestBody
 }
 
 type AssignLeadResponseObject interface {
@@ -14194,9 +16316,10 @@ type AssignLeadResponseObject interface {
 }
 
 type AssignLead200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type AssignLead200JSONResponse struct {
@@ -14213,6 +16336,9 @@ func (response AssignLead200JSONResponse) VisitAssignLeadResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -14377,6 +16503,28 @@ func (response AssignLead415ApplicationProblemPlusJSONResponse) VisitAssignLeadR
 	return err
 }
 
+type AssignLead422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response AssignLead422ApplicationProblemPlusJSONResponse) VisitAssignLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type AssignLead429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -14427,7 +16575,8 @@ func (response AssignLeaddefaultApplicationProblemPlusJSONResponse) VisitAssignL
 }
 
 type ClaimLeadRequestObject struct {
-	Id IdPath `json:"id"`
+	Id     IdPath `json:"id"`
+	Params ClaimLeadParams
 }
 
 type ClaimLeadResponseObject interface {
@@ -14435,9 +16584,10 @@ type ClaimLeadResponseObject interface {
 }
 
 type ClaimLead200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type ClaimLead200JSONResponse struct {
@@ -14455,6 +16605,9 @@ func (response ClaimLead200JSONResponse) VisitClaimLeadResponse(w http.ResponseW
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -14467,8 +16620,9 @@ func (response ClaimLead200JSONResponse) VisitClaimLeadResponse(w http.ResponseW
 }
 
 type ClaimLead202ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type ClaimLead202JSONResponse struct {
@@ -14483,6 +16637,9 @@ func (response ClaimLead202JSONResponse) VisitClaimLeadResponse(w http.ResponseW
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -14617,6 +16774,28 @@ func (response ClaimLead409ApplicationProblemPlusJSONResponse) VisitClaimLeadRes
 	return err
 }
 
+type ClaimLead422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response ClaimLead422ApplicationProblemPlusJSONResponse) VisitClaimLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ClaimLead429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -14667,8 +16846,9 @@ func (response ClaimLeaddefaultApplicationProblemPlusJSONResponse) VisitClaimLea
 }
 
 type ConvertLeadRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *ConvertLeadJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params ConvertLeadParams
+	Body   *ConvertLeadJSONRequestBody
 }
 
 type ConvertLeadResponseObject interface {
@@ -14676,10 +16856,11 @@ type ConvertLeadResponseObject interface {
 }
 
 type ConvertLead201ResponseHeaders struct {
-	ETag            *string
-	Location        string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	Location           string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type ConvertLead201JSONResponse struct {
@@ -14696,6 +16877,9 @@ func (response ConvertLead201JSONResponse) VisitConvertLeadResponse(w http.Respo
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
@@ -14854,6 +17038,28 @@ func (response ConvertLead415ApplicationProblemPlusJSONResponse) VisitConvertLea
 	return err
 }
 
+type ConvertLead422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response ConvertLead422ApplicationProblemPlusJSONResponse) VisitConvertLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ConvertLead429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -14904,8 +17110,9 @@ func (response ConvertLeaddefaultApplicationProblemPlusJSONResponse) VisitConver
 }
 
 type FreezeLeadRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *FreezeLeadJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params FreezeLeadParams
+	Body   *FreezeLeadJSONRequestBody
 }
 
 type FreezeLeadResponseObject interface {
@@ -14913,9 +17120,10 @@ type FreezeLeadResponseObject interface {
 }
 
 type FreezeLead200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type FreezeLead200JSONResponse struct {
@@ -14932,6 +17140,9 @@ func (response FreezeLead200JSONResponse) VisitFreezeLeadResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -15085,6 +17296,28 @@ func (response FreezeLead415ApplicationProblemPlusJSONResponse) VisitFreezeLeadR
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FreezeLead422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response FreezeLead422ApplicationProblemPlusJSONResponse) VisitFreezeLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -15341,8 +17574,9 @@ func (response ListLeadHistorydefaultApplicationProblemPlusJSONResponse) VisitLi
 }
 
 type InvalidateLeadRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *InvalidateLeadJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params InvalidateLeadParams
+	Body   *InvalidateLeadJSONRequestBody
 }
 
 type InvalidateLeadResponseObject interface {
@@ -15350,9 +17584,10 @@ type InvalidateLeadResponseObject interface {
 }
 
 type InvalidateLead200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type InvalidateLead200JSONResponse struct {
@@ -15369,6 +17604,9 @@ func (response InvalidateLead200JSONResponse) VisitInvalidateLeadResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -15533,6 +17771,28 @@ func (response InvalidateLead415ApplicationProblemPlusJSONResponse) VisitInvalid
 	return err
 }
 
+type InvalidateLead422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response InvalidateLead422ApplicationProblemPlusJSONResponse) VisitInvalidateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type InvalidateLead429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -15583,7 +17843,8 @@ func (response InvalidateLeaddefaultApplicationProblemPlusJSONResponse) VisitInv
 }
 
 type RestoreLeadRequestObject struct {
-	Id IdPath `json:"id"`
+	Id     IdPath `json:"id"`
+	Params RestoreLeadParams
 }
 
 type RestoreLeadResponseObject interface {
@@ -15591,9 +17852,10 @@ type RestoreLeadResponseObject interface {
 }
 
 type RestoreLead200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type RestoreLead200JSONResponse struct {
@@ -15610,6 +17872,9 @@ func (response RestoreLead200JSONResponse) VisitRestoreLeadResponse(w http.Respo
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -15752,6 +18017,28 @@ func (response RestoreLead409ApplicationProblemPlusJSONResponse) VisitRestoreLea
 	return err
 }
 
+type RestoreLead422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response RestoreLead422ApplicationProblemPlusJSONResponse) VisitRestoreLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RestoreLead429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -15802,8 +18089,9 @@ func (response RestoreLeaddefaultApplicationProblemPlusJSONResponse) VisitRestor
 }
 
 type ReturnLeadRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *ReturnLeadJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params ReturnLeadParams
+	Body   *ReturnLeadJSONRequestBody
 }
 
 type ReturnLeadResponseObject interface {
@@ -15811,9 +18099,10 @@ type ReturnLeadResponseObject interface {
 }
 
 type ReturnLead200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type ReturnLead200JSONResponse struct {
@@ -15830,6 +18119,9 @@ func (response ReturnLead200JSONResponse) VisitReturnLeadResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -15987,6 +18279,28 @@ func (response ReturnLead415ApplicationProblemPlusJSONResponse) VisitReturnLeadR
 	return err
 }
 
+type ReturnLead422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response ReturnLead422ApplicationProblemPlusJSONResponse) VisitReturnLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ReturnLead429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -16037,8 +18351,9 @@ func (response ReturnLeaddefaultApplicationProblemPlusJSONResponse) VisitReturnL
 }
 
 type TransferLeadRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *TransferLeadJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params TransferLeadParams
+	Body   *TransferLeadJSONRequestBody
 }
 
 type TransferLeadResponseObject interface {
@@ -16046,9 +18361,10 @@ type TransferLeadResponseObject interface {
 }
 
 type TransferLead200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type TransferLead200JSONResponse struct {
@@ -16065,6 +18381,9 @@ func (response TransferLead200JSONResponse) VisitTransferLeadResponse(w http.Res
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -16229,6 +18548,28 @@ func (response TransferLead415ApplicationProblemPlusJSONResponse) VisitTransferL
 	return err
 }
 
+type TransferLead422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response TransferLead422ApplicationProblemPlusJSONResponse) VisitTransferLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type TransferLead429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -16279,7 +18620,8 @@ func (response TransferLeaddefaultApplicationProblemPlusJSONResponse) VisitTrans
 }
 
 type UnfreezeLeadRequestObject struct {
-	Id IdPath `json:"id"`
+	Id     IdPath `json:"id"`
+	Params UnfreezeLeadParams
 }
 
 type UnfreezeLeadResponseObject interface {
@@ -16287,9 +18629,10 @@ type UnfreezeLeadResponseObject interface {
 }
 
 type UnfreezeLead200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type UnfreezeLead200JSONResponse struct {
@@ -16306,6 +18649,9 @@ func (response UnfreezeLead200JSONResponse) VisitUnfreezeLeadResponse(w http.Res
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -16437,6 +18783,28 @@ func (response UnfreezeLead409ApplicationProblemPlusJSONResponse) VisitUnfreezeL
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnfreezeLead422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response UnfreezeLead422ApplicationProblemPlusJSONResponse) VisitUnfreezeLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -16626,7 +18994,8 @@ func (response GetCurrentUserdefaultApplicationProblemPlusJSONResponse) VisitGet
 }
 
 type ChangeMyPasswordRequestObject struct {
-	Body *ChangeMyPasswordJSONRequestBody
+	Params ChangeMyPasswordParams
+	Body   *ChangeMyPasswordJSONRequestBody
 }
 
 type ChangeMyPasswordResponseObject interface {
@@ -16634,9 +19003,10 @@ type ChangeMyPasswordResponseObject interface {
 }
 
 type ChangeMyPassword200ResponseHeaders struct {
-	CacheControl    *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	CacheControl       *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type ChangeMyPassword200JSONResponse struct {
@@ -16653,6 +19023,9 @@ func (response ChangeMyPassword200JSONResponse) VisitChangeMyPasswordResponse(w 
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -16746,6 +19119,28 @@ func (response ChangeMyPassword403ApplicationProblemPlusJSONResponse) VisitChang
 	return err
 }
 
+type ChangeMyPassword409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInUseApplicationProblemPlusJSONResponse
+}
+
+func (response ChangeMyPassword409ApplicationProblemPlusJSONResponse) VisitChangeMyPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ChangeMyPassword415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -16764,6 +19159,28 @@ func (response ChangeMyPassword415ApplicationProblemPlusJSONResponse) VisitChang
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangeMyPassword422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response ChangeMyPassword422ApplicationProblemPlusJSONResponse) VisitChangeMyPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -17004,7 +19421,8 @@ func (response ListPoolsdefaultApplicationProblemPlusJSONResponse) VisitListPool
 }
 
 type CreatePoolRequestObject struct {
-	Body *CreatePoolJSONRequestBody
+	Params CreatePoolParams
+	Body   *CreatePoolJSONRequestBody
 }
 
 type CreatePoolResponseObject interface {
@@ -17012,10 +19430,11 @@ type CreatePoolResponseObject interface {
 }
 
 type CreatePool201ResponseHeaders struct {
-	ETag            *string
-	Location        string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	Location           string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type CreatePool201JSONResponse struct {
@@ -17032,6 +19451,9 @@ func (response CreatePool201JSONResponse) VisitCreatePoolResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
@@ -17114,8 +19536,14 @@ func (response CreatePool403ApplicationProblemPlusJSONResponse) VisitCreatePoolR
 	return err
 }
 
+type CreatePool409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type CreatePool409ApplicationProblemPlusJSONResponse struct {
-	ConflictApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers CreatePool409ResponseHeaders
 }
 
 func (response CreatePool409ApplicationProblemPlusJSONResponse) VisitCreatePoolResponse(w http.ResponseWriter) error {
@@ -17154,6 +19582,28 @@ func (response CreatePool415ApplicationProblemPlusJSONResponse) VisitCreatePoolR
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePool422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response CreatePool422ApplicationProblemPlusJSONResponse) VisitCreatePoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -17676,8 +20126,9 @@ type PreviewPoolRulesResponseObject interface {
 }
 
 type PreviewPoolRules200ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type PreviewPoolRules200JSONResponse struct {
@@ -17692,6 +20143,9 @@ func (response PreviewPoolRules200JSONResponse) VisitPreviewPoolRulesResponse(w 
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -17801,6 +20255,28 @@ func (response PreviewPoolRules404ApplicationProblemPlusJSONResponse) VisitPrevi
 	return err
 }
 
+type PreviewPoolRules409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInUseApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewPoolRules409ApplicationProblemPlusJSONResponse) VisitPreviewPoolRulesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type PreviewPoolRules415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -17819,6 +20295,28 @@ func (response PreviewPoolRules415ApplicationProblemPlusJSONResponse) VisitPrevi
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewPoolRules422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewPoolRules422ApplicationProblemPlusJSONResponse) VisitPreviewPoolRulesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -18388,7 +20886,8 @@ func (response UpdateSettingsdefaultApplicationProblemPlusJSONResponse) VisitUpd
 }
 
 type RunSweepRequestObject struct {
-	Body *RunSweepJSONRequestBody
+	Params RunSweepParams
+	Body   *RunSweepJSONRequestBody
 }
 
 type RunSweepResponseObject interface {
@@ -18396,8 +20895,9 @@ type RunSweepResponseObject interface {
 }
 
 type RunSweep200ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type RunSweep200JSONResponse struct {
@@ -18412,6 +20912,9 @@ func (response RunSweep200JSONResponse) VisitRunSweepResponse(w http.ResponseWri
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -18492,6 +20995,28 @@ func (response RunSweep403ApplicationProblemPlusJSONResponse) VisitRunSweepRespo
 	return err
 }
 
+type RunSweep409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInUseApplicationProblemPlusJSONResponse
+}
+
+func (response RunSweep409ApplicationProblemPlusJSONResponse) VisitRunSweepResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RunSweep415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -18510,6 +21035,28 @@ func (response RunSweep415ApplicationProblemPlusJSONResponse) VisitRunSweepRespo
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RunSweep422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response RunSweep422ApplicationProblemPlusJSONResponse) VisitRunSweepResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -18718,7 +21265,8 @@ func (response ListTagsdefaultApplicationProblemPlusJSONResponse) VisitListTagsR
 }
 
 type CreateTagRequestObject struct {
-	Body *CreateTagJSONRequestBody
+	Params CreateTagParams
+	Body   *CreateTagJSONRequestBody
 }
 
 type CreateTagResponseObject interface {
@@ -18726,10 +21274,11 @@ type CreateTagResponseObject interface {
 }
 
 type CreateTag201ResponseHeaders struct {
-	ETag            *string
-	Location        string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	Location           string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type CreateTag201JSONResponse struct {
@@ -18746,6 +21295,9 @@ func (response CreateTag201JSONResponse) VisitCreateTagResponse(w http.ResponseW
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
@@ -18828,8 +21380,14 @@ func (response CreateTag403ApplicationProblemPlusJSONResponse) VisitCreateTagRes
 	return err
 }
 
+type CreateTag409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type CreateTag409ApplicationProblemPlusJSONResponse struct {
-	TagExistsApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers CreateTag409ResponseHeaders
 }
 
 func (response CreateTag409ApplicationProblemPlusJSONResponse) VisitCreateTagResponse(w http.ResponseWriter) error {
@@ -18868,6 +21426,28 @@ func (response CreateTag415ApplicationProblemPlusJSONResponse) VisitCreateTagRes
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTag422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTag422ApplicationProblemPlusJSONResponse) VisitCreateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -19746,7 +22326,8 @@ func (response ListTeamsdefaultApplicationProblemPlusJSONResponse) VisitListTeam
 }
 
 type CreateTeamRequestObject struct {
-	Body *CreateTeamJSONRequestBody
+	Params CreateTeamParams
+	Body   *CreateTeamJSONRequestBody
 }
 
 type CreateTeamResponseObject interface {
@@ -19754,10 +22335,11 @@ type CreateTeamResponseObject interface {
 }
 
 type CreateTeam201ResponseHeaders struct {
-	ETag            *string
-	Location        string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	Location           string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type CreateTeam201JSONResponse struct {
@@ -19774,6 +22356,9 @@ func (response CreateTeam201JSONResponse) VisitCreateTeamResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
@@ -19878,6 +22463,28 @@ func (response CreateTeam404ApplicationProblemPlusJSONResponse) VisitCreateTeamR
 	return err
 }
 
+type CreateTeam409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInUseApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTeam409ApplicationProblemPlusJSONResponse) VisitCreateTeamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateTeam415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -19896,6 +22503,28 @@ func (response CreateTeam415ApplicationProblemPlusJSONResponse) VisitCreateTeamR
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTeam422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTeam422ApplicationProblemPlusJSONResponse) VisitCreateTeamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -20401,7 +23030,8 @@ func (response UpdateTeamdefaultApplicationProblemPlusJSONResponse) VisitUpdateT
 }
 
 type AdvanceTestClockRequestObject struct {
-	Body *AdvanceTestClockJSONRequestBody
+	Params AdvanceTestClockParams
+	Body   *AdvanceTestClockJSONRequestBody
 }
 
 type AdvanceTestClockResponseObject interface {
@@ -20409,8 +23039,9 @@ type AdvanceTestClockResponseObject interface {
 }
 
 type AdvanceTestClock200ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type AdvanceTestClock200JSONResponse struct {
@@ -20425,6 +23056,9 @@ func (response AdvanceTestClock200JSONResponse) VisitAdvanceTestClockResponse(w 
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -20533,6 +23167,28 @@ func (response AdvanceTestClock404ApplicationProblemPlusJSONResponse) VisitAdvan
 	return err
 }
 
+type AdvanceTestClock409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInUseApplicationProblemPlusJSONResponse
+}
+
+func (response AdvanceTestClock409ApplicationProblemPlusJSONResponse) VisitAdvanceTestClockResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type AdvanceTestClock415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -20551,6 +23207,28 @@ func (response AdvanceTestClock415ApplicationProblemPlusJSONResponse) VisitAdvan
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdvanceTestClock422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response AdvanceTestClock422ApplicationProblemPlusJSONResponse) VisitAdvanceTestClockResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -20765,7 +23443,8 @@ func (response ListUsersdefaultApplicationProblemPlusJSONResponse) VisitListUser
 }
 
 type CreateUserRequestObject struct {
-	Body *CreateUserJSONRequestBody
+	Params CreateUserParams
+	Body   *CreateUserJSONRequestBody
 }
 
 type CreateUserResponseObject interface {
@@ -20773,10 +23452,11 @@ type CreateUserResponseObject interface {
 }
 
 type CreateUser201ResponseHeaders struct {
-	ETag            *string
-	Location        string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	Location           string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type CreateUser201JSONResponse struct {
@@ -20793,6 +23473,9 @@ func (response CreateUser201JSONResponse) VisitCreateUserResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
@@ -20881,8 +23564,14 @@ func (response CreateUser403ApplicationProblemPlusJSONResponse) VisitCreateUserR
 	return err
 }
 
+type CreateUser409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type CreateUser409ApplicationProblemPlusJSONResponse struct {
-	ConflictApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers CreateUser409ResponseHeaders
 }
 
 func (response CreateUser409ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
@@ -20921,6 +23610,28 @@ func (response CreateUser415ApplicationProblemPlusJSONResponse) VisitCreateUserR
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUser422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response CreateUser422ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -21495,8 +24206,9 @@ func (response UpdateUserdefaultApplicationProblemPlusJSONResponse) VisitUpdateU
 }
 
 type HandoverUserRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *HandoverUserJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params HandoverUserParams
+	Body   *HandoverUserJSONRequestBody
 }
 
 type HandoverUserResponseObject interface {
@@ -21504,9 +24216,10 @@ type HandoverUserResponseObject interface {
 }
 
 type HandoverUser202ResponseHeaders struct {
-	Location        string
-	RateLimit       *string
-	RateLimitPolicy *string
+	IdempotentReplayed *string
+	Location           string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type HandoverUser202JSONResponse struct {
@@ -21521,6 +24234,9 @@ func (response HandoverUser202JSONResponse) VisitHandoverUserResponse(w http.Res
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -21677,6 +24393,28 @@ func (response HandoverUser415ApplicationProblemPlusJSONResponse) VisitHandoverU
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type HandoverUser422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response HandoverUser422ApplicationProblemPlusJSONResponse) VisitHandoverUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -22081,8 +24819,10 @@ func (sh *strictHandler) ListApiKeys(ctx echo.Context, params ListApiKeysParams)
 }
 
 // CreateApiKey operation middleware
-func (sh *strictHandler) CreateApiKey(ctx echo.Context) error {
+func (sh *strictHandler) CreateApiKey(ctx echo.Context, params CreateApiKeyParams) error {
 	var request CreateApiKeyRequestObject
+
+	request.Params = params
 
 	var body CreateApiKeyJSONRequestBody
 	var err error
@@ -22177,8 +24917,10 @@ func (sh *strictHandler) ListAuditEvents(ctx echo.Context, params ListAuditEvent
 }
 
 // Login operation middleware
-func (sh *strictHandler) Login(ctx echo.Context) error {
+func (sh *strictHandler) Login(ctx echo.Context, params LoginParams) error {
 	var request LoginRequestObject
+
+	request.Params = params
 
 	var body LoginJSONRequestBody
 	var err error
@@ -22223,8 +24965,10 @@ func (sh *strictHandler) Login(ctx echo.Context) error {
 }
 
 // Logout operation middleware
-func (sh *strictHandler) Logout(ctx echo.Context) error {
+func (sh *strictHandler) Logout(ctx echo.Context, params LogoutParams) error {
 	var request LogoutRequestObject
+
+	request.Params = params
 
 	var body LogoutJSONRequestBody
 	var err error
@@ -22269,8 +25013,10 @@ func (sh *strictHandler) Logout(ctx echo.Context) error {
 }
 
 // RefreshToken operation middleware
-func (sh *strictHandler) RefreshToken(ctx echo.Context) error {
+func (sh *strictHandler) RefreshToken(ctx echo.Context, params RefreshTokenParams) error {
 	var request RefreshTokenRequestObject
+
+	request.Params = params
 
 	var body RefreshTokenJSONRequestBody
 	var err error
@@ -22340,10 +25086,11 @@ func (sh *strictHandler) ListClaimRequests(ctx echo.Context, params ListClaimReq
 }
 
 // ApproveClaimRequest operation middleware
-func (sh *strictHandler) ApproveClaimRequest(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) ApproveClaimRequest(ctx echo.Context, id IdPath, params ApproveClaimRequestParams) error {
 	var request ApproveClaimRequestRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body ApproveClaimRequestJSONRequestBody
 	var err error
@@ -22391,10 +25138,11 @@ func (sh *strictHandler) ApproveClaimRequest(ctx echo.Context, id IdPath) error 
 }
 
 // RejectClaimRequest operation middleware
-func (sh *strictHandler) RejectClaimRequest(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) RejectClaimRequest(ctx echo.Context, id IdPath, params RejectClaimRequestParams) error {
 	var request RejectClaimRequestRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body RejectClaimRequestJSONRequestBody
 	var err error
@@ -22594,8 +25342,10 @@ func (sh *strictHandler) ListCustomers(ctx echo.Context, params ListCustomersPar
 }
 
 // CreateCustomer operation middleware
-func (sh *strictHandler) CreateCustomer(ctx echo.Context) error {
+func (sh *strictHandler) CreateCustomer(ctx echo.Context, params CreateCustomerParams) error {
 	var request CreateCustomerRequestObject
+
+	request.Params = params
 
 	var body CreateCustomerJSONRequestBody
 	var err error
@@ -22640,8 +25390,10 @@ func (sh *strictHandler) CreateCustomer(ctx echo.Context) error {
 }
 
 // BatchClaimCustomers operation middleware
-func (sh *strictHandler) BatchClaimCustomers(ctx echo.Context) error {
+func (sh *strictHandler) BatchClaimCustomers(ctx echo.Context, params BatchClaimCustomersParams) error {
 	var request BatchClaimCustomersRequestObject
+
+	request.Params = params
 
 	var body BatchClaimCustomersJSONRequestBody
 	var err error
@@ -22835,10 +25587,11 @@ func (sh *strictHandler) UpdateCustomer(ctx echo.Context, id IdPath, params Upda
 }
 
 // AssignCustomer operation middleware
-func (sh *strictHandler) AssignCustomer(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) AssignCustomer(ctx echo.Context, id IdPath, params AssignCustomerParams) error {
 	var request AssignCustomerRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body AssignCustomerJSONRequestBody
 	var err error
@@ -22883,10 +25636,11 @@ func (sh *strictHandler) AssignCustomer(ctx echo.Context, id IdPath) error {
 }
 
 // ClaimCustomer operation middleware
-func (sh *strictHandler) ClaimCustomer(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) ClaimCustomer(ctx echo.Context, id IdPath, params ClaimCustomerParams) error {
 	var request ClaimCustomerRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.ClaimCustomer(ctx.Request().Context(), request.(ClaimCustomerRequestObject))
@@ -22934,10 +25688,11 @@ func (sh *strictHandler) ListContacts(ctx echo.Context, id IdPath, params ListCo
 }
 
 // CreateContact operation middleware
-func (sh *strictHandler) CreateContact(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) CreateContact(ctx echo.Context, id IdPath, params CreateContactParams) error {
 	var request CreateContactRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body CreateContactJSONRequestBody
 	var err error
@@ -23031,10 +25786,11 @@ func (sh *strictHandler) UpdateCustomerDealStatus(ctx echo.Context, id IdPath, p
 }
 
 // FreezeCustomer operation middleware
-func (sh *strictHandler) FreezeCustomer(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) FreezeCustomer(ctx echo.Context, id IdPath, params FreezeCustomerParams) error {
 	var request FreezeCustomerRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body FreezeCustomerJSONRequestBody
 	var err error
@@ -23108,10 +25864,11 @@ func (sh *strictHandler) ListCustomerHistory(ctx echo.Context, id IdPath, params
 }
 
 // InvalidateCustomer operation middleware
-func (sh *strictHandler) InvalidateCustomer(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) InvalidateCustomer(ctx echo.Context, id IdPath, params InvalidateCustomerParams) error {
 	var request InvalidateCustomerRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body InvalidateCustomerJSONRequestBody
 	var err error
@@ -23156,10 +25913,11 @@ func (sh *strictHandler) InvalidateCustomer(ctx echo.Context, id IdPath) error {
 }
 
 // RestoreCustomer operation middleware
-func (sh *strictHandler) RestoreCustomer(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) RestoreCustomer(ctx echo.Context, id IdPath, params RestoreCustomerParams) error {
 	var request RestoreCustomerRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.RestoreCustomer(ctx.Request().Context(), request.(RestoreCustomerRequestObject))
@@ -23181,10 +25939,11 @@ func (sh *strictHandler) RestoreCustomer(ctx echo.Context, id IdPath) error {
 }
 
 // ReturnCustomer operation middleware
-func (sh *strictHandler) ReturnCustomer(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) ReturnCustomer(ctx echo.Context, id IdPath, params ReturnCustomerParams) error {
 	var request ReturnCustomerRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body ReturnCustomerJSONRequestBody
 	var err error
@@ -23229,10 +25988,11 @@ func (sh *strictHandler) ReturnCustomer(ctx echo.Context, id IdPath) error {
 }
 
 // TransferCustomer operation middleware
-func (sh *strictHandler) TransferCustomer(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) TransferCustomer(ctx echo.Context, id IdPath, params TransferCustomerParams) error {
 	var request TransferCustomerRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body TransferCustomerJSONRequestBody
 	var err error
@@ -23277,10 +26037,11 @@ func (sh *strictHandler) TransferCustomer(ctx echo.Context, id IdPath) error {
 }
 
 // UnfreezeCustomer operation middleware
-func (sh *strictHandler) UnfreezeCustomer(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) UnfreezeCustomer(ctx echo.Context, id IdPath, params UnfreezeCustomerParams) error {
 	var request UnfreezeCustomerRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.UnfreezeCustomer(ctx.Request().Context(), request.(UnfreezeCustomerRequestObject))
@@ -23352,8 +26113,10 @@ func (sh *strictHandler) ListFollowUps(ctx echo.Context, params ListFollowUpsPar
 }
 
 // CreateFollowUp operation middleware
-func (sh *strictHandler) CreateFollowUp(ctx echo.Context) error {
+func (sh *strictHandler) CreateFollowUp(ctx echo.Context, params CreateFollowUpParams) error {
 	var request CreateFollowUpRequestObject
+
+	request.Params = params
 
 	var body CreateFollowUpJSONRequestBody
 	var err error
@@ -23448,8 +26211,10 @@ func (sh *strictHandler) ListLeads(ctx echo.Context, params ListLeadsParams) err
 }
 
 // CreateLead operation middleware
-func (sh *strictHandler) CreateLead(ctx echo.Context) error {
+func (sh *strictHandler) CreateLead(ctx echo.Context, params CreateLeadParams) error {
 	var request CreateLeadRequestObject
+
+	request.Params = params
 
 	var body CreateLeadJSONRequestBody
 	var err error
@@ -23494,8 +26259,10 @@ func (sh *strictHandler) CreateLead(ctx echo.Context) error {
 }
 
 // BatchClaimLeads operation middleware
-func (sh *strictHandler) BatchClaimLeads(ctx echo.Context) error {
+func (sh *strictHandler) BatchClaimLeads(ctx echo.Context, params BatchClaimLeadsParams) error {
 	var request BatchClaimLeadsRequestObject
+
+	request.Params = params
 
 	var body BatchClaimLeadsJSONRequestBody
 	var err error
@@ -23689,10 +26456,11 @@ func (sh *strictHandler) UpdateLead(ctx echo.Context, id IdPath, params UpdateLe
 }
 
 // AssignLead operation middleware
-func (sh *strictHandler) AssignLead(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) AssignLead(ctx echo.Context, id IdPath, params AssignLeadParams) error {
 	var request AssignLeadRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body AssignLeadJSONRequestBody
 	var err error
@@ -23737,10 +26505,11 @@ func (sh *strictHandler) AssignLead(ctx echo.Context, id IdPath) error {
 }
 
 // ClaimLead operation middleware
-func (sh *strictHandler) ClaimLead(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) ClaimLead(ctx echo.Context, id IdPath, params ClaimLeadParams) error {
 	var request ClaimLeadRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.ClaimLead(ctx.Request().Context(), request.(ClaimLeadRequestObject))
@@ -23762,10 +26531,11 @@ func (sh *strictHandler) ClaimLead(ctx echo.Context, id IdPath) error {
 }
 
 // ConvertLead operation middleware
-func (sh *strictHandler) ConvertLead(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) ConvertLead(ctx echo.Context, id IdPath, params ConvertLeadParams) error {
 	var request ConvertLeadRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body ConvertLeadJSONRequestBody
 	var err error
@@ -23813,10 +26583,11 @@ func (sh *strictHandler) ConvertLead(ctx echo.Context, id IdPath) error {
 }
 
 // FreezeLead operation middleware
-func (sh *strictHandler) FreezeLead(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) FreezeLead(ctx echo.Context, id IdPath, params FreezeLeadParams) error {
 	var request FreezeLeadRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body FreezeLeadJSONRequestBody
 	var err error
@@ -23890,10 +26661,11 @@ func (sh *strictHandler) ListLeadHistory(ctx echo.Context, id IdPath, params Lis
 }
 
 // InvalidateLead operation middleware
-func (sh *strictHandler) InvalidateLead(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) InvalidateLead(ctx echo.Context, id IdPath, params InvalidateLeadParams) error {
 	var request InvalidateLeadRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body InvalidateLeadJSONRequestBody
 	var err error
@@ -23938,10 +26710,11 @@ func (sh *strictHandler) InvalidateLead(ctx echo.Context, id IdPath) error {
 }
 
 // RestoreLead operation middleware
-func (sh *strictHandler) RestoreLead(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) RestoreLead(ctx echo.Context, id IdPath, params RestoreLeadParams) error {
 	var request RestoreLeadRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.RestoreLead(ctx.Request().Context(), request.(RestoreLeadRequestObject))
@@ -23963,10 +26736,11 @@ func (sh *strictHandler) RestoreLead(ctx echo.Context, id IdPath) error {
 }
 
 // ReturnLead operation middleware
-func (sh *strictHandler) ReturnLead(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) ReturnLead(ctx echo.Context, id IdPath, params ReturnLeadParams) error {
 	var request ReturnLeadRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body ReturnLeadJSONRequestBody
 	var err error
@@ -24011,10 +26785,11 @@ func (sh *strictHandler) ReturnLead(ctx echo.Context, id IdPath) error {
 }
 
 // TransferLead operation middleware
-func (sh *strictHandler) TransferLead(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) TransferLead(ctx echo.Context, id IdPath, params TransferLeadParams) error {
 	var request TransferLeadRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body TransferLeadJSONRequestBody
 	var err error
@@ -24059,10 +26834,11 @@ func (sh *strictHandler) TransferLead(ctx echo.Context, id IdPath) error {
 }
 
 // UnfreezeLead operation middleware
-func (sh *strictHandler) UnfreezeLead(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) UnfreezeLead(ctx echo.Context, id IdPath, params UnfreezeLeadParams) error {
 	var request UnfreezeLeadRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.UnfreezeLead(ctx.Request().Context(), request.(UnfreezeLeadRequestObject))
@@ -24107,8 +26883,10 @@ func (sh *strictHandler) GetCurrentUser(ctx echo.Context) error {
 }
 
 // ChangeMyPassword operation middleware
-func (sh *strictHandler) ChangeMyPassword(ctx echo.Context) error {
+func (sh *strictHandler) ChangeMyPassword(ctx echo.Context, params ChangeMyPasswordParams) error {
 	var request ChangeMyPasswordRequestObject
+
+	request.Params = params
 
 	var body ChangeMyPasswordJSONRequestBody
 	var err error
@@ -24178,8 +26956,10 @@ func (sh *strictHandler) ListPools(ctx echo.Context, params ListPoolsParams) err
 }
 
 // CreatePool operation middleware
-func (sh *strictHandler) CreatePool(ctx echo.Context) error {
+func (sh *strictHandler) CreatePool(ctx echo.Context, params CreatePoolParams) error {
 	var request CreatePoolRequestObject
+
+	request.Params = params
 
 	var body CreatePoolJSONRequestBody
 	var err error
@@ -24500,8 +27280,10 @@ func (sh *strictHandler) UpdateSettings(ctx echo.Context, params UpdateSettingsP
 }
 
 // RunSweep operation middleware
-func (sh *strictHandler) RunSweep(ctx echo.Context) error {
+func (sh *strictHandler) RunSweep(ctx echo.Context, params RunSweepParams) error {
 	var request RunSweepRequestObject
+
+	request.Params = params
 
 	var body RunSweepJSONRequestBody
 	var err error
@@ -24571,8 +27353,10 @@ func (sh *strictHandler) ListTags(ctx echo.Context, params ListTagsParams) error
 }
 
 // CreateTag operation middleware
-func (sh *strictHandler) CreateTag(ctx echo.Context) error {
+func (sh *strictHandler) CreateTag(ctx echo.Context, params CreateTagParams) error {
 	var request CreateTagRequestObject
+
+	request.Params = params
 
 	var body CreateTagJSONRequestBody
 	var err error
@@ -24769,8 +27553,10 @@ func (sh *strictHandler) ListTeams(ctx echo.Context, params ListTeamsParams) err
 }
 
 // CreateTeam operation middleware
-func (sh *strictHandler) CreateTeam(ctx echo.Context) error {
+func (sh *strictHandler) CreateTeam(ctx echo.Context, params CreateTeamParams) error {
 	var request CreateTeamRequestObject
+
+	request.Params = params
 
 	var body CreateTeamJSONRequestBody
 	var err error
@@ -24916,8 +27702,10 @@ func (sh *strictHandler) UpdateTeam(ctx echo.Context, id IdPath, params UpdateTe
 }
 
 // AdvanceTestClock operation middleware
-func (sh *strictHandler) AdvanceTestClock(ctx echo.Context) error {
+func (sh *strictHandler) AdvanceTestClock(ctx echo.Context, params AdvanceTestClockParams) error {
 	var request AdvanceTestClockRequestObject
+
+	request.Params = params
 
 	var body AdvanceTestClockJSONRequestBody
 	var err error
@@ -24987,8 +27775,10 @@ func (sh *strictHandler) ListUsers(ctx echo.Context, params ListUsersParams) err
 }
 
 // CreateUser operation middleware
-func (sh *strictHandler) CreateUser(ctx echo.Context) error {
+func (sh *strictHandler) CreateUser(ctx echo.Context, params CreateUserParams) error {
 	var request CreateUserRequestObject
+
+	request.Params = params
 
 	var body CreateUserJSONRequestBody
 	var err error
@@ -25134,10 +27924,11 @@ func (sh *strictHandler) UpdateUser(ctx echo.Context, id IdPath, params UpdateUs
 }
 
 // HandoverUser operation middleware
-func (sh *strictHandler) HandoverUser(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) HandoverUser(ctx echo.Context, id IdPath, params HandoverUserParams) error {
 	var request HandoverUserRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body HandoverUserJSONRequestBody
 	var err error
@@ -25186,606 +27977,627 @@ func (sh *strictHandler) HandoverUser(ctx echo.Context, id IdPath) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P19k+NIehiIf5U05YiuGhFsAAQJoio27J6e7t2e7Znu7RePtFPjYgJIkNgCMzlIoKo54/7F6hcnaWXJ",
-	"lmzZp1NIZzs27mz/sdb54izv3q5kfxfFTs/uX/oKF/lk4pUgCbJY3T0zjJiI6SLy9cnM5/3l847HZnNG",
-	"CU145+TzDnmBZ/OIwL9xFBPsL87ZFSW++IGnsxmOF52TzrMpQTHxWOwj1QpNMUeYItE47nW6nUscpUT0",
-	"8phPOie10bodnyQ4jNqNxROcpLxzYulOt5OESSQGvMtoEIVe0ul2ksVc/DJNkjk/uX2bTxmOej65vD2P",
-	"mRuRGb9dnf3ly24Hz8PzC7I4pyw5d1lKazt8RKOFWMOdxw/QBVkgaIIShpJ8ubc4mjMWoRleIMx5OKGI",
-	"xSiJMeUBiVGYNIJhadoSKPY1aQGvfgGv+yx2Q98ntB3AltYpgOZi/zwmn6aEJ00XAj6gkKMZjgIWz4jf",
-	"BILyIEv3oHmIYkN6saF3sY+e5ONs3lJ5XrEZD8/PyQuPEL9+vX+bpWiKL8V6sDclPlqwNEYeniMWqHPg",
-	"4p/JNOToIqSN26wMX9rnToNf/wVUlgPbj3A4O/cYi3x2RZcBEJMkjSnxxf2KGE/kgtRLjYlHaAK31Ye7",
-	"SFmCYEQUJghPcEjRgjS+gNq8Ncjsa9Y9AKy6TgEyH4fR4jwKZ2Fyrk5vw8VJmI8Xt7haJPREgXiwYlfi",
-	"ITdBqGmadReo1STXB0jTsiRUEuxiTs5Tii9xGGE3IsvYIWsl3nap4ak48XiBIpw0043G0Wtoo+3YGQwG",
-	"Zbz4lMSXoUfQ88r4bcDRsDCARzqPQg8nNSDcyW7xVZhMAaNzPCOI4hnpovmUUSLuPJnhMMoJIXkR8oQ3",
-	"giWfpASL602xhxuSL0rAAeY5T/AFoXVIpJzE2SJD3nrT5REr22453vV3WF6B2GOQE9UlPJDhpzmJBSGT",
-	"K2NzEuMkZLRpe0GJQlde++ah9kDxi9lhYzEhn5HzkJ7PcROxl9/RLOUJItRHIYX7FqRJGpPGzVUHrL3g",
-	"jcNd/+hqCyhtMmHsPGJ0snKXVyyNfBRhniDRjgjUiuUKgRnDUcSu+Jpd5zM0b7v9+HsDQ74iCQf2GaEb",
-	"CRuLfIQFZ0YXSHbJ+RXMBRsjLmozFBrGr1O01qPvAwYN6xGACClPgyD0QkKTc+6x+RIhC3nOnUfYu+AS",
-	"y4qW8K/8USJKiM/RESfqMz9ugkzDhJUrcs3p9oAWGlYoIZWQmOKohtkpSil5MSdeQnxE4pjFiHleGsfE",
-	"PxU8mpDsXEIoithk0iwe5COXMfwO4xbEviQzPFCDI0H1SYzuiaFawkEtS+7+Ekehf+7FxCc0CXHEq4C4",
-	"BxSIxWiOOb8SJDnk6CpmdNK85eXhSrtfP1hxxkaxz+cUp8mUxeFn8NLabG95CZWdpjFn8TKGlL+LBQkC",
-	"JTgMIE5cgjfkPF11ypVxa3ix7ah7kQtrSynvOiZBTPj0PGFLTIwUV+Ezgs9itaofcFkv5mG8fu/V0ZdE",
-	"4VZj7/f0qysSkBBE6Rz7s5A2YEJFt4gQRihD2EvCS4KgddO+S2PVkdyGka6P8ktzw7bYJKTnyTRmSRIt",
-	"abcYU2QIhxHxETRGOEnIbJ7wjRJLfezyXrcbOd+2Wdq2GOMDMYa647zd/muLEkCYkXhCzj1GL0mc1IFw",
-	"B+UfxLn4yMNUPEaXIOjXeLPrI1aY9OXxxGCUhMmUxGpQRFmMeBpfwvHLH0/l/4DgeSlP2IzE4jnwhOA9",
-	"KUfq686h45+HNGErlZ9XgmGRCxftEKZMbOYUAR2GbbD4wWpQqeHrr2HT6CmX0MhmAAnPR+6iNmcFMMWn",
-	"zklHNxwd9z1Ts7FlaLZnEc3Bg4HWD3R36Bm+Saygcx1gqp0JQFKWnAfLGlYJRs7S2CPIZ0TiehDWBI5b",
-	"lOQeAc1mdWox9hL63HLkAlZWse8PWYLuq+E3b7xYTL5tYDRXXh9F32SrlduTYzRrzJdGuP5bKM2ZbUOR",
-	"h037UM1WbSQbZe1OSmPsZyvZrNle1lszBB9J2WorRjFC8y7q/fezh8JqIf6SU8GPcYPRAuQC8a2LgGdK",
-	"5yS+DAU7xWKEqSSq8AC8KaYTUtawrtpyZcq6weK6E+5BSFlao4CVEJ3BfgHic5NEm6uQY4ITkouboHxY",
-	"o59dGniFumbDsHvY99JKKvueYYonTfv2GaxPfm+512yw2l7XDLXP/WWzw/4EQKkfCrn3XDJSa9+zvHU+",
-	"4iH1CGD/WPAfYXKKApJ409x20Lj/hslWP/2tpsrhY5gFfB6X5kP3s/laQKphnUvAismnqRAcGlj5dO7L",
-	"uwotwPz6INA+wGLRU4L9Qr9askTee4YnG4GWT1rncq41ZcEaj1YA70kx75bgy1csABjjhEhN0UoxQRkV",
-	"N0sGlbGaxIKVI+1REqgsAnYoEedmXmU1n1IdYiWB3yebUp2ytI8WzEpJlM55/jXb2si4rBpvb7ssMzEV",
-	"Gf08Jilvxn9l9YGQJDJziGh/KsUHwrl4KbnyLCaX7GIVKBpmXauy2H7O/egyGlcqAQevBOjJnFA/bNL4",
-	"Sxtq5odQ3oNPvNBfBZzlkesarTbj7uO+LK8E9s7ShJyvkMQ+ZIin3hQR6s9ZSBsFrfoApe01dd+DNFWf",
-	"UWxDKgDP3ZQvVuDiXEXqTYl3wRGOiWC85jGbxITniJVPWZxEjcaK8hxNOHr7GfZqdi4vT4AkwZNzaeGs",
-	"628SPCnZRCmekRYm1tJwFeVNq8Guf39L08vNxRMiZDipEFx+rrKBtP8qCVI2bd5bdbTaE1071j62Vp29",
-	"tD+WJucsaDY4La2LpQkPfSLdhqDLmr1WRl6/3+Zx98DENy1FbD4tY/bKrj8IOQ/pRNDTjLSW7BJN202r",
-	"VCLf5+aR9kN0KvPLzfF0PmeCEzifET/E1R0+Lz4LliEhNEFilua91YcqbXDdQIWAMShvrejwgRgNPVvM",
-	"SctN1hcCO+UkFlI3VxI4X77BcMV4EkYREg1B/8uBW8rUuSdoiqkvOIQZYpckRkfib/GvY9HOJ/BohLgA",
-	"SChgsdcMq6XF1C79zS3l+hhiefECvnBr8QZhV7IVua5zBkKU4LfuPH4A9yLGXiNdXx59hUtmi7H3Yo1b",
-	"XpAAwhXBF+cZ5V0GQNkwmjAmiW8X/hkxOpH/8thsxmgX/GUz1ygsLerg1tMEnuq8NdDsbda9AK66VABa",
-	"zOjkfM5YtFlzi7B0NZHKcYonjc+rNOIGLW7zeHugJqUlvBSblJoCQDp3sTcl2l1xI+WWfcK9OJyLy9Q5",
-	"6Ywp03jCYjJGjCJySeIFwpRfSXebBHk4jkPCEZYCDKzXm5IZoO4ZfvGQ0Eky7ZwYcEpyoTyJMxb73jM8",
-	"WZ5UwmYeE05oAtf6FkeXJBZCUBe8NDOdx7bzPWQelpM0zfn8yUPpRFwyhUh9JEgahSYoiVOyYmKzeeIP",
-	"wL6zevpHFI1LNqBxF1ZRWlButhJ/YN8XbDPxV1i9VoJlAGqzpdU9wQl5GM7CpBkuHo4iEt/iOV5zU19w",
-	"QZRddcW7DCnyYxwkWkiSQBP3EM9DLcYJAZWJpq6bZugnZ3R8BgTnrHMaf2tgnybfMsboiMVofNbB8/C7",
-	"ZHHWOf27H/7H8fEJGsfjXLuDIhIkXTROxoiD2omjlCZhJOBxRtWCQo6upiwiSl+IngrKvnRvGSjY02Qq",
-	"OBpPnG42yxk9wkDtbnElkEttvHInOu5KNxqxYy9KfSGfS18LNE/dKPQK3yLeO6Od7a5IfgjaYxaF3qL5",
-	"LNRO4fHh+TwKCb/OGXz6LVPXT6++ZY1PEEZu6l2QRFy58acl0MNkMQnCKOICN88jkpBogUJ6RsdXxYEc",
-	"zUksmQXwpBYA5F0kfrwgC/hNAZIfq7MBbmCc73y8A9SE4KjdCRJp16kC7KlaWMLQFQ4T5JKAxUQKm6Hy",
-	"BMrnClg8w4l0puqbna6YPJyls87JaAhEZhZS+XexkJAmZKJMJx999JF2p3SrGh+5pRvSJj8Vb4pOyKm4",
-	"PZbeR+Nlp7ExOnpy/y4a2gP9uOTEVgp2Af+2EzR+l+CYxPJ2fuuswUPurNOVvb911gH27eQqDhNy1hmv",
-	"xBX9JoC/7HbmOMYzkmT0I8LhTJHcp0Cp7odR42GA3Su/U5lhR1A3IHOhaPNpSuJFp9sRsjJMC6SvvECf",
-	"BDiNxDEVSiNCxal8XPoFz+cxuwTGLCY/AA+4zidN1+euRO/3YzZbXrH6iDCYwHGg9MpNK/VK4zReKh8n",
-	"REvCGZEXKwOypa9Z1TO2ek3yKm9YzjO2j8XkXmy185zjT9Pc7SyI2UzwLzG5DFnK0RxPyC2OxpS8SOQI",
-	"45WLzdzZtiFZD/zHWHxu5h0U8ZY2cZhzLlrnU4b+Wnr+D2MSdE46v3G7CPS7Lb/y2w8kn/ggAAakeQGC",
-	"rZEQEa8WfJTBpnU0fmcsZQEw3Swypub4NLPo+OjIMkeAF1maoDDpIssw0dWU0BpfUraaHefblGi+2GjG",
-	"KG3JJ6ndPYJN4Whvu2RqwC5y00TuahJeEsH5Nu9MEW0OUBAiJmXJNKQT1YrvfeOSsD9jSdOu70RcCCcp",
-	"TRCOIrlHsZjMWn3kMYHbMLr76PmHz45XXfiwPEl5fWo9LmMRwVQtyE95Ei9WYdV7L7AnZAfZavWM8vuW",
-	"xPW7IfXXonMhUiwH3jWtQHzrtH1jT1NXIG1QsgDb3sybPsYTgnj42Uo0CKxPM/kY6N01FN+s0Hujkd4/",
-	"uqIkXgWd8YyMuwgrRaEPouyYMipougBazrrzlbcEnDIe+CvJ81CQ4iQhsej7T49m5J+J8f/Zx7rmYC24",
-	"o93XPvm8P3x5/A87TUf7mLFoA6WWd/pqyjhBUzZTcRVCbodQGroS7KLdg/anrTDq92CQZR4udeWyESc4",
-	"9qZd5GFONEAGV6GfTLWQckJ5CFpn9BB0U1LfwgBnhrEK5hJTY7roqlAnFsvwrtOSg2SlBxB9UNZgL7nF",
-	"1SjVzj30IZ4BmvPV+CANx0T+FUvvzBmOQiGtHc1T6iWpjD4QXfgce4QjP2bzOfHFhUliHEZitxGZ4AhB",
-	"6BJYijBHr/7yD37953/yxe/+5Is//hkKJ5TFxD/uIs7Q+NXv/Otf/Y//MUZBKPjdX/3hH3/x038nf3v1",
-	"lz9/9eP/Wu7aQ3cQnJh4uH44CRO5fk4Ea5cwgEO0QEc4QRERaN1SzY7VGRAud8+7yF0Aio9TKkazBGBm",
-	"gseWYmsYZxMcjX9zNBzDPGNdh3/GJNv48anUAxHVXAzHERVimzpKOZ1YOaNE86Y4xp5oLveRERtpYsmP",
-	"YiHYkSB8QeSGRO8gJJEvOXAQahEnRFwXfkGkIqaYk/gFoEBOyUhPwhQYQKQ5AliVDvZYjGPpOhovqeVW",
-	"skCfrkXMs5DmZKtZBpqEjK6nEDG0WTW//LoldXjK4gakLH4VsskpwqAoFhAba2PEWZxwJNpKLr2H3pO4",
-	"GI01xa7eSVYCSPSuLC/j+fOunW5HK/8hPWXUh/If4Bgofy7+KbiX+yyK2NXzufxW++WTZggIjmU94CVX",
-	"s3pf4uuWgH+GJ6vmfKKwtodjEHElrk6k/0/TAhI8Wcl5N07+XIKyWWJSH9tITGlpnOsLKWriJokpW9N6",
-	"iSnNB7juYsBrgs8Z5TIlyLvYf1Kkf1D2JsgVMpeRvyGjmar2N3/ApXawnFOklkCiiZRmzav5GlbYQdYO",
-	"0GxKaEfIH8tNSBg0iWUrrSJli0hJOV3RSzbNrNreLhquUKS16py1h/XnVqj2h7YXKBXhiZ5aAS9c+iB6",
-	"jyaF1uQtAdZ75fD9Ha54Jfx/7f2shsu3g3i+ujWgv4PykZVzhpDmfILG+e/j41M0VqzGGHgNwR3jJGcX",
-	"3sLzeBRLy8MDFZHzus5mKRRobcd69Eu7Y4WdXfNIu2tP9Dg3Qa6PLsrGrVpwxkX0kGJ8M/uPnKti1zk+",
-	"zfnLq8IpunalyvajdZeiZm2qW3he82WU8cK7Xb5yyPTaK1QJNb42Ir5DpS4dTCtP7t9FjjWwkVookkZc",
-	"/ha99/vllBo7gLmSkmMtnEsZL1aF/m84p8bQ+L2QTiXSrc/8cYLG+R7Gp0iccZBb+c7oBVlIe5dMHYCV",
-	"zYVL/YeAOJrEmCa8mkuge0abDDhdpT4Zy/wCYzQjM1fgC+Utc0bHdbPRuLANHSuUlJt+lClOBv5C+AoK",
-	"E2kzewsuYrMJbN0YS+1fFrbya1Cs10R6YIkbed5t6YZgMrYhHD1k6Q6KMYwHKVD6ugFKIemgEYnrqC5O",
-	"APIsiokfxkQwlioSiYeRzBGWpDFFGIFtUK1U6vRrXghfC7r0IUvuZ47dO9yyimP42jtW88e+LqrLfMcz",
-	"i0nOpNTwXxGn+5ZQqXKo0f1cHN0B9Cui2dYewqpgrz2Jto3Gq1BGLUirmHzqDcsYt+L93paDe1KKh7vu",
-	"0ZVj69ofXiXU7NrHl4fPhbxkhG04rOzj+PgtOhkVEfG8mkVwFylvRULC9QLfqnR+e3lUKnONyqGR4Aui",
-	"RDGpRqLs6gS8RRsjTEJ6RoMonEyT7DBLQSDj4wxlVrMgQlorsQnxOUij6IxmEmPDTsfHPQTuR1LRCeNJ",
-	"azZNgctjQeYa9RbxaDWHqbXdS01fKsXzvTxsZodLVo27WXu1akEte5DoJMeV4AnE0RUhOeqEiwnffnz8",
-	"jLEPMF3kIay7nUY9SnfteSxFwF7/ia8K4N38mr4Ob+l5LZJnhwOsBwOtPcClaJtrH+DmOKG35LmUwncg",
-	"egf8SnYFeUOI0ga4NwUA7dWg4jJ/ked9CyAFlB9iCGmqZTwURDTXgi6t7C3ibHIQwTru+JeYeuRuxLyL",
-	"ki0N+5I1w9HjWOwxCcUhBTjipNuZl376vKMwR93Pd2iVvX76xqA/1PUWvj8F4/pxPnRhIWbgvSRAcQc8",
-	"2iXfW15OYajezcjYzUZ4d9HGu6bbkdnvePsJaRopHlA6Ry4tIPTbzRxhnjzn2+x149TSZLt+8g9FG5XY",
-	"5YEvSzNEj4LOycebF/1JfQ0yJ0gQvmh2hAzCmCcod0rhubaEeDGB4CbQA01oqHKQQZ0CcNYrO3SZFYcu",
-	"COM5//iO9n2sfaZrzrn2yW82uHKJuwjJAPYIX6lrBPV7QmZ8o7ee1OLCPA9kB2OYD4vjGC+WHg044MI5",
-	"5qDN5+2WnsfqRyUdobdEA1s/gz3dvc3PZD8wn4U0+6t2AN1OSsNPU6I+w62unYk6DrWSTZDf4k0pLPiy",
-	"+/kyVo7JiqAj8UbChJMo6KGnU3ZFEaMeOUUcUl0nCHM0vqM4GkncZBDEGFwtf0u78/iB9l2yGNdemWGO",
-	"dnlmyzhfLHwZRp/kUHoYSiJV3XF+uK1OOQdc6ZjLPkHqbXU7hZf9xrtZtFx6kzBB47lD0ZTdKG/mxtrq",
-	"FcQE89Vq5KztE9mqvv5spsYdpH6Y3LtU3F51hdhLWLwPGgEDZcxl5qCWcnBLl7Ft4nkteEJm4hfK6GLG",
-	"Ut7gW9bt4GuwBqDyvyNjBGs+XUOrcvs/1jXnjnYfa0Hv5JN3GslLFrFacw3Tq+P807OzVHBOKwZpyyzk",
-	"nOqGZWPtszva91cQRJYmHptVDoGnnieA0e0EOIzSWOZ1oGFjWFCe9UbeiTXI4+N/oP3/Vuw4i9pdF1c2",
-	"cJwyp6k3xJVl6S6WllKHSI7AtBULkuNkt3M135HB9p3NWBCIOE465ZtfPsPiKNY/yb2gyuKBv3l0mSZM",
-	"oswPIAS8Tt6+AzY46ahJaEJi6aiZFS6IM8VHwgQFVDZjforGLAjG6AgjSq7OqGh8iyMV0XAsE0FzmYNB",
-	"hhj0EBR6UW62WXoWJPd2Rsfqy/hEheLB76IdjjhDGD2+8+zud6TLdBddTUlMEHY5oQmaEUz5GU1pphsD",
-	"/Wb22lgQdCB9EvWfMBcyV4Mf+UOG/RUv7l2ceNNyLOGWVCb0218ViWpKjJMS+HbnnMIV4l95VxzCTuqX",
-	"PIbfq2uviYrqCq3HhucrcGFrxHuxIv5o6b2zi8at1sC5lvnPNt00zl08b4i7Qh6enyJBcOXVU/bNBMGl",
-	"PApwFCEXexdQ943gGYTPUzSJmIuj/IkIVnA1NjZ0vSb7r5aVSvj57hRTSqKKTzqOok63cxlyiD6CiJFO",
-	"t3NFvClgyxkhiYxTBZ1044Oov4U1+oN1p/ssnBGe4NlcknLImra514dq1w29W7ByWW95sxTBvduICT+a",
-	"Qu0+Ga6LI+SBZ4s4XIEBy553eUE/gIh0K689ib2pLCBWbZsQte1EvYLJrXNUG3cggdF+IgWs1kJozrRc",
-	"I6R6CWOo0L987d0iQKy8wm4R7r1e/i8/jX2wDpWn9saZB1Byioe3vC3KrrZ473Xpnl01zyfj2/aFY7JY",
-	"urZXTiLHTY9tyuLkGXmRbPOKQ/44DmX2nmXK1k6RU5mXsoRsvEsPGZ1kHSBmbaspVHafLXoUgU3bHJKi",
-	"RO0nanrWpZPOVXkFzLud5mCsNVdwN41em/sDxYD2dCcy5d7NXIfH0Ginq3DdQ4XNrzmevaBahWzePJaV",
-	"C5GxYRuv3Cyk5V+NlZdw2YtcVlWUupiurCQ5TxaCnfEigrPiw+WYv0ErVuYGLnI75VdxpRvNJNklbzeY",
-	"uu5NI+UPoN1IpXvdNFrxOPYw3MvmC3VJ4mQ36TVDpR+2PrbGJahRGjSchS6wNTrZkfzHxA+Th+SSRNvO",
-	"JvpltuZ2h/QBo2QBB1R3kE0QJROchJdESY2QakQJjeLBLV0Qn+BoZ8EIR09zznn5Mcp0689psplQNY4/",
-	"ibG/xUv4NjRvfAWtWacsXcg2R1gLmN5lpzIOv8EeFKdEHiHEYYBGSmZZUJH77iLXn93iaCwkbzci96Ed",
-	"WID2wP9lweK7bKylEaQqOUOnDCXUo8I3UojtJFJItb7j5lTvJy1tN+XG0HsSbu5WOYmYRATznQ9Dxdxv",
-	"M2MhGK/lbhQCVshAJhrf2OuZaHMNVt7lYUKuyctnpt9MAM8FdNhABcVtxdgrgOzE2e9ItPZBfloQnRJa",
-	"boGMd0SpN+VssMOb2+HRbHP5r32NV0svlTu4hZU3Z6eW/RbmEfbITBmT1/K3ecP6eoshmp0Istn3InUV",
-	"O7kZsavbSZoTpj2WOXxlPiGZ7LOc/OxbgnaN62r5qlOeUsvrLTJwthT9FDQgGG0jTqql9SpH5oW8Ul5T",
-	"htjxBC84OgoTdEHInIMBL/Qhc4CMGfT5uFaVsxwYKMXB6mFLdmfLld4Xoib2pirjERS7lEmFQ79Icgyq",
-	"9aNKfmHxH4X8TfmCj1UUK2S2rmUjxheEnyKcTSM4b6irKXdfbnuLywGWN9gS00vctQWKr3Rog9tlh1aI",
-	"fTtGWbZug863QdBKad8KM8u2bVCybNkSIavcbcvmwOzurMgo3Xj5KzfryA95ElIv6cKtquRKgCQ+u5h6",
-	"B1tbeqs1YFsBo+IoVnQuA2UdXnq6ZITJS69kJa0aDYaq+55UWqU3uRcFTO3Z7nPMN6c02KNkXkIke4HN",
-	"NqxjgW32MnWBkPYyXIaz2g0mGcpmFWCO0W5IB/geXvAm54UigMnHC64uF78KZdJCoMRpJEhusN5DoT8c",
-	"1EITNrsnvJdLbi0RQxUNrNdt1ZBdqXETgsuTEuWZk5u1oDu4Yi7zPnnizi6wYDmTdjSvsKTihStt0XGv",
-	"sC5eY/LHS+PXQvM5KTs29MoOBxnCjwguW9jEP5XhpAnzq2RFj2h5iMy3HhTsmZm1qff1tUw7dq5dHuUl",
-	"UGxm8xUiDe5Ss+JDKw6hdim39GTKZlu71iyKq71VJAv76r7+3TWIovcy61aOmTKPprrZaul6gAY2z//U",
-	"yrFtaQyQLJbR6vtPH32IoHYiAaElL0ugcvdKEYcFgfRgQSGdp8u2tmHTeyKc4wlZThiub7rDcqldubVi",
-	"oKbbkWnKG4w1ENTQVpXjFe5na1UAqtnLbjnqsa3pejdbUFtrAyUvkl316h5kRNx2ZVw6b7V2iyr5em2Z",
-	"uXxJ01oeq7yQbnHuxaEWh1XZ6iYHqexu7aR2vdaFqjq0bUpd3Pbov7pHvvq0NxzxumPdh0owRz9v3BPj",
-	"fkzIZ2Q3u3naxqZadYlbmv/bmQyXcU53Ot3Ou51u524juwTNn6QR2dpBPSKZfLCWYos24JUhOPf2PZq2",
-	"9h1Vg7GB9mLuqW0vW0ahwEWDIPOYxFDiAWo9Eh8KPXZlvkwpw1Dkhz7iDAU4XtbyeSX3hHX7yVZ9VywD",
-	"DMuCG96uUxM0diNiJGNeGhyXkczfBDvnCWSyrzEYA11v5GhoyKdbLyWI2ew5b+9auY27c3vMITOMf1dw",
-	"61XcsYw5xIEEkXRaXZUaT2WmKzl+s8zXu1xr1yUeTjmwddOQIw/Pu7ICBAQAgKL7isgy2q12kd2XR9kS",
-	"66yxrjfhwtWu22sCwNqso2QyZo+3sOQlrP2NaGJHSncquwjdHDvk+y27ZkvkUDrcTdxI9WkuC2zgVL4y",
-	"kX0eCVW6EWCwENciz3wnxNAN4R2mYdnWqD+07PV2pHXX9kl+Zau3s7i9kKVq+bKeFlc0j1MJE47YFVVB",
-	"XxTKT0QhT0AbjsbZKsb72VZdcFWu/Ple153coxJAqofXJlKiijB2zMewjD4AbOXUzFDFmaGjMlylTmeb",
-	"qIlmrcRy7MI6eLVlZhrKRUSLzPo2zp62SgGa4YVxA2UtqHle30iqXGoJe9ilKsAMtzHXiUkSHmPKAxJn",
-	"doRb4uLCuEhcFo6OskBCMfRxs1NVTkoa4vmhMg0LCrzPZNFoWS86GxxHUXvzzhpatK2VZ7vI89eIptXC",
-	"1t23ZYvRpylJZahOSqmM3/GlIlBlvmxibb9DcCRL6m2TWGdp7kqAYDG6KgK3WeNTF6FWK5S/E/KExYt7",
-	"VBlOVob1t/e52yaEf3XY/lYs3aNdfAN3Cqiv1swRhDvC4QzQW5LGgsxjiFoWT1thA2ARhIAGzyb/pzJE",
-	"ylFiAhWiO7knoBRqLwmU7MF5MHSn28mqwq+Iut89Li6NyD8pLtiWQZ4NQfdsh1NpjJYtBcOXg+Rxsu5G",
-	"70PCrzyONy7lP/AbwyOYrCFaK9iZH1+ahn4tSVKTwvaBnwFsJ6eARni8f3XRgFKiSfkd3fPfe3qn8Sp7",
-	"8WW1oTkYGE5j04uwdWqHlSmgLpJFebpH333cOFXKq0kxwkljsxfXXE+dhUpkNNhlRwwtN9wFUMoVNV2X",
-	"968uGmw7F2TR/v6LA9zSmgPjNy3nodJA1A0YUGRuO0dTiReJf7d1nGQV8e+oxdg6yvK6QQuHUIPXGWr6",
-	"VYtN2Doy9hDN8NqjGQTSe32RDLtEJbQPRBB72c0atgOO3zIk+aYDA244UPmrHHfQNoaguD5baK6AaXgj",
-	"sQNi5n2IEGoHh5gBgOi+4gUigv0tYwUiWdT6mx4n0BIZb5FY5Ga9+FthXtm0Fc59O2IDdnD3X76/32xX",
-	"/xJrtc7NvyQuNgrqYpg9ufuXntZenLbfQEaMN+lB/5bm0PgmOPY3oaOHbBLumK54O+Y9qzpUUTrnPy77",
-	"mq5zh+t2oOzeIxotmrNMZl63+fiNqCW7Wk3eeEuPplJCt/VRLNdT7m5dLvGTSqHHPbpIb43DGxhoGSPU",
-	"iL2gpj+esZRCrY2ZaIlCihYppujo7oe/fYwwRxj5xAtnOEIS1l2EEzRjPEHGACn2E/nhRHB8mPrIzNrz",
-	"HnqSFY9HOLoSDCLU8kfJFcsboaOzjmH2rd5AP+sc99AHLCbFRxwLli1IOfHRkaXraKmm+3EXUXJJYgQ5",
-	"WokvGDPwp1aRKlAKTQ6QMNbNHRowckOK4wUKIoaTrDKXXJ+ECUdReEGQ3jN0CasIyhyoaiidk2zZtaTs",
-	"TkXDrP2jj3XN+eRzo2sMXh6dnfWyP82Xx/+oUQG+ShNVfW/FFGdnTxuHqUgyNbEEcw5J5z1oMIaqsYJV",
-	"EeIPmuMJOc2y4zIZ8xFhLj/UncIMc1sFf0n5VsY0zfaRjaRyWY+0r8oRj3fHh6PN+LAY/y6kHd46yxIU",
-	"z99ijYZuWtsibSEPX5XnWIvGsnZ1XF9fa3XUJsRfBY3fZA/3COfP2IWs8lwPUgtiwqdINkKJaJXfcLUY",
-	"xAnnIaO9+sVwhqvuc2/VhVaFOB40LOWprKeDwLkX5q8sSvVc7xU1GlqbqvjkhVOeyl3x5jzdUKFMlo5T",
-	"2+foCnwOBeLcIaNwk7H5gtC6z4EsZrE5w2p9E93KOZcHLwO98QJlbGft0dfKBfz93/yJ9vd/8+e/eXT8",
-	"93/zo7//mz84O9POznjvN9558Vu/+tufkBfJFz/6vVd/+fMVWegfl7VfdZdaSDCOKMmyo6MIHI1P0Bjs",
-	"G2PkLmQwX0xwwuIuGss852Nw+jqj6nfIYJ4UfqLiF1mIVSmMs8rG4CEmvp/RceGmoCYqGXkgOrNUtTkm",
-	"81rCc7E8paAmfsXpYYXo9pixLeKgResnaUR4A79zs7E5IX8v8yj7fIW/15aZkmeY4gmJla5g/QpAiQnq",
-	"BcGWPCN4tlW3rWKgd/cgaUQu+7KBKAfEPL9qdhx1oFQAW91Oe0PJJ+pm7pavqXD02ViroVIf4WW34y7y",
-	"MIzmGVsE1kNQhlQBlXv2m0IBIhzO7jIW+eyKbhOV4WWpoqGKlMpaXvG7VKBZfio+DqMFpJrOExZsumTb",
-	"xnpL96wP8ItttrRtYEoFI2ze9tcHQ2wbkQNaoTBYiL/eJQGLSdt+ygQtpmsJ5YoXQhNpxYl0mFa1RNDV",
-	"lIGcKOQ3qDEiYc4hOp0FqoBI5qt7eqYo37I7xNHY6I/eeeedd0a6ro+7aPzFH/3ZO++Mj0GslUKmCuk+",
-	"o+4CjT8VbRI8GWeu+9nAEVTOUyznrIfGgXLw4GM0g7KVyZScUfmrls6RiptbXm0W0I+OpqHvEyqoeV4C",
-	"4oyOxUMaIz5lVxyJBS6g1K+k6K1Uzf+kBO26fWzlO13hclRC741MGWPRPkx5wG+8cS/Ago9pinr+5lKP",
-	"ry+1eHNI84Akv9JIshF37Cu31VuLa1aA5YB7rs2pLm/zwGYeMObXG2MWRrVaGOv9u8ixBjZSle6RrPHJ",
-	"pbcVRjwRE6EZ9qYhJchjfqMzTlNBr6fLXU/VeclSgWqSCNNJqkwjhXHIw/Nz8sIjxCf+cn2vNaVJa3rb",
-	"dIZBURxhKksDh+UsXLd4ZfqqzajJSgo5ALbIrVEkPdoUgNDthJQnmHp1xSvYiLarS3qDJUizUhx189py",
-	"kVGlxa4bF54/eYBiEpCYUI8gimd5xUt1A0XH6l2YJsmcn9y+DQWaez65vK3a8turr0kT2GrSSSJ14XJP",
-	"lcB2v1kEe7IyLG1L66Ic6NFc8gxbate2roy8Yh+7eUVcqy7zmgjWJ3Vn+0yjLmi9kIvZuU8wJK7baHtU",
-	"Y32EY4h4PXm9ivId9Fw7VsZeDaKmcoHtIiHqERC7hsuvqPeX7bS8olJyifX5I6rnug9lSO2mvHG1SCmM",
-	"fU0SyE8a7zyYbXd91NA5twjXjfNbmXSX3nxp7MY9s6hi74zJHDJkzUl8GQrwdTs49cNE/sufhbQZAGlE",
-	"HsfkMiRXbW5Fo0PAjqE+ee/rRBu9LehFAIZx4u8Ii6L77sBYiUrWlxtufLDcw5Q2hfcVJv0rWmLtlaM7",
-	"yDJg3f9B6k+Wzft7jDIo1ti0vaceq7oDgAf1SSxRgvwDHE9KCCL/XPyQNRH74id5cD+5FGeRNb8i7pSx",
-	"C34ihbXGZ/aUJElIJ01vCM8hsQ9fI0bO8Iv7EE66MakgzhLSPRLHk8XI8i37PRTwadWn7nVT3UzjyShI",
-	"7Mvv+qsOvmUA5U6/bQSGp9U8i9vQvqdXhMwFEmhA/G8NViWXIUv5o7eS09sK4QK0d+MzMH8UbFenPF48",
-	"SWmbhOOy4Zr1rqq6D9CSBKIVy1hctqZEcY2Z4mRU783NcIVjenPjL/FzGcRKW8vX0HQAz3CTDMaizTz0",
-	"Mzy5C+12TndQofktcvW1zlTcQo/7DE8yVe6e46DbhzvnEGxQxYgjSGPwZP6NJ0++/e133x3XtGB2hfX/",
-	"jY91zbmj3cda8Mnnw5eNXn1ivt2iq7e8Dtse7FYH1jYa+BneixQqHsgbFz2zzTeG7UEi9YxFll7+UpEa",
-	"xqBs52N0lMThbEb846XEpxtzPz/Dk70Fr6lr1DqSSF2oTxoLwa69YhvVUNteuaYjqV6i7cBajYCsX6dn",
-	"BM82qMbaBAI0qOLBEJKxnI/3keXxDkdjNa5gSVX6wy4Yc3IZZ0Ux31qva65EuiZD1k+CZ7c4ismc31Jh",
-	"rZHKQ0tz9+KrMJmyNJHuyQ/88Rk9AnETXJGVUQk6QOpDD8+PS7ls5fOSQ0ux9IxOIubiKLM2STF1wuQY",
-	"Mncb8WVZmZOsXhGCwY6gOyU4JjxBmHqQqg12oULQScIRo6SLSMTlFquTnVGIV5fJNMGWtXNV4bdXjtmy",
-	"0iaOCU12uFRLkKswCDu8u/0wCwTPdqLeN/Lmi6ykcMshfm2c0gvKrui5+AksvOOrmNEJ/H0uRJaxtPde",
-	"hVxmJr1xjHAH5c9ib2v8Or6PLe0Hq3kugmd7YboE/XvzXBfBsz3xPq/hEaqCZRCdz1V4/ut8YK3mPxCX",
-	"zWHxW8d7LvPs7ILQxziMN4YXfj0CBPdoILtmnF81qq+ysm2C/J6pvL67afIqicbrWYRylrwLCcMRmwsO",
-	"dz5ncZLSUAzRRZ+mLCEy5D2lWRkMxGKfxOL4WKsk4zvazXfwXMhmaoLkc04aXwHkcGmuq3JtKWvLzHLf",
-	"ML58YzzvIxqBBmMsGWJxgmOEKb+C2yfEIQjqLQJ9j2Q0ahYc3kUYxSwiypWti3wC5w0+ZsdIQ9PMulgN",
-	"FVYL2yFYOCbYL2LLG3GUsqOvvd1M+hsn4Lf6dootWXITJb7AtrpFSqT24ow41Z3Eme0e19eH39g2U8Gu",
-	"d25LUaD5QqzNfSOOfh9CAqD2Ny4kiFXsK+BhDVXa7toHTGWAqinIIE2jnGaM5KoK7EgQlnVyrqYM8SSM",
-	"IsSuKM9Vy5m+bIplqc5kSmagGzsV/1xAnkTlsKEC80Mq54Jhe+hJKdvNMUrYhID3t0wemdUcWJGceVoq",
-	"ktYOLdbLvDToC5vAURQ7KbzDUVbJSAJEuSlzPCOyHosYglGEZYbEMrlBR5yQYnNAy45PK3l/jgtFZGUp",
-	"vQP+et00s0kaq7j7NyVkgUyZy2EIwKg0BVyUMlZU4i5SKoMqeqWMFZmWUKX9qxeKzjLadTsqUV+nqJ+e",
-	"p5Ur5dzLc8PluZmviDfFCXA8Kt6iWcbhxEvjMFk8FfBT2ArqrNxJZS2aOljmOE4oiWUWLVlbA12QBQpi",
-	"NkNjySfcgRHgwYei15RgH2qZyJvV+S3tzuMHmizmkmF1WdzlZbfjgkSWTS//up8xOe9/9KzTXU4LVk2b",
-	"AyuJ2CSkY3SEKYI6EZrMBoLe/+hZF4Wcp8QHOeiSxGEQEh9JQAmk8OT+3ZFtDiA1CcIU3Xn8ALYIyaUg",
-	"u5hclZyvB75kAnoCsUlxMt/WNEnmnZcvIdAgYNJYJiuJn3yeQePplOEIzXBIExxS8bS7nTSOSj74kzCZ",
-	"pm7PYzPpju/F6h9LNlk1WCgWKaAeCbDcffIB4iQWqC9gMXrXfBdxHBEOdgh+gjDiUxwTpU5lgbR+nFEB",
-	"nlyqREdf/vx/fvnffvzq//4PXfTF7/7k1V//9Fi+hZjMOQL3BACoNIh0UeFLypF0fZMjZqVtZAHBOIWF",
-	"QAUsfCEolco9A2XawMJCmcv8Bbpi8QWon87oGb3L6CWhYs/85Ixq6ElRwUTGManKJvKmc3T0/PmD9y7t",
-	"455oDKnWiny7soOHZyS6izk5RYKJlj8+uX8X9ft9R1CG58/uQm/B4aguwFJoczwJqeCIT9A4CmdhMkZH",
-	"xt/98E8F05LbjAa6NDLhrOjKGUV5LrNT5DI/VHOOPweepIsK/ubl+BSNiz8hlXEl15kYrEh3JlZ5T9A4",
-	"BJEzovUYz2XOwJDRLJDjN3/AmXghWTjScTX+SIyZxRGNPeYTsQgZ8jNWj4Wj8R3PI/NEe6gCesbo6Gk4",
-	"m0fySd0VnTmMJC7e+LPpO+MuukcnUcinZXV8seLx4zvP7n5H7lAeFKRyRXOceFO5VrvvDI9PAN3CxQg5",
-	"wLK8Q+ijQZ9sl5Xv8jdIswfJoCXNF8Nc4cXxqTglBV95TUKOUiqlTok1VLSZ0onCoUruUHYQIx2JqywZ",
-	"TWnh46k3lehD3Lqu4hV4NhYA39J12MxSysBxFrUTJmVwzVIZ8JVX8MnEaUzR+N4zPBmfSmlZdGUx8klE",
-	"EjmMmEctkKPxg0CDGvVqHepBTtCROLd3xscnyDJHaDyPQfkHrPB5tr0xAE7xOmHSRZZh1ppmm4AHHSYo",
-	"gyUPqVe+sHm9JijFCBzZ+IWWTaRxj82JSsqdY2X4DVYMz4AkCMMHD0eRmOsI/I0pQTwNgtAj/PgUjT/+",
-	"ZIxmBFOOKMuHmuFFD90R/xQjif4SVPnmxCgTknBk6X00DqkcMSQ0OYdljFV3QfdBzQbjqMA7SKgeJjxP",
-	"a6UYiiOxTvGbOknFlAtIuSwVGJOJYSijRKy87Ew8VlgRhhZPTO4866ZybPXQUwKX22ee4JQEvHozX5qT",
-	"o9AjVBYmUvTozhx7U6KZPX2JEF1dXfUwfO6xeHJb9eW3Hz64e+/Dp/egTxGwpoiRID93Hj/olGrQdfSe",
-	"IZuyOaF4HnZOOv2e3uuDiJlMgQ+53bsiUaSBWe/2D64ueO8HSpU4IUmzx4wq9ITmqRuFnoAFR0fvf/Rd",
-	"xEmSZUefx1ImmuLoknAkwIhgobd4hY/g0tNBEE5xaeSTAG5hoRqAoMSJGKZXrjUm+NXOt0kCVZSgPptM",
-	"KCrWbOp6xgWoLGx1vAS6kCwMLyu69LEqfqVqXqkKV3lhK1XGqvPbw/ef/Nb33n/v4tED//EH96HcU7Lo",
-	"nEBJKlWACupOQZWpznfeT427D779dOqGl8NpMneZ8734Ufrk0996MvWCp9+/Hz2+9/Cz52kcXMjkVJLL",
-	"blH6iUumZ/mE1GH0Sk4rq4bL4XZbBXOW2NXOycefdDs8nc1wLPb3uHTg5YOqHGjGHZ98DMX+BUO8hFvE",
-	"wGKi21OoxvjZyut2RyFaU9fR1TSMSBZPCRMKgjE/FajDZ4RL8YAJ/A9yJE6wizlpvDSqCuR1r00WfNph",
-	"F5WHlxAZEt/uJNViVpxlabM4Ci/Jvg/1YXhJqJhAMCykdHpFAcjV5yco+6Lt8RFaORjFGXhTwMjAtEKo",
-	"OpYrQRDX0UUDvY+Oxlmn85TiSxwCFh8fF9xN4yk/IdgXvBF/6w9arBSyw4MEIbh3QfLgqAd6f/MxP5X4",
-	"83kBnD3fkhyUO12TS+M2nodaVtqu8a48JV5MFM8vY+llnehTSXfh5oR8HuEFmsckCF8sH7kQGqRUDIWU",
-	"cIxnJAEtzgp9RtHktswCsirHd6lhpuL85Lp3SmlpP654JnZM3Rxqhqnp9jNjeGIOTvp2TzeM0XCg64Pv",
-	"F0aCd8Wp6AY2B8agr/X7xNJsd+hr7mA00PBAJ8Rx3aHr+YW1VIwvuGBpNCt3Dvqa7Vu+5rjWUAs8t29b",
-	"lukH7rAjy9A952tWZ9h9S3cMc/j9QvfwWOkv3JFvmbo/LOpaqRXIIxR0UjAF5xf3n/tX9zq5eatYan6T",
-	"ytFhn4hz2gg1UzctxxndHNQ8ze4TQ3OGvqMRx9PNATY8p09aQc0ZmCPDcKwGqFlY92zH2Qi13/6B1tef",
-	"tYGajJH7ZAv2Qr4jmdtlGV/dARkYsQCYAfESpfYJXsITnJA8qU7THKrt7aLhy27RS3vMotBbtO6ctYdl",
-	"WmtfYVkmL71GWLWL/fO4cBhomjprfrvc9mVeyuTcW2snyXvXmr/sdpYE0Y1jLPd42fpo87ICzQyH2ljB",
-	"U0EOGplahNEkxl7yVh24sZm+PaeCFWVx+BkB3bjVhqbeZ7ELOXCgh+ls7vGMsQ8wXSiTCd+VBJdYM55k",
-	"YnOFr1Y0biXNFXiDr5DeONBZwXyBIQaYMLkIILSnUkxDUO0aFJyYT8VDly5pVYJ7t6SI7uSZW95l/mI7",
-	"UljDf0bf6pdwX4ZzLQ33fazZI8/QcNAfan3LD/SgP/T6utcpI73l4OBa/PC2eFDZ2l9WDZt5AZoKG2Bs",
-	"t/c1ZMw+MYyeZel9q98fmivImIDKSNdsk5iaaw8cLbDdQLct03WHeBMZszRs+bpmDyxfc0cDXRu4hBBr",
-	"OCBBf1AjY7L3fo6qRsgu34seRrP1hGzzmQL3GgveMuMq7O+9MM8VrM8pS87xeUzEB7Lo7HQD/CakqT6d",
-	"Qpk3qeeUb4yyqxqmfMi8vFD9OlyXtyvjyTdHTtejrnex/6Qghq8LIRuDNtPwFHzziP8B8UOcxTe/EWwu",
-	"r0nJ1LUNRq9JUbc/D/2XEr9HJGnwVbgXBEQ6D6g6LRdkcYvLMi4KTS+j8yfw+krovILXrIYca4XP19vF",
-	"/72NF1YCcH2PD1lyn6XUf2OXVJ7ojpd0W5n7gf8YJ1Op9ITbnfphosnEHSv1BB+SK8GdBmHMkx66D7kP",
-	"kbtA2INqGQmOJyTplmwcoFkKZwTFmE7ICq2BmPmenPjGNQfdRpdNuW3p+xNy5S8TZ8eQW/k/TQm4Iig6",
-	"DLuGpFPtiJn0QVu3AKa4wouQytqoANBV88uvyiu7WEK5WFOtDhTWPrujfX9FeqU2C2uzoP1CJJATl67N",
-	"qtnzJqugMbT2BA2cgN9EIG6/BEs4I6uWBQbAypJ2cmhde28hK+vmpUA8w7WXskflW/aCct7V1HxMBprt",
-	"Gr7musTQbEt3dM+1AtcaSXddFssIh454peKnRi2PMehZpuP0DUsx71FIaHJH+RqddAzT7uk9vWd0iiyf",
-	"nU6VQTc1P8ADzSaDgTbSA0PTLcscGmToDS1SRmWdEyUcPJdLYmniMYB4gMMojUmnklmzYzu6iXV/0B/0",
-	"dcM2PN+2da/veH3Ts70RCYqskScQRJK/K1hi6dkrIIjbkYNS8u5lQGHK6GLGIAnlGmgNDcs0Teta0DI1",
-	"27SwNvJGI81yfN31fF/3BmYNWuC61AJQQ8O0bNs1R32MPcPx7L6r90c4GHiGrg8tf2tAbSF75lRpsx4O",
-	"aKd6jAd93EEfd9DH3ZA+rvzQKrZuP0w2y29pMr0tMc/J5yuUdE/AtY+DwyCLEy0KL4lfdb48Av9K8FJQ",
-	"Dm9IBcspb8kzeh9uIRKsxmyuzGrgN0d8NCexGA/Ku4re4m+JbrOS1ejIMp0zKv07z5NpzJJEuhaB0/cT",
-	"ksQL7Y5gPsbHp7K0vppJWnXBjOkrpuCMgtFe+SaLBt6UeBfE7yLOxB3OSi9OUsI54UiuLGGshzKP5jMK",
-	"feQ+XFnQNTONa1ehT06QSxYMQAFgQ5+mRNXnl95a4ME20PtoLL00z92UL5o21EMQcZg7eUFOmDM6vgsO",
-	"O3fFk2OQgkIDHelYevjUZApFXHbWiKqABZkU1PjH6kvPY7NyfMhJ52nfS2OiAZj02P8H7dValfLRrRSb",
-	"W7JYlVjZDlm8P3W/7YWPwvfvf//ek2ffe/qAP5gl8+/ffTB88INer1eJ6jxxdL0emtqJk/P+p873Y/23",
-	"Pdm+FGuahZi23n4R5NuAdh+yiSziX0OslSuwCT9WG19TO7EDAc3JWkx8QpMQR7w9KSz1edntpGV8vWmM",
-	"SuO9UMEPQs6Va6VaICot8G0ifntQSu5w0jUsvfGE6u3FU8cJOVf0YWP/SuP98DmMyZhShTD5KYoFSs4F",
-	"XIIm4SWhWe1uFiAuA+TfktPvdkokZGP3UlMAhvLx2eHom/yiNp5fYydw/skJ48Yxym33xuqq+AlVch1C",
-	"FZISB0zZ1QkE0MNVyRkKxRmE9IwGUTiZJujIYz6pEvrjrGZK2f0spYUDGotRkEbRGVWdmz3OeujJN+he",
-	"7tPNkE1QSCW7BcyN5DyL0t/tnUZLfDRLk3WM9CVTtW+yWHV1nUqsMnJJxOhEcNZQYBldTVlEUIBnYbQ4",
-	"7jVxdmLSa7B267ma1k+plhW/FQfXYMJRrA5Lk6+FFecafJI6l/Mky4TSilOq9jrwSluc8dff5CuQnsQW",
-	"22M3dbHWoDeW4EShtwpKk1FbEIsjpGoZ8waSMSVX8DvI6DKjYu+MPhbyOoWApZoeQXr5X2GOcASu3gji",
-	"rmOFWHN0eUYlvkRHEPWtOovlylwjECyaB30D+3ncJDY/qWb8+Sqi2G+OkPwhuVIhH18HKXlP2L/yw3lM",
-	"Ut5GnmrqdCAlr1Xsfi2EYQVvfO+FjF5cQr8BiwFn7xBZdWnchmhxLZOoVzpUPCYyIclRqdSjijTP+mYJ",
-	"GnipwKBKv8BPYdVzGYwJZvIr2uxkcTerzgrLeR1uFptalhb0FGx40p3kdQV32Cem03MGA92BGAWfeKFf",
-	"dn6UP5QsqspCeReqUjZ5cxLf7Gu27xmaY1hEM92Rjw0LBx4xs7oXJ0XBkSa/TeIZpmabfVfDfWxpJhkE",
-	"Zt8ILMscFtXM1NxFDbXyCoy+ZtvOSHOJO9J8wyK2Hpi245QMqySud9I9zTaDgTbyXFuzPbc/NIaOS4hb",
-	"Mq925vKmbmNCLR/xZiNq9dYf3NreakNc9bBKyBEw1ZbYERwqb2MoGQ0PeEdPtlWe9+8uEM4S1pQLcfVQ",
-	"VqYaxURTmizJRKv9pRHJKvui/Pl0UUiBky8lUFpGunJoUn4D1+Oq5ePvBKE8w7ZcdKUi6EvFRl8Hu67F",
-	"qX2zNzAN07BqOLW55Who6nbRsoaYAstzNLs/HGmOYRCtT3zTdi2D9C2n0wIdB7bpa7Y5GGpYt4ea1x9Y",
-	"+tAkjoedlug4GAa2Zo/svjYaOiONGI4xGATEC8xBCR3LE2lGyMEwCARC1rWR5zua7g37rmcNXUyc1Qg5",
-	"GAZYs23D11xHH2mm7gZD0xm5gWuXEbJ6L35nJ3y8Sguszqzsp/zNRMM7iDNBjps3yQtBGYsvJ9loIQIt",
-	"dXnZ7RTp4DcOUGq6NwNCzpouwFNmTuKAxbOa++YJGuebH58iFsscFNLn+YxekIXUe0QYHA5k7hPE2Uyg",
-	"bHEZ0CTGNJHMcD5q94w25SrpqoQY4yyrikxqho7ALXlKzuj4o48+0u6kyVQIVh5OyBh5U7EPOiHHKncS",
-	"6E6KFCzoiqWRj3AUsSsVmPVW2BrqO9k0xlJ79cq29ZTXd7WcKrXWOeRd3Hhjq61fdqul3Df1rjR+2e1A",
-	"+iT/PKQJ29i33LYokQ4hTRlTvFnJsNxnb++u8Lb3GA2i0Et4luIIMniBe48gG2THgKgPAABvTVjUV04T",
-	"rVhBhKts81645phAtsfXyDQ3KI7FEvbO6AoasmBp/NZyu4MTfdDr20NzaGzgdmVLZ2A7/RXcrqm5umlq",
-	"dt/3NMfApuY4luuYeuCPgNncwO2amjsampqtW33NcQ1P8yzLGQZG3/Vtq+B2VdHTOqcreltDzTZGloYD",
-	"e6QFfW9o6LrbH/SdMqdbHEkTuwvDuJqNB1hzSR9r2PfxyLR933P6q9hd2PhIs0eOobkeNjUyCEa2YxnO",
-	"yNLL7K686Ad296sYTLczi3Ag0wcy/RrDLwWGuT6VlulvN4cJP1mdmpKge8/wJCO7kPcU8ngeWebojK7I",
-	"UbldgsozWslQeYrG74xldANYrBdIJdpqtBW/B1u6qxL9bh16GsBumzT9DU4yci7/oIn4CmkiBAKVDALI",
-	"a5vDgJY6HLQSB63EdbQShrm5w+MSeryvAscE7Rlt1/VJ5pXypgiXxJCCcOUIOSNZGTFaRbWWMrt88rKb",
-	"WaqXUjoW+P7GZCrnpD/oDUxjNBraugzcVQssCw1DzbdtW7P14UAb2djU+gPXMYKh0deNYV5i4KTzMOx9",
-	"iP/xvUr8TlgbB+uarQ+Gmjv0sObigTcc+b5jW1i05Y/jUAJZ1UFRgdSv/vd/+cV//su8iMEJ5NQhMUcz",
-	"FtOQQn0CWe/gpGP0HaTruo4MwzA6RergX//+7//qv/2XL3/xx1/+ye9Vag61AIqqfXDSiUKKz69ebCEU",
-	"qTNchS3l5xr6uKdK7a97uPdUtfGDzPTVTUDybcgsfi0skmf42l0dBbzh14lbljWW9sMtXzOksYR/Xv3w",
-	"F1/+xb/aGnOoglHi4qyrR3Dz8+/fH/TG6dJbQ3sU7DdTnaE+Mke2NRzcKNVRqzhQn4NYeBALD2LhjRur",
-	"13d4L5WviVxXkLyeBvSrJoVKwrwvKTRTppaLATanrsczdeO7KAAPYq6iG6FmlSpuOI5CDqXj+biL5lHK",
-	"0dgnOJKOx2NZ8GgSY5+MV7hP5+t4C1ynHwlUmHlLb27+mLGo1LohjVhRAk1x1CFH0vC2MqmZNMu1pv9q",
-	"AgnvlenMxJEk6AgqcyMWA2ZekCT7Hfig42K1qxZXnGxlgfXKnBuBkeWeg4uxajL42BoQ34bWL1uc2hMo",
-	"gdj+lB+oSontezyFelrt2z/Dk/aNVV7e+zGbbdH8GWvTWGKa1mOr5u3G/h6cbivoxUm7c/Gi1CfPWIKj",
-	"vcY24Dw72xd/9Tuv/p8ff/Gz//+rv/7pq7/48y/+6OeVetYNnL1u9AYDS9ftkWWr1NZ+mChWIIt/wNGd",
-	"yl/qSWXiSADFXZ9DSkHVSr6FBv+EoTYwA0Ozcd/UsGuNNNM0R/rQ6gcD8MbNy3yedH7133726n/7U5X+",
-	"+r4q7VksRBYarctEEgKv/uWPf/2vfyQHePWXf/DrP/+TL373J1/88c86sqJ/KbgjL/Bf+hPqvWa1Hmoe",
-	"EkNtoOuGZjv9kTYKLFsbDAaW3zccw/VN6QwR4XBWTKB+eFIL2ZhIPCOXC/0igispvlWV05POr/72J7/8",
-	"xR9++Yt/UfH5zaqV5ybJmLlEuwzngrSuFeaqR75NFIfChy0iOMqI+ZAD75AD75AD7yZy4FEfcYJjb1o8",
-	"uDKvnf+2jbK20QUQ+Ew+DeeIUSTpSReOXWBdVUv3aCxx5VjmwvMz2SlLDIP5GYXKqLK/YMHHp6pa+y2e",
-	"F4/N1iQHDWUwY0Lw7BaHAp0g/1KCYwIQ8AhPxK/Q4Fjw8jBMhqoeyyV1EYm4zGIziZiLozPaOF+TzlYy",
-	"JHeL8JCdVa8b6HQT6WtL1bYnU3UC1EhuGojL1tTiBot2HBifG2R8IuyRGZxDR1aF73wTuKHdbve6giTX",
-	"0GEf6pR83fTe4gHJEjjiVbfg5pY6HPTe19J7n55RwYPUwTo+qeZUkDCRBCQvUx3SPPbhjErOx12gjO35",
-	"2mnUt1eQf1VrAaFS8O8u3PMqVfVtV8hHGpC81Rmk7mFvisKEzCAns2gLSW8hrxO7ouXg8lMUE55GCUcc",
-	"L9DVNPSmiKeejGYDtvtqKou0QklejqQEuKzJflcsDMIiyvrsnTnb0AeIFIHL7mig2YOgr436Q6zZ3mhg",
-	"2MFwGEDphlKzvq3ZHnG0UX/Q14LBcKC7g8DHprcFo1ns5SZTRCnAg8KtFl6+drPsIluAmM2HKgyVAMal",
-	"aPU1QJHDAeP3cjcAiU00UYTHJNbgDqp9HuJfvp7VzyCggZNLEuNoN61BA5oDl5/VCA7CUTgay7icBz4f",
-	"o5AmDI15Gl+Glyx+4I+bMmkgSEar2ghmg8xltrvQV9nug5BEvlJChBSN4W8+ViXMBR68xFFKlEPYGZWU",
-	"XCWLFYxMmHRVng9AmGpAOVNSmv0W751R5bvCBQ8k2AYtnUsLI8vVI9OQJ0yMJj3Q5I5LhqQZuyRnYu/l",
-	"weVGl9pOSKJsbxnopHkyIlgMEoVcLKWuZ+lKEsKlfoZfETJHin8KY7XSW8jDc34KFQHCGIU+bDbLtY8s",
-	"3clmhCCqkntdAQ8U+pDrt3KIYiJxQM+fPITzyASTcQ/lrAKUUUU4Vscxm6cJ8U8awXUL6gxkwmC3voKY",
-	"aIpc9s4oWOwwRZCqvwtVmRBP5yS+DDnL41bl/qFSSxSpZC7A3J3RkF6y6JL46Kgx2lUxvkjKwuKuHneB",
-	"UYRFn2R3izfxkZwQ2ImlW92cm4R0uIQjN02yhmcUBkOW3kfjusfLuHdGyw8CzVKeIJcgKfyiIzg21UMp",
-	"ksfHvZKXZBd8GM8oXP9uqQIEwhMcUp7UASzk0CaVGDzo3Q3hyo+xiM69jj+jfPJVbZCipbZmEnek2bZr",
-	"a3gwGGrm0A2I51t9e9QvYv8fVJiX9Z0gYVx236sz2Y5mEwtrjjW0NMOwHGLqruuNgu2VCgDfm0l0WRRy",
-	"Qu+m1N+kJRvYPXtgGY7hjPqvQ0u2HpDbacS+HTGXvChrvjbvL9eKlRbk9UeabeimhgcjSwtGrm542BkO",
-	"sNup6M06MZmbtmGV9WQDbOm+P/I13SOGNrBHruaSvqn5hj6w7MHAck28hZ5sSSu2SgG2Ses1sHujkWUM",
-	"bWfg7KD1Wpk5PsNNRWJ2eGMHP86DH+dr9uOUlFSwlIqIZ3T3aJmyHgO/kGt9MtYgJ3pvlTD02kLuc85y",
-	"cyWLshoIAH/uMXpJ4jZlTOrtr5uTp8z/tIjzrzRvfxmBRK+5kXfUfauk7Vb87VGFuT6u8rWCLRO3MOPq",
-	"lji6rnSslNASwgDU8iq413ENoOp211g7Sq6kbMRLEgSmUgpSSz8a55/Gx1+TVARvyof3Dcj6APqyfJhL",
-	"lkdf/MmPvvh///vxNcX+LK3ByijRss38xhJNmlbPGRjD0Wg4XGZROyNd1/XeQO8UjGrDEIOeaTlDxxzY",
-	"5vc7VSZWsN3b8bCW5juOrdm2NdQcfdTXhpZPfAP3Pdu2t+Rhf/mzf/7qr3/663/zH7/8z3+43qq7GTBL",
-	"vK1YqGlpttsfaY5nBxp2Rrhv9F2n37eWeVvDguqtbzlvu3yaV8TloaBinWmSzPnJ7ds/8Hp5KT+6P+43",
-	"exkHbvctyTO0voMkTQ8U4/Amw2yvZ326sUDb958++lDx0dDiFMUNobdHljnKQmhl/CxEyvIER6ShcpMK",
-	"gS1l2339MbCNJKJTQ+l7Rxu7xcu+4bW+1tjaHYj5XrROB4r95im2aQ4Ma2ANXivFzsOND5T7q0S5c1vS",
-	"o7hGxA8xmlvHaN6Q64us5MB5OKGvISdtmHBlpWuy+iU4npBEGgWVhfC09KFmSetmjl5y9eCdLv3aMPVR",
-	"Sn0Sg1O6h+cNxR6gzz68xZeQ/1CzHNfU7FG/r+GR7WouHgZDb4Q9e9hvjxPlCm/SVWa93/WoZ4of7YE1",
-	"fD1+15bjW5qtj2xt5BtEw8SyRqbdHwz73pa0PTtWZJij0XrDkmH3rP5AH9iNdHz9US5blXRr0Oh9bTnY",
-	"12zXGGlOXx9qbhCMfM8YjIhuVem4WKCt6YamD5sWWCPwndCPSGevBqfSdHuXt0vWJpmb50DGb8jchOfh",
-	"+QVZgOesCyR7Y7L+pR4vu2/caiXR/jlLk3MWtBypqc/BF/uQg+RQMOO1GefyhxtSRX5aPtq8/SGF9zem",
-	"0gZwuYW/Xs4rHH3xo9/79e/+i61sXzLf94mSZlYJO4Wb/35lnRKBcInHMrwKPGIPPcg2Ke+fl/nBhzHh",
-	"eVE7kGakc2fIkambsjFGKrd9NdE5CilPCPZ7SIjH6mJXkEgXlbFCF/k4jBbnkbg35zHB3hSaiDHPPcYi",
-	"n13RzPHxXDLv+Z/qdS9LUpXohJs0IQ5PLLtnjBzT6Pet0euQSSzNGhqWZvuBo7neyNGcvt83dU/HZrCt",
-	"vvEpePjm19scWesEE9irafbtwXCFgtEaBK5mE2xoeOg72sjqexh7AxO7RoOC0YAYh+WCedbQ0DXb1HUN",
-	"Yxdrtjkio6Fv6KY3WBZMYIGG2bTAumBC2bmA/T5lk8qMB9lkBQUwdXOfan6nN3IGzsjYV8Fdj4w02yO6",
-	"5vQdrBHPsgg2TWL57usquOt5nmZ7lqmN+sZQCyy73x/aIwsP9TUFdx0n0GyrjzXXdl3NMYiNneFgaNle",
-	"Y8HdfdW7uVPD9/gKhwnP6IhSq93iCCv6cQgGeruK4Xwz2f8D777bi3lzcWYN3Pevf/x7X/zx/7oPz7O8",
-	"vM5KFzRI15g1uvFsja+nWL1z0jd6puk4zkAf2qvTT3tDp6/ZgaVrDjY8DRumb+kBtkxvtJR+2hv6vmaT",
-	"AGuYGH1Nt5zAHA4N0x3Y69JPf/kv//CXf/Pvzb5lbkwfbfQsczgwh8OR9X2A6cYdDk1zNOr397XBgAg6",
-	"a2q4HxBNN/zB0Hc87A6dVhvst9hg39btft/ub5dRTd7OFgnV1DU+5FM75FP7uudT+7o6+8mcbTktvMXz",
-	"V/3GCmw06pseTxklMrAZijVAsG4eKhqwuPAp5ygKLwgEIfBbvVWp00rFgq5ZtKKpjI9C1khWQ0B7LcVz",
-	"7ToHN5j87FA76a2snXTI+nWIkjxUuzhYmr/C1S6WvSq/ctY/3y/KT6CErfBzvH4xCqmJ8AmOtExdex37",
-	"X9rAjt1XwZuACBCTvoeFj2MPPSVJEtIJCkFrNZurihZ3kvEp8iKCY/UR/l18LGcGQfD6ZToONCUxQUfw",
-	"oGT2GTEfSbpFWLV/fCKDPFQmkQK6qFIcTT5FKMkmrY8c4kPEw6YsmYLhEdrzTXEi75ULObzBbCP1yMDW",
-	"aLnYwFcmtOIQJ3mIkzxEXRyiLlaoUL5JofRPSU1zIzBfRh6PXv3oT3758//jy3/+31/98HeObySOIogJ",
-	"+YzcgG/RvRdkNk+4YA+CmM2QwjlAouEHmUwOuYsso2gqcDsaw//G6ChLoy86zPCLcJbOZMcsb9otjuTq",
-	"P8Av3sMLftxD7y5KDM3RVSg4AeBqZvjFfSAgxw18zhKHcB+G3UOoRWvEJmcsGdZvkmJbJwOr5zgDQ7cd",
-	"ez8p6utRANbJYNDTTX0gowBWUmpTGwW+qdmeQzTs4IGG+33f0h175DjOlpT61Z/9h1/+7Z+WuPGVlHkZ",
-	"AEuUWSwM65qNiS6IsqXpTuD6fc/BthU0xFGM3n66XDmTgzvSwQ1kjVoL0NF5SM/nuIUprdb8ZTcbIGHs",
-	"PGJ00naEvP3LDL9UXT9bjNPQ6Xq+JZQlLd1hipYHl5SDO3lLBlBS/rKi4+iL3/vFl7/40714sqiswSsr",
-	"mz6KfMITFIQxT05UvmKJvhELCsUQXBBQpyI/9CG38dV00S2FrcqM8XEakaxM/foip99RC/sqOc9gL6km",
-	"Zx1oemBhzcaurjlWv68FzmAwNJxgQAy305UdnsmSoCkHngQ3EObRSd/pOQN7pNt9AxQFgs99VC2jE1bm",
-	"NSxrpNmDwNacwQBrRt92gsCw+iNjUAZ750TxgcuepmlE/ok8qM6J0e0krDKfAHDDdg3LGGm25XuaOxi6",
-	"Wt+23aHhGEPfDrbdrmPajt1yr4NAs/s60UbDYaANjMAyHQcHWKZJLe8V4iS22Gq7nW3hdqOu9Wa3G/Uw",
-	"D/6v32S/jUdN2d3feNamZkqiOBNlWdp/0oWKIaKcaqGbRRTJV32KwkQmqi8FK92CnAlAjrww9tIoT65a",
-	"pUAP8k3sI49ChmY6Ab4giKYzF+oWt0QVUsp7Q9kSBie61Rs4I9vWddt5HZFJpuYOBkPNHmFbc20y1Gxs",
-	"mk7gei62yTUjk+x1wj5sdag7I5kBqEHSd3VzpNkjx9BcD5saGQQj27EMZ2TpDTp4sGTUwzzEIJap2V4w",
-	"1Ea2YWiW2fdsNxh4wyDYh6ifCQYtZX25adMY6qODrH/wLzn4lxz8S75pmQwO4UQH3c1N58HG8UVZc6Nu",
-	"ADp69Wf/4dW//dFeNDgxlKEmN5XprJzSLJYJzE6Qi70LlLBS7jMZbbXMUD+Rq3sdwfSSpen3DWvk6Mbr",
-	"YlntkWZ7I0MbOcTTCLZ0x9Z1C0Ow+bWC6Xeom/y6ec7tzEvyfIaj4cG8dGA5DyzngeU8sJxbWhnb8pvl",
-	"tgdm8ysUu664JYEbMlZxF13valYxSWP6GtSzVf+pmoK2h+5Kd3Cs3LNOJWKax+QyZClXwxAq5s6duVCW",
-	"zUmWLM3J/oQRXuZHz6hofVrmulUq3knEXByhzG0MBoXeKucUUrVRVYMzmg8ATctlPG9xlBA8Q0dFol9K",
-	"cAwJTagHhygbCOx5RjlJwPkdxs0YmseydvuxdGdPwPVdkA1KmupePoGj26tSmjLkpv6EJF8llbRlmI5u",
-	"GtZrYu8tx9NsbGENu46ruZY/GNoDz+gbwTXZe/Pryd5b/ZF54O4PzmM3yQVt7Wt14IC+Ieo2SSTLpL+k",
-	"o0JHv/7hD7/4i3+3F6Ub1IoPpOx5g7xUt8ZJbVNGoF43wMNzwXkxIWQKTgXH0nU+48KgKLdgzIh/iiSZ",
-	"zAuXMhotkLtCHdhDj+aEIgbXIKVhEhLeRZ+mLFGpHFIahDTkU+IjFvtZLfry01GnldKIcI48zD3sw4KA",
-	"iC5rFZ8p8N9csYNAsw3d0hx7YGmOMRrZQWCPRn2/5DzUmbIo9PGiPbXLln2ogHDDFRCsXn/oOP3h6goI",
-	"a853uQKCvfcKCOUFvoYKCMV0B87sUAHhUAHhoMQ9KHF3Fl/eVA7T68WZSLLd1lVBtT4UTjiIb69PfMvY",
-	"45oAV5SGn6OjX/3tT778T7+4gRIKKb25SGfqS2ysBC3Krk6l2MWngix4RBCdkPkIpLKmjCRqca/DjeIb",
-	"IyXoTs8e6oY9eGvrpJm9kTEYthUSGvj+0gC7Cw/5IAfZ4aDVvTGtbkv+pNT0oA7++hvEM8K3Y9BTTuyL",
-	"tLErI10fMnbBUTpHGOSnLoL8n4jFMhUtwl7MOJcJZ7v5aqSGM0vndkYlRqMsnuEo5DLKCN1RGchAjXol",
-	"ZDHItkz8bsWk7Id8HuHFGRXzIyXrSd313/3w3yBKLhWylEy2jK4NE45CPxtaWpKVSHtGhUzLCRHiXoNN",
-	"+e6UeBfvFZBZCghbKt3BZnNMFwImOQoXaxX3OxRNPk0JhOwqYgz/K7+2GX7xkNBJMu2cmLre7SQyFpQn",
-	"MRQZedldnlOegoydQiFFYn6PzWaMCgF8hpNVk8v0rStmt1pNTrOj9/2YcL5qJpmtdtU+B9byVNeOOZb3",
-	"R6Xsb0iwO9AM2xpqtmPYmmObWHOGhjFyHOwFvt1ZCqC1LUezHcvTXHPQh1o0njkwncDpl2rY5LmU1eV9",
-	"REtQrgdB2VYWBaV+/OJ3f/Lqr3+K3lPeFxXfim0CaPP7+oECwQrsrCCEjuaM89CNFogySo4P8bRtuIY3",
-	"geo/mrKs0huaYi71b9k1+Ufo6NW//z9//fuV4nklpL5K9ANsLQNeu+oPme6quxwPq0hFAJKGls5Xk4p3",
-	"F4in7g+Il3TBKgbgBmzsLlASzgiKBTd7iii5yrMn9NAjgaOL4RErDGxJVQ/JCWnOjpCJQa+hqMgSOvxI",
-	"8DZq3w/8riQ51e2AnlHuaRWyVAOAoqHtm39a6tOApx81LSTkaiHoSN0LjkpzH29Y3wO/9eoe+G0WJa5d",
-	"QijcELG4lMvsg01rkBdq70uA02EesKY+Ev8uJLCQw8VdtaIghtzrxWok7e2cdITkqImuQBi2I7DrF+iS",
-	"gMVk89oSdu2V7TMHSHZ2JR3AqD/UNdvzR5rTdwONWJajY2IN8AALRDTFlJJIkFgcCT4inxZ+EFxiSBMS",
-	"E54QX6pj1pr6TNM0hs7Qgajtqp5lZA2xZjteX3OIR7R+YLimr5sOCQwBT/IiKbmjqXNYmseU84BSIX8s",
-	"ld36Q80eun1tZPojbehYujvwnIHtGUUXlQVEoGRANc1g6/c123KHmhuMbM0Ohp4ZjEjg6oObAJthOoal",
-	"D60msA1szR6MXG3k+ro2sg3bJ4ZNXDi/lmAzNoLNtjTbNXXNMZxAG/qjwLb9ALsYrwBbe6YpIxub044U",
-	"r/FQ7+dQ7+ebUe9nh3sFaqhWNvii5V7O8kOGeOpNUUw4S2OPdJHK0V6zYiup/2060q9QqaSSDFCIG0HO",
-	"e7eSNpry7TSah8YFyRjD+bkEhVKPM8c86SrFj/opSJM0Jj10p1ik5CnJGZUM7y2eax9lJMWMXRIOiqJx",
-	"1ZQyRgk7o+MZfnFU/dBFxZqOwR0hlHcO7FOwjtCPCPIi5l00qpaA2GYDXsc9bw2Z/+KvfvzqRz/99Y//",
-	"ly//6s9++fM/+uJf/M4vf/b7f/83f/TLn/3hF//qP//yZ3/w5X/5H1/+/D921hDlwYk5OhnYvYExMg2r",
-	"3zdWkmerb5iaTQyiYbfvar5p9i3b6A8GJFjF1WxJnG+wYFMTd2WZnq/ZphtoDtEHmml4fcswvKFNzPXc",
-	"VXuwr2G5JNTNgTVwpJGxZhDs93XN1oemNnJdD8om9g3LtMyh1Z7jqh7uGzzZJkT+kE0mS7WaDg5wh8Dj",
-	"g8/awWdtn7USvmpeQA/ZBOESc3P0q5/++1/9z7/41V/91y/+9t8e78CPLSt8axUPppj67DLzBFqn9c1i",
-	"L7r1HIRZFGjKIdWteAiZajdMFAN2ZOmWLGVwFXKpgKwyTd8myXfUUq7v4CNjKLLiOB5LqSxXnZtRTz7v",
-	"iHX5nROz2xFzBhG76pzoL6WivPTdKH83BdRWE/a+fqLrPWfYH/Zl8lYV+bGiqdHTB0PTGWZ5Xp/zqh3L",
-	"1vrYIprtD1zN8TDWBsMR8fpe0B9Z9WLLttZ39b5mY8vR3MEg0DwyMJ2gbxFzOFB2rPxalO6DuD7F/j7+",
-	"PDN4qWa5S4+n+4PA0IeaHTiuNvDtkeYQw9P6wcD3bX046kN5SHnu9U3YrmaPTFtzPc/RHDOwB77hm4bj",
-	"gPbrJmYcjTTb8B0NDw1d81zPH5pDYvu+o1IeK0eiUqZMZd4tOwv50rqXsKaDGViabQwsbeQPbQ3brj20",
-	"RgPLJkZ7Dim/7yvoXPY0UZzSg+nuRhx+3gSO/zYUtSkfbu7LMI/ZJCa8LHgLpLrGxeO6eWyBSqx2CxFf",
-	"G+xzJxCax65oFyWA71UhmYwmhEyF4IGbhsxKQHzpPiKoBTiloilBLokYnXCUMFmQply+ZiwGciNyPySR",
-	"z8dnFLA+8Y976LtkwUmizfEkpAIXnyLKEKD5LIxuHFIvSn3yjCU4+pagA+MmUf1hyBPY5GsxKW5oCQmP",
-	"74dRQlo1f8xYVGrdYF2S8FZwFccDmG2l8S+r89cOewmwKb/Xly1W+4RMQkbb7+4B9VOexIv2PZ6CTrB9",
-	"+2d40r6xKi98P2azLZo/Y20ay8qErcdWzduN/T0441bQi5N251K8q73WD8gI8Enn1V//4a/+r39rGF/+",
-	"p3/16p//sFZQ0GP0kghm/W7J80fqQtaWYTRGPbM/GvWHppUl1q/7aFeLJLrBgGi2Y400d0gGmuuQ/mBk",
-	"uDaxzC3dsqXOCLiVNeUQ6wtsKIfo/n/sffuTG8l937/Sxi/cjdFQT8+jZ3YrVaJ4xxN1D1I8XlQ+Q7Xo",
-	"mekB5hbogaYHu4RSrLJ/kHKVWHIqjmNX7NiKyo5/UVRW+XGOZJf+mSPv7r9I9WMGg9cCWGCX5HH2FxJA",
-	"T3dPP77v7+fLAgcSHDiQhhGCjNEkQE4YOVGwIgrJDtB8IW+k/tQ8riFlbQWn0dfU58Vnv3r+l/+wOo9T",
-	"3dLWSVX28Iro7FZhtTZVU5xfNnmAlw4SOvhBwi52PCfA2x4kBEmCKaQJ8WBCLZuFIfUtm17vIKHNB6k+",
-	"wRs7SOjmD5KuL3qAg4S2OkizZdvBvywZ4WbfsuLFjVu5cSt/3d3KL81vKZUowWgeDfRlq11//XkLz+V6",
-	"R+VdkLPxHQE4u1Tdg1RIladdqj4lspr6rQpbN9rIQOF50EK27PKIjts6XD0tFPCIZjcGRtigocm36Y2H",
-	"NGIjxoseEHQqgMg64K6ys90RXb48ZKqVtRJtTVImg7RmquooYDZlwNM2uy5fD90GFHJbxlkbsKFgq2Dk",
-	"qpE7Xa4iJHtjM5xsXC7TwvulJlRSfjwBVJsNlTGfjliXU/0qZslKS3omm3Da14h2R8oQKVQ8vGx93Ab6",
-	"Magy/bv87qMH4JxNlVKdXXKDgeMgW89QgQIowzqTSzMzS4K7oAqsBUeK5bVNHHyWlzaiYz0zBwWgV7Xu",
-	"qcyFlPd1jkNapTmcVjXX0yoQcr3X+D1tBbu2x9hICmrpJX/mmUr7aPHmr/lr/pq/5u9r99faSVW5wUib",
-	"66nUwQm2O14QEByYdO0NKrUHaUBsSJzIh34QBJAS6rg2QzSiZEeVumGUzV/z1/w1f28Co7wSEmWRC61A",
-	"RaEBRpC4mMAw8VyIE8d3aOBbgest2E2VgoptbSMttfjWiR7/Bu2mB4NNnF+Na0gY8SqzmflpD6iTbfEj",
-	"XhnkiCaydENk6aJBZmM3Sw80kaV7RZaednmWrzCMnazKrdGC/CzAj1chGxq6Q6WBl2bAr13M6ha27Qqj",
-	"4aVFoLrXJgUxLWhIBTubcHpB0yENh5tv9cqHDnYlBcsvFIA3l6evoOfMoMBo3wvPLk9AkWVgpGzBVIjL",
-	"LI9BNGDy8qW8y5Nh2h8U4CjKYnmNVHdn4URMe8dl+lj5BiAVYMJzRqOBfAn5czIZDrvcPLzqTXvHHfCY",
-	"Ffm0hufVTy8YL2FbsgQIFmX8lfH+tVtqvvCunO/Gx2tNzQ7t4afR7B9QYII9d/HPLMQtqy+/EdIiGkAl",
-	"CSnswtUQhDQagLRgI43yTtOR9kKUzgGFZy/lo4yfgpyJybAQQNCpyfwSk0hDmCqfzOXAQNQXA5YLoH2K",
-	"y+HM35ITuyfHKsPLrm3ST3XgbuW8T6gthdAQwTCMIkgJsnyaJDRRSzprFoQxJCGxoB+EFHo0DpMgoU4U",
-	"Wq3tnduz97hJ3Haz6CoOaD544uqXzc7LCcjRYiV4axSVs1LQXujuikXR3Snz0LPrLZB8iVV07BHLoTp/",
-	"5j2bYN5tHMmvXfKGOgVAsAuW0+FuPugFsqYgAtcTNJXlIkBPIwk+iEUPpLzIQE9M8ov0IssfxPIbkHFW",
-	"J266eFjZRkqqbCwMhtopkFwPJCkbxkDLcSkHvUTH3iq+q8XICzqcsMp7bFBmNMOTUnBatIFcgKkmkKZD",
-	"PVJRG/2O6HT5PYMc167joEgiqzRpMUjHYJCKIpO96RQT/cYmsHWUXbAuN4XLyo71S86167PChL6WS9ZT",
-	"o6jo/y4fpkJOYeb31cJDW7MKoWHqhCphZYTuNDczvAMiOhanXa6/THWwNAdUYd5pD3EN7rE3g0icrQNI",
-	"YyWnzG1eGRD+0eP31D6U2myvAyr5EpyzqQA0N9swGk8KFp8sLdMd2QSUloH24ug5g4YldrpcRQ1vzPPR",
-	"7y4/0eGwhsknujzlF9nwgsXgiNb99aWKYDSlMhIg4+y4rTQLNeGT8jyJdUn98k0c5LQr9UMJiEyAcFKU",
-	"DbtcdQaUs38xCbHXAXdB5abQEQoR5SBkgLNUnVizdty8vF4ocDTby7Pq+d5xp8vrd2qhFI15ah4WXAqM",
-	"vQcJVBBuPR0I0uXqBrWVgCJPnxQ2+jTloljcr7ef0P6q8AFFE64Xyv4gUXN5qMhLFdV7TWlFUwz1pUIG",
-	"rCXN4MiPIGFeAGmMEAyQhyyfJbZj1+MLt2pegck/mBOOrn7o+5JYl3dsfiQvhoRiB/qWZ0HHcX3PDf0Q",
-	"s3A3y5fahJupbFMFtd6NRgy8V8TXDmENTlzSwTgIsIuQsnSWOxWygn6TRiPWKUfe6Iu7evF288V98dP/",
-	"8vm//vXVRtrFqS8ZaeWEbB8SC2FIXd+BiR8iK6KB59JwBXQ1sZy54FZfB7ci/DoYaV3SsV3ke5Zv7Wij",
-	"Xatul5Rsps2qi9aAUzd5/bec16/ZuIIhTupSBjhaZuvHbR0haGyUpVxSschXSuO6NVTySqTdbMOrGy0X",
-	"pJztAM1r7fer9LJnzZWtD6Pi1VecyLslhOYlFRU2qxEOj+ak+uN5oVoKcfIUljLgkvzXBnRRBk0FmInO",
-	"y2JmBXRVEwQ5u9TKmKipLrNyIRr9sxafevw1KeyCN9+eR7kyuKZywvdN0P/raFBQS1/bXa3OHj3/r58+",
-	"/3//fHxN28ICzMMSCkMVgXwYcfXF//q/zz/7q+c/+ennv/3fB83Dwk4nwBYOAmLZdSH2h5ffHEzo05SX",
-	"Qmwn4tukacUBCSCxCIZ+gjzoBowkFrUTkrBd07T+9Wcb5Njl2a9I0ooD7EAS2j4MIpJAGvjUtuwwsG1n",
-	"RZKW4+JFOVYLs7eQ7ae2eLeqja2LdCw37ek425iZNb9WBxFz5VVoRNpXpN7KKw+LqBEbruGzmuUUXbuo",
-	"Fi2iwbIF+DsfPvzACMiqRQc8LnG+Z7almbVRzsbYjsCRg/0ulz9lk0LZax0Lz6pnaJOYKkgUA5HyiB13",
-	"wMPKHku5STVSdkcp5miDj7I7Ts2DoBjk2aQ/0C0rDiNW2a10NrthOteyW+1nryrjfhVMvdIcdqMwev7q",
-	"wNRHUnsD1d787k2OepOWpjeZda/YoIafH4qfux0UOH7g6Yz9A7BzM1zD1l8ftl65sR7mi6B9L0vD83cb",
-	"93FJd19afTB16g8YTaNqgZpSoYevBPqtKZhzCirAK+UUXOVk1JVwtQ/SOCRPaz8seNraZSCinr2qKKbj",
-	"LqXAMuExy1X6c0THy7E6d9Uz+2beriqi6bMQEt9KIMWWDYnrhphZAWHU3p7u6dndZPTNjOPfMzXOLOyT",
-	"vXxM/okbdBBCVkB8Ym+V0+X4iQ8JQgEMozCCUejF2LcRo66zIxOXO6leYUMJVL9jEQs5eF0J1Ct2b1UJ",
-	"1BUgKWYSKwqj+oxAYrk+9ANKIHXjMCCEhJhuLIw6N+0tKqPu6WKqDXcwzbspfXpb3iU6Ts/O2VSFdYdb",
-	"lWxYfuJZ+6U7qUxZ9GxSnGXJlj2teqZJFGggqPeHoL7OPZyLSt14B+daP2u3Ijo+Y091FPLGp+cav1Rf",
-	"XHVxU27YzpaXtmrf1Cu+rpvsdfN1aTF3Fhuo5ISj55/++Ksf/WRrV5eStMSJUWFWaTezVIHDKjc1phCy",
-	"KCtpqZISO+BB+WL6zEVlPH2aM3F3PM6zC6oDFkzgaCoARlg3pmDMeJzyvn6synxJuSgYjTtA6r/mMM8R",
-	"jjaoU4I2iGk6nJ4N5Vk5Uzkuqons8yzKsmGs4HzNFdbSevXR3Ohl1anKcDikx/CnP//qv32qsRsPaHYM",
-	"ThDq+CgIHMe16lbHy6ejb0razXayOnrQlboKoTiGQUwIdAMPY+xQ5mCVd2Dwa1snreef/vNXf/Cz3YPh",
-	"nv/9H7/4859uUGKsju1jhN11SkxCQ0go8yAlMYGMORH1PY94MV2lxHjWnBLjep7nEULWKDFJ4kCCEYYU",
-	"JS60LM/zaeyEzL+G0fH5L//wxT/8/Gqkx+e/+tPP//V/Xgn0qDYSDrKitVGxma1co9gssA+M8I63d/29",
-	"c0+Q28EEIUfV5IxZlMb13dVf1O5wQtPhJGf3VD7P8sXDMCQJgYQhBgMPRRAzYuMwIiGl1qxi92I5gdrT",
-	"zIKE+DH0LS+CjIQ+tpHLbKN6z5/OxeIC6nkXEgsFMExiDFEU2y5NrMiPnJn5aP4aYhgi7EPiBxYMI4oh",
-	"cxOfBI4V+MpqUB1nQ+m3P5DLmVlLZevnmAa9pGkhSmZkjHF3BKCGCTWZSTdoEH/N9IZ50WDz4/PN5VFc",
-	"Fji2SCZefub1iCdsFJC52/vyEvAWVIivfv7j53/8P/aJlvuGEThvxidSqQknBltBkueyPI8236hw0YJG",
-	"BUjybFSP6BizXGS8DZTIpnwdSqo9Vj3GpjYmEHTEQM7Gp7MIj1JJqWTpFbK9/mlPv8j2rEwPV2Nm++PR",
-	"bSjBSOzA8RXYfpSzOC3MZSnlEjq8O/fJVLsoBfUVCkI/p6uFFg86DiKQ+LEPA5dZMEQsxnZoJdhDO2oG",
-	"NSeNZ5w0axWEhddcUhBcmPghgcR1GKRWSCGxSWi7tmvZAV4RlRB4c3kxLnVQHPsxRBGzoEv8EIbMxjC2",
-	"kOsQ13VCTG8/L2bupbc/f2VFrHUm3/JKRg2G0Zsoir0sGyzPii3Fv1nLRuxp7K7bykya7ZooEo0jMJM/",
-	"9pGakpyxH7IbEJrefspG40IVl1TykOEmSvxRX+jEfSn9GJSWiWTSoKf+6YGjEr5ePjCiT9PRZDSTrEz1",
-	"MT379+nTt+hUHHdAXVLTtcoM8P+IPr2vJAEFJ1Svgpbly0LVfdXtbclUerQrRSp0GxC/zonrdAI38AIc",
-	"uMvhIItBDrq5b2OCF6tjY+gnNIHEiwikFCfQ9lyCXWR7AfF2FKRe/NnPPv+3PzGGorUi1PLcl6QoNSkE",
-	"CWUI0sB3IAqSMLajgBInWWFm9V/93OK5LWjso41AtCJzWRGXs5SfjekWpYAWmj9rlx0UWXY2zHh/2x6q",
-	"9s9KMrKjjWnlQ42Q1ghpr6yQpvl4KaMdPf/xb774zZ/sZdIyuEprK78+HMZMFEClP5wYRCeT3JMlRgrK",
-	"cn0oVOgRiNNYZRNdDqbtWtStxtDLJ0MGLlguTC7+6iqs3zaTuvFarAcsW0mjIlswqaDEoZDQEMHAsW2Y",
-	"BK7rWUHiMitstfUD6jSdqOK+8quVaRK23/Gx5ZHAqyJoRw9L0WPZxCTHjaVkFHowjG0MESY+iZFl4YDU",
-	"l1zKHLoGxJK7azJk/0Fvkip8XmRz48kFXvm6YQBJYDuQ2ojCxIpoGGEvtOydX5d4tvYSbnxXCyECiU0w",
-	"9JGLIUNBYnkxtUMrXnxXFfGxw6tu92Y7QASaY725RqC5lI0T7k1ONn24CvvupWSfLnMNI3mYiMsb9IUs",
-	"Qs+1y1gofYtPpe5fK96vnrmj0jsU64nSPJoMK+SXeW7zoHqJfVM+SpLSSug5M3i/2ytLWnO7ncSODxV8",
-	"4b0MWO5eeR3uCXI6yHc9NyD2NuVvMQxt14XE83zouxjDgDqOSy3X94i/o76uX0KJQJZ7lcquZmkhx/Lc",
-	"Nfr61fEYi14Pdz61g5j6t+7q+BJkx5B4NoNhwFzo+7FtORgFDkkOocaXwv+WerxeCowcx2/0+AYe7GsE",
-	"D9bkXDQ5F1denSZmqLHL3DRAF83PZ54ztfvg6MWf/ezFn366l3UmV6WY2U0lYdezrXOdW30CQhqdgyKr",
-	"pWXrMKplAfqxnt2Bw/5nIqq3v4hqOcTysF8ZEzaJqAGGJHZiGPrEgq7FfBpS37MI20NE9eoiqn4omzdp",
-	"1ORM/cWyjOm9DBlzN1eRWnCMkIutRsRsRMxGxGxEzEbE3MpjuK18WW/bCJevUUC6kZQkbSjFw13suKtF",
-	"w2KS81swv85HMi0YYDvg3pDRXJI37ZU/1cRonLOLNJsI0w3jcuwqrAqU2SG6SIti8/2Mibrs2eWy5Wkp",
-	"VRs0oP4wC+kQlIFbqjP1pMmCBaYKjGnQ5ephDT+YzJmIC0ZH4GiGM8QZzVVmFI/UZukGkkp2uWCFAD3T",
-	"pxRYHumyhscVXGKuasZlnK2CNnystupgRuZwIqavpnW5jEjfz7ZMTrDfCVzi2Jbv+x9vA/zHAikHo8SC",
-	"oeUhaHsBjlgUIocm18EMcjdg/AUdRALLWQfwx3zXhoRRC9LAsWAcUDumDmXMslcZlS1rGTAIIbTKqiz7",
-	"ZjYkYZDAIEABtBB2CEpC5qH49iX+uaVoJP4mOOzgktHOsVSNVPSGmNw0Uy3Fg5q9Chx99Qd/8Pwv/mov",
-	"w5uqlpdoHfQG5av2gnS1C8rhIqxhRMdSGsuksiklGZrrwPZSMtNFT6WUE58CzVGrSioZH05BuMYkuGz4",
-	"e2JW50agEhMLEo/5kNIghDgIEhxZyPYcqxa70xpkwzSmO4hB5ZQb/MTD4ye6HRQEyA/W4idetaXL+In4",
-	"lvAT69O+BfzE2XCNpNTgJzb4iY2htTG0viHJt5pnbxs+YFo3sIuNOnV76lQpH9cUqlkNuTE4+vLffvHF",
-	"3/3mgACME35zecHcVI42ig/PLk+1GiQGkhVETDKaNIuB0pLEsoLzkZncgUMb3iy1AHVc7CD/dYNVtzsu",
-	"sXzL2VItWPHi9R6ury/Memn0hcayenDL6pYySa1pY5L9+juqS8a3Y6JRxeBH7KqSovf0Jn2k0//246ql",
-	"RFvkE7YB79eyOm7g2QQRZw7wd2brxJYXfLNC/c1GrUXuSSiOIHFDBkOXUUiixAmJj5hDopbkkwb6Y8Y4",
-	"nz6Uh79k6mLxh/fUapovDV+tT4dIbpdnw/nv5XYwOnqwMDVEIIl9AgMn9KBtuTiyEhdjlVdzJY8pF8Zy",
-	"rV3QHdT+XanQv7Z85XaYxEsR8KUMkPX7LIYpByYDt7zc8uM2l/sbYyrEZZYr+r9a+L43YNG5AD1DkB+Z",
-	"B3ptoKMoOLusvtNAhVJa14nlSt/oylcQksybyAxjIzoqBiyV2oiW44vsnHGhPRxRxIQw3xyrmJIurxiC",
-	"6UwUdKqrU5bg6hHN85SJSjOod6MMTGnR5UfKZjSMVf15UWRjAS6z/Dzl/WOd3Z4WYn5O4JyxWatOl38v",
-	"z3i/YlDlCgoQZRNeANqnKReFRmTM+qp8VZ4VxZB1wN2qdZcrM1Iqp5eBKBuNMt4G7AcTOixDXhRVU3Wy",
-	"xEAqlVLOoxz4UtTLaSRVpy7XAuBHPI2ymIEP7r97D/AsH9FhKjRrTdXbTASLNW91EAK9S0bPz8qp9Dpd",
-	"/pAPp2DMsvGQgSOeFeDuowfgnE3FMRjQCzZ7yVXhMPeU6Pn+tDwG+3iQFk6ZBiyA6iPKY/i2bvk7rXar",
-	"du5aJ60P2OWKVttLKqYn/So34kzSp/GJPFGtkxabfmcQvhOlD9Pv3P/47cdPvvvhA/FgVIw/vvfAe/BJ",
-	"p9PRNRfTnIkHvHUSICTHv8jOWfyhvgCidYLaLXVCTRb+txjNd8lTnX/plYqG+elU3+Ty7gl5x5eAEu/R",
-	"aMDgvYwXeTbcRK/nG78a6sc1ZPaQxmfmrG+UoOttn7VbJlc5zfhZogsdbupg+Yln7dbcVd7YxXzrg0ny",
-	"JQp5nDGh7P4jWkRGjpdbTKPilcI+sK653cYSexblLGa8SOlQbOG4WX7mWbs1qUsdm/qYa3yQXXs/FSLl",
-	"fcldygDW2gRfqc3aWRo7gK32GmdD8fqzktdv3tPF9pLB0IJp9Kotnp9rfJibnGVgRPm0vM7iFOSsyKc1",
-	"K1M/vWDcACJIcU6oqqnilfF/PZbzhXflfDc+XmuqFsPd5qR9KDW3iH3E6QVNhzQcsv2BOjX60mgKskte",
-	"SVo1YV7e/Y2yvLLPr0V9eluJ4zr7T4mBUsotJdh8MmSiA+6nQ7nN4RScpzxeDeb0SI1y4zBOm1u+m/JY",
-	"T/iwoE+TIrtr6uS2siRptVvh9B0N/v0fy9IJ90yw+1t0Wqn8Kys/VYb2K7Maba+DXIwtx9fAG6pSgq6/",
-	"VIctn8MtnXMJbAnWncZDNveseKs8ttrmYgqs1CBiTR2RB7ExcGvX+RNlsjBflfXVf/SLF//0GTA9zjC1",
-	"5ZFTVdffYnRYH51nRZpM5TffYolKiZ0LcJbNi2r9FkGdrkxaLNfT9TzlSblIRRoO2f2UDUsTjQK8eklb",
-	"7fieZ/s4uNZWb4kpuu1WG5Pg9tv81W/+/Mtf/s0Xv/7tF//48xe/+lm131VWxkvYa7mgTkCsdXu9PZ6X",
-	"pG6bwbwUpW2gvF5Vu5jcQL1H9eph6vNaHrrO8Xy3yjRS1nIpLZeUTcz4qL4uol2WXdJGLMVVwZHBRgTW",
-	"8YpCHIpWPNLX5vomk9X0aCuaXs+4IRgSK3ah71IMExRiO7KDwI9YawVJqD/oUEgISWAQ0xCGmPk4YsxG",
-	"WFKierMEEsJs6LsOgmHiOKEdOZ5vJ60ZfZFrASzX9lo7XVq9kNuZbXYsNXJoNrHRvaFycDwfW7aDr8kl",
-	"ZoseWRgSbIeQ2tSBmLkJtq3EcbB3NZcwtPi1PT23yYVmG+Za9loutMtxXmmJa4qTvEJBAVvwtXvGp916",
-	"PatHqONmSm5tz0jryqgKC1urkT4pU4dXq6MVC10PLvwOKyrWuZdh/tYVAaJqlCLLcQNP12+6Poknse1C",
-	"QuwE+symMMZB4lmJQ3AQ7ULiV2kC9UEkH7H9BFLbCSHzccxsGlFM7KvJO4liDxIUYui7FoPU8fzICxzb",
-	"94Ma3X5fhaXp42Bh179l8m02wzOpIwvU+/f1LNtV2N/396bl5dlvorVeerTWy6Ct77BiZ8La3iOmlhbR",
-	"YJkAf+fDhx8AFUcGVIsOUIbIlPeBsgFL2jurW8jZ5Rw5Pu3yMtfwnLGxMg6Xqk4xYFNwyXIGhlQU4JNJ",
-	"3NclC5UvnKV5hYfd5SX5BL0HCXxfzqM3iwGTh70MGlBd5Qol38F+l/fGubI9p8ofVi6ZfjibFAqx3rEw",
-	"mG+n/WY9DfOQFl2uwyZjIFIesVPQ+3c97btSHGhavtLxKrf3R4qmGBa04+4k6lWN6fKaet86OpWYsF+x",
-	"I6XS76POan1kdUSgOiK/e5uzuAEP/K0zelWw0PGRZxEvcPZh9B50bORDQrEFKWYMIi9KMHFc5IXuoRi9",
-	"Bx3MIkhC4kMaxQ50iW/byLOxx8KrGL18MHIgQTaCFAU+DD0LxaFPiBVFaxg9RhgfmNHjzdUjPQdh28La",
-	"0n7os7uO15tJNTz/64x2d5lnvH+muPrGKIxZ0ybxskm83D/xchdLBN78wKOayHS/ijTa04jh7zbu45L3",
-	"v7TIeUW097eAfENBp7HLG8iL+54qwaQrgpfSuL4fISuLZ2rJW8m7GlaEgnGejTPBjH1FsKINlG6blzGi",
-	"9fwLZY1pA5FlvKob1QEfZMVAagqpAIJerMISfqTfWrLFx7KL6wYN7CMhz4Qieyc+rid8iKqas8gCs56L",
-	"mWfV13MZbEpssSrzstUhGNsEO7a9WDbTgVGUUEisgMIAewwGPrZDP449iqR4NS/1rcA2i6LIg8SOXBgi",
-	"L4Sub6HYQyRACn+sPCqL0559v2LeaOW85U6KiHKVbGRtD3c3GTJzltayPnV4U6GNhG+mV7YRmBqBqRGY",
-	"thCYXjtPjCF+81xb7CyQGHEAXtKcp7y/PlTwe6aBPj3UCBbgMh0O58SKNuDsshIJTtW9WI+DptJ64lHK",
-	"xerAQsNIysFfq0qRqwxAFn6C3BPsndi4Y7nE8zzP8ZeZNwoDFxI3cKGfhAFkAQvtIGLEjsk2zBs5VgRJ",
-	"jANIYxrCOLRC14oi5CnMrXwpy30Fs7afIEfN0+r4lmdy5LM8XhjIcxAkDvIhTYgHGfEs12IIOzFWi75y",
-	"CdCsa9tFvudh21mxBD4J5RKEkIYhhtQPbJYEvk2odUtLoOUV78RGncBDroM9XZ5854X4/g4gvvXjvjnm",
-	"rLy1TdjZKx12Zo5XtV07U2nBiuJK6lwF2NKx9pFfDphKzYoZrcXdLiYjyuYrPegflgPuDYpCx/fkkGLe",
-	"PrtXJvXW16l6izWyXrmsTRrzK3dv3tEA8GJ2DnfwiO7q2Jw/pEq0kZ/KbGUFbZ/yLlcyNB0xoGBjaaTq",
-	"jYKdfJVdXjkrwZa+ykWn5oKzEuztq6xd9pfgr1y44C5CaOcLfj0f5UFHvgGY2QOTzmu939eWdL6yUkpj",
-	"id/NEt+/LqcoZatLxsZiPdCFkckFuDTIDPGEtYGBBhNAZ+PHBoNOC19lfMyi3NcBd0GcT0E+4YZqq7To",
-	"gQ6uiZXRaZhl54AOKmy+KehR8TDpnepaLEP18ESUFh2WX7AcRMMsOgdHsmEN2WFFasHjCVcl6/ZJLIjz",
-	"6eMJN/Roe4Iih71JVO7KAqE417wyaVEUQYKYDSmyI0jCwLZ8hAlyl43hZUmbh8tKpUUwgYTYFgwwjWCA",
-	"MPFsNwwD39pZqXQ7geW5tvexUpQXp0uxjuD0sdSCbewkCOPAtdnLmq7XQUr91axew+LpFDB5uFcuOrYs",
-	"CxJGGfQZcqAV+8RObMxCN9hGg7eIbUPixRakruVAhrDnU0JcaqNtZ2+VsycdYrmWRVYtNraIA4ntMOjH",
-	"LoE08QMchsRhPr79afqW7VjBx7vYDMzFEpKOrmDW35NUS5EKVaoyTmNVDUmbf+PsuDEd3BJ2wC2XzZio",
-	"oMqKBend59nlzvxRt74iXD/L+5QbXKE7kvn0U1EwyRPlo/P2YBBOy5pdUnGqR4rSvvFUVOGgPfm8Ynzy",
-	"B6DAijIOaBljCjhjsfLSKAN0NeyA5Svrc72XiuIJ7d9Oovr8On2Y5QU4Z9Oyzpnk+D3YAyLLCwFkW8bl",
-	"l50qdbYHK+NpT97RVHbzgwnLp60ZklyWF606nWB8MpI7O7O7tluzfuRWFxoTSBR5yvvyzCzO9FHOkvRp",
-	"qbIWtH9HqOVfN4cfzE1gRJ++x3i/GEh1o90apbz8aC2PfUhbezbMcrkx9+8jhCTlvRIp0PU6CHuBa2MN",
-	"W7sIeDFeMEcTiEkYQoKw5KW2BwPMKMGWE0SBM1uLi3S8CYpvfuQdyPwTuoU9WF6YhqC/0rbggs7pKOrf",
-	"deDaKrv4JNeyR2XD1V+sz05+bCihALSiqnMJx8BBgSKuZ+xpKgphTEm6tbr4tNBP6d/XZShLPX6fBOWl",
-	"O7vqGpqrBS7SMWjtcltuMPn3daU2O6xek2v6Ncg1fUL7b6sb/JonmxaK0GxDMuek1irTNGZDpkNJFinl",
-	"KLswlhRJ+5I8Gxmjv4ZR5/EMskZRxRJLNC3aRk7t8j09Aip7qct38Qiszl7q8gN4BN5SS6Up+z7OgDny",
-	"6qxyWMpx4kZYuZH0xT1syK+dGVifpB2pRHu9OlvQfg0MTd1WFdtXK6Ww5C4vJaH9yoe8kUKFWfLGj/QG",
-	"5zxvf3M3q0Q3ng59VyU99+R96YGczaJrlfbEF+SHLt8kQCxFFIAjRqNBycQrY1efFWXGdcnAT9dpcqai",
-	"k5zRgAoDKq6sOOC1z6zeXzbZV19VZdvxTpTvegEKBxnxJurfzk/rSk7lSH7hBwFykY/IYpwnhgFxbEis",
-	"yIcBCSh0CfWDJEhi16IzriQPsutezZjUQAHG2CLEOxBjKjN0Gwb16pRQ2knlbWIpdsxqvI6qzehIrC0H",
-	"pJwuqsXte11U+Yo4zVkkdeJ0GOfMVBtJBZDTXufUGNOc8eJB3NqWhjyID+zPWE9QvRNkdTw3sC3XNeAR",
-	"eufL+K9HpkyeDgIzP77HaDz/Q50M2zBw7BASJ4ihH4YUsthPXD+yfcfGByt8pLYgUBiD1QLPTQEnkDAP",
-	"Q98hCUwi20nCMHYdy76a8s9WxCPI0zEKnD0tzLlQVTXGDz7J0vffuj94/5OPnn7w5P3i4ZPv/vD3UmR/",
-	"8Nbw/L0ng/T3Rm8XH3/vu87Hn3zk/N4P33c+eOv96QOOvx18l79z7533mHj3/sUwj3ZgK4yOtvDYyKvx",
-	"6llBbrfmRVULwWzYtqUTynt/mKIZb3TVi6+xw80wn4qnqc87Y/72lgipLmvVW0l9e9p/VhhENyH1n5zp",
-	"CHI5ARUnMRZ3qvz8oezrSDAGepr2y3F6x6dA6YKjiVBBDpR3udL0Ut6vMIiVcneeyudVFaelo11T8JKU",
-	"DeM7ostVXajehJ/z7JKrFNoeyHLQm6XUnskue7rCz2Uq2EqVzDgCGR3t4wk0/OHzf/nPL/7ps+ef/vj5",
-	"j37x/I//ZSWbIBBbVgIJiRCkGLmQEkoIQbYbWng34nyTDsIrLXdOx7Ftz8dWYB+GfctF8S1IqO1D33Yi",
-	"iGwvQsT3KI7tg7Hv/bdnk2GxXJgA7VINV52+xl35dXNhvL7eSk0Nt+Q3dSVqERp32c9QEtq9zDdXlaLA",
-	"XsfzEfFtTOxD6RYoDHxIQp9B37FciEjiOh7BJMDJwYjTkzVKBfKZA4kf2DBkgQ9DJ3Bs4kUYU9TaUERC",
-	"LkWALWJ5mByAHD0xrL8xJL3Jno6daMNtuDPezy5U+omamsGCyrjSTdNCqNpTJjyV8kJ0ea1w6JH2PjA6",
-	"Ooum0ZD1jjtgjZjc5evkZJozEA1YdM5iQAXIeCkAy3vUOwXyloNoyGiu/BhstJ0LQ4va8z6MVybh0pDx",
-	"l+DDWEPOa+KbZ/mQ2L4HQ+onkODA8604oF6QtFYS/LlHMSTMimEYSqIbeCiOXYSTMNmNel7PWfJ6vdoN",
-	"eGWu1DncjuvhwHI85yq2fuOLtaS3qCrrMQlhaDsY4og61A08P8TBwUSD5z/56ef/8pfP/+bvnv/Rr+ek",
-	"BN3qapXE7Xi2Q7DnBsGBZIDKp9TIAq+LU6lBytzPp3Q9hUgUUOW1foPGF5RHbH2KrvLzKO5cy4m9pAKI",
-	"gsqF1NLBh99+ePe9sydvf/jk7N57D++9++8tKcE4dQuXlIZMNIdOqdXBHEU6YjCkFTamlChWRMXf1fN8",
-	"wkRxTz69j0nMVFBtnVgE+zvk7Zs5qPFvMtuWZ5d1ehkYnQm5Hcf2AuIj19qBXqrpPklHbC0qn2xwR6jo",
-	"F7kbTdzo9sTwGr4cnhVniSKRm/wos5bySGWTgp1t//Bi+4O4YD7IgJhEA5AzkU3yiLWBQaBbQHYUjL06",
-	"wIfPXkuTl6SWOvSNicJQzCTLL+lcneLt0kwnwmzBysDcuwojUMMFTuK0yHKhNlDR54yzdg1UUJj0UaXQ",
-	"iklY5EwBNow1YTdlGU2YW5orFbcUxpZjFz5S83pJsQtzc90Qs1Co8gu7RSysHlVtRalRS30/G65N/5S/",
-	"bT3mY9l43ag0KtILBo4kezrWBejLrxTSxLGe17qJ6LZzUzH5pmGWDRnlhw3QMMNtrtuoitEGDrFt7Dsq",
-	"XIONaDqUS8fGvuV803TfibJRa9FyatuhDYnrIEgdakEPxRjT2AotOz6YeqSm4UpZRe6O+iwvrz5Nc3Oh",
-	"ESReaMEwcTC0rATHzE8C6oetzeV41QrYgWXwLnZcPuLZPkHIqi/f7ML7lrdhFWMEiZsk0A8JgjRiQeA5",
-	"cRJ57sFWsT4bMlvM2dc3saZqWciOicSSoG2OS6nuWhOX0sSlNHEpNxCXMjGCRSkm6c87x6XInU15WqR0",
-	"CMZUiMssj0EqNSWpBOesmOScxR3wtiSbQpnbJzz9wYS1QUQFgykXjItUkuPhdF2mt6QZ+2izJc1mF/It",
-	"LdddoNeGiL59AcxI5Zu0Tlof2tEkZ/CR/Abl8e/Mc6qdyN5N1oPenqEhu2MjB1mW7+A6Q1u3OPPx8iFy",
-	"fEiQ40CKfApxFARJlCQJjcODMbPZPqyUCTbaTWfviH1vl1AONWoTyvGy+N1B2FW7dcno+dnsBm8q4jDX",
-	"uuF2TYVqd5v3+lDK1RH7iNMLmg5pOGSHi+CZaOK3JWeuGzA2RvBUnHSvipXbMpvgxLI6Hia+hXyEV2tP",
-	"2CLBFRzHg4Q6ISQRcaDPmA3dmHp+FIU2jqwbUJ+w5aMt9Sc5NSswXsootCDDboQTDyeWZ20KNiwXxnIC",
-	"+wAcSnn2BMsbj94bHN2zG924+eieE0BDwXihw75L4d+Er7RBT17BngmuUbHlmeqJDvUDHfAWU6SGFjpE",
-	"SL4QOOpp8nMClFmudwxydpGdMwEGqejKFRJpZmy1dx89AOdsKgAtQMYj1gEGV9okMvdKvq+CzyODx65j",
-	"d3qSBPQA43EJxG66LhOU9WxyluRMDECRnTMzqkJloVHEhKi+HuaMxlOQCjFh8XG7bAcoF5csvyNAT79F",
-	"/KGZf6/LBZ0KMMguwYjyaQfcVYZQE/0D6CWdasCYnipg0wN0KLJqLfSMa9WgzHwNsW7r4CGQKcunNm6P",
-	"6BQMsqGa10gOVy6Oyd9O5dtkIMpGo4y3AfvBhA5Bkam+FVlXng4xkIxYZZtz4MvZSlGH5aLLaSJ/+Iin",
-	"Kvj/g/vv3gM8y0d0aMAba9DB2vqr0gnm5LPea1Wbu8tXHeDLQQZEkQ6HILvkQmXqC3X8qiIZs3XocrMQ",
-	"AejJh8/kI2cmaaMHJnyoDlmZxR9m8bRM8e/y3oDyOLtgeQ8cySZxNRm5f/KbsoECdZZHMi0E+CQL1U0t",
-	"Box3uTkwIOUqLK+GE3CiPCDVIJIz9ZThvJdkecROgBQPel1+pGz4Js9EFHRqSkOG+lhWZna1OBNepENA",
-	"wZAWLK+9gu69A+7y6dx7lKceKl/eDCSbxnHOhFrBIgODdHQC5Fgq7WVIIz38YjGoUcb72kejy1CXTpou",
-	"10k01S8xOBKZcd+MNXIm0DinRuwXoJ+Zu9HlsyHMxVe13C75ukfl4ufsExZJlXNtEF9lqbj1IL5S/NsN",
-	"gFvO93qRdQcY7waqttcntaHaOvY7yPU9ywqWPDCWH1wl/bowRhaFJPAdSJGTwChyIyeiAQ5i/5AuGCtA",
-	"Gi96jgkp2NQr/TIujBwpCNsogDSwXZgEgc0cZIdWErU2FD6X6xJgDxHXOZgMbKLbXn9ZuDG9NKaXr2F5",
-	"VZXaybPizHDSjd0sPfBMajh5nxVn2aQ4y5Itp7PqmaZq635VW8F9hUxXCmlt0Fuxyj1wRIH+Xst42aQQ",
-	"acxqQVF3dGiJ0OLj4o7XO1BJx7Voqtodl22Pm8r7wTUJgxJKzgp6vgVpqLd91m5JRetMaZEbn6w1nd3j",
-	"UgXY9g5X7Z+1W0ta0cZOlp84HBnQunlkLNhiuW69KGjBTkCvtoK9NujNlqV3ulLT0xCQc5pPltQ1SqVL",
-	"VtX2jUZb0wArvUwOsLCOZfeVOqgq/8xrZq9UoOIbFAL/spwRVfT8ns6Ib5SHSoXPX9vguDL2QEfLrwdM",
-	"NjYFdTWOjFGon14wDnrnKY9Fr93lZpEkTzuW514ZOdT1OAHsKY2K4bTMR+wVmVQ9HiiGxE3AYJfrK5gW",
-	"A4OnuIqlFVmZb3hEF3lYl2veJY474FtTefEUIVDWNFq3T8zZHR3kmFsrP3d5yVTLME2hDVCSKo2yCwby",
-	"CReASrEipNF5P5cMQ5l6DF/Pz1Xlk1Bbstoa9yPjrMtrJp/Tms0SHGGEj5VVcMDADyZsotITeCl4jPOs",
-	"nzMhurzXZ8W3K0KkkxfA21TFSCtoSTlBAzApl3qQiiLLpyDPLtWOqln0uhOE7Ejum/of68iDxeIz3Su7",
-	"kNT1qJKKaqTvWJlO9UjyZbvclNcsq9Bq8MxKPrkjQETHuoqtEnfGkwIM0hFQpDEtQCq6XIoc+iiV5qW0",
-	"AH0pjMjlLc2iaqfTAoRsmKna5Rk4Mlmt2qZ0rK1uAgxTYaxsqmrOhN8RoCcHTIbZZWXfpFoA6oDvpcWg",
-	"y2fHql2R/hKQRba7IzQuizoAKS8ykBantZba0K2xOtWFAP2sPn8TnKyMX7VF1AuvmIR+C2XVE6odU8Jl",
-	"zrTF0UyCTooMUiHSPh/JbaqEtnzCQca7PC2O20Bb1NR3yvKtIGvM7TYjp/Vp8AzIVVWHv25QNCzRZOPI",
-	"I57Lw6xAT+VSi/N0PFYm8EzVtBOTkYI5nXCg4djLknjFZRoxbbHT7gLZZHbnZmzXPNDllE/BKMvZQkdH",
-	"+iV07eMfsjzTd7MXURHRWArIJRXSwcfqaQMCTSuC1tbGTSliyM1LlDHaHB99g8Ip6KnbmrC8NAD11HFW",
-	"45wq9ZdKuUSlRCeZlOPhZCzMAS2PbUVC1asPL+Vu9LMSlLoDnuht6vJNxteyQ7lcawywdfPoegssWDbA",
-	"GuNply9YT9UDigCpRyo7LFhnhu3ya9phv12zTe8TnVYVaRsyWqV/ZaMx5VPJeA3Tqaet2tR1ILFcB/qx",
-	"RyAlIfEc33UIs7Y3o5XT3ylNC+9aQ1advCpUQBFe9YM5Yqpokzy8rRPUbpUEr3WCpFrBaLz+92dXGV1t",
-	"dIJQJ/Bsz1aYr0mejVYto8Mgid0QBhGl0PV8FtlRYvuOv5QpbIfIhoQ6AQxdN4ERc3GQ2A7DKohbUc8S",
-	"H7qGDC0Fpdmkf//77Q2bLdWDidDZBRMW38b2r9Nl6r6htuHvC0pAg0/UWOca61xjnWusczdundvbUnao",
-	"u1Q/Kqne3DJNbsmsdNxkt+5hgfm20n0lB1bqgynTXTdpfPF/fvPlH/7R57/+mxc//dvjHWw0chgWTfK0",
-	"mCo7TMhoznJ5vnVgmDyW6btsWn3z/arvRRPMe1IHZkK0lV6fyv8q2VpoixQYsYLGtKCdWtXQqSjk+Vou",
-	"UlqGbh0Ns37KZZcqtqoNhlk/mxTHVdTUeBIO00iHdinKd8HyNJmCuaCr2pCSPa8Y8BHLxkPWNqpung2l",
-	"1qVInbYk0bFa/zyNWb03vbzL3ZUIa6DIGTudt92U/y2ptk4LlspKPa+2lkq7aoB35ftKpjSmecHlBeQF",
-	"62tGU+qLhh8ozY2DKqBOUeYw1UVeawuj9nndy9Cx1IygDhKbxGkhN2JuWWOTZbxwKFRI09EXv/7tF//4",
-	"82rXtDWB5WKQjmudqPinFZ1UEQzg6Pkvf/7i0882dVTFT63qrFR8j778w//+xT/85vNf//pYLn71TL0f",
-	"03ZFN/dnGvPRl5/99Ze//Ysvf/n3z//tT49Bxk0gV90EWe9VK9sfjVd1+9ZEMwGmqu/r7l/89d9+9Z9+",
-	"clzrIS5brduuhULIBe2Diyyi4WRI8+mprhUjaUiWA1WRzuCu0b7xWygDSVVBRltZOnNFMFaN/Eip2Waz",
-	"X/zqZ+Ab4PmPfvHinz47Li+WiYgz6CWiDfrDLKRDIHQsplmzOd27NqxO33/2/Wf/PwAA//8=",
+	"7P19kyPHeSCIf5VceCOmm0ZhqgoFFKo7FLvN4YzUFMkZ9cwsbbG5jURVFlDqQiZYWdU9IHc25F/8bMtr",
+	"r61d753PYd+uQ3Hn8x9ax12cvdJJsu+7OMSh9Je/wkU+mfWKAlBAo2eaJCIYwelCvj6Z+by/fNZy2XTG",
+	"KKExbx191iIv8HQWEvg3DiOCvfkFu6bEEx94Mp3iaN46aj2bEBQRl0UeUq3QBHOEKRKNo06r3brCYUJE",
+	"L5d5pHVUGa3d8kiMg7DZWDzGccJbR5butFtxEIdiwAeM+mHgxq12K57PxJdJHM/40f37fMJw2PHI1f1Z",
+	"xEYhmfL75dlfvmy38Cy4uCTzC8riixFLaGWHj2k4F2s4eXKKLskcQRMUMxRny73H0YyxEE3xHGHOgzFF",
+	"LEJxhCn3SYSCuBYMC9MWQLGrSXN4dXN4PWLRKPA8QpsBbGGdAmgj7F1E5JOE8LjuQsAPKOBoikOfRVPi",
+	"1YGgOMjCPagfIt+Qnm/obeyhs2yc9Vsqzis24+LZBXnhEuJVr/dvswRN8JVYD3YnxENzlkTIxTPEfHUO",
+	"XPwzngQcXQa0dpul4Qv73Grwm7+A0nJg+yEOphcuY6HHrukiACISJxElnrhfIeOxXJB6qRFxCY3htnpw",
+	"FymLEYyIghjhMQ4ompPaF1CZtwKZXc26A4CV1ylA5uEgnF+EwTSIL9Tprbk4MfPw/B5Xi4SeyBcPVuxK",
+	"POQ6CNVNs+oCNZrk5gCpW5aESoxHmJOLhOIrHIR4FJJF7JC2Em+70PBYnHg0RyGO6+lG7egVtNF07BQG",
+	"vSJefEqiq8Al6Hlp/CbgqFkYwCOZhYGL4woQTtJbfB3EE8DoHE8JonhK2mg2YZSIO0+mOAgzQkheBDzm",
+	"tWDJJinA4mZT7OCGZIsScIB5LmJ8SWgVEgknUbrIgDfedHHE0rYbjnfzHRZXIPboZ0R1AQ+k+GlGIkHI",
+	"5MrYjEQ4Dhit255foNCl175+qB1Q/Hx22FhEyKfkIqAXM1xH7OXvaJrwGBHqoYDCffOTOIlI7ebKA1Ze",
+	"8Nrhbn50lQUUNhkzdhEyOl66y2uWhB4KMY+RaEcEasVyhcCM4TBk13zFrrMZ6rfdfPydgSFbkYQD+5TQ",
+	"tYSNhR7CgjOjcyS7ZPwK5oKNERe1Hgo141cpWuPRdwGDmvUIQAQemc5YTKg7B+43oBcJr8HjkkvNEc5p",
+	"3k/7NpkLOsTjIAzFPZ5FbBwRztdSuiWTV/D7Tqa+OQiXLLYOiNOAT3HsTqrPq2bx10LwU2g74cQDNgYj",
+	"L/B9EhEap/tvAr5s2tKbu+GkGeBMMwfcczqLmEs4FywAekjjIJ5vBcRsyQBGyhPfD9yA0PiCu2xGagCY",
+	"Soohdi+5pPiiJfwrIxCIEuJxdMCJ+pkf1gJwccIq6G4y3Q5IVM0KJaRiElEcVt4pRQklL2bEjYmHSBSx",
+	"CDHXTaKIeMdCXphgjkaEUBSy8bheVM1GLj7CLcbNGc+C/HqqBkeCAyUReiiGaggHtSy5+yscBt6FGxGP",
+	"0DjAIS8D4iFwQyxCM8z5tWAPA46uI0bH9VteHK6w+9WD5WdsFJ8HTuIJi4JPAes32d7iEko7TSLOokVq",
+	"Lb+LBQlmSXC7gCG5BG/AebLslEvjVmh001F3oqOoLKW464j4EeGTi5gtMNRSdQI/I/hZrFb1A47/xSyI",
+	"Vu+9PPqCWqbR2Ls9/fKKBCQEg3SBvWlAazCh4qGIEIwpQ9iNgyuCoHXdvgtjVZHcmpFuTjsLc8O22Dig",
+	"F/EkYnEcLmhaGVMsEQ5C4iFojHAck+ksXs9TVMcu7nWzkXPKV9i2GON9MYa647zZ/iuLEkCYkmhMLlxG",
+	"r0gUV4FwgrIfxLl4yMVUPMYRQdCv9mZXRyzxUYvjicEoCeIJidSgiLII8SS6guOXH4/l/4DguQmP2ZRE",
+	"4jnwmOAdKeqq686g410ENGZLFfGCjVELF+0Qpkxs5hgBHYZtsOh0OajU8NXXsG70hEtopDOAtsFDo3ll",
+	"zhJg8p9aRy3dcHTcdU3Nxpah2a5FNAf3elrX10d91/BMYvmtmwBT7UwAkrL4wl/U9kswcpZELkEeIxLX",
+	"g+JA4Lh5QQYX0KxX7edjL6DPDUfOYWXl+/6AxeiRGn79xvPFZNsGoWfp9VH0TbZauj05Rr31ZmGEm7+F",
+	"wpzpNhR5WLcP1WzZRtJRVu6kMMZutpLOmu5ltWVN8JGULbeo5SPU76Lafzd7yC1o4i85FXyMagxoIBeI",
+	"39oIeKZkRqKrQLBTQsSikqjCA3AnmI5JUdu/bMulKavGs5tOuAMhZWGNAlYzxkKwpYEqp067kpkzIoJj",
+	"kqk+QBG2wlawMPAS1eGaYXew74WVlPY9xRSP6/btMVif/L3hXtPBKntdMdQu95fODvsTAKVeIOTeC8lI",
+	"rXzP8tZ5iAfUJYD9I8F/BPEx8knsTjI7Vu3+ayZb/vQ3miqDj1HQazwpzIcepfM1gFTNOheAFZFPEiE4",
+	"1LDyycyTdxVagCvAqa+9j8WiJwR7ua6/YBV/+AyP1wItm7TK5dxoypw1HiwB3lk+74bgy1YsABjhmEit",
+	"5VIxQemq1ksGpbHqxIKlI+1QEigtAnYoEed6XmU5n1IeYimB3yWbUp6ysI8GzEpBlM54/hXbWsu4LBtv",
+	"Z7ssMjElGf0iIgmvx39F9UFV3XosxQfCuXgpmfIsIlfschkoamZdqbLYfM7d6DJqVyoBB68E6MmMUC+o",
+	"sz5Je36m8i/swSNu4C0DzuLIVY1Wk3F3cV8WVwJ7Z0lMLpZIYh8wxBN3ggj1ZiygtYJWdYDC9uq670Ca",
+	"qs4otiEVgBejhM+X4OJMRepOiHvJEY5InVWGT1gUh7WGs+IcdTh68xl26gJRXJ4ASYzHF9LaXtXfxHhc",
+	"sFlRPCUNzP2F4UrKm0aD3fz+FqaXm4vGRMhwUiG4+FxlA+mLoCRI2bR+b+XRKk905Vi72Fp59sL+WBJf",
+	"ML/e4LSwLpbEPPCIdGGDLiv2Whp59X7rx90BE1+3FLH5pIjZS7t+P+A8oGNBT1PSWrBL1G03KVOJbJ/r",
+	"R9oN0SnNLzfHk9mMCU7gYkq8AJd3+Dz/WbAMMaExErPU7606VGGDqwbKBYxecWt5h/fFaOjZfEYabrK6",
+	"ENgpJ5GQurmSwPniDYYrJi3koiHofzlwS6k69whNMPUEhzBF7IpE6ED8Lf51KNp5BB6NEBcACfkscuth",
+	"tbCYyqW/vaXcHEMsLl7AF24tXiPsSrYi03WCRRv4rZMnp3AvIuzW0vXF0Ze4BzcYeyfWuMUFCSBcE3x5",
+	"kVLeRQAUDaMxY5L4tuGfIaNj+S+XTaeMtsF3O3XTw9KiDi5mdeApz1sBzc5m3QngyksFoEWMji9mjIXr",
+	"NbcIS7cnqRyneFz7vAojrtHi1o+3A2pSWMJLsUmpKQCk8wC7E6I9EDdSbtkj3I2CmbhMraPWkDKNxywi",
+	"Q8QoIlckmiNM+bV0/YqRi6MoIBxhKcDAet0JmQLqnuIX7xE6jietIwNOSS6Ux1HKYj98hseLk0rYzCLC",
+	"CY3hWt/j6IpEQghqg9dLqvPYdL7MpSbWzsgsxHOJGSp7jqNE7hfTdLORai3E8an4TnAUBvBDydFJXdZh",
+	"xXdnKL1MPOaWnGk6U+/wGOGR2CfMh/wg4rGatLw5QpNp6+ijllhc6+O6zb3HXCy3UAfQ52fvSW/9gp1H",
+	"KltBjMrVXGKCJVA166H6Phivlk//mKJhwcA1bMMqCgvKbHLiD+x5QiYg3hKT3tIz74FOcGF1Zzgm7wXT",
+	"IK6Hi4vDkET3eHaSo8QTLB5l122BdAKKvAj7sRaQ2NfEI8OzQItwTEAfpKm3pBn60TkdngM1PW8dR9/o",
+	"2cfxN4whOmARGp638Cz4Npmft47/6ft/PTw8QsNomKmuUEj8uI2G8RBx0KlxlNA4CAU8zqlaUMDR9YSF",
+	"RClD0VN1acqPksGlTeKJYNdccbrpLOf0AAMpv8eVtkGaGpSv1GFb+giJHbth4hHvWDmSoFkyCgM3d5zi",
+	"nXPa2uyKZIegPWFh4M7rz0LtFDALns3CgPCbnMEn3zB1/fj6G9bwCGE0StxLEosrN/ykAHqYLCJ+EIZc",
+	"EJ5ZSGISzlFAz+nwOj+QgxmJJCcEIQsCgLyNxMdLModvCpD8UJ0NoIRhtvPhFlATUrF24sfSaFUG2FO1",
+	"sJihaxzEaER8FhEpSQfKzSmby2fRFMfSU6xrttpi8mAqMMqgDxR0GlD5d76QgMZkrOxCH374oXZSuFW1",
+	"j9zSDelwMBFvio7Jsbg9lt5Fw0WPuCE6OHv0APXtnn5Y8NArRJWB894RGr5NcEQieTu/cV7j/nfeasve",
+	"3zhvAW96dB0FMTlvDZfiim4dwF+2WzMc4SmJU+IY4mCq+ImnQIYfBWHtYYBRL7tTqdVKkG6g4YFo80lC",
+	"onmr3aJ4KqcFul5coEd8nITimHKNWIr38y94NovYFXCdEfkeuPfVE4QHEr0/ith0ccXqR4TBvo99pTSv",
+	"W6lbGKf2Unk4JlocTIm8WCmQLX3Fqp6x5WuSV3nNcp6xXSwmc9GrnOcMf5JkPnWS6KNZRK4ClnA0w2Ny",
+	"j6MhJS9iOcJw6WJTX71NSNap9wTHk2WMkSLe0uAPc85E62zKwFtJz/9lRPzWUes37ucRtfflr/z+qVdm",
+	"k9z5t0kNrn4fXwLPp7R22CfooI63OUKGQE9mr4dmUUBj8Ds+efrg9FTgCCECkYi3z2lCAwHtWc5PtRHp",
+	"jDsIo+fPT9/pIIhBANYoxdBeSvHgmbFIuUObFpqwJOLnVAwmaTtE4V2SeTuN1gAWDUJRhVgq+C5e9gy+",
+	"l1ol29BXbfSclpm8KYknzGsjAX1oN2LeHI2JQAAxGmH3Eh1IGlDDdh4h4DIPz6lyyhKESSyHjlMC/yyd",
+	"SCBDGEg5M2WsigQBR5ZpntPhMi/t4XF2VNeTIJRuUBKa6UBSuI8SyvMxdadmTOk+P+ygM+InHIeKfqY2",
+	"XLE+2EFEpKsQnMwRzCh2McXzczqSRCogXgedqNmEHCGoliC3kYDgQUphM6oKg6qjJtSN5jNxCxLqiRM+",
+	"p2J4j0TBVcqkizkrbHhbAMCdgMQl2CY1nCTMKqS8ddTq+oZrYodo9sjyNIvoWHPcvqGZ3sDvjWxsEKub",
+	"Pj3JeuSPrzLjUoLf6wHNzeQVQXrimERizH/7EdL+/ce/+S9btbjBfz8NUlhEDkKeyncPgTpgTD8YvjWU",
+	"SgiwGc9TaerwODUle+jAMgdwzVgSoyBuI8sw0fWE0IrMUDTXH3aWwkFJaJsKaHJ3j2FTONzZLpkasI1G",
+	"SSx3NQ6uCIWXUbez/B0YJjzu9GrLVnznG5dM9zMW1+36JOQMuSyhMcJhKPcoFpO6yRy4TPAdGD14/PyD",
+	"Z4fLiFFQnKS4PrWeEWMhwVQtyEt4HM2XcTwPX2A3RoFqtXxG+fuGjO+3A+qtZLVmjIWL0ed1KxC/tZrS",
+	"v6fJSDBUoN0FkbpebnyCxwTx4NOlLAqIJfWsXU9vr+DGzRIvbtTy4o+vKYmWQWc4JcM2wspC4YEObUgZ",
+	"Ffy2AFomVvOltwS8wU69paxzv4SrDqbk34nx/91HuuZgzT/RHmkff9btvzysx19PGAvXcNHyTl9PGCdo",
+	"wqYquDDgKp6ULgW7aHfa/LQVt/MdGGRRvkpGctmIExy5kzZyMScaIIPrwIsnWkA5oTwAcxd6D5TiUtHL",
+	"AGcGkYpoFlNjOm+reF8WyRjn44JndqkHMOSgJcZufI+rUcqdO+gDPAU056nxQQ0XEflXJN3CpzgMuMDt",
+	"s4S6cSLDnkQXPsMu4ciL2GxGPHFh4ggHodhtSMY4RBC/CyZqzNGrv/yDX//5Dz//3R9//ic/RcGYCqJ5",
+	"2EacoeGr3/nPv/rHfxwiPxCy6K/+8E8+/8l/ld9e/eXPXv3o/yx27aATBCcmHq4XjINYrp8TIXbFDOAQ",
+	"ztEBjlFIBFq3VLNDdQaEy93zNhrNAcVHCRWjWQIwUyH/SpVSEKUTHAx/c9AfwjxDXYd/RiTd+OGxVEAT",
+	"1VyyQJI3kEcppxMrZ5RoGdeq9pESG2nbzY5iLkQFP3hB5IZEbz8goSelY8mUckLEdeGXxMv5ETmelwMK",
+	"2L6U9MRMgQFY3QOAVeFgD8U4lq6j4YI9YKl48slKxFxmUOr0E+OA0dUUIoI2y+aXv25IHZ6yqAYpi6+C",
+	"UxTcbkiwEJbRUBsizqKYI9FWStAd9I7ExWioKVHyJF4KING7Vg+bdW21W1rxD+mip34o/gEeyfJz/k/B",
+	"vTxiYciun8/kb5UvH9dDQHAsqwEvuZrl+xK/bgj4Z3i8bM4zhbUzRh5wdSwdD+sWEOPxUqm4dvLnEpT1",
+	"2gz1YxNtRlIY5+YKBDVxnTYjXdNqbUaSDXDTxYC7Fp8xymVerLexd5bnQFKGbkiYNZPpLwJGUxvRb36P",
+	"S819MbFWJYtSHSlNm5eTFi0xwK4coN6G2YyQP5GbkDCoU5ksNccWTbEFq1jJZlA3s2p7P2+4RMndqHPa",
+	"Htafmb+bH9pOoJTHRbtqBTy3akHYMI1zjeYdAdY7xRw2W1zxUg6clfeznDOmGcSz1a0A/QnKRlZeYUKa",
+	"8wgaZt+Hh8doqFiNIfAagjvGccYu3MHzeBxJq+CpCgV8XWezEIO4smM17K7ZscLObnik7ZUnepj5PqwO",
+	"a0zHLVtXh3nYomJ8U9usnKtkcz08zvjL6zwao3KlirbdVZeiYgmuWl9f82WUiQq2u3zFXA0rr1Apx8GN",
+	"EfEJlXYuMHuePXqAHKtnI7VQJL1H+B1674+KeaW2AHMpL9VKOBfSPi3LObLmnGpzcuyEdCqRbnX6qyM0",
+	"zPYwPEbijP3MAi/116BLlzlLsLKHcqn/EBBH4wjTuGKqaJ/TOuNqW6lPhjKxyRBNyXQk8IVy0zunw6pJ",
+	"d5jbbQ8VSsrMskrNLzMOQNwcCmKpNr8DF7HePL1qjIX2LxfNXqf0Od+WrVien2n1HV2erOjmmKUmJ9Oi",
+	"m1KWlSlKKBU0QRGYJXagw1LQFYoZAk+VmBdcmO4Ipiof7vuFXE87ON9i6qiNTriUSWkHuKj2UAVdzxNG",
+	"VWyIB+mHkjmTRWDNPITLEtDMrrrsPmS2xgo74Slt7R25BDfmSV8TcwlLXCvVbsoZCjFiE9awgyzdQRGG",
+	"8SDTX1c3QO0rjb6hIDiKNPigsUIR8YKICNFRBTnzIJSpcOMkoggj8MxRK5VWu4oP4FeC8/yAxY/SmLEt",
+	"blkp5mzlHauEet0UgaRhaalNNBNDKhxOngLkjjzsYhTzo0zhtAXolwTKrzyEZXHkO1Je1ZqnAxkQKe3e",
+	"8qnXLGPYSLq7Kwd3Vgi1v+nRFcP2mx9eKYr9xseXReYHvOBmUXNY6Y/Dwzt0MirY8nk5WfY2epwlebdX",
+	"q3SWZa3eyaNSSfFUeq4YXxKlbJE8EWXXRxCIUhu8GtBz6ofBeBKnh1mILx0epiiznOwbsreC/xuLkJ+E",
+	"4TlNdUI1Ox0edhA4/0pTBown/VVoAnIc81PH5DskhVXclVd2LzR9qUxLD7OI3C0uWTmkd+XVqsTL7kBn",
+	"IzmuGI8hRD+P9lUnnE949/HxM8bex3SeZcfY7jSqCUBWnsdCco2bP/FluUHWv6avwlt6XgkS3uIAq3HG",
+	"Kw9wIZD3xge4PgT5jjyXQmQwBAaD59i2IK+Jfl4D97rY4p2aTMGlOU0p60N2SS/AEC1dSaYcg0+4wngL",
+	"K7tDnE0GIljHiXeFqUsehMy9LFjLsSdZMxw+icQe40Acko9DTtqtWeHTZy2FOapRNn2r6NfXNXrdvq43",
+	"8O7LGdePsqFzHxAG/okCFCcQTyb53uJycleU7dwI2ukIb8+b+M+1WzKxLm8+IU1CxQPK0ISFBQRes5lD",
+	"zOPnfJO9rp1aOmWsnvwD0UbljDv1ZAWy8LHfOvpo/aI/rq5Bphvzgxf1rs4q6CELlsi0JeAm30YxAz3Q",
+	"mAYqvSmU4wJ33KLLplly2YQI4YuPTrTvYu1TXXMutFpnc3EXIc/QDuErrQmgQo3JlK/1x5V2GpjnVHYw",
+	"+tmwOIrwfOHRQPgLnGMG2mzeduF5LH9UMgxpQzSw8TPY0d1b/0x2A/NpQNO/KgfQbsn4HfUz3OrKmajj",
+	"UCtZB/kN3pTCgi/bny1i5YgsCfkVbySIOQn9Dno6YdcUMeqSY8ShokuMMEfDE8XRSOImQxCH4Ez9W9rJ",
+	"k1NQrFdemWEOtnlmizhfLHwRRh9nUHovkESqvOPscBudcga4wjEXvf7U22q38hi3tXczb7nwJmGC2nOH",
+	"2oDbUd7UUb3RK4gI5svVyGnbM9mquv50ptodJF4QP7xS3F55hdiNWbQLGgEDpcxl6oKacAg8kZHl4nnN",
+	"eUym4gtldD5lCa/xHm238A1YA1D5n8gI/YrXZt8qxzDpmnOiPcKa3zn6+K1a8pImw6g4f+rlcf7t+Xki",
+	"OKclgzRlFjJOdc2ysfbpifbdJQSRJbHLpqVD4InrCmC0Wz4OwiSSKaNoUBuUmyXUk3diBfL46F9o/37J",
+	"jtOEIKuiunuOU+Q09Zqo7jST1sJSqhDJEJi2ZEFynPR2Luc7Uti+tR4LAhHHcat484tnmB/F6ie5E1SZ",
+	"P/A3jy6TmEmU+T5kl6mSt2+BDU66YhMak0i6Yqf1uaJU8REzsNJLrxB+jIbM94foACNKrs+paHyPIxWz",
+	"dChrTHCZ3kkGEcnoVNUgy/yG5N7O6VD9MjxSgfDwXbTDIWcIoycnzx58SwZFtNH1hEQkTYMyJZjyc5rQ",
+	"VDcmgzPVa2O+34LMjNQ7YyMoigGRIu8x7C15cW/j2J0UI/k3pDKB1/yqSFRTYJyUwLc95xQsEf+Ku+IQ",
+	"WFa95BF8L6+9IiqqK7QaG14swYWNEe/lkgjDhffOLmu3WgHnSuY/3XTdOA/wrCayErl4dowEwZVXT9k3",
+	"YwSX8sDHYShjuWOGYoKnkLyGonHIRjjMnohgBZdjY0PXK7L/clmpgJ8fTDClJCxFneAwbLVbVwGH+EKI",
+	"CWu1W9fEnQC2nBISyywRoJOufRDVt7BCf7DqdJ8FU8JjPJ1JUg4JWdf3+kDtuqZ3A1Yu7S1vliK4D2ox",
+	"4YcTKFEtk2XgELnguyYOV2DAom9tVrcaICKdlipPYmcqC4hG3SQIdTNRL2dyqxzV2h1IYDSfSAGrsRCa",
+	"MS03SGiygDFUcG+29nYeAlpcYTtPtrJa/i8+jV2wDqWn9saZB1Byioe3uC3Krjd471Xpnl3XzycjWHeF",
+	"Y9Jo2aZXTiLHdY9twqL4GXkRb/KKA/4kCmRiwEXK1kyRU5qXspisvUvvMTpOO0BU6kZTqMSBG/TIQxc3",
+	"OSRFiZpPVPesCyedqfJymLdb9eGWK67gdhq9JvcH6gzu6E6kyr3buQ5PoNFWV+GmhwqbX3E8O0G1Ctm8",
+	"eSwrFyKjP9deuWlAi1+NpZdwMU5EFg+Xupi2LJg+i+eCnXFDgiPloFdKOtOIlbmFi9xM+ZVf6VozSXrJ",
+	"mw2mrnvdSNkDaDZS4V7XjZY/jh0M97L+Ql2RKN5Oek1R6QeNj612CWqUGg1nrgtsjE62JP8R8YL4PXJF",
+	"wk1nE/1SW3OzQ3qfUTKHA6o6yMaIkjGOgyuipEZIJqSERvHgFi6IR3C4tWCEw6cZ57z4GGUll+c0Xk+o",
+	"ascfR9jb4CV8E5rXvoLGrFOaEGiTI6ykRNhmpzLTRo09KEqIPEKItAKNlMyjonJzjOaZ/uweR0MheY9C",
+	"8gjagQVoB/xfmg5im401NIKUJWfolKKEat6HtRRiM4kUqrhsuTnV+6yh7abYGHqPg/XdSicRkZBgvvVh",
+	"qKwam8yYC8YruRuFgBUykDVM1vZ6JtrcgJUf8SAmN+TlU9NvKoBnAjpsoITiNmLsFUC24uy3JFq7ID8N",
+	"iE4BLTdAxlui1NtyNtjizW3xaDa5/De+xsull9Id3MDKm7FTi34LsxC7ZKqMySv526xhdb35EPVOBOns",
+	"O5G68p3cjtjVbsX1KRGfyPIAMmOYTLNaTG/4DUivWlXLl53ylFpeb5D/uqHop6ABwWhrcVIlcV8xMi/g",
+	"pcrdMsSOx3jO0UEQo0tCZhwMeIEHuUFkzKDHh5WC38XAQCkOlg9bsjsbrvSREDWxO1E5zaCOtkzpH3h5",
+	"iQFQrR+UsvuL/yhkaMsWfKji1KFoRqUWAL4k/BhqIhCluZclu+Xui23vcTnA4gYbYnqJuzZA8aUOTXC7",
+	"7NAIsW/GKMvWTdD5JghaKe0bYWbZtglKli0bImSVnXHRHJjenSX1HGovf+lmHXgBjwPqxm24VaVsKJCm",
+	"axtTb29jS2+5vHwjYJQcxfLORaCswktPF4wwWVW3tFpmrcFQdd+RSqvwJneigKk8212O+eaUBjuUzAuI",
+	"ZCew2YR1zLHNTqbOEdJOhktxVrPBJENZrwLMMNot6QDfwXNe57yQBzB5eM7V5eLXgUxLCpQ4CQXJ9Vd7",
+	"KHT7vUpownr3hHcyya0hYiijgdW6rQqyKzSuQ3BZ2rEsN3q9FnQLV8xF3idLzdsGFixj0g5mJZZUvHCl",
+	"LTrs5NbFG0z+ZGH8Smg+J0XHhk7R4SBF+CHBRQub+KcynNRhfpWO7DEtDpH61oOCPTWz1vW+uZZpy86V",
+	"y6O8BPLNrL9CpMZdapr/0IhDqFzKDT2Z0tlWrjWN4mpuFUnDvtqvf3c1oujD1LqVYabUo6lqtlq4HqCB",
+	"zTK8NXJsWxgDJItFtPru08cfICjLTEBoyYoCqezcUsRhvi89WFBAZ8mira1f954I53hMFksC6OvusFxq",
+	"W24tH6judqSa8hpjDQQ1NFXluLn72UoVgGr2sl2Memxqut7OFtTU2kDJi3hbvboLOU83XRmXzluN3aIK",
+	"vl4b1iZY0LQWxyoupJ2fe36o+WGVtrrOQSq9W1upXW90ocoObeuSkzc9+i/vkS8/7TVHvOpYd6ESzNDP",
+	"G/fEeBQR8inZzm6eNLGpll3iFub/ZirDpZzTSavdervVbj2oZZeg+VkSko0d1EOSygcrKbZoA14ZgnNv",
+	"3qNua99S5Z1raC/mrtr2omUUStjUCDJPSARFXKCMNPGghnRbZsSVMgxFXuAhzpCPo0Utn1twT1i1n3TV",
+	"D8QywLAsuOHNOtVBYzsiRlLmpcZxGcn8TbBzHkOtigqD0dP1Wo6GBnyy8VL8iE2f8+aulZu4OzfHHLKG",
+	"wLcFt17GHYuYQxyIH0qn1WWp8dLaZLnjN0t9vYtl/EfExQkHtm4ScOTimaz6JqNSQNF9TWjcWDGY3pfH",
+	"6RKrrLGu1+HC5a7bKwLAmqyjYDJmTzaw5MWs+Y2oY0cKdyq9CO0MO2T7LbpmS+RQONx13Ej5aS4KbOBU",
+	"vrRURRYJVbgRYLAQ1yLLfCfE0DXhHaZh2dag27fs1XakVdf2LLuy5duZ317IUrV4WY/zK5rFqQQxR+ya",
+	"qqAvCgVmwoDHoA1Hw3QVw91sqyq4Klf+bK+rTu5xASDlw2sSKVFGGFvmY1hEHwC2YvJ1AduYoYMiXKVO",
+	"Z5OoiXqtxGLswip4NWVmagrChPPU+jZMn7ZKAZrihWENZc2peVbBTKpcKgl72BWRVli4jZlOTJLwCFPu",
+	"kyi1I9wTFxfGReKycHSQBhKKoQ/rnaoyUlITzw+1p5if430GjASwEfngOAybm3dW0KJNrTybRZ6/RjSt",
+	"Frbqvi1ajD5JSCJDdWSG6Fa75UlFoMp8WcfafovgUBa03SSxzsLcpQDBfHRV5nG9xqcqQi1XKH8r4DGL",
+	"5g+pMpwsDetv7nO3SQj/8rD9jVi6x9v4Bm4VUF+uiiUId4iDKaC3OIkEmccQtSyetsIGwCIIAQ2eTfZP",
+	"ZYiUo0QEKrS2Mk9AKdReESjKhbNg6Fa7NUklkvqo++3j4pKQ/Jv8gm0Y5FkTdM+2OJXaaNlCMHwxSB7H",
+	"q270LiT80uN441L+qVcbHsFkBe9Kuezs+JIk8CpJkuoUtqdeCrCtnAJq4fHu9WUNSgnHxXf00Hvn6Unt",
+	"VXajq3JDs9cznNqml0Hj1A5LU0BdxvPidI+//aR2KlXdIEuKEYxrm7244XqqLFQso8GuWmJoueE2gFKu",
+	"qO66vHt9WWPbuSTz5vdfHOCG1hwYv2457ykNRNWAAWUkN3M0lXiReA8ax0mWEf+WWoyNoyxvGrSwDzV4",
+	"naGmX7bYhI0jY/fRDK89mkEgvdcXybBNVELzQASxl+2sYVvg+A1Dkm87MOCWA5W/zHEHTWMI8uuzgeYK",
+	"mIY3EjsgZt6FCKF2sI8ZAIjuKl4gJNjbMFYglGXrv+5xAg2R8QaJRW7Xi78R5pVNG+HcuxEbsIW7/+L9",
+	"/Xq7+hdYq1Vu/gVxsVZQF8PsyN2/8LR24rT9BjJivEkP+juaQ+Pr4Nhfh47eY+Ngy3TFmzHvadWhktI5",
+	"+7joa7rKHa7dgrJ7j2k4r88ymXrdZuPXopb0atV54y08mlKR7MZHsVgxvb1xucSPS4Ued+givTEOr2Gg",
+	"ZYxQLfZ6gd0Y4SlLKNTamIqWKKBonmCKDh588NuHCHOEkUfcYIpDJGHdRjhGU8ZjZPSQYj+RF4xlEVYP",
+	"mWl73kFnhM8Y5YQjHF4LBtHFUTRH8TXLGqGD85Zhdq1OTz9vHXbQ+ywi+Y84EiybD8VEDyxdR8pWk1ec",
+	"O2wjSq5IhCBHK/EEYwb+1CpSBUqhyQFixtqZQwNGo4DiaI78kOE4rcwl1ydhwlEYXBKkdwxdwiqEMgeq",
+	"GkrrKF12JSm7U9Iwa//qI11zPv7MaBu9lwfn5530T/Pl4b+qVYAv00SV31s+xfn509phSpJMRSzBnEPS",
+	"eRcaDKFOq2BVhPiDZnhMjtPsuEzGfISYyx+qTmGGuamCv6B8K2KaevvIWlK5qEfaVeWIJ9vjw8F6fJiP",
+	"/wDSDm+cZSmKCI03WKOhm9amSFvIw9fFOVaisbRdFddX11oetQ7xl0Hj1dnDXcL5M3Yp67hXg9T8iPAJ",
+	"ko1QLFplN1wtBnHCecBop3oxnP6y+9xZdqFVIY7TmqU8lfV0EDj3wvylRameq72iBn1rXRWfrHDKU7kr",
+	"Xp+nGyqUydJxavscXYPPoUCcW2QUrjM2XxJa9TmQxSzWZ1itbqJdOufi4EWg116glO2sPPpKuYB//sUP",
+	"tX/+xZ//5sHhP//iB//8iz84P9fOz3nnN9568Vu/+ocfkxfx5z/4vVd/+bMlWeifFLVfVZdaSDCOKEmz",
+	"o6MQHI2P0BDsG0M0mstgvojgmEVtNJR5zofg9HVO1XfIYB7nfqLiiyzEqhTGaWVj8BATv5/TYe6moCYq",
+	"GHkgOrNQtTkis0rCc7E8paAmXsnpYYno9oSxDeKgReuzJCS8ht+53dicgL+TepR9tsTfa8NMyVNM8ZhE",
+	"SlewegWgxAT1gmBLnhE83ajbRjHQ23uQ1CKXXdlAlANill81PY4qUEqALW+nuaHkY3Uzt8vXlDv6rK3V",
+	"UKqP8LLdGs2zMIz6GRsE1kNQhlQBFXt260IBQhxMHzAWeuyabhKV4aapoqGKlMpaXvK7VKBZfCoeDsI5",
+	"pJrOEhasu2SbxnpL96z38YtNtrRpYEoJI6zf9lcHQ2wakQNaocCfi7/eJj6LSNN+ygQtpmsI5ZIXQh1p",
+	"xbF0mFa1RND1hIGcKOQ3qDEiYc4hOp35qoBI6qt7fK4o36I7xMHQ6A7eeuuttwa6rg/baPj5H/3ZW28N",
+	"D0GslUKmCuk+p6M5Gn4i2sR4PExd99OBQ6icp1jOaQcNfeXgwYdoCmUr4wk5p/KrlsyQiptbXG0a0I8O",
+	"JoHnESqoeVYC4pwOxUMaIj5h1xyJBc6h1K+k6I1Uzf+mAO2qfWzpO13iclRA77VMGWPhLkx5wG+8cS/A",
+	"nI+pi3r++lKPry61eHNIc48kv9RIshZ37Cq31Z3FNUvAssc9N+ZUF7e5ZzP3GPOrjTFzo1oljPXRA+RY",
+	"PRupSvdI1vjk0tsKIx6LidAUu5OAEuQyr9YZp66g19PFrsfqvGSpQDVJiOk4UaaR3Djk4tkFeeES4hFv",
+	"sb7XitKkFb1tMsWgKA4xlaWBg2IWrnu8NH3ZZlRnJYUcABvk1siTHq0LQGi3AspjTN2q4hVsRJvVJb3F",
+	"EqRpKY6qeW2xyKjSYleNC8/PTlFEfBIR6hJE8TSreKluoOhYvguTOJ7xo/v3oUBzxyNX91Vbfn/5NakD",
+	"W0U6iaUuXO6pFNju1YtgZ0vD0ja0LsqBHs8kz7Chdm3jyshL9rGdV8SN6jKviGA9qzrbpxp1QeuFXMwu",
+	"PIIhcd1a26Ma60McQcTr0etVlG+h59qyMvZyENWVC2wWCVGNgNg2XH5Jvb90p8UVFZJLrM4fUT7XXShD",
+	"KjfljatFCmHsK5JAflx758Fsu+2jhs6ZRbhqnN/IpLvw5gtj1+6ZhSV7Z0RmkCFrRqKrQICv3cKJF8Ty",
+	"X940oPUASELyJCJXAblucitqHQK2DPXJet8k2uiuoBcBGMaJtyUs8u7bA2MpKlldbrj2wXIXU1oX3peb",
+	"9K9pgbVXju4gy4B1/3uJN1407+8wyiBfY932nrqs7A4AHtRHkUQJ8g9wPCkgiOzn/EPaROyLH2XB/eRK",
+	"nEXa/JqMJoxd8iMprNU+s6ckjgM6rntDeAaJffgKMXKKXzyCcNK1SQVxmpDusTieNEaWb9jvPQGfRn2q",
+	"XjflzdSejILErvyuv+zgWwRQ5vTbRGB4Ws6zuAnte3pNyEwggRrEf2ewKrkKWMIf30lObyOEC9Dejs/A",
+	"/LG/WZ3yaH6W0CYJx2XDFetdVnUfoCUJRCOWMb9sdYniajPFyaje25vhGkf09sZf4OdSiBW2lq2h7gCe",
+	"4ToZjIXreehnePwA2m2d7qBE8xvk6mucqbiBHvcZHqeq3B3HQTcPd84gWKOKEUeQRODJ/BtnZ9/85ttv",
+	"DytaMLvE+v/GR7rmnGiPsOZ//Fn/Za1Xn5hvu+jqDa/Dpge70YE1jQZ+hncihYoH8sZFz3TztWF7kEg9",
+	"ZZGll79UpAYRKNv5EB3EUTCdEu9wIfHp2tzPz/B4Z8Fr6ho1jiRSF+rj2kKwK6/YWjXUpleu7kjKl2gz",
+	"sJYjIKvX6RnB0zWqsSaBADWqeDCEpCznk11keTzhaKjGFSypSn/YBmNOJuMsKeZb6XXDlUjXZMj6SfD0",
+	"HkcRmfF7Kqw1VHloaeZefB3EE5bE0j351Bue0wMQN8EVWRmVoAOkPnTx7LCQy1Y+Lzm0FEvP6ThkIxym",
+	"1iYppo6ZHEPmbiOeLCtzlNYrQjDYAXSnBEeExwhTF1K1wS5UCDqJOWKUtBEJudxiebJzCvHqMpkm2LK2",
+	"rip8d+WYDStt4ojQeItLtQC5EoOwxbvbDbNA8HQr6n0rbz7PSgq3HOLXhgm9pOyaXohPYOEdXkeMjuHv",
+	"CyGyDKW99zrgMjPprWOEE5Q9i52t8av4Pja0HyznuQie7oTpEvTvzXNdBE93xPu8hkeoCpZBdD5X4fmv",
+	"84E1mn9PXNaHxW8c77nIs7NLQp/gIFobXvjVCBDcoYHshnF+5ai+0so2CfJ7pvL6bqfJKyUar2YRyljy",
+	"NiQMR2wmONzZjEVxQgMxRBt9krCYyJD3hKZlMBCLPBKJ42ONkoxvaTffwnMhnakOks85qX0FkMOlvq7K",
+	"jaWsDTPLfc348rXxvI9pCBqMoWSIxQkOEab8Gm6fEIcgqDcP9D2Q0ahpcHgbYRSxkChXtjbyCJw3+Jgd",
+	"Ig1NUutiOVRYLWyLYOGIYC+PLa/FUcqOvvJ2M+lvHIPf6t0UW9LkJkp8gW2185RIzcUZcapbiTObPa6v",
+	"Dr+xaaaCbe/chqJA/YVYmftGHP0uhARA7W9cSBCr2FXAwwqqtNm195nKAFVRkEGaRjnNEMlV5diRICzr",
+	"5FxPGOJxEIaIXVOeqZZTfdkEy1Kd8YRMQTd2LP45hzyJymFDBeYHVM4Fw3bQWSHbzSGK2ZiA97dMHpnW",
+	"HFiSnHlSKJLWDC1Wy7zU6AvrwJEXO8m9w1FayUgCRLkpczwlsh6LGIJRhGWGxCK5QQeckHxzQMsOj0t5",
+	"fw5zRWRpKZ09/nrdNLNOGiu5+9clZIFMmYthCMCo1AVcFDJWlOIuEiqDKjqFjBWpllCl/asWik4z2rVb",
+	"KlFfK6+fnqWVK+Tcy3LDZbmZr4k7wTFwPCreol7G4cRNoiCePxXwU9gK6qycJLIWTRUsMxzFlEQyi5as",
+	"rYEuyRz5EZuioeQTTmAEePCB6DUh2INaJvJmtX5LO3lyqsliLilWl8VdXrZbI5DI0unlX49SJufdD5+1",
+	"2otpwcppc2AlIRsHdIgOMEVQJ0KT2UDQux8+a6OA84R4IAddkSjwA+IhCSiBFM4ePRjYZg9SkyBM0cmT",
+	"U9giJJeC7GJyVXK+DviSCegJxCbFyWxbkzietV6+hEADn0ljmawkfvRZCo2nE4ZDNMUBjXFAxdNut5Io",
+	"LPjgj4N4kow6LptKd3w3Uv9YsMmqwQKxSAH1UIDlwdn7iJNIoD6fReht823EcUg42CH4EcKIT3BElDqV",
+	"+dL6cU4FeDKpEh188bP/94u/+9Gr/+uv2ujz3/3xq7//yaF8CxGZcQTuCQBQaRBpo9yXlCPp+iZHTEvb",
+	"yAKCUQILgQpY+FJQKpV7Bsq0gYWFshHz5uiaRZegfjqn5/QBo1eEij3zo3OqobO8gomMY1KVTeRN5+jg",
+	"+fPTd67sw45oDKnW8ny7soOLpyR8gDk5RoKJlh/PHj1A3W7XEZTh+bMH0FtwOKoLsBTaDI8DKjjiIzQM",
+	"g2kQD9GB8U/f/1PBtGQ2o54ujUw4LbpyTlGWy+wYjZgXqDmHnwFP0kY5f/NyeIyG+Z+QyriU60wMlqc7",
+	"E6t8KGgcgsgZ0XqIZzJnYMBoGsjxm9/jTLyQNBzpsBx/JMZM44iGLvOIWIQM+Rmqx8LR8MR1ySzW3lMB",
+	"PUN08DSYzkL5pB6IzhxGEhdv+OnkrWEbPaTjMOCTojo+X/HwycmzB9+SO5QHBalc0QzH7kSu1e46/cMj",
+	"QLdwMQIOsCzuEPpo0CfdZel3+Q3S7EEyaEnzxTDXeH54LE5JwVdek4CjhEqpU2INFW2mdKJwqJI7lB3E",
+	"SAfiKktGU1r4eOJOJPoQt66teAWejgXAt3QdNrOQMnCYRu0EcRFc00QGfGUVfFJxGlM0fPgMj4fHUloW",
+	"XVmEPBKSWA4j5lEL5Gh46mtQo16tQz3IMToQ5/bW8PAIWeYADWcRKP+AFb5ItzcEwCleJ4jbyDLMStN0",
+	"E/CggxilsOQBdYsXNqvXBKUYgSMbvtDSiTTushlRSbkzrAzfYMXwDEiMMPzg4jAUcx2AvzEliCe+H7iE",
+	"Hx6j4UcfD9GUYMoRZdlQUzzvoBPxTzGS6C9BlW1OjDImMUeW3kXDgMoRA0LjC1jGUHUXdB/UbDCOCryD",
+	"hOpBzLO0VoqhOBDrFN/USSqmXEBqxBKBMZkYhjJKxMqLzsRDhRVhaPHE5M7TbirHVgc9JXC5PeYKTknA",
+	"qzP1pDk5DFxCZWEiRY9OZtidEM3s6AuE6Pr6uoPh5w6LxvdVX37/vdMHDz94+hD65AFrihgJ8nPy5LRV",
+	"qEHX0juGbMpmhOJZ0DpqdTt6pwsiZjwBPuR+55qEoQZmvfvfu77kne8pVeKYxPUeM6rQE5olozBwBSw4",
+	"Onj3w28jTuI0O/oskjLRBIdXhCMBRgQLvcdLfASXng6CcIpLI58EcAtz1QAEJU7EMJ1irTHBr7a+SWKo",
+	"ogT12WRCUbFmU9dTLkBlYaviJdCFpGF4adGlj1TxK1XzSlW4ygpbqTJWrd/uv3v2W995953Lx6fek/cf",
+	"QbmneN46gpJUqgAV1J2CKlOtb72bGA9Ov/l0Mgqu+pN4NmLOd6LHydknv3U2cf2n330UPnn43qfPk8i/",
+	"lMmpJJfdoPQTl0zP4gmpw+gUnFaWDZfB7b4K5iywq62jjz5ut3gyneJI7O9J4cCLB1U60JQ7PvoIiv0L",
+	"hngBt4iBxUT3J1CN8dOl1+1EIVpT19H1JAhJGk8JEwqCMTsWqMNjhEvxgAn8D3IkjvEIc1J7aVQVyJte",
+	"mzT4tMUuSw8vJjIkvtlJqsUsOcvCZnEYXJFdH+p7wRWhYgLBsJDC6eUFIJefn6Ds86bHR2jpYBRn4E4A",
+	"IwPTCqHqWK4EQVxHG/X0LjoYpp0uEoqvcABYfHiYcze1p3xGsCd4I37nD1qsFLLDgwQhuHdB8uCoe3p3",
+	"/TE/lfjzeQ6cHd+SDJRbXZMr4z6eBVpa2q72rjwlbkQUzy9j6WWd6GNJd+HmBHwW4jmaRcQPXiweuRAa",
+	"pFQMhZRwhKckBi3OEn1G3uS+zAKyLMd3oWGq4vz4pndKaWk/Knkmtkzd7GuGqen2M6N/ZPaOunZHN4xB",
+	"v6frve/mRoK3xanoBjZ7Rq+rdbvE0uxR39NGvUFPwz2dEGc06o9cL7eWivEFFyyNZsXOflezPcvTnJHV",
+	"13x31LUty/T8Ub8ly9A95ytWZ9hdS3cMs//dXPfwROkvRgPPMnWvn9e1UiuQRyjopGAKLi4fPfeuH7Yy",
+	"81a+1OwmFaPDPhbntBZqpm5ajjO4Pai5mt0lhub0PUcjjqubPWy4Tpc0gprTMweG4Vg1ULOw7tqOsxZq",
+	"v/09ras/awI1GSP38QbshXxHMrfLIr46ARkYMR+YAfESpfYJXsIZjkmWVKduDtX2ft7wZTvvpT1hYeDO",
+	"G3dO28MyrZWvsCiTF14jrHqEvYsodxiomzptfr/Y9mVWyuTCXWknyXpXmr9stxYE0bVjLPZ42fhos7IC",
+	"9QyH2ljOU0EOGplahNE4wm58pw7cWE/fnlPBirIo+JSAbtxqQlMfsWgEOXCgh+ms7/GMsfcxnSuTCd+W",
+	"BBdYMx6nYnOJr1Y0binNFXiDL5HeONBZwXyBIQaYMLkIILTHUkxDUO0aFJyYT8RDly5pZYL7oKCI3pji",
+	"nnpkOmMxoe4clNIfZ6lf3mbefDNaWkGgRtfqFpBnirQtDXc9rNkD19Cw3+1rXcvzdb/bd7u62ypizcXo",
+	"4koA8qaIVBnrX5Yto1kFmxIfYWy29xV00D4yjI5l6V2r2+2bS+iggMpA12yTmNrI7jmab4983bbM0aiP",
+	"19FBS8OWp2t2z/K00aCna70RIcTq94jf7VXooOy9m6OqUMKrd8L3wulqSrj+TIH9jQRzmrIl9ndemBcK",
+	"1heUxRf4IiLiBzJvbXUDvDqsq346hjpxUlEqHyll1xVUmz2aWDsjghleTitSvFnXBWrouFnN/FXds3ZF",
+	"lP3mKPtqLPo29s5yuvy6aIPegDaUsd0pfc5BRLOMXpMl8gRcDIn3PvECnIZpW6a56cTvBxzI+RujafKu",
+	"Fwx+m9C1iix5/7PAeympXEjiGo+Nh75PpAuFqlZzSeb3uCxmo2jNIlE7AxSSEbUKcrZqMs3lnm93iwu+",
+	"k2/FWt/jAxY/Ygn13tgllSe65SXdnA96guOJVP3C7U68INZk+pKl2pIPyLXg0f0g4nEHPYIMkGg0R9iF",
+	"miExjsYkbhcsPaBfC6YERZiOyRLdiZj5oZz41vUn7VrHVblt6QEVcOU1FKXHkPk6fJIQcMhQzATsGlJv",
+	"NaPI0hNv1QKY4o0vAyorxAJAl80vf1W+6fkSiiWrKtWwsPbpifbdJUmmmiysyYJ2CxFfTly4Nstmz5os",
+	"g0bf2hE0cAzeI764/RIswZQsWxaYQUtL2sqtd+W9hdy065cCUR03XsoOVZDpC8oYcFPzMOlp9sjwtNGI",
+	"GJpt6Y7ujix/ZA2k0zKLZJxHS7xS8alW12X0OpbpOF3DUhJIGBAanyiPq6OWYdodvaN3jFae67TVKksZ",
+	"pub5uKfZpNfTBrpvaLplmX2D9N2+RYqorHWkJJznckksiV0GEPdxECaRdOzK8ou2bEc3se71ur2ubtiG",
+	"69m27nYdt2u6tjsgfp478whCabJ3BUssPHsFBHE7MlBKAaQIKEwZnU8ZpOJcAa2+YZmmad0IWqZmmxbW",
+	"Bu5goFmOp49cz9PdnlmBFjhwNQBU3zAt2x6Zgy7GruG4dnekdwfY77mGrvctb2NAbSBAZ1RpvTYSaKd6",
+	"jHut5F4ruddK3pJWsvjQShZ/L4jXy29JPLkvMc/RZ0tUlWfg4MjBbZJFsRYGV8Qru6AegJcp+Gootz+k",
+	"QgaVz+g5fQS3EAlWYzpTxkXwHiQempFIjAdFbkVv8bdEt2nhbnRgmc45lV6uF/EkYnEsHazA9f2MxNFc",
+	"OxHMx/DwGBHsTtKZpG0bjLmeYgrOKbguKA9t0cCdEPeSeG3EmbjDaQHKcUI4JxzJlcWMdVDq131OoY/c",
+	"x0iWtU0dBLTrwCNHaETmDEABYEOfJCSRThPSZw38+Hp6Fw2lr+rFKOHzug11EMRdZq5ukBnnnA4fgNvS",
+	"A/HkGCTi0EBTPJR+ThWZQhGXN6cXVnEfMreq8a/VLx2XTYthNketp103iYgGcNYj7180V+6VqnA3Uu9u",
+	"yKOVQo5bZP7uZPRNN3gcvPvouw/Pnn3n6Sk/ncaz7z447Z9+r9PplIJjjxxdr0b4tqL4ovuJ891I/21X",
+	"ti+E7KaRuo23n8dK1+Dt99h4DIUoK5i5dIfWIdhy45ftnalAb6Yo2YKWZxQ2Ih6hcYBD3pwqF/q8bLeS",
+	"IulYN0ap8U4I8vsB58rXVS0QFRZ4p+jwl1o1u8Ulq9CqtZej2l7gKxyTC0Ul1/YvNd4Nt8eYjC9WWJ8f",
+	"o0gQpkzMJ2gcXBGa1nFnPuIyWcIduXjtVoGQru1eaArAUP5eWxx9nY/c2vOr7QSOYBl7sHaMYtudMfwq",
+	"lkaV34ewlbggB1B2fQTJFOCqZGyV4o8Cek79MBhPYnTgMo+U2Z3DtH5O0RUxobkzIouQn4ThOVWd670P",
+	"O+jsa3Qvd+lyysYooJLpBA5N8t95GfjmDsQFaYIl8Spx4oqpOkhp3gJ1nQoCAxqRkNGxkC+g2Da6nrCQ",
+	"IB9Pg3B+2Knjb8Wkb5LBXc3bNX6LlRILjfjYGkuYYvhYEt+a2frLaVa7AbeoTvgiThP0NOIXy732HOMG",
+	"Z7w3/9+m8oiNkcSZm+N4dadXIHkW41gh+RJil3GMEJ1GaIxkFChoSSi5hu+gr5E5Rjvn9ElERENxYSs6",
+	"JRn3co05wiEEPyDIRBAp8pIRjXMqqQY6gDwIqrNYrsy+A+HTWRoEYMIP61QoZ+UcWF9LQvP1UZh8QK5V",
+	"FNVeY3ILNLD04SIiCW8i4NZ12hPUr4sK5rWQxyVy0sMXMqp5gQj5LALKtUXE5ZVxH7JIaKl2ZamL0RMi",
+	"ExUdFErAqgwUad80cQsvFB5VaVn4Max6JoO0wXHkmta7HT1IqzbDcl6H49G6loUFPQWrtnSwel1BX/aR",
+	"6XScXk93IHbJI27gFX2a5YeCj4Gy2T+AarV1TtrEM7ua7bmG5hgW0czRwMOGhX2XmGk9nKO8EFGdOzZx",
+	"DVOzze5Iw11saSbp+WbX8C3L7OdVDtXceW3F4gqMrmbbzkAbkdFA8wyL2Lpv2o5TcDUgUbWT7mq26fe0",
+	"gTuyNdsddftG3xkRMio4HLRm8qZu4lRQPOL1bgXlW7939LzTpunyYRWQI2CqDbEjuBjfx1BKHh7wlr6d",
+	"yyJy3p4jnCayKhbo66C0fD2KiKa0mlKUUPtLQpJW/EbZ82mjgII8U0istoh05dCk+AbesGwhsUfLD+Ql",
+	"aCpLlEoNv1TCxE3Q80qk3DU7PdMwDauClOtbDvqmbuctK5jNt1xHs7v9geYYBtG6xDPtkWWQruW0GuBz",
+	"3zY9zTZ7fQ3rdl9zuz1L75vEcbHTEJ/7fd/W7IHd1QZ9Z6ARwzF6PZ+4vtkr4HN5IvUY3e/7vsDoujZw",
+	"PUfT3X535Fr9ESbOcozu932s2bbhaSNHH2imPvL7pjMY+SO7iNHVg/NaWyH0ZSYFdWZF1/+9jvJmFGEL",
+	"oc7PyMQ6qckvEpTFPEANBMGFLi/brbxixdoBCk13ZtfKuOQ5uLHNSOSzaFrxrT5Cw2zzw2PEIpkmRwYk",
+	"nNNLMpeKqBCDN5BMz4Q4mwrqIS4DGkeYxpIvz0Ztn9O6dEptlbNnmCZ+knkX0QHEDEzIOR1++OGH2kkS",
+	"T4R46eKYDJE7EfugY3Ko0ruBMivPEoWuWRJ6CIchu1axo3fCBFbdyboxFtqrV7ZpGIu+rUFf6RkvIDXs",
+	"2htbbv2y3XLx7IK8cAnxGvQuNYbk6hmRv7gk84uAXiS8wbur7/ay3YKUcd5FQGO2dpRi25cZQYEozJTh",
+	"X6+7Weyzs4ecx9a4jPph4MY8TesGWQvBmU9QNFK5/E0jL98HANyZ+Muvm6lCcckIlyWKnQgUEYEEua9R",
+	"nqixLIgl3D0ZQBDFOUuiOysI9I70Xqdr982+sUYQkC2dnu10lwgCpjbSTVOzu56rOQY2NcexRo6p+94A",
+	"+PA1goCpjQZ9U7N1q6s5I8PVXMty+r7RHXm2lQsCqtB0VQgQva2+ZhsDS8O+PdD8rts3dH3U7XWdohCQ",
+	"H0mdJADDjDQb97A2Il2sYc/DA9P2PNfpLpMEYOMDzR44hjZysamRnj+wHctwBpZelATkS9lLAl/vIOCt",
+	"uac9B7PnYL62HIwk8TdnYGQy9fXpFs6WJzom6OEzPE45EsiiDVmhDyxzcE6XZDzeLN3xOS3lOz5Gw7eG",
+	"MkoMvD3mSKVtrPWzeAe29ECljd+YEfLflwf9cRMvOTnX1zhfxJdQaSTwr2R9QLReH0650GGvQNorkG6i",
+	"QDIa0J8nBfT4SAXgCtoz2KzrWeqQ9aYIl8SQgnBlCDklWSkxWka1FtJ8ffyynfo3LCQIzvH9rUmLzlG3",
+	"1+mZxmDQt3WZAEEtsCgO9TXPtm3N1vs9bWBjU+v2Ro7h942ubvSzgjVHrfeCzgf4Xz8shTEGlXGwrtl6",
+	"r6+N+i7WRrjn9gee59gWFm35kyiQQFZVtVRCilf/6x9//jd/mZXEOYIEayTiaMoiGlCodiOr5xy1jK6D",
+	"dF3XkWEYRitPRP/r3//9X/3df//i53/yxQ9/r1TBrgFQVCWdo1YYUHxx/WIDcU+d4TJsKX+uoA/BjKx7",
+	"uNBmL8N9qRM5fRPqVNwIi2TpHrfX1AFv+FXilmXFvt1wyzeM7C7gn1ff//kXf/GfNsYcqvyguDirqtvc",
+	"/vy7d4W+dbp0Z2iPgv16qtPXB+bAtvq9W6U6ahV76rMXC/di4V4svHW/gtUd3knkayI3FSRvpkD9skmh",
+	"kjDvSgpNlanF0rL1hVDwVN34NvLB75yr+GiogKhK5Q7DgMdQb3bYRrMw4WjoERxKd/WhLJ83jrBHhkuc",
+	"7rN13AGH+8cCFaY+9uubP2EsLLSuSceYF9RUHHXAkTQpLk0OKQ2Ojem/mkDCe2laSHEkMToQzBwkHQBL",
+	"KonT78AHHearXba4/GRLC6zWeV4LjDSHJ1yMZZPBj40B8U1o/bLBqZ1BQd3mp3yq6u427/EUqjM2b/8M",
+	"j5s3VknaH0VsukHzZ6xJY4lpGo+tmjcb+ztwuo2gF8XNzsUNE488YzEOdxoRg7Msl5//7e+8+r9/9PlP",
+	"/3+v/v4nr/7izz//o5/lpQvqOXvd6PR6lq7bA8tWdQ68IFasQBo1g8OT0l/qSaXiiA+lwp9DalbVSr6F",
+	"Gs+LvtYzfUOzcdfU8MgaaKZpDvS+1fV74IKdFY0+av3q73766n/5U1UL4ZEqFJ0vRJatrspEEgKv/vhH",
+	"v/7PP5ADvPrLP/j1n//w89/98ed/8lOB0a9pMSQImMk8IAj+hOrhaeWgiu9HX+vpuqHZTnegDXzL1nq9",
+	"nuV1DccYeaZ08whxMM0nUB/OKoE+Y4ln5HKhX0hwqd6Dqpl91PrVP/z4lz//wy9+/h9Ljt6yaH/BJBmx",
+	"EdGugpkgrSuFufKRbxL7o/Bhg7ifImLe5xLd5xLd5xK9jVyi1EOc4Mid5A+uyGtn3zZR1tZ6RwKfySfB",
+	"DDGKJD1pw7ELrKsqsx8MJa4cypyiXio7pamlMD+nUGdb9hcs+PAYYUhVf49npcjTNclBAxkCGxM8vceh",
+	"3DPIv5TgiAAEXMJj8RUaHApeHoZJUdUTuaQ2IiGXebDGIRvh8JzWzlens5UMyYNCTNAb8/VcQ+jraGdT",
+	"srg5natSsFp6VUOdNiY3t1gCas853SLnFGKXTOEc4HYRr/V1YKe2u92rylvdQAm+r3q1V8EvU8GLpyhL",
+	"swn80ICxXOiwV8HfSAV/fE4FO1QF6/ConBREwkSSIiRNIKoEpYxQOaeSCRvNUcqBfeWU+9t6sWdM6Pp0",
+	"rkVV/46d3xs/k8zesOK9nBQ4a/Ii4DFPM7Vm34eHx2ioXBKG6ipei/snv90pB9qvaxk/VEgysI3Atsw6",
+	"cn8ktqcBk7Q84d9D7E5QEJMplFMQbSHdPKThY9e0mAXjGEWEJ2HMEcdzdD0J3AniiStjXUHSu57IKvMs",
+	"npCII6l0WDSevC0WBjFG25tQdilMBR6ANM+wMBr0NLvnd7VBt4812x30DNvv930o21Ro1rU12yWONuj2",
+	"uprf6/f0Uc/3sOluINvkwLjNjH7q5ACylTwYKzfLLtMFiNk8qMBUio9eSKuxAihyOJA1Xm4HILGJOlT4",
+	"hEQaXGK1z3002r58653F+xBJxMkViXC4nbquBtmDr91yNA9hZBwNZTzdqceHKKAxQ0OeRFfBFYtOvWFd",
+	"4iMEeeRVG8Fak5lM0Rp4qlyPH5DQU9q/gKIh/M2HkG5e8r1XOEyI8sQ8p5JvVXneBdsexG2VlgnIhhpQ",
+	"zhQXZr/HO+dUOY1xwfELJllLZtK0zzK95CTgMROjSddPueOCBXfKrsi52HtxcLnRhbZjEiujdwo66RcQ",
+	"EiwGCQXT1V5QcLYlIeVSMcqvCZkhJS0EkVrpPeTiGT+GkkZBhAIPNpsWC0KW7qQzQvBjwa81hwcKPEjT",
+	"XzpEMZE4oOdn78F5pGL4sIMyphKq4SMcqeOYzpKYeEe14LoHhZJSJUq7uoKIaIpp6JxTMJVjiqBUUBvK",
+	"SiKezEh0FXCWxdLL/UOpuTBUubdAlDmnAb1i4RXx0EFtBL4S85DUIYm7etgGsQgWfZTeLV4nNXFCYCeW",
+	"brUz2Qky2ROORkmcNjynMBiy9C4aVl3Nhp1zWnwQaJrwGI0IkkojdADHpnooC87wsFNwT26D8/A5hevf",
+	"LpSwQniMA8rjKoAfPsPjOl00POjdsU/tpi7HeYqAm3BcEkmU9a6KhbA1k4wGmm2PbA33en3N7I984npW",
+	"1x508/Dh0xLPtroTZARNX0h5JtvRbGJhzbH6lmYYlkNMfTRyB/7m6js4kdtJx5zXrkRvJ9Rbp4/u2R27",
+	"ZxmO4Qy6r0MfvRqQm+mevxmyEXlR1DGv31+mfy4syO0ONNvQTQ33BpbmD0a64WKn38OjVklD3YrIzLQN",
+	"q6iR7mFL97yBp+kuMbSePRhpI9I1Nc/Qe5bd61kjE2+gkV7QPy9TNa/TL/fszmBgGX3b6Tlb6JeXlolJ",
+	"sVlehQXe2J3QNu81x3vn7W00x5KKC3ZWMRApzT9YpOqHwKtk+tWULckI7p3yZHhteT/uhsZU0fsLl9Er",
+	"EjUpp1Ztf9OMI0VmrkGykVLz5rcbuIeVyl4lOBULZyhm/aAkKRyWmXTBY4prnbKoC+xpW7pnS2gJyQYq",
+	"q+as+LACUPVcKnwqJddS0OMFcQhTKdKppR8UFdNfkXwobyoS4Mun94CTK8rKmZR98PkPf/D5//M/Dm+o",
+	"AklzqywNVc/17LeY4ti0Ok7P6A8G/f4i890a6Lqud3p6K2fBa4bodUzL6Ttmzza/2yqz50Kg2Iw7tzTP",
+	"cWzNtq2+5uiDrta3POIZuOvatr0hd/7Ln/6HV3//k1//l7/+4m/+cLVnyHrALHDtYqGmpdmj7kBzXNvX",
+	"sDPAXaM7crpda5FrNywoxX/HufbF07wmIx4IqtqaxPGMH92//z23k5VVprvj69OXsQ+dvCPJ11Z3kJTt",
+	"VPEdbzLW/2b2yFuL9n/36eMPFF8PLY5RVBP/f2CZgzSOXwbxQ7g+j3FIagpQqjj8rX06dxGIX0siWhWU",
+	"vnO0sV3Q/hte62sN8N+CmO9En7an2G+eYptmz7B6Vu+1Uuws58Gecn+ZKHdmV3scVYj4PlB840DxW3KG",
+	"kkWIOA/G9DXkDA9iriyWdRbQGEdjEksDqbKWHhd+qFgV26mLp1w9hMhIj1ZMPZRQj0QQGePiWU2dIuhz",
+	"J0JWFqhHX7OckanZg25XwwN7pI1w3++7A+za/W5zpCq3eJvOU6uDPwYdU3y0e1b/9QR/WI5nabY+sLWB",
+	"ZxANE8samHa31++6GzIH6b1AhjkYrLa5GXbH6vb0nl3LCKw+ykWDm271akNALAd7mj0yBprT1fvayPcH",
+	"nmv0BkS3yoyAWKCt6Yam9+sWWOEQWoEXktZObXGF6XYusBcMcTLD2N4Sd+ctcXgWgN2CsvhiBNzD2joz",
+	"Cz1ett+4QU9SoAuWxBfMbzhSXZ99QMg+J9O+1tMbrZRwI7tlhgkCqihjQyyQtd+XWNjHwTQrEgX8e+7W",
+	"mXFBB5//4Pd+/bv/cSOzoKzHcKQEvWVyYB4Ts1sxsECwRsRlKZ4H7reDTtNNyuvrpjEfQUR4VqoWBD3p",
+	"AxxwZOqmbIyRKl1SLkSBAspjgr0OeoSDUL2LElJroyKWaiMPB+H8IhTX7iIi2J1AEzHmhctY6LFrmvrH",
+	"XkixJPtTIYdFIbMUyrMbGfOWxLX+kWV3jIFjGt2uNXgd4pqlWX3D0mzPd7SRO3A0p+t1Td3Vselvqst9",
+	"Cp7k2fswB9YqmQ32appdu9dfory1ev5Iswk2NNz3HG1gdV2M3Z6JR0aN8taAgKDFMrhW39A129R1DeMR",
+	"1mxzQAZ9z9BNt7cos8ECDbNugVWZjbILAftdim2lGfdi263TMlM3d2mMcToDp+cMjF1V9HfJQLNdomtO",
+	"18EacS2LYNMkljd6XRX9XdfVbNcytUHX6Gu+ZXe7fXtg4b6+oqK/4/iabXWxNrJHI80xiI2dfq9v2W5t",
+	"Rf9dFX07qZAefI2DmKckTSk/73GEFSnbx+B9VSvC7WWs1+sbuheQSk/wSxvzWSPi/PpHv/f5n/zPu/B8",
+	"zGrMLXWBhJzFaaNbT1m8w6ymq2swGB3TdBynp/ft5TUY3L7T1Wzf0jUHG66GDdOzdB9bpjtYqMHg9j1P",
+	"s4mPNUyMrqZbjm/2+4Y56tmrajB88cd/+Mtf/Deza5lraygYHcvs98x+f2B9F2C6dod90xwMut1dbdAn",
+	"goMwNdz1iaYbXq/vOS4e9Z1GG+w22GDX1u1u1+5ullZU3s4GWUXVNd4nFd0nFf2qJxX9qjqbysSlGS28",
+	"x7NX/caqTNUq9Z5MGCUyyQBULILA+Sxs22dRHtPAURhcEoih4fc6y/KHblvzaYe+GKuK4Slsj2RNIbTT",
+	"gnY3rhZ0ixlA9xUI72QFwn3qy30A87761N7TYe/pcJfjs7dRoO0wNnp9Isz2yjyYeUhzIcpaRVdDnqw0",
+	"klmNW4y3bqOF/Et50iWYqxQrfXgsnvckoGOYRJUQ3bsufCldFzwvr22GxDWp9V+/eaUzqeHzCA611MBz",
+	"E+eFpEbMeaQeAFA18Rqg4Ffmu95BT0kci1sbgDJ5OlPl0k7i4TFyQ4Ij9SP8O/+xmP0KASmTCaTQhEQE",
+	"HcDTkBnWxHwkbufpO7zDIxm8p7Jl5dBFpcq7kq5AvV/pOsEh7k+8xPSpyfZ8XfzfO8UqYVtFAu4mP1Y1",
+	"4rt53uCs45cmZG4f/76Pf99H0+2j6ZaoJt9YCN0b4CeekopGVGC+lDwevPrBD3/5s//ti//wP159/3cO",
+	"byU+zo8I+ZTcgmPkwxdkOou5YA/8iE2RwjlAouGDTJiKRvM0d3gicDsawv+G6CCt0SQ6TPGLYJpMZcc0",
+	"N+g9juTq38cv3sFzfthBb88LDM3BdSA4AeBqpvjFIyAghzV8zgKH8AiGvQshdI0xo1xywZfnNkm+ddSz",
+	"Oo7TM3TbsXdT/6ga3WUd9Xod3dR7MrprKak3tYHvmZrtOkTDDu5puNv1LN2xB47jbEjqX/3ZX/3yH/60",
+	"wM4vJe2LAFgg7WJhWNdsTHRB1S1Nd/yR13UdbFt+TXzc4O4T9tKZ7H0p92zA69B5SRR/EdCLGW5gLa80",
+	"f9lOB4gZuwgZHTcdIWv/MsVUZRf6BuPUdLpj7myUxQ1d+vKWey+4va7t9fDGkqcp6oAOPv+9n3/x8z/d",
+	"ifOcKhpQ8J2rlD0NPcJj5AcRj49UuQJJmBDzc50Z3C8wmyAv8KC0wfVk3i5kapBlc6IkJOiKRFxll61x",
+	"1FPr+5Za2JfJXw+7cTnTek/TfQtrNh7pmmN1u5rv9Hp9w/F7xBi12rLDM1mKP+HAbeEalmNw1HU6Ts8e",
+	"6HbXAB2KEAEel6tPBqV5DcsaaHbPtzWn18Oa0bUd3zes7sDoFcHeOlIc7qLbfhKSfyMPqnVktFsxK80n",
+	"AFyzXcMyBpptea426vVHWte2R33DMfqe7W+6Xce0HbvhXnu+Znd1og36fV/rGb5lOg72scx5XtwrxL9t",
+	"sNVmO9vA009d6/Wefuph3j1Hv31ewteH+x/XFXd544kK6ymJYmyUXXb3eYZKNppidqF2GikqX/UxCmJZ",
+	"p6YQhHoP0gQBOXKDyE3CLL95mQKdZpu4E6mDUjzV8vElQTSZjkjUXOaUAvAbShDUO9KtTs8Z2Lau287r",
+	"iDg1tVGv19fsAba1kU36mo1N0/FH7gjb5IYRp/YqPQhsta87A5k1r0YJMtLNgWYPHEMbudjUSM8f2I5l",
+	"OANLr7FvgJWoGnQnBrFMzXb9vjawDUOzzK5rj/ye2/f9XWhBUsGkoRpEbto0+vpgrwbZu7TtXdr2Lm17",
+	"l7Zt1Xv74M69WuvrVhUDR5dFpZa6QOjg1Z/91av/6Qc7UW5FRAhN5LbynhYTnEYynekRGmH3EsWskAlV",
+	"xr4uyhpncnVfivwxktvrdg1r4OjG6+Lm7YFmuwNDGzjE1Qi2dMfWdQtDfpUb5Y8pcvOyIysrmAosufzw",
+	"2tnxzYyS8nz6g/7eKLnnxvfc+J4b33PjXw1uXLyKpqx4se2eD//6JFlRjKTAVSkXvY2FYDkXHScRfQ1K",
+	"/bJDYkWt30EPZHwFVv6OxxJRziJyFbCEq2EIFXNn3pEoze0o69xnDM2YEV5k1c+paH1cFEhUzYJxyEY4",
+	"RKkfJgwKvVUGSqQK6qsG5zQbAJoWa7/f4ygmeIoO8ooIlOAIcopRFw5RNhDY/JxyEkM0CYybsmpPgA8d",
+	"Hsr4kBhiSQQZo6SuWPoZHN3dMmVQhkaJNybxl8mQYRmmo5uG9ZokH8txNRtbWMMjZ6SNLK/Xt3uu0TX8",
+	"G0o+5ldT8rG6A3Mv+OydAL6mDOLGzot75nCvpG3GWQr+ocgVFTSb6ODX3//+53/xX3eiqo0jTLkv1QS3",
+	"yGa2K0zmJqWoqrWnXDwTTClzLzkSTByOZJhOyqAKvgxigol3jCQDkBXjZzSco9ESJXIHPZ4RihjcooQG",
+	"cUB4G32SsFilY0qoH9CAT4iHWOTJRDdXpPjy1GklNCScIxdzF3uwIGAPFnXRzxT473DBLF+zDd3SHLtn",
+	"aY4xGNi+bw8GXa/gzteasDDw8Lw5I5Due19F65araFmdbt9xuv3lVbRWnO9iFS1751W0igt8DVW08un2",
+	"TOteW7+vorWvorVX/d8B1f9XJkX7zWLaJEfR1PdHtd4X39pLtl8ayTZl/CuybZruLCIzdPCrf/jxF//H",
+	"z2+hDFdCby/hBPUkdVAyKGXXx1Ii5RNBplwiiGDAPAQCa11iKLW4L4Vf0tdGgNKdjt3XDbt3Z8sQm52B",
+	"0es3lZ9qRKLCANvLVdkge7Fqbwv4OtoCGrJuhaZ7I8Lew2QNt5TyBFvGnmZ8UF4wYGnCgfcYu+QomSEM",
+	"om4bQeJ2xCJZhABhN2Kcy1ID7Ww1Ui+eJhw9pxJXUxZNcRhwGeyJTlSOTFC+F7Pgtks+Gl7ABX49p5DC",
+	"Vonl0uLxT9//L4iSK1JMmSuTHAQxR4GXDi1dM5T24ZxO8RxxQoRkXuOk8WBC3Mt3csgs8FsL5ejYdIbp",
+	"XMAkI05ireJ5BKLJJwmBzAmKzYD/FR/rFL94j9BxPGkdmbrebsUyJJ/HERTOe9lenFOegoxARQFFYn6X",
+	"TaeMIl9AOV42ucy7v2R2q9HkND16z4sI58tmkmUGlu2zZy1OdWPOVGVWlsWaaioj9DTDtvqa7Ri25tgm",
+	"1py+YQwcB7u+Z7cW8hjYlqPZjuVqI7PXhfqKrtkzHd/pFuoyZlU01OV9TAtQroaS2lYaS6o+fv67P371",
+	"9z9B7yh3ppKz0iZ5DLL7+r4CwRLkriCEDmaM82AUzhFllBzu0xo04WLeBKr/cMLSQspogrlUlabX5F+h",
+	"g1f/7X//9e+XalMXkPoyqRiwtcw70FZ/yISM7cW0BIpU+CBDaclsOal4e454MvoeceM22FIB3ICNR3MU",
+	"B1OCIsGnHyNKrrMkNh30WODofHjEcrNsXFYZc0Lqk9SkAt5rKCe3gA4/FKyR2vep15Ykp7wdUAnLPS1D",
+	"lmoAUOE0ffNPC31q8PTjuoUEPM0sf6DuBUeFuQ/XrO/Ua7y6U6/JosS1iwmFGyIWl3CZH7duDfJC7XwJ",
+	"cDrMBc7WQ+LfuWwZcLi4y1bkR1A0J1+NpL2to5aQiTXRFQjDZgR29QJHxGcRWb+2mN14ZbtMxZSeXUG7",
+	"Mej2dc12vYHmdEe+RizL0TGxeriHBSKaYEpJKEgsDgUfkU0LHwSXGNCYRITHxJOKppX2XdM0jb7TdyD3",
+	"RVmDNLD6WLMdt6s5xCVa1zdGpqebDvENAU/yIi64Z6pzWJjHlPOAuiR7LKXden3N7o+62sD0BlrfsfRR",
+	"z3V6tmvkXVQyJoGSAdXUg63b1Wxr1NdG/sDWbL/vmv6A+CO9dxtgM0zHsPS+VQe2nq3ZvcFIG4w8XRvY",
+	"hu0RwyYjOL+GYDPWgs22NHtk6ppjOL7W9wa+bXs+HmG8BGzNmaaUbKzP/pS/xn2lx32lx69Hpcct7hVo",
+	"sRq5S+Qtd3KWHzDEE3eCIsJZErkkK6NTcThQUv9dOtIvUZHMggyQixt+xns3kjbq0p7VWs6GOckYwvmN",
+	"CAqkHmeGedxWih/1yU/iJCIddJIvUvKU5JxKhvcez5SXMjRpyq4IB0XRsGwkGqKYndPhFL84KP/QRvma",
+	"DsFzJJB3Dkx3sI7ACwlyQ+Ze1qqWgNimA75Rp84VfMLnf/ujVz/4ya9/9P//4m//7Jc/+6PP/+Pv/PKn",
+	"v//Pv/ijX/70Dz//T3/zy5/+wRf//R+/+Nlft1ZQ9d6ROTjq2Z2eMTANq9s1ltJ3q2uYmk0MouFRd6R5",
+	"ptm1bKPb6xF/GVu0IXW/xVKddeyZZbqeZpsjX3OI3tNMw+3+f+x9WZPjyH3nV0nzpavWTCqROBKoCkeo",
+	"1TM9ak3PdKuPVVimopgAEiyoyASFBKuacnSE/CDthG3Ju+vV2rH2WlqFvX7Raq2w5fFKVujLTPfMfIuN",
+	"PACCV5GsYh09jXrpJpnITOTxv/+/v2NZkUcYPl8823zZz5HZ9Kpj13ED7X+d85XaNoIEeRj6YRipitu2",
+	"5WAHe87mItvs5t7gzi7jBA+z/mIZs8a/14AcNCAHTaRjA3Kw83KYSixdq2VtW8ty/3C7YpYd4KAA5FT1",
+	"VxxTDmxktYHI9CGNBvIemBOrBUSQszjNWVQIEGdaN0gHjBeDCTA5VsoibmYKpLBaJolXgzaRhm+g7/xh",
+	"1ge0piXsffbxTz773d989ot/evXbH+9fQLFZ9JzMFbc6pjzOTstow/PcJ2XqW3seU7k8emOhoPslGS99",
+	"JGlhNJk9Bzm6atVZKrQlf1b7eI8VXzVTaV06BlCnsJV1EKNszAsdsV3GIxz8cUvOK24d4HZLjpkMsrPW",
+	"AXqpPU61363671iu2moB10YHCHUCz/ZsDUZvEu9WNLU6yPVw4JW49c/FrEOYQJs6DJLYDWEQUQpdz2eR",
+	"HSW27/hz0jOBdohsSKgTwNB1ExgxFweJ7TDsucYhXB2L2nmQx2f6fn/0x6Xn2DSrov4iFLuJhTxIkiCE",
+	"bkx8GDArgnbixjFBnm+rAvl63+dfgoSQ+JjAMIoCGOCEuLEVYysIlBn5Kkb0fUisOIDUsxCMwij2sMdI",
+	"HAdGLzWxhjXkbxMnUY8njLWbvMiWbYzrQGK5DvRjj0BKQuI5vusQZm2uKVTnfQVnKq8myMe88YFfSSTf",
+	"TdD491T9wvrmVkFBozzr50zULViSqJ4TK3VZXH7FJVbHV8lflzi6D1RmdHbG26BQ9N7UDCx5QpqZDGgV",
+	"76Txclis47Akt1CB7+CYgZANMt4XoMh07cF6pcKe7CgcsPspG8Si1+WK6rN4vwPeZxPBCjii/ZRLWnwI",
+	"eAYUmS+zmHspjwbjmD3LCjr4A8kHestsXg9TUaiXvBbf/JqWqoDD/XRQsI2aP86yQa31EjetXm+zrnJ7",
+	"FGVb6UUvSzpvRr3kspnQ+JcbzPYJ66cZ3/ztHvB4LIp8svkTT5VxffP2z2h/88baThffz7PhFs2fZZs0",
+	"1kWoN+7bNN+s76+rPd5o9fJis32Z3qud1kMqGfBB6/Wv/uyz//tjy/r0H//L6z/93lzt6Cjjp0zK+vdq",
+	"IXTaJnhuxW3L72Db920PO2WhoPk0jtl62GHiMkgCx4ehx1wYBsx2fSskzMFbZm5o26mSVs6pfD0/wSWV",
+	"r0MWOJDgwIE0jBBkjCYBcsLIiYIl4Xx2oML5VLDfQUt+VH9qHheQsjbCaepr6vP641+++tt/Xp4Fr25p",
+	"66CqcH1OAkersFrrCmfPLps8wAsHCe38IGEXO54T4E0PEoIkwRTShHgwoZbNwpD6lk0vdpDQ+oNUn+CV",
+	"HSR09QdJl5LfwUFCGx2k6bJtEaghGeH6IA3Fi5v4jCY+44sen3FjAQBSiRKM5tGxvmy1668/bxACsNrj",
+	"fxfkbHRHAM7OVPcgFVLlaZeqT4n5qX6r8j+MNnKs4JRoIVt2eURHbZ33kRYK90mzG4P9b3A6lVF5NKAR",
+	"GzJe9ICgEwFE1gF3lZ3tjujyxSFTrayVOKCSMhkMUFMlUEGGKgOettl1+WpQUaAwRTPO2oANBFsGcFqN",
+	"3OlyFWrcG5nhZONymebeLzUxx/LjAaDabKhcUXTIupzqVzFLVvqBMtmE077GWt1ThkihEktk6/020I9B",
+	"hW7S5XcfPwAnbKKU6uyMGwgyB9l6hgoIRbmFmFyaqVkS3AVVhDrYUyyvbRJKsry0Ee3rmTkoAL2qdU+l",
+	"AKW8r5OF0ipfSOqmxbH8Ia0iileHXzw0VrAbC70woobaO8ngeaYSsFq8+Wv+mr/mr/n7wv21ttJ1rjBk",
+	"7WI6eXCA7Y4XBAQHBhJijU7uQRoQGxIn8qEfBAGkhDquzRCNKNlSJ28YZfPX/DV/zd/bwCjPhV2a50JL",
+	"kJdogBEkLiYwTDwX4sTxHRr4VuB6c4ZXpeFiWxtZSzNA60CPf4WG152h1s6uxgUkjHiZ3c38dCvglDaN",
+	"qbs10XRNiPaaEO1529DabhYeaEK0LxWifdjlWb7ERnewLF9OqwTTWENeRY9oOB4F7VBaJL9wwd8XjeWu",
+	"LJZrD/e05e7xarfHjjnnvtSNtuxFKgpRhm1PzbP7h6Bn8GV65ijWUZ1uk6PmDQx6di9M8mNa0JAKdjTm",
+	"9JSmAxoONjiZyx7aGekVLD9VJTu4pDIFPWEGwUu7+3h2dgCKLAND5X6gQpxleQyiYyaJbMq7PBmk/eOi",
+	"PIO6u6NwLCa9/TL1t3wDkAow5jmj0bF8CflzMh4Murw8wEvetLffAU9YkU9qKJP99JTxEnIrS4BgUcZv",
+	"jcO53VLzhXflfNc+XmtqdugSrkEtMAIKTHzxNi7BuVB59eWXQnlXoJKdFSTvcmRdGh2DtGBDXdeFpkPt",
+	"+Cr9UaqCjZSoM34IcibGg0IAQScma1eMI40UrtyAZ8emKE1xzHIBtBt7MYL+K3Ji9+RYF4to3KUXKdXB",
+	"5lXASUJtqfeECIZhFEFKkOXTJKGJ2pNpsyCMIQmJBf0gpNCjcZgECXWi0GptHpAxXYirrNRidk2t7GzA",
+	"z/kvm52UE5CjxUrX0xBaR6VuN9fdOYuiu1MWyZcXWyD5EssI4WOWQ3WAzXs2SavXHMoebMvHH/DnOrnu",
+	"rcuaUkcZCHbKcjrYLvhjjrirNL/VZF1lx4kyG/BBLHo6BW8mHTDlIOOsTuJ1PdmyjdTL2EgYFNBDIHk/",
+	"SFI2iIHWWlIOeokOelfSh1aaTulgzKqwDZO1qNm+1PnSog3kAkw0mzAd6pHqeYF3RKfL7xns03YdyUuy",
+	"GmWBEsfpCBynoshkbzq3y6RG6ojyYXbKutzUsp1mOT6bb9dnhYk5L5dMJ0uqtJsuH0hJvV2T3bUI1dYM",
+	"U2igVaGKkhoVM83NDO+AiI7EYZfrL1OdpcABVaitOjSjnrI5xQiergNIYyWtLeRyyo15/uSh2ocqrbMD",
+	"Kk0EnLCJADQ32zAcjQsWHyws0x3ZBJQWtfb86DmDRjDodLkK11+bYKffXX6ig0ENVVZ0ecpPs8Epi8Ee",
+	"rQfKlAqxsQuUITgZZ/ttpUerCR+U50msgqWRb+Igp10p20pMZgKE46Js2OWqM6CibOZz13sdcBdU7j0d",
+	"GhRRDkIGOEvViTVrx83L64UCe9O9PKqe7+13urx+p+ZK8JmnZkuGSLG59yCBCoS0pyOwulzdoLYS0+Tp",
+	"kyJXn6ZcFPP79e4z2l8Wt6Nowm4krg2i7xM1+0eKIFUB+BcU0jSNUV8qNNxafhuO/AgS5gWQxgjBAHnI",
+	"8lliO3Y9FHij5lW294MZmfD8h74lyXt5K2dH8mJIKHagb3kWdBzX99zQDzELt7Mxq227mhJ+Vfz53WjI",
+	"wMMivnC0eXDgkg7GQYBdhJRPodypkBX0yzQask458lqv9/mLt53X+9Mf/dkn//6T890h81NfcIfICdk+",
+	"JBbCkLq+AxM/RFZEA8+l4ZJCFMRyZuLQfR2HjvCb4A5xScd2ke9ZvrWlN2SlmaKkfVMrgLpoTamJxs/x",
+	"xkLRaBFCgfgndQkH7C2KFPttHRZsvAGlTFSx51sVfH9tWC23w75vmP5UZNsM5qXW/nLVTS5ZXG47mJlz",
+	"XRM1fJkSKt1IunuzqDKzGoKUSOWxLgXaBWG2Dei8QJ0KMNUDFmXmCneyJtVydqY1S1HTw6aFzTQYd92N",
+	"8gXBldnAyPE4Vzb0VE74vkkdeguNK2rnaodDq/Z7r/7zR6/+37/uX9DOMoc1swAFY9IgdiWIv/6f/+fV",
+	"x3/36oc/+uR3/2unyaDY6QTYwkFALLsunn/37MvHY/oi5aV43on4JrmicUACSCyCoZ8gD7oBI4lF7YQk",
+	"bNtc0X//6RoJfXH2SzJF4wA7kIS2D4OIJJAGPrUtOwxs21mSKeq4eF5C12L6NaQcqy3ervB26zQdyU17",
+	"McrWpofOrtVOBHh5FS4hrDeG811Wc7v1IMcaNuYCXsxpYuOFq4cqBrRgDf/a00cfGoFdteiAJ2XVjqmd",
+	"bWp5lbMxdjSw52C/y+VP2bhQtmvHwtNaWNo8qAonxkCkPGL7HfCosk1TbvIdlQ1WSknalKVssBPzICiO",
+	"82zcP9YtKw4jltnwNKTGxXLvtEXukkl3JndAFZ1Rmsx2FEbPXx2Y+khqb6Dam9+/ylGv0ob2NrPuJRvU",
+	"8PNd8XO3gwLHDzwNG7IDdm6Ga9j6m8PWK5feo3yOw9+YguhvN+6Tku7eWLVPdep3GF+lip6bmui7L3n+",
+	"lQmYcZAq1D3lIF3mcC1o3meF9sca5+xh7Yc5r2O7DEHWs1f1QXXEtRRYxjxmucJgiOhoMXrrrnrmxtP/",
+	"l1UL91kIiW8lkGLLhsR1Q8ysgDBqb0449etdZTzWVGS4Z0qeWtgnl3K/+Qdu0EEIWQHxib1RYqnjJz4k",
+	"CAUwjMIIRqEXY99GjLrOllKAPArqFdbUevc7FrGQg1fVej9n95bVel8C9WQmsaQCvM8IJJbrQz+gBFI3",
+	"DgNCSIjp2grwM9PeoAT8Jb1vteF2pro3Nd7fPMcbHaXKTcGz4ijcqBbU4hMv2zfuv9Ps5ygbF0dZsmFP",
+	"y55pspWaghI3UlBiNuJ57R2caf2y3Yro6Ii90CHya5+eaXxlns4bcVNWlCDlhiNuSAWq9jujANV9BFHG",
+	"k0EaFWJq+itrm0n+zZrKFG+iG1AL8NMQUiUB7b366Aeff/+HG3sBlQwpDox2t0zxm+bV7FbvqzGpkEVZ",
+	"SduV/NsBD8oX00c2KnNH0pyJu6NRnp1SHVti4otTATDCujEFI8bjlPf1Y1WaWMpFwWjcAfdpOjB3YYaQ",
+	"tUGdMrVBTNPB5Gggj9qRSghTTWSfR1GWDWIFt24ogNZDqo+GICxqlVU60G6Uyh2ZdH/0s8//60canHeH",
+	"Jt3gAKGOj4LAcVyrbtE9ezH8smRGbCuLrgddqcYRimMYxIRAN/Awxg5lDlZJOgagvHXQevXRv37+vZ9u",
+	"H0L56p/+4vVf/2iNfmd1bB8j7K7S7xIaQkKZBymJCWTMiajvecSL6TL9zrNm9DvX8zyPELJCv0sSBxKM",
+	"MKQocaFleZ5PYydk/gUMuq9+8Sev//ln50P5vvrljz/59/9xLpKv2kh4nBWttTrfdOUane/KGCFGeEs6",
+	"sPoGuwfI7WCCkKPqoMcsSuP6OdFf1KhBQtPBOGf3VBrd4hXGMCQJgYQhBgMPRRAzYuMwIiGllimKs6Ty",
+	"TO1pZkFC/Bj6lhdBRkIf28hltrFvzJ7z+To06nkXEgsFMExiDFEU2y5NrMiP9POKUcxeaAxDhH1I/MCC",
+	"YUQxZG7ik8CxAl+ZZqqLYZjO5kd7MSFyPlJtln/RM5oWouSLxmR6RwBq+GGTEPhGOEDeMOVsVt5Z//hs",
+	"c3moF6WoDeAEFp/5YimKjZZ3MXLwxibDzulpn//sB6/+4r9fJlrzS0YovxqfXKWLHRhUH8l4yhp12man",
+	"op0LGhUgybNhPaJoxHKR8TZQYq3ytSnJf1/1GJtK60DQIQM5Gx1OI4xKTbDSN5YoUPqnm/bLbc7l9Xxr",
+	"fP7yoKxrCnoTO3B8VbImylmcFuayliIbHdyd+WRqRpXa0BItrJ/T5fKcBx0HEUj82IeByywYIhZjO7QS",
+	"7KEt1a+ak9AzTsKVWtjcay5oYS5M/JBA4joMUiukkNgktF3btewALwmrCbyZlDWXOiiO/RiiiFnQJX4I",
+	"Q2ZjGFvIdYjrOiGm15+yNvPSm5+/sq7kKkdBeaejBsivkVIvI6V+YXwAPCs2FLWnLRuJsLH7X5M4qQUK",
+	"E+BVVhyvygdfQqBMcsa+y65Annz3BRuOClV8WomKhk8qyVB9ofFFpGBoILXGUvwAPfVPD+yV5W3kA0P6",
+	"Ih2Oh1Oh01Qn1bP/gL54h07EfgfUhVhdy9QUBhrSF/eVjKOw3+pVUnWR9ll5877q9o0RN/V0z5U20XWU",
+	"AHAOXKcTuIEX4MBdjNSajz/SzX0bExV/NGsz9BOaQOJFBFKKE2h7LsEusr2AeFvKmK//6qef/PYvjXlx",
+	"pXS5OPcFAVNNCkFCGYI08B2IgiSM7SigxEmWmPn924+IMLMFjX2+kRWvUlbUxFqKayO6QdXCueYv22UH",
+	"RZYdDTLe37SHqv3LkiBtaZlc+lAjvzbyayO/bii/agmlFF/3Xv3gN5/+5i8vZQg1yHgri+Y/GsRMFEAl",
+	"bR0YTD6TkpglRkDMcn2mVJQiiNNY5UCeHU/atVwBjQWbjwcMnLJcGEST5QXsv2omdeVl7HdY8ZtGRTZn",
+	"R0OJQyGhIYKBY9swCVzXs4LEZVbYausH1GE8aI2F0j7o0uQu2+/42PJI4FVh+8NHpVC1aFeU48ZS5gs9",
+	"GMY2hggTn8TIsnBA6ksupSld/WrB/TsesP+oN6l1YLVbRTYznlzgpa8bBpAEtgOpjShMrIiGEfZCy976",
+	"dYlna6/52ne1ECKQ2ARDH7kYMhQklhdTO7Ti+XdVwVhbvOpmb7YFUq051uvLK5tLefsKLDcp8tdH6x8t",
+	"Qy+9kZz5Ra5hBBcTnH2FHrR58NB2Gaaob/EhSAsNwFqLgLyjktIU64nSPBoPKvysWW7zoHqJG09UK2lS",
+	"K6EnzADfb65HaqX2etLRnioE23sZsNxLZaO5B8jpIN/13IDYeINsNAxD23Uh8Twf+i7GMKCO41LL9T3i",
+	"b2nK0C+hZCjLPc+aoWZpIcfy3BWmjPMDnOZ9Ze5sQhrRkI9qDksCtpAdQ+LZDIYBc6Hvx7blYBQ4JNmF",
+	"haNUPjY0ceilwMhx/MbE0eA9NniPTaZYkym27dVpgvAak9XbhrhI85Opv1UdHrD3+q9++vrHH13KcJUz",
+	"qRSxq0LVqMNn5Bos4wCENDoBRVbD2dBxiYu6xRM9u9uWrDSV3r3LS++WQywP+5WhZp30HmBIYieGoU8s",
+	"6FrMpyH1PYuwS0jvXl161w9ls+aimgiuv1gUv72bEL+3czCqBccIudhqpO9G+m6k70b6bqTvN1n6lrdi",
+	"U9G73raRu9+e5BcjREpaVUrO21j/l0vNxTjn12C0nw0NnDPbd8C9AaO5JLc6tuRQE8dRzk7TbCxMN4zL",
+	"sas4RVBmxunibEqA6WdM1MXyLpctD0uFwyDf9QdZSAegjIRUnaknDawBMNXfTIMuVw9rqN1kxrFQMDoE",
+	"e1NMPc5orvJLeaQ2SzeQVLvLBSsE6Jk+pSj2WBfv3q+ggXNVMTfjbBmM7xO1VbfHNRGOxeR2+iTK7JfL",
+	"eSTIAfY7gUsc2/J9/5uboOSyQKoIKLFgaHkI2l6AIxaFyKHJRfDx3DWAuEEHkcByVqHhMt+1IWHUgjRw",
+	"LBgH1I6pQxmz7GWuCMtaBMdDCC3zRci+mQ1JGCQwCFAALYQdgpKQeSi+fmVoZikaZahx+r9NQuPWwYmN",
+	"wNgYajeTNqW8UUpONSsn2Pv8e9979Td/dylzrSognGhzwRWKnu05wXMbsON5dOOIjqSgmkUnAkghj+Y6",
+	"iaYUWnU1fCkAxodAywpVgbeMDyYgXGFIXjQXPzOrczsRkxMLEo/5kNIghDgIEhxZyPYcqxZN1zrOBmlM",
+	"t5AQy3duYJR3D6PsdlAQID9YCaN83pYuwijja4JRrk/7GmCUp8M1QmQDo9zAKDcwyo15/gbN8w0GQg0N",
+	"ddN4HNO6QV9uNM03RtMsJf+arjkt0jsCe5/99uef/uNvdojDPOZXB8/AY80RjE7Is7NDrSGKY8maIiYZ",
+	"X5rFQCmQYlH3e24md9tihd4ujQl1XOwg/00rPGN3XGL5lrOhxrTkxes9XFyVmvbSqFKNPf5tssdvKK7V",
+	"mjaG/CbyY10dQiMTbJnvWck+Q3ZePfp7eo+f6yzsy8kLpa5Q5GO2pqCBZXXcwLMJIs5MRYOphRxbXvDl",
+	"qqxBNmzNywWE4ggSN2QwdBmFJEqckPiIOSRqSQnAgFNNRYIXj+TdKcUVMf/DQ7Wa5ksjMdSnQyQfz7PB",
+	"7PdyOxgdPpibGiKQxD6BgRN60LZcHFmJi7HKTjyXe5YLY7nWNvBBav/Otb28sYVbr4dp3YjuI6WbrN9n",
+	"MUw5MEAI5eWWHze53F8aUSHOslyxj+V6yb1jFp0I0DP0/LF5oNcGOiyJs7PqO40yLBUZje+hVLGufAUh",
+	"uYQJdTLmvL3imKVSUdMqTpGdMC60XyyKmBDmm30VpNXlFT8xnYmCTnRp87L8TETzPGWiUprq3ShbYFp0",
+	"+Z4y7w1ikHEGRJGNBDjL8pOU9/c1yEhaiNk5gRPGpq06Xf6NPOP9ir+VKyhAlI15AWifplwUGk4566va",
+	"p3lWFAPWAXer1l2uLH6pnF4Gomw4zHgbsO+M6aCMIVNUTRVZFcdSXZcSLOXAl0JsTiOptXW5Fm2f8zTK",
+	"YgY+vP/+PcCzfEgHqdCcOVVvMxYs1qzZQQj0zhg9OSqn0ut0+SM+mIARy0YDBvZ4VoC7jx+AEzYR++CY",
+	"nrLpSy6LL7unhOoPJuUxuFG/49wx1cAzUH1EeQzf1S1/r9Vu1Q5u66D1ITtb0mpzScn0pNfiSlyQ+jg/",
+	"k0eyddBik68dh+9F6aP0a/e/+e6TZ19/+kA8GBajb9574D34dqfT0RW/05yJB7x1ECAkxz/NTlj8VN8g",
+	"0TpA7ZY64gZN5SuM5tvABcy+9FIdzPx0qElBeXmFJBILKMf3aHTM4L2MF3k2WEfwZxt/0TSzC6gzIY2P",
+	"zK1ZqwvU275stwx6RZrxo0QX7F7XweITL9utGaqytovZ1jvTSco6LXHGhPIWKflb8x15WGhU3Co0HOui",
+	"2qs2tx9FOYsZL1I6EBu4+xafedlujesC0Lo+ZhrvZNc+SIVIeV8yujI4vTbBW7VZ21szgm01xgf8ubYm",
+	"3AJj/gWOpZJ4jkqJZ/1xmm8vuSQtmIZ23OD5mca7ISJZBoaUT0pKIg5Bzop8UrMi9tNTxg24jhRqBYsy",
+	"Hotb47B9IucL78r5rn281lQthrvJIX8q9deIPef0lKYDGg7Y5QG1NRTgcAKyM17JmzWVRpKdtRqNcuCs",
+	"hCB8VyklOt9aCcNS1i/l+Hw8YKID7qcDuc3hBJykPF6OLPhYjXLlmILrW76f8lhPeLcIhOMi04VNWwet",
+	"LEla7VY4eU+XH/njshrVPZND8w6dVIaPpRVCK0fKuWngttdBLsaW42sQJ1V8StfprBdOmcEXn3H5bFgu",
+	"JI0HbOZZ8U55bLXlyVS/q0G5myJvD2LjwNCxHs+U4cZ8ZSw+r77/89e/+hiYHqdVPeSRkxpH9g6jg/ro",
+	"PCvSZCK/+QpLFAjBTNqDbF5U6zePMHhulne5nq7nKU/ZaSrScMDup2xQGqoU+uINbbXje57t4+BCW70h",
+	"dPemW20Mo5tv8+e/+evPfvH3n/76d5/+y89e//Kn1X5XyV43sNdyQZ2AWKv2enNwSUnd1iNLKkrb4Ere",
+	"Vuug3EC9R/UiserzSh66KjLhbpXAqHwGUlAvKZuY8lF9XUS7rImpTXmKq4I9A9QLrP0ltcQUrXisr80N",
+	"Go6WE7SNmEI9kY9gSKzYhb5LMUxQiO3IDgI/Yq0lNKX+oEMhISSBQUxDGGLm44gxG2FJyurNEkgIs6Hv",
+	"OgiGieOEduR4vp20pgRKLiawXNtrbXXr9U5sZrzaslrarvnMWi+RSu3zfGzZDr4gm5kuemRhSLAdQmpT",
+	"B2LmJti2EsfB3vlsxhDzN/b0XCcbm26Ya9kr2dg2x3mpPbKpr/aFjBq5JUEgNx5Z0YSfXmcRMEVMTFHZ",
+	"zeWsuq1ChZWuNFg8KwErllsrKglrdSGE91hhJKtLOp+uXU8kB8jq2Mhy3MDTBUYvzsBJbLuQEDuBPrMp",
+	"jHGQeFbiEBxE2zDwZYpifRApJdh+AqnthJD5OGY2jSgm9vnMm0SxBwkKMfRdi0HqeH7kBY7t+0GNK3+g",
+	"olL1cbCw618zczab4Zmkujne/Ed6lu0q6vdbl+bU5dl/Y0NPvjghljdBW99jxdaEtX2JmHzFSBYI8Nee",
+	"PvoQqFhNoFp0gLJTp7wPlItA0t5pZW7OzmbI8WGXl2ncJ4yNFPMuNeHimE3AGcsZGFBRgG+P474uyq0C",
+	"RliaV7U7urwkn6D3IIEfyHn0ptKAPOxlZI3qKlcVfRzsd3lvlCvXRKo8teWS6YezcaGq6zgWBrPttEe3",
+	"p8GF0qLLddR0DETKI3YIev+hp72qigNNylfaXxYb8lzRlIsp98kHmrtfRqtfRacSE/UvtqRU+n3UWa2P",
+	"rI4IVEfk969zFlcQZXLtjF5V1HZ85FnEC5zLMHoPOjbyIaHYghQzBpEXJZg4LvJCd1eM3oMOZhEkIfEh",
+	"jWIHusS3beTZ2GPheYxePhg5kCAbQYoCH4aeheLQJ8SKohWMHiOMd8zo8fry5p6DsG1h7YjZ9dldxevN",
+	"pBqe/0XGfD3LM94/Ulx9bXzQtGmTSN4kkl8+kfz8B+4ZO4sOvdnAFvG4JjLdr2LgLmkD8bcb90nJ+28s",
+	"vUQR7ctbQL6kADvZ2RXk1X5DlYtUmU8VqJK+HyEra6BryVvJuxqxiYJRno0ywYx9RbCiDZRum5eB1HVL",
+	"nLLGtIHIMl7VuOyAD7PiWGoKqQCCni4D93+s31qyxSeyi0s7wNqbRqFcRqaeilH2Vpxfv+IuqqFPQ1XM",
+	"DsynqlZfz6S8KkHHqtwNVodgbBPs2PZ8uXMHRlFCIbECCgPsMRj42A79OPYokgLZrJy4BEIziiIPEjty",
+	"YYi8ELq+hWIPkQApmMvycM1Pe/r9knmjpfOWOykiylUKoLU5qup4wMzpW8ks1XFPhTYr1hhIkwPbCGuN",
+	"sNYIazcnrN3ekOnrFb8MBZ8VVsTWcpiRguAZzXnK+6sDaL9hGuiDS408Bc7SwWBGmmoDzs4qSehQXcnV",
+	"yJoq5S8eplwsD7c13LAc/I0q5r3M7mXhZ8g9wN6BjTuWSzzP8xx/UQJBYeBC4gYu9JMwgCxgoR1EjNgx",
+	"2UQCQY4VQRLjANKYhjAOrdC1ogh5CoQxX8D2WCJx2M+Qo+ZpdXzLM8ggWR7PDeQ5CBIH+ZAmxIOMeJZr",
+	"MYSdGKtFX7oEaNq17SLf87DtLFkCn4RyCUJIwxBD6gc2SwLfJtS6piXQQpd3YKNO4CHXwR7BF1qIb20B",
+	"eF8/7usjMctb2wRj3upgTHO8qu3amkoLVhTnUucq7JyOdGjA2TFTWZcxo7Vo9PlEZdl8aeDA03LAS0NB",
+	"0dE9OaSYNUtfCmVh4+tUvcUKMbNc1gbi4Nbdm/d0tRUxPYdbOIK39efOHlIl2shPJZKBqiOT8i5X4jsd",
+	"MqCAyGmkSsKDrVy0XV75aMGGLtp5X+6cjxZc2kVbu+w34Kadu+AuQmjrC34x1+xOR74C3PEdk84Lvd8X",
+	"lnTeWimlcUBs54DoX5RTlLLVGWMjsRoEx8jkApwZ1JZ4zNrAACIKoIE2YgPdqYWvMixoXu7rgLsgzicg",
+	"H3NDtRVOwbGOKYqVvWuQZSeAHleQphPQo+JR0jvUhc8G6uGxKI1JLD9lOYgGWXQC9mTDGurLkoSbJ2Ou",
+	"Kt/eaLpNnE+ejLkhaJtTJDnvq6zzUJkw1HrMaqMWRREkiNmQIjuCJAxsy0eYIHfRJVAWoHu0qJVaBBNI",
+	"iG3BANMIBggTz3bDMPCtrbVStxNYnmt731Sa9vx0KdaRrz6WarSNnQRhHLg2u6npeh2k9Gd9cjSaqM6s",
+	"lLdj6aJjy7IgYZRBnyEHWrFP7MTGLHSDTUwAFrFtSLzYgtS1HMgQ9nxKiEtttOnsrXL2pEMs17LIssXG",
+	"FnEgsR0G/dglkCZ+gMOQOMzH1z9N37IdK/jmNkYHc7GEJMRLuP03JNlTtEaVzI7TWNUu1KbrONtvPEQ3",
+	"ke/SGMk3Kkc1VhG1FSPWR5hnZ1tLCbr1ObkaWd6n3CCv3ZEsuJ+KgknJQD46axUH4aQsEyrVx3qYMO0b",
+	"V1EVC9yTzyv2L38ACs4t44CWAcaAMxYrN5kyw1fDHrN8aUnQh6kontH+9YBYzK7T0ywvwAmblKVVpdzT",
+	"gz0gsrwQQLZlXH7ZqdLqe7AyIfckoUllN98Zs3zSmmJtZnnRqhM7xsdDubNT63O7Ne1HbnWhQc9Ekae8",
+	"L8/M/Ewf5yxJX5SKe0H7d4Ra/lVz+M7MBIb0xUPG+8WxVLrarWHKy4/W4ti79DhkgyyXG3P/PkJIso9z",
+	"sVRdr4OwF7g21pDl82A4ozmjPIGYhCEkCEuBwPZggBkl2HKCKHCma3GajtaBlc6OvAWvekY3sIrLC9NY",
+	"xG+1RbygM5qa+ndVZQaFPHCQawGqsmTrL1YjFzwxlFAAWlHVGTAC4KBAEdcj9iIVhTAGNd1aXXxa6Kf0",
+	"76vQC57R/s2CFyxc+mX32NxNcJqOQGub63aFwABvKrnaYvWaPPQmD/3aixFMadoG5ZeqpjsJ3rprSvBI",
+	"GnpMhY7Y0qRXoRTX6e3+YWX8OqOidGM0Se23IKm9UDxtE+48oyBVGe0xGzAdNjbPlIfZqTFdyiOS5NnQ",
+	"eNl0tRYeT5HTFAMugb3Tom1Uoi6/pAtOZUl2+TYuuOVZkl2+AxfcO2qpLiREzHjfZhixsyxCQI4TN3Lx",
+	"laRJX8Jp88b5XfRJ2pJKtFdbTgrar2Fyqtuq4nhrFZsW4lP0fblslbK3Uvw0S944bt9ibIXNb+567fvK",
+	"YRfuKnCFnrwvPZCzaSS9UtT5nPzQ5esEiIUQHrDHaHRcMvHKrtpnRYnsUDLww1VGg1mx11T4UAZD8MYj",
+	"OFxeNrmsZUOSZ4S3onwXiwjayYhXEAk0N61zOZUj+YUfBMhFPiLzgdUYBsSxIbEiHwYkoNAl1A+SIIld",
+	"i065kjzIrns+Y1IDBRhjixBvR4ypRAJoGNTtqa+4hkHR/rvGgNAEL10ge/oiqjajQ7GyNp/y76kW1+/g",
+	"U7Wk4jRnkdSJ00GcM1P6KxVATnuV/2xEc8aLB3FrUxryIN6x62w1QfUOkNXx3MC2XNeA1OidLwMuH5tq",
+	"vDrq0vz4kNF49oc6GbZh4NghJE4QQz8MKWSxn7h+ZPuOjXdWhVBtQaCQaqsFnpkCTiBhHoa+QxKYRLaT",
+	"hGHsOpZ9PuWfrohHkKdjejh7UZhzoSpUjR58O0s/eOf+8Qfffv7iw2cfFI+eff27f5gi+8N3BicPnx2n",
+	"fzh8t/jmN77ufPPbz50//O4HzofvfDB5wPFXg6/z9+6995CJ9++fDvJoC7bC6HAD56C8GrfPCnK9VZ+q",
+	"akBmwzYtHlTe+92UjXqr6z59gX27hvlUPE193hp6vrdASHWNyd5S6tvTXobCIEcKqf/kTKdsyAmokJyR",
+	"uFPhgAxkX3uCMdDTtF+O09s/BEoXHI6FiqehvMuVppfyfgWFr5S7k1Q+r0oqLhztmoKXpGwQ3xFdrt0f",
+	"Y37CszOu0uV7IMtBb5o+fyS77OlqeWepYEtVMuNzZnR4o05nw2A++bc/ff2rj1999INX3//5q7/4t6V8",
+	"hkBsWQkkJEKQYuRCSighBNluaOHtqPtV+qLPNf05Hce2PR9bgb0b/i8XxbcgobYPfduJILK9CBHfozi2",
+	"d8b/L7896yyT5cIEaJuq/er4Np7xRu9scCB26LPVPGFDrltXJeeByBe9LbrrSxqxzqsLhb2O5yPi25jY",
+	"u9KwUBj4kIQ+g75juRCRxHU8gkmAk51R2GcrVCvkMwcSP7BhyAIfhk7g2MSLMKaotaaik1yKAFvE8jDZ",
+	"AU19ZgSgxpz2Nvt7tqIN1+HU+SA7VVlvamoGeS/jSkNPC6EKQZp4cMoL0eW1WuZ72gfD6PAomkQD1tvv",
+	"gBXKQpev0hZozkB0zKITFgMqQMZLNUDeo94hkLccRANGc+XNYcPNHDla4Zj15NyaPO+LaQ278OSsIOc1",
+	"GdSzfEhs34Mh9RNIcOD5VhxQL0haSwn+zKMYEmbFMAwl0Q08FMcuwkmYbEc9L+YyerNe7Qp8U+cqTm7H",
+	"9XBgOZ5zHlu/8sVaUL5cRiGJSQhD28EQR9ShbuD5IQ52Jhq8+uGPPvm3v3319//46s9/PSMl6Fbn61Vu",
+	"x7Mdgj03CHYkA1SetUYWeFNUnAaX+HKetYspRKKAKp3+SzQ+pTxiq5EBlLdLcedaKv4ZFUAUVC6klg6e",
+	"fvXR3YdHz959+uzo3sNH997/A0tKME7dzielIRPTojP5dUhLkQ4ZDGmFRCwliiVpKHf1PJ8xUdyTT9+o",
+	"YdDUQ28dWAT7W+CNmJdQL3CVSf48O6sT3MAoXcjtOLYXEB+51hYEV033WTpkK4FMZYM7QgURye1skqVv",
+	"gi5fwLnGs+IoUdR6nWNr2lIezmxcsKPNH55vvxOf2IcZEOPoGORMZOM8Ym1gMDjnYHUFY7cHdfZlY/jb",
+	"js9JnqHDIJkoDN9IsvyM5vHW2e1jYXZ/aZD2XQXQqrFax3FaZLlQZ0dxqYyzdg3RVZisdaXWi3FY5Eyh",
+	"5Yw0ezOVok3IY5orRb8USRfjWJ6red1QHMvMXNfErxSq5M920SvLR1VbUdoVUgHybLAy61z+tvGYT2Tj",
+	"VaPSqEhPGdiTPHZfkouUl18plJ59Pa9VE9FtZ6Zi0tzDLBswyncbrGOGW18JWtXHDxxi29h3VOgOG9J0",
+	"IJeOjXzL+bLpvhNlw9a8/di2QxsS10GQOtSCHooxprEVWna8MyVRTcNttfVWqs/y8urTNDMXGkHihRYM",
+	"EwdDy0pwzPwkoH64zp5croAdWAYraMvlI57tE4Ss+vJNL7xveWtWMUaQuEkC/ZAgSCMWBJ4TJ5Hn7mwV",
+	"67Mh08Wcfn0Va6qWhWyJXyAJ2voYpequNTFKTYxSE6N0BTFKYyNYlGKS/rx1jJLc2ZSnRUoHYESFOMvy",
+	"GKRS3TtlOchZMc45izvgXUk2hXI6jHn6nTFrg4gKBlMuGBepJMeDySqACUkzblSnL4k+O5XLZLnuHME3",
+	"VPjdU1BNVS9F66D11I7GOYOP5Tcoj39vltVtRTevMPpnC46I7I6NHGRZvoPrHHHV4swmX4TI8SFBjgMp",
+	"8inEURAkUZIkNA53xg2n+7BUqFhrfp6+I/a9bcJ61KhNWM+bz3p3wjnbrTNGT46mtGBdHaGZ1g3jfSvA",
+	"Sna1yxXflJuqnCZisVSfKGjBGnyRS5ms3E3O2lOpdkXsOaenNB3QcMB2F+Y21qxtQ8Gtbt9aG+ZWcs3L",
+	"FdHeVJQIDiyr42HiW8hHeLlyjS0SnCNPeJBQJ4QkIg70GbOhG1PPj6LQxpF1Bdo1tny0oXotp2YFxpUf",
+	"hRZk2I1w4uHE8qx1YcXlwlhOYO9A/lDub8Hyxu39FofAbUc3rj4E7gDQUEiupDJESt3QxHi1QU9ewZ6J",
+	"QFNpKJnqiQ70Ax3wDlOkhhY6jk6+ENjrafJzAJTVtrcPcnaanTABjlPRlSsk0syY8u8+fgBO2EQAWoCM",
+	"R6wDTM0Hg3nQK2UxlacSmVopOsCtJ0lADzAel0VSTNclloGeTc6SnIljUGQnzIyqAJxoFDEhqq8HOaPx",
+	"BKRCjFm83y7bAcrFGcvvCNDTbxE/NfPvdbmgEwGOszMwpHzSAXeVndyEyAF6RicaW6qnisv1AB2IrFoL",
+	"PeNakUgzX0Os2zrCDmTKMK59H0M6AcfZQM1rKIcrF8dAPaTybTIQZcNhxtuAfWdMB6DIVN+KrCsfnDiW",
+	"fFwBU3Dgy9lK8ZPlostpIn94zlOVJ/Th/ffvAZ7lQzowkMI1WH8t2KjMoxmZudfp8jcHbKLLlx3gs+MM",
+	"iCIdDEB2xoUC9RDq+FUFrKbr0OVmIQLQkw8fyUeOTH5XD4z5QB2yEvAjzOJJiQbS5b1jyuPslOU9sCeb",
+	"xNVk5P7Jb8oGquCCPJJpIcC3s1Dd1OKY8S43BwakXMWu1iBFDpSDrBpEcqae8qv0kiyP2AGQ4kGvy/eU",
+	"i8ekpImCTky16lAfy8oLoxZnzIt0ACgY0ILltVfQvXfAXT6ZeY/y1EPlZZ4WsKBxnDOhVrDIwHE6PABy",
+	"LJUhN6CRHn6+UOMw433twqOc9qc+vC7X+XbVLzHYE5nx7o00njPQ6NtGFROgn5m70eXTIczFVyVez/iq",
+	"R+Xi5+zbLCpYvDrS9WIms11Eupbi33a1LeR8LxZ+uoPxdh9kMzOpc4Vg/wD7HeT6nmUFCw46yw/Ok35d",
+	"GCOLQhL4DqTISWAUuZET0QAHsb9LD50VIF2KYYYJKTDvc912LowcKQjbKIA0sF2YBIHNHGSHVhKdLwPr",
+	"dQmwh4jr7EwGNiGgb74s3JjDGnPYF7DqusoC51lxZDjp2m4WHlDov3mfFUfZuDjKkg2ns+yZppj75Yq5",
+	"g/sKxLIU0tqgt2SVe2CPAv29lvGycSHSmNXC9e7oyCOhxcf5Ha93oPAJanF+tTsu2+439eUvavVWQslR",
+	"QU82IA31ti/bLaloHSktcu2TtabTe1yqAJve4ar9y3ZrQSta28niE7sjA1o3X2efPwC92gr22qA3XZbe",
+	"4VJNT6PFzmg+WVLXKJUuWWpZpUZb0wArvUwOMLeOZfeVOqiq8s1qZrfKp/AW5YnclDOiSjG5pDPiS+Wh",
+	"UjkmFzY4Lg1N0Sklq7HVjU1BXY09YxTqp6eMg95JymPRa3e5WSTJ0/bluVdGDnU9DgB7QaNiMCmTdntF",
+	"JlWPB4ohcRNP2uX6CqbFsYFeXcbSiqxMyt2j8zysyzXvEvsd8JWJvHiKEChrGq3bJ2bsjg5yzK2Vn7u8",
+	"ZKplFK/QBihJlYbZKQP5mAtApVgR0uikn0uGoUw9hq/nJ6oeV6gtWW0NEZRx1uU1k89hzWYJ9jDC+8oq",
+	"eMzAd8ZsrHJ4eCl4jPKsnzMhurzXZ8VXK0KkM3zAu1RF7ysUWjlBg0Url/o4FUWWT0CenakdVbPodccI",
+	"2ZHcN/U/1pEHi8VHuld2Kqnr3tRHOiV9+8p0qkeSL9vlpvR1WSFe4+xW8skdASI60hXmlbgzGhfgOB0C",
+	"RRrTAqSiy6XIoY9SaV5KC9CXwohc3tIsqnY6LUDIBhnvC/n1nkn91jalfW11E2CQCmNlU7XcxvyOAD05",
+	"YDLIzir7JtUCUAd8Iy2Ou3x6rNoV6S+xm2S7O0JDOKkDkPIiA2lxWGupDd0a1lddCNDP6vM3sevK+FVb",
+	"RL3wiknot1BWPaHaMSVc5kxbHM0k6LjIIBUi7fOh3KZKaMvHHGS8y9Nivw20RU19pyzfCt3K3G4zclqf",
+	"Bs+AXFV1+OsGRcMSTcqaPOK5PMwKH1kutThJRyNlAs9UvVkxHipE5DEHunJDWbGjOEsjpi122l0gm0zv",
+	"3JTtmge6nPIJGGY5m+toT7+EOnbguyzP9N3sRVRENJYCckmFdGy6etrgxdOKoLW1cVOKGHLzEmWMNsdH",
+	"36BwAnrqtiYsLw1APXWc1TiHSv2lUi5RuAFJJuV4OB4Jc0DLY1uRUPXqgzO5G/2sxK/vgGd6m7p8nfG1",
+	"7FAu1woDbN08utoCCxYNsMZ42uVz1lP1gCJA6pHKDgtWmWG7/IJ22K/WbNM3GrxYFVAdMFolWWbDEeUT",
+	"ybkN16onh9vUdSCxXAf6sUcgJSHxHN91CLM2t8OV779VLiPetkC8OrpVrIGi3OoHc0ZVLUJ5+lsHqN0q",
+	"KWbrAEm9hNF49e8vz7Pa2ugAoU7g2Z6t8KWTPBsuW0aHQRK7IQwiSqHr+Syyo8T2HX8hH98OkQ0JdQIY",
+	"um4CI+biILEdhlWSgCK/JRZ9DYVeSlrTSf/Rt9prNlvqF2Ohs1fGLL6O7V+lDNWdS20jIFxZbmgDZdYY",
+	"ChtDYWMobAyFV24ovIJafpe0Au7qctbPXqpPS5khumAy22+CbG8uL/yryiwgZQulWWkti9atPZ/+7998",
+	"9id//smv//71j/5hfwvzlRyGReM8LSZKig8ZzVku75uOmZPXJH2fTapvvlX1PW+depieMs6EaCuTRyr/",
+	"q9QOoY11YMgKGtOCdmplvieikMdzsap4GdW2N8j6KZddqrCzNhhk/Wxc7FcBZaNxOEgjHfWmKPEpy9Nk",
+	"Ambi0WpDSnFhyYCPWTYasLaxAuTZQCqkivRqIxsdqfXP05jVe9PLu9hdidAIipyxw1mzVvnfkovohHqp",
+	"x9Uz0mtJ6MsGeF++r2SSI5oXXN5fXrC+ZnylKm34k1JqOahiDRWnCFNdlb22MGqfV70MHUmlEer4uXGc",
+	"FnIjZpY1Nvn5c4dCRXvtffrr3336Lz+rdk0bWlgujtNRrRMVGrakkyq4A+y9+sXPXn/08bqOqtCyZZ2V",
+	"NoG9z/7kv336z7/55Ne/3peLXz1T78e0XdLN/akxYe+zj3/y2e/+5rNf/NOr3/54H2TcxLjVrbP1XrUd",
+	"4vloWbfvjDVTYmCQZSe6+9c/+YfP/9MP92s9xGWrVduV5X3KTZihlCFoH5xmEQ3HA5pPDnXFLUlDshyo",
+	"up4Gt5H2jUtH2Y6qOlzaANWZKSW0bOTHygJhNvv1L38KvgReff/nr3/18X55sUywoEE/Em3QH2QhHQCh",
+	"w1TNms2YJWrDauCLl996+f8DAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -16,6 +16,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/clock"
 	"github.com/shoalcrm/shoal/internal/handover"
 	"github.com/shoalcrm/shoal/internal/httpapi"
+	"github.com/shoalcrm/shoal/internal/idempotency"
 	"github.com/shoalcrm/shoal/internal/jobs"
 	"github.com/shoalcrm/shoal/internal/merge"
 	"github.com/shoalcrm/shoal/internal/org"
@@ -69,7 +70,10 @@ type App struct {
 	Handover *handover.Service
 	// Merge merges duplicate records (合并).
 	Merge *merge.Service
-	HTTP  *httpapi.Server
+	// Idempotency keeps the answers of requests made with an
+	// Idempotency-Key.
+	Idempotency *idempotency.Service
+	HTTP        *httpapi.Server
 	// Jobs is the job queue, built but not started: the binary starts it
 	// beside the HTTP server (and stops it on shutdown), tests when they
 	// need jobs worked.
@@ -141,6 +145,10 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		Handover: handovers,
 	}
 	a.Merge = merge.NewService(st, pools, a.Records, clk)
+	if a.Idempotency, err = idempotency.New(ctx, st, clk); err != nil {
+		_ = queue.Stop(ctx)
+		return nil, err
+	}
 	a.HTTP, err = httpapi.New(httpapi.Config{
 		Store:       st,
 		Logger:      cfg.Logger,
@@ -157,6 +165,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		Handover:    a.Handover,
 		Merge:       a.Merge,
 		TestClock:   testClock,
+		Idempotency: a.Idempotency,
 
 		SeparateMetrics: cfg.SeparateMetrics,
 		TrustedProxies:  cfg.TrustedProxies,

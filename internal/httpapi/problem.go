@@ -99,6 +99,10 @@ var catalog = map[string]message{
 	"merged_into":           {"This record was merged into another; use the survivor named by survivorId.", "该记录已被合并到另一条记录，请使用 survivorId 指向的保留记录。"},
 	"merge_converted":       {"A converted lead can be neither merged nor survive a merge; merge the customers instead.", "已转化的线索不能被合并，也不能作为保留记录；请改为合并客户。"},
 	"request_not_pending":   {"The claim request was already decided.", "该领取申请已处理。"},
+
+	// Idempotency-Key (docs/idempotency.md).
+	"idempotency_key_in_use":   {"A request with this Idempotency-Key is still in progress; retry later.", "使用此幂等键（Idempotency-Key）的请求仍在处理中，请稍后重试。"},
+	"idempotency_key_mismatch": {"This Idempotency-Key was already used for a different request.", "此幂等键（Idempotency-Key）已用于另一个不同的请求。"},
 }
 
 // problem is an RFC 9457 problem details body with Shoal's members.

@@ -26,6 +26,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/clock"
 	"github.com/shoalcrm/shoal/internal/convert"
 	"github.com/shoalcrm/shoal/internal/handover"
+	"github.com/shoalcrm/shoal/internal/idempotency"
 	"github.com/shoalcrm/shoal/internal/merge"
 	"github.com/shoalcrm/shoal/internal/org"
 	"github.com/shoalcrm/shoal/internal/page"
@@ -48,6 +49,9 @@ type Config struct {
 	Tags       *tags.Service
 	Handover   *handover.Service
 	Merge      *merge.Service
+	// Idempotency stores the answers of requests made with an
+	// Idempotency-Key; nil ignores the header.
+	Idempotency *idempotency.Service
 	// TestClock, when set, is what advanceTestClock moves; nil answers 404.
 	TestClock   *clock.Adjustable
 	Logger      *slog.Logger
@@ -88,6 +92,12 @@ type Server struct {
 	handover  *handover.Service
 	merge     *merge.Service
 	testClock *clock.Adjustable
+	idem      *idempotency.Service
+	// idemHook, if set (tests), runs in keyed requests before their
+	// answer is stored (see SetIdempotencyHook).
+	idemHook func(ctx context.Context)
+	// posts are the POST operations (Idempotency-Key).
+	posts map[string]bool
 
 	metrics *metrics
 	echo    *echo.Echo
@@ -125,6 +135,8 @@ func New(cfg Config) (*Server, error) {
 		pools:     cfg.PoolEngine,
 		convert:   convert.New(cfg.Store, cfg.PoolEngine, cfg.Records),
 		testClock: cfg.TestClock,
+		idem:      cfg.Idempotency,
+		posts:     postOperations(spec),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -251,6 +263,17 @@ func publicOperations(spec *openapi3.T) map[string]bool {
 		}
 	}
 	return public
+}
+
+// postOperations are the operations of the spec's POSTs.
+func postOperations(spec *openapi3.T) map[string]bool {
+	posts := map[string]bool{}
+	for _, item := range spec.Paths.Map() {
+		if item.Post != nil {
+			posts[item.Post.OperationID] = true
+		}
+	}
+	return posts
 }
 
 // PublicOperations returns the operationIds that need no credentials.
