@@ -124,6 +124,11 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		jcfg.Logger = cfg.Logger
 	}
 	jcfg.Handover = handovers
+	answers, err := idempotency.New(ctx, st, clk)
+	if err != nil {
+		return nil, err
+	}
+	jcfg.Idempotency = answers
 	queue, err := jobs.New(ctx, st, pools, jcfg)
 	if err != nil {
 		return nil, err
@@ -145,10 +150,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		Handover: handovers,
 	}
 	a.Merge = merge.NewService(st, pools, a.Records, clk)
-	if a.Idempotency, err = idempotency.New(ctx, st, clk); err != nil {
-		_ = queue.Stop(ctx)
-		return nil, err
-	}
+	a.Idempotency = answers
 	a.HTTP, err = httpapi.New(httpapi.Config{
 		Store:       st,
 		Logger:      cfg.Logger,

@@ -26,6 +26,7 @@ import (
 
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/internal/handover"
+	"github.com/shoalcrm/shoal/internal/idempotency"
 	"github.com/shoalcrm/shoal/internal/pool"
 	"github.com/shoalcrm/shoal/internal/store"
 )
@@ -57,6 +58,9 @@ type Config struct {
 	// Handover works leaver handover runs (set by internal/app; a queue
 	// without it fails their jobs, which River retries).
 	Handover *handover.Service
+	// Idempotency is purged of expired answers every hour (set by
+	// internal/app; nil: no purge).
+	Idempotency *idempotency.Service
 }
 
 // SweepRun is one periodic sweep that ran.
