@@ -65,7 +65,6 @@ func (s *Server) idempotent(op string) echo.MiddlewareFunc {
 			if err != nil {
 				return err
 			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
 			caller := "anonymous"
 			if p := auth.FromContext(r.Context()); p != nil {
 				caller = string(p.Type) + ":" + p.ID.String()
@@ -90,6 +89,7 @@ func (s *Server) idempotent(op string) echo.MiddlewareFunc {
 			// A serialization failure at the commit undoes the whole
 			// request, which is then run again, as WithRetryTx would.
 			for attempt := 1; ; attempt++ {
+				r.Body = io.NopCloser(bytes.NewReader(body))
 				err := s.runKeyed(c, next, k, hold)
 				if err == nil || attempt == 5 || !store.Retryable(err) {
 					return err
