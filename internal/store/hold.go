@@ -247,6 +247,34 @@ func (d *holdingDriver) Query(ctx context.Context, query string, args, v any) er
 	return d.Driver.Query(ctx, query, args, v)
 }
 
+// ExecContext and QueryContext serve ent's Client.ExecContext and
+// QueryContext (the sql/execquery feature), held like Exec and Query.
+func (d *holdingDriver) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if stx, ok := heldSQLTx(ctx, d.s); ok {
+		return stx.ExecContext(context.WithoutCancel(ctx), query, args...)
+	}
+	e, ok := d.Driver.(interface {
+		ExecContext(context.Context, string, ...any) (sql.Result, error)
+	})
+	if !ok {
+		return nil, fmt.Errorf("driver %T has no ExecContext", d.Driver)
+	}
+	return e.ExecContext(ctx, query, args...)
+}
+
+func (d *holdingDriver) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if stx, ok := heldSQLTx(ctx, d.s); ok {
+		return stx.QueryContext(context.WithoutCancel(ctx), query, args...)
+	}
+	q, ok := d.Driver.(interface {
+		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+	})
+	if !ok {
+		return nil, fmt.Errorf("driver %T has no QueryContext", d.Driver)
+	}
+	return q.QueryContext(ctx, query, args...)
+}
+
 // BeginTx begins a transaction as the driver under it does (ent's
 // Client.BeginTx asks for it).
 func (d *holdingDriver) BeginTx(ctx context.Context, opts *sql.TxOptions) (dialect.Tx, error) {
