@@ -75,7 +75,7 @@ func (s *Server) idempotent(op string) echo.MiddlewareFunc {
 				return answerNow(c, errIdempotencyInUse)
 			}
 			defer release()
-			stored, err := s.idem.Find(r.Context(), k)
+			stored, err := s.idem.Find(r.Context(), &k)
 			if errors.Is(err, idempotency.ErrMismatch) {
 				return answerNow(c, errIdempotencyMismatch)
 			}

@@ -149,12 +149,18 @@ func TestIdempotencyKeys(t *testing.T) {
 			// meets it as a duplicate.
 			t.Fatalf("after 24h: %d %s, replayed %q", res.Status, res.Body, res.Header.Get(replayed))
 		}
+		// The other caller's expired answer is replaced by the new run's.
+		fresh := other.Do("POST", "/v1/leads", map[string]any{"name": otherName}, "Idempotency-Key", key).Expect(http.StatusCreated)
+		if fresh.Header.Get(replayed) != "" || leads(otherName) != 2 {
+			t.Fatalf("expired answer replayed: %s, %d leads", fresh.Body, leads(otherName))
+		}
+		sameAnswer(t, "after expiry", fresh, other.Do("POST", "/v1/leads", map[string]any{"name": otherName}, "Idempotency-Key", key))
 		purged, err := env.App.Idempotency.Purge(ctx)
 		if err != nil || purged == 0 {
 			t.Fatalf("purge: %d, %v", purged, err)
 		}
-		if res := other.Do("POST", "/v1/leads", map[string]any{"name": otherName}, "Idempotency-Key", key); res.Header.Get(replayed) != "" {
-			t.Fatalf("purged answer replayed: %d %s", res.Status, res.Body)
+		if n, err := env.App.Store.Reader.IdempotencyRecord.Query().Count(ctx); err != nil || n != 1 {
+			t.Fatalf("%d answers left after the purge (%v), want the one stored after the expiry", n, err)
 		}
 	})
 }

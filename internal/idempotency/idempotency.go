@@ -120,6 +120,9 @@ type Key struct {
 	id          string // hex HMAC of (caller, key)
 	fingerprint string // hex HMAC of the request
 	seal        []byte // AES-256 key of the answer
+	// expired is set by Find when an expired record holds the id: Write
+	// replaces it (and needs no DELETE otherwise).
+	expired bool
 }
 
 func (s *Service) mac(parts ...string) []byte {
@@ -193,7 +196,7 @@ var ErrMismatch = errors.New("idempotency key used for another request")
 
 // Find returns the stored answer of k, nil if there is none (or it
 // expired), or ErrMismatch if the key's record is of another request.
-func (s *Service) Find(ctx context.Context, k Key) (*Answer, error) {
+func (s *Service) Find(ctx context.Context, k *Key) (*Answer, error) {
 	rec, err := s.st.Reader.IdempotencyRecord.Get(ctx, k.id)
 	if ent.IsNotFound(err) {
 		return nil, nil
@@ -202,12 +205,13 @@ func (s *Service) Find(ctx context.Context, k Key) (*Answer, error) {
 		return nil, fmt.Errorf("load idempotency record: %w", err)
 	}
 	if !s.clock.Now().Before(rec.ExpiresAt) {
+		k.expired = true
 		return nil, nil
 	}
 	if !hmac.Equal([]byte(rec.Fingerprint), []byte(k.fingerprint)) {
 		return nil, ErrMismatch
 	}
-	a, err := open(k, rec.Answer)
+	a, err := open(*k, rec.Answer)
 	if err != nil {
 		return nil, err
 	}
@@ -215,7 +219,7 @@ func (s *Service) Find(ctx context.Context, k Key) (*Answer, error) {
 }
 
 // Write stores a for k inside tx, the request's own transaction. An
-// expired record of the same key is replaced; a live one fails the
+// expired record of the same key (seen by Find) is replaced; a live one fails the
 // transaction with a unique violation (another replica's request with the
 // same key committed first).
 func (s *Service) Write(ctx context.Context, tx *ent.Tx, k Key, a Answer) error {
@@ -224,9 +228,11 @@ func (s *Service) Write(ctx context.Context, tx *ent.Tx, k Key, a Answer) error 
 		return err
 	}
 	now := s.clock.Now().UTC()
-	if _, err := tx.IdempotencyRecord.Delete().Where(idempotencyrecord.ID(k.id), idempotencyrecord.ExpiresAtLTE(now)).
-		Exec(ctx); err != nil {
-		return fmt.Errorf("replace expired idempotency record: %w", err)
+	if k.expired {
+		if _, err := tx.IdempotencyRecord.Delete().Where(idempotencyrecord.ID(k.id), idempotencyrecord.ExpiresAtLTE(now)).
+			Exec(ctx); err != nil {
+			return fmt.Errorf("replace expired idempotency record: %w", err)
+		}
 	}
 	err = tx.IdempotencyRecord.Create().SetID(k.id).SetFingerprint(k.fingerprint).SetStatus(a.Status).
 		SetAnswer(sealed).SetCreatedAt(now).SetExpiresAt(now.Add(TTL)).Exec(ctx)
