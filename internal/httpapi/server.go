@@ -170,8 +170,8 @@ func (s *Server) router(cfg Config) *echo.Echo {
 	if len(cfg.CORSOrigins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins:  cfg.CORSOrigins,
-			AllowHeaders:  []string{"Authorization", "Content-Type", "If-Match", "X-API-Key", "X-Request-ID", "Accept-Language"},
-			ExposeHeaders: []string{"ETag", "X-Request-ID", "Retry-After", "Location"},
+			AllowHeaders:  []string{"Authorization", "Content-Type", "If-Match", "X-API-Key", "X-Request-ID", "Accept-Language", "Idempotency-Key"},
+			ExposeHeaders: []string{"ETag", "X-Request-ID", "Retry-After", "Location", "Idempotent-Replayed"},
 			MaxAge:        600,
 		}))
 	}
