@@ -33,7 +33,7 @@ func sameAnswer(t *testing.T, what string, a, b *apitest.Response) {
 	if a.Status != b.Status || !bytes.Equal(a.Body, b.Body) {
 		t.Fatalf("%s: replay %d %s, first %d %s", what, b.Status, b.Body, a.Status, a.Body)
 	}
-	for _, h := range []string{"Location", "ETag", "Content-Type"} {
+	for _, h := range []string{"Location", "ETag", "Content-Type", "Cache-Control"} {
 		if a.Header.Get(h) != b.Header.Get(h) {
 			t.Fatalf("%s: replay %s %q, first %q", what, h, b.Header.Get(h), a.Header.Get(h))
 		}
@@ -130,6 +130,9 @@ func TestIdempotencyKeys(t *testing.T) {
 		login := map[string]any{"email": u.Email, "password": apitest.Password}
 		firstLogin := env.Anonymous().Do("POST", "/v1/auth/login", login, "Idempotency-Key", loginKey).Expect(http.StatusOK)
 		sameAnswer(t, "login", firstLogin, env.Anonymous().Do("POST", "/v1/auth/login", login, "Idempotency-Key", loginKey))
+		if firstLogin.Header.Get("Cache-Control") != "no-store" {
+			t.Fatalf("login answered Cache-Control %q", firstLogin.Header.Get("Cache-Control"))
+		}
 
 		// Malformed keys: 400, nothing done.
 		for _, bad := range []string{strings.Repeat("k", 256), "clé"} {

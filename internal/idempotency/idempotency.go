@@ -159,7 +159,7 @@ type Answer struct {
 // Stored are the header fields an answer keeps: what describes the body
 // or the resource. Per-request fields (request id, rate limits) are not
 // part of it.
-var Stored = []string{"Content-Type", "Content-Language", "Location", "ETag", "Retry-After", "WWW-Authenticate"}
+var Stored = []string{"Content-Type", "Content-Language", "Cache-Control", "Location", "ETag", "Retry-After", "WWW-Authenticate"}
 
 // AnswerOf takes the status, stored header fields and body of a response.
 func AnswerOf(status int, h http.Header, body []byte) Answer {
