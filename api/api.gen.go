@@ -2870,6 +2870,9 @@ type ExportBom = bool
 // IdPath An opaque resource id.
 type IdPath = Id
 
+// IdempotencyKey defines model for IdempotencyKey.
+type IdempotencyKey = string
+
 // IfMatch defines model for IfMatch.
 type IfMatch = string
 
@@ -2933,6 +2936,12 @@ type Error = Problem
 // Forbidden RFC 9457 problem details with a stable machine code.
 type Forbidden = Problem
 
+// IdempotencyKeyInUse RFC 9457 problem details with a stable machine code.
+type IdempotencyKeyInUse = Problem
+
+// IdempotencyKeyMismatch RFC 9457 problem details with a stable machine code.
+type IdempotencyKeyMismatch = Problem
+
 // MergedInto defines model for MergedInto.
 type MergedInto = MergedIntoProblem
 
@@ -2972,6 +2981,20 @@ type ListApiKeysParams struct {
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
+// CreateApiKeyParams defines parameters for CreateApiKey.
+type CreateApiKeyParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListAuditEventsParams defines parameters for ListAuditEvents.
 type ListAuditEventsParams struct {
 	// Limit Page size.
@@ -2999,6 +3022,48 @@ type ListAuditEventsParams struct {
 	Until *time.Time `form:"until,omitempty" json:"until,omitempty"`
 }
 
+// LoginParams defines parameters for Login.
+type LoginParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// LogoutParams defines parameters for Logout.
+type LogoutParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// RefreshTokenParams defines parameters for RefreshToken.
+type RefreshTokenParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListClaimRequestsParams defines parameters for ListClaimRequests.
 type ListClaimRequestsParams struct {
 	// Limit Page size.
@@ -3013,6 +3078,34 @@ type ListClaimRequestsParams struct {
 
 // ListClaimRequestsParamsStatus defines parameters for ListClaimRequests.
 type ListClaimRequestsParamsStatus string
+
+// ApproveClaimRequestParams defines parameters for ApproveClaimRequest.
+type ApproveClaimRequestParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// RejectClaimRequestParams defines parameters for RejectClaimRequest.
+type RejectClaimRequestParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
 
 // DeleteContactParams defines parameters for DeleteContact.
 type DeleteContactParams struct {
@@ -3093,8 +3186,47 @@ type ListCustomersParams struct {
 // ListCustomersParamsSort defines parameters for ListCustomers.
 type ListCustomersParamsSort string
 
+// CreateCustomerParams defines parameters for CreateCustomer.
+type CreateCustomerParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// BatchClaimCustomersParams defines parameters for BatchClaimCustomers.
+type BatchClaimCustomersParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // MergeCustomersParams defines parameters for MergeCustomers.
 type MergeCustomersParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+
 	// IfMatch The ETag from the last read (`*` matches any version); optional, but when given a resource changed since answers 412 and nothing changes.
 	IfMatch *IfMatchOptional `json:"If-Match,omitempty"`
 }
@@ -3103,6 +3235,34 @@ type MergeCustomersParams struct {
 type UpdateCustomerParams struct {
 	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// AssignCustomerParams defines parameters for AssignCustomer.
+type AssignCustomerParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// ClaimCustomerParams defines parameters for ClaimCustomer.
+type ClaimCustomerParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListContactsParams defines parameters for ListContacts.
@@ -3121,10 +3281,38 @@ type ListContactsParams struct {
 	Bom *ExportBom `form:"bom,omitempty" json:"bom,omitempty"`
 }
 
+// CreateContactParams defines parameters for CreateContact.
+type CreateContactParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // UpdateCustomerDealStatusParams defines parameters for UpdateCustomerDealStatus.
 type UpdateCustomerDealStatusParams struct {
 	// IfMatch The ETag from the last read (`*` matches any version); optional, but when given a resource changed since answers 412 and nothing changes.
 	IfMatch *IfMatchOptional `json:"If-Match,omitempty"`
+}
+
+// FreezeCustomerParams defines parameters for FreezeCustomer.
+type FreezeCustomerParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListCustomerHistoryParams defines parameters for ListCustomerHistory.
@@ -3134,6 +3322,76 @@ type ListCustomerHistoryParams struct {
 
 	// Cursor Opaque cursor from a previous page's `nextCursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// InvalidateCustomerParams defines parameters for InvalidateCustomer.
+type InvalidateCustomerParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// RestoreCustomerParams defines parameters for RestoreCustomer.
+type RestoreCustomerParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// ReturnCustomerParams defines parameters for ReturnCustomer.
+type ReturnCustomerParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// TransferCustomerParams defines parameters for TransferCustomer.
+type TransferCustomerParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// UnfreezeCustomerParams defines parameters for UnfreezeCustomer.
+type UnfreezeCustomerParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // CheckDuplicatesParams defines parameters for CheckDuplicates.
@@ -3196,6 +3454,20 @@ type ListFollowUpsParams struct {
 	Bom *ExportBom `form:"bom,omitempty" json:"bom,omitempty"`
 }
 
+// CreateFollowUpParams defines parameters for CreateFollowUp.
+type CreateFollowUpParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListImportsParams defines parameters for ListImports.
 type ListImportsParams struct {
 	// Limit Page size.
@@ -3203,6 +3475,20 @@ type ListImportsParams struct {
 
 	// Cursor Opaque cursor from a previous page's `nextCursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// CreateImportParams defines parameters for CreateImport.
+type CreateImportParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListLeadsParams defines parameters for ListLeads.
@@ -3266,8 +3552,47 @@ type ListLeadsParams struct {
 // ListLeadsParamsSort defines parameters for ListLeads.
 type ListLeadsParamsSort string
 
+// CreateLeadParams defines parameters for CreateLead.
+type CreateLeadParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// BatchClaimLeadsParams defines parameters for BatchClaimLeads.
+type BatchClaimLeadsParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // MergeLeadsParams defines parameters for MergeLeads.
 type MergeLeadsParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+
 	// IfMatch The ETag from the last read (`*` matches any version); optional, but when given a resource changed since answers 412 and nothing changes.
 	IfMatch *IfMatchOptional `json:"If-Match,omitempty"`
 }
@@ -3278,6 +3603,62 @@ type UpdateLeadParams struct {
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
+// AssignLeadParams defines parameters for AssignLead.
+type AssignLeadParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// ClaimLeadParams defines parameters for ClaimLead.
+type ClaimLeadParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// ConvertLeadParams defines parameters for ConvertLead.
+type ConvertLeadParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// FreezeLeadParams defines parameters for FreezeLead.
+type FreezeLeadParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListLeadHistoryParams defines parameters for ListLeadHistory.
 type ListLeadHistoryParams struct {
 	// Limit Page size.
@@ -3285,6 +3666,118 @@ type ListLeadHistoryParams struct {
 
 	// Cursor Opaque cursor from a previous page's `nextCursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// InvalidateLeadParams defines parameters for InvalidateLead.
+type InvalidateLeadParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// RestoreLeadParams defines parameters for RestoreLead.
+type RestoreLeadParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// ReturnLeadParams defines parameters for ReturnLead.
+type ReturnLeadParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// TransferLeadParams defines parameters for TransferLead.
+type TransferLeadParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// UnfreezeLeadParams defines parameters for UnfreezeLead.
+type UnfreezeLeadParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// ChangeMyPasswordParams defines parameters for ChangeMyPassword.
+type ChangeMyPasswordParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// ErasePersonalDataParams defines parameters for ErasePersonalData.
+type ErasePersonalDataParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// ExportPersonalDataParams defines parameters for ExportPersonalData.
+type ExportPersonalDataParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListPoolsParams defines parameters for ListPools.
@@ -3299,6 +3792,20 @@ type ListPoolsParams struct {
 	Kind *KindFilter `form:"kind,omitempty" json:"kind,omitempty"`
 }
 
+// CreatePoolParams defines parameters for CreatePool.
+type CreatePoolParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // UpdatePoolParams defines parameters for UpdatePool.
 type UpdatePoolParams struct {
 	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
@@ -3309,6 +3816,17 @@ type UpdatePoolParams struct {
 type PreviewPoolRulesParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListReclaimWarningsParams defines parameters for ListReclaimWarnings.
@@ -3324,6 +3842,20 @@ type ListReclaimWarningsParams struct {
 type UpdateSettingsParams struct {
 	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// RunSweepParams defines parameters for RunSweep.
+type RunSweepParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListTagsParams defines parameters for ListTags.
@@ -3343,6 +3875,20 @@ type ListTagsParams struct {
 
 // ListTagsParamsSort defines parameters for ListTags.
 type ListTagsParamsSort string
+
+// CreateTagParams defines parameters for CreateTag.
+type CreateTagParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
 
 // DeleteTagParams defines parameters for DeleteTag.
 type DeleteTagParams struct {
@@ -3368,10 +3914,38 @@ type ListTeamsParams struct {
 	ParentId *Id `form:"parentId,omitempty" json:"parentId,omitempty"`
 }
 
+// CreateTeamParams defines parameters for CreateTeam.
+type CreateTeamParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // UpdateTeamParams defines parameters for UpdateTeam.
 type UpdateTeamParams struct {
 	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// AdvanceTestClockParams defines parameters for AdvanceTestClock.
+type AdvanceTestClockParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListUsersParams defines parameters for ListUsers.
@@ -3392,10 +3966,38 @@ type ListUsersParams struct {
 	Active *bool `form:"active,omitempty" json:"active,omitempty"`
 }
 
+// CreateUserParams defines parameters for CreateUser.
+type CreateUserParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // UpdateUserParams defines parameters for UpdateUser.
 type UpdateUserParams struct {
 	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// HandoverUserParams defines parameters for HandoverUser.
+type HandoverUserParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // CreateApiKeyJSONRequestBody defines body for CreateApiKey for application/json ContentType.
@@ -3576,7 +4178,7 @@ type ServerInterface interface {
 	ListApiKeys(ctx echo.Context, params ListApiKeysParams) error
 	// CreateApiKey Create an API key
 	// (POST /v1/api-keys)
-	CreateApiKey(ctx echo.Context) error
+	CreateApiKey(ctx echo.Context, params CreateApiKeyParams) error
 	// RevokeApiKey Revoke an API key
 	// (DELETE /v1/api-keys/{id})
 	RevokeApiKey(ctx echo.Context, id IdPath) error
@@ -3585,22 +4187,22 @@ type ServerInterface interface {
 	ListAuditEvents(ctx echo.Context, params ListAuditEventsParams) error
 	// Login Log in with email and password
 	// (POST /v1/auth/login)
-	Login(ctx echo.Context) error
+	Login(ctx echo.Context, params LoginParams) error
 	// Logout Log out
 	// (POST /v1/auth/logout)
-	Logout(ctx echo.Context) error
+	Logout(ctx echo.Context, params LogoutParams) error
 	// RefreshToken Exchange a refresh token for new tokens
 	// (POST /v1/auth/refresh)
-	RefreshToken(ctx echo.Context) error
+	RefreshToken(ctx echo.Context, params RefreshTokenParams) error
 	// ListClaimRequests List claim requests
 	// (GET /v1/claim-requests)
 	ListClaimRequests(ctx echo.Context, params ListClaimRequestsParams) error
 	// ApproveClaimRequest Approve a claim request
 	// (POST /v1/claim-requests/{id}/approve)
-	ApproveClaimRequest(ctx echo.Context, id IdPath) error
+	ApproveClaimRequest(ctx echo.Context, id IdPath, params ApproveClaimRequestParams) error
 	// RejectClaimRequest Reject a claim request
 	// (POST /v1/claim-requests/{id}/reject)
-	RejectClaimRequest(ctx echo.Context, id IdPath) error
+	RejectClaimRequest(ctx echo.Context, id IdPath, params RejectClaimRequestParams) error
 	// DeleteContact Delete a contact
 	// (DELETE /v1/contacts/{id})
 	DeleteContact(ctx echo.Context, id IdPath, params DeleteContactParams) error
@@ -3615,10 +4217,10 @@ type ServerInterface interface {
 	ListCustomers(ctx echo.Context, params ListCustomersParams) error
 	// CreateCustomer Create a customer
 	// (POST /v1/customers)
-	CreateCustomer(ctx echo.Context) error
+	CreateCustomer(ctx echo.Context, params CreateCustomerParams) error
 	// BatchClaimCustomers Claim several customers
 	// (POST /v1/customers/batch-claim)
-	BatchClaimCustomers(ctx echo.Context) error
+	BatchClaimCustomers(ctx echo.Context, params BatchClaimCustomersParams) error
 	// MergeCustomers Merge duplicate customers (合并)
 	// (POST /v1/customers/merge)
 	MergeCustomers(ctx echo.Context, params MergeCustomersParams) error
@@ -3630,40 +4232,40 @@ type ServerInterface interface {
 	UpdateCustomer(ctx echo.Context, id IdPath, params UpdateCustomerParams) error
 	// AssignCustomer Assign a pooled customer (分配)
 	// (POST /v1/customers/{id}/assign)
-	AssignCustomer(ctx echo.Context, id IdPath) error
+	AssignCustomer(ctx echo.Context, id IdPath, params AssignCustomerParams) error
 	// ClaimCustomer Claim a pooled customer (领取)
 	// (POST /v1/customers/{id}/claim)
-	ClaimCustomer(ctx echo.Context, id IdPath) error
+	ClaimCustomer(ctx echo.Context, id IdPath, params ClaimCustomerParams) error
 	// ListContacts List a customer's contacts
 	// (GET /v1/customers/{id}/contacts)
 	ListContacts(ctx echo.Context, id IdPath, params ListContactsParams) error
 	// CreateContact Add a contact to a customer
 	// (POST /v1/customers/{id}/contacts)
-	CreateContact(ctx echo.Context, id IdPath) error
+	CreateContact(ctx echo.Context, id IdPath, params CreateContactParams) error
 	// UpdateCustomerDealStatus Set a customer's deal status (成交状态)
 	// (PUT /v1/customers/{id}/deal-status)
 	UpdateCustomerDealStatus(ctx echo.Context, id IdPath, params UpdateCustomerDealStatusParams) error
 	// FreezeCustomer Freeze a customer (冻结)
 	// (POST /v1/customers/{id}/freeze)
-	FreezeCustomer(ctx echo.Context, id IdPath) error
+	FreezeCustomer(ctx echo.Context, id IdPath, params FreezeCustomerParams) error
 	// ListCustomerHistory Ownership history of a customer
 	// (GET /v1/customers/{id}/history)
 	ListCustomerHistory(ctx echo.Context, id IdPath, params ListCustomerHistoryParams) error
 	// InvalidateCustomer Mark a customer invalid (无效)
 	// (POST /v1/customers/{id}/invalidate)
-	InvalidateCustomer(ctx echo.Context, id IdPath) error
+	InvalidateCustomer(ctx echo.Context, id IdPath, params InvalidateCustomerParams) error
 	// RestoreCustomer Restore an invalid customer
 	// (POST /v1/customers/{id}/restore)
-	RestoreCustomer(ctx echo.Context, id IdPath) error
+	RestoreCustomer(ctx echo.Context, id IdPath, params RestoreCustomerParams) error
 	// ReturnCustomer Return a customer to its pool (退回)
 	// (POST /v1/customers/{id}/return)
-	ReturnCustomer(ctx echo.Context, id IdPath) error
+	ReturnCustomer(ctx echo.Context, id IdPath, params ReturnCustomerParams) error
 	// TransferCustomer Transfer a customer to another rep (转移)
 	// (POST /v1/customers/{id}/transfer)
-	TransferCustomer(ctx echo.Context, id IdPath) error
+	TransferCustomer(ctx echo.Context, id IdPath, params TransferCustomerParams) error
 	// UnfreezeCustomer Unfreeze a customer
 	// (POST /v1/customers/{id}/unfreeze)
-	UnfreezeCustomer(ctx echo.Context, id IdPath) error
+	UnfreezeCustomer(ctx echo.Context, id IdPath, params UnfreezeCustomerParams) error
 	// CheckDuplicates Who already has this customer? (查重)
 	// (GET /v1/duplicates)
 	CheckDuplicates(ctx echo.Context, params CheckDuplicatesParams) error
@@ -3675,7 +4277,7 @@ type ServerInterface interface {
 	ListFollowUps(ctx echo.Context, params ListFollowUpsParams) error
 	// CreateFollowUp Log a follow-up (跟进记录)
 	// (POST /v1/follow-ups)
-	CreateFollowUp(ctx echo.Context) error
+	CreateFollowUp(ctx echo.Context, params CreateFollowUpParams) error
 	// GetHandover Get a handover run and its progress
 	// (GET /v1/handovers/{id})
 	GetHandover(ctx echo.Context, id IdPath) error
@@ -3684,7 +4286,7 @@ type ServerInterface interface {
 	ListImports(ctx echo.Context, params ListImportsParams) error
 	// CreateImport Import leads or customers from a CSV or XLSX file (导入)
 	// (POST /v1/imports)
-	CreateImport(ctx echo.Context) error
+	CreateImport(ctx echo.Context, params CreateImportParams) error
 	// GetImport Get an import, its progress and its problems
 	// (GET /v1/imports/{id})
 	GetImport(ctx echo.Context, id IdPath) error
@@ -3693,10 +4295,10 @@ type ServerInterface interface {
 	ListLeads(ctx echo.Context, params ListLeadsParams) error
 	// CreateLead Create a lead
 	// (POST /v1/leads)
-	CreateLead(ctx echo.Context) error
+	CreateLead(ctx echo.Context, params CreateLeadParams) error
 	// BatchClaimLeads Claim several leads
 	// (POST /v1/leads/batch-claim)
-	BatchClaimLeads(ctx echo.Context) error
+	BatchClaimLeads(ctx echo.Context, params BatchClaimLeadsParams) error
 	// MergeLeads Merge duplicate leads (合并)
 	// (POST /v1/leads/merge)
 	MergeLeads(ctx echo.Context, params MergeLeadsParams) error
@@ -3708,52 +4310,52 @@ type ServerInterface interface {
 	UpdateLead(ctx echo.Context, id IdPath, params UpdateLeadParams) error
 	// AssignLead Assign a pooled lead (分配)
 	// (POST /v1/leads/{id}/assign)
-	AssignLead(ctx echo.Context, id IdPath) error
+	AssignLead(ctx echo.Context, id IdPath, params AssignLeadParams) error
 	// ClaimLead Claim a pooled lead (领取)
 	// (POST /v1/leads/{id}/claim)
-	ClaimLead(ctx echo.Context, id IdPath) error
+	ClaimLead(ctx echo.Context, id IdPath, params ClaimLeadParams) error
 	// ConvertLead Convert a lead into a customer
 	// (POST /v1/leads/{id}/convert)
-	ConvertLead(ctx echo.Context, id IdPath) error
+	ConvertLead(ctx echo.Context, id IdPath, params ConvertLeadParams) error
 	// FreezeLead Freeze a lead (冻结)
 	// (POST /v1/leads/{id}/freeze)
-	FreezeLead(ctx echo.Context, id IdPath) error
+	FreezeLead(ctx echo.Context, id IdPath, params FreezeLeadParams) error
 	// ListLeadHistory Ownership history of a lead
 	// (GET /v1/leads/{id}/history)
 	ListLeadHistory(ctx echo.Context, id IdPath, params ListLeadHistoryParams) error
 	// InvalidateLead Mark a lead invalid (无效)
 	// (POST /v1/leads/{id}/invalidate)
-	InvalidateLead(ctx echo.Context, id IdPath) error
+	InvalidateLead(ctx echo.Context, id IdPath, params InvalidateLeadParams) error
 	// RestoreLead Restore an invalid lead
 	// (POST /v1/leads/{id}/restore)
-	RestoreLead(ctx echo.Context, id IdPath) error
+	RestoreLead(ctx echo.Context, id IdPath, params RestoreLeadParams) error
 	// ReturnLead Return a lead to its pool (退回)
 	// (POST /v1/leads/{id}/return)
-	ReturnLead(ctx echo.Context, id IdPath) error
+	ReturnLead(ctx echo.Context, id IdPath, params ReturnLeadParams) error
 	// TransferLead Transfer a lead to another rep (转移)
 	// (POST /v1/leads/{id}/transfer)
-	TransferLead(ctx echo.Context, id IdPath) error
+	TransferLead(ctx echo.Context, id IdPath, params TransferLeadParams) error
 	// UnfreezeLead Unfreeze a lead
 	// (POST /v1/leads/{id}/unfreeze)
-	UnfreezeLead(ctx echo.Context, id IdPath) error
+	UnfreezeLead(ctx echo.Context, id IdPath, params UnfreezeLeadParams) error
 	// GetCurrentUser The logged-in user
 	// (GET /v1/me)
 	GetCurrentUser(ctx echo.Context) error
 	// ChangeMyPassword Change my own password
 	// (POST /v1/me/password)
-	ChangeMyPassword(ctx echo.Context) error
+	ChangeMyPassword(ctx echo.Context, params ChangeMyPasswordParams) error
 	// ErasePersonalData Erase one person's personal data (个人信息保护法)
 	// (POST /v1/personal-data/erase)
-	ErasePersonalData(ctx echo.Context) error
+	ErasePersonalData(ctx echo.Context, params ErasePersonalDataParams) error
 	// ExportPersonalData Export one person's personal data (个人信息保护法)
 	// (POST /v1/personal-data/export)
-	ExportPersonalData(ctx echo.Context) error
+	ExportPersonalData(ctx echo.Context, params ExportPersonalDataParams) error
 	// ListPools List pools
 	// (GET /v1/pools)
 	ListPools(ctx echo.Context, params ListPoolsParams) error
 	// CreatePool Create a pool
 	// (POST /v1/pools)
-	CreatePool(ctx echo.Context) error
+	CreatePool(ctx echo.Context, params CreatePoolParams) error
 	// GetPool Get a pool
 	// (GET /v1/pools/{id})
 	GetPool(ctx echo.Context, id IdPath) error
@@ -3774,13 +4376,13 @@ type ServerInterface interface {
 	UpdateSettings(ctx echo.Context, params UpdateSettingsParams) error
 	// RunSweep Run the reclaim sweep now
 	// (POST /v1/sweeps)
-	RunSweep(ctx echo.Context) error
+	RunSweep(ctx echo.Context, params RunSweepParams) error
 	// ListTags List tags
 	// (GET /v1/tags)
 	ListTags(ctx echo.Context, params ListTagsParams) error
 	// CreateTag Create a tag
 	// (POST /v1/tags)
-	CreateTag(ctx echo.Context) error
+	CreateTag(ctx echo.Context, params CreateTagParams) error
 	// DeleteTag Delete a tag
 	// (DELETE /v1/tags/{id})
 	DeleteTag(ctx echo.Context, id IdPath, params DeleteTagParams) error
@@ -3795,7 +4397,7 @@ type ServerInterface interface {
 	ListTeams(ctx echo.Context, params ListTeamsParams) error
 	// CreateTeam Create a team
 	// (POST /v1/teams)
-	CreateTeam(ctx echo.Context) error
+	CreateTeam(ctx echo.Context, params CreateTeamParams) error
 	// GetTeam Get a team
 	// (GET /v1/teams/{id})
 	GetTeam(ctx echo.Context, id IdPath) error
@@ -3804,13 +4406,13 @@ type ServerInterface interface {
 	UpdateTeam(ctx echo.Context, id IdPath, params UpdateTeamParams) error
 	// AdvanceTestClock Move the test clock forward
 	// (POST /v1/test-clock/advance)
-	AdvanceTestClock(ctx echo.Context) error
+	AdvanceTestClock(ctx echo.Context, params AdvanceTestClockParams) error
 	// ListUsers List users
 	// (GET /v1/users)
 	ListUsers(ctx echo.Context, params ListUsersParams) error
 	// CreateUser Create a user
 	// (POST /v1/users)
-	CreateUser(ctx echo.Context) error
+	CreateUser(ctx echo.Context, params CreateUserParams) error
 	// GetUser Get a user
 	// (GET /v1/users/{id})
 	GetUser(ctx echo.Context, id IdPath) error
@@ -3819,7 +4421,7 @@ type ServerInterface interface {
 	UpdateUser(ctx echo.Context, id IdPath, params UpdateUserParams) error
 	// HandoverUser Hand over everything a user owns (离职交接)
 	// (POST /v1/users/{id}/handover)
-	HandoverUser(ctx echo.Context, id IdPath) error
+	HandoverUser(ctx echo.Context, id IdPath, params HandoverUserParams) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -3883,8 +4485,28 @@ func (w *ServerInterfaceWrapper) ListApiKeys(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateApiKey(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateApiKeyParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateApiKey(ctx)
+	err = w.Handler.CreateApiKey(ctx, params)
 	return err
 }
 
@@ -3975,8 +4597,28 @@ func (w *ServerInterfaceWrapper) ListAuditEvents(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) Login(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params LoginParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.Login(ctx)
+	err = w.Handler.Login(ctx, params)
 	return err
 }
 
@@ -3984,8 +4626,28 @@ func (w *ServerInterfaceWrapper) Login(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) Logout(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params LogoutParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.Logout(ctx)
+	err = w.Handler.Logout(ctx, params)
 	return err
 }
 
@@ -3993,8 +4655,28 @@ func (w *ServerInterfaceWrapper) Logout(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) RefreshToken(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RefreshTokenParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.RefreshToken(ctx)
+	err = w.Handler.RefreshToken(ctx, params)
 	return err
 }
 
@@ -4041,8 +4723,28 @@ func (w *ServerInterfaceWrapper) ApproveClaimRequest(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ApproveClaimRequestParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ApproveClaimRequest(ctx, id)
+	err = w.Handler.ApproveClaimRequest(ctx, id, params)
 	return err
 }
 
@@ -4057,8 +4759,28 @@ func (w *ServerInterfaceWrapper) RejectClaimRequest(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RejectClaimRequestParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.RejectClaimRequest(ctx, id)
+	err = w.Handler.RejectClaimRequest(ctx, id, params)
 	return err
 }
 
@@ -4298,8 +5020,28 @@ func (w *ServerInterfaceWrapper) ListCustomers(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateCustomer(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateCustomerParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateCustomer(ctx)
+	err = w.Handler.CreateCustomer(ctx, params)
 	return err
 }
 
@@ -4307,8 +5049,28 @@ func (w *ServerInterfaceWrapper) CreateCustomer(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) BatchClaimCustomers(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params BatchClaimCustomersParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.BatchClaimCustomers(ctx)
+	err = w.Handler.BatchClaimCustomers(ctx, params)
 	return err
 }
 
@@ -4320,6 +5082,21 @@ func (w *ServerInterfaceWrapper) MergeCustomers(ctx echo.Context) error {
 	var params MergeCustomersParams
 
 	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
 	// ------------- Optional header parameter "If-Match" -------------
 	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
 		var IfMatch IfMatchOptional
@@ -4404,8 +5181,28 @@ func (w *ServerInterfaceWrapper) AssignCustomer(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AssignCustomerParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.AssignCustomer(ctx, id)
+	err = w.Handler.AssignCustomer(ctx, id, params)
 	return err
 }
 
@@ -4420,8 +5217,28 @@ func (w *ServerInterfaceWrapper) ClaimCustomer(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ClaimCustomerParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ClaimCustomer(ctx, id)
+	err = w.Handler.ClaimCustomer(ctx, id, params)
 	return err
 }
 
@@ -4475,8 +5292,28 @@ func (w *ServerInterfaceWrapper) CreateContact(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateContactParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateContact(ctx, id)
+	err = w.Handler.CreateContact(ctx, id, params)
 	return err
 }
 
@@ -4527,8 +5364,28 @@ func (w *ServerInterfaceWrapper) FreezeCustomer(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params FreezeCustomerParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.FreezeCustomer(ctx, id)
+	err = w.Handler.FreezeCustomer(ctx, id, params)
 	return err
 }
 
@@ -4575,8 +5432,28 @@ func (w *ServerInterfaceWrapper) InvalidateCustomer(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params InvalidateCustomerParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.InvalidateCustomer(ctx, id)
+	err = w.Handler.InvalidateCustomer(ctx, id, params)
 	return err
 }
 
@@ -4591,8 +5468,28 @@ func (w *ServerInterfaceWrapper) RestoreCustomer(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RestoreCustomerParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.RestoreCustomer(ctx, id)
+	err = w.Handler.RestoreCustomer(ctx, id, params)
 	return err
 }
 
@@ -4607,8 +5504,28 @@ func (w *ServerInterfaceWrapper) ReturnCustomer(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ReturnCustomerParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ReturnCustomer(ctx, id)
+	err = w.Handler.ReturnCustomer(ctx, id, params)
 	return err
 }
 
@@ -4623,8 +5540,28 @@ func (w *ServerInterfaceWrapper) TransferCustomer(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params TransferCustomerParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.TransferCustomer(ctx, id)
+	err = w.Handler.TransferCustomer(ctx, id, params)
 	return err
 }
 
@@ -4639,8 +5576,28 @@ func (w *ServerInterfaceWrapper) UnfreezeCustomer(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UnfreezeCustomerParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.UnfreezeCustomer(ctx, id)
+	err = w.Handler.UnfreezeCustomer(ctx, id, params)
 	return err
 }
 
@@ -4786,8 +5743,28 @@ func (w *ServerInterfaceWrapper) ListFollowUps(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateFollowUp(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateFollowUpParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateFollowUp(ctx)
+	err = w.Handler.CreateFollowUp(ctx, params)
 	return err
 }
 
@@ -4836,8 +5813,28 @@ func (w *ServerInterfaceWrapper) ListImports(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateImport(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateImportParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateImport(ctx)
+	err = w.Handler.CreateImport(ctx, params)
 	return err
 }
 
@@ -4991,8 +5988,28 @@ func (w *ServerInterfaceWrapper) ListLeads(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateLead(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateLeadParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateLead(ctx)
+	err = w.Handler.CreateLead(ctx, params)
 	return err
 }
 
@@ -5000,8 +6017,28 @@ func (w *ServerInterfaceWrapper) CreateLead(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) BatchClaimLeads(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params BatchClaimLeadsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.BatchClaimLeads(ctx)
+	err = w.Handler.BatchClaimLeads(ctx, params)
 	return err
 }
 
@@ -5013,6 +6050,21 @@ func (w *ServerInterfaceWrapper) MergeLeads(ctx echo.Context) error {
 	var params MergeLeadsParams
 
 	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
 	// ------------- Optional header parameter "If-Match" -------------
 	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
 		var IfMatch IfMatchOptional
@@ -5097,8 +6149,28 @@ func (w *ServerInterfaceWrapper) AssignLead(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AssignLeadParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.AssignLead(ctx, id)
+	err = w.Handler.AssignLead(ctx, id, params)
 	return err
 }
 
@@ -5113,8 +6185,28 @@ func (w *ServerInterfaceWrapper) ClaimLead(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ClaimLeadParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ClaimLead(ctx, id)
+	err = w.Handler.ClaimLead(ctx, id, params)
 	return err
 }
 
@@ -5129,8 +6221,28 @@ func (w *ServerInterfaceWrapper) ConvertLead(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ConvertLeadParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ConvertLead(ctx, id)
+	err = w.Handler.ConvertLead(ctx, id, params)
 	return err
 }
 
@@ -5145,8 +6257,28 @@ func (w *ServerInterfaceWrapper) FreezeLead(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params FreezeLeadParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.FreezeLead(ctx, id)
+	err = w.Handler.FreezeLead(ctx, id, params)
 	return err
 }
 
@@ -5193,8 +6325,28 @@ func (w *ServerInterfaceWrapper) InvalidateLead(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params InvalidateLeadParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.InvalidateLead(ctx, id)
+	err = w.Handler.InvalidateLead(ctx, id, params)
 	return err
 }
 
@@ -5209,8 +6361,28 @@ func (w *ServerInterfaceWrapper) RestoreLead(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RestoreLeadParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.RestoreLead(ctx, id)
+	err = w.Handler.RestoreLead(ctx, id, params)
 	return err
 }
 
@@ -5225,8 +6397,28 @@ func (w *ServerInterfaceWrapper) ReturnLead(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ReturnLeadParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ReturnLead(ctx, id)
+	err = w.Handler.ReturnLead(ctx, id, params)
 	return err
 }
 
@@ -5241,8 +6433,28 @@ func (w *ServerInterfaceWrapper) TransferLead(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params TransferLeadParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.TransferLead(ctx, id)
+	err = w.Handler.TransferLead(ctx, id, params)
 	return err
 }
 
@@ -5257,8 +6469,28 @@ func (w *ServerInterfaceWrapper) UnfreezeLead(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UnfreezeLeadParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.UnfreezeLead(ctx, id)
+	err = w.Handler.UnfreezeLead(ctx, id, params)
 	return err
 }
 
@@ -5275,8 +6507,28 @@ func (w *ServerInterfaceWrapper) GetCurrentUser(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) ChangeMyPassword(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ChangeMyPasswordParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ChangeMyPassword(ctx)
+	err = w.Handler.ChangeMyPassword(ctx, params)
 	return err
 }
 
@@ -5284,8 +6536,28 @@ func (w *ServerInterfaceWrapper) ChangeMyPassword(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) ErasePersonalData(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ErasePersonalDataParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ErasePersonalData(ctx)
+	err = w.Handler.ErasePersonalData(ctx, params)
 	return err
 }
 
@@ -5293,8 +6565,28 @@ func (w *ServerInterfaceWrapper) ErasePersonalData(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) ExportPersonalData(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ExportPersonalDataParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.ExportPersonalData(ctx)
+	err = w.Handler.ExportPersonalData(ctx, params)
 	return err
 }
 
@@ -5334,8 +6626,28 @@ func (w *ServerInterfaceWrapper) ListPools(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreatePool(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreatePoolParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreatePool(ctx)
+	err = w.Handler.CreatePool(ctx, params)
 	return err
 }
 
@@ -5411,6 +6723,23 @@ func (w *ServerInterfaceWrapper) PreviewPoolRules(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
 	}
 
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.PreviewPoolRules(ctx, id, params)
 	return err
@@ -5483,8 +6812,28 @@ func (w *ServerInterfaceWrapper) UpdateSettings(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) RunSweep(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RunSweepParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.RunSweep(ctx)
+	err = w.Handler.RunSweep(ctx, params)
 	return err
 }
 
@@ -5531,8 +6880,28 @@ func (w *ServerInterfaceWrapper) ListTags(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateTag(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTagParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateTag(ctx)
+	err = w.Handler.CreateTag(ctx, params)
 	return err
 }
 
@@ -5660,8 +7029,28 @@ func (w *ServerInterfaceWrapper) ListTeams(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateTeam(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTeamParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateTeam(ctx)
+	err = w.Handler.CreateTeam(ctx, params)
 	return err
 }
 
@@ -5721,8 +7110,28 @@ func (w *ServerInterfaceWrapper) UpdateTeam(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) AdvanceTestClock(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdvanceTestClockParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.AdvanceTestClock(ctx)
+	err = w.Handler.AdvanceTestClock(ctx, params)
 	return err
 }
 
@@ -5776,8 +7185,28 @@ func (w *ServerInterfaceWrapper) ListUsers(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateUser(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateUserParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateUser(ctx)
+	err = w.Handler.CreateUser(ctx, params)
 	return err
 }
 
@@ -5844,8 +7273,28 @@ func (w *ServerInterfaceWrapper) HandoverUser(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params HandoverUserParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.HandoverUser(ctx, id)
+	err = w.Handler.HandoverUser(ctx, id, params)
 	return err
 }
 
@@ -6045,6 +7494,26 @@ type ForbiddenApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers ForbiddenResponseHeaders
+}
+
+type IdempotencyKeyInUseResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+type IdempotencyKeyInUseApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers IdempotencyKeyInUseResponseHeaders
+}
+
+type IdempotencyKeyMismatchResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+type IdempotencyKeyMismatchApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers IdempotencyKeyMismatchResponseHeaders
 }
 
 type MergedIntoResponseHeaders struct {
@@ -6471,7 +7940,8 @@ func (response ListApiKeysdefaultApplicationProblemPlusJSONResponse) VisitListAp
 }
 
 type CreateApiKeyRequestObject struct {
-	Body *CreateApiKeyJSONRequestBody
+	Params CreateApiKeyParams
+	Body   *CreateApiKeyJSONRequestBody
 }
 
 type CreateApiKeyResponseObject interface {
@@ -6479,9 +7949,10 @@ type CreateApiKeyResponseObject interface {
 }
 
 type CreateApiKey201ResponseHeaders struct {
-	Location        string
-	RateLimit       *string
-	RateLimitPolicy *string
+	IdempotentReplayed *string
+	Location           string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type CreateApiKey201JSONResponse struct {
@@ -6496,6 +7967,9 @@ func (response CreateApiKey201JSONResponse) VisitCreateApiKeyResponse(w http.Res
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -6577,6 +8051,28 @@ func (response CreateApiKey403ApplicationProblemPlusJSONResponse) VisitCreateApi
 	return err
 }
 
+type CreateApiKey409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInUseApplicationProblemPlusJSONResponse
+}
+
+func (response CreateApiKey409ApplicationProblemPlusJSONResponse) VisitCreateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateApiKey415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -6595,6 +8091,28 @@ func (response CreateApiKey415ApplicationProblemPlusJSONResponse) VisitCreateApi
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateApiKey422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response CreateApiKey422ApplicationProblemPlusJSONResponse) VisitCreateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6977,7 +8495,8 @@ func (response ListAuditEventsdefaultApplicationProblemPlusJSONResponse) VisitLi
 }
 
 type LoginRequestObject struct {
-	Body *LoginJSONRequestBody
+	Params LoginParams
+	Body   *LoginJSONRequestBody
 }
 
 type LoginResponseObject interface {
@@ -6985,7 +8504,8 @@ type LoginResponseObject interface {
 }
 
 type Login200ResponseHeaders struct {
-	CacheControl *string
+	CacheControl       *string
+	IdempotentReplayed *string
 }
 
 type Login200JSONResponse struct {
@@ -7002,6 +8522,9 @@ func (response Login200JSONResponse) VisitLoginResponse(w http.ResponseWriter) e
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -7058,6 +8581,28 @@ func (response Login401ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 	return err
 }
 
+type Login409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInUseApplicationProblemPlusJSONResponse
+}
+
+func (response Login409ApplicationProblemPlusJSONResponse) VisitLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type Login415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -7076,6 +8621,28 @@ func (response Login415ApplicationProblemPlusJSONResponse) VisitLoginResponse(w 
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Login422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response Login422ApplicationProblemPlusJSONResponse) VisitLoginResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7169,7 +8736,8 @@ func (response LogindefaultApplicationProblemPlusJSONResponse) VisitLoginRespons
 }
 
 type LogoutRequestObject struct {
-	Body *LogoutJSONRequestBody
+	Params LogoutParams
+	Body   *LogoutJSONRequestBody
 }
 
 type LogoutResponseObject interface {
@@ -7177,8 +8745,9 @@ type LogoutResponseObject interface {
 }
 
 type Logout204ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type Logout204Response struct {
@@ -7186,6 +8755,9 @@ type Logout204Response struct {
 }
 
 func (response Logout204Response) VisitLogoutResponse(w http.ResponseWriter) error {
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -7271,6 +8843,28 @@ func (response Logout403ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 	return err
 }
 
+type Logout409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInUseApplicationProblemPlusJSONResponse
+}
+
+func (response Logout409ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type Logout415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -7289,6 +8883,28 @@ func (response Logout415ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type Logout422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response Logout422ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7343,7 +8959,8 @@ func (response LogoutdefaultApplicationProblemPlusJSONResponse) VisitLogoutRespo
 }
 
 type RefreshTokenRequestObject struct {
-	Body *RefreshTokenJSONRequestBody
+	Params RefreshTokenParams
+	Body   *RefreshTokenJSONRequestBody
 }
 
 type RefreshTokenResponseObject interface {
@@ -7351,7 +8968,8 @@ type RefreshTokenResponseObject interface {
 }
 
 type RefreshToken200ResponseHeaders struct {
-	CacheControl *string
+	CacheControl       *string
+	IdempotentReplayed *string
 }
 
 type RefreshToken200JSONResponse struct {
@@ -7368,6 +8986,9 @@ func (response RefreshToken200JSONResponse) VisitRefreshTokenResponse(w http.Res
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
@@ -7424,6 +9045,28 @@ func (response RefreshToken401ApplicationProblemPlusJSONResponse) VisitRefreshTo
 	return err
 }
 
+type RefreshToken409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInUseApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshToken409ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RefreshToken415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -7442,6 +9085,28 @@ func (response RefreshToken415ApplicationProblemPlusJSONResponse) VisitRefreshTo
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshToken422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshToken422ApplicationProblemPlusJSONResponse) VisitRefreshTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7650,8 +9315,9 @@ func (response ListClaimRequestsdefaultApplicationProblemPlusJSONResponse) Visit
 }
 
 type ApproveClaimRequestRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *ApproveClaimRequestJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params ApproveClaimRequestParams
+	Body   *ApproveClaimRequestJSONRequestBody
 }
 
 type ApproveClaimRequestResponseObject interface {
@@ -7659,8 +9325,9 @@ type ApproveClaimRequestResponseObject interface {
 }
 
 type ApproveClaimRequest200ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type ApproveClaimRequest200JSONResponse struct {
@@ -7675,6 +9342,9 @@ func (response ApproveClaimRequest200JSONResponse) VisitApproveClaimRequestRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -7838,6 +9508,28 @@ func (response ApproveClaimRequest415ApplicationProblemPlusJSONResponse) VisitAp
 	return err
 }
 
+type ApproveClaimRequest422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response ApproveClaimRequest422ApplicationProblemPlusJSONResponse) VisitApproveClaimRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ApproveClaimRequest429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -7888,8 +9580,9 @@ func (response ApproveClaimRequestdefaultApplicationProblemPlusJSONResponse) Vis
 }
 
 type RejectClaimRequestRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *RejectClaimRequestJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params RejectClaimRequestParams
+	Body   *RejectClaimRequestJSONRequestBody
 }
 
 type RejectClaimRequestResponseObject interface {
@@ -7897,8 +9590,9 @@ type RejectClaimRequestResponseObject interface {
 }
 
 type RejectClaimRequest200ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type RejectClaimRequest200JSONResponse struct {
@@ -7913,6 +9607,9 @@ func (response RejectClaimRequest200JSONResponse) VisitRejectClaimRequestRespons
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -8065,6 +9762,28 @@ func (response RejectClaimRequest415ApplicationProblemPlusJSONResponse) VisitRej
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RejectClaimRequest422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response RejectClaimRequest422ApplicationProblemPlusJSONResponse) VisitRejectClaimRequestResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -9043,7 +10762,8 @@ func (response ListCustomersdefaultApplicationProblemPlusJSONResponse) VisitList
 }
 
 type CreateCustomerRequestObject struct {
-	Body *CreateCustomerJSONRequestBody
+	Params CreateCustomerParams
+	Body   *CreateCustomerJSONRequestBody
 }
 
 type CreateCustomerResponseObject interface {
@@ -9051,10 +10771,11 @@ type CreateCustomerResponseObject interface {
 }
 
 type CreateCustomer201ResponseHeaders struct {
-	ETag            *string
-	Location        string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	Location           string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type CreateCustomer201JSONResponse struct {
@@ -9071,6 +10792,9 @@ func (response CreateCustomer201JSONResponse) VisitCreateCustomerResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
@@ -9160,8 +10884,14 @@ func (response CreateCustomer403ApplicationProblemPlusJSONResponse) VisitCreateC
 	return err
 }
 
+type CreateCustomer409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type CreateCustomer409ApplicationProblemPlusJSONResponse struct {
-	DuplicateApplicationProblemPlusJSONResponse
+	Body    DuplicateProblem
+	Headers CreateCustomer409ResponseHeaders
 }
 
 func (response CreateCustomer409ApplicationProblemPlusJSONResponse) VisitCreateCustomerResponse(w http.ResponseWriter) error {
@@ -9200,6 +10930,28 @@ func (response CreateCustomer415ApplicationProblemPlusJSONResponse) VisitCreateC
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCustomer422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCustomer422ApplicationProblemPlusJSONResponse) VisitCreateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -9254,7 +11006,8 @@ func (response CreateCustomerdefaultApplicationProblemPlusJSONResponse) VisitCre
 }
 
 type BatchClaimCustomersRequestObject struct {
-	Body *BatchClaimCustomersJSONRequestBody
+	Params BatchClaimCustomersParams
+	Body   *BatchClaimCustomersJSONRequestBody
 }
 
 type BatchClaimCustomersResponseObject interface {
@@ -9262,8 +11015,9 @@ type BatchClaimCustomersResponseObject interface {
 }
 
 type BatchClaimCustomers200ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type BatchClaimCustomers200JSONResponse struct {
@@ -9278,6 +11032,9 @@ func (response BatchClaimCustomers200JSONResponse) VisitBatchClaimCustomersRespo
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -9358,6 +11115,28 @@ func (response BatchClaimCustomers403ApplicationProblemPlusJSONResponse) VisitBa
 	return err
 }
 
+type BatchClaimCustomers409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInUseApplicationProblemPlusJSONResponse
+}
+
+func (response BatchClaimCustomers409ApplicationProblemPlusJSONResponse) VisitBatchClaimCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type BatchClaimCustomers415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -9376,6 +11155,28 @@ func (response BatchClaimCustomers415ApplicationProblemPlusJSONResponse) VisitBa
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BatchClaimCustomers422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response BatchClaimCustomers422ApplicationProblemPlusJSONResponse) VisitBatchClaimCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -9439,9 +11240,10 @@ type MergeCustomersResponseObject interface {
 }
 
 type MergeCustomers200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type MergeCustomers200JSONResponse struct {
@@ -9458,6 +11260,9 @@ func (response MergeCustomers200JSONResponse) VisitMergeCustomersResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -9636,6 +11441,28 @@ func (response MergeCustomers415ApplicationProblemPlusJSONResponse) VisitMergeCu
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeCustomers422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response MergeCustomers422ApplicationProblemPlusJSONResponse) VisitMergeCustomersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10169,8 +11996,9 @@ func (response UpdateCustomerdefaultApplicationProblemPlusJSONResponse) VisitUpd
 }
 
 type AssignCustomerRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *AssignCustomerJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params AssignCustomerParams
+	Body   *AssignCustomerJSONRequestBody
 }
 
 type AssignCustomerResponseObject interface {
@@ -10178,9 +12006,10 @@ type AssignCustomerResponseObject interface {
 }
 
 type AssignCustomer200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type AssignCustomer200JSONResponse struct {
@@ -10197,6 +12026,9 @@ func (response AssignCustomer200JSONResponse) VisitAssignCustomerResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -10361,6 +12193,28 @@ func (response AssignCustomer415ApplicationProblemPlusJSONResponse) VisitAssignC
 	return err
 }
 
+type AssignCustomer422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response AssignCustomer422ApplicationProblemPlusJSONResponse) VisitAssignCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type AssignCustomer429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -10411,7 +12265,8 @@ func (response AssignCustomerdefaultApplicationProblemPlusJSONResponse) VisitAss
 }
 
 type ClaimCustomerRequestObject struct {
-	Id IdPath `json:"id"`
+	Id     IdPath `json:"id"`
+	Params ClaimCustomerParams
 }
 
 type ClaimCustomerResponseObject interface {
@@ -10419,9 +12274,10 @@ type ClaimCustomerResponseObject interface {
 }
 
 type ClaimCustomer200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type ClaimCustomer200JSONResponse struct {
@@ -10439,6 +12295,9 @@ func (response ClaimCustomer200JSONResponse) VisitClaimCustomerResponse(w http.R
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -10451,8 +12310,9 @@ func (response ClaimCustomer200JSONResponse) VisitClaimCustomerResponse(w http.R
 }
 
 type ClaimCustomer202ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type ClaimCustomer202JSONResponse struct {
@@ -10467,6 +12327,9 @@ func (response ClaimCustomer202JSONResponse) VisitClaimCustomerResponse(w http.R
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -10597,6 +12460,28 @@ func (response ClaimCustomer409ApplicationProblemPlusJSONResponse) VisitClaimCus
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ClaimCustomer422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response ClaimCustomer422ApplicationProblemPlusJSONResponse) VisitClaimCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10945,8 +12830,9 @@ func (response ListContactsdefaultApplicationProblemPlusJSONResponse) VisitListC
 }
 
 type CreateContactRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *CreateContactJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params CreateContactParams
+	Body   *CreateContactJSONRequestBody
 }
 
 type CreateContactResponseObject interface {
@@ -10954,10 +12840,11 @@ type CreateContactResponseObject interface {
 }
 
 type CreateContact201ResponseHeaders struct {
-	ETag            *string
-	Location        string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	Location           string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type CreateContact201JSONResponse struct {
@@ -10974,6 +12861,9 @@ func (response CreateContact201JSONResponse) VisitCreateContactResponse(w http.R
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
@@ -11085,8 +12975,15 @@ func (response CreateContact404ApplicationProblemPlusJSONResponse) VisitCreateCo
 	return err
 }
 
+type CreateContact409ResponseHeaders struct {
+	Location        *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type CreateContact409ApplicationProblemPlusJSONResponse struct {
-	DuplicateOrMergedIntoApplicationProblemPlusJSONResponse
+	Body    MergeProblem
+	Headers CreateContact409ResponseHeaders
 }
 
 func (response CreateContact409ApplicationProblemPlusJSONResponse) VisitCreateContactResponse(w http.ResponseWriter) error {
@@ -11128,6 +13025,28 @@ func (response CreateContact415ApplicationProblemPlusJSONResponse) VisitCreateCo
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateContact422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response CreateContact422ApplicationProblemPlusJSONResponse) VisitCreateContactResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -11433,8 +13352,9 @@ func (response UpdateCustomerDealStatusdefaultApplicationProblemPlusJSONResponse
 }
 
 type FreezeCustomerRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *FreezeCustomerJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params FreezeCustomerParams
+	Body   *FreezeCustomerJSONRequestBody
 }
 
 type FreezeCustomerResponseObject interface {
@@ -11442,9 +13362,10 @@ type FreezeCustomerResponseObject interface {
 }
 
 type FreezeCustomer200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type FreezeCustomer200JSONResponse struct {
@@ -11461,6 +13382,9 @@ func (response FreezeCustomer200JSONResponse) VisitFreezeCustomerResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -11614,6 +13538,28 @@ func (response FreezeCustomer415ApplicationProblemPlusJSONResponse) VisitFreezeC
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FreezeCustomer422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response FreezeCustomer422ApplicationProblemPlusJSONResponse) VisitFreezeCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -11870,8 +13816,9 @@ func (response ListCustomerHistorydefaultApplicationProblemPlusJSONResponse) Vis
 }
 
 type InvalidateCustomerRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *InvalidateCustomerJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params InvalidateCustomerParams
+	Body   *InvalidateCustomerJSONRequestBody
 }
 
 type InvalidateCustomerResponseObject interface {
@@ -11879,9 +13826,10 @@ type InvalidateCustomerResponseObject interface {
 }
 
 type InvalidateCustomer200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type InvalidateCustomer200JSONResponse struct {
@@ -11898,6 +13846,9 @@ func (response InvalidateCustomer200JSONResponse) VisitInvalidateCustomerRespons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -12062,6 +14013,28 @@ func (response InvalidateCustomer415ApplicationProblemPlusJSONResponse) VisitInv
 	return err
 }
 
+type InvalidateCustomer422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response InvalidateCustomer422ApplicationProblemPlusJSONResponse) VisitInvalidateCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type InvalidateCustomer429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -12112,7 +14085,8 @@ func (response InvalidateCustomerdefaultApplicationProblemPlusJSONResponse) Visi
 }
 
 type RestoreCustomerRequestObject struct {
-	Id IdPath `json:"id"`
+	Id     IdPath `json:"id"`
+	Params RestoreCustomerParams
 }
 
 type RestoreCustomerResponseObject interface {
@@ -12120,9 +14094,10 @@ type RestoreCustomerResponseObject interface {
 }
 
 type RestoreCustomer200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type RestoreCustomer200JSONResponse struct {
@@ -12139,6 +14114,9 @@ func (response RestoreCustomer200JSONResponse) VisitRestoreCustomerResponse(w ht
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -12281,6 +14259,28 @@ func (response RestoreCustomer409ApplicationProblemPlusJSONResponse) VisitRestor
 	return err
 }
 
+type RestoreCustomer422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response RestoreCustomer422ApplicationProblemPlusJSONResponse) VisitRestoreCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RestoreCustomer429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -12331,8 +14331,9 @@ func (response RestoreCustomerdefaultApplicationProblemPlusJSONResponse) VisitRe
 }
 
 type ReturnCustomerRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *ReturnCustomerJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params ReturnCustomerParams
+	Body   *ReturnCustomerJSONRequestBody
 }
 
 type ReturnCustomerResponseObject interface {
@@ -12340,9 +14341,10 @@ type ReturnCustomerResponseObject interface {
 }
 
 type ReturnCustomer200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type ReturnCustomer200JSONResponse struct {
@@ -12359,6 +14361,9 @@ func (response ReturnCustomer200JSONResponse) VisitReturnCustomerResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -12516,6 +14521,28 @@ func (response ReturnCustomer415ApplicationProblemPlusJSONResponse) VisitReturnC
 	return err
 }
 
+type ReturnCustomer422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response ReturnCustomer422ApplicationProblemPlusJSONResponse) VisitReturnCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ReturnCustomer429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -12566,8 +14593,9 @@ func (response ReturnCustomerdefaultApplicationProblemPlusJSONResponse) VisitRet
 }
 
 type TransferCustomerRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *TransferCustomerJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params TransferCustomerParams
+	Body   *TransferCustomerJSONRequestBody
 }
 
 type TransferCustomerResponseObject interface {
@@ -12575,9 +14603,10 @@ type TransferCustomerResponseObject interface {
 }
 
 type TransferCustomer200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type TransferCustomer200JSONResponse struct {
@@ -12594,6 +14623,9 @@ func (response TransferCustomer200JSONResponse) VisitTransferCustomerResponse(w 
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -12758,6 +14790,28 @@ func (response TransferCustomer415ApplicationProblemPlusJSONResponse) VisitTrans
 	return err
 }
 
+type TransferCustomer422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response TransferCustomer422ApplicationProblemPlusJSONResponse) VisitTransferCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type TransferCustomer429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -12808,7 +14862,8 @@ func (response TransferCustomerdefaultApplicationProblemPlusJSONResponse) VisitT
 }
 
 type UnfreezeCustomerRequestObject struct {
-	Id IdPath `json:"id"`
+	Id     IdPath `json:"id"`
+	Params UnfreezeCustomerParams
 }
 
 type UnfreezeCustomerResponseObject interface {
@@ -12816,9 +14871,10 @@ type UnfreezeCustomerResponseObject interface {
 }
 
 type UnfreezeCustomer200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type UnfreezeCustomer200JSONResponse struct {
@@ -12835,6 +14891,9 @@ func (response UnfreezeCustomer200JSONResponse) VisitUnfreezeCustomerResponse(w 
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -12966,6 +15025,28 @@ func (response UnfreezeCustomer409ApplicationProblemPlusJSONResponse) VisitUnfre
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnfreezeCustomer422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response UnfreezeCustomer422ApplicationProblemPlusJSONResponse) VisitUnfreezeCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -13633,7 +15714,8 @@ func (response ListFollowUpsdefaultApplicationProblemPlusJSONResponse) VisitList
 }
 
 type CreateFollowUpRequestObject struct {
-	Body *CreateFollowUpJSONRequestBody
+	Params CreateFollowUpParams
+	Body   *CreateFollowUpJSONRequestBody
 }
 
 type CreateFollowUpResponseObject interface {
@@ -13641,8 +15723,9 @@ type CreateFollowUpResponseObject interface {
 }
 
 type CreateFollowUp201ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type CreateFollowUp201JSONResponse struct {
@@ -13657,6 +15740,9 @@ func (response CreateFollowUp201JSONResponse) VisitCreateFollowUpResponse(w http
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -13766,8 +15852,15 @@ func (response CreateFollowUp404ApplicationProblemPlusJSONResponse) VisitCreateF
 	return err
 }
 
+type CreateFollowUp409ResponseHeaders struct {
+	Location        *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type CreateFollowUp409ApplicationProblemPlusJSONResponse struct {
-	MergedIntoApplicationProblemPlusJSONResponse
+	Body    MergedIntoProblem
+	Headers CreateFollowUp409ResponseHeaders
 }
 
 func (response CreateFollowUp409ApplicationProblemPlusJSONResponse) VisitCreateFollowUpResponse(w http.ResponseWriter) error {
@@ -13809,6 +15902,28 @@ func (response CreateFollowUp415ApplicationProblemPlusJSONResponse) VisitCreateF
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateFollowUp422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response CreateFollowUp422ApplicationProblemPlusJSONResponse) VisitCreateFollowUpResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -14193,7 +16308,8 @@ func (response ListImportsdefaultApplicationProblemPlusJSONResponse) VisitListIm
 }
 
 type CreateImportRequestObject struct {
-	Body *multipart.Reader
+	Params CreateImportParams
+	Body   *multipart.Reader
 }
 
 type CreateImportResponseObject interface {
@@ -14201,9 +16317,10 @@ type CreateImportResponseObject interface {
 }
 
 type CreateImport202ResponseHeaders struct {
-	Location        string
-	RateLimit       *string
-	RateLimitPolicy *string
+	IdempotentReplayed *string
+	Location           string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type CreateImport202JSONResponse struct {
@@ -14218,6 +16335,9 @@ func (response CreateImport202JSONResponse) VisitCreateImportResponse(w http.Res
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -14306,6 +16426,28 @@ func (response CreateImport403ApplicationProblemPlusJSONResponse) VisitCreateImp
 	return err
 }
 
+type CreateImport409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInUseApplicationProblemPlusJSONResponse
+}
+
+func (response CreateImport409ApplicationProblemPlusJSONResponse) VisitCreateImportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateImport413ResponseHeaders struct {
 	RateLimit       *string
 	RateLimitPolicy *string
@@ -14352,6 +16494,28 @@ func (response CreateImport415ApplicationProblemPlusJSONResponse) VisitCreateImp
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateImport422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response CreateImport422ApplicationProblemPlusJSONResponse) VisitCreateImportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -14828,7 +16992,8 @@ func (response ListLeadsdefaultApplicationProblemPlusJSONResponse) VisitListLead
 }
 
 type CreateLeadRequestObject struct {
-	Body *CreateLeadJSONRequestBody
+	Params CreateLeadParams
+	Body   *CreateLeadJSONRequestBody
 }
 
 type CreateLeadResponseObject interface {
@@ -14836,10 +17001,11 @@ type CreateLeadResponseObject interface {
 }
 
 type CreateLead201ResponseHeaders struct {
-	ETag            *string
-	Location        string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	Location           string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type CreateLead201JSONResponse struct {
@@ -14856,6 +17022,9 @@ func (response CreateLead201JSONResponse) VisitCreateLeadResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
@@ -14945,8 +17114,14 @@ func (response CreateLead403ApplicationProblemPlusJSONResponse) VisitCreateLeadR
 	return err
 }
 
+type CreateLead409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type CreateLead409ApplicationProblemPlusJSONResponse struct {
-	DuplicateApplicationProblemPlusJSONResponse
+	Body    DuplicateProblem
+	Headers CreateLead409ResponseHeaders
 }
 
 func (response CreateLead409ApplicationProblemPlusJSONResponse) VisitCreateLeadResponse(w http.ResponseWriter) error {
@@ -14985,6 +17160,28 @@ func (response CreateLead415ApplicationProblemPlusJSONResponse) VisitCreateLeadR
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateLead422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response CreateLead422ApplicationProblemPlusJSONResponse) VisitCreateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -15071,7 +17268,8 @@ func (response CreateLeaddefaultApplicationProblemPlusJSONResponse) VisitCreateL
 }
 
 type BatchClaimLeadsRequestObject struct {
-	Body *BatchClaimLeadsJSONRequestBody
+	Params BatchClaimLeadsParams
+	Body   *BatchClaimLeadsJSONRequestBody
 }
 
 type BatchClaimLeadsResponseObject interface {
@@ -15079,8 +17277,9 @@ type BatchClaimLeadsResponseObject interface {
 }
 
 type BatchClaimLeads200ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type BatchClaimLeads200JSONResponse struct {
@@ -15095,6 +17294,9 @@ func (response BatchClaimLeads200JSONResponse) VisitBatchClaimLeadsResponse(w ht
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -15175,6 +17377,28 @@ func (response BatchClaimLeads403ApplicationProblemPlusJSONResponse) VisitBatchC
 	return err
 }
 
+type BatchClaimLeads409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInUseApplicationProblemPlusJSONResponse
+}
+
+func (response BatchClaimLeads409ApplicationProblemPlusJSONResponse) VisitBatchClaimLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type BatchClaimLeads415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -15193,6 +17417,28 @@ func (response BatchClaimLeads415ApplicationProblemPlusJSONResponse) VisitBatchC
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type BatchClaimLeads422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response BatchClaimLeads422ApplicationProblemPlusJSONResponse) VisitBatchClaimLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -15256,9 +17502,10 @@ type MergeLeadsResponseObject interface {
 }
 
 type MergeLeads200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type MergeLeads200JSONResponse struct {
@@ -15275,6 +17522,9 @@ func (response MergeLeads200JSONResponse) VisitMergeLeadsResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -15453,6 +17703,28 @@ func (response MergeLeads415ApplicationProblemPlusJSONResponse) VisitMergeLeadsR
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type MergeLeads422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response MergeLeads422ApplicationProblemPlusJSONResponse) VisitMergeLeadsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -15986,8 +18258,9 @@ func (response UpdateLeaddefaultApplicationProblemPlusJSONResponse) VisitUpdateL
 }
 
 type AssignLeadRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *AssignLeadJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params AssignLeadParams
+	Body   *AssignLeadJSONRequestBody
 }
 
 type AssignLeadResponseObject interface {
@@ -15995,9 +18268,10 @@ type AssignLeadResponseObject interface {
 }
 
 type AssignLead200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type AssignLead200JSONResponse struct {
@@ -16014,6 +18288,9 @@ func (response AssignLead200JSONResponse) VisitAssignLeadResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -16178,6 +18455,28 @@ func (response AssignLead415ApplicationProblemPlusJSONResponse) VisitAssignLeadR
 	return err
 }
 
+type AssignLead422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response AssignLead422ApplicationProblemPlusJSONResponse) VisitAssignLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type AssignLead429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -16228,7 +18527,8 @@ func (response AssignLeaddefaultApplicationProblemPlusJSONResponse) VisitAssignL
 }
 
 type ClaimLeadRequestObject struct {
-	Id IdPath `json:"id"`
+	Id     IdPath `json:"id"`
+	Params ClaimLeadParams
 }
 
 type ClaimLeadResponseObject interface {
@@ -16236,9 +18536,10 @@ type ClaimLeadResponseObject interface {
 }
 
 type ClaimLead200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type ClaimLead200JSONResponse struct {
@@ -16256,6 +18557,9 @@ func (response ClaimLead200JSONResponse) VisitClaimLeadResponse(w http.ResponseW
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
 	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -16268,8 +18572,9 @@ func (response ClaimLead200JSONResponse) VisitClaimLeadResponse(w http.ResponseW
 }
 
 type ClaimLead202ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type ClaimLead202JSONResponse struct {
@@ -16284,6 +18589,9 @@ func (response ClaimLead202JSONResponse) VisitClaimLeadResponse(w http.ResponseW
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -16418,6 +18726,28 @@ func (response ClaimLead409ApplicationProblemPlusJSONResponse) VisitClaimLeadRes
 	return err
 }
 
+type ClaimLead422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response ClaimLead422ApplicationProblemPlusJSONResponse) VisitClaimLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ClaimLead429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -16468,8 +18798,9 @@ func (response ClaimLeaddefaultApplicationProblemPlusJSONResponse) VisitClaimLea
 }
 
 type ConvertLeadRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *ConvertLeadJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params ConvertLeadParams
+	Body   *ConvertLeadJSONRequestBody
 }
 
 type ConvertLeadResponseObject interface {
@@ -16477,10 +18808,11 @@ type ConvertLeadResponseObject interface {
 }
 
 type ConvertLead201ResponseHeaders struct {
-	ETag            *string
-	Location        string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	Location           string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type ConvertLead201JSONResponse struct {
@@ -16497,6 +18829,9 @@ func (response ConvertLead201JSONResponse) VisitConvertLeadResponse(w http.Respo
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
@@ -16655,6 +18990,28 @@ func (response ConvertLead415ApplicationProblemPlusJSONResponse) VisitConvertLea
 	return err
 }
 
+type ConvertLead422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response ConvertLead422ApplicationProblemPlusJSONResponse) VisitConvertLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ConvertLead429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -16705,8 +19062,9 @@ func (response ConvertLeaddefaultApplicationProblemPlusJSONResponse) VisitConver
 }
 
 type FreezeLeadRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *FreezeLeadJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params FreezeLeadParams
+	Body   *FreezeLeadJSONRequestBody
 }
 
 type FreezeLeadResponseObject interface {
@@ -16714,9 +19072,10 @@ type FreezeLeadResponseObject interface {
 }
 
 type FreezeLead200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type FreezeLead200JSONResponse struct {
@@ -16733,6 +19092,9 @@ func (response FreezeLead200JSONResponse) VisitFreezeLeadResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -16886,6 +19248,28 @@ func (response FreezeLead415ApplicationProblemPlusJSONResponse) VisitFreezeLeadR
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type FreezeLead422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response FreezeLead422ApplicationProblemPlusJSONResponse) VisitFreezeLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -17142,8 +19526,9 @@ func (response ListLeadHistorydefaultApplicationProblemPlusJSONResponse) VisitLi
 }
 
 type InvalidateLeadRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *InvalidateLeadJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params InvalidateLeadParams
+	Body   *InvalidateLeadJSONRequestBody
 }
 
 type InvalidateLeadResponseObject interface {
@@ -17151,9 +19536,10 @@ type InvalidateLeadResponseObject interface {
 }
 
 type InvalidateLead200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type InvalidateLead200JSONResponse struct {
@@ -17170,6 +19556,9 @@ func (response InvalidateLead200JSONResponse) VisitInvalidateLeadResponse(w http
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -17334,6 +19723,28 @@ func (response InvalidateLead415ApplicationProblemPlusJSONResponse) VisitInvalid
 	return err
 }
 
+type InvalidateLead422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response InvalidateLead422ApplicationProblemPlusJSONResponse) VisitInvalidateLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type InvalidateLead429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -17384,7 +19795,8 @@ func (response InvalidateLeaddefaultApplicationProblemPlusJSONResponse) VisitInv
 }
 
 type RestoreLeadRequestObject struct {
-	Id IdPath `json:"id"`
+	Id     IdPath `json:"id"`
+	Params RestoreLeadParams
 }
 
 type RestoreLeadResponseObject interface {
@@ -17392,9 +19804,10 @@ type RestoreLeadResponseObject interface {
 }
 
 type RestoreLead200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type RestoreLead200JSONResponse struct {
@@ -17411,6 +19824,9 @@ func (response RestoreLead200JSONResponse) VisitRestoreLeadResponse(w http.Respo
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -17553,6 +19969,28 @@ func (response RestoreLead409ApplicationProblemPlusJSONResponse) VisitRestoreLea
 	return err
 }
 
+type RestoreLead422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response RestoreLead422ApplicationProblemPlusJSONResponse) VisitRestoreLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RestoreLead429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -17603,8 +20041,9 @@ func (response RestoreLeaddefaultApplicationProblemPlusJSONResponse) VisitRestor
 }
 
 type ReturnLeadRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *ReturnLeadJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params ReturnLeadParams
+	Body   *ReturnLeadJSONRequestBody
 }
 
 type ReturnLeadResponseObject interface {
@@ -17612,9 +20051,10 @@ type ReturnLeadResponseObject interface {
 }
 
 type ReturnLead200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type ReturnLead200JSONResponse struct {
@@ -17631,6 +20071,9 @@ func (response ReturnLead200JSONResponse) VisitReturnLeadResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -17788,6 +20231,28 @@ func (response ReturnLead415ApplicationProblemPlusJSONResponse) VisitReturnLeadR
 	return err
 }
 
+type ReturnLead422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response ReturnLead422ApplicationProblemPlusJSONResponse) VisitReturnLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ReturnLead429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -17838,8 +20303,9 @@ func (response ReturnLeaddefaultApplicationProblemPlusJSONResponse) VisitReturnL
 }
 
 type TransferLeadRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *TransferLeadJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params TransferLeadParams
+	Body   *TransferLeadJSONRequestBody
 }
 
 type TransferLeadResponseObject interface {
@@ -17847,9 +20313,10 @@ type TransferLeadResponseObject interface {
 }
 
 type TransferLead200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type TransferLead200JSONResponse struct {
@@ -17866,6 +20333,9 @@ func (response TransferLead200JSONResponse) VisitTransferLeadResponse(w http.Res
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -18030,6 +20500,28 @@ func (response TransferLead415ApplicationProblemPlusJSONResponse) VisitTransferL
 	return err
 }
 
+type TransferLead422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response TransferLead422ApplicationProblemPlusJSONResponse) VisitTransferLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type TransferLead429ApplicationProblemPlusJSONResponse struct {
 	TooManyRequestsApplicationProblemPlusJSONResponse
 }
@@ -18080,7 +20572,8 @@ func (response TransferLeaddefaultApplicationProblemPlusJSONResponse) VisitTrans
 }
 
 type UnfreezeLeadRequestObject struct {
-	Id IdPath `json:"id"`
+	Id     IdPath `json:"id"`
+	Params UnfreezeLeadParams
 }
 
 type UnfreezeLeadResponseObject interface {
@@ -18088,9 +20581,10 @@ type UnfreezeLeadResponseObject interface {
 }
 
 type UnfreezeLead200ResponseHeaders struct {
-	ETag            *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type UnfreezeLead200JSONResponse struct {
@@ -18107,6 +20601,9 @@ func (response UnfreezeLead200JSONResponse) VisitUnfreezeLeadResponse(w http.Res
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -18238,6 +20735,28 @@ func (response UnfreezeLead409ApplicationProblemPlusJSONResponse) VisitUnfreezeL
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UnfreezeLead422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response UnfreezeLead422ApplicationProblemPlusJSONResponse) VisitUnfreezeLeadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -18427,7 +20946,8 @@ func (response GetCurrentUserdefaultApplicationProblemPlusJSONResponse) VisitGet
 }
 
 type ChangeMyPasswordRequestObject struct {
-	Body *ChangeMyPasswordJSONRequestBody
+	Params ChangeMyPasswordParams
+	Body   *ChangeMyPasswordJSONRequestBody
 }
 
 type ChangeMyPasswordResponseObject interface {
@@ -18435,9 +20955,10 @@ type ChangeMyPasswordResponseObject interface {
 }
 
 type ChangeMyPassword200ResponseHeaders struct {
-	CacheControl    *string
-	RateLimit       *string
-	RateLimitPolicy *string
+	CacheControl       *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type ChangeMyPassword200JSONResponse struct {
@@ -18454,6 +20975,9 @@ func (response ChangeMyPassword200JSONResponse) VisitChangeMyPasswordResponse(w 
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -18547,6 +21071,28 @@ func (response ChangeMyPassword403ApplicationProblemPlusJSONResponse) VisitChang
 	return err
 }
 
+type ChangeMyPassword409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInUseApplicationProblemPlusJSONResponse
+}
+
+func (response ChangeMyPassword409ApplicationProblemPlusJSONResponse) VisitChangeMyPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ChangeMyPassword415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -18565,6 +21111,28 @@ func (response ChangeMyPassword415ApplicationProblemPlusJSONResponse) VisitChang
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangeMyPassword422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response ChangeMyPassword422ApplicationProblemPlusJSONResponse) VisitChangeMyPasswordResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -18651,7 +21219,8 @@ func (response ChangeMyPassworddefaultApplicationProblemPlusJSONResponse) VisitC
 }
 
 type ErasePersonalDataRequestObject struct {
-	Body *ErasePersonalDataJSONRequestBody
+	Params ErasePersonalDataParams
+	Body   *ErasePersonalDataJSONRequestBody
 }
 
 type ErasePersonalDataResponseObject interface {
@@ -18659,8 +21228,9 @@ type ErasePersonalDataResponseObject interface {
 }
 
 type ErasePersonalData200ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type ErasePersonalData200JSONResponse struct {
@@ -18675,6 +21245,9 @@ func (response ErasePersonalData200JSONResponse) VisitErasePersonalDataResponse(
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -18777,6 +21350,28 @@ func (response ErasePersonalData404ApplicationProblemPlusJSONResponse) VisitEras
 	return err
 }
 
+type ErasePersonalData409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInUseApplicationProblemPlusJSONResponse
+}
+
+func (response ErasePersonalData409ApplicationProblemPlusJSONResponse) VisitErasePersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ErasePersonalData415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -18795,6 +21390,28 @@ func (response ErasePersonalData415ApplicationProblemPlusJSONResponse) VisitEras
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ErasePersonalData422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response ErasePersonalData422ApplicationProblemPlusJSONResponse) VisitErasePersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -18849,7 +21466,8 @@ func (response ErasePersonalDatadefaultApplicationProblemPlusJSONResponse) Visit
 }
 
 type ExportPersonalDataRequestObject struct {
-	Body *ExportPersonalDataJSONRequestBody
+	Params ExportPersonalDataParams
+	Body   *ExportPersonalDataJSONRequestBody
 }
 
 type ExportPersonalDataResponseObject interface {
@@ -18858,6 +21476,7 @@ type ExportPersonalDataResponseObject interface {
 
 type ExportPersonalData200ResponseHeaders struct {
 	ContentDisposition *string
+	IdempotentReplayed *string
 	RateLimit          *string
 	RateLimitPolicy    *string
 }
@@ -18876,6 +21495,9 @@ func (response ExportPersonalData200JSONResponse) VisitExportPersonalDataRespons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ContentDisposition != nil {
 		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -18979,6 +21601,28 @@ func (response ExportPersonalData404ApplicationProblemPlusJSONResponse) VisitExp
 	return err
 }
 
+type ExportPersonalData409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInUseApplicationProblemPlusJSONResponse
+}
+
+func (response ExportPersonalData409ApplicationProblemPlusJSONResponse) VisitExportPersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ExportPersonalData415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -18997,6 +21641,28 @@ func (response ExportPersonalData415ApplicationProblemPlusJSONResponse) VisitExp
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ExportPersonalData422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response ExportPersonalData422ApplicationProblemPlusJSONResponse) VisitExportPersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -19205,7 +21871,8 @@ func (response ListPoolsdefaultApplicationProblemPlusJSONResponse) VisitListPool
 }
 
 type CreatePoolRequestObject struct {
-	Body *CreatePoolJSONRequestBody
+	Params CreatePoolParams
+	Body   *CreatePoolJSONRequestBody
 }
 
 type CreatePoolResponseObject interface {
@@ -19213,10 +21880,11 @@ type CreatePoolResponseObject interface {
 }
 
 type CreatePool201ResponseHeaders struct {
-	ETag            *string
-	Location        string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	Location           string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type CreatePool201JSONResponse struct {
@@ -19233,6 +21901,9 @@ func (response CreatePool201JSONResponse) VisitCreatePoolResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
@@ -19315,8 +21986,14 @@ func (response CreatePool403ApplicationProblemPlusJSONResponse) VisitCreatePoolR
 	return err
 }
 
+type CreatePool409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type CreatePool409ApplicationProblemPlusJSONResponse struct {
-	ConflictApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers CreatePool409ResponseHeaders
 }
 
 func (response CreatePool409ApplicationProblemPlusJSONResponse) VisitCreatePoolResponse(w http.ResponseWriter) error {
@@ -19355,6 +22032,28 @@ func (response CreatePool415ApplicationProblemPlusJSONResponse) VisitCreatePoolR
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePool422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response CreatePool422ApplicationProblemPlusJSONResponse) VisitCreatePoolResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -19877,8 +22576,9 @@ type PreviewPoolRulesResponseObject interface {
 }
 
 type PreviewPoolRules200ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type PreviewPoolRules200JSONResponse struct {
@@ -19893,6 +22593,9 @@ func (response PreviewPoolRules200JSONResponse) VisitPreviewPoolRulesResponse(w 
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -20002,6 +22705,28 @@ func (response PreviewPoolRules404ApplicationProblemPlusJSONResponse) VisitPrevi
 	return err
 }
 
+type PreviewPoolRules409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInUseApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewPoolRules409ApplicationProblemPlusJSONResponse) VisitPreviewPoolRulesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type PreviewPoolRules415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -20020,6 +22745,28 @@ func (response PreviewPoolRules415ApplicationProblemPlusJSONResponse) VisitPrevi
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PreviewPoolRules422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response PreviewPoolRules422ApplicationProblemPlusJSONResponse) VisitPreviewPoolRulesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -20589,7 +23336,8 @@ func (response UpdateSettingsdefaultApplicationProblemPlusJSONResponse) VisitUpd
 }
 
 type RunSweepRequestObject struct {
-	Body *RunSweepJSONRequestBody
+	Params RunSweepParams
+	Body   *RunSweepJSONRequestBody
 }
 
 type RunSweepResponseObject interface {
@@ -20597,8 +23345,9 @@ type RunSweepResponseObject interface {
 }
 
 type RunSweep200ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type RunSweep200JSONResponse struct {
@@ -20613,6 +23362,9 @@ func (response RunSweep200JSONResponse) VisitRunSweepResponse(w http.ResponseWri
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -20693,6 +23445,28 @@ func (response RunSweep403ApplicationProblemPlusJSONResponse) VisitRunSweepRespo
 	return err
 }
 
+type RunSweep409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInUseApplicationProblemPlusJSONResponse
+}
+
+func (response RunSweep409ApplicationProblemPlusJSONResponse) VisitRunSweepResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RunSweep415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -20711,6 +23485,28 @@ func (response RunSweep415ApplicationProblemPlusJSONResponse) VisitRunSweepRespo
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RunSweep422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response RunSweep422ApplicationProblemPlusJSONResponse) VisitRunSweepResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -20919,7 +23715,8 @@ func (response ListTagsdefaultApplicationProblemPlusJSONResponse) VisitListTagsR
 }
 
 type CreateTagRequestObject struct {
-	Body *CreateTagJSONRequestBody
+	Params CreateTagParams
+	Body   *CreateTagJSONRequestBody
 }
 
 type CreateTagResponseObject interface {
@@ -20927,10 +23724,11 @@ type CreateTagResponseObject interface {
 }
 
 type CreateTag201ResponseHeaders struct {
-	ETag            *string
-	Location        string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	Location           string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type CreateTag201JSONResponse struct {
@@ -20947,6 +23745,9 @@ func (response CreateTag201JSONResponse) VisitCreateTagResponse(w http.ResponseW
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
@@ -21029,8 +23830,14 @@ func (response CreateTag403ApplicationProblemPlusJSONResponse) VisitCreateTagRes
 	return err
 }
 
+type CreateTag409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type CreateTag409ApplicationProblemPlusJSONResponse struct {
-	TagExistsApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers CreateTag409ResponseHeaders
 }
 
 func (response CreateTag409ApplicationProblemPlusJSONResponse) VisitCreateTagResponse(w http.ResponseWriter) error {
@@ -21069,6 +23876,28 @@ func (response CreateTag415ApplicationProblemPlusJSONResponse) VisitCreateTagRes
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTag422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTag422ApplicationProblemPlusJSONResponse) VisitCreateTagResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -21947,7 +24776,8 @@ func (response ListTeamsdefaultApplicationProblemPlusJSONResponse) VisitListTeam
 }
 
 type CreateTeamRequestObject struct {
-	Body *CreateTeamJSONRequestBody
+	Params CreateTeamParams
+	Body   *CreateTeamJSONRequestBody
 }
 
 type CreateTeamResponseObject interface {
@@ -21955,10 +24785,11 @@ type CreateTeamResponseObject interface {
 }
 
 type CreateTeam201ResponseHeaders struct {
-	ETag            *string
-	Location        string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	Location           string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type CreateTeam201JSONResponse struct {
@@ -21975,6 +24806,9 @@ func (response CreateTeam201JSONResponse) VisitCreateTeamResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
@@ -22079,6 +24913,28 @@ func (response CreateTeam404ApplicationProblemPlusJSONResponse) VisitCreateTeamR
 	return err
 }
 
+type CreateTeam409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInUseApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTeam409ApplicationProblemPlusJSONResponse) VisitCreateTeamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateTeam415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -22097,6 +24953,28 @@ func (response CreateTeam415ApplicationProblemPlusJSONResponse) VisitCreateTeamR
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTeam422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTeam422ApplicationProblemPlusJSONResponse) VisitCreateTeamResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -22602,7 +25480,8 @@ func (response UpdateTeamdefaultApplicationProblemPlusJSONResponse) VisitUpdateT
 }
 
 type AdvanceTestClockRequestObject struct {
-	Body *AdvanceTestClockJSONRequestBody
+	Params AdvanceTestClockParams
+	Body   *AdvanceTestClockJSONRequestBody
 }
 
 type AdvanceTestClockResponseObject interface {
@@ -22610,8 +25489,9 @@ type AdvanceTestClockResponseObject interface {
 }
 
 type AdvanceTestClock200ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type AdvanceTestClock200JSONResponse struct {
@@ -22626,6 +25506,9 @@ func (response AdvanceTestClock200JSONResponse) VisitAdvanceTestClockResponse(w 
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
 	}
@@ -22734,6 +25617,28 @@ func (response AdvanceTestClock404ApplicationProblemPlusJSONResponse) VisitAdvan
 	return err
 }
 
+type AdvanceTestClock409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInUseApplicationProblemPlusJSONResponse
+}
+
+func (response AdvanceTestClock409ApplicationProblemPlusJSONResponse) VisitAdvanceTestClockResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type AdvanceTestClock415ApplicationProblemPlusJSONResponse struct {
 	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
 }
@@ -22752,6 +25657,28 @@ func (response AdvanceTestClock415ApplicationProblemPlusJSONResponse) VisitAdvan
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdvanceTestClock422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response AdvanceTestClock422ApplicationProblemPlusJSONResponse) VisitAdvanceTestClockResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -22966,7 +25893,8 @@ func (response ListUsersdefaultApplicationProblemPlusJSONResponse) VisitListUser
 }
 
 type CreateUserRequestObject struct {
-	Body *CreateUserJSONRequestBody
+	Params CreateUserParams
+	Body   *CreateUserJSONRequestBody
 }
 
 type CreateUserResponseObject interface {
@@ -22974,10 +25902,11 @@ type CreateUserResponseObject interface {
 }
 
 type CreateUser201ResponseHeaders struct {
-	ETag            *string
-	Location        string
-	RateLimit       *string
-	RateLimitPolicy *string
+	ETag               *string
+	IdempotentReplayed *string
+	Location           string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type CreateUser201JSONResponse struct {
@@ -22994,6 +25923,9 @@ func (response CreateUser201JSONResponse) VisitCreateUserResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
@@ -23082,8 +26014,14 @@ func (response CreateUser403ApplicationProblemPlusJSONResponse) VisitCreateUserR
 	return err
 }
 
+type CreateUser409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
 type CreateUser409ApplicationProblemPlusJSONResponse struct {
-	ConflictApplicationProblemPlusJSONResponse
+	Body    Problem
+	Headers CreateUser409ResponseHeaders
 }
 
 func (response CreateUser409ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
@@ -23122,6 +26060,28 @@ func (response CreateUser415ApplicationProblemPlusJSONResponse) VisitCreateUserR
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateUser422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response CreateUser422ApplicationProblemPlusJSONResponse) VisitCreateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -23696,8 +26656,9 @@ func (response UpdateUserdefaultApplicationProblemPlusJSONResponse) VisitUpdateU
 }
 
 type HandoverUserRequestObject struct {
-	Id   IdPath `json:"id"`
-	Body *HandoverUserJSONRequestBody
+	Id     IdPath `json:"id"`
+	Params HandoverUserParams
+	Body   *HandoverUserJSONRequestBody
 }
 
 type HandoverUserResponseObject interface {
@@ -23705,9 +26666,10 @@ type HandoverUserResponseObject interface {
 }
 
 type HandoverUser202ResponseHeaders struct {
-	Location        string
-	RateLimit       *string
-	RateLimitPolicy *string
+	IdempotentReplayed *string
+	Location           string
+	RateLimit          *string
+	RateLimitPolicy    *string
 }
 
 type HandoverUser202JSONResponse struct {
@@ -23722,6 +26684,9 @@ func (response HandoverUser202JSONResponse) VisitHandoverUserResponse(w http.Res
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
 	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
 	if response.Headers.RateLimit != nil {
 		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
@@ -23878,6 +26843,28 @@ func (response HandoverUser415ApplicationProblemPlusJSONResponse) VisitHandoverU
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
 	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type HandoverUser422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response HandoverUser422ApplicationProblemPlusJSONResponse) VisitHandoverUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -24300,8 +27287,10 @@ func (sh *strictHandler) ListApiKeys(ctx echo.Context, params ListApiKeysParams)
 }
 
 // CreateApiKey operation middleware
-func (sh *strictHandler) CreateApiKey(ctx echo.Context) error {
+func (sh *strictHandler) CreateApiKey(ctx echo.Context, params CreateApiKeyParams) error {
 	var request CreateApiKeyRequestObject
+
+	request.Params = params
 
 	var body CreateApiKeyJSONRequestBody
 	var err error
@@ -24396,8 +27385,10 @@ func (sh *strictHandler) ListAuditEvents(ctx echo.Context, params ListAuditEvent
 }
 
 // Login operation middleware
-func (sh *strictHandler) Login(ctx echo.Context) error {
+func (sh *strictHandler) Login(ctx echo.Context, params LoginParams) error {
 	var request LoginRequestObject
+
+	request.Params = params
 
 	var body LoginJSONRequestBody
 	var err error
@@ -24442,8 +27433,10 @@ func (sh *strictHandler) Login(ctx echo.Context) error {
 }
 
 // Logout operation middleware
-func (sh *strictHandler) Logout(ctx echo.Context) error {
+func (sh *strictHandler) Logout(ctx echo.Context, params LogoutParams) error {
 	var request LogoutRequestObject
+
+	request.Params = params
 
 	var body LogoutJSONRequestBody
 	var err error
@@ -24488,8 +27481,10 @@ func (sh *strictHandler) Logout(ctx echo.Context) error {
 }
 
 // RefreshToken operation middleware
-func (sh *strictHandler) RefreshToken(ctx echo.Context) error {
+func (sh *strictHandler) RefreshToken(ctx echo.Context, params RefreshTokenParams) error {
 	var request RefreshTokenRequestObject
+
+	request.Params = params
 
 	var body RefreshTokenJSONRequestBody
 	var err error
@@ -24559,10 +27554,11 @@ func (sh *strictHandler) ListClaimRequests(ctx echo.Context, params ListClaimReq
 }
 
 // ApproveClaimRequest operation middleware
-func (sh *strictHandler) ApproveClaimRequest(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) ApproveClaimRequest(ctx echo.Context, id IdPath, params ApproveClaimRequestParams) error {
 	var request ApproveClaimRequestRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body ApproveClaimRequestJSONRequestBody
 	var err error
@@ -24610,10 +27606,11 @@ func (sh *strictHandler) ApproveClaimRequest(ctx echo.Context, id IdPath) error 
 }
 
 // RejectClaimRequest operation middleware
-func (sh *strictHandler) RejectClaimRequest(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) RejectClaimRequest(ctx echo.Context, id IdPath, params RejectClaimRequestParams) error {
 	var request RejectClaimRequestRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body RejectClaimRequestJSONRequestBody
 	var err error
@@ -24813,8 +27810,10 @@ func (sh *strictHandler) ListCustomers(ctx echo.Context, params ListCustomersPar
 }
 
 // CreateCustomer operation middleware
-func (sh *strictHandler) CreateCustomer(ctx echo.Context) error {
+func (sh *strictHandler) CreateCustomer(ctx echo.Context, params CreateCustomerParams) error {
 	var request CreateCustomerRequestObject
+
+	request.Params = params
 
 	var body CreateCustomerJSONRequestBody
 	var err error
@@ -24859,8 +27858,10 @@ func (sh *strictHandler) CreateCustomer(ctx echo.Context) error {
 }
 
 // BatchClaimCustomers operation middleware
-func (sh *strictHandler) BatchClaimCustomers(ctx echo.Context) error {
+func (sh *strictHandler) BatchClaimCustomers(ctx echo.Context, params BatchClaimCustomersParams) error {
 	var request BatchClaimCustomersRequestObject
+
+	request.Params = params
 
 	var body BatchClaimCustomersJSONRequestBody
 	var err error
@@ -25054,10 +28055,11 @@ func (sh *strictHandler) UpdateCustomer(ctx echo.Context, id IdPath, params Upda
 }
 
 // AssignCustomer operation middleware
-func (sh *strictHandler) AssignCustomer(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) AssignCustomer(ctx echo.Context, id IdPath, params AssignCustomerParams) error {
 	var request AssignCustomerRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body AssignCustomerJSONRequestBody
 	var err error
@@ -25102,10 +28104,11 @@ func (sh *strictHandler) AssignCustomer(ctx echo.Context, id IdPath) error {
 }
 
 // ClaimCustomer operation middleware
-func (sh *strictHandler) ClaimCustomer(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) ClaimCustomer(ctx echo.Context, id IdPath, params ClaimCustomerParams) error {
 	var request ClaimCustomerRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.ClaimCustomer(ctx.Request().Context(), request.(ClaimCustomerRequestObject))
@@ -25153,10 +28156,11 @@ func (sh *strictHandler) ListContacts(ctx echo.Context, id IdPath, params ListCo
 }
 
 // CreateContact operation middleware
-func (sh *strictHandler) CreateContact(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) CreateContact(ctx echo.Context, id IdPath, params CreateContactParams) error {
 	var request CreateContactRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body CreateContactJSONRequestBody
 	var err error
@@ -25250,10 +28254,11 @@ func (sh *strictHandler) UpdateCustomerDealStatus(ctx echo.Context, id IdPath, p
 }
 
 // FreezeCustomer operation middleware
-func (sh *strictHandler) FreezeCustomer(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) FreezeCustomer(ctx echo.Context, id IdPath, params FreezeCustomerParams) error {
 	var request FreezeCustomerRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body FreezeCustomerJSONRequestBody
 	var err error
@@ -25327,10 +28332,11 @@ func (sh *strictHandler) ListCustomerHistory(ctx echo.Context, id IdPath, params
 }
 
 // InvalidateCustomer operation middleware
-func (sh *strictHandler) InvalidateCustomer(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) InvalidateCustomer(ctx echo.Context, id IdPath, params InvalidateCustomerParams) error {
 	var request InvalidateCustomerRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body InvalidateCustomerJSONRequestBody
 	var err error
@@ -25375,10 +28381,11 @@ func (sh *strictHandler) InvalidateCustomer(ctx echo.Context, id IdPath) error {
 }
 
 // RestoreCustomer operation middleware
-func (sh *strictHandler) RestoreCustomer(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) RestoreCustomer(ctx echo.Context, id IdPath, params RestoreCustomerParams) error {
 	var request RestoreCustomerRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.RestoreCustomer(ctx.Request().Context(), request.(RestoreCustomerRequestObject))
@@ -25400,10 +28407,11 @@ func (sh *strictHandler) RestoreCustomer(ctx echo.Context, id IdPath) error {
 }
 
 // ReturnCustomer operation middleware
-func (sh *strictHandler) ReturnCustomer(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) ReturnCustomer(ctx echo.Context, id IdPath, params ReturnCustomerParams) error {
 	var request ReturnCustomerRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body ReturnCustomerJSONRequestBody
 	var err error
@@ -25448,10 +28456,11 @@ func (sh *strictHandler) ReturnCustomer(ctx echo.Context, id IdPath) error {
 }
 
 // TransferCustomer operation middleware
-func (sh *strictHandler) TransferCustomer(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) TransferCustomer(ctx echo.Context, id IdPath, params TransferCustomerParams) error {
 	var request TransferCustomerRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body TransferCustomerJSONRequestBody
 	var err error
@@ -25496,10 +28505,11 @@ func (sh *strictHandler) TransferCustomer(ctx echo.Context, id IdPath) error {
 }
 
 // UnfreezeCustomer operation middleware
-func (sh *strictHandler) UnfreezeCustomer(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) UnfreezeCustomer(ctx echo.Context, id IdPath, params UnfreezeCustomerParams) error {
 	var request UnfreezeCustomerRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.UnfreezeCustomer(ctx.Request().Context(), request.(UnfreezeCustomerRequestObject))
@@ -25596,8 +28606,10 @@ func (sh *strictHandler) ListFollowUps(ctx echo.Context, params ListFollowUpsPar
 }
 
 // CreateFollowUp operation middleware
-func (sh *strictHandler) CreateFollowUp(ctx echo.Context) error {
+func (sh *strictHandler) CreateFollowUp(ctx echo.Context, params CreateFollowUpParams) error {
 	var request CreateFollowUpRequestObject
+
+	request.Params = params
 
 	var body CreateFollowUpJSONRequestBody
 	var err error
@@ -25692,8 +28704,10 @@ func (sh *strictHandler) ListImports(ctx echo.Context, params ListImportsParams)
 }
 
 // CreateImport operation middleware
-func (sh *strictHandler) CreateImport(ctx echo.Context) error {
+func (sh *strictHandler) CreateImport(ctx echo.Context, params CreateImportParams) error {
 	var request CreateImportRequestObject
+
+	request.Params = params
 
 	if reader, err := ctx.Request().MultipartReader(); err != nil {
 		return err
@@ -25771,8 +28785,10 @@ func (sh *strictHandler) ListLeads(ctx echo.Context, params ListLeadsParams) err
 }
 
 // CreateLead operation middleware
-func (sh *strictHandler) CreateLead(ctx echo.Context) error {
+func (sh *strictHandler) CreateLead(ctx echo.Context, params CreateLeadParams) error {
 	var request CreateLeadRequestObject
+
+	request.Params = params
 
 	var body CreateLeadJSONRequestBody
 	var err error
@@ -25817,8 +28833,10 @@ func (sh *strictHandler) CreateLead(ctx echo.Context) error {
 }
 
 // BatchClaimLeads operation middleware
-func (sh *strictHandler) BatchClaimLeads(ctx echo.Context) error {
+func (sh *strictHandler) BatchClaimLeads(ctx echo.Context, params BatchClaimLeadsParams) error {
 	var request BatchClaimLeadsRequestObject
+
+	request.Params = params
 
 	var body BatchClaimLeadsJSONRequestBody
 	var err error
@@ -26012,10 +29030,11 @@ func (sh *strictHandler) UpdateLead(ctx echo.Context, id IdPath, params UpdateLe
 }
 
 // AssignLead operation middleware
-func (sh *strictHandler) AssignLead(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) AssignLead(ctx echo.Context, id IdPath, params AssignLeadParams) error {
 	var request AssignLeadRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body AssignLeadJSONRequestBody
 	var err error
@@ -26060,10 +29079,11 @@ func (sh *strictHandler) AssignLead(ctx echo.Context, id IdPath) error {
 }
 
 // ClaimLead operation middleware
-func (sh *strictHandler) ClaimLead(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) ClaimLead(ctx echo.Context, id IdPath, params ClaimLeadParams) error {
 	var request ClaimLeadRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.ClaimLead(ctx.Request().Context(), request.(ClaimLeadRequestObject))
@@ -26085,10 +29105,11 @@ func (sh *strictHandler) ClaimLead(ctx echo.Context, id IdPath) error {
 }
 
 // ConvertLead operation middleware
-func (sh *strictHandler) ConvertLead(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) ConvertLead(ctx echo.Context, id IdPath, params ConvertLeadParams) error {
 	var request ConvertLeadRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body ConvertLeadJSONRequestBody
 	var err error
@@ -26136,10 +29157,11 @@ func (sh *strictHandler) ConvertLead(ctx echo.Context, id IdPath) error {
 }
 
 // FreezeLead operation middleware
-func (sh *strictHandler) FreezeLead(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) FreezeLead(ctx echo.Context, id IdPath, params FreezeLeadParams) error {
 	var request FreezeLeadRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body FreezeLeadJSONRequestBody
 	var err error
@@ -26213,10 +29235,11 @@ func (sh *strictHandler) ListLeadHistory(ctx echo.Context, id IdPath, params Lis
 }
 
 // InvalidateLead operation middleware
-func (sh *strictHandler) InvalidateLead(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) InvalidateLead(ctx echo.Context, id IdPath, params InvalidateLeadParams) error {
 	var request InvalidateLeadRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body InvalidateLeadJSONRequestBody
 	var err error
@@ -26261,10 +29284,11 @@ func (sh *strictHandler) InvalidateLead(ctx echo.Context, id IdPath) error {
 }
 
 // RestoreLead operation middleware
-func (sh *strictHandler) RestoreLead(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) RestoreLead(ctx echo.Context, id IdPath, params RestoreLeadParams) error {
 	var request RestoreLeadRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.RestoreLead(ctx.Request().Context(), request.(RestoreLeadRequestObject))
@@ -26286,10 +29310,11 @@ func (sh *strictHandler) RestoreLead(ctx echo.Context, id IdPath) error {
 }
 
 // ReturnLead operation middleware
-func (sh *strictHandler) ReturnLead(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) ReturnLead(ctx echo.Context, id IdPath, params ReturnLeadParams) error {
 	var request ReturnLeadRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body ReturnLeadJSONRequestBody
 	var err error
@@ -26334,10 +29359,11 @@ func (sh *strictHandler) ReturnLead(ctx echo.Context, id IdPath) error {
 }
 
 // TransferLead operation middleware
-func (sh *strictHandler) TransferLead(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) TransferLead(ctx echo.Context, id IdPath, params TransferLeadParams) error {
 	var request TransferLeadRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body TransferLeadJSONRequestBody
 	var err error
@@ -26382,10 +29408,11 @@ func (sh *strictHandler) TransferLead(ctx echo.Context, id IdPath) error {
 }
 
 // UnfreezeLead operation middleware
-func (sh *strictHandler) UnfreezeLead(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) UnfreezeLead(ctx echo.Context, id IdPath, params UnfreezeLeadParams) error {
 	var request UnfreezeLeadRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.UnfreezeLead(ctx.Request().Context(), request.(UnfreezeLeadRequestObject))
@@ -26430,8 +29457,10 @@ func (sh *strictHandler) GetCurrentUser(ctx echo.Context) error {
 }
 
 // ChangeMyPassword operation middleware
-func (sh *strictHandler) ChangeMyPassword(ctx echo.Context) error {
+func (sh *strictHandler) ChangeMyPassword(ctx echo.Context, params ChangeMyPasswordParams) error {
 	var request ChangeMyPasswordRequestObject
+
+	request.Params = params
 
 	var body ChangeMyPasswordJSONRequestBody
 	var err error
@@ -26476,8 +29505,10 @@ func (sh *strictHandler) ChangeMyPassword(ctx echo.Context) error {
 }
 
 // ErasePersonalData operation middleware
-func (sh *strictHandler) ErasePersonalData(ctx echo.Context) error {
+func (sh *strictHandler) ErasePersonalData(ctx echo.Context, params ErasePersonalDataParams) error {
 	var request ErasePersonalDataRequestObject
+
+	request.Params = params
 
 	var body ErasePersonalDataJSONRequestBody
 	var err error
@@ -26522,8 +29553,10 @@ func (sh *strictHandler) ErasePersonalData(ctx echo.Context) error {
 }
 
 // ExportPersonalData operation middleware
-func (sh *strictHandler) ExportPersonalData(ctx echo.Context) error {
+func (sh *strictHandler) ExportPersonalData(ctx echo.Context, params ExportPersonalDataParams) error {
 	var request ExportPersonalDataRequestObject
+
+	request.Params = params
 
 	var body ExportPersonalDataJSONRequestBody
 	var err error
@@ -26593,8 +29626,10 @@ func (sh *strictHandler) ListPools(ctx echo.Context, params ListPoolsParams) err
 }
 
 // CreatePool operation middleware
-func (sh *strictHandler) CreatePool(ctx echo.Context) error {
+func (sh *strictHandler) CreatePool(ctx echo.Context, params CreatePoolParams) error {
 	var request CreatePoolRequestObject
+
+	request.Params = params
 
 	var body CreatePoolJSONRequestBody
 	var err error
@@ -26915,8 +29950,10 @@ func (sh *strictHandler) UpdateSettings(ctx echo.Context, params UpdateSettingsP
 }
 
 // RunSweep operation middleware
-func (sh *strictHandler) RunSweep(ctx echo.Context) error {
+func (sh *strictHandler) RunSweep(ctx echo.Context, params RunSweepParams) error {
 	var request RunSweepRequestObject
+
+	request.Params = params
 
 	var body RunSweepJSONRequestBody
 	var err error
@@ -26986,8 +30023,10 @@ func (sh *strictHandler) ListTags(ctx echo.Context, params ListTagsParams) error
 }
 
 // CreateTag operation middleware
-func (sh *strictHandler) CreateTag(ctx echo.Context) error {
+func (sh *strictHandler) CreateTag(ctx echo.Context, params CreateTagParams) error {
 	var request CreateTagRequestObject
+
+	request.Params = params
 
 	var body CreateTagJSONRequestBody
 	var err error
@@ -27184,8 +30223,10 @@ func (sh *strictHandler) ListTeams(ctx echo.Context, params ListTeamsParams) err
 }
 
 // CreateTeam operation middleware
-func (sh *strictHandler) CreateTeam(ctx echo.Context) error {
+func (sh *strictHandler) CreateTeam(ctx echo.Context, params CreateTeamParams) error {
 	var request CreateTeamRequestObject
+
+	request.Params = params
 
 	var body CreateTeamJSONRequestBody
 	var err error
@@ -27331,8 +30372,10 @@ func (sh *strictHandler) UpdateTeam(ctx echo.Context, id IdPath, params UpdateTe
 }
 
 // AdvanceTestClock operation middleware
-func (sh *strictHandler) AdvanceTestClock(ctx echo.Context) error {
+func (sh *strictHandler) AdvanceTestClock(ctx echo.Context, params AdvanceTestClockParams) error {
 	var request AdvanceTestClockRequestObject
+
+	request.Params = params
 
 	var body AdvanceTestClockJSONRequestBody
 	var err error
@@ -27402,8 +30445,10 @@ func (sh *strictHandler) ListUsers(ctx echo.Context, params ListUsersParams) err
 }
 
 // CreateUser operation middleware
-func (sh *strictHandler) CreateUser(ctx echo.Context) error {
+func (sh *strictHandler) CreateUser(ctx echo.Context, params CreateUserParams) error {
 	var request CreateUserRequestObject
+
+	request.Params = params
 
 	var body CreateUserJSONRequestBody
 	var err error
@@ -27549,10 +30594,11 @@ func (sh *strictHandler) UpdateUser(ctx echo.Context, id IdPath, params UpdateUs
 }
 
 // HandoverUser operation middleware
-func (sh *strictHandler) HandoverUser(ctx echo.Context, id IdPath) error {
+func (sh *strictHandler) HandoverUser(ctx echo.Context, id IdPath, params HandoverUserParams) error {
 	var request HandoverUserRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body HandoverUserJSONRequestBody
 	var err error
@@ -27601,736 +30647,762 @@ func (sh *strictHandler) HandoverUser(ctx echo.Context, id IdPath) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L17kyNJfhj2VVKgIqZ7D4UpAAUU0B0XUk/vzN3sze7Mdc/cHnex6kpUZQF1XcjEVmY1BrsaB+UIUidR",
-	"Es+ibZkh2lZcOBT6g1bYYVKkeaT8XRTcvbu/+BUc+cusJwpAAY157G5fXOw0gHz+MvP3fnzZcNlsziih",
-	"gjdOvmyQl3g2Dwn8jcOIYG95xRaUePILHs9mOFo2ThrPpwRFxGWRh3QrNMUcYYpk46jVaDZucBgT2ctl",
-	"HmmclEZrNjwicBDWG4sLLGLeOLHMYbMhAhHKAc8Z9cPAFY1mQyzn8pupEHN+cv8+nzIctjxyc38esXFI",
-	"Zvx+cfZXr5oNPA+ursnyijJxNWYxLe3wKQ2Xcg1nzx6ja7JE0AQJhkS63HsczRkL0QwvEeY8mFDEIiQi",
-	"TLlPIhSISjCsTJsDxaEmzeDVzeD1iEXjwPMIrQewlXVKoI2xdxWRz2PCRdWFgB9QwNEMhz6LZsSrAkF+",
-	"kJV7UD1EtiEz29AD7KGLdJztW8rPKzfj4vkVeekS4pWv9++yGE3xjVwPdqfEQ0sWR8jFc8R8fQ5c/imm",
-	"AUfXAa3cZmH43D73Gvz2L6CwHNh+iIPZlctY6LEFXQVAREQcUeLJ+xUyLtSC9EuNiEuogNvqwV2kTCAY",
-	"EQUC4QkOKFqSyhdQmrcEmUPNegCAFdcpQebhIFxehcEsEFf69LZcHME8vLzH9SKhJ/Llg5W7kg+5CkJV",
-	"02y6QLUmuT1AqpaloCLwGHNyFVN8g4MQj0Oyih2SVvJt5xqeyhOPlijEoppuVI5eQht1x05g0MvjxUsS",
-	"3QQuQS8K49cBR8XCAB7xPAxcLEpAOEtu8SIQU8DoHM8IonhGmmg+ZZTIO09mOAhTQkheBlzwSrCkk+Rg",
-	"cbspDnBD0kVJOMA8VwJfE1qGRMxJlCwy4LU3nR+xsO2a491+h/kVyD36KVFdwQMJfpqTSBIytTI2JxEW",
-	"AaNV2/NzFLrw2rcPdQCKn80OG4sI+YJcBfRqjquIvfodzWIuEKEeCijcNz8WcUQqN1ccsPSCtw53+6Mr",
-	"LSC3ScHYVcjoZO0uFywOPRRiLpBsRyRqxWqFwIzhMGQLvmHX6QzV264//sHAkK5IwYF9QehWwsZCD2HJ",
-	"mdElUl1SfgVzycbIi1oNhYrxyxSt9uiHgEHFeiQgAspj3w/cgFBxxV02XyFkAU+58xC711xhWdkS/kof",
-	"JaKEeBwdcaJ/5sdVkKmYsHBFbjndAdBCxQoVpASJKA5LmJ2imJKXc+IK4iESRSxCzHXjKCLeqeTRpGQ3",
-	"JoSikE0m1eJBOnIew+8xbkbsczLDYz04klSfROihHKomHPSy1O5vcBh4V25EPEJFgENeBMRDoEAsQnPM",
-	"+UKS5ICjRcTopHrLq8Pldr95sOyM29k+X1AciymLgi/gpdXZ3uoSCjuNI86iVQypvpcLkgRKchhAnLgC",
-	"b8B5vO6UC+OW8GLdUQ8iF5aWkt91RPyI8OmVYCtMjBJX4WcEP8vV6n7AZb2cB9HmvRdHXxGFa4192NMv",
-	"rkhCQhKlK+zNAlqBCTXdIlIYoQxhVwQ3BEHrqn3nxiojuS0j3R7l5+aGbbFJQK/ENGJChCvaLcY0GcJB",
-	"SDwEjREWgszmgm+VWMpj5/e628jptju5bcsxPpRj6DvO6+2/tCgJhBmJJuTKZfSGRKIMhDOU/iDPxUMu",
-	"pvIxjgmCfpU3uzxigUlfHU8ORkkgpiTSgyLKIsTj6AaOX315qv4BgufGXLAZieRz4ILgAylHyutOoeNd",
-	"BVSwtcrPhWRY1MJlO4Qpk5s5RUCHYRsserweVHr48mvYNnrMFTSSGUDC89B4WZqzAJjsp8ZJw2wPTdx1",
-	"O4aNrbZhuxYxhrjXM7q+Oe67ba9DLL9xG2DqnUlAUiausOuSuVjVDHwEMqkPu1FtiIdmxAswkhNxifhS",
-	"6boKjKXBc5DMD10YkaIz6FAYG01JRE4Q5tegOsFzJckGjN7/GWe0iQR5Ke67/AaVfr2hXovNCX05A30l",
-	"Ftxgkl8iHnPjGaGixedSDuVTQsQsbMG/xcPpZ4D+iAm9utp6iBIEEoj7qzptdXE5iyOXII8RRV1BPJa7",
-	"WuYkTXl/qxXY2dgrBGvHkTMAWEUAPNLD19u7n2qn4ROw9msfrOYoVKu121NjVNsoVka4PfbJzZlsQxPk",
-	"bfvQzdZtJBll405yYxxmK8msyV42248k507ZertRNkL1Lsr9D7OHzE4kP6mp4MuowkwEkpj8rYmAS43n",
-	"JLoJJAMrcQVVbAw8AHeK6YTkddrrtlyYsmwiuu2EBxALV9YoYTXHy5BhTykXcDQh641EY+Yt5Q0UjCFo",
-	"WgWI1fHW2IsqR0t32c7t8pkaEkku6okecvtuVxcC22UsBAMZ6GeqVCapjSIiWJBUnwHarQ0GgJWB1+gD",
-	"twx7gGNeWUlh3zNM8aRq3x6D9anfa+41Gay01w1DHXJ/yeywPwlQ6gWSvl8pTn0j+lKPzEM8oC4BYicJ",
-	"PgrEKfKJcKepcapy/xWTrcd0O02VPYBO7gHk5kOPkvlqQKpinSvAku9RSqYVsmI899RdhRZg33/sGx9i",
-	"uegpwV6mwM+Zuh8+x5OtQEsnLbPRt5oyk70Ga4B3kc27I/jSFUsARlgQpYpcK4dqNLdd9CyMVSV3rh3p",
-	"gKJmYRGwQ0UntrNm69my4hBr+ZlDcmXFKXP7qMGb5XQ1qVC5YVtb+bR14x1sl3meraAEuopIzKvxX14/",
-	"JUXVxN4m258q+ZRwLl9Kqp2NyA27XgeKilk36sR2n/MwyrLKlSrAwSsBejIn1AuqTErKSJ8wLvk9eMQN",
-	"vHXAWR25rDKtM+4h7svqSmDvLBbkao3g+RFDPHaniFBvzgJaKVeWByhI8qvdDyA8lmeU21Aa5qtxzJdr",
-	"cHGqg3enxL3mCEdEMl7ziE0iwlPEyqcsEmGlNSw/RxWO3n2Gg/o15JcnQSLw5EqZ0MsKQoEnOaM7xTNS",
-	"w4afG66gHaw12O3vb256tbloQqTIqjTOq89VNVAOBlpgVk2r91YcrfREN451iK0VZ8/tj8XiivnVFs2V",
-	"dbFY8MAjyi8NumzYa2HkzfutHvcATHzVUuTm4zxmL+z6w4DzgE4kPU1Ia87wVbXduEgl0n1uH+kwRKcw",
-	"v9ocj+dzJjmBK1BvFnf4IvtZsgyCUAH6z+q9lYfKbXDTQJmA0ctvLevwIehdny/npOYmywuBnXISXbEF",
-	"5VrhwFdvMFwxLoIwRLIhGBg4cEuJveAETTH1JIcwQ+yGROhIfpZ/Hct2HoFHI8UFQEI+i9xqWK0spnTp",
-	"X99Sbo8hVhcv4Qu3Fm8RdhVbkap2ZyBESX7r7NljuBcRdivp+uroa3Q4NcY+iLl3dUESCAuCr68SyrsK",
-	"gLzlXTCmiG9T6ZsYnai/XDabMdoEh+zE9w4rlw3wG6sCT3HeEmgONutBAFdcKgAtYnRyNWcs3K6oRlj5",
-	"MilbAMXVGr/ciFuU1tXjHYCa5JbwSm5SaQoA6Zxjd0qMc3kj1ZY9wt0omMvL1DhpOJQZXLCIOIhRRG5I",
-	"tESY8oXy5xLIxVEUEI6wEmBgve6UzAB1z/DLJ4ROxLRx0oZTUgvlIkpY7HOFfd8P+JzxQM1ZXsJTijBF",
-	"5KVEoujo/PIn8lr89MnlT4+byMFCYHc6I1ScIj8IiWSyvj9qAIYyOman3+6Y9vN2v2N/0nL5zajhrF1i",
-	"p3qJD5/jyeqi1PHNI8IJFfDy7nF0QyIppzXB3JaoZXYFyROmrHDVc764eJIYAFPjlFKZgjCUKatEFJPd",
-	"Nvoh2DjXT/+UIidnB3WasIrcglLTLVg+PU9y9sRbY/ldC5YeaPZWVneBBXkSzAJRDRcXhyGJ7vFMfR57",
-	"klGjbNGUqCOgyIuwL4yACN+QTwXPAyPCgoBWx9AvwmibJyPqjIAmjhqn0fd79qn4fttBRyxCzqiB58GP",
-	"yHLUOP1vv/cfneMT5EROqoBCIfFFEznCQRw0YxzFVAShhMeI6gUFHC2mLCRapYkuJfOx8rQYmDxiMZVM",
-	"lytPN5llRI8wEOR7XOsMlH1Eu9QdN5UrmdyxG8Ye8U61vxGax+MwcDP/Ot4a0R3fQnoIxjMWBu6y+iz0",
-	"TgE/gFmZ8Nucweff75jm6eL7lnOCMBrH7jUR8so5n+dAD5NFxA/CkEvyMQ+JIOESBXREnUV2IEdzEil+",
-	"BqIJJAB5E8kvr8kSvtOA5Mf6bIBhcdKdO3tATcq2xpkvlKWtCLBLvTDB0AIHAo2JzyKi5OFAe8Olcylr",
-	"vHIo7HYaTTl5MItnjZNBH+jgLKDqc7aQgAoy0casjz/+2DjL3arKR26ZbeWXMpVvik7Iqbw9ltlFzqrj",
-	"pIOOLh6do77dM49zjpy5gC/w8TxBzgOCIxKp2/n9UYWX6KjRVL0T/H2yiAJBNqHsbhXAwWgX4RkRCYkL",
-	"cTDTXMElENNHQVh5GGCJTO9UYnuSBBgocSDbfB6TaNloNiSlgWmBOucX6BEfx6E8pkyvRag8lU9z3+D5",
-	"PGI3wDtG5GfgBdr4rJJGKvT+KGKz1RXrHxEGpwTsa9V31Urd3DiVl8rDghgimBF1sRIgW+aGVT1n69ek",
-	"rvKW5Txnh1hM6slZOs85/jxOXS/9iM0kixWRm4DFHM3xhNzjyKHkpVAjOGsXm7h07kKyHgLL8qDy2C5/",
-	"knA0TN65o2BCWUQ8BN5Qi4CT4xN57yKhYgaCUEtOGL14/sgYoPFSEMQij0RohqPrJuJsRAEJPnzpkhBM",
-	"aBydTwNKOAFHHxQFk6lo6jiza6IpjkvCUKNqlPPqUd6LIypkS/Aekv+dxSFGR4wStbaAav2W832niZzv",
-	"yf8Y8j//WDIHeAwiomQQ8YToKLjjEZWLaaLxUh6EH7yUg0hiN2dcRGw+JS30cSCmLBYoULuXwJqy0FMC",
-	"ALDXHJGX2IWwOa7I6weXTz9CYcCFlCgW8OVMoeqq8xyX3kD6ZH0ccpIe5pixkGBlKXnsPcPysKs5Qc2K",
-	"KZ8TmHEuW6cTBt5G7uwfRsRvnDR+534Wunxf/crvP1aCyWMf2MnqBUgmVd1vCSKIugAj6pHznqOET7AV",
-	"LhMW9fg0MSF66MjqDOAYFcibyGp30GJKaInLzJtpj9NtKqKdbTRhe3fkevXunsKmcHiwXTI9YBONY6F2",
-	"NQluiBS1qnemWTAOUJBvhTIxlXdUteIH37hi054zUbXrs5BLaTimAuEwVHuUi0ncI45cJikVRudPX3z0",
-	"/Hgd+gryk+TXV3XPqRdzES3X0ciH8uGhQLdaP6P6fUdW6UcB9TYSZynDroYSV61A/tao+8Yu47EkwaDV",
-	"AyGsWtJ4JhEZD75YS9SAka3GLD2zuYF/6xS4t3Yl9/Z0QUm0DjrOjDhNhLVm2gPdiUMZlRyaBFoqiPG1",
-	"twScnh57a5mtvmSshCCR7PtPjmbkn8rx/+mnpjHEhn9mPDI++7Lbf3X8DxtVR/uMsXAL36Xu9GLKOEFT",
-	"NtORYgHXwYF0Ldhlu8f1T1tj1B/DIKsceTxWy0ac4MidNpGLOTEAGSwCT0yNgHJCeQBmDvQEKK1S8DHA",
-	"mUGkw1Pl1Jgumzp4k0UqYPU05/Jd6AEsHGgHsSvucT1KsXMLfYRngOY8PT6oXyKiPkXK33yGw0DK3kfz",
-	"mLoiVvFUsgufY5dw5EVsPieevDAiwkEodxuSCQ6ByivTJObo6z/9F7/9k1989ft/9tUf/RXSLMqx5DWQ",
-	"8/U/+7e/+a//1UF+IKWX3/zhH331l/+b+u7rP/3rr3/5f+W7ttAZghOTD9cLJoFQ6+dEMuqCARwkF4QF",
-	"ColE65ZudqzPgHC1ew6MA3h9xFSOZknAzKTEpJQQQZRMcOR8b9B3YB7HNOHPiCQbPz5Vikeim8vhOKKS",
-	"JdJHqaaTK2eUGO4UR9iVzdU+EmKjbHrpUSQ8DVEbkr39gISekqdARYE4IfK68GuiNH/ZnMTLAAVsVUJ6",
-	"BNNgAE7sCGCVO9hjOY5lmshZ0QOvZWg/34iYZwFNyVa1RDsJGN1MISJos25+9euO1OGSRRVIWX4rJc1T",
-	"hMEyISHmGA7iLBIcybZK5mqh9xUuRo6hhY8zsRZAsndheYkEl3ZtNBtG/oNyzdI/5D+A4636OvtTci+P",
-	"WBiyxYu5+q30zWfVEJAcy2bAK65m/b7krzsC/jmerJvzQmNtyecv4bJKXC2Uw1nVAgSerJWjKid/oUBZ",
-	"Lf/qH+vIv3FunNuLnHriKvk3WdNm+TdOB7jtYsBNh88Z5SrJ0QPsXWQJbbSBE7If5WI8tG3gez/jSteb",
-	"z5JUSolTRUqT5sUMNGsMbxsHqLZd1SPkz9QmFAyqxLK1Zri8CS5nDSlomatm1m3vZw3XqEVrdU7av9K2",
-	"EGX2rH9oB4FSFnDt6hXwzIcU4pGpyHRg7wiw3s8nJNnjihcSmmy8n8UEIPUgnq5uA+jPUDqy9gaS0pxH",
-	"kJN+7xyfIkezGg7wGpI7xiJlF97B83gaKTvSYx1j+KbOZiW4cWPHcjxfvWOFnd3ySJsbT/Q4tXlvjpdM",
-	"xi3a45wsHlIzvok1T81VsNIdn6b85SLzwi9dqbw1cNOlKNkOy/a6N3wZVQaE/S5fPgnExitUSJ5wa0R8",
-	"RpVlBAxlF4/O0dDq2UgvFCmvAf4OvfdH+SRBe4C5kGRoI5xzOXzWJTPZck6VyT4OQjq1SLc5l9EJctI9",
-	"OKdInrGf2mxH9Joslf5dJUPB2oLGlf5DQhxNIkwFL2ZHaY5olTmuqdUnjsqY4qAZmY0lvtDuWSPqlI2A",
-	"TmbpO9YoKTXkacOqSmUA8VIoEEqt/g5cxGqD5qYxVtq/yjwfbkGx3hDpgSVu5Xl3pRuSydiFcLSQZQ5R",
-	"hGE8SOrUNdugFFIeQaG8jvri+CDPooh4QUQkY6lD33gQqqyHIo4owggsvXqlSqdf8in5VtClj5g4KyQN",
-	"2OOqrWYe2HjbKiLpD4L5HLURJwk6U3iDslxaglI2p8Suom9gcWHO8TtE2z5i4lES8LHnCaUBI1sPJxen",
-	"cdtzSWJKEsNWykuWyFSWruAdAXg+BPFRqjXYA/Rrolw3HsK6INADaSAqbYyBimZSxkv1HiqW4dRi0d+V",
-	"g7vIxcne9ujyMbf1D68Qgnrr40vDagOes5VXHFby4zuFw3Sk1Iti+tp9hPE1mXA3y+Xr8sge5FHplGk6",
-	"eRN4qIicto+yxQl4kVdGngV0RP0wmExFcpi54DDnOEGZxfS7kE8RUuqwCPlxGI5oIthX7NQ5biHw+VP6",
-	"aBhPOR3QGJhx5if+iO8QK13yUtzYPdf0lbYPPEzD6fa4ZMV4vI1XqxTsdgDBWzHGAk8gvjYL1dMnnE34",
-	"7uPj54x9iOkyDW3f7zTK0fsbz2MlMv72T3xdYP/21/RteEsvShF+exxgOUhw4wGuROHd+gC3xw++I88l",
-	"F9YHUX3g/rMvyCtCF7fAvSow8KB2rySFEAQA+JB7cI1wJoloKpqtrOwd4mxSEME6zrwbTF1yHjL3Omfy",
-	"xJ5izXD4LJJ7FIE8JO3aOc999WVDY46yc33fyjtnddu9bt80a7hoZYzrp+nQmSGfgZOZBMUZhJEovje/",
-	"nMyfYD9bcDMZ4cGyjhNUs6HSrvL6E9I41Dyg8mFdWUDg1Zs5xFy84LvsdevUyrK+efKPZBud8Omxp2oC",
-	"hU/9xsmn2xf9WXkNKleQH7ys9lf1g4gLlPoO8VSpRdyIQNAjqOsmNNDJL6FADvhU5v3uOgW/Owjvu/r0",
-	"zPgEG1+YxvDK+Ox7FR538i5CkpADwlephMFKIsiMb3WqVMp2mOex6tDup8PiKMLLlUcDftJwjilo03mb",
-	"ueex/lGp6IMd0cDOz+BAd2/7MzkMzGcBTT6VDqDZiGnweUz0z3CrS2eij0OvZBvkd3hTGgu+an65ipUj",
-	"sibST76RQHAS+i10OWULihh1ySniUGNBIMyRc6Y5GkXcVOSRAx6xPzXOnj02fkSWTumVtTuDfZ7ZKs6X",
-	"C1+F0WcplJ4EikgVd5webq1TTgGXO+a865Z+W81GFtqy9W5mLVfeJExQee5QrWs/ypt4G9d6BRHBfL22",
-	"P2l7oVqV15/MVLmD2AvEwxvN7RVXiF3BokPQCBgoYS4TP8KYQ/SACiiVz2vJBZnJbyijyxmLeYULYLOB",
-	"b8EagGXmTAXmllzv+lbh9n9qGsMz4xE2/NbJZ+9Vkpckkr3kwWcWx/kno1EsOac1g9RlFlJOdcuysfHF",
-	"mfHJGoLIYuGyWeEQeOy6EhjNho+DMI5UvhcaVMbipdmw1J3YgDw+/QfGf7dmx0k0/6Zgzt5wmOc0zYpg",
-	"ziQNzspSyhBJEZixZkFqnOR2ruc7Eti+tx0LAhHHopG/+fkzzI5i85M8CKrMHvjbR5exYAplfgipIcrk",
-	"7YdgKlX+tIQKEil/2qRiTpQoPgSTFFCb9vkpcpjvO+gII0oWIyob3+NIB54cqwoEKiAOqUiQFoIKY9ob",
-	"OknbhNTeRtTRvzgnOv4VvofU4iFnCKNnZ8/Pf6g825toMSURQXjMCRVoRjDlIxrTRDcG+s3ktTHfb0Ba",
-	"NepdsDGUTAB3/ycMe2te3AMs3Gk+gHdHKhN49a+KQjU5xkkLfPtzTsEa8S+/Kw7RQeVLHsH3xbWXREV9",
-	"hTZjw6s1uLA24r1eEya28t7ZdeVWS+DcyPwnm64a5xzPK8LjkIvnp0gSXHX1tH1TQOp7dOTjMERj7F5D",
-	"wVGCZ5CzgqJJyMY4TJ+IZAXXY+O2aZZk//WyUg4/n08xpSQshA7gMGw0GzcBhyAxCOxpNBsL4k4BW84I",
-	"ESo4HHTSlQ+i/BY26A82ne7zYEa4wLO5IuWQTXF7r4/0rit612Dlkt7qZmmCe16JCT+eLlVQ8DxiNzhE",
-	"LjggycOVGDDvIJlWkgWIKO//0pM4mMoCQgp3iSTcTdTLmNwyR7V1BwoY9SfSwKothKZMyy3yGKxgDB2h",
-	"ma69mcXx5VfYzHIsbJb/80/jEKxD4am9deYBlJzy4a1ui7LFDu+9LN2zRfV8KgzxUDgmCXmse+UUctz2",
-	"2KYsEs/JS7HLKw74syhQWb1WKVs9RU5hXsoE2XqXnjA6STpAaOFOU+isXzv0yOLPdjkkTYnqT1T1rHMn",
-	"naryMpg3G9Uxcxuu4H4avTr3B6rQHehOJMq913MdnkGjva7CbQ8VNr/heA6CajWyeftYVi1EhfBtvXKz",
-	"gOa/ba+9hKvO/qqcr9LFNFUJ47lYSnbGDQlOqt7nQzN7tViZ13CR6ym/sitdaSZJLnm9wfR1rxopfQD1",
-	"Rsrd66rRssdxgOFeVV+oGxKJ/aTXBJV+VPvYKpegR6nQcGa6wNroZE/yHxEvEE/IDQl3nU32S2zN9Q7p",
-	"Q0bJEg6o7CArECUTLIIboqVGyAijhUb54FYuiEdwuLdghMPLlHNefYyqDMMLKrYTqsrxJxH2dngJP4Dm",
-	"la+gNuuUZHXZ5QhLce377FSlS6iwB0UxUUcI4TKgkVLJMHSChfEy1Z/d48iRkvc4JI+gHViADsD/JTH9",
-	"+2ysphGkKDlDpwQllIP3t1KI3SRSKMGw5+Z074uatpt8Y+g9CbZ3K5xEREKC+d6HoVMj7DJjJhhv5G40",
-	"AtbIQBUg2NrruWxzC1Z+zANBbsnLJ6bfRABPBXTYQAHF7cTYa4DsxdnvSbQOQX5qEJ0cWq6BjPdEqa/L",
-	"2WCPN7fHo9nl8t/6Gq+XXgp3cAcrb8pOrfotzEPskpk2Jm/kb9OG5fVmQ1Q7ESSzH0TqynbyesSuZkNU",
-	"57V7phJnq7RPKoVkPkfd9yXtcspq+aJTnlbLmzXS3tYU/TQ0IGZwK04qZV/LB1AGvFDXWUVCcoGXHB0F",
-	"Al0TMudgwAs8SPCgQjs97pTKQefjN5U4WDxsxe7suNJHUtTE7lQnpoIqyyqTd+BlmcVBtX5USOot/6+q",
-	"D6cLPtbBxpCSs5QCHF8TfopwMo3kvKGgs9p9vu09rgZY3WBNTK9w1w4ovtChDm5XHWoh9t0YZdW6Djrf",
-	"BUFrpX0tzKza1kHJqmVNhKxT7K2aA5O7syaNe+XlL9ysIy/gIqCuaMKtKqS0gFxL+5h6eztbeovFx2sB",
-	"o+AolnXOA2UTXrpcMcKkJZmSUneVBkPd/UAqrdybPIgCpvRsDznm21MaHFAyzyGSg8BmF9YxwzYHmTpD",
-	"SAcZLsFZ9QZTDGW1CjDFaK9JB/g+XvIq54UsgMnDS64vF18EKrckUOI4lCTX3+yh0O33SqEJ290T3k8l",
-	"t5qIoYgGNuu2Ssgu17gKwaW5o9IE19Va0D1cMVd5nzS/ahNYsJRJO5oXWFL5wrW26LiVWRdvMfmzlfFL",
-	"ofmc5B0bWnmHgwThhwTnLWzyT204qcL8OqfUU5ofIvGtBwV7Ymat6n17LdOenUuXR3sJZJvZfoVIhbvU",
-	"LPuhFodQupQ7ejIls21caxLFVd8qkoR9Nd/87ipE0YeJdSvFTIlHU9lstXI9NnlcbzXayr5n0PJVE+LT",
-	"q3lJOek9jnSde3TkMZffJ7Izb82k5BV4Kg1xJgnxps7Hq75SpQZyauLsELdrzGGZWmHrQhrF24R1ceVW",
-	"VGtS7YLUSE9tJVf4KDbNrkuoCMQS/iYt9dUcc2EIQqVQR6Kx+s1pItKatJAj0U8L1LTEc1YAWuF5teqM",
-	"OBq11rslVmkghXYezkCYAUP7Fzf0Lah6bLnLsqosqakVqwbix1OGZtgjSa0cKJTjBEr+1+6wPouQoxz7",
-	"HS1OLwiZNxGOBTMwuALPCFUeiFsCA7b6VMGva2Hw2Ku2Q8vf7nEp/AeKIvmEeCeIQeUUVS0EyowQDx1h",
-	"VVtddYJoeTyiE9CfqZzzaQpyzJFaJT/WLsAq7LVx0jDz/8Ndt/DZ8jqrwW+5bNRln3SVev6zL7udV5Vu",
-	"rgdzI9/Pg7xcPYBzCE9S1WQcFf+HPcToKcLhAi+5dvA+Sg4CgEwZInTlfUHRmUpP/3qhSmrbhRWvvTyX",
-	"GfbZ7wkljEwJD0mE4jQlQBRDA38rjkb+qbKHxXP4WqKdJNOw/EJyGJDzkgghL5r8Wz4d+a8geCb/xfPg",
-	"6pos4Ss8kf8kZUmdzUGWtXGU5k6C6ugiVQHoURCS6senKwD5CEPpmhNdkydxbZ0S+PoeRz5k31bkSuTL",
-	"3alkgUD+R/RIVXojUNnoBDmQlkHBV104SO2WV7Q6SUI2PJ+Hy+NmggTUtCMKT78JY0ZsAXXS9OJUMgac",
-	"5P+K2KKZZQ3WhlhthNWVOz+4fPrRiJZK9CT+u2pDLfRDFfudFAhPChgBv6xzjhlPMJ3EeEKcEZ1HxJfN",
-	"dbsWAhsY9L54dI663e5QDvPi+bkuQCcX0UQzKeurqpLYFVBNfobDEVWH3ERStEQ/YwElntZOnyKnmWD1",
-	"pALRbC6WKpQiCbTnIiJ4RjxQfCr/5hHN0laoeGAo3USoLmfkMkqJC3GKSQ2epOLTPS6boSNModyl0iN7",
-	"jPARJL5hc0KbCEN5pKx8D1d1ccKAEqhgR5Ai03DVWjMdkZHyIOOAKq+8QqWa4bDXbvc7tm33K5AqmM/T",
-	"HKu1ohJWxoAbsvoooIoTFMQnoHFOC7np+hhKP818X7kfo4DO41VHqapFzwjneEJWi/KY2564WmpTbS0b",
-	"qOq9J24OFZwtRKTWtcO5WezARvuNbvaqmU9ZUdfvcD9HnroYX5KVfZ0iCuxy7ZVprrC2T3vOUX/H6kAr",
-	"TGp+rPxCmtm5Z4eaHVaJrd3s3Z7crb1s5re6UMVohG3lQeoe/Tf3yNef9pYj3nSsh2BSU/Tz1t1oH0WE",
-	"fEH2c3qM6zjEFeMZVub/QaKAT4Sqs0az8aDRbJxX6rqg+UUckp2jC0OSKHc3qltkG3CpfZ/gsH6Pqq39",
-	"UHOwFbQXc1dve9WtDYrIVWihn5EIyqhBAX/iQfX+pspJrxTQFHmBhzhDPo5WTbRuzrd0036SVZ/LZYBX",
-	"IMHejp2qoLEfESMJ81IRdYZU8k3YORdQLaoseZlmJUdDAz7deSl+xGYveP24mF0krvqYQ1Xx+ZEUZoq4",
-	"YxVzyAPxQxVxtC79tM7+nIvaYwmjr8LNVZm6MXFxzIGtmwYcuXiuFA4qpBi8FBaEitpW3eS+PE2WWNZr",
-	"mmYVLlwfd7cher/OOnL+fuzZDm5YgtW/EVXsSO5OJRehmWKHdL/5uDqFHHKHu40bKT7NVW07RASuLRaV",
-	"hrHnbgToPOS1SNMWSwl/S2xup23Z1qDbt+zNTkCbru1FemWLtzO7vZBidPWynmZXNA0ylgIYW1AdsU+h",
-	"xJsUecGVATnJKpzDbKtsddBxmOleN53c0xxAiodXJ8y1iDD2TKa1ij4AbPnyJxK2gqGjPFyVQW6XkNdq",
-	"pc1q4OkmeNVlZipKsoXLxHXKSZ621sUkeMGpoKwZNU9riCp7WSnbIrvRtaHhNqYGTUXCI0y5T6LECeSe",
-	"vLgwLpKXhaOjJAuEHPq42iM+JSUVyZig+iPzM7zPgJEANiIbHIdhfd+cDbRoVxed3dIGvUE0rRe26b6t",
-	"uvt8HpNYxVnHlKrga09ZcXXa8irW9ocEh6ps9S5ZEVfmLmR3yEbXhZa3a3zKItR6b4AfBlywaPmQaq+X",
-	"tTmZ6gdM7JJ/aX3OpZ1Yuqf7BHbslQ2pWJdSEu4QBzNAbyKOJJlXdib5tDU2ABZBCmjwbNI/tReZGiUi",
-	"8hjUX8mIroplU2oNncmm0WwkOvU1KZP2T2oQh+Qn2QXbMUNHRcYktsepVKY6yWUyymc4wmLTjT6EhF94",
-	"HG9dyl9jU1S2w3JR/PT44jjwSsaXKoXtYy8B2F4enZXweDyb6xKyZa11IhxvnAJ6n6u2e8ueXrS8iGm1",
-	"kE6oyyCtRoWz2PnlTzKrgGrWVHZWKDbKIuQRAek3CsZk4RuDRrMxGbcHZtesfKJ1pOEA9r6jQBySKheg",
-	"Xu+A0rO+VDk0yG8azcbLkL+s3OuuBst1nlef3TKyTueSTsWnEtcIZsCk+huUiGkiwMdw0JSJWimLtqNE",
-	"PQXflL+23TRNM1kMBxOhPFrlFlDf4xouUObBVBLMV9/qPGIu4bwy7HMK5kiOJPuTU00dACD1BHy1mbx4",
-	"Xxnl8jwz5HlYYFjzgda5T1Dghhw8qSZAY6fc602Xm2wzfzQ51UF6lUqXe5e4wAKGrbKhaaaj6lI89ZGY",
-	"Mk4KzjVpCHAQgeh4IOi7WcxYSZcgb6X+FR1h5EVQqb6prmuult6YHB9oLWlpUb5mOZQJqK8mCE2VGGJK",
-	"lrlipTiRt1VdQoKjMFBG/cTkKq/DgRacBCvUX20SRTSO2DUsNj7YYkCHVZVa7qmf6qBUgBTjyac8FDVh",
-	"lPI25giLRDeEjsDRB27CE4I9RyuLVAZFrQm6cvHcSTDroe4DhKNveh7QIImMT5Z/KHoCANo0e0h8IUkI",
-	"Ptx7LOG15HEmoEhX1SxikOzwsztZeE7rMdQhWHnNi759Jr5AmNc6dJQ8t2J6TdmCXrksjGfUQUcSV7RP",
-	"Mocgoaoaz0ElRJl6wafa5UX2QQFHwYRKnua4iZy0ilZzRB3B2FXIKHhs6aO5Ao/1/BfgbJz/AvxyHJR6",
-	"QaWoi4ReEmTIj+X4UP2dhVdpan4oy6zKloDDGPg6EuyljjXg2UiXTQTLAOUdzC+Xnl6Zq4BeSUTpjKhy",
-	"9sQzkvS8T/GMJN0h3Q8kAOIlfFsYzwEskiLngKLLKcMhbCHDH0cJvRnHQmOokyJqCvKYSQHbjzn48CZ1",
-	"QSVKVaej/VtGlOMlR4tp4E6PW+gpDZd5pAX0DEckwdXFRK/F29HIXUXJRKizzV7dVRKMUDjZ3Gc4OW1U",
-	"LxybRBbZqeVfb3IU+e/0i5cbgCUBDCo5eb3u6hBF+O0e1xe9qR3L8kSyHPBQ1/vpeXJb889Ev6EVkau2",
-	"j1O1dBatteCxRX4/yi6jH3XA4ef28evA25EyO233slIYa20O1EzATvXmlar58ylxrxOPS7aANx0ROXQz",
-	"ffbydgd0gjBdQt2vagX5erEd4hDIS5GK7MrZM5HlT1OZXXk4agfDoxfPHxmDLEgIziEADBZ4CH5sIhJy",
-	"gn7wAMT642qR/3qL4O9XOqbKNcsFski5HapbILE54wJ1TPThg+L5V/kQdsyh3e51qm5etS/wx6nHgcYs",
-	"+S3Vkb5neD5fozoBr0J1fyT89cNKCBXLBYCo0ty6AFHicAk86QzPNc804yS8geB2qpO2Zf01ReO5B9xC",
-	"EHKv/N/Rl6PGV//5l1///C9HjRM0gmisUaOJRo3nJFRfATIcNV6V61OYZuU7rq90WHFrBOwIp7H+ldWy",
-	"QkAWfeLBtxtMER8sriuEunCSH/2h9/7lWTVOjm6KDTu9XntY2fQ6qJ0Vf231nGuxzE/39EfPKqeKebGe",
-	"QDCpbPbyluspGzCFSqQJqq6G2nATQKlWVHWeHyyuK2Tqa7Ksz7LKA9wxEA7Gr1rOE+3/U+Y2gVnaLUeP",
-	"skoQ77x2itmi2WVPH6KdE9TeNt/bXZa2N5ml95uW1m3npMJ3ieDeeCI4ifTeXBK4fRK61dfVyr3s54u+",
-	"B47fMZvz686p9ppzPH+TU7bVTb+WXZ8d/MaAaXgradfkzIfQ+ukd3KVbA4geKtUaqOp2S7Mmu9ylWKuL",
-	"jHeoyfB6E6DVwrzaxF4H574badX2yJS2en+/21nScqzVpgxpOXGxUlCXwxwoU1ruaR0k39VbKCbwNpOP",
-	"vaPlB74LOdGq0NETNgn2rPS6G/M+x5wvWOQVXD7TL1cjvTcFozYbiygQ5CkNl9UF+hJLUzp+JWpJrlZV",
-	"LOzKowGeZufUTitJoSSXuzFdocKGVLC0x2fJ7IWvD5BdamccXsFAq/SK1VkwsCsQnrGYgnpeJWcIKFrG",
-	"mKKj849+9xjspEmaBpRkaUhMEu0e0uwn8oKJ5Pgw9VAnac9b6ILwOaOc8CTNioujaInEgqWN0NGo0e50",
-	"rVbPHDWOW+hDFpHsRxxJlg0MhujIMk2kPaUDRq+Uxvs4SR0F5S1VCgiwO+gkfwFPBxCMNXO+Lcp8gvyQ",
-	"YYFcDLkd1PoUTDgKg2uCzFbbVLAKoUJ8llFHL7tkLxgWNMzGP/rUNIaffdlutnuvjkajVvKx8+r4H1Uq",
-	"wNdpoorvLZtiNLqsHGaXhDi+jvyS4g8kMTlNTGJM5yXBXP1w22Q4zUZO+ZbHNNXeyVtJ5aoe6VBF95/t",
-	"jw8H2/FhNv45pLDauUBNFBEqdlhj2+xYuyJtKQ8v8nNsRGNJuxW/oNJai6NWIf4iaLyqaBSXcP6cXRNa",
-	"ZXf0I8KnSDVCQrZKb7heDOKE84DRVvliDPvr7nNr3YUmL+dBRPjjiqVcEpdRjyMIrYf5C4vSPTcb9Qd9",
-	"yyxlGV31/4rIDbsm3qXaFa8ucTzDdImU24nePkcLiPiViHOPYqxVoR7XhJYjfh4QHFUaj1eCs4qbaBbO",
-	"OT94HuiVF4hEXL6j97HAqav3IaJZCwOvLe/k5gpYHqLsZXtNAHXdJAD5egO+tjXdNrvFujVNVaTMASJr",
-	"qmdYQS5pStZsZ9kqmqWz2HZZHkaYk/0iTiGMFoZqovEy4RgSxRIIQs1EYqRKO3WKHOU042gHGJ75vUnU",
-	"V/aAqetvU+Epk4gCZVl0W0qZWszIeqNYiehu7Paqztl4Kkp19c0R+HUV8UlClmJ/dT73VEhzogrElNHl",
-	"LODASwIEob08OKUDBEciUOHOCJXDEg9Ngxk6ioiHXUG8NfG7mRJz9aZA1tOCpyTXySy9U83QZllQ04e0",
-	"LbtXUWVUfpqHisHZlP14bZq+ZnJCKVzqvMU4IpsczVZhXsi9vJFdyc30YdopjW+vjx7XXtFa6DK5QrvM",
-	"cpH0Wcn3nQSRZFDI9pObayvkX64L14Njv2V50W3UbD/QV9fUWTfXhFAS7eF8Atrfvda3aoBat7bbX2GN",
-	"pipQj6LlRjwH3KNdkHUKAYXsdAItNGWhzs2RWjAOzi2Urm/+UIp3WIE9f0Wa2WXM7XfbxV7j/PSG2LVv",
-	"OutVL3mUuuilo9Uk5BAs2odV2fWLafWbZfN3TqrPjfTjmGgd+2vl8lY5t28DN3aRI1xrRE3wKGa+ssnq",
-	"XGee4qYSUqTyTk2THllk3DVZauE08SmqsKGW321tWpEkQ/OIF8/Jj8hyv+4qB/teXQu4YOfeuZe+c1/t",
-	"FPYxjmhAJ/vMX3ZorvGoV6dNoVc4hcrHv+b6lvKR//3f/ML4+7/5k+8dHf/93/z87//mX4xGxmjEW7/z",
-	"3suf/uZv/4y8FF/9/A++/tO//uy9SiXOs7wrS9lDXl5DjChZJDJDCDn7TpADzoqOxARQ1CQiWLBIJ8mG",
-	"OJ9A8BHV3xfjgcBeGAiIX0wiicCerCL0juXvI+rkQ+eckscmVKmRPZJgIjIvxgNtDsSrxI+M7VAPSra+",
-	"iEPCK4wXrzfNbcDfT4TeL9ekTtop1aikfhRPSKQN/5tXAB5JwGjNxiR6TvBsp2471YLaPxlL+w0EsGu/",
-	"xuw4ykApALa4nfpej5/pm7lf3dosZ86WLZ+lLT9kqkrseJlmNK2esUaBMchvqtirfM9uVVZNiSLPGQs9",
-	"tqC7JDhNsW0QEX42n0fsJvFH26Ya8nAQLoGZTQu3bbtku9a8UpmOPsQvd9nSrjleCxhh+7a/PRhi1+S2",
-	"4OIR+Ev56QHxWUTq9tM0XE5XE8qFkII1wWeQe1DBCYRQMPpSppLqa5hzqNIlOWyVCUDLrKcjTflWYxuO",
-	"nHZ38N577703ME3TaSLnq3/17957zzlWbDko2LSEOaLjJXI+T4pVJFkwk4FVAQitQZy1kuoYL+bcQTN8",
-	"rWLORtRPJOtUgl5ZbVLYDB1NA88jVFJzDcLj1og68iE5ukYDhEcqxS9Q9FoC3U9y0C47u659p2vih3Lo",
-	"vZIpYyw8hF8u8BtvPRY/42M2JD/5DlKPby+1eHtI8w5JfqORZCXuOFSN33cW16wByx3uuTWnWmXCumMz",
-	"7zDmtxljZh6ypURkj87R0OrZaQZGjwgchMorAmHEhZwIzbA7DShBLvMqI2uqEiddrnZN7OzK7K4nCXWN",
-	"s6Knp4vnV+RlmmthmxleLbtCMx7PoPbZPMQUfFiThC9pWbn89EUtv7kugegO1qSsfti2bALNRkC5wNRd",
-	"SWrT7lQmGwY97+Ny+od2Z7CxmMN69N0bDvO426z2NgtEWGkQWZmyupToGXpx8RhBKTtCXXDKCOhEaVj1",
-	"DZQdi3dhKsScn9y/z6cMhy2P3NxPMjDeX39NqsBWVUY02VOhRoRXLYJdrM3wvKOrsBro6VzxDDtq13ZL",
-	"9f5q7T72C3HYefaayeAvypHziUZd0nopF7Mrj2Ao4L3VkfiiYPmoMD+/VkX5HnqumlkUkhC+7SCqwBc1",
-	"0xqU0xnsW3kir7LOlZ9IdppfUa5Oy+ZSLMVzPYQypHRT3rpaJFcRYseUzBcEfLD3fdTQOXXvLnva7+Sf",
-	"vfLmc2NX7pmFBefliMwh09KcRDcBh6LXOPYCVf4ae7OAVgMgDsmziNwEZFHnVlR69++ZtyPtfZvUIe8K",
-	"epGAYeBTtxcssu77A2MtKqm6PlseLHcxpRudJlSW2IS1Z1k2XOUN8bPYm6z66h8wZUC2xqrtXbqs6NsP",
-	"nlknkUIJ6gNEkeSdtZKfsy+SJnJf/CStk6E8ApLmCzKeMnbNT5SwVvnMLnUR6qqifHOVz3qDGDnDLx9B",
-	"bqitvl44ccF6Ko/nPO+puEO/J4n34NY+ZS/34mYqT0ZD4lBB1N908K0CKI3grSMwXBZLlu5C+y4XhMwl",
-	"Erh92fbXh1XJTcBi/vSd5PR2QrgA7f34DMyf+gcqIVLtiL1hvVyr/8qcD0BLEYhaLGN22apqLlY6nCt3",
-	"utc3wwJH9PWNv8LPJRDLbS1dQ9UBPMdVMhgLt/PQz/HkHNrtX4MmT/NrJAuuXfS7hh73OZ4kqtwDJzWr",
-	"n7sshWCFKkYeQRxBWPLvXFz84AcPHjglLZhdYP1/51PTGJ4Zj7Dhf/Zl/1WlV5+cb79UaTteh10PdqcD",
-	"q5va6zk+iBQqH8hbFz2Tza8NnkpZZBWyrxSpQQTKdu6gIxEFs5kOzSrl797iLv0cTw6WiUZfo9ppQfSF",
-	"qkoxsuWKbVVD7Xrlqo6keIl2A+vm2LTnBM+2qMbqRPVXqOLBEJKwnM8OUTD1jCNHjytZUl1JVKWwTmUc",
-	"ee8qzrDU65YrUa7JUECX4Nk9jiIy5/d0jqpQl3SmqXtxElzqqESHzogegbgJrsjaqAQdoIqoi+fHubLQ",
-	"6nmpoZVYOqKTkI1xmFiblJg6YWoMVQYRwhnjMDwB0xsnAsFgR9CdEhwRLhCmLlQ9hF3ofHJEcKSCKUJd",
-	"8aU42YhC8jlVlxZsWSvQrks93105ZjcL7RxHhIo9LtUK5AoMwh7v7jDMAsGzvaj3a3nzWYFfuOWQjCat",
-	"xiK/Aguvs4gYncDnKymyOMreuwi4qjv12jHCGUqfxcHW+G18HzvaD9bzXATPDsJ0Sfr39rkugmcH4n3e",
-	"wCNUlEWl2uM6196bfGC15r8jLttz3O2cvGmVZ2fXhD7DQbQ1V9C3I9vPAQ1kt0zaU0zRU1jZLhl7nusS",
-	"2ftp8go1+8spgVOWvAm19xGbSw53PmeRiGkgh2iiz2MmiMpfF9OkJq6qtCqPj9Wq17+n3XwPz4VkpipI",
-	"vuCk8hVAQtZKPf7tpawd08R/x/jyrcm5oMhbQJGjGGJ5gg7ClC/SYkiQoSvL2nWkolGTTG9NhFHEQqJd",
-	"2ZrII3De4GN2jIwswLqY90svbI/MXxHBXpYorhJHaTv6xtvNlL+xAL/Vd1NsKWQU0NtqZvmN64sz8lT3",
-	"Emd2e1zfHn5j17SD+965HUWB6guxMZGtPPpDCAmA2t+6kCBXcaiAhw1Uabdr7zOdzrmkIIOaC2oaRyX3",
-	"ymFHgjCKOYnAPZyLIAwRW1CeZcTR+rIppp52DJ2BbuxUFXLmAi9LZX2pmguGbaGLXOraYyTYhID3t6oE",
-	"IUeVg62ptJT8XB8t/lD3SJPSrOoLq8AhJ1Iav8w7HDYDoAGAaDdlqKsqJKcmh2AUYZUhKE9u0BEnJNsc",
-	"0LLj00IS3+NMEVlYSusOf71pmlkljRXc/auyq0LZi9UwBFV5uCLgIpexohB3EVMVVJGvOJloCXUO/+Zq",
-	"Zh9IT99s6Kz7yk+IK3cinSM+l0A/TfSeFlpaEHcKRfWztCWVMg4nbhwFYnkp4aex1Tz4EVmexZJ7WAXL",
-	"HEeCkkilxI7UW7gmS+RHbJZUJD+DEeDBB7KXKniZEJOTxk+Ns2ePjR9BSd0Eq0MXiPACiSyZXn16lDA5",
-	"H3z8vNFczfFdzIELKwnZJKBQgRhB0UdD1+v/4OPnTRRwHhMP5KAbEgV+QDykACWRwsWj84Hd6UFqEoQp",
-	"Onv2GLYImaIhVbhalZqvBb5kEnoSsSlxMt3WVIh549UrCDTwWS65nPxTQwOKLqMZDqjAAVVZv+IozPng",
-	"TwIxjcctl82UO74b6T9WbLJ6sIDrStmhBMv5xYeIk0iiPp9F6EHnAeI4JBzsEPwEYcSnOCJancp8Zf0Y",
-	"UQmeVKpER7/+6//v13/+y6//7//QRF/9/p99/Rd/eazeQkTmHIF7gq5xK+KINlHmS8qRcn1TIwotAquc",
-	"SFEMC4HqrFhV31e5Z8bYvVYWFsrGzFuiBYuuQf00oiN6zuiNzoZ2MqIGuiDqAaBAxzGxOf48JjqXO0dH",
-	"L148fv/GPm7JxpA3PSueozq4eEbCc8zJKZJMtPry4tE56na7Q0kZXjw/h96Sw9FdgKUw5ngSUMkRnyAn",
-	"DGaBcNBR+7/93h9LpiW1GfVMZWTCVC9tRFGamPwUjZkX6DmdL4EnaaKMv3nlnCIn+wh1iQqJy+VgWe5y",
-	"ucqHUHcYImdkawfPVcqpgNEkkON7P+NMvpAkHOm4GH8kx0ziiByXeUQuQoX8OPqxcOScuS6ZC+OJDuhx",
-	"0NFlMJuH6kmdy84cRpIXz/li+p7TRA/pJAz4NK+Oz1bsPDt7fv5DtUN1UFCXBc2xcKdqrXZ32D9WJcjh",
-	"YgQcYJnfIfQxoE+yy8Lv6jvImY+9lObLYRZ4eQyldzV81TUJOIqpzlsKx6ijzbROFA5VcYeqgxzpSF5l",
-	"xWgqCx+P3alCH6oUsOIVeDIWAN8yTdjMSv5/J4naCUQeXLNYBXxFyf1PxGlMkfPwOZ44p1mOXRYhj4RE",
-	"qGHkPHqBHDmPfQMyzul16Ac5QUfy3N5zjk+Q1RkgZx6B8g9Y4au0pj4ATvM6gWgiq90pNU02AQ86EEkO",
-	"WMQD6uYvrOSaFU0J4ZkFFDkvjWQig7tsTnSFrRQrw3ewYngGRCAMP7g4DOVcR+BvTAnise8HLuHHp8j5",
-	"9DMHzQimHFGWDjXDyxY6k3/KkWR/Bap0c3KUCREcWWYXOQFVIwaEiitYhqO7S7oPajYYRwfeQWrdQPA0",
-	"rZVmKI7kOuV3+iSTNJWEojGLJcZkchjKKJErzzsTOxorwtDyiamdJ910jq0WuiRwuT3mSk5Jwqs185Q5",
-	"OQxcQlWVYU2PzubYnRKj0zJXCNFisWhh+LnFosl93Zfff/L4/OFHlw+hTxawpomRJD9nzx43mo2bJMFT",
-	"w2y1VVM2JxTPg8ZJo9syW10QMcUU+JD7rQUJQwPMevd/trjmrZ9pVeKEiGqPGV21Gc3jcRi4Krve0Qcf",
-	"/whxIpJSZ/NIyURTHN4QjiQYESz0Hi/wEVx5OkjCKS+NehLALSx1g1y1bskEpHdX8quNHxABJZElu6ar",
-	"g8g1d0wz4QJ0FrYyXgJdSBKGl1RQ/lRXstYFrHW56rRKta5J3fjd/gcXP/3xB+9fP33sPfvwEdRuFsvG",
-	"CdSX1tWkoYg0lIxu/PCDuH3++AeX03Fw05+K+ZgNfxw9jS8+/+nF1PUvP3kUPnv45IsXceRfq+RUisuu",
-	"UceZK6Zn9YT0YbRyTivrhkvhdl8Hc+bY1cbJp581GzyezXAk9/csd+D5gyocaMIdn3zawJK9/KzZWMEt",
-	"cmA50f0pwaGYfrH2up1pRNsxTbSYBiFJ4ilhQkkw5qcSdXiMcCUeMIn/QY7EAo8xJ5WX5ocw762vTRJ8",
-	"2mDXhYcndBrXeiepF7PmLHObxWFwQw59qE+CG0LlBJJhIbnT40suyGzz+UnKvqx7fIQWDkZzBu4UMDIw",
-	"rRCqjtVKEMR1NFHP7KIjJ+l0FVN8gwPA4s5xxt1UnvIFwZ7kjfg7f9BypVDqDSQIyb1LkgdH3TO724/5",
-	"UuHPFxlwDnxLUlDudU1u2vfxPDCSOvWVd+WSuBHRPL+KpZfMCfFOFd2FmxPweYiXaB4RP3i5euRSaFBS",
-	"MVRFxhGeEQFanDX6jKzJfZUFZF3BrlzDRMX52W3vlNbSflrwTGx0zE7faHcM037e7p90eiddu2W224N+",
-	"zzR7n2RGggfyVMw27vTava7R7RLLsMd9zxj3Bj0D90xChuNxf+x6mbVUji+5YGU0y3f2u4btWZ4xHFt9",
-	"w3fHXduyOp4/7jdUTfkXfMPq2nbXMoftTv+TTPfwTOsvxgPP6phePytSrVegjlDSSckUXF0/euEtHjZS",
-	"81a21PQm5aPDPpPntBVqHbNjDYeD1wc117C7pG0M+97QIEPX7PRw2x12SS2oDXudQbs9tCqgZmHTtYfD",
-	"rVD73Z8ZXfN5HaipGLnPdmAv1DtSuV1W8dUZyMCI+cAMyJeotE/wEi6wIGlSnao5dNv7WcNXzayX8YyF",
-	"gbus3TlpD8u0Nr7CvEyee42w6jH2rqLMYaBq6qT5/XzbV2ld0it3o50k7V1q/qrZWBFEt46x2uNV7aNN",
-	"awRWMxx6YxlPBTloVGoRRkWEXfFOHXh7O317QSUryqLgCwK6casOTX3EojHkwIEeneH2Hs8Z+xDTZZqo",
-	"ek8SnGPNuEjE5gJfrWncWpor8QZfI71xoLOS+QJDDDBhahFAaE+VmIa4YBEwY1PMp/KhK5e0IsE9zymi",
-	"G2nmlgfMW+5GCkv4r921ujncl+Bcy8BdDxv2wG0b2O/2ja7l+abf7btd023kkd5qcHApfnhXPKht7a+K",
-	"hs20mmyBDWjvtvcNZMw+abdblmV2rW6331lDxiRUBqZhd0jHGNu9oeHbY9+0rc543MfbyJhlYMszDbtn",
-	"ecZ40DON3pgQYvV7xO/2SmRM9T7MUZUI2c374ZNwtpmQbT9T4F4jyVsmXIX945edKw3rK8rEFb6KiPyB",
-	"LBt73QCvCmnqn06hZrvSc6o3RtmihCmfMHURtuG6tF0eT749croZdT3AXq50yZtCyO1enWl4DL55xPuQ",
-	"eAFO4pvfCjZX1yRn6toFo5ekqPtfBt4rhd9DIip8FR76PlHOA7ro6jVZ3uOqJqtG06vo/AJeXw6dF/Ca",
-	"VZFjLfP5erf4v3fxwioAbu7xEROPWEy9t3ZJ1YnueUl3lbkfe8+wmCqlJ9zu2AuEkRVCqdQTfEQWkjv1",
-	"g4iLFnoEuQ/ReImwC9UyBI4mRDRzNg7QLAUzgiJMJ2SN1kDO/DCpIfKaNQfNSpdNtW3l+xNw7S8TJceQ",
-	"Wvk/hzpDKR2GXUPSqXrETPmgbVoA01wh1NhhvgbouvnVr9orO1tCvvJyqagzNr44Mz5Zk16pzsLqLOiw",
-	"EPHVxLlrs272tMk6aPStA0EDC/Cb8OXtV2AJVHWoqmWBAbCwpL0cWjfeW8jKun0pEM9w66UcUPmWvKCU",
-	"d+0YHiY9wx63PWM8Jm3Dtsyh6Y4tf2wNlLsui1SEQ0O+UvlVpZan3WtZneGw27Y08x4GhIoz7Wt00mh3",
-	"7JbZMlvtRpbls9EoMugdw/Nxz7BJr2cMTL9tmJbV6bdJ3+1bJI/KGidaOHihlsRi4TKAuI+DMI5Io5BZ",
-	"s2EPzQ42vV631zXbdtv1bNt0u0O323Ftd0D8LGvkCQSRpO8Klph79hoI8nakoFS8ex5Qqi4qgySUG6DV",
-	"b1udTse6FbQ6ht2xsDFwBwPDGnrm2PU80+11StAC16UagOq3O5ZtjzuDLsZue+ja3bHZHWC/57ZNs295",
-	"OwNqB9kzpUrb9XBAO/VjvNPH3enj7vRxr0kfl39oBVu3F4jt8lsspvcV5jn5co2S7gJc+zg4DLJIGGFw",
-	"Q7yi8+UR+FeCl4J2eEM6WE57S47oI7iFSLIas7k2q4HfHPHQnERyPBZTAb3lZ4VukfaERUdWZziiyr/z",
-	"SkwjJoRyLQKn7wsioqVxJpkP5/hU1WTUMymrLpgxPc0UjCgY7bVvsmzgTol7Tbwm4kzeYZ1kEk1iwjnh",
-	"SK1MMNZCiUfziEIftQ/wvJH7UKZxYxF45ASNyZIBKABs6POYxMpdQHlrgQdbz+wiR3lpXo1jvqzaUAtB",
-	"xGHq5AU5YUbUOQeHnXP55BikoDBAR+ooD5+STKGJy94aUR2woJKCtv+x/qXlslk+PuSkcdl144gYACYz",
-	"8v5BfbUWLDEVg+soNndksQqxsg2y/GA6/oEbPA0+ePTJw4vnP758zB/PxPyT88f9xz9rtVqFqM6ToWmW",
-	"Q1Mbkbjqfj78JDJ/11Xtc7GmSYhp7e1nQb4VaPcJm0yggmIJsRauwDb8WGx8S+3EHgQ0JWsR8QgVAQ55",
-	"fVKY6/Oq2Yjz+HrbGIXGB6GCHwaca9dKvUCUW+C7RPwOoJTc46RLWHrrCZXby6eOBbnS9GFr/0Ljw/A5",
-	"jOkyv5pWn6JIouRUwCVoEtwQimg8G5NIMrxcBci/I6ffbORIyNbuuaYADO3js8fRV/lFbT2/yk7g/JMS",
-	"xq1j5NsejNXV8RMupuDLh68VAU84YMoWJxBAD1clZSg0ZxDQEfXDYDIV6MhlHikS+uOkZkre/SymmQMa",
-	"i5Afh+GI6s7VHmctdPEdupeHdDNkExRQxW5lJc1TTmYXp9EcH81isYmRvmG69k0Sq66vU45VRmMSMjqR",
-	"nDUUWEaLKQsJ8vEsCJfHrSrOTk56C9ZuM1dT+ymVsuLX4uAqTDia1WGx+FZYcW7BJ+lzuRJJJpRanFKx",
-	"1x2vtMMZf/tNvhLpKWyxO3bTF2sDemMCC43eCihNRW1BLI6UqlXMG0jGlCzge5DRVUbF1og+k/I6hYCl",
-	"kh5BefkvMEc4BFdvBHHXkUasKbocUYUv0RFEfevOcrkq1wgEi6ZB38B+HleJzRfFjD/fRBT73RGSPyIL",
-	"HfLxbZCSD4T9C19cRSTmdeSpqk53pOSNit1vhDCs4Y0fvlTRiyvo12cR4Ow9Iqtu2vchWtxIJOq1DhXP",
-	"iEpIcpQr9agjzZO+SYIGniswqNMv8FNY9VwFY4KZfEGrnSzOk+qssJw34WaxrWVuQZdgw1PuJG8quMM+",
-	"6Qxbw17PHEKMgkfcwMs7P6ovchZVbaE8h6qUVd6cxOt0Ddtz28awbRGjMx54uG1h3yWdpO7FSVZwpMpv",
-	"k7jtjmF3umMDd7FldEjP73TbvmV1+lk1Mz13VkMtv4J217Dt4cAYk/HA8NoWsU2/Yw+HOcMqicqdTNew",
-	"O37PGLhj27Ddcbff7g/HhIxz5tXGXN3UXUyo+SPebkQt3vo7t7Z32hBXPKwccgRMtSN2BIfK+xhKRsMD",
-	"3tOTbZ3n/YMlwknCmnwhrhZKylSjiBhak6WYaL2/OCRJZV+UPp8mCihw8rkESqtIVw1N8m/gdly1evwN",
-	"P1BnWJeLLlQEfaXZ6Ntg1404tdtp9TrtTtsq4dTqloN+x7SzliXE5Fvu0LC7/YExbLeJ0SVexx5bbdK1",
-	"ho0a6Ni3O55hd3p9A5t233C7Pcvsd8jQxcOa6Njv+7ZhD+yuMegPBwZpD9u9nk9cv9PLoWN1ItUI2e/7",
-	"vkTIpjFwvaFhuv3u2LX6Y0yG6xGy3/exYdttzxgPzYHRMcd+vzMcjP2xnUfI+r14jb3w8TotsD6zvJ/y",
-	"dxMN7yHO+Clu3iYv+Hksvppko4YItNLlVbORpYPfOkCu6cEMCClrugRPmTmJfBbNSu6bJ8hJN++cIhap",
-	"HBTK53lEr8lS6T1CDA4HKvcJ4mwmUba8DGgSYSoUM5yO2hzRqlwlTZ0Qw0myqqikZugI3JKnZESdjz/+",
-	"2DiLxVQKVi4WxEHuVO6DTsixzp0EupMsBQtasDj0EA5DttCBWe+EraG8k21jrLTXr2xXT3lzX8upVmtd",
-	"Qd7FrTe22PpVs1jKfVvvQuNXzQakT/KuAirY1r75tlmJdAhpSpji7UqG1T4He3eZt73LqB8GruBJiiPI",
-	"4AXuPZJskD0Doj4EALwzYVHfOE20ZgURLrLNB+GaIwLZHt8g01yhOJZLODijK2nIksXRO8vt9k7MXqtr",
-	"9zv99hZuV7Uc9uxhdw232zHGZqdj2F3PNYZt3DGGQ2s87Ji+NwBmcwu32zHGg37HsE2rawzHbddwLWvY",
-	"99vdsWdbGberi56WOV3Z2+obdntgGdi3B4bfdftt0xx3e91hntPNjqSK3YVhxoaNe9gYky42sOfhQcf2",
-	"PHfYXcfuwsYHhj0Yto2xizsG6fkDe2i1hwPLzLO76qLfsbvfxGC6vVmEOzJ9R6bfYPilxDC3p9Iq/e32",
-	"MOGL9akpCXr4HE8Ssgt5TyGP55HVGYzomhyVuyWoHNFChspT5LznqOgGsFgvkU60VWkrfh+2dK4T/e4c",
-	"eurDbqs0/RVOMmou704T8Q3SREgEqhgEkNe2hwGtdLjTStxpJW6jlWh3tnd4lkOPj3TgmKQ9g926XiRe",
-	"KW+LcCkMKQlXipATkpUQo3VUayWzy2evmomleiWlY4bvX5tMNTzp9lq9Tnsw6NumCtzVC8wLDX3Ds23b",
-	"sM1+zxjYuGN0e+Nh2++3u2a7n5YYOGk8CVof4X/8sBC/E5TGwaZhm72+Me672BjjntsfeN7QtrBsy59F",
-	"gQKyroOiA6m//l//zVf/6U/TIgYnkFOHRBzNWEQDCvUJVL2Dk0a7O0SmaZqo3W63G1nq4N/+83/+mz//",
-	"P3/9qz/69S/+oFBzqAZQdO2Dk0YYUHy1eLmDUKTPcB22VD+X0MdDXWp/08N9qKuN38lM39wEJD+AzOK3",
-	"wiJphq/91VHAG36buGVVY+kw3PItQxpz+Ofr3/vVr//9/7Az5tAFo+TF2VSP4PXPf3h/0NdOl94Z2qNh",
-	"v53q9M1BZ2Bb/d5rpTp6FXfU504svBML78TC126s3tzh/Vi9JnJbQfJ2GtBvmhSqCPOhpNBEmZovBlid",
-	"uh7P9I1vIh88iLmOboSaVbq4oRMGHErHc6eJ5mHMkeMRHCrHY0cVPJpE2CPOGvfpdB3vgOv0U4kKE2/p",
-	"7c2fMRbmWlekEctKoGmOOuBIGd7WJjVTZrna9F9PoOC9Np2ZPBKBjqAyN2IRYOYlEcn3wAcdZ6tdt7js",
-	"ZAsLLFfm3AqMJPccXIx1k8GPtQHxA2j9qsapXUAJxPqn/FhXSqzf4xLqadVv/xxP6jfWeXkfRWy2Q/Pn",
-	"rE5jhWlqj62b1xv7x3C6taAXiXrn4oaxR54zAcUMt7Z/+FJSgwdya4dMtJemcvvqP/+zr/+fX371V//9",
-	"13/xl1//+z/56l/9daH4dYUYYLZbvZ5lmvbAsnUebC8Qmm9IgiVweFb4pN9fIrv4UAn2BeQf1K3Uw6lw",
-	"ZugbvY7fNmzc7Rh4bA2MTqczMPtW1++B625aE/Sk8Zs//6uv/5c/1rmyH+k6oNlCVFXSsgClIPD1v/nl",
-	"b//tz9UAX//pv/jtn/ziq9//s6/+6K8aqvx/LhIkqdGf/wjFYZPCECV3ir7RM822YQ+7A2PgW7bR6/Us",
-	"r9setsdeR3lOhDiYZRPoLy5K8R0ThZTUcqFfSHAhH7guiXrS+M3f/tnf/eoPf/2rf11wEE5Km6f2y4iN",
-	"iXETzCUd3ij5FY98l5APjTx1uEdRR3BDvRabE/pyFqq8k9xgUK/OY248I1S0+DySNHpKiJiFLfgXKgDV",
-	"mlu9nEdBqLQTgrwU911+s+cAmyJVsoqhH1w+/UhVUVVxA6ASgrg9SlQlxPPLn8iff/rk8qeSPyFN5Eo2",
-	"n6LxMqkt6ahSy1C7jsAaWjPvuBzYqV698X7A54wHdRwCdJd8j3dDRL7LSHiXkfDA6vV+LUFQvbck5c5b",
-	"zGNIPcQJjtxphkzy8lL63S4K90o3TpAV+DSYI0aRIvNNuCySGOp6yEeOImGOymfoJfJvktwH8xGF6raq",
-	"vxSjnFNdcf8eTwsAJ2tSgwYqIFUQPLvHocgq6DAowREBCLiEC/ktNDiW8hgMk1CQZ2pJTURCrjIRTUI2",
-	"xuGIVs5XpXdXTOV5FuKzt/p8C/tUxZHUZTZ25x7KfEElF1BB83cm4q+x8ModP/oa+dEQu2QG59BQlf0b",
-	"3wUmdb/bvamozC3sEHe1Zr5ttgv5gFQZI/mqa/CAKx3ubBe3sl2cjqjkQcpgdU6KeTEUTBQBSUuNBzSN",
-	"XxlRxflI8UuzPd86q8juRo5vaj0nlAvg3od7XmduuD+WUpUBJG99FrCH2J2iQJAZ5NWWbSFxMeTmYgua",
-	"TxBwiiLC41BwxPESLaaBO0U8dlVEIrDdi6kqtAtllTlScuOqNeKBXBiEtuRtEntztoEHEMmCz8eDnmH3",
-	"/K4x6PaxYbuDXtv2+30fym/kmnVtw3bJ0Bh0e13D7/V75rjne7jj7sBoZnt5nWm+NOBBD1pKEbBxs+w6",
-	"WYCczYNKGoUg1JWMAxuAooYDxu/VfgCSm6iiCM9IZMAd1Pu8i2H6dlawg6AUTm5IhMP9tAYVaA7cttYj",
-	"OAgp4shRsVWPPe6ggAqGHB5HN8ENix57TlU2FAQJhXUbyWyQucpYGHi6YoEfkNDTSoiAIgc+c0eXoZd4",
-	"8AaHMdFOfSOqKLlO+CsZmUA0tc4VEKYeUM0kcrPf460R1f5HXPJAkm0w4rmyErNUPTINuGByNOVFqHac",
-	"U/XO2A0Zyb3nB1cbXWk7IULbTxPQKRNzSLAcJAy4XEpZz9JUJIQr/QxfEDJHmn8KIr3Se8jFc34KVR2C",
-	"CAUebDapl4Asc5jMCIFwORfJDB4o8CBfc+EQ5UTygF5cPIHzSAQTp4VSVgFK4SIc6eOYzWNBvJNKcN2D",
-	"WhGJMNgsryAihiaXrREFqyumCMotgC4dIx7PSXQTcJbGHqv9Q7WdMNQJeYC5G9GA3rDwhnjoqDJiWTO+",
-	"SMnC8q4eN4FRhEWfJHeLV/GRnBDYiWVazZSbhJTGhKNxLJKGIwqDIcvsIqfsteS0RjT/INAs5gKNCVLC",
-	"LzqCY9M9tPrZOW7lPF2b4Ic6onD9m7kqHghPcEC5KANYyqFVKjF40Ps7M2hf1CzC+jY+qerJF7VBmpba",
-	"RoeMB4Ztj20D93p9o9Mf+8T1rK496Gb5Gx4XmJfNnSDpX3LfizPZQ8MmFjaGVt8y2m1rSDrmeOwO/N2V",
-	"CgDf15OsNCvGhR7E1NumJevZLbtntYft4aD7JrRkmwG5m0bsByEbk5d5zdf2/aVasdyC3O7AsNtmx8C9",
-	"gWX4g7HZdvGw38PjRkFv1ojIvGO3rbyerIct0/MGnmG6pG307MHYGJNux/DaZs+yez1r3ME76MlWtGLr",
-	"FGDbtF49uzUYWO2+PewN99B6rc3+n+CmLLk+vLE7X9w7X9w37IurKKlkKTURT+ju0SplVbb3VOuTsAYp",
-	"0XunhKE3ljYh5Sy3VyPJq4EA8FcuozckqlOKptz+tnmV8vxPjVwNheb1LyOQ6A038kzft0Lqdc3fHhWY",
-	"6+MiXyvZMnkLE65uhaNrKudYBS0pDEA9tox7dUoA1be7xNpRslCyEc9JEJgqKUgv/chJf3KOvyXpJN6W",
-	"H/ZbkPUB9Hn5MHM4+uoXP//q//0vx7cU+5PUFGsjffM289eWLLRjtYa9dn8w6PdXWdTGwDRNs9UzGxmj",
-	"WjFEr9Wxhv1hp2d3PmkUmVjJdu/Gw1qGNxzahm1bfWNoDrpG3/KI18Zd17btHXnYv/urf/n1X/zlb//H",
-	"//jr//SHm6262wGzwtvKhXYswx53B8bQtX0DDwe42+6Oh92utcrbti2owPuO87arp7kgYx5IKtaYCjHn",
-	"J/fv/8xtpeUY6eG43+Rl3HG770iuqM0dFGl6rBmHtxkqfTvr02sLlv7g8ulHmo+GFqcoqgifPrI6gyQM",
-	"WsVAQ7QzFzgkFdW3dBhzLmPym49jriQRjRJKPzja2C/m+S2v9Y3GR+9BzA+idbqj2G+fYnc6vbbVs3pv",
-	"lGKnIeN3lPubRLlTW9LTqETE7+Jsd46zfU2uL6oaB+fBhL6BvMKB4NpKV2X1EziaEKGMgtpCeJr7oWRJ",
-	"ayaOXmr14J2u/Now9VBMPRKBU7qL5xUFO6DPIbzFV5B/37CG445hD7pdAw/ssTHGfb/vDrBr97v1caJa",
-	"4et0ldnsdz1odeSXds/qvxm/a2voWYZtDmxj4LWJgYllDTp2t9fvujvS9uRYUbszGGw2LLXtltXtmT27",
-	"ko5vPspVq5Jp9Sq9r60h9gx73B4Yw67ZN8a+P/Dcdm9ATKtIx+UCbcNsG2a/aoElAt8IvJA0Dmpwyk13",
-	"cHk7Z21S+ZXuyPhrMjfheXB1TZbgOTsGkr214MJKj1fNt261Umj/isXiivk1R6rqc+eLfZdH5q7oyRsz",
-	"zqUPN6Ca/NR8tGn7uzTs35lqKcDlZv56Ka9w9NXP/+C3v/+vd7J9qZztJ1qaWSfsZG7+h5V1cgRiTFyW",
-	"4FXgEVvocbJJdf/cxA8+iAhPCxOCNKOcOwOOOmZHNcZI1ycoJqtHAeWCYK+FpHisL3YBiTRRHis0kYeD",
-	"cHkVyntzFRHsTqGJHPPKZSz02IImjo9XinlPP+rXvSpJFaITXqcJsX9i2a32YNhpd7vW4E3IJJZh9duW",
-	"YXv+0Bi7g6Ex7HrdjumauOPvqm+8BA/f9Hp3BtYmwQT22ul07V5/jYLR6vljwya4beC+NzQGVtfF2O11",
-	"8LhdoWBsQ4zDatFDq982DbtjmgbGY2zYnQEZ9L222XF7q4IJLLDdqVpgWTCh7ErC/pCySWHGO9lkDQXo",
-	"mJ1DqvmHrcGwNxy0D1U02SUDw3aJaQy7Q2wQ17II7nSI5Y3fVNFk13UN27U6xqDb7hu+ZXe7fXtg4b65",
-	"oWjycOgbttXFxtgej41hm9h42O/1LdutLJp8qJpFZyV8jxc4EDyhI1qtdo8jrOnHXTDQu1XQ6LvJ/t/x",
-	"7vu9mLcXZ1bBff/2l3/w1R/9z4fwPEtLJK11QYOUm0mjdyDj5utJyrc533i71ekMh8Oe2bfX5xt3+8Ou",
-	"YfuWaQxx2zVwu+NZpo+tjjtYyTfu9j3PsImPDUzaXcO0hn6n3293xj17U77xX/+bP/y7v/nfO12rszVf",
-	"eLtldfq9Tr8/sD4BsG7dYb/TGQy63UNt0CeSKHcM3PWJYba9Xt8bunjcH9baYLfGBru2aXe7dne3rHjq",
-	"Kn+7k+Lp53qXE+8uJ95dTrx3IifezlztXkn0viEOmyrvXsrP3OMpxnprhW4qdYbPpowSFZwORVMg4DoN",
-	"9/VZlMUFcBQG1wQCSfi91rr0d7miXbcsHlNVTkvTUKSqkqCDlsS6db2R15jA7q6G2TtZw+wuc9tdpOtd",
-	"1Zk7b4FvcNWZVc/Yb5wF1/OyMjBIsDW+qrcvCqO0SR7BoZGo3G9jw40r2LFHOgAXEIEUWqE2Suqn2kKX",
-	"RAgp3AageZzNdWWZM+GcIjckONI/wt/Zj/nsLghev0qpgqYkIugIHpTKICTnI6KZhcZ7xycqUEdng8mg",
-	"iwpFCtVThNKIyoLMIcZHPmzKBEjkqj3fFuvzfr6gylvMGFOO7qyNlrMNfGPCY+5iXe9iXe8iZ+4iZ9ao",
-	"UL5L6RAuSUlzIzFfQh6Pvv75L/7ur/+PX//L//L17/2z49cSC+NHhHxBXoN/2MOXZDYXXLIHfsRmSOMc",
-	"INHwhUoIiMbLJCtsLHE7cuAfBx0lpRBkhxl+GczimeqY5L67x5Fa/Yf45ft4yY9b6MEyx9AcLQLJCQBX",
-	"M8MvHwEBOa7gc1Y4hEcw7AHCZWojNjVjzjnidVJs66RntYbDXtu0h/ZhygyUIzmsk16vZXbMnorkWEup",
-	"O8bA9zqG7Q6JgYe4Z+Bu17PMoT0YDoc7Uuqv/91/+Lu//eMcN76WMq8CYIUyy4Vh07AxMSVRtgxz6I+9",
-	"rjvEtuVXxMIM3n26XDiTO5eyO1eeDWotQEdXAb2a4xoGuFLzV81kAMHYVcjopO4IaftXCX4puu/WGKei",
-	"0+38gygTNV2aspZ3bkV3IQE1GUBF+fOKjqOv/uBXv/7VHx/EG0lnfl5bYfhp6BEukB9EXJxonwaFvhHz",
-	"M8UQXBBQpyIv8CA/9WK6bOZCj1XW/ygOCbohEdfpCdcXG/6hXthrd4A6ZKFRVxQT7PYM07ewYeOxaQyt",
-	"btfwh71evz30e6Q9bjRVh+eqNG/MgSfBFYR5cNIdtoY9e2Da3TYoCiSf+7RYCikozNu2rIFh93zbGPZ6",
-	"2Gh37aHvt63uoN3Lg71xovnAVW/hOCQ/UQfVOGk3G4IV5pMArthu22oPDNvyXGPc64+Nrm2P++1hu+/Z",
-	"/q7bHXbsoV1zrz3fsLsmMQb9vm/02r7VGQ6xj1Wq2/xeIdZlh63W29kO3lD6WmtvqA0uRfph3vkwf5cT",
-	"bT2tytD/1jNvVVMSzZloy9LhE2cUDBH5dBnNJCpMvepTFAhVbCAXcHYP8l4AOXKDyI3DNEFukQI9Tjdx",
-	"iFwYCZpp+PiaIBrPxlA/vCaqUFLeW8p40TsxrVZvOLBt07SHbyK6rGOMe72+YQ+wbYxt0jds3OkM/bE7",
-	"xja5ZXSZvUnYh632zeFAZXGqkPTHZmdg2INh2xi7uGOQnj+wh1Z7OLDMCh08WDLKoTpyEKtj2K7fNwZ2",
-	"u21Yna5rj/2e2/f9Q4j6iWBQU9ZXm+60++bgTta/8y+58y+58y/5rmWjuAsJu9PdvO5c5ji6zmtu9A1A",
-	"R1//u//w9f/084NocCIoJU5eV7a6fFq6SCWhO0Fj7F4jwXL561TE3CpDfaFW9yYSIiiWptv9/9l79yZH",
-	"jute8KvkRWzEdK+RYL2zqjscq+HwoTGHnNHM0LyWwG1kVWUBpS5kgZWF7oEcEyFtrGzJetheW+vra8mS",
-	"FZLluCFL8sq65FKS+V1uTM+Qf92vcCNPZhUKr26gH/Mg0RESB0BVvvOc33mbjh8Y5tOCrMTHJPJN7Acs",
-	"wow6RkAMw6GQMOBCCRHOUfv6aWPOzcxLan8839ual7aQcws5t5BzCzk3tDKuizebz27B5guUf0CjJUkb",
-	"Kqh4Hl3vaqhYjgv+FNSzs/5TcwraDrqh3MGpds/aV4RpVLCjNB8L3Qzjsu/amQtVGblU2dma7fdzJpp4",
-	"tMvl0/tN1K3TKfezPKQZqtzGoFF4W+cNQ7q+rX6gy+sG4NFmKdZrApWMDtHONFkzZ7SApDQ8gk1UD0jq",
-	"2eWCleD8Du1WgOaOqr+/q9zZS3B9l2yDs2W1S+/C1l2qUprnKBzHfVa+SCppx7QCwzKdpwTvnSDChDoU",
-	"0zAIcejErkfcyLTN5ILw3vp0wnvH9q0tut86j10lCtrY12qLgD4j6jbFJJusv6GjQjuffPWrJ//wj5ei",
-	"dIN6/4mSPa8QS7XnkNQmpSDmaz9EdCSRVy6FTIlUaKFc5ysUBoXVJTBj8T5SbLIuPpvzbILCFerADro9",
-	"YhzlcAzGPC1TJtrovXFe6lQOY56kPBUDFqO8iFWU/RFrXh29W2OeMSFQREVEYxgQMNFFreJ9vfxXV7Ai",
-	"wcQ0HBwQ18GB6fskSYjv23HDeag1yLM0ppP1uV017G0ViyuuYuF0bC8IbG91FYtT9nexigW59CoWzQE+",
-	"hSoW0+62yGxbxWJbxWKrxN0qcc8tvjyrPLQXizNRbHtdVwX99Lb4xVZ8e3riWwWP5wS4aXn/Edr5+Pc/",
-	"f/Kz315BGYwxv7pIZx4raqwFLZ4f7yuxSwwkW4iYZDppHiOQypZlJNGDexpuFJ8ZKcEIOsQzTOI+t7Xu",
-	"rI5vut66QsIS3N9o4PzCQ93IVnbYanWvTKu7Jj5pPLpVB3/6DeIV4ztn0FPN7KdpY1dGut7K80OBxiNE",
-	"QX5qI8j/CZm8hzTNEI2KXAiVcLZdj0ZpOKt0bl2uKBrPiyHNUqGijNB1nYEM1KjHUhaDHM0sbs+YlONU",
-	"jDI66XLZP9KyntJd/4+v/i3i7EgTSwWyVXRtWgqUxlXTypKsRdoulzKtYEyKe0tsyjcGLDp8ZboyCwFh",
-	"C+VX8uGI8olck5qEy7HK853KR94bMwjZ1cwY/tO8bUP64Bbj/XLQ2rMMo90qVSyoKAsoFPOwvdin2gUV",
-	"O4VSjmT/UT4c5hyplPGrOlfpW1f07qzVOa+2Po4LJsSqnlS22lXzdJ3Fri4cc6zOj66ksCTBrotN4niY",
-	"BCbBAbEoDjzT9IOARklMWgsBtMQJMAmcCIeWa0M9ochyrSAJ7EYdojqXsj68t3ljleeDoIhTRUHpL0++",
-	"/vPHv3kfvaK9L2Z8KzYJoK3P65t6CVZQZ71CaGeUC5GG2QTxnLPdbTztOqjhWZD6dwZ5Va0PDahQ+rfq",
-	"mPwfaOfxD3/6yZ/PFEBsEPVVoh9QaxXw2tYfVLqr9mI8rGYV7EgOdiWbkGcrzoc05Ug9OZsUAVoXklBJ",
-	"wgxmQgm4c452VDkHeKczjLs8S4XWB0ryICqCnxZoRCdZTmOx20Z5I/9CB70q30ZprPKigzGNxV0u38xH",
-	"9L0x20NUj0uzCzoaga9VyJJcvsJZvcjy/9tI5PCPlPe7vAfcqwdjkkKXZCyCMQ5+TgBtepw9KFXmhN6u",
-	"7kIcpiMheULBRoxKJphzyAVBy5pjafqdJ2qBNNssGGyg6KDbHN3JRdkv2L0v3Krn0OVikB9LvhkxvczN",
-	"FQWtZsj6lEOrKe9X00xLOEKMxyzudLncs4SxGL7kufx+b2YqKBWIZsd0Iuq8ojyGYQxH5QRi8rt8yCgX",
-	"dfZQzo7RhJX7iIpDRPvyPGRU8v4aAgrJxVXRiE6Xd/n1eJhyNXE6jtMyLwQwZzUxmHAH3QZVx1hUS3T9",
-	"zk10yCbqSVD96lOn3c7gTCsMUiOScsAmqGL9PD9GOyWokxuFStpdnoBEjccj/XqztJpso8jH/YE+kApw",
-	"7LZ1/lR5iMJ8XHY5wJeiT7nGOvLUsyyRVDfPRFtNpA2+cKKNhEoXK9r1tNpIXuZ2lw8oj/MjVojdfVCs",
-	"lwMGhZhon8FUBnkWo4Qdw3miHPUgg09P38E2/LfLq5OXZmx2f4f5EZPnqIPu6LuFIloUE3WXNNJSavM8",
-	"6fIqlWySskyiPXXQ4RM6otmYiWV46lYqylcV9XgaZZvmErVIAKjPRiVWK3dCtFPThF4a93Y76K281NdZ",
-	"Hc/eKmQDDbXWZc0w95vxMijVHJ06uUKTvT1NNhTWrSYKFXTkVYRcysMhVeQS7fTkS38oT31H67Da6oM8",
-	"vgxmd52jMT/k+TGHHuTdLlgyFpJS7vQWKrH02npjozxmqKdfPYDBHsgGertqs9mDUQalHFW+2WXrBTiv",
-	"uVw6N8w88jXk+ShLVsg2/s8vUfyVg0773T/431oLUFGirQc3VStmAzLTotCeB+UEqhFIMHz5yWzgqxmf",
-	"wzihLibMdbFvJCY2HMfyTOZFnsOmo4fkLhIQ0JLOFDhr5ptZ9GeMg8jEhFoMB7HBsBvZoZWYzKGQlHeN",
-	"NC2nD+9hhXubf9SOZj47MbhmRiDAr3B0NN2OYwWBDUFmYhx+mUXlkpWizMUkNGMchszExDECIwqdJITi",
-	"sxpVy8MLVhK1cM2D3apz7My3bWMjNBkmkRNjn1kJtqkTupEXE+Yn012go/QNNmnug6JnEhgpZWxV5OLd",
-	"5UvjmHNLY5+xNN6eYXVM07cM52qWRmsq4aBP6buUwSZ/dHzzy3n65ivXj2f+9/qrxpv357575brxxVfe",
-	"TJMv2O/5byR/bD6whsFdg66v4ARKd3YOn1LjjudP6NgW3NoW3HrxRca7ELUxYBrdyKvWEA+1ILdKNFQ/",
-	"zwl/U1C8UgB8eYI0XWuDSyQsHGDIcILKdMhQIcHjvpQQGqIbIKAG5s6n3pXlrBOKYGx5arzKBvYs4OU7",
-	"Ei7qed+M20rfODsdEMfUnFbhSd3A/XmYdNptvNd4ZxWynB8IQD45ELSjd16gRt+7Z4zvZrz26E6Bu41B",
-	"SfG0VCUeYXASH63E3HCgLn0IsDsV70by30VTTpAHd9WIkgIKb01HoxSvrT2JKxiWr4JWcDPt6ukD1IL8",
-	"mWMr88sY2TOpgFtvdMNa7NuegUkU+ziwwwQzxwkMyhyXurTVbkmxlLNMgmiaZfKLqlv4gsVtlPKSFUyU",
-	"QAlPtfKbTseyLNMLvADye81a5H3Ho5gEkY0DFjFsJ2ZoxYYVsMRsKejVCFxahQgt1U8DCs7PNvYw8UIb",
-	"+1bsYy9wjNCNApdE5vSV+1P4pxDx0mWzbUyc0MNh4hNMEi+yEp8loeFexbKZVmA6hucsWzaXYOL6IfbD",
-	"2MA+MUnMTMJC2L81l808c9mIg0loGTgwgwR7sZ8QEic0pHTFsq2vXq94zKe6XG+D6mwL9m7lh6388NwU",
-	"7D3HuQKPkLXc4adPXspevpUjMY4GqGAiHxcRAyJSLjqUawP887Sln/paxw05bioQJrX8tJa5cFnC3KX+",
-	"nb0pJ+/BrocMpVwrtEVZmQ/0V8m4HBesg65PB6nkAtblSmi5Jmr3IZUKQVkv0lKg3qwvZA+VeZf3hvTB",
-	"zuwPbTQd0y7EE6TqpIKDKYwjjTOGoiyPDpf6hgAGqhq8SHzdKejr5Bc/fvyN9z/58f/95Bd/9+jDb598",
-	"52uPPvjz//m7bz/64Fsnf/0vjz745pN//Y8nH/7zaUpHd8/y91zScU3fMh17RiU754hpmxYmzGSYhnaI",
-	"Y8uyHWLarsuSVWBzQ8x0hRWXl4Fex4piTKwwwQEzXGyZke2YZuQRZp0Oetdf9lOQsFp1y3XcQHkJz3n0",
-	"2raBieFZ2A/DCBtm7NqmYzmW56wPhGc39xnu7DLyfyvv959H1e42c9g2c9g26OwFLob8oldAvpX3EW2A",
-	"m52P3//hxx/9w8e/+NXJ77+3ew48tuixNVeysHYegVCe0zT3VfKE9nwRgcpcNxZQq0ZehEo9n5YagO04",
-	"hqNqER6nQimRZ0HT66z8vB7KxSN0VBKEytsgysfaK632g97705YcV9zas9ot2WeS5cetPeOh8nRr/G42",
-	"f7fkqq1m7LaxZxidwLM9W1Vf0akbVjxqdgzXswKvKtTytpi1yBNsU4dhErshDiJKsev5LLKjxPbB1pvO",
-	"PhsaNibUCXDougmOmGsFie0wy3O1Xbg+Fo3zII/PdH5f+tMZA3LDzyAyYjcxDQ+TJAixGxMfB8yMsJ24",
-	"cUwMz7dNs1VFPM5PgoSY+BbBYRQFOLAS4sZmbJlBAErJq+jR9zEx4wBTzzRwFEaxZ3mMxHGgtdA6EqhR",
-	"6kL7ZzejfWLlnlvmyzbGdTAxXQf7sUcwJSHxHN91CDPXR0j1eV/B56qriYox3/reXknEzrOg8a9DVdrm",
-	"5tbBCKMi7xdMNAVv8AJcHaNx0UI06VCyvtNddvUzS2yt7RlD7R5k3MmP+T6iXT7lD9cEopnIUe1JWTEL",
-	"oYs1KR/HfcVewKewy2s3T5pl+xq2IYna5DpBKsN30nKQj8vK71dhRnENxaykaSa6PGSTXLsnwvgQJIiM",
-	"Uc6ZaCMqUK/Pypswud4qn8Sben1epFJqU35Hx2V+HWJ3JSszat4FbK8Z12PWiuKa492gI3hFx4hZijRD",
-	"O6cwQX/PACZoWrbjAmeLi8ndMa8rzacZq6IaQJTuPMjEg9N4pWrR7ECoaW2j1G81WKBnYDM2GCbUDrDP",
-	"XBfboRk5icECapmNWIxpLJQ+MzfkeqkZ6kOkl1FCiOkyHaT8QA4f9AHZeMjrOZz81Xee/OxXMAmWxdPg",
-	"nSETgvbB1Fr5NKvwJIGK/BhZkn1JtmvLc6K7qxTw4Cq72NWTf/3mkw9/1uiqckab9gXfoFTpx6GxPTTf",
-	"KnTrQNh1kUdMCLmvToP3iXGkEy9IBljSDH5eFeza2KMN7GXqbp3tCqbpz5YFPq++RKA2TmtKWbGu6pvz",
-	"SiirdMZfGLMxkzJ7OM4Odb+1y2CasWtwvQTasQxrv0nkIVpD6Ey3mtXuqpy48j15Z27c+2O08/b917Cv",
-	"vLx18IbkMy/ffhNEn9dffuOl1182fcM2upwK9OqDiGUo5ejGIOW0jmIp9yQnYlHJ4nZd5hMcnXqMR3mc",
-	"8n5vF+VFl4N1dEfyNc2mBoyVu21EpfAkSmQZ6M2XASNYhtE2DAOmt4+mbxT5cZcP8qxyiAKagfQZ7qBX",
-	"eT9LxUD7aitlg2xODpgJhjIaskygIR11uVKnDwXLQGw7+dnfnPzVd9ro5Os/P/nLD9ro8Te/9fj7H7bR",
-	"J//XL5784t/a6PEPfvr4w79qo5Pv/+rk2x+20cf/9O1HH/zXNjr5yZ8//vW/tNHjH/35k3/9D4hLmCYF",
-	"FqhJN9vo46/97ZNf//bRh/L9r3370e+/o9r7wVfb6Mnv/xr+26R+6H989Z/3JPzocrAaqxPQGca7+6g3",
-	"pKORXFo5G6EkzulCXFf7DNqViHJJIEMwHVC1RzrGRa+fjqXQIa1TV3jwAOIRk0Kt0Vb6HbW0TF4OvcDH",
-	"g8ke6o2hcRpmrNdGvWEqRMr7B6qDXrvLa595aEA+M+U36qtdCIB5FQzskmtA2uVGiIniK8U4k5sqUE9x",
-	"5luMxj20I1ddf1MlFuipgz09PDquRb48KlJ5pauvdvfUkelyaL6N6rGhaMAiHbsjVPxBTEsaUqGCb2UX",
-	"lc0mzVi7y0cZjdiQ8RLtlDWmhNDd/Jij8QiVOUDBiI5gSTl8yiiXF0UVSoHb1pzfvo7EUDJjr6qkohNC",
-	"N4OArwmJKMscq0wmMI5izHfbVXHIto6w6KC7knTQgtWOZylHoQqIbHc5o9EA3BsawVRtBN/KzTke5BnE",
-	"PcujRUsNXtVPkMcbCI/EGPI8icN0NJLnScVzgQ5KEgj5uIr6aldnUUVKxwycJbq8pyiaVpRC5AaK5QEZ",
-	"c7TTU5DrDyXi6u3qlsX0rAC+VmE6dUxWB91luBhzLlebqmuiVnombGtPxVDLJUrLLtcoEJZrCifV9u1Q",
-	"CLBSk2EsFiocRQrZ0/jwLldRwuqq0XJvekcO2USf/TqOSzaDeg220YMXp3FcvTkm0punOzuOYaNlGlx5",
-	"aeUc03JXbpg8MxjSvsme5emBOffzZlbU1bY/tTunWv6G46xMR7QoX5KYFldRBpsgp41SYVobqtDWkCGM",
-	"WRnCaMgQxlIZwrioDKHz1VT8U4LdEBhxa0aygAPRicRRU2JQH88hMFSKqRlhwZgRFmZxtNHA0e9JrNIA",
-	"0cFZIHo67Q1x9CotkqK0baRGcs50Gs9NIo2tne4MO528YJC0EuxGa3hrLbzwTO10UxsdKHuOpzoeJK/j",
-	"NeUPru1k7eWkfKdJy3vz81M8g9aoYZnbkaJMUysG/7QZ38zzHm8dXn9Q5vlBRov+2cd08Y1LO2CAUnbK",
-	"hl9gmMeTXQTAsehX8c5KftrpLYyk91yltHjhjJWK72j41chrI1BS5MMl3r9o5+SXvzv5+k93L1FJMKvH",
-	"Pt2I+Q4Et6cA/UUb9Wqe3UN5gnrAonsK3QKizTnbB0mvy3u1QkzKaAod9ZCgOidRWqI4jSXm1Sh8r/5e",
-	"WfHjfFflmuhVsKGHICp7qp02QbSvfpbntYE4ekj1CWkDhlKu2O2gno7CRiq9AlUCKs2kDCthdwRdj6gQ",
-	"SJQ5iBoSte/0QE6F4Qvl3ra7r8bLaJGlrKgEnkpMg+yKE9FBr+WFUp8AhcyLttbZt6dpGSqxSz9xrZmD",
-	"X+wjx3C6vDYEL4PQr1f6movbgdcAsc4siLUaINZugFizBrH2FMSaTw3EbqYcv1yo6y7Xi1eKC62gbmiq",
-	"n/ztDx//3U9ndNI818qnOjuNIoZ7TX1VKlDa52Ci2dH5C7Q2B6QuRW3ScrfSX5sNtXkt/jQ15qC7Ok0t",
-	"D9p4UOzUby8o5E/V/yt1WKOLKqfTEtW/knnndf/esq427EJL2rPZU3R3OmENe5AKUM5Cp6TRqTziBxEd",
-	"zbRYCfaVKy7UqZXICC6B2rVKhQMJYMpKeVNvjjFnXQhOty4E61kXLlMm2hoUPl02dV7Luk1betO4rojY",
-	"pVooLmR9h/ZXZ1UEYLVoda/t7G1tUk/5TK2bNOeVfASqPq0V1TgtgdssCTAKWZbzvpDUdacmHkpdinqy",
-	"oTBjr0Hai16XA69l8W4HvcEmgpV4RPsplxd2X+nMx7ysqtD0Uh5l45jdl3db6SFXGdhhkk8lKPuMJyEh",
-	"ymtpVrK1Hr+T51nj6SXxuWq99brK7QHqtzJ8WtHGdembXDadNnqdKNy7rJ/mfP3Z3eTxWJTFZP037kEc",
-	"z/rP36f99R9WWtX4tSIfbvD4/Xydh99WXGfdtvXj67X9BdjjtVavKNfbl+m9aj2z6OvKV26v9fg33/r4",
-	"l98zzSc/++vHf/HVx9//5id//1fKVKiiJo6YlB5uNLJsqrCFU4IjyJ7pdyzb923Pcoj2jZzPh950fXRw",
-	"mLgMk8DxcegxF4cBs13fDAlzrA1ToCszIzgWrsx+vjjAhQToDg5Z4GBiBQ6mYWRgxmgSGE4YOVGwJOOn",
-	"HRh1PqG9lvwIfzCOczhErlW6sq9I1eP3/+3k+79eXjMJrnRrr3XMQqFY4MpM6K3SbJ2eDX1+2RQEnTtI",
-	"xqUfJMu1HM8JrHUPkoFJYlFME+LhhJo2C0PqmzY930Eyzj5IzQFe2UEyrv4gPfrgLx7/5v1LOEjGWgdp",
-	"umwbeBxJrvmpjs5XmGMbmL8NzN8G5j8PgfnnChZ/Zi58UlIWjBbRQBGSBlVWn9eI/V7ttncdFWx0TUD2",
-	"X9BXpUKKre1KfK2Ky8NvdeZ+LVEO2FTN1OXgJAQZ+9MSaq9qddWC/0+vdjvS2m6Rd9B1cD6/Jrp8sctU",
-	"CdxVwXnJMHSx+aavOpBW5XHY5aur1yMoXg95dVkm2LJK+nXPnS5/p+nMVGcoXjK/VCcMkx/3EFWBV2C7",
-	"pEPW5cp9pVqyKhYxl49w2leppHdqX/sJPL3bnvF6qZ1uKnd7XQYY3GcWLaqNwC50veEltgNIpK1LAeRF",
-	"5QC0q0bmGEHD360HxRskl6pMJzpZ/n7tgZTW6cBW+97cUjrsc8fc86n6HUnYxHMwDLT49m/7t/3b/m3/",
-	"PnV/rY0kyCvMVXI+TUewZ9kdLwiIFeiKdWdoOjxMA2Jj4kQ+9oMgwJRQx7WZQSNKNtR0bBnl9m/7t/3b",
-	"/n0WGOWpVWHnudCSwrA0sAxMXIvgMPFcbCWO79DANwPXm1Nng4Bq2Up1XUnxrT3thnV16uwF5fV5i7/O",
-	"rsY5EEa8TNmmf7pAtdetz//W5/+58vl/8XNz7Xd5XixRjO2tFVxQu92o6qUqRlirAT91Wb/W0G3XZSqf",
-	"WQ4v99ykoIqCPRhzekTTDJT6Z13HpS9d2pUUrDhiRRXvXNJDhpohEzw/3kNlnqMh6IKpEMd5EasAX3k6",
-	"uzzJ0v6gRDuqyJdq7iAciwnEr88G/6YCQchzNJCTkD8n4yzrcv3yspn2djvoLiuLSaOkOVQSbFQ+FCzK",
-	"eSyem9sA48XXocTbWa83HtU7dAE7jWL/SHn8bmifmQuZgC9fAk9/DEgI4nuWmm5epdEApaWKWtbl4qo6",
-	"nVArbhoMvY8KJsZZKXRwRBoNUO3uq2LDBxNFuMsBxIqAJXIxIdzLcmA3ZF+Vi+C5VfqpSn1W+1Qk1JYg",
-	"NDRwGEYRpsQwfZokNIElnT4WhDEmITGxH4QUezQOkyChThSarfV9Dqbz2Ched0PnLL3o4J4169Ny+mTz",
-	"w2oAtUO4dhk/qID2XHOnLIpqDtRDD8+3QHISy+jYHVZgOH96nlvX7XXMzy9cRBmcAiTYEStotpkNeo6s",
-	"DZmOTVxO0CBPqEC9ocoXGoseSnmZo54YF0fpUV7cjOU385keVK6Y6hmJVNlI6DLy+yoLxDTHClDIniob",
-	"2AO+q2Ak5GCqrce61pJieAmEV7W1145KXqIaVD2Vjd6viU6X36hq0qK5krQgSYtBOqoSXFQJctSMtaPQ",
-	"MD9iXTnvZsNqkjPP9Vmp3ZerJetBL5A/UVdjXsgOItqKVQhVqV8cMzZqFGpWI7yGIjoS+xDWlhZQUhay",
-	"R1Ao+68sxKrHA7lBvUaQS70OKI0Bp8xsXuX1//bdW7APlTTb66AaX6qsErTQ2zAcjcsquKU5/WsQDVhp",
-	"BtrzvRcMa5bY6XLw/D4zU6qau/xEs0yjMZAGujzlR3l2xCCWsGGvn0bhqOhl7QmQc7bbBskCBrxXnSex",
-	"qpiCnIljOO1a/ACAyAQKx2X1YJdDYwiM/fNpnHsddB3VZgrloRBRjkKGOEvhxOq143ryaqHQznQvD+r3",
-	"IcNH806h4ViUsjGlbdFv6QFoHygJGHs3EwxV7HvKEaTLdfFpCVDk6ZNgo5GdprFfr96n/WXuA0ATzheO",
-	"cDOBsdwG8kIz7Wx9TrRSFRr90xa4TTTTjlqRH2HCvADT2DBwYHiG6bPEduym2+dajz9st2ri1wBHp7/0",
-	"riTW1R2b7cmLMaGWg33TM7HjuL7nhn5osXAzzRdswpUgpKmv8fVoyNCtMj63Z3Gw55KOZQWB5RoGaDqr",
-	"nQpZST9HoyHrVD2faYs7ffE2s8U9+e63Hv3uh6craeeHvqCklQOyfUxMw8LU9R2c+KFhRjTwXBou+hxb",
-	"xHRmfI59XfLWehGUtC7p2K7he6ZvbqijXSluV5RsKs3CRbuAxnarfd1WRjiP9lWxcci0lTRRBtpZZOvK",
-	"XbzWUVa4pGaRz5XEdb7SAedR59WqyDN1eE2l5RzKOfPl+edr5gygd73X9bMPq5ToB3UegzPennt8/cMI",
-	"vPqUE3m9KiR7TEUdiK7B4c4Mqt+dBdVV8toKAy7gvzbkkpvBoKlAU+i8CDPrAmMNIMjZsRLGREN0oSo5",
-	"RV0Dt+GfunvO5FmqKMVzY04zrbNvz50CFK4QnfGaDhV4ERUKsPSN3dXxMSd/9Y2T//+/755TtzCXY2Yh",
-	"e0ntgXw5cPXxD/715P1/PPnOdx999E+XGh5nOZ3AMq0gIKbdBLFfOf7cYEwfpLwCsZ2IrxM9FwckwMQk",
-	"FvYTw8NuwEhiUjshCds0eu53PzoDxy6OfknsXBxYDiah7eMgIgmmgU9t0w4D23aWxM45rjWPYxWYfQpB",
-	"mLDFrY2QbesoHclNezDKzwyYm12rS4G58ipsIe0zT7bxghSWVDUvzmGzmsYUnS/RhnyxjAaLGuA/unf7",
-	"LQ2Q4YkOultVu5/qlqbaRjkarTtCO47ld3mVmjAt28gxLRWOVAftqPS6MRIpj9huB92u9bGU61Aj0DtK",
-	"mKMUPqB3nOgX6wTP8GTNYcQyvZXKSKCZzrn0VhfTV1V+vzqbNM2yzSiMGv9CSC7sDYa9+YOr7PUqNU2f",
-	"Zda9ZIO2/Pyy+LnbMQLHDzyVSOES2LnubsvWXxy2XpuxbhfzZQ+flYTnb9bv3YruPitYopjAJXrTSNHw",
-	"JVVjQGXLPS9oWWq1fnmCZoyCVSL69lIjY0mLPiuVDVIbJPcbP8xZ2tqVI6IaPVRmUH6XErCMecyKKsXf",
-	"oq+OSq150cjbJe7ijs9CTHwzwdQybUxcN7SYGRBG7fXpnhrdVXrfTDn+DfUvZFo+uZCNyd9zg45hGGZA",
-	"fGKvFdPl+ImPiWEEOIzCCEehF1u+bTDqOhsycbmTMIXTTUmG3zGJaTjWCmf/03Zv0Y5kOEty1+hB1Py6",
-	"2TbBxHR97AeUYOrGYUAICS3qzPJrOWyCDRMb3rJhzzHyVhqD0e4STUyN7i5N8m4Yl5TAsOXZV2RdoqP0",
-	"4JBNwK0bUiOcqU9ffONh+5kbqRTNP8jH5UGerNnSsne2gQLbIt4XL+J9nns445V65h2cefphuxXR0QF7",
-	"oJMOn/X2zMPP1BZXX9yUa7az5qWtn7+0C1tfHxTlPMnSqBRT9Vg0LgrGlZMg+5SYyV40W5eCuVPfQMAJ",
-	"Oyff+LNPvv6dtU1dgLTEnhZhlkk301CByxVuGkwhZFFe0VJAiR10s5qYOnNR5U+fFkxcH42K/IgqhwXt",
-	"OJoKZBmWLrqGRkyVkYPX6siXlIuS0biDpPyrD/MM4WijJiVoo5im2eQgk2flAGJc4BHZ5kGU51kMKZn1",
-	"FVZovf6ob/Si6FRHOFymxfC7P/7k//mGSql5iWrHYM8wOr4RBI7jmk2t4/GD4eck7WYbaR097EpZhVAr",
-	"xkFMCHYDz7IshzLHgrgDnYO4tdc6+cZ//+SrP9rcGe7kV3/5+L989wwhxuzYvmVY7iohJqEhJpR5mJKY",
-	"YMaciPqeR7yYLhNiPHNGiHE9z/MIISuEmCRxMLEMC1MjcbFpep5PYydk/jmUjie/+NrjX//49AScJ//2",
-	"vUe/+6+n5t+EjcSDvGydKdhMV24r2Myxj80L7q2+d+6e4XYsYhhOAHVEWJTGzd1VXzTucELTbFywGxDP",
-	"s3jxLByShGDCDIYDz4iwxYhthREJKV1SDGTu1Mq3mYkJ8WPsm16EGQl9yzZcZmvRe/Z0SvK38L6LiWkE",
-	"OExiCxtRbLs0MSM/cqbqo9lraOHQsHxM/MDEYUQtzNzEJ4FjBj5oDerjrCn9+gdyMTJr3olplmnQY5qW",
-	"omJGWhl3TSCqmdA2MukKFeIvmNwwCw3Ofn32cXkUFwHHGsHEi++8GP6EWwFk5vY+uwC8ORHikx//2clf",
-	"/r8X8ZZ7SQPOq7GJ1GLCXl2ymNbF6JT6htZVrqE0XcOjY8QKkfOqIrF8FlDtrqp0hFQ5dF1jm432px4e",
-	"lZBSY+kl2F79dEG7yPqsTHXXYGYXz0d3qoGCdIgdOD7UQIgKFqelviwVLqHZ9ZlPumJJBdSXCAj9gi4H",
-	"LR52HINg4sc+Dlxm4tBgsWWHZmJ5xoaSQcNI42kjzUoBYW6aCwKCixM/JJi4DsPUDCkmNglt13ZNO7CW",
-	"eCUE3kxcjEsdI479GBsRM7FL/BCHzLZwbBquQ1zXCS369ONiZia9/vnTV26lyre6ktE2h9FnEYo9Kx0s",
-	"z8s14d/0yS3s2epd18VMiu1qLxKVR2CKPy6CmpKCsa+wKwBNrz5gw1EpUKrxkOYmAH/gCxW4L9GPztIy",
-	"lkwa9eA/PbRTpa+XLwzpg3Q4Hk6Rla4gp0b/Jn3wCp2I3Q5qIjVVb04n/h/SB68BEoB0Qs1KdnmxCKpe",
-	"g2afFqZSvZ0KqYynkeLX2XOdTuAGXmAF7qI7yLyTg3rcty0CTg6z2h8/oQkmXkQwpVaCbc8llmvYXkC8",
-	"DYHU47/70aPf/41WFK2EUItjX0BRMCgDE8oMTAPfwUaQhLEdBZQ4yRI1q//8xxbPbMFWP7oFREsil4G4",
-	"HKT8YETXKCA09/jDdtUAFLTPeX/dFurnH1ZkZEMd09KXtiBtC9KeW5Cm+HiF0XZO/uy3T377NxdSaem8",
-	"Siur997OYiZKVdt/T2d00sE9eaJRUF6oQwGuRyhOY4gmOh5M2g2vW5VDrxhnDB2xQuhY/OWVdD+vB3Xl",
-	"9XQvsZoojcp8TqViJA7FhIYGDhzbxkngup4ZJC4zw1ZbvQCnaa81FgCx6dIwCdvv+JbpkcCrPWiHtyvo",
-	"sahikv3GEhmFHg5j28KGRXwSG6ZpBaS55HWB9EVz1zhjf6w2qbVntltlPtOfXOCl0w0DTALbwdQ2KE7M",
-	"iIaR5YWmvfF0iWcrK+GZczUNg2BiEwv7hmthZgSJ6cXUDs14fq7g8bHBVNeb2QYpAvWx1qUbT6l/qC/l",
-	"1gj3WQ42vb0s990ziT5d5BoaeWiPyyu0hcynnmtXvlDqFu9L2R/S9zXcrK5BeAewnigtonFWZ36Z5TY3",
-	"60lcNOSjIimthB4yne93fWFJSW5PJ7DjHqQvvJEj071QXIe7Zzgdw3c9NyD2OlWJLRzarouJ5/nYdy0L",
-	"B9RxXGq6vkf8DeV1NQmAQKZ7msgOozQNx/TcFfL66f4Y81YPdza0g+iyxO5y/xLDjjHxbIbDgLnY92Pb",
-	"dCwjcEhyGWJ8Bf7XlOPVUliG4/hbOX6bHuxTlB5sG3Oxjbk49epsfYa2epmrTtBFi8Op5Qx2H+08/rsf",
-	"Pf7eNy6knSmgFDO7qiDsZrR1oWKr91BIo0NU5o2wbOVGtQig76rRXbLb/xSieheHqKZDTM/ya2XCWRA1",
-	"sDCJnRiHPjGxazKfhtT3TMIuAFG9JkRVL+WzKo0GzlRfLGJM71lgzM1MRbDglmG4lrmFmFuIuYWYW4i5",
-	"hZhrWQzXxZfNZ7fg8gVySNdISdKGCh5uosddDg3LccGfgvp11pNpTgHbQTcyRgtJ3pRVfl8Ro1HBjtJ8",
-	"LHQzjMu+a7cqVEWHqCItwOb7ORNN7Nnl8sn9ClXrbED9LA9phirHLWgM3tRRsEhXgdEPdDm8rNIPJjMq",
-	"4pLRIdqZ5hnijBYQGcUj2Cz1gKSSXS5YKVBPtykByx1V1nC3TpdYQM24nLNlqQ3vwlZdmpI5HIvJ86ld",
-	"rjzSL6ZbJnuW3wlc4tim7/tfXCfxHwskDjYSE4emZ2DbC6yIRaHh0OQ8OYPcM3L8BR2DBKazKsEf810b",
-	"E0ZNTAPHxHFA7Zg6lDHTXqZUNs3FhEGGYSzTKsu2mY1JGCQ4CIwAm4blECMJmWfETx/xzyzFFvFvncMu",
-	"HRlt7Eu1RUWfEZWbYqoVPGjoq9DOJ1/96sk//OOFFG9QLS9RMugV4qv2HLraJMvhfFrDiI4kGsulsCmR",
-	"DC2UY3uFzFTRU4ly4n2kOGpdSSXn2QSFK1SCi4q/+3p1riRVYmJi4jEfUxqE2AqCxIpMw/Ycs+G70xrk",
-	"WRrTDWBQNeRt/sTLz5/odowgMPxgZf7E07Z0MX+i9ZTyJzaH/RTyJ0672yKlbf7Ebf7EraJ1q2j9jATf",
-	"Kp69rvuAfnqbdnErTj09carCxw2BalpDboR2Pv79z5/87LeXmIBxzK8uLpjrytFa8OH58b4Sg8RAsoKI",
-	"SUaT5jECKUksCjhv68FdsmvDZ0ssMDqu5Rj+i5ZW3e64xPRNZ02xYMnEmy2cX16YtrKVF7aa1UvXrK6J",
-	"SRqPblWyn35DdcX4Ngw0qhn8kJ1WUvSG2qS3VfjfxbhqhWjLYszOyPdrmh038GxiEGcm4e9U12mZXvC5",
-	"OutvPmzNc09CrQgTN2Q4dBnFJEqckPgGc0jUknxSp/6YMs4Ht+Xhr5i6mP/hFqym/lLz1eZwiOR2RZ7N",
-	"fi+3g9HhzbmhGQST2Cc4cEIP26ZrRWbiWhbE1ZzKY6qFMV1zk+wOsH+nCvQvLF95OkzimQB8iQHyfp/F",
-	"OOVIR+BWl1t+XOdyvzSiQhznBdD/5eD7xoBFhwL1NEG+o1/otZHyouDsuP5OJSqUaF0FloO80ZVTEJLM",
-	"a88MrSPaKQcsldKIwvFlfsi4UBaOKGJC6G92waeky2uGoBsTJZ2o6pRVcvWIFkXKRC0ZNJsBBVNadvkO",
-	"6IyyGOrPizIfCXScF4cp7++q6Pa0FLNjQoeMTZ/qdPk7Rc77NYOqVlCgKB/zEtE+TbkoVUbGvA/lq4q8",
-	"LDPWQdfrp7sc1EipHF6Oonw4zHkbsffGNKtcXoCqQZ0sMZBCpcR5lCNfQr2CRlJ06nIFAN/maZTHDL31",
-	"2hs3EM+LIc1SoVhrCrMZCxYr3uoYBuodM3p4UA2l1+ny2zyboBHLRxlDOzwv0fU7N9Ehm4hdNKBHbDrJ",
-	"Ze4wNwB6vjmpjsFFLEhzp0wlLMDw0Shi/Kp68j+12q3GuWvttd5ix0ueWh+p6JbUVK7EmKRO4315olp7",
-	"LTb5o0H4epTeTv/otS++evf+F+7dFDeH5eiLN256N7/c6XRUzcW0YOImb+0FhiH7P8oPWXxPXQDR2jPa",
-	"LTihOgr/ZUaLTeJUZye9VNDQP+2rm1zdPSHv+EKixBs0GjB8I+dlkWdn0evZh58P8eMcmD2k8YE+62ci",
-	"6OazD9stHauc5vwgUYUOz2pg8Y2H7dbMVT6zidmnLw3JV1nI45wJ0PsPaRlpHC+3mEblc5X7wDzndmtN",
-	"7EFUsJjxMqWZWMNws/jOw3Zr3EQdZ7Ux8/Cl7NqbqRAp70vuUjmwNgb4XG3WxmjsEnS15zgbwOsPKl5/",
-	"9p7OPy8ZDC2Zyl61xvszD1/OTc5zNKR8Ul1nsY8KVhaThpapnx4xrhMiSDgnoGqqeG7sX3flePF1Od4z",
-	"X288CovhrnPS7knJLWJvc3pE04yGGbt4ok6VfWk4Qfkxr5FWA8zLu38mllcJw2mGY1rSl1hBBVuN6a/z",
-	"nE+GqWACPI8kFAYHKSmD51zB4KJgkNcpzCZtDeeVypHHXV6lLR/kGVQwAkfwQc5ZW8FWSVekFKwPzA57",
-	"QKMym8ie9iUE7SpTxHEq2G5bcQsWIypQjz2Qt/KOns0rtKQ9/bvYU032Tt7//06+8aNP/v4nvXaXz/Qq",
-	"B/4OuyGRNRuOypTFbe0yVSd5rvoKJ3qArBQSjLOFxuFNniMaxwUTooNeVTJNpDBqxCp5Ri39NdGVhHTM",
-	"BFIyBq9mrw3NypKsU7qLaU53UbWjh9bl2ourjajO/57KRiZIjFiWSUlFofpRRiM1k96X6mG/25NPJwVj",
-	"XV6yB6XauuMBK9geguLn7TrpfJmWGXyuFkdPVX6XgPEAj0dqs+U5bteJayAVS0bTIa44v3LkEu06Z+sx",
-	"LXjK+0KdF3akRKVJltNYdFBdJBqEDGhPMFpEYM4Z1isi5TS9pv283eVCSUaVlxstGEryMa/y4Q/ldg1V",
-	"XEaMODuunxzSiRSRYaOHHXR9KEU10UYxhQUB44RQgbGijZSOX+9RNeciPxYqPyy0khYIMmCJXZBEO+hV",
-	"Gg0QrS5WrLtGw/yICRAqdZY0aFSdul53bBh2dJjyGP7FOnBv494+xGPA+8p5AXYSnPqGkkXnnMWNo7ey",
-	"Oa0s6nXQO1L268XF5O6Y9+YqktWVBNSBLwcp73e5MiiIDroeD1OuXAr35QJr0VCFetBxnJZSzq2XupLw",
-	"210ut13xDdjEDnIMR0VY6F6AfghJLPS0ROPpJZLmq3J5mrThIqKmWoxK4VhZov7A95Bp+9gwTBtDWf71",
-	"WWtjYDDSq/RNnB29Jh23JXFXM6mcDZQFVp2r6ukkZRn8oDWnWmMJ5gAmarPcuzNK0yDGsRcGmJhOgkNi",
-	"GTiwTJsxw3Asm87VZ3rYnvZZVVWoO1W9LGk9MjAxDAOWHRvTP3e+dUjzF9NI46SoUSxJicUxi8cj9gab",
-	"iNae1W4B+RGQDy7RRlH1Q50t0axtg+9owtXaMx6ee+vHBVuGsN6RnAl0O+oZbbWL0U4diFXd0bZ2MVJP",
-	"7G5Tx12Jse6Fc+sAugLYokIdqEJ+kplRtPPog//26MMPH330T4+/9stHH/3g8V/85PGvv9f08xg16eeG",
-	"sBLA2Wm4UvIUCVwgdg790b3bb6E4j8aSvKMyB1Uq2hHyExXgGV+WNBrIn3c1ylQhfk1QIsHGRnizy5uA",
-	"U4OJIQBP1MSdurQmVOhMC6QoFBpz5SbR7nLAaJKv66o8MBQ9rmtiipFqCNHM7qeAcrNKm9hHo2wsUK/i",
-	"dr22cmup24EcrNpJB6h3lzcAgOKWDX56ZwFKKsULFSiuEJbk5KDBr3UyQ7TTRJMV2AIIoES7XQlAYD01",
-	"9O7y6YJGrFYxL8HXVeQBvL3T+OF4kHd5CiXq4Ezt1sgCWpA4Ii/OhBk1OJ7iDHQazKhgVL10GqRX4L5e",
-	"+ikCScsOuseYPLdi9vx3hvFSVLIgslwEllwyEPnCmBWTK4qOgDupAMZSe6153wj2DGPPMKAUU8Mhah2u",
-	"77TWRwi2fFbcKVJFJhXM0WbYk9/96NEH33z0wa9m/I18ua6wrO0WyEFQoPbbn/zdv6wysjZnIxFINLUF",
-	"f+nddqvPuDwUS0yz/nQNlNEdFmwWs8gWGtDkS3/aUsxwfrFCH5MojLFvxyH2TYNGsRG7PgnlAg8o5yxr",
-	"7bXkvVC+aGovW09++/f1Mjz+5t88+dvffPzLH/zP3337yYf//OiDb5389b88/tb3P/7FR60VhndLTt02",
-	"9STW3RQTrDQPykaaHCU7L229WiIxDr/MovLmBshTv6LNIDVErMHdkmzOZy7mmemNZw/36XmNT10m68I5",
-	"nNebk1wSWJvZosz/+s8nv/+bx//+H6v2fnaelavFV0TyueNxTHm/Kq7c2kxaWO6K2LyrSkzYa40KlrBC",
-	"ALEXCOypTEr5EqUv8UQ8c2ebnohPvvutR7/7Yes08W/zih4buwja902jpixym5aJcxV/AnR2LrlEgbcl",
-	"YgkotpRAfm+Q00xzSxrm47KhZpi39ynqgl9JxSgXaeWQNdt0bwrw9lGSZkxu9B92W7N8VXKXbqvXak6L",
-	"8fEQtJ/rNyDRbKmurCgLqLe7dWz8DMtKcOCfprCU58oguLTyglIfqwx8IHmkpai9SCR1Fx30WpqVrJD4",
-	"+TDl8fKCCneglysvpXD2k2+kPFYDvtzCC+Myv67iDPZaeZK02q1w8roqwPmnVfniGzrhzCt0Urvd1ZAq",
-	"LZi4rgtf1xzm1MyCttcxXMsyHV8lv4ZqxVB1dqZ06EztsBk+v2bBzDTO2My74pXqhCvMqtVcjTJtupb3",
-	"zVhzEBW+dh/cBvVXFfP8+s8f/+Z9pFucSl7yyAE/fYXJgzztnedlmkzkNy+zBNJSziQZkY+X9frN449T",
-	"EwdW6+l6HkQzHKUiDTP2mtYB1kUnntFWO77n2b4VnGur10QB6261dstdf5s/+e1/+fgXP3ny4UdP/v3H",
-	"j//tR/V+15mRnsFeywV1AmKu2usNEEueZ2cX1ABKu9WJPq++qXID1R41WSl8XslDVwV/Xa+zfYHwjPKi",
-	"pmxiykfVdRFtpO+R0ioBV0U7leXN3F1SDBtoxR11bc7vtricHq1F05tZr4iFiRm72HephRMjtOzIDgI/",
-	"AmPMPElovuhQTAhJcBDTEIcW862IMduwJCVqPpZgQpiNfdcxcJg4TmhHjufbSWtKX+RaINO1vdZGl1Yt",
-	"5Hqapg3LfV82mzgzxADyYHm+ZdqOdU4uMV30yLQwsewQU5s62GJuYtlm4jiWdzqX0LT4hT09T5MLTTfM",
-	"Ne2VXGiT47zUG3ZbIPw5kl/X4Gs3dFzZiym/quOGaAXq1mSkTWEUQrNXSqT3q/Sdy8XRmoWuLvD3Oitr",
-	"1nkh5/inLgiQPcPs2IbpuIHnk4uReBLbLibETrDPbIpjK0g8M3GIFUSbkPhlkkCzE8lHbD/B1HZCzHwr",
-	"ZjaNqEXs08k7iWIPEyO0sO+aDFPH8yMvcGzfDxp0+03Qx6rjYFqu/5TJt94MT6dvmqPeX6ocVCq99bsX",
-	"puXV2d9GTD9zxeKzoK2vs3Jjwtq+QF4LWkaDRQIM/hEQy43giQ4CZ+CU98HfE2ivomECUeXQ2CDH+1Nj",
-	"OPhVgAVcizrlgE3QMSsYyqgo0ZfHcV+5iir7SVrUNSm7vCKfqHczwW/KcfSmcdjysFceAtBUAZVqHcvv",
-	"8t6oAP9v0P0fVEumXs7HJVSNdUwLzT6nYld6ykKflpWnYYxEyiO2j3r/e+3xC6ugp7S7zPT+NtAUzYI2",
-	"3J0EpqpVl+eU+1bRqakpdzNKpeYDZ7XZMxwRDEfkD57mKK4gCu6pM3p/zyUdxzc8k3iBcxFG72HHNnxM",
-	"qGViajGGDS9KLOK4hhe6l8XoPexYLMIkJD6mUexgl/i2bXi25bHwNEYvX4wcTAzbwNQIfBx6phGHPiFm",
-	"FK1g9JZhWZfM6K1TGT1shucYlm1aStN+2Wd3Fa/Xg9ry/E9zxZnjIuf9A+DqZ0ZCTh/dJj/cJj+8ePLD",
-	"TTQR1tkv3GlAptfqaN8LKjH8zfq9W/H+Z5a9Boj2xTUgL0H5EnZ8Bbnp3hmk0QC8f+M6BEbdj5BVwVAK",
-	"eQPeVam9KRoV+SiHMCEJ6AUr2whk26LK09DMgQTamDYSec6ZKFGSFqLsoLd0DE0qkKBHy+r53VGzlmzx",
-	"rmzivE4DF0HIU1Bkb8TH1YAfagx6OZ4Fej3ns7/VX89kkQPYYtbqZbNDLMsmlmPbcz6QroOjKKGYmAHF",
-	"geUxHPiWHfpx7FFw7ptFfUvqi0RR5GFiRy4ODS/Erm8asWeQwIAaINVRmR/29Psl4zaWjlvupIgoh4Rf",
-	"5volZ8YZ02dpJeuDw5sueoltAdMWMG0B0xYwvdCehJr4zXJtsTEg0XAAH9chhisMM1UMojo901jgNMtm",
-	"YEUbcXZcQ4J9uBera5FAnA2E3Cx3LLw7FwB55S6Gl+g0uEwBZFr3DXfP8vZsq2O6xPM8z/EXmbcRBi4m",
-	"buBiPwkDzAIW2kHEiB2TdZi34ZgRJrEVYBrTEMehGbpmFBke1L0oFjLNLmHW9n3DgXGaHd/0vljH7s51",
-	"5DkGJo7hY5oQDzPima7JDMuJLVj0pUtgTJu2XcP3PMt2liyBT0K5BCGmYWhh6gc2SwLfJtR8Skug8Iq3",
-	"ZxudwDNcx/KIda6FeHeDQnrN4362z1l1a7duZ8+129l8AoqNqbRgZXkqda4dbOlI2ciPBwxiNmNGG363",
-	"8wkB5eNLLej3qg4vHJFHRzcgscWsfvZC2UzXvk71LFZgvWpZt6lEn7t787oqwiqm53ADi+imhs3ZQwrQ",
-	"Rn6qMoZCedmUq5Q8EJLcyEzUQRvZKru8NlaiNW2V80bNOWMlurCtsnHZn4G9cu6Cu4ZhbHzBz2ejvNSe",
-	"ryCY+ZJJ57nm96klnc8tStlq4jfTxPfPyykqbHXM2EisTiCiMblAxzo7cjxmbaTLcwikMuLGug6Mzseh",
-	"/WPmcV8HXUdxMUHFmGuqLeq0U/K9IZ2gLM8PER3U9XEmqEfF7UTn36IZvAyZwIAbseKIFSjK8ugQ7cgH",
-	"G9mVl4QW3B3ze3K+l5GkCujR+gRFdnuV2adqDQRwrllh0qRGhInBbEwNO8IkDGzTNyxiuIvK8Kqs/O1F",
-	"odIkFsGE2CYOLBrhwLCIZ7thGPjmxkKl2wlMz7W9L4KgPD9caikPTt+SUrBtOYlhWYFrs2c1XK9jgPir",
-	"WL0qTaNCwOThXrrolmmamDDKsM8MB5uxT+zEtljoButI8CaxbUy82MTUNR3MDMvzKSEutY11R29Woycd",
-	"YrqmSZYttmUSBxPbYdiPXYJp4gdWGBKH+dbTH6Zv2o4ZfHETnYG+WELS0dPyewGdQ3EKmb20+jfOt1m8",
-	"nlb+3qdcunrMq7yUwILU7vP8eGP+qJ4+xV0/L/qU69z+1yTz6aeiZJInyldn9cEonCA9Lyk4NT1FaV9b",
-	"Kmp30J58v1fnfYKCATlHtPIxRZwxyA6pFNB1twNWLE3VeCsV5X3afzqB6rPrdC8vSnTIJvu66I3k+D3c",
-	"QyIvSoHks4zLLzt16GwP18rTnryjqWzmPcicNK3mkhfl0gQVU71ruzVtZ2kuivmR3ilYkj6oRNaS9q8J",
-	"WP5VY3hvZgBD+uAW4/1yIMWNdmuY8uqjudj3Zera8ywv5Ma89pqhMqScWq3H9TqG5QWubanScfNJp0dz",
-	"6miCLRKGmBiW5KW2hwOLUWKZThAFznQtjtLRWeVwZnvegMzfp2vog+WF2RL051oXXNIZGQX+u6rAJUQX",
-	"7xUKe9Q6XPXF6ujku5oSCkRrqjoTcIwcIwDiesAepKIUWpWknoaLT0v1lvp9VYSylOMvEqC8cGeXXUN9",
-	"tdBROkKtTW7LFQb/vqjUZoPV28aafgpiTe/T/qtwg1/wYNMSCM06JHMGtdaRpjHLmHIlmaeUKhW6Rjoo",
-	"KfLhXF2BacoaoIpVPa+0bGuc2uUXtAhA9FKXb2IRWB691OWXYBF4BZZKUfaLGANmyKuzzGAp+4m3YOVq",
-	"8qKdX4f8wqmB1UnakEq0V4uzJe03kqHBbQXfvkY54wVzeYWELpa79jMJKvSSb+1In+GY5/Vv7tki0ZWH",
-	"Q1+HoOeevC89VLCpdy1IT3yxLtEZAGLBowDtQH53zcRrZVeflVXEdcXA91dJcqqUEYxoQIUu7AlaHPTC",
-	"R1ZfHJtcVF7VKZI3oXznc1C4lB6vIsv67LBO5VSO5Bd+EBiu4Rtk3s/TwgFxbEzMyMcBCSh2CfWDJEhi",
-	"16RTriQPsuuezpigo8CyLJMQ75IYUxWhu2VQzwODOofIu/Wl2DCq8TyiNqNDsbIkPxhd4Imnb3WBEtJx",
-	"WrBIysRpFhdMV/xOBZLDXmXUGNGC8fJm3FqXhtyML9mesZqgenuG2fHcwDZdVyePUDtf+X/d0bnhlROY",
-	"/vEWo/HsD00ybOPAsUNMnCDGfhhSzGI/cf3I9h3bal3QXbdeVdiCAHIM1gs8MwQrwYR5FvYdkuAksp0k",
-	"DGPXMe3TKf90RTxieMpHgbMHpT4XUNl6dPPLefrmK68N3vzy2w/euv9mefv+F77yJ6lhv/VKdnjr/iD9",
-	"k+Gr5Rff+YLzxS+/7fzJV9503nrlzclNbn0++AJ//cbrt5h447WjrIg2YCuMDtew2Mir8fxpQZ5u3em6",
-	"HrHesHXLF1f3/nIKV3+mK09/ig1umvnUPA0+b5zzt7dASFU11t5S6ttT9rNSZ3QTCKqdKg9yOQDwkxiJ",
-	"a3V8fibb2hGMoZ6i/bKf3u6+qvU1HAtwcqC8y0HSS3m/zkEMwt1hKt93DAP1Fo52Q8CDemLXRJdHecxQ",
-	"b8wPeX7MIYS2h/IC9aYhtQeyyV6jONkykUwbAhkdXsQSqPnDow/+4vFv3j/5xp+dfP3nJ3/5wVI2QbBl",
-	"mgkmJDIwtQwXU0IJIYbthqa1GXG+SgPhqZo7p+PYtudbZmBfDvuWi+KbmFDbx77tRNiwvcggvket2L40",
-	"9n3x7TlLsVgtTGA4X9xsL7fmym1pl+fGWqmo4Zr8pilEzafGXbQzVIT2Quqb00pRWF7H8w3i2xaxL0u2",
-	"MMLAxyT0GfYd08UGSVzHIxYJrOTSiNP9FUKF4TMHEz+wccgCH4dO4NjEiyyLGq0zikjIpQgsk5ieRS6B",
-	"HN3XrH+rSPosWzo2og1Pw5zxZn4E4ScwNJ0LSleoTUuB8mNeuadSXgool6rDSyTcDFBPvncQTaKM9XY7",
-	"aAVM7vJVOJlCyWkWHbJYleitALC8R719JG85ijJGC1GVyl/HhKGg9qwN47kJuNRk/BnYMFaQ8wZ880wf",
-	"E9v3cEj9BBMr8HwzDqgXJK2lBH/mVQsTZsY4DCXRDTwjjl3DSsJkM+p5PmPJizW1K7DKnCpzuB3XswLT",
-	"8ZzT2PqVL9aC3OIyiklMQhzajoWtiDrUDTw/tIJLgwYn3/nuow++f/KTn518+8MZlKCeOl0kcTue7RDL",
-	"c4PgkjBAbVPaYoEXxai0zZR5MZvS+QQiUWKIa32JxkeUR2x1iC7YeYA7N2Jij6lAoqRyIRU6uPf529dv",
-	"Hdx/9d79gxu3bt944w9NiWCcpoZLoiHtzaFCapUzR5kOGQ5pnRtTIoolXvHX1TjvM1HekG9fRCUmYCNF",
-	"a88klr9B3L4eA/R/ldG2PD9u0stAy0yG23FsLyC+4Zob0EsY7v10yFZm5ZMPXBPg/SJ3Y+s3uj4xPIct",
-	"h+flQQIk8iw7yvRJeaTycckO1n95/vlLMcG8lSMxjgaoYCIfFxFrI52Bbi6zo2Ds+Ul8+PCFVHlJaqlc",
-	"35goNcVM8uKYFvHGYaZjobdgqWPudcgRqNIFjuO0zAsBGwj0Oees3UgqKHT4KAi0YhyWBYOEDSNF2HVZ",
-	"Ru3mlhYg4lZgbNF34W0Y1zPyXZgZ6xk+CyWUX9jMY2F5r7AVlUQt5f08Wxn+KX9bu8+78uFVvarK9GhH",
-	"sqddeWdTXn0FmSZ21bhWDaQubD8dio43DfM8Y5RfroOG7u7suo1QjDZwiG1bvgPuGmxI00wuHRv5pvM5",
-	"3Xwnyoetec2pbYc2Jq5jYOpQE3tGbFk0NkPTji9NPIJhuBKryN2Bz/LyqtM0MxYaYeKFJg4Tx8KmmVgx",
-	"85OA+mHr7HK8sAJ2YOp8FxsuH/FsnxiG2Vy+6YX3Te+MVYwNTNwkwX5IDEwjFgSeEyeR517aKjZHQ6aL",
-	"Of36KtYUloVsGEgsCdrZfin1Xdv6pWz9UrZ+KVfglzLWwKKCSerzxn4pcmdTnpYpzdCICnGcFzFKpaQk",
-	"heCCleOCs7iDXpVkU4C6fczT98asjSIqGE65YFykkhxnk1WR3pJmXESarWg2O5KzNF13jl5rIvrqEdI9",
-	"VTNp7bXu2dG4YPiO/MYo4v80y6k2IntXWQ96fYZm2B3bcAzT9B2rydBWLc6sv3xoOD4mhuNgavgUW1EQ",
-	"JFGSJDQOL42ZTfdhKSY4U286naPle5u4ckCvW1eOZ8XvLoVdtVvHjB4eTG/wWUUcZp7ecrtthWp3nXnd",
-	"k7g6Ym9zekTTjIYZuzwPnrEifmty5qYC40wPnpqTXqhi5brMJtgzzY5nEd80fMNaLj1ZJglO4TgeJtQJ",
-	"MYmIg33GbOzG1POjKLStyLwC8ckyfWNN+UkOzQy0lTIKTcwsN7ISz0pMzzzL2bBaGNMJ7EvgUGDZE6zY",
-	"WvQ+w949m9GNq/fu2UM0FIyXyu27Av/afaWNevIK9rRzDfiW59ASzdQLHfQKA1JDS+UiJCeEdnqK/Owh",
-	"UMv1dlHBjvJDJtAgFV25QiLNta72+p2b6JBNBKIlynnEOkjnldaBzL2K74PzeaTzsSvfnZ4kAT3EeFwl",
-	"YtdNVwHKajQFSwomBqjMD5nuFbKy0ChiQtRfZwWj8QSlQoxZvNuunkOUi2NWXBOop2YR39Pj73W5oBOB",
-	"BvkxGlI+6aDroAjV3j+IHtOJShjTgwI2PUQzkddroUbcqAalx6uJdVs5D6EcNJ9KuT2kEzTIMxjXUHZX",
-	"LY6O307lbHIU5cNhztuIvTemGSpzaBvIOlg6xEAyYog258iXo5VQhxWiy2kif3ibp+D8/9Zrb9xAPC+G",
-	"NNPJGxupg5X2F8IJZvBZ74Wqzd3lyw7w8SBHokyzDOXHXECkvoDjVxfJmK5Dl+uFCFBPvnwgXznQQRs9",
-	"NOYZHLIqij/M40kV4t/lvQHlcX7Eih7akY/E9WDk/slvqgcgqbM8kmkp0JfzEG5qOWC8y/WBQSkHt7xG",
-	"noA9sIDUnUjO1APFeS/Ji4jtIQkPel2+Azp8HWciSjrRpSFDdSxrNTsszpiXaYYoymjJisYUVOsddJ1P",
-	"ZuZRnXoMtrxpkmwaxwUTsIJljgbpcA/JviDsJaOR6n6+GNQw531lo1FlqCsjTZerIJr6lxjtiFybb0Yq",
-	"cyZSeU417Beon+u70eXTLvTFh1pux3zVq3LxC/ZlFkmRc6UTX62peOpOfBX82ywBtxzv+TzrLqG/K6ja",
-	"3hzUGdXWLb9juL5nmsGCBcb0g9PQr4tjw6SYBL6DqeEkOIrcyIloYAWxf5kmGDMwVL7oGSYEaVNPtcu4",
-	"OHIkELaNANPAdnESBDZzDDs0k6h1RuFzuS6B5RnEdS4NA2vvthcfC29VL1vVy6ewvCqEdvK8PNCc9Mxm",
-	"Fl54KCWcos/Kg3xcHuTJmsNZ9s62auvFqrai1yAzXQXS2qi3ZJV7aIci9b3CePm4FGnMGk5R15RriVDw",
-	"cX7Hmw1A0HHDm6pxx+Wzu9vK+8E5CQOAkoOSHq5BGprPPmy3pKB1AFLkmW82Hp3e40oEWPcO188/bLcW",
-	"pKIzG1l84/LIgJLNI63BFot160VJS7aHeo0V7LVRb7osvf2lkp5KATkj+eRJU6IEWbKutq8l2oYEWMtl",
-	"soO5dayar8VBqPwzK5k9V46KnyEX+GdljKi95y9ojHipOlTgPn9uheNS3wPlLb86YbLWKcDV2NFKoX56",
-	"xDjqHaY8Fr12l+tFkjxtV557UHLA9dhD7AGNymxSxSP2ylyKHjeBIXHtMNjl6gqm5UDnU1zG0sq8ijfc",
-	"ofM8rMsV7xK7HfTyRF48IASgTaNN/cSM3tExHH1r5ecur5hq5aYplAJKUqVhfsRQMeYCUQkrQhod9gvJ",
-	"MEDVo/l6cQiVT0KlyWqrvB85Z13eUPnsN3SWaMcyrF3QCg4Yem/MxhCewCvgMSryfsGE6PJen5WfrwmR",
-	"Cl5Ar1LwkYbUknKAOsGkXOpBKsq8mKAiP4YdhVH0umPDsCO5b/Av1pEHi8UHqlV2JKnrTo2KGqRvF1Sn",
-	"qic52S7X5TWrKrQqeWaNT64JFNGRqmILcGc0LtEgHSIgjWmJUtHlEnKoo1Spl9IS9SUYkctbqUVhp9MS",
-	"hSzLoXZ5jnZ0VKvSKe0qrZtAWSq0lg2q5oz5NYF6ssMky49r/SZVAKiD3knLQZdPj1W7Jv1VQhb53DWh",
-	"8rLAAUh5maO03G88qRTdKlcnXAjUz5vj187JoPxqLKJaeGASahag1RPwHANwWTClcdSDoOMyx1SItM+H",
-	"cptq0FaMOcp5l6flbhspjRp8B5pvSFmjb7fuOW0Og+dIrioc/qZCUbNEHY0jj3ghDzMkPZVLLQ7T0QhU",
-	"4DnUtBPjIaQ5HXOk0rFXJfHK4zRiSmOnzAXykemdm7Jd/UKXUz5Bw7xgcw3tqEmo2sdfYUWu7mYvoiKi",
-	"sQTIFRVSzsfwtk4CTWuC1lbKTQkx5OYloIzWx0fdoHCCenBbE1ZUCqAeHGfoZx/EXypxCYREJ7nE8Xg8",
-	"EvqAVse2JqEw9exY7kY/r5JSd9B9tU1dfpbytWpQLtcKBWxTPbpaA4sWFbBaedrlc9pTeAEIELxS62HR",
-	"KjVsl59TD/v5hm76It5pdZG2jNE6/CsfjiifSMarmU4zbNWmroOJ6TrYjz2CKQmJ5/iuQ5i5vhqtGv5G",
-	"YVrWpjVk4eTVrgJAeOEHfcSgaJM8vK09o92qCF5rz5BiBaPx6t8fnqZ0tY09w+gEnu3ZkPM1KfLhsmV0",
-	"GCaxG+IgohS7ns8iO0ps3/EXIoXt0LAxoU6AQ9dNcMRcK0hsh1ngxA3Us8oP3cgMLYHSdNBferd9xmZL",
-	"8WAsVHTBmMVPY/tXyTJN21Bb8/c5IWCbn2irndtq57baua127sq1cxfWlF3WXWoelVRtbhUmt6BW2t1G",
-	"t15AA/N5kH0lBwbxQZfpbqo0nvzzbz/+2rcfffiTx9/96e4GOhrZDYvGRVpOQA8TMlqwQp5v5Rgmj2X6",
-	"BpvU37xbtz2vgrklZWAmRBvk+lT+E7C1UBopNGQljWlJO42qoRNRyvO1WKS0ct3ayfJ+ymWT4FvVRlne",
-	"z8flbu01NRqHWRop1y6gfEesSJMJmnG6anQp2fOSDu+wfJSxthZ1izyTUheQOqVJoiNY/yKNWbM1tbyL",
-	"zVUZ1lBZMLY/q7up/llRbRUWLIWVZlxtI5R2WQdvyPlKpjSiRcnlBeQl6ytGU8mLmh+A5MZR7VAHlDlM",
-	"VZHXxsLAPq+aDB1JyQgrJ7FxnJZyI2aWNdZRxovvKoVMwqSoFudDmnL1lWijPIvrgry7jebU70vaA58F",
-	"tPPkw4+e/PuP61OgtBOsEIN01GgF/KmWNFJ7RKCdk1/8+PE33j+rodofa1ljlSC98/HX/vbJr3/76MMP",
-	"d+Vm1u8029HPLmnmtakEvvPx+z/8+KN/+PgXvzr5/fd2Uc61Y1hTpdlsVQnvb4+WNfvKWDEVBtX8VfOP",
-	"f/jTT/78O83ljqunVm3/XGHlkvbRUR7RcJzRYrKvas9ImpQXCCrc6TxutK/tIKBwqSvSKK1NZ6aoxrKe",
-	"74DYrjf78b/9CL2ETr7+88e/eX+3uqjaw05nQxFt1M/ykGZIKN9OvWYzsnyjW5UOYLHfl8fZIUqHkvqj",
-	"nZNf/u7k6z+FLV2yDcrv8sa9P4av//Ote/8ZJWk2QyNUQ8v6uS7xp9ClqitNQ5iDjlHo32iGJNFEO48+",
-	"+G+PPvzw0Uf/9Phrv3z00Q8e/8VPHv/6e7sII/YABir7ZwUV44I1p6gbeYWWtPXw3Yf/KwAA//8=",
+	"7L19kxtJeh/4VdKQI9g9QoGFd6A7NuyeHnKXs+SQ2yR3VjOguxJVWUBtFzIxlVkNYsZ0yBcheW3Z1p59",
+	"cXcK615i48LhP3SOuzjL0kmy77s4NLO7f+krXOSTWa9IAAU0SPbMtEKxwy5U5cuTmU8+r7/nq5rLZnNG",
+	"CRW8dvJVjbzGs3lI4N84jAj2lpdsQYknH/B4NsPRsnZSezElKCIuizyk30JTzBGmSL4cNWr12jUOYyK/",
+	"cplHaiel1uo1jwgchNXa4gKLmNdOOvawXhOBCGWD54z6YeCKWr0mlnP5ZCrEnJ/cv8+nDIcNj1zfn0ds",
+	"HJIZv1/s/c2beg3Pg8srsrykTFyOWUxLM3xKw6Ucw9mzR+iKLBG8ggRDIh3uPY7mjIVohpcIcx5MKGIR",
+	"EhGm3CcRCoSRDCvd5khxqE4zerUzej1k0TjwPEKrEWxlnJJoY+xdRuSLmHBh2hDwAwo4muHQZ9GMeCYS",
+	"5BtZ2QfmJrIJ2dmEPsQeukjb2T6lfL9yMi6eX5LXLiFeeXv/HovRFF/L8WB3Sjy0ZHGEXDxHzNfrwOU/",
+	"xTTg6CqgxmkWms/Nc6/Gb34CCsOB6Yc4mF26jIUeW9BVAkRExBElntxfIeNCDUif1Ii4hArYrR7sRcoE",
+	"ghZRIBCe4ICiJTGegFK/JcocqtcDEKw4TkkyDwfh8jIMZoG41Ku3ZeMI5uHlPa4HCV8iXx5YOSt5kE0U",
+	"MnWzaQNV6uTmBDENS1FF4DHm5DKm+BoHIR6HZJU7JG/Js5178VSueLREIRbme8PYeoltVG07oUE3zxef",
+	"k+g6cAl6WWi/CjkMAwN6xPMwcLEoEeEs2cWLQEyBo3M8I4jiGamj+ZRRIvc8meEgTC9C8jrgghvJknaS",
+	"o8XNujjADkkHJekA/VwKfEVomRIxJ1EyyIBXnnS+xcK0K7Z38xnmRyDn6KeX6gofSPjTnETyIlMjY3MS",
+	"YREwapqen7uhC6d9e1MHuPGz3mFiESFfksuAXs6x6bJXv6NZzAUi1EMBhf3mxyKOiHFyxQZLJ3hrczdf",
+	"utIAcpMUjF2GjE7WznLB4tBDIeYCyfeIZK1YjRCEMRyGbME3zDrtwTzt6u0fjAzpiBQd2JeEbr3YWOgh",
+	"LCUzukTqk1RewVyKMXKjmqlgaL98o1Vu/RA0MIxHEiLwyGzOBKHuEqTfgF7G3MDHlZSaMZxH2XfWj8lS",
+	"3kNcBGEo9/E8YpOIcL71plvTeYm/H6Trm5NwzWBNRJwFfIaFOy0fL8PgF1Lx02w75sQDMQYjL/B9EhEq",
+	"kvlXIV/abeHM3bDTlHCtVka4l3QeMZdwLkUA9ICKQCz3ImI6ZCAj5bHvB25AqLjkLpsTAwETTTHE7hVX",
+	"N758E/6VXhCIEuJxdMSJ/pkfGwm42mGZdDfp7gBXlGGEilKCRBSHpXNKUUzJ6zlxBfEQiSIWIea6cRQR",
+	"71TqC1PM0ZgQikI2mZhV1bTl/CHco91M8Mzpr49040hKoCRCD2RTFemgh6Vmf43DwLt0I+IRKgIc8iIh",
+	"HoA0xCI0x5wvpHgYcLSIGJ2Yp7zaXG72mxvL1riZPx44FlMWBV8C168yvdUhFGYaR5xFq7e1ei4HJIUl",
+	"Ke0Ch+SKvAHn8bpVLrRbuqOrtnoQG0VpKPlZR8SPCJ9eCrYiUCvTCfyM4Gc5Wv0dSPyv50G0ee7F1lfM",
+	"MpXaPuzqF0ckKSEFpEvszQJq4IRahiJSMaYMYVcE1wTB26Z559oqM7ktLd387sz1DdNik4BeimnEhAhX",
+	"LK2MaZEIByHxELyMsBBkNhfbZYpy2/m57tZydvPlpi3beCLb0HucV5t/aVCSCDMSTcily+g1iUSZCGco",
+	"/UGui4dcTOVhHBME3xl3drnFghy12p5sjJJATEmkG0WURYjH0TUsv3p4qv4DF54bc8FmJJLHgQuCD2So",
+	"K487pY53GVDB1hripRijBy7fQ5gyOZlTBPcwTINFj9aTSjdfPg3bWo+5okbSA1gbPDRelvosECb7qXZS",
+	"s5tDG7fdltXHnabVdzvEGuJu12r79rjnNr0W6fi1mxBTz0wSkjJxiV2XzMWqleoTsI/4MBv1DvHQjHgB",
+	"RrIjLhlfaukxkbHUeI6S+aYLLVJ0Bh8U2kZTEpEThPmVEkXnyqoSMHr/55zROhLktbjv8mtU+vWaeg02",
+	"J/T1DGznWHCLSXmJeMyNZ4SKBp9LOZdPCRGzsAH/LS5OLyP0J0zo0VW2iZUokFDcX/WvqI3LWRy5BHmM",
+	"qNsVTDVyVsuc1UPuX7MzJWt75cLaseWMAJ0iAR7q5qvN3U89JfAXqJlrD6yWKNRba6en2jD7y1ZauDn3",
+	"yfWZTENfyNvmoV9bN5GklY0zybVxmKkkvSZz2ezLlJI7Zet9mFkL5lmUvz/MHDKfpfxLdQUPI4PLEjQx",
+	"+VsdgZQaz0l0HUgBVvIKqsQYOADuFNMJyftX1k250GXZXXnTDg+gFq6MUdJqjpchw54ydOFoQtY7LMfM",
+	"A7uJYAzBqyZCrLa3xndpbC2dZTM3y2eqSSSlqMe6ye2zXR0ITJexEJy1YCs0me9Sf1lEsCCpbQ0srRuc",
+	"USsNr7FNb2n2AMu8MpLCvGeY4olp3h6D8anfK841aaw01w1NHXJ+Se8wP0lQ6gXyfr9UkvpG9qUOmYd4",
+	"QF0Cl5288FEgTpFPhDtNHaXG+Rs6W8/pduoqOwA5w9mzXH/oYdJfBUoZxrlCLHkepWZq0BXjuaf2KrwB",
+	"sSaPfOsJloOeEuxlzqRc2MWDF3iylWhpp2Ux+kZdZrrXYA3xLrJ+dyRfOmJJwAgLoszia/VQzea2q56F",
+	"tkx659qWDqhqFgYBM1T3xHbRbL1YVmxirTxzSKms2GVuHhVks5ytJlUqN0xrq5y2rr2DzTIvsxWMQJcR",
+	"ibmZ/+XtU2V7/qnSTwnn8qSk1tmIXLOrdaQw9LrRJrZ7n4cxlhlHqggHpwTukzmhXmByb6qAkdSnlJuD",
+	"R9zAW0ec1ZbLJtMq7R5iv6yOBObOYkEu1yienzDEY3eKCPXmLKBGvbLcQEGTX/38AMpjuUc5DWVhvhzH",
+	"fLmGF6c2eHdK3CuOcERMbj8+ZZEIjZ7ZfB8mHr17DweNsckPT5JE4MmlCucoGwgFnuScohTPSIV4klxz",
+	"BetgpcZuvn9z3avJRRMiVVZlcV49ruoFFeyiFWb1qnluxdZKR3RjW4eYWrH33PxYLC6Zb/ZoroyLxYIH",
+	"HlExkvDJhrkWWt48X3O7BxDiTUORk4/znL0w6ycB5wGdyPs0uVpzji/TdOPiLZHOc3tLh7l0Cv2ryfF4",
+	"PmdSErgE82Zxhi+zn6XIIAgVYP80z63cVG6CmxrKFIxufmrZB0/A7vpiOScVJ1keCMyUk+iSLSjXBge+",
+	"uoNhi6kQDPkiOBg4SEuJv+AETTH1pIQwQ+yaROhI/i3/dSzf8wgcGqkuABPyWeSaabUymNKmf3tDuTmH",
+	"WB28pC/sWrxF2VViRWrahZAJkLfOnj2CfRFh13ivr7a+xoZToe2DuHtXBySJsCD46jK5eVcJkPe8C8bU",
+	"5VtX9iZGJ+pfLpvNGK1DckASB4pVyAbEMJrIU+y3RJqD9XoQwhWHCkSLGJ1czhkLtxuqEVZxdcoXQLHZ",
+	"4pdrcYvR2tzeAW6T3BDeyEkqSwEwnXPsTol1LnekmrJHuBsFc7mZaic1hzKLCxYRBzGKyDWJlghTvlCx",
+	"hQK5OIoCwhFWCgyM152SGbDuGX79mNCJmNZOmrBKaqBcRImIfa6470cBnzMeqD7LQ3hKEaaIvJZMFB2d",
+	"P/+p3BY/e/z8Z8d15GAhsDudESpOkR+ERApZPxjVgENZLbvVa7bs/otmr9X/rOHy61HNWTvElnmID17g",
+	"yeqg1PLNI8IJFXDy7nF0TSKpp9XB3ZaYZXYlSRpWJqwLMg/xUjGv0rKIKFZLgmmyHpF+G/kRmwHJcBQG",
+	"8EMh2E+fJ6cUv+aoSCuPuYWAssbMOz5FeCznCf0hP4i40J0WJ0doPKudfF6Tg6u9Mk3uMVMuRjNBX148",
+	"TrybqedN2YNB08sscbKD3VbxCThw13f/lCIn5+R16jCK3IBSvzS4dT1Pqi3EW+PWXrvmXTBbrozuAgvy",
+	"OJgFwkwXF4chie7xzDcQe1IKpWxRl3wxoMiLsC+sgAjfknwAzwMrwoKAycrSx91q2icj6ozgwh/VTqMf",
+	"dPun4gdNBx2xCDmjGp4HPybLUe30v/3+v3eOT5ATOal1DYXEF3XkCAdxMPtxFFMRhJIeI6oHFHC0mLKQ",
+	"aHsteq43TZFvMNi0sZhKidKVq5v0MqJHGKSNe1wbRJTzR8cLHtdVnJycsRvGHvFOdTAVmsfjMHCz4EHe",
+	"GNEdD3q6CNYzFgbu0rwWeqbA/MBnTvhN1uCLH7Rs+3Txg45zgjAax+4VEXLLOV/kSA+dRcQPwpDLu3Ee",
+	"EkHCJQroiDqLbEGO5iRSwhqk7UgC8jqSD6/IEp5pQvJjvTbAEpx05s4eVJOKu3XmC+VGLBLsuR6YYGiB",
+	"A4HGxGcRUcp+oEP90r5UqIGKlmy3anXZeTCTHGXQg0t+FlD1dzaQgAoy0Z66Tz/91DrL7SrjIe/YTRV0",
+	"M5Vnik7Iqdw9HbuNnNWoUAcdXTw8R71+1z7ORanmMishgPUEOR8SHJFI7c4fjAwhsKNaXX2dXE4niygQ",
+	"ZNN91DYRHDySEZ4RkdzfIQ5mWuR5DpLCwyA0Lga4WdM9lTjWpHQBYkYg3/kiJtGyVq/JaxS6BdEjP0CP",
+	"+DgO5TJlRruE72dP8HwesWsQjCPycwhxNV8I54q9P4zYbHXE+keEIeIC+9qubxqpm2vHuKk8LIglghlR",
+	"GyshcsfeMKoXbP2Y1FbeMpwX7BCDScNUS+s5x1/EaVypuvTRPCLXAYs5muMJuceRQ8lroVpw1g42iVfd",
+	"5cp6APLYh8Zle/7TRFxjcs8dBRPKIuIhCPVaBJwcn8h9FwmVnBOEWi3E6OWLh9YAjZeCIBZ5JEIzHF3V",
+	"EWcjCkzwwWuXhOAf5Oh8GlDCCUQxoSiYTEVdJ3ReEX3juCQMNatGuZAlFZo5okK+qaL05dLEIUZHjBI1",
+	"toBq453zA6eOnN+V/2PJ//mHUjjAY9B/pfSLJ0Snmx6PqBxMHY2XciH84LVsRF52c8ZFxOZT0kCfBmLK",
+	"YoECNXtJrCkLPaXdgO7AEXmNXchP5ep6/fj5009QGHAh1aUFPJwpVm1az3HpDKRH1schJ+lijhkLCaZa",
+	"6HyGxXSdmKtFMRVQAz3O5dtph4G3UTr7+xHxaye137mfYQTcV7/y+4+8otDrLn9MDDfvE3wFSoY2E2Of",
+	"oCOTpHqCmvKyaXW7aB4FFMLH0Nnz80ePJMeXOjeJeH1EYxrIszPPpOM6Io1JQ27Bl48+aiDIqgJBN7lv",
+	"vUR+AaYJ+1lunVYHTVkc8RGVjSlJDbbhFVnWk/wzELghuR674GfVymwqrtxL3OBqC+uJjmhRZJ8RMWVe",
+	"HUnqw3sQIzIhkp0LNMbuFTpSW9agRJwg0BmOR1SHmUoxQw5HblElrr1IOpJXmzqRKjwzFTwVCTjqtFoj",
+	"6qzLO3FO06VaTOXpFik1k4aUNSmKKc/atIeGNlVCkNNAF8SPOQ61NJQEDcjxwQwiokLxYGVOoEc5ixle",
+	"juhYiRwB8RroTPcmj66UQaTwFEkKHiXyUiojQaN6qQl1oyVEcsZU8iU8orJ5j0TBdaJyyT5LSlVdEsCd",
+	"goovWZJuTp1dDZJRO6m1/abbwkNi9ccdz+oQG1tDt9e0Wt7A7477uEk67eToKUEyO3ylHteKb90uSFCp",
+	"9ikFCSFIJNv8R58j65+8+t2/XzMqpP6TJO1qlTlI7TibPaQeQvTGkfOBo6xeEKSwTHTj49MkdsFDR53W",
+	"ALaZYod11Gm20GJKaEkDzMeHHDfW0kHr27uq22p2T2FSODzYLJlusI7GsVCzmgTXhMLJMM0sOwfNFhzu",
+	"ZGurt/jBJ65UqBdMmGZ9FnKGXBZTgXAYqjnKwSRxWUcuk1IkRudPX37y4nidaBHkO8mPz3QHUS/mIlqu",
+	"k18fyEsRBfqt9T2q33dUY34cUG+j4DxnLFzF0zCNQP5Wq3r/PY/HUjwGdwIYSMxWgGdSyODBl2sFTlAy",
+	"zbd+165v0K1aBc2qadSsni4oidZRx5kRp46wdol5YLR1KKNSe5JES40kfO0ugWjLR95aRahX4FVHM/KP",
+	"Zfv/+HPbGmLLP7MeWq++avfeHJv51zPGwi06kdrTiynjBE3ZTKdLB1xnyNO1ZJfvPaq+2lra+Qk0sqot",
+	"x2M1bMQJjtxpHbmYEwuYwSLwxNQKKCeUB+BfRY9BClaeBQY8M4g0RoPsGtNlXSMYsEihNpzmck0KX4B6",
+	"BW4J7Ip7XLdS/LiBPsEzYHOebh/svhFRf0Uq0WWGw4BL3j6PqStilcgpP+Fz7BKOvIjN58STG0ZEOAjl",
+	"bEMywSFI4ComAnP0zZ/+89/+yS+//oM/+/qP/xJp9eFY6gHI+eaf/pvf/Nf/6iA/oB5Hv/mjP/76L/5X",
+	"9eybP/2rb371f+U/baAzBCsmD64XTAKhxs+JVKIFAzpIDQULFBLJ1jv6tWO9BoSr2XMQ6iHcLKaytY4k",
+	"zIxFST5GECUdHDm/O+g50I9j2/DPiCQTPz5VHg+iX1cikJIN1FKq7uTIGSVWKrXqeSSXjQomSJci0TeI",
+	"mpD82g9I6ClbhxJKOSFyu/Ar4mXyiGrPywgFYl9y9QimyQCi7hHQKrewx7Kdjm0jZ8UBtVbZ/GIjYy4K",
+	"KCZr0yRgdPMNEcE76/pXv+54OzxnkYEpy6dSUpTSbkiwJynmWA7iLBIcyXeVPaSBPlK8GDmWNgycibUE",
+	"kl8brerpp7V6zcr/oWJC9Q/5PyDiXz3O/imll4csDNni5Vz9VnryykwBKbFsJrySatbPS/66I+Ff4Mm6",
+	"Pi80104FeeDVQkW6mgYg8GStjcPY+UtFSrNtSv9YxTYV59q5uTlId2yyTSVj2mybitMGbjoYiA/kc0a5",
+	"Qvr7EHsXGaqbjqwACMBccpl2Sv7uz7nyw+ShAku4cKarNHm9CMO2xuO/sQGz07zaRf5MTULRwGQyWev/",
+	"z/v+c27YggfI1LN+93724hqXRaWPk/ffaCesireovmgHoVKG9ODqEfDMRwlACFRk9ulbQqyP8qhce2zx",
+	"AqrXxv1ZRMGqRvF0dBtIf4bSlnUYotTmPIKc9LlzfIocLWo4IGtI6RiLVFy4hevxNFI+3kc6ufldrc1K",
+	"VvXGD8uJxNWWFWZ2wyWtb1zR4zTYZnOidtJu0VfuZInYWvBNPO2qr4IH/fg0lS8XWfpPaUvlPfWbNkXJ",
+	"r1/2pb/jzaigV/bbfHn0mY1bqIDacmNGfEaV1xKc2BcPz9Gw0+0jPVCkwpX4LTrvD/NIeXuQuYC0t5HO",
+	"OSC7dShKW9bJiDJ0kKtTq3SbAf1OkJPOwTlFco39NJ5C2a/Blq5QmLD2bnNl/5AUR5MIU1FyVdRH1OQq",
+	"r2vziaOgmhw0I7Ox5Bc6LnREnbKD3sm88MeaJaVOdm3mVxgqkKiJAqHM5rdgI5qDDTa1sfL+m1W31yP6",
+	"ku8rVqxHnNu8R9fDr92csxhQ5laDzlKcuSimVN4J+oJZ4wc6LmT5IcEQxB0JngtIuyWcqri4T3LodQdY",
+	"3zwY3k4rXMCGOwAvMi6qvNczCLySD/EoeVBwZ7IIvJnHsFkCmvpV1+2H1NdYEic8ba29JZvgxjLpOxIu",
+	"YYhbtdpdJUOpRuwiGjZQxx6iCEN7gF3atptg9lVO31BeOPpq8MFihSLiBRGRqqPOqudBqMC9RRxRhBHE",
+	"WemRKq9dKaLzOyF5fsLEWQGPaI+ttgpqtHG3GUB6DiLbOGoiTpLPriQDynKIRyWgyMRzqndgcWDO8S1i",
+	"B58w8TDJJd1zhdJc1K2Lk0sBvem6JOmqies61RZLgmiGhHRLCJ5HN3iY2gX3IP0aAI2Ni7AOX+JANkZj",
+	"FEGgEqVVeII6D4ZhOJWU8NuycBc5CI6bLl0ezqP64hXQLW68fCliR8Bz0TCGxUp+vFU8TCdhvyxWadjH",
+	"3Lam4MNmy9u6cgkHOVQajVXjQkJ8qMjZ8ylbnECCmjGpPaAj6ofBZCqSxczlnTvHCcssVpkA2HAIU2QR",
+	"8uMwHNHEdGeYqXPcQBBxrzxO0J4KK6IxqNvMT7IBbpGyXMoR2Ph57tU32gP4IM3U32OTFVP9N26tUh79",
+	"AUxrSjAWeALQHRkKgF7hrMPbz49fMPYE02WKmrPfapSBgTauxwrozs2P+DrMoO2n6btwll6WwAP2WMAy",
+	"/sDGBVxJ8L/xAm6HJrglxyWHGACAARDgty/JDagIW+huwhw4qGc7QSeE9DsfYI3XKGcCQvc1x1sZ2S2S",
+	"bFISwTjOvGtMXXIeMvcqF9SAPSWa4fBZJOcoArlIOrFinnv0VU1zjnJqW6+TD79sN7vtnm1XCMLMBNfP",
+	"06azUB0GYaSSFGeQxKnk3vxwsoih/aI96kkLHy6rhDnWawrRnVfvkMahlgFVBsnKAAKvWs8h5uIl32Wu",
+	"W7tWsTObO/9EvqOxJB95qvRl+NSvnXy+fdCvymNQMIR+8Nocka5zU9KcltSoBdkMdSQYmOsmNNC42lAH",
+	"EqKm85G1rUJkLSAHXH5+Zn2GrS9ta3hpGXMC5F4E/LED0lc5fcDSLciMbw2bVu406OeR+qDZS5vFUYSX",
+	"K4cGspRgHVPSpv3Wc8dj/aFSuX87soGdj8GB9t72Y3IYms8CmvxVWoB6TaVZ6Z9hV5fWRC+HHsk2yu9w",
+	"pjQXfFP/apUrR2RNnr08I4HgJPQb6PmULShi1CWniEMpMYEwR86ZlmjU5abyfh2Ief+ZdfbsEfg/Sqes",
+	"2Rrsc8xWeb4c+CqNXqVUehyoS6o443RxK61ySrjcMueDM/XZqteyxNKtezN7c+VMQgfGdYeitPvdvEk+",
+	"QaVTEBHM11v7k3cv1Fvl8Sc9GWcQe4F4cK2lveIIsStYdIg7AhpKhMskUjjmkB+k4Bzk8VpyQWbyCWV0",
+	"OWMxNwT51mv4BqIBeGbOFCxGKbi21ymmmtnW8Mx6iC2/cfLqA+P1koDklGJ07WI7/2g0iqXktKaRqsJC",
+	"KqluGTa2vjyzPltzIbJYuGxWWAQeu64kRr3m4yCMIwUlRwNjJnwKtKn2xAbm8fnfs/7JmhknQEGboBS6",
+	"w2Fe0rQNUAoJwt7KUMoUSRmYtWZAqp1kd66XOxLafrCdC8IljkUtv/Pza5gtxeYjeRBWmR3w988uY8EU",
+	"y3wCqFPl6+1H4CpVEfOEChKpiPmkMGSUGD4Eg2AKFbzDT5HDfN9BRxhRshhR+fI9jnRq2bEqbqTS0ZHK",
+	"9VJJxPqFFBESqbmNqKN/cU40+gQ8h6olIWcIo2dnL85/pHJX6mgxJRFJsIdmBFM+ojFNbGMqh1afNub7",
+	"NUBspd4FG0M1Jkjoecywt+bEfYiFO83DZ+x4ywRe9a2iWE1OcNIK3/6SU7BG/cvPikP+X3mTR/C8OPaS",
+	"qqi30GZueLmGF1ZmvFdrEkFXzju7Mk61RM6Nwn8yaVM753huSIBFLp6fInnhqq2n/ZsCquqgIx+HoUq5",
+	"FwwJgmeAGEXRJGRjHKZHRIqC67lx07ZLuv96XSnHn8+nmFISFpKDcBjW6rXrgEMaKKTu1eq1BXGnwC1n",
+	"hAgFzQI2aeOBKJ+FDfaDTav7IpgRLvBsrq5yAGre/tUnetaGryuIcsnXamfpC/fcyAk/nS4VJMc8Ytc4",
+	"RC6EGMrFlRwwHwItFzYzeanYstKROJjJApKGd8kV3k3Vy4TcskS1dQaKGNU70sSqrISmQssNUIRWOIbO",
+	"wU7HXs8ydfMjrGcIR5v1//zROIToUDhq7114ACOnPHir06JsscN5L2v3bGHuTyUaH4rHJEnNVbecYo7b",
+	"DtuUReIFeS12OcUBfxYFCjB09WarZsgp9EuZIFv30mNGJ8kHkDy8UxcaUHSHL7IM010WSd9E1TsyHevc",
+	"SqemvIzm9Zo5K3bDFtzPoldl/0CB2wPticS493a2wzN4aa+tcNNFhclvWJ6DsFrNbN4/l1UDUUm6W7fc",
+	"LKD5p821m3A1nQdgGzREKQTqkdlcLKU444YERzpAr4ANVEmUeQsbuZrxK9vSRjdJssmrNaa3u6ml9ABU",
+	"aym3r02tZYfjAM29MW+oaxKJ/bTXhJV+UnnZjEPQrRgsnJktsDI72fP6j4gXiMfkmoS79ia/S3zN1Rbp",
+	"CaNkCQtUDpAViJIJFsE10VojYD5ppVEeuJUN4hEc7q0Y4fB5KjmvHkZV4eklFdsvKmP7kwh7O5yEH8Lr",
+	"xlNQWXRKcJt2WcIScsU+M1WAKAZ/UBQTtYSQEAcWKQV3oyFUxsvUfnaPI0dq3uOQPIT3wAN0APkvQe3Y",
+	"Z2IVnSBFzRk+SlhCGZ5j6w2xm0YK1Z32nJz++qKi7yb/Mnw9CbZ/VliJiIQE870XQ4Of7NJjphhvlG40",
+	"A9bMQNU22vrVC/nODUT5MQ8EuaEsn7h+EwU8VdBhAgUWt5Ngrwmyl2S/56V1iOunwqWTY8sVmPGeLPVt",
+	"BRvsceb2ODS7bP4bb+P12kthD+7g5U3FqdW4hXmIXTLTzuSN8m36Ynm8WRPmIIKk94NoXdlM3o7aVa8J",
+	"M3LlM1WTQwG7KTTcPArlDwAFt2yWLwblabO8XQF0vqLqp6kBOYNbeVIJXzGfQBlwDY6j2lOZkFzgJUdH",
+	"gUBXhMw5OPACDyBcVGqnx53CZ8X8TaUOFhdbiTs7jvShVDWxO9XQc/J4eKqORuBldT3AtH5UKKkh/58C",
+	"kF464GMNJwCA2KUCHPiK8FMoREK05R660rPPv3uPqwZWJ1iR0yvetQOLL3xQhberDyox9t0EZfV2FXa+",
+	"C4PWRvtKnFm9W4UlqzcrMmQNornqDkz2zpoiKsbNX9hZR17ARUBdUYddVQCtATS1fVy93Z09vfVaduQr",
+	"EqMQKJZ9nCfKJr70fMUJk1Z7TKroGh2G+vMDmbRyZ/IgBpjSsT1km+/PaHBAzTzHSA5Cm11Ex4zbHKTr",
+	"jCEdpLmEZ1VrTAmUZhNgytHekg3wI7zkpuCFLIHJw0uuNxdfBAo9Fm7iOJRXrr85QqHd65ZSE7aHJ3yU",
+	"am4VGUORDWy2bZWYXe5lE4NL0eFSCHuzFXSPUMxV2SdFUK6DCJYKaUfzgkgqT7i2Fh03Mu/iDTp/ttJ+",
+	"KTWfk3xgQyMfcJAw/JDgvIdN/lM7TkycX6PGPaX5JpLYejCwJ25W09c3tzLt+XFp8+gogWwy27cQMYRL",
+	"zbIfKkkIpU25YyRT0tvGsSZZXNW9IknaV/3dz86gij5IvFspZ0oimspuq5XtsSnieqvTVn57Bm++qUN+",
+	"ulmWlJ3e42iOlyHDni5FQ+THXNVLDDwFNJ5pQryuEbfVI1XoJ2cmzhZxu8UchqkNti4Apd4krYursKJK",
+	"neoQpFq6aivVAEaxbbddQkUglvBv0lCP5pgLSxAqlToSjdVvji6740j20wAzLfGcFYIaIq9WgxFHo8b6",
+	"sESTBVLo4OGMhBkxdHxxTe8C02HLbZZVY0lFq5iZiJ9OGZphjySV6qBMnRMo/V+Hw/osQo4K7He0Or0g",
+	"ZF5HOBbMwhAKPCNURSBuSQzYGlMFv66lwSPP7IeWv93jUvnXZZB8QrwTxKBumSp0BEW+iIeOsAZ0g48g",
+	"Wx6P6ATsZ6qqRFpkAHOkRsmPy2V07Pz/4bZb+LvjtVaT33J48+WYdFVc4tVX7dYbY5jrwcLI94sgL9cH",
+	"4RzSk1QtN0fl/2EPMXqKcLjAS64DvI+ShQAiU4YIXTlfUPLNGOlfLVVJTbsw4rWb53nGffY7QokgU+JD",
+	"kqE4dUkQJdDAv5VEI/+p0MPiOTyWbCfBEpcPpIQBqLZECLnR5L/l0ZH/FQTP5H/xPLi8Ikt4hCfyP0nF",
+	"c2dzkmVlHqWlk8CcXaTq7z0MQmI+fLr+no8wFI470RXxktDWKYHH9zjyAV9fXVciX2xWwYHC9T+iR6rO",
+	"KoG6gifIAVgGRV+14QDaLW9odRJANjyfh8vjtBaa6nZE4ejXoc2ILXQpNhicAmPACf5XxBb1DBdcO2K1",
+	"E1bXUfv4+dNPRrRUIC+J31UTaqAfqdxv8OEGNC0fCPKyxhyzHmM6ifGEOCM6j4gvX9fvNRD4wODri4fn",
+	"qN1uD2UzL1+c6/KvchB1NJO6vipYjV2BPOIGMxyOqFrkOpKqJfo5CyjxtHX6FDn1hKsn9f9mc7FUqRRJ",
+	"oj0XEcEz4oHhU8U3j2gGW6HygaFwIqG6mKDLKCWq3lxSZSupt3iPy9fQEaZQSVvZkT1G+AiAb9ic0DrC",
+	"UJwwK9DFVeWrMKAE6sfqYtFqqzVmOiMjlUHGAVVReYVaVMNht9nstfr9fs/AVMF9nqIoV8pKWGkDdsjq",
+	"oYAainMG6MlQ1CYpo6or4Cj7NPN9FX6MAjqPVwOlTIOeEc7xhKyW3bK3HXE11LqaWtaQ6bwnYQ4GyRYy",
+	"Uqv64dwsd2Cj/0a/9qaeh6yoGne4XyBPVY4vr5V9gyIK4nLlkWmpsHJMey5Qf8f6XytCar6t/EDq2bpn",
+	"i5otVkms3RzdnuytvXzmN9pQxWyEbQWAqi79t3fJ16/2liXetKyHEFJT9vPew2gfRoR8SfYLeoyrBMQV",
+	"8xlW+v9hYoBPlKqzWr32Ya1eOzfauuD1izgkO2cXhiQx7m40t8h3IKT2I4LD6l+YpvYjLcEa7l7MXT3t",
+	"1bA2KBNpsEI/IxEUSkRSMiYekk3XVdUJZYCmyAs8xBnycbTqonVzsaWb5pOM+lwOA6ICCfZ2/MhEjf0u",
+	"MZIIL4asM6TAN2HmXEA9uLLmZdtGiYYGfLrzUPyIzV7y6nkxu2hc1TmHqtP1Y6nMFHnHKueQC+KHKuNo",
+	"Hfx0Uv83y9pjiaCv0s1VIcoxcXHMQaybBhy5eK4MDiqlGKIUFoSKyl7dZL88TYZYtmvatokXrs+725C9",
+	"X2UcuXg/9myHMCzBqu8IkziS21PJRqin3CGdbz6vTjGH3OJuk0aKR3PV2g4ZgWvLwaVp7LkdATYPuS1S",
+	"2GKp4W/JzW01O/3OoN3r9DcHAW3athfpli3uzmz3AsTo6mY9zbZommQsFTC2oDpjn0IRR6nyQigDcpJR",
+	"OIeZVtnroPMw07luWrmnOYIUF69KmmuRYewJprXKPoBs+QJHkraCoaM8XZVDbpeUV7PRZjXxdBO9qgoz",
+	"hqKL4TIJnXKSo61tMQlfcAw3a3abp1WClb+shLbIrokyUsBuTB2a6gqPMOU+iZIgkHty40K7SG4Wjo4S",
+	"FAjZ9LE5Ij69SgxgTFDflfkZ32cgSIAYkTWOw7B6bM6Gu2jXEJ3dYIPeIZvWA9u031bDfb6ISazyrFUV",
+	"llq95ikvroYtN4m2PyI4FNNdURFX+i6gO2St61Lq2y0+ZRVqfTTAjwIuWLR8QHXUy1pMpuoJE7vgL63H",
+	"XNpJpHu6T2LHXmhIxcqz8uIOcTAD9ibiSF7zys8kj7bmBiAiSAUNjk36Tx1FplqJiFwG9a+kRVflsimz",
+	"hkayqdVriU19DWTS/qAGcUh+mm2wHRE6DIhJbI9VMUKd5JCM8ghHWGza0YfQ8AuH471r+Wt8isp3mNU+",
+	"CLyCtBPHgVdyvpgMto+8hGB7RXQa6fFoNtdFostW60Q53tgFfH2u3t1b9/Si5UVMzUo6oS4DWA1DsNj5",
+	"859mXgH1Wl35WaGcMIuQRwTAbxScycK3BrV6bTJuDuy2bTyiVbThAOa+o0IcElMIULd7QO1Zb6ocG+TX",
+	"tXrtdchfG+e6q8NyXeTVqxtm1mks6VR9KkmN4AZM6jtCiZg6An4MC02ZqARZtJ0l6i74JvzaZt227WQw",
+	"HFyEcmlVWED1iGvYQFkEU0kxXz2r84i5hHNj2ucU3JGqjljONHUAglRT8NVk8uq9McvlRebI87DAMOYD",
+	"jXOfpMANGDypJUBzp9zpTYebTDO/NDnTQbqVSpt7l7zAAoc1+dC00GHaFE99JKaMk0JwTZoCHESgOh6I",
+	"+m6WM1ayJchdqX9FRxh50RJFMa2r7ZqrljkmxwcaS1o8mK8ZDmUC6qsJQlMjhpiSZa4cMU70bVV5lOAo",
+	"DJRTP3G5yu1woAEnyQrVR5tkEY0jdgWDjQ82GLBhmaDlnvqpDUolSDGe/JWnor4Ypb6NOcIisQ2hIwj0",
+	"gZ3wmGDP0cYihaCoLUGXLp47CWc91H6AdPRNxwNeSDLjk+Ef6j4BAm3qPSS+kFcIPtx5LPG15HAmpEhH",
+	"VS9ykGzxsz1ZOE7rOdQhRHkti75/Ib5wMa8N6ChFbsX0irIFvXRZGM+og44kr2ieZAFBQtUtn4NJiDJ1",
+	"gk91yIv8BgUcBRMqZZrjOnLSKlr1EXUEY5choxCxpZfmEiLW8w8g2Dj/AOJyHJRGQaWsi4RekmTIj2X7",
+	"LqMiYuFlCs0PhddV2RIIGINYR4K9NLAGIhvpso5gGGC8g/7l0NMtcxnQS8konRFVwZ54RpIv71M8I8nn",
+	"APcDAEC8xG8L7TnARVLmHFD0fMpwCFPI+MdRct+MY6E51EmRNQV5zqSI7cccYnjTuq9xSNTq6PiWEeV4",
+	"ydFiGrjT4wZ6SsNlnmnBfYYjkvDqItBrcXfUcltRChFqbbNTd5kkIxRWNvc3rJx2qheWTTKLbNXypzdZ",
+	"ivwzfeLlBGBIQAOjJK/HbU5RhN/ucb3R6zqwLH9JlhMeqkY/vUh2a/6Y6DO0onJVjnEya2fRWg8eW+Tn",
+	"o/wy+lAHHH5uHr8Nvh0pt9P2KCvFsdZioGYKdmo3N5rmz6fEvUoiLtkCznREZNP19NjL3R3QCcJ0CXW/",
+	"zAby9Wo75CGQ1yJV2VWwZ6LLn6Y6u4pw1AGGRy9fPLQGWZIQrEMAHCzwEPxYRyTkBP3wQ1Drj80q/9UW",
+	"xd83BqbKMcsBskiFHapdILk54wK1bPTkw+L6m2IIW/aw3+y2TDvPHAv8aRpxoDlLfkpVtO8Zns/XmE4g",
+	"qlDtH0l/fbCSi4rlEkBU8X1dgCgJuASZdIbnWmaacRJeQ3I71aBt2ff6RuO5A9xAkHKv4t/RV6Pa1//x",
+	"V9/84i9GtRM0gmysUa2ORrUXJFSPgBmOam/K9Sls23iOqxsdVsIagTvCaqw/ZZW8EICiTzx4usEV8fHi",
+	"yqDUhZN86w+8j56fmXlydF18sdXtNofGV6+Cyqj4a6vnXIllvrunP35m7ErX70/rCQQT42uvbziesgNT",
+	"KCBNMHXV1ITrQEo1ItN6fry4MujUV2RZXWSVC7hjIhy0bxrOYx3/U5Y2QVjaDaNHeSWId14ZYrbodtkz",
+	"hmhngNqb4r3dobS9S5Tebxus286gwndAcO8cCE4yvXcHArcPoFt1W62cy36x6Hvw+B3RnN82ptpbxnj+",
+	"NkO2VYVfy7bPDnFjIDS8F9g12fMhrH56Bndwa0DRQ0GtgaluN5g1+ckdxFpVZrxDTYa3C4BWifNqF3sV",
+	"nns7YNX2QEpb3b/fb5S0nGi1CSEtpy4aFXXZzIGQ0nJH6yB4V++hmMD7BB+7peUHvg+YaCZ29JhNgj0r",
+	"ve4mvM8x5wsWeYWQz/Thaqb3pmTUem0RBYI8peHSXKAv8TSl7RtZS7K1TLmwK4cGZJqdoZ1WQKGklLsR",
+	"rlBxQypY+sWrpPfC4wOgS+3Mww0CtIJXNKNgYFcgPGMxBfO8AmcIKFrGmKKj809+7xj8pAlMA0pQGhKX",
+	"RLOLtPiJvGAiJT5MPdRK3ucNdEH4nFFOeAKz4uIoWiKxYOlL6GhUa7banUbXHtWOG+gJi0j2I46kyAYO",
+	"Q3TUsW2kI6UDRi+Vxfs4gY6C8pYKAgL8DhrkL+BpA4Kxei62RblPkB8yLJCLAdtBjU/RhKMwuCLIbjRt",
+	"RasQKsRniDp62CV/wbBgYbb+wee2NXz1VbPe7L45Go0ayZ+tN8f/wGgAX2eJKp63rIvR6LmxmV0AcXyd",
+	"+SXVHwAxOU1cYkzjkmCufrgpGE69ljO+5TmNOTp561W5akc6VNH9Z/vzw8F2fpi1fw4QVjsXqIkiQsUO",
+	"Y2zarc6uTFvqw4t8HxvZWPLeSlxQaazFVk2Mv0gaz5SN4hLOX7ArQk1+Rz8ifIrUS0jIt9IdrgeDOOE8",
+	"YLRR3hjD3rr93Fi3ocnreRAR/sgwlOfEZdTjCFLrof/CoPSXm536g17HLqGMrsZ/ReSaXRHvuZoVN5c4",
+	"nmG6RCrsRE+fowVk/ErGuUcxVlOqxxWh5YyfDwmOjM7jleSs4iTqhXXON54nunEDkYjLc/QRFjgN9T5E",
+	"Nmuh4bXlndxcActDlL1srkmgrgoCkK834Gtf003RLdaNaaoyZQ6QWWPuYYW5pJCs2cyyUdRLa7FtszyI",
+	"MCf7ZZxCGi00VUfjZSIxJIYlUITqicZIlXXqFDkqaMbRATA8i3uTrK8cAVM13sYQKZOoAmVddBukTCVh",
+	"ZL1TrHTpbvzsTZW18VSW6uqZI/DrKuOTF1nK/dX63FMpzYkpEFNGl7OAgywJFIT35cIpGyAEEoEJd0ao",
+	"bJZ4aBrM0FFEPOwK4q3J382MmKs7BVBPC5GSXINZeqdaoM1QUNODtA3dq2gyKh/NQ+XgbEI/XgvTV09W",
+	"KKVLlbMYR2RToNkqzQvYyxvFlVxPT9KP0vz26uxx7RatxC6TLbRLLxfJNyt430kSSUaFbD65vrZS/vW6",
+	"dD1Y9huWF912m+1HenNNnXV9TQgl0R7BJ2D93Wt8qw6odWO7+RbWbMrAetRdbsVz4D06BFlDCChmpwG0",
+	"0JSFGpsj9WAcXFoobd/8ohT3sCJ7fovUs82Ym++2jb0m+OkdiWvfdtGrGniU2uilpdVXyCFEtCcmdP0i",
+	"rH697P7OafW5ln4SE21jf6tS3qrk9l2Qxi5yF9caVRMiipmvfLIa68xT0lRyFSncqWnyRZYZd0WWWjlN",
+	"YooMPtTyua18VyRgaB7x4jn5MVnu97nCYN/r0wIv2Pnr3Enf+VsdFPYpjmhAJ/v0Xw5ornCoV7tNqVdY",
+	"BePhX7N9S3jkf/c3v7T+7m/+5HePjv/ub37xd3/zz0cjazTijd/54PXPfvNf/oy8Fl//4g+/+dO/evWB",
+	"0YjzLB/KUo6Ql9sQI0oWic4QAmbfCXIgWNGRnACKmkQECxZpkGzI8wkEH1H9vJgPBP7CQED+YpJJBP5k",
+	"laF3LH8fUSefOueUIjahSo38IkkmIvNiPtDmRDwjf2Rsh3pQ8u2LOCTc4Lx4uzC3Af8oUXq/WgOdtBPU",
+	"qLz9KJ6QSDv+N48AIpJA0JqNSfSC4NlOn+1UC2p/MJbmO0hg13GN2XKUiVIgbHE61aMeX+mduV/d2gwz",
+	"Z8uUz9I3nzBVJXa8TBFNzT1WKDAG+KZKvMp/2TahakoWec5Y6LEF3QXgNOW2QUT42XweseskHm2bacjD",
+	"QbgEYTYt3LZtk+1a80ohHT3Br3eZ0q4YrwWOsH3a3x0OsSu4LYR4BP5S/vUh8VlEqn6n73DZXUUqF1IK",
+	"1iSfAfagohMooeD0pUyB6muac6jSJSVshQSgddbTkb75VnMbjpxme/DBBx98MLBt26kj5+t/+T998IFz",
+	"rMRyMLBpDXNEx0vkfJEUq0hQMJOGVQEIbUGcNZLqGC/n3EEzfKVyzkbUTzTrVINeGW1S2AwdTQPPI1Te",
+	"5pqEx40RdeRBcnSNBkiPVIZfuNErKXQ/zVG7HOy69pyuyR/KsXejUMZYeIi4XJA33nsufibHbAA/+R7e",
+	"Ht/d2+L9Mc07JvmtZpJG3nGoGr+3ltesIcsd77mxpGpyYd2JmXcc87vMMbMI2RIQ2cNzNOx0+ykCo0cE",
+	"DkIVFYEw4kJ2hGbYnQaUIJd5xswaE3DS89VPEz+7crvrTkJd46wY6eni+SV5nWItbHPDq2EbLOPxDGqf",
+	"zUNMIYY1AXxJy8rluy9a+e11AKI7eJOy+mHb0ATqtYBygam7AmrTbBnBhsHO+6gM/9BsDTYWc1jPvrvD",
+	"YZ532+Zos0CERofISpfmUqJn6OXFIwSl7Ah1ISgjoBNlYdU7UH5Y3AtTIeb85P59PmU4bHjk+n6CwHh/",
+	"/TYxkc1URjSZU6FGhGdWwS7WIjzvGCqsGno6VzLDjta13aDe36ydx34pDjv3XhEM/qKcOZ9Y1OVdL/Vi",
+	"dukRDAW8twYSXxQ8Hwb381s1lO9h56qIopCk8G0nkYFfVIQ1KMMZ7Ft5Im+yzpWfSGaaH1GuTsvmUizF",
+	"dT2EMaS0U967WSRXEWJHSOYLAjHY+x5q+DgN7y5H2u8Un71y5nNtG+fMwkLwckTmgLQ0J9F1wKHoNY69",
+	"QJW/xt4soGYCxCF5FpHrgCyq7ApjdP+euB3p1zeBDrkt7EUShkFM3V60yD7fnxhrWYlp+2w5sNzFlG4M",
+	"mlAosYlozzI0XBUN8fPYm6zG6h8QMiAbo2l6z11WjO2HyKyTSLEE9QdkkeSDtZKfswfJK3Je/CStk6Ei",
+	"ApLXF2Q8ZeyKnyhlzXjMnusi1KaifHOFZ71BjZzh1w8BG2prrBdOQrCeyuU5z0cq7vDd4yR6cOs35Sj3",
+	"4mSMK6Mpcagk6m87+VYJlGbwVlEYnhdLlu5y9z1fEDKXTODmZdvfHlcl1wGL+dNbKentxHCB2vvJGZg/",
+	"9Q9UQsQciL1hvFyb/8qSD1BLXRCVRMZss5lqLhoDzlU43dvrYYEj+vbaX5HnEorlppaOwbQAL7BJB2Ph",
+	"dhn6BZ6cw3v716DJ3/kVwIIrF/2uYMd9gSeJKffAoGbVsctSChpMMXIJ4gjSkn/n4uKHP/zwQ6dkBesX",
+	"RP/f+dy2hmfWQ2z5r77qvTFG9cn+9oNK23E77LqwOy1YVWivF/ggWqg8IO9d9UwmvzZ5KhWRVcq+MqQG",
+	"ERjbuYOORBTMZjo1q4TfvSVc+gWeHAyJRm+jyrAgekOZIEa2bLGtZqhdt5xpSYqbaDeybs5Ne0HwbItp",
+	"rEpWv8EUD46QROR8doiCqWccObpdKZLqSqIKwjrVceS+M6xh6asbjkSFJkMBXYJn9ziKyJzf0xhVoS7p",
+	"TNPw4iS51FFAh86IHoG6CaHI2qkEH0AVURfPj3NlodXxUk0rtXREJyEb4zDxNik1dcJUG6oMIqQzxmF4",
+	"Aq43TgSCxo7gc0pwRLhAmLpQ9RBmofHkiOBIJVOEuuJLsbMRBfA5VZcWfFkr1K56e95ePWY3D+0cR4SK",
+	"PTbVCuUKAsIe5+4wwgLBs71u77dy5rMCv7DLAYwmrcYiH4GH11lEjE7g70upsjjK37sIuKo79dY5whlK",
+	"j8XBxvhdPB87+g/Wy1wEzw4idMn77/1LXQTPDiT7vINDqG4WBbXHNdbeuzxglfq/u1y2Y9ztDN60KrOz",
+	"K0Kf4SDaihX03UD7OaCD7IagPUWInsLIdkHseaFLZO9nySvU7C9DAqcieR1q7yM2lxLufM4iEdNANlFH",
+	"X8RMEIVfF9OkJq6qtCqXj1Wq17+n33yPyIWkJxMlX3JiPAUAyGq0499cy9oRJv57JpdvBeeCIm8BRY4S",
+	"iOUKOghTvkiLIQFCV4badaSyUROktzrCKGIh0aFsdeQRWG+IMTtGVpZgXcT90gPbA/krItjLgOKMPEr7",
+	"0TfubqbijQXErd5OtaWAKKCnVc/wjaurM3JV91Jndjtc3x15Y1fYwX333I6qgHlDbASylUt/CCUBWPt7",
+	"VxLkKA6V8LDhVtpt2/tMwzmXDGRQc0F14yhwrxx3JAijmJMIwsO5CMIQsQXlGSKOtpdNMfV0YOgMbGOn",
+	"qpAzF3hZKutLVV/QbANd5KBrj5FgEwLR36oShGxVNram0lLyc3W2+CP9RQpKs2ovNJFDdqQsfll0OEwG",
+	"SAME0WHKUFdVSElNNsEowgohKH/doCNOSDY5uMuOTwsgvseZIbIwlMYd/3rXd6ZJGyuE+5vQVaHsxWoa",
+	"gqo8bEi4yCFWFPIuYqqSKvIVJxMrocbwr68i+wA8fb2mUfdVnBBX4UQaIz4HoJ8CvaeFlhbEnUJR/Qy2",
+	"xKjjcOLGUSCWzyX9NLeaBz8my7NYSg+rZJnjSFASKUjsSJ2FK7JEfsRmSUXyM2gBDnwgv1IFL5PL5KT2",
+	"M+vs2SPrx1BSN+Hq8AlkeIFGlnSv/nqYCDkff/qiVl/F+C5i4MJIQjYJKFQgRlD00dL1+j/+9EUdBZzH",
+	"xAM96JpEgR8QDylCSaZw8fB80G91AZoEYYrOnj2CKQJSNECFq1Gp/hoQSyapJxmbUifTaU2FmNfevIFE",
+	"A5/lwOXkPzU1oOgymuGAChxQhfoVR2EuBn8SiGk8brhspsLx3Uj/Y8UnqxsLuK6UHUqynF88QZxEkvX5",
+	"LEIftj5EHIeEgx+CnyCM+BRHRJtTma+8HyMqyZNqlejo13/1//36P/3qm//7f6+jr//gz7758784Vmch",
+	"InOOIDxB17gVcUTrKIsl5UiFvqkWhVaBFSZSFMNAoDorVtX3FfbMGLtXysNC2Zh5S7Rg0RWYn0Z0RM8Z",
+	"vdZoaCcjaqELog4ACnQeE5vjL2Kisdw5Onr58tFH1/3jhnwZcNOz4jnqAxfPSHiOOTlFUohWDy8enqN2",
+	"uz2UN8PLF+fwtZRw9CcgUlhzPAmolIhPkBMGs0A46Kj5337/30qhJfUZdW3lZMJUD21EUQpMforGzAt0",
+	"n85XIJPUUSbfvHFOkZP9CXWJCsDlsrEMu1yO8gHUHYbMGfm2g+cKcipgNEnk+N2fcyZPSJKOdFzMP5Jt",
+	"JnlEjss8IgehUn4cfVg4cs5cl8yF9Vgn9Djo6Hkwm4fqSJ3Ljzm0JDee8+X0A6eOHtBJGPBp3hyfjdh5",
+	"dvbi/EdqhmqhoC4LmmPhTtVY++1h71iVIIeNEXCgZX6G8I0F3ySzLPyungFmPvbSO182s8DLYyi9q+mr",
+	"tknAUUw1bikso8420zZRWFQlHaoPZEtHcisrQVN5+HjsThX7UKWAlazAk7aA+B3bhsms4P87SdZOIPLk",
+	"msUq4StK9n+iTmOKnAcv8MQ5zTB2WYQ8EhKhmpH96AFy5DzyLUCc0+PQB3KCjuS6feAcn6BOa4CceQTG",
+	"PxCFL9Oa+kA4LesEoo46zVbp1WQScKADkWDAIh5QN79hpdSs7pQQjllAkfPaSjqyuMvmRFfYSrkyPIMR",
+	"wzEgAmH4wcVhKPs6gnhjShCPfT9wCT8+Rc7nrxw0I5hyRFna1AwvG+hM/lO2JL9XpEonJ1uZEMFRx24j",
+	"J6CqxYBQcQnDcPTn8t4HMxu0oxPvAFo3EDyFtdICxZEcp3ymVzKBqSQUjVksOSaTzVBGiRx5PpjY0VwR",
+	"mpZHTM08+UxjbDXQcwKb22OulJQkvRozT7mTw8AlVFUZ1vfR2Ry7U2K1GvbKRbRYLBoYfm6waHJff8vv",
+	"P350/uCT5w/gmyxhTV9G8vo5e/aoVq9dJwBPNbvRVK+yOaF4HtROau2G3WiDiimmIIfcbyxIGFrg1rv/",
+	"88UVb/xcmxInRJgjZnTVZjSPx2HgKnS9o48//THiRCSlzuaR0ommOLwmHEkyIhjoPV6QI7iKdJAXp9w0",
+	"6kiAtLDUL+SqdUshIN27Ul6t/ZAIKIksxTVdHUSOuWXbiRSgUdjKfAlsIUkaXlJB+XNdyVoXsNblqtMq",
+	"1bomde33eh9f/OwnH3909fSR9+zJQ6jdLJa1E6gvratJQxFpKBld+9HHcfP80Q+fT8fBdW8q5mM2/En0",
+	"NL744mcXU9d//tnD8NmDx1++jCP/SoFTKSm7Qh1nroSe1RXSi9HIBa2say6l232dzJkTV2snn7+q13g8",
+	"m+FIzu9ZbsHzC1VY0EQ6Pvm8hqV4+apeW+EtsmHZ0f0pwaGYfrl2u51pRtuybbSYBiFJ8imhQ3lhzE8l",
+	"6/AY4Uo9YJL/gx6JBR5jToyb5kfQ7423TZJ8WmNXhYMnNIxrtZXUg1mzlrnJ4jC4Jode1MfBNaGyAymw",
+	"kNzq8SUXZLZ5/eTNvqy6fIQWFkZLBu4UODIIrZCqjtVIEOR11FHXbqMjJ/noMqb4GgfAxZ3jTLoxrvIF",
+	"wZ6UjfitX2g5Uij1BhqElN7llQdL3bXb25f5ueKfLzPiHHiXpKTca5tcN+/jeWAldeqNe+U5cSOiZX6V",
+	"Sy+FE+KdqnsXdk7A5yFeonlE/OD16pJLpUFpxVAVGUd4RgRYcdbYM7JX7isUkHUFu3IvJibOVzfdU9pK",
+	"+3khMrHWsls9q9my7P6LZu+k1T1p9xt2sznodW27+1nmJPhQrordxK1us9u22m3SsfrjnmeNu4Ouhbs2",
+	"IcPxuDd2vcxbKtuXUrBymuU/9ttW3+t41nDc6Vm+O273O52W5497NVVT/iXfMLpmv92xh81W77PM9vBM",
+	"2y/GA6/Tsr1eVqRaj0AtobwnpVBwefXwpbd4UEvdW9lQ052Uzw57JddpK9VadqszHA7eHtVcq98mTWvY",
+	"84YWGbp2q4ub7rBNKlFt2G0Nms1hx0C1Drbd/nC4lWq/93Orbb+oQjWVI/dqB/FCnSOF7bLKr85AB0bM",
+	"B2FAnkRlfYKTcIEFSUF1TH3od+9nL76pZ19Zz1gYuMvKHyfvwzA7G09hXifPnUYY9Rh7l1EWMGDqOnn9",
+	"fv7dN2ld0kt3o58k/br0+pt6bUUR3drG6hdvKi9tWiPQLHDoiWUyFWDQKGgRRkWEXXGrFry5/X57SaUo",
+	"yqLgSwK28U6VO/Uhi8aAgQNftIbbv3jB2BNMlylQ9Z5XcE404yJRmwtytb7j1t65km/wNdobh3tWCl/g",
+	"iAEhTA0CLtpTpaYhLlgEwtgU86k86CokrXjhnucM0TvfuI88MpszQai7BKP0qxT65UPmLXe7S0sMtNnu",
+	"tHPMM2HaHQu3PWz1B27Twn67Z7U7nm/77Z7btt1anmuuZheXEpB3ZaTaWf+m6BlNy9EW5IjmbnPfcA/2",
+	"T5rNRqdjtzvtdq+15h6UVBnYVr9FWta43x1afn/s2/1Oazzu4W33YMfCHc+2+t2OZ40HXdvqjgkhnV6X",
+	"+O1u6R5UXx9mqUo34fVH4eNwtvkm3L6mIP5GUjhNxJL+T163LjWtLykTl/gyIvIHsqzttQM8E9fVP51C",
+	"0XdlKFWHlLJFidWmh0ZYF0QKw+vvioRvmj6BgrhqS237PH0vz7Lf382+mYt+iL1cFZV3dTfYFe6GIrd7",
+	"RF9yUNE6zW6VIfIYQgyJ94R4AU7StDut1q4dPwk4XOfv7U5Tez3n8NvlXivpkve/Crw36pYLiTBEbDzw",
+	"faJCKHTp2SuyvMdVZVp916xeahfAQtJLrcScOwakuSzy7XZJwbfyrHS2f/EJEw9ZTL33tknViu65SXeX",
+	"g55hMVWmX9jdsRcIKysHY7SWfEIWUkb3g4iLBnoICJBovETYhZohAkcTIuo5Tw/Y14IZQRGmE7LGdiJ7",
+	"fpBUUnnL9pO6MXBVTVtFQAVcRw1FyTKksQ5fQLWlVJiAWQP0VrUbWUXibRoA07IxVBpivibouv7Vrzo2",
+	"PRtCvv50qbQ1tr48sz5bAzJVZWBVBnRYiviq49y2Wdd7+so6avQ6B6IGFhA94svdr8gSqBpZpmGBG7Qw",
+	"pL3CejfuW8Cm3T4UyOq48VAOaIJMTlAqgLcsD5Ou1R83PWs8Jk2r37GHtjvu+OPOQAUts0jledTkKZWP",
+	"jLauZrfRaQ2H7WZHayBhQKg40xFXJ7Vmq9+wG3ajWcuwTmu1opbRsjwfd60+6Xatge03LbvTafWapOf2",
+	"OiTPymonWsN5qYbEYuEyoLiPgzCOVGBXii9a6w/tFra9brvbtpv9puv1+7bbHrrtltt3B8TPsDNPIJUm",
+	"PVcwxNyx10SQuyMlpVJA8oRS1WEZQHFuoFav2Wm1Wp0bUatl9VsdbA3cwcDqDD177Hqe7XZbJWpBAFcF",
+	"QvWarU6/P24N2hi7zaHbb4/t9gD7Xbdp272OtzOhdlCg01tpuzUS7k59GO+skndWyTur5FuySuYPWsHj",
+	"7wViu/4Wi+l9xXlOvlpjqryAAEcOYZMsElYYXBOvGIJ6BFGmEKuhw/6QThnUMaMj+hB2IZKixmyunYsQ",
+	"PUg8NCeRbI/FVMDX8m/FbpGOB0ZHndZwRFWU66WYRkwIFWAFoe8XRERL60wKH87xqapMqXtSvm1w5npa",
+	"KBhRCF3QEdryBXdK3Cvi1RFncg9rqE00iQnnhCM1MsFYAyVx3SMK36h5QPyRnIcKELAWgUdO0JgsGZAC",
+	"yIa+iEmsgiZUzBrE8XXtNnJUrOrlOOZL04QaCPIu01A3QMYZUeccwpbO5ZFjAMRhgaXYUXFOJZ1CXy7v",
+	"zy6s8z4UtmrzH+pfGi6b5dNsTmrP224cEQvobEfe36tu3IM5pnp0FfPujjJaIeW4RpYfT8c/dIOnwccP",
+	"P3tw8eInzx/xRzMx/+z8Ue/RzxuNRiE59mRo2+UM31okLttfDD+L7N9z1fu5lN0kU7fy9LNcaQPffswm",
+	"EyhEWeLMhT20jcEWX35TP5gJ9GaGkj3u8vSGjYhHqAhwyKvfyrlv3tRrcf7q2NZG4eWDXMhPAs51rKse",
+	"IMoN8Fbdw99q0+wem6x0V23dHOX3Jb/CglzqW3Lr94WXDyPtMaZLPmuJ5RRF8mJK1XyCJsE1oYjGszGJ",
+	"pNjPFVjCLdl49VruIt36ee5VIIaO99pj6U0xclvXz/gRBIKl4sHWNvLvHkzg17k0LqYQ14mvlBiT6AGU",
+	"LU4ATAG2SipWafkooCPqh8FkKtCRyzxSFHeOk/o5+VDEmGbBiCxCfhyGI6o/NkcfNtDF92hfHjLklE1Q",
+	"QJXQmZW3T8WxXQKIc9oEi8UmdeKa6TpICW6B3k45hQGNScjoROoXUGwbLaYsJMjHsyBcHjdM8q3s9H0K",
+	"uJtlu8pnsVRioZIca/CEaYGPxeKtua2/nW61G0iLeoUvRQLQU0leLH51JzHusMZ37v+3aTxiE6R45u48",
+	"Xu/pDUyeCSw0ky8wdpXHCNlphAqkskDBSkLJAp6DvUZhjDZG9FlE5Ityw5ZsSirvZYE5wiEkPyBAIoj0",
+	"9ZJeGiOqbg10BDgI+mM5XIW+A+nTKQwCCOHHJhPKRRED63t50Xx/DCafkIXOorqzmLyFO7Dw4DIiMa+i",
+	"4Jo+urtQvy8mmHdyPa7Rkx68VlnNK5eQzyK4ufbIuLxu3gcUCSuxrqwNMXpGFFDRUa4ErEagSL5NgFt4",
+	"rvCohmXhpzDquUrShsCRBTWHHZ0nVZthOO8i8Gjbm7kBPQevtgqweldJX/2T1rAx7HbtIeQuecQNvHxM",
+	"s3qQizHQPvtzqFZrCtImXqtt9T23aQ2bHWK1xgMPNzvYd0krqYdzkhUiMoVjE7fZsvqt9tjCbdyxWqTr",
+	"t9pNv9Np9bIqh7rvrLZifgTNttXvDwfWmIwHltfskL7tt/rDYS7UgETlj2zX6rf8rjVwx32r747bvWZv",
+	"OCZknAs4qM3VTt0lqCC/xNvDCoq7/i7Q81a7pouLlWOOwKl25I4QYnwfQyl5OMB7xnauy8j5cIlwAmSV",
+	"L9DXQEn5ehQRS1s1lSqh5xeHJKn4jdLjU0cBBX0mB6y2ynRV0yR/Bt6zbqG4R80P1CaoqksUSg2/0crE",
+	"TdjzRqbcbjW6rWar2SkxZfObg17L7mdvljib33GHVr/dG1jDZpNYbeK1+uNOk7Q7w1oFfu73W57Vb3V7",
+	"Frb7Pcttdzt2r0WGLh5W5Od+z+9b/UG/bQ16w4FFmsNmt+sT1291c/xcrYiZo/s935cc3bYGrje0bLfX",
+	"Hrud3hiT4XqO7vd8bPX7Tc8aD+2B1bLHfq81HIz9cT/P0fWB82p7MfR1LgW9ZvnQ/zsb5c1uhD2UOj+9",
+	"JrZpTX7+QlnFAaqgCK588qZeyypWbG0g9+rB/FqplLyEMLY5iXwWzUqx1SfISSfvnCIWKZgclZAwoldk",
+	"qQxRIYZoIAXPhDibydtDbgY0iTAVSi5PW62PqAlOqa4xe5wE+EnhLqIjyBmYkhF1Pv30U+ssFlOpXrpY",
+	"EAe5UzkPOiHHGt4NjFkZShRasDj0EA5DttC5o7fCBVaeybY2Vt7Xp2zXNBZ7X4e+tjNeAjTs1h1bfPtN",
+	"vebi+SV57RLiVfi68DKAq6eX/OUVWV4G9DLmFc6d+bM39RpAxnmXARVsayv5d9+kFwpkYSYC/3bbzeo3",
+	"BzvIWW6Ny6gfBq7gCawboBZCMJ+80Uhp81fNvHwCBLg1+ZffN1eFlpIRLmoUB1EoIgIAue9QnzB4FuQQ",
+	"bp8OIC/FJYujW6sIdE/sbqPd77V6zS2KgHpz2O0P22sUgZY1tlstq9/2XGvYxC1rOOyMhy3b9wYgh29R",
+	"BFrWeNBrWX2707aG46ZruZ3OsOc322Ov38kUAV1ouqwEyK87PavfHHQs7PcHlt92e03bHre77WFeCciW",
+	"xKQJQDNjq4+72BqTNraw5+FBq+957rC9ThOAiQ+s/mDYtMYublmk6w/6w05zOOjYeU1AnZQ7TeD7nQS8",
+	"t/R0J8HcSTDfWwlGXfE3F2AUmPp2uIWL9UDHBD14gSeJRAIo2oAKfdRpDUZ0DeLxbnDHI1rAOz5FzgeO",
+	"yhKDaI8l0rCNxjiLj2BK5xo2fmdByH+iFvpVlSg51df3GC/iW2g0kvxXiT6gWm9Pp1z54M6AdGdAuokB",
+	"qVnh/nmWY48PdQKuvHsGu316kQRkva+LS3FIeXGlDDm5spLLaN2ttQLz9epNPYlvWAEIzvj9W9MWhyft",
+	"bqPbag4Gvb6tABD0APPqUM/y+v2+1bd7XWvQxy2r3R0Pm36v2babvbRgzUntcdD4BP/DB4U0xqDUDrat",
+	"vt3tWeOei60x7rq9gecN+x0s3+XPokARWVfV0oAU3/wv//rr//CnaUmcEwBYIxFHMxbRgEK1G1U956TW",
+	"bA+Rbds2ajabzVoGRP/bf/bPfvOf/s9f//Uf//qXf1ioYFeBKLqSzkktDCi+XLzeQd3Ta7iOW6qfS+xD",
+	"CiPbDi68c6fDfauBnH4IdSpuxEVSuMf9LXUgG36XpGVVse8w0vINM7tz/Oeb3//rX/+7/35nzqHLD8qN",
+	"s6m6zdvv//Ch0G/9Xro1d4+m/fZbp2cPWoN+p9d9q7eOHsXd7XOnFt6phXdq4VuPK9j8wUexOk3kpork",
+	"zQyo3zYtVF3Mh9JCE2NqvrSsuRAKnukdX0c+xJ1znR8NFRB1qVwnDLiAerNOHc3DmCPHIzhU4eqOKp83",
+	"ibBHnDVB9+k4bkHA/VPJCpMY++2vP2MszL1tgGPMCmpqiTrgSLkU14JDKodj5ftfd6DovRYWUi6JQEdS",
+	"mAPQAfCkEpE8BznoOBvtusFlK1sYYLnO81ZiJBiesDHWdQY/VibED+HtNxVW7QIK6lZf5Ue67m71L55D",
+	"dcbq77/Ak+ova5D2hxGb7fD6C1blZcVpKretX6/W9k9gdStRLxLV1sUNY4+8YAJK4259/8FreRt8KKd2",
+	"SMDSFBLz6//4T7/5f3719V/+d9/8+V988+/+5Ot/+VdZnQOzGmA3G91ux7b7g05fF0XwAqHlhiTFBodn",
+	"hb/0+Ut0Fx/qir8EHFf9ljo4hjCNntVt+U2rj9stC487A6vVag3sXqftdyFeO60wfVL7zX/6y2/+53+r",
+	"Cyc81FWls4GoGtdlBUpR4Jt//avf/ptfqAa++dN//ts/+eXXf/BnX//xX0r2v6D5/CGQPLPsIfgTSo0n",
+	"ZYZKgSI9q2vbTas/bA+sgd/pW91ut+O1m8Pm2GupmJAQB7OsA/3gopQVNFFMSQ0XvgsJLhSH0AW2T2q/",
+	"+S9/9rd//Ue//ut/VYgKVxX+c/7LiI2JdR3M5T28UfMrLvkuiUKaeeokoaKN4Jp6DTYn9PUsVPi93GJQ",
+	"/dRjbjwjVDT4PJJ39JQQMQsb8F+oJ1epb3VyHgahsk4I8lrcd/n1ng1sym/K6k9//PzpJ6omt8o2AZMQ",
+	"JJpSourqnj//qfz5Z4+f/0zKJ6SOXCnmUzReJpWKHVW4HyqhEhhDY+Ydl3Oa1am3Pgr4nPGgSjyB/iT/",
+	"xe1Qke+QXe+QXQ9sXu9VUgTVeUtAu94jHiz1ECc4cqcZM8nrS+mzXQzuxghX0BX4NJgjRpG65uuwWeRl",
+	"qKvrHznqCnMULqyX6L8JPBjmIwq10tX3Uo1yThGGcgP3eFpOPhmTajRQacyC4Nk9DiW7wYZBCY4IUMAl",
+	"XMin8MKx1MegmeQGeaaGVEck5ArLbBKyMQ5H1Nifye6uhMrzXF7Xe4vX3SJ/mUSaqtLK7uJHWbAwihEG",
+	"oWFnKeAtlvG6E2jfokAbYpfMYB1gdxGv9n2Qcvfb3ZtKlN3AkXFXuezOjbLOjSKPoiqvJ/lDBXF05YM7",
+	"N8qN3CinIyrFoTJZnZMisIuiibqKkHJj6TKiKstoRJUQJjVBLYF95xw0+2YipELodkjevLvmwAkMlY9J",
+	"6jPacF7OcpI1eR1wwRO03fS5c3yKHB1W4uituJD7Tz27VUHQ39dSjCgHFLGPwrbOw3V/LKdngZC0HrTx",
+	"AXanKBBkBiUx5LtQMgCgFNmC5pFMTlFEeBwKjjheosU0cKeIx67KVwZNbzFdKp4qpiTiSJkqVh1gH8qB",
+	"QZ7Y/m6wQypTgQckzVAyxoOu1e/6bWvQ7mGr7w66zb7f6/lQeiv3Wrtv9V0ytAbtbtvyu72uPe76Hm65",
+	"O+g2GTHeJiqjXjmgbAnLZONk2VUyANmbB1W0CjnuK9AoG4iimgNd481+BJKTMLHCZySyYBPred5lFN6V",
+	"4L21fB+ywTi5JhEO9zPXGZg9xEuuZ/OQCsiRo3IiH3ncQQEVDDk8jq6DaxY98hwTeBWCWgD6HSlak7mC",
+	"2Q08XXLJD0joaetfQJEDf3MHSgYoufcahzHR0bQjquRWjdUvxfZA1LWzA64N3aDqSeR6v8cbI6oD/7iU",
+	"+KWQbMVzFZ7BUrvkNOCCydZU+K6acc7HMmPXZCTnnm9cTXTl3QkROnAhIZ2K7QgJlo2EUuiqrxg46+oi",
+	"5cowyheEzJHWFoJIj/QecvGcn0JZqiBCgQeTTQo+oY49THqEBNZcbHJGDxR4UGqhsIiyI7lALy8ew3ok",
+	"arjTQKlQia7IEqpYqeWYzWNBvBMjue5BsavEiFIvjyAilhYaGiMK4Q6YIij3BE4sjHg8J9F1wFmKh6Dm",
+	"D+UCw1Djp4EqM6IBvWbhNfHQkRFFQat5SNmQ5F49roNaBIM+SfYWN2lNnBCYScfu1FPdCaoREI7GsUhe",
+	"HFFoDHXsNnLK4YJOY0TzBwLNYi7QmCBlNEJHsGz6C+33cY4buRDzOgSAjyhs/3quDBnCExxQLsoEfvAC",
+	"T0y2aDjQhxOf6lXDxjOYh5tIXIpJFO2uWoToWy0yHlj9/rhv4W63Z7V6Y5+4XqfdH7SzFPBHBZlt80eA",
+	"6pqckGJP/aHVJx1sDTu9jtVsdoakZY/H7sDf3XwHK/J2ILWz+qPow5h62+zR3X6j3+00h83hoP0u7NGb",
+	"Cbmb7fmHIRuT13kb8/b5pfbn3IDc9sDqN+2WhbuDjuUPxnbTxcNeF49rBQt1LSLzVr/ZyVuku7hje97A",
+	"s2yXNK1ufzC2xqTdsrym3e30u93OuIV3sEiv2J/XmZq32Ze7/cZg0Gn2+sPucA/78tpSPwk3yyrpwBm7",
+	"FdbmO8vxXQD+PpZjdYtLcVYLEMmdf7R6q6uAm9S+mogl6YV7q+If3hl2y+2wmOr7/tJl9JpEVUrild+/",
+	"KWpMXpirABhTeL367gbpYaOxVytO+eInWlg/KmgKx0UhXcqYclsnIuqKeFpXIfaKWlKzgeq4mSjulAiq",
+	"j0tJTqVkoRQ9nlOHMFUqnR76Ud4w/R3BtHlf2RzfPrsHrFxeV86iHr/+5S++/n//8/ENTSAJPs5auIHM",
+	"zv4WYapbncaw2+wNBr3eqvBdG9i2bTe6di0TwQ1NdButzrA3bHX7rc9qRfFcKhS7SecdyxsO+1a/3+lZ",
+	"Q3vQtnodj3hN3Hb7/f6O0vnf/uW/+ObP/+K3/8O///V/+KPNkSHbCbMitcuBtjpWf9weWEO371t4OMDt",
+	"Zns8bLc7q1J7s9Nt3X6pfXU1F2TMA3mr1qZCzPnJ/fs/dxtpaWx6OLk+ORl36a+3BEBv8wfqZnuk5Y73",
+	"iddwM3/kW0Ns+Pj500+0XA9vnKLIgOFw1GkNEiwGBcQAkAtc4JAYiohqLIW9YzoPAaZgvCJqJZZ+cLax",
+	"H/DCex7rOwVp2OMyP4g97e7Gfv83dqvVbXa6ne47vbFT3Iq7m/vbdHOnfrWnUekSv0v23znZ/y0FQ6lC",
+	"UpwHE/oOcN8DwbXH0uQBFTiaEKEcpNpbepr7oeRVrCchnmr0kCKjIlox9VBMPRJBZoyL54ZaU/DNrUhZ",
+	"Wbk9elZnOG5Z/UG7beFBf2yNcc/vuQPs9nvt6kxVTfFtBk9tTv4YNFryYb/b6b2b5I/O0OtYfXvQtwZe",
+	"k1iYdDqDVr/d7bXdHYWDZF+gZmsw2Oxza/YbnXbX7vaNgsDmpVx1uNmdrjEFpDPEntUfNwfWsG33rLHv",
+	"Dzy32R0Qu1MUBOQA+5bdtOyeaYAlCaEWeCGpHdQXl+vu4Ap7zhGnUOLuPHG33hOH5wH4LSgTl2OQHrbW",
+	"Clr54k39vTv01A10yWJxyfyKLZm+uUsIucPVuqvX9V6rXdzIb5lygoDqm7EiF0jfvyuTcZcHU63QF8jv",
+	"WVhnKgUdff2LP/ztH/yrndyCqqbGiVb01umBWU7MYdXA3IU1Ji5L+DxIvw30KJmk2r5ukvMRRISn5YZB",
+	"0VMxwAFHLbulXsZIl58pFhNBAeWCYK+BHuIg1OeiwNTqKM+l6sjDQbi8DOW2u4wIdqfwimzz0mUs9NiC",
+	"JvGxl0otSf/UzGFVySyk8hxGx3xL6lrvpNNvNAfDVrPd7gzehbrWsTq9Zsfqe/7QGruDoTVse+2W7dq4",
+	"5e9qy30OkeTp+WgNOpt0Nphrq9Xud3trjLedrj+2+gQ3Ldzzhtag03YxdrstPG4ajLdNSAhaLWXc6TVt",
+	"q9+ybQvjMbb6rQEZ9Lym3XK7qzobDLDZMg2wrLNRdilpf0i1rdDjndr21u+ylt06pDNm2BgMu8NBue5f",
+	"ck7T8n7qwdYq3sQlA6vvEtsatofYIm6nQ3CrRTreuGIVb+I2W1a/1R5buI07Vot0/Va76Xc6rV6ugF/q",
+	"tFip4U1c17X6bqdlDdrNnuV3+u12rz/o4J69voY3GQ59q99pY2vcH4+tYZP08bDX7XX6bh7HIi1XdqjC",
+	"fWelqwcvcCB4cqVp4+c9jrC+yu5y8L6rVf3udKx3Gxt6pyAVjuC3NufToOL89ld/+PUf/4+HiHxM6wSu",
+	"DYEE3OnkpVsAO/12kGk3F91oNlqt4XDYtXv99UU33N6wbfX9jm0NcdO1cLPldWwfd1ruYKXohtvzPKtP",
+	"fGxh0mxbdmfot3q9Zmvc7W8quvHrf/1Hf/s3/1ur3WltLZrRbHRavW6r1xt0PgOybp1hr9UaDNrtQ03Q",
+	"J1LcaFm47RPLbnrdnjd08bg3rDTBdoUJtvt2v93ut3eDhlVb+buNDKuP6x0w7B0w7B0w7K0Aht1Zyt4L",
+	"SfZbEjCswGdTeeYeTznWe6v2ZjTMPpsyShRQBFQOA/CDNPXeZ1GWl8JRGFwRyIPi9xrrMGD3rb12wHia",
+	"TUUp9SWMVG0vdNDCkjeu2vUWUVzvKoHeykqgd/Cld0nod1Xg7qJV7qJVbnOO/T5G0APmt28HM61vxDLN",
+	"0tJzmfI6Qx6wzpJsdN1uPme+jlYwtDLgLOirkO9+fCqPN6jfshNdyvcu/ORbGX7ieVmNQSS3iTEH4eYV",
+	"B5WV1iM4tBIn3U0CUGKDmvNQHwC41eRpgMJ7af5BAz0nQshdG4BDYDbXZQvPhHOK3JDgSP8I/85+zCOY",
+	"IbjKFAgYmpKIoCM4GgolT/ZHRD2DYPGOT1QCpkY8y6iLChWw1b0CdbdV+AuH3E15EpOjpt7n23I4P8pX",
+	"69srm/MwGGflrP3q2M/ph9+atMc7DIM7DIO7jMi7jMg1psn3lgb5HuSJ56RkEZWcL7kej775xS//9q/+",
+	"j1//i//8ze//0+O3kuPoR4R8Sd5CcOuD12Q2F1yKB37EZkjzHLii/3/2/r1JkqS8E4W/im/aa9ZVr9Jz",
+	"4u4RWSY76umZHhpmppvuHo0WklPpEeGRFVSkRxIeWdWJrM3g2EECcZF0EIfdFSwIAyFbQ4AOy86cAcR3",
+	"Wevqnvlrv8Ixf9wjMvJWlVmX7uqZLDOYzswIDw+/Pb/n9nvgC0V6i8JJxf8+lmc76sN/+minqrMlbxjS",
+	"R+lwPFQ3VvyuNwRSvX+LPnqNTsRuB706aQCaneNUIgFANUP66DYIkN0lOGcBIdyGZq9DGuTaJ6PqciMe",
+	"6ypFvtN1nU4QuKZBAnI5NazmM/Scrut2DMtwVYbeSlFvYT+JLUyigGEaUBdT244dIyB+EAQbivqn3//x",
+	"kz98twHnV4r2xQFYEO2yY9TAhDJDSnUHG0ESxnYUUOIkS3Ic/esv2GfmZBsPu4UBz8PmpY74/ZTvj+ga",
+	"Pva5yx+3qwbKPN/Pcj5Yt4X6+sfVSTWbBrFGO0tuumYhiTwv1wzLnF65jWTc2tqeDzZWmKZpA9o5+avf",
+	"Pfvddy8lAFIXfmjEP86Vrs1iJkqUpIUouzqMSgkmlCdTmxmsL3CboDiNoTzF8cGk3WDbUKWPinHG0BEr",
+	"hGYIXhJsqfv3Kd2xK4+5vMwC/1E5y5bvYiNxKCY0NHDg2DZOAtf1zCBxmRm22uoGWJzd1lgA2qJLIIff",
+	"tYNO4BLfILYJNhSpAtydrSCazjzXdBwfEzchOHBdik2bBEliOrZvus1hb3U1wl1MvRhn7M/VRLW6ZrtV",
+	"5jPPkwO85HVNx/QxceIIh64XYpuQ0DMD04tJsunrBhYJyJrv6iaY2AbDvucl2DUTxwoCmlDFW998V8hh",
+	"3OBV13uzDQIw9bLWAZinRDHqjXmtosW23JLP+ey/u6xAzwsnm1wuSTSw0X7Zy+eKmvHRNBmi2lW2r9rV",
+	"eygtVa2hRiLxDaB6AnEUpUU0zmqO+lkJdKd+iWtB/1SdU62EHjLEx8OQFevrnEoBfkEkT27XcDpu4BNi",
+	"GCR4HlnDFg5d18PEpwSHhHmYUMsKkjAKKWEXzBomp9lB4FU9I/AV8+ESI0hoWD4mfmDiMKIWZm7ik8Ax",
+	"A98xlvg3wEs0nzgpG3EsTKLEwz4xTexYdkTCxI28JLkMK0ilmKxpBlEvbZme4W/NINuQtm1I2zakbRvS",
+	"dl7z3jZBd2vW+qRVNqHFYdOopRcQ2nn6/R8//d7XL8W4VTCpNLGr4q5tktQWipK2i0IaHaIyb7DZqvzl",
+	"RV3jvurdS8EBpNCebZuOHxjm80LzxMck8k3sByzCjDpGQAzDocCRcyEOoCaaVzfmswamBiRXXzx3OL6Z",
+	"U1LNj+d7W6fkFo1v0fgWjW/R+McDjctdsS4Ub167xeGfHKIcDSTlWVWh6PN4CFaj6HJc8Odg1J8NSJwz",
+	"63fQLZVfQXW84546KEcFO0rzsdDNMC6fXUdHooqfs4NmAM0gZ6IJ1XtcXr3XVEh03YlBloc0Q1UcJjQK",
+	"d2sWUdmAvE5f0ON1A3Bps37/DYFKRodoZ1rVgjNaAC8cj2AS1QXyNO9xwUrIJoF2K6h2D3Bof1flh5SQ",
+	"SyLFGGfLCt7fh6m7Xq4MnqNwHA9Y+TI5MhzTCgzLdJ6T5uMEESbUoZiGQYhDJ3Y94kambSYX1Hysj6fm",
+	"49i+tVV8tkEAn1CAuHHw4hYcbo206yFLiR+aqKhh2UQ7H33lKyf/+F8vxVRbFpSLRJkJrhBmtudA5ibl",
+	"xObrh0V0JEFpHh0KJEEcLVSaTgVQJS6DnGAW7yEFAHSWvcRr2QSFK4zIHXR3xDjKYRWNeVqmTLTRl8Z5",
+	"qemYxjxJeSoOWIzyIlZEN0esufP0bI15xoRAERURjaFDAA8WbdEP9fBf46JnCSam4eCAuA4OTN8nSUJ8",
+	"344b4XytgzxLYzpZHwhU772thHbFldCcju0Fge2troR2yvwuVkIjl14JrdnB51AJbfq4LWjdWuu3ldC2",
+	"ldC2pv9rYPr/2NDsXyynTSGKdWN/9NXbAmpbzfal0Wwr4D+n21Z0ZwUboZ0P//CLZz//3RWUUhvzqyOc",
+	"4LGSDloH5fnxntJIxYEUUxGTQjDNYwQK6zJiKN25lyIu6ROjQBlBh3iGSdxrW0ra6vim662rPy1RiRoN",
+	"nF+vqhvZqlVbX8An0RewJnRrXLp1ImwjTM5ASxUmOGfuaY2DpgUDVhIOvJnnhwKNR4iCqttGQNwONVyG",
+	"NM0QjYpcCFVqoF33RtnFK8LRHldnNc+LIc1SoZI90U3NkQnG9yYLbnsmRiNOhTxfexwobLVarjwe//Mr",
+	"/4A4O2JNylxFcpCWAqVx1bQKzdDWhx4f0gkSjEnNfEmQxq0DFh2+Nh2ZBby1UFIwH44on8gxqYWT7Kvc",
+	"Hqm85EtjBswJGmbAf5qbdUgfvcn4oDxodS3DaLdKlZIvygKKHz5uLz5TzYLKQEUpR/L5UT4c5hypYkGr",
+	"Hq5491c83Vnr4bya+jgumBCrnqTKDKx6T9dZfNSFkalmVlY1tJZURnCxSRwPk8AkOCAWxYFnmn4Q0CiJ",
+	"SWuBx4A4ASaBE+HQcm2okRlZrhUkgd2orVlX0dCL9y5vjPJ8KilxqlxS/eXJ137x9Lfvodd0ONNMsNIm",
+	"PAb1en1LD8GKw12PENoZ5UKkYTZBPOdsd0trsA6KeRFH/bsHeVUMGx1QoUyl1TL539DO0x/97KO/nqkv",
+	"3jjUV2nFcFor3oG2/qAIGduLtARaVLAj2dmVYkKurTgf0pQjdeUsNw20LuRBJQ9mcC5LVSLnaEcV8oJ7",
+	"OsO4xzPgTQfX72SkHazlAUsLNKKTLKex2G2jvEGD00Gvy7tRGquKOOCCZXGPyzvzEf3SmHUR1f3S4oKO",
+	"RhC8GLIkl7dwVg+y/P82Ejn8I+WDHu+D9OpDn6Q6KQWLYIxD4CAgoz5nj0pFYNPf1Y8Qh+lISJlQsBGj",
+	"UgjmHCh5aFlLLH1+54kaIC02CwYTKDroLkf3clEOCvbgs2/W79Dj4iA/lnIzYnqYmyMKBuiQDSiHVlM+",
+	"qF4zLWEJMR6zuNPjcs4SxmL4kufy++7Mq6BUIJod04moma95DN0YjsoJUKP0+JBRLmp+a86O0YSVe4iK",
+	"Q0QHcj1kVMr+GkEKKcVVubBOj/f4zXiYcvXidBynZV4IEM7qxeCFO+guWIHGohqim/fuoEM2UVeClV6v",
+	"Oh3HCWtaYZAakZQHbIIq0c/zY7RTguW/UaKu3eMJ2ArweKRvb5YLlm0U+XhwoBekAhy7bc3wLRdRmI/L",
+	"Hgf4Ugwo11hHrnqWJfLUzTPRVi/ShuBS0UZCEZqLdv1abSQ3c7vHDyiP8yNWiN098IGUBwxKcNIBg1c5",
+	"yLMYJewY1hPlqA/Ebn29B9vw3x6vVl6asdn5HeZHTK6jDrqn9xaKaFFM1F7SSEt5OPKkxyuy8yRlmUR7",
+	"aqHDJ3REszETy/DUm6koX1enx/Mo2DnHlyUBoF4blcFAxeeinfpM6Kdxf7eD3s5LvZ3V8uyvQjbQUGtd",
+	"0QzvfideBqWavVMrV+hjr6uPDYV1qxeF6hByKwLb/3BI1XGJdvrypj+Vq76jrXNt9UEuXwZvd5OjMT/k",
+	"+TGHJ8i9XbBkLORJudNfqMHXb+uJVYUm9K370Nl92UB/V002ezTKoDy5YkRfNl6A85rDpSm65pGvIddH",
+	"WbJCtvG/f57iL+932l/4k/9fawEqSrT16I5qxWxAZloUOtyknEAZKQmGL59TTBkamjG4cUJdTJjrYt9I",
+	"TGw4juWZzIs8h017DxxbEhDQks6Utm3Sfi3G98ZBZGJCLYaD2GDYjezQSkzmUKCNX4Mt6/TuPa5wb/OP",
+	"2tHMZyeGUOUI9P8Vgb+m23GsILAhH1WMwy+yqFwyUpS5mIRmjMOQmZg4RmBEoZOEjj9F1XLxgv9JDVxz",
+	"YbdqqrP5tm1shCbDJHJi7DMrwTZ1QjfyYsL8ZDoLdJSCHXw6D+o8k8BImZmr6mRfWD40jjk3NPYZQ+N1",
+	"Datjmr5lOFczNNoGCwt9er5LHWzy6eM7X8zTt167eTzzvzdeN956OPfdazeNz732Vpp81v6S/5nkz81H",
+	"1jC4b9D1Tbdw0p1NpVZq3HH9lI5tqdVtqdWXX2W8D2lQB0yjG7nVGuqhVuRWqYbq5znlbwqKVyqAr06Q",
+	"PtfaEEgLAwcYMpygMh0yVEjwuCc1hIbqBgiogbnzaUxuORsvJBhbzlBaefdeBLx8V8JF/d534rayN86+",
+	"Dqhj6p1W4UndwMN5mHTabnzQuGcVspzvCEA+KCu2o2deoMazd8/o35147d6dAncbnZLqaamKe0PnJD5a",
+	"iblhQV16F2B2KtmN5L+Lpp4gF+6qHiUFVEyd9kYZXltdiSsYlreCVXAz6+rpHdSK/Jl9K/PL6NkZu0IV",
+	"gH81v2SAXU10ww/u256BSRT7OLDDBDPHCQzKHJe6tNVuSbWUs0yCaJpl8ovqsfAFi9so5SUrmCjhJDw1",
+	"fsF0OpZlmV7gBcCSOBtr4DsexSSIbBywiGE7MUMrNqyAJWZLQa9GIt8qRGip5zSg4Pzbxh4mXmhj34p9",
+	"7AWOEbpR4JLInN7ycAr/FCJeOmy2jYkTejhMfIJJ4kVW4rMkNNyrGDbTCkzH8Jxlw+YSTFw/xH4YG9gn",
+	"JomZSVgI87fmsJlnDhtxMAktAwdmkGAv9hNC4oSGlK4YtvXN65WM0eC2PbOcj3jcyUeMPxpmaqMJnCdJ",
+	"GrE4j8ZDxsuOGEl5Kg4YK4dZB/4rn7gmqoZtdjvNVDhdyR6Vr0Ti6JwNnILLG6fOzqcf3H1bFaNUdjgA",
+	"cykfKFOpQBTdevDn8ue/ePPBX6AkzVgbRQe5UKd5X1WC76MdwRhSFl7oRGcYz/sabqlVh19LxSgX6ToO",
+	"ZH1L847rEXqx1R+2+sNVBM6cY11BQMlamQvTKy9lLt/OkRhHB6hgIh8XEasr2s7F/msH/HWaUm+tICV1",
+	"ttEwYy8TdbmUXI0TvqEQJrX+tJa7cBlv+dLQ1/5Ukvdh1kOGUq4N2qKs3Af6q2RcjgvWQTennVR6Aetx",
+	"pbTcEHX0keIWUd6LtBSoPxvl2Udl3uP9IX20M/tDG037tAupH6laqRB7C/1I44yhKMujw6WxIYCBqgZf",
+	"aFbmKfDt5Jc/efr19z76yf/57Jfff/LBt06+/dUn7//1//r9t568/82Tv/+XJ+9/49m//vuzD/75NKul",
+	"27X8rks6rulbpmPP2HTnYlRt08KEmQzT0A5xbFm2Q0zbdVmyCq1uCLrUoK+XC2puNojLULNjRTEmVpjg",
+	"gBkutszIdkwz8gizTkfN6w/7KVBajbrlOm6gAqjngp1t28DE8Czsh2GEDTN2bdOxHMtz1kfSs5P7Amd2",
+	"mfx4Mx8s1iHfBuhuWQq3LIXbVMUtS+Eagedr74ApLD1TNwOr8TEVuiA+kk+qs7N2VIxAoxP93T3UF+Pi",
+	"KD2S4rUPjoB+FfLdh6WoVqK+poMcI0AFhfYglMU2TAjDgkUaZSlT24RWKBYVLE4LFpUCxbnSKNKM8TKb",
+	"IE2SAjFVuqcQzVU5H+uHblMFX8Lg9zfzAaINLWHnw/d+9OEf//HDX/765A/f2z2HYrMY+jhXnbqOwoJ0",
+	"wdNcYBV3TXu+KFK19MYCau/JY7zyc6Wl1mR2HMNRZaePU6G8MbPaxxus/JTuSuvCSXyKg6YK24nysQ7v",
+	"rBMKun/Zkv2KW12r3ZLPTLL8uNU1HquQ0cbvZvN3S47aaoBrG13D6ASe7dmqmpxmzllxqdkxXM8KvKrw",
+	"3DtiNrSFYJs6DJPYDXEQUYpdz2eRHSW2D0ET6ey1oWFjQp0Ah66b4Ii5VpDYDrM8VwdY1MuisR7k8pm+",
+	"3+f/ciYSoxGwExmxm5iGh0kShNiNiY8DZkbYTtw4Jobn26bZqpKy51+ChJj4FsFhFAU4sBLixmZsmUEA",
+	"1v2reKLvY2LGAaaeaeAojGLP8hiJ40DrpTpZsFG6Syc6NBMCYxXnXubLJsZ1MDFdB/uxRzAlIfEc33UI",
+	"M9fXFOr1vkIyVVsTFWO+DWK/klS8F3HGv8FKRGcmt87qGRX5oGCiacGCcNrVyU4XLayXDqXkPD32XV+z",
+	"JGihPRPx0AXCs/yY7yHa41P5cEMgmgHa0SHJlbAQuvikChbeU+IFgnN7vI6Xplm2p5UOJHUOOU5Asvtu",
+	"Wh7k47IKoFcoT9xAMStpmokeD9kk13G+0D8E1MUxyjkTbUQF6g9YeQderr8quPeOHp+XqTTsVN7RcZnf",
+	"BH4AKcqMWnaB2GsmyJm1x6WWeLfoCG7RuZqWOpqhnVOEoN81QAialu24INniYnJ/zCtZnKQZq9KDwKTU",
+	"eZSJR6fJStWi2YFs9NrZr+9qiEDPwGZsMEyoHWCfuS62QzNyEoMF1DIbSU0NrgG1Zm7J8VJvqBeRHkYJ",
+	"IabDJNUX2X2wi2XjIa/f4eTvvv3s57+Gl2BZPM2CGzIh6ABiFqrkAJXnJ1CRHyNLii8pdm25TvTjKk8W",
+	"xJwvPurZv37j2Qc/bzyqiuqcPgu+QalyNEFjXTTfKjzWAWqHIo+YEHJenYbsE+NIk81IAVjSDH5elQ/f",
+	"mKMNHM9qb50dU6nPn60IvK5BeeB/SeuTshJd1Tfn1VBWOV8+O2ZjJhBF4Tg71M+tY2/TjN2A7SXQjmVY",
+	"e81DHhRloTnYtajdVWzt8j65Z249+HO0887D29hX6RI6C0rKmVfvvgWqzxuvfuaVN141fcM2epwK9Pqj",
+	"iGUo5ejWQcppnQ5WdqUkYlHJ4nZdthwiBvuMR3mc8kF/F+VFj0OYwY6Ua1pMHTBW7rYRlcqTKJFloLde",
+	"BYxgGUbbMAx4vT00vaPIj3v8IM+qyEI4M5Bewx30Oh9kqTjQSQ/KVCabkx1mgqGMhiwTaEhHPa78UkPB",
+	"MlDbTn7+3ZO/+3YbnXztFyd/+34bPf3GN5/+4IM2+uj/+OWzX/5bGz394c+efvB3bXTyg1+ffOuDNvrw",
+	"n7715P3/0kYnP/3rp7/5lzZ6+uO/fvav/w4JPlO6eoGa52YbffjVf3j2m989+UDe/9VvPfnDt1V7P/xK",
+	"Gz37w9/Df5unH/qfX/nnroQfPQ7hF2oFdIbx7h7qD+loJIdWvo1QGud0IG6qeVZmF8rlARmCD46qOdLJ",
+	"Ynr8dFKSzg2f5pRAKB2PmFRqjbayTqqhZXJz6AE+Pph0UX8MjdMwY/026g9TIVI+2FcP6Ld7vE4+gQbk",
+	"NVN5o77ahUyy1yFSRUoNKAjQyNVScqUYZ3JSBeoryfwmo3Ef7chR199U3CN9tbCni0cniMmbR0Uqt3T1",
+	"1W5XLZkeh+bbqO4big5YpJPghErkiWlJQypUFrt8ROX8TDPW7vFRRiM2ZLxEO2WNKSEHPj/maDxCZQ5Q",
+	"MKIjGFIOnzLK5UZR1c1gtzXfb0+nNCmdsV+VP9OlCprZ9DeERJRljhVbEvSjGPPddlXsuq1TlTrovjw6",
+	"aMHqCM6Uo1BlFrd7nNHoAOKEGlmJbQTfysk5PsgzIBCQS4uWGryqn6DCBBw8EmPI9SQO09FIrieVGAkm",
+	"LHlAyMtV+mS7WouKciBmEHXU4311omnTJqRAoVgukDFHO30Fuf5UIq7+rm5ZTNcK4GuV71YnN3bQfYaL",
+	"MedytKnaJmqkZ/Ifu4qMQA5RWva4RoEwXFM4qaZvh0KmonoZxmKh8rqkkj0lWuhxlW6vthotu9M9csgm",
+	"eu3XCZGyGdRviI0+3DhNiOzPCZH+/Lmz4xg2WuZ/kJtWvmNa7soJk2sGA9WlfLJcPfDOg7xJSr3aia5m",
+	"52pd6MNxVqYjWpSvSFCMq3yfTaDXRkzE1oY2uDWUEGNWCTEaSoixVAkxLqqEaE6sSgBLtByCJG/NqCaw",
+	"ojqROGqqHOrjOTSOyrI1o20YM9rGLBA3GkD8SxLsNFB4cBYKn772hkB8lRlKHdVtpHpyZc7rdT0U18Y3",
+	"sXV4n+HwllsVOIPBAbtGBObCDS/U4T11doPd6XhqbkJyY98Q2gkH79teLlV2mmKlP/9+SnzRGsAsCyVU",
+	"Z9zUocI/dl7sYFMv3R3+jvIiO+Z5t4am29gv83w/o8Xg7CW+eMelLU4AWztlI044zOPJLgL8Wwwqp7FS",
+	"A3f6Cz3pXyuKm0+ay1YJTw1CGzRZAiVFPlySTIB2Tn71+5Ov/Wz3Ek0ls9b801257wJXRgoKkGijfg08",
+	"+ihPUB9wRl9hfMD1OWd7oO/2eL82C0pNVUG8PhJUU5ylJYrTWCJ/rYt06+9VJE6c7yrqmn6FffoISB6m",
+	"NnoTDBzVz3K5N2BTH6lnAgvJUGpXux3U16QOSLG1UKWm00xq8lL5iODRIyoEEmUOCpfUXXb6oK1D94WK",
+	"lt3dU/1ltMhSVlRqX6WsAo/tRHTQ7bxQRiQ4nPOirT0X7SnLS6V86ituNAvBiD3kGE6P1+7wZYrEG5XV",
+	"6uLe8DWQuDOLxK0GErcbSNyskbg9ReLmc0Pim7kILhevu8u9A5X5RpvpG/b6Z//wo6ff/9mMZZ7n2gRX",
+	"k12ps7TbtNqlAqUDDo6qHU2Hom1aoHuq0yYtdysrvtlwHtQ6XNNvABa805wT4JMA81Z994Jb4lQviDIK",
+	"Nh5RUcQtcYAozX/eA+Ite9SGj9D2hlkyJv04zX/FHqUCTNTwUNJ4qFzi+xEdzbRYmTeqyH4osS9BGWwC",
+	"NWuVIQv4pMrKhFVPjjHnYwlO97EE6/lYLlOx27pVPl6RBbxW2JsRBc0QA3WIXaqf5kIxCND+apJWAFaL",
+	"sQd1tEFbBxakfKbgWprzSjUDg6e2DWuclsBulgcwClmW84GQp+tOfXgoozHqy4bCjN0GFp1+j4OsZfFu",
+	"B32GTQQr8YgOUi437J7yHIx5WZVC66c8ysYxeyj3trLGrgozgJd8LhwPZ1wJ/Eq306xka11+L8+zxtVL",
+	"0v3VeOtxldMDp99KNgZ1Nq57vslh0/z66yT132eDNOfrv90dHo9FWUzWv+MBpAWuf/1DOlj/YmVbjm8X",
+	"+XCDyx/m61z8jpI667atL1+v7c/CHK81ekW53rxM91XrhZE5VBGD3dbT337zw199zzSf/fzvn/7NV57+",
+	"4Bsf/ee/Uw5TlUN1xKT2cKtB2quSmE5JlSJd0+9Ytu/bnuUQHSE6XziiGQDq4DBxGSaB4+PQYy4OA2a7",
+	"vhkS5lgb1opQzlYIr1xZJmKxgwuVIhwcssDBxAocTMPIwIzRJDCcMHKiYAmBsB0YNT1ZtyU/wh/04xxh",
+	"oWtVhh6oo+rpe/928oPfLK+7B1u61W0ds1AoEbiyZESrNFunl42YHzYFQecWknHpC8lyLcdzAmvdhWRg",
+	"klgU04R4OKGmzcKQ+qZNz7eQjLMXUrODV7aQjKtfSE/e/5unv33vEhaSsdZCmg7bBnFXUmp+rMk+FObY",
+	"8nxseT62PB/XgefjXNwTLyyQUWrKgtEiOlAHSeNUVp/XoJJYHbx4ExVsdEMAmTjYq1Ih1dZ2pb7q/qvf",
+	"6kIgWqM8YFMzU49DqBQUAElLKACuzVULUVD9OvhKW7tF3kE3IQT/hujxxUemSuHu61+kwLinXZSNiH04",
+	"WlXcZY9zRgsGoxcxUeYFXKEi7QQrgZW6jVgmVGrkIMtDmi2+bKfH322GdNWE50veL9X8g/JjF1GVfgZu",
+	"UzpkPa6CeKohq/KJc3kJpwPFTL9TZxxM4Ord9kzsTx16VCUd6Fr0EES06MxtpLehm41YuR1AIm1dWSQv",
+	"qjCoXdUzxwgaUX99qAUjpVTlOtG1N/bqOKy0ZhdcHYH0prZhvzAKDz613yOJu3gOnoUW3/5t/7Z/27/t",
+	"38fur7WRCnqF1EfnM5UEXcvueEFArEDXBj3DVOJhGhAbEyfysR8EAaaEOq7NDBpRsqGpZCsot3/bv+3f",
+	"9u+TIChPrb89L4WWlOCmgWVg4loEh4nnYitxfIcGvhm43pw9HDRcy1a278oM0OrqOK6rs4cvWL/PW2Z7",
+	"djTOgTDiZdY6/dO1qKu9zXzYZj5cq8yHl5/qb6/H82KJja67VopFHQGk6jKrpG1tkfx4pl+cY49NwzTP",
+	"WtzTK6Hm2KVSCW5eRPiU/dI02qpQ0Yr+b2qeVTnmEBferzO9p+W9t5kYF8rEcM995Ffp5/tjTo9omoEf",
+	"6cyVueymSzt6BSuOWFERDZT0kKFmkg/Pj7uozHM0BPcDFeI4L2KVWS9PoR5PsnRwUFZrUDW3H47FBIgj",
+	"ZrPuU4GAayA6kC8hf07GWdbj1QJe8qb93Q66z8piUlcFYqoWbqN2r2BRzmNxbU496C++CUVKz7q9came",
+	"oQu4BhVgRCrIfEOX4FyWDnz5CiSXYMDOkJG21Fv4Oo0OUFoqugBd8LSqNA3VTqcsBHuoYGKclULn46TR",
+	"AaojzBUpw8FECejyANKTwPm9yMT4quzYLfms80WlXqYXKVWkhXUcUEJtqfeEBg7DKMKUGKZPk4QmMCfT",
+	"y4IwxiQkJvaDkGKPxmESJNSJQrO1fpzMdCA2SpTfMKBQzxqM7Gwc1ukvmx9WHaiTGHSaw36l2801d8qg",
+	"qObAIvn4fAMkX2LZQXiPFRgWsH7PLfn5c05cuEh67ScslROWMhLsiBU02yz4Y+5wB7ro1cc6sCyLilX6",
+	"Tiz6isp5hlY65fNEM4qqqrpG6mVspIqEpPGeIqGZUjyBnOir8r99QB9KaQIKuDpsQ7NfK7GfQF5jW4fL",
+	"Ke4k1aB6UpNf+obo9PitqrY8mistDxYocZCOKn6dip9LU2yrCL1hfsR68r1n2bIfzl83YKXOG6iGTJFu",
+	"A32rKhO+SE4k2kpgirZq/pixUZWWmRa6hzdQREdiD/JJ0wJKwwN5DeXimBUqNKNJ/d3ILqvHAaUxoLUF",
+	"TnA5Me/cfxPmoaYH76BaE1GkNrTQ0zAcjcsqq6z5+jcgDbeyqLXnn14wrIFBp8ch5eJMomb17vITzTKN",
+	"SUH37fGUH+XZEYMk3kagzDT9TTEW6BCcnLPdNujR0OFutZ7EqqJI8k0cw2nXyjbAZCZQOC6rC3scGkMQ",
+	"ZTNfA6HfQTdR7d5ToUER5ShkiLMUVqweO65fXg0U2pnO5X59PxAMNfcUGo5FKRtTVkp9l+6ADj6UsLl/",
+	"J8FvybOqryKwehx2ELCEweqTkKtBjtWYr9cf0sGyuB04Ey4Hca2RQZFA7+/CgUSzi4G0qsT4X7YgwqnJ",
+	"k2xFfoQJ8wJMY8PAgeEZps8S27GbEdprXV5XDbgzgwlPv+kL8nivduXsk7wYE2o52Dc9EzuO63tu6IcW",
+	"CzezMcO0XQkwnKYF3IyGDL1ZxudOAgi6LulYVhBYrmGAT6GaqZCV9M9oNGSd6slner1PH7zNvN7PvvPN",
+	"J7//0enukPmuL7hDZIdsHxPTsDB1fQcnfmiYEQ08l4aL6QEWMZ2Z9ABfF7u3XgZ3iEs6tmv4numbG3pD",
+	"VpopqrNvagWAjXYtfCNbP8e2pNF5/BwKQgDJYNJEOGhnEVKoHJHaG1Bholo8X6uQ/edW8+d62Pe10J9C",
+	"tvXKBTWuv0i1oaq8xH7NhnLG3XOXb1iu6FTXRKNOUUVnoZHuzmx1olkNoSICrwDtAphtAy/nDKBOBZrq",
+	"AYuYua562kC1nB0rzVI09LCqhlJVmL/pRvmY1Cdaw8hxrwAbOuR43dYJR59A4wrMXGNx6CS9k7/7+sn/",
+	"+z92z2lnmSO6WqBQ0mkQlwXEn/7wX0/e+68n3/7Okz/+06Xm6FpOJ7BMKwiIaTfh+ZeP/+xgTB+lvILn",
+	"nYivk8IbByTAxCQW9hPDw27ASGJSOyEJ2zSF9/c/PgOhL/Z+SQJvHFgOJqHt4yAiCaaBT23TDgPbdpYk",
+	"8DquNY/QFUx/DpngMMWtjTB76ygdyUl7NMrPzNqdHatLAfByK1wArG8N55fD+POSFMtW5YfO4cWcJjae",
+	"j+1H3igF0II1/NMP7r6tATtc0UH3VR9Ew842tbzK3mg7GtpxLL/HK2rWtGwjx7RUTmSdOaiYzmMkUh6x",
+	"3Q66W9umKdf5jmCDlShJmbLABjvRN9Zc+3BlLWHEMhueokU5X+6dsshdMOlO5w5oYn+aZZudMKr/C7wA",
+	"MDcY5uZPrvKpV2lD+ySL7iUTtJXnlyXP3Y4ROH7gKTaXSxDn+nFbsf7yiPXapXe3mJPwL0xB9Dd77v3q",
+	"3H1RsEQJgUuMr5Kq4Suq3Iti/D4vaFnqwX91gmYcpFVNkPZSh2tJiwErlT9WO2f3Gj/MeR3bVQiy6j0U",
+	"yVER1xKwjHnMiopndDF6S/H7vvD0/yU5K47PQkx8M8HUMm1MXDe0mBkQRu31D071elcZjzWFDLfUv5Bp",
+	"+eRC7je/6wYdwzDMgPjEXiux1PETHxPDCHAYhRGOQi+2fNtg1HU2RAFyKcArnO5lM/yOSUzDsVZkHJ02",
+	"e4suNsNZwsClO1EL/GbbBBPT9bEfUIKpG4cBISS0qDMr8GW3CTZMbHjLuj2HBFppDP7MS/S+NR53aap7",
+	"w++mNI6t4+3aO97oKAU3Bc/LfaCKOdMzsHjH4/YL998p8bOfj8v9PFmzpWX3bLOVLpSt9LHLKXpuTsrZ",
+	"iOcz9+DM1Y/brYiO9tkjTcJ+1t0zF1+Zp/OFuCnrkyDlWiKueQrU11/aCVDvRxTlPMnSqBRT0180LgrG",
+	"VTAo+5h4ED9hbkAF4KchpICAdk6+/lcffe3ba3sBAUOKrtbulil+07yay9X7GkIqZFFene2AfzvoTvVi",
+	"aslGVe5IWjBxczQq8iOqYkt0fHEqkGVYujQoGjFV7BRuq9PEUi5KRuMOuk3TTO+FmYOsjZonUxvFNM0m",
+	"+5lcavuQEAaXyDb3ozzPYqDM1yeA0kPqj/pAWNQq63Sgy1EqL8mk+52ffPR/fV1xJl+iSTfoGkbHN4LA",
+	"cVyzadE9fjT8MymM2EYWXQ+7Uo0j1IpxEBOC3cCzLMuhzLEgSUeTzLe6rZOv/4+PvvLjzUMoT379t0//",
+	"03fO0O/Mju1bhuWu0u8SGmJCmYcpiQlmzImo73nEi+ky/c4zZ/Q71/M8jxCyQr9LEgcTy7AwNRIXm6bn",
+	"+TR2Quafw6B78suvPv3NT05nWD75t+89+f1/OZVgGSYSH+Rl60ydbzpyW53vygTh5gVmV+9gt2u4HYsY",
+	"hhNAySkWpXFznagvGqdBQtNsXLBbkEa3uIUtHJKEYMIMhgPPiLDFiG2FEQkpXVI3am79y7uZiQnxY+yb",
+	"XoQZCX3LNlxma/vG7DqXJ/HC/S4mphHgMIktbESx7dLEjPxI3Q+CYnZDWzg0LB8TPzBxGFELMzfxSeCY",
+	"gQ+mmXpjaKGz/tJeTIicj1SblV/0mKalqOSiNpneEIhqebhNCHwpHCAvmXI2i3fOvn32crmoF1HUGnQC",
+	"i/d8vBTFrZZ3vuPgpU2GndPTPvrJX5387f99kWjNVzQovxqfXK2LdTWrjxQ8VcUyZbODaOeSRqWqz9qI",
+	"KBqxQuS8XdUM5LFi7N5V5f5QOJmWFSzYaG8aYVRpgrW+sUSBUj+9aL/c+lJe9bch5y9Oynqqg4x0iB04",
+	"PlQSigoWp6XerBVko9nNmU+67lelDS3RwgYFXY7nPOw4BsHEj30cuMzEocFiyw7NxPKMDdWvhpPQ007C",
+	"lVrY3GsuaGEuTvyQYOI6DFMzpJjYJLRd2zXtwFoSVhN4MylrLnWMOPZjbETMxC7xQxwy28KxabgOcV0n",
+	"tOjzT1mbeen115/esysdBdWejrZEfluUehGU+rHxAfC8XBNqT6/cIsKt3f85wUkFKHSAl6I7mUKziwDK",
+	"pGDsy+wK8OTrj9hwVAqUaqio5SQgQ/hC8YtIYKgptcYSfqA+/KePdqryNvKGIX2UDsfDKejUFWZV79+i",
+	"j16jE7HbQU0Qq+rR6sJAQ/roNmAc4H5rVrrNi0W8eRuafWngpuruqWjTeB4lAJyu63QCN/ACK3AXI7Xm",
+	"44/U5b5tEYg/mrUZ+glNMPEigim1Emx7LrFcw/YC4m2IMZ9+/8dP/vBdbV5ciS4X+74AMKFTBiaUGZgG",
+	"voONIAljOwoocZIlZn7/+jMizEzB1j6/xYpXiRXVYS3h2oiuUetw7vLH7aqBMs/3s5wP1m2hvv5xdSBt",
+	"aJlcetMWv27x6xa/rolfFUKp4OvOyV/97tnvvnshQ6hmxmukr8+Vz89iJkoESVtdzcmnUxLzRAPEvFBr",
+	"CqIUUZzGkAN5fDBpN3IFFBdsMc4YOmKF0Iwms3jxzVSAcfJTulObgsZqeZ1dlV5Xbr3EQuw0KvM5O5qR",
+	"OBQTGho4cGwbJ4HremaQuMwMW211AyzGbmssQPugS5O7bL/jW6ZHAq8O2x/erUDVol1RPjeWmC/0cBjb",
+	"FjYs4pPYME0rIM0hl2hKVb9acP+OM/bnapJaXbPdKvOZ58kBXvq6YYBJYDuY2gbFiRnRMLK80LQ3fl3i",
+	"2cprfua7moZBMLGJhX3DtTAzgsT0YmqHZjz/rhCMtcGrrvdmGzDV6mWtq16fUjpab8prRfmzTZF/zmf9",
+	"3WXspS8kZ35RamjgooOzr9CDNk8e2q7CFNUu3kNpqQhYGxGQNyApDURPlBbROKv5s2alzZ36JV54olp1",
+	"JrUSesg08f36eqRSap9POtoDYLC9lSPTvVA2mts1nI7hu54bENtaIxvNwqHtuph4no9917JwQB3Hpabr",
+	"e8Tf0JShXgIwlOmeZs2AXpqGY3ruClPG6QFO874ydzYhjSjKR+jDkoAtw44x8WyGw4C52Pdj23QsI3BI",
+	"chkWjkr5WNPEoYbCMhzH35o4tnyPW77HbabYNlNs062zDcLbmqw+aYyLtDic+lth8aCdp9//8dPvff1C",
+	"hquCSaWIXRWrRpM+o1BkGV0U0ugQlXmDZ0PFJS7qFvdV765bstIUvXsXR++mQ0zP8mtDzVnoPbAwiZ0Y",
+	"hz4xsWsyn4bU90zCLoDevSZ6Vzfls+aiBgRXXyzCb+9FwO/NHIww4JZhuJa5Rd9b9L1F31v0vUXfLzP6",
+	"lrtiXejdvHaLuz85yS8aRMqzqkLOm1j/l6Pmclzw52C0nw0NnDPbd9CtjNFCHrcqtmRPHY6jgh2l+Vjo",
+	"ZhiXz67jFFGVGaeKswGAGeRMNGF5j8sr9yqFQzPfDbI8pBmqIiGhMbhT0xogXf1NX9DjcLOi2k1mHAsl",
+	"o0O0M+XU44wWkF/KI5gsdYE8tXtcsFKgvm5TQrF7qnj3bk0NXEDF3JyzZTS+92Gqro9rIhyLyfX0SVTZ",
+	"LxfzSJCu5XcClzi26fv+59ZhyWWBVBGMxMSh6RnY9gIrYlFoODQ5Dz+eewYhbtAxSGA6q9hwme/amDBq",
+	"Yho4Jo4DasfUoYyZ9jJXhGkukuMZhrHMFyHbZjYmYZDgIDACbBqWQ4wkZJ4RP39laGYotsrQ1un/SQKN",
+	"GwcnbgHj1lC7HtqUeKNCTg0rJ9r56CtfOfnH/3ohcy0UEE6UueAKoWd7DnhuQnY8z24c0ZEEqnl0KJAE",
+	"ebRQSTQVaFXV8CUAjPeQwgp1gbecZxMUrjAkL5qLH+rRuZ6MyYmJicd8TGkQYisIEisyDdtzzEY0Xesg",
+	"z9KYboAQq3fe0ihfPo2y2zGCwPCDlTTKp03pIo2y9ZxolJvdfg40ytPHbUHklkZ5S6O8pVHemudfoHl+",
+	"y4HQYENdNx5HX71lX95qmi+Nplkh/4auOS3SO0I7H/7hF89+/rtL5GEe86ujZ+CxkghaJ+T58Z7SEMWB",
+	"FE0Rk4IvzWMECqRY1P3e0Z27brFCnyyNyei4lmP4L1vhGbvjEtM3nTU1piUv3mzh/KrUtJWtKrW1x3+S",
+	"7PFrwrXGpVtD/jby46w6hBoTbJjvWWOfITutHv0tNcfvqCzsi+GFSlcoizE7o6CBaXbcwLOJQZyZigZT",
+	"C7llesGf1WUN8mFrHhcQakWYuCHDocsoJlHihMQ3mEOilkQAmpxqCgke3ZV7p4IrYv6HN2E09ZcaMTS7",
+	"Q6QcL/Js9ns5HYwO78x1zSCYxD7BgRN62DZdKzIT17IgO/FU6VkNjOmam9AHwfydant5aQu3Ph+h9UJ0",
+	"H4lu8sGAxTjlSBMhVJtbflxnc78yokIc5wWIj+V6ya0DFh0K1Nfn+T19Q7+NVFgSZ8f1d4plWCoyit8D",
+	"VLGefAUhpYQOddLmvJ3ygKVSUVMqTpkfMi6UXyyKmBD6m10I0urxWp7oxkRJJ6q0eVV+JqJFkTJRK03N",
+	"ZsAWmJY9vgPmvSxGOWdIlPlIoOO8OEz5YFeRjKSlmO0TOmRselWnx98tcj6o5Vs1ggJF+ZiXiA5oykWp",
+	"6JTzAdQ+LfKyzFgH3ayv7nGw+KWyezmK8uEw523EvjSmWRVDBqcaFFkVB1JdlwiWcuRLEFvQSGptPa6g",
+	"7Ts8jfKYobdvf+YW4nkxpFkqlGRO4W3GgsVKNDuGgfrHjB7uV13pd3r8Ls8maMTyUcbQDs9LdPPeHXTI",
+	"JmIXHdAjNn3JZfFltwBUvzWplsEL9TvOLVNFPIPho1HE+HV15X9otVuNhdvqtt5mx0uuWh8p6ZbUWFyJ",
+	"C1It54dySba6LTb59EH4RpTeTT99+3Ov33/42Qd3xJ1hOfrcrTvenS92Oh1V8TstmLjDW93AMOTzj/JD",
+	"Fj9QO0i0uka7BUtcs6m8ymixCV3A7Esv1cH0T3vqKKg2r5CHxALL8S0aHTB8K+dlkWdnHfizF3/cNLNz",
+	"qDMhjff1rjlTF2he+7jd0uwVac73E1Ww+6wGFu943G7NnCpnNjF79aXpJFWdljhnArxFgL+V3JGLhUbl",
+	"tWLDMc+rvSpz+35UsJjxMqWZWMPdt3jP43Zr3ARAZ7Uxc/GlzNpbqRApH0hBVwWnNzp4rSZrc2tGsKnG",
+	"eIe/o6wJ18CYf45lCYhnv0I8Zy+n+eullKQlU9SOa9w/c/HlHCJ5joaUT6qTROyhgpXFpGFFHKRHjGty",
+	"HQlqBYtyHotr47C9L/uLb8r+nnl741IYDHedRf5A6q8Re4fTI5pmNMzYxQm1FRXgcILyY17jzYZKI4+d",
+	"MzUaVfOEZjimJX2FFVQZ9JZrNjd5zifDVDABUXtSIYDgQhoBcgZloCgYkAyG2aStlRplUuZxj1eVVw7y",
+	"DCpdQn7JQc5ZW4F3eaRxOqwWzA57RKMym8gn7Ukg3lO+quNUsN22ElQsRlSgPnskN/U9/Tav0ZL29e+i",
+	"q5rsn7z3/5x8/ccf/eef9ts9PvNU2fF32S2pX7DhqExZ3NbhhnWZiepZ4UR3kJVCqiRsoXG4k+eIxnHB",
+	"hOig15VmFymgHbFKq1NDf0P05Bk+ZgIpTYtXb68jI1Tog65KI6ZlaUTVju5aj+sIyDaiuoRNKhuZIDFi",
+	"WSb1NaXbjDIaqTfpf77u9hf68uqkYKzHS/aoVFN3fMAK1pWoQPagmr0yLTP4XA2OflX5XQLOITweqcmW",
+	"67hds6gBL1hG0yGuQIeKYRTtmlv9mBY85QOh1gs7UgrjJMtpLDrotbE6VBmoWtCeYLSIwN83rEdEaqt6",
+	"TAd5u8eF0g+rCFFaMJTkY16V9BnK6RqqdK8YcXZcXzmkEzQWDCZ62EE3h1JhFW0UUxgQcD4JRUUg2kj5",
+	"cPQcVe9c5MdC8bhDK2mBgI5R7II+3kGv0+gA0WpjxfrRaJgfMQGqtabshEbVquv3xoZhR4cpj+FfrAP7",
+	"Nu7vQZoX3K+ibWAmISB2KNFBzlncWHorm9Mms34HvSs14H5cTO6PeX+ucm1dDEkt+PIg5YMeVw4j0UE3",
+	"42HKVTjunhxgrSCrDDI6jtNSavv1UFd2jnaPy2lXcgMmsYMcw1GJW/opcH4IeVjo1xKNq5fo26/L4Wme",
+	"DS9U4VajWdltK1fln/geMm0fG4ZpY98wjA20ysabwateZVzvbO/12XNXSgf1JlU0jBpWtTCrq5OUZfCD",
+	"NkBrwy84ZZio/bZfmLE9BzGOvTDAxHQSHBLLwIFl2owZhmPZdK765uP29JlVYaj6oeopS1qPDEwMw4Bh",
+	"x8b0z51vHaY9ppEGWlGjFKYyDsQsHo/YZ9hEtLpWuwXnlwB200R7zdUPNfevWTuP39UnX6trPD731I8L",
+	"tgyivStFG5jI1DXarRujnTpBtNrkbR1Up67Y3Vbn/BhQql5fhen5egDgcASEVWEvVOFfKdIp2nny/n97",
+	"8sEHT/74T0+/+qsnf/zh07/56dPffK8ZDjVqSpENwTVA1NPQtZSsEr5BYjL69IO7b6M4j8ZSyKEyB7M6",
+	"2hHyExWQW1OWNDqQP+9qrK3yp5vQTEKujVB3jzdht4ZUQ4DfqIm+dSF6qGefFkgds2jMVTBQu8cBqUp0",
+	"o8srQld0v26IKVKsgVSTcFepC81CwmIPjbKxQP1K5vfbKvqrbgdo0XUsG4igHm/AIIUZGqji3gKgVpYv",
+	"KlBc4UyJZ8CbUxvFhminiakryAlASCm4uxKGwXhqBaTHpwMasdrdsETLqHKX4O6dxg/HB3mPp1BFGdbU",
+	"bo2voAWJpvLiTLBVqwhTtIVOA1sVmKyHTqsqlYpTD/0Uh6VlBz1gTK5bMbv+O8N4KTZbUNxeKDi7ZDj2",
+	"2TErJleUXwWbWg3QUue/+dAIuobRNQyoqdmIG1wH+zit9XGSLa8V94pUnbMK7Gmf/snvf/zk/W88ef/X",
+	"M2F5vhxXGNZ2C9TJVrf19Dvf+uj7/7LKY998GznD0TSw4PNfaLcGjMtVtcTP70/HQEVwwIDNIjfZQgOg",
+	"ff4vW0qQzw9W6GMShTH27TjEvmnQKDZi1yehHOADyjnLWt2W3FgqZFPNZevZ7/5zPQxPv/HdZ//w2w9/",
+	"9cP/9ftvPfvgn5+8/82Tv/+Xp9/8wYe//GNrRRSHJV/dNvVLrDspJnjsHpUNejZlgljaejVEYhx+kUXl",
+	"nQ3wt75Fu8RqoFxD3CUVGs4czDNLFswu7tNrFZw6TNaF6zKs905ySGBsZiJ9n/7rP5/84btP//u/r5r7",
+	"2fes4na+LJI/Ox7HlA861ZGwmc60PGK3uVeVstRtjQqWsEKAtBAInPMMDXPQVZYE7J45s82A3Wff+eaT",
+	"3/+odZoSvHn9sY0jae2HplGfLHKalim1lYADeHcu7UyhvyXKGdgHlV3jwUFOMy1uaZiPy4a1Zt73q04X",
+	"/FoqRrlIq+DA2ab7U4S4h5I0Y3Ki/7TXmhXMUrr0Wv1W87UYHw/BiLx+AxIOl2rLirKQy+PxNv53qzG+",
+	"3Boj7NrnqTLmufJLLy0JpVwJiv8W9K+0FHVclRRRooNup1nJCqlFHKY8Xl7p6R485cprPJ195WdSHqsO",
+	"X25FqHGZ31RJSd1WniStdiucvKHKwf/l47aCf7c0p9lrdFIHota4MC2YuDkaFfkRzWoxeSotr+11DNey",
+	"TMdXRTVimmaTW7K9mUL2M/VeZ8DKmuXb0zhjM/eK16oVroC3tlg2SusOKacDKaa1GFS5tw8hkFZ/VSGA",
+	"r/3i6W/fQ7rFqf4plxyAgteYXMjTp/O8TJOJ/OZVlgAp9AwNlby8rMdvHkSdyrpbjafreZC5dJSKNMzY",
+	"bW3OrathvaCpdnzPs30rONdUrwll1p1qHai+/jR/9Lv/9OEvf/rsgz8+++8/efpvP67nuybfewFzLQfU",
+	"CYi5aq43gF15np1d6QtO2m2dr+sarS0nUM1RU5TC55UydFWm6M2aUBIsACgv6pNNTOWo2i6ijfQ+UrY1",
+	"kKpop/LCmruLEvUWnBX31LZ5gYG8yw+0tYRCk1iRWJiYsYt9l1o4MULLjuwg8CNwzM2fKc0bHYoJIQkO",
+	"Yhri0GK+FTFmG5Y8ypqXJZgQZmPfdQwcJo4T2pHj+XbSmh5QcjCR6dpea6Ndr2ZiPXubuWEw8SXLmTOz",
+	"doBq0fMt03asc4qZ6aBHpoWJZYeY2tTBFnMTyzYTx7G808WMPsxf2tXzPMXYdMJc014pxjZZzkvjw9WK",
+	"uRYZuetmJV6bfMRrrMVfk6TcF57puqUDeY4gSx0miFaYf02c1bRVAM3HSoPFw4pAfLm1okZYqwtTv8FK",
+	"jawumAz03PVE0jXMjm2Yjht4PrmYACex7WJC7AT7zKY4toLEMxOHWEG0iQBfpig2HyJRgu0nmNpOiJlv",
+	"xcymEbWIfbrwJlHsYWKEFvZdk2HqeH7kBY7t+0FDKr8FPge1HEzL9Z+zcNaT4WmSwznZ/PkqFK3yzXzh",
+	"wpK6WvsvbSrwx8fk/SLO1jdYufHB2r4ARxIIkoUDGIKIgDsDwRUdBHkDKR9AaDicveoME4iq2OfGcbw3",
+	"jRiB4CMIE9GacHnAJuiYFQxlVJToi+N4oKLKlY8wLepa6j1eHZ+ofyfBb8l+9KdoQC72KowGmioYjdGO",
+	"Y/k93h8VkCoC/q39asjUzfm4RGnZRo5podnrVIZdX4WxpGUVlBwjkfKI7aH+/79ODoBR0K+0uyw+5R04",
+	"U86n3CdvKel+Ea1+1Tk1DVfY7KRS7wNrtflkWCIYlsifPM9eXEHW73MX9H7XJR3HNzyTeIFzEUHvYcc2",
+	"fEyoZWJqMYYNL0os4riGF7qXJeg97FgswiQkPqZR7GCX+LZteLblsfA0QS9vjBxMDNvA1Ah8HHqmEYc+",
+	"IWYUrRD0lmFZlyzorVMFPUyG5xiWbVrKEXPZa3eVrNed2sr8j3MNvuMi54N9kOpn5mtPL90S+26JfS9O",
+	"7Hv6Dbe0nUXFaaxhi7jXgEy3a06CC9pA/M2ee7+S/S+M7gsO7YtbQF6BAmrs+Ap4Tt89SKMDCJGP62w5",
+	"tT9CVuVNKuQNeFdV0KBoVOSjHDIKJaAXrGwj0G2LitimaYkDa0wbiTznTJQoSQtRdtDbOt0uFUjQo2XF",
+	"lu+pt5Zi8b5s4sIOsPa6USgXwdRTGGVvJPnVKz7WqPVyQlX0DMxTh9Zfz1CQAtAxa3eD2SGWZRPLse25",
+	"yGDXwVGUUEzMgOLA8hgOfMsO/Tj2KIS8zuLEJSXNoijyMLEjF4eGF2LXN43YM0hgQNmxanHNd3v6/ZJ+",
+	"G0v7LWdSRJQDJaO5fpW7ccb06lspLGG5p4uxk9uYxC1Y24K1LVh7cWBtG1+r4Jc+wWfBitgYh2kUhI/r",
+	"HOoV/qgqyVot3ClbQpplM2iqjTg7rpHQHmzJ1ZXOIAcP0vGWh9ven8vwvvLA20sMpV1m9zKth4bbtbyu",
+	"bXVMl3ie5zn+IgIxwsDFxA1c7CdhgFnAQjuIGLFjsg4CMRwzwiS2AkxjGuI4NEPXjCLDg6JYxQLX+hLE",
+	"YT80HOin2fFN73M1OcHcgzzHwMQxfEwT4mFGPNM1mWE5sQWDvnQIjGnTtmv4nmfZzpIh8EkohyDENAwt",
+	"TP3AZkng24Saz2kIFOjyurbRCTzDdSyPWOcaiC9sUIC4udzPjsSsdu02GPNaB2POU/RsfEoLVpanns51",
+	"2DkdqdCA4wMG+dwxo41o9HniWHn50sCBB9UDL5xsS0e3gPpn1ix9IdbrtbdT/RYrYGY1rFvK6Wu3b95Q",
+	"1e/FdB1u4Aje1J87u0gB2shPFbM01PVPuSItA7qCBndbB23kou3x2keL1nTRzvty53y06MIu2sZmfwFu",
+	"2rkN7hqGsfEGP59r9lKffAU8BZd8dJ7r/T62R+e1RSlbB8RmDojBeSVFha2OGRuJ1eRCGpMLdKxZ9OMx",
+	"ayNdoEogRXwe61JqmqtHhwXN474OuoniYoKKMdentqiJ+eR9QzpBWZ4fInpQl5iboD4VdxPNUEgzuBm4",
+	"EkEaseKIFSjK8ugQ7cgLGyz8SxJu7o/5A/m+14LGDw609U8k2e+r5OerTRgwHrPaqEmNCBOD2ZgadoRJ",
+	"GNimb1jEcBddAuDPysfi7qJWahKLYEJsEwcWjXBgWMSz3TAMfHNjrdTtBKbn2t7nQNOe7y61VOSrb0k1",
+	"2racxLCswLXZi+qu1zFAf1YrR1V3U5mVcncsHXTLNE1MGGXYZ4aDzdgndmJbLHSDdUwAJrFtTLzYxNQ1",
+	"HcwMy/MpIS61jXV7b1a9Jx1iuqZJlg22ZRIHE9th2I9dgmniB1YYEof51vPvpm/ajhl8bhOjg95YQh7E",
+	"pzEgwkGJ4hS4D7XpOs63PIcvJN9layRfByLcH/OKvxgEsVrCPD/eGCWoq0/J1ciLAeW6Es4NKYIHqSiZ",
+	"RAby1lmrOAonSL+XVB+bYcJ0oF1FdSxwX97fr5nxoLxOzhGtAowRZwxYhJUZvn7sASuWUvq+mYryIR08",
+	"HxKL2XF6kBclOmSTPV0iTuKePu4jkRelQPJaxuWXnTqtvo9rE3JfHjSpbOZLQA03rX2WF+VSBp6p9bnd",
+	"mrazlGxnvqf3CpakjyrFvaSDGwKGf1UfvjTTgSF99Cbjg/JAKl3t1jDl1Udz8dmX6XHIs7yQE3P7tqEo",
+	"oE6tbed6HcPyAte2VAnZ+eIEozmjPMEWCUNMDEsCAtvDgcUosUwniAJnOhZH6eis4nGzT95AVj2ka1jF",
+	"5YbZWsSvtUW8pDOaGvx3VaVsYB7oFgpA1ZZs9cVq5oL7+iQUiNan6gwZAXKMAA7XffYoFaXQBjV1NWx8",
+	"Wqq71O+r2Ase0sGLJS9Y2PTL9rHem+goHaHWJtvtCokBXtbjaoPR2+ahb/PQn3tx6OmZdmYjjUsvJXjr",
+	"piozA2foARUqYksdvVA1snne7u7Vxq9jKio3xjap/RoktZcg09aRzjMKUp3RHrOMqbCxeaGsqrNoUI2S",
+	"Ih/OlTqaMqeBAK4KraZlW6tEPX5BFxxkSfb4Ji645VmSPX4JLrjXYKjOBSJmvG8zgthZFiEgnxNvcfGV",
+	"pElfwGnz0vld1Era8JRor7aclHTQ4OSE3QpxvHpXLY1PUfvlojzwn0j4qYd867j9BHMrrL9zz9a+r5x2",
+	"4SaQK/Tlfumjgk0j6UFR54ulEs8AEAshPGgHiq1oIV7bVQesrJgdKgG+t8poMAt7dcV1MBiil57B4eLY",
+	"5KKWDV1uYJOT73wRQZfyxKuoWDLbrVMllSPlhR8Ehmv4BpkPrLZwQBwbEzPycUACil1C/SAJktg16VQq",
+	"yYXsuqcLJnhQYFmWSYh3SYKpYgLYCqiXhe/+IR28rg0I2+Clc2RPn0fVZnTYdEYu8e/BFc/fwXeXZxMU",
+	"pwWLpE6cZnHBuBJvqUCy26v8ZyNaMF7eiVvrniF34kt2na0+UL2uYXY8N7BN19UkNWrmq4DLe7rOioq6",
+	"1D++yWg8+0PzGLZx4NghJk4QYz8MKWaxn7h+ZPuObbUuGB9fjypMQQBMtfUAz3TBSjBhnoV9hyQ4iWwn",
+	"CcPYdUz79JN/OiIeMTwV08PZo1Kvi26LTT49uvPFPH3rtdsHb33xnUdvP3yrvPvws1/+j6lhv/1advjm",
+	"w4P0Pw5fLz/37medz33xHec/fvkt5+3X3prc4dangs/yN2698SYTn7l9lBXRBmKF0eEazkG5Na6fFeQc",
+	"duOQxvsaW51p521eC3nCRzRL4/1IT9iZOcIzlz9ut+AzbQDOM9tYvOPSsoWrkthxruIppyUHoYBjQaPy",
+	"Wk34x923q4VPLdPg88bU8/2Fg1QViO8vPX37ystQauZIgaAAu0rZkB2AkJyRuFHzgGSyrR3BGOqrs18+",
+	"p7+7pwpvDscC4mko73HQ9FI+qKnwQbk7TOX9jmGg/sLSbih4UNzzhuhx5f4Y80OeH3NIl++jvED9afr8",
+	"vmyy36gUukwl0z5nRocv1OmsBcyT9//m6W/fO/n6X5187Rcnf/v+UjlDsGWaCSYkMjC1DBdTQgkhhu2G",
+	"prXZ6X6VvuhTTX9Ox7Ftz7fMwL4c+S8HxTcxobaPfduJsGF7kUF8j1qxfWny/+LTc5ZlshqYwHA+t9lc",
+	"bj3jW71zywNxmT5bJRPWlLpNVXKeiHzR26KavqAR67S6UJbX8XyD+LZF7MvSsIww8DEJfYZ9x3SxQRLX",
+	"8YhFAiu5tBP24QrVyvCZg4kf2DhkgY9DJ3Bs4kWWRY3WGRWd5FAElklMzyKXcKY+1ABoa077JPt7Njob",
+	"nodT5638CLLeoGuaeU8XzU9LgfJjXsWDU14KqOCus9ok6A5QX963H02ijPV3O2iFstDjq7QFWjAEBepZ",
+	"jKhAOa/UALmP+ntI7nIUZYwW4M1hw/UcOUrhmPXkXJs87/NpDZfhyVlxnDcwqGf6mNi+h0PqJ5hYgeeb",
+	"cUC9IGktPfBnbrUwYWaMw1AeuoFnxLFrWEmYbHZ6ns9l9HK92hX4pk5VnNyO61mB6XjOaWL9ygdrQfly",
+	"GcUkJiEObcfCVkQd6gaeH1rBpUGDk29/58n7Pzj56c9PvvXBDEpQV52uV7kdz3aI5blBcEkYoPasbbHA",
+	"y6LibHmJL+ZZO59CJEoM6fSv0PiI8oitZgYAbxdI50Yq/jEVSJRUDqRCBw8+dffmm/sPX3/wcP/Wm3dv",
+	"feZPTYlgnKadT6IhHdOiMvlVSEuZDhkOac1ELBHFkjSUm6qfD5kob8m7X6hhUMBKEK2uSSx/A74R/RLw",
+	"AleZ5M/z4+aBG2ily3A7ju0FxDdcc4MDF7r7MB2ylUSm8oIbAoKI5HRuk6VfxLl8Ducaz8v9BE7rsxxb",
+	"0yvl4szHJdtf/+b56y/FJ/Z2jsQ4OkAFE/m4iFgbaQ7OOVpdwdj1YZ19vDX8bSbnpMxQYZBMlFpuJHlx",
+	"TIt44+z2sdCzvzRI+yYQtCqu1nGclnkhYO2AlMo5azcYXYXOWge1XozDsmDAljNS4k1XitYhj2kBin4F",
+	"SRfjWN6Bfr2gOJaZvp4Rv1JCyZ/NoleWPxWmorIrpAIVebYy61z+tvYz78uLVz2VRmV6xNCOlLG78rhI",
+	"efUVsPTsqn6t6oi6dqYrOs09zPOMUX65wTr6cWdXgob6+IFDbNvyHQjdYUOaZnLo2Mg3nT/TzXeifNia",
+	"tx/bdmhj4joGpg41sWfElkVjMzTt+NKUROiG22qrqYTPcvOq1TTTFxph4oUmDhPHwqaZWDHzk4D64Vn2",
+	"5GoE7MDUXEEbDh/xbJ8YhtkcvumG903vjFGMDUzcJMF+SAxMIxYEnhMnkede2ig2e0Omgzn9+irGFIaF",
+	"bMhfIA+0s2OU6r22jVHaxihtY5SuIEZprIFFBZPU541jlOTMpjwtU5qhERXiOC9ilEp174gVqGDluOAs",
+	"7qDX5bEpwOkw5umXxqyNIioYTrlgXKTyOM4mqwgm5JnxQnX66tBnR3KYTNedO/D1Kfz6Eaq7qoai1W09",
+	"sKNxwfA9+Y1RxP9hVtRtdG5eYfTPBhLRsDu24Rim6TtWUyKuGpzZ5IvQcHxMDMfB1PAptqIgSKIkSWgc",
+	"Xpo0nM7DUlBxpvl5+o6W720S1gNP3Yb1vPyi91IkZ7t1zOjh/vQsOKuO0MzVW8H7iSAruaxZruWmnFRw",
+	"mojFUn2ipCXb8otcyGTlrrPWHki1K2LvcHpE04yGGbu8MLexEm1rAremfevMMLdKal6siPa6UCLommbH",
+	"s4hvGr5hLVeuLZMEp+AJDxPqhJhExME+YzZ2Y+r5URTaVmRegXZtmb6xpnotu2YG2pUfhSZmlhtZiWcl",
+	"pmeeFVZcDYzpBPYl4A9wfwtWbN3en+AQuM3OjasPgesiGgoplSBDpNINdYxXG/XlFuzrCDRIQ8mhJZqp",
+	"GzroNQZHDS1VHJ18IbTTV8dPF4HVtr+LCnaUHzKBDlLRkyMk0lyb8m/eu4MO2UQgWqKcR6yDdM0HzXnQ",
+	"r7AY5KlEulaKCnDryyOgjxiPqyIpuumKy0D1pmBJwcQBKvNDpp8KBE40ipgQ9ddZwWg8QakQYxbvtqvr",
+	"EOXimBU3BOqrt4gf6P73e1zQiUAH+TEaUj7poJtgJ9chcoge04nilupDcbk+opnI67FQPW4UidT91Yd1",
+	"W0XYoRwM48r3MaQTdJBn0K+hfFw1OJrqIZVvk6MoHw5z3kbsS2OaoTKHtuFYBx+cOJByHIgpOPJlbyX8",
+	"ZIXocZrIH97hKeQJvX37M7cQz4shzTSlcIPWXwEbyDyawcz9To+/PGQTPb5sAR8f5EiUaZah/JgLIPUQ",
+	"sPzqAlbTcehxPRAB6sub9+Ut+zq/q4/GPINFVhF+hHk8qdhAerx/QHmcH7Gij3bkJXHdGTl/8pvqAii4",
+	"IJdkWgr0xTyEnVoeMN7jesGglEPsaoNSpAsOsvohUjL1wa/ST/IiYl0k4UG/x3fAxaNT0kRJJ7padaiW",
+	"Ze2FgcEZ8zLNEEUZLVnReAXVegfd5JOZ96hWPQYv87SABY3jggkYwTJHB+mwi+SzIEMuo5F6/HyhxmHO",
+	"B8qFRzkdTH14Pa7y7epfYrQjcu3dGyk+Z6TYt7UqJtAg13ujx6eP0BsfSrwe81W3ysEv2BdZVLJ4daTr",
+	"+UxmlxHpWsG/zWpbyP6eL/z0Ep53+UE2M506FQT7XcvvGK7vmWaw4KAz/eA09Ovi2DApJoHvYGo4CY4i",
+	"N3IiGlhB7F+mh84MDFWKYUYIAZn3qW47F0eOBMK2EWAa2C5OgsBmjmGHZhKdjoHVuASWZxDXuTQMrENA",
+	"X34svDWHbc1hH8Oq65AFzvNyX0vSM5tZuAHYf4sBK/fzcbmfJ2t2Z9k922LuFyvmjm4DiWUF0tqov2SU",
+	"+2iHIvW9wnj5uBRpzBrhejdU5JFQ8HF+xpsNAD9BI86vscfltbvb+vLntXoDKNkv6eEaR0Pz2sftllS0",
+	"9kGLPPPOxqXTfVypAOvu4fr6x+3WglZ0ZiOLd1zeMaB087Ps813Ub4xgv43602Hp7y3V9BRb7IzmkydN",
+	"jRJ0yUrLqjTahgZY62XyAXPjWDVfq4NQlW9WM7tWPoVPUJ7Ii3JG1CkmF3RGvFItKsgxObfBcWloikop",
+	"Wc2trm0KsDV2tFFokB4xjvqHKY9Fv93jepCkTNuV6x6MHLA9uog9olGZTaqk3X6ZS9XjDggkruNJe1xt",
+	"wbQ80NSry0RamVdJuTt0Xob1uJJdYreDXp3IjQcHAVjTaNM+MWN3dAxH71r5uccroVpF8QplgJKn0jA/",
+	"YqgYc4GohBUhjQ4HhRQYYOrRcr04hHpcobJktRVFUM5ZjzdMPnsNmyXasQxrF6yCBwx9aczGkMPDK+Ax",
+	"KvJBwYTo8f6AlZ+qDyKV4YNepxC9Dyy0soOai1YO9UEqyryYoCI/hhmFXvR7Y8OwIzlv8C/WkQuLxfuq",
+	"VXYkT9edqY90evTtgulUPUm+bI/r0tdVhXjFs1vjkxsCRXSkKswD3BmNS3SQDhEcjWmJUtHjEnKopVSZ",
+	"l9ISDSQYkcNbmUVhptMShSzL+UDIr3d06reyKe0qq5tAWSq0lQ1quY35DYH68oFJlh/X9k2qAFAHvZuW",
+	"Bz0+XVbt+uivuJvkdTeEonCCBZDyMkdpude4Uhm6Fa0vbAg0yJv917HrYPxqDKIaeBAS6i3AqifgOgbg",
+	"smDK4qg7QcdljqkQ6YAP5TTVoK0Yc5TzHk/L3TZSFjX4DizfwG6ld7d+ctrsBs+RHFVY/E2DohaJOmVN",
+	"LvFCLmbgR5ZDLQ7T0QhM4DnUmxXjITAijzlSlRuqih3lcRoxZbFT7gJ5yXTPTcWuvqHHKZ+gYV6wuYZ2",
+	"1EvAskNfZkWu9mY/oiKisQTI1SmkYtPhbs0XT+sDra2MmxJiyMlLwBitl4/aQeEE9WG3JqyoDEB9WM7w",
+	"nD1Qf6nEJcAbkOQSx+PxSOgFWi3b+giFV8+O5WwM8oq/voMeqmnq8bOMr1WDcrhWGGCb5tHVFli0aIDV",
+	"xtMen7Oewg1wAMEttR0WrTLD9vg57bCfatimX2jwYl1ANWO0TrLMhyPKJ1Jya6nVTA63qetgYroO9mOP",
+	"YEpC4jm+6xBmrm+Hq95/o1xGa9MC8bB061gDOLnhB71GoRahXP2trtFuVSdmq2tIvYTRePXvj0+z2tpG",
+	"1zA6gWd7NvBLJ0U+XDaMDsMkdkMcRJRi1/NZZEeJ7Tv+Qj6+HRo2JtQJcOi6CY6YawWJ7TALkgTg+K24",
+	"6Bss9BJpTTv9+S+0z5hsqV+MhcpeGbP4eUz/KmWo6Vxqa4BwZbmhWyqzraFwayjcGgq3hsIrNxReQS2/",
+	"C1oBL2tzNtdeqlZLlSG6YDLb3QbZvri88E+BWUBiC9CslJZFm9aeZ//8uw+/+q0nH/z06Xd+truB+Uo+",
+	"hkXjIi0ngOJDRgtWyP2mYubkNkk/wyb1N1+o2563Tr2ZHjHOhGiDySOV/wS1QyhjHRqyksa0pJ1Gme+J",
+	"KOXyXKwqXkW17WT5IOWySQg7a6MsH+TjcrcOKBuNwyyNVNQbnMRHrEiTCZqJR2s8UsKFJQ+8x/JRxtra",
+	"ClDkmVRI4ehVRjY6gvEv0pg1W1PDu9hcxdCIyoKxvVmzVvXPSoqohHqpxzUz0htJ6Mse8Bn5vlJIjmhR",
+	"crl/eckGSvBVqrSWT6DUclTHGoKkCFNVlb0xMDDPq16GjqTSiFX83DhOSzkRM8Ma6/z8xXuVrSphUouN",
+	"8yFNufpKtFGexXUF/d1Gc+r3Je1BOAfaefbBH5/995/Uq0AZblghDtJRoxUINVvSSB0sgnZOfvmTp19/",
+	"76yG6lC1ZY1VNoadD7/6D89+87snH3ywKyezvqfZjr52STO3p8aJnQ/f+9GHf/zHD3/565M/fG8X5VzH",
+	"zDWtvc1WlV3jndGyZl8bKyHHUJbnh6r5pz/62Ud//e3mcMfVVaumPy8GlOuwRYlJ6AAd5RENxxktJnuq",
+	"gpc8k/ICQZ1QzQNJB9pFBLaouq6XMmh1ZkoTLXvyPbBo6Ml++m8/Rq+gk6/94ulv39utNqoOPtRsSqKN",
+	"Blke0gwJFfaqx2zGzNF4rCLSWHzuq+PsEKVDKTzQzsmvfn/ytZ/BlC6ZBhWSeuvBn8PXf/Hmg79ASZrN",
+	"nBGqoWXPuSnxsIARnRphwhzMr0L/RjMkD0208+T9//bkgw+e/PGfnn71V0/++MOnf/PTp7/53i7CiD2C",
+	"jsrns4KKccGar6gbeY2WtPX4C4//vwAAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

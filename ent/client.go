@@ -27,6 +27,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/domainevent"
 	"github.com/shoalcrm/shoal/ent/followup"
 	"github.com/shoalcrm/shoal/ent/handover"
+	"github.com/shoalcrm/shoal/ent/idempotencyrecord"
 	"github.com/shoalcrm/shoal/ent/lead"
 	"github.com/shoalcrm/shoal/ent/ownershipchange"
 	"github.com/shoalcrm/shoal/ent/pool"
@@ -72,6 +73,8 @@ type Client struct {
 	FollowUp *FollowUpClient
 	// Handover is the client for interacting with the Handover builders.
 	Handover *HandoverClient
+	// IdempotencyRecord is the client for interacting with the IdempotencyRecord builders.
+	IdempotencyRecord *IdempotencyRecordClient
 	// Lead is the client for interacting with the Lead builders.
 	Lead *LeadClient
 	// OwnershipChange is the client for interacting with the OwnershipChange builders.
@@ -119,6 +122,7 @@ func (c *Client) init() {
 	c.DomainEvent = NewDomainEventClient(c.config)
 	c.FollowUp = NewFollowUpClient(c.config)
 	c.Handover = NewHandoverClient(c.config)
+	c.IdempotencyRecord = NewIdempotencyRecordClient(c.config)
 	c.Lead = NewLeadClient(c.config)
 	c.OwnershipChange = NewOwnershipChangeClient(c.config)
 	c.Pool = NewPoolClient(c.config)
@@ -221,32 +225,33 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 	cfg := c.config
 	cfg.driver = tx
 	return &Tx{
-		ctx:             ctx,
-		config:          cfg,
-		APIKey:          NewAPIKeyClient(cfg),
-		AuditEvent:      NewAuditEventClient(cfg),
-		BulkImport:      NewBulkImportClient(cfg),
-		ClaimRequest:    NewClaimRequestClient(cfg),
-		ClaimTally:      NewClaimTallyClient(cfg),
-		Contact:         NewContactClient(cfg),
-		Cooldown:        NewCooldownClient(cfg),
-		Customer:        NewCustomerClient(cfg),
-		DedupeKey:       NewDedupeKeyClient(cfg),
-		DomainEvent:     NewDomainEventClient(cfg),
-		FollowUp:        NewFollowUpClient(cfg),
-		Handover:        NewHandoverClient(cfg),
-		Lead:            NewLeadClient(cfg),
-		OwnershipChange: NewOwnershipChangeClient(cfg),
-		Pool:            NewPoolClient(cfg),
-		PoolRuleVersion: NewPoolRuleVersionClient(cfg),
-		ReclaimWarning:  NewReclaimWarningClient(cfg),
-		RefreshToken:    NewRefreshTokenClient(cfg),
-		SearchGram:      NewSearchGramClient(cfg),
-		Setting:         NewSettingClient(cfg),
-		SigningKey:      NewSigningKeyClient(cfg),
-		Tag:             NewTagClient(cfg),
-		Team:            NewTeamClient(cfg),
-		User:            NewUserClient(cfg),
+		ctx:               ctx,
+		config:            cfg,
+		APIKey:            NewAPIKeyClient(cfg),
+		AuditEvent:        NewAuditEventClient(cfg),
+		BulkImport:        NewBulkImportClient(cfg),
+		ClaimRequest:      NewClaimRequestClient(cfg),
+		ClaimTally:        NewClaimTallyClient(cfg),
+		Contact:           NewContactClient(cfg),
+		Cooldown:          NewCooldownClient(cfg),
+		Customer:          NewCustomerClient(cfg),
+		DedupeKey:         NewDedupeKeyClient(cfg),
+		DomainEvent:       NewDomainEventClient(cfg),
+		FollowUp:          NewFollowUpClient(cfg),
+		Handover:          NewHandoverClient(cfg),
+		IdempotencyRecord: NewIdempotencyRecordClient(cfg),
+		Lead:              NewLeadClient(cfg),
+		OwnershipChange:   NewOwnershipChangeClient(cfg),
+		Pool:              NewPoolClient(cfg),
+		PoolRuleVersion:   NewPoolRuleVersionClient(cfg),
+		ReclaimWarning:    NewReclaimWarningClient(cfg),
+		RefreshToken:      NewRefreshTokenClient(cfg),
+		SearchGram:        NewSearchGramClient(cfg),
+		Setting:           NewSettingClient(cfg),
+		SigningKey:        NewSigningKeyClient(cfg),
+		Tag:               NewTagClient(cfg),
+		Team:              NewTeamClient(cfg),
+		User:              NewUserClient(cfg),
 	}, nil
 }
 
@@ -264,32 +269,33 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 	cfg := c.config
 	cfg.driver = &txDriver{tx: tx, drv: c.driver}
 	return &Tx{
-		ctx:             ctx,
-		config:          cfg,
-		APIKey:          NewAPIKeyClient(cfg),
-		AuditEvent:      NewAuditEventClient(cfg),
-		BulkImport:      NewBulkImportClient(cfg),
-		ClaimRequest:    NewClaimRequestClient(cfg),
-		ClaimTally:      NewClaimTallyClient(cfg),
-		Contact:         NewContactClient(cfg),
-		Cooldown:        NewCooldownClient(cfg),
-		Customer:        NewCustomerClient(cfg),
-		DedupeKey:       NewDedupeKeyClient(cfg),
-		DomainEvent:     NewDomainEventClient(cfg),
-		FollowUp:        NewFollowUpClient(cfg),
-		Handover:        NewHandoverClient(cfg),
-		Lead:            NewLeadClient(cfg),
-		OwnershipChange: NewOwnershipChangeClient(cfg),
-		Pool:            NewPoolClient(cfg),
-		PoolRuleVersion: NewPoolRuleVersionClient(cfg),
-		ReclaimWarning:  NewReclaimWarningClient(cfg),
-		RefreshToken:    NewRefreshTokenClient(cfg),
-		SearchGram:      NewSearchGramClient(cfg),
-		Setting:         NewSettingClient(cfg),
-		SigningKey:      NewSigningKeyClient(cfg),
-		Tag:             NewTagClient(cfg),
-		Team:            NewTeamClient(cfg),
-		User:            NewUserClient(cfg),
+		ctx:               ctx,
+		config:            cfg,
+		APIKey:            NewAPIKeyClient(cfg),
+		AuditEvent:        NewAuditEventClient(cfg),
+		BulkImport:        NewBulkImportClient(cfg),
+		ClaimRequest:      NewClaimRequestClient(cfg),
+		ClaimTally:        NewClaimTallyClient(cfg),
+		Contact:           NewContactClient(cfg),
+		Cooldown:          NewCooldownClient(cfg),
+		Customer:          NewCustomerClient(cfg),
+		DedupeKey:         NewDedupeKeyClient(cfg),
+		DomainEvent:       NewDomainEventClient(cfg),
+		FollowUp:          NewFollowUpClient(cfg),
+		Handover:          NewHandoverClient(cfg),
+		IdempotencyRecord: NewIdempotencyRecordClient(cfg),
+		Lead:              NewLeadClient(cfg),
+		OwnershipChange:   NewOwnershipChangeClient(cfg),
+		Pool:              NewPoolClient(cfg),
+		PoolRuleVersion:   NewPoolRuleVersionClient(cfg),
+		ReclaimWarning:    NewReclaimWarningClient(cfg),
+		RefreshToken:      NewRefreshTokenClient(cfg),
+		SearchGram:        NewSearchGramClient(cfg),
+		Setting:           NewSettingClient(cfg),
+		SigningKey:        NewSigningKeyClient(cfg),
+		Tag:               NewTagClient(cfg),
+		Team:              NewTeamClient(cfg),
+		User:              NewUserClient(cfg),
 	}, nil
 }
 
@@ -321,8 +327,9 @@ func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.APIKey, c.AuditEvent, c.BulkImport, c.ClaimRequest, c.ClaimTally, c.Contact,
 		c.Cooldown, c.Customer, c.DedupeKey, c.DomainEvent, c.FollowUp, c.Handover,
-		c.Lead, c.OwnershipChange, c.Pool, c.PoolRuleVersion, c.ReclaimWarning,
-		c.RefreshToken, c.SearchGram, c.Setting, c.SigningKey, c.Tag, c.Team, c.User,
+		c.IdempotencyRecord, c.Lead, c.OwnershipChange, c.Pool, c.PoolRuleVersion,
+		c.ReclaimWarning, c.RefreshToken, c.SearchGram, c.Setting, c.SigningKey, c.Tag,
+		c.Team, c.User,
 	} {
 		n.Use(hooks...)
 	}
@@ -334,8 +341,9 @@ func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.APIKey, c.AuditEvent, c.BulkImport, c.ClaimRequest, c.ClaimTally, c.Contact,
 		c.Cooldown, c.Customer, c.DedupeKey, c.DomainEvent, c.FollowUp, c.Handover,
-		c.Lead, c.OwnershipChange, c.Pool, c.PoolRuleVersion, c.ReclaimWarning,
-		c.RefreshToken, c.SearchGram, c.Setting, c.SigningKey, c.Tag, c.Team, c.User,
+		c.IdempotencyRecord, c.Lead, c.OwnershipChange, c.Pool, c.PoolRuleVersion,
+		c.ReclaimWarning, c.RefreshToken, c.SearchGram, c.Setting, c.SigningKey, c.Tag,
+		c.Team, c.User,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -368,6 +376,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.FollowUp.mutate(ctx, m)
 	case *HandoverMutation:
 		return c.Handover.mutate(ctx, m)
+	case *IdempotencyRecordMutation:
+		return c.IdempotencyRecord.mutate(ctx, m)
 	case *LeadMutation:
 		return c.Lead.mutate(ctx, m)
 	case *OwnershipChangeMutation:
@@ -1993,6 +2003,139 @@ func (c *HandoverClient) mutate(ctx context.Context, m *HandoverMutation) (Value
 	}
 }
 
+// IdempotencyRecordClient is a client for the IdempotencyRecord schema.
+type IdempotencyRecordClient struct {
+	config
+}
+
+// NewIdempotencyRecordClient returns a client for the IdempotencyRecord from the given config.
+func NewIdempotencyRecordClient(c config) *IdempotencyRecordClient {
+	return &IdempotencyRecordClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `idempotencyrecord.Hooks(f(g(h())))`.
+func (c *IdempotencyRecordClient) Use(hooks ...Hook) {
+	c.hooks.IdempotencyRecord = append(c.hooks.IdempotencyRecord, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `idempotencyrecord.Intercept(f(g(h())))`.
+func (c *IdempotencyRecordClient) Intercept(interceptors ...Interceptor) {
+	c.inters.IdempotencyRecord = append(c.inters.IdempotencyRecord, interceptors...)
+}
+
+// Create returns a builder for creating a IdempotencyRecord entity.
+func (c *IdempotencyRecordClient) Create() *IdempotencyRecordCreate {
+	mutation := newIdempotencyRecordMutation(c.config, OpCreate)
+	return &IdempotencyRecordCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of IdempotencyRecord entities.
+func (c *IdempotencyRecordClient) CreateBulk(builders ...*IdempotencyRecordCreate) *IdempotencyRecordCreateBulk {
+	return &IdempotencyRecordCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *IdempotencyRecordClient) MapCreateBulk(slice any, setFunc func(*IdempotencyRecordCreate, int)) *IdempotencyRecordCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &IdempotencyRecordCreateBulk{err: fmt.Errorf("calling to IdempotencyRecordClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*IdempotencyRecordCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &IdempotencyRecordCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for IdempotencyRecord.
+func (c *IdempotencyRecordClient) Update() *IdempotencyRecordUpdate {
+	mutation := newIdempotencyRecordMutation(c.config, OpUpdate)
+	return &IdempotencyRecordUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *IdempotencyRecordClient) UpdateOne(_m *IdempotencyRecord) *IdempotencyRecordUpdateOne {
+	mutation := newIdempotencyRecordMutation(c.config, OpUpdateOne, withIdempotencyRecord(_m))
+	return &IdempotencyRecordUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *IdempotencyRecordClient) UpdateOneID(id string) *IdempotencyRecordUpdateOne {
+	mutation := newIdempotencyRecordMutation(c.config, OpUpdateOne, withIdempotencyRecordID(id))
+	return &IdempotencyRecordUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for IdempotencyRecord.
+func (c *IdempotencyRecordClient) Delete() *IdempotencyRecordDelete {
+	mutation := newIdempotencyRecordMutation(c.config, OpDelete)
+	return &IdempotencyRecordDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *IdempotencyRecordClient) DeleteOne(_m *IdempotencyRecord) *IdempotencyRecordDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *IdempotencyRecordClient) DeleteOneID(id string) *IdempotencyRecordDeleteOne {
+	builder := c.Delete().Where(idempotencyrecord.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &IdempotencyRecordDeleteOne{builder}
+}
+
+// Query returns a query builder for IdempotencyRecord.
+func (c *IdempotencyRecordClient) Query() *IdempotencyRecordQuery {
+	return &IdempotencyRecordQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeIdempotencyRecord},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a IdempotencyRecord entity by its id.
+func (c *IdempotencyRecordClient) Get(ctx context.Context, id string) (*IdempotencyRecord, error) {
+	return c.Query().Where(idempotencyrecord.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *IdempotencyRecordClient) GetX(ctx context.Context, id string) *IdempotencyRecord {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *IdempotencyRecordClient) Hooks() []Hook {
+	return c.hooks.IdempotencyRecord
+}
+
+// Interceptors returns the client interceptors.
+func (c *IdempotencyRecordClient) Interceptors() []Interceptor {
+	return c.inters.IdempotencyRecord
+}
+
+func (c *IdempotencyRecordClient) mutate(ctx context.Context, m *IdempotencyRecordMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&IdempotencyRecordCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&IdempotencyRecordUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&IdempotencyRecordUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&IdempotencyRecordDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown IdempotencyRecord mutation op: %q", m.Op())
+	}
+}
+
 // LeadClient is a client for the Lead schema.
 type LeadClient struct {
 	config
@@ -3593,15 +3736,15 @@ func (c *UserClient) mutate(ctx context.Context, m *UserMutation) (Value, error)
 type (
 	hooks struct {
 		APIKey, AuditEvent, BulkImport, ClaimRequest, ClaimTally, Contact, Cooldown,
-		Customer, DedupeKey, DomainEvent, FollowUp, Handover, Lead, OwnershipChange,
-		Pool, PoolRuleVersion, ReclaimWarning, RefreshToken, SearchGram, Setting,
-		SigningKey, Tag, Team, User []ent.Hook
+		Customer, DedupeKey, DomainEvent, FollowUp, Handover, IdempotencyRecord, Lead,
+		OwnershipChange, Pool, PoolRuleVersion, ReclaimWarning, RefreshToken,
+		SearchGram, Setting, SigningKey, Tag, Team, User []ent.Hook
 	}
 	inters struct {
 		APIKey, AuditEvent, BulkImport, ClaimRequest, ClaimTally, Contact, Cooldown,
-		Customer, DedupeKey, DomainEvent, FollowUp, Handover, Lead, OwnershipChange,
-		Pool, PoolRuleVersion, ReclaimWarning, RefreshToken, SearchGram, Setting,
-		SigningKey, Tag, Team, User []ent.Interceptor
+		Customer, DedupeKey, DomainEvent, FollowUp, Handover, IdempotencyRecord, Lead,
+		OwnershipChange, Pool, PoolRuleVersion, ReclaimWarning, RefreshToken,
+		SearchGram, Setting, SigningKey, Tag, Team, User []ent.Interceptor
 	}
 )
 

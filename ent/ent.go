@@ -24,6 +24,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/domainevent"
 	"github.com/shoalcrm/shoal/ent/followup"
 	"github.com/shoalcrm/shoal/ent/handover"
+	"github.com/shoalcrm/shoal/ent/idempotencyrecord"
 	"github.com/shoalcrm/shoal/ent/lead"
 	"github.com/shoalcrm/shoal/ent/ownershipchange"
 	"github.com/shoalcrm/shoal/ent/pool"
@@ -96,30 +97,31 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
-			apikey.Table:          apikey.ValidColumn,
-			auditevent.Table:      auditevent.ValidColumn,
-			bulkimport.Table:      bulkimport.ValidColumn,
-			claimrequest.Table:    claimrequest.ValidColumn,
-			claimtally.Table:      claimtally.ValidColumn,
-			contact.Table:         contact.ValidColumn,
-			cooldown.Table:        cooldown.ValidColumn,
-			customer.Table:        customer.ValidColumn,
-			dedupekey.Table:       dedupekey.ValidColumn,
-			domainevent.Table:     domainevent.ValidColumn,
-			followup.Table:        followup.ValidColumn,
-			handover.Table:        handover.ValidColumn,
-			lead.Table:            lead.ValidColumn,
-			ownershipchange.Table: ownershipchange.ValidColumn,
-			pool.Table:            pool.ValidColumn,
-			poolruleversion.Table: poolruleversion.ValidColumn,
-			reclaimwarning.Table:  reclaimwarning.ValidColumn,
-			refreshtoken.Table:    refreshtoken.ValidColumn,
-			searchgram.Table:      searchgram.ValidColumn,
-			setting.Table:         setting.ValidColumn,
-			signingkey.Table:      signingkey.ValidColumn,
-			tag.Table:             tag.ValidColumn,
-			team.Table:            team.ValidColumn,
-			user.Table:            user.ValidColumn,
+			apikey.Table:            apikey.ValidColumn,
+			auditevent.Table:        auditevent.ValidColumn,
+			bulkimport.Table:        bulkimport.ValidColumn,
+			claimrequest.Table:      claimrequest.ValidColumn,
+			claimtally.Table:        claimtally.ValidColumn,
+			contact.Table:           contact.ValidColumn,
+			cooldown.Table:          cooldown.ValidColumn,
+			customer.Table:          customer.ValidColumn,
+			dedupekey.Table:         dedupekey.ValidColumn,
+			domainevent.Table:       domainevent.ValidColumn,
+			followup.Table:          followup.ValidColumn,
+			handover.Table:          handover.ValidColumn,
+			idempotencyrecord.Table: idempotencyrecord.ValidColumn,
+			lead.Table:              lead.ValidColumn,
+			ownershipchange.Table:   ownershipchange.ValidColumn,
+			pool.Table:              pool.ValidColumn,
+			poolruleversion.Table:   poolruleversion.ValidColumn,
+			reclaimwarning.Table:    reclaimwarning.ValidColumn,
+			refreshtoken.Table:      refreshtoken.ValidColumn,
+			searchgram.Table:        searchgram.ValidColumn,
+			setting.Table:           setting.ValidColumn,
+			signingkey.Table:        signingkey.ValidColumn,
+			tag.Table:               tag.ValidColumn,
+			team.Table:              team.ValidColumn,
+			user.Table:              user.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

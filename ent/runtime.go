@@ -18,6 +18,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/domainevent"
 	"github.com/shoalcrm/shoal/ent/followup"
 	"github.com/shoalcrm/shoal/ent/handover"
+	"github.com/shoalcrm/shoal/ent/idempotencyrecord"
 	"github.com/shoalcrm/shoal/ent/lead"
 	"github.com/shoalcrm/shoal/ent/ownershipchange"
 	"github.com/shoalcrm/shoal/ent/pool"
@@ -461,6 +462,16 @@ func init() {
 	handoverDescID := handoverMixinFields0[0].Descriptor()
 	// handover.DefaultID holds the default value on creation for the id field.
 	handover.DefaultID = handoverDescID.Default.(func() uuid.UUID)
+	idempotencyrecordFields := schema.IdempotencyRecord{}.Fields()
+	_ = idempotencyrecordFields
+	// idempotencyrecordDescFingerprint is the schema descriptor for fingerprint field.
+	idempotencyrecordDescFingerprint := idempotencyrecordFields[1].Descriptor()
+	// idempotencyrecord.FingerprintValidator is a validator for the "fingerprint" field. It is called by the builders before save.
+	idempotencyrecord.FingerprintValidator = idempotencyrecordDescFingerprint.Validators[0].(func(string) error)
+	// idempotencyrecordDescID is the schema descriptor for id field.
+	idempotencyrecordDescID := idempotencyrecordFields[0].Descriptor()
+	// idempotencyrecord.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	idempotencyrecord.IDValidator = idempotencyrecordDescID.Validators[0].(func(string) error)
 	leadMixin := schema.Lead{}.Mixin()
 	leadMixinFields0 := leadMixin[0].Fields()
 	_ = leadMixinFields0

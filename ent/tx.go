@@ -38,6 +38,8 @@ type Tx struct {
 	FollowUp *FollowUpClient
 	// Handover is the client for interacting with the Handover builders.
 	Handover *HandoverClient
+	// IdempotencyRecord is the client for interacting with the IdempotencyRecord builders.
+	IdempotencyRecord *IdempotencyRecordClient
 	// Lead is the client for interacting with the Lead builders.
 	Lead *LeadClient
 	// OwnershipChange is the client for interacting with the OwnershipChange builders.
@@ -205,6 +207,7 @@ func (tx *Tx) init() {
 	tx.DomainEvent = NewDomainEventClient(tx.config)
 	tx.FollowUp = NewFollowUpClient(tx.config)
 	tx.Handover = NewHandoverClient(tx.config)
+	tx.IdempotencyRecord = NewIdempotencyRecordClient(tx.config)
 	tx.Lead = NewLeadClient(tx.config)
 	tx.OwnershipChange = NewOwnershipChangeClient(tx.config)
 	tx.Pool = NewPoolClient(tx.config)

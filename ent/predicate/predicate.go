@@ -42,6 +42,9 @@ type FollowUp func(*sql.Selector)
 // Handover is the predicate function for handover builders.
 type Handover func(*sql.Selector)
 
+// IdempotencyRecord is the predicate function for idempotencyrecord builders.
+type IdempotencyRecord func(*sql.Selector)
+
 // Lead is the predicate function for lead builders.
 type Lead func(*sql.Selector)
 

@@ -129,6 +129,11 @@ type Response struct {
 	Body   []byte
 }
 
+// keyEveryPost (SHOAL_TEST_IDEMPOTENCY_KEYS=1) sends a fresh
+// Idempotency-Key with every POST that has none, so that any suite can be
+// run with every write held open for its stored answer (store.Hold).
+var keyEveryPost = os.Getenv("SHOAL_TEST_IDEMPOTENCY_KEYS") == "1"
+
 // Do sends a request with a JSON body (nil for none; a string is sent as
 // is) and reads the whole response.
 func (c *Client) Do(method, path string, body any, header ...string) *Response {
@@ -167,6 +172,9 @@ func (c *Client) Do(method, path string, body any, header ...string) *Response {
 	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
+	}
+	if method == http.MethodPost && keyEveryPost && req.Header.Get("Idempotency-Key") == "" {
+		req.Header.Set("Idempotency-Key", uuid.NewString())
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {

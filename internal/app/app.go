@@ -18,6 +18,8 @@ import (
 	"github.com/shoalcrm/shoal/internal/handover"
 	"github.com/shoalcrm/shoal/internal/httpapi"
 	"github.com/shoalcrm/shoal/internal/imports"
+
+	"github.com/shoalcrm/shoal/internal/idempotency"
 	"github.com/shoalcrm/shoal/internal/jobs"
 	"github.com/shoalcrm/shoal/internal/merge"
 	"github.com/shoalcrm/shoal/internal/org"
@@ -78,7 +80,10 @@ type App struct {
 	Merge *merge.Service
 	// PersonalData answers personal-data export and erasure requests.
 	PersonalData *personaldata.Service
-	HTTP         *httpapi.Server
+	// Idempotency keeps the answers of requests made with an
+	// Idempotency-Key.
+	Idempotency *idempotency.Service
+	HTTP        *httpapi.Server
 	// Jobs is the job queue, built but not started: the binary starts it
 	// beside the HTTP server (and stops it on shutdown), tests when they
 	// need jobs worked.
@@ -132,6 +137,12 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 	recs := records.NewService(st, pools)
 	imps := imports.NewService(st, recs, pools, clk)
 	jcfg.Imports = imps
+
+	answers, err := idempotency.New(ctx, st, clk)
+	if err != nil {
+		return nil, err
+	}
+	jcfg.Idempotency = answers
 	queue, err := jobs.New(ctx, st, pools, jcfg)
 	if err != nil {
 		return nil, err
@@ -157,6 +168,8 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 	}
 	a.Merge = merge.NewService(st, pools, a.Records, clk)
 	a.PersonalData = personaldata.NewService(st, clk)
+
+	a.Idempotency = answers
 	a.HTTP, err = httpapi.New(httpapi.Config{
 		Store:       st,
 		Logger:      cfg.Logger,
@@ -177,7 +190,8 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 
 		PersonalData: a.PersonalData,
 
-		TestClock: testClock,
+		TestClock:   testClock,
+		Idempotency: a.Idempotency,
 
 		SeparateMetrics: cfg.SeparateMetrics,
 		TrustedProxies:  cfg.TrustedProxies,

@@ -100,6 +100,10 @@ var catalog = map[string]message{
 	"merge_converted":       {"A converted lead can be neither merged nor survive a merge; merge the customers instead.", "已转化的线索不能被合并，也不能作为保留记录；请改为合并客户。"},
 	"request_not_pending":   {"The claim request was already decided.", "该领取申请已处理。"},
 	"not_acceptable":        {"None of the media types in Accept is available here: ask for application/json, text/csv or application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.", "无法提供 Accept 所要求的格式：请使用 application/json、text/csv 或 application/vnd.openxmlformats-officedocument.spreadsheetml.sheet。"},
+
+	// Idempotency-Key (docs/idempotency.md).
+	"idempotency_key_in_use":   {"A request with this Idempotency-Key is still in progress; retry later.", "使用此幂等键（Idempotency-Key）的请求仍在处理中，请稍后重试。"},
+	"idempotency_key_mismatch": {"This Idempotency-Key was already used for a different request.", "此幂等键（Idempotency-Key）已用于另一个不同的请求。"},
 }
 
 // problem is an RFC 9457 problem details body with Shoal's members.

@@ -27,7 +27,8 @@ var (
 
 // operationChain is the middleware every spec operation runs through, in
 // this order: remember the operationId, audit, authenticate, authorize
-// (casbin), then validate the request against the spec. Authorization runs
+// (casbin), then validate the request against the spec, and on a POST
+// honour Idempotency-Key (idempotent). Authorization runs
 // before validation so that a caller who may not call an operation learns
 // nothing about its contract.
 func (s *Server) operationChain(op string) []echo.MiddlewareFunc {
@@ -40,7 +41,11 @@ func (s *Server) operationChain(op string) []echo.MiddlewareFunc {
 		// an export's audit row names the parameters the client gave.
 		chain = append(chain, n)
 	}
-	return append(chain, s.validator)
+	chain = append(chain, s.validator)
+	if s.posts[op] {
+		chain = append(chain, s.idempotent(op))
+	}
+	return chain
 }
 
 // authenticate resolves the credential (Authorization: Bearer, or

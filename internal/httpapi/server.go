@@ -28,6 +28,8 @@ import (
 	"github.com/shoalcrm/shoal/internal/feed"
 	"github.com/shoalcrm/shoal/internal/handover"
 	"github.com/shoalcrm/shoal/internal/imports"
+
+	"github.com/shoalcrm/shoal/internal/idempotency"
 	"github.com/shoalcrm/shoal/internal/merge"
 	"github.com/shoalcrm/shoal/internal/org"
 	"github.com/shoalcrm/shoal/internal/page"
@@ -57,6 +59,9 @@ type Config struct {
 	// PersonalData answers personal-data requests (个人信息保护法).
 	PersonalData *personaldata.Service
 
+	// Idempotency stores the answers of requests made with an
+	// Idempotency-Key; nil ignores the header.
+	Idempotency *idempotency.Service
 	// TestClock, when set, is what advanceTestClock moves; nil answers 404.
 	TestClock   *clock.Adjustable
 	Logger      *slog.Logger
@@ -102,6 +107,12 @@ type Server struct {
 	imports   *imports.Service
 	merge     *merge.Service
 	testClock *clock.Adjustable
+	idem      *idempotency.Service
+	// idemHook, if set (tests), runs in keyed requests before their
+	// answer is stored (see SetIdempotencyHook).
+	idemHook func(ctx context.Context)
+	// posts are the POST operations (Idempotency-Key).
+	posts map[string]bool
 
 	personalData *personaldata.Service
 
@@ -146,6 +157,9 @@ func New(cfg Config) (*Server, error) {
 		testClock: cfg.TestClock,
 
 		personalData: cfg.PersonalData,
+
+		idem:  cfg.Idempotency,
+		posts: postOperations(spec),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -183,8 +197,8 @@ func (s *Server) router(cfg Config) *echo.Echo {
 	if len(cfg.CORSOrigins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins:  cfg.CORSOrigins,
-			AllowHeaders:  []string{"Authorization", "Content-Type", "If-Match", "X-API-Key", "X-Request-ID", "Accept-Language"},
-			ExposeHeaders: []string{"ETag", "X-Request-ID", "Retry-After", "Location"},
+			AllowHeaders:  []string{"Authorization", "Content-Type", "If-Match", "X-API-Key", "X-Request-ID", "Accept-Language", "Idempotency-Key"},
+			ExposeHeaders: []string{"ETag", "X-Request-ID", "Retry-After", "Location", "Idempotent-Replayed"},
 			MaxAge:        600,
 		}))
 	}
@@ -276,6 +290,17 @@ func publicOperations(spec *openapi3.T) map[string]bool {
 		}
 	}
 	return public
+}
+
+// postOperations are the operations of the spec's POSTs.
+func postOperations(spec *openapi3.T) map[string]bool {
+	posts := map[string]bool{}
+	for _, item := range spec.Paths.Map() {
+		if item.Post != nil {
+			posts[item.Post.OperationID] = true
+		}
+	}
+	return posts
 }
 
 // PublicOperations returns the operationIds that need no credentials.

@@ -27,6 +27,8 @@ import (
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/internal/handover"
 	"github.com/shoalcrm/shoal/internal/imports"
+
+	"github.com/shoalcrm/shoal/internal/idempotency"
 	"github.com/shoalcrm/shoal/internal/pool"
 	"github.com/shoalcrm/shoal/internal/store"
 )
@@ -60,6 +62,10 @@ type Config struct {
 	Handover *handover.Service
 	// Imports works bulk imports (set by internal/app, likewise).
 	Imports *imports.Service
+
+	// Idempotency is purged of expired answers every hour (set by
+	// internal/app; nil: no purge).
+	Idempotency *idempotency.Service
 }
 
 // SweepRun is one periodic sweep that ran.

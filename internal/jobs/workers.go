@@ -9,6 +9,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/shoalcrm/shoal/ent"
+	"github.com/shoalcrm/shoal/internal/idempotency"
 	"github.com/shoalcrm/shoal/internal/pool"
 	"github.com/shoalcrm/shoal/internal/store"
 )
@@ -20,15 +21,23 @@ func register(w *river.Workers, st *store.Store, pools *pool.Service, cfg Config
 	river.AddWorker(w, &rejudgeWorker{st: st, pools: pools})
 	river.AddWorker(w, &handoverWorker{runs: cfg.Handover})
 	river.AddWorker(w, &importWorker{imports: cfg.Imports})
+
+	river.AddWorker(w, &idempotencyPurgeWorker{answers: cfg.Idempotency})
 }
 
 // periodic are the jobs the leader enqueues on a schedule.
 func periodic(cfg Config) []*river.PeriodicJob {
+	var jobs []*river.PeriodicJob
+	if cfg.Idempotency != nil {
+		jobs = append(jobs, river.NewPeriodicJob(river.PeriodicInterval(idempotencyPurgeEvery), func() (river.JobArgs, *river.InsertOpts) {
+			return IdempotencyPurgeArgs{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: idempotencyPurgeEvery}}
+		}, &river.PeriodicJobOpts{ID: IdempotencyPurgeArgs{}.Kind()}))
+	}
 	if cfg.SweepEvery <= 0 {
-		return nil
+		return jobs
 	}
 	every := cfg.SweepEvery
-	return []*river.PeriodicJob{
+	return append(jobs,
 		river.NewPeriodicJob(river.PeriodicInterval(every), func() (river.JobArgs, *river.InsertOpts) {
 			// Unique per period: a new leader taking over within a
 			// period does not enqueue a second sweep for it. River
@@ -41,7 +50,34 @@ func periodic(cfg Config) []*river.PeriodicJob {
 			}
 			return SweepArgs{}, &opts
 		}, &river.PeriodicJobOpts{ID: SweepArgs{}.Kind()}),
+	)
+}
+
+// idempotencyPurgeEvery is how often expired Idempotency-Key answers are
+// deleted. Expired answers are never replayed anyway (idempotency.Find
+// checks the expiry); the purge only gives their space back.
+const idempotencyPurgeEvery = time.Hour
+
+// IdempotencyPurgeArgs deletes the stored answers of Idempotency-Keys older
+// than idempotency.TTL.
+type IdempotencyPurgeArgs struct{}
+
+func (IdempotencyPurgeArgs) Kind() string { return "idempotency_purge" }
+
+// InsertOpts: not retried; the next period's purge does its work.
+func (IdempotencyPurgeArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 1} }
+
+type idempotencyPurgeWorker struct {
+	river.WorkerDefaults[IdempotencyPurgeArgs]
+	answers *idempotency.Service
+}
+
+func (w *idempotencyPurgeWorker) Work(ctx context.Context, _ *river.Job[IdempotencyPurgeArgs]) error {
+	if w.answers == nil {
+		return nil
 	}
+	_, err := w.answers.Purge(ctx)
+	return err
 }
 
 // SweepArgs is the periodic sweep: reclaim what is due, release expired

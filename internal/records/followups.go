@@ -79,6 +79,7 @@ func (s *Service) CreateFollowUp(ctx context.Context, p *auth.Principal, in Foll
 		return nil, err
 	}
 	id := uuid.Must(uuid.NewV7())
+	var f *ent.FollowUp
 	err = s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
 		owner, poolID, err := s.pools.Holder(ctx, tx, kind, in.SubjectID)
 		if err != nil {
@@ -110,16 +111,19 @@ func (s *Service) CreateFollowUp(ctx context.Context, p *auth.Principal, in Foll
 			return err
 		}
 		if owner != nil && *owner == p.ID {
-			return s.pools.FollowedUp(ctx, tx, kind, in.SubjectID, occurred)
+			if err := s.pools.FollowedUp(ctx, tx, kind, in.SubjectID, occurred); err != nil {
+				return err
+			}
+		}
+		// Read back in the transaction: a request holding it open for its
+		// Idempotency-Key answer (store.Hold) has not committed yet.
+		if f, err = tx.FollowUp.Get(ctx, id); err != nil {
+			return fmt.Errorf("get follow-up: %w", err)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
-	}
-	f, err := s.store.Reader.FollowUp.Get(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("get follow-up: %w", err)
 	}
 	return f, nil
 }

@@ -17,6 +17,10 @@ func retryable(err error) bool {
 	return errors.As(err, &pg) && (pg.Code == "40001" || pg.Code == "40P01")
 }
 
+// Retryable reports whether err is a PostgreSQL deadlock or serialization
+// failure: the transaction that failed with it may simply be run again.
+func Retryable(err error) bool { return retryable(err) }
+
 // WithRetryTx is WithTx, run again (up to five times) when PostgreSQL
 // aborts it for a deadlock or serialization failure. fn must be safe to
 // re-run: it should only act through tx.

@@ -145,12 +145,12 @@ func openSQLite(ctx context.Context, path string, o options) (*Store, error) {
 
 	s := &Store{
 		Dialect: dialect.SQLite,
-		Client:  ent.NewClient(ent.Driver(detachedDriver{entsql.OpenDB(dialect.SQLite, writeDB)})),
-		Reader:  ent.NewClient(ent.Driver(entsql.OpenDB(dialect.SQLite, readDB))),
 		writeDB: writeDB,
 		readDB:  readDB,
 		raw:     &rawTxs{},
 	}
+	s.Client = ent.NewClient(ent.Driver(&holdingDriver{Driver: detachedDriver{entsql.OpenDB(dialect.SQLite, writeDB)}, s: s}))
+	s.Reader = ent.NewClient(ent.Driver(&holdingDriver{Driver: entsql.OpenDB(dialect.SQLite, readDB), s: s}))
 	// The writer never checkpoints: see checkpointer.
 	ckptDB := sql.OpenDB(cachingConnector{dsn: uri + "?" + pragmas, drv: drv})
 	ckptDB.SetMaxOpenConns(1)
@@ -188,8 +188,9 @@ func openPostgres(ctx context.Context, databaseURL string) (*Store, error) {
 	db.SetMaxOpenConns(32)
 	db.SetMaxIdleConns(32)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	client := ent.NewClient(ent.Driver(capturingDriver{entsql.OpenDB(dialect.Postgres, db)}))
-	s := &Store{Dialect: dialect.Postgres, Client: client, Reader: client, writeDB: db, readDB: db, raw: &rawTxs{}, postgresURL: databaseURL}
+	s := &Store{Dialect: dialect.Postgres, writeDB: db, readDB: db, raw: &rawTxs{}, postgresURL: databaseURL}
+	s.Client = ent.NewClient(ent.Driver(&holdingDriver{Driver: capturingDriver{entsql.OpenDB(dialect.Postgres, db)}, s: s}))
+	s.Reader = s.Client
 	if err := s.Ping(ctx); err != nil {
 		_ = s.Close()
 		return nil, err
@@ -287,7 +288,8 @@ var migrateMu sync.Mutex
 // it, uncommitted.
 //
 // A TxObserver on ctx (see WithTxObserver) runs inside the transaction after
-// fn succeeds, and hears whether the transaction committed.
+// fn succeeds, and hears whether the transaction committed. A Hold on ctx
+// (see WithHold) keeps the transaction open for the request's answer.
 //
 // WithTx must not be called from inside fn (or any other transaction body):
 // it returns an error wrapping ErrNestedTx at once rather than deadlock.
@@ -297,6 +299,11 @@ var migrateMu sync.Mutex
 func (s *Store) WithTx(ctx context.Context, fn func(tx *ent.Tx) error) (err error) {
 	if nestedTx() {
 		return fmt.Errorf("%w: pass the tx down instead", ErrNestedTx)
+	}
+	if h := holdFrom(ctx); h != nil && h.s == s {
+		if handled, err := h.withHold(ctx, fn); handled {
+			return err
+		}
 	}
 	fn, end := observed(ctx, fn)
 	fn = framed(fn)
