@@ -79,14 +79,22 @@ async function main(): Promise<void> {
   );
   console.log(`team ${team.id}, rep ${rep.id}, pool ${pool.id}`);
 
-  // A lead from a web form lands in the pool, unowned.
-  const created = await admin.POST("/v1/leads", {
-    body: { name: "王先生", company: "苏州恒达机械有限公司", phone: `138${String(Date.now()).slice(-8)}`, source: "官网表单", poolId: pool.id },
-  });
+  // A lead from a web form lands in the pool, unowned. The form's server
+  // sends an Idempotency-Key, so that retrying after a lost answer cannot
+  // create the lead twice.
+  const body = { name: "王先生", company: "苏州恒达机械有限公司", phone: `138${String(Date.now()).slice(-8)}`, source: "官网表单", poolId: pool.id };
+  const key = `form-${run}`;
+  const created = await admin.POST("/v1/leads", { body, params: { header: { "Idempotency-Key": key } } });
   const lead = ok("createLead", created);
   check(created.response.status === 201, `createLead answered ${created.response.status}`);
   check(!lead.ownerId, "a lead created into a pool by an admin is unowned");
   console.log(`lead ${lead.id} is in pool ${lead.poolId}`);
+  const retried = await admin.POST("/v1/leads", { body, params: { header: { "Idempotency-Key": key } } });
+  check(
+    retried.response.status === 201 && ok("createLead retry", retried).id === lead.id && retried.response.headers.get("Idempotent-Replayed") === "true",
+    "a retry with the same Idempotency-Key replays the first answer",
+  );
+  console.log(`a retry with the same Idempotency-Key replays it (Idempotent-Replayed: true)`);
 
   // The rep claims it.
   const repClient = client(await login(repEmail, repPassword));
@@ -102,10 +110,16 @@ async function main(): Promise<void> {
   console.log(`a second claim is refused: ${(again.error as Problem).code}`);
 
   // He finds it among his leads, by a substring of the company name.
+  // listLeads also answers CSV and XLSX (by Accept), so the generated type
+  // of its 200 is JSON or a file: ask for JSON and narrow.
   const mine = ok(
     "listLeads",
-    await repClient.GET("/v1/leads", { params: { query: { owner: "me", q: "恒达" } } }),
+    await repClient.GET("/v1/leads", {
+      params: { query: { owner: "me", q: "恒达" } },
+      headers: { Accept: "application/json" },
+    }),
   );
+  if (typeof mine === "string") throw new Error("listLeads answered a file, not JSON");
   check(mine.items.some((l) => l.id === lead.id), "the claimed lead is listed for its owner");
   console.log(`listLeads owner=me q=恒达 finds it (${mine.items.length} item(s))`);
   console.log("ok");
