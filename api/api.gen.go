@@ -893,6 +893,84 @@ func (e VisibleField) Valid() bool {
 	}
 }
 
+// Defines values for WebhookDisabledReason.
+const (
+	WebhookDisabledReasonFailing WebhookDisabledReason = "failing"
+	WebhookDisabledReasonManual  WebhookDisabledReason = "manual"
+)
+
+// Valid indicates whether the value is a known member of the WebhookDisabledReason enum.
+func (e WebhookDisabledReason) Valid() bool {
+	switch e {
+	case WebhookDisabledReasonFailing:
+		return true
+	case WebhookDisabledReasonManual:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookCreatedDisabledReason.
+const (
+	WebhookCreatedDisabledReasonFailing WebhookCreatedDisabledReason = "failing"
+	WebhookCreatedDisabledReasonManual  WebhookCreatedDisabledReason = "manual"
+)
+
+// Valid indicates whether the value is a known member of the WebhookCreatedDisabledReason enum.
+func (e WebhookCreatedDisabledReason) Valid() bool {
+	switch e {
+	case WebhookCreatedDisabledReasonFailing:
+		return true
+	case WebhookCreatedDisabledReasonManual:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookDeliveryReason.
+const (
+	WebhookDeliveryReasonEvent      WebhookDeliveryReason = "event"
+	WebhookDeliveryReasonPing       WebhookDeliveryReason = "ping"
+	WebhookDeliveryReasonRedelivery WebhookDeliveryReason = "redelivery"
+)
+
+// Valid indicates whether the value is a known member of the WebhookDeliveryReason enum.
+func (e WebhookDeliveryReason) Valid() bool {
+	switch e {
+	case WebhookDeliveryReasonEvent:
+		return true
+	case WebhookDeliveryReasonPing:
+		return true
+	case WebhookDeliveryReasonRedelivery:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookDeliveryStatus.
+const (
+	WebhookDeliveryStatusDelivered WebhookDeliveryStatus = "delivered"
+	WebhookDeliveryStatusFailed    WebhookDeliveryStatus = "failed"
+	WebhookDeliveryStatusPending   WebhookDeliveryStatus = "pending"
+)
+
+// Valid indicates whether the value is a known member of the WebhookDeliveryStatus enum.
+func (e WebhookDeliveryStatus) Valid() bool {
+	switch e {
+	case WebhookDeliveryStatusDelivered:
+		return true
+	case WebhookDeliveryStatusFailed:
+		return true
+	case WebhookDeliveryStatusPending:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ClaimRequestStatusFilter.
 const (
 	ClaimRequestStatusFilterApproved ClaimRequestStatusFilter = "approved"
@@ -1572,7 +1650,7 @@ type EventSubject struct {
 	// Id An opaque resource id.
 	Id Id `json:"id"`
 
-	// Kind `lead`, `customer`, `contact`, `followup`, `claim_request`, `pool`, `settings`, `user`, `team`, `api_key`, `tag`, `handover`.
+	// Kind `lead`, `customer`, `contact`, `followup`, `claim_request`, `pool`, `settings`, `user`, `team`, `api_key`, `tag`, `handover`, `import`, `webhook`.
 	Kind string `json:"kind"`
 }
 
@@ -2852,6 +2930,164 @@ type UserUpdate struct {
 // VisibleField A field of pooled records that members who are not the pool's managers see unmasked.
 type VisibleField string
 
+// Webhook defines model for Webhook.
+type Webhook struct {
+	Active      bool       `json:"active"`
+	CreatedAt   time.Time  `json:"createdAt"`
+	Description *string    `json:"description,omitempty"`
+	DisabledAt  *time.Time `json:"disabledAt,omitempty"`
+
+	// DisabledReason Why an inactive webhook is inactive: `failing` (Shoal disabled it after 3 days of failures) or `manual`.
+	DisabledReason *WebhookDisabledReason `json:"disabledReason,omitempty"`
+
+	// EventTypes Event types (docs/events.md), or `*` for every type.
+	EventTypes WebhookEventTypes `json:"eventTypes"`
+
+	// FailingSince The first failed attempt since the last success; absent while deliveries succeed.
+	FailingSince *time.Time `json:"failingSince,omitempty"`
+
+	// Id An opaque resource id.
+	Id            Id         `json:"id"`
+	LastFailureAt *time.Time `json:"lastFailureAt,omitempty"`
+	LastSuccessAt *time.Time `json:"lastSuccessAt,omitempty"`
+	UpdatedAt     time.Time  `json:"updatedAt"`
+	Url           string     `json:"url"`
+}
+
+// WebhookDisabledReason Why an inactive webhook is inactive: `failing` (Shoal disabled it after 3 days of failures) or `manual`.
+type WebhookDisabledReason string
+
+// WebhookAttempt defines model for WebhookAttempt.
+type WebhookAttempt struct {
+	At time.Time `json:"at"`
+
+	// Error What went wrong when there was no 2xx answer (a refused address, a timeout, a status).
+	Error     *string `json:"error,omitempty"`
+	LatencyMs int32   `json:"latencyMs"`
+	Number    int32   `json:"number"`
+
+	// Response The first KiB of the answer's body.
+	Response *string `json:"response,omitempty"`
+
+	// RetryAt When the next attempt is due, if one is.
+	RetryAt *time.Time `json:"retryAt,omitempty"`
+
+	// StatusCode The receiver's HTTP status; absent when no answer came.
+	StatusCode *int32 `json:"statusCode,omitempty"`
+}
+
+// WebhookCreate defines model for WebhookCreate.
+type WebhookCreate struct {
+	Description *string `json:"description,omitempty"`
+
+	// EventTypes Event types (docs/events.md), or `*` for every type.
+	EventTypes WebhookEventTypes `json:"eventTypes"`
+
+	// Url `http` or `https`; no user info, no fragment; not resolving to a loopback, private, link-local or metadata address.
+	Url string `json:"url"`
+}
+
+// WebhookCreated A webhook, and its signing secret when it was just made.
+type WebhookCreated struct {
+	Active      bool       `json:"active"`
+	CreatedAt   time.Time  `json:"createdAt"`
+	Description *string    `json:"description,omitempty"`
+	DisabledAt  *time.Time `json:"disabledAt,omitempty"`
+
+	// DisabledReason Why an inactive webhook is inactive: `failing` (Shoal disabled it after 3 days of failures) or `manual`.
+	DisabledReason *WebhookCreatedDisabledReason `json:"disabledReason,omitempty"`
+
+	// EventTypes Event types (docs/events.md), or `*` for every type.
+	EventTypes WebhookEventTypes `json:"eventTypes"`
+
+	// FailingSince The first failed attempt since the last success; absent while deliveries succeed.
+	FailingSince *time.Time `json:"failingSince,omitempty"`
+
+	// Id An opaque resource id.
+	Id            Id         `json:"id"`
+	LastFailureAt *time.Time `json:"lastFailureAt,omitempty"`
+	LastSuccessAt *time.Time `json:"lastSuccessAt,omitempty"`
+
+	// Secret The signing secret (`whsec_…`), shown only in the answer that made it.
+	Secret    *string   `json:"secret,omitempty"`
+	UpdatedAt time.Time `json:"updatedAt"`
+	Url       string    `json:"url"`
+}
+
+// WebhookCreatedDisabledReason Why an inactive webhook is inactive: `failing` (Shoal disabled it after 3 days of failures) or `manual`.
+type WebhookCreatedDisabledReason string
+
+// WebhookDelivery defines model for WebhookDelivery.
+type WebhookDelivery struct {
+	AttemptCount int32            `json:"attemptCount"`
+	Attempts     []WebhookAttempt `json:"attempts"`
+	CreatedAt    time.Time        `json:"createdAt"`
+	DeliveredAt  *time.Time       `json:"deliveredAt,omitempty"`
+
+	// EventId An event's id in the feed: opaque, and ordered (a later event has a
+	// greater id, compared as strings).
+	//
+	//
+	// Example: 0000000000000a3c00000000000004d2
+	EventId   EventId    `json:"eventId"`
+	EventType string     `json:"eventType"`
+	FailedAt  *time.Time `json:"failedAt,omitempty"`
+
+	// Id An opaque resource id.
+	Id            Id         `json:"id"`
+	NextAttemptAt *time.Time `json:"nextAttemptAt,omitempty"`
+
+	// Reason `event`: a subscribed event (sent in order per subject); `ping`: `pingWebhook`; `redelivery`: `redeliverWebhook`.
+	Reason WebhookDeliveryReason `json:"reason"`
+
+	// RedeliveryOf An opaque resource id.
+	RedeliveryOf *Id                   `json:"redeliveryOf,omitempty"`
+	Status       WebhookDeliveryStatus `json:"status"`
+	Subject      EventSubject          `json:"subject"`
+
+	// WebhookId An opaque resource id.
+	WebhookId Id `json:"webhookId"`
+}
+
+// WebhookDeliveryReason `event`: a subscribed event (sent in order per subject); `ping`: `pingWebhook`; `redelivery`: `redeliverWebhook`.
+type WebhookDeliveryReason string
+
+// WebhookDeliveryList defines model for WebhookDeliveryList.
+type WebhookDeliveryList struct {
+	Items []WebhookDelivery `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *NextCursor `json:"nextCursor,omitempty"`
+}
+
+// WebhookDeliveryStatus defines model for WebhookDeliveryStatus.
+type WebhookDeliveryStatus string
+
+// WebhookEventTypes Event types (docs/events.md), or `*` for every type.
+type WebhookEventTypes = []string
+
+// WebhookList defines model for WebhookList.
+type WebhookList struct {
+	Items []Webhook `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *NextCursor `json:"nextCursor,omitempty"`
+}
+
+// WebhookUpdate defines model for WebhookUpdate.
+type WebhookUpdate struct {
+	// Active `false` stops deliveries (`disabledReason` `manual`); `true` re-enables.
+	Active      *bool                     `json:"active,omitempty"`
+	Description nullable.Nullable[string] `json:"description,omitempty"`
+
+	// EventTypes Event types (docs/events.md), or `*` for every type.
+	EventTypes *WebhookEventTypes `json:"eventTypes,omitempty"`
+
+	// RotateSecret `true`: a new signing secret, shown once in the answer.
+	RotateSecret *bool   `json:"rotateSecret,omitempty"`
+	Url          *string `json:"url,omitempty"`
+}
+
 // ClaimRequestStatusFilter defines model for ClaimRequestStatusFilter.
 type ClaimRequestStatusFilter string
 
@@ -2971,6 +3207,12 @@ type Unauthorized = Problem
 
 // UnsupportedMediaType RFC 9457 problem details with a stable machine code.
 type UnsupportedMediaType = Problem
+
+// WebhookInactive RFC 9457 problem details with a stable machine code.
+type WebhookInactive = Problem
+
+// WebhookTargetForbidden RFC 9457 problem details with a stable machine code.
+type WebhookTargetForbidden = Problem
 
 // ListApiKeysParams defines parameters for ListApiKeys.
 type ListApiKeysParams struct {
@@ -4000,6 +4242,81 @@ type HandoverUserParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// ListWebhooksParams defines parameters for ListWebhooks.
+type ListWebhooksParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `nextCursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// CreateWebhookParams defines parameters for CreateWebhook.
+type CreateWebhookParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// DeleteWebhookParams defines parameters for DeleteWebhook.
+type DeleteWebhookParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// UpdateWebhookParams defines parameters for UpdateWebhook.
+type UpdateWebhookParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// ListWebhookDeliveriesParams defines parameters for ListWebhookDeliveries.
+type ListWebhookDeliveriesParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `nextCursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Status Only deliveries in this status.
+	Status *WebhookDeliveryStatus `form:"status,omitempty" json:"status,omitempty"`
+}
+
+// RedeliverWebhookParams defines parameters for RedeliverWebhook.
+type RedeliverWebhookParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// PingWebhookParams defines parameters for PingWebhook.
+type PingWebhookParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // CreateApiKeyJSONRequestBody defines body for CreateApiKey for application/json ContentType.
 type CreateApiKeyJSONRequestBody = ApiKeyCreate
 
@@ -4161,6 +4478,15 @@ type UpdateUserApplicationMergePatchPlusJSONRequestBody = UserUpdate
 
 // HandoverUserJSONRequestBody defines body for HandoverUser for application/json ContentType.
 type HandoverUserJSONRequestBody = HandoverRequest
+
+// CreateWebhookJSONRequestBody defines body for CreateWebhook for application/json ContentType.
+type CreateWebhookJSONRequestBody = WebhookCreate
+
+// UpdateWebhookJSONRequestBody defines body for UpdateWebhook for application/json ContentType.
+type UpdateWebhookJSONRequestBody = WebhookUpdate
+
+// UpdateWebhookApplicationMergePatchPlusJSONRequestBody defines body for UpdateWebhook for application/merge-patch+json ContentType.
+type UpdateWebhookApplicationMergePatchPlusJSONRequestBody = WebhookUpdate
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
@@ -4422,6 +4748,30 @@ type ServerInterface interface {
 	// HandoverUser Hand over everything a user owns (离职交接)
 	// (POST /v1/users/{id}/handover)
 	HandoverUser(ctx echo.Context, id IdPath, params HandoverUserParams) error
+	// ListWebhooks List webhooks
+	// (GET /v1/webhooks)
+	ListWebhooks(ctx echo.Context, params ListWebhooksParams) error
+	// CreateWebhook Create a webhook
+	// (POST /v1/webhooks)
+	CreateWebhook(ctx echo.Context, params CreateWebhookParams) error
+	// DeleteWebhook Delete a webhook
+	// (DELETE /v1/webhooks/{id})
+	DeleteWebhook(ctx echo.Context, id IdPath, params DeleteWebhookParams) error
+	// GetWebhook Get a webhook
+	// (GET /v1/webhooks/{id})
+	GetWebhook(ctx echo.Context, id IdPath) error
+	// UpdateWebhook Update a webhook
+	// (PATCH /v1/webhooks/{id})
+	UpdateWebhook(ctx echo.Context, id IdPath, params UpdateWebhookParams) error
+	// ListWebhookDeliveries List a webhook's deliveries
+	// (GET /v1/webhooks/{id}/deliveries)
+	ListWebhookDeliveries(ctx echo.Context, id IdPath, params ListWebhookDeliveriesParams) error
+	// RedeliverWebhook Send a delivery's event again
+	// (POST /v1/webhooks/{id}/deliveries/{deliveryId}/redeliver)
+	RedeliverWebhook(ctx echo.Context, id IdPath, deliveryId Id, params RedeliverWebhookParams) error
+	// PingWebhook Send a test event to a webhook
+	// (POST /v1/webhooks/{id}/ping)
+	PingWebhook(ctx echo.Context, id IdPath, params PingWebhookParams) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -7298,6 +7648,267 @@ func (w *ServerInterfaceWrapper) HandoverUser(ctx echo.Context) error {
 	return err
 }
 
+// ListWebhooks converts echo context to params.
+func (w *ServerInterfaceWrapper) ListWebhooks(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListWebhooksParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListWebhooks(ctx, params)
+	return err
+}
+
+// CreateWebhook converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateWebhook(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateWebhookParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateWebhook(ctx, params)
+	return err
+}
+
+// DeleteWebhook converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteWebhook(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteWebhookParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteWebhook(ctx, id, params)
+	return err
+}
+
+// GetWebhook converts echo context to params.
+func (w *ServerInterfaceWrapper) GetWebhook(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetWebhook(ctx, id)
+	return err
+}
+
+// UpdateWebhook converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateWebhook(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateWebhookParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateWebhook(ctx, id, params)
+	return err
+}
+
+// ListWebhookDeliveries converts echo context to params.
+func (w *ServerInterfaceWrapper) ListWebhookDeliveries(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListWebhookDeliveriesParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListWebhookDeliveries(ctx, id, params)
+	return err
+}
+
+// RedeliverWebhook converts echo context to params.
+func (w *ServerInterfaceWrapper) RedeliverWebhook(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// ------------- Path parameter "deliveryId" -------------
+	var deliveryId Id
+
+	err = runtime.BindStyledParameterWithOptions("simple", "deliveryId", ctx.Param("deliveryId"), &deliveryId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter deliveryId: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RedeliverWebhookParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RedeliverWebhook(ctx, id, deliveryId, params)
+	return err
+}
+
+// PingWebhook converts echo context to params.
+func (w *ServerInterfaceWrapper) PingWebhook(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params PingWebhookParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.PingWebhook(ctx, id, params)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -7395,6 +8006,14 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.DELETE(options.BaseURL+"/v1/tags/:id", wrapper.DeleteTag, options.OperationMiddlewares["deleteTag"]...)
 	router.GET(options.BaseURL+"/v1/tags/:id", wrapper.GetTag, options.OperationMiddlewares["getTag"]...)
 	router.PATCH(options.BaseURL+"/v1/tags/:id", wrapper.UpdateTag, options.OperationMiddlewares["updateTag"]...)
+	router.GET(options.BaseURL+"/v1/webhooks", wrapper.ListWebhooks, options.OperationMiddlewares["listWebhooks"]...)
+	router.POST(options.BaseURL+"/v1/webhooks", wrapper.CreateWebhook, options.OperationMiddlewares["createWebhook"]...)
+	router.DELETE(options.BaseURL+"/v1/webhooks/:id", wrapper.DeleteWebhook, options.OperationMiddlewares["deleteWebhook"]...)
+	router.GET(options.BaseURL+"/v1/webhooks/:id", wrapper.GetWebhook, options.OperationMiddlewares["getWebhook"]...)
+	router.PATCH(options.BaseURL+"/v1/webhooks/:id", wrapper.UpdateWebhook, options.OperationMiddlewares["updateWebhook"]...)
+	router.GET(options.BaseURL+"/v1/webhooks/:id/deliveries", wrapper.ListWebhookDeliveries, options.OperationMiddlewares["listWebhookDeliveries"]...)
+	router.POST(options.BaseURL+"/v1/webhooks/:id/deliveries/:deliveryId/redeliver", wrapper.RedeliverWebhook, options.OperationMiddlewares["redeliverWebhook"]...)
+	router.POST(options.BaseURL+"/v1/webhooks/:id/ping", wrapper.PingWebhook, options.OperationMiddlewares["pingWebhook"]...)
 	router.GET(options.BaseURL+"/v1/pools", wrapper.ListPools, options.OperationMiddlewares["listPools"]...)
 	router.POST(options.BaseURL+"/v1/pools", wrapper.CreatePool, options.OperationMiddlewares["createPool"]...)
 	router.GET(options.BaseURL+"/v1/pools/:id", wrapper.GetPool, options.OperationMiddlewares["getPool"]...)
@@ -7617,6 +8236,26 @@ type UnsupportedMediaTypeApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers UnsupportedMediaTypeResponseHeaders
+}
+
+type WebhookInactiveResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+type WebhookInactiveApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers WebhookInactiveResponseHeaders
+}
+
+type WebhookTargetForbiddenResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+type WebhookTargetForbiddenApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers WebhookTargetForbiddenResponseHeaders
 }
 
 type GetJwksRequestObject struct {
@@ -26918,6 +27557,1689 @@ func (response HandoverUserdefaultApplicationProblemPlusJSONResponse) VisitHando
 	return err
 }
 
+type ListWebhooksRequestObject struct {
+	Params ListWebhooksParams
+}
+
+type ListWebhooksResponseObject interface {
+	VisitListWebhooksResponse(w http.ResponseWriter) error
+}
+
+type ListWebhooks200ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type ListWebhooks200JSONResponse struct {
+	Body    WebhookList
+	Headers ListWebhooks200ResponseHeaders
+}
+
+func (response ListWebhooks200JSONResponse) VisitListWebhooksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhooks400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListWebhooks400ApplicationProblemPlusJSONResponse) VisitListWebhooksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhooks401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListWebhooks401ApplicationProblemPlusJSONResponse) VisitListWebhooksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhooks403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListWebhooks403ApplicationProblemPlusJSONResponse) VisitListWebhooksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhooks429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListWebhooks429ApplicationProblemPlusJSONResponse) VisitListWebhooksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhooksdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListWebhooksdefaultApplicationProblemPlusJSONResponse) VisitListWebhooksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhookRequestObject struct {
+	Params CreateWebhookParams
+	Body   *CreateWebhookJSONRequestBody
+}
+
+type CreateWebhookResponseObject interface {
+	VisitCreateWebhookResponse(w http.ResponseWriter) error
+}
+
+type CreateWebhook201ResponseHeaders struct {
+	ETag               *string
+	IdempotentReplayed *string
+	Location           string
+	RateLimit          *string
+	RateLimitPolicy    *string
+}
+
+type CreateWebhook201JSONResponse struct {
+	Body    WebhookCreated
+	Headers CreateWebhook201ResponseHeaders
+}
+
+func (response CreateWebhook201JSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhook400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateWebhook400ApplicationProblemPlusJSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhook401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateWebhook401ApplicationProblemPlusJSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhook403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateWebhook403ApplicationProblemPlusJSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhook409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInUseApplicationProblemPlusJSONResponse
+}
+
+func (response CreateWebhook409ApplicationProblemPlusJSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhook415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateWebhook415ApplicationProblemPlusJSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhook422ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type CreateWebhook422ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers CreateWebhook422ResponseHeaders
+}
+
+func (response CreateWebhook422ApplicationProblemPlusJSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhook429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateWebhook429ApplicationProblemPlusJSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateWebhookdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response CreateWebhookdefaultApplicationProblemPlusJSONResponse) VisitCreateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteWebhookRequestObject struct {
+	Id     IdPath `json:"id"`
+	Params DeleteWebhookParams
+}
+
+type DeleteWebhookResponseObject interface {
+	VisitDeleteWebhookResponse(w http.ResponseWriter) error
+}
+
+type DeleteWebhook204ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type DeleteWebhook204Response struct {
+	Headers DeleteWebhook204ResponseHeaders
+}
+
+func (response DeleteWebhook204Response) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteWebhook400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteWebhook400ApplicationProblemPlusJSONResponse) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteWebhook401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteWebhook401ApplicationProblemPlusJSONResponse) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteWebhook403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteWebhook403ApplicationProblemPlusJSONResponse) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteWebhook404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteWebhook404ApplicationProblemPlusJSONResponse) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteWebhook412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteWebhook412ApplicationProblemPlusJSONResponse) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteWebhook428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteWebhook428ApplicationProblemPlusJSONResponse) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteWebhook429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteWebhook429ApplicationProblemPlusJSONResponse) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteWebhookdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response DeleteWebhookdefaultApplicationProblemPlusJSONResponse) VisitDeleteWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWebhookRequestObject struct {
+	Id IdPath `json:"id"`
+}
+
+type GetWebhookResponseObject interface {
+	VisitGetWebhookResponse(w http.ResponseWriter) error
+}
+
+type GetWebhook200ResponseHeaders struct {
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type GetWebhook200JSONResponse struct {
+	Body    Webhook
+	Headers GetWebhook200ResponseHeaders
+}
+
+func (response GetWebhook200JSONResponse) VisitGetWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWebhook400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetWebhook400ApplicationProblemPlusJSONResponse) VisitGetWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWebhook401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetWebhook401ApplicationProblemPlusJSONResponse) VisitGetWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWebhook403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetWebhook403ApplicationProblemPlusJSONResponse) VisitGetWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWebhook404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetWebhook404ApplicationProblemPlusJSONResponse) VisitGetWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWebhook429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetWebhook429ApplicationProblemPlusJSONResponse) VisitGetWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetWebhookdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response GetWebhookdefaultApplicationProblemPlusJSONResponse) VisitGetWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhookRequestObject struct {
+	Id                                IdPath `json:"id"`
+	Params                            UpdateWebhookParams
+	JSONBody                          *UpdateWebhookJSONRequestBody
+	ApplicationMergePatchPlusJSONBody *UpdateWebhookApplicationMergePatchPlusJSONRequestBody
+}
+
+type UpdateWebhookResponseObject interface {
+	VisitUpdateWebhookResponse(w http.ResponseWriter) error
+}
+
+type UpdateWebhook200ResponseHeaders struct {
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type UpdateWebhook200JSONResponse struct {
+	Body    WebhookCreated
+	Headers UpdateWebhook200ResponseHeaders
+}
+
+func (response UpdateWebhook200JSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateWebhook400ApplicationProblemPlusJSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateWebhook401ApplicationProblemPlusJSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateWebhook403ApplicationProblemPlusJSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateWebhook404ApplicationProblemPlusJSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateWebhook412ApplicationProblemPlusJSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateWebhook415ApplicationProblemPlusJSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook422ApplicationProblemPlusJSONResponse struct {
+	WebhookTargetForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateWebhook422ApplicationProblemPlusJSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateWebhook428ApplicationProblemPlusJSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhook429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateWebhook429ApplicationProblemPlusJSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateWebhookdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateWebhookdefaultApplicationProblemPlusJSONResponse) VisitUpdateWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookDeliveriesRequestObject struct {
+	Id     IdPath `json:"id"`
+	Params ListWebhookDeliveriesParams
+}
+
+type ListWebhookDeliveriesResponseObject interface {
+	VisitListWebhookDeliveriesResponse(w http.ResponseWriter) error
+}
+
+type ListWebhookDeliveries200ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type ListWebhookDeliveries200JSONResponse struct {
+	Body    WebhookDeliveryList
+	Headers ListWebhookDeliveries200ResponseHeaders
+}
+
+func (response ListWebhookDeliveries200JSONResponse) VisitListWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookDeliveries400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListWebhookDeliveries400ApplicationProblemPlusJSONResponse) VisitListWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookDeliveries401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListWebhookDeliveries401ApplicationProblemPlusJSONResponse) VisitListWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookDeliveries403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListWebhookDeliveries403ApplicationProblemPlusJSONResponse) VisitListWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookDeliveries404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListWebhookDeliveries404ApplicationProblemPlusJSONResponse) VisitListWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookDeliveries429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListWebhookDeliveries429ApplicationProblemPlusJSONResponse) VisitListWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListWebhookDeliveriesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListWebhookDeliveriesdefaultApplicationProblemPlusJSONResponse) VisitListWebhookDeliveriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RedeliverWebhookRequestObject struct {
+	Id         IdPath `json:"id"`
+	DeliveryId Id     `json:"deliveryId"`
+	Params     RedeliverWebhookParams
+}
+
+type RedeliverWebhookResponseObject interface {
+	VisitRedeliverWebhookResponse(w http.ResponseWriter) error
+}
+
+type RedeliverWebhook202ResponseHeaders struct {
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
+}
+
+type RedeliverWebhook202JSONResponse struct {
+	Body    WebhookDelivery
+	Headers RedeliverWebhook202ResponseHeaders
+}
+
+func (response RedeliverWebhook202JSONResponse) VisitRedeliverWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RedeliverWebhook400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RedeliverWebhook400ApplicationProblemPlusJSONResponse) VisitRedeliverWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RedeliverWebhook401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RedeliverWebhook401ApplicationProblemPlusJSONResponse) VisitRedeliverWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RedeliverWebhook403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RedeliverWebhook403ApplicationProblemPlusJSONResponse) VisitRedeliverWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RedeliverWebhook404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RedeliverWebhook404ApplicationProblemPlusJSONResponse) VisitRedeliverWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RedeliverWebhook409ApplicationProblemPlusJSONResponse struct {
+	WebhookInactiveApplicationProblemPlusJSONResponse
+}
+
+func (response RedeliverWebhook409ApplicationProblemPlusJSONResponse) VisitRedeliverWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RedeliverWebhook422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response RedeliverWebhook422ApplicationProblemPlusJSONResponse) VisitRedeliverWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RedeliverWebhook429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RedeliverWebhook429ApplicationProblemPlusJSONResponse) VisitRedeliverWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RedeliverWebhookdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response RedeliverWebhookdefaultApplicationProblemPlusJSONResponse) VisitRedeliverWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PingWebhookRequestObject struct {
+	Id     IdPath `json:"id"`
+	Params PingWebhookParams
+}
+
+type PingWebhookResponseObject interface {
+	VisitPingWebhookResponse(w http.ResponseWriter) error
+}
+
+type PingWebhook202ResponseHeaders struct {
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
+}
+
+type PingWebhook202JSONResponse struct {
+	Body    WebhookDelivery
+	Headers PingWebhook202ResponseHeaders
+}
+
+func (response PingWebhook202JSONResponse) VisitPingWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PingWebhook400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response PingWebhook400ApplicationProblemPlusJSONResponse) VisitPingWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PingWebhook401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response PingWebhook401ApplicationProblemPlusJSONResponse) VisitPingWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PingWebhook403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response PingWebhook403ApplicationProblemPlusJSONResponse) VisitPingWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PingWebhook404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response PingWebhook404ApplicationProblemPlusJSONResponse) VisitPingWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PingWebhook409ApplicationProblemPlusJSONResponse struct {
+	WebhookInactiveApplicationProblemPlusJSONResponse
+}
+
+func (response PingWebhook409ApplicationProblemPlusJSONResponse) VisitPingWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PingWebhook422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response PingWebhook422ApplicationProblemPlusJSONResponse) VisitPingWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PingWebhook429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response PingWebhook429ApplicationProblemPlusJSONResponse) VisitPingWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PingWebhookdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response PingWebhookdefaultApplicationProblemPlusJSONResponse) VisitPingWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// GetJwks Public keys that verify access tokens
@@ -27178,6 +29500,30 @@ type StrictServerInterface interface {
 	// HandoverUser Hand over everything a user owns (离职交接)
 	// (POST /v1/users/{id}/handover)
 	HandoverUser(ctx context.Context, request HandoverUserRequestObject) (HandoverUserResponseObject, error)
+	// ListWebhooks List webhooks
+	// (GET /v1/webhooks)
+	ListWebhooks(ctx context.Context, request ListWebhooksRequestObject) (ListWebhooksResponseObject, error)
+	// CreateWebhook Create a webhook
+	// (POST /v1/webhooks)
+	CreateWebhook(ctx context.Context, request CreateWebhookRequestObject) (CreateWebhookResponseObject, error)
+	// DeleteWebhook Delete a webhook
+	// (DELETE /v1/webhooks/{id})
+	DeleteWebhook(ctx context.Context, request DeleteWebhookRequestObject) (DeleteWebhookResponseObject, error)
+	// GetWebhook Get a webhook
+	// (GET /v1/webhooks/{id})
+	GetWebhook(ctx context.Context, request GetWebhookRequestObject) (GetWebhookResponseObject, error)
+	// UpdateWebhook Update a webhook
+	// (PATCH /v1/webhooks/{id})
+	UpdateWebhook(ctx context.Context, request UpdateWebhookRequestObject) (UpdateWebhookResponseObject, error)
+	// ListWebhookDeliveries List a webhook's deliveries
+	// (GET /v1/webhooks/{id}/deliveries)
+	ListWebhookDeliveries(ctx context.Context, request ListWebhookDeliveriesRequestObject) (ListWebhookDeliveriesResponseObject, error)
+	// RedeliverWebhook Send a delivery's event again
+	// (POST /v1/webhooks/{id}/deliveries/{deliveryId}/redeliver)
+	RedeliverWebhook(ctx context.Context, request RedeliverWebhookRequestObject) (RedeliverWebhookResponseObject, error)
+	// PingWebhook Send a test event to a webhook
+	// (POST /v1/webhooks/{id}/ping)
+	PingWebhook(ctx context.Context, request PingWebhookRequestObject) (PingWebhookResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -30642,767 +32988,1102 @@ func (sh *strictHandler) HandoverUser(ctx echo.Context, id IdPath, params Handov
 	return nil
 }
 
+// ListWebhooks operation middleware
+func (sh *strictHandler) ListWebhooks(ctx echo.Context, params ListWebhooksParams) error {
+	var request ListWebhooksRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListWebhooks(ctx.Request().Context(), request.(ListWebhooksRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListWebhooks")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListWebhooksResponseObject); ok {
+		return validResponse.VisitListWebhooksResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateWebhook operation middleware
+func (sh *strictHandler) CreateWebhook(ctx echo.Context, params CreateWebhookParams) error {
+	var request CreateWebhookRequestObject
+
+	request.Params = params
+
+	var body CreateWebhookJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateWebhook(ctx.Request().Context(), request.(CreateWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateWebhook")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateWebhookResponseObject); ok {
+		return validResponse.VisitCreateWebhookResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteWebhook operation middleware
+func (sh *strictHandler) DeleteWebhook(ctx echo.Context, id IdPath, params DeleteWebhookParams) error {
+	var request DeleteWebhookRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteWebhook(ctx.Request().Context(), request.(DeleteWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteWebhook")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteWebhookResponseObject); ok {
+		return validResponse.VisitDeleteWebhookResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetWebhook operation middleware
+func (sh *strictHandler) GetWebhook(ctx echo.Context, id IdPath) error {
+	var request GetWebhookRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetWebhook(ctx.Request().Context(), request.(GetWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetWebhook")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetWebhookResponseObject); ok {
+		return validResponse.VisitGetWebhookResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateWebhook operation middleware
+func (sh *strictHandler) UpdateWebhook(ctx echo.Context, id IdPath, params UpdateWebhookParams) error {
+	var request UpdateWebhookRequestObject
+
+	request.Id = id
+	request.Params = params
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body UpdateWebhookJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.JSONBody = &body
+
+	}
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/merge-patch+json") {
+		var body UpdateWebhookApplicationMergePatchPlusJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.ApplicationMergePatchPlusJSONBody = &body
+
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateWebhook(ctx.Request().Context(), request.(UpdateWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateWebhook")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateWebhookResponseObject); ok {
+		return validResponse.VisitUpdateWebhookResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListWebhookDeliveries operation middleware
+func (sh *strictHandler) ListWebhookDeliveries(ctx echo.Context, id IdPath, params ListWebhookDeliveriesParams) error {
+	var request ListWebhookDeliveriesRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListWebhookDeliveries(ctx.Request().Context(), request.(ListWebhookDeliveriesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListWebhookDeliveries")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListWebhookDeliveriesResponseObject); ok {
+		return validResponse.VisitListWebhookDeliveriesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RedeliverWebhook operation middleware
+func (sh *strictHandler) RedeliverWebhook(ctx echo.Context, id IdPath, deliveryId Id, params RedeliverWebhookParams) error {
+	var request RedeliverWebhookRequestObject
+
+	request.Id = id
+	request.DeliveryId = deliveryId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RedeliverWebhook(ctx.Request().Context(), request.(RedeliverWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RedeliverWebhook")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RedeliverWebhookResponseObject); ok {
+		return validResponse.VisitRedeliverWebhookResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// PingWebhook operation middleware
+func (sh *strictHandler) PingWebhook(ctx echo.Context, id IdPath, params PingWebhookParams) error {
+	var request PingWebhookRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.PingWebhook(ctx.Request().Context(), request.(PingWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "PingWebhook")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(PingWebhookResponseObject); ok {
+		return validResponse.VisitPingWebhookResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L19kxtJeh/4VdKQI9g9QoGFd6A7NuyeHnKXs+SQ2yR3VjOguxJVWUBtFzIxlVkNYsZ0yBcheW3Z1p59",
-	"cXcK615i48LhP3SOuzjL0kmy77s4NLO7f+krXOSTWa9IAAU0SPbMtEKxwy5U5cuTmU8+r7/nq5rLZnNG",
-	"CRW8dvJVjbzGs3lI4N84jAj2lpdsQYknH/B4NsPRsnZSezElKCIuizyk30JTzBGmSL4cNWr12jUOYyK/",
-	"cplHaiel1uo1jwgchNXa4gKLmNdOOvawXhOBCGWD54z6YeCKWr0mlnP5ZCrEnJ/cv8+nDIcNj1zfn0ds",
-	"HJIZv1/s/c2beg3Pg8srsrykTFyOWUxLM3xKw6Ucw9mzR+iKLBG8ggRDIh3uPY7mjIVohpcIcx5MKGIR",
-	"EhGm3CcRCoSRDCvd5khxqE4zerUzej1k0TjwPEKrEWxlnJJoY+xdRuSLmHBh2hDwAwo4muHQZ9GMeCYS",
-	"5BtZ2QfmJrIJ2dmEPsQeukjb2T6lfL9yMi6eX5LXLiFeeXv/HovRFF/L8WB3Sjy0ZHGEXDxHzNfrwOU/",
-	"xTTg6CqgxmkWms/Nc6/Gb34CCsOB6Yc4mF26jIUeW9BVAkRExBElntxfIeNCDUif1Ii4hArYrR7sRcoE",
-	"ghZRIBCe4ICiJTGegFK/JcocqtcDEKw4TkkyDwfh8jIMZoG41Ku3ZeMI5uHlPa4HCV8iXx5YOSt5kE0U",
-	"MnWzaQNV6uTmBDENS1FF4DHm5DKm+BoHIR6HZJU7JG/Js5178VSueLREIRbme8PYeoltVG07oUE3zxef",
-	"k+g6cAl6WWi/CjkMAwN6xPMwcLEoEeEs2cWLQEyBo3M8I4jiGamj+ZRRIvc8meEgTC9C8jrgghvJknaS",
-	"o8XNujjADkkHJekA/VwKfEVomRIxJ1EyyIBXnnS+xcK0K7Z38xnmRyDn6KeX6gofSPjTnETyIlMjY3MS",
-	"YREwapqen7uhC6d9e1MHuPGz3mFiESFfksuAXs6x6bJXv6NZzAUi1EMBhf3mxyKOiHFyxQZLJ3hrczdf",
-	"utIAcpMUjF2GjE7WznLB4tBDIeYCyfeIZK1YjRCEMRyGbME3zDrtwTzt6u0fjAzpiBQd2JeEbr3YWOgh",
-	"LCUzukTqk1RewVyKMXKjmqlgaL98o1Vu/RA0MIxHEiLwyGzOBKHuEqTfgF7G3MDHlZSaMZxH2XfWj8lS",
-	"3kNcBGEo9/E8YpOIcL71plvTeYm/H6Trm5NwzWBNRJwFfIaFOy0fL8PgF1Lx02w75sQDMQYjL/B9EhEq",
-	"kvlXIV/abeHM3bDTlHCtVka4l3QeMZdwLkUA9ICKQCz3ImI6ZCAj5bHvB25AqLjkLpsTAwETTTHE7hVX",
-	"N758E/6VXhCIEuJxdMSJ/pkfGwm42mGZdDfp7gBXlGGEilKCRBSHpXNKUUzJ6zlxBfEQiSIWIea6cRQR",
-	"71TqC1PM0ZgQikI2mZhV1bTl/CHco91M8Mzpr49040hKoCRCD2RTFemgh6Vmf43DwLt0I+IRKgIc8iIh",
-	"HoA0xCI0x5wvpHgYcLSIGJ2Yp7zaXG72mxvL1riZPx44FlMWBV8C168yvdUhFGYaR5xFq7e1ei4HJIUl",
-	"Ke0Ch+SKvAHn8bpVLrRbuqOrtnoQG0VpKPlZR8SPCJ9eCrYiUCvTCfyM4Gc5Wv0dSPyv50G0ee7F1lfM",
-	"MpXaPuzqF0ckKSEFpEvszQJq4IRahiJSMaYMYVcE1wTB26Z559oqM7ktLd387sz1DdNik4BeimnEhAhX",
-	"LK2MaZEIByHxELyMsBBkNhfbZYpy2/m57tZydvPlpi3beCLb0HucV5t/aVCSCDMSTcily+g1iUSZCGco",
-	"/UGui4dcTOVhHBME3xl3drnFghy12p5sjJJATEmkG0WURYjH0TUsv3p4qv4DF54bc8FmJJLHgQuCD2So",
-	"K487pY53GVDB1hripRijBy7fQ5gyOZlTBPcwTINFj9aTSjdfPg3bWo+5okbSA1gbPDRelvosECb7qXZS",
-	"s5tDG7fdltXHnabVdzvEGuJu12r79rjnNr0W6fi1mxBTz0wSkjJxiV2XzMWqleoTsI/4MBv1DvHQjHgB",
-	"RrIjLhlfaukxkbHUeI6S+aYLLVJ0Bh8U2kZTEpEThPmVEkXnyqoSMHr/55zROhLktbjv8mtU+vWaeg02",
-	"J/T1DGznWHCLSXmJeMyNZ4SKBp9LOZdPCRGzsAH/LS5OLyP0J0zo0VW2iZUokFDcX/WvqI3LWRy5BHmM",
-	"qNsVTDVyVsuc1UPuX7MzJWt75cLaseWMAJ0iAR7q5qvN3U89JfAXqJlrD6yWKNRba6en2jD7y1ZauDn3",
-	"yfWZTENfyNvmoV9bN5GklY0zybVxmKkkvSZz2ezLlJI7Zet9mFkL5lmUvz/MHDKfpfxLdQUPI4PLEjQx",
-	"+VsdgZQaz0l0HUgBVvIKqsQYOADuFNMJyftX1k250GXZXXnTDg+gFq6MUdJqjpchw54ydOFoQtY7LMfM",
-	"A7uJYAzBqyZCrLa3xndpbC2dZTM3y2eqSSSlqMe6ye2zXR0ITJexEJy1YCs0me9Sf1lEsCCpbQ0srRuc",
-	"USsNr7FNb2n2AMu8MpLCvGeY4olp3h6D8anfK841aaw01w1NHXJ+Se8wP0lQ6gXyfr9UkvpG9qUOmYd4",
-	"QF0Cl5288FEgTpFPhDtNHaXG+Rs6W8/pduoqOwA5w9mzXH/oYdJfBUoZxrlCLHkepWZq0BXjuaf2KrwB",
-	"sSaPfOsJloOeEuxlzqRc2MWDF3iylWhpp2Ux+kZdZrrXYA3xLrJ+dyRfOmJJwAgLoszia/VQzea2q56F",
-	"tkx659qWDqhqFgYBM1T3xHbRbL1YVmxirTxzSKms2GVuHhVks5ytJlUqN0xrq5y2rr2DzTIvsxWMQJcR",
-	"ibmZ/+XtU2V7/qnSTwnn8qSk1tmIXLOrdaQw9LrRJrZ7n4cxlhlHqggHpwTukzmhXmByb6qAkdSnlJuD",
-	"R9zAW0ec1ZbLJtMq7R5iv6yOBObOYkEu1yienzDEY3eKCPXmLKBGvbLcQEGTX/38AMpjuUc5DWVhvhzH",
-	"fLmGF6c2eHdK3CuOcERMbj8+ZZEIjZ7ZfB8mHr17DweNsckPT5JE4MmlCucoGwgFnuScohTPSIV4klxz",
-	"BetgpcZuvn9z3avJRRMiVVZlcV49ruoFFeyiFWb1qnluxdZKR3RjW4eYWrH33PxYLC6Zb/ZoroyLxYIH",
-	"HlExkvDJhrkWWt48X3O7BxDiTUORk4/znL0w6ycB5wGdyPs0uVpzji/TdOPiLZHOc3tLh7l0Cv2ryfF4",
-	"PmdSErgE82Zxhi+zn6XIIAgVYP80z63cVG6CmxrKFIxufmrZB0/A7vpiOScVJ1keCMyUk+iSLSjXBge+",
-	"uoNhi6kQDPkiOBg4SEuJv+AETTH1pIQwQ+yaROhI/i3/dSzf8wgcGqkuABPyWeSaabUymNKmf3tDuTmH",
-	"WB28pC/sWrxF2VViRWrahZAJkLfOnj2CfRFh13ivr7a+xoZToe2DuHtXBySJsCD46jK5eVcJkPe8C8bU",
-	"5VtX9iZGJ+pfLpvNGK1DckASB4pVyAbEMJrIU+y3RJqD9XoQwhWHCkSLGJ1czhkLtxuqEVZxdcoXQLHZ",
-	"4pdrcYvR2tzeAW6T3BDeyEkqSwEwnXPsTol1LnekmrJHuBsFc7mZaic1hzKLCxYRBzGKyDWJlghTvlCx",
-	"hQK5OIoCwhFWCgyM152SGbDuGX79mNCJmNZOmrBKaqBcRImIfa6470cBnzMeqD7LQ3hKEaaIvJZMFB2d",
-	"P/+p3BY/e/z8Z8d15GAhsDudESpOkR+ERApZPxjVgENZLbvVa7bs/otmr9X/rOHy61HNWTvElnmID17g",
-	"yeqg1PLNI8IJFXDy7nF0TSKpp9XB3ZaYZXYlSRpWJqwLMg/xUjGv0rKIKFZLgmmyHpF+G/kRmwHJcBQG",
-	"8EMh2E+fJ6cUv+aoSCuPuYWAssbMOz5FeCznCf0hP4i40J0WJ0doPKudfF6Tg6u9Mk3uMVMuRjNBX148",
-	"TrybqedN2YNB08sscbKD3VbxCThw13f/lCIn5+R16jCK3IBSvzS4dT1Pqi3EW+PWXrvmXTBbrozuAgvy",
-	"OJgFwkwXF4chie7xzDcQe1IKpWxRl3wxoMiLsC+sgAjfknwAzwMrwoKAycrSx91q2icj6ozgwh/VTqMf",
-	"dPun4gdNBx2xCDmjGp4HPybLUe30v/3+v3eOT5ATOal1DYXEF3XkCAdxMPtxFFMRhJIeI6oHFHC0mLKQ",
-	"aHsteq43TZFvMNi0sZhKidKVq5v0MqJHGKSNe1wbRJTzR8cLHtdVnJycsRvGHvFOdTAVmsfjMHCz4EHe",
-	"GNEdD3q6CNYzFgbu0rwWeqbA/MBnTvhN1uCLH7Rs+3Txg45zgjAax+4VEXLLOV/kSA+dRcQPwpDLu3Ee",
-	"EkHCJQroiDqLbEGO5iRSwhqk7UgC8jqSD6/IEp5pQvJjvTbAEpx05s4eVJOKu3XmC+VGLBLsuR6YYGiB",
-	"A4HGxGcRUcp+oEP90r5UqIGKlmy3anXZeTCTHGXQg0t+FlD1dzaQgAoy0Z66Tz/91DrL7SrjIe/YTRV0",
-	"M5Vnik7Iqdw9HbuNnNWoUAcdXTw8R71+1z7ORanmMishgPUEOR8SHJFI7c4fjAwhsKNaXX2dXE4niygQ",
-	"ZNN91DYRHDySEZ4RkdzfIQ5mWuR5DpLCwyA0Lga4WdM9lTjWpHQBYkYg3/kiJtGyVq/JaxS6BdEjP0CP",
-	"+DgO5TJlRruE72dP8HwesWsQjCPycwhxNV8I54q9P4zYbHXE+keEIeIC+9qubxqpm2vHuKk8LIglghlR",
-	"GyshcsfeMKoXbP2Y1FbeMpwX7BCDScNUS+s5x1/EaVypuvTRPCLXAYs5muMJuceRQ8lroVpw1g42iVfd",
-	"5cp6APLYh8Zle/7TRFxjcs8dBRPKIuIhCPVaBJwcn8h9FwmVnBOEWi3E6OWLh9YAjZeCIBZ5JEIzHF3V",
-	"EWcjCkzwwWuXhOAf5Oh8GlDCCUQxoSiYTEVdJ3ReEX3juCQMNatGuZAlFZo5okK+qaL05dLEIUZHjBI1",
-	"toBq453zA6eOnN+V/2PJ//mHUjjAY9B/pfSLJ0Snmx6PqBxMHY2XciH84LVsRF52c8ZFxOZT0kCfBmLK",
-	"YoECNXtJrCkLPaXdgO7AEXmNXchP5ep6/fj5009QGHAh1aUFPJwpVm1az3HpDKRH1schJ+lijhkLCaZa",
-	"6HyGxXSdmKtFMRVQAz3O5dtph4G3UTr7+xHxaye137mfYQTcV7/y+4+8otDrLn9MDDfvE3wFSoY2E2Of",
-	"oCOTpHqCmvKyaXW7aB4FFMLH0Nnz80ePJMeXOjeJeH1EYxrIszPPpOM6Io1JQ27Bl48+aiDIqgJBN7lv",
-	"vUR+AaYJ+1lunVYHTVkc8RGVjSlJDbbhFVnWk/wzELghuR674GfVymwqrtxL3OBqC+uJjmhRZJ8RMWVe",
-	"HUnqw3sQIzIhkp0LNMbuFTpSW9agRJwg0BmOR1SHmUoxQw5HblElrr1IOpJXmzqRKjwzFTwVCTjqtFoj",
-	"6qzLO3FO06VaTOXpFik1k4aUNSmKKc/atIeGNlVCkNNAF8SPOQ61NJQEDcjxwQwiokLxYGVOoEc5ixle",
-	"juhYiRwB8RroTPcmj66UQaTwFEkKHiXyUiojQaN6qQl1oyVEcsZU8iU8orJ5j0TBdaJyyT5LSlVdEsCd",
-	"goovWZJuTp1dDZJRO6m1/abbwkNi9ccdz+oQG1tDt9e0Wt7A7477uEk67eToKUEyO3ylHteKb90uSFCp",
-	"9ikFCSFIJNv8R58j65+8+t2/XzMqpP6TJO1qlTlI7TibPaQeQvTGkfOBo6xeEKSwTHTj49MkdsFDR53W",
-	"ALaZYod11Gm20GJKaEkDzMeHHDfW0kHr27uq22p2T2FSODzYLJlusI7GsVCzmgTXhMLJMM0sOwfNFhzu",
-	"ZGurt/jBJ65UqBdMmGZ9FnKGXBZTgXAYqjnKwSRxWUcuk1IkRudPX37y4nidaBHkO8mPz3QHUS/mIlqu",
-	"k18fyEsRBfqt9T2q33dUY34cUG+j4DxnLFzF0zCNQP5Wq3r/PY/HUjwGdwIYSMxWgGdSyODBl2sFTlAy",
-	"zbd+165v0K1aBc2qadSsni4oidZRx5kRp46wdol5YLR1KKNSe5JES40kfO0ugWjLR95aRahX4FVHM/KP",
-	"Zfv/+HPbGmLLP7MeWq++avfeHJv51zPGwi06kdrTiynjBE3ZTKdLB1xnyNO1ZJfvPaq+2lra+Qk0sqot",
-	"x2M1bMQJjtxpHbmYEwuYwSLwxNQKKCeUB+BfRY9BClaeBQY8M4g0RoPsGtNlXSMYsEihNpzmck0KX4B6",
-	"BW4J7Ip7XLdS/LiBPsEzYHOebh/svhFRf0Uq0WWGw4BL3j6PqStilcgpP+Fz7BKOvIjN58STG0ZEOAjl",
-	"bEMywSFI4ComAnP0zZ/+89/+yS+//oM/+/qP/xJp9eFY6gHI+eaf/pvf/Nf/6iA/oB5Hv/mjP/76L/5X",
-	"9eybP/2rb371f+U/baAzBCsmD64XTAKhxs+JVKIFAzpIDQULFBLJ1jv6tWO9BoSr2XMQ6iHcLKaytY4k",
-	"zIxFST5GECUdHDm/O+g50I9j2/DPiCQTPz5VHg+iX1cikJIN1FKq7uTIGSVWKrXqeSSXjQomSJci0TeI",
-	"mpD82g9I6ClbhxJKOSFyu/Ar4mXyiGrPywgFYl9y9QimyQCi7hHQKrewx7Kdjm0jZ8UBtVbZ/GIjYy4K",
-	"KCZr0yRgdPMNEcE76/pXv+54OzxnkYEpy6dSUpTSbkiwJynmWA7iLBIcyXeVPaSBPlK8GDmWNgycibUE",
-	"kl8brerpp7V6zcr/oWJC9Q/5PyDiXz3O/imll4csDNni5Vz9VnryykwBKbFsJrySatbPS/66I+Ff4Mm6",
-	"Pi80104FeeDVQkW6mgYg8GStjcPY+UtFSrNtSv9YxTYV59q5uTlId2yyTSVj2mybitMGbjoYiA/kc0a5",
-	"Qvr7EHsXGaqbjqwACMBccpl2Sv7uz7nyw+ShAku4cKarNHm9CMO2xuO/sQGz07zaRf5MTULRwGQyWev/",
-	"z/v+c27YggfI1LN+93724hqXRaWPk/ffaCesireovmgHoVKG9ODqEfDMRwlACFRk9ulbQqyP8qhce2zx",
-	"AqrXxv1ZRMGqRvF0dBtIf4bSlnUYotTmPIKc9LlzfIocLWo4IGtI6RiLVFy4hevxNFI+3kc6ufldrc1K",
-	"VvXGD8uJxNWWFWZ2wyWtb1zR4zTYZnOidtJu0VfuZInYWvBNPO2qr4IH/fg0lS8XWfpPaUvlPfWbNkXJ",
-	"r1/2pb/jzaigV/bbfHn0mY1bqIDacmNGfEaV1xKc2BcPz9Gw0+0jPVCkwpX4LTrvD/NIeXuQuYC0t5HO",
-	"OSC7dShKW9bJiDJ0kKtTq3SbAf1OkJPOwTlFco39NJ5C2a/Blq5QmLD2bnNl/5AUR5MIU1FyVdRH1OQq",
-	"r2vziaOgmhw0I7Ox5Bc6LnREnbKD3sm88MeaJaVOdm3mVxgqkKiJAqHM5rdgI5qDDTa1sfL+m1W31yP6",
-	"ku8rVqxHnNu8R9fDr92csxhQ5laDzlKcuSimVN4J+oJZ4wc6LmT5IcEQxB0JngtIuyWcqri4T3LodQdY",
-	"3zwY3k4rXMCGOwAvMi6qvNczCLySD/EoeVBwZ7IIvJnHsFkCmvpV1+2H1NdYEic8ba29JZvgxjLpOxIu",
-	"YYhbtdpdJUOpRuwiGjZQxx6iCEN7gF3atptg9lVO31BeOPpq8MFihSLiBRGRqqPOqudBqMC9RRxRhBHE",
-	"WemRKq9dKaLzOyF5fsLEWQGPaI+ttgpqtHG3GUB6DiLbOGoiTpLPriQDynKIRyWgyMRzqndgcWDO8S1i",
-	"B58w8TDJJd1zhdJc1K2Lk0sBvem6JOmqies61RZLgmiGhHRLCJ5HN3iY2gX3IP0aAI2Ni7AOX+JANkZj",
-	"FEGgEqVVeII6D4ZhOJWU8NuycBc5CI6bLl0ezqP64hXQLW68fCliR8Bz0TCGxUp+vFU8TCdhvyxWadjH",
-	"3Lam4MNmy9u6cgkHOVQajVXjQkJ8qMjZ8ylbnECCmjGpPaAj6ofBZCqSxczlnTvHCcssVpkA2HAIU2QR",
-	"8uMwHNHEdGeYqXPcQBBxrzxO0J4KK6IxqNvMT7IBbpGyXMoR2Ph57tU32gP4IM3U32OTFVP9N26tUh79",
-	"AUxrSjAWeALQHRkKgF7hrMPbz49fMPYE02WKmrPfapSBgTauxwrozs2P+DrMoO2n6btwll6WwAP2WMAy",
-	"/sDGBVxJ8L/xAm6HJrglxyWHGACAARDgty/JDagIW+huwhw4qGc7QSeE9DsfYI3XKGcCQvc1x1sZ2S2S",
-	"bFISwTjOvGtMXXIeMvcqF9SAPSWa4fBZJOcoArlIOrFinnv0VU1zjnJqW6+TD79sN7vtnm1XCMLMBNfP",
-	"06azUB0GYaSSFGeQxKnk3vxwsoih/aI96kkLHy6rhDnWawrRnVfvkMahlgFVBsnKAAKvWs8h5uIl32Wu",
-	"W7tWsTObO/9EvqOxJB95qvRl+NSvnXy+fdCvymNQMIR+8Nocka5zU9KcltSoBdkMdSQYmOsmNNC42lAH",
-	"EqKm85G1rUJkLSAHXH5+Zn2GrS9ta3hpGXMC5F4E/LED0lc5fcDSLciMbw2bVu406OeR+qDZS5vFUYSX",
-	"K4cGspRgHVPSpv3Wc8dj/aFSuX87soGdj8GB9t72Y3IYms8CmvxVWoB6TaVZ6Z9hV5fWRC+HHsk2yu9w",
-	"pjQXfFP/apUrR2RNnr08I4HgJPQb6PmULShi1CWniEMpMYEwR86ZlmjU5abyfh2Ief+ZdfbsEfg/Sqes",
-	"2Rrsc8xWeb4c+CqNXqVUehyoS6o443RxK61ySrjcMueDM/XZqteyxNKtezN7c+VMQgfGdYeitPvdvEk+",
-	"QaVTEBHM11v7k3cv1Fvl8Sc9GWcQe4F4cK2lveIIsStYdIg7AhpKhMskUjjmkB+k4Bzk8VpyQWbyCWV0",
-	"OWMxNwT51mv4BqIBeGbOFCxGKbi21ymmmtnW8Mx6iC2/cfLqA+P1koDklGJ07WI7/2g0iqXktKaRqsJC",
-	"KqluGTa2vjyzPltzIbJYuGxWWAQeu64kRr3m4yCMIwUlRwNjJnwKtKn2xAbm8fnfs/7JmhknQEGboBS6",
-	"w2Fe0rQNUAoJwt7KUMoUSRmYtWZAqp1kd66XOxLafrCdC8IljkUtv/Pza5gtxeYjeRBWmR3w988uY8EU",
-	"y3wCqFPl6+1H4CpVEfOEChKpiPmkMGSUGD4Eg2AKFbzDT5HDfN9BRxhRshhR+fI9jnRq2bEqbqTS0ZHK",
-	"9VJJxPqFFBESqbmNqKN/cU40+gQ8h6olIWcIo2dnL85/pHJX6mgxJRFJsIdmBFM+ojFNbGMqh1afNub7",
-	"NUBspd4FG0M1Jkjoecywt+bEfYiFO83DZ+x4ywRe9a2iWE1OcNIK3/6SU7BG/cvPikP+X3mTR/C8OPaS",
-	"qqi30GZueLmGF1ZmvFdrEkFXzju7Mk61RM6Nwn8yaVM753huSIBFLp6fInnhqq2n/ZsCquqgIx+HoUq5",
-	"FwwJgmeAGEXRJGRjHKZHRIqC67lx07ZLuv96XSnHn8+nmFISFpKDcBjW6rXrgEMaKKTu1eq1BXGnwC1n",
-	"hAgFzQI2aeOBKJ+FDfaDTav7IpgRLvBsrq5yAGre/tUnetaGryuIcsnXamfpC/fcyAk/nS4VJMc8Ytc4",
-	"RC6EGMrFlRwwHwItFzYzeanYstKROJjJApKGd8kV3k3Vy4TcskS1dQaKGNU70sSqrISmQssNUIRWOIbO",
-	"wU7HXs8ydfMjrGcIR5v1//zROIToUDhq7114ACOnPHir06JsscN5L2v3bGHuTyUaH4rHJEnNVbecYo7b",
-	"DtuUReIFeS12OcUBfxYFCjB09WarZsgp9EuZIFv30mNGJ8kHkDy8UxcaUHSHL7IM010WSd9E1TsyHevc",
-	"SqemvIzm9Zo5K3bDFtzPoldl/0CB2wPticS493a2wzN4aa+tcNNFhclvWJ6DsFrNbN4/l1UDUUm6W7fc",
-	"LKD5p821m3A1nQdgGzREKQTqkdlcLKU444YERzpAr4ANVEmUeQsbuZrxK9vSRjdJssmrNaa3u6ml9ABU",
-	"aym3r02tZYfjAM29MW+oaxKJ/bTXhJV+UnnZjEPQrRgsnJktsDI72fP6j4gXiMfkmoS79ia/S3zN1Rbp",
-	"CaNkCQtUDpAViJIJFsE10VojYD5ppVEeuJUN4hEc7q0Y4fB5KjmvHkZV4eklFdsvKmP7kwh7O5yEH8Lr",
-	"xlNQWXRKcJt2WcIScsU+M1WAKAZ/UBQTtYSQEAcWKQV3oyFUxsvUfnaPI0dq3uOQPIT3wAN0APkvQe3Y",
-	"Z2IVnSBFzRk+SlhCGZ5j6w2xm0YK1Z32nJz++qKi7yb/Mnw9CbZ/VliJiIQE870XQ4Of7NJjphhvlG40",
-	"A9bMQNU22vrVC/nODUT5MQ8EuaEsn7h+EwU8VdBhAgUWt5Ngrwmyl2S/56V1iOunwqWTY8sVmPGeLPVt",
-	"BRvsceb2ODS7bP4bb+P12kthD+7g5U3FqdW4hXmIXTLTzuSN8m36Ynm8WRPmIIKk94NoXdlM3o7aVa8J",
-	"M3LlM1WTQwG7KTTcPArlDwAFt2yWLwblabO8XQF0vqLqp6kBOYNbeVIJXzGfQBlwDY6j2lOZkFzgJUdH",
-	"gUBXhMw5OPACDyBcVGqnx53CZ8X8TaUOFhdbiTs7jvShVDWxO9XQc/J4eKqORuBldT3AtH5UKKkh/58C",
-	"kF464GMNJwCA2KUCHPiK8FMoREK05R660rPPv3uPqwZWJ1iR0yvetQOLL3xQhberDyox9t0EZfV2FXa+",
-	"C4PWRvtKnFm9W4UlqzcrMmQNornqDkz2zpoiKsbNX9hZR17ARUBdUYddVQCtATS1fVy93Z09vfVaduQr",
-	"EqMQKJZ9nCfKJr70fMUJk1Z7TKroGh2G+vMDmbRyZ/IgBpjSsT1km+/PaHBAzTzHSA5Cm11Ex4zbHKTr",
-	"jCEdpLmEZ1VrTAmUZhNgytHekg3wI7zkpuCFLIHJw0uuNxdfBAo9Fm7iOJRXrr85QqHd65ZSE7aHJ3yU",
-	"am4VGUORDWy2bZWYXe5lE4NL0eFSCHuzFXSPUMxV2SdFUK6DCJYKaUfzgkgqT7i2Fh03Mu/iDTp/ttJ+",
-	"KTWfk3xgQyMfcJAw/JDgvIdN/lM7TkycX6PGPaX5JpLYejCwJ25W09c3tzLt+XFp8+gogWwy27cQMYRL",
-	"zbIfKkkIpU25YyRT0tvGsSZZXNW9IknaV/3dz86gij5IvFspZ0oimspuq5XtsSnieqvTVn57Bm++qUN+",
-	"ulmWlJ3e42iOlyHDni5FQ+THXNVLDDwFNJ5pQryuEbfVI1XoJ2cmzhZxu8UchqkNti4Apd4krYursKJK",
-	"neoQpFq6aivVAEaxbbddQkUglvBv0lCP5pgLSxAqlToSjdVvji6740j20wAzLfGcFYIaIq9WgxFHo8b6",
-	"sESTBVLo4OGMhBkxdHxxTe8C02HLbZZVY0lFq5iZiJ9OGZphjySV6qBMnRMo/V+Hw/osQo4K7He0Or0g",
-	"ZF5HOBbMwhAKPCNURSBuSQzYGlMFv66lwSPP7IeWv93jUvnXZZB8QrwTxKBumSp0BEW+iIeOsAZ0g48g",
-	"Wx6P6ATsZ6qqRFpkAHOkRsmPy2V07Pz/4bZb+LvjtVaT33J48+WYdFVc4tVX7dYbY5jrwcLI94sgL9cH",
-	"4RzSk1QtN0fl/2EPMXqKcLjAS64DvI+ShQAiU4YIXTlfUPLNGOlfLVVJTbsw4rWb53nGffY7QokgU+JD",
-	"kqE4dUkQJdDAv5VEI/+p0MPiOTyWbCfBEpcPpIQBqLZECLnR5L/l0ZH/FQTP5H/xPLi8Ikt4hCfyP0nF",
-	"c2dzkmVlHqWlk8CcXaTq7z0MQmI+fLr+no8wFI470RXxktDWKYHH9zjyAV9fXVciX2xWwYHC9T+iR6rO",
-	"KoG6gifIAVgGRV+14QDaLW9odRJANjyfh8vjtBaa6nZE4ejXoc2ILXQpNhicAmPACf5XxBb1DBdcO2K1",
-	"E1bXUfv4+dNPRrRUIC+J31UTaqAfqdxv8OEGNC0fCPKyxhyzHmM6ifGEOCM6j4gvX9fvNRD4wODri4fn",
-	"qN1uD2UzL1+c6/KvchB1NJO6vipYjV2BPOIGMxyOqFrkOpKqJfo5CyjxtHX6FDn1hKsn9f9mc7FUqRRJ",
-	"oj0XEcEz4oHhU8U3j2gGW6HygaFwIqG6mKDLKCWq3lxSZSupt3iPy9fQEaZQSVvZkT1G+AiAb9ic0DrC",
-	"UJwwK9DFVeWrMKAE6sfqYtFqqzVmOiMjlUHGAVVReYVaVMNht9nstfr9fs/AVMF9nqIoV8pKWGkDdsjq",
-	"oYAainMG6MlQ1CYpo6or4Cj7NPN9FX6MAjqPVwOlTIOeEc7xhKyW3bK3HXE11LqaWtaQ6bwnYQ4GyRYy",
-	"Uqv64dwsd2Cj/0a/9qaeh6yoGne4XyBPVY4vr5V9gyIK4nLlkWmpsHJMey5Qf8f6XytCar6t/EDq2bpn",
-	"i5otVkms3RzdnuytvXzmN9pQxWyEbQWAqi79t3fJ16/2liXetKyHEFJT9vPew2gfRoR8SfYLeoyrBMQV",
-	"8xlW+v9hYoBPlKqzWr32Ya1eOzfauuD1izgkO2cXhiQx7m40t8h3IKT2I4LD6l+YpvYjLcEa7l7MXT3t",
-	"1bA2KBNpsEI/IxEUSkRSMiYekk3XVdUJZYCmyAs8xBnycbTqonVzsaWb5pOM+lwOA6ICCfZ2/MhEjf0u",
-	"MZIIL4asM6TAN2HmXEA9uLLmZdtGiYYGfLrzUPyIzV7y6nkxu2hc1TmHqtP1Y6nMFHnHKueQC+KHKuNo",
-	"Hfx0Uv83y9pjiaCv0s1VIcoxcXHMQaybBhy5eK4MDiqlGKIUFoSKyl7dZL88TYZYtmvatokXrs+725C9",
-	"X2UcuXg/9myHMCzBqu8IkziS21PJRqin3CGdbz6vTjGH3OJuk0aKR3PV2g4ZgWvLwaVp7LkdATYPuS1S",
-	"2GKp4W/JzW01O/3OoN3r9DcHAW3athfpli3uzmz3AsTo6mY9zbZommQsFTC2oDpjn0IRR6nyQigDcpJR",
-	"OIeZVtnroPMw07luWrmnOYIUF69KmmuRYewJprXKPoBs+QJHkraCoaM8XZVDbpeUV7PRZjXxdBO9qgoz",
-	"hqKL4TIJnXKSo61tMQlfcAw3a3abp1WClb+shLbIrokyUsBuTB2a6gqPMOU+iZIgkHty40K7SG4Wjo4S",
-	"FAjZ9LE5Ij69SgxgTFDflfkZ32cgSIAYkTWOw7B6bM6Gu2jXEJ3dYIPeIZvWA9u031bDfb6ISazyrFUV",
-	"llq95ikvroYtN4m2PyI4FNNdURFX+i6gO2St61Lq2y0+ZRVqfTTAjwIuWLR8QHXUy1pMpuoJE7vgL63H",
-	"XNpJpHu6T2LHXmhIxcqz8uIOcTAD9ibiSF7zys8kj7bmBiAiSAUNjk36Tx1FplqJiFwG9a+kRVflsimz",
-	"hkayqdVriU19DWTS/qAGcUh+mm2wHRE6DIhJbI9VMUKd5JCM8ghHWGza0YfQ8AuH471r+Wt8isp3mNU+",
-	"CLyCtBPHgVdyvpgMto+8hGB7RXQa6fFoNtdFostW60Q53tgFfH2u3t1b9/Si5UVMzUo6oS4DWA1DsNj5",
-	"859mXgH1Wl35WaGcMIuQRwTAbxScycK3BrV6bTJuDuy2bTyiVbThAOa+o0IcElMIULd7QO1Zb6ocG+TX",
-	"tXrtdchfG+e6q8NyXeTVqxtm1mks6VR9KkmN4AZM6jtCiZg6An4MC02ZqARZtJ0l6i74JvzaZt227WQw",
-	"HFyEcmlVWED1iGvYQFkEU0kxXz2r84i5hHNj2ucU3JGqjljONHUAglRT8NVk8uq9McvlRebI87DAMOYD",
-	"jXOfpMANGDypJUBzp9zpTYebTDO/NDnTQbqVSpt7l7zAAoc1+dC00GHaFE99JKaMk0JwTZoCHESgOh6I",
-	"+m6WM1ayJchdqX9FRxh50RJFMa2r7ZqrljkmxwcaS1o8mK8ZDmUC6qsJQlMjhpiSZa4cMU70bVV5lOAo",
-	"DJRTP3G5yu1woAEnyQrVR5tkEY0jdgWDjQ82GLBhmaDlnvqpDUolSDGe/JWnor4Ypb6NOcIisQ2hIwj0",
-	"gZ3wmGDP0cYihaCoLUGXLp47CWc91H6AdPRNxwNeSDLjk+Ef6j4BAm3qPSS+kFcIPtx5LPG15HAmpEhH",
-	"VS9ykGzxsz1ZOE7rOdQhRHkti75/Ib5wMa8N6ChFbsX0irIFvXRZGM+og44kr2ieZAFBQtUtn4NJiDJ1",
-	"gk91yIv8BgUcBRMqZZrjOnLSKlr1EXUEY5choxCxpZfmEiLW8w8g2Dj/AOJyHJRGQaWsi4RekmTIj2X7",
-	"LqMiYuFlCs0PhddV2RIIGINYR4K9NLAGIhvpso5gGGC8g/7l0NMtcxnQS8konRFVwZ54RpIv71M8I8nn",
-	"APcDAEC8xG8L7TnARVLmHFD0fMpwCFPI+MdRct+MY6E51EmRNQV5zqSI7cccYnjTuq9xSNTq6PiWEeV4",
-	"ydFiGrjT4wZ6SsNlnmnBfYYjkvDqItBrcXfUcltRChFqbbNTd5kkIxRWNvc3rJx2qheWTTKLbNXypzdZ",
-	"ivwzfeLlBGBIQAOjJK/HbU5RhN/ucb3R6zqwLH9JlhMeqkY/vUh2a/6Y6DO0onJVjnEya2fRWg8eW+Tn",
-	"o/wy+lAHHH5uHr8Nvh0pt9P2KCvFsdZioGYKdmo3N5rmz6fEvUoiLtkCznREZNP19NjL3R3QCcJ0CXW/",
-	"zAby9Wo75CGQ1yJV2VWwZ6LLn6Y6u4pw1AGGRy9fPLQGWZIQrEMAHCzwEPxYRyTkBP3wQ1Drj80q/9UW",
-	"xd83BqbKMcsBskiFHapdILk54wK1bPTkw+L6m2IIW/aw3+y2TDvPHAv8aRpxoDlLfkpVtO8Zns/XmE4g",
-	"qlDtH0l/fbCSi4rlEkBU8X1dgCgJuASZdIbnWmaacRJeQ3I71aBt2ff6RuO5A9xAkHKv4t/RV6Pa1//x",
-	"V9/84i9GtRM0gmysUa2ORrUXJFSPgBmOam/K9Sls23iOqxsdVsIagTvCaqw/ZZW8EICiTzx4usEV8fHi",
-	"yqDUhZN86w+8j56fmXlydF18sdXtNofGV6+Cyqj4a6vnXIllvrunP35m7ErX70/rCQQT42uvbziesgNT",
-	"KCBNMHXV1ITrQEo1ItN6fry4MujUV2RZXWSVC7hjIhy0bxrOYx3/U5Y2QVjaDaNHeSWId14ZYrbodtkz",
-	"hmhngNqb4r3dobS9S5Tebxus286gwndAcO8cCE4yvXcHArcPoFt1W62cy36x6Hvw+B3RnN82ptpbxnj+",
-	"NkO2VYVfy7bPDnFjIDS8F9g12fMhrH56Bndwa0DRQ0GtgaluN5g1+ckdxFpVZrxDTYa3C4BWifNqF3sV",
-	"nns7YNX2QEpb3b/fb5S0nGi1CSEtpy4aFXXZzIGQ0nJH6yB4V++hmMD7BB+7peUHvg+YaCZ29JhNgj0r",
-	"ve4mvM8x5wsWeYWQz/Thaqb3pmTUem0RBYI8peHSXKAv8TSl7RtZS7K1TLmwK4cGZJqdoZ1WQKGklLsR",
-	"rlBxQypY+sWrpPfC4wOgS+3Mww0CtIJXNKNgYFcgPGMxBfO8AmcIKFrGmKKj809+7xj8pAlMA0pQGhKX",
-	"RLOLtPiJvGAiJT5MPdRK3ucNdEH4nFFOeAKz4uIoWiKxYOlL6GhUa7banUbXHtWOG+gJi0j2I46kyAYO",
-	"Q3TUsW2kI6UDRi+Vxfs4gY6C8pYKAgL8DhrkL+BpA4Kxei62RblPkB8yLJCLAdtBjU/RhKMwuCLIbjRt",
-	"RasQKsRniDp62CV/wbBgYbb+wee2NXz1VbPe7L45Go0ayZ+tN8f/wGgAX2eJKp63rIvR6LmxmV0AcXyd",
-	"+SXVHwAxOU1cYkzjkmCufrgpGE69ljO+5TmNOTp561W5akc6VNH9Z/vzw8F2fpi1fw4QVjsXqIkiQsUO",
-	"Y2zarc6uTFvqw4t8HxvZWPLeSlxQaazFVk2Mv0gaz5SN4hLOX7ArQk1+Rz8ifIrUS0jIt9IdrgeDOOE8",
-	"YLRR3hjD3rr93Fi3ocnreRAR/sgwlOfEZdTjCFLrof/CoPSXm536g17HLqGMrsZ/ReSaXRHvuZoVN5c4",
-	"nmG6RCrsRE+fowVk/ErGuUcxVlOqxxWh5YyfDwmOjM7jleSs4iTqhXXON54nunEDkYjLc/QRFjgN9T5E",
-	"Nmuh4bXlndxcActDlL1srkmgrgoCkK834Gtf003RLdaNaaoyZQ6QWWPuYYW5pJCs2cyyUdRLa7FtszyI",
-	"MCf7ZZxCGi00VUfjZSIxJIYlUITqicZIlXXqFDkqaMbRATA8i3uTrK8cAVM13sYQKZOoAmVddBukTCVh",
-	"ZL1TrHTpbvzsTZW18VSW6uqZI/DrKuOTF1nK/dX63FMpzYkpEFNGl7OAgywJFIT35cIpGyAEEoEJd0ao",
-	"bJZ4aBrM0FFEPOwK4q3J382MmKs7BVBPC5GSXINZeqdaoM1QUNODtA3dq2gyKh/NQ+XgbEI/XgvTV09W",
-	"KKVLlbMYR2RToNkqzQvYyxvFlVxPT9KP0vz26uxx7RatxC6TLbRLLxfJNyt430kSSUaFbD65vrZS/vW6",
-	"dD1Y9huWF912m+1HenNNnXV9TQgl0R7BJ2D93Wt8qw6odWO7+RbWbMrAetRdbsVz4D06BFlDCChmpwG0",
-	"0JSFGpsj9WAcXFoobd/8ohT3sCJ7fovUs82Ym++2jb0m+OkdiWvfdtGrGniU2uilpdVXyCFEtCcmdP0i",
-	"rH697P7OafW5ln4SE21jf6tS3qrk9l2Qxi5yF9caVRMiipmvfLIa68xT0lRyFSncqWnyRZYZd0WWWjlN",
-	"YooMPtTyua18VyRgaB7x4jn5MVnu97nCYN/r0wIv2Pnr3Enf+VsdFPYpjmhAJ/v0Xw5ornCoV7tNqVdY",
-	"BePhX7N9S3jkf/c3v7T+7m/+5HePjv/ub37xd3/zz0cjazTijd/54PXPfvNf/oy8Fl//4g+/+dO/evWB",
-	"0YjzLB/KUo6Ql9sQI0oWic4QAmbfCXIgWNGRnACKmkQECxZpkGzI8wkEH1H9vJgPBP7CQED+YpJJBP5k",
-	"laF3LH8fUSefOueUIjahSo38IkkmIvNiPtDmRDwjf2Rsh3pQ8u2LOCTc4Lx4uzC3Af8oUXq/WgOdtBPU",
-	"qLz9KJ6QSDv+N48AIpJA0JqNSfSC4NlOn+1UC2p/MJbmO0hg13GN2XKUiVIgbHE61aMeX+mduV/d2gwz",
-	"Z8uUz9I3nzBVJXa8TBFNzT1WKDAG+KZKvMp/2TahakoWec5Y6LEF3QXgNOW2QUT42XweseskHm2bacjD",
-	"QbgEYTYt3LZtk+1a80ohHT3Br3eZ0q4YrwWOsH3a3x0OsSu4LYR4BP5S/vUh8VlEqn6n73DZXUUqF1IK",
-	"1iSfAfagohMooeD0pUyB6muac6jSJSVshQSgddbTkb75VnMbjpxme/DBBx98MLBt26kj5+t/+T998IFz",
-	"rMRyMLBpDXNEx0vkfJEUq0hQMJOGVQEIbUGcNZLqGC/n3EEzfKVyzkbUTzTrVINeGW1S2AwdTQPPI1Te",
-	"5pqEx40RdeRBcnSNBkiPVIZfuNErKXQ/zVG7HOy69pyuyR/KsXejUMZYeIi4XJA33nsufibHbAA/+R7e",
-	"Ht/d2+L9Mc07JvmtZpJG3nGoGr+3ltesIcsd77mxpGpyYd2JmXcc87vMMbMI2RIQ2cNzNOx0+ykCo0cE",
-	"DkIVFYEw4kJ2hGbYnQaUIJd5xswaE3DS89VPEz+7crvrTkJd46wY6eni+SV5nWItbHPDq2EbLOPxDGqf",
-	"zUNMIYY1AXxJy8rluy9a+e11AKI7eJOy+mHb0ATqtYBygam7AmrTbBnBhsHO+6gM/9BsDTYWc1jPvrvD",
-	"YZ532+Zos0CERofISpfmUqJn6OXFIwSl7Ah1ISgjoBNlYdU7UH5Y3AtTIeb85P59PmU4bHjk+n6CwHh/",
-	"/TYxkc1URjSZU6FGhGdWwS7WIjzvGCqsGno6VzLDjta13aDe36ydx34pDjv3XhEM/qKcOZ9Y1OVdL/Vi",
-	"dukRDAW8twYSXxQ8Hwb381s1lO9h56qIopCk8G0nkYFfVIQ1KMMZ7Ft5Im+yzpWfSGaaH1GuTsvmUizF",
-	"dT2EMaS0U967WSRXEWJHSOYLAjHY+x5q+DgN7y5H2u8Un71y5nNtG+fMwkLwckTmgLQ0J9F1wKHoNY69",
-	"QJW/xt4soGYCxCF5FpHrgCyq7ApjdP+euB3p1zeBDrkt7EUShkFM3V60yD7fnxhrWYlp+2w5sNzFlG4M",
-	"mlAosYlozzI0XBUN8fPYm6zG6h8QMiAbo2l6z11WjO2HyKyTSLEE9QdkkeSDtZKfswfJK3Je/CStk6Ei",
-	"ApLXF2Q8ZeyKnyhlzXjMnusi1KaifHOFZ71BjZzh1w8BG2prrBdOQrCeyuU5z0cq7vDd4yR6cOs35Sj3",
-	"4mSMK6Mpcagk6m87+VYJlGbwVlEYnhdLlu5y9z1fEDKXTODmZdvfHlcl1wGL+dNbKentxHCB2vvJGZg/",
-	"9Q9UQsQciL1hvFyb/8qSD1BLXRCVRMZss5lqLhoDzlU43dvrYYEj+vbaX5HnEorlppaOwbQAL7BJB2Ph",
-	"dhn6BZ6cw3v716DJ3/kVwIIrF/2uYMd9gSeJKffAoGbVsctSChpMMXIJ4gjSkn/n4uKHP/zwQ6dkBesX",
-	"RP/f+dy2hmfWQ2z5r77qvTFG9cn+9oNK23E77LqwOy1YVWivF/ggWqg8IO9d9UwmvzZ5KhWRVcq+MqQG",
-	"ERjbuYOORBTMZjo1q4TfvSVc+gWeHAyJRm+jyrAgekOZIEa2bLGtZqhdt5xpSYqbaDeybs5Ne0HwbItp",
-	"rEpWv8EUD46QROR8doiCqWccObpdKZLqSqIKwjrVceS+M6xh6asbjkSFJkMBXYJn9ziKyJzf0xhVoS7p",
-	"TNPw4iS51FFAh86IHoG6CaHI2qkEH0AVURfPj3NlodXxUk0rtXREJyEb4zDxNik1dcJUG6oMIqQzxmF4",
-	"Aq43TgSCxo7gc0pwRLhAmLpQ9RBmofHkiOBIJVOEuuJLsbMRBfA5VZcWfFkr1K56e95ePWY3D+0cR4SK",
-	"PTbVCuUKAsIe5+4wwgLBs71u77dy5rMCv7DLAYwmrcYiH4GH11lEjE7g70upsjjK37sIuKo79dY5whlK",
-	"j8XBxvhdPB87+g/Wy1wEzw4idMn77/1LXQTPDiT7vINDqG4WBbXHNdbeuzxglfq/u1y2Y9ztDN60KrOz",
-	"K0Kf4SDaihX03UD7OaCD7IagPUWInsLIdkHseaFLZO9nySvU7C9DAqcieR1q7yM2lxLufM4iEdNANlFH",
-	"X8RMEIVfF9OkJq6qtCqXj1Wq17+n33yPyIWkJxMlX3JiPAUAyGq0499cy9oRJv57JpdvBeeCIm8BRY4S",
-	"iOUKOghTvkiLIQFCV4badaSyUROktzrCKGIh0aFsdeQRWG+IMTtGVpZgXcT90gPbA/krItjLgOKMPEr7",
-	"0TfubqbijQXErd5OtaWAKKCnVc/wjaurM3JV91Jndjtc3x15Y1fYwX333I6qgHlDbASylUt/CCUBWPt7",
-	"VxLkKA6V8LDhVtpt2/tMwzmXDGRQc0F14yhwrxx3JAijmJMIwsO5CMIQsQXlGSKOtpdNMfV0YOgMbGOn",
-	"qpAzF3hZKutLVV/QbANd5KBrj5FgEwLR36oShGxVNram0lLyc3W2+CP9RQpKs2ovNJFDdqQsfll0OEwG",
-	"SAME0WHKUFdVSElNNsEowgohKH/doCNOSDY5uMuOTwsgvseZIbIwlMYd/3rXd6ZJGyuE+5vQVaHsxWoa",
-	"gqo8bEi4yCFWFPIuYqqSKvIVJxMrocbwr68i+wA8fb2mUfdVnBBX4UQaIz4HoJ8CvaeFlhbEnUJR/Qy2",
-	"xKjjcOLGUSCWzyX9NLeaBz8my7NYSg+rZJnjSFASKUjsSJ2FK7JEfsRmSUXyM2gBDnwgv1IFL5PL5KT2",
-	"M+vs2SPrx1BSN+Hq8AlkeIFGlnSv/nqYCDkff/qiVl/F+C5i4MJIQjYJKFQgRlD00dL1+j/+9EUdBZzH",
-	"xAM96JpEgR8QDylCSaZw8fB80G91AZoEYYrOnj2CKQJSNECFq1Gp/hoQSyapJxmbUifTaU2FmNfevIFE",
-	"A5/lwOXkPzU1oOgymuGAChxQhfoVR2EuBn8SiGk8brhspsLx3Uj/Y8UnqxsLuK6UHUqynF88QZxEkvX5",
-	"LEIftj5EHIeEgx+CnyCM+BRHRJtTma+8HyMqyZNqlejo13/1//36P/3qm//7f6+jr//gz7758784Vmch",
-	"InOOIDxB17gVcUTrKIsl5UiFvqkWhVaBFSZSFMNAoDorVtX3FfbMGLtXysNC2Zh5S7Rg0RWYn0Z0RM8Z",
-	"vdZoaCcjaqELog4ACnQeE5vjL2Kisdw5Onr58tFH1/3jhnwZcNOz4jnqAxfPSHiOOTlFUohWDy8enqN2",
-	"uz2UN8PLF+fwtZRw9CcgUlhzPAmolIhPkBMGs0A46Kj5337/30qhJfUZdW3lZMJUD21EUQpMforGzAt0",
-	"n85XIJPUUSbfvHFOkZP9CXWJCsDlsrEMu1yO8gHUHYbMGfm2g+cKcipgNEnk+N2fcyZPSJKOdFzMP5Jt",
-	"JnlEjss8IgehUn4cfVg4cs5cl8yF9Vgn9Djo6Hkwm4fqSJ3Ljzm0JDee8+X0A6eOHtBJGPBp3hyfjdh5",
-	"dvbi/EdqhmqhoC4LmmPhTtVY++1h71iVIIeNEXCgZX6G8I0F3ySzLPyungFmPvbSO182s8DLYyi9q+mr",
-	"tknAUUw1bikso8420zZRWFQlHaoPZEtHcisrQVN5+HjsThX7UKWAlazAk7aA+B3bhsms4P87SdZOIPLk",
-	"msUq4StK9n+iTmOKnAcv8MQ5zTB2WYQ8EhKhmpH96AFy5DzyLUCc0+PQB3KCjuS6feAcn6BOa4CceQTG",
-	"PxCFL9Oa+kA4LesEoo46zVbp1WQScKADkWDAIh5QN79hpdSs7pQQjllAkfPaSjqyuMvmRFfYSrkyPIMR",
-	"wzEgAmH4wcVhKPs6gnhjShCPfT9wCT8+Rc7nrxw0I5hyRFna1AwvG+hM/lO2JL9XpEonJ1uZEMFRx24j",
-	"J6CqxYBQcQnDcPTn8t4HMxu0oxPvAFo3EDyFtdICxZEcp3ymVzKBqSQUjVksOSaTzVBGiRx5PpjY0VwR",
-	"mpZHTM08+UxjbDXQcwKb22OulJQkvRozT7mTw8AlVFUZ1vfR2Ry7U2K1GvbKRbRYLBoYfm6waHJff8vv",
-	"P350/uCT5w/gmyxhTV9G8vo5e/aoVq9dJwBPNbvRVK+yOaF4HtROau2G3WiDiimmIIfcbyxIGFrg1rv/",
-	"88UVb/xcmxInRJgjZnTVZjSPx2HgKnS9o48//THiRCSlzuaR0ommOLwmHEkyIhjoPV6QI7iKdJAXp9w0",
-	"6kiAtLDUL+SqdUshIN27Ul6t/ZAIKIksxTVdHUSOuWXbiRSgUdjKfAlsIUkaXlJB+XNdyVoXsNblqtMq",
-	"1bomde33eh9f/OwnH3909fSR9+zJQ6jdLJa1E6gvratJQxFpKBld+9HHcfP80Q+fT8fBdW8q5mM2/En0",
-	"NL744mcXU9d//tnD8NmDx1++jCP/SoFTKSm7Qh1nroSe1RXSi9HIBa2say6l232dzJkTV2snn7+q13g8",
-	"m+FIzu9ZbsHzC1VY0EQ6Pvm8hqV4+apeW+EtsmHZ0f0pwaGYfrl2u51pRtuybbSYBiFJ8imhQ3lhzE8l",
-	"6/AY4Uo9YJL/gx6JBR5jToyb5kfQ7423TZJ8WmNXhYMnNIxrtZXUg1mzlrnJ4jC4Jode1MfBNaGyAymw",
-	"kNzq8SUXZLZ5/eTNvqy6fIQWFkZLBu4UODIIrZCqjtVIEOR11FHXbqMjJ/noMqb4GgfAxZ3jTLoxrvIF",
-	"wZ6UjfitX2g5Uij1BhqElN7llQdL3bXb25f5ueKfLzPiHHiXpKTca5tcN+/jeWAldeqNe+U5cSOiZX6V",
-	"Sy+FE+KdqnsXdk7A5yFeonlE/OD16pJLpUFpxVAVGUd4RgRYcdbYM7JX7isUkHUFu3IvJibOVzfdU9pK",
-	"+3khMrHWsls9q9my7P6LZu+k1T1p9xt2sznodW27+1nmJPhQrordxK1us9u22m3SsfrjnmeNu4Ouhbs2",
-	"IcPxuDd2vcxbKtuXUrBymuU/9ttW3+t41nDc6Vm+O273O52W5497NVVT/iXfMLpmv92xh81W77PM9vBM",
-	"2y/GA6/Tsr1eVqRaj0AtobwnpVBwefXwpbd4UEvdW9lQ052Uzw57JddpK9VadqszHA7eHtVcq98mTWvY",
-	"84YWGbp2q4ub7rBNKlFt2G0Nms1hx0C1Drbd/nC4lWq/93Orbb+oQjWVI/dqB/FCnSOF7bLKr85AB0bM",
-	"B2FAnkRlfYKTcIEFSUF1TH3od+9nL76pZ19Zz1gYuMvKHyfvwzA7G09hXifPnUYY9Rh7l1EWMGDqOnn9",
-	"fv7dN2ld0kt3o58k/br0+pt6bUUR3drG6hdvKi9tWiPQLHDoiWUyFWDQKGgRRkWEXXGrFry5/X57SaUo",
-	"yqLgSwK28U6VO/Uhi8aAgQNftIbbv3jB2BNMlylQ9Z5XcE404yJRmwtytb7j1t65km/wNdobh3tWCl/g",
-	"iAEhTA0CLtpTpaYhLlgEwtgU86k86CokrXjhnucM0TvfuI88MpszQai7BKP0qxT65UPmLXe7S0sMtNnu",
-	"tHPMM2HaHQu3PWz1B27Twn67Z7U7nm/77Z7btt1anmuuZheXEpB3ZaTaWf+m6BlNy9EW5IjmbnPfcA/2",
-	"T5rNRqdjtzvtdq+15h6UVBnYVr9FWta43x1afn/s2/1Oazzu4W33YMfCHc+2+t2OZ40HXdvqjgkhnV6X",
-	"+O1u6R5UXx9mqUo34fVH4eNwtvkm3L6mIP5GUjhNxJL+T163LjWtLykTl/gyIvIHsqzttQM8E9fVP51C",
-	"0XdlKFWHlLJFidWmh0ZYF0QKw+vvioRvmj6BgrhqS237PH0vz7Lf382+mYt+iL1cFZV3dTfYFe6GIrd7",
-	"RF9yUNE6zW6VIfIYQgyJ94R4AU7StDut1q4dPwk4XOfv7U5Tez3n8NvlXivpkve/Crw36pYLiTBEbDzw",
-	"faJCKHTp2SuyvMdVZVp916xeahfAQtJLrcScOwakuSzy7XZJwbfyrHS2f/EJEw9ZTL33tknViu65SXeX",
-	"g55hMVWmX9jdsRcIKysHY7SWfEIWUkb3g4iLBnoICJBovETYhZohAkcTIuo5Tw/Y14IZQRGmE7LGdiJ7",
-	"fpBUUnnL9pO6MXBVTVtFQAVcRw1FyTKksQ5fQLWlVJiAWQP0VrUbWUXibRoA07IxVBpivibouv7Vrzo2",
-	"PRtCvv50qbQ1tr48sz5bAzJVZWBVBnRYiviq49y2Wdd7+so6avQ6B6IGFhA94svdr8gSqBpZpmGBG7Qw",
-	"pL3CejfuW8Cm3T4UyOq48VAOaIJMTlAqgLcsD5Ou1R83PWs8Jk2r37GHtjvu+OPOQAUts0jledTkKZWP",
-	"jLauZrfRaQ2H7WZHayBhQKg40xFXJ7Vmq9+wG3ajWcuwTmu1opbRsjwfd60+6Xatge03LbvTafWapOf2",
-	"OiTPymonWsN5qYbEYuEyoLiPgzCOVGBXii9a6w/tFra9brvbtpv9puv1+7bbHrrtltt3B8TPsDNPIJUm",
-	"PVcwxNyx10SQuyMlpVJA8oRS1WEZQHFuoFav2Wm1Wp0bUatl9VsdbA3cwcDqDD177Hqe7XZbJWpBAFcF",
-	"QvWarU6/P24N2hi7zaHbb4/t9gD7Xbdp272OtzOhdlCg01tpuzUS7k59GO+skndWyTur5FuySuYPWsHj",
-	"7wViu/4Wi+l9xXlOvlpjqryAAEcOYZMsElYYXBOvGIJ6BFGmEKuhw/6QThnUMaMj+hB2IZKixmyunYsQ",
-	"PUg8NCeRbI/FVMDX8m/FbpGOB0ZHndZwRFWU66WYRkwIFWAFoe8XRERL60wKH87xqapMqXtSvm1w5npa",
-	"KBhRCF3QEdryBXdK3Cvi1RFncg9rqE00iQnnhCM1MsFYAyVx3SMK36h5QPyRnIcKELAWgUdO0JgsGZAC",
-	"yIa+iEmsgiZUzBrE8XXtNnJUrOrlOOZL04QaCPIu01A3QMYZUeccwpbO5ZFjAMRhgaXYUXFOJZ1CXy7v",
-	"zy6s8z4UtmrzH+pfGi6b5dNsTmrP224cEQvobEfe36tu3IM5pnp0FfPujjJaIeW4RpYfT8c/dIOnwccP",
-	"P3tw8eInzx/xRzMx/+z8Ue/RzxuNRiE59mRo2+UM31okLttfDD+L7N9z1fu5lN0kU7fy9LNcaQPffswm",
-	"EyhEWeLMhT20jcEWX35TP5gJ9GaGkj3u8vSGjYhHqAhwyKvfyrlv3tRrcf7q2NZG4eWDXMhPAs51rKse",
-	"IMoN8Fbdw99q0+wem6x0V23dHOX3Jb/CglzqW3Lr94WXDyPtMaZLPmuJ5RRF8mJK1XyCJsE1oYjGszGJ",
-	"pNjPFVjCLdl49VruIt36ee5VIIaO99pj6U0xclvXz/gRBIKl4sHWNvLvHkzg17k0LqYQ14mvlBiT6AGU",
-	"LU4ATAG2SipWafkooCPqh8FkKtCRyzxSFHeOk/o5+VDEmGbBiCxCfhyGI6o/NkcfNtDF92hfHjLklE1Q",
-	"QJXQmZW3T8WxXQKIc9oEi8UmdeKa6TpICW6B3k45hQGNScjoROoXUGwbLaYsJMjHsyBcHjdM8q3s9H0K",
-	"uJtlu8pnsVRioZIca/CEaYGPxeKtua2/nW61G0iLeoUvRQLQU0leLH51JzHusMZ37v+3aTxiE6R45u48",
-	"Xu/pDUyeCSw0ky8wdpXHCNlphAqkskDBSkLJAp6DvUZhjDZG9FlE5Ityw5ZsSirvZYE5wiEkPyBAIoj0",
-	"9ZJeGiOqbg10BDgI+mM5XIW+A+nTKQwCCOHHJhPKRRED63t50Xx/DCafkIXOorqzmLyFO7Dw4DIiMa+i",
-	"4Jo+urtQvy8mmHdyPa7Rkx68VlnNK5eQzyK4ufbIuLxu3gcUCSuxrqwNMXpGFFDRUa4ErEagSL5NgFt4",
-	"rvCohmXhpzDquUrShsCRBTWHHZ0nVZthOO8i8Gjbm7kBPQevtgqweldJX/2T1rAx7HbtIeQuecQNvHxM",
-	"s3qQizHQPvtzqFZrCtImXqtt9T23aQ2bHWK1xgMPNzvYd0krqYdzkhUiMoVjE7fZsvqt9tjCbdyxWqTr",
-	"t9pNv9Np9bIqh7rvrLZifgTNttXvDwfWmIwHltfskL7tt/rDYS7UgETlj2zX6rf8rjVwx32r747bvWZv",
-	"OCZknAs4qM3VTt0lqCC/xNvDCoq7/i7Q81a7pouLlWOOwKl25I4QYnwfQyl5OMB7xnauy8j5cIlwAmSV",
-	"L9DXQEn5ehQRS1s1lSqh5xeHJKn4jdLjU0cBBX0mB6y2ynRV0yR/Bt6zbqG4R80P1CaoqksUSg2/0crE",
-	"TdjzRqbcbjW6rWar2SkxZfObg17L7mdvljib33GHVr/dG1jDZpNYbeK1+uNOk7Q7w1oFfu73W57Vb3V7",
-	"Frb7Pcttdzt2r0WGLh5W5Od+z+9b/UG/bQ16w4FFmsNmt+sT1291c/xcrYiZo/s935cc3bYGrje0bLfX",
-	"Hrud3hiT4XqO7vd8bPX7Tc8aD+2B1bLHfq81HIz9cT/P0fWB82p7MfR1LgW9ZvnQ/zsb5c1uhD2UOj+9",
-	"JrZpTX7+QlnFAaqgCK588qZeyypWbG0g9+rB/FqplLyEMLY5iXwWzUqx1SfISSfvnCIWKZgclZAwoldk",
-	"qQxRIYZoIAXPhDibydtDbgY0iTAVSi5PW62PqAlOqa4xe5wE+EnhLqIjyBmYkhF1Pv30U+ssFlOpXrpY",
-	"EAe5UzkPOiHHGt4NjFkZShRasDj0EA5DttC5o7fCBVaeybY2Vt7Xp2zXNBZ7X4e+tjNeAjTs1h1bfPtN",
-	"vebi+SV57RLiVfi68DKAq6eX/OUVWV4G9DLmFc6d+bM39RpAxnmXARVsayv5d9+kFwpkYSYC/3bbzeo3",
-	"BzvIWW6Ny6gfBq7gCawboBZCMJ+80Uhp81fNvHwCBLg1+ZffN1eFlpIRLmoUB1EoIgIAue9QnzB4FuQQ",
-	"bp8OIC/FJYujW6sIdE/sbqPd77V6zS2KgHpz2O0P22sUgZY1tlstq9/2XGvYxC1rOOyMhy3b9wYgh29R",
-	"BFrWeNBrWX2707aG46ZruZ3OsOc322Ov38kUAV1ouqwEyK87PavfHHQs7PcHlt92e03bHre77WFeCciW",
-	"xKQJQDNjq4+72BqTNraw5+FBq+957rC9ThOAiQ+s/mDYtMYublmk6w/6w05zOOjYeU1AnZQ7TeD7nQS8",
-	"t/R0J8HcSTDfWwlGXfE3F2AUmPp2uIWL9UDHBD14gSeJRAIo2oAKfdRpDUZ0DeLxbnDHI1rAOz5FzgeO",
-	"yhKDaI8l0rCNxjiLj2BK5xo2fmdByH+iFvpVlSg51df3GC/iW2g0kvxXiT6gWm9Pp1z54M6AdGdAuokB",
-	"qVnh/nmWY48PdQKuvHsGu316kQRkva+LS3FIeXGlDDm5spLLaN2ttQLz9epNPYlvWAEIzvj9W9MWhyft",
-	"bqPbag4Gvb6tABD0APPqUM/y+v2+1bd7XWvQxy2r3R0Pm36v2babvbRgzUntcdD4BP/DB4U0xqDUDrat",
-	"vt3tWeOei60x7rq9gecN+x0s3+XPokARWVfV0oAU3/wv//rr//CnaUmcEwBYIxFHMxbRgEK1G1U956TW",
-	"bA+Rbds2ajabzVoGRP/bf/bPfvOf/s9f//Uf//qXf1ioYFeBKLqSzkktDCi+XLzeQd3Ta7iOW6qfS+xD",
-	"CiPbDi68c6fDfauBnH4IdSpuxEVSuMf9LXUgG36XpGVVse8w0vINM7tz/Oeb3//rX/+7/35nzqHLD8qN",
-	"s6m6zdvv//Ch0G/9Xro1d4+m/fZbp2cPWoN+p9d9q7eOHsXd7XOnFt6phXdq4VuPK9j8wUexOk3kpork",
-	"zQyo3zYtVF3Mh9JCE2NqvrSsuRAKnukdX0c+xJ1znR8NFRB1qVwnDLiAerNOHc3DmCPHIzhU4eqOKp83",
-	"ibBHnDVB9+k4bkHA/VPJCpMY++2vP2MszL1tgGPMCmpqiTrgSLkU14JDKodj5ftfd6DovRYWUi6JQEdS",
-	"mAPQAfCkEpE8BznoOBvtusFlK1sYYLnO81ZiJBiesDHWdQY/VibED+HtNxVW7QIK6lZf5Ue67m71L55D",
-	"dcbq77/Ak+ova5D2hxGb7fD6C1blZcVpKretX6/W9k9gdStRLxLV1sUNY4+8YAJK4259/8FreRt8KKd2",
-	"SMDSFBLz6//4T7/5f3719V/+d9/8+V988+/+5Ot/+VdZnQOzGmA3G91ux7b7g05fF0XwAqHlhiTFBodn",
-	"hb/0+Ut0Fx/qir8EHFf9ljo4hjCNntVt+U2rj9stC487A6vVag3sXqftdyFeO60wfVL7zX/6y2/+53+r",
-	"Cyc81FWls4GoGtdlBUpR4Jt//avf/ptfqAa++dN//ts/+eXXf/BnX//xX0r2v6D5/CGQPLPsIfgTSo0n",
-	"ZYZKgSI9q2vbTas/bA+sgd/pW91ut+O1m8Pm2GupmJAQB7OsA/3gopQVNFFMSQ0XvgsJLhSH0AW2T2q/",
-	"+S9/9rd//Ue//ut/VYgKVxX+c/7LiI2JdR3M5T28UfMrLvkuiUKaeeokoaKN4Jp6DTYn9PUsVPi93GJQ",
-	"/dRjbjwjVDT4PJJ39JQQMQsb8F+oJ1epb3VyHgahsk4I8lrcd/n1ng1sym/K6k9//PzpJ6omt8o2AZMQ",
-	"JJpSourqnj//qfz5Z4+f/0zKJ6SOXCnmUzReJpWKHVW4HyqhEhhDY+Ydl3Oa1am3Pgr4nPGgSjyB/iT/",
-	"xe1Qke+QXe+QXQ9sXu9VUgTVeUtAu94jHiz1ECc4cqcZM8nrS+mzXQzuxghX0BX4NJgjRpG65uuwWeRl",
-	"qKvrHznqCnMULqyX6L8JPBjmIwq10tX3Uo1yThGGcgP3eFpOPhmTajRQacyC4Nk9DiW7wYZBCY4IUMAl",
-	"XMin8MKx1MegmeQGeaaGVEck5ArLbBKyMQ5H1Nifye6uhMrzXF7Xe4vX3SJ/mUSaqtLK7uJHWbAwihEG",
-	"oWFnKeAtlvG6E2jfokAbYpfMYB1gdxGv9n2Qcvfb3ZtKlN3AkXFXuezOjbLOjSKPoiqvJ/lDBXF05YM7",
-	"N8qN3CinIyrFoTJZnZMisIuiibqKkHJj6TKiKstoRJUQJjVBLYF95xw0+2YipELodkjevLvmwAkMlY9J",
-	"6jPacF7OcpI1eR1wwRO03fS5c3yKHB1W4uituJD7Tz27VUHQ39dSjCgHFLGPwrbOw3V/LKdngZC0HrTx",
-	"AXanKBBkBiUx5LtQMgCgFNmC5pFMTlFEeBwKjjheosU0cKeIx67KVwZNbzFdKp4qpiTiSJkqVh1gH8qB",
-	"QZ7Y/m6wQypTgQckzVAyxoOu1e/6bWvQ7mGr7w66zb7f6/lQeiv3Wrtv9V0ytAbtbtvyu72uPe76Hm65",
-	"O+g2GTHeJiqjXjmgbAnLZONk2VUyANmbB1W0CjnuK9AoG4iimgNd481+BJKTMLHCZySyYBPred5lFN6V",
-	"4L21fB+ywTi5JhEO9zPXGZg9xEuuZ/OQCsiRo3IiH3ncQQEVDDk8jq6DaxY98hwTeBWCWgD6HSlak7mC",
-	"2Q08XXLJD0joaetfQJEDf3MHSgYoufcahzHR0bQjquRWjdUvxfZA1LWzA64N3aDqSeR6v8cbI6oD/7iU",
-	"+KWQbMVzFZ7BUrvkNOCCydZU+K6acc7HMmPXZCTnnm9cTXTl3QkROnAhIZ2K7QgJlo2EUuiqrxg46+oi",
-	"5cowyheEzJHWFoJIj/QecvGcn0JZqiBCgQeTTQo+oY49THqEBNZcbHJGDxR4UGqhsIiyI7lALy8ew3ok",
-	"arjTQKlQia7IEqpYqeWYzWNBvBMjue5BsavEiFIvjyAilhYaGiMK4Q6YIij3BE4sjHg8J9F1wFmKh6Dm",
-	"D+UCw1Djp4EqM6IBvWbhNfHQkRFFQat5SNmQ5F49roNaBIM+SfYWN2lNnBCYScfu1FPdCaoREI7GsUhe",
-	"HFFoDHXsNnLK4YJOY0TzBwLNYi7QmCBlNEJHsGz6C+33cY4buRDzOgSAjyhs/3quDBnCExxQLsoEfvAC",
-	"T0y2aDjQhxOf6lXDxjOYh5tIXIpJFO2uWoToWy0yHlj9/rhv4W63Z7V6Y5+4XqfdH7SzFPBHBZlt80eA",
-	"6pqckGJP/aHVJx1sDTu9jtVsdoakZY/H7sDf3XwHK/J2ILWz+qPow5h62+zR3X6j3+00h83hoP0u7NGb",
-	"Cbmb7fmHIRuT13kb8/b5pfbn3IDc9sDqN+2WhbuDjuUPxnbTxcNeF49rBQt1LSLzVr/ZyVuku7hje97A",
-	"s2yXNK1ufzC2xqTdsrym3e30u93OuIV3sEiv2J/XmZq32Ze7/cZg0Gn2+sPucA/78tpSPwk3yyrpwBm7",
-	"FdbmO8vxXQD+PpZjdYtLcVYLEMmdf7R6q6uAm9S+mogl6YV7q+If3hl2y+2wmOr7/tJl9JpEVUrild+/",
-	"KWpMXpirABhTeL367gbpYaOxVytO+eInWlg/KmgKx0UhXcqYclsnIuqKeFpXIfaKWlKzgeq4mSjulAiq",
-	"j0tJTqVkoRQ9nlOHMFUqnR76Ud4w/R3BtHlf2RzfPrsHrFxeV86iHr/+5S++/n//8/ENTSAJPs5auIHM",
-	"zv4WYapbncaw2+wNBr3eqvBdG9i2bTe6di0TwQ1NdButzrA3bHX7rc9qRfFcKhS7SecdyxsO+1a/3+lZ",
-	"Q3vQtnodj3hN3Hb7/f6O0vnf/uW/+ObP/+K3/8O///V/+KPNkSHbCbMitcuBtjpWf9weWEO371t4OMDt",
-	"Zns8bLc7q1J7s9Nt3X6pfXU1F2TMA3mr1qZCzPnJ/fs/dxtpaWx6OLk+ORl36a+3BEBv8wfqZnuk5Y73",
-	"iddwM3/kW0Ns+Pj500+0XA9vnKLIgOFw1GkNEiwGBcQAkAtc4JAYiohqLIW9YzoPAaZgvCJqJZZ+cLax",
-	"H/DCex7rOwVp2OMyP4g97e7Gfv83dqvVbXa6ne47vbFT3Iq7m/vbdHOnfrWnUekSv0v23znZ/y0FQ6lC",
-	"UpwHE/oOcN8DwbXH0uQBFTiaEKEcpNpbepr7oeRVrCchnmr0kCKjIlox9VBMPRJBZoyL54ZaU/DNrUhZ",
-	"Wbk9elZnOG5Z/UG7beFBf2yNcc/vuQPs9nvt6kxVTfFtBk9tTv4YNFryYb/b6b2b5I/O0OtYfXvQtwZe",
-	"k1iYdDqDVr/d7bXdHYWDZF+gZmsw2Oxza/YbnXbX7vaNgsDmpVx1uNmdrjEFpDPEntUfNwfWsG33rLHv",
-	"Dzy32R0Qu1MUBOQA+5bdtOyeaYAlCaEWeCGpHdQXl+vu4Ap7zhGnUOLuPHG33hOH5wH4LSgTl2OQHrbW",
-	"Clr54k39vTv01A10yWJxyfyKLZm+uUsIucPVuqvX9V6rXdzIb5lygoDqm7EiF0jfvyuTcZcHU63QF8jv",
-	"WVhnKgUdff2LP/ztH/yrndyCqqbGiVb01umBWU7MYdXA3IU1Ji5L+DxIvw30KJmk2r5ukvMRRISn5YZB",
-	"0VMxwAFHLbulXsZIl58pFhNBAeWCYK+BHuIg1OeiwNTqKM+l6sjDQbi8DOW2u4wIdqfwimzz0mUs9NiC",
-	"JvGxl0otSf/UzGFVySyk8hxGx3xL6lrvpNNvNAfDVrPd7gzehbrWsTq9Zsfqe/7QGruDoTVse+2W7dq4",
-	"5e9qy30OkeTp+WgNOpt0Nphrq9Xud3trjLedrj+2+gQ3Ldzzhtag03YxdrstPG4ajLdNSAhaLWXc6TVt",
-	"q9+ybQvjMbb6rQEZ9Lym3XK7qzobDLDZMg2wrLNRdilpf0i1rdDjndr21u+ylt06pDNm2BgMu8NBue5f",
-	"ck7T8n7qwdYq3sQlA6vvEtsatofYIm6nQ3CrRTreuGIVb+I2W1a/1R5buI07Vot0/Va76Xc6rV6ugF/q",
-	"tFip4U1c17X6bqdlDdrNnuV3+u12rz/o4J69voY3GQ59q99pY2vcH4+tYZP08bDX7XX6bh7HIi1XdqjC",
-	"fWelqwcvcCB4cqVp4+c9jrC+yu5y8L6rVf3udKx3Gxt6pyAVjuC3NufToOL89ld/+PUf/4+HiHxM6wSu",
-	"DYEE3OnkpVsAO/12kGk3F91oNlqt4XDYtXv99UU33N6wbfX9jm0NcdO1cLPldWwfd1ruYKXohtvzPKtP",
-	"fGxh0mxbdmfot3q9Zmvc7W8quvHrf/1Hf/s3/1ur3WltLZrRbHRavW6r1xt0PgOybp1hr9UaDNrtQ03Q",
-	"J1LcaFm47RPLbnrdnjd08bg3rDTBdoUJtvt2v93ut3eDhlVb+buNDKuP6x0w7B0w7B0w7K0Aht1Zyt4L",
-	"SfZbEjCswGdTeeYeTznWe6v2ZjTMPpsyShRQBFQOA/CDNPXeZ1GWl8JRGFwRyIPi9xrrMGD3rb12wHia",
-	"TUUp9SWMVG0vdNDCkjeu2vUWUVzvKoHeykqgd/Cld0nod1Xg7qJV7qJVbnOO/T5G0APmt28HM61vxDLN",
-	"0tJzmfI6Qx6wzpJsdN1uPme+jlYwtDLgLOirkO9+fCqPN6jfshNdyvcu/ORbGX7ieVmNQSS3iTEH4eYV",
-	"B5WV1iM4tBIn3U0CUGKDmvNQHwC41eRpgMJ7af5BAz0nQshdG4BDYDbXZQvPhHOK3JDgSP8I/85+zCOY",
-	"IbjKFAgYmpKIoCM4GgolT/ZHRD2DYPGOT1QCpkY8y6iLChWw1b0CdbdV+AuH3E15EpOjpt7n23I4P8pX",
-	"69srm/MwGGflrP3q2M/ph9+atMc7DIM7DIO7jMi7jMg1psn3lgb5HuSJ56RkEZWcL7kej775xS//9q/+",
-	"j1//i//8ze//0+O3kuPoR4R8Sd5CcOuD12Q2F1yKB37EZkjzHLii/3/2/r1JkqS8E4W/im/aa9ZVr9Jz",
-	"4u4RWSY76umZHhpmppvuHo0WklPpEeGRFVSkRxIeWdWJrM3g2EECcZF0EIfdFSwIAyFbQ4AOy86cAcR3",
-	"Wevqnvlrv8Ixf9wjMvJWlVmX7uqZLDOYzswIDw+/Pb/n9nvgC0V6i8JJxf8+lmc76sN/+minqrMlbxjS",
-	"R+lwPFQ3VvyuNwRSvX+LPnqNTsRuB706aQCaneNUIgFANUP66DYIkN0lOGcBIdyGZq9DGuTaJ6PqciMe",
-	"6ypFvtN1nU4QuKZBAnI5NazmM/Scrut2DMtwVYbeSlFvYT+JLUyigGEaUBdT244dIyB+EAQbivqn3//x",
-	"kz98twHnV4r2xQFYEO2yY9TAhDJDSnUHG0ESxnYUUOIkS3Ic/esv2GfmZBsPu4UBz8PmpY74/ZTvj+ga",
-	"Pva5yx+3qwbKPN/Pcj5Yt4X6+sfVSTWbBrFGO0tuumYhiTwv1wzLnF65jWTc2tqeDzZWmKZpA9o5+avf",
-	"Pfvddy8lAFIXfmjEP86Vrs1iJkqUpIUouzqMSgkmlCdTmxmsL3CboDiNoTzF8cGk3WDbUKWPinHG0BEr",
-	"hGYIXhJsqfv3Kd2xK4+5vMwC/1E5y5bvYiNxKCY0NHDg2DZOAtf1zCBxmRm22uoGWJzd1lgA2qJLIIff",
-	"tYNO4BLfILYJNhSpAtydrSCazjzXdBwfEzchOHBdik2bBEliOrZvus1hb3U1wl1MvRhn7M/VRLW6ZrtV",
-	"5jPPkwO85HVNx/QxceIIh64XYpuQ0DMD04tJsunrBhYJyJrv6iaY2AbDvucl2DUTxwoCmlDFW998V8hh",
-	"3OBV13uzDQIw9bLWAZinRDHqjXmtosW23JLP+ey/u6xAzwsnm1wuSTSw0X7Zy+eKmvHRNBmi2lW2r9rV",
-	"eygtVa2hRiLxDaB6AnEUpUU0zmqO+lkJdKd+iWtB/1SdU62EHjLEx8OQFevrnEoBfkEkT27XcDpu4BNi",
-	"GCR4HlnDFg5d18PEpwSHhHmYUMsKkjAKKWEXzBomp9lB4FU9I/AV8+ESI0hoWD4mfmDiMKIWZm7ik8Ax",
-	"A98xlvg3wEs0nzgpG3EsTKLEwz4xTexYdkTCxI28JLkMK0ilmKxpBlEvbZme4W/NINuQtm1I2zakbRvS",
-	"dl7z3jZBd2vW+qRVNqHFYdOopRcQ2nn6/R8//d7XL8W4VTCpNLGr4q5tktQWipK2i0IaHaIyb7DZqvzl",
-	"RV3jvurdS8EBpNCebZuOHxjm80LzxMck8k3sByzCjDpGQAzDocCRcyEOoCaaVzfmswamBiRXXzx3OL6Z",
-	"U1LNj+d7W6fkFo1v0fgWjW/R+McDjctdsS4Ub167xeGfHKIcDSTlWVWh6PN4CFaj6HJc8Odg1J8NSJwz",
-	"63fQLZVfQXW84546KEcFO0rzsdDNMC6fXUdHooqfs4NmAM0gZ6IJ1XtcXr3XVEh03YlBloc0Q1UcJjQK",
-	"d2sWUdmAvE5f0ON1A3Bps37/DYFKRodoZ1rVgjNaAC8cj2AS1QXyNO9xwUrIJoF2K6h2D3Bof1flh5SQ",
-	"SyLFGGfLCt7fh6m7Xq4MnqNwHA9Y+TI5MhzTCgzLdJ6T5uMEESbUoZiGQYhDJ3Y94kambSYX1Hysj6fm",
-	"49i+tVV8tkEAn1CAuHHw4hYcbo206yFLiR+aqKhh2UQ7H33lKyf/+F8vxVRbFpSLRJkJrhBmtudA5ibl",
-	"xObrh0V0JEFpHh0KJEEcLVSaTgVQJS6DnGAW7yEFAHSWvcRr2QSFK4zIHXR3xDjKYRWNeVqmTLTRl8Z5",
-	"qemYxjxJeSoOWIzyIlZEN0esufP0bI15xoRAERURjaFDAA8WbdEP9fBf46JnCSam4eCAuA4OTN8nSUJ8",
-	"344b4XytgzxLYzpZHwhU772thHbFldCcju0Fge2troR2yvwuVkIjl14JrdnB51AJbfq4LWjdWuu3ldC2",
-	"ldC2pv9rYPr/2NDsXyynTSGKdWN/9NXbAmpbzfal0Wwr4D+n21Z0ZwUboZ0P//CLZz//3RWUUhvzqyOc",
-	"4LGSDloH5fnxntJIxYEUUxGTQjDNYwQK6zJiKN25lyIu6ROjQBlBh3iGSdxrW0ra6vim662rPy1RiRoN",
-	"nF+vqhvZqlVbX8An0RewJnRrXLp1ImwjTM5ASxUmOGfuaY2DpgUDVhIOvJnnhwKNR4iCqttGQNwONVyG",
-	"NM0QjYpcCFVqoF33RtnFK8LRHldnNc+LIc1SoZI90U3NkQnG9yYLbnsmRiNOhTxfexwobLVarjwe//Mr",
-	"/4A4O2JNylxFcpCWAqVx1bQKzdDWhx4f0gkSjEnNfEmQxq0DFh2+Nh2ZBby1UFIwH44on8gxqYWT7Kvc",
-	"Hqm85EtjBswJGmbAf5qbdUgfvcn4oDxodS3DaLdKlZIvygKKHz5uLz5TzYLKQEUpR/L5UT4c5hypYkGr",
-	"Hq5491c83Vnr4bya+jgumBCrnqTKDKx6T9dZfNSFkalmVlY1tJZURnCxSRwPk8AkOCAWxYFnmn4Q0CiJ",
-	"SWuBx4A4ASaBE+HQcm2okRlZrhUkgd2orVlX0dCL9y5vjPJ8KilxqlxS/eXJ137x9Lfvodd0ONNMsNIm",
-	"PAb1en1LD8GKw12PENoZ5UKkYTZBPOdsd0trsA6KeRFH/bsHeVUMGx1QoUyl1TL539DO0x/97KO/nqkv",
-	"3jjUV2nFcFor3oG2/qAIGduLtARaVLAj2dmVYkKurTgf0pQjdeUsNw20LuRBJQ9mcC5LVSLnaEcV8oJ7",
-	"OsO4xzPgTQfX72SkHazlAUsLNKKTLKex2G2jvEGD00Gvy7tRGquKOOCCZXGPyzvzEf3SmHUR1f3S4oKO",
-	"RhC8GLIkl7dwVg+y/P82Ejn8I+WDHu+D9OpDn6Q6KQWLYIxD4CAgoz5nj0pFYNPf1Y8Qh+lISJlQsBGj",
-	"UgjmHCh5aFlLLH1+54kaIC02CwYTKDroLkf3clEOCvbgs2/W79Dj4iA/lnIzYnqYmyMKBuiQDSiHVlM+",
-	"qF4zLWEJMR6zuNPjcs4SxmL4kufy++7Mq6BUIJod04moma95DN0YjsoJUKP0+JBRLmp+a86O0YSVe4iK",
-	"Q0QHcj1kVMr+GkEKKcVVubBOj/f4zXiYcvXidBynZV4IEM7qxeCFO+guWIHGohqim/fuoEM2UVeClV6v",
-	"Oh3HCWtaYZAakZQHbIIq0c/zY7RTguW/UaKu3eMJ2ArweKRvb5YLlm0U+XhwoBekAhy7bc3wLRdRmI/L",
-	"Hgf4Ugwo11hHrnqWJfLUzTPRVi/ShuBS0UZCEZqLdv1abSQ3c7vHDyiP8yNWiN098IGUBwxKcNIBg1c5",
-	"yLMYJewY1hPlqA/Ebn29B9vw3x6vVl6asdn5HeZHTK6jDrqn9xaKaFFM1F7SSEt5OPKkxyuy8yRlmUR7",
-	"aqHDJ3REszETy/DUm6koX1enx/Mo2DnHlyUBoF4blcFAxeeinfpM6Kdxf7eD3s5LvZ3V8uyvQjbQUGtd",
-	"0QzvfideBqWavVMrV+hjr6uPDYV1qxeF6hByKwLb/3BI1XGJdvrypj+Vq76jrXNt9UEuXwZvd5OjMT/k",
-	"+TGHJ8i9XbBkLORJudNfqMHXb+uJVYUm9K370Nl92UB/V002ezTKoDy5YkRfNl6A85rDpSm65pGvIddH",
-	"WbJCtvG/f57iL+932l/4k/9fawEqSrT16I5qxWxAZloUOtyknEAZKQmGL59TTBkamjG4cUJdTJjrYt9I",
-	"TGw4juWZzIs8h017DxxbEhDQks6Utm3Sfi3G98ZBZGJCLYaD2GDYjezQSkzmUKCNX4Mt6/TuPa5wb/OP",
-	"2tHMZyeGUOUI9P8Vgb+m23GsILAhH1WMwy+yqFwyUpS5mIRmjMOQmZg4RmBEoZOEjj9F1XLxgv9JDVxz",
-	"YbdqqrP5tm1shCbDJHJi7DMrwTZ1QjfyYsL8ZDoLdJSCHXw6D+o8k8BImZmr6mRfWD40jjk3NPYZQ+N1",
-	"Datjmr5lOFczNNoGCwt9er5LHWzy6eM7X8zTt167eTzzvzdeN956OPfdazeNz732Vpp81v6S/5nkz81H",
-	"1jC4b9D1Tbdw0p1NpVZq3HH9lI5tqdVtqdWXX2W8D2lQB0yjG7nVGuqhVuRWqYbq5znlbwqKVyqAr06Q",
-	"PtfaEEgLAwcYMpygMh0yVEjwuCc1hIbqBgiogbnzaUxuORsvJBhbzlBaefdeBLx8V8JF/d534rayN86+",
-	"Dqhj6p1W4UndwMN5mHTabnzQuGcVspzvCEA+KCu2o2deoMazd8/o35147d6dAncbnZLqaamKe0PnJD5a",
-	"iblhQV16F2B2KtmN5L+Lpp4gF+6qHiUFVEyd9kYZXltdiSsYlreCVXAz6+rpHdSK/Jl9K/PL6NkZu0IV",
-	"gH81v2SAXU10ww/u256BSRT7OLDDBDPHCQzKHJe6tNVuSbWUs0yCaJpl8ovqsfAFi9so5SUrmCjhJDw1",
-	"fsF0OpZlmV7gBcCSOBtr4DsexSSIbBywiGE7MUMrNqyAJWZLQa9GIt8qRGip5zSg4Pzbxh4mXmhj34p9",
-	"7AWOEbpR4JLInN7ycAr/FCJeOmy2jYkTejhMfIJJ4kVW4rMkNNyrGDbTCkzH8Jxlw+YSTFw/xH4YG9gn",
-	"JomZSVgI87fmsJlnDhtxMAktAwdmkGAv9hNC4oSGlK4YtvXN65WM0eC2PbOcj3jcyUeMPxpmaqMJnCdJ",
-	"GrE4j8ZDxsuOGEl5Kg4YK4dZB/4rn7gmqoZtdjvNVDhdyR6Vr0Ti6JwNnILLG6fOzqcf3H1bFaNUdjgA",
-	"cykfKFOpQBTdevDn8ue/ePPBX6AkzVgbRQe5UKd5X1WC76MdwRhSFl7oRGcYz/sabqlVh19LxSgX6ToO",
-	"ZH1L847rEXqx1R+2+sNVBM6cY11BQMlamQvTKy9lLt/OkRhHB6hgIh8XEasr2s7F/msH/HWaUm+tICV1",
-	"ttEwYy8TdbmUXI0TvqEQJrX+tJa7cBlv+dLQ1/5Ukvdh1kOGUq4N2qKs3Af6q2RcjgvWQTennVR6Aetx",
-	"pbTcEHX0keIWUd6LtBSoPxvl2Udl3uP9IX20M/tDG037tAupH6laqRB7C/1I44yhKMujw6WxIYCBqgZf",
-	"aFbmKfDt5Jc/efr19z76yf/57Jfff/LBt06+/dUn7//1//r9t568/82Tv/+XJ+9/49m//vuzD/75NKul",
-	"27X8rks6rulbpmPP2HTnYlRt08KEmQzT0A5xbFm2Q0zbdVmyCq1uCLrUoK+XC2puNojLULNjRTEmVpjg",
-	"gBkutszIdkwz8gizTkfN6w/7KVBajbrlOm6gAqjngp1t28DE8Czsh2GEDTN2bdOxHMtz1kfSs5P7Amd2",
-	"mfx4Mx8s1iHfBuhuWQq3LIXbVMUtS+Eagedr74ApLD1TNwOr8TEVuiA+kk+qs7N2VIxAoxP93T3UF+Pi",
-	"KD2S4rUPjoB+FfLdh6WoVqK+poMcI0AFhfYglMU2TAjDgkUaZSlT24RWKBYVLE4LFpUCxbnSKNKM8TKb",
-	"IE2SAjFVuqcQzVU5H+uHblMFX8Lg9zfzAaINLWHnw/d+9OEf//HDX/765A/f2z2HYrMY+jhXnbqOwoJ0",
-	"wdNcYBV3TXu+KFK19MYCau/JY7zyc6Wl1mR2HMNRZaePU6G8MbPaxxus/JTuSuvCSXyKg6YK24nysQ7v",
-	"rBMKun/Zkv2KW12r3ZLPTLL8uNU1HquQ0cbvZvN3S47aaoBrG13D6ASe7dmqmpxmzllxqdkxXM8KvKrw",
-	"3DtiNrSFYJs6DJPYDXEQUYpdz2eRHSW2D0ET6ey1oWFjQp0Ah66b4Ii5VpDYDrM8VwdY1MuisR7k8pm+",
-	"3+f/ciYSoxGwExmxm5iGh0kShNiNiY8DZkbYTtw4Jobn26bZqpKy51+ChJj4FsFhFAU4sBLixmZsmUEA",
-	"1v2reKLvY2LGAaaeaeAojGLP8hiJ40DrpTpZsFG6Syc6NBMCYxXnXubLJsZ1MDFdB/uxRzAlIfEc33UI",
-	"M9fXFOr1vkIyVVsTFWO+DWK/klS8F3HGv8FKRGcmt87qGRX5oGCiacGCcNrVyU4XLayXDqXkPD32XV+z",
-	"JGihPRPx0AXCs/yY7yHa41P5cEMgmgHa0SHJlbAQuvikChbeU+IFgnN7vI6Xplm2p5UOJHUOOU5Asvtu",
-	"Wh7k47IKoFcoT9xAMStpmokeD9kk13G+0D8E1MUxyjkTbUQF6g9YeQderr8quPeOHp+XqTTsVN7RcZnf",
-	"BH4AKcqMWnaB2GsmyJm1x6WWeLfoCG7RuZqWOpqhnVOEoN81QAialu24INniYnJ/zCtZnKQZq9KDwKTU",
-	"eZSJR6fJStWi2YFs9NrZr+9qiEDPwGZsMEyoHWCfuS62QzNyEoMF1DIbSU0NrgG1Zm7J8VJvqBeRHkYJ",
-	"IabDJNUX2X2wi2XjIa/f4eTvvv3s57+Gl2BZPM2CGzIh6ABiFqrkAJXnJ1CRHyNLii8pdm25TvTjKk8W",
-	"xJwvPurZv37j2Qc/bzyqiuqcPgu+QalyNEFjXTTfKjzWAWqHIo+YEHJenYbsE+NIk81IAVjSDH5elQ/f",
-	"mKMNHM9qb50dU6nPn60IvK5BeeB/SeuTshJd1Tfn1VBWOV8+O2ZjJhBF4Tg71M+tY2/TjN2A7SXQjmVY",
-	"e81DHhRloTnYtajdVWzt8j65Z249+HO0887D29hX6RI6C0rKmVfvvgWqzxuvfuaVN141fcM2epwK9Pqj",
-	"iGUo5ejWQcppnQ5WdqUkYlHJ4nZdthwiBvuMR3mc8kF/F+VFj0OYwY6Ua1pMHTBW7rYRlcqTKJFloLde",
-	"BYxgGUbbMAx4vT00vaPIj3v8IM+qyEI4M5Bewx30Oh9kqTjQSQ/KVCabkx1mgqGMhiwTaEhHPa78UkPB",
-	"MlDbTn7+3ZO/+3YbnXztFyd/+34bPf3GN5/+4IM2+uj/+OWzX/5bGz394c+efvB3bXTyg1+ffOuDNvrw",
-	"n7715P3/0kYnP/3rp7/5lzZ6+uO/fvav/w4JPlO6eoGa52YbffjVf3j2m989+UDe/9VvPfnDt1V7P/xK",
-	"Gz37w9/Df5unH/qfX/nnroQfPQ7hF2oFdIbx7h7qD+loJIdWvo1QGud0IG6qeVZmF8rlARmCD46qOdLJ",
-	"Ynr8dFKSzg2f5pRAKB2PmFRqjbayTqqhZXJz6AE+Pph0UX8MjdMwY/026g9TIVI+2FcP6Ld7vE4+gQbk",
-	"NVN5o77ahUyy1yFSRUoNKAjQyNVScqUYZ3JSBeoryfwmo3Ef7chR199U3CN9tbCni0cniMmbR0Uqt3T1",
-	"1W5XLZkeh+bbqO4big5YpJPghErkiWlJQypUFrt8ROX8TDPW7vFRRiM2ZLxEO2WNKSEHPj/maDxCZQ5Q",
-	"MKIjGFIOnzLK5UZR1c1gtzXfb0+nNCmdsV+VP9OlCprZ9DeERJRljhVbEvSjGPPddlXsuq1TlTrovjw6",
-	"aMHqCM6Uo1BlFrd7nNHoAOKEGlmJbQTfysk5PsgzIBCQS4uWGryqn6DCBBw8EmPI9SQO09FIrieVGAkm",
-	"LHlAyMtV+mS7WouKciBmEHXU4311omnTJqRAoVgukDFHO30Fuf5UIq7+rm5ZTNcK4GuV71YnN3bQfYaL",
-	"MedytKnaJmqkZ/Ifu4qMQA5RWva4RoEwXFM4qaZvh0KmonoZxmKh8rqkkj0lWuhxlW6vthotu9M9csgm",
-	"eu3XCZGyGdRviI0+3DhNiOzPCZH+/Lmz4xg2WuZ/kJtWvmNa7soJk2sGA9WlfLJcPfDOg7xJSr3aia5m",
-	"52pd6MNxVqYjWpSvSFCMq3yfTaDXRkzE1oY2uDWUEGNWCTEaSoixVAkxLqqEaE6sSgBLtByCJG/NqCaw",
-	"ojqROGqqHOrjOTSOyrI1o20YM9rGLBA3GkD8SxLsNFB4cBYKn772hkB8lRlKHdVtpHpyZc7rdT0U18Y3",
-	"sXV4n+HwllsVOIPBAbtGBObCDS/U4T11doPd6XhqbkJyY98Q2gkH79teLlV2mmKlP/9+SnzRGsAsCyVU",
-	"Z9zUocI/dl7sYFMv3R3+jvIiO+Z5t4am29gv83w/o8Xg7CW+eMelLU4AWztlI044zOPJLgL8Wwwqp7FS",
-	"A3f6Cz3pXyuKm0+ay1YJTw1CGzRZAiVFPlySTIB2Tn71+5Ov/Wz3Ek0ls9b801257wJXRgoKkGijfg08",
-	"+ihPUB9wRl9hfMD1OWd7oO/2eL82C0pNVUG8PhJUU5ylJYrTWCJ/rYt06+9VJE6c7yrqmn6FffoISB6m",
-	"NnoTDBzVz3K5N2BTH6lnAgvJUGpXux3U16QOSLG1UKWm00xq8lL5iODRIyoEEmUOCpfUXXb6oK1D94WK",
-	"lt3dU/1ltMhSVlRqX6WsAo/tRHTQ7bxQRiQ4nPOirT0X7SnLS6V86ituNAvBiD3kGE6P1+7wZYrEG5XV",
-	"6uLe8DWQuDOLxK0GErcbSNyskbg9ReLmc0Pim7kILhevu8u9A5X5RpvpG/b6Z//wo6ff/9mMZZ7n2gRX",
-	"k12ps7TbtNqlAqUDDo6qHU2Hom1aoHuq0yYtdysrvtlwHtQ6XNNvABa805wT4JMA81Z994Jb4lQviDIK",
-	"Nh5RUcQtcYAozX/eA+Ite9SGj9D2hlkyJv04zX/FHqUCTNTwUNJ4qFzi+xEdzbRYmTeqyH4osS9BGWwC",
-	"NWuVIQv4pMrKhFVPjjHnYwlO97EE6/lYLlOx27pVPl6RBbxW2JsRBc0QA3WIXaqf5kIxCND+apJWAFaL",
-	"sQd1tEFbBxakfKbgWprzSjUDg6e2DWuclsBulgcwClmW84GQp+tOfXgoozHqy4bCjN0GFp1+j4OsZfFu",
-	"B32GTQQr8YgOUi437J7yHIx5WZVC66c8ysYxeyj3trLGrgozgJd8LhwPZ1wJ/Eq306xka11+L8+zxtVL",
-	"0v3VeOtxldMDp99KNgZ1Nq57vslh0/z66yT132eDNOfrv90dHo9FWUzWv+MBpAWuf/1DOlj/YmVbjm8X",
-	"+XCDyx/m61z8jpI667atL1+v7c/CHK81ekW53rxM91XrhZE5VBGD3dbT337zw199zzSf/fzvn/7NV57+",
-	"4Bsf/ee/Uw5TlUN1xKT2cKtB2quSmE5JlSJd0+9Ytu/bnuUQHSE6XziiGQDq4DBxGSaB4+PQYy4OA2a7",
-	"vhkS5lgb1opQzlYIr1xZJmKxgwuVIhwcssDBxAocTMPIwIzRJDCcMHKiYAmBsB0YNT1ZtyU/wh/04xxh",
-	"oWtVhh6oo+rpe/928oPfLK+7B1u61W0ds1AoEbiyZESrNFunl42YHzYFQecWknHpC8lyLcdzAmvdhWRg",
-	"klgU04R4OKGmzcKQ+qZNz7eQjLMXUrODV7aQjKtfSE/e/5unv33vEhaSsdZCmg7bBnFXUmp+rMk+FObY",
-	"8nxseT62PB/XgefjXNwTLyyQUWrKgtEiOlAHSeNUVp/XoJJYHbx4ExVsdEMAmTjYq1Ih1dZ2pb7q/qvf",
-	"6kIgWqM8YFMzU49DqBQUAElLKACuzVULUVD9OvhKW7tF3kE3IQT/hujxxUemSuHu61+kwLinXZSNiH04",
-	"WlXcZY9zRgsGoxcxUeYFXKEi7QQrgZW6jVgmVGrkIMtDmi2+bKfH322GdNWE50veL9X8g/JjF1GVfgZu",
-	"UzpkPa6CeKohq/KJc3kJpwPFTL9TZxxM4Ord9kzsTx16VCUd6Fr0EES06MxtpLehm41YuR1AIm1dWSQv",
-	"qjCoXdUzxwgaUX99qAUjpVTlOtG1N/bqOKy0ZhdcHYH0prZhvzAKDz613yOJu3gOnoUW3/5t/7Z/27/t",
-	"38fur7WRCnqF1EfnM5UEXcvueEFArEDXBj3DVOJhGhAbEyfysR8EAaaEOq7NDBpRsqGpZCsot3/bv+3f",
-	"9u+TIChPrb89L4WWlOCmgWVg4loEh4nnYitxfIcGvhm43pw9HDRcy1a278oM0OrqOK6rs4cvWL/PW2Z7",
-	"djTOgTDiZdY6/dO1qKu9zXzYZj5cq8yHl5/qb6/H82KJja67VopFHQGk6jKrpG1tkfx4pl+cY49NwzTP",
-	"WtzTK6Hm2KVSCW5eRPiU/dI02qpQ0Yr+b2qeVTnmEBferzO9p+W9t5kYF8rEcM995Ffp5/tjTo9omoEf",
-	"6cyVueymSzt6BSuOWFERDZT0kKFmkg/Pj7uozHM0BPcDFeI4L2KVWS9PoR5PsnRwUFZrUDW3H47FBIgj",
-	"ZrPuU4GAayA6kC8hf07GWdbj1QJe8qb93Q66z8piUlcFYqoWbqN2r2BRzmNxbU496C++CUVKz7q9came",
-	"oQu4BhVgRCrIfEOX4FyWDnz5CiSXYMDOkJG21Fv4Oo0OUFoqugBd8LSqNA3VTqcsBHuoYGKclULn46TR",
-	"AaojzBUpw8FECejyANKTwPm9yMT4quzYLfms80WlXqYXKVWkhXUcUEJtqfeEBg7DKMKUGKZPk4QmMCfT",
-	"y4IwxiQkJvaDkGKPxmESJNSJQrO1fpzMdCA2SpTfMKBQzxqM7Gwc1ukvmx9WHaiTGHSaw36l2801d8qg",
-	"qObAIvn4fAMkX2LZQXiPFRgWsH7PLfn5c05cuEh67ScslROWMhLsiBU02yz4Y+5wB7ro1cc6sCyLilX6",
-	"Tiz6isp5hlY65fNEM4qqqrpG6mVspIqEpPGeIqGZUjyBnOir8r99QB9KaQIKuDpsQ7NfK7GfQF5jW4fL",
-	"Ke4k1aB6UpNf+obo9PitqrY8mistDxYocZCOKn6dip9LU2yrCL1hfsR68r1n2bIfzl83YKXOG6iGTJFu",
-	"A32rKhO+SE4k2kpgirZq/pixUZWWmRa6hzdQREdiD/JJ0wJKwwN5DeXimBUqNKNJ/d3ILqvHAaUxoLUF",
-	"TnA5Me/cfxPmoaYH76BaE1GkNrTQ0zAcjcsqq6z5+jcgDbeyqLXnn14wrIFBp8ch5eJMomb17vITzTKN",
-	"SUH37fGUH+XZEYMk3kagzDT9TTEW6BCcnLPdNujR0OFutZ7EqqJI8k0cw2nXyjbAZCZQOC6rC3scGkMQ",
-	"ZTNfA6HfQTdR7d5ToUER5ShkiLMUVqweO65fXg0U2pnO5X59PxAMNfcUGo5FKRtTVkp9l+6ADj6UsLl/",
-	"J8FvybOqryKwehx2ELCEweqTkKtBjtWYr9cf0sGyuB04Ey4Hca2RQZFA7+/CgUSzi4G0qsT4X7YgwqnJ",
-	"k2xFfoQJ8wJMY8PAgeEZps8S27GbEdprXV5XDbgzgwlPv+kL8nivduXsk7wYE2o52Dc9EzuO63tu6IcW",
-	"CzezMcO0XQkwnKYF3IyGDL1ZxudOAgi6LulYVhBYrmGAT6GaqZCV9M9oNGSd6slner1PH7zNvN7PvvPN",
-	"J7//0enukPmuL7hDZIdsHxPTsDB1fQcnfmiYEQ08l4aL6QEWMZ2Z9ABfF7u3XgZ3iEs6tmv4numbG3pD",
-	"VpopqrNvagWAjXYtfCNbP8e2pNF5/BwKQgDJYNJEOGhnEVKoHJHaG1Bholo8X6uQ/edW8+d62Pe10J9C",
-	"tvXKBTWuv0i1oaq8xH7NhnLG3XOXb1iu6FTXRKNOUUVnoZHuzmx1olkNoSICrwDtAphtAy/nDKBOBZrq",
-	"AYuYua562kC1nB0rzVI09LCqhlJVmL/pRvmY1Cdaw8hxrwAbOuR43dYJR59A4wrMXGNx6CS9k7/7+sn/",
-	"+z92z2lnmSO6WqBQ0mkQlwXEn/7wX0/e+68n3/7Okz/+06Xm6FpOJ7BMKwiIaTfh+ZeP/+xgTB+lvILn",
-	"nYivk8IbByTAxCQW9hPDw27ASGJSOyEJ2zSF9/c/PgOhL/Z+SQJvHFgOJqHt4yAiCaaBT23TDgPbdpYk",
-	"8DquNY/QFUx/DpngMMWtjTB76ygdyUl7NMrPzNqdHatLAfByK1wArG8N55fD+POSFMtW5YfO4cWcJjae",
-	"j+1H3igF0II1/NMP7r6tATtc0UH3VR9Ew842tbzK3mg7GtpxLL/HK2rWtGwjx7RUTmSdOaiYzmMkUh6x",
-	"3Q66W9umKdf5jmCDlShJmbLABjvRN9Zc+3BlLWHEMhueokU5X+6dsshdMOlO5w5oYn+aZZudMKr/C7wA",
-	"MDcY5uZPrvKpV2lD+ySL7iUTtJXnlyXP3Y4ROH7gKTaXSxDn+nFbsf7yiPXapXe3mJPwL0xB9Dd77v3q",
-	"3H1RsEQJgUuMr5Kq4Suq3Iti/D4vaFnqwX91gmYcpFVNkPZSh2tJiwErlT9WO2f3Gj/MeR3bVQiy6j0U",
-	"yVER1xKwjHnMiopndDF6S/H7vvD0/yU5K47PQkx8M8HUMm1MXDe0mBkQRu31D071elcZjzWFDLfUv5Bp",
-	"+eRC7je/6wYdwzDMgPjEXiux1PETHxPDCHAYhRGOQi+2fNtg1HU2RAFyKcArnO5lM/yOSUzDsVZkHJ02",
-	"e4suNsNZwsClO1EL/GbbBBPT9bEfUIKpG4cBISS0qDMr8GW3CTZMbHjLuj2HBFppDP7MS/S+NR53aap7",
-	"w++mNI6t4+3aO97oKAU3Bc/LfaCKOdMzsHjH4/YL998p8bOfj8v9PFmzpWX3bLOVLpSt9LHLKXpuTsrZ",
-	"iOcz9+DM1Y/brYiO9tkjTcJ+1t0zF1+Zp/OFuCnrkyDlWiKueQrU11/aCVDvRxTlPMnSqBRT0180LgrG",
-	"VTAo+5h4ED9hbkAF4KchpICAdk6+/lcffe3ba3sBAUOKrtbulil+07yay9X7GkIqZFFene2AfzvoTvVi",
-	"aslGVe5IWjBxczQq8iOqYkt0fHEqkGVYujQoGjFV7BRuq9PEUi5KRuMOuk3TTO+FmYOsjZonUxvFNM0m",
-	"+5lcavuQEAaXyDb3ozzPYqDM1yeA0kPqj/pAWNQq63Sgy1EqL8mk+52ffPR/fV1xJl+iSTfoGkbHN4LA",
-	"cVyzadE9fjT8MymM2EYWXQ+7Uo0j1IpxEBOC3cCzLMuhzLEgSUeTzLe6rZOv/4+PvvLjzUMoT379t0//",
-	"03fO0O/Mju1bhuWu0u8SGmJCmYcpiQlmzImo73nEi+ky/c4zZ/Q71/M8jxCyQr9LEgcTy7AwNRIXm6bn",
-	"+TR2Quafw6B78suvPv3NT05nWD75t+89+f1/OZVgGSYSH+Rl60ydbzpyW53vygTh5gVmV+9gt2u4HYsY",
-	"hhNAySkWpXFznagvGqdBQtNsXLBbkEa3uIUtHJKEYMIMhgPPiLDFiG2FEQkpXVI3am79y7uZiQnxY+yb",
-	"XoQZCX3LNlxma/vG7DqXJ/HC/S4mphHgMIktbESx7dLEjPxI3Q+CYnZDWzg0LB8TPzBxGFELMzfxSeCY",
-	"gQ+mmXpjaKGz/tJeTIicj1SblV/0mKalqOSiNpneEIhqebhNCHwpHCAvmXI2i3fOvn32crmoF1HUGnQC",
-	"i/d8vBTFrZZ3vuPgpU2GndPTPvrJX5387f99kWjNVzQovxqfXK2LdTWrjxQ8VcUyZbODaOeSRqWqz9qI",
-	"KBqxQuS8XdUM5LFi7N5V5f5QOJmWFSzYaG8aYVRpgrW+sUSBUj+9aL/c+lJe9bch5y9Oynqqg4x0iB04",
-	"PlQSigoWp6XerBVko9nNmU+67lelDS3RwgYFXY7nPOw4BsHEj30cuMzEocFiyw7NxPKMDdWvhpPQ007C",
-	"lVrY3GsuaGEuTvyQYOI6DFMzpJjYJLRd2zXtwFoSVhN4MylrLnWMOPZjbETMxC7xQxwy28KxabgOcV0n",
-	"tOjzT1mbeen115/esysdBdWejrZEfluUehGU+rHxAfC8XBNqT6/cIsKt3f85wUkFKHSAl6I7mUKziwDK",
-	"pGDsy+wK8OTrj9hwVAqUaqio5SQgQ/hC8YtIYKgptcYSfqA+/KePdqryNvKGIX2UDsfDKejUFWZV79+i",
-	"j16jE7HbQU0Qq+rR6sJAQ/roNmAc4H5rVrrNi0W8eRuafWngpuruqWjTeB4lAJyu63QCN/ACK3AXI7Xm",
-	"44/U5b5tEYg/mrUZ+glNMPEigim1Emx7LrFcw/YC4m2IMZ9+/8dP/vBdbV5ciS4X+74AMKFTBiaUGZgG",
-	"voONIAljOwoocZIlZn7/+jMizEzB1j6/xYpXiRXVYS3h2oiuUetw7vLH7aqBMs/3s5wP1m2hvv5xdSBt",
-	"aJlcetMWv27x6xa/rolfFUKp4OvOyV/97tnvvnshQ6hmxmukr8+Vz89iJkoESVtdzcmnUxLzRAPEvFBr",
-	"CqIUUZzGkAN5fDBpN3IFFBdsMc4YOmKF0Iwms3jxzVSAcfJTulObgsZqeZ1dlV5Xbr3EQuw0KvM5O5qR",
-	"OBQTGho4cGwbJ4HremaQuMwMW211AyzGbmssQPugS5O7bL/jW6ZHAq8O2x/erUDVol1RPjeWmC/0cBjb",
-	"FjYs4pPYME0rIM0hl2hKVb9acP+OM/bnapJaXbPdKvOZ58kBXvq6YYBJYDuY2gbFiRnRMLK80LQ3fl3i",
-	"2cprfua7moZBMLGJhX3DtTAzgsT0YmqHZjz/rhCMtcGrrvdmGzDV6mWtq16fUjpab8prRfmzTZF/zmf9",
-	"3WXspS8kZ35RamjgooOzr9CDNk8e2q7CFNUu3kNpqQhYGxGQNyApDURPlBbROKv5s2alzZ36JV54olp1",
-	"JrUSesg08f36eqRSap9POtoDYLC9lSPTvVA2mts1nI7hu54bENtaIxvNwqHtuph4no9917JwQB3Hpabr",
-	"e8Tf0JShXgIwlOmeZs2AXpqGY3ruClPG6QFO874ydzYhjSjKR+jDkoAtw44x8WyGw4C52Pdj23QsI3BI",
-	"chkWjkr5WNPEoYbCMhzH35o4tnyPW77HbabYNlNs062zDcLbmqw+aYyLtDic+lth8aCdp9//8dPvff1C",
-	"hquCSaWIXRWrRpM+o1BkGV0U0ugQlXmDZ0PFJS7qFvdV765bstIUvXsXR++mQ0zP8mtDzVnoPbAwiZ0Y",
-	"hz4xsWsyn4bU90zCLoDevSZ6Vzfls+aiBgRXXyzCb+9FwO/NHIww4JZhuJa5Rd9b9L1F31v0vUXfLzP6",
-	"lrtiXejdvHaLuz85yS8aRMqzqkLOm1j/l6Pmclzw52C0nw0NnDPbd9CtjNFCHrcqtmRPHY6jgh2l+Vjo",
-	"ZhiXz67jFFGVGaeKswGAGeRMNGF5j8sr9yqFQzPfDbI8pBmqIiGhMbhT0xogXf1NX9DjcLOi2k1mHAsl",
-	"o0O0M+XU44wWkF/KI5gsdYE8tXtcsFKgvm5TQrF7qnj3bk0NXEDF3JyzZTS+92Gqro9rIhyLyfX0SVTZ",
-	"LxfzSJCu5XcClzi26fv+59ZhyWWBVBGMxMSh6RnY9gIrYlFoODQ5Dz+eewYhbtAxSGA6q9hwme/amDBq",
-	"Yho4Jo4DasfUoYyZ9jJXhGkukuMZhrHMFyHbZjYmYZDgIDACbBqWQ4wkZJ4RP39laGYotsrQ1un/SQKN",
-	"GwcnbgHj1lC7HtqUeKNCTg0rJ9r56CtfOfnH/3ohcy0UEE6UueAKoWd7DnhuQnY8z24c0ZEEqnl0KJAE",
-	"ebRQSTQVaFXV8CUAjPeQwgp1gbecZxMUrjAkL5qLH+rRuZ6MyYmJicd8TGkQYisIEisyDdtzzEY0Xesg",
-	"z9KYboAQq3fe0ihfPo2y2zGCwPCDlTTKp03pIo2y9ZxolJvdfg40ytPHbUHklkZ5S6O8pVHemudfoHl+",
-	"y4HQYENdNx5HX71lX95qmi+Nplkh/4auOS3SO0I7H/7hF89+/rtL5GEe86ujZ+CxkghaJ+T58Z7SEMWB",
-	"FE0Rk4IvzWMECqRY1P3e0Z27brFCnyyNyei4lmP4L1vhGbvjEtM3nTU1piUv3mzh/KrUtJWtKrW1x3+S",
-	"7PFrwrXGpVtD/jby46w6hBoTbJjvWWOfITutHv0tNcfvqCzsi+GFSlcoizE7o6CBaXbcwLOJQZyZigZT",
-	"C7llesGf1WUN8mFrHhcQakWYuCHDocsoJlHihMQ3mEOilkQAmpxqCgke3ZV7p4IrYv6HN2E09ZcaMTS7",
-	"Q6QcL/Js9ns5HYwO78x1zSCYxD7BgRN62DZdKzIT17IgO/FU6VkNjOmam9AHwfydant5aQu3Ph+h9UJ0",
-	"H4lu8sGAxTjlSBMhVJtbflxnc78yokIc5wWIj+V6ya0DFh0K1Nfn+T19Q7+NVFgSZ8f1d4plWCoyit8D",
-	"VLGefAUhpYQOddLmvJ3ygKVSUVMqTpkfMi6UXyyKmBD6m10I0urxWp7oxkRJJ6q0eVV+JqJFkTJRK03N",
-	"ZsAWmJY9vgPmvSxGOWdIlPlIoOO8OEz5YFeRjKSlmO0TOmRselWnx98tcj6o5Vs1ggJF+ZiXiA5oykWp",
-	"6JTzAdQ+LfKyzFgH3ayv7nGw+KWyezmK8uEw523EvjSmWRVDBqcaFFkVB1JdlwiWcuRLEFvQSGptPa6g",
-	"7Ts8jfKYobdvf+YW4nkxpFkqlGRO4W3GgsVKNDuGgfrHjB7uV13pd3r8Ls8maMTyUcbQDs9LdPPeHXTI",
-	"JmIXHdAjNn3JZfFltwBUvzWplsEL9TvOLVNFPIPho1HE+HV15X9otVuNhdvqtt5mx0uuWh8p6ZbUWFyJ",
-	"C1It54dySba6LTb59EH4RpTeTT99+3Ov33/42Qd3xJ1hOfrcrTvenS92Oh1V8TstmLjDW93AMOTzj/JD",
-	"Fj9QO0i0uka7BUtcs6m8ymixCV3A7Esv1cH0T3vqKKg2r5CHxALL8S0aHTB8K+dlkWdnHfizF3/cNLNz",
-	"qDMhjff1rjlTF2he+7jd0uwVac73E1Ww+6wGFu943G7NnCpnNjF79aXpJFWdljhnArxFgL+V3JGLhUbl",
-	"tWLDMc+rvSpz+35UsJjxMqWZWMPdt3jP43Zr3ARAZ7Uxc/GlzNpbqRApH0hBVwWnNzp4rSZrc2tGsKnG",
-	"eIe/o6wJ18CYf45lCYhnv0I8Zy+n+eullKQlU9SOa9w/c/HlHCJ5joaUT6qTROyhgpXFpGFFHKRHjGty",
-	"HQlqBYtyHotr47C9L/uLb8r+nnl741IYDHedRf5A6q8Re4fTI5pmNMzYxQm1FRXgcILyY17jzYZKI4+d",
-	"MzUaVfOEZjimJX2FFVQZ9JZrNjd5zifDVDABUXtSIYDgQhoBcgZloCgYkAyG2aStlRplUuZxj1eVVw7y",
-	"DCpdQn7JQc5ZW4F3eaRxOqwWzA57RKMym8gn7Ukg3lO+quNUsN22ElQsRlSgPnskN/U9/Tav0ZL29e+i",
-	"q5rsn7z3/5x8/ccf/eef9ts9PvNU2fF32S2pX7DhqExZ3NbhhnWZiepZ4UR3kJVCqiRsoXG4k+eIxnHB",
-	"hOig15VmFymgHbFKq1NDf0P05Bk+ZgIpTYtXb68jI1Tog65KI6ZlaUTVju5aj+sIyDaiuoRNKhuZIDFi",
-	"WSb1NaXbjDIaqTfpf77u9hf68uqkYKzHS/aoVFN3fMAK1pWoQPagmr0yLTP4XA2OflX5XQLOITweqcmW",
-	"67hds6gBL1hG0yGuQIeKYRTtmlv9mBY85QOh1gs7UgrjJMtpLDrotbE6VBmoWtCeYLSIwN83rEdEaqt6",
-	"TAd5u8eF0g+rCFFaMJTkY16V9BnK6RqqdK8YcXZcXzmkEzQWDCZ62EE3h1JhFW0UUxgQcD4JRUUg2kj5",
-	"cPQcVe9c5MdC8bhDK2mBgI5R7II+3kGv0+gA0WpjxfrRaJgfMQGqtabshEbVquv3xoZhR4cpj+FfrAP7",
-	"Nu7vQZoX3K+ibWAmISB2KNFBzlncWHorm9Mms34HvSs14H5cTO6PeX+ucm1dDEkt+PIg5YMeVw4j0UE3",
-	"42HKVTjunhxgrSCrDDI6jtNSavv1UFd2jnaPy2lXcgMmsYMcw1GJW/opcH4IeVjo1xKNq5fo26/L4Wme",
-	"DS9U4VajWdltK1fln/geMm0fG4ZpY98wjA20ysabwateZVzvbO/12XNXSgf1JlU0jBpWtTCrq5OUZfCD",
-	"NkBrwy84ZZio/bZfmLE9BzGOvTDAxHQSHBLLwIFl2owZhmPZdK765uP29JlVYaj6oeopS1qPDEwMw4Bh",
-	"x8b0z51vHaY9ppEGWlGjFKYyDsQsHo/YZ9hEtLpWuwXnlwB200R7zdUPNfevWTuP39UnX6trPD731I8L",
-	"tgyivStFG5jI1DXarRujnTpBtNrkbR1Up67Y3Vbn/BhQql5fhen5egDgcASEVWEvVOFfKdIp2nny/n97",
-	"8sEHT/74T0+/+qsnf/zh07/56dPffK8ZDjVqSpENwTVA1NPQtZSsEr5BYjL69IO7b6M4j8ZSyKEyB7M6",
-	"2hHyExWQW1OWNDqQP+9qrK3yp5vQTEKujVB3jzdht4ZUQ4DfqIm+dSF6qGefFkgds2jMVTBQu8cBqUp0",
-	"o8srQld0v26IKVKsgVSTcFepC81CwmIPjbKxQP1K5vfbKvqrbgdo0XUsG4igHm/AIIUZGqji3gKgVpYv",
-	"KlBc4UyJZ8CbUxvFhminiakryAlASCm4uxKGwXhqBaTHpwMasdrdsETLqHKX4O6dxg/HB3mPp1BFGdbU",
-	"bo2voAWJpvLiTLBVqwhTtIVOA1sVmKyHTqsqlYpTD/0Uh6VlBz1gTK5bMbv+O8N4KTZbUNxeKDi7ZDj2",
-	"2TErJleUXwWbWg3QUue/+dAIuobRNQyoqdmIG1wH+zit9XGSLa8V94pUnbMK7Gmf/snvf/zk/W88ef/X",
-	"M2F5vhxXGNZ2C9TJVrf19Dvf+uj7/7LKY998GznD0TSw4PNfaLcGjMtVtcTP70/HQEVwwIDNIjfZQgOg",
-	"ff4vW0qQzw9W6GMShTH27TjEvmnQKDZi1yehHOADyjnLWt2W3FgqZFPNZevZ7/5zPQxPv/HdZ//w2w9/",
-	"9cP/9ftvPfvgn5+8/82Tv/+Xp9/8wYe//GNrRRSHJV/dNvVLrDspJnjsHpUNejZlgljaejVEYhx+kUXl",
-	"nQ3wt75Fu8RqoFxD3CUVGs4czDNLFswu7tNrFZw6TNaF6zKs905ySGBsZiJ9n/7rP5/84btP//u/r5r7",
-	"2fes4na+LJI/Ox7HlA861ZGwmc60PGK3uVeVstRtjQqWsEKAtBAInPMMDXPQVZYE7J45s82A3Wff+eaT",
-	"3/+odZoSvHn9sY0jae2HplGfLHKalim1lYADeHcu7UyhvyXKGdgHlV3jwUFOMy1uaZiPy4a1Zt73q04X",
-	"/FoqRrlIq+DA2ab7U4S4h5I0Y3Ki/7TXmhXMUrr0Wv1W87UYHw/BiLx+AxIOl2rLirKQy+PxNv53qzG+",
-	"3Boj7NrnqTLmufJLLy0JpVwJiv8W9K+0FHVclRRRooNup1nJCqlFHKY8Xl7p6R485cprPJ195WdSHqsO",
-	"X25FqHGZ31RJSd1WniStdiucvKHKwf/l47aCf7c0p9lrdFIHota4MC2YuDkaFfkRzWoxeSotr+11DNey",
-	"TMdXRTVimmaTW7K9mUL2M/VeZ8DKmuXb0zhjM/eK16oVroC3tlg2SusOKacDKaa1GFS5tw8hkFZ/VSGA",
-	"r/3i6W/fQ7rFqf4plxyAgteYXMjTp/O8TJOJ/OZVlgAp9AwNlby8rMdvHkSdyrpbjafreZC5dJSKNMzY",
-	"bW3OrathvaCpdnzPs30rONdUrwll1p1qHai+/jR/9Lv/9OEvf/rsgz8+++8/efpvP67nuybfewFzLQfU",
-	"CYi5aq43gF15np1d6QtO2m2dr+sarS0nUM1RU5TC55UydFWm6M2aUBIsACgv6pNNTOWo2i6ijfQ+UrY1",
-	"kKpop/LCmruLEvUWnBX31LZ5gYG8yw+0tYRCk1iRWJiYsYt9l1o4MULLjuwg8CNwzM2fKc0bHYoJIQkO",
-	"Yhri0GK+FTFmG5Y8ypqXJZgQZmPfdQwcJo4T2pHj+XbSmh5QcjCR6dpea6Ndr2ZiPXubuWEw8SXLmTOz",
-	"doBq0fMt03asc4qZ6aBHpoWJZYeY2tTBFnMTyzYTx7G808WMPsxf2tXzPMXYdMJc014pxjZZzkvjw9WK",
-	"uRYZuetmJV6bfMRrrMVfk6TcF57puqUDeY4gSx0miFaYf02c1bRVAM3HSoPFw4pAfLm1okZYqwtTv8FK",
-	"jawumAz03PVE0jXMjm2Yjht4PrmYACex7WJC7AT7zKY4toLEMxOHWEG0iQBfpig2HyJRgu0nmNpOiJlv",
-	"xcymEbWIfbrwJlHsYWKEFvZdk2HqeH7kBY7t+0FDKr8FPge1HEzL9Z+zcNaT4WmSwznZ/PkqFK3yzXzh",
-	"wpK6WvsvbSrwx8fk/SLO1jdYufHB2r4ARxIIkoUDGIKIgDsDwRUdBHkDKR9AaDicveoME4iq2OfGcbw3",
-	"jRiB4CMIE9GacHnAJuiYFQxlVJToi+N4oKLKlY8wLepa6j1eHZ+ofyfBb8l+9KdoQC72KowGmioYjdGO",
-	"Y/k93h8VkCoC/q39asjUzfm4RGnZRo5podnrVIZdX4WxpGUVlBwjkfKI7aH+/79ODoBR0K+0uyw+5R04",
-	"U86n3CdvKel+Ea1+1Tk1DVfY7KRS7wNrtflkWCIYlsifPM9eXEHW73MX9H7XJR3HNzyTeIFzEUHvYcc2",
-	"fEyoZWJqMYYNL0os4riGF7qXJeg97FgswiQkPqZR7GCX+LZteLblsfA0QS9vjBxMDNvA1Ah8HHqmEYc+",
-	"IWYUrRD0lmFZlyzorVMFPUyG5xiWbVrKEXPZa3eVrNed2sr8j3MNvuMi54N9kOpn5mtPL90S+26JfS9O",
-	"7Hv6Dbe0nUXFaaxhi7jXgEy3a06CC9pA/M2ee7+S/S+M7gsO7YtbQF6BAmrs+Ap4Tt89SKMDCJGP62w5",
-	"tT9CVuVNKuQNeFdV0KBoVOSjHDIKJaAXrGwj0G2LitimaYkDa0wbiTznTJQoSQtRdtDbOt0uFUjQo2XF",
-	"lu+pt5Zi8b5s4sIOsPa6USgXwdRTGGVvJPnVKz7WqPVyQlX0DMxTh9Zfz1CQAtAxa3eD2SGWZRPLse25",
-	"yGDXwVGUUEzMgOLA8hgOfMsO/Tj2KIS8zuLEJSXNoijyMLEjF4eGF2LXN43YM0hgQNmxanHNd3v6/ZJ+",
-	"G0v7LWdSRJQDJaO5fpW7ccb06lspLGG5p4uxk9uYxC1Y24K1LVh7cWBtG1+r4Jc+wWfBitgYh2kUhI/r",
-	"HOoV/qgqyVot3ClbQpplM2iqjTg7rpHQHmzJ1ZXOIAcP0vGWh9ven8vwvvLA20sMpV1m9zKth4bbtbyu",
-	"bXVMl3ie5zn+IgIxwsDFxA1c7CdhgFnAQjuIGLFjsg4CMRwzwiS2AkxjGuI4NEPXjCLDg6JYxQLX+hLE",
-	"YT80HOin2fFN73M1OcHcgzzHwMQxfEwT4mFGPNM1mWE5sQWDvnQIjGnTtmv4nmfZzpIh8EkohyDENAwt",
-	"TP3AZkng24Saz2kIFOjyurbRCTzDdSyPWOcaiC9sUIC4udzPjsSsdu02GPNaB2POU/RsfEoLVpanns51",
-	"2DkdqdCA4wMG+dwxo41o9HniWHn50sCBB9UDL5xsS0e3gPpn1ix9IdbrtbdT/RYrYGY1rFvK6Wu3b95Q",
-	"1e/FdB1u4Aje1J87u0gB2shPFbM01PVPuSItA7qCBndbB23kou3x2keL1nTRzvty53y06MIu2sZmfwFu",
-	"2rkN7hqGsfEGP59r9lKffAU8BZd8dJ7r/T62R+e1RSlbB8RmDojBeSVFha2OGRuJ1eRCGpMLdKxZ9OMx",
-	"ayNdoEogRXwe61JqmqtHhwXN474OuoniYoKKMdentqiJ+eR9QzpBWZ4fInpQl5iboD4VdxPNUEgzuBm4",
-	"EkEaseKIFSjK8ugQ7cgLGyz8SxJu7o/5A/m+14LGDw609U8k2e+r5OerTRgwHrPaqEmNCBOD2ZgadoRJ",
-	"GNimb1jEcBddAuDPysfi7qJWahKLYEJsEwcWjXBgWMSz3TAMfHNjrdTtBKbn2t7nQNOe7y61VOSrb0k1",
-	"2racxLCswLXZi+qu1zFAf1YrR1V3U5mVcncsHXTLNE1MGGXYZ4aDzdgndmJbLHSDdUwAJrFtTLzYxNQ1",
-	"HcwMy/MpIS61jXV7b1a9Jx1iuqZJlg22ZRIHE9th2I9dgmniB1YYEof51vPvpm/ajhl8bhOjg95YQh7E",
-	"pzEgwkGJ4hS4D7XpOs63PIcvJN9layRfByLcH/OKvxgEsVrCPD/eGCWoq0/J1ciLAeW6Es4NKYIHqSiZ",
-	"RAby1lmrOAonSL+XVB+bYcJ0oF1FdSxwX97fr5nxoLxOzhGtAowRZwxYhJUZvn7sASuWUvq+mYryIR08",
-	"HxKL2XF6kBclOmSTPV0iTuKePu4jkRelQPJaxuWXnTqtvo9rE3JfHjSpbOZLQA03rX2WF+VSBp6p9bnd",
-	"mrazlGxnvqf3CpakjyrFvaSDGwKGf1UfvjTTgSF99Cbjg/JAKl3t1jDl1Udz8dmX6XHIs7yQE3P7tqEo",
-	"oE6tbed6HcPyAte2VAnZ+eIEozmjPMEWCUNMDEsCAtvDgcUosUwniAJnOhZH6eis4nGzT95AVj2ka1jF",
-	"5YbZWsSvtUW8pDOaGvx3VaVsYB7oFgpA1ZZs9cVq5oL7+iQUiNan6gwZAXKMAA7XffYoFaXQBjV1NWx8",
-	"Wqq71O+r2Ase0sGLJS9Y2PTL9rHem+goHaHWJtvtCokBXtbjaoPR2+ahb/PQn3tx6OmZdmYjjUsvJXjr",
-	"piozA2foARUqYksdvVA1snne7u7Vxq9jKio3xjap/RoktZcg09aRzjMKUp3RHrOMqbCxeaGsqrNoUI2S",
-	"Ih/OlTqaMqeBAK4KraZlW6tEPX5BFxxkSfb4Ji645VmSPX4JLrjXYKjOBSJmvG8zgthZFiEgnxNvcfGV",
-	"pElfwGnz0vld1Era8JRor7aclHTQ4OSE3QpxvHpXLY1PUfvlojzwn0j4qYd867j9BHMrrL9zz9a+r5x2",
-	"4SaQK/Tlfumjgk0j6UFR54ulEs8AEAshPGgHiq1oIV7bVQesrJgdKgG+t8poMAt7dcV1MBiil57B4eLY",
-	"5KKWDV1uYJOT73wRQZfyxKuoWDLbrVMllSPlhR8Ehmv4BpkPrLZwQBwbEzPycUACil1C/SAJktg16VQq",
-	"yYXsuqcLJnhQYFmWSYh3SYKpYgLYCqiXhe/+IR28rg0I2+Clc2RPn0fVZnTYdEYu8e/BFc/fwXeXZxMU",
-	"pwWLpE6cZnHBuBJvqUCy26v8ZyNaMF7eiVvrniF34kt2na0+UL2uYXY8N7BN19UkNWrmq4DLe7rOioq6",
-	"1D++yWg8+0PzGLZx4NghJk4QYz8MKWaxn7h+ZPuObbUuGB9fjypMQQBMtfUAz3TBSjBhnoV9hyQ4iWwn",
-	"CcPYdUz79JN/OiIeMTwV08PZo1Kvi26LTT49uvPFPH3rtdsHb33xnUdvP3yrvPvws1/+j6lhv/1advjm",
-	"w4P0Pw5fLz/37medz33xHec/fvkt5+3X3prc4dangs/yN2698SYTn7l9lBXRBmKF0eEazkG5Na6fFeQc",
-	"duOQxvsaW51p521eC3nCRzRL4/1IT9iZOcIzlz9ut+AzbQDOM9tYvOPSsoWrkthxruIppyUHoYBjQaPy",
-	"Wk34x923q4VPLdPg88bU8/2Fg1QViO8vPX37ystQauZIgaAAu0rZkB2AkJyRuFHzgGSyrR3BGOqrs18+",
-	"p7+7pwpvDscC4mko73HQ9FI+qKnwQbk7TOX9jmGg/sLSbih4UNzzhuhx5f4Y80OeH3NIl++jvED9afr8",
-	"vmyy36gUukwl0z5nRocv1OmsBcyT9//m6W/fO/n6X5187Rcnf/v+UjlDsGWaCSYkMjC1DBdTQgkhhu2G",
-	"prXZ6X6VvuhTTX9Ox7Ftz7fMwL4c+S8HxTcxobaPfduJsGF7kUF8j1qxfWny/+LTc5ZlshqYwHA+t9lc",
-	"bj3jW71zywNxmT5bJRPWlLpNVXKeiHzR26KavqAR67S6UJbX8XyD+LZF7MvSsIww8DEJfYZ9x3SxQRLX",
-	"8YhFAiu5tBP24QrVyvCZg4kf2DhkgY9DJ3Bs4kWWRY3WGRWd5FAElklMzyKXcKY+1ABoa077JPt7Njob",
-	"nodT5638CLLeoGuaeU8XzU9LgfJjXsWDU14KqOCus9ok6A5QX963H02ijPV3O2iFstDjq7QFWjAEBepZ",
-	"jKhAOa/UALmP+ntI7nIUZYwW4M1hw/UcOUrhmPXkXJs87/NpDZfhyVlxnDcwqGf6mNi+h0PqJ5hYgeeb",
-	"cUC9IGktPfBnbrUwYWaMw1AeuoFnxLFrWEmYbHZ6ns9l9HK92hX4pk5VnNyO61mB6XjOaWL9ygdrQfly",
-	"GcUkJiEObcfCVkQd6gaeH1rBpUGDk29/58n7Pzj56c9PvvXBDEpQV52uV7kdz3aI5blBcEkYoPasbbHA",
-	"y6LibHmJL+ZZO59CJEoM6fSv0PiI8oitZgYAbxdI50Yq/jEVSJRUDqRCBw8+dffmm/sPX3/wcP/Wm3dv",
-	"feZPTYlgnKadT6IhHdOiMvlVSEuZDhkOac1ELBHFkjSUm6qfD5kob8m7X6hhUMBKEK2uSSx/A74R/RLw",
-	"AleZ5M/z4+aBG2ily3A7ju0FxDdcc4MDF7r7MB2ylUSm8oIbAoKI5HRuk6VfxLl8Ducaz8v9BE7rsxxb",
-	"0yvl4szHJdtf/+b56y/FJ/Z2jsQ4OkAFE/m4iFgbaQ7OOVpdwdj1YZ19vDX8bSbnpMxQYZBMlFpuJHlx",
-	"TIt44+z2sdCzvzRI+yYQtCqu1nGclnkhYO2AlMo5azcYXYXOWge1XozDsmDAljNS4k1XitYhj2kBin4F",
-	"SRfjWN6Bfr2gOJaZvp4Rv1JCyZ/NoleWPxWmorIrpAIVebYy61z+tvYz78uLVz2VRmV6xNCOlLG78rhI",
-	"efUVsPTsqn6t6oi6dqYrOs09zPOMUX65wTr6cWdXgob6+IFDbNvyHQjdYUOaZnLo2Mg3nT/TzXeifNia",
-	"tx/bdmhj4joGpg41sWfElkVjMzTt+NKUROiG22qrqYTPcvOq1TTTFxph4oUmDhPHwqaZWDHzk4D64Vn2",
-	"5GoE7MDUXEEbDh/xbJ8YhtkcvumG903vjFGMDUzcJMF+SAxMIxYEnhMnkede2ig2e0Omgzn9+irGFIaF",
-	"bMhfIA+0s2OU6r22jVHaxihtY5SuIEZprIFFBZPU541jlOTMpjwtU5qhERXiOC9ilEp174gVqGDluOAs",
-	"7qDX5bEpwOkw5umXxqyNIioYTrlgXKTyOM4mqwgm5JnxQnX66tBnR3KYTNedO/D1Kfz6Eaq7qoai1W09",
-	"sKNxwfA9+Y1RxP9hVtRtdG5eYfTPBhLRsDu24Rim6TtWUyKuGpzZ5IvQcHxMDMfB1PAptqIgSKIkSWgc",
-	"Xpo0nM7DUlBxpvl5+o6W720S1gNP3Yb1vPyi91IkZ7t1zOjh/vQsOKuO0MzVW8H7iSAruaxZruWmnFRw",
-	"mojFUn2ipCXb8otcyGTlrrPWHki1K2LvcHpE04yGGbu8MLexEm1rAremfevMMLdKal6siPa6UCLommbH",
-	"s4hvGr5hLVeuLZMEp+AJDxPqhJhExME+YzZ2Y+r5URTaVmRegXZtmb6xpnotu2YG2pUfhSZmlhtZiWcl",
-	"pmeeFVZcDYzpBPYl4A9wfwtWbN3en+AQuM3OjasPgesiGgoplSBDpNINdYxXG/XlFuzrCDRIQ8mhJZqp",
-	"GzroNQZHDS1VHJ18IbTTV8dPF4HVtr+LCnaUHzKBDlLRkyMk0lyb8m/eu4MO2UQgWqKcR6yDdM0HzXnQ",
-	"r7AY5KlEulaKCnDryyOgjxiPqyIpuumKy0D1pmBJwcQBKvNDpp8KBE40ipgQ9ddZwWg8QakQYxbvtqvr",
-	"EOXimBU3BOqrt4gf6P73e1zQiUAH+TEaUj7poJtgJ9chcoge04nilupDcbk+opnI67FQPW4UidT91Yd1",
-	"W0XYoRwM48r3MaQTdJBn0K+hfFw1OJrqIZVvk6MoHw5z3kbsS2OaoTKHtuFYBx+cOJByHIgpOPJlbyX8",
-	"ZIXocZrIH97hKeQJvX37M7cQz4shzTSlcIPWXwEbyDyawcz9To+/PGQTPb5sAR8f5EiUaZah/JgLIPUQ",
-	"sPzqAlbTcehxPRAB6sub9+Ut+zq/q4/GPINFVhF+hHk8qdhAerx/QHmcH7Gij3bkJXHdGTl/8pvqAii4",
-	"IJdkWgr0xTyEnVoeMN7jesGglEPsaoNSpAsOsvohUjL1wa/ST/IiYl0k4UG/x3fAxaNT0kRJJ7padaiW",
-	"Ze2FgcEZ8zLNEEUZLVnReAXVegfd5JOZ96hWPQYv87SABY3jggkYwTJHB+mwi+SzIEMuo5F6/HyhxmHO",
-	"B8qFRzkdTH14Pa7y7epfYrQjcu3dGyk+Z6TYt7UqJtAg13ujx6eP0BsfSrwe81W3ysEv2BdZVLJ4daTr",
-	"+UxmlxHpWsG/zWpbyP6eL/z0Ep53+UE2M506FQT7XcvvGK7vmWaw4KAz/eA09Ovi2DApJoHvYGo4CY4i",
-	"N3IiGlhB7F+mh84MDFWKYUYIAZn3qW47F0eOBMK2EWAa2C5OgsBmjmGHZhKdjoHVuASWZxDXuTQMrENA",
-	"X34svDWHbc1hH8Oq65AFzvNyX0vSM5tZuAHYf4sBK/fzcbmfJ2t2Z9k922LuFyvmjm4DiWUF0tqov2SU",
-	"+2iHIvW9wnj5uBRpzBrhejdU5JFQ8HF+xpsNAD9BI86vscfltbvb+vLntXoDKNkv6eEaR0Pz2sftllS0",
-	"9kGLPPPOxqXTfVypAOvu4fr6x+3WglZ0ZiOLd1zeMaB087Ps813Ub4xgv43602Hp7y3V9BRb7IzmkydN",
-	"jRJ0yUrLqjTahgZY62XyAXPjWDVfq4NQlW9WM7tWPoVPUJ7Ii3JG1CkmF3RGvFItKsgxObfBcWloikop",
-	"Wc2trm0KsDV2tFFokB4xjvqHKY9Fv93jepCkTNuV6x6MHLA9uog9olGZTaqk3X6ZS9XjDggkruNJe1xt",
-	"wbQ80NSry0RamVdJuTt0Xob1uJJdYreDXp3IjQcHAVjTaNM+MWN3dAxH71r5uccroVpF8QplgJKn0jA/",
-	"YqgYc4GohBUhjQ4HhRQYYOrRcr04hHpcobJktRVFUM5ZjzdMPnsNmyXasQxrF6yCBwx9aczGkMPDK+Ax",
-	"KvJBwYTo8f6AlZ+qDyKV4YNepxC9Dyy0soOai1YO9UEqyryYoCI/hhmFXvR7Y8OwIzlv8C/WkQuLxfuq",
-	"VXYkT9edqY90evTtgulUPUm+bI/r0tdVhXjFs1vjkxsCRXSkKswD3BmNS3SQDhEcjWmJUtHjEnKopVSZ",
-	"l9ISDSQYkcNbmUVhptMShSzL+UDIr3d06reyKe0qq5tAWSq0lQ1quY35DYH68oFJlh/X9k2qAFAHvZuW",
-	"Bz0+XVbt+uivuJvkdTeEonCCBZDyMkdpude4Uhm6Fa0vbAg0yJv917HrYPxqDKIaeBAS6i3AqifgOgbg",
-	"smDK4qg7QcdljqkQ6YAP5TTVoK0Yc5TzHk/L3TZSFjX4DizfwG6ld7d+ctrsBs+RHFVY/E2DohaJOmVN",
-	"LvFCLmbgR5ZDLQ7T0QhM4DnUmxXjITAijzlSlRuqih3lcRoxZbFT7gJ5yXTPTcWuvqHHKZ+gYV6wuYZ2",
-	"1EvAskNfZkWu9mY/oiKisQTI1SmkYtPhbs0XT+sDra2MmxJiyMlLwBitl4/aQeEE9WG3JqyoDEB9WM7w",
-	"nD1Qf6nEJcAbkOQSx+PxSOgFWi3b+giFV8+O5WwM8oq/voMeqmnq8bOMr1WDcrhWGGCb5tHVFli0aIDV",
-	"xtMen7Oewg1wAMEttR0WrTLD9vg57bCfatimX2jwYl1ANWO0TrLMhyPKJ1Jya6nVTA63qetgYroO9mOP",
-	"YEpC4jm+6xBmrm+Hq95/o1xGa9MC8bB061gDOLnhB71GoRahXP2trtFuVSdmq2tIvYTRePXvj0+z2tpG",
-	"1zA6gWd7NvBLJ0U+XDaMDsMkdkMcRJRi1/NZZEeJ7Tv+Qj6+HRo2JtQJcOi6CY6YawWJ7TALkgTg+K24",
-	"6Bss9BJpTTv9+S+0z5hsqV+MhcpeGbP4eUz/KmWo6Vxqa4BwZbmhWyqzraFwayjcGgq3hsIrNxReQS2/",
-	"C1oBL2tzNtdeqlZLlSG6YDLb3QbZvri88E+BWUBiC9CslJZFm9aeZ//8uw+/+q0nH/z06Xd+truB+Uo+",
-	"hkXjIi0ngOJDRgtWyP2mYubkNkk/wyb1N1+o2563Tr2ZHjHOhGiDySOV/wS1QyhjHRqyksa0pJ1Gme+J",
-	"KOXyXKwqXkW17WT5IOWySQg7a6MsH+TjcrcOKBuNwyyNVNQbnMRHrEiTCZqJR2s8UsKFJQ+8x/JRxtra",
-	"ClDkmVRI4ehVRjY6gvEv0pg1W1PDu9hcxdCIyoKxvVmzVvXPSoqohHqpxzUz0htJ6Mse8Bn5vlJIjmhR",
-	"crl/eckGSvBVqrSWT6DUclTHGoKkCFNVlb0xMDDPq16GjqTSiFX83DhOSzkRM8Ma6/z8xXuVrSphUouN",
-	"8yFNufpKtFGexXUF/d1Gc+r3Je1BOAfaefbBH5/995/Uq0AZblghDtJRoxUINVvSSB0sgnZOfvmTp19/",
-	"76yG6lC1ZY1VNoadD7/6D89+87snH3ywKyezvqfZjr52STO3p8aJnQ/f+9GHf/zHD3/565M/fG8X5VzH",
-	"zDWtvc1WlV3jndGyZl8bKyHHUJbnh6r5pz/62Ud//e3mcMfVVaumPy8GlOuwRYlJ6AAd5RENxxktJnuq",
-	"gpc8k/ICQZ1QzQNJB9pFBLaouq6XMmh1ZkoTLXvyPbBo6Ml++m8/Rq+gk6/94ulv39utNqoOPtRsSqKN",
-	"Blke0gwJFfaqx2zGzNF4rCLSWHzuq+PsEKVDKTzQzsmvfn/ytZ/BlC6ZBhWSeuvBn8PXf/Hmg79ASZrN",
-	"nBGqoWXPuSnxsIARnRphwhzMr0L/RjMkD0208+T9//bkgw+e/PGfnn71V0/++MOnf/PTp7/53i7CiD2C",
-	"jsrns4KKccGar6gbeY2WtPX4C4//vwAAAP//",
+	"7P1tkyPHdh+If5U05Ijp5kVh8PzQHTfsnubM5ZAznL7dPZdXJMZdiaoEUOxCJliZ1RiQHof8j5B89Zdt",
+	"ae2N2FVYu7GhFwq/0Dp2Y6WVVpK930Vh8uq+0lfYyJNZj8gCCmjMTJNsheJyGpWPJzNPnnPynN/5puKw",
+	"2ZxRQgWvHH1TIa/xbO4T+Df2A4Ld5RVbUOLKH3g4m+FgWTmqXE4JCojDAhfpUmiKOcIUycJBrVKt3GA/",
+	"JLKWw1xSOcq1Vq24RGDPL9cWF1iEvHLUrg+qFeEJXzZ4yujY9xxRqVbEci5/mQox50cPH/Ipw37NJTcP",
+	"5wEb+WTGH2Z7f/OmWsFz7+qaLK8oE1cjFtLcDF9QfynHcHL2FF2TJYIiSDAk4uE+4GjOmI9meIkw596E",
+	"IhYgEWDKxyRAnjCSYaXbFCn21WlCr1ZCrycsGHmuS2g5gq2MUxJthN2rgHwVEi5MGwI+II+jGfbHLJgR",
+	"10SCdCMr+8DcRDKhejKhR9hF53E7m6eU7ldOxsHzK/LaIcTNb+/fZiGa4hs5HuxMiYuWLAyQg+eIjfU6",
+	"cPlPMfU4uvaocZqZ5lPz3Knx25+AzHBg+j72ZlcOY77LFnSVAAERYUCJK/eXz7hQA9InNSAOoQJ2qwt7",
+	"kTKBoEXkCYQn2KNoSYwnINdvjjL76nUPBMuOU5LMxZ6/vPK9mSeu9Opt2DiCuXj5gOtBQk00lgdWzkoe",
+	"ZBOFTN2s20ClOrk9QUzDUlQReIQ5uQopvsGej0c+WeUOUSl5tlMFj+WKB0vkY2G+N4yt59hG2bYjGnTS",
+	"fPGCBDeeQ9DLTPtlyGEYGNAjnPueg0WOCCfRLl54YgocneMZQRTPSBXNp4wSuefJDHt+fBGS1x4X3EiW",
+	"uJMULW7XxR52SDwoSQfo50rga0LzlAg5CaJBerz0pNMtZqZdsr3bzzA9AjnHcXyprvCBiD/NSSAvMjUy",
+	"NicBFh6jpumNUzd05rRvbmoPN37SO0wsIORrcuXRqzk2XfbqO5qFXCBCXeRR2G/jUIQBMU4u22DuBG9s",
+	"7vZLlxtAapKCsSuf0UnhLBcs9F3kYy6QLEcka8VqhCCMYd9nC75m1nEP5mmXb39vZIhHpOjAviZ048XG",
+	"fBdhKZnRJVJVYnkFcynGyI1qpoKh/fyNVrr1fdDAMB5JCM8lszkThDpLkH49ehVyAx9XUmrCcJ4m9axP",
+	"yFLeQ1x4vi/38Txgk4BwvvGmK+g8x9/30vXtSVgwWBMRZx6fYeFM88fLMPiFVPw02w45cUGMwcj1xmMS",
+	"ECqi+ZchX9xt5szdstOYcM1mQriXdB4wh3AuRQD0mApPLHciYjxkICPl4XjsOR6h4oo7bE4MBIw0RR87",
+	"11zd+LIk/Cu+IBAlxOXogBP9mR8aCbjaYZ50t+luD1eUYYSKUoIEFPu5c0pRSMnrOXEEcREJAhYg5jhh",
+	"EBD3WOoLU8zRiBCKfDaZmFXVuOX0Idyh3UTwTOmvT3XjSEqgJECPZVMl6aCHpWZ/g33PvXIC4hIqPOzz",
+	"LCEegzTEAjTHnC+keOhxtAgYnZinvNpcavbrG0vWuJE+HjgUUxZ4XwPXLzO91SFkZhoGnAWrt7X6XQ5I",
+	"CktS2gUOyRV5Pc7DolXOtJu7o8u2uhcbRW4o6VkHZBwQPr0SbEWgVqYT+IzgsxytrgcS/+u5F6yfe7b1",
+	"FbNMqbb3u/rZEUlKSAHpCrszjxo4oZahiFSMKUPYEd4NQVDaNO9UW3kmt6Gl29+dqb5hWmzi0SsxDZgQ",
+	"/oqllTEtEmHPJy6CwggLQWZzsVmmyLednut2LSc3X2raso3nsg29x3m5+ecGJYkwI8GEXDmM3pBA5Ilw",
+	"guIPcl1c5GAqD+OIIKhn3Nn5FjNy1Gp7sjFKPDElgW4UURYgHgY3sPzqx2P1H7jwnJALNiOBPA5cELwn",
+	"Q11+3DF13CuPClZoiJdijB64LIcwZXIyxwjuYZgGC54Wk0o3nz8Nm1oPuaJG1ANYG1w0Wub6zBAm+VQ5",
+	"qtQbgzpuOU2rh9sNq+e0iTXAnY7VGtdHXafhNkl7XLkNMfXMJCEpE1fYcchcrFqpPgX7yBhmo8oQF82I",
+	"62EkO+KS8cWWHhMZc42nKJluOtMiRSdQIdM2mpKAHCHMr5UoOldWFY/Rh19yRqtIkNfiocNvUO7rDXVr",
+	"bE7o6xnYzrHgFpPyEnGZE84IFTU+l3IunxIiZn4N/ptdnG5C6E+Z0KMrbRPLUSCi+Hj1fUVtXM7CwCHI",
+	"ZUTdrmCqkbNapqwecv+aH1OStlcurC1bTgjQzhLgiW6+3NzH8UsJ/AVqZuGB1RKFKlU4PdWG+b1spYXb",
+	"c59Un9E09IW8aR66WNFEolbWziTVxn6mEvUazWX9W6aU3CkrfsNMWjDPIl9/P3NI3izlX6or+DEwPFmC",
+	"Jia/VRFIqeGcBDeeFGAlr6BKjIED4EwxnZD0+0rRlDNd5p8rb9vhHtTClTFKWs3x0mfYVYYuHExI8YPl",
+	"iLlgNxGMIShqIsRqewVvl8bW4lk2UrM8U00iKUU9001unu3qQGC6jPnwWAu2QpP5Ln4vCwgWJLatgaV1",
+	"zWPUSsMFtukNze5hmVdGkpn3DFM8Mc3bZTA+9b3kXKPGcnNd09Q+5xf1DvOTBKWuJ+/3KyWpr2Vf6pC5",
+	"iHvUIXDZyQsfeeIYjYlwpvFDqXH+hs6KOd1WXSUHIGU4O0v1h55E/ZWglGGcK8SS51FqpgZdMZy7aq9C",
+	"CfA1eTq2nmM56CnBbvKYlHK7eHyJJxuJFneaF6Nv1WWie/ULiHee9Lsl+eIRSwIGWBBlFi/UQzWb26x6",
+	"Ztoy6Z2FLe1R1cwMAmao7onNolmxWJZtolCe2adUlu0yNY8SslnKVhMrlWumtVFOK2pvb7NMy2wZI9BV",
+	"QEJu5n9p+1Tenn+s9FPCuTwpsXU2IDfsuogUhl7X2sS273M/xjLjSBXh4JTAfTIn1PVMz5vKYSR+U0rN",
+	"wSWO5xYRZ7XlvMm0TLv72C+rI4G5s1CQqwLF81OGeOhMEaHunHnUqFfmG8ho8qvV96A85nuU01AW5qtR",
+	"yJcFvDi2wTtT4lxzhANievbjUxYI3/gym+7DxKO372GvPjbp4UmSCDy5Uu4ceQOhwJPUoyjFM1LCnyTV",
+	"XMY6WKqx2+/fVPdqcsGESJVVWZxXj6sqoJxdtMKsiprnlm0td0TXtrWPqWV7T82PheKKjc0vmivjYqHg",
+	"nkuUjyRUWTPXTMvr52tudw9CvGkocvJhmrNnZv3c49yjE3mfRldr6uHLNN0we0vE89zc0n4unUz/anI8",
+	"nM+ZlASuwLyZneHL5LMUGQShAuyf5rnlm0pNcF1DiYLRSU8tqfAc7K6XyzkpOcn8QGCmnARXbEG5Njjw",
+	"1R0MW0y5YMiC8MDAQVqK3guO0BRTV0oIM8RuSIAO5N/yX4eynEvg0Eh1AZjQmAWOmVYrg8lt+rc3lNtz",
+	"iNXBS/rCrsUblF0lVsSmXXCZAHnr5Owp7IsAO8Z7fbX1AhtOibb38ty7OiBJhAXB11fRzbtKgPTLu2BM",
+	"Xb5VZW9idKL+5bDZjNEqBAdEfqBYuWyAD6OJPNl+c6TZW697IVx2qIpooylj12uuT11CTsD1wFfHNVMh",
+	"11COEIZmpBhkEQpvN55AYy/ge3JCXxlMeqr6rinwQf1MleKp144omMTjCLuuFODWEWCl+RQhSjWODnzG",
+	"5iPsXFfRPAA2UkW+R68tnzkYvEhmRGAXC3y4f+eqwmkACQNGJ1dzxvzNzxoIKy9M9XJEsdk+nGpxwxOH",
+	"ub09yB6pIbyRk1R2JbiiTrEzJdap5F9qyi7hTuDNJeupHFVsyiwuWEBsxCgiNyRYIkz5QnmiCuTgIPAI",
+	"R1ipuzBeZ0pmcNHP8OtnhE7EtHLUgDOtBspFEClkp+qu/tDjc8Y91Wd+CC8owhSR1/LKRQenF7+Q2+OX",
+	"zy5+eVhFNhYCO9MZoeIYjT2fSJH8p8MK3GdWs97sNpr13mWj2+x9XnP4zbBiFw6xaR7i40s8WR2UWr55",
+	"QDihAvj0A45uSCC1+io8zkZGvG1JEjshCuuczH28VFddbllEEKolwTRaj0CXRuOAzYBkOPA9+JBxDdXc",
+	"1855O9rKL89lTsb9sDZzD48RHsl5Qn+KielOs5MjNJxVjr6oyMFVXpkm94ypB2kzQV+eP4vewuN3WvV6",
+	"APw4sdvKDrZbxefw3F/c/QuK7JRLgF2FUaQGFHsxgBOAYmPELXCCKFzzDhi5V0Z3jgV55s08YaaLg32f",
+	"BA948pIUulJnoWxRlbeoR5Eb4LGwPCLGluQDeO5ZARYEDJyWPu5Wo340pPYQxMNh5Tj4aad3LH7asNEB",
+	"C5A9rOC59wlZDivHf/87f2YfHiE7sGNbLPLJWFSRLWzEwUjMUUiF50t6DKkekMfRYsp8oq376EJvmizf",
+	"YLBpQzGV+ocjVzfqZUgPMMimD7g2n6mnQu1delhVXpVyxo4fuvJ+Va53aB6OfM9JXE15bUi3POjxIlhn",
+	"zPecpXkt9EyB+YGHBeG3WYOvftqs148XP23bRwijUehcEyG3nP1VivTQWUDGnu9zKUnNfSKIv0QeHVJ7",
+	"kSzIwZwESrSHIC9JQF5F8sdrsoTfNCH5oV4bYAl2PHN7B6oRESytk7FQj85Zgl3ogQmGFtgTaETGLCDK",
+	"NORpx9C4L+WYonxrW81KVXbuzSRH6XdBJJx5VP2dDMSjgkz0u+5nn31mnaR2lfGQt+sN5aI1lWeKTsix",
+	"3D3tegvZqz7ENjo4f3KKur1O/TDl05yKwwV35yNkPyI4IIHanT8dGhymh5Wqqh1dTkeLwBNk3X3UMhEc",
+	"3q8DPCMiur997M20gHwBksITzzcuBjzKx3sqeoaV0gWIGZ4s81VIAilEyWsUugXRIz1Al4xx6MtlSky8",
+	"Ed9PfsHzecBuQI0KyJfgEG2+EE4Ve38SsNnqiPVHhME/B4/1K5BppE6qHeOmcrEglvBmRG2siMjt+ppR",
+	"XbLiMamtvGE4l2wfg4mdmnPrOcdfhbEXsrr00TwgNx4LOZrjCXnAkU3Ja6FasAsHG3k3b3NlPQZ57JFx",
+	"2S5+EYlrTO65A29CWUBcBI6BC4+TwyO57wKhQrk8XxsRMHp5+cTqo9FSEMQClwRohoPrKuJsSIEJPn7t",
+	"EB9ekzk6nXqUcAI+byjwJlNR1eG/10TfOA7xfc2qUcrBTTnyDqmQJVVMh1ya0MfogFGixuZRbeq1f2pX",
+	"kf0T+T+W/J9/LoUDPAJriZR+8YTo4OTDIZWDqaLRUi7E2HstG5GX3ZxxEbD5lNTQZ56YslBIdVDOXhJr",
+	"ynxX6cKgO3BEXmMHopm5ul4/vnjxKfI9LqRyvYAfZ4pVm9ZzlDsD8ZEdY5+TeDFHjPkEUy10nmExLRJz",
+	"tSim3K+gx7ksHXfouWuls38akHHlqPJbDxNEiYfqK3/41M0Kvc7yE2K4eZ/ja1Ay9KMCHhN0YJJUj1BD",
+	"XjbNTkfqlRScDdHJxenTp5LjB9iRbLM6pCH15NmZJ9JxFZHapCa34MunH9YQxOCBoBvdt24kvwDThP0s",
+	"t06zjaYsDPiQysaUpAbb8Josq1G0IgjcAMUglXUpRfNsZMyDyGlCbWE90SHNiuwzIqbMrSJJfSgHHkUT",
+	"Itm5QFKdRgdqyxqUiCMEOsPhkGqnZClmyOHILarEtcuoI3m1qROpnHljwVORgKN2szmkdlGUkn0cL9Vi",
+	"Kk+3iKkZNaRsj0FIedJmfWBoU4WP2TV0TsYhx76WhiIXEzk+mEFAlLUBVuYIepSzmOHlkI6UyOERt4ZO",
+	"dG/y6EoZRApPgaTgQSQvxTISNKqXmlAnWILfb0glX8JDKpt3SeDdRCqX7DOnVFUlAZwpqPiSJenm1NnV",
+	"kCqVo0pr3HCaeECs3qjtWm1Sx9bA6Tasptsfd0Y93CDtVnT0lCCZHL5cj4XiW6cDElSsfUpBQggSyDb/",
+	"xRfI+levfvJPK0aFdPw8CtJbZQ5SO05mD4Gq4OtzYH9gKxspuLQsI9348DjydHHRQbvZh22m2GEVtRtN",
+	"tJgSmtMA095Eh7VCOmh9e1t1W83uBUwK+3ubJdMNVtEoFGpWE++GUDgZppkl56DRhMMdbW1Viu994kqF",
+	"umTCNOsTnzPksJAKhH1fzVEOJvLiO3CYlCIxOn3x8tPLwyLRwkt3kh6f6Q6ibshFsCySXx/LSxF5ulRx",
+	"j+r7lmrMJx511wrOc8b8VfQV0wjkt0rZ++8iHEnxGB6fwEBitgKcSSGDe18XCpygZJpv/U69uka3amY0",
+	"q4ZRs3qxoCQooo49I3YVYf2A6oKJ36aMSu1JEi02kvDCXQK+uU/dQkWom+FVBzPyL2X7//KLujXA1vjE",
+	"emK9+qbVfXNo5l9njPkbdCK1pxdTxgmaspkOrve4xlOghWSX5Z6WX20t7fwcGlnVlsORGjbiBAfOtIoc",
+	"zIkFzGDhuWJqeZQTyj14jUfPQApW71AMeKYXaEQP2TWmy6rGu2CBwvg4TkUmZWqAegWPWNgRD7huJVu5",
+	"hj7FM2Bzrm4f7L4BUX8FKixqhn2PS94+D6kjQhX2K6vwOXYIR27A5nPiyg0jAuz5crY+mWAfJHDlQYM5",
+	"+u5Pfv83f/xH3/7un3/7h3+NtPpwKPUAZH/3r//DP/y3/2ajsUddjv7hD/7w27/6X9Vv3/3J33z3p/9H",
+	"umoNnSBYMXlwXW/iCTV+TqQSLRjQQWooWCCfSLbe1sUO9RoQrmbPQagH58SQytba8EjBgih6xwuiDg7s",
+	"n/S7NvRj1+vwz4BEEz88Vu9jRBdXIpCSDdRSqu7kyBklViy16nlEl41yPYmXItI3iJqQrD32iO8qW4cS",
+	"Sjkhcrvwa+Im8ohqz00IBWJfdPUIpskAou4B0Cq1sIeynXa9juyV58pCZfOrtYw5K6CYrE0Tj9H1N0QA",
+	"ZYr6V1+3vB0uWGBgyvJXKSlKadcn2JUUsy0bcRYIjmRZZQ+poQ8VL0a2pQ0DJ6KQQLK20aoeV61UK1b6",
+	"D+VBrD+k/4D4EPVz8k8pvTxhvs8WL+fqW+6XV2YKSIllPeGVVFM8L/l1S8Jf4klRn+eaa8eCPPBqofyi",
+	"TQMQeFJo4zB2/lKR0myb0h/L2KbCVDu3Nwfpjk22qWhM621TYdzAbQcD3qR8zihXuJCPsHueYABqPxwA",
+	"jEyFIupHyZ98ydU7TBpYMociaLpKo+JZ0L4C/5C1DZhdLMpd5GdqEooGJpNJobdI2lMk9QybeQEy9azL",
+	"PkwKFjxZlKoclX+jH2GV30H5RdsLlRJcEEePgCdvlACbQUVin74jxPowjeG2wxbPYMCt3Z9ZzLRyFI9H",
+	"t4b0JyhuWTutSm3OJciOf7cPj5GtRQ0bZA0pHWMRiwt3cD1eBOqN96kOhX9Xa7MSg7+2Yj7svNyywsxu",
+	"uaTVtSt6GLtmrQ/rj9rNvpXbSdi+Fnyjl3bVV+YF/fA4li8XSbBYbkulX+rXbYrcu37+Lf0db0YF1LPb",
+	"5ktjFa3dQhmMn1sz4hOqXi3hEfv8ySkatDs9pAeKlLsSv0Pn/Unap20HMmd84tbSOeUXVoS5tWGdjJhU",
+	"e7k6tUq3Hv7xCNnxHOxjJNd4HPtTKPs12NIVZhfWr9tc2T8kxdEkwFTkniqqQ2p6Kq9q84mtgL1sNCOz",
+	"keQX2ot4SO38A72dvMIfapYUP7JrM79C3IGwXuQJZTa/AxvR7Gywro2V8m9Wn72e0pd8V7GiGJ9w/R4t",
+	"Buu7PWcxYBKuOp3FqIRBSKm8E/QFU/AOdJiJCUWCIfA7EjzlkHZHOFV2cZ+nsA73sL5p6MStVjiDJLgH",
+	"XmRcVHmvJ4CJuTfEg+iHzHMmC+A18xA2i0fjd9Wi/RC/NebECVdba+/IJri1TPqOhEsY4katdlvJUKoR",
+	"24iGNdSuD1CAoT1Aum3VG2D2VY++vrxw9NUwBosVCojrBUSqjhqDgXu+goIXYUARRuBnpUeqXu1yHp0/",
+	"CMnzUyZOMuhVO2y1VQistbvNAOm0F9nGVhOxI/QDJRlQlsLHysGKRi+negdmB2Yf3iF28CkTT6LI4x1X",
+	"KI5c3rg4qYDh265LFNwcPV3H2mJOEE1ws+4IwdNYGE9iu+AOpC+AW1m7CEVoJHuyMRq9CDwVVq/cE9R5",
+	"MAzDLqWE35WFO08Bttx26dLgL+UXL4OFcuvli/FdPJ7yhjEsVvTxTvEwHbL/MpvTYxdzW0F6kPWWt6Lk",
+	"Gns5VBq7V6OIgn+oSNnzKVscQTijEQLBo0M69r3JVESLmUIpsA8jlpnNSQIg8+CmyAI0Dn1/SCPTnWGm",
+	"9mENgce9enGC9pRbEQ1B3WbjKBrgDinLuRiBtdVTRd/oF8DHMa7DDpssCwyxdmvlUBf2YFpTgrHAEwB6",
+	"STAj9AonHd59fnzJ2HNMlzHG0m6rkYeRWrseKxBNtz/iRQhTm0/TD+EsvcxBTeywgHm0irULuAIHcesF",
+	"3AxkcUeOSwpfAuAlwMFvV5IbMDQ20N2EULHXl+0IyxLC78YAgl2gnAlw3dccb2Vkd0qy0bHrT1NAAe/f",
+	"FGsGMFjblBEbYC/Lb4A4QAd2vj87B3ugYhKU34mmsa0eHPF2NuIUwBQ6WGMivsMGQT3/S8AeuO1j1jq8",
+	"h1I7xAiBsJed8vL8Gaio/g3hUcivBn9Y5CEiQAZO7aP8qO66dBTTDMZx4t5g6pBTnznXKXco7CqlDvtn",
+	"geSOwpNrqEOy5qmfvqlomSMfFNttpx23W41Oq1uvl3DfTlTeL+KmEyc/Bg7okhQnEP6tNOb0cBJfw938",
+	"xKpRC4+WZRykqxWVOYSX75CGvtYeVezZygA8t1zPPubiJd9mrhu7Vl536zv/VJbRmMVPXZVi2X8xrhx9",
+	"sXnQr/JjUHC3Y++1OZZFR7XF0XCxORzioKryrAbEYRPq6fwNkG8Y4i3SPvnNjE8+YI5cfXFifY6tr+vW",
+	"4MoyRhPJvQg4l3ukr3ouhotXkBnfGHChHuKhn6eqQqMbN4uDAC9XDg3EN8I6xqSN+62mjkfxoVJRw1uy",
+	"ga2PwZ723uZjsh+azzwa/ZVbgGpFBWjqz7Crc2uil0OPZBPltzhTmgu+qX6zypUDUoDQIc+IJzjxxzV0",
+	"MWULihh1yLECP/IEwhzZJ1oXUmKxQgywIVrml9bJ2VMQdXKnrNHs73LMVnm+HPgqjV7FVHrmqUsqO+N4",
+	"cUutcky41DKn3br12apWkpD0jXszKblyJqED47pD8vPdbt4oEqnUKQgI5sXvhFHZc1UqP/6oJ+MMQtcT",
+	"j2+0MJgdIXYEC/ZxR0BDkVoaxRiEHCILFRCMPF5LLshM/kIZXc5YyA3hAdUKvoVoAG+6J0o0zLnld9vZ",
+	"INW6NTixnmBrXDt69YHxeongtXLe/fVsO/9iOAyl5FTQSFlhIdZxNwwbW1+fWJ8XXIgsFA6bZRaBh44j",
+	"iVGtjLHnh4ECmqOeEUMjBnRWe2IN8/jin1j/qmDGEcTYOhCWzmCQljTrBhCWCMl1ZSh5isQMzCoYkGon",
+	"2p3FckdE2w82c0G4xLGopHd+eg2TpVh/JPfCKpMD/v7ZZSiYYpnPAa8uf719BE4WKtaGUEECFWsTJSAO",
+	"IpOpYOCGpdz++DGy2XhsowOMKFkMqSz8gCMdlHqokugpIAukokQV/IAuECMPIzW3IbX1F/tI49bA75Ad",
+	"y+cMYXR2cnn6kYp6q6LFlAQkQi2bEUz5kIY00htV9L0+bWw8rgAyOHXP2Qiy/kEo4DOG3YIT9wgLZ5oG",
+	"3tnylvHc8ltFsZqU4KQVvt0lJ69A/UvPikPkcH6TB/B7duw5VVFvofXc8KqAF5ZmvNcFIeQr551dG6ea",
+	"I+da4T+atKmdUzw3hM4jB8+Pkbxw1dbTnhECsrehgzH2fQXWIRgSBM8Aa46iic9G2I+PiBQFi7lxo17P",
+	"6f7FulKKP59OMaXEz4QVYt+vVCs3HocAcgj6rVQrC+JMgVvOCBEK1Ales4wHIn8W1tgP1q3upTcjXODZ",
+	"XF3lkBBgc61P9awNtUuIclFttbP0hXtq5ISfTZcKzGcesBvsIweck+XiSg6YDp4AuNPYWK68UnNHYm8m",
+	"C4Ab2AZlYDtVLxFy8xLVxhkoYpTvSBOrtBIaCy23wB9b4RgavSEeezWJ8U+PsJpgo63X/9NHYx+iQ+ao",
+	"vXfhAYyc8uCtTouyxRbnPa/ds4W5PwVRsC8eE8EhlN1yijluOmxTFohL8lpsc4o9fhZ4Cmp49WYrZ8jJ",
+	"9EuZIBv30jNGJ1EFgB3YqgsNRbxFjSQ2fZtF0jdR+Y5Mxzq10rEpL6F5tWKOp1+zBXez6JXZP5BIfU97",
+	"IjLuvZ3tcAaFdtoKt11UmPya5dkLq9XM5v1zWTUQFd6/ccvNPJr+tVG4CVcDAQHwRT/Twfssmc3FUooz",
+	"jk9woF17M6hipUSZt7CRyxm/ki1tfCaJNnm5xvR2N7UUH4ByLaX2tam15HDsobk35g11QwKxm/YasdJP",
+	"Sy+bcQi6FYOFM7EFlmYnO17/AXE98YzcEH/b3mS96K253CI9Z5QsYYHyrvUCUTLBwrshWmsEtDitNMoD",
+	"t7JBXIL9nRUj7F/EkvPqYVSZBF9SsfmiMrY/CbC7xUn4GRQ3noLSolOE+LbNEuYwb3aZqYJSMrwHBSFR",
+	"SwihtGCRUkBZGnxptIztZw84sqXmPfLJEygHL0B7kP8ivJ9dJlbyESSrOUOliCXkgX023hDbaaSQRXDH",
+	"yena5yXfbtKFofbE21wtsxIB8QnmOy+Ghk3apsdEMV4r3WgGrJmByqG3sdalLHMLUX7EPUFuKctHT7+R",
+	"Ah4r6DCBDIvbSrDXBNlJst/x0trH9VPi0kmx5RLMeEeW+racDXY4czscmm02/623cbH2ktmDW7zyxuLU",
+	"qt/C3McOmenH5LXybVwwP96kCbMTQdT7XrSuZCZvR+2qVoQZ8/ZMZfNRkJDKZzWNX/tTwM/Om+WzTnna",
+	"LF8vka6ipOqnqQHRxht5Ug6ZNR167XENq6XaUzHUXOAlRweeQNeEzDk84HkugD+poHCX25lq2chvpQ5m",
+	"F1uJO1uO9IlUNbEz1aCV8ni4KgOP5yYZgcC0fpBJxiP/nwIEZzzgQw1EAlD6udQ9+JrwY0hhRLTlHrrS",
+	"s0+XfcBVA6sTLMnpFe/agsVnKpTh7apCKca+naCsSpdh59swaG20L8WZVdkyLFmVLMmQNfzu6nNgtHcK",
+	"0i8ZN39mZx24HhcedUQVdlUG7gpwGHd56u1s/dJbrSRHviQxMo5iSeU0UdbxpYuVR5g4N2KUrd34YKir",
+	"78mklTqTezHA5I7tPtt8f0aDPWrmKUayF9psIzom3GYvXScMaS/NRTyrXGNKoDSbAGOO9pZsgB/iJTc5",
+	"LyShjy5ecr25+MJTuNNwE4e+vHLH6z0UWt1OLjRhs3vCh7HmVpIxZNnAettWjtmlCpsYXIwrGSe/MFtB",
+	"d3DFXJV9Yuz1KohgsZB2MM+IpPKEa2vRYS15XbxF52cr7edAPThJOzbU0g4HEcP3CU6/sMl/6ocTE+fX",
+	"eJMvaLqJyLceDOzRM6up9u2tTDtWzm0e7SWQTGbzFiIGd6lZ8qGUhJDblFt6MkW9rR1rFNZV/lUkigOr",
+	"vvvZGVTRx9HrVsyZIo+m/LPVyvZY53G98dFW1j2Bkm+qgGxhliVlpw84muOlz7Crk1gRWZmrTKueq1IU",
+	"JJoQr2qsfvWTShGWMhMni7jZYg7D1AZbByCWbxPWxZVbUalOtQtSJV61lTwiw7BebzkE8jjDv0lN/TTH",
+	"XFiCUKnUkWCkvtk6YZct2U8NzLTEtVcIavC8WnVGHA5rxW6JJguk0M7DCQkTYmj/4oreBabDltosq8aS",
+	"klYxMxE/mzI0wy6JclxCgkvbU/q/docdswDZyrHf1ur0gpB5FeFQMAuDK/CMUOWBuCEwYKNPFXwtpMFT",
+	"1/wOLb894FL51wnUxoS4R4hBxkOVIg3SAxIXHWANBQmVAGcDD+kE7GcqH02cngRzpEbJD/MJuOrp/8Mt",
+	"J/N3222uBr+lMlXkfdJVWppX37Sab4xurntzI9/NgzyfWYhzCE9SWSBtFf+HXcToMcL+Ai+5dvA+iBYC",
+	"iEwZInTlfEGySKOnf7lQJTXtzIgLN89Fwn12O0KRIJPjQ5Kh2FVJECXQwL+VRCP/qXAHwzn8LNlOlIVA",
+	"/iAlDMDDJkLIjSb/LY+O/K8geCb/i+fe1TVZwk94Iv8zxdRlN6qUN5uzANrS0dD2+sjL0oxLiyyeOeRI",
+	"pfN84vnEfCJ1Os8xwpCH8kgn2Iz8XacEfn7A0RjSdag7TKRzVyt0YZAJhvRApW0mkKb0CNmA8qKIrnYh",
+	"IEWmra92hO+I53N/eRinVlTdDinwgyq0GbCFzuwIg1PYLjiCEwzYopqkGdCvs/plVqdl/PjixadDmsu3",
+	"GTn1qgnV0EcqIBwedj0aZyMFIVpDGFrPMJ2EeELsIZ0HZCyL63I1BA9jUPv8ySlqtVoD2czLy1OdTVoO",
+	"oopmjJKlyn+PHYFc4ngz7A+pWuQqkvom+pJ5lLjaZH2M7GrE6qN0orO5WKr4igi3g4uA4BlxwRqqnJ6H",
+	"NEHBUUHCkIeVUJ2b1GGUEpW+MkraF6VvfcBlMXSAKSTmV8ZllxE+BBwtNie0ijDkOk3y/XGVSM/3KIF0",
+	"1Dr3vNpqtZkO04gFk5FHlateJrXdYNBpNLrNXq/XNXBaeFOPQdlLhSqstAE7ZPVQQErWOQMwdsiRFWVl",
+	"1gm1lNGajcfKJxl5dB6uek+ZBj0jnOMJWc3iV990xNVQq2pqSUOm8x75PhjEXQhTLfs45yQBBWsfdXSx",
+	"N9U0zEVZZ8TdvHvKXgPyrtnVUyIjQ5cemRYVSzu6p7z3t0wnuCK5pttKD6SarHuyqMli5WTd9S7v0d7a",
+	"6SH9VhsqG6KwKZ9Y2aX//i558WpvWOJ1y7oPyTVmP+/dt/ZJQMjXZDdPyLCMl1w2yGGl/59FVvlI0zqp",
+	"VCuPKtXKqdEABsXPQ59sHXLok8jiu9YGI8uAn+2HBPvla5im9pEWaw13L+aOnvaqrxtknTWYps9IAHlX",
+	"kRSXiYtk01WVxEZZpSlyPRdxhsY4WH23dVIOp+vmE436VA4DXAUJdresZKLGbpcYiYQXQygaUli+MHMu",
+	"IL1kXh2r140SDfX4dOuhjAM2e8nLB8tso4aV5xwq7d8nUpnJ8o5VziEXZOyrMKQiNPsonXgSysciQV/F",
+	"oKu8tiPi4JCDWDf1OHLwXFkhVJwxuC4sCBWln3qj/fIiGmLe2Fmvm3hhcTDempD+MuNIOQGysy18swQr",
+	"vyNM4khqT0UboRpzh3i+6WA7xRxSi7tJGskezVUTPIQJFmaXjGPbUzsCDCFyW8Qo6FLt3xCw22y0e+1+",
+	"q9vurfcMWrdtz+Mtm92dye4FxOLVzXqcbNE48lgqYGxBdRg/hZywUuUF/wZkR6Ow9zOt/FOEDs6M57pu",
+	"5V6kCJJdvDKxr1mGsSPC1ir7ALKl86VJ2gqGDtJ0Va9028TBmo02q9Go6+hVVpgx5HD1l5E/lR0dbW2L",
+	"ifiCbbhZk9s8TjquHtFy4K3shigjBezG+JVTXeEBpnxMgsgz5IHcuNAukpuFo4MIGkI2fWh2k4+vEgNC",
+	"E6SLZuOE7zMQJECMSBrHvl/eYWfNXbSt3852WELvkE3rga3bb6s+QF+FJFTB1yqpU6VacdXTrs6CYBJt",
+	"PyLYF9NtoRJX+s5APiSt35CAm6F6NoBnFbsIfORxwYLlY6pdYQqBmspHUWwDylQMxLSVSPdil2iPnSCS",
+	"soms5cXtY28G7E2Egbzm1eOTPNqaG4CIIBU0ODbxP7VrmWolIHIZ1L+iFh0V4KbMGhreplKtRIb2Ahyl",
+	"3ZEOQp/8ItlgW8J2GGCU2A6rYsQ/ScEbpWGPsFi3o/eh4WcOx3vX8gseGtWDYpJKxXMz0k4Yem7u8cVk",
+	"sH3qRgTbyc3TSI+n8AxkslpHyvHaLqD2qSq7s+7pBsvzkJqVdEIdBlgbBg+y04tfJK8CqlhVPb5CdnIW",
+	"IJcIwOTIvDCLsdWvVCuTUaNfb9WNR7SMNqwe0LZUiH1i8gvqdPaoPetNlWKD/KZSrbz2+WvjXLd9xSxy",
+	"x3p1y3A7jT8dq085qRGeAaN0sZBxqoqAH8NCUyZK4RhtZom6C74O1LZRrdfr0WA4PBHKpVW+AuXdsGED",
+	"JW5NOcV89azOA+YQzo2xoFN4jlQo5CnT1B4IUk7BV5NJq/fG0JfL5CHPxQLDmPc0zl0iBdcA88SWAM2d",
+	"Uqc3Hm40zfTSpEwH8VbKbe5tggUzHNb0hqaFDtOmeDFGYso4yXjcxHHBXgCq456o7ySBZDlbgtyV+is6",
+	"wMgNligIaVVt11Ty3RE53NNY4lzkvGA4lAlI1ygIjY0YYkqWqezmONK3VSJjggPfU4/60ZOr3A57GnAU",
+	"wVB+tFFo0Shg1zDYcG+DARuWCW/uxTi2QamoKcajv9JU1Bej1LcxR1hEtiF0AN4/sBOeEeza2likYBW1",
+	"JejKwXM74qz72g8Qo77ueECBKFw+Gv6+7hMg0LrefTIW8grB+zuPOb4WHc6IFPGoqlkOkix+siczx6mY",
+	"Q+1DlNey6PsX4jMXc6FDR86dK6TXlC3olcP8cEZtdCB5ReMocQgCXjfDczAJUaZO8LF2eZF1kMeRN6FS",
+	"pjmsIjtOylcdUlswduUzCm5cemmuwI09/QN4IKd/AL8cG8VeUDHrIr4bRR7yQ9m+w6gImH8V4/XLZmYq",
+	"CxJ4kYEDJMFu7FgD7o50WUUwDDDeQf9y6PGWufLolWSU9pAqD1A8I1HNhxTPSFQdMIAAFYjn+G2mPRu4",
+	"SMycPYoupgz7MIWEfxxE980oFJpDHWVZk5fmTIrY45CDY2+cRjr0iVod7d8ypBwvOVpMPWd6WEMvqL9M",
+	"My24z3BAIl6dRX/N7o5KaitKIUKtbXLqrqIIhczKpv6GldOP6pllk8wiWbX06Y2WIv2bPvFyAjAkoIFR",
+	"ktfjNsctwrcHXG/0qnYsS1+S+SiIst5Pl9FuTR8TfYZWVK7SPk5m7SwofMFji/R81LuMPtQeh8+Nw7fB",
+	"twP17LTZy0pxrEJg1ETBju3mRtP86ZQ415HHJVvAmQ6IbLoaH3u5uz06QZguIVGO2UBerLZDcAJ5LWKV",
+	"XTl7Rrr8cayzKw9H7WB48PLyidVPIodgHTzgYJ6L4GMVEZ8T9LNHoNYfmlX+6w2K/9jomCrHLAfIAuV2",
+	"qHaB5OaMC9Sso+ePsutv8iFs1ge9Rqdp2nlmB+HPYo8DzVnSUyqjfc/wfF5gOgGvQrV/JP31wYouKpaK",
+	"CqmCH7/OShQ5XIJMOsNzLTPNOPFvIOKdaiS3pL6+0XjqANcQxOErp3j0zbDy7X/50+9+9VfDyhEaQojW",
+	"sFJFw8ol8dVPwAyHlTf5pBX1uvEclzc6rLg1AneE1Sg+ZaVeIQBan7jw65qniI8X1walzp+kW3/sfnhx",
+	"YubJwU22YLPTaQyMRa+90lD5hSl1rsUy3d2LT86MXekcdHGSAW9iLPb6luPJP2AKha4Jpq6KmnAVSKlG",
+	"ZFrPjxfXBp36mizLi6xyAbeMjoP2TcN5pv1/8tImCEvbAfeoVwninpbGnc0+u+zoQ7Q1au1tQeDuodve",
+	"JXTv9w3rbWuk4Xt0uHeODieZ3rtDhtsF5a28rVbOZTdf9B14/JYQz28baO0tAz9/n3HcymKyJdtnC78x",
+	"EBreCxab7HkfVj89g3sMNqDovvDXwFS3HfaarHKPu1aWGW+RqOHtoqKV4rz6ib0Mz70bWGs7wKet7t8f",
+	"N3RaSrRaB5uWUheNirpsZk/waamjtRcQrPeQYeB9IpLd0ZwEPwagNBM7esYm3o7pX7cT3ueY8wUL3IzL",
+	"Z/zjaqT3umDUamUReIK8oP7SnLUvemmK2zeylmhrmWJhVw4NyDRb4z2tIEVJKXcthqHihlSwuMarqPfM",
+	"z3uAnNqahxsEaIW5aEbBwI5AeMZCCuZ5Bc7gUbQMMUUHp5/+9iG8k0YwDShCaYieJBodpMVP5HoTKfFh",
+	"6qJmVJ7X0Dnhc0Y54RH2ioODYInEgsWF0MGw0mi22rVOfVg5rKHnLCDJRxxIkQ0eDNFBu15H2lPaY/RK",
+	"WbwPIzwpyHmpICDg3UEj/3k8bkAwVk35tqjnEzT2GRbIwYDtoManaMKR710TVK816opWPqSNT2B29LBz",
+	"7wWDjIXZ+mdf1K3Bq28a1UbnzcFwWIv+bL45/GdGA3iRJSp73pIuhsMLYzPboOSMdeSXVH8AxOQ4ehJj",
+	"GpcEc/Xhtgg51UrK+JbmNGbv5I1X5aodaV+Z+M9254f9zfwwaf8UcK22zloTBISKLcbYqDfb2zJtqQ8v",
+	"0n2sZWNRuRW/oNxYs62aGH+WNK4pGsUhnF+ya0JN747jgPApUoWQkKXiHa4Hgzjh3GO0lt8Yg27Rfq4V",
+	"bWjyeu4FhD81DOWCOIy6HEFoPfSfGZSuuf5Rv99t13PQo6v+XwG5YdfEvVCz4ua8xzNMl0i5nejpc7SA",
+	"iF/JOHfI0GoK9bgmNB/x84jgwPh4vBKclZ1ENbPO6cbTRDduIBJweY4+xALHrt77iGbNNFyY88lJZbXc",
+	"Ry7MRkEAdVkQgHQSgrF+a7otukXRmKYqUmYPkTXmHlaYS4zTmswsGUU1txabNsvjAHOyW8QphNFCU1U0",
+	"WkYSQ2RYAkWoGmmMVFmnjpGtnGZs7QDDE783yfryHjBl/W0MnjKRKpDXRTdBypQSRoofxXKX7tpqb8qs",
+	"jauiVFfPHIGvq4xPXmQx91fr80CFNEemQEwZXc48DrIkUBDKy4VTNkBwJAIT7oxQ2Sxx0dSboYOAuNgR",
+	"xC2I302MmKs7BaBQM56SXCNcusdaoE2gUeODtAndK2syyh/NfcXgrINELoTpq0YrFNOlzFkMA7LO0WyV",
+	"5hlA5rXiSqqn53GlOL69PHss3KKl2GW0hbbp5TyqswICHgWRJFRI5pPqayPlXxeF68Gy3zLn6KbbbDfS",
+	"mxPtFPU1IZQEOzifgPV3p/GtPkAVje32W1izKQPrUXe5Fc6B92gXZA0hoJidBtBCU+ZrbI74BWPv0kJu",
+	"+6YXJbuHFdnTW6SabMbUfDdt7ALnp3ckrn3fRa9y4FFqo+eWVl8h+xDRnpsg97NY+9X883dKq0+19POQ",
+	"aBv7W5XyViW3H4I0dp66uApUTfAoZmP1JquxzlwlTUVXkcKdmkY1ksi4a7LUymnkU2R4Q82f29J3RQSG",
+	"5hI3nJNPyHK36gqYfaeqGV6wde3USd+6rnYK+wwH1KOTXfrPOzSXONSr3cbUy6yC8fAXbN8cSPk//t0f",
+	"Wf/4d3/8k4PDf/y7X/3j3/3+cGgNh7z2Wx+8/uU//Nc/J6/Ft7/6ve/+5G9efWA04pylXVnyHvJyG2JE",
+	"ySLSGXzA7DtCNjgr2pITQKaTgGDBAo2cDXE+nuBDqn/PxgPBe6EnIH4xiiSC92QVoXcovw+pnQ6ds3Me",
+	"m5C6RtaIgonIPBsPtD4Qz8gfGdsiSZQsfR76hBseL94uzK3HP4yU3m8KoJO2ghqVtx/FExLoh//1IwCP",
+	"JBC0ZiMSXBI826raVgmidgdjabyDAHbt15gsR54oGcJmp1Pe6/GV3pm7JbNNMHM2TPkkLvmcqdSxo2WM",
+	"aGrusUTWMcA3VeJVumbLhKopWeQpY77LFnQbgNOY23oB4SfzecBuIn+0TaYhF3v+EoTZOJvbpk22bSIs",
+	"hXT0HL/eZkrbYrxmOMLmaf9wOMS24Lbg4uGNl/KvR2TMAlK2nr7DZXclqZwJKSgIPgPsQUUnUELh0Zcy",
+	"Baqvac4hdZeUsBUSgNZZj4f65luNbTiwG63+Bx988EG/Xq/bVWR/+2//pw8+sA+VWA4GNq1hDuloieyv",
+	"ogwWEQpm1LBKAKEtiLNalDLj5ZzbaIavVczZkI4jzTrWoFdGG2U7QwdTz3UJlbe5JuFhbUhteZBsnaMB",
+	"wiOV4Rdu9FIK3S9S1M47uxae04L4oRR7NwpljPn78MsFeeO9x+Incswa8JMf4e3xw70t3h/TvGeS32sm",
+	"aeQd+0r8e2d5TQFZ7nnPrSVV0xPWvZh5zzF/yBwz8ZDNAZE9OUWDdqcXIzC6RGDPV14RCCMuZEdohp2p",
+	"RwlymGuMrDEBJ12sVo3e2dWzu+7E1znOsp6eDp5fkdcx1sKmZ3g1bINlPJxB7rO5jyn4sEaAL3FauXT3",
+	"WSt/vQhAdIvXpCR/2CY0gWrFo1xg6qyA2jSaRrBhsPM+zcM/NJr9tckcitl3ZzBI8+662dvME77xQWSl",
+	"S3N+0RP08vwpglR2hDrglOHRibKw6h0oK2b3wlSIOT96+JBPGfZrLrl5GCEwPizeJiaymXKLRnPK5Ihw",
+	"zSrYeSHC85auwqqhF3MlM2xpXdsO6v1N4Tx2C3HYuveSYPDn+cj5yKIu73qpF7Mrl2DI6r3Rkfg88/Jh",
+	"eH5+q4byHexcJVEUohC+zSQy8IuSsAZ5OINdM0+kTdap9BPRTNMjSuVpWZ+KJbuu+zCG5HbKezeLpDJC",
+	"bAnJfE7AB3vXQw2VY/fuvKf9Vv7ZK2c+1bZxzszPOC8HZA5IS3MS3HgcMmHj0PVUTmzszjxqJkDok7OA",
+	"3HhkUWZXGL37d8TtiGvfBjrkrrAXSRgGPnU70SKpvjsxClmJaftsOLDcwZSudZpQKLGRaM8SNFzlDfFl",
+	"6E5WffX3CBmQjNE0vQuHZX37wTPrKFAsQf0BUSRpZ63oc/JDVETOix/FeTKUR0BUXGeM5kdKWTMeswud",
+	"mdqUlG+u8KzXqJEz/PoJYENt9PXCkQvWC7k8p2lPxS3qPYu8BzfWyXu5ZydjXBlNiX0FUX/fybdKoDiC",
+	"t4zCcJFNWbrN3XexIGQumcDtc7m/Pa5KbjwW8hd3UtLbiuECtXeTMzB/Md5TChGzI/aa8XJt/stLPkAt",
+	"dUGUEhmTzWbKuWh0OFfudG+vhwUO6Ntrf0WeiyiWmlo8BtMCXGKTDsb8zTL0JZ6cQrndc9Ck7/wSYMGl",
+	"k36XsONe4klkyt0zqFl57LKYggZTjFyCMICw5N86P//Zzx49snNWsF5G9P+tL+rW4MR6gq3xq2+6b4xe",
+	"fbK/3aDSttwO2y7sVgtWFtrrEu9FC5UH5L2rntHkC4OnYhFZhewrQ6oXgLGd2+hABN5spkOzcvjdG9yl",
+	"L/Fkb0g0ehuVhgXRG8oEMbJhi200Q2275UxLkt1E25F1fWzaJcGzDaaxMlH9BlM8PIREIufZPhKmnnBk",
+	"63alSKoziSoI61jHkfvOsIa5WrcciXJNhgS6BM8ecBSQOX+gMap8ndKZxu7FUXCprYAO7SE9AHUTXJH1",
+	"oxJUgCyiDp4fptJCq+OlmlZq6ZBOfDbCfvTapNTUCVNtqDSIEM4Y+v4RPL1xIhA0dgDVKcEB4QJh6kDW",
+	"Q5iFxpMjgiMVTOHrjC/ZzoYUwOdUXlp4y1qhdtnb8+7qMdu90M5xQKjYYVOtUC4jIOxw7vYjLBA82+n2",
+	"fitnPknwC7scwGjibCzyJ3jhtRcBoxP4+0qqLLZ67114XOWdeusc4QTFx2JvY/whno8t3w+KZS6CZ3sR",
+	"uuT99/6lLoJne5J93sEhVDeLgtrjGmvvXR6wUv3fXy6bMe62Bm9aldnZNaFn2As2YgX9MNB+9vhAdkvQ",
+	"nixET2Zk2yD2XOoU2btZ8jI5+/OQwLFIXoXc+4jNpYQ7n7NAhNSTTVTRVyETROHXhTTKiasyrcrlY6Xy",
+	"9e/4br6D50LUk4mSLzkxngIAZDXa8W+vZW0JE/8jk8s3gnNBkjePIlsJxHIFbYQpX8TJkAChK0HtOlDR",
+	"qBHSWxVhFDCfaFe2KnIJrDf4mB0iKwmwzuJ+6YHtgPwVEOwmQHFGHqXf0dfubqb8jQX4rd5NtSWDKKCn",
+	"VU3wjcurM3JVd1JntjtcPxx5Y1vYwV333JaqgHlDrAWylUu/DyUBWPt7VxLkKPYV8LDmVtpu24+ZhnPO",
+	"Gcgg54LqxlbgXinuSBBGIScBuIdz4fk+YgvKE0QcbS+bYupqx9AZ2MaOVSJnLvAyl9aXqr6g2Ro6T0HX",
+	"HiLBJgS8v1UmCNmqbKwg01L0uTxb/EjXiEFpVu2FJnLIjpTFL/EOh8kAaYAg2k0Z8qoKKanJJhhFWCEE",
+	"pa8bdMAJSSYHd9nhcQbE9zAxRGaGUrvnX+/6zjRpYxl3fxO6KqS9WA1DUJmHDQEXKcSKTNxFSFVQRTrj",
+	"ZGQl1Bj+1VVkH4Cnr1Y06r7yE+LKnUhjxKcA9GOg9zjR0oI4U0iqn8CWmPwWPlPOR/sWpA3vE9s9HLoe",
+	"l8u3XR+6TuJDl39FWCJME96lHa8gUbT+7QjZY+z5Hp3Y6ACSIaOoVeQJhMeCBKiFXLyExwFZNgwIPwR7",
+	"4wzTEPt2epl1YwodIizwHQF3MKk9bjyferUeJxXeVKM+LjzqkKKcvwEXSOGII6kzz+YCcVk+Ab2GHJuc",
+	"x4DYi6nnS47nezck8AhHOglnRoheuxxl1R/IDKgIuc1qy2oXatDbVNssO69WCfxVX6pyUrWsmlngnURq",
+	"vewnauUMZ3WLyUAsTUEo2QIWPmB0EucGDggA91CGmq9fa11NqmXRPRcnBcFI9shCUVUBTCLkh4YUs8aF",
+	"FIQ6y+cFkTJrcYoV+P36igWmJYXYv+7AfOI9ihxT1cQfcDRi7rJmQhw3eISJYHlixlmiCQp9dBw9jtyQ",
+	"VJE3BpA1j5c/aIrap8Z4sEuVC4rIU/yAo48uL8/06qROOqFygfXiOhrKbYWgG9xq9VJUK3DrJIu6ZkPv",
+	"+Oq13U1yS+6qD38uR9hUiLl6ZIIwKftYEhDkSI+OWVX+NQ7wZEaoOAbZICCc+TcgcTKEkc/YfISd6yqa",
+	"ByChV5Hv0WvLZw72ZbszIrCLBY4OmDFQbhOwXXp5VjjRxnXZQuiKpAhDag/iBESY9yX3JlRSRJVBB/Zi",
+	"yolz9fe/82f2YRUCOamCI9Ziud6gSv7CLllNO9Qws+U8ytLqW4cWBRRMnyd4fmxwRjSI2ZchV/3XUiT7",
+	"UF2USxNzhgO+Bp59LYfT1csrz7nLYsXZ0ABIu4s4B9PdrhJsvs22iMe6WPrslgGFVvLNNgMq7XZIXgtN",
+	"z22aDwrkUBumZR/JizIcyS8j4iL4UWqVVMgNDzZ5NCeBLCP37eExsudSMD1S/9XrbB8jOyB6PZbyY/xX",
+	"VCItkEIvUt1QUmlSs8CrOfq82YNYZ68rlac2d2iSlLV6rqW2iHYMB1dc1d7uIXNJA8k2TW+/ZGSpsLk4",
+	"dDVzxLOCXXx817DbiAz7MJ3l2dF7t6KZlzoNaUvA6FRJMZX1af5Xr+mVEwbfIKaZowOXOfyhCrmpzVzA",
+	"m0T2ByoZEFiC4uDnIvz51DvjwXD4wb/8AltfX736yXBY0/86NL435iLPt81sqOe5x11xZ3ZDSbNqkUUi",
+	"x06htI24YHOe1lgP7KxFwI5VdMlLISctCohFqCzDzdbJ23qj3lL6DJjAglwUCFFqDkcaszUrsiQClEOy",
+	"ApR5okVK7pbgyZKHEycMPLG8kBPTSzf3PiHLk1C2smpom+NAUBCdBZkEyrp6TZZoHLAZshU3PYEW4Crz",
+	"ZK0pwS5oG8pWWfmldXL21PqELJPJqU4BMwje+KPu1V9Poiv8488uK9XVrHHZrEowEp9NPGqjA0zRY/fD",
+	"ixNL4cuijz+7rCKP81Dqw9RFcvuNPeIiZXqTa3L+5LTfa3YU88EUnZw9hSnCbQ/J59SoVH81iE6U1JNr",
+	"pBwU4mlJhaPy5g1AV4xZKl2B/KemhrJczbBHBfaowpGHBY5RHSaemIajmsNmCuDBCfQ/Vja9bsyTg5RU",
+	"9yVZTs+fI06CGxIAG33UfIQ49gkHz1YOks0UB0Q76LGx8qcdUkme2E8BHfz6b/7fX//Fn373f/5vVfTt",
+	"7/75d3/5V4dKug/InCMIeAGCKhfbKkqikzlSwZSqRaGdKpT4HoQwENmOwNcE4QjNWCpckbYr9Xi0YME1",
+	"ODQN6ZCeMnqj8fWPhtRC50SZVJGnkXHYHH8VEp0dkKODly+ffnjTO6zJwpCJL0nHrCpITdo/xZwcg21E",
+	"/Xj+5BS1Wq2BPJMvL0+htmTxugowVGuOJx6VMsQRsn1v5gkbHTT+/nf+o2TZsRdyp67cljHVQxtSFKe6",
+	"O0Yj5nq6T/sb4MhVlHD3N1JuTP6ETNeZVHiysSQbnhzlY7grwX4kS9t4rkDMPUYjaJCffAls9iACuDnM",
+	"ItrINiNkGtthLpGDUCAytj4sHNknjkPmwnqmIWJsdHDhzea+OlKnsjKHluTGs7+efmBX0WM68T0+TTt4",
+	"JiO2z04uTz9SM1QLBZl+0RwLZ6rG2msNuodHwCNhY3gcaJmeIdSxoE40y8x39RtkYYRc4eoVSTazwMvD",
+	"Y7lKmr5qm3gchVRnwoFl1PhF2ssOFlVdjKqCbAnsbuqaVT7jPHSmin3IXVfVVjketQXEb9frMJmVjJJ2",
+	"hAPjiTS5ZqGCEAqi/R85aGCK7MeXeGIfJ1mbWCAvXCJUM7IfPUCO7KdjC3IY6HHoAzlBB0r+OjxC7WYf",
+	"2fMA3MlACriKpmcD4fTrmSeqqN1o5opGk4hU84iWYNdOzUeKEOpO8eGYeRTZr62oI4s7bE50zvaYK8Nv",
+	"MGI4BkQgDB8c7PuyrwOIYKcE8XA89hzCpUDxxSsbzQimYC2NmprhZQ2dyH/KlmR9Rap4crKVCREctest",
+	"ZHtUtegRKq5gGLaujjhRjlvQjoZyUtYRwWOgdP1EdSDHKX/TKxklPiEUjVgoOSaTzVBGCaiVqfB0W3NF",
+	"aFoeMTXzqJpGba+hCwKbG4RrRa/azFUBCr7nEG1a1ffRyRw7U2I1a/WVi2ixWNQwfK6xYPJQ1+UPnz09",
+	"ffzpxWOok0Ag6ctIXj8nZ08r1cpNBBleqdcaqiibE4rnXuWo0qrVay1wWhBTkEMe1hbE9y1wFH/45eKa",
+	"177UGvqkyEj12G12Oo0Bmocj33NUvoaDjz/7BHEiouT52oaHpti/Icp2hGCgD3hGjuAqdkZenHLTqCMB",
+	"0sJSF4Cnd05kM1IIiPeu1GwrPyPi48W1SjKg883KMTfr9UgK0Lj+eb4E6lYE7PRN5RryQHzxTQX7E6ks",
+	"SVkG1NYb+AvmC6HIstPf7n58/suff/zh9Yun7tnzJ6/lB7GsHFVefHImF5ODPOhJ/e115ajy0cdh4/Tp",
+	"zy6mI++mOxXzERv8PHgRnn/1y/OpM774/Il/9vjZ1y/DYHyt4M6V+LtJOIZ5g9CzukJ6MWqpMKii5mK6",
+	"PdTwYClxtXL0xSup5s9mOJDzO0steHqhMgsavbcefVHBUrx8Va2s8BbZsOzo4ZRgX0y/LtxuJ5rRNut1",
+	"/fymEbqgQ3lhzI8l63AZ4erBmUn+D54JWOAR5sS4aT6Cfm+9bSLTToVdZw6e0ImByq2kHkzBWqYmi6Ue",
+	"t+9FfebdECo7kAILSa0eX3JBZuvXT97sy7LLp994ooXRkoEzBY4MQiuAH2I1EgRIIVXUqbek2qorXYUU",
+	"32APuLh9mEg3xlU+J9iVshG/8wstRyoZntIgpPQurzxY6k69tXmZLxT/fJkQZ8+7JCblTtvkpvEQzz3r",
+	"WmfbMe4VpdEr6VyhM0rhhLjH6t6FnePxuY+XaB6Qsfd6dcml0qC0Yg5XXIBnRIBfUMFjTVLkocKVLUoB",
+	"nyoYGXhe3XZPaTPVF5lY10qz3uxajaZV7102ukfNzlGrV6s3Gv1up17vfJ6YUh/JVak3cLPT6LSsVou0",
+	"rd6o61qjTr9j4U6dkMFo1B05buJ/L9uXUrCy8qcrj1tWz2271mDU7lpjZ9TqtdtNdzzqVpRTwUu+ZnSN",
+	"XqtdHzSa3c8T28OZtl+M+m67WXe7GvBHrpIagVpCeU9KoeDq+slLd/G4EjtMJ0ONd1Iab+iVXKeNVGvW",
+	"m+3BoP/2qOZYvRZpWIOuO7DIwKk3O7jhDFqkFNUGnWa/0Ri0DVRr47rTGww2Uu23v7Ra9csyVFOoS6+2",
+	"EC/UOVJowav86gR0YMTGIAzIk6isT3ASzrEgMUyzqQ9d9mFS8E01qWWdMd9zlqUrR+VhmO21pzCtk6dO",
+	"I4x6hN2rIAlBMXUdFX+YLgtWJ9Akr5y1VuK4dq74m2plRRHd2MZqjTellzYC4S0QOPTEEpkKUI0VWC2j",
+	"IsCOuFML3th8v72kUhRlgfc1gSe5dpk79QkLRoCqDDWag801Lhl7jukyTn224xWcEs24iNTmjFyt77jC",
+	"O1fyDV7kYqCe7z3t2gtCmBoEXLTHSk1DXLAAhLEp5lN50JVnQfbCPU0Zore+cZ+6ZDZn4BMDRulXMZjw",
+	"I+Yut7tLcwy00Wq3UswzYtptC7dcbPX6TsPC41bXarXdcX3c6jqtulNJc81VvLocpN22jFT79bzJvgvp",
+	"Z62cHNHYbu5r7sHeUaNRa7frrXar1W0W3IOSKv261WuSpjXqdQbWuDca13vt5mjUxZvuwbaF227d6nXa",
+	"rjXqd+pWZ0QIaXc7ZNzq5O5BVXs/S5W7CW8+9J/5s/U34eY1rca+OZFY0vv56+aVpvUVZeIKXwVEfiDL",
+	"yk47wDVxXf3pGF0TMleGUnVIKVvkWG18aIR1TqQwXHxXRHzTVOVNtfKMqS21qXpcLs2y39/Nvp6LPsJu",
+	"Ki/vu7ob6iXuhiy3e0pfclDR2o1OmSHyEIJWifucuB6OgP/azea2HT/3OFzn7+1OU3s99eC3zb2W0yUf",
+	"fuO5b9Qt5xNheAd/PB4T5diuXnBkfw+48jLVd83qpXYOLCS+1HLMuW3IXZDEUt4tKfhOnpX25hqfMvGE",
+	"hdR9b5tUreiOm3R7OegMi6ky/cLuDl1PWEmCYaO15FOykDI6eGXX0BPIKYJGS4QdyEIrcDAhopp66QH7",
+	"mjcjKMB0QgpsJ7Lnx1Fu3rdsP6kaQ6HVtFVMncd1HFoQLUPs6/AV5O+OhQmYNfinlbuRlc/bugEwLRtD",
+	"7mo21gQt6l99jdzi4iGkPEdazSw2A7a+PrE+L4AtLzOwMgPaL0XGquPUtinqPS5SRI2cB9nu1MACvEcg",
+	"BkmRxVOu+qZhwTNoZkg7BYqv3beQ7WjzUAAn5NZD2aMJMjpBsQDetFxMOlZv1HCt0Yg0rF67Pqg7o/Z4",
+	"1O6rmB0WKD/kijylKsrBYOtqdGrt5mDQarS1BuJ7hIoTHcN3VGk0e7V6rV5rVJLsOZVKVstoWu4Yd6we",
+	"6XSsfn3csOrtdrPbIF2n2yZpVlY50hrOSzUkFgqHAcV1XFolk7Gm0hvUm7judlqdVr3Razhur1d3WgOn",
+	"1XR6Tp+ME5fWIwBnic8VDDF17DUR5O6ISakUkDShMGV0OWPaQ7aQWt1Gu9lstm9FrabVa7ax1Xf6fas9",
+	"cOsjx3XrTqeZoxY4cJUgVLfRbPd6o2a/hbHTGDi91qje6uNxx2nU6922uzWhtlCg41tpszUS7k59GO+t",
+	"kvdWyXur5FuySqYPWubF3/XEZv0tFNOHivMcfVNgqjwHB0cObpMsEJbv3RA364J6AF6m4Kuh3f6QBqHS",
+	"PqND+iQT4KseF8F7kLgQSIIdh4VUQG35t2K3UYQZOmg3B0OqvFyvxDRgQigHKwBTOCciWFonUviwD48R",
+	"wc40HbsYEHjMdbVQMKTguqBj/mUBZ0qca+JWEWdyD+vkLWgSEs4JR2pkgrEaipAChhTqqHmA/5Gch3IQ",
+	"sBaeS47QiCwZkALIhr4KSUjSoWIeH9JOvYVs5at6NQr50jShGgIkr9jVDbCWh9Q+BbelU3nkGEC7WmAp",
+	"tpWfU06n0JfL+7MLayQRla2n8c/1l5rDZmnglqPKRcsJA2IBneuB+0/KG/dgjrEeXca8u6WMlgGxq5Dl",
+	"x9PRzxzvhffxk88fn1/+/OIpfzoT889Pn3afflmr1TJwa0eDej2PGVcJxFXrq8HnQf23HVU+BQIXYb+V",
+	"nn6Cvmfg28/YZEJc5NEcZ87soU0MNlv4TXVvJtDbGUp2uMvjGzYgLqHCwz4vfyun6rypVsL01bGpjUzh",
+	"vVzIzz3Ota+rHiBKDfBO3cPfa9PsDpssd1dt3Bz58pJfYUGu9C25sX6m8H6kPcYUYp3m+vwYAXBArOYT",
+	"NPFuCEUqvF6K/VzBb96RjVetpC7SjdVTRYEY2t9rh6U3+chtXD9jJXAEi8WDjW2ky+5N4NexNA6m4NeJ",
+	"r5UYE+kBlC2OAJ4TtkosVmn5yKNDOva9yVSgA4e5JCvuHEYZmdOuiCFNnBFZgMah7w+prmz2Pqyh8x/R",
+	"vtynyymbII8qoRMkNCV/R+LYNg7EKW2ChWKdOnHDdGbtCAlTb6eUwoBGxGd0IvULdOAJgLLyCRrjmecv",
+	"D2sm+VZ2+j4F3PWyXemzmEvaWUqONbyEaYGPheKtPVt/P5/VbiEt6hW+EhHkcyl5MVvrXmLcYo3vn//f",
+	"pvGITZDimdvzeL2n1zB5CA3nq4xdxTFCdBqhAqkoULCSULLQ4FJx1prakJ4FRBaUGzZnU1JxLwvMEfYh",
+	"+AEB5legr5f40hhSdWugA42nAJXlcBWeM4RPx8CaIIQfmkwo51lU9R/lRfPjMZh8ShY6iureYvIW7sDM",
+	"D1cBCXkZBddU6f5C/bGYYN7J9VigJz1+raKaVy6hMQvg5toh4vKm8RBQJKzIulLoYnSmUIjQwWgZASwc",
+	"agSKqG4EBayuXAf7Pgk00C8/hlHPVZA2OI4sqNnt6FQlbtfDeReOR5tKpgak0JmUg9W7CvrqHTUHtUGn",
+	"Ux9A7JJLHM9N+zSrH1I+BvrNXuFdmpy0idtsWT3XaViDRptYzVHfxY02HjukGWVYPkpSW5vcsYnTaFq9",
+	"Zmtk4RZuW03SGTdbjXG73ewmAGC6bxVdn6vvNlpWrzfoWyMy6ltuo0169XGzNxikXA1IkK9Ud6xec9yx",
+	"+s6oZ/WcUavb6A5GhIxSDgcxXtYWTgXpJd7sVpDd9feOnnf6aTq7WCnmCJxqS+4ILsYP8XweMAW0taNv",
+	"Z1FEzqMlwhE0eoSsq9AkTqBP7KOAWNqqqVQJPb/QJ3APpIyiJKgCTiLNQPWvMl3VNEmfgfesWyjuURl7",
+	"ahOU1SVktRcaE0YeiFvrDmuZcqtZ6zQbzUY7x5TNJfvdZr2XlMxxtnHbGVi9VrdvDRoNYrWI2+yN2g3S",
+	"ag8qJfj5uNd0rV6z07Vwvde1nFanXe82ycDBg5L8fNwd96xev9ey+t1B3yKNQaPTGRNn3Oyk+LlaETNH",
+	"H3fHY8nR61bfcQdW3em2Rk67O8JkUMzRx90xtnq9hmuNBvW+1ayPxt3moD8aj3ppjq4PnFvZiaEXPSno",
+	"NUu7/t/bKG93I+yg1I3ja2KT1jROXyirOEAlFMGVKm+qlSQH6sYGUkX39q4VS8lLcGObk2DMglnOt/oI",
+	"2fHk7WPEAgWTowIShvSaLJUhysfgDaTgmRBnM3l7yM2AJgGmQsnlcavVITXBKVU1Zo8dAT+pTB7oAGIG",
+	"pmRI7c8++8w6CcVUqpcOFsRGzlTOg07IoYZ3A2NWghKFFiz0XYR9ny107OideALLz2RTGyvl9SnbNoyl",
+	"vuuDvrYzXkGyoY07Nlv6TbXi4PkVee0Q4paonSkMaNDxJX91TZZXHr0KeYlzZ672ploByDj3yqOCbWwl",
+	"XfZNfKFAFGYk8G+23azW2dtBTmJrHEbHvucIHsG6AWohOPPJG43kNn/ZyMvnQIA7E3/5Y3uq0FIywlmN",
+	"Yi8KRUAiTO93pU8YXhbkEO6eDiAvxSULgzurCHSO6p1aq9dtdhsbFAFVctDpDVoFikDTGtWbTavXch1r",
+	"0MBNazBojwbN+tjtgxy+QRFoWqN+t2n16u2WNRg1HMtptwfdcaM1cnvtRBHwCXYNSoCs3e5avUa/beFx",
+	"r2+NW063Ua+PWp3WIK0EJEti0gSgmZHVwx1sjUgLW9h1cb/Zc11n0CrSBGDifavXHzSskYObFumM+71B",
+	"uzHot+tpTUCdlHtN4McdBLyz9HQvwdxLMD9aCUZd8bcXYBSY+ma4hfNioGOCHl/iSSSRAIo2oEIftJv9",
+	"IS1APN4O7nhIM3jHx5DRAhYAvD2WSMM2Gv0sPoQpnWrY+K0FofFztdCvynjJqb5+xHgR30OjkeS/SvQB",
+	"1XpzOOVKhXsD0r0B6TYGpEaJ++csxR6f6ABceff0t6t6Hjlkva+LS3FIeXHFDDm6sqLLqOjWWoH5evWm",
+	"Gvk3rAAEJ/z+rWmLg6NWp9ZpNvr9bq+uABD0ANPqUNdye72e1at3O1a/h5tWqzMaNMbdRqve6MYpkI8q",
+	"z7zap/ifP86EMXq5dnDd6tU7XWvUdbA1wh2n23fdQa+NZVl+FniKyDqhkAak+O5/+fff/uc/iZMsHwHA",
+	"Ggk4mrGAehTyJ6t8zEeVRmuA6vV6HTUajUYlAaL/zb/5N//wF//7r//2D3/9R7+XSeBagig6N/NRxfco",
+	"vlq83kLd02tYxC3V5xz7kMLIpoMLZe51uO81kNPPIE/FrbhIDPe4u6UOZMMfkrSskpXtR1q+ZWR3iv98",
+	"9zt/++v/9D9szTl05jW5cdZlt3n7/e/fFfqt30t35u7RtN9863Tr/Wa/1+523uqto0dxf/vcq4X3auG9",
+	"WvjW/QrWV/gwVKeJ3FaRvJ0B9fumhaqLeV9aaGRMjT4UJ0LBM73jq2gMfudcx0dDBkQA8+TI9j0unhHs",
+	"cruK5n7Ike0S7Ct3dVulz5sE2CV2gdN9PI474HD/QrLCyMd+c/EzxvxUaQMcY5JQU0vUHkfqSbEQHDLK",
+	"XF3y/tcdRHm6C8Yhl0SgAynMAegAvKQSEf0OctBhMtqiwSUrmxlgPmXtRmJEGJ6wMYo6g4+lCfEzKP2m",
+	"xKqdk4nkJqVX+Sl1Qy6CZfkaF5CdsXz5SzwpX1iDtD8J2GyL4pesTGHFaUq3rYuXa/vnoUp6XoJ6gSi3",
+	"Lo4fuuSSCUiNu7H849fyNngkp7ZPwNIYEvPb//Kvv/u//vTbv/7/ffeXf/Xdf/rjb//t32QSzhvUgHqj",
+	"1um06/Vev93TSRFcT2i5IQqxwf5J5q8oTbvWXcYB+5rQl4Djqkupg2Nw0+hanea4YfVwq2nhUbtvNZvN",
+	"fr3bbo074K/t6Z1eOar8w1/89Xf/83/UiROeQP7Xl/NkIDPMr6V2mFWgFAW++/d/+pv/8CvVwHd/8vu/",
+	"+eM/+vZ3//zbP/xryf4XNB0/BJJnEj0Ef34KTek0QzlHka7VqdcbVm/Q6lv9cbtndTqdtttqDBojt6l8",
+	"QnzszZIO9A/nuaigiWJKarhQzyc4kxxC5VeVdPivf/7f//YPfv23/y7jFa7SnafeLwM2ItaNN5f38FrN",
+	"L7vk2wQKaeapg4SyNoIb6tbYnNDXM1/h93KLQfZTlznhjFBR4/NA3tFTQsTMr8F/IZ9cqb7VyXni+co6",
+	"Ichr8dDhNzs2sC6+Kck//fHFi09VTm4VbQImIQg0pUTl1T29+IX8/MtnF7+U8gmpIkeK+RSNllGmYhsd",
+	"cEJUJlQCY6jN3MN8TLM69daHHp8z7pXxJ9BV0jXuhop8j+x6j+y6Z/N6t5QiqM5bBNr1HvFgqYs4wYEz",
+	"TZhJWl+Kf9vG4G70cAVdgU+9OWIUqWu+CptFXoY6u/6Bra4wW+HCupH+G8GDYT6kkCtd1ZdqlH2MMKQb",
+	"eMDjdPLRmFSjngpjFgTPHnBI2Q02DEpwQIACDuFC/goFDqU+Bs1EN8iZGlIVEZ8rLLOJz0bYH1Jjfya7",
+	"uxIqT1NxXe/NX3eD/GUSacpKK9uLH3nBwihGGISGraWAt5jG616gfYsCrY8dMoN1gN1F3MqPQcrdbXev",
+	"S1F2i4eM+8xl988oRc8o8iiq9HqSP5QQR1cq3D+j3OoZ5XhIpTiUJ6t9lAV2UTRRVxFSz1g6jaiKMhpS",
+	"JYRJTVBLYD+4B5pdIxFiIXQzJG/6uWbPAQylj0n8ZrTmvJykJGvy2uOCR2i78e/24TGytVuJrbfiQu4/",
+	"9dudcoL+saZiRCmgiF0UtqIXrocjOT0LhKRi0MbH2JkiT5AZpMSQZSFlAEApsgVNI5kco4Dw0BcccbxE",
+	"i6nnTBEPHRWvDJreYrpUPFVMScCRMlWsPoA9kgODOLHdn8H2qUx5LpA0QckY9TtWrzNuWf1WF1s9p99p",
+	"9Mbd7hhSb6WKtXpWzyEDq9/qtKxxp9upjzpjFzedLXSbhBhvE5VRrxxQNodlsnay7DoagOzNhSxamRj3",
+	"FWiUNURRzYGu8WY3AslJmFjhGQks2MR6nvcRhfcpeO8s34doME5uSID93cx1BmYP/pLFbB5CATmyVUzk",
+	"U5fbyKOCIZuHwY13w4Knrm0Cr0KQC0CXkaI1mSuYXc/VKZfGHvFdbf3zKLLhb25DygAl995gPyTam3ZI",
+	"ldyqsfql2O6Jqn7sgGtDN6h6EqneH/DakGrHPy4lfikkW+FcuWew2C459bhgsjXlvqtmnHpjmbEbMpRz",
+	"TzeuJrpSdkKEdlyISKd8O3yCZSO+FLqqKwbOqrpIuTKM8gUhc6S1BS/QI32AHDznx5CWyguQ58Jko4RP",
+	"qF0fRD1CAGvKNzmhB/JcSLWQWUTZkVygl+fPYD0iNdyuoVioRNdkCVms1HLM5qEg7pGRXA8g2VVkRKnm",
+	"RxAQSwsNtSEFdwdMEaR7gkcsjHg4J8GNx1mMh6DmD+kCfV/jp4EqM6QevWH+DXHRgRFFQat5SNmQ5F49",
+	"rIJaBIM+ivYWN2lNnBCYSbversa6E2QjIByNQhEVHFJoDLXrLWTn3QXt2pCmDwSahVygEUHKaIQOYNl0",
+	"Df3uYx/WUi7mVXAAH1LY/tVUGjKEJ9ijXOQJ/PgST0y2aDjQ+xOfqmXdxhOYh9tIXIpJZO2uWoToWU0y",
+	"6lu93qhn4U6nazW7ozFx3Har128lIeBPMzLb+kqA6hqdkGxPvYHVI21sDdrdttVotAekWR+NnP54e/Md",
+	"rMjbgdRO8o+iRyF1N9mjO71ar9NuDBqDfutd2KPXE3I72/PPfDYir9M25s3zi+3PqQE5rb7Va9SbFu70",
+	"29a4P6o3HDzodvCokrFQVwIyb/Ya7bRFuoPbddftu1bdIQ2r0+uPrBFpNS23Ue+0e51Oe9TEW1ikV+zP",
+	"RabmTfblTq/W77cb3d6gM9jBvlyY6ifiZkkmHThjd8LafG85vnfA38VyrG5xKc5qASK68w9Wb3XlcBPb",
+	"VyOxJL5w75T/wzvDbrkbFlN93185jN6QoExKvHz526LGpIW5EoAxmeLldzdID2uNvVpxSic/0cL6QUZT",
+	"OMwK6VLGlNs6ElFXxNOqcrFX1JKaDWTHTURxO0dQfVxyciolC6Xo8ZQ6hKlS6fTQD9KG6R8Ips37iub4",
+	"/tk9YOXSunLi9fjtH/3q2//n/z68pQkkwscphBtI7OxvEaa62a4NOo1uv9/trgrflX69Xq/XOvVKIoIb",
+	"mujUmu1Bd9Ds9JqfV7LiuVQotpPO25Y7GPSsXq/dtQb1fsvqtl3iNnDL6fV6W0rn//2v///f/eVf/eZ/",
+	"/LNf/+c/WO8ZspkwK1K7HGizbfVGrb41cHpjCw/6uNVojQatVntVam+0O827L7WvruaCjLgnb9XKVIg5",
+	"P3r48EunFqfGpvuT66OTcR/+ekcA9NZXUDfbUy13vE+8htu9R741xIaPL158quV6KHGMAgOGw0G72Y+w",
+	"GBQQA0AucIF9YkgiqrEUdvbp3AeYgvGKqORY+t7Zxm7AC+95rO8UpGGHy3wv9rT7G/v939jNZqfR7rQ7",
+	"7/TGjnEr7m/u79PNHb+rvQhyl/h9sP/Wwf5vyRlKJZLi3JvQd4D77gmuXyxNL6ACBxMi1AOpfi09Tn3I",
+	"vSpWIxdPNXoIkVEerZi6KKQuCSAyxsFzQ64pqHMnQlZWbo+u1R6Mmlav32pZuN8bWSPcHXedPnZ63VZ5",
+	"pqqm+Dadp9YHf/RrTfljr9Puvpvgj/bAbVu9er9n9d0GsTBpt/vNXqvTbTlbCgfRvkCNZr+//s2t0au1",
+	"W516p2cUBNYv5eqDW73dMYaAtAfYtXqjRt8atOpdazQe912n0emTejsrCMgB9qx6w6p3TQPMSQgVz/VJ",
+	"Za9vcanu9q6wpx7iFErc/UvcnX+Jw3MP3i0oE1cjkB425gpaqfGm+t4f9NQNdMVCccXGJVsy1bkPCLnH",
+	"1brP1/Ves13c6t0y5gQe1TdjSS4Ql79Pk3EfB1Mu0RfI74lbZywFHXz7q9/7ze/+u62eBVVOjf+PvX9v",
+	"kiQp7wXhr+In7TXrqlfpOXH3iCyTLT0900PDzHTT3aM5B5Kt9IjwqAo60iMJj6zqQjZmsLYgEBehRRzO",
+	"BQmEISFbQ0haHcTsAOK7HOvLzF/nK6z54x6RkbeqzKqsruqZKDPoycy4+P35Pbff09eK3io9cJoTs101",
+	"sCGwQhbl1TkP6LeH7lSdVMs3qnI+0oKJutwwKHoqBjgVyDIsdTFFuvzMbDERlHJRMhr30G2aZnpfzBxq",
+	"XdQ8pboopml2sp/JZbdfMBodwiXymftRnmdxfsyr+Nh9pZbUH/XhsKhkzqTybEfHvCR1zes7pGf6gWXa",
+	"tuO/CHXNwY5nOpjESYDDyA9wYMe2ZUQGtZJNbbkPIJK83h+W75yms0FfLcsmrrfCeOu4SYgJoyamXhxg",
+	"37EjSiPXoqG5xHhrQkLQYiljxzMNTCzDwJSGFBPLZ74Xm4YVuYs6GzTQtJY1cF5n4/m+HPttqm0zb2zV",
+	"tkuXZZZhbdMZE/T8wA38+bp/1T6ty/upL86s4s0i5mMSMQMHdkAxixyHUctiThyuWcWbRaaFiWWHmNrU",
+	"wRZzE8s2E8exvEYBv9ppsVDDm0VRhEnkWNi3TQ8nDrFtj/gO9YzVNbxZECSYODbFIQlDHJiM0MBzPYdE",
+	"TR6LulzZtgr33ZwTPfSYpqWoRJo2ft4QiGpR1ubgfVyr+rU61ouNDW0VpJkt+NLmfC5RcT762Tee/sV/",
+	"3kbkY10ncGUIJPBOVxddA9rpy2GmPb3ohtmzrCAIXMMjq4tuRF5gY5I4Bg6oGWFqWrFjJNSxIn+h6Ebk",
+	"xTEmLKGYMtPGhhMklueZVuiS04puPP/et5/87ieW7VhnFs0we47luZbn+c7nYVjP7KFnWb5v29vqYMIk",
+	"3LAwtROGDTN2vTiIaOgFa3XQXqODNjGIbRN7M2pYtZQ/3syweru2xLAtMWxLDHstiGE3RtnnYpJ9SQKG",
+	"FflsjWduiPrEurJqb0sNs/cOc84UUQRUDgPygzr1PsmLaV6KQFn6iEEelLjRW8UBe97aa1uMpzmtKKUW",
+	"wkjV9kJbLSx54apdl8ji2lYCvZaVQFv60jYJva0C10artNEq1znH/jxG0C3mt59NZto9lct0mpbeyJTX",
+	"GfLAdVZlo+vnNnPmu2iBQ2tKnAXvmsl3392T2xvUb/kSXcq3DT95KcNP4nhaYxDJZbI0B+HiFQeVlTZm",
+	"NMOVk+4iASiTJWrObb0BQKrJ3QCF9+r8gx56wMpSrtoUHAKjsS5beLMc7qEoY7TQP8J/T39sMpghEGWK",
+	"BAwdsoKhHdgaiiVPvo+V3SkFS7zbVwmYmvFsOrpopgK2kitQd1uFvwjI3ZQ7sdpq6npxVg7na81qfefK",
+	"5twOx9l81v763M/1jS9N2mPLYdByGLQZkW1G5ArT5JWlQV4BnnjA5iyi8uSrxOPOs29+/8kHP3/+5//2",
+	"7Ktf272UHMekYOwr7BKCW19/zEbjUkh4kBT5COkzB0Q0fKFIb1F4UvG/T+TZjobwzxDtVHW25A0j+jgd",
+	"TUbqxorf9YZAqvVv0cev0ROx20OvnjQAzc5xKpEAoJoRfXwbBMjuEpyzgBBuw2OvQxrk2iejanIjHusy",
+	"Rb7Td51eELimQQKynRpW8xl6Tt91e4ZluCpDb6Wot7CfxBYmUcAwDaiLqW3HjhEQPwiCDUX9sx/99Mnv",
+	"f9CA8ytF++IALIh22TBqYEKZIaW6g40gCWM7CihxkiU5jv71F+wzc9LGw7Yw4EXYvNQRv5/y/TFdw8c+",
+	"d/l73eoBZZ7vZzk/WPcJ9fXvVSfVbBrEGs9ZctM1C0nkeblmWOb0yjaSsbW1vRhsrDBN0wa08/Qbv33+",
+	"2x9sJQBSF35oxD/Ola7NYiZKlKSFKPs6jEoJJpQnU5sZrC9wm6A4jaE8xfHhSbfBtqFKHxWTjKEjVgjN",
+	"ELwk2FK379O6YZcec7nNAv9ROcuW72IjcSgmNDRw4Ng2TgLX9cwgcZkZdrrqBlic/c5EANqiSyCH37eD",
+	"XuAS3yC2CTYUqQLcna0gms6813QcHxM3IThwXYpNmwRJYjq2b7rNYe/0NcJdTL2YZOxP1ER1+ma3U+Yz",
+	"75MDvKS7pmP6mDhxhEPXC7FNSOiZgenFJNm0u4FFArJmX90EE9tg2Pe8BLtm4lhBQBOqeOubfYUcxg26",
+	"ul7PNgjA1MtaB2CeEsWoN+a1ihZruSVf8Nl/d1mBnisnm1wuSTSw0X7Z7XNFzfhomgxR3SrbV+3qPZSW",
+	"qtZQI5H4BlA9gTiK0iKaZDVH/awEulN34lrQP1XnVCehjxjik1HIivV1TqUAXxHJk9s3nJ4b+IQYBgle",
+	"RNawhUPX9TDxKcEhYR4m1LKCJIxCStgFs4bJaXYQ6KpnBL5iPlxiBAkNy8fED0wcRtTCzE18Ejhm4DvG",
+	"Ev8GeInmEyflQxwLkyjxsE9MEzuWHZEwcSMvSbZhBakUkzXNIKrTlukZfmsGaUPa2pC2NqStDWk7r3mv",
+	"TdBtzVqftMomtHjUNGrpBYR2nv3op89++M2tGLcKJpUmdlnctU2S2kJR0vZRSKNHqMwbbLYqf3lR17iv",
+	"WvdScAAptGfbpuMHhvmi0DzxMYl8E/sBizCjjhEQw3AocORciAOoiebVjfmsgakBydUXLxyOb+aUVPPj",
+	"+V7rlGzReIvGWzTeovGPBxqXu2JdKN68tsXhnxyiHA0k5VlVoejzeAhWo+hyUvAXYNSfDUicM+v30C2V",
+	"X0F1vOOeOijHBTtK84nQj2FcvruOjkQVP2cPzQCag5yJJlQfcHn1XlMh0XUnDrI8pBmq4jDhoXC3ZhGV",
+	"D5DX6QsGvH4AXNqs339DoJLREdqZVrXgjBbAC8cjmER1gTzNB1ywErJJ4LkVVLsHOHS4q/JDSsglkWKM",
+	"s2UF7+/D1F0vVwbPUTiJD1j5MjkyHNMKDMt0XpDm4wQRJtShmIZBiEMndj3iRqZtJhfUfKyPp+bj2L7V",
+	"Kj5tEMAnFCBuHLzYgsPWSLsespT4oYmKGpZNtPPRV7/69L//zVZMtWVBuUiUmeASYWZ3DmRuUk5svn5Y",
+	"RMcSlObRI4EkiKOFStOpAKrEZZATzOI9pACAzrKXeC07QeEKI3IP3R0zjnJYRROelikTXfTlSV5qOqYJ",
+	"T1KeikMWo7yIFdHNEWvuPD1bE54xIVBERURjaBDAg0Vb9EM9/Ne46FmCiWk4OCCugwPT90mSEN+340Y4",
+	"X+cwz9KYnqwPBKp+t5XQLrkSmtOzvSCwvdWV0E6Z38VKaGTrldCaDXwBldCmr2tBa2utbyuhtZXQWtP/",
+	"NTD9f2xo9i+W06YQxbqxP/rqtoBaq9m+NJptBfzndNuK7qxgY7Tz4e9/+fwXv72EUmoTfnmEEzxW0kHr",
+	"oDw/3lMaqTiUYipiUgimeYxAYV1GDKUb91LEJX1iFCgj6BHPMIl7bUtJWz3fdL119aclKlHjAefXq+qH",
+	"tGpV6wv4JPoC1oRujUtbJ0IbYXIGWqowwTlzT2scNC0YsJJw4M08fyTQZIwoqLpdBMTtUMNlRNMM0ajI",
+	"hVClBrp1a5RdvCIcHXB1VvO8GNEsFSrZE93UHJlgfG+y4HZnYjTiVMjzdcCBwlar5crj8T+/+leIsyPW",
+	"pMxVJAdpKVAaV49WoRna+jDgI3qCBGNSM18SpHHrkEWPXpuOzALeWigpmI/GlJ/IMamFk2yr3B6pvOTL",
+	"EwbMCRpmwD/NzTqij99k/KA87PQtw+h2SpWSL8oCih++1118p5oFlYGKUo7k+6N8NMo5UsWCVr1c8e6v",
+	"eLuz1st5NfVxXDAhVr1JlRlY1U/XWXzVhZGpZlZWNbSWVEZwsUkcD5PAJDggFsWBZ5p+ENAoiUlngceA",
+	"OAEmgRPh0HJtqJEZWa4VJIHdqK1ZV9HQi/cub4zyfCopcapcUv3l06//8tmvf4Ne0+FMM8FKm/AY1Ov1",
+	"LT0EKw53PUJoZ5wLkYbZCeI5Z7strcE6KOYqjvp3D/OqGDY6pEKZSqtl8r+hnWc/+buP/mymvnjjUF+l",
+	"FcNprXgHuvqDImTsLtISaFHBjmRjV4oJubbifERTjtSVs9w08HQhDyp5MINzWaoSOUc7qpAX3NMbxQOe",
+	"AW86uH5PxtrBWh6ytEBjepLlNBa7XZQ3aHB66HV5N0pjVREHXLAsHnB5Zz6mX56wPqK6XVpc0PEYghdD",
+	"luTyFs7qQZb/30Uih/9I+cGAD0F6DaFNUp2UgkUwxiFwEJDRkLPHpSKwGe7qV4hH6VhImVCwMaNSCOYc",
+	"KHloWUssfX7niRogLTYLBhMoeuguR/dyUR4U7MHn3qz7MODiMD+WcjNiepibIwoG6JAdUA5PTflB1c20",
+	"hCXEeMzi3oDLOUsYi+FLnsvv+zNdQalANDumJ6JmvuYxNGM0Lk+AGmXAR4xyUfNbc3aMTli5h6h4hOiB",
+	"XA8ZlbK/RpBCSnFVLqw34AN+Mx6lXHWcTuK0zAsBwll1DDrcQ3fBCjQR1RDdvHcHPWIn6kqw0utVp+M4",
+	"YU0rDFIjkvKQnaBK9PP8GO2UYPlvlKjrDngCtgI8Gevbm+WC5TOKfHJwqBekAhy7Xc3wLRdRmE/KAQf4",
+	"UhxQrrGOXPUsS+Spm2eiqzrSheBS0UVCEZqLbt2tLpKbuTvgh5TH+RErxO4e+EDKQwYlOOkBg64c5lmM",
+	"EnYM64lyNARit6Heg134d8CrlZdmbHZ+R/kRk+uoh+7pvYUiWhQnai9ppKU8HHky4BXZeZKyTKI9tdDh",
+	"Ezqi2YSJZXjqzVSUr6vT40UU7Jzjy5IAUK+NymCg4nPRTn0mDNN4uNtDb+el3s5qeQ5XIRt4UGdd0Qx9",
+	"vxMvg1LN1qmVK/Sx19fHhsK6VUehOoTcisD2PxpRdVyinaG86Y/lqu9p61xXfZDLl0HvbnI04Y94fszh",
+	"DXJvFyyZCHlS7gwXavANu3piVaEJfes+NHZfPmC4qyabPR5nUJ5cMaIvGy/Aec3h0hRd88jXkOujLFkh",
+	"n/G/f4Hir+z3ul/8o/9fZwEqSrT1+I56itmAzLQodLhJeQJlpCQY3j6nmDI0NGNw44S6mDDXxb6RmNhw",
+	"HMszmRd5Dpu2Hji2JCCgJZ0pbduk/VqM742DyMSEWgwHscGwG9mhlZjMoUAbvwZb1unNe6/Cvc0/akcz",
+	"n50YQpUj0P9XBP6abs+xgsCGfFQxCb/EonLJSFHmYhKaMQ5DZmLiGIERhU4SOv4UVcvFC/4nNXDNhd2p",
+	"qc7mn21jIzQZJpETY59ZCbapE7qRFxPmJ9NZoOMU7ODTeVDnmQRGysxcVSf74vKhccy5obHPGBqvb1g9",
+	"0/Qtw7mcodE2WFjo0/Nd6mAnnzm+86U8feu1m8cz/3vjdeOth3PfvXbT+Pxrb6XJ5+wv+59N/sR8bI2C",
+	"+wZd33QLJ93ZVGqlxh3XT+loS622pVZffpXxPqRBHTKNbuRWa6iHWpFbpRqqn+eUvykoXqkAvnqC9LnW",
+	"hUBaGDjAkOEJKtMRQ4UEj3tSQ2ioboCAGpg7n8bklrPxQoKx5QyllXfvKuDluxIu6n7fibvK3jjbHVDH",
+	"VJ9W4Un9gIfzMOm03figcc8qZDnfEIB8UFZsR8+8QI13757Rvjvx2q07Be42GiXV01IV94bGSXy0EnPD",
+	"gtp6E2B2KtmN5H8XTT1BLtxVLUoKqJg6bY0yvHb6ElcwLG8Fq+Bm1tXTG6gV+TPbVubbaNkZu0IVgH81",
+	"3zLAria64Qf3bc/AJIp9HNhhgpnjBAZljktd2ul2pFrKWSZBNM0y+UX1WviCxV2U8pIVTJRwEp4av2A6",
+	"PcuyTC/wAmBJnI018B2PYhJENg5YxLCdmKEVG1bAErOjoFcjkW8VIrTUexpQcL63sYeJF9rYt2Ife4Fj",
+	"hG4UuCQyp7c8nMI/hYiXDpttY+KEHg4Tn2CSeJGV+CwJDfcyhs20AtMxPGfZsLkEE9cPsR/GBvaJSWJm",
+	"EhbC/K05bOaZw0YcTELLwIEZJNiL/YSQOKEhpSuGbX3zeiVjNLjtziznIx738jHjj0eZ2mgC50mSRizO",
+	"o8mI8bInxlKeikPGylHWg3/lG9dE1bDNbqeZCqcr2ePylUgcnfMBp+Dyxqmz85kHd99WxSiVHQ7AXMoP",
+	"lKlUIIpuPfgT+fN/fPPBf0RJmrEuig5zoU7zoaoEP0Q7gjGkLLzQiN4onvc13FKrDr+WinEu0nUcyPqW",
+	"5h3XI/Si1R9a/eEyAmfOsa4goGStzIXplVuZy7dzJCbRISqYyCdFxOqKtnOx/9oBf52m1FsrSEmdbTTM",
+	"2MtEXS4lV+OEbyiESa0/reUuXMZbvjT0dTiV5EOY9ZChlGuDtigr94H+KpmUk4L10M1pI5VewAZcKS03",
+	"RB19pLhFlPciLQUazkZ5DlGZD/hwRB/vzP7QRdM27ULqR6pWKsTeQjvSOGMoyvLo0dLYEMBA1QOvNCvz",
+	"FPj29Fc/e/bN33z0s//z+a9+9OSD7zz97teevP9n/+t333ny/ref/uU/PHn/W8//8d+ff/D3p1kt3b7l",
+	"913Sc03fMh17xqY7F6NqmxYmzGSYhnaIY8uyHWLarsuSVWh1Q9ClBn29XFBzs0FchpodK4oxscIEB8xw",
+	"sWVGtmOakUeYdTpqXn/YT4HSatQt13EDFUA9F+xs2wYmhmdhPwwjbJixa5uO5Viesz6Snp3cK5zZZfLj",
+	"zfxgsQ55G6DbshS2LIVtqmLLUrhG4PnaO2AKS8/UzcBqfEyFLoiP5Jvq7KwdFSPQaMRwdw8NxaQ4So+k",
+	"eB2CI2BYhXwPYSmqlaiv6SHHCFBB4XkQymIbJoRhwSKNspSpbUIrFIsKFqcFi0qB4lxpFGnGeJmdIE2S",
+	"AjFVuqUQzVU5H+uXtqmCL2Hw+5v5AaINLWHnw9/85MM//PcPf/XPT3//w91zKDaLoY9z1anrKCxIFzzN",
+	"BVZx13TniyJVS28ioPaePMYrP1daak1mxzEcVXb6OBXKGzOrfbzByk/rpnQunMSnOGiqsJ0on+jwzjqh",
+	"oP+nHdmuuNO3uh35ziTLjzt94z0VMtr43Wz+bslRWw1wbaNvGL3Asz1bVZPTzDkrLjV7hutZgVcVnntH",
+	"zIa2EGxTh2ESuyEOIkqx6/kssqPE9iFoIp29NjRsTKgT4NB1Exwx1woS22GW5+oAi3pZNNaDXD7T/n3h",
+	"T2ciMRoBO5ERu4lpeJgkQYjdmPg4YGaE7cSNY2J4vm2anSope74TJMTEtwgOoyjAgZUQNzZjywwCsO5f",
+	"xht9HxMzDjD1TANHYRR7lsdIHAdaL9XJgo3SXTrRoZkQGKs49zJfNjGug4npOtiPPYIpCYnn+K5DmLm+",
+	"plCv9xWSqdqaqJjwNoj9UlLxruKMf4OViM5Mbp3VMy7yg4KJpgULwmlXJztdtLBeOpKS8/TYd33NkqCF",
+	"7kzEQx8Iz/JjvofogE/lww2BaAZoR4ckV8JC6OKTKlh4T4kXCM4d8DpemmbZnlY6kNQ55DgBye67aXmY",
+	"T8oqgF6hPHEDxaykaSYGPGQnuY7zhfYhoC6OUc6Z6CIq0PCAlXegc8NVwb139Pi8TKVhp/KOTsr8JvAD",
+	"SFFm1LILxF4zQc6sPS61xLtFx3CLztW01NEMzzlFCPp9A4SgadmOC5ItLk7uT3gli5M0Y1V6EJiUeo8z",
+	"8fg0WameaPYgG7129uu7GiLQM7AZGwwTagfYZ66L7dCMnMRgAbXMRlJTg2tArZlbcrxUD/Ui0sMoIcR0",
+	"mKT6IpsPdrFsMuJ1H55+/7vPf/HP0AmWxdMsuBETgh5AzEKVHKDy/AQq8mNkSfElxa4t14l+XeXJgpjz",
+	"xVc9/8dvPf/gF41XVVGd03fBNyhVjiZ4WB/NPxVe6wC1Q5FHTAg5r05D9olJpMlmpAAsaQY/r8qHb8zR",
+	"Bo5ntbfOjqnU508rAq9rUB74X9L6pKxEV/XNeTWUVc6Xz03YhAlEUTjJHun31rG3acZuwPYSaMcyrL3m",
+	"IQ+KstAc7FrU7iq2dnmf3DO3HvwJ2nnn4W3sq3QJnQUl5cyrd98C1eeNVz/7yhuvmr5hGwNOBXr9ccQy",
+	"lHJ06zDltE4HK/tSErGoZHG3LlsOEYNDxqM8TvnBcBflxYBDmMGOlGtaTB0yVu52EZXKkyiRZaC3XgWM",
+	"YBlG1zAM6N4emt5R5McDfphnVWQhnBlIr+Eeep0fZKk41EkPylQmHycbzARDGQ1ZJtCIjgdc+aVGgmWg",
+	"tj39xQ+efv+7XfT06798+hfvd9Gzb3372Y8/6KKP/o9fPf/Vv3TRs7/+u2cffL+Lnv74n59+54Mu+vBv",
+	"v/Pk/f/WRU9//mfP/vUfuujZT//s+T/+OyT4TOnqBWqem1304df+6vm//vbJB/L+r33nye+/q57311/t",
+	"oue//0v4t3n6of/51b/vS/gx4BB+oVZAbxTv7qHhiI7Hcmhlb4TSOKcDcVPNszK7UC4PyBB8cFTNkU4W",
+	"0+Onk5J0bvg0pwRC6XjEpFJrdJV1Ug0tk5tDD/Dx4UkfDSfwcBpmbNhFw1EqRMoP9tULht0Br5NP4AHy",
+	"mqm8UV/tQibZ6xCpIqUGFARo5GopuVJMMjmpAg2VZH6T0XiIduSo628q7pGhWtjTxaMTxOTN4yKVW7r6",
+	"arevlsyAw+O7qG4big5ZpJPghErkiWlJQypUFrt8ReX8TDPWHfBxRiM2YrxEO2WNKSEHPj/maDJGZQ5Q",
+	"MKJjGFIOnzLK5UZR1c1gtzX7t6dTmpTOOKzKn+lSBc1s+htCIsoyx4otCdpRTPhutyp23dWpSj10Xx4d",
+	"tGB1BGfKUagyi7sDzmh0CHFCjazELoJv5eQcH+YZEAjIpUVLDV7VT1BhAg4eiTHkehKP0vFYrieVGAkm",
+	"LHlAyMtV+mS3WouKciBmEHU04EN1omnTJqRAoVgukAlHO0MFuf5YIq7hrn6ymK4VwNcq361Obuyh+wwX",
+	"E87laFO1TdRIz+Q/9hUZgRyitBxwjQJhuKZwUk3fDoVMRdUZxmKh8rqkkj0lWhhwlW6vthot+9M98oid",
+	"6LVfJ0TKx6BhQ2wM4cZpQuRwTogM58+dHcew0TL/g9y0so9puSsnTK4ZDFSX8s1y9UCfD/ImKfVqJ7qa",
+	"nct1oY8mWZmOaVG+IkExrvJ9NoFeGzERWxva4NZQQoxZJcRoKCHGUiXEuKgSojmxKgEs0XIIkrwzo5rA",
+	"iupF4qipcqiP59A4KsvWjLZhzGgbs0DcaADxL0uw00DhwVkofNrtDYH4KjOUOqq7SLXk0pzX63ooro1v",
+	"onV4n+HwllsVOIPBAbtGBObCDVfq8J46u8HudDw1NyG5sW8I7YSD/naXS5WdplgZzvdPiS9aA5hloYTq",
+	"jJs6VPjHzosdbOqlu8PfUV5kxzzv1tB0G/tlnu9ntDg4e4kv3rG1xQlga6dsxAmHeXyyiwD/FgeV01ip",
+	"gTvDhZYMrxXFzSfNZauEpwahDZosgZIiHy1JJkA7T//pd0+//ne7WzSVzFrzT3flvgtcGSkoQKKLhjXw",
+	"GKI8QUPAGUOF8QHX55ztgb474MPaLCg1VQXxhkhQTXGWlihOY4n8tS7Sr79XkThxvquoa4YV9hkiIHmY",
+	"2uhNMHBUP8vl3oBNQ6TeCSwkI6ld7fbQUJM6IMXWQpWaTjOpyUvlI4JXj6kQSJQ5KFxSd9kZgrYOzRcq",
+	"WnZ3T7WX0SJLWVGpfZWyCjy2J6KHbueFMiLB4ZwXXe256E5ZXirlU19xo1kIRuwhx3AGvHaHL1Mk3qis",
+	"Vhf3hq+BxJ1ZJG41kLjdQOJmjcTtKRI3XxgS38xFsF287i73DlTmG22mb9jrn//VT5796O9mLPM81ya4",
+	"muxKnaX9ptUuFSg94OCo2tF0KNqmBbqnOm3Screy4psN50GtwzX9BmDBO805AT4JMG/Vdy+4JU71giij",
+	"YOMVFUXcEgeI0vznPSDesldt+Aptb5glY9Kv0/xX7HEqwEQNLyWNl8olvh/R8cwTK/NGFdkPJfYlKINN",
+	"oGatMmQBn1RZmbDqyTHmfCzB6T6WYD0fyzYVu9at8vGKLOC1wt6MKGiGGKhDbKt+mgvFIMDzV5O0ArBa",
+	"jD2oow26OrAg5TMF19KcV6oZGDy1bVjjtAR2szyAUciynB8Iebru1IeHMhqjoXxQmLHbwKIzHHCQtSze",
+	"7aHPshPBSjymBymXG3ZPeQ4mvKxKoQ1THmWTmD2Ue1tZY1eFGUAnXwjHwxlXAr/S7TQr2VqX38vzrHH1",
+	"knR/Nd56XOX0wOm3ko1BnY3rnm9y2DS//jpJ/ffZQZrz9Xt3h8cTURYn69/xANIC17/+IT1Y/2JlW45v",
+	"F/log8sf5utc/I6SOus+W1++3rM/B3O81ugV5XrzMt1XnSsjc6giBvudZ7/+9of/9EPTfP6Lv3z25199",
+	"9uNvffRfv68cpiqH6ohJ7eFWg7RXJTGdkipF+qbfs2zftz3LITpCdL5wRDMA1MFh4jJMAsfHocdcHAbM",
+	"dn0zJMyxNqwVoZytEF65skzEYgMXKkU4OGSBg4kVOJiGkYEZo0lgOGHkRMESAmE7MGp6sn5HfoQ/aMc5",
+	"wkLXqgx9oI6qZ7/5l6c//tfldfdgS3f6nWMWCiUCV5aM6JRm5/SyEfPDpiDo3EIytr6QLNdyPCew1l1I",
+	"BiaJRTFNiIcTatosDKlv2vR8C8k4eyE1G3hpC8m4/IX05P0/f/br32xhIRlrLaTpsG0QdyWl5sea7ENh",
+	"jpbno+X5aHk+rgPPx7m4J64skFFqyoLRIjpUB0njVFaf16CSWB28eBMVbHxDAJk42KtSIdXWbqW+6var",
+	"3+pCIFqjPGRTM9OAQ6gUFABJSygArs1VC1FQwzr4Slu7Rd5DNyEE/4YY8MVXpkrhHupfpMC4p12UjYh9",
+	"OFpV3OWAc0YLBqMXMVHmBVyhIu0EK4GVuotYJlRq5EGWhzRb7GxvwN9thnTVhOdL+pdq/kH5sY+oSj8D",
+	"tykdsQFXQTzVkFX5xLm8hNMDxUy/U2ccnMDVu92Z2J869KhKOtC16CGIaNGZ20hvQzcbsXI7gES6urJI",
+	"XlRhULuqZY4RNKL+hlALRkqpynWia2/s1XFYac0uuDoC6U1tw74yCg8+td8jibt4Dp6FDm//2r/2r/1r",
+	"/z52f52NVNBLpD46n6kk6Ft2zwsCYgW6NugZphIP04DYmDiRj/0gCDAl1HFtZtCIkg1NJa2gbP/av/av",
+	"/fskCMpT62/PS6ElJbhpYBmYuBbBYeK52Eoc36GBbwauN2cPBw3XspXtuzIDdPo6juvy7OEL1u/zltme",
+	"HY1zIIx4mbVO/3Qt6mq3mQ9t5sO1ynx4+an+9gY8L5bY6PprpVjUEUCqLrNK2tYWyY9n+sU59tg0TPOs",
+	"xT29EmqObZVKcPMiwqfsl6bRVoWKVvR/U/OsyjGHuPBhnek9Le/dZmJcKBPDPfeRX6Wf7084PaJpBn6k",
+	"M1fmspu2dvQKVhyxoiIaKOkjhppJPjw/7qMyz9EI3A9UiOO8iFVmvTyFBjzJ0oPDslqD6nH74UScAHHE",
+	"bNZ9KhBwDUSHshPy52SSZQNeLeAlPR3u9tB9VhYndVUgpmrhNmr3ChblPBbX5tSD9uKbUKT0rNsbl+oZ",
+	"uoBrUAFGpILMN3QJzmXpwJevQHIJBuwMGWlLvYWv0+gQpaWiC9AFT6tK01DtdMpCsIcKJiZZKXQ+Thod",
+	"ojrCXJEyHJ4oAV0eQnoSOL8XmRhflQ27Jd91vqjUbXqRUkVaWMcBJdSWek9o4DCMIkyJYfo0SWgCczK9",
+	"LAhjTEJiYj8IKfZoHCZBQp0oNDvrx8lMB2KjRPkNAwr1rMHIzsZhnd7Z/FHVgDqJQac57Fe63dzjThkU",
+	"9TiwSL53vgGSnVh2EN5jBYYFrPvZkp+/4MSFi6TXfsJSOWEpI8GOWEGzzYI/5g53oItefawDy7KoWKXv",
+	"xGKoqJxnaKVTPk80o6iqqmukXsbGqkhIGu8pEpopxRPIiaEq/zsE9KGUJqCAq8M2NPu1EvsJ5DV2dbic",
+	"4k5SD1RvavJL3xC9Ab9V1ZZHc6XlwQIlDtNxxa9T8XNpim0VoTfKj9hA9nuWLfvh/HUHrNR5A9WQKdJt",
+	"oG9VZcIXyYlEVwlM0VWPP2ZsXKVlpoVu4Q0U0bHYg3zStIDS8EBeQ7k4ZoUKzWhSfzeyy+pxQGkMaG2B",
+	"E1xOzDv334R5qOnBe6jWRBSpDS30NIzGk7LKKmt2/wak4VYWte782wuGNTDoDTikXJxJ1Kz6Lj/RLNOY",
+	"FHTfAU/5UZ4dMUjibQTKTNPfFGOBDsHJOdvtgh4NDe5X60msKooke+IYTrdWtgEmM4HCSVldOODwMARR",
+	"NvM1EIY9dBPV7j0VGhRRjkKGOEthxeqx47rzaqDQznQu9+v7gWCouafQaCJK+TBlpdR36Qbo4EMJm4d3",
+	"EvyWPKuGKgJrwGEHAUsYrD4JuRrkWI35ev0hPVgWtwNnwnYQ1xoZFAm0/i4cSDS7GEirSoz/aQcinJo8",
+	"yVbkR5gwL8A0NgwcGJ5h+iyxHbsZob3W5XXVgDszmPD0m74oj/dqV86+yYsxoZaDfdMzseO4vueGfmix",
+	"cDMbM0zbpQDDaVrAzWjE0JtlfO4kgKDvkp5lBYHlGgb4FKqZCllJP0WjEetVbz7T63364G3m9X7+vW8/",
+	"+d1PTneHzDd9wR0iG2T7mJiGhanrOzjxQ8OMaOC5NFxMD7CI6cykB/i62L31MrhDXNKzXcP3TN/c0Buy",
+	"0kxRnX1TKwBstGvhG2n9HG1Jo/P4ORSEAJLBpIlw0M4ipFA5IrU3oMJEtXi+ViH7L6zmz/Ww72uhP4Vs",
+	"65ULalx/kWpDVXmJ/ZoN5Yy75y7fsFzRqa6JRp2iis5CI92d2epEsxpCRQReAdoFMNsFXs4ZQJ0KNNUD",
+	"FjFzXfW0gWo5O1aapWjoYVUNpaowf9ON8jGpT7SGkeNeATZ0yPG6rROOPoHGFZi5xuLQSXpPv//Np//v",
+	"v+2e084yR3S1QKGk0yC2BcSf/fU/Pv3N3zz97vee/OFvt5qjazm9wDKtICCm3YTnXzn+1OGEPk55Bc97",
+	"EV8nhTcOSICJSSzsJ4aH3YCRxKR2QhK2aQrv7356BkJfbP2SBN44sBxMQtvHQUQSTAOf2qYdBrbtLEng",
+	"dVxrHqErmP4CMsFhijsbYfbOUTqWk/Z4nJ+ZtTs7VlsB8HIrXACst4bz7TD+vCTFslX5oXN4MaeJjedj",
+	"+5E3SgG0YA3/zIO7b2vADlf00H3VBtGws00tr7I12o6GdhzLH/CKmjUtu8gxLZUTWWcOKqbzGImUR2y3",
+	"h+7WtmnKdb4j2GAlSlKmLLDBnugba659uLKWMGKZDU/Ropwv905Z5C6YdKdzBzSxP82yzU4Y1f4FXgCY",
+	"Gwxz80eX+dbLtKF9kkX3kglq5fm25LnbMwLHDzzF5rIFca5f14r1l0es1y69u8WchL8yBdHf7L33q3P3",
+	"qmCJEgJbjK+SquErqtyLYvw+L2hZ6sF/9QTNOEirmiDdpQ7XkhYHrFT+WO2c3Wv8MOd17FYhyKr1UCRH",
+	"RVxLwDLhMSsqntHF6C3F73vl6f9LclYcn4WY+GaCqWXamLhuaDEzIIza6x+cqnuXGY81hQy31H8h0/LJ",
+	"hdxvft8NeoZhmAHxib1WYqnjJz4mhhHgMAojHIVebPm2wajrbIgC5FKALpzuZTP8nklMw7FWZBydNnuL",
+	"LjbDWcLApRtRC/zmswkmputjP6AEUzcOA0JIaFFnVuDLZhNsmNjwljV7Dgl00hj8mVv0vjVetzXVveF3",
+	"UxpH63i79o43Ok7BTcHzch+oYs70DCze8V73yv13Svzs55NyP0/WfNKye9pspQtlK33scopemJNyNuL5",
+	"zD04c/V73U5Ex/vssSZhP+vumYsvzdN5JW7K+iRIuZaIa54C9fVbOwHq/YiinCdZGpViavqLJkXBuAoG",
+	"ZR8TD+InzA2oAPw0hBQQ0M7Tb37jo69/d20vIGBI0dfa3TLFb5pXs129ryGkQhbl1dkO+LeH7lQdU0s2",
+	"qnJH0oKJm+NxkR9RFVui44tTgSzD0qVB0ZipYqdwW50mlnJRMhr30G2aZnovzBxkXdQ8mboopml2sp/J",
+	"pbYPCWFwiXzmfpTnWQyU+foEUHpI/VEfCItaZZ0OtB2lcksm3e/97KP/65uKM3mLJt2gbxg93wgCx3HN",
+	"pkX3+PHoU1IYsY0suh52pRpHqBXjICYEu4FnWZZDmWNBko4mme/0O0+/+W8fffWnm4dQPv3nv3j2X753",
+	"hn5n9mzfMix3lX6X0BATyjxMSUwwY05Efc8jXkyX6XeeOaPfuZ7neYSQFfpdkjiYWIaFqZG42DQ9z6ex",
+	"EzL/HAbdp7/62rN//dnpDMtP/+WHT373304lWIaJxId52TlT55uOXKvzXZog3LzA7Ood7PYNt2cRw3AC",
+	"KDnFojRurhP1ReM0SGiaTQp2C9LoFrewhUOSEEyYwXDgGRG2GLGtMCIhpUvqRs2tf3k3MzEhfox904sw",
+	"I6Fv2YbLbG3fmF3n8iReuN/FxDQCHCaxhY0otl2amJEfqftBUMxuaAuHhuVj4gcmDiNqYeYmPgkcM/DB",
+	"NFNvDC101l/aiwmR85Fqs/KLHtO0FJVc1CbTGwJRLQ/bhMCXwgHykilns3jn7NtnL5eLehFFrUEnsHjP",
+	"x0tRbLW88x0HL20y7Jye9tHPvvH0L/7zRaI1X9Gg/HJ8crUu1tesPlLwVBXLlM0Oop1LGpWqPmsjomjM",
+	"CpHzblUzkMeKsXtXlftD4cm0rGDBxnvTCKNKE6z1jSUKlPrpqv1y60t51d6GnL84KeupDjLSI3bg+FBJ",
+	"KCpYnJZ6s1aQjWY3Zz7pul+VNrRECzso6HI852HHMQgmfuzjwGUmDg0WW3ZoJpZnbKh+NZyEnnYSrtTC",
+	"5rq5oIW5OPFDgonrMEzNkGJik9B2bde0A2tJWE3gzaSsudQx4tiPsRExE7vED3HIbAvHpuE6xHWd0KIv",
+	"PmVtptPrrz+9Z1c6Cqo9HbVEfi1KvQhK/dj4AHhergm1p1e2iLC1+78gOKkAhQ7wUnQnU2h2EUCZFIx9",
+	"hV0Cnnz9MRuNS4FSDRW1nARkCF8ofhEJDDWl1kTCDzSEf4ZopypvI28Y0cfpaDKagk5dYVa1/i36+DV6",
+	"InZ7qAliVT1aXRhoRB/fBowD3G/NSrd5sYg3b8NjXxq4qZp7Kto0XkQJAKfvOr3ADbzACtzFSK35+CN1",
+	"uW9bBOKPZm2GfkITTLyIYEqtBNueSyzXsL2AeBtizGc/+umT3/9AmxdXosvFti8ATGiUgQllBqaB72Aj",
+	"SMLYjgJKnGSJmd+//owIM1PQ2udbrHiZWFEd1hKujekatQ7nLn+vWz2gzPP9LOcH6z6hvv696kDa0DK5",
+	"9KYWv7b4tcWva+JXhVAq+Lrz9Bu/ff7bH1zIEKqZ8Rrp63Pl87OYiRJB0lZfc/LplMQ80QAxL9SagihF",
+	"FKcx5EAeH550G7kCigu2mGQMHbFCaEaTWbz4ZirAOPlp3ahNQWO1vM6uSq8rt26xEDuNynzOjmYkDsWE",
+	"hgYOHNvGSeC6nhkkLjPDTlfdAIux35kI0D7o0uQu2+/5lumRwKvD9kd3K1C1aFeU740l5gs9HMa2hQ2L",
+	"+CQ2TNMKSHPIJZpS1a8W3L+TjP2JmqRO3+x2ynzmfXKAl3Y3DDAJbAdT26A4MSMaRpYXmvbG3SWerbzm",
+	"Z/bVNAyCiU0s7BuuhZkRJKYXUzs04/m+QjDWBl1dr2cbMNXqZa2rXp9SOlpvymtF+dOmyL/gs/7uMvbS",
+	"K8mZX5QaGrjo4OxL9KDNk4d2qzBFtYv3UFoqAtZGBOQNSEoD0ROlRTTJav6sWWlzp+7ElSeqVWdSJ6GP",
+	"mCa+X1+PVErti0lHewAMtrdyZLoXykZz+4bTM3zXcwNiW2tko1k4tF0XE8/zse9aFg6o47jUdH2P+Bua",
+	"MlQnAEOZ7mnWDGilaTim564wZZwe4DTvK3NnE9KIonyENiwJ2DLsGBPPZjgMmIt9P7ZNxzIChyTbsHBU",
+	"yseaJg41FJbhOH5r4mj5Hlu+xzZTrM0U23TrtEF4rcnqk8a4SItHU38rLB608+xHP332w29eyHBVMKkU",
+	"scti1WjSZxSKLKOPQho9QmXe4NlQcYmLusV91brrlqw0Re/exdG76RDTs/zaUHMWeg8sTGInxqFPTOya",
+	"zKch9T2TsAugd6+J3tVN+ay5qAHB1ReL8Nu7Cvi9mYMRBtwyDNcyW/Tdou8Wfbfou0XfLzP6lrtiXejd",
+	"vLbF3Z+c5BcNIuVZVSHnTaz/y1FzOSn4CzDaz4YGzpnte+hWxmghj1sVW7KnDsdxwY7SfCL0YxiX767j",
+	"FFGVGaeKswGAOciZaMLyAZdX7lUKh2a+O8jykGaoioSEh8GdmtYA6epv+oIBh5sV1W4y41goGR2hnSmn",
+	"Hme0gPxSHsFkqQvkqT3ggpUCDfUzJRS7p4p379bUwAVUzM05W0bjex+m6vq4JsKJOLmePokq++ViHgnS",
+	"t/xe4BLHNn3f//w6LLkskCqCkZg4ND0D215gRSwKDYcm5+HHc88gxA16BglMZxUbLvNdGxNGTUwDx8Rx",
+	"QO2YOpQx017mijDNRXI8wzCW+SLks5mNSRgkOAiMAJuG5RAjCZlnxC9eGZoZilYZap3+nyTQuHFwYgsY",
+	"W0PtemhT4o0KOTWsnGjno69+9el//5sLmWuhgHCizAWXCD27c8BzE7LjeXbjiI4lUM2jRwJJkEcLlURT",
+	"gVZVDV8CwHgPKaxQF3jLeXaCwhWG5EVz8UM9OteTMTkxMfGYjykNQmwFQWJFpmF7jtmIpusc5lka0w0Q",
+	"YtXnlkZ5+zTKbs8IAsMPVtIonzalizTK1guiUW42+wXQKE9f14LIlka5pVFuaZRb8/wVmudbDoQGG+q6",
+	"8Tj66pZ9udU0XxpNs0L+DV1zWqR3jHY+/P0vn//it1vkYZ7wy6Nn4LGSCFon5PnxntIQxaEUTRGTgi/N",
+	"YwQKpFjU/d7RjbtusUKfLI3J6LmWY/gvW+EZu+cS0zedNTWmJR1vPuH8qtT0Ka0q1drjP0n2+DXhWuPS",
+	"1pDfRn6cVYdQY4IN8z1r7DNip9Wjv6Xm+B2VhX0xvFDpCmUxYWcUNDDNnht4NjGIM1PRYGoht0wv+FRd",
+	"1iAfdeZxAaFWhIkbMhy6jGISJU5IfIM5JOpIBKDJqaaQ4PFduXcquCLmf3gTRlN/qRFDszlEyvEiz2a/",
+	"l9PB6OjOXNMMgknsExw4oYdt07UiM3EtC7ITT5We1cCYrrkJfRDM36m2l5e2cOuLEVpXovtIdJMfHLAY",
+	"pxxpIoRqc8uP62zuV8ZUiOO8APGxXC+5dciiRwIN9Xl+T98w7CIVlsTZcf2dYhmWiozi9wBVbCC7IKSU",
+	"0KFO2py3Ux6yVCpqSsUp80eMC+UXiyImhP5mF4K0BryWJ/phoqQnqrR5VX4mokWRMlErTc3HgC0wLQd8",
+	"B8x7WYxyzpAo87FAx3nxKOUHu4pkJC3FbJvQI8amV/UG/N0i5we1fKtGUKAon/AS0QOaclEqOuX8AGqf",
+	"FnlZZqyHbtZXDzhY/FLZvBxF+WiU8y5iX57QrIohg1MNiqyKQ6muSwRLOfIliC1oJLW2AVfQ9h2eRnnM",
+	"0Nu3P3sL8bwY0SwVSjKn0JuJYLESzY5hoOExo4/2q6YMewN+l2cnaMzyccbQDs9LdPPeHfSInYhddEiP",
+	"2LSTy+LLbgGofuukWgZX6necW6aKeAbDR6OI8evqyv/Q6XYaC7fT77zNjpdctT5S0k9SY3EpLki1nB/K",
+	"Jdnpd9jJZw7DN6L0bvqZ259//f7Dzz24I+6MyvHnb93x7nyp1+upit9pwcQd3ukHhiHff5Q/YvEDtYNE",
+	"p290O7DENZvKq4wWm9AFzHZ6qQ6mf9pTR0G1eYU8JBZYjm/R6JDhWzkvizw768CfvfjjppmdQ50Jabyv",
+	"d82ZukDz2ve6Hc1ekeZ8P1EFu896wOId73U7M6fKmY+YvXprOklVpyXOmQBvEeBvJXfkYqFRea3YcMzz",
+	"aq/K3L4fFSxmvExpJtZw9y3e8163M2kCoLOeMXPxVmbtrVSIlB9IQVcFpzcaeK0ma3NrRrCpxniHv6Os",
+	"CdfAmH+OZQmIZ79CPGcvp/nrpZSkJVPUjmvcP3Pxdg6RPEcjyk+qk0TsoYKVxUnDiniQHjGuyXUkqBUs",
+	"ynksro3D9r5sL74p23vm7Y1LYTDcdRb5A6m/RuwdTo9omtEwYxcn1FZUgKMTlB/zGm82VBp57Jyp0aia",
+	"JzTDMS3pK6ygyqC3XLO5yXN+MkoFExC1JxUCCC6kESBnUAaKggHJYJiddLVSo0zKPB7wqvLKYZ5BpUvI",
+	"LznMOesq8C6PNE5H1YLZYY9pVGYn8k17EogPlK/qOBVst6sEFYsRFWjIHstNfU/35jVa0qH+XfTVI4dP",
+	"f/P/PP3mTz/6rz8fdgd85q2y4e+yW1K/YKNxmbK4q8MN6zIT1bvCE91AVgqpkrCFh8OdPEc0jgsmRA+9",
+	"rjS7SAHtiFVanRr6G2Igz/AJE0hpWrzqvY6MUKEPuiqNmJalEdVzdNMGXEdAdhHVJWxS+ZATJMYsy6S+",
+	"pnSbcUYj1ZPhF+pmf3Eor04Kxga8ZI9LNXXHh6xgfYkKZAuq2SvTMoPP1eDorsrvEnAO4clYTbZcx92a",
+	"RQ14wTKajnAFOlQMo+jW3OrHtOApPxBqvbAjpTCeZDmNRQ+9NlGHKgNVC54nGC0i8PeN6hGR2qoe04O8",
+	"O+BC6YdVhCgtGEryCa9K+ozkdI1UuleMODuurxzREzQRDCZ61EM3R1JhFV0UUxgQcD4JRUUgukj5cPQc",
+	"VX0u8mOheNzhKWmBgI5R7II+3kOv0+gQ0WpjxfrVaJQfMQGqtabshIeqVTccTAzDjh6lPIb/Yj3Yt/Fw",
+	"D9K84H4VbQMzCQGxI4kOcs7ixtJb+ThtMhv20LtSAx7Gxcn9CR/OVa6tiyGpBV8epvxgwJXDSPTQzXiU",
+	"chWOuycHWCvIKoOMTuK0lNp+PdSVnaM74HLaldyASewhx3BU4pZ+C5wfQh4WuluicfUSfft1OTzNs+FK",
+	"FW41mpXdtnJV/pHvIdP2sWGYNvYNw9hAq2z0DLp6mXG9s63XZ89dKR1UT6poGDWsamFWVycpy+AHbYDW",
+	"hl9wyjBR+22/OGN7DmIce2GAiekkOCSWgQPLtBkzDMey6Vz1zfe603dWhaHql6q3LHl6ZGBiGAYMOzam",
+	"f+7802HaYxppoBU1SmEq40DM4smYfZadiE7f6nbg/BLAbppor7n6oeb+NWvn8bv65Ov0jffOPfWTgi2D",
+	"aO9K0QYmMnWNduvGaKdOEK02eVcH1akrdtvqnB8DStXrqzC9WA8AHI6AsCrshSr8K0U6RTtP3v+/n3zw",
+	"wZM//O2zr/3Tkz/89bM///mzf/1hMxxq3JQiG4JrgKinoWspWSV8g8Rk9JkHd99GcR5NpJBDZQ5mdbQj",
+	"5CcqILemLGl0KH/e1Vhb5U83oZmEXBuh7gFvwm4NqUYAv1ETfetC9FDPPi2QOmbRhKtgoO6AA1KV6EaX",
+	"V4Sm6HbdEFOkWAOpJuGuUheahYTFHhpnE4GGlcwfdlX0V/0coEXXsWwggga8AYMUZmiginsLgFpZvqhA",
+	"cYUzJZ4Bb05tFBuhnSamriAnACGl4O5KGAbjqRWQAZ8OaMRqd8MSLaPKXYK7dxo/HB/mA55CFWVYU7s1",
+	"voInSDSVF2eCrVpFmKItdBrYqsBkPXRaValUnHropzgsLXvoAWNy3YrZ9d8bxUux2YLidqXgbMtw7HMT",
+	"VpxcUn4VbGo1QEud/+ZDI+gbRt8woKZmI25wHezjdNbHSba8VtwrUnXOKrCnffpPf/fTJ+9/68n7/zwT",
+	"lufLcYVh7XZAnez0O8++952PfvQPqzz2zd7IGY6mgQVf+GK3c8C4XFVL/Pz+dAxUBAcM2Cxyk09oALQv",
+	"/GlHCfL5wQp9TKIwxr4dh9g3DRrFRuz6JJQDfEg5Z1mn35EbS4VsqrnsPP/tf62H4dm3fvD8r3794T/9",
+	"9f/63Xeef/D3T97/9tO//Idn3/7xh7/6Q2dFFIclu26buhPrTooJHrvHZYOeTZkglj69GiIxCb/EovLO",
+	"Bvhb36JdYjVQriHukgoNZw7mmSULZhf36bUKTh0m68J1GdbrkxwSGJuZSN9n//j3T3//g2f/499Xzf1s",
+	"P6u4na+I5FPHk5jyg151JGymMy2P2G3uVaUs9TvjgiWsECAtBALnPEOjHHSVJQG7Z85sM2D3+fe+/eR3",
+	"P+mcpgRvXn9s40ha+6Fp1CeLnKZlSm0l4ADenUs7U+hviXIG9kFl13hwmNNMi1sa5pOyYa2Z9/2q0wW/",
+	"lopxLtIqOHD20cMpQtxDSZoxOdF/POjMCmYpXQadYafZLcYnIzAir/8ACYdLtWVFWcjl8V4b/9tqjC+3",
+	"xgi79kWqjHmu/NJLS0IpV4LivwX9Ky1FHVclRZToodtpVrJCahGPUh4vr/R0D95y6TWezr7ysymPVYO3",
+	"WxFqUuY3VVJSv5MnSafbCU/eUOXg//S9roJ/tzSn2Wv0pA5ErXFhWjBxczwu8iOa1WLyVFpe2+sZrmWZ",
+	"jq+KasQ0zU5uyefNFLKfqfc6A1bWLN+exhmbuVe8Vq1wBby1xbJRWndEOT2QYlqLQZV7+xACafVXFQL4",
+	"+i+f/fo3SD9xqn/KJQeg4DUmF/L07Twv0+REfvMqS4AUeoaGSl5e1uM3D6JOZd2txtP1PMhcOkpFGmbs",
+	"tjbn1tWwrmiqHd/zbN8KzjXVa0KZdadaB6qvP80f/fa/fPirnz//4A/P/8fPnv3LT+v5rsn3rmCu5YA6",
+	"ATFXzfUGsCvPs7MrfcFJ29b5uq7R2nIC1Rw1RSl8XilDV2WK3qwJJcECgPKiPtnEVI6q7SK6SO8jZVsD",
+	"qYp2Ki+subsoUW/BWXFPbZsrDORdfqCtJRSaxIrEwsSMXey71MKJEVp2ZAeBH4Fjbv5Mad7oUEwISXAQ",
+	"0xCHFvOtiDHbsORR1rwswYQwG/uuY+AwcZzQjhzPt5PO9ICSg4lM1/Y6G+16NRPr2dvMDYOJtyxnzsza",
+	"AapFz7dM27HOKWamgx6ZFiaWHWJqUwdbzE0s20wcx/JOFzP6MH9pV8+LFGPTCXNNe6UY22Q5L40PVyvm",
+	"WmTkrpuVeG3yEa+xFn9NknKvPNO1pQN5gSBLHSaIVph/TZzVtFUAzcdKg8XDikB8ubWiRlirC1O/wUqN",
+	"rC6YDPTC9UTSN8yebZiOG3g+uZgAJ7HtYkLsBPvMpji2gsQzE4dYQbSJAF+mKDZfIlGC7SeY2k6ImW/F",
+	"zKYRtYh9uvAmUexhYoQW9l2TYep4fuQFju37QUMqvwU+B7UcTMv1X7Bw1pPhaZLDOdn8hSoUrfLNfPHC",
+	"krpa+y9tKvDHx+R9FWfrG6zc+GDtXoAjCQTJwgEMQUTAnYHgih6CvIGUH0BoOJy96gwTiKrY58ZxvDeN",
+	"GIHgIwgT0ZpwechO0DErGMqoKNGXJvGBiipXPsK0qGupD3h1fKLhnQS/JdsxnKIBudirMBp4VMFojHYc",
+	"yx/w4biAVBHwb+1XQ6ZuziclSssuckwLzV6nMuyGKowlLaug5BiJlEdsDw3//3VyAIyC7tLusviUd+BM",
+	"OZ9yn7ylpPtFtPpV59Q0XGGzk0r1B9Zq882wRDAskT96ka24hKzfFy7o/b5Leo5veCbxAucigt7Djm34",
+	"mFDLxNRiDBtelFjEcQ0vdLcl6D3sWCzCJCQ+plHsYJf4tm14tuWx8DRBL2+MHEwM28DUCHwceqYRhz4h",
+	"ZhStEPSWYVlbFvTWqYIeJsNzDMs2LeWI2fbaXSXrdaNamf9xrsF3XOT8YB+k+pn52tNLW2Lfltj34sS+",
+	"p99wS9tZVJzGGraIew3IdLvmJLigDcTf7L33K9l/ZXRfcGhf3ALyChRQY8eXwHP67mEaHUKIfFxny6n9",
+	"EbIqb1Ihb8C7qoIGReMiH+eQUSgBvWBlF4FuW1TENk1LHFhjukjkOWeiRElaiLKH3tbpdqlAgh4tK7Z8",
+	"T/VaisX78hEXdoB1141CuQimnsIoeyPJr7r4nkat2wlV0TMwTx1afz1DQQpAx6zdDWaPWJZNLMe25yKD",
+	"XQdHUUIxMQOKA8tjOPAtO/Tj2KMQ8jqLE5eUNIuiyMPEjlwcGl6IXd80Ys8ggQFlx6rFNd/s6fdL2m0s",
+	"bbecSRFRDpSM5vpV7iYZ06tvpbCE5Z4uxk62MYktWGvBWgvWrg6stfG1Cn7pE3wWrIiNcZhGQfi4zqFe",
+	"4Y+qkqzVwp2yJaRZNoOmuoiz4xoJ7cGWXF3pDHLwIB1vebjt/bkM70sPvN1iKO0yu5dpPTTcvuX1batn",
+	"usTzPM/xFxGIEQYuJm7gYj8JA8wCFtpBxIgdk3UQiOGYESaxFWAa0xDHoRm6ZhQZHhTFKha41pcgDvuh",
+	"4UA7zZ5vep+vyQnmXuQ5BiaO4WOaEA8z4pmuyQzLiS0Y9KVDYEwfbbuG73mW7SwZAp+EcghCTMPQwtQP",
+	"bJYEvk2o+YKGQIEur28bvcAzXMfyiHWugfjiBgWIm8v97EjMate2wZjXOhhznqJn41NasLI89XSuw87p",
+	"WIUGHB8yyOeOGW1Eo88Tx8rLlwYOPKheeOFkWzq+BdQ/s2bpC7Fer72d6l6sgJnVsLaU09du37yhqt+L",
+	"6TrcwBG8qT93dpECtJGfKmZpqOufckVaBnQFDe62HtrIRTvgtY8Wreminfflzvlo0YVdtI3NfgVu2rkN",
+	"7hqGsfEGP59rdqtvvgSegi0fnefq38f26Ly2KKV1QGzmgDg4r6SosNUxY2OxmlxIY3KBjjWLfjxhXaQL",
+	"VAmkiM9jXUpNc/XosKB53NdDN1FcnKBiwvWpLWpiPnnfiJ6gLM8fIXpYl5g7QUMq7iaaoZBmcDNwJYI0",
+	"YsURK1CU5dEjtCMvbLDwL0m4uT/hD2R/rwWNHxxo659Ist2Xyc9XmzBgPGa1UZMaESYGszE17AiTMLBN",
+	"37CI4S66BMCflU/E3UWt1CQWwYTYJg4sGuHAsIhnu2EY+ObGWqnbC0zPtb3Pg6Y931xqqchX35JqtG05",
+	"iWFZgWuzq2qu1zNAf1YrR1V3U5mVcncsHXTLNE1MGGXYZ4aDzdgndmJbLHSDdUwAJrFtTLzYxNQ1HcwM",
+	"y/MpIS61jXVbb1atJz1iuqZJlg22ZRIHE9th2I9dgmniB1YYEof51otvpm/ajhl8fhOjg95YQh7EpzEg",
+	"wkGJ4hS4D7XpOs5bnsMryXdpjeTrQIT7E17xF4MgVkuY58cbowR19Sm5GnlxQLmuhHNDiuCDVJRMIgN5",
+	"66xVHIUnSPdLqo/NMGF6oF1FdSzwUN4/rJnxoLxOzhGtAowRZwxYhJUZvn7tISuWUvq+mYryIT14MSQW",
+	"s+P0IC9K9Iid7OkScRL3DPEQibwoBZLXMi6/7NVp9UNcm5CH8qBJ5WO+DNRw09pneVEuZeCZWp+7nelz",
+	"lpLtzLf0XsGS9HGluJf04IaA4V/Vhi/PNGBEH7/J+EF5KJWubmeU8uqjufjubXoc8iwv5MTcvm0oCqhT",
+	"a9u5Xs+wvMC1LVVCdr44wXjOKE+wRcIQE8OSgMD2cGAxSizTCaLAmY7FUTo+q3jc7Js3kFUP6RpWcblh",
+	"Wov4tbaIl3RGU4N/V1XKBuaBfqEAVG3JVl+sZi64r09CgWh9qs6QESDHCOBw3WePU1EKbVBTV8PGp6W6",
+	"S/2+ir3gIT24WvKChU2/bB/rvYmO0jHqbLLdLpEY4GU9rjYYvTYPvc1Df+HFoadn2pkPaVy6leCtm6rM",
+	"DJyhh1SoiC119ELVyOZ5u7tXG7+OqajcGG1S+zVIai9Bpq0jnWcUpDqjPWYZU2Fj80JZVWfRoBolRT6a",
+	"K3U0ZU4DAVwVWk3LrlaJBvyCLjjIkhzwTVxwy7MkB3wLLrjXYKjOBSJmvG8zgthZFiEg3xO3uPhS0qQv",
+	"4LR56fwuaiVteEp0V1tOSnrQ4OSE3QpxvHpXLY1PUfvlojzwn0j4qYe8ddx+grkV1t+5Z2vfl067cBPI",
+	"FYZyvwxRwaaR9KCo88VSiWcAiIUQHrQDxVa0EK/tqgesrJgdKgG+t8poMAt7dcV1MBiil57B4eLY5KKW",
+	"DV1uYJOT73wRQVt542VULJlt1qmSypHywg8CwzV8g8wHVls4II6NiRn5OCABxS6hfpAESeyadCqV5EJ2",
+	"3dMFE7wosCzLJMTbkmCqmABaAfWy8N0/pAevawNCG7x0juzp86jajI6azsgl/j244sU7+O7y7ATFacEi",
+	"qROnWVwwrsRbKpBs9ir/2ZgWjJd34s66Z8ideMuus9UHqtc3zJ7nBrbpupqkRs18FXB5T9dZUVGX+sc3",
+	"GY1nf2gewzYOHDvExAli7IchxSz2E9ePbN+xrc4F4+PrUYUpCICpth7gmSZYCSbMs7DvkAQnke0kYRi7",
+	"jmmffvJPR8Qjhqdiejh7XOp10e+wk8+M73wpT9967fbhW1965/HbD98q7z783Ff+U2rYb7+WPXrz4WH6",
+	"n0avl59/93PO57/0jvOfvvKW8/Zrb53c4dang8/xN2698SYTn719lBXRBmKF0dEazkG5Na6fFeQcduOQ",
+	"xvsaW51p521eC3nCRzRL4/1IT9iZOcIzl7/X7cBn2gCcZz5j8Y6tZQtXJbHjXMVTTksOQgHHgkbltZrw",
+	"j7tvVwufWqbB542p54cLB6kqED9cevoOlZeh1MyRAkEBdpWyIRsAITljcaPmAcnks3YEY2iozn75nuHu",
+	"niq8OZoIiKehfMBB00v5QU2FD8rdo1Te7xgGGi4s7YaCB8U9b4gBV+6PCX/E82MO6fJDlBdoOE2f35eP",
+	"HDYqhS5TybTPmdHRlTqdtYB58v6fP/v1b55+8xtPv/7Lp3/x/lI5Q7BlmgkmJDIwtQwXU0IJIYbthqa1",
+	"2el+mb7oU01/Ts+xbc+3zMDejvyXg+KbmFDbx77tRNiwvcggvket2N6a/L/49JxlmawGJjCcz282l61n",
+	"vNU7Wx6IbfpslUxYU+o2Vcl5IvJFb4t69AWNWKfVhbK8nucbxLctYm9LwzLCwMck9Bn2HdPFBklcxyMW",
+	"CaxkayfswxWqleEzBxM/sHHIAh+HTuDYxIssixqdMyo6yaEILJOYnkW2cKY+1ACoNad9kv09G50NL8Kp",
+	"81Z+BFlv0DTNvKeL5qelQPkxr+LBKS8FVHDXWW0SdAdoKO/bj06ijA13e2iFsjDgq7QFWjAEBepZjKhA",
+	"Oa/UALmPhntI7nIUZYwW4M1ho/UcOUrhmPXkXJs87/NpDdvw5Kw4zhsY1DN9TGzfwyH1E0yswPPNOKBe",
+	"kHSWHvgzt1qYMDPGYSgP3cAz4tg1rCRMNjs9z+cyerm6dgm+qVMVJ7fnelZgOp5zmli/9MFaUL5cRjGJ",
+	"SYhD27GwFVGHuoHnh1awNWjw9Lvfe/L+j5/+/BdPv/PBDEpQV52uV7k9z3aI5blBsCUMUHvWWizwsqg4",
+	"LS/xxTxr51OIRIkhnf4VGh9RHrHVzADg7QLp3EjFP6YCiZLKgVTo4MGn7958c//h6w8e7t968+6tz/6x",
+	"KRGM07TzSTSkY1pUJr8KaSnTEcMhrZmIJaJYkoZyU7XzIRPlLXn3lRoGBawE0embxPI34BvRnYAOXGaS",
+	"P8+PmwduoJUuw+05thcQ33DNDQ5caO7DdMRWEpnKC24ICCKS09kmS1/FuXwO5xrPy/0ETuuzHFvTK+Xi",
+	"zCcl21//5vnrt+ITeztHYhIdooKJfFJErIs0B+ccra5g7Pqwzr7XGv42k3NSZqgwSCZKLTeSvDimRbxx",
+	"dvtE6NlfGqR9EwhaFVfrJE7LvBCwdkBK5Zx1G4yuQmetg1ovJmFZMGDLGSvxpitF65DHtABFv4Kki3Es",
+	"70C7riiOZaatZ8SvlFDyZ7PoleVvhamo7AqpQEWercw6l7+t/c778uJVb6VRmR4xtCNl7K48LlJefQUs",
+	"PbuqXasaoq6daYpOcw/zPGOUbzdYR7/u7ErQUB8/cIhtW74DoTtsRNNMDh0b+6bzKf34XpSPOvP2Y9sO",
+	"bUxcx8DUoSb2jNiyaGyGph1vTUmEZridrppK+Cw3r1pNM22hESZeaOIwcSxsmokVMz8JqB+eZU+uRsAO",
+	"TM0VtOHwEc/2iWGYzeGbbnjf9M4YxdjAxE0S7IfEwDRiQeA5cRJ57tZGsdkaMh3M6deXMaYwLGRD/gJ5",
+	"oJ0do1TvtTZGqY1RamOULiFGaaKBRQWT1OeNY5TkzKY8LVOaoTEV4jgvYpRKde+IFahg5aTgLO6h1+Wx",
+	"KcDpMOHplyesiyIqGE65YFyk8jjOTlYRTMgz40p1+urQZ0dymEzXnTvw9Sn8+hGqm6qGotPvPLCjScHw",
+	"PfmNUcT/YVbUbXRuXmL0zwYS0bB7tuEYpuk7VlMirhqc2eSL0HB8TAzHwdTwKbaiIEiiJEloHG5NGk7n",
+	"YSmoONP8PO2j5XubhPXAW9uwnpdf9G5FcnY7x4w+2p+eBWfVEZq5uhW8nwiykm3Nci035aSC00QsluoT",
+	"JS1Zyy9yIZOVu85aeyDVroi9w+kRTTMaZmx7YW4TJdrWBG5N+9aZYW6V1LxYEe11oUTQN82eZxHfNHzD",
+	"Wq5cWyYJTsETHibUCTGJiIN9xmzsxtTzoyi0rci8BO3aMn1jTfVaNs0MtCs/Ck3MLDeyEs9KTM88K6y4",
+	"GhjTCewt4A9wfwtWtG7vT3AI3GbnxuWHwPURDYWUSpAhUumGOsari4ZyCw51BBqkoeTwJJqpG3roNQZH",
+	"DS1VHJ3sENoZquOnj8BqO9xFBTvKHzGBDlMxkCMk0lyb8m/eu4MesROBaIlyHrEe0jUfNOfBsMJikKcS",
+	"6VopKsBtKI+AIWI8roqk6EdXXAaqNQVLCiYOUZk/YvqtQOBEo4gJUX+dFYzGJygVYsLi3W51HaJcHLPi",
+	"hkBD1Yv4gW7/cMAFPRHoMD9GI8pPeugm2Ml1iByix/REcUsNobjcENFM5PVYqBY3ikTq9urDuqsi7FAO",
+	"hnHl+xjRE3SYZ9CukXxdNTia6iGVvclRlI9GOe8i9uUJzVCZw7PhWAcfnDiUchyIKTjyZWsl/GSFGHCa",
+	"yB/e4SnkCb19+7O3EM+LEc00pXCD1l8BG8g8msHMw96AvzxkEwO+bAEfH+ZIlGmWofyYCyD1ELD86gJW",
+	"03EYcD0QARrKm/flLfs6v2uIJjyDRVYRfoR5fFKxgQz48JDyOD9ixRDtyEviujFy/uQ31QVQcEEuybQU",
+	"6Et5CDu1PGR8wPWCQSmH2NUGpUgfHGT1S6RkGoJfZZjkRcT6SMKD4YDvgItHp6SJkp7oatWhWpa1FwYG",
+	"Z8LLNEMUZbRkRaML6uk9dJOfzPSjWvUYvMzTAhY0jgsmYATLHB2moz6S74IMuYxG6vXzhRpHOT9QLjzK",
+	"6cHUhzfgKt+u/iVGOyLX3r2x4nNGin1bq2ICHeR6bwz49BV640OJ12O+6lY5+AX7EotKFq+OdD2fyWwb",
+	"ka4V/NustoVs7/nCT7fwvu0H2cw06lQQ7Pctv2e4vmeawYKDzvSD09Cvi2PDpJgEvoOp4SQ4itzIiWhg",
+	"BbG/TQ+dGRiqFMOMEAIy71Pddi6OHAmEbSPANLBdnASBzRzDDs0kOh0Dq3EJLM8grrM1DKxDQF9+LNya",
+	"w1pz2Mew6jpkgfO83NeS9MzHLNwA7L/FASv380m5nydrNmfZPW0x94sVc0e3gcSyAmldNFwyykO0Q5H6",
+	"XmG8fFKKNGaNcL0bKvJIKPg4P+PNBwA/QSPOr7HH5bW7bX3581q9AZTsl/TRGkdD89r3uh2paO2DFnnm",
+	"nY1Lp/u4UgHW3cP19e91Owta0ZkPWbxje8eA0s3Pss/30bAxgsMuGk6HZbi3VNNTbLEzmk+eNDVK0CUr",
+	"LavSaBsaYK2XyRfMjWP1+FodhKp8s5rZtfIpfILyRK7KGVGnmFzQGfFKtaggx+TcBseloSkqpWQ1t7q2",
+	"KcDW2NFGoYP0iHE0fJTyWAy7A64HScq0XbnuwcgB26OP2GMaldlJlbQ7LHOpetwBgcR1POmAqy2Yloea",
+	"enWZSCvzKil3h87LsAFXskvs9tCrJ3LjwUEA1jTatE/M2B0dw9G7Vn4e8EqoVlG8Qhmg5Kk0yo8YKiZc",
+	"ICphRUijRweFFBhg6tFyvXgE9bhCZcnqKoqgnLMBb5h89ho2S7RjGdYuWAUPGfryhE0gh4dXwGNc5AcF",
+	"E2LAhwes/HR9EKkMH/Q6heh9YKGVDdRctHKoD1NR5sUJKvJjmFFoxXAwMQw7kvMG/8V6cmGxeF89lR3J",
+	"03Vn6iOdHn27YDpVb5KdHXBd+rqqEK94dmt8ckOgiI5VhXmAO+NJiQ7TEYKjMS1RKgZcQg61lCrzUlqi",
+	"AwlG5PBWZlGY6bREIctyfiDk1zs69VvZlHaV1U2gLBXayga13Cb8hkBD+cIky49r+yZVAKiH3k3LwwGf",
+	"LqtuffRX3E3yuhtCUTjBAkh5maO03GtcqQzditYXNgQ6yJvt17HrYPxqDKIaeBASqhdg1RNwHQNwWTBl",
+	"cdSNoJMyx1SI9ICP5DTVoK2YcJTzAU/L3S5SFjX4DizfwG6ld7d+c9psBs+RHFVY/E2DohaJOmVNLvFC",
+	"LmbgR5ZDLR6l4zGYwHOoNysmI2BEnnCkKjdUFTvK4zRiymKn3AXykumem4pdfcOAU36CRnnB5h60ozoB",
+	"yw59hRW52pvDiIqIxhIgV6eQik2HuzVfPK0PtK4ybkqIIScvAWO0Xj5qB4UnaAi7NWFFZQAawnKG9+yB",
+	"+kslLgHegCSXOB5PxkIv0GrZ1kcodD07lrNxkFf89T30UE3TgJ9lfK0eKIdrhQG2aR5dbYFFiwZYbTwd",
+	"8DnrKdwABxDcUtth0Soz7ICf0w776YZt+kqDF+sCqhmjdZJlPhpTfiIlt5ZazeRwm7oOJqbrYD/2CKYk",
+	"JJ7juw5h5vp2uKr/G+UyWpsWiIelW8cawMkNP+g1CrUI5erv9I1upzoxO31D6iWMxqt/f+80q61t9A2j",
+	"F3i2ZwO/dFLko2XD6DBMYjfEQUQpdj2fRXaU2L7jL+Tj26FhY0KdAIeum+CIuVaQ2A6zIEkAjt+Ki77B",
+	"Qi+R1rTRX/hi94zJlvrFRKjslQmLX8T0r1KGms6lrgYIl5Yb2lKZtYbC1lDYGgpbQ+GlGwovoZbfBa2A",
+	"29qczbWXqtVSZYgumMx22yDbq8sL/zSYBSS2AM1KaVm0ae15/ve//fBr33nywc+ffe/vdjc2Xx2z8DDP",
+	"H51eDb26aLbuuT7qpunkdQwaqE/D6q6+OoeGPfQ2JFIpdVuwqGDL6vC+mYry3apVl54s/sLzmP2+AYDb",
+	"tGzH9RZLj71+/x4KizQ+YJ1uB2w9cvnWgLmnn9vp6o9SkWOxnOcGCPcMbMYGw4TaAfaZ62I7NCMnMVhA",
+	"rdMCdhdbNymyTr9zWJZj0X/llagYYdW6XiOU4xVxmNPs/2PvenrbOK74Vxnw4mWxlEVaaWIJPTB2Wxt2",
+	"ENeU2xwYZIfckTTRcobZmbVEFAaaQ9CiQG/NqSjSBk0PRZG0SAsXbgt/l8KW3W8RzHszs7PUkrQs0pIT",
+	"5eCIy+XM7Mzs/N77vX+XYbTqJAG0dp0Xx9C6vXRR8PBcB2IelO+tO4b8pVklyaaOiTlFwHvFwHwcMEWS",
+	"Is8S75IJ+w546/KFSUiUyqGym3JtlIL/Yl8Y8dImZJqMWdPSs0iqckXuvNvbxiSS4OIL3F7yQ/NtAjRi",
+	"knGl4bNKmqXRy24VkvTMm9CCG1rAVlaumJElRjrFi9dZxs1QKndu8xFTmo7GCYnuCX5IbBKmpk2BiXf1",
+	"+K6gusjZJrnf/gEyxnvskNx4p3ut1bvR7bzxfTMh/QZ+pV2jllHGqwOZTvBCv2FObu+FiRmwzAGNXydr",
+	"pEs6h4eOELc2gPY6ARdOSlQBTsBbhIqJZQhZpiwLpnPu/FzZIe4mTjOgX+XODkDHh1xrI4lDi6ksBhl6",
+	"J0vSIXtN0Ak6G2RPFrkCf05kPFM7f6abxHqvrhE7q5wh8SsFI6oYfMiG2gjN5tSMA66R/O8Xf24CAQb+",
+	"21zYvSDzlOWbhPaF/THkfTrU9usDyrWyPpygewhGBmxH5vDMdmAsJTLvCxyZmUK7160egtuQas1GY012",
+	"IKjYPOkVktIJTGzKFR1kZlkiB6dr7lrSXCOww/3ZOEqJ2pMH6EmtJTGTsDOBR3C7xVtK7ELuySxVJMG1",
+	"TtBV1txspAy8GIM7+aZllCEUui9MNwKtCiTKpaaamRsQ9xFb7NGekAS/72EXTeRU79293ReuLENi0AXt",
+	"toAzWBnCKY45UzK7z4CEJ5mUY7Nv4r4Y5/w+1SwmGRf7rUwOaWaaGDFNU6qpo2ZJtNHp9IWbvg+sdFtq",
+	"nc24TB0LD0S1XRm3vbb6ImdYBwmpUjMspJTr6VIMb7IzcKZ86bJki5eQAk4oA5x5PPj5EMzwpWtsNg72",
+	"FBt+cOWjTuvNg263273eWvD3qqW6l1rPdE4E+ZY/d8BWBUcKskNiyC7Cy79lsWVnmwtuCeTPyFEBJ6V/",
+	"RgGHMAuFXsCBeMYPl0YJ3bt722Gtsm5RDkKdhBFgshGao7mgarMUJsGqtm6xSQI5VSHyCZleNMo7T+Yo",
+	"mTV9SXPLm5lNE6kU5yr8+0zLhRx4WeMUetcUJeQjrFMoEX9cnMDS8ciIO8nWhValXgjfCv620WDOCk1z",
+	"hv4lRvQ+09rKfXG6lPw4FS8t8VVilSqizsasaU8vqJCVxDSfwuPytUuujTtpWcdHvJBAJhGm0jIHBIp+",
+	"zdj52ih8w9HpCN/E49zwj5ku37FXEtVWoxVY/btya3vd3xrec9d5MJizhovdY5rD98z82i97HPKT13U/",
+	"Vfd7oRZhDkizMYuczRtmnb4wfcvKFYVZ8ojjOy7SPHx30zws6VxadfYHoJ6LPEviCgMdkyT4na13ao2q",
+	"fRElEDVOctZiwpwWilBP+Lkn34KT0R4QNi001CNQfQFsVXOtSrDZWHQyovvQoGAHxwg9VLW56AtQt8vE",
+	"DE4dlyD/hGIbpLbI5Qi5VylQdDMNO2aX6zXShe6MIsFVWI+J+3pMnhVcyMqd9wpNfbG4RNNy5MFTxq5b",
+	"Cu1EZ/LpotdP1ePq4tdPSv/VIPVpTazt9vb61VcJrnNYuDCG3J82yOCX54AriVIl8UH/pmr/VFkgL9D5",
+	"zBWWlTvT2F24Daf7lI36ta1EtDKu5XKJuC/ijnMpZFmqrjk2qMmrVtbGqPoi0nzEYoLO02QoUxZDBhox",
+	"nMS2xHmuNLnF33ZkC4oHjs/rC2bmBozRMTnY4xlzdE5chqKAodQZNrkiacHqUDJw9SmNtmdVICIQd7g1",
+	"ROAszSqTYB3QT3giO5t/D3+93EoKOOPXZGF+2IndBfdtLeRBJQC7Bd5Rjc2NdtwQxWjAcsyJYsfW2GwM",
+	"CjUBvVvnk3r8bENjODHXZMoam2+sX4EiBfW3d6b6bnfKvjuVvuF9CxvurK+bqZsP520041ljfHfOIABf",
+	"MXRg3n8baSeUDDA2IbT9hRJCu7VOZ0kInUYQ3wDthSENfsjmIrofoEmiDG3YaZnxtN40/7xl/glG2bZh",
+	"FnZ4geHh5gsLMCf34nI7e7E3V/mqXZCY3xqNHRzAaC04nZH+vgBjL//cOXjcTB9czpn99PLR23EdWHsf",
+	"JS2NGm2dTDymjM0vPaSUA2pMq0EnKkY0M478JwUrPC/ghxYleBQlJPHTMEmaTgKAhHvo9qQlatx2TuNS",
+	"IYebpt3fyojSWp+3LetV5FzEMr7PwNTixhD7wAiuVeiJBd5Za6Sz3ilHED7SGtlYvxrwC9P5H6Z5FhJ5",
+	"GsaMCYSgWsX+rpufpXr3nCZusAr66xXQnwWQb1XU0FVgX2cO9l0Jsa/ccHDVfXh358Vx1MOmFUTPEDRf",
+	"EjJn6efhll55YOEF+L66YsB2/W8G6X1ex+iUHgCa36KXlIUJwLgVKMhj83YvP7vKz3KuARW9k63piKUu",
+	"2YZBsY8QOQPfhgn6n3PVF977IZOCkehgj2pv6AwtAs2YWM4coA7cTPvCtbcJSRqGzHy4pIhiulWMyZAK",
+	"MmCeTjczrqX5Xwl/iMneXZWAk/oxxToJvIO5Jgfgc3EymKxDxDtc7H4XwfDqFBhWt84UHF6ZA2EbIRyO",
+	"LX69KKQtpKEtpDnS6jygmnnGUj+4ALYLYDuvwAbFeJ3mszTq9wG4eRc51xM4JAeM5izvFnoPqxWYU47f",
+	"YhN/5X3f3zRy3eb3mWBKxWD+5OZPQCuFadJ8NMRaQFtOlGajGm3VpUImUSZ3uTBNQsL/mGRyVxa66VP5",
+	"j4tBxocY6wkx8C7SJKwEEHRptmpNh3eYHGcstgGhucyYijHoHdOb0TFEvuY8ZWFrGNhar21DoWKdM7ZV",
+	"TSjm/nTx+1jK2Ci4YS3goPxvXQe3zPMaYBzTXAsD70KzXYRCl8TIZgYAvVcQX+UBYvQHHM7ycGJgnWc9",
+	"DB2b07+FlQuKlGuzEJVpTS3xffy3uGl3GEtJlMoRdXFNKiYyS72hoBk0502MxzYZ5O2Pnj16/Owfn/td",
+	"gCmzWK72+DhoBZL81zTi03ST6OmXnx/96uGihnyRgLrGXHan6PnHv3329b+fPHoEbIX/TdiOvbemmR+V",
+	"aaGi5w8/e/74d8+//NvT/37aJFLYagVhnr2wVQz/uTeua/Z6gTIKI5mU+9j80Wdf/P+XvwmnO3V3zVp+",
+	"me9SYQtGXFJE011yXw7poMioEfJyJuiIi10icwIeuhgZbm5DzwXIAiZFJa9YuMvNiVLzUkIuKbvYR3//",
+	"A7lMnn7y16N/Pmy6F9X6PUAOPHhldzM5oJmRV80Y7JxVEkwF3WIJ8+P9vl1k+4SPxjLXJHr61X+efvIF",
+	"LGnNMqAnyrXeT+Hye7d775EdnlXOCGyorp8eyt83trfvhCYfuUMqrwnQdS7e1Gza6VC7cCk9CBzvrkvG",
+	"LFewgGW2rYGEPHvKfkczAhFr0ZN//eXJo0dPHv/x6OOvnjz+/dGv/3T09adN0oKwyRz1EJZTVeQsnFHb",
+	"yHWqaePB+w++CQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -37,6 +37,9 @@ import (
 	"github.com/shoalcrm/shoal/ent/tag"
 	"github.com/shoalcrm/shoal/ent/team"
 	"github.com/shoalcrm/shoal/ent/user"
+	"github.com/shoalcrm/shoal/ent/webhook"
+	"github.com/shoalcrm/shoal/ent/webhookattempt"
+	"github.com/shoalcrm/shoal/ent/webhookdelivery"
 )
 
 // ent aliases to avoid import conflicts in user's code.
@@ -122,6 +125,9 @@ func checkColumn(t, c string) error {
 			tag.Table:               tag.ValidColumn,
 			team.Table:              team.ValidColumn,
 			user.Table:              user.ValidColumn,
+			webhook.Table:           webhook.ValidColumn,
+			webhookattempt.Table:    webhookattempt.ValidColumn,
+			webhookdelivery.Table:   webhookdelivery.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

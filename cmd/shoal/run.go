@@ -18,6 +18,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/jobs"
 	"github.com/shoalcrm/shoal/internal/observe"
 	"github.com/shoalcrm/shoal/internal/store"
+	"github.com/shoalcrm/shoal/internal/webhooks"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -195,6 +196,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		SeparateMetrics: *metricsAddr != "",
 		TrustedProxies:  proxies,
 		Jobs:            jobs.Config{SweepEvery: *sweepEvery, PollInterval: *jobPoll},
+		// Webhook targets on private, loopback and link-local addresses
+		// are refused unless the operator allows them (a receiver on
+		// the same private network).
+		Webhooks: webhooks.Config{Guard: webhooks.Guard{AllowPrivate: getenv("SHOAL_WEBHOOK_ALLOW_PRIVATE") == "1"}},
 	})
 	if err != nil {
 		return err

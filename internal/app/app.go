@@ -29,6 +29,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/records"
 	"github.com/shoalcrm/shoal/internal/store"
 	"github.com/shoalcrm/shoal/internal/tags"
+	"github.com/shoalcrm/shoal/internal/webhooks"
 )
 
 // Config is everything configurable about a running Shoal.
@@ -56,6 +57,8 @@ type Config struct {
 	// client (SHOAL_TRUSTED_PROXIES); empty means the direct peer is the
 	// client.
 	TrustedProxies []*net.IPNet
+	// Webhooks configures webhook deliveries (the SSRF guard above all).
+	Webhooks webhooks.Config
 	// Jobs configures the job queue (the periodic sweep's interval, the
 	// poll interval). Its Logger defaults to Logger.
 	Jobs jobs.Config
@@ -83,7 +86,9 @@ type App struct {
 	// Idempotency keeps the answers of requests made with an
 	// Idempotency-Key.
 	Idempotency *idempotency.Service
-	HTTP        *httpapi.Server
+	// Webhooks manages webhooks and sends their deliveries.
+	Webhooks *webhooks.Service
+	HTTP     *httpapi.Server
 	// Jobs is the job queue, built but not started: the binary starts it
 	// beside the HTTP server (and stops it on shutdown), tests when they
 	// need jobs worked.
@@ -143,6 +148,11 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		return nil, err
 	}
 	jcfg.Idempotency = answers
+	hooks, err := webhooks.NewService(ctx, st, clk, cfg.Webhooks)
+	if err != nil {
+		return nil, err
+	}
+	jcfg.Webhooks = hooks
 	queue, err := jobs.New(ctx, st, pools, jcfg)
 	if err != nil {
 		return nil, err
@@ -150,6 +160,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 	pools.SetRejudgeQueue(queue)
 	handovers.SetQueue(queue)
 	imps.SetQueue(queue)
+	hooks.SetQueue(queue)
 	directory := org.NewService(st)
 	directory.SetLeaver(handovers)
 	a := &App{
@@ -170,6 +181,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 	a.PersonalData = personaldata.NewService(st, clk)
 
 	a.Idempotency = answers
+	a.Webhooks = hooks
 	a.HTTP, err = httpapi.New(httpapi.Config{
 		Store:       st,
 		Logger:      cfg.Logger,
@@ -189,6 +201,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		Merge:       a.Merge,
 
 		PersonalData: a.PersonalData,
+		Webhooks:     a.Webhooks,
 
 		TestClock:   testClock,
 		Idempotency: a.Idempotency,

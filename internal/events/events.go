@@ -94,6 +94,14 @@ const (
 	ImportCreated  Type = "import.created"
 	ImportFinished Type = "import.finished"
 
+	WebhookCreated  Type = "webhook.created"
+	WebhookUpdated  Type = "webhook.updated"
+	WebhookDeleted  Type = "webhook.deleted"
+	WebhookDisabled Type = "webhook.disabled"
+	// WebhookPinged is written by pingWebhook: the pinged webhook alone
+	// receives it, whatever it subscribes to.
+	WebhookPinged Type = "webhook.pinged"
+
 	// Personal-data erasure (internal/personaldata): the person's own
 	// records, anonymised.
 	LeadErased     Type = "lead.erased"
@@ -116,6 +124,7 @@ const (
 	KindTag          = "tag"
 	KindHandover     = "handover"
 	KindImport       = "import"
+	KindWebhook      = "webhook"
 )
 
 // Actor is who made a change: a user, an API key, or the system (the sweep,
@@ -303,6 +312,20 @@ type Erased struct {
 	CustomerID *uuid.UUID `json:"customerId,omitempty"`
 }
 
+// Webhook is the payload of webhook.created: what it subscribes to. Never
+// its URL (which may carry a receiver's token) nor its secret.
+type Webhook struct {
+	EventTypes []string `json:"eventTypes"`
+	Active     bool     `json:"active"`
+}
+
+// WebhookDisabling is the payload of webhook.disabled: Shoal stopped
+// sending to a webhook whose deliveries kept failing since FailingSince.
+type WebhookDisabling struct {
+	Reason       string    `json:"reason"`
+	FailingSince time.Time `json:"failingSince"`
+}
+
 // None is the payload of events that carry nothing beyond subject, actor
 // and time.
 type None struct{}
@@ -386,6 +409,12 @@ var catalog = map[Type]Spec{
 
 	ImportCreated:  spec[Import](KindImport),
 	ImportFinished: spec[Import](KindImport),
+
+	WebhookCreated:  spec[Webhook](KindWebhook),
+	WebhookUpdated:  spec[Changed](KindWebhook),
+	WebhookDeleted:  spec[None](KindWebhook),
+	WebhookDisabled: spec[WebhookDisabling](KindWebhook),
+	WebhookPinged:   spec[None](KindWebhook),
 }
 
 // Types returns every event type, sorted.
@@ -414,6 +443,20 @@ func Emit(ctx context.Context, tx *ent.Tx, e Event) error {
 		return fmt.Errorf("write event %s: %w", e.Type, err)
 	}
 	return nil
+}
+
+// EmitID writes e in tx as Emit does, and returns its row's id (for a
+// webhook ping, whose delivery names the event it sends).
+func EmitID(ctx context.Context, tx *ent.Tx, e Event) (uuid.UUID, error) {
+	c, err := build(tx, e)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	row, err := c.Save(ctx)
+	if err != nil {
+		return uuid.Nil, fmt.Errorf("write event %s: %w", e.Type, err)
+	}
+	return row.ID, nil
 }
 
 // EmitAll writes several events in tx with one multi-row insert.

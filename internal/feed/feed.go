@@ -71,6 +71,26 @@ type Event struct {
 	Data json.RawMessage
 }
 
+// MarshalJSON writes the event as listEvents shows it (the spec's Event),
+// which is also the body of a webhook delivery.
+func (e Event) MarshalJSON() ([]byte, error) {
+	type subject struct {
+		Kind string    `json:"kind"`
+		ID   uuid.UUID `json:"id"`
+	}
+	return json.Marshal(struct {
+		ID         string          `json:"id"`
+		Type       string          `json:"type"`
+		OccurredAt time.Time       `json:"occurredAt"`
+		Subject    subject         `json:"subject"`
+		Actor      events.Actor    `json:"actor"`
+		Data       json.RawMessage `json:"data"`
+	}{e.ID, e.Type, e.OccurredAt.UTC(), subject{e.SubjectKind, e.SubjectID}, e.Actor, e.Data})
+}
+
+// Of reads a feed row as an event.
+func Of(r store.FeedRow) (Event, error) { return eventOf(r) }
+
 // Page is what one read gives: the events, and the position to read after
 // next time. Next is past every event the read looked at, also those the
 // caller may not see, so a caller who sees few events does not look at

@@ -56,6 +56,15 @@ func capIn(v api.Cap) int { return int(v) }
 
 func same[T any](v T) T { return v }
 
+// utcPtr is an optional time in UTC.
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
 // idPtr reads an optional id on create (null and absent both mean unset).
 func idPtr(n nullable.Nullable[uuid.UUID]) *uuid.UUID {
 	if !n.IsSpecified() || n.IsNull() {

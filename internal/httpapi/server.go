@@ -38,6 +38,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/records"
 	"github.com/shoalcrm/shoal/internal/store"
 	"github.com/shoalcrm/shoal/internal/tags"
+	"github.com/shoalcrm/shoal/internal/webhooks"
 )
 
 // Config is what the HTTP layer needs from the outside.
@@ -58,6 +59,8 @@ type Config struct {
 
 	// PersonalData answers personal-data requests (个人信息保护法).
 	PersonalData *personaldata.Service
+	// Webhooks manages webhooks and their deliveries.
+	Webhooks *webhooks.Service
 
 	// Idempotency stores the answers of requests made with an
 	// Idempotency-Key; nil ignores the header.
@@ -115,6 +118,7 @@ type Server struct {
 	posts map[string]bool
 
 	personalData *personaldata.Service
+	webhooks     *webhooks.Service
 
 	metrics *metrics
 	echo    *echo.Echo
@@ -157,6 +161,7 @@ func New(cfg Config) (*Server, error) {
 		testClock: cfg.TestClock,
 
 		personalData: cfg.PersonalData,
+		webhooks:     cfg.Webhooks,
 
 		idem:  cfg.Idempotency,
 		posts: postOperations(spec),

@@ -75,7 +75,7 @@ type Service struct {
 // New returns the service over st; its secret is created on first start
 // and kept in the database (settings), like the cursor key.
 func New(ctx context.Context, st *store.Store, clk clock.Clock) (*Service, error) {
-	secret, err := loadSecret(ctx, st)
+	secret, err := st.LoadKey(ctx, "idempotency_key")
 	if err != nil {
 		return nil, err
 	}
@@ -83,36 +83,6 @@ func New(ctx context.Context, st *store.Store, clk clock.Clock) (*Service, error
 		clk = clock.Real{}
 	}
 	return &Service{st: st, clock: clk, secret: secret, inflight: map[string]struct{}{}}, nil
-}
-
-func loadSecret(ctx context.Context, st *store.Store) ([]byte, error) {
-	const name = "idempotency_key"
-	err := st.WithTx(ctx, func(tx *ent.Tx) error {
-		_, err := tx.Setting.Get(ctx, name)
-		if !ent.IsNotFound(err) {
-			return err
-		}
-		key := make([]byte, 32)
-		if _, err := rand.Read(key); err != nil {
-			return err
-		}
-		return tx.Setting.Create().SetID(name).SetValue(map[string]any{"key": hex.EncodeToString(key)}).
-			OnConflict().DoNothing().Exec(ctx)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("idempotency key: %w", err)
-	}
-	// Another replica may have won the race to create it.
-	s, err := st.Client.Setting.Get(ctx, name)
-	if err != nil {
-		return nil, fmt.Errorf("idempotency key: %w", err)
-	}
-	hexKey, _ := s.Value["key"].(string)
-	key, err := hex.DecodeString(hexKey)
-	if err != nil || len(key) != 32 {
-		return nil, errors.New("idempotency key is corrupt")
-	}
-	return key, nil
 }
 
 // Key is one request's identity under its Idempotency-Key.

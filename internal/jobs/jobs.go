@@ -9,6 +9,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -31,6 +32,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/idempotency"
 	"github.com/shoalcrm/shoal/internal/pool"
 	"github.com/shoalcrm/shoal/internal/store"
+	"github.com/shoalcrm/shoal/internal/webhooks"
 )
 
 // MinPollInterval is the shortest fetch poll interval allowed: River
@@ -62,6 +64,17 @@ type Config struct {
 	Handover *handover.Service
 	// Imports works bulk imports (set by internal/app, likewise).
 	Imports *imports.Service
+
+	// Webhooks sends webhook deliveries and dispatches new events to
+	// them (set by internal/app; nil: deliveries fail, River retries).
+	Webhooks *webhooks.Service
+	// WebhookDispatchEvery is the period of the dispatch (0: the
+	// default, DefaultDispatchEvery; negative: none, tests dispatch by
+	// hand).
+	WebhookDispatchEvery time.Duration
+	// DeliveryWorkers is how many deliveries run at once (0: the
+	// default, DefaultDeliveryWorkers).
+	DeliveryWorkers int
 
 	// Idempotency is purged of expired answers every hour (set by
 	// internal/app; nil: no purge).
@@ -118,9 +131,10 @@ func New(ctx context.Context, st *store.Store, pools *pool.Service, cfg Config) 
 		Logger:            riverLogger(ctx, cfg.Logger),
 		FetchPollInterval: cfg.PollInterval,
 		FetchCooldown:     MinPollInterval,
-		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 4}},
-		Workers:           workers,
-		PeriodicJobs:      periodic(cfg),
+		Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 4},
+			QueueWebhooks: {MaxWorkers: cmp.Or(cfg.DeliveryWorkers, DefaultDeliveryWorkers)}},
+		Workers:      workers,
+		PeriodicJobs: periodic(cfg),
 	}
 	j := &Jobs{st: st, log: cfg.Logger}
 	if st.Dialect != dialect.Postgres {
@@ -226,6 +240,23 @@ func (j *Jobs) List(ctx context.Context, kind string) ([]*rivertype.JobRow, erro
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
 	return res.Jobs, nil
+}
+
+// RunScheduledNow makes every job of kind scheduled for later (a snoozed
+// or retryable job) available now. It is for tests, whose clock has moved
+// past the time the job waits for.
+func (j *Jobs) RunScheduledNow(ctx context.Context, kind string) error {
+	res, err := j.insert.JobList(ctx, river.NewJobListParams().Kinds(kind).
+		States(rivertype.JobStateScheduled, rivertype.JobStateRetryable).First(10000))
+	if err != nil {
+		return fmt.Errorf("list jobs: %w", err)
+	}
+	for _, job := range res.Jobs {
+		if _, err := j.insert.JobRetry(ctx, job.ID); err != nil {
+			return fmt.Errorf("retry job %d: %w", job.ID, err)
+		}
+	}
+	return nil
 }
 
 // Drain waits until no job due now is left (available, running, or

@@ -23,11 +23,16 @@ func register(w *river.Workers, st *store.Store, pools *pool.Service, cfg Config
 	river.AddWorker(w, &importWorker{imports: cfg.Imports})
 
 	river.AddWorker(w, &idempotencyPurgeWorker{answers: cfg.Idempotency})
+	river.AddWorker(w, &webhookDeliverWorker{hooks: cfg.Webhooks})
+	river.AddWorker(w, &webhookDispatchWorker{hooks: cfg.Webhooks})
 }
 
 // periodic are the jobs the leader enqueues on a schedule.
 func periodic(cfg Config) []*river.PeriodicJob {
 	var jobs []*river.PeriodicJob
+	if cfg.Webhooks != nil && cfg.WebhookDispatchEvery >= 0 {
+		jobs = append(jobs, dispatchJob(cfg))
+	}
 	if cfg.Idempotency != nil {
 		jobs = append(jobs, river.NewPeriodicJob(river.PeriodicInterval(idempotencyPurgeEvery), func() (river.JobArgs, *river.InsertOpts) {
 			return IdempotencyPurgeArgs{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: idempotencyPurgeEvery}}

@@ -6,14 +6,11 @@ package page
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 
-	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/store"
 )
@@ -43,36 +40,9 @@ func NewCodec(key []byte) Codec { return Codec{key: key} }
 // LoadCodec returns the codec whose key is shared by every replica through
 // the database, creating the key on first start.
 func LoadCodec(ctx context.Context, st *store.Store) (Codec, error) {
-	const name = "cursor_key"
-	var key []byte
-	err := st.WithTx(ctx, func(tx *ent.Tx) error {
-		s, err := tx.Setting.Get(ctx, name)
-		if err == nil {
-			hexKey, _ := s.Value["key"].(string)
-			key, err = hex.DecodeString(hexKey)
-			return err
-		}
-		if !ent.IsNotFound(err) {
-			return err
-		}
-		key = make([]byte, 32)
-		if _, err := rand.Read(key); err != nil {
-			return err
-		}
-		return tx.Setting.Create().SetID(name).SetValue(map[string]any{"key": hex.EncodeToString(key)}).
-			OnConflict().DoNothing().Exec(ctx)
-	})
+	key, err := st.LoadKey(ctx, "cursor_key")
 	if err != nil {
 		return Codec{}, fmt.Errorf("cursor key: %w", err)
-	}
-	// Another replica may have won the race to create the key.
-	s, err := st.Client.Setting.Get(ctx, name)
-	if err != nil {
-		return Codec{}, fmt.Errorf("cursor key: %w", err)
-	}
-	hexKey, _ := s.Value["key"].(string)
-	if key, err = hex.DecodeString(hexKey); err != nil || len(key) == 0 {
-		return Codec{}, fmt.Errorf("cursor key is corrupt")
 	}
 	return NewCodec(key), nil
 }

@@ -13,6 +13,8 @@ import (
 	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql/schema"
 	"github.com/google/uuid"
+
+	"github.com/shoalcrm/shoal/ent"
 )
 
 // The event feed (listEvents) reads domain_events in an order in which an
@@ -162,8 +164,7 @@ func (s *Store) ReadFeed(ctx context.Context, after FeedPos, types []string, lim
 	if s.Dialect == dialect.Postgres {
 		// The xid is read as text under another name: ORDER BY xid
 		// would otherwise sort by the output column, as text.
-		q.WriteString(`SELECT e.xid::text AS xid_text, e.seq, e.id, e.type, e.subject_kind, e.subject_id, e.data, e.at
-FROM domain_events e
+		q.WriteString("SELECT " + s.feedColumns() + `
 WHERE (e.xid, e.seq) > ($1::text::xid8, $2) AND e.xid < pg_snapshot_xmin(pg_current_snapshot())`)
 		args = append(args, strconv.FormatUint(after.XID, 10), int64(after.Seq))
 		if len(types) > 0 {
@@ -172,19 +173,24 @@ WHERE (e.xid, e.seq) > ($1::text::xid8, $2) AND e.xid < pg_snapshot_xmin(pg_curr
 		}
 		fmt.Fprintf(&q, " ORDER BY e.xid, e.seq LIMIT %d", limit)
 	} else {
-		q.WriteString(`SELECT 0, rowid, id, type, subject_kind, subject_id, data, at FROM domain_events WHERE rowid > ?`)
+		q.WriteString("SELECT " + s.feedColumns() + " WHERE e.rowid > ?")
 		args = append(args, int64(after.Seq))
 		if len(types) > 0 {
 			raw, _ := json.Marshal(types)
-			q.WriteString(" AND type IN (SELECT value FROM json_each(?))")
+			q.WriteString(" AND e.type IN (SELECT value FROM json_each(?))")
 			args = append(args, string(raw))
 		}
-		fmt.Fprintf(&q, " ORDER BY rowid LIMIT %d", limit)
+		fmt.Fprintf(&q, " ORDER BY e.rowid LIMIT %d", limit)
 	}
 	rows, err := s.readDB.QueryContext(ctx, q.String(), args...)
 	if err != nil {
 		return nil, fmt.Errorf("read feed: %w", err)
 	}
+	return scanFeed(rows)
+}
+
+// scanFeed reads the rows of a query of feedColumns.
+func scanFeed(rows *sql.Rows) ([]FeedRow, error) {
 	defer rows.Close()
 	var out []FeedRow
 	for rows.Next() {
@@ -209,4 +215,66 @@ WHERE (e.xid, e.seq) > ($1::text::xid8, $2) AND e.xid < pg_snapshot_xmin(pg_curr
 		return nil, fmt.Errorf("read feed: %w", err)
 	}
 	return out, nil
+}
+
+// feedColumns are the columns scanFeed reads, and the table.
+func (s *Store) feedColumns() string {
+	if s.Dialect == dialect.Postgres {
+		return `e.xid::text AS xid_text, e.seq, e.id, e.type, e.subject_kind, e.subject_id, e.data, e.at FROM domain_events e`
+	}
+	return `'0', e.rowid, e.id, e.type, e.subject_kind, e.subject_id, e.data, e.at FROM domain_events e`
+}
+
+// FeedRowByID returns the event whose row id is id, as the feed reads it
+// (a webhook delivery builds its body from it at each attempt).
+func (s *Store) FeedRowByID(ctx context.Context, id uuid.UUID) (FeedRow, error) {
+	q := "SELECT " + s.feedColumns() + " WHERE e.id = ?"
+	if s.Dialect == dialect.Postgres {
+		q = "SELECT " + s.feedColumns() + " WHERE e.id = $1"
+	}
+	rows, err := s.readDB.QueryContext(ctx, q, id)
+	if err != nil {
+		return FeedRow{}, fmt.Errorf("read event: %w", err)
+	}
+	out, err := scanFeed(rows)
+	if err != nil {
+		return FeedRow{}, err
+	}
+	if len(out) == 0 {
+		return FeedRow{}, fmt.Errorf("read event %s: %w", id, sql.ErrNoRows)
+	}
+	return out[0], nil
+}
+
+// FeedPosOf returns the feed position of the event row id written in tx
+// (its xid and seq on PostgreSQL, its rowid on SQLite), known as soon as
+// the row is inserted.
+func (s *Store) FeedPosOf(ctx context.Context, tx *ent.Tx, id uuid.UUID) (FeedPos, error) {
+	q := "SELECT xid::text, seq FROM domain_events WHERE id = $1"
+	if s.Dialect != dialect.Postgres {
+		q = "SELECT '0', rowid FROM domain_events WHERE id = ?"
+	}
+	rows, err := tx.QueryContext(ctx, q, id)
+	if err != nil {
+		return FeedPos{}, fmt.Errorf("event position: %w", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return FeedPos{}, fmt.Errorf("event position: %w", err)
+		}
+		return FeedPos{}, fmt.Errorf("event position %s: %w", id, sql.ErrNoRows)
+	}
+	var (
+		xid string
+		seq int64
+	)
+	if err := rows.Scan(&xid, &seq); err != nil {
+		return FeedPos{}, fmt.Errorf("event position: %w", err)
+	}
+	x, err := strconv.ParseUint(xid, 10, 64)
+	if err != nil {
+		return FeedPos{}, fmt.Errorf("event position: xid %q: %w", xid, err)
+	}
+	return FeedPos{XID: x, Seq: uint64(seq)}, rows.Close()
 }

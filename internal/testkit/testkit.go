@@ -74,6 +74,15 @@ func New(t testing.TB, databaseURL string, cfg app.Config) *World {
 		// WorkJobs waits for the queue's polls: poll as often as allowed.
 		cfg.Jobs.PollInterval = jobs.MinPollInterval
 	}
+	if cfg.Webhooks.Guard.Resolver == nil {
+		// Test receivers listen on 127.0.0.1; the SSRF tests give a
+		// resolver of their own and leave private targets refused.
+		cfg.Webhooks.Guard.AllowPrivate = true
+	}
+	if cfg.Jobs.WebhookDispatchEvery == 0 {
+		// Tests dispatch when they mean to (App.Webhooks.Dispatch).
+		cfg.Jobs.WebhookDispatchEvery = -1
+	}
 	a, err := app.New(ctx, st, cfg)
 	if err != nil {
 		t.Fatalf("build app: %v", err)
@@ -107,6 +116,27 @@ func (w *World) WorkJobs() {
 	if err := w.App.Jobs.Drain(ctx); err != nil {
 		w.T.Fatalf("work jobs: %v", err)
 	}
+}
+
+// Dispatch turns the events written so far into webhook deliveries and
+// works them (and every other job due now).
+func (w *World) Dispatch() {
+	w.T.Helper()
+	if _, err := w.App.Webhooks.Dispatch(w.Ctx); err != nil {
+		w.T.Fatalf("dispatch webhooks: %v", err)
+	}
+	w.WorkJobs()
+}
+
+// RetryNow makes the jobs of kind that wait for a later time (a
+// delivery's retry, River's snooze) due now, and works the queue: with a
+// test clock moved past a retry's time, the retry happens.
+func (w *World) RetryNow(kind string) {
+	w.T.Helper()
+	if err := w.App.Jobs.RunScheduledNow(w.Ctx, kind); err != nil {
+		w.T.Fatalf("retry jobs now: %v", err)
+	}
+	w.WorkJobs()
 }
 
 // Migrate opens databaseURL, applies Shoal's schema and closes it: the
