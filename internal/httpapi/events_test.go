@@ -48,6 +48,13 @@ var evNone = map[string]string{
 	"advanceTestClock": "moves the test clock of a test server; changes no entity",
 
 	"exportPersonalData": "read-only: a POST so that the person's value travels in the body, not the URL",
+	"redeliverWebhook":   "sends an event already in the feed again; the new delivery is its record (listWebhookDeliveries)",
+}
+
+// evBackground are the event types no operation writes, only background
+// work, with where that is tested.
+var evBackground = map[events.Type]string{
+	events.WebhookDisabled: "the delivery job writes it after 3 days of failures (internal/webhooks TestFailedAfterADayDisabledAfterThree)",
 }
 
 // evWorld is the sweep tests' world (test clock, team with a supervisor
@@ -511,6 +518,33 @@ func evCases() []evCase {
 			return []evWant{{events.HandoverCreated, h}, {events.LeadHandedOver, ld}, {events.CustomerHandedOver, cu}, {events.HandoverFinished, h}}
 		}
 	})
+	add("createWebhook", "", func(t *testing.T, w *evWorld) func() []evWant {
+		return func() []evWant {
+			res := w.admin.Do("POST", "/v1/webhooks", map[string]any{"url": "http://127.0.0.1:9/ev", "eventTypes": []string{"*"}}).Expect(http.StatusCreated)
+			return []evWant{{events.WebhookCreated, evID(t, res)}}
+		}
+	})
+	add("updateWebhook", "", func(t *testing.T, w *evWorld) func() []evWant {
+		id := evID(t, w.admin.Do("POST", "/v1/webhooks", map[string]any{"url": "http://127.0.0.1:9/ev", "eventTypes": []string{"*"}}).Expect(http.StatusCreated))
+		return func() []evWant {
+			w.admin.Do("PATCH", "/v1/webhooks/"+id, map[string]any{"active": false}, "If-Match", w.admin.ETag("/v1/webhooks/"+id)).Expect(http.StatusOK)
+			return []evWant{{events.WebhookUpdated, id}}
+		}
+	})
+	add("deleteWebhook", "", func(t *testing.T, w *evWorld) func() []evWant {
+		id := evID(t, w.admin.Do("POST", "/v1/webhooks", map[string]any{"url": "http://127.0.0.1:9/ev", "eventTypes": []string{"*"}}).Expect(http.StatusCreated))
+		return func() []evWant {
+			w.admin.Do("DELETE", "/v1/webhooks/"+id, nil, "If-Match", w.admin.ETag("/v1/webhooks/"+id)).Expect(http.StatusNoContent)
+			return []evWant{{events.WebhookDeleted, id}}
+		}
+	})
+	add("pingWebhook", "", func(t *testing.T, w *evWorld) func() []evWant {
+		id := evID(t, w.admin.Do("POST", "/v1/webhooks", map[string]any{"url": "http://127.0.0.1:9/ev", "eventTypes": []string{"*"}}).Expect(http.StatusCreated))
+		return func() []evWant {
+			w.admin.Do("POST", "/v1/webhooks/"+id+"/ping", nil).Expect(http.StatusAccepted)
+			return []evWant{{events.WebhookPinged, id}}
+		}
+	})
 	add("createImport", "", func(t *testing.T, w *evWorld) func() []evWant {
 		w.env.WorkJobs() // what earlier cases queued is not this case's
 		email := w.env.Unique("evimport") + "@example.com"
@@ -624,7 +658,7 @@ func TestEventsOfWriteOperations(t *testing.T) {
 		}
 		// Every type the catalogue knows is written by some operation.
 		for _, typ := range events.Types() {
-			if !covered[typ] {
+			if !covered[typ] && evBackground[typ] == "" {
 				t.Errorf("no operation of the table writes %s", typ)
 			}
 		}
