@@ -307,3 +307,75 @@ func TestFailedAfterADayDisabledAfterThree(t *testing.T) {
 		}
 	})
 }
+
+// TestDeliveriesInOrderPerSubject: while a subject's first delivery waits
+// for its retry, the subject's later event is held back (another
+// subject's is not); once the first succeeds the later follows, so the
+// receiver sees each subject's events in feed order.
+func TestDeliveriesInOrderPerSubject(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, url string) {
+		w := newWorld(t, url)
+		r := newReceiver(t, func(n int) int {
+			if n == 1 {
+				return http.StatusBadGateway
+			}
+			return http.StatusOK
+		})
+		h := w.hook(r.URL, "lead.created", "lead.updated")
+		first := w.lead()
+		w.Dispatch() // the first lead's creation: fails once
+		if n := len(r.requests()); n != 1 {
+			t.Fatalf("%d requests, want 1", n)
+		}
+		notes := "called back"
+		anyVersion := "*"
+		if _, err := w.App.Records.UpdateLead(w.Ctx, w.rep, first.ID, &anyVersion, records.LeadInput{Notes: &notes}); err != nil {
+			t.Fatal(err)
+		}
+		other := w.lead()
+		w.Dispatch()
+		subjects := func() []string {
+			var out []string
+			for _, g := range r.requests() {
+				var ev struct {
+					Type    string
+					Subject struct{ ID uuid.UUID }
+				}
+				if err := json.Unmarshal(g.body, &ev); err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, ev.Subject.ID.String()+" "+ev.Type)
+			}
+			return out
+		}
+		got := subjects()
+		if slices.Contains(got, first.ID.String()+" lead.updated") {
+			t.Fatalf("the update was sent before the creation was delivered: %v", got)
+		}
+		if !slices.Contains(got, other.ID.String()+" lead.created") {
+			t.Fatalf("another subject's event was held back: %v", got)
+		}
+		for i := 0; i < 20; i++ {
+			pending, err := w.Store.Client.WebhookDelivery.Query().Where(webhookdelivery.WebhookID(h.ID),
+				webhookdelivery.StatusEQ(webhookdelivery.StatusPending)).Count(w.Ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pending == 0 {
+				break
+			}
+			w.clock.Advance(time.Minute)
+			w.RetryNow("webhook_deliver")
+		}
+		got = subjects()
+		var mine []string
+		for _, s := range got {
+			if s[:36] == first.ID.String() {
+				mine = append(mine, s[37:])
+			}
+		}
+		if !slices.Equal(mine, []string{"lead.created", "lead.created", "lead.updated"}) {
+			t.Errorf("the first lead's deliveries arrived as %v", mine)
+		}
+	})
+}
