@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the TypeScript example against a live `shoal serve` on a fresh SQLite
-# database: builds the server, starts it with a first admin, regenerates the
-# typed client from ../../openapi.yaml, compiles the example and runs it.
+# database: builds the server, starts it with a first admin (and with
+# SHOAL_WEBHOOK_ALLOW_PRIVATE=1: the example's webhook receiver listens on
+# 127.0.0.1), regenerates the typed client from ../../openapi.yaml, compiles
+# the example and runs it.
 # Used by CI (`make example-ts`); needs Go, Node 20 and npm.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -24,6 +26,7 @@ export SHOAL_ADMIN_PASSWORD="example-admin-$(date +%s)-passphrase"
 
 echo "example-ts: starting shoal on $SHOAL_URL"
 SHOAL_ADDR="127.0.0.1:$port" SHOAL_DATABASE_URL="sqlite:$work/shoal.db" SHOAL_LOG_LEVEL=warn \
+  SHOAL_WEBHOOK_ALLOW_PRIVATE=1 \
   "$work/shoal" serve >"$work/server.log" 2>&1 &
 server_pid=$!
 
