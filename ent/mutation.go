@@ -23336,31 +23336,33 @@ func (m *UserMutation) ResetEdge(name string) error {
 // WebhookMutation represents an operation that mutates the Webhook nodes in the graph.
 type WebhookMutation struct {
 	config
-	op                Op
-	typ               string
-	id                *uuid.UUID
-	created_at        *time.Time
-	updated_at        *time.Time
-	version           *int
-	addversion        *int
-	url               *string
-	event_types       *[]string
-	appendevent_types []string
-	description       *string
-	secret_sealed     *[]byte
-	active            *bool
-	disabled_reason   *string
-	disabled_at       *time.Time
-	failing_since     *time.Time
-	last_success_at   *time.Time
-	last_failure_at   *time.Time
-	actor_type        *webhook.ActorType
-	actor_id          *uuid.UUID
-	start_after       *string
-	clearedFields     map[string]struct{}
-	done              bool
-	oldValue          func(context.Context) (*Webhook, error)
-	predicates        []predicate.Webhook
+	op                     Op
+	typ                    string
+	id                     *uuid.UUID
+	created_at             *time.Time
+	updated_at             *time.Time
+	version                *int
+	addversion             *int
+	url                    *string
+	event_types            *[]string
+	appendevent_types      []string
+	description            *string
+	secret_sealed          *[]byte
+	previous_secret_sealed *[]byte
+	previous_secret_until  *time.Time
+	active                 *bool
+	disabled_reason        *string
+	disabled_at            *time.Time
+	failing_since          *time.Time
+	last_success_at        *time.Time
+	last_failure_at        *time.Time
+	actor_type             *webhook.ActorType
+	actor_id               *uuid.UUID
+	start_after            *string
+	clearedFields          map[string]struct{}
+	done                   bool
+	oldValue               func(context.Context) (*Webhook, error)
+	predicates             []predicate.Webhook
 }
 
 var _ ent.Mutation = (*WebhookMutation)(nil)
@@ -23765,6 +23767,104 @@ func (m *WebhookMutation) OldSecretSealed(ctx context.Context) (v []byte, err er
 // ResetSecretSealed resets all changes to the "secret_sealed" field.
 func (m *WebhookMutation) ResetSecretSealed() {
 	m.secret_sealed = nil
+}
+
+// SetPreviousSecretSealed sets the "previous_secret_sealed" field.
+func (m *WebhookMutation) SetPreviousSecretSealed(b []byte) {
+	m.previous_secret_sealed = &b
+}
+
+// PreviousSecretSealed returns the value of the "previous_secret_sealed" field in the mutation.
+func (m *WebhookMutation) PreviousSecretSealed() (r []byte, exists bool) {
+	v := m.previous_secret_sealed
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPreviousSecretSealed returns the old "previous_secret_sealed" field's value of the Webhook entity.
+// If the Webhook object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WebhookMutation) OldPreviousSecretSealed(ctx context.Context) (v *[]byte, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPreviousSecretSealed is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPreviousSecretSealed requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPreviousSecretSealed: %w", err)
+	}
+	return oldValue.PreviousSecretSealed, nil
+}
+
+// ClearPreviousSecretSealed clears the value of the "previous_secret_sealed" field.
+func (m *WebhookMutation) ClearPreviousSecretSealed() {
+	m.previous_secret_sealed = nil
+	m.clearedFields[webhook.FieldPreviousSecretSealed] = struct{}{}
+}
+
+// PreviousSecretSealedCleared returns if the "previous_secret_sealed" field was cleared in this mutation.
+func (m *WebhookMutation) PreviousSecretSealedCleared() bool {
+	_, ok := m.clearedFields[webhook.FieldPreviousSecretSealed]
+	return ok
+}
+
+// ResetPreviousSecretSealed resets all changes to the "previous_secret_sealed" field.
+func (m *WebhookMutation) ResetPreviousSecretSealed() {
+	m.previous_secret_sealed = nil
+	delete(m.clearedFields, webhook.FieldPreviousSecretSealed)
+}
+
+// SetPreviousSecretUntil sets the "previous_secret_until" field.
+func (m *WebhookMutation) SetPreviousSecretUntil(t time.Time) {
+	m.previous_secret_until = &t
+}
+
+// PreviousSecretUntil returns the value of the "previous_secret_until" field in the mutation.
+func (m *WebhookMutation) PreviousSecretUntil() (r time.Time, exists bool) {
+	v := m.previous_secret_until
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPreviousSecretUntil returns the old "previous_secret_until" field's value of the Webhook entity.
+// If the Webhook object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WebhookMutation) OldPreviousSecretUntil(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPreviousSecretUntil is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPreviousSecretUntil requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPreviousSecretUntil: %w", err)
+	}
+	return oldValue.PreviousSecretUntil, nil
+}
+
+// ClearPreviousSecretUntil clears the value of the "previous_secret_until" field.
+func (m *WebhookMutation) ClearPreviousSecretUntil() {
+	m.previous_secret_until = nil
+	m.clearedFields[webhook.FieldPreviousSecretUntil] = struct{}{}
+}
+
+// PreviousSecretUntilCleared returns if the "previous_secret_until" field was cleared in this mutation.
+func (m *WebhookMutation) PreviousSecretUntilCleared() bool {
+	_, ok := m.clearedFields[webhook.FieldPreviousSecretUntil]
+	return ok
+}
+
+// ResetPreviousSecretUntil resets all changes to the "previous_secret_until" field.
+func (m *WebhookMutation) ResetPreviousSecretUntil() {
+	m.previous_secret_until = nil
+	delete(m.clearedFields, webhook.FieldPreviousSecretUntil)
 }
 
 // SetActive sets the "active" field.
@@ -24190,7 +24290,7 @@ func (m *WebhookMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *WebhookMutation) Fields() []string {
-	fields := make([]string, 0, 16)
+	fields := make([]string, 0, 18)
 	if m.created_at != nil {
 		fields = append(fields, webhook.FieldCreatedAt)
 	}
@@ -24211,6 +24311,12 @@ func (m *WebhookMutation) Fields() []string {
 	}
 	if m.secret_sealed != nil {
 		fields = append(fields, webhook.FieldSecretSealed)
+	}
+	if m.previous_secret_sealed != nil {
+		fields = append(fields, webhook.FieldPreviousSecretSealed)
+	}
+	if m.previous_secret_until != nil {
+		fields = append(fields, webhook.FieldPreviousSecretUntil)
 	}
 	if m.active != nil {
 		fields = append(fields, webhook.FieldActive)
@@ -24261,6 +24367,10 @@ func (m *WebhookMutation) Field(name string) (ent.Value, bool) {
 		return m.Description()
 	case webhook.FieldSecretSealed:
 		return m.SecretSealed()
+	case webhook.FieldPreviousSecretSealed:
+		return m.PreviousSecretSealed()
+	case webhook.FieldPreviousSecretUntil:
+		return m.PreviousSecretUntil()
 	case webhook.FieldActive:
 		return m.Active()
 	case webhook.FieldDisabledReason:
@@ -24302,6 +24412,10 @@ func (m *WebhookMutation) OldField(ctx context.Context, name string) (ent.Value,
 		return m.OldDescription(ctx)
 	case webhook.FieldSecretSealed:
 		return m.OldSecretSealed(ctx)
+	case webhook.FieldPreviousSecretSealed:
+		return m.OldPreviousSecretSealed(ctx)
+	case webhook.FieldPreviousSecretUntil:
+		return m.OldPreviousSecretUntil(ctx)
 	case webhook.FieldActive:
 		return m.OldActive(ctx)
 	case webhook.FieldDisabledReason:
@@ -24377,6 +24491,20 @@ func (m *WebhookMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetSecretSealed(v)
+		return nil
+	case webhook.FieldPreviousSecretSealed:
+		v, ok := value.([]byte)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPreviousSecretSealed(v)
+		return nil
+	case webhook.FieldPreviousSecretUntil:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPreviousSecretUntil(v)
 		return nil
 	case webhook.FieldActive:
 		v, ok := value.(bool)
@@ -24489,6 +24617,12 @@ func (m *WebhookMutation) ClearedFields() []string {
 	if m.FieldCleared(webhook.FieldDescription) {
 		fields = append(fields, webhook.FieldDescription)
 	}
+	if m.FieldCleared(webhook.FieldPreviousSecretSealed) {
+		fields = append(fields, webhook.FieldPreviousSecretSealed)
+	}
+	if m.FieldCleared(webhook.FieldPreviousSecretUntil) {
+		fields = append(fields, webhook.FieldPreviousSecretUntil)
+	}
 	if m.FieldCleared(webhook.FieldDisabledReason) {
 		fields = append(fields, webhook.FieldDisabledReason)
 	}
@@ -24520,6 +24654,12 @@ func (m *WebhookMutation) ClearField(name string) error {
 	switch name {
 	case webhook.FieldDescription:
 		m.ClearDescription()
+		return nil
+	case webhook.FieldPreviousSecretSealed:
+		m.ClearPreviousSecretSealed()
+		return nil
+	case webhook.FieldPreviousSecretUntil:
+		m.ClearPreviousSecretUntil()
 		return nil
 	case webhook.FieldDisabledReason:
 		m.ClearDisabledReason()
@@ -24564,6 +24704,12 @@ func (m *WebhookMutation) ResetField(name string) error {
 		return nil
 	case webhook.FieldSecretSealed:
 		m.ResetSecretSealed()
+		return nil
+	case webhook.FieldPreviousSecretSealed:
+		m.ResetPreviousSecretSealed()
+		return nil
+	case webhook.FieldPreviousSecretUntil:
+		m.ResetPreviousSecretUntil()
 		return nil
 	case webhook.FieldActive:
 		m.ResetActive()
@@ -25555,6 +25701,7 @@ type WebhookDeliveryMutation struct {
 	status              *webhookdelivery.Status
 	attempts            *int
 	addattempts         *int
+	first_attempt_at    *time.Time
 	next_attempt_at     *time.Time
 	delivered_at        *time.Time
 	failed_at           *time.Time
@@ -26136,6 +26283,55 @@ func (m *WebhookDeliveryMutation) ResetAttempts() {
 	m.addattempts = nil
 }
 
+// SetFirstAttemptAt sets the "first_attempt_at" field.
+func (m *WebhookDeliveryMutation) SetFirstAttemptAt(t time.Time) {
+	m.first_attempt_at = &t
+}
+
+// FirstAttemptAt returns the value of the "first_attempt_at" field in the mutation.
+func (m *WebhookDeliveryMutation) FirstAttemptAt() (r time.Time, exists bool) {
+	v := m.first_attempt_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFirstAttemptAt returns the old "first_attempt_at" field's value of the WebhookDelivery entity.
+// If the WebhookDelivery object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WebhookDeliveryMutation) OldFirstAttemptAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFirstAttemptAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFirstAttemptAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFirstAttemptAt: %w", err)
+	}
+	return oldValue.FirstAttemptAt, nil
+}
+
+// ClearFirstAttemptAt clears the value of the "first_attempt_at" field.
+func (m *WebhookDeliveryMutation) ClearFirstAttemptAt() {
+	m.first_attempt_at = nil
+	m.clearedFields[webhookdelivery.FieldFirstAttemptAt] = struct{}{}
+}
+
+// FirstAttemptAtCleared returns if the "first_attempt_at" field was cleared in this mutation.
+func (m *WebhookDeliveryMutation) FirstAttemptAtCleared() bool {
+	_, ok := m.clearedFields[webhookdelivery.FieldFirstAttemptAt]
+	return ok
+}
+
+// ResetFirstAttemptAt resets all changes to the "first_attempt_at" field.
+func (m *WebhookDeliveryMutation) ResetFirstAttemptAt() {
+	m.first_attempt_at = nil
+	delete(m.clearedFields, webhookdelivery.FieldFirstAttemptAt)
+}
+
 // SetNextAttemptAt sets the "next_attempt_at" field.
 func (m *WebhookDeliveryMutation) SetNextAttemptAt(t time.Time) {
 	m.next_attempt_at = &t
@@ -26436,7 +26632,7 @@ func (m *WebhookDeliveryMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *WebhookDeliveryMutation) Fields() []string {
-	fields := make([]string, 0, 17)
+	fields := make([]string, 0, 18)
 	if m.created_at != nil {
 		fields = append(fields, webhookdelivery.FieldCreatedAt)
 	}
@@ -26472,6 +26668,9 @@ func (m *WebhookDeliveryMutation) Fields() []string {
 	}
 	if m.attempts != nil {
 		fields = append(fields, webhookdelivery.FieldAttempts)
+	}
+	if m.first_attempt_at != nil {
+		fields = append(fields, webhookdelivery.FieldFirstAttemptAt)
 	}
 	if m.next_attempt_at != nil {
 		fields = append(fields, webhookdelivery.FieldNextAttemptAt)
@@ -26520,6 +26719,8 @@ func (m *WebhookDeliveryMutation) Field(name string) (ent.Value, bool) {
 		return m.Status()
 	case webhookdelivery.FieldAttempts:
 		return m.Attempts()
+	case webhookdelivery.FieldFirstAttemptAt:
+		return m.FirstAttemptAt()
 	case webhookdelivery.FieldNextAttemptAt:
 		return m.NextAttemptAt()
 	case webhookdelivery.FieldDeliveredAt:
@@ -26563,6 +26764,8 @@ func (m *WebhookDeliveryMutation) OldField(ctx context.Context, name string) (en
 		return m.OldStatus(ctx)
 	case webhookdelivery.FieldAttempts:
 		return m.OldAttempts(ctx)
+	case webhookdelivery.FieldFirstAttemptAt:
+		return m.OldFirstAttemptAt(ctx)
 	case webhookdelivery.FieldNextAttemptAt:
 		return m.OldNextAttemptAt(ctx)
 	case webhookdelivery.FieldDeliveredAt:
@@ -26666,6 +26869,13 @@ func (m *WebhookDeliveryMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetAttempts(v)
 		return nil
+	case webhookdelivery.FieldFirstAttemptAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFirstAttemptAt(v)
+		return nil
 	case webhookdelivery.FieldNextAttemptAt:
 		v, ok := value.(time.Time)
 		if !ok {
@@ -26761,6 +26971,9 @@ func (m *WebhookDeliveryMutation) ClearedFields() []string {
 	if m.FieldCleared(webhookdelivery.FieldRedeliveryOf) {
 		fields = append(fields, webhookdelivery.FieldRedeliveryOf)
 	}
+	if m.FieldCleared(webhookdelivery.FieldFirstAttemptAt) {
+		fields = append(fields, webhookdelivery.FieldFirstAttemptAt)
+	}
 	if m.FieldCleared(webhookdelivery.FieldNextAttemptAt) {
 		fields = append(fields, webhookdelivery.FieldNextAttemptAt)
 	}
@@ -26792,6 +27005,9 @@ func (m *WebhookDeliveryMutation) ClearField(name string) error {
 	switch name {
 	case webhookdelivery.FieldRedeliveryOf:
 		m.ClearRedeliveryOf()
+		return nil
+	case webhookdelivery.FieldFirstAttemptAt:
+		m.ClearFirstAttemptAt()
 		return nil
 	case webhookdelivery.FieldNextAttemptAt:
 		m.ClearNextAttemptAt()
@@ -26851,6 +27067,9 @@ func (m *WebhookDeliveryMutation) ResetField(name string) error {
 		return nil
 	case webhookdelivery.FieldAttempts:
 		m.ResetAttempts()
+		return nil
+	case webhookdelivery.FieldFirstAttemptAt:
+		m.ResetFirstAttemptAt()
 		return nil
 	case webhookdelivery.FieldNextAttemptAt:
 		m.ResetNextAttemptAt()

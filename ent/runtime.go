@@ -967,7 +967,7 @@ func init() {
 	// webhook.DescriptionValidator is a validator for the "description" field. It is called by the builders before save.
 	webhook.DescriptionValidator = webhookDescDescription.Validators[0].(func(string) error)
 	// webhookDescActive is the schema descriptor for active field.
-	webhookDescActive := webhookFields[4].Descriptor()
+	webhookDescActive := webhookFields[6].Descriptor()
 	// webhook.DefaultActive holds the default value on creation for the active field.
 	webhook.DefaultActive = webhookDescActive.Default.(bool)
 	// webhookDescID is the schema descriptor for id field.

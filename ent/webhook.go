@@ -33,6 +33,10 @@ type Webhook struct {
 	Description *string `json:"description,omitempty"`
 	// SecretSealed holds the value of the "secret_sealed" field.
 	SecretSealed []byte `json:"-"`
+	// PreviousSecretSealed holds the value of the "previous_secret_sealed" field.
+	PreviousSecretSealed *[]byte `json:"-"`
+	// PreviousSecretUntil holds the value of the "previous_secret_until" field.
+	PreviousSecretUntil *time.Time `json:"previous_secret_until,omitempty"`
 	// Active holds the value of the "active" field.
 	Active bool `json:"active,omitempty"`
 	// DisabledReason holds the value of the "disabled_reason" field.
@@ -59,7 +63,7 @@ func (*Webhook) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case webhook.FieldEventTypes, webhook.FieldSecretSealed:
+		case webhook.FieldEventTypes, webhook.FieldSecretSealed, webhook.FieldPreviousSecretSealed:
 			values[i] = new([]byte)
 		case webhook.FieldActive:
 			values[i] = new(sql.NullBool)
@@ -67,7 +71,7 @@ func (*Webhook) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullInt64)
 		case webhook.FieldURL, webhook.FieldDescription, webhook.FieldDisabledReason, webhook.FieldActorType, webhook.FieldStartAfter:
 			values[i] = new(sql.NullString)
-		case webhook.FieldCreatedAt, webhook.FieldUpdatedAt, webhook.FieldDisabledAt, webhook.FieldFailingSince, webhook.FieldLastSuccessAt, webhook.FieldLastFailureAt:
+		case webhook.FieldCreatedAt, webhook.FieldUpdatedAt, webhook.FieldPreviousSecretUntil, webhook.FieldDisabledAt, webhook.FieldFailingSince, webhook.FieldLastSuccessAt, webhook.FieldLastFailureAt:
 			values[i] = new(sql.NullTime)
 		case webhook.FieldID, webhook.FieldActorID:
 			values[i] = new(uuid.UUID)
@@ -136,6 +140,19 @@ func (_m *Webhook) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field secret_sealed", values[i])
 			} else if value != nil {
 				_m.SecretSealed = *value
+			}
+		case webhook.FieldPreviousSecretSealed:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field previous_secret_sealed", values[i])
+			} else if value != nil {
+				_m.PreviousSecretSealed = value
+			}
+		case webhook.FieldPreviousSecretUntil:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field previous_secret_until", values[i])
+			} else if value.Valid {
+				_m.PreviousSecretUntil = new(time.Time)
+				*_m.PreviousSecretUntil = value.Time
 			}
 		case webhook.FieldActive:
 			if value, ok := values[i].(*sql.NullBool); !ok {
@@ -253,6 +270,13 @@ func (_m *Webhook) String() string {
 	}
 	builder.WriteString(", ")
 	builder.WriteString("secret_sealed=<sensitive>")
+	builder.WriteString(", ")
+	builder.WriteString("previous_secret_sealed=<sensitive>")
+	builder.WriteString(", ")
+	if v := _m.PreviousSecretUntil; v != nil {
+		builder.WriteString("previous_secret_until=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
 	builder.WriteString(", ")
 	builder.WriteString("active=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Active))

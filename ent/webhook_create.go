@@ -98,6 +98,26 @@ func (_c *WebhookCreate) SetSecretSealed(v []byte) *WebhookCreate {
 	return _c
 }
 
+// SetPreviousSecretSealed sets the "previous_secret_sealed" field.
+func (_c *WebhookCreate) SetPreviousSecretSealed(v []byte) *WebhookCreate {
+	_c.mutation.SetPreviousSecretSealed(v)
+	return _c
+}
+
+// SetPreviousSecretUntil sets the "previous_secret_until" field.
+func (_c *WebhookCreate) SetPreviousSecretUntil(v time.Time) *WebhookCreate {
+	_c.mutation.SetPreviousSecretUntil(v)
+	return _c
+}
+
+// SetNillablePreviousSecretUntil sets the "previous_secret_until" field if the given value is not nil.
+func (_c *WebhookCreate) SetNillablePreviousSecretUntil(v *time.Time) *WebhookCreate {
+	if v != nil {
+		_c.SetPreviousSecretUntil(*v)
+	}
+	return _c
+}
+
 // SetActive sets the "active" field.
 func (_c *WebhookCreate) SetActive(v bool) *WebhookCreate {
 	_c.mutation.SetActive(v)
@@ -382,6 +402,14 @@ func (_c *WebhookCreate) createSpec() (*Webhook, *sqlgraph.CreateSpec) {
 		_spec.SetField(webhook.FieldSecretSealed, field.TypeBytes, value)
 		_node.SecretSealed = value
 	}
+	if value, ok := _c.mutation.PreviousSecretSealed(); ok {
+		_spec.SetField(webhook.FieldPreviousSecretSealed, field.TypeBytes, value)
+		_node.PreviousSecretSealed = &value
+	}
+	if value, ok := _c.mutation.PreviousSecretUntil(); ok {
+		_spec.SetField(webhook.FieldPreviousSecretUntil, field.TypeTime, value)
+		_node.PreviousSecretUntil = &value
+	}
 	if value, ok := _c.mutation.Active(); ok {
 		_spec.SetField(webhook.FieldActive, field.TypeBool, value)
 		_node.Active = value
@@ -551,6 +579,42 @@ func (u *WebhookUpsert) SetSecretSealed(v []byte) *WebhookUpsert {
 // UpdateSecretSealed sets the "secret_sealed" field to the value that was provided on create.
 func (u *WebhookUpsert) UpdateSecretSealed() *WebhookUpsert {
 	u.SetExcluded(webhook.FieldSecretSealed)
+	return u
+}
+
+// SetPreviousSecretSealed sets the "previous_secret_sealed" field.
+func (u *WebhookUpsert) SetPreviousSecretSealed(v []byte) *WebhookUpsert {
+	u.Set(webhook.FieldPreviousSecretSealed, v)
+	return u
+}
+
+// UpdatePreviousSecretSealed sets the "previous_secret_sealed" field to the value that was provided on create.
+func (u *WebhookUpsert) UpdatePreviousSecretSealed() *WebhookUpsert {
+	u.SetExcluded(webhook.FieldPreviousSecretSealed)
+	return u
+}
+
+// ClearPreviousSecretSealed clears the value of the "previous_secret_sealed" field.
+func (u *WebhookUpsert) ClearPreviousSecretSealed() *WebhookUpsert {
+	u.SetNull(webhook.FieldPreviousSecretSealed)
+	return u
+}
+
+// SetPreviousSecretUntil sets the "previous_secret_until" field.
+func (u *WebhookUpsert) SetPreviousSecretUntil(v time.Time) *WebhookUpsert {
+	u.Set(webhook.FieldPreviousSecretUntil, v)
+	return u
+}
+
+// UpdatePreviousSecretUntil sets the "previous_secret_until" field to the value that was provided on create.
+func (u *WebhookUpsert) UpdatePreviousSecretUntil() *WebhookUpsert {
+	u.SetExcluded(webhook.FieldPreviousSecretUntil)
+	return u
+}
+
+// ClearPreviousSecretUntil clears the value of the "previous_secret_until" field.
+func (u *WebhookUpsert) ClearPreviousSecretUntil() *WebhookUpsert {
+	u.SetNull(webhook.FieldPreviousSecretUntil)
 	return u
 }
 
@@ -811,6 +875,48 @@ func (u *WebhookUpsertOne) SetSecretSealed(v []byte) *WebhookUpsertOne {
 func (u *WebhookUpsertOne) UpdateSecretSealed() *WebhookUpsertOne {
 	return u.Update(func(s *WebhookUpsert) {
 		s.UpdateSecretSealed()
+	})
+}
+
+// SetPreviousSecretSealed sets the "previous_secret_sealed" field.
+func (u *WebhookUpsertOne) SetPreviousSecretSealed(v []byte) *WebhookUpsertOne {
+	return u.Update(func(s *WebhookUpsert) {
+		s.SetPreviousSecretSealed(v)
+	})
+}
+
+// UpdatePreviousSecretSealed sets the "previous_secret_sealed" field to the value that was provided on create.
+func (u *WebhookUpsertOne) UpdatePreviousSecretSealed() *WebhookUpsertOne {
+	return u.Update(func(s *WebhookUpsert) {
+		s.UpdatePreviousSecretSealed()
+	})
+}
+
+// ClearPreviousSecretSealed clears the value of the "previous_secret_sealed" field.
+func (u *WebhookUpsertOne) ClearPreviousSecretSealed() *WebhookUpsertOne {
+	return u.Update(func(s *WebhookUpsert) {
+		s.ClearPreviousSecretSealed()
+	})
+}
+
+// SetPreviousSecretUntil sets the "previous_secret_until" field.
+func (u *WebhookUpsertOne) SetPreviousSecretUntil(v time.Time) *WebhookUpsertOne {
+	return u.Update(func(s *WebhookUpsert) {
+		s.SetPreviousSecretUntil(v)
+	})
+}
+
+// UpdatePreviousSecretUntil sets the "previous_secret_until" field to the value that was provided on create.
+func (u *WebhookUpsertOne) UpdatePreviousSecretUntil() *WebhookUpsertOne {
+	return u.Update(func(s *WebhookUpsert) {
+		s.UpdatePreviousSecretUntil()
+	})
+}
+
+// ClearPreviousSecretUntil clears the value of the "previous_secret_until" field.
+func (u *WebhookUpsertOne) ClearPreviousSecretUntil() *WebhookUpsertOne {
+	return u.Update(func(s *WebhookUpsert) {
+		s.ClearPreviousSecretUntil()
 	})
 }
 
@@ -1255,6 +1361,48 @@ func (u *WebhookUpsertBulk) SetSecretSealed(v []byte) *WebhookUpsertBulk {
 func (u *WebhookUpsertBulk) UpdateSecretSealed() *WebhookUpsertBulk {
 	return u.Update(func(s *WebhookUpsert) {
 		s.UpdateSecretSealed()
+	})
+}
+
+// SetPreviousSecretSealed sets the "previous_secret_sealed" field.
+func (u *WebhookUpsertBulk) SetPreviousSecretSealed(v []byte) *WebhookUpsertBulk {
+	return u.Update(func(s *WebhookUpsert) {
+		s.SetPreviousSecretSealed(v)
+	})
+}
+
+// UpdatePreviousSecretSealed sets the "previous_secret_sealed" field to the value that was provided on create.
+func (u *WebhookUpsertBulk) UpdatePreviousSecretSealed() *WebhookUpsertBulk {
+	return u.Update(func(s *WebhookUpsert) {
+		s.UpdatePreviousSecretSealed()
+	})
+}
+
+// ClearPreviousSecretSealed clears the value of the "previous_secret_sealed" field.
+func (u *WebhookUpsertBulk) ClearPreviousSecretSealed() *WebhookUpsertBulk {
+	return u.Update(func(s *WebhookUpsert) {
+		s.ClearPreviousSecretSealed()
+	})
+}
+
+// SetPreviousSecretUntil sets the "previous_secret_until" field.
+func (u *WebhookUpsertBulk) SetPreviousSecretUntil(v time.Time) *WebhookUpsertBulk {
+	return u.Update(func(s *WebhookUpsert) {
+		s.SetPreviousSecretUntil(v)
+	})
+}
+
+// UpdatePreviousSecretUntil sets the "previous_secret_until" field to the value that was provided on create.
+func (u *WebhookUpsertBulk) UpdatePreviousSecretUntil() *WebhookUpsertBulk {
+	return u.Update(func(s *WebhookUpsert) {
+		s.UpdatePreviousSecretUntil()
+	})
+}
+
+// ClearPreviousSecretUntil clears the value of the "previous_secret_until" field.
+func (u *WebhookUpsertBulk) ClearPreviousSecretUntil() *WebhookUpsertBulk {
+	return u.Update(func(s *WebhookUpsert) {
+		s.ClearPreviousSecretUntil()
 	})
 }
 

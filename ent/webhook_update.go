@@ -109,6 +109,38 @@ func (_u *WebhookUpdate) SetSecretSealed(v []byte) *WebhookUpdate {
 	return _u
 }
 
+// SetPreviousSecretSealed sets the "previous_secret_sealed" field.
+func (_u *WebhookUpdate) SetPreviousSecretSealed(v []byte) *WebhookUpdate {
+	_u.mutation.SetPreviousSecretSealed(v)
+	return _u
+}
+
+// ClearPreviousSecretSealed clears the value of the "previous_secret_sealed" field.
+func (_u *WebhookUpdate) ClearPreviousSecretSealed() *WebhookUpdate {
+	_u.mutation.ClearPreviousSecretSealed()
+	return _u
+}
+
+// SetPreviousSecretUntil sets the "previous_secret_until" field.
+func (_u *WebhookUpdate) SetPreviousSecretUntil(v time.Time) *WebhookUpdate {
+	_u.mutation.SetPreviousSecretUntil(v)
+	return _u
+}
+
+// SetNillablePreviousSecretUntil sets the "previous_secret_until" field if the given value is not nil.
+func (_u *WebhookUpdate) SetNillablePreviousSecretUntil(v *time.Time) *WebhookUpdate {
+	if v != nil {
+		_u.SetPreviousSecretUntil(*v)
+	}
+	return _u
+}
+
+// ClearPreviousSecretUntil clears the value of the "previous_secret_until" field.
+func (_u *WebhookUpdate) ClearPreviousSecretUntil() *WebhookUpdate {
+	_u.mutation.ClearPreviousSecretUntil()
+	return _u
+}
+
 // SetActive sets the "active" field.
 func (_u *WebhookUpdate) SetActive(v bool) *WebhookUpdate {
 	_u.mutation.SetActive(v)
@@ -326,6 +358,18 @@ func (_u *WebhookUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if value, ok := _u.mutation.SecretSealed(); ok {
 		_spec.SetField(webhook.FieldSecretSealed, field.TypeBytes, value)
 	}
+	if value, ok := _u.mutation.PreviousSecretSealed(); ok {
+		_spec.SetField(webhook.FieldPreviousSecretSealed, field.TypeBytes, value)
+	}
+	if _u.mutation.PreviousSecretSealedCleared() {
+		_spec.ClearField(webhook.FieldPreviousSecretSealed, field.TypeBytes)
+	}
+	if value, ok := _u.mutation.PreviousSecretUntil(); ok {
+		_spec.SetField(webhook.FieldPreviousSecretUntil, field.TypeTime, value)
+	}
+	if _u.mutation.PreviousSecretUntilCleared() {
+		_spec.ClearField(webhook.FieldPreviousSecretUntil, field.TypeTime)
+	}
 	if value, ok := _u.mutation.Active(); ok {
 		_spec.SetField(webhook.FieldActive, field.TypeBool, value)
 	}
@@ -457,6 +501,38 @@ func (_u *WebhookUpdateOne) ClearDescription() *WebhookUpdateOne {
 // SetSecretSealed sets the "secret_sealed" field.
 func (_u *WebhookUpdateOne) SetSecretSealed(v []byte) *WebhookUpdateOne {
 	_u.mutation.SetSecretSealed(v)
+	return _u
+}
+
+// SetPreviousSecretSealed sets the "previous_secret_sealed" field.
+func (_u *WebhookUpdateOne) SetPreviousSecretSealed(v []byte) *WebhookUpdateOne {
+	_u.mutation.SetPreviousSecretSealed(v)
+	return _u
+}
+
+// ClearPreviousSecretSealed clears the value of the "previous_secret_sealed" field.
+func (_u *WebhookUpdateOne) ClearPreviousSecretSealed() *WebhookUpdateOne {
+	_u.mutation.ClearPreviousSecretSealed()
+	return _u
+}
+
+// SetPreviousSecretUntil sets the "previous_secret_until" field.
+func (_u *WebhookUpdateOne) SetPreviousSecretUntil(v time.Time) *WebhookUpdateOne {
+	_u.mutation.SetPreviousSecretUntil(v)
+	return _u
+}
+
+// SetNillablePreviousSecretUntil sets the "previous_secret_until" field if the given value is not nil.
+func (_u *WebhookUpdateOne) SetNillablePreviousSecretUntil(v *time.Time) *WebhookUpdateOne {
+	if v != nil {
+		_u.SetPreviousSecretUntil(*v)
+	}
+	return _u
+}
+
+// ClearPreviousSecretUntil clears the value of the "previous_secret_until" field.
+func (_u *WebhookUpdateOne) ClearPreviousSecretUntil() *WebhookUpdateOne {
+	_u.mutation.ClearPreviousSecretUntil()
 	return _u
 }
 
@@ -706,6 +782,18 @@ func (_u *WebhookUpdateOne) sqlSave(ctx context.Context) (_node *Webhook, err er
 	}
 	if value, ok := _u.mutation.SecretSealed(); ok {
 		_spec.SetField(webhook.FieldSecretSealed, field.TypeBytes, value)
+	}
+	if value, ok := _u.mutation.PreviousSecretSealed(); ok {
+		_spec.SetField(webhook.FieldPreviousSecretSealed, field.TypeBytes, value)
+	}
+	if _u.mutation.PreviousSecretSealedCleared() {
+		_spec.ClearField(webhook.FieldPreviousSecretSealed, field.TypeBytes)
+	}
+	if value, ok := _u.mutation.PreviousSecretUntil(); ok {
+		_spec.SetField(webhook.FieldPreviousSecretUntil, field.TypeTime, value)
+	}
+	if _u.mutation.PreviousSecretUntilCleared() {
+		_spec.ClearField(webhook.FieldPreviousSecretUntil, field.TypeTime)
 	}
 	if value, ok := _u.mutation.Active(); ok {
 		_spec.SetField(webhook.FieldActive, field.TypeBool, value)

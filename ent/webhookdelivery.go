@@ -42,6 +42,8 @@ type WebhookDelivery struct {
 	Status webhookdelivery.Status `json:"status,omitempty"`
 	// Attempts holds the value of the "attempts" field.
 	Attempts int `json:"attempts,omitempty"`
+	// FirstAttemptAt holds the value of the "first_attempt_at" field.
+	FirstAttemptAt *time.Time `json:"first_attempt_at,omitempty"`
 	// NextAttemptAt holds the value of the "next_attempt_at" field.
 	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
 	// DeliveredAt holds the value of the "delivered_at" field.
@@ -66,7 +68,7 @@ func (*WebhookDelivery) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullInt64)
 		case webhookdelivery.FieldEventID, webhookdelivery.FieldEventType, webhookdelivery.FieldSubjectKind, webhookdelivery.FieldReason, webhookdelivery.FieldStatus, webhookdelivery.FieldLastError:
 			values[i] = new(sql.NullString)
-		case webhookdelivery.FieldCreatedAt, webhookdelivery.FieldUpdatedAt, webhookdelivery.FieldNextAttemptAt, webhookdelivery.FieldDeliveredAt, webhookdelivery.FieldFailedAt:
+		case webhookdelivery.FieldCreatedAt, webhookdelivery.FieldUpdatedAt, webhookdelivery.FieldFirstAttemptAt, webhookdelivery.FieldNextAttemptAt, webhookdelivery.FieldDeliveredAt, webhookdelivery.FieldFailedAt:
 			values[i] = new(sql.NullTime)
 		case webhookdelivery.FieldID, webhookdelivery.FieldWebhookID, webhookdelivery.FieldEventRow, webhookdelivery.FieldSubjectID:
 			values[i] = new(uuid.UUID)
@@ -163,6 +165,13 @@ func (_m *WebhookDelivery) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field attempts", values[i])
 			} else if value.Valid {
 				_m.Attempts = int(value.Int64)
+			}
+		case webhookdelivery.FieldFirstAttemptAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field first_attempt_at", values[i])
+			} else if value.Valid {
+				_m.FirstAttemptAt = new(time.Time)
+				*_m.FirstAttemptAt = value.Time
 			}
 		case webhookdelivery.FieldNextAttemptAt:
 			if value, ok := values[i].(*sql.NullTime); !ok {
@@ -272,6 +281,11 @@ func (_m *WebhookDelivery) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("attempts=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Attempts))
+	builder.WriteString(", ")
+	if v := _m.FirstAttemptAt; v != nil {
+		builder.WriteString("first_attempt_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
 	builder.WriteString(", ")
 	if v := _m.NextAttemptAt; v != nil {
 		builder.WriteString("next_attempt_at=")

@@ -136,6 +136,20 @@ func (_c *WebhookDeliveryCreate) SetNillableAttempts(v *int) *WebhookDeliveryCre
 	return _c
 }
 
+// SetFirstAttemptAt sets the "first_attempt_at" field.
+func (_c *WebhookDeliveryCreate) SetFirstAttemptAt(v time.Time) *WebhookDeliveryCreate {
+	_c.mutation.SetFirstAttemptAt(v)
+	return _c
+}
+
+// SetNillableFirstAttemptAt sets the "first_attempt_at" field if the given value is not nil.
+func (_c *WebhookDeliveryCreate) SetNillableFirstAttemptAt(v *time.Time) *WebhookDeliveryCreate {
+	if v != nil {
+		_c.SetFirstAttemptAt(*v)
+	}
+	return _c
+}
+
 // SetNextAttemptAt sets the "next_attempt_at" field.
 func (_c *WebhookDeliveryCreate) SetNextAttemptAt(v time.Time) *WebhookDeliveryCreate {
 	_c.mutation.SetNextAttemptAt(v)
@@ -406,6 +420,10 @@ func (_c *WebhookDeliveryCreate) createSpec() (*WebhookDelivery, *sqlgraph.Creat
 		_spec.SetField(webhookdelivery.FieldAttempts, field.TypeInt, value)
 		_node.Attempts = value
 	}
+	if value, ok := _c.mutation.FirstAttemptAt(); ok {
+		_spec.SetField(webhookdelivery.FieldFirstAttemptAt, field.TypeTime, value)
+		_node.FirstAttemptAt = &value
+	}
 	if value, ok := _c.mutation.NextAttemptAt(); ok {
 		_spec.SetField(webhookdelivery.FieldNextAttemptAt, field.TypeTime, value)
 		_node.NextAttemptAt = &value
@@ -517,6 +535,24 @@ func (u *WebhookDeliveryUpsert) UpdateAttempts() *WebhookDeliveryUpsert {
 // AddAttempts adds v to the "attempts" field.
 func (u *WebhookDeliveryUpsert) AddAttempts(v int) *WebhookDeliveryUpsert {
 	u.Add(webhookdelivery.FieldAttempts, v)
+	return u
+}
+
+// SetFirstAttemptAt sets the "first_attempt_at" field.
+func (u *WebhookDeliveryUpsert) SetFirstAttemptAt(v time.Time) *WebhookDeliveryUpsert {
+	u.Set(webhookdelivery.FieldFirstAttemptAt, v)
+	return u
+}
+
+// UpdateFirstAttemptAt sets the "first_attempt_at" field to the value that was provided on create.
+func (u *WebhookDeliveryUpsert) UpdateFirstAttemptAt() *WebhookDeliveryUpsert {
+	u.SetExcluded(webhookdelivery.FieldFirstAttemptAt)
+	return u
+}
+
+// ClearFirstAttemptAt clears the value of the "first_attempt_at" field.
+func (u *WebhookDeliveryUpsert) ClearFirstAttemptAt() *WebhookDeliveryUpsert {
+	u.SetNull(webhookdelivery.FieldFirstAttemptAt)
 	return u
 }
 
@@ -737,6 +773,27 @@ func (u *WebhookDeliveryUpsertOne) AddAttempts(v int) *WebhookDeliveryUpsertOne 
 func (u *WebhookDeliveryUpsertOne) UpdateAttempts() *WebhookDeliveryUpsertOne {
 	return u.Update(func(s *WebhookDeliveryUpsert) {
 		s.UpdateAttempts()
+	})
+}
+
+// SetFirstAttemptAt sets the "first_attempt_at" field.
+func (u *WebhookDeliveryUpsertOne) SetFirstAttemptAt(v time.Time) *WebhookDeliveryUpsertOne {
+	return u.Update(func(s *WebhookDeliveryUpsert) {
+		s.SetFirstAttemptAt(v)
+	})
+}
+
+// UpdateFirstAttemptAt sets the "first_attempt_at" field to the value that was provided on create.
+func (u *WebhookDeliveryUpsertOne) UpdateFirstAttemptAt() *WebhookDeliveryUpsertOne {
+	return u.Update(func(s *WebhookDeliveryUpsert) {
+		s.UpdateFirstAttemptAt()
+	})
+}
+
+// ClearFirstAttemptAt clears the value of the "first_attempt_at" field.
+func (u *WebhookDeliveryUpsertOne) ClearFirstAttemptAt() *WebhookDeliveryUpsertOne {
+	return u.Update(func(s *WebhookDeliveryUpsert) {
+		s.ClearFirstAttemptAt()
 	})
 }
 
@@ -1140,6 +1197,27 @@ func (u *WebhookDeliveryUpsertBulk) AddAttempts(v int) *WebhookDeliveryUpsertBul
 func (u *WebhookDeliveryUpsertBulk) UpdateAttempts() *WebhookDeliveryUpsertBulk {
 	return u.Update(func(s *WebhookDeliveryUpsert) {
 		s.UpdateAttempts()
+	})
+}
+
+// SetFirstAttemptAt sets the "first_attempt_at" field.
+func (u *WebhookDeliveryUpsertBulk) SetFirstAttemptAt(v time.Time) *WebhookDeliveryUpsertBulk {
+	return u.Update(func(s *WebhookDeliveryUpsert) {
+		s.SetFirstAttemptAt(v)
+	})
+}
+
+// UpdateFirstAttemptAt sets the "first_attempt_at" field to the value that was provided on create.
+func (u *WebhookDeliveryUpsertBulk) UpdateFirstAttemptAt() *WebhookDeliveryUpsertBulk {
+	return u.Update(func(s *WebhookDeliveryUpsert) {
+		s.UpdateFirstAttemptAt()
+	})
+}
+
+// ClearFirstAttemptAt clears the value of the "first_attempt_at" field.
+func (u *WebhookDeliveryUpsertBulk) ClearFirstAttemptAt() *WebhookDeliveryUpsertBulk {
+	return u.Update(func(s *WebhookDeliveryUpsert) {
+		s.ClearFirstAttemptAt()
 	})
 }
 

@@ -70,6 +70,26 @@ func (_u *WebhookDeliveryUpdate) AddAttempts(v int) *WebhookDeliveryUpdate {
 	return _u
 }
 
+// SetFirstAttemptAt sets the "first_attempt_at" field.
+func (_u *WebhookDeliveryUpdate) SetFirstAttemptAt(v time.Time) *WebhookDeliveryUpdate {
+	_u.mutation.SetFirstAttemptAt(v)
+	return _u
+}
+
+// SetNillableFirstAttemptAt sets the "first_attempt_at" field if the given value is not nil.
+func (_u *WebhookDeliveryUpdate) SetNillableFirstAttemptAt(v *time.Time) *WebhookDeliveryUpdate {
+	if v != nil {
+		_u.SetFirstAttemptAt(*v)
+	}
+	return _u
+}
+
+// ClearFirstAttemptAt clears the value of the "first_attempt_at" field.
+func (_u *WebhookDeliveryUpdate) ClearFirstAttemptAt() *WebhookDeliveryUpdate {
+	_u.mutation.ClearFirstAttemptAt()
+	return _u
+}
+
 // SetNextAttemptAt sets the "next_attempt_at" field.
 func (_u *WebhookDeliveryUpdate) SetNextAttemptAt(v time.Time) *WebhookDeliveryUpdate {
 	_u.mutation.SetNextAttemptAt(v)
@@ -261,6 +281,12 @@ func (_u *WebhookDeliveryUpdate) sqlSave(ctx context.Context) (_node int, err er
 	if value, ok := _u.mutation.AddedAttempts(); ok {
 		_spec.AddField(webhookdelivery.FieldAttempts, field.TypeInt, value)
 	}
+	if value, ok := _u.mutation.FirstAttemptAt(); ok {
+		_spec.SetField(webhookdelivery.FieldFirstAttemptAt, field.TypeTime, value)
+	}
+	if _u.mutation.FirstAttemptAtCleared() {
+		_spec.ClearField(webhookdelivery.FieldFirstAttemptAt, field.TypeTime)
+	}
 	if value, ok := _u.mutation.NextAttemptAt(); ok {
 		_spec.SetField(webhookdelivery.FieldNextAttemptAt, field.TypeTime, value)
 	}
@@ -354,6 +380,26 @@ func (_u *WebhookDeliveryUpdateOne) SetNillableAttempts(v *int) *WebhookDelivery
 // AddAttempts adds value to the "attempts" field.
 func (_u *WebhookDeliveryUpdateOne) AddAttempts(v int) *WebhookDeliveryUpdateOne {
 	_u.mutation.AddAttempts(v)
+	return _u
+}
+
+// SetFirstAttemptAt sets the "first_attempt_at" field.
+func (_u *WebhookDeliveryUpdateOne) SetFirstAttemptAt(v time.Time) *WebhookDeliveryUpdateOne {
+	_u.mutation.SetFirstAttemptAt(v)
+	return _u
+}
+
+// SetNillableFirstAttemptAt sets the "first_attempt_at" field if the given value is not nil.
+func (_u *WebhookDeliveryUpdateOne) SetNillableFirstAttemptAt(v *time.Time) *WebhookDeliveryUpdateOne {
+	if v != nil {
+		_u.SetFirstAttemptAt(*v)
+	}
+	return _u
+}
+
+// ClearFirstAttemptAt clears the value of the "first_attempt_at" field.
+func (_u *WebhookDeliveryUpdateOne) ClearFirstAttemptAt() *WebhookDeliveryUpdateOne {
+	_u.mutation.ClearFirstAttemptAt()
 	return _u
 }
 
@@ -577,6 +623,12 @@ func (_u *WebhookDeliveryUpdateOne) sqlSave(ctx context.Context) (_node *Webhook
 	}
 	if value, ok := _u.mutation.AddedAttempts(); ok {
 		_spec.AddField(webhookdelivery.FieldAttempts, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.FirstAttemptAt(); ok {
+		_spec.SetField(webhookdelivery.FieldFirstAttemptAt, field.TypeTime, value)
+	}
+	if _u.mutation.FirstAttemptAtCleared() {
+		_spec.ClearField(webhookdelivery.FieldFirstAttemptAt, field.TypeTime)
 	}
 	if value, ok := _u.mutation.NextAttemptAt(); ok {
 		_spec.SetField(webhookdelivery.FieldNextAttemptAt, field.TypeTime, value)

@@ -24,9 +24,16 @@ func (Webhook) Fields() []ent.Field {
 		field.JSON("event_types", []string{}),
 		field.String("description").Optional().Nillable().MaxLen(500),
 		field.Bytes("secret_sealed").Sensitive(),
+		// previous_secret_sealed is the secret before the last rotation:
+		// deliveries are signed with both until previous_secret_until, so
+		// a receiver has a day to switch.
+		field.Bytes("previous_secret_sealed").Optional().Nillable().Sensitive(),
+		field.Time("previous_secret_until").Optional().Nillable(),
 		field.Bool("active").Default(true),
 		// disabled_reason says why an inactive webhook was disabled
-		// ("failing": by Shoal, after DisableAfter of failures; "manual").
+		// ("failing": by Shoal, after DisableAfter of failures;
+		// "key_revoked": the API key that made it was revoked or expired;
+		// "manual").
 		field.String("disabled_reason").Optional().Nillable(),
 		field.Time("disabled_at").Optional().Nillable(),
 		// failing_since is the first failed attempt since the last
@@ -75,6 +82,9 @@ func (WebhookDelivery) Fields() []ent.Field {
 		field.UUID("redelivery_of", uuid.UUID{}).Optional().Nillable().Immutable(),
 		field.Enum("status").Values("pending", "delivered", "failed").Default("pending"),
 		field.Int("attempts").Default(0),
+		// first_attempt_at starts the RetryFor clock: a delivery held
+		// back behind an earlier one of its subject keeps its day.
+		field.Time("first_attempt_at").Optional().Nillable(),
 		field.Time("next_attempt_at").Optional().Nillable(),
 		field.Time("delivered_at").Optional().Nillable(),
 		field.Time("failed_at").Optional().Nillable(),

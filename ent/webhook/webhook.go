@@ -29,6 +29,10 @@ const (
 	FieldDescription = "description"
 	// FieldSecretSealed holds the string denoting the secret_sealed field in the database.
 	FieldSecretSealed = "secret_sealed"
+	// FieldPreviousSecretSealed holds the string denoting the previous_secret_sealed field in the database.
+	FieldPreviousSecretSealed = "previous_secret_sealed"
+	// FieldPreviousSecretUntil holds the string denoting the previous_secret_until field in the database.
+	FieldPreviousSecretUntil = "previous_secret_until"
 	// FieldActive holds the string denoting the active field in the database.
 	FieldActive = "active"
 	// FieldDisabledReason holds the string denoting the disabled_reason field in the database.
@@ -61,6 +65,8 @@ var Columns = []string{
 	FieldEventTypes,
 	FieldDescription,
 	FieldSecretSealed,
+	FieldPreviousSecretSealed,
+	FieldPreviousSecretUntil,
 	FieldActive,
 	FieldDisabledReason,
 	FieldDisabledAt,
@@ -155,6 +161,11 @@ func ByURL(opts ...sql.OrderTermOption) OrderOption {
 // ByDescription orders the results by the description field.
 func ByDescription(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldDescription, opts...).ToFunc()
+}
+
+// ByPreviousSecretUntil orders the results by the previous_secret_until field.
+func ByPreviousSecretUntil(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPreviousSecretUntil, opts...).ToFunc()
 }
 
 // ByActive orders the results by the active field.

@@ -85,6 +85,16 @@ func SecretSealed(v []byte) predicate.Webhook {
 	return predicate.Webhook(sql.FieldEQ(FieldSecretSealed, v))
 }
 
+// PreviousSecretSealed applies equality check predicate on the "previous_secret_sealed" field. It's identical to PreviousSecretSealedEQ.
+func PreviousSecretSealed(v []byte) predicate.Webhook {
+	return predicate.Webhook(sql.FieldEQ(FieldPreviousSecretSealed, v))
+}
+
+// PreviousSecretUntil applies equality check predicate on the "previous_secret_until" field. It's identical to PreviousSecretUntilEQ.
+func PreviousSecretUntil(v time.Time) predicate.Webhook {
+	return predicate.Webhook(sql.FieldEQ(FieldPreviousSecretUntil, v))
+}
+
 // Active applies equality check predicate on the "active" field. It's identical to ActiveEQ.
 func Active(v bool) predicate.Webhook {
 	return predicate.Webhook(sql.FieldEQ(FieldActive, v))
@@ -423,6 +433,106 @@ func SecretSealedLT(v []byte) predicate.Webhook {
 // SecretSealedLTE applies the LTE predicate on the "secret_sealed" field.
 func SecretSealedLTE(v []byte) predicate.Webhook {
 	return predicate.Webhook(sql.FieldLTE(FieldSecretSealed, v))
+}
+
+// PreviousSecretSealedEQ applies the EQ predicate on the "previous_secret_sealed" field.
+func PreviousSecretSealedEQ(v []byte) predicate.Webhook {
+	return predicate.Webhook(sql.FieldEQ(FieldPreviousSecretSealed, v))
+}
+
+// PreviousSecretSealedNEQ applies the NEQ predicate on the "previous_secret_sealed" field.
+func PreviousSecretSealedNEQ(v []byte) predicate.Webhook {
+	return predicate.Webhook(sql.FieldNEQ(FieldPreviousSecretSealed, v))
+}
+
+// PreviousSecretSealedIn applies the In predicate on the "previous_secret_sealed" field.
+func PreviousSecretSealedIn(vs ...[]byte) predicate.Webhook {
+	return predicate.Webhook(sql.FieldIn(FieldPreviousSecretSealed, vs...))
+}
+
+// PreviousSecretSealedNotIn applies the NotIn predicate on the "previous_secret_sealed" field.
+func PreviousSecretSealedNotIn(vs ...[]byte) predicate.Webhook {
+	return predicate.Webhook(sql.FieldNotIn(FieldPreviousSecretSealed, vs...))
+}
+
+// PreviousSecretSealedGT applies the GT predicate on the "previous_secret_sealed" field.
+func PreviousSecretSealedGT(v []byte) predicate.Webhook {
+	return predicate.Webhook(sql.FieldGT(FieldPreviousSecretSealed, v))
+}
+
+// PreviousSecretSealedGTE applies the GTE predicate on the "previous_secret_sealed" field.
+func PreviousSecretSealedGTE(v []byte) predicate.Webhook {
+	return predicate.Webhook(sql.FieldGTE(FieldPreviousSecretSealed, v))
+}
+
+// PreviousSecretSealedLT applies the LT predicate on the "previous_secret_sealed" field.
+func PreviousSecretSealedLT(v []byte) predicate.Webhook {
+	return predicate.Webhook(sql.FieldLT(FieldPreviousSecretSealed, v))
+}
+
+// PreviousSecretSealedLTE applies the LTE predicate on the "previous_secret_sealed" field.
+func PreviousSecretSealedLTE(v []byte) predicate.Webhook {
+	return predicate.Webhook(sql.FieldLTE(FieldPreviousSecretSealed, v))
+}
+
+// PreviousSecretSealedIsNil applies the IsNil predicate on the "previous_secret_sealed" field.
+func PreviousSecretSealedIsNil() predicate.Webhook {
+	return predicate.Webhook(sql.FieldIsNull(FieldPreviousSecretSealed))
+}
+
+// PreviousSecretSealedNotNil applies the NotNil predicate on the "previous_secret_sealed" field.
+func PreviousSecretSealedNotNil() predicate.Webhook {
+	return predicate.Webhook(sql.FieldNotNull(FieldPreviousSecretSealed))
+}
+
+// PreviousSecretUntilEQ applies the EQ predicate on the "previous_secret_until" field.
+func PreviousSecretUntilEQ(v time.Time) predicate.Webhook {
+	return predicate.Webhook(sql.FieldEQ(FieldPreviousSecretUntil, v))
+}
+
+// PreviousSecretUntilNEQ applies the NEQ predicate on the "previous_secret_until" field.
+func PreviousSecretUntilNEQ(v time.Time) predicate.Webhook {
+	return predicate.Webhook(sql.FieldNEQ(FieldPreviousSecretUntil, v))
+}
+
+// PreviousSecretUntilIn applies the In predicate on the "previous_secret_until" field.
+func PreviousSecretUntilIn(vs ...time.Time) predicate.Webhook {
+	return predicate.Webhook(sql.FieldIn(FieldPreviousSecretUntil, vs...))
+}
+
+// PreviousSecretUntilNotIn applies the NotIn predicate on the "previous_secret_until" field.
+func PreviousSecretUntilNotIn(vs ...time.Time) predicate.Webhook {
+	return predicate.Webhook(sql.FieldNotIn(FieldPreviousSecretUntil, vs...))
+}
+
+// PreviousSecretUntilGT applies the GT predicate on the "previous_secret_until" field.
+func PreviousSecretUntilGT(v time.Time) predicate.Webhook {
+	return predicate.Webhook(sql.FieldGT(FieldPreviousSecretUntil, v))
+}
+
+// PreviousSecretUntilGTE applies the GTE predicate on the "previous_secret_until" field.
+func PreviousSecretUntilGTE(v time.Time) predicate.Webhook {
+	return predicate.Webhook(sql.FieldGTE(FieldPreviousSecretUntil, v))
+}
+
+// PreviousSecretUntilLT applies the LT predicate on the "previous_secret_until" field.
+func PreviousSecretUntilLT(v time.Time) predicate.Webhook {
+	return predicate.Webhook(sql.FieldLT(FieldPreviousSecretUntil, v))
+}
+
+// PreviousSecretUntilLTE applies the LTE predicate on the "previous_secret_until" field.
+func PreviousSecretUntilLTE(v time.Time) predicate.Webhook {
+	return predicate.Webhook(sql.FieldLTE(FieldPreviousSecretUntil, v))
+}
+
+// PreviousSecretUntilIsNil applies the IsNil predicate on the "previous_secret_until" field.
+func PreviousSecretUntilIsNil() predicate.Webhook {
+	return predicate.Webhook(sql.FieldIsNull(FieldPreviousSecretUntil))
+}
+
+// PreviousSecretUntilNotNil applies the NotNil predicate on the "previous_secret_until" field.
+func PreviousSecretUntilNotNil() predicate.Webhook {
+	return predicate.Webhook(sql.FieldNotNull(FieldPreviousSecretUntil))
 }
 
 // ActiveEQ applies the EQ predicate on the "active" field.

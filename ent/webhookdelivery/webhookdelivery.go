@@ -39,6 +39,8 @@ const (
 	FieldStatus = "status"
 	// FieldAttempts holds the string denoting the attempts field in the database.
 	FieldAttempts = "attempts"
+	// FieldFirstAttemptAt holds the string denoting the first_attempt_at field in the database.
+	FieldFirstAttemptAt = "first_attempt_at"
 	// FieldNextAttemptAt holds the string denoting the next_attempt_at field in the database.
 	FieldNextAttemptAt = "next_attempt_at"
 	// FieldDeliveredAt holds the string denoting the delivered_at field in the database.
@@ -68,6 +70,7 @@ var Columns = []string{
 	FieldRedeliveryOf,
 	FieldStatus,
 	FieldAttempts,
+	FieldFirstAttemptAt,
 	FieldNextAttemptAt,
 	FieldDeliveredAt,
 	FieldFailedAt,
@@ -215,6 +218,11 @@ func ByStatus(opts ...sql.OrderTermOption) OrderOption {
 // ByAttempts orders the results by the attempts field.
 func ByAttempts(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldAttempts, opts...).ToFunc()
+}
+
+// ByFirstAttemptAt orders the results by the first_attempt_at field.
+func ByFirstAttemptAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldFirstAttemptAt, opts...).ToFunc()
 }
 
 // ByNextAttemptAt orders the results by the next_attempt_at field.

@@ -105,6 +105,11 @@ func Attempts(v int) predicate.WebhookDelivery {
 	return predicate.WebhookDelivery(sql.FieldEQ(FieldAttempts, v))
 }
 
+// FirstAttemptAt applies equality check predicate on the "first_attempt_at" field. It's identical to FirstAttemptAtEQ.
+func FirstAttemptAt(v time.Time) predicate.WebhookDelivery {
+	return predicate.WebhookDelivery(sql.FieldEQ(FieldFirstAttemptAt, v))
+}
+
 // NextAttemptAt applies equality check predicate on the "next_attempt_at" field. It's identical to NextAttemptAtEQ.
 func NextAttemptAt(v time.Time) predicate.WebhookDelivery {
 	return predicate.WebhookDelivery(sql.FieldEQ(FieldNextAttemptAt, v))
@@ -653,6 +658,56 @@ func AttemptsLT(v int) predicate.WebhookDelivery {
 // AttemptsLTE applies the LTE predicate on the "attempts" field.
 func AttemptsLTE(v int) predicate.WebhookDelivery {
 	return predicate.WebhookDelivery(sql.FieldLTE(FieldAttempts, v))
+}
+
+// FirstAttemptAtEQ applies the EQ predicate on the "first_attempt_at" field.
+func FirstAttemptAtEQ(v time.Time) predicate.WebhookDelivery {
+	return predicate.WebhookDelivery(sql.FieldEQ(FieldFirstAttemptAt, v))
+}
+
+// FirstAttemptAtNEQ applies the NEQ predicate on the "first_attempt_at" field.
+func FirstAttemptAtNEQ(v time.Time) predicate.WebhookDelivery {
+	return predicate.WebhookDelivery(sql.FieldNEQ(FieldFirstAttemptAt, v))
+}
+
+// FirstAttemptAtIn applies the In predicate on the "first_attempt_at" field.
+func FirstAttemptAtIn(vs ...time.Time) predicate.WebhookDelivery {
+	return predicate.WebhookDelivery(sql.FieldIn(FieldFirstAttemptAt, vs...))
+}
+
+// FirstAttemptAtNotIn applies the NotIn predicate on the "first_attempt_at" field.
+func FirstAttemptAtNotIn(vs ...time.Time) predicate.WebhookDelivery {
+	return predicate.WebhookDelivery(sql.FieldNotIn(FieldFirstAttemptAt, vs...))
+}
+
+// FirstAttemptAtGT applies the GT predicate on the "first_attempt_at" field.
+func FirstAttemptAtGT(v time.Time) predicate.WebhookDelivery {
+	return predicate.WebhookDelivery(sql.FieldGT(FieldFirstAttemptAt, v))
+}
+
+// FirstAttemptAtGTE applies the GTE predicate on the "first_attempt_at" field.
+func FirstAttemptAtGTE(v time.Time) predicate.WebhookDelivery {
+	return predicate.WebhookDelivery(sql.FieldGTE(FieldFirstAttemptAt, v))
+}
+
+// FirstAttemptAtLT applies the LT predicate on the "first_attempt_at" field.
+func FirstAttemptAtLT(v time.Time) predicate.WebhookDelivery {
+	return predicate.WebhookDelivery(sql.FieldLT(FieldFirstAttemptAt, v))
+}
+
+// FirstAttemptAtLTE applies the LTE predicate on the "first_attempt_at" field.
+func FirstAttemptAtLTE(v time.Time) predicate.WebhookDelivery {
+	return predicate.WebhookDelivery(sql.FieldLTE(FieldFirstAttemptAt, v))
+}
+
+// FirstAttemptAtIsNil applies the IsNil predicate on the "first_attempt_at" field.
+func FirstAttemptAtIsNil() predicate.WebhookDelivery {
+	return predicate.WebhookDelivery(sql.FieldIsNull(FieldFirstAttemptAt))
+}
+
+// FirstAttemptAtNotNil applies the NotNil predicate on the "first_attempt_at" field.
+func FirstAttemptAtNotNil() predicate.WebhookDelivery {
+	return predicate.WebhookDelivery(sql.FieldNotNull(FieldFirstAttemptAt))
 }
 
 // NextAttemptAtEQ applies the EQ predicate on the "next_attempt_at" field.

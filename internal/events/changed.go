@@ -20,7 +20,8 @@ var bookkeeping = map[string]bool{
 
 // secretNames renames stored columns that hold a secret's derivative to
 // the field the client changed.
-var secretNames = map[string]string{"password_hash": "password", "secret_sealed": "secret"}
+var secretNames = map[string]string{"password_hash": "password", "secret_sealed": "secret", "previous_secret_sealed": "secret",
+	"previous_secret_until": "secret"}
 
 // ChangedFields returns the API names (camelCase) of the fields an update
 // mutation changes: set to a value different from the stored one, or

@@ -320,10 +320,12 @@ type Webhook struct {
 }
 
 // WebhookDisabling is the payload of webhook.disabled: Shoal stopped
-// sending to a webhook whose deliveries kept failing since FailingSince.
+// sending to a webhook whose deliveries kept failing since FailingSince
+// (reason "failing"), or whose API key was revoked or expired
+// ("key_revoked").
 type WebhookDisabling struct {
-	Reason       string    `json:"reason"`
-	FailingSince time.Time `json:"failingSince"`
+	Reason       string     `json:"reason"`
+	FailingSince *time.Time `json:"failingSince,omitempty"`
 }
 
 // None is the payload of events that carry nothing beyond subject, actor

@@ -268,3 +268,58 @@ func TestWebhookTargetsRefused(t *testing.T) {
 		}
 	})
 }
+
+// TestWebhookRotationAndKeyRevocation: after rotateSecret, deliveries
+// carry a signature with the new and with the old secret; a webhook made
+// by an API key with webhooks:manage is disabled (key_revoked, with an
+// event) once the key is revoked, and nothing more is sent to it.
+func TestWebhookRotationAndKeyRevocation(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, url string) {
+		env := apitest.New(t, url)
+		_, admin := env.User("admin", nil)
+		r := newWHReceiver(t, nil)
+		k := idCreateKey(t, admin, "webhooks:manage")
+		key := idKeyClient(env, k.Secret)
+		var hook whWebhook
+		key.Do("POST", "/v1/webhooks", map[string]any{"url": r.URL, "eventTypes": []string{"lead.created"}}).Expect(http.StatusCreated).JSON(&hook)
+		path := "/v1/webhooks/" + hook.ID
+		var rotated whWebhook
+		key.Do("PATCH", path, map[string]any{"rotateSecret": true}, "If-Match", key.ETag(path)).Expect(http.StatusOK).JSON(&rotated)
+
+		admin.Do("POST", "/v1/leads", map[string]any{"name": env.Unique("rot"), "email": env.Unique("rot") + "@example.com"}).Expect(http.StatusCreated)
+		env.World.Dispatch()
+		bodies, heads := r.got()
+		if len(bodies) != 1 {
+			t.Fatalf("%d deliveries, want 1", len(bodies))
+		}
+		sig := heads[0].Get("Shoal-Signature")
+		if strings.Count(sig, "v1=") != 2 {
+			t.Errorf("signature header %q: want the new and the old secret's", sig)
+		}
+		for _, secret := range []string{hook.Secret, rotated.Secret} {
+			if err := webhooks.Verify(secret, heads[0].Get("Shoal-Timestamp"), sig, bodies[0], time.Now(), time.Minute); err != nil {
+				t.Errorf("verify: %v", err)
+			}
+		}
+
+		admin.Do("DELETE", "/v1/api-keys/"+k.ID.String(), nil).Expect(http.StatusNoContent)
+		admin.Do("POST", "/v1/leads", map[string]any{"name": env.Unique("rot"), "email": env.Unique("rot") + "@example.com"}).Expect(http.StatusCreated)
+		env.World.Dispatch()
+		if bodies, _ := r.got(); len(bodies) != 1 {
+			t.Errorf("%d deliveries after the key was revoked, want still 1", len(bodies))
+		}
+		var after struct {
+			Active         bool
+			DisabledReason string
+		}
+		admin.Do("GET", path, nil).Expect(http.StatusOK).JSON(&after)
+		if after.Active || after.DisabledReason != "key_revoked" {
+			t.Errorf("after the revocation: %+v", after)
+		}
+		var feed struct{ Items []struct{ Type string } }
+		admin.Do("GET", "/v1/events?type=webhook.disabled", nil).Expect(http.StatusOK).JSON(&feed)
+		if len(feed.Items) != 1 {
+			t.Errorf("%d webhook.disabled events, want 1", len(feed.Items))
+		}
+	})
+}

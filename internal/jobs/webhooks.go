@@ -18,7 +18,7 @@ import (
 const QueueWebhooks = "webhooks"
 
 // DefaultDeliveryWorkers is how many deliveries a process sends at once.
-const DefaultDeliveryWorkers = 16
+const DefaultDeliveryWorkers = 100
 
 // DefaultDispatchEvery is how often the leader turns new events into
 // deliveries.

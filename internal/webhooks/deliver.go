@@ -86,11 +86,11 @@ func (s *Service) Deliver(ctx context.Context, id uuid.UUID) (wait time.Duration
 	if err != nil {
 		return 0, fmt.Errorf("delivery body: %w", err)
 	}
-	secret, err := s.sealer.Open(w.SecretSealed, w.ID[:])
+	secrets, err := s.secrets(w)
 	if err != nil {
-		return 0, fmt.Errorf("webhook %s secret: %w", w.ID, err)
+		return 0, err
 	}
-	res := s.send(ctx, w.URL, secret, ev, d.ID, body)
+	res := s.send(ctx, w.URL, secrets, ev, d.ID, body)
 	if ctx.Err() != nil {
 		// Cut short by the job's end (shutdown, timeout): not the
 		// receiver's failure; the job runs again.
@@ -111,9 +111,34 @@ type result struct {
 	final bool
 }
 
-// send POSTs the event, signed.
-func (s *Service) send(ctx context.Context, url, secret string, ev feed.Event, deliveryID uuid.UUID, body []byte) result {
-	ts := s.clock.Now().Unix()
+// secrets are the secrets a delivery is signed with: the webhook's, and
+// the one before its last rotation for a day after it.
+func (s *Service) secrets(w *ent.Webhook) ([]string, error) {
+	secret, err := s.sealer.Open(w.SecretSealed, w.ID[:])
+	if err != nil {
+		return nil, fmt.Errorf("webhook %s secret: %w", w.ID, err)
+	}
+	out := []string{secret}
+	if w.PreviousSecretSealed != nil && w.PreviousSecretUntil != nil && s.clock.Now().Before(*w.PreviousSecretUntil) {
+		prev, err := s.sealer.Open(*w.PreviousSecretSealed, w.ID[:])
+		if err != nil {
+			return nil, fmt.Errorf("webhook %s previous secret: %w", w.ID, err)
+		}
+		out = append(out, prev)
+	}
+	return out, nil
+}
+
+// send POSTs the event, signed with each secret.
+func (s *Service) send(ctx context.Context, url string, secrets []string, ev feed.Event, deliveryID uuid.UUID, body []byte) result {
+	// The wall clock, not the rules' clock: the receiver compares the
+	// timestamp with its own (a test clock moved ahead would make every
+	// delivery look forged).
+	ts := time.Now().Unix()
+	sigs := make([]string, len(secrets))
+	for i, secret := range secrets {
+		sigs[i] = Sign(secret, ts, body)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return result{err: "invalid url"}
@@ -125,7 +150,7 @@ func (s *Service) send(ctx context.Context, url, secret string, ev feed.Event, d
 	h.Set(HeaderEventType, ev.Type)
 	h.Set(HeaderDeliveryID, deliveryID.String())
 	h.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
-	h.Set(HeaderSignature, Sign(secret, ts, body))
+	h.Set(HeaderSignature, strings.Join(sigs, ","))
 	start := time.Now()
 	resp, err := s.client.Do(req)
 	res := result{latency: time.Since(start)}
@@ -192,14 +217,29 @@ func (s *Service) recordAttempt(ctx context.Context, d *ent.WebhookDelivery, res
 	var wait time.Duration
 	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
 		wait = 0
+		now := s.now()
 		// The webhook first, then its delivery: the order Delete locks
-		// them in.
-		w, err := store.ForUpdate(s.store, tx.Webhook.Query().Where(entwebhook.ID(d.WebhookID))).Only(ctx)
-		if ent.IsNotFound(err) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("load webhook: %w", err)
+		// them in. A success touches the webhook's row only when there
+		// is something to record (a failing clock to stop, a last
+		// success over a second old), so that the deliveries of a busy
+		// webhook do not queue for its row lock one after the other.
+		var w *ent.Webhook
+		if res.ok {
+			_, err := tx.Webhook.Update().Where(entwebhook.ID(d.WebhookID), entwebhook.Or(entwebhook.FailingSinceNotNil(),
+				entwebhook.LastSuccessAtIsNil(), entwebhook.LastSuccessAtLT(now.Add(-time.Second)))).
+				SetLastSuccessAt(now).ClearFailingSince().Save(ctx)
+			if err != nil {
+				return fmt.Errorf("record webhook: %w", err)
+			}
+		} else {
+			var err error
+			w, err = store.ForUpdate(s.store, tx.Webhook.Query().Where(entwebhook.ID(d.WebhookID))).Only(ctx)
+			if ent.IsNotFound(err) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("load webhook: %w", err)
+			}
 		}
 		cur, err := store.ForUpdate(s.store, tx.WebhookDelivery.Query().Where(webhookdelivery.ID(d.ID))).Only(ctx)
 		if ent.IsNotFound(err) {
@@ -211,16 +251,21 @@ func (s *Service) recordAttempt(ctx context.Context, d *ent.WebhookDelivery, res
 		if cur.Status != webhookdelivery.StatusPending {
 			return nil
 		}
-		now := s.now()
 		n := cur.Attempts + 1
 		dm := tx.WebhookDelivery.UpdateOne(cur).SetAttempts(n).SetUpdatedAt(now).SetNillableLastStatusCode(res.status)
-		wm := tx.Webhook.UpdateOne(w)
+		first := now
+		if cur.FirstAttemptAt != nil {
+			first = *cur.FirstAttemptAt
+		} else {
+			dm.SetFirstAttemptAt(now)
+		}
+		var wm *ent.WebhookUpdateOne
 		var retryAt *time.Time
 		disable := false
 		if res.ok {
 			dm.SetStatus(webhookdelivery.StatusDelivered).SetDeliveredAt(now).ClearNextAttemptAt().ClearLastError()
-			wm.SetLastSuccessAt(now).ClearFailingSince()
 		} else {
+			wm = tx.Webhook.UpdateOne(w)
 			since := now
 			if w.FailingSince != nil {
 				since = *w.FailingSince
@@ -228,7 +273,7 @@ func (s *Service) recordAttempt(ctx context.Context, d *ent.WebhookDelivery, res
 			wm.SetLastFailureAt(now).SetFailingSince(since)
 			dm.SetLastError(res.err)
 			disable = w.Active && now.Sub(since) >= DisableAfter
-			if res.final || disable || now.Sub(cur.CreatedAt) >= RetryFor {
+			if res.final || disable || now.Sub(first) >= RetryFor {
 				dm.SetStatus(webhookdelivery.StatusFailed).SetFailedAt(now).ClearNextAttemptAt()
 			} else {
 				wait = Backoff(n, s.jitter)
@@ -243,8 +288,10 @@ func (s *Service) recordAttempt(ctx context.Context, d *ent.WebhookDelivery, res
 		if err := dm.Exec(ctx); err != nil {
 			return fmt.Errorf("record delivery: %w", err)
 		}
-		if err := wm.Exec(ctx); err != nil {
-			return fmt.Errorf("record webhook: %w", err)
+		if wm != nil {
+			if err := wm.Exec(ctx); err != nil {
+				return fmt.Errorf("record webhook: %w", err)
+			}
 		}
 		if res.status != nil || res.err != "" {
 			a := tx.WebhookAttempt.Create().SetDeliveryID(cur.ID).SetNumber(n).SetAt(now).
@@ -265,7 +312,7 @@ func (s *Service) recordAttempt(ctx context.Context, d *ent.WebhookDelivery, res
 			since = *w.FailingSince
 		}
 		return events.Emit(ctx, tx, events.Event{Type: events.WebhookDisabled, SubjectKind: events.KindWebhook, SubjectID: w.ID,
-			Actor: events.System, OccurredAt: now, Data: events.WebhookDisabling{Reason: "failing", FailingSince: since}})
+			Actor: events.System, OccurredAt: now, Data: events.WebhookDisabling{Reason: "failing", FailingSince: &since}})
 	})
 	return wait, err
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shoalcrm/shoal/ent"
+	"github.com/shoalcrm/shoal/ent/apikey"
 	"github.com/shoalcrm/shoal/ent/setting"
 	entwebhook "github.com/shoalcrm/shoal/ent/webhook"
 	"github.com/shoalcrm/shoal/ent/webhookdelivery"
@@ -58,6 +59,18 @@ func (s *Service) dispatchBatch(ctx context.Context) (int, bool, error) {
 	hooks, err := s.store.Reader.Webhook.Query().Where(entwebhook.Active(true)).All(ctx)
 	if err != nil || len(hooks) == 0 {
 		return 0, false, err
+	}
+	hooks, orphans, err := s.withLiveKeys(ctx, hooks)
+	if err != nil {
+		return 0, false, err
+	}
+	if len(orphans) > 0 {
+		if err := s.disableOrphans(ctx, orphans); err != nil {
+			return 0, false, err
+		}
+	}
+	if len(hooks) == 0 {
+		return 0, false, nil
 	}
 	stored, err := s.readCursor(ctx, s.store.Reader)
 	if err != nil {
@@ -166,4 +179,58 @@ func cursorOf(row *ent.Setting) (store.FeedPos, error) {
 		return store.FeedPos{}, fmt.Errorf("dispatch cursor %q is corrupt", raw)
 	}
 	return pos, nil
+}
+
+// withLiveKeys splits the webhooks made by API keys that are revoked or
+// expired (orphans) from the others: a key's webhooks end with it, so a
+// key once given webhooks:manage cannot leave behind a webhook that keeps
+// receiving the feed. A webhook made by a user stays when the user is
+// deactivated: it is the organisation's integration.
+func (s *Service) withLiveKeys(ctx context.Context, hooks []*ent.Webhook) (live, orphans []*ent.Webhook, err error) {
+	var keys []uuid.UUID
+	for _, w := range hooks {
+		if w.ActorType == entwebhook.ActorTypeApiKey {
+			keys = append(keys, w.ActorID)
+		}
+	}
+	if len(keys) == 0 {
+		return hooks, nil, nil
+	}
+	now := s.clock.Now()
+	alive, err := s.store.Reader.APIKey.Query().Where(apikey.IDIn(keys...), apikey.RevokedAtIsNil(),
+		apikey.Or(apikey.ExpiresAtIsNil(), apikey.ExpiresAtGT(now))).IDs(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("webhook keys: %w", err)
+	}
+	for _, w := range hooks {
+		if w.ActorType == entwebhook.ActorTypeApiKey && !slices.Contains(alive, w.ActorID) {
+			orphans = append(orphans, w)
+		} else {
+			live = append(live, w)
+		}
+	}
+	return live, orphans, nil
+}
+
+// disableOrphans disables the webhooks of revoked or expired keys, each
+// with a webhook.disabled event.
+func (s *Service) disableOrphans(ctx context.Context, orphans []*ent.Webhook) error {
+	return s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
+		now := s.now()
+		for _, w := range orphans {
+			n, err := tx.Webhook.Update().Where(entwebhook.ID(w.ID), entwebhook.Active(true)).SetActive(false).
+				SetDisabledReason("key_revoked").SetDisabledAt(now).AddVersion(1).SetUpdatedAt(now).Save(ctx)
+			if err != nil {
+				return fmt.Errorf("disable webhook: %w", err)
+			}
+			if n == 0 {
+				continue
+			}
+			if err := events.Emit(ctx, tx, events.Event{Type: events.WebhookDisabled, SubjectKind: events.KindWebhook, SubjectID: w.ID,
+				Actor: events.System, OccurredAt: now, Data: events.WebhookDisabling{Reason: "key_revoked", FailingSince: w.FailingSince}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

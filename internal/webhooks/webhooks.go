@@ -31,6 +31,10 @@ import (
 // AllTypes subscribes a webhook to every event type.
 const AllTypes = "*"
 
+// RotationOverlap is how long the secret before a rotation still signs
+// deliveries, beside the new one.
+const RotationOverlap = 24 * time.Hour
+
 // DefaultTimeout is how long one attempt waits for the receiver's answer.
 const DefaultTimeout = 10 * time.Second
 
@@ -291,7 +295,9 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, id uuid.UUID, i
 			}
 		}
 		if sealed != nil {
-			m.SetSecretSealed(sealed)
+			// The old secret stays valid for a day: deliveries carry a
+			// signature with each meanwhile.
+			m.SetSecretSealed(sealed).SetPreviousSecretSealed(w.SecretSealed).SetPreviousSecretUntil(now.Add(RotationOverlap))
 		}
 		fields, err := events.ChangedFields(ctx, m.Mutation())
 		if err != nil {
