@@ -271,6 +271,7 @@ func (s *Service) recordAttempt(ctx context.Context, d *ent.WebhookDelivery, res
 				since = *w.FailingSince
 			}
 			wm.SetLastFailureAt(now).SetFailingSince(since)
+			res.err = truncate(res.err, 1000)
 			dm.SetLastError(res.err)
 			disable = w.Active && now.Sub(since) >= DisableAfter
 			if res.final || disable || now.Sub(first) >= RetryFor {
@@ -330,4 +331,12 @@ func (s *Service) record(ctx context.Context, d *ent.WebhookDelivery, res result
 		}
 		return nil
 	})
+}
+
+// truncate cuts s to n runes (the spec's bound on an attempt's error).
+func truncate(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n])
+	}
+	return s
 }
