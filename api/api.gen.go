@@ -1127,6 +1127,24 @@ func (e ListLeadsParamsSort) Valid() bool {
 	}
 }
 
+// Defines values for ListProductsParamsSort.
+const (
+	ListProductsParamsSortCreatedAt      ListProductsParamsSort = "createdAt"
+	ListProductsParamsSortMinusCreatedAt ListProductsParamsSort = "-createdAt"
+)
+
+// Valid indicates whether the value is a known member of the ListProductsParamsSort enum.
+func (e ListProductsParamsSort) Valid() bool {
+	switch e {
+	case ListProductsParamsSortCreatedAt:
+		return true
+	case ListProductsParamsSortMinusCreatedAt:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ListTagsParamsSort.
 const (
 	ListTagsParamsSortCreatedAt      ListTagsParamsSort = "createdAt"
@@ -2554,6 +2572,80 @@ type Problem struct {
 	Type string `json:"type"`
 }
 
+// Product defines model for Product.
+type Product struct {
+	// Active `false`: retired; readable, no longer offered.
+	Active    bool      `json:"active"`
+	Category  *string   `json:"category,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+
+	// Id An opaque resource id.
+	Id Id `json:"id"`
+
+	// InternalCost 成本价; supervisors and admins only.
+	InternalCost *Money `json:"internalCost,omitempty"`
+
+	// ListPrice An exact amount of money in yuan (CNY) as a decimal string, at most 15 integer digits and 2 decimals. Responses always carry two decimals ("1234.50"). More decimals are refused (400 validation_failed), never rounded; a JSON number is refused too, because a binary float cannot carry amounts like 0.10 exactly.
+	//
+	// Example: 1234.50
+	ListPrice Money `json:"listPrice"`
+
+	// Margin `listPrice` − `internalCost`, when the cost is known; supervisors and admins only.
+	Margin        *Money    `json:"margin,omitempty"`
+	Name          string    `json:"name"`
+	Sku           string    `json:"sku"`
+	Specification *string   `json:"specification,omitempty"`
+	Unit          *string   `json:"unit,omitempty"`
+	UpdatedAt     time.Time `json:"updatedAt"`
+}
+
+// ProductCreate defines model for ProductCreate.
+type ProductCreate struct {
+	Category *string `json:"category,omitempty"`
+
+	// InternalCost An exact amount of money in yuan (CNY) as a decimal string, at most 15 integer digits and 2 decimals. Responses always carry two decimals ("1234.50"). More decimals are refused (400 validation_failed), never rounded; a JSON number is refused too, because a binary float cannot carry amounts like 0.10 exactly.
+	//
+	// Example: 1234.50
+	InternalCost *Money `json:"internalCost,omitempty"`
+
+	// ListPrice An exact amount of money in yuan (CNY) as a decimal string, at most 15 integer digits and 2 decimals. Responses always carry two decimals ("1234.50"). More decimals are refused (400 validation_failed), never rounded; a JSON number is refused too, because a binary float cannot carry amounts like 0.10 exactly.
+	//
+	// Example: 1234.50
+	ListPrice Money  `json:"listPrice"`
+	Name      string `json:"name"`
+
+	// Sku Stock-keeping unit, unique (letters, digits, `.`, `_`, `/`, `-`).
+	Sku           string  `json:"sku"`
+	Specification *string `json:"specification,omitempty"`
+
+	// Unit The unit of sale (台, 套, 个, 年 …).
+	Unit *string `json:"unit,omitempty"`
+}
+
+// ProductList defines model for ProductList.
+type ProductList struct {
+	Items []Product `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *NextCursor `json:"nextCursor,omitempty"`
+}
+
+// ProductUpdate defines model for ProductUpdate.
+type ProductUpdate struct {
+	Active       *bool                     `json:"active,omitempty"`
+	Category     nullable.Nullable[string] `json:"category,omitempty"`
+	InternalCost nullable.Nullable[Money]  `json:"internalCost,omitempty"`
+
+	// ListPrice An exact amount of money in yuan (CNY) as a decimal string, at most 15 integer digits and 2 decimals. Responses always carry two decimals ("1234.50"). More decimals are refused (400 validation_failed), never rounded; a JSON number is refused too, because a binary float cannot carry amounts like 0.10 exactly.
+	//
+	// Example: 1234.50
+	ListPrice     *Money                    `json:"listPrice,omitempty"`
+	Name          *string                   `json:"name,omitempty"`
+	Sku           *string                   `json:"sku,omitempty"`
+	Specification nullable.Nullable[string] `json:"specification,omitempty"`
+	Unit          nullable.Nullable[string] `json:"unit,omitempty"`
+}
+
 // Reason defines model for Reason.
 type Reason = string
 
@@ -3201,6 +3293,9 @@ type PreconditionRequired = Problem
 
 // ServiceUnavailable RFC 9457 problem details with a stable machine code.
 type ServiceUnavailable = Problem
+
+// SkuTaken RFC 9457 problem details with a stable machine code.
+type SkuTaken = Problem
 
 // TagExists RFC 9457 problem details with a stable machine code.
 type TagExists = Problem
@@ -4077,6 +4172,57 @@ type PreviewPoolRulesParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// ListProductsParams defines parameters for ListProducts.
+type ListProductsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `nextCursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Bom CSV export only (ignored otherwise): start the file with a UTF-8 byte order mark, so
+	// that Excel reads Chinese text right, and make every cell that a spreadsheet would
+	// take for a formula (one starting with `=`, `+`, `-`, `@`, tab or carriage return)
+	// text, by prefixing an apostrophe. Without it the CSV holds the values exactly as the
+	// JSON list shows them.
+	Bom *ExportBom `form:"bom,omitempty" json:"bom,omitempty"`
+
+	// Sort Sort key; a leading `-` sorts descending. Default `-createdAt`.
+	Sort *ListProductsParamsSort `form:"sort,omitempty" json:"sort,omitempty"`
+
+	// Q A substring of the SKU or the name.
+	Q *string `form:"q,omitempty" json:"q,omitempty"`
+
+	// Category Only products of this category.
+	Category *string `form:"category,omitempty" json:"category,omitempty"`
+
+	// Active Only active (`true`) or retired (`false`) products.
+	Active *bool `form:"active,omitempty" json:"active,omitempty"`
+}
+
+// ListProductsParamsSort defines parameters for ListProducts.
+type ListProductsParamsSort string
+
+// CreateProductParams defines parameters for CreateProduct.
+type CreateProductParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// UpdateProductParams defines parameters for UpdateProduct.
+type UpdateProductParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
 // ListReclaimWarningsParams defines parameters for ListReclaimWarnings.
 type ListReclaimWarningsParams struct {
 	// Limit Page size.
@@ -4443,6 +4589,15 @@ type UpdatePoolApplicationMergePatchPlusJSONRequestBody = PoolUpdate
 // PreviewPoolRulesJSONRequestBody defines body for PreviewPoolRules for application/json ContentType.
 type PreviewPoolRulesJSONRequestBody = PoolRules
 
+// CreateProductJSONRequestBody defines body for CreateProduct for application/json ContentType.
+type CreateProductJSONRequestBody = ProductCreate
+
+// UpdateProductJSONRequestBody defines body for UpdateProduct for application/json ContentType.
+type UpdateProductJSONRequestBody = ProductUpdate
+
+// UpdateProductApplicationMergePatchPlusJSONRequestBody defines body for UpdateProduct for application/merge-patch+json ContentType.
+type UpdateProductApplicationMergePatchPlusJSONRequestBody = ProductUpdate
+
 // UpdateSettingsJSONRequestBody defines body for UpdateSettings for application/json ContentType.
 type UpdateSettingsJSONRequestBody = SettingsUpdate
 
@@ -4697,6 +4852,18 @@ type ServerInterface interface {
 	// PreviewPoolRules Preview proposed rules
 	// (POST /v1/pools/{id}/preview)
 	PreviewPoolRules(ctx echo.Context, id IdPath, params PreviewPoolRulesParams) error
+	// ListProducts List products
+	// (GET /v1/products)
+	ListProducts(ctx echo.Context, params ListProductsParams) error
+	// CreateProduct Create a product
+	// (POST /v1/products)
+	CreateProduct(ctx echo.Context, params CreateProductParams) error
+	// GetProduct Get a product
+	// (GET /v1/products/{id})
+	GetProduct(ctx echo.Context, id IdPath) error
+	// UpdateProduct Update a product
+	// (PATCH /v1/products/{id})
+	UpdateProduct(ctx echo.Context, id IdPath, params UpdateProductParams) error
 	// ListReclaimWarnings List reclaim warnings
 	// (GET /v1/reclaim-warnings)
 	ListReclaimWarnings(ctx echo.Context, params ListReclaimWarningsParams) error
@@ -7101,6 +7268,147 @@ func (w *ServerInterfaceWrapper) PreviewPoolRules(ctx echo.Context) error {
 	return err
 }
 
+// ListProducts converts echo context to params.
+func (w *ServerInterfaceWrapper) ListProducts(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListProductsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "bom" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "bom", ctx.QueryParams(), &params.Bom, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter bom: %s", err))
+	}
+
+	// ------------- Optional query parameter "sort" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "sort", ctx.QueryParams(), &params.Sort, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter sort: %s", err))
+	}
+
+	// ------------- Optional query parameter "q" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "q", ctx.QueryParams(), &params.Q, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter q: %s", err))
+	}
+
+	// ------------- Optional query parameter "category" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "category", ctx.QueryParams(), &params.Category, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter category: %s", err))
+	}
+
+	// ------------- Optional query parameter "active" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "active", ctx.QueryParams(), &params.Active, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter active: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListProducts(ctx, params)
+	return err
+}
+
+// CreateProduct converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateProduct(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateProductParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateProduct(ctx, params)
+	return err
+}
+
+// GetProduct converts echo context to params.
+func (w *ServerInterfaceWrapper) GetProduct(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetProduct(ctx, id)
+	return err
+}
+
+// UpdateProduct converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateProduct(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateProductParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateProduct(ctx, id, params)
+	return err
+}
+
 // ListReclaimWarnings converts echo context to params.
 func (w *ServerInterfaceWrapper) ListReclaimWarnings(ctx echo.Context) error {
 	var err error
@@ -8020,6 +8328,10 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/webhooks/:id/deliveries", wrapper.ListWebhookDeliveries, options.OperationMiddlewares["listWebhookDeliveries"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/:id/deliveries/:deliveryId/redeliver", wrapper.RedeliverWebhook, options.OperationMiddlewares["redeliverWebhook"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/:id/ping", wrapper.PingWebhook, options.OperationMiddlewares["pingWebhook"]...)
+	router.GET(options.BaseURL+"/v1/products", wrapper.ListProducts, options.OperationMiddlewares["listProducts"]...)
+	router.POST(options.BaseURL+"/v1/products", wrapper.CreateProduct, options.OperationMiddlewares["createProduct"]...)
+	router.GET(options.BaseURL+"/v1/products/:id", wrapper.GetProduct, options.OperationMiddlewares["getProduct"]...)
+	router.PATCH(options.BaseURL+"/v1/products/:id", wrapper.UpdateProduct, options.OperationMiddlewares["updateProduct"]...)
 	router.GET(options.BaseURL+"/v1/pools", wrapper.ListPools, options.OperationMiddlewares["listPools"]...)
 	router.POST(options.BaseURL+"/v1/pools", wrapper.CreatePool, options.OperationMiddlewares["createPool"]...)
 	router.GET(options.BaseURL+"/v1/pools/:id", wrapper.GetPool, options.OperationMiddlewares["getPool"]...)
@@ -8201,6 +8513,16 @@ type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers ServiceUnavailableResponseHeaders
+}
+
+type SkuTakenResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+type SkuTakenApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers SkuTakenResponseHeaders
 }
 
 type TagExistsResponseHeaders struct {
@@ -23465,6 +23787,928 @@ func (response PreviewPoolRulesdefaultApplicationProblemPlusJSONResponse) VisitP
 	return err
 }
 
+type ListProductsRequestObject struct {
+	Params ListProductsParams
+}
+
+type ListProductsResponseObject interface {
+	VisitListProductsResponse(w http.ResponseWriter) error
+}
+
+type ListProducts200ResponseHeaders struct {
+	ContentDisposition *string
+	RateLimit          *string
+	RateLimitPolicy    *string
+}
+
+type ListProducts200JSONResponse struct {
+	Body    ProductList
+	Headers ListProducts200ResponseHeaders
+}
+
+func (response ListProducts200JSONResponse) VisitListProductsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListProducts200ApplicationvndOpenxmlformatsOfficedocumentSpreadsheetmlSheetResponse struct {
+	Body          io.Reader
+	Headers       ListProducts200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ListProducts200ApplicationvndOpenxmlformatsOfficedocumentSpreadsheetmlSheetResponse) VisitListProductsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ListProducts200TextcsvResponse struct {
+	Body          io.Reader
+	Headers       ListProducts200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ListProducts200TextcsvResponse) VisitListProductsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/csv")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ListProducts400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListProducts400ApplicationProblemPlusJSONResponse) VisitListProductsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListProducts401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListProducts401ApplicationProblemPlusJSONResponse) VisitListProductsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListProducts403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListProducts403ApplicationProblemPlusJSONResponse) VisitListProductsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListProducts406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response ListProducts406ApplicationProblemPlusJSONResponse) VisitListProductsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListProducts429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListProducts429ApplicationProblemPlusJSONResponse) VisitListProductsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListProductsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListProductsdefaultApplicationProblemPlusJSONResponse) VisitListProductsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateProductRequestObject struct {
+	Params CreateProductParams
+	Body   *CreateProductJSONRequestBody
+}
+
+type CreateProductResponseObject interface {
+	VisitCreateProductResponse(w http.ResponseWriter) error
+}
+
+type CreateProduct201ResponseHeaders struct {
+	ETag               *string
+	IdempotentReplayed *string
+	Location           string
+	RateLimit          *string
+	RateLimitPolicy    *string
+}
+
+type CreateProduct201JSONResponse struct {
+	Body    Product
+	Headers CreateProduct201ResponseHeaders
+}
+
+func (response CreateProduct201JSONResponse) VisitCreateProductResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateProduct400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateProduct400ApplicationProblemPlusJSONResponse) VisitCreateProductResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateProduct401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateProduct401ApplicationProblemPlusJSONResponse) VisitCreateProductResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateProduct403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateProduct403ApplicationProblemPlusJSONResponse) VisitCreateProductResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateProduct409ApplicationProblemPlusJSONResponse struct {
+	SkuTakenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateProduct409ApplicationProblemPlusJSONResponse) VisitCreateProductResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateProduct415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateProduct415ApplicationProblemPlusJSONResponse) VisitCreateProductResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateProduct422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response CreateProduct422ApplicationProblemPlusJSONResponse) VisitCreateProductResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateProduct429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateProduct429ApplicationProblemPlusJSONResponse) VisitCreateProductResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateProductdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response CreateProductdefaultApplicationProblemPlusJSONResponse) VisitCreateProductResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProductRequestObject struct {
+	Id IdPath `json:"id"`
+}
+
+type GetProductResponseObject interface {
+	VisitGetProductResponse(w http.ResponseWriter) error
+}
+
+type GetProduct200ResponseHeaders struct {
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type GetProduct200JSONResponse struct {
+	Body    Product
+	Headers GetProduct200ResponseHeaders
+}
+
+func (response GetProduct200JSONResponse) VisitGetProductResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProduct400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetProduct400ApplicationProblemPlusJSONResponse) VisitGetProductResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProduct401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetProduct401ApplicationProblemPlusJSONResponse) VisitGetProductResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProduct403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetProduct403ApplicationProblemPlusJSONResponse) VisitGetProductResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProduct404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetProduct404ApplicationProblemPlusJSONResponse) VisitGetProductResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProduct429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetProduct429ApplicationProblemPlusJSONResponse) VisitGetProductResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProductdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response GetProductdefaultApplicationProblemPlusJSONResponse) VisitGetProductResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProductRequestObject struct {
+	Id                                IdPath `json:"id"`
+	Params                            UpdateProductParams
+	JSONBody                          *UpdateProductJSONRequestBody
+	ApplicationMergePatchPlusJSONBody *UpdateProductApplicationMergePatchPlusJSONRequestBody
+}
+
+type UpdateProductResponseObject interface {
+	VisitUpdateProductResponse(w http.ResponseWriter) error
+}
+
+type UpdateProduct200ResponseHeaders struct {
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type UpdateProduct200JSONResponse struct {
+	Body    Product
+	Headers UpdateProduct200ResponseHeaders
+}
+
+func (response UpdateProduct200JSONResponse) VisitUpdateProductResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProduct400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateProduct400ApplicationProblemPlusJSONResponse) VisitUpdateProductResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProduct401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateProduct401ApplicationProblemPlusJSONResponse) VisitUpdateProductResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProduct403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateProduct403ApplicationProblemPlusJSONResponse) VisitUpdateProductResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProduct404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateProduct404ApplicationProblemPlusJSONResponse) VisitUpdateProductResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProduct409ApplicationProblemPlusJSONResponse struct {
+	SkuTakenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateProduct409ApplicationProblemPlusJSONResponse) VisitUpdateProductResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProduct412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateProduct412ApplicationProblemPlusJSONResponse) VisitUpdateProductResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProduct415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateProduct415ApplicationProblemPlusJSONResponse) VisitUpdateProductResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProduct428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateProduct428ApplicationProblemPlusJSONResponse) VisitUpdateProductResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProduct429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateProduct429ApplicationProblemPlusJSONResponse) VisitUpdateProductResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateProductdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateProductdefaultApplicationProblemPlusJSONResponse) VisitUpdateProductResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListReclaimWarningsRequestObject struct {
 	Params ListReclaimWarningsParams
 }
@@ -29449,6 +30693,18 @@ type StrictServerInterface interface {
 	// PreviewPoolRules Preview proposed rules
 	// (POST /v1/pools/{id}/preview)
 	PreviewPoolRules(ctx context.Context, request PreviewPoolRulesRequestObject) (PreviewPoolRulesResponseObject, error)
+	// ListProducts List products
+	// (GET /v1/products)
+	ListProducts(ctx context.Context, request ListProductsRequestObject) (ListProductsResponseObject, error)
+	// CreateProduct Create a product
+	// (POST /v1/products)
+	CreateProduct(ctx context.Context, request CreateProductRequestObject) (CreateProductResponseObject, error)
+	// GetProduct Get a product
+	// (GET /v1/products/{id})
+	GetProduct(ctx context.Context, request GetProductRequestObject) (GetProductResponseObject, error)
+	// UpdateProduct Update a product
+	// (PATCH /v1/products/{id})
+	UpdateProduct(ctx context.Context, request UpdateProductRequestObject) (UpdateProductResponseObject, error)
 	// ListReclaimWarnings List reclaim warnings
 	// (GET /v1/reclaim-warnings)
 	ListReclaimWarnings(ctx context.Context, request ListReclaimWarningsRequestObject) (ListReclaimWarningsResponseObject, error)
@@ -32178,6 +33434,180 @@ func (sh *strictHandler) PreviewPoolRules(ctx echo.Context, id IdPath, params Pr
 	return nil
 }
 
+// ListProducts operation middleware
+func (sh *strictHandler) ListProducts(ctx echo.Context, params ListProductsParams) error {
+	var request ListProductsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListProducts(ctx.Request().Context(), request.(ListProductsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListProducts")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListProductsResponseObject); ok {
+		return validResponse.VisitListProductsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateProduct operation middleware
+func (sh *strictHandler) CreateProduct(ctx echo.Context, params CreateProductParams) error {
+	var request CreateProductRequestObject
+
+	request.Params = params
+
+	var body CreateProductJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateProduct(ctx.Request().Context(), request.(CreateProductRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateProduct")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateProductResponseObject); ok {
+		return validResponse.VisitCreateProductResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetProduct operation middleware
+func (sh *strictHandler) GetProduct(ctx echo.Context, id IdPath) error {
+	var request GetProductRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetProduct(ctx.Request().Context(), request.(GetProductRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetProduct")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetProductResponseObject); ok {
+		return validResponse.VisitGetProductResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateProduct operation middleware
+func (sh *strictHandler) UpdateProduct(ctx echo.Context, id IdPath, params UpdateProductParams) error {
+	var request UpdateProductRequestObject
+
+	request.Id = id
+	request.Params = params
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body UpdateProductJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.JSONBody = &body
+
+	}
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/merge-patch+json") {
+		var body UpdateProductApplicationMergePatchPlusJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.ApplicationMergePatchPlusJSONBody = &body
+
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateProduct(ctx.Request().Context(), request.(UpdateProductRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateProduct")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateProductResponseObject); ok {
+		return validResponse.VisitUpdateProductResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListReclaimWarnings operation middleware
 func (sh *strictHandler) ListReclaimWarnings(ctx echo.Context, params ListReclaimWarningsParams) error {
 	var request ListReclaimWarningsRequestObject
@@ -33278,819 +34708,846 @@ func (sh *strictHandler) PingWebhook(ctx echo.Context, id IdPath, params PingWeb
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L17kyPHdh/4VdKQI6abF4XB+9EdN+ye5gw55Aynb3fP5RWJcVeiKgEUu5AJVmY1BqTGIW+EbGnltbT2",
-	"RuwqrN3Y0B8K/6F17MZKK60ke7+LwuSV/tJX2MiTWU9kAQU0ZqZJtkJxOY2qysfJzJPn+TvfVhw2mzNK",
-	"qOCVo28r5DWezX0C/8Z+QLC7vGILSlz5Aw9nMxwsK0eVyylBAXFY4CL9FppijjBF8uWgVqlWbrAfEvmV",
-	"w1xSOcq1Vq24RGDPL9cWF1iEvHLUrg+qFeEJXzZ4yujY9xxRqVbEci5/mQox50cPH/Ipw37NJTcP5wEb",
-	"+WTGH2Z7f/OmWsFz7+qaLK8oE1cjFtLcDF9QfynHcHL2FF2TJYJXkGBIxMN9wNGcMR/N8BJhzr0JRSxA",
-	"IsCUj0mAPGEkw0q3KVLsq9OEXq2EXk9YMPJcl9ByBFsZpyTaCLtXAfk6JFyYNgQ8QB5HM+yPWTAjrokE",
-	"6UZW9oG5iWRC9WRCj7CLzuN2Nk8p3a+cjIPnV+S1Q4ib396/yUI0xTdyPNiZEhctWRggB88RG+t14PKf",
-	"YupxdO1R4zQzzafmuVPjtz8BmeHA9H3sza4cxnyXLegqAQIiwoASV+4vn3GhBqRPakAcQgXsVhf2ImUC",
-	"QYvIEwhPsEfRkhhPQK7fHGX21eseCJYdpySZiz1/eeV7M09c6dXbsHEEc/HyAdeDhC/RWB5YOSt5kE0U",
-	"MnWzbgOV6uT2BDENS1FF4BHm5Cqk+AZ7Ph75ZJU7RG/Js5168ViueLBEPhbme8PYeo5tlG07okEnzRcv",
-	"SHDjOQS9zLRfhhyGgQE9wrnvOVjkiHAS7eKFJ6bA0TmeEUTxjFTRfMookXuezLDnxxchee1xwY1kiTtJ",
-	"0eJ2Xexhh8SDknSAfq4EviY0T4mQkyAapMdLTzrdYmbaJdu7/QzTI5BzHMeX6gofiPjTnATyIlMjY3MS",
-	"YOExapreOHVDZ0775qb2cOMnvcPEAkK+IVcevZpj02WvnqNZyAUi1EUehf02DkUYEOPksg3mTvDG5m6/",
-	"dLkBpCYpGLvyGZ0UznLBQt9FPuYCyfeIZK1YjRCEMez7bMHXzDruwTzt8u3vjQzxiBQd2DeEbrzYmO8i",
-	"LCUzukTqk1hewVyKMXKjmqlgaD9/o5VufR80MIxHEsJzyWzOBKHOEqRfj16F3MDHlZSaMJynyXfWp2Qp",
-	"7yEuPN+X+3gesElAON940xV0nuPve+n69iQsGKyJiDOPz7BwpvnjZRj8Qip+mm2HnLggxmDkeuMxCQgV",
-	"0fzLkC/uNnPmbtlpTLhmMyHcSzoPmEM4lyIAekyFJ5Y7ETEeMpCR8nA89hyPUHHFHTYnBgJGmqKPnWuu",
-	"bnz5JvwrviAQJcTl6IAT/ZgfGgm42mGedLfpbg9XlGGEilKCBBT7uXNKUUjJ6zlxBHERCQIWIOY4YRAQ",
-	"91jqC1PM0YgQinw2mZhV1bjl9CHcod1E8Ezpr09140hKoCRAj2VTJemgh6Vmf4N9z71yAuISKjzs8ywh",
-	"HoM0xAI0x5wvpHjocbQIGJ2Yp7zaXGr26xtL1riRPh44FFMWeN8A1y8zvdUhZGYaBpwFq7e1+l0OSApL",
-	"UtoFDskVeT3Ow6JVzrSbu6PLtroXG0VuKOlZB2QcED69EmxFoFamE3iM4LEcrf4OJP7Xcy9YP/ds6ytm",
-	"mVJt73f1syOSlJAC0hV2Zx41cEItQxGpGFOGsCO8G4LgbdO8U23lmdyGlm5/d6b6hmmxiUevxDRgQvgr",
-	"llbGtEiEPZ+4CF5GWAgym4vNMkW+7fRct2s5uflS05ZtPJdt6D3Oy80/NyhJhBkJJuTKYfSGBCJPhBMU",
-	"P5Dr4iIHU3kYRwTBd8adnW8xI0etticbo8QTUxLoRhFlAeJhcAPLr348Vv+BC88JuWAzEsjjwAXBezLU",
-	"5ccdU8e98qhghYZ4Kcbogcv3EKZMTuYYwT0M02DB02JS6ebzp2FT6yFX1Ih6AGuDi0bLXJ8ZwiSPKkeV",
-	"emNQxy2nafVwu2H1nDaxBrjTsVrj+qjrNNwmaY8rtyGmnpkkJGXiCjsOmYtVK9VnYB8Zw2zUO8RFM+J6",
-	"GMmOuGR8saXHRMZc4ylKppvOtEjRCXyQaRtNSUCOEObXShSdK6uKx+jDrzijVSTIa/HQ4Tco9/SGujU2",
-	"J/T1DGznWHCLSXmJuMwJZ4SKGp9LOZdPCREzvwb/zS5ONyH0Z0zo0ZW2ieUoEFF8vOpfURuXszBwCHIZ",
-	"UbcrmGrkrJYpq4fcv2ZnStL2yoW1ZcsJAdpZAjzRzZeb+zj2lMBfoGYWHlgtUai3Cqen2jD7y1ZauD33",
-	"SfUZTUNfyJvmoV8rmkjUytqZpNrYz1SiXqO5rPdlSsmdsmIfZtKCeRb57/czh8RnKf9SXcGPgcFlCZqY",
-	"fFZFIKWGcxLceFKAlbyCKjEGDoAzxXRC0v6Voilnusy7K2/b4R7UwpUxSlrN8dJn2FWGLhxMSLHDcsRc",
-	"sJsIxhC8aiLEansFvktja/EsG6lZnqkmkZSinukmN892dSAwXcZ8cNaCrdBkvov9ZQHBgsS2NbC0rnFG",
-	"rTRcYJve0OwelnllJJl5zzDFE9O8XQbjU89LzjVqLDfXNU3tc35R7zA/SVDqevJ+v1KS+lr2pQ6Zi7hH",
-	"HQKXnbzwkSeO0ZgIZxo7So3zN3RWzOm26io5ACnD2VmqP/Qk6q8EpQzjXCGWPI9SMzXoiuHcVXsV3oBY",
-	"k6dj6zmWg54S7CbOpFTYxeNLPNlItLjTvBh9qy4T3atfQLzzpN8tyRePWBIwwIIos3ihHqrZ3GbVM9OW",
-	"Se8sbGmPqmZmEDBDdU9sFs2KxbJsE4XyzD6lsmyXqXmUkM1StppYqVwzrY1yWlF7e5tlWmbLGIGuAhJy",
-	"M/9L26fy9vxjpZ8SzuVJia2zAblh10WkMPS61ia2fZ/7MZYZR6oIB6cE7pM5oa5ncm+qgJHYp5Sag0sc",
-	"zy0izmrLeZNpmXb3sV9WRwJzZ6EgVwWK52cM8dCZIkLdOfOoUa/MN5DR5Fc/34PymO9RTkNZmK9GIV8W",
-	"8OLYBu9MiXPNEQ6Iye3HpywQvtEzm+7DxKO372GvMTbp4UmSCDy5UuEceQOhwJOUU5TiGSkRT5JqLmMd",
-	"LNXY7fdvqns1uWBCpMqqLM6rx1W9oIJdtMKsXjXPLdta7oiubWsfU8v2npofC8UVG5s9mivjYqHgnktU",
-	"jCR8smaumZbXz9fc7h6EeNNQ5OTDNGfPzPq5x7lHJ/I+ja7WlOPLNN0we0vE89zc0n4unUz/anI8nM+Z",
-	"lASuwLyZneHL5LEUGQShAuyf5rnlm0pNcF1DiYLRSU8t+eA52F0vl3NScpL5gcBMOQmu2IJybXDgqzsY",
-	"tpgKwZAvgoOBg7QU+QuO0BRTV0oIM8RuSIAO5N/yX4fyPZfAoZHqAjChMQscM61WBpPb9G9vKLfnEKuD",
-	"l/SFXYs3KLtKrIhNuxAyAfLWydlT2BcBdoz3+mrrBTacEm3vxd27OiBJhAXB11fRzbtKgLTnXTCmLt+q",
-	"sjcxOlH/cthsxmgVkgOiOFCsQjYghtFEnmy/OdLsrde9EC47VEW00ZSx6zXXp35DTsD1IFbHNVMh11CO",
-	"EIZmpBhkEQq+G0+gsRfwPQWhrwwmPVV91xTEoH6u3uIpb0eUTOJxhF1XCnDrCLDSfIoQpRpHBz5j8xF2",
-	"rqtoHgAbqSLfo9eWzxwMUSQzIrCLBT7cf3BV4TSAhAGjk6s5Y/5mtwbCKgpTeY4oNtuHUy1ucHGY29uD",
-	"7JEawhs5SWVXgivqFDtTYp1K/qWm7BLuBN5csp7KUcWmzOKCBcRGjCJyQ4IlwpQvVCSqQA4OAo9whJW6",
-	"C+N1pmQGF/0Mv35G6ERMK0cNONNqoFwEkUJ2qu7qDz0+Z9xTfeaH8IIiTBF5La9cdHB68Uu5PX717OJX",
-	"h1VkYyGwM50RKo7R2POJFMl/PqzAfWY1681uo1nvXTa6zd4XNYffDCt24RCb5iE+vsST1UGp5ZsHhBMq",
-	"gE8/4OiGBFKrr4JzNjLibUuSOAhRWOdk7uOluupyyyKCUC0JptF6BPptNA7YDEiGA9+DB5nQUM197Vy0",
-	"o63i8lzmZMIPazP38BjhkZwn9KeYmO40OzlCw1nl6MuKHFzllWlyz5hySJsJ+vL8WeQLj/20ynsA/Dix",
-	"28oOtlvF5+DuL+7+BUV2KiTArsIoUgOKoxggCECxMeIWBEEUrnkHjNwrozvHgjzzZp4w08XBvk+CBzzx",
-	"JIWu1FkoW1TlLepR5AZ4LCyPiLEl+QCee1aABQEDp6WPu9WoHw2pPQTxcFg5Dn7e6R2LnzdsdMACZA8r",
-	"eO59SpbDyvHf/faf2odHyA7s2BaLfDIWVWQLG3EwEnMUUuH5kh5DqgfkcbSYMp9o6z660JsmyzcYbNpQ",
-	"TKX+4cjVjXoZ0gMMsukDrs1nylWoo0sPqyqqUs7Y8UNX3q8q9A7Nw5HvOUmoKa8N6ZYHPV4E64z5nrM0",
-	"r4WeKTA/iLAg/DZr8PXPm/X68eLnbfsIYTQKnWsi5Jazv06RHjoLyNjzfS4lqblPBPGXyKNDai+SBTmY",
-	"k0CJ9pDkJQnIq0j+eE2W8JsmJD/UawMswY5nbu9ANSKCpXUyFsrpnCXYhR6YYGiBPYFGZMwCokxDng4M",
-	"jftSgSkqtrbVrFRl595McpR+F0TCmUfV38lAPCrIRPt1P//8c+sktauMh7xdb6gQrak8U3RCjuXuaddb",
-	"yF6NIbbRwfmTU9TtdeqHqZjmVB4uhDsfIfsRwQEJ1O78+dAQMD2sVNXX0eV0tAg8QdbdRy0TwcF/HeAZ",
-	"EdH97WNvpgXkC5AUnni+cTHAKR/vqcgNK6ULEDM8+c7XIQmkECWvUegWRI/0AF0yxqEvlykx8UZ8P/kF",
-	"z+cBuwE1KiBfQUC0+UI4Vez9ScBmqyPWDxGG+Bw81l4g00idVDvGTeViQSzhzYjaWBGR2/U1o7pkxWNS",
-	"W3nDcC7ZPgYTBzXn1nOOvw7jKGR16aN5QG48FnI0xxPygCObktdCtWAXDjaKbt7mynoM8tgj47Jd/DIS",
-	"15jccwfehLKAuAgCAxceJ4dHct8FQqVyeb42ImD08vKJ1UejpSCIBS4J0AwH11XE2ZACE3z82iE+eJM5",
-	"Op16lHACMW8o8CZTUdXpv9dE3zgO8X3NqlEqwE0F8g6pkG+qnA65NKGP0QGjRI3No9rUa//criL7Z/J/",
-	"LPk//1wKB3gE1hIp/eIJ0cnJh0MqB1NFo6VciLH3WjYiL7s54yJg8ympoc89MWWhkOqgnL0k1pT5rtKF",
-	"QXfgiLzGDmQzc3W9fnLx4jPke1xI5XoBP84Uqzat5yh3BuIjO8Y+J/FijhjzCaZa6DzDYlok5mpRTIVf",
-	"QY9z+Xbcoeeulc7+aUDGlaPKbzxMECUeqqf84VM3K/Q6y0+J4eZ9jq9BydBOBTwm6MAkqR6hhrxsmp2O",
-	"1CspBBuik4vTp08lxw+wI9lmdUhD6smzM0+k4yoitUlNbsGXTz+sIcjBA0E3um/dSH4Bpgn7WW6dZhtN",
-	"WRjwIZWNKUkNtuE1WVajbEUQuAGKQSrrUorm2cyYB1HQhNrCeqJDmhXZZ0RMmVtFkvrwHkQUTYhk5wJJ",
-	"dRodqC1rUCKOEOgMh0Oqg5KlmCGHI7eoEtcuo47k1aZOpArmjQVPRQKO2s3mkNpFWUr2cbxUi6k83SKm",
-	"ZtSQsj0GIeVJm/WBoU2VPmbX0DkZhxz7WhqKQkzk+GAGAVHWBliZI+hRzmKGl0M6UiKHR9waOtG9yaMr",
-	"ZRApPAWSggeRvBTLSNCoXmpCnWAJcb8hlXwJD6ls3iWBdxOpXLLPnFJVlQRwpqDiS5akm1NnV0OqVI4q",
-	"rXHDaeIBsXqjtmu1SR1bA6fbsJpuf9wZ9XCDtFvR0VOCZHL4cj0Wim+dDkhQsfYpBQkhSCDb/BdfIutf",
-	"vvrZP60YFdLx8yhJb5U5SO04mT0kqkKsz4H9ga1spBDSsox048PjKNLFRQftZh+2mWKHVdRuNNFiSmhO",
-	"A0xHEx3WCumg9e1t1W01uxcwKezvbZZMN1hFo1CoWU28G0LhZJhmlpyDRhMOd7S11Vt87xNXKtQlE6ZZ",
-	"n/icIYeFVCDs+2qOcjBRFN+Bw6QUidHpi5efXR4WiRZeupP0+Ex3EHVDLoJlkfz6WF6KyNNvFfeonm+p",
-	"xnzqUXet4DxnzF9FXzGNQD6rlL3/LsKRFI/B+QQGErMV4EwKGdz7plDgBCXTfOt36tU1ulUzo1k1jJrV",
-	"iwUlQRF17BmxqwhrB6oLJn6bMiq1J0m02EjCC3cJxOY+dQsVoW6GVx3MyG/J9n/ry7o1wNb4xHpivfq2",
-	"1X1zaOZfZ4z5G3QitacXU8YJmrKZTq73uMZToIVkl+89Lb/aWtr5BTSyqi2HIzVsxAkOnGkVOZgTC5jB",
-	"wnPF1PIoJ5R74I1Hz0AKVn4oBjzTCzSih+wa02VV412wQGF8HKcykzJfgHoFTizsiAdct5L9uIY+wzNg",
-	"c65uH+y+AVF/BSotaoZ9j0vePg+pI0KV9is/4XPsEI7cgM3nxJUbRgTY8+VsfTLBPkjgKoIGc/T9H//e",
-	"P/zRH373O3/23R/8FdLqw6HUA5D9/b/693//X/+rjcYedTn6+9//g+/+8n9Tv33/x3/9/Z/8n+lPa+gE",
-	"wYrJg+t6E0+o8XMilWjBgA5SQ8EC+USy9bZ+7VCvAeFq9hyEeghODKlsrQ1OChZE2TteEHVwYP+s37Wh",
-	"H7teh38GJJr44bHyjxH9uhKBlGygllJ1J0fOKLFiqVXPI7psVOhJvBSRvkHUhOTXY4/4rrJ1KKGUEyK3",
-	"C78mbiKPqPbchFAg9kVXj2CaDCDqHgCtUgt7KNtp1+vIXnFXFiqbX69lzFkBxWRtmniMrr8hAninqH/1",
-	"dMvb4YIFBqYsf5WSopR2fYJdSTHbshFngeBIvqvsITX0oeLFyLa0YeBEFBJIfm20qsefVqoVK/2HiiDW",
-	"D9J/QH6I+jn5p5RenjDfZ4uXc/Us98srMwWkxLKe8EqqKZ6XfLol4S/xpKjPc821Y0EeeLVQcdGmAQg8",
-	"KbRxGDt/qUhptk3ph2VsU2Gqndubg3THJttUNKb1tqkwbuC2g4FoUj5nlCtcyEfYPU8wAHUcDgBGplIR",
-	"tVPyZ19x5YdJA0vmUARNV2n0eha0ryA+ZG0D5hCLchf5mZqEooHJZFIYLZKOFEm5YTMeIFPP+t2HyYsF",
-	"LotSH0fvv9FOWBV3UH7R9kKlBBfE0SPgiY8SYDOoSOzTd4RYH6Yx3HbY4hkMuLX7M4uZVo7i8ejWkP4E",
-	"xS3roFWpzbkE2fHv9uExsrWoYYOsIaVjLGJx4Q6ux4tA+Xif6lT4d7U2Kzn4az/Mp52XW1aY2S2XtLp2",
-	"RQ/j0Kz1af1Ru1lfuZ2k7WvBN/K0q74yHvTD41i+XCTJYrktlfbUr9sUOb9+3pf+jjejAurZbfOlsYrW",
-	"bqEMxs+tGfEJVV5LcGKfPzlFg3anh/RAkQpX4nfovD9Jx7TtQOZMTNxaOqfiwoowtzaskxGTai9Xp1bp",
-	"1sM/HiE7noN9jOQaj+N4CmW/Blu6wuzC2rvNlf1DUhxNAkxFzlVRHVKTq7yqzSe2Avay0YzMRpJf6Cji",
-	"IbXzDno78cIfapYUO9m1mV8h7kBaL/KEMpvfgY1oDjZY18bK+29W3V5P6Uu+q1hRjE+4fo8Wg/XdnrMY",
-	"MAlXg85iVMIgpFTeCfqCKfADHWZyQpFgCOKOBE8FpN0RTpVd3OcprMM9rG8aOnGrFc4gCe6BFxkXVd7r",
-	"CWBizod4EP2QcWeyALyZh7BZPBr7VYv2Q+xrzIkTrrbW3pFNcGuZ9B0JlzDEjVrttpKhVCO2EQ1rqF0f",
-	"oABDe4B026o3wOyrnL6+vHD01TAGixUKiOsFRKqOGoOBe76CghdhQBFGEGelR6q8drmIzh+F5PkZEycZ",
-	"9KodttoqBNba3WaAdNqLbGOridgR+oGSDChL4WPlYEUjz6negdmB2Yd3iB18xsSTKPN4xxWKM5c3Lk4q",
-	"Yfi26xIlN0eu61hbzAmiCW7WHSF4GgvjSWwX3IH0BXAraxehCI1kTzZGYxSBp9LqVXiCOg+GYdillPC7",
-	"snDnKcCW2y5dGvyl/OJlsFBuvXwxvovHU9EwhsWKHt4pHqZT9l9ma3rsYm4rKA+y3vJWVFxjL4dKY/dq",
-	"FFGIDxUpez5liyNIZzRCIHh0SMe+N5mKaDFTKAX2YcQyszVJAGQewhRZgMah7w9pZLozzNQ+rCGIuFce",
-	"J2hPhRXRENRtNo6yAe6QspzLEVj7eerVN9oD+DjGddhhk2WBIdZurRzqwh5Ma0owFngCQC8JZoRe4aTD",
-	"u8+PLxl7jukyxljabTXyMFJr12MFoun2R7wIYWrzafoxnKWXOaiJHRYwj1axdgFX4CBuvYCbgSzuyHFJ",
-	"4UsAvAQE+O1KcgOGxga6mxAq9urZjrAsIf1uDCDYBcqZgNB9zfFWRnanJBudu/40BRTw/k2xZgCDtU0Z",
-	"sQH2svwGiAN0YOf7s3OwByonQcWdaBrbyuGIt7MRpwCm0MEaE/EdNgjq+V8C9sBtnVnr8B5K7RAjBMJe",
-	"dsrL82egovo3hEcpvxr8YZGHiAAZOLWP8qO669JRTDMYx4l7g6lDTn3mXKfCobCrlDrsnwWSOwpPrqFO",
-	"yZqnfvq2omWOfFJst50O3G41Oq1uvV4ifDtReb+Mm06C/BgEoEtSnED6t9KY08NJYg13ixOrRi08WpYJ",
-	"kK5WVOUQXr5DGvpae1S5ZysD8NxyPfuYi5d8m7lu7FpF3a3v/DP5jsYsfuqqEsv+i3Hl6MvNg36VH4OC",
-	"ux17r825LDqrLc6Gi83hkAdVlWc1IA6bUE/Xb4B6w5BvkY7Jb2Zi8gFz5OrLE+sLbH1TtwZXljGbSO5F",
-	"wLncI32VuxguXkFmfGPChXLEQz9P1QeNbtwsDgK8XDk0kN8I6xiTNu63mjoexYdKZQ1vyQa2PgZ72nub",
-	"j8l+aD7zaPRXbgGqFZWgqR/Drs6tiV4OPZJNlN/iTGku+Kb67SpXDkgBQoc8I57gxB/X0MWULShi1CHH",
-	"CvzIEwhzZJ9oXUiJxQoxwIZsmV9ZJ2dPQdTJnbJGs7/LMVvl+XLgqzR6FVPpmacuqeyM48Uttcox4VLL",
-	"nA7r1merWklS0jfuzeTNlTMJHRjXHYqf73bzRplIpU5BQDAv9hNG756rt/Ljj3oyziB0PfH4RguD2RFi",
-	"R7BgH3cENBSppVGOQcghs1ABwcjjteSCzOQvlNHljIXckB5QreBbiAbg0z1RomEuLL/bziap1q3BifUE",
-	"W+Pa0asPjNdLBK+Vi+6vZ9v5F8NhKCWngkbKCguxjrth2Nj65sT6ouBCZKFw2CyzCDx0HEmMamWMPT8M",
-	"FNAc9YwYGjGgs9oTa5jHl//E+pcFM44gxtaBsHQGg7SkWTeAsERIritDyVMkZmBWwYBUO9HuLJY7Itp+",
-	"sJkLwiWORSW989NrmCzF+iO5F1aZHPD3zy5DwRTLfA54dfnr7WMIslC5NoQKEqhcm6gAcRCZTAWDMCwV",
-	"9sePkc3GYxsdYETJYkjlyw840kmph6qIngKyQCpLVMEP6Bdi5GGk5jaktn5iH2ncGvgdqmP5nCGMzk4u",
-	"Tz9WWW9VtJiSgESoZTOCKR/SkEZ6o8q+16eNjccVQAan7jkbQdU/SAV8xrBbcOIeYeFM08A7W94ynlt+",
-	"qyhWkxKctMK3u+TkFah/6VlxyBzOb/IAfs+OPacq6i20nhteFfDC0oz3uiCFfOW8s2vjVHPkXCv8R5M2",
-	"tXOK54bUeeTg+TGSF67aejoyQkD1NnQwxr6vwDoEQ4LgGWDNUTTx2Qj78RGRomAxN27U6zndv1hXSvHn",
-	"0ymmlPiZtELs+5Vq5cbjkEAOSb+VamVBnClwyxkhQoE6gTfLeCDyZ2GN/WDd6l56M8IFns3VVQ4FATZ/",
-	"9ZmeteHrEqJc9LXaWfrCPTVyws+nSwXmMw/YDfaRA8HJcnElB0wnTwDcaWwsV1GpuSOxN5MFwA1sgzKw",
-	"naqXCLl5iWrjDBQxynekiVVaCY2Fllvgj61wDI3eEI+9muT4p0dYTbDR1uv/6aOxD9Ehc9Teu/AARk55",
-	"8FanRdlii/Oe1+7ZwtyfgijYF4+J4BDKbjnFHDcdtikLxCV5LbY5xR4/CzwFNbx6s5Uz5GT6pUyQjXvp",
-	"GaOT6AOAHdiqCw1FvMUXSW76Noukb6LyHZmOdWqlY1NeQvNqxZxPv2YL7mbRK7N/oJD6nvZEZNx7O9vh",
-	"DF7aaSvcdlFh8muWZy+sVjOb989l1UBUev/GLTfzaPrXRuEmXE0EBMAX7aYD/yyZzcVSijOOT3CgQ3sz",
-	"qGKlRJm3sJHLGb+SLW10k0SbvFxjerubWooPQLmWUvva1FpyOPbQ3BvzhrohgdhNe41Y6Well804BN2K",
-	"wcKZ2AJLs5Mdr/+AuJ54Rm6Iv21v8rvI11xukZ4zSpawQPnQeoEomWDh3RCtNQJanFYa5YFb2SAuwf7O",
-	"ihH2L2LJefUwqkqCL6nYfFEZ258E2N3iJHwErxtPQWnRKUJ822YJc5g3u8xUQSkZ/EFBSNQSQiotWKQU",
-	"UJYGXxotY/vZA45sqXmPfPIE3gMP0B7kvwjvZ5eJlXSCZDVn+ChiCXlgn403xHYaKVQR3HFy+uvzkr6b",
-	"9Mvw9cTb/FlmJQLiE8x3XgwNm7RNj4livFa60QxYMwNVQ2/jV5fynVuI8iPuCXJLWT5y/UYKeKygwwQy",
-	"LG4rwV4TZCfJfsdLax/XT4lLJ8WWSzDjHVnq2wo22OHM7XBottn8t97GxdpLZg9u4eWNxanVuIW5jx0y",
-	"087ktfJt/GJ+vEkT5iCCqPe9aF3JTN6O2lWtCDPm7Zmq5qMgIVXMahq/9ueAn503y2eD8rRZvl6iXEVJ",
-	"1U9TA7KNN/KkHDJrOvXa4xpWS7Wncqi5wEuODjyBrgmZc3DgeS6AP6mkcJfbmc+ymd9KHcwuthJ3thzp",
-	"E6lqYmeqQSvl8XBVBR7PTSoCgWn9IFOMR/4/BQjOeMCHGogEoPRzpXvwNeHHUMKIaMs9dKVnn373AVcN",
-	"rE6wJKdXvGsLFp/5oAxvVx+UYuzbCcrq7TLsfBsGrY32pTizercMS1ZvlmTIGn531R0Y7Z2C8kvGzZ/Z",
-	"WQeux4VHHVGFXZWBuwIcxl1cvZ2tPb3VSnLkSxIjEyiWfJwmyjq+dLHihIlrI0bV2o0OQ/35nkxaqTO5",
-	"FwNM7tjus833ZzTYo2aeYiR7oc02omPCbfbSdcKQ9tJcxLPKNaYESrMJMOZob8kG+CFeclPwQpL66OIl",
-	"15uLLzyFOw03cejLK3e8PkKh1e3kUhM2hyd8GGtuJRlDlg2st23lmF3qZRODi3El4+IXZivoDqGYq7JP",
-	"jL1eBREsFtIO5hmRVJ5wbS06rCXexVt0frbSfg7Ug5N0YEMtHXAQMXyf4LSHTf5TO05MnF/jTb6g6Sai",
-	"2HowsEduVtPXt7cy7fhxbvPoKIFkMpu3EDGES82SB6UkhNym3DKSKept7VijtK7yXpEoD6z67mdnUEUf",
-	"R96tmDNFEU15t9XK9lgXcb3RaSu/PYE331QB2cIsS8pOH3A0x0ufYVcXsSLyY64qrXquKlGQaEK8qrH6",
-	"1U+qRFjKTJws4maLOQxTG2wdgFi+TVoXV2FFpTrVIUiVeNVW6ogMw3q95RCo4wz/JjX10xxzYQlCpVJH",
-	"gpF6ZuuCXbZkPzUw0xLXXiGoIfJqNRhxOKwVhyWaLJBCBw8nJEyIoeOLK3oXmA5barOsGktKWsXMRPx8",
-	"ytAMuySqcQkFLm1P6f86HHbMAmSrwH5bq9MLQuZVhEPBLAyhwDNCVQTihsSAjTFV8LSQBk9dsx9aPnvA",
-	"pfKvC6iNCXGPEIOKh6pEGpQHJC46wBoKEj4CnA08pBOwn6l6NHF5EsyRGiU/zBfgqqf/D7eczN9tt7ma",
-	"/JaqVJGPSVdlaV5922q+MYa57i2MfLcI8nxlIc4hPUlVgbRV/h92EaPHCPsLvOQ6wPsgWgggMmWI0JXz",
-	"BcUijZH+5VKV1LQzIy7cPBcJ99ntCEWCTI4PSYZiVyVBlEAD/1YSjfynwh0M5/CzZDtRFQL5g5QwAA+b",
-	"CCE3mvy3PDryv4LgmfwvnntX12QJP+GJ/M8UU5fdqLe82ZwF0JbOhrbXZ16WZlxaZPHMKUeqnOcTzyfm",
-	"E6nLeY4RhjqUR7rAZhTvOiXw8wOOxlCuQ91hIl27WqELg0wwpAeqbDOBMqVHyAaUF0V0tQsBKTJtfbUj",
-	"fEc8n/vLw7i0oup2SIEfVKHNgC10ZUcYnMJ2wRGcYMAW1aTMgPbOas+sLsv4ycWLz4Y0V28zCupVE6qh",
-	"j1VCODh2PRpXIwUhWkMYWs8wnYR4QuwhnQdkLF/X79UQOMbg6/Mnp6jVag1kMy8vT3U1aTmIKpoxSpaq",
-	"/j12BHKJ482wP6RqkatI6pvoK+ZR4mqT9TGyqxGrj8qJzuZiqfIrItwOLgKCZ8QFa6gKeh7SBAVHJQlD",
-	"HVZCdW1Sh1FKVPnKqGhfVL71AZevoQNMoTC/Mi67jPAh4GixOaFVhKHWaVLvj6tCer5HCZSj1rXn1Var",
-	"zXSaRiyYjDyqQvUype0Gg06j0W32er2ugdOCTz0GZS+VqrDSBuyQ1UMBJVnnDMDYoUZWVJVZF9RSRms2",
-	"HquYZOTRebgaPWUa9IxwjidktYpffdMRV0OtqqklDZnOexT7YBB3IU21rHPOSRIK1jp19GtvqmmYi7LB",
-	"iLtF95S9BuRds2ukREaGLj0yLSqWDnRPRe9vWU5wRXJNt5UeSDVZ92RRk8XKybrrQ96jvbWTI/1WGyqb",
-	"orCpnljZpf/hLnnxam9Y4nXLug/JNWY/7z229klAyDdkt0jIsEyUXDbJYaX/jyKrfKRpnVSqlUeVauXU",
-	"aACD189Dn2ydcuiTyOK71gYj34E42w8J9st/YZrax1qsNdy9mDt62quxblB11mCaPiMB1F1FUlwmLpJN",
-	"V1URG2WVpsj1XMQZGuNg1W/rpAJO180nGvWpHAaEChLsbvmRiRq7XWIkEl4MqWhIYfnCzLmA8pJ5daxe",
-	"N0o01OPTrYcyDtjsJS+fLLONGlaec6iyf59KZSbLO1Y5h1yQsa/SkIrQ7KNy4kkqH4sEfZWDrurajoiD",
-	"Qw5i3dTjyMFzZYVQecYQurAgVJR29Ub75UU0xLyxs1438cLiZLw1Kf1lxpEKAmRnW8RmCVZ+R5jEkdSe",
-	"ijZCNeYO8XzTyXaKOaQWd5M0kj2aqyZ4SBMsrC4Z57andgQYQuS2iFHQpdq/IWG32Wj32v1Wt91bHxm0",
-	"btuex1s2uzuT3QuIxaub9TjZonHmsVTA2ILqNH4KNWGlygvxDciORmHvZ1p5V4ROzoznum7lXqQIkl28",
-	"MrmvWYaxI8LWKvsAsqXrpUnaCoYO0nRVXrpt8mDNRpvVbNR19CorzBhquPrLKJ7Kjo62tsVEfME23KzJ",
-	"bR4XHVdOtBx4K7shykgBuzH2cqorPMCUj0kQRYY8kBsX2kVys3B0EEFDyKYPzWHy8VViQGiCctFsnPB9",
-	"BoIEiBFJ49j3ywfsrLmLto3b2Q5L6B2yaT2wdfttNQbo65CEKvlaFXWqVCuucu3qKggm0fZjgn0x3RYq",
-	"caXvDORD0voNCbgZqmcDeFZxiMDHHhcsWD6mOhSmEKipfBbFNqBMxUBMW4l0L3bJ9tgJIilbyFpe3D72",
-	"ZsDeRBjIa145n+TR1twARASpoMGxif+pQ8tUKwGRy6D+FbXoqAQ3ZdbQ8DaVaiUytBfgKO2OdBD65JfJ",
-	"BtsStsMAo8R2WBUj/kkK3igNe4TFuh29Dw0/czjeu5Zf4GhUDsWklIrnZqSdMPTcnPPFZLB96kYE2ynM",
-	"00iPp+AGMlmtI+V4bRfw9al6d2fd0w2W5yE1K+mEOgywNgwRZKcXv0y8Auq1qnK+QnVyFiCXCMDkyHiY",
-	"xdjqV6qVyajRr7fqxiNaRhtWDrQtFWKfmOKCOp09as96U6XYIL+pVCuvff7aONdtvZhF4Vivbplup/Gn",
-	"Y/UpJzWCGzAqFwsVp6oI+DEsNGWiFI7RZpaou+DrQG0b1Xq9Hg2Gg4tQLq2KFSgfhg0bKAlryinmq2d1",
-	"HjCHcG7MBZ2CO1KhkKdMU3sgSDkFX00mrd4bU18uE0eeiwWGMe9pnLtkCq4B5oktAZo7pU5vPNxomuml",
-	"SZkO4q2U29zbJAtmOKzJh6aFDtOmeDFGYso4yUTcxHnBXgCq456o7ySJZDlbgtyV+ik6wMgNligIaVVt",
-	"11Tx3RE53NNY4lrkvGA4lAko1ygIjY0YYkqWqermONK3VSFjggPfU079yOUqt8OeBhxlMJQfbZRaNArY",
-	"NQw23NtgwIZlwpt7MY5tUCprivHorzQV9cUo9W3MERaRbQgdQPQP7IRnBLu2NhYpWEVtCbpy8NyOOOu+",
-	"9gPkqK87HvBClC4fDX9f9wkQaF3vPhkLeYXg/Z3HHF+LDmdEinhU1SwHSRY/2ZOZ41TMofYhymtZ9P0L",
-	"8ZmLuTCgIxfOFdJryhb0ymF+OKM2OpC8onGUBAQBr5vhOZiEKFMn+FiHvMhvkMeRN6FSpjmsIjsuylcd",
-	"UlswduUzCmFcemmuIIw9/QNEIKd/gLgcG8VRUDHrIr4bZR7yQ9m+w6gImH8V4/XLZmaqChJEkUEAJMFu",
-	"HFgD4Y50WUUwDDDeQf9y6PGWufLolWSU9pCqCFA8I9GXDymekehzwAACVCCe47eZ9mzgIjFz9ii6mDLs",
-	"wxQS/nEQ3TejUGgOdZRlTV6aMylij0MOgb1xGenQJ2p1dHzLkHK85Ggx9ZzpYQ29oP4yzbTgPsMBiXh1",
-	"Fv01uzsqqa0ohQi1tsmpu4oyFDIrm/obVk471TPLJplFsmrp0xstRfo3feLlBGBIQAOjJK/Hbc5bhGcP",
-	"uN7oVR1Ylr4k81kQZaOfLqPdmj4m+gytqFylY5zM2llQ6MFji/R8lF9GH2qPw+PG4dvg24FyO22OslIc",
-	"qxAYNVGwY7u50TR/OiXOdRRxyRZwpgMim67Gx17ubo9OEKZLKJRjNpAXq+2QnEBei1hlV8GekS5/HOvs",
-	"KsJRBxgevLx8YvWTzCFYBw84mOcieFhFxOcEffQI1PpDs8p/vUHxHxsDU+WY5QBZoMIO1S6Q3JxxgZp1",
-	"9PxRdv1NMYTN+qDX6DRNO88cIPx5HHGgOUt6SmW07xmezwtMJxBVqPaPpL8+WNFFxVJZIVWI49dViaKA",
-	"S5BJZ3iuZaYZJ/4NZLxTjeSWfK9vNJ46wDUEefgqKB59O6x895//5Pvf/cth5QgNIUVrWKmiYeWS+Oon",
-	"YIbDypt80Yp63XiOyxsdVsIagTvCahSfslJeCIDWJy78usYV8cni2qDU+ZN064/dDy9OzDw5uMm+2Ox0",
-	"GgPjq9deaaj8wpI612KZ7u7Fp2fGrnQNurjIgDcxvvb6luPJOzCFQtcEU1dFTbgKpFQjMq3nJ4trg059",
-	"TZblRVa5gFtmx0H7puE80/E/eWkThKXtgHuUV4K4p6VxZ7Nulx1jiLZGrb0tCNw9dNu7hO79oWG9bY00",
-	"fI8O987R4STTe3fIcLugvJW31cq57BaLvgOP3xLi+W0Drb1l4OcfMo5bWUy2ZPtsETcGQsN7wWKTPe/D",
-	"6qdncI/BBhTdF/4amOq2w16Tn9zjrpVlxlsUani7qGilOK92sZfhuXcDa20H+LTV/fvThk5LiVbrYNNS",
-	"6qJRUZfN7Ak+LXW09gKC9R4qDLxPRLI7WpPgpwCUZmJHz9jE27H863bC+xxzvmCBmwn5jH9czfRel4xa",
-	"rSwCT5AX1F+aq/ZFnqa4fSNribaWKRd25dCATLM13tMKUpSUctdiGCpuSAWLv3gV9Z75eQ+QU1vzcIMA",
-	"rTAXzSgY2BEIz1hIwTyvwBk8ipYhpujg9LPfPAQ/aQTTgCKUhsgl0eggLX4i15tIiQ9TFzWj93kNnRM+",
-	"Z5QTHmGvODgIlkgsWPwSOhhWGs1Wu9apDyuHNfScBSR5iAMpsoHDEB2063WkI6U9Rq+UxfswwpOCmpcK",
-	"AgL8Dhr5z+NxA4Kxaiq2RblP0NhnWCAHA7aDGp+iCUe+d01QvdaoK1r5UDY+gdnRw875CwYZC7P1z76s",
-	"W4NX3zaqjc6bg+GwFv3ZfHP4z4wG8CJLVPa8JV0MhxfGZrZByRnrzC+p/gCIyXHkEmMalwRz9eC2CDnV",
-	"Ssr4luY05ujkjVflqh1pX5X4z3bnh/3N/DBp/xRwrbauWhMEhIotxtioN9vbMm2pDy/SfaxlY9F7K3FB",
-	"ubFmWzUx/ixpXFM2ikM4v2TXhJr8juOA8ClSLyEh34p3uB4M4oRzj9FafmMMukX7uVa0ocnruRcQ/tQw",
-	"lAviMOpyBKn10H9mUPrL9U79frddz0GPrsZ/BeSGXRP3Qs2Km+sezzBdIhV2oqfP0QIyfiXj3KFCqynV",
-	"45rQfMbPI4IDo/N4JTkrO4lqZp3TjaeJbtxAJODyHH2IBY5DvfeRzZppuLDmk5OqarmPWpiNggTqsiAA",
-	"6SIEY+1rui26RdGYpipTZg+ZNeYeVphLjNOazCwZRTW3Fps2y+MAc7Jbximk0UJTVTRaRhJDZFgCRaga",
-	"aYxUWaeOka2CZmwdAMOTuDfJ+vIRMGXjbQyRMpEqkNdFN0HKlBJGip1iuUt37WdvyqyNq7JUV88cgaer",
-	"jE9eZDH3V+vzQKU0R6ZATBldzjwOsiRQEN6XC6dsgBBIBCbcGaGyWeKiqTdDBwFxsSOIW5C/mxgxV3cK",
-	"QKFmIiW5Rrh0j7VAm0CjxgdpE7pX1mSUP5r7ysFZB4lcCNNXjVYopkuZsxgGZF2g2SrNM4DMa8WVVE/P",
-	"44/i/Pby7LFwi5Zil9EW2qaX8+ibFRDwKIkkoUIyn1RfGyn/uihdD5b9ljVHN91mu5HeXGinqK8JoSTY",
-	"IfgErL87jW/VAVU0tttvYc2mDKxH3eVWOAfeo0OQNYSAYnYaQAtNma+xOWIPxt6lhdz2TS9Kdg8rsqe3",
-	"SDXZjKn5btrYBcFP70hc+6GLXuXAo9RGzy2tvkL2IaI9N0HuZ7H2q3n3d0qrT7X0i5BoG/tblfJWJbcf",
-	"gzR2nrq4ClRNiChmY+WT1VhnrpKmoqtI4U5Noy+SzLhrstTKaRRTZPCh5s9t6bsiAkNziRvOyadkudvn",
-	"Cph9p08zvGDrr1MnfetvdVDY5zigHp3s0n8+oLnEoV7tNqZeZhWMh79g++ZAyv/xb//Q+se//aOfHRz+",
-	"49/+7j/+7e8Nh9ZwyGu/8cHrX/39f/kz8lp897v/+vs//utXHxiNOGfpUJZ8hLzchhhRsoh0Bh8w+46Q",
-	"DcGKtuQEUOkkIFiwQCNnQ56PJ/iQ6t+z+UDgL/QE5C9GmUTgT1YZeofy+ZDa6dQ5OxexCaVr5BdRMhGZ",
-	"Z/OB1ifiGfkjY1sUiZJvn4c+4QbnxduFufX4h5HS+20BdNJWUKPy9qN4QgLt+F8/AohIAkFrNiLBJcGz",
-	"rT7bqkDU7mAsjXeQwK7jGpPlyBMlQ9jsdMpHPb7SO3O3YrYJZs6GKZ/Ebz5nqnTsaBkjmpp7LFF1DPBN",
-	"lXiV/rJlQtWULPKUMd9lC7oNwGnMbb2A8JP5PGA3UTzaJtOQiz1/CcJsXM1t0ybbthCWQjp6jl9vM6Vt",
-	"MV4zHGHztH88HGJbcFsI8fDGS/nXIzJmASn7nb7DZXclqZxJKShIPgPsQUUnUELB6UuZAtXXNOdQuktK",
-	"2AoJQOusx0N9863mNhzYjVb/gw8++KBfr9ftKrK/+7f/8wcf2IdKLAcDm9Ywh3S0RPbXUQWLCAUzalgV",
-	"gNAWxFktKpnxcs5tNMPXKudsSMeRZh1r0CujjaqdoYOp57qEyttck/CwNqS2PEi2rtEA6ZHK8As3eimF",
-	"7pcpaueDXQvPaUH+UIq9G4Uyxvx9xOWCvPHec/ETOWYN+MlP8Pb48d4W749p3jPJHzSTNPKOfRX+vbO8",
-	"poAs97zn1pKqyYV1L2bec8wfM8dMImRzQGRPTtGg3enFCIwuEdjzVVQEwogL2RGaYWfqUYIc5hoza0zA",
-	"SRern0Z+duV21534usZZNtLTwfMr8jrGWtjkhlfDNljGwxnUPpv7mEIMawT4EpeVS3eftfLXiwBEt/Am",
-	"JfXDNqEJVCse5QJTZwXUptE0gg2DnfdpHv6h0eyvLeZQzL47g0Gad9fN0Wae8I0OkZUuzfVFT9DL86cI",
-	"StkR6kBQhkcnysKqd6D8MLsXpkLM+dHDh3zKsF9zyc3DCIHxYfE2MZHNVFs0mlOmRoRrVsHOCxGetwwV",
-	"Vg29mCuZYUvr2nZQ728K57FbisPWvZcEgz/PZ85HFnV510u9mF25BENV742BxOcZz4fB/fxWDeU72LlK",
-	"oihEKXybSWTgFyVhDfJwBrtWnkibrFPlJ6KZpkeUqtOyvhRLdl33YQzJ7ZT3bhZJVYTYEpL5nEAM9q6H",
-	"Gj6Ow7vzkfZbxWevnPlU28Y5Mz8TvByQOSAtzUlw43GohI1D11M1sbE786iZAKFPzgJy45FFmV1hjO7f",
-	"Ebcj/vo20CF3hb1IwjCIqduJFsnnuxOjkJWYts+GA8sdTOnaoAmFEhuJ9ixBw1XREF+F7mQ1Vn+PkAHJ",
-	"GE3Tu3BYNrYfIrOOAsUS1B+QRZIO1ooeJz9Er8h58aO4ToaKCIhe1xWj+ZFS1ozH7EJXpjYV5ZsrPOs1",
-	"auQMv34C2FAbY71wFIL1Qi7PaTpScYvvnkXRgxu/yUe5ZydjXBlNiX0lUf/QybdKoDiDt4zCcJEtWbrN",
-	"3XexIGQumcDta7m/Pa5KbjwW8hd3UtLbiuECtXeTMzB/Md5TCRFzIPaa8XJt/stLPkAtdUGUEhmTzWaq",
-	"uWgMOFfhdG+vhwUO6Ntrf0WeiyiWmlo8BtMCXGKTDsb8zTL0JZ6cwnu716BJ3/klwIJLF/0uYce9xJPI",
-	"lLtnULPy2GUxBQ2mGLkEYQBpyb9xfv7RR48e2TkrWC8j+v/Gl3VrcGI9wdb41bfdN8aoPtnfblBpW26H",
-	"bRd2qwUrC+11ifeihcoD8t5Vz2jyhclTsYisUvaVIdULwNjObXQgAm8206lZOfzuDeHSl3iyNyQavY1K",
-	"w4LoDWWCGNmwxTaaobbdcqYlyW6i7ci6PjftkuDZBtNYmax+gykeHCGRyHm2j4KpJxzZul0pkupKogrC",
-	"OtZx5L4zrGHuq1uORIUmQwFdgmcPOArInD/QGFW+LulM4/DiKLnUVkCH9pAegLoJocjaqQQfQBVRB88P",
-	"U2Wh1fFSTSu1dEgnPhthP/I2KTV1wlQbqgwipDOGvn8ErjdOBILGDuBzSnBAuECYOlD1EGah8eSI4Egl",
-	"U/i64ku2syEF8DlVlxZ8WSvULnt73l09ZjsP7RwHhIodNtUK5TICwg7nbj/CAsGznW7vt3LmkwK/sMsB",
-	"jCauxiJ/Ag+vvQgYncDfV1JlsZW/d+FxVXfqrXOEExQfi72N8cd4Prb0HxTLXATP9iJ0yfvv/UtdBM/2",
-	"JPu8g0OobhYFtcc11t67PGCl+r+/XDZj3G0N3rQqs7NrQs+wF2zECvpxoP3s0UF2S9CeLERPZmTbIPZc",
-	"6hLZu1nyMjX785DAsUhehdr7iM2lhDufs0CE1JNNVNHXIRNE4deFNKqJqyqtyuVjper17+g33yFyIerJ",
-	"RMmXnBhPAQCyGu34t9eytoSJ/4nJ5RvBuaDIm0eRrQRiuYI2wpQv4mJIgNCVoHYdqGzUCOmtijAKmE90",
-	"KFsVuQTWG2LMDpGVJFhncb/0wHZA/goIdhOgOCOP0n70tbubqXhjAXGrd1NtySAK6GlVE3zj8uqMXNWd",
-	"1JntDtePR97YFnZw1z23pSpg3hBrgWzl0u9DSQDW/t6VBDmKfSU8rLmVttv2Y6bhnHMGMqi5oLqxFbhX",
-	"ijsShFHISQDh4Vx4vo/YgvIEEUfby6aYujowdAa2sWNVyJkLvMyV9aWqL2i2hs5T0LWHSLAJgehvVQlC",
-	"tiobK6i0FD0uzxY/1l/EoDSr9kITOWRHyuKXRIfDZIA0QBAdpgx1VYWU1GQTjCKsEILS1w064IQkk4O7",
-	"7PA4A+J7mBgiM0Op3fOvd31nmrSxTLi/CV0Vyl6spiGoysOGhIsUYkUm7yKkKqkiXXEyshJqDP/qKrIP",
-	"wNNXKxp1X8UJcRVOpDHiUwD6MdB7XGhpQZwpFNVPYEtMcQufq+Cjdy1Ib+tHdD0uV/NWXeomkgi7vI9h",
-	"iTBNOJsOy4Iy0vq3I2SPsed7dGKjAyiVjKJWkScQHgsSoBZy8RJcB/LdMCD8sIrsa7K80mKoraqynJw9",
-	"RddkqbZTDIyicFL0m1BpAdRJ9whh+fYDHo2LS1lZcVhPHIK9c4ZpiH07vc30cCvVSmoACqsiLIhkgeA0",
-	"qctu5BZ67zxOPnhTjXq88KhDiioQB1wghWqOpAY/mwvE5fsJBDdU/OQ8hudeTD1f8l/fuyGBRzjSJUEz",
-	"Iv02u6GsbgZlC9U63mLvyVYu1JRu0cptxf5qJQz81aiwcvqB/DSzOXZSDvSWOVGrbuA6t9DNIeHHnCO3",
-	"gD0UMDqJix4HBE4aZaj5+rVWQqW+GV3gcbUTjOQAWCiqKjNLhPzQUDvXuOqCUGf5nO8LlVlB/e/QWoF1",
-	"TRUtWHdKP/UeRbG5ikQPOBoxd1kzga4bguJEsDwxQ03RBIg/4gEeR25IqsgbA86cx3c+3WqZTo0Zcpeq",
-	"OhaRnOQBRx9fXp7pZU1xG0LlztC7wtHgdsVEH2zO4so7WtRSVitwRyc7Zc2h2dFHuN1Fe0vurxlMrqLa",
-	"VIi5cslBUpl9LIkLUrdHx6wq/xoHeDIjVByDJBUQzvwbkM8ZwshnbD7CznUVzQPQZ6rI9+i15TMH+7Ld",
-	"GRHYxQJHp9aYVrgJBjC9PCvcbuO6bCGiRjKXoRAKcQIizHuWexMqKaLeQQf2YsqJc/V3v/2n9mEV0l6p",
-	"Am/WSozevEpaxS5ZLdLUMLP+PCbVqmdIiyAK1NATPD82OD9alPkq5Kr/WopkH6qLfGm6AIAX7BXMXrdZ",
-	"3v6Qu6VW4jUNmL57kIiBJLczT9+U8vs+1q+lj3sZ1G0lst1ifKXDPMlroYl/i96CAkHfhknbUqLm4Ug+",
-	"GREXwY9SqadCniBwiaA5CeQ78iAcHiN7LiX/I/VfvUfsY2QHRC/eUj6M/4reSMvj0IvU9pRQnnxZEFQe",
-	"Pd4cwK2LB5YqE5w7hUnFYD3XUhtIx+VDJLRqb/eMxaSBZBOnN2cyslTWYpw5nOEZWWk0Pvpr+HdEhn1Y",
-	"LvP87b0bMc1LnUYUJmDzq6Q4UCU66ussBo8zgkL2hMEzSCnn6MBlDn+oMp5qMxfgPpH9garFBIa4OPe8",
-	"CP4/5eY9GA4/+K0vsfXN1aufDYc1/a9Do7s3l/i/bWFJPc897oo7sxtKWrWLDEI5dgpv24gLNudpFf3A",
-	"zppc7NhCIXkplARGAbEIle9ws3H4tsHAtxRnAyawIBcFUpmaw5GGzM3KQIlE5pCsRGaeaJFmviV2teTh",
-	"xAkDTywv5MT00s29T8nyJJStrNo55zgQFGRxQSaBMm5fkyUaB2yGbMVNT6AFuMo8+dWUYBfUF2UqrvzK",
-	"Ojl7an1KlsnkVKcA2QQhFlH36q8n0Y3+yeeXlepq0b5sUSsYic8mHrXRAabosfvhxYml4H3RJ59fVpHH",
-	"eSi1duoiuf3GHnGRsnzKNTl/ctrvNTuK+WAa297gtofaf2pUqr8aJIdK6sk1UvEh8bSkBlN58waQQ8Ys",
-	"VS1C/lNTQ5kGZ9ijAntUwfjDAsegGhNPTMNRzWEzha/hBPofK5teN+bJQUqq+5Isp+fPESfBDQmAjT5q",
-	"PkIc+4RDYDEHyWaKA6LjI9lYhTMPqSRPHCaCDn791//fr//8T77/v/73Kvrud/7s+7/4y0OlLgRkzhHk",
-	"GwFBVYRzFSXJ4RypXFbVotAxLUofCEIYiGxH4GuCcAQmLTW4SLUeMXeJFiy4hniyIR3SU0ZvdHmDoyG1",
-	"0DlRFm3kaWAiNsdfh0QXZ+To4OXLpx/e9A5r8mUohJhUw1YfSLXdP8WcHIMFR/14/uQUtVqtgTyTLy9P",
-	"4WvJ4vUnwFCtOZ54VMoQR8j2vZknbHTQ+Lvf/g+SZcdB4J26ihrHVA9tSFFcafAYjZjr6T7tb4EjV1HC",
-	"3d9IuTH5EwqNZyoRysaSYoRylI/hrgQrl3zbxnOFIe8xGiGz/OwrYLMHEb7QYRZQSLYZAQPZDnOJHITC",
-	"8LH1YeHIPnEcMhfWM43QY6ODC28299WROpUfc2hJbjz7m+kHdhU9phPf49N0fG0yYvvs5PL0YzVDtVBQ",
-	"aBnNsXCmaqy91qB7eAQ8EjaGx4GW6RnCNxZ8E80y81z9BkUwoVS7cuLJZhZ4eXgsV0nTV20Tj6OQ6kJE",
-	"sIwaPkoHOcKiqotRfSBbAuugumZVyD4PnaliH3LXVbXtkEdtAfHb9TpMZqWgpx3B8HgiTa5ZqBCcgmj/",
-	"R/ExmCL78SWe2MdJ0SwWyAuXCNWM7EcPkCP76diCEhJ6HPpATtCBkr8Oj1C72Uf2PIBoPpACrqLp2UA4",
-	"7bz0RBW1G83cq9EkIl0/oiUY8lPzkSKEulN8OGYeRfZrK+rI4g6bE10yP+bK8BuMGI4BEcr5AfBRsq8D",
-	"ABCgBPFwPPYcwqVA8eUrG80IpmDTjZqa4WUNnch/ypbk94pU8eRkKxMiOGrXW8j2qGrRI1RcwTBs/Tni",
-	"RMXNQTsaSUuZWwSPceq1h/BAjlP+plcyqjtDKBqxUHJMJpuhjBJQK1PoALbmitC0PGJq5tFnGjS/hi4I",
-	"bG4QrhW9ajNX5Yf4nkO0WVffRydz7EyJ1azVVy6ixWJRw/C4xoLJQ/0tf/js6enjzy4ewzcJApW+jOT1",
-	"c3L2tFKt3ESI7ZV6raFeZXNC8dyrHFVatXqtBTEjYgpyyMPagvi+BXH6D79aXPPaV1pDnxRZvR67zU6n",
-	"MUDzcOR7jiqXcfDJ558iTsShLuWjjYJoiv0booxRCAb6gGfkCK5Sl+TFKTeNOhIgLSz1CxD5wIlsRgoB",
-	"8d6Vmm3lIyI+WVyrGg+63K8cc7Nej6QAXVYhz5dA3Ypwtb6tXEMZji+/rWB/IpUlKcuA2noDf8F8IRNc",
-	"dvqb3U/Of/WLTz68fvHUPXv+5LV8IJaVo8qLT8/kYnKQBz2pv72uHFU+/iRsnD796GI68m66UzEfscEv",
-	"ghfh+de/Op8644svnvhnj5998zIMxtcKbV6Jv5uEY5g3CD2rK6QXo5bKQitqLqbbQ43OlhJXK0dfvpJq",
-	"/myGAzm/s9SCpxcqs6CRu/voywqW4uWramWFt8iGZUcPpwT7YvpN4XY70Yy2Wa9rf6MGSIMO5YUxP5as",
-	"w2WEK38/k/wfAkOwwCPMiXHTfAz93nrbRKadCrvOHDyh6zKVW0k9mIK1TE0WSz1u34v6zLshVHYgBRaS",
-	"Wj2+5ILM1q+fvNmXZZdP+5eihdGSgTMFjgxCK2BPYjUSBEAtVdSpt6Taqj+6Cim+wR5wcfswkW6Mq3xO",
-	"sCtlI37nF1qOVDI8pUFI6V1eebDUnXpr8zJfKP75MiHOnndJTMqdtslN4yGee9a1LnZk3CtKo1fSuQLH",
-	"lMIJcY/VvQs7x+NzHy/RPCBj7/XqkkulQWnFHK64AM+IgLCsAu9P8spDBetbVIE/9WJk4Hl12z2lzVRf",
-	"ZlKNK816s2s1mla9d9noHjU7R61erd5o9Luder3zRWJKfSRXpd7AzU6j07JaLdK2eqOua406/Y6FO3VC",
-	"BqNRd+S4SfqDbF9Kwcron/543LJ6btu1BqN21xo7o1av3W6641G3ouIkXvI1o2v0Wu36oNHsfpHYHs60",
-	"/WLUd9vNutvVeEtyldQI1BLKe1IKBVfXT166i8eVOF49GWq8k9JwT6/kOm2kWrPebA8G/bdHNcfqtUjD",
-	"GnTdgUUGTr3ZwQ1n0CKlqDboNPuNxqBtoFob153eYLCRar/5ldWqX5ahmgK9erWFeKHOkQJrXuVXJ6AD",
-	"IzYGYUCeRGV9gpNwjgWJUbJNfeh3HyYvvqkmX1lnzPecZemPo/dhmO21pzCtk6dOI4x6hN2rIMkAMnUd",
-	"vf4w/S5YnUCTvHLWWonjr3Ovv6lWVhTRjW2sfvGm9NJGGMgFAoeeWCJTAai0wgpmVATYEXdqwRub77eX",
-	"VIqiLPC+IeCSa5e5U5+wYASg1vBFc7D5i0vGnmO6jCvP7XgFp0QzLiK1OSNX6zuu8M6VfIMXxSyoeABP",
-	"R1aDEKYGARftsVLTEBcsAGFsivlUHnQVqpC9cE9Thuitb9ynLpnNGQTZgFH6VYzl/Ii5y+3u0hwDbbTa",
-	"rRTzjJh228ItF1u9vtOw8LjVtVptd1wft7pOq+5U0lxzFS4whyi4LSPVgUJvsn4h7dbKyRGN7ea+5h7s",
-	"HTUatXa73mq3Wt1mwT0oqdKvW70maVqjXmdgjXujcb3Xbo5GXbzpHmxbuO3WrV6n7VqjfqdudUaEkHa3",
-	"Q8atTu4eVF/vZ6lyN+HNh/4zf7b+Jty8ptU42CcSS3q/eN280rS+okxc4auAyAdkWdlpB7gmrqsfHaNr",
-	"QubKUKoOKWWLHKuND42wzokUhovviohvmj55U608Y2pLbfo8fi/Nst/fzb6eiz7Cbqos8ru6G+ol7oYs",
-	"t3tKX3JQ0dqNTpkh8hByhon7nLgejnAX283mth0/9zhc5+/tTlN7PeXw2+Zey+mSD7/13DfqlvOJMPjB",
-	"H4/HRGUOKA+ODtenqgwwzGj1UjsHFhJfajnm3DaUjkhSWe+WFHwnz0p78xefMfGEhdR9b5tUreiOm3R7",
-	"OegMi6ky/cLuDl1PWEl9Z6O15DOykDI6RITX0BMo6YJGS4QdKAIscDAhopry9IB9zZsRFGA6IQW2E9nz",
-	"46g08lu2n1SNmehq2iql0eM6DTCIliGOdfgayqfHwgTMGuLTyt3IKuZt3QCYlo2hdDgba4IW9a+eRmFx",
-	"8RBSkSOtZhYaA1vfnFhfFKDGlxlYmQHtlyJj1XFq2xT1Hr9SRI1cBNnu1MACokcgyUuRxVN5AaZhgRs0",
-	"M6Sd8vTX7lsoNrV5KADTcuuh7NEEGZ2gWABvWi4mHas3arjWaEQaVq9dH9SdUXs8avdVohELVJRyRZ5S",
-	"lTZhsHU1OrV2czBoNdpaA/E9QsWJTqE8qjSavVq9Vq81Kknxokolq2U0LXeMO1aPdDpWvz5uWPV2u9lt",
-	"kK7TbZM0K6scaQ3npRoSC4XDgOI68a+SKRhU6Q3qTVx3O61Oq97oNRy316s7rYHTajo9p0/GSUjrEWDj",
-	"xOcKhpg69poIcnfEpFQKSJpQmDK6nDEdIVtIrW6j3Ww227eiVtPqNdvY6jv9vtUeuPWR47p1p9PMUQsC",
-	"uEoQqttotnu9UbPfwthpDJxea1Rv9fG44zTq9W7b3ZpQWyjQ8a202RoJd6c+jPdWyXur5L1V8i1ZJdMH",
-	"LePxdz2xWX8LxfSh4jxH3xaYKs8hwJFD2CQLhOV7N8TNhqAeQJQpxGrosD+kMcB0zOiQPslkNCvnIkQP",
-	"EhcSSbDjsJAK+Fr+rdhtlLKGDtrNwZCqKNcrMQ2YECrACrAszokIltaJFD7sw2NEsDNN500GBJy5rhYK",
-	"hhRCFzTkgnzBmRLnmrhVxJncw7p2DpqEhHPCkRqZYKyGIqCGIYVv1Dwg/kjOQwUIWAvPJUdoRJYMSAFk",
-	"Q1+HJCTp3DOPD2mn3kK2ilW9GoV8aZpQDQGQWhzqBlDXQ2qfQtjSqTxyDJB1LbAU2yrOKadT6Mvl/dmF",
-	"NZCLKpbU+Of6Sc1hszRuzlHlouWEAbGAzvXA/SfljXswx1iPLmPe3VJGy2AIVsjyk+noI8d74X3y5IvH",
-	"55e/uHjKn87E/IvTp92nX9VqtQza3dGgXs9D9lUCcdX6evBFUP9NR72fwuCLoPdKTz8BPzTw7WdsMiEu",
-	"8miOM2f20CYGm335TXVvJtDbGUp2uMvjGzYgLqHCwz4vfyunvnlTrYTpq2NTG5mX93IhP/c417GueoAo",
-	"NcA7dQ//oE2zO2yy3F21cXPk35f8CgtypW/Jjd9nXt6PtMeYAgzUXJ8fIwAtiNV8gibeDaFI5etLsZ8r",
-	"9NM7svGqldRFuvHz1KtADB3vtcPSm2LkNq6f8SMIBIvFg41tpN/dm8Cvc2kcTCGuE18rMSbSAyhbHAE6",
-	"KmyVWKzS8pFHh3Tse5OpQAcOc0lW3DmMCmKnQxFDmgQjsgCNQ98fUv2xOfqwhs5/QvtynyGnbII8qoRO",
-	"kNCU/B2JY9sEEKe0CRaKderEDdOFzSMgUr2dUgoDGhGf0YnUL9CBJwBJzCdojGeevzysmeRb2en7FHDX",
-	"y3alz2KuZmopOdbgCdMCHwvFW3Nb/zDdareQFvUKX4kIcbuUvJj96l5i3GKN793/b9N4xCZI8cztebze",
-	"02uYPKSG81XGrvIYITuNUIFUFihYSShZaGCruGhQbUjPAiJflBs2Z1NSeS8LzBH2IfkBATJZoK+X+NIY",
-	"UnVroAONpwAfy+EqOG1In45xTUEIPzSZUM6zoPY/yYvmp2Mw+YwsdBbVvcXkLdyBmR+uAhLyMgqu6aP7",
-	"C/WnYoJ5J9djgZ70+LXKal65hMYsgJtrh4zLm8ZDQJGwIutKYYjRmUIhQgejZQSwcKgRKKJvIyRmdeU6",
-	"2PdJoHGW+TGMeq6StCFwZEHNYUenqm6+Hs67CDza9GZqQAqdSQVYvaukr95Rc1AbdDr1AeQuucTx3HRM",
-	"s/ohFWOgffYKXNMUpE3cZsvquU7DGjTaxGqO+i5utPHYIc2owPVRUlncFI5NnEbT6jVbIwu3cNtqks64",
-	"2WqM2+1mNwEA032r7Prc926jZfV6g741IqO+5TbapFcfN3uDQSrUgAT5j+qO1WuOO1bfGfWsnjNqdRvd",
-	"wYiQUSrgIMbL2iKoIL3Em8MKsrv+PtDzTrums4uVYo7AqbbkjhBi/BDP5wFTQFs7xnYWZeQ8WiIcIdNH",
-	"qL4KTeIE+sQ+CoilrZpKldDzC30C90DKKEqCKuAk0kylhFWmq5om6TPwnnULxT0qY09tgrK6hPzshcaE",
-	"kQfi1rrDWqbcatY6zUaz0c4xZfOb/W6z3kvezHG2cdsZWL1Wt28NGg1itYjb7I3aDdJqDyol+Pm413St",
-	"XrPTtXC917WcVqdd7zbJwMGDkvx83B33rF6/17L63UHfIo1Bo9MZE2fc7KT4uVoRM0cfd8djydHrVt9x",
-	"B1bd6bZGTrs7wmRQzNHH3TG2er2Ga40G9b7VrI/G3eagPxqPemmOrg+cW9mJoRe5FPSapUP/722Ut7sR",
-	"dlDqxvE1sUlrGqcvlFUcoBKK4Monb6qVpATtxgZSr+7NrxVLyUsIY5uTYMyCWS62+gjZ8eTtY8QCBZOj",
-	"EhKGNK5R4WOIBlLwTIizmbw95GZAkwBToeTyuNXqkJrglKoas8eOgJ9UIRV0ADkDUzKk9ueff26dhGIq",
-	"1UsHC2IjZyrnQSfkUMO7gTErQYlCCxb6LsK+zxY6d/ROuMDyM9nUxsr7+pRtm8ZS39Whr+2MV1DraeOO",
-	"zb79plpx8PyKvHYIcUt8nXkZwKHjS/7qmiyvPHoV8hLnzvzZm2oFIOPcK48KtrGV9Ltv4gsFsjAjgX+z",
-	"7Wb1m70d5CS3xmF07HuO4BGsG6AWQjCfvNFIbvOXzbx8DgS4M/mXPzVXhZaSEc5qFHtRKAISYXq/K33C",
-	"4FmQQ7h7OoC8FJcsDO6sItA5qndqrV632W1sUATUm4NOb9AqUASa1qjebFq9lutYgwZuWoNBezRo1sdu",
-	"H+TwDYpA0xr1u02rV2+3rMGo4VhOuz3ojhutkdtrJ4qAT7BrUALk1+2u1Wv02xYe9/rWuOV0G/X6qNVp",
-	"DdJKQLIkJk0AmhlZPdzB1oi0sIVdF/ebPdd1Bq0iTQAm3rd6/UHDGjm4aZHOuN8btBuDfrue1gTUSbnX",
-	"BH7aScA7S0/3Esy9BPOTlWDUFX97AUaBqW+GWzgvBjom6PElnkQSCaBoAyr0QbvZH9ICxOPt4I6HNIN3",
-	"fAwVLWABINpjiTRsozHO4kOY0qmGjd9aEBo/Vwv9qkyUnOrrJ4wX8QM0Gkn+q0QfUK03p1OufHBvQLo3",
-	"IN3GgNQocf+cpdjjE52AK++e/nafnkcBWe/r4lIcUl5cMUOOrqzoMiq6tVZgvl69qUbxDSsAwQm/f2va",
-	"4uCo1al1mo1+v9urKwAEPcC0OtS13F6vZ/Xq3Y7V7+Gm1eqMBo1xt9GqN7pxBeqjyjOv9hn+548zaYxe",
-	"rh1ct3r1TtcadR1sjXDH6fZdd9BrY/kuPws8RWRdUEgDUnz/v/677/7TH8c1ro8AYI0EHM1YQD0K5atV",
-	"OeyjSqM1QPV6vY4ajUajkgDR/8O/+Td//+f/x6//5g9+/Yf/OlN1tgRRdGnso4rvUXy1eL2FuqfXsIhb",
-	"qsc59iGFkU0HF9651+F+0EBOH0GdiltxkRjucXdLHciGPyZpWRUr24+0fMvM7hT/+f63/+bX//F/3Jpz",
-	"6MprcuOsq27z9vvffyj0W7+X7szdo2m/+dbp1vvNfq/d7bzVW0eP4v72uVcL79XCe7XwrccVrP/gw1Cd",
-	"JnJbRfJ2BtQfmhaqLuZ9aaGRMTV6UFwIBc/0jq+iMcSdc50fDRUQAcyTI9v3uHhGsMvtKpr7IUe2S7Cv",
-	"wtVtVT5vEmCX2AVB9/E47kDA/QvJCqMY+82vnzHmp942wDEmBTW1RO1xpFyKheCQUeXqkve/7iCq010w",
-	"DrkkAh1IYQ5AB8CTSkT0O8hBh8loiwaXrGxmgPmStRuJEWF4wsYo6gwelibER/D2mxKrdk4mkpuUXuWn",
-	"1A25CJblv7iA6ozl37/Ek/Iva5D2JwGbbfH6JSvzsuI0pdvWr5dr+xehKnpegnqBKLcujh+65JIJKI27",
-	"8f3Hr+Vt8EhObZ+ApTEk5nf/+V99/3//yXd/9d99/xd/+f1//KPv/u1fZwrOG9SAeqPW6bTr9V6/3dNF",
-	"EVxPaLkhSrHB/knmr6hMu9ZdxgH7htCXgOOq31IHxxCm0bU6zXHD6uFW08Kjdt9qNpv9erfdGncgXtvT",
-	"O71yVPn7P/+r7/+X/6ALJzyB+q8v58lAZphfS+0wq0ApCnz/7/7kH/7976oGvv/j3/uHP/rD737nz777",
-	"g7+S7H9B0/lDIHkm2UPw52fQlC4zlAsU6Vqder1h9QatvtUft3tWp9Npu63GoDFymyomxMfeLOlA/3Ce",
-	"ywqaKKakhgvf+QRnikOo+qqSDv/lz/7b3/z+r//mf8hEhaty5yn/ZcBGxLrx5vIeXqv5ZZd8m0QhzTx1",
-	"klDWRnBD3RqbE/p65iv8Xm4xqH7qMiecESpqfB7IO3pKiJj5Nfgv1JMr1bc6OU88X1knBHktHjr8ZscG",
-	"1uU3JfWnP7l48Zmqya2yTcAkBImmlKi6uqcXv5SPf/Xs4ldSPiFV5Egxn6LRMqpUbKMDToiqhEpgDLWZ",
-	"e5jPaVan3vrQ43PGvTLxBPqT9Bd3Q0W+R3a9R3bds3m9W0oRVOctAu16j3iw1EWc4MCZJswkrS/Fv21j",
-	"cDdGuIKuwKfeHDGK1DVfhc0iL0NdXf/AVleYrXBh3Uj/jeDBMB9SqJWuvpdqlH2MMJQbeMDjcvLRmFSj",
-	"nkpjFgTPHnAo2Q02DEpwQIACDuFC/govHEp9DJqJbpAzNaQqIj5XWGYTn42wP6TG/kx2dyVUnqbyut5b",
-	"vO4G+csk0pSVVrYXP/KChVGMMAgNW0sBb7GM171A+xYFWh87ZAbrALuLuJWfgpS72+5eV6LsFo6M+8pl",
-	"926UIjeKPIqqvJ7kDyXE0ZUP7t0ot3KjHA+pFIfyZLWPssAuiibqKkLKjaXLiKosoyFVQpjUBLUE9qNz",
-	"0OyaiRALoZshedPumj0nMJQ+JrHPaM15OUlJ1uS1xwWP0Hbj3+3DY2TrsBJbb8WF3H/qtzsVBP1TLcWI",
-	"UkARuyhsRR6uhyM5PQuEpGLQxsfYmSJPkBmUxJDvQskAgFJkC5pGMjlGAeGhLzjieIkWU8+ZIh46Kl8Z",
-	"NL3FdKl4qpiSgCNlqlh1gD2SA4M8sd3dYPtUpjwXSJqgZIz6HavXGbesfquLrZ7T7zR64253DKW3Uq+1",
-	"elbPIQOr3+q0rHGn26mPOmMXN50tdJuEGG8TlVGvHFA2h2WydrLsOhqA7M2FKlqZHPcVaJQ1RFHNga7x",
-	"ZjcCyUmYWOEZCSzYxHqe9xmF9yV47yzfh2wwTm5IgP3dzHUGZg/xksVsHlIBObJVTuRTl9vIo4Ihm4fB",
-	"jXfDgqeubQKvQlALQL8jRWsyVzC7nqtLLo094rva+udRZMPf3IaSAUruvcF+SHQ07ZAquVVj9Uux3RNV",
-	"7eyAa0M3qHoSqd4f8NqQ6sA/LiV+KSRb4VyFZ7DYLjn1uGCyNRW+q2ac8rHM2A0ZyrmnG1cTXXl3QoQO",
-	"XIhIp2I7fIJlI74UuqorBs6quki5MozyBSFzpLUFL9AjfYAcPOfHUJbKC5DnwmSjgk+oXR9EPUICayo2",
-	"OaEH8lwotZBZRNmRXKCX589gPSI13K6hWKhE12QJVazUcszmoSDukZFcD6DYVWREqeZHEBBLCw21IYVw",
-	"B0wRlHsCJxZGPJyT4MbjLMZDUPOHcoG+r/HTQJUZUo/eMP+GuOjAiKKg1TykbEhyrx5WQS2CQR9Fe4ub",
-	"tCZOCMykXW9XY90JqhEQjkahiF4cUmgMtestZOfDBe3akKYPBJqFXKARQcpohA5g2fQX2u9jH9ZSIeZV",
-	"CAAfUtj+1VQZMoQn2KNc5An8+BJPTLZoOND7E5+qZcPGE5iH20hciklk7a5ahOhZTTLqW73eqGfhTqdr",
-	"NbujMXHcdqvXbyUp4E8zMtv6jwDVNToh2Z56A6tH2tgatLttq9FoD0izPho5/fH25jtYkbcDqZ3UH0WP",
-	"Qupuskd3erVep90YNAb91ruwR68n5Ha25498NiKv0zbmzfOL7c+pATmtvtVr1JsW7vTb1rg/qjccPOh2",
-	"8KiSsVBXAjJv9hrttEW6g9t11+27Vt0hDavT64+sEWk1LbdR77R7nU571MRbWKRX7M9FpuZN9uVOr9bv",
-	"txvd3qAz2MG+XFjqJ+JmSSUdOGN3wtp8bzm+D8DfxXKsbnEpzmoBIrrzD1ZvdRVwE9tXI7EkvnDvVPzD",
-	"O8NuuRsWU33fXzmM3pCgTEm8/Pu3RY1JC3MlAGMyr5ff3SA9rDX2asUpXfxEC+sHGU3hMCukSxlTbutI",
-	"RF0RT6sqxF5RS2o2UB03EcXtHEH1ccnJqZQslKLHU+oQpkql00M/SBumfySYNu8rm+OHZ/eAlUvryknU",
-	"43d/+Lvf/b//z+EtTSARPk4h3EBiZ3+LMNXNdm3QaXT7/W53Vfiu9Ov1er3WqVcSEdzQRKfWbA+6g2an",
-	"1/yikhXPpUKxnXTettzBoGf1eu2uNaj3W1a37RK3gVtOr9fbUjr/b3/133//F3/5D//Tn/76P/3++siQ",
-	"zYRZkdrlQJttqzdq9a2B0xtbeNDHrUZrNGi12qtSe6Pdad59qX11NRdkxD15q1amQsz50cOHXzm1uDQ2",
-	"3Z9cH52M+/TXOwKgt/4DdbM91XLH+8RruJ0/8q0hNnxy8eIzLdfDG8coMGA4HLSb/QiLQQExAOQCF9gn",
-	"hiKiGkth55jOfYApGK+ISo6l751t7Aa88J7H+k5BGna4zPdiT7u/sd//jd1sdhrtTrvzTm/sGLfi/ub+",
-	"Id3csV/tRZC7xO+T/bdO9n9LwVCqkBTn3oS+A9x3T3DtsTR5QAUOJkQoB6n2lh6nHuS8itUoxFONHlJk",
-	"VEQrpi4KqUsCyIxx8NxQawq+uRMpKyu3R9dqD0ZNq9dvtSzc742sEe6Ou04fO71uqzxTVVN8m8FT65M/",
-	"+rWm/LHXaXffTfJHe+C2rV6937P6boNYmLTb/Wav1em2nC2Fg2hfoEaz31/vc2v0au1Wp97pGQWB9Uu5",
-	"6nCrtzvGFJD2ALtWb9ToW4NWvWuNxuO+6zQ6fVJvZwUBOcCeVW9Y9a5pgDkJoeK5Pqns1ReX6m7vCnvK",
-	"EadQ4u49cXfeE4fnHvgtKBNXI5AeNtYKWvniTfX/Z+/dmyRJqnvBr+I3bc26apWexNsjsky29PRMDw0z",
-	"0013j+YKkq30iPCoCjrSIwmPrOpCNmawtiAQD6FFXK6ukEAYErI1hKTVRcwOIL7LtX7M/HW/wjU/7hEZ",
-	"+arKrMrqqp6JMoOezIyHv8/vvH7nyh16SgLt55NyP0/WfNKye9qEkJZXq63XdaXVLi7kt6xPgpRrybjm",
-	"KVBf35bJaPNg1iv0Bfh9GtZZo6Cdp9/4+odf+85GbkFVU6OvFb1VeuA0J2a7amBDYIUsyqtzHtBvD92p",
-	"OqmWb1TlfKQFE3W5YVD0VAxwKpBlWOpiinT5mdliIijlomQ07qHbNM30vpg51LqoeUp1UUzT7GQ/k8tu",
-	"v2A0OoRL5DP3ozzP4vyYV/Gx+0otqT/qw2FRyZxJ5dmOjnlJ6prXd0jP9APLtG3HfxHqmoMdz3QwiZMA",
-	"h5Ef4MCObcuIDGolm9pyH0Akeb0/LN85TWeDvlqWTVxvhfHWcZMQE0ZNTL04wL5jR5RGrkVDc4nx1oSE",
-	"oMVSxo5nGphYhoEpDSkmls98LzYNK3IXdTZooGkta+C8zsbzfTn221TbZt7Yqm2XLsssw9qmMybo+YEb",
-	"+PN1/6p9Wpf3U1+cWcWbRczHJGIGDuyAYhY5DqOWxZw4XLOKN4tMCxPLDjG1qYMt5iaWbSaOY3mNAn61",
-	"02KhhjeLogiTyLGwb5seThxi2x7xHeoZq2t4syBIMHFsikMShjgwGaGB53oOiZo8FnW5sm0V7rs5J3ro",
-	"MU1LUYk0bfy8IRDVoqzNwfuoVvVrdawXGxvaKkgzW/ClzflcouJ8+NOvP/3z/7KNyMe6TuDKEEjgna4u",
-	"uga005fDTHt60Q2zZ1lBELiGR1YX3Yi8wMYkcQwcUDPC1LRix0ioY0X+QtGNyItjTFhCMWWmjQ0nSCzP",
-	"M63QJacV3Xj+3W89+e2PLduxziyaYfYcy3Mtz/Odz8GwntlDz7J837a31cGESbhhYWonDBtm7HpxENHQ",
-	"C9bqoL1GB21iENsm9mbUsGopf7SZYfV2bYlhW2LYlhj2WhDDboyyz8Uk+5IEDCvy2RrP3BD1iXVl1d6W",
-	"GmbvHeacKaIIqBwG5Ad16n2SF9O8FIGy9BGDPChxo7eKA/a8tde2GE9zWlFKLYSRqu2FtlpY8sJVuy6R",
-	"xbWtBHotK4G29KVtEnpbBa6NVmmjVa5zjv15jKBbzG8/m8y0eyqX6TQtvZEprzPkgeusykbXz23mzHfR",
-	"AofWlDgL3jWT7767J7c3qN/yJbqUbxt+8lKGn8TxtMYgkstkaQ7CxSsOKittzGiGKyfdRQJQJkvUnNt6",
-	"A4BUk7sBCu/V+Qc99ICVpVy1KTgERmNdtvBmOdxDUcZooX+E/57+2GQwQyDKFAkYOmQFQzuwNRRLnnwf",
-	"K7tTCpZ4t68SMDXj2XR00UwFbCVXoO62Cn8RkLspd2K11dT14qwczleb1frOlc25HY6z+az99bmf6xtf",
-	"mrTHlsOg5TBoMyLbjMgVpskrS4O8AjzxgM1ZROXJV4nHnWff+N6T93/2/M/+/dlXvrp7KTmOScHYl9kl",
-	"BLe+9piNxqWQ8CAp8hHSZw6IaPhCkd6i8KTif5/Isx0N4Z8h2qnqbMkbRvRxOpqM1I0Vv+sNgVTr36SP",
-	"X6UnYreHXjlpAJqd41QiAUA1I/r4NgiQ3SU4ZwEh3IbHXoc0yLVPRtXkRjzWZYp8p+86vSBwTYMEZDs1",
-	"rOYz9Jy+6/YMy3BVht5KUW9hP4ktTKKAYRpQF1Pbjh0jIH4QBBuK+mc//MmT332/AedXivbFAVgQ7bJh",
-	"1MCEMkNKdQcbQRLGdhRQ4iRLchz96y/YZ+akjYdtYcCLsHmpI34/5ftjuoaPfe7yd7vVA8o8389yfrDu",
-	"E+rr361Oqtk0iDWes+SmaxaSyPNyzbDM6ZVtJGNra3sx2FhhmqYNaOfp13/z/Dff30oApC780Ih/nCtd",
-	"m8VMlChJC1H2dRiVEkwoT6Y2M1hf4DZBcRpDeYrjw5Nug21DlT4qJhlDR6wQmiF4SbClbt+ndMMuPeZy",
-	"mwX+o3KWLd/FRuJQTGho4MCxbZwEruuZQeIyM+x01Q2wOPudiQC0RZdADr9vB73AJb5BbBNsKFIFuDtb",
-	"QTSdea/pOD4mbkJw4LoUmzYJksR0bN90m8Pe6WuEu5h6McnYH6mJ6vTNbqfMZ94nB3hJd03H9DFx4giH",
-	"rhdim5DQMwPTi0myaXcDiwRkzb66CSa2wbDveQl2zcSxgoAmVPHWN/sKOYwbdHW9nm0QgKmXtQ7APCWK",
-	"UW/MaxUt1nJLvuCz/+6yAj1XTja5XJJoYKP9stvniprx0TQZorpVtq/a1XsoLVWtoUYi8Q2gegJxFKVF",
-	"NMlqjvpZCXSn7sS1oH+qzqlOQh8xxCejkBXr65xKAb4ikie3bzg9N/AJMQwSvIisYQuHruth4lOCQ8I8",
-	"TKhlBUkYhZSwC2YNk9PsINBVzwh8xXy4xAgSGpaPiR+YOIyohZmb+CRwzMB3jCX+DfASzSdOyoc4FiZR",
-	"4mGfmCZ2LDsiYeJGXpJswwpSKSZrmkFUpy3TM/zWDNKGtLUhbW1IWxvSdl7zXpug25q1Pm6VTWjxqGnU",
-	"0gsI7Tz74U+e/eAbWzFuFUwqTeyyuGubJLWFoqTto5BGj1CZN9hsVf7yoq5xX7XupeAAUmjPtk3HDwzz",
-	"RaF54mMS+Sb2AxZhRh0jIIbhUODIuRAHUBPNqxvzWQNTA5KrL144HN/MKanmx/O91inZovEWjbdovEXj",
-	"Hw00LnfFulC8eW2Lwz8+RDkaSMqzqkLR5/EQrEbR5aTgL8CoPxuQOGfW76FbKr+C6njHPXVQjgt2lOYT",
-	"oR/DuHx3HR2JKn7OHpoBNAc5E02oPuDy6r2mQqLrThxkeUgzVMVhwkPhbs0iKh8gr9MXDHj9ALi0Wb//",
-	"hkAloyO0M61qwRktgBeORzCJ6gJ5mg+4YCVkk8BzK6h2D3DocFflh5SQSyLFGGfLCt7fh6m7Xq4MnqNw",
-	"Eh+w8mVyZDimFRiW6bwgzccJIkyoQzENgxCHTux6xI1M20wuqPlYH03Nx7F9q1V82iCAjylA3Dh4sQWH",
-	"rZF2PWQp8UMTFTUsm2jnw6985elf/+1WTLVlQblIlJngEmFmdw5kblJObL5+WETHEpTm0SOBJIijhUrT",
-	"qQCqxGWQE8ziPaQAgM6yl3gtO0HhCiNyD90dM45yWEUTnpYpE130pUleajqmCU9SnopDFqO8iBXRzRFr",
-	"7jw9WxOeMSFQREVEY2gQwINFW/RDPfzXuOhZgolpODggroMD0/dJkhDft+NGOF/nMM/SmJ6sDwSqfreV",
-	"0C65EprTs70gsL3VldBOmd/FSmhk65XQmg18AZXQpq9rQWtrrW8robWV0FrT/zUw/X9kaPYvltOmEMW6",
-	"sT/66raAWqvZvjSabQX853Tbiu6sYGO088HvfvH857+5hFJqE355hBM8VtJB66A8P95TGqk4lGIqYlII",
-	"pnmMQGFdRgylG/dSxCV9bBQoI+gRzzCJe21LSVs933S9dfWnJSpR4wHn16vqh7RqVesL+Dj6AtaEbo1L",
-	"WydCG2FyBlqqMME5c09rHDQtGLCScOCNPH8k0GSMKKi6XQTE7VDDZUTTDNGoyIVQpQa6dWuUXbwiHB1w",
-	"dVbzvBjRLBUq2RPd1ByZYHxvsuB2Z2I04lTI83XAgcJWq+XK4/E/vvKXiLMj1qTMVSQHaSlQGlePVqEZ",
-	"2vow4CN6ggRjUjNfEqRx65BFj16djswC3looKZiPxpSfyDGphZNsq9weqbzkSxMGzAkaZsA/zc06oo/f",
-	"YPygPOz0LcPodkqVki/KAoofvttdfKeaBZWBilKO5PujfDTKOVLFgla9XPHur3i7s9bLeTX1cVwwIVa9",
-	"SZUZWNVP11l81YWRqWZWVjW0llRGcLFJHA+TwCQ4IBbFgWeafhDQKIlJZ4HHgDgBJoET4dBybaiRGVmu",
-	"FSSB3aitWVfR0Iv3Lm+M8nwqKXGqXFL95dOv/eLZr36NXtXhTDPBSpvwGNTr9U09BCsOdz1CaGecC5GG",
-	"2QniOWe7La3BOijmKo76dw7zqhg2OqRCmUqrZfJ/oJ1nP/77D/90pr5441BfpRXDaa14B7r6gyJk7C7S",
-	"EmhRwY5kY1eKCbm24nxEU47UlbPcNPB0IQ8qeTCDc1mqEjlHO6qQF9zTG8UDngFvOrh+T8bawVoesrRA",
-	"Y3qS5TQWu12UN2hweug1eTdKY1URB1ywLB5weWc+pl+asD6iul1aXNDxGIIXQ5bk8hbO6kGW/99FIof/",
-	"SPnBgA9Beg2hTVKdlIJFMMYhcBCQ0ZCzx6UisBnu6leIR+lYSJlQsDGjUgjmHCh5aFlLLH1+54kaIC02",
-	"CwYTKHroLkf3clEeFOzBZ9+o+zDg4jA/lnIzYnqYmyMKBuiQHVAOT035QdXNtIQlxHjM4t6AyzlLGIvh",
-	"S57L7/szXUGpQDQ7pieiZr7mMTRjNC5PgBplwEeMclHzW3N2jE5YuYeoeITogVwPGZWyv0aQQkpxVS6s",
-	"N+ADfjMepVx1nE7itMwLAcJZdQw63EN3wQo0EdUQ3bx3Bz1iJ+pKsNLrVafjOGFNKwxSI5LykJ2gSvTz",
-	"/BjtlGD5b5So6w54ArYCPBnr25vlguUzinxycKgXpAIcu13N8C0XUZhPygEH+FIcUK6xjlz1LEvkqZtn",
-	"oqs60oXgUtFFQhGai27drS6Sm7k74IeUx/kRK8TuHvhAykMGJTjpAYOuHOZZjBJ2DOuJcjQEYreh3oNd",
-	"+HfAq5WXZmx2fkf5EZPrqIfu6b2FIloUJ2ovaaSlPBx5MuAV2XmSskyiPbXQ4RM6otmEiWV46o1UlK+p",
-	"0+NFFOyc48uSAFCvjcpgoOJz0U59JgzTeLjbQ2/lpd7OankOVyEbeFBnXdEMfb8TL4NSzdaplSv0sdfX",
-	"x4bCulVHoTqE3IrA9j8aUXVcop2hvOkP5arvaetcV32Qy5dB725yNOGPeH7M4Q1ybxcsmQh5Uu4MF2rw",
-	"Dbt6YlWhCX3rPjR2Xz5guKsmmz0eZ1CeXDGiLxsvwHnN4dIUXfPI15DroyxZIZ/xf36e4i/v97pf+IP/",
-	"rbMAFSXaenxHPcVsQGZaFDrcpDyBMlISDG+fU0wZGpoxuHFCXUyY62LfSExsOI7lmcyLPIdNWw8cWxIQ",
-	"0JLOlLZt0n4txvfGQWRiQi2Gg9hg2I3s0EpM5lCgjV+DLev05r1b4d7mH7Wjmc9ODKHKEej/KwJ/Tbfn",
-	"WEFgQz6qmIRfZFG5ZKQoczEJzRiHITMxcYzAiEInCR1/iqrl4gX/kxq45sLu1FRn88+2sRGaDJPIibHP",
-	"rATb1AndyIsJ85PpLNBxCnbw6Tyo80wCI2VmrqqTfWH50Djm3NDYZwyN1zesnmn6luFcztBoGyws9On5",
-	"LnWwk08f3/linr756s3jmf+9/prx5sO57169aXzu1TfT5LP2l/zPJH9kPrZGwX2Drm+6hZPubCq1UuOO",
-	"66d0tKVW21KrL7/KeB/SoA6ZRjdyqzXUQ63IrVIN1c9zyt8UFK9UAF85Qfpc60IgLQwcYMjwBJXpiKFC",
-	"gsc9qSE0VDdAQA3MnU9jcsvZeCHB2HKG0sq7dxXw8h0JF3W/78RdZW+c7Q6oY6pPq/CkfsDDeZh02m58",
-	"0LhnFbKcbwhAPigrtqNnXqDGu3fPaN+deO3WnQJ3G42S6mmpintD4yQ+Wom5YUFtvQkwO5XsRvK/i6ae",
-	"IBfuqhYlBVRMnbZGGV47fYkrGJa3glVwM+vq6Q3UivyZbSvzbbTsjF2hCsC/km8ZYFcT3fCD+7ZnYBLF",
-	"Pg7sMMHMcQKDMselLu10O1It5SyTIJpmmfyiei18weIuSnnJCiZKOAlPjV8wnZ5lWaYXeAGwJM7GGviO",
-	"RzEJIhsHLGLYTszQig0rYInZUdCrkci3ChFa6j0NKDjf29jDxAtt7Fuxj73AMUI3ClwSmdNbHk7hn0LE",
-	"S4fNtjFxQg+HiU8wSbzISnyWhIZ7GcNmWoHpGJ6zbNhcgonrh9gPYwP7xCQxMwkLYf7WHDbzzGEjDiah",
-	"ZeDADBLsxX5CSJzQkNIVw7a+eb2SMRrcdmeW8xGPe/mY8cejTG00gfMkSSMW59FkxHjZE2MpT8UhY+Uo",
-	"68G/8o1romrYZrfTTIXTlexx+YlIHJ3zAafg8saps/PpB3ffUsUolR0OwFzKD5SpVCCKbj34I/nzf37j",
-	"wX9GSZqxLooOc6FO86GqBD9EO4IxpCy80IjeKJ73NdxSqw6/mopxLtJ1HMj6luYd1yP0otUfWv3hMgJn",
-	"zrGuIKBkrcyF6ZVbmcu3ciQm0SEqmMgnRcTqirZzsf/aAX+dptRbK0hJnW00zNjLRF0uJVfjhG8ohEmt",
-	"P63lLlzGW7409HU4leRDmPWQoZRrg7YoK/eB/iqZlJOC9dDNaSOVXsAGXCktN0QdfaS4RZT3Ii0FGs5G",
-	"eQ5RmQ/4cEQf78z+0EXTNu1C6keqVirE3kI70jhjKMry6NHS2BDAQNUDrzQr8xT49vSXP332jV9/+NP/",
-	"+/kvf/jk/W8//c5Xn7z3p//zt99+8t63nv7FPz5575vP/+k/nr//D6dZLd2+5fdd0nNN3zIde8amOxej",
-	"apsWJsxkmIZ2iGPLsh1i2q7LklVodUPQpQZ9vVxQc7NBXIaaHSuKMbHCBAfMcLFlRrZjmpFHmHU6al5/",
-	"2E+B0mrULddxAxVAPRfsbNsGJoZnYT8MI2yYsWubjuVYnrM+kp6d3Cuc2WXy4438YLEOeRug27IUtiyF",
-	"bapiy1K4RuD52jtgCkvP1M3AanxMhS6Ij+Sb6uysHRUj0GjEcHcPDcWkOEqPpHgdgiNgWIV8D2EpqpWo",
-	"r+khxwhQQeF5EMpiGyaEYcEijbKUqW1CKxSLChanBYtKgeJcaRRpxniZnSBNkgIxVbqlEM1VOR/rl7ap",
-	"gi9h8Psb+QGiDS1h54Nf//iD3//1B7/8l6e/+8HuORSbxdDHuerUdRQWpAue5gKruGu680WRqqU3EVB7",
-	"Tx7jlZ8rLbUms+MYjio7fZwK5Y2Z1T5eZ+WndFM6F07iUxw0VdhOlE90eGedUND/k45sV9zpW92OfGeS",
-	"5cedvvGuChlt/G42f7fkqK0GuLbRN4xe4NmerarJaeacFZeaPcP1rMCrCs+9LWZDWwi2qcMwid0QBxGl",
-	"2PV8FtlRYvsQNJHOXhsaNibUCXDougmOmGsFie0wy3N1gEW9LBrrQS6faf8+/yczkRiNgJ3IiN3ENDxM",
-	"kiDEbkx8HDAzwnbixjExPN82zU6VlD3fCRJi4lsEh1EU4MBKiBubsWUGAVj3L+ONvo+JGQeYeqaBozCK",
-	"PctjJI4DrZfqZMFG6S6d6NBMCIxVnHuZL5sY18HEdB3sxx7BlITEc3zXIcxcX1Oo1/sKyVRtTVRMeBvE",
-	"fimpeFdxxr/OSkRnJrfO6hkX+UHBRNOCBeG0q5OdLlpYLx1JyXl67Lu+ZknQQncm4qEPhGf5Md9DdMCn",
-	"8uGGQDQDtKNDkithIXTxSRUsvKfECwTnDngdL02zbE8rHUjqHHKcgGT3nbQ8zCdlFUCvUJ64gWJW0jQT",
-	"Ax6yk1zH+UL7EFAXxyjnTHQRFWh4wMo70LnhquDeO3p8XqbSsFN5RydlfhP4AaQoM2rZBWKvmSBn1h6X",
-	"WuLdomO4RedqWupohuecIgT9vgFC0LRsxwXJFhcn9ye8ksVJmrEqPQhMSr3HmXh8mqxUTzR7kI1eO/v1",
-	"XQ0R6BnYjA2GCbUD7DPXxXZoRk5isIBaZiOpqcE1oNbMLTleqod6EelhlBBiOkxSfZHNB7tYNhnxug9P",
-	"v/ed5z//F+gEy+JpFtyICUEPIGahSg5QeX4CFfkxsqT4kmLXlutEv67yZEHM+eKrnv/TN5+///PGq6qo",
-	"zum74BuUKkcTPKyP5p8Kr3WA2qHIIyaEnFenIfvEJNJkM1IAljSDn1flwzfmaAPHs9pbZ8dU6vOnFYHX",
-	"NSgP/C9pfVJWoqv65rwayirny2cnbMIEoiicZI/0e+vY2zRjN2B7CbRjGdZe85AHRVloDnYtancVW7u8",
-	"T+6ZWw/+CO28/fA29lW6hM6CknLmlbtvgurz+iuf+cTrr5i+YRsDTgV67XHEMpRydOsw5bROByv7UhKx",
-	"qGRxty5bDhGDQ8ajPE75wXAX5cWAQ5jBjpRrWkwdMlbudhGVypMokWWgN18BjGAZRtcwDOjeHpreUeTH",
-	"A36YZ1VkIZwZSK/hHnqNH2SpONRJD8pUJh8nG8wEQxkNWSbQiI4HXPmlRoJloLY9/fn3n37vO1309Gu/",
-	"ePrn73XRs29+69mP3u+iD/+vXz7/5b920bO/+ftn73+vi57+6F+efvv9Lvrg77795L3/1kVPf/anz/7t",
-	"H7vo2U/+9Pk//Qck+Ezp6gVqnptd9MFX//L5v/3myfvy/q9++8nvvqOe9zdf6aLnv/sL+Ld5+qH/8ZV/",
-	"6Ev4MeAQfqFWQG8U7+6h4YiOx3JoZW+E0jinA3FTzbMyu1AuD8gQfHBUzZFOFtPjp5OSdG74NKcEQul4",
-	"xKRSa3SVdVINLZObQw/w8eFJHw0n8HAaZmzYRcNRKkTKD/bVC4bdAa+TT+AB8pqpvFFf7UIm2WsQqSKl",
-	"BhQEaORqKblSTDI5qQINlWR+g9F4iHbkqOtvKu6RoVrY08WjE8TkzeMilVu6+mq3r5bMgMPju6huG4oO",
-	"WaST4IRK5IlpSUMqVBa7fEXl/Ewz1h3wcUYjNmK8RDtljSkhBz4/5mgyRmUOUDCiYxhSDp8yyuVGUdXN",
-	"YLc1+7enU5qUzjisyp/pUgXNbPobQiLKMseKLQnaUUz4brcqdt3VqUo9dF8eHbRgdQRnylGoMou7A85o",
-	"dAhxQo2sxC6Cb+XkHB/mGRAIyKVFSw1e1U9QYQIOHokx5HoSj9LxWK4nlRgJJix5QMjLVfpkt1qLinIg",
-	"ZhB1NOBDdaJp0yakQKFYLpAJRztDBbn+UCKu4a5+spiuFcDXKt+tTm7sofsMFxPO5WhTtU3USM/kP/YV",
-	"GYEcorQccI0CYbimcFJN3w6FTEXVGcZiofK6pJI9JVoYcJVur7YaLfvTPfKInei1XydEysegYUNsDOHG",
-	"aULkcE6IDOfPnR3HsNEy/4PctLKPabkrJ0yuGQxUl/LNcvVAnw/yJin1aie6mp3LdaGPJlmZjmlRfkKC",
-	"Ylzl+2wCvTZiIrY2tMGtoYQYs0qI0VBCjKVKiHFRJURzYlUCWKLlECR5Z0Y1gRXVi8RRU+VQH8+hcVSW",
-	"rRltw5jRNmaBuNEA4l+SYKeBwoOzUPi02xsC8VVmKHVUd5FqyaU5r9f1UFwb30Tr8D7D4S23KnAGgwN2",
-	"jQjMhRuu1OE9dXaD3el4am5CcmPfENoJB/3tLpcqO02xMpzvnxJftAYwy0IJ1Rk3dajwj5wXO9jUS3eH",
-	"v628yI553q2h6Tb2yzzfz2hxcPYSX7xja4sTwNZO2YgTDvP4ZBcB/i0OKqexUgN3hgstGV4ripuPm8tW",
-	"CU8NQhs0WQIlRT5akkyAdp7+82+ffu3vd7doKpm15p/uyn0HuDJSUIBEFw1r4DFEeYKGgDOGCuMDrs85",
-	"2wN9d8CHtVlQaqoK4g2RoJriLC1RnMYS+WtdpF9/ryJx4nxXUdcMK+wzREDyMLXRm2DgqH6Wy70Bm4ZI",
-	"vRNYSEZSu9rtoaEmdUCKrYUqNZ1mUpOXykcErx5TIZAoc1C4pO6yMwRtHZovVLTs7p5qL6NFlrKiUvsq",
-	"ZRV4bE9ED93OC2VEgsM5L7rac9GdsrxUyqe+4kazEIzYQ47hDHjtDl+mSLxeWa0u7g1fA4k7s0jcaiBx",
-	"u4HEzRqJ21Mkbr4wJL6Zi2C7eN1d7h2ozDfaTN+w1z//yx8/++Hfz1jmea5NcDXZlTpL+02rXSpQesDB",
-	"UbWj6VC0TQt0T3XapOVuZcU3G86DWodr+g3AgneacwJ8EmDequ9ecEuc6gVRRsHGKyqKuCUOEKX5z3tA",
-	"vGWv2vAV2t4wS8akX6f5r9jjVICJGl5KGi+VS3w/ouOZJ1bmjSqyH0rsS1AGm0DNWmXIAj6psjJh1ZNj",
-	"zPlYgtN9LMF6PpZtKnatW+WjFVnAa4W9GVHQDDFQh9hW/TQXikGA568maQVgtRh7UEcbdHVgQcpnCq6l",
-	"Oa9UMzB4atuwxmkJ7GZ5AKOQZTk/EPJ03akPD2U0RkP5oDBjt4FFZzjgIGtZvNtDn2EngpV4TA9SLjfs",
-	"nvIcTHhZlUIbpjzKJjF7KPe2ssauCjOATr4QjoczrgR+pdtpVrK1Lr+X51nj6iXp/mq89bjK6YHTbyUb",
-	"gzob1z3f5LBpfv11kvrvs4M05+v37g6PJ6IsTta/4wGkBa5//UN6sP7FyrYc3y7y0QaXP8zXufhtJXXW",
-	"fba+fL1nfxbmeK3RK8r15mW6rzpXRuZQRQz2O89+9a0P/vkHpvn853/x7M++8uxH3/zwr76nHKYqh+qI",
-	"Se3hVoO0VyUxnZIqRfqm37Ns37c9yyE6QnS+cEQzANTBYeIyTALHx6HHXBwGzHZ9MyTMsTasFaGcrRBe",
-	"ubJMxGIDFypFODhkgYOJFTiYhpGBGaNJYDhh5ETBEgJhOzBqerJ+R36EP2jHOcJC16oMfaCOqme//ten",
-	"P/q35XX3YEt3+p1jFgolAleWjOiUZuf0shHzw6Yg6NxCMra+kCzXcjwnsNZdSAYmiUUxTYiHE2raLAyp",
-	"b9r0fAvJOHshNRt4aQvJuPyF9OS9P3v2q19vYSEZay2k6bBtEHclpeZHmuxDYY6W56Pl+Wh5Pq4Dz8e5",
-	"uCeuLJBRasqC0SI6VAdJ41RWn9egklgdvHgTFWx8QwCZONirUiHV1m6lvur2q9/qQiBaozxkUzPTgEOo",
-	"FBQASUsoAK7NVQtRUMM6+Epbu0XeQzchBP+GGPDFV6ZK4R7qX6TAuKddlI2IfThaVdzlgHNGCwajFzFR",
-	"5gVcoSLtBCuBlbqLWCZUauRBloc0W+xsb8DfaYZ01YTnS/qXav5B+bGPqEo/A7cpHbEBV0E81ZBV+cS5",
-	"vITTA8VMv1NnHJzA1bvdmdifOvSoSjrQteghiGjRmdtIb0M3G7FyO4BEurqySF5UYVC7qmWOETSi/oZQ",
-	"C0ZKqcp1omtv7NVxWGnNLrg6AukNbcO+MgoPPrXfI4m7eA6ehQ5v/9q/9q/9a/8+cn+djVTQS6Q+Op+p",
-	"JOhbds8LAmIFujboGaYSD9OA2Jg4kY/9IAgwJdRxbWbQiJINTSWtoGz/2r/2r/37OAjKU+tvz0uhJSW4",
-	"aWAZmLgWwWHiudhKHN+hgW8GrjdnDwcN17KV7bsyA3T6Oo7r8uzhC9bv85bZnh2NcyCMeJm1Tv90Lepq",
-	"t5kPbebDtcp8ePmp/vYGPC+W2Oj6a6VY1BFAqi6zStrWFsmPZvrFOfbYNEzzrMU9vRJqjm2VSnDzIsKn",
-	"7Jem0VaFilb0f1PzrMoxh7jwYZ3pPS3v3WZiXCgTwz33kV+ln+9POD2iaQZ+pDNX5rKbtnb0ClYcsaIi",
-	"GijpI4aaST48P+6jMs/RCNwPVIjjvIhVZr08hQY8ydKDw7Jag+px++FEnABxxGzWfSoQcA1Eh7IT8udk",
-	"kmUDXi3gJT0d7vbQfVYWJ3VVIKZq4TZq9woW5TwW1+bUg/bim1Ck9KzbG5fqGbqAa1ABRqSCzDd0Cc5l",
-	"6cCXn4DkEgzYGTLSlnoLX6PRIUpLRRegC55Wlaah2umUhWAPFUxMslLofJw0OkR1hLkiZTg8UQK6PIT0",
-	"JHB+LzIxviIbdku+63xRqdv0IqWKtLCOA0qoLfWe0MBhGEWYEsP0aZLQBOZkelkQxpiExMR+EFLs0ThM",
-	"goQ6UWh21o+TmQ7ERonyGwYU6lmDkZ2Nwzq9s/mjqgF1EoNOc9ivdLu5x50yKOpxYJF893wDJDux7CC8",
-	"xwoMC1j3syU/f8GJCxdJr/2YpXLCUkaCHbGCZpsFf8wd7kAXvfpYB5ZlUbFK34nFUFE5z9BKp3yeaEZR",
-	"VVXXSL2MjVWRkDTeUyQ0U4onkBNDVf53COhDKU1AAVeHbWj2ayX2E8hr7OpwOcWdpB6o3tTkl74hegN+",
-	"q6otj+ZKy4MFShym44pfp+Ln0hTbKkJvlB+xgez3LFv2w/nrDlip8waqIVOk20DfqsqEL5ITia4SmKKr",
-	"Hn/M2LhKy0wL3cIbKKJjsQf5pGkBpeGBvIZyccwKFZrRpP5uZJfV44DSGNDaAie4nJi3778B81DTg/dQ",
-	"rYkoUhta6GkYjSdllVXW7P4NSMOtLGrd+bcXDGtg0BtwSLk4k6hZ9V1+olmmMSnovgOe8qM8O2KQxNsI",
-	"lJmmvynGAh2Ck3O22wU9Ghrcr9aTWFUUSfbEMZxurWwDTGYChZOyunDA4WEIomzmayAMe+gmqt17KjQo",
-	"ohyFDHGWworVY8d159VAoZ3pXO7X9wPBUHNPodFElPJhykqp79IN0MGHEjYP7yT4TXlWDVUE1oDDDgKW",
-	"MFh9EnI1yLEa8/XaQ3qwLG4HzoTtIK41MigSaP1dOJBodjGQVpUY/5MORDg1eZKtyI8wYV6AaWwYODA8",
-	"w/RZYjt2M0J7rcvrqgF3ZjDh6Td9QR7v1a6cfZMXY0ItB/umZ2LHcX3PDf3QYuFmNmaYtksBhtO0gJvR",
-	"iKE3yvjcSQBB3yU9ywoCyzUM8ClUMxWykn6SRiPWq958ptf79MHbzOv9/LvfevLbH5/uDplv+oI7RDbI",
-	"9jExDQtT13dw4oeGGdHAc2m4mB5gEdOZSQ/wdbF762Vwh7ikZ7uG75m+uaE3ZKWZojr7plYA2GjXwjfS",
-	"+jnakkbn8XMoCAEkg0kT4aCdRUihckRqb0CFiWrxfK1C9l9YzZ/rYd/XQn8K2dYrF9S4/iLVhqryEvs1",
-	"G8oZd89dvmG5olNdE406RRWdhUa6O7PViWY1hIoIvAK0C2C2C7ycM4A6FWiqByxi5rrqaQPVcnasNEvR",
-	"0MOqGkpVYf6mG+UjUp9oDSPHvQJs6JDjdVsnHH0MjSswc43FoZP0nn7vG0///3/fPaedZY7oaoFCSadB",
-	"bAuIP/ubf3r66799+p3vPvn93201R9dyeoFlWkFATLsJz798/MnDCX2c8gqe9yK+TgpvHJAAE5NY2E8M",
-	"D7sBI4lJ7YQkbNMU3t/+5AyEvtj6JQm8cWA5mIS2j4OIJJgGPrVNOwxs21mSwOu41jxCVzD9BWSCwxR3",
-	"NsLsnaN0LCft8Tg/M2t3dqy2AuDlVrgAWG8N59th/HlJimWr8kPn8GJOExvPx/Yjb5QCaMEa/ukHd9/S",
-	"gB2u6KH7qg2iYWebWl5la7QdDe04lj/gFTVrWnaRY1oqJ7LOHFRM5zESKY/Ybg/drW3TlOt8R7DBSpSk",
-	"TFlggz3RN9Zc+3BlLWHEMhueokU5X+6dsshdMOlO5w5oYn+aZZudMKr9C7wAMDcY5uYPLvOtl2lD+ziL",
-	"7iUT1Mrzbclzt2cEjh94is1lC+Jcv64V6y+PWK9deneLOQl/ZQqiv9l771fn7lXBEiUEthhfJVXDT6hy",
-	"L4rx+7ygZakH/5UTNOMgrWqCdJc6XEtaHLBS+WO1c3av8cOc17FbhSCr1kORHBVxLQHLhMesqHhGF6O3",
-	"FL/vlaf/L8lZcXwWYuKbCaaWaWPiuqHFzIAwaq9/cKruXWY81hQy3FL/hUzLJxdyv/l9N+gZhmEGxCf2",
-	"Womljp/4mBhGgMMojHAUerHl2wajrrMhCpBLAbpwupfN8HsmMQ3HWpFxdNrsLbrYDGcJA5duRC3wm88m",
-	"mJiuj/2AEkzdOAwIIaFFnVmBL5tNsGFiw1vW7Dkk0Elj8Gdu0fvWeN3WVPeG301pHK3j7do73ug4BTcF",
-	"z8t9oIo50zOweMe73Sv33ynxs59Pyv08WfNJy+5ps5UulK30kcspemFOytmI5zP34MzV73Y7ER3vs8ea",
-	"hP2su2cuvjRP55W4KeuTIOVaIq55CtTXb+0EqPcjinKeZGlUiqnpL5oUBeMqGJR9RDyIHzM3oALw0xBS",
-	"QEA7T7/x9Q+/9p21vYCAIUVfa3fLFL9pXs129b6GkApZlFdnO+DfHrpTdUwt2ajKHUkLJm6Ox0V+RFVs",
-	"iY4vTgWyDEuXBkVjpoqdwm11mljKRclo3EO3aZrpvTBzkHVR82Tqopim2cl+JpfaPiSEwSXymftRnmcx",
-	"UObrE0DpIfVHfSAsapV1OtB2lMotmXS/+9MP/59vKM7kLZp0g75h9HwjCBzHNZsW3ePHo09KYcQ2suh6",
-	"2JVqHKFWjIOYEOwGnmVZDmWOBUk6mmS+0+88/ca/f/iVn2weQvn0X/782X/97hn6ndmzfcuw3FX6XUJD",
-	"TCjzMCUxwYw5EfU9j3gxXabfeeaMfud6nucRQlbod0niYGIZFqZG4mLT9Dyfxk7I/HMYdJ/+8qvP/u2n",
-	"pzMsP/3XHzz57X87lWAZJhIf5mXnTJ1vOnKtzndpgnDzArOrd7DbN9yeRQzDCaDkFIvSuLlO1BeN0yCh",
-	"aTYp2C1Io1vcwhYOSUIwYQbDgWdE2GLEtsKIhJQuqRs1t/7l3czEhPgx9k0vwoyEvmUbLrO1fWN2ncuT",
-	"eOF+FxPTCHCYxBY2oth2aWJGfqTuB0Exu6EtHBqWj4kfmDiMqIWZm/gkcMzAB9NMvTG00Fl/aS8mRM5H",
-	"qs3KL3pM01JUclGbTG8IRLU8bBMCXwoHyEumnM3inbNvn71cLupFFLUGncDiPR8tRbHV8s53HLy0ybBz",
-	"etqHP/360z//LxeJ1vyEBuWX45OrdbG+ZvWRgqeqWKZsdhDtXNKoVPVZGxFFY1aInHermoE8Vozdu6rc",
-	"HwpPpmUFCzbem0YYVZpgrW8sUaDUT1ftl1tfyqv2NuT8xUlZT3WQkR6xA8eHSkJRweK01Ju1gmw0uznz",
-	"Sdf9qrShJVrYQUGX4zkPO45BMPFjHwcuM3FosNiyQzOxPGND9avhJPS0k3ClFjbXzQUtzMWJHxJMXIdh",
-	"aoYUE5uEtmu7ph1YS8JqAm8mZc2ljhHHfoyNiJnYJX6IQ2ZbODYN1yGu64QWffEpazOdXn/96T270lFQ",
-	"7emoJfJrUepFUOpHxgfA83JNqD29skWErd3/BcFJBSh0gJeiO5lCs4sAyqRg7MvsEvDka4/ZaFwKlGqo",
-	"qOUkIEP4QvGLSGCoKbUmEn6gIfwzRDtVeRt5w4g+TkeT0RR06gqzqvVv0sev0hOx20NNEKvq0erCQCP6",
-	"+DZgHOB+a1a6zYtFvHkbHvvSwE3V3FPRpvEiSgA4fdfpBW7gBVbgLkZqzccfqct92yIQfzRrM/QTmmDi",
-	"RQRTaiXY9lxiuYbtBcTbEGM+++FPnvzu+9q8uBJdLrZ9AWBCowxMKDMwDXwHG0ESxnYUUOIkS8z8/vVn",
-	"RJiZgtY+32LFy8SK6rCWcG1M16h1OHf5u93qAWWe72c5P1j3CfX171YH0oaWyaU3tfi1xa8tfl0TvyqE",
-	"UsHXnadf/83z33z/QoZQzYzXSF+fK5+fxUyUCJK2+pqTT6ck5okGiHmh1hREKaI4jSEH8vjwpNvIFVBc",
-	"sMUkY+iIFUIzmszixTdSAcbJT+lGbQoaq+V1dlV6Xbl1i4XYaVTmc3Y0I3EoJjQ0cODYNk4C1/XMIHGZ",
-	"GXa66gZYjP3ORID2QZcmd9l+z7dMjwReHbY/uluBqkW7onxvLDFf6OEwti1sWMQnsWGaVkCaQy7RlKp+",
-	"teD+nWTsj9Qkdfpmt1PmM++TA7y0u2GASWA7mNoGxYkZ0TCyvNC0N+4u8WzlNT+zr6ZhEExsYmHfcC3M",
-	"jCAxvZjaoRnP9xWCsTbo6no924CpVi9rXfX6lNLRelNeK8qfNkX+BZ/1d5exl15Jzvyi1NDARQdnX6IH",
-	"bZ48tFuFKapdvIfSUhGwNiIgb0BSGoieKC2iSVbzZ81Kmzt1J648Ua06kzoJfcQ08f36eqRSal9MOtoD",
-	"YLC9lSPTvVA2mts3nJ7hu54bENtaIxvNwqHtuph4no9917JwQB3Hpabre8Tf0JShOgEYynRPs2ZAK03D",
-	"MT13hSnj9ACneV+ZO5uQRhTlI7RhScCWYceYeDbDYcBc7PuxbTqWETgk2YaFo1I+1jRxqKGwDMfxWxNH",
-	"y/fY8j22mWJtptimW6cNwmtNVh83xkVaPJr6W2HxoJ1nP/zJsx9840KGq4JJpYhdFqtGkz6jUGQZfRTS",
-	"6BEq8wbPhopLXNQt7qvWXbdkpSl69y6O3k2HmJ7l14aas9B7YGESOzEOfWJi12Q+DanvmYRdAL17TfSu",
-	"bspnzUUNCK6+WITf3lXA780cjDDglmG4ltmi7xZ9t+i7Rd8t+n6Z0bfcFetC7+a1Le7++CS/aBApz6oK",
-	"OW9i/V+OmstJwV+A0X42NHDObN9DtzJGC3ncqtiSPXU4jgt2lOYToR/DuHx3HaeIqsw4VZwNAMxBzkQT",
-	"lg+4vHKvUjg0891Bloc0Q1UkJDwM7tS0BkhXf9MXDDjcrKh2kxnHQsnoCO1MOfU4owXkl/IIJktdIE/t",
-	"AResFGionymh2D1VvHu3pgYuoGJuztkyGt/7MFXXxzURTsTJ9fRJVNkvF/NIkL7l9wKXOLbp+/7n1mHJ",
-	"ZYFUEYzExKHpGdj2AitiUWg4NDkPP557BiFu0DNIYDqr2HCZ79qYMGpiGjgmjgNqx9ShjJn2MleEaS6S",
-	"4xmGscwXIZ/NbEzCIMFBYATYNCyHGEnIPCN+8crQzFC0ylDr9P84gcaNgxNbwNgaatdDmxJvVMipYeVE",
-	"Ox9+5StP//pvL2SuhQLCiTIXXCL07M4Bz03IjufZjSM6lkA1jx4JJEEeLVQSTQVaVTV8CQDjPaSwQl3g",
-	"LefZCQpXGJIXzcUP9ehcT8bkxMTEYz6mNAixFQSJFZmG7TlmI5quc5hnaUw3QIhVn1sa5e3TKLs9IwgM",
-	"P1hJo3zalC7SKFsviEa52ewXQKM8fV0LIlsa5ZZGuaVRbs3zV2iebzkQGmyo68bj6Ktb9uVW03xpNM0K",
-	"+Td0zWmR3jHa+eB3v3j+899skYd5wi+PnoHHSiJonZDnx3tKQxSHUjRFTAq+NI8RKJBiUfd7WzfuusUK",
-	"fbw0JqPnWo7hv2yFZ+yeS0zfdNbUmJZ0vPmE86tS06e0qlRrj/842ePXhGuNS1tDfhv5cVYdQo0JNsz3",
-	"rLHPiJ1Wj/6WmuO3VRb2xfBCpSuUxYSdUdDANHtu4NnEIM5MRYOphdwyveCTdVmDfNSZxwWEWhEmbshw",
-	"6DKKSZQ4IfEN5pCoIxGAJqeaQoLHd+XeqeCKmP/hDRhN/aVGDM3mECnHizyb/V5OB6OjO3NNMwgmsU9w",
-	"4IQetk3XiszEtSzITjxVelYDY7rmJvRBMH+n2l5e2sKtL0ZoXYnuI9FNfnDAYpxypIkQqs0tP66zuT8x",
-	"pkIc5wWIj+V6ya1DFj0SaKjP83v6hmEXqbAkzo7r7xTLsFRkFL8HqGID2QUhpYQOddLmvJ3ykKVSUVMq",
-	"Tpk/Ylwov1gUMSH0N7sQpDXgtTzRDxMlPVGlzavyMxEtipSJWmlqPgZsgWk54Dtg3stilHOGRJmPBTrO",
-	"i0cpP9hVJCNpKWbbhB4xNr2qN+DvFDk/qOVbNYICRfmEl4ge0JSLUtEp5wdQ+7TIyzJjPXSzvnrAweKX",
-	"yublKMpHo5x3EfvShGZVDBmcalBkVRxKdV0iWMqRL0FsQSOptQ24grZv8zTKY4beuv2ZW4jnxYhmqVCS",
-	"OYXeTASLlWh2DAMNjxl9tF81Zdgb8Ls8O0Fjlo8zhnZ4XqKb9+6gR+xE7KJDesSmnVwWX3YLQPWbJ9Uy",
-	"uFK/49wyVcQzGD4aRYxfU1f+p06301i4nX7nLXa85Kr1kZJ+khqLS3FBquX8UC7JTr/DTj59GL4epXfT",
-	"T9/+3Gv3H372wR1xZ1SOP3frjnfni71eT1X8Tgsm7vBOPzAM+f6j/BGLH6gdJDp9o9uBJa7ZVF5htNiE",
-	"LmC200t1MP3TnjoKqs0r5CGxwHJ8i0aHDN/KeVnk2VkH/uzFHzXN7BzqTEjjfb1rztQFmte+2+1o9oo0",
-	"5/uJKth91gMW73i325k5Vc58xOzVW9NJqjotcc4EeIsAfyu5IxcLjcprxYZjnld7Veb2/ahgMeNlSjOx",
-	"hrtv8Z53u51JEwCd9YyZi7cya2+mQqT8QAq6Kji90cBrNVmbWzOCTTXGO/xtZU24Bsb8cyxLQDz7FeI5",
-	"eznNXy+lJC2ZonZc4/6Zi7dziOQ5GlF+Up0kYg8VrCxOGlbEg/SIcU2uI0GtYFHOY3FtHLb3ZXvxTdne",
-	"M29vXAqD4a6zyB9I/TVib3N6RNOMhhm7OKG2ogIcnaD8mNd4s6HSyGPnTI1G1TyhGY5pST/BCqoMess1",
-	"m5s85yejVDABUXtSIYDgQhoBcgZloCgYkAyG2UlXKzXKpMzjAa8qrxzmGVS6hPySw5yzrgLv8kjjdFQt",
-	"mB32mEZldiLftCeB+ED5qo5TwXa7SlCxGFGBhuyx3NT3dG9epSUd6t9FXz1y+PTX/9/Tb/zkw7/62bA7",
-	"4DNvlQ1/h92S+gUbjcuUxV0dbliXmajeFZ7oBrJSSJWELTwc7uQ5onFcMCF66DWl2UUKaEes0urU0N8Q",
-	"A3mGT5hAStPiVe91ZIQKfdBVacS0LI2onqObNuA6ArKLqC5hk8qHnCAxZlkm9TWl24wzGqmeDD9fN/sL",
-	"Q3l1UjA24CV7XKqpOz5kBetLVCBbUM1emZYZfK4GR3dVfpeAcwhPxmqy5Tru1ixqwAuW0XSEK9ChYhhF",
-	"t+ZWP6YFT/mBUOuFHSmF8STLaSx66NWJOlQZqFrwPMFoEYG/b1SPiNRW9Zge5N0BF0o/rCJEacFQkk94",
-	"VdJnJKdrpNK9YsTZcX3liJ6giWAw0aMeujmSCqvoopjCgIDzSSgqAtFFyoej56jqc5EfC8XjDk9JCwR0",
-	"jGIX9PEeeo1Gh4hWGyvWr0aj/IgJUK01ZSc8VK264WBiGHb0KOUx/Bfrwb6Nh3uQ5gX3q2gbmEkIiB1J",
-	"dJBzFjeW3srHaZPZsIfekRrwMC5O7k/4cK5ybV0MSS348jDlBwOuHEaih27Go5SrcNw9OcBaQVYZZHQS",
-	"p6XU9uuhruwc3QGX067kBkxiDzmGoxK39Fvg/BDysNDdEo2rl+jbr8nhaZ4NV6pwq9Gs7LaVq/IPfA+Z",
-	"to8Nw7SxbxjGBlplo2fQ1cuM651tvT577krpoHpSRcOoYVULs7o6SVkGP2gDtDb8glOGidpv+4UZ23MQ",
-	"49gLA0xMJ8EhsQwcWKbNmGE4lk3nqm++252+syoMVb9UvWXJ0yMDE8MwYNixMf1z558O0x7TSAOtqFEK",
-	"UxkHYhZPxuwz7ER0+la3A+eXAHbTRHvN1Q81969ZO4/f0Sdfp2+8e+6pnxRsGUR7R4o2MJGpa7RbN0Y7",
-	"dYJotcm7OqhOXbHbVuf8CFCqXl+F6cV6AOBwBIRVYS9U4V8p0inaefLe//vk/fef/P7vnn31n5/8/m+e",
-	"/dnPnv3bD5rhUOOmFNkQXANEPQ1dS8kq4RskJqNPP7j7ForzaCKFHCpzMKujHSE/UQG5NWVJo0P5867G",
-	"2ip/ugnNJOTaCHUPeBN2a0g1AviNmuhbF6KHevZpgdQxiyZcBQN1BxyQqkQ3urwiNEW364aYIsUaSDUJ",
-	"d5W60CwkLPbQOJsINKxk/rCror/q5wAtuo5lAxE04A0YpDBDA1XcWwDUyvJFBYornCnxDHhzaqPYCO00",
-	"MXUFOQEIKQV3V8IwGE+tgAz4dEAjVrsblmgZVe4S3L3T+OH4MB/wFKoow5rarfEVPEGiqbw4E2zVKsIU",
-	"baHTwFYFJuuh06pKpeLUQz/FYWnZQw8Yk+tWzK7/3iheis0WFLcrBWdbhmOfnbDi5JLyq2BTqwFa6vw3",
-	"HxpB3zD6hgE1NRtxg+tgH6ezPk6y5bXiXpGqc1aBPe3Tf/rbnzx575tP3vuXmbA8X44rDGu3A+pkp995",
-	"9t1vf/jDf1zlsW/2Rs5wNA0s+PwXup0DxuWqWuLn96djoCI4YMBmkZt8QgOgff5POkqQzw9W6GMShTH2",
-	"7TjEvmnQKDZi1yehHOBDyjnLOv2O3FgqZFPNZef5b/6qHoZn3/z+87/81Qf//Df/87fffv7+Pzx571tP",
-	"/+Ifn33rRx/88vedFVEcluy6bepOrDspJnjsHpcNejZlglj69GqIxCT8IovKOxvgb32LdonVQLmGuEsq",
-	"NJw5mGeWLJhd3KfXKjh1mKwL12VYr09ySGBsZiJ9n/3TPzz93fef/ff/WDX3s/2s4na+LJJPHk9iyg96",
-	"1ZGwmc60PGK3uVeVstTvjAuWsEKAtBAInPMMjXLQVZYE7J45s82A3eff/daT3/64c5oSvHn9sY0jae2H",
-	"plGfLHKalim1lYADeHcu7UyhvyXKGdgHlV3jwWFOMy1uaZhPyoa1Zt73q04X/GoqxrlIq+DA2UcPpwhx",
-	"DyVpxuRE/+GgMyuYpXQZdIadZrcYn4zAiLz+AyQcLtWWFWUhl8e7bfxvqzG+3Boj7NoXqTLmufJLLy0J",
-	"pVwJiv8W9K+0FHVclRRRoodup1nJCqlFPEp5vLzS0z14y6XXeDr7ys+kPFYN3m5FqEmZ31RJSf1OniSd",
-	"bic8eV2Vg/+Td7sK/t3SnGav0pM6ELXGhWnBxM3xuMiPaFaLyVNpeW2vZ7iWZTq+KqoR0zQ7uSWfN1PI",
-	"fqbe6wxYWbN8expnbOZe8Wq1whXw1hbLRmndEeX0QIppLQZV7u1DCKTVX1UI4Gu/eParXyP9xKn+KZcc",
-	"gIJXmVzI07fzvEyTE/nNKywBUugZGip5eVmP3zyIOpV1txpP1/Mgc+koFWmYsdvanFtXw7qiqXZ8z7N9",
-	"KzjXVK8JZdadah2ovv40f/ib//rBL3/2/P3fP//vP332rz+p57sm37uCuZYD6gTEXDXXG8CuPM/OrvQF",
-	"J21b5+u6RmvLCVRz1BSl8HmlDF2VKXqzJpQECwDKi/pkE1M5qraL6CK9j5RtDaQq2qm8sObuokS9BWfF",
-	"PbVtrjCQd/mBtpZQaBIrEgsTM3ax71ILJ0Zo2ZEdBH4Ejrn5M6V5o0MxISTBQUxDHFrMtyLGbMOSR1nz",
-	"sgQTwmzsu46Bw8RxQjtyPN9OOtMDSg4mMl3b62y069VMrGdvMzcMJt6ynDkzaweoFj3fMm3HOqeYmQ56",
-	"ZFqYWHaIqU0dbDE3sWwzcRzLO13M6MP8pV09L1KMTSfMNe2VYmyT5bw0PlytmGuRkbtuVuK1yUe8xlr8",
-	"NUnKvfJM15YO5AWCLHWYIFph/jVxVtNWATQfKw0WDysC8eXWihphrS5M/TorNbK6YDLQC9cTSd8we7Zh",
-	"Om7g+eRiApzEtosJsRPsM5vi2AoSz0wcYgXRJgJ8maLYfIlECbafYGo7IWa+FTObRtQi9unCm0Sxh4kR",
-	"Wth3TYap4/mRFzi27wcNqfwm+BzUcjAt13/BwllPhqdJDudk8+erULTKN/OFC0vqau2/tKnAHx2T91Wc",
-	"ra+zcuODtXsBjiQQJAsHMAQRAXcGgit6CPIGUn4AoeFw9qozTCCqYp8bx/HeNGIEgo8gTERrwuUhO0HH",
-	"rGAoo6JEX5zEByqqXPkI06KupT7g1fGJhncS/KZsx3CKBuRir8Jo4FEFozHacSx/wIfjAlJFwL+1Xw2Z",
-	"ujmflCgtu8gxLTR7ncqwG6owlrSsgpJjJFIesT00/N/r5AAYBd2l3WXxKW/DmXI+5T55U0n3i2j1q86p",
-	"abjCZieV6g+s1eabYYlgWCJ/8CJbcQlZvy9c0Pt9l/Qc3/BM4gXORQS9hx3b8DGhlompxRg2vCixiOMa",
-	"XuhuS9B72LFYhElIfEyj2MEu8W3b8GzLY+Fpgl7eGDmYGLaBqRH4OPRMIw59QswoWiHoLcOytizorVMF",
-	"PUyG5xiWbVrKEbPttbtK1utGtTL/o1yD77jI+cE+SPUz87Wnl7bEvi2x78WJfU+/4Za2s6g4jTVsEfca",
-	"kOl2zUlwQRuIv9l771ey/8rovuDQvrgF5BNQQI0dXwLP6TuHaXQIIfJxnS2n9kfIqrxJhbwB76oKGhSN",
-	"i3ycQ0ahBPSClV0Eum1REds0LXFgjekikeeciRIlaSHKHnpLp9ulAgl6tKzY8j3VaykW78tHXNgB1l03",
-	"CuUimHoKo+yNJL/q4rsatW4nVEXPwDx1aP31DAUpAB2zdjeYPWJZNrEc256LDHYdHEUJxcQMKA4sj+HA",
-	"t+zQj2OPQsjrLE5cUtIsiiIPEztycWh4IXZ904g9gwQGlB2rFtd8s6ffL2m3sbTdciZFRDlQMprrV7mb",
-	"ZEyvvpXCEpZ7uhg72cYktmCtBWstWLs6sNbG1yr4pU/wWbAiNsZhGgXh4zqHeoU/qkqyVgt3ypaQZtkM",
-	"muoizo5rJLQHW3J1pTPIwYN0vOXhtvfnMrwvPfB2i6G0y+xepvXQcPuW17etnukSz/M8x19EIEYYuJi4",
-	"gYv9JAwwC1hoBxEjdkzWQSCGY0aYxFaAaUxDHIdm6JpRZHhQFKtY4Fpfgjjsh4YD7TR7vul9riYnmHuR",
-	"5xiYOIaPaUI8zIhnuiYzLCe2YNCXDoExfbTtGr7nWbazZAh8EsohCDENQwtTP7BZEvg2oeYLGgIFury+",
-	"bfQCz3AdyyPWuQbiCxsUIG4u97MjMatd2wZjXutgzHmKno1PacHK8tTTuQ47p2MVGnB8yCCfO2a0EY0+",
-	"TxwrL18aOPCgeuGFk23p+BZQ/8yapS/Eer32dqp7sQJmVsPaUk5fu33zuqp+L6brcANH8Kb+3NlFCtBG",
-	"fqqYpaGuf8oVaRnQFTS423poIxftgNc+WrSmi3belzvno0UXdtE2NvsVuGnnNrhrGMbGG/x8rtmtvvkS",
-	"eAq2fHSeq38f2aPz2qKU1gGxmQPi4LySosJWx4yNxWpyIY3JBTrWLPrxhHWRLlAlkCI+j3UpNc3Vo8OC",
-	"5nFfD91EcXGCignXp7aoifnkfSN6grI8f4ToYV1i7gQNqbibaIZCmsHNwJUI0ogVR6xAUZZHj9COvLDB",
-	"wr8k4eb+hD+Q/b0WNH5woK1/Isl2XyY/X23CgPGY1UZNakSYGMzG1LAjTMLANn3DIoa76BIAf1Y+EXcX",
-	"tVKTWAQTYps4sGiEA8Minu2GYeCbG2ulbi8wPdf2Pgea9nxzqaUiX31LqtG25SSGZQWuza6quV7PAP1Z",
-	"rRxV3U1lVsrdsXTQLdM0MWGUYZ8ZDjZjn9iJbbHQDdYxAZjEtjHxYhNT13QwMyzPp4S41DbWbb1ZtZ70",
-	"iOmaJlk22JZJHExsh2E/dgmmiR9YYUgc5lsvvpm+aTtm8LlNjA56Ywl5EJ/GgAgHJYpT4D7Upus4b3kO",
-	"ryTfpTWSrwMR7k94xV8MglgtYZ4fb4wS1NWn5GrkxQHluhLODSmCD1JRMokM5K2zVnEUniDdL6k+NsOE",
-	"6YF2FdWxwEN5/7BmxoPyOjlHtAowRpwxYBFWZvj6tYesWErp+0Yqyof04MWQWMyO04O8KNEjdrKnS8RJ",
-	"3DPEQyTyohRIXsu4/LJXp9UPcW1CHsqDJpWP+RJQw01rn+VFuZSBZ2p97namz1lKtjPf0nsFS9LHleJe",
-	"0oMbAoZ/VRu+NNOAEX38BuMH5aFUurqdUcqrj+biu7fpccizvJATc/u2oSigTq1t53o9w/IC17ZUCdn5",
-	"4gTjOaM8wRYJQ0wMSwIC28OBxSixTCeIAmc6Fkfp+KzicbNv3kBWPaRrWMXlhmkt4tfaIl7SGU0N/l1V",
-	"KRuYB/qFAlC1JVt9sZq54L4+CQWi9ak6Q0aAHCOAw3WfPU5FKbRBTV0NG5+W6i71+yr2gof04GrJCxY2",
-	"/bJ9rPcmOkrHqLPJdrtEYoCX9bjaYPTaPPQ2D/2FF4eenmlnPqRx6VaCt26qMjNwhh5SoSK21NELVSOb",
-	"5+3uXm38OqaicmO0Se3XIKm9BJm2jnSeUZDqjPaYZUyFjc0LZVWdRYNqlBT5aK7U0ZQ5DQRwVWg1Lbta",
-	"JRrwC7rgIEtywDdxwS3PkhzwLbjgXoWhOheImPG+zQhiZ1mEgHxP3OLiS0mTvoDT5qXzu6iVtOEp0V1t",
-	"OSnpQYOTE3YrxPHqXbU0PkXtl4vywH8s4ace8tZx+zHmVlh/556tfV867cJNIFcYyv0yRAWbRtKDos4X",
-	"SyWeASAWQnjQDhRb0UK8tqsesLJidqgE+N4qo8Es7NUV18FgiF56BoeLY5OLWjZ0uYFNTr7zRQRt5Y2X",
-	"UbFktlmnSipHygs/CAzX8A0yH1ht4YA4NiZm5OOABBS7hPpBEiSxa9KpVJIL2XVPF0zwosCyLJMQb0uC",
-	"qWICaAXUy8J3/5AevKYNCG3w0jmyp8+jajM6ajojl/j34IoX7+C7y7MTFKcFi6ROnGZxwbgSb6lAstmr",
-	"/GdjWjBe3ok7654hd+Itu85WH6he3zB7nhvYputqkho181XA5T1dZ0VFXeof32A0nv2heQzbOHDsEBMn",
-	"iLEfhhSz2E9cP7J9x7Y6F4yPr0cVpiAAptp6gGeaYCWYMM/CvkMSnES2k4Rh7DqmffrJPx0Rjxieiunh",
-	"7HGp10W/w04+Pb7zxTx989Xbh29+8e3Hbz18s7z78LNf/uPUsN96NXv0xsPD9I9Hr5Wfe+ezzue++Lbz",
-	"x19+03nr1TdP7nDrU8Fn+eu3Xn+Dic/cPsqKaAOxwuhoDeeg3BrXzwpyDrtxSON9ja3OtPM2r4U84SOa",
-	"pfF+pCfszBzhmcvf7XbgM20AzjOfsXjH1rKFq5LYca7iKaclB6GAY0Gj8lpN+Efdt6uFTy3T4PPG1PPD",
-	"hYNUFYgfLj19h8rLUGrmSIGgALtK2ZANgJCcsbhR84Bk8lk7gjE0VGe/fM9wd08V3hxNBMTTUD7goOml",
-	"/KCmwgfl7lEq73cMAw0XlnZDwYPinjfEgCv3x4Q/4vkxh3T5IcoLNJymz+/LRw4blUKXqWTa58zo6Eqd",
-	"zlrAPHnvz5796tdPv/H1p1/7xdM/f2+pnCHYMs0EExIZmFqGiymhhBDDdkPT2ux0v0xf9KmmP6fn2Lbn",
-	"W2Zgb0f+y0HxTUyo7WPfdiJs2F5kEN+jVmxvTf5ffHrOskxWAxMYzuc2m8vWM97qnS0PxDZ9tkomrCl1",
-	"m6rkPBH5ordFPfqCRqzT6kJZXs/zDeLbFrG3pWEZYeBjEvoM+47pYoMkruMRiwRWsrUT9uEK1crwmYOJ",
-	"H9g4ZIGPQydwbOJFlkWNzhkVneRQBJZJTM8iWzhTH2oA1JrTPs7+no3Ohhfh1HkzP4KsN2iaZt7TRfPT",
-	"UqD8mFfx4JSXAiq466w2CboDNJT37UcnUcaGuz20QlkY8FXaAi0YggL1LEZUoJxXaoDcR8M9JHc5ijJG",
-	"C/DmsNF6jhylcMx6cq5Nnvf5tIZteHJWHOcNDOqZPia27+GQ+gkmVuD5ZhxQL0g6Sw/8mVstTJgZ4zCU",
-	"h27gGXHsGlYSJpudnudzGb1cXbsE39SpipPbcz0rMB3POU2sX/pgLShfLqOYxCTEoe1Y2IqoQ93A80Mr",
-	"2Bo0ePqd7z5570dPf/bzp99+fwYlqKtO16vcnmc7xPLcINgSBqg9ay0WeFlUnJaX+GKetfMpRKLEkE7/",
-	"CRofUR6x1cwA4O0C6dxIxT+mAomSyoFU6ODBp+7efGP/4WsPHu7feuPurc/8oSkRjNO080k0pGNaVCa/",
-	"Cmkp0xHDIa2ZiCWiWJKGclO18yET5S1595UaBgWsBNHpm8TyN+Ab0Z2ADlxmkj/Pj5sHbqCVLsPtObYX",
-	"EN9wzQ0OXGjuw3TEVhKZygtuCAgiktPZJktfxbl8Ducaz8v9BE7rsxxb0yvl4swnJdtf/+b567fiE3sr",
-	"R2ISHaKCiXxSRKyLNAfnHK2uYOz6sM6+2xr+NpNzUmaoMEgmSi03krw4pkW8cXb7ROjZXxqkfRMIWhVX",
-	"6yROy7wQsHZASuWcdRuMrkJnrYNaLyZhWTBgyxkr8aYrReuQx7QARb+CpItxLG9Du64ojmWmrWfEr5RQ",
-	"8mez6JXlb4WpqOwKqUBFnq3MOpe/rf3O+/LiVW+lUZkeMbQjZeyuPC5SXn0FLD27ql2rGqKunWmKTnMP",
-	"8zxjlG83WEe/7uxK0FAfP3CIbVu+A6E7bETTTA4dG/um80n9+F6Ujzrz9mPbDm1MXMfA1KEm9ozYsmhs",
-	"hqYdb01JhGa4na6aSvgsN69aTTNtoREmXmjiMHEsbJqJFTM/CagfnmVPrkbADkzNFbTh8BHP9olhmM3h",
-	"m2543/TOGMXYwMRNEuyHxMA0YkHgOXESee7WRrHZGjIdzOnXlzGmMCxkQ/4CeaCdHaNU77U2RqmNUWpj",
-	"lC4hRmmigUUFk9TnjWOU5MymPC1TmqExFeI4L2KUSnXviBWoYOWk4CzuodfksSnA6TDh6ZcmrIsiKhhO",
-	"uWBcpPI4zk5WEUzIM+NKdfrq0GdHcphM15078PUp/NoRqpuqhqLT7zywo0nB8D35jVHE/2lW1G10bl5i",
-	"9M8GEtGwe7bhGKbpO1ZTIq4anNnki9BwfEwMx8HU8Cm2oiBIoiRJaBxuTRpO52EpqDjT/Dzto+V7m4T1",
-	"wFvbsJ6XX/RuRXJ2O8eMPtqfngVn1RGauboVvB8LspJtzXItN+WkgtNELJbqEyUtWcsvciGTlbvOWnsg",
-	"1a6Ivc3pEU0zGmZse2FuEyXa1gRuTfvWmWFuldS8WBHtdaFE0DfNnmcR3zR8w1quXFsmCU7BEx4m1Akx",
-	"iYiDfcZs7MbU86MotK3IvATt2jJ9Y031WjbNDLQrPwpNzCw3shLPSkzPPCusuBoY0wnsLeAPcH8LVrRu",
-	"749xCNxm58blh8D1EQ2FlEqQIVLphjrGq4uGcgsOdQQapKHk8CSaqRt66FUGRw0tVRyd7BDaGarjp4/A",
-	"ajvcRQU7yh8xgQ5TMZAjJNJcm/Jv3ruDHrETgWiJch6xHtI1HzTnwbDCYpCnEulaKSrAbSiPgCFiPK6K",
-	"pOhHV1wGqjUFSwomDlGZP2L6rUDgRKOICVF/nRWMxicoFWLC4t1udR2iXByz4oZAQ9WL+IFu/3DABT0R",
-	"6DA/RiPKT3roJtjJdYgcosf0RHFLDaG43BDRTOT1WKgWN4pE6vbqw7qrIuxQDoZx5fsY0RN0mGfQrpF8",
-	"XTU4muohlb3JUZSPRjnvIvalCc1QmcOz4VgHH5w4lHIciCk48mVrJfxkhRhwmsgf3uYp5Am9dfsztxDP",
-	"ixHNNKVwg9ZfARvIPJrBzMPegL88ZBMDvmwBHx/mSJRplqH8mAsg9RCw/OoCVtNxGHA9EAEaypv35S37",
-	"Or9riCY8g0VWEX6EeXxSsYEM+PCQ8jg/YsUQ7chL4roxcv7kN9UFUHBBLsm0FOiLeQg7tTxkfMD1gkEp",
-	"h9jVBqVIHxxk9UukZBqCX2WY5EXE+kjCg+GA74CLR6ekiZKe6GrVoVqWtRcGBmfCyzRDFGW0ZEWjC+rp",
-	"PXSTn8z0o1r1GLzM0wIWNI4LJmAEyxwdpqM+ku+CDLmMRur184UaRzk/UC48yunB1Ic34Crfrv4lRjsi",
-	"1969seJzRop9W6tiAh3kem8M+PQVeuNDiddjvupWOfgF+yKLShavjnQ9n8lsG5GuFfzbrLaFbO/5wk+3",
-	"8L7tB9nMNOpUEOz3Lb9nuL5nmsGCg870g9PQr4tjw6SYBL6DqeEkOIrcyIloYAWxv00PnRkYqhTDjBAC",
-	"Mu9T3XYujhwJhG0jwDSwXZwEgc0cww7NJDodA6txCSzPIK6zNQysQ0BffizcmsNac9hHsOo6ZIHzvNzX",
-	"kvTMxyzcAOy/xQEr9/NJuZ8nazZn2T1tMfeLFXNHt4HEsgJpXTRcMspDtEOR+l5hvHxSijRmjXC9Gyry",
-	"SCj4OD/jzQcAP0Ejzq+xx+W1u219+fNavQGU7Jf00RpHQ/Pad7sdqWjtgxZ55p2NS6f7uFIB1t3D9fXv",
-	"djsLWtGZD1m8Y3vHgNLNz7LP99GwMYLDLhpOh2W4t1TTU2yxM5pPnjQ1StAlKy2r0mgbGmCtl8kXzI1j",
-	"9fhaHYSqfLOa2bXyKXyM8kSuyhlRp5hc0BnxiWpRQY7JuQ2OS0NTVErJam51bVOArbGjjUIH6RHjaPgo",
-	"5bEYdgdcD5KUabty3YORA7ZHH7HHNCqzkyppd1jmUvW4AwKJ63jSAVdbMC0PNfXqMpFW5lVS7g6dl2ED",
-	"rmSX2O2hV07kxoODAKxptGmfmLE7Ooajd638POCVUK2ieIUyQMlTaZQfMVRMuEBUwoqQRo8OCikwwNSj",
-	"5XrxCOpxhcqS1VUUQTlnA94w+ew1bJZoxzKsXbAKHjL0pQmbQA4Pr4DHuMgPCibEgA8PWPmp+iBSGT7o",
-	"NQrR+8BCKxuouWjlUB+mosyLE1TkxzCj0IrhYGIYdiTnDf6L9eTCYvG+eio7kqfrztRHOj36dsF0qt4k",
-	"OzvguvR1VSFe8ezW+OSGQBEdqwrzAHfGkxIdpiMER2NaolQMuIQcailV5qW0RAcSjMjhrcyiMNNpiUKW",
-	"5fxAyK93dOq3sintKqubQFkqtJUNarlN+A2BhvKFSZYf1/ZNqgBQD72TlocDPl1W3fror7ib5HU3hKJw",
-	"ggWQ8jJHabnXuFIZuhWtL2wIdJA3269j18H41RhENfAgJFQvwKon4DoG4LJgyuKoG0EnZY6pEOkBH8lp",
-	"qkFbMeEo5wOelrtdpCxq8B1YvoHdSu9u/ea02QyeIzmqsPibBkUtEnXKmlzihVzMwI8sh1o8SsdjMIHn",
-	"UG9WTEbAiDzhSFVuqCp2lMdpxJTFTrkL5CXTPTcVu/qGAaf8BI3ygs09aEd1ApYd+jIrcrU3hxEVEY0l",
-	"QK5OIRWbDndrvnhaH2hdZdyUEENOXgLGaL181A4KT9AQdmvCisoANITlDO/ZA/WXSlwCvAFJLnE8noyF",
-	"XqDVsq2PUOh6dixn4yCv+Ot76KGapgE/y/haPVAO1woDbNM8utoCixYNsNp4OuBz1lO4AQ4guKW2w6JV",
-	"ZtgBP6cd9lMN2/SVBi/WBVQzRusky3w0pvxESm4ttZrJ4TZ1HUxM18F+7BFMSUg8x3cdwsz17XBV/zfK",
-	"ZbQ2LRAPS7eONYCTG37QaxRqEcrV3+kb3U51Ynb6htRLGI1X//7uaVZb2+gbRi/wbM8GfumkyEfLhtFh",
-	"mMRuiIOIUux6PovsKLF9x1/Ix7dDw8aEOgEOXTfBEXOtILEdZkGSABy/FRd9g4VeIq1poz//he4Zky31",
-	"i4lQ2SsTFr+I6V+lDDWdS10NEC4tN7SlMmsNha2hsDUUtobCSzcUXkItvwtaAbe1OZtrL1WrpcoQXTCZ",
-	"7bZBtleXF/4pMAtIbAGaldKyaNPa8/wffvPBV7/95P2fPfvu3+9ubL46ZuFhnj86vRp6ddFs3XN91E3T",
-	"yesYNFCfhtVdfXUODXvoLUikUuq2YFHBltXhfSMV5TtVqy49WfyF5zH7fQMAt2nZjustlh577f49FBZp",
-	"fMA63Q7YeuTyrQFzTz+309UfpSLHYjnPDRDuGdiMDYYJtQPsM9fFdmj+L/aup8eN24p/FUIXj4rRriRv",
-	"mngXPWzstjbsIK61bnNQkKE01IrZEakMOdYKhYHmELQo0FtzKoq0QdNDUSQt0sKF28LfpbDX7rcI+B7J",
-	"obQjrfePvOtkc3BWoxHJITn8vfd7//obgya7RtvLHHYPj67Is9pmbaj1WG2ur/fzUQNHtxa4cqyroaTZ",
-	"OoxWHSeA1q7z0TG0bi9dFjy80IGYk/K9dceQv7SoJNncMbGkCHin6JmPPaZIUuRZ4l0yYd8Bb12+MAmJ",
-	"UtlXdlOujVLwX+wKI17ahEzTMatbehZJVa7I3Xc7O5hEElx8gdtLfmi+TYBGTDKuNHxWSb00etmtQpKO",
-	"eRMacEMD2MqZK2ZkiZFO8eINlnEzlJk7d/iIKU1H44RE9wXfJzYJU92mwMS7OnxXUF3kbJM8aP0AGeMh",
-	"2yc339m+3ujc3G6/8X0zId0afqVdo5ZRxqs9mU7xQrdmTm7vhYkZsMwBjV8na2SbtPf3HSFubQCtJgEX",
-	"TkpUAU7AW4SKqWUIWaYsC6Zz7vxc2T7uJk4zoF/lYADQ8SHX2kji0GIqi16G3smStMmwDjpBe4MMZZEr",
-	"8OdExjO182e6Saz36hqxs8oZEr9SMKKK3oesr43QbE7NOOAayf9+8ec6EGDgv82F3QsyT1m+SWhX2B9D",
-	"3qd9bb+eUK6V9eEE3UMw0mMDmcMz24GxlMi8K3BkZgrtXrd6CG5DqjUbjTUZQFCxedKrJKVTmNiUK9rL",
-	"zLJEDk7X3LWkvkZgh/uzcZQSNZQT9KTWkphJGEzhEdxu8ZYSu5BDmaWKJLjWCbrKmpuNlIEXY3An37SM",
-	"MoRCd4XpRqBVgUS51FQzcwPiPmKLPdoTkuD3Heyijpzq/Xt3usKVZUgMuqDdFnAGK0M4xTFnSmYPGJDw",
-	"JJNybPZN3BXjnD+gmsUk42Kvkck+zUwTI6ZpSjV11CyJNtrtrnDT94GVbkutsx6XqWPhgai2K+O211ZX",
-	"5AzrICFVaoaFlHI1XYrhTXYGzpUvPSvZ4gRSwDFlgHOPB78Yghm+dLXN2mSoWP+Dqx+1G29Otre3t280",
-	"jvh71VLdidYzXRJBvuXPHbBVwZGC7JDos8vw8m9ZbNn55oI7A/Jn5KiA49I/o4BDWIRCL+FAvOCHZ0YJ",
-	"3b93x2Gtsm5RDkKdhBFgshGao6WgarMUJsGqNm6zaQI5VSHyCZleNMo7T+YoWTR9SX3Lm5lNE6kUFyr8",
-	"+1zLhUy8rHEKvWuOEvIR1imUiD8sTmDpeGTEnWTrQqtSL4RvBX/baDBnhaY5Q/8SI3qfa23lrjhdSn6c",
-	"ihNLfDOxSjOizsaiaU8vqZCVxDSfwuPytUuujTvprI6P+EgCmUSYSsscECj61WPna6PwDUenI3wTD3PD",
-	"P2a6fMdeSVRbhVZg9e+ZW1tNf2t4zz3nwWDOGi52D2kO3zPza7/scMhPXtX9XN3vI7UIc0CajVnkbNkw",
-	"q/SF+VtWrigskkcc33GZ5uG7m+bhjM6lVWd/AOq5yLMknmGgY5IEv7P1Tq1RtSuiBKLGSc4aTJjTQhHq",
-	"CT/35FtwMtoDwqaFhnoEqiuAraqvzRJsNhadjOgeNCjY5BChh6o2F10B6naZmMGp4xLkn5B0DWW4Ps3z",
-	"KdETGfCKikRLiGnBJsgjx/6SzKxzcxL4w7I+48Av9qkgasLN1DoZLpMKREbMD2EeyygsXIV1n7iv++TZ",
-	"xyPZv4teCaorji4FdTZy5ylj5C1Vd6yz/3RR8qfqcXVx8selGSskgtOaclutnea1VwniS9i+MFbdn2po",
-	"KSjPG1d6ZdZYAHo+VXunyjZ5KQWcu2K0cqcduwt34HSfs4W/thWPVsbprJdg/jJuP1dC9J91AbLBU16F",
-	"s7ZM1RWR5iMWE3TSJn2Zshgy3Yj+NLal1HOlyW3+tiN1UAxxvGFXMDM3YPSOyWTIM+Zoo7gMeQGDrDOg",
-	"ckXSglWhZOBSVBqHz6sQRSBJcWvwwFlaVI7BOrof80R2vgUd/PXZVmzAGb8uC/PDduwuuG8rIQ8qDtgt",
-	"8I6qbW604pooRj2WY+4VO7baZq1XqCno9zqfVuNnCxrDibkuU1bbfKN5FYohVN/enuu71S77bs/0De9b",
-	"2HC72TRTtxzOW2gutEb/7SWDAHzFEIVl/22k7VAywBiI0MYYSgitRpMukhDatSCOAtoLQyf8kM1FdHNA",
-	"00cZQjFomPE03jT/vGX+CUbZsuEcdniBgePWSwswx/cWczv7aK+x8lW7JEu/NcwAOJrRSnA6J57gCIxd",
-	"/7lzJLmVPlzPmf108ijxuAqsvS+UlkQxYZ1ZPKaMzS89pJQDqs2rQccqerQwXv0nBSs8/+CHFiV4FCUk",
-	"8dMwTepOAoDEfuhepSVq3HZO41Ihh5vm3ezKyNVK37ot673kXNEyvsfApOPGEPsADK5V6PEFXmBrpN1s",
-	"lyMIH2mNbDSvBfzCfJ6JeT6HRJ7uMWMCIahSsb/n5udMvYhOE584C/rNGdBfBJBvzaihq8C+9hLsuxpi",
-	"X7nh4Kr78O7g5XHUw6YVRM8RNE8ImYv083BLrzyA8RJ8X13RYbv+t4I0Qq9jFEwHAM1v0SvKwgRg3AoU",
-	"5LF5u88+i8vPcq4BFb0zr+mIpS6ph0GxjxA5Ax+KKfq5c9UV3ssik4KRaDKk2htUQ8tDPQbS30EduLN2",
-	"hWtvE5JBINd+RRHFdKMYkz4VpMc8nW5mXEvzvxL+EJO9WywBZ/hDinUSeCFzTSbg23E8mKxCxLtc7H4X",
-	"wfDaHBjObp05OLy6BMI2QjgcW/x6WUg7koa2kOZIq4uAauYZS/3gEtguge2iAhsU/XWaz5lRvw/BnbzI",
-	"uZ7CIdljNGf5dqGHWBXBnHL8Npv6K+/7/uaR6w5/wARTKgbzJzd/AlopTMfmoy7WAtpyqjQbVWirLuUy",
-	"iTK5y4VpEgoLxCSTu7LQdV8yYFz0Mt7HmFKItXcRLWHFgaBLs1UrOrzL5DhjsQ08zWXGVIzB9ZhGjY4h",
-	"wjbnKQtbwwDaam0bCiLrnLGt2cRl7k+XJwBLJhsFN6w5HJQZrurgtnleA4xjmmth4F1ototQ6JIl2QwE",
-	"oPcK4qtJQC6AHoezPJwYWOdFD0PH5vRvYIWEIuXaLMTMtKaW+D78W9y0A8ZSEqVyRF38lIqJzFJvKKgH",
-	"zXkT46FNBvUBouePnzz/x+d+F2BqLparIR8HrUAxgYpGfDpwEj378vODXz06qiFfjKCqMZdFKnrx8W+f",
-	"f/3vp48fA1vhfxO2Y++taOZHZfqp6MWjz148+d2LL//27L+f1okUtipCmM8vbBXDjO6Pq5q9UaCMwkgm",
-	"5R42f/DZF///5W/C6U7dXYuWX+a7VNjCFFcU0XSXPJB92isyaoS8nAk64mKXyJyAJzBGoJvb0HMBso1J",
-	"MZO/LNzl5kSpeCkhZ5Vd7IO//4Gsk2ef/PXgn4/q7kW1fg+Qaw9e2d1M9mhm5FUzBjtnM4msgm6xVPrh",
-	"ft8usj3CR2OZaxI9++o/zz75Apa0Yhmw6Mj1zk/h8nt3Ou+RAc9mzghsqKqfDsrfN3d27oYmHzkgM68J",
-	"0HUurtVs2vmQvnApPQgc7m6bjFmuYAHLrF49Cfn8lP2OZgQi46Kn//rL08ePnz7548HHXz198vuDX//p",
-	"4OtP66QB4Zk56iEsp6rIWTijtpEbVNPaw/cffhMAAP//",
+	"7L3/jyNJdh/4r4QpA101y2TzO4tVWNg1Nd27PdM93VtVvbPaYbsymBkkYysZwcmIrGrOuA35ANkr2Gft",
+	"yT/4BO8dDgJOOBz2DB9OPsmS7PtfBM2s9JP+hUO8iPzKSDLJYn+ZmV4spotkZnx58eLFey/e+7yvah6f",
+	"LzgjTIra8Vc18hLPFwGBv3EQEuwvr/gtI776QkTzOQ6XtePa5YygkHg89JF5Cs2wQJgh9XDYqNVrNziI",
+	"iHrL4z6pHRdaq9d8IjENqrUlJJaRqB13m8N6TVIZqAbPOJsE1JO1ek0uF+qbmZQLcXz/vphxHDR8cnN/",
+	"EfJxQObifr73V6/qNbygV9dkecW4vBrziBVm+JQFSzWG02eP0DVZIngESY5kMtx7Ai04D9AcLxEWgk4Z",
+	"4iGSIWZiQkJEpZUMK91mSLGvTlN6dVJ6PeThmPo+YdUItjJORbQx9q9C8kVEhLQxBPyAqEBzHEx4OCe+",
+	"jQTZRlb4wN5EOqFmOqEPsY/Ok3Y2Tynbr5qMhxdX5KVHiF9k79/lEZrhGzUe7M2Ij5Y8CpGHF4hPzDoI",
+	"9aecUYGuKbNOM9d8Zp47NX73HZAbDkw/wHR+5XEe+PyWrRIgJDIKGfEVfwVcSD0gs1ND4hEmgVt94EXG",
+	"JYIWEZUITzFlaEmsO6DQb4Ey++p1DwTLj1ORzMc0WF4FdE7llVm9DYwjuY+X94QZJLyJJmrDqlmpjWyj",
+	"kK2bdQxUqZO7E8Q2LE0VicdYkKuI4RtMAzwOyKp0iJ9Sezvz4Ila8XCJAizt54a19YLYqNp2TINeVi5e",
+	"kPCGegQ9z7VfhRyWgQE9okVAPSwLRDiNufiWyhlIdIHnBDE8J3W0mHFGFM+TOaZBchCSl1RIYSVL0kmG",
+	"FnfrYg8ckgxK0QH6uZL4mrAiJSJBwniQVFSedLbF3LQrtnf3GWZHoOY4SQ7VFTkQy6cFCdVBpkfGFyTE",
+	"knJmm94kc0LndvvmpvZw4qe9w8RCQr4kV5RdLbDtsNe/o3kkJCLMR5QBv00iGYXEOrl8g4UdvLG5uy9d",
+	"YQCZSUrOrwLOpqWzvOVR4KMAC4nUc0SJVqxHCMoYDgJ+K9bMOunBPu3q7e+NDMmINB34l4RtPNh44COs",
+	"NDO2RPqVRF/BQqkxilHtVLC0XzzRKre+DxpYxqMIQX0yX3BJmLcE7Zeyq0hY5LjWUlOB8yh9z/mELNU5",
+	"JCQNAsXHi5BPQyLExpOupPOCfN9L13cnYclgbUScUzHH0psVt5dl8LfK8DNiOxLEBzUGI59OJiQkTMbz",
+	"r0K+pNvcnrtjpwnh2u2UcM/ZIuQeEUKpAOgBk1QudyJiMmQgIxPRZEI9Spi8Eh5fEAsBY0sxwN610Ce+",
+	"ehL+Sg4IxAjxBToQxPwsDq0EXO2wSLq7dLeHI8oyQk0pSUKGg8I+ZShi5OWCeJL4iIQhDxH3vCgMiX+i",
+	"7IUZFmhMCEMBn07tpmrScnYT7tBuqnhm7NdHpnGkNFASogeqqYp0MMPSs7/BAfWvvJD4hEmKA5EnxAPQ",
+	"hniIFliIW6UeUoFuQ86m9imvNpeZ/frG0jVuZbcHjuSMh/RLkPpVprc6hNxMo1DwcPW01t+rASllSWm7",
+	"ICGFJi8VIipb5Vy7hTO6aqt78VEUhpKddUgmIRGzK8lXFGrtOoGfEfysRmveA43/5YKG6+eeb33FLVOp",
+	"7f2ufn5EihJKQbrC/pwyiyQ0OhRRhjHjCHuS3hAET9vmnWmrKOQ2tHT3szPTN0yLTym7krOQSxmseFo5",
+	"NyoRpgHxETyMsJRkvpCbdYpi29m5btdyevJlpq3aeKLaMDwuqs2/MChFhDkJp+TK4+yGhLJIhFOU/KDW",
+	"xUceZmozjgmC96ycXWwxp0ettqcaY4TKGQlNo4jxEIkovIHl11+e6H/gwPMiIfmchGo7CEnwnhx1xXEn",
+	"1PGvKJO81BGv1BgzcPUcwoyryZwgOIdhGjx8VE4q03xxN2xqPRKaGnEP4G3w0XhZ6DNHmPSn2nGt2Ro2",
+	"ccdrOwPcbTkDr0ucIe71nM6kOe57Lb9NupPaXYhpZqYIybi8wp5HFnLVS/Up+EcmMBv9DPHRnPgUI9WR",
+	"UIIv8fTYyFhoPEPJbNO5Fhk6hRdybaMZCckxwuJaq6IL7VWhnN3/heCsjiR5Ke974gYVfr1hfoMvCHs5",
+	"B985lsLhSl8iPveiOWGyIRZKzxUzQuQ8aMC/+cXpp4T+lEszuso+sQIFYopPVu9XNOMKHoUeQT4n+nQF",
+	"V42a1TLj9VD8a79MSdteObC2bDklQDdPgIem+WpznyQ3JfAJzMzSDWs0Cv1U6fR0G/b7spUW7i59Mn3G",
+	"0zAH8qZ5mMfKJhK3snYmmTb2M5W413gu6+8ylebOePkdZtqCfRbF9/czh/TOUn3SXcGXoeXKEiwx9Vsd",
+	"gZYaLUh4Q5UCq2QF02oMbABvhtmUZO9Xyqac67J4XXnXDvdgFq6MUdFqgZcBx752dOFwSsovLMfcB7+J",
+	"5BzBozZCrLZXcndpbS2ZZSszy2e6SaS0qMemyc2zXR0ITJfzAC5rwVdoc98l92UhwZIkvjXwtK65jFpp",
+	"uMQ3vaHZPSzzykhy855jhqe2efscxqd/rzjXuLHCXNc0tc/5xb3D/BRBmU/V+X6lNfW14ktvMh8JyjwC",
+	"h5068BGVJ2hCpDdLLkqt87d0Vi7ptuoq3QAZx9mzTH/oYdxfBUpZxrlCLLUflWVqsRWjha95FZ6AWJNH",
+	"E+cJVoOeEeynl0mZsIsHl3i6kWhJp0U1+k5dprbXUQnxztN+tyRfMmJFwBBLot3ipXaoEXObTc9cWza7",
+	"s7SlPZqauUHADPU5sVk1K1fL8k2U6jP71MryXWbmUUE3y/hqEqNyzbQ26mll7e1tllmdLecEugpJJOzy",
+	"L+ufKvrzT7R9SoRQOyXxzobkhl+XkcLS61qf2PZ97sdZZh2pJhzsEjhPFoT51Ha9qQNGkjulzBx84lG/",
+	"jDirLRddplXa3Qe/rI4E5s4jSa5KDM9PORKRN0OE+QtOmdWuLDaQs+RXX9+D8VjsUU1De5ivxpFYlsji",
+	"xAfvzYh3LRAOie3aT8x4KAPrzWy2D5uM3r6HvcbYZIcHJLmOrAEl2hmlhuVHnr6BAe3s4pPn1lknzeTu",
+	"ddY3cnd+TbtVc5F4eqVDU4rOTomnmQtehuekQmxMprmcp7NSY3efW6Z7PblwSpT5rb3nq6JHP6ADd4zx",
+	"rx+1zy3fWkHcrG1rH1PL956ZH4/kFZ/Yb2dXxsUjKahPdLwnvLJmrrmW18/X3u4eDBLbUNTko+wplZv1",
+	"EyoEZVOlG8RqQuYSzzbdKH/iJfPc3NJ+DtBc/3pyIlosuNJqrsBVm5/h8/Rnpf5IwiT4cu1zKzaVmeC6",
+	"hlJjqZedWvrCE/AhXy4XpOIkiwOBmQoSXvFbJozzRKxyMLCYDidRD8JliQDNL777OEYzzHyl7cwRvyEh",
+	"OlCf1V+H6jmfwKZRpg8IoQkPPTutVgZTYPrXN5S7S4jVwSv6AtfiDYa7VpESNzWEf4DuePrsEfBFiD2r",
+	"jrLaeok/qkLbe7m6Xh2QIsItwddXsRaxSoBsFIHkXCsSde0742yq//L4fM5ZHRId4phWrMNPIB7TRp58",
+	"vwXS7K3XvRAuP1RNtPGM8+s1x6d5Qk3ApxB35NupUGioQAhLM0qlcwiDeygq0YSGYk8B9SuDyU7VnDUl",
+	"8bSf6adE5uYmToyhAmHfV8roOgKsNJ8hRKXG0UHA+WKMves6WoQgRuoooOzaCbiHISJmTiT2scSH+w8U",
+	"K50GkDDkbHq14DzYfEWDsI4o1bdgDNt93ZkWN1zX2Nvbg+6RGcIrNUntI4Mj6gx7M+KcKfmlp+wT4YV0",
+	"oURP7bjmMu4IyUPiIs4QuSHhEmEmbnVUrUQeDkNKBMLadIfxejMyh4N+jl8+JmwqZ7XjFuxpPVAhw9i4",
+	"PNNn9UdULLigus/iEJ4yhBkiL9WRiw7OLn6q2ONnjy9+dlhHLpYSe7M5YfIETWhAlEr+w1ENzjOn3Wz3",
+	"W+3m4LLVbw9+3vDEzajmlg6xbR/ig0s8XR2UXr5FSARhEuT0PYFuSCioknITHiYOyW1JkgRUSuecLAK8",
+	"1EddYVlkGOklwSxej9A8jSYhnwPJcBhQ+CEX5mqkr1uI3HR1jKHPvVwoZWPuH54gPFbzhP60EDOd5idH",
+	"WDSvHX9eU4OrvbBN7jHXl+t2gj4/fxzf6yd3zvomBORx6oNWHWy3ik8gdKG8+6cMuZnwBrcOo8gMKInI",
+	"gIAGLcaIXxLQUbrmPXDYr4zuHEvymM6ptNPFw0FAwnsivRWLfGWzMH5bV6coZcgP8UQ6lMiJo+QAXlAn",
+	"xJKAs9Yx291pNY9HzB2BejiqnYQ/7A1O5A9bLjrgIXJHNbygn5DlqHbyN7/3p+7hMXJDN/Ero4BMZB25",
+	"0kUCHN4CRUzSQNFjxMyAqEC3Mx4Qc1OBLgzT5OUGB6aN5EzZH55a3biXETvAoJveE8YVqK89TaTsYV1H",
+	"iKoZe0Hkq/NVhxGiRTQOqJeGzYrGiG250ZNFcJ7xgHpL+1qYmYLwg2gRIu6yBl/8sN1sntz+sOseI4zG",
+	"kXdNpGI594sM6aGzkExoEAilSS0CIkmwRJSNmHubLsjBgoRatYeENUVAUUfqy2uyhO8MIcWhWRsQCW4y",
+	"c3cHqhEZLp3TidQX6HmCXZiBSY5uMZVoTCY8JNrNRU2Qa9KXDrLRccKddq2uOqdzJVGO+qASzinTn9OB",
+	"UCbJ1NxRf/bZZ85phqusm7zbbOlws5naU2xKThT3dJsd5K7GQ7vo4PzhGeoPes3DTHx2JqcYQrePkfsh",
+	"wSEJNXf+cGQJ/h7V6vrt+HA6vg2pJOvOo46N4HAXH+I5kfH5HWA6NwryBWgKD2lgXQwIMEh4Kr5SVtoF",
+	"qBlUPfNFREKlRKljFLoF1SM7QJ9McBSoZUrd1bHcT7/Bi0XIb8CMCskvILjbfiCcafH+MOTz1RGbHxGG",
+	"WCM8MTdatpF6mXasTOVjSRxJ50QzVkzkbnPNqC55+Zg0K28YziXfx2CSAO3Cei7wF1ESUa0PfbQIyQ3l",
+	"kUALPCX3BHIZeSl1C27pYONI7W2OrAegj31oXbaLn8bqGlc8d0CnjIfER+ASvqWCHB4rvgulTkujgXEi",
+	"YPT88qFzhMZLSRAPfRKiOQ6v60jwEQMh+OClRwK4GRfobEYZEQTi91BIpzNZN6nM18ScOB4JAiOqUSZY",
+	"Twclj5hUT+r8FLU0UYDRAWdEj40y4+p1f+jWkfsD9R9H/eefKuUAj8FborRfPCUm0fpwxNRg6mi8VAsx",
+	"oS9VI+qwW3AhQ76YkQb6jMoZj6QyB9XsFbFmPPC1LQy2g0DkJfYgM1vo4/Xji6efooAKqYzrW/hyrkW1",
+	"bT3HhT2QbNkJDgRJFnPMeUAwM0rnMyxnZWquUcV0KBn0uFBPJx1Sf6129o9DMqkd137nfoqOcV//Ku4/",
+	"8vNKr7f8hFhO3if4GowMc0GCJwQd2DTVY9RSh02711N2JYPASXR6cfbokZL4IfaU2KyPWMSo2juLVDuu",
+	"I9KYNhQLPn/0UQNBPiEouvF568f6CwhN4GfFOu0umvEoFCOmGtOaGrDhNVnW48xLULgBVkIZ60qLFvks",
+	"n3txAIhmYTPREcur7HMiZ9yvI0V9eA6io6ZEiXOJlDmNDjTLWoyIYwQ2w+GImQBrpWao4SgW1eraZdyR",
+	"Otr0jjTXOLHiqUkgULfdHjG3LOPKPUmW6namdrdMqBk3pH2PYcRE2mZzaGlTp8K5DXROJpHAgdGG4nAZ",
+	"NT6YQUi0twFW5hh6VLOY4+WIjbXKQYnfQKemN7V1lQ6ilKdQUfAg1pcSHQkaNUtNmBcuIYY5Ykou4RFT",
+	"zfskpDexyaX6LBhVdUUAbwYmvhJJpjm9dw08TO241pm0vDYeEmcw7vpOlzSxM/T6LaftH0164wFukW4n",
+	"3npakUw3X6HHUvWt1wMNKrE+lSIhJQlVm//sc+T8ixc/+Mc1q0E6eRInHK4KB2Udp7OHpFuIWzpwP3C1",
+	"jxTCc5axbXx4Ekft+Oig2z4CNtPisI66rTa6nRFWsACzkVGHjVI6GHt7W3Nbz+4pTAoHe5slNw3W0TiS",
+	"elZTekMY7AzbzNJ90GrD5o5ZWz8l9j5xbUJdcmmb9WkgOPJ4xCTCQaDnqAYTRyQeeFxpkRidPX3+6eVh",
+	"mWpBs51kx2c7g5gfCRkuy/TXB+pQRNQ8Vd6j/n1LM+YTyvy1ivOC82AVScY2AvVbrer5dxGNlXoMl0/g",
+	"ILF7AZ4pJUPQL0sVTjAy7ad+r1lfY1u1c5ZVy2pZPb1lJCyjjjsnbh1hc4Hqg4vfZZwp60kRLXGSiFIu",
+	"gTjjR36pIdTPyaqDOfnnqv1//nnTGWJncuo8dF581em/OrTLr2ecBxtsIs3TtzMuCJrxuQEKoCZkgbNS",
+	"sqvnHlVfbaPt/AQaWbWWo7EeNhIEh96sjjwsiAPC4Jb6cuZQJggTFG7j0WPQgvU9FAeZSUODTqK6xmxZ",
+	"N9gdPNR4JSeZLKvcG2BewSUW9uQ9YVrJv9xAn+I5iDnftA9+35DoT6FO8ZrjgAol2xcR82SkU5jVK2KB",
+	"PSKQH/LFgviKYWSIaaBmG5ApDkAD19FAWKBvfv0Hf//Hv/r693/z9R/+BTLmw6GyA5D7zb/8o7/77//d",
+	"RRPKfIH+7t/84dd//r/q77759V9+8yf/OftqA50iWDG1cX06pVKPXxBlREsOdFAWCpYoIEqsd81jh2YN",
+	"iNCzF6DUQ6BlxFRrXbik4GGciUTDuIMD9wdHfRf6cZtN+DMk8cQPT/T9GDGPaxVI6wZ6KXV3auScESfR",
+	"Ws084sNGh54kSxHbG0RPSL09oSTwta9DK6WCEMUu4pr4qT6i2/NTQoHaFx89khsygKp7ALTKLOyhaqfb",
+	"bCJ35bqy1Nj8Yq1gzisoNm/TlHK2/oQI4Zmy/vWvW54OFzy0CGX1rdIUlbYbEOwrirmOiwQPpUDqWe0P",
+	"aaCPtCxGrmMcA6eylEDqbatXPXm1Vq852Q86Gtr8kP0AuS766/RPpb085EHAb58v9G+Fb17YKaA0lvWE",
+	"11pN+bzUr1sS/hJPy/o8N1I7UeRBVksd420bgMTTUh+HtfPnmpR235T5sYpvKsq0c3d3kOnY5puKx7Te",
+	"NxUlDdx1MBAZKxacCY1x+SH2z1M8QxOHA+CXmbRKcyn5g18IfQ+TBcksICLajtL48TwAYUl8yNoG7CEW",
+	"1Q7yZ3oSmgY2l0lptEg2UiRzDZu7AbL1bJ69nz5YcmVR6eX4+VfmElbHHVRftL1QKcU48cwIRHpHCRAg",
+	"TKb+6XeEWB9l8eh2YPEcnt1a/szjv1WjeDK6NaQ/RUnLJmhVWXM+QW7yvXt4glyjarigayjtGMtEXXgH",
+	"1+NpqO94H5m0/je1Nit4AmtfLKbQV1tWmNkdl7S+dkUPk9Cs9RAFcbv5u3I3hSAwim980677yt2gH54k",
+	"+uVtmvhWYKnsTf06pijc6xfv0t8wM2rQod2YL4u7tJaFcnhFdxbEp0zfWsIl9vnDMzTs9gbIDBTpcCXx",
+	"Du33h9mYth3InIuJW0vnTFxYGX7YhnWy4mvt5eg0Jt16KMtj5CZzcE+QWuNJEk+h/dfgS9f4Y9jcbgvt",
+	"/1AUR9MQM1m4qqiPmO2qvG7cJ64GKXPRnMzHSl6YKOIRc4sX9G56C39oRFJyyW7c/Bo9CFKUEZXabf4O",
+	"MKI92GBdGyvPv1q99nrEnotd1YpyrMX1PFoOPHh3yWLBV1wNOksQFsOIMXUmmAOm5B7oMJffiiRHEHck",
+	"RSYg7R2RVPnFfZLBbdzD+mZhILda4Rwq4h5kkXVR1bmegj8W7hAP4i9y15k8hNvMQ2AWypJ71TJ+SO4a",
+	"C+qEb7y17wgT3FknfUPKJQxxo1W7rWaozIhtVMMG6jaHKMTQHqD2dpotcPvqS99AHTjmaJiAxwqFxKch",
+	"UaajwZMQNNCw9jIKGcII4qzMSPWtXSGi8zuheX7K5WkOiWsHVluF81rLbRZ4qr3oNq6eiBsjOWjNgPEM",
+	"1lcBIjW+OTUcmB+Ye/gOiYNPuXwYZ1HvuEJJFvbGxckkP991XeJE7fjqOrEWC4poigH2jhA8i+vxMPEL",
+	"7kD6EuiYtYtQhqyyJx+jNYqAaogAHZ6g94NlGG4lI/xdWbjzDPjMXZcuC2RTffFyuC53Xr4Eq4aKTDSM",
+	"ZbHiH98pGWbgB57n65Ps4m4rKXWy3vNWVihkL5vK4BAbRFSID5UZfz7jt8eQzmiFc6BsxCYBnc5kvJgZ",
+	"xAX3MBaZ+foqAJgPYYo8RJMoCEYsdt1ZZuoeNhBE3OsbJ2hPhxWxCMxtPomzAd4hY7mQI7D29cyjmtuu",
+	"o8sYo+Lt28UF0Iy1beQBKvbgqCtH1EAHbtKbq125eDvrOwNDgg7WGN/v9qFxiacPEhCQHbgljyKydnUL",
+	"EB17W16Jp+nSgoFkxEHa4bdgHTh/gtkyARfbbTWK+Glr12MFm+zu50EZtNpm0ftdELzPC7gkOyxgEdpk",
+	"7QKuYIfceQE3o568I9slA0YCWCQQDboryS2AKxvoboMz2WsYRAziCrmaE0B/L7HkJeR5GIm3MrJ3Sg02",
+	"QAePMqgS74J+YkO7WNuUFUhiL8tvwcNAB26xP7eAkaETWHSQkqHxm1Np3jHvsZn/JQBV3PXmcx04SCUO",
+	"seJl7IVTnp8/Bn9GcENEnB9ukEJui3giYDBl+Kg4qnddO0poBuM49W8w88hZwL3rTOwc9rUHAAfPQiUd",
+	"JVVraPL3FpmvvqoZnaOYQd3vZqP8O61ep99sVoj1T/0jnydNpxGhHLIVFClOAStAu1eyw0kDU3cLKqzH",
+	"LXy4rBJNX6/pkjmieocsCoyrQScqrgyA+tV6DrCQz8U2c93YtQ7RXN/5p+oZA9b9yNe1xYOnk9rx55sH",
+	"/aI4Bo3zPKEv7YlPJgUySZ1M7k4gaa6u9mpIPD5l1BQugULbkJyTTeBo5xI4AKDm6vNT5+fY+bLpDK8c",
+	"a+qZ4kUAeN0jfXVsARy8kszFxuwcHbUB/TzSL7T6SbM4DPFyZdNAMiysY0LapN96ZnuUbyqdYr6lGNh6",
+	"G+yJ9zZvk/3QfE5Z/KmwAPWazuY1PwNXF9bELIcZySbKb7GnjBR8Vf9qVSqHpATORe0RKgUJJg10MeO3",
+	"DHHmkRONlEUlwgK5p8YW0mqxhpdwIbXqZ87ps0eg6hR2Wat9tMs2W5X5auCrNHqRUOkx1YdUfsbJ4lZa",
+	"5YRwmWXO5gCYvVWvpfgFG3kzfXJlT0IH1nWHqv+7nbxx2lqlXRASLMovleNnz/VTxfHHPVlnEPlUPrgx",
+	"ymB+hNiTPNzHGQENxWZpnJASCUhD1ahBansthSRz9Q3jbDnnkbDkktRr+A6qAQQAnGrVsJDD0e/mM5qb",
+	"zvDUeYidSeP4xQfW4yXGYiukgjTz7fyz0ShSmlNJI1WVhcTG3TBs7Hx56vy85EDkkfT4PLcIIvI8RYx6",
+	"bYJpEIUalZBRK+BKgmSueWKN8Pj8Hzn/omTGMR7dOsSe3nCY1TSbFsSeGPZ3ZShFiiQCzCkZkG4n5s5y",
+	"vSOm7QebpSAc4ljWspyfXcN0KdZvyb2IynSDv31xGUmuReYTADcsHm8/hogcnZhFmCShTsyKK2+HsctU",
+	"cojZ0zGi4gS5fDJx0QFGjNyOmHr4nkAmg/lQV4/UqCdIpxRrrArzQAJTjfTcRsw1v7jHBuQIvoeycIHg",
+	"CKNnp5dnP9YpknV0OyMhiSHu5gQzMWIRi+1GDdVgdhufTGoAic/8cz6GcpeQN/qYY79kx32IpTfLojRt",
+	"ecpQvzqraFGTUZyMwbe75kRLzL/srASkmReZPITv82MvmIqGhdZLw6sSWVhZ8F6X4A2s7Hd+bZ1qgZxr",
+	"lf940rZ2zvDCgrOAPLw4QerA1axnwmgklC1EBxMcBBrZRXIkCZ4DMCFD04CPcZBsEaUKlkvjVrNZsP3L",
+	"baWMfD6bYcZIkMtBxUFQq9duqAC0AcgQr9Vrt8SbgbScEyI1AhjcZlk3RHEvrPEfrFvdSzonQuL5Qh/l",
+	"UAlj81ufmllb3q6gysVva84yB+6ZVRJ+Nltq5KdFyG9wgDyIZFeLqyRgNtMGsHETZ7kOYS5sib25LACb",
+	"YhtIiu1MvVTJLWpUG2egiVG9I0OsykZoorTcAaxuRWIYqI9k7PUUECI7wnoKpLfe/s9ujX2oDrmt9taV",
+	"B3Byqo23Oi3Gb7fY70Xrnt/a+9N4FvuSMTF2RlWW08Jx02ab8VBekpdym11MxbOQalzq1ZOtmiMn1y/j",
+	"kmzkpcecTeMXAKNiqy4MbvUWb6RABtsskjmJqndk29aZlU5ceSnN6zU7+MIaFtzNo1eFfx7AQ/vhidi5",
+	"93rY4Rk8tBMr3HVRYfJrlmcvotYIm7cvZfVANBbERpabU5b9tlXKhKtZo4AOZK7p4H6WzBdyqdQZLyA4",
+	"NHHgOQi6SqrMa2Dkas6vlKWt1yQxk1drzLC7raVkA1RrKcPXttbSzbGH5l7ZGeqGhHI36zUWpZ9WXjbr",
+	"EEwrFg9n6gusLE52PP5D4lP5mNyQYNve1HvxXXO1RXrCGVnCAhXzMCRiZIolvSHGagRoQWM0qg23wiA+",
+	"wcHOhhEOLhLNeXUz6hKaz5ncfFBZ25+G2N9iJ/wIHrfugsqqUwwPuM0SFgCSdpmpxt2y3AeFEdFLCHnX",
+	"4JHSqGoGqWu8TPxn9wRyleU9DshDeA5ugPag/8XgULtMrOIlSN5yhpdikVBEgdp4QmxnkUL5zB0nZ94+",
+	"r3h3k30Y3p7Sza/lViIkAcFi58UwGFvb9Jgaxmu1GyOAjTDQBRc3vnWpnrmDKj8WVJI76vLx1W9sgCcG",
+	"OkwgJ+K2UuwNQXbS7Hc8tPZx/FQ4dDJiuYIw3lGkvq5ggx323A6bZhvmvzMbl1svOR7c4pY3UadW4xYW",
+	"AfbI3Fwmr9VvkweL402bsAcRxL3vxepKZ/J6zK56TdoBkp/p0k8aP1THrGbBjn8IYOtFt3w+KM+45ZsV",
+	"aptUNP0MNSA1faNMKsD4ZvP0qTAYbLo9nXAvJF4KdEAluiZkIeACj/qAFKYRBHzh5l7LwwRoczC/2Frd",
+	"2XKkD5Wpib2ZQThV28PX5Zqon5aPAtf6Qa5yk/o/A7zWZMCHBrUG6i4U6jzhayJOoN4VMZ576MrMPvvs",
+	"PaEbWJ1gRUmvZdcWIj73QhXZrl+oJNi3U5T101XE+TYC2jjtK0lm/WwVkayfrCiQDVbz6nVgzDsltbqs",
+	"zJ/jrAOfCkmZJ+vAVTlsNADt3OWqt7f1TW+9lm75isTIBYqlL2eJsk4uXaxcwiSFNE2Cjv3C0Ly+J5dW",
+	"Zk/uxQFT2Lb7bPPtOQ32aJlnBMleaLON6phKm710nQqkvTQXy6xqjWmF0u4CTCTaa/IBfoSXwha8kKY+",
+	"+ngpDHOJW6pByuEkjgJ15E7WRyh0+r1CasLm8ISPEsutomDIi4H1vq2CsMs8bBNwCQhpUinF7gXdIRRz",
+	"VfdJgPrroIIlStrBIqeSqh1uvEWHjfR28Q6dP1tpv4AAI0g2sKGRDTiIBX5AcPaGTf1pLk5skt+Akz5l",
+	"2Sbi2HpwsMfXrLa37+5l2vHlAvOYKIF0MptZiFjCpebpD5U0hAJTbhnJFPe2dqxxWlf1W5E4D6z+5mdn",
+	"MUUfxLdbiWSKI5qK11Yr7LEu4nrjpa169xSefFUHGBS7Lqk6vSfQAi8Djn1T8Yyol4Uuy0t9Xc8itYRE",
+	"3RR20F/penIZN3G6iJs95jBM47D1AI/7LmldQocVVerUhCDVklVbKToziprNjkeg6Df8TRr6qwUW0pGE",
+	"KaOOhGP9m2uqu7lK/DTATUt8d4Wglsir1WDE0ahRHpZo80BKEzyckjAlhokvrhkusG22DLOsOksqesXs",
+	"RPxsxtEc+yQuiArVUF2q7X8TDjvhIXJ1YL9rzOlbQhZ1hCPJHQyhwHPCdATihsSAjTFV8GspDR759nto",
+	"9ds9oYx/U21vQoh/jDiUx9T19KCWJPHRATa4ofAS4GzgEZuC/0wXL0pq2WCB9CjFYbFaWzP7P9zxcp+7",
+	"fns1+S1T1qQYk65rGL34qtN+ZQ1z3VsY+W4R5MUyVEJAepIuGerq/D/sI85OEA5u8VKYAO+DeCGAyIwj",
+	"wlb2F1QWtUb6V0tV0tPOjbiUeS5S6bPbFooVmYIcUgLFrSuCaIUG/tYajfpTg1RGC/haiZ24ZIX6QmkY",
+	"AJ5OpFSMpv5WW0f9Kwmeq3/xgl5dkyV8hafqnxlmPr/RT9H5gofQlsmGdtdnXlYWXEZlofaUI1379SEN",
+	"iH1HmtqvE4ShaOmxqcYax7vOCHx9T6AJ1HbRZ5jMFjrXUNSgE4zYga7xTaCm7TFyAeVFE11zIcCKZr2v",
+	"bgwGiheLYHmY1OHU3Y4YyIM6tBnyW1MGFAansV1wjD0Z8tt6WpPC3M6am1lTw/Pji6efjlihOGsc1Ksn",
+	"1EA/1gnhcLFLWVK6FpRog3fpPMZsGuEpcUdsEZKJetw810BwMQZvnz88Q51OZ6iaeX55ZkqPq0HU0Zwz",
+	"AlHHUD8W+cSjcxyMmF7kOlL2JvoFp4z4xmV9gtx6LOrj2rPzhVzq/IoYt0PIkOA58cEbqoOeRyxFwdFJ",
+	"wlC0lzBTyNbjjBFd6zSu8BjX+r0n1GPoADP0s8cXP9POZZ8TMQLQNb4grI4wFMZNi0MKXXUxoIxA7XKC",
+	"9NkNrNaYmzSNRDEZU6ZD9XJ1EIfDXqvVbw8Gg75F0sKdeoLgXylVYaUN4JDVTQH1excckPuhoFpcwttU",
+	"X9NOaz6Z6JhkRNkiWo2esg16ToTAU7Ja8rG5aYvrodb11NKGbPs9jn2wqLuQplr1cs5LEwrWXuqYx17V",
+	"szAXVYMRd4vuqXoMqLNm10iJnA5deWRGVawc6J6J3t+y9uSK5pptKzuQerru6aKmi1XQddeHvMe8tdNF",
+	"+p0YKp+isKn4XNWl//Yueflqb1jidcu6D801ET9vPbb2YUjIl2S3SMioSpRcPslhpf8fxV752NI6rdVr",
+	"H9bqtTOrAwweP48CsnXKYUBij+9aH4x6BuJsPyI4qP6GbWo/Nmqt5ezFwjPTXo11gxLFFtf0MxJCkV6k",
+	"1GXiI9V0XVc80l5phnzqI8HRBIer97ZeJuB03XziUZ+pYUCoIMH+li/ZqLHbIUZi5cWSioY08DPMXEio",
+	"RVo0x5pNq0bDqJhtPZRJyOfPRfVkmW3MsOqSQ9eI/EQZM3nZsSo51IJMAp2GVFb6IK49n6by8VjR1zno",
+	"ugjymHg4EqDWzahAHl5oL4TOM4bQhVvCZOWr3phfnsZDLDo7m02bLCxPxluT0l9lHJkgQP5si9gsyatz",
+	"hE0dyfBUzAj1RDok880m22nhkFncTdpIfmuuuuAhTbC0FGmS257hCHCEKLZIIPOV2b8hYbfd6g66R51+",
+	"d7A+Mmgd254nLJvnzpR7Ad56lVlPUhZNMo+VAcZvmUnjZ1BAWJm8EN+A3HgU7n6mVbyKMMmZyVzXrdzT",
+	"DEHyi1cl9zUvMHZE2FoVH0C2bHE9RVvJ0UGWrvqWbps8WLvTZjUbdR29qiozloK/wTKOp3LjrW18MbFc",
+	"cC0na3qaJxXq9SVaAbyV3xDtpABuTG459REeYiYmJIwjQ+4pxoV2kWIWgQ5iaAjV9KE9TD45SiwITVBb",
+	"nE9Suc9BkQA1Im0cB0H1gJ01Z9G2cTvbYQm9QTFtBraO31ZjgL6ISKSTr3UFsFq95uurXVMyw6ba/pjg",
+	"QM62hUpc6TsH+ZC2fkNCYYfq2QCeVR4i8GMqJA+XD5gJhSkFaqqeRbENKFM5ENNWKt3TXbI9doJIylc9",
+	"Vwd3gOkcxJuMQnXM68sntbWNNAAVQRlosG2SP01omW4lJGoZ9F9xi55OcNNuDQNvU6vXYkd7CY7S7kgH",
+	"UUB+mjLYlrAdFhglvsOqWPFPMvBGWdgjLNdx9D4s/NzmeOtWfslFo75QTOvuUD+n7UQR9QuXLzaH7SM/",
+	"JthOYZ5WejyCayCb1zo2jtd2AW+f6Wd3tj39cHkeMbuRTpjHAWvDEkF2dvHT9FZAP1bXl69Qyp6HyCcS",
+	"MDlyN8xy4hzV6rXpuHXU7DStW7SKNawv0LY0iANiiwvq9fZoPRumyohBcVOr114G4qV1rtveYpaFY724",
+	"Y7qdwZ9OzKeC1gjXgHFtYShPVkcgj2GhGZeVcIw2i0TThVgHatuqN5vNeDACrgjV0upYgeph2MBAaVhT",
+	"wTBf3auLkHtECGsu6AyuIzUKecY1tQeCVDPw9WSy5r019eUyvcjzscQw5j2Nc5dMwTXAPIknwEinzO5N",
+	"hhtPM7s0GddBwkoF5t4mWTAnYW13aEbpsDHF0wmSMy5ILuImyQumIZiOe6K+lyaSFXwJiivNr+gAIz9c",
+	"ojBidc2umUrNY3K4p7EkhetFyXAYl1DbUxKWODHkjCwzpfBxbG/rqtcEhwHVl/rxlatihz0NOM5gqD7a",
+	"OLVoHPJrGGy0t8GAD8uGN/d0kvigdNYUF/GnLBXNwajsbSwQlrFvCB1A9A9wwmOCfdc4izSsovEEXXl4",
+	"4caSdV/8ADnq67YHPBCny8fD39d5AgRa13tAJlIdIXh/+7Eg1+LNGZMiGVU9L0HSxU95MredyiXUPlR5",
+	"o4u+fSU+dzCXBnQUwrkids34LbvyeBDNmYsOlKxoHacBQSDr5ngBLiHG9Q4+MSEv6h1EBaJTpnSawzpy",
+	"kwqO9RFzJedXAWcQxmWW5grC2LNfQARy9guIy3FREgWViC4S+HHmoThU7XucyZAHVwlev2pmrqsgQRQZ",
+	"BEAS7CeBNRDuyJZ1BMMA5x30r4aesMwVZVdKULojpiNA8ZzEb95neE7i1wEDCFCBREHe5tpzQYokwpky",
+	"dDHjOIAppPLjID5vxpE0Euo4L5poVjJpYk8iAYG9Sc3xKCB6dUx8y4gJvBTodka92WEDPWXBMiu04DzD",
+	"IYlldR79Nc8dtQwrKiVCr226667iDIXcymY+w8qZS/Xcsilhka5advfGS5H9zux4NQEYEtDAqsmbcdvz",
+	"FuG3e8Iwet0ElmUPyWIWRNXop8uYW7PbxOyhFZOrcoyT3ToLS2/w+G12PvpexmxqKuDn1uHrkNuhvnba",
+	"HGWlJVYpMGpqYCd+c6tr/mxGvOs44pLfwp4OiWq6nmx7xd2UTRFmSyiUY3eQl5vtkJxAXsrEZNfBnrEt",
+	"f5LY7DrC0QQYHjy/fOgcpZlDsA4UJBj1EfxYRyQQBP3oQzDrD+0m//UGw39iDUxVY1YD5KEOO9RcoKQ5",
+	"FxK1m+jJh/n1t8UQtpvDQavXtnGePUD4syTiwEiW7JSqWN9zvFiUuE4gqlDzj6K/2VjxQcUzWSF1iOM3",
+	"VYnigEvQSed4YXSmuSDBDWS8M4Pklr5vTjSR2cANBHn4OigefTWqff2f/uSbX/75qHaMRpCiNarV0ah2",
+	"SQL9FQjDUe1VsWhFs2ndx9WdDithjSAdYTXKd1mlWwiA1ic+fLvmKuLj22uLURdMs60/8D+6OLXL5PAm",
+	"/2C712sNrY9e08pQ+aUlda7lMtvd00+eWbsyNeiSIgN0an3s5R3HU7zAlBpdE1xdNT3hOpBSj8i2nh/f",
+	"Xlts6muyrK6yqgXcMjsO2rcN57GJ/ylqm6AsbQfco28liH9WGXc2f+2yYwzR1qi1dwWBew/d9iahe79t",
+	"WG9bIw2/R4d74+hwSui9OWS4XVDeqvtq1Vx2i0XfQcZvCfH8uoHWXjPw87cZx60qJlvKPlvEjYHS8Faw",
+	"2FTP+/D6mRm8x2ADiu4Lfw1cddthr6lX3uOuVRXGWxRqeL2oaJUkr7liryJz3w2stR3g01b59/sNnZZR",
+	"rdbBpmXMRauhrprZE3xaZmvtBQTrLVQYeJuIZO9oTYLvA1CaTRw95lO6Y/nX7ZT3BRbilod+LuQz+XI1",
+	"03tdMmq9dhtSSZ6yYGmv2hffNCXtW0VLzFq2XNiVTQM6zdZ4TytIUUrLXYthqKUhkzx540Xce+7rPUBO",
+	"bS3DLQq0xly0o2BgTyI85xED97wGZ6AMLSPM0MHZp797CPekMUwDilEa4iuJVg8Z9RP5dKo0Psx81I6f",
+	"Fw10TsSCM0FEjL3i4TBcInnLk4fQwajWane6jV5zVDtsoCc8JOmPOFQqG1wYooNus4lMpDTl7Ep7vA9j",
+	"PCmoeakhIODewSD/UZE0IDmvZ2Jb9PUJmgQcS+RhwHbQ49M0ESig1wQ1G62mplUAZeNTmB0z7MJ9wTDn",
+	"YXb+yedNZ/jiq1a91Xt1MBo14o/tV4f/xOoAL/NE5fdb2sVodGFtZhuUnInJ/FLmD4CYnMRXYtzgkmCh",
+	"f7grQk69lnG+ZSWNPTp541G56kfaVyX+Z7vLw6PN8jBt/wxwrbauWhOGhMktxthqtrvbCm1lD99m+1gr",
+	"xuLnVuKCCmPNt2oT/HnS+LZsFI8IccmvCbPdO05CImZIP4SkeirhcDMYJIgQlLNGkTGG/TJ+bpQxNHm5",
+	"oCERjyxDuSAeZ75AkFoP/ecGZd5cf6l/1O82C9Cjq/FfIbnh18S/0LMS9rrHc8yWSIedmOkLdAsZv0pw",
+	"7lCh1ZbqcU1YMePnQ4JD6+XxSnJWfhL13DpnG88S3cpAJBRqH32EJU5CvfeRzZpruLTmk5eparmPWpit",
+	"kgTqqiAA2SIEE3PXdFd0i7IxzXSmzB4ya+w9rAiXBKc1nVk6inphLTYxy4MQC7Jbximk0UJTdTRexhpD",
+	"7FgCQ6geW4xMe6dOkKuDZlwTACPSuDcl+ooRMFXjbSyRMrEpULRFN0HKVFJGyi/FCofu2tdeVVkbX2ep",
+	"ru45Ar+uCj51kCXSX6/PPZ3SHLsCMeNsOacCdEmgIDyvFk77ACGQCFy4c8JUs8RHMzpHByHxsSeJX5K/",
+	"mzoxVzkFoFBzkZLCIFz6J0ahTaFRk420Cd0r7zIqbs195eCsg0QuhemrxyuU0KXKXoxCsi7QbJXmOUDm",
+	"tepKpqcnyUtJfnt18VjKopXEZcxC2/RyHr+zAgIeJ5GkVEjnk+lrI+VflqXrwbLfseboptNsN9LbC+2U",
+	"9TUljIQ7BJ+A93en8a1eQJWN7e4sbMSURfTos9yJFiB7TAiygRDQws4AaKEZDww2R3KDsXdtocC+2UXJ",
+	"87Ame5ZF6ikzZua7ibFLgp/ekLr2bVe9qoFHaUYvLK05Qvahoj2xQe7nsfbrxevvjFWfaeknETE+9teq",
+	"5a1qbt8Fbew8c3CVmJoQUcwn+k7WYJ35WpuKjyKNOzWL30gz467J0hincUyR5Q61uG8rnxUxGJpP/GhB",
+	"PiHL3V7XwOw7vZqTBVu/ndnpW79rgsI+wyGjbLpL/8WA5gqberXbhHq5VbBu/hL2LYCU/8Nf/8r5h7/+",
+	"4x8cHP7DX//yH/76D0YjZzQSjd/54OXP/u6//Ya8lF//8l998+u/fPGB1YnzLBvKUoyQV2yIESO3sc0Q",
+	"AGbfMXIhWNFVkgAqnYQESx4a5GzI86FSjJj5Pp8PBPeFVEL+YpxJBPfJOkPvUP0+Ym42dc4tRGxC6Rr1",
+	"RpxMRBb5fKD1iXhW+cj5FkWi1NPnUUCE5fLi9cLcUvFRbPR+VQKdtBXUqDr9GJ6S0Fz8rx8BRCSBojUf",
+	"k/CS4PlWr21VIGp3MJbWG0hgN3GN6XIUiZIjbH461aMeXxjO3K2YbYqZs2HKp8mTT7guHTteJoim9h4r",
+	"VB0DfFOtXmXf7NhQNZWIPOM88Pkt2wbgNJG2NCTidLEI+U0cj7bJNeRjGixBmU2quW1ism0LYWmkoyf4",
+	"5TZT2hbjNScRNk/7uyMhtgW3hRAPOlmqTx+SCQ9J1ffMGa66q0jlXEpBSfIZYA9qOoERCpe+jGtQfUNz",
+	"AaW7lIatkQCMzXoyMiffam7DgdvqHH3wwQcfHDWbTbeO3K//7X/44AP3UKvl4GAzFuaIjZfI/SKuYBGj",
+	"YMYN6wIQxoM4b8QlM54vhIvm+FrnnI3YJLasEwt6ZbRxtTN0MKO+T5g6zQ0JDxsj5qqN5JoaDZAeqR2/",
+	"cKJXMuh+mqF2Mdi1dJ+W5A9lxLtVKeM82EdcLugbbz0XP9Vj1oCffA9Pj+/uafH2hOZ7IfmtFpJW2bGv",
+	"wr/vrKwpIct72XNnTdV2hfVezXwvMb/LEjONkC0AkT08Q8Nub5AgMPpEYhroqAiEkZCqIzTH3owygjzu",
+	"WzNrbMBJF6uvxvfs+trddBKYGmf5SE8PL67IywRrYdM1vB62xTMezaH22SLADGJYY8CXpKxctvu8l79Z",
+	"BiC6xW1SWj9sE5pAvUaZkJh5K6A2rbYVbBj8vI+K8A+t9tHaYg7l4rs3HGZld9MebUZlYL0QWenSXl/0",
+	"FD0/f4SglB1hHgRlUDbVHlbDgerFPC/MpFyI4/v3xYzjoOGTm/sxAuP9cjaxkc1WWzSeU65GhF9igoXc",
+	"jzx7iV96YwMPAzXEPUYhkarXEyiNqfZFHTGOAs6mUCpdkcO3h7R4WJKpuXnIg6RYkUMyHuCdSvJWR16Q",
+	"JGQ4OOMmbKuS91qHxq8WRPjml7/65te/+du/+vMTJKIFCW+o4KYGJPbnlAkIBoJiCAEV8llIN+elmb7U",
+	"lMMpZXcfpJt07aK/+eUfITdLA7eeKX/OhURUIEAG2zyjsjvG1V18HVUJSRIL4tEJ9RLc9I0IWRGjcmUE",
+	"tueynuwd2MtaUO46Sp3a6eLW04S26on6Zn/ulqu/zT4rcn8lPtyec3e8fTZ8UjyOuXftXBOyUAJXrXgd",
+	"6SxGdBAQqXSjukkqqSO3oZSoK/Wf++o/jmsrhF2WH/HPRiPxQRrH/SL9s3F133nxgfrZeiW4O+euhgyo",
+	"X5TmJrDS077+w/9cR1//7/+hjv72L/7POvr6v/4Z+pvf+9PDlUN/YzUHO7euYca9uOzMufP2vXZ6IBWN",
+	"77IzcrtDrkLu5t2OopXUwje9Ud/6ttpI4pIDYsN7NkvkvLRIxpbZVrqhpwvNfVvy4nbVcsrnsVuW6Na9",
+	"V6ync14EH4qDEqgPCi7jVz7BQe1FhRU/zwWPWCL4XmuswQ5XhRWBqGIUhM0ksphcFZGhiohQuxbvyt76",
+	"Zyp4xTPNjihT6m59Nbv8uu7jcCpwyls/ozJFtbasanFOII1t100NLycZcsVkxa1S3Fb2fKZt65x5kMv/",
+	"CskCwCpjwwPikHwq9V/K/rATIArIs5DcUHJbhSusCZI7Qp8lb98Ffe1dES+KMBzSEnaiRfr67sQoFSU2",
+	"9tmwYYWHGVsbd6qB9mPvKE8LCuiA0l9E/nQ13XGPqEvpGG3Tu/B4Pj0SgtuPQy0S9AdIxM3Gu8c/p1/E",
+	"j6h5ieOk1JgOqowfvyXjGefX4lj7u63b7IJIGQeCFo3QhS4JssYTP8cvHwK85sZweRxHsT9Vy3OWTfbY",
+	"4r3HcQLGxneKiYL5yVhXxlBiXzg033byrRIoAUGp4iC6yFd93+bsu7glZKGEgEXwvzNSldxQHomn76Sm",
+	"t5XABWrvpmdgoYzbvVRhs+eyrRmvMDeoRc0HqKUPiEoqY8pstrLV1pw9nZHw+nq4xSF7fe2v6HMxxTJT",
+	"S8ZgW4BLbLPBeLBZh77E0zN4bvcyftkzv4JPrqq8qHIVfomn8W34nnFhq3uVEwpabrPUEkQhILv8zvn5",
+	"j3704Yduwac4yKn+v/N50xmeOg+xM3nxVf+V1V2j+tsNbXZLdth2YbdasKroqJd4L1ao2iBv3fSMJ1+a",
+	"f56oyBr1SN9F0xDiFYSLDmRI53OT3V4ogbLBlXiJp3sD8zNsVBlZzTCUzZW6gcU2uqG2ZTnbkuSZaDuy",
+	"rk/vvyR4vsE1ttMlrIkliVXOZ/uoOX8qkGvaVSqpKcauq4AkNo7iO8saFt6640h0dpeEejF4fk+gkCzE",
+	"PQPzGWBmKsTEGVoxPoersaLdETsAcxOyuUxcDrwAhdg9vNCRQbdxLzQ0TWuzdMSmAR/jIA7Y0WbqlOs2",
+	"dCVpQISIguAYopcEkQgaO4DXGcEhERJh5kHhaJiFgeQlUiCdjxqYonn5zkYM8Ht1aX8IB1qhdtXT8921",
+	"Y7YLclvgkDC5A1OtUO513E5vrywQPN/p9H4tez7Z2ZrLAc8vKWinvoIgOfc25GwKn6+UyeLqkLlbKnTp",
+	"ztcuEU5Rsi32Nsbv4v7Y8v6gXOcieL4XpUudf29f6yJ4vifd5w1sQn2yaLRiYeCK3+QGq9T/+8NlM0zw",
+	"1viXqzo7vybsGabhRrjF7wZg4h4vyO6Ie5hHOcyNbBvQw8sQMzEh4W6ePA8LD9sipx9mVfI6mvMbgvhC",
+	"abiLBQ9lxKhqoo6+iLgkOqYwYhPKqJhB1Xxd0Y9zdBDruIqJSyDTdrw33yFyIe7JRsnngoTrwmotIUN3",
+	"trK2rLTzPdPLN+KbQp1cypCrFWK1gi7CTNwm9SQB5DQFPj3QgB4xWG4dYRTygJhsgDryCaw3RCkdIifF",
+	"qMlDp5qB7QCeGhLsp1i7Vhll7tHXcjfXKVsSUn/eTbMlB8pkprVTRK1a1Z3Mme0213dH39gWuXlXntvS",
+	"FLAzxNpaAGrp92EkgGh/60aCGsW+ckbXnErbsf2Em4oYBQcZlK3S3bgaHzUjHQnCKBIkhAw7IWkQIH7L",
+	"RAoqaPxlM8x8k1szB98YFD1fQt0oE7BhsI0o031Bsw10nkH/P0SSTwkk0OliWqpV1VhJscr45+pi8cfm",
+	"jQTXb9VfaCOH6kh7/NIEO5gMkAYIYjK9oDS9VJqaaoIzhDXIYva4QQeCkHRycJYdnuTqIBymjsjcUBrv",
+	"5debPjNt1lguY9IGUA+Vw1YzOUFRseWsZkC/cqmrEdN5qdmi3bGX0JRBqq+CI0KFn3rNFC7ScUJChxOZ",
+	"MjuZGkRJrZykVuUt8WZY5uAcbXELn+ngozetSG97j+hToVbzTl2aJtIIu+IdwxJhlko2E5aFqEi+O0bu",
+	"BNOAsqmLDi5mHAcobhVRifBEkhB1kI+XcHWgno1CIg7ryL0myyujhrq6sN3ps0fomiw1OyXYchpqzjwJ",
+	"xarAnPSPEVZP3xPxuITSlbWEpfIQ/J1zzCIcuFk2M8Ot1WuZAWi4r6gkkgWC05Qtu1FaGN55kL7wqh73",
+	"eEGZV3KrOaGhkEgXhkHKgp8vJBLq+bSKCRRNFyKpcHI7o4GSvwG9ISElApmq6jmV/nUkLULlZ72Od+A9",
+	"1cqFntIdWrmr2l+vRWGwGhVWzT5Qr+aYYyfjwLDMqV51i9S5g20OOdN2mIFb4KGQs2mSchkS2GmMo/bL",
+	"l8YIVfZmfIAnBeMwUgPgkazr5HYZieJle8ue+R1gSZi3fCL2VdhCV0vaobUS75qu+7Rul35CP4xjczWJ",
+	"7gk05v6yYatbYwmKk+Hy1I7WydJaRrEMoAL5EakjOgGoXip23t16mc6sIAOXusAoUZLknkA/vrx8ZpY1",
+	"I20IU5xhuMIz+MDlRB9uToQvXrTopazX4IxOOWXNptnxjnC7g/aO0t8ImEIW9EzKhb6Sg7x890QRF7Ru",
+	"yiYc8tonIZ7OCZMnoEmFRPDgBvRzjjAKOF+MsXddR4sQ7Jk6Cii7dgLu4UC1OycS+1jieNdakRk2ISln",
+	"l2dF2m1cly1U1FjnstSSI15ISrJTBZ0yRRH9DDpwb2eCeFd/83t/6h7WATmE6foXxogxzKu1VeyT1TqX",
+	"LbvoL8J6rt4MGRVE40JTKYpjg/1jVJlfREL338iQ7CN9kC9tBwDIgr3WAzJtVvc/FE6plXhNS1mEPWjE",
+	"QJK7uadvKt37PjCPZbd7FZQArbK9AaQIdSoY4t+ht7BE0Xdh0q7SqEU0Vr+MiY/gS2XUM6l2EFyJoAUJ",
+	"1TNqIxyeIHehNP9j/a/hEfcEuSExi7dUPyaf4iey+jj0oqw9rZSnb5YElcc/bw7gNvWXE9SWCvwd70JT",
+	"GRjqEetNX4WBTFw+RELr9nbPWEwbSJk4y5zpyDJZiwn4Sk5m5LXRZOuvkd8xGfbhuSzKt7fuxLQvdbYo",
+	"AwGfXy0jgWrxVl/nMXiQUxTyOwx+A1QegQ587on7OuOpMfcBMR25H+hyluCIS+B7yiooZa55D0ajD/75",
+	"59j58urFD0ajhvnr0HrdW8BO2rY2t5nnHrnineGGO4IxWAGLkJB8IbIm+oGbd7m4iYdCyVJFZReFxCFM",
+	"PSPszuG7BgPfUZ0NucSSXJRoZXoOx6bqQF4HSjUyj+Q1MvtEyyzzLct/KBlOvCikcnmhJmaWbkE/IcvT",
+	"SLWy6udc4FAy0MUlmYbauX1NlmgS8jlytTQ9hRbgKKPqrRnBPpgv2lVc+5lz+uyR8wlZppPTnQLqJYRY",
+	"xN3rTw/jE/3jzy5r9dW6x/m6oDCSgE8pc9EBZuiB/9HFqaMrJKCPP7usIypEpKx25iPFfhNKfKQ9n2pN",
+	"zh+eHQ3aPS18MEt8b3DaQ/lkPSrdXwOSQxX11Brp+JBkWsqCqb16BSAiE54puKX+NNTQrsE5pkxiynQl",
+	"JFjgBJdsSuUsGjc8PtcQZV5o/lhhetMYVYNUVA8UWc7OnyBBwhsSghj9sP0hgNYICCwWoNnMcEhMfCSf",
+	"6HDmEVPkScJE0MFv//L/++2f/ck3//f/Vkdf//5vvvkvf36ozYWQLASCfCMgqI5wrudRqSCXVbcoTUyL",
+	"tgfCCAai2pH4miAc1+NQFlxsWo+5v0S3PLyGeLIRG7Ezzm5MhajjEXPQOdEebUQNtiNf4C8iYupbC3Tw",
+	"/Pmjj24Ghw31MNSS1v56XbNPvaDM9uAMC3ICHhz95fnDM9TpdIZqTz6/PIO3lYg3r4BAdRZ4SpnSIY6R",
+	"G9A5lS46aP3N7/17JbKTIPBeU0eNY2aGNmIoKdZ8gsbcp6ZP9yuQyHWUSvdXSm9MP7qwvtlizqqxtJ6z",
+	"GuUDOCvBy6WedvFCl+GhnMXgdj/4BYjZgxii8TCPyajajLEVXY/7RA1CwyC6ZrMI5J56HllI57EBOXTR",
+	"wQWdLwK9pc7UywJaUoznfjn7wK2jB2waUDHLxtemI3afnV6e/VjPUC/UnIRTghZYejM91kFn2D88BhkJ",
+	"jEEF0DI7Q3jHgXfiWeZ+199BHXHsJ5d4qplbvDw8Uatk6KvZhAoUMVPLEZbRIHCaIEdYVH0w6hdUS+Ad",
+	"1MesDtkXkTfT4kNxXd34DkXcFhC/22zCZFZqorsxkiGVWXLNIw2CGcb8H8fHYIbcB5d46p6kdUd5qA5c",
+	"InUzqh8zQIHcRxMHqnCZcZgNOUUHWv86PEbd9hFyFyFE84EWcBVPzwXCmctLKuuo22oXHo0nEdv6MS3B",
+	"kZ+Zj1Ih9JkSwDajDLkvnbgjR3h8QYSLsjci+jsYMWwDIvXlByBwqr4OAECAESSiyYR6RCiF4vMXLpoT",
+	"zMCnGzc1x8sGOlV/qpbU+5pUyeRUK1MiBeo2O8ilTLdICZNXMAzXvI4E0XFz0I4BI9XuFimSUj/mhvBA",
+	"jVN9Z1YyLt1HGBrzSElMrpphnBEwKzPoAK6RitC02mJ65vFrpu5QA10QYG5QrjW9GnNf54cE1CPGrWvO",
+	"o9MF9mbEaTeaKwfR7e1tA8PPDR5O75t3xf3Hj84efHrxAN5JQTzNYaSOn9Nnj2r12k1c9KbWbLT0o3xB",
+	"GF7Q2nGt02g2OhAzImegh9xv3JIgcCBO//4vbq9F4xfGQp+Web0e+O1erzVEi2gcUE9XHDv4+LNPkCDy",
+	"0FRDNE5BNMPBDdHOKAQDvSdyeoTQqUvq4FRMo7cEaAtL8wBEPgiimlFKQMK7yrKt/YjIj2+vdZks7TmH",
+	"SbWbzVgLMJWpinIJzK0YmvSr2jVUMvv8qxoOpspYUroMmK038AnmC5ngqtPf7X98/rOffPzR9dNH/rMn",
+	"D1+qH+Sydlx7+skztZgC9EGq7LeXtePajz+OWmePfnQxG9Ob/kwuxnz4k/BpdP7Fz85n3uTi5w+DZw8e",
+	"f/k8CifXumCPVn83Kccwb1B6VlfILEYjk4VW1lxCt/sG4DajrtaOP3+hzPz5HIdqfs8yC55dqNyCxtfd",
+	"x5/XsFIvX9RrK7JFNaw6uj8jOJCzL0vZ7dQI2nazae4bDcYsdKgOjMWJEh0+J0Lf93Ml/yEwBEs8xoJY",
+	"mebH0O+d2SZ27dT4dW7jSVPastpKmsGUrGVmsljZcfte1Mf0hjDVgVJYSGb1xFJIMl+/fupkX1ZdPnO/",
+	"FC+M0Qy8GUhkUFoBvhvrkSAAaqmjXrOjzFbz0lXE8A2mIMXdw1S7sa7yOcG+0o3EO7/QaqRK4GkLQmnv",
+	"6siDpe41O5uX+ULLz+cpcfbMJQkpd2KTm9Z9vKDOtakXaeUVbdFr7VzjiyvlhPgn+twFzqFiEeAlWoRk",
+	"Ql+uLrkyGrRVLOCIC/GcSAjLKrn9SR+5rysjvKpvfDB28Ly4K08ZN9XnuVTjWrvZ7jutttMcXLb6x+3e",
+	"cWfQaLZaR/1es9n7eepK/VCtSrOF271Wr+N0OqTrDMZ93xn3jnoO7jUJGY7H/bHnp+kPqn2lBWunf/bl",
+	"SccZ+F3fGY67fWfijTuDbrftT8b9mo6TeC7WjK416HSbw1a7//PU9/DM+C/GR3633fT7Bm9JrZIegV5C",
+	"dU4qpeDq+uFz//ZBLYlXT4eacFIW7umFWqeNVGs3293h8Oj1Uc1zBh3ScoZ9f+iQodds93DLG3ZIJaoN",
+	"e+2jVmvYtVCti5veYDjcSLXf/YXTaV5WoZoGvXqxhXqh95Gud7Eqr07BBkZ8AsqA2ona+wQ74RxLkhQa",
+	"sfVhnr2fPviqnr7lPOMB9ZaVX46fh2F21+7CrE2e2Y0w6jH2r8I0A8jWdfz4/eyz4HUCS/LKW+slTt4u",
+	"PP6qXlsxRDe2sfrGq8pLG5eRKFE4zMRSnQrqchhIdCZD7Ml3asFbm8+350ypojykXxK4kutWOVMf8nAM",
+	"dUHgjfZw8xuXnD/BbJkU793xCM6oZkLGZnNOrzZnXOmZq+SGKItZ0PEA1ERWgxKmBwEH7Yk205CQPARl",
+	"bIbFTG10HaqQP3DPMo7orU/cRz6ZLzgE2XxiMJwN633I/eV2Z2lBgLY63U5GeMZCu+vgjo+dwZHXcvCk",
+	"03c6XX/SnHT6Xqfp1bJScxUusIAouK0gNYFCr/L3QuZaq6BHtLab+5pzcHDcajW63Wan2+n02yXnoKLK",
+	"UdMZtEnbGQ96Q2cyGE+ag257PO7jTedg18Fdv+kMel3fGR/1mk5vTAjp9ntk0ukVzkH99n6WqnAS3nwU",
+	"PA7m60/CzWtaT4J9YrVk8JOX7StD6yvG5RW+Con6gSxrO3GAb5O65qcTdE3IQjtK9SZl/LYgapNNI51z",
+	"opTh8rMilpu2V17Va495iiS+7vXkuazIfnsn+3op+iH2z9Nz+U2dDc0KZ0Ne2j1izwWYaN1Wr8oQRQQ5",
+	"w8R/QnyKY9zFbru9bcdPqIDj/K2daZrXMxd+25xrBVvy/lfUf6VPuYBIyz34g8mE6MwBfYNjwvUhwtWc",
+	"NauH2jmIkORQKwjnrqX6VprK+m5pwe/kXulufuNTLh/yiPlvjUn1iu7IpNvrQc+wnGnXL3B35FPp6Oic",
+	"Um/Jp+RW6egQEd5AD6EqHhovEfYkD+tI4nBKZD1z0wP+NTonKMRsSkp8J6rnB7rj1+4/qVsz0fW0dUoj",
+	"FSYNMIyXIYl1+CIikGFllAmYNcSnVTuRdczbugFwoxtfUwb5ZpqgZf3rX+OwuGQImciRTjsPjYGdL0+d",
+	"n5egxlcZWJUB7ZciE91xhm3Kek8eKaNGIYJsd2pgCdEjkOSlyUJ1XoBtWHANmhvSTnn6a/kW6nVuHgrA",
+	"tNx5KHt0QcY7KFHA246PSc8ZjFu+Mx6TljPoNodNb9ydjLtHOtGIhzpKuaZ2qU6bsPi6Wr1Gtz0cdlpd",
+	"Y4EElDB5alIoj2ut9qDRbDQbrVpa/7FWy1sZbcef4J4zIL2ec9SctJxmt9vut0jf63dJVpTVjo2F81wP",
+	"iUfS40Bxk/hXy9VcrA2GzTZu+r1Or9NsDVqePxg0vc7Q67S9gXdEJmlI6zFg4yT7CoaY2faGCIo7ElJq",
+	"AyRLKMw4W865iZAtpVa/1W232907UavtDNpd7Bx5R0dOd+g3x57vN71eu0AtCOCqQKh+q90dDMbtow7G",
+	"XmvoDTrjZucIT3peq9nsd/2tCbWFAZ2cSpu9kXB2ms343iv53iv53iv5mryS2Y2Wu/H3qdxsv0Vydl9L",
+	"nuOvSlyV5xDgKCBskofSCegN8fMhqAcQZQqxGibsDxkMMBMzOmIPcxnN+nIRogeJD4kk2PN4xCS8rT5r",
+	"cRunrKGDbns4YjrK9UrOQi6lDrACLItzIsOlc6qUD/fwBBHszbJ5kyGBy1zfKAUjBqELBnJBPeDNiHdN",
+	"/DoSXPGwqZ2DphERggikRyY5b6AYqGHE4B09D4g/UvPQAQLOLfXJMRqTJQdSANnQFxGJSDb3jIoR6zU7",
+	"yNWxqlfjSCxtE2ogAFJLQt0A6nrE3DMIWzpTW44Dsq4DnmJXxzkVbApzuLw9v7ABctHFklr/1PzS8Pg8",
+	"i5tzXLvoeFFIHKBzM/T/UXXnHswxsaOruHe31NFyGII1svx4Nv6RR5/Sjx/+/MH55U8uHolHc7n4+dmj",
+	"/qNfNBqNHNrd8bDZLEL21UJ51fli+POw+buefj6DwRdD71Wefgp+aJHbj/l0SnxEWUEy53hok4DNP/yq",
+	"vjcX6N0cJTuc5ckJGxKfMElxIKqfypl3oJJj5ujY1Ebu4b0cyE+oECbW1QwQZQb4Tp3D32rX7A5MVjir",
+	"NjJH8Xklr7AkV+aU3Ph+7uH9aHuca8BAI/XFCQLQgsTMJ2hKbwhDOl8fqgNr9NN3hPHqtcxBuvH1zKNA",
+	"DBPvtcPS22LkNq6f9SUIBEvUg41tZJ/dm8Jvcmk8zCCuE19rNSa2Axi/PQZ0VGCVRK0y+hFlIzYJ6HQm",
+	"0YHHfZJXdwCapxiKGLE0GJGHaBIFwYiZl+3Rhw10/j3iy32GnPIpokwrnaChaf07Vse2CSDOWBM8kuvM",
+	"iRt+TYS5XAUgUsNOGYMBjUnA2VTZF+iASkASCwia4DkNlocNm36rOn2bCu563a7yXizUTK2kx1puwozC",
+	"xyP52q6tv53XanfQFs0KX8kYcbuSvph/673GuMUav7/+f53OIz5FWmZuL+MNT68R8pAaLlYFu85jhOw0",
+	"wiTSWaDgJWHk1gBbJUWDGiP2LCTqQcWwBZ+Sznu5xQLhAJIfECCTheZ4SQ6NEdOnBjoweArwshquhtOG",
+	"9OkE1xSU8EObC+U8D2r/vTxovj8Ok0/Jrcmieu8xeQ1nYO6Lq5BEooqBa3vp/YH6fXHBvJHjscROevBS",
+	"ZzWvHEITHsLJtUPG5U3rPqBIOLF3pTTE6JlGIUIH42UMsHBoECjid2MkZn3kejgISGhwlsUJjHqhk7Qh",
+	"cOSW2cOOznTdfDOcNxF4tOnJzIA0OpMOsHpTSV+D4/awMez1mkPIXfKJR/1sTLP+IhNjYO7sNbimLUib",
+	"+O2OM/C9ljNsdYnTHh/5uNXFE4+04wLXx2llcVs4NvFabWfQ7owd3MFdp016k3anNel22/0UAMz0rbPr",
+	"C+/7rY4zGAyPnDEZHzl+q0sGzUl7MBxmQg1IWHyp6TmD9qTnHHnjgTPwxp1+qz8cEzLOBBwkeFlbBBVk",
+	"l3hzWEGe698Her7TV9P5xcoIR5BUW0pHCDG+jxeLkGugrR1jO8sycj5cIhwj08eovhpN4hT6xAEKiWO8",
+	"mtqUMPOLAgLnQMYpSsI64CSyXKWEVaGrmybZPfCWbQstPWoTqpmgqi2hXntqMGHUhriz7bBWKHfajV67",
+	"1W51C0LZ/uRRv90cpE8WJNuk6w2dQad/5AxbLeJ0iN8ejLst0ukOaxXk+WTQ9p1Bu9d3cHPQd7xOr9vs",
+	"t8nQw8OK8nzSnwycwdGg4xz1h0cOaQ1bvd6EeJN2LyPP9YrYJfqkP5koid50jjx/6DS9fmfsdftjTIbl",
+	"En3Sn2BnMGj5znjYPHLazfGk3x4ejSfjQVaimw3n13YS6GVXCmbNsqH/732UdzsRdjDqJskxsclqmmQP",
+	"lFUcoAqG4Morr+q1tATtxgYyj+7tXivRkpcQxrYg4YSH80Js9TFyk8m7J4iHGiZHJySMWFKjIsAQDaTh",
+	"mZDgc3V6KGZA0xAzqfXypNX6iNnglOoGs8eNgZ90IRV0ADkDMzJi7meffeacRnKmzEsPS+Iib6bmwabk",
+	"0MC7gTMrRYlCtzwKfISDgN+a3NF34gqsOJNNbaw8b3bZtmkszV0v9I2f8QpqPW3k2PzTr+o1Dy+uyEuP",
+	"EL/C27mHARw6OeSvrsnyirKrSFTYd/bXXtVrABnnX1Em+cZWss++Sg4UyMKMFf7NvpvVd/a2kdPcGo+z",
+	"SUA9KWJYN0AthGA+daKRAvNXzbx8AgR4Z/Ivv29XFUZLRjhvUezFoAhJjOn9puwJy82CGsK7ZwOoQ3HJ",
+	"o/CdNQR6x81eozPot/utDYaAfnLYGww7JYZA2xk3221n0PE9Z9jCbWc47I6H7ebEPwI9fIMh0HbGR/22",
+	"M2h2O85w3PIcr9sd9ietztgfdFNDICDYtxgB6u1u3xm0jroOngyOnEnH67eazXGn1xlmjYB0SWyWADQz",
+	"dga4h50x6WAH+z4+ag983xt2yiwBmPiRMzgatpyxh9sO6U2OBsNua3jUbWYtAb1T3lsC3+8k4J21p/ca",
+	"zHsN5nurwegj/u4KjAZT3wy3cF4OdEzQg0s8jTUSQNEGVOiDbvtoxEoQj7eDOx6xHN7xCVS0gAWAaI8l",
+	"MrCN1jiLj2BKZwY2fmtFaPJEL/SLKlFyuq/vMV7Et9BppOSvVn3AtN6cTrnywnsH0nsH0l0cSK0K58+z",
+	"jHh8aBJw1dlztN2r53FA1ts6uLSEVAdXIpDjIys+jMpOrRWYrxev6nF8wwpAcCrvX5u1ODzu9Bq9duvo",
+	"qD9oagAEM8CsOdR3/MFg4Aya/Z5zNMBtp9MbD1uTfqvTbPWTCtTHtce08Sn+pw9yaYy00A5uOoNmr++M",
+	"+x52xrjn9Y98fzjoYvWseBZSTWRTUMgAUnzzv/y7r/+PXyc1ro8BYI2EAs15yCiD8tW6HPZxrdUZomaz",
+	"2UStVqtVS4Ho//5f/+u/+7P/67d/9Ye//dW/ylWdrUAUUxr7uBZQhq9uX25h7pk1LJOW+ueC+FDKyKaN",
+	"C8+8t+G+1UBOP4I6FXeSIgnc4+6eOtANv0vasi5Wth9t+Y6Z3Rn5883v/dVv/+P/tLXkMJXXFOOsq27z",
+	"+vvffyj0az+X3pmzx9B+86nTbx61jwbdfu+1njpmFO9Pn/dm4Xuz8L1Z+NrjCta/8FGkdxO5qyF5Nwfq",
+	"t80K1QfzvqzQ2Jka/1BeCAXPDcfX0QTizoXJj4YKiADmKZAbUCEfE+wLt44WQSSQ6xMc6HB1V5fPm4bY",
+	"J25J0H0yjncg4P6pEoVxjP3mx59xHmSetsAxpgU1jUZNBdJXiqXgkHHl6ornv+kgrtNdMg61JBIdKGUO",
+	"QAfgJpXI+HvQgw7T0ZYNLl3Z3ACLJWs3EiPG8ATGKOsMfqxMiB/B068qrNo5mSppUnmVHzE/EjJcVn/j",
+	"AqozVn/+Ek+rP2xA2h+GfL7F45e8ysNa0lRu2zxere2fRLroeQXqhbLaunhB5JNLLqE07sbnH7xUp8GH",
+	"amr7BCxNIDG//k//8pv/50++/ov/4Zv/8uff/Mc//vrf/mWu4LzFDGi2Gr1et9kcHHUHpiiCT6XRG+IU",
+	"Gxyc5j7FZdqN7TIJ+ZeEPQccV/OU3jiWMI2+02tPWs4Ad9oOHnePnHa7fdTsdzuTHsRrU8PptePa3/3Z",
+	"X3zzP/97UzjhIdR/fb5IBzLH4lpZh3kDSlPgm3/3J3//R7/UDXzz6z/4+z/+1de//5uv//AvlPi/Zdn8",
+	"IdA80+wh+PgpNGXKDBUCRfpOr9lsOYNh58g5mnQHTq/X6/qd1rA19ts6JiTAdJ52YL44L2QFTbVQ0sOF",
+	"9wKCc8UhdH1VRYf/9pu//at/89u/+h9zUeG63Hnm/jLkY+Lc0IU6h9dafvkl3yZRyAhPkySU9xHcML/B",
+	"F4S9nAcav1c4HKqf+tyL5oTJhliE6oyeESLnQQP+hXpylfrWO+chDbR3QpKX8r4nbnZsYF1+U1p/+uOL",
+	"p5/qmtw62wRcQpBoyoiuq3t28VP1888eX/xM6Sekjjyl5jM0XsaVil10IAjRlVAJjKEx9w+LOc161zsf",
+	"UbHgglaJJzCvZN94N0zk98iu75Fd9+xe71cyBPV+i0G73iIeLPORIDj0ZqkwydpLyXfbONytEa5gK4gZ",
+	"XSDOkD7m68As6jA01fUPXH2EuRoX1o/t3xgeDIsRg1rp+n1lRrknCEO5gXsiKScfj0k3SnUasyR4fk9A",
+	"yW7wYTCCQwIU8IiQ6lt44FDZY9BMfII800OqIxIIjWU2DfgYByNm7c/md9dK5Vkmr+utxetu0L9sKk1V",
+	"bWV79aOoWFjVCIvSsLUW8BrLeL1XaF+jQhtgj8xhHYC7iF/7Pmi5u3H3uhJld7jIeF+57P01Stk1itqK",
+	"uryekg8V1NGVF95fo9zpGuVkxJQ6VCSre5wHdtE00UcR0tdYpoyozjIaMa2EKUvQaGDfuQuaXTMREiV0",
+	"MyRv9rpmzwkMlbdJcme0Zr+cZjRr8pIKKWK03eR79/AEuSasxDWseKv4T3/3TgVBf19LMaIMUMQuBlvZ",
+	"Ddf9sZqeA0pSOWjjA+zNEJVkDiUx1LNQMgCgFPktyyKZnKCQiCiQAgm8RLcz6s2QiDydrwyW3u1sqWWq",
+	"nJFQIO2qWL0A+1ANDPLEdr8G26cxRX0gaYqSMT7qOYPepOMcdfrYGXhHvdZg0u9PoPRW5rHOwBl4ZOgc",
+	"dXodZ9Lr95rj3sTHbW8L2yYlxutEZTQrB5QtYJmsnSy/jgegevOhilYux30FGmUNUXRzYGu82o1AahI2",
+	"UfiMhA4wsZnn+4zC9yV431m5D9lggtyQEAe7uesswh7iJcvFPKQCCuTqnMhHvnARZZIjV0ThDb3h4SPf",
+	"tYFXIagFYJ5RqjVZaJhd6puSSxNKAt94/yhDLnwWLpQM0HrvDQ4iYqJpR0zrrQarX6ntVNbNZQccG6ZB",
+	"3ZPM9H5PNEbMBP4JpfErJdmJFjo8gyd+yRkVkqvWdPiunnHmjmXOb8hIzT3buJ7oyrNTIk3gQkw6HdsR",
+	"EKwaCZTSVV9xcNb1QSq0Y1TcErJAxlqgoRnpPeThhTiBslQ0RNSHycYFn1C3OYx7hATWTGxySg9EfSi1",
+	"kFtE1ZFaoOfnj2E9YjPcbaBEqUTXZAlVrPRyzBeRJP6xlVz3oNhV7ESpF0cQEscoDY0Rg3AHzBCUe4JL",
+	"LIxEtCDhDRU8wUPQ84dygUFg8NPAlBkxym54cEN8dGBFUTBmHtI+JMWrh3Uwi2DQxzFvCZvVJAiBmXSb",
+	"3XpiO0E1AiLQOJLxgyMGjaFus4PcYrig2xix7IZA80hINCZIO43QASybecPc+7iHjUyIeR0CwEcM2L+e",
+	"KUOG8BRTJmSRwA8u8dTmi4YNvT/1qV41bDyFebiLxqWFRN7valSIgdMm4yNnMBgPHNzr9Z12fzwhnt/t",
+	"DI46aQr4o5zOtv4lQHWNd0i+p8HQGZAudobdftdptbpD0m6Ox97RZHv3HazI64HUTuuPog8j5m/yR/cG",
+	"jUGv2xq2hkedN+GPXk/I7XzPPwr4mLzM+pg3zy/xP2cG5HWOnEGr2XZw76jrTI7GzZaHh/0eHtdyHupa",
+	"SBbtQaub9Uj3cLfp+0e+0/RIy+kNjsbOmHTajt9q9rqDXq87buMtPNIr/ucyV/Mm/3Jv0Dg66rb6g2Fv",
+	"uIN/ubTUTyzN0ko6sMfeCW/ze8/x+wD8XTzH+hRX6qxRIOIz/2D1VNcBN4l/NVZLkgP3nYp/eGPYLe+G",
+	"x9Sc91ceZzckrFISr/j8XVFjsspcBcCY3OPVuRu0h7XOXmM4ZYufGGX9IGcpHOaVdKVjKraOVdQV9bSu",
+	"Q+w1tZRlA9VxU1XcLRDUbJeCnsrIrTb0RMYcwkybdGboB1nH9HcE0+ZtZXN8+/wesHJZWzmNevz6V7/8",
+	"+r/+v4d3dIHE+DilcAOpn/01wlS3u41hr9U/Our3V5Xv2lGz2Ww2es1aqoJbmug12t1hf9juDdo/r+XV",
+	"c2VQbKeddx1/OBw4g0G37wybRx2n3/WJ38IdbzD4/9l78yY5jvNu8Kvk27ERmFl3NrPOrOoJxwoECRoS",
+	"SUAAKNpSa6ezqrJmSlOd1aysnsHIwQhpYyVTp+WV9Oq1LVuyQrYUGzJtryyTL0lZ3+UNDED+5a+wkUdV",
+	"V5/TPdNzgKiJkMDuriPv5/dcvwevic4fv//tJ79775Mf/dPTX39neWTI6QMzg9pFQ00b4sDyoB/iGBLf",
+	"I5ZhBb5l2bOo3bAd8/qj9tnZPKIBT4RUbe0XxZB3X3jhK2GnKo3NNofry53RpL9eEwK95TcoyXZH446r",
+	"5Gs4nz/ywhgbPvvg7usa18srdkA+h8Nhyza9kotBETFIygVekJTOKSKquRTOHNO5CTKFuSKiNXWkb/zY",
+	"OBvxwhW39VJJGs4gzDdiT2sk9tVLbNN0DNuxnUuV2BVvRSO5nyXJXfnV7uZTQrxJ9l872f+CgqFUISnO",
+	"kz12CbzvScG1x3KeB7Qg+R4tlINUe0t3aj9MeRXbZYinar1MkVERrYRFYMQimsvMmJAM59Sakvdci5SV",
+	"GenhQtsPTIg9y4LEwwEMiBu7oUdC7FqrH6qqixcZPLU8+cPrmOJL7Nju5SR/2H5kQ4w8DL3IoJBQ2/ZM",
+	"bDmuFa4JDsp1AQzT85b73AzcsS0HOXguEFg+lbMON2Q7c1NAbJ9EEAeGB30LuTCIYy8KDcejyJ4EAqKB",
+	"GCIDIndeA6cQQiuJUtraqC+u9rqNK+w1R5xiiWs8cdfeE0eGifRbsKzYDSR6OLVW0Mwdb7ev3KGnJNBu",
+	"Nip2s3jFJ827p0kIaXi1mnpdV1rt4lx+y+okSJiWjCueAtX1TZmMJg9mtUJfEr+PwzorFLR18s43P/nG",
+	"99ZyC6qaGl2t6C3SA8c5MZtVA2sCK6BhVp7zEv12wJ2yk2r5hmXOR5JTXpUbloqeigFOODCRqS4mQJef",
+	"mSwmAhLGC0qiDrhNklTvi4lDrQ3qp1QbRCRJj3dTsex2c0rCfXmJeOZumGVplB2xMj52V6kl1Ud9OMwq",
+	"mROpPJvRMS9IXXO7Nu4Ynm8almV7l6Gu2dB2DRviKPZhEHo+9K3IMlGIiBmva8t9ICPJq/1hevYynU32",
+	"1TQt7LgLjLe2EwcQU2JA4kY+9GwrJCR0TBIYc4y3hkwImi1lbLsGgthECBISEIhNj3puZCAzdGZ1NtlA",
+	"w5zXwGmdjWW7Yuw3qbZNvLFR2y5clpnI3KQzxu94vuN703X/yn1alfdTX5xaxZuG1IM4pAj6lk8gDW2b",
+	"EtOkdhSsWMWbhoYJsWkFkFjEhiZ1YtMyYts23VoBv8ppMVPDm4ZhCHFom9CzDBfGNrYsF3s2cdHiGt7U",
+	"92OIbYvAAAcB9A2Kie86ro3DOo9FVa5sU4X7bk6JHnJEkoKXIk0bP29wQLQoa3LwPq1V/Rod63JjQxsF",
+	"aWILPrM5n3NUnE9+8c2Tv/zvm4h8rOoELgyBlLzT5UXXgHb6YphplxfdMDqm6fu+g1y8uOhG6PoWxLGN",
+	"oE+MEBLDjGwUE9sMvZmiG6EbRRDTmEBCDQsi249N1zXMwMHLim48/f53Hn/0M9OyzVOLZhgd23Qd03U9",
+	"+4tyWE/toWuanmdZm+pgTAXcMCGxYgqRETlu5IckcP2VOmit0EELI2xZ2FqPGlYt5U83M6zerg0xbEMM",
+	"2xDDXgti2LVR9pmYZJ+RgGFFPlvhmRu8OrGurNrbXMPsvf2MUUUUISuHSfKDKvU+zvJxXgoHaXJAZR4U",
+	"v9FZxAF71tprG4ynWVaUUgthoGp7gY0Wljx31a4LZHFtKoFey0qgDX1pk4TeVIFrolWaaJXrnGN/FiPo",
+	"BvPbTyczbS/lMh2npdcy5XWGvOQ6K7PR9XPrOfNtMMOhNSbOku+ayHff3hHbW6rf4iW6lG8TfvJMhp9E",
+	"0bjGIBDLZG4OwvkrDiorbURJCksn3XkCUEZz1JzbegNIqSZ2gyy8V+UfdMADWhRi1SbSITAY6rKFN4v+",
+	"DghTSnL9o/zv8Y91BjMgRZkiAQP7NKdgS24NxZIn3keL9piCJdruqgRMzXg2Hl0wUQFbyRVZd1uFv3CZ",
+	"uyl2YrnV1PX8tBzOl+rV+s6UzbkZjrPprP3VuZ+rG5+ZtMeGw6DhMGgyIpuMyAWmyStLg7wCPPGATllE",
+	"xclXisetJ+/84PEHv3z67f948rWvb19IjmOcU/pVegHBrS8/ooNhwQU8iPNsAPSZI0W0/EKR3oLguOR/",
+	"H4mzHfTlP32wVdbZEjcMyKNkMBqoG0t+1xscqNa/Rh69RI75dge8eFwDNFtHiUACEtUMyKPbUoBsz8E5",
+	"MwjhtnzsdUiDXPlkVE2uxWNdpMi3u47d8X3HQNjHm6lhNZ2hZ3cdp4NM5KgMvYWi3oReHJkQhz6FxCcO",
+	"JJYV2cjHnu/7a4r6Jz/5+ePf/7AG5xeK9tkBmBHtomEEQUwoElLdhsiPg8gKfYLteE6Oo3f9BfvEnDTx",
+	"sA0MuAyblzridxO2OyQr+NinLn+7XT6gyLLdNGN7qz6huv7t8qSaTINY4TlzbrpmIYksK1YMyxxf2UQy",
+	"Nra2y8HGCtPUbUBbJ9/88OmHP9xIAKQu/FCLf5wqXZtGlBcgTnJedHUYlRJMIIvHNjO5vqTbBERJJMtT",
+	"HO0ft2tsG6r0UT5KKTikOdcMwXOCLXX7/kQ37MJjLjdZ4D8sJtnyHYhim0BMAgR927Jg7DuOa/ixQ42g",
+	"1VY3yMXZbY24RFtkDuTwupbf8R3sIWwZ0oYiVIC7kxVEk4n3GrbtQezEGPqOQ6BhYT+ODdvyDKc+7K2u",
+	"RrizqRejlH5BTVSra7RbRTbxPjHAc7pr2IYHsR2FMHDcAFoYB67hG26E43W765vYxyv21YkhthCFnuvG",
+	"0DFi2/R9EhPFW1/vq8xhXKOrq/VsjQBMvax1AOaSKEa9Ma9VtFjDLXnJZ//deQV6rpxscr4k0cBG+2U3",
+	"zxU14aOpM0S1y2xftat3QFKoWkO1ROIbkupJiqMwycNRWnHUT0qgO1UnrgX9U3lOtWJyQAEbDQKar65z",
+	"KgX4ikienC6yO47vYYwQ9i8ja9iEgeO4EHsEwwBTF2Jimn4chAHB9JxZw3iZHUR21UW+p5gP5xhBAmR6",
+	"EHu+AYOQmJA6sYd92/A9G83xb0gv0XTipHiIbUIcxi70sGFA27RCHMRO6MbxJqwgpWKyohlEddo0XOQ1",
+	"ZpAmpK0JaWtC2pqQtrOa95oE3cas9bxVNiH5Qd2opRcQ2Hryk58/+fE7GzFu5VQoTfSiuGvrJLW5oqTt",
+	"goCEB6DIamy2Kn95Vte4r1r3THAAKbRnWYbt+ci4LDSPPYhDz4CeT0NIiY18jJBNJEfOuTiA6mhe3ZhN",
+	"GphqkFx9celwfD2npJof13Mbp2SDxhs03qDxBo1/OtC42BWrQvH6tQ0Of36IcjSQFGdViaLP4iFYjKKL",
+	"Uc4uwag/GZA4ZdbvgFsqv4LoeMcddVAOc3qYZCOuH0OZeHcVHQlKfs4OmAA0exnldajeY+LqnbpCoutO",
+	"7KVZQFJQxmHKh8q7NYuoeIC4Tl/QY9UD5KX1+v03OCgoGYCtcVULRkkueeFYKCdRXSBO8x7jtJDZJPK5",
+	"JVS7J3Fof1vlhxQyl0SIMUbnFby/L6fuerkyWAaCUbRHi2fJkWEbpo9Mw74kzcf2Q4iJTSAJ/AAGduS4",
+	"2AkNy4jPqfmYn07Nx7Y8s1F8miCA5xQgrh282IDDxki7GrIU+KGOimqWTbD1yde+dvK3f78RU22RE8Zj",
+	"ZSa4QJjZngKZ65QTm64fFpKhAKVZeMCBAHEkV2k6JUAVuEzmBNNoBygAoLPsBV5Lj0GwwIjcAXeHlIFM",
+	"rqIRS4qE8jZ4a5QVmo5pxOKEJXyfRiDLI0V0c0jrO0/P1oillHMQEh6SSDZIwoNZW/RDPfzXuOhZDLGB",
+	"bOhjx4a+4Xk4jrHnWVEtnK+1n6VJRI5XBwJlv5tKaBdcCc3uWK7vW+7iSmhL5ne2EhreeCW0egMvoRLa",
+	"+HUNaG2s9U0ltKYSWmP6vwam/08Nzf75ctoUolg19kdf3RRQazTbZ0azLYH/lG5b0p3ldAi2Pv79b57+",
+	"6sMLKKU2YhdHOMEiJR20Dsqyox2lkfJ9IaZCKoRgkkVAKqzziKF0456JuKTnRoFCfge7yMDOtS0lbXY8",
+	"w3FX1Z/mqES1B5xdr6oe0qhVjS/gefQFrAjdapc2ToQmwuQUtFRigjPmnlY4aFwwYCHhwKtZdsDBaAiI",
+	"VHXbQBK3yxouA5KkgIR5xrkqNdCuWqPs4iXhaI+ps5pl+YCkCVfJnuCm5siUxvc6C257IkYjSrg4X3tM",
+	"UthqtVx5PP7X134EGD2kdcpcRXKQFBwkUfloFZqhrQ89NiDHgFMqNPM5QRq39ml48NJ4ZGbw1kxJwWww",
+	"JOxYjEklnERbxfZIxCVvjahkTtAwQ/5T36wD8uhVyvaK/VbXRKjdKlRKPi9yWfzw7fbsO9UsqAxUkDAg",
+	"3h9mg0HGgCoWtOjlind/wdvtlV7OyqmPopxyvuhNqszAon469uyrzo1MNbOyqqE1pzKCAw1suxD7BoY+",
+	"Ngn0XcPwfJ+EcYRbMzwG2PYh9u0QBqZjyRqZoemYfuxbtdqaVRUNvXjvstooT6eSYrvMJdVfnnzjN09+",
+	"9x54SYczTQQrrcNjUK3X1/QQLDjc9QiBrWHGeRKkx4BljG43tAaroJirOOrf3M/KYthgn3BlKi2Xyf8B",
+	"tp787B8/+YuJ+uK1Q32RVixPa8U70NYfFCFje5aWQIsKeigau1BMiLUVZQOSMKCunOSmkU/n4qASB7N0",
+	"LgtVImNgSxXykvd0BlGPpZI3Xbp+j4fawVrs0yQHQ3KcZiTi222Q1WhwOuBlcTdIIlURR7pgadRj4s5s",
+	"SN4a0S4gul1aXJDhUAYvBjTOxC2MVoMs/r8NeCb/I2F7PdaX0qsv2yTUSSFYOKVMBg5KZNRn9FGhCGz6",
+	"2/oV/CAZciETcjqkRAjBjElKHlJUEkuf31msBkiLzZzKCeQdcJeBexkv9nL64POvVn3oMb6fHQm5GVI9",
+	"zPURlQbogO4RJp+asL2ym0khlxBlEY06PSbmLKY0kl+yTHzfnegKSDgg6RE55hXzNYtkMwbD4lhSo/TY",
+	"gBLGK35rRo/AMS12AOEHgOyJ9ZASIfsrBMmFFFflwjo91mM3o0HCVMfJKEqKLOdSOKuOyQ53wF1pBRrx",
+	"cohu3rsDDuixulJa6fWq03Gcck0rDFIhkmKfHoNS9LPsCGwV0vJfK1HX7rFY2grgaKhvr5cLFs/Is9He",
+	"vl6QCnBstzXDt1hEQTYqekzCl3yPMI11xKqnaSxO3SzlbdWRtgwu5W3AFaE5b1fdagOxmds9tk9YlB3S",
+	"nG/vSB9IsU9lCU6yR2VX9rM0AjE9kuuJMNCXxG59vQfb8t8eK1dektLJ+R1kh1Ssow64p/cWCEmeH6u9",
+	"pJGW8nBkcY+VZOdxQlOB9tRCl5/AIUlHlM/DU68mvHhZnR6XUbBzii9LAEC9NkqDgYrPBVvVmdBPov52",
+	"B7yeFXo7q+XZX4Rs5INaq4pm2fc70TwoVW+dWrlcH3tdfWworFt2VFaHEFtRsv0PBkQdl2CrL276Y7Hq",
+	"O9o611YfxPKlsnc3GRixA5YdMfkGsbdzGo+4OCm3+jM1+PptPbGq0IS+dVc2dlc8oL+tJps+GqayPLli",
+	"RJ83XhLn1YdLU3RNI18k1kdR0Fw84//8EoFf3e20v/xH/1trBioKtPXojnqKUYPMJM91uElxLMtICTC8",
+	"eU4xZWiox+BGMXEgpo4DPRQbENm26RrUDV2bjlsvObYEICAFmShtW6f9mo3vjfzQgJiYFPoRotAJrcCM",
+	"DWoTSRu/AlvW8ua9XeLe+h+xwonPdiRDlUOp/y8I/DWcjm36viXzUfko+AoNizkjRagDcWBEMAioAbGN",
+	"fBQGdhzY3hhVi8Ur/U9q4OoLu1VRnU0/24IoMCjEoR1Bj5oxtIgdOKEbYerF41kgw0TawcfzoM4zAYyU",
+	"mbmsTvbl+UNjG1NDY50yNG4XmR3D8ExkX8zQaBusXOjj813oYMefPbrzlSx57aWbRxP/e+Vl9NrDqe9e",
+	"uom++NJrSfx56y3vc/EXjEfmwL+PyOqmW3nSnU6lVmjccf2UjqbUalNq9dlXGe/LNKh9qtGN2Go19VAr",
+	"cotUQ/XzlPI3BsULFcAXj4E+19oykFYOnMSQwTEokgEFuQCPO0JDqKluEgHVMHc2jsktJuOFOKXzGUpL",
+	"795VwMs3BVzU/b4TtZW9cbI7Uh1TfVqEJ/UDHk7DpGW78UHtnkXIcrohEvLJsmJbeuY5qL17+5T23YlW",
+	"bt0SuFtrlFBPC1XcWzZO4KOFmFsuqI03Qc5OKbuB+O+8rieIhbuoRXEuK6aOW6MMr62uwBUUilulVXA9",
+	"6+ryBmpF/tS2FdkmWnbKrlAF4F/MNgywy4mu+cE9y0UQh5EHfSuIIbVtHxFqO8QhrXZLqKWMpgJEkzQV",
+	"X5SvlV/QqA0SVtCc8kKehEvjFwy7Y5qm4fquL1kSJ2MNPNslEPuhBX0aUmjFRmBGyPRpbLQU9Kol8i1C",
+	"hKZ6Tw0KTvc2ciF2Awt6ZuRB17dR4IS+g0NjfMvDMfxTiHjusFkWxHbgwiD2MMSxG5qxR+MAORcxbIbp",
+	"GzZy7XnD5mCIHS+AXhAh6GEDR9TANJDzt+KwGacOG7YhDkwEfcOPoRt5McZRTAJCFgzb6ub1UsZocNue",
+	"WM6HLOpkQ8oeDVK10TjM4jgJaZSFowFlRYcPhTzl+5QWg7Qj/xVvXBFVy212O0lVOF1BHxUvhPzwjA9Y",
+	"gstrp87WZx/cfV0Vo1R2OAnmEranTKUcEHDrwRfEz3/66oM/BXGS0jYI9zOuTvO+qgTfB1ucUqAsvLIR",
+	"nUE07Wu4pVYdfCnhw4wnqziQ9S31O65H6EWjPzT6w0UEzpxhXcmAkpUyF8ZXbmQuX88AH4X7IKc8G+Uh",
+	"rSraTsX+awf8dZpSd6UgJXW2kSClzxJ1uZBctRO+phDGlf60krtwHm/53NDX/liS9+WsBxQkTBu0eVG6",
+	"D/RX8agY5bQDbo4bqfQC2mNKabnBq+gjxS2ivBdJwUF/MsqzD4qsx/oD8mhr8oc2GLdpW6Z+JGqlythb",
+	"2Y4kSikI0yw8mBsbIjFQ+cArzcpcAt9O3v3Fk3fe++QX//fTd3/y+IPvnnzv64/f/4v/+ui7j9//zslf",
+	"/frx+996+s//+fSDf1pmtXS6ptd1cMcxPNOwrQmb7lSMqmWYEFODQhJYAYxM07KxYTkOjReh1TVBlxr0",
+	"1XJBjfUGcR5qts0wgtgMYuhT5EDTCC3bMEIXU3M5al592JdAaTXqpmM7vgqgngp2tiwEMXJN6AVBCJER",
+	"OZZhm7bp2qsj6cnJvcKZnSc/Xs32ZuuQNwG6DUthw1LYpCo2LIUrBJ6vvAPGsPRU3UxajY8I1wXxgXhT",
+	"lZ21pWIEao3ob++APh/lh8mhEK996QjolyHffbkU1UrU13SAjXyQE/k8GcpiIUOGYclFGqYJVduElCgW",
+	"5DRKchoWHESZ0iiSlLIiPQaaJEXGVOmWymiu0vlYvbRJFXwGg99fzfYAqWkJWx+/97OP//C3H7/7rye/",
+	"//H2GRSb2dDHqerUVRSWTBdc5gIruWva00WRyqU34rL2njjGSz9XUmhNZstGtio7fZRw5Y2Z1D5eocWf",
+	"6Ka0zp3EpzhoyrCdMBvp8M4qoaD75y3RrqjVNdst8c44zY5aXfS2Chmt/W7UfzfFqC0GuBbqItTxXcu1",
+	"VDU5zZyz4FKjgxzX9N2y8NwbfDK0BUOL2BTiyAmgHxICHdejoRXGlieDJpLJawNkQUxsHwaOE8OQOqYf",
+	"WzY1XUcHWFTLorYexPIZ9+9Lfz4RiVEL2AlR5MQGciGO/QA6EfagT40QWrETRRi5nmUYrTIpe7oTOIDY",
+	"MzEMwtCHvhljJzIi0/B9ad2/iDd6HsRG5EPiGgiGQRi5pktxFPlaL9XJgrXSXTrRoZ4QGKk49yKbNzGO",
+	"DbHh2NCLXAwJDrBre46NqbG6plCt9wWSqdyaIB+xJoj9QlLxruKMf4UWgExMbpXVM8yzvZzyugVLhtMu",
+	"TnY6b2G9ZCAk5/LYd33NnKCF9kTEQ1cSnmVHbAeQHhvLhxsckFSiHR2SXAoLrotPqmDhHSVeZHBuj1Xx",
+	"0iRNd7TSAYTOIcZJkuy+mRT72agoA+gVyuM3QEQLkqS8xwJ6nOk4X9k+IKmLI5AxytuAcNDfo8Ud2bn+",
+	"ouDeO3p8nqXSsGN5R0ZFdlPyAwhRhirZJcVePUHOqDwulcS7RYbyFp2raaqjWT5niRD0ukgKQcO0bEdK",
+	"tig/vj9ipSyOk5SW6UHSpNR5lPJHy2SleqLRkdnolbNf31UTgS6CRoQoxMTyoUcdB1qBEdoxoj4xjVpS",
+	"U41rQK2ZW2K8VA/1ItLDKCDEeJiE+iKaL+1i6WjAqj6c/OB7T3/1r7ITNI3GWXADyjnZkzELZXKAyvPj",
+	"IM+OgCnElxC7llgn+nWlJ0vGnM++6uk/f+vpB7+qvaqM6hy/S34DEuVokg/rgumnytfaktohz0LKuZhX",
+	"uyb7+CjUZDNCABYklT8vyoevzdEajme1t06PqdTnTyMCr2tQnvS/JNVJWYqu8puzaiiLnC+fH9ER5YCA",
+	"YJQe6PdWsbdJSm/I7cXBlonMnfohLxVlrjnYtajdVmzt4j6xZ249+ALYeuPhbeipdAmdBSXkzIt3X5Oq",
+	"zysvfu6FV140PGShHiMcvPwopClIGLi1nzBSpYMVXSGJaFjQqF2VLZcRg33KwixK2F5/G2R5j8kwgy0h",
+	"17SY2qe02G4DIpQnXgATgddelBjBRKiNEJLd2wHjO/LsqMf2s7SMLJRnBtBruANeZntpwvd10oMylYnH",
+	"iQZTTkFKAppyMCDDHlN+qQGnqVTbTn71w5MffK8NTr7xm5O/fL8NnnzrO09++kEbfPJ/vfv03X9rgyd/",
+	"949PPvhBG5z89F9PvvtBG3z8D999/P7ftMHJL//iyW9/3QZPfv4XT//5P2WCz5iunoP6udkGH3/9R09/",
+	"++HjD8T9X//u499/Tz3v777WBk9//1fy3/rpB/7X1/6pK+BHj8nwC7UCOoNoewf0B2Q4FEMresOVxjke",
+	"iJtqnpXZhTBxQAbSB0fUHOlkMT1+OilJ54aPc0pkKB0LqVBqUVtZJ9XQUrE59AAf7R93QX8kH06ClPbb",
+	"oD9IOE/Y3q56Qb/dY1XyiXyAuGYsb9RX2zKT7GUZqSKkhiwIUMvVUnIlH6ViUjnoK8n8KiVRH2yJUdff",
+	"lNwjfbWwx4tHJ4iJm4d5IrZ0+dV2Vy2ZHpOPb4OqbSDcp6FOguMqkSciBQkIV1ns4hWl8zNJabvHhikJ",
+	"6YCyAmwVFaaUOfDZEQOjISgyCQVDMpRDyuSnlDCxUVR1M7nb6v3b0SlNSmfsl+XPdKmCejb9DS4QZZFB",
+	"xZYk25GP2Ha7LHbd1qlKHXBfHB0kp1UEZ8JAoDKL2z1GSbgv44RqWYltIL8Vk3O0n6WSQEAsLVJo8Kp+",
+	"khUm5MEjMIZYT/wgGQ7FelKJkdKEJQ4IcblKn2yXa1FRDkRURh31WF+daNq0KVOgQCQWyIiBrb6CXH8s",
+	"EFd/Wz+Zj9eKxNcq361KbuyA+xTmI8bEaBO1TdRIT+Q/dhUZgRiipOgxjQLlcI3hpJq+LSIzFVVnKI24",
+	"yusSSvaYaKHHVLq92mqk6I73yAE91mu/SogUjwH9mtjoyxvHCZH9KSHSnz53tmxkgXn+B7FpRR+TYltM",
+	"mFgzUFJdijeL1SP7vJfVSakXO9HV7FysC30wSotkSPLiBQGKYZnvsw70WouJ2FzTBreCEoImlRBUU0LQ",
+	"XCUEnVcJ0ZxYpQAWaDmQkrw1oZrIFdUJ+WFd5VAfz6BxlJatCW0DTWgbk0Ac1YD4WwLs1FC4fxoKH3d7",
+	"TSC+yAyljuo2UC25MOf1qh6Ka+ObaBzepzi8xVaVnMHSAbtCBObMDVfq8B47u6Xd6WhsbgJiY9/g2gkn",
+	"+9ueL1W26mKlP90/Jb5IBWDmhRKqM27sUGGfOi+2v66X7g57Q3mRbeOsW0PTbewWWbabknzv9CU+e8fG",
+	"FqcEW1tFLU44yKLjbSDxb75XOo2VGrjVn2lJ/1pR3DxvLlslPDUIrdFkcRDn2WBOMgHYOvmXj06+8Y/b",
+	"GzSVTFrzl7ty35RcGYlUgHgb9Cvg0QdZDPoSZ/QVxpe4PmN0R+q7PdavzIJCU1UQrw840RRnSQGiJBLI",
+	"X+si3ep7FYkTZduKuqZfYp8+kCQPYxu9IQ0c5c9iuddgUx+od0oWkoHQrrY7oK9JHYBiayFKTSep0OSF",
+	"8hHKVw8J54AXmVS4hO6y1Zfaumw+V9Gy2zuqvZTkaULzUu0rlVXJY3vMO+B2lisjkjycs7ytPRftMctL",
+	"qXzqK27UC8HwHWAju8cqd/g8ReKV0mp1fm/4CkjcnkTiZg2JWzUkblRI3BojcePSkPh6LoLN4nVnvneg",
+	"NN9oM33NXv/0Rz978pN/nLDMs0yb4CqyK3WWdutWu4SDZI9JR9WWpkPRNi2pe6rTJim2Syu+UXMeVDpc",
+	"3W8gLXjLnBPSJyHNW9XdM26JpV4QZRSsvaKkiJvjAFGa/7QHxJ33qjVfoe0Nk2RM+nWa/4o+Srg0UcuX",
+	"4tpLxRLfDclw4omleaOM7Jcl9gUok5tAzVppyJJ8UkVpwqomB035WPzlPhZ/NR/LJhW7xq3y6YosYJXC",
+	"Xo8oqIcYqENso36ac8UgyOcvJmmVwGo29qCKNmjrwIKETRRcSzJWqmbS4KltwxqnxXI3iwMYBDTN2B4X",
+	"p+tWdXgoozHoiwcFKb0tWXT6PSZlLY22O+Bz9JjTAg7JXsLEht1RnoMRK8pSaP2Ehekoog/F3lbW2EVh",
+	"BrKTl8LxcMqVkl/pdpIWdKXL72VZWrt6Trq/Gm89rmJ65Om3kI1BnY2rnm9i2DS//ipJ/ffpXpKx1Xt3",
+	"h0UjXuTHq9/xQKYFrn79Q7K3+sXKthzdzrPBGpc/zFa5+A0ldVZ9tr58tWd/Xs7xSqOXF6vNy3hfta6M",
+	"zKGMGOy2nvzuOx//y48N4+mv/urJt7/25Kff+uSvf6AcpiqH6pAK7eFWjbRXJTEtSZXCXcPrmJbnWa5p",
+	"Yx0hOl04oh4AasMgdijEvu3BwKUODHxqOZ4RYGqba9aKUM5WGV65sEzEbANnKkXYMKC+DbHp25AEIYKU",
+	"kthHdhDaoT+HQNjyUUVP1m2Jj/JPtuMMYaErVYbeU0fVk/f+7eSnv51fd09u6Va3dUQDrkTgwpIRrcJo",
+	"LS8bMT1sCoJOLSS08YVkOqbt2r656kJCEMcmgSTGLoyJYdEgIJ5hkbMtJHT6Qqo38MIWErr4hfT4/W8/",
+	"+d17G1hIaKWFNB62NeKuhNT8VJN9KMzR8Hw0PB8Nz8d14Pk4E/fElQUyCk2ZU5KH++ogqZ3K6vMKVBKL",
+	"gxdvgpwOb3BJJi7tVQkXamu7VF91+9VvVSEQrVHu07GZqcdkqJQsAJIUsgC4NlfNREH1q+Arbe3mWQfc",
+	"lCH4N3iPzb4yUQp3X/8iBMY97aKsRezLo1XFXfYYoySncvRCyossl1eoSDtOC8lK3QY05So1ci/NApLO",
+	"drbTY2/WQ7oqwvM5/Us0/6D42AVEpZ9JtykZ0B5TQTzlkJX5xJm4hJE9xUy/VWUcHMurt9sTsT9V6FGZ",
+	"dKBr0csgollnbi29DdysxcptSSTS1pVFsrwMg9pWLbORX4v668taMEJKla4TXXtjp4rDSip2wcURSK9q",
+	"G/aVUXiwsf0eCNzFMulZaLHmr/lr/pq/5u9T99daSwW9QOqjs5lK/K5pdVzfx6ava4OeYipxIfGxBbEd",
+	"etDzfR8STGzHooiEBK9pKmkEZfPX/DV/zd/zICiX1t+elkJzSnAT30QQOyaGQew60Ixtzya+Z/iOO2UP",
+	"lxquaSnbd2kGaHV1HNfF2cNnrN9nLbM9ORpnQBjRPGud/ula1NVuMh+azIdrlfnw7FP97fRYls+x0XVX",
+	"SrGoIoBUXWaVtK0tkp/O9Isz7LFxmOZpi3t8paw5tlEqwfWLCC/ZL3WjrQoVLen/xuZZlWMu48L7Vab3",
+	"uLx3k4lxrkwM58xHfpl+vjti5JAkqfQjnboy5920saOX0/yQ5iXRQEEOKKgn+bDsqAuKLAMD6X4gnB9l",
+	"eaQy68Up1GNxmuztF+UaVI/bDUb8WBJHTGbdJxxIroFwX3RC/ByP0rTHygU8p6f97Q64T4v8uKoKRFUt",
+	"3FrtXk7DjEX82px6sr3wpixSetrttUv1DJ3DNagAI1BB5mu6BKeydOSXL8jkEiixs8xIm+stfJmE+yAp",
+	"FF2ALnhaVpqW1U7HLAQ7IKd8lBZc5+Mk4T6oIswVKcP+sRLQxb5MT5LO71kmxhdFw26Jd50tKnWTXqRE",
+	"kRZWcUAxsYTeEyAYBGEICUaGR+KYxHJOxpf5QQRxgA3o+QGBLomC2I+JHQZGa/U4mfFArJUov2ZAoZ41",
+	"ObKTcVjLO5sdlA2okhh0msNuqdtNPW7JoKjHSYvk22cbINGJeQfhPZpDuYB1Pxvy80tOXDhPeu1zlsop",
+	"lzLg9JDmJF0v+GPqcJd00YuPdcmyzEtW6TsR7ysq5wla6YRNE80oqqryGqGX0aEqEpJEO4qEZkzxJOVE",
+	"X5X/7Uv0oZQmSQFXhW1o9msl9mOZ19jW4XKKO0k9UL2pzi99g3d67FZZWx5MlZaXFii+nwxLfp2Sn0tT",
+	"bKsIvUF2SHui35Ns2Q+nr9ujhc4bKIdMkW5L+lZVJnyWnIi3lcDkbfX4I0qHZVpmkusW3gAhGfIdmU+a",
+	"5LI0vCSvIYwf0VyFZtSpv2vZZdU4gCSSaG2GE1xMzBv3X5XzUNGDd0CliShSG5LraRgMR0WZVVbv/g2Z",
+	"hlta1NrTb88p1MCg02My5eJUombVd/GJpKnGpFL37bGEHWbpIZVJvLVAmXH6m2Is0CE4GaPbbalHywZ3",
+	"y/XEFxVFEj2xkd2ulG0JkykHwagoL+wx+TAgo2ymayD0O+AmqNx7KjQoJAwEFDCayBWrx47pzquBAlvj",
+	"udyt7pcEQ/U9BQYjXoiHKSulvks3QAcfCtjcvxPD18RZ1VcRWD0md5BkCZOrT0CuGjlWbb5efkj25sXt",
+	"yDNhM4hrhQyKWLb+rjyQSHo+kFaWGP/zloxwqvMkm6EXQkxdH5IIIegjFxkejS3bqkdor3R5VTXgzgQm",
+	"XH7Tl8XxXu7KyTe5EcTEtKFnuAa0bcdzncALTBqsZ2OW03YhwHCcFnAzHFDwahGdOQnA7zq4Y5q+bzoI",
+	"SZ9COVMBLchnSDignfLNp3q9lw/eel7vp9//zuOPfrbcHTLd9Bl3iGiQ5UFsIBMSx7Nh7AXICInvOiSY",
+	"TQ8wsWFPpAd4uti9+Sy4QxzcsRzkuYZnrOkNWWimKM++sRVAbrRr4Rtp/BxNSaOz+DkUhJAkg3Ed4YCt",
+	"WUihckQqb0CJiSrxfK1C9i+t5s/1sO9roT+GbKuVC6pdf55qQ2V5id2KDeWUu6cuX7Nc0VLXRK1OUUln",
+	"oZHu1mR1okkNoSQCLwHtDJhtS17OCUCdcDDWA2Yxc1X1tIZqGT1SmiWv6WFlDaWyMH/djfIpqU+0gpHj",
+	"Xi5t6DLH67ZOOHoOjSty5mqLQyfpnfzgnZP/+R/bZ7SzTBFdzVAo6TSITQHxJ3/3zyfv/f3J977/+A//",
+	"sNEcXdPu+KZh+j42rDo8/+rRZ/ZH5FHCSnjeCdkqKbyRj32IDWxCL0YudHyKY4NYMY7puim8H/38FIQ+",
+	"2/o5CbyRb9oQB5YH/RDHkPgesQwr8C3LnpPAazvmNEJXMP0SMsHlFLfWwuytw2QoJu3RMDs1a3dyrDYC",
+	"4MVWOAdYbwznm2H8eUaKZavyQ2fwYo4TG8/G9iNuFAJoxhr+2Qd3X9eAXV7RAfdVG3jNzja2vIrWaDsa",
+	"2LJNr8dKatakaAPbMFVOZJU5qJjOI8ATFtLtDrhb2aYJ0/mO0gYrUJIyZUkb7LG+seLal1dWEobPs+Ep",
+	"WpSz5d4pi9w5k+507oAm9idput4Jo9o/wwsg5wbKufmji3zrRdrQnmfRPWeCGnm+KXnudJBve76r2Fw2",
+	"IM716xqx/uyI9cqldzefkvBXpiB66733fnnuXhUsUUJgg/FVQjV8QZV7UYzfZwUtcz34Lx6DCQdpWROk",
+	"PdfhWpB8jxbKH6udszu1H6a8ju0yBFm1XhbJURHXArCMWETzkmd0NnpL8fteefr/nJwV26MBxJ4RQ2Ia",
+	"FsSOE5jU8DEl1uoHp+reRcZjjSHDLfVfwDA9fC73m9d1/A5CyPCxh62VEkttL/YgRsiHQRiEMAzcyPQs",
+	"RIljr4kCxFKQXVjuZUNex8AGss0FGUfLZm/WxYbsOQxcuhGVwK8/G0NsOB70fIIhcaLAxxgHJrEnBb5o",
+	"NobIgMid1+wpJNBKIunP3KD3rfa6januNb+b0jgax9u1d7yRYSLdFCwrdiVVzKmegdk73m5fuf9OiZ/d",
+	"bFTsZvGKT5p3T5OtdK5spU9dTtGlOSknI55P3YMTV7/dboVkuEsfaRL20+6euPjCPJ1X4qasToKEaYm4",
+	"4ilQXb+xE6DajyDMWJwmYcHHpr9wlOeUqWBQ+inxID5nbkAF4MchpBIBbZ28881PvvG9lb2AEkPyrtbu",
+	"5il+47yazep9NSEV0DArz3aJfzvgTtkxtWTDMnckySm/ORzm2SFRsSU6vjjhwESmLg0KhlQVO5W3VWli",
+	"CeMFJVEH3CZJqvfCxEHWBvWTqQ0ikqTHu6lYarsyIUxeIp65G2ZZGknKfH0CKD2k+qgPhFmtskoH2oxS",
+	"uSGT7vd/8cn/847iTN6gSdfvItTxkO/btmPULbpHjwafEcKIrmXRdaEj1DhMzAj6EcbQ8V3TNG1CbVMm",
+	"6WiS+Va3dfLOf3zytZ+vH0J58q9/+eR/fP8U/c7oWJ6JTGeRfheTAGJCXUhwhCGldkg818VuRObpd64x",
+	"od85ruu6GOMF+l0c2xCbyIQExQ40DNf1SGQH1DuDQffk3a8/+e0vljMsn/zbjx9/9DdLCZblRML9rGid",
+	"qvONR67R+S5MEK5fYHbxDna6yOmYGCHblyWnaJhE9XWivqidBjFJ0lFOb8k0utktbMIAxxhiiij0XRRC",
+	"k2LLDEIcEDKnbtTU+hd3UwNi7EXQM9wQUhx4poUcamn7xuQ6FyfxzP0OxAbyYRBHJkRhZDkkNkIvVPdL",
+	"QTG5oU0YINOD2PMNGITEhNSJPezbhu9J00y1MbTQWX1pzyZETkeqTcovckSSgpdyUZtMb3BAtDxsEgKf",
+	"CQfIM6acTeKd02+fvFws6lkUtQKdwOw9ny5FsdHyznYcPLPJsFN62ie/+ObJX/7380RrvqBB+cX45Cpd",
+	"rKtZfYTgKSuWKZudjHYuSFio+qy1iKIhzXnG2mXNQBYpxu5tVe4PBMfjsoI5He6MI4xKTbDSN+YoUOqn",
+	"q/bLrS7lVXtrcv78pKxLHWS4gy3f9mQloTCnUVLozVpCNpLenPik636V2tAcLWwvJ/PxnAttG2GIvciD",
+	"vkMNGCAamVZgxKaL1lS/ak5CVzsJF2phU92c0cIcGHsBhtixKSRGQCC2cGA5lmNYvjknrMZ3J1LWHGKj",
+	"KPIiiEJqQAd7AQyoZcLIQI6NHccOTHL5KWsTnV59/ek9u9BRUO7psCHya1DqeVDqp8YHwLJiRag9vrJB",
+	"hI3d/5LgpAIUOsBL0Z2Modl5AGWcU/pVegF48uVHdDAsOEg0VNRyUiJD+YXiFxHAUFNqjQT8AH35Tx9s",
+	"leVtxA0D8igZjAZj0KkrzKrWv0YevUSO+XYH1EGsqkerCwMNyKPbEuNI7rd6pdssn8Wbt+Vjnxm4qZq7",
+	"FG2iyygBYHcdu+M7vuubvjMbqTUdf6Qu9ywTy/ijSZuhF5MYYjfEkBAzhpbrYNNBlutjd02M+eQnP3/8",
+	"+x9q8+JCdDnb9hmAKRuFICYUQeJ7NkR+HERW6BNsx3PM/N71Z0SYmILGPt9gxYvEiuqwFnBtSFaodTh1",
+	"+dvt8gFFlu2mGdtb9QnV9W+XB9Kalsm5NzX4tcGvDX5dEb8qhFLC162Tb3749MMfnssQqpnxaunrU+Xz",
+	"04jyAsikra7m5NMpiVmsAWKWqzUloxRBlEQyB/Jo/7hdyxVQXLD5KKXgkOZcM5pM4sVXEy6Nk3+iG7Uu",
+	"aCyX1+lV6XXl1g0WYidhkU3Z0VBsE4hJgKBvWxaMfcdxDT92qBG02uoGuRi7rRGX2geZm9xleR3PNFzs",
+	"u1XY/uBuCapm7YrivZHAfIELg8gyITKxhyNkGKaP60Mu0JSqfjXj/h2l9Atqklpdo90qson3iQGe293A",
+	"h9i3bEgsRGBshCQITTcwrLW7i11Lec1P7auBEIbYwib0kGNCivzYcCNiBUY03VcZjLVGV1fr2RpMtXpZ",
+	"66rXS0pH6015rSh/mhT5Sz7r785jL72SnPlZqaGBiw7OvkAP2jR5aLsMU1S7eAckhSJgrUVA3pBJaVL0",
+	"hEkejtKKP2tS2typOnHliWrlmdSKyQHVxPer65FKqb2cdLQHksH2VgYM51zZaE4X2R3kOa7jY8tcIRvN",
+	"hIHlOBC7rgc9xzShT2zbIYbjudhb05ShOiExlOEss2bIVhrINlxngSljeYDTtK/MmUxIw4ryUbZhTsAW",
+	"siKIXYvCwKcO9LzIMmwT+TaON2HhKJWPFU0caihMZNteY+Jo+B4bvscmU6zJFFt36zRBeI3J6nljXCT5",
+	"wdjfKhcP2Hryk58/+fE75zJc5VQoRfSiWDXq9Bm5IsvogoCEB6DIajwbKi5xVre4r1p33ZKVxujdPT96",
+	"N2xsuKZXGWpOQ+++CXFkRzDwsAEdg3okIJ5rYHoO9O7W0bu6KZs0F9UguPpiFn67VwG/13MwygE3EXJM",
+	"o0HfDfpu0HeDvhv0/Syjb7ErVoXe9Wsb3P38JL9oECnOqhI5r2P9n4+ai1HOLsFoPxkaOGW274BbKSW5",
+	"OG5VbMmOOhyHOT1MshHXj6FMvLuKUwRlZpwqziYBzF5GeR2W95i4cqdUODTz3V6aBSQFZSSkfJi8U9Ma",
+	"AF39TV/QY/JmRbUbTzgWCkoGYGvMqccoyWV+KQvlZKkLxKndY5wWHPT1MwUUu6eKd29X1MC5rJibMTqP",
+	"xve+nKrr45oIRvz4evokyuyX83kkcNf0Or6DbcvwPO+Lq7DkUl+oCCg2YGC4CFqub4Y0DJBN4rPw4zmn",
+	"EOL6HYR9w17Ehks9x4KYEgMS3zZg5BMrIjah1LDmuSIMY5YcDyE0zxchnk0tiAM/hr6PfGgg08YoDqiL",
+	"ostXhiaGolGGGqf/8wQa1w5ObABjY6hdDW0KvFEip5qVE2x98rWvnfzt35/LXCsLCMfKXHCB0LM9BTzX",
+	"ITueZjcOyVAA1Sw84ECAPJKrJJoStKpq+AIARjtAYYWqwFvG0mMQLDAkz5qLH+rRuZ6MybEBsUs9SIgf",
+	"QNP3YzM0kOXaRi2arrWfpUlE1kCIZZ8bGuXN0yg7HeT7yPMX0igvm9JZGmXzkmiU682+BBrl8esaENnQ",
+	"KDc0yg2NcmOev0LzfMOBUGNDXTUeR1/dsC83muYzo2mWyL+ma46L9A7B1se//83TX324QR7mEbs4egYW",
+	"KYmgdUKWHe0oDZHvC9EUUiH4kiwCUoHks7rfG7px1y1W6PnSmFDHMW3kPWuFZ6yOgw3PsFfUmOZ0vP6E",
+	"s6tS46c0qlRjj3+e7PErwrXapY0hv4n8OK0OocYEa+Z7VthnQJfVo7+l5vgNlYV9PrxQ6gpFPqKnFDQw",
+	"jI7juxZG2J6oaDC2kJuG63+mKmuQDVrTuAATM4TYCSgMHEogDmM7wB6iNg5bAgFocqoxJHh0V+ydEq7w",
+	"6R9elaOpv9SIod4cLOR4nqWT34vpoGRwZ6ppCEMceRj6duBCy3DM0Igd05TZiUulZzkwhmOsQx8k52+p",
+	"7eWZLdx6OULrSnQfgW6yvT0awYQBTYRQbm7xcZXN/cKQcH6U5VJ8zNdLbu3T8ICDvj7P7+kb+m2gwpIY",
+	"Paq+UyzDQpFR/B5SFeuJLnAhJXSokzbnbRX7NBGKmlJxiuyAMq78YmFIOdffbMsgrR6r5Il+GC/IsSpt",
+	"XpafCUmeJ5RXSlP9MdIWmBQ9tiXNe2kEMkYBL7IhB0dZfpCwvW1FMpIUfLJN4IDS8VWdHnszz9heJd/K",
+	"EeQgzEasAGSPJIwXik4525O1T/OsKFLaATerq3tMWvwS0bwMhNlgkLE2oG+NSFrGkMlTTRZZ5ftCXRcI",
+	"ljDgCRCbk1BobT2moO0bLAmziILXb3/uFmBZPiBpwpVkTmRvRpxGSjTbCIH+ESUHu2VT+p0eu8vSYzCk",
+	"2TClYItlBbh57w44oMd8G+yTQzru5Lz4slsSVL92XC6DK/U7Ti1TRTwD5UeUR/BldeV/a7VbtYXb6rZe",
+	"p0dzrlodKeknqbG4EBekWs4PxZJsdVv0+LP7wSthcjf57O0vvnz/4ecf3OF3BsXwi7fuuHe+0ul0VMXv",
+	"JKf8Dmt1fYTE+w+zAxo9UDuIt7qo3ZJLXLOpvEhJvg5dwGSn5+pg+qcddRSUm5eLQ2KG5fgWCfcpvJWx",
+	"Is/S0w78yYs/bZrZGdSZgES7etecqgvUr3273dLsFUnGdmNVsPu0B8ze8Xa7NXGqnPqIyas3ppOUdVqi",
+	"jHLpLZL4W8kdsVhIWFwrNhzjrNqrMrfvhjmNKCsSkvIV3H2z97zdbo3qAOi0Z0xcvJFZey3hPGF7QtCV",
+	"wem1Bl6ryVrfmuGvqzHeYW8oa8I1MOafYVlKxLNbIp7Tl9P09UJKkoIqascV7p+4eDOHSJaBAWHH5UnC",
+	"d0BOi/y4ZkXcSw4p0+Q6AtRyGmYs4tfGYXtftBfeFO099fbapXIwnFUW+QOhv4b0DUYOSZKSIKXnJ9RW",
+	"VICDY5AdsQpv1lQaceycqtGomickhREpyAs0J8qgN1+zuckydjxIOOUyak8oBDK4kIQSOUtlIM+pJBkM",
+	"0uO2VmqUSZlFPVZWXtnPUlnpUuaX7GeMthV4F0caI4NywWzRRyQs0mPxph0BxHvKV3WUcLrdVoKKRoBw",
+	"0KePxKa+p3vzEilIX//Ou+qR/ZP3/r+Td37+yV//st/usYm3ioa/SW8J/YIOhkVCo7YON6zKTJTvCo51",
+	"A2nBhUpCZx4u72QZIFGUU8474GWl2YUKaIe01OrU0N/gPXGGjygHStNiZe91ZIQKfdBVafi4LA0vn6Ob",
+	"1mM6ArINiC5hk4iHHAM+pGkq9DWl2wxTEqqe9L9UNfvLfXF1nFPaYwV9VKipO9qnOe0KVCBaUM5ekRSp",
+	"/FwOju6q+C6WziE4GqrJFuu4XbGoSV6wlCQDWIIOFcPI2xW3+hHJWcL2uFov9FApjMdpRiLeAS+N1KFK",
+	"paoln8cpyUPp7xtUIyK0VT2me1m7x7jSD8sIUZJTEGcjVpb0GYjpGqh0rwgwelRdOSDHYMSpnOhBB9wc",
+	"CIWVt0FE5IBI5xNXVAS8DZQPR89R2ec8O+KKx10+JcmBpGPk21If74CXSbgPSLmxIv1qMMgOKZeqtabs",
+	"lA9Vq67fGyFkhQcJi+R/0Y7ct1F/R6Z5yftVtI2cSRkQOxDoIGM0qi29hY/TJrN+B7wpNOB+lB/fH7H+",
+	"VOXaqhiSWvDFfsL2ekw5jHgH3IwGCVPhuDtigLWCrDLIyChKCqHtV0Nd2jnaPSamXckNOYkdYCNbJW7p",
+	"t8jzg4vDQneL166eo2+/LIanfjZcqcKtRrO025auyj/yXGBYHkTIsKCHEFpDq6z1THb1IuN6J1uvz567",
+	"QjqonpTRMGpY1cIsr44TmsoftAFaG36lU4byym/75Qnbsx/ByA18iA07hgE2EfRNw6IUIdu0yFT1zbfb",
+	"43eWhaGql6q3zHl6iCBGCMlhh2j850w/XU57REINtMJaKUxlHIhoNBrSz9Fj3uqa7ZY8v7hkN42111z9",
+	"UHH/GpXz+E198rW66O0zT/0op/Mg2ptCtEkTmbpGu3UjsFUliJabvK2D6tQV2011zk8Bper1VZgu1wMg",
+	"D0eJsErsBUr8K0Q6AVuP3/9/H3/wweM//MOTr//L4z/83ZNv//LJb39cD4ca1qXImuBaQtRl6FpIVgHf",
+	"ZGIy+OyDu6+DKAtHQsiBIpNmdbDFxSfCZW5NUZBwX/y8rbG2yp+uQzMBudZC3T1Wh90aUg0k/AZ19K0L",
+	"0ct69kkO1DELRkwFA7V7TCJVgW50eUXZFN2uG3yMFCsgVSfcVepCvZAw3wHDdMRBv5T5/baK/qqeI2nR",
+	"dSybFEE9VoNBCjPUUMW9GUCtLF+Eg6jEmQLPSG9OZRQbgK06pi4hpwRCSsHdFjBMjqdWQHpsPKAhrdwN",
+	"c7SMMndJ3r1V++FoP+uxRFZRlmtqu8JX8gkCTWX5qWCrUhHGaAssA1slmKyGTqsqpYpTDf0YhyVFBzyg",
+	"VKxbPrn+O4NoLjabUdyuFJxtGI59fkTz4wvKr5KbWg3QXOe/8RD5XYS6CMmamrW4wVWwj91aHSdZ4lp+",
+	"L0/UOavAnvbpn3z088fvf+vx+/86EZbniXGVw9puSXWy1W09+f53P/nJrxd57Ou9ETMcjgMLvvTldmuP",
+	"MrGq5vj5vfEYqAgOOWCTyE08oQbQvvTnLSXIpwcr8CAOgwh6VhRAz0AkjFDkeDgQA7xPGKNpq9sSG0uF",
+	"bKq5bD398K+rYXjyrR8+/dHvPv6Xv/uvj7779IN/evz+d07+6tdPvvPTj9/9Q2tBFIcpum4ZuhOrTooh",
+	"PXaPiho9mzJBzH16OUR8FHyFhsWdNfC3vkW7xCqgXEHcORUaTh3MU0sWTC7u5bUKlg6Tee66DKv1SQyJ",
+	"HJuJSN8n//xPJ7//4ZN//89Fcz/ZzzJu56s8/szRKCJsr1MeCevpTPMjdut7VSlL3dYwpzHNuZQWHEjn",
+	"PAWDTOoqcwJ2T53ZesDu0+9/5/FHP2stU4LXrz+2diSt9dBA1ckipmmeUlsKOAnvzqSdKfQ3RzmT9kFl",
+	"13iwn5FUi1sSZKOiZq2Z9v2q0wW+lPBhxpMyOHDy0f0xQtwBcZJSMdF/3GtNCmYhXXqtfqveLcpGA2lE",
+	"Xv0BAg4XasvyIhfL4+0m/rfRGJ9tjVHu2stUGbNM+aXnloRSrgTFfyv1r6TgVVyVEFG8A24naUFzoUUc",
+	"JCyaX+npnnzLhdd4Ov3KzyUsUg3ebEWoUZHdVElJ3VYWx612Kzh+RZWD//O32wr+3dKcZi+R4yoQtcKF",
+	"SU75zeEwzw5JWonJpbS8lttBjmkatqeKakQkSY9viedNFLKfqPc6AVZWLN+eRCmduJe/VK5wBby1xbJW",
+	"WndAGNkTYlqLQZV7+1AG0uqvSgTwjd88+d17QD9xrH+KJSdBwUtULOTx21lWJPGx+OZFGktS6AkaKnF5",
+	"UY3fNIhayrpbjqfjujJz6TDhSZDS29qcW1XDuqKptj3XtTzTP9NUrwhlVp1qHai++jR/8uH/+PjdXz79",
+	"4A9P//0XT/7t59V8V+R7VzDXYkBtHxuL5noN2JVl6emVvuRJ29T5uq7R2mIC1RzVRan8vFCGLsoUvVkR",
+	"SkoLAMjy6mTjYzmqtgtvA72PlG1NSlWwVXphje1ZiXpLnhX31La5wkDe+QfaSkKhTqyITYiNyIGeQ0wY",
+	"o8C0Qsv3vVA65qbPlPqNNoEY4xj6EQlgYFLPDCm1kCmOsvplMcSYWtBzbASD2LYDK7Rdz4pb4wNKDCYw",
+	"HMttrbXr1UysZm8z1gwm3rCcOTVrR1Itup5pWLZ5RjEzHvTQMCE2rQASi9jQpE5sWkZs26a7XMzow/yZ",
+	"XT2XKcbGE+YY1kIxts5ynhsfrlbMtcjIXTUr8drkI15jLf6aJOVeeaZrQwdyiSBLHSaAlJh/RZxVt1VI",
+	"mo+FBouHJYH4fGtFhbAWF6Z+hRYaWZ0zGejS9UTcRUbHQobt+K6HzyfAcWQ5EGMrhh61CIxMP3aN2Mam",
+	"H64jwOcpivWXCJRgeTEklh1A6pkRtUhITGwtF944jFyIUWBCzzEoJLbrha5vW57n16Tya9LnoJaDYTre",
+	"JQtnPRmuJjmcks1fKkPRSt/Ml88tqcu1/8ymAn96TN5Xcba+Qou1D9b2OTiSpCCZOYBlEJHkzgDyig6Q",
+	"eQMJ25Oh4fLsVWcYB0TFPteO451xxIgMPpJhIloTLvbpMTiiOQUp4QX4yijaU1HlykeY5FUt9R4rj0/Q",
+	"vxPD10Q7+mM0IBZ7GUYjH5VTEoEt2/R6rD/MZaqI9G/tlkOmbs5GBUiKNrANE0xepzLs+iqMJSnKoOQI",
+	"8ISFdAf0//cqOUCOgu7S9rz4lDfkmXI25T5+TUn382j1i86pcbjCeieV6o9cq/U3yyUC5RL5o8tsxQVk",
+	"/V66oPe6Du7YHnIN7Pr2eQS9C20LeRAT04DEpBQiN4xNbDvIDZxNCXoX2iYNIQ6wB0kY2dDBnmUh1zJd",
+	"GiwT9OLG0IYYWQgS5HswcA0UBR7GRhguEPQmMs0NC3pzqaCXk+HayLQMUzliNr12F8l63ahG5n+aa/Ad",
+	"5Rnb25VS/dR87fGlDbFvQ+x7fmLf5Tfc0nYWFaexgi3iXg0y3a44Cc5pA/HWe+/9UvZfGd2XPLTPbwF5",
+	"QRZQo0cXwHP65n4S7ssQ+ajKllP7I6Bl3qRC3hLvqgoaBAzzbJjJjEIB6Dkt2kDqtnlJbFO3xElrTBvw",
+	"LGOUFyBOcl50wOs63S7hgJPDecWW76leC7F4Xzzi3A6w9qpRKOfB1GMYZa0l+VUX39aodTOhKnoGpqlD",
+	"q68nKEgl0DEqd4PRwaZpYdO2rKnIYMeGYRgTiA2fQN90KfQ90wq8KHKJDHmdxIlzSpqFYehCbIUODJAb",
+	"QMczUOQi7CNZdqxcXNPNHn8/p91obrvFTPKQMEnJaKxe5W6UUr36FgpLudyT2djJJiaxAWsNWGvA2tWB",
+	"tSa+VsEvfYJPghW+Pg7Ls2gkk6GW+aHURSAkBUmzvREFW48/+NXJD7/+9G/fPfn9j7fbgNGjCv0IPKW7",
+	"tgP6b/V7rLIYAj4KVIR7abZ88Lk3QJZXbB1t0BcLaC/LjxUdSF/lIvR7LJbBrh3QT1hBc0bSWxkv9EUD",
+	"ku8lrC/5Kfh+dsRAkdWKmGlODDLmVZAsLIpjRZwspABbn31w9/U2uPXgC23wp68++NNtTT+SsZL7EiSs",
+	"x3IZBqWSAPVg7FQMhkAI46yYZwyVscPlWF+D8GEVnv1iNpAXT075gywvRH/KisRiuvqwD3iWFxyIaykT",
+	"X3aq6Mc+rIx8fXGKJeIxb8kMvjFFbZYXcxMlxvbBdmv8nLk5EbPhaactqEWteWuiKQPy6FXK9or9VtdA",
+	"qN0aJKz6vEIzFKWlnl3VkEQsBrWQFzWh/H3jLVFbBmz1i3xE+9tiOHJaiAMAbPWlXbC/XTV3UeuqHKBx",
+	"2/TbgyxLKWEq42djceeTlMzl0HRbH//+Xx5/+B+txWZknaXYMUzLdtwpNI8RNCJEISaWDz3qONAKjNCO",
+	"EfWJJQOFa4dJq9tyTYQ6MnkqlRs2CWXWpe+VX6uTRmZiuuV3ZQT4u7948s57T9/9h6c/+ObT33749MOf",
+	"PX7/h4/f/5un33rnvz565/H7Xzv5n//+Xx99SwzpwajVbd26/xq8d/8uNP5MfDWkYRInZVRQy0Hg6Y9+",
+	"/eSd91rt1ogJDNA6+cefLCFlnh6GdaJ+1VLQgb+T3o1DFnWyIWWPBqk6KDnMBDSiZXp9hw/lmbhPaTFI",
+	"O/Jf8cLVXq2OodtJqvwqBX1UvBDywzM+YFnMcrk75Tm/Lblu1fkvhZM8QBiV7ABCBoifhRSQmVttEArs",
+	"xyTx080wpMOiD7Z4maut2Ak6g2h7tUSzpVSj6pb6HY0ze6Ez210JX6oZK5njrjAkeyz+K4xWfrV+YHYU",
+	"cWWqkshM8zjXANoU+lFFXPl2B/T5wagPEt5jI5a8NaJTxq1sVAA+ynMBysWu4EMS6nCjkHAKtmzk95h4",
+	"yG5BDijrb89Asq0n7/zgyU9/8/jD9yRvWibbTNK5fM4qAFz14mpjwOeInHWFwyUKgnUP94uM725E94ZF",
+	"95pz2wQ7P2fBzqcwph6MHoqTufV8x+VWMmV1YTtlE1khQFddWUspFrtnZ6mNIs5yMF84S8vE/DjeqjOX",
+	"UfjmfMfyBcrGyzxAa9PbhKQ8z2GoZzhHLj4YdSG+3yktpl2gLD3a9MN7bKwtbCWFqmkjA0aFZtQGb42y",
+	"gnLtcgFpxvYUPTFIiu0OYKM07bEwpSTnNRNtG/QFwhH/TqAgfeRNnIJXG8zaY0kBzh/MelZFZRPxrBMH",
+	"q6cP1nWPurMFsW721RdRr+bi5dpq6oY3R90w3QsXgl6d421D0q+Kymyk4DPEPzSJ/ptgtnWD2c6uNuiA",
+	"MnhU0VEv0BxKvmoVAzAmnk/SdCIwbdKtuiM1BxmrcMRoLmsD1BSJGgiYz1x0f4os+8KdkBv0Ds070Q3z",
+	"IXK6ptu1zI7hYNd1XdubDeZCge9A7PgO9OLAh9SngeWHFFsRXiWYC9lGCHFk+lAAJRgFRuAYYYhc26wx",
+	"HY7LVs8J3rIeIlu20+h4hvvFiud96kWujSC2kQdJjF1IsWs4BkWmHZly0OcOARo/2nKQ57qmZc8ZAg8H",
+	"YggCSILAhMTzLRr7noWJcUlDoOLX3K6FOr6LHNt0sXmmgVjdqTW53E8ntSl3bcNrc615baarnawd8MJp",
+	"USw9nSsGLzJUmtXRPpXU2BElNWKv6Rqc4vK5tpsH5QvPzVtMhrdkFZXJDJ9zFRBeeTtVvVgAFsthbar3",
+	"Xrt980qaBSStZmi9nNp1U2MnF6mENuJTWaRXSBcZR1Uxv9fKYHXAWgYCFYwlLQRgRQPBtCVhKt31/AaC",
+	"2ma/AgvB1AZ3EEJrb/CzGQg2+uYLoHzf8NF5pv59ao/Oa4tSGvV3PfV376ySosRWR5QO+eI6LRqTc3Ck",
+	"C5JHI9oGOU0p4ZQDVUM6AirZW8ecaIaFadzXATdBlB+DfMT0qc2rGmfivgE5BmmWHQAiVi8oMnmA9wm/",
+	"G+tibySVN8uyc1Ia0fyQ5iBMs/AAbIkLawXN53AX3h+xB6K/16IimjzQVj+RRLsvstRZZcKQ4zGpjRoE",
+	"hRAjakGCrBDiwLcMD5kYObPZVTI1MBvxu7NaqYFNDDG2DOibJIQ+MrFrOUHge8baWqnT8Q3XsaTncLa5",
+	"xFQkQp4p1GjLtGNkmr5j0atqrttBUn9WK0dunkiR1IrdMXfQTcMwIKaEQo8iGxqRh63YMmng+KuYAAxs",
+	"WRC7kQGJY9iQItP1CMYOsdCqrTfK1uMONhzDwPMG2zSwDbFlU+hFDoYk9nwzCLBNPfPym+kZlm34a0XS",
+	"6o3FxUG8rJicPChBlMgycjoLKMqaknHXMJqmyTdSEOH+iJWlYKUgVkuYZUdrowR19ZKomizfIyzhUrrc",
+	"ECJ4L+EFFchA3Low2Uioj3XGJbKns+4qWqW+uL9fFRkTgh1kDJCSqwkwSmVBVmWGr167T3O6KKnnIdm7",
+	"nISeZzVH515O4+RRqbgXZO8GP1tmjnNqOswmPQ5ZmuViYm7fRqqazhIaI7/ruB1kur5jmZ4qYTBV5304",
+	"ZZTH0MRBADEyBSCwXOiblGDTsP3Qt8djcZgMW0s5e6bfvIasekhWsIqLDdNYxK+1RbwgE5qa/HfBEazK",
+	"uHVzBaAqS7b6YnGuwX19EnJAqlN1gtcd2MiXh+sufZTwgmuDmrpabnxSqLvU74uI4B+SvavNAZjZ9PP2",
+	"sd6b4DAZgtY62+0CY/Cf1eNqjdFrotwbSu9LpvSWp6o+0059SO3SjfBg3GSqIq84Q/cJVznF6ugNs4hO",
+	"nLfbO5Xx64jw0o3R8INfgzyEQsq0VaTzhIJU5R5ENKWKgWNaKA+yQ226FEskzrOB9rLJWkT1mtFKAIck",
+	"zxOhDhVtrRL12DldcDJGt8fWccHNj9HtsQ244F6SQ3UmEDHhfZsQxPa8CAHxnqjBxRcS5HgOp80z53dR",
+	"K2nNU6K92HJSkL2pXCRFiaR31dz4FLVfzltS+7mEn3rIG8ftc5wftPrOPV37vnAG+5uSp74v9ksf5HRM",
+	"SiYVdTaFH3rsNAAxE8IDtigJ90shXtlV92hRkuSXAnxnkdFgEvb2WGU8OAs2uWZk+OfHJue1bOjK7euc",
+	"fGeLCNrIGy8gEmiqWUsllS3khef7yEEewtOB1Sb0sW1BbIQe9LFPoIOJ58d+HDkGGUslsZAdZ7lgki/y",
+	"TdM0MHY3JJjK9J1GQD0rqTsPyd7L2oDQBC+dIXfnLKo2JYO6M3KOf09ecfkOPsnkFiU5DYVOnKRRTllF",
+	"LSeavch/NiQ5ZcWdqLXqGXIn2rDrbPGB6naR0XEd3zIcR9f7UDNfBlzey7JUDL2KutQ/vkpJNPlD/Ri2",
+	"oG9bAcS2H0EvCAikkRc7Xmh5tmW2zhkfPybrE1Pgy6Kf1QBPNMGMIaauCT0bxzAOLTsOgsixDWv5yT8e",
+	"ERcjV8X0MPqo0Oui26LHnx3e+UqWvPbS7f3XvvLGo9cfvlbcffj5r/5ZgqzXX0oPXn24n/zZ4OXii29+",
+	"3v7iV96w/+yrr9mvv/Ta8R1m/on/efbKrVdepfxztw/TPFxDrFAyWME5KLbG9bOCnMFuHJBoV2OrU+28",
+	"9Wsl5fIhSZNoN9QTdird8sTlb7db8jOpAc5TnzF7x8aIl3XHQJSpeEqFbxW3WMaKnITFtZrwT7tvVwuf",
+	"SqbJz2uTxfVnDlJN0DD39O0rL0Ohi/Bxof/kVKVsiAbIkJwhv1GVVEjFsyQfYl+d/eI9/e0dIHXBwYjL",
+	"eBrCekxqegnbq6qKS+XuIBH32wiB/szSril4cULT6AbvMeX+GLEDlh0xyTzeB1kO+mMm8l3xyD6QmuRR",
+	"wun2Yu45cdRdqdNZC5jH73/7ye/eO3nnmyff+M3JX74/V85gaBpGDDEOESQmciDBBGOMLCcwzPVO94v0",
+	"RS81/dkd27JczzR8azPyXwyKZ0BMLA96lh1CZLkhwp5LzMjamPw///ScZpksB8ZH9hfXm8vGM97onQ2l",
+	"/iZ9tkomrCh166rkNGXcrLdFPfqcRqzFJ6zTNd2O6yHsWSa2NqVhocD3IA48Cj3bcCDCsWO72MS+GW/s",
+	"hH24QLVCHrUh9nwLBtT3YGD7toXd0DQJWn6mqqHwTQMbrok3cKY+1ACoMac9z/6etc6Gy3DqvJYdyqw3",
+	"2TRdxCxjUkNPCg6yI1bGgxNW8B4bZ7VJMmfQF/fthsdhSiWZ83xloccWaQskpyDcp+EBjQDhIGOlGiD2",
+	"UX9HcscBRR0nlYjBao4cpXBMenKuTZ732bSGTXhyFhznNQzqGh7ElufCgHgxxKbvekbkE9ePW3MP/Ilb",
+	"TYipEcEgEIeu76IocpAZB/F6p+fZXEbPVtcuwDe1VHFyOo5r+obt2svE+oUP1ozy5VACcYQDGFi2Cc2Q",
+	"2MTxXS8w/Y1Bg5Pvff/x+z89+eWvTr77wQRKUFct16ucjmvZ2HQd398QBqg8aw0WeFZUnKbE6/k8a2dT",
+	"iHgBZTr9CyQ6JCyki5kBpLdLSudaKv4R4YAXRAykQgcP/uTuzVd3H7784OHurVfv3vrcHxsCwdh1O59A",
+	"QzqmRWXyq5CWIhlQGJCqqKssWTMbDndTtfMh5cUtcfeVGga5XAm81TWw6a3BN6I7ITtwkUn+LDuqH7i+",
+	"VrqQ07Et18cecow1DlzZ3IfJgC6sCSkuuMFlEJGYziZZ+irO5TM411hW7MbytD7NsTW+UizObFTQ3dVv",
+	"nr5+Iz6x1zPAR+E+yCnPRnlI22VtuakKpZzS61PA8+3G8LeenBMyQ4VBUl5ouRFn+RHJo7Wz20dcz/7c",
+	"IO2bqtCD5GodRUmR5VyuHapLTbYnSkOorHWp1vNRUORUsuUMlXhTBWh1uUFxnSx7qSHpbBzLG7JdVxTH",
+	"MtHWU+JXxG/rRq/Mf6ucitKukHCQZ+nCrHPx28rvvJ+penVLqy8KGStrLyas/Eqy9Gyrdl3PuovLDMuW",
+	"2/FtbFmmZ8vQHTogSSqGjg49w/6MfnwnzAatafuxZQUWxI6NILGJAV0UmSaJjMCwoo0pibIZTqutplJ+",
+	"FptXraaJtpAQYjcwYBDbJjSM2IyoF/vEC06zJ5cjYPmG5gpac/iwa3kYIaM+fOMN7xnuKaMYIYidOIZe",
+	"gBEkIfV9147i0HU2Nor11uDxYI6/vogxlcOC1+QvEAfa6TFK1V5rYpSaGKUmRukCYpRGGliUMEl9XjtG",
+	"ScxswpIiISkYEs6PsjwCiVD3DqmsXzzKGY064GVxbHLpdKjqVxJOYcI4ZTwRx/G8IlrKtyvOjCvV6ctD",
+	"nx6KYTIcZ+rA16fwy4egaqoaila39cAKRzmF98Q3KI/+26SoW+vcvLxqkMskIrI6FrKRYXi2WZeIiwZn",
+	"MvkiQLYHMbJtSJBHoBn6fhzGcUyiYGPScDwPc0HFqebncR9Nz10nrEe+tQnrefZF70YkZ7t1RMnB7vgs",
+	"OOURk1c3gve5ICvZ1CxXclNMqnSa8LFvPhzlOWWyelxBG36Rc5msnFXW2gOhdoX0DUYOSZKWRcw3E+Y2",
+	"UqJtReBWt2+dGuZWSs1LqOomvbyG0XFN7BnIQ+Z85do0sL8ET7gQEzuAOMQ29Ci1oBMR1wvDwDJD4wK0",
+	"a9Pw0IrqtWia4WtXfhgYkJpOaMauGRuucVpYcTkwhu1bG8Af0v3Nad64vZ/jELj1zo2LD4HrAhJwIZVk",
+	"hkipG+oYrzboiy3Y1xFoMg0lk08iqbqhA16i8qghhYqjEx0CW1N1VLdBTg+zA8rBfsJ7YoR4kmlT/s17",
+	"d8ABPeaAFCBjIe0AXfNBcx70Sywm81RCXStFBbj1xRHQB5RFZZEU/eiSy0C1JqdxTvk+KLIDqt8qCZxI",
+	"GFLOq6/TnJLoGCScj2i03S6vA4TxI5rf4KCvehE90O3v9xgnxxzsZ0dgQNhxB9yUdnIdIgfIETlW3FJ9",
+	"WVyuD0jKs2osVItv3rvTYwf0eNxefVi3VYSdLGxdFrkekGOwn6WyXQPxunJwNNVDInqTgTAbDDLWBvSt",
+	"EUlBkclny2Nd+uD4vpDjkpiCAU+0VsBPmvMeI7H44Q2WyDyh129/7hZgWT4gqaYUrtH6K2AjM48mMPMV",
+	"F6tdk2yix+Yt4KP9DPAiSVOQHTEuST24XH5VAavxOPSYHggf9MXNu+KWXZ3f1QcjlspFVhJ+BFl0XLKB",
+	"9Fh/n7AoO6R5H2yJS6KqMWL+xDflBbLggliSScHBV7JA7tRCVufVCwYkTMau1ihFutJBVr1ESKa+9Kv0",
+	"4ywPaRcIeNDvsS3p4tEpabwgqtpQBAK1LCsvjBycESuSFBCQkoLmtS6op3fATXY80Y9y1UPpZR4XsCBR",
+	"lFMuR7DIwH4y6ALxLpkhl5JQvX66UOMgY3vKhUcY2Rv78HpM5dtVv0Rgi2fauzdUfM5AsW9rVYyDvUzv",
+	"jR4bv0JvfPHe7IgtulUMfk6/QsOCRosjXc9mMttEpGsJ/9arbSHae7bw0w287+IqG+uKRUtAsNc1vQ5y",
+	"PNcw/BkHneH5y9CvA/9/9q6tx40cO/8VQi+Wgiq1bn2RGnnouWw8GG/WcXviBVIDF1VFSdwukZoiy7IS",
+	"GMg8LBIESV6SfVoEmyx2NkAQzCbYBBN4E8x/CXzLvwh4Dlmibq2+uu2ZngdPq4rFYpGH5/LxXNJGk4b7",
+	"3YNOSBudQZgku0knod1WNz24yhO6ZreBpRgWhBAk8z712G43TDpGEW43uiHttnfDQbfbZp1Gu98cJKfr",
+	"wDgv3dZeY3+3c2U6sHUBff914Vs47BYO22bHXIBGBqVxs211Br4ZxIUqBgOecCb0YzAiznBaufIIHDLJ",
+	"DJzBrCTd2s3KA5D9Nx8y/VgW+rEcnHE46565MpJb8jqbsHwg8zF6t5TCuweaEc5pfEhkHmASSOHr6VST",
+	"jCYnilACYyRKjhmZAMGQYU6FRn2v7DWIRLw61XFg9EzFSIwWX2xdfUi1tFDiR48ehUeFUfO0oRwWG209",
+	"y5gYshqZp6DDDnBoWBGHZpmcEq7r5AeQxNIpaQGJ18xyTKqU4HXU8WShFU+Z5653Bz2PFKqPyyvudwD5",
+	"CTw/P2+Pm7a1d2RjB5Xlyd3Wx0p7yxwu5nR/AcYASsljDSXqt+0lv+2zoGIMrcdgRW590ms638fOBDjr",
+	"Hi7bPwsqK1bR1k5Wn7g6NoC2+TZ8vkdibwbjgMTzaYkP11p6mC12wfKRA9+iBFvSWVnOovUswNIuMy9Y",
+	"mkfXfWkOQlW+RcvsnTpT+B7FidzUYUQZYnLJw4gdR1QQY3JhwHGtawqGlGzOrW4xBdgaVQsKDfkTJkh8",
+	"wkWq4iASdpKMTKsZugeQA7ZHj7CnNNHZzAXtxloa0+MTEEjC+pNGArcg1yObenWdSNPSBeVW6bIMiwTK",
+	"LlWrkw9mZuMBIwA0jfr4xALu2Gl07K41vyPhhKrz4lUIQBmuNJZPGMkLoQg1akWfJifD3AgMgHqsXM9P",
+	"oB5XH5GsAFMEScEi4UE+hx5mSaqtRqsGqOCIkS8KVkAMj3CKxySXw5wpFYl4yPTdkhFhhA/5mIL3PmSh",
+	"NQO0uWjNVI+40jKfkVxOYUVhFHFUNBrtxKwb/MXqhrBY+hh7ZU8Md63Oz0jnrK8G0Cm+yXxsJGzpa1ch",
+	"HvPslvrJHUUSOsEK86DuTApNRnxMgDVyTbiKhFE5kJQcvMQ1GRplxEyvg0VhpbkmfZZJMVTmctWGfiOm",
+	"VEPUTZGMK4uyQS23QtxRJDYvHGRyWuKbFBWgOnnE9SgSc7IKStbvcjeZdncUpnACAuBCS8L1odcSgW5M",
+	"6wsbggylP37ruw7glzeJOPEgJPArANVT0I6BcpkzRBztIGihZUiV4kMxNstUKm15IYgUkeC6FhBE1OAa",
+	"IN+Q3crubvtm7g9DSGJmFYjfBxStSLQha4bEc0PMkB/ZTLU64ZMJQOAS6s2qYgwZkQtBsHKDq9ihpzxh",
+	"iNjhcYFpMt9zc7FrH4gEFTMyljlb6qiKHwFkR/6U5RL3ZpxQldDUKMiOC6FvOjxt88XTkqEFCG4aFcMs",
+	"3gDAaEs+uIP6MxLDbh2w3AFAMZAzvOcQzF9q9BLIGzCQRo8Pi4myBOrItmSh8OnZ1KzGULr89XXyEJcp",
+	"EtvAV9ehma4NAKwPj25GYMkqAGvB00gsoafwADAgeKTEYckmGDYSF8Rh73rY9I06L5YFVDNGyyBLOZ5Q",
+	"MTOS20otPzi8TXc74X5ztxMepHv7Id3v7+91DnY7+6x5dhzOff+5Yhlb5y0QD6Rb+hoA54YblkahFqGh",
+	"/kqvEVQcx6z0GsYuYTTdfP/Zaahtu9FrNOrdvfZeG/JLD3I5XjeNHRbup7v9sJtQGu7uHbCknQzaB52D",
+	"lXj8dr/RDvdppxv2d3cHYcJ2W91Bu8NaECQA7Nflovey0BtNaz7oP/k82LLYxr4oFEavFCx9G8u/yRjy",
+	"D5cCqyBcW2zobSqzW6DwFii8BQpvgcJrBwqvoZbfJVHAq9qcPu1xpBYXIboCmdVunWxvLi78LsACRrcA",
+	"ywqtLOqjPa9//bs3X/71i+e/evW3X9XODV9NWX8k5cnp1dBdo8W655bVzcPJSx80MJ9i91QP+VBcJ38I",
+	"gVRobiuW5GxdHd57XOlHblTXHiz+1uOYD3oNULibrXZnd2+19NjHD+6Tfs7TIasEFcB6DPmWCnPd9lsJ",
+	"7E9jyLHUrLOnhO81wmbaYOE+bXfDA7a7G7b7zaQzaLAubZ3msLs6uiLPKr3KSOuJ6u3sJPk4xNHVPVeO",
+	"HTWSNNuB0arzBNDadd4eQ+to6bbg4TsdiDmd71vHhspLm0qSLbGJU4qAHxd987PPFImLPItLl0ygO8Ct",
+	"5xsmJtVUJsoSZX2cgv9iJIx6aRMyzSasZuFZBFW5Ivd/dPwQk0iCiy9ge/HH5m4MMGKccaXht4pr80Mv",
+	"SyokPjY7IYQGIaCVC1fMyGKjneLFj1jGzVAWWj7kY6Y0HU9iUv1M8KfEJmGq2RSY2OqYDwXVRc565Enz",
+	"9xExHrGn5O4Pjz4Mj+8etXb3zIREFbylXacWUcarfZnO8EJUMZy79MLEDFiGQePtuE6OSOvpUweI2zOA",
+	"ZoOACyclqgAn4ENCxcwihCxTFgXTOXd+ruwpUhOnGcCvcjAA0fETrrXRxKHHVBb9DL2TJWmRUQ1sglaH",
+	"jGSRK/DnRMQztfNnXhNb79U6sbPKGQK/UjCiiv5PWKKN0my4ZuBhjeR///zXNQDAwH+bC0sLMk9Z3iM0",
+	"EvZhyPv0VNvbU8q1sj6cYHsIRvpsIHP4ZjswlhKZRwJHZqbQ0rq1Q5AMqdZsPNFkAEHF5kvbJKUzmNiU",
+	"K9rPzLJUnTitu2txrU6AwkveOE6JGskpelJrScwkDGbwCY5aypMSu5AjmaWKxLjWMbrKmsZGy8CLAbiT",
+	"9yyiDKHQkTCvEXiqQKq51FQz0wDlPsoWy9pjEuP9Y3xFDTHVzx7ci4QryxAb6YLntiBnsDKEMxxzpmT2",
+	"hAEITzIpJ4ZugkhMcv6EahaQjIuTMJMJzUwXY6ZpSjV10CypdlqtSLjpe2y127nVWQvmqWPhg6i2K+PI",
+	"6zASOcM6SAiVmmEhpLweLsXwJjsDN4qXXpVucQEt4Jw6wI3Hg78bihluukqvMh0pljxuf9EK96dHR0dH",
+	"H4Vb/r5ure5C65meEkF+WPIdOKsCloLokEjYbXj5dyy27GZzwV0B+DN2UMB54Z+xhyFskkJncCDe8OCV",
+	"QUKfPbjnZK2yblFOhDoNw5PJRmmunipUbZbC2FvV8FM2iyGnKkQ+IdKLh/LOk7kab5q+uHZYHjObLlIp",
+	"3qnw7xstFzItdY1L2F1LkFAZYZ1CifhVdQJLxyMi7jRbF1qVlkr4ofe3jQZzp9A0Z+hfYlTvG62tHInL",
+	"peTHqbiwxrcQq7Sg6nQ2TXt6C4VcS0zzJTwu37vk2khJV8U+gq0AMqliKi3DIFD1qwXO10bhDkenI9yJ",
+	"q9jwHzA932NvJaptjVVg7e+Fps1G2dRv88B5MBhew8VwxXL4PTO/9uYxh/zk616/VPd7qxVhGKQhzCJn",
+	"pw1znb2w3OTaDYVN+ojDO27TPHx/0zxcEV+67uwPAD0XeRYHCwh0QGLvOVvv1B6qRqIaQ9Q4yVnIhOEW",
+	"itAS8HNffgic0TIImxYa6hGoSABaVasvAmw2Fp2M6Ql0KNh0BdBDU5uLSIC5PU/M4MxxCfqPD7r6OlxC",
+	"83xG9FR6uKIi1VOAacGmiCMH5SWZWefm2POHZQnjgC8mVBA15WZqnQ6XSQUqI+aHMJ9lDBau/LpPvKz7",
+	"VKKPW9G/d70SVCS2l4K6Gr3zkjHyFqo7F++/XJT8pd54fXHy54UZ12gElz3KbTYfNrpvU4ifgvb5seol",
+	"V8OTgjm/caVXFg8LwM6n6uRS2SZvtYAbN4yu3WnHUuFD4O5LZ+HvbcWja8N0dubC/CxuP3d86b/oAmSD",
+	"p0oTzp5lqkhUNR+zgKCTNklkygLIdCOSWWBLqedKk0/5Bw7UQTXE4YaRYGZu4NA7INMRz5iDjYJ5yAsc",
+	"yLoDVK5IWrB1UtJzKZofDt9UIQpPk+L2wANnaVM5Buvofk6O7HwLjvHpq63YgDP+oSzMg63AXXB314o8",
+	"qDhgSeCHqtLrNIOKKMZ9lmPuFTu2Sq/SL9QM7Hudz9bLzyZ0hhPzoUxZpbfbaEMxhPXNW0vvbrbm724t",
+	"vBv2m99xq9EwU3e6OG/icaE99D86ZRAgXzFE4bT/OmnL1wwwBsI/Y/Q1hGbYoJs0hFbFi6OA/vzQiXLI",
+	"5iK6OeDRxzyEYhCa8YT75p8D8483yqYN57DD8w44PjmzAnN+bzFH2du9xuZb7RYs/c4gA+BoRtcKpxvC",
+	"CbbI2J0/c44kn6TPdnJmf108SjxYJ6xLXygtiWLCOrOUMmVinixFynxAlWUz6FxFjzbGq/9RwYoSfyiH",
+	"Vo2RFcUkLqdhFtecBgCJ/dC9Sku0uO2cBnODHBotu9nNI1fX+tYdWu8l54qW8RMGRzpuDEEZgMG18j2+",
+	"wAusTlqN1nwE/ifVSafR9fCF5TwTy3gOqZZwjxkTKEFrDfsHbn6u1IvoMvGJi0K/sSD0NwnIgwUz9Dpk",
+	"X+sU2df2Zd+c4OCq+/GjwdnlaCk2rSJ6g0LzgiJzk33uk/S1BzDeCt+3V3TYrv8nXhqh9zEK5hgEWkmi",
+	"d5QVEyDjrsFAnpjdffVZXB7lXINULJ15zYtY6pJ6GCn2BUpOz4dihn7uXEWi9LLIpGCkOh1RXR6o+icP",
+	"tQBAfyfqwJ01Eq6/HiSDQKz9jiKK6bCYkIQK0mclnG5mXEvzv7n4Q5lcusUScIZfMaxjzwuZazIF347z",
+	"icl1EvE+F8PvozDsLgnDRdJZEoftU0RYxxeHEyu/zirStsLQVqQ50OpdkGrmG+f2wa1guxVs76pgg6K/",
+	"zvK5Muj3GbiTFznXM2CSfUZzlh8VeoRVEQyX45+yWXnl8/J9y5LrHn/CBFMqgONPbv4EaaUwHVsZdVH3",
+	"YMuZ0my8xlp1KZdJNZNDLkyXUFggIJkcykLXypIBk6Kf8QRjSiHW3kW0+BUHvFcaUl3zwvtMTjIW2MDT",
+	"XGZMBRhcj2nU6AQibHOeMr83DKBdb21DQWSdM3a4mLjM/enyBGDJZGPg+jWHvTLD617wqfleIxgnNNfC",
+	"iHeh2RBFoUuWZDMQgN0rSFlNAnIB9Dnwcn9iYJ03fQydGO4fYoWEIuXaLMTCtKYW+F59Fol2wFhKqqkc",
+	"Uxc/pQIis7Q8KKh53ZVHjCtEBvUBqq+ff/v6P35ZUgGm5mK5GvGJ1wsUE1jTSZkOnFRffv3LV3/5zbaO",
+	"ymIE6zpzWaSqb778+9e//d2L588BrSif8fuxbdd084N5+qnqm29+8ebbn7/5+t9e/s/PakQKWxXBz+fn",
+	"94phRp9N1nX7UYE6CiOZlCfY/atffPV/f/E3/nSnrtWm5Zf5kApbmOKOIpoOyROZ0H6RUaPk5UzQMRdD",
+	"InMCnsAYgW6aoecCZBuTYiF/mU/lhqOs2ZSQs8ou9qt//0eyQ17+9F9f/ec3NbdRrd8D5NqDLTvMZJ9m",
+	"Rl81Y7BztpDIynstlkpffe8HRXZC+Hgic02qL3/z3y9/+hUs6ZplwKIjHx7/MVz+8b3jH5MBzxZ4BHa0",
+	"aWYnuUyLRJOEaprJYcFI9cXzf375d1++/vnXZvkPSSIV5igjY5oPucB97xdghx2OMfZmg/pfiL2ve/kx",
+	"Kv93Hz687583yQFZ2KOAFbqgWrNjluMJfToqJdDq647IhOUKqGeeUqwvIZmgsvdoRiAsr/riv/7lxfPn",
+	"L779p1df/ubFt//w6q9+9eq3P6uREGJDczSCWE5VkTP/Y20nH1FNK88+f/b/AQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

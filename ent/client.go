@@ -32,6 +32,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/ownershipchange"
 	"github.com/shoalcrm/shoal/ent/pool"
 	"github.com/shoalcrm/shoal/ent/poolruleversion"
+	"github.com/shoalcrm/shoal/ent/product"
 	"github.com/shoalcrm/shoal/ent/reclaimwarning"
 	"github.com/shoalcrm/shoal/ent/refreshtoken"
 	"github.com/shoalcrm/shoal/ent/searchgram"
@@ -86,6 +87,8 @@ type Client struct {
 	Pool *PoolClient
 	// PoolRuleVersion is the client for interacting with the PoolRuleVersion builders.
 	PoolRuleVersion *PoolRuleVersionClient
+	// Product is the client for interacting with the Product builders.
+	Product *ProductClient
 	// ReclaimWarning is the client for interacting with the ReclaimWarning builders.
 	ReclaimWarning *ReclaimWarningClient
 	// RefreshToken is the client for interacting with the RefreshToken builders.
@@ -136,6 +139,7 @@ func (c *Client) init() {
 	c.OwnershipChange = NewOwnershipChangeClient(c.config)
 	c.Pool = NewPoolClient(c.config)
 	c.PoolRuleVersion = NewPoolRuleVersionClient(c.config)
+	c.Product = NewProductClient(c.config)
 	c.ReclaimWarning = NewReclaimWarningClient(c.config)
 	c.RefreshToken = NewRefreshTokenClient(c.config)
 	c.SearchGram = NewSearchGramClient(c.config)
@@ -256,6 +260,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		OwnershipChange:   NewOwnershipChangeClient(cfg),
 		Pool:              NewPoolClient(cfg),
 		PoolRuleVersion:   NewPoolRuleVersionClient(cfg),
+		Product:           NewProductClient(cfg),
 		ReclaimWarning:    NewReclaimWarningClient(cfg),
 		RefreshToken:      NewRefreshTokenClient(cfg),
 		SearchGram:        NewSearchGramClient(cfg),
@@ -303,6 +308,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		OwnershipChange:   NewOwnershipChangeClient(cfg),
 		Pool:              NewPoolClient(cfg),
 		PoolRuleVersion:   NewPoolRuleVersionClient(cfg),
+		Product:           NewProductClient(cfg),
 		ReclaimWarning:    NewReclaimWarningClient(cfg),
 		RefreshToken:      NewRefreshTokenClient(cfg),
 		SearchGram:        NewSearchGramClient(cfg),
@@ -346,8 +352,9 @@ func (c *Client) Use(hooks ...Hook) {
 		c.APIKey, c.AuditEvent, c.BulkImport, c.ClaimRequest, c.ClaimTally, c.Contact,
 		c.Cooldown, c.Customer, c.DedupeKey, c.DomainEvent, c.FollowUp, c.Handover,
 		c.IdempotencyRecord, c.Lead, c.OwnershipChange, c.Pool, c.PoolRuleVersion,
-		c.ReclaimWarning, c.RefreshToken, c.SearchGram, c.Setting, c.SigningKey, c.Tag,
-		c.Team, c.User, c.Webhook, c.WebhookAttempt, c.WebhookDelivery,
+		c.Product, c.ReclaimWarning, c.RefreshToken, c.SearchGram, c.Setting,
+		c.SigningKey, c.Tag, c.Team, c.User, c.Webhook, c.WebhookAttempt,
+		c.WebhookDelivery,
 	} {
 		n.Use(hooks...)
 	}
@@ -360,8 +367,9 @@ func (c *Client) Intercept(interceptors ...Interceptor) {
 		c.APIKey, c.AuditEvent, c.BulkImport, c.ClaimRequest, c.ClaimTally, c.Contact,
 		c.Cooldown, c.Customer, c.DedupeKey, c.DomainEvent, c.FollowUp, c.Handover,
 		c.IdempotencyRecord, c.Lead, c.OwnershipChange, c.Pool, c.PoolRuleVersion,
-		c.ReclaimWarning, c.RefreshToken, c.SearchGram, c.Setting, c.SigningKey, c.Tag,
-		c.Team, c.User, c.Webhook, c.WebhookAttempt, c.WebhookDelivery,
+		c.Product, c.ReclaimWarning, c.RefreshToken, c.SearchGram, c.Setting,
+		c.SigningKey, c.Tag, c.Team, c.User, c.Webhook, c.WebhookAttempt,
+		c.WebhookDelivery,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -404,6 +412,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Pool.mutate(ctx, m)
 	case *PoolRuleVersionMutation:
 		return c.PoolRuleVersion.mutate(ctx, m)
+	case *ProductMutation:
+		return c.Product.mutate(ctx, m)
 	case *ReclaimWarningMutation:
 		return c.ReclaimWarning.mutate(ctx, m)
 	case *RefreshTokenMutation:
@@ -2692,6 +2702,139 @@ func (c *PoolRuleVersionClient) mutate(ctx context.Context, m *PoolRuleVersionMu
 	}
 }
 
+// ProductClient is a client for the Product schema.
+type ProductClient struct {
+	config
+}
+
+// NewProductClient returns a client for the Product from the given config.
+func NewProductClient(c config) *ProductClient {
+	return &ProductClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `product.Hooks(f(g(h())))`.
+func (c *ProductClient) Use(hooks ...Hook) {
+	c.hooks.Product = append(c.hooks.Product, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `product.Intercept(f(g(h())))`.
+func (c *ProductClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Product = append(c.inters.Product, interceptors...)
+}
+
+// Create returns a builder for creating a Product entity.
+func (c *ProductClient) Create() *ProductCreate {
+	mutation := newProductMutation(c.config, OpCreate)
+	return &ProductCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Product entities.
+func (c *ProductClient) CreateBulk(builders ...*ProductCreate) *ProductCreateBulk {
+	return &ProductCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *ProductClient) MapCreateBulk(slice any, setFunc func(*ProductCreate, int)) *ProductCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &ProductCreateBulk{err: fmt.Errorf("calling to ProductClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*ProductCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &ProductCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Product.
+func (c *ProductClient) Update() *ProductUpdate {
+	mutation := newProductMutation(c.config, OpUpdate)
+	return &ProductUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *ProductClient) UpdateOne(_m *Product) *ProductUpdateOne {
+	mutation := newProductMutation(c.config, OpUpdateOne, withProduct(_m))
+	return &ProductUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *ProductClient) UpdateOneID(id uuid.UUID) *ProductUpdateOne {
+	mutation := newProductMutation(c.config, OpUpdateOne, withProductID(id))
+	return &ProductUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Product.
+func (c *ProductClient) Delete() *ProductDelete {
+	mutation := newProductMutation(c.config, OpDelete)
+	return &ProductDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *ProductClient) DeleteOne(_m *Product) *ProductDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *ProductClient) DeleteOneID(id uuid.UUID) *ProductDeleteOne {
+	builder := c.Delete().Where(product.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &ProductDeleteOne{builder}
+}
+
+// Query returns a query builder for Product.
+func (c *ProductClient) Query() *ProductQuery {
+	return &ProductQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeProduct},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Product entity by its id.
+func (c *ProductClient) Get(ctx context.Context, id uuid.UUID) (*Product, error) {
+	return c.Query().Where(product.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *ProductClient) GetX(ctx context.Context, id uuid.UUID) *Product {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *ProductClient) Hooks() []Hook {
+	return c.hooks.Product
+}
+
+// Interceptors returns the client interceptors.
+func (c *ProductClient) Interceptors() []Interceptor {
+	return c.inters.Product
+}
+
+func (c *ProductClient) mutate(ctx context.Context, m *ProductMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&ProductCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&ProductUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&ProductUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&ProductDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Product mutation op: %q", m.Op())
+	}
+}
+
 // ReclaimWarningClient is a client for the ReclaimWarning schema.
 type ReclaimWarningClient struct {
 	config
@@ -4160,14 +4303,14 @@ type (
 	hooks struct {
 		APIKey, AuditEvent, BulkImport, ClaimRequest, ClaimTally, Contact, Cooldown,
 		Customer, DedupeKey, DomainEvent, FollowUp, Handover, IdempotencyRecord, Lead,
-		OwnershipChange, Pool, PoolRuleVersion, ReclaimWarning, RefreshToken,
+		OwnershipChange, Pool, PoolRuleVersion, Product, ReclaimWarning, RefreshToken,
 		SearchGram, Setting, SigningKey, Tag, Team, User, Webhook, WebhookAttempt,
 		WebhookDelivery []ent.Hook
 	}
 	inters struct {
 		APIKey, AuditEvent, BulkImport, ClaimRequest, ClaimTally, Contact, Cooldown,
 		Customer, DedupeKey, DomainEvent, FollowUp, Handover, IdempotencyRecord, Lead,
-		OwnershipChange, Pool, PoolRuleVersion, ReclaimWarning, RefreshToken,
+		OwnershipChange, Pool, PoolRuleVersion, Product, ReclaimWarning, RefreshToken,
 		SearchGram, Setting, SigningKey, Tag, Team, User, Webhook, WebhookAttempt,
 		WebhookDelivery []ent.Interceptor
 	}

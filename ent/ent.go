@@ -29,6 +29,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/ownershipchange"
 	"github.com/shoalcrm/shoal/ent/pool"
 	"github.com/shoalcrm/shoal/ent/poolruleversion"
+	"github.com/shoalcrm/shoal/ent/product"
 	"github.com/shoalcrm/shoal/ent/reclaimwarning"
 	"github.com/shoalcrm/shoal/ent/refreshtoken"
 	"github.com/shoalcrm/shoal/ent/searchgram"
@@ -117,6 +118,7 @@ func checkColumn(t, c string) error {
 			ownershipchange.Table:   ownershipchange.ValidColumn,
 			pool.Table:              pool.ValidColumn,
 			poolruleversion.Table:   poolruleversion.ValidColumn,
+			product.Table:           product.ValidColumn,
 			reclaimwarning.Table:    reclaimwarning.ValidColumn,
 			refreshtoken.Table:      refreshtoken.ValidColumn,
 			searchgram.Table:        searchgram.ValidColumn,

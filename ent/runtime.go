@@ -23,6 +23,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/ownershipchange"
 	"github.com/shoalcrm/shoal/ent/pool"
 	"github.com/shoalcrm/shoal/ent/poolruleversion"
+	"github.com/shoalcrm/shoal/ent/product"
 	"github.com/shoalcrm/shoal/ent/reclaimwarning"
 	"github.com/shoalcrm/shoal/ent/refreshtoken"
 	"github.com/shoalcrm/shoal/ent/schema"
@@ -669,6 +670,103 @@ func init() {
 	poolruleversionDescID := poolruleversionMixinFields0[0].Descriptor()
 	// poolruleversion.DefaultID holds the default value on creation for the id field.
 	poolruleversion.DefaultID = poolruleversionDescID.Default.(func() uuid.UUID)
+	productMixin := schema.Product{}.Mixin()
+	productMixinFields0 := productMixin[0].Fields()
+	_ = productMixinFields0
+	productMixinFields1 := productMixin[1].Fields()
+	_ = productMixinFields1
+	productMixinFields2 := productMixin[2].Fields()
+	_ = productMixinFields2
+	productFields := schema.Product{}.Fields()
+	_ = productFields
+	// productDescCreatedAt is the schema descriptor for created_at field.
+	productDescCreatedAt := productMixinFields1[0].Descriptor()
+	// product.DefaultCreatedAt holds the default value on creation for the created_at field.
+	product.DefaultCreatedAt = productDescCreatedAt.Default.(func() time.Time)
+	// productDescUpdatedAt is the schema descriptor for updated_at field.
+	productDescUpdatedAt := productMixinFields1[1].Descriptor()
+	// product.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	product.DefaultUpdatedAt = productDescUpdatedAt.Default.(func() time.Time)
+	// product.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	product.UpdateDefaultUpdatedAt = productDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// productDescVersion is the schema descriptor for version field.
+	productDescVersion := productMixinFields2[0].Descriptor()
+	// product.DefaultVersion holds the default value on creation for the version field.
+	product.DefaultVersion = productDescVersion.Default.(int)
+	// productDescSku is the schema descriptor for sku field.
+	productDescSku := productFields[0].Descriptor()
+	// product.SkuValidator is a validator for the "sku" field. It is called by the builders before save.
+	product.SkuValidator = func() func(string) error {
+		validators := productDescSku.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(sku string) error {
+			for _, fn := range fns {
+				if err := fn(sku); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// productDescSkuNorm is the schema descriptor for sku_norm field.
+	productDescSkuNorm := productFields[1].Descriptor()
+	// product.SkuNormValidator is a validator for the "sku_norm" field. It is called by the builders before save.
+	product.SkuNormValidator = func() func(string) error {
+		validators := productDescSkuNorm.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(sku_norm string) error {
+			for _, fn := range fns {
+				if err := fn(sku_norm); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// productDescName is the schema descriptor for name field.
+	productDescName := productFields[2].Descriptor()
+	// product.NameValidator is a validator for the "name" field. It is called by the builders before save.
+	product.NameValidator = func() func(string) error {
+		validators := productDescName.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(name string) error {
+			for _, fn := range fns {
+				if err := fn(name); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// productDescCategory is the schema descriptor for category field.
+	productDescCategory := productFields[3].Descriptor()
+	// product.CategoryValidator is a validator for the "category" field. It is called by the builders before save.
+	product.CategoryValidator = productDescCategory.Validators[0].(func(string) error)
+	// productDescUnit is the schema descriptor for unit field.
+	productDescUnit := productFields[4].Descriptor()
+	// product.UnitValidator is a validator for the "unit" field. It is called by the builders before save.
+	product.UnitValidator = productDescUnit.Validators[0].(func(string) error)
+	// productDescSpecification is the schema descriptor for specification field.
+	productDescSpecification := productFields[5].Descriptor()
+	// product.SpecificationValidator is a validator for the "specification" field. It is called by the builders before save.
+	product.SpecificationValidator = productDescSpecification.Validators[0].(func(string) error)
+	// productDescActive is the schema descriptor for active field.
+	productDescActive := productFields[8].Descriptor()
+	// product.DefaultActive holds the default value on creation for the active field.
+	product.DefaultActive = productDescActive.Default.(bool)
+	// productDescID is the schema descriptor for id field.
+	productDescID := productMixinFields0[0].Descriptor()
+	// product.DefaultID holds the default value on creation for the id field.
+	product.DefaultID = productDescID.Default.(func() uuid.UUID)
 	reclaimwarningMixin := schema.ReclaimWarning{}.Mixin()
 	reclaimwarningMixinFields0 := reclaimwarningMixin[0].Fields()
 	_ = reclaimwarningMixinFields0

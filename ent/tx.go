@@ -48,6 +48,8 @@ type Tx struct {
 	Pool *PoolClient
 	// PoolRuleVersion is the client for interacting with the PoolRuleVersion builders.
 	PoolRuleVersion *PoolRuleVersionClient
+	// Product is the client for interacting with the Product builders.
+	Product *ProductClient
 	// ReclaimWarning is the client for interacting with the ReclaimWarning builders.
 	ReclaimWarning *ReclaimWarningClient
 	// RefreshToken is the client for interacting with the RefreshToken builders.
@@ -218,6 +220,7 @@ func (tx *Tx) init() {
 	tx.OwnershipChange = NewOwnershipChangeClient(tx.config)
 	tx.Pool = NewPoolClient(tx.config)
 	tx.PoolRuleVersion = NewPoolRuleVersionClient(tx.config)
+	tx.Product = NewProductClient(tx.config)
 	tx.ReclaimWarning = NewReclaimWarningClient(tx.config)
 	tx.RefreshToken = NewRefreshTokenClient(tx.config)
 	tx.SearchGram = NewSearchGramClient(tx.config)

@@ -643,6 +643,40 @@ var (
 			},
 		},
 	}
+	// ProductsColumns holds the columns for the "products" table.
+	ProductsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "version", Type: field.TypeInt, Default: 1},
+		{Name: "sku", Type: field.TypeString, Size: 64},
+		{Name: "sku_norm", Type: field.TypeString, Unique: true, Size: 64},
+		{Name: "name", Type: field.TypeString, Size: 200},
+		{Name: "category", Type: field.TypeString, Nullable: true, Size: 100},
+		{Name: "unit", Type: field.TypeString, Nullable: true, Size: 20},
+		{Name: "specification", Type: field.TypeString, Nullable: true, Size: 500},
+		{Name: "list_price", Type: field.TypeInt64},
+		{Name: "internal_cost", Type: field.TypeInt64, Nullable: true},
+		{Name: "active", Type: field.TypeBool, Default: true},
+	}
+	// ProductsTable holds the schema information for the "products" table.
+	ProductsTable = &schema.Table{
+		Name:       "products",
+		Columns:    ProductsColumns,
+		PrimaryKey: []*schema.Column{ProductsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "product_created_at_id",
+				Unique:  false,
+				Columns: []*schema.Column{ProductsColumns[1], ProductsColumns[0]},
+			},
+			{
+				Name:    "product_category_created_at_id",
+				Unique:  false,
+				Columns: []*schema.Column{ProductsColumns[7], ProductsColumns[1], ProductsColumns[0]},
+			},
+		},
+	}
 	// ReclaimWarningsColumns holds the columns for the "reclaim_warnings" table.
 	ReclaimWarningsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
@@ -966,6 +1000,7 @@ var (
 		OwnershipChangesTable,
 		PoolsTable,
 		PoolRuleVersionsTable,
+		ProductsTable,
 		ReclaimWarningsTable,
 		RefreshTokensTable,
 		SearchGramsTable,

@@ -57,6 +57,9 @@ type Pool func(*sql.Selector)
 // PoolRuleVersion is the predicate function for poolruleversion builders.
 type PoolRuleVersion func(*sql.Selector)
 
+// Product is the predicate function for product builders.
+type Product func(*sql.Selector)
+
 // ReclaimWarning is the predicate function for reclaimwarning builders.
 type ReclaimWarning func(*sql.Selector)
 

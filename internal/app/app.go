@@ -26,6 +26,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/page"
 	"github.com/shoalcrm/shoal/internal/personaldata"
 	"github.com/shoalcrm/shoal/internal/pool"
+	"github.com/shoalcrm/shoal/internal/products"
 	"github.com/shoalcrm/shoal/internal/records"
 	"github.com/shoalcrm/shoal/internal/store"
 	"github.com/shoalcrm/shoal/internal/tags"
@@ -88,6 +89,8 @@ type App struct {
 	Idempotency *idempotency.Service
 	// Webhooks manages webhooks and sends their deliveries.
 	Webhooks *webhooks.Service
+	// Products is the product catalogue (产品目录).
+	Products *products.Service
 	HTTP     *httpapi.Server
 	// Jobs is the job queue, built but not started: the binary starts it
 	// beside the HTTP server (and stops it on shutdown), tests when they
@@ -182,6 +185,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 
 	a.Idempotency = answers
 	a.Webhooks = hooks
+	a.Products = products.NewService(st, clk)
 	a.HTTP, err = httpapi.New(httpapi.Config{
 		Store:       st,
 		Logger:      cfg.Logger,
@@ -202,6 +206,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 
 		PersonalData: a.PersonalData,
 		Webhooks:     a.Webhooks,
+		Products:     a.Products,
 
 		TestClock:   testClock,
 		Idempotency: a.Idempotency,

@@ -94,6 +94,9 @@ const (
 	ImportCreated  Type = "import.created"
 	ImportFinished Type = "import.finished"
 
+	ProductCreated Type = "product.created"
+	ProductUpdated Type = "product.updated"
+
 	WebhookCreated  Type = "webhook.created"
 	WebhookUpdated  Type = "webhook.updated"
 	WebhookDeleted  Type = "webhook.deleted"
@@ -125,6 +128,7 @@ const (
 	KindHandover     = "handover"
 	KindImport       = "import"
 	KindWebhook      = "webhook"
+	KindProduct      = "product"
 )
 
 // Actor is who made a change: a user, an API key, or the system (the sweep,
@@ -328,6 +332,12 @@ type WebhookDisabling struct {
 	FailingSince *time.Time `json:"failingSince,omitempty"`
 }
 
+// Product is the payload of product.created: its SKU. Never its cost
+// (visible to supervisors and admins only) nor its price.
+type Product struct {
+	SKU string `json:"sku"`
+}
+
 // None is the payload of events that carry nothing beyond subject, actor
 // and time.
 type None struct{}
@@ -411,6 +421,9 @@ var catalog = map[Type]Spec{
 
 	ImportCreated:  spec[Import](KindImport),
 	ImportFinished: spec[Import](KindImport),
+
+	ProductCreated: spec[Product](KindProduct),
+	ProductUpdated: spec[Changed](KindProduct),
 
 	WebhookCreated:  spec[Webhook](KindWebhook),
 	WebhookUpdated:  spec[Changed](KindWebhook),

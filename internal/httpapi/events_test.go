@@ -518,6 +518,19 @@ func evCases() []evCase {
 			return []evWant{{events.HandoverCreated, h}, {events.LeadHandedOver, ld}, {events.CustomerHandedOver, cu}, {events.HandoverFinished, h}}
 		}
 	})
+	add("createProduct", "", func(t *testing.T, w *evWorld) func() []evWant {
+		return func() []evWant {
+			res := w.admin.Do("POST", "/v1/products", map[string]any{"sku": "EV-" + uuid.NewString()[:8], "name": "ev", "listPrice": "1.00"}).Expect(http.StatusCreated)
+			return []evWant{{events.ProductCreated, evID(t, res)}}
+		}
+	})
+	add("updateProduct", "", func(t *testing.T, w *evWorld) func() []evWant {
+		id := evID(t, w.admin.Do("POST", "/v1/products", map[string]any{"sku": "EV-" + uuid.NewString()[:8], "name": "ev", "listPrice": "1.00"}).Expect(http.StatusCreated))
+		return func() []evWant {
+			w.admin.Do("PATCH", "/v1/products/"+id, map[string]any{"listPrice": "2.00"}, "If-Match", w.admin.ETag("/v1/products/"+id)).Expect(http.StatusOK)
+			return []evWant{{events.ProductUpdated, id}}
+		}
+	})
 	add("createWebhook", "", func(t *testing.T, w *evWorld) func() []evWant {
 		return func() []evWant {
 			res := w.admin.Do("POST", "/v1/webhooks", map[string]any{"url": "http://127.0.0.1:9/ev", "eventTypes": []string{"*"}}).Expect(http.StatusCreated)

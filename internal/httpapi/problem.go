@@ -101,6 +101,8 @@ var catalog = map[string]message{
 	"request_not_pending":   {"The claim request was already decided.", "该领取申请已处理。"},
 	"not_acceptable":        {"None of the media types in Accept is available here: ask for application/json, text/csv or application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.", "无法提供 Accept 所要求的格式：请使用 application/json、text/csv 或 application/vnd.openxmlformats-officedocument.spreadsheetml.sheet。"},
 
+	"sku_taken": {"Another product has this SKU.", "已存在相同产品编码（SKU）的产品。"},
+
 	// Webhooks (docs/webhooks.md).
 	"webhook_target_forbidden": {"Webhooks may not send to this address (loopback, private, link-local or metadata).", "Webhook 不能发送到此地址（本机回环、内网、链路本地或云元数据地址）。"},
 	"webhook_inactive":         {"The webhook is disabled; re-enable it first.", "该 Webhook 已停用，请先重新启用。"},

@@ -272,6 +272,7 @@ var createdTargets = map[string]struct{ targetType, entType string }{
 	"createTag":      {"tag", "Tag"},
 	"createImport":   {"import", "BulkImport"},
 	"createWebhook":  {"webhook", "Webhook"},
+	"createProduct":  {"product", "Product"},
 }
 
 // opTargets names the audit target type of the writes whose path has no
@@ -332,7 +333,7 @@ func (s *Server) resolveAudit(op string) audit.Resolver {
 var pathTargets = map[string]string{
 	"users": "user", "teams": "team", "api-keys": "apiKey", kinds.Lead.Desc().Path: string(kinds.Lead), kinds.Customer.Desc().Path: string(kinds.Customer),
 	"contacts": "contact", "follow-ups": "followUp", "pools": "pool", "claim-requests": "claimRequest", "tags": "tag",
-	"webhooks": "webhook",
+	"webhooks": "webhook", "products": "product",
 }
 
 // pathTargetType is the target type of the {id} in route path (/v1/leads/:id/claim → lead).

@@ -35,6 +35,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/page"
 	"github.com/shoalcrm/shoal/internal/personaldata"
 	"github.com/shoalcrm/shoal/internal/pool"
+	"github.com/shoalcrm/shoal/internal/products"
 	"github.com/shoalcrm/shoal/internal/records"
 	"github.com/shoalcrm/shoal/internal/store"
 	"github.com/shoalcrm/shoal/internal/tags"
@@ -61,6 +62,8 @@ type Config struct {
 	PersonalData *personaldata.Service
 	// Webhooks manages webhooks and their deliveries.
 	Webhooks *webhooks.Service
+	// Products is the product catalogue.
+	Products *products.Service
 
 	// Idempotency stores the answers of requests made with an
 	// Idempotency-Key; nil ignores the header.
@@ -119,6 +122,7 @@ type Server struct {
 
 	personalData *personaldata.Service
 	webhooks     *webhooks.Service
+	products     *products.Service
 
 	metrics *metrics
 	echo    *echo.Echo
@@ -162,6 +166,7 @@ func New(cfg Config) (*Server, error) {
 
 		personalData: cfg.PersonalData,
 		webhooks:     cfg.Webhooks,
+		products:     cfg.Products,
 
 		idem:  cfg.Idempotency,
 		posts: postOperations(spec),
