@@ -143,6 +143,36 @@ func (e ClaimRequestStatus) Valid() bool {
 	}
 }
 
+// Defines values for Currency.
+const (
+	CNY Currency = "CNY"
+	EUR Currency = "EUR"
+	GBP Currency = "GBP"
+	HKD Currency = "HKD"
+	JPY Currency = "JPY"
+	USD Currency = "USD"
+)
+
+// Valid indicates whether the value is a known member of the Currency enum.
+func (e Currency) Valid() bool {
+	switch e {
+	case CNY:
+		return true
+	case EUR:
+		return true
+	case GBP:
+		return true
+	case HKD:
+		return true
+	case JPY:
+		return true
+	case USD:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for CustomerStatus.
 const (
 	CustomerStatusActive  CustomerStatus = "active"
@@ -791,6 +821,27 @@ func (e Scope) Valid() bool {
 	}
 }
 
+// Defines values for StageKind.
+const (
+	Lost StageKind = "lost"
+	Open StageKind = "open"
+	Won  StageKind = "won"
+)
+
+// Valid indicates whether the value is a known member of the StageKind enum.
+func (e StageKind) Valid() bool {
+	switch e {
+	case Lost:
+		return true
+	case Open:
+		return true
+	case Won:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for SubjectType.
 const (
 	SubjectTypeCustomer SubjectType = "customer"
@@ -1391,6 +1442,9 @@ type ContactUpdate struct {
 type ConvertRequest struct {
 	CustomerName *Name `json:"customerName,omitempty"`
 }
+
+// Currency ISO 4217 code; amounts are in its units with two decimals.
+type Currency string
 
 // Customer defines model for Customer.
 type Customer struct {
@@ -2265,6 +2319,135 @@ type NullableId = openapi_types.UUID
 // NullableTimestamp defines model for NullableTimestamp.
 type NullableTimestamp = time.Time
 
+// Opportunity defines model for Opportunity.
+type Opportunity struct {
+	// Amount An exact amount of money in yuan (CNY) as a decimal string, at most 15 integer digits and 2 decimals. Responses always carry two decimals ("1234.50"). More decimals are refused (400 validation_failed), never rounded; a JSON number is refused too, because a binary float cannot carry amounts like 0.10 exactly.
+	//
+	// Example: 1234.50
+	Amount   Money      `json:"amount"`
+	ClosedAt *time.Time `json:"closedAt,omitempty"`
+
+	// ContactId An opaque resource id.
+	ContactId *Id       `json:"contactId,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+
+	// Currency ISO 4217 code; amounts are in its units with two decimals.
+	Currency Currency `json:"currency"`
+
+	// CustomerId An opaque resource id.
+	CustomerId        Id                  `json:"customerId"`
+	ExpectedCloseDate *openapi_types.Date `json:"expectedCloseDate,omitempty"`
+
+	// Id An opaque resource id.
+	Id         Id      `json:"id"`
+	LostReason *string `json:"lostReason,omitempty"`
+
+	// OwnerId An opaque resource id.
+	OwnerId Id `json:"ownerId"`
+
+	// PipelineId An opaque resource id.
+	PipelineId Id `json:"pipelineId"`
+
+	// Probability The stage's, unless set on the opportunity.
+	Probability int32   `json:"probability"`
+	Source      *string `json:"source,omitempty"`
+
+	// StageId An opaque resource id.
+	StageId Id `json:"stageId"`
+
+	// StageKind `open` while being worked; `won` (赢单) and `lost` (输单) close the opportunity.
+	StageKind StageKind `json:"stageKind"`
+	Title     string    `json:"title"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// OpportunityCreate defines model for OpportunityCreate.
+type OpportunityCreate struct {
+	// Amount An exact amount of money in yuan (CNY) as a decimal string, at most 15 integer digits and 2 decimals. Responses always carry two decimals ("1234.50"). More decimals are refused (400 validation_failed), never rounded; a JSON number is refused too, because a binary float cannot carry amounts like 0.10 exactly.
+	//
+	// Example: 1234.50
+	Amount Money `json:"amount"`
+
+	// ContactId An opaque resource id.
+	ContactId *Id `json:"contactId,omitempty"`
+
+	// Currency ISO 4217 code; amounts are in its units with two decimals.
+	Currency *Currency `json:"currency,omitempty"`
+
+	// CustomerId An opaque resource id.
+	CustomerId        Id                  `json:"customerId"`
+	ExpectedCloseDate *openapi_types.Date `json:"expectedCloseDate,omitempty"`
+
+	// OwnerId An opaque resource id.
+	OwnerId *Id `json:"ownerId,omitempty"`
+
+	// PipelineId An opaque resource id.
+	PipelineId  *Id     `json:"pipelineId,omitempty"`
+	Probability *int32  `json:"probability,omitempty"`
+	Source      *string `json:"source,omitempty"`
+
+	// StageId An opaque resource id.
+	StageId *Id    `json:"stageId,omitempty"`
+	Title   string `json:"title"`
+}
+
+// OpportunityHistory defines model for OpportunityHistory.
+type OpportunityHistory struct {
+	Items []OpportunityStageChange `json:"items"`
+}
+
+// OpportunityList defines model for OpportunityList.
+type OpportunityList struct {
+	Items []Opportunity `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; absent on the last page.
+	NextCursor *NextCursor `json:"nextCursor,omitempty"`
+}
+
+// OpportunityStageChange defines model for OpportunityStageChange.
+type OpportunityStageChange struct {
+	Actor EventActor `json:"actor"`
+	At    time.Time  `json:"at"`
+
+	// FromStageId An opaque resource id.
+	FromStageId *Id `json:"fromStageId,omitempty"`
+
+	// Id An opaque resource id.
+	Id         Id      `json:"id"`
+	LostReason *string `json:"lostReason,omitempty"`
+
+	// ToStageId An opaque resource id.
+	ToStageId Id `json:"toStageId"`
+}
+
+// OpportunityStageMove defines model for OpportunityStageMove.
+type OpportunityStageMove struct {
+	// LostReason Required for a `lost` stage.
+	LostReason *string `json:"lostReason,omitempty"`
+
+	// StageId An opaque resource id.
+	StageId Id `json:"stageId"`
+}
+
+// OpportunityUpdate defines model for OpportunityUpdate.
+type OpportunityUpdate struct {
+	// Amount An exact amount of money in yuan (CNY) as a decimal string, at most 15 integer digits and 2 decimals. Responses always carry two decimals ("1234.50"). More decimals are refused (400 validation_failed), never rounded; a JSON number is refused too, because a binary float cannot carry amounts like 0.10 exactly.
+	//
+	// Example: 1234.50
+	Amount    *Money                `json:"amount,omitempty"`
+	ContactId nullable.Nullable[Id] `json:"contactId,omitempty"`
+
+	// Currency ISO 4217 code; amounts are in its units with two decimals.
+	Currency          *Currency                             `json:"currency,omitempty"`
+	ExpectedCloseDate nullable.Nullable[openapi_types.Date] `json:"expectedCloseDate,omitempty"`
+
+	// OwnerId An opaque resource id.
+	OwnerId     *Id                       `json:"ownerId,omitempty"`
+	Probability nullable.Nullable[int32]  `json:"probability,omitempty"`
+	Source      nullable.Nullable[string] `json:"source,omitempty"`
+	Title       *string                   `json:"title,omitempty"`
+}
+
 // Password defines model for Password.
 type Password = string
 
@@ -2377,6 +2560,69 @@ type PersonalDataRedacted struct {
 
 // Phone defines model for Phone.
 type Phone = string
+
+// Pipeline defines model for Pipeline.
+type Pipeline struct {
+	CreatedAt time.Time `json:"createdAt"`
+
+	// Id An opaque resource id.
+	Id        Id              `json:"id"`
+	IsDefault bool            `json:"isDefault"`
+	Name      string          `json:"name"`
+	Stages    []PipelineStage `json:"stages"`
+	UpdatedAt time.Time       `json:"updatedAt"`
+}
+
+// PipelineCreate defines model for PipelineCreate.
+type PipelineCreate struct {
+	Name   string         `json:"name"`
+	Stages PipelineStages `json:"stages"`
+}
+
+// PipelineList defines model for PipelineList.
+type PipelineList struct {
+	Items []Pipeline `json:"items"`
+}
+
+// PipelineStage defines model for PipelineStage.
+type PipelineStage struct {
+	// Code A stable machine name, for the default pipeline's stages (qualification, needs, proposal, negotiation, won, lost).
+	Code *string `json:"code,omitempty"`
+
+	// Id An opaque resource id.
+	Id Id `json:"id"`
+
+	// Kind `open` while being worked; `won` (赢单) and `lost` (输单) close the opportunity.
+	Kind        StageKind `json:"kind"`
+	Name        string    `json:"name"`
+	Probability int32     `json:"probability"`
+
+	// Retired A retired stage keeps the opportunities at it but takes no new ones.
+	Retired bool `json:"retired"`
+}
+
+// PipelineStageInput defines model for PipelineStageInput.
+type PipelineStageInput struct {
+	Code *string `json:"code,omitempty"`
+
+	// Id An opaque resource id.
+	Id *Id `json:"id,omitempty"`
+
+	// Kind `open` while being worked; `won` (赢单) and `lost` (输单) close the opportunity.
+	Kind        StageKind `json:"kind"`
+	Name        string    `json:"name"`
+	Probability int32     `json:"probability"`
+	Retired     *bool     `json:"retired,omitempty"`
+}
+
+// PipelineStages defines model for PipelineStages.
+type PipelineStages = []PipelineStageInput
+
+// PipelineUpdate defines model for PipelineUpdate.
+type PipelineUpdate struct {
+	Name   *string         `json:"name,omitempty"`
+	Stages *PipelineStages `json:"stages,omitempty"`
+}
 
 // Placement Where a new record landed: `owned` by its creator, `pooled` (its
 // creator is at his cap, or it was created into a pool), or
@@ -2754,6 +3000,9 @@ type SettingsUpdate struct {
 
 // ShortText defines model for ShortText.
 type ShortText = string
+
+// StageKind `open` while being worked; `won` (赢单) and `lost` (输单) close the opportunity.
+type StageKind string
 
 // SubjectType defines model for SubjectType.
 type SubjectType string
@@ -3284,6 +3533,15 @@ type NotAcceptable = Problem
 
 // NotFound RFC 9457 problem details with a stable machine code.
 type NotFound = Problem
+
+// OpportunityForbidden RFC 9457 problem details with a stable machine code.
+type OpportunityForbidden = Problem
+
+// OpportunityUnprocessable RFC 9457 problem details with a stable machine code.
+type OpportunityUnprocessable = Problem
+
+// PipelineNameTaken RFC 9457 problem details with a stable machine code.
+type PipelineNameTaken = Problem
 
 // PreconditionFailed RFC 9457 problem details with a stable machine code.
 type PreconditionFailed = Problem
@@ -4095,6 +4353,77 @@ type ChangeMyPasswordParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// ListOpportunitiesParams defines parameters for ListOpportunities.
+type ListOpportunitiesParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `nextCursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Bom CSV export only (ignored otherwise): start the file with a UTF-8 byte order mark, so
+	// that Excel reads Chinese text right, and make every cell that a spreadsheet would
+	// take for a formula (one starting with `=`, `+`, `-`, `@`, tab or carriage return)
+	// text, by prefixing an apostrophe. Without it the CSV holds the values exactly as the
+	// JSON list shows them.
+	Bom *ExportBom `form:"bom,omitempty" json:"bom,omitempty"`
+
+	// OwnerId `me` or a user id.
+	OwnerId    *string    `form:"ownerId,omitempty" json:"ownerId,omitempty"`
+	CustomerId *Id        `form:"customerId,omitempty" json:"customerId,omitempty"`
+	PipelineId *Id        `form:"pipelineId,omitempty" json:"pipelineId,omitempty"`
+	StageId    *Id        `form:"stageId,omitempty" json:"stageId,omitempty"`
+	StageKind  *StageKind `form:"stageKind,omitempty" json:"stageKind,omitempty"`
+
+	// ExpectedCloseFrom Expected close on or after this day.
+	ExpectedCloseFrom *openapi_types.Date `form:"expectedCloseFrom,omitempty" json:"expectedCloseFrom,omitempty"`
+
+	// ExpectedCloseTo Expected close on or before this day.
+	ExpectedCloseTo *openapi_types.Date `form:"expectedCloseTo,omitempty" json:"expectedCloseTo,omitempty"`
+	AmountMin       *Money              `form:"amountMin,omitempty" json:"amountMin,omitempty"`
+	AmountMax       *Money              `form:"amountMax,omitempty" json:"amountMax,omitempty"`
+
+	// Q A substring of the title.
+	Q *string `form:"q,omitempty" json:"q,omitempty"`
+}
+
+// CreateOpportunityParams defines parameters for CreateOpportunity.
+type CreateOpportunityParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// UpdateOpportunityParams defines parameters for UpdateOpportunity.
+type UpdateOpportunityParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// ChangeOpportunityStageParams defines parameters for ChangeOpportunityStage.
+type ChangeOpportunityStageParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ErasePersonalDataParams defines parameters for ErasePersonalData.
 type ErasePersonalDataParams struct {
 	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
@@ -4121,6 +4450,26 @@ type ExportPersonalDataParams struct {
 	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
 	// key derived from the Idempotency-Key, which is never stored.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// CreatePipelineParams defines parameters for CreatePipeline.
+type CreatePipelineParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// UpdatePipelineParams defines parameters for UpdatePipeline.
+type UpdatePipelineParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // ListPoolsParams defines parameters for ListPools.
@@ -4571,11 +4920,32 @@ type TransferLeadJSONRequestBody = TransferRequest
 // ChangeMyPasswordJSONRequestBody defines body for ChangeMyPassword for application/json ContentType.
 type ChangeMyPasswordJSONRequestBody = PasswordChange
 
+// CreateOpportunityJSONRequestBody defines body for CreateOpportunity for application/json ContentType.
+type CreateOpportunityJSONRequestBody = OpportunityCreate
+
+// UpdateOpportunityJSONRequestBody defines body for UpdateOpportunity for application/json ContentType.
+type UpdateOpportunityJSONRequestBody = OpportunityUpdate
+
+// UpdateOpportunityApplicationMergePatchPlusJSONRequestBody defines body for UpdateOpportunity for application/merge-patch+json ContentType.
+type UpdateOpportunityApplicationMergePatchPlusJSONRequestBody = OpportunityUpdate
+
+// ChangeOpportunityStageJSONRequestBody defines body for ChangeOpportunityStage for application/json ContentType.
+type ChangeOpportunityStageJSONRequestBody = OpportunityStageMove
+
 // ErasePersonalDataJSONRequestBody defines body for ErasePersonalData for application/json ContentType.
 type ErasePersonalDataJSONRequestBody = PersonalDataEraseRequest
 
 // ExportPersonalDataJSONRequestBody defines body for ExportPersonalData for application/json ContentType.
 type ExportPersonalDataJSONRequestBody = PersonalDataQuery
+
+// CreatePipelineJSONRequestBody defines body for CreatePipeline for application/json ContentType.
+type CreatePipelineJSONRequestBody = PipelineCreate
+
+// UpdatePipelineJSONRequestBody defines body for UpdatePipeline for application/json ContentType.
+type UpdatePipelineJSONRequestBody = PipelineUpdate
+
+// UpdatePipelineApplicationMergePatchPlusJSONRequestBody defines body for UpdatePipeline for application/merge-patch+json ContentType.
+type UpdatePipelineApplicationMergePatchPlusJSONRequestBody = PipelineUpdate
 
 // CreatePoolJSONRequestBody defines body for CreatePool for application/json ContentType.
 type CreatePoolJSONRequestBody = PoolCreate
@@ -4831,12 +5201,42 @@ type ServerInterface interface {
 	// ChangeMyPassword Change my own password
 	// (POST /v1/me/password)
 	ChangeMyPassword(ctx echo.Context, params ChangeMyPasswordParams) error
+	// ListOpportunities List opportunities
+	// (GET /v1/opportunities)
+	ListOpportunities(ctx echo.Context, params ListOpportunitiesParams) error
+	// CreateOpportunity Create an opportunity
+	// (POST /v1/opportunities)
+	CreateOpportunity(ctx echo.Context, params CreateOpportunityParams) error
+	// GetOpportunity Get an opportunity
+	// (GET /v1/opportunities/{id})
+	GetOpportunity(ctx echo.Context, id IdPath) error
+	// UpdateOpportunity Update an opportunity
+	// (PATCH /v1/opportunities/{id})
+	UpdateOpportunity(ctx echo.Context, id IdPath, params UpdateOpportunityParams) error
+	// ListOpportunityHistory An opportunity's stage history
+	// (GET /v1/opportunities/{id}/history)
+	ListOpportunityHistory(ctx echo.Context, id IdPath) error
+	// ChangeOpportunityStage Move an opportunity to another stage
+	// (POST /v1/opportunities/{id}/stage)
+	ChangeOpportunityStage(ctx echo.Context, id IdPath, params ChangeOpportunityStageParams) error
 	// ErasePersonalData Erase one person's personal data (个人信息保护法)
 	// (POST /v1/personal-data/erase)
 	ErasePersonalData(ctx echo.Context, params ErasePersonalDataParams) error
 	// ExportPersonalData Export one person's personal data (个人信息保护法)
 	// (POST /v1/personal-data/export)
 	ExportPersonalData(ctx echo.Context, params ExportPersonalDataParams) error
+	// ListPipelines List sales pipelines
+	// (GET /v1/pipelines)
+	ListPipelines(ctx echo.Context) error
+	// CreatePipeline Create a sales pipeline
+	// (POST /v1/pipelines)
+	CreatePipeline(ctx echo.Context, params CreatePipelineParams) error
+	// GetPipeline Get a sales pipeline
+	// (GET /v1/pipelines/{id})
+	GetPipeline(ctx echo.Context, id IdPath) error
+	// UpdatePipeline Update a sales pipeline
+	// (PATCH /v1/pipelines/{id})
+	UpdatePipeline(ctx echo.Context, id IdPath, params UpdatePipelineParams) error
 	// ListPools List pools
 	// (GET /v1/pools)
 	ListPools(ctx echo.Context, params ListPoolsParams) error
@@ -7055,6 +7455,256 @@ func (w *ServerInterfaceWrapper) ChangeMyPassword(ctx echo.Context) error {
 	return err
 }
 
+// ListOpportunities converts echo context to params.
+func (w *ServerInterfaceWrapper) ListOpportunities(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListOpportunitiesParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "bom" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "bom", ctx.QueryParams(), &params.Bom, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter bom: %s", err))
+	}
+
+	// ------------- Optional query parameter "ownerId" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "ownerId", ctx.QueryParams(), &params.OwnerId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter ownerId: %s", err))
+	}
+
+	// ------------- Optional query parameter "customerId" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "customerId", ctx.QueryParams(), &params.CustomerId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter customerId: %s", err))
+	}
+
+	// ------------- Optional query parameter "pipelineId" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "pipelineId", ctx.QueryParams(), &params.PipelineId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter pipelineId: %s", err))
+	}
+
+	// ------------- Optional query parameter "stageId" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "stageId", ctx.QueryParams(), &params.StageId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter stageId: %s", err))
+	}
+
+	// ------------- Optional query parameter "stageKind" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "stageKind", ctx.QueryParams(), &params.StageKind, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter stageKind: %s", err))
+	}
+
+	// ------------- Optional query parameter "expectedCloseFrom" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "expectedCloseFrom", ctx.QueryParams(), &params.ExpectedCloseFrom, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter expectedCloseFrom: %s", err))
+	}
+
+	// ------------- Optional query parameter "expectedCloseTo" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "expectedCloseTo", ctx.QueryParams(), &params.ExpectedCloseTo, runtime.BindQueryParameterOptions{Type: "string", Format: "date"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter expectedCloseTo: %s", err))
+	}
+
+	// ------------- Optional query parameter "amountMin" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "amountMin", ctx.QueryParams(), &params.AmountMin, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter amountMin: %s", err))
+	}
+
+	// ------------- Optional query parameter "amountMax" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "amountMax", ctx.QueryParams(), &params.AmountMax, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter amountMax: %s", err))
+	}
+
+	// ------------- Optional query parameter "q" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "q", ctx.QueryParams(), &params.Q, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter q: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListOpportunities(ctx, params)
+	return err
+}
+
+// CreateOpportunity converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateOpportunity(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateOpportunityParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateOpportunity(ctx, params)
+	return err
+}
+
+// GetOpportunity converts echo context to params.
+func (w *ServerInterfaceWrapper) GetOpportunity(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetOpportunity(ctx, id)
+	return err
+}
+
+// UpdateOpportunity converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateOpportunity(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateOpportunityParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateOpportunity(ctx, id, params)
+	return err
+}
+
+// ListOpportunityHistory converts echo context to params.
+func (w *ServerInterfaceWrapper) ListOpportunityHistory(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListOpportunityHistory(ctx, id)
+	return err
+}
+
+// ChangeOpportunityStage converts echo context to params.
+func (w *ServerInterfaceWrapper) ChangeOpportunityStage(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ChangeOpportunityStageParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ChangeOpportunityStage(ctx, id, params)
+	return err
+}
+
 // ErasePersonalData converts echo context to params.
 func (w *ServerInterfaceWrapper) ErasePersonalData(ctx echo.Context) error {
 	var err error
@@ -7110,6 +7760,96 @@ func (w *ServerInterfaceWrapper) ExportPersonalData(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.ExportPersonalData(ctx, params)
+	return err
+}
+
+// ListPipelines converts echo context to params.
+func (w *ServerInterfaceWrapper) ListPipelines(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListPipelines(ctx)
+	return err
+}
+
+// CreatePipeline converts echo context to params.
+func (w *ServerInterfaceWrapper) CreatePipeline(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreatePipelineParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreatePipeline(ctx, params)
+	return err
+}
+
+// GetPipeline converts echo context to params.
+func (w *ServerInterfaceWrapper) GetPipeline(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetPipeline(ctx, id)
+	return err
+}
+
+// UpdatePipeline converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdatePipeline(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdatePipelineParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdatePipeline(ctx, id, params)
 	return err
 }
 
@@ -8332,6 +9072,16 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/products", wrapper.CreateProduct, options.OperationMiddlewares["createProduct"]...)
 	router.GET(options.BaseURL+"/v1/products/:id", wrapper.GetProduct, options.OperationMiddlewares["getProduct"]...)
 	router.PATCH(options.BaseURL+"/v1/products/:id", wrapper.UpdateProduct, options.OperationMiddlewares["updateProduct"]...)
+	router.GET(options.BaseURL+"/v1/pipelines", wrapper.ListPipelines, options.OperationMiddlewares["listPipelines"]...)
+	router.POST(options.BaseURL+"/v1/pipelines", wrapper.CreatePipeline, options.OperationMiddlewares["createPipeline"]...)
+	router.GET(options.BaseURL+"/v1/pipelines/:id", wrapper.GetPipeline, options.OperationMiddlewares["getPipeline"]...)
+	router.PATCH(options.BaseURL+"/v1/pipelines/:id", wrapper.UpdatePipeline, options.OperationMiddlewares["updatePipeline"]...)
+	router.GET(options.BaseURL+"/v1/opportunities", wrapper.ListOpportunities, options.OperationMiddlewares["listOpportunities"]...)
+	router.POST(options.BaseURL+"/v1/opportunities", wrapper.CreateOpportunity, options.OperationMiddlewares["createOpportunity"]...)
+	router.GET(options.BaseURL+"/v1/opportunities/:id", wrapper.GetOpportunity, options.OperationMiddlewares["getOpportunity"]...)
+	router.PATCH(options.BaseURL+"/v1/opportunities/:id", wrapper.UpdateOpportunity, options.OperationMiddlewares["updateOpportunity"]...)
+	router.POST(options.BaseURL+"/v1/opportunities/:id/stage", wrapper.ChangeOpportunityStage, options.OperationMiddlewares["changeOpportunityStage"]...)
+	router.GET(options.BaseURL+"/v1/opportunities/:id/history", wrapper.ListOpportunityHistory, options.OperationMiddlewares["listOpportunityHistory"]...)
 	router.GET(options.BaseURL+"/v1/pools", wrapper.ListPools, options.OperationMiddlewares["listPools"]...)
 	router.POST(options.BaseURL+"/v1/pools", wrapper.CreatePool, options.OperationMiddlewares["createPool"]...)
 	router.GET(options.BaseURL+"/v1/pools/:id", wrapper.GetPool, options.OperationMiddlewares["getPool"]...)
@@ -8482,6 +9232,37 @@ type NotFoundApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers NotFoundResponseHeaders
+}
+
+type OpportunityForbiddenResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	WWWAuthenticate *string
+}
+type OpportunityForbiddenApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers OpportunityForbiddenResponseHeaders
+}
+
+type OpportunityUnprocessableResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+type OpportunityUnprocessableApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers OpportunityUnprocessableResponseHeaders
+}
+
+type PipelineNameTakenResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+type PipelineNameTakenApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers PipelineNameTakenResponseHeaders
 }
 
 type PreconditionFailedResponseHeaders struct {
@@ -22185,6 +22966,1412 @@ func (response ChangeMyPassworddefaultApplicationProblemPlusJSONResponse) VisitC
 	return err
 }
 
+type ListOpportunitiesRequestObject struct {
+	Params ListOpportunitiesParams
+}
+
+type ListOpportunitiesResponseObject interface {
+	VisitListOpportunitiesResponse(w http.ResponseWriter) error
+}
+
+type ListOpportunities200ResponseHeaders struct {
+	ContentDisposition *string
+	RateLimit          *string
+	RateLimitPolicy    *string
+}
+
+type ListOpportunities200JSONResponse struct {
+	Body    OpportunityList
+	Headers ListOpportunities200ResponseHeaders
+}
+
+func (response ListOpportunities200JSONResponse) VisitListOpportunitiesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListOpportunities200ApplicationvndOpenxmlformatsOfficedocumentSpreadsheetmlSheetResponse struct {
+	Body          io.Reader
+	Headers       ListOpportunities200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ListOpportunities200ApplicationvndOpenxmlformatsOfficedocumentSpreadsheetmlSheetResponse) VisitListOpportunitiesResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ListOpportunities200TextcsvResponse struct {
+	Body          io.Reader
+	Headers       ListOpportunities200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ListOpportunities200TextcsvResponse) VisitListOpportunitiesResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/csv")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ListOpportunities400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListOpportunities400ApplicationProblemPlusJSONResponse) VisitListOpportunitiesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListOpportunities401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListOpportunities401ApplicationProblemPlusJSONResponse) VisitListOpportunitiesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListOpportunities403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListOpportunities403ApplicationProblemPlusJSONResponse) VisitListOpportunitiesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListOpportunities406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response ListOpportunities406ApplicationProblemPlusJSONResponse) VisitListOpportunitiesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListOpportunities429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListOpportunities429ApplicationProblemPlusJSONResponse) VisitListOpportunitiesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListOpportunitiesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListOpportunitiesdefaultApplicationProblemPlusJSONResponse) VisitListOpportunitiesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateOpportunityRequestObject struct {
+	Params CreateOpportunityParams
+	Body   *CreateOpportunityJSONRequestBody
+}
+
+type CreateOpportunityResponseObject interface {
+	VisitCreateOpportunityResponse(w http.ResponseWriter) error
+}
+
+type CreateOpportunity201ResponseHeaders struct {
+	ETag               *string
+	IdempotentReplayed *string
+	Location           string
+	RateLimit          *string
+	RateLimitPolicy    *string
+}
+
+type CreateOpportunity201JSONResponse struct {
+	Body    Opportunity
+	Headers CreateOpportunity201ResponseHeaders
+}
+
+func (response CreateOpportunity201JSONResponse) VisitCreateOpportunityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateOpportunity400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateOpportunity400ApplicationProblemPlusJSONResponse) VisitCreateOpportunityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateOpportunity401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateOpportunity401ApplicationProblemPlusJSONResponse) VisitCreateOpportunityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateOpportunity403ApplicationProblemPlusJSONResponse struct {
+	OpportunityForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateOpportunity403ApplicationProblemPlusJSONResponse) VisitCreateOpportunityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateOpportunity404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response CreateOpportunity404ApplicationProblemPlusJSONResponse) VisitCreateOpportunityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateOpportunity409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInUseApplicationProblemPlusJSONResponse
+}
+
+func (response CreateOpportunity409ApplicationProblemPlusJSONResponse) VisitCreateOpportunityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateOpportunity415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateOpportunity415ApplicationProblemPlusJSONResponse) VisitCreateOpportunityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateOpportunity422ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type CreateOpportunity422ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers CreateOpportunity422ResponseHeaders
+}
+
+func (response CreateOpportunity422ApplicationProblemPlusJSONResponse) VisitCreateOpportunityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateOpportunity429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateOpportunity429ApplicationProblemPlusJSONResponse) VisitCreateOpportunityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateOpportunitydefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response CreateOpportunitydefaultApplicationProblemPlusJSONResponse) VisitCreateOpportunityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOpportunityRequestObject struct {
+	Id IdPath `json:"id"`
+}
+
+type GetOpportunityResponseObject interface {
+	VisitGetOpportunityResponse(w http.ResponseWriter) error
+}
+
+type GetOpportunity200ResponseHeaders struct {
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type GetOpportunity200JSONResponse struct {
+	Body    Opportunity
+	Headers GetOpportunity200ResponseHeaders
+}
+
+func (response GetOpportunity200JSONResponse) VisitGetOpportunityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOpportunity400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetOpportunity400ApplicationProblemPlusJSONResponse) VisitGetOpportunityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOpportunity401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetOpportunity401ApplicationProblemPlusJSONResponse) VisitGetOpportunityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOpportunity403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetOpportunity403ApplicationProblemPlusJSONResponse) VisitGetOpportunityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOpportunity404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetOpportunity404ApplicationProblemPlusJSONResponse) VisitGetOpportunityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOpportunity429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetOpportunity429ApplicationProblemPlusJSONResponse) VisitGetOpportunityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOpportunitydefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response GetOpportunitydefaultApplicationProblemPlusJSONResponse) VisitGetOpportunityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateOpportunityRequestObject struct {
+	Id                                IdPath `json:"id"`
+	Params                            UpdateOpportunityParams
+	JSONBody                          *UpdateOpportunityJSONRequestBody
+	ApplicationMergePatchPlusJSONBody *UpdateOpportunityApplicationMergePatchPlusJSONRequestBody
+}
+
+type UpdateOpportunityResponseObject interface {
+	VisitUpdateOpportunityResponse(w http.ResponseWriter) error
+}
+
+type UpdateOpportunity200ResponseHeaders struct {
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type UpdateOpportunity200JSONResponse struct {
+	Body    Opportunity
+	Headers UpdateOpportunity200ResponseHeaders
+}
+
+func (response UpdateOpportunity200JSONResponse) VisitUpdateOpportunityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateOpportunity400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateOpportunity400ApplicationProblemPlusJSONResponse) VisitUpdateOpportunityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateOpportunity401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateOpportunity401ApplicationProblemPlusJSONResponse) VisitUpdateOpportunityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateOpportunity403ApplicationProblemPlusJSONResponse struct {
+	OpportunityForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateOpportunity403ApplicationProblemPlusJSONResponse) VisitUpdateOpportunityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateOpportunity404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateOpportunity404ApplicationProblemPlusJSONResponse) VisitUpdateOpportunityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateOpportunity412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateOpportunity412ApplicationProblemPlusJSONResponse) VisitUpdateOpportunityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateOpportunity415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateOpportunity415ApplicationProblemPlusJSONResponse) VisitUpdateOpportunityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateOpportunity422ApplicationProblemPlusJSONResponse struct {
+	OpportunityUnprocessableApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateOpportunity422ApplicationProblemPlusJSONResponse) VisitUpdateOpportunityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateOpportunity428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateOpportunity428ApplicationProblemPlusJSONResponse) VisitUpdateOpportunityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateOpportunity429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateOpportunity429ApplicationProblemPlusJSONResponse) VisitUpdateOpportunityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateOpportunitydefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateOpportunitydefaultApplicationProblemPlusJSONResponse) VisitUpdateOpportunityResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListOpportunityHistoryRequestObject struct {
+	Id IdPath `json:"id"`
+}
+
+type ListOpportunityHistoryResponseObject interface {
+	VisitListOpportunityHistoryResponse(w http.ResponseWriter) error
+}
+
+type ListOpportunityHistory200ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type ListOpportunityHistory200JSONResponse struct {
+	Body    OpportunityHistory
+	Headers ListOpportunityHistory200ResponseHeaders
+}
+
+func (response ListOpportunityHistory200JSONResponse) VisitListOpportunityHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListOpportunityHistory400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListOpportunityHistory400ApplicationProblemPlusJSONResponse) VisitListOpportunityHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListOpportunityHistory401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListOpportunityHistory401ApplicationProblemPlusJSONResponse) VisitListOpportunityHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListOpportunityHistory403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListOpportunityHistory403ApplicationProblemPlusJSONResponse) VisitListOpportunityHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListOpportunityHistory404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListOpportunityHistory404ApplicationProblemPlusJSONResponse) VisitListOpportunityHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListOpportunityHistory429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListOpportunityHistory429ApplicationProblemPlusJSONResponse) VisitListOpportunityHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListOpportunityHistorydefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListOpportunityHistorydefaultApplicationProblemPlusJSONResponse) VisitListOpportunityHistoryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangeOpportunityStageRequestObject struct {
+	Id     IdPath `json:"id"`
+	Params ChangeOpportunityStageParams
+	Body   *ChangeOpportunityStageJSONRequestBody
+}
+
+type ChangeOpportunityStageResponseObject interface {
+	VisitChangeOpportunityStageResponse(w http.ResponseWriter) error
+}
+
+type ChangeOpportunityStage200ResponseHeaders struct {
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
+}
+
+type ChangeOpportunityStage200JSONResponse struct {
+	Body    Opportunity
+	Headers ChangeOpportunityStage200ResponseHeaders
+}
+
+func (response ChangeOpportunityStage200JSONResponse) VisitChangeOpportunityStageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangeOpportunityStage400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ChangeOpportunityStage400ApplicationProblemPlusJSONResponse) VisitChangeOpportunityStageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangeOpportunityStage401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ChangeOpportunityStage401ApplicationProblemPlusJSONResponse) VisitChangeOpportunityStageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangeOpportunityStage403ApplicationProblemPlusJSONResponse struct {
+	OpportunityForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ChangeOpportunityStage403ApplicationProblemPlusJSONResponse) VisitChangeOpportunityStageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangeOpportunityStage404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ChangeOpportunityStage404ApplicationProblemPlusJSONResponse) VisitChangeOpportunityStageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangeOpportunityStage409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInUseApplicationProblemPlusJSONResponse
+}
+
+func (response ChangeOpportunityStage409ApplicationProblemPlusJSONResponse) VisitChangeOpportunityStageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangeOpportunityStage412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response ChangeOpportunityStage412ApplicationProblemPlusJSONResponse) VisitChangeOpportunityStageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangeOpportunityStage415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ChangeOpportunityStage415ApplicationProblemPlusJSONResponse) VisitChangeOpportunityStageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangeOpportunityStage422ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type ChangeOpportunityStage422ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers ChangeOpportunityStage422ResponseHeaders
+}
+
+func (response ChangeOpportunityStage422ApplicationProblemPlusJSONResponse) VisitChangeOpportunityStageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangeOpportunityStage429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ChangeOpportunityStage429ApplicationProblemPlusJSONResponse) VisitChangeOpportunityStageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ChangeOpportunityStagedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ChangeOpportunityStagedefaultApplicationProblemPlusJSONResponse) VisitChangeOpportunityStageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ErasePersonalDataRequestObject struct {
 	Params ErasePersonalDataParams
 	Body   *ErasePersonalDataJSONRequestBody
@@ -22666,6 +24853,825 @@ type ExportPersonalDatadefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response ExportPersonalDatadefaultApplicationProblemPlusJSONResponse) VisitExportPersonalDataResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPipelinesRequestObject struct {
+}
+
+type ListPipelinesResponseObject interface {
+	VisitListPipelinesResponse(w http.ResponseWriter) error
+}
+
+type ListPipelines200ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type ListPipelines200JSONResponse struct {
+	Body    PipelineList
+	Headers ListPipelines200ResponseHeaders
+}
+
+func (response ListPipelines200JSONResponse) VisitListPipelinesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPipelines401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListPipelines401ApplicationProblemPlusJSONResponse) VisitListPipelinesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPipelines403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListPipelines403ApplicationProblemPlusJSONResponse) VisitListPipelinesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPipelines429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListPipelines429ApplicationProblemPlusJSONResponse) VisitListPipelinesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPipelinesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListPipelinesdefaultApplicationProblemPlusJSONResponse) VisitListPipelinesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePipelineRequestObject struct {
+	Params CreatePipelineParams
+	Body   *CreatePipelineJSONRequestBody
+}
+
+type CreatePipelineResponseObject interface {
+	VisitCreatePipelineResponse(w http.ResponseWriter) error
+}
+
+type CreatePipeline201ResponseHeaders struct {
+	ETag               *string
+	IdempotentReplayed *string
+	Location           string
+	RateLimit          *string
+	RateLimitPolicy    *string
+}
+
+type CreatePipeline201JSONResponse struct {
+	Body    Pipeline
+	Headers CreatePipeline201ResponseHeaders
+}
+
+func (response CreatePipeline201JSONResponse) VisitCreatePipelineResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePipeline400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreatePipeline400ApplicationProblemPlusJSONResponse) VisitCreatePipelineResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePipeline401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreatePipeline401ApplicationProblemPlusJSONResponse) VisitCreatePipelineResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePipeline403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreatePipeline403ApplicationProblemPlusJSONResponse) VisitCreatePipelineResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePipeline409ApplicationProblemPlusJSONResponse struct {
+	PipelineNameTakenApplicationProblemPlusJSONResponse
+}
+
+func (response CreatePipeline409ApplicationProblemPlusJSONResponse) VisitCreatePipelineResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePipeline415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreatePipeline415ApplicationProblemPlusJSONResponse) VisitCreatePipelineResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePipeline422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response CreatePipeline422ApplicationProblemPlusJSONResponse) VisitCreatePipelineResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePipeline429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreatePipeline429ApplicationProblemPlusJSONResponse) VisitCreatePipelineResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePipelinedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response CreatePipelinedefaultApplicationProblemPlusJSONResponse) VisitCreatePipelineResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPipelineRequestObject struct {
+	Id IdPath `json:"id"`
+}
+
+type GetPipelineResponseObject interface {
+	VisitGetPipelineResponse(w http.ResponseWriter) error
+}
+
+type GetPipeline200ResponseHeaders struct {
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type GetPipeline200JSONResponse struct {
+	Body    Pipeline
+	Headers GetPipeline200ResponseHeaders
+}
+
+func (response GetPipeline200JSONResponse) VisitGetPipelineResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPipeline400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetPipeline400ApplicationProblemPlusJSONResponse) VisitGetPipelineResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPipeline401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetPipeline401ApplicationProblemPlusJSONResponse) VisitGetPipelineResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPipeline403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetPipeline403ApplicationProblemPlusJSONResponse) VisitGetPipelineResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPipeline404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetPipeline404ApplicationProblemPlusJSONResponse) VisitGetPipelineResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPipeline429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetPipeline429ApplicationProblemPlusJSONResponse) VisitGetPipelineResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPipelinedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response GetPipelinedefaultApplicationProblemPlusJSONResponse) VisitGetPipelineResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePipelineRequestObject struct {
+	Id                                IdPath `json:"id"`
+	Params                            UpdatePipelineParams
+	JSONBody                          *UpdatePipelineJSONRequestBody
+	ApplicationMergePatchPlusJSONBody *UpdatePipelineApplicationMergePatchPlusJSONRequestBody
+}
+
+type UpdatePipelineResponseObject interface {
+	VisitUpdatePipelineResponse(w http.ResponseWriter) error
+}
+
+type UpdatePipeline200ResponseHeaders struct {
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type UpdatePipeline200JSONResponse struct {
+	Body    Pipeline
+	Headers UpdatePipeline200ResponseHeaders
+}
+
+func (response UpdatePipeline200JSONResponse) VisitUpdatePipelineResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePipeline400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdatePipeline400ApplicationProblemPlusJSONResponse) VisitUpdatePipelineResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePipeline401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdatePipeline401ApplicationProblemPlusJSONResponse) VisitUpdatePipelineResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePipeline403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdatePipeline403ApplicationProblemPlusJSONResponse) VisitUpdatePipelineResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePipeline404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdatePipeline404ApplicationProblemPlusJSONResponse) VisitUpdatePipelineResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePipeline409ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type UpdatePipeline409ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers UpdatePipeline409ResponseHeaders
+}
+
+func (response UpdatePipeline409ApplicationProblemPlusJSONResponse) VisitUpdatePipelineResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePipeline412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdatePipeline412ApplicationProblemPlusJSONResponse) VisitUpdatePipelineResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePipeline415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdatePipeline415ApplicationProblemPlusJSONResponse) VisitUpdatePipelineResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePipeline428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response UpdatePipeline428ApplicationProblemPlusJSONResponse) VisitUpdatePipelineResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePipeline429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdatePipeline429ApplicationProblemPlusJSONResponse) VisitUpdatePipelineResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePipelinedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response UpdatePipelinedefaultApplicationProblemPlusJSONResponse) VisitUpdatePipelineResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -30672,12 +33678,42 @@ type StrictServerInterface interface {
 	// ChangeMyPassword Change my own password
 	// (POST /v1/me/password)
 	ChangeMyPassword(ctx context.Context, request ChangeMyPasswordRequestObject) (ChangeMyPasswordResponseObject, error)
+	// ListOpportunities List opportunities
+	// (GET /v1/opportunities)
+	ListOpportunities(ctx context.Context, request ListOpportunitiesRequestObject) (ListOpportunitiesResponseObject, error)
+	// CreateOpportunity Create an opportunity
+	// (POST /v1/opportunities)
+	CreateOpportunity(ctx context.Context, request CreateOpportunityRequestObject) (CreateOpportunityResponseObject, error)
+	// GetOpportunity Get an opportunity
+	// (GET /v1/opportunities/{id})
+	GetOpportunity(ctx context.Context, request GetOpportunityRequestObject) (GetOpportunityResponseObject, error)
+	// UpdateOpportunity Update an opportunity
+	// (PATCH /v1/opportunities/{id})
+	UpdateOpportunity(ctx context.Context, request UpdateOpportunityRequestObject) (UpdateOpportunityResponseObject, error)
+	// ListOpportunityHistory An opportunity's stage history
+	// (GET /v1/opportunities/{id}/history)
+	ListOpportunityHistory(ctx context.Context, request ListOpportunityHistoryRequestObject) (ListOpportunityHistoryResponseObject, error)
+	// ChangeOpportunityStage Move an opportunity to another stage
+	// (POST /v1/opportunities/{id}/stage)
+	ChangeOpportunityStage(ctx context.Context, request ChangeOpportunityStageRequestObject) (ChangeOpportunityStageResponseObject, error)
 	// ErasePersonalData Erase one person's personal data (个人信息保护法)
 	// (POST /v1/personal-data/erase)
 	ErasePersonalData(ctx context.Context, request ErasePersonalDataRequestObject) (ErasePersonalDataResponseObject, error)
 	// ExportPersonalData Export one person's personal data (个人信息保护法)
 	// (POST /v1/personal-data/export)
 	ExportPersonalData(ctx context.Context, request ExportPersonalDataRequestObject) (ExportPersonalDataResponseObject, error)
+	// ListPipelines List sales pipelines
+	// (GET /v1/pipelines)
+	ListPipelines(ctx context.Context, request ListPipelinesRequestObject) (ListPipelinesResponseObject, error)
+	// CreatePipeline Create a sales pipeline
+	// (POST /v1/pipelines)
+	CreatePipeline(ctx context.Context, request CreatePipelineRequestObject) (CreatePipelineResponseObject, error)
+	// GetPipeline Get a sales pipeline
+	// (GET /v1/pipelines/{id})
+	GetPipeline(ctx context.Context, request GetPipelineRequestObject) (GetPipelineResponseObject, error)
+	// UpdatePipeline Update a sales pipeline
+	// (PATCH /v1/pipelines/{id})
+	UpdatePipeline(ctx context.Context, request UpdatePipelineRequestObject) (UpdatePipelineResponseObject, error)
 	// ListPools List pools
 	// (GET /v1/pools)
 	ListPools(ctx context.Context, request ListPoolsRequestObject) (ListPoolsResponseObject, error)
@@ -33112,6 +36148,254 @@ func (sh *strictHandler) ChangeMyPassword(ctx echo.Context, params ChangeMyPassw
 	return nil
 }
 
+// ListOpportunities operation middleware
+func (sh *strictHandler) ListOpportunities(ctx echo.Context, params ListOpportunitiesParams) error {
+	var request ListOpportunitiesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListOpportunities(ctx.Request().Context(), request.(ListOpportunitiesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListOpportunities")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListOpportunitiesResponseObject); ok {
+		return validResponse.VisitListOpportunitiesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateOpportunity operation middleware
+func (sh *strictHandler) CreateOpportunity(ctx echo.Context, params CreateOpportunityParams) error {
+	var request CreateOpportunityRequestObject
+
+	request.Params = params
+
+	var body CreateOpportunityJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateOpportunity(ctx.Request().Context(), request.(CreateOpportunityRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateOpportunity")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateOpportunityResponseObject); ok {
+		return validResponse.VisitCreateOpportunityResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetOpportunity operation middleware
+func (sh *strictHandler) GetOpportunity(ctx echo.Context, id IdPath) error {
+	var request GetOpportunityRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetOpportunity(ctx.Request().Context(), request.(GetOpportunityRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetOpportunity")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetOpportunityResponseObject); ok {
+		return validResponse.VisitGetOpportunityResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateOpportunity operation middleware
+func (sh *strictHandler) UpdateOpportunity(ctx echo.Context, id IdPath, params UpdateOpportunityParams) error {
+	var request UpdateOpportunityRequestObject
+
+	request.Id = id
+	request.Params = params
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body UpdateOpportunityJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.JSONBody = &body
+
+	}
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/merge-patch+json") {
+		var body UpdateOpportunityApplicationMergePatchPlusJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.ApplicationMergePatchPlusJSONBody = &body
+
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateOpportunity(ctx.Request().Context(), request.(UpdateOpportunityRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateOpportunity")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateOpportunityResponseObject); ok {
+		return validResponse.VisitUpdateOpportunityResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListOpportunityHistory operation middleware
+func (sh *strictHandler) ListOpportunityHistory(ctx echo.Context, id IdPath) error {
+	var request ListOpportunityHistoryRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListOpportunityHistory(ctx.Request().Context(), request.(ListOpportunityHistoryRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListOpportunityHistory")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListOpportunityHistoryResponseObject); ok {
+		return validResponse.VisitListOpportunityHistoryResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ChangeOpportunityStage operation middleware
+func (sh *strictHandler) ChangeOpportunityStage(ctx echo.Context, id IdPath, params ChangeOpportunityStageParams) error {
+	var request ChangeOpportunityStageRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	var body ChangeOpportunityStageJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ChangeOpportunityStage(ctx.Request().Context(), request.(ChangeOpportunityStageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ChangeOpportunityStage")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ChangeOpportunityStageResponseObject); ok {
+		return validResponse.VisitChangeOpportunityStageResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ErasePersonalData operation middleware
 func (sh *strictHandler) ErasePersonalData(ctx echo.Context, params ErasePersonalDataParams) error {
 	var request ErasePersonalDataRequestObject
@@ -33202,6 +36486,178 @@ func (sh *strictHandler) ExportPersonalData(ctx echo.Context, params ExportPerso
 		return err
 	} else if validResponse, ok := response.(ExportPersonalDataResponseObject); ok {
 		return validResponse.VisitExportPersonalDataResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListPipelines operation middleware
+func (sh *strictHandler) ListPipelines(ctx echo.Context) error {
+	var request ListPipelinesRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListPipelines(ctx.Request().Context(), request.(ListPipelinesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListPipelines")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListPipelinesResponseObject); ok {
+		return validResponse.VisitListPipelinesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreatePipeline operation middleware
+func (sh *strictHandler) CreatePipeline(ctx echo.Context, params CreatePipelineParams) error {
+	var request CreatePipelineRequestObject
+
+	request.Params = params
+
+	var body CreatePipelineJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreatePipeline(ctx.Request().Context(), request.(CreatePipelineRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreatePipeline")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreatePipelineResponseObject); ok {
+		return validResponse.VisitCreatePipelineResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetPipeline operation middleware
+func (sh *strictHandler) GetPipeline(ctx echo.Context, id IdPath) error {
+	var request GetPipelineRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetPipeline(ctx.Request().Context(), request.(GetPipelineRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetPipeline")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetPipelineResponseObject); ok {
+		return validResponse.VisitGetPipelineResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdatePipeline operation middleware
+func (sh *strictHandler) UpdatePipeline(ctx echo.Context, id IdPath, params UpdatePipelineParams) error {
+	var request UpdatePipelineRequestObject
+
+	request.Id = id
+	request.Params = params
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body UpdatePipelineJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.JSONBody = &body
+
+	}
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/merge-patch+json") {
+		var body UpdatePipelineApplicationMergePatchPlusJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.ApplicationMergePatchPlusJSONBody = &body
+
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdatePipeline(ctx.Request().Context(), request.(UpdatePipelineRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdatePipeline")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdatePipelineResponseObject); ok {
+		return validResponse.VisitUpdatePipelineResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -34708,846 +38164,915 @@ func (sh *strictHandler) PingWebhook(ctx echo.Context, id IdPath, params PingWeb
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3/jyNJdh/4r4QpA101y2TzO4tVWNg1Nd27PdM93VtVvbPaYbsymBkkYysZwcmIrGrOuA35ANkr2Gft",
-	"yT/4BO8dDgJOOBz2DB9OPsmS7PtfBM2s9JP+hUO8iPzKSDLJYn+ZmV4spotkZnx58eLFey/e+7yvah6f",
-	"LzgjTIra8Vc18hLPFwGBv3EQEuwvr/gtI776QkTzOQ6XtePa5YygkHg89JF5Cs2wQJgh9XDYqNVrNziI",
-	"iHrL4z6pHRdaq9d8IjENqrUlJJaRqB13m8N6TVIZqAbPOJsE1JO1ek0uF+qbmZQLcXz/vphxHDR8cnN/",
-	"EfJxQObifr73V6/qNbygV9dkecW4vBrziBVm+JQFSzWG02eP0DVZIngESY5kMtx7Ai04D9AcLxEWgk4Z",
-	"4iGSIWZiQkJEpZUMK91mSLGvTlN6dVJ6PeThmPo+YdUItjJORbQx9q9C8kVEhLQxBPyAqEBzHEx4OCe+",
-	"jQTZRlb4wN5EOqFmOqEPsY/Ok3Y2Tynbr5qMhxdX5KVHiF9k79/lEZrhGzUe7M2Ij5Y8CpGHF4hPzDoI",
-	"9aecUYGuKbNOM9d8Zp47NX73HZAbDkw/wHR+5XEe+PyWrRIgJDIKGfEVfwVcSD0gs1ND4hEmgVt94EXG",
-	"JYIWEZUITzFlaEmsO6DQb4Ey++p1DwTLj1ORzMc0WF4FdE7llVm9DYwjuY+X94QZJLyJJmrDqlmpjWyj",
-	"kK2bdQxUqZO7E8Q2LE0VicdYkKuI4RtMAzwOyKp0iJ9Sezvz4Ila8XCJAizt54a19YLYqNp2TINeVi5e",
-	"kPCGegQ9z7VfhRyWgQE9okVAPSwLRDiNufiWyhlIdIHnBDE8J3W0mHFGFM+TOaZBchCSl1RIYSVL0kmG",
-	"FnfrYg8ckgxK0QH6uZL4mrAiJSJBwniQVFSedLbF3LQrtnf3GWZHoOY4SQ7VFTkQy6cFCdVBpkfGFyTE",
-	"knJmm94kc0LndvvmpvZw4qe9w8RCQr4kV5RdLbDtsNe/o3kkJCLMR5QBv00iGYXEOrl8g4UdvLG5uy9d",
-	"YQCZSUrOrwLOpqWzvOVR4KMAC4nUc0SJVqxHCMoYDgJ+K9bMOunBPu3q7e+NDMmINB34l4RtPNh44COs",
-	"NDO2RPqVRF/BQqkxilHtVLC0XzzRKre+DxpYxqMIQX0yX3BJmLcE7Zeyq0hY5LjWUlOB8yh9z/mELNU5",
-	"JCQNAsXHi5BPQyLExpOupPOCfN9L13cnYclgbUScUzHH0psVt5dl8LfK8DNiOxLEBzUGI59OJiQkTMbz",
-	"r0K+pNvcnrtjpwnh2u2UcM/ZIuQeEUKpAOgBk1QudyJiMmQgIxPRZEI9Spi8Eh5fEAsBY0sxwN610Ce+",
-	"ehL+Sg4IxAjxBToQxPwsDq0EXO2wSLq7dLeHI8oyQk0pSUKGg8I+ZShi5OWCeJL4iIQhDxH3vCgMiX+i",
-	"7IUZFmhMCEMBn07tpmrScnYT7tBuqnhm7NdHpnGkNFASogeqqYp0MMPSs7/BAfWvvJD4hEmKA5EnxAPQ",
-	"hniIFliIW6UeUoFuQ86m9imvNpeZ/frG0jVuZbcHjuSMh/RLkPpVprc6hNxMo1DwcPW01t+rASllSWm7",
-	"ICGFJi8VIipb5Vy7hTO6aqt78VEUhpKddUgmIRGzK8lXFGrtOoGfEfysRmveA43/5YKG6+eeb33FLVOp",
-	"7f2ufn5EihJKQbrC/pwyiyQ0OhRRhjHjCHuS3hAET9vmnWmrKOQ2tHT3szPTN0yLTym7krOQSxmseFo5",
-	"NyoRpgHxETyMsJRkvpCbdYpi29m5btdyevJlpq3aeKLaMDwuqs2/MChFhDkJp+TK4+yGhLJIhFOU/KDW",
-	"xUceZmozjgmC96ycXWwxp0ettqcaY4TKGQlNo4jxEIkovIHl11+e6H/gwPMiIfmchGo7CEnwnhx1xXEn",
-	"1PGvKJO81BGv1BgzcPUcwoyryZwgOIdhGjx8VE4q03xxN2xqPRKaGnEP4G3w0XhZ6DNHmPSn2nGt2Ro2",
-	"ccdrOwPcbTkDr0ucIe71nM6kOe57Lb9NupPaXYhpZqYIybi8wp5HFnLVS/Up+EcmMBv9DPHRnPgUI9WR",
-	"UIIv8fTYyFhoPEPJbNO5Fhk6hRdybaMZCckxwuJaq6IL7VWhnN3/heCsjiR5Ke974gYVfr1hfoMvCHs5",
-	"B985lsLhSl8iPveiOWGyIRZKzxUzQuQ8aMC/+cXpp4T+lEszuso+sQIFYopPVu9XNOMKHoUeQT4n+nQF",
-	"V42a1TLj9VD8a79MSdteObC2bDklQDdPgIem+WpznyQ3JfAJzMzSDWs0Cv1U6fR0G/b7spUW7i59Mn3G",
-	"0zAH8qZ5mMfKJhK3snYmmTb2M5W413gu6+8ylebOePkdZtqCfRbF9/czh/TOUn3SXcGXoeXKEiwx9Vsd",
-	"gZYaLUh4Q5UCq2QF02oMbABvhtmUZO9Xyqac67J4XXnXDvdgFq6MUdFqgZcBx752dOFwSsovLMfcB7+J",
-	"5BzBozZCrLZXcndpbS2ZZSszy2e6SaS0qMemyc2zXR0ITJfzAC5rwVdoc98l92UhwZIkvjXwtK65jFpp",
-	"uMQ3vaHZPSzzykhy855jhqe2efscxqd/rzjXuLHCXNc0tc/5xb3D/BRBmU/V+X6lNfW14ktvMh8JyjwC",
-	"h5068BGVJ2hCpDdLLkqt87d0Vi7ptuoq3QAZx9mzTH/oYdxfBUpZxrlCLLUflWVqsRWjha95FZ6AWJNH",
-	"E+cJVoOeEeynl0mZsIsHl3i6kWhJp0U1+k5dprbXUQnxztN+tyRfMmJFwBBLot3ipXaoEXObTc9cWza7",
-	"s7SlPZqauUHADPU5sVk1K1fL8k2U6jP71MryXWbmUUE3y/hqEqNyzbQ26mll7e1tllmdLecEugpJJOzy",
-	"L+ufKvrzT7R9SoRQOyXxzobkhl+XkcLS61qf2PZ97sdZZh2pJhzsEjhPFoT51Ha9qQNGkjulzBx84lG/",
-	"jDirLRddplXa3Qe/rI4E5s4jSa5KDM9PORKRN0OE+QtOmdWuLDaQs+RXX9+D8VjsUU1De5ivxpFYlsji",
-	"xAfvzYh3LRAOie3aT8x4KAPrzWy2D5uM3r6HvcbYZIcHJLmOrAEl2hmlhuVHnr6BAe3s4pPn1lknzeTu",
-	"ddY3cnd+TbtVc5F4eqVDU4rOTomnmQtehuekQmxMprmcp7NSY3efW6Z7PblwSpT5rb3nq6JHP6ADd4zx",
-	"rx+1zy3fWkHcrG1rH1PL956ZH4/kFZ/Yb2dXxsUjKahPdLwnvLJmrrmW18/X3u4eDBLbUNTko+wplZv1",
-	"EyoEZVOlG8RqQuYSzzbdKH/iJfPc3NJ+DtBc/3pyIlosuNJqrsBVm5/h8/Rnpf5IwiT4cu1zKzaVmeC6",
-	"hlJjqZedWvrCE/AhXy4XpOIkiwOBmQoSXvFbJozzRKxyMLCYDidRD8JliQDNL777OEYzzHyl7cwRvyEh",
-	"OlCf1V+H6jmfwKZRpg8IoQkPPTutVgZTYPrXN5S7S4jVwSv6AtfiDYa7VpESNzWEf4DuePrsEfBFiD2r",
-	"jrLaeok/qkLbe7m6Xh2QIsItwddXsRaxSoBsFIHkXCsSde0742yq//L4fM5ZHRId4phWrMNPIB7TRp58",
-	"vwXS7K3XvRAuP1RNtPGM8+s1x6d5Qk3ApxB35NupUGioQAhLM0qlcwiDeygq0YSGYk8B9SuDyU7VnDUl",
-	"8bSf6adE5uYmToyhAmHfV8roOgKsNJ8hRKXG0UHA+WKMves6WoQgRuoooOzaCbiHISJmTiT2scSH+w8U",
-	"K50GkDDkbHq14DzYfEWDsI4o1bdgDNt93ZkWN1zX2Nvbg+6RGcIrNUntI4Mj6gx7M+KcKfmlp+wT4YV0",
-	"oURP7bjmMu4IyUPiIs4QuSHhEmEmbnVUrUQeDkNKBMLadIfxejMyh4N+jl8+JmwqZ7XjFuxpPVAhw9i4",
-	"PNNn9UdULLigus/iEJ4yhBkiL9WRiw7OLn6q2ONnjy9+dlhHLpYSe7M5YfIETWhAlEr+w1ENzjOn3Wz3",
-	"W+3m4LLVbw9+3vDEzajmlg6xbR/ig0s8XR2UXr5FSARhEuT0PYFuSCioknITHiYOyW1JkgRUSuecLAK8",
-	"1EddYVlkGOklwSxej9A8jSYhnwPJcBhQ+CEX5mqkr1uI3HR1jKHPvVwoZWPuH54gPFbzhP60EDOd5idH",
-	"WDSvHX9eU4OrvbBN7jHXl+t2gj4/fxzf6yd3zvomBORx6oNWHWy3ik8gdKG8+6cMuZnwBrcOo8gMKInI",
-	"gIAGLcaIXxLQUbrmPXDYr4zuHEvymM6ptNPFw0FAwnsivRWLfGWzMH5bV6coZcgP8UQ6lMiJo+QAXlAn",
-	"xJKAs9Yx291pNY9HzB2BejiqnYQ/7A1O5A9bLjrgIXJHNbygn5DlqHbyN7/3p+7hMXJDN/Ero4BMZB25",
-	"0kUCHN4CRUzSQNFjxMyAqEC3Mx4Qc1OBLgzT5OUGB6aN5EzZH55a3biXETvAoJveE8YVqK89TaTsYV1H",
-	"iKoZe0Hkq/NVhxGiRTQOqJeGzYrGiG250ZNFcJ7xgHpL+1qYmYLwg2gRIu6yBl/8sN1sntz+sOseI4zG",
-	"kXdNpGI594sM6aGzkExoEAilSS0CIkmwRJSNmHubLsjBgoRatYeENUVAUUfqy2uyhO8MIcWhWRsQCW4y",
-	"c3cHqhEZLp3TidQX6HmCXZiBSY5uMZVoTCY8JNrNRU2Qa9KXDrLRccKddq2uOqdzJVGO+qASzinTn9OB",
-	"UCbJ1NxRf/bZZ85phqusm7zbbOlws5naU2xKThT3dJsd5K7GQ7vo4PzhGeoPes3DTHx2JqcYQrePkfsh",
-	"wSEJNXf+cGQJ/h7V6vrt+HA6vg2pJOvOo46N4HAXH+I5kfH5HWA6NwryBWgKD2lgXQwIMEh4Kr5SVtoF",
-	"qBlUPfNFREKlRKljFLoF1SM7QJ9McBSoZUrd1bHcT7/Bi0XIb8CMCskvILjbfiCcafH+MOTz1RGbHxGG",
-	"WCM8MTdatpF6mXasTOVjSRxJ50QzVkzkbnPNqC55+Zg0K28YziXfx2CSAO3Cei7wF1ESUa0PfbQIyQ3l",
-	"kUALPCX3BHIZeSl1C27pYONI7W2OrAegj31oXbaLn8bqGlc8d0CnjIfER+ASvqWCHB4rvgulTkujgXEi",
-	"YPT88qFzhMZLSRAPfRKiOQ6v60jwEQMh+OClRwK4GRfobEYZEQTi91BIpzNZN6nM18ScOB4JAiOqUSZY",
-	"Twclj5hUT+r8FLU0UYDRAWdEj40y4+p1f+jWkfsD9R9H/eefKuUAj8FborRfPCUm0fpwxNRg6mi8VAsx",
-	"oS9VI+qwW3AhQ76YkQb6jMoZj6QyB9XsFbFmPPC1LQy2g0DkJfYgM1vo4/Xji6efooAKqYzrW/hyrkW1",
-	"bT3HhT2QbNkJDgRJFnPMeUAwM0rnMyxnZWquUcV0KBn0uFBPJx1Sf6129o9DMqkd137nfoqOcV//Ku4/",
-	"8vNKr7f8hFhO3if4GowMc0GCJwQd2DTVY9RSh02711N2JYPASXR6cfbokZL4IfaU2KyPWMSo2juLVDuu",
-	"I9KYNhQLPn/0UQNBPiEouvF568f6CwhN4GfFOu0umvEoFCOmGtOaGrDhNVnW48xLULgBVkIZ60qLFvks",
-	"n3txAIhmYTPREcur7HMiZ9yvI0V9eA6io6ZEiXOJlDmNDjTLWoyIYwQ2w+GImQBrpWao4SgW1eraZdyR",
-	"Otr0jjTXOLHiqUkgULfdHjG3LOPKPUmW6namdrdMqBk3pH2PYcRE2mZzaGlTp8K5DXROJpHAgdGG4nAZ",
-	"NT6YQUi0twFW5hh6VLOY4+WIjbXKQYnfQKemN7V1lQ6ilKdQUfAg1pcSHQkaNUtNmBcuIYY5Ykou4RFT",
-	"zfskpDexyaX6LBhVdUUAbwYmvhJJpjm9dw08TO241pm0vDYeEmcw7vpOlzSxM/T6LaftH0164wFukW4n",
-	"3npakUw3X6HHUvWt1wMNKrE+lSIhJQlVm//sc+T8ixc/+Mc1q0E6eRInHK4KB2Udp7OHpFuIWzpwP3C1",
-	"jxTCc5axbXx4Ekft+Oig2z4CNtPisI66rTa6nRFWsACzkVGHjVI6GHt7W3Nbz+4pTAoHe5slNw3W0TiS",
-	"elZTekMY7AzbzNJ90GrD5o5ZWz8l9j5xbUJdcmmb9WkgOPJ4xCTCQaDnqAYTRyQeeFxpkRidPX3+6eVh",
-	"mWpBs51kx2c7g5gfCRkuy/TXB+pQRNQ8Vd6j/n1LM+YTyvy1ivOC82AVScY2AvVbrer5dxGNlXoMl0/g",
-	"ILF7AZ4pJUPQL0sVTjAy7ad+r1lfY1u1c5ZVy2pZPb1lJCyjjjsnbh1hc4Hqg4vfZZwp60kRLXGSiFIu",
-	"gTjjR36pIdTPyaqDOfnnqv1//nnTGWJncuo8dF581em/OrTLr2ecBxtsIs3TtzMuCJrxuQEKoCZkgbNS",
-	"sqvnHlVfbaPt/AQaWbWWo7EeNhIEh96sjjwsiAPC4Jb6cuZQJggTFG7j0WPQgvU9FAeZSUODTqK6xmxZ",
-	"N9gdPNR4JSeZLKvcG2BewSUW9uQ9YVrJv9xAn+I5iDnftA9+35DoT6FO8ZrjgAol2xcR82SkU5jVK2KB",
-	"PSKQH/LFgviKYWSIaaBmG5ApDkAD19FAWKBvfv0Hf//Hv/r693/z9R/+BTLmw6GyA5D7zb/8o7/77//d",
-	"RRPKfIH+7t/84dd//r/q77759V9+8yf/OftqA50iWDG1cX06pVKPXxBlREsOdFAWCpYoIEqsd81jh2YN",
-	"iNCzF6DUQ6BlxFRrXbik4GGciUTDuIMD9wdHfRf6cZtN+DMk8cQPT/T9GDGPaxVI6wZ6KXV3auScESfR",
-	"Ws084sNGh54kSxHbG0RPSL09oSTwta9DK6WCEMUu4pr4qT6i2/NTQoHaFx89khsygKp7ALTKLOyhaqfb",
-	"bCJ35bqy1Nj8Yq1gzisoNm/TlHK2/oQI4Zmy/vWvW54OFzy0CGX1rdIUlbYbEOwrirmOiwQPpUDqWe0P",
-	"aaCPtCxGrmMcA6eylEDqbatXPXm1Vq852Q86Gtr8kP0AuS766/RPpb085EHAb58v9G+Fb17YKaA0lvWE",
-	"11pN+bzUr1sS/hJPy/o8N1I7UeRBVksd420bgMTTUh+HtfPnmpR235T5sYpvKsq0c3d3kOnY5puKx7Te",
-	"NxUlDdx1MBAZKxacCY1x+SH2z1M8QxOHA+CXmbRKcyn5g18IfQ+TBcksICLajtL48TwAYUl8yNoG7CEW",
-	"1Q7yZ3oSmgY2l0lptEg2UiRzDZu7AbL1bJ69nz5YcmVR6eX4+VfmElbHHVRftL1QKcU48cwIRHpHCRAg",
-	"TKb+6XeEWB9l8eh2YPEcnt1a/szjv1WjeDK6NaQ/RUnLJmhVWXM+QW7yvXt4glyjarigayjtGMtEXXgH",
-	"1+NpqO94H5m0/je1Nit4AmtfLKbQV1tWmNkdl7S+dkUPk9Cs9RAFcbv5u3I3hSAwim980677yt2gH54k",
-	"+uVtmvhWYKnsTf06pijc6xfv0t8wM2rQod2YL4u7tJaFcnhFdxbEp0zfWsIl9vnDMzTs9gbIDBTpcCXx",
-	"Du33h9mYth3InIuJW0vnTFxYGX7YhnWy4mvt5eg0Jt16KMtj5CZzcE+QWuNJEk+h/dfgS9f4Y9jcbgvt",
-	"/1AUR9MQM1m4qqiPmO2qvG7cJ64GKXPRnMzHSl6YKOIRc4sX9G56C39oRFJyyW7c/Bo9CFKUEZXabf4O",
-	"MKI92GBdGyvPv1q99nrEnotd1YpyrMX1PFoOPHh3yWLBV1wNOksQFsOIMXUmmAOm5B7oMJffiiRHEHck",
-	"RSYg7R2RVPnFfZLBbdzD+mZhILda4Rwq4h5kkXVR1bmegj8W7hAP4i9y15k8hNvMQ2AWypJ71TJ+SO4a",
-	"C+qEb7y17wgT3FknfUPKJQxxo1W7rWaozIhtVMMG6jaHKMTQHqD2dpotcPvqS99AHTjmaJiAxwqFxKch",
-	"UaajwZMQNNCw9jIKGcII4qzMSPWtXSGi8zuheX7K5WkOiWsHVluF81rLbRZ4qr3oNq6eiBsjOWjNgPEM",
-	"1lcBIjW+OTUcmB+Ye/gOiYNPuXwYZ1HvuEJJFvbGxckkP991XeJE7fjqOrEWC4poigH2jhA8i+vxMPEL",
-	"7kD6EuiYtYtQhqyyJx+jNYqAaogAHZ6g94NlGG4lI/xdWbjzDPjMXZcuC2RTffFyuC53Xr4Eq4aKTDSM",
-	"ZbHiH98pGWbgB57n65Ps4m4rKXWy3vNWVihkL5vK4BAbRFSID5UZfz7jt8eQzmiFc6BsxCYBnc5kvJgZ",
-	"xAX3MBaZ+foqAJgPYYo8RJMoCEYsdt1ZZuoeNhBE3OsbJ2hPhxWxCMxtPomzAd4hY7mQI7D29cyjmtuu",
-	"o8sYo+Lt28UF0Iy1beQBKvbgqCtH1EAHbtKbq125eDvrOwNDgg7WGN/v9qFxiacPEhCQHbgljyKydnUL",
-	"EB17W16Jp+nSgoFkxEHa4bdgHTh/gtkyARfbbTWK+Glr12MFm+zu50EZtNpm0ftdELzPC7gkOyxgEdpk",
-	"7QKuYIfceQE3o568I9slA0YCWCQQDboryS2AKxvoboMz2WsYRAziCrmaE0B/L7HkJeR5GIm3MrJ3Sg02",
-	"QAePMqgS74J+YkO7WNuUFUhiL8tvwcNAB26xP7eAkaETWHSQkqHxm1Np3jHvsZn/JQBV3PXmcx04SCUO",
-	"seJl7IVTnp8/Bn9GcENEnB9ukEJui3giYDBl+Kg4qnddO0poBuM49W8w88hZwL3rTOwc9rUHAAfPQiUd",
-	"JVVraPL3FpmvvqoZnaOYQd3vZqP8O61ep99sVoj1T/0jnydNpxGhHLIVFClOAStAu1eyw0kDU3cLKqzH",
-	"LXy4rBJNX6/pkjmieocsCoyrQScqrgyA+tV6DrCQz8U2c93YtQ7RXN/5p+oZA9b9yNe1xYOnk9rx55sH",
-	"/aI4Bo3zPKEv7YlPJgUySZ1M7k4gaa6u9mpIPD5l1BQugULbkJyTTeBo5xI4AKDm6vNT5+fY+bLpDK8c",
-	"a+qZ4kUAeN0jfXVsARy8kszFxuwcHbUB/TzSL7T6SbM4DPFyZdNAMiysY0LapN96ZnuUbyqdYr6lGNh6",
-	"G+yJ9zZvk/3QfE5Z/KmwAPWazuY1PwNXF9bELIcZySbKb7GnjBR8Vf9qVSqHpATORe0RKgUJJg10MeO3",
-	"DHHmkRONlEUlwgK5p8YW0mqxhpdwIbXqZ87ps0eg6hR2Wat9tMs2W5X5auCrNHqRUOkx1YdUfsbJ4lZa",
-	"5YRwmWXO5gCYvVWvpfgFG3kzfXJlT0IH1nWHqv+7nbxx2lqlXRASLMovleNnz/VTxfHHPVlnEPlUPrgx",
-	"ymB+hNiTPNzHGQENxWZpnJASCUhD1ahBansthSRz9Q3jbDnnkbDkktRr+A6qAQQAnGrVsJDD0e/mM5qb",
-	"zvDUeYidSeP4xQfW4yXGYiukgjTz7fyz0ShSmlNJI1WVhcTG3TBs7Hx56vy85EDkkfT4PLcIIvI8RYx6",
-	"bYJpEIUalZBRK+BKgmSueWKN8Pj8Hzn/omTGMR7dOsSe3nCY1TSbFsSeGPZ3ZShFiiQCzCkZkG4n5s5y",
-	"vSOm7QebpSAc4ljWspyfXcN0KdZvyb2IynSDv31xGUmuReYTADcsHm8/hogcnZhFmCShTsyKK2+HsctU",
-	"cojZ0zGi4gS5fDJx0QFGjNyOmHr4nkAmg/lQV4/UqCdIpxRrrArzQAJTjfTcRsw1v7jHBuQIvoeycIHg",
-	"CKNnp5dnP9YpknV0OyMhiSHu5gQzMWIRi+1GDdVgdhufTGoAic/8cz6GcpeQN/qYY79kx32IpTfLojRt",
-	"ecpQvzqraFGTUZyMwbe75kRLzL/srASkmReZPITv82MvmIqGhdZLw6sSWVhZ8F6X4A2s7Hd+bZ1qgZxr",
-	"lf940rZ2zvDCgrOAPLw4QerA1axnwmgklC1EBxMcBBrZRXIkCZ4DMCFD04CPcZBsEaUKlkvjVrNZsP3L",
-	"baWMfD6bYcZIkMtBxUFQq9duqAC0AcgQr9Vrt8SbgbScEyI1AhjcZlk3RHEvrPEfrFvdSzonQuL5Qh/l",
-	"UAlj81ufmllb3q6gysVva84yB+6ZVRJ+Nltq5KdFyG9wgDyIZFeLqyRgNtMGsHETZ7kOYS5sib25LACb",
-	"YhtIiu1MvVTJLWpUG2egiVG9I0OsykZoorTcAaxuRWIYqI9k7PUUECI7wnoKpLfe/s9ujX2oDrmt9taV",
-	"B3Byqo23Oi3Gb7fY70Xrnt/a+9N4FvuSMTF2RlWW08Jx02ab8VBekpdym11MxbOQalzq1ZOtmiMn1y/j",
-	"kmzkpcecTeMXAKNiqy4MbvUWb6RABtsskjmJqndk29aZlU5ceSnN6zU7+MIaFtzNo1eFfx7AQ/vhidi5",
-	"93rY4Rk8tBMr3HVRYfJrlmcvotYIm7cvZfVANBbERpabU5b9tlXKhKtZo4AOZK7p4H6WzBdyqdQZLyA4",
-	"NHHgOQi6SqrMa2Dkas6vlKWt1yQxk1drzLC7raVkA1RrKcPXttbSzbGH5l7ZGeqGhHI36zUWpZ9WXjbr",
-	"EEwrFg9n6gusLE52PP5D4lP5mNyQYNve1HvxXXO1RXrCGVnCAhXzMCRiZIolvSHGagRoQWM0qg23wiA+",
-	"wcHOhhEOLhLNeXUz6hKaz5ncfFBZ25+G2N9iJ/wIHrfugsqqUwwPuM0SFgCSdpmpxt2y3AeFEdFLCHnX",
-	"4JHSqGoGqWu8TPxn9wRyleU9DshDeA5ugPag/8XgULtMrOIlSN5yhpdikVBEgdp4QmxnkUL5zB0nZ94+",
-	"r3h3k30Y3p7Sza/lViIkAcFi58UwGFvb9Jgaxmu1GyOAjTDQBRc3vnWpnrmDKj8WVJI76vLx1W9sgCcG",
-	"OkwgJ+K2UuwNQXbS7Hc8tPZx/FQ4dDJiuYIw3lGkvq5ggx323A6bZhvmvzMbl1svOR7c4pY3UadW4xYW",
-	"AfbI3Fwmr9VvkweL402bsAcRxL3vxepKZ/J6zK56TdoBkp/p0k8aP1THrGbBjn8IYOtFt3w+KM+45ZsV",
-	"aptUNP0MNSA1faNMKsD4ZvP0qTAYbLo9nXAvJF4KdEAluiZkIeACj/qAFKYRBHzh5l7LwwRoczC/2Frd",
-	"2XKkD5Wpib2ZQThV28PX5Zqon5aPAtf6Qa5yk/o/A7zWZMCHBrUG6i4U6jzhayJOoN4VMZ576MrMPvvs",
-	"PaEbWJ1gRUmvZdcWIj73QhXZrl+oJNi3U5T101XE+TYC2jjtK0lm/WwVkayfrCiQDVbz6nVgzDsltbqs",
-	"zJ/jrAOfCkmZJ+vAVTlsNADt3OWqt7f1TW+9lm75isTIBYqlL2eJsk4uXaxcwiSFNE2Cjv3C0Ly+J5dW",
-	"Zk/uxQFT2Lb7bPPtOQ32aJlnBMleaLON6phKm710nQqkvTQXy6xqjWmF0u4CTCTaa/IBfoSXwha8kKY+",
-	"+ngpDHOJW6pByuEkjgJ15E7WRyh0+r1CasLm8ISPEsutomDIi4H1vq2CsMs8bBNwCQhpUinF7gXdIRRz",
-	"VfdJgPrroIIlStrBIqeSqh1uvEWHjfR28Q6dP1tpv4AAI0g2sKGRDTiIBX5AcPaGTf1pLk5skt+Akz5l",
-	"2Sbi2HpwsMfXrLa37+5l2vHlAvOYKIF0MptZiFjCpebpD5U0hAJTbhnJFPe2dqxxWlf1W5E4D6z+5mdn",
-	"MUUfxLdbiWSKI5qK11Yr7LEu4nrjpa169xSefFUHGBS7Lqk6vSfQAi8Djn1T8Yyol4Uuy0t9Xc8itYRE",
-	"3RR20F/penIZN3G6iJs95jBM47D1AI/7LmldQocVVerUhCDVklVbKToziprNjkeg6Df8TRr6qwUW0pGE",
-	"KaOOhGP9m2uqu7lK/DTATUt8d4Wglsir1WDE0ahRHpZo80BKEzyckjAlhokvrhkusG22DLOsOksqesXs",
-	"RPxsxtEc+yQuiArVUF2q7X8TDjvhIXJ1YL9rzOlbQhZ1hCPJHQyhwHPCdATihsSAjTFV8GspDR759nto",
-	"9ds9oYx/U21vQoh/jDiUx9T19KCWJPHRATa4ofAS4GzgEZuC/0wXL0pq2WCB9CjFYbFaWzP7P9zxcp+7",
-	"fns1+S1T1qQYk65rGL34qtN+ZQ1z3VsY+W4R5MUyVEJAepIuGerq/D/sI85OEA5u8VKYAO+DeCGAyIwj",
-	"wlb2F1QWtUb6V0tV0tPOjbiUeS5S6bPbFooVmYIcUgLFrSuCaIUG/tYajfpTg1RGC/haiZ24ZIX6QmkY",
-	"AJ5OpFSMpv5WW0f9Kwmeq3/xgl5dkyV8hafqnxlmPr/RT9H5gofQlsmGdtdnXlYWXEZlofaUI1379SEN",
-	"iH1HmtqvE4ShaOmxqcYax7vOCHx9T6AJ1HbRZ5jMFjrXUNSgE4zYga7xTaCm7TFyAeVFE11zIcCKZr2v",
-	"bgwGiheLYHmY1OHU3Y4YyIM6tBnyW1MGFAansV1wjD0Z8tt6WpPC3M6am1lTw/Pji6efjlihOGsc1Ksn",
-	"1EA/1gnhcLFLWVK6FpRog3fpPMZsGuEpcUdsEZKJetw810BwMQZvnz88Q51OZ6iaeX55ZkqPq0HU0Zwz",
-	"AlHHUD8W+cSjcxyMmF7kOlL2JvoFp4z4xmV9gtx6LOrj2rPzhVzq/IoYt0PIkOA58cEbqoOeRyxFwdFJ",
-	"wlC0lzBTyNbjjBFd6zSu8BjX+r0n1GPoADP0s8cXP9POZZ8TMQLQNb4grI4wFMZNi0MKXXUxoIxA7XKC",
-	"9NkNrNaYmzSNRDEZU6ZD9XJ1EIfDXqvVbw8Gg75F0sKdeoLgXylVYaUN4JDVTQH1excckPuhoFpcwttU",
-	"X9NOaz6Z6JhkRNkiWo2esg16ToTAU7Ja8rG5aYvrodb11NKGbPs9jn2wqLuQplr1cs5LEwrWXuqYx17V",
-	"szAXVYMRd4vuqXoMqLNm10iJnA5deWRGVawc6J6J3t+y9uSK5pptKzuQerru6aKmi1XQddeHvMe8tdNF",
-	"+p0YKp+isKn4XNWl//Yueflqb1jidcu6D801ET9vPbb2YUjIl2S3SMioSpRcPslhpf8fxV752NI6rdVr",
-	"H9bqtTOrAwweP48CsnXKYUBij+9aH4x6BuJsPyI4qP6GbWo/Nmqt5ezFwjPTXo11gxLFFtf0MxJCkV6k",
-	"1GXiI9V0XVc80l5phnzqI8HRBIer97ZeJuB03XziUZ+pYUCoIMH+li/ZqLHbIUZi5cWSioY08DPMXEio",
-	"RVo0x5pNq0bDqJhtPZRJyOfPRfVkmW3MsOqSQ9eI/EQZM3nZsSo51IJMAp2GVFb6IK49n6by8VjR1zno",
-	"ugjymHg4EqDWzahAHl5oL4TOM4bQhVvCZOWr3phfnsZDLDo7m02bLCxPxluT0l9lHJkgQP5si9gsyatz",
-	"hE0dyfBUzAj1RDok880m22nhkFncTdpIfmuuuuAhTbC0FGmS257hCHCEKLZIIPOV2b8hYbfd6g66R51+",
-	"d7A+Mmgd254nLJvnzpR7Ad56lVlPUhZNMo+VAcZvmUnjZ1BAWJm8EN+A3HgU7n6mVbyKMMmZyVzXrdzT",
-	"DEHyi1cl9zUvMHZE2FoVH0C2bHE9RVvJ0UGWrvqWbps8WLvTZjUbdR29qiozloK/wTKOp3LjrW18MbFc",
-	"cC0na3qaJxXq9SVaAbyV3xDtpABuTG459REeYiYmJIwjQ+4pxoV2kWIWgQ5iaAjV9KE9TD45SiwITVBb",
-	"nE9Suc9BkQA1Im0cB0H1gJ01Z9G2cTvbYQm9QTFtBraO31ZjgL6ISKSTr3UFsFq95uurXVMyw6ba/pjg",
-	"QM62hUpc6TsH+ZC2fkNCYYfq2QCeVR4i8GMqJA+XD5gJhSkFaqqeRbENKFM5ENNWKt3TXbI9doJIylc9",
-	"Vwd3gOkcxJuMQnXM68sntbWNNAAVQRlosG2SP01omW4lJGoZ9F9xi55OcNNuDQNvU6vXYkd7CY7S7kgH",
-	"UUB+mjLYlrAdFhglvsOqWPFPMvBGWdgjLNdx9D4s/NzmeOtWfslFo75QTOvuUD+n7UQR9QuXLzaH7SM/",
-	"JthOYZ5WejyCayCb1zo2jtd2AW+f6Wd3tj39cHkeMbuRTpjHAWvDEkF2dvHT9FZAP1bXl69Qyp6HyCcS",
-	"MDlyN8xy4hzV6rXpuHXU7DStW7SKNawv0LY0iANiiwvq9fZoPRumyohBcVOr114G4qV1rtveYpaFY724",
-	"Y7qdwZ9OzKeC1gjXgHFtYShPVkcgj2GhGZeVcIw2i0TThVgHatuqN5vNeDACrgjV0upYgeph2MBAaVhT",
-	"wTBf3auLkHtECGsu6AyuIzUKecY1tQeCVDPw9WSy5r019eUyvcjzscQw5j2Nc5dMwTXAPIknwEinzO5N",
-	"hhtPM7s0GddBwkoF5t4mWTAnYW13aEbpsDHF0wmSMy5ILuImyQumIZiOe6K+lyaSFXwJiivNr+gAIz9c",
-	"ojBidc2umUrNY3K4p7EkhetFyXAYl1DbUxKWODHkjCwzpfBxbG/rqtcEhwHVl/rxlatihz0NOM5gqD7a",
-	"OLVoHPJrGGy0t8GAD8uGN/d0kvigdNYUF/GnLBXNwajsbSwQlrFvCB1A9A9wwmOCfdc4izSsovEEXXl4",
-	"4caSdV/8ADnq67YHPBCny8fD39d5AgRa13tAJlIdIXh/+7Eg1+LNGZMiGVU9L0HSxU95MredyiXUPlR5",
-	"o4u+fSU+dzCXBnQUwrkids34LbvyeBDNmYsOlKxoHacBQSDr5ngBLiHG9Q4+MSEv6h1EBaJTpnSawzpy",
-	"kwqO9RFzJedXAWcQxmWW5grC2LNfQARy9guIy3FREgWViC4S+HHmoThU7XucyZAHVwlev2pmrqsgQRQZ",
-	"BEAS7CeBNRDuyJZ1BMMA5x30r4aesMwVZVdKULojpiNA8ZzEb95neE7i1wEDCFCBREHe5tpzQYokwpky",
-	"dDHjOIAppPLjID5vxpE0Euo4L5poVjJpYk8iAYG9Sc3xKCB6dUx8y4gJvBTodka92WEDPWXBMiu04DzD",
-	"IYlldR79Nc8dtQwrKiVCr226667iDIXcymY+w8qZS/Xcsilhka5advfGS5H9zux4NQEYEtDAqsmbcdvz",
-	"FuG3e8Iwet0ElmUPyWIWRNXop8uYW7PbxOyhFZOrcoyT3ToLS2/w+G12PvpexmxqKuDn1uHrkNuhvnba",
-	"HGWlJVYpMGpqYCd+c6tr/mxGvOs44pLfwp4OiWq6nmx7xd2UTRFmSyiUY3eQl5vtkJxAXsrEZNfBnrEt",
-	"f5LY7DrC0QQYHjy/fOgcpZlDsA4UJBj1EfxYRyQQBP3oQzDrD+0m//UGw39iDUxVY1YD5KEOO9RcoKQ5",
-	"FxK1m+jJh/n1t8UQtpvDQavXtnGePUD4syTiwEiW7JSqWN9zvFiUuE4gqlDzj6K/2VjxQcUzWSF1iOM3",
-	"VYnigEvQSed4YXSmuSDBDWS8M4Pklr5vTjSR2cANBHn4OigefTWqff2f/uSbX/75qHaMRpCiNarV0ah2",
-	"SQL9FQjDUe1VsWhFs2ndx9WdDithjSAdYTXKd1mlWwiA1ic+fLvmKuLj22uLURdMs60/8D+6OLXL5PAm",
-	"/2C712sNrY9e08pQ+aUlda7lMtvd00+eWbsyNeiSIgN0an3s5R3HU7zAlBpdE1xdNT3hOpBSj8i2nh/f",
-	"Xlts6muyrK6yqgXcMjsO2rcN57GJ/ylqm6AsbQfco28liH9WGXc2f+2yYwzR1qi1dwWBew/d9iahe79t",
-	"WG9bIw2/R4d74+hwSui9OWS4XVDeqvtq1Vx2i0XfQcZvCfH8uoHWXjPw87cZx60qJlvKPlvEjYHS8Faw",
-	"2FTP+/D6mRm8x2ADiu4Lfw1cddthr6lX3uOuVRXGWxRqeL2oaJUkr7liryJz3w2stR3g01b59/sNnZZR",
-	"rdbBpmXMRauhrprZE3xaZmvtBQTrLVQYeJuIZO9oTYLvA1CaTRw95lO6Y/nX7ZT3BRbilod+LuQz+XI1",
-	"03tdMmq9dhtSSZ6yYGmv2hffNCXtW0VLzFq2XNiVTQM6zdZ4TytIUUrLXYthqKUhkzx540Xce+7rPUBO",
-	"bS3DLQq0xly0o2BgTyI85xED97wGZ6AMLSPM0MHZp797CPekMUwDilEa4iuJVg8Z9RP5dKo0Psx81I6f",
-	"Fw10TsSCM0FEjL3i4TBcInnLk4fQwajWane6jV5zVDtsoCc8JOmPOFQqG1wYooNus4lMpDTl7Ep7vA9j",
-	"PCmoeakhIODewSD/UZE0IDmvZ2Jb9PUJmgQcS+RhwHbQ49M0ESig1wQ1G62mplUAZeNTmB0z7MJ9wTDn",
-	"YXb+yedNZ/jiq1a91Xt1MBo14o/tV4f/xOoAL/NE5fdb2sVodGFtZhuUnInJ/FLmD4CYnMRXYtzgkmCh",
-	"f7grQk69lnG+ZSWNPTp541G56kfaVyX+Z7vLw6PN8jBt/wxwrbauWhOGhMktxthqtrvbCm1lD99m+1gr",
-	"xuLnVuKCCmPNt2oT/HnS+LZsFI8IccmvCbPdO05CImZIP4SkeirhcDMYJIgQlLNGkTGG/TJ+bpQxNHm5",
-	"oCERjyxDuSAeZ75AkFoP/ecGZd5cf6l/1O82C9Cjq/FfIbnh18S/0LMS9rrHc8yWSIedmOkLdAsZv0pw",
-	"7lCh1ZbqcU1YMePnQ4JD6+XxSnJWfhL13DpnG88S3cpAJBRqH32EJU5CvfeRzZpruLTmk5eparmPWpit",
-	"kgTqqiAA2SIEE3PXdFd0i7IxzXSmzB4ya+w9rAiXBKc1nVk6inphLTYxy4MQC7Jbximk0UJTdTRexhpD",
-	"7FgCQ6geW4xMe6dOkKuDZlwTACPSuDcl+ooRMFXjbSyRMrEpULRFN0HKVFJGyi/FCofu2tdeVVkbX2ep",
-	"ru45Ar+uCj51kCXSX6/PPZ3SHLsCMeNsOacCdEmgIDyvFk77ACGQCFy4c8JUs8RHMzpHByHxsSeJX5K/",
-	"mzoxVzkFoFBzkZLCIFz6J0ahTaFRk420Cd0r7zIqbs195eCsg0QuhemrxyuU0KXKXoxCsi7QbJXmOUDm",
-	"tepKpqcnyUtJfnt18VjKopXEZcxC2/RyHr+zAgIeJ5GkVEjnk+lrI+VflqXrwbLfseboptNsN9LbC+2U",
-	"9TUljIQ7BJ+A93en8a1eQJWN7e4sbMSURfTos9yJFiB7TAiygRDQws4AaKEZDww2R3KDsXdtocC+2UXJ",
-	"87Ame5ZF6ikzZua7ibFLgp/ekLr2bVe9qoFHaUYvLK05Qvahoj2xQe7nsfbrxevvjFWfaeknETE+9teq",
-	"5a1qbt8Fbew8c3CVmJoQUcwn+k7WYJ35WpuKjyKNOzWL30gz467J0hincUyR5Q61uG8rnxUxGJpP/GhB",
-	"PiHL3V7XwOw7vZqTBVu/ndnpW79rgsI+wyGjbLpL/8WA5gqberXbhHq5VbBu/hL2LYCU/8Nf/8r5h7/+",
-	"4x8cHP7DX//yH/76D0YjZzQSjd/54OXP/u6//Ya8lF//8l998+u/fPGB1YnzLBvKUoyQV2yIESO3sc0Q",
-	"AGbfMXIhWNFVkgAqnYQESx4a5GzI86FSjJj5Pp8PBPeFVEL+YpxJBPfJOkPvUP0+Ym42dc4tRGxC6Rr1",
-	"RpxMRBb5fKD1iXhW+cj5FkWi1NPnUUCE5fLi9cLcUvFRbPR+VQKdtBXUqDr9GJ6S0Fz8rx8BRCSBojUf",
-	"k/CS4PlWr21VIGp3MJbWG0hgN3GN6XIUiZIjbH461aMeXxjO3K2YbYqZs2HKp8mTT7guHTteJoim9h4r",
-	"VB0DfFOtXmXf7NhQNZWIPOM88Pkt2wbgNJG2NCTidLEI+U0cj7bJNeRjGixBmU2quW1ism0LYWmkoyf4",
-	"5TZT2hbjNScRNk/7uyMhtgW3hRAPOlmqTx+SCQ9J1ffMGa66q0jlXEpBSfIZYA9qOoERCpe+jGtQfUNz",
-	"AaW7lIatkQCMzXoyMiffam7DgdvqHH3wwQcfHDWbTbeO3K//7X/44AP3UKvl4GAzFuaIjZfI/SKuYBGj",
-	"YMYN6wIQxoM4b8QlM54vhIvm+FrnnI3YJLasEwt6ZbRxtTN0MKO+T5g6zQ0JDxsj5qqN5JoaDZAeqR2/",
-	"cKJXMuh+mqF2Mdi1dJ+W5A9lxLtVKeM82EdcLugbbz0XP9Vj1oCffA9Pj+/uafH2hOZ7IfmtFpJW2bGv",
-	"wr/vrKwpIct72XNnTdV2hfVezXwvMb/LEjONkC0AkT08Q8Nub5AgMPpEYhroqAiEkZCqIzTH3owygjzu",
-	"WzNrbMBJF6uvxvfs+trddBKYGmf5SE8PL67IywRrYdM1vB62xTMezaH22SLADGJYY8CXpKxctvu8l79Z",
-	"BiC6xW1SWj9sE5pAvUaZkJh5K6A2rbYVbBj8vI+K8A+t9tHaYg7l4rs3HGZld9MebUZlYL0QWenSXl/0",
-	"FD0/f4SglB1hHgRlUDbVHlbDgerFPC/MpFyI4/v3xYzjoOGTm/sxAuP9cjaxkc1WWzSeU65GhF9igoXc",
-	"jzx7iV96YwMPAzXEPUYhkarXEyiNqfZFHTGOAs6mUCpdkcO3h7R4WJKpuXnIg6RYkUMyHuCdSvJWR16Q",
-	"JGQ4OOMmbKuS91qHxq8WRPjml7/65te/+du/+vMTJKIFCW+o4KYGJPbnlAkIBoJiCAEV8llIN+elmb7U",
-	"lMMpZXcfpJt07aK/+eUfITdLA7eeKX/OhURUIEAG2zyjsjvG1V18HVUJSRIL4tEJ9RLc9I0IWRGjcmUE",
-	"tueynuwd2MtaUO46Sp3a6eLW04S26on6Zn/ulqu/zT4rcn8lPtyec3e8fTZ8UjyOuXftXBOyUAJXrXgd",
-	"6SxGdBAQqXSjukkqqSO3oZSoK/Wf++o/jmsrhF2WH/HPRiPxQRrH/SL9s3F133nxgfrZeiW4O+euhgyo",
-	"X5TmJrDS077+w/9cR1//7/+hjv72L/7POvr6v/4Z+pvf+9PDlUN/YzUHO7euYca9uOzMufP2vXZ6IBWN",
-	"77IzcrtDrkLu5t2OopXUwje9Ud/6ttpI4pIDYsN7NkvkvLRIxpbZVrqhpwvNfVvy4nbVcsrnsVuW6Na9",
-	"V6ync14EH4qDEqgPCi7jVz7BQe1FhRU/zwWPWCL4XmuswQ5XhRWBqGIUhM0ksphcFZGhiohQuxbvyt76",
-	"Zyp4xTPNjihT6m59Nbv8uu7jcCpwyls/ozJFtbasanFOII1t100NLycZcsVkxa1S3Fb2fKZt65x5kMv/",
-	"CskCwCpjwwPikHwq9V/K/rATIArIs5DcUHJbhSusCZI7Qp8lb98Ffe1dES+KMBzSEnaiRfr67sQoFSU2",
-	"9tmwYYWHGVsbd6qB9mPvKE8LCuiA0l9E/nQ13XGPqEvpGG3Tu/B4Pj0SgtuPQy0S9AdIxM3Gu8c/p1/E",
-	"j6h5ieOk1JgOqowfvyXjGefX4lj7u63b7IJIGQeCFo3QhS4JssYTP8cvHwK85sZweRxHsT9Vy3OWTfbY",
-	"4r3HcQLGxneKiYL5yVhXxlBiXzg033byrRIoAUGp4iC6yFd93+bsu7glZKGEgEXwvzNSldxQHomn76Sm",
-	"t5XABWrvpmdgoYzbvVRhs+eyrRmvMDeoRc0HqKUPiEoqY8pstrLV1pw9nZHw+nq4xSF7fe2v6HMxxTJT",
-	"S8ZgW4BLbLPBeLBZh77E0zN4bvcyftkzv4JPrqq8qHIVfomn8W34nnFhq3uVEwpabrPUEkQhILv8zvn5",
-	"j3704Yduwac4yKn+v/N50xmeOg+xM3nxVf+V1V2j+tsNbXZLdth2YbdasKroqJd4L1ao2iBv3fSMJ1+a",
-	"f56oyBr1SN9F0xDiFYSLDmRI53OT3V4ogbLBlXiJp3sD8zNsVBlZzTCUzZW6gcU2uqG2ZTnbkuSZaDuy",
-	"rk/vvyR4vsE1ttMlrIkliVXOZ/uoOX8qkGvaVSqpKcauq4AkNo7iO8saFt6640h0dpeEejF4fk+gkCzE",
-	"PQPzGWBmKsTEGVoxPoersaLdETsAcxOyuUxcDrwAhdg9vNCRQbdxLzQ0TWuzdMSmAR/jIA7Y0WbqlOs2",
-	"dCVpQISIguAYopcEkQgaO4DXGcEhERJh5kHhaJiFgeQlUiCdjxqYonn5zkYM8Ht1aX8IB1qhdtXT8921",
-	"Y7YLclvgkDC5A1OtUO513E5vrywQPN/p9H4tez7Z2ZrLAc8vKWinvoIgOfc25GwKn6+UyeLqkLlbKnTp",
-	"ztcuEU5Rsi32Nsbv4v7Y8v6gXOcieL4XpUudf29f6yJ4vifd5w1sQn2yaLRiYeCK3+QGq9T/+8NlM0zw",
-	"1viXqzo7vybsGabhRrjF7wZg4h4vyO6Ie5hHOcyNbBvQw8sQMzEh4W6ePA8LD9sipx9mVfI6mvMbgvhC",
-	"abiLBQ9lxKhqoo6+iLgkOqYwYhPKqJhB1Xxd0Y9zdBDruIqJSyDTdrw33yFyIe7JRsnngoTrwmotIUN3",
-	"trK2rLTzPdPLN+KbQp1cypCrFWK1gi7CTNwm9SQB5DQFPj3QgB4xWG4dYRTygJhsgDryCaw3RCkdIifF",
-	"qMlDp5qB7QCeGhLsp1i7Vhll7tHXcjfXKVsSUn/eTbMlB8pkprVTRK1a1Z3Mme0213dH39gWuXlXntvS",
-	"FLAzxNpaAGrp92EkgGh/60aCGsW+ckbXnErbsf2Em4oYBQcZlK3S3bgaHzUjHQnCKBIkhAw7IWkQIH7L",
-	"RAoqaPxlM8x8k1szB98YFD1fQt0oE7BhsI0o031Bsw10nkH/P0SSTwkk0OliWqpV1VhJscr45+pi8cfm",
-	"jQTXb9VfaCOH6kh7/NIEO5gMkAYIYjK9oDS9VJqaaoIzhDXIYva4QQeCkHRycJYdnuTqIBymjsjcUBrv",
-	"5debPjNt1lguY9IGUA+Vw1YzOUFRseWsZkC/cqmrEdN5qdmi3bGX0JRBqq+CI0KFn3rNFC7ScUJChxOZ",
-	"MjuZGkRJrZykVuUt8WZY5uAcbXELn+ngozetSG97j+hToVbzTl2aJtIIu+IdwxJhlko2E5aFqEi+O0bu",
-	"BNOAsqmLDi5mHAcobhVRifBEkhB1kI+XcHWgno1CIg7ryL0myyujhrq6sN3ps0fomiw1OyXYchpqzjwJ",
-	"xarAnPSPEVZP3xPxuITSlbWEpfIQ/J1zzCIcuFk2M8Ot1WuZAWi4r6gkkgWC05Qtu1FaGN55kL7wqh73",
-	"eEGZV3KrOaGhkEgXhkHKgp8vJBLq+bSKCRRNFyKpcHI7o4GSvwG9ISElApmq6jmV/nUkLULlZ72Od+A9",
-	"1cqFntIdWrmr2l+vRWGwGhVWzT5Qr+aYYyfjwLDMqV51i9S5g20OOdN2mIFb4KGQs2mSchkS2GmMo/bL",
-	"l8YIVfZmfIAnBeMwUgPgkazr5HYZieJle8ue+R1gSZi3fCL2VdhCV0vaobUS75qu+7Rul35CP4xjczWJ",
-	"7gk05v6yYatbYwmKk+Hy1I7WydJaRrEMoAL5EakjOgGoXip23t16mc6sIAOXusAoUZLknkA/vrx8ZpY1",
-	"I20IU5xhuMIz+MDlRB9uToQvXrTopazX4IxOOWXNptnxjnC7g/aO0t8ImEIW9EzKhb6Sg7x890QRF7Ru",
-	"yiYc8tonIZ7OCZMnoEmFRPDgBvRzjjAKOF+MsXddR4sQ7Jk6Cii7dgLu4UC1OycS+1jieNdakRk2ISln",
-	"l2dF2m1cly1U1FjnstSSI15ISrJTBZ0yRRH9DDpwb2eCeFd/83t/6h7WATmE6foXxogxzKu1VeyT1TqX",
-	"LbvoL8J6rt4MGRVE40JTKYpjg/1jVJlfREL338iQ7CN9kC9tBwDIgr3WAzJtVvc/FE6plXhNS1mEPWjE",
-	"QJK7uadvKt37PjCPZbd7FZQArbK9AaQIdSoY4t+ht7BE0Xdh0q7SqEU0Vr+MiY/gS2XUM6l2EFyJoAUJ",
-	"1TNqIxyeIHehNP9j/a/hEfcEuSExi7dUPyaf4iey+jj0oqw9rZSnb5YElcc/bw7gNvWXE9SWCvwd70JT",
-	"GRjqEetNX4WBTFw+RELr9nbPWEwbSJk4y5zpyDJZiwn4Sk5m5LXRZOuvkd8xGfbhuSzKt7fuxLQvdbYo",
-	"AwGfXy0jgWrxVl/nMXiQUxTyOwx+A1QegQ587on7OuOpMfcBMR25H+hyluCIS+B7yiooZa55D0ajD/75",
-	"59j58urFD0ajhvnr0HrdW8BO2rY2t5nnHrnineGGO4IxWAGLkJB8IbIm+oGbd7m4iYdCyVJFZReFxCFM",
-	"PSPszuG7BgPfUZ0NucSSXJRoZXoOx6bqQF4HSjUyj+Q1MvtEyyzzLct/KBlOvCikcnmhJmaWbkE/IcvT",
-	"SLWy6udc4FAy0MUlmYbauX1NlmgS8jlytTQ9hRbgKKPqrRnBPpgv2lVc+5lz+uyR8wlZppPTnQLqJYRY",
-	"xN3rTw/jE/3jzy5r9dW6x/m6oDCSgE8pc9EBZuiB/9HFqaMrJKCPP7usIypEpKx25iPFfhNKfKQ9n2pN",
-	"zh+eHQ3aPS18MEt8b3DaQ/lkPSrdXwOSQxX11Brp+JBkWsqCqb16BSAiE54puKX+NNTQrsE5pkxiynQl",
-	"JFjgBJdsSuUsGjc8PtcQZV5o/lhhetMYVYNUVA8UWc7OnyBBwhsSghj9sP0hgNYICCwWoNnMcEhMfCSf",
-	"6HDmEVPkScJE0MFv//L/++2f/ck3//f/Vkdf//5vvvkvf36ozYWQLASCfCMgqI5wrudRqSCXVbcoTUyL",
-	"tgfCCAai2pH4miAc1+NQFlxsWo+5v0S3PLyGeLIRG7Ezzm5MhajjEXPQOdEebUQNtiNf4C8iYupbC3Tw",
-	"/Pmjj24Ghw31MNSS1v56XbNPvaDM9uAMC3ICHhz95fnDM9TpdIZqTz6/PIO3lYg3r4BAdRZ4SpnSIY6R",
-	"G9A5lS46aP3N7/17JbKTIPBeU0eNY2aGNmIoKdZ8gsbcp6ZP9yuQyHWUSvdXSm9MP7qwvtlizqqxtJ6z",
-	"GuUDOCvBy6WedvFCl+GhnMXgdj/4BYjZgxii8TCPyajajLEVXY/7RA1CwyC6ZrMI5J56HllI57EBOXTR",
-	"wQWdLwK9pc7UywJaUoznfjn7wK2jB2waUDHLxtemI3afnV6e/VjPUC/UnIRTghZYejM91kFn2D88BhkJ",
-	"jEEF0DI7Q3jHgXfiWeZ+199BHXHsJ5d4qplbvDw8Uatk6KvZhAoUMVPLEZbRIHCaIEdYVH0w6hdUS+Ad",
-	"1MesDtkXkTfT4kNxXd34DkXcFhC/22zCZFZqorsxkiGVWXLNIw2CGcb8H8fHYIbcB5d46p6kdUd5qA5c",
-	"InUzqh8zQIHcRxMHqnCZcZgNOUUHWv86PEbd9hFyFyFE84EWcBVPzwXCmctLKuuo22oXHo0nEdv6MS3B",
-	"kZ+Zj1Ih9JkSwDajDLkvnbgjR3h8QYSLsjci+jsYMWwDIvXlByBwqr4OAECAESSiyYR6RCiF4vMXLpoT",
-	"zMCnGzc1x8sGOlV/qpbU+5pUyeRUK1MiBeo2O8ilTLdICZNXMAzXvI4E0XFz0I4BI9XuFimSUj/mhvBA",
-	"jVN9Z1YyLt1HGBrzSElMrpphnBEwKzPoAK6RitC02mJ65vFrpu5QA10QYG5QrjW9GnNf54cE1CPGrWvO",
-	"o9MF9mbEaTeaKwfR7e1tA8PPDR5O75t3xf3Hj84efHrxAN5JQTzNYaSOn9Nnj2r12k1c9KbWbLT0o3xB",
-	"GF7Q2nGt02g2OhAzImegh9xv3JIgcCBO//4vbq9F4xfGQp+Web0e+O1erzVEi2gcUE9XHDv4+LNPkCDy",
-	"0FRDNE5BNMPBDdHOKAQDvSdyeoTQqUvq4FRMo7cEaAtL8wBEPgiimlFKQMK7yrKt/YjIj2+vdZks7TmH",
-	"SbWbzVgLMJWpinIJzK0YmvSr2jVUMvv8qxoOpspYUroMmK038AnmC5ngqtPf7X98/rOffPzR9dNH/rMn",
-	"D1+qH+Sydlx7+skztZgC9EGq7LeXtePajz+OWmePfnQxG9Ob/kwuxnz4k/BpdP7Fz85n3uTi5w+DZw8e",
-	"f/k8CifXumCPVn83Kccwb1B6VlfILEYjk4VW1lxCt/sG4DajrtaOP3+hzPz5HIdqfs8yC55dqNyCxtfd",
-	"x5/XsFIvX9RrK7JFNaw6uj8jOJCzL0vZ7dQI2nazae4bDcYsdKgOjMWJEh0+J0Lf93Ml/yEwBEs8xoJY",
-	"mebH0O+d2SZ27dT4dW7jSVPastpKmsGUrGVmsljZcfte1Mf0hjDVgVJYSGb1xFJIMl+/fupkX1ZdPnO/",
-	"FC+M0Qy8GUhkUFoBvhvrkSAAaqmjXrOjzFbz0lXE8A2mIMXdw1S7sa7yOcG+0o3EO7/QaqRK4GkLQmnv",
-	"6siDpe41O5uX+ULLz+cpcfbMJQkpd2KTm9Z9vKDOtakXaeUVbdFr7VzjiyvlhPgn+twFzqFiEeAlWoRk",
-	"Ql+uLrkyGrRVLOCIC/GcSAjLKrn9SR+5rysjvKpvfDB28Ly4K08ZN9XnuVTjWrvZ7jutttMcXLb6x+3e",
-	"cWfQaLZaR/1es9n7eepK/VCtSrOF271Wr+N0OqTrDMZ93xn3jnoO7jUJGY7H/bHnp+kPqn2lBWunf/bl",
-	"SccZ+F3fGY67fWfijTuDbrftT8b9mo6TeC7WjK416HSbw1a7//PU9/DM+C/GR3633fT7Bm9JrZIegV5C",
-	"dU4qpeDq+uFz//ZBLYlXT4eacFIW7umFWqeNVGs3293h8Oj1Uc1zBh3ScoZ9f+iQodds93DLG3ZIJaoN",
-	"e+2jVmvYtVCti5veYDjcSLXf/YXTaV5WoZoGvXqxhXqh95Gud7Eqr07BBkZ8AsqA2ona+wQ74RxLkhQa",
-	"sfVhnr2fPviqnr7lPOMB9ZaVX46fh2F21+7CrE2e2Y0w6jH2r8I0A8jWdfz4/eyz4HUCS/LKW+slTt4u",
-	"PP6qXlsxRDe2sfrGq8pLG5eRKFE4zMRSnQrqchhIdCZD7Ml3asFbm8+350ypojykXxK4kutWOVMf8nAM",
-	"dUHgjfZw8xuXnD/BbJkU793xCM6oZkLGZnNOrzZnXOmZq+SGKItZ0PEA1ERWgxKmBwEH7Yk205CQPARl",
-	"bIbFTG10HaqQP3DPMo7orU/cRz6ZLzgE2XxiMJwN633I/eV2Z2lBgLY63U5GeMZCu+vgjo+dwZHXcvCk",
-	"03c6XX/SnHT6Xqfp1bJScxUusIAouK0gNYFCr/L3QuZaq6BHtLab+5pzcHDcajW63Wan2+n02yXnoKLK",
-	"UdMZtEnbGQ96Q2cyGE+ag257PO7jTedg18Fdv+kMel3fGR/1mk5vTAjp9ntk0ukVzkH99n6WqnAS3nwU",
-	"PA7m60/CzWtaT4J9YrVk8JOX7StD6yvG5RW+Con6gSxrO3GAb5O65qcTdE3IQjtK9SZl/LYgapNNI51z",
-	"opTh8rMilpu2V17Va495iiS+7vXkuazIfnsn+3op+iH2z9Nz+U2dDc0KZ0Ne2j1izwWYaN1Wr8oQRQQ5",
-	"w8R/QnyKY9zFbru9bcdPqIDj/K2daZrXMxd+25xrBVvy/lfUf6VPuYBIyz34g8mE6MwBfYNjwvUhwtWc",
-	"NauH2jmIkORQKwjnrqX6VprK+m5pwe/kXulufuNTLh/yiPlvjUn1iu7IpNvrQc+wnGnXL3B35FPp6Oic",
-	"Um/Jp+RW6egQEd5AD6EqHhovEfYkD+tI4nBKZD1z0wP+NTonKMRsSkp8J6rnB7rj1+4/qVsz0fW0dUoj",
-	"FSYNMIyXIYl1+CIikGFllAmYNcSnVTuRdczbugFwoxtfUwb5ZpqgZf3rX+OwuGQImciRTjsPjYGdL0+d",
-	"n5egxlcZWJUB7ZciE91xhm3Kek8eKaNGIYJsd2pgCdEjkOSlyUJ1XoBtWHANmhvSTnn6a/kW6nVuHgrA",
-	"tNx5KHt0QcY7KFHA246PSc8ZjFu+Mx6TljPoNodNb9ydjLtHOtGIhzpKuaZ2qU6bsPi6Wr1Gtz0cdlpd",
-	"Y4EElDB5alIoj2ut9qDRbDQbrVpa/7FWy1sZbcef4J4zIL2ec9SctJxmt9vut0jf63dJVpTVjo2F81wP",
-	"iUfS40Bxk/hXy9VcrA2GzTZu+r1Or9NsDVqePxg0vc7Q67S9gXdEJmlI6zFg4yT7CoaY2faGCIo7ElJq",
-	"AyRLKMw4W865iZAtpVa/1W232907UavtDNpd7Bx5R0dOd+g3x57vN71eu0AtCOCqQKh+q90dDMbtow7G",
-	"XmvoDTrjZucIT3peq9nsd/2tCbWFAZ2cSpu9kXB2ms343iv53iv53iv5mryS2Y2Wu/H3qdxsv0Vydl9L",
-	"nuOvSlyV5xDgKCBskofSCegN8fMhqAcQZQqxGibsDxkMMBMzOmIPcxnN+nIRogeJD4kk2PN4xCS8rT5r",
-	"cRunrKGDbns4YjrK9UrOQi6lDrACLItzIsOlc6qUD/fwBBHszbJ5kyGBy1zfKAUjBqELBnJBPeDNiHdN",
-	"/DoSXPGwqZ2DphERggikRyY5b6AYqGHE4B09D4g/UvPQAQLOLfXJMRqTJQdSANnQFxGJSDb3jIoR6zU7",
-	"yNWxqlfjSCxtE2ogAFJLQt0A6nrE3DMIWzpTW44Dsq4DnmJXxzkVbApzuLw9v7ABctHFklr/1PzS8Pg8",
-	"i5tzXLvoeFFIHKBzM/T/UXXnHswxsaOruHe31NFyGII1svx4Nv6RR5/Sjx/+/MH55U8uHolHc7n4+dmj",
-	"/qNfNBqNHNrd8bDZLEL21UJ51fli+POw+buefj6DwRdD71Wefgp+aJHbj/l0SnxEWUEy53hok4DNP/yq",
-	"vjcX6N0cJTuc5ckJGxKfMElxIKqfypl3oJJj5ujY1Ebu4b0cyE+oECbW1QwQZQb4Tp3D32rX7A5MVjir",
-	"NjJH8Xklr7AkV+aU3Ph+7uH9aHuca8BAI/XFCQLQgsTMJ2hKbwhDOl8fqgNr9NN3hPHqtcxBuvH1zKNA",
-	"DBPvtcPS22LkNq6f9SUIBEvUg41tZJ/dm8Jvcmk8zCCuE19rNSa2Axi/PQZ0VGCVRK0y+hFlIzYJ6HQm",
-	"0YHHfZJXdwCapxiKGLE0GJGHaBIFwYiZl+3Rhw10/j3iy32GnPIpokwrnaChaf07Vse2CSDOWBM8kuvM",
-	"iRt+TYS5XAUgUsNOGYMBjUnA2VTZF+iASkASCwia4DkNlocNm36rOn2bCu563a7yXizUTK2kx1puwozC",
-	"xyP52q6tv53XanfQFs0KX8kYcbuSvph/673GuMUav7/+f53OIz5FWmZuL+MNT68R8pAaLlYFu85jhOw0",
-	"wiTSWaDgJWHk1gBbJUWDGiP2LCTqQcWwBZ+Sznu5xQLhAJIfECCTheZ4SQ6NEdOnBjoweArwshquhtOG",
-	"9OkE1xSU8EObC+U8D2r/vTxovj8Ok0/Jrcmieu8xeQ1nYO6Lq5BEooqBa3vp/YH6fXHBvJHjscROevBS",
-	"ZzWvHEITHsLJtUPG5U3rPqBIOLF3pTTE6JlGIUIH42UMsHBoECjid2MkZn3kejgISGhwlsUJjHqhk7Qh",
-	"cOSW2cOOznTdfDOcNxF4tOnJzIA0OpMOsHpTSV+D4/awMez1mkPIXfKJR/1sTLP+IhNjYO7sNbimLUib",
-	"+O2OM/C9ljNsdYnTHh/5uNXFE4+04wLXx2llcVs4NvFabWfQ7owd3MFdp016k3anNel22/0UAMz0rbPr",
-	"C+/7rY4zGAyPnDEZHzl+q0sGzUl7MBxmQg1IWHyp6TmD9qTnHHnjgTPwxp1+qz8cEzLOBBwkeFlbBBVk",
-	"l3hzWEGe698Her7TV9P5xcoIR5BUW0pHCDG+jxeLkGugrR1jO8sycj5cIhwj08eovhpN4hT6xAEKiWO8",
-	"mtqUMPOLAgLnQMYpSsI64CSyXKWEVaGrmybZPfCWbQstPWoTqpmgqi2hXntqMGHUhriz7bBWKHfajV67",
-	"1W51C0LZ/uRRv90cpE8WJNuk6w2dQad/5AxbLeJ0iN8ejLst0ukOaxXk+WTQ9p1Bu9d3cHPQd7xOr9vs",
-	"t8nQw8OK8nzSnwycwdGg4xz1h0cOaQ1bvd6EeJN2LyPP9YrYJfqkP5koid50jjx/6DS9fmfsdftjTIbl",
-	"En3Sn2BnMGj5znjYPHLazfGk3x4ejSfjQVaimw3n13YS6GVXCmbNsqH/732UdzsRdjDqJskxsclqmmQP",
-	"lFUcoAqG4Morr+q1tATtxgYyj+7tXivRkpcQxrYg4YSH80Js9TFyk8m7J4iHGiZHJySMWFKjIsAQDaTh",
-	"mZDgc3V6KGZA0xAzqfXypNX6iNnglOoGs8eNgZ90IRV0ADkDMzJi7meffeacRnKmzEsPS+Iib6bmwabk",
-	"0MC7gTMrRYlCtzwKfISDgN+a3NF34gqsOJNNbaw8b3bZtmkszV0v9I2f8QpqPW3k2PzTr+o1Dy+uyEuP",
-	"EL/C27mHARw6OeSvrsnyirKrSFTYd/bXXtVrABnnX1Em+cZWss++Sg4UyMKMFf7NvpvVd/a2kdPcGo+z",
-	"SUA9KWJYN0AthGA+daKRAvNXzbx8AgR4Z/Ivv29XFUZLRjhvUezFoAhJjOn9puwJy82CGsK7ZwOoQ3HJ",
-	"o/CdNQR6x81eozPot/utDYaAfnLYGww7JYZA2xk3221n0PE9Z9jCbWc47I6H7ebEPwI9fIMh0HbGR/22",
-	"M2h2O85w3PIcr9sd9ietztgfdFNDICDYtxgB6u1u3xm0jroOngyOnEnH67eazXGn1xlmjYB0SWyWADQz",
-	"dga4h50x6WAH+z4+ag983xt2yiwBmPiRMzgatpyxh9sO6U2OBsNua3jUbWYtAb1T3lsC3+8k4J21p/ca",
-	"zHsN5nurwegj/u4KjAZT3wy3cF4OdEzQg0s8jTUSQNEGVOiDbvtoxEoQj7eDOx6xHN7xCVS0gAWAaI8l",
-	"MrCN1jiLj2BKZwY2fmtFaPJEL/SLKlFyuq/vMV7Et9BppOSvVn3AtN6cTrnywnsH0nsH0l0cSK0K58+z",
-	"jHh8aBJw1dlztN2r53FA1ts6uLSEVAdXIpDjIys+jMpOrRWYrxev6nF8wwpAcCrvX5u1ODzu9Bq9duvo",
-	"qD9oagAEM8CsOdR3/MFg4Aya/Z5zNMBtp9MbD1uTfqvTbPWTCtTHtce08Sn+pw9yaYy00A5uOoNmr++M",
-	"+x52xrjn9Y98fzjoYvWseBZSTWRTUMgAUnzzv/y7r/+PXyc1ro8BYI2EAs15yCiD8tW6HPZxrdUZomaz",
-	"2UStVqtVS4Ho//5f/+u/+7P/67d/9Ye//dW/ylWdrUAUUxr7uBZQhq9uX25h7pk1LJOW+ueC+FDKyKaN",
-	"C8+8t+G+1UBOP4I6FXeSIgnc4+6eOtANv0vasi5Wth9t+Y6Z3Rn5883v/dVv/+P/tLXkMJXXFOOsq27z",
-	"+vvffyj0az+X3pmzx9B+86nTbx61jwbdfu+1njpmFO9Pn/dm4Xuz8L1Z+NrjCta/8FGkdxO5qyF5Nwfq",
-	"t80K1QfzvqzQ2Jka/1BeCAXPDcfX0QTizoXJj4YKiADmKZAbUCEfE+wLt44WQSSQ6xMc6HB1V5fPm4bY",
-	"J25J0H0yjncg4P6pEoVxjP3mx59xHmSetsAxpgU1jUZNBdJXiqXgkHHl6ornv+kgrtNdMg61JBIdKGUO",
-	"QAfgJpXI+HvQgw7T0ZYNLl3Z3ACLJWs3EiPG8ATGKOsMfqxMiB/B068qrNo5mSppUnmVHzE/EjJcVn/j",
-	"AqozVn/+Ek+rP2xA2h+GfL7F45e8ysNa0lRu2zxere2fRLroeQXqhbLaunhB5JNLLqE07sbnH7xUp8GH",
-	"amr7BCxNIDG//k//8pv/50++/ov/4Zv/8uff/Mc//vrf/mWu4LzFDGi2Gr1et9kcHHUHpiiCT6XRG+IU",
-	"Gxyc5j7FZdqN7TIJ+ZeEPQccV/OU3jiWMI2+02tPWs4Ad9oOHnePnHa7fdTsdzuTHsRrU8PptePa3/3Z",
-	"X3zzP/97UzjhIdR/fb5IBzLH4lpZh3kDSlPgm3/3J3//R7/UDXzz6z/4+z/+1de//5uv//AvlPi/Zdn8",
-	"IdA80+wh+PgpNGXKDBUCRfpOr9lsOYNh58g5mnQHTq/X6/qd1rA19ts6JiTAdJ52YL44L2QFTbVQ0sOF",
-	"9wKCc8UhdH1VRYf/9pu//at/89u/+h9zUeG63Hnm/jLkY+Lc0IU6h9dafvkl3yZRyAhPkySU9xHcML/B",
-	"F4S9nAcav1c4HKqf+tyL5oTJhliE6oyeESLnQQP+hXpylfrWO+chDbR3QpKX8r4nbnZsYF1+U1p/+uOL",
-	"p5/qmtw62wRcQpBoyoiuq3t28VP1888eX/xM6Sekjjyl5jM0XsaVil10IAjRlVAJjKEx9w+LOc161zsf",
-	"UbHgglaJJzCvZN94N0zk98iu75Fd9+xe71cyBPV+i0G73iIeLPORIDj0ZqkwydpLyXfbONytEa5gK4gZ",
-	"XSDOkD7m68As6jA01fUPXH2EuRoX1o/t3xgeDIsRg1rp+n1lRrknCEO5gXsiKScfj0k3SnUasyR4fk9A",
-	"yW7wYTCCQwIU8IiQ6lt44FDZY9BMfII800OqIxIIjWU2DfgYByNm7c/md9dK5Vkmr+utxetu0L9sKk1V",
-	"bWV79aOoWFjVCIvSsLUW8BrLeL1XaF+jQhtgj8xhHYC7iF/7Pmi5u3H3uhJld7jIeF+57P01Stk1itqK",
-	"uryekg8V1NGVF95fo9zpGuVkxJQ6VCSre5wHdtE00UcR0tdYpoyozjIaMa2EKUvQaGDfuQuaXTMREiV0",
-	"MyRv9rpmzwkMlbdJcme0Zr+cZjRr8pIKKWK03eR79/AEuSasxDWseKv4T3/3TgVBf19LMaIMUMQuBlvZ",
-	"Ddf9sZqeA0pSOWjjA+zNEJVkDiUx1LNQMgCgFPktyyKZnKCQiCiQAgm8RLcz6s2QiDydrwyW3u1sqWWq",
-	"nJFQIO2qWL0A+1ANDPLEdr8G26cxRX0gaYqSMT7qOYPepOMcdfrYGXhHvdZg0u9PoPRW5rHOwBl4ZOgc",
-	"dXodZ9Lr95rj3sTHbW8L2yYlxutEZTQrB5QtYJmsnSy/jgegevOhilYux30FGmUNUXRzYGu82o1AahI2",
-	"UfiMhA4wsZnn+4zC9yV431m5D9lggtyQEAe7uesswh7iJcvFPKQCCuTqnMhHvnARZZIjV0ThDb3h4SPf",
-	"tYFXIagFYJ5RqjVZaJhd6puSSxNKAt94/yhDLnwWLpQM0HrvDQ4iYqJpR0zrrQarX6ntVNbNZQccG6ZB",
-	"3ZPM9H5PNEbMBP4JpfErJdmJFjo8gyd+yRkVkqvWdPiunnHmjmXOb8hIzT3buJ7oyrNTIk3gQkw6HdsR",
-	"EKwaCZTSVV9xcNb1QSq0Y1TcErJAxlqgoRnpPeThhTiBslQ0RNSHycYFn1C3OYx7hATWTGxySg9EfSi1",
-	"kFtE1ZFaoOfnj2E9YjPcbaBEqUTXZAlVrPRyzBeRJP6xlVz3oNhV7ESpF0cQEscoDY0Rg3AHzBCUe4JL",
-	"LIxEtCDhDRU8wUPQ84dygUFg8NPAlBkxym54cEN8dGBFUTBmHtI+JMWrh3Uwi2DQxzFvCZvVJAiBmXSb",
-	"3XpiO0E1AiLQOJLxgyMGjaFus4PcYrig2xix7IZA80hINCZIO43QASybecPc+7iHjUyIeR0CwEcM2L+e",
-	"KUOG8BRTJmSRwA8u8dTmi4YNvT/1qV41bDyFebiLxqWFRN7valSIgdMm4yNnMBgPHNzr9Z12fzwhnt/t",
-	"DI46aQr4o5zOtv4lQHWNd0i+p8HQGZAudobdftdptbpD0m6Ox97RZHv3HazI64HUTuuPog8j5m/yR/cG",
-	"jUGv2xq2hkedN+GPXk/I7XzPPwr4mLzM+pg3zy/xP2cG5HWOnEGr2XZw76jrTI7GzZaHh/0eHtdyHupa",
-	"SBbtQaub9Uj3cLfp+0e+0/RIy+kNjsbOmHTajt9q9rqDXq87buMtPNIr/ucyV/Mm/3Jv0Dg66rb6g2Fv",
-	"uIN/ubTUTyzN0ko6sMfeCW/ze8/x+wD8XTzH+hRX6qxRIOIz/2D1VNcBN4l/NVZLkgP3nYp/eGPYLe+G",
-	"x9Sc91ceZzckrFISr/j8XVFjsspcBcCY3OPVuRu0h7XOXmM4ZYufGGX9IGcpHOaVdKVjKraOVdQV9bSu",
-	"Q+w1tZRlA9VxU1XcLRDUbJeCnsrIrTb0RMYcwkybdGboB1nH9HcE0+ZtZXN8+/wesHJZWzmNevz6V7/8",
-	"+r/+v4d3dIHE+DilcAOpn/01wlS3u41hr9U/Our3V5Xv2lGz2Ww2es1aqoJbmug12t1hf9juDdo/r+XV",
-	"c2VQbKeddx1/OBw4g0G37wybRx2n3/WJ38IdbzD4/9l78yY5jvNu8Kvk27ERmFl3NrPOrOoJxwoECRoS",
-	"SUAAKNpSa6ezqrJmSlOd1aysnsHIwQhpYyVTp+WV9Oq1LVuyQrYUGzJtryyTL0lZ3+UNDED+5a+wkUdV",
-	"V5/TPdNzgKiJkMDuriPv5/dcvwevic4fv//tJ79775Mf/dPTX39neWTI6QMzg9pFQ00b4sDyoB/iGBLf",
-	"I5ZhBb5l2bOo3bAd8/qj9tnZPKIBT4RUbe0XxZB3X3jhK2GnKo3NNofry53RpL9eEwK95TcoyXZH446r",
-	"5Gs4nz/ywhgbPvvg7usa18srdkA+h8Nhyza9kotBETFIygVekJTOKSKquRTOHNO5CTKFuSKiNXWkb/zY",
-	"OBvxwhW39VJJGs4gzDdiT2sk9tVLbNN0DNuxnUuV2BVvRSO5nyXJXfnV7uZTQrxJ9l872f+CgqFUISnO",
-	"kz12CbzvScG1x3KeB7Qg+R4tlINUe0t3aj9MeRXbZYinar1MkVERrYRFYMQimsvMmJAM59Sakvdci5SV",
-	"GenhQtsPTIg9y4LEwwEMiBu7oUdC7FqrH6qqixcZPLU8+cPrmOJL7Nju5SR/2H5kQ4w8DL3IoJBQ2/ZM",
-	"bDmuFa4JDsp1AQzT85b73AzcsS0HOXguEFg+lbMON2Q7c1NAbJ9EEAeGB30LuTCIYy8KDcejyJ4EAqKB",
-	"GCIDIndeA6cQQiuJUtraqC+u9rqNK+w1R5xiiWs8cdfeE0eGifRbsKzYDSR6OLVW0Mwdb7ev3KGnJNBu",
-	"Nip2s3jFJ827p0kIaXi1mnpdV1rt4lx+y+okSJiWjCueAtX1TZmMJg9mtUJfEr+PwzorFLR18s43P/nG",
-	"99ZyC6qaGl2t6C3SA8c5MZtVA2sCK6BhVp7zEv12wJ2yk2r5hmXOR5JTXpUbloqeigFOODCRqS4mQJef",
-	"mSwmAhLGC0qiDrhNklTvi4lDrQ3qp1QbRCRJj3dTsex2c0rCfXmJeOZumGVplB2xMj52V6kl1Ud9OMwq",
-	"mROpPJvRMS9IXXO7Nu4Ynm8almV7l6Gu2dB2DRviKPZhEHo+9K3IMlGIiBmva8t9ICPJq/1hevYynU32",
-	"1TQt7LgLjLe2EwcQU2JA4kY+9GwrJCR0TBIYc4y3hkwImi1lbLsGgthECBISEIhNj3puZCAzdGZ1NtlA",
-	"w5zXwGmdjWW7Yuw3qbZNvLFR2y5clpnI3KQzxu94vuN703X/yn1alfdTX5xaxZuG1IM4pAj6lk8gDW2b",
-	"EtOkdhSsWMWbhoYJsWkFkFjEhiZ1YtMyYts23VoBv8ppMVPDm4ZhCHFom9CzDBfGNrYsF3s2cdHiGt7U",
-	"92OIbYvAAAcB9A2Kie86ro3DOo9FVa5sU4X7bk6JHnJEkoKXIk0bP29wQLQoa3LwPq1V/Rod63JjQxsF",
-	"aWILPrM5n3NUnE9+8c2Tv/zvm4h8rOoELgyBlLzT5UXXgHb6YphplxfdMDqm6fu+g1y8uOhG6PoWxLGN",
-	"oE+MEBLDjGwUE9sMvZmiG6EbRRDTmEBCDQsi249N1zXMwMHLim48/f53Hn/0M9OyzVOLZhgd23Qd03U9",
-	"+4tyWE/toWuanmdZm+pgTAXcMCGxYgqRETlu5IckcP2VOmit0EELI2xZ2FqPGlYt5U83M6zerg0xbEMM",
-	"2xDDXgti2LVR9pmYZJ+RgGFFPlvhmRu8OrGurNrbXMPsvf2MUUUUISuHSfKDKvU+zvJxXgoHaXJAZR4U",
-	"v9FZxAF71tprG4ynWVaUUgthoGp7gY0Wljx31a4LZHFtKoFey0qgDX1pk4TeVIFrolWaaJXrnGN/FiPo",
-	"BvPbTyczbS/lMh2npdcy5XWGvOQ6K7PR9XPrOfNtMMOhNSbOku+ayHff3hHbW6rf4iW6lG8TfvJMhp9E",
-	"0bjGIBDLZG4OwvkrDiorbURJCksn3XkCUEZz1JzbegNIqSZ2gyy8V+UfdMADWhRi1SbSITAY6rKFN4v+",
-	"DghTSnL9o/zv8Y91BjMgRZkiAQP7NKdgS24NxZIn3keL9piCJdruqgRMzXg2Hl0wUQFbyRVZd1uFv3CZ",
-	"uyl2YrnV1PX8tBzOl+rV+s6UzbkZjrPprP3VuZ+rG5+ZtMeGw6DhMGgyIpuMyAWmyStLg7wCPPGATllE",
-	"xclXisetJ+/84PEHv3z67f948rWvb19IjmOcU/pVegHBrS8/ooNhwQU8iPNsAPSZI0W0/EKR3oLguOR/",
-	"H4mzHfTlP32wVdbZEjcMyKNkMBqoG0t+1xscqNa/Rh69RI75dge8eFwDNFtHiUACEtUMyKPbUoBsz8E5",
-	"MwjhtnzsdUiDXPlkVE2uxWNdpMi3u47d8X3HQNjHm6lhNZ2hZ3cdp4NM5KgMvYWi3oReHJkQhz6FxCcO",
-	"JJYV2cjHnu/7a4r6Jz/5+ePf/7AG5xeK9tkBmBHtomEEQUwoElLdhsiPg8gKfYLteE6Oo3f9BfvEnDTx",
-	"sA0MuAyblzridxO2OyQr+NinLn+7XT6gyLLdNGN7qz6huv7t8qSaTINY4TlzbrpmIYksK1YMyxxf2UQy",
-	"Nra2y8HGCtPUbUBbJ9/88OmHP9xIAKQu/FCLf5wqXZtGlBcgTnJedHUYlRJMIIvHNjO5vqTbBERJJMtT",
-	"HO0ft2tsG6r0UT5KKTikOdcMwXOCLXX7/kQ37MJjLjdZ4D8sJtnyHYhim0BMAgR927Jg7DuOa/ixQ42g",
-	"1VY3yMXZbY24RFtkDuTwupbf8R3sIWwZ0oYiVIC7kxVEk4n3GrbtQezEGPqOQ6BhYT+ODdvyDKc+7K2u",
-	"RrizqRejlH5BTVSra7RbRTbxPjHAc7pr2IYHsR2FMHDcAFoYB67hG26E43W765vYxyv21YkhthCFnuvG",
-	"0DFi2/R9EhPFW1/vq8xhXKOrq/VsjQBMvax1AOaSKEa9Ma9VtFjDLXnJZ//deQV6rpxscr4k0cBG+2U3",
-	"zxU14aOpM0S1y2xftat3QFKoWkO1ROIbkupJiqMwycNRWnHUT0qgO1UnrgX9U3lOtWJyQAEbDQKar65z",
-	"KgX4ikienC6yO47vYYwQ9i8ja9iEgeO4EHsEwwBTF2Jimn4chAHB9JxZw3iZHUR21UW+p5gP5xhBAmR6",
-	"EHu+AYOQmJA6sYd92/A9G83xb0gv0XTipHiIbUIcxi70sGFA27RCHMRO6MbxJqwgpWKyohlEddo0XOQ1",
-	"ZpAmpK0JaWtC2pqQtrOa95oE3cas9bxVNiH5Qd2opRcQ2Hryk58/+fE7GzFu5VQoTfSiuGvrJLW5oqTt",
-	"goCEB6DIamy2Kn95Vte4r1r3THAAKbRnWYbt+ci4LDSPPYhDz4CeT0NIiY18jJBNJEfOuTiA6mhe3ZhN",
-	"GphqkFx9celwfD2npJof13Mbp2SDxhs03qDxBo1/OtC42BWrQvH6tQ0Of36IcjSQFGdViaLP4iFYjKKL",
-	"Uc4uwag/GZA4ZdbvgFsqv4LoeMcddVAOc3qYZCOuH0OZeHcVHQlKfs4OmAA0exnldajeY+LqnbpCoutO",
-	"7KVZQFJQxmHKh8q7NYuoeIC4Tl/QY9UD5KX1+v03OCgoGYCtcVULRkkueeFYKCdRXSBO8x7jtJDZJPK5",
-	"JVS7J3Fof1vlhxQyl0SIMUbnFby/L6fuerkyWAaCUbRHi2fJkWEbpo9Mw74kzcf2Q4iJTSAJ/AAGduS4",
-	"2AkNy4jPqfmYn07Nx7Y8s1F8miCA5xQgrh282IDDxki7GrIU+KGOimqWTbD1yde+dvK3f78RU22RE8Zj",
-	"ZSa4QJjZngKZ65QTm64fFpKhAKVZeMCBAHEkV2k6JUAVuEzmBNNoBygAoLPsBV5Lj0GwwIjcAXeHlIFM",
-	"rqIRS4qE8jZ4a5QVmo5pxOKEJXyfRiDLI0V0c0jrO0/P1oillHMQEh6SSDZIwoNZW/RDPfzXuOhZDLGB",
-	"bOhjx4a+4Xk4jrHnWVEtnK+1n6VJRI5XBwJlv5tKaBdcCc3uWK7vW+7iSmhL5ne2EhreeCW0egMvoRLa",
-	"+HUNaG2s9U0ltKYSWmP6vwam/08Nzf75ctoUolg19kdf3RRQazTbZ0azLYH/lG5b0p3ldAi2Pv79b57+",
-	"6sMLKKU2YhdHOMEiJR20Dsqyox2lkfJ9IaZCKoRgkkVAKqzziKF0456JuKTnRoFCfge7yMDOtS0lbXY8",
-	"w3FX1Z/mqES1B5xdr6oe0qhVjS/gefQFrAjdapc2ToQmwuQUtFRigjPmnlY4aFwwYCHhwKtZdsDBaAiI",
-	"VHXbQBK3yxouA5KkgIR5xrkqNdCuWqPs4iXhaI+ps5pl+YCkCVfJnuCm5siUxvc6C257IkYjSrg4X3tM",
-	"UthqtVx5PP7X134EGD2kdcpcRXKQFBwkUfloFZqhrQ89NiDHgFMqNPM5QRq39ml48NJ4ZGbw1kxJwWww",
-	"JOxYjEklnERbxfZIxCVvjahkTtAwQ/5T36wD8uhVyvaK/VbXRKjdKlRKPi9yWfzw7fbsO9UsqAxUkDAg",
-	"3h9mg0HGgCoWtOjlind/wdvtlV7OyqmPopxyvuhNqszAon469uyrzo1MNbOyqqE1pzKCAw1suxD7BoY+",
-	"Ngn0XcPwfJ+EcYRbMzwG2PYh9u0QBqZjyRqZoemYfuxbtdqaVRUNvXjvstooT6eSYrvMJdVfnnzjN09+",
-	"9x54SYczTQQrrcNjUK3X1/QQLDjc9QiBrWHGeRKkx4BljG43tAaroJirOOrf3M/KYthgn3BlKi2Xyf8B",
-	"tp787B8/+YuJ+uK1Q32RVixPa8U70NYfFCFje5aWQIsKeigau1BMiLUVZQOSMKCunOSmkU/n4qASB7N0",
-	"LgtVImNgSxXykvd0BlGPpZI3Xbp+j4fawVrs0yQHQ3KcZiTi222Q1WhwOuBlcTdIIlURR7pgadRj4s5s",
-	"SN4a0S4gul1aXJDhUAYvBjTOxC2MVoMs/r8NeCb/I2F7PdaX0qsv2yTUSSFYOKVMBg5KZNRn9FGhCGz6",
-	"2/oV/CAZciETcjqkRAjBjElKHlJUEkuf31msBkiLzZzKCeQdcJeBexkv9nL64POvVn3oMb6fHQm5GVI9",
-	"zPURlQbogO4RJp+asL2ym0khlxBlEY06PSbmLKY0kl+yTHzfnegKSDgg6RE55hXzNYtkMwbD4lhSo/TY",
-	"gBLGK35rRo/AMS12AOEHgOyJ9ZASIfsrBMmFFFflwjo91mM3o0HCVMfJKEqKLOdSOKuOyQ53wF1pBRrx",
-	"cohu3rsDDuixulJa6fWq03Gcck0rDFIhkmKfHoNS9LPsCGwV0vJfK1HX7rFY2grgaKhvr5cLFs/Is9He",
-	"vl6QCnBstzXDt1hEQTYqekzCl3yPMI11xKqnaSxO3SzlbdWRtgwu5W3AFaE5b1fdagOxmds9tk9YlB3S",
-	"nG/vSB9IsU9lCU6yR2VX9rM0AjE9kuuJMNCXxG59vQfb8t8eK1dektLJ+R1kh1Ssow64p/cWCEmeH6u9",
-	"pJGW8nBkcY+VZOdxQlOB9tRCl5/AIUlHlM/DU68mvHhZnR6XUbBzii9LAEC9NkqDgYrPBVvVmdBPov52",
-	"B7yeFXo7q+XZX4Rs5INaq4pm2fc70TwoVW+dWrlcH3tdfWworFt2VFaHEFtRsv0PBkQdl2CrL276Y7Hq",
-	"O9o611YfxPKlsnc3GRixA5YdMfkGsbdzGo+4OCm3+jM1+PptPbGq0IS+dVc2dlc8oL+tJps+GqayPLli",
-	"RJ83XhLn1YdLU3RNI18k1kdR0Fw84//8EoFf3e20v/xH/1trBioKtPXojnqKUYPMJM91uElxLMtICTC8",
-	"eU4xZWiox+BGMXEgpo4DPRQbENm26RrUDV2bjlsvObYEICAFmShtW6f9mo3vjfzQgJiYFPoRotAJrcCM",
-	"DWoTSRu/AlvW8ua9XeLe+h+xwonPdiRDlUOp/y8I/DWcjm36viXzUfko+AoNizkjRagDcWBEMAioAbGN",
-	"fBQGdhzY3hhVi8Ur/U9q4OoLu1VRnU0/24IoMCjEoR1Bj5oxtIgdOKEbYerF41kgw0TawcfzoM4zAYyU",
-	"mbmsTvbl+UNjG1NDY50yNG4XmR3D8ExkX8zQaBusXOjj813oYMefPbrzlSx57aWbRxP/e+Vl9NrDqe9e",
-	"uom++NJrSfx56y3vc/EXjEfmwL+PyOqmW3nSnU6lVmjccf2UjqbUalNq9dlXGe/LNKh9qtGN2Go19VAr",
-	"cotUQ/XzlPI3BsULFcAXj4E+19oykFYOnMSQwTEokgEFuQCPO0JDqKluEgHVMHc2jsktJuOFOKXzGUpL",
-	"795VwMs3BVzU/b4TtZW9cbI7Uh1TfVqEJ/UDHk7DpGW78UHtnkXIcrohEvLJsmJbeuY5qL17+5T23YlW",
-	"bt0SuFtrlFBPC1XcWzZO4KOFmFsuqI03Qc5OKbuB+O+8rieIhbuoRXEuK6aOW6MMr62uwBUUilulVXA9",
-	"6+ryBmpF/tS2FdkmWnbKrlAF4F/MNgywy4mu+cE9y0UQh5EHfSuIIbVtHxFqO8QhrXZLqKWMpgJEkzQV",
-	"X5SvlV/QqA0SVtCc8kKehEvjFwy7Y5qm4fquL1kSJ2MNPNslEPuhBX0aUmjFRmBGyPRpbLQU9Kol8i1C",
-	"hKZ6Tw0KTvc2ciF2Awt6ZuRB17dR4IS+g0NjfMvDMfxTiHjusFkWxHbgwiD2MMSxG5qxR+MAORcxbIbp",
-	"GzZy7XnD5mCIHS+AXhAh6GEDR9TANJDzt+KwGacOG7YhDkwEfcOPoRt5McZRTAJCFgzb6ub1UsZocNue",
-	"WM6HLOpkQ8oeDVK10TjM4jgJaZSFowFlRYcPhTzl+5QWg7Qj/xVvXBFVy212O0lVOF1BHxUvhPzwjA9Y",
-	"gstrp87WZx/cfV0Vo1R2OAnmEranTKUcEHDrwRfEz3/66oM/BXGS0jYI9zOuTvO+qgTfB1ucUqAsvLIR",
-	"nUE07Wu4pVYdfCnhw4wnqziQ9S31O65H6EWjPzT6w0UEzpxhXcmAkpUyF8ZXbmQuX88AH4X7IKc8G+Uh",
-	"rSraTsX+awf8dZpSd6UgJXW2kSClzxJ1uZBctRO+phDGlf60krtwHm/53NDX/liS9+WsBxQkTBu0eVG6",
-	"D/RX8agY5bQDbo4bqfQC2mNKabnBq+gjxS2ivBdJwUF/MsqzD4qsx/oD8mhr8oc2GLdpW6Z+JGqlythb",
-	"2Y4kSikI0yw8mBsbIjFQ+cArzcpcAt9O3v3Fk3fe++QX//fTd3/y+IPvnnzv64/f/4v/+ui7j9//zslf",
-	"/frx+996+s//+fSDf1pmtXS6ptd1cMcxPNOwrQmb7lSMqmWYEFODQhJYAYxM07KxYTkOjReh1TVBlxr0",
-	"1XJBjfUGcR5qts0wgtgMYuhT5EDTCC3bMEIXU3M5al592JdAaTXqpmM7vgqgngp2tiwEMXJN6AVBCJER",
-	"OZZhm7bp2qsj6cnJvcKZnSc/Xs32ZuuQNwG6DUthw1LYpCo2LIUrBJ6vvAPGsPRU3UxajY8I1wXxgXhT",
-	"lZ21pWIEao3ob++APh/lh8mhEK996QjolyHffbkU1UrU13SAjXyQE/k8GcpiIUOGYclFGqYJVduElCgW",
-	"5DRKchoWHESZ0iiSlLIiPQaaJEXGVOmWymiu0vlYvbRJFXwGg99fzfYAqWkJWx+/97OP//C3H7/7rye/",
-	"//H2GRSb2dDHqerUVRSWTBdc5gIruWva00WRyqU34rL2njjGSz9XUmhNZstGtio7fZRw5Y2Z1D5eocWf",
-	"6Ka0zp3EpzhoyrCdMBvp8M4qoaD75y3RrqjVNdst8c44zY5aXfS2Chmt/W7UfzfFqC0GuBbqItTxXcu1",
-	"VDU5zZyz4FKjgxzX9N2y8NwbfDK0BUOL2BTiyAmgHxICHdejoRXGlieDJpLJawNkQUxsHwaOE8OQOqYf",
-	"WzY1XUcHWFTLorYexPIZ9+9Lfz4RiVEL2AlR5MQGciGO/QA6EfagT40QWrETRRi5nmUYrTIpe7oTOIDY",
-	"MzEMwtCHvhljJzIi0/B9ad2/iDd6HsRG5EPiGgiGQRi5pktxFPlaL9XJgrXSXTrRoZ4QGKk49yKbNzGO",
-	"DbHh2NCLXAwJDrBre46NqbG6plCt9wWSqdyaIB+xJoj9QlLxruKMf4UWgExMbpXVM8yzvZzyugVLhtMu",
-	"TnY6b2G9ZCAk5/LYd33NnKCF9kTEQ1cSnmVHbAeQHhvLhxsckFSiHR2SXAoLrotPqmDhHSVeZHBuj1Xx",
-	"0iRNd7TSAYTOIcZJkuy+mRT72agoA+gVyuM3QEQLkqS8xwJ6nOk4X9k+IKmLI5AxytuAcNDfo8Ud2bn+",
-	"ouDeO3p8nqXSsGN5R0ZFdlPyAwhRhirZJcVePUHOqDwulcS7RYbyFp2raaqjWT5niRD0ukgKQcO0bEdK",
-	"tig/vj9ipSyOk5SW6UHSpNR5lPJHy2SleqLRkdnolbNf31UTgS6CRoQoxMTyoUcdB1qBEdoxoj4xjVpS",
-	"U41rQK2ZW2K8VA/1ItLDKCDEeJiE+iKaL+1i6WjAqj6c/OB7T3/1r7ITNI3GWXADyjnZkzELZXKAyvPj",
-	"IM+OgCnElxC7llgn+nWlJ0vGnM++6uk/f+vpB7+qvaqM6hy/S34DEuVokg/rgumnytfaktohz0LKuZhX",
-	"uyb7+CjUZDNCABYklT8vyoevzdEajme1t06PqdTnTyMCr2tQnvS/JNVJWYqu8puzaiiLnC+fH9ER5YCA",
-	"YJQe6PdWsbdJSm/I7cXBlonMnfohLxVlrjnYtajdVmzt4j6xZ249+ALYeuPhbeipdAmdBSXkzIt3X5Oq",
-	"zysvfu6FV140PGShHiMcvPwopClIGLi1nzBSpYMVXSGJaFjQqF2VLZcRg33KwixK2F5/G2R5j8kwgy0h",
-	"17SY2qe02G4DIpQnXgATgddelBjBRKiNEJLd2wHjO/LsqMf2s7SMLJRnBtBruANeZntpwvd10oMylYnH",
-	"iQZTTkFKAppyMCDDHlN+qQGnqVTbTn71w5MffK8NTr7xm5O/fL8NnnzrO09++kEbfPJ/vfv03X9rgyd/",
-	"949PPvhBG5z89F9PvvtBG3z8D999/P7ftMHJL//iyW9/3QZPfv4XT//5P2WCz5iunoP6udkGH3/9R09/",
-	"++HjD8T9X//u499/Tz3v777WBk9//1fy3/rpB/7X1/6pK+BHj8nwC7UCOoNoewf0B2Q4FEMresOVxjke",
-	"iJtqnpXZhTBxQAbSB0fUHOlkMT1+OilJ54aPc0pkKB0LqVBqUVtZJ9XQUrE59AAf7R93QX8kH06ClPbb",
-	"oD9IOE/Y3q56Qb/dY1XyiXyAuGYsb9RX2zKT7GUZqSKkhiwIUMvVUnIlH6ViUjnoK8n8KiVRH2yJUdff",
-	"lNwjfbWwx4tHJ4iJm4d5IrZ0+dV2Vy2ZHpOPb4OqbSDcp6FOguMqkSciBQkIV1ns4hWl8zNJabvHhikJ",
-	"6YCyAmwVFaaUOfDZEQOjISgyCQVDMpRDyuSnlDCxUVR1M7nb6v3b0SlNSmfsl+XPdKmCejb9DS4QZZFB",
-	"xZYk25GP2Ha7LHbd1qlKHXBfHB0kp1UEZ8JAoDKL2z1GSbgv44RqWYltIL8Vk3O0n6WSQEAsLVJo8Kp+",
-	"khUm5MEjMIZYT/wgGQ7FelKJkdKEJQ4IcblKn2yXa1FRDkRURh31WF+daNq0KVOgQCQWyIiBrb6CXH8s",
-	"EFd/Wz+Zj9eKxNcq361KbuyA+xTmI8bEaBO1TdRIT+Q/dhUZgRiipOgxjQLlcI3hpJq+LSIzFVVnKI24",
-	"yusSSvaYaKHHVLq92mqk6I73yAE91mu/SogUjwH9mtjoyxvHCZH9KSHSnz53tmxkgXn+B7FpRR+TYltM",
-	"mFgzUFJdijeL1SP7vJfVSakXO9HV7FysC30wSotkSPLiBQGKYZnvsw70WouJ2FzTBreCEoImlRBUU0LQ",
-	"XCUEnVcJ0ZxYpQAWaDmQkrw1oZrIFdUJ+WFd5VAfz6BxlJatCW0DTWgbk0Ac1YD4WwLs1FC4fxoKH3d7",
-	"TSC+yAyljuo2UC25MOf1qh6Ka+ObaBzepzi8xVaVnMHSAbtCBObMDVfq8B47u6Xd6WhsbgJiY9/g2gkn",
-	"+9ueL1W26mKlP90/Jb5IBWDmhRKqM27sUGGfOi+2v66X7g57Q3mRbeOsW0PTbewWWbabknzv9CU+e8fG",
-	"FqcEW1tFLU44yKLjbSDxb75XOo2VGrjVn2lJ/1pR3DxvLlslPDUIrdFkcRDn2WBOMgHYOvmXj06+8Y/b",
-	"GzSVTFrzl7ty35RcGYlUgHgb9Cvg0QdZDPoSZ/QVxpe4PmN0R+q7PdavzIJCU1UQrw840RRnSQGiJBLI",
-	"X+si3ep7FYkTZduKuqZfYp8+kCQPYxu9IQ0c5c9iuddgUx+od0oWkoHQrrY7oK9JHYBiayFKTSep0OSF",
-	"8hHKVw8J54AXmVS4hO6y1Zfaumw+V9Gy2zuqvZTkaULzUu0rlVXJY3vMO+B2lisjkjycs7ytPRftMctL",
-	"qXzqK27UC8HwHWAju8cqd/g8ReKV0mp1fm/4CkjcnkTiZg2JWzUkblRI3BojcePSkPh6LoLN4nVnvneg",
-	"NN9oM33NXv/0Rz978pN/nLDMs0yb4CqyK3WWdutWu4SDZI9JR9WWpkPRNi2pe6rTJim2Syu+UXMeVDpc",
-	"3W8gLXjLnBPSJyHNW9XdM26JpV4QZRSsvaKkiJvjAFGa/7QHxJ33qjVfoe0Nk2RM+nWa/4o+Srg0UcuX",
-	"4tpLxRLfDclw4omleaOM7Jcl9gUok5tAzVppyJJ8UkVpwqomB035WPzlPhZ/NR/LJhW7xq3y6YosYJXC",
-	"Xo8oqIcYqENso36ac8UgyOcvJmmVwGo29qCKNmjrwIKETRRcSzJWqmbS4KltwxqnxXI3iwMYBDTN2B4X",
-	"p+tWdXgoozHoiwcFKb0tWXT6PSZlLY22O+Bz9JjTAg7JXsLEht1RnoMRK8pSaP2Ehekoog/F3lbW2EVh",
-	"BrKTl8LxcMqVkl/pdpIWdKXL72VZWrt6Trq/Gm89rmJ65Om3kI1BnY2rnm9i2DS//ipJ/ffpXpKx1Xt3",
-	"h0UjXuTHq9/xQKYFrn79Q7K3+sXKthzdzrPBGpc/zFa5+A0ldVZ9tr58tWd/Xs7xSqOXF6vNy3hfta6M",
-	"zKGMGOy2nvzuOx//y48N4+mv/urJt7/25Kff+uSvf6AcpiqH6pAK7eFWjbRXJTEtSZXCXcPrmJbnWa5p",
-	"Yx0hOl04oh4AasMgdijEvu3BwKUODHxqOZ4RYGqba9aKUM5WGV65sEzEbANnKkXYMKC+DbHp25AEIYKU",
-	"kthHdhDaoT+HQNjyUUVP1m2Jj/JPtuMMYaErVYbeU0fVk/f+7eSnv51fd09u6Va3dUQDrkTgwpIRrcJo",
-	"LS8bMT1sCoJOLSS08YVkOqbt2r656kJCEMcmgSTGLoyJYdEgIJ5hkbMtJHT6Qqo38MIWErr4hfT4/W8/",
-	"+d17G1hIaKWFNB62NeKuhNT8VJN9KMzR8Hw0PB8Nz8d14Pk4E/fElQUyCk2ZU5KH++ogqZ3K6vMKVBKL",
-	"gxdvgpwOb3BJJi7tVQkXamu7VF91+9VvVSEQrVHu07GZqcdkqJQsAJIUsgC4NlfNREH1q+Arbe3mWQfc",
-	"lCH4N3iPzb4yUQp3X/8iBMY97aKsRezLo1XFXfYYoySncvRCyossl1eoSDtOC8lK3QY05So1ci/NApLO",
-	"drbTY2/WQ7oqwvM5/Us0/6D42AVEpZ9JtykZ0B5TQTzlkJX5xJm4hJE9xUy/VWUcHMurt9sTsT9V6FGZ",
-	"dKBr0csgollnbi29DdysxcptSSTS1pVFsrwMg9pWLbORX4v668taMEJKla4TXXtjp4rDSip2wcURSK9q",
-	"G/aVUXiwsf0eCNzFMulZaLHmr/lr/pq/5u9T99daSwW9QOqjs5lK/K5pdVzfx6ava4OeYipxIfGxBbEd",
-	"etDzfR8STGzHooiEBK9pKmkEZfPX/DV/zd/zICiX1t+elkJzSnAT30QQOyaGQew60Ixtzya+Z/iOO2UP",
-	"lxquaSnbd2kGaHV1HNfF2cNnrN9nLbM9ORpnQBjRPGud/ula1NVuMh+azIdrlfnw7FP97fRYls+x0XVX",
-	"SrGoIoBUXWaVtK0tkp/O9Isz7LFxmOZpi3t8paw5tlEqwfWLCC/ZL3WjrQoVLen/xuZZlWMu48L7Vab3",
-	"uLx3k4lxrkwM58xHfpl+vjti5JAkqfQjnboy5920saOX0/yQ5iXRQEEOKKgn+bDsqAuKLAMD6X4gnB9l",
-	"eaQy68Up1GNxmuztF+UaVI/bDUb8WBJHTGbdJxxIroFwX3RC/ByP0rTHygU8p6f97Q64T4v8uKoKRFUt",
-	"3FrtXk7DjEX82px6sr3wpixSetrttUv1DJ3DNagAI1BB5mu6BKeydOSXL8jkEiixs8xIm+stfJmE+yAp",
-	"FF2ALnhaVpqW1U7HLAQ7IKd8lBZc5+Mk4T6oIswVKcP+sRLQxb5MT5LO71kmxhdFw26Jd50tKnWTXqRE",
-	"kRZWcUAxsYTeEyAYBGEICUaGR+KYxHJOxpf5QQRxgA3o+QGBLomC2I+JHQZGa/U4mfFArJUov2ZAoZ41",
-	"ObKTcVjLO5sdlA2okhh0msNuqdtNPW7JoKjHSYvk22cbINGJeQfhPZpDuYB1Pxvy80tOXDhPeu1zlsop",
-	"lzLg9JDmJF0v+GPqcJd00YuPdcmyzEtW6TsR7ysq5wla6YRNE80oqqryGqGX0aEqEpJEO4qEZkzxJOVE",
-	"X5X/7Uv0oZQmSQFXhW1o9msl9mOZ19jW4XKKO0k9UL2pzi99g3d67FZZWx5MlZaXFii+nwxLfp2Sn0tT",
-	"bKsIvUF2SHui35Ns2Q+nr9ujhc4bKIdMkW5L+lZVJnyWnIi3lcDkbfX4I0qHZVpmkusW3gAhGfIdmU+a",
-	"5LI0vCSvIYwf0VyFZtSpv2vZZdU4gCSSaG2GE1xMzBv3X5XzUNGDd0CliShSG5LraRgMR0WZVVbv/g2Z",
-	"hlta1NrTb88p1MCg02My5eJUombVd/GJpKnGpFL37bGEHWbpIZVJvLVAmXH6m2Is0CE4GaPbbalHywZ3",
-	"y/XEFxVFEj2xkd2ulG0JkykHwagoL+wx+TAgo2ymayD0O+AmqNx7KjQoJAwEFDCayBWrx47pzquBAlvj",
-	"udyt7pcEQ/U9BQYjXoiHKSulvks3QAcfCtjcvxPD18RZ1VcRWD0md5BkCZOrT0CuGjlWbb5efkj25sXt",
-	"yDNhM4hrhQyKWLb+rjyQSHo+kFaWGP/zloxwqvMkm6EXQkxdH5IIIegjFxkejS3bqkdor3R5VTXgzgQm",
-	"XH7Tl8XxXu7KyTe5EcTEtKFnuAa0bcdzncALTBqsZ2OW03YhwHCcFnAzHFDwahGdOQnA7zq4Y5q+bzoI",
-	"SZ9COVMBLchnSDignfLNp3q9lw/eel7vp9//zuOPfrbcHTLd9Bl3iGiQ5UFsIBMSx7Nh7AXICInvOiSY",
-	"TQ8wsWFPpAd4uti9+Sy4QxzcsRzkuYZnrOkNWWimKM++sRVAbrRr4Rtp/BxNSaOz+DkUhJAkg3Ed4YCt",
-	"WUihckQqb0CJiSrxfK1C9i+t5s/1sO9roT+GbKuVC6pdf55qQ2V5id2KDeWUu6cuX7Nc0VLXRK1OUUln",
-	"oZHu1mR1okkNoSQCLwHtDJhtS17OCUCdcDDWA2Yxc1X1tIZqGT1SmiWv6WFlDaWyMH/djfIpqU+0gpHj",
-	"Xi5t6DLH67ZOOHoOjSty5mqLQyfpnfzgnZP/+R/bZ7SzTBFdzVAo6TSITQHxJ3/3zyfv/f3J977/+A//",
-	"sNEcXdPu+KZh+j42rDo8/+rRZ/ZH5FHCSnjeCdkqKbyRj32IDWxCL0YudHyKY4NYMY7puim8H/38FIQ+",
-	"2/o5CbyRb9oQB5YH/RDHkPgesQwr8C3LnpPAazvmNEJXMP0SMsHlFLfWwuytw2QoJu3RMDs1a3dyrDYC",
-	"4MVWOAdYbwznm2H8eUaKZavyQ2fwYo4TG8/G9iNuFAJoxhr+2Qd3X9eAXV7RAfdVG3jNzja2vIrWaDsa",
-	"2LJNr8dKatakaAPbMFVOZJU5qJjOI8ATFtLtDrhb2aYJ0/mO0gYrUJIyZUkb7LG+seLal1dWEobPs+Ep",
-	"WpSz5d4pi9w5k+507oAm9idput4Jo9o/wwsg5wbKufmji3zrRdrQnmfRPWeCGnm+KXnudJBve76r2Fw2",
-	"IM716xqx/uyI9cqldzefkvBXpiB66733fnnuXhUsUUJgg/FVQjV8QZV7UYzfZwUtcz34Lx6DCQdpWROk",
-	"PdfhWpB8jxbKH6udszu1H6a8ju0yBFm1XhbJURHXArCMWETzkmd0NnpL8fteefr/nJwV26MBxJ4RQ2Ia",
-	"FsSOE5jU8DEl1uoHp+reRcZjjSHDLfVfwDA9fC73m9d1/A5CyPCxh62VEkttL/YgRsiHQRiEMAzcyPQs",
-	"RIljr4kCxFKQXVjuZUNex8AGss0FGUfLZm/WxYbsOQxcuhGVwK8/G0NsOB70fIIhcaLAxxgHJrEnBb5o",
-	"NobIgMid1+wpJNBKIunP3KD3rfa6januNb+b0jgax9u1d7yRYSLdFCwrdiVVzKmegdk73m5fuf9OiZ/d",
-	"bFTsZvGKT5p3T5OtdK5spU9dTtGlOSknI55P3YMTV7/dboVkuEsfaRL20+6euPjCPJ1X4qasToKEaYm4",
-	"4ilQXb+xE6DajyDMWJwmYcHHpr9wlOeUqWBQ+inxID5nbkAF4MchpBIBbZ28881PvvG9lb2AEkPyrtbu",
-	"5il+47yazep9NSEV0DArz3aJfzvgTtkxtWTDMnckySm/ORzm2SFRsSU6vjjhwESmLg0KhlQVO5W3VWli",
-	"CeMFJVEH3CZJqvfCxEHWBvWTqQ0ikqTHu6lYarsyIUxeIp65G2ZZGknKfH0CKD2k+qgPhFmtskoH2oxS",
-	"uSGT7vd/8cn/847iTN6gSdfvItTxkO/btmPULbpHjwafEcKIrmXRdaEj1DhMzAj6EcbQ8V3TNG1CbVMm",
-	"6WiS+Va3dfLOf3zytZ+vH0J58q9/+eR/fP8U/c7oWJ6JTGeRfheTAGJCXUhwhCGldkg818VuRObpd64x",
-	"od85ruu6GOMF+l0c2xCbyIQExQ40DNf1SGQH1DuDQffk3a8/+e0vljMsn/zbjx9/9DdLCZblRML9rGid",
-	"qvONR67R+S5MEK5fYHbxDna6yOmYGCHblyWnaJhE9XWivqidBjFJ0lFOb8k0utktbMIAxxhiiij0XRRC",
-	"k2LLDEIcEDKnbtTU+hd3UwNi7EXQM9wQUhx4poUcamn7xuQ6FyfxzP0OxAbyYRBHJkRhZDkkNkIvVPdL",
-	"QTG5oU0YINOD2PMNGITEhNSJPezbhu9J00y1MbTQWX1pzyZETkeqTcovckSSgpdyUZtMb3BAtDxsEgKf",
-	"CQfIM6acTeKd02+fvFws6lkUtQKdwOw9ny5FsdHyznYcPLPJsFN62ie/+ObJX/7380RrvqBB+cX45Cpd",
-	"rKtZfYTgKSuWKZudjHYuSFio+qy1iKIhzXnG2mXNQBYpxu5tVe4PBMfjsoI5He6MI4xKTbDSN+YoUOqn",
-	"q/bLrS7lVXtrcv78pKxLHWS4gy3f9mQloTCnUVLozVpCNpLenPik636V2tAcLWwvJ/PxnAttG2GIvciD",
-	"vkMNGCAamVZgxKaL1lS/ak5CVzsJF2phU92c0cIcGHsBhtixKSRGQCC2cGA5lmNYvjknrMZ3J1LWHGKj",
-	"KPIiiEJqQAd7AQyoZcLIQI6NHccOTHL5KWsTnV59/ek9u9BRUO7psCHya1DqeVDqp8YHwLJiRag9vrJB",
-	"hI3d/5LgpAIUOsBL0Z2Modl5AGWcU/pVegF48uVHdDAsOEg0VNRyUiJD+YXiFxHAUFNqjQT8AH35Tx9s",
-	"leVtxA0D8igZjAZj0KkrzKrWv0YevUSO+XYH1EGsqkerCwMNyKPbEuNI7rd6pdssn8Wbt+Vjnxm4qZq7",
-	"FG2iyygBYHcdu+M7vuubvjMbqTUdf6Qu9ywTy/ijSZuhF5MYYjfEkBAzhpbrYNNBlutjd02M+eQnP3/8",
-	"+x9q8+JCdDnb9hmAKRuFICYUQeJ7NkR+HERW6BNsx3PM/N71Z0SYmILGPt9gxYvEiuqwFnBtSFaodTh1",
-	"+dvt8gFFlu2mGdtb9QnV9W+XB9Kalsm5NzX4tcGvDX5dEb8qhFLC162Tb3749MMfnssQqpnxaunrU+Xz",
-	"04jyAsikra7m5NMpiVmsAWKWqzUloxRBlEQyB/Jo/7hdyxVQXLD5KKXgkOZcM5pM4sVXEy6Nk3+iG7Uu",
-	"aCyX1+lV6XXl1g0WYidhkU3Z0VBsE4hJgKBvWxaMfcdxDT92qBG02uoGuRi7rRGX2geZm9xleR3PNFzs",
-	"u1XY/uBuCapm7YrivZHAfIELg8gyITKxhyNkGKaP60Mu0JSqfjXj/h2l9Atqklpdo90qson3iQGe293A",
-	"h9i3bEgsRGBshCQITTcwrLW7i11Lec1P7auBEIbYwib0kGNCivzYcCNiBUY03VcZjLVGV1fr2RpMtXpZ",
-	"66rXS0pH6015rSh/mhT5Sz7r785jL72SnPlZqaGBiw7OvkAP2jR5aLsMU1S7eAckhSJgrUVA3pBJaVL0",
-	"hEkejtKKP2tS2typOnHliWrlmdSKyQHVxPer65FKqb2cdLQHksH2VgYM51zZaE4X2R3kOa7jY8tcIRvN",
-	"hIHlOBC7rgc9xzShT2zbIYbjudhb05ShOiExlOEss2bIVhrINlxngSljeYDTtK/MmUxIw4ryUbZhTsAW",
-	"siKIXYvCwKcO9LzIMmwT+TaON2HhKJWPFU0caihMZNteY+Jo+B4bvscmU6zJFFt36zRBeI3J6nljXCT5",
-	"wdjfKhcP2Hryk58/+fE75zJc5VQoRfSiWDXq9Bm5IsvogoCEB6DIajwbKi5xVre4r1p33ZKVxujdPT96",
-	"N2xsuKZXGWpOQ+++CXFkRzDwsAEdg3okIJ5rYHoO9O7W0bu6KZs0F9UguPpiFn67VwG/13MwygE3EXJM",
-	"o0HfDfpu0HeDvhv0/Syjb7ErVoXe9Wsb3P38JL9oECnOqhI5r2P9n4+ai1HOLsFoPxkaOGW274BbKSW5",
-	"OG5VbMmOOhyHOT1MshHXj6FMvLuKUwRlZpwqziYBzF5GeR2W95i4cqdUODTz3V6aBSQFZSSkfJi8U9Ma",
-	"AF39TV/QY/JmRbUbTzgWCkoGYGvMqccoyWV+KQvlZKkLxKndY5wWHPT1MwUUu6eKd29X1MC5rJibMTqP",
-	"xve+nKrr45oIRvz4evokyuyX83kkcNf0Or6DbcvwPO+Lq7DkUl+oCCg2YGC4CFqub4Y0DJBN4rPw4zmn",
-	"EOL6HYR9w17Ehks9x4KYEgMS3zZg5BMrIjah1LDmuSIMY5YcDyE0zxchnk0tiAM/hr6PfGgg08YoDqiL",
-	"ostXhiaGolGGGqf/8wQa1w5ObABjY6hdDW0KvFEip5qVE2x98rWvnfzt35/LXCsLCMfKXHCB0LM9BTzX",
-	"ITueZjcOyVAA1Sw84ECAPJKrJJoStKpq+AIARjtAYYWqwFvG0mMQLDAkz5qLH+rRuZ6MybEBsUs9SIgf",
-	"QNP3YzM0kOXaRi2arrWfpUlE1kCIZZ8bGuXN0yg7HeT7yPMX0igvm9JZGmXzkmiU682+BBrl8esaENnQ",
-	"KDc0yg2NcmOev0LzfMOBUGNDXTUeR1/dsC83muYzo2mWyL+ma46L9A7B1se//83TX324QR7mEbs4egYW",
-	"KYmgdUKWHe0oDZHvC9EUUiH4kiwCUoHks7rfG7px1y1W6PnSmFDHMW3kPWuFZ6yOgw3PsFfUmOZ0vP6E",
-	"s6tS46c0qlRjj3+e7PErwrXapY0hv4n8OK0OocYEa+Z7VthnQJfVo7+l5vgNlYV9PrxQ6gpFPqKnFDQw",
-	"jI7juxZG2J6oaDC2kJuG63+mKmuQDVrTuAATM4TYCSgMHEogDmM7wB6iNg5bAgFocqoxJHh0V+ydEq7w",
-	"6R9elaOpv9SIod4cLOR4nqWT34vpoGRwZ6ppCEMceRj6duBCy3DM0Igd05TZiUulZzkwhmOsQx8k52+p",
-	"7eWZLdx6OULrSnQfgW6yvT0awYQBTYRQbm7xcZXN/cKQcH6U5VJ8zNdLbu3T8ICDvj7P7+kb+m2gwpIY",
-	"Paq+UyzDQpFR/B5SFeuJLnAhJXSokzbnbRX7NBGKmlJxiuyAMq78YmFIOdffbMsgrR6r5Il+GC/IsSpt",
-	"XpafCUmeJ5RXSlP9MdIWmBQ9tiXNe2kEMkYBL7IhB0dZfpCwvW1FMpIUfLJN4IDS8VWdHnszz9heJd/K",
-	"EeQgzEasAGSPJIwXik4525O1T/OsKFLaATerq3tMWvwS0bwMhNlgkLE2oG+NSFrGkMlTTRZZ5ftCXRcI",
-	"ljDgCRCbk1BobT2moO0bLAmziILXb3/uFmBZPiBpwpVkTmRvRpxGSjTbCIH+ESUHu2VT+p0eu8vSYzCk",
-	"2TClYItlBbh57w44oMd8G+yTQzru5Lz4slsSVL92XC6DK/U7Ti1TRTwD5UeUR/BldeV/a7VbtYXb6rZe",
-	"p0dzrlodKeknqbG4EBekWs4PxZJsdVv0+LP7wSthcjf57O0vvnz/4ecf3OF3BsXwi7fuuHe+0ul0VMXv",
-	"JKf8Dmt1fYTE+w+zAxo9UDuIt7qo3ZJLXLOpvEhJvg5dwGSn5+pg+qcddRSUm5eLQ2KG5fgWCfcpvJWx",
-	"Is/S0w78yYs/bZrZGdSZgES7etecqgvUr3273dLsFUnGdmNVsPu0B8ze8Xa7NXGqnPqIyas3ppOUdVqi",
-	"jHLpLZL4W8kdsVhIWFwrNhzjrNqrMrfvhjmNKCsSkvIV3H2z97zdbo3qAOi0Z0xcvJFZey3hPGF7QtCV",
-	"wem1Bl6ryVrfmuGvqzHeYW8oa8I1MOafYVlKxLNbIp7Tl9P09UJKkoIqascV7p+4eDOHSJaBAWHH5UnC",
-	"d0BOi/y4ZkXcSw4p0+Q6AtRyGmYs4tfGYXtftBfeFO099fbapXIwnFUW+QOhv4b0DUYOSZKSIKXnJ9RW",
-	"VICDY5AdsQpv1lQaceycqtGomickhREpyAs0J8qgN1+zuckydjxIOOUyak8oBDK4kIQSOUtlIM+pJBkM",
-	"0uO2VmqUSZlFPVZWXtnPUlnpUuaX7GeMthV4F0caI4NywWzRRyQs0mPxph0BxHvKV3WUcLrdVoKKRoBw",
-	"0KePxKa+p3vzEilIX//Ou+qR/ZP3/r+Td37+yV//st/usYm3ioa/SW8J/YIOhkVCo7YON6zKTJTvCo51",
-	"A2nBhUpCZx4u72QZIFGUU8474GWl2YUKaIe01OrU0N/gPXGGjygHStNiZe91ZIQKfdBVafi4LA0vn6Ob",
-	"1mM6ArINiC5hk4iHHAM+pGkq9DWl2wxTEqqe9L9UNfvLfXF1nFPaYwV9VKipO9qnOe0KVCBaUM5ekRSp",
-	"/FwOju6q+C6WziE4GqrJFuu4XbGoSV6wlCQDWIIOFcPI2xW3+hHJWcL2uFov9FApjMdpRiLeAS+N1KFK",
-	"paoln8cpyUPp7xtUIyK0VT2me1m7x7jSD8sIUZJTEGcjVpb0GYjpGqh0rwgwelRdOSDHYMSpnOhBB9wc",
-	"CIWVt0FE5IBI5xNXVAS8DZQPR89R2ec8O+KKx10+JcmBpGPk21If74CXSbgPSLmxIv1qMMgOKZeqtabs",
-	"lA9Vq67fGyFkhQcJi+R/0Y7ct1F/R6Z5yftVtI2cSRkQOxDoIGM0qi29hY/TJrN+B7wpNOB+lB/fH7H+",
-	"VOXaqhiSWvDFfsL2ekw5jHgH3IwGCVPhuDtigLWCrDLIyChKCqHtV0Nd2jnaPSamXckNOYkdYCNbJW7p",
-	"t8jzg4vDQneL166eo2+/LIanfjZcqcKtRrO025auyj/yXGBYHkTIsKCHEFpDq6z1THb1IuN6J1uvz567",
-	"QjqonpTRMGpY1cIsr44TmsoftAFaG36lU4byym/75Qnbsx/ByA18iA07hgE2EfRNw6IUIdu0yFT1zbfb",
-	"43eWhaGql6q3zHl6iCBGCMlhh2j850w/XU57REINtMJaKUxlHIhoNBrSz9Fj3uqa7ZY8v7hkN42111z9",
-	"UHH/GpXz+E198rW66O0zT/0op/Mg2ptCtEkTmbpGu3UjsFUliJabvK2D6tQV2011zk8Bper1VZgu1wMg",
-	"D0eJsErsBUr8K0Q6AVuP3/9/H3/wweM//MOTr//L4z/83ZNv//LJb39cD4ca1qXImuBaQtRl6FpIVgHf",
-	"ZGIy+OyDu6+DKAtHQsiBIpNmdbDFxSfCZW5NUZBwX/y8rbG2yp+uQzMBudZC3T1Wh90aUg0k/AZ19K0L",
-	"0ct69kkO1DELRkwFA7V7TCJVgW50eUXZFN2uG3yMFCsgVSfcVepCvZAw3wHDdMRBv5T5/baK/qqeI2nR",
-	"dSybFEE9VoNBCjPUUMW9GUCtLF+Eg6jEmQLPSG9OZRQbgK06pi4hpwRCSsHdFjBMjqdWQHpsPKAhrdwN",
-	"c7SMMndJ3r1V++FoP+uxRFZRlmtqu8JX8gkCTWX5qWCrUhHGaAssA1slmKyGTqsqpYpTDf0YhyVFBzyg",
-	"VKxbPrn+O4NoLjabUdyuFJxtGI59fkTz4wvKr5KbWg3QXOe/8RD5XYS6CMmamrW4wVWwj91aHSdZ4lp+",
-	"L0/UOavAnvbpn3z088fvf+vx+/86EZbniXGVw9puSXWy1W09+f53P/nJrxd57Ou9ETMcjgMLvvTldmuP",
-	"MrGq5vj5vfEYqAgOOWCTyE08oQbQvvTnLSXIpwcr8CAOgwh6VhRAz0AkjFDkeDgQA7xPGKNpq9sSG0uF",
-	"bKq5bD398K+rYXjyrR8+/dHvPv6Xv/uvj7779IN/evz+d07+6tdPvvPTj9/9Q2tBFIcpum4ZuhOrTooh",
-	"PXaPiho9mzJBzH16OUR8FHyFhsWdNfC3vkW7xCqgXEHcORUaTh3MU0sWTC7u5bUKlg6Tee66DKv1SQyJ",
-	"HJuJSN8n//xPJ7//4ZN//89Fcz/ZzzJu56s8/szRKCJsr1MeCevpTPMjdut7VSlL3dYwpzHNuZQWHEjn",
-	"PAWDTOoqcwJ2T53ZesDu0+9/5/FHP2stU4LXrz+2diSt9dBA1ckipmmeUlsKOAnvzqSdKfQ3RzmT9kFl",
-	"13iwn5FUi1sSZKOiZq2Z9v2q0wW+lPBhxpMyOHDy0f0xQtwBcZJSMdF/3GtNCmYhXXqtfqveLcpGA2lE",
-	"Xv0BAg4XasvyIhfL4+0m/rfRGJ9tjVHu2stUGbNM+aXnloRSrgTFfyv1r6TgVVyVEFG8A24naUFzoUUc",
-	"JCyaX+npnnzLhdd4Ov3KzyUsUg3ebEWoUZHdVElJ3VYWx612Kzh+RZWD//O32wr+3dKcZi+R4yoQtcKF",
-	"SU75zeEwzw5JWonJpbS8lttBjmkatqeKakQkSY9viedNFLKfqPc6AVZWLN+eRCmduJe/VK5wBby1xbJW",
-	"WndAGNkTYlqLQZV7+1AG0uqvSgTwjd88+d17QD9xrH+KJSdBwUtULOTx21lWJPGx+OZFGktS6AkaKnF5",
-	"UY3fNIhayrpbjqfjujJz6TDhSZDS29qcW1XDuqKptj3XtTzTP9NUrwhlVp1qHai++jR/8uH/+PjdXz79",
-	"4A9P//0XT/7t59V8V+R7VzDXYkBtHxuL5noN2JVl6emVvuRJ29T5uq7R2mIC1RzVRan8vFCGLsoUvVkR",
-	"SkoLAMjy6mTjYzmqtgtvA72PlG1NSlWwVXphje1ZiXpLnhX31La5wkDe+QfaSkKhTqyITYiNyIGeQ0wY",
-	"o8C0Qsv3vVA65qbPlPqNNoEY4xj6EQlgYFLPDCm1kCmOsvplMcSYWtBzbASD2LYDK7Rdz4pb4wNKDCYw",
-	"HMttrbXr1UysZm8z1gwm3rCcOTVrR1Itup5pWLZ5RjEzHvTQMCE2rQASi9jQpE5sWkZs26a7XMzow/yZ",
-	"XT2XKcbGE+YY1kIxts5ynhsfrlbMtcjIXTUr8drkI15jLf6aJOVeeaZrQwdyiSBLHSaAlJh/RZxVt1VI",
-	"mo+FBouHJYH4fGtFhbAWF6Z+hRYaWZ0zGejS9UTcRUbHQobt+K6HzyfAcWQ5EGMrhh61CIxMP3aN2Mam",
-	"H64jwOcpivWXCJRgeTEklh1A6pkRtUhITGwtF944jFyIUWBCzzEoJLbrha5vW57n16Tya9LnoJaDYTre",
-	"JQtnPRmuJjmcks1fKkPRSt/Ml88tqcu1/8ymAn96TN5Xcba+Qou1D9b2OTiSpCCZOYBlEJHkzgDyig6Q",
-	"eQMJ25Oh4fLsVWcYB0TFPteO451xxIgMPpJhIloTLvbpMTiiOQUp4QX4yijaU1HlykeY5FUt9R4rj0/Q",
-	"vxPD10Q7+mM0IBZ7GUYjH5VTEoEt2/R6rD/MZaqI9G/tlkOmbs5GBUiKNrANE0xepzLs+iqMJSnKoOQI",
-	"8ISFdAf0//cqOUCOgu7S9rz4lDfkmXI25T5+TUn382j1i86pcbjCeieV6o9cq/U3yyUC5RL5o8tsxQVk",
-	"/V66oPe6Du7YHnIN7Pr2eQS9C20LeRAT04DEpBQiN4xNbDvIDZxNCXoX2iYNIQ6wB0kY2dDBnmUh1zJd",
-	"GiwT9OLG0IYYWQgS5HswcA0UBR7GRhguEPQmMs0NC3pzqaCXk+HayLQMUzliNr12F8l63ahG5n+aa/Ad",
-	"5Rnb25VS/dR87fGlDbFvQ+x7fmLf5Tfc0nYWFaexgi3iXg0y3a44Cc5pA/HWe+/9UvZfGd2XPLTPbwF5",
-	"QRZQo0cXwHP65n4S7ssQ+ajKllP7I6Bl3qRC3hLvqgoaBAzzbJjJjEIB6Dkt2kDqtnlJbFO3xElrTBvw",
-	"LGOUFyBOcl50wOs63S7hgJPDecWW76leC7F4Xzzi3A6w9qpRKOfB1GMYZa0l+VUX39aodTOhKnoGpqlD",
-	"q68nKEgl0DEqd4PRwaZpYdO2rKnIYMeGYRgTiA2fQN90KfQ90wq8KHKJDHmdxIlzSpqFYehCbIUODJAb",
-	"QMczUOQi7CNZdqxcXNPNHn8/p91obrvFTPKQMEnJaKxe5W6UUr36FgpLudyT2djJJiaxAWsNWGvA2tWB",
-	"tSa+VsEvfYJPghW+Pg7Ls2gkk6GW+aHURSAkBUmzvREFW48/+NXJD7/+9G/fPfn9j7fbgNGjCv0IPKW7",
-	"tgP6b/V7rLIYAj4KVIR7abZ88Lk3QJZXbB1t0BcLaC/LjxUdSF/lIvR7LJbBrh3QT1hBc0bSWxkv9EUD",
-	"ku8lrC/5Kfh+dsRAkdWKmGlODDLmVZAsLIpjRZwspABbn31w9/U2uPXgC23wp68++NNtTT+SsZL7EiSs",
-	"x3IZBqWSAPVg7FQMhkAI46yYZwyVscPlWF+D8GEVnv1iNpAXT075gywvRH/KisRiuvqwD3iWFxyIaykT",
-	"X3aq6Mc+rIx8fXGKJeIxb8kMvjFFbZYXcxMlxvbBdmv8nLk5EbPhaactqEWteWuiKQPy6FXK9or9VtdA",
-	"qN0aJKz6vEIzFKWlnl3VkEQsBrWQFzWh/H3jLVFbBmz1i3xE+9tiOHJaiAMAbPWlXbC/XTV3UeuqHKBx",
-	"2/TbgyxLKWEq42djceeTlMzl0HRbH//+Xx5/+B+txWZknaXYMUzLdtwpNI8RNCJEISaWDz3qONAKjNCO",
-	"EfWJJQOFa4dJq9tyTYQ6MnkqlRs2CWXWpe+VX6uTRmZiuuV3ZQT4u7948s57T9/9h6c/+ObT33749MOf",
-	"PX7/h4/f/5un33rnvz565/H7Xzv5n//+Xx99SwzpwajVbd26/xq8d/8uNP5MfDWkYRInZVRQy0Hg6Y9+",
-	"/eSd91rt1ogJDNA6+cefLCFlnh6GdaJ+1VLQgb+T3o1DFnWyIWWPBqk6KDnMBDSiZXp9hw/lmbhPaTFI",
-	"O/Jf8cLVXq2OodtJqvwqBX1UvBDywzM+YFnMcrk75Tm/Lblu1fkvhZM8QBiV7ABCBoifhRSQmVttEArs",
-	"xyTx080wpMOiD7Z4maut2Ak6g2h7tUSzpVSj6pb6HY0ze6Ez210JX6oZK5njrjAkeyz+K4xWfrV+YHYU",
-	"cWWqkshM8zjXANoU+lFFXPl2B/T5wagPEt5jI5a8NaJTxq1sVAA+ynMBysWu4EMS6nCjkHAKtmzk95h4",
-	"yG5BDijrb89Asq0n7/zgyU9/8/jD9yRvWibbTNK5fM4qAFz14mpjwOeInHWFwyUKgnUP94uM725E94ZF",
-	"95pz2wQ7P2fBzqcwph6MHoqTufV8x+VWMmV1YTtlE1khQFddWUspFrtnZ6mNIs5yMF84S8vE/DjeqjOX",
-	"UfjmfMfyBcrGyzxAa9PbhKQ8z2GoZzhHLj4YdSG+3yktpl2gLD3a9MN7bKwtbCWFqmkjA0aFZtQGb42y",
-	"gnLtcgFpxvYUPTFIiu0OYKM07bEwpSTnNRNtG/QFwhH/TqAgfeRNnIJXG8zaY0kBzh/MelZFZRPxrBMH",
-	"q6cP1nWPurMFsW721RdRr+bi5dpq6oY3R90w3QsXgl6d421D0q+Kymyk4DPEPzSJ/ptgtnWD2c6uNuiA",
-	"MnhU0VEv0BxKvmoVAzAmnk/SdCIwbdKtuiM1BxmrcMRoLmsD1BSJGgiYz1x0f4os+8KdkBv0Ds070Q3z",
-	"IXK6ptu1zI7hYNd1XdubDeZCge9A7PgO9OLAh9SngeWHFFsRXiWYC9lGCHFk+lAAJRgFRuAYYYhc26wx",
-	"HY7LVs8J3rIeIlu20+h4hvvFiud96kWujSC2kQdJjF1IsWs4BkWmHZly0OcOARo/2nKQ57qmZc8ZAg8H",
-	"YggCSILAhMTzLRr7noWJcUlDoOLX3K6FOr6LHNt0sXmmgVjdqTW53E8ntSl3bcNrc615baarnawd8MJp",
-	"USw9nSsGLzJUmtXRPpXU2BElNWKv6Rqc4vK5tpsH5QvPzVtMhrdkFZXJDJ9zFRBeeTtVvVgAFsthbar3",
-	"Xrt980qaBSStZmi9nNp1U2MnF6mENuJTWaRXSBcZR1Uxv9fKYHXAWgYCFYwlLQRgRQPBtCVhKt31/AaC",
-	"2ma/AgvB1AZ3EEJrb/CzGQg2+uYLoHzf8NF5pv59ao/Oa4tSGvV3PfV376ySosRWR5QO+eI6LRqTc3Ck",
-	"C5JHI9oGOU0p4ZQDVUM6AirZW8ecaIaFadzXATdBlB+DfMT0qc2rGmfivgE5BmmWHQAiVi8oMnmA9wm/",
-	"G+tibySVN8uyc1Ia0fyQ5iBMs/AAbIkLawXN53AX3h+xB6K/16IimjzQVj+RRLsvstRZZcKQ4zGpjRoE",
-	"hRAjakGCrBDiwLcMD5kYObPZVTI1MBvxu7NaqYFNDDG2DOibJIQ+MrFrOUHge8baWqnT8Q3XsaTncLa5",
-	"xFQkQp4p1GjLtGNkmr5j0atqrttBUn9WK0dunkiR1IrdMXfQTcMwIKaEQo8iGxqRh63YMmng+KuYAAxs",
-	"WRC7kQGJY9iQItP1CMYOsdCqrTfK1uMONhzDwPMG2zSwDbFlU+hFDoYk9nwzCLBNPfPym+kZlm34a0XS",
-	"6o3FxUG8rJicPChBlMgycjoLKMqaknHXMJqmyTdSEOH+iJWlYKUgVkuYZUdrowR19ZKomizfIyzhUrrc",
-	"ECJ4L+EFFchA3Low2Uioj3XGJbKns+4qWqW+uL9fFRkTgh1kDJCSqwkwSmVBVmWGr167T3O6KKnnIdm7",
-	"nISeZzVH515O4+RRqbgXZO8GP1tmjnNqOswmPQ5ZmuViYm7fRqqazhIaI7/ruB1kur5jmZ4qYTBV5304",
-	"ZZTH0MRBADEyBSCwXOiblGDTsP3Qt8djcZgMW0s5e6bfvIasekhWsIqLDdNYxK+1RbwgE5qa/HfBEazK",
-	"uHVzBaAqS7b6YnGuwX19EnJAqlN1gtcd2MiXh+sufZTwgmuDmrpabnxSqLvU74uI4B+SvavNAZjZ9PP2",
-	"sd6b4DAZgtY62+0CY/Cf1eNqjdFrotwbSu9LpvSWp6o+0059SO3SjfBg3GSqIq84Q/cJVznF6ugNs4hO",
-	"nLfbO5Xx64jw0o3R8INfgzyEQsq0VaTzhIJU5R5ENKWKgWNaKA+yQ226FEskzrOB9rLJWkT1mtFKAIck",
-	"zxOhDhVtrRL12DldcDJGt8fWccHNj9HtsQ244F6SQ3UmEDHhfZsQxPa8CAHxnqjBxRcS5HgOp80z53dR",
-	"K2nNU6K92HJSkL2pXCRFiaR31dz4FLVfzltS+7mEn3rIG8ftc5wftPrOPV37vnAG+5uSp74v9ksf5HRM",
-	"SiYVdTaFH3rsNAAxE8IDtigJ90shXtlV92hRkuSXAnxnkdFgEvb2WGU8OAs2uWZk+OfHJue1bOjK7euc",
-	"fGeLCNrIGy8gEmiqWUsllS3khef7yEEewtOB1Sb0sW1BbIQe9LFPoIOJ58d+HDkGGUslsZAdZ7lgki/y",
-	"TdM0MHY3JJjK9J1GQD0rqTsPyd7L2oDQBC+dIXfnLKo2JYO6M3KOf09ecfkOPsnkFiU5DYVOnKRRTllF",
-	"LSeavch/NiQ5ZcWdqLXqGXIn2rDrbPGB6naR0XEd3zIcR9f7UDNfBlzey7JUDL2KutQ/vkpJNPlD/Ri2",
-	"oG9bAcS2H0EvCAikkRc7Xmh5tmW2zhkfPybrE1Pgy6Kf1QBPNMGMIaauCT0bxzAOLTsOgsixDWv5yT8e",
-	"ERcjV8X0MPqo0Oui26LHnx3e+UqWvPbS7f3XvvLGo9cfvlbcffj5r/5ZgqzXX0oPXn24n/zZ4OXii29+",
-	"3v7iV96w/+yrr9mvv/Ta8R1m/on/efbKrVdepfxztw/TPFxDrFAyWME5KLbG9bOCnMFuHJBoV2OrU+28",
-	"9Wsl5fIhSZNoN9QTdird8sTlb7db8jOpAc5TnzF7x8aIl3XHQJSpeEqFbxW3WMaKnITFtZrwT7tvVwuf",
-	"SqbJz2uTxfVnDlJN0DD39O0rL0Ohi/Bxof/kVKVsiAbIkJwhv1GVVEjFsyQfYl+d/eI9/e0dIHXBwYjL",
-	"eBrCekxqegnbq6qKS+XuIBH32wiB/szSril4cULT6AbvMeX+GLEDlh0xyTzeB1kO+mMm8l3xyD6QmuRR",
-	"wun2Yu45cdRdqdNZC5jH73/7ye/eO3nnmyff+M3JX74/V85gaBpGDDEOESQmciDBBGOMLCcwzPVO94v0",
-	"RS81/dkd27JczzR8azPyXwyKZ0BMLA96lh1CZLkhwp5LzMjamPw///ScZpksB8ZH9hfXm8vGM97onQ2l",
-	"/iZ9tkomrCh166rkNGXcrLdFPfqcRqzFJ6zTNd2O6yHsWSa2NqVhocD3IA48Cj3bcCDCsWO72MS+GW/s",
-	"hH24QLVCHrUh9nwLBtT3YGD7toXd0DQJWn6mqqHwTQMbrok3cKY+1ACoMac9z/6etc6Gy3DqvJYdyqw3",
-	"2TRdxCxjUkNPCg6yI1bGgxNW8B4bZ7VJMmfQF/fthsdhSiWZ83xloccWaQskpyDcp+EBjQDhIGOlGiD2",
-	"UX9HcscBRR0nlYjBao4cpXBMenKuTZ732bSGTXhyFhznNQzqGh7ElufCgHgxxKbvekbkE9ePW3MP/Ilb",
-	"TYipEcEgEIeu76IocpAZB/F6p+fZXEbPVtcuwDe1VHFyOo5r+obt2svE+oUP1ozy5VACcYQDGFi2Cc2Q",
-	"2MTxXS8w/Y1Bg5Pvff/x+z89+eWvTr77wQRKUFct16ucjmvZ2HQd398QBqg8aw0WeFZUnKbE6/k8a2dT",
-	"iHgBZTr9CyQ6JCyki5kBpLdLSudaKv4R4YAXRAykQgcP/uTuzVd3H7784OHurVfv3vrcHxsCwdh1O59A",
-	"QzqmRWXyq5CWIhlQGJCqqKssWTMbDndTtfMh5cUtcfeVGga5XAm81TWw6a3BN6I7ITtwkUn+LDuqH7i+",
-	"VrqQ07Et18cecow1DlzZ3IfJgC6sCSkuuMFlEJGYziZZ+irO5TM411hW7MbytD7NsTW+UizObFTQ3dVv",
-	"nr5+Iz6x1zPAR+E+yCnPRnlI22VtuakKpZzS61PA8+3G8LeenBMyQ4VBUl5ouRFn+RHJo7Wz20dcz/7c",
-	"IO2bqtCD5GodRUmR5VyuHapLTbYnSkOorHWp1vNRUORUsuUMlXhTBWh1uUFxnSx7qSHpbBzLG7JdVxTH",
-	"MtHWU+JXxG/rRq/Mf6ucitKukHCQZ+nCrHPx28rvvJ+penVLqy8KGStrLyas/Eqy9Gyrdl3PuovLDMuW",
-	"2/FtbFmmZ8vQHTogSSqGjg49w/6MfnwnzAatafuxZQUWxI6NILGJAV0UmSaJjMCwoo0pibIZTqutplJ+",
-	"FptXraaJtpAQYjcwYBDbJjSM2IyoF/vEC06zJ5cjYPmG5gpac/iwa3kYIaM+fOMN7xnuKaMYIYidOIZe",
-	"gBEkIfV9147i0HU2Nor11uDxYI6/vogxlcOC1+QvEAfa6TFK1V5rYpSaGKUmRukCYpRGGliUMEl9XjtG",
-	"ScxswpIiISkYEs6PsjwCiVD3DqmsXzzKGY064GVxbHLpdKjqVxJOYcI4ZTwRx/G8IlrKtyvOjCvV6ctD",
-	"nx6KYTIcZ+rA16fwy4egaqoaila39cAKRzmF98Q3KI/+26SoW+vcvLxqkMskIrI6FrKRYXi2WZeIiwZn",
-	"MvkiQLYHMbJtSJBHoBn6fhzGcUyiYGPScDwPc0HFqebncR9Nz10nrEe+tQnrefZF70YkZ7t1RMnB7vgs",
-	"OOURk1c3gve5ICvZ1CxXclNMqnSa8LFvPhzlOWWyelxBG36Rc5msnFXW2gOhdoX0DUYOSZKWRcw3E+Y2",
-	"UqJtReBWt2+dGuZWSs1LqOomvbyG0XFN7BnIQ+Z85do0sL8ET7gQEzuAOMQ29Ci1oBMR1wvDwDJD4wK0",
-	"a9Pw0IrqtWia4WtXfhgYkJpOaMauGRuucVpYcTkwhu1bG8Af0v3Nad64vZ/jELj1zo2LD4HrAhJwIZVk",
-	"hkipG+oYrzboiy3Y1xFoMg0lk08iqbqhA16i8qghhYqjEx0CW1N1VLdBTg+zA8rBfsJ7YoR4kmlT/s17",
-	"d8ABPeaAFCBjIe0AXfNBcx70Sywm81RCXStFBbj1xRHQB5RFZZEU/eiSy0C1JqdxTvk+KLIDqt8qCZxI",
-	"GFLOq6/TnJLoGCScj2i03S6vA4TxI5rf4KCvehE90O3v9xgnxxzsZ0dgQNhxB9yUdnIdIgfIETlW3FJ9",
-	"WVyuD0jKs2osVItv3rvTYwf0eNxefVi3VYSdLGxdFrkekGOwn6WyXQPxunJwNNVDInqTgTAbDDLWBvSt",
-	"EUlBkclny2Nd+uD4vpDjkpiCAU+0VsBPmvMeI7H44Q2WyDyh129/7hZgWT4gqaYUrtH6K2AjM48mMPMV",
-	"F6tdk2yix+Yt4KP9DPAiSVOQHTEuST24XH5VAavxOPSYHggf9MXNu+KWXZ3f1QcjlspFVhJ+BFl0XLKB",
-	"9Fh/n7AoO6R5H2yJS6KqMWL+xDflBbLggliSScHBV7JA7tRCVufVCwYkTMau1ihFutJBVr1ESKa+9Kv0",
-	"4ywPaRcIeNDvsS3p4tEpabwgqtpQBAK1LCsvjBycESuSFBCQkoLmtS6op3fATXY80Y9y1UPpZR4XsCBR",
-	"lFMuR7DIwH4y6ALxLpkhl5JQvX66UOMgY3vKhUcY2Rv78HpM5dtVv0Rgi2fauzdUfM5AsW9rVYyDvUzv",
-	"jR4bv0JvfPHe7IgtulUMfk6/QsOCRosjXc9mMttEpGsJ/9arbSHae7bw0w287+IqG+uKRUtAsNc1vQ5y",
-	"PNcw/BkHneH5y9CvA/9/9q6tx40cO/8VQi+Wgiq1bn2RGnnouWw8GG/WcXviBVIDF1VFSdwukZoiy7IS",
-	"GMg8LBIESV6SfVoEmyx2NkAQzCbYBBN4E8x/CXzLvwh4Dlmibq2+uu2ZngdPq4rFYpGH5/LxXNJGk4b7",
-	"3YNOSBudQZgku0knod1WNz24yhO6ZreBpRgWhBAk8z712G43TDpGEW43uiHttnfDQbfbZp1Gu98cJKfr",
-	"wDgv3dZeY3+3c2U6sHUBff914Vs47BYO22bHXIBGBqVxs211Br4ZxIUqBgOecCb0YzAiznBaufIIHDLJ",
-	"DJzBrCTd2s3KA5D9Nx8y/VgW+rEcnHE46565MpJb8jqbsHwg8zF6t5TCuweaEc5pfEhkHmASSOHr6VST",
-	"jCYnilACYyRKjhmZAMGQYU6FRn2v7DWIRLw61XFg9EzFSIwWX2xdfUi1tFDiR48ehUeFUfO0oRwWG209",
-	"y5gYshqZp6DDDnBoWBGHZpmcEq7r5AeQxNIpaQGJ18xyTKqU4HXU8WShFU+Z5653Bz2PFKqPyyvudwD5",
-	"CTw/P2+Pm7a1d2RjB5Xlyd3Wx0p7yxwu5nR/AcYASsljDSXqt+0lv+2zoGIMrcdgRW590ms638fOBDjr",
-	"Hi7bPwsqK1bR1k5Wn7g6NoC2+TZ8vkdibwbjgMTzaYkP11p6mC12wfKRA9+iBFvSWVnOovUswNIuMy9Y",
-	"mkfXfWkOQlW+RcvsnTpT+B7FidzUYUQZYnLJw4gdR1QQY3JhwHGtawqGlGzOrW4xBdgaVQsKDfkTJkh8",
-	"wkWq4iASdpKMTKsZugeQA7ZHj7CnNNHZzAXtxloa0+MTEEjC+pNGArcg1yObenWdSNPSBeVW6bIMiwTK",
-	"LlWrkw9mZuMBIwA0jfr4xALu2Gl07K41vyPhhKrz4lUIQBmuNJZPGMkLoQg1akWfJifD3AgMgHqsXM9P",
-	"oB5XH5GsAFMEScEi4UE+hx5mSaqtRqsGqOCIkS8KVkAMj3CKxySXw5wpFYl4yPTdkhFhhA/5mIL3PmSh",
-	"NQO0uWjNVI+40jKfkVxOYUVhFHFUNBrtxKwb/MXqhrBY+hh7ZU8Md63Oz0jnrK8G0Cm+yXxsJGzpa1ch",
-	"HvPslvrJHUUSOsEK86DuTApNRnxMgDVyTbiKhFE5kJQcvMQ1GRplxEyvg0VhpbkmfZZJMVTmctWGfiOm",
-	"VEPUTZGMK4uyQS23QtxRJDYvHGRyWuKbFBWgOnnE9SgSc7IKStbvcjeZdncUpnACAuBCS8L1odcSgW5M",
-	"6wsbggylP37ruw7glzeJOPEgJPArANVT0I6BcpkzRBztIGihZUiV4kMxNstUKm15IYgUkeC6FhBE1OAa",
-	"IN+Q3crubvtm7g9DSGJmFYjfBxStSLQha4bEc0PMkB/ZTLU64ZMJQOAS6s2qYgwZkQtBsHKDq9ihpzxh",
-	"iNjhcYFpMt9zc7FrH4gEFTMyljlb6qiKHwFkR/6U5RL3ZpxQldDUKMiOC6FvOjxt88XTkqEFCG4aFcMs",
-	"3gDAaEs+uIP6MxLDbh2w3AFAMZAzvOcQzF9q9BLIGzCQRo8Pi4myBOrItmSh8OnZ1KzGULr89XXyEJcp",
-	"EtvAV9ehma4NAKwPj25GYMkqAGvB00gsoafwADAgeKTEYckmGDYSF8Rh73rY9I06L5YFVDNGyyBLOZ5Q",
-	"MTOS20otPzi8TXc74X5ztxMepHv7Id3v7+91DnY7+6x5dhzOff+5Yhlb5y0QD6Rb+hoA54YblkahFqGh",
-	"/kqvEVQcx6z0GsYuYTTdfP/Zaahtu9FrNOrdvfZeG/JLD3I5XjeNHRbup7v9sJtQGu7uHbCknQzaB52D",
-	"lXj8dr/RDvdppxv2d3cHYcJ2W91Bu8NaECQA7Nflovey0BtNaz7oP/k82LLYxr4oFEavFCx9G8u/yRjy",
-	"D5cCqyBcW2zobSqzW6DwFii8BQpvgcJrBwqvoZbfJVHAq9qcPu1xpBYXIboCmdVunWxvLi78LsACRrcA",
-	"ywqtLOqjPa9//bs3X/71i+e/evW3X9XODV9NWX8k5cnp1dBdo8W655bVzcPJSx80MJ9i91QP+VBcJ38I",
-	"gVRobiuW5GxdHd57XOlHblTXHiz+1uOYD3oNULibrXZnd2+19NjHD+6Tfs7TIasEFcB6DPmWCnPd9lsJ",
-	"7E9jyLHUrLOnhO81wmbaYOE+bXfDA7a7G7b7zaQzaLAubZ3msLs6uiLPKr3KSOuJ6u3sJPk4xNHVPVeO",
-	"HTWSNNuB0arzBNDadd4eQ+to6bbg4TsdiDmd71vHhspLm0qSLbGJU4qAHxd987PPFImLPItLl0ygO8Ct",
-	"5xsmJtVUJsoSZX2cgv9iJIx6aRMyzSasZuFZBFW5Ivd/dPwQk0iCiy9ge/HH5m4MMGKccaXht4pr80Mv",
-	"SyokPjY7IYQGIaCVC1fMyGKjneLFj1jGzVAWWj7kY6Y0HU9iUv1M8KfEJmGq2RSY2OqYDwXVRc565Enz",
-	"9xExHrGn5O4Pjz4Mj+8etXb3zIREFbylXacWUcarfZnO8EJUMZy79MLEDFiGQePtuE6OSOvpUweI2zOA",
-	"ZoOACyclqgAn4ENCxcwihCxTFgXTOXd+ruwpUhOnGcCvcjAA0fETrrXRxKHHVBb9DL2TJWmRUQ1sglaH",
-	"jGSRK/DnRMQztfNnXhNb79U6sbPKGQK/UjCiiv5PWKKN0my4ZuBhjeR///zXNQDAwH+bC0sLMk9Z3iM0",
-	"EvZhyPv0VNvbU8q1sj6cYHsIRvpsIHP4ZjswlhKZRwJHZqbQ0rq1Q5AMqdZsPNFkAEHF5kvbJKUzmNiU",
-	"K9rPzLJUnTitu2txrU6AwkveOE6JGskpelJrScwkDGbwCY5aypMSu5AjmaWKxLjWMbrKmsZGy8CLAbiT",
-	"9yyiDKHQkTCvEXiqQKq51FQz0wDlPsoWy9pjEuP9Y3xFDTHVzx7ci4QryxAb6YLntiBnsDKEMxxzpmT2",
-	"hAEITzIpJ4ZugkhMcv6EahaQjIuTMJMJzUwXY6ZpSjV10CypdlqtSLjpe2y127nVWQvmqWPhg6i2K+PI",
-	"6zASOcM6SAiVmmEhpLweLsXwJjsDN4qXXpVucQEt4Jw6wI3Hg78bihluukqvMh0pljxuf9EK96dHR0dH",
-	"H4Vb/r5ure5C65meEkF+WPIdOKsCloLokEjYbXj5dyy27GZzwV0B+DN2UMB54Z+xhyFskkJncCDe8OCV",
-	"QUKfPbjnZK2yblFOhDoNw5PJRmmunipUbZbC2FvV8FM2iyGnKkQ+IdKLh/LOk7kab5q+uHZYHjObLlIp",
-	"3qnw7xstFzItdY1L2F1LkFAZYZ1CifhVdQJLxyMi7jRbF1qVlkr4ofe3jQZzp9A0Z+hfYlTvG62tHInL",
-	"peTHqbiwxrcQq7Sg6nQ2TXt6C4VcS0zzJTwu37vk2khJV8U+gq0AMqliKi3DIFD1qwXO10bhDkenI9yJ",
-	"q9jwHzA932NvJaptjVVg7e+Fps1G2dRv88B5MBhew8VwxXL4PTO/9uYxh/zk616/VPd7qxVhGKQhzCJn",
-	"pw1znb2w3OTaDYVN+ojDO27TPHx/0zxcEV+67uwPAD0XeRYHCwh0QGLvOVvv1B6qRqIaQ9Q4yVnIhOEW",
-	"itAS8HNffgic0TIImxYa6hGoSABaVasvAmw2Fp2M6Ql0KNh0BdBDU5uLSIC5PU/M4MxxCfqPD7r6OlxC",
-	"83xG9FR6uKIi1VOAacGmiCMH5SWZWefm2POHZQnjgC8mVBA15WZqnQ6XSQUqI+aHMJ9lDBau/LpPvKz7",
-	"VKKPW9G/d70SVCS2l4K6Gr3zkjHyFqo7F++/XJT8pd54fXHy54UZ12gElz3KbTYfNrpvU4ifgvb5seol",
-	"V8OTgjm/caVXFg8LwM6n6uRS2SZvtYAbN4yu3WnHUuFD4O5LZ+HvbcWja8N0dubC/CxuP3d86b/oAmSD",
-	"p0oTzp5lqkhUNR+zgKCTNklkygLIdCOSWWBLqedKk0/5Bw7UQTXE4YaRYGZu4NA7INMRz5iDjYJ5yAsc",
-	"yLoDVK5IWrB1UtJzKZofDt9UIQpPk+L2wANnaVM5Buvofk6O7HwLjvHpq63YgDP+oSzMg63AXXB314o8",
-	"qDhgSeCHqtLrNIOKKMZ9lmPuFTu2Sq/SL9QM7Hudz9bLzyZ0hhPzoUxZpbfbaEMxhPXNW0vvbrbm724t",
-	"vBv2m99xq9EwU3e6OG/icaE99D86ZRAgXzFE4bT/OmnL1wwwBsI/Y/Q1hGbYoJs0hFbFi6OA/vzQiXLI",
-	"5iK6OeDRxzyEYhCa8YT75p8D8483yqYN57DD8w44PjmzAnN+bzFH2du9xuZb7RYs/c4gA+BoRtcKpxvC",
-	"CbbI2J0/c44kn6TPdnJmf108SjxYJ6xLXygtiWLCOrOUMmVinixFynxAlWUz6FxFjzbGq/9RwYoSfyiH",
-	"Vo2RFcUkLqdhFtecBgCJ/dC9Sku0uO2cBnODHBotu9nNI1fX+tYdWu8l54qW8RMGRzpuDEEZgMG18j2+",
-	"wAusTlqN1nwE/ifVSafR9fCF5TwTy3gOqZZwjxkTKEFrDfsHbn6u1IvoMvGJi0K/sSD0NwnIgwUz9Dpk",
-	"X+sU2df2Zd+c4OCq+/GjwdnlaCk2rSJ6g0LzgiJzk33uk/S1BzDeCt+3V3TYrv8nXhqh9zEK5hgEWkmi",
-	"d5QVEyDjrsFAnpjdffVZXB7lXINULJ15zYtY6pJ6GCn2BUpOz4dihn7uXEWi9LLIpGCkOh1RXR6o+icP",
-	"tQBAfyfqwJ01Eq6/HiSDQKz9jiKK6bCYkIQK0mclnG5mXEvzv7n4Q5lcusUScIZfMaxjzwuZazIF347z",
-	"icl1EvE+F8PvozDsLgnDRdJZEoftU0RYxxeHEyu/zirStsLQVqQ50OpdkGrmG+f2wa1guxVs76pgg6K/",
-	"zvK5Muj3GbiTFznXM2CSfUZzlh8VeoRVEQyX45+yWXnl8/J9y5LrHn/CBFMqgONPbv4EaaUwHVsZdVH3",
-	"YMuZ0my8xlp1KZdJNZNDLkyXUFggIJkcykLXypIBk6Kf8QRjSiHW3kW0+BUHvFcaUl3zwvtMTjIW2MDT",
-	"XGZMBRhcj2nU6AQibHOeMr83DKBdb21DQWSdM3a4mLjM/enyBGDJZGPg+jWHvTLD617wqfleIxgnNNfC",
-	"iHeh2RBFoUuWZDMQgN0rSFlNAnIB9Dnwcn9iYJ03fQydGO4fYoWEIuXaLMTCtKYW+F59Fol2wFhKqqkc",
-	"Uxc/pQIis7Q8KKh53ZVHjCtEBvUBqq+ff/v6P35ZUgGm5mK5GvGJ1wsUE1jTSZkOnFRffv3LV3/5zbaO",
-	"ymIE6zpzWaSqb778+9e//d2L588BrSif8fuxbdd084N5+qnqm29+8ebbn7/5+t9e/s/PakQKWxXBz+fn",
-	"94phRp9N1nX7UYE6CiOZlCfY/atffPV/f/E3/nSnrtWm5Zf5kApbmOKOIpoOyROZ0H6RUaPk5UzQMRdD",
-	"InMCnsAYgW6aoecCZBuTYiF/mU/lhqOs2ZSQs8ou9qt//0eyQ17+9F9f/ec3NbdRrd8D5NqDLTvMZJ9m",
-	"Rl81Y7BztpDIynstlkpffe8HRXZC+Hgic02qL3/z3y9/+hUs6ZplwKIjHx7/MVz+8b3jH5MBzxZ4BHa0",
-	"aWYnuUyLRJOEaprJYcFI9cXzf375d1++/vnXZvkPSSIV5igjY5oPucB97xdghx2OMfZmg/pfiL2ve/kx",
-	"Kv93Hz687583yQFZ2KOAFbqgWrNjluMJfToqJdDq647IhOUKqGeeUqwvIZmgsvdoRiAsr/riv/7lxfPn",
-	"L779p1df/ubFt//w6q9+9eq3P6uREGJDczSCWE5VkTP/Y20nH1FNK88+f/b/AQAA//8=",
+	"7L17jyNJkh/4VVxcAZXZw2DxmUxmYiBlZ1dNV3dVV01m1vTMNEsZzggn6ZNBd3a4R7LYrRJWB0gaQY/d",
+	"k3DQLTR3OAxwwuEwJ+hwK+ze7kr3XRbbPbN/7Vc4uLnHkx5kkMl69HQtFtOVjAh/mJubm5mb/ezrmsdn",
+	"c84Ik6J28nWNvMSzeUDg3zgICfaX13zBiK9+ENFshsNl7aR2NSUoJB4PfWTeQlMsEGZIvRw2avXaLQ4i",
+	"or7yuE9qJ4XW6jWfSEyDam0JiWUkaifd5qBek1QGqsFzzsYB9WStXpPLufplKuVcnNy/L6YcBw2f3N6f",
+	"h3wUkJm4n+/91at6Dc/p9Q1ZXjMur0c8YoUZPmXBUo3h7NkjdEOWCF5BkiOZDPeeQHPOAzTDS4SFoBOG",
+	"eIhkiJkYkxBRaSXDSrcZUuyr05RenZReD3k4or5PWDWCrYxTEW2E/euQfBkRIW0MAQ8QFWiGgzEPZ8S3",
+	"kSDbyAof2JtIJ9RMJ/Qh9tFF0s7mKWX7VZPx8PyavPQI8Yvs/TMeoSm+VePB3pT4aMmjEHl4jvjYrINQ",
+	"/5RTKtANZdZp5prPzHOnxu++A3LDgekHmM6uPc4Dny/YKgFCIqOQEV/xV8CF1AMyOzUkHmESuNUHXmRc",
+	"ImgRUYnwBFOGlsS6Awr9Fiizr173QLD8OBXJfEyD5XVAZ1Rem9XbwDiS+3h5T5hBwpdorDasmpXayDYK",
+	"2bpZx0CVOrk7QWzD0lSReIQFuY4YvsU0wKOArEqH+C21tzMvnqoVD5cowNJ+blhbL4iNqm3HNOhl5eIl",
+	"CW+pR9DzXPtVyGEZGNAjmgfUw7JAhLOYixdUTkGiCzwjiOEZqaP5lDOieJ7MMA2Sg5C8pEIKK1mSTjK0",
+	"uFsXe+CQZFCKDtDPtcQ3hBUpEQkSxoOkovKksy3mpl2xvbvPMDsCNcdxcqiuyIFYPs1JqA4yPTI+JyGW",
+	"lDPb9MaZEzq32zc3tYcTP+0dJhYS8hW5pux6jm2HvX6OZpGQiDAfUQb8No5kFBLr5PINFnbwxubuvnSF",
+	"AWQmKTm/DjiblM5ywaPARwEWEqn3iBKtWI8QlDEcBHwh1sw66cE+7ert740MyYg0HfhXhG082HjgI6w0",
+	"M7ZE+pNEX8FCqTGKUe1UsLRfPNEqt74PGljGowhBfTKbc0mYtwTtl7LrSFjkuNZSU4HzKP3O+ZQs1Tkk",
+	"JA0CxcfzkE9CIsTGk66k84J830vXdydhyWBtRJxRMcPSmxa3l2XwC2X4GbEdCeKDGoORT8djEhIm4/lX",
+	"IV/SbW7P3bHThHDtdkq452weco8IoVQA9IBJKpc7ETEZMpCRiWg8ph4lTF4Lj8+JhYCxpRhg70boE1+9",
+	"Cf9KDgjECPEFOhDEPBaHVgKudlgk3V2628MRZRmhppQkIcNBYZ8yFDHyck48SXxEwpCHiHteFIbEP1X2",
+	"whQLNCKEoYBPJnZTNWk5uwl3aDdVPDP26yPTOFIaKAnRA9VURTqYYenZ3+KA+tdeSHzCJMWByBPiAWhD",
+	"PERzLMRCqYdUoEXI2cQ+5dXmMrNf31i6xq3s9sCRnPKQfgVSv8r0VoeQm2kUCh6untb6dzUgpSwpbRck",
+	"pNDkpUJEZauca7dwRldtdS8+isJQsrMOyTgkYnot+YpCrV0n8BjBYzVa8x1o/C/nNFw/93zrK26ZSm3v",
+	"d/XzI1KUUArSNfZnlFkkodGhiDKMGUfYk/SWIHjbNu9MW0Uht6Glu5+dmb5hWnxC2bWchlzKYMXTyrlR",
+	"iTANiI/gZYSlJLO53KxTFNvOznW7ltOTLzNt1cYT1YbhcVFt/oVBaSIIUMUEZ+CkUzxV1LvAHyQknhBz",
+	"xKgfLuAb+9wtTWYI8ITfUjZBkiO8qen9HvvWgSkizEg4IdceZ7cklKvzTx4o5vSRh5mSSCOC4Dvr9i62",
+	"mFMmV9tTjTFC5ZSEplHEeIhEFN7CHtA/nur/wKnvRULyGQmVTBCS4D15K4vjTqjjX1MmeelthNLlzMDV",
+	"ewgzriZzikAZgWnw8FE5qUzzRZGwqfVIaGrEPYDLxUejZaHPHGHSR7WTWrM1aOKO13b6uNty+l6XOAPc",
+	"6zmdcXN05LX8NumOa3chppmZIiTj8hp7HpnLVVfdZ+AkGsNs9DvERzPiU4xUR0JJ/8TdZSNjofEMJbNN",
+	"51pk6Aw+yLWNpiQkJwiLG62Pz7VriXJ2/xeCszqS5KW874lbVHh6y/wGnxP2cgYXCFgKhyulkfjci2aE",
+	"yYaYK2VfTAmRs6AB/80vzlFK6M+4NKOr7BgsUCCm+Hj1kkkzruBR6BHkc6JVDPBXqVktM64fxb/2G6W0",
+	"7ZVTe8uWUwJ08wR4aJqvNvdxcl0Ef4GtXbphjVql3yqdnm7Dfmm40sLdpU+mz3gaRivZNA/zWtlE4lbW",
+	"ziTTxn6mEvcaz2X9ha4yXxgvv8hNW7DPovj9fuaQXtyqv3RX8GNoubcFc1Q9qyNQ1aM5CW+p0uKVrGBa",
+	"l4MN4E0xm5DsJVPZlHNdFu9s79rhHmzjlTEqWs3xMuDY194+HE5I+a3tiPvgPJKcI3jVRojV9koucK2t",
+	"JbNsZWb5TDeJlCr52DS5ebarA4Hp0jkJKCPX6vi13jzoAxvFLwKzwlqoL6wztjSZcwZsavDu7G8bAsyW",
+	"8wDu58E9bPPYJlekIcGSJO5UcK6vuX9cabjkOmJDs3tg6pWR5OY9wwxPbPP2OYxPP68417ixwlzXNLXP",
+	"+cW9w/wUQZlPlTZzrY2ztcJaixQfCco8Ake7Um8QladoTKQ3Te7GrfO3dFYu17fqKt3uGaPpWaY/9DDu",
+	"rwKlLONcIZbdcAQNPpr7mlfhDQgvejR2nmA16CnBfnp/mIm0eXCFJxuJZjMt795lanEelxDvIu13S/Ll",
+	"bM4QS6JvQkpdD0aob/Y25NqyuRpKW9qjdyE3CJihPhU3K6LlSmi+iVLtbZ86aL7LzDwqaKIZ91xiQq+Z",
+	"1kattKy9vc0yq6Hm/H7XIYmEXf5lXZLFK5xTbY0TIdROSRzyIbnlN2WksPS61g26fZ/78Y9aR6oJB7sE",
+	"zpM5YT613WjrGKHkGjEzB5941C8jzmrLRS95lXb3wS+rI4G580iS6xIz+zOORORNEWH+nFNmtaKLDeT8",
+	"Fquf78FULvaopqEvFa5HkViWyOLk2sWbEu9GIBwS202vmPJQBtbL+GwfNhm9fQ97DavKDg9IchOt1eRD",
+	"7keeTPXuy0+fW2edNGPT3ksauTu/pt3CXCSeEGtQwdP5nIcyYlRSokmOTegjfANEp2ohZNbPujLJbPtZ",
+	"G3Xr1nUs6kx7yOmeIipzw0vpAeb93HY0a4c8WMpqfH5dnUBwCze3n9OFBgsyqrQ5zKBF/cL+/f2FUamZ",
+	"Szy51nFpRSe/xJNMdIcy+SoExmWay3n4KzV294XNdK8nF06IvKZMX52trqt+QUftGaeXftU+t3xrhUVd",
+	"29Y+ppbvPTM/HslrPraHZqyMi0dSUJ/oYG/4ZM1ccy2vn6+93T2YprahqMlHWX0lN+snVAglLniYKIyZ",
+	"G3zbdKO87pPezG1saT+qVK5/PTkRgawk/jVcUeRn+Dx9rBRhSZiEOwz73IpNZSa4rqHUbO5lp5Z+8ATu",
+	"Tq6Wc1JxksWBwEwFCa/5ggnjNBSrHAwspmPJ1ItwSSjABojv/E7QFDNf6b0zxG9JiA7U3+pfh+o9n8Cm",
+	"UUYwCKExDz07rVYGU2D61zeUu0uI1cEr+gLX4g0uHK0sJ9czEPsFVsTZs0fAFyH2rNrqauslftgKbe8l",
+	"bmV1QIoIC4JvrmN9cpUA2RAiyblWKevaZ8zZRP/L47MZZ3BUJwHtWMeeQTC2jTz5fguk2VuveyFcfqia",
+	"aKMp5zdrjk/zhpqAT0Eb8e1UKDRUIISlGaUJOoSBgkMlGtNQ7En3WxlMdqrmrCkJpv9cvyUyN5ZxVhwV",
+	"CPu+MkvWEWCl+QwhKjWODgLO5yPs3dTRPAQxUkcBZTdOwD0M4XAzIrGPJT7cv/pYOg0gYcjZ5HrOebD5",
+	"ahJhHU6ub38Ztt/xZFrccE1pb28PukdmCK/UJLW3FI6oc+xNiXOu5Jeesk+EF9K5Ej21k5rLuCMkD4mL",
+	"OEPkloRLhJlY6JB6iTwchmADaScOjNebkhkc9DP88jFhEzmtnbRgT+uBChnGboZzfVZ/RMWcC6r7LA7h",
+	"KVP2BHmpjlx0cH75E8UeP318+dPDOnKxlNibzgiTp2hMA6JU8h8Oa3CeOe1m+6jVbvavWkft/s8bnrgd",
+	"1tzSIbbtQ3xwhSerg9LLNw+JIEyCnL4n0C0JBVVSbszDxDW9LUmSaGrpXJB5gJf6qCssiwwjvSSYxesR",
+	"mrfROOQzIBkOAwoPcjHuRvq6hbBtVwcY+9zLxVE3Zv7hKcIjNU/oTwsx02l+coRFs9rJFzU1uNoL2+Qe",
+	"cx1UYifo84vHcTxLEmuh78RAHqe3EaqD7VbxCYTslHf/lCE3E9bj1mEUmQElkUgQyKPFGPFLAplK17wH",
+	"Vzcro7vAkjymMyrtdPFwEJDwnkhvgyNf2SyML+rqFKUM+SEeS4cSOXaUHMBz6oRYEnDbO2a7O63myZC5",
+	"Q1APh7XT8Ie9/qn8YctFBzxE7rCG5/RTshzWTv/6D/+Te3iC3NBNbhhQQMayjlzpIgFXHwJFTNJA0WPI",
+	"zICoQIspD4i5s0KXhmnycoMD00ZyquwPT61u3MuQHWDQTe8J4xTW1/0mTP6wrsPD1Yy9IPLV+apjiNE8",
+	"GgXUS2PmRWPIttzoySI4z3hAvaV9LcxMQfhBlBQRd1mDL3/YbjZPFz/suicIo1Hk3RCpWM79MkN66Cwk",
+	"YxoEQmlS84BIEiwRZUPmLtIFOZiTUKv2kK2qCCjqSP14Q5bwmyGkODRrAyLBTWbu7kA1IsOlczaWOnAk",
+	"T7BLMzDJ0QJTiUZkzEOiHZ7URLgnfengMp0k0GnX6qpzOlMS5fgIVMIZZfrvdCCUSTIxsRmff/65c5bh",
+	"Kusm7zZbOsxyqvYUm5BTxT3dZge5q8kQLjq4eHiOjvq95mEmOSMDKAB5GyfI/ZDgkISaO384tGR+DGt1",
+	"/XV8OJ0sQirJuvOoYyM4xKCEeEZkfH4HmM6MgnwJmsJDGlgXAwJrEp6KgwuUdgFqBlXvfBmRUClR6hjV",
+	"7j+lemQH6JMxjgK1TOnFRSz301/wfB7yWzCjQvILyOywHwjnWrw/DPlsdcTmIcIQY4fH5m7TNlIv046V",
+	"qXwsiSPpjGjGioncba4Z1RUvH5Nm5Q3DueL7GEySnVFYzzn+MkrSKfShj+YhuaU8EmiOJ+SeQC4jL6Vu",
+	"wS0dbJymsc2R9QD0sQ+ty3b5k1hd44rnDuiE8ZD4CC4HFlSQwxPFd6HUOak0ME4EjJ5fPXSO0WgpCeKh",
+	"T0I0w+FNHQk+ZCAEH7z0SAAxEgKdTykjgkDcKgrpZCrrBsfghpgTxyNBYEQ1ygSp6oyEIZPqTZ2cppYm",
+	"CjA64IzosVFmXL3uD906cn+g/sdR//MPlXKAR+AtUdovnhCDsnA4ZGowdTRaqoUY05eqEXXYzbmQIZ9P",
+	"SQN9TuWUR1KZg2r2ilhTHvjaFgbbQSDyEnsAyyD08frJ5dPPUECFVMb1An6caVFtW89RYQ8kW3aMA0GS",
+	"xRxxHhDMjNL5DMtpmZprVDEdQgk9ztXbSYfUX6ud/f2QjGsntT+4n0Lj3NdPxf1Hfl7p9ZafEsvJ+wTf",
+	"gJFhrsrwmKADm6Z6glrqsGn3esquZBAwjM4uzx89UhI/xJ4Sm/UhixhVe2eeasd1RBqThmLB548+aiBI",
+	"JgZFNz5v/Vh/AaEJ/KxYp91FUx6FYshUY1pTAza8Ict6nHYNCjdgyihjXWnRIp/idy8OBdIsbCY6ZHmV",
+	"fUbklPt1pKgP70FU4IQocS6RMqfRgWZZixFxgsBmOByyzJWUGo5iUa2uXcUdqaNN70hzoRcrnpoEAnXb",
+	"7SFzy9It3dNkqRZTtbtlQs24Ie17DCMm0jabA0ub+nbLbaALMo4EDow2FAdOqfHBDEKivQ2wMifQo5rF",
+	"DC+HbKRVDkr8Bjozvamtq3QQpTyFioIHsb6U6EjQqFlqwrxwCbH7EVNyCQ+Zat4nIb2NTS7VZ8GoqisC",
+	"eFMw8ZVIMs3pvWuwoWontc645bXxgDj9Udd3uqSJnYF31HLa/vG4N+rjFul24q2nFcl08xV6LFXfej3Q",
+	"oBLrUykSUpJQtfmPvkDOP3nxg79fsxqk4ydxtvGqcFDWcTp7yLiHCLYD9wNX+0ghUGsZ28aHp3H8lo8O",
+	"uu1jYDMtDuuo22qjxZSwggWYjZE7bJTSwdjb25rbenZPYVI42NssuWmwjkaR1LOa0FvCYGfYZpbug1Yb",
+	"NnfM2votsfeJaxPqikvbrM8CwZHHIyYRDgI9RzWYODb1wONKi8To/Onzz64Oy1QLmu0kOz7bGcT8SMhw",
+	"Waa/PlCHIqLmrfIe9fMtzZhPKfPXKs5zzoNVGCnbCNSzWtXz7zIaKfUYLp/AQWL3AjxTSoagX5UqnGBk",
+	"2k/9XrO+xrZq5yyrltWyerpgJCyjjjsjbh1hc4GqYwBcxpmynhTREieJKOUSiK9/5JcaQkc5WXUwI/9Y",
+	"tf+Pv2g6A+yMz5yHzouvO0evDu3y6xnnwQabSPP0YsoFQVM+Mygh1ASvcFZKdvXeo+qrbbSdH0Mjq9Zy",
+	"NNLDRoLg0JvWkYcFcUAYLKgvpw5lgjBB4TYePQYtWN9DcZCZNDTQRKprzJZ1A9zDQw1WdJrJLsx9AeYV",
+	"XGJhT94TppX8xw30GZ6BmPNN+3HsC/wV6tTGGQ6oULJ9HjFPRhq/QH0i5tgjAvkhn8+JrxhGhpgGarYB",
+	"meAANHAdF4YF+vZX//Jv/+SPv/lnv/nmj/4cGfPhUNkByP32n/673/33/+6iMWW+QL/7V3/0zZ/9r/q3",
+	"b3/1F9/++r9kP22gMwQrpjauTydU6vELooxoyYEOykLBEgVEifWuee3QrAERevYClHoIuY2Yaq0LlxQ8",
+	"jDPwaBh3cOD+4PjIhX7cZhP+GZJ44oen+n6MmNe1CqR1A72Uujs1cs6Ik2itZh7xYaNDT5KliO0Noiek",
+	"vh5TEvja16GVUkGIYhdxQ/xUH9Ht+SmhQO2Ljx7JDRlA1T0AWmUW9lC10202kbtyXVlqbH65VjDnFRSb",
+	"t2lCOVt/QoTwTln/+umWp8MlDy1CWf2qNEWl7QYE+4piruMiwUMpkHpX+0Ma6CMti5HrGMfAmSwlkPra",
+	"6lVPPq3Va072Dx0Xbx5k/4AcL/1z+k+lvTzkQcAXz+f6WeGXF3YKKI1lPeG1VlM+L/V0S8Jf4UlZnxdG",
+	"aieKPMhqqaP9bQOQeFLq47B2/lyT0u6bMg+r+KaiTDt3dweZjm2+qXhM631TUdLAXQcDMdJizpnQALcf",
+	"Yv8iBTM1cTiAfJtJJzaXkj/4hdD3MFmE3AIcqu0ojV/Po4+WxIesbcAeYlHtIH+mJ6FpYHOZlEaLZCNF",
+	"MtewuRsgW8/m3fvpiyVXFpU+jt9/ZS5hddxB9UXbC5VSgCPPjECkd5SA/8Nk6p9+R4j1URaMcgcWz4FZ",
+	"ruXPPPhjNYono1tD+jOUtGyCVpU15xPkJr+7h6fINaqGC7qG0o6xTNSFd3A9nob6jveRgbN4U2uzgqOx",
+	"9sMidES1ZYWZ3XFJ62tX9DAJzVoPzRG3m78rd1PoDaP4xjftuq/cDfrhaaJfLtIUyAJLZW/q1zFF4V6/",
+	"eJf+hplRI47txnxZ0LW1LJQDK7uzID5j+tYSLrEvHp6jQbfXR2agSIcriXdovz/MxrTtQOZcTNxaOmfi",
+	"wsrAAzeskxVcby9HpzHp1uPYniA3mYN7itQaj5N4Cu2/Bl+6Bh/E5nZbaP+HojiahJjJwlVFfchsV+V1",
+	"4z5xNUKhi2ZkNlLywkQRD5lbvKB301v4QyOSkkt24+bX0GGQrI6o1G7zd4AR7cEG69pYef/V6rXXI/Zc",
+	"7KpWlAOtrufRctTRu0sWC7jqatBZAq8aRoypM8EcMCX3QIe5TGckOYK4IykyAWnviKTKL+6TDGjrHtY3",
+	"iwG71QrnIFH3IIusi6rO9RT5tXCHeBD/kLvO5CHcZh4Cs1CW3KuW8UNy11hQJ3zjrX1HmODOOukbUi5h",
+	"iBut2m01Q2VGbKMaNlC3OUAhhvYAsrvTbIHbV1/6BurAMUfDGDxWKCQ+DYkyHQ2yiKCBrmkho5AhjCDO",
+	"yoxU39oVIjp/LzTPz7g8yyHQ7cBqqzB2a7nNAsu2F93G1RNxY0wPrRkwnsG4K+AjxzenhgPzA3MP3yFx",
+	"8BmXD+N8+h1XKMnH37g4mTT4u65LnLIfX10n1mJBEU2x794RgqeZ2su3ZDnY4NU2Ll0eeKw0Q3ZtO2UJ",
+	"p2/OAEEHOQNEid+52s4mKg5md1hP4a8yUG48XTd04BZJ4mp3BTMXkrqlJHUXwlrBljlwLUR4ZwTCvqyI",
+	"DI/ncqJ25HNLtnkVPsslou2FxzTmq17bXCZ6uq5xp24lp9LbFETPDOjcZ3hGrmL4jbdv6JVi/K1trQxB",
+	"bw/eqHXwf+jAtfRshAHeztzMILCggzXW5jvOVRkYsofJtdcObFWCkbeeC0og5PZ0hWYNkqMaC0lH32l1",
+	"zzKM79bCXWRQ9u66dFnEvuqLlwOwu/PyJaB8VGSCPS2LFT98p1R0g7P0PF97b5fbpJIyfusvlsqK4O1l",
+	"U5kaGwboHtIfZOa6mvHFCWTrW3GrKBuycUAnUxkvZgZayj2MLYJ87UAoBgVR+DxE4ygIhiy+mbLM1D1s",
+	"IEgo0wEV0J6OmmUReJP5OE52e4d8wYUUuLWfZ17V3HYTvVPaQA4dbG0bBSSuvZ38FugwdOAmvX2fT/sr",
+	"PHmQYFztpNlnQbI2KPU5BKq9La/Ek6JOp8VB2uF3YB04f4LZMkFR3W01ikCxa9djBYT17udBGYbsZtH7",
+	"+yB4nxdgt3ZYwCJy19oFXIHGuvMCbgb1eke2SwZrC6C2INlhV5Jb8MQ20N2G1rXXKL8Ymx+gCMZQ1KfE",
+	"US0hjdFIvJWRvVNqsMHxeZTxAr0L+okNzGltU1acpL0svwXuCR24xf7cAgSUzs/UMbiGxm9OpXnHLkfN",
+	"/K/Al3dX9/w67KtKHGKFg9oLpzy/eAz+jOCWiBj+xABhLYpwWWAwZfioOKp3XTtKaAbjOPNvMfPIecC9",
+	"m0xoOPa1BwAHz0IlHSVVa2jS0+eZn76uGZ2jCBBy1M0msXVavc5Rs1khlS31j3yRNJ0mPHBIxlOkOAMo",
+	"HO1eyQ4nzbvYLWa+Hrfw4bJKsli9pstBiuodsigwrgadh78yAOpX6znAQj4X28x1Y9c6A2F955+pd0xV",
+	"kkcwVBwET8e1ky82D/pFcQy6oMWYvrTn9ZoM/wQZIAkNgJzwutqrIfH4hFFTj+6GLNEIck+z+YntXH4i",
+	"4K9df3Hm/Bw7XzWdwbVjzaxWvAhI9nukrw6dg4NXkpnYmHyq7wShn0f6g9ZR0iwOQ7xc2TSA9QDrmJA2",
+	"6bee2R7lm0ojqGwpBrbeBnvivc3bZD80n1EW/1VYgHpNg1WYx8DVhTUxy2FGsonyW+wpIwVf1b9elcoh",
+	"KUErU3uESkGCcQNdTvmCIc48cqqBIKlEWCD3zNhCWi3W6EkuZA7/1Dl79ghUncIua7WPd9lmqzJfDXyV",
+	"Ri8SKj2m+pDKzzhZ3EqrnBAus8zZFDezt+q1FJ5nI2+mb67sSejAuu5C0Anb7eSNs7Ir7QJdfXXTu7oA",
+	"7Mr4456sM4h8Kh/cGmUwP0LsSR7u44yAhmKzNM63jASgLGhQPLW9lkKSmfqFcbac8UhYUiXrNXwH1QDi",
+	"2860alhIUTzq5gE7ms7gzHmInXHj5MUH1uMlhhotZDo28+38o+EwUppTSSNVlYXExt0wbOx8deb8vORA",
+	"5JH0+Cy3CCLyPEWMem2MaRCFGnSXUSueWFKyRfPEGuHxxd9z/knJjGO41XWAdL3BIKtpNi2AdHHMzspQ",
+	"ihRJBJhTMiDdTsyd5XpHTNsPNktBOMSxrGU5P7uG6VKs35J7EZXpBn/74jKSXIvMJ4DdWzzePoaAU513",
+	"TJgkoc47NngROIxdppJDSLpOgRCnyOXjsYsOMGJkMWTq5XsCGYCOQ10ZXYN6IY2YoaGYzAtJ7AvScxsy",
+	"1zxxTwyGH/wO1X4DwRFGz86uzj/WCAB1tJiSkMQIrjOCmRiyiMV2o0YiMruNj8c1qP3D/As+glLuAIvw",
+	"mGO/ZMd9iKU3zYIQbnnKUL86q2hRk1GcjMG3u+ZES8y/7KwEoKgUmTyE3/NjL5iKhoXWS8PrEllYWfDe",
+	"lMDprOx3fmOdaoGca5X/eNK2ds7x3AIjhDw8P0XqwNWsZ6JEJVSjRgdjHAQauExyJAmeAe4uQ5OAj3CQ",
+	"bBGlCpZL41azWbD9y22ljHw+n2LGSJCDWMBBUKvXbqkAMB0AQKnVawviTUFazgiRGuASbrOsG6K4F9b4",
+	"D9at7hWdESHxbK6Pcij5tfmrz8ysLV9XUOXirzVnmQP33CoJP58uNbDhPOS3OEAeJGqpxVUSMJtICtDv",
+	"ibNcZ+gUtsTeXBYAvbQN4tJ2pl6q5BY1qo0z0MSo3pEhVmUjNFFa7oDFuiIxDJJVMvZ6ineUHWE9xYld",
+	"b/9nt8Y+VIfcVnvrygM4OdXGW50W44st9nvRuucLe38armlfMiaGhqrKclo4btpsUx7KK/JSbrOLqXgW",
+	"Ul12YfVkq+bIyfXLuCQbeekxZ5P4A4Bg2qoLU5Zhiy9SnJ5tFsmcRNU7sm3rzEonrryU5vWaHVtoDQvu",
+	"5tGrwj8P4KX98ETs3Hs97PAMXtqJFe66qDD5NcuzF1FrhM3bl7J6IBrqaCPLzSjL/toqZcJVUAQAvzPX",
+	"dHA/S2ZzuVTqjBcQHJo0pxzCaiVV5jUwcjXnV8rS1muSmMmrNWbY3dZSsgGqtZTha1tr6ebYQ3Ov7Ax1",
+	"S0K5m/Uai9LPKi+bdQiAdWSrOPHo8inqtlt9pIzJU4RnPGIyKSFLpUARowls0oJDceCZCf+JVcHzz35W",
+	"q9eeX35Uq9cePL+o1Wsff6r+/ckz9fuPPnxmt2PM1Cxu19RBWVnG7aiThMSn8jG5JcG2vanv4gvwapzz",
+	"hDOyBK4p5j5KxMgES3pLjCkLcL7GklWUXuFan+BgZ2sNB5eJOr8qIXQB8+dMbj49re1PQuxvsT1/BK9b",
+	"t2ZlfS6G5N1mCQughLvMVGNdWi6pwojoJQSsE3CT6T1l0DFHy8Spd08g95YKOgrIQ3gPrqX2oJTGgIy7",
+	"TKzizUzenIePYjlVRF7ceGxtZyZD8fIdJ2e+vqh4oZR9Gb6e0M2f5VYiJAHBYufFMLiW2/SYWutrVS4j",
+	"gI0w0EWON351pd65g30xElSSOxoY8X107BVIvAYwgZyI28raMATZydzY8dDax/FT4dDJiOUKwnhHkfq6",
+	"IiB22HM7bJptmP/ObFxuUuV4cIur50SdWg2mmAfYIzNzw71W6U5eLI43bcIe2RD3vhdTMJ3J67EF6zVp",
+	"L0rwTJdb1JjdOpA2W2Dgh1DgpHhXkI8UNHcFzQr1xCrao4YaAAezUSYVoPOz2DhUGNxT3Z4GuRESLwU6",
+	"oBLdEDIXoPFTH9A5NWqPL9zcZ3loHm2j5hdbqztbjvShsn+xNzWo4pCZr0skUj8t2Qj+/oNctUT1/www",
+	"0pMBHxqkOKh1VKitiG+IOIUak8RcJ2gQAD377Lv3hG5gdYIVJb2WXVuI+NwHVWS7/qCSYN9OUdZvVxHn",
+	"2whoc5NQSTLrd6uIZP1mRYFs6iOs3lHGvFNSH9PK/DnOOvCpkJR5sg5clcMjBaDsXe6fe1tfP9dr6Zav",
+	"SIxc9Fr6cZYo6+TS5crNUFK82mQNrbX+9+Rny+zJvXiFCtt2n22+PafBHi3zjCDZC222UR1TabOXrlOB",
+	"tJfmYplVrTGtUNr9kolEe02OyY/wUtgiKtJ8TB8vhWEusaC6MAicxFGgjtzx+rCJzlGvkC+xOWbio8Ry",
+	"qygY8mJgvW+rIOwyL9sEXAL8nVQns7tmd4gPXdV9kuI4dVDBEiXtYJ5TSdUON96iw0Z65XmHzp+ttF9A",
+	"XRMkG23RyEZBxAI/IDh77af+aW5zbJLfAII/Zdkm4oB/8PrHd7+2r+/uZdrx4wLzmNCFdDKbWYhYYrhm",
+	"6YNKGkKBKbcMr4p7WzvWONes+lVNnJxWf/Ozs5iiD+Irt0QyxWFWxbu0FfZYFwa+8SZZfXsGb76qAzaL",
+	"XZdUnd4TaI6XAce+qTJK1MdCl8Knvq4hlVpCom6KKemfdA3XjJs4XcTNHnMYpnHYelAD4y65ZkLHOlXq",
+	"1MRF1ZJVWyn0NoyazY5HmKRyCf8mDf3THAvpSMKUUUfCkX7mmoqqrhI/DXDTEt9dIaglHGw1QnI4bJTH",
+	"Sto8kNJENKckTIlhgp5rhgtsmy3DLKvOkopeMTsRP59yNMM+iYuQQwVyl2r738TojnmIXJ1t4BpzekHI",
+	"vI5wJLmDIT55RpgOi9yQrbAx0AueltLgkW+/HFfP7gll/JsKt2NC/BPEoSS1rmEL9ZuJjw6wweqGjwD8",
+	"Aw/ZBPxnumBgUj8OC6RHKQ6LFVKb2f/DHS/3d9dvr2bkZUqJFQPldd3AF1932q+ssbd7i23fLay9WPpR",
+	"CMiZ0mW6XZ2UiH3E2SnCwQIvhYk6P4gXAojMOCJsZX9BNW9r+kG1/Ck97dyIS5nnMpU+u22hWJEpyCEl",
+	"UNy6IohWaODfWqNR/9TA0NEcflZiJy4TpX5QGgYULCFSKkZT/1ZbR/1XEjxT/8Vzen1DlvATnqj/TDHz",
+	"+a1+i87mPIS2TIq2uz4dtLLgMioLtedB6XrrD2lA7DvS1FsfIwyFwk9MBfQ4CHdK4Od7Ao2hnpo+w1Jd",
+	"8l4MmQo6wZAdAJgFI1BH/gS5AD2jia65EKC8s95XNwbgxvN5sDxMal/rbocM5EEd2gz5wpTehsFpwBkc",
+	"4z2HfFFP60CZ21lzM2vqZn9y+fSzISsURI8jjfWEGuhjnaUeB0vE5eJBiTYY085jzCYRnhB3yOYhGavX",
+	"zXsNBBdj8PXFw3PU6XQGqpnnV+dqFJTBIOpoxhmBUGio2R7HXwyZXuQ6UvYm+gWnjPjGZX2K3Hos6uN6",
+	"77O5XOqkjxhMRMiQ4BnxwRuqI7GHLIXm0ZnLUCifMFM83uOMEV1fPK6qHNfXvyfUa+gAM/TTx5c/1c5l",
+	"nxMxBCQ4PiesjjAUo08LMgtd6TigjBw20CUhSJ/dwGqNmckdSRSTEWU6fjBXe3gw6LVaR+1+v39kkbRw",
+	"p55UzamUP7HSBnDI6qaAmvlzDtVyoIgpDvGMSBJXPNVOaz4e60BpRNk8Wg3psg16RoTAE7JaZrm5aYvr",
+	"odb11NKGbPs9jn2wqLuQO1v1cs5LsxzWXuqY117Vs9gbVSMkd4vuqXoMqLNm10iJnA5deWRGVawcfZ9J",
+	"Kdiy3vOK5pptKzuQerru6aKmi1XQddfH4ce8tdNF+p0YKp83sanga9Wl/+4ueflqb1jidcu6D801ET9v",
+	"PeD3YUjIV2S38MyoSpRcPvNipf8fxV752NI6q9VrH9bqtXOrAwxev4gCsnUeZEBij+9aH4x6B4J/PyI4",
+	"qP6FbWofG7XWcvZi4Zlpr8a6eRCEarFUSAiF8ZFSl4mPVNN1XWVQe6UZ8qmPBEdjHK7e23qZgNN184lH",
+	"fa6GAaGCBPtbfmSjxm6HGImVF0t+HNJo1DBzIaH+d9EcazatGg2jYrr1UMYhnz0X1TN4tjHDqksOXZf5",
+	"U2XM5GXHquRQCzIOdG5UWbkhU+0nk1/IY0VfJ8YjZb6hEfFwJECtm1KBPDzXXgid/AyhCwvCZOWr3phf",
+	"nsZDLDo7m02bLCzPEFyDM1BlHJkgQP5si9gsyatzhE0dyfBUzAj1RDok881mAGrhkFncTdpIfmuuuuAh",
+	"d7G0/HeScJ/hCHCEKLZIytQos39DFnG71e13jztH3f76yKB1bHuRsGyeO1PuBcztVWY9TVk0SYdWBhhf",
+	"MIMtwKBovzJ5Ib4BufEo3P1Mq3gVYTJGk7muW7mnGYLkF69KQm5eYOwI+7UqPoBs2YK2iraSo4MsXfUt",
+	"3TbJuXanzWqK7Dp6VVVmLEX2g2UcT+XGW9v4YmK54FpO1vQ0Nxn18SVaAVGW3xLtpABuTG459REeYibG",
+	"JIwjQ+4pxoV2kWIWgQ5ivArV9KE9TD45SiywUeqRmlgi9zkoEqBGpI3jIKgesLPmLNo2bmc7gKM3KKbN",
+	"wNbx22oM0JcRiXRGuK66WavXfH21a+p42FTbjwkO5HRb/MaVvnM4FGnrtyQUdvygDYhe5SECH1Mhebh8",
+	"wEwoTCl6VPUsim2QosrRobZS6Z7uku2xE25TAoOh/QL1GrjPQbzJKFTHvL58UlvbSANQEZSBBtsm+acJ",
+	"LdOthEQtg/5X3KKns+60W8Ng7tTqtdjRXgLutDv8QhSQn6QMtiWWiAXbie+wKlZQlgzmUhaLCct1HL0P",
+	"Cz+3Od66lV9y0agvFNNiQNTPaTtRRP3C5YvNYfvIjwm2U5inlR6P4BrI5rWOjeO1XcDX5/rdnW1PP1xe",
+	"RMxupBPmcQAAsUSQnV/+JL0V0K/V9eWrGoTSmX0iASgkd8Msx85xrV6bjFrHzU7TukWrWMP6Am1Lgzgg",
+	"trigXm+P1rNhqowYFLe1eu1lIF5a57rtLWZZONaLO6bbGVDsxHwqaI1wDRjX84eSoHUE8hgWmnFZCVxp",
+	"s0g0XYh1SLuterPZjAcj4IpQLa2OFagehg0MlIY1FQzz1b1qaiJac0GncB2podEzrqk9EKSaga8nkzXv",
+	"rakvV+lFno8lhjHvaZy7ZAquQQtKPAFGOmV2bzLceJrZpcm4DhJWKjD3NsmCOQlru0MzSoeNKZ6OkZxy",
+	"QXIRN0leMA3BdNwT9b00kazgS1BcaZ6iA4z8cInCiNU1u4JTbAFuhRE53NNY/Di+T5QMh3EJ9bQlYYkT",
+	"Q07JEiVfQhUDsLeh8jsiOAyovtSPr1wVO+xpwHEGQ/XRxqlFo5DfwGCjvQ0GfFg2ELyn48QHpbOmuIj/",
+	"ylLRHIzK3sYCYRn7htABRP8AJzwm2HeNs0hjPRpP0LWH524sWffFD5Cjvm57wAtxunw8/H2dJ0Cgdb0H",
+	"ZCzVEYL3tx8Lci3enDEpklHV8xIkXfyUJ3PbqVxC7UOVN7ro21ficwdzaUBHIZwrYjeML9i1x4Noxlx0",
+	"oGRF6yQNCAJZN8NzcAkxrnfwqQl5Ud8gKhCdMKXTHNaRm5SVrA+ZKzm/DjiDMC6zNNcQxp79ASKQsz9A",
+	"XI6LkiioRHSRwI8zD8What/jTIY8uE6KCKhmZro0E0SRQQAkwX4SWAPhjmxZRzAMcN5B/2roCctcU3at",
+	"BKU7ZDoCFM9I/OV9hmck/hyAiQCqSBTkba49F6RIIpwpQ5dTjgOYQio/DuLzZhRJI6FO8qKJZiWTJvY4",
+	"EhDYi02JNyVS9eqY+JYhE3gp0GJKvelhAz1lwTIrtOA8wyGJZXUekjbPHbUMKyolQq9tuuuu4wyF3Mpm",
+	"/oaVM5fquWVTwiJdtezujZci+5vZ8WoCMCSggVWTN+O25y3Cs3vCMHrdBJZlD8liFkTV6KermFuz28Ts",
+	"oRWTq3KMk906C0tv8PgiOx99L2M2NRXwuHX4OuR2qK+dNkdZaYlVitaaGtiJ39zqmj+fEu8mjrjkC9jT",
+	"IVFN15Ntr7hbF75fQvUeu4O83GyH5ATyUiYmuw72jG3508Rm1xGOJsDw4PnVQ+c4zRyCdaAgwaiP4GEd",
+	"kUAQ9KMPwaw/tJv8NxsM/7E1MFWNWQ2QhzrsUHOBkuZcSNRuoicf5tffFkPYbg76rV7bxnn2AOHPk4gD",
+	"I1myU6pifc/wfF7iOoGoQs0/iv5mY8UHFc9khdQhjt+USooDLkEnneG50ZlmggS3kPHODLxc+r050URm",
+	"AzcQ5OHroHj09bD2zX/+9be//LNh7QQNIUVrWKujYe2KBPonEIbD2qtiJY1m07qPqzsdVsIaQTrCapTv",
+	"skq3EID3T3z4dc1VxCeLG4tRF0yyrT/wP7o8s8vk8Db/YrvXaw2sr97Qyvj9pXV+buQy293TT+2Aa6Yw",
+	"XlL5gE6sr72843iKF5hSQ36Cq6umJ1wHUuoR2dbzk8WNxaa+IcvqKqtawC2z46B923Aem/iforYJytJ2",
+	"wD36VoL455XBcPPXLjvGEG0NpXtXELj30G1vEk/4u4b1tjX88Xt0uDeODqeE3ptDhtsF5a26r1bNZbdY",
+	"9B1k/Ja4068baO01o1F/l3HcqmKypeyzRdwYKA1vBYtN9bwPr5+ZwXsMNqDovvDXwFW3Hfaa+uQ97lpV",
+	"YbxF9YjXi4pWSfKaK/YqMvfdwFrbAT5tlX+/39BpGdVqHWxaxly0GuqqmT3Bp2W21l5AsN5C2YO3iUj2",
+	"jhZK+D4ApdnE0WM+oTvWpN1OeZ9jIRY89HMhn8mPq5ne65JR67VFSCV5yoKlvZRgfNOUtG8VLTFr2XJh",
+	"VzYN6DRb4z2tIEUpLXcthqGWhkzy5IsXce+5n/cAObW1DLco0Bpz0Y6CgT1pqmSA7gPgDJShZYQZOjj/",
+	"7GeHcE8awzSgGKUhvpJo9ZBRP5FPJ0rjw8xH7bSsBrogYs6ZICLGXvFwGC5ztTfQwbDWane6jV5zWDts",
+	"oCc8JOlDHCqVDS4M0UG32UQmUppydq093ocxnhQU4tQQEHDvYJD/qEgakJzXM7Et+voEjQOOJfIwYDvo",
+	"8cWVQwJ6Q1Cz0WpqWgVQyz6F2THDLtwXDHIeZucffNF0Bi++btVbvVcHw2Ej/rP96vAfWB3gZZ6o/H5L",
+	"uxgOL63NbIOSMzaZX8r8ARCT0/hKjBtcEiz0g7si5NRrGedbVtLYo5M3HpWrfqSK8F8bW346n/NQRoxK",
+	"WzrELA4grYRX7wVc3AmbzCD2VMaxyHrWd+swU2VnPb65eW+Xongv53AHe66o85FR/XKjLV7F3SGwOOBC",
+	"XlRPON2qnvuczklAGdkmCBmPaGBYa9XIEBJPyD1RRxELiBBQA9bsRJ6y5cZggI1Bt4kSlL/wtCfgTsgW",
+	"BTYn5NMq5UWTF7OlsDaGceScsjuwtxUED3ov1PvLLGxKguz86rEkyOyY/PqmrLSNkzcjfHYr4LGlfNpS",
+	"vHxXhMOb3MXv5E4s3VNroWSKqIe2rWE4bAPzmrypu3pvMy2CyDgHLEgLzMCGW/Fyr2imh324m7PKw1uP",
+	"NC2h3j6gYfHuGsY45LPLbXj5NZ30km8xCuvJkTQA9IgRU6usxBN+u61kz8+uiKighwb6PEauetfVyoQt",
+	"c2wDnJTYmSzxlxtIsBMq+l1Otq1AElZLHuxw6u1yim20TLY71XY+pTYD3JefWhvnsPPBtMJQz3b3Wx1v",
+	"9lul7adSc6uSp4oX5BZjbDXb3W2da+oEWWT7WOtuit9byd8ojDXf6os1pNek8W0nikeEuOI3hNniQ8ch",
+	"EVOkX0JSvZV4IsxgkCBCUM4axQNlcFTmd2iUOR7IyzkNiXhkGcol8TjzBQIINOg/Nyjz5Xp76/io2yyU",
+	"iFjdMSG55TfEv9SzslwxfcwXaIbZEun0ADN9gRaAzMR84lcKAd+ckn9DWBGZ4UOCQ2uQ7wqIRn4S9dw6",
+	"ZxvPEt3KQCQUah99hCVOUnL3gTqUa7i0Nq8JeALf+hYl3TJf2ZCuVvW7qmBt2WJxYxMTeFcUwrIxTVPN",
+	"/I4ICPYeVoRLUk8jnVk6inphLTYxy4MQC7IbMhDAHUFTdTRaxp7dOAAALqzq8c0e01EEp8jVyQ2uSVQQ",
+	"aX6SEn3FTIWqeRGWjIb4yqZ4Z7gJ+rOS07g8eLGgrG9/CBfXxtdoQqt7jsDTVcGnDrJE+uv1uaehp+KQ",
+	"Dcw4W86oAJ8/UBDeVwunYzUg4QNCbWaEqWaJj6Z0hg5C4mOlhZXgLKXBJqucAiUrchltwlQi8E/NxUNa",
+	"wiLZSJtQmPNX+8WtuS+shHWla0rh1OvxCiV0qbIXo5CsSwhapXmucM5adSXT05PkowSHrLp4LGXRSuIy",
+	"ZqFtermIv1kp1hQn+6dUSOeT6Wsj5V+WwarAsm9xpBk+2eo024309oKoZX1NCCPhDkkCEKWz0/hWAwXL",
+	"xnZ3FjZiyiJ69FnuRHOQPSZV1EC9aWFngI7RlAcGQzGJNNu7tlBg3+yi5HlYkz3LIvWUGTPz3cTYJUkq",
+	"b0hd+66rXtVAfjWjF5bWHCH7UNGe2Eqj5Wui1YthyukJmW3pxxExsVCvVctb1dx+H7Sxi8zBVWJqQuYn",
+	"H+vYWYNJ7WttKj6KND7wNP4iRTC5IUtjnMa5H5ZY1+K+rXxWxKDVPvGjOfmULHf7XBfQ2unTnCzY+uvM",
+	"Tt/6W5O88zkOGWWTXfovJp5W2NSr3SbUy62CdfOXsG+hmNTf/dUfO3/3V3/yg4PDv/urX/7dX/3L4dAZ",
+	"DkXjDz54+dPf/bffkJfym1/+829/9RcvPrA6cZ6ZSzrL6XDnmIfKeX7io9iQ+3pNily1m7wttBQzdbg5",
+	"yJ8DHcsZ8DouyU0WU0qAZBLbXG7HE9npZruMulUuM7YjcUlSTdLWuqnt4w4xYfWNoG2VbwLzLFQRc+YM",
+	"CYlHAUEz7E0pI5mEfaV2xljD8fX5PaFvnAQ6+DLCAR2rg4Kqc5gR4os6Un1ygQP1w4RLap4u1P8EXMhi",
+	"FbZOc6VE2IsvjLO3REpsa0FXjlGxcJ8VEWSfsQEhkXplVxfGPNIEz+SfpEFClAAGDZWAUgOpK4hxxMhC",
+	"6ULC5hBZs/HzgS0JnLce30aGe8Tmkdw6aXGlrtV3gB82KXqvhzs2LGT5Gm5cuR0PKb3gKydVmsrSWT22",
+	"4gZ2uhx+04fDKtWyGZFFoBWlJWPYesalGUDplxPkQs67qwwVKJitzkUemgKMABdFpRgy83seVgrSTqgE",
+	"GLwYkArSkjTQ26F6PmRuFoHNLST+QwV09UWMSUXmeVip9XhuVvON82CLCHjOg4soUEStr1Xr9l4tbYMq",
+	"V0keZCtWKVZneEJCkz+2fgSgJYAfaDYi4RXBs60+2yar5w6Y3q03gINqUSzzRMkRNj+d6qrnC8OZu4VU",
+	"ptDrG6Z8lrz5RJ1er+q10TIpjGXvcX2DaZksLUuzX3ZsxZmUBXfOeeDzBdumTlZiDNKQiLP5POS3cVrz",
+	"ppsrH9NgCb62x3RGZRUmy/PY5nATDZj/BL/cZkrblgrLSYTN0/79kRDb1kiDTEE6Xqq/PiRjHpKq3xkX",
+	"g+quIpVzyDQlGGZQwkbTCXzkkDvEuK7NamgukCDaAagBZY1L/XRoTr5ViJwDt9U5/uCDDz44bjabbh25",
+	"3/zr//DBB+6h9hrC/Z9xgA/ZaIncL+NCyHExpbhhXUfYGE2zRlx5+flcuGgGarmckiEbx47/xMG/Mlpk",
+	"qIEOptT3CVOnuSHhYWPIXLWRXFPqF1D29L00nOiVdLifZKhdjF4t3aclMFQZ8W7VMjkP9mIrK33jrQfa",
+	"pnrMGgzt7+Hp8ft7Wrw9ofleSH6nhaRVduwJAOHdlTUlZHkve+6sqdoibN6rme8l5u+zxEyBFgppMA/P",
+	"0aDb6yeFfHwiMQ100CbCxesMj/tWgCbbXcjl6qdxGKCOCjSdBJhNIpN2kwIGeHh+TV4mkL2bogT1sC0X",
+	"99EMQ1B6gBlcnsS44R4OAqg1me0+H4TQLKtDtUWwi1rAB1C7ahMobb1GmZCYrSSJAG6ApWYdXEM/KqII",
+	"t9rHa2sCl4vv3mCQld1NezB85cRjaSLmi/cwzy8eoZCMSUiYB/djlE20h9VwoPowzwtTKefi5P59MeU4",
+	"aPjk9n5cyOd+OZvYyFZM1tRx93HOZqbUsF9igoXcjzxpTQekt7YaFKCGuCfx7dMpCgn21b6oI8ZRwNmE",
+	"hIiPFTl8e8SthyWZmMCIjdfkb/Bin0kSMhyccxNVXsl7bXLNVurqfvvLP/72V7/5m7/8s1MkojkJb6ng",
+	"ocZIwf6MMgGxylBTN6BCPgvpZnizJK9thsMJZXcfpJt07aK//uW/Q26WBm49xcL3uJCICgQFJjbPqCwE",
+	"anUX30RVIqbFnHjJVXKlvM6IUbkygjcEJqAmlTi108Wtp7hoW0RL6P25G+TrNvusyP2V+HB7zt0xOM7w",
+	"SfE45t6Nc0PIXAlcteJ1pMHw0EFApNKN6gabqI7chlKirtX/3Ff/47jFSIOjbjnMzj8aDsUHaZrZi/Sf",
+	"jev7zosP1GPr3fPunLsa0aieKM1NYKWnffNH/6WOvvnf/0Md/c2f/5919M3/+6for//wPx2uHPobiwLb",
+	"uXUNM+7FZWfOnbfvtdMD2S0bOTkjtzvkKkAA3u0oWsleftMb9a1vq40kLjkgNnxns0TK0Qa2BO3SDT2d",
+	"a+7bkhe3K7pePo/dwAa37r1iWfaLIoZ9HJRAfVBwGb/2CQ5qLyqs+EUutnVDCOneYw12uCrcKtM/rEAi",
+	"i8lVscBAsbAAD/3dITOSyDHTTBYkKR1RMqWsurSGR8y67uNwKnDKWz+jdKrapzsUR74gkGW/66aGj5ME",
+	"/iKWwlYZ+Ct7PtO2dc48yKWnh2QONY9iwwPikHwq9b+U/WEnQBSQZyG5pWRRhSus+A07VtBIvr5LEY93",
+	"RbzosF3i70iL9PPdiVEqSmzss2HDCg8ztjYtRtdrjb2jPK1Lq/NdfhH5k1U0hj2C96djtE3v0uN59AbI",
+	"vTsJtUjQfwBOSDYdL36c/hC/ouYlTnTx5iTnI359QUZTzm/EifZ3W7fZJZEyzlMpGqFzXVl6jSd+hl8+",
+	"hCpNG7P5cJxk91Qtz3k2F3WL7x7H+aEbvyniGOQnY10ZQ4l9wZl/18m3SqAES7uKg+gyCyZZcF7xOWEu",
+	"WkxpQNCIUDZBCx7eEP8UuQvOXHTwu//662/+zf+kr1UMHNbB7/77v4ffAJTVhqmZhL3OAc5kARqI+tjO",
+	"+BmZuuXZfLkgZK6ElOVgemekPrmlPBJP30lNdKsDAai9mx6EhTK+t1CQy6EP7FAAa8YrzA1vUTMDaukD",
+	"rJJKmzKbJYXYDnmgEzpfXw8LHLLX1/6KvhlTLDO1ZAy2BbjCNhuRB5t1/Cs8OYf3dq5ymBN0FXyGVeVF",
+	"lav6KzyJb+v3XP6sutc7oaDltk0tQRQCgPkfXFz86EcffugWfJ79nGnyB180ncGZ8xA74xdfH72yupNU",
+	"f7sVVduSHbZd2K0WrGoRsCu8FytZbZC3bhrHky+F70lUeA3ur+/KaQjxFMJFBzKks5kBB9ouj+sKT/ZW",
+	"s8awUeUCIoahbK7eDSy20U22LcvZliTPRNuRdT060hXBs9eR/W1iXWKV+FlSC3Ar1NCCrBLINe0qlVm3",
+	"6erc2cQGU3xnWcPCV3ccic4+k1AWHc/uCRSSubhnqlkFSj2Gm944gyyGN3N1SUR3yA7AHIZsMxM3BB9w",
+	"CH3Bc61iL+JeaGia1mbzkE0CPsJBmiyszOgJ122EREbqED5FigwnEF0liETQ2AF8zggOiZAIM48IyUOY",
+	"hak8R6RAGs4jMPp8vrMhgzJ1kA2nw5VWqF319Hx37aztgvDmOCRsL6C4rxFlYAtlgeDZTqf3a9nzyc7W",
+	"XA5la9yIQeDEtfoJgvjcRcjZBP6+ViaLq0P6FlSQwzciEc5Qsi32Nsbfx/2x5f1Guc5F8GwvSpc6/96+",
+	"1kXwbE+6zxvYhPpk0UX5hKnK9yY3WKX+3x8um6vhbV3maVVn5zeEPcM03IhW/fuBN73HC7w7wkbnQaJz",
+	"I9sGM/oqxEyMSbibJ8/DwsO2yO6HWZW8jmb8liA+VxpuFkuljr6MuCQ65jFiY8qomBIf8dAnoVo+jg5i",
+	"HVcxcQni7I73+jtEVsQ92Sj5XJBwXdivJaTpzlbWlgXlv2d6+UZ4+KcsAA+GqxVitYIuwkwsgPuUOQQY",
+	"8Slu/IEGHIlrDdQRRiEPiMlWqCOfwHpDFNUhclKIvzzyvBnYDtjzIcF+WqrAKqPMPf9a7uY6pUxCatK7",
+	"abbkMC3NtHaK+FWrupM5s93m+v3RN7YtfLErz21pCtgZYm3JW7X0+zASQLS/dSNBjWJfOa1rTqXt2H7M",
+	"Tc2agoOMyilydTeuhpfPSEeCMIoECSEDUEgaBIgvmEgxmY2/bIqZb3J/ZuAbO1X/XCIhcRxQYrCXKNN9",
+	"QbMNdJEpcnuIJJ8QSPCDZDJXtaoac+3aRPy4ulj82HyRwCKv+gtt5FAdaY9fmgAIkwHSAEFMJprAM4Kk",
+	"0tRUE5whLAxYYHrcoANBSDo5OMsOT3Plfg9TR2RuKI338utNn5k2ayyX0Wmr76MeWDJNQVGx5dRmQMly",
+	"qbUR03mz2eiM2Etoqv3XV7GloZB9vWbq8+s4JqHDnUw1+Uyp/aSalSnmrt72plDPLQXOtcUtfK6Do960",
+	"Ir3tPaJPhVrNO3VpmigrP/f5dIkwSyWbCRtDVCS/nSB3jGlA2cRFB5dTjgMUt4qoRHgsSYg6yMdLuDpQ",
+	"70YhEYd15N6Q5bVRQ124FUBnzx6hG7LU7JRg32koPPMm4qGxpv0ThNXb90Q8LqF0ZS1hqTwEf+cMswgH",
+	"bpbNzHBr9VpmABqOLCqJZIHgOWXLbpQWhncepB+oA0r3eEmZV3KrOaahkEjXP0fKgp/NJRLq/bRYt4jA",
+	"3E4KeesgKZ8E9JaElAj9QkGlfx1JlWo0D/U63oH3VCuXekp3aOWuan+9FoXBatRaNftAfZpjjp2MA8My",
+	"Z3rVLVLnDrY55HTbYRAWwEMhZ5MkJTQksNMYR+2XL40RquzN+AA3cleZnGoAPJJ1nXwvI1G8bG/ZM9MD",
+	"LAnzlk/EvuqCsUgdOju0VuJdE3POxNpd+in9MI4d1iS6J9CI+8uGreyfJShOhsszO5ooS0v2xzKACuRH",
+	"pI7oGCodULHz7tbLdG4FQVCTC4lHlCS5J9DHV1fPzLJmpA1hijMMV3imvEI50QebE/WLFy16KU3N1ZRT",
+	"1myaHe8Itzto7yj9jYApBLpOpZzrKznADXBPFXFB66ZszCHvfhziyYwweQqaVEgED25BP+cIo4Dz+Qh7",
+	"N3U0D8GeqaOAshsn4B4OVLszIrGPJY53rRU5Ypui0SvSbuO6bKGixjrXKlysIF5ISrJnBZ0wRRH9Djpw",
+	"F1NBvOu//sP/5B7WAdmE6fJhxogxzKu1VewTc3GzIZF6VVG23AwZFUSX1aBSFMcG+8eoMr+IhO6/kSHZ",
+	"R/ogX9oOAJAFey2naNqs7n8onFIbEez3oxEDSe7mnr6tdO/7wLyW3e5VUAy0yvYGkCzUqWCIf4fewhJF",
+	"34VJu0qjFtFIPRkRH8GPyqhnUu0guBJBcxKqd9RGODxF7lxp/if6v4ZH3FPkhsQs3lI9TP6K38jq49CL",
+	"sva0Up5+WRJUHj/eHMCtKZeiylTg73gXXuqP1Od6rpUYyMTlQyS0bm/3jMq0gZSJs8yZjiyTVZmAw+Rk",
+	"Rl4bTbb+Gvkdk2EfnsuifHvrTkz7UmdrWhHw+dUyEqgWb/V1HoMHOUUhv8PgGaAGCXTgc0/c1xlZjZkP",
+	"iO7I/cCFKEJwxCXwQmUFKDPXvAfD4Qf/+AvsfHX94gfDYcP869B63VvAdkpx+1uFVYBk+i8jYh6bSxYz",
+	"zz1yxTvDDXcEi7ACKiEh+VxkTfQDN+9ycRMPhZKlisouColDmHpH2J3Ddw0GvqM6G3KJJbks0cr0HE5M",
+	"VYS8DpRqZB7Ja2T2iZZZ5ltWT1MynHhRSOXyUk3MLN2cfkqWZ5FqZdXPOcehZKCLSzIJtXP7hizROOQz",
+	"5GppegYtwFFG1VdTgn0wX7SruPZT5+zZI+dTskwnpzsFVE4IsYi71389jE/0Tz6/qq1omKxQVh1GEvAJ",
+	"ZS46wAw98D+6PHN0BQf0yedXdUSFiJTVznyk2G9MiY+051OtycXD8+N+u6eFD2aJ7w1OeywQRnpUur8G",
+	"JK8q6qk10vEhybSUBVN79QpATsY8U680reBR067BGaZMYsp0IUlY4AQ3bULlNBo1PD7TEGpeaP6xwvSm",
+	"MaoGqageKLKcXzxBgoS3JAQx+mH7QwDVERBYLECzmeKQmPhIPtbhzEOmyJOEiaCD3/7F//fbP/31t//3",
+	"/1ZH3/yz33z7X//sUJsLIZkLBPlGQFAd4VzPo2ZBrq1uUZqYFm0PhBEMRLUj8Q1BOK4Xoiy42LQecX8J",
+	"2Y4QTzZkQ3bO2a0psHkyZA66INqjjajBnuRz/GVEkOZ9gQ6eP3/00W3/sKFe/uTy6WfGX69LHqsPlNke",
+	"nGNBTsGDo3+8eHiOOp3OQO3J51fn8LUS8eYTEKjOHE8oUzrECXIDOqPSRQetv/7Df69EdhIE3mvqqHHM",
+	"zNCGDCFXt+CeohH3qenT/Rokch2l0v2V0hvTP11YX+184EzHnCPtCZ3jCYFRPoCzErxc6m0Xz3UVQ8pZ",
+	"DL73g1+AmD2IISQP85iRqs0Y+9H1uE/UIDRMo2s2i0DumeeRuXQeGxBGFx1c0tk80FvqXH0soCXFeO5X",
+	"0w/cOnrAJgEV02x8bTpi99nZ1fnHeoZ6oWYknBA0x9Kb6rH2O4OjwxOQkcAYVAAtszOEbxz4Jp5l7rn+",
+	"jQpA80su8VQzC7w8PFWrZOir2YQKFDFTClvn12qEUBPkCIuqD0b9gWoJvIP6mNUh+yLyplp86KJi2nco",
+	"4raA+N1mEyZziwPqw1ivtXLlxkiLVGbJNYs0SGcY838cH4MZch9c4Yl7mpZt56E6cInUzah+zAAFch+N",
+	"HShiasZhNuQEHWj96/AEddvHyJ2HEM0HWsB1PD0XCGcuL6mso26rXXg1nkRs68e0BEd+Zj5KhdBnSgDb",
+	"jDLkvnTijhzh8TkRLsreiOjfYMSwDYjUlx+AEKr6OgCAA0aQiMZj6hGhFIovXrhoRjADn27c1AwvG+hM",
+	"/VO1pL7XpEomp1qZEClQt9lBLmW6RUqYvIZhuOZzJIiOm4N2DFiqdrdIkZQiMjeEB2qc6jezknHlY8LQ",
+	"iEdKYnLVDOOMgFmZQS9wjVSEptUW0zOPPzN1kRrokgBzg3Kt6dWY+To/JKAeMW5dcx6dzbE3JU670Vw5",
+	"iBaLRQPD4wYPJ/fNt+L+40fnDz67fADfpCCj5jBSx8/Zs0e1eu02LspTazZa+lU+JwzPae2k1mk0Gx2I",
+	"GZFT0EPuNxYkCByI07//i8WNaPzCWOiTMq/XA7/d67UGaB6NAurpgq0Hn3z+KRJEHppi0sYpiKY4uCXa",
+	"GYVgoPdETo8QOnVJHZyKafSWAG1haV6AyAdBVDNKCUh4V1m2tR8R+cniRlcZ1Z5zmFS72Yy1AFM5qyiX",
+	"wNyKoVO/rt1AIdgvvq7hYKKMJaXLgNl6C3/BfCETXHX6s6NPLn76408+unn6yH/25OFL9UAuaye1p58+",
+	"U4spQB+kyn57WTupffxJ1Dp/9KPL6YjeHk3lfMQHPw6fRhdf/vRi6o0vf/4wePbg8VfPo3B8owsKafV3",
+	"k3IM8walZ3WFzGI0MlloZc0ldLtvAHgz6mrt5IsXysyfzXCo5vcss+DZhcotaHzdffJFDSv18kW9tiJb",
+	"VMOqo/tTggM5/aqU3c6MoG03m+a+0WDgQofqwJifKtHhc6hCKJHkSv5DYAiWeIQFsTLNx9Dvndkmdu3U",
+	"+E1u40lTGbzaSprBlKxlZrJY2XH7XtTH9JYw1YFSWEhm9cRSSDJbv37qZF9WXT5zvxQvjNEMvClIZFBa",
+	"AV4c65EgAJKpo16zo8xW89F1xPAtpiDF3cNUu7Gu8gXBvtKNxDu/0GqkSuBpC0Jp7+rIg6XuNTubl/lS",
+	"y8/nKXH2zCUJKXdik9vWfTynzo0pt23lFW3Ra+1c458r5YT4p/rcBc6hYh7gJZqHZExfri65Mhq0VSzg",
+	"iAvxjEgIyyq5/Ulfua8rN7yqb3wxdvC8uCtPGTfVF7lU41q72T5yWm2n2b9qHZ20eyedfqPZah0f9ZrN",
+	"3s9TV+qHalWaLdzutXodp9MhXac/OvKdUe+45+Bek5DBaHQ08vw0/UG1r7Rg7fTPfjzuOH2/6zuDUffI",
+	"GXujTr/bbfvj0VFNx0k8F2tG1+p3us1Bq33089T38Mz4L0bHfrfd9I8MHpRaJT0CvYTqnFRKwfXNw+f+",
+	"4kEtiVdPh5pwUhaO6oVap41Uazfb3cHg+PVRzXP6HdJyBkf+wCEDr9nu4ZY36JBKVBv02set1qBroVoX",
+	"N73+YLCRaj/7hdNpXlWhmgblerGFeqH3ka7HsSqvzsAGRnwMyoDaidr7BDvhAkuSFEKx9WHevZ+++Kqe",
+	"fuU84wH1lpU/jt+HYXbX7sKsTZ7ZjTDqEfavwzQDyNZ1/Pr97LvgdQJL8tpb6yVOvi68/qpeWzFEN7ax",
+	"+sWryksbl7koUTjMxFKdCuqGGMh2JkPsyXdqwVubz7fnTKmiPKRfEbiS61Y5Ux/ycAR1S+CL9mDzF1ec",
+	"P8FsaWKgxa5HcEY1EzI2m3N6tTnjSs9cJTdEWcyCjgegJrIalDA9CDhoT7WZhoTkIShjUyymaqPrUIX8",
+	"gXuecURvfeI+8slsziHI5lODMW1Y70PuL7c7SwsCtNXpdjLCMxbaXQd3fOz0j72Wg8edI6fT9cfNcefI",
+	"6zS9WlZqrsIZFhAPtxWkJlDoVf5eyFxrFfSI1nZzX3MO9k9arUa32+x0O52jdsk5qKhy3HT6bdJ2Rv3e",
+	"wBn3R+Nmv9sejY7wpnOw6+Cu33T6va7vjI57Tac3IoR0j3pk3OkVzkH99X6WqnAS3n4UPA5m60/CzWta",
+	"T4J9YrWk/+OX7WtD62vG5TW+Dol6QJa1nTjAt0ld8+gU6u1rR6nepIwvCqI22TTSuSBKGS4/K2K5afvk",
+	"Vb32mKdI5+s+T97Liuy3d7Kvl6IfYv8iPZff1NnQrHA25KXdI/ZcgInWbfWqDFFEkDNM/CfEpzjGXey2",
+	"29t2/IQKOM7f2pmmeT1z4bfNuVawJe9/Tf1X+pQLiLTcgz8Yj4nOHNA3OCZcHyJczVmzeqhdgAhJDrWC",
+	"cO5aqoOlqazvlhb8Tu6V7uYvPuPyIY+Y/9aYVK/ojky6vR70DMupdv0Cd0c+lY6Ozin1lnxGFkpHh4jw",
+	"BnoIVfvQaImwJ3lYRxKHEyLrmZse8K/RGUEhZhNS4jtRPT/QHb92/0ndmomup61TGqkwaYBhvAxJrMOX",
+	"EYEMK6NMwKwhPq3aiaxj3tYNgBvd+IYyyDfTBC3rXz+Nw+KSIWQiRzrtPDQGdr46c35egmpfZWBVBrRf",
+	"iox1xxm2Kes9eaWMGoUIst2pgSVEj0CSlyYL1XkBtmHBNWhuSDvl6a/lW6gnunkoANNy56Hs0QUZ76BE",
+	"AW87PiY9pz9q+c5oRFpOv9scNL1RdzzqHutEIx7qKOWa2qU6bcLi62r1Gt32YNBpdY0FElDC5JlJoTyp",
+	"tdr9RrPRbLRqaX3KWi1vZbQdf4x7Tp/0es5xc9xymt1u+6hFjryjLsmKstqJsXCe6yHxSHocKG4S/2q5",
+	"mpC1/qDZxk2/1+l1mq1+y/P7/abXGXidttf3jsk4DWk9AWycZF/BEDPb3hBBcUdCSm2AZAmFGWfLGTcR",
+	"sqXUOmp12+12907Uajv9dhc7x97xsdMd+M2R5/tNr9cuUAsCuCoQ6qjV7vb7o/ZxB2OvNfD6nVGzc4zH",
+	"Pa/VbB51/a0JtYUBnZxKm72RcHaazfjeK/neK/neK/mavJLZjZa78fep3Gy/RXJ6X0uek69LXJUXEOAo",
+	"IGySh9IJ6C3x8yGoBxBlCrEaJuwPGQwwEzM6ZA9zGc36chGiB4kPiSTY83jEJHyt/tbiNk5ZQwfd9mDI",
+	"dJTrtZyGXEodYAVYFhdEhkvnTCkf7uEpItibZvMmQwKXub5RCoYMQhcM5IJ6wZsS74b4dSS44mFT2wdN",
+	"IiIEEUiPTHLeQDFQw5DBN3oeEH+k5qEDBJwF9ckJGpElB1IA2dCXEYlINveMiiHrNTvI1bGq16NILG0T",
+	"aiAAUktC3QDqesjccwhbOldbjgOyrgOeYlfHORVsCnO4vD2/sAFy0cWcWv/QPGl4fJbFzTmpXXa8KCQO",
+	"0LkZ+n+vunMP5pjY0VXcu1vqaDkMwRpZfjId/cijT+knD3/+4OLqx5ePxKOZnP/8/NHRo180Go0c2t3J",
+	"oNksQvbVQnnd+XLw87D5M0+/n8Hgi6H3Kk8/BT+0yO3HfDIhPqKsIJlzPLRJwOZfflXfmwv0bo6SHc7y",
+	"5IQNiU+YpDgQ1U/lzDdQaTJzdGxqI/fyXg7kJ1QIE+tqBogyA3ynzuHvtGt2ByYrnFUbmaP4vpJXWJJr",
+	"c0pu/D738n60Pc41YKCR+uIUAWhBYuYTNKG3hCGdrw/VizX66TvCePVa5iDd+HnmVSCGiffaYeltMXIb",
+	"18/6EQSCJerBxjay7+5N4Te5NB5mENeJb7QaE9sBjC9OAB0VWCVRq4x+RNmQjQM6mUp04HGf5NUdgOYp",
+	"hiJGLA1G5CEaR0EwZOZje/RhA118j/hynyGnfIIo00onaGha/47VsW0CiDPWBI/kOnPilt8QYS5XAYjU",
+	"sFPGYEAjEnA2UfYFOqASkMQCgsZ4RoPlYcOm36pO36aCu163q7wXCzVdK+mxlpswo/DxSL62a+vv5rXa",
+	"HbRFs8LXMkbcrqQv5r96rzFuscbvr/9fp/OIT5CWmdvLeMPTa4Q8pIaLVcGu8xghO40wiXQWKHhJGFkY",
+	"YKukaFBjyJ6FRL2oGLbgU9J5LwssEA4g+QEBMllojpfk0BgyfWqgA4OnAB+r4Wo4bUifTnBNQQk/tLlQ",
+	"LvKg9t/Lg+b74zD5jCxMFtV7j8lrOANzP1yHJBJVDFzbR+8P1O+LC+aNHI8ldtKDlzqreeUQGvMQTq4d",
+	"Mi5vW/cBRcKJvSulIUbPNAoROhgtY4CFQ4NAEX8bIzHrI9fDQUBCg7MsTmHUc52kDYEjC2YPOzrXdf3N",
+	"cN5E4NGmNzMD0uhMOsDqTSV99U/ag8ag12sOIHfJJx71szHN+odMjIG5s9fgmrYgbeK3O07f91rOoNUl",
+	"Tnt07ONWF4890o4LXJ+klcVt4djEa7WdfrszcnAHd5026Y3bnda4220fpQBgpm+dXV/43m91nH5/cOyM",
+	"yOjY8Vtd0m+O2/3BIBNqQMLiR03P6bfHPefYG/WdvjfqHLWOBiNCRpmAgwQva4ugguwSbw4ryHP9+0DP",
+	"d/pqOr9YGeEIkmpL6QghxvfxfB5yDbS1Y2xnWUbOh0uEY2T6GNVXo0mcQZ84QCFxjFdTmxJmflFA4BzI",
+	"OEVJWAecRJarlLAqdHXTJLsH3rJtoaVHbUw1E1S1JdRnTw0mjNoQd7Yd1grlTrvRa7farW5BKNvfPD5q",
+	"N/vpmwXJNu56A6ffOTp2Bq0WcTrEb/dH3RbpdAe1CvJ83G/7Tr/dO3Jws3/keJ1et3nUJgMPDyrK8/HR",
+	"uO/0j/sd5/hocOyQ1qDV642JN273MvJcr4hdoo+PxmMl0ZvOsecPnKZ31Bl53aMRJoNyiT4+GmOn32/5",
+	"zmjQPHbazdH4qD04Ho1H/axENxvOr+0k0MuuFMyaZUP/3/so73Yi7GDUjZNjYpPVNM4eKKs4QBUMwZVP",
+	"XtVraQnajQ1kXt3bvVaiJS8hjG1OwjEPZ4XY6hPkJpN3TxEPNUyOTkgYsqRGRYAhGkjDMyHBZ+r0UMyA",
+	"JiFmUuvlSav1IbPBKdUNZo8bAz/pQiroAHIGpmTI3M8//9w5i+RUmZcelsRF3lTNg03IoYF3A2dWihKF",
+	"FjwKfISDgC9M7ug7cQVWnMmmNlbeN7ts2zSW5q4X+sbPeA21njZybP7tV/Wah+fX5KVHiF/h69zLAA6d",
+	"HPLXN2R5Tdl1JCrsO/tnr+o1gIzzrymTfGMr2XdfJQcKZGHGCv9m383qN3vbyGlujcfZOKCeFDGsG6AW",
+	"QjCfOtFIgfmrZl4+AQK8M/mX37erCqMlI5y3KPZiUIQkxvR+U/aE5WZBDeHdswHUobjkUfjOGgK9k2av",
+	"0ekftY9aGwwB/eag1x90SgyBtjNqtttOv+N7zqCF285g0B0N2s2xfwx6+AZDoO2Mjo/aTr/Z7TiDUctz",
+	"vG53cDRudUZ+v5saAgHBvsUIUF93j5x+67jr4HH/2Bl3vKNWsznq9DqDrBGQLonNEoBmRk4f97AzIh3s",
+	"YN/Hx+2+73uDTpklABM/dvrHg5Yz8nDbIb3xcX/QbQ2Ou82sJaB3yntL4PudBLyz9vReg3mvwXxvNRh9",
+	"xN9dgdFg6pvhFi7KgY4JenCFJ7FGAijagAp90G0fD1kJ4vF2cMdDlsM7PoWKFrAAEO2xRAa20Rpn8RFM",
+	"6dzAxm+tCI2f6IV+USVKTvf1PcaL+A46jZT81aoPmNab0ylXPnjvQHrvQLqLA6lV4fx5lhGPD00Crjp7",
+	"jrf79CIOyHpbB5eWkOrgSgRyfGTFh1HZqbUC8/XiVT2Ob1gBCE7l/WuzFgcnnV6j124dHx/1mxoAwQww",
+	"aw4dOX6/33f6zaOec9zHbafTGw1a46NWp9k6SipQn9Qe08Zn+B8+yKUx0kI7uOn0m70jZ3TkYWeEe97R",
+	"se8P+l2s3hXPQqqJbAoKGUCKb/+Xf/vN//GrpMb1CQCskVCgGQ8ZZVC+WpfDPqm1OgPUbDabqNVqtWop",
+	"EP3f/ot/8bs//b9++5d/9Ns//ue5qrMViGJKY5/UAsrw9eLlFuaeWcMyaakfF8SHUkY2bVx4570N950G",
+	"cvoR1Km4kxRJ4B5399SBbvj7pC3rYmX70ZbvmNmdkT/f/uFf/vY//o9bSw5TeU0xzrrqNq+///2HQr/2",
+	"c+mdOXsM7TefOkfN4/Zxv3vUe62njhnF+9PnvVn43ix8bxa+9riC9R98FOndRO5qSN7Ngfpds0L1wbwv",
+	"KzR2psYPyguh4Jnh+DoaQ9y5MPnRUAERwDwFcgMq5GOCfeHW0TyIBHJ9ggMdru7q8nmTEPvELQm6T8bx",
+	"DgTcP1WiMI6x3/z6M86DzNsWOMa0oKbRqKlA+kqxFBwyrlxd8fw3HcR1ukvGoZZEogOlzAHoANykEhn/",
+	"DnrQYTrassGlK5sbYLFk7UZixBiewBhlncHDyoT4Ebz9qsKqXZCJkiaVV/kR8yMhw2X1Ly6hOmP196/w",
+	"pPrLBqT9YchnW7x+xau8rCVN5bbN69Xa/nGki55XoF4oq62LF0Q+ueISSuNufP/BS3UafKimtk/A0gQS",
+	"85v//E+//X9+/c2f/w/f/tc/+/Y//sk3//ovcgXnLWZAs9Xo9brNZv+42zdFEXwqjd4Qp9jg4Cz3V1ym",
+	"3dgu45B/RdhzwHE1b+mNYwnTOHJ67XHL6eNO28Gj7rHTbrePm0fdzrgH8drUcHrtpPa7P/3zb//nf28K",
+	"JzyE+q/P5+lAZljcKOswb0BpCnz7b3/9t//ul7qBb3/1L//2T/74m3/2m2/+6M+V+F+wbP4QaJ5p9hD8",
+	"+Rk0ZcoMFQJFjpxes9ly+oPOsXM87vadXq/X9TutQWvkt3VMSIDpLO3A/HBRyAqaaKGkhwvfBQTnikPo",
+	"+qqKDv/tN3/zl//qt3/5b3JR4brceeb+MuQj4tzSuTqH11p++SXfJlHICE+TJJT3Edwyv8HnhL2cBRq/",
+	"Vzgcqp/63ItmhMmGmIfqjJ4SImdBA/4L9eQq9a13zkMaaO+EJC/lfU/c7tjAuvymtP70J5dPP9M1uXW2",
+	"CbiEINGUEV1X9/zyJ+rxTx9f/lTpJ6SOPKXmMzRaxpWKXXQgCNGVUAmMoTHzD4s5zXrXOx9RMeeCVokn",
+	"MJ9kv3g3TOT3yK7vkV337F4/qmQI6v0Wg3a9RTxY5iNBcOhNU2GStZeS37ZxuFsjXMFWEFM6R5whfczX",
+	"gVnUYWiq6x+4+ghzNS6sH9u/MTwYFkMGtdL198qMck8RhnID90RSTj4ek26U6jRmSfDsnoCS3eDDYASH",
+	"BCjgESHVr/DCobLHoJn4BHmmh1RHJBAay2wS8BEOhszan83vrpXK80xe11uL192gf9lUmqrayvbqR1Gx",
+	"sKoRFqVhay3gNZbxeq/QvkaFNsAemcE6AHcRv/Z90HJ34+51JcrucJHxvnLZ+2uUsmsUtRV1eT0lHyqo",
+	"oysfvL9GudM1yumQKXWoSFb3JA/sommijyKkr7FMGVGdZTRkWglTlqDRwH7vLmh2zURIlNDNkLzZ65o9",
+	"JzBU3ibJndGa/XKW0azJSyqkiNF2k9/dw1PkmrAS17DiQvGf/u2dCoL+vpZiRBmgiF0MtrIbrvsjNT0H",
+	"lKRy0MYH2JsiKskMSmKod6FkAEAp8gXLIpmcopCIKJACCbxEiyn1pkhEns5XBktvMV1qmSqnJBRIuypW",
+	"L8A+VAODPLHdr8H2aUxRH0iaomSMjntOvzfuOMedI+z0veNeqz8+OhpD6a3Ma52+0/fIwDnu9DrOuHfU",
+	"a456Yx+3vS1sm5QYrxOV0awcULaAZbJ2svwmHoDqzYcqWrkc9xVolDVE0c2BrfFqNwKpSdhE4TMSOsDE",
+	"Zp7vMwr/f/b+vUmSo8wThb+Kv2lr1lnvpKfifsmytTOtllrbIKlFt4RYSLbTI8KjKuhIj1R4ZFUXHJmJ",
+	"YwcQCBhmgWV3geFiMGB7QDNzGJBGEvBd1rqqpb/mKxzzxz0iI29VmVVZl+6OMoNWZsbF78/vuf2epgTv",
+	"lT33IRuM0z2ak/R05roFhz3ESy4/5iEVkKOBzIm8FfEBSliRoQEf53vJXpbfigaLyKsQ1AJQ1whoTUeS",
+	"ZjeJVMmlOKFppKx/CUMD+MwHUDJA4t49ko6piqbtM4lbFVe/gO1J0VHODhAb6oHyTUXt7dd4t89U4B8X",
+	"iF+AZDweyfCMrLJL7ia8yMTTZPiu7HHNxzLM9mhf9L3+cNnRuWt3aKECF8qhk7EdKSXiIakAXZ05A2dH",
+	"ClIuDaN8n9IRUtpCkquWXkMhGfFtKEuV5CiJoLNlwSdkaX75RkhgrcUmT8YDJRGUWpiaRPEiMUGv3XkR",
+	"5qNUwwddVIFKdJ8eQBUrOR3D0bigUW/hcF2DYlelEaUz24KcYgUaun0G4Q6EISj3BE4sgvh4RPO9hGcV",
+	"H4LsP5QLTFPFnwaqTJ8lbC9L92iE2gtZFJSah6QNSazVrQ6oRdDoXrm2+CKtiVMKPbE0q1PpTlCNgHIU",
+	"jIvywj6DhyFLM9FgNlxw0O2z+oZAwzEvUECRNBqhNkybukP5fQZb3VqIeQcCwPsMln+nVoYMkR2SMF7M",
+	"DvDzr5KdRbZo2NCbg0+dVcPGJzQPZ0Fc8pCYtrsqCOFigwYedt3AxcS2HWw4QUzDyDJdz5ykgN+awmzH",
+	"3wSsruUOmX6T62OXWgT7lmNhXbd8amhBEHrx+uY7mJHzodSe1B9Fz45ZdJI92na7rm3pvu575kXYo48f",
+	"yPVszy+kWUAf1G3MJ/evsj/XGhSaHnZ1zcDE9iwce4Gmh8R3bBK0pizUrZyODFe36hZpm1haFHkR1kKq",
+	"Y9v1AhxQ08CRrtmWa9tWYJA1LNJz9udlpuaT7Mu22/U8S3dc3/ZPYV9eWuqnPM0mlXRgj10Ja3NjOW4C",
+	"8E9jOZZSXMBZBSBKmd+el+oy4Kayr5awpBK4Vyr+4cK4W66GxVTJ+3thxvZovkpJvNnrz8oaUwdzKxDG",
+	"TF2++uoG9HCssVcpTvXiJwqst6c0ha1pkC4wpljWJUSdg6cdGWIvR0toNlAddwLFBzMDqrbLDE5ldF8q",
+	"erymDhEmVTrV9HbdMP2EcNpcVjbH42f3gJmr68qTqMfD7719+G9/2jqjCaTkx1lKNzCxs58jTbVhdX1b",
+	"dzzPcebBd8vTNE3r2lprAsEXPMLuGpbv+IbtGp9vTcNzoVCsh84tHPm+i13XcrCveSZ2rIhGOjFD13XX",
+	"ROcP3//W0R/f++QH//jot+8cHxly8sDMoXbRUMPCbmB62A/dGBPfI6ZuBr5pWvOoXbds4+qj9vnZ3KcB",
+	"T4RUbe0WxYj3nnnmS2G3Ko3NNofry53RpL9eEQK942+Qku2Wwh2XyddwNn/kuTE2fOru7ZcVrocrtlG+",
+	"gMOhbRleycUgiRiAcoEXJKULiogqLoVTx3RugkxhoYhozRzpGz82Tke8cMltvVCShlMI843Y0xqJffkS",
+	"2zBs3bIt+0IldsVb0Ujux0lyV3612/mMEG+S/ddO9j+nYChZSIrzZIddAO97UnDlsVzkAS1IvkML6SBV",
+	"3tLt2g8zXsVOGeIpWw8pMjKilbAIjVlEc8iMCcloQa0puOdKpKzMSQ8HW35gYNczTUw8N8ABcWIn9Ejo",
+	"Oubqh6rs4nkGTx2f/OF1DfGla1vOxSR/WH5kYVfzXOxFOsWEWpZnuKbtmOGa4KBcF0g3PO94n5vudi3T",
+	"1mx3IRA4firnHW6aZS9MAbF8EmE30D3sm5qDgzj2olC3PapZ00BANNDFmo41Z1EDZxBCK4lS2tqoL672",
+	"uo0r7DVHnGSJazxxV94TR0YJ+C1YVtwLAD2cWCto7o43O5fu0JMS6F42Lu5l8YpPWnRPkxDS8Go19bou",
+	"tdrFmfyW1UmQMCUZVzwFquubMhlNHsxqhb4Av0/COisU1D58++uffO07a7kFZU2NnlL0lumBk5yYzaqB",
+	"NYEV0DArz3lAv110q+ykXL5hmfOR5JRX5YZB0ZMxwAlHhmbIiwlS5Wemi4mghPGCkqiLbpIkVfti6lDr",
+	"oPop1UERSdKDe6lYdvdySsJduEQ8816YZWmU7bMyPvaeVEuqj+pwmFcyp1J5NqNjnpO65vQst6t7vqGb",
+	"puVdhLpmYcvRLexGsY+D0POxb0amoYUaMeJ1bbl3IZK82h+GZx2ns0FfDcN0bWeJ8day4wC7lOiYOJGP",
+	"PcsMCQltgwT6AuOtDglB86WMLUfXsGtoGiYkINg1POo5ka4ZoT2vs0EDdWNRA2d1NpbdE2O/SbVt6o2N",
+	"2nbusszQjE06Y/yu59u+N1v3r9ynVXk/+cWJVbxpSD3shlTDvukTTEPLosQwqBUFK1bxpqFuYNcwA0xM",
+	"YmGD2rFh6rFlGU6tgF/ltJir4U3DMMRuaBnYM3UHx5Zrmo7rWcTRltfwpr4fY9cyCQ7cIMC+Tl3iO7Zj",
+	"uWGdx6IqV7apwn3XZ0QP2SdJwUuRpoyf1zgiSpQ1OXhPalW/Rse62NjQRkGa2oKPbc7nAhXnk19+/fDv",
+	"/tsmIh+rOoFLQyCBd7q86ArQTp8PM+3xRTf0rmH4vm9rjru86Ebo+CZ2Y0vDPtFDTHQjsrSYWEbozRXd",
+	"CJ0owi6NCSZUN7Fm+bHhOLoR2O5xRTceffedhx/9zDAt48SiGXrXMhzbcBzP+jwM64k9dAzD80xzUx2M",
+	"qYAbBiZmTLGmR7YT+SEJHH+lDpordNB0Ndc0XXM9ali5lJ9sZli1XRti2IYYtiGGvRLEsGuj7FMxyT4m",
+	"AcOSfLbCM9d4dWJdWrW3hYbZV3YzRiVRBFQOA/KDKvU+zvJJXgpHaXKfQh4Uv9ZdxgF72tprG4ynOa4o",
+	"pRLCSNb2QhstLHnmql3nyOLaVAK9kpVAG/rSJgm9qQLXRKs00SpXOcf+NEbQDea3n0xm2jmWy3SSll7L",
+	"lFcZ8sB1Vmajq+fWc+Y7aI5Da0KcBe+aynff2hbbG9Rv8RJVyrcJP3ksw0+iaFJjEIllsjAH4ewVB6WV",
+	"NqIkxaWT7iwBKOMFas5NtQFAqondAIX3qvyDLrpLi0Ks2gQcAsORKlt4vRhsozClJFc/wn9PfqwzmCEQ",
+	"ZZIEDO3SnKI2bA3JkifeR4vOhIIl2urJBEzFeDYZXTRVAVvKFai7LcNfOORuip1YbjV5PT8ph/O5erW+",
+	"U2VzbobjbDZrf3Xu5+rGxybtseEwaDgMmozIJiNyiWny0tIgLwFP3KUzFlFx8pXisX309vcefvCrR9/6",
+	"09FbX906lxzHOKf0y/Qcgluff0CHo4ILeBDn2RCpMwdENHwhSW9RcFDyv4/F2Y4G8M8Atcs6W+KGIXmQ",
+	"DMdDeWPJ73qNI9n6l8iD58gB3+qiZw9qgKa9nwgkAKhmSB7cBAGytQDnzCGEm/DYq5AGufLJKJtci8c6",
+	"T5Fv9Wyr6/u2rrm+u5kaVrMZelbPtruaodkyQ2+pqDewF0cGdkOfYuITGxPTjCzNdz3f99cU9Uc/+vnD",
+	"P3+/BueXivb5AZgT7aJhRMMuoZqQ6hbW/DiIzNAnrhUvyHH0rr5gn5qTJh62gQEXYfOSR/y9hN0bkRV8",
+	"7DOXv9kpH1Bk2b00YzurPqG6/s3ypJpOg1jhOQtuumIhiSwrVgzLnFzZRDI2traLwcYS09RtQO3Dr3/4",
+	"6MPvbyQAUhV+qMU/zpSuTSPKCxQnOS96KoxKCiaUxRObGawvcJugKImgPMX+7kGnxrYhSx/l45SiPZpz",
+	"xRC8INhSte8/qYade8zlJgv8h8U0W76Ntdgi2CWBhn3LNHHs27aj+7FN9aDVkTfA4uy1xhzQFlkAObye",
+	"6Xd92/U019TBhiJUgNvTFUSTqffqluVh145d7Ns2wbrp+nGsW6an2/Vhb/UUwp1PvRin9LNyolo9vdMq",
+	"sqn3iQFe0F3d0j3sWlGIA9sJsOm6gaP7uhO58brd9Q3Xd1fsqx1j19Qo9hwnxrYeW4bvk5hI3vp6XyGH",
+	"cY2urtazNQIw1bJWAZjHRDGqjXmlosUabskLPvtvLyrQc+lkk4sliQI2yi+7ea6oKR9NnSGqU2b7yl29",
+	"jZJC1hqqJRJfA6onEEdhkofjtOKon5ZAt6pOXAn6p/KcasXkPkVsPAxovrrOKRXgSyJ5snua1bV9z3U1",
+	"zfUvImvYwIFtO9j1iIsDlzrYJYbhx0EYEJeeMWvYPc4OAl11NN+TzIcLjCCBZnjY9XwdByExMLVjz/Ut",
+	"3fcsbYF/A7xEs4mT4iGWgd0wdrDn6jq2DDN0g9gOnTjehBWkVExWNIPIThu6o3mNGaQJaWtC2pqQtiak",
+	"7bTmvSZBtzFrPW2VTUh+v27UUgsItY9+9POjH769EeNWToXSRM+Lu7ZOUptLStoeCkh4HxVZjc1W5i/P",
+	"6xp3ZOseCw4gifZMU7c8X9MvCs27HnZDT8eeT0NMiaX5rqZZBDhyzsQBVEfz8sZs2sBUg+TyiwuH4+s5",
+	"JeX8OJ7TOCUbNN6g8QaNN2j8yUDjYlesCsXr1zY4/OkhylFAUpxVJYo+jYdgOYouxjm7AKP+dEDijFm/",
+	"i27I/Aqi4h235UE5yuleko25egxl4t1VdCQq+Tm7aArQ7GSU16F6n4mrt+sKiao7sZNmAUlRGYcJD4W7",
+	"FYuoeIC4Tl3QZ9UD4NJ6/f5rHBWUDFF7UtWCUZIDLxwLYRLlBeI07zNOC8gmgeeWUO0VwKGDLZkfUkAu",
+	"iRBjjC4qeH8Hpu5quTJYhoJxtEOLx8mRYemGrxm6dUGaj+WH2CUWwSTwAxxYke24dqibenxGzcd4MjUf",
+	"y/SMRvFpggCeUoC4dvBiAw4bI+1qyFLghzoqqlk2UfuTt946/PE/bMRUW+SE8ViaCc4RZnZmQOY65cRm",
+	"64eFZCRAaRbe50iAOJLLNJ0SoApcBjnBNNpGEgCoLHuB19IDFCwxInfR7RFlKINVNGZJkVDeQW+Ms0LR",
+	"MY1ZnLCE79IIZXkkiW72aH3nqdkas5RyjkLCQxJBgwAezNuiX1XDf4WLnsXY1TUL+65tYV/3PDeOXc8z",
+	"o1o4X2s3S5OIHKwOBMp+N5XQzrkSmtU1Hd83neWV0I6Z3/lKaO7GK6HVG3gBldAmr2tAa2OtbyqhNZXQ",
+	"GtP/FTD9PzE0+2fLaZOIYtXYH3V1U0Ct0WwfG822BP4zum1Jd5bTEWp//OffPfrNh+dQSm3Mzo9wgkVS",
+	"OigdlGX721Ij5btCTIVUCMEkixAorIuIoVTjHou4pKdGgdL8rutoumtf2VLSRtfTbWdV/WmBSlR7wOn1",
+	"quohjVrV+AKeRl/AitCtdmnjRGgiTE5ASyUmOGXuaYWDJgUDlhIOvJhl9zkajxABVbeDgLgdargMSZIi",
+	"EuYZ57LUQKdqjbSLl4SjfSbPapblQ5ImXCZ7ouuKIxOM73UW3M5UjEaUcHG+9hlQ2Cq1XHo8/vdbP0CM",
+	"7tE6Za4kOUgKjpKofLQMzVDWhz4bkgPEKRWa+YIgjRu7NLz/3GRk5vDWXEnBbDgi7ECMSSWcRFvF9kjE",
+	"JW+MKTAnKJgB/9Q365A8eJGynWK31TM0rdMqZEo+L3IofvhmZ/6dchZkBipKGBLvD7PhMGNIFgta9nLJ",
+	"u7/k7dZKL2fl1EdRTjlf9iZZZmBZP21r/lVnRqaKWVnW0FpQGcHGums52PV1F/uuQbDv6Lrn+ySMI7c1",
+	"x2PgWj52fSvEgWGbUCMzNGzDj32zVluzqqKhFu9tVhvl2VRS1ypzSdWXh1/73dEf30PPqXCmqWCldXgM",
+	"qvX6khqCJYe7GiHUHmWcJ0F6gFjG6FZDa7AKirmMo/713awsho12CZem0nKZ/B+offSzX3/yjan64rVD",
+	"fZlWDKe15B3oqA+SkLEzT0ugRAXdE41dKibE2oqyIUkYkldOc9PA07k4qMTBDM5loUpkDLVlIS+4pzuM",
+	"+iwF3nRw/R6MlIO12KVJjkbkIM1IxLc6KKvR4HTR8+JulESyIg64YGnUZ+LObETeGNMeIqpdSlyQ0QiC",
+	"FwMaZ+IWRqtBFv/fQTyD/0jYTp8NQHoNoE1CnRSChVPKIHAQkNGA0QeFJLAZbKlX8PvJiAuZkNMRJUII",
+	"ZgwoeUhRSSx1fmexHCAlNnMKE8i76DZDr2S82Mnp3c+8WPWhz/huti/kZkjVMNdHFAzQAd0hDJ6asJ2y",
+	"m0kBS4iyiEbdPhNzFlMawZcsE9/3prqCEo5Iuk8OeMV8zSJoxnBUHAA1Sp8NKWG84rdmdB8d0GIbEX4f",
+	"kR2xHlIiZH+FILmQ4rJcWLfP+ux6NEyY7DgZR0mR5RyEs+wYdLiLboMVaMzLIbr+yi10nx7IK8FKr1ad",
+	"iuOENS0xSIVIil16gErRz7J91C7A8l8rUdfpsxhsBXg8UrfXywWLZ+TZeGdXLUgJOLY6iuFbLKIgGxd9",
+	"BvAl3yFMYR2x6mkai1M3S3lHdqQDwaW8g7gkNOedqlsdJDZzp892CYuyPZrzrW3wgRS7FEpwkh0KXdnN",
+	"0gjFdB/WE2FoAMRuA7UHO/Bvn5UrL0np9PwOsz0q1lEXvaL2FgpJnh/IvaSQlvRwZHGflWTncUJTgfbk",
+	"QodPaI+kY8oX4akXE148L0+PiyjYOcOXJQCgWhulwUDG56J2dSYMkmiw1UUvZ4XaznJ5DpYhG3hQa1XR",
+	"DH2/FS2CUvXWyZXL1bHXU8eGxLplR6E6hNiKwPY/HBJ5XKL2QNz0H8Wq7yrrXEd+EMuXQu+uMzRm91m2",
+	"z+ANYm/nNB5zcVK2B3M1+AYdNbGy0IS69R409p54wGBLTjZ9MEqhPLlkRF80XoDz6sOlKLpmka8m1kdR",
+	"0Fw84798geAv3+t2vvg3/6E1BxUF2npwSz5Fr0Fmkucq3KQ4gDJSAgxvnlNMGhrqMbhRTGzsUtvGnhbr",
+	"WLMsw9GpEzoWnbQeOLYEICAFmSptW6f9mo/vjfxQxy4xKPYjjWI7NAMj1qlFgDZ+Bbas45v3Zol763/E",
+	"DKc+WxGEKoeg/y8J/NXtrmX4vgn5qHwcfImGxYKRItTGbqBHOAiojl1L87UwsOLA8iaoWixe8D/Jgasv",
+	"7FZFdTb7bBNrgU6xG1oR9qgRY5NYgR06kUu9eDILZJSAHXwyD/I8E8BImpnL6mRfXDw0lj4zNOYJQ+P0",
+	"NKOr656hWeczNMoGCwt9cr4LHezgU/u3vpQlLz13fX/qfy88r7306sx3z13XPv/cS0n8GfMN79PxZ/UH",
+	"xtC/o5HVTbdw0p1MpVYo3HH1lI6m1GpTavXxVxnvQBrULlXoRmy1mnqoFLllqqH8eUb5m4DipQrgswdI",
+	"nWsdCKSFgQMMGRygIhlSlAvwuC00hJrqBgiohrmzSUxuMR0vxCldzFBaevcuA16+LuCi6vetqCPtjdPd",
+	"AXVM9mkZnlQPeHUWJh23G+/W7lmGLGcbApAPyoq11cxzVHv31gntuxWt3Lpj4G6tUUI9LWRxb2icwEdL",
+	"MTcsqI03AWanlN1I/Hde1xPEwl3WojiHiqmT1kjDa6sncAXF4lawCq5nXT2+gUqRP7FtRbaJlp2wK2QB",
+	"+GezDQPscqJrfnDPdDTshpGHfTOIMbUsXyPUsolNWp2WUEsZTQWIJmkqvihfC1/QqIMSVtCc8gJOwmPj",
+	"F3SraxiG7viODyyJ07EGnuUQ7PqhiX0aUmzGemBEmuHTWG9J6FVL5FuGCA35nhoUnO1t5GDXCUzsGZGH",
+	"Hd/SAjv0bTfUJ7e8OoF/EhEvHDbTxK4VODiIPRe7sRMasUfjQLPPY9h0w9ctzbEWDZvtYtf2AuwFkYY9",
+	"V3cjqrs0gPlbcdj0E4fNtbAbGBr2dT/GTuTFrhvFJCBkybCtbl4vZYwCt52p5bzHom42ouzBMJUbjeMs",
+	"jpOQRlk4HlJWdPlIyFO+S2kxTLvwr3jjiqgattnNJJXhdAV9UDwT8r1TPuAYXF47ddqfunv7ZVmMUtrh",
+	"AMwlbEeaSjki6Mbdz4qfP/fi3c+hOElpB4W7GZen+UBWgh+gNqcUSQsvNKI7jGZ9DTfkqsPPJXyU8WQV",
+	"B7K6pX7H1Qi9aPSHRn84j8CZU6wrCChZKXNhcuVG5vLlDPFxuItyyrNxHtKqou1M7L9ywF+lKXVWClKS",
+	"ZxsJUvo4UZcLyVU74WsKYVzpTyu5Cxfxli8MfR1MJPkAZj2gKGHKoM2L0n2gvorHxTinXXR90kipF9A+",
+	"k0rLNV5FH0luEem9SAqOBtNRngNUZH02GJIH7ekfOmjSpi1I/UjkSoXYW2hHEqUUhWkW3l8YGwIYqHzg",
+	"pWZlHgPfDt/95dHb733yy//70bs/evjBtw+/89WH73/j3z/69sP33zn8+98+fP+bj37/l0cf/ONxVku7",
+	"Z3g92+3aumfoljll052JUTV1A7tUp5gEZoAjwzAtVzdtm8bL0OqaoEsO+mq5oPp6g7gINVtGGGHXCGLs",
+	"U83Ghh6alq6HjkuN41Hz6sN+DJSWo27Ylu3LAOqZYGfT1LCrOQb2giDEmh7Zpm4ZluFYqyPp6cm9xJld",
+	"JD9ezHbm65A3AboNS2HDUtikKjYshSsEnq+8Ayaw9ETdDKzG+4SrgvhIvKnKzmrLGIFaIwZb22jAx/le",
+	"sifE6wAcAYMy5HsAS1GuRHVNF1maj3ICz4NQFlPTIQwLFmmYJlRuE1KiWJTTKMlpWHAUZVKjSFLKivQA",
+	"KZIUiKlSLYVortL5WL20SRV8DIPfX8x2EKlpCe2P3/vZx3/98cfv/vPhn3+4dQrFZj70caY6dRWFBemC",
+	"x7nASu6azmxRpHLpjTnU3hPHeOnnSgqlybQtzZJlp/cTLr0x09rHC7T4T6oprTMn8UkOmjJsJ8zGKryz",
+	"SijofaUl2hW1ekanJd4Zp9l+q6e9KUNGa7/r9d8NMWrLAa6p9TSt6zumY8pqcoo5Z8mlelezHcN3ysJz",
+	"r/Hp0BYXm8Si2I3sAPshIdh2PBqaYWx6EDSRTF8baCZ2ieXjwLZjHFLb8GPTooZjqwCLalnU1oNYPpP+",
+	"feErU5EYtYCdUIvsWNcc7MZ+gO3I9bBP9RCbsR1FruZ4pq63yqTs2U64AXY9w8VBGPrYN2LXjvTI0H0f",
+	"rPvn8UbPw64e+Zg4uobDIIwcw6FuFPlKL1XJgrXSXSrRoZ4QGMk49yJbNDG2hV3dtrAXOS4mbuA6lmdb",
+	"LtVX1xSq9b5EMpVbE+Vj1gSxn0sq3mWc8S/QApGpya2yekZ5tpNTXrdgQTjt8mSnsxbWS4ZCch4f+66u",
+	"WRC00JmKeOgB4Vm2z7YR6bOJfLjGEUkB7aiQ5FJYcFV8UgYLb0vxAsG5fVbFS5M03VZKBxI6hxgnINl9",
+	"PSl2s3FRBtBLlMevoYgWJEl5nwX0IFNxvtA+BNTFEcoY5R1EOBrs0OIWdG6wLLj3lhqfx6k07ETekXGR",
+	"XQd+ACHKtEp2gdirJ8jplcelkng3yAhuUbmahjya4TnHCEGvp4EQ1A3TskGyRfnBnTErZXGcpLRMDwKT",
+	"UvdByh8cJyvlE/UuZKNXzn51V00EOhrWI41il5g+9qhtYzPQQyvWqE8MvZbUVOMakGvmhhgv2UO1iNQw",
+	"CggxGSahvojmg10sHQ9Z1YfD733n0W/+GTpB02iSBTeknJMdiFkokwNknh9HebaPDCG+hNg1xTpRrys9",
+	"WRBzPv+qR7//5qMPflN7VRnVOXkXfIMS6WiCh/XQ7FPhtRZQO+RZSDkX82rVZB8fh4psRgjAgqTw87J8",
+	"+NocreF4lnvr5JhKdf40IvCqBuWB/yWpTspSdJXfnFZDWeZ8+cyYjilHBAXj9L56bxV7m6T0GmwvjtqG",
+	"ZmzXD3lQlLniYFeidkuytYv7xJ65cfezqP3aqzexJ9MlVBaUkDPP3n4JVJ8Xnv30My88q3uaqfUZ4ej5",
+	"ByFNUcLQjd2EkSodrOgJSUTDgkadqmw5RAwOKAuzKGE7gy2U5X0GYQZtIdeUmNqltNjqICKUJ14gQ0Mv",
+	"PQsYwdC0jqZp0L1tNLkjz/b7bDdLy8hCODOQWsNd9DzbSRO+q5IepKlMPE40mHKKUhLQlKMhGfWZ9EsN",
+	"OU1BbTv8zfcPv/edDjr82u8O/+79Djr65jtHP/mggz75v9599O6/dNDRT3999MH3OujwJ/98+O0POujj",
+	"X3z74fv/s4MOf/WNoz/8toOOfv6NR7//CyT4TOjqOaqfmx308Vd/8OgPHz78QNz/1W8//PN35PN++lYH",
+	"Pfrz38O/9dMP/e+3/rEn4EefQfiFXAHdYbS1jQZDMhqJoRW94VLjnAzEdTnP0uxCmDggA/DBETlHKllM",
+	"jZ9KSlK54ZOcEgilYyEVSq3WkdZJObRUbA41wPu7Bz00GMPDSZDSQQcNhgnnCdu5J18w6PRZlXwCDxDX",
+	"TOSN/GoLMsmeh0gVITWgIEAtV0vKlXyciknlaCAl84uURAPUFqOuvim5RwZyYU8Wj0oQEzeP8kRs6fKr",
+	"rZ5cMn0Gj++gqm0o3KWhSoLjMpEnIgUJCJdZ7OIVpfMzSWmnz0YpCemQsgK1iwpTQg58ts/QeISKDKBg",
+	"SEYwpAw+pYSJjSKrm8Fuq/dvW6U0SZ1xUJY/U6UK6tn017hAlEWGJVsStCMfs61OWey6o1KVuuiOODpI",
+	"TqsIzoShQGYWd/qMknAX4oRqWYkdBN+KydnfzVIgEBBLixQKvMqfoMIEHDwCY4j1xO8no5FYTzIxEkxY",
+	"4oAQl8v0yU65FiXlQEQh6qjPBvJEU6ZNSIFCkVggY4baAwm5/qNAXIMt9WQ+WSuAr2W+W5Xc2EV3KM7H",
+	"jInRJnKbyJGeyn/sSTICMURJ0WcKBcJwTeCknL42gUxF2RlKIy7zuoSSPSFa6DOZbi+3Gil6kz1ynx6o",
+	"tV8lRIrHoEFNbAzgxklC5GBGiAxmz522pZlokf9BbFrRx6TYEhMm1gwGqkvxZrF6oM87WZ2UerkTXc7O",
+	"+brQh+O0SEYkL54RoBiX+T7rQK+1mIiNNW1wKygh2rQSotWUEG2hEqKdVQlRnFilABZoOQBJ3ppSTWBF",
+	"dUO+V1c55MdTaBylZWtK29CmtI1pIK7VgPgbAuzUULh/EgqfdHtNIL7MDCWP6g6SLTk35/WqHoor45to",
+	"HN4nOLzFVgXOYHDArhCBOXfDpTq8J85usDvtT8xNSGzsa1w54aC/ncVSpV0XK4PZ/knxRSoAsyiUUJ5x",
+	"E4cKe+K82P66Xrpb7DXpRbb0024NRbdxr8iyeynJd05e4vN3bGxxAthqF7U44SCLDrYQ4N98p3QaSzWw",
+	"PZhryeBKUdw8bS5bKTwVCK3RZHEU59lwQTIBah/+00eHX/v11gZNJdPW/ONdua8DV0YCChDvoEEFPAYo",
+	"i9EAcMZAYnzA9Rmj26Dv9tmgMgsKTVVCvAHiRFGcJQWKkkggf6WL9KrvZSROlG1J6ppBiX0GCEgeJjZ6",
+	"HQwc5c9iuddg0wDJdwILyVBoV1tdNFCkDkiytRCpppNUaPJC+Qjh1SPCOeJFBgqX0F3aA9DWoflcRstu",
+	"bcv2UpKnCc1Lta9UVoHH9oB30c0sl0YkOJyzvKM8F50Jy0upfKorrtULwfBtZGlWn1Xu8EWKxAul1ers",
+	"3vAVkLg1jcSNGhI3a0hcr5C4OUHi+oUh8fVcBJvF6/Zi70BpvlFm+pq9/tEPfnb0o19PWeZZpkxwFdmV",
+	"PEt7datdwlGyw8BR1VZ0KMqmBbqnPG2SYqu04us150Glw9X9BmDBO845AT4JMG9Vd8+5JY71gkijYO0V",
+	"JUXcAgeI1PxnPSDOolet+Qplb5gmY1KvU/xX9EHCwUQNL3VrLxVL/F5IRlNPLM0bZWQ/lNgXoAw2gZy1",
+	"0pAFfFJFacKqJkeb8bH4x/tY/NV8LJtU7Bq3ypMVWcAqhb0eUVAPMZCH2Eb9NGeKQYDnLydpBWA1H3tQ",
+	"RRt0VGBBwqYKriUZK1UzMHgq27DCaTHsZnEAo4CmGdvh4nRtV4eHNBqjgXhQkNKbwKIz6DOQtTTa6qJP",
+	"0wNOCzwiOwkTG3Zbeg7GrChLoQ0SFqbjiL4q9ra0xi4LM4BOXgjHwwlXAr/SzSQt6EqXv5Jlae3qBen+",
+	"crzVuIrpgdNvKRuDPBtXPd/EsCl+/VWS+u/QnSRjq/fuFovGvMgPVr/jLqQFrn79q2Rn9YulbTm6mWfD",
+	"NS5/NVvl4tek1Fn12ery1Z79GZjjlUYvL1abl8m+al0amUMZMdhrHf3xnY//6Ye6/ug3f3/0rbeOfvLN",
+	"T/7H96TDVOZQ7VGhPdyokfbKJKZjUqXcnu51DdPzTMewXBUhOls4oh4AauEgtil2fcvDgUNtHPjUtD09",
+	"cKllrFkrQjpbIbxyaZmI+QbOVYqwcEB9C7uGb2EShBqmlMS+ZgWhFfoLCIRNX6voyXot8RH+oB2nCAtd",
+	"qTL0jjyqjt77l8Of/GFx3T3Y0q1ea58GXIrApSUjWoXeOr5sxOywSQg6s5C0jS8kwzYsx/KNVReSht3Y",
+	"IJjEroNjops0CIinm+R0C0k7eSHVG3huC0k7/4X08P1vHf3xvQ0sJG2lhTQZtjXiroTUfKLJPiTmaHg+",
+	"Gp6PhufjKvB8nIp74tICGYWmzCnJw115kNROZfl5BSqJ5cGL11FOR9c4kImDvSrhQm3tlOqrar/8rSoE",
+	"ojTKXToxM/UZhEpBAZCkgALgylw1FwU1qIKvlLWbZ110HULwr/E+m39lIhXugfpFCIxXlIuyFrEPR6uM",
+	"u+wzRklOYfRCyosshytkpB2nBbBSdxBNuUyN3EmzgKTzne322ev1kK6K8HxB/xLFPyg+9hCR6WfgNiVD",
+	"2mcyiKccsjKfOBOXMLIjmenbVcbBAVy91ZmK/alCj8qkA1WLHoKI5p25tfQ2dL0WK9cGJNJRlUWyvAyD",
+	"2pItszS/FvU3gFowQkqVrhNVe2O7isNKKnbB5RFILyob9qVReLCJ/R4J3MUy8Cy0WPPX/DV/zV/z98T9",
+	"tdZSQc+R+uh0phK/Z5hdx/ddw1e1QU8wlTiY+K6JXSv0sOf7PiYusWyTaiQk7pqmkkZQNn/NX/PX/D0N",
+	"gvLY+tuzUmhBCW7iGxp2bcPFQezY2IgtzyK+p/u2M2MPBw3XMKXtuzQDtHoqjuv87OFz1u/TltmeHo1T",
+	"IIxokbVO/XQl6mo3mQ9N5sOVynx4/Kn+tvssyxfY6HorpVhUEUCyLrNM2lYWyScz/eIUe2wSpnnS4p5c",
+	"CTXHNkoluH4R4WP2S91oK0NFS/q/iXlW5phDXPigyvSelPduMjHOlIlhn/rIL9PP740Z2SNJCn6kE1fm",
+	"ops2dvRymu/RvCQaKMh9iupJPizb76Eiy9AQ3A+E8/0sj2RmvTiF+ixOk53dolyD8nH3gjE/AOKI6az7",
+	"hCPgGgh3RSfEz/E4TfusXMALejrY6qI7tMgPqqpAVNbCrdXu5TTMWMSvzKkH7cXXoUjpSbfXLlUzdAbX",
+	"oASMSAaZr+kSnMnSgS+fgeQSDNgZMtIWegufJ+EuSgpJF6AKnpaVpqHa6YSFYBvllI/Tgqt8nCTcRVWE",
+	"uSRl2D2QArrYhfQkcH7PMzE+Kxp2Q7zrdFGpm/QiJZK0sIoDiokp9J5Aw0EQhpi4mu6ROCYxzMnkMj+I",
+	"sBu4Ovb8gGCHREHsx8QKA721epzMZCDWSpRfM6BQzRqM7HQc1vGdze6XDaiSGFSaw71St5t53DGDIh8H",
+	"Fsk3TzdAohOLDsJXaI5hAat+NuTnF5y4cJb02qcslROWMuJ0j+YkXS/4Y+ZwB7ro5cc6sCzzklX6VsQH",
+	"ksp5ilY6YbNEM5KqqrxG6GV0JIuEJNG2JKGZUDyBnBjI8r8DQB9SaQIKuCpsQ7FfS7EfQ15jR4XLSe4k",
+	"+UD5pjq/9DXe7bMbZW15NFNaHixQfDcZlfw6JT+XotiWEXrDbI/2Rb+n2bJfnb1uhxYqb6AcMkm6DfSt",
+	"skz4PDkR70iByTvy8fuUjsq0zCRXLbyGQjLi25BPmuRQGh7Iawjj+zSXoRl16u9adlk1DiiJAK3NcYKL",
+	"iXntzoswDxU9eBdVmogktSG5mobhaFyUWWX17l+DNNzSotaZfXtOsQIG3T6DlIsTiZpl38UnkqYKk4Lu",
+	"22cJ28vSPQpJvLVAmUn6m2QsUCE4GaNbHdCjocG9cj3xZUWRRE8szepUyjbAZMpRMC7KC/sMHoYgyma2",
+	"BsKgi66jyr0nQ4NCwlBAEaMJrFg1dkx1Xg4Uak/m8l51PxAM1fcUGo55IR4mrZTqLtUAFXwoYPPgVoxf",
+	"EmfVQEZg9RnsIGAJg9UnIFeNHKs2X8+/SnYWxe3AmbAZxLVCBkUMrb8NBxJJzwbSyhLjX2lBhFOdJ9kI",
+	"vRC71PExiTQN+5qj6R6NTcusR2ivdHlVNeDWFCY8/qYviuO93JXTb3Ii7BLDwp7u6NiybM+xAy8waLCe",
+	"jRmm7VyA4SQt4Ho4pOjFIjp1EoDfs92uYfi+YWsa+BTKmQpoQf6WhEPaLd98otf7+MFbz+v96LvvPPzo",
+	"Z8e7Q2abPucOEQ0yPezqmoGJ7Vk49gJND4nv2CSYTw8wXN2aSg/wVLF743Fwh9hu17Q1z9E9fU1vyFIz",
+	"RXn2TawAsNGuhG+k8XM0JY1O4+eQEAJIBuM6wkHteUghc0Qqb0CJiSrxfKVC9i+s5s/VsO8roT+BbKuV",
+	"C6pdf5ZqQ2V5iXsVG8oJd89cvma5omNdE7U6RSWdhUK67enqRNMaQkkEXgLaOTDbAV7OKUCdcDTRA+Yx",
+	"c1X1tIZqGd2XmiWv6WFlDaWyMH/djfKE1CdawcjxSg42dMjxuqkSjp5C4wrMXG1xqCS9w++9ffhvf9o6",
+	"pZ1lhuhqjkJJpUFsCogf/fT3h+/9w+F3vvvwr7/YaI6uYXV9Qzd839XNOjz/8v7f7o7Jg4SV8LwbslVS",
+	"eCPf9bGruwb2Ys3Btk/dWCdm7MZ03RTej35+AkKfb/2CBN7INyzsBqaH/dCNMfE9Yupm4JumtSCB17KN",
+	"WYQuYfoFZILDFLfWwuytvWQkJu3BKDsxa3d6rDYC4MVWOANYbwznm2H8eUyKZcvyQ6fwYk4SG0/H9iNu",
+	"FAJozhr+qbu3X1aAHa7oojuyDbxmZ5tYXkVrlB0NtS3D67OSmjUpOsjSDZkTWWUOSqbzCPGEhXSri25X",
+	"tmnCVL4j2GAFSpKmLLDBHqgbK659uLKSMHyRDU/Sopwu905a5M6YdKdyBxSxP0nT9U4Y2f45XgCYGwxz",
+	"8zfn+dbztKE9zaJ7wQQ18nxT8tzuar7l+Y5kc9mAOFeva8T64yPWK5fe7XxGwl+aguit99475bl7WbBE",
+	"CoENxlcJ1fAZWe5FMn6fFrQs9OA/e4CmHKRlTZDOQodrQfIdWkh/rHLObtd+mPE6dsoQZNl6KJIjI64F",
+	"YBmziOYlz+h89Jbk97309P8FOSuWRwPsenqMiaGb2LXtwKC671Jirn5wyu6dZzzWBDLckP+FdMNzz+R+",
+	"83q239U0TfddzzVXSiy1vNjDrqb5OAiDEIeBExmeqVFiW2uiALEUoAvHe9k0r6u7umYZSzKOjpu9eReb",
+	"Zi1g4FKNqAR+/dkudnXbw55PXEzsKPBd1w0MYk0LfNFsF2s61pxFzZ5BAq0kAn/mBr1vtddtTHWv+d2k",
+	"xtE43q68442MEnBTsKy4B1QxJ3oG5u94s3Pp/jspfu5l4+JeFq/4pEX3NNlKZ8pWeuJyii7MSTkd8Xzi",
+	"Hpy6+s1OKySje/SBImE/6e6pi8/N03kpbsrqJEiYkogrngLV9Rs7Aar9iMKMxWkSFnxi+gvHeU6ZDAal",
+	"T4gH8SlzA0oAPwkhBQTUPnz765987TsrewEBQ/Ke0u4WKX6TvJrN6n01IRXQMCvPdsC/XXSr7JhcsmGZ",
+	"O5LklF8fjfJsj8jYEhVfnHBkaIYqDYpGVBY7hduqNLGE8YKSqItukiRVe2HqIOug+snUQRFJ0oN7qVhq",
+	"9yAhDC4Rz7wXZlkaAWW+OgGkHlJ9VAfCvFZZpQNtRqnckEn3u7/85L++LTmTN2jS9Xua1vU037csW69b",
+	"dPcfDP9WCCO6lkXXwbZQ41xiRNiPXBfbvmMYhkWoZUCSjiKZb/Vah2//6ZO3fr5+COXhP//d0X//7gn6",
+	"nd41PUMz7GX6XUwC7BLqYOJGLqbUConnOK4TkUX6naNP6Xe24ziO67pL9Ls4trBraAYmWmxjXXccj0RW",
+	"QL1TGHQP3/3q0R9+eTzD8uG//PDhR//zWIJlmEi8mxWtE3W+ycg1Ot+5CcL1C8wu38F2T7O7hqtplg8l",
+	"p2iYRPV1Ir+onQYxSdJxTm9AGt38FjZw4MYudqlGse9oITaoaxpB6AaELKgbNbP+xd1Ux67rRdjTnRBT",
+	"N/AMU7Opqewb0+tcnMRz99vY1TUfB3FkYC2MTJvEeuiF8n4QFNMb2sCBZnjY9XwdByExMLVjz/Ut3ffA",
+	"NFNtDCV0Vl/a8wmRs5Fq0/KL7JOk4KVcVCbTaxwRJQ+bhMDHwgHymCln03jn5NunLxeLeh5FrUAnMH/P",
+	"k6UoNlre6Y6DxzYZdkZP++SXXz/8u/92lmjNZxQoPx+fXKWL9RSrjxA8ZcUyabODaOeChIWsz1qLKBrR",
+	"nGesU9YMZJFk7N6S5f5QcDApK5jT0fYkwqjUBCt9Y4ECJX+6bL/c6lJetrcm589Oynqsg8ztuqZveVBJ",
+	"KMxplBRqs5aQjaTXpz6pul+lNrRAC9vJyWI852DL0lzsepGHfZvqONBoZJiBHhuOtqb6VXMSOspJuFQL",
+	"m+nmnBZm49gLXOzaFsVEDwh2TTcwbdPWTd9YEFbjO1MpazaxtCjyIqyFVMe26wU4oKaBI12zLde2rcAg",
+	"F5+yNtXp1def2rNLHQXlng4bIr8GpZ4FpT4xPgCWFStC7cmVDSJs7P4XBCcloFABXpLuZALNzgIo45zS",
+	"L9NzwJPPP6DDUcFRoqCikpOADOELyS8igKGi1BoL+IEG8M8AtcvyNuKGIXmQDMfDCehUFWZl618iD54j",
+	"B3yri+ogVtajVYWBhuTBTcA4wP1Wr3Sb5fN48yY89rGBm7K5x6JN7SJKAFg92+r6tu/4hm/PR2rNxh/J",
+	"yz3TcCH+aNpm6MUkxq4TupgQI8amY7uGrZmO7zprYsyjH/384Z+/r8yLS9HlfNvnACY0SsMuoRomvmdh",
+	"zY+DyAx94lrxAjO/d/UZEaamoLHPN1jxPLGiPKwFXBuRFWodzlz+Zqd8QJFl99KM7az6hOr6N8sDaU3L",
+	"5MKbGvza4NcGv66IXyVCKeFr+/DrHz768PtnMoQqZrxa+vpM+fw0orxAkLTVU5x8KiUxixVAzHK5piBK",
+	"EUVJBDmQ+7sHnVqugOSCzccpRXs054rRZBovvphwME7+J9WodUFjubxOrkqvKrdusBA7CYtsxo6mxRbB",
+	"Lgk07FumiWPfth3dj22qB62OvAEWY6815qB9kIXJXabX9QzdcX2nCtsf3i5B1bxdUbw3EpgvcHAQmQbW",
+	"DNdzI03XDd+tD7lAU7L61Zz7d5zSz8pJavX0TqvIpt4nBnhhdwMfu75pYWJqBMd6SILQcALdXLu7rmNK",
+	"r/mJfdU1zcWu6RrY02wDU82PdSciZqBHs32FYKw1urpaz9ZgqlXLWlW9PqZ0tNqUV4ryp0mRv+Cz/vYi",
+	"9tJLyZmflxoKuKjg7HP0oM2Sh3bKMEW5i7dRUkgC1loE5DVISgPREyZ5OE4r/qxpaXOr6sSlJ6qVZ1Ir",
+	"JvepIr5fXY+USu3FpKPdBQbbGxnS7TNlo9k9zepqnu3YvmsaK2SjGTgwbRu7juNhzzYM7BPLsolue47r",
+	"rWnKkJ0ADKXbx1kzoJW6ZumOvcSUcXyA06yvzJ5OSHMl5SO0YUHAlmZG2HVMigOf2tjzIlO3DM233HgT",
+	"Fo5S+VjRxCGHwtAsy2tMHA3fY8P32GSKNZli626dJgivMVk9bYyLJL8/8bfC4kHtox/9/OiHb5/JcJVT",
+	"oRTR82LVqNNn5JIso4cCEt5HRVbj2ZBxifO6xR3ZuquWrDRB787Z0btuubpjeJWh5iT07hvYjawIB56r",
+	"Y1unHgmI5+guPQN6d+roXd6UTZuLahBcfjEPv53LgN/rORhhwA1Nsw29Qd8N+m7Qd4O+G/T9OKNvsStW",
+	"hd71axvc/fQkvygQKc6qEjmvY/1fjJqLcc4uwGg/HRo4Y7bvohspJbk4bmVsybY8HEc53UuyMVePoUy8",
+	"u4pTRGVmnCzOBgBmJ6O8Dsv7TFy5XSocivluJ80CkqIyEhIeBncqWgOkqr+pC/oMbpZUu/GUY6GgZIja",
+	"E049RkkO+aUshMmSF4hTu884LTgaqGcKKPaKLN69VVED51AxN2N0EY3vHZiqq+OaCMb84Gr6JMrsl7N5",
+	"JNye4XV927VM3fO8z6/Ckkt9oSJosY4D3dGw6fhGSMNAs0h8Gn48+wRCXL+rub5uLWPDpZ5tYpcSHRPf",
+	"0nHkEzMiFqFUNxe5InR9nhxP07RFvgjxbGpiN/Bj7Puaj3XNsFwtDqijRRevDE0NRaMMNU7/pwk0rh2c",
+	"2ADGxlC7GtoUeKNETjUrJ2p/8tZbhz/+hzOZa6GAcCzNBecIPTszwHMdsuNZduOQjARQzcL7HAmQR3KZ",
+	"RFOCVlkNXwDAaBtJrFAVeMtYeoCCJYbkeXPxq2p0riZjcqxj16EeJsQPsOH7sRHqmulYei2arrWbpUlE",
+	"1kCIZZ8bGuXN0yjbXc33Nc9fSqN83JTO0ygbF0SjXG/2BdAoT17XgMiGRrmhUW5olBvz/CWa5xsOhBob",
+	"6qrxOOrqhn250TQfG02zRP41XXNSpHeE2h//+XePfvPhBnmYx+z86BlYJCWC0glZtr8tNUS+K0RTSIXg",
+	"S7IIgQLJ53W/11Tjrlqs0NOlMWld27A073ErPGN2bVf3dGtFjWlBx+tPOL0qNXlKo0o19vinyR6/Ilyr",
+	"XdoY8pvIj5PqECpMsGa+Z4V9hvS4evQ35By/JrOwz4YXSl2hyMf0hIIGut61fcd0NdeaqmgwsZAbuuP/",
+	"bVXWIBu2ZnGBS4wQu3ZAcWBTgt0wtgLX06jlhi2BABQ51QQSPLgt9k4JV/jsDy/CaKovFWKoN8cVcjzP",
+	"0unvxXRQMrw10zTNxW7kudi3Agebum2EemwbBmQnHis9y4HRbX0d+iCYv2NtL49t4daLEVqXovsIdJPt",
+	"7NAIJwwpIoRyc4uPq2zuZ0aE8/0sB/GxWC+5sUvD+xwN1Hn+irph0EEyLInR/eo7yTIsFBnJ7wGqWF90",
+	"gQspoUKdlDmvXezSRChqUsUpsvuUcekXC0PKufpmC4K0+qySJ+phvCAHsrR5WX4mJHmeUF4pTfXHgC0w",
+	"KfqsDea9NEIZo4gX2Yij/Sy/n7CdLUkykhR8uk3oPqWTq7p99nqesZ1KvpUjyFGYjVmByA5JGC8knXK2",
+	"A7VP86woUtpF16ur+wwsfoloXobCbDjMWAfRN8YkLWPI4FSDIqt8V6jrAsEShjwBYnMSCq2tzyS0fY0l",
+	"YRZR9PLNT99ALMuHJE24lMwJ9GbMaSRFs6VpaLBPyf17ZVMG3T67zdIDNKLZKKWozbICXX/lFrpPD/gW",
+	"2iV7dNLJRfFlNwBUv3RQLoNL9TvOLFNJPIPho5ZH+Hl55f+v1WnVFm6r13qZ7i+4anWkpJ4kx+JcXJBy",
+	"Ob8qlmSr16IHn9oNXgiT28mnbn7++TuvfubuLX5rWIw+f+OWc+tL3W5XVvxOcspvsVbP1zTx/r3sPo3u",
+	"yh3EWz2t04IlrthUnqUkX4cuYLrTC3Uw9dO2PArKzcvFITHHcnyDhLsU38hYkWfpSQf+9MVPmmZ2CnUm",
+	"INE9tWtO1AXq177ZaSn2iiRj92JZsPukB8zf8WanNXWqnPiI6as3ppOUdVqijHLwFgH+lnJHLBYSFleK",
+	"DUc/rfYqze33wpxGlBUJSfkK7r75e97stMZ1AHTSM6Yu3sisvZRwnrAdIejK4PRaA6/UZK1vzfDX1Rhv",
+	"sdekNeEKGPNPsSwB8dwrEc/Jy2n2eiElSUElteMK909dvJlDJMvQkLCD8iTh2yinRX5QsyLuJHuUKXId",
+	"AWo5DTMW8SvjsL0j2ouvi/aeeHvtUhgMe5VFflforyF9jZE9kqQkSOnZCbUlFeDwAGX7rMKbNZVGHDsn",
+	"ajQZbIYxS4pErseFVITSdlW7ErUPf/j1o598sFXXTziloF9knCIZFSi1E/lNFgsIP6ncwMU14hbUrofq",
+	"9RBJeVbeA4VXFAG2UPz7jI+DIqd0W8bzKfVnHCVFlnNxb7rVQYzuV8yJXXQzSSGZJcyGQcJonwGsv/7y",
+	"c9to8MZA4H3x/oAXORyqUuUqEqF/LMDuLya8uD01aOdOlXjylc8/EA16NhvCxdNzNxjSgeTyEjouktU9",
+	"E/HLG2MKTI/K+lL6XupHwpA8eJGynWK31TMd0dGioLm497+0h/T//IKGfYLj6/gm/uJXTOfNrf8glp+E",
+	"xnI4xZr9ysK3hRM/1qpn0K1o+eNGyYimCaMbehwvyM5Gn/XphK3+tLvVHW/Oz+fzD0Y0LGiEwhS2CIPJ",
+	"VUdtwlFEDpbNMFW33hB33szByjdpUSzU4KLVa0WSmLI297q2cF5XaFhA4yyn67Xs1eyM7Vr0BjLMxqx4",
+	"KWErz8JLGRO69QkPJA9O88BZ+skl58+S0Xpj2R7VhdI6TFj1eX54Nsm7CiPQ6rV039M0ratpreV2aK+n",
+	"aT1Ng/JOYHEIQYi9/J/hi4lPe2LWDR3fxG5siUNGDzHRjcjSYmIZoSdV9cmKeQ6CrConralPm699DWua",
+	"pmFX/J9oKtYmf/pit/PSGwgRJ/7kuCnv8U56iUCBJEjSpDho9RytUx0yqzwBEskmJ0lPSCWxlGGdtHqt",
+	"o6/+14//8pdPfvz1wx//Et248xL65Bvf+Phff3+M/buakDVoVCeCr6RS7Uwtlz0WdUXDHgxTuWs5zuI4",
+	"CWmUheMhZUWXj3JKIr5LaTFMu/CveOlqr5di7maSyoingj4ongn53ikfcAwL7AzW+dTd2y9vgWFRWmkB",
+	"9sNmZRQRgR9u3P2s+PlzL979HIqTlHZQKAAMQ8EBGlwPQzoqBqjNKUVRFgo0Lp7fHUZbsxYduQ3xcwkf",
+	"ZTxZxeWnbqnf0TjLl6qXzkrOcjljJUy/FG+F2F/T67AG7ae/X4rxl0VOXWe1Jx8ISV0rkjgD6FHb0ixp",
+	"jNxPON2CfB3SZ+UJWFW56dXzuMXO2EKkQES8ioLzYad+LSSMA0Df6qKBOn8H5e28NOmXrbpWJqa3a83b",
+	"36VsWqcQYF7yQm1ty0SgiWLBq2o60o0C47Ql9Ic+U7oExEuTIa1i4tqWZtajpGWANMrpaKvbZ4PaiT7f",
+	"dOjxtcX2f5CRtcP0Uh0Ai8X4eYjkk4TVaeSQHMvV/Af6JgamwTer4Bt9XXyjnx++OcWqWuiZaSpNPhmQ",
+	"oDbPF8Bnf47W6g3E8A1LI/a6UXzDmvUb9i2kZMGuPelRM5dfpfwHCVMgBKAQkkSAepYVEsO0B9MtH2x1",
+	"JBMNGYorAZ8k0ocm24Xag5mWDqQaIe4a1BYG/jQ9GKB9whHEHcg0rDIsX7rn2oNlMzDY2hbvBIVEPCLK",
+	"GL1KTqBLqTYJZ7VEn3WUtSaAXmQkh7yGFS3lB4p9KSk4EkJgGwkwLaZXaI41KFs5Xzml83kKL9BiGiye",
+	"MS5iIa4ROCOainU3tFc1vwZrLgj5XHVgsy6ysWeQzX52KmAzPyWbAjYza/axDV18ckL0L+PIfIEWZz4v",
+	"O2fI8SpRyPTa/NTd2y8jiP1HcAXKYjhN44SmEZfmACm0ZaaKjKfvs4H8WFv54FQBWTlOU8kewtFAnJok",
+	"LG5Fg06fDeaUrkEHDXg2zkMqQzWnVf52SX8HCcxK4d/qolsFP5kTpWpwUmz32cQEstRsMTFYKN9nF92R",
+	"c8D7bHArxi8BGkBty/BEQ8HHDgbBe+VcDWB0snEBZeIs3QAjRu1CGZs0kDR5SaHaGCGesJBuo8H/fyCN",
+	"n5Qjwg76TNWT21pk5XgNzq8zWTnilyTE3Ix5wyul3WkOTtmbOYs3LE0MS/NvLuDl5xAkOd/CRtRfCR+N",
+	"d06iXr2sEflX1aqgrxCK9krt1L5ZBZSefwhc/VBiozwLKecTP4m3XsPvlEfZpSV7wVY4PzXxxBqvz4M/",
+	"sQ5gOiir1X1V/g5xHKvcBEh4Fz91Klk+iPNseFceVIMtyeISjxmjqazEdxCmFBcJ+DVIesAT3j0hrOlg",
+	"UgZ2o0VapQVq9SO8qBUtfXNB1dKaPKqLEv2EU77I7q5nmq7Krm6oA4vU69okrm4xX7XXxvq9tk8ZGFAu",
+	"nSXSpymw+qQpjtPe5GtcHWe71RFyUUrk8mMYWnQOFCQvZXugwAGPiuq3UlAn/nGwB08Myoz2kGUIzWve",
+	"miyZgWTIq3hIWX5W5ognQ9pBcAx1kDgt+gyia7Muuo4GacaLgWoCozTi8itJSQFKoXil+OqeJI6cKIVb",
+	"8IB9cVmWTz8JrIJc5gEOShOhUKKH2V7Cdir+92k3f07FB3Hb5MnwS58NSX6fQ98qn31ESVqg9tHb33v4",
+	"wa+2kHTQI06GFAF1KQmBV0yVMYcMROn1ZxkW9yLFvtFFNSUYiM7EfSTdltqsjEFPFP8oI0Naxg7ItESl",
+	"yqK2pRtooVa8tTyXb9bOcHpVt3Ohvv81DZmnkQcwHmKjnLP62tiyG1v2nC0bkQIOG0b35QnUMNk0nvg5",
+	"T/yl6ttXxYm/CBqskI224KazRwScmzt/kQufINELda0kO52GTktQU+PJv5AiptnerIGmzlrIFdo6ncVm",
+	"RHMuICKOSEGeoTmRdFbLomYzdjBMOOUQAwse/Ak+lVQYeU4BRwbpQUcFi0tCNRb1mfI1od0sjcQUQ3Wl",
+	"3YzRjqSugGATAXslVG3TByQs0gPxpm1kaVqf1cNwpR8mQoSjgYwnf0X15jlSkMpP05OPHBy+9/8evv3z",
+	"T/7HrwadPpt6q2j46/TGLikQHY6KhEYdRbZfQfTyXYGKj92hRYnBZx4Od7IMkSjKKeddJC1cWajgFC0T",
+	"XOTQX+N9tkfSMVWuPDGosveKF1gS/3bkOMlsP2g1L5+jmtZniv9f7Ge4GOKU2QHiI5qmCdvZkufAKCWh",
+	"7MngC1WzvzgQV8c5FToBfVDIqdvfpTntiR0pWlDOHoAd8bkcHNVV8V0M1Ih4PJKTLZZ3p1LiwBYnFBVc",
+	"ngTySOGdUoNB+yRnCdvhcr3QPUmXcpBmJOJd9NxYigcKRCPwPE5JHgLb5bAakSyNkBrTnazTZ1zGI5f1",
+	"EUhOUSzkphiDYpcOxXQNZbGzCIBSeeWQHIhTDCZ62EXXAWrzDhJQjnekh5PLQry8gySDoZqjss95tq8c",
+	"mPCUJJf6K98CNpouep6Eu2Ivy40VqVcL7ZJKLbHUysRD5aob9MeaZob3ExbBf9Eu7NtosA1aNtwvuaZh",
+	"JsGdOqRM7FEa1Zbe0scprDrooteF2j2I8oM7YzaoE+coOyyXseJReWj3mfLpdtF1GVEu3i7O9JIeRtZP",
+	"g3xVlGY71VCXoUCdPhPTLuUKTGIXQoZAgy1Fgzg/uDgsVLd47eoFGurzYnjqZ8OlRpvL0SxZy0qizr/x",
+	"HKSbHtY03QSlYw1OlVrPoKvnWdViuvXq7LktpIPsSckFLYdVLszyahmyIISUpF9T6XxASSjTiOERX5zW",
+	"GiMcOYGPXd2KceAaGvYN3aRU0yzDFDN5XypiwFX3ZmfyTsXFOnmpfMuCp4dL1EV79ukw7REJFc2AojxV",
+	"cr6nCUEfjUf00/SAt3pGpwXnF4csxFhxxsofKq+IXlGnvq5OvlZPe/PUUz/OF+Z1vS5EGxBEyWuqqIZ2",
+	"VR6x3OQdRSkvr5jNzmo0wKvJZfq40oVcLJKGwxEQVom9UIl/hUgnqP3w/f/18IMPHv71F0df/aeHf/3p",
+	"0bd+dfSHH9bJwEd1KbImuAaIehy6FpJVwDcoy4kg8KtMGxWI/z6lI9Tm4hPhEEVVFCTcFT9vKawtq4fW",
+	"oZmAXGuh7j6rw24FqYYAv6eS4GRR1TRVyWQqHG3MJBV2R5rmqUA3oknXJCqqZbNVSLECUrvJqA4V+0xC",
+	"wgmpyigdczQoZf5Axp5PngN5q0rRBBHUZzUYJDFDDVW8MgeoJe+TUDtLnCnwDHAZVpRQQ9SuY+oScgIQ",
+	"kvQuWwKGwXgqBaTPJgMa0opsb4GWUVbugrvbtR/2d7M+A54Ouaa2KnxVZ/84CWxVKsIEbaHjwFYJJquh",
+	"U6pKqeJUQz/BYUnRRXfLJN+p9d8dRgux2ZzidqngbMNw7DNAW3A+1cVgU8sBWmjM16ft/fO2+2Oxj9Va",
+	"HSeZ4lr+Sp7Ic1aCPcXUcPjRzx++/82H7//zFCm9J8YVhrVmO//utz/50W+XxYLVeyNmOJzQ6n7hi53W",
+	"DmViVR3v0JD8xTBg08hNPKEG0L7wlZYU5LODFXjYDYMIe2YUYE/XSBhpke25gRjgXcIYTVu9lthYsmCB",
+	"nMvWow//RzUMR9/8/qMf/PHjf/rpv3/07Ucf/OPD9985/PvfHr3zk4/f/esyr4whum7qC8I8jpsUHfgq",
+	"HxSTIgXKBLHw6eUQ8XHwJRoWt9bA3+oWRQhZAeUK4pahL+sMJtzwai10ZDb0RZ+LHLldOo/majocO0xG",
+	"/UQSkyezaSfFBVX94HFKPys1cUkqkt2ecVad0CcxJDA2U3Uujn7/j4d//v7Rv/5l2dxP97Nkrf4yj/92",
+	"fxwRttMtj4T1dKbF9Srqe1UqS73WKKcxcEeRNOWla3qYga6ywGV34szWy1U8+u47Dz/6Wes4JbhWsyLU",
+	"IjvWNQe7sR9gO3I97FM9xGZsR5GrOZ5ZptCuV0fCfFXXqpNFTNMipbYUcCo+4xTamUR/C5QzsA9Ku8bd",
+	"3YykStySIBsXNWvNajwZM8xXE4S4DawcYqL/Y781LZiFdOm3BlOUOpSNh0ChtvoDBByeoyJqNMZGY3yc",
+	"NUbYtRepMqqIhuOZCDlJ6STAiqP2Jz946/AH737y3/909O4ft6qCGonyDvHOFDOJCp4tdiU7Txlbuzgk",
+	"9pWqQZuLhF0h9iRZI6Ij4c+VczwFPT/58L9//O6v5NAc/fGrj377Thm7oZqRRcAlNiZpEquGr/5qEDb3",
+	"p9IcSjH69k+Pfv/ro+/++uhf/7yIFUK5YpX0fbNTtWR/rffXrJPyRvX6j//4y8Pv/HBhpMvSN6cZL9Z4",
+	"tVMzjMo7y3f/5fsL3j3/5i9ulpWrXKSKkmuxiK32y9Ujc34iq00Af9PMSbVBBqeJe6mLIMJOOvayPKK5",
+	"dAqDOWsbkUkkqgwLJQVKKeFFn8mCDipmFWxVYlWj9gAiIzoycLOjAkK3OmVwKVRiJTntszFL3hhTpPIT",
+	"k6KDJgs/US3S/vdb39c1bTkNUrl6L9XwUZ6Zv/i3Rz9+9/Af3pHH5vSBufC0e/T/vPPJL/5tdssbmjhd",
+	"Ft5w9M6Pj771w6Off2P2Hrt+z9SR9vD93y+4XtfqN0wfREc/+V+Lb9JOcaycI8PSBkWhMS0Kp1W7Y+d1",
+	"xTcYSyXesjWwSOKs+jJriXhbuhbO8jJ7mUBbvo5OJ9PWXXoNDdPTo8itIKPLZfEyGdJXyX1159OmlZXc",
+	"NjPo4vRBcCU8OZnZpoISZd2nUsGaYrlZSGBTE/NnNP03MqORGWvKjPrabXLdn156mzMfmZsnuJkKFFzE",
+	"djMQ+0qxz8gTaNCt/qvPVESrdGqnCS96VSaiDKStjuZBEg1Uab6kQG11hPfZVNe3OmDuK1PLCZO3JZBC",
+	"Iz324veUxgUCHhneZxFNaUGjDhqzlHI+G62dcJmFg9qW5quWqyLAg56KzO+zpEAJ4wXEbwzUOdFDQssY",
+	"lKl/VdtjFXg/TdNNCngKNDEGr01SlLGtWxOuHDRDlTNLgbOUKwctp8qBFx/PlYNOpso5vSa8CZ6cxWLv",
+	"3z9629AM998/+ub6J/HpKHPOsR3nEIdwOWCkNhoNLLkwWHIqQp6TYEnJxtPAk8e/QH45h/fEmrtXgIZ6",
+	"UurbonuqBLoVK+xPXbyR5LnrZTpcKecFEFGYA+0SPid6Qb5Py3aZIFcmalWqo7i7yhxqDxb0fzYNTgnW",
+	"q+S4uLSU0ceVYWljxoosS/kJdErimppJoiR4yMcp5WU5OBQcgLdjidsX3nIFCrt9OmGRbHBro5WbxkV2",
+	"nfNkRwxaFsetTis4eCEnkbjuzY4MELyRZWmU7bPnyEFVqL+KHBRI+vpolGd7JK3AyjI05PQMu2c6Xc02",
+	"DN3yTEPgoogk6cEN8Ty1i+Ub4pzSL9OXyIP6a0H628TSosiLsBZSHduuF+CAmgaOdM22XNu2AoMA3krp",
+	"1L2z/nEFD8oQSogHY2SH5rciFSg1pMOA5q9SMqy+Kp3bX/vd0R/fQ+qJkwhlseQgbOw5StL621lWJPGB",
+	"+OZZqIRWRdTJtBdx+QTszYbZLTOOTI2n7TimGM+9hCdBSm+qhB/xGqCtuqSptjzHMT3DP9VUrxjstupU",
+	"Q+ThOtMsYyceffDXR//6y6N/+Xk135DLe0lzLQbU8l192Vyv4djLsnRZrMCkBhactA1N15WOLxgpOVUF",
+	"W8Hn9aMJ4EFi0iFGXMC2SZXWSo7K7cI7SO0jmX0BUhW1yzxdfau7zM8vt83l+fiXHGgrCYWSksfC1HcN",
+	"7OqRjT2bGDjWAsMMTd/3QkjdnD1T6jdaBLuuG2M/IgEODOoZIaWm1Mbrl8XYdamJPdvScBBbVmCGluOZ",
+	"cWtyQInBRLptOq21dv15FkvasJyR03KMmHF7ht91PEM3LeOUYmYy6KFuYNcwA0xMYmGD2rFh6rFlGc7x",
+	"YkYd5o/t6rlIMTaZMFs3l4qxdZZzEx7wlIUHbIAraUWTypLbNsZMVElIFGYsTpOw4FXgcqWx8oIUVype",
+	"86kNtVCYf0WcVbdVrBBUIU7jxdaKCmGV3qPFoRWycWckUrxwPdHtaXrX1HTL9h3PPZsAdyPTxq5rxtij",
+	"JsGR4ceOHluu4YfrCPBFimL9JQIlmF6MiWkFmHpGRE0SEsM1jxfebhg52NUCA3u2TjGxHC90fMv0PL8m",
+	"lV+CrDS5HHTD9i5YOKvJcDTPXyCbv1CSlZTZe188s6Qu137j8XiKAzLWO1jPv75QFwGhb8J2wGkPZ688",
+	"wzgikh2rdhxvTzgFgJ4CiASUJlzs0gO0T3OKUsIL9KVxtCN5x6oKxCUVep8tik2o0IBY7CXRAjwqpyTa",
+	"WOgCcDufPXThVMr9JsIWlp1Tk4T29U6q0wUtnFsrzoEx+cIFvdez3a7laY7uOr51FkHvYMvUPOwSQ8fE",
+	"oBRrThgbrmVrTmBvStA72DJoiN3A9TAJIwvbrmeammMaDg2OE/TixtDCrmZqmGi+hwNH16LAc109DJcI",
+	"ekMzjA0LeuNYQQ+T4ViaYeqGdMRseu2eGOnQyPwVZf4p1N2qVv2JGm5chwwJ4+M4TsKEsuIeCNyTNeT5",
+	"W97stPbzjO3cA6l+0gNql25MrVblVKGQf1agEc3jLB+iYhfqASi51auX9N9GUE5BFua7/sqtPrtPD1Cx",
+	"SwrFBUxk4T3Es6HAq2IxoJ2csIKrGET11E6fDebHBIIXM07RQMKYgTKjy/hLIBUavP766/j6uNilrADa",
+	"pQEKd0U/2A7dUul2QLIED5BNkyx1RGxQlBRXxETQac325KRnzF2vdtl5JPXfUHaWVhO/cZr4jTNaQJ4Z",
+	"5XQvofvnUITldQgOzvZZxR/L1f4IaMmsK5E34N0xi2guOpRnoww4ZwWg57ToINBtcxrNW+LAGtNBPMtY",
+	"VZuri15WQUoJR5zs0QXBJK/IXguxeEc84swOsM6qUShnwdQTGGWuJfllF99UqHVDbAlyBu4oPiJoW1Wd",
+	"o7gjp3cK6OiVu0HvuoZhuoZlmjORuLaFwzAm2NV9gn3Dodj3DDPwosghEIk7jRPnSnOI20MHu2Zo40Bz",
+	"Amx7uhY5mutrWiQjTGFxzTZ78v2CdmsL2y1mkoeEMaEB6CvPh5gLtfqWCktY7sk8u07DWtOAtQasNWDt",
+	"8sBaw8Ak4Zc6wafBCl8fh+VZNAa6zOP8UPIiFJKCpNnOmKL2ww9+c/j9rz768buHf/7hVgcxuj+pTBoc",
+	"lJRK22jwxqDPKosh4uNAcqCVZsu7n36tLJYitkgHDcQC2snyA5XYJtnqBn0WQ7BrFw0SVtCckfQGVKOD",
+	"i4Yk30nYAGhF+G62z1CRTVVKB9pcMkmogzodsgqHOFlIgdqfunv75Q66cfezHfS5F+9+bksVqICctmxn",
+	"B0rv9VkOYVCSJlYNxnbJKsuREMZZscgYCrHD5VhfgfBhSeD1bDaEi6en/G6WF6I/24hA2JeYrgEeIJ7l",
+	"BUfiWsrEl90q+nGAKyPfQJxiCQP+KApFHpVtS9y9kEpvYh/stCbPWciaNx+edtKCWtaaN6aaMiQPXqRs",
+	"p9hVWUbDhFWfV2jGbZYelJtEFdtIxGKQC3lZE8rfN94SuWVQewA5kltiOCZVjsAuONiqmrusdRVL5KRt",
+	"6u1BlqWUMMkJucEiwOJ1ZXBXOTS91sd//qeHH/7p5MJ8Xd0wLduZQfOuhvVIo9glpo89atvYDPTQijXq",
+	"ExMChWuHSavXcoyyUmAKGzYJaVlBUH4tTxrg6nXK78oI8Hd/efT2e4/e/cWj73390R8+fPThzx6+//2H",
+	"7//PR998+98/evvh+28d/tu/qry8++NWr3Xjzkv4lTu3sf6fxVcjGk7I1notW0OPfvDbo7ffa3VaYyYw",
+	"QOvw1z9qnZgWXw3DOlG/cimowN9p78Yei7rZiLIHw1QelBxnAhrRkoC9y0dwJu5SWgzTLvwL9SNXerU8",
+	"hm4mqfSrFPRB8UzI9075gONilsvdCee8TECS5z8IJzhAGAX+eCEDxM9CCgC3ZweFAvsBKeDgehjSUTFA",
+	"bV6yeUv++u4w2lqNivQ4JKVuqd/ROLOXOrOdlfClnLFJKfpLC8meiP8Ko5VfnYLmLeLSVAXIrMimMQlq",
+	"z6AfJMHPVhcN+P3xALLzJUnbjHErGxeIj/NcgHKxK/gIOASgSAHhFFL1+0w8pEzJm4Nk7aO3v3f0k989",
+	"/PC9rXq13WOI3mQvLjcGfIHIWVc4XKAgWPdwP8/47kZ0b1h0rzm3TbBzw4VWu+Pu/XFDgVZKxrWE7YxN",
+	"ZIUAXXnlDMvZ9rE2ijjL0WLhLElbF8bxVp05Y4TP9FF9LsfyOcrGizxAa9PbhKQ8zWGopzhHzj8YdSm+",
+	"3y4tpj0kLT3K9MP7bKIttBPIIDngEDAqNKMOemOcFZQrlwtKM7YjC9iipNjqIjZO0z4LU0pyXjPRdtBA",
+	"IBzx7xQKUkfe1Cl4ucGsG+LhOq2isol41qmD1VMH67pH3emCWDf76nOIXL0AubaauuEtUDcM59yF4OkI",
+	"qI6XflVUZiMFH6MKNdPovwlmWzeY7fRqgwoow/tVweIlmkNZ0VjGAExKkydpOhWYNu1W3Z6QW+4zmkP1",
+	"+JoiUQMBi5mL7syUUz53J+QXz7cwjm68qtk9w+mZRle3XcdxHMubD+bSAt/Gru3b2IsDH1OfBqYfUteM",
+	"3FWCuTRLD7EbGT4WQAlHgR7YehhqjmXUauGVQVz5ouAt81XNgnbqXU8HsSMnfOZFjqVh19I8TGLXwdR1",
+	"dFunmmFFBgz6wiHQJo82bc1zHMO0FgyB5wZiCAJMgsDAxPNNGvue6RL9goZAxq85PVPr+o5mW4bjGqca",
+	"iNWdWtPL/WRSm3LXNrw2V5rXRi2varrWDnjhtCiOPZ0rBi8ykprV/i4FnsKIkhqxF0dhNmYFIjskYVxe",
+	"vtB2c7d84ZkZZcnohngln87wGZIHN/Psy7QqyTkkD27vMxrdmFSCnf7hRVnudS1SjaoXS8BiOayPLUp8",
+	"cvfNC2kWkLSaofVyatdNjZ1epABtxCflawfpAnFUVW3wIieMC/0tY4uZuJcaCGQwFlgI0IoGgllLwky6",
+	"69kNBLXNfgkWgpkNbmuatvYGP52BYKNvPgcy7g0fnafq3xN7dF5ZlNKov+upvzunlRQlttqndCT5rhcG",
+	"rShMztG+UHwTjqIx7aCcppRwyhF9MIIgRZnsrWJOFMPCLO7rousoyg9QPmbq1OYVM7S4b0gOUJpl9xER",
+	"qxcVGRzgA8Jvx4Nt0LlJCjePeRmXT/M9mqMwzcL7qC0uFC3MaTzmNFrAXXhnzO6K/l5q1EqUH9wZs4oN",
+	"f9UTSbS72o/ncN5WJozZ2gO2hXWihdjVqImJZobYDXzz/2Pva3vkRu78vkql36g7aLb41E1yBgdkLO16",
+	"ldXuyjuj6Oy0MSySxW7usKvaLHJa7UDA+YUvh8Pd5UVsIMBdcMnBvgOCw16Ci2NDTuDvEkja9bc41L+K",
+	"bPbz9EyPRrLaL7wadrGqWA//h9//yXB109G7y9FVEBrICv7FslZqOKajOY5laJ6JQ83TTadndYPAc42d",
+	"tdJuxzN6XQssh8vTxaZMIuSaQo22TDvWTdPrWuSuptvr6KA/y5MDlyeSSWrF7Vi56KZhGJpDMNFcotua",
+	"EbmOFVsmCbreVSAAw7EszelFhoa7hq0R3ey52HG62NKvOnujnL3TcYyuYTirFts0HFtzLJtobtR1NBy7",
+	"nhkEjk1c8+1P0zUs2/B28qRVF4sLQryC2z8TZA9ojWiHoiRCTZapKKCItQ7Bdu+eN80h3kiKCF8WkJyo",
+	"YsTyCFM22VlKkK03eNWwbIBpwoG73BMseJDwHIoXi1fXBhsJ9bGecQkPVNRdlVbJF+8D+4cSE4KxI0YR",
+	"LnM1QR1kiDgEGL4adkgysi6o5wwP3k5Az/sao/MkI3HyvFTcczy4x68XmdPdGg6zT4sDS1kmNubjj3Ud",
+	"bLcb0hh5R91eRzd7XtcyXVnCYP5Qs/ECKO9ophMEmqObQiCweppnEuyYhu2Fnj1bi8tk3NiYs2dx5B14",
+	"1Rm+AiouLswBEX+nEfEcz2lq8N81JBhEJ36USQGqQrLlg/WxBl8qSsgRrqjqXF53BOX7cjw4J88TnnMF",
+	"qMnWcPFxLt+Sv69LBH+GB3cbA7B06VfdY3U30WUyRo1drtttlkt/T8nVDqt38HI/pPR+yym9gaoqmra1",
+	"k1rT/RRaU+XRBA2VldESrkhvyCIyR2/fg7JoH2ocQg487SrceU5BqmIPZAndVUx5xC4VdCmOSJyxkbKy",
+	"QS0iAE/LIlTAgEOcZYlQh/K2Uon69IYmOPDR7dNdTHCrfXT7dA8muIewVNcSIuasb3OM2F7lIQBVjQ9y",
+	"8a04Od7AaPPe2V3kSdqRSrTXIyc5HizEIsmUSOpWrfRPkfflhvbVD1P8VEt+MNx+wPFBV7+527XvW89g",
+	"fwJ56n1xX3yUkVlSMlDU6YL80KfbBIglFx7UJDgclky8wlUHJC+T5JcM/HgdaDAv9vZpBR5cRzZ5x5Lh",
+	"31w2uSmyoQrK70L5rucRtJcRb8ETaGFaGzmVLfiF63l6V3d1Z9Gx2tQ8x7Y0xwhdzXM8rHUd7HqxF0dd",
+	"A8+4kjjI3e5mxgQDeaZpGo7T2xNjKsN3DgzqfQndOcODjxSAcHBeukbsznVUbYJHdWPkCvsetHj7Bj7I",
+	"5BYlGQmFTpykUUZolVpOTHud/WyMM0LzR1HjqjTkUbRn09l6gto70o1Or+tZRrer6n3InS8dLp8wloql",
+	"l16X6sfHBEfzP9TJsKV5thVoju1FmhsEWCORG3fd0HJty2zc0D9+lqxPbIEHRT+rBZ6bghlrDumZmms7",
+	"sRaHlh0HQdS1DWsz5Z+tSM/Re9Knh5LnuToXRw0y/bfjR1+x5LOHHw8/++rp88/PPsu/OPvej7+f6Nbn",
+	"D9OLx2fD5Pujj/IfPPue/YOvntrf//Fn9ucPP5s+ouYn3vfodx989zHhn358mWbhDmyF4NEVjIPiarx7",
+	"KMg1cOMAR+dKttqK89bbQsrlS5wm0XmoNmxruuW55i/aDfgb1wTOrX0sv7G3xMvqw1DEpD+llG9lbjFG",
+	"8wyH+Tu14X/otl3FfCqeBn/vnCzOXyKkKkHDSurrSytDrorwcaH/ZESGbIgJgEvOmN+rSiqkoi/Ih+hL",
+	"2i/G8VvHCHTBUcHBnwbTPgVNL6GDqqo4KHcXiXjf1nXkLx3tmoIXJySN7vE+leaPgl5QNqGQedxHLEP+",
+	"LBP5uejSR6BJThJOWutzzwlSd6dGZ8VgXv3mz9/86tev/+xPX//0H1//p9+s5DOOZhpGrDlOqGvY1Lsa",
+	"drDjOLrVDQxzN+p+m7bojdCf3bEtq+eahmfth/+LRXENzcGWq7mWHWq61Qt1x+1hM7L2xv9vvj3bkMly",
+	"YTzd/sFue3mwjB/0zkNK/X3abCVPuCLXrauSiynjlq0tsusbgljrKWz3yOx1eq7uuJbpWPvSsPTAczUn",
+	"cInm2kZX0524a/cc0/HMeG8U9myNaqW7xNYc17O0gHiuFtiebTm90DSxvpmmyqXwTMMxeqazB5p6pgSg",
+	"A5z2Idt7dqINb8Oo8xm7hKg3mJoqYsYoaOhJzhGb0NIfHNOc9+ksqg2SOSNfvHceTsOUQDLn1cpCn67T",
+	"FnBGUDgk4QWJEOaI0VINEPfIP4bccUimjgMlYnQ1Q45UOOYtOe9MnPf1tIZ9WHLWkPOaDNozXM2x3J4W",
+	"YDfWHNPruUbk4Z4XN1YS/LlXTc0hRqQFgSC6Xk+Poq5uxkG8G/W8nsno/fq0W7BNbVScup1uz/QMu2dv",
+	"Yuu3vlhLyleXYM2JnEALLNvUzBDbuOv13MD09iYavP7Lv3r1m795/Yt/eP0XL+ekBNlqs17V7fQs2zF7",
+	"Xc/bkwxQWdYOssD7ouIcSrzezLJ2PYWI5xqE09/H0SWmIVmfGQCsXcCda6H4E8wRz7FYSCkdnH7yxcnj",
+	"87OPTs/OHzz+4sGnf2QICcau43xCGlI+LTKSX7q05MmIaAGuirpCyZpld7gTOc8zwvMH4u07BQY5nATe",
+	"ODIc090h34j6CPiA2wzyp2xSJ7ieUrr0bse2ep7j6l1jB4IL0z1LRmRtTUjR4B4HJyKxnYdg6bugy9cw",
+	"rlGWn8dArbcZtmYtxeFkRU7Or/7yYvu92MQ+Z4gX4RBlhLMiC0m7rC23UKGUE/LuFPB8cQD+duNzgmdI",
+	"N0jCc8U3YpZNcBbtHN1ecLX7K520T2ShB8jVWkRJzjIOZ4eoUpPtudIQMmod1HpeBHlGIFvOWLI3WYBW",
+	"lRsU7aDspRJJl/1YnsK87siPZW6uW/xXxG+7eq+sHhW2osQVEo4ylq6NOhe/XXnML5msV7ex+qLgsVB7",
+	"MaHlI8jS05LzejfrLm4Clq1ex7MdyzJdG1x3yAgnqVg6MnYN+9+o7jshGzUW8WPLCizN6dq6hm1saD09",
+	"Mk0cGYFhRXtTEmEa3UZbbiX8LS6vPE1zc8Gh5vQCQwti29QMIzYj4sYedoNteHK5ApZnqFxBOy6f07Nc",
+	"R9eN+vLNLrxr9LasYqRrTjeONTdwdA2HxPN6dhSHve7eVrE+G2e2mLPHt7GmsCzOjvkLBEHb7qNU3bWD",
+	"j9LBR+ngo3QLPkqFEixKMUn+vbOPktjZhCZ5glM0xpxPWBahRKh7lwTqFxcZJVEHfSTIJgejQ1W/EnOi",
+	"JZQTyhNBjlcV0ZK2XUEz7lSnL4k+uRTLZHS7CwRfUeGPLlE1VbkUjaPGqRUWGdGeiCd6Fv2reVa3E918",
+	"e9UgN3FE3epYuq0bhmubdY64bnHmgy8C3XY1R7dtDesu1szQ8+IwjmMcBXvjhrN9WClUbIWfZ99our1d",
+	"3Hpg1INbz/vPevfCOduNCcEX5zNasKWL+dYHxvtBJCvZ1y5XfFNsKhhN+Mw2HxZZRihUj8vJIb/IjSCr",
+	"7lXO2qlQu0LylOJLnKRlEfP9uLkVkrVdUXCr41tb3dxKrvkWqrqBldcwOj3TcQ3d1c3VyrVpON4GeaKn",
+	"OdgONCd0bM0lxNK6Ee65YRhYZmjcgnZtGq5+RfVaTM3wlCk/DAyNmN3QjHtmbPSMbW7F5cIYtmftQf4A",
+	"8zcn2cHs/QG7wO1GN27fBe4I4YALrgQRIqVuqHy82sgXV9BXHmgQhsKgJ5zKFzroIQFSg3PpRyc+CDUX",
+	"6qi2UEYu2QXhaJjwvlghnjAF5Z88eYQuyJQjnCNGQ9JBquaDynngl7IYxKmEqlaKdHDzBQnwEaFRWSRF",
+	"dV3mMpCzyUicET5EObsgalRI4ITDkHBePU4zgqMpSjgvSNRql+0QpnxCsnsc+fIrolM1f79POZ5yNGQT",
+	"NMJ02kEngJMrFzmEJ3gqc0v5UFzORzjlrFoLOeOTJ4/69IJMZ/NVxLotPeygsHVZ5HqEp2jIUpjXSAxX",
+	"Lo5K9ZCIr2EoZKMRo21EflTgFOUM+gayDjY4PhR8HBJTUOSK2Qrxk2S8T3EsfnhKE4gT+vzjTx8gyrIR",
+	"TlVK4VpafynYQOTRnMx8x8Vqd0w20aerDvBkyBDPkzRFbEI5JPXgcPyqAlazdehTtRAe8sXL5+KVcxXf",
+	"5aOCpnDIyoQfAYumZTaQPvWHmEbskmQ+aoomUTUZsX/iSdkACi6II5nkHH3FAripOVTnVQcGJRR8V2sp",
+	"RY7AQFYNIjiTD3YVP2ZZSI6QEA/8Pm2CiUeFpPEcy2pDEQrksaysMLA4Bc2TFGGU4pxktU+QvXfQCZ3O",
+	"fUd56jWwMs8KWOAoygiHFcwZGiajIyTGggi5FIdy+MVCjSNGB9KEhykezGx4fSrj7apfItTkTFn3xjKf",
+	"M5LZt5UqxtGAqbvRp7Mh1MUX47IJXfeqWPyMfEXCnETrPV2vB5ntw9O1FP92q20h5ns999M9jHd7lY1V",
+	"xaINQrB7ZLodvev2DMNbMtAZrrdJ+u1qkW5gzfFcW8O6HWth2A3tEHumF7n7tNAZni5LMcwxIUjmvdFs",
+	"19VCWwjClu5p2LO6Wux5FrF1KzDicLMMLNfFM3u607X3JgMrF9D3XxY+wGEHOGybHnONMxJXys223Ynr",
+	"alBCeRHHSZgQmp+DEnEFa+XSK2BkYik4gylOurWbpRcg+282IPk5K/JzFl9xOqve2duRW/A6G5MsZtlI",
+	"erdUzPsIJCO5pv4xYllbJoGkdTkd5yjF4QVHGMEcEWcjgsZwYNAgwzSX8l7Va7tP/eWl9ttCzuQE+VLj",
+	"85WrD2pWGor/7Nkz7aQQYl4uTg7xhbSepoQOSAvNUtDJDuTUZEUcnKZsgpK8gz6GJJalkNZG/opV9lET",
+	"I/lcynisyHkSkZq73j3pecSl+Li44/UOID9Bzc+vdsdF29Y7crHbjcXF3dbHUntFHK7ndH8NwgBCyXkO",
+	"Jeq33aV62xfthlC0zkGL3PpmrensHpcqwFXvcNX+RbuxpBVt7WT5jf2RAambb8Pnj5BfW0G/jfzZsvjH",
+	"KzU9mS12TvNhcV2jBF2y1LJKjbamAVZ6mRhgYR3L7it1EKryzWtm75RN4QOKE7krY0QVYnJDY8T98lBB",
+	"jMm1AceVrikypGR9bnWFKcDVaCpQaJBcEor8i4RG3G/3qVokwdNa4twDyAHX4wiR5zjM02kZtOvnTKge",
+	"j4AhUeVP2qfyCib5UKVeXcXSclYG5TbxIg/rU8m7eKuDvjMVFw8IAaBpuI5PzOGOtm6rWyv+7tOSqZZe",
+	"vFwCUIIqjdglQVlBOcJCrAhweDHIBMMAqEfx9ewC6nEFEslqyxRBjJI+rUE+xzXMEjVN3WwBKjgk6EcF",
+	"KSCGh5aCxzhjg4xw3qf+gOSfVIRIRvigjzB470MWWjFBlYtWLPUw4TnLpihjE9hRmIXfL3TdCsW+wb9I",
+	"RxwsEp3LXsmloK7NmY10RvpaAJ3KkcTH9qkqfV1WiJd5div55B5HIR7LCvMg7oyLHA2TEQLSmOQo4X0q",
+	"RA55lEp4KcnRQAgjYnlLWBR2OslRQFJGB1w8bqrQb4kptSTqxlGacIWyQS23gt7jyBcDximbVPgmlgJQ",
+	"Bz1L8mGfzo5VuyL9Ze4m0e4elymc4AAkNGcoyY9rLSXQLdP6woVAA1afv/JdB/Crtohy4YFJyK8AVI9D",
+	"OwLCZUYk4qgmgYucaZjzZEBHYpsqoS0rKGK0T5O81UYSUYNngHxDdit1u9XISX0alCGxqnD464CiYokq",
+	"ZE0c8UwcZsiPLJaaXyTjMUDgDOrN8mIEGZELimTlhrJiRz5JQiIRO2kuEE1md27GdtULfYrpFI1YRhY6",
+	"asqPgGOHfkwyJu+mH2Ie4kgIyCUVkr7p8LbKF48rgtaW4KYQMcTmxQBGq+Mjb1AwRT7c1phkJQDkw3GG",
+	"cY5B/cVCLoG8ATETcrxWjLk6oOWxrUgofHo6EbsxYGX++g46k9vUp9vA17JDsVxrANg6PLoegUXLAKwC",
+	"T/t0AT2FF4AAwSsVDovWwbB9ek0c9pMaNn2nzotVAdWU4CrIko3GmE4F51Zcqx4cbuGurTlG19bcqOdo",
+	"2Amcnu12bYcYV8fhyu/fKZbR3LVAPBzdytcAKDf8oM4o1CIUp79xpLcbJcVsHOlCLyE4Wv/7i02oraUf",
+	"6XrH61k9C/JLxxkbrVpGm2hO1A00L8RY6/ZcElphbLm2uxSPbwW6pTnY9rSg2421kHRNL7ZsYkKQAJDf",
+	"Mhd9LQu9kLRmk/73P2xv2WyhXxRcRq8UJHob279OGaobl9pKQLi12NBDKrMDUHgACg9A4QEovHWg8BZq",
+	"+d0QBdzX5ayfvUSeljJCdAkyax2cbO8uLvwTgAWEbAGaldSycB3t+ebvf/vtT/7i1ctfvPmrX7Z2hq8m",
+	"JBgydrG5GnrZaL7uuSJ1s3DyygcN1Ce/fOtI0iG/gz6HQCqpbnMSZmRVHd7HCc+flbO69WDxtx7H7B7p",
+	"IHAbpmV3e8ulxz768gkKsiQakEa7AViPOL6VwNxR/Tba6k+hyJFI7HNNCO/pmhHpRHOw5Wku6XY1KzBC",
+	"O9aJh81NDrvLsyuytHHUGOb5mB/dvx9mI03OrlNz5bjPhwyn92G2fJcAWrXP22Noy7N0KHj4TgdiTmb3",
+	"tiRD1aN1JckWyMSGIuCnRSD+DAhHfpGlfuWSCecOcOvZhfFRM2IhV4eyM4rAf7FPhXipEjJNx6Sl4FkJ",
+	"qiYcPfni9EwmkQQXX8D2/I/Erz7AiH6a8Bz+5n5rZvRSRwX5p+ImaNBAA7Ry7omYmS+kU/nwIUkTMZW5",
+	"lmfJiPAcj8Y+aj6lyXOkkjC1VApM2eo0GVCcFxk5QpfGH0nEeEieo08+O3mgnX5yYnZ7YkH6DflTXnaq",
+	"EGX5NGDRVD7oNwTlrrwwZQYsQaDlz34HnSDz+fMSEFc2AENH4MKJES/ACfgYYTpVCCFJuULB8iwp/VzJ",
+	"c3maEpwC/MriGFjHV0meC0kceoxYEaTSO5khEw1boBOYNhqyIuPgzykRz0itnxjGV96rHaRWNSES+GWU",
+	"IF4EX5EwF0KzoJrtGtaI/v+f/H0LADDw306oOgssi0h2hHCfqpch79PzXP08wUnOlQ8n6B6UoIDELINv",
+	"VhMjEWJZn8qZiSVUZ13pIfIY4jwno3GOYggqFl9qoQhPYWGjhOMgFdvSLNlpp3zmtzoITnhFG0cR4kM2",
+	"kZ7UOUNiEeIpfEJ5WipLidrIIUsjjny51750lRWNhZQhH7bBnfxIIcoQCt2nYhgqrQqombEc50Q0kHxf",
+	"8hZF2n3ky99P5RAtiak+/fJxn5ZlGXzBXaTdFviMrAxRKo4Z4Sy9JADCo5SxsTg37T4dZ8klzkkbpQm9",
+	"0FIW4lR0MSI5jnCOS2gWNW3T7NNy+c6VdDvTOlvtWepY+CCcq50pj9dxn2ZE1kGSUKmYloSUV8OlMrxJ",
+	"rcCd4qX7ki2uIQXsKAPceTz4uyGYyUvXOGpMhpyE59aPTM2ZnJycnDzUtvz7tqW6a+1ntCGC/LiiO2Cr",
+	"ApIi0SEakkN4+R9YbNnd5oLbA/gzKqGAXeGfUQ1DWMeFruBAvObFvUFCT798XPJartyiShZaShg1niyE",
+	"5uZGpqqyFPq1XdU+JVMfcqpC5JNEeqVRvvRkbvrrls9vHVdmZtFFxOg7Ff59p+VCJpWscQO9awESqiKs",
+	"IygRvyxOyNLxEhEvJdsytCqqhPDj2r9VNFhphcYZkf4lQvS+09rKfXqzlPxyKa4t8c3FKs2JOva6ZY8O",
+	"UMitxDTfwOPyvUuuLU/SvshHeyuAjJoylZYgEFL0a7VLXxsub7h0OpI3cRkb/i7JZ3fsrUS1rdAKlP49",
+	"19TQq6b1Nl+WHgyC1iR0sKQ5/GuxvurH0wTyk68afqHu91YtQhBIcTCLjGya5ip9YbHJrSsK6+SREu84",
+	"pHn4cNM87Iku3Xb2B4Ceiyz123MIdBv5tfdUvVNlVO3Tpg9R4ygjGqGCWnCEK8Cv/PJjoIyKQKi00FCP",
+	"gPcpoFWtzjzApmLR0QhfQIeUTJYAPalqJ7RPQd2eJWYo1XEG8k8ddK3LcCHOsinKJ6yGK3LU3ABMUzKR",
+	"OHK7esRS5dzs1/xhSUgSwBdDTBGfJGJpSxkuZRxERpkfQnyWUFgSXq/7lFR1nyr0cSv6965XgurT7aWg",
+	"9iN33jBGXkF1O9H+m0XJ32jE24uT3xVmXCER3NSUaxhnuvc2mfgGtK8eq15RNWkpmNGbsvTKvLEA9HzM",
+	"L26UbfIgBdy5YnTrTjvqFJ4BdV+whb+3FY9uDdO5P2PmV3H7uVfn/vMuQCp4qlLhlC2T92kzT0akjaST",
+	"NgpZRNqQ6YaG07YqpZ7xHH2afKcEdaQYUuKGfUrE2oDRu40mwyQlJWzUnoW8gEG2NKAmHEUFWcUlay5F",
+	"M+PwXRWiqElSiTJ4yFVaV45BObrvSJFL34JT+fZ+KzbIFX/ACvGi2S4flL+uZHlQcUAdgc9448g22g1a",
+	"jAKSydwram6No0ZQ8Cno93k2Xc0/DehMLswDFpHGUVe3oBjC6ubmwtiGORvbnBsb7lu9Y1PXxdJtZueG",
+	"NBcqo//JhkkAf5UhCpv+Z0dmXTKQMRB1G2NdQjA0Ha+TEMxGLY4C+quHTlRTFg+lm4M0fcxCKGJNzEdz",
+	"xP+54v9qszRUOIeaXs3A8ejKAszu3mLlyd7uNTa7agew9A8GGQBHM7ySOd0RTrCFx97/D6UjyaPoxf2M",
+	"qL+uHyXeXsWsK1+onCFOqHJmqXjKWLxZsZTZhBqLatBORY/Wxqt/ryBFhT9UU2v6khT5yK+WYeq3SgkA",
+	"EvtJ96qcSY1brWl7ppBDo0U3u1nk6krfumPlvVS6oqXJBQGTTjmHdhWAkeS87vEFXmAdZOrmbAb1T+og",
+	"W/dq+MJinolFPAc1K7hHzAmEoJWK/Zfl+uzVi+gm8YnzTF+fY/rrGKQ7p4beBu8zN/A+q877ZgcOnpZ/",
+	"fBFfnY9WbFMJonfINK/JMtfp5/UjfesBjAfm+/aKDqv9f1RLI/Q+RsGcAkOrjug9rtgE8LhbUJDH4nbv",
+	"P4vLsyzJgStWzrxiIBKVST0EF/uR5Jw1H4qp9HNPeJ9WXhYpowQ1J0OcVwbVuuWh1QbQv2R14M7ap2V/",
+	"R5AMQmLt9zjiJNeKMQoxRQGp4HSx4jkT/5mxP8mTK7dYBM7wS4q1X/NCTnI0Ad+O3djkKo74JKGDD5EZ",
+	"egvMcP7oLLBDawMLs+vscKz411VZ2lYYWrG0ErR6F7ia+MaZfnBgbAfG9q4yNij6W2o+e4N+X4A7eZEl",
+	"+RSIZEBwRrKTIh/KqgiCyiWfkmn15IfVeIuc63FySSjhvA3mz0T8E7gVl+nYqqiLTg22nPKcjFZoq2XK",
+	"ZdRM2SChoksoLNBGKRuwIm9VJQPGRZAmoYwphVj7MqKlXnGgNqQ4qisGfELYOCVtFXiasZTwtgyul2nU",
+	"8BgibLMkIvXeZADtam0bCiLnGSHH84nLyn+WeQJkyWSh4NZrDtfKDK8a4FPxvYIxjnGWU8HeaU4GkhWW",
+	"yZJUBgLQeymqqklALoAgAVpeXxjY53Ufg8eC+muyQkIRJbnYiLlljRTwvfyuPLQxIRFqRmyEy/gp3kYs",
+	"jSpDQavWXWViXDpkUB+g+c3L333zv/+uOgUyNRfJ+DAZ13qBYgIrOqnSgaPm66//7s2f/XpbR1UxglWd",
+	"lVmkmt/+5Gff/PNvX718CWhF9U69H9V2RTcfz9JPNb/99d9++7u//vbr//n6//28hRhVVRHq+fzqvcow",
+	"o6fjVd0+LKSMQlDK2IXs/s3f/vL3//Ev68sdla3WbT/LBpiqwhT3OMrxAF2yEAdFioWQlxGKRwkdIJYh",
+	"8ASWEeiimfRcgGxjjM7lL6ufckFRVlxKyFmlNvvN//pv6D56/dN/fPOrX7fKi6r8HiDXHlzZQcoCnAp5",
+	"VcxBrdlcIqvasLJU+vK43ynSC5SMxizLUfP1P/3f1z/9JWzpim2QRUcenP47ePzHj0//GMVJOkcjZEer",
+	"xjnFKeFonIxJKsglav7+Z3/y+mdf//6//J83X/9KnkkG9s6CJnkiGrz++Z+++ZuXkBMNcrINM1YMhmW4",
+	"fI4HcyPPvbxmZ8cZi4owRyHOccoGBUHNVy//4fV//sk3f/21OH7HKGRc5khDI5wNEirpTr0APFAYGeMv",
+	"CER9hWXvKz9eKh+fnJ09qdu7WIzmaARglWVQr7ixi/GM9XNcccDl4U7QmGQcTu8spVnAIJkhV7/hFEFY",
+	"YPPVb/7Hq5cvX/3uv7/5yT+9+t1/ffPnv3jzzz9vIQ1iUzOphJEM8yIj9Y9VnTzEOW68+OGLfwkAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -29,7 +29,10 @@ import (
 	"github.com/shoalcrm/shoal/ent/handover"
 	"github.com/shoalcrm/shoal/ent/idempotencyrecord"
 	"github.com/shoalcrm/shoal/ent/lead"
+	"github.com/shoalcrm/shoal/ent/opportunity"
+	"github.com/shoalcrm/shoal/ent/opportunitystagechange"
 	"github.com/shoalcrm/shoal/ent/ownershipchange"
+	"github.com/shoalcrm/shoal/ent/pipeline"
 	"github.com/shoalcrm/shoal/ent/pool"
 	"github.com/shoalcrm/shoal/ent/poolruleversion"
 	"github.com/shoalcrm/shoal/ent/product"
@@ -81,8 +84,14 @@ type Client struct {
 	IdempotencyRecord *IdempotencyRecordClient
 	// Lead is the client for interacting with the Lead builders.
 	Lead *LeadClient
+	// Opportunity is the client for interacting with the Opportunity builders.
+	Opportunity *OpportunityClient
+	// OpportunityStageChange is the client for interacting with the OpportunityStageChange builders.
+	OpportunityStageChange *OpportunityStageChangeClient
 	// OwnershipChange is the client for interacting with the OwnershipChange builders.
 	OwnershipChange *OwnershipChangeClient
+	// Pipeline is the client for interacting with the Pipeline builders.
+	Pipeline *PipelineClient
 	// Pool is the client for interacting with the Pool builders.
 	Pool *PoolClient
 	// PoolRuleVersion is the client for interacting with the PoolRuleVersion builders.
@@ -136,7 +145,10 @@ func (c *Client) init() {
 	c.Handover = NewHandoverClient(c.config)
 	c.IdempotencyRecord = NewIdempotencyRecordClient(c.config)
 	c.Lead = NewLeadClient(c.config)
+	c.Opportunity = NewOpportunityClient(c.config)
+	c.OpportunityStageChange = NewOpportunityStageChangeClient(c.config)
 	c.OwnershipChange = NewOwnershipChangeClient(c.config)
+	c.Pipeline = NewPipelineClient(c.config)
 	c.Pool = NewPoolClient(c.config)
 	c.PoolRuleVersion = NewPoolRuleVersionClient(c.config)
 	c.Product = NewProductClient(c.config)
@@ -241,37 +253,40 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 	cfg := c.config
 	cfg.driver = tx
 	return &Tx{
-		ctx:               ctx,
-		config:            cfg,
-		APIKey:            NewAPIKeyClient(cfg),
-		AuditEvent:        NewAuditEventClient(cfg),
-		BulkImport:        NewBulkImportClient(cfg),
-		ClaimRequest:      NewClaimRequestClient(cfg),
-		ClaimTally:        NewClaimTallyClient(cfg),
-		Contact:           NewContactClient(cfg),
-		Cooldown:          NewCooldownClient(cfg),
-		Customer:          NewCustomerClient(cfg),
-		DedupeKey:         NewDedupeKeyClient(cfg),
-		DomainEvent:       NewDomainEventClient(cfg),
-		FollowUp:          NewFollowUpClient(cfg),
-		Handover:          NewHandoverClient(cfg),
-		IdempotencyRecord: NewIdempotencyRecordClient(cfg),
-		Lead:              NewLeadClient(cfg),
-		OwnershipChange:   NewOwnershipChangeClient(cfg),
-		Pool:              NewPoolClient(cfg),
-		PoolRuleVersion:   NewPoolRuleVersionClient(cfg),
-		Product:           NewProductClient(cfg),
-		ReclaimWarning:    NewReclaimWarningClient(cfg),
-		RefreshToken:      NewRefreshTokenClient(cfg),
-		SearchGram:        NewSearchGramClient(cfg),
-		Setting:           NewSettingClient(cfg),
-		SigningKey:        NewSigningKeyClient(cfg),
-		Tag:               NewTagClient(cfg),
-		Team:              NewTeamClient(cfg),
-		User:              NewUserClient(cfg),
-		Webhook:           NewWebhookClient(cfg),
-		WebhookAttempt:    NewWebhookAttemptClient(cfg),
-		WebhookDelivery:   NewWebhookDeliveryClient(cfg),
+		ctx:                    ctx,
+		config:                 cfg,
+		APIKey:                 NewAPIKeyClient(cfg),
+		AuditEvent:             NewAuditEventClient(cfg),
+		BulkImport:             NewBulkImportClient(cfg),
+		ClaimRequest:           NewClaimRequestClient(cfg),
+		ClaimTally:             NewClaimTallyClient(cfg),
+		Contact:                NewContactClient(cfg),
+		Cooldown:               NewCooldownClient(cfg),
+		Customer:               NewCustomerClient(cfg),
+		DedupeKey:              NewDedupeKeyClient(cfg),
+		DomainEvent:            NewDomainEventClient(cfg),
+		FollowUp:               NewFollowUpClient(cfg),
+		Handover:               NewHandoverClient(cfg),
+		IdempotencyRecord:      NewIdempotencyRecordClient(cfg),
+		Lead:                   NewLeadClient(cfg),
+		Opportunity:            NewOpportunityClient(cfg),
+		OpportunityStageChange: NewOpportunityStageChangeClient(cfg),
+		OwnershipChange:        NewOwnershipChangeClient(cfg),
+		Pipeline:               NewPipelineClient(cfg),
+		Pool:                   NewPoolClient(cfg),
+		PoolRuleVersion:        NewPoolRuleVersionClient(cfg),
+		Product:                NewProductClient(cfg),
+		ReclaimWarning:         NewReclaimWarningClient(cfg),
+		RefreshToken:           NewRefreshTokenClient(cfg),
+		SearchGram:             NewSearchGramClient(cfg),
+		Setting:                NewSettingClient(cfg),
+		SigningKey:             NewSigningKeyClient(cfg),
+		Tag:                    NewTagClient(cfg),
+		Team:                   NewTeamClient(cfg),
+		User:                   NewUserClient(cfg),
+		Webhook:                NewWebhookClient(cfg),
+		WebhookAttempt:         NewWebhookAttemptClient(cfg),
+		WebhookDelivery:        NewWebhookDeliveryClient(cfg),
 	}, nil
 }
 
@@ -289,37 +304,40 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 	cfg := c.config
 	cfg.driver = &txDriver{tx: tx, drv: c.driver}
 	return &Tx{
-		ctx:               ctx,
-		config:            cfg,
-		APIKey:            NewAPIKeyClient(cfg),
-		AuditEvent:        NewAuditEventClient(cfg),
-		BulkImport:        NewBulkImportClient(cfg),
-		ClaimRequest:      NewClaimRequestClient(cfg),
-		ClaimTally:        NewClaimTallyClient(cfg),
-		Contact:           NewContactClient(cfg),
-		Cooldown:          NewCooldownClient(cfg),
-		Customer:          NewCustomerClient(cfg),
-		DedupeKey:         NewDedupeKeyClient(cfg),
-		DomainEvent:       NewDomainEventClient(cfg),
-		FollowUp:          NewFollowUpClient(cfg),
-		Handover:          NewHandoverClient(cfg),
-		IdempotencyRecord: NewIdempotencyRecordClient(cfg),
-		Lead:              NewLeadClient(cfg),
-		OwnershipChange:   NewOwnershipChangeClient(cfg),
-		Pool:              NewPoolClient(cfg),
-		PoolRuleVersion:   NewPoolRuleVersionClient(cfg),
-		Product:           NewProductClient(cfg),
-		ReclaimWarning:    NewReclaimWarningClient(cfg),
-		RefreshToken:      NewRefreshTokenClient(cfg),
-		SearchGram:        NewSearchGramClient(cfg),
-		Setting:           NewSettingClient(cfg),
-		SigningKey:        NewSigningKeyClient(cfg),
-		Tag:               NewTagClient(cfg),
-		Team:              NewTeamClient(cfg),
-		User:              NewUserClient(cfg),
-		Webhook:           NewWebhookClient(cfg),
-		WebhookAttempt:    NewWebhookAttemptClient(cfg),
-		WebhookDelivery:   NewWebhookDeliveryClient(cfg),
+		ctx:                    ctx,
+		config:                 cfg,
+		APIKey:                 NewAPIKeyClient(cfg),
+		AuditEvent:             NewAuditEventClient(cfg),
+		BulkImport:             NewBulkImportClient(cfg),
+		ClaimRequest:           NewClaimRequestClient(cfg),
+		ClaimTally:             NewClaimTallyClient(cfg),
+		Contact:                NewContactClient(cfg),
+		Cooldown:               NewCooldownClient(cfg),
+		Customer:               NewCustomerClient(cfg),
+		DedupeKey:              NewDedupeKeyClient(cfg),
+		DomainEvent:            NewDomainEventClient(cfg),
+		FollowUp:               NewFollowUpClient(cfg),
+		Handover:               NewHandoverClient(cfg),
+		IdempotencyRecord:      NewIdempotencyRecordClient(cfg),
+		Lead:                   NewLeadClient(cfg),
+		Opportunity:            NewOpportunityClient(cfg),
+		OpportunityStageChange: NewOpportunityStageChangeClient(cfg),
+		OwnershipChange:        NewOwnershipChangeClient(cfg),
+		Pipeline:               NewPipelineClient(cfg),
+		Pool:                   NewPoolClient(cfg),
+		PoolRuleVersion:        NewPoolRuleVersionClient(cfg),
+		Product:                NewProductClient(cfg),
+		ReclaimWarning:         NewReclaimWarningClient(cfg),
+		RefreshToken:           NewRefreshTokenClient(cfg),
+		SearchGram:             NewSearchGramClient(cfg),
+		Setting:                NewSettingClient(cfg),
+		SigningKey:             NewSigningKeyClient(cfg),
+		Tag:                    NewTagClient(cfg),
+		Team:                   NewTeamClient(cfg),
+		User:                   NewUserClient(cfg),
+		Webhook:                NewWebhookClient(cfg),
+		WebhookAttempt:         NewWebhookAttemptClient(cfg),
+		WebhookDelivery:        NewWebhookDeliveryClient(cfg),
 	}, nil
 }
 
@@ -351,10 +369,10 @@ func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.APIKey, c.AuditEvent, c.BulkImport, c.ClaimRequest, c.ClaimTally, c.Contact,
 		c.Cooldown, c.Customer, c.DedupeKey, c.DomainEvent, c.FollowUp, c.Handover,
-		c.IdempotencyRecord, c.Lead, c.OwnershipChange, c.Pool, c.PoolRuleVersion,
-		c.Product, c.ReclaimWarning, c.RefreshToken, c.SearchGram, c.Setting,
-		c.SigningKey, c.Tag, c.Team, c.User, c.Webhook, c.WebhookAttempt,
-		c.WebhookDelivery,
+		c.IdempotencyRecord, c.Lead, c.Opportunity, c.OpportunityStageChange,
+		c.OwnershipChange, c.Pipeline, c.Pool, c.PoolRuleVersion, c.Product,
+		c.ReclaimWarning, c.RefreshToken, c.SearchGram, c.Setting, c.SigningKey, c.Tag,
+		c.Team, c.User, c.Webhook, c.WebhookAttempt, c.WebhookDelivery,
 	} {
 		n.Use(hooks...)
 	}
@@ -366,10 +384,10 @@ func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.APIKey, c.AuditEvent, c.BulkImport, c.ClaimRequest, c.ClaimTally, c.Contact,
 		c.Cooldown, c.Customer, c.DedupeKey, c.DomainEvent, c.FollowUp, c.Handover,
-		c.IdempotencyRecord, c.Lead, c.OwnershipChange, c.Pool, c.PoolRuleVersion,
-		c.Product, c.ReclaimWarning, c.RefreshToken, c.SearchGram, c.Setting,
-		c.SigningKey, c.Tag, c.Team, c.User, c.Webhook, c.WebhookAttempt,
-		c.WebhookDelivery,
+		c.IdempotencyRecord, c.Lead, c.Opportunity, c.OpportunityStageChange,
+		c.OwnershipChange, c.Pipeline, c.Pool, c.PoolRuleVersion, c.Product,
+		c.ReclaimWarning, c.RefreshToken, c.SearchGram, c.Setting, c.SigningKey, c.Tag,
+		c.Team, c.User, c.Webhook, c.WebhookAttempt, c.WebhookDelivery,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -406,8 +424,14 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.IdempotencyRecord.mutate(ctx, m)
 	case *LeadMutation:
 		return c.Lead.mutate(ctx, m)
+	case *OpportunityMutation:
+		return c.Opportunity.mutate(ctx, m)
+	case *OpportunityStageChangeMutation:
+		return c.OpportunityStageChange.mutate(ctx, m)
 	case *OwnershipChangeMutation:
 		return c.OwnershipChange.mutate(ctx, m)
+	case *PipelineMutation:
+		return c.Pipeline.mutate(ctx, m)
 	case *PoolMutation:
 		return c.Pool.mutate(ctx, m)
 	case *PoolRuleVersionMutation:
@@ -2303,6 +2327,272 @@ func (c *LeadClient) mutate(ctx context.Context, m *LeadMutation) (Value, error)
 	}
 }
 
+// OpportunityClient is a client for the Opportunity schema.
+type OpportunityClient struct {
+	config
+}
+
+// NewOpportunityClient returns a client for the Opportunity from the given config.
+func NewOpportunityClient(c config) *OpportunityClient {
+	return &OpportunityClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `opportunity.Hooks(f(g(h())))`.
+func (c *OpportunityClient) Use(hooks ...Hook) {
+	c.hooks.Opportunity = append(c.hooks.Opportunity, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `opportunity.Intercept(f(g(h())))`.
+func (c *OpportunityClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Opportunity = append(c.inters.Opportunity, interceptors...)
+}
+
+// Create returns a builder for creating a Opportunity entity.
+func (c *OpportunityClient) Create() *OpportunityCreate {
+	mutation := newOpportunityMutation(c.config, OpCreate)
+	return &OpportunityCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Opportunity entities.
+func (c *OpportunityClient) CreateBulk(builders ...*OpportunityCreate) *OpportunityCreateBulk {
+	return &OpportunityCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *OpportunityClient) MapCreateBulk(slice any, setFunc func(*OpportunityCreate, int)) *OpportunityCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &OpportunityCreateBulk{err: fmt.Errorf("calling to OpportunityClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*OpportunityCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &OpportunityCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Opportunity.
+func (c *OpportunityClient) Update() *OpportunityUpdate {
+	mutation := newOpportunityMutation(c.config, OpUpdate)
+	return &OpportunityUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *OpportunityClient) UpdateOne(_m *Opportunity) *OpportunityUpdateOne {
+	mutation := newOpportunityMutation(c.config, OpUpdateOne, withOpportunity(_m))
+	return &OpportunityUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *OpportunityClient) UpdateOneID(id uuid.UUID) *OpportunityUpdateOne {
+	mutation := newOpportunityMutation(c.config, OpUpdateOne, withOpportunityID(id))
+	return &OpportunityUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Opportunity.
+func (c *OpportunityClient) Delete() *OpportunityDelete {
+	mutation := newOpportunityMutation(c.config, OpDelete)
+	return &OpportunityDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *OpportunityClient) DeleteOne(_m *Opportunity) *OpportunityDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *OpportunityClient) DeleteOneID(id uuid.UUID) *OpportunityDeleteOne {
+	builder := c.Delete().Where(opportunity.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &OpportunityDeleteOne{builder}
+}
+
+// Query returns a query builder for Opportunity.
+func (c *OpportunityClient) Query() *OpportunityQuery {
+	return &OpportunityQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeOpportunity},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Opportunity entity by its id.
+func (c *OpportunityClient) Get(ctx context.Context, id uuid.UUID) (*Opportunity, error) {
+	return c.Query().Where(opportunity.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *OpportunityClient) GetX(ctx context.Context, id uuid.UUID) *Opportunity {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *OpportunityClient) Hooks() []Hook {
+	return c.hooks.Opportunity
+}
+
+// Interceptors returns the client interceptors.
+func (c *OpportunityClient) Interceptors() []Interceptor {
+	return c.inters.Opportunity
+}
+
+func (c *OpportunityClient) mutate(ctx context.Context, m *OpportunityMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&OpportunityCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&OpportunityUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&OpportunityUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&OpportunityDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Opportunity mutation op: %q", m.Op())
+	}
+}
+
+// OpportunityStageChangeClient is a client for the OpportunityStageChange schema.
+type OpportunityStageChangeClient struct {
+	config
+}
+
+// NewOpportunityStageChangeClient returns a client for the OpportunityStageChange from the given config.
+func NewOpportunityStageChangeClient(c config) *OpportunityStageChangeClient {
+	return &OpportunityStageChangeClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `opportunitystagechange.Hooks(f(g(h())))`.
+func (c *OpportunityStageChangeClient) Use(hooks ...Hook) {
+	c.hooks.OpportunityStageChange = append(c.hooks.OpportunityStageChange, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `opportunitystagechange.Intercept(f(g(h())))`.
+func (c *OpportunityStageChangeClient) Intercept(interceptors ...Interceptor) {
+	c.inters.OpportunityStageChange = append(c.inters.OpportunityStageChange, interceptors...)
+}
+
+// Create returns a builder for creating a OpportunityStageChange entity.
+func (c *OpportunityStageChangeClient) Create() *OpportunityStageChangeCreate {
+	mutation := newOpportunityStageChangeMutation(c.config, OpCreate)
+	return &OpportunityStageChangeCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of OpportunityStageChange entities.
+func (c *OpportunityStageChangeClient) CreateBulk(builders ...*OpportunityStageChangeCreate) *OpportunityStageChangeCreateBulk {
+	return &OpportunityStageChangeCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *OpportunityStageChangeClient) MapCreateBulk(slice any, setFunc func(*OpportunityStageChangeCreate, int)) *OpportunityStageChangeCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &OpportunityStageChangeCreateBulk{err: fmt.Errorf("calling to OpportunityStageChangeClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*OpportunityStageChangeCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &OpportunityStageChangeCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for OpportunityStageChange.
+func (c *OpportunityStageChangeClient) Update() *OpportunityStageChangeUpdate {
+	mutation := newOpportunityStageChangeMutation(c.config, OpUpdate)
+	return &OpportunityStageChangeUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *OpportunityStageChangeClient) UpdateOne(_m *OpportunityStageChange) *OpportunityStageChangeUpdateOne {
+	mutation := newOpportunityStageChangeMutation(c.config, OpUpdateOne, withOpportunityStageChange(_m))
+	return &OpportunityStageChangeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *OpportunityStageChangeClient) UpdateOneID(id uuid.UUID) *OpportunityStageChangeUpdateOne {
+	mutation := newOpportunityStageChangeMutation(c.config, OpUpdateOne, withOpportunityStageChangeID(id))
+	return &OpportunityStageChangeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for OpportunityStageChange.
+func (c *OpportunityStageChangeClient) Delete() *OpportunityStageChangeDelete {
+	mutation := newOpportunityStageChangeMutation(c.config, OpDelete)
+	return &OpportunityStageChangeDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *OpportunityStageChangeClient) DeleteOne(_m *OpportunityStageChange) *OpportunityStageChangeDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *OpportunityStageChangeClient) DeleteOneID(id uuid.UUID) *OpportunityStageChangeDeleteOne {
+	builder := c.Delete().Where(opportunitystagechange.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &OpportunityStageChangeDeleteOne{builder}
+}
+
+// Query returns a query builder for OpportunityStageChange.
+func (c *OpportunityStageChangeClient) Query() *OpportunityStageChangeQuery {
+	return &OpportunityStageChangeQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeOpportunityStageChange},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a OpportunityStageChange entity by its id.
+func (c *OpportunityStageChangeClient) Get(ctx context.Context, id uuid.UUID) (*OpportunityStageChange, error) {
+	return c.Query().Where(opportunitystagechange.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *OpportunityStageChangeClient) GetX(ctx context.Context, id uuid.UUID) *OpportunityStageChange {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *OpportunityStageChangeClient) Hooks() []Hook {
+	return c.hooks.OpportunityStageChange
+}
+
+// Interceptors returns the client interceptors.
+func (c *OpportunityStageChangeClient) Interceptors() []Interceptor {
+	return c.inters.OpportunityStageChange
+}
+
+func (c *OpportunityStageChangeClient) mutate(ctx context.Context, m *OpportunityStageChangeMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&OpportunityStageChangeCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&OpportunityStageChangeUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&OpportunityStageChangeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&OpportunityStageChangeDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown OpportunityStageChange mutation op: %q", m.Op())
+	}
+}
+
 // OwnershipChangeClient is a client for the OwnershipChange schema.
 type OwnershipChangeClient struct {
 	config
@@ -2433,6 +2723,139 @@ func (c *OwnershipChangeClient) mutate(ctx context.Context, m *OwnershipChangeMu
 		return (&OwnershipChangeDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown OwnershipChange mutation op: %q", m.Op())
+	}
+}
+
+// PipelineClient is a client for the Pipeline schema.
+type PipelineClient struct {
+	config
+}
+
+// NewPipelineClient returns a client for the Pipeline from the given config.
+func NewPipelineClient(c config) *PipelineClient {
+	return &PipelineClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `pipeline.Hooks(f(g(h())))`.
+func (c *PipelineClient) Use(hooks ...Hook) {
+	c.hooks.Pipeline = append(c.hooks.Pipeline, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `pipeline.Intercept(f(g(h())))`.
+func (c *PipelineClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Pipeline = append(c.inters.Pipeline, interceptors...)
+}
+
+// Create returns a builder for creating a Pipeline entity.
+func (c *PipelineClient) Create() *PipelineCreate {
+	mutation := newPipelineMutation(c.config, OpCreate)
+	return &PipelineCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Pipeline entities.
+func (c *PipelineClient) CreateBulk(builders ...*PipelineCreate) *PipelineCreateBulk {
+	return &PipelineCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *PipelineClient) MapCreateBulk(slice any, setFunc func(*PipelineCreate, int)) *PipelineCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &PipelineCreateBulk{err: fmt.Errorf("calling to PipelineClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*PipelineCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &PipelineCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Pipeline.
+func (c *PipelineClient) Update() *PipelineUpdate {
+	mutation := newPipelineMutation(c.config, OpUpdate)
+	return &PipelineUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *PipelineClient) UpdateOne(_m *Pipeline) *PipelineUpdateOne {
+	mutation := newPipelineMutation(c.config, OpUpdateOne, withPipeline(_m))
+	return &PipelineUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *PipelineClient) UpdateOneID(id uuid.UUID) *PipelineUpdateOne {
+	mutation := newPipelineMutation(c.config, OpUpdateOne, withPipelineID(id))
+	return &PipelineUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Pipeline.
+func (c *PipelineClient) Delete() *PipelineDelete {
+	mutation := newPipelineMutation(c.config, OpDelete)
+	return &PipelineDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *PipelineClient) DeleteOne(_m *Pipeline) *PipelineDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *PipelineClient) DeleteOneID(id uuid.UUID) *PipelineDeleteOne {
+	builder := c.Delete().Where(pipeline.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &PipelineDeleteOne{builder}
+}
+
+// Query returns a query builder for Pipeline.
+func (c *PipelineClient) Query() *PipelineQuery {
+	return &PipelineQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypePipeline},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Pipeline entity by its id.
+func (c *PipelineClient) Get(ctx context.Context, id uuid.UUID) (*Pipeline, error) {
+	return c.Query().Where(pipeline.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *PipelineClient) GetX(ctx context.Context, id uuid.UUID) *Pipeline {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *PipelineClient) Hooks() []Hook {
+	return c.hooks.Pipeline
+}
+
+// Interceptors returns the client interceptors.
+func (c *PipelineClient) Interceptors() []Interceptor {
+	return c.inters.Pipeline
+}
+
+func (c *PipelineClient) mutate(ctx context.Context, m *PipelineMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&PipelineCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&PipelineUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&PipelineUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&PipelineDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Pipeline mutation op: %q", m.Op())
 	}
 }
 
@@ -4303,15 +4726,17 @@ type (
 	hooks struct {
 		APIKey, AuditEvent, BulkImport, ClaimRequest, ClaimTally, Contact, Cooldown,
 		Customer, DedupeKey, DomainEvent, FollowUp, Handover, IdempotencyRecord, Lead,
-		OwnershipChange, Pool, PoolRuleVersion, Product, ReclaimWarning, RefreshToken,
-		SearchGram, Setting, SigningKey, Tag, Team, User, Webhook, WebhookAttempt,
+		Opportunity, OpportunityStageChange, OwnershipChange, Pipeline, Pool,
+		PoolRuleVersion, Product, ReclaimWarning, RefreshToken, SearchGram, Setting,
+		SigningKey, Tag, Team, User, Webhook, WebhookAttempt,
 		WebhookDelivery []ent.Hook
 	}
 	inters struct {
 		APIKey, AuditEvent, BulkImport, ClaimRequest, ClaimTally, Contact, Cooldown,
 		Customer, DedupeKey, DomainEvent, FollowUp, Handover, IdempotencyRecord, Lead,
-		OwnershipChange, Pool, PoolRuleVersion, Product, ReclaimWarning, RefreshToken,
-		SearchGram, Setting, SigningKey, Tag, Team, User, Webhook, WebhookAttempt,
+		Opportunity, OpportunityStageChange, OwnershipChange, Pipeline, Pool,
+		PoolRuleVersion, Product, ReclaimWarning, RefreshToken, SearchGram, Setting,
+		SigningKey, Tag, Team, User, Webhook, WebhookAttempt,
 		WebhookDelivery []ent.Interceptor
 	}
 )

@@ -26,7 +26,10 @@ import (
 	"github.com/shoalcrm/shoal/ent/handover"
 	"github.com/shoalcrm/shoal/ent/idempotencyrecord"
 	"github.com/shoalcrm/shoal/ent/lead"
+	"github.com/shoalcrm/shoal/ent/opportunity"
+	"github.com/shoalcrm/shoal/ent/opportunitystagechange"
 	"github.com/shoalcrm/shoal/ent/ownershipchange"
+	"github.com/shoalcrm/shoal/ent/pipeline"
 	"github.com/shoalcrm/shoal/ent/pool"
 	"github.com/shoalcrm/shoal/ent/poolruleversion"
 	"github.com/shoalcrm/shoal/ent/product"
@@ -101,35 +104,38 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
-			apikey.Table:            apikey.ValidColumn,
-			auditevent.Table:        auditevent.ValidColumn,
-			bulkimport.Table:        bulkimport.ValidColumn,
-			claimrequest.Table:      claimrequest.ValidColumn,
-			claimtally.Table:        claimtally.ValidColumn,
-			contact.Table:           contact.ValidColumn,
-			cooldown.Table:          cooldown.ValidColumn,
-			customer.Table:          customer.ValidColumn,
-			dedupekey.Table:         dedupekey.ValidColumn,
-			domainevent.Table:       domainevent.ValidColumn,
-			followup.Table:          followup.ValidColumn,
-			handover.Table:          handover.ValidColumn,
-			idempotencyrecord.Table: idempotencyrecord.ValidColumn,
-			lead.Table:              lead.ValidColumn,
-			ownershipchange.Table:   ownershipchange.ValidColumn,
-			pool.Table:              pool.ValidColumn,
-			poolruleversion.Table:   poolruleversion.ValidColumn,
-			product.Table:           product.ValidColumn,
-			reclaimwarning.Table:    reclaimwarning.ValidColumn,
-			refreshtoken.Table:      refreshtoken.ValidColumn,
-			searchgram.Table:        searchgram.ValidColumn,
-			setting.Table:           setting.ValidColumn,
-			signingkey.Table:        signingkey.ValidColumn,
-			tag.Table:               tag.ValidColumn,
-			team.Table:              team.ValidColumn,
-			user.Table:              user.ValidColumn,
-			webhook.Table:           webhook.ValidColumn,
-			webhookattempt.Table:    webhookattempt.ValidColumn,
-			webhookdelivery.Table:   webhookdelivery.ValidColumn,
+			apikey.Table:                 apikey.ValidColumn,
+			auditevent.Table:             auditevent.ValidColumn,
+			bulkimport.Table:             bulkimport.ValidColumn,
+			claimrequest.Table:           claimrequest.ValidColumn,
+			claimtally.Table:             claimtally.ValidColumn,
+			contact.Table:                contact.ValidColumn,
+			cooldown.Table:               cooldown.ValidColumn,
+			customer.Table:               customer.ValidColumn,
+			dedupekey.Table:              dedupekey.ValidColumn,
+			domainevent.Table:            domainevent.ValidColumn,
+			followup.Table:               followup.ValidColumn,
+			handover.Table:               handover.ValidColumn,
+			idempotencyrecord.Table:      idempotencyrecord.ValidColumn,
+			lead.Table:                   lead.ValidColumn,
+			opportunity.Table:            opportunity.ValidColumn,
+			opportunitystagechange.Table: opportunitystagechange.ValidColumn,
+			ownershipchange.Table:        ownershipchange.ValidColumn,
+			pipeline.Table:               pipeline.ValidColumn,
+			pool.Table:                   pool.ValidColumn,
+			poolruleversion.Table:        poolruleversion.ValidColumn,
+			product.Table:                product.ValidColumn,
+			reclaimwarning.Table:         reclaimwarning.ValidColumn,
+			refreshtoken.Table:           refreshtoken.ValidColumn,
+			searchgram.Table:             searchgram.ValidColumn,
+			setting.Table:                setting.ValidColumn,
+			signingkey.Table:             signingkey.ValidColumn,
+			tag.Table:                    tag.ValidColumn,
+			team.Table:                   team.ValidColumn,
+			user.Table:                   user.ValidColumn,
+			webhook.Table:                webhook.ValidColumn,
+			webhookattempt.Table:         webhookattempt.ValidColumn,
+			webhookdelivery.Table:        webhookdelivery.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

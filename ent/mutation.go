@@ -26,7 +26,10 @@ import (
 	"github.com/shoalcrm/shoal/ent/handover"
 	"github.com/shoalcrm/shoal/ent/idempotencyrecord"
 	"github.com/shoalcrm/shoal/ent/lead"
+	"github.com/shoalcrm/shoal/ent/opportunity"
+	"github.com/shoalcrm/shoal/ent/opportunitystagechange"
 	"github.com/shoalcrm/shoal/ent/ownershipchange"
+	"github.com/shoalcrm/shoal/ent/pipeline"
 	"github.com/shoalcrm/shoal/ent/pool"
 	"github.com/shoalcrm/shoal/ent/poolruleversion"
 	"github.com/shoalcrm/shoal/ent/predicate"
@@ -55,35 +58,38 @@ const (
 	OpUpdateOne = ent.OpUpdateOne
 
 	// Node types.
-	TypeAPIKey            = "APIKey"
-	TypeAuditEvent        = "AuditEvent"
-	TypeBulkImport        = "BulkImport"
-	TypeClaimRequest      = "ClaimRequest"
-	TypeClaimTally        = "ClaimTally"
-	TypeContact           = "Contact"
-	TypeCooldown          = "Cooldown"
-	TypeCustomer          = "Customer"
-	TypeDedupeKey         = "DedupeKey"
-	TypeDomainEvent       = "DomainEvent"
-	TypeFollowUp          = "FollowUp"
-	TypeHandover          = "Handover"
-	TypeIdempotencyRecord = "IdempotencyRecord"
-	TypeLead              = "Lead"
-	TypeOwnershipChange   = "OwnershipChange"
-	TypePool              = "Pool"
-	TypePoolRuleVersion   = "PoolRuleVersion"
-	TypeProduct           = "Product"
-	TypeReclaimWarning    = "ReclaimWarning"
-	TypeRefreshToken      = "RefreshToken"
-	TypeSearchGram        = "SearchGram"
-	TypeSetting           = "Setting"
-	TypeSigningKey        = "SigningKey"
-	TypeTag               = "Tag"
-	TypeTeam              = "Team"
-	TypeUser              = "User"
-	TypeWebhook           = "Webhook"
-	TypeWebhookAttempt    = "WebhookAttempt"
-	TypeWebhookDelivery   = "WebhookDelivery"
+	TypeAPIKey                 = "APIKey"
+	TypeAuditEvent             = "AuditEvent"
+	TypeBulkImport             = "BulkImport"
+	TypeClaimRequest           = "ClaimRequest"
+	TypeClaimTally             = "ClaimTally"
+	TypeContact                = "Contact"
+	TypeCooldown               = "Cooldown"
+	TypeCustomer               = "Customer"
+	TypeDedupeKey              = "DedupeKey"
+	TypeDomainEvent            = "DomainEvent"
+	TypeFollowUp               = "FollowUp"
+	TypeHandover               = "Handover"
+	TypeIdempotencyRecord      = "IdempotencyRecord"
+	TypeLead                   = "Lead"
+	TypeOpportunity            = "Opportunity"
+	TypeOpportunityStageChange = "OpportunityStageChange"
+	TypeOwnershipChange        = "OwnershipChange"
+	TypePipeline               = "Pipeline"
+	TypePool                   = "Pool"
+	TypePoolRuleVersion        = "PoolRuleVersion"
+	TypeProduct                = "Product"
+	TypeReclaimWarning         = "ReclaimWarning"
+	TypeRefreshToken           = "RefreshToken"
+	TypeSearchGram             = "SearchGram"
+	TypeSetting                = "Setting"
+	TypeSigningKey             = "SigningKey"
+	TypeTag                    = "Tag"
+	TypeTeam                   = "Team"
+	TypeUser                   = "User"
+	TypeWebhook                = "Webhook"
+	TypeWebhookAttempt         = "WebhookAttempt"
+	TypeWebhookDelivery        = "WebhookDelivery"
 )
 
 // APIKeyMutation represents an operation that mutates the APIKey nodes in the graph.
@@ -13810,6 +13816,2105 @@ func (m *LeadMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown Lead edge %s", name)
 }
 
+// OpportunityMutation represents an operation that mutates the Opportunity nodes in the graph.
+type OpportunityMutation struct {
+	config
+	op                  Op
+	typ                 string
+	id                  *uuid.UUID
+	created_at          *time.Time
+	updated_at          *time.Time
+	version             *int
+	addversion          *int
+	title               *string
+	customer_id         *uuid.UUID
+	contact_id          *uuid.UUID
+	pipeline_id         *uuid.UUID
+	stage_id            *uuid.UUID
+	stage_kind          *opportunity.StageKind
+	amount              *money.Money
+	currency            *string
+	probability         *int
+	addprobability      *int
+	expected_close_date *string
+	source              *string
+	owner_id            *uuid.UUID
+	lost_reason         *string
+	closed_at           *time.Time
+	clearedFields       map[string]struct{}
+	done                bool
+	oldValue            func(context.Context) (*Opportunity, error)
+	predicates          []predicate.Opportunity
+}
+
+var _ ent.Mutation = (*OpportunityMutation)(nil)
+
+// opportunityOption allows management of the mutation configuration using functional options.
+type opportunityOption func(*OpportunityMutation)
+
+// newOpportunityMutation creates new mutation for the Opportunity entity.
+func newOpportunityMutation(c config, op Op, opts ...opportunityOption) *OpportunityMutation {
+	m := &OpportunityMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeOpportunity,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withOpportunityID sets the ID field of the mutation.
+func withOpportunityID(id uuid.UUID) opportunityOption {
+	return func(m *OpportunityMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Opportunity
+		)
+		m.oldValue = func(ctx context.Context) (*Opportunity, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Opportunity.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withOpportunity sets the old Opportunity of the mutation.
+func withOpportunity(node *Opportunity) opportunityOption {
+	return func(m *OpportunityMutation) {
+		m.oldValue = func(context.Context) (*Opportunity, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m OpportunityMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m OpportunityMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of Opportunity entities.
+func (m *OpportunityMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *OpportunityMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *OpportunityMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Opportunity.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *OpportunityMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *OpportunityMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the Opportunity entity.
+// If the Opportunity object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OpportunityMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *OpportunityMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *OpportunityMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *OpportunityMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the Opportunity entity.
+// If the Opportunity object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OpportunityMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *OpportunityMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetVersion sets the "version" field.
+func (m *OpportunityMutation) SetVersion(i int) {
+	m.version = &i
+	m.addversion = nil
+}
+
+// Version returns the value of the "version" field in the mutation.
+func (m *OpportunityMutation) Version() (r int, exists bool) {
+	v := m.version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVersion returns the old "version" field's value of the Opportunity entity.
+// If the Opportunity object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OpportunityMutation) OldVersion(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVersion is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVersion requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVersion: %w", err)
+	}
+	return oldValue.Version, nil
+}
+
+// AddVersion adds i to the "version" field.
+func (m *OpportunityMutation) AddVersion(i int) {
+	if m.addversion != nil {
+		*m.addversion += i
+	} else {
+		m.addversion = &i
+	}
+}
+
+// AddedVersion returns the value that was added to the "version" field in this mutation.
+func (m *OpportunityMutation) AddedVersion() (r int, exists bool) {
+	v := m.addversion
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetVersion resets all changes to the "version" field.
+func (m *OpportunityMutation) ResetVersion() {
+	m.version = nil
+	m.addversion = nil
+}
+
+// SetTitle sets the "title" field.
+func (m *OpportunityMutation) SetTitle(s string) {
+	m.title = &s
+}
+
+// Title returns the value of the "title" field in the mutation.
+func (m *OpportunityMutation) Title() (r string, exists bool) {
+	v := m.title
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTitle returns the old "title" field's value of the Opportunity entity.
+// If the Opportunity object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OpportunityMutation) OldTitle(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTitle is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTitle requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTitle: %w", err)
+	}
+	return oldValue.Title, nil
+}
+
+// ResetTitle resets all changes to the "title" field.
+func (m *OpportunityMutation) ResetTitle() {
+	m.title = nil
+}
+
+// SetCustomerID sets the "customer_id" field.
+func (m *OpportunityMutation) SetCustomerID(u uuid.UUID) {
+	m.customer_id = &u
+}
+
+// CustomerID returns the value of the "customer_id" field in the mutation.
+func (m *OpportunityMutation) CustomerID() (r uuid.UUID, exists bool) {
+	v := m.customer_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCustomerID returns the old "customer_id" field's value of the Opportunity entity.
+// If the Opportunity object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OpportunityMutation) OldCustomerID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCustomerID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCustomerID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCustomerID: %w", err)
+	}
+	return oldValue.CustomerID, nil
+}
+
+// ResetCustomerID resets all changes to the "customer_id" field.
+func (m *OpportunityMutation) ResetCustomerID() {
+	m.customer_id = nil
+}
+
+// SetContactID sets the "contact_id" field.
+func (m *OpportunityMutation) SetContactID(u uuid.UUID) {
+	m.contact_id = &u
+}
+
+// ContactID returns the value of the "contact_id" field in the mutation.
+func (m *OpportunityMutation) ContactID() (r uuid.UUID, exists bool) {
+	v := m.contact_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldContactID returns the old "contact_id" field's value of the Opportunity entity.
+// If the Opportunity object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OpportunityMutation) OldContactID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldContactID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldContactID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldContactID: %w", err)
+	}
+	return oldValue.ContactID, nil
+}
+
+// ClearContactID clears the value of the "contact_id" field.
+func (m *OpportunityMutation) ClearContactID() {
+	m.contact_id = nil
+	m.clearedFields[opportunity.FieldContactID] = struct{}{}
+}
+
+// ContactIDCleared returns if the "contact_id" field was cleared in this mutation.
+func (m *OpportunityMutation) ContactIDCleared() bool {
+	_, ok := m.clearedFields[opportunity.FieldContactID]
+	return ok
+}
+
+// ResetContactID resets all changes to the "contact_id" field.
+func (m *OpportunityMutation) ResetContactID() {
+	m.contact_id = nil
+	delete(m.clearedFields, opportunity.FieldContactID)
+}
+
+// SetPipelineID sets the "pipeline_id" field.
+func (m *OpportunityMutation) SetPipelineID(u uuid.UUID) {
+	m.pipeline_id = &u
+}
+
+// PipelineID returns the value of the "pipeline_id" field in the mutation.
+func (m *OpportunityMutation) PipelineID() (r uuid.UUID, exists bool) {
+	v := m.pipeline_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPipelineID returns the old "pipeline_id" field's value of the Opportunity entity.
+// If the Opportunity object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OpportunityMutation) OldPipelineID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPipelineID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPipelineID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPipelineID: %w", err)
+	}
+	return oldValue.PipelineID, nil
+}
+
+// ResetPipelineID resets all changes to the "pipeline_id" field.
+func (m *OpportunityMutation) ResetPipelineID() {
+	m.pipeline_id = nil
+}
+
+// SetStageID sets the "stage_id" field.
+func (m *OpportunityMutation) SetStageID(u uuid.UUID) {
+	m.stage_id = &u
+}
+
+// StageID returns the value of the "stage_id" field in the mutation.
+func (m *OpportunityMutation) StageID() (r uuid.UUID, exists bool) {
+	v := m.stage_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStageID returns the old "stage_id" field's value of the Opportunity entity.
+// If the Opportunity object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OpportunityMutation) OldStageID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStageID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStageID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStageID: %w", err)
+	}
+	return oldValue.StageID, nil
+}
+
+// ResetStageID resets all changes to the "stage_id" field.
+func (m *OpportunityMutation) ResetStageID() {
+	m.stage_id = nil
+}
+
+// SetStageKind sets the "stage_kind" field.
+func (m *OpportunityMutation) SetStageKind(ok opportunity.StageKind) {
+	m.stage_kind = &ok
+}
+
+// StageKind returns the value of the "stage_kind" field in the mutation.
+func (m *OpportunityMutation) StageKind() (r opportunity.StageKind, exists bool) {
+	v := m.stage_kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStageKind returns the old "stage_kind" field's value of the Opportunity entity.
+// If the Opportunity object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OpportunityMutation) OldStageKind(ctx context.Context) (v opportunity.StageKind, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStageKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStageKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStageKind: %w", err)
+	}
+	return oldValue.StageKind, nil
+}
+
+// ResetStageKind resets all changes to the "stage_kind" field.
+func (m *OpportunityMutation) ResetStageKind() {
+	m.stage_kind = nil
+}
+
+// SetAmount sets the "amount" field.
+func (m *OpportunityMutation) SetAmount(value money.Money) {
+	m.amount = &value
+}
+
+// Amount returns the value of the "amount" field in the mutation.
+func (m *OpportunityMutation) Amount() (r money.Money, exists bool) {
+	v := m.amount
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAmount returns the old "amount" field's value of the Opportunity entity.
+// If the Opportunity object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OpportunityMutation) OldAmount(ctx context.Context) (v money.Money, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAmount is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAmount requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAmount: %w", err)
+	}
+	return oldValue.Amount, nil
+}
+
+// ResetAmount resets all changes to the "amount" field.
+func (m *OpportunityMutation) ResetAmount() {
+	m.amount = nil
+}
+
+// SetCurrency sets the "currency" field.
+func (m *OpportunityMutation) SetCurrency(s string) {
+	m.currency = &s
+}
+
+// Currency returns the value of the "currency" field in the mutation.
+func (m *OpportunityMutation) Currency() (r string, exists bool) {
+	v := m.currency
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCurrency returns the old "currency" field's value of the Opportunity entity.
+// If the Opportunity object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OpportunityMutation) OldCurrency(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCurrency is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCurrency requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCurrency: %w", err)
+	}
+	return oldValue.Currency, nil
+}
+
+// ResetCurrency resets all changes to the "currency" field.
+func (m *OpportunityMutation) ResetCurrency() {
+	m.currency = nil
+}
+
+// SetProbability sets the "probability" field.
+func (m *OpportunityMutation) SetProbability(i int) {
+	m.probability = &i
+	m.addprobability = nil
+}
+
+// Probability returns the value of the "probability" field in the mutation.
+func (m *OpportunityMutation) Probability() (r int, exists bool) {
+	v := m.probability
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldProbability returns the old "probability" field's value of the Opportunity entity.
+// If the Opportunity object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OpportunityMutation) OldProbability(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldProbability is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldProbability requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldProbability: %w", err)
+	}
+	return oldValue.Probability, nil
+}
+
+// AddProbability adds i to the "probability" field.
+func (m *OpportunityMutation) AddProbability(i int) {
+	if m.addprobability != nil {
+		*m.addprobability += i
+	} else {
+		m.addprobability = &i
+	}
+}
+
+// AddedProbability returns the value that was added to the "probability" field in this mutation.
+func (m *OpportunityMutation) AddedProbability() (r int, exists bool) {
+	v := m.addprobability
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearProbability clears the value of the "probability" field.
+func (m *OpportunityMutation) ClearProbability() {
+	m.probability = nil
+	m.addprobability = nil
+	m.clearedFields[opportunity.FieldProbability] = struct{}{}
+}
+
+// ProbabilityCleared returns if the "probability" field was cleared in this mutation.
+func (m *OpportunityMutation) ProbabilityCleared() bool {
+	_, ok := m.clearedFields[opportunity.FieldProbability]
+	return ok
+}
+
+// ResetProbability resets all changes to the "probability" field.
+func (m *OpportunityMutation) ResetProbability() {
+	m.probability = nil
+	m.addprobability = nil
+	delete(m.clearedFields, opportunity.FieldProbability)
+}
+
+// SetExpectedCloseDate sets the "expected_close_date" field.
+func (m *OpportunityMutation) SetExpectedCloseDate(s string) {
+	m.expected_close_date = &s
+}
+
+// ExpectedCloseDate returns the value of the "expected_close_date" field in the mutation.
+func (m *OpportunityMutation) ExpectedCloseDate() (r string, exists bool) {
+	v := m.expected_close_date
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldExpectedCloseDate returns the old "expected_close_date" field's value of the Opportunity entity.
+// If the Opportunity object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OpportunityMutation) OldExpectedCloseDate(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldExpectedCloseDate is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldExpectedCloseDate requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldExpectedCloseDate: %w", err)
+	}
+	return oldValue.ExpectedCloseDate, nil
+}
+
+// ClearExpectedCloseDate clears the value of the "expected_close_date" field.
+func (m *OpportunityMutation) ClearExpectedCloseDate() {
+	m.expected_close_date = nil
+	m.clearedFields[opportunity.FieldExpectedCloseDate] = struct{}{}
+}
+
+// ExpectedCloseDateCleared returns if the "expected_close_date" field was cleared in this mutation.
+func (m *OpportunityMutation) ExpectedCloseDateCleared() bool {
+	_, ok := m.clearedFields[opportunity.FieldExpectedCloseDate]
+	return ok
+}
+
+// ResetExpectedCloseDate resets all changes to the "expected_close_date" field.
+func (m *OpportunityMutation) ResetExpectedCloseDate() {
+	m.expected_close_date = nil
+	delete(m.clearedFields, opportunity.FieldExpectedCloseDate)
+}
+
+// SetSource sets the "source" field.
+func (m *OpportunityMutation) SetSource(s string) {
+	m.source = &s
+}
+
+// Source returns the value of the "source" field in the mutation.
+func (m *OpportunityMutation) Source() (r string, exists bool) {
+	v := m.source
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSource returns the old "source" field's value of the Opportunity entity.
+// If the Opportunity object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OpportunityMutation) OldSource(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSource is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSource requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSource: %w", err)
+	}
+	return oldValue.Source, nil
+}
+
+// ClearSource clears the value of the "source" field.
+func (m *OpportunityMutation) ClearSource() {
+	m.source = nil
+	m.clearedFields[opportunity.FieldSource] = struct{}{}
+}
+
+// SourceCleared returns if the "source" field was cleared in this mutation.
+func (m *OpportunityMutation) SourceCleared() bool {
+	_, ok := m.clearedFields[opportunity.FieldSource]
+	return ok
+}
+
+// ResetSource resets all changes to the "source" field.
+func (m *OpportunityMutation) ResetSource() {
+	m.source = nil
+	delete(m.clearedFields, opportunity.FieldSource)
+}
+
+// SetOwnerID sets the "owner_id" field.
+func (m *OpportunityMutation) SetOwnerID(u uuid.UUID) {
+	m.owner_id = &u
+}
+
+// OwnerID returns the value of the "owner_id" field in the mutation.
+func (m *OpportunityMutation) OwnerID() (r uuid.UUID, exists bool) {
+	v := m.owner_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOwnerID returns the old "owner_id" field's value of the Opportunity entity.
+// If the Opportunity object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OpportunityMutation) OldOwnerID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOwnerID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOwnerID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOwnerID: %w", err)
+	}
+	return oldValue.OwnerID, nil
+}
+
+// ResetOwnerID resets all changes to the "owner_id" field.
+func (m *OpportunityMutation) ResetOwnerID() {
+	m.owner_id = nil
+}
+
+// SetLostReason sets the "lost_reason" field.
+func (m *OpportunityMutation) SetLostReason(s string) {
+	m.lost_reason = &s
+}
+
+// LostReason returns the value of the "lost_reason" field in the mutation.
+func (m *OpportunityMutation) LostReason() (r string, exists bool) {
+	v := m.lost_reason
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLostReason returns the old "lost_reason" field's value of the Opportunity entity.
+// If the Opportunity object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OpportunityMutation) OldLostReason(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLostReason is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLostReason requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLostReason: %w", err)
+	}
+	return oldValue.LostReason, nil
+}
+
+// ClearLostReason clears the value of the "lost_reason" field.
+func (m *OpportunityMutation) ClearLostReason() {
+	m.lost_reason = nil
+	m.clearedFields[opportunity.FieldLostReason] = struct{}{}
+}
+
+// LostReasonCleared returns if the "lost_reason" field was cleared in this mutation.
+func (m *OpportunityMutation) LostReasonCleared() bool {
+	_, ok := m.clearedFields[opportunity.FieldLostReason]
+	return ok
+}
+
+// ResetLostReason resets all changes to the "lost_reason" field.
+func (m *OpportunityMutation) ResetLostReason() {
+	m.lost_reason = nil
+	delete(m.clearedFields, opportunity.FieldLostReason)
+}
+
+// SetClosedAt sets the "closed_at" field.
+func (m *OpportunityMutation) SetClosedAt(t time.Time) {
+	m.closed_at = &t
+}
+
+// ClosedAt returns the value of the "closed_at" field in the mutation.
+func (m *OpportunityMutation) ClosedAt() (r time.Time, exists bool) {
+	v := m.closed_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldClosedAt returns the old "closed_at" field's value of the Opportunity entity.
+// If the Opportunity object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OpportunityMutation) OldClosedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldClosedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldClosedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldClosedAt: %w", err)
+	}
+	return oldValue.ClosedAt, nil
+}
+
+// ClearClosedAt clears the value of the "closed_at" field.
+func (m *OpportunityMutation) ClearClosedAt() {
+	m.closed_at = nil
+	m.clearedFields[opportunity.FieldClosedAt] = struct{}{}
+}
+
+// ClosedAtCleared returns if the "closed_at" field was cleared in this mutation.
+func (m *OpportunityMutation) ClosedAtCleared() bool {
+	_, ok := m.clearedFields[opportunity.FieldClosedAt]
+	return ok
+}
+
+// ResetClosedAt resets all changes to the "closed_at" field.
+func (m *OpportunityMutation) ResetClosedAt() {
+	m.closed_at = nil
+	delete(m.clearedFields, opportunity.FieldClosedAt)
+}
+
+// Where appends a list predicates to the OpportunityMutation builder.
+func (m *OpportunityMutation) Where(ps ...predicate.Opportunity) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the OpportunityMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *OpportunityMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Opportunity, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *OpportunityMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *OpportunityMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Opportunity).
+func (m *OpportunityMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *OpportunityMutation) Fields() []string {
+	fields := make([]string, 0, 17)
+	if m.created_at != nil {
+		fields = append(fields, opportunity.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, opportunity.FieldUpdatedAt)
+	}
+	if m.version != nil {
+		fields = append(fields, opportunity.FieldVersion)
+	}
+	if m.title != nil {
+		fields = append(fields, opportunity.FieldTitle)
+	}
+	if m.customer_id != nil {
+		fields = append(fields, opportunity.FieldCustomerID)
+	}
+	if m.contact_id != nil {
+		fields = append(fields, opportunity.FieldContactID)
+	}
+	if m.pipeline_id != nil {
+		fields = append(fields, opportunity.FieldPipelineID)
+	}
+	if m.stage_id != nil {
+		fields = append(fields, opportunity.FieldStageID)
+	}
+	if m.stage_kind != nil {
+		fields = append(fields, opportunity.FieldStageKind)
+	}
+	if m.amount != nil {
+		fields = append(fields, opportunity.FieldAmount)
+	}
+	if m.currency != nil {
+		fields = append(fields, opportunity.FieldCurrency)
+	}
+	if m.probability != nil {
+		fields = append(fields, opportunity.FieldProbability)
+	}
+	if m.expected_close_date != nil {
+		fields = append(fields, opportunity.FieldExpectedCloseDate)
+	}
+	if m.source != nil {
+		fields = append(fields, opportunity.FieldSource)
+	}
+	if m.owner_id != nil {
+		fields = append(fields, opportunity.FieldOwnerID)
+	}
+	if m.lost_reason != nil {
+		fields = append(fields, opportunity.FieldLostReason)
+	}
+	if m.closed_at != nil {
+		fields = append(fields, opportunity.FieldClosedAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *OpportunityMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case opportunity.FieldCreatedAt:
+		return m.CreatedAt()
+	case opportunity.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case opportunity.FieldVersion:
+		return m.Version()
+	case opportunity.FieldTitle:
+		return m.Title()
+	case opportunity.FieldCustomerID:
+		return m.CustomerID()
+	case opportunity.FieldContactID:
+		return m.ContactID()
+	case opportunity.FieldPipelineID:
+		return m.PipelineID()
+	case opportunity.FieldStageID:
+		return m.StageID()
+	case opportunity.FieldStageKind:
+		return m.StageKind()
+	case opportunity.FieldAmount:
+		return m.Amount()
+	case opportunity.FieldCurrency:
+		return m.Currency()
+	case opportunity.FieldProbability:
+		return m.Probability()
+	case opportunity.FieldExpectedCloseDate:
+		return m.ExpectedCloseDate()
+	case opportunity.FieldSource:
+		return m.Source()
+	case opportunity.FieldOwnerID:
+		return m.OwnerID()
+	case opportunity.FieldLostReason:
+		return m.LostReason()
+	case opportunity.FieldClosedAt:
+		return m.ClosedAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *OpportunityMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case opportunity.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case opportunity.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case opportunity.FieldVersion:
+		return m.OldVersion(ctx)
+	case opportunity.FieldTitle:
+		return m.OldTitle(ctx)
+	case opportunity.FieldCustomerID:
+		return m.OldCustomerID(ctx)
+	case opportunity.FieldContactID:
+		return m.OldContactID(ctx)
+	case opportunity.FieldPipelineID:
+		return m.OldPipelineID(ctx)
+	case opportunity.FieldStageID:
+		return m.OldStageID(ctx)
+	case opportunity.FieldStageKind:
+		return m.OldStageKind(ctx)
+	case opportunity.FieldAmount:
+		return m.OldAmount(ctx)
+	case opportunity.FieldCurrency:
+		return m.OldCurrency(ctx)
+	case opportunity.FieldProbability:
+		return m.OldProbability(ctx)
+	case opportunity.FieldExpectedCloseDate:
+		return m.OldExpectedCloseDate(ctx)
+	case opportunity.FieldSource:
+		return m.OldSource(ctx)
+	case opportunity.FieldOwnerID:
+		return m.OldOwnerID(ctx)
+	case opportunity.FieldLostReason:
+		return m.OldLostReason(ctx)
+	case opportunity.FieldClosedAt:
+		return m.OldClosedAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown Opportunity field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *OpportunityMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case opportunity.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case opportunity.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case opportunity.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVersion(v)
+		return nil
+	case opportunity.FieldTitle:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTitle(v)
+		return nil
+	case opportunity.FieldCustomerID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCustomerID(v)
+		return nil
+	case opportunity.FieldContactID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetContactID(v)
+		return nil
+	case opportunity.FieldPipelineID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPipelineID(v)
+		return nil
+	case opportunity.FieldStageID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStageID(v)
+		return nil
+	case opportunity.FieldStageKind:
+		v, ok := value.(opportunity.StageKind)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStageKind(v)
+		return nil
+	case opportunity.FieldAmount:
+		v, ok := value.(money.Money)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAmount(v)
+		return nil
+	case opportunity.FieldCurrency:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCurrency(v)
+		return nil
+	case opportunity.FieldProbability:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetProbability(v)
+		return nil
+	case opportunity.FieldExpectedCloseDate:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetExpectedCloseDate(v)
+		return nil
+	case opportunity.FieldSource:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSource(v)
+		return nil
+	case opportunity.FieldOwnerID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOwnerID(v)
+		return nil
+	case opportunity.FieldLostReason:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLostReason(v)
+		return nil
+	case opportunity.FieldClosedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetClosedAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Opportunity field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *OpportunityMutation) AddedFields() []string {
+	var fields []string
+	if m.addversion != nil {
+		fields = append(fields, opportunity.FieldVersion)
+	}
+	if m.addprobability != nil {
+		fields = append(fields, opportunity.FieldProbability)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *OpportunityMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case opportunity.FieldVersion:
+		return m.AddedVersion()
+	case opportunity.FieldProbability:
+		return m.AddedProbability()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *OpportunityMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case opportunity.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddVersion(v)
+		return nil
+	case opportunity.FieldProbability:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddProbability(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Opportunity numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *OpportunityMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(opportunity.FieldContactID) {
+		fields = append(fields, opportunity.FieldContactID)
+	}
+	if m.FieldCleared(opportunity.FieldProbability) {
+		fields = append(fields, opportunity.FieldProbability)
+	}
+	if m.FieldCleared(opportunity.FieldExpectedCloseDate) {
+		fields = append(fields, opportunity.FieldExpectedCloseDate)
+	}
+	if m.FieldCleared(opportunity.FieldSource) {
+		fields = append(fields, opportunity.FieldSource)
+	}
+	if m.FieldCleared(opportunity.FieldLostReason) {
+		fields = append(fields, opportunity.FieldLostReason)
+	}
+	if m.FieldCleared(opportunity.FieldClosedAt) {
+		fields = append(fields, opportunity.FieldClosedAt)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *OpportunityMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *OpportunityMutation) ClearField(name string) error {
+	switch name {
+	case opportunity.FieldContactID:
+		m.ClearContactID()
+		return nil
+	case opportunity.FieldProbability:
+		m.ClearProbability()
+		return nil
+	case opportunity.FieldExpectedCloseDate:
+		m.ClearExpectedCloseDate()
+		return nil
+	case opportunity.FieldSource:
+		m.ClearSource()
+		return nil
+	case opportunity.FieldLostReason:
+		m.ClearLostReason()
+		return nil
+	case opportunity.FieldClosedAt:
+		m.ClearClosedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown Opportunity nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *OpportunityMutation) ResetField(name string) error {
+	switch name {
+	case opportunity.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case opportunity.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case opportunity.FieldVersion:
+		m.ResetVersion()
+		return nil
+	case opportunity.FieldTitle:
+		m.ResetTitle()
+		return nil
+	case opportunity.FieldCustomerID:
+		m.ResetCustomerID()
+		return nil
+	case opportunity.FieldContactID:
+		m.ResetContactID()
+		return nil
+	case opportunity.FieldPipelineID:
+		m.ResetPipelineID()
+		return nil
+	case opportunity.FieldStageID:
+		m.ResetStageID()
+		return nil
+	case opportunity.FieldStageKind:
+		m.ResetStageKind()
+		return nil
+	case opportunity.FieldAmount:
+		m.ResetAmount()
+		return nil
+	case opportunity.FieldCurrency:
+		m.ResetCurrency()
+		return nil
+	case opportunity.FieldProbability:
+		m.ResetProbability()
+		return nil
+	case opportunity.FieldExpectedCloseDate:
+		m.ResetExpectedCloseDate()
+		return nil
+	case opportunity.FieldSource:
+		m.ResetSource()
+		return nil
+	case opportunity.FieldOwnerID:
+		m.ResetOwnerID()
+		return nil
+	case opportunity.FieldLostReason:
+		m.ResetLostReason()
+		return nil
+	case opportunity.FieldClosedAt:
+		m.ResetClosedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown Opportunity field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *OpportunityMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *OpportunityMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *OpportunityMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *OpportunityMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *OpportunityMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *OpportunityMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *OpportunityMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown Opportunity unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *OpportunityMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown Opportunity edge %s", name)
+}
+
+// OpportunityStageChangeMutation represents an operation that mutates the OpportunityStageChange nodes in the graph.
+type OpportunityStageChangeMutation struct {
+	config
+	op             Op
+	typ            string
+	id             *uuid.UUID
+	opportunity_id *uuid.UUID
+	from_stage_id  *uuid.UUID
+	to_stage_id    *uuid.UUID
+	lost_reason    *string
+	at             *time.Time
+	actor_type     *string
+	actor_id       *uuid.UUID
+	clearedFields  map[string]struct{}
+	done           bool
+	oldValue       func(context.Context) (*OpportunityStageChange, error)
+	predicates     []predicate.OpportunityStageChange
+}
+
+var _ ent.Mutation = (*OpportunityStageChangeMutation)(nil)
+
+// opportunitystagechangeOption allows management of the mutation configuration using functional options.
+type opportunitystagechangeOption func(*OpportunityStageChangeMutation)
+
+// newOpportunityStageChangeMutation creates new mutation for the OpportunityStageChange entity.
+func newOpportunityStageChangeMutation(c config, op Op, opts ...opportunitystagechangeOption) *OpportunityStageChangeMutation {
+	m := &OpportunityStageChangeMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeOpportunityStageChange,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withOpportunityStageChangeID sets the ID field of the mutation.
+func withOpportunityStageChangeID(id uuid.UUID) opportunitystagechangeOption {
+	return func(m *OpportunityStageChangeMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *OpportunityStageChange
+		)
+		m.oldValue = func(ctx context.Context) (*OpportunityStageChange, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().OpportunityStageChange.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withOpportunityStageChange sets the old OpportunityStageChange of the mutation.
+func withOpportunityStageChange(node *OpportunityStageChange) opportunitystagechangeOption {
+	return func(m *OpportunityStageChangeMutation) {
+		m.oldValue = func(context.Context) (*OpportunityStageChange, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m OpportunityStageChangeMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m OpportunityStageChangeMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of OpportunityStageChange entities.
+func (m *OpportunityStageChangeMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *OpportunityStageChangeMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *OpportunityStageChangeMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().OpportunityStageChange.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetOpportunityID sets the "opportunity_id" field.
+func (m *OpportunityStageChangeMutation) SetOpportunityID(u uuid.UUID) {
+	m.opportunity_id = &u
+}
+
+// OpportunityID returns the value of the "opportunity_id" field in the mutation.
+func (m *OpportunityStageChangeMutation) OpportunityID() (r uuid.UUID, exists bool) {
+	v := m.opportunity_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOpportunityID returns the old "opportunity_id" field's value of the OpportunityStageChange entity.
+// If the OpportunityStageChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OpportunityStageChangeMutation) OldOpportunityID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOpportunityID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOpportunityID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOpportunityID: %w", err)
+	}
+	return oldValue.OpportunityID, nil
+}
+
+// ResetOpportunityID resets all changes to the "opportunity_id" field.
+func (m *OpportunityStageChangeMutation) ResetOpportunityID() {
+	m.opportunity_id = nil
+}
+
+// SetFromStageID sets the "from_stage_id" field.
+func (m *OpportunityStageChangeMutation) SetFromStageID(u uuid.UUID) {
+	m.from_stage_id = &u
+}
+
+// FromStageID returns the value of the "from_stage_id" field in the mutation.
+func (m *OpportunityStageChangeMutation) FromStageID() (r uuid.UUID, exists bool) {
+	v := m.from_stage_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFromStageID returns the old "from_stage_id" field's value of the OpportunityStageChange entity.
+// If the OpportunityStageChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OpportunityStageChangeMutation) OldFromStageID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFromStageID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFromStageID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFromStageID: %w", err)
+	}
+	return oldValue.FromStageID, nil
+}
+
+// ClearFromStageID clears the value of the "from_stage_id" field.
+func (m *OpportunityStageChangeMutation) ClearFromStageID() {
+	m.from_stage_id = nil
+	m.clearedFields[opportunitystagechange.FieldFromStageID] = struct{}{}
+}
+
+// FromStageIDCleared returns if the "from_stage_id" field was cleared in this mutation.
+func (m *OpportunityStageChangeMutation) FromStageIDCleared() bool {
+	_, ok := m.clearedFields[opportunitystagechange.FieldFromStageID]
+	return ok
+}
+
+// ResetFromStageID resets all changes to the "from_stage_id" field.
+func (m *OpportunityStageChangeMutation) ResetFromStageID() {
+	m.from_stage_id = nil
+	delete(m.clearedFields, opportunitystagechange.FieldFromStageID)
+}
+
+// SetToStageID sets the "to_stage_id" field.
+func (m *OpportunityStageChangeMutation) SetToStageID(u uuid.UUID) {
+	m.to_stage_id = &u
+}
+
+// ToStageID returns the value of the "to_stage_id" field in the mutation.
+func (m *OpportunityStageChangeMutation) ToStageID() (r uuid.UUID, exists bool) {
+	v := m.to_stage_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldToStageID returns the old "to_stage_id" field's value of the OpportunityStageChange entity.
+// If the OpportunityStageChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OpportunityStageChangeMutation) OldToStageID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldToStageID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldToStageID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldToStageID: %w", err)
+	}
+	return oldValue.ToStageID, nil
+}
+
+// ResetToStageID resets all changes to the "to_stage_id" field.
+func (m *OpportunityStageChangeMutation) ResetToStageID() {
+	m.to_stage_id = nil
+}
+
+// SetLostReason sets the "lost_reason" field.
+func (m *OpportunityStageChangeMutation) SetLostReason(s string) {
+	m.lost_reason = &s
+}
+
+// LostReason returns the value of the "lost_reason" field in the mutation.
+func (m *OpportunityStageChangeMutation) LostReason() (r string, exists bool) {
+	v := m.lost_reason
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLostReason returns the old "lost_reason" field's value of the OpportunityStageChange entity.
+// If the OpportunityStageChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OpportunityStageChangeMutation) OldLostReason(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLostReason is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLostReason requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLostReason: %w", err)
+	}
+	return oldValue.LostReason, nil
+}
+
+// ClearLostReason clears the value of the "lost_reason" field.
+func (m *OpportunityStageChangeMutation) ClearLostReason() {
+	m.lost_reason = nil
+	m.clearedFields[opportunitystagechange.FieldLostReason] = struct{}{}
+}
+
+// LostReasonCleared returns if the "lost_reason" field was cleared in this mutation.
+func (m *OpportunityStageChangeMutation) LostReasonCleared() bool {
+	_, ok := m.clearedFields[opportunitystagechange.FieldLostReason]
+	return ok
+}
+
+// ResetLostReason resets all changes to the "lost_reason" field.
+func (m *OpportunityStageChangeMutation) ResetLostReason() {
+	m.lost_reason = nil
+	delete(m.clearedFields, opportunitystagechange.FieldLostReason)
+}
+
+// SetAt sets the "at" field.
+func (m *OpportunityStageChangeMutation) SetAt(t time.Time) {
+	m.at = &t
+}
+
+// At returns the value of the "at" field in the mutation.
+func (m *OpportunityStageChangeMutation) At() (r time.Time, exists bool) {
+	v := m.at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAt returns the old "at" field's value of the OpportunityStageChange entity.
+// If the OpportunityStageChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OpportunityStageChangeMutation) OldAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAt: %w", err)
+	}
+	return oldValue.At, nil
+}
+
+// ResetAt resets all changes to the "at" field.
+func (m *OpportunityStageChangeMutation) ResetAt() {
+	m.at = nil
+}
+
+// SetActorType sets the "actor_type" field.
+func (m *OpportunityStageChangeMutation) SetActorType(s string) {
+	m.actor_type = &s
+}
+
+// ActorType returns the value of the "actor_type" field in the mutation.
+func (m *OpportunityStageChangeMutation) ActorType() (r string, exists bool) {
+	v := m.actor_type
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldActorType returns the old "actor_type" field's value of the OpportunityStageChange entity.
+// If the OpportunityStageChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OpportunityStageChangeMutation) OldActorType(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldActorType is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldActorType requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldActorType: %w", err)
+	}
+	return oldValue.ActorType, nil
+}
+
+// ResetActorType resets all changes to the "actor_type" field.
+func (m *OpportunityStageChangeMutation) ResetActorType() {
+	m.actor_type = nil
+}
+
+// SetActorID sets the "actor_id" field.
+func (m *OpportunityStageChangeMutation) SetActorID(u uuid.UUID) {
+	m.actor_id = &u
+}
+
+// ActorID returns the value of the "actor_id" field in the mutation.
+func (m *OpportunityStageChangeMutation) ActorID() (r uuid.UUID, exists bool) {
+	v := m.actor_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldActorID returns the old "actor_id" field's value of the OpportunityStageChange entity.
+// If the OpportunityStageChange object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OpportunityStageChangeMutation) OldActorID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldActorID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldActorID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldActorID: %w", err)
+	}
+	return oldValue.ActorID, nil
+}
+
+// ClearActorID clears the value of the "actor_id" field.
+func (m *OpportunityStageChangeMutation) ClearActorID() {
+	m.actor_id = nil
+	m.clearedFields[opportunitystagechange.FieldActorID] = struct{}{}
+}
+
+// ActorIDCleared returns if the "actor_id" field was cleared in this mutation.
+func (m *OpportunityStageChangeMutation) ActorIDCleared() bool {
+	_, ok := m.clearedFields[opportunitystagechange.FieldActorID]
+	return ok
+}
+
+// ResetActorID resets all changes to the "actor_id" field.
+func (m *OpportunityStageChangeMutation) ResetActorID() {
+	m.actor_id = nil
+	delete(m.clearedFields, opportunitystagechange.FieldActorID)
+}
+
+// Where appends a list predicates to the OpportunityStageChangeMutation builder.
+func (m *OpportunityStageChangeMutation) Where(ps ...predicate.OpportunityStageChange) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the OpportunityStageChangeMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *OpportunityStageChangeMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.OpportunityStageChange, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *OpportunityStageChangeMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *OpportunityStageChangeMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (OpportunityStageChange).
+func (m *OpportunityStageChangeMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *OpportunityStageChangeMutation) Fields() []string {
+	fields := make([]string, 0, 7)
+	if m.opportunity_id != nil {
+		fields = append(fields, opportunitystagechange.FieldOpportunityID)
+	}
+	if m.from_stage_id != nil {
+		fields = append(fields, opportunitystagechange.FieldFromStageID)
+	}
+	if m.to_stage_id != nil {
+		fields = append(fields, opportunitystagechange.FieldToStageID)
+	}
+	if m.lost_reason != nil {
+		fields = append(fields, opportunitystagechange.FieldLostReason)
+	}
+	if m.at != nil {
+		fields = append(fields, opportunitystagechange.FieldAt)
+	}
+	if m.actor_type != nil {
+		fields = append(fields, opportunitystagechange.FieldActorType)
+	}
+	if m.actor_id != nil {
+		fields = append(fields, opportunitystagechange.FieldActorID)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *OpportunityStageChangeMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case opportunitystagechange.FieldOpportunityID:
+		return m.OpportunityID()
+	case opportunitystagechange.FieldFromStageID:
+		return m.FromStageID()
+	case opportunitystagechange.FieldToStageID:
+		return m.ToStageID()
+	case opportunitystagechange.FieldLostReason:
+		return m.LostReason()
+	case opportunitystagechange.FieldAt:
+		return m.At()
+	case opportunitystagechange.FieldActorType:
+		return m.ActorType()
+	case opportunitystagechange.FieldActorID:
+		return m.ActorID()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *OpportunityStageChangeMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case opportunitystagechange.FieldOpportunityID:
+		return m.OldOpportunityID(ctx)
+	case opportunitystagechange.FieldFromStageID:
+		return m.OldFromStageID(ctx)
+	case opportunitystagechange.FieldToStageID:
+		return m.OldToStageID(ctx)
+	case opportunitystagechange.FieldLostReason:
+		return m.OldLostReason(ctx)
+	case opportunitystagechange.FieldAt:
+		return m.OldAt(ctx)
+	case opportunitystagechange.FieldActorType:
+		return m.OldActorType(ctx)
+	case opportunitystagechange.FieldActorID:
+		return m.OldActorID(ctx)
+	}
+	return nil, fmt.Errorf("unknown OpportunityStageChange field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *OpportunityStageChangeMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case opportunitystagechange.FieldOpportunityID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOpportunityID(v)
+		return nil
+	case opportunitystagechange.FieldFromStageID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFromStageID(v)
+		return nil
+	case opportunitystagechange.FieldToStageID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetToStageID(v)
+		return nil
+	case opportunitystagechange.FieldLostReason:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLostReason(v)
+		return nil
+	case opportunitystagechange.FieldAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAt(v)
+		return nil
+	case opportunitystagechange.FieldActorType:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetActorType(v)
+		return nil
+	case opportunitystagechange.FieldActorID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetActorID(v)
+		return nil
+	}
+	return fmt.Errorf("unknown OpportunityStageChange field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *OpportunityStageChangeMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *OpportunityStageChangeMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *OpportunityStageChangeMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown OpportunityStageChange numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *OpportunityStageChangeMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(opportunitystagechange.FieldFromStageID) {
+		fields = append(fields, opportunitystagechange.FieldFromStageID)
+	}
+	if m.FieldCleared(opportunitystagechange.FieldLostReason) {
+		fields = append(fields, opportunitystagechange.FieldLostReason)
+	}
+	if m.FieldCleared(opportunitystagechange.FieldActorID) {
+		fields = append(fields, opportunitystagechange.FieldActorID)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *OpportunityStageChangeMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *OpportunityStageChangeMutation) ClearField(name string) error {
+	switch name {
+	case opportunitystagechange.FieldFromStageID:
+		m.ClearFromStageID()
+		return nil
+	case opportunitystagechange.FieldLostReason:
+		m.ClearLostReason()
+		return nil
+	case opportunitystagechange.FieldActorID:
+		m.ClearActorID()
+		return nil
+	}
+	return fmt.Errorf("unknown OpportunityStageChange nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *OpportunityStageChangeMutation) ResetField(name string) error {
+	switch name {
+	case opportunitystagechange.FieldOpportunityID:
+		m.ResetOpportunityID()
+		return nil
+	case opportunitystagechange.FieldFromStageID:
+		m.ResetFromStageID()
+		return nil
+	case opportunitystagechange.FieldToStageID:
+		m.ResetToStageID()
+		return nil
+	case opportunitystagechange.FieldLostReason:
+		m.ResetLostReason()
+		return nil
+	case opportunitystagechange.FieldAt:
+		m.ResetAt()
+		return nil
+	case opportunitystagechange.FieldActorType:
+		m.ResetActorType()
+		return nil
+	case opportunitystagechange.FieldActorID:
+		m.ResetActorID()
+		return nil
+	}
+	return fmt.Errorf("unknown OpportunityStageChange field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *OpportunityStageChangeMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *OpportunityStageChangeMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *OpportunityStageChangeMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *OpportunityStageChangeMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *OpportunityStageChangeMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *OpportunityStageChangeMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *OpportunityStageChangeMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown OpportunityStageChange unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *OpportunityStageChangeMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown OpportunityStageChange edge %s", name)
+}
+
 // OwnershipChangeMutation represents an operation that mutates the OwnershipChange nodes in the graph.
 type OwnershipChangeMutation struct {
 	config
@@ -14776,6 +16881,660 @@ func (m *OwnershipChangeMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *OwnershipChangeMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown OwnershipChange edge %s", name)
+}
+
+// PipelineMutation represents an operation that mutates the Pipeline nodes in the graph.
+type PipelineMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *uuid.UUID
+	created_at    *time.Time
+	updated_at    *time.Time
+	version       *int
+	addversion    *int
+	name          *string
+	is_default    *bool
+	stages        *[]schema.Stage
+	appendstages  []schema.Stage
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*Pipeline, error)
+	predicates    []predicate.Pipeline
+}
+
+var _ ent.Mutation = (*PipelineMutation)(nil)
+
+// pipelineOption allows management of the mutation configuration using functional options.
+type pipelineOption func(*PipelineMutation)
+
+// newPipelineMutation creates new mutation for the Pipeline entity.
+func newPipelineMutation(c config, op Op, opts ...pipelineOption) *PipelineMutation {
+	m := &PipelineMutation{
+		config:        c,
+		op:            op,
+		typ:           TypePipeline,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withPipelineID sets the ID field of the mutation.
+func withPipelineID(id uuid.UUID) pipelineOption {
+	return func(m *PipelineMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Pipeline
+		)
+		m.oldValue = func(ctx context.Context) (*Pipeline, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Pipeline.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withPipeline sets the old Pipeline of the mutation.
+func withPipeline(node *Pipeline) pipelineOption {
+	return func(m *PipelineMutation) {
+		m.oldValue = func(context.Context) (*Pipeline, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m PipelineMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m PipelineMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of Pipeline entities.
+func (m *PipelineMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *PipelineMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *PipelineMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Pipeline.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *PipelineMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *PipelineMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the Pipeline entity.
+// If the Pipeline object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PipelineMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *PipelineMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *PipelineMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *PipelineMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the Pipeline entity.
+// If the Pipeline object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PipelineMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *PipelineMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetVersion sets the "version" field.
+func (m *PipelineMutation) SetVersion(i int) {
+	m.version = &i
+	m.addversion = nil
+}
+
+// Version returns the value of the "version" field in the mutation.
+func (m *PipelineMutation) Version() (r int, exists bool) {
+	v := m.version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVersion returns the old "version" field's value of the Pipeline entity.
+// If the Pipeline object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PipelineMutation) OldVersion(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVersion is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVersion requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVersion: %w", err)
+	}
+	return oldValue.Version, nil
+}
+
+// AddVersion adds i to the "version" field.
+func (m *PipelineMutation) AddVersion(i int) {
+	if m.addversion != nil {
+		*m.addversion += i
+	} else {
+		m.addversion = &i
+	}
+}
+
+// AddedVersion returns the value that was added to the "version" field in this mutation.
+func (m *PipelineMutation) AddedVersion() (r int, exists bool) {
+	v := m.addversion
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetVersion resets all changes to the "version" field.
+func (m *PipelineMutation) ResetVersion() {
+	m.version = nil
+	m.addversion = nil
+}
+
+// SetName sets the "name" field.
+func (m *PipelineMutation) SetName(s string) {
+	m.name = &s
+}
+
+// Name returns the value of the "name" field in the mutation.
+func (m *PipelineMutation) Name() (r string, exists bool) {
+	v := m.name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldName returns the old "name" field's value of the Pipeline entity.
+// If the Pipeline object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PipelineMutation) OldName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldName: %w", err)
+	}
+	return oldValue.Name, nil
+}
+
+// ResetName resets all changes to the "name" field.
+func (m *PipelineMutation) ResetName() {
+	m.name = nil
+}
+
+// SetIsDefault sets the "is_default" field.
+func (m *PipelineMutation) SetIsDefault(b bool) {
+	m.is_default = &b
+}
+
+// IsDefault returns the value of the "is_default" field in the mutation.
+func (m *PipelineMutation) IsDefault() (r bool, exists bool) {
+	v := m.is_default
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldIsDefault returns the old "is_default" field's value of the Pipeline entity.
+// If the Pipeline object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PipelineMutation) OldIsDefault(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldIsDefault is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldIsDefault requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldIsDefault: %w", err)
+	}
+	return oldValue.IsDefault, nil
+}
+
+// ResetIsDefault resets all changes to the "is_default" field.
+func (m *PipelineMutation) ResetIsDefault() {
+	m.is_default = nil
+}
+
+// SetStages sets the "stages" field.
+func (m *PipelineMutation) SetStages(s []schema.Stage) {
+	m.stages = &s
+	m.appendstages = nil
+}
+
+// Stages returns the value of the "stages" field in the mutation.
+func (m *PipelineMutation) Stages() (r []schema.Stage, exists bool) {
+	v := m.stages
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStages returns the old "stages" field's value of the Pipeline entity.
+// If the Pipeline object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *PipelineMutation) OldStages(ctx context.Context) (v []schema.Stage, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStages is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStages requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStages: %w", err)
+	}
+	return oldValue.Stages, nil
+}
+
+// AppendStages adds s to the "stages" field.
+func (m *PipelineMutation) AppendStages(s []schema.Stage) {
+	m.appendstages = append(m.appendstages, s...)
+}
+
+// AppendedStages returns the list of values that were appended to the "stages" field in this mutation.
+func (m *PipelineMutation) AppendedStages() ([]schema.Stage, bool) {
+	if len(m.appendstages) == 0 {
+		return nil, false
+	}
+	return m.appendstages, true
+}
+
+// ResetStages resets all changes to the "stages" field.
+func (m *PipelineMutation) ResetStages() {
+	m.stages = nil
+	m.appendstages = nil
+}
+
+// Where appends a list predicates to the PipelineMutation builder.
+func (m *PipelineMutation) Where(ps ...predicate.Pipeline) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the PipelineMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *PipelineMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Pipeline, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *PipelineMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *PipelineMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Pipeline).
+func (m *PipelineMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *PipelineMutation) Fields() []string {
+	fields := make([]string, 0, 6)
+	if m.created_at != nil {
+		fields = append(fields, pipeline.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, pipeline.FieldUpdatedAt)
+	}
+	if m.version != nil {
+		fields = append(fields, pipeline.FieldVersion)
+	}
+	if m.name != nil {
+		fields = append(fields, pipeline.FieldName)
+	}
+	if m.is_default != nil {
+		fields = append(fields, pipeline.FieldIsDefault)
+	}
+	if m.stages != nil {
+		fields = append(fields, pipeline.FieldStages)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *PipelineMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case pipeline.FieldCreatedAt:
+		return m.CreatedAt()
+	case pipeline.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case pipeline.FieldVersion:
+		return m.Version()
+	case pipeline.FieldName:
+		return m.Name()
+	case pipeline.FieldIsDefault:
+		return m.IsDefault()
+	case pipeline.FieldStages:
+		return m.Stages()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *PipelineMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case pipeline.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case pipeline.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case pipeline.FieldVersion:
+		return m.OldVersion(ctx)
+	case pipeline.FieldName:
+		return m.OldName(ctx)
+	case pipeline.FieldIsDefault:
+		return m.OldIsDefault(ctx)
+	case pipeline.FieldStages:
+		return m.OldStages(ctx)
+	}
+	return nil, fmt.Errorf("unknown Pipeline field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *PipelineMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case pipeline.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case pipeline.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case pipeline.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVersion(v)
+		return nil
+	case pipeline.FieldName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetName(v)
+		return nil
+	case pipeline.FieldIsDefault:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetIsDefault(v)
+		return nil
+	case pipeline.FieldStages:
+		v, ok := value.([]schema.Stage)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStages(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Pipeline field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *PipelineMutation) AddedFields() []string {
+	var fields []string
+	if m.addversion != nil {
+		fields = append(fields, pipeline.FieldVersion)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *PipelineMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case pipeline.FieldVersion:
+		return m.AddedVersion()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *PipelineMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case pipeline.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddVersion(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Pipeline numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *PipelineMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *PipelineMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *PipelineMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown Pipeline nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *PipelineMutation) ResetField(name string) error {
+	switch name {
+	case pipeline.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case pipeline.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case pipeline.FieldVersion:
+		m.ResetVersion()
+		return nil
+	case pipeline.FieldName:
+		m.ResetName()
+		return nil
+	case pipeline.FieldIsDefault:
+		m.ResetIsDefault()
+		return nil
+	case pipeline.FieldStages:
+		m.ResetStages()
+		return nil
+	}
+	return fmt.Errorf("unknown Pipeline field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *PipelineMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *PipelineMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *PipelineMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *PipelineMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *PipelineMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *PipelineMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *PipelineMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown Pipeline unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *PipelineMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown Pipeline edge %s", name)
 }
 
 // PoolMutation represents an operation that mutates the Pool nodes in the graph.

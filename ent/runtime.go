@@ -20,7 +20,10 @@ import (
 	"github.com/shoalcrm/shoal/ent/handover"
 	"github.com/shoalcrm/shoal/ent/idempotencyrecord"
 	"github.com/shoalcrm/shoal/ent/lead"
+	"github.com/shoalcrm/shoal/ent/opportunity"
+	"github.com/shoalcrm/shoal/ent/opportunitystagechange"
 	"github.com/shoalcrm/shoal/ent/ownershipchange"
+	"github.com/shoalcrm/shoal/ent/pipeline"
 	"github.com/shoalcrm/shoal/ent/pool"
 	"github.com/shoalcrm/shoal/ent/poolruleversion"
 	"github.com/shoalcrm/shoal/ent/product"
@@ -571,6 +574,72 @@ func init() {
 	leadDescID := leadMixinFields0[0].Descriptor()
 	// lead.DefaultID holds the default value on creation for the id field.
 	lead.DefaultID = leadDescID.Default.(func() uuid.UUID)
+	opportunityMixin := schema.Opportunity{}.Mixin()
+	opportunityMixinFields0 := opportunityMixin[0].Fields()
+	_ = opportunityMixinFields0
+	opportunityMixinFields1 := opportunityMixin[1].Fields()
+	_ = opportunityMixinFields1
+	opportunityMixinFields2 := opportunityMixin[2].Fields()
+	_ = opportunityMixinFields2
+	opportunityFields := schema.Opportunity{}.Fields()
+	_ = opportunityFields
+	// opportunityDescCreatedAt is the schema descriptor for created_at field.
+	opportunityDescCreatedAt := opportunityMixinFields1[0].Descriptor()
+	// opportunity.DefaultCreatedAt holds the default value on creation for the created_at field.
+	opportunity.DefaultCreatedAt = opportunityDescCreatedAt.Default.(func() time.Time)
+	// opportunityDescUpdatedAt is the schema descriptor for updated_at field.
+	opportunityDescUpdatedAt := opportunityMixinFields1[1].Descriptor()
+	// opportunity.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	opportunity.DefaultUpdatedAt = opportunityDescUpdatedAt.Default.(func() time.Time)
+	// opportunity.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	opportunity.UpdateDefaultUpdatedAt = opportunityDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// opportunityDescVersion is the schema descriptor for version field.
+	opportunityDescVersion := opportunityMixinFields2[0].Descriptor()
+	// opportunity.DefaultVersion holds the default value on creation for the version field.
+	opportunity.DefaultVersion = opportunityDescVersion.Default.(int)
+	// opportunityDescTitle is the schema descriptor for title field.
+	opportunityDescTitle := opportunityFields[0].Descriptor()
+	// opportunity.TitleValidator is a validator for the "title" field. It is called by the builders before save.
+	opportunity.TitleValidator = func() func(string) error {
+		validators := opportunityDescTitle.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(title string) error {
+			for _, fn := range fns {
+				if err := fn(title); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// opportunityDescCurrency is the schema descriptor for currency field.
+	opportunityDescCurrency := opportunityFields[7].Descriptor()
+	// opportunity.DefaultCurrency holds the default value on creation for the currency field.
+	opportunity.DefaultCurrency = opportunityDescCurrency.Default.(string)
+	// opportunityDescSource is the schema descriptor for source field.
+	opportunityDescSource := opportunityFields[10].Descriptor()
+	// opportunity.SourceValidator is a validator for the "source" field. It is called by the builders before save.
+	opportunity.SourceValidator = opportunityDescSource.Validators[0].(func(string) error)
+	// opportunityDescLostReason is the schema descriptor for lost_reason field.
+	opportunityDescLostReason := opportunityFields[12].Descriptor()
+	// opportunity.LostReasonValidator is a validator for the "lost_reason" field. It is called by the builders before save.
+	opportunity.LostReasonValidator = opportunityDescLostReason.Validators[0].(func(string) error)
+	// opportunityDescID is the schema descriptor for id field.
+	opportunityDescID := opportunityMixinFields0[0].Descriptor()
+	// opportunity.DefaultID holds the default value on creation for the id field.
+	opportunity.DefaultID = opportunityDescID.Default.(func() uuid.UUID)
+	opportunitystagechangeMixin := schema.OpportunityStageChange{}.Mixin()
+	opportunitystagechangeMixinFields0 := opportunitystagechangeMixin[0].Fields()
+	_ = opportunitystagechangeMixinFields0
+	opportunitystagechangeFields := schema.OpportunityStageChange{}.Fields()
+	_ = opportunitystagechangeFields
+	// opportunitystagechangeDescID is the schema descriptor for id field.
+	opportunitystagechangeDescID := opportunitystagechangeMixinFields0[0].Descriptor()
+	// opportunitystagechange.DefaultID holds the default value on creation for the id field.
+	opportunitystagechange.DefaultID = opportunitystagechangeDescID.Default.(func() uuid.UUID)
 	ownershipchangeMixin := schema.OwnershipChange{}.Mixin()
 	ownershipchangeMixinFields0 := ownershipchangeMixin[0].Fields()
 	_ = ownershipchangeMixinFields0
@@ -588,6 +657,55 @@ func init() {
 	ownershipchangeDescID := ownershipchangeMixinFields0[0].Descriptor()
 	// ownershipchange.DefaultID holds the default value on creation for the id field.
 	ownershipchange.DefaultID = ownershipchangeDescID.Default.(func() uuid.UUID)
+	pipelineMixin := schema.Pipeline{}.Mixin()
+	pipelineMixinFields0 := pipelineMixin[0].Fields()
+	_ = pipelineMixinFields0
+	pipelineMixinFields1 := pipelineMixin[1].Fields()
+	_ = pipelineMixinFields1
+	pipelineMixinFields2 := pipelineMixin[2].Fields()
+	_ = pipelineMixinFields2
+	pipelineFields := schema.Pipeline{}.Fields()
+	_ = pipelineFields
+	// pipelineDescCreatedAt is the schema descriptor for created_at field.
+	pipelineDescCreatedAt := pipelineMixinFields1[0].Descriptor()
+	// pipeline.DefaultCreatedAt holds the default value on creation for the created_at field.
+	pipeline.DefaultCreatedAt = pipelineDescCreatedAt.Default.(func() time.Time)
+	// pipelineDescUpdatedAt is the schema descriptor for updated_at field.
+	pipelineDescUpdatedAt := pipelineMixinFields1[1].Descriptor()
+	// pipeline.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	pipeline.DefaultUpdatedAt = pipelineDescUpdatedAt.Default.(func() time.Time)
+	// pipeline.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	pipeline.UpdateDefaultUpdatedAt = pipelineDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// pipelineDescVersion is the schema descriptor for version field.
+	pipelineDescVersion := pipelineMixinFields2[0].Descriptor()
+	// pipeline.DefaultVersion holds the default value on creation for the version field.
+	pipeline.DefaultVersion = pipelineDescVersion.Default.(int)
+	// pipelineDescName is the schema descriptor for name field.
+	pipelineDescName := pipelineFields[0].Descriptor()
+	// pipeline.NameValidator is a validator for the "name" field. It is called by the builders before save.
+	pipeline.NameValidator = func() func(string) error {
+		validators := pipelineDescName.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(name string) error {
+			for _, fn := range fns {
+				if err := fn(name); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// pipelineDescIsDefault is the schema descriptor for is_default field.
+	pipelineDescIsDefault := pipelineFields[1].Descriptor()
+	// pipeline.DefaultIsDefault holds the default value on creation for the is_default field.
+	pipeline.DefaultIsDefault = pipelineDescIsDefault.Default.(bool)
+	// pipelineDescID is the schema descriptor for id field.
+	pipelineDescID := pipelineMixinFields0[0].Descriptor()
+	// pipeline.DefaultID holds the default value on creation for the id field.
+	pipeline.DefaultID = pipelineDescID.Default.(func() uuid.UUID)
 	poolMixin := schema.Pool{}.Mixin()
 	poolMixinFields0 := poolMixin[0].Fields()
 	_ = poolMixinFields0

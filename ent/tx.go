@@ -42,8 +42,14 @@ type Tx struct {
 	IdempotencyRecord *IdempotencyRecordClient
 	// Lead is the client for interacting with the Lead builders.
 	Lead *LeadClient
+	// Opportunity is the client for interacting with the Opportunity builders.
+	Opportunity *OpportunityClient
+	// OpportunityStageChange is the client for interacting with the OpportunityStageChange builders.
+	OpportunityStageChange *OpportunityStageChangeClient
 	// OwnershipChange is the client for interacting with the OwnershipChange builders.
 	OwnershipChange *OwnershipChangeClient
+	// Pipeline is the client for interacting with the Pipeline builders.
+	Pipeline *PipelineClient
 	// Pool is the client for interacting with the Pool builders.
 	Pool *PoolClient
 	// PoolRuleVersion is the client for interacting with the PoolRuleVersion builders.
@@ -217,7 +223,10 @@ func (tx *Tx) init() {
 	tx.Handover = NewHandoverClient(tx.config)
 	tx.IdempotencyRecord = NewIdempotencyRecordClient(tx.config)
 	tx.Lead = NewLeadClient(tx.config)
+	tx.Opportunity = NewOpportunityClient(tx.config)
+	tx.OpportunityStageChange = NewOpportunityStageChangeClient(tx.config)
 	tx.OwnershipChange = NewOwnershipChangeClient(tx.config)
+	tx.Pipeline = NewPipelineClient(tx.config)
 	tx.Pool = NewPoolClient(tx.config)
 	tx.PoolRuleVersion = NewPoolRuleVersionClient(tx.config)
 	tx.Product = NewProductClient(tx.config)

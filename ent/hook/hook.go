@@ -177,6 +177,30 @@ func (f LeadFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error)
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.LeadMutation", m)
 }
 
+// The OpportunityFunc type is an adapter to allow the use of ordinary
+// function as Opportunity mutator.
+type OpportunityFunc func(context.Context, *ent.OpportunityMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f OpportunityFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.OpportunityMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.OpportunityMutation", m)
+}
+
+// The OpportunityStageChangeFunc type is an adapter to allow the use of ordinary
+// function as OpportunityStageChange mutator.
+type OpportunityStageChangeFunc func(context.Context, *ent.OpportunityStageChangeMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f OpportunityStageChangeFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.OpportunityStageChangeMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.OpportunityStageChangeMutation", m)
+}
+
 // The OwnershipChangeFunc type is an adapter to allow the use of ordinary
 // function as OwnershipChange mutator.
 type OwnershipChangeFunc func(context.Context, *ent.OwnershipChangeMutation) (ent.Value, error)
@@ -187,6 +211,18 @@ func (f OwnershipChangeFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Va
 		return f(ctx, mv)
 	}
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.OwnershipChangeMutation", m)
+}
+
+// The PipelineFunc type is an adapter to allow the use of ordinary
+// function as Pipeline mutator.
+type PipelineFunc func(context.Context, *ent.PipelineMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f PipelineFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.PipelineMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.PipelineMutation", m)
 }
 
 // The PoolFunc type is an adapter to allow the use of ordinary

@@ -555,6 +555,79 @@ var (
 			},
 		},
 	}
+	// OpportunitiesColumns holds the columns for the "opportunities" table.
+	OpportunitiesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "version", Type: field.TypeInt, Default: 1},
+		{Name: "title", Type: field.TypeString, Size: 200},
+		{Name: "customer_id", Type: field.TypeUUID},
+		{Name: "contact_id", Type: field.TypeUUID, Nullable: true},
+		{Name: "pipeline_id", Type: field.TypeUUID},
+		{Name: "stage_id", Type: field.TypeUUID},
+		{Name: "stage_kind", Type: field.TypeEnum, Enums: []string{"open", "won", "lost"}},
+		{Name: "amount", Type: field.TypeInt64},
+		{Name: "currency", Type: field.TypeString, Default: "CNY"},
+		{Name: "probability", Type: field.TypeInt, Nullable: true},
+		{Name: "expected_close_date", Type: field.TypeString, Nullable: true},
+		{Name: "source", Type: field.TypeString, Nullable: true, Size: 100},
+		{Name: "owner_id", Type: field.TypeUUID},
+		{Name: "lost_reason", Type: field.TypeString, Nullable: true, Size: 500},
+		{Name: "closed_at", Type: field.TypeTime, Nullable: true},
+	}
+	// OpportunitiesTable holds the schema information for the "opportunities" table.
+	OpportunitiesTable = &schema.Table{
+		Name:       "opportunities",
+		Columns:    OpportunitiesColumns,
+		PrimaryKey: []*schema.Column{OpportunitiesColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "opportunity_created_at_id",
+				Unique:  false,
+				Columns: []*schema.Column{OpportunitiesColumns[1], OpportunitiesColumns[0]},
+			},
+			{
+				Name:    "opportunity_customer_id",
+				Unique:  false,
+				Columns: []*schema.Column{OpportunitiesColumns[5]},
+			},
+			{
+				Name:    "opportunity_owner_id_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{OpportunitiesColumns[15], OpportunitiesColumns[1]},
+			},
+			{
+				Name:    "opportunity_stage_id",
+				Unique:  false,
+				Columns: []*schema.Column{OpportunitiesColumns[8]},
+			},
+		},
+	}
+	// OpportunityStageChangesColumns holds the columns for the "opportunity_stage_changes" table.
+	OpportunityStageChangesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "opportunity_id", Type: field.TypeUUID},
+		{Name: "from_stage_id", Type: field.TypeUUID, Nullable: true},
+		{Name: "to_stage_id", Type: field.TypeUUID},
+		{Name: "lost_reason", Type: field.TypeString, Nullable: true},
+		{Name: "at", Type: field.TypeTime},
+		{Name: "actor_type", Type: field.TypeString},
+		{Name: "actor_id", Type: field.TypeUUID, Nullable: true},
+	}
+	// OpportunityStageChangesTable holds the schema information for the "opportunity_stage_changes" table.
+	OpportunityStageChangesTable = &schema.Table{
+		Name:       "opportunity_stage_changes",
+		Columns:    OpportunityStageChangesColumns,
+		PrimaryKey: []*schema.Column{OpportunityStageChangesColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "opportunitystagechange_opportunity_id_at",
+				Unique:  false,
+				Columns: []*schema.Column{OpportunityStageChangesColumns[1], OpportunityStageChangesColumns[5]},
+			},
+		},
+	}
 	// OwnershipChangesColumns holds the columns for the "ownership_changes" table.
 	OwnershipChangesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
@@ -582,6 +655,22 @@ var (
 				Columns: []*schema.Column{OwnershipChangesColumns[1], OwnershipChangesColumns[2], OwnershipChangesColumns[0]},
 			},
 		},
+	}
+	// PipelinesColumns holds the columns for the "pipelines" table.
+	PipelinesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "version", Type: field.TypeInt, Default: 1},
+		{Name: "name", Type: field.TypeString, Unique: true, Size: 100},
+		{Name: "is_default", Type: field.TypeBool, Default: false},
+		{Name: "stages", Type: field.TypeJSON},
+	}
+	// PipelinesTable holds the schema information for the "pipelines" table.
+	PipelinesTable = &schema.Table{
+		Name:       "pipelines",
+		Columns:    PipelinesColumns,
+		PrimaryKey: []*schema.Column{PipelinesColumns[0]},
 	}
 	// PoolsColumns holds the columns for the "pools" table.
 	PoolsColumns = []*schema.Column{
@@ -997,7 +1086,10 @@ var (
 		HandoversTable,
 		IdempotencyRecordsTable,
 		LeadsTable,
+		OpportunitiesTable,
+		OpportunityStageChangesTable,
 		OwnershipChangesTable,
+		PipelinesTable,
 		PoolsTable,
 		PoolRuleVersionsTable,
 		ProductsTable,

@@ -48,8 +48,17 @@ type IdempotencyRecord func(*sql.Selector)
 // Lead is the predicate function for lead builders.
 type Lead func(*sql.Selector)
 
+// Opportunity is the predicate function for opportunity builders.
+type Opportunity func(*sql.Selector)
+
+// OpportunityStageChange is the predicate function for opportunitystagechange builders.
+type OpportunityStageChange func(*sql.Selector)
+
 // OwnershipChange is the predicate function for ownershipchange builders.
 type OwnershipChange func(*sql.Selector)
+
+// Pipeline is the predicate function for pipeline builders.
+type Pipeline func(*sql.Selector)
 
 // Pool is the predicate function for pool builders.
 type Pool func(*sql.Selector)

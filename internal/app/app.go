@@ -22,6 +22,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/idempotency"
 	"github.com/shoalcrm/shoal/internal/jobs"
 	"github.com/shoalcrm/shoal/internal/merge"
+	"github.com/shoalcrm/shoal/internal/opportunities"
 	"github.com/shoalcrm/shoal/internal/org"
 	"github.com/shoalcrm/shoal/internal/page"
 	"github.com/shoalcrm/shoal/internal/personaldata"
@@ -91,7 +92,9 @@ type App struct {
 	Webhooks *webhooks.Service
 	// Products is the product catalogue (产品目录).
 	Products *products.Service
-	HTTP     *httpapi.Server
+	// Opportunities runs sales pipelines and opportunities (商机).
+	Opportunities *opportunities.Service
+	HTTP          *httpapi.Server
 	// Jobs is the job queue, built but not started: the binary starts it
 	// beside the HTTP server (and stops it on shutdown), tests when they
 	// need jobs worked.
@@ -186,6 +189,11 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 	a.Idempotency = answers
 	a.Webhooks = hooks
 	a.Products = products.NewService(st, clk)
+	a.Opportunities = opportunities.NewService(st, pools, clk)
+	if err := a.Opportunities.EnsureDefault(ctx); err != nil {
+		_ = queue.Stop(ctx)
+		return nil, err
+	}
 	a.HTTP, err = httpapi.New(httpapi.Config{
 		Store:       st,
 		Logger:      cfg.Logger,
@@ -204,9 +212,10 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		Imports:     a.Imports,
 		Merge:       a.Merge,
 
-		PersonalData: a.PersonalData,
-		Webhooks:     a.Webhooks,
-		Products:     a.Products,
+		PersonalData:  a.PersonalData,
+		Webhooks:      a.Webhooks,
+		Products:      a.Products,
+		Opportunities: a.Opportunities,
 
 		TestClock:   testClock,
 		Idempotency: a.Idempotency,

@@ -94,6 +94,12 @@ const (
 	ImportCreated  Type = "import.created"
 	ImportFinished Type = "import.finished"
 
+	PipelineCreated         Type = "pipeline.created"
+	PipelineUpdated         Type = "pipeline.updated"
+	OpportunityCreated      Type = "opportunity.created"
+	OpportunityUpdated      Type = "opportunity.updated"
+	OpportunityStageChanged Type = "opportunity.stage_changed"
+
 	ProductCreated Type = "product.created"
 	ProductUpdated Type = "product.updated"
 
@@ -129,6 +135,8 @@ const (
 	KindImport       = "import"
 	KindWebhook      = "webhook"
 	KindProduct      = "product"
+	KindPipeline     = "pipeline"
+	KindOpportunity  = "opportunity"
 )
 
 // Actor is who made a change: a user, an API key, or the system (the sweep,
@@ -332,6 +340,28 @@ type WebhookDisabling struct {
 	FailingSince *time.Time `json:"failingSince,omitempty"`
 }
 
+// Pipeline is the payload of pipeline.created.
+type Pipeline struct {
+	Name string `json:"name"`
+}
+
+// Opportunity is the payload of opportunity.created: where it stands.
+// Never its amount.
+type Opportunity struct {
+	CustomerID uuid.UUID `json:"customerId"`
+	PipelineID uuid.UUID `json:"pipelineId"`
+	StageID    uuid.UUID `json:"stageId"`
+	StageKind  string    `json:"stageKind"`
+	OwnerID    uuid.UUID `json:"ownerId"`
+}
+
+// OpportunityStage is the payload of opportunity.stage_changed.
+type OpportunityStage struct {
+	FromStageID uuid.UUID `json:"fromStageId"`
+	ToStageID   uuid.UUID `json:"toStageId"`
+	StageKind   string    `json:"stageKind"`
+}
+
 // Product is the payload of product.created: its SKU. Never its cost
 // (visible to supervisors and admins only) nor its price.
 type Product struct {
@@ -421,6 +451,12 @@ var catalog = map[Type]Spec{
 
 	ImportCreated:  spec[Import](KindImport),
 	ImportFinished: spec[Import](KindImport),
+
+	PipelineCreated:         spec[Pipeline](KindPipeline),
+	PipelineUpdated:         spec[Changed](KindPipeline),
+	OpportunityCreated:      spec[Opportunity](KindOpportunity),
+	OpportunityUpdated:      spec[Changed](KindOpportunity),
+	OpportunityStageChanged: spec[OpportunityStage](KindOpportunity),
 
 	ProductCreated: spec[Product](KindProduct),
 	ProductUpdated: spec[Changed](KindProduct),

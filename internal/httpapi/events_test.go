@@ -518,6 +518,44 @@ func evCases() []evCase {
 			return []evWant{{events.HandoverCreated, h}, {events.LeadHandedOver, ld}, {events.CustomerHandedOver, cu}, {events.HandoverFinished, h}}
 		}
 	})
+	add("createPipeline", "", func(t *testing.T, w *evWorld) func() []evWant {
+		return func() []evWant {
+			res := w.admin.Do("POST", "/v1/pipelines", opPipelineBody("ev-"+uuid.NewString()[:8])).Expect(http.StatusCreated)
+			return []evWant{{events.PipelineCreated, evID(t, res)}}
+		}
+	})
+	add("updatePipeline", "", func(t *testing.T, w *evWorld) func() []evWant {
+		id := evID(t, w.admin.Do("POST", "/v1/pipelines", opPipelineBody("ev-"+uuid.NewString()[:8])).Expect(http.StatusCreated))
+		return func() []evWant {
+			w.admin.Do("PATCH", "/v1/pipelines/"+id, map[string]any{"name": "ev-" + uuid.NewString()[:8]}, "If-Match", w.admin.ETag("/v1/pipelines/"+id)).Expect(http.StatusOK)
+			return []evWant{{events.PipelineUpdated, id}}
+		}
+	})
+	add("createOpportunity", "", func(t *testing.T, w *evWorld) func() []evWant {
+		cu := w.claimed(w.repA, "customer", w.pools["customer"], nil)
+		return func() []evWant {
+			res := w.repA.Do("POST", "/v1/opportunities", map[string]any{"title": "ev", "customerId": cu.ID, "amount": "1.00"}).Expect(http.StatusCreated)
+			return []evWant{{events.OpportunityCreated, evID(t, res)}}
+		}
+	})
+	add("updateOpportunity", "", func(t *testing.T, w *evWorld) func() []evWant {
+		cu := w.claimed(w.repA, "customer", w.pools["customer"], nil)
+		id := evID(t, w.repA.Do("POST", "/v1/opportunities", map[string]any{"title": "ev", "customerId": cu.ID, "amount": "1.00"}).Expect(http.StatusCreated))
+		return func() []evWant {
+			w.repA.Do("PATCH", "/v1/opportunities/"+id, map[string]any{"amount": "2.00"}, "If-Match", w.repA.ETag("/v1/opportunities/"+id)).Expect(http.StatusOK)
+			return []evWant{{events.OpportunityUpdated, id}}
+		}
+	})
+	add("changeOpportunityStage", "won", func(t *testing.T, w *evWorld) func() []evWant {
+		cu := w.claimed(w.repA, "customer", w.pools["customer"], nil)
+		res := w.repA.Do("POST", "/v1/opportunities", map[string]any{"title": "ev", "customerId": cu.ID, "amount": "1.00"}).Expect(http.StatusCreated)
+		id, pl := evID(t, res), res.Map()["pipelineId"].(string)
+		won := opStage(t, w.repA.Client, pl, "won")
+		return func() []evWant {
+			w.repA.Do("POST", "/v1/opportunities/"+id+"/stage", map[string]any{"stageId": won}).Expect(http.StatusOK)
+			return []evWant{{events.OpportunityStageChanged, id}, {events.CustomerDealt, cu.ID}}
+		}
+	})
 	add("createProduct", "", func(t *testing.T, w *evWorld) func() []evWant {
 		return func() []evWant {
 			res := w.admin.Do("POST", "/v1/products", map[string]any{"sku": "EV-" + uuid.NewString()[:8], "name": "ev", "listPrice": "1.00"}).Expect(http.StatusCreated)

@@ -101,7 +101,11 @@ var catalog = map[string]message{
 	"request_not_pending":   {"The claim request was already decided.", "该领取申请已处理。"},
 	"not_acceptable":        {"None of the media types in Accept is available here: ask for application/json, text/csv or application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.", "无法提供 Accept 所要求的格式：请使用 application/json、text/csv 或 application/vnd.openxmlformats-officedocument.spreadsheetml.sheet。"},
 
-	"sku_taken": {"Another product has this SKU.", "已存在相同产品编码（SKU）的产品。"},
+	"stage_in_use":         {"Opportunities are at this stage; retire it instead of removing it.", "仍有商机处于该阶段，请改为停用该阶段。"},
+	"stage_not_open":       {"The stage is retired, or not an open stage.", "该阶段已停用，或不是进行中的阶段。"},
+	"lost_reason_required": {"Moving to a lost stage needs lostReason.", "转入输单阶段需要填写输单原因（lostReason）。"},
+	"pipeline_name_taken":  {"Another pipeline has this name.", "已存在同名销售流程。"},
+	"sku_taken":            {"Another product has this SKU.", "已存在相同产品编码（SKU）的产品。"},
 
 	// Webhooks (docs/webhooks.md).
 	"webhook_target_forbidden": {"Webhooks may not send to this address (loopback, private, link-local or metadata).", "Webhook 不能发送到此地址（本机回环、内网、链路本地或云元数据地址）。"},

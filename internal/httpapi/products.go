@@ -155,4 +155,3 @@ func (s *Server) UpdateProduct(ctx context.Context, req api.UpdateProductRequest
 	}
 	return api.UpdateProduct200JSONResponse{Body: productOut(pr, p), Headers: api.UpdateProduct200ResponseHeaders{ETag: etag.Ptr(pr.Version)}}, nil
 }
-

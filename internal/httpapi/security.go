@@ -261,18 +261,20 @@ func (s *Server) auditTrail(op string) echo.MiddlewareFunc {
 // the target only after the commit, too late for the row written inside
 // the transaction.
 var createdTargets = map[string]struct{ targetType, entType string }{
-	"createUser":     {"user", "User"},
-	"createTeam":     {"team", "Team"},
-	"createApiKey":   {"apiKey", "APIKey"},
-	"createLead":     {string(kinds.Lead), "Lead"},
-	"createCustomer": {string(kinds.Customer), "Customer"},
-	"createContact":  {"contact", "Contact"},
-	"createFollowUp": {"followUp", "FollowUp"},
-	"createPool":     {"pool", "Pool"},
-	"createTag":      {"tag", "Tag"},
-	"createImport":   {"import", "BulkImport"},
-	"createWebhook":  {"webhook", "Webhook"},
-	"createProduct":  {"product", "Product"},
+	"createUser":        {"user", "User"},
+	"createTeam":        {"team", "Team"},
+	"createApiKey":      {"apiKey", "APIKey"},
+	"createLead":        {string(kinds.Lead), "Lead"},
+	"createCustomer":    {string(kinds.Customer), "Customer"},
+	"createContact":     {"contact", "Contact"},
+	"createFollowUp":    {"followUp", "FollowUp"},
+	"createPool":        {"pool", "Pool"},
+	"createTag":         {"tag", "Tag"},
+	"createImport":      {"import", "BulkImport"},
+	"createWebhook":     {"webhook", "Webhook"},
+	"createProduct":     {"product", "Product"},
+	"createPipeline":    {"pipeline", "Pipeline"},
+	"createOpportunity": {"opportunity", "Opportunity"},
 }
 
 // opTargets names the audit target type of the writes whose path has no
@@ -333,7 +335,7 @@ func (s *Server) resolveAudit(op string) audit.Resolver {
 var pathTargets = map[string]string{
 	"users": "user", "teams": "team", "api-keys": "apiKey", kinds.Lead.Desc().Path: string(kinds.Lead), kinds.Customer.Desc().Path: string(kinds.Customer),
 	"contacts": "contact", "follow-ups": "followUp", "pools": "pool", "claim-requests": "claimRequest", "tags": "tag",
-	"webhooks": "webhook", "products": "product",
+	"webhooks": "webhook", "products": "product", "pipelines": "pipeline", "opportunities": "opportunity",
 }
 
 // pathTargetType is the target type of the {id} in route path (/v1/leads/:id/claim → lead).

@@ -31,6 +31,7 @@ import (
 
 	"github.com/shoalcrm/shoal/internal/idempotency"
 	"github.com/shoalcrm/shoal/internal/merge"
+	"github.com/shoalcrm/shoal/internal/opportunities"
 	"github.com/shoalcrm/shoal/internal/org"
 	"github.com/shoalcrm/shoal/internal/page"
 	"github.com/shoalcrm/shoal/internal/personaldata"
@@ -64,6 +65,8 @@ type Config struct {
 	Webhooks *webhooks.Service
 	// Products is the product catalogue.
 	Products *products.Service
+	// Opportunities runs pipelines and opportunities.
+	Opportunities *opportunities.Service
 
 	// Idempotency stores the answers of requests made with an
 	// Idempotency-Key; nil ignores the header.
@@ -120,9 +123,10 @@ type Server struct {
 	// posts are the POST operations (Idempotency-Key).
 	posts map[string]bool
 
-	personalData *personaldata.Service
-	webhooks     *webhooks.Service
-	products     *products.Service
+	personalData  *personaldata.Service
+	webhooks      *webhooks.Service
+	products      *products.Service
+	opportunities *opportunities.Service
 
 	metrics *metrics
 	echo    *echo.Echo
@@ -164,9 +168,10 @@ func New(cfg Config) (*Server, error) {
 		convert:   convert.New(cfg.Store, cfg.PoolEngine, cfg.Records),
 		testClock: cfg.TestClock,
 
-		personalData: cfg.PersonalData,
-		webhooks:     cfg.Webhooks,
-		products:     cfg.Products,
+		personalData:  cfg.PersonalData,
+		webhooks:      cfg.Webhooks,
+		products:      cfg.Products,
+		opportunities: cfg.Opportunities,
 
 		idem:  cfg.Idempotency,
 		posts: postOperations(spec),
