@@ -7,13 +7,18 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
+
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/ent/domainevent"
 	"github.com/shoalcrm/shoal/ent/lead"
+	"github.com/shoalcrm/shoal/ent/searchgram"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/imports"
+	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/org"
 	"github.com/shoalcrm/shoal/internal/records"
+	"github.com/shoalcrm/shoal/internal/search"
 	"github.com/shoalcrm/shoal/internal/testdb"
 )
 
@@ -65,6 +70,28 @@ func TestImportBatchCap(t *testing.T) {
 			if l.Version != 2 || l.OwnedAt == nil {
 				t.Errorf("owned lead %s: version %d owned at %v", l.Company, l.Version, l.OwnedAt)
 			}
+		}
+		// Each lead has the grams Reindex gives it.
+		grams := func(c *ent.Client, id uuid.UUID) []string {
+			g, err := c.SearchGram.Query().Where(searchgram.RecordID(id)).Select(searchgram.FieldGram).Strings(f.w.Ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			slices.Sort(g)
+			return g
+		}
+		got := grams(f.w.Store.Client, owned[0].ID)
+		tx, err := f.w.Store.Client.Tx(f.w.Ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := search.Reindex(f.w.Ctx, tx, kinds.Lead, owned[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		want := grams(tx.Client(), owned[0].ID)
+		_ = tx.Rollback()
+		if len(got) == 0 || !slices.Equal(got, want) {
+			t.Errorf("grams %q, want %q", got, want)
 		}
 		// The same file again creates nothing.
 		again := f.run(t, rep, imports.Request{Kind: "lead", File: fiveLeads("cap")})

@@ -304,11 +304,12 @@ func (s *Service) tally(pl *plan, g *progress, o outcome) {
 // tx, and returns their outcomes. Leads go together: one duplicate
 // look-up for the batch, then the rows no record's key stops through
 // records.CreateLeadsIn (a multi-row insert per table) in a savepoint;
-// the rows the look-up stopped go one by one, each in a savepoint of its
-// own, to be reported as createLead reports them. Should the batch fail
-// (a concurrent writer claimed one of its keys after the look-up, a rule
-// refused it), the savepoint undoes it and its rows go one by one too,
-// which finds the row at fault. Customers go one by one.
+// then the rows the look-up stopped go one by one, each in a savepoint of
+// its own, to be reported as createLead reports them. Should the batch
+// fail (a concurrent writer claimed one of its keys after the look-up, a
+// rule refused it), the savepoint undoes it and all the rows go one by
+// one, in the file's order, as before batches, which finds the row at
+// fault. Customers go one by one.
 func (s *Service) createRows(ctx context.Context, tx *ent.Tx, pl *plan, rows []Row) ([]outcome, error) {
 	outs := make([]outcome, len(rows))
 	oneByOne := func(idx []int) error {
@@ -344,11 +345,8 @@ func (s *Service) createRows(ctx context.Context, tx *ent.Tx, pl *plan, rows []R
 			batch = append(batch, j)
 		}
 	}
-	if err := oneByOne(single); err != nil {
-		return nil, err
-	}
 	if len(batch) == 0 {
-		return outs, nil
+		return outs, oneByOne(single)
 	}
 	bins := make([]records.LeadInput, len(batch))
 	for k, j := range batch {
@@ -367,7 +365,8 @@ func (s *Service) createRows(ctx context.Context, tx *ent.Tx, pl *plan, rows []R
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return outs, oneByOne(batch)
+		// All of them in the file's order, as before batches.
+		return outs, oneByOne(all)
 	}
 	for k, j := range batch {
 		o := outcome{row: rows[j].Num, created: true, how: hows[k]}
@@ -377,7 +376,9 @@ func (s *Service) createRows(ctx context.Context, tx *ent.Tx, pl *plan, rows []R
 		}
 		outs[j] = o
 	}
-	return outs, nil
+	// After the batch: a row that repeats a key of one of its rows is
+	// that row's duplicate, as it would have been one by one.
+	return outs, oneByOne(single)
 }
 
 // oneRow creates one row in a savepoint of its own: a row a rule refuses
