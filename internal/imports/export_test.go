@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/google/uuid"
+
+	"github.com/shoalcrm/shoal/ent"
 )
 
 // StepOnce works one batch of an import, as a job cut short after it
@@ -15,3 +17,7 @@ func (s *Service) StepOnce(ctx context.Context, id uuid.UUID) (bool, error) {
 	}
 	return s.step(ctx, pl)
 }
+
+// SetBeforeBatch runs fn in each batch's transaction between its
+// duplicate look-up and its multi-row insert (a concurrent writer).
+func (s *Service) SetBeforeBatch(fn func(context.Context, *ent.Tx)) { s.beforeBatch = fn }

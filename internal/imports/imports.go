@@ -84,6 +84,10 @@ type Service struct {
 	clock   clock.Clock
 	queue   Queue
 	batch   int
+	// beforeBatch, when set (tests), runs in a batch's transaction
+	// between its duplicate look-up and its multi-row insert: where a
+	// concurrent writer may claim a key.
+	beforeBatch func(context.Context, *ent.Tx)
 }
 
 // NewService returns the import service; SetQueue must be called before

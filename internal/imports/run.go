@@ -217,7 +217,7 @@ func (s *Service) batchLen(processed, total int) int {
 }
 
 // batch1 writes (or, dry, tries) the rows of the next batch in tx and
-// adds what it did to g.
+// adds what it did to g, in the order of the rows.
 func (s *Service) batch1(ctx context.Context, tx *ent.Tx, pl *plan, g *progress) error {
 	if g.processed == 0 {
 		for _, i := range pl.cols.Unknown {
@@ -225,76 +225,211 @@ func (s *Service) batch1(ctx context.Context, tx *ent.Tx, pl *plan, g *progress)
 				Message: "no field has this header: the column is ignored (give a mapping to import it)"})
 		}
 	}
-	end := g.processed + s.batchLen(g.processed, len(pl.table.Rows))
-	for i := g.processed; i < end; i++ {
+	start := g.processed
+	end := start + s.batchLen(start, len(pl.table.Rows))
+	outs := make([]outcome, end-start)
+	var todo []Row
+	var at []int
+	for i := start; i < end; i++ {
 		if ps := pl.problems[i]; len(ps) > 0 {
-			g.add(ps...)
-			if ps[0].Code == CodeDuplicateInFile {
-				g.counts.Duplicates++
-			} else {
-				g.counts.Invalid++
-			}
+			outs[i-start] = outcome{problems: ps, dup: ps[0].Code == CodeDuplicateInFile}
 			continue
 		}
 		r := pl.cols.RowOf(i, pl.table.Rows[i])
 		if len(r.Values) == 0 {
 			continue
 		}
-		var how string
-		var owner *uuid.UUID
-		err := inSavepoint(ctx, tx, "import_row", false, func() error {
-			var err error
-			how, owner, err = s.createRow(ctx, tx, pl, r)
-			return err
-		})
-		if err != nil {
-			if p, ok := s.rowProblem(pl, r, err); ok {
-				g.add(p...)
-				if p[0].Code == CodeDuplicate {
-					g.counts.Duplicates++
-				} else {
-					g.counts.Invalid++
-				}
-				continue
-			}
-			if e, ok := apperr.As(err); ok && e.Kind != apperr.Internal {
-				return refusal{err}
-			}
-			return err
-		}
-		g.counts.Created++
-		switch how {
-		case pool.PlacedOwned:
-			g.counts.Owned++
-			if owner != nil {
-				g.counts.OwnedBy[owner.String()]++
-			}
-		case pool.PlacedAutoAssigned:
-			g.counts.AutoAssigned++
-		default:
-			g.counts.Pooled++
-			if pl.imp.PoolID == nil && pl.actor.Type == auth.ActorUser && pl.actor.PoolID == nil {
-				// Created into no pool by a person, it went to the
-				// pool because he is at his cap (createLead's rule).
-				g.counts.OverCap++
-				g.add(schema.ImportProblem{Row: r.Num, Code: CodeOverCap,
-					Message: "created in the pool, not owned: the importer is at his cap"})
-			}
-		}
+		todo, at = append(todo, r), append(at, i-start)
+	}
+	done, err := s.createRows(ctx, tx, pl, todo)
+	if err != nil {
+		return err
+	}
+	for j, o := range done {
+		outs[at[j]] = o
+	}
+	for _, o := range outs {
+		s.tally(pl, g, o)
 	}
 	g.processed = end
 	return nil
 }
 
-// createRow creates one row's record through the records service and
-// returns its placement and, when owned, its owner.
-func (s *Service) createRow(ctx context.Context, tx *ent.Tx, pl *plan, r Row) (string, *uuid.UUID, error) {
-	v := func(f string) *string {
+// outcome is what became of one row of a batch.
+type outcome struct {
+	row      int // its number in the file
+	created  bool
+	how      string     // created: its placement
+	owner    *uuid.UUID // created and owned: its owner
+	problems []schema.ImportProblem
+	dup      bool // not created: a duplicate, else invalid
+}
+
+// tally adds a row's outcome to g.
+func (s *Service) tally(pl *plan, g *progress, o outcome) {
+	if !o.created {
+		if len(o.problems) == 0 {
+			return // an empty row
+		}
+		g.add(o.problems...)
+		if o.dup {
+			g.counts.Duplicates++
+		} else {
+			g.counts.Invalid++
+		}
+		return
+	}
+	g.counts.Created++
+	switch o.how {
+	case pool.PlacedOwned:
+		g.counts.Owned++
+		if o.owner != nil {
+			g.counts.OwnedBy[o.owner.String()]++
+		}
+	case pool.PlacedAutoAssigned:
+		g.counts.AutoAssigned++
+	default:
+		g.counts.Pooled++
+		if pl.imp.PoolID == nil && pl.actor.Type == auth.ActorUser && pl.actor.PoolID == nil {
+			// Created into no pool by a person, it went to the
+			// pool because he is at his cap (createLead's rule).
+			g.counts.OverCap++
+			g.add(schema.ImportProblem{Row: o.row, Code: CodeOverCap,
+				Message: "created in the pool, not owned: the importer is at his cap"})
+		}
+	}
+}
+
+// createRows creates the batch's rows that passed the file's checks, in
+// tx, and returns their outcomes. Leads go together: one duplicate
+// look-up for the batch, then the rows no record's key stops through
+// records.CreateLeadsIn (a multi-row insert per table) in a savepoint;
+// then the rows the look-up stopped go one by one, each in a savepoint of
+// its own, to be reported as createLead reports them. Should the batch
+// fail (a concurrent writer claimed one of its keys after the look-up, a
+// rule refused it), the savepoint undoes it and all the rows go one by
+// one, in the file's order, as before batches, which finds the row at
+// fault. Customers go one by one.
+func (s *Service) createRows(ctx context.Context, tx *ent.Tx, pl *plan, rows []Row) ([]outcome, error) {
+	outs := make([]outcome, len(rows))
+	oneByOne := func(idx []int) error {
+		for _, j := range idx {
+			o, err := s.oneRow(ctx, tx, pl, rows[j])
+			if err != nil {
+				return err
+			}
+			outs[j] = o
+		}
+		return nil
+	}
+	all := make([]int, len(rows))
+	for j := range all {
+		all[j] = j
+	}
+	if pl.kind != kinds.Lead || len(rows) == 0 {
+		return outs, oneByOne(all)
+	}
+	ins := make([]records.LeadInput, len(rows))
+	for j, r := range rows {
+		ins[j] = leadInput(pl, r)
+	}
+	dup, err := s.records.LeadDuplicates(ctx, tx, ins)
+	if err != nil {
+		return nil, err
+	}
+	var single, batch []int
+	for j := range rows {
+		if dup[j] {
+			single = append(single, j)
+		} else {
+			batch = append(batch, j)
+		}
+	}
+	if len(batch) == 0 {
+		return outs, oneByOne(single)
+	}
+	bins := make([]records.LeadInput, len(batch))
+	for k, j := range batch {
+		bins[k] = ins[j]
+	}
+	var hows []string
+	if s.beforeBatch != nil {
+		s.beforeBatch(ctx, tx)
+	}
+	err = inSavepoint(ctx, tx, "import_batch", false, func() error {
+		var err error
+		_, hows, err = s.records.CreateLeadsIn(ctx, tx, pl.actor, bins, pl.imp.PoolID)
+		return err
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		// All of them in the file's order, as before batches.
+		return outs, oneByOne(all)
+	}
+	for k, j := range batch {
+		o := outcome{row: rows[j].Num, created: true, how: hows[k]}
+		if o.how == pool.PlacedOwned {
+			id := pl.actor.ID
+			o.owner = &id
+		}
+		outs[j] = o
+	}
+	// After the batch: a row that repeats a key of one of its rows is
+	// that row's duplicate, as it would have been one by one.
+	return outs, oneByOne(single)
+}
+
+// oneRow creates one row in a savepoint of its own: a row a rule refuses
+// (a duplicate above all) is rolled back and reported; a refusal no row
+// could pass stops the import (refusal).
+func (s *Service) oneRow(ctx context.Context, tx *ent.Tx, pl *plan, r Row) (outcome, error) {
+	var how string
+	var owner *uuid.UUID
+	err := inSavepoint(ctx, tx, "import_row", false, func() error {
+		var err error
+		how, owner, err = s.createRow(ctx, tx, pl, r)
+		return err
+	})
+	if err != nil {
+		if p, ok := s.rowProblem(pl, r, err); ok {
+			return outcome{row: r.Num, problems: p, dup: p[0].Code == CodeDuplicate}, nil
+		}
+		if e, ok := apperr.As(err); ok && e.Kind != apperr.Internal {
+			return outcome{}, refusal{err}
+		}
+		return outcome{}, err
+	}
+	return outcome{row: r.Num, created: true, how: how, owner: owner}, nil
+}
+
+// leadInput is a row of a lead file as createLead's input.
+func leadInput(pl *plan, r Row) records.LeadInput {
+	v := rowValue(r)
+	var tags *[]string
+	if t, ok := r.Values["tags"]; ok {
+		tt := splitTags(t)
+		tags = &tt
+	}
+	return records.LeadInput{Name: v("name"), Company: v("company"), Phone: v("phone"), Email: v("email"), Source: v("source"),
+		Region: v("region"), Industry: v("industry"), Notes: v("notes"), Tags: tags, PoolID: pl.imp.PoolID}
+}
+
+// rowValue reads a row's fields: nil when the row has none.
+func rowValue(r Row) func(f string) *string {
+	return func(f string) *string {
 		if x, ok := r.Values[f]; ok {
 			return &x
 		}
 		return nil
 	}
+}
+
+// createRow creates one row's record through the records service and
+// returns its placement and, when owned, its owner.
+func (s *Service) createRow(ctx context.Context, tx *ent.Tx, pl *plan, r Row) (string, *uuid.UUID, error) {
+	v := rowValue(r)
 	var tags *[]string
 	if t, ok := r.Values["tags"]; ok {
 		tt := splitTags(t)
@@ -304,9 +439,7 @@ func (s *Service) createRow(ctx context.Context, tx *ent.Tx, pl *plan, r Row) (s
 	var err error
 	switch pl.kind {
 	case kinds.Lead:
-		_, how, err = s.records.CreateLeadIn(ctx, tx, pl.actor, records.LeadInput{
-			Name: v("name"), Company: v("company"), Phone: v("phone"), Email: v("email"), Source: v("source"),
-			Region: v("region"), Industry: v("industry"), Notes: v("notes"), Tags: tags, PoolID: pl.imp.PoolID})
+		_, how, err = s.records.CreateLeadIn(ctx, tx, pl.actor, leadInput(pl, r))
 	case kinds.Customer:
 		in := records.CustomerInput{Name: v("name"), Industry: v("industry"), Region: v("region"), Address: v("address"),
 			Website: v("website"), CreditLevel: v("creditLevel"), Source: v("source"), Tags: tags, PoolID: pl.imp.PoolID}

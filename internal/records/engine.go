@@ -36,6 +36,12 @@ type Engine interface {
 	// engine puts it; it returns how it was placed.
 	PlaceNew(ctx context.Context, tx *ent.Tx, p *auth.Principal, kind kinds.Kind, id uuid.UUID, requested *uuid.UUID,
 		insert func(poolID uuid.UUID, owner *uuid.UUID, now time.Time) error) (string, error)
+	// PlaceNewBatch places new records in tx at once, as PlaceNew would
+	// one after the other in the order of ids: insert writes their rows
+	// (owners[i] is ids[i]'s owner, nil when pooled); it returns each
+	// one's placement.
+	PlaceNewBatch(ctx context.Context, tx *ent.Tx, p *auth.Principal, kind kinds.Kind, ids []uuid.UUID, requested *uuid.UUID,
+		insert func(poolID uuid.UUID, owners []*uuid.UUID, now time.Time) error) ([]string, error)
 	// Holder reads and locks a record's owner and pool in tx.
 	Holder(ctx context.Context, tx *ent.Tx, kind kinds.Kind, id uuid.UUID) (*uuid.UUID, uuid.UUID, error)
 	// SetDealt records a customer's deal status in tx.

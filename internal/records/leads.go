@@ -76,16 +76,22 @@ var leads = &ownedKind[*ent.Lead, LeadInput]{
 		return dedupeFields{name: &l.CompanyNorm, phone: &l.PhoneNorm, email: &l.EmailNorm}
 	},
 	insert: func(ctx context.Context, tx *ent.Tx, id uuid.UUID, in LeadInput, place func(placedMutation)) error {
-		c := tx.Lead.Create().SetName(deref(in.Name))
-		place(c.Mutation())
-		setLeadFields(c.Mutation(), in)
-		return c.Exec(ctx)
+		return newLead(tx, in, place).Exec(ctx)
 	},
 	update: func(tx *ent.Tx, id uuid.UUID, in LeadInput) (versionedMutation, func(context.Context) error) {
 		upd := tx.Lead.UpdateOneID(id)
 		setLeadFields(upd.Mutation(), in)
 		return upd.Mutation(), upd.Exec
 	},
+}
+
+// newLead is the builder of a new lead with the input's fields; place sets
+// its id and placement columns.
+func newLead(tx *ent.Tx, in LeadInput, place func(placedMutation)) *ent.LeadCreate {
+	c := tx.Lead.Create().SetName(deref(in.Name))
+	place(c.Mutation())
+	setLeadFields(c.Mutation(), in)
+	return c
 }
 
 func leadPreds(preds []func(*sql.Selector)) []predicate.Lead {

@@ -133,7 +133,12 @@ func openSQLite(ctx context.Context, path string, o options) (*Store, error) {
 		return nil, err
 	}
 	rules := &ruleWatch{}
-	writeDB := sql.OpenDB(cachingConnector{dsn: uri + "?" + pragmas + "&_txlock=immediate&_pragma=wal_autocheckpoint(0)&_pragma=temp_store(memory)", drv: drv, outside: rules.outside})
+	// The writer's page cache is 64 MiB (SQLite's default is 2 MiB): a
+	// batch of an import writes some 8,000 search grams into an index of
+	// millions, and with the default cache the transaction spilled pages
+	// and read them back; a 40,000-row import ran 20–45% faster with it
+	// (issue 18). The cache grows only as pages are used.
+	writeDB := sql.OpenDB(cachingConnector{dsn: uri + "?" + pragmas + "&_txlock=immediate&_pragma=wal_autocheckpoint(0)&_pragma=temp_store(memory)&_pragma=cache_size(-65536)", drv: drv, outside: rules.outside})
 	writeDB.SetMaxOpenConns(1)
 	writeDB.SetMaxIdleConns(1)
 	writeDB.SetConnMaxLifetime(0)
