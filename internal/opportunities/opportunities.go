@@ -369,9 +369,9 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, id uuid.UUID, i
 		if in.Currency != nil {
 			m.SetCurrency(*in.Currency)
 		}
-		setOrClear(in.Probability, m.SetProbability, m.ClearProbability)
-		setOrClear(in.ExpectedCloseDate, m.SetExpectedCloseDate, m.ClearExpectedCloseDate)
-		setOrClear(in.Source, m.SetSource, m.ClearSource)
+		patch.ApplyTo(in.Probability, m.SetProbability, m.ClearProbability)
+		patch.ApplyTo(in.ExpectedCloseDate, m.SetExpectedCloseDate, m.ClearExpectedCloseDate)
+		patch.ApplyTo(in.Source, m.SetSource, m.ClearSource)
 		if in.OwnerID != nil && *in.OwnerID != o.OwnerID {
 			if err := s.checkOwner(ctx, tx, p, *in.OwnerID); err != nil {
 				return err
@@ -562,17 +562,6 @@ func Probability(o *ent.Opportunity, pl *ent.Pipeline) int {
 		return st.Probability
 	}
 	return 0
-}
-
-func setOrClear[T any, M any](f patch.Field[T], set func(T) M, clear func() M) {
-	if !f.Set {
-		return
-	}
-	if f.Value == nil {
-		clear()
-		return
-	}
-	set(*f.Value)
 }
 
 func (s *Service) emit(ctx context.Context, tx *ent.Tx, p *auth.Principal, t events.Type, kind string, id uuid.UUID, data any) error {

@@ -46,3 +46,9 @@ func OrZero[T any](f Field[T]) *T {
 // OrNil is f for a domain input that stores "not set" as nil: absent and
 // null are both nil.
 func OrNil[T any](f Field[T]) *T { return f.Value }
+
+// ApplyTo is Apply for an ent update builder's setters, which return the
+// builder: m.SetColor and m.ClearColor pass as they are.
+func ApplyTo[T, M any](f Field[T], set func(T) M, clear func() M) {
+	Apply(f, func(v T) { set(v) }, func() { clear() })
+}

@@ -226,13 +226,13 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, id uuid.UUID, i
 		if in.Name != nil {
 			m.SetName(n)
 		}
-		setOrClear(in.Category, m.SetCategory, m.ClearCategory)
-		setOrClear(in.Unit, m.SetUnit, m.ClearUnit)
-		setOrClear(in.Specification, m.SetSpecification, m.ClearSpecification)
+		patch.ApplyTo(in.Category, m.SetCategory, m.ClearCategory)
+		patch.ApplyTo(in.Unit, m.SetUnit, m.ClearUnit)
+		patch.ApplyTo(in.Specification, m.SetSpecification, m.ClearSpecification)
 		if in.ListPrice != nil {
 			m.SetListPrice(*in.ListPrice)
 		}
-		setOrClear(in.InternalCost, m.SetInternalCost, m.ClearInternalCost)
+		patch.ApplyTo(in.InternalCost, m.SetInternalCost, m.ClearInternalCost)
 		if in.Active != nil {
 			m.SetActive(*in.Active)
 		}
@@ -254,17 +254,6 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, id uuid.UUID, i
 		return s.emit(ctx, tx, p, events.ProductUpdated, id, events.Changed{Fields: fields})
 	})
 	return out, err
-}
-
-func setOrClear[T any, M any](f patch.Field[T], set func(T) M, clear func() M) {
-	if !f.Set {
-		return
-	}
-	if f.Value == nil {
-		clear()
-		return
-	}
-	set(*f.Value)
 }
 
 func (s *Service) emit(ctx context.Context, tx *ent.Tx, p *auth.Principal, t events.Type, id uuid.UUID, data any) error {

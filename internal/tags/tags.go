@@ -150,8 +150,8 @@ func (s *Service) Update(ctx context.Context, id uuid.UUID, ifMatch *string, in 
 		if in.Name != nil {
 			m.SetName(name)
 		}
-		setOrClear(in.Color, m.SetColor, m.ClearColor)
-		setOrClear(in.Description, m.SetDescription, m.ClearDescription)
+		patch.ApplyTo(in.Color, m.SetColor, m.ClearColor)
+		patch.ApplyTo(in.Description, m.SetDescription, m.ClearDescription)
 		fields, err := events.ChangedFields(ctx, m.Mutation())
 		if err != nil {
 			return err
@@ -310,15 +310,4 @@ func (s *Service) rewrite(ctx context.Context, tx *ent.Tx, name string, now time
 func (s *Service) emit(ctx context.Context, tx *ent.Tx, typ events.Type, id uuid.UUID, data any) error {
 	return events.Emit(ctx, tx, events.Event{Type: typ, SubjectKind: events.KindTag, SubjectID: id,
 		Actor: auth.ContextActor(ctx), OccurredAt: s.clock.Now(), Data: data})
-}
-
-// setOrClear applies a merge-patch field to a nullable column.
-func setOrClear[T any, M any](f patch.Field[T], set func(T) M, clear func() M) {
-	switch {
-	case !f.Set:
-	case f.Value == nil:
-		clear()
-	default:
-		set(*f.Value)
-	}
 }
