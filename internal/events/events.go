@@ -355,8 +355,17 @@ type Opportunity struct {
 	OwnerID    uuid.UUID `json:"ownerId"`
 }
 
+// OpportunityChanged is the payload of opportunity.updated: its customer
+// (whose scope decides who reads the event in the feed) and the names of
+// the changed fields.
+type OpportunityChanged struct {
+	CustomerID uuid.UUID `json:"customerId"`
+	Fields     []string  `json:"fields"`
+}
+
 // OpportunityStage is the payload of opportunity.stage_changed.
 type OpportunityStage struct {
+	CustomerID  uuid.UUID `json:"customerId"`
 	FromStageID uuid.UUID `json:"fromStageId"`
 	ToStageID   uuid.UUID `json:"toStageId"`
 	StageKind   string    `json:"stageKind"`
@@ -455,7 +464,7 @@ var catalog = map[Type]Spec{
 	PipelineCreated:         spec[Pipeline](KindPipeline),
 	PipelineUpdated:         spec[Changed](KindPipeline),
 	OpportunityCreated:      spec[Opportunity](KindOpportunity),
-	OpportunityUpdated:      spec[Changed](KindOpportunity),
+	OpportunityUpdated:      spec[OpportunityChanged](KindOpportunity),
 	OpportunityStageChanged: spec[OpportunityStage](KindOpportunity),
 
 	ProductCreated: spec[Product](KindProduct),

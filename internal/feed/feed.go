@@ -204,7 +204,7 @@ type record struct {
 }
 
 // parent names an event's record: its subject for lead and customer
-// events; for contacts the customer, for follow-ups and claim requests
+// events; for contacts and opportunities the customer, for follow-ups and claim requests
 // the record, as their payload names them (a deleted contact's row is
 // gone). ok is false for the organisation's own objects.
 func parent(r store.FeedRow) (record, bool) {
@@ -223,7 +223,7 @@ func parent(r store.FeedRow) (record, bool) {
 		return record{}, false
 	}
 	switch r.SubjectKind {
-	case events.KindContact:
+	case events.KindContact, events.KindOpportunity:
 		if d.Data.CustomerID != nil {
 			return record{kinds.Customer, *d.Data.CustomerID}, true
 		}

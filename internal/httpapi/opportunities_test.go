@@ -162,6 +162,27 @@ func TestOpportunityThroughTheDefaultPipeline(t *testing.T) {
 		if len(page.Items) != 0 {
 			t.Errorf("the colleague lists %d opportunities", len(page.Items))
 		}
+		// The feed shows the opportunity's events to those who see its
+		// customer.
+		evOf := func(c *apitest.Client) int {
+			var feed struct {
+				Items []struct {
+					Type    string
+					Subject struct{ ID string }
+				}
+			}
+			c.Do("GET", "/v1/events?type=opportunity.created,opportunity.stage_changed&limit=200", nil).Expect(http.StatusOK).JSON(&feed)
+			n := 0
+			for _, e := range feed.Items {
+				if e.Subject.ID == o.ID {
+					n++
+				}
+			}
+			return n
+		}
+		if a, b := evOf(w.repA.Client), evOf(w.repB.Client); a != 7 || b != 0 {
+			t.Errorf("opportunity events in the feed: the owner sees %d (want 7), his colleague %d (want 0)", a, b)
+		}
 		for _, mt := range []string{mtCSV, mtXLSX} {
 			exSame(t, "opportunities "+mt, exExport(t, w.repA.Client, "/v1/opportunities", nil, mt), exJSON(t, w.repA.Client, "/v1/opportunities", nil))
 		}

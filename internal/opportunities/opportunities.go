@@ -389,7 +389,7 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, id uuid.UUID, i
 		if out, err = m.AddVersion(1).SetUpdatedAt(s.now()).Save(ctx); err != nil {
 			return fmt.Errorf("update opportunity: %w", err)
 		}
-		return s.emit(ctx, tx, p, events.OpportunityUpdated, events.KindOpportunity, id, events.Changed{Fields: fields})
+		return s.emit(ctx, tx, p, events.OpportunityUpdated, events.KindOpportunity, id, events.OpportunityChanged{CustomerID: o.CustomerID, Fields: fields})
 	})
 	return out, err
 }
@@ -448,7 +448,7 @@ func (s *Service) ChangeStage(ctx context.Context, p *auth.Principal, id uuid.UU
 			return err
 		}
 		if err := s.emit(ctx, tx, p, events.OpportunityStageChanged, events.KindOpportunity, id,
-			events.OpportunityStage{FromStageID: from, ToStageID: st.ID, StageKind: st.Kind}); err != nil {
+			events.OpportunityStage{CustomerID: o.CustomerID, FromStageID: from, ToStageID: st.ID, StageKind: st.Kind}); err != nil {
 			return err
 		}
 		if st.Kind == KindWon {
