@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"net/http"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -248,6 +249,76 @@ func TestPipelineStagesAndTransfers(t *testing.T) {
 		w.sup.Do("PATCH", "/v1/opportunities/"+o.ID, map[string]any{"ownerId": w.repA.ID, "probability": 55}, "If-Match", "*").Expect(http.StatusOK).JSON(&o)
 		if o.OwnerID != w.repA.ID || o.Probability != 55 {
 			t.Errorf("after the supervisor's update %+v", o)
+		}
+	})
+}
+
+// TestConcurrentStageChanges: many moves of one opportunity at once, on
+// both engines, leave a history whose every entry starts where the one
+// before ended, whose last entry is the opportunity's stage, and one entry
+// per move that succeeded.
+func TestConcurrentStageChanges(t *testing.T) {
+	t.Parallel()
+	testdb.Each(t, func(t *testing.T, dbURL string) {
+		w := newSWWorld(t, dbURL)
+		pool := w.pool("customer", map[string]any{"memberTeamIds": []string{w.team.String()}})
+		cu := w.claimed(w.repA, "customer", pool, nil)
+		res := w.repA.Do("POST", "/v1/opportunities", map[string]any{"title": "race", "customerId": cu.ID, "amount": "1"}).Expect(http.StatusCreated)
+		id, pl := res.Map()["id"].(string), res.Map()["pipelineId"].(string)
+		stages := opStages(t, w.repA.Client, pl)
+		const movers = 12
+		var wg sync.WaitGroup
+		ok := make([]bool, movers)
+		for i := range movers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				st := stages[i%len(stages)]
+				body := map[string]any{"stageId": st.ID}
+				if st.Kind == "lost" {
+					body["lostReason"] = "race"
+				}
+				r := w.repA.Do("POST", "/v1/opportunities/"+id+"/stage", body)
+				ok[i] = r.Status == http.StatusOK
+			}()
+		}
+		wg.Wait()
+		var hist struct {
+			Items []struct {
+				FromStageID *string
+				ToStageID   string
+			}
+		}
+		w.repA.Do("GET", "/v1/opportunities/"+id+"/history", nil).Expect(http.StatusOK).JSON(&hist)
+		for i := 1; i < len(hist.Items); i++ {
+			if hist.Items[i].FromStageID == nil || *hist.Items[i].FromStageID != hist.Items[i-1].ToStageID {
+				t.Fatalf("history entry %d does not start where %d ended: %+v", i, i-1, hist.Items)
+			}
+		}
+		var o opOut
+		w.repA.Do("GET", "/v1/opportunities/"+id, nil).Expect(http.StatusOK).JSON(&o)
+		if last := hist.Items[len(hist.Items)-1]; last.ToStageID != o.StageID {
+			t.Errorf("the last history entry ends at %s, the opportunity is at %s", last.ToStageID, o.StageID)
+		}
+		moved := 0
+		for _, b := range ok {
+			if b {
+				moved++
+			}
+		}
+		// A move to the stage it is already at succeeds without an entry.
+		if len(hist.Items)-1 > moved {
+			t.Errorf("%d history moves from %d successful requests", len(hist.Items)-1, moved)
+		}
+		won := w.get("customer", cu.ID).DealStatus
+		sawWon := false
+		for _, h := range hist.Items {
+			if h.ToStageID == stages[4].ID {
+				sawWon = true
+			}
+		}
+		if won != sawWon {
+			t.Errorf("customer dealt %t, a won move in the history %t", won, sawWon)
 		}
 	})
 }
