@@ -26,6 +26,114 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for ApprovalDecisionDecision.
+const (
+	Approve ApprovalDecisionDecision = "approve"
+	Reject  ApprovalDecisionDecision = "reject"
+)
+
+// Valid indicates whether the value is a known member of the ApprovalDecisionDecision enum.
+func (e ApprovalDecisionDecision) Valid() bool {
+	switch e {
+	case Approve:
+		return true
+	case Reject:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ApprovalStatus.
+const (
+	ApprovalStatusApproved  ApprovalStatus = "approved"
+	ApprovalStatusCancelled ApprovalStatus = "cancelled"
+	ApprovalStatusPending   ApprovalStatus = "pending"
+	ApprovalStatusRejected  ApprovalStatus = "rejected"
+)
+
+// Valid indicates whether the value is a known member of the ApprovalStatus enum.
+func (e ApprovalStatus) Valid() bool {
+	switch e {
+	case ApprovalStatusApproved:
+		return true
+	case ApprovalStatusCancelled:
+		return true
+	case ApprovalStatusPending:
+		return true
+	case ApprovalStatusRejected:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ApprovalStepStatus.
+const (
+	ApprovalStepStatusApproved ApprovalStepStatus = "approved"
+	ApprovalStepStatusPending  ApprovalStepStatus = "pending"
+	ApprovalStepStatusRejected ApprovalStepStatus = "rejected"
+	ApprovalStepStatusSkipped  ApprovalStepStatus = "skipped"
+)
+
+// Valid indicates whether the value is a known member of the ApprovalStepStatus enum.
+func (e ApprovalStepStatus) Valid() bool {
+	switch e {
+	case ApprovalStepStatusApproved:
+		return true
+	case ApprovalStepStatusPending:
+		return true
+	case ApprovalStepStatusRejected:
+		return true
+	case ApprovalStepStatusSkipped:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ApprovalSubjectKind.
+const (
+	ApprovalSubjectKindClaimRequest ApprovalSubjectKind = "claim_request"
+	ApprovalSubjectKindQuote        ApprovalSubjectKind = "quote"
+)
+
+// Valid indicates whether the value is a known member of the ApprovalSubjectKind enum.
+func (e ApprovalSubjectKind) Valid() bool {
+	switch e {
+	case ApprovalSubjectKindClaimRequest:
+		return true
+	case ApprovalSubjectKindQuote:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for Approver.
+const (
+	ApproverAdmin       Approver = "admin"
+	ApproverPoolManager Approver = "pool_manager"
+	ApproverSupervisor  Approver = "supervisor"
+	ApproverUser        Approver = "user"
+)
+
+// Valid indicates whether the value is a known member of the Approver enum.
+func (e Approver) Valid() bool {
+	switch e {
+	case ApproverAdmin:
+		return true
+	case ApproverPoolManager:
+		return true
+	case ApproverSupervisor:
+		return true
+	case ApproverUser:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for AuditEventActorType.
 const (
 	AuditEventActorTypeAnonymous AuditEventActorType = "anonymous"
@@ -86,6 +194,24 @@ func (e AutoAssignMode) Valid() bool {
 	case Off:
 		return true
 	case RoundRobin:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BlockingLineReason.
+const (
+	BelowMargin BlockingLineReason = "below_margin"
+	MissingCost BlockingLineReason = "missing_cost"
+)
+
+// Valid indicates whether the value is a known member of the BlockingLineReason enum.
+func (e BlockingLineReason) Valid() bool {
+	switch e {
+	case BelowMargin:
+		return true
+	case MissingCost:
 		return true
 	default:
 		return false
@@ -710,6 +836,39 @@ func (e Placement) Valid() bool {
 	}
 }
 
+// Defines values for QuoteStatus.
+const (
+	QuoteStatusAccepted        QuoteStatus = "accepted"
+	QuoteStatusApproved        QuoteStatus = "approved"
+	QuoteStatusDeclined        QuoteStatus = "declined"
+	QuoteStatusDraft           QuoteStatus = "draft"
+	QuoteStatusPendingApproval QuoteStatus = "pending_approval"
+	QuoteStatusSent            QuoteStatus = "sent"
+	QuoteStatusSuperseded      QuoteStatus = "superseded"
+)
+
+// Valid indicates whether the value is a known member of the QuoteStatus enum.
+func (e QuoteStatus) Valid() bool {
+	switch e {
+	case QuoteStatusAccepted:
+		return true
+	case QuoteStatusApproved:
+		return true
+	case QuoteStatusDeclined:
+		return true
+	case QuoteStatusDraft:
+		return true
+	case QuoteStatusPendingApproval:
+		return true
+	case QuoteStatusSent:
+		return true
+	case QuoteStatusSuperseded:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ReclaimReason.
 const (
 	ReclaimReasonIdle   ReclaimReason = "idle"
@@ -766,22 +925,22 @@ func (e RecordKind) Valid() bool {
 
 // Defines values for Role.
 const (
-	Admin      Role = "admin"
-	Auditor    Role = "auditor"
-	Rep        Role = "rep"
-	Supervisor Role = "supervisor"
+	RoleAdmin      Role = "admin"
+	RoleAuditor    Role = "auditor"
+	RoleRep        Role = "rep"
+	RoleSupervisor Role = "supervisor"
 )
 
 // Valid indicates whether the value is a known member of the Role enum.
 func (e Role) Valid() bool {
 	switch e {
-	case Admin:
+	case RoleAdmin:
 		return true
-	case Auditor:
+	case RoleAuditor:
 		return true
-	case Rep:
+	case RoleRep:
 		return true
-	case Supervisor:
+	case RoleSupervisor:
 		return true
 	default:
 		return false
@@ -1085,6 +1244,24 @@ func (e Sort) Valid() bool {
 	}
 }
 
+// Defines values for ListApprovalsParamsMine.
+const (
+	Submitted ListApprovalsParamsMine = "submitted"
+	ToDecide  ListApprovalsParamsMine = "to_decide"
+)
+
+// Valid indicates whether the value is a known member of the ListApprovalsParamsMine enum.
+func (e ListApprovalsParamsMine) Valid() bool {
+	switch e {
+	case Submitted:
+		return true
+	case ToDecide:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ListClaimRequestsParamsStatus.
 const (
 	ListClaimRequestsParamsStatusApproved ListClaimRequestsParamsStatus = "approved"
@@ -1280,6 +1457,98 @@ type ApiKeyList struct {
 	NextCursor *NextCursor `json:"nextCursor,omitempty"`
 }
 
+// Approval defines model for Approval.
+type Approval struct {
+	CreatedAt   time.Time  `json:"createdAt"`
+	CurrentStep int32      `json:"currentStep"`
+	DecidedAt   *time.Time `json:"decidedAt,omitempty"`
+
+	// Id An opaque resource id.
+	Id Id `json:"id"`
+
+	// PoolId An opaque resource id.
+	PoolId *Id `json:"poolId,omitempty"`
+
+	// Reasons The subject's reasons; for a quote, its blocking lines.
+	Reasons []BlockingLine `json:"reasons"`
+
+	// RequesterId An opaque resource id.
+	RequesterId Id `json:"requesterId"`
+
+	// Rule What required it; a flow rule's name, `cost_gate` or `claim_requires_approval`.
+	Rule   string         `json:"rule"`
+	Status ApprovalStatus `json:"status"`
+	Steps  []ApprovalStep `json:"steps"`
+
+	// SubjectId An opaque resource id.
+	SubjectId   Id                  `json:"subjectId"`
+	SubjectKind ApprovalSubjectKind `json:"subjectKind"`
+	UpdatedAt   time.Time           `json:"updatedAt"`
+	Version     int32               `json:"version"`
+}
+
+// ApprovalDecision defines model for ApprovalDecision.
+type ApprovalDecision struct {
+	Comment  *string                  `json:"comment,omitempty"`
+	Decision ApprovalDecisionDecision `json:"decision"`
+}
+
+// ApprovalDecisionDecision defines model for ApprovalDecision.Decision.
+type ApprovalDecisionDecision string
+
+// ApprovalFlow defines model for ApprovalFlow.
+type ApprovalFlow struct {
+	// IsDefault The built-in flow (never changed).
+	IsDefault   bool                `json:"isDefault"`
+	Rules       []FlowRule          `json:"rules"`
+	SubjectKind ApprovalSubjectKind `json:"subjectKind"`
+	UpdatedAt   *time.Time          `json:"updatedAt,omitempty"`
+	Version     int32               `json:"version"`
+}
+
+// ApprovalFlowList defines model for ApprovalFlowList.
+type ApprovalFlowList struct {
+	Items []ApprovalFlow `json:"items"`
+}
+
+// ApprovalFlowUpdate defines model for ApprovalFlowUpdate.
+type ApprovalFlowUpdate struct {
+	Rules []FlowRule `json:"rules"`
+}
+
+// ApprovalList defines model for ApprovalList.
+type ApprovalList struct {
+	Items      []Approval `json:"items"`
+	NextCursor *string    `json:"nextCursor,omitempty"`
+}
+
+// ApprovalStatus defines model for ApprovalStatus.
+type ApprovalStatus string
+
+// ApprovalStep defines model for ApprovalStep.
+type ApprovalStep struct {
+	// Approver supervisor: a supervisor whose team contains the requester's; admin: any admin; user: userId; pool_manager: a manager of the subject's pool (claim requests).
+	Approver  Approver   `json:"approver"`
+	Comment   *string    `json:"comment,omitempty"`
+	DecidedAt *time.Time `json:"decidedAt,omitempty"`
+
+	// DeciderId An opaque resource id.
+	DeciderId *Id                `json:"deciderId,omitempty"`
+	Status    ApprovalStepStatus `json:"status"`
+
+	// UserId An opaque resource id.
+	UserId *Id `json:"userId,omitempty"`
+}
+
+// ApprovalStepStatus defines model for ApprovalStep.Status.
+type ApprovalStepStatus string
+
+// ApprovalSubjectKind defines model for ApprovalSubjectKind.
+type ApprovalSubjectKind string
+
+// Approver supervisor: a supervisor whose team contains the requester's; admin: any admin; user: userId; pool_manager: a manager of the subject's pool (claim requests).
+type Approver string
+
 // AssignRequest defines model for AssignRequest.
 type AssignRequest struct {
 	// OwnerId An opaque resource id.
@@ -1340,6 +1609,15 @@ type BatchClaimResult struct {
 		Ok bool `json:"ok"`
 	} `json:"results"`
 }
+
+// BlockingLine defines model for BlockingLine.
+type BlockingLine struct {
+	LineId string             `json:"lineId"`
+	Reason BlockingLineReason `json:"reason"`
+}
+
+// BlockingLineReason defines model for BlockingLine.Reason.
+type BlockingLineReason string
 
 // Cap A cap; null means not set here (fall back to team, then global default).
 type Cap = int32
@@ -1749,6 +2027,42 @@ type FieldError struct {
 	// Field JSON pointer or parameter name of the offending input.
 	Field   string `json:"field"`
 	Message string `json:"message"`
+}
+
+// FlowCondition Every test given must hold.
+type FlowCondition struct {
+	// DiscountPercentAbove A percentage from 0 to 100 as a decimal string, at most 4 decimals.
+	//
+	// Example: 5
+	DiscountPercentAbove *Percent `json:"discountPercentAbove,omitempty"`
+
+	// MarginPercentBelow A percentage (up to ±100) as a decimal string, at most 4 decimals.
+	//
+	// Example: 15
+	MarginPercentBelow *SignedPercent `json:"marginPercentBelow,omitempty"`
+
+	// TotalAbove An exact amount of money in yuan (CNY) as a decimal string, at most 15 integer digits and 2 decimals. Responses always carry two decimals ("1234.50"). More decimals are refused (400 validation_failed), never rounded; a JSON number is refused too, because a binary float cannot carry amounts like 0.10 exactly.
+	//
+	// Example: 1234.50
+	TotalAbove *Money `json:"totalAbove,omitempty"`
+}
+
+// FlowRule defines model for FlowRule.
+type FlowRule struct {
+	Name  string     `json:"name"`
+	Steps []FlowStep `json:"steps"`
+
+	// When Every test given must hold.
+	When *FlowCondition `json:"when,omitempty"`
+}
+
+// FlowStep defines model for FlowStep.
+type FlowStep struct {
+	// Approver supervisor: a supervisor whose team contains the requester's; admin: any admin; user: userId; pool_manager: a manager of the subject's pool (claim requests).
+	Approver Approver `json:"approver"`
+
+	// UserId An opaque resource id.
+	UserId *Id `json:"userId,omitempty"`
 }
 
 // FollowUp defines model for FollowUp.
@@ -2253,6 +2567,9 @@ type LoginRequest struct {
 // LongText defines model for LongText.
 type LongText = string
 
+// MarginByCategory The least margin of a quote line, in percent, per product category (overrides minQuoteMarginPercent).
+type MarginByCategory map[string]SignedPercent
+
 // MergeProblem defines model for MergeProblem.
 type MergeProblem struct {
 	// Code Stable machine code; never changes with language.
@@ -2472,6 +2789,11 @@ type PasswordChanged struct {
 
 // PasswordChangedTokenType defines model for PasswordChanged.TokenType.
 type PasswordChangedTokenType string
+
+// Percent A percentage from 0 to 100 as a decimal string, at most 4 decimals.
+//
+// Example: 5
+type Percent = string
 
 // PersonalDataCount defines model for PersonalDataCount.
 type PersonalDataCount = int32
@@ -2892,6 +3214,267 @@ type ProductUpdate struct {
 	Unit          nullable.Nullable[string] `json:"unit,omitempty"`
 }
 
+// Quantity A positive decimal quantity, at most 6 decimals (1/3 is "0.333333").
+//
+// Example: 3
+type Quantity = string
+
+// Quote A quote revision. `costTotal`, `margin` and `marginPercent` (over the product lines that have a cost) are present for supervisors and admins only.
+type Quote struct {
+	AnsweredAt *time.Time `json:"answeredAt,omitempty"`
+
+	// ApprovalId An opaque resource id.
+	ApprovalId *Id `json:"approvalId,omitempty"`
+
+	// ContactId An opaque resource id.
+	ContactId *Id `json:"contactId,omitempty"`
+
+	// CostTotal An exact amount of money in yuan (CNY) as a decimal string, at most 15 integer digits and 2 decimals. Responses always carry two decimals ("1234.50"). More decimals are refused (400 validation_failed), never rounded; a JSON number is refused too, because a binary float cannot carry amounts like 0.10 exactly.
+	//
+	// Example: 1234.50
+	CostTotal *Money    `json:"costTotal,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+
+	// Currency ISO 4217 code; amounts are in its units with two decimals.
+	Currency Currency `json:"currency"`
+
+	// CustomerId An opaque resource id.
+	CustomerId    Id      `json:"customerId"`
+	DeclineReason *string `json:"declineReason,omitempty"`
+
+	// DiscountTotal An exact amount of money in yuan (CNY) as a decimal string, at most 15 integer digits and 2 decimals. Responses always carry two decimals ("1234.50"). More decimals are refused (400 validation_failed), never rounded; a JSON number is refused too, because a binary float cannot carry amounts like 0.10 exactly.
+	//
+	// Example: 1234.50
+	DiscountTotal Money `json:"discountTotal"`
+
+	// Id An opaque resource id.
+	Id    Id          `json:"id"`
+	Lines []QuoteLine `json:"lines"`
+
+	// Margin An exact amount of money in yuan (CNY) as a decimal string, at most 15 integer digits and 2 decimals. Responses always carry two decimals ("1234.50"). More decimals are refused (400 validation_failed), never rounded; a JSON number is refused too, because a binary float cannot carry amounts like 0.10 exactly.
+	//
+	// Example: 1234.50
+	Margin        *Money  `json:"margin,omitempty"`
+	MarginPercent *string `json:"marginPercent,omitempty"`
+	Notes         string  `json:"notes"`
+	Number        string  `json:"number"`
+
+	// OpportunityId An opaque resource id.
+	OpportunityId *Id `json:"opportunityId,omitempty"`
+
+	// OwnerId An opaque resource id.
+	OwnerId Id `json:"ownerId"`
+
+	// PreviousId An opaque resource id.
+	PreviousId *Id   `json:"previousId,omitempty"`
+	Revision   int32 `json:"revision"`
+
+	// RootId An opaque resource id.
+	RootId Id         `json:"rootId"`
+	SentAt *time.Time `json:"sentAt,omitempty"`
+
+	// Status draft → (submitQuote) pending_approval or approved → (sendQuote) sent → accepted or declined; reviseQuote supersedes a sent or declined one.
+	Status      QuoteStatus `json:"status"`
+	SubmittedAt *time.Time  `json:"submittedAt,omitempty"`
+
+	// Subtotal An exact amount of money in yuan (CNY) as a decimal string, at most 15 integer digits and 2 decimals. Responses always carry two decimals ("1234.50"). More decimals are refused (400 validation_failed), never rounded; a JSON number is refused too, because a binary float cannot carry amounts like 0.10 exactly.
+	//
+	// Example: 1234.50
+	Subtotal Money `json:"subtotal"`
+
+	// SupersededById An opaque resource id.
+	SupersededById *Id `json:"supersededById,omitempty"`
+
+	// TaxTotal An exact amount of money in yuan (CNY) as a decimal string, at most 15 integer digits and 2 decimals. Responses always carry two decimals ("1234.50"). More decimals are refused (400 validation_failed), never rounded; a JSON number is refused too, because a binary float cannot carry amounts like 0.10 exactly.
+	//
+	// Example: 1234.50
+	TaxTotal Money  `json:"taxTotal"`
+	Terms    string `json:"terms"`
+	Title    string `json:"title"`
+
+	// Total An exact amount of money in yuan (CNY) as a decimal string, at most 15 integer digits and 2 decimals. Responses always carry two decimals ("1234.50"). More decimals are refused (400 validation_failed), never rounded; a JSON number is refused too, because a binary float cannot carry amounts like 0.10 exactly.
+	//
+	// Example: 1234.50
+	Total      Money              `json:"total"`
+	UpdatedAt  time.Time          `json:"updatedAt"`
+	ValidUntil openapi_types.Date `json:"validUntil"`
+	Version    int32              `json:"version"`
+}
+
+// QuoteCreate On an opportunity (opportunityId) or a customer (customerId); with both, the opportunity must be on the customer.
+type QuoteCreate struct {
+	// ContactId An opaque resource id.
+	ContactId *Id `json:"contactId,omitempty"`
+
+	// Currency ISO 4217 code; amounts are in its units with two decimals.
+	Currency *Currency `json:"currency,omitempty"`
+
+	// CustomerId An opaque resource id.
+	CustomerId *Id              `json:"customerId,omitempty"`
+	Lines      []QuoteLineInput `json:"lines"`
+	Notes      *string          `json:"notes,omitempty"`
+
+	// OpportunityId An opaque resource id.
+	OpportunityId *Id                 `json:"opportunityId,omitempty"`
+	Terms         *string             `json:"terms,omitempty"`
+	Title         string              `json:"title"`
+	ValidUntil    *openapi_types.Date `json:"validUntil,omitempty"`
+}
+
+// QuoteDecline defines model for QuoteDecline.
+type QuoteDecline struct {
+	Reason *string `json:"reason,omitempty"`
+}
+
+// QuoteLine A line and its figures (docs/quotes.md). `unitCost`, `cost`, `margin` and `marginPercent` are present for supervisors and admins only.
+type QuoteLine struct {
+	// Cost An exact amount of money in yuan (CNY) as a decimal string, at most 15 integer digits and 2 decimals. Responses always carry two decimals ("1234.50"). More decimals are refused (400 validation_failed), never rounded; a JSON number is refused too, because a binary float cannot carry amounts like 0.10 exactly.
+	//
+	// Example: 1234.50
+	Cost *Money `json:"cost,omitempty"`
+
+	// Discount An exact amount of money in yuan (CNY) as a decimal string, at most 15 integer digits and 2 decimals. Responses always carry two decimals ("1234.50"). More decimals are refused (400 validation_failed), never rounded; a JSON number is refused too, because a binary float cannot carry amounts like 0.10 exactly.
+	//
+	// Example: 1234.50
+	Discount Money `json:"discount"`
+
+	// DiscountPercent A percentage from 0 to 100 as a decimal string, at most 4 decimals.
+	//
+	// Example: 5
+	DiscountPercent Percent `json:"discountPercent"`
+
+	// Id An opaque resource id.
+	Id Id `json:"id"`
+
+	// Margin An exact amount of money in yuan (CNY) as a decimal string, at most 15 integer digits and 2 decimals. Responses always carry two decimals ("1234.50"). More decimals are refused (400 validation_failed), never rounded; a JSON number is refused too, because a binary float cannot carry amounts like 0.10 exactly.
+	//
+	// Example: 1234.50
+	Margin *Money `json:"margin,omitempty"`
+
+	// MarginPercent The line's margin over its net amount, in percent to two decimals.
+	MarginPercent *string `json:"marginPercent,omitempty"`
+	Name          string  `json:"name"`
+
+	// ProductId An opaque resource id.
+	ProductId *Id `json:"productId,omitempty"`
+
+	// Quantity A positive decimal quantity, at most 6 decimals (1/3 is "0.333333").
+	//
+	// Example: 3
+	Quantity      Quantity `json:"quantity"`
+	Sku           *string  `json:"sku,omitempty"`
+	Specification *string  `json:"specification,omitempty"`
+
+	// Subtotal An exact amount of money in yuan (CNY) as a decimal string, at most 15 integer digits and 2 decimals. Responses always carry two decimals ("1234.50"). More decimals are refused (400 validation_failed), never rounded; a JSON number is refused too, because a binary float cannot carry amounts like 0.10 exactly.
+	//
+	// Example: 1234.50
+	Subtotal Money `json:"subtotal"`
+
+	// Tax An exact amount of money in yuan (CNY) as a decimal string, at most 15 integer digits and 2 decimals. Responses always carry two decimals ("1234.50"). More decimals are refused (400 validation_failed), never rounded; a JSON number is refused too, because a binary float cannot carry amounts like 0.10 exactly.
+	//
+	// Example: 1234.50
+	Tax Money `json:"tax"`
+
+	// TaxRate A percentage from 0 to 100 as a decimal string, at most 4 decimals.
+	//
+	// Example: 5
+	TaxRate Percent `json:"taxRate"`
+
+	// Total An exact amount of money in yuan (CNY) as a decimal string, at most 15 integer digits and 2 decimals. Responses always carry two decimals ("1234.50"). More decimals are refused (400 validation_failed), never rounded; a JSON number is refused too, because a binary float cannot carry amounts like 0.10 exactly.
+	//
+	// Example: 1234.50
+	Total Money   `json:"total"`
+	Unit  *string `json:"unit,omitempty"`
+
+	// UnitCost An exact amount of money in yuan (CNY) as a decimal string, at most 15 integer digits and 2 decimals. Responses always carry two decimals ("1234.50"). More decimals are refused (400 validation_failed), never rounded; a JSON number is refused too, because a binary float cannot carry amounts like 0.10 exactly.
+	//
+	// Example: 1234.50
+	UnitCost *Money `json:"unitCost,omitempty"`
+
+	// UnitPrice An exact amount of money in yuan (CNY) as a decimal string, at most 15 integer digits and 2 decimals. Responses always carry two decimals ("1234.50"). More decimals are refused (400 validation_failed), never rounded; a JSON number is refused too, because a binary float cannot carry amounts like 0.10 exactly.
+	//
+	// Example: 1234.50
+	UnitPrice Money `json:"unitPrice"`
+}
+
+// QuoteLineInput A product line (productId) or a free-text line (name and unitPrice).
+type QuoteLineInput struct {
+	// DiscountPercent A percentage from 0 to 100 as a decimal string, at most 4 decimals.
+	//
+	// Example: 5
+	DiscountPercent *Percent `json:"discountPercent,omitempty"`
+	Name            *string  `json:"name,omitempty"`
+
+	// ProductId An opaque resource id.
+	ProductId *Id `json:"productId,omitempty"`
+
+	// Quantity A positive decimal quantity, at most 6 decimals (1/3 is "0.333333").
+	//
+	// Example: 3
+	Quantity      Quantity `json:"quantity"`
+	Specification *string  `json:"specification,omitempty"`
+
+	// TaxRate A percentage from 0 to 100 as a decimal string, at most 4 decimals.
+	//
+	// Example: 5
+	TaxRate *Percent `json:"taxRate,omitempty"`
+	Unit    *string  `json:"unit,omitempty"`
+
+	// UnitPrice An exact amount of money in yuan (CNY) as a decimal string, at most 15 integer digits and 2 decimals. Responses always carry two decimals ("1234.50"). More decimals are refused (400 validation_failed), never rounded; a JSON number is refused too, because a binary float cannot carry amounts like 0.10 exactly.
+	//
+	// Example: 1234.50
+	UnitPrice *Money `json:"unitPrice,omitempty"`
+}
+
+// QuoteList defines model for QuoteList.
+type QuoteList struct {
+	Items      []Quote `json:"items"`
+	NextCursor *string `json:"nextCursor,omitempty"`
+}
+
+// QuoteProblem A problem about a quote or an approval; quote_needs_approval names the blocking lines and the flow rule, invalid_quote_status the quote's status.
+type QuoteProblem struct {
+	BlockingLines *[]BlockingLine `json:"blockingLines,omitempty"`
+
+	// Code Stable machine code; never changes with language.
+	//
+	// Example: cap_exceeded
+	Code string `json:"code"`
+
+	// Detail Human explanation in the caller's language.
+	Detail   *string       `json:"detail,omitempty"`
+	Errors   *[]FieldError `json:"errors,omitempty"`
+	Instance *string       `json:"instance,omitempty"`
+
+	// QuoteStatus draft → (submitQuote) pending_approval or approved → (sendQuote) sent → accepted or declined; reviseQuote supersedes a sent or declined one.
+	QuoteStatus *QuoteStatus `json:"quoteStatus,omitempty"`
+	RequestId   *string      `json:"requestId,omitempty"`
+	Rule        *string      `json:"rule,omitempty"`
+	Status      int32        `json:"status"`
+	Title       string       `json:"title"`
+
+	// Type A URI reference naming the problem type.
+	//
+	// Example: https://shoal.dev/problems/cap_exceeded
+	Type string `json:"type"`
+}
+
+// QuoteStatus draft → (submitQuote) pending_approval or approved → (sendQuote) sent → accepted or declined; reviseQuote supersedes a sent or declined one.
+type QuoteStatus string
+
+// QuoteUpdate defines model for QuoteUpdate.
+type QuoteUpdate struct {
+	ContactId nullable.Nullable[Id] `json:"contactId,omitempty"`
+
+	// Currency ISO 4217 code; amounts are in its units with two decimals.
+	Currency   *Currency           `json:"currency,omitempty"`
+	Lines      *[]QuoteLineInput   `json:"lines,omitempty"`
+	Notes      *string             `json:"notes,omitempty"`
+	Terms      *string             `json:"terms,omitempty"`
+	Title      *string             `json:"title,omitempty"`
+	ValidUntil *openapi_types.Date `json:"validUntil,omitempty"`
+}
+
 // Reason defines model for Reason.
 type Reason = string
 
@@ -2982,6 +3565,14 @@ type Settings struct {
 
 	// MaxOwnedLeads A cap; null means not set here (fall back to team, then global default).
 	MaxOwnedLeads nullable.Nullable[Cap] `json:"maxOwnedLeads,omitempty"`
+
+	// MinQuoteMarginPercent A percentage (up to ±100) as a decimal string, at most 4 decimals.
+	//
+	// Example: 15
+	MinQuoteMarginPercent *SignedPercent `json:"minQuoteMarginPercent,omitempty"`
+
+	// MinQuoteMarginPercentByCategory The least margin of a quote line, in percent, per product category (overrides minQuoteMarginPercent).
+	MinQuoteMarginPercentByCategory *MarginByCategory `json:"minQuoteMarginPercentByCategory,omitempty"`
 }
 
 // SettingsUpdate defines model for SettingsUpdate.
@@ -2996,10 +3587,21 @@ type SettingsUpdate struct {
 
 	// MaxOwnedLeads A cap; null means not set here (fall back to team, then global default).
 	MaxOwnedLeads nullable.Nullable[Cap] `json:"maxOwnedLeads,omitempty"`
+
+	// MinQuoteMarginPercent The least margin (percent) a quote's product line may have to be sent without approval; null is 0.
+	MinQuoteMarginPercent nullable.Nullable[SignedPercent] `json:"minQuoteMarginPercent,omitempty"`
+
+	// MinQuoteMarginPercentByCategory Replaces the per-category minimums; null removes them.
+	MinQuoteMarginPercentByCategory nullable.Nullable[MarginByCategory] `json:"minQuoteMarginPercentByCategory,omitempty"`
 }
 
 // ShortText defines model for ShortText.
 type ShortText = string
+
+// SignedPercent A percentage (up to ±100) as a decimal string, at most 4 decimals.
+//
+// Example: 15
+type SignedPercent = string
 
 // StageKind `open` while being worked; `won` (赢单) and `lost` (输单) close the opportunity.
 type StageKind string
@@ -3501,6 +4103,12 @@ type UpdatedFrom = time.Time
 // UpdatedTo defines model for UpdatedTo.
 type UpdatedTo = time.Time
 
+// ApprovalConflict A problem about a quote or an approval; quote_needs_approval names the blocking lines and the flow rule, invalid_quote_status the quote's status.
+type ApprovalConflict = QuoteProblem
+
+// ApprovalForbidden A problem about a quote or an approval; quote_needs_approval names the blocking lines and the flow rule, invalid_quote_status the quote's status.
+type ApprovalForbidden = QuoteProblem
+
 // BadRequest RFC 9457 problem details with a stable machine code.
 type BadRequest = Problem
 
@@ -3549,6 +4157,12 @@ type PreconditionFailed = Problem
 // PreconditionRequired RFC 9457 problem details with a stable machine code.
 type PreconditionRequired = Problem
 
+// QuoteConflict A problem about a quote or an approval; quote_needs_approval names the blocking lines and the flow rule, invalid_quote_status the quote's status.
+type QuoteConflict = QuoteProblem
+
+// QuoteForbidden A problem about a quote or an approval; quote_needs_approval names the blocking lines and the flow rule, invalid_quote_status the quote's status.
+type QuoteForbidden = QuoteProblem
+
 // ServiceUnavailable RFC 9457 problem details with a stable machine code.
 type ServiceUnavailable = Problem
 
@@ -3584,6 +4198,42 @@ type ListApiKeysParams struct {
 
 // CreateApiKeyParams defines parameters for CreateApiKey.
 type CreateApiKeyParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// UpdateApprovalFlowParams defines parameters for UpdateApprovalFlow.
+type UpdateApprovalFlowParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// ListApprovalsParams defines parameters for ListApprovals.
+type ListApprovalsParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `nextCursor`.
+	Cursor      *Cursor                  `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Mine        *ListApprovalsParamsMine `form:"mine,omitempty" json:"mine,omitempty"`
+	Status      *ApprovalStatus          `form:"status,omitempty" json:"status,omitempty"`
+	SubjectKind *ApprovalSubjectKind     `form:"subjectKind,omitempty" json:"subjectKind,omitempty"`
+	SubjectId   *Id                      `form:"subjectId,omitempty" json:"subjectId,omitempty"`
+}
+
+// ListApprovalsParamsMine defines parameters for ListApprovals.
+type ListApprovalsParamsMine string
+
+// DecideApprovalParams defines parameters for DecideApproval.
+type DecideApprovalParams struct {
 	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
 	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
 	// per caller and key, in the same transaction as the operation's change, and a retry
@@ -4572,6 +5222,139 @@ type UpdateProductParams struct {
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
+// ListQuotesParams defines parameters for ListQuotes.
+type ListQuotesParams struct {
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Opaque cursor from a previous page's `nextCursor`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Bom CSV export only (ignored otherwise): start the file with a UTF-8 byte order mark, so
+	// that Excel reads Chinese text right, and make every cell that a spreadsheet would
+	// take for a formula (one starting with `=`, `+`, `-`, `@`, tab or carriage return)
+	// text, by prefixing an apostrophe. Without it the CSV holds the values exactly as the
+	// JSON list shows them.
+	Bom *ExportBom `form:"bom,omitempty" json:"bom,omitempty"`
+
+	// OwnerId `me` or a user id.
+	OwnerId       *string      `form:"ownerId,omitempty" json:"ownerId,omitempty"`
+	CustomerId    *Id          `form:"customerId,omitempty" json:"customerId,omitempty"`
+	OpportunityId *Id          `form:"opportunityId,omitempty" json:"opportunityId,omitempty"`
+	Status        *QuoteStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// Number Every revision of one quote number.
+	Number *string `form:"number,omitempty" json:"number,omitempty"`
+
+	// Q A substring of the title, or a prefix of the number.
+	Q *string `form:"q,omitempty" json:"q,omitempty"`
+}
+
+// CreateQuoteParams defines parameters for CreateQuote.
+type CreateQuoteParams struct {
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// UpdateQuoteParams defines parameters for UpdateQuote.
+type UpdateQuoteParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// AcceptQuoteParams defines parameters for AcceptQuote.
+type AcceptQuoteParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); optional, but when given a resource changed since answers 412 and nothing changes.
+	IfMatch *IfMatchOptional `json:"If-Match,omitempty"`
+
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// DeclineQuoteParams defines parameters for DeclineQuote.
+type DeclineQuoteParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); optional, but when given a resource changed since answers 412 and nothing changes.
+	IfMatch *IfMatchOptional `json:"If-Match,omitempty"`
+
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// ReviseQuoteParams defines parameters for ReviseQuote.
+type ReviseQuoteParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); optional, but when given a resource changed since answers 412 and nothing changes.
+	IfMatch *IfMatchOptional `json:"If-Match,omitempty"`
+
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// SendQuoteParams defines parameters for SendQuote.
+type SendQuoteParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); optional, but when given a resource changed since answers 412 and nothing changes.
+	IfMatch *IfMatchOptional `json:"If-Match,omitempty"`
+
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// SubmitQuoteParams defines parameters for SubmitQuote.
+type SubmitQuoteParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); optional, but when given a resource changed since answers 412 and nothing changes.
+	IfMatch *IfMatchOptional `json:"If-Match,omitempty"`
+
+	// IdempotencyKey Makes a retry safe (docs/idempotency.md): 1 to 255 printable ASCII characters,
+	// unique per request, e.g. a UUID. The first completed answer is stored for 24 hours
+	// per caller and key, in the same transaction as the operation's change, and a retry
+	// with the same method, path and body gets it back (with `Idempotent-Replayed: true`)
+	// instead of acting again. The same key with another request answers 422
+	// `idempotency_key_mismatch`; a retry while the first request still runs answers 409
+	// `idempotency_key_in_use`. Refusals that changed nothing are not stored: the key may
+	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
+	// key derived from the Idempotency-Key, which is never stored.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // ListReclaimWarningsParams defines parameters for ListReclaimWarnings.
 type ListReclaimWarningsParams struct {
 	// Limit Page size.
@@ -4821,6 +5604,12 @@ type PingWebhookParams struct {
 // CreateApiKeyJSONRequestBody defines body for CreateApiKey for application/json ContentType.
 type CreateApiKeyJSONRequestBody = ApiKeyCreate
 
+// UpdateApprovalFlowJSONRequestBody defines body for UpdateApprovalFlow for application/json ContentType.
+type UpdateApprovalFlowJSONRequestBody = ApprovalFlowUpdate
+
+// DecideApprovalJSONRequestBody defines body for DecideApproval for application/json ContentType.
+type DecideApprovalJSONRequestBody = ApprovalDecision
+
 // LoginJSONRequestBody defines body for Login for application/json ContentType.
 type LoginJSONRequestBody = LoginRequest
 
@@ -4968,6 +5757,18 @@ type UpdateProductJSONRequestBody = ProductUpdate
 // UpdateProductApplicationMergePatchPlusJSONRequestBody defines body for UpdateProduct for application/merge-patch+json ContentType.
 type UpdateProductApplicationMergePatchPlusJSONRequestBody = ProductUpdate
 
+// CreateQuoteJSONRequestBody defines body for CreateQuote for application/json ContentType.
+type CreateQuoteJSONRequestBody = QuoteCreate
+
+// UpdateQuoteJSONRequestBody defines body for UpdateQuote for application/json ContentType.
+type UpdateQuoteJSONRequestBody = QuoteUpdate
+
+// UpdateQuoteApplicationMergePatchPlusJSONRequestBody defines body for UpdateQuote for application/merge-patch+json ContentType.
+type UpdateQuoteApplicationMergePatchPlusJSONRequestBody = QuoteUpdate
+
+// DeclineQuoteJSONRequestBody defines body for DeclineQuote for application/json ContentType.
+type DeclineQuoteJSONRequestBody = QuoteDecline
+
 // UpdateSettingsJSONRequestBody defines body for UpdateSettings for application/json ContentType.
 type UpdateSettingsJSONRequestBody = SettingsUpdate
 
@@ -5039,6 +5840,24 @@ type ServerInterface interface {
 	// RevokeApiKey Revoke an API key
 	// (DELETE /v1/api-keys/{id})
 	RevokeApiKey(ctx echo.Context, id IdPath) error
+	// ListApprovalFlows List approval flows
+	// (GET /v1/approval-flows)
+	ListApprovalFlows(ctx echo.Context) error
+	// GetApprovalFlow Get an approval flow
+	// (GET /v1/approval-flows/{subjectKind})
+	GetApprovalFlow(ctx echo.Context, subjectKind ApprovalSubjectKind) error
+	// UpdateApprovalFlow Replace an approval flow
+	// (PUT /v1/approval-flows/{subjectKind})
+	UpdateApprovalFlow(ctx echo.Context, subjectKind ApprovalSubjectKind, params UpdateApprovalFlowParams) error
+	// ListApprovals List approval requests
+	// (GET /v1/approvals)
+	ListApprovals(ctx echo.Context, params ListApprovalsParams) error
+	// GetApproval Get an approval request
+	// (GET /v1/approvals/{id})
+	GetApproval(ctx echo.Context, id IdPath) error
+	// DecideApproval Decide the current step of an approval request
+	// (POST /v1/approvals/{id}/decision)
+	DecideApproval(ctx echo.Context, id IdPath, params DecideApprovalParams) error
 	// ListAuditEvents List audit events
 	// (GET /v1/audit-events)
 	ListAuditEvents(ctx echo.Context, params ListAuditEventsParams) error
@@ -5264,6 +6083,33 @@ type ServerInterface interface {
 	// UpdateProduct Update a product
 	// (PATCH /v1/products/{id})
 	UpdateProduct(ctx echo.Context, id IdPath, params UpdateProductParams) error
+	// ListQuotes List quotes
+	// (GET /v1/quotes)
+	ListQuotes(ctx echo.Context, params ListQuotesParams) error
+	// CreateQuote Create a quote
+	// (POST /v1/quotes)
+	CreateQuote(ctx echo.Context, params CreateQuoteParams) error
+	// GetQuote Get a quote
+	// (GET /v1/quotes/{id})
+	GetQuote(ctx echo.Context, id IdPath) error
+	// UpdateQuote Update a draft quote
+	// (PATCH /v1/quotes/{id})
+	UpdateQuote(ctx echo.Context, id IdPath, params UpdateQuoteParams) error
+	// AcceptQuote Record the customer's acceptance
+	// (POST /v1/quotes/{id}/accept)
+	AcceptQuote(ctx echo.Context, id IdPath, params AcceptQuoteParams) error
+	// DeclineQuote Record the customer's refusal
+	// (POST /v1/quotes/{id}/decline)
+	DeclineQuote(ctx echo.Context, id IdPath, params DeclineQuoteParams) error
+	// ReviseQuote Make the next revision of a quote
+	// (POST /v1/quotes/{id}/revise)
+	ReviseQuote(ctx echo.Context, id IdPath, params ReviseQuoteParams) error
+	// SendQuote Mark a quote sent to the customer
+	// (POST /v1/quotes/{id}/send)
+	SendQuote(ctx echo.Context, id IdPath, params SendQuoteParams) error
+	// SubmitQuote Submit a quote for approval
+	// (POST /v1/quotes/{id}/submit)
+	SubmitQuote(ctx echo.Context, id IdPath, params SubmitQuoteParams) error
 	// ListReclaimWarnings List reclaim warnings
 	// (GET /v1/reclaim-warnings)
 	ListReclaimWarnings(ctx echo.Context, params ListReclaimWarningsParams) error
@@ -5446,6 +6292,172 @@ func (w *ServerInterfaceWrapper) RevokeApiKey(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RevokeApiKey(ctx, id)
+	return err
+}
+
+// ListApprovalFlows converts echo context to params.
+func (w *ServerInterfaceWrapper) ListApprovalFlows(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListApprovalFlows(ctx)
+	return err
+}
+
+// GetApprovalFlow converts echo context to params.
+func (w *ServerInterfaceWrapper) GetApprovalFlow(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "subjectKind" -------------
+	var subjectKind ApprovalSubjectKind
+
+	err = runtime.BindStyledParameterWithOptions("simple", "subjectKind", ctx.Param("subjectKind"), &subjectKind, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter subjectKind: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetApprovalFlow(ctx, subjectKind)
+	return err
+}
+
+// UpdateApprovalFlow converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateApprovalFlow(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "subjectKind" -------------
+	var subjectKind ApprovalSubjectKind
+
+	err = runtime.BindStyledParameterWithOptions("simple", "subjectKind", ctx.Param("subjectKind"), &subjectKind, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter subjectKind: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateApprovalFlowParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateApprovalFlow(ctx, subjectKind, params)
+	return err
+}
+
+// ListApprovals converts echo context to params.
+func (w *ServerInterfaceWrapper) ListApprovals(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListApprovalsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "mine" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "mine", ctx.QueryParams(), &params.Mine, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter mine: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "subjectKind" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "subjectKind", ctx.QueryParams(), &params.SubjectKind, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter subjectKind: %s", err))
+	}
+
+	// ------------- Optional query parameter "subjectId" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "subjectId", ctx.QueryParams(), &params.SubjectId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter subjectId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListApprovals(ctx, params)
+	return err
+}
+
+// GetApproval converts echo context to params.
+func (w *ServerInterfaceWrapper) GetApproval(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetApproval(ctx, id)
+	return err
+}
+
+// DecideApproval converts echo context to params.
+func (w *ServerInterfaceWrapper) DecideApproval(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DecideApprovalParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DecideApproval(ctx, id, params)
 	return err
 }
 
@@ -8149,6 +9161,416 @@ func (w *ServerInterfaceWrapper) UpdateProduct(ctx echo.Context) error {
 	return err
 }
 
+// ListQuotes converts echo context to params.
+func (w *ServerInterfaceWrapper) ListQuotes(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListQuotesParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "bom" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "bom", ctx.QueryParams(), &params.Bom, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter bom: %s", err))
+	}
+
+	// ------------- Optional query parameter "ownerId" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "ownerId", ctx.QueryParams(), &params.OwnerId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter ownerId: %s", err))
+	}
+
+	// ------------- Optional query parameter "customerId" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "customerId", ctx.QueryParams(), &params.CustomerId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter customerId: %s", err))
+	}
+
+	// ------------- Optional query parameter "opportunityId" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "opportunityId", ctx.QueryParams(), &params.OpportunityId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter opportunityId: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "number" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "number", ctx.QueryParams(), &params.Number, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter number: %s", err))
+	}
+
+	// ------------- Optional query parameter "q" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "q", ctx.QueryParams(), &params.Q, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter q: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListQuotes(ctx, params)
+	return err
+}
+
+// CreateQuote converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateQuote(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateQuoteParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateQuote(ctx, params)
+	return err
+}
+
+// GetQuote converts echo context to params.
+func (w *ServerInterfaceWrapper) GetQuote(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetQuote(ctx, id)
+	return err
+}
+
+// UpdateQuote converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateQuote(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateQuoteParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateQuote(ctx, id, params)
+	return err
+}
+
+// AcceptQuote converts echo context to params.
+func (w *ServerInterfaceWrapper) AcceptQuote(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AcceptQuoteParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatchOptional
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AcceptQuote(ctx, id, params)
+	return err
+}
+
+// DeclineQuote converts echo context to params.
+func (w *ServerInterfaceWrapper) DeclineQuote(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeclineQuoteParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatchOptional
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeclineQuote(ctx, id, params)
+	return err
+}
+
+// ReviseQuote converts echo context to params.
+func (w *ServerInterfaceWrapper) ReviseQuote(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ReviseQuoteParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatchOptional
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ReviseQuote(ctx, id, params)
+	return err
+}
+
+// SendQuote converts echo context to params.
+func (w *ServerInterfaceWrapper) SendQuote(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params SendQuoteParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatchOptional
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SendQuote(ctx, id, params)
+	return err
+}
+
+// SubmitQuote converts echo context to params.
+func (w *ServerInterfaceWrapper) SubmitQuote(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params SubmitQuoteParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatchOptional
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SubmitQuote(ctx, id, params)
+	return err
+}
+
 // ListReclaimWarnings converts echo context to params.
 func (w *ServerInterfaceWrapper) ListReclaimWarnings(ctx echo.Context) error {
 	var err error
@@ -9118,7 +10540,43 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/sweeps", wrapper.RunSweep, options.OperationMiddlewares["runSweep"]...)
 	router.GET(options.BaseURL+"/v1/reclaim-warnings", wrapper.ListReclaimWarnings, options.OperationMiddlewares["listReclaimWarnings"]...)
 	router.POST(options.BaseURL+"/v1/test-clock/advance", wrapper.AdvanceTestClock, options.OperationMiddlewares["advanceTestClock"]...)
+	router.GET(options.BaseURL+"/v1/quotes", wrapper.ListQuotes, options.OperationMiddlewares["listQuotes"]...)
+	router.POST(options.BaseURL+"/v1/quotes", wrapper.CreateQuote, options.OperationMiddlewares["createQuote"]...)
+	router.GET(options.BaseURL+"/v1/quotes/:id", wrapper.GetQuote, options.OperationMiddlewares["getQuote"]...)
+	router.PATCH(options.BaseURL+"/v1/quotes/:id", wrapper.UpdateQuote, options.OperationMiddlewares["updateQuote"]...)
+	router.POST(options.BaseURL+"/v1/quotes/:id/submit", wrapper.SubmitQuote, options.OperationMiddlewares["submitQuote"]...)
+	router.POST(options.BaseURL+"/v1/quotes/:id/send", wrapper.SendQuote, options.OperationMiddlewares["sendQuote"]...)
+	router.POST(options.BaseURL+"/v1/quotes/:id/accept", wrapper.AcceptQuote, options.OperationMiddlewares["acceptQuote"]...)
+	router.POST(options.BaseURL+"/v1/quotes/:id/decline", wrapper.DeclineQuote, options.OperationMiddlewares["declineQuote"]...)
+	router.POST(options.BaseURL+"/v1/quotes/:id/revise", wrapper.ReviseQuote, options.OperationMiddlewares["reviseQuote"]...)
+	router.GET(options.BaseURL+"/v1/approvals", wrapper.ListApprovals, options.OperationMiddlewares["listApprovals"]...)
+	router.GET(options.BaseURL+"/v1/approvals/:id", wrapper.GetApproval, options.OperationMiddlewares["getApproval"]...)
+	router.POST(options.BaseURL+"/v1/approvals/:id/decision", wrapper.DecideApproval, options.OperationMiddlewares["decideApproval"]...)
+	router.GET(options.BaseURL+"/v1/approval-flows", wrapper.ListApprovalFlows, options.OperationMiddlewares["listApprovalFlows"]...)
+	router.GET(options.BaseURL+"/v1/approval-flows/:subjectKind", wrapper.GetApprovalFlow, options.OperationMiddlewares["getApprovalFlow"]...)
+	router.PUT(options.BaseURL+"/v1/approval-flows/:subjectKind", wrapper.UpdateApprovalFlow, options.OperationMiddlewares["updateApprovalFlow"]...)
 
+}
+
+type ApprovalConflictResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+type ApprovalConflictApplicationProblemPlusJSONResponse struct {
+	Body QuoteProblem
+
+	Headers ApprovalConflictResponseHeaders
+}
+
+type ApprovalForbiddenResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	WWWAuthenticate *string
+}
+type ApprovalForbiddenApplicationProblemPlusJSONResponse struct {
+	Body QuoteProblem
+
+	Headers ApprovalForbiddenResponseHeaders
 }
 
 type BadRequestResponseHeaders struct {
@@ -9283,6 +10741,27 @@ type PreconditionRequiredApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers PreconditionRequiredResponseHeaders
+}
+
+type QuoteConflictResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+type QuoteConflictApplicationProblemPlusJSONResponse struct {
+	Body QuoteProblem
+
+	Headers QuoteConflictResponseHeaders
+}
+
+type QuoteForbiddenResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	WWWAuthenticate *string
+}
+type QuoteForbiddenApplicationProblemPlusJSONResponse struct {
+	Body QuoteProblem
+
+	Headers QuoteForbiddenResponseHeaders
 }
 
 type ServiceUnavailableResponseHeaders struct {
@@ -10065,6 +11544,1147 @@ type RevokeApiKeydefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response RevokeApiKeydefaultApplicationProblemPlusJSONResponse) VisitRevokeApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApprovalFlowsRequestObject struct {
+}
+
+type ListApprovalFlowsResponseObject interface {
+	VisitListApprovalFlowsResponse(w http.ResponseWriter) error
+}
+
+type ListApprovalFlows200ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type ListApprovalFlows200JSONResponse struct {
+	Body    ApprovalFlowList
+	Headers ListApprovalFlows200ResponseHeaders
+}
+
+func (response ListApprovalFlows200JSONResponse) VisitListApprovalFlowsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApprovalFlows401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListApprovalFlows401ApplicationProblemPlusJSONResponse) VisitListApprovalFlowsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApprovalFlows403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListApprovalFlows403ApplicationProblemPlusJSONResponse) VisitListApprovalFlowsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApprovalFlows429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListApprovalFlows429ApplicationProblemPlusJSONResponse) VisitListApprovalFlowsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApprovalFlowsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListApprovalFlowsdefaultApplicationProblemPlusJSONResponse) VisitListApprovalFlowsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApprovalFlowRequestObject struct {
+	SubjectKind ApprovalSubjectKind `json:"subjectKind"`
+}
+
+type GetApprovalFlowResponseObject interface {
+	VisitGetApprovalFlowResponse(w http.ResponseWriter) error
+}
+
+type GetApprovalFlow200ResponseHeaders struct {
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type GetApprovalFlow200JSONResponse struct {
+	Body    ApprovalFlow
+	Headers GetApprovalFlow200ResponseHeaders
+}
+
+func (response GetApprovalFlow200JSONResponse) VisitGetApprovalFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApprovalFlow400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetApprovalFlow400ApplicationProblemPlusJSONResponse) VisitGetApprovalFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApprovalFlow401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetApprovalFlow401ApplicationProblemPlusJSONResponse) VisitGetApprovalFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApprovalFlow403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetApprovalFlow403ApplicationProblemPlusJSONResponse) VisitGetApprovalFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApprovalFlow404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetApprovalFlow404ApplicationProblemPlusJSONResponse) VisitGetApprovalFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApprovalFlow429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetApprovalFlow429ApplicationProblemPlusJSONResponse) VisitGetApprovalFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApprovalFlowdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response GetApprovalFlowdefaultApplicationProblemPlusJSONResponse) VisitGetApprovalFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateApprovalFlowRequestObject struct {
+	SubjectKind ApprovalSubjectKind `json:"subjectKind"`
+	Params      UpdateApprovalFlowParams
+	Body        *UpdateApprovalFlowJSONRequestBody
+}
+
+type UpdateApprovalFlowResponseObject interface {
+	VisitUpdateApprovalFlowResponse(w http.ResponseWriter) error
+}
+
+type UpdateApprovalFlow200ResponseHeaders struct {
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type UpdateApprovalFlow200JSONResponse struct {
+	Body    ApprovalFlow
+	Headers UpdateApprovalFlow200ResponseHeaders
+}
+
+func (response UpdateApprovalFlow200JSONResponse) VisitUpdateApprovalFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateApprovalFlow400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateApprovalFlow400ApplicationProblemPlusJSONResponse) VisitUpdateApprovalFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateApprovalFlow401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateApprovalFlow401ApplicationProblemPlusJSONResponse) VisitUpdateApprovalFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateApprovalFlow403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateApprovalFlow403ApplicationProblemPlusJSONResponse) VisitUpdateApprovalFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateApprovalFlow404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateApprovalFlow404ApplicationProblemPlusJSONResponse) VisitUpdateApprovalFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateApprovalFlow412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateApprovalFlow412ApplicationProblemPlusJSONResponse) VisitUpdateApprovalFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateApprovalFlow415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateApprovalFlow415ApplicationProblemPlusJSONResponse) VisitUpdateApprovalFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateApprovalFlow428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateApprovalFlow428ApplicationProblemPlusJSONResponse) VisitUpdateApprovalFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateApprovalFlow429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateApprovalFlow429ApplicationProblemPlusJSONResponse) VisitUpdateApprovalFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateApprovalFlowdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateApprovalFlowdefaultApplicationProblemPlusJSONResponse) VisitUpdateApprovalFlowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApprovalsRequestObject struct {
+	Params ListApprovalsParams
+}
+
+type ListApprovalsResponseObject interface {
+	VisitListApprovalsResponse(w http.ResponseWriter) error
+}
+
+type ListApprovals200ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type ListApprovals200JSONResponse struct {
+	Body    ApprovalList
+	Headers ListApprovals200ResponseHeaders
+}
+
+func (response ListApprovals200JSONResponse) VisitListApprovalsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApprovals400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListApprovals400ApplicationProblemPlusJSONResponse) VisitListApprovalsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApprovals401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListApprovals401ApplicationProblemPlusJSONResponse) VisitListApprovalsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApprovals403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListApprovals403ApplicationProblemPlusJSONResponse) VisitListApprovalsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApprovals429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListApprovals429ApplicationProblemPlusJSONResponse) VisitListApprovalsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApprovalsdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListApprovalsdefaultApplicationProblemPlusJSONResponse) VisitListApprovalsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApprovalRequestObject struct {
+	Id IdPath `json:"id"`
+}
+
+type GetApprovalResponseObject interface {
+	VisitGetApprovalResponse(w http.ResponseWriter) error
+}
+
+type GetApproval200ResponseHeaders struct {
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type GetApproval200JSONResponse struct {
+	Body    Approval
+	Headers GetApproval200ResponseHeaders
+}
+
+func (response GetApproval200JSONResponse) VisitGetApprovalResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApproval400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetApproval400ApplicationProblemPlusJSONResponse) VisitGetApprovalResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApproval401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetApproval401ApplicationProblemPlusJSONResponse) VisitGetApprovalResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApproval403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetApproval403ApplicationProblemPlusJSONResponse) VisitGetApprovalResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApproval404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetApproval404ApplicationProblemPlusJSONResponse) VisitGetApprovalResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApproval429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetApproval429ApplicationProblemPlusJSONResponse) VisitGetApprovalResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApprovaldefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response GetApprovaldefaultApplicationProblemPlusJSONResponse) VisitGetApprovalResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DecideApprovalRequestObject struct {
+	Id     IdPath `json:"id"`
+	Params DecideApprovalParams
+	Body   *DecideApprovalJSONRequestBody
+}
+
+type DecideApprovalResponseObject interface {
+	VisitDecideApprovalResponse(w http.ResponseWriter) error
+}
+
+type DecideApproval200ResponseHeaders struct {
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
+}
+
+type DecideApproval200JSONResponse struct {
+	Body    Approval
+	Headers DecideApproval200ResponseHeaders
+}
+
+func (response DecideApproval200JSONResponse) VisitDecideApprovalResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DecideApproval400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DecideApproval400ApplicationProblemPlusJSONResponse) VisitDecideApprovalResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DecideApproval401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DecideApproval401ApplicationProblemPlusJSONResponse) VisitDecideApprovalResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DecideApproval403ApplicationProblemPlusJSONResponse struct {
+	ApprovalForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DecideApproval403ApplicationProblemPlusJSONResponse) VisitDecideApprovalResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DecideApproval404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response DecideApproval404ApplicationProblemPlusJSONResponse) VisitDecideApprovalResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DecideApproval409ApplicationProblemPlusJSONResponse struct {
+	ApprovalConflictApplicationProblemPlusJSONResponse
+}
+
+func (response DecideApproval409ApplicationProblemPlusJSONResponse) VisitDecideApprovalResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DecideApproval415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response DecideApproval415ApplicationProblemPlusJSONResponse) VisitDecideApprovalResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DecideApproval422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response DecideApproval422ApplicationProblemPlusJSONResponse) VisitDecideApprovalResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DecideApproval429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response DecideApproval429ApplicationProblemPlusJSONResponse) VisitDecideApprovalResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DecideApprovaldefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response DecideApprovaldefaultApplicationProblemPlusJSONResponse) VisitDecideApprovalResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -27715,6 +30335,2318 @@ func (response UpdateProductdefaultApplicationProblemPlusJSONResponse) VisitUpda
 	return err
 }
 
+type ListQuotesRequestObject struct {
+	Params ListQuotesParams
+}
+
+type ListQuotesResponseObject interface {
+	VisitListQuotesResponse(w http.ResponseWriter) error
+}
+
+type ListQuotes200ResponseHeaders struct {
+	ContentDisposition *string
+	RateLimit          *string
+	RateLimitPolicy    *string
+}
+
+type ListQuotes200JSONResponse struct {
+	Body    QuoteList
+	Headers ListQuotes200ResponseHeaders
+}
+
+func (response ListQuotes200JSONResponse) VisitListQuotesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListQuotes200ApplicationvndOpenxmlformatsOfficedocumentSpreadsheetmlSheetResponse struct {
+	Body          io.Reader
+	Headers       ListQuotes200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ListQuotes200ApplicationvndOpenxmlformatsOfficedocumentSpreadsheetmlSheetResponse) VisitListQuotesResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ListQuotes200TextcsvResponse struct {
+	Body          io.Reader
+	Headers       ListQuotes200ResponseHeaders
+	ContentLength int64
+}
+
+func (response ListQuotes200TextcsvResponse) VisitListQuotesResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/csv")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type ListQuotes400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListQuotes400ApplicationProblemPlusJSONResponse) VisitListQuotesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListQuotes401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListQuotes401ApplicationProblemPlusJSONResponse) VisitListQuotesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListQuotes403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListQuotes403ApplicationProblemPlusJSONResponse) VisitListQuotesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListQuotes406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response ListQuotes406ApplicationProblemPlusJSONResponse) VisitListQuotesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListQuotes429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListQuotes429ApplicationProblemPlusJSONResponse) VisitListQuotesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListQuotesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListQuotesdefaultApplicationProblemPlusJSONResponse) VisitListQuotesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateQuoteRequestObject struct {
+	Params CreateQuoteParams
+	Body   *CreateQuoteJSONRequestBody
+}
+
+type CreateQuoteResponseObject interface {
+	VisitCreateQuoteResponse(w http.ResponseWriter) error
+}
+
+type CreateQuote201ResponseHeaders struct {
+	ETag               *string
+	IdempotentReplayed *string
+	Location           string
+	RateLimit          *string
+	RateLimitPolicy    *string
+}
+
+type CreateQuote201JSONResponse struct {
+	Body    Quote
+	Headers CreateQuote201ResponseHeaders
+}
+
+func (response CreateQuote201JSONResponse) VisitCreateQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateQuote400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateQuote400ApplicationProblemPlusJSONResponse) VisitCreateQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateQuote401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateQuote401ApplicationProblemPlusJSONResponse) VisitCreateQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateQuote403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateQuote403ApplicationProblemPlusJSONResponse) VisitCreateQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateQuote404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response CreateQuote404ApplicationProblemPlusJSONResponse) VisitCreateQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateQuote409ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyInUseApplicationProblemPlusJSONResponse
+}
+
+func (response CreateQuote409ApplicationProblemPlusJSONResponse) VisitCreateQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateQuote415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateQuote415ApplicationProblemPlusJSONResponse) VisitCreateQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateQuote422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response CreateQuote422ApplicationProblemPlusJSONResponse) VisitCreateQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateQuote429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateQuote429ApplicationProblemPlusJSONResponse) VisitCreateQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateQuotedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response CreateQuotedefaultApplicationProblemPlusJSONResponse) VisitCreateQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetQuoteRequestObject struct {
+	Id IdPath `json:"id"`
+}
+
+type GetQuoteResponseObject interface {
+	VisitGetQuoteResponse(w http.ResponseWriter) error
+}
+
+type GetQuote200ResponseHeaders struct {
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type GetQuote200JSONResponse struct {
+	Body    Quote
+	Headers GetQuote200ResponseHeaders
+}
+
+func (response GetQuote200JSONResponse) VisitGetQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetQuote400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetQuote400ApplicationProblemPlusJSONResponse) VisitGetQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetQuote401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetQuote401ApplicationProblemPlusJSONResponse) VisitGetQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetQuote403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetQuote403ApplicationProblemPlusJSONResponse) VisitGetQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetQuote404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetQuote404ApplicationProblemPlusJSONResponse) VisitGetQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetQuote429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetQuote429ApplicationProblemPlusJSONResponse) VisitGetQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetQuotedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response GetQuotedefaultApplicationProblemPlusJSONResponse) VisitGetQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateQuoteRequestObject struct {
+	Id                                IdPath `json:"id"`
+	Params                            UpdateQuoteParams
+	JSONBody                          *UpdateQuoteJSONRequestBody
+	ApplicationMergePatchPlusJSONBody *UpdateQuoteApplicationMergePatchPlusJSONRequestBody
+}
+
+type UpdateQuoteResponseObject interface {
+	VisitUpdateQuoteResponse(w http.ResponseWriter) error
+}
+
+type UpdateQuote200ResponseHeaders struct {
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type UpdateQuote200JSONResponse struct {
+	Body    Quote
+	Headers UpdateQuote200ResponseHeaders
+}
+
+func (response UpdateQuote200JSONResponse) VisitUpdateQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateQuote400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateQuote400ApplicationProblemPlusJSONResponse) VisitUpdateQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateQuote401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateQuote401ApplicationProblemPlusJSONResponse) VisitUpdateQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateQuote403ApplicationProblemPlusJSONResponse struct {
+	QuoteForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateQuote403ApplicationProblemPlusJSONResponse) VisitUpdateQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateQuote404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateQuote404ApplicationProblemPlusJSONResponse) VisitUpdateQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateQuote409ApplicationProblemPlusJSONResponse struct {
+	QuoteConflictApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateQuote409ApplicationProblemPlusJSONResponse) VisitUpdateQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateQuote412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateQuote412ApplicationProblemPlusJSONResponse) VisitUpdateQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateQuote415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateQuote415ApplicationProblemPlusJSONResponse) VisitUpdateQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateQuote428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateQuote428ApplicationProblemPlusJSONResponse) VisitUpdateQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateQuote429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateQuote429ApplicationProblemPlusJSONResponse) VisitUpdateQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateQuotedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateQuotedefaultApplicationProblemPlusJSONResponse) VisitUpdateQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AcceptQuoteRequestObject struct {
+	Id     IdPath `json:"id"`
+	Params AcceptQuoteParams
+}
+
+type AcceptQuoteResponseObject interface {
+	VisitAcceptQuoteResponse(w http.ResponseWriter) error
+}
+
+type AcceptQuote200ResponseHeaders struct {
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
+}
+
+type AcceptQuote200JSONResponse struct {
+	Body    Quote
+	Headers AcceptQuote200ResponseHeaders
+}
+
+func (response AcceptQuote200JSONResponse) VisitAcceptQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AcceptQuote400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response AcceptQuote400ApplicationProblemPlusJSONResponse) VisitAcceptQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AcceptQuote401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response AcceptQuote401ApplicationProblemPlusJSONResponse) VisitAcceptQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AcceptQuote403ApplicationProblemPlusJSONResponse struct {
+	QuoteForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response AcceptQuote403ApplicationProblemPlusJSONResponse) VisitAcceptQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AcceptQuote404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response AcceptQuote404ApplicationProblemPlusJSONResponse) VisitAcceptQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AcceptQuote409ApplicationProblemPlusJSONResponse struct {
+	QuoteConflictApplicationProblemPlusJSONResponse
+}
+
+func (response AcceptQuote409ApplicationProblemPlusJSONResponse) VisitAcceptQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AcceptQuote412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response AcceptQuote412ApplicationProblemPlusJSONResponse) VisitAcceptQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AcceptQuote415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response AcceptQuote415ApplicationProblemPlusJSONResponse) VisitAcceptQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AcceptQuote422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response AcceptQuote422ApplicationProblemPlusJSONResponse) VisitAcceptQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AcceptQuote429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response AcceptQuote429ApplicationProblemPlusJSONResponse) VisitAcceptQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AcceptQuotedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response AcceptQuotedefaultApplicationProblemPlusJSONResponse) VisitAcceptQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeclineQuoteRequestObject struct {
+	Id     IdPath `json:"id"`
+	Params DeclineQuoteParams
+	Body   *DeclineQuoteJSONRequestBody
+}
+
+type DeclineQuoteResponseObject interface {
+	VisitDeclineQuoteResponse(w http.ResponseWriter) error
+}
+
+type DeclineQuote200ResponseHeaders struct {
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
+}
+
+type DeclineQuote200JSONResponse struct {
+	Body    Quote
+	Headers DeclineQuote200ResponseHeaders
+}
+
+func (response DeclineQuote200JSONResponse) VisitDeclineQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeclineQuote400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response DeclineQuote400ApplicationProblemPlusJSONResponse) VisitDeclineQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeclineQuote401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DeclineQuote401ApplicationProblemPlusJSONResponse) VisitDeclineQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeclineQuote403ApplicationProblemPlusJSONResponse struct {
+	QuoteForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DeclineQuote403ApplicationProblemPlusJSONResponse) VisitDeclineQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeclineQuote404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response DeclineQuote404ApplicationProblemPlusJSONResponse) VisitDeclineQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeclineQuote409ApplicationProblemPlusJSONResponse struct {
+	QuoteConflictApplicationProblemPlusJSONResponse
+}
+
+func (response DeclineQuote409ApplicationProblemPlusJSONResponse) VisitDeclineQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeclineQuote412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response DeclineQuote412ApplicationProblemPlusJSONResponse) VisitDeclineQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeclineQuote415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response DeclineQuote415ApplicationProblemPlusJSONResponse) VisitDeclineQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeclineQuote422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response DeclineQuote422ApplicationProblemPlusJSONResponse) VisitDeclineQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeclineQuote429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response DeclineQuote429ApplicationProblemPlusJSONResponse) VisitDeclineQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeclineQuotedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response DeclineQuotedefaultApplicationProblemPlusJSONResponse) VisitDeclineQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReviseQuoteRequestObject struct {
+	Id     IdPath `json:"id"`
+	Params ReviseQuoteParams
+}
+
+type ReviseQuoteResponseObject interface {
+	VisitReviseQuoteResponse(w http.ResponseWriter) error
+}
+
+type ReviseQuote201ResponseHeaders struct {
+	ETag               *string
+	IdempotentReplayed *string
+	Location           string
+	RateLimit          *string
+	RateLimitPolicy    *string
+}
+
+type ReviseQuote201JSONResponse struct {
+	Body    Quote
+	Headers ReviseQuote201ResponseHeaders
+}
+
+func (response ReviseQuote201JSONResponse) VisitReviseQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReviseQuote400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ReviseQuote400ApplicationProblemPlusJSONResponse) VisitReviseQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReviseQuote401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ReviseQuote401ApplicationProblemPlusJSONResponse) VisitReviseQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReviseQuote403ApplicationProblemPlusJSONResponse struct {
+	QuoteForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ReviseQuote403ApplicationProblemPlusJSONResponse) VisitReviseQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReviseQuote404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ReviseQuote404ApplicationProblemPlusJSONResponse) VisitReviseQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReviseQuote409ApplicationProblemPlusJSONResponse struct {
+	QuoteConflictApplicationProblemPlusJSONResponse
+}
+
+func (response ReviseQuote409ApplicationProblemPlusJSONResponse) VisitReviseQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReviseQuote412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response ReviseQuote412ApplicationProblemPlusJSONResponse) VisitReviseQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReviseQuote415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response ReviseQuote415ApplicationProblemPlusJSONResponse) VisitReviseQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReviseQuote422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response ReviseQuote422ApplicationProblemPlusJSONResponse) VisitReviseQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReviseQuote429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ReviseQuote429ApplicationProblemPlusJSONResponse) VisitReviseQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReviseQuotedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ReviseQuotedefaultApplicationProblemPlusJSONResponse) VisitReviseQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendQuoteRequestObject struct {
+	Id     IdPath `json:"id"`
+	Params SendQuoteParams
+}
+
+type SendQuoteResponseObject interface {
+	VisitSendQuoteResponse(w http.ResponseWriter) error
+}
+
+type SendQuote200ResponseHeaders struct {
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
+}
+
+type SendQuote200JSONResponse struct {
+	Body    Quote
+	Headers SendQuote200ResponseHeaders
+}
+
+func (response SendQuote200JSONResponse) VisitSendQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendQuote400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response SendQuote400ApplicationProblemPlusJSONResponse) VisitSendQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendQuote401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response SendQuote401ApplicationProblemPlusJSONResponse) VisitSendQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendQuote403ApplicationProblemPlusJSONResponse struct {
+	QuoteForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response SendQuote403ApplicationProblemPlusJSONResponse) VisitSendQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendQuote404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response SendQuote404ApplicationProblemPlusJSONResponse) VisitSendQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendQuote409ApplicationProblemPlusJSONResponse struct {
+	QuoteConflictApplicationProblemPlusJSONResponse
+}
+
+func (response SendQuote409ApplicationProblemPlusJSONResponse) VisitSendQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendQuote412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response SendQuote412ApplicationProblemPlusJSONResponse) VisitSendQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendQuote415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response SendQuote415ApplicationProblemPlusJSONResponse) VisitSendQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendQuote422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response SendQuote422ApplicationProblemPlusJSONResponse) VisitSendQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendQuote429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response SendQuote429ApplicationProblemPlusJSONResponse) VisitSendQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendQuotedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response SendQuotedefaultApplicationProblemPlusJSONResponse) VisitSendQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitQuoteRequestObject struct {
+	Id     IdPath `json:"id"`
+	Params SubmitQuoteParams
+}
+
+type SubmitQuoteResponseObject interface {
+	VisitSubmitQuoteResponse(w http.ResponseWriter) error
+}
+
+type SubmitQuote200ResponseHeaders struct {
+	ETag               *string
+	IdempotentReplayed *string
+	RateLimit          *string
+	RateLimitPolicy    *string
+}
+
+type SubmitQuote200JSONResponse struct {
+	Body    Quote
+	Headers SubmitQuote200ResponseHeaders
+}
+
+func (response SubmitQuote200JSONResponse) VisitSubmitQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitQuote400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitQuote400ApplicationProblemPlusJSONResponse) VisitSubmitQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitQuote401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitQuote401ApplicationProblemPlusJSONResponse) VisitSubmitQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitQuote403ApplicationProblemPlusJSONResponse struct {
+	QuoteForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitQuote403ApplicationProblemPlusJSONResponse) VisitSubmitQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitQuote404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitQuote404ApplicationProblemPlusJSONResponse) VisitSubmitQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitQuote409ApplicationProblemPlusJSONResponse struct {
+	QuoteConflictApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitQuote409ApplicationProblemPlusJSONResponse) VisitSubmitQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitQuote412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitQuote412ApplicationProblemPlusJSONResponse) VisitSubmitQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitQuote415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitQuote415ApplicationProblemPlusJSONResponse) VisitSubmitQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitQuote422ApplicationProblemPlusJSONResponse struct {
+	IdempotencyKeyMismatchApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitQuote422ApplicationProblemPlusJSONResponse) VisitSubmitQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitQuote429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitQuote429ApplicationProblemPlusJSONResponse) VisitSubmitQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitQuotedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response SubmitQuotedefaultApplicationProblemPlusJSONResponse) VisitSubmitQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListReclaimWarningsRequestObject struct {
 	Params ListReclaimWarningsParams
 }
@@ -33516,6 +38448,24 @@ type StrictServerInterface interface {
 	// RevokeApiKey Revoke an API key
 	// (DELETE /v1/api-keys/{id})
 	RevokeApiKey(ctx context.Context, request RevokeApiKeyRequestObject) (RevokeApiKeyResponseObject, error)
+	// ListApprovalFlows List approval flows
+	// (GET /v1/approval-flows)
+	ListApprovalFlows(ctx context.Context, request ListApprovalFlowsRequestObject) (ListApprovalFlowsResponseObject, error)
+	// GetApprovalFlow Get an approval flow
+	// (GET /v1/approval-flows/{subjectKind})
+	GetApprovalFlow(ctx context.Context, request GetApprovalFlowRequestObject) (GetApprovalFlowResponseObject, error)
+	// UpdateApprovalFlow Replace an approval flow
+	// (PUT /v1/approval-flows/{subjectKind})
+	UpdateApprovalFlow(ctx context.Context, request UpdateApprovalFlowRequestObject) (UpdateApprovalFlowResponseObject, error)
+	// ListApprovals List approval requests
+	// (GET /v1/approvals)
+	ListApprovals(ctx context.Context, request ListApprovalsRequestObject) (ListApprovalsResponseObject, error)
+	// GetApproval Get an approval request
+	// (GET /v1/approvals/{id})
+	GetApproval(ctx context.Context, request GetApprovalRequestObject) (GetApprovalResponseObject, error)
+	// DecideApproval Decide the current step of an approval request
+	// (POST /v1/approvals/{id}/decision)
+	DecideApproval(ctx context.Context, request DecideApprovalRequestObject) (DecideApprovalResponseObject, error)
 	// ListAuditEvents List audit events
 	// (GET /v1/audit-events)
 	ListAuditEvents(ctx context.Context, request ListAuditEventsRequestObject) (ListAuditEventsResponseObject, error)
@@ -33741,6 +38691,33 @@ type StrictServerInterface interface {
 	// UpdateProduct Update a product
 	// (PATCH /v1/products/{id})
 	UpdateProduct(ctx context.Context, request UpdateProductRequestObject) (UpdateProductResponseObject, error)
+	// ListQuotes List quotes
+	// (GET /v1/quotes)
+	ListQuotes(ctx context.Context, request ListQuotesRequestObject) (ListQuotesResponseObject, error)
+	// CreateQuote Create a quote
+	// (POST /v1/quotes)
+	CreateQuote(ctx context.Context, request CreateQuoteRequestObject) (CreateQuoteResponseObject, error)
+	// GetQuote Get a quote
+	// (GET /v1/quotes/{id})
+	GetQuote(ctx context.Context, request GetQuoteRequestObject) (GetQuoteResponseObject, error)
+	// UpdateQuote Update a draft quote
+	// (PATCH /v1/quotes/{id})
+	UpdateQuote(ctx context.Context, request UpdateQuoteRequestObject) (UpdateQuoteResponseObject, error)
+	// AcceptQuote Record the customer's acceptance
+	// (POST /v1/quotes/{id}/accept)
+	AcceptQuote(ctx context.Context, request AcceptQuoteRequestObject) (AcceptQuoteResponseObject, error)
+	// DeclineQuote Record the customer's refusal
+	// (POST /v1/quotes/{id}/decline)
+	DeclineQuote(ctx context.Context, request DeclineQuoteRequestObject) (DeclineQuoteResponseObject, error)
+	// ReviseQuote Make the next revision of a quote
+	// (POST /v1/quotes/{id}/revise)
+	ReviseQuote(ctx context.Context, request ReviseQuoteRequestObject) (ReviseQuoteResponseObject, error)
+	// SendQuote Mark a quote sent to the customer
+	// (POST /v1/quotes/{id}/send)
+	SendQuote(ctx context.Context, request SendQuoteRequestObject) (SendQuoteResponseObject, error)
+	// SubmitQuote Submit a quote for approval
+	// (POST /v1/quotes/{id}/submit)
+	SubmitQuote(ctx context.Context, request SubmitQuoteRequestObject) (SubmitQuoteResponseObject, error)
 	// ListReclaimWarnings List reclaim warnings
 	// (GET /v1/reclaim-warnings)
 	ListReclaimWarnings(ctx context.Context, request ListReclaimWarningsRequestObject) (ListReclaimWarningsResponseObject, error)
@@ -33997,6 +38974,202 @@ func (sh *strictHandler) RevokeApiKey(ctx echo.Context, id IdPath) error {
 		return err
 	} else if validResponse, ok := response.(RevokeApiKeyResponseObject); ok {
 		return validResponse.VisitRevokeApiKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListApprovalFlows operation middleware
+func (sh *strictHandler) ListApprovalFlows(ctx echo.Context) error {
+	var request ListApprovalFlowsRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListApprovalFlows(ctx.Request().Context(), request.(ListApprovalFlowsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListApprovalFlows")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListApprovalFlowsResponseObject); ok {
+		return validResponse.VisitListApprovalFlowsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetApprovalFlow operation middleware
+func (sh *strictHandler) GetApprovalFlow(ctx echo.Context, subjectKind ApprovalSubjectKind) error {
+	var request GetApprovalFlowRequestObject
+
+	request.SubjectKind = subjectKind
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetApprovalFlow(ctx.Request().Context(), request.(GetApprovalFlowRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetApprovalFlow")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetApprovalFlowResponseObject); ok {
+		return validResponse.VisitGetApprovalFlowResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateApprovalFlow operation middleware
+func (sh *strictHandler) UpdateApprovalFlow(ctx echo.Context, subjectKind ApprovalSubjectKind, params UpdateApprovalFlowParams) error {
+	var request UpdateApprovalFlowRequestObject
+
+	request.SubjectKind = subjectKind
+	request.Params = params
+
+	var body UpdateApprovalFlowJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateApprovalFlow(ctx.Request().Context(), request.(UpdateApprovalFlowRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateApprovalFlow")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateApprovalFlowResponseObject); ok {
+		return validResponse.VisitUpdateApprovalFlowResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListApprovals operation middleware
+func (sh *strictHandler) ListApprovals(ctx echo.Context, params ListApprovalsParams) error {
+	var request ListApprovalsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListApprovals(ctx.Request().Context(), request.(ListApprovalsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListApprovals")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListApprovalsResponseObject); ok {
+		return validResponse.VisitListApprovalsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetApproval operation middleware
+func (sh *strictHandler) GetApproval(ctx echo.Context, id IdPath) error {
+	var request GetApprovalRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetApproval(ctx.Request().Context(), request.(GetApprovalRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetApproval")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetApprovalResponseObject); ok {
+		return validResponse.VisitGetApprovalResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DecideApproval operation middleware
+func (sh *strictHandler) DecideApproval(ctx echo.Context, id IdPath, params DecideApprovalParams) error {
+	var request DecideApprovalRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	var body DecideApprovalJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DecideApproval(ctx.Request().Context(), request.(DecideApprovalRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DecideApproval")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DecideApprovalResponseObject); ok {
+		return validResponse.VisitDecideApprovalResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -37064,6 +42237,336 @@ func (sh *strictHandler) UpdateProduct(ctx echo.Context, id IdPath, params Updat
 	return nil
 }
 
+// ListQuotes operation middleware
+func (sh *strictHandler) ListQuotes(ctx echo.Context, params ListQuotesParams) error {
+	var request ListQuotesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListQuotes(ctx.Request().Context(), request.(ListQuotesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListQuotes")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListQuotesResponseObject); ok {
+		return validResponse.VisitListQuotesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateQuote operation middleware
+func (sh *strictHandler) CreateQuote(ctx echo.Context, params CreateQuoteParams) error {
+	var request CreateQuoteRequestObject
+
+	request.Params = params
+
+	var body CreateQuoteJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateQuote(ctx.Request().Context(), request.(CreateQuoteRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateQuote")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateQuoteResponseObject); ok {
+		return validResponse.VisitCreateQuoteResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetQuote operation middleware
+func (sh *strictHandler) GetQuote(ctx echo.Context, id IdPath) error {
+	var request GetQuoteRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetQuote(ctx.Request().Context(), request.(GetQuoteRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetQuote")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetQuoteResponseObject); ok {
+		return validResponse.VisitGetQuoteResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateQuote operation middleware
+func (sh *strictHandler) UpdateQuote(ctx echo.Context, id IdPath, params UpdateQuoteParams) error {
+	var request UpdateQuoteRequestObject
+
+	request.Id = id
+	request.Params = params
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body UpdateQuoteJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.JSONBody = &body
+
+	}
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/merge-patch+json") {
+		var body UpdateQuoteApplicationMergePatchPlusJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.ApplicationMergePatchPlusJSONBody = &body
+
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateQuote(ctx.Request().Context(), request.(UpdateQuoteRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateQuote")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateQuoteResponseObject); ok {
+		return validResponse.VisitUpdateQuoteResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AcceptQuote operation middleware
+func (sh *strictHandler) AcceptQuote(ctx echo.Context, id IdPath, params AcceptQuoteParams) error {
+	var request AcceptQuoteRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AcceptQuote(ctx.Request().Context(), request.(AcceptQuoteRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AcceptQuote")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AcceptQuoteResponseObject); ok {
+		return validResponse.VisitAcceptQuoteResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeclineQuote operation middleware
+func (sh *strictHandler) DeclineQuote(ctx echo.Context, id IdPath, params DeclineQuoteParams) error {
+	var request DeclineQuoteRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	var body DeclineQuoteJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeclineQuote(ctx.Request().Context(), request.(DeclineQuoteRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeclineQuote")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeclineQuoteResponseObject); ok {
+		return validResponse.VisitDeclineQuoteResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ReviseQuote operation middleware
+func (sh *strictHandler) ReviseQuote(ctx echo.Context, id IdPath, params ReviseQuoteParams) error {
+	var request ReviseQuoteRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ReviseQuote(ctx.Request().Context(), request.(ReviseQuoteRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ReviseQuote")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ReviseQuoteResponseObject); ok {
+		return validResponse.VisitReviseQuoteResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// SendQuote operation middleware
+func (sh *strictHandler) SendQuote(ctx echo.Context, id IdPath, params SendQuoteParams) error {
+	var request SendQuoteRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.SendQuote(ctx.Request().Context(), request.(SendQuoteRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SendQuote")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(SendQuoteResponseObject); ok {
+		return validResponse.VisitSendQuoteResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// SubmitQuote operation middleware
+func (sh *strictHandler) SubmitQuote(ctx echo.Context, id IdPath, params SubmitQuoteParams) error {
+	var request SubmitQuoteRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.SubmitQuote(ctx.Request().Context(), request.(SubmitQuoteRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SubmitQuote")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(SubmitQuoteResponseObject); ok {
+		return validResponse.VisitSubmitQuoteResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ListReclaimWarnings operation middleware
 func (sh *strictHandler) ListReclaimWarnings(ctx echo.Context, params ListReclaimWarningsParams) error {
 	var request ListReclaimWarningsRequestObject
@@ -38164,916 +43667,1022 @@ func (sh *strictHandler) PingWebhook(ctx echo.Context, id IdPath, params PingWeb
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L17jyNJkh/4VVxcAZXZw2DxmUxmYiBlZ1dNV3dVV01m1vTMNEsZzggn6ZNBd3a4R7LYrRJWB0gaQY/d",
-	"k3DQLTR3OAxwwuEwJ+hwK+ze7kr3XRbbPbN/7Vc4uLnHkx5kkMl69HQtFtOVjAh/mJubm5mb/ezrmsdn",
-	"c84Ik6J28nWNvMSzeUDg3zgICfaX13zBiK9+ENFshsNl7aR2NSUoJB4PfWTeQlMsEGZIvRw2avXaLQ4i",
-	"or7yuE9qJ4XW6jWfSEyDam0JiWUkaifd5qBek1QGqsFzzsYB9WStXpPLufplKuVcnNy/L6YcBw2f3N6f",
-	"h3wUkJm4n+/91at6Dc/p9Q1ZXjMur0c8YoUZPmXBUo3h7NkjdEOWCF5BkiOZDPeeQHPOAzTDS4SFoBOG",
-	"eIhkiJkYkxBRaSXDSrcZUuyr05RenZReD3k4or5PWDWCrYxTEW2E/euQfBkRIW0MAQ8QFWiGgzEPZ8S3",
-	"kSDbyAof2JtIJ9RMJ/Qh9tFF0s7mKWX7VZPx8PyavPQI8Yvs/TMeoSm+VePB3pT4aMmjEHl4jvjYrINQ",
-	"/5RTKtANZdZp5prPzHOnxu++A3LDgekHmM6uPc4Dny/YKgFCIqOQEV/xV8CF1AMyOzUkHmESuNUHXmRc",
-	"ImgRUYnwBFOGlsS6Awr9Fiizr173QLD8OBXJfEyD5XVAZ1Rem9XbwDiS+3h5T5hBwpdorDasmpXayDYK",
-	"2bpZx0CVOrk7QWzD0lSReIQFuY4YvsU0wKOArEqH+C21tzMvnqoVD5cowNJ+blhbL4iNqm3HNOhl5eIl",
-	"CW+pR9DzXPtVyGEZGNAjmgfUw7JAhLOYixdUTkGiCzwjiOEZqaP5lDOieJ7MMA2Sg5C8pEIKK1mSTjK0",
-	"uFsXe+CQZFCKDtDPtcQ3hBUpEQkSxoOkovKksy3mpl2xvbvPMDsCNcdxcqiuyIFYPs1JqA4yPTI+JyGW",
-	"lDPb9MaZEzq32zc3tYcTP+0dJhYS8hW5pux6jm2HvX6OZpGQiDAfUQb8No5kFBLr5PINFnbwxubuvnSF",
-	"AWQmKTm/DjiblM5ywaPARwEWEqn3iBKtWI8QlDEcBHwh1sw66cE+7ert740MyYg0HfhXhG082HjgI6w0",
-	"M7ZE+pNEX8FCqTGKUe1UsLRfPNEqt74PGljGowhBfTKbc0mYtwTtl7LrSFjkuNZSU4HzKP3O+ZQs1Tkk",
-	"JA0CxcfzkE9CIsTGk66k84J830vXdydhyWBtRJxRMcPSmxa3l2XwC2X4GbEdCeKDGoORT8djEhIm4/lX",
-	"IV/SbW7P3bHThHDtdkq452weco8IoVQA9IBJKpc7ETEZMpCRiWg8ph4lTF4Lj8+JhYCxpRhg70boE1+9",
-	"Cf9KDgjECPEFOhDEPBaHVgKudlgk3V2628MRZRmhppQkIcNBYZ8yFDHyck48SXxEwpCHiHteFIbEP1X2",
-	"whQLNCKEoYBPJnZTNWk5uwl3aDdVPDP26yPTOFIaKAnRA9VURTqYYenZ3+KA+tdeSHzCJMWByBPiAWhD",
-	"PERzLMRCqYdUoEXI2cQ+5dXmMrNf31i6xq3s9sCRnPKQfgVSv8r0VoeQm2kUCh6untb6dzUgpSwpbRck",
-	"pNDkpUJEZauca7dwRldtdS8+isJQsrMOyTgkYnot+YpCrV0n8BjBYzVa8x1o/C/nNFw/93zrK26ZSm3v",
-	"d/XzI1KUUArSNfZnlFkkodGhiDKMGUfYk/SWIHjbNu9MW0Uht6Glu5+dmb5hWnxC2bWchlzKYMXTyrlR",
-	"iTANiI/gZYSlJLO53KxTFNvOznW7ltOTLzNt1cYT1YbhcVFt/oVBaSIIUMUEZ+CkUzxV1LvAHyQknhBz",
-	"xKgfLuAb+9wtTWYI8ITfUjZBkiO8qen9HvvWgSkizEg4IdceZ7cklKvzTx4o5vSRh5mSSCOC4Dvr9i62",
-	"mFMmV9tTjTFC5ZSEplHEeIhEFN7CHtA/nur/wKnvRULyGQmVTBCS4D15K4vjTqjjX1MmeelthNLlzMDV",
-	"ewgzriZzikAZgWnw8FE5qUzzRZGwqfVIaGrEPYDLxUejZaHPHGHSR7WTWrM1aOKO13b6uNty+l6XOAPc",
-	"6zmdcXN05LX8NumOa3chppmZIiTj8hp7HpnLVVfdZ+AkGsNs9DvERzPiU4xUR0JJ/8TdZSNjofEMJbNN",
-	"51pk6Aw+yLWNpiQkJwiLG62Pz7VriXJ2/xeCszqS5KW874lbVHh6y/wGnxP2cgYXCFgKhyulkfjci2aE",
-	"yYaYK2VfTAmRs6AB/80vzlFK6M+4NKOr7BgsUCCm+Hj1kkkzruBR6BHkc6JVDPBXqVktM64fxb/2G6W0",
-	"7ZVTe8uWUwJ08wR4aJqvNvdxcl0Ef4GtXbphjVql3yqdnm7Dfmm40sLdpU+mz3gaRivZNA/zWtlE4lbW",
-	"ziTTxn6mEvcaz2X9ha4yXxgvv8hNW7DPovj9fuaQXtyqv3RX8GNoubcFc1Q9qyNQ1aM5CW+p0uKVrGBa",
-	"l4MN4E0xm5DsJVPZlHNdFu9s79rhHmzjlTEqWs3xMuDY194+HE5I+a3tiPvgPJKcI3jVRojV9koucK2t",
-	"JbNsZWb5TDeJlCr52DS5ebarA4Hp0jkJKCPX6vi13jzoAxvFLwKzwlqoL6wztjSZcwZsavDu7G8bAsyW",
-	"8wDu58E9bPPYJlekIcGSJO5UcK6vuX9cabjkOmJDs3tg6pWR5OY9wwxPbPP2OYxPP68417ixwlzXNLXP",
-	"+cW9w/wUQZlPlTZzrY2ztcJaixQfCco8Ake7Um8QladoTKQ3Te7GrfO3dFYu17fqKt3uGaPpWaY/9DDu",
-	"rwKlLONcIZbdcAQNPpr7mlfhDQgvejR2nmA16CnBfnp/mIm0eXCFJxuJZjMt795lanEelxDvIu13S/Ll",
-	"bM4QS6JvQkpdD0aob/Y25NqyuRpKW9qjdyE3CJihPhU3K6LlSmi+iVLtbZ86aL7LzDwqaKIZ91xiQq+Z",
-	"1kattKy9vc0yq6Hm/H7XIYmEXf5lXZLFK5xTbY0TIdROSRzyIbnlN2WksPS61g26fZ/78Y9aR6oJB7sE",
-	"zpM5YT613WjrGKHkGjEzB5941C8jzmrLRS95lXb3wS+rI4G580iS6xIz+zOORORNEWH+nFNmtaKLDeT8",
-	"Fquf78FULvaopqEvFa5HkViWyOLk2sWbEu9GIBwS202vmPJQBtbL+GwfNhm9fQ97DavKDg9IchOt1eRD",
-	"7keeTPXuy0+fW2edNGPT3ksauTu/pt3CXCSeEGtQwdP5nIcyYlRSokmOTegjfANEp2ohZNbPujLJbPtZ",
-	"G3Xr1nUs6kx7yOmeIipzw0vpAeb93HY0a4c8WMpqfH5dnUBwCze3n9OFBgsyqrQ5zKBF/cL+/f2FUamZ",
-	"Szy51nFpRSe/xJNMdIcy+SoExmWay3n4KzV294XNdK8nF06IvKZMX52trqt+QUftGaeXftU+t3xrhUVd",
-	"29Y+ppbvPTM/HslrPraHZqyMi0dSUJ/oYG/4ZM1ccy2vn6+93T2YprahqMlHWX0lN+snVAglLniYKIyZ",
-	"G3zbdKO87pPezG1saT+qVK5/PTkRgawk/jVcUeRn+Dx9rBRhSZiEOwz73IpNZSa4rqHUbO5lp5Z+8ATu",
-	"Tq6Wc1JxksWBwEwFCa/5ggnjNBSrHAwspmPJ1ItwSSjABojv/E7QFDNf6b0zxG9JiA7U3+pfh+o9n8Cm",
-	"UUYwCKExDz07rVYGU2D61zeUu0uI1cEr+gLX4g0uHK0sJ9czEPsFVsTZs0fAFyH2rNrqauslftgKbe8l",
-	"bmV1QIoIC4JvrmN9cpUA2RAiyblWKevaZ8zZRP/L47MZZ3BUJwHtWMeeQTC2jTz5fguk2VuveyFcfqia",
-	"aKMp5zdrjk/zhpqAT0Eb8e1UKDRUIISlGaUJOoSBgkMlGtNQ7En3WxlMdqrmrCkJpv9cvyUyN5ZxVhwV",
-	"CPu+MkvWEWCl+QwhKjWODgLO5yPs3dTRPAQxUkcBZTdOwD0M4XAzIrGPJT7cv/pYOg0gYcjZ5HrOebD5",
-	"ahJhHU6ub38Ztt/xZFrccE1pb28PukdmCK/UJLW3FI6oc+xNiXOu5Jeesk+EF9K5Ej21k5rLuCMkD4mL",
-	"OEPkloRLhJlY6JB6iTwchmADaScOjNebkhkc9DP88jFhEzmtnbRgT+uBChnGboZzfVZ/RMWcC6r7LA7h",
-	"KVP2BHmpjlx0cH75E8UeP318+dPDOnKxlNibzgiTp2hMA6JU8h8Oa3CeOe1m+6jVbvavWkft/s8bnrgd",
-	"1tzSIbbtQ3xwhSerg9LLNw+JIEyCnL4n0C0JBVVSbszDxDW9LUmSaGrpXJB5gJf6qCssiwwjvSSYxesR",
-	"mrfROOQzIBkOAwoPcjHuRvq6hbBtVwcY+9zLxVE3Zv7hKcIjNU/oTwsx02l+coRFs9rJFzU1uNoL2+Qe",
-	"cx1UYifo84vHcTxLEmuh78RAHqe3EaqD7VbxCYTslHf/lCE3E9bj1mEUmQElkUgQyKPFGPFLAplK17wH",
-	"Vzcro7vAkjymMyrtdPFwEJDwnkhvgyNf2SyML+rqFKUM+SEeS4cSOXaUHMBz6oRYEnDbO2a7O63myZC5",
-	"Q1APh7XT8Ie9/qn8YctFBzxE7rCG5/RTshzWTv/6D/+Te3iC3NBNbhhQQMayjlzpIgFXHwJFTNJA0WPI",
-	"zICoQIspD4i5s0KXhmnycoMD00ZyquwPT61u3MuQHWDQTe8J4xTW1/0mTP6wrsPD1Yy9IPLV+apjiNE8",
-	"GgXUS2PmRWPIttzoySI4z3hAvaV9LcxMQfhBlBQRd1mDL3/YbjZPFz/suicIo1Hk3RCpWM79MkN66Cwk",
-	"YxoEQmlS84BIEiwRZUPmLtIFOZiTUKv2kK2qCCjqSP14Q5bwmyGkODRrAyLBTWbu7kA1IsOlczaWOnAk",
-	"T7BLMzDJ0QJTiUZkzEOiHZ7URLgnfengMp0k0GnX6qpzOlMS5fgIVMIZZfrvdCCUSTIxsRmff/65c5bh",
-	"Kusm7zZbOsxyqvYUm5BTxT3dZge5q8kQLjq4eHiOjvq95mEmOSMDKAB5GyfI/ZDgkISaO384tGR+DGt1",
-	"/XV8OJ0sQirJuvOoYyM4xKCEeEZkfH4HmM6MgnwJmsJDGlgXAwJrEp6KgwuUdgFqBlXvfBmRUClR6hjV",
-	"7j+lemQH6JMxjgK1TOnFRSz301/wfB7yWzCjQvILyOywHwjnWrw/DPlsdcTmIcIQY4fH5m7TNlIv046V",
-	"qXwsiSPpjGjGioncba4Z1RUvH5Nm5Q3DueL7GEySnVFYzzn+MkrSKfShj+YhuaU8EmiOJ+SeQC4jL6Vu",
-	"wS0dbJymsc2R9QD0sQ+ty3b5k1hd44rnDuiE8ZD4CC4HFlSQwxPFd6HUOak0ME4EjJ5fPXSO0WgpCeKh",
-	"T0I0w+FNHQk+ZCAEH7z0SAAxEgKdTykjgkDcKgrpZCrrBsfghpgTxyNBYEQ1ygSp6oyEIZPqTZ2cppYm",
-	"CjA64IzosVFmXL3uD906cn+g/sdR//MPlXKAR+AtUdovnhCDsnA4ZGowdTRaqoUY05eqEXXYzbmQIZ9P",
-	"SQN9TuWUR1KZg2r2ilhTHvjaFgbbQSDyEnsAyyD08frJ5dPPUECFVMb1An6caVFtW89RYQ8kW3aMA0GS",
-	"xRxxHhDMjNL5DMtpmZprVDEdQgk9ztXbSYfUX6ud/f2QjGsntT+4n0Lj3NdPxf1Hfl7p9ZafEsvJ+wTf",
-	"gJFhrsrwmKADm6Z6glrqsGn3esquZBAwjM4uzx89UhI/xJ4Sm/UhixhVe2eeasd1RBqThmLB548+aiBI",
-	"JgZFNz5v/Vh/AaEJ/KxYp91FUx6FYshUY1pTAza8Ict6nHYNCjdgyihjXWnRIp/idy8OBdIsbCY6ZHmV",
-	"fUbklPt1pKgP70FU4IQocS6RMqfRgWZZixFxgsBmOByyzJWUGo5iUa2uXcUdqaNN70hzoRcrnpoEAnXb",
-	"7SFzy9It3dNkqRZTtbtlQs24Ie17DCMm0jabA0ub+nbLbaALMo4EDow2FAdOqfHBDEKivQ2wMifQo5rF",
-	"DC+HbKRVDkr8Bjozvamtq3QQpTyFioIHsb6U6EjQqFlqwrxwCbH7EVNyCQ+Zat4nIb2NTS7VZ8GoqisC",
-	"eFMw8ZVIMs3pvWuwoWontc645bXxgDj9Udd3uqSJnYF31HLa/vG4N+rjFul24q2nFcl08xV6LFXfej3Q",
-	"oBLrUykSUpJQtfmPvkDOP3nxg79fsxqk4ydxtvGqcFDWcTp7yLiHCLYD9wNX+0ghUGsZ28aHp3H8lo8O",
-	"uu1jYDMtDuuo22qjxZSwggWYjZE7bJTSwdjb25rbenZPYVI42NssuWmwjkaR1LOa0FvCYGfYZpbug1Yb",
-	"NnfM2votsfeJaxPqikvbrM8CwZHHIyYRDgI9RzWYODb1wONKi8To/Onzz64Oy1QLmu0kOz7bGcT8SMhw",
-	"Waa/PlCHIqLmrfIe9fMtzZhPKfPXKs5zzoNVGCnbCNSzWtXz7zIaKfUYLp/AQWL3AjxTSoagX5UqnGBk",
-	"2k/9XrO+xrZq5yyrltWyerpgJCyjjjsjbh1hc4GqYwBcxpmynhTREieJKOUSiK9/5JcaQkc5WXUwI/9Y",
-	"tf+Pv2g6A+yMz5yHzouvO0evDu3y6xnnwQabSPP0YsoFQVM+Mygh1ASvcFZKdvXeo+qrbbSdH0Mjq9Zy",
-	"NNLDRoLg0JvWkYcFcUAYLKgvpw5lgjBB4TYePQYtWN9DcZCZNDTQRKprzJZ1A9zDQw1WdJrJLsx9AeYV",
-	"XGJhT94TppX8xw30GZ6BmPNN+3HsC/wV6tTGGQ6oULJ9HjFPRhq/QH0i5tgjAvkhn8+JrxhGhpgGarYB",
-	"meAANHAdF4YF+vZX//Jv/+SPv/lnv/nmj/4cGfPhUNkByP32n/673/33/+6iMWW+QL/7V3/0zZ/9r/q3",
-	"b3/1F9/++r9kP22gMwQrpjauTydU6vELooxoyYEOykLBEgVEifWuee3QrAERevYClHoIuY2Yaq0LlxQ8",
-	"jDPwaBh3cOD+4PjIhX7cZhP+GZJ44oen+n6MmNe1CqR1A72Uujs1cs6Ik2itZh7xYaNDT5KliO0Noiek",
-	"vh5TEvja16GVUkGIYhdxQ/xUH9Ht+SmhQO2Ljx7JDRlA1T0AWmUW9lC10202kbtyXVlqbH65VjDnFRSb",
-	"t2lCOVt/QoTwTln/+umWp8MlDy1CWf2qNEWl7QYE+4piruMiwUMpkHpX+0Ma6CMti5HrGMfAmSwlkPra",
-	"6lVPPq3Va072Dx0Xbx5k/4AcL/1z+k+lvTzkQcAXz+f6WeGXF3YKKI1lPeG1VlM+L/V0S8Jf4UlZnxdG",
-	"aieKPMhqqaP9bQOQeFLq47B2/lyT0u6bMg+r+KaiTDt3dweZjm2+qXhM631TUdLAXQcDMdJizpnQALcf",
-	"Yv8iBTM1cTiAfJtJJzaXkj/4hdD3MFmE3AIcqu0ojV/Po4+WxIesbcAeYlHtIH+mJ6FpYHOZlEaLZCNF",
-	"MtewuRsgW8/m3fvpiyVXFpU+jt9/ZS5hddxB9UXbC5VSgCPPjECkd5SA/8Nk6p9+R4j1URaMcgcWz4FZ",
-	"ruXPPPhjNYono1tD+jOUtGyCVpU15xPkJr+7h6fINaqGC7qG0o6xTNSFd3A9nob6jveRgbN4U2uzgqOx",
-	"9sMidES1ZYWZ3XFJ62tX9DAJzVoPzRG3m78rd1PoDaP4xjftuq/cDfrhaaJfLtIUyAJLZW/q1zFF4V6/",
-	"eJf+hplRI47txnxZ0LW1LJQDK7uzID5j+tYSLrEvHp6jQbfXR2agSIcriXdovz/MxrTtQOZcTNxaOmfi",
-	"wsrAAzeskxVcby9HpzHp1uPYniA3mYN7itQaj5N4Cu2/Bl+6Bh/E5nZbaP+HojiahJjJwlVFfchsV+V1",
-	"4z5xNUKhi2ZkNlLywkQRD5lbvKB301v4QyOSkkt24+bX0GGQrI6o1G7zd4AR7cEG69pYef/V6rXXI/Zc",
-	"7KpWlAOtrufRctTRu0sWC7jqatBZAq8aRoypM8EcMCX3QIe5TGckOYK4IykyAWnviKTKL+6TDGjrHtY3",
-	"iwG71QrnIFH3IIusi6rO9RT5tXCHeBD/kLvO5CHcZh4Cs1CW3KuW8UNy11hQJ3zjrX1HmODOOukbUi5h",
-	"iBut2m01Q2VGbKMaNlC3OUAhhvYAsrvTbIHbV1/6BurAMUfDGDxWKCQ+DYkyHQ2yiKCBrmkho5AhjCDO",
-	"yoxU39oVIjp/LzTPz7g8yyHQ7cBqqzB2a7nNAsu2F93G1RNxY0wPrRkwnsG4K+AjxzenhgPzA3MP3yFx",
-	"8BmXD+N8+h1XKMnH37g4mTT4u65LnLIfX10n1mJBEU2x794RgqeZ2su3ZDnY4NU2Ll0eeKw0Q3ZtO2UJ",
-	"p2/OAEEHOQNEid+52s4mKg5md1hP4a8yUG48XTd04BZJ4mp3BTMXkrqlJHUXwlrBljlwLUR4ZwTCvqyI",
-	"DI/ncqJ25HNLtnkVPsslou2FxzTmq17bXCZ6uq5xp24lp9LbFETPDOjcZ3hGrmL4jbdv6JVi/K1trQxB",
-	"bw/eqHXwf+jAtfRshAHeztzMILCggzXW5jvOVRkYsofJtdcObFWCkbeeC0og5PZ0hWYNkqMaC0lH32l1",
-	"zzKM79bCXWRQ9u66dFnEvuqLlwOwu/PyJaB8VGSCPS2LFT98p1R0g7P0PF97b5fbpJIyfusvlsqK4O1l",
-	"U5kaGwboHtIfZOa6mvHFCWTrW3GrKBuycUAnUxkvZgZayj2MLYJ87UAoBgVR+DxE4ygIhiy+mbLM1D1s",
-	"IEgo0wEV0J6OmmUReJP5OE52e4d8wYUUuLWfZ17V3HYTvVPaQA4dbG0bBSSuvZ38FugwdOAmvX2fT/sr",
-	"PHmQYFztpNlnQbI2KPU5BKq9La/Ek6JOp8VB2uF3YB04f4LZMkFR3W01ikCxa9djBYT17udBGYbsZtH7",
-	"+yB4nxdgt3ZYwCJy19oFXIHGuvMCbgb1eke2SwZrC6C2INlhV5Jb8MQ20N2G1rXXKL8Ymx+gCMZQ1KfE",
-	"US0hjdFIvJWRvVNqsMHxeZTxAr0L+okNzGltU1acpL0svwXuCR24xf7cAgSUzs/UMbiGxm9OpXnHLkfN",
-	"/K/Al3dX9/w67KtKHGKFg9oLpzy/eAz+jOCWiBj+xABhLYpwWWAwZfioOKp3XTtKaAbjOPNvMfPIecC9",
-	"m0xoOPa1BwAHz0IlHSVVa2jS0+eZn76uGZ2jCBBy1M0msXVavc5Rs1khlS31j3yRNJ0mPHBIxlOkOAMo",
-	"HO1eyQ4nzbvYLWa+Hrfw4bJKsli9pstBiuodsigwrgadh78yAOpX6znAQj4X28x1Y9c6A2F955+pd0xV",
-	"kkcwVBwET8e1ky82D/pFcQy6oMWYvrTn9ZoM/wQZIAkNgJzwutqrIfH4hFFTj+6GLNEIck+z+YntXH4i",
-	"4K9df3Hm/Bw7XzWdwbVjzaxWvAhI9nukrw6dg4NXkpnYmHyq7wShn0f6g9ZR0iwOQ7xc2TSA9QDrmJA2",
-	"6bee2R7lm0ojqGwpBrbeBnvivc3bZD80n1EW/1VYgHpNg1WYx8DVhTUxy2FGsonyW+wpIwVf1b9elcoh",
-	"KUErU3uESkGCcQNdTvmCIc48cqqBIKlEWCD3zNhCWi3W6EkuZA7/1Dl79ghUncIua7WPd9lmqzJfDXyV",
-	"Ri8SKj2m+pDKzzhZ3EqrnBAus8zZFDezt+q1FJ5nI2+mb67sSejAuu5C0Anb7eSNs7Ir7QJdfXXTu7oA",
-	"7Mr4456sM4h8Kh/cGmUwP0LsSR7u44yAhmKzNM63jASgLGhQPLW9lkKSmfqFcbac8UhYUiXrNXwH1QDi",
-	"2860alhIUTzq5gE7ms7gzHmInXHj5MUH1uMlhhotZDo28+38o+EwUppTSSNVlYXExt0wbOx8deb8vORA",
-	"5JH0+Cy3CCLyPEWMem2MaRCFGnSXUSueWFKyRfPEGuHxxd9z/knJjGO41XWAdL3BIKtpNi2AdHHMzspQ",
-	"ihRJBJhTMiDdTsyd5XpHTNsPNktBOMSxrGU5P7uG6VKs35J7EZXpBn/74jKSXIvMJ4DdWzzePoaAU513",
-	"TJgkoc47NngROIxdppJDSLpOgRCnyOXjsYsOMGJkMWTq5XsCGYCOQ10ZXYN6IY2YoaGYzAtJ7AvScxsy",
-	"1zxxTwyGH/wO1X4DwRFGz86uzj/WCAB1tJiSkMQIrjOCmRiyiMV2o0YiMruNj8c1qP3D/As+glLuAIvw",
-	"mGO/ZMd9iKU3zYIQbnnKUL86q2hRk1GcjMG3u+ZES8y/7KwEoKgUmTyE3/NjL5iKhoXWS8PrEllYWfDe",
-	"lMDprOx3fmOdaoGca5X/eNK2ds7x3AIjhDw8P0XqwNWsZ6JEJVSjRgdjHAQauExyJAmeAe4uQ5OAj3CQ",
-	"bBGlCpZL41azWbD9y22ljHw+n2LGSJCDWMBBUKvXbqkAMB0AQKnVawviTUFazgiRGuASbrOsG6K4F9b4",
-	"D9at7hWdESHxbK6Pcij5tfmrz8ysLV9XUOXirzVnmQP33CoJP58uNbDhPOS3OEAeJGqpxVUSMJtICtDv",
-	"ibNcZ+gUtsTeXBYAvbQN4tJ2pl6q5BY1qo0z0MSo3pEhVmUjNFFa7oDFuiIxDJJVMvZ6ineUHWE9xYld",
-	"b/9nt8Y+VIfcVnvrygM4OdXGW50W44st9nvRuucLe38armlfMiaGhqrKclo4btpsUx7KK/JSbrOLqXgW",
-	"Ul12YfVkq+bIyfXLuCQbeekxZ5P4A4Bg2qoLU5Zhiy9SnJ5tFsmcRNU7sm3rzEonrryU5vWaHVtoDQvu",
-	"5tGrwj8P4KX98ETs3Hs97PAMXtqJFe66qDD5NcuzF1FrhM3bl7J6IBrqaCPLzSjL/toqZcJVUAQAvzPX",
-	"dHA/S2ZzuVTqjBcQHJo0pxzCaiVV5jUwcjXnV8rS1muSmMmrNWbY3dZSsgGqtZTha1tr6ebYQ3Ov7Ax1",
-	"S0K5m/Uai9LPKi+bdQiAdWSrOPHo8inqtlt9pIzJU4RnPGIyKSFLpUARowls0oJDceCZCf+JVcHzz35W",
-	"q9eeX35Uq9cePL+o1Wsff6r+/ckz9fuPPnxmt2PM1Cxu19RBWVnG7aiThMSn8jG5JcG2vanv4gvwapzz",
-	"hDOyBK4p5j5KxMgES3pLjCkLcL7GklWUXuFan+BgZ2sNB5eJOr8qIXQB8+dMbj49re1PQuxvsT1/BK9b",
-	"t2ZlfS6G5N1mCQughLvMVGNdWi6pwojoJQSsE3CT6T1l0DFHy8Spd08g95YKOgrIQ3gPrqX2oJTGgIy7",
-	"TKzizUzenIePYjlVRF7ceGxtZyZD8fIdJ2e+vqh4oZR9Gb6e0M2f5VYiJAHBYufFMLiW2/SYWutrVS4j",
-	"gI0w0EWON351pd65g30xElSSOxoY8X107BVIvAYwgZyI28raMATZydzY8dDax/FT4dDJiOUKwnhHkfq6",
-	"IiB22HM7bJptmP/ObFxuUuV4cIur50SdWg2mmAfYIzNzw71W6U5eLI43bcIe2RD3vhdTMJ3J67EF6zVp",
-	"L0rwTJdb1JjdOpA2W2Dgh1DgpHhXkI8UNHcFzQr1xCrao4YaAAezUSYVoPOz2DhUGNxT3Z4GuRESLwU6",
-	"oBLdEDIXoPFTH9A5NWqPL9zcZ3loHm2j5hdbqztbjvShsn+xNzWo4pCZr0skUj8t2Qj+/oNctUT1/www",
-	"0pMBHxqkOKh1VKitiG+IOIUak8RcJ2gQAD377Lv3hG5gdYIVJb2WXVuI+NwHVWS7/qCSYN9OUdZvVxHn",
-	"2whoc5NQSTLrd6uIZP1mRYFs6iOs3lHGvFNSH9PK/DnOOvCpkJR5sg5clcMjBaDsXe6fe1tfP9dr6Zav",
-	"SIxc9Fr6cZYo6+TS5crNUFK82mQNrbX+9+Rny+zJvXiFCtt2n22+PafBHi3zjCDZC222UR1TabOXrlOB",
-	"tJfmYplVrTGtUNr9kolEe02OyY/wUtgiKtJ8TB8vhWEusaC6MAicxFGgjtzx+rCJzlGvkC+xOWbio8Ry",
-	"qygY8mJgvW+rIOwyL9sEXAL8nVQns7tmd4gPXdV9kuI4dVDBEiXtYJ5TSdUON96iw0Z65XmHzp+ttF9A",
-	"XRMkG23RyEZBxAI/IDh77af+aW5zbJLfAII/Zdkm4oB/8PrHd7+2r+/uZdrx4wLzmNCFdDKbWYhYYrhm",
-	"6YNKGkKBKbcMr4p7WzvWONes+lVNnJxWf/Ozs5iiD+Irt0QyxWFWxbu0FfZYFwa+8SZZfXsGb76qAzaL",
-	"XZdUnd4TaI6XAce+qTJK1MdCl8Knvq4hlVpCom6KKemfdA3XjJs4XcTNHnMYpnHYelAD4y65ZkLHOlXq",
-	"1MRF1ZJVWyn0NoyazY5HmKRyCf8mDf3THAvpSMKUUUfCkX7mmoqqrhI/DXDTEt9dIaglHGw1QnI4bJTH",
-	"Sto8kNJENKckTIlhgp5rhgtsmy3DLKvOkopeMTsRP59yNMM+iYuQQwVyl2r738TojnmIXJ1t4BpzekHI",
-	"vI5wJLmDIT55RpgOi9yQrbAx0AueltLgkW+/HFfP7gll/JsKt2NC/BPEoSS1rmEL9ZuJjw6wweqGjwD8",
-	"Aw/ZBPxnumBgUj8OC6RHKQ6LFVKb2f/DHS/3d9dvr2bkZUqJFQPldd3AF1932q+ssbd7i23fLay9WPpR",
-	"CMiZ0mW6XZ2UiH3E2SnCwQIvhYk6P4gXAojMOCJsZX9BNW9r+kG1/Ck97dyIS5nnMpU+u22hWJEpyCEl",
-	"UNy6IohWaODfWqNR/9TA0NEcflZiJy4TpX5QGgYULCFSKkZT/1ZbR/1XEjxT/8Vzen1DlvATnqj/TDHz",
-	"+a1+i87mPIS2TIq2uz4dtLLgMioLtedB6XrrD2lA7DvS1FsfIwyFwk9MBfQ4CHdK4Od7Ao2hnpo+w1Jd",
-	"8l4MmQo6wZAdAJgFI1BH/gS5AD2jia65EKC8s95XNwbgxvN5sDxMal/rbocM5EEd2gz5wpTehsFpwBkc",
-	"4z2HfFFP60CZ21lzM2vqZn9y+fSzISsURI8jjfWEGuhjnaUeB0vE5eJBiTYY085jzCYRnhB3yOYhGavX",
-	"zXsNBBdj8PXFw3PU6XQGqpnnV+dqFJTBIOpoxhmBUGio2R7HXwyZXuQ6UvYm+gWnjPjGZX2K3Hos6uN6",
-	"77O5XOqkjxhMRMiQ4BnxwRuqI7GHLIXm0ZnLUCifMFM83uOMEV1fPK6qHNfXvyfUa+gAM/TTx5c/1c5l",
-	"nxMxBCQ4PiesjjAUo08LMgtd6TigjBw20CUhSJ/dwGqNmckdSRSTEWU6fjBXe3gw6LVaR+1+v39kkbRw",
-	"p55UzamUP7HSBnDI6qaAmvlzDtVyoIgpDvGMSBJXPNVOaz4e60BpRNk8Wg3psg16RoTAE7JaZrm5aYvr",
-	"odb11NKGbPs9jn2wqLuQO1v1cs5LsxzWXuqY117Vs9gbVSMkd4vuqXoMqLNm10iJnA5deWRGVawcfZ9J",
-	"Kdiy3vOK5pptKzuQerru6aKmi1XQddfH4ce8tdNF+p0YKp83sanga9Wl/+4ueflqb1jidcu6D801ET9v",
-	"PeD3YUjIV2S38MyoSpRcPvNipf8fxV752NI6q9VrH9bqtXOrAwxev4gCsnUeZEBij+9aH4x6B4J/PyI4",
-	"qP6FbWofG7XWcvZi4Zlpr8a6eRCEarFUSAiF8ZFSl4mPVNN1XWVQe6UZ8qmPBEdjHK7e23qZgNN184lH",
-	"fa6GAaGCBPtbfmSjxm6HGImVF0t+HNJo1DBzIaH+d9EcazatGg2jYrr1UMYhnz0X1TN4tjHDqksOXZf5",
-	"U2XM5GXHquRQCzIOdG5UWbkhU+0nk1/IY0VfJ8YjZb6hEfFwJECtm1KBPDzXXgid/AyhCwvCZOWr3phf",
-	"nsZDLDo7m02bLCzPEFyDM1BlHJkgQP5si9gsyatzhE0dyfBUzAj1RDok881mAGrhkFncTdpIfmuuuuAh",
-	"d7G0/HeScJ/hCHCEKLZIytQos39DFnG71e13jztH3f76yKB1bHuRsGyeO1PuBcztVWY9TVk0SYdWBhhf",
-	"MIMtwKBovzJ5Ib4BufEo3P1Mq3gVYTJGk7muW7mnGYLkF69KQm5eYOwI+7UqPoBs2YK2iraSo4MsXfUt",
-	"3TbJuXanzWqK7Dp6VVVmLEX2g2UcT+XGW9v4YmK54FpO1vQ0Nxn18SVaAVGW3xLtpABuTG459REeYibG",
-	"JIwjQ+4pxoV2kWIWgQ5ivArV9KE9TD45SiywUeqRmlgi9zkoEqBGpI3jIKgesLPmLNo2bmc7gKM3KKbN",
-	"wNbx22oM0JcRiXRGuK66WavXfH21a+p42FTbjwkO5HRb/MaVvnM4FGnrtyQUdvygDYhe5SECH1Mhebh8",
-	"wEwoTCl6VPUsim2QosrRobZS6Z7uku2xE25TAoOh/QL1GrjPQbzJKFTHvL58UlvbSANQEZSBBtsm+acJ",
-	"LdOthEQtg/5X3KKns+60W8Ng7tTqtdjRXgLutDv8QhSQn6QMtiWWiAXbie+wKlZQlgzmUhaLCct1HL0P",
-	"Cz+3Od66lV9y0agvFNNiQNTPaTtRRP3C5YvNYfvIjwm2U5inlR6P4BrI5rWOjeO1XcDX5/rdnW1PP1xe",
-	"RMxupBPmcQAAsUSQnV/+JL0V0K/V9eWrGoTSmX0iASgkd8Msx85xrV6bjFrHzU7TukWrWMP6Am1Lgzgg",
-	"trigXm+P1rNhqowYFLe1eu1lIF5a57rtLWZZONaLO6bbGVDsxHwqaI1wDRjX84eSoHUE8hgWmnFZCVxp",
-	"s0g0XYh1SLuterPZjAcj4IpQLa2OFagehg0MlIY1FQzz1b1qaiJac0GncB2podEzrqk9EKSaga8nkzXv",
-	"rakvV+lFno8lhjHvaZy7ZAquQQtKPAFGOmV2bzLceJrZpcm4DhJWKjD3NsmCOQlru0MzSoeNKZ6OkZxy",
-	"QXIRN0leMA3BdNwT9b00kazgS1BcaZ6iA4z8cInCiNU1u4JTbAFuhRE53NNY/Di+T5QMh3EJ9bQlYYkT",
-	"Q07JEiVfQhUDsLeh8jsiOAyovtSPr1wVO+xpwHEGQ/XRxqlFo5DfwGCjvQ0GfFg2ELyn48QHpbOmuIj/",
-	"ylLRHIzK3sYCYRn7htABRP8AJzwm2HeNs0hjPRpP0LWH524sWffFD5Cjvm57wAtxunw8/H2dJ0Cgdb0H",
-	"ZCzVEYL3tx8Lci3enDEpklHV8xIkXfyUJ3PbqVxC7UOVN7ro21ficwdzaUBHIZwrYjeML9i1x4Noxlx0",
-	"oGRF6yQNCAJZN8NzcAkxrnfwqQl5Ud8gKhCdMKXTHNaRm5SVrA+ZKzm/DjiDMC6zNNcQxp79ASKQsz9A",
-	"XI6LkiioRHSRwI8zD8What/jTIY8uE6KCKhmZro0E0SRQQAkwX4SWAPhjmxZRzAMcN5B/2roCctcU3at",
-	"BKU7ZDoCFM9I/OV9hmck/hyAiQCqSBTkba49F6RIIpwpQ5dTjgOYQio/DuLzZhRJI6FO8qKJZiWTJvY4",
-	"EhDYi02JNyVS9eqY+JYhE3gp0GJKvelhAz1lwTIrtOA8wyGJZXUekjbPHbUMKyolQq9tuuuu4wyF3Mpm",
-	"/oaVM5fquWVTwiJdtezujZci+5vZ8WoCMCSggVWTN+O25y3Cs3vCMHrdBJZlD8liFkTV6KermFuz28Ts",
-	"oRWTq3KMk906C0tv8PgiOx99L2M2NRXwuHX4OuR2qK+dNkdZaYlVitaaGtiJ39zqmj+fEu8mjrjkC9jT",
-	"IVFN15Ntr7hbF75fQvUeu4O83GyH5ATyUiYmuw72jG3508Rm1xGOJsDw4PnVQ+c4zRyCdaAgwaiP4GEd",
-	"kUAQ9KMPwaw/tJv8NxsM/7E1MFWNWQ2QhzrsUHOBkuZcSNRuoicf5tffFkPYbg76rV7bxnn2AOHPk4gD",
-	"I1myU6pifc/wfF7iOoGoQs0/iv5mY8UHFc9khdQhjt+USooDLkEnneG50ZlmggS3kPHODLxc+r050URm",
-	"AzcQ5OHroHj09bD2zX/+9be//LNh7QQNIUVrWKujYe2KBPonEIbD2qtiJY1m07qPqzsdVsIaQTrCapTv",
-	"skq3EID3T3z4dc1VxCeLG4tRF0yyrT/wP7o8s8vk8Db/YrvXaw2sr97Qyvj9pXV+buQy293TT+2Aa6Yw",
-	"XlL5gE6sr72843iKF5hSQ36Cq6umJ1wHUuoR2dbzk8WNxaa+IcvqKqtawC2z46B923Aem/iforYJytJ2",
-	"wD36VoL455XBcPPXLjvGEG0NpXtXELj30G1vEk/4u4b1tjX88Xt0uDeODqeE3ptDhtsF5a26r1bNZbdY",
-	"9B1k/Ja4068baO01o1F/l3HcqmKypeyzRdwYKA1vBYtN9bwPr5+ZwXsMNqDovvDXwFW3Hfaa+uQ97lpV",
-	"YbxF9YjXi4pWSfKaK/YqMvfdwFrbAT5tlX+/39BpGdVqHWxaxly0GuqqmT3Bp2W21l5AsN5C2YO3iUj2",
-	"jhZK+D4ApdnE0WM+oTvWpN1OeZ9jIRY89HMhn8mPq5ne65JR67VFSCV5yoKlvZRgfNOUtG8VLTFr2XJh",
-	"VzYN6DRb4z2tIEUpLXcthqGWhkzy5IsXce+5n/cAObW1DLco0Bpz0Y6CgT1pqmSA7gPgDJShZYQZOjj/",
-	"7GeHcE8awzSgGKUhvpJo9ZBRP5FPJ0rjw8xH7bSsBrogYs6ZICLGXvFwGC5ztTfQwbDWane6jV5zWDts",
-	"oCc8JOlDHCqVDS4M0UG32UQmUppydq093ocxnhQU4tQQEHDvYJD/qEgakJzXM7Et+voEjQOOJfIwYDvo",
-	"8cWVQwJ6Q1Cz0WpqWgVQyz6F2THDLtwXDHIeZucffNF0Bi++btVbvVcHw2Ej/rP96vAfWB3gZZ6o/H5L",
-	"uxgOL63NbIOSMzaZX8r8ARCT0/hKjBtcEiz0g7si5NRrGedbVtLYo5M3HpWrfqSK8F8bW346n/NQRoxK",
-	"WzrELA4grYRX7wVc3AmbzCD2VMaxyHrWd+swU2VnPb65eW+Xongv53AHe66o85FR/XKjLV7F3SGwOOBC",
-	"XlRPON2qnvuczklAGdkmCBmPaGBYa9XIEBJPyD1RRxELiBBQA9bsRJ6y5cZggI1Bt4kSlL/wtCfgTsgW",
-	"BTYn5NMq5UWTF7OlsDaGceScsjuwtxUED3ov1PvLLGxKguz86rEkyOyY/PqmrLSNkzcjfHYr4LGlfNpS",
-	"vHxXhMOb3MXv5E4s3VNroWSKqIe2rWE4bAPzmrypu3pvMy2CyDgHLEgLzMCGW/Fyr2imh324m7PKw1uP",
-	"NC2h3j6gYfHuGsY45LPLbXj5NZ30km8xCuvJkTQA9IgRU6usxBN+u61kz8+uiKighwb6PEauetfVyoQt",
-	"c2wDnJTYmSzxlxtIsBMq+l1Otq1AElZLHuxw6u1yim20TLY71XY+pTYD3JefWhvnsPPBtMJQz3b3Wx1v",
-	"9lul7adSc6uSp4oX5BZjbDXb3W2da+oEWWT7WOtuit9byd8ojDXf6os1pNek8W0nikeEuOI3hNniQ8ch",
-	"EVOkX0JSvZV4IsxgkCBCUM4axQNlcFTmd2iUOR7IyzkNiXhkGcol8TjzBQIINOg/Nyjz5Xp76/io2yyU",
-	"iFjdMSG55TfEv9SzslwxfcwXaIbZEun0ADN9gRaAzMR84lcKAd+ckn9DWBGZ4UOCQ2uQ7wqIRn4S9dw6",
-	"ZxvPEt3KQCQUah99hCVOUnL3gTqUa7i0Nq8JeALf+hYl3TJf2ZCuVvW7qmBt2WJxYxMTeFcUwrIxTVPN",
-	"/I4ICPYeVoRLUk8jnVk6inphLTYxy4MQC7IbMhDAHUFTdTRaxp7dOAAALqzq8c0e01EEp8jVyQ2uSVQQ",
-	"aX6SEn3FTIWqeRGWjIb4yqZ4Z7gJ+rOS07g8eLGgrG9/CBfXxtdoQqt7jsDTVcGnDrJE+uv1uaehp+KQ",
-	"Dcw4W86oAJ8/UBDeVwunYzUg4QNCbWaEqWaJj6Z0hg5C4mOlhZXgLKXBJqucAiUrchltwlQi8E/NxUNa",
-	"wiLZSJtQmPNX+8WtuS+shHWla0rh1OvxCiV0qbIXo5CsSwhapXmucM5adSXT05PkowSHrLp4LGXRSuIy",
-	"ZqFtermIv1kp1hQn+6dUSOeT6Wsj5V+WwarAsm9xpBk+2eo024309oKoZX1NCCPhDkkCEKWz0/hWAwXL",
-	"xnZ3FjZiyiJ69FnuRHOQPSZV1EC9aWFngI7RlAcGQzGJNNu7tlBg3+yi5HlYkz3LIvWUGTPz3cTYJUkq",
-	"b0hd+66rXtVAfjWjF5bWHCH7UNGe2Eqj5Wui1YthyukJmW3pxxExsVCvVctb1dx+H7Sxi8zBVWJqQuYn",
-	"H+vYWYNJ7WttKj6KND7wNP4iRTC5IUtjnMa5H5ZY1+K+rXxWxKDVPvGjOfmULHf7XBfQ2unTnCzY+uvM",
-	"Tt/6W5O88zkOGWWTXfovJp5W2NSr3SbUy62CdfOXsG+hmNTf/dUfO3/3V3/yg4PDv/urX/7dX/3L4dAZ",
-	"DkXjDz54+dPf/bffkJfym1/+829/9RcvPrA6cZ6ZSzrL6XDnmIfKeX7io9iQ+3pNily1m7wttBQzdbg5",
-	"yJ8DHcsZ8DouyU0WU0qAZBLbXG7HE9npZruMulUuM7YjcUlSTdLWuqnt4w4xYfWNoG2VbwLzLFQRc+YM",
-	"CYlHAUEz7E0pI5mEfaV2xljD8fX5PaFvnAQ6+DLCAR2rg4Kqc5gR4os6Un1ygQP1w4RLap4u1P8EXMhi",
-	"FbZOc6VE2IsvjLO3REpsa0FXjlGxcJ8VEWSfsQEhkXplVxfGPNIEz+SfpEFClAAGDZWAUgOpK4hxxMhC",
-	"6ULC5hBZs/HzgS0JnLce30aGe8Tmkdw6aXGlrtV3gB82KXqvhzs2LGT5Gm5cuR0PKb3gKydVmsrSWT22",
-	"4gZ2uhx+04fDKtWyGZFFoBWlJWPYesalGUDplxPkQs67qwwVKJitzkUemgKMABdFpRgy83seVgrSTqgE",
-	"GLwYkArSkjTQ26F6PmRuFoHNLST+QwV09UWMSUXmeVip9XhuVvON82CLCHjOg4soUEStr1Xr9l4tbYMq",
-	"V0keZCtWKVZneEJCkz+2fgSgJYAfaDYi4RXBs60+2yar5w6Y3q03gINqUSzzRMkRNj+d6qrnC8OZu4VU",
-	"ptDrG6Z8lrz5RJ1er+q10TIpjGXvcX2DaZksLUuzX3ZsxZmUBXfOeeDzBdumTlZiDNKQiLP5POS3cVrz",
-	"ppsrH9NgCb62x3RGZRUmy/PY5nATDZj/BL/cZkrblgrLSYTN0/79kRDb1kiDTEE6Xqq/PiRjHpKq3xkX",
-	"g+quIpVzyDQlGGZQwkbTCXzkkDvEuK7NamgukCDaAagBZY1L/XRoTr5ViJwDt9U5/uCDDz44bjabbh25",
-	"3/zr//DBB+6h9hrC/Z9xgA/ZaIncL+NCyHExpbhhXUfYGE2zRlx5+flcuGgGarmckiEbx47/xMG/Mlpk",
-	"qIEOptT3CVOnuSHhYWPIXLWRXFPqF1D29L00nOiVdLifZKhdjF4t3aclMFQZ8W7VMjkP9mIrK33jrQfa",
-	"pnrMGgzt7+Hp8ft7Wrw9ofleSH6nhaRVduwJAOHdlTUlZHkve+6sqdoibN6rme8l5u+zxEyBFgppMA/P",
-	"0aDb6yeFfHwiMQ100CbCxesMj/tWgCbbXcjl6qdxGKCOCjSdBJhNIpN2kwIGeHh+TV4mkL2bogT1sC0X",
-	"99EMQ1B6gBlcnsS44R4OAqg1me0+H4TQLKtDtUWwi1rAB1C7ahMobb1GmZCYrSSJAG6ApWYdXEM/KqII",
-	"t9rHa2sCl4vv3mCQld1NezB85cRjaSLmi/cwzy8eoZCMSUiYB/djlE20h9VwoPowzwtTKefi5P59MeU4",
-	"aPjk9n5cyOd+OZvYyFZM1tRx93HOZqbUsF9igoXcjzxpTQekt7YaFKCGuCfx7dMpCgn21b6oI8ZRwNmE",
-	"hIiPFTl8e8SthyWZmMCIjdfkb/Bin0kSMhyccxNVXsl7bXLNVurqfvvLP/72V7/5m7/8s1MkojkJb6ng",
-	"ocZIwf6MMgGxylBTN6BCPgvpZnizJK9thsMJZXcfpJt07aK//uW/Q26WBm49xcL3uJCICgQFJjbPqCwE",
-	"anUX30RVIqbFnHjJVXKlvM6IUbkygjcEJqAmlTi108Wtp7hoW0RL6P25G+TrNvusyP2V+HB7zt0xOM7w",
-	"SfE45t6Nc0PIXAlcteJ1pMHw0EFApNKN6gabqI7chlKirtX/3Ff/47jFSIOjbjnMzj8aDsUHaZrZi/Sf",
-	"jev7zosP1GPr3fPunLsa0aieKM1NYKWnffNH/6WOvvnf/0Md/c2f/5919M3/+6for//wPx2uHPobiwLb",
-	"uXUNM+7FZWfOnbfvtdMD2S0bOTkjtzvkKkAA3u0oWsleftMb9a1vq40kLjkgNnxns0TK0Qa2BO3SDT2d",
-	"a+7bkhe3K7pePo/dwAa37r1iWfaLIoZ9HJRAfVBwGb/2CQ5qLyqs+EUutnVDCOneYw12uCrcKtM/rEAi",
-	"i8lVscBAsbAAD/3dITOSyDHTTBYkKR1RMqWsurSGR8y67uNwKnDKWz+jdKrapzsUR74gkGW/66aGj5ME",
-	"/iKWwlYZ+Ct7PtO2dc48yKWnh2QONY9iwwPikHwq9b+U/WEnQBSQZyG5pWRRhSus+A07VtBIvr5LEY93",
-	"RbzosF3i70iL9PPdiVEqSmzss2HDCg8ztjYtRtdrjb2jPK1Lq/NdfhH5k1U0hj2C96djtE3v0uN59AbI",
-	"vTsJtUjQfwBOSDYdL36c/hC/ouYlTnTx5iTnI359QUZTzm/EifZ3W7fZJZEyzlMpGqFzXVl6jSd+hl8+",
-	"hCpNG7P5cJxk91Qtz3k2F3WL7x7H+aEbvyniGOQnY10ZQ4l9wZl/18m3SqAES7uKg+gyCyZZcF7xOWEu",
-	"WkxpQNCIUDZBCx7eEP8UuQvOXHTwu//662/+zf+kr1UMHNbB7/77v4ffAJTVhqmZhL3OAc5kARqI+tjO",
-	"+BmZuuXZfLkgZK6ElOVgemekPrmlPBJP30lNdKsDAai9mx6EhTK+t1CQy6EP7FAAa8YrzA1vUTMDaukD",
-	"rJJKmzKbJYXYDnmgEzpfXw8LHLLX1/6KvhlTLDO1ZAy2BbjCNhuRB5t1/Cs8OYf3dq5ymBN0FXyGVeVF",
-	"lav6KzyJb+v3XP6sutc7oaDltk0tQRQCgPkfXFz86EcffugWfJ79nGnyB180ncGZ8xA74xdfH72yupNU",
-	"f7sVVduSHbZd2K0WrGoRsCu8FytZbZC3bhrHky+F70lUeA3ur+/KaQjxFMJFBzKks5kBB9ouj+sKT/ZW",
-	"s8awUeUCIoahbK7eDSy20U22LcvZliTPRNuRdT060hXBs9eR/W1iXWKV+FlSC3Ar1NCCrBLINe0qlVm3",
-	"6erc2cQGU3xnWcPCV3ccic4+k1AWHc/uCRSSubhnqlkFSj2Gm944gyyGN3N1SUR3yA7AHIZsMxM3BB9w",
-	"CH3Bc61iL+JeaGia1mbzkE0CPsJBmiyszOgJ122EREbqED5FigwnEF0liETQ2AF8zggOiZAIM48IyUOY",
-	"hak8R6RAGs4jMPp8vrMhgzJ1kA2nw5VWqF319Hx37aztgvDmOCRsL6C4rxFlYAtlgeDZTqf3a9nzyc7W",
-	"XA5la9yIQeDEtfoJgvjcRcjZBP6+ViaLq0P6FlSQwzciEc5Qsi32Nsbfx/2x5f1Guc5F8GwvSpc6/96+",
-	"1kXwbE+6zxvYhPpk0UX5hKnK9yY3WKX+3x8um6vhbV3maVVn5zeEPcM03IhW/fuBN73HC7w7wkbnQaJz",
-	"I9sGM/oqxEyMSbibJ8/DwsO2yO6HWZW8jmb8liA+VxpuFkuljr6MuCQ65jFiY8qomBIf8dAnoVo+jg5i",
-	"HVcxcQni7I73+jtEVsQ92Sj5XJBwXdivJaTpzlbWlgXlv2d6+UZ4+KcsAA+GqxVitYIuwkwsgPuUOQQY",
-	"8Slu/IEGHIlrDdQRRiEPiMlWqCOfwHpDFNUhclKIvzzyvBnYDtjzIcF+WqrAKqPMPf9a7uY6pUxCatK7",
-	"abbkMC3NtHaK+FWrupM5s93m+v3RN7YtfLErz21pCtgZYm3JW7X0+zASQLS/dSNBjWJfOa1rTqXt2H7M",
-	"Tc2agoOMyilydTeuhpfPSEeCMIoECSEDUEgaBIgvmEgxmY2/bIqZb3J/ZuAbO1X/XCIhcRxQYrCXKNN9",
-	"QbMNdJEpcnuIJJ8QSPCDZDJXtaoac+3aRPy4ulj82HyRwCKv+gtt5FAdaY9fmgAIkwHSAEFMJprAM4Kk",
-	"0tRUE5whLAxYYHrcoANBSDo5OMsOT3Plfg9TR2RuKI338utNn5k2ayyX0Wmr76MeWDJNQVGx5dRmQMly",
-	"qbUR03mz2eiM2Etoqv3XV7GloZB9vWbq8+s4JqHDnUw1+Uyp/aSalSnmrt72plDPLQXOtcUtfK6Do960",
-	"Ir3tPaJPhVrNO3VpmigrP/f5dIkwSyWbCRtDVCS/nSB3jGlA2cRFB5dTjgMUt4qoRHgsSYg6yMdLuDpQ",
-	"70YhEYd15N6Q5bVRQ124FUBnzx6hG7LU7JRg32koPPMm4qGxpv0ThNXb90Q8LqF0ZS1hqTwEf+cMswgH",
-	"bpbNzHBr9VpmABqOLCqJZIHgOWXLbpQWhncepB+oA0r3eEmZV3KrOaahkEjXP0fKgp/NJRLq/bRYt4jA",
-	"3E4KeesgKZ8E9JaElAj9QkGlfx1JlWo0D/U63oH3VCuXekp3aOWuan+9FoXBatRaNftAfZpjjp2MA8My",
-	"Z3rVLVLnDrY55HTbYRAWwEMhZ5MkJTQksNMYR+2XL40RquzN+AA3cleZnGoAPJJ1nXwvI1G8bG/ZM9MD",
-	"LAnzlk/EvuqCsUgdOju0VuJdE3POxNpd+in9MI4d1iS6J9CI+8uGreyfJShOhsszO5ooS0v2xzKACuRH",
-	"pI7oGCodULHz7tbLdG4FQVCTC4lHlCS5J9DHV1fPzLJmpA1hijMMV3imvEI50QebE/WLFy16KU3N1ZRT",
-	"1myaHe8Itzto7yj9jYApBLpOpZzrKznADXBPFXFB66ZszCHvfhziyYwweQqaVEgED25BP+cIo4Dz+Qh7",
-	"N3U0D8GeqaOAshsn4B4OVLszIrGPJY53rRU5Ypui0SvSbuO6bKGixjrXKlysIF5ISrJnBZ0wRRH9Djpw",
-	"F1NBvOu//sP/5B7WAdmE6fJhxogxzKu1VewTc3GzIZF6VVG23AwZFUSX1aBSFMcG+8eoMr+IhO6/kSHZ",
-	"R/ogX9oOAJAFey2naNqs7n8onFIbEez3oxEDSe7mnr6tdO/7wLyW3e5VUAy0yvYGkCzUqWCIf4fewhJF",
-	"34VJu0qjFtFIPRkRH8GPyqhnUu0guBJBcxKqd9RGODxF7lxp/if6v4ZH3FPkhsQs3lI9TP6K38jq49CL",
-	"sva0Up5+WRJUHj/eHMCtKZeiylTg73gXXuqP1Od6rpUYyMTlQyS0bm/3jMq0gZSJs8yZjiyTVZmAw+Rk",
-	"Rl4bTbb+Gvkdk2EfnsuifHvrTkz7UmdrWhHw+dUyEqgWb/V1HoMHOUUhv8PgGaAGCXTgc0/c1xlZjZkP",
-	"iO7I/cCFKEJwxCXwQmUFKDPXvAfD4Qf/+AvsfHX94gfDYcP869B63VvAdkpx+1uFVYBk+i8jYh6bSxYz",
-	"zz1yxTvDDXcEi7ACKiEh+VxkTfQDN+9ycRMPhZKlisouColDmHpH2J3Ddw0GvqM6G3KJJbks0cr0HE5M",
-	"VYS8DpRqZB7Ja2T2iZZZ5ltWT1MynHhRSOXyUk3MLN2cfkqWZ5FqZdXPOcehZKCLSzIJtXP7hizROOQz",
-	"5GppegYtwFFG1VdTgn0wX7SruPZT5+zZI+dTskwnpzsFVE4IsYi71389jE/0Tz6/qq1omKxQVh1GEvAJ",
-	"ZS46wAw98D+6PHN0BQf0yedXdUSFiJTVznyk2G9MiY+051OtycXD8+N+u6eFD2aJ7w1OeywQRnpUur8G",
-	"JK8q6qk10vEhybSUBVN79QpATsY8U680reBR067BGaZMYsp0IUlY4AQ3bULlNBo1PD7TEGpeaP6xwvSm",
-	"MaoGqageKLKcXzxBgoS3JAQx+mH7QwDVERBYLECzmeKQmPhIPtbhzEOmyJOEiaCD3/7F//fbP/31t//3",
-	"/1ZH3/yz33z7X//sUJsLIZkLBPlGQFAd4VzPo2ZBrq1uUZqYFm0PhBEMRLUj8Q1BOK4Xoiy42LQecX8J",
-	"2Y4QTzZkQ3bO2a0psHkyZA66INqjjajBnuRz/GVEkOZ9gQ6eP3/00W3/sKFe/uTy6WfGX69LHqsPlNke",
-	"nGNBTsGDo3+8eHiOOp3OQO3J51fn8LUS8eYTEKjOHE8oUzrECXIDOqPSRQetv/7Df69EdhIE3mvqqHHM",
-	"zNCGDCFXt+CeohH3qenT/Rokch2l0v2V0hvTP11YX+184EzHnCPtCZ3jCYFRPoCzErxc6m0Xz3UVQ8pZ",
-	"DL73g1+AmD2IISQP85iRqs0Y+9H1uE/UIDRMo2s2i0DumeeRuXQeGxBGFx1c0tk80FvqXH0soCXFeO5X",
-	"0w/cOnrAJgEV02x8bTpi99nZ1fnHeoZ6oWYknBA0x9Kb6rH2O4OjwxOQkcAYVAAtszOEbxz4Jp5l7rn+",
-	"jQpA80su8VQzC7w8PFWrZOir2YQKFDFTClvn12qEUBPkCIuqD0b9gWoJvIP6mNUh+yLyplp86KJi2nco",
-	"4raA+N1mEyZziwPqw1ivtXLlxkiLVGbJNYs0SGcY838cH4MZch9c4Yl7mpZt56E6cInUzah+zAAFch+N",
-	"HShiasZhNuQEHWj96/AEddvHyJ2HEM0HWsB1PD0XCGcuL6mso26rXXg1nkRs68e0BEd+Zj5KhdBnSgDb",
-	"jDLkvnTijhzh8TkRLsreiOjfYMSwDYjUlx+AEKr6OgCAA0aQiMZj6hGhFIovXrhoRjADn27c1AwvG+hM",
-	"/VO1pL7XpEomp1qZEClQt9lBLmW6RUqYvIZhuOZzJIiOm4N2DFiqdrdIkZQiMjeEB2qc6jezknHlY8LQ",
-	"iEdKYnLVDOOMgFmZQS9wjVSEptUW0zOPPzN1kRrokgBzg3Kt6dWY+To/JKAeMW5dcx6dzbE3JU670Vw5",
-	"iBaLRQPD4wYPJ/fNt+L+40fnDz67fADfpCCj5jBSx8/Zs0e1eu02LspTazZa+lU+JwzPae2k1mk0Gx2I",
-	"GZFT0EPuNxYkCByI07//i8WNaPzCWOiTMq/XA7/d67UGaB6NAurpgq0Hn3z+KRJEHppi0sYpiKY4uCXa",
-	"GYVgoPdETo8QOnVJHZyKafSWAG1haV6AyAdBVDNKCUh4V1m2tR8R+cniRlcZ1Z5zmFS72Yy1AFM5qyiX",
-	"wNyKoVO/rt1AIdgvvq7hYKKMJaXLgNl6C3/BfCETXHX6s6NPLn76408+unn6yH/25OFL9UAuaye1p58+",
-	"U4spQB+kyn57WTupffxJ1Dp/9KPL6YjeHk3lfMQHPw6fRhdf/vRi6o0vf/4wePbg8VfPo3B8owsKafV3",
-	"k3IM8walZ3WFzGI0MlloZc0ldLtvAHgz6mrt5IsXysyfzXCo5vcss+DZhcotaHzdffJFDSv18kW9tiJb",
-	"VMOqo/tTggM5/aqU3c6MoG03m+a+0WDgQofqwJifKtHhc6hCKJHkSv5DYAiWeIQFsTLNx9Dvndkmdu3U",
-	"+E1u40lTGbzaSprBlKxlZrJY2XH7XtTH9JYw1YFSWEhm9cRSSDJbv37qZF9WXT5zvxQvjNEMvClIZFBa",
-	"AV4c65EgAJKpo16zo8xW89F1xPAtpiDF3cNUu7Gu8gXBvtKNxDu/0GqkSuBpC0Jp7+rIg6XuNTubl/lS",
-	"y8/nKXH2zCUJKXdik9vWfTynzo0pt23lFW3Ra+1c458r5YT4p/rcBc6hYh7gJZqHZExfri65Mhq0VSzg",
-	"iAvxjEgIyyq5/Ulfua8rN7yqb3wxdvC8uCtPGTfVF7lU41q72T5yWm2n2b9qHZ20eyedfqPZah0f9ZrN",
-	"3s9TV+qHalWaLdzutXodp9MhXac/OvKdUe+45+Bek5DBaHQ08vw0/UG1r7Rg7fTPfjzuOH2/6zuDUffI",
-	"GXujTr/bbfvj0VFNx0k8F2tG1+p3us1Bq33089T38Mz4L0bHfrfd9I8MHpRaJT0CvYTqnFRKwfXNw+f+",
-	"4kEtiVdPh5pwUhaO6oVap41Uazfb3cHg+PVRzXP6HdJyBkf+wCEDr9nu4ZY36JBKVBv02set1qBroVoX",
-	"N73+YLCRaj/7hdNpXlWhmgblerGFeqH3ka7HsSqvzsAGRnwMyoDaidr7BDvhAkuSFEKx9WHevZ+++Kqe",
-	"fuU84wH1lpU/jt+HYXbX7sKsTZ7ZjTDqEfavwzQDyNZ1/Pr97LvgdQJL8tpb6yVOvi68/qpeWzFEN7ax",
-	"+sWryksbl7koUTjMxFKdCuqGGMh2JkPsyXdqwVubz7fnTKmiPKRfEbiS61Y5Ux/ycAR1S+CL9mDzF1ec",
-	"P8FsaWKgxa5HcEY1EzI2m3N6tTnjSs9cJTdEWcyCjgegJrIalDA9CDhoT7WZhoTkIShjUyymaqPrUIX8",
-	"gXuecURvfeI+8slsziHI5lODMW1Y70PuL7c7SwsCtNXpdjLCMxbaXQd3fOz0j72Wg8edI6fT9cfNcefI",
-	"6zS9WlZqrsIZFhAPtxWkJlDoVf5eyFxrFfSI1nZzX3MO9k9arUa32+x0O52jdsk5qKhy3HT6bdJ2Rv3e",
-	"wBn3R+Nmv9sejY7wpnOw6+Cu33T6va7vjI57Tac3IoR0j3pk3OkVzkH99X6WqnAS3n4UPA5m60/CzWta",
-	"T4J9YrWk/+OX7WtD62vG5TW+Dol6QJa1nTjAt0ld8+gU6u1rR6nepIwvCqI22TTSuSBKGS4/K2K5afvk",
-	"Vb32mKdI5+s+T97Liuy3d7Kvl6IfYv8iPZff1NnQrHA25KXdI/ZcgInWbfWqDFFEkDNM/CfEpzjGXey2",
-	"29t2/IQKOM7f2pmmeT1z4bfNuVawJe9/Tf1X+pQLiLTcgz8Yj4nOHNA3OCZcHyJczVmzeqhdgAhJDrWC",
-	"cO5aqoOlqazvlhb8Tu6V7uYvPuPyIY+Y/9aYVK/ojky6vR70DMupdv0Cd0c+lY6Ozin1lnxGFkpHh4jw",
-	"BnoIVfvQaImwJ3lYRxKHEyLrmZse8K/RGUEhZhNS4jtRPT/QHb92/0ndmomup61TGqkwaYBhvAxJrMOX",
-	"EYEMK6NMwKwhPq3aiaxj3tYNgBvd+IYyyDfTBC3rXz+Nw+KSIWQiRzrtPDQGdr46c35egmpfZWBVBrRf",
-	"iox1xxm2Kes9eaWMGoUIst2pgSVEj0CSlyYL1XkBtmHBNWhuSDvl6a/lW6gnunkoANNy56Hs0QUZ76BE",
-	"AW87PiY9pz9q+c5oRFpOv9scNL1RdzzqHutEIx7qKOWa2qU6bcLi62r1Gt32YNBpdY0FElDC5JlJoTyp",
-	"tdr9RrPRbLRqaX3KWi1vZbQdf4x7Tp/0es5xc9xymt1u+6hFjryjLsmKstqJsXCe6yHxSHocKG4S/2q5",
-	"mpC1/qDZxk2/1+l1mq1+y/P7/abXGXidttf3jsk4DWk9AWycZF/BEDPb3hBBcUdCSm2AZAmFGWfLGTcR",
-	"sqXUOmp12+12907Uajv9dhc7x97xsdMd+M2R5/tNr9cuUAsCuCoQ6qjV7vb7o/ZxB2OvNfD6nVGzc4zH",
-	"Pa/VbB51/a0JtYUBnZxKm72RcHaazfjeK/neK/neK/mavJLZjZa78fep3Gy/RXJ6X0uek69LXJUXEOAo",
-	"IGySh9IJ6C3x8yGoBxBlCrEaJuwPGQwwEzM6ZA9zGc36chGiB4kPiSTY83jEJHyt/tbiNk5ZQwfd9mDI",
-	"dJTrtZyGXEodYAVYFhdEhkvnTCkf7uEpItibZvMmQwKXub5RCoYMQhcM5IJ6wZsS74b4dSS44mFT2wdN",
-	"IiIEEUiPTHLeQDFQw5DBN3oeEH+k5qEDBJwF9ckJGpElB1IA2dCXEYlINveMiiHrNTvI1bGq16NILG0T",
-	"aiAAUktC3QDqesjccwhbOldbjgOyrgOeYlfHORVsCnO4vD2/sAFy0cWcWv/QPGl4fJbFzTmpXXa8KCQO",
-	"0LkZ+n+vunMP5pjY0VXcu1vqaDkMwRpZfjId/cijT+knD3/+4OLqx5ePxKOZnP/8/NHRo180Go0c2t3J",
-	"oNksQvbVQnnd+XLw87D5M0+/n8Hgi6H3Kk8/BT+0yO3HfDIhPqKsIJlzPLRJwOZfflXfmwv0bo6SHc7y",
-	"5IQNiU+YpDgQ1U/lzDdQaTJzdGxqI/fyXg7kJ1QIE+tqBogyA3ynzuHvtGt2ByYrnFUbmaP4vpJXWJJr",
-	"c0pu/D738n60Pc41YKCR+uIUAWhBYuYTNKG3hCGdrw/VizX66TvCePVa5iDd+HnmVSCGiffaYeltMXIb",
-	"18/6EQSCJerBxjay7+5N4Te5NB5mENeJb7QaE9sBjC9OAB0VWCVRq4x+RNmQjQM6mUp04HGf5NUdgOYp",
-	"hiJGLA1G5CEaR0EwZOZje/RhA118j/hynyGnfIIo00onaGha/47VsW0CiDPWBI/kOnPilt8QYS5XAYjU",
-	"sFPGYEAjEnA2UfYFOqASkMQCgsZ4RoPlYcOm36pO36aCu163q7wXCzVdK+mxlpswo/DxSL62a+vv5rXa",
-	"HbRFs8LXMkbcrqQv5r96rzFuscbvr/9fp/OIT5CWmdvLeMPTa4Q8pIaLVcGu8xghO40wiXQWKHhJGFkY",
-	"YKukaFBjyJ6FRL2oGLbgU9J5LwssEA4g+QEBMllojpfk0BgyfWqgA4OnAB+r4Wo4bUifTnBNQQk/tLlQ",
-	"LvKg9t/Lg+b74zD5jCxMFtV7j8lrOANzP1yHJBJVDFzbR+8P1O+LC+aNHI8ldtKDlzqreeUQGvMQTq4d",
-	"Mi5vW/cBRcKJvSulIUbPNAoROhgtY4CFQ4NAEX8bIzHrI9fDQUBCg7MsTmHUc52kDYEjC2YPOzrXdf3N",
-	"cN5E4NGmNzMD0uhMOsDqTSV99U/ag8ag12sOIHfJJx71szHN+odMjIG5s9fgmrYgbeK3O07f91rOoNUl",
-	"Tnt07ONWF4890o4LXJ+klcVt4djEa7WdfrszcnAHd5026Y3bnda4220fpQBgpm+dXV/43m91nH5/cOyM",
-	"yOjY8Vtd0m+O2/3BIBNqQMLiR03P6bfHPefYG/WdvjfqHLWOBiNCRpmAgwQva4ugguwSbw4ryHP9+0DP",
-	"d/pqOr9YGeEIkmpL6QghxvfxfB5yDbS1Y2xnWUbOh0uEY2T6GNVXo0mcQZ84QCFxjFdTmxJmflFA4BzI",
-	"OEVJWAecRJarlLAqdHXTJLsH3rJtoaVHbUw1E1S1JdRnTw0mjNoQd7Yd1grlTrvRa7farW5BKNvfPD5q",
-	"N/vpmwXJNu56A6ffOTp2Bq0WcTrEb/dH3RbpdAe1CvJ83G/7Tr/dO3Jws3/keJ1et3nUJgMPDyrK8/HR",
-	"uO/0j/sd5/hocOyQ1qDV642JN273MvJcr4hdoo+PxmMl0ZvOsecPnKZ31Bl53aMRJoNyiT4+GmOn32/5",
-	"zmjQPHbazdH4qD04Ho1H/axENxvOr+0k0MuuFMyaZUP/3/so73Yi7GDUjZNjYpPVNM4eKKs4QBUMwZVP",
-	"XtVraQnajQ1kXt3bvVaiJS8hjG1OwjEPZ4XY6hPkJpN3TxEPNUyOTkgYsqRGRYAhGkjDMyHBZ+r0UMyA",
-	"JiFmUuvlSav1IbPBKdUNZo8bAz/pQiroAHIGpmTI3M8//9w5i+RUmZcelsRF3lTNg03IoYF3A2dWihKF",
-	"FjwKfISDgC9M7ug7cQVWnMmmNlbeN7ts2zSW5q4X+sbPeA21njZybP7tV/Wah+fX5KVHiF/h69zLAA6d",
-	"HPLXN2R5Tdl1JCrsO/tnr+o1gIzzrymTfGMr2XdfJQcKZGHGCv9m383qN3vbyGlujcfZOKCeFDGsG6AW",
-	"QjCfOtFIgfmrZl4+AQK8M/mX37erCqMlI5y3KPZiUIQkxvR+U/aE5WZBDeHdswHUobjkUfjOGgK9k2av",
-	"0ekftY9aGwwB/eag1x90SgyBtjNqtttOv+N7zqCF285g0B0N2s2xfwx6+AZDoO2Mjo/aTr/Z7TiDUctz",
-	"vG53cDRudUZ+v5saAgHBvsUIUF93j5x+67jr4HH/2Bl3vKNWsznq9DqDrBGQLonNEoBmRk4f97AzIh3s",
-	"YN/Hx+2+73uDTpklABM/dvrHg5Yz8nDbIb3xcX/QbQ2Ou82sJaB3yntL4PudBLyz9vReg3mvwXxvNRh9",
-	"xN9dgdFg6pvhFi7KgY4JenCFJ7FGAijagAp90G0fD1kJ4vF2cMdDlsM7PoWKFrAAEO2xRAa20Rpn8RFM",
-	"6dzAxm+tCI2f6IV+USVKTvf1PcaL+A46jZT81aoPmNab0ylXPnjvQHrvQLqLA6lV4fx5lhGPD00Crjp7",
-	"jrf79CIOyHpbB5eWkOrgSgRyfGTFh1HZqbUC8/XiVT2Ob1gBCE7l/WuzFgcnnV6j124dHx/1mxoAwQww",
-	"aw4dOX6/33f6zaOec9zHbafTGw1a46NWp9k6SipQn9Qe08Zn+B8+yKUx0kI7uOn0m70jZ3TkYWeEe97R",
-	"se8P+l2s3hXPQqqJbAoKGUCKb/+Xf/vN//GrpMb1CQCskVCgGQ8ZZVC+WpfDPqm1OgPUbDabqNVqtWop",
-	"EP3f/ot/8bs//b9++5d/9Ns//ue5qrMViGJKY5/UAsrw9eLlFuaeWcMyaakfF8SHUkY2bVx4570N950G",
-	"cvoR1Km4kxRJ4B5399SBbvj7pC3rYmX70ZbvmNmdkT/f/uFf/vY//o9bSw5TeU0xzrrqNq+///2HQr/2",
-	"c+mdOXsM7TefOkfN4/Zxv3vUe62njhnF+9PnvVn43ix8bxa+9riC9R98FOndRO5qSN7Ngfpds0L1wbwv",
-	"KzR2psYPyguh4Jnh+DoaQ9y5MPnRUAERwDwFcgMq5GOCfeHW0TyIBHJ9ggMdru7q8nmTEPvELQm6T8bx",
-	"DgTcP1WiMI6x3/z6M86DzNsWOMa0oKbRqKlA+kqxFBwyrlxd8fw3HcR1ukvGoZZEogOlzAHoANykEhn/",
-	"DnrQYTrassGlK5sbYLFk7UZixBiewBhlncHDyoT4Ebz9qsKqXZCJkiaVV/kR8yMhw2X1Ly6hOmP196/w",
-	"pPrLBqT9YchnW7x+xau8rCVN5bbN69Xa/nGki55XoF4oq62LF0Q+ueISSuNufP/BS3UafKimtk/A0gQS",
-	"85v//E+//X9+/c2f/w/f/tc/+/Y//sk3//ovcgXnLWZAs9Xo9brNZv+42zdFEXwqjd4Qp9jg4Cz3V1ym",
-	"3dgu45B/RdhzwHE1b+mNYwnTOHJ67XHL6eNO28Gj7rHTbrePm0fdzrgH8drUcHrtpPa7P/3zb//nf28K",
-	"JzyE+q/P5+lAZljcKOswb0BpCnz7b3/9t//ul7qBb3/1L//2T/74m3/2m2/+6M+V+F+wbP4QaJ5p9hD8",
-	"+Rk0ZcoMFQJFjpxes9ly+oPOsXM87vadXq/X9TutQWvkt3VMSIDpLO3A/HBRyAqaaKGkhwvfBQTnikPo",
-	"+qqKDv/tN3/zl//qt3/5b3JR4brceeb+MuQj4tzSuTqH11p++SXfJlHICE+TJJT3Edwyv8HnhL2cBRq/",
-	"Vzgcqp/63ItmhMmGmIfqjJ4SImdBA/4L9eQq9a13zkMaaO+EJC/lfU/c7tjAuvymtP70J5dPP9M1uXW2",
-	"CbiEINGUEV1X9/zyJ+rxTx9f/lTpJ6SOPKXmMzRaxpWKXXQgCNGVUAmMoTHzD4s5zXrXOx9RMeeCVokn",
-	"MJ9kv3g3TOT3yK7vkV337F4/qmQI6v0Wg3a9RTxY5iNBcOhNU2GStZeS37ZxuFsjXMFWEFM6R5whfczX",
-	"gVnUYWiq6x+4+ghzNS6sH9u/MTwYFkMGtdL198qMck8RhnID90RSTj4ek26U6jRmSfDsnoCS3eDDYASH",
-	"BCjgESHVr/DCobLHoJn4BHmmh1RHJBAay2wS8BEOhszan83vrpXK80xe11uL192gf9lUmqrayvbqR1Gx",
-	"sKoRFqVhay3gNZbxeq/QvkaFNsAemcE6AHcRv/Z90HJ34+51JcrucJHxvnLZ+2uUsmsUtRV1eT0lHyqo",
-	"oysfvL9GudM1yumQKXWoSFb3JA/sommijyKkr7FMGVGdZTRkWglTlqDRwH7vLmh2zURIlNDNkLzZ65o9",
-	"JzBU3ibJndGa/XKW0azJSyqkiNF2k9/dw1PkmrAS17DiQvGf/u2dCoL+vpZiRBmgiF0MtrIbrvsjNT0H",
-	"lKRy0MYH2JsiKskMSmKod6FkAEAp8gXLIpmcopCIKJACCbxEiyn1pkhEns5XBktvMV1qmSqnJBRIuypW",
-	"L8A+VAODPLHdr8H2aUxRH0iaomSMjntOvzfuOMedI+z0veNeqz8+OhpD6a3Ma52+0/fIwDnu9DrOuHfU",
-	"a456Yx+3vS1sm5QYrxOV0awcULaAZbJ2svwmHoDqzYcqWrkc9xVolDVE0c2BrfFqNwKpSdhE4TMSOsDE",
-	"Zp7vMwr/f/b+vUmSo8wThb+Kv2lr1lnvpKfifsmytTOtllrbIKlFt4RYSLbTI8KjKuhIj1R4ZFUXHJmJ",
-	"YwcQCBhmgWV3geFiMGB7QDNzGJBGEvBd1rqqpb/mKxzzxz0iI29VmVVZl+6OMoNWZsbF78/vuf2epgTv",
-	"lT33IRuM0z2ak/R05roFhz3ESy4/5iEVkKOBzIm8FfEBSliRoQEf53vJXpbfigaLyKsQ1AJQ1whoTUeS",
-	"ZjeJVMmlOKFppKx/CUMD+MwHUDJA4t49ko6piqbtM4lbFVe/gO1J0VHODhAb6oHyTUXt7dd4t89U4B8X",
-	"iF+AZDweyfCMrLJL7ia8yMTTZPiu7HHNxzLM9mhf9L3+cNnRuWt3aKECF8qhk7EdKSXiIakAXZ05A2dH",
-	"ClIuDaN8n9IRUtpCkquWXkMhGfFtKEuV5CiJoLNlwSdkaX75RkhgrcUmT8YDJRGUWpiaRPEiMUGv3XkR",
-	"5qNUwwddVIFKdJ8eQBUrOR3D0bigUW/hcF2DYlelEaUz24KcYgUaun0G4Q6EISj3BE4sgvh4RPO9hGcV",
-	"H4LsP5QLTFPFnwaqTJ8lbC9L92iE2gtZFJSah6QNSazVrQ6oRdDoXrm2+CKtiVMKPbE0q1PpTlCNgHIU",
-	"jIvywj6DhyFLM9FgNlxw0O2z+oZAwzEvUECRNBqhNkybukP5fQZb3VqIeQcCwPsMln+nVoYMkR2SMF7M",
-	"DvDzr5KdRbZo2NCbg0+dVcPGJzQPZ0Fc8pCYtrsqCOFigwYedt3AxcS2HWw4QUzDyDJdz5ykgN+awmzH",
-	"3wSsruUOmX6T62OXWgT7lmNhXbd8amhBEHrx+uY7mJHzodSe1B9Fz45ZdJI92na7rm3pvu575kXYo48f",
-	"yPVszy+kWUAf1G3MJ/evsj/XGhSaHnZ1zcDE9iwce4Gmh8R3bBK0pizUrZyODFe36hZpm1haFHkR1kKq",
-	"Y9v1AhxQ08CRrtmWa9tWYJA1LNJz9udlpuaT7Mu22/U8S3dc3/ZPYV9eWuqnPM0mlXRgj10Ja3NjOW4C",
-	"8E9jOZZSXMBZBSBKmd+el+oy4Kayr5awpBK4Vyr+4cK4W66GxVTJ+3thxvZovkpJvNnrz8oaUwdzKxDG",
-	"TF2++uoG9HCssVcpTvXiJwqst6c0ha1pkC4wpljWJUSdg6cdGWIvR0toNlAddwLFBzMDqrbLDE5ldF8q",
-	"erymDhEmVTrV9HbdMP2EcNpcVjbH42f3gJmr68qTqMfD7719+G9/2jqjCaTkx1lKNzCxs58jTbVhdX1b",
-	"dzzPcebBd8vTNE3r2lprAsEXPMLuGpbv+IbtGp9vTcNzoVCsh84tHPm+i13XcrCveSZ2rIhGOjFD13XX",
-	"ROcP3//W0R/f++QH//jot+8cHxly8sDMoXbRUMPCbmB62A/dGBPfI6ZuBr5pWvOoXbds4+qj9vnZ3KcB",
-	"T4RUbe0WxYj3nnnmS2G3Ko3NNofry53RpL9eEQK942+Qku2Wwh2XyddwNn/kuTE2fOru7ZcVrocrtlG+",
-	"gMOhbRleycUgiRiAcoEXJKULiogqLoVTx3RugkxhoYhozRzpGz82Tke8cMltvVCShlMI843Y0xqJffkS",
-	"2zBs3bIt+0IldsVb0Ujux0lyV3612/mMEG+S/ddO9j+nYChZSIrzZIddAO97UnDlsVzkAS1IvkML6SBV",
-	"3tLt2g8zXsVOGeIpWw8pMjKilbAIjVlEc8iMCcloQa0puOdKpKzMSQ8HW35gYNczTUw8N8ABcWIn9Ejo",
-	"Oubqh6rs4nkGTx2f/OF1DfGla1vOxSR/WH5kYVfzXOxFOsWEWpZnuKbtmOGa4KBcF0g3PO94n5vudi3T",
-	"1mx3IRA4firnHW6aZS9MAbF8EmE30D3sm5qDgzj2olC3PapZ00BANNDFmo41Z1EDZxBCK4lS2tqoL672",
-	"uo0r7DVHnGSJazxxV94TR0YJ+C1YVtwLAD2cWCto7o43O5fu0JMS6F42Lu5l8YpPWnRPkxDS8Go19bou",
-	"tdrFmfyW1UmQMCUZVzwFquubMhlNHsxqhb4Av0/COisU1D58++uffO07a7kFZU2NnlL0lumBk5yYzaqB",
-	"NYEV0DArz3lAv110q+ykXL5hmfOR5JRX5YZB0ZMxwAlHhmbIiwlS5Wemi4mghPGCkqiLbpIkVfti6lDr",
-	"oPop1UERSdKDe6lYdvdySsJduEQ8816YZWmU7bMyPvaeVEuqj+pwmFcyp1J5NqNjnpO65vQst6t7vqGb",
-	"puVdhLpmYcvRLexGsY+D0POxb0amoYUaMeJ1bbl3IZK82h+GZx2ns0FfDcN0bWeJ8day4wC7lOiYOJGP",
-	"PcsMCQltgwT6AuOtDglB86WMLUfXsGtoGiYkINg1POo5ka4ZoT2vs0EDdWNRA2d1NpbdE2O/SbVt6o2N",
-	"2nbusszQjE06Y/yu59u+N1v3r9ynVXk/+cWJVbxpSD3shlTDvukTTEPLosQwqBUFK1bxpqFuYNcwA0xM",
-	"YmGD2rFh6rFlGU6tgF/ltJir4U3DMMRuaBnYM3UHx5Zrmo7rWcTRltfwpr4fY9cyCQ7cIMC+Tl3iO7Zj",
-	"uWGdx6IqV7apwn3XZ0QP2SdJwUuRpoyf1zgiSpQ1OXhPalW/Rse62NjQRkGa2oKPbc7nAhXnk19+/fDv",
-	"/tsmIh+rOoFLQyCBd7q86ArQTp8PM+3xRTf0rmH4vm9rjru86Ebo+CZ2Y0vDPtFDTHQjsrSYWEbozRXd",
-	"CJ0owi6NCSZUN7Fm+bHhOLoR2O5xRTceffedhx/9zDAt48SiGXrXMhzbcBzP+jwM64k9dAzD80xzUx2M",
-	"qYAbBiZmTLGmR7YT+SEJHH+lDpordNB0Ndc0XXM9ali5lJ9sZli1XRti2IYYtiGGvRLEsGuj7FMxyT4m",
-	"AcOSfLbCM9d4dWJdWrW3hYbZV3YzRiVRBFQOA/KDKvU+zvJJXgpHaXKfQh4Uv9ZdxgF72tprG4ynOa4o",
-	"pRLCSNb2QhstLHnmql3nyOLaVAK9kpVAG/rSJgm9qQLXRKs00SpXOcf+NEbQDea3n0xm2jmWy3SSll7L",
-	"lFcZ8sB1Vmajq+fWc+Y7aI5Da0KcBe+aynff2hbbG9Rv8RJVyrcJP3ksw0+iaFJjEIllsjAH4ewVB6WV",
-	"NqIkxaWT7iwBKOMFas5NtQFAqondAIX3qvyDLrpLi0Ks2gQcAsORKlt4vRhsozClJFc/wn9PfqwzmCEQ",
-	"ZZIEDO3SnKI2bA3JkifeR4vOhIIl2urJBEzFeDYZXTRVAVvKFai7LcNfOORuip1YbjV5PT8ph/O5erW+",
-	"U2VzbobjbDZrf3Xu5+rGxybtseEwaDgMmozIJiNyiWny0tIgLwFP3KUzFlFx8pXisX309vcefvCrR9/6",
-	"09FbX906lxzHOKf0y/Qcgluff0CHo4ILeBDn2RCpMwdENHwhSW9RcFDyv4/F2Y4G8M8Atcs6W+KGIXmQ",
-	"DMdDeWPJ73qNI9n6l8iD58gB3+qiZw9qgKa9nwgkAKhmSB7cBAGytQDnzCGEm/DYq5AGufLJKJtci8c6",
-	"T5Fv9Wyr6/u2rrm+u5kaVrMZelbPtruaodkyQ2+pqDewF0cGdkOfYuITGxPTjCzNdz3f99cU9Uc/+vnD",
-	"P3+/BueXivb5AZgT7aJhRMMuoZqQ6hbW/DiIzNAnrhUvyHH0rr5gn5qTJh62gQEXYfOSR/y9hN0bkRV8",
-	"7DOXv9kpH1Bk2b00YzurPqG6/s3ypJpOg1jhOQtuumIhiSwrVgzLnFzZRDI2traLwcYS09RtQO3Dr3/4",
-	"6MPvbyQAUhV+qMU/zpSuTSPKCxQnOS96KoxKCiaUxRObGawvcJugKImgPMX+7kGnxrYhSx/l45SiPZpz",
-	"xRC8INhSte8/qYade8zlJgv8h8U0W76Ntdgi2CWBhn3LNHHs27aj+7FN9aDVkTfA4uy1xhzQFlkAObye",
-	"6Xd92/U019TBhiJUgNvTFUSTqffqluVh145d7Ns2wbrp+nGsW6an2/Vhb/UUwp1PvRin9LNyolo9vdMq",
-	"sqn3iQFe0F3d0j3sWlGIA9sJsOm6gaP7uhO58brd9Q3Xd1fsqx1j19Qo9hwnxrYeW4bvk5hI3vp6XyGH",
-	"cY2urtazNQIw1bJWAZjHRDGqjXmlosUabskLPvtvLyrQc+lkk4sliQI2yi+7ea6oKR9NnSGqU2b7yl29",
-	"jZJC1hqqJRJfA6onEEdhkofjtOKon5ZAt6pOXAn6p/KcasXkPkVsPAxovrrOKRXgSyJ5snua1bV9z3U1",
-	"zfUvImvYwIFtO9j1iIsDlzrYJYbhx0EYEJeeMWvYPc4OAl11NN+TzIcLjCCBZnjY9XwdByExMLVjz/Ut",
-	"3fcsbYF/A7xEs4mT4iGWgd0wdrDn6jq2DDN0g9gOnTjehBWkVExWNIPIThu6o3mNGaQJaWtC2pqQtiak",
-	"7bTmvSZBtzFrPW2VTUh+v27UUgsItY9+9POjH769EeNWToXSRM+Lu7ZOUptLStoeCkh4HxVZjc1W5i/P",
-	"6xp3ZOseCw4gifZMU7c8X9MvCs27HnZDT8eeT0NMiaX5rqZZBDhyzsQBVEfz8sZs2sBUg+TyiwuH4+s5",
-	"JeX8OJ7TOCUbNN6g8QaNN2j8yUDjYlesCsXr1zY4/OkhylFAUpxVJYo+jYdgOYouxjm7AKP+dEDijFm/",
-	"i27I/Aqi4h235UE5yuleko25egxl4t1VdCQq+Tm7aArQ7GSU16F6n4mrt+sKiao7sZNmAUlRGYcJD4W7",
-	"FYuoeIC4Tl3QZ9UD4NJ6/f5rHBWUDFF7UtWCUZIDLxwLYRLlBeI07zNOC8gmgeeWUO0VwKGDLZkfUkAu",
-	"iRBjjC4qeH8Hpu5quTJYhoJxtEOLx8mRYemGrxm6dUGaj+WH2CUWwSTwAxxYke24dqibenxGzcd4MjUf",
-	"y/SMRvFpggCeUoC4dvBiAw4bI+1qyFLghzoqqlk2UfuTt946/PE/bMRUW+SE8ViaCc4RZnZmQOY65cRm",
-	"64eFZCRAaRbe50iAOJLLNJ0SoApcBjnBNNpGEgCoLHuB19IDFCwxInfR7RFlKINVNGZJkVDeQW+Ms0LR",
-	"MY1ZnLCE79IIZXkkiW72aH3nqdkas5RyjkLCQxJBgwAezNuiX1XDf4WLnsXY1TUL+65tYV/3PDeOXc8z",
-	"o1o4X2s3S5OIHKwOBMp+N5XQzrkSmtU1Hd83neWV0I6Z3/lKaO7GK6HVG3gBldAmr2tAa2OtbyqhNZXQ",
-	"GtP/FTD9PzE0+2fLaZOIYtXYH3V1U0Ct0WwfG822BP4zum1Jd5bTEWp//OffPfrNh+dQSm3Mzo9wgkVS",
-	"OigdlGX721Ij5btCTIVUCMEkixAorIuIoVTjHou4pKdGgdL8rutoumtf2VLSRtfTbWdV/WmBSlR7wOn1",
-	"quohjVrV+AKeRl/AitCtdmnjRGgiTE5ASyUmOGXuaYWDJgUDlhIOvJhl9zkajxABVbeDgLgdargMSZIi",
-	"EuYZ57LUQKdqjbSLl4SjfSbPapblQ5ImXCZ7ouuKIxOM73UW3M5UjEaUcHG+9hlQ2Cq1XHo8/vdbP0CM",
-	"7tE6Za4kOUgKjpKofLQMzVDWhz4bkgPEKRWa+YIgjRu7NLz/3GRk5vDWXEnBbDgi7ECMSSWcRFvF9kjE",
-	"JW+MKTAnKJgB/9Q365A8eJGynWK31TM0rdMqZEo+L3IofvhmZ/6dchZkBipKGBLvD7PhMGNIFgta9nLJ",
-	"u7/k7dZKL2fl1EdRTjlf9iZZZmBZP21r/lVnRqaKWVnW0FpQGcHGums52PV1F/uuQbDv6Lrn+ySMI7c1",
-	"x2PgWj52fSvEgWGbUCMzNGzDj32zVluzqqKhFu9tVhvl2VRS1ypzSdWXh1/73dEf30PPqXCmqWCldXgM",
-	"qvX6khqCJYe7GiHUHmWcJ0F6gFjG6FZDa7AKirmMo/713awsho12CZem0nKZ/B+offSzX3/yjan64rVD",
-	"fZlWDKe15B3oqA+SkLEzT0ugRAXdE41dKibE2oqyIUkYkldOc9PA07k4qMTBDM5loUpkDLVlIS+4pzuM",
-	"+iwF3nRw/R6MlIO12KVJjkbkIM1IxLc6KKvR4HTR8+JulESyIg64YGnUZ+LObETeGNMeIqpdSlyQ0QiC",
-	"FwMaZ+IWRqtBFv/fQTyD/0jYTp8NQHoNoE1CnRSChVPKIHAQkNGA0QeFJLAZbKlX8PvJiAuZkNMRJUII",
-	"ZgwoeUhRSSx1fmexHCAlNnMKE8i76DZDr2S82Mnp3c+8WPWhz/huti/kZkjVMNdHFAzQAd0hDJ6asJ2y",
-	"m0kBS4iyiEbdPhNzFlMawZcsE9/3prqCEo5Iuk8OeMV8zSJoxnBUHAA1Sp8NKWG84rdmdB8d0GIbEX4f",
-	"kR2xHlIiZH+FILmQ4rJcWLfP+ux6NEyY7DgZR0mR5RyEs+wYdLiLboMVaMzLIbr+yi10nx7IK8FKr1ad",
-	"iuOENS0xSIVIil16gErRz7J91C7A8l8rUdfpsxhsBXg84p3pWsHycVNBAKjYzbPxzq5anxJ/bHXkymOw",
-	"qIJsXEg0k+8QpqCP2AQ0jcUhnKW8I/vVgVhT3kFc8puLxpTd7CCxuTtol7Ao24OLk6FoCO+gfRrsCozW",
-	"QaNkRNOEUfGfeRaNw4JvbYPrpNilULmT7FAYgd0sjVBM92EZEoYGwAc3UFu3A//2Wblgk5ROL4thtkfF",
-	"8uuiV9SWRCHJ8wO5BRVAk46RLO6zkiM9TmgqQKLcH/AJ7ZF0TPkiGPZiwovn5aFzEXU+Z2i2BG5US6q0",
-	"M8iwXtSujpJBEg22uujlrFCngFzVg2WACB7UWlWiQ99vRYsQWL11csFzdVr21GkjIXLZUSgqIXYwFAkY",
-	"Dok8ZVF7IG76j2KzdJVRryM/iIVPoXfXGRqz+yzbZ/AGcSTkNB5zccC2B3Ol+wYdNbGyPoW69R409p54",
-	"wGBLTjZ9MEqhqrkkUl80XgAP68OlmL1mAbMm1kdR0Fw84798geAv3+t2vvg3/6E1hzAFSHtwSz5FryFt",
-	"kucqSqU4gOpTAkNvnopM2ifqobtRTGzsUtvGnhbrWLMsw9GpEzoWnbQeqLkEjiAFmaqIW2cLmw8LjvxQ",
-	"xy4xKPYjjWI7NAMj1qlFgG1+BZKt45v3ZgmX63/EDKc+WxFEOIdgNlgSL6zbXcvwfRPSWPk4+BINiwUj",
-	"RaiN3UCPcBBQHbuW5mthYMWB5U3AuFi84LaSA1df2K2KIW322SbWAp1iN7Qi7FEjxiaxAjt0Ipd68WQW",
-	"yCgB8/lkHuR5JvCUtE6XRc2+uHhoLH1maMwThsbpaUZX1z1Ds85naJTpFhb65HwXqtvBp/ZvfSlLXnru",
-	"+v7U/154Xnvp1Znvnruuff65l5L4M+Yb3qfjz+oPjKF/RyOrW3zhpDuZga1QcOXq6SpNhdamQuvjr2ne",
-	"geypXarQjdhqNa1S6X/LNEr584zOOMHSS/XGZw+QOtc6EH8LAwcYMjhARTKkKBfgcVsoFjWNDxDQ5PEo",
-	"m4TyFtNhRpzSxcSmpVPwMuDl6wIuqn7fijrSTDndHdDiZJ+W4Un1gFdnYdJxu/Fu7Z5lyHK2IQD5oBpZ",
-	"W808R7V3b53QvlvRyq07Bu7WGiW02kLWBIfGCXy0FHPDgtp4E2B2StmNxH/ndT1BLNxlLYpzKLQ6aY20",
-	"17Z6AldQLG4FY+J6RtnjG6j0/xPbVmSbaNkJu0LWjX822zDALie65j73TEfDbhh52DeDGFPL8jVCLZvY",
-	"pNVpCbWU0VSAaJKm4ovytfAFjTooYQXNKS/gJDw27EG3uoZh6I7v+ECuOB2i4FkOwa4fmtinIcVmrAdG",
-	"pBk+jfWWhF61/L9liNCQ76lBwdneRg52ncDEnhF52PEtLbBD33ZDfXLLqxP4JxHxwmEzTexagYOD2HOx",
-	"GzuhEXs0DjT7PIZNN3zd0hxr0bDZLnZtL8BeEGnYc3U3orpLA5i/FYdNP3HYXAu7gaFhX/dj7ERe7LpR",
-	"TAJClgzb6lb5UsYocNuZWs57LOpmI8oeDFO50TjO4jgJaZSF4yFlRZePhDzlu5QWw7QL/4o3roiqYZvd",
-	"TFIZhVfQB8UzId875QOOweW1U6f9qbu3X5Y1LKX5DsBcwnakhZUjgm7c/az4+XMv3v0cipOUdlC4m3F5",
-	"mg9kAfkBanNKkTQMQyO6w2jWRXFDrjr8XMJHGU9W8TurW+p3XI2IjUZ/aPSH84i3OcW6gjiUlRIeJldu",
-	"ZC5fzhAfh7sopzwb5yGtCuHOpAwov/1VmlJnpdgmebaRIKWPE+O5kFy1E76mEMaV/rSSl3ER3fnCiNnB",
-	"RJIPYNYDihKmDNq8KN0H6qt4XIxz2kXXJ42UegHtM6m0XONV0JKkJJHei6TgaDAdHDpARdZngyF50J7+",
-	"oYMmbdqCjJFErlQI2YV2JFFKUZhm4f2FISWAgcoHXmoy5zHw7fDdXx69/d4nv/y/H737o4cffPvwO199",
-	"+P43/v2jbz98/53Dv//tw/e/+ej3f3n0wT8eZ7W0e4bXs92urXuGbplTNt2Z0FZTN7BLdYpJYAY4MgzT",
-	"cnXTtmm8DK2uCbrkoK+WQqqvN4iLULNlhBF2jSDGPtVsbOihael66LjUOB41rz7sx0BpOeqGbdm+jLue",
-	"iZE2TQ27mmNgLwhCrOmRbeqWYRmOtTqSnp7cS5zZRfLjxWxnvnx5E9fbkBs25IZNhmNDbrhCvPrKO2AC",
-	"S0/UzcBqvE+4qqOPxJuqpK62jBGoNWKwtY0GfJzvJXtCvA7AETAoI8UHsBTlSlTXdJGl+Sgn8DwIZTE1",
-	"HaK3YJGGaULlNiElikU5jZKchgVHUSY1iiSlrEgPkOJWgVAs1VIIAiudj9VLmwzDxzBm/sVsB5GaltD+",
-	"+L2fffzXH3/87j8f/vmHW6dQbOYjJmeKWlfRWpBleJwLrKS86czWUiqX3phDyT5xjJd+rqRQmkzb0ixZ",
-	"rXo/4dIbM619vECL/6Sa0jpz7p+krinDdsJsrKJCqzyE3ldaol1Rq2d0WuKdcZrtt3ramzLStPa7Xv/d",
-	"EKO2HOCaWk/Tur5jOqYsQqcId5Zcqnc12zF8p6xX9xqfDm1xsUksit3IDrAfEoJtx6OhGcamB0ETyfS1",
-	"gWZil1g+Dmw7xiG1DT82LWo4tgqwqJZFbT2I5TPp3xe+MhWJUQvYCbXIjnXNwW7sB9iOXA/7VA+xGdtR",
-	"5GqOZ+p6q8zlnu2EG2DXM1wchKGPfSN27UiPDN33wbp/Hm/0POzqkY+Jo2s4DMLIMRzqRpGv9FKVY1ir",
-	"+KXyI+p5hJEMjy+yRRNjW9jVbQt7keNi4gauY3m25VJ9dU2hWu9LJFO5NVE+Zk3s+7lk8F3GGf8CLRCZ",
-	"mtwqGWiUZzs55XULFoTdLs+ROms9PhWhe2zIvLpmQdBCZyrioQc8adk+20akzyby4RpHJAW0oyKZS2HB",
-	"Vc1KGVS8LcULBOf2WRVmTdJ0WykdSOgcYpyAm/f1pNhVgctJjhR85ddQRAuSpLzPAnqQqThfaB8CxuMI",
-	"ZRB9TDga7NDiFnRusCy495Yan8epouxE3pFxkV0HWgEhyrRKdoHYq+fV6ZXHpZJ4N8gIblEpnoY8muE5",
-	"xwhBr6eBENQN07JBskX5wZ0xK2VxnKS0zCoCk1L3QcofHCcr5RP1LiSxV85+dVdNBDoa1iONYpeYPvao",
-	"bWMz0EMr1qhPDL2WC1WjKJBr5oYYL9lDtYjUMAoIMRkmob6I5oNdLB0PWdWHw+9959Fv/hk6QdNokjw3",
-	"pJyTHYhZKHMKZHogR3m2jwwhvoTYNcU6Ua8rPVkQcz7/qke//+ajD35Te1UZ1Tl5F3yDEulogof10OxT",
-	"4bUWMELkWUg5F/Nq1WQfH4eKo0YIwIKk8POyNPraHK3heJZ76+SYSnX+NCLwqgblgf8lqU7KUnSV35xW",
-	"Q1nmfPnMmI4pRwQF4/S+em8Ve5uk9BpsL47ahmZs1w95UJS5om5XonZLkryL+8SeuXH3s6j92qs3sSfT",
-	"JVTylJAzz95+CVSfF5799DMvPKt7mqn1GeHo+QchTVHC0I3dhJEqi6zoCUlEw4JGnaraOUQMDigLsyhh",
-	"O4MtlOV9BmEGbSHXlJjapbTY6iAilCdeIENDLz0LGMHQtI6madC9bTS5I8/2+2w3S8vIQjgzkFrDXfQ8",
-	"20kTvquSHqSpTDxONJhyilIS0JSjIRn1mfRLDTlNQW07/M33D7/3nQ46/NrvDv/u/Q46+uY7Rz/5oIM+",
-	"+b/effTuv3TQ0U9/ffTB9zro8Cf/fPjtDzro4198++H7/7ODDn/1jaM//LaDjn7+jUe//wsk+ExY7jmq",
-	"n5sd9PFXf/DoDx8+/EDc/9VvP/zzd+TzfvpWBz3689/Dv/XTD/3vt/6xJ+BHn0H4hVwB3WG0tY0GQzIa",
-	"iaEVveFS45wMxHU5z9LsQpg4IAPwwRE5RyrHTI2fSkpSKeWTnBIIpWMhFUqt1pHWSTm0VGwONcD7uwc9",
-	"NBjDw0mQ0kEHDYYJ5wnbuSdfMOj0WZV8Ag8Q10zkjfxqCxLQnodIFSE1oI5ALadLypV8nIpJ5WggJfOL",
-	"lEQD1Bajrr4pKUsGcmFPFo/KKxM3j/JEbOnyq62eXDJ9Bo/voKptKNylocqd4zKRJyIFCQiXye/iFaXz",
-	"M0lpp89GKQnpkLICtYsKU0LqfLbP0HiEigygYEhGMKQMPqWEiY0ii6LBbqv3b1ulNEmdcVBWTVMVDupJ",
-	"+Ne4QJRFhiXJErQjH7OtTlkju6NSlbrojjg6SE6rCM6EoUAmJHf6jJJwF+KEasmMHQTfisnZ381S4B0Q",
-	"S4sUCrzKn6AwBRw8AmOI9cTvJ6ORWE8ynxJMWOKAEJfLrMtOuRYlU0FEIeqozwbyRFOmTUiBQpFYIGOG",
-	"2gMJuf6jQFyDLfVkPlkrgK9lvluVE9lFdyjOx4yJ0SZym8iRnkqb7EkOAzFESdFnCgXCcE3gpJy+NoEE",
-	"R9kZSiMu87qEkj3hZ+gzmaUvtxopepM9cp8eqLVf5VGKx6BBTWwM4MZJHuVgRogMZs+dtqWZaJH/QWxa",
-	"0cek2BITJtYMBoZM8WaxeqDPO1mdy3q5E13Ozvm60IfjtEhGJC+eEaAYl/k+60CvtQiMjTVtcCsoIdq0",
-	"EqLVlBBtoRKinVUJUVRapQAWaDkASd6aUk1gRXVDvldXOeTHU2gcpWVrStvQprSNaSCu1YD4GwLs1FC4",
-	"fxIKn3R7TSC+zAwlj+oOki05N+f1qh6KK+ObaBzeJzi8xVYFqmFwwK4QgTl3w6U6vCfObrA77U/MTUhs",
-	"7GtcOeGgv53FUqVdFyuD2f5J8UUqALMolFCecROHCnvivNj+ul66W+w16UW29NNuDcXSca/IsnspyXdO",
-	"XuLzd2xscQLYahe1OOEgiw62EODffKd0Gks1sD2Ya8ngSjHjPG0uWyk8FQitsWtxFOfZcEEyAWof/tNH",
-	"h1/79dYGTSXT1vzjXbmvA1dGAgoQ76BBBTwGKIvRAHDGQGJ8wPUZo9ug7/bZoDILCk1VQrwB4kQxoyUF",
-	"ipJIIH+li/Sq72UkTpRtSd6RQYl9BghIHiY2eh0MHOXPYrnXYNMAyXf2mSQLSdOtLhooUgckSV6IVNNJ",
-	"KjR5oXyE8OoR4RzxIgOFS+gu7QFo69B8LqNlt7ZleynJ04TmpdpXKqtAf3vAu+hmlksjEhzOWd5RnovO",
-	"hBymVD7VFdfq9WP4NrI0q88qd/giReKF0mp1dm/4CkjcmkbiRg2JmzUkrldI3Jwgcf3CkPh6LoLN4nV7",
-	"sXegNN8oM33NXv/oBz87+tGvpyzzLFMmuIojS56lvbrVLuEo2WHgqGorOhRl0wLdU542SbFVWvH1mvOg",
-	"0uHqfgOw4B3nnACfBJi3qrvn3BLHekGkUbD2ipJZboEDRGr+sx4QZ9Gr1nyFsjdMczip1ynaLPog4WCi",
-	"hpe6tZeKJX4vJKOpJ5bmjTKyHyrzC1AGm0DOWmnIAhqqojRhVZOjzfhY/ON9LP5qPpZNKnaNW+XJiixg",
-	"lcJejyiohxjIQ2yjfpozxSDA85dzuwKwmo89qKINOiqwIGFTddqSjJWqGRg8lW1Y4bQYdrM4gFFA04zt",
-	"cHG6tqvDQxqN0UA8KEjpTWDRGfQZyFoabXXRp+kBpwUekZ2EiQ27LT0HY1aUFdQGCQvTcURfFXtbWmOX",
-	"hRlAJy+E4+GEK4Ff6WaSFnSly1/JsrR29YJ0fznealzF9MDpt5SNQZ6Nq55vYtgULf8qSf136E6SsdV7",
-	"d4tFY17kB6vfcRfSAle//lWys/rF0rYc3cyz4RqXv5qtcvFrUuqs+mx1+WrP/gzM8UqjlxerzctkX7Uu",
-	"jcyhjBjstY7++M7H//RDXX/0m78/+tZbRz/55if/43vSYSpzqPao0B5u1Lh+ZRLTMalSbk/3uobpeaZj",
-	"WK6KEJ2tN1EPALVwENsUu77l4cChNg58atqeHrjUMtYsMSGdrRBeubS6xHwD5wpMWDigvoVdw7cwCUIN",
-	"U0piX7OC0Ar9BbzDpq9V9GS9lvgIf9COU4SFrlRQekceVUfv/cvhT/6wuFwfbOlWr7VPAy5F4NJKE61C",
-	"bx1fbWJ22CQEnVlI2sYXkmEblmP5xqoLScNubBBMYtfBMdFNGgTE001yuoWknbyQ6g08t4Wknf9Cevj+",
-	"t47++N4GFpK20kKaDNsacVdCaj7RZB8SczQ8Hw3PR8PzcRV4Pk7FPXFpgYxCU+aU5OGuPEhqp7L8vAKV",
-	"xPLgxesop6NrHDjIwV6VcKG2dkr1VbVf/lbVD1Ea5S6dmJn6DEKloG5IUkDdcGWumouCGlTBV8razbMu",
-	"ug4h+Nd4n82/MpEK90D9IgTGK8pFWYvYh6NVxl32GaMkpzB6IeVFlsMVMtKO0wJYqTuIplymRu6kWUDS",
-	"+c52++z1ekhXxZO+oH+J4h8UH3uIyPQzcJuSIe0zGcRTDlmZT5yJSxjZkYT27Srj4ACu3upMxf5UoUdl",
-	"0oEqYQ9BRPPO3Fp6G7pei5VrAxLpqIIkWV6GQW3JllmaX4v6G0AJGSGlSteJKtmxXcVhJRW74PIIpBeV",
-	"DfvSKDzYxH6PBO5iGXgWWqz5a/6av+av+Xvi/lprqaDnSH10OlOJ3zPMruP7ruGrkqInmEocTHzXxK4V",
-	"etjzfR8Tl1i2STUSEndNU0kjKJu/5q/5a/6eBkF5bNnuWSm0oHI38Q0Nu7bh4iB2bGzElmcR39N925mx",
-	"h4OGa5jS9l2aAVo9Fcd1fvbwOev3aatzT4/GKRBGtMhap366EuW4m8yHJvPhSmU+PP5Uf9t9luULbHS9",
-	"lVIsqgggWc5ZJm0ri+STmX5xij02CdM8aXFProSaYxulEly/9vAx+6VutJWhoiX938Q8K3PMIS58UGV6",
-	"T6qCN5kYZ8rEsE995Jfp5/fGjOyRJAU/0okrc9FNGzt6Oc33aF4SDRTkPkX1JB+W7fdQkWVoCO4Hwvl+",
-	"lkcys16cQn0Wp8nOblGuQfm4e8GYHwBxxHTWfcIRcA2Eu6IT4ud4nKZ9Vi7gBT0dbHXRHVrkB1VVICpL",
-	"6NZK/nIaZiziV+bUg/bi61Ck9KTba5eqGTqDa1ACRiSDzNd0Cc5k6cCXz0ByCQbsDBlpC72Fz5NwFyWF",
-	"pAtQBU/LAtVQ7XTCQrCNcsrHacFVPk4S7qIqwlySMuweSAFd7EJ6Eji/55kYnxUNuyHedbqo1E16kRJJ",
-	"WljFAcXEFHpPoOEgCENMXE33SByTGOZkcpkfRNgNXB17fkCwQ6Ig9mNihYHeWj1OZjIQayXKrxlQqGYN",
-	"RnY6Duv4zmb3ywZUSQwqzeFeqdvNPO6YQZGPA4vkm6cbINGJRQfhKzTHsIBVPxvy8wtOXDhLeu1TlsoJ",
-	"Sxlxukdzkq4X/DFzuANd9PJjHViWeckqfSviA0nlPEUrnbBZohlJVVVeI/QyOpJFQpJoW5LQTCieQE4M",
-	"ZPnfAaAPqTQBBVwVtqHYr6XYjyGvsaPC5SR3knygfFOdX/oa7/bZjbIkfb2+FlSg32c057vJqOTXKfm5",
-	"FMW2jNAbZnu0L/o9zZb96ux1O7RQeQPlkEnSbaBvlWXC58mJytL4vCMfv0/pqEzLTHLVwmsoJCO+Dfmk",
-	"SQ6l4YG8hjC+T3MZmlGn/q5ll1XjgJII0NocJ7iYmNfuvAjzUNGDd1GliUhSG5KraRiOxkWZVVbv/jVI",
-	"wy0tap3Zt+cUK2DQ7TNIuTiRqFn2XXwiaaowKei+fZawvSzdo5DEWwuUmaS/ScYCFYKTMbrVAT0aGtwr",
-	"1xNfVhRJ9MTSrE6lbANMphwF46K8sM/gYQiibGZrIAy66Dqq3HsyNCgkDAUUMZrAilVjx1Tn5UCh9mQu",
-	"71X3A8FQfU+h4ZgX4mHSSqnuUg1QwYcCNg9uxfglcVYNZARWn8EOApYwWH0CctXIsWrz9fyrZGdR3A6c",
-	"CZtBXCtkUMTQ+ttwIJH0bCCtLDH+lRZEONV5ko3QC7FLHR+TSNOwrzma7tHYtMx6hPZKl1dVA25NYcLj",
-	"b/qiON7LXTn9JifCLjEs7OmOji3L9hw78AKDBuvZmGHazgUYTtICrodDil4solMnAfg92+0ahu8btqaB",
-	"T6GcqYAW5G9JOKTd8s0ner2PH7z1vN6PvvvOw49+drw7ZLbpc+4Q0SDTw66uGZjYnoVjL9D0kPiOTYL5",
-	"9ADD1a2p9ABPFbs3Hgd3iO12TVvzHN3T1/SGLDVTlGffxAoAG+1K+EYaP0dT0ug0fg4JIYBkMK4jHNSe",
-	"hxQyR6TyBpSYqBLPVypk/8Jq/lwN+74S+hPItlq5oNr1Z6k2VJaXuFexoZxw98zla5YrOtY1UatTVNJZ",
-	"KKTbnq5ONK0hlETgJaCdA7Md4OWcAtQJRxM9YB4zV1VPa6iW0X2pWfKaHlbWUCoL89fdKE9IfaIVjByv",
-	"5GBDhxyvmyrh6Ck0rsDM1RaHStI7/N7bh//2p61T2llmiK7mKJRUGsSmgPjRT39/+N4/HH7nuw//+ouN",
-	"5ugaVtc3dMP3Xd2sw/Mv7//t7pg8SFgJz7shWyWFN/JdH7u6a2Av1hxs+9SNdWLGbkzXTeH96OcnIPT5",
-	"1i9I4I18w8JuYHrYD90YE98jpm4GvmlaCxJ4LduYRegSpl9AJjhMcWstzN7aS0Zi0h6MshOzdqfHaiMA",
-	"XmyFM4D1xnC+Gcafx6RYtiw/dAov5iSx8XRsP+JGIYDmrOGfunv7ZQXY4YouuiPbwGt2tonlVbRG2dFQ",
-	"2zK8PiupWZOigyzdkDmRVeagZDqPEE9YSLe66HZlmyZM5TuCDVagJGnKAhvsgbqx4tqHKysJwxfZ8CQt",
-	"yuly76RF7oxJdyp3QBH7kzRd74SR7Z/jBYC5wTA3f3Oebz1PG9rTLLoXTFAjzzclz+2u5lue70g2lw2I",
-	"c/W6Rqw/PmK9cundzmck/KUpiN56771TnruXBUukENhgfJVQDZ+R5V4k4/dpQctCD/6zB2jKQVrWBOks",
-	"dLgWJN+hhfTHKufsdu2HGa9jpwxBlq2HIjky4loAljGLaF7yjM5Hb0l+30tP/1+Qs2J5NMCup8eYGLqJ",
-	"XdsODKr7LiXm6gen7N55xmNNIMMN+V9INzz3TO43r2f7XU3TdN/1XHOlxFLLiz3sapqPgzAIcRg4keGZ",
-	"GiW2tSYKEEsBunC8l03zurqra5axJOPouNmbd7Fp1gIGLtWISuDXn+1iV7c97PnExcSOAt913cAg1rTA",
-	"F812saZjzVnU7Bkk0Eoi8Gdu0PtWe93GVPea301qHI3j7co73sgoATcFy4p7QBVzomdg/o43O5fuv5Pi",
-	"5142Lu5l8YpPWnRPk610pmylJy6n6MKclNMRzyfuwamr3+y0QjK6Rx8oEvaT7p66+Nw8nZfipqxOgoQp",
-	"ibjiKVBdv7EToNqPKMxYnCZhwSemv3Cc55TJYFD6hHgQnzI3oATwkxBSQEDtw7e//snXvrOyFxAwJO8p",
-	"7W6R4jfJq9ms3lcTUgENs/JsB/zbRbfKjsklG5a5I0lO+fXRKM/2iIwtUfHFCUeGZqjSoGhEZbFTuK1K",
-	"E0sYLyiJuugmSVK1F6YOsg6qn0wdFJEkPbiXiqV2DxLC4BLxzHthlqURUOarE0DqIdVHdSDMa5VVOtBm",
-	"lMoNmXS/+8tP/uvbkjN5gyZdv6dpXU/zfcuy9bpFd//B8G+FMKJrWXQdbAs1ziVGhP3IdbHtO4ZhWIRa",
-	"BiTpKJL5Vq91+PafPnnr5+uHUB7+898d/ffvnqDf6V3TMzTDXqbfxSTALqEOJm7kYkqtkHiO4zoRWaTf",
-	"OfqUfmc7juO4rrtEv4tjC7uGZmCixTbWdcfxSGQF1DuFQffw3a8e/eGXxzMsH/7LDx9+9D+PJViGicS7",
-	"WdE6UeebjFyj852bIFy/wOzyHWz3NLtruJpm+VByioZJVF8n8ovaaRCTJB3n9Aak0c1vYQMHbuxil2oU",
-	"+44WYoO6phGEbkDIgrpRM+tf3E117LpehD3dCTF1A88wNZuayr4xvc7FSTx3v41dXfNxEEcG1sLItEms",
-	"h14o7wdBMb2hDRxohoddz9dxEBIDUzv2XN/SfQ9MM9XGUEJn9aU9nxA5G6k2Lb/IPkkKXspFZTK9xhFR",
-	"8rBJCHwsHCCPmXI2jXdOvn36crGo51HUCnQC8/c8WYpio+Wd7jh4bJNhZ/S0T3759cO/+29nidZ8RoHy",
-	"8/HJVbpYT7H6CMFTViyTNjuIdi5IWMj6rLWIohHNecY6Zc1AFknG7i1Z7g8FB5OygjkdbU8ijEpNsNI3",
-	"FihQ8qfL9sutLuVle2ty/uykrMc6yNyua/qWB5WEwpxGSaE2awnZSHp96pOq+1VqQwu0sJ2cLMZzDrYs",
-	"zcWuF3nYt6mOA41GhhnoseFoa6pfNSeho5yES7WwmW7OaWE2jr3Axa5tUUz0gGDXdAPTNm3d9I0FYTW+",
-	"M5WyZhNLiyIvwlpIdWy7XoADaho40jXbcm3bCgxy8SlrU51eff2pPbvUUVDu6bAh8mtQ6llQ6hPjA2BZ",
-	"sSLUnlzZIMLG7n9BcFICChXgJelOJtDsLIAyzin9Mj0HPPn8AzocFRwlCioqOQnIEL6Q/CICGCpKrbGA",
-	"H2gA/wxQuyxvI24YkgfJcDycgE5VYVa2/iXy4DlywLe6qA5iZT1aVRhoSB7cBIwD3G/1SrdZPo83b8Jj",
-	"Hxu4KZt7LNrULqIEgNWzra5v+45v+PZ8pNZs/JG83DMNF+KPpm2GXkxi7DqhiwkxYmw6tmvYmun4rrMm",
-	"xjz60c8f/vn7yry4FF3Ot30OYEKjNOwSqmHiexbW/DiIzNAnrhUvMPN7V58RYWoKGvt8gxXPEyvKw1rA",
-	"tRFZodbhzOVvdsoHFFl2L83YzqpPqK5/szyQ1rRMLrypwa8Nfm3w64r4VSKUEr62D7/+4aMPv38mQ6hi",
-	"xqulr8+Uz08jygsESVs9xcmnUhKzWAHELJdrCqIUUZREkAO5v3vQqeUKSC7YfJxStEdzrhhNpvHiiwkH",
-	"4+R/Uo1aFzSWy+vkqvSqcusGC7GTsMhm7GhabBHskkDDvmWaOPZt29H92KZ60OrIG2Ax9lpjDtoHWZjc",
-	"ZXpdz9Ad13eqsP3h7RJUzdsVxXsjgfkCBweRaWDNcD030nTd8N36kAs0Jatfzbl/xyn9rJykVk/vtIps",
-	"6n1igBd2N/Cx65sWJqZGcKyHJAgNJ9DNtbvrOqb0mp/YV13TXOyaroE9zTYw1fxYdyJiBno021cIxlqj",
-	"q6v1bA2mWrWsVdXrY0pHq015pSh/mhT5Cz7rby9iL72UnPl5qaGAiwrOPkcP2ix5aKcMU5S7eBslhSRg",
-	"rUVAXoOkNBA9YZKH47Tiz5qWNreqTlx6olp5JrVicp8q4vvV9Uip1F5MOtpdYLC9kSHdPlM2mt3TrK7m",
-	"2Y7tu6axQjaagQPTtrHrOB72bMPAPrEsm+i257jemqYM2QnAULp9nDUDWqlrlu7YS0wZxwc4zfrK7OmE",
-	"NFdSPkIbFgRsaWaEXcekOPCpjT0vMnXL0HzLjTdh4SiVjxVNHHIoDM2yvMbE0fA9NnyPTaZYkym27tZp",
-	"gvAak9XTxrhI8vsTfyssHtQ++tHPj3749pkMVzkVShE9L1aNOn1GLskyeigg4X1UZDWeDRmXOK9b3JGt",
-	"u2rJShP07pwdveuWqzuGVxlqTkLvvoHdyIpw4Lk6tnXqkYB4ju7SM6B3p47e5U3ZtLmoBsHlF/Pw27kM",
-	"+L2egxEG3NA029Ab9N2g7wZ9N+i7Qd+PM/oWu2JV6F2/tsHdT0/yiwKR4qwqkfM61v/FqLkY5+wCjPbT",
-	"oYEzZvsuupFSkovjVsaWbMvDcZTTvSQbc/UYysS7qzhFVGbGyeJsAGB2MsrrsLzPxJXbpcKhmO920iwg",
-	"KSojIeFhcKeiNUCq+pu6oM/gZkm1G085FgpKhqg94dRjlOSQX8pCmCx5gTi1+4zTgqOBeqaAYq/I4t1b",
-	"FTVwDhVzM0YX0fjegam6Oq6JYMwPrqZPosx+OZtHwu0ZXte3XcvUPc/7/CosudQXKoIW6zjQHQ2bjm+E",
-	"NAw0i8Sn4cezTyDE9bua6+vWMjZc6tkmdinRMfEtHUc+MSNiEUp1c5ErQtfnyfE0TVvkixDPpiZ2Az/G",
-	"vq/5WNcMy9XigDpadPHK0NRQNMpQ4/R/mkDj2sGJDWBsDLWroU2BN0rkVLNyovYnb711+ON/OJO5FgoI",
-	"x9JccI7QszMDPNchO55lNw7JSADVLLzPkQB5JJdJNCVoldXwBQCMtpHEClWBt4ylByhYYkieNxe/qkbn",
-	"ajImxzp2HephQvwAG74fG6GumY6l16LpWrtZmkRkDYRY9rmhUd48jbLd1Xxf8/ylNMrHTek8jbJxQTTK",
-	"9WZfAI3y5HUNiGxolBsa5YZGuTHPX6J5vuFAqLGhrhqPo65u2JcbTfOx0TRL5F/TNSdFekeo/fGff/fo",
-	"Nx9ukId5zM6PnoFFUiIonZBl+9tSQ+S7QjSFVAi+JIsQKJB8Xvd7TTXuqsUKPV0ak9a1DUvzHrfCM2bX",
-	"dnVPt1bUmBZ0vP6E06tSk6c0qlRjj3+a7PErwrXapY0hv4n8OKkOocIEa+Z7VthnSI+rR39DzvFrMgv7",
-	"bHih1BWKfExPKGig613bd0xXc62pigYTC7mhO/7fVmUNsmFrFhe4xAixawcUBzYl2A1jK3A9jVpu2BII",
-	"QJFTTSDBg9ti75Rwhc/+8CKMpvpSIYZ6c1whx/Msnf5eTAclw1szTdNc7Eaei30rcLCp20aox7ZhQHbi",
-	"sdKzHBjd1tehD4L5O9b28tgWbr0YoXUpuo9AN9nODo1wwpAiQig3t/i4yuZ+ZkQ4389yEB+L9ZIbuzS8",
-	"z9FAneevqBsGHSTDkhjdr76TLMNCkZH8HqCK9UUXuJASKtRJmfPaxS5NhKImVZwiu08Zl36xMKScq2+2",
-	"IEirzyp5oh7GC3IgS5uX5WdCkucJ5ZXSVH8M2AKTos/aYN5LI5QxiniRjTjaz/L7CdvZkiQjScGn24Tu",
-	"Uzq5qttnr+cZ26nkWzmCHIXZmBWI7JCE8ULSKWc7UPs0z4oipV10vbq6z8Dil4jmZSjMhsOMdRB9Y0zS",
-	"MoYMTjUossp3hbouECxhyBMgNieh0Nr6TELb11gSZhFFL9/89A3EsnxI0oRLyZxAb8acRlI0W5qGBvuU",
-	"3L9XNmXQ7bPbLD1AI5qNUoraLCvQ9Vduofv0gG+hXbJHJ51cFF92A0D1SwflMrhUv+PMMpXEMxg+anmE",
-	"n5dX/v9anVZt4bZ6rZfp/oKrVkdK6klyLM7FBSmX86tiSbZ6LXrwqd3ghTC5nXzq5uefv/PqZ+7e4reG",
-	"xejzN245t77U7XZlxe8kp/wWa/V8TRPv38vu0+iu3EG81dM6LVjiik3lWUrydegCpju9UAdTP23Lo6Dc",
-	"vFwcEnMsxzdIuEvxjYwVeZaedOBPX/ykaWanUGcCEt1Tu+ZEXaB+7ZudlmKvSDJ2L5YFu096wPwdb3Za",
-	"U6fKiY+YvnpjOklZpyXKKAdvEeBvKXfEYiFhcaXYcPTTaq/S3H4vzGlEWZGQlK/g7pu/581Oa1wHQCc9",
-	"Y+rijczaSwnnCdsRgq4MTq818EpN1vrWDH9djfEWe01aE66AMf8UyxIQz70S8Zy8nGavF1KSFFRSO65w",
-	"/9TFmzlEsgwNCTsoTxK+jXJa5Ac1K+JOskeZItcRoJbTMGMRvzIO2zuivfi6aO+Jt9cuhcGwV1nkd4X+",
-	"GtLXGNkjSUqClJ6dUFtSAQ4PULbPKrxZU2nEsXOiRpPBZhizpEjkelxIRShtV7UrUfvwh18/+skHW3X9",
-	"hFMK+kXGKZJRgVI7kd9ksYDwk8oNXFwjbkHteqheD5GUZ+U9UHhFEWALxb/P+Dgockq3ZTyfUn/GUVJk",
-	"ORf3plsdxOh+xZzYRTeTFJJZwmwYJIz2GcD66y8/t40GbwwE3hfvD3iRw6EqVa4iEfrHAuz+YsKL21OD",
-	"du5UiSdf+fwD0aBnsyFcPD13gyEdSC4voeMiWd0zEb+8MabA9KisL6XvpX4kDMmDFynbKXZbPdMRHS0K",
-	"mot7/0t7SP/PL2jYJzi+jm/iL37FdN7c+g9i+UloLIdTrNmvLHxbOPFjrXoG3YqWP26UjGiaMLqhx/GC",
-	"7Gz0WZ9O2OpPu1vd8eb8fD7/YETDgkYoTGGLMJhcddQmHEXkYNkMU3XrDXHnzRysfJMWxUINLlq9ViSJ",
-	"KWtzr2sL53WFhgU0znK6Xstezc7YrkVvIMNszIqXErbyLLyUMaFbn/BA8uA0D5yln1xy/iwZrTeW7VFd",
-	"KK3DhFWf54dnk7yrMAKtXkv3PU3TuprWWm6H9nqa1tM0KO8EFocQhNjL/xm+mPi0J2bd0PFN7MaWOGT0",
-	"EBPdiCwtJpYRelJVn6yY5yDIqnLSmvq0+drXsKZpGnbF/4mmYm3ypy92Oy+9gRBx4k+Om/Ie76SXCBRI",
-	"giRNioNWz9E61SGzyhMgkWxykvSEVBJLGdZJq9c6+up//fgvf/nkx18//PEv0Y07L6FPvvGNj//198fY",
-	"v6sJWYNGdSL4SirVztRy2WNRVzTswTCVu5bjLI6TkEZZOB5SVnT5KKck4ruUFsO0C/+Kl672einmbiap",
-	"jHgq6IPimZDvnfIBx7DAzmCdT929/fIWGBallRZgP2xWRhER+OHG3c+Knz/34t3PoThJaQeFAsAwFByg",
-	"wfUwpKNigNqcUhRloUDj4vndYbQ1a9GR2xA/l/BRxpNVXH7qlvodjbN8qXrprOQslzNWwvRL8VaI/TW9",
-	"DmvQfvr7pRh/WeTUdVZ78oGQ1LUiiTOAHrUtzZLGyP2E0y3I1yF9Vp6AVZWbXj2PW+yMLUQKRMSrKDgf",
-	"durXQsI4APStLhqo83dQ3s5Lk37ZqmtlYnq71rz9XcqmdQoB5iUv1Na2TASaKBa8qqYj3SgwTltCf+gz",
-	"pUtAvDQZ0iomrm1pZj1KWgZIo5yOtrp9Nqid6PNNhx5fW2z/BxlZO0wv1QGwWIyfh0g+SVidRg7JsVzN",
-	"f6BvYmAafLMKvtHXxTf6+eGbU6yqhZ6ZptLkkwEJavN8AXz252it3kAM37A0Yq8bxTesWb9h30JKFuza",
-	"kx41c/lVyn+QMAVCAAohSQSoZ1khMUx7MN3ywVZHMtGQobgS8EkifWiyXag9mGnpQKoR4q5BbWHgT9OD",
-	"AdonHEHcgUzDKsPypXuuPVg2A4OtbfFOUEjEI6KM0avkBLqUapNwVkv0WUdZawLoRUZyyGtY0VJ+oNiX",
-	"koIjIQS2kQDTYnqF5liDspXzlVM6n6fwAi2mweIZ4yIW4hqBM6KpWHdDe1Xza7DmgpDPVQc26yIbewbZ",
-	"7GenAjbzU7IpYDOzZh/b0MUnJ0T/Mo7MF2hx5vOyc4YcrxKFTK/NT929/TKC2H8EV6AshtM0TmgacWkO",
-	"kEJbZqrIePo+G8iPtZUPThWQleM0lewhHA3EqUnC4lY06PTZYE7pGnTQgGfjPKQyVHNa5W+X9HeQwKwU",
-	"/q0uulXwkzlRqgYnxXafTUwgS80WE4OF8n120R05B7zPBrdi/BKgAdS2DE80FHzsYBC8V87VAEYnGxdQ",
-	"Js7SDTBi1C6UsUkDSZOXFKqNEeIJC+k2Gvz/B9L4STki7KDPVD25rUVWjtfg/DqTlSN+SULMzZg3vFLa",
-	"nebglL2Zs3jD0sSwNP/mAl5+DkGS8y1sRP2V8NF45yTq1csakX9VrQr6CqFor9RO7ZtVQOn5h8DVDyU2",
-	"yrOQcj7xk3jrNfxOeZRdWrIXbIXzUxNPrPH6PPgT6wCmg7Ja3Vfl7xDHscpNgIR38VOnkuWDOM+Gd+VB",
-	"NdiSLC7xmDGaykp8B2FKcZGAX4OkBzzh3RPCmg4mZWA3WqRVWqBWP8KLWtHSNxdULa3Jo7oo0U845Yvs",
-	"7nqm6ars6oY6sEi9rk3i6hbzVXttrN9r+5SBAeXSWSJ9mgKrT5riOO1NvsbVcbZbHSEXpUQuP4ahRedA",
-	"QfJStgcKHPCoqH4rBXXiHwd78MSgzGgPWYbQvOatyZIZSIa8ioeU5WdljngypB0Ex1AHidOizyC6Nuui",
-	"62iQZrwYqCYwSiMuv5KUFKAUileKr+5J4siJUrgFD9gXl2X59JPAKshlHuCgNBEKJXqY7SVsp+J/n3bz",
-	"51R8ELdNngy/9NmQ5Pc59K3y2UeUpAVqH739vYcf/GoLSQc94mRIEVCXkhB4xVQZc8hAlF5/lmFxL1Ls",
-	"G11UU4KB6EzcR9Jtqc3KGPRE8Y8yMqRl7IBMS1SqLGpbuoEWasVby3P5Zu0Mp1d1Oxfq+1/TkHkaeQDj",
-	"ITbKOauvjS27sWXP2bIRKeCwYXRfnkANk03jiZ/zxF+qvn1VnPiLoMEK2WgLbjp7RMC5ufMXufAJEr1Q",
-	"10qy02notAQ1NZ78Cylimu3NGmjqrIVcoa3TWWxGNOcCIuKIFOQZmhNJZ7UsajZjB8OEUw4xsODBn+BT",
-	"SYWR5xRwZJAedFSwuCRUY1GfKV8T2s3SSEwxVFfazRjtSOoKCDYRsFdC1TZ9QMIiPRBv2kaWpvVZPQxX",
-	"+mEiRDgayHjyV1RvniMFqfw0PfnIweF7/+/h2z//5H/8atDps6m3ioa/Tm/skgLR4ahIaNRRZPsVRC/f",
-	"Faj42B1alBh85uFwJ8sQiaKcct5F0sKVhQpO0TLBRQ79Nd5neyQdU+XKE4Mqe694gSXxb0eOk8z2g1bz",
-	"8jmqaX2m+P/FfoaLIU6ZHSA+ommasJ0teQ6MUhLKngy+UDX7iwNxdZxToRPQB4Wcuv1dmtOe2JGiBeXs",
-	"AdgRn8vBUV0V38VAjYjHIznZYnl3KiUObHFCUcHlSSCPFN4pNRi0T3KWsB0u1wvdk3QpB2lGIt5Fz42l",
-	"eKBANALP45TkIbBdDqsRydIIqTHdyTp9xmU8clkfgeQUxUJuijEodulQTNdQFjuLACiVVw7JgTjFYKKH",
-	"XXQdoDbvIAHleEd6OLksxMs7SDIYqjkq+5xn+8qBCU9Jcqm/8i1go+mi50m4K/ay3FiRerXQLqnUEkut",
-	"TDxUrrpBf6xpZng/YRH8F+3Cvo0G26Blw/2SaxpmEtypQ8rEHqVRbektfZzCqoMuel2o3YMoP7gzZoM6",
-	"cY6yw3IZKx6Vh3afKZ9uF12XEeXi7eJML+lhZP00yFdFabZTDXUZCtTpMzHtUq7AJHYhZAg02FI0iPOD",
-	"i8NCdYvXrl6goT4vhqd+NlxqtLkczZK1rCTq/BvPQbrpYU3TTVA61uBUqfUMunqeVS2mW6/OnttCOsie",
-	"lFzQcljlwiyvliELQkhJ+jWVzgeUhDKNGB7xxWmtMcKRE/jY1a0YB66hYd/QTUo1zTJMMZP3pSIGXHVv",
-	"dibvVFysk5fKtyx4erhEXbRnnw7THpFQ0QwoylMl53uaEPTReEQ/TQ94q2d0WnB+cchCjBVnrPyh8oro",
-	"FXXq6+rka/W0N0899eN8YV7X60K0AUGUvKaKamhX5RHLTd5RlPLyitnsrEYDvJpcpo8rXcjFImk4HAFh",
-	"ldgLlfhXiHSC2g/f/18PP/jg4V9/cfTVf3r4158efetXR3/4YZ0MfFSXImuCa4Cox6FrIVkFfIOynAgC",
-	"v8q0UYH471M6Qm0uPhEOUVRFQcJd8fOWwtqyemgdmgnItRbq7rM67FaQagjweyoJThZVTVOVTKbC0cZM",
-	"UmF3pGmeCnQjmnRNoqJaNluFFCsgtZuM6lCxzyQknJCqjNIxR4NS5g9k7PnkOZC3qhRNEEF9VoNBEjPU",
-	"UMUrc4Ba8j4JtbPEmQLPAJdhRQk1RO06pi4hJwAhSe+yJWAYjKdSQPpsMqAhrcj2FmgZZeUuuLtd+2F/",
-	"N+sz4OmQa2qrwld19o+TwFalIkzQFjoObJVgsho6paqUKk419BMclhRddLdM8p1a/91htBCbzSlulwrO",
-	"NgzHPgO0BedTXQw2tRyghcZ8fdreP2+7Pxb7WK3VcZIpruWv5Ik8ZyXYU0wNhx/9/OH733z4/j9PkdJ7",
-	"YlxhWGu28+9++5Mf/XZZLFi9N2KGwwmt7he+2GntUCZW1fEODclfDAM2jdzEE2oA7QtfaUlBPjtYgYfd",
-	"MIiwZ0YB9nSNhJEW2Z4biAHeJYzRtNVriY0lCxbIuWw9+vB/VMNw9M3vP/rBHz/+p5/++0fffvTBPz58",
-	"/53Dv//t0Ts/+fjdvy7zyhii66a+IMzjuEnRga/yQTEpUqBMEAufXg4RHwdfomFxaw38rW5RhJAVUK4g",
-	"bhn6ss5gwg2v1kJHZkNf9LnIkdul82iupsOxw2TUTyQxeTKbdlJcUNUPHqf0s1ITl6Qi2e0ZZ9UJfRJD",
-	"AmMzVefi6Pf/ePjn7x/961+Wzf10P0vW6i/z+G/3xxFhO93ySFhPZ1pcr6K+V6Wy1GuNchoDdxRJU166",
-	"pocZ6CoLXHYnzmy9XMWj777z8KOftY5Tgms1K0ItsmNdc7Ab+wG2I9fDPtVDbMZ2FLma45llCu16dSTM",
-	"V3WtOlnENC1SaksBp+IzTqGdSfS3QDkD+6C0a9zdzUiqxC0JsnFRs9asxpMxw3w1QYjbwMohJvo/9lvT",
-	"gllIl35rMEWpQ9l4CBRqqz9AwOE5KqJGY2w0xsdZY4Rde5Eqo4poOJ6JkJOUTgKsOGp/8oO3Dn/w7if/",
-	"/U9H7/5xqyqokSjvEO9MMZOo4NliV7LzlLG1i0NiX6katLlI2BViT5I1IjoS/lw5x1PQ85MP//vH7/5K",
-	"Ds3RH7/66LfvlLEbqhlZBFxiY5ImsWr46q8GYXN/Ks2hFKNv//To978++u6vj/71z4tYIZQrVknfNztV",
-	"S/bXen/NOilvVK//+I+/PPzODxdGuix9c5rxYo1XOzXDqLyzfPdfvr/g3fNv/uJmWbnKRaoouRaL2Gq/",
-	"XD0y5yey2gTwN82cVBtkcJq4l7oIIuykYy/LI5pLpzCYs7YRmUSiyrBQUqCUEl70mSzooGJWwVYlVjVq",
-	"DyAyoiMDNzsqIHSrUwaXQiVWktM+G7PkjTFFKj8xKTposvAT1SLtf7/1fV3TltMglav3Ug0f5Zn5i397",
-	"9ON3D//hHXlsTh+YC0+7R//PO5/84t9mt7yhidNl4Q1H7/z46Fs/PPr5N2bvsev3TB1pD9///YLrda1+",
-	"w/RBdPST/7X4Ju0Ux8o5MixtUBQa06JwWrU7dl5XfIOxVOItWwOLJM6qL7OWiLela+EsL7OXCbTl6+h0",
-	"Mm3dpdfQMD09itwKMrpcFi+TIX2V3Fd3Pm1aWcltM4MuTh8EV8KTk5ltKihR1n0qFawplpuFBDY1MX9G",
-	"038jMxqZsabMqK/dJtf96aW3OfORuXmCm6lAwUVsNwOxrxT7jDyBBt3qv/pMRbRKp3aa8KJXZSLKQNrq",
-	"aB4k0UCV5ksK1FZHeJ9NdX2rA+a+MrWcMHlbAik00mMvfk9pXCDgkeF9FtGUFjTqoDFLKeez0doJl1k4",
-	"qG1pvmq5KgI86KnI/D5LCpQwXkD8xkCdEz0ktIxBmfpXtT1WgffTNN2kgKdAE2Pw2iRFGdu6NeHKQTNU",
-	"ObMUOEu5ctByqhx48fFcOehkqpzTa8Kb4MlZLPb+/aO3Dc1w//2jb65/Ep+OMucc23EOcQiXA0Zqo9HA",
-	"kguDJaci5DkJlpRsPA08efwL5JdzeE+suXsFaKgnpb4tuqdKoFuxwv7UxRtJnrtepsOVcl4AEYU50C7h",
-	"c6IX5Pu0bJcJcmWiVqU6irurzKH2YEH/Z9PglGC9So6LS0sZfVwZljZmrMiylJ9ApySuqZkkSoKHfJxS",
-	"XpaDQ8EBeDuWuH3hLVegsNunExbJBrc2WrlpXGTXOU92xKBlcdzqtIKDF3ISieve7MgAwRtZlkbZPnuO",
-	"HFSF+qvIQYGkr49GebZH0gqsLENDTs+we6bT1WzD0C3PNAQuikiSHtwQz1O7WL4hzin9Mn2JPKi/FqS/",
-	"TSwtirwIayHVse16AQ6oaeBI12zLtW0rMAjgrZRO3TvrH1fwoAyhhHgwRnZofitSgVJDOgxo/iolw+qr",
-	"0rn9td8d/fE9pJ44iVAWSw7Cxp6jJK2/nWVFEh+Ib56FSmhVRJ1MexGXT8DebJjdMuPI1HjajmOK8dxL",
-	"eBKk9KZK+BGvAdqqS5pqy3Mc0zP8U031isFuq041RB6uM80yduLRB3999K+/PPqXn1fzDbm8lzTXYkAt",
-	"39WXzfUajr0sS5fFCkxqYMFJ29B0Xen4gpGSU1WwFXxeP5oAHiQmHWLEBWybVGmt5KjcLryD1D6S2Rcg",
-	"VVG7zNPVt7rL/Pxy21yej3/JgbaSUCgpeSxMfdfArh7Z2LOJgWMtMMzQ9H0vhNTN2TOlfqNFsOu6MfYj",
-	"EuDAoJ4RUmpKbbx+WYxdl5rYsy0NB7FlBWZoOZ4ZtyYHlBhMpNum01pr159nsaQNyxk5LceIGbdn+F3H",
-	"M3TTMk4pZiaDHuoGdg0zwMQkFjaoHRumHluW4RwvZtRh/tiunosUY5MJs3VzqRhbZzk34QFPWXjABriS",
-	"VjSpLLltY8xElYREYcbiNAkLXgUuVxorL0hxpeI1n9pQC4X5V8RZdVvFCkEV4jRebK2oEFbpPVocWiEb",
-	"d0YixQvXE92epndNTbds3/HcswlwNzJt7LpmjD1qEhwZfuzoseUafriOAF+kKNZfIlCC6cWYmFaAqWdE",
-	"1CQhMVzzeOHthpGDXS0wsGfrFBPL8ULHt0zP82tS+SXISpPLQTds74KFs5oMR/P8BbL5CyVZSZm998Uz",
-	"S+py7Tcej6c4IGO9g/X86wt1ERD6JmwHnPZw9sozjCMi2bFqx/H2hFMA6CmASEBpwsUuPUD7NKcoJbxA",
-	"XxpHO5J3rKpAXFKh99mi2IQKDYjFXhItwKNySqKNhS4At/PZQxdOpdxvImxh2Tk1SWhf76Q6XdDCubXi",
-	"HBiTL1zQez3b7Vqe5uiu41tnEfQOtkzNwy4xdEwMSrHmhLHhWrbmBPamBL2DLYOG2A1cD5MwsrDteqap",
-	"Oabh0OA4QS9uDC3saqaGieZ7OHB0LQo819XDcImgNzTD2LCgN44V9DAZjqUZpm5IR8ym1+6JkQ6NzF9R",
-	"5p9C3a1q1Z+o4cZ1yJAwPo7jJEwoK+6BwD1ZQ56/5c1Oaz/P2M49kOonPaB26cbUalVOFQr5ZwUa0TzO",
-	"8iEqdqEegJJbvXpJ/20E5RRkYb7rr9zqs/v0ABW7pFBcwEQW3kM8Gwq8KhYD2skJK7iKQVRP7fTZYH5M",
-	"IHgx4xQNJIwZKDO6jL8EUqHB66+/jq+Pi13KCqBdGqBwV/SD7dAtlW4HJEvwANk0yVJHxAZFSXFFTASd",
-	"1mxPTnrG3PVql51HUv8NZWdpNfEbp4nfOKMF5JlRTvcSun8ORVheh+DgbJ9V/LFc7Y+Alsy6EnkD3h2z",
-	"iOaiQ3k2yoBzVgB6TosOAt02p9G8JQ6sMR3Es4xVtbm66GUVpJRwxMkeXRBM8orstRCLd8QjzuwA66wa",
-	"hXIWTD2BUeZakl928U2FWjfEliBn4I7iI4K2VdU5ijtyeqeAjl65G/Suaxima1imOROJa1s4DGOCXd0n",
-	"2Dccin3PMAMvihwCkbjTOHGuNIe4PXSwa4Y2DjQnwLana5Gjub6mRTLCFBbXbLMn3y9ot7aw3WImeUgY",
-	"ExqAvvJ8iLlQq2+psITlnsyz6zSsNQ1Ya8BaA9YuD6w1DEwSfqkTfBqs8PVxWJ5FY6DLPM4PJS9CISlI",
-	"mu2MKWo//OA3h9//6qMfv3v45x9udRCj+5PKpMFBSam0jQZvDPqsshgiPg4kB1pptrz76dfKYilii3TQ",
-	"QCygnSw/UIltkq1u0GcxBLt20SBhBc0ZSW9ANTq4aEjynYQNgFaE72b7DBXZVKV0oM0lk4Q6qNMhq3CI",
-	"k4UUqP2pu7df7qAbdz/bQZ978e7ntlSBCshpy3Z2oPRen+UQBiVpYtVgbJesshwJYZwVi4yhEDtcjvUV",
-	"CB+WBF7PZkO4eHrK72Z5IfqzjQiEfYnpGuAB4llecCSupUx82a2iHwe4MvINxCmWMOCPolDkUdm2xN0L",
-	"qfQm9sFOa/Kchax58+FpJy2oZa15Y6opQ/LgRcp2il2VZTRMWPV5hWbcZulBuUlUsY1ELAa5kJc1ofx9",
-	"4y2RWwa1B5AjuSWGY1LlCOyCg62quctaV7FETtqm3h5kWUoJk5yQGywCLF5XBneVQ9Nrffznf3r44Z9O",
-	"LszX1Q3Tsp0ZNO9qWI80il1i+tijto3NQA+tWKM+MSFQuHaYtHotxygrBaawYZOQlhUE5dfypAGuXqf8",
-	"rowAf/eXR2+/9+jdXzz63tcf/eHDRx/+7OH733/4/v989M23//2jtx++/9bhv/2rysu7P271WjfuvIRf",
-	"uXMb6/9ZfDWi4YRsrdeyNfToB789evu9Vqc1ZgIDtA5//aPWiWnx1TCsE/Url4IK/J32buyxqJuNKHsw",
-	"TOVByXEmoBEtCdi7fARn4i6lxTDtwr9QP3KlV8tj6GaSSr9KQR8Uz4R875QPOC5mudydcM7LBCR5/oNw",
-	"ggOEUeCPFzJA/CykAHB7dlAosB+QAg6uhyEdFQPU5iWbt+Sv7w6jrdWoSI9DUuqW+h2NM3upM9tZCV/K",
-	"GZuUor+0kOyJ+K8wWvnVKWjeIi5NVYDMimwak6D2DPpBEvxsddGA3x8PIDtfkrTNGLeycYH4OM8FKBe7",
-	"go+AQwCKFBBOIVW/z8RDypS8OUjWPnr7e0c/+d3DD9/bqlfbPYboTfbicmPAF4icdYXDBQqCdQ/384zv",
-	"bkT3hkX3mnPbBDs3XGi1O+7eHzcUaKVkXEvYzthEVgjQlVfOsJxtH2ujiLMcLRbOkrR1YRxv1ZkzRvhM",
-	"H9Xnciyfo2y8yAO0Nr1NSMrTHIZ6inPk/INRl+L77dJi2kPS0qNMP7zPJtpCO4EMkgMOAaNCM+qgN8ZZ",
-	"QblyuaA0YzuygC1Kiq0uYuM07bMwpSTnNRNtBw0EwhH/TqEgdeRNnYKXG8y6IR6u0yoqm4hnnTpYPXWw",
-	"rnvUnS6IdbOvPofI1QuQa6upG94CdcNwzl0Ino6A6njpV0VlNlLwMapQM43+m2C2dYPZTq82qIAyvF8V",
-	"LF6iOZQVjWUMwKQ0eZKmU4Fp027V7Qm55T6jOVSPrykSNRCwmLnozkw55XN3Qn7xfAvj6Marmt0znJ5p",
-	"dHXbdRzHsbz5YC4t8G3s2r6NvTjwMfVpYPohdc3IXSWYS7P0ELuR4WMBlHAU6IGth6HmWEatFl4ZxJUv",
-	"Ct4yX9UsaKfe9XQQO3LCZ17kWBp2Lc3DJHYdTF1Ht3WqGVZkwKAvHAJt8mjT1jzHMUxrwRB4biCGIMAk",
-	"CAxMPN+kse+ZLtEvaAhk/JrTM7Wu72i2ZTiucaqBWN2pNb3cTya1KXdtw2tzpXlt1PKqpmvtgBdOi+LY",
-	"07li8CIjqVnt71LgKYwoqRF7cRRmY1YgskMSxuXlC203d8sXnplRloxuiFfy6QyfIXlwM8++TKuSnEPy",
-	"4PY+o9GNSSXY6R9elOVe1yLVqHqxBCyWw/rYosQnd9+8kGYBSasZWi+ndt3U2OlFCtBGfFK+dpAuEEdV",
-	"1QYvcsK40N8ytpiJe6mBQAZjgYUArWggmLUkzKS7nt1AUNvsl2AhmNngtqZpa2/w0xkINvrmcyDj3vDR",
-	"ear+PbFH55VFKY36u576u3NaSVFiq31KR5LvemHQisLkHO0LxTfhKBrTDsppSgmnHNEHIwhSlMneKuZE",
-	"MSzM4r4uuo6i/ADlY6ZObV4xQ4v7huQApVl2HxGxelGRwQE+IPx2PNgGnZukcPOYl3H5NN+jOQrTLLyP",
-	"2uJC0cKcxmNOowXchXfG7K7o76VGrUT5wZ0xq9jwVz2R/j/2vrZHbuTO76tU+o26g2aLj01yBgdkLO16",
-	"ldXuyjuj6Oy0MSySxW7usKvaLHJa40DA+YUvh8Pd5UVsIMBdcMnBvgOCw16Ci2NDTuDvEkja9bc41L+K",
-	"bHZPP0zP9Ggkq/3Cq2EXq4r18H/4/Z/EvOv7eAv0toYwFmsPOLZmYD3SXJ1YGtatSHND3zI83XR153J0",
-	"FYQGspJ/cVkrNVzT1VzXMjTfxJHm66bbt5ww9D1ja63U6flG37HAcnh5utiUSYQ8U6jRlmknumn6jkXu",
-	"arr9ng76szw5cHlimaRW3I6li24ahqG5BBPNI7qtGbHnWollktDxrwIBGK5laW4/NjTsGLZGdLPvYdd1",
-	"sKVfdfZGNXu35xqOYbjLFts0XFtzLZtoXuy4Gk483wxD1yae+fan6RmWbfhbedKqi8UFIV7C7Z8Jsge0",
-	"RrRDcRqjNstVFFDMOvtgu3fPm2YfbyRFhC9LSE5UM2J5hCmbbi0lyNZrvGpYPsQ05cBd7gkWPEx5AcWL",
-	"xasrg42E+tjMuISHKuquTqsUiPeB/UOJCcHYEaMIV7maoA4yRBwCDF8POyI5WRXUc4KHbyeg532N0XmS",
-	"kyR9XinuBR7e49eLzHE2hsPs0uLAMpaLjfn4Y10H2+2aNEb+gdPv6WbfdyzTkyUM5g81myyA8q5mumGo",
-	"ubopBAKrr/kmwa5p2H7k27O1OE8nrbU5exZH3oJXneAroOLiwuwR8XcaES/wnKYG/11BgkF04ge5FKBq",
-	"JFs+WB1r8KWihBzhmqrO5XVHUL6vwMNT8jzlBVeAmmwNFx8X8i35+6pE8Cd4eLcxAJcu/bJ7rO4mOk8n",
-	"qLXNdbvNcunvKbnaYvX2Xu77lN5vOaU3UFVF0zZ20mi6m0JrqjyaoKGyMlrKFemNWEzm6O17UBbtQ41D",
-	"KICnXYU7zylIdeyBLKG7jCmP2bmCLsURSXI2VlY2qEUE4GlVhAoYcITzPBXqUNFVKtGA3tAEBz66A7qN",
-	"CW65j+6A7sAE9xCW6lpCxJz1bY4R28s8BKCq8V4uvhUnxxsYbd47u4s8SVtSie5q5KTAw4VYJJkSSd2q",
-	"pf4p8r7c0L76YYqfasn3htsPOD7o6jd3s/Z96xnsjyBPfSDuS4ByMktKBoo6XZAfBnSTAHHJhQe1CY5G",
-	"FROvcdUhKaok+RUDP1wFGsyLvQNagwfXkU3esWT4N5dNbopsqILy21C+63kE7WTEW/AEWpjWWk5lC37h",
-	"+b7u6J7uLjpWm5rv2pbmGpGn+a6PNcfFnp/4SewYeMaVxEF2nPWMCQbyTdM0XLe/I8ZUhe/sGdT7Erpz",
-	"gocfKQBh77x0jdid66jaBI+bxsgl9j1o8fYNfJDJLU5zEgmdOM3inNA6tZyY9ir72QTnhBaP4tZVacij",
-	"eMems9UEtX+gG72+41uG46h6H3LnK4fLJ4xlYuml16X68THB8fwPTTJsab5thZpr+7HmhSHWSOwljhdZ",
-	"nm2ZrRv6x8+S9Ykt8KHoZ73Ac1MwE80lfVPzbDfRksiykzCMHduw1lP+2Yr0Xb0vfXooeV6oc3HQIhf/",
-	"dvLoK5Z+9vDj0WdfPX3++clnxRcn3/vx91Pd+vxhdvb4ZJR+f/xR8YNn37N/8NVT+/s//sz+/OFnF4+o",
-	"+Yn/PfrdB999TPinH59nebQFWyF4fAXjoLga7x4Kcg3cOMTxqZKtNuK8zbaQcvkcZ2l8GqkN25huea75",
-	"i24L/sYNgXNjH5ff2FniZfVhKGbSn1LKtzK3GKNFjqPindrwP3TbrmI+NU+Dv7dOFhdcIqQqQcNS6htI",
-	"K0OhivBxof/kRIZsiAmAS86E36tLKmSiL8iHGEjaL8YJOocIdMFxycGfBtMBBU0vpcO6qjgod2epeN/W",
-	"dRRcOtoNBS9JSRbf4wMqzR8lPaNsSiHzeIBYjoJZJvJT0WWAQJOcppx0VueeE6TuTo3OisG8+s2fv/nV",
-	"r1//2Z++/uk/vv5Pv1nKZ1zNNIxEc91I17CpOxp2seu6uuWEhrkddb9NW/Ra6M/u2ZbV90zDt3bD/8Wi",
-	"eIbmYsvTPMuONN3qR7rr9bEZWzvj/zffnk3IZLUwvm7/YLu93FvG93rnPqX+Lm22kidckes2VcnFlHGX",
-	"rS2y6xuCWKsprHNg9nt9T3c9y3StXWlYeuh7mht6RPNsw9F0N3Hsvmu6vpnsjMKerFCtdI/Ymuv5lhYS",
-	"39NC27cttx+ZJtbX01S5FL5puEbfdHdAU0+UALSH0z5ke89WtOFtGHU+Y+cQ9QZTU0XMGAUNPS04YlNa",
-	"+YNjWvABnUW1QTJnFIj3TqOLKCOQzHm5sjCgq7QFnBMUjUh0RmKEOWK0UgPEPQoOIXcckqnjQIkYX82Q",
-	"IxWOeUvOOxPnfT2tYReWnBXkvCGD9g1Pcy2vr4XYSzTX9PueEfu47yetpQR/7lVTc4kRa2EoiK7f1+PY",
-	"0c0kTLajntczGb1fn3YLtqm1ipPTc/qmb9h9ex1bv/XFuqR8OQRrbuyGWmjZpmZG2MaO3/dC09+ZaPD6",
-	"L//q1W/+5vUv/uH1X7yckxJkq/V6ldPrW7Zr9h3f35EMUFvW9rLA+6Li7Eu83syydj2FiBcahNPfx/E5",
-	"phFZnRkArF3AnRuh+FPMES+wWEgpHRx/8sXR49OTj45PTh88/uLBp39kCAnGbuJ8QhpSPi0ykl+6tBTp",
-	"mGghrou6Qsmay+5wR3KeJ4QXD8TbdwoMcjgJvHVguKa3Rb4R9RHwAbcZ5E/ZtElwfaV06U7Ptvq+6+mO",
-	"sQXBhemepGOysiakaHCPgxOR2M59sPRd0OVrGNcoK04ToNabDFuzluJwsrIgp1d/ebH9TmxinzPEy2iE",
-	"csJZmUekW9WWW6hQygl5dwp4vtgDf9vxOcEzpBsk4YXiGwnLpziPt45uL7na/aVO2key0APkai3jtGA5",
-	"h7NDVKnJ7lxpCBm1Dmo9L8MiJ5AtZyLZmyxAq8oNinZQ9lKJpJf9WJ7CvO7Ij2Vurhv8V8Rv23qvLB8V",
-	"tqLCFVKOcpatjDoXv115zC+ZrFe3tvqi4LFQezGl1SPI0tOR83o36y6uA5atfs+3XcsyPRtcd8gYp5lY",
-	"OjLxDPvfqO57ERu3FvFjywotzXVsXcM2NrS+Hpsmjo3QsOKdKYkwDafVlVsJf4vLK0/T3FxwpLn90NDC",
-	"xDY1w0jMmHiJj71wE55crYDlGypX0JbL5/Ytz9V1o7l8swvvGf0NqxjrmuskieaFrq7hiPh+346TqO/s",
-	"bBWbs3Fnizl7fBtrCsvibpm/QBC0zT5K9V3b+yjtfZT2Pkq34KNUKsGiEpPk31v7KImdTWlapDhDE8z5",
-	"lOUxSoW6d06gfnGZUxL30EeCbHIwOtT1KzEnWko5oTwV5HhZES1p2xU04051+orok3OxTIbjLBB8RYU/",
-	"Okf1VOVStA5ax1ZU5kR7Ip7oefyv5lndVnTz7VWDXMcRdatn6bZuGJ5tNjniqsWZD74IddvTXN22Nax7",
-	"WDMj30+iJElwHO6MG872YalQsRF+nn2j6fW3ceuBUfduPe8/690J5+y2pgSfnc5owYYu5lvvGe8Hkaxk",
-	"V7tc802xqWA04TPbfFTmOaFQPa4g+/wiN4KsnKuctWOhdkXkKcXnOM2qIua7cXMrJWu7ouDWxLc2urlV",
-	"XPMtVHUDK69h9Pqm6xm6p5vLlWvTcP018kRfc7Edam7k2ppHiKU5Me57URRaZmTcgnZtGp5+RfVaTM3w",
-	"lSk/Cg2NmE5kJn0zMfrGJrfiamEM27d2IH+A+ZuTfG/2/oBd4LajG7fvAneAcMgFV4IIkUo3VD5eXRSI",
-	"KxgoDzQIQ2HQE87kCz30kACpwYX0oxMfhNoLdVQ7KCfn7IxwNEr5QKwQT5mC8o+ePEJn5IIjXCBGI9JD",
-	"quaDynkQVLIYxKlEqlaKdHALBAkIEKFxVSRFdV3lMpCzyUmSEz5CBTsjalRI4ISjiHBeP85yguMLlHJe",
-	"krjTrdohTPmU5Pc4CuRXxMdq/sGAcnzB0YhN0RjTix46ApxcucghPMUXMrdUAMXlAoQzzuq1kDM+evJo",
-	"QM/IxWy+ilh3pYcdFLauilyP8QUasQzmNRbDVYujUj2k4msYith4zGgXkR+VOEMFg76BrIMNjo8EH4fE",
-	"FBR5YrZC/CQ5H1CciB+e0hTihD7/+NMHiLJ8jDOVUriR1l8KNhB5NCcz33Gx2i2TTQzosgM8HTHEizTL",
-	"EJtSDkk9OBy/uoDVbB0GVC2EjwLx8ql45VTFdwWopBkcsirhR8jiiyobyIAGI0xjdk7yALVFk7iejNg/",
-	"8aRqAAUXxJFMC46+YiHc1AKq86oDg1IKvquNlCIHYCCrBxGcKQC7SpCwPCIHSIgHwYC2wcSjQtJ4gWW1",
-	"oRiF8ljWVhhYnJIWaYYwynBB8sYnyN576IhezH1Hdeo1sDLPCljgOM4JhxUsGBql4wMkxoIIuQxHcvjF",
-	"Qo1jRofShIcpHs5seAMq4+3qX2LU5kxZ9yYynzOS2beVKsbRkKm7MaCzIdTFF+OyKV31qlj8nHxFooLE",
-	"qz1drweZ7cLTtRL/tqttIeZ7PffTHYx3e5WNVcWiNUKwd2B6Pd3x+obhXzLQGZ6/Tvp1tFg3sOb6nq1h",
-	"3U60KHIiO8K+6cfeLi10hq/LUgxzTAiSea812zlaZAtB2NJ9DfuWoyW+bxFbt0IjidbLwHJdfLOvu469",
-	"MxlYuYC+/7LwHg7bw2Gb9JhrnJGkVm427U7SVINSysskSaOU0OIUlIgrWCsvvQJGJpaBM5jipBu7ufQC",
-	"ZP/Nh6Q4ZWVxypIrTmfZOzs7cgteZxOSJywfS++WmnkfgGQk1zQ4RCzvyiSQtCmn4wJlODrjCCOYI+Js",
-	"TNAEDgwa5pgWUt6re+0OaHB5qYOukDM5QYHU+ALl6oPatYYSPHv2TDsqhZhXiJNDAiGtZxmhQ9JBsxR0",
-	"sgM5NVkRB2cZm6K06KGPIYllJaR1UbBklQPUxkg+lzIeKwuexqThrndPeh5xKT4u7nizA8hP0PDza9xx",
-	"0bbzjlzsbmtxcTf1cam9Ig7Xc7q/BmEAoeS0gBL1m+5Ss+2LbksoWqegRW58s9F0do8rFeCqd7hu/6Lb",
-	"uqQVbezk8hu7IwNSN9+Ezx+goLGCQRcFs2UJDpdqejJb7Jzmw5KmRgm6ZKVlVRptQwOs9TIxwMI6Vt3X",
-	"6iBU5ZvXzN4pm8IHFCdyV8aIOsTkhsaI+9WhghiTawOOS11TZEjJ6tzqClOAq9FWoNAwPScUBWcpjXnQ",
-	"HVC1SIKndcS5B5ADrscBIs9xVGQXVdBuUDChejwChkSVP+mAyiuYFiOVenUZSytYFZTbxos8bEAl7+Kd",
-	"HvrOhbh4QAgATcNNfGIOd7R1W91a8feAVky18uLlEoASVGnMzgnKS8oRFmJFiKOzYS4YBkA9iq/nZ1CP",
-	"K5RIVlemCGKUDGgD8jlsYJaobepmB1DBEUE/KkkJMTy0EjwmORvmhPMBDYak+KQmRDLCB32EwXsfstCK",
-	"CapctGKpRykvWH6BcjaFHYVZBINS161I7Bv8i/TEwSLxqeyVnAvq2p7ZSGekrwPQqRxJfOyAqtLXVYV4",
-	"mWe3lk/ucRThiawwD+LOpCzQKB0jII1pgVI+oELkkEepgpfSAg2FMCKWt4JFYafTAoUkY3TIxeO2Cv2W",
-	"mFJHom4cZSlXKBvUcivpPY4CMWCSsWmNb2IpAPXQs7QYDejsWHVr0l/lbhLt7nGZwgkOQEoLhtLisNFS",
-	"At0yrS9cCDRkzfkr33UAvxqLKBcemIT8CkD1OLQjIFzmRCKOahK4LJiGOU+HdCy2qRba8pIiRgc0LTpd",
-	"JBE1eAbIN2S3UrdbjZw2p0EZEqsKh78JKCqWqELWxBHPxWGG/MhiqflZOpkABM6g3iwvx5ARuaRIVm6o",
-	"KnYU0zQiErGT5gLRZHbnZmxXvTCgmF6gMcvJQkdt+RFw7NCPSc7k3QwizCMcCwG5okLSNx3eVvnicU3Q",
-	"uhLcFCKG2LwEwGh1fOQNCi9QALc1IXkFAAVwnGGcQ1B/sZBLIG9AwoQcr5UTrg5odWxrEgqfnk3FbgxZ",
-	"lb++h07kNg3oJvC16lAs1woAtgmPrkZg0WUAVoGnA7qAnsILQIDglRqHRatg2AG9Jg77SQObvlPnxbqA",
-	"akZwHWTJxhNMLwTnVlyrGRxuYcfWXMOxNS/uuxp2Q7dve47tEuPqOFz1/VvFMprbFoiHo1v7GgDlhh/U",
-	"GYVahOL0tw70bquimK0DXeglBMerf3+xDrW19ANd7/l9q29BfukkZ+Nly2gTzY2dUPMjjDWn75HIihLL",
-	"s71L8fhWqFuai21fCx0n0SLimH5i2cSEIAEgv1Uu+kYWeiFpzSb973/Y3bDZQr8ouYxeKUn8NrZ/lTLU",
-	"NC51lYBwa7Gh+1Rme6BwDxTugcI9UHjrQOEt1PK7IQq4q8vZPHupPC1VhOglyKyzd7K9u7jwTwAWELIF",
-	"aFZSy8JNtOebv//ttz/5i1cvf/Hmr37Z2Rq+mpJwxNjZ+mroVaP5uueK1M3CyWsfNFCfguqtA0mHgh76",
-	"HAKppLrNSZSTZXV4H6e8eFbN6taDxd96HLN3oIPAbZiW7fQvlx776MsnKMzTeEha3RZgPeL41gJzT/Xb",
-	"6qo/hSJHYrHPDSG8r2tGrBPNxZavecRxNCs0IjvRiY/NdQ67l2dX5lnroDUqigk/uH8/yseanF2v4cpx",
-	"n48Yzu7DbPk2AbRqnzfH0FZnaV/w8J0OxJzO7m1FhupHq0qSLZCJNUXAj8tQ/BkSjoIyz4LaJRPOHeDW",
-	"swsToHbMIq4OZW8cg//igArxUiVkupiQjoJnJaiacvTki+MTmUQSXHwB2ws+Er8GACMGWcoL+JsHnZnR",
-	"Sx0VFByLm6BBAw3QyrknYmaBkE7lw4ckS8VU5lqepGPCCzyeBKj9lKbPkUrC1FEpMGWr43RIcVHm5ACd",
-	"G38kEeMReY4++ezogXb8yZHp9MWCDFryp6LqVCHK8mnI4gv5YNASlLv2wpQZsASBlj8HPXSEzOfPK0Bc",
-	"2QAMHYELJ0a8BCfgQ4TphUIIScYVClbkaeXnSp7L05TiDOBXliTAOr5Ki0JI4tBjzMowk97JDJlo1AGd",
-	"wLTRiJU5B39OiXjGav3EMIHyXu0htaopkcAvowTxMvyKRIUQmgXV7DawRvT//+TvOwCAgf92StVZYHlM",
-	"8gOEB1S9DHmfnhfq5ylOC658OEH3oASFJGE5fLOaGIkRywdUzkwsoTrrSg+RxxAXBRlPCpRAULH4UgvF",
-	"+AIWNk45DjOxLe2KnfaqZ0Gnh+CE17RxHCM+YlPpSV0wJBYhuYBPqE5LbSlRGzliWcxRIPc6kK6yorGQ",
-	"MuTDLriTHyhEGUKhB1QMQ6VVAbVzVuCCiAaS70veokh7gAL5+7EcoiMx1adfPh7QqixDILiLtNsCn5GV",
-	"ISrFMSecZecEQHiUMTYR56Y7oJM8PccF6aIspWdaxiKciS7GpMAxLnAFzaK2bZoDWi3fqZJuZ1pnpztL",
-	"HQsfhAu1M9XxOhzQnMg6SBIqFdOSkPJyuFSGN6kVuFO8dFeyxTWkgC1lgDuPB383BDN56VoHremIk+jU",
-	"+pGpudOjo6Ojh9qGf9+2VHet/YzXRJAf1nQHbFVAUiQ6RCOyDy//A4stu9tccDsAf8YVFLAt/DNuYAir",
-	"uNAVHIhXvLgzSOjpl48rXsuVW1TFQisJo8GThdDcXstUVZbCoLGr2qfkIoCcqhD5JJFeaZSvPJnbwarl",
-	"CzqHtZlZdBEz+k6Ff99puZBpLWvcQO9agITqCOsYSsRfFidk6XiJiFeSbRVaFddC+GHj3yoarLJC45xI",
-	"/xIhet9pbeUBvVlKfrkU15b45mKV5kQde9Wyx3so5FZimm/gcfneJdeWJ2lX5KO7EUBGbZlKSxAIKfp1",
-	"upWvDZc3XDodyZt4GRv+Lilmd+ytRLUt0QqU/j3X1NDrps02X1YeDILWpHR4SXP412J91Y/HKeQnXzb8",
-	"Qt3vjVqEIJDiYJY5WTfNZfrCYpNbVxRWySMV3rFP8/DhpnnYEV267ewPAD2XeRZ05xDoLgoa76l6p8qo",
-	"OqDtAKLGUU40QgW14AjXgF/15YdAGRWBUGmhoR4BH1BAqzq9eYBNxaKjMT6DDimZXgL0pKqd0gEFdXuW",
-	"mKFSxxnIP03QtSnDRTjPL1AxZQ1ckaP2GmCakqnEkbv1I5Yp5+ag4Q9LIpICvhhhivg0FUtbyXAZ4yAy",
-	"yvwQ4rOEwpLyZt2ntK77VKOPG9G/d70S1IBuLgW1G7nzhjHyCqrbivbfLEr+RiPeXpz8tjDjEongpqZc",
-	"wzjR/bfJxNegfc1Y9ZqqSUvBjN5UpVfmjQWg52N+dqNsk3sp4M4Vo1t32lGn8ASo+4It/L2teHRrmM79",
-	"GTO/itvPvSb3n3cBUsFTtQqnbJl8QNtFOiZdJJ20UcRi0oVMNzS66KpS6jkv0KfpdypQR4ohFW44oESs",
-	"DRi9u2g6SjNSwUbdWcgLGGQrA2rKUVySZVyy4VI0Mw7fVSGKhiSVKoOHXKVV5RiUo/uWFLnyLTiWb++2",
-	"YoNc8QesFC+a3epB9etSlgcVB9QR+Iy3Dmyj26LlOCS5zL2i5tY6aIUlvwD9vsgvlvNPAzqTC/OAxaR1",
-	"4OgWFENY3txcGNswZ2Obc2PDfWt2bOq6WLr17NyQ5kJl9D9aMwngrzJEYd3/7NhsSgYyBqJpY2xKCIam",
-	"41USgtlqxFFAf83QiXrK4qF0c5Cmj1kIRaKJ+Wiu+D9P/F9jloYK51DTaxg4Hl1ZgNneW6w62Zu9xmZX",
-	"bQ+W/sEgA+BohpcypzvCCTbw2Pv/oXIkeRS/uJ8T9df1o8S7y5h17QtVMMQJVc4sNU+ZiDdrljKbUGtR",
-	"Ddqq6NHKePXvlaSs8Yd6au1AkqIABfUyXASdSgKAxH7SvapgUuNWa9qdKeTQaNHNbha5utS37lB5L1Wu",
-	"aFl6RsCkU82hWwdgpAVvenyBF1gPmbo5m0Hzk3rI1v0GvrCYZ2IRz0HtGu4RcwIhaKli/2W1Pjv1IrpJ",
-	"fOI809fnmP4qBunNqaG3wfvMNbzPavK+2YGDp9UfXyRX56M121SC6B0yzWuyzFX6efNI33oA4575vr2i",
-	"w2r/HzXSCL2PUTDHwNDqI3qPKzYBPO4WFOSJuN27z+LyLE8L4Iq1M68YiMRVUg/BxX4kOWfDh+JC+rmn",
-	"fEBrL4uMUYLa0xEuaoNq0/LQ6QLoX7E6cGcd0Kq/A0gGIbH2exxxUmjlBEWYopDUcLpY8YKJ/8zYn+TJ",
-	"tVssAmf4S4p10PBCTgs0Bd+O7djkMo74JKXDD5EZ+gvMcP7oLLBDaw0Ls5vscKL411VZ2kYYWrG0CrR6",
-	"F7ia+MaZfrBnbHvG9q4yNij6W2k+O4N+X4A7eZmnxQUQyZDgnORHZTGSVREElUs/JRf1kx/W4y1yrsfp",
-	"OaGE8y6YP1PxT+BWXKZjq6Mueg3Y8oIXZLxEW61SLqN2xoYpFV1CYYEuytiQlUWnLhkwKcMsjWRMKcTa",
-	"VxEtzYoDjSHFUV0y4BPCJhnpqsDTnGWEd2VwvUyjhicQYZunMWn2JgNol2vbUBC5yAk5nE9cVv2zyhMg",
-	"SyYLBbdZc7hRZnjZAJ+K7xWMcYLzggr2TgsylKywSpakMhCA3ktRXU0CcgGEKdDy5sLAPq/6GDwR1F+T",
-	"FRLKOC3ERswta6yA78vvykObEBKjdszGuIqf4l3Esrg2FHQa3dUmxkuHDOoDtL95+btv/vff1adApuYi",
-	"OR+lk0YvUExgSSd1OnDUfv313735s19v6qguRrCssyqLVPvbn/zsm3/+7auXLwGtqN9p9qPaLunm41n6",
-	"qfa3v/7bb3/3199+/T9f/7+fdxCjqipCM59fs1cZZvR0sqzbh6WUUQjKGDuT3b/521/+/j/+ZXO546rV",
-	"qu1n+RBTVZjiHkcFHqJzFuGwzLAQ8nJC8TilQ8RyBJ7AMgJdNJOeC5BtjNG5/GXNUy4oypJLCTmr1Ga/",
-	"+V//Dd1Hr3/6j29+9etOdVGV3wPk2oMrO8xYiDMhr4o5qDWbS2TVGFaWSr887nfK7Ayl4wnLC9R+/U//",
-	"9/VPfwlbumQbZNGRB8f/Dh7/8ePjP0ZJms3RCNnRsnGOcUY4mqQTkglyidq//9mfvP7Z17//L//nzde/",
-	"kmeSgb2zpGmRigavf/6nb/7mJeREg5xso5yVw1EVLl/g4dzIcy+v2NlJzuIyKlCEC5yxYUlQ+9XLf3j9",
-	"n3/yzV9/LY7fIYoYlznS0Bjnw5RKutMsAA8URsb4CwLRXGHZ+9KPl8rHJycnT5r2LpagORoBWGUV1Ctu",
-	"7GI8Y/Mc1xzw8nBHaEJyDqd3ltIsZJDMkKvfcIYgLLD96jf/49XLl69+99/f/OSfXv3uv77581+8+eef",
-	"d5AGsam5VMJIjnmZk+bHqk4e4gK3Xvzwxb8EAAD//w==",
+	"7P39jxtJeieI/yvxpRcQq4cskfWqqsJgv6WSNK1uqaWpkqbH05Qrg5lBMqaSEeyMyKLYbS3mgNvFGOeD",
+	"DS8WewsYhzsDa2APhrEL7MK7Pp8PuD9lsN2e+2n+hUM8EZGvkWQmSb10T/cPahaZGS9PRDzxvH6er1s+",
+	"n844I0yK1unXLfIaT2chgc84jAgOFtd8zkigvhDxdIqjReu09WJCUER8HgXIPIUmWCDMkHo42m11Wrc4",
+	"jIl6y+cBaZ0WWuu0AiIxDeu1JSSWsWidHvROOi1JZagavOBsFFJftjotuZipbyZSzsTp3btiwnG4G5Db",
+	"u7OID0MyFXfzvb9502nhGb2+IYtrxuX1kMesMMNnLFyoMZw/f4xuyALBI0hyJJPh3hFoxnmIpniBsBB0",
+	"zBCPkIwwEyMSISqdZCh1myHFtjpN6bWf0usRj4Y0CAirR7DSODXRZhG/xSF8PSMsoGxc3hn2KRSRL2Mi",
+	"JKICBcSnAUmW2E0aR+OFjVKz6S1sGNdgFAmGOLg2nbvORDKqKQ5HPJqSwDXVbCOlo+BuIp1SL53SfRyg",
+	"y6Sd1bPK9qsm4+PZNXntExIUT/gf8hhN8K0aD/YnJEALHkfIxzPER2YrCvVRTqhAN5Q5p5lrPjPPtRrf",
+	"fE1zw4Hph5hOr33Ow4DPWZkAEZFxxEigjljIhdQDMswqIj5hEg5sAMeRcYmgRUQlwmNMGVoQJxMo9Fug",
+	"zLZ63QLB8uNUJAswDRfXIZ1SeW1Wb8XGkTzAizvCDBLeRCPFs9SsFC9zUcjVzbINVKuTzQniGpamisRD",
+	"LMh1zPAtpiEehqTMHexT6mxnHjxTKx4tUIil++p0tl5gG3XbtjQ4zF4NVyS6pT5BL3Pt1yGHY2BAj3gW",
+	"Uh/LAhHO7S6eUzmBS03gKUEMT0kHzSacEbXnyRTTMJEFyGsqpHCSJekkQ4vNutjCDkkGpegA/VxLfENY",
+	"kRKxIJEdJBW1J51tMTftmu1tPsPsCNQcR4lcUeIDlj/NSKQuMj0yPiMRlpQz1/RGGSEld9pXN7UFoSft",
+	"HSYWEfIVuabseoZdl73+HU1jIRFhAaIM9tsolnFEnJPLN1g4wSub23zpCgPITFJyfh1ylzBnhjXncRig",
+	"EAuJ1HNEsVasRwjyKA5DPhdLZp304J52/fa3RoZkRJoO/CvCVl5sPAwQVpIZWyD9SiKvYKHEGLVR3VRw",
+	"tF+80Wq3vg0aOMajCEEDMp1xSZi/AAWAsutYOPi4llJThvM4fa/7KVmoe0hIGoZqH88iPo6IECtvuorO",
+	"C/x9K11vTsKKwbqIOKViiqU/KR4vx+DnSvc1bDsWJAAxBqOAjkYkIkza+dchX9Jt7sxt2GlCuL29lHAv",
+	"2SziPhFCiQDoIZNULtYiYjJkICMT8WhEfUqYvBY+nxEHAa2yHGL/RugbXz0Jn5ILAjFCAoHagpifxY6T",
+	"gOUOi6TbpLstXFGOEWpKSRIxHBbOKUMxI69nxJckQCSKeIS478dRRIIzpS9MsEBDQhgK+XjsVlWTlrOH",
+	"cI12U8Ezo78+No0jJYGSCD1UTdWkgxmWnv0tDmlw7UckIExSHIo8IR6CNMQjNMNCzJV4SAWaR5yN3VMu",
+	"N5eZ/fLG0jXuZ48HjuWER/Qr4Pp1plceQm6mcSR4VL6t9fdqQEpYUtIucEihyUuFiKtWOddu4Y6u2+pW",
+	"bBSFoWRn/WXMJbm2vRTnDr/eUbxf/Y4CTvR4QXTIn89lJMh1krt5hOKE8DPyMVNNDwnyJ5iZLQ4/XZnR",
+	"tdTT27lnXAPLkiUio4iIybXkJT1DW5TgZwQ/q0U074Ei9HpGo+VbIt96yVpVq+3tHor8iBQllNx4jYMp",
+	"ZY4LwoiWBN8SxDjCvqS3BMHTrnln2iry/hUtbb7Umb5hWnxM2bWcRFzKsGSD59xIipiGJEDwMMJSkulM",
+	"rha1im1n59qs5VQgyExbtfFUtWGOvqg3/8KgNBEESKiCM7Bdqj1VFEfBTCYkHhNz86ovLuEd99wdTWYI",
+	"8JTfUjZGkiO8quntSkPOgSkiTEk0Jtc+Z7ckkuX5Jz+ozRlkuBO85zzexRZznK7cnmqMESonJDKNIsYj",
+	"JOLoFs6A/vJM/w+YrR8LyackUjxBSIK3ZMQtjjuhTnBNmeSVfiol4pqBq+cQZlxN5gyBjAbT4NHjalKZ",
+	"5ossYVXrsdDUsD2AJSpAw0Whzxxh0p9ap61e/6SH9/297jE+6HeP/QPSPcGHh939UW945PeDPXIwam1C",
+	"TDMzRUjG5TX2fTKTZQvmZ2A7G8Fs9DMkQFMSUIxUR0Jx/8QK6CJjofEMJbNN51pk6BxeyLWNJiQipwiL",
+	"G62mzLTFjXJ295eCsw6S5LW864tbVPj1lgW7fEbY6yn4VbAUXa5kaRJwP54SJnfFTOlAYkKInIa78P/8",
+	"4hylhP6MSzO62vbSAgUSioOviURFekuEGbI/WvqAlM0USyKzSirbBgsGBhwRLREVm4WNDHz6jij1sAWt",
+	"JTcoO+1R2euqz6vgceSTVIAD66VazEXGEKiOrdvFmrZdElYatpzO/CC/7o9M8/VmPkr8p/AXWF4q+ZQR",
+	"svVTldPTbbi96KUWNme6mT7tNIwwtmoe5rGqidhWls4k08Z2pmJ7tXNZHuGglFnGqyMb0hbcsyi+v505",
+	"pJEM6i/dFXwZOQIZQPlRv3UQKG7xjES3VOl0ikUyLcLCAdDqTNblWDXlXJfFIIZNO9wSz8mNUdFqhhch",
+	"x4G2/eJoTKp9+EMegClRco7gURchyu1VuPOdrSWz7Gdm+Vw3iZQE/cQ0uXq25YHAdOmMhJSRayV1OP1Q",
+	"Wk5B9kHYrLAW6g3njB1N5kxDqxrcfPu7hgCz5VzHa4DG77LfJw7ziGBJEuM6uFqWeKNLDVc4p1Y0u4VN",
+	"XRpJbt5TzPDYNe+Aw/j07zXnahsrzHVJU9ucn+0d5qcIygKqhLhrrZMuZdbGJIMEZT6Bq11JdYjKMzQi",
+	"0p8kkRLO+Ts6q+brjbpKj3tGV3ye6Q89sv3VoJRjnCViufVlUFziWaD3KjwB8XaPR92nWA16QnCQepMz",
+	"oWcPX+DxSqK5NOrNu0wV7XsVxLtM+21Ivpyqrc1sxnhVYWVUnHyGhURUCgSyBJULpGbnok6+xcJmslbL",
+	"XCuwt2ZYCLIlqSc/hHSaYNK4tsFuVbMFn/TQRt8p9ZWMeKSkZPC1Kc0pO+1hyP0bysZPKCOidfrF1y3F",
+	"rY0yi/cO+7jX7fV6ve6x+uee+qeX/NfvtzotbQJpnbaGJOTz6ymOxpS13nSatbSXbWlKhaBsfO1zIVtv",
+	"XnXyi1Ogg2uNalDhFIl4OFV/y20uW2FwavUiLIl23laaBY3ksdoSmGvLZQasbGmLlr/cIGCGWnRbrS1V",
+	"a0r5JipVjG0qSvkuM/OooS5lTOeJeWvJtFaqTlXtbW2WWTUqZ5O/jkgs3Jd01l1Q9DqfaUsZEUKx88SH",
+	"GJFbflNFCkevS10Uzfvcju/COVJNODglyyOqdVhjEvmQmYMJfnYTp9xy0bFXp91t7JfySGDuPFbszW0L",
+	"+owjEfsTRFgw45Q5TT3FBnI2xfLrW7DnFHtU09B+0OthLBYVvDjxFPsT4t8IMMQ5glPEhEcydMYPZftw",
+	"8ejmPWw1EjQ7PCDJTbxU3Yx4EPsyVQ6vPn3pnHXSjEvFrGhk8/2adgtzkXhMnHFQz2YzHsmYUUmJJjk2",
+	"0drwDhCdGgkh9YGUJpltP2tIady6Dp+fau/VtmSQ3PBSeoANaua6mrWzDMw5anxBR91AEDgwc9/ThQYL",
+	"PKqyOcygRf3A9n1xhVGpmUs8vtahtEUHnMTjTEAaw1NSI5Y301zO+1arsc0XNtO9nlw0JvKaMu3WLq+r",
+	"fkAHGhvLrH7UPbd8a4VFXdrWNqaW7z0zPx7Laz5yR5OVxsVjKWhAdH4KvLJkrrmWl8/X3e4W7CeuoajJ",
+	"x1l5JTfrp1ovUofKCoyZoCPXdOO87JN6zVe2tB1RKte/npyIgVeS4Brch/kZvkx/VoKwJEyCf9E9t2JT",
+	"mQkuayi17Rxmp5a+8BT8mi8WM1JzksWBwEwFia75nAlj2XZEQcEW0+Gv6kFw4AvQAaw//hRNMAuU3DtF",
+	"4AJsq7/Vpx31XEDg0GBJNBMa8ch306o0mMKmf3tD2ZxDlAev6Au7Fq+wM2phOfEhQrgqaBHnzx/Dvoiw",
+	"75RWy61XOAtqtL2VULvygBQR5gTfXFt5skyAbNSj5FyLlB3t2OBsrD/5fDrlDK7qJAcH63BZyB9xkSff",
+	"b4E0W+t1K4TLD1UTbTjh/GbJ9WmegIxVCtJI4KZCoaECIRzNKEmwSxgIOFSiEY3ElmS/0mCyUzV3TUX+",
+	"z+f6KZFxq9tcZioQDgKlliwjQKn5DCFqNY7aIeezIfZvOmgWARvpoJCym27IfQwRvFMicYAl3tm++Fg5",
+	"DSBhxNn4esZ5uNp/jrDOgNEhCgy7HZGZFlf40t3tbUH2yAzhjZqkNunDFXWB/QnpXij+paccEOFHdKZY",
+	"T+u05THeFZJHxEOcIXJLogXCTMx1FpBEPo4i0IG0EQfG60/IFC76KX79hLCxnLRO+3Cm9UCFjKyZ4ULf",
+	"1Q+omHFBdZ/FITxjSp8gr9WVi9oXVz9T2+PnT65+vtNBHpYS+5MpYfIMjWhIlEj+40EL7rPuXm/vqL/X",
+	"O37RP9o7/sWuL24HLa9yiHvuIT58gcflQenlm0VEECaBT98R6JZEgiouN+JR4j9pSpIkAUR2L8ksxAt9",
+	"1RWWRUaxXhLM7HpE5mk0ivgUSIajkMIPubQcw329QqaJp3MiAu7nUj92p8HOGcJDiLBW/WkmZjrNT46w",
+	"eNo6/aKlBtd65ZrcE64DvtwEfXn5xMZSJQFB2nEL/Dh1makOmq3iUwinq+7+GUNeJuTO68AoMgNKogQh",
+	"yE6zMRJUBBlWrvkh+BdLo7vEkjyhUyrddPFxGJLojkhDFuJA6SyMzzvqFqUMBREeyS4lctRVfADPaDfC",
+	"koDZvmuOe7ffOx0wbwDi4aB1Fv348PhM/rjvoTaPkDdo4Rn9lCwGrbPf/OqvvZ1T5EVe4mFAIRnJDvKk",
+	"hwT45wSKmaShoseAmQFRgeYTHhLjWEVXZtPk+QaHTRvLidI/fLW6tpcBa2OQTe8IYxTWMSkms2enozNa",
+	"1Iz9MA7U/arTHtAsHobUT9MIxO6ANTzoySJ0n/OQ+gv3WpiZAvODCEYiNlmDL3+81+udzX984J0ijIax",
+	"f0Ok2nLelxnSQ2cRGdEwFEqSmoVEknCBKBswb54uSHtGIi3aQ4K9IqDoIPXlDVnAd4aQYsesDbAEL5m5",
+	"twbViIwW3fOR1NFNeYJdmYFJjuaYSuuWA4MnNUk5SV868FPnNe3vtTqqczpVHOXeEYiEU8r03+lAKJNk",
+	"bAKIPv/88+55Zlc5D/lBr69jNSfqTLExOVO756C3j7xy/paH2pePLtDR8WFvJ5NPloGBgVSzU+TdJzgi",
+	"kd6dPx44ktUGrY5+215Op/OISrLsPtp3ERwCpSI8JdLe3yGmUyMg6wSXRzR0LgZEfyV7ykbAKOkCxAzK",
+	"wOVKIiVEqWtUm/90qk06wICMcByqZUodF5bvp99YRyxw7V9CMpr7QrjQ7P1RxKflEZsfEYZAUDwyvk3X",
+	"SP1MO85NFWBJupJOid5YlsgHvSWjesGrx6S38orhvODbGEySUFZYzxn+Mk4ywPSlj2YRuaU8FmiGx+SO",
+	"QB4jr6VuwascrM0sa3JlPQR57L5z2a5+ZsU1rvZcm44Zj0iAwDkwp4LsnKp9F0mdRk9DY0TA6OWLR917",
+	"aLiQBPEoIBGa4uimgwQfMGCCD1/7JIRAHoEuJpQRQSCmHEV0PJEdA71yQ8yN45MwNKwaZQLIdbbQgEn1",
+	"pM6nVUsThxi1OSN6bJQZU6/3Y6+DvB+pf7rqn/+/Eg7wEKwlSvrFY2KAYXYGTA2mg4YLtRAj+lo1AiHd",
+	"XMiIzyZkF31O5YTHUqmDavaKWBMeBloXBt1BIPIa+4AkI/T1+snVs89QSIVUyvUcvpxqVu1az2HhDCRH",
+	"doRDQZLFHHIeEsyM0Pkcy0mVmGtEMR3nCz3O1NNJhzRYKp39s4iMWqetP7ibAprd1b+Ku4+DvNDrLz4l",
+	"jpv3Kb4BJcO4yvCIoLZLUj1FfXXZ7B0eKr2SQTA/Or+6ePxYcfwI+4ptdgYsZlSdnVkqHXcQ2R3vqi34",
+	"8vGDXQT4ByDo2vs2sPILME3Yz2rr7B2gCY8jMWCqMS2pwTa8IYuORYoAgRuQwJSyrqRokc96vGPj1fQW",
+	"NhMdsLzIPiVywoMOUtSH5yB0dUwUO5dIqdOorbesQ4k4RaAz7AxYxiWlhqO2qBbXXtiO1NWmT6Rx6FnB",
+	"U5NAoIO9vQHzqjLEvbNkqeYTdbplQk3bkLY9RjETaZu9E0eb2rvl7aJLMooFDo00ZKP71PhgBiZ/Qq/M",
+	"KfSoZjHFiwEbapGDkmAXnZve1NFVMogSniJFwbaVlxIZCRo1S02YHy0gryZmii/hAVPNBySit1blUn0W",
+	"lKqOIoA/ARVfsSTTnD67BtGvddraH/X9PXxCusfDg6B7QHq4e+If9bt7wb3R4fAY98nBvj16WpBMD1+h",
+	"x0rx7fAQJKhE+1SChJQkUm3+0Reo+y9e/eiftZwK6eipBUgoMwelHaezB5AQCLNsex952kYK0YQLqxvv",
+	"nNkgwwC1D/buwTbT7LCDDvp7aD4hrKABZgM5d3Yr6WD07abqtp7dM5gUDrc2S24a7KBhLPWsxvSWMDgZ",
+	"rpml56C/B4fbbm39lNj6xLUK9YJL16zPQ8GRz2MGSdp6jmowNoC67XMlRWJ08ezlZy92qkQLmu0kOz7X",
+	"HcSCWMhoUSW/PlSXIqLmqeoe9e8N1ZhPKQuWCs4zzsMy8p1rBOq3Vt377yoeKvEYnE9gIHFbAZ4rIUPQ",
+	"ryoFTlAy3bf+Ya+zRLfay2lWfadm9WzOSFRFHW9KvA7CxoGqYwA8xpnSnhTREiOJqNwlkATyOKhUhI5y",
+	"vKo9JX+s2v/jL3rdE9wdnXcfdV99vX/0ZsfNv55zHq7QifSenk+4IGjCpwbYiJrgFc4qya6ee1x/tY20",
+	"81NopKwtx0M9bCQIjvxJB/lYkC4wgzkN5KRLmSBMUPDGoycgBWs/FAeeSSODpqa6xmzRMVhjPNL4ameZ",
+	"zN/cG6BegRML+/KOMK3kX95Fn+EpsLnAtG9jX+CvSKcdT3FIheLts5j5MtaQK+oVMcM+ESiI+GxGArVh",
+	"ZIRpqGYbkjEOQQLXcWFYoG//8k/+33/359/8y7/55s/+KzLqw47SA5D37f/wF7/9x3/00IiyQKDf/k9/",
+	"9s3f/a/6u2//8u+//av/mH11F50jWDF1cAM6plKPXxClREsOdFAaCpYoJIqtH5jHdswaEKFnL0Coh5Db",
+	"mKnWDsBJwSObHUsj20Hb+9G9Iw/68Xo9+BgRO/GdM+0fI+ZxLQJp2UAvpe5OjZwz0k2kVjMPe9no0JNk",
+	"Kay+QfSE1NsjSsJA2zq0UCoIUdtF3JAglUd0e0FKKBD77NUjuSEDiLptoFVmYXdUOwe9HvJK7spKZfPL",
+	"pYw5L6C4rE1jytnyGyKCZ6r61782vB2ueORgyupbJSkqaTckOFAU87oeEjySAqlntT1kFz3QvBh5XWMY",
+	"OJeVBFJvO63qyautTqub/UMnb5gfsn9AIqL+Ov2opJdHPAz5/OVM/1b45pWbAkpiWU54LdVUz0v92pDw",
+	"L/C4qs9Lw7UTQR54tdQpKa4BSDyutHE4O3+pSem2TZkf69im4kw7m5uDTMcu25Qd03LbVJw0sOlgIEZa",
+	"zDgTGpb83ORBJI5scIKChw9QyzMJ/8Y1+aNfCu2NyaGbV0BZu25W+14FKnQZR3lpI3kY4mWIe0ubqYKf",
+	"c2QwLW2nkBpUGZG+tJGqCO96EstP1RCe68XSK+4yEFUBfqO251oXr4M8x7C8nY5xtYFMfEegKA6JQJHS",
+	"/A2MWyx9JZ+1vRxtVIPZtfM66De/+uudJNyk7OuEJAyAAGlXmRx2zpJ7cI4FCowYmPGd59x2LiqaZ++m",
+	"D1b4mWq9bJ+HZbBn7VE2xmONw5aLEVm6kTJxEmVwjKVv5jEmijEWS1/NRS5sc9MaochGuC5H80BtLzsH",
+	"7wx56cA8Y0LOZWzovQeZ8zwkSTCMPh+o7SXE9HY+kE3ldqAta6P0PJD6Pg4uUxD+NXZkAcZ/6fbIoeZX",
+	"BAkubcAdZ1dvm9Vki46QwWy44AfCT9a4s7dCpRSY0zcjEGmgSnoGjZPyAyHWgyyI+hpbPAfCvnR/5kHL",
+	"61E8Gd0S0p+jpGWTuYDaPg8I8pLv1QXoGX3TA4VToPkEy0Rn/ADX41mkA30eG7yxd7U2JaCzpS8Wsb3q",
+	"LSvMbMMl7Sxd0VRgWo6dZtvNB0x5KTaasX7YcCvdVy6MqiBcZaA6M1sqG661bFMUgruKAVXveDNqpNz1",
+	"Nl8WLHi5ipEF2d2YEZ8zHboCkUyXjy7QycHhMTIDRTpmVXxA5/09Cb1u0OsV6+QEhd7K1WlE2OX1F05R",
+	"RtY8Q2qNR0lQnXZigkNVg2ZjE+IktBFcURyNI8xkwV/dGTBXvFTH2NA9jaztoSmZDhW/MKkkA+YVhUYv",
+	"DcXaMSwpibQyvl6N7aqxgqnUvtPvkcCcj314zF6KdcWKLZsrtsJZHEUBnNp4EhDA1J1gLphqzTwDd4Ek",
+	"RxB8KkUmKvkD4VT5xX2aKTawhfXN1i5otMI5KP8t8CLnoqp7Pa1YUAgkadsvcjEtPIKQlh3YLJQlwTVV",
+	"+yEJOPmwbTUby6TvSLiEIa7UaptKhkqNaCIa7qKD3gmKMLQHpWb2e33w/enIn1BdOOZqGIHbAkUkoBFR",
+	"qqPBQBM01LXYZBwxhBEE25qR6tCNQlj/90Ly/IzL8xxE8BpbrYwzvNq0l8fN3Yps4+mJeBZ9TEsGjGdA",
+	"iAt1PWz4jNmB+YF9MFY2s0yPLKjKmiuUgLKsXJwMFsqm62JxW2z8UqItFgTRFKX3AyF4CtexeI/m8iIQ",
+	"7Mqly0OkVsIkLG2nCnXg3SkgOWO3DgydqeNsQqNhdjudFKgzAzrL03UzFvgsSTxtrmAmKkW3lOA3QG4D",
+	"6DJtz0GE753ZPbPHc4mxa+5zB+RInX2Wy0beyh7ToPx6bXNwJOm62k69Wkal98mInht43M/wlLywGEzv",
+	"X9GrRCNe2loV1u8WrFHLgIpR23P0bJgBbqZuZmC4avuBP8BdlQFMfZS4vdbYVhVovst3QQXY7ZZcaM5I",
+	"aaoB8XQIthb3HMP4bi3cZQYPeNOly2IL11+8HNTuxsuXwAebAhY64t+xWPbHD0pEhwiCDcOYts6kq2qt",
+	"rTBAu0qUbRyJVIVRXKMVB2bu9sI6lleao1KxeQdFvI4VSb1MqTh1qVBZRhfWqUw2Bik/H69jsgZzUMvG",
+	"6hHFShXtGFxiN0x1Kbbpex3GBGv63VXK3kZIkksT0jDXlTpQKc6ohir2fVOADD7qy3yZ/3UCAFyl81fG",
+	"AlTV29+KHGTKeZricZC2LDMRRozPTwFly4k3S9lA3WPjibT3bwYS1tuxzMXOQPGUmEHdacie5REaxWE4",
+	"YDaYwDFTb2cXARCEDoSG9nS2G4vBAchHFqTiA3LfFaArlr6eeVTvtpv4g1Lgcqi+S9soIOhuTVlzQP6i",
+	"tpf09vusoL3A44cJNu1axpgsuO0KO0wOOXZryyvxuKiGa3aQdvgdWAfOn2K2SKofrLcaxQIPy6Pvi8UT",
+	"Nr8Pqmo/rGa93wfG+7IAl7vGAhYRd5cuYAnSduMFXA3G+4EclwxGLkDkQpLyuiR34ACvoLsLZXergdm2",
+	"8BtAiI2gUG6Fb1EC/IjheKWRfVCWC4O/+ThjuP8Q5BMXCOvyxA8XvulWlt8B04raXrE/rwDdqpV6nTtn",
+	"aPzuRJoPTGk3838B7pdNlfdlmLW1dogTxnUrO+Xl5RMwQYe3RFjYQgNgOy/C3ILClNlHxVF96NJRQjOd",
+	"yRncYuaTi5D7N5lsHhxooy0On0eKO0qq1tDASs0yX33dMjJHEdjv6CALPrHfP9w/6vVqQFCkJu0vkqbT",
+	"RGUOCYMtSIujBkAqP5w0X3q9XNeObeH+og7IQ6elrXeifocsDo2pQeNnlQZAg3o9h1jIl6LJXFd2rTOH",
+	"l3f+mXrGlLx8DEPFYfhsBEXmVg36VXEMulriiL524/EYZK4E0SuJ5gIsp446qxHx+ZhRkzd6QxZoCJgx",
+	"WVyRvRyuCOAmX39x3v0F7n7V655cd52ISGovQgWqLdJXRzvDxSvJVKwEjdFhHNDPY/1C/yhpFkcRXpQO",
+	"DWC0wTompE367WSOR/Wh0siHDdlA42Owpb23+phsh+ZTyuxfhQXotDTInPkZdnVhTcxymJGsonyDM2W4",
+	"4JvO12WuHJEKlGF1RqgUJBztoqsJnzPEmU/ONIA7lQgL5J0bXUiLxRr11APEn593z58/BlGncMr6e/fW",
+	"OWZlnq8GXqbRq4RKT6i+pPIzTha31ionhMsscxaawpytTiuF1Vy5N9MnS2cSOnCve+pS2/pFppMqrySZ",
+	"LYfd7a/A3FUiE6T7bzCYupdak5OtC4sK9y7PgAvox85M+ja4WDrgj7OuOxRSZoDX6mye+xmPX40tZLQG",
+	"QL6qN684dIAaf67BoY2HncozhNEIgqLjkCRYTp7PhbweQ8KNOq6QrG597xnvZfHw9lyLttz1nJ4l3eZV",
+	"4nMWksyanEX7PpkVGK+DmmZda3N//finlAW1x5F55U0WdWfdvW/AApcfwr3+wfHBvf2jg+NGMjJc99lJ",
+	"ZilktlJ+C3ZStOcsh7Crlh6rdOCdlhuGaBlHe0B8amfdQI7w+XRqFMscbo+LrkGmCwueZHz3CR61G+Uo",
+	"S8GklWWzeRTyuePOEQ8s+J4bQp6GskuZPqZtDcRl9EEwJRXBEfV61T85alSXaoULTKjy1Hxvj0H+BKTr",
+	"kt3DmrarVnk70kVm16xYm8aiwiPA7wqai+jb2lvVonBxMqspvk1qN5bmVoOfN1uZq+S6rAeU32n5mPkk",
+	"DJ2g+dl2tQSXJ9IqVJ48ebQc15S7bibz6RZqiz2iMfnEDZ3NKogXi7o9F9Y5oWsyoqVrnmesCYZfInbp",
+	"emYgdC5ZZBfwnYhnJLqlgkenCKP0L5N7LQmeaihPykQ2TIREd8QZwsGUslNAsoSPZwDceoo0Xc4A+fRa",
+	"F5+C9s3HNF/Ois8AkdrOgR5phFc713RkaqFUXy1N/pYW520v7ukLQcdsPdOjhZNtoCysevZSP1XcE7Yn",
+	"506IAyof3ppjVTijvuTRNoxk0JD1y1nCGxrraj5quy6EJFP1DeNsMeW5rZuSHG+gUkJO5rm2jRe4yNFB",
+	"Hmm81z057z7C3dHu6auPnPY1WyOtzIyy7fzRYBD3er1eRSN1FcvEybdi2Lj71Xn3FxUWQQNLl10EEfu+",
+	"IkanNcI0jCNdLZDRCrZkTpDeE0usJ1/8/7r/omLGKZ+sFqMOT06y8lPPqdVr10VpKEWKJBacbsWAdDt2",
+	"d1YbXi1tP1ptBgK1BivOme787BqmS7H8SG5FvkgP+Pu3F8WSa5b5FIoOFu+MjyFJWgOmEiZJpAFTDdA1",
+	"jmzMiORgANGwHeIMeXw08lAbI0bmA6YeviOQQRbfQSHBtxqvY4o01LeuIWEeSPK1kJ7bgHnmF+/UFB+C",
+	"79VzOBQcYfT8/MXFxxq6uIPmExIRW3puSjATAxYz6zjTJRTMaeOjkRIBeMyCSz6EmwbwnJ9wHFScuPtY",
+	"+pNs9aSGtwwN6m8VzWqyBozehqZjWuH/ys5KGA20IO7D9/mxF3XtgKzmhtcVvLA2472pqANQOu/8xjnV",
+	"AjmXaxxm0k6SZc12JWKElJESK9w/crJwK0nYXTnVkT7XPgdhb0hCPr+e4mhM2Wr7g+k4adc19As8c5Ru",
+	"QD6enSElK+hTY5KyJYLz1B7hMNTFYiQHaRFQVxkah3yIw+R0K1FumW24V/DbVvu5MlfLxQQzRsKcSIzD",
+	"UOnjVEABAwCdb3Vac+JPgNFPCZFa2IdIROdZLh7jJSbzZRvzBZ0SIfF0VtJzljJsM2vH2zWkUPu2PhRG",
+	"VrhwMvHPJ4sUqBSHyAdcJLW4inlncdug3G5G8C9YddVp3pq7+aaG7ShX5WIdY75LGFw5A02M+h01NMc3",
+	"1Utf1RJuTPWQZOydtMZElbV2qe82ezS2IfXkjtp7l3sgQEUdvPK0mLbM1jzvRc8sn7v70yUytsVjbDmO",
+	"ultOM8dVh23CI/mCvJZNTjEVzyOqS11/7bA/13HC5/plXJKVe+kJZ2P7ApS9aNSFKYXd4I2crbr2Ipmb",
+	"qH5HrmOdWekkDCOleRNHitmC60Vj1Nk/D+Gh7ewJG5jxdrbDc3hora2w6aLC5Jcsz1ZYrWE275/L6oHU",
+	"9C5MKct+26/chGUMUig4ZEIsIbaWTGdyocQZPyQ4MqhCuap2tUSZt7CR69nt0i3tDHGzm7xeY2a7u1pK",
+	"DkC9ljL72tVaeji20Nwb94a6JZFcT/G2rPSz2svmHAL4uF1Vvh9fPUMHe/1jpPTgM4SnPGZSV7qiDMwj",
+	"MaMJSvmcA6j/1KRuWFHw4rM/bHVaL68etDqthy8vW53Wx5+qz588V9//5P5ztx5jpuawGKe21do8bk2Z",
+	"JCIBlU/ILQmb9qbes8HL9XbOU87IAnZNEWpMIkbGWNJbYlRZKKFoNFlF6dKuDQgO19bWsl66MocYRfwr",
+	"wl4yufr2dLY/jnDQ4Hj+BB53Hs3a8pwtg9hkCQuFoNaZqa4v5oh7iGKilxCghcHCp8+UqUg2XCT2yDsC",
+	"ebdU0GFIHsFznjsoorFQaotgrTOxmk6lvDoPL1k+Vax2tfLaaqYmgyduzcmZty9r+sKyD8PbY7r6tdxK",
+	"RCQkWKy9GKaWWJMe68WsWQacxqxJPF751gv1zAb6xVBQSTZUMGwssbUKJFYDmECOxTXSNgxB1lI31ry0",
+	"tnH91Lh0Mmy5BjNek6W+rej1Nc7cGoemyebfeBtXq1S5PdjAa56IU+VA+FmIfWJjXpYK3cmDxfGmTbij",
+	"0m3vW1EF05m8HV2w05LuQtDPIwL+N6j9qZMgs0WdfwxF5Yu+gnyWl/EVlNwFq0JYq/VRQw1AX17Jkwrl",
+	"irNQ1FSYMkO6PY0pLSReCNSmEt0QMhMg8dMAiuFokOxAeLnX8kjYWkfNL7YWdxqO9JHSf7E/MZVcAQhT",
+	"F8ijCXy1sfe3s1DWSm/mDOrSJgPeMcFBtziM82jbOrcZgsZ1N0ryBsxNPfvss3eEbqA8wZqcXvOuBiw+",
+	"90Id3q5fqMXYmwnK+uk67LwJgzaehFqcWT9bhyXrJ2syZBPqVnav2r3jDmJ2b/7czmoHVEjKfNmBXZUr",
+	"/1M7qaLoOj9s7DnvtNIjv0bcX+blLFGW8aVywKfJYU8w/JZq/1uys2XO5FasQoVju80235/RYIuaeYaR",
+	"bIU2TUTHlNtspeuUIW2lOcuz6jWmBUq3XTLhaG/JMPkAL4QroiLF0gnwQpjNJeZUF2OHmzgO1ZU7Wh42",
+	"sX90WMh1Xx0z8SDR3NYK719u2yolvSQPuxhcUmfvqS074zbNrhHaWpZ9sI5iVteHEsESIa09y4mk6oQb",
+	"a9HObury3KDz56X2C0UOBMlGW+xmoyAsww8Jzrr91EfjzXFxflN/71kuesgma4PV3/p+XW9vbmVa8+XC",
+	"5jGhC+lkVm8h4gg/m6Y/1JIQCpuyYWSY7W3pWC1OSH1XjQUW6bz72TlU0YfW5ZZwJhtmVfSllbbHsgj2",
+	"lZ5k9e45PPmmA7iabllSdXpHoBlehBwHqB1wX9wl6mWxO1WaFw0EAOimmpDoIJ03p78CtURkzMTpIq62",
+	"mMMwjcHWh9zHTbJbTIZErU5NXFQrWbUidbxB3Ovt+4RJKhfwmezqr2ZYyK4kTCl1JBrq37wOIrvjXeQp",
+	"9rMLZloSeCWCOsLBysGdg8FudZinywIpTTB2SsKUGCZeu2V2geuwZTZL2VhS0yrmJuLnE46mONA8W4cP",
+	"nyGPav3fhBePeIQ8nSjhGXV6Tsisg3AseRdDaPWUMJnLcKlItFgZ6AW/VtLgceB2jqvf7gil/FN9I40I",
+	"CU4Rn+EvY9KB88GjgADOOjal8eAlAG7EAzYG+1mEaNBBioRYPYoF0qMUOyakWuMrtU5bvex/eN/P/X0Q",
+	"7JXRVKaUVcX497onuDt69fX+3htn2PDWwvLXi8gvSABYCMC78OEBTwPK4ABxdoZwOMcLYQLm23YhgMiM",
+	"I8JK5wuSCJ2ZE/WwL/S0cyOu3DxXKfdZ7whZQabAhxRD8TqKIFqggc9aolEfdR22eAZfZ3Pc1BdQJL+D",
+	"PEGkVBtNfVZHR/1fEjxV/8czen1DFvAVHqv/TTALoNh+B3l0OuMRtGXgtbzlUD61GZcRWag7hevha9Xt",
+	"I+qCXVAnEn7W0IEhFfJUHbdokQThTgh8fUegEQ0BpsiUQTWy5B1boQhkggFrAxAhI2iGx+QUeQAbqomu",
+	"dyFgyGetr56td4dns3Cx07GcQXc7YMAPOtBmxOdoBgUYYXAaLBTb8moRn3fSsuvGO2s8s1grOJ9cPfts",
+	"wFTLSEz43KR9GJuPntAu+lgjjNlgiYsJZUQYx68p6dZ9gtk4xmPiDdgsIiP1uHluF4FjDN6+fHSB9vf3",
+	"T1QzL19cqFFQBoPooClnBEKhyWvsSxt/MWB6kTtI6Zvol5wyEhiT9RnyOpbVa1lBhxbpfBULBClkRPCU",
+	"BGAN1ZHYA5bCqmrUqeFCEnXKha3kz4gPaDiqJx5L8yhgbxCmeDFDP39y9XNtXA44EQNA8eYzwjoIo4ur",
+	"nyWvKj0nxEIC8MjOLroiBOm7G7ba7tSkvSSCyZAyHT+Yw+w4OTns94/2jo+PXXkK4FNPilTXSv0otQE7",
+	"pHwo1PKgGYfi1IhHaIYjPCXS1O+zRms+GulAaUTZLC6HdLkGPSVC4HFxbP2eI0W5cMT1UDt6amlDrvP+",
+	"KOTzC1uYpKG1/iEcfUmENDcDVI2Y8BAg/lbZ6gIqfB4z+ZxEStg7H/Lb1dGP+ll91UVjyswX90m4OvT5",
+	"io4ZCTJNgPunVr/G/PamgoCXBqWmgYmCldVPmyGV/O1MeGwCJ6PGVoaSOVyKW9BpKc5Vp+V021SBfMFg",
+	"q3adTeVv4lxfI89/8+R35wRMyJBDSwS4sLo+bT9NDlrqCzWPvelk4UbrBhavFxRXV3pSItq6AUY51bP2",
+	"yNbDPbJJubWTdpbAC5kk3Cy8ULLu6aKmi1VQEZenr9i9tVb8yUYbKp9utJob1Vv67+6SV6/2iiVetqzb",
+	"UPgS9vPe4+QfRYR8RdaLao7rBJfmE5ZK/f/EOrOsgeK81Wndb3VaF067MTy+xnVNg5BYR8lS06V6BmLm",
+	"HxAc1n/DNbWPjTboEFmx8M20yyGiIFQ5PDrPSYSU7oeUlkkCpJruoLmS0LUzh6GABkhwNMJROdzBz8Rp",
+	"L5uPHfWFGgZE2BIcNHzJRY31LjFiZX5HWinSNRNh5kLy2UxDU69EAxpRRsWk8VBGEZ++FPUT35pYL+pz",
+	"jkvQhS2SWYZ3lDmHWpCRkauriuKbmvSZtFxu9WMNhQEgO2hIfBwL0IYmVCAfz7TxTsMdQMTPnDBZO0LC",
+	"7pdndohFH0Gv54afrEqsXRPv0Y4jEzvLnzcIaZT85briKYgjmT1lN0In4Q7JfLOJs5o5ZBZ3lTSSP5pl",
+	"zxWk/JZ2yKXZHQnERmZHgP1QbYukyN+M83BF8r0TDM8J5VK9bS+TLZvfnenuhTJj5c16lm7RBEWASoH4",
+	"nBk0ERYgKsAGBWFByLOj8LYzraIHzyRaJ3NdtnLPMgTJL16dPPY8w1gT6bzMPoBsmXA+oK3kqJ2lq3Zu",
+	"N8lpd9s6y5nly+hVV5gpGENeY1+GCxuG6NmjbUyYli94jps1vc0Di6Gpfc+FIjr8lmjbHuzGJDhAX+ER",
+	"ZmJEIhtQdUdtXGgXqc0iUNsi1KimKyA3k6vEgZStflITS/g+B0ECxIi0cRyG9ePcltxFTcPdmkGavUM2",
+	"vQTJpHB5ZGTYL2MSayCFmDGNrhDoiAhTbdol2n5McCgnTUtWlPrOIc84EUuXG0qLKlR1ZM3HVEgeLR4y",
+	"E0FWiRdXP/moCTZcNR5cI5Hu2TpJUmshtSXoMdou0NHIisDeZBypa177bNXRNtwARASloMGxST6aiEzd",
+	"SkTUMuhPtkVfJ6tqs4ZB2Wp1WtY/VQHntj5qSRySn9WBxO3XialX53WNVXHCMGVQ1rLoa1gu29Hb0PBz",
+	"h+O9a/kV/nnth09L1tMgJ+3EMQ0KPkuXn+NxYAm2VnS0kx6PwXvqcvZY5XhpF/D2hX52bd0ziBaXMXMr",
+	"6YT5HHBzHIGXF1c/S51p+rGOjllQg1Ayc0Ak4OvkAjPkqHuv1WmNh/17vf2e84jW0Ya137mhQhwSVzjd",
+	"4eEWtWezqTJsUNy2Oq3XoXjtnGtT539VFOOrDbNUTR2wRH1yudDMM2jEYxZ0EPBjWGjGZS1MstUs0XQh",
+	"lhUX6nd6vZ4djADPulpaHWJTP3sBNlAaDVhQzMtndRZxnwjhTKGegBdfV4PLmKa2QJB6Cr6eTFa9d2aM",
+	"vUj93wGWGMa8pXGuk2C7BGQrsQQY7pQ5vclw7TSzS5MxHSRbqbC5m+TY5jisy4dmhA7Xpng2QnLCBckF",
+	"qiXp9DQC1XFL1PfT/MuCLUHtSvMramMURAsUxayjtysYxeZgVhiSnS2NJbBhsaJiOIxLNI+olIQlRgw5",
+	"IQuUvAmFG0Hf5hEEk+AopDoWxkYqqO2wpQHbxJ/6o7UZecOI38Bg460NBmxYLuzIZ6PEBqWTDbmwf2Wp",
+	"aC5GpW9jgbC0tiHUhqA52AlPCA48YyzS6K7GEnTt45lnOeu29gNAOyw7HvCARZmww9/WfQIEWtZ7SEZS",
+	"XSF4e+exwNfs4bSkSEbVyXOQdPHTPZk7TtUcahuivJFF378Qn7uYK+OgClGQMbthfM6ufR7GU+ahtuIV",
+	"/dM0jg543RTPwCTEuD7BZyZSTL2DqEB0zJRMs9NBnh2s1xkwT3J+HXIG0Y9maa4h+yP7BQTuZ7+AcDYP",
+	"JcGDCesiYWATdsWOat/nTEY8vE7qJqpmLEbtDVkA0LMS+ZJ4NIgSZosOgmGA8Q76V0NPtsw1ZdeKUXoD",
+	"pgOn8ZTYN+/q6lP6dcDzAoQvUeC3ufY84CIJc6YMXU04DmEKKf9o2/tmGEvDoU7zrIlmOZMm9igWEA+P",
+	"TVV7xVL16piwsAETeCHQfEL9yc4uesbCRZZpwX2GI2J5dR6EOr87WpmtqIQIvbbpqbu2iT25lc38DStn",
+	"nOq5ZYN4smTVsqfXLkX2O3Pi1QRgSEADpyRvxu1O94Xf7giz0TsmHjN7SRaTh+oGDb6wuzV7TMwZKqlc",
+	"tUMD3dpZVOnB4/PsfLRfxhxqKuDn/s7b4NuRdjutDk7UHKsS5DhVsBO7udM0fzEh/o0NVOZzONMRUU13",
+	"kmOvdjdlY4TZAgoWuw3k1Wo75PSQ1zJR2XWMtNXlzxKdXQcGm7jc9ssXj7r30oQ7WAcKHIwGCH7sIBIK",
+	"gn5yH9T6HbfKf7NC8R8547nVmNUAeaSjdfUuUNycC4n2eujp/fz6u0Jv93onx/3DPdfOc8fVf55EHBjO",
+	"kp1SHe17imezCtMJBOPq/aPobw6Wvah4JpmqA+kvpjq0jVMGmXSKZ0ZmmgoS3gJQBDOojOn75kYTmQO8",
+	"iwC+QueSoK8HrW/+9q++/fXfDVqnaAAhkYNWBw1aL0iovwJmOGi9KdcfdJ7j+kaHUjQwcEdYjepTVssL",
+	"ARU+SADfLnFFfDK/cSh14Tjb+sPgwdW5mydHt/kH9w4P+yfOR29o7YodlaWNb+Qi292zT59XFVHK1Tqh",
+	"Y+djrzccT9GBKTVSLpi6WnrCHSClHpFrPT+Z3zh06huyqC+yqgVsmFQK7buG88TE/5SKGyphqRnelfZK",
+	"kOCiNoZ03u2yZgxRYwTqTbETf0A8fJcw3N81iMTGqOE/gCq+c1BFxfTeHaDiOuCI9W21ai7rxaKvweMb",
+	"wrW/bXzCtwzi/l2GP6wLZZhunwZxYyA0vBcIQ9XzNqx+ZgY/QBcCRbcFWwimumaQheqVH+AK6zLjBkVX",
+	"3i6YYC3Oa1zsdXjuhwFRuAbqYHn//n4jDmZEq2Vogxl10amoq2a2hDqYOVpbwY57D9VC3ieQ3wdaX+T3",
+	"AV/QxY6e8DFdswp1M+F9hoWY8yjIhXwmX5YBEpYlo3Za84hK8oyFC3fxUOtpStp3sha7tVy5sKVD8xQQ",
+	"CO4vLrAkY24Oj5NYDXEJnHeAkEhDHmjHAlRRB8wMiNOa6bc7gHcyi3gQ+xL5ZmCozW9JFNGACDSl7Kfq",
+	"1adZ+ASL3pPjcpk5pxQCOa4xNFwJVE5J9kvxFvQNwCRP3nhle899vQV0usb3lkNp0PgQbsAc7EtTUAfk",
+	"PcBxoQwtYsxQ++KzP9wB37BFdEEW0MW6YfqHyIjcKKBjJeViFqC9tAIPuiRixpkgwsI0+TiKFrkyPag9",
+	"aPX39g92D3uD1s4uesojkv6IIyWmgpMUtQ96PWSiwyln19rKv2Oh56DcsEaLAV+LAQmlImlAct7JxPNo",
+	"lxEahRyrDQkwMHp8tshQSG8I6u32e5pW4WI3h8hlhl3wkZzkrOrdf/5Fr3vy6ut+p3/4pj0Y7No/997s",
+	"/HOn0b/K+pbnMWkXg8GVs5kmgFojk+2mVD7AOzqzbkBuIIzUIVc/bAqm1WllDI5Z7uqOyF4pHpRtZzWR",
+	"Ale2/Gw245GMGZWuFJCpDZqtVdrCD7nYCMbQgHvVxu7IehPW6zBTkGt5KQTz3Dr1M1/PwO98oajzwIi7",
+	"udEW3Y8bBFOHXMjL+km2Na3nRsujM5JWpq4XeI2HNDRbq3ypConH5I7ooJiFRAgoF21OIk+35coAiJWB",
+	"xongV8T6cSUdj0mDWrxj8mmdSsTJg9mqeStDV3KG6DW2txMvE3ovlAbNLGxKguz8OpYTZE5Mfn3TrdTE",
+	"sJ1hPuvV+mnInxqyl+8Kc3iXp/iDPImVZ2opfE4RINV1NMwOW7F5Ta7YphbrTIvAMi4ANtYBrbAiEqDa",
+	"EpzpYRsm9qzw8N6jayuotw0Uaby+hDGK+PSqyV5+Sze95A1G4bw5kgaAHhZcuc5KPDUAfw04e352RRQJ",
+	"PTSQ5zHy1LOeFiZc2XIrAf3WJYt9cwUJ1iqgsMnN1ggYolwdZY1bb51bbKVm0uxWW/uWWl0Lo/rWWjmH",
+	"tS+m0oZ6vr6t7t5qW13afso1G1VHVntBNhhjv7d30NSgqG6QebaPpeYm+1wpZ6Uw1nyrr5aQXpMmcN0o",
+	"PhHiBb8hzBUTO4qImCD9EJLqqcQSYQaDBBGCcrZbvFBOjqrsDrtVhgfyekYjIh47hnJFfM4CgQD2DfrP",
+	"Dcq8uVzfund00CtUkymfmIjc8hsSXOlZOdxqH/M5mmK2QDolwkxfoDmgUbGABLXC3lfDENwQVkSjuE9w",
+	"5AxsLgGH5CfRya1ztvEs0Z0byFiWHXvDmI3xmCAlKaAekhz1e73lJsmDfPnvxFR3mN8/90po+K++7nf2",
+	"cwa6gyoD3XMSCXX4H2CJk9zpbcBD5RqurD1uItPACdKgZGXmLRckWVkorYuqly2GOTLBm5vCRVaNaZKq",
+	"ExtCVbh7KHHEpF5QOrN0FJ3CWlTs8GRNH0ZYkPUgnACXCprqoOHCmqNtpAZ4FjvWBct0uMcZ8nQWimcy",
+	"SkSaSKb4dTGlpG4CiyP1xPrWis7dVRittSzd1VGmBQ2jueRQXJtAwz6VzxyBX8tsSt2+yZWl1+eOxgiz",
+	"sTWYcbaYUgGOCqAgPK8WTgfVQGYOxERNCVPNkgBN6BS1IxJgJTpWAGKlUUHlnQIleXKph8JUWgnOjLck",
+	"LdGTHKRVKPP5GIzi0dwWqMWy0lyV5SI6doUSutQ5i3FElmVulWmeKwy2Agw+6elp8lICGFefPVZu0Vrs",
+	"0m6hJr1c2ndKxegsKkNKhXQ+mb5WUv51Ff4NLHuDK83sk0a32Xqkdxd8ruprTBiJ1sjmgHCqtcZXjuis",
+	"GtvmW9iwKQfr0Xd5N54B7zE5vQaTTzM7g0gNhRh0dGASErh1aaGwfbOLkt/DmuzZLdJJN2Nmvqs2dkU2",
+	"0TsS177rolc9NGa90QtLa66QbYhoT12lH/M1HzvFeHK3ZvDTmCyLu9mWlFeW3L4P0thl5uKq0I8hRZeP",
+	"dJCzAQ8PtDRlryIN5Dyxb6RQMzdkYTRqm6TjCEountvad4VFFw9IEM/Ip2Sx3uu6QOBar+Z4QeO3Mye9",
+	"8bsmy+pzHDHKxuv0X8wQrnGoy90m1MutgvPwV2zfgnngd//w593f/cO/+1F753f/8Ovf/cOfDAbdwUDs",
+	"/sFHr3/+2//rb8hr+c2v/9W3f/n3rz5yWwyMZ9FxO2wcqFE7IVM8sIrc10tyGeu5HxtIKWbq4O7I3wP7",
+	"jjvgbXj2TbpZSoBkEk088nYia7nj1y6pZGldm8SiuuIR/LpsattwfCZbfSW6Xm33ZX4L1QQHOkdC4mFI",
+	"0BT7E8pIBllBiZ0WFNr6/O8I7SYTqP1ljEM6UhcFVfcwIyQQHaT65AKH6osxl9T8Olf/hFzIYpXJ/V6p",
+	"BOKrL4yFuoJLNNWgawfWOHafE7plmwENEZF6ZcsLY37SBM8kCqWRTZQAWBCVACcEOUaIccTIXMlCwmUQ",
+	"WXLw89E4Ce66Ht/KDfeYzWLZOLu0VLfvO7AfVgl6b2d3rFjI6jVcuXJrXlJ6wUs3VZpztF++tmwDa3m0",
+	"3/XlUKZaNnW1iIijpGQMR8+YNEOo0XOKPAAn8JSiQqUBnOSRKTALuF5UigEz3+fxvyA/iErAK7TIYZA/",
+	"phH5dtTvA+ZlofK8AkJDFIcEqTcseBiZ5fG/lgPvOdU3zsMGYfuch5dxqIjaWSrWbb2s3QpRrhY/yJYW",
+	"U1ud4TGJTKLf8hGAlAB2oOmQRC8InjZ6rUn61Qbg6/13AFjrECzzRMkRNj+d+qLnK7Mz14sDTTHyVxWm",
+	"TJ58qm6vN53WcJFUMFsndyitZ/amlMGz76qipTS4C87DgM9Zk4JmiTJIIyJ0fU2bf77KcxVgGi7A1vaE",
+	"Tqmss8nye2x1jIyubPAUv24ypaY13XIcYfW0vz8comkxO0jppKOF+us+GfGI1H3PmBhUdzWpnIMQqgCb",
+	"g1pDmk5gI4eEJ8Z17WlDc4EE0QZAjfxrTOpnA3PzlbGM2l5//95HH3300b1er+d1kPfNn/7bjz7ydrTV",
+	"EPx/xgA+YMMF8r60hd5t1SvbsK6TbpSm6a6tLP9yJjw0BbFcTsiAjazhPzHwl0aLDDVQe0KDgDB1mxsS",
+	"7uwOmKcOkmdKmQMcovZLw41eS4b7WYbaxZDbynNagReWYe9OKZPzcCu6spI33nt0cCrHLAE7/z28Pb6/",
+	"t8X7Y5o/MMnvNJN08o4tIVV8uLymgiw/8J6NJVVXhM0PYuYPHPP7zDFTdIhC7s6jC3RycHicVFwKiMQ0",
+	"1EGbCBfdGT4PnEhaLl/IVflVGwaoowJNJyFm49jkCqWh0z6eXZPXCbbyqihBPWyH4z6eYoikDzED54kF",
+	"ePdxGEJR0Gz3+SCEXlXBsAbBLmoBH0KRsVXowZ0WZUJiVspsAbADR3FBcEM/LsI99/fuLS3eXM2+D09O",
+	"sry7547gr50tLU2Yf9EP8/LyMYrIiESE+eAfo2ysLaxmB6oX83thIuVMnN69KyYch7sBub1rKy7drd4m",
+	"LrIVM0x1soBNNM3UhA4qVDCNI+PMYaS3rmIhIIZ4p9b7dIYiggN1LjqIcRRyNiYR4iNFjsAdcetnwHRW",
+	"usnfoWOfSRIxHF5wE1Vey3ptEuRKBZC//fWff/uXf/Pf/8+/O0MinpHolgoeaWAXHEwpExCrDMWPQyrk",
+	"84iuxqFLkvE0StDmg/SSrj30m1//BfKyNPA6adECnwuJqEBQCWT1jKpCoMqn+CauEzEtZsRPXMm1klFj",
+	"RmVpBO8IAUFNKjFqp4vbSQHsGkRL6PO5HjZvk3NW3P219mHznbtmcJzZJ8XrmPs33RtCZorhqhXvII1a",
+	"iNohkUo26hhApQ7ydpUQda3+uav+6XrFSIOjg2psoD8aDMRHaW7cq/Tj7vXd7quP1M9O3/P6O7cc0ah+",
+	"UZKbwEpO++bP/mMHffPv/20H/ff/+n900Df/7T+j3/zqr3dKl/7K6s3u3bpkM27FZGfunfdvtdMDWS+F",
+	"Orkjm11yNbAaN7uKSinX7/qgvvdjtZLEFRfEivdcmshPY8ykE4HoHM24oGqPJHmWX5qH00zLowyCW//u",
+	"vrplB63e7j78N2jt5AXH/UKS85EzAfMkl4B5VJWACSiBrmFr5MGIKKWQs13kqfsf0KWhthpIHx7c/OYP",
+	"k3/qaRhCK/wCQmFIGTHVdyb4liAMwsQO6MMzA2WtNNilMkXp5DExVwLmBmIhNmai2lg9DaF9LMXqIyx8",
+	"J7DGAuKrFW2ACxJQAXVlm1GjNkiJ2l61rx3Y8U9KYZV77gwfK2Q3kMkzidhZzuISahNM3NUwpBqC0RFd",
+	"XYa0SFFB6q5oQxQMckt5LOpXNNA8ZCthJxHntc+f4isbHKV6JUBgO6U1QEQ8nFK52RkW8VA2OijANwUJ",
+	"SHC/9pJL/LrZaZQkmtbcqw3sKY2GsKmm1mkB5GlSsakpBNptnfgpJ0ZBf3VhBXCT60OeOTPJji9AhqVA",
+	"eGVDTwqel5muZZOZ7VXky5lNkdYG1yzKLn9KgyYaLJyRmvproc4wQ5hlcRpRO8fedqDCNbKkQe2USDtn",
+	"2hI75HLSKcI9omksJBoSiwRpX3OZgT84OL817ztHMK4V5ysqADS7oda4d7bBU1ZoI5uc+ArsPk3/yo3+",
+	"QItHDRXJqFKaapz9l0o4DrleDQ2EayoFGtFxHBGB2gH3xV0Q+cXuNNjZRZ5aR2MCBNF/ldS/kSzvN7E4",
+	"WabV+IWMYLYikc5CtNeVQDeVEx1Q8DqRxmLBK41KLRgjFmU8iwePJM/hgBcNQAcNUlRduQpKiat7pL/M",
+	"qMLL2ZJ57m2agBtLUhK/bvLspbnRam6nhtJOXfu1OamNGm5iCVqSD5SsdrbV8olLieUUP/TvidDxahlP",
+	"q5dDVDLCZCwRqJ1saSM+jCJCupDurH+Hyr+KaSVz2nGg+qzNVdbNDn8HB7HxCWt+CJps6w12aTL9Jbtp",
+	"cxu2Np81tWA3c+hWG66h9y3WyBiG3L+hbPykkYB5P/NWDVJ8mVGYm+nWURzWyat21O5wMgTwy+Mhj2VS",
+	"aEVxA4asWfBMf3sNaavX9luDCKW0BksvY+BUHANQokI+h5wqdUeD/HmtG9IqGjwDX+hMWRmL3WQ1U8Lk",
+	"RxxEeCTRb/7VX6C2NjHA0ztoRlhA2TgdnZoCfCaBeZywwDwMwpn6Evs+mUkSqKeNNQ+8+LdUEHgWJSYF",
+	"gbB+L/Mo4ixXzh0GpxhkYTAta2KFMAahbwLbdysxJMKPiQnDmU4Gg9paHa/3CmP7gWpvH74qVmJ/lzVV",
+	"ppX1XXRDz2Z6S62tuC2vgqzLH1fPY71aXI17z4OPwtevnGMqlHi2Z50GoAMzfh0QLaut9LNd5hBFVgB3",
+	"bD3Dc40ErUbm8KgGiRyBbjXrbxfrbvMoWB9dPcnXN81kzYjpiJIpZU18S/aIWddtiFOFnfLeIwM0QOCn",
+	"K2AWXzn3PAAyr3uo4eUE67kIu90IrLl05jNtO+fMwxyScURm9n4Gcw5kfwdU6k/BlDI3AeKQPFcSBZnX",
+	"2RVOqO81C8wnb29S4/5DYS8aLIUEa9IifX19YlSyEtf2WXFghY8ZWwpGBlgDSUy6AV6FIHxAGftlHIzL",
+	"wN1brG2djtE1vSuf54G+AfHwNNIsQf8BkPJZEET7c/qFfUTNS5xinatjkbbs43MynHB+I051loHzmF0R",
+	"KS06WDH0bwYwYGJJ/sMUv34U8a/Iyn11gS204TO1PBdZBNAG7z2xqJx13nGVsGxcZNPZSr6Y51LbQrH4",
+	"ZwnWOk9l55YxS7Qt9eX7uq41C+bmV/jVyjqqbWMk37Fa/h2RNwdO8UKHJUmOhkQruxbdOzUFKCkXUYF6",
+	"uy2HIlhjm9UM4CttuNIML8ksxL4xQcxI1E0KwBpeJ8xoIzLlt/q5qWPULlUkLUdcxzWQX4vlhQfa8UwR",
+	"+P/5T/1eb2e9wgP9QuWBquqgNWsPXGUr6xWC4vmMMA/NJzQkaEgoG6M5j25IcIa8OWceav/2v/zVN//z",
+	"v9HpWqY2UPu3//iv4TuoUOkqMJjA6cygtsMcZGz1spu1Z6SGhtLn1ZyQmbqGHaLXByPX6CiiZx+krtVI",
+	"5AFqryfpY6F4QgMVsBpS3Q0xvmS8wmSOFnUPoJYW0Wopbelmc0ATu6HUNVDs2+thjiP29tovaVSWYpmp",
+	"JWNwLcAL7LKC8HC1FvsCjy/guWKwaP0NlGV0NRw8dflFnRTgF3hss4C3BR9l/JD1Y5ESCjquK7UEcQTV",
+	"nP/g8vInP7l/3yu40o9zV84fqDvmvPsId0evvj5647xlVH9rZe403Q5NF7bRgrmQBCuouw07kDog7934",
+	"YydfWRYkUVJ1pXOdg0sjyNMWHmrLiE6npuhIM3zIF3i8NWeH2Ub1xM90Q7ncHSu22EpDcNMt51qS/CZq",
+	"RtblVVdeEDx9G6jSJofe6lbPOQ/X8D0VeJVAnmlX6V66TU9j8iZWBqemUnprw5FoVEsl7EqCp3cEishM",
+	"3EFgCQF8S51BapEprWIFyJaPA2/A2mDwARRLg0cAL0DIk49nWsSe215oZJrWhqEBG4d8iMMUhJjzEI25",
+	"biMiMo7AtanIcAqoDYJIBI214XVGcESERJj5REgewSx0qoogUiBdJiA08ny+swFTQ9EomxoGoUTt+gFk",
+	"H67C3gTcY4YjwrbiWn2L6OUNhAWCp2vd3m/lzKdhzrDL2we9HvJiBgnZ1+orAAfx5hFnY/j7WqksnoYK",
+	"mVOho5jeOkc4R8mx2NoYv4/no6EHr1rmIni6FaFL3X/vX+oieLol2ecdHEJjafNDgiOBqHzXB6xW/z9c",
+	"LqsNn6maua6YBx7V55hGK0v3fj+K727RRb1hDd18xdzcyJoU0H0RYSZGJFrPkudj4WMXYtSjrEjeQVN+",
+	"SxCfEZav0dDRvglhwo5HlFExgQC9gERq+ThqWxlXbeKKSpZrRq6sETtke3JR8qUg0TI4IQdUwsZaVlKq",
+	"a9lcHsJDv4dy+cpa2c9YCBYMTwvEagU9pFPsTeY+FMxOi2i3dSEDW3i9gzCKeEgMCloHBQTWGyLJd1A3",
+	"LR2WL8NtBrZGIe6I4CCt2+7OFQ5XEgiiXSD8EU8/VLUlVyvPTGstJCG1qmupM80O1/dH3jD1+lclN9jn",
+	"1t5zDVUB94ZIhlu19NtQEoC1v3clQY1iW1i5S26lZtt+xCPfcf9/TuUEebobT5etznBHgjCKBYkAWVRI",
+	"GoaIz5lIa70ae9kEQ2g9+PLBNnamPi6QkNiGTJmaLpTpvqDZXXRJRrEgAWjiO0jyMQHgUEiN9lSrqjHP",
+	"LU3Yn+uzxY/NG0m51bK90EUO1ZG2+KXAojAZIA0QxCBcCjwlSCpJTTXBGcLCFCFLrxvUFoSkk4O7bOcM",
+	"RTlKJIbI3FB2f+Bf7/rOdGljOaRYh6MO8HQdCLYgqLiwejPFjnKQvTHTeLzZ6AxrJeTTGWaLVqdcs9ZA",
+	"IuAgiIgQOlJP6IC+iIw1OgJlQSwkVNgUPI4gLVLisX7an2CZq7Lrilv4XIf/vWtBuqkfMaBCreZGXZom",
+	"0hjXoo9hgTBLOZsJjERUJN+dIm+EaUjZ2EPtqwnHIbKtIioRHkkSoX0U4AW4DtSzcUTETgd5N2RxbcRQ",
+	"D7wC6Pz5Y3RDFno7JTW1dIkt8yTikdGmg1OE1dN3hB2XULKy5rBUQoqpN8UsxqGX3WZmuK1OKzMAXeYo",
+	"rohkgfBQpcuu5BZm7zxMX1AXlO7xijK/wqs5opGQQBwSIKXBT2cSCfU8nKAQC4lEDOr2GcJDHSoHQVIB",
+	"CektiSgR+oGCSP82wFrVaB7pddxg76lWrvSUNmhlc2SaOArLMXf19AP1am5zrKUcmC1zrlfdwXU20M0B",
+	"K9oNrz6HPRRxNk6gZiMCJ41xtPf6tVFClb5pL3DDd5XKqQbAY9nRoN4yFkVne9+dwhZiSZi/eCrWwPJx",
+	"Qkin8FybIwOpJRYzzsTSU/opvW+j4zWJ7gg05MGiRAAn/ENEZLQ4d1cp1JKWEuETHkAFCmLSQXQEFdSp",
+	"WPt062W6cIKrq8lFxCeKk9wR6OMXL56bZc1wG8LUzjC7wjdl26uJfrIaALzoaLEgTHBHpztlyaFZ00fY",
+	"7KLdkPsbBlMIdJ1IOdMuOcAj984UcUHqpmzEAc97FOHxlDB5BpJURAQPb0E+5wijkPPZEPs3HTSLQJ/p",
+	"oJCym27IfZ2MPCUSB1hie2qdiPSrIG6yy1PidivXpYGIamWucm68IH5EKsBaBB0zRRH9DGp784kg/vVv",
+	"fvXX3k4HKiYwAL6xSozZvFpaxQExjptt5LUbEaSTQPwUxgbnx4gyv4yF7n83Q7IH+iJfuC4A4AUXFntn",
+	"G2zTtFnf/lC4pVZWxt6ORAwk2cw8fVvL7/vQPJY97nWgcbTI9g4Q8tWtYIi/QW9RhaDvwaQ9JVGLeKh+",
+	"GZIAwZcAZCDVCQKXCJqRSD2jDsLOGfJmSvI/1f83e8Q7Q15EzOIt1I/JX/aJrDwOvShtTwvl6ZsVQeX2",
+	"59UB3AaNshbkReEU5oAl4dDX2UAmLh8ioXV76+cMpw2kmzi7OdORZfKGEyzCHM/IS6PJ0V/Cvy0ZtmG5",
+	"LPK3927EdC91xv9p4DRaGQ7Uskd9mcXgYU5QyJ8w+A2qkVjUN51zuDsNoFI08j7yIIoQDHFJ2RJXwKVi",
+	"RBk3b3sw+OiPv8Ddr65f/Wgw2DWfdpzu3kLNmGoMC4AB+jIm5mfjZDHz3OKu+GB2w4Yg9M5CLUhIPhNZ",
+	"Fb3t5U0uXmKhULxUUdlDEekSpp4RbuPwpsHAG4qzEZdYkqsKqUzP4dRUW8/LQKlE5pO8ROaeaJVm3hCX",
+	"EQCJ/TiicnGlJmaWbkY/JYvzWLXiyJ/DkWQgi0syjrRx+4Ys0CjiU+RpbnoOLcBVRtVbE4IDUF+0qbj1",
+	"8+7588fdT8kinZzuFKr9QYiF7V7/9cje6J98/qJVkjBZPqJEjyTkgAvZxgw9DB5cnXd1ZXj0yecvOogK",
+	"ESutnQVIbb8RJQHSlk+1JpePLu4d7x1q5oNZYnuD2x7SBPWodH+7kJ6tqKfWSMeHJNNSGkzrzRsonjDi",
+	"Gagf9dFQQ5sGp5gyiSkjkTD2k7Qe05jKSTzc9flUl2byI/OhtOlNY1QNUlE9VGS5uHyKBIluSQRs9P7e",
+	"fSjWISCwWIBkM8ERMfGRfKTDmQdMkScJE0Htf/r7//uf/vNfffuf/rcO+uZf/s23/+XvdrS6EJGZQJBv",
+	"BATVEc6dPNomZJPrFqWJadH6QBSHFodf4huCsDGcI6XBWdV6yIMFZDtCPNmADdgFZ+roUc7E6YB10SXR",
+	"Fm1ETU07PsNfxsTkcQrUfvny8YPb451d9fAnV88+M/Z6DZylXlBqe3iBBTkDC47+8vLRBdrf3z9RZ/Ll",
+	"iwt4W7F48wow1O4MjylTMsQp8kI6pdJD7f5vfvWvFctOgsAPezpqHKCD1dAGDCFPt+CdoSEPqOnT+xo4",
+	"cgel3P2NkhvTPz1YX2180GDBqjGwhM7wmMAoH8JdCVYu9bSHZ7PQgOjZol4/+iWw2bYtTbeTr0Wn2rQ1",
+	"5TyfB0QNQpd/88xhEcg7B+is7hNT3M1D7Ss6nYX6SF2olwW0pDae99XkI6+DHrJxSMUkG1+bjth7fv7i",
+	"4mM9Q71QUxKNCZph6U/0WI/3T452TjXamdoYVAAtszOEd7rwjp1l7nf9HRVQJSxx4qlm5nixcwaIa5q+",
+	"eptQgWKmw0g01zCVB02QIyyqvhj1C6olsA7qa1aH7IvYn2j2oXZdx9gOhW0LiH/Q68FkAJcKxnqthSvP",
+	"VnCjMkuuaayL/0V2/9v4GMyQ9/AFHntnOvxFvQpwaSGRuhnVjxmgQN7jUfepIpcZhzmQY9TW8tfOKTrY",
+	"u4e8WQTRfCAFXNvpeUA447yksoMO+nuFR+0krK5vaQmG/Mx8lAih75QQjhllyHvdtR11hc9nRHgo6xHR",
+	"38GI4RgQqZ0fUHlQ9dUGCA9GkIhHI+oToQSKL155aEowA5uubWqKF7voXH1ULan3NamSyalWxkQKdNDb",
+	"Rx5lukVKmLyGYXjmdSSIjpuDdkwRRm1ukcJ6/ayHsK3Gqb4zK2m87IpSQx4rjslVM4wzAmplBp/DM1wR",
+	"mh4BcKjq3b6GMLS7i64IbG4QrjW9dqeBzg8JqU+MWdfcR+cz7E9Id2+3V7qI5vP5Loafd3k0vmveFXef",
+	"PL54+NnVQ3gnRWMzl5G6fs6fP84AtZ+2ert9/SifEYZntHXa2t/t7e5DzIicgBxyd3dOwrALcfp3fzm/",
+	"Ebu/NBr6uMrq9TDYOzzsn6BZPAypr2ghUPuTzz9FgsgdNJ9wQaxREE1weEu0MQrBQO+InBwhdOqSujip",
+	"b+8okBYW5gGIfBBENaOEgGTvKs229RMiP5nfiFZqOYdJ7fV6VgqwGBMFvgTqlgUY+Lql5gA2QhyOlbKk",
+	"ZBlQW2/hL5gvZIKrTv/w6JPLn//0kwc3zx4Hz58+eq1+kIvWaevZp8/VYgqQB6nS3163TlsffxL3Lx7/",
+	"5GoypLdHEzkb8pOfRs/iyy9/fjnxR1e/eBQ+f/jkq5dxNLppvXn1xsg5eJVwDPMGoae8QmYxdjNZaFXN",
+	"JXS7awp7ZsTV1ukXr5SaP53iSM3veWbBswuVW1Dr7j79ooWVePmq0yrxFtWw6ujuhOBQTr6q3G7nhtHu",
+	"9XrG32jKC0GH6sKYnSnWEXAitL+fK/4PgSFY4iEWxLlpPoZ+N9421rTT4je5gyeJLo9cbyXNYCrWMjNZ",
+	"rPS4bS/qE3pLmOpACSwks3piISSZLl8/dbMv6i6f8S/ZhTGSgT8BjgxCK5QtxnokCKCSOuiwt6/UVvPS",
+	"dczwLabAxb2dVLpxrvIlwYGSjcQHv9BqpIrhaQ1CSe/qyoOlPuztr17mK80/X6bE2fIuSUi51ja57d/F",
+	"M9rVXLZir2iNXkvnuq6yEk5IcKbvXdg5VMxCvECziIzo6/KSK6VBa8UCrrgIT4mEsKwK70/6yF1dEf5N",
+	"Z+WD1sDzatM9ZcxUX+RSjVt7vb2jbn+v2zt+0T863Ts83T/e7fX7944Oe73DX6Sm1PtqVXp9vHfYP9zv",
+	"7u+Tg+7x8CjoDg/vHXbxYY+Qk+HwaOgHafqDal9Jwdron315tN89Dg6C7snw4Kg78of7xwcHe8FoeNTS",
+	"cRIvxZLR9Y/3D3on/b2jX6S2h+fGfjG8Fxzs9YIjg3imVkmPQC+huieVUHB98+hlMH/YSuLV06EmOykL",
+	"uPZKrdNKqu319g5OTu69Par53eN90u+eHAUnXXLi9/YOcd8/2Se1qHZyuHev3z85cFDtAPf845OTlVT7",
+	"w19293sv6lBNw869aiBe6HOk6/yX+dU56MCIj0AYUCdRW5/gJFxiSfRxqujDPHs3ffBNJ32r+5yHtBpa",
+	"ufSyfR6GebD0FGZ18sxp1BjoOLiO0gwgV9f28bvZZ8HqpMG+/aVW4uTtwuMWIDmriK5so/zGm9pLm+DA",
+	"uwUOM7FUppqCVUCXgmYywr78oBa8v/p+e8mUKMoj+hUBl9xBnTv1EY+GNAgI2IIP9k5Wv/GC86eYLUwM",
+	"tFj3Cs6IZkJatTknV5s7rvLOVXxDVMUs6HgAaiKrQQjTg4CL9kyraUhIHoEwNsFiog66DlXIX7gXGUN0",
+	"4xv3cUCmMw5BNp+a2rVm693nwaLZXVpgoP39g/0M87RM+6CL9wPcPb7n97t4tH/U3T8IRr3R/pG/3/Nb",
+	"Wa5ZBuwsYHo2ZaQmUOhN3i9k3FoFOaLfbO5L7sHj035/9+Cgt3+wv3+0V3EPKqrc63WP98hed3h8eNId",
+	"HQ9HveODveHwCK+6Bw+6+CDodY8PD4Lu8N5hr3s4JIQcHB2S0f5h4R7Ub29nqQo34e2D8Ek4XX4Trl7T",
+	"ThLsY8WS45++3rs2tL5mXF7j64ioH0z9xcY7IHBxXfPTGbohZKYNpfqQMj4vsNrk0MguwEEuqu8Kyzdd",
+	"r7zptJ7wtNrLsteT57Is+/3d7Mu56H0cXKb38ru6G3o17oY8t3vMXgpQ0Q76h3WGKGLIGSbBUxJQbHEX",
+	"D/b2mnb8lAq4zt/bnab3esbh1+ReK+iSd7+mwRt9y4XEVc364WhEdOaAKfeow/UhwtXcNeVL7RJYSHKp",
+	"FZjzQbmXyzSV9cOSgj/Is3Kw+o3PuHzEYxa8t02qV3TNTdpcDnqO5USbfvXu1tDD3VHI52KpJT4p/gOV",
+	"h/jIBO+YwCx0Q1lwqsPmiHECdxDB/gRcLQOW9aglXiSIYiXMS4AJlFSo3aqcQaWkKY/IgAlFbCYpyIpk",
+	"JnbROXRh/Ztpg7r+Ow8DkbjCBiwZ+hDcNSQcnaXWvE5qLTRzuSMQnzPdgaORdlJaCSrMozEEJGPrBDJ+",
+	"c/P0jq4KC9H0A5aMWdeDSoedlnsy87sf01B2KQNqg0cfehwwqBMFoYvWGa8FZhgzic5UszACq1phm4yW",
+	"oJmBBwlcRS6Tlh73I9gPa5md6goqaUdVmr/2ICoK/KAEvjslMHfQ86qg/qHOpZllK3e/NgfrU8r0Hepk",
+	"Ms8YyXGTOwJG0LFJbgI9fIHHTuN7djNtbH+n4oGloQmEA24G7NUoFAEhs+tMYUk4tNqnp0uRRUqsT6uZ",
+	"vOnkftEFTZQSqliPo87j+ZDfElCx1AIl3Sp2cz02FS5XdfnqzaskbFYDkOuqeFmfwl4DvSJD4QpjjuOg",
+	"PjQoxMuO2UMDxPqDEPPdFWJ+QmS2qCFshWacoyTJQJzhDIPn1Oz/7G4umjaabuSrTFtv1FExFV+XlEEw",
+	"TEkHuLX7SHK018sIOQi+OtRX+Jm+0wdMxxafpZd9JrhDSz0mBOTa3NOebiB5asByF7pQV7wXC/ugjXhj",
+	"yCQuZyWDSJfE3tkdsOc60DtpJmMAgO4A6QHgcviMMIOiuosuEwEoE1HUPti7V4oPckYC7bgEDR1/XGDa",
+	"DQXZ0VOtWm5iyfuu8vW1uLYJ+q5lFfzhxvzhxvw9ujH7NUxbzzPBj4+MF2xjk9q9Zv1e2mP7/mwVcB1u",
+	"eNUXlISaZofk3mp/87f/+7d/8t92tJcQhyGJIDqzgxiZK40XlO1TNKGgE3cGTEKY4ERXYQqITwOi1HL1",
+	"JR/BcwDILeKhjAhB7Uyg+455cMA4Aw1f6HbUTa1u4jDUUZqKP2lcRVO3UOwib0oZ+bHk17pLb8DUlWtL",
+	"KunbmDMiTBijqSioL3Uq9Li4Ge/ZgOnmdGFmSQIdMwvvKzKJG8h4iFYp9u8gWqVjhLcvYwLQNIYXq+G3",
+	"stzTpqAlFNJ5fnp6TkROd8NJImBDCdCkPVY2m5M2N5Eul3fwuH7zj42s+tatMqtjMUrn8geT9HfDqmPX",
+	"azOenbhDKhm3tT8m1hujFh30DoBlckayHDyJABGELLXxbGzfqfJh3zvt9U57PfBca1Z8JckMMAUyXuhh",
+	"r9vr9XrdY/XPPfVPL/2vn+Qna84aUkYynma85N1++i5knYV8fq2LC2Z1HI27ax3XR9XNYdzSUnhJCDbB",
+	"pWne7yq52PFSRlCuOT0gjVu2zsAaVa1HIn73G4vfVaJ38Tz8IIb/YLhKd8OGtqs1vXCaq95VwpAw0RJr",
+	"NrwsKCsrZ94RyB561M47lW4BPCbh4zq9c8BA0tVOLSXGBIDjo/NqC44mUzvAiMap6D1ggNAsyezMBF/n",
+	"utmxIxKq0YgojiEg6+ugtz9gHkTGmDFnSnqcmWypnK2sky0C4u3sovMB0y1SzhBhgcj2fZbizyX7IRkL",
+	"lbvoxYQMWOok1IZAyBudEF/J33iMKatCET3V9NMNBsaDOCQ+nxKdzgnfe2qeJ8iDn68N+p+HZmpUVIqB",
+	"juekcrEDaNgwGZ2PiMbqCoUsW8mRF0R4JL2zdHeTQBNHkUBfzWNqKrfaFF3J82uBYhZYvFRL2TgkA6bH",
+	"6OPZNXntExKQwOug3/zqr9Wg0slc6DLh0JgHNzw4bvUXA6a3Q4BwCKkdSaYjtG1XACKhzL3jDVjbM6/n",
+	"vtclqXJWUqfh8QH0mJEk3l8Uoc+nU3iy9e2v/5d/+jf//pu//atvf/13v/uHP/3mz//02//xz377t//h",
+	"m1//B8iMt8zAXs+txnfgA9vG2zD+/SBOiXRtgmbyVPLW90CgSuINAAVVwyXrbffWwgp/ELzMS4mteTMB",
+	"rE5soe3qgrNRSDWszO9dYKG+R7T6mrXa8dHmwqSVCeOAyq7GTarUsz/LGDx30SMaqqM3XCDsSx51kMTR",
+	"mMhOJgcfMh/plKAIszGpyGpTPT/UHb8LW6GjRoietgabp8IAtEc2QC5BoSnY02DWTa1pSwfATdbCDWWA",
+	"BK4JWtW//tUCliVDyGD67O/lixbh7lfn3V84yxXVG1idAW2XIiPdcWbbVPWePFJFjQK21/rUwBL0D3Px",
+	"KLJQjdjqtLoCMnV2SGtVUFm6b8mIQyXRFUOBAlobD2WLyaH2BCUi0V43wOSwezzsB93hkPS7xwe9k54/",
+	"PBgND+5pCGgeafzIljqlGtDWkYXYP9w92Ds52e8fmNyQkBImzw24/Wmrv3e829vt7fZB5JVQEqPVyud/",
+	"7HWDET7sHpPDw+693qjf7R0c7B31yZF/dECyrEwJaSCVvtRD4rFUWlbrtGUg2VuJBAiTPT7p7eFecLh/",
+	"uN/rH/f94Pi45++f+Pt7/rF/j4wyIhtULUvOFQwxc+wNEcB5bUmpU0OyhMKMs8WUG+zCSmod9Q/29vYO",
+	"NqLWXvd47wB37/n37nUPToLe0A+Cnn+4V6AWQGvVINRRf+/g+Hi4d28fY79/4h/vD3v79/Do0O/3ekcH",
+	"QWNCNQhlSG6lGr4J9aw5jD/ki/6QL/pDqPDbciplDloOiyWgsoaEKyd3Nec5/brCXnkJ0HMQ7z7hkeyG",
+	"9JYEeXDANuD/AYqOAWRDpjqjQfMbmHgNizOvTXaA60YCgPjFPoQSwdvqb81uLZg4ah/snQz+P/bevUmS",
+	"o8oT/Sq+aWvWWTvpqXg/smzt0mqptQ2SWnRLiIVkKz0iPKqCjvRIhUdWdcFtM7F2AYF4zQLLzAIDg8GA",
+	"7QXN7GUYNBIw32Wtq1r9136Fa37cIzLyVZVZlVVdrY4yg1ZmekR4+Ov8zut3mOQf3Cn28qwoJPUVVBm6",
+	"Q4v8EF8X4GOwtS2jAWuM9jkFmo1IgYI+A8uoKoYjGijbYQfxTKzhUp/YHVPOKUeyZ0WWdVFZQqfP4Br5",
+	"HsAMJd5DUrfggySiPRTQwwyGAoYNvTWmY1pnBU94n9maiQaSRXAnGPPDRS/URVDisjLNhSTPD/tscAMI",
+	"pW6ILZdBzXMMObyDhdEHSrg8OVubKrElo8j0T6hfumE2rFc067XumuE4pxjGWcujf7e6pQ3esVL1L8DK",
+	"NlXdtUUPP7kXvBQmt5NP3vzci3de//TdW/zWsBh97sYt59YXu93uVB3Snq9ps8VUW3mxY77lfy7X/nMo",
+	"29eqo5ZFUVd+/UlZ2gXn9svZ7i6NUDJrB5paQ6cdsNONH3Q2ZkU6ny3nDLK8krA5jWROE19dKteuedBp",
+	"jeui47R7TDXeiEB+JeFcsRCqDqJaB6+UHH6qk2bPsMhmZNWpi2O2vTivSEF3lJQ89fqpxptBe1kmS7lO",
+	"wt6hnEzNvryb7FOGZCUVAfu5rEt9RRZep1UTpKdeXmsKg6GYuM4w9YvYy06dv4UXAUVXBQ9OvUe97cYA",
+	"v2I5DgkDxj1yj9Y9lIhlBz2oWw1LpYJVCh8lrM/iNNndK1A7zCI6DXegaNosSdyYTWjishzF4zTtM3Xx",
+	"Yl64LrrzDK3LTZIBZrsoYRJ0AkKT+LuEY+tQO9a0iUym8SxTJ/aze2WirSwRrZZTTWFAAU0ztgvBt+2k",
+	"gPDclKKYDJP0cKu7CN+Khz5JgHsytlt5L96Rt1kLxy7gKFCALxsXjedvU2hRzfBOIad4Rbw4fVWDGNeY",
+	"44aY5SKNR9kukmfm+me8WtMnHPJQtIPPH+y9MmNC1n2Q/PxgJWH0QJUcVMUOaNTts9dyKhqKBTtjU5I0",
+	"EweEV7FLUDMyV+KlEhp9JqUGaqtKN3Cx6C4Fow0UtqhixQCEL4xbulM/359RQfPsGExepQeK37qxmFyA",
+	"DJz6YienYuueruAuuqgRqM+KCeZSxOMSPenF+zKjfk4IxVkOkusMXPj7+nMQLourbKBlIUYlbUA7OCxL",
+	"32zNhNqWNfJ5PZ9nkiKJcjqS5TNURubisKN6sPDlBB6d1rLWIZkrKAOsLouO2+0Zfte3bc0HVmkVLT1h",
+	"m5Rf1GIMlM9elj1eRJ9JI8PEbhTq2Nctio3Ai4hukTikBhScgCjSkqhyIVEmDXUDu4YZYGISCxvUjg1T",
+	"jy3LcGrxtvLZMqZ85vpIN7Hr+h4OaODhSLeoq8WG6/u1UIPpqFxxkRZi14ht7IWBi90wMB3d8QNKg8XJ",
+	"SSufrPUpPj2sYHrVN/mOV9o1PT1ZtcMRTqo1T0eZl1PG328+Lef5w8XZM110fRJLipVVczYbA+TATKZO",
+	"wmR+5ST7ZP7QvT6fpPGEdQsVrR8nchGsqkuIy24rbkGxIS4spQEOZdPo2oZu6NbMoby4pecYmjtpOXOy",
+	"xVboY9d0POzrOsUmjQw3sHRqWn5rhfM8do0Iu4btYKK5Dg5N29Icg/oh8Vc8z2MndrHruSb2HN/DVPd1",
+	"245pGBt2PX8CZmTxiR47cSxOdA17YeRjLXTMILScgFB/+YkeOzHBrqtHOPA1DxtaEDuG7wVx4C5OjzjL",
+	"gb7MpVCmHS1O/GyyE84gEc6g1MWVmDhNa4rrAmW+QtsKiuDcJQ86rUle4Kk3qDXdmF+rQsmHEMY2onmc",
+	"5cOZ2OoeGlQvP9hGWS4LmEmq2D67Rw+lISolEA0kC+chng2F9BCLAe3mhBUSl1d37fTZokJ3HUVDMihL",
+	"8g0pOLDakDOwR/ts8Oabb+Lr42JPqJchKegAhXviPdgu3apTmE7q96GDbJxGiKRpdqBY/a+EC2z2TU67",
+	"x1x7tcvOlmFzhu2i7Iw72QFbwdAw3fpBp1XP1Dz16qnGULa/EvI79+jhTsJ2xnyFfbf4sgedFhTzjHYS",
+	"VmSn3qXe9kElUOrZnyvYbuav2dhGnuTWhCojipcFN+vJQaSgM4t/VU78V2AArgwz/rPmqlAoeTazfCMK",
+	"hczevkx9YoFnQXTh6ukAQigeZuP8yioCdk+zu6brGI5+iiIgW/q265tLFAEDB5phYNeMQuzrxMC+bwW+",
+	"ocWRBzj8FEXAwIHnGNjVLBP7gR7i0LJ8J9bNIHKtiSKQUhItUALE1ZaDXd2zMIldD8dm6OiaFpi26deV",
+	"gMmULNIE4DYBdolNcEBNgkkUEc9woyj0zWWaALy4h13P13EQEgNTO/Zc39J9z9LqmkDJc9BoAs8yQcyZ",
+	"0VODYBoE88wiGCnizw9gMlaQsDi9EM6d5SXoKVD4l4gEmHagXn/bMrw+W1KLfr1C9H02xT+9jQb/YSCz",
+	"xCDa4xAp6osl/DDilW7INz0nJ/VpUXLyWc9wJZ+n0Ggkzl8JfUC1Pj2dcu6CxoDUGJDOY0A6B1X1U8c2",
+	"LU9IWSdJHcilyCqF0TKpNVeA8QsPOmV8wxyz6OS8vzBt0e+Zdtc2dM9zXE0SIKgOThNQRa7rYldzbOy5",
+	"xMCmHfh67OimpjutTpXH+HLSfZV84sWpNMZk5j5Ew65mOzhwQoIDYoeOF0W+axHRlr+WJ3KQFV+/IqQ4",
+	"/ul3jn7zkxYcdBR86jmNac7RMMtZwnYhLmMvY6KtbvpI0zQN6TqQbRVJAfRYj7/+9Y/++XePPvzuo+99",
+	"7QQyqoWDckDDPWBESBNGdg7ur6HuqTlcdlrKnxuSz2eX5PN8p0hViPfsljrAhh8ntCwrimwGLZ8zs7t2",
+	"/hy//eGjH//12idHVR6lM/VMUN4xzN1fXc7zL4+hcWNy6crIHjX2p0sdR/MMz7Uc+0KljupFI30atbBR",
+	"Cxu18MLjCk6+4IWx3E20qXm0DniUgnlTWmhpTC1/WBp3f5cM1YrvoBjizrnKj95NmCLz5GiQJrx4mZKI",
+	"DzpolI45GkS0LG0zgAsGuzmJ6GBJ0H3VjysQcH9bHIVljP3pzV/LsrTWegEdYzXKJaJOOJIuxaXkkOuV",
+	"EiqHr15KaEE/xJQUqC3AHJAOgCeVFuX3gIO2Jr1d1rnJzE51UPFBBlmWUsKWdmIyGCWHJyyMZQ+DH1ce",
+	"iJeg9YMVZu0O3RWnycqzfItFY17kh6tfcTcb5yFdvf3rZHf1xjcklr6ZZ8M1mr+erdJYnjQr31s1X+3e",
+	"n4bZXWn08mK1eQnTcURfzwqSrtL+xftCGjwvXm2ThKUVJebRe185/v0vjt7/r8d/+OPxj//26FsfCGXm",
+	"JM1H07u2bWma61kQoR3mNEoKhRvKFBuSXp/6pPZfqbvEefYlyt4AHlfVSm6cBWEaDraNWMcuMQ1MAsvD",
+	"hmF4mmOZsQ3x2ola6a1e66N/fv/4b77f6rSE0n8zS6F856QjQ6j2NqtAyRE4/s4vHv+3d+QNjn/yjcd/",
+	"+72jr/726Lvvi+P/gNXzhwB5TrKH4OOrcCv5xWygiINtTdOx65se9mLLxbZtW5Gp+3oQGTImJCXJcPIA",
+	"9cWdmaygXXkoye7CdSklvN4zDjtYjMOff/vww3cfffjtqahwKHNb91/mWUDxfjIScvhEzW96ytdJFFKH",
+	"p0oSmrYR7LOom40ouz9MJX8vx5kAwTTKwvGQsqLLR7mQ0XuUFsO0C/+uXpNN7pybSSqtEwW9XzwX8v0z",
+	"3uCk/KZKQrQ/eff2q1tQ1UVmm4BJSNUrFLiDoBt3PyN+/uzLdz8r8AntoFDAfIaCQzS4HoZ0VAxQm1OK",
+	"oiwUqo/oQ3cYbc3mNMtdj19I+CjjySrxBOqS+hVXQ0VumF0bZtcNm9edlRRBud9K0q4nyAfLIsQpycO9",
+	"yWFS15eq79YxuC+McAVdge8lI5QxJMV8vSiVkF2oPZAibCB5YaNS/y3pwQjvszjL0UBeL9SowTYiUG7g",
+	"Gi+znas3kTctC7NSMrzGUVum3vUZoySH6icspLwQ30KDLaGPwW1KCfKa7FIH0ZRLLrPdNAtI2mcLn7fI",
+	"7i5B5Y1aXtcTi9c9BX8tgjSropX14ccssFgIIxaAhrVRgJyA1Wz1+kYHtAG05wG0KQmpKrolVheNWs8C",
+	"yj3b6o4WCWr10zkcGZsLql41+vTKxJ02bpRT3ChiK0KIM5j1V4Cjcxc0bpRzuVG2+0zAodlhHfSmiV3k",
+	"mEhRpCpH8rLopbi2zyQIE5qgQmAfOwfNWTMRKhB6OiVv3V2z4QSGlbdJ5TM6Yb9cryFrej/hBS/Zdqvv",
+	"B1vbaKDCSgZqKR6I9Se/u1JB0M9aeoCU6YigGlHEWRS2ZR6u5wLxehhA0nLSxhdJuIeSgg6hJIZoCyUD",
+	"gEoxO2B1JpNtlFM+TguOODlEB3tJuIf4OJT5yqDpHewdyjO12KM5R9JUMe8Ae150DPLEzu4G26QylUQw",
+	"pBOWjMCzsWvHJvZMh2A39GzdjR0nhtJbtWami92Q+tgzbRPHtmNrgR1HxAjX0G0mg3GRrIxq5mBkZ7hM",
+	"TnzZ7F7ZAfG0CKpoTeW4z1GjnDAo8nagazw42wCJl1h0FL5GcwyLWL1nk1F4ydGoDcng6uc+ZINxuk9z",
+	"kp7NXLfgsId4yeXHPKQCcjSQOZG3Ij5ACSsyNODjfD/Zz/Jb0WAReRWCWgCqjYDWdCRpdpNIlVyKE5pG",
+	"yvqXMDSAz3wAJQMk7t0n6ZiqaNo+UxXPJVe/gO1J0VHODhAb6obySUXt6dd4t89U4B8XiF+AZDweyfCM",
+	"rLJL7iW8yMTdZPiufOOaj2WY7dM+UxXXy5vLF51ru0sLFbhQDp2M7UgpETdJBejqzBk4O1KQcmkY5QeU",
+	"jpDSFpJc9fQaCsmIb0NZqiRHiayIXxZ8kqXYawmstdjkyXigJIJSC1OTKB4kJuiNOy/DfJRq+KCLKlCJ",
+	"7tFDqGIlp2M4Ghc06i0crmtQ7Ko0onRme5BTrEBDt88g3IEwBOWewIlF0KT+djkh8v2hXGCa1org8z5L",
+	"2H6W7tMItReyKCg1D0kbklirWx1Qi6DTvXJt8UVaE6cU3sTSrE6lO0E1AspRMC7Khn0GN0OWZqLBbLjg",
+	"oNtn9Q2BhmNeoIAiaTRCsjq/ukL5fQZb3VqIeQcCwPsMln+nVoYMkV2SMF7MDvCLr5PdRbZo2NCbg0+d",
+	"VcPGJzQP50Fc8pCYtrsqCOFigwYedt3AxcS2HWw4QUzDyDJdz5ykgN+awmwnXwSsruUOmX6S62OXWgT7",
+	"lmNhXbd8amhBEHrx+uY7mJGLodSe1B9Fz49ZdJo92na7rm3pvu575mXYo08eyPVszy+lWUDv123Mp79f",
+	"ZX+udSg0PezqmoGJ7Vk49gJND4nv2CRoTVmoWzkdGa5u1S3SNrG0KPIirIVUx7brBTigpoEjXbMt17at",
+	"wCBrWKTn7M/LTM2n2Zdtt+t5lu64vu2fwb68tNRPeZpNKunAHrsS1ubGctwE4J/FciyluICzCkCUMr89",
+	"L9VlwE1lXy1hSSVwr1T8w6Vxt1wNi6mS9zthxvZpvkpJvNn252WNqYO5FQhjppqvvroBPZxo7FWKU734",
+	"iQLr7SlNYWsapAuMKZZ1CVHn4GlHhtjL0RKaDVTHnUDxwcyAqu0yg1MZPZCKHq+pQ4RJlU51vV03TH9M",
+	"OG2eVDbH02f3gJmr68qTqMej771z9K//snVOE0jJj7OUbmBiZ79AmmrD6vq27nie48yD75anaZrWtbXW",
+	"BIIvuIXdNSzf8Q3bNT7XmobnQqFYD51bOPJ9F7uu5WBf80zsWBGNdGKGruuuic4fvv/N4z/88fEP/uHR",
+	"b949OTLk9IGZQ+2io4aF3cD0sB+6MSa+R0zdDHzTtOZRu27ZxtVH7fOzeUADngip2torihHvPffcF8Nu",
+	"VRqbbQ7XlzujSX+9IgR6J18gJdsthTueJF/D+fyRF8bY8Mm7t19VuB5abKN8AYdD2zK8kotBEjEA5QIv",
+	"SEoXFBFVXApnjuncBJnCQhHRmjnSN35snI144Qn39VJJGs4gzDdiT2sk9pOX2IZh65Zt2ZcqsSveikZy",
+	"P02Su/Kr3c5nhHiT7L92sv8FBUPJQlKcJ7vsEnjfk4Irj+UiD2hB8l1aSAep8pZu136Y8Sp2yhBP2XtI",
+	"kZERrYRFaMwimkNmTEhGC2pNwTVXImVlTno42PIDA7ueaWLiuQEOiBM7oUdC1zFXP1TlK15k8NTJyR9e",
+	"1xBfurblXE7yh+VHFnY1z8VepFNMqGV5hmvajhmuCQ7KdYF0w/NO9rnpbtcybc12FwKBk6dy3uGmWfbC",
+	"FBDLJxF2A93Dvqk5OIhjLwp126OaNQ0ERAddrOlYcxZ1cAYhtJIopa2N+uJqj9u4wl5zxEmWuMYTd+U9",
+	"cWSUgN+CZcVOAOjh1FpBc1c86Dxxh56UQDvZuNjJ4hXvtOiaJiGk4dVq6nU90WoX5/JbVidBwpRkXPEU",
+	"qNo3ZTKaPJjVCn0Bfp+EdVYoqH30ztcef/Xba7kFZU2NnlL0lumBk5yYzaqBNYEV0DArz3lAv110q3xJ",
+	"uXzDMucjySmvyg2DoidjgBOODM2QjQlS5Wemi4mghPGCkqiLbpIkVfti6lDroPop1UERSdLDnVQsu52c",
+	"knAPmoh77oRZlkbZASvjY3ekWlJ9VIfDvJI5lcqzGR3zgtQ1p2e5Xd3zDd00Le8y1DULW45uYTeKfRyE",
+	"no99MzINLdSIEa9ry70LkeTV/jA86ySdDd7VMEzXdpYYby07DrBLiY6JE/nYs8yQkNA2SKAvMN7qkBA0",
+	"X8rYcnQNu4amYUICgl3Do54T6ZoR2vM6G3RQNxZ1cFZnY9mOGPtNqm1TT2zUtguXZYZmbNIZ43c93/a9",
+	"2bp/5T6tyvvJL06t4k1D6mE3pBr2TZ9gGloWJYZBrShYsYo3DXUDu4YZYGISCxvUjg1Tjy3LcGoF/Cqn",
+	"xVwNbxqGIXZDy8CeqTs4tlzTdFzPIo62vIY39f0Yu5ZJcOAGAfZ16hLfsR3LDes8FlW5sk0V7rs+I3rI",
+	"AUkKXoo0Zfy8xhFRoqzJwfu4VvVrdKzLjQ1tFKSpLfjU5nwuUHEe/+JrR9/975uIfKzqBC4NgQTe6bLR",
+	"FaCdvhhm2pOLbuhdw/B939Ycd3nRjdDxTezGloZ9ooeY6EZkaTGxjNCbK7oROlGEXRoTTKhuYs3yY8Nx",
+	"dCOw3ZOKbjz6zrsP//Qzw7SMU4tm6F3LcGzDcTzrczCsp76hYxieZ5qbesGYCrhhYGLGFGt6ZDuRH5LA",
+	"8Vd6QXOFFzRdzTVN11yPGlYu5Y83M6zarg0xbEMM2xDDXgli2LVR9pmYZJ+SgGFJPlvhmWu8OrGeWLW3",
+	"hYbZ1/YyRiVRBFQOA/KDKvU+zvJJXgpHaXKPQh4Uv9ZdxgF71tprG4ynOakopRLCSNb2QhstLHnuql0X",
+	"yOLaVAK9kpVAG/rSJgm9qQLXRKs00SpXOcf+LEbQDea3n05m2jmRy3SSll7LlFcZ8sB1Vmajq/vWc+Y7",
+	"aI5Da0KcBc+aynff2hbbG9Rv8RBVyrcJP3kqw0+iaFJjEIllsjAH4fwVB6WVNqIkxaWT7jwBKOMFas5N",
+	"tQFAqondAIX3qvyDLrpLi0Ks2gQcAsORKlt4vRhsozClJFc/wn9PfqwzmCEQZZIEDO3RnKI2bA3Jkiee",
+	"R4vOhIIl2urJBEzFeDYZXTRVAVvKFai7LcNfOORuip1YbjXZnp+Ww/lCvVrfmbI5N8NxNpu1vzr3c3Xh",
+	"U5P22HAYNBwGTUZkkxG5xDT5xNIgnwCeuEtnLKLi5CvFY/v4ne89/OCXj775L8dvf2XrQnIc45zSL9EL",
+	"CG598T4djgou4EGcZ0OkzhwQ0fCFJL1FwWHJ/z4WZzsawD8D1C7rbIkLhuR+MhwP5YUlv+s1jmTvXyH3",
+	"XyCHfKuLnj+sAZr2QSKQAKCaIbl/EwTI1gKcM4cQbsJtr0Ia5Mono+xyLR7rIkW+1bOtru/buub67mZq",
+	"WM1m6Fk92+5qhmbLDL2lot7AXhwZ2A19iolPbExMM7I03/V8319T1B//6OcP//z9GpxfKtrnB2BOtIuO",
+	"EQ27hGpCqltY8+MgMkOfuFa8IMfRu/qCfWpOmnjYBgZchs1LHvE7CdsZkRV87DPNH3TKGxRZtpNmbHfV",
+	"O1TtH5Qn1XQaxAr3WXDRFQtJZFmxYljmpGUTydjY2i4HG0tMU7cBtY++9uGjD7+/kQBIVfihFv84U7o2",
+	"jSgvUJzkvOipMCopmFAWT2xmsL7AbYKiJILyFAd7h50a24YsfZSPU4r2ac4VQ/CCYEvVv/+kOnbhMZeb",
+	"LPAfFtNs+TbWYotglwQa9i3TxLFv247uxzbVg1ZHXgCLs9cac0BbZAHk8Hqm3/Vt19NcUwcbilABbk9X",
+	"EE2mnqtbloddO3axb9sE66brx7FumZ5u14e91VMIdz71YpzSz8iJavX0TqvIpp4nBnjB6+qW7mHXikIc",
+	"2E6ATdcNHN3XnciN131d33B9d8V3tWPsmhrFnuPE2NZjy/B9EhPJW19/V8hhXONVV3uzNQIw1bJWAZgn",
+	"RDGqjXmlosUabslLPvtvLyrQ88TJJhdLEgVslF9281xRUz6aOkNUp8z2lbt6GyWFrDVUSyS+BlRPII7C",
+	"JA/HacVRPy2BblUvcSXon8pzqhWTexSx8TCg+eo6p1SAnxDJk93TrK7te66raa5/GVnDBg5s28GuR1wc",
+	"uNTBLjEMPw7CgLj0nFnD7kl2EHhVR/M9yXy4wAgSaIaHXc/XcRASA1M79lzf0n3P0hb4N8BLNJs4KW5i",
+	"GdgNYwd7rq5jyzBDN4jt0InjTVhBSsVkRTOIfGlDdzSvMYM0IW1NSFsT0taEtJ3VvNck6DZmrWetsgnJ",
+	"79WNWmoBofbxj35+/MN3NmLcyqlQmuhFcdfWSWpzSUnbQwEJ76Eiq7HZyvzleV3jjuzdU8EBJNGeaeqW",
+	"52v6ZaF518Nu6OnY82mIKbE039U0iwBHzrk4gOpoXl6YTRuYapBcfnHpcHw9p6ScH8dzGqdkg8YbNN6g",
+	"8QaNfzzQuNgVq0LxetsGhz87RDkKSIqzqkTRZ/EQLEfRxThnl2DUnw5InDHrd9ENmV9BVLzjtjwoRznd",
+	"T7IxV7ehTDy7io5EJT9nF00Bmt2M8jpU7zPReruukKi6E7tpFpAUlXGYcFO4WrGIihuIdqpBn1U3gKb1",
+	"+v3XOCooGaL2pKoFoyQHXjgWwiTKBuI07zNOC8gmgfuWUO01wKGDLZkfUkAuiRBjjC4qeH8Hpu5quTJY",
+	"hoJxtEuLp8mRYemGrxm6dUmaj+WH2CUWwSTwAxxYke24dqibenxOzcf4eGo+lukZjeLTBAE8owBx7eDF",
+	"Bhw2RtrVkKXAD3VUVLNsovbjt98++vHfbcRUW+SE8ViaCS4QZnZmQOY65cRm64eFZCRAaRbe40iAOJLL",
+	"NJ0SoApcBjnBNNpGEgCoLHuB19JDFCwxInfR7RFlKINVNGZJkVDeQW+Ns0LRMY1ZnLCE79EIZXkkiW72",
+	"aX3nqdkas5RyjkLCQxJBhwAezNuiX1fDf4WLnsXY1TUL+65tYV/3PDeOXc8zo1o4X2svS5OIHK4OBMr3",
+	"biqhXXAlNKtrOr5vOssroZ0wv/OV0NyNV0Krd/ASKqFNHteA1sZa31RCayqhNab/K2D6/9jQ7J8vp00i",
+	"ilVjf1TrpoBao9k+NZptCfxndNuS7iynI9T+6M+/ffTrDy+glNqYXRzhBIukdFA6KMsOtqVGyveEmAqp",
+	"EIJJFiFQWBcRQ6nOPRVxSc+MAqX5XdfRdNe+sqWkja6n286q+tMClah2g7PrVdVNGrWq8QU8i76AFaFb",
+	"rWnjRGgiTE5BSyUmOGPuaYWDJgUDlhIOvJxl9zgajxABVbeDgLgdargMSZIiEuYZ57LUQKfqjbSLl4Sj",
+	"fSbPapblQ5ImXCZ7ouuKIxOM73UW3M5UjEaUcHG+9hlQ2Cq1XHo8/vfbP0CM7tM6Za4kOUgKjpKovLUM",
+	"zVDWhz4bkkPEKRWa+YIgjRt7NLz3wmRk5vDWXEnBbDgi7FCMSSWcRF/F9khEk7fGFJgTFMyAf+qbdUju",
+	"v0zZbrHX6hma1mkVMiWfFzkUP3zQmX+mnAWZgYoShsTzw2w4zBiSxYKWPVzy7i95urXSw1k59VGUU86X",
+	"PUmWGVj2nrY1/6hzI1PFrCxraC2ojGBj3bUc7Pq6i33XINh3dN3zfRLGkdua4zFwLR+7vhXiwLBNqJEZ",
+	"Grbhx75Zq61ZVdFQi/c2q43ybCqpa5W5pOrLo6/+9vgPf0QvqHCmqWCldXgMqvX6ihqCJYe7GiHUHmWc",
+	"J0F6iFjG6FZDa7AKinkSR/2be1lZDBvtES5NpeUy+b9Q+/hnv3r89an64rVDfZlWDKe15B3oqA+SkLEz",
+	"T0ugRAXdF51dKibE2oqyIUkYki2nuWng7lwcVOJgBueyUCUyhtqykBdc0x1GfZYCbzq4fg9HysFa7NEk",
+	"RyNymGYk4lsdlNVocLroRXE1SiJZEQdcsDTqM3FlNiJvjWkPEdUvJS7IaATBiwGNM3EJo9Ugi//vIJ7B",
+	"fyRst88GIL0G0CehTgrBwillEDgIyGjA6P1CEtgMttQj+L1kxIVMyOmIEiEEMwaUPKSoJJY6v7NYDpAS",
+	"mzmFCeRddJuh1zJe7Ob07qdfrt6hz/hediDkZkjVMNdHFAzQAd0lDO6asN3yNZMClhBlEY26fSbmLKY0",
+	"gi9ZJr7vTb0KSjgi6QE55BXzNYugG8NRcQjUKH02pITxit+a0QN0SIttRPg9RHbFekiJkP0VguRCisty",
+	"Yd0+67Pr0TBh8sXJOEqKLOcgnOWLwQt30W2wAo15OUTXX7uF7tFD2RKs9GrVqThOWNMSg1SIpNijh6gU",
+	"/Sw7QO0CLP+1EnWdPovBVoDHI96ZrhUsbzcVBICKvTwb7+6p9Snxx1ZHrjwGiyrIxoVEM/kuYQr6iE1A",
+	"01gcwlnKO/K9OhBryjuIS35z0ZnyNTtIbO4O2iMsyvahcTIUHeEddECDPYHROmiUjGiaMCr+M8+icVjw",
+	"rW1wnRR7FCp3kl0KI7CXpRGK6QEsQ8LQAPjgBmrrduDfPisXbJLS6WUxzPapWH5d9JrakigkeX4ot6AC",
+	"aNIxksV9VnKkxwlNBUiU+wM+oX2SjilfBMNeTnjxojx0LqPO5wzNlsCNakmVdgYZ1ova1VEySKLBVhe9",
+	"mhXqFJCrerAMEMGNWqtKdHj3W9EiBFbvnVzwXJ2WPXXaSIhcvigUlRA7GIoEDIdEnrKoPRAX/UexWbrK",
+	"qNeRH8TCp/B21xkas3ssO2DwBHEk5DQec3HAtgdzpfsGHTWxsj6FunQHOrsjbjDYkpNN749SqGouidQX",
+	"jRfAw/pwKWavWcCsifVRFDQX9/gvnyf4Szvdzhf+6t+35hCmAGn3b8m76DWkTfJcRakUh1B9SmDozVOR",
+	"SftEPXQ3iomNXWrb2NNiHWuWZTg6dULHopPeAzWXwBGkIFMVcetsYfNhwZEf6tglBsV+pFFsh2ZgxDq1",
+	"CLDNr0CydXL3HpRwuf5HzHDqsxVBhHMIZoMl8cK63bUM3zchjZWPgy/SsFgwUoTa2A30CAcB1bFrab4W",
+	"BlYcWN4EjIvFC24rOXD1hd2qGNJm721iLdApdkMrwh41YmwSK7BDJ3KpF09mgYwSMJ9P5kGeZwJPSet0",
+	"WdTsC4uHxtJnhsY8ZWicnmZ0dd0zNOtihkaZbmGhT853obodfvLg1hez5JUXrh9M/e+lF7VXXp/57oXr",
+	"2udeeCWJP22+5X0q/ox+3xj6dzSyusUXTrrTGdgKBVeunq7SVGhtKrQ+/ZrmHcie2qMK3YitVtMqlf63",
+	"TKOUP8/ojBMsvVRvfP4QqXOtA/G3MHCAIYNDVCRDinIBHreFYlHT+AABTW6PskkobzEdZsQpXUxsWjoF",
+	"nwS8fFPARfXet6KONFNOvw5ocfKdluFJdYPXZ2HSSbvxbu2aZchytiMA+aAaWVvNPEe1Z2+d0r9b0cq9",
+	"OwHu1joltNpC1gSHzgl8tBRzw4LaeBdgdkrZjcR/53U9QSzcZT2Kcyi0OumNtNe2egJXUCwuBWPiekbZ",
+	"kzuo9P9T+1Zkm+jZKbtC1o1/PtswwC4nuuY+90xHw24Yedg3gxhTy/I1Qi2b2KTVaQm1lNFUgGiSpuKL",
+	"8rHwBY06KGEFzSkv4CQ8MexBt7qGYeiO7/hArjgdouBZDsGuH5rYpyHFZqwHRqQZPo31loRetfy/ZYjQ",
+	"kM+pQcHZt40c7DqBiT0j8rDjW1pgh77thvrkktcn8E8i4oXDZprYtQIHB7HnYjd2QiP2aBxo9kUMm274",
+	"uqU51qJhs13s2l6AvSDSsOfqbkR1lwYwfysOm37qsLkWdgNDw77ux9iJvNh1o5gEhCwZttWt8qWMUeC2",
+	"M7Wc91nUzUaU3R+mcqNxnMVxEtIoC8dDyoouHwl5yvcoLYZpF/4VT1wRVcM2u5mkMgqvoPeL50K+f8Yb",
+	"nIDLa6dO+5N3b78qa1hK8x2AuYTtSgsrRwTduPsZ8fNnX777WRQnKe2gcC/j8jQfyALyA9TmlCJpGIZO",
+	"dIfRrIvihlx1+IWEjzKerOJ3VpfUr7gaERuN/tDoDxcRb3OGdQVxKCslPExabmQuX80QH4d7KKc8G+ch",
+	"rQrhzqQMKL/9VZpSZ6XYJnm2kSClTxPjuZBctRO+phDGlf60kpdxEd35wojZwUSSD2DWA4oSpgzavCjd",
+	"B+qreFyMc9pF1yedlHoB7TOptFzjVdCSpCSR3ouk4GgwHRw6QEXWZ4Mhud+e/qGDJn3agoyRRK5UCNmF",
+	"fiRRSlGYZuG9hSElgIHKGz7RZM4T4NvRe784fuePj3/x/zx670cPP/jW0be/8vD9r/+fP33r4fvvHv31",
+	"bx6+/41Hv/vLow/+4SSrpd0zvJ7tdm3dM3TLnLLpzoS2mrqBXapTTAIzwJFhmJarm7ZN42VodU3QJQd9",
+	"tRRSfb1BXISaLSOMsGsEMfapZmNDD01L10PHpcbJqHn1YT8BSstRN2zL9mXc9UyMtGlq2NUcA3tBEGJN",
+	"j2xTtwzLcKzVkfT05D7BmV0kP17OdufLlzdxvQ25YUNu2GQ4NuSGK8Srr7wDJrD0VN0MrMYHhKs6+kg8",
+	"qUrqassYgVonBlvbaMDH+X6yL8TrABwBgzJSfABLUa5E1aaLLM1HOYH7QSiLqekQvQWLNEwTKrcJKVEs",
+	"ymmU5DQsOIoyqVEkKWVFeogUtwqEYqmeQhBY6XysHtpkGD6FMfMvZ7uI1LSE9kd//NlH//bjj977p6M/",
+	"/3DrDIrNfMTkTFHrKloLsgxPcoGVlDed2VpK5dIbcyjZJ47x0s+VFEqTaVuaJatVHyRcemOmtY+XaPGf",
+	"VFda5879k9Q1ZdhOmI1VVGiVh9D7ckv0K2r1jE5LPDNOs4NWT3sgI01rv+v13w0xassBrqn1NK3rO6Zj",
+	"yiJ0inBnSVO9q9mO4Ttlvbo3+HRoi4tNYlHsRnaA/ZAQbDseDc0wNj0Imkim2waaiV1i+Tiw7RiH1Db8",
+	"2LSo4dgqwKJaFrX1IJbP5P0+/+WpSIxawE6oRXasaw52Yz/AduR62Kd6iM3YjiJXczxT11tlLvfsS7gB",
+	"dj3DxUEY+tg3YteO9MjQfR+s+xfxRM/Drh75mDi6hsMgjBzDoW4U+UovVTmGtYpfKj+inkcYyfD4Ils0",
+	"MbaFXd22sBc5LiZu4DqWZ1su1VfXFKr1vkQylVsT5WPWxL5fSAbfkzjjX6IFIlOTWyUDjfJsN6e8bsGC",
+	"sNvlOVLnrcenInRPDJlXbRYELXSmIh56wJOWHbBtRPpsIh+ucURSQDsqkrkUFlzVrJRBxdtSvEBwbp9V",
+	"YdYkTbeV0oGEziHGCbh530yKPRW4nORIwVd+DUW0IEnK+yygh5mK84X+IWA8jlAG0ceEo8EuLW7Byw2W",
+	"BffeUuPzNFWUncg7Mi6y60ArIESZVskuEHv1vDq98rhUEu8GGcElKsXTkEcz3OcEIej1NBCCumFaNki2",
+	"KD+8M2alLI6TlJZZRWBS6t5P+f2TZKW8o96FJPbK2a+uqolAR8N6pFHsEtPHHrVtbAZ6aMUa9Ymh13Kh",
+	"ahQFcs3cEOMl31AtIjWMAkJMhkmoL6L7YBdLx0NWvcPR97796Nf/BC9B02iSPDeknJNdiFkocwpkeiBH",
+	"eXaADCG+hNg1xTpRjys9WRBzPv+oR7/7xqMPfl17VBnVOXkWfIMS6WiCm/XQ7F3hsRYwQuRZSDkX82rV",
+	"ZB8fh4qjRgjAgqTw87I0+tocreF4lnvr9JhKdf40IvCqBuWB/yWpTspSdJXfnFVDWeZ8+fSYjilHBAXj",
+	"9J56bhV7m6T0GmwvjtqGZmzXD3lQlLmibleidkuSvIvrxJ65cfczqP3G6zexJ9MlVPKUkDPP334FVJ+X",
+	"nv/Ucy89r3uaqfUZ4ejF+yFNUcLQjb2EkSqLrOgJSUTDgkadqto5RAwOKAuzKGG7gy2U5X0GYQZtIdeU",
+	"mNqjtNjqICKUJ14gQ0OvPA8YwdC0jqZp8HrbaHJFnh302V6WlpGFcGYgtYa76EW2myZ8TyU9SFOZuJ3o",
+	"MOUUpSSgKUdDMuoz6ZcacpqC2nb06+8ffe/bHXT01d8efff9Djr+xrvHP/mggx7/1/cevfe/Ouj4p786",
+	"/uB7HXT0k386+tYHHfTR33/r4fv/o4OOfvn149//poOOf/71R7/7CyT4TFjuOaqfmx300Vd+8Oj3Hz78",
+	"QFz/lW89/PO35f1++nYHPfrzX8O/9dMP/e+3/6En4EefQfiFXAHdYbS1jQZDMhqJoRVvw6XGORmI63Ke",
+	"pdmFMHFABuCDI3KOVI6ZGj+VlKRSyic5JRBKx0IqlFqtI62Tcmip2BxqgA/2DntoMIabkyClgw4aDBPO",
+	"E7a7Ix8w6PRZlXwCNxBtJvJGfrUFCWgvQqSKkBpQR6CW0yXlSj5OxaRyNJCS+WVKogFqi1FX35SUJQO5",
+	"sCeLR+WViYtHeSK2dPnVVk8umT6D23dQ1TcU7tFQ5c5xmcgTkYIEhMvkd/GI0vmZpLTTZ6OUhHRIWYHa",
+	"RYUpIXU+O2BoPEJFBlAwJCMYUgafUsLERpFF0WC31d9vW6U0SZ1xUFZNUxUO6kn417hAlEWGJckS9CMf",
+	"s61OWSO7o1KVuuiOODpITqsIzoShQCYkd/qMknAP4oRqyYwdBN+KyTnYy1LgHRBLixQKvMqfoDAFHDwC",
+	"Y4j1xO8lo5FYTzKfEkxY4oAQzWXWZadci5KpIKIQddRnA3miKdMmpEChSCyQMUPtgYRc/1EgrsGWujOf",
+	"rBXA1zLfrcqJ7KI7FOdjxsRoE7lN5EhPpU32JIeBGKKk6DOFAmG4JnBSTl+bQIKjfBlKIy7zuoSSPeFn",
+	"6DOZpS+3Gil6kz1yjx6qtV/lUYrboEFNbAzgwkke5WBGiAxmz522pZlokf9BbFrxjkmxJSZMrBkMDJni",
+	"yWL1wDvvZnUu6+VOdDk7F+tCH47TIhmRvHhOgGJc5vusA73WIjA21rTBraCEaNNKiFZTQrSFSoh2XiVE",
+	"UWmVAlig5QAkeWtKNYEV1Q35fl3lkB/PoHGUlq0pbUOb0jamgbhWA+JvCbBTQ+H+aSh88tprAvFlZih5",
+	"VHeQ7MmFOa9X9VBcGd9E4/A+xeEttipQDYMDdoUIzLkLnqjDe+LsBrvTwcTchMTGvsaVEw7et7NYqrTr",
+	"YmUw+35SfJEKwCwKJZRn3MShwj52Xmx/XS/dLfaG9CJb+lm3hmLp2CmybCcl+e7pS3z+io0tTgBb7aIW",
+	"Jxxk0eEWAvyb75ZOY6kGtgdzPRlcKWacZ81lK4WnAqE1di2O4jwbLkgmQO2jf/zT0Vd/tbVBU8m0Nf9k",
+	"V+6bwJWRgALEO2hQAY8BymI0AJwxkBgfcH3G6Dbou302qMyCQlOVEG+AOFHMaEmBoiQSyF/pIr3qexmJ",
+	"E2VbkndkUGKfAQKSh4mNXgcDR/mzWO412DRA8pl9JslC0nSriwaK1AFJkhci1XSSCk1eKB8hPHpEOEe8",
+	"yEDhErpLewDaOnSfy2jZrW3ZX0ryNKF5qfaVyirQ3x7yLrqZ5dKIBIdzlneU56IzIYcplU/V4lq9fgzf",
+	"RpZm9VnlDl+kSLxUWq3O7w1fAYlb00jcqCFxs4bE9QqJmxMkrl8aEl/PRbBZvG4v9g6U5htlpq/Z6x/9",
+	"4GfHP/rVlGWeZcoEV3FkybO0V7faJRwluwwcVW1Fh6JsWqB7ytMmKbZKK75ecx5UOlzdbwAWvJOcE+CT",
+	"APNWdfWcW+JEL4g0CtYeUTLLLXCASM1/1gPiLHrUmo9Q9oZpDif1OEWbRe8nHEzU8FC39lCxxHdCMpq6",
+	"Y2neKCP7oTK/AGWwCeSslYYsoKEqShNWNTnajI/FP9nH4q/mY9mkYte4VT5ekQWsUtjrEQX1EAN5iG3U",
+	"T3OuGAS4/3JuVwBW87EHVbRBRwUWJGyqTluSsVI1A4Onsg0rnBbDbhYHMApomrFdLk7XdnV4SKMxGogb",
+	"BSm9CSw6gz4DWUujrS76FD3ktMAjspswsWG3pedgzIqygtogYWE6jujrYm9La+yyMAN4yUvheDilJfAr",
+	"3UzSgq7U/LUsS2utF6T7y/FW4yqmB06/pWwM8mxc9XwTw6Zo+VdJ6r9Dd5OMrf52t1g05kV+uPoVdyEt",
+	"cPX2r5Pd1RtL23J0M8+GazR/PVul8RtS6qx6b9V8tXt/GuZ4pdHLi9XmZbKvWk+MzKGMGOy1jv/w7kf/",
+	"+ENdf/Trvz7+5tvHP/nG47/9nnSYyhyqfSq0hxs1rl+ZxHRCqpTb072uYXqe6RiWqyJEZ+tN1ANALRzE",
+	"NsWub3k4cKiNA5+atqcHLrWMNUtMSGcrhFcurS4x38G5AhMWDqhvYdfwLUyCUMOUktjXrCC0Qn8B77Dp",
+	"axU9Wa8lPsIf9OMMYaErFZTelUfV8R//19FPfr+4XB9s6VavdUADLkXg0koTrUJvnVxtYnbYJASdWUja",
+	"xheSYRuWY/nGqgtJw25sEExi18Ex0U0aBMTTTXK2haSdvpDqHbywhaRd/EJ6+P43j//wxw0sJG2lhTQZ",
+	"tjXiroTU/FiTfUjM0fB8NDwfDc/HVeD5OBP3xBMLZBSaMqckD/fkQVI7leXnFagklgcvXkc5HV3jwEEO",
+	"9qqEC7W1U6qvqv/yt6p+iNIo9+jEzNRnECoFdUOSAuqGK3PVXBTUoAq+UtZunnXRdQjBv8b7bP6RiVS4",
+	"B+oXITBeUy7KWsQ+HK0y7rLPGCU5hdELKS+yHFrISDtOC2Cl7iCacpkauZtmAUnnX7bbZ2/WQ7oqnvQF",
+	"75co/kHxsYeITD8DtykZ0j6TQTzlkJX5xJlowsiuJLRvVxkHh9B6qzMV+1OFHpVJB6qEPQQRzTtza+lt",
+	"6HotVq4NSKSjCpJkeRkGtSV7Zml+LepvACVkhJQqXSeqZMd2FYeVVOyCyyOQXlY27CdG4cEm9nskcBfL",
+	"wLPQYs1f89f8NX/N38fur7WWCnqB1EdnM5X4PcPsOr7vGr4qKXqKqcTBxHdN7Fqhhz3f9zFxiWWbVCMh",
+	"cdc0lTSCsvlr/pq/5u9ZEJQnlu2elUILKncT39CwaxsuDmLHxkZseRbxPd23nRl7OGi4hilt36UZoNVT",
+	"cVwXZw+fs36ftTr39GicAWFEi6x16qcrUY67yXxoMh+uVObD00/1t91nWb7ARtdbKcWiigCS5Zxl0ray",
+	"SH480y/OsMcmYZqnLe5JS6g5tlEqwfVrD5+wX+pGWxkqWtL/TcyzMscc4sIHVab3pCp4k4lxrkwM+8xH",
+	"fpl+vjNmZJ8kKfiRTl2Ziy7a2NHLab5P85JooCD3KKon+bDsoIeKLENDcD8Qzg+yPJKZ9eIU6rM4TXb3",
+	"inINytvtBGN+CMQR01n3CUfANRDuiZcQP8fjNO2zcgEveNPBVhfdoUV+WFUForKEbq3kL6dhxiJ+ZU49",
+	"6C++DkVKT7u81lTN0DlcgxIwIhlkvqZLcCZLB758DpJLMGBnyEhb6C18kYR7KCkkXYAqeFoWqIZqpxMW",
+	"gm2UUz5OC67ycZJwD1UR5pKUYe9QCuhiD9KTwPk9z8T4vOjYDfGss0WlbtKLlEjSwioOKCam0HsCDQdB",
+	"GGLiarpH4pjEMCeTZn4QYTdwdez5AcEOiYLYj4kVBnpr9TiZyUCslSi/ZkChmjUY2ek4rJNfNrtXdqBK",
+	"YlBpDjulbjdzuxMGRd4OLJIPzjZA4iUWHYSv0RzDAlbv2ZCfX3LiwnnSa5+xVE5YyojTfZqTdL3gj5nD",
+	"Heiilx/rwLLMS1bpWxEfSCrnKVrphM0SzUiqqrKN0MvoSBYJSaJtSUIzoXgCOTGQ5X8HgD6k0gQUcFXY",
+	"hmK/lmI/hrzGjgqXk9xJ8obySXV+6Wu822c3ypL09fpaUIH+gNGc7yWjkl+n5OdSFNsyQm+Y7dO+eO9p",
+	"tuzXZ9vt0kLlDZRDJkm3gb5VlgmfJycqS+Pzjrz9AaWjMi0zyVUPr6GQjPg25JMmOZSGB/IawvgBzWVo",
+	"Rp36u5ZdVo0DSiJAa3Oc4GJi3rjzMsxDRQ/eRZUmIkltSK6mYTgaF2VWWf31r0EabmlR68w+PadYAYNu",
+	"n0HKxalEzfLdxSeSpgqTgu7bZwnbz9J9Ckm8tUCZSfqbZCxQITgZo1sd0KOhw71yPfFlRZHEm1ia1amU",
+	"bYDJlKNgXJQN+wxuhiDKZrYGwqCLrqPKvSdDg0LCUEARowmsWDV2TL28HCjUnszlTnU9EAzV9xQajnkh",
+	"biatlOoq1QEVfChg8+BWjF8RZ9VARmD1GewgYAmD1ScgV40cqzZfL75OdhfF7cCZsBnEtUIGRQy9vw0H",
+	"EknPB9LKEuNfbkGEU50n2Qi9ELvU8TGJNA37mqPpHo1Ny6xHaK/UvKoacGsKE5580RfE8V7uyuknORF2",
+	"iWFhT3d0bFm259iBFxg0WM/GDNN2IcBwkhZwPRxS9HIRnTkJwO/ZbtcwfN+wNQ18CuVMBbQgnyDhkHbL",
+	"J5/q9T558Nbzej/6zrsP//Szk90hs12fc4eIDpkednXNwMT2LBx7gaaHxHdsEsynBxiubk2lB3iq2L3x",
+	"NLhDbLdr2prn6J6+pjdkqZmiPPsmVgDYaFfCN9L4OZqSRmfxc0gIASSDcR3hoPY8pJA5IpU3oMRElXi+",
+	"UiH7l1bz52rY95XQn0C21coF1dqfp9pQWV5ip2JDOeXqmeZrlis60TVRq1NU0lkopNuerk40rSGUROAl",
+	"oJ0Dsx3g5ZwC1AlHEz1gHjNXVU9rqJbRA6lZ8poeVtZQKgvz190oH5P6RCsYOV7LwYYOOV43VcLRM2hc",
+	"gZmrLQ6VpHf0vXeO/vVfts5oZ5khupqjUFJpEJsC4sc//d3RH//u6Nvfefhvf7/RHF3D6vqGbvi+q5t1",
+	"eP6lg0/sjcn9hJXwvBuyVVJ4I9/1sau7BvZizcG2T91YJ2bsxnTdFN4//fwUhD7f+wUJvJFvWNgNTA/7",
+	"oRtj4nvE1M3AN01rQQKvZRuzCF3C9EvIBIcpbq2F2Vv7yUhM2v1RdmrW7vRYbQTAi61wDrDeGM43w/jz",
+	"lBTLluWHzuDFnCQ2no3tR1woBNCcNfyTd2+/qgA7tOiiO7IPvGZnm1heRW+UHQ21LcPrs5KaNSk6yNIN",
+	"mRNZZQ5KpvMI8YSFdKuLble2acJUviPYYAVKkqYssMEeqgsrrn1oWUkYvsiGJ2lRzpZ7Jy1y50y6U7kD",
+	"itifpOl6J4zs/xwvAMwNhrn5q4t86kXa0J5l0b1gghp5vil5bnc13/J8R7K5bECcq8c1Yv3pEeuVS+92",
+	"PiPhn5iC6K333DvlufukYIkUAhuMrxKq4XOy3Itk/D4raFnowX/+EE05SMuaIJ2FDteC5Lu0kP5Y5Zzd",
+	"rv0w43XslCHIsvdQJEdGXAvAMmYRzUue0fnoLcnv+8TT/xfkrFgeDbDr6TEmhm5i17YDg+q+S4m5+sEp",
+	"X+8i47EmkOGG/C+kG557Lveb17P9rqZpuu96rrlSYqnlxR52Nc3HQRiEOAycyPBMjRLbWhMFiKUAr3Cy",
+	"l03zurqra5axJOPopNmbd7Fp1gIGLtWJSuDX7+1iV7c97PnExcSOAt913cAg1rTAF912saZjzVnU7Rkk",
+	"0Eoi8Gdu0PtWe9zGVPea301qHI3j7co73sgoATcFy4odoIo51TMwf8WDzhP330nxs5ONi50sXvFOi65p",
+	"spXOla30scspujQn5XTE86l7cKr1g04rJKMdel+RsJ929VTjC/N0PhE3ZXUSJExJxBVPgar9xk6Aaj+i",
+	"MGNxmoQFn5j+wnGeUyaDQenHxIP4jLkBJYCfhJACAmofvfO1x1/99speQMCQvKe0u0WK3ySvZrN6X01I",
+	"BTTMyrMd8G8X3SpfTC7ZsMwdSXLKr49GebZPZGyJii9OODI0Q5UGRSMqi53CZVWaWMJ4QUnURTdJkqq9",
+	"MHWQdVD9ZOqgiCTp4U4qltoOJIRBE3HPnTDL0ggo89UJIPWQ6qM6EOa1yiodaDNK5YZMut/5xeP/9o7k",
+	"TN6gSdfvaVrX03zfsmy9btE9uD/8hBBGdC2LroNtoca5xIiwH7kutn3HMAyLUMuAJB1FMt/qtY7e+ZfH",
+	"b/98/RDKo3/67vHffOcU/U7vmp6hGfYy/S4mAXYJdTBxIxdTaoXEcxzXicgi/c7Rp/Q723Ecx3XdJfpd",
+	"HFvYNTQDEy22sa47jkciK6DeGQy6R+995fj3vziZYfnof/3w4Z/+x4kEyzCReC8rWqfqfJORa3S+CxOE",
+	"6xeYXb6D7Z5mdw1X0ywfSk7RMInq60R+UTsNYpKk45zegDS6+S1s4MCNXexSjWLf0UJsUNc0gtANCFlQ",
+	"N2pm/YurqY5d14uwpzshpm7gGaZmU1PZN6bXuTiJ5663satrPg7iyMBaGJk2ifXQC+X1ICimN7SBA83w",
+	"sOv5Og5CYmBqx57rW7rvgWmm2hhK6Ky+tOcTImcj1ablFzkgScFLuahMptc4IkoeNgmBT4UD5ClTzqbx",
+	"zumXTzcXi3oeRa1AJzB/zcdLUWy0vLMdB09tMuyMnvb4F187+u5/P0+05nMKlF+MT67SxXqK1UcInrJi",
+	"mbTZQbRzQcJC1metRRSNaM4z1ilrBrJIMnZvyXJ/KDiclBXM6Wh7EmFUaoKVvrFAgZI/PWm/3OpSXva3",
+	"JufPT8p6ooPM7bqmb3lQSSjMaZQUarOWkI2k16c+qbpfpTa0QAvbzcliPOdgy9Jc7HqRh32b6jjQaGSY",
+	"gR4bjram+lVzEjrKSbhUC5t5zTktzMaxF7jYtS2KiR4Q7JpuYNqmrZu+sSCsxnemUtZsYmlR5EVYC6mO",
+	"bdcLcEBNA0e6ZluubVuBQS4/ZW3qpVdff2rPLnUUlHs6bIj8GpR6HpT6sfEBsKxYEWpPWjaIsLH7XxKc",
+	"lIBCBXhJupMJNDsPoIxzSr9ELwBPvnifDkcFR4mCikpOAjKELyS/iACGilJrLOAHGsA/A9Quy9uIC4bk",
+	"fjIcDyegU1WYlb1/hdx/gRzyrS6qg1hZj1YVBhqS+zcB4wD3W73SbZbP482bcNunBm7K7p6INrXLKAFg",
+	"9Wyr69u+4xu+PR+pNRt/JJt7puFC/NG0zdCLSYxdJ3QxIUaMTcd2DVszHd911sSYxz/6+cM/f1+ZF5ei",
+	"y/m+zwFM6JSGXUI1THzPwpofB5EZ+sS14gVmfu/qMyJMTUFjn2+w4kViRXlYC7g2IivUOpxp/qBT3qDI",
+	"sp00Y7ur3qFq/6A8kNa0TC68qMGvDX5t8OuK+FUilBK+to++9uGjD79/LkOoYsarpa/PlM9PI8oLBElb",
+	"PcXJp1ISs1gBxCyXawqiFFGURJADebB32KnlCkgu2HycUrRPc64YTabx4ssJB+Pkf1KdWhc0lsvr9Kr0",
+	"qnLrBguxk7DIZuxoWmwR7JJAw75lmjj2bdvR/dimetDqyAtgMfZaYw7aB1mY3GV6Xc/QHdd3qrD94e0S",
+	"VM3bFcVzI4H5AgcHkWlgzXA9N9J03fDd+pALNCWrX825f8cp/YycpFZP77SKbOp5YoAXvm7gY9c3LUxM",
+	"jeBYD0kQGk6gm2u/ruuY0mt+6rvqmuZi13QN7Gm2ganmx7oTETPQo9l3hWCsNV51tTdbg6lWLWtV9fqE",
+	"0tFqU14pyp8mRf6Sz/rbi9hLn0jO/LzUUMBFBWdfoAdtljy0U4Ypyl28jZJCErDWIiCvQVIaiJ4wycNx",
+	"WvFnTUubW9VLPPFEtfJMasXkHlXE96vrkVKpvZx0tLvAYHsjQ7p9rmw0u6dZXc2zHdt3TWOFbDQDB6Zt",
+	"Y9dxPOzZhoF9Ylk20W3Pcb01TRnyJQBD6fZJ1gzopa5ZumMvMWWcHOA06yuzpxPSXEn5CH1YELClmRF2",
+	"HZPiwKc29rzI1C1D8y033oSFo1Q+VjRxyKEwNMvyGhNHw/fY8D02mWJNpti6W6cJwmtMVs8a4yLJ7038",
+	"rbB4UPv4Rz8//uE75zJc5VQoRfSiWDXq9Bm5JMvooYCE91CR1Xg2ZFzivG5xR/buqiUrTdC7c370rluu",
+	"7hheZag5Db37BnYjK8KB5+rY1qlHAuI5ukvPgd6dOnqXF2XT5qIaBJdfzMNv50nA7/UcjDDghqbZht6g",
+	"7wZ9N+i7Qd8N+n6a0bfYFatC73rbBnc/O8kvCkSKs6pEzutY/xej5mKcs0sw2k+HBs6Y7bvoRkpJLo5b",
+	"GVuyLQ/HUU73k2zM1W0oE8+u4hRRmRkni7MBgNnNKK/D8j4TLbdLhUMx3+2mWUBSVEZCws3gSkVrgFT1",
+	"N9Wgz+BiSbUbTzkWCkqGqD3h1GOU5JBfykKYLNlAnNp9xmnB0UDdU0Cx12Tx7q2KGjiHirkZo4tofO/A",
+	"VF0d10Qw5odX0ydRZr+czyPh9gyv69uuZeqe531uFZZc6gsVQYt1HOiOhk3HN0IaBppF4rPw49mnEOL6",
+	"Xc31dWsZGy71bBO7lOiY+JaOI5+YEbEIpbq5yBWh6/PkeJqmLfJFiHtTE7uBH2Pf13ysa4blanFAHS26",
+	"fGVoaigaZahx+j9LoHHt4MQGMDaG2tXQpsAbJXKqWTlR+/Hbbx/9+O/OZa6FAsKxNBdcIPTszADPdciO",
+	"Z9mNQzISQDUL73EkQB7JZRJNCVplNXwBAKNtJLFCVeAtY+khCpYYkufNxa+r0bmajMmxjl2HepgQP8CG",
+	"78dGqGumY+m1aLrWXpYmEVkDIZbv3NAob55G2e5qvq95/lIa5ZOmdJ5G2bgkGuV6ty+BRnnyuAZENjTK",
+	"DY1yQ6PcmOefoHm+4UCosaGuGo+jWjfsy42m+dRomiXyr+makyK9I9T+6M+/ffTrDzfIwzxmF0fPwCIp",
+	"EZROyLKDbakh8j0hmkIqBF+SRQgUSD6v+72hOnfVYoWeLY1J69qGpXlPW+EZs2u7uqdbK2pMC168foez",
+	"q1KTuzSqVGOPf5bs8SvCtVrTxpDfRH6cVodQYYI18z0r7DOkJ9WjvyHn+A2ZhX0+vFDqCkU+pqcUNND1",
+	"ru07pqu51lRFg4mF3NAd/xNVWYNs2JrFBS4xQuzaAcWBTQl2w9gKXE+jlhu2BAJQ5FQTSHD/ttg7JVzh",
+	"sz+8DKOpvlSIod4dV8jxPEunvxfTQcnw1kzXNBe7kedi3wocbOq2EeqxbRiQnXii9CwHRrf1deiDYP5O",
+	"tL08tYVbL0doPRHdR6CbbHeXRjhhSBEhlJtbfFxlcz83IpwfZDmIj8V6yY09Gt7jaKDO89fUBYMOkmFJ",
+	"jB5U30mWYaHISH4PUMX64hW4kBIq1EmZ89rFHk2EoiZVnCK7RxmXfrEwpJyrb7YgSKvPKnmibsYLcihL",
+	"m5flZ0KS5wnlldJUvw3YApOiz9pg3ksjlDGKeJGNODrI8nsJ292SJCNJwaf7hO5ROmnV7bM384ztVvKt",
+	"HEGOwmzMCkR2ScJ4IemUs12ofZpnRZHSLrpete4zsPglonsZCrPhMGMdRN8ak7SMIYNTDYqs8j2hrgsE",
+	"SxjyBIjNSSi0tj6T0PYNloRZRNGrNz91A7EsH5I04VIyJ/A2Y04jKZotTUODA0ru7ZRdGXT77DZLD9GI",
+	"ZqOUojbLCnT9tVvoHj3kW2iP7NPJSy6KL7sBoPqVw3IZPFG/48wylcQzGD5qeYRflC3/XavTqi3cVq/1",
+	"Kj1Y0Gp1pKTuJMfiQlyQcjm/LpZkq9eih5/cC14Kk9vJJ29+7sU7r3/67i1+a1iMPnfjlnPri91uV1b8",
+	"TnLKb7FWz9c08fz97B6N7sodxFs9rdOCJa7YVJ6nJF+HLmD6pRfqYOqnbXkUlJuXi0NijuX4Bgn3KL6R",
+	"sSLP0tMO/OnGHzfN7AzqTECiHbVrTtUF6m0fdFqKvSLJ2E4sC3afdoP5Kx50WlOnyqm3mG69MZ2krNMS",
+	"ZZSDtwjwt5Q7YrGQsLhSbDj6WbVXaW7fCXMaUVYkJOUruPvmr3nQaY3rAOi0e0w13sisvZJwnrBdIejK",
+	"4PRaB6/UZK1vzfDX1RhvsTekNeEKGPPPsCwB8eyUiOf05TTbXkhJUlBJ7bjC9VONN3OIZBkaEnZYniR8",
+	"G+W0yA9rVsTdZJ8yRa4jQC2nYcYifmUctndEf/F10d9TL681hcGwV1nkd4X+GtI3GNknSUqClJ6fUFtS",
+	"AQ4PUXbAKrxZU2nEsXOqRpPBZhizpEjkelxIRShtV7WWqH30w68d/+SDrbp+wikF/SLjFMmoQKmdyG+y",
+	"WED4SeUGLtqIS1C7HqrXQyTlWXkNFF5RBNhC8e8zPg6KnNJtGc+n1J9xlBRZzsW16VYHMXpQMSd20c0k",
+	"hWSWMBsGCaN9BrD++qsvbKPBWwOB98XzA17kcKhKlatIhP6xALu/nPDi9tSgXThV4uktX7wvOvR8NoTG",
+	"03M3GNKB5PISOi6S1T0T8ctbYwpMj8r6Uvpe6kfCkNx/mbLdYq/VMx3xokVBc3Htf2kP6f/9eQ37BMfX",
+	"8U38hS+bzoOtfy+Wn4TGcjjFmv3ywqeFEz/WqmfQrWj57UbJiKYJoxu6HS/I7kbv9amErX63u9UVD+bn",
+	"88X7IxoWNEJhCluEweSqozbhKCKHy2aYqktviCtv5mDlm/QoFmpw0eq1IklMWZt7XVs4ryt0LKBxltP1",
+	"evZ6ds5+LXoCGWZjVrySsJVn4ZWMCd36lBuS+2e54Sz95JLzZ8lovbVsj+pCaR0mrPo8Pzyb5F2FEWj1",
+	"WrrvaZrW1bTWcju019O0nqZBeSewOIQgxF79z/DFxKc9MeuGjm9iN7bEIaOHmOhGZGkxsYzQk6r6ZMW8",
+	"AEFWlZPW1KfN176GNU3TsCv+T3QVa5M/fbHbeekFhIgTf3LclNd4pz1EoEASJGlSHLZ6jtapDplV7gCJ",
+	"ZJOTpCekkljKsE5avdbxV/7bR3/5y+Mff+3ox79AN+68gh5//esf/fPvTrB/VxOyBo3qRPCVVKqdqeWy",
+	"z6Ku6Nj9YSp3LcdZHCchjbJwPKSs6PJRTknE9ygthmkX/hUPXe3xUszdTFIZ8VTQ+8VzId8/4w1OYIGd",
+	"wTqfvHv71S0wLEorLcB+2KyMIiLww427nxE/f/blu59FcZLSDgoFgGEoOESD62FIR8UAtTmlKMpCgcbF",
+	"/bvDaGvWoiO3IX4h4aOMJ6u4/NQl9SsaZ/lS9dJZyVkuZ6yE6U/EWyH21/Q6rEH76e+XYvxlkVPXWe3O",
+	"h0JS14okzgB61LY0SxojDxJOtyBfh/RZeQJWVW569TxusTO2ECkQEY+i4HzYrbeFhHEA6FtdNFDn76C8",
+	"nJcm/bJX18rE9Hatewd7lE3rFALMS16orW2ZCDRRLHhVTUe6UWCctoT+0GdKl4B4aTKkVUxc29LMepS0",
+	"DJBGOR1tdftsUDvR57sOb3xtsf0fZGTtMH2iDoDFYvwiRPJpwuosckiO5Wr+A30TA9Pgm1Xwjb4uvtEv",
+	"Dt+cYVUt9Mw0lSY/HpCgNs+XwGd/gdbqDcTwDUsj9rpRfMOa9Rv2LaRkwa497VYzza9S/oOEKRACUAhJ",
+	"IkA9ywqJYdqD6Z4PtjqSiYYMRUvAJ4n0ocl+ofZgpqcDqUaIqwa1hYE/RQ8H6IBwBHEHMg2rDMuX7rn2",
+	"YNkMDLa2xTNBIRG3iDJGr5IT6IlUm4SzWqLPOspaE0AvMpJDXsOKlvJDxb6UFBwJIbCNBJgW0ys0xxqU",
+	"rZyvnNL5PIWXaDENFs8ZF7EQ1wicEU3Fuhva65pfgzWXhHyuOrBZF9nYM8jmIDsTsJmfkk0Bm5k1+9SG",
+	"Ln58QvSfxJH5Ei3OfV52zpHjVaKQ6bX5ybu3X0UQ+4+gBcpiOE3jhKYRl+YAKbRlpoqMp++zgfxYW/ng",
+	"VAFZOU5TyR7C0UCcmiQsbkWDTp8N5pSuQQcNeDbOQypDNadV/nZJfwcJzErh3+qiWwU/nROl6nBSbPfZ",
+	"xASy1GwxMVgo32cX3ZFzwPtscCvGrwAaQG3L8ERHwccOBsGdcq4GMDrZuIAycZZugBGj1lDGJg0kTV5S",
+	"qD5GiCcspNto8B8G0vhJOSLssM9UPbmtRVaON+D8OpeVI35FQszNmDe8Utqd5eCUbzNn8YaliWFp/tUl",
+	"PPwCgiTne9iI+ivho/EuSNSrhzUi/6paFfQVQtFeq53aN6uA0osPgasfSmyUZyHlfOIn8dbr+J3yKHti",
+	"yV6wFS5OTTy1xuuL4E+sA5gOymp1X5W/QxzHKjcBEt7FT51Klg/iPBvelQfVYEuyuMRjxmgqK/EdhinF",
+	"RQJ+DZIe8oR3TwlrOpyUgd1okVZpgVr9CC9qRUsfLKhaWpNHdVGin3LKF9nd9UzTVdnVDb3AIvW6Nomr",
+	"W8xXfWtj/be2zxgYUC6dJdKnKbD6cVMcp73J17g6zvaqI+SylMjlxzD06AIoSF7J9kGBAx4V9d5KQZ34",
+	"x8EePDEoM9pDliE0r3lrsmQGkiGv4iZl+VmZI54MaQfBMdRB4rToM4iuzbroOhqkGS8GqguM0ojLryQl",
+	"BSiF4pHiqx1JHDlRCrfgBgeiWZZP3wmsglzmAQ5KE6FQoofZfsJ2K/73aTd/TsUHcdnkzvBLnw1Jfo/D",
+	"u1U++4iStEDt43e+9/CDX24h6aBHnAwpAupSEgKvmCpjDhmI0uvPMiyuRYp9o4tqSjAQnYnrSLottVkZ",
+	"g54o/lFGhrSMHZBpiUqVRW1LN9BCrXhreS7frJ3h7Kpu51J9/2saMs8iD2A8xEa5YPW1sWU3tuw5WzYi",
+	"BRw2jB7IE6hhsmk88XOe+Ceqb18VJ/4iaLBCNtqCi84fEXBh7vxFLnyCxFuotpLsdBo6LUFNjSf/UoqY",
+	"ZvuzBpo6ayFXaOtsFpsRzbmAiDgiBXmO5kTSWS2Lms3Y4TDhlEMMLHjwJ/hUUmHkOQUcGaSHHRUsLgnV",
+	"WNRnyteE9rI0ElMM1ZX2MkY7kroCgk0E7JVQtU3vk7BID8WTtpGlaX1WD8OVfpgIEY4GMp78NfU2L5CC",
+	"VH6anrzl4OiP/9/ROz9//Le/HHT6bOqpouNv0ht7pEB0OCoSGnUU2X4F0ctnBSo+dpcWJQafuTlcyTJE",
+	"oiinnHeRtHBloYJTtExwkUN/jffZPknHVLnyxKDKt1e8wJL4tyPHSWb7Qa95eR/VtT5T/P9iP0NjiFNm",
+	"h4iPaJombHdLngOjlITyTQafr7r9hYFoHedU6AT0fiGn7mCP5rQndqToQTl7AHbE53Jw1KuK72KgRsTj",
+	"kZxssbw7lRIHtjihqODyJJBHCu+UGgw6IDlL2C6X64XuS7qUwzQjEe+iF8ZSPFAgGoH7cUryENguh9WI",
+	"ZGmE1JjuZp0+4zIeuayPQHKKYiE3xRgUe3Qopmsoi51FAJTKlkNyKE4xmOhhF10HqM07SEA53pEeTi4L",
+	"8fIOkgyGao7Kd86zA+XAhLskudRf+Raw0XTRiyTcE3tZbqxIPVpol1RqiaVWJm4qV92gP9Y0M7yXsAj+",
+	"i3Zh30aDbdCy4XrJNQ0zCe7UIWVij9KotvSW3k5h1UEXvSnU7kGUH94Zs0GdOEfZYbmMFY/KQ7vPlE+3",
+	"i67LiHLxdHGml/Qwsn4a5KuiNNuthroMBer0mZh2KVdgErsQMgQabCkaxPnBxWGhXovXWi/QUF8Uw1M/",
+	"G55otLkczZK1rCTq/CvPQbrpYU3TTVA61uBUqb0ZvOpFVrWY7r06e24L6SDfpOSClsMqF2bZWoYsCCEl",
+	"6ddUOh9QEso0YrjFF6a1xghHTuBjV7diHLiGhn1DNynVNMswxUzek4oYcNU96EyeqbhYJw+VT1lw93CJ",
+	"umjP3h2mPSKhohlQlKdKzvc0Ieij8Yh+ih7yVs/otOD84pCFGCvOWPlD5RXRK+rUN9XJ1+ppD8489eN8",
+	"YV7Xm0K0AUGUbFNFNbSr8ojlJu8oSnnZYjY7q9EAryaX6dNKF3K5SBoOR0BYJfZCJf4VIp2g9sP3/+fD",
+	"Dz54+G9/f/yVf3z4bz89/uYvj3//wzoZ+KguRdYE1wBRT0LXQrIK+AZlOREEfpVpowLx36N0hNpcfCIc",
+	"oqiKgoR74ucthbVl9dA6NBOQay3U3Wd12K0g1RDg91QSnCyqmqYqmUyFo42ZpMLuSNM8FehGdOmaREW1",
+	"bLYKKVZAai8Z1aFin0lIOCFVGaVjjgalzB/I2PPJfSBvVSmaIIL6rAaDJGaooYrX5gC15H0SameJMwWe",
+	"AS7DihJqiNp1TF1CTgBCkt5lS8AwGE+lgPTZZEBDWpHtLdAyyspdcHW79sPBXtZnwNMh19RWha/q7B+n",
+	"ga1KRZigLXQS2CrBZDV0SlUpVZxq6Cc4LCm66G6Z5Du1/rvDaCE2m1Pcnig42zAc+zTQFlxMdTHY1HKA",
+	"Fhrz9Wl7/7zt/kTsY7VWx0mmaMtfyxN5zkqwp5gajv7084fvf+Ph+/80RUrviXGFYa3Zzr/zrcc/+s2y",
+	"WLD624gZDie0up//Qqe1S5lYVSc7NCR/MQzYNHITd6gBtM9/uSUF+exgBR52wyDCnhkF2NM1EkZaZHtu",
+	"IAZ4jzBG01avJTaWLFgg57L16MO/rYbh+Bvff/SDP3z0jz/9P3/61qMP/uHh++8e/fVvjt/9yUfv/dsy",
+	"r4whXt3UF4R5nDQpOvBV3i8mRQqUCWLh3csh4uPgizQsbq2Bv9UlihCyAsoVxC1DX9YZTLjg9VroyGzo",
+	"iz4XOXK7dB7N1XQ4cZiM+okkJk9m006KC6r6weOUfkZq4pJUJLs946w65Z3EkMDYTNW5OP7dPxz9+fvH",
+	"//yXZXM//Z4la/WXePyJg3FE2G63PBLW05kW16uo71WpLPVao5zGwB1F0pSXrulhBrrKApfdqTNbL1fx",
+	"6DvvPvzTz1onKcG1mhWhFtmxrjnYjf0A25HrYZ/qITZjO4pczfHMMoV2vToS5uu6Vp0sYpoWKbWlgFPx",
+	"GWfQziT6W6CcgX1Q2jXu7mUkVeKWBNm4qFlrVuPJmGG+miDEbWDlEBP9H/utacEspEu/NZii1KFsPAQK",
+	"tdVvIODwHBVRozE2GuPTrDHCrr1MlVFFNJzMRMhJSicBVhy1H//g7aMfvPf4b/7l+L0/bFUFNRLlHeKd",
+	"KWYSFTxb7El2njK2dnFI7GtVhzYXCbtC7EmyRkRHwl8o53gKej7+8G8+eu+XcmiO//CVR795t4zdUN3I",
+	"IuASG5M0iVXHV380CJt7U2kOpRh956fHv/vV8Xd+dfzPf17ECqFcsUr6PuhUPTlY6/k166S8UD3+oz/8",
+	"4ujbP1wY6bL0yWnGizUe7dQMo/LK8tl/+f6CZ88/+QubZeUqF6mi5FosYqv9cvXInD+W1SaAv2nmpNog",
+	"g9PEvdRFEGEnHXtZHtFcOoXBnLWNyCQSVYaFkgKllPCiz2RBBxWzCrYqsapRewCRER0ZuNlRAaFbnTK4",
+	"FCqxkpz22Zglb40pUvmJSdFBk4WfqB5p//vt7+uatpwGqVy9T9TwUZ6Zf/+vj3783tHfvSuPzekDc+Fp",
+	"9+j/fffx3//r7JY3NHG6LLzg+N0fH3/zh8c///rsNXb9mqkj7eH7v1vQXtfqF0wfRMc/+Z+LL9LOcKxc",
+	"IMPSBkWhMS0Kp1W7E+d1xScYSyXesjWwSOKs+jBriXhbuhbO8zB7mUBbvo7OJtPWXXoNDdOzo8itIKPL",
+	"ZfEqGdLXyT115bOmlZXcNjPo4uxBcCU8OZ3ZpoISZd2nUsGaYrlZSGBTE/PnNP03MqORGWvKjPrabXLd",
+	"n116m3MfmZsnuJkKFFzEdjMQ+0qxz8gTaNCt/qvPVESrdGqnCS96VSaiDKStjuZBEg1Uab6kQG11hPfZ",
+	"1KtvdcDcV6aWEyYvSyCFRnrsxe8pjQsEPDK8zyKa0oJGHfT/s/fuPY4k153oV4lLXKDJCyY73w8WDNxS",
+	"94ymPU919Xj0oLYyMjOSlVPJCE5GsqopbwMSsBqNBMtrrCVosdLCsmDZi4UwXsOWZzwjW9/F6MfoL3+F",
+	"RZyITCZZZFWxitVVPU39oelKZkZGxuOcX5zH70xoTjhfjNbOuMzCQW1bD1TPVRHgsK8i8wc0K1FGeQnx",
+	"G6GSE30kThlhlfpX9z1VgffzNN24hFagiyl4bbKyim3tzLhy0AJVziIFzkquHLSaKgdefDpXDjqbKufi",
+	"J+FN8OQsV3v/8buPTN30/uN3P1xfEl+MMucK+3EFcQjXA0Yao7GFJc8NllyIkOcsWFKx8WzhyYtfIL+a",
+	"w32x5vZLOKGelfq27Jk6ge6cFfbnbt5I8txulQ5X6XkBRBTmQAeYn1C9oN/ndbtMkKsSteqjo3i6zhxq",
+	"h0u+fzENTinWm+S4uLaU0ReVYWljxgrGcn4GnZK4p2GSqAgeiklOeFUODkVT8HascPvCW25AYbfXM5rI",
+	"Drc2WrlpUrJdzrOhGDSWpq1uK5p+tcCJuO9RVwYI3mEsT9gxvYundaH+OnJQIOnd8bhgRzivwcoqNOT2",
+	"TadvuT3dMU3D9i1T4KIEZ/n0jmhP7WL5hrQg5DvkTfyw+VrQ/g629STxE02PiaE5nh9pEbFMLTF0x/Yc",
+	"x45MDHgrJ3PPLvrHFTyoQighHoziISnuJSpQakRGESkeEDyqL1XO7e//5ulvP0GqxVmEslhyEDZ2l+C8",
+	"+XbKyiydiitfgUpodUSdTHsRt8/A3mKY3SrjyNx4Oq5rifE8yngW5eRVlfAjXgO0Vdc01bbvupZvBhea",
+	"6nMGu513qiHycJ1plrETzz77/bN/+tXTf/hlPd+Qy3tNcy0G1A48Y9Vcr+HYYyxfFSswq4EFknZL03Wj",
+	"4wvGSk/VwVbw9/rRBNCQmHSIERewbValtdajcrvwLlL7SGZfgFZF7SpP1+j0Vvn55ba5Ph//CoF2LqVQ",
+	"UfLYGgk8U/OMxNF8B5taqkemFVtB4MeQurkoU5oP2ljzPC/VggRHWmQS34wJseRpvHlbqnkesTTfsXUt",
+	"Sm07smLb9a20NRNQYjCR4Vhua61df5XFkjasZ+S0nKJmvL4Z9FzfNCzbvKCamQ16bJiaZ1qRhi1sayZx",
+	"UtMyUts23dPVjBLmL+zqeZ5qbDZhjmGtVGPrLOdteMBLFh6wAa6kc5pUVjy2MWaiWkOimNE0z+KS14HL",
+	"9YmVl7i8UfGaL22ohcL858RZTVvFOYIqhDRebq2oEVblPVoeWiE7d0kixed+TvT6utGzdMN2Atf3LqfA",
+	"vcRyNM+zUs0nFtYSM0hdI7U9M4jXUeDLDorNlwiUYPmphi070ohvJsTCMTY963Tl7cWJq3l6ZGq+YxAN",
+	"264fu4Ft+X7Q0MpvQlaaXA6G6fjPWTmryXB1P1iim79VkZVU2XvfvrSmrtb+1uPxEgdkrCdYr76+UA8B",
+	"oW9Gh+C0B9krZRhHWLJjNcTxzoxTAOgpgEhAnYTLAzJFx6QgKMe8RO9PkqHkHasrEFdU6AO6LDahRgNi",
+	"sVdEC9BUQXCysdAF4Ha+fOjChQ73mwhbWCWnZgnt60mqiwUtXFkvroAx+bkrer/veD3b113DcwP7More",
+	"1WxL9zUPm4aGTUI03Y1T07Md3Y2cTSl6V7NNEmte5PkajhNbczzfsnTXMl0SnaboxYOxrXm6pWtYD3wt",
+	"cg09iXzPM+J4haI3ddPcsKI3T1X0MBmurZuWYUpHzKbX7pmRDludf06df4Hjbl2r/swTbtqEDBnlkzTN",
+	"4ozQch8U7tkn5JOPPOq2jgtGh/ug1c9qoHHrxo7VqpwqFPJnJRqTImXFCJUHUA9A6a1+s6T/DoJyCrIw",
+	"3+479wb0kExReYBLxQWMZeE9xNlI4FWxGNCwwLTkKgZRtdod0PDkmEDwIuMEhRLGhMqMLuMvgVQofO+9",
+	"97TdSXlAaAm0SyGKD8R30CHpqHQ7IFmCBmTXJEsdFhsUZeUNMRF0W4tfclYbJ+5Xu+wqkvrvKDtLaxu/",
+	"cZH4jUtaQG6PC3KUkeMrKMLyHgQHs2Na88dytT8iUjHrSuQNeHdCE1KIDyrYmAHnrAD0nJRdBGfbgiQn",
+	"LXFgjekizhita3P10FsqSCnjiOMjsiSY5B351UIt3hdNXNoB1j1vFMplMPUMRllraX75iY8Uat0QW4Kc",
+	"gfuKjwj6VlfnKO/L6Z0DOkbtbjB6nmlanmlb1kIkrmNrcZxizTMCrAWmS7TAN63ITxIXQyTuPE48UZpD",
+	"PB67mmfFjhbpbqQ5vqEnru4Fup7ICFNYXIvdnl1f0m99ab/FTPIYUypOAMa550PMhVp9K5UlLPfsJLvO",
+	"lrVmC9a2YG0L1q4PrG0ZmCT8UhJ8Hqzw9XFYwZIJ0GWe5oeSN6EYlzhnwwlB7cef/d2Tv/zes59//ORf",
+	"f9rpIkqOZ5VJo2lFqbSDwg/CAa0thohPIsmBVpkt915/tyqWIrZIF4ViAQ1ZMVWJbZKtLhzQFIJdeyjM",
+	"aEkKivM7UI0ObhrhYpjREGhF+AE7pqhkc5XSgTYXzxLqoE6HrMIhJAsuUfuP995+q4vu7P1JF339jb2v",
+	"d1SBCshpY8MhlN4b0ALCoCRNrBqMnYpVliOhjFm5zBgKscPVWN+A8GFJ4PUVNoKb56d8jxWl+J4dhCHs",
+	"S0xXqIWIs6LkSNxLqLjYq6MfQ6028oVCimUU+KMIFHlUti3x9FIqvZl9sNuatbOUNe9keNpZC2pVbz6Y",
+	"68oIP3yD0GF5oLKMRhmt/z5HN96m+bTaJKrYRiYWg1zIq7pQ/b7xnsgtg9oh5Eh2xHDMqhyBXTDs1N1d",
+	"1buaJXLWN/X2iLGcYCo5ITdYBFi8rgruqoam3/riX//+8ef/fHZhvp5hWrbjLqB5T9eMRCeah61A84nj",
+	"aFZkxHaqkwBbECjcECatfss1q0qBOWzYLCZVBUF5WUoa4Op1q2tVBPjHv3r60SfPPv7rZ3/x4bN//PzZ",
+	"53/1+NO/fPzp/3j2w4/+43cfPf70u0/+5Z9UXt7hpNVv3bn/pvbO/bc14xvi0pjEM7K1fsvR0bOf/K+n",
+	"H33S6rYmVGCA1pNf/6x1Zlp8PQzrRP3KpaACf+e9G0c06bExoQ9HuRSUXGMCGpGKgL3HxyATDwgpR3kP",
+	"/gv1I8/1aimGXs1y6VcpycPydsyPLtjAaTHL1e4EOS8TkKT8B+UEAoQS4I8XOkD8LLQAcHt2USywH5AC",
+	"hrtxTMZliNq8YvOW/PW9UdI5HxXpaUhKPdJ8YuvMXunMds+FL+WMzUrRX1tI9kz91xitunQBmreES1MV",
+	"ILOSzWMS1F5AP0iCn04PhfxwEkJ2viRpWzBusUmJ+KQoBCgXu4KPgUMAihRgTiBVf0BFI1VK3glI1n76",
+	"0V88/cVvHn/+SadZbfcUojf5FdcbA75E5ayrHJ6jIlhXuF9lfPdWdW9Yda85t9tg5y0XWuOJvcPJlgKt",
+	"0oxrKdsFm8g5AnTlnQssZzun2ihSVqDlylmSti6N460/5pIRPvOi+krE8hXqxucpQBvTuw1JeZnDUC8g",
+	"R64+GHUlvt+pLKZ9JC09yvTDB3R2WmhnkEEy5RAwKk5GXfTBhJWEK5cLyhkdygK2KCs7PUQneT6gcU5w",
+	"wRsm2i4KBcIR/51DQUrkzUnB6w1m3RAP10UPKpuIZ50TrL4SrOuKuosFsW721VcQufoc9Nr5jhv+kuOG",
+	"6V65ErwYAdXp2q+OytxqwReoQs08+t8Gs60bzHbxY4PUoKeeF5SSbT/90a8ff/7Jkx//tFNXnCQF4oTw",
+	"PiohzuCAIHasyljKKzJxZEBn/AsHBB5Bbdw4UPQRzqGuOzwDoW8ZRQcZRyXBowHlk6gsCNmpzhzNOpni",
+	"2XzBm6sKqKKCHGWQZzigknaIo5iNokxRgqLdt+6CtxdIPU+65aCYIbB+Dei4IGn2sPpFFgftoXtKvqKY",
+	"8VL2S4pQjvB4TLCqApqyQnzEMvBzwqm7yhH7tUlVV/smu2HDEQlhxNCEkwJlySpXXRWDtsKPaLkAK8Xo",
+	"tvqt/9Qekf/8LV0LsJbuaq9q3/5Ty33U+X9bS52LS92Ws4KZ51U095LVzTX4YDfUoip0d96mYDHsyWeW",
+	"eFRfmVv9UEqXqo1cLd0V0yJ/XTUr9vrO3d0V20qy6aGl2+oK3N8X8/quMRlfakdkpQLWd0OitvipYMdo",
+	"TArZTmfrmty6JjfgmvygUogV6FEXLsAXlRQ4VQ0KyLLA+L2AdsASUeJDwiXh+Fx5dlBrEL2SZAVRdcKb",
+	"VcFr/JOVXN69M6CNN6RSLDKWk1mF9c4OVPKuK7b30G5tF8kzSgZU9qec2f9ucbT3+rtdFaA2Z+jooknF",
+	"LJ5LH28WQ/kroDuvC22lBSEaVFtvlNtq0reLVuAMGUJp8gHlpDgiBbhmJ0JeSCEhnr5VgUKlhW5xlGbD",
+	"SUEUTQjUVB/QhMTZCOcIF1l5MCJlFqO2eKZ27BaTnPSlmJCzDWJiQMMjnGfJu7TM8rCK4+OoZMjSUYKn",
+	"HKUFG6GSJXi62qMLcvxa/bmqWOS3/rSVZDxmE1q+Q4pY1p12ZLy9mNt7cxaA0+spfjDBtARm6JYFe+Xh",
+	"fQiObRkW9HUeytSVf89qtq7z/b3/9sW//dsffv7hk5//Ct25/yaSp4Tzn+dh0K+3JpdMvojBE/PWN5aX",
+	"V3dcLXYDS/NSW8BQI9awYSa2nmLbjP1Wt56wB6zEuZiuwFP2k4a9Bp81rCcXwFxTy1fFOV8AHJMKSsna",
+	"xDBfv/zBkx98+OyHH21kec1MP3sP7spy4qUaEMMI7MqkVOKH4ort2U4v0BeXZbdVP2P6hqdumfdKV6JH",
+	"vLfy14jlXFW6Fp8qoWy/9bUHYuINU/c069Vg17zTuvCyP5E5465+AGNwfUkMDqC0YKw5uGeuhrr6Nein",
+	"U4ezWnbNMSXFSA3FWbt1xYifVcym25qJXXmPp+mGprvil5qoZT1RsI0L2JoSt6kWG4wp+EChmvOi5DnD",
+	"4NnRBBI0t4FdRsm6zonQAgFeBbAVZ8EG1k0Y4ZArxQlZGkJQIbIrr2qyhQBbCLCFADcYAtSiZuvRe4nj",
+	"WtbVZc8hpoWlCCv7kSwIl1HYEfvQt325f8OZ6abTH9AQZDyk5xIqDS5dVFe+m1lNurXRpDKWQJ1yZV9J",
+	"EB7ijPbQvcqS1AWX2czPJAvWSEeTiiPhKCtXBLW0bdM/EZyiONXmo1BOCTa5oA1lI9RpywSR4axpirgg",
+	"Ydpm330tld22GGiLgbYYaHMYyHCaGMjcDAaq4pu2WGhDWAhG+znYJaSde0vadZk4p4ab7lIGjdsYXJhX",
+	"QN4FPDC1PxDeInAa4oRW/sXTUCLECVUlBuXFHQT3y/vIw7GMIR5jXoJ9BVrJyikSQ7QUl0l37aVw2dsq",
+	"GfI8wUFL3WFb5LJFLi81cqlEwQtqwHFuhgFnS+S2hT8voy/nPtCAKgZPqdlucQUvMI0vCYYSEkMN2ytG",
+	"Q+o1l0NDlWsJIrQkKEEFkFL20L0SEsHKA0IlVepRxkmyDBLdlV25Xkx0QStXUVFwPv78k6e//N0X//z9",
+	"Jz/47A+/+i/PPv7ZmtYmNQobITjdgrQtSHvxzUtKQm1B2hakbUHaFqRtAqQVJJ1wnF8OoUkocwUAbVdC",
+	"MdZAZ2fDspkrEw1JCTn6fBLHhMtEPmWlq1PkOR5ViT1dmeRDHpYorER22JUZgnAbKGYZXA4E+2zC7yUh",
+	"ongEvPQlxJkjliez3KaIxGxE+ICG4PfkJCFJiNrw+salr0zvJWEHmp4nEViGD+/DeN8gk9mXNubZ3KKx",
+	"LzMaM7cBT5eBYlCfr0ph3gY/b1HcFsVdNYp7Ex+SGUppZlBvIpL6Nic0uQIct0dowiHUC+oYVjBO5VhL",
+	"QAa1G2QSH2XqRpz30K68d0AbN1S/orZo4BhnJUdZKeATPyYFb7ok4YH96oFwQPOMlwKtiUGMchYfij8k",
+	"sGuH1YU3IACuLzMLs2SWHSjNWwMajjLOMzrcj4GMjhUojEjOjvcVI90OouQICh+JGzqzQLmcyZqm6nsA",
+	"KcGrxcWwU3/vChdq8xMHdMHtugwriqHfOle3drstUrw2u504w76gQNHe2uy2aG+L9q4P7RWHFbCTprCK",
+	"k17puEuivUmkdsKG8R4Id0n3IMEdZALMbG4V/detuuJjdoKoakArbAQfzHiJhgIAtZ98/6Onv/z02cc/",
+	"k4z4Tz78sRSEM5BVw0OBtga0HQrMV5XQfjVnxzzs9GXqAJ7jqUAHGNCneFsXYUUNMaAS1KGMIwB58JJR",
+	"RrPRZITa4SijsMrfhLuUdg+7wChTsXoCYlxy21emdyrez46Cw/XCVx8gK2YesDzhXUnFIdeDsiyicCwr",
+	"B81Abu2DrgdCuXPFWFTX7iVhFyUkzpKqAmco/6oGKuzszGypKCuhvEFYIfgQ4RIxGpMegvo4MM/8NMNs",
+	"ZwdhOqAKrEpKnpN4/VQsC+t1i2a3aHaLZq8NzS5KmxcU2ZpbZLtFtltke13IVqryGtsCq9hMoKyJaVXV",
+	"ce0YFzSjw9V0se+pG6SxEav65eg4y/O56uXzbK070L1SsscuyWKdkaX2ljKjqurT1cuvniJ1gyUEl0EW",
+	"w3ygO33T7Vtmz3A813Vd2z9Z8VuPAkfznMDR/DQKNBKQyApi4lmJd56K37ptxJqXmIGGExxpSWREjhHH",
+	"umuboMvmK30Xyyp8Ww90G/pp9HwDuMnlhC+8yLV1zbN1X8Op52rEcw3HILppJyYM+tIh0GdNW47uu65p",
+	"2UuGwPciMQSRhqPI1LAfWCQNfMvDxnMaAlnk3O1bei9wdcc2Xc+80ECcv/Lh/HJXvKOnkHdWu/aGVGq+",
+	"4WwI10ZnqZZXPV1rV0XmpCxPlc5V4dsYj6XD5fiAQGx1QrC4XHN0w7lD2hS4vH0pO89e9cJLn9vw+I54",
+	"Jb8rOtLqQxGQbmuEH75asO8Q2urTSZ7DhbePKUnuVD1d/OENghN18dzbqf6KFQi0GtYXNtn2y7tvvpqz",
+	"COf1DJ1/x5yb3qOH7hxgOszoEM0vUoA24i9F1wHaBYpt1zFvZYEpx7FouYfWqiIjK3ZLQo5zVpFZLDfT",
+	"LCODNlFFprHZr4HbY2GDO7qur73BL8bssdE3XwGvx4ZF54W+70srOm8sStlyB6zHHTC8qKaosNUxIWNY",
+	"vMsdMgqTc3QsDr4ZR8mEdFFBcoI54aiyyacFId+pChPDsYefwH09tIuSYoqKyYyzibISaPZlfZEpyhk7",
+	"RFisXlQyEOAh5m+n4Q6cuXEOD0+48u1UtNw5iw9RW9woegiR6USS7C+EP0/onvjea6XCTorp/QlVAu38",
+	"Ekn0u96PVyBvaxMGjMf8adTAeqx5OrE0rFux5kWBZfi66emOeeI0WoW3v33yVGp4pqd5nmVogYljLdBN",
+	"z7WcKAp8Y+1TqdMLDNexoLzkye5iU/MSy9F8UxyjLdNOddMMHItcV3fdng7nZ7lyYPOIgf52tyV2x9JB",
+	"Nw3D0DyCieYT3daMxPes1DJJ5ATnMQEYnmVpnpsYGnYMWyO66frY8xxs6eftvVH13ut5hmMY3rLBNg3P",
+	"1jzLJpqfOJ6GUz8wo8iziW8+/276hmUbwTfXMTqojcWFIF6i7d8TYg9kjbgPJVkCoYPHbJInKGGLlTy2",
+	"VvkbUHJ5y5SsErcmVIWeSkUslzBlx2ujBHn3KWTJrBhimnHQLpAcNsx4SQQyEI/OW8VRNK0qWYjjY8yK",
+	"hKND0bUSD6GsB0cZ9DwrUCieB/UvfhCqP4G6I+IkCSZ4SkgCVMtghq9fe0AKsqrg2AM8fD7lxhZimVlR",
+	"okMyFR8jBKLAPaEWIs6KkiNxr3SQ9lBlzwq12oQcrqodJZ6eKx9F6GQkZnZmfe62Zu2IqT6ztNU7c7Wr",
+	"Sjy8xWH4165f5VxR+arlHgeWs0JMzKuv6jr4kVeFTbh9M+g7bk833cCxTB8M2wuLmo0XjPKeZnpRpHm6",
+	"KQCB5WqBSbBnGnYQB/ZsLI6y8Smu5iVvXkNXPcDnsIqLDbO1iN9oi3iJ505q8N8VIhigE+8XEkDVlmx5",
+	"YXXlp/tKEnKEa6mK2soYhoxOT0ZOlXi4Tx5mvORhFdVWVhY7XMqn5O+9FaWFHuDhtZ6mTm76ZftY7U10",
+	"lI1Ra53tdpX1e15QcbXG6G1LnrxkuHzF6h8XLMrJaNEKDTOfzYTB/iGZ7md0fyIpAZa9vnry9orHHoFU",
+	"VTLtzEYatz5ap063+JilSlhROgkZeoA5Kg8yrkRvzBIyJ287O7Xx6xjzyo1xkxT3S1tYpgSddh7tPHdA",
+	"qkvKJCQnJVmmlEfsSJkuxRKB0n2KFJ/gRBpPK1YxUMAxLooMqO276kik+CQu7oIDfogBXccFh5Z64AZ0",
+	"Ay64uzBUFwIRc963OUVsL4sQEO9Jtrj4SupmXMJp88L5XeRKWlNKdFdbTko8XKgqpSqlyl21ND5F7pdL",
+	"+ldfTviphnzruH2Ji+2cf+eeffq+4io8PbQLZCmqOnFBpHm0QhCMLuCHRtHmFQDiRAgPahMcH1RKvLar",
+	"DknJEYaXVwp8Z5XRYB72VoQLeEQugk0gOmgx6mdNbFJFBw3opcODLo9NLmvZUHxS60i+i0UEbeSNVxAJ",
+	"tNCtUzWVLfSFHwS6o/u6txhYbWqBZ1uaZ8S+FngB1hwP+0EapIlj4JlWEgvZcU5XTPCiwDRNw/PcDSmm",
+	"qgbKVkG9KEVZH+DhK8qAsA1eukDhk4sctQkeNZ2RS/x7cMfzd/DJdOasILE4E2d5UhAq1VvGkej2Kv/Z",
+	"GBeElveS1nllyL1kw66z1QLV7etGz3UCy3CcwJbQH2a+Crh8h7FcDL2MulQ/vkFwMv9DUwxbWmBbkebZ",
+	"QaL5UYQ1kvip48eWb1tCvl8qPr4eVZiCwHTlSpADPNcFM9U84pqab3uplsaWnUZR4tiQvHuK5J+NiOvp",
+	"rozpoeRhqdZFv0Wmfzy+9z7L3rz76sGb77/78K0Hb5ZvP/jad76R6dZbd/PDNx4cZN8YvVJ+872v2d98",
+	"/137G995037r7pvTe9R8Lfga/eqdr75B+OuvHuVFvIZaIXh0Dueg2Bo3zwpyAbtxhJN9ha3OtPM2730k",
+	"tqAkGYjVhJ1lap6//ZHKEsYNwHlmGyef2IjB+QFEd8CHzWpOA75V3Be0LHBc3qgJ/7L7dpXyqXUa/H1a",
+	"wsZSB254QpCGkj54qfQNpZcBGFIYy7k4/xREpmyIDkBIzpjfUnmrHOWirTYnBIVS9ov3hJ0dBGfB0YRD",
+	"PI1k3VC0d6Lh2jN8mInnbV1H4Yml3TjgpRnJk1t8QKX7Y0IPKTum+6IpSX13XDA6hL/3RZNNDuZlRzLl",
+	"cyZ4dK1OZ6VgHn/6o6e//eTJRx8++f5vnvzXT5fqGU8zDSPVPC/WNWzqjoY97HmebjmRYa4n3a/SF32q",
+	"6c/u2Zbl+qYRWJvR/2JQfEPzsOVrvmXHmm65se75LjYTa2P6//LTc5ZlshqYQLe/ud5cbj3j23PnZc6d",
+	"2xDXRZ+t1Ann1LrNo2Tttl16nvwqKZW6uRoGJ7dvOn3T7bm+7vmW6VmbOmHpUeBrXuQTzbcNR9O91LFd",
+	"z/QCM92YhH2w4mil+8TWPD+wtIgEvhbZgW15bmyaWD9dpsqhCEzDM1zT24BMfaAA0Nac9jL7e9aSDc/D",
+	"qfMmO4KsN+gamtCEFEBrx1LwArNjWsWDY1ryAZ1ltSmePPHcfjyNJfPzisPCgK46LeCCoPiAxIckQZgj",
+	"RqtjgNhH4Q4SuxzFOcEFeHPI6HyOHHngmPfk3Jg874udGjbhyVkhzhsY1DV8zbN8V4uwn2qeGbi+kQTY",
+	"DdLWUoE/96ipecRItCgSQjdw9SRxdDON0vWk58VcRi/Wp12Bb+rUg5PTc1wzMGzXPk2tX/lgnTh8OQRr",
+	"XuJFWmTZpmbG2MZO4PqRGWwMGjz58Z8//vQXT/7m75782WdzKEHedfq5yum5lu2ZrhMEG8IAtWdtiwVe",
+	"lCPOzSDIe3E9axc7EPFSg3T62zg5ggq8K5kBwNsF2rmRin+MOeIlFgMp0cHea2/vvrH/4JW9B/t33nj7",
+	"zut/ZAgEYzftfAINVWTNkMkvQ1rKbES0CAvMAzzGAlEsSUPZlf18QHh5Rzx9rYZBDiuBt/qGZ/pr8I2o",
+	"j4APuMokf8qOmwI3UIcu3enZlht4vu4Yawhc6O6DbLSS4xSm8xaHICIxndtk6euQyxdwrlFW7qcgrc9y",
+	"bM3uFIuTTUqyf/6HF+/fiE/sLYb4JD5ABeFsUsSyVhAIF5znpACaEcpKxAlB2c1yjW0Nf+cvcMCOpL9L",
+	"qCylN1JWHOMiWTu7fcLV7C8N0t4FglbJ1TpJspIVHNYOaClGSbfB6MpV1joc6/kkKgsCbDljqd5GZBSR",
+	"gquQx6yAg34FSU/GsbwL/bqmOJa5vp4RvyJ+Wzd6ZflbYSoqu0LGUcHylVnn4rdzv/O+uHnVW3FcZkcE",
+	"tYWO7QhxkdHqErD0dGS/VnVE3jvXFZXmHjGWE0w3G6yjXgeIoHu6Ydlye4HtWZbp2xC6Q0YYmM0LMvYN",
+	"+/9XzfdiNmot2o8tK7I0z7F1DdvY0Fw9MU2cGJFhJRs7JEI3nFZXTiX8DTzvsJrm+oJjzXMjQ4tS29QM",
+	"IzUT4qcB9qOz7MnVCFiBobiC1hw+z7V8T9eN5vDNNrxvuGeMYqJrnpOmmh95uoZjEgSunaSx62xsFJu9",
+	"8WaDObt8FWMKw+KtyV8gBNrZMUr1XtvGKG1jlLYxSlcQozRRwKKCSfLvtWOUxMxmNCsznKMx5vyYFQnK",
+	"uCpgWZByUlCS9NArQmxycDpMaPbBhHRRjDnRMsoJ5ZkQx/l0FcGEkBnXeqavhD45EsNkOM6CwFdS+JUj",
+	"VHdVDkWr39qz4klBtHfEFb1I/p95VbeW3LzC6J81NKJu9Szd1g3Dt82mRlw1OPPJF5Fu+5qn27aGdR9r",
+	"ZhwEaZymKU6ijWnD2TwsBRVnmp9n32j67jphPfDWbVjPi696N6I5u61jgg/3Z7LgjCbm794q3peCrGRT",
+	"s1zrTTGp4DThM998VSiRl/hEwaktv8h60Ms5z1rbE8eumLxL8RHOchzlZHNhbhM+V7rzDODWtG+dGeZW",
+	"ac1LWSnODSWCvmH0XNPzDd3XzeWHa9PwglPwhKt52I40L/ZszSfE0pwEu34cR5YZG1dwujYNXz/n8Vp0",
+	"zQiUKz+ODI2YTmymrpkarnFWWHE1MIYdWBvAH+D+5qTYur1f4hC49eTG1YfA9RGOoCwxZIhUZ0MV49VF",
+	"odiCoYpAgzQUNq4K24oHeuguAVGDSxlHJz4ItUMpfvoIrLZhBxXkiB0Sjg4yPhAjxDOmTPm779xDh2TK",
+	"Z8VoVc0HxXkQVlgM8lRiVStFBriFQgSEiNCkKpKimq64DGRvCpIWhB+gkh0S9VYgcMJxTDivL+cFwckU",
+	"ZZxPSNLpzmoRQ4nbWxyF8iuSPdX/cEA5nnJ0wI7RCNNpD+2CnVyFyCF8jKeSWyqE4nIhwjln9VjIHu++",
+	"c29AD8l01l8lrLsywg4xMIxL38cIT6GMMJKhgLv1aV9RPWTiaxiK2WjEaBeRDyY4rwpOg1gHHxw/EHoc",
+	"iCko8kVvBfwkBR9QnIof3qUZ5Am99errdxBlxQjnilK4QesvgQ1kHs1h5rA3oC8O2cSALlvAxwcM8TLL",
+	"c8SOKQdSDw7Lry5gNRuHAVUDEaBQPLwvHtlX+V0hmtAcFllF+BGxZFqxgQxoeIBpwo5IEaI21NquOyPm",
+	"T1ypboCCC2JJZiVH77MIdmp5QOiAqgWDMgqxqw1KkT44yOqXCM0Ugl8lTFkRkz4S8CAc0Da4eFRKGi+x",
+	"rDaUoEguy9oLA4MzoWWWI4xyXJKi8Qmy9R7apdO576hWvQZe5lkBC5wkBeEwgiVDB9moj8S7IEMux7F8",
+	"/WKhxhGjQ+nCwxQPZz68AZX5dvUvCWpzprx7quAtkuzb6ijG0ZCpvTGgs1eojS/ey47pqkfF4BfkfRKX",
+	"JFkd6Xoxk9kmIl0r+LdebQvR34uFn27gfZsPspnr1Kkg2O+bfk93fNcwghMOOsMPTkO/jpboBta8wLc1",
+	"rNupFsdObMc4MIPE36SHzgh0WYphTgmpUtCnuO0cLbYFELb0QMOB5WhpEFjE1q3ISOPTMbAcl8B0dc+x",
+	"N4aBVQjoi4+Ft+awrTnsrHPMBdZIWh9uzpqdtHkMyiifpGkWZ4SW+3CIOIe38sQj4GRiOQSDKU16ZjMn",
+	"HgD232JIyn02KfdZes7uLHtmY0tuIepsTIqUFSMZ3VIr7z4gIzmm4Q5iRVeSQNImTsclynF8yBFG0EfE",
+	"2YigMSwYNCwwLSXeq1vtDmh4cqjDrsCZnKBQnvhCFeqD2vUJJXzvvfe03YmAeaVYOSQUaD3PCR2SDppR",
+	"0MkGZNdkRRyc5+wYZWUPvQoklhVI66JwySiHqI2RvC4xHpuUPEtII1zvlow84hI+Ls54swHgJ2jE+TX2",
+	"uLi3c0M2dre1OLhntXHifiUcLhZ0fwHBAKBkv8SH5xANzXsfdVvioLUPp8gzn2zcOtvH1RHgvHu4vv9R",
+	"t3XiVHRmIyef2JwYkGfzs+zzfRQ2RjDsonA2LOHO0pOeZIudO/mwtHmihLNkdcqqTrSNE2B9LhMvWBjH",
+	"qvn6OAhV+eZPZjfKp/AS5YlclzOiTjG5pDPidrWoIMfkwgbHpaEpMqVkNbe6sinA1mgro9AwOyIUhYcZ",
+	"TXjYHVA1SEKndcS6ByMHbI8+Ig9xXObTKmk3LJk4etwDhURVPOmAyi2YlQeKenWZSitZlZTbxos6bECl",
+	"7uKdHvrKVGw8EARgTcNN+8Sc3dHWbbVrxd8DWinVKoqXSwOUkEojdkRQMaEcYQErIhwfDguhMMDUo/R6",
+	"cQj1uCJpyepKiiBGyYA2TD47DZslapu62QGr4AFBH0zIBHJ4aAU8xgUbFoTzAQ2HpHytFkQywwe9giF6",
+	"H1hoRQcVF60Y6oOMl6yYooIdw4xCL8LBRNetWMwb/Iv0xMIiyb5slRwJ6dqe+Uhnoq8DplP5JvGxA6pK",
+	"X1cV4iXPbo1PbnEU47GsMA9wZzwp0UE2QiAasxJlfEAF5JBLqTIvZSUaCjAihrcyi8JMZyWKSM7okIvL",
+	"bZX6LW1KHWl14yjPuLKyQS23Cb3FUShemObsuLZvYgmAeui9rDwY0Nmy6taiv+JuEvfd4pLCCRZARkuG",
+	"snKncac0dEtaX9gQaMia/Vex62D8agyiHHhQEvIrwKrH4T4C4LIg0uKoOoEnJdMw59mQjsQ01aCtmFDE",
+	"6IBmZaeLpEUNroHlG9it1O5Wb86a3aAMiVGFxd80KCqVqFLWxBIvxGIGfmQx1PwwG4/BBM6g3iyfjIAR",
+	"eUKRrNxQVewoj7OYSIuddBeIW2Z7bqZ21QMDiukUjVhBFhpqy4+AZYe+Qwom92YYYx7jRADkSgrJ2HR4",
+	"WvHF41qgdaVxU0AMMXkpGKPV8pE7KJqiEHZrSorKABTCcob37MDxFwtcArwBKRM4XpuMuVqg1bKtRSh8",
+	"en4sZmPIKv76Hnogp2lAzzK+Vg2K4VphgG2aR1dbYNFJA6wyng7ogvUUHgABBI/Udli0ygw7oBe0w77W",
+	"sE1fa/BiXUA1J7hOsmSjMaZTobmV1momh1vYsTXPcGzNT1xPw17kubbv2B4xzm+Hq75/rVxGc90C8bB0",
+	"61gDkNzwg1qjUItQrP5WX++2KonZ6uviXEJwsvr3R6dZbS29r+u9wLVcC/il04KNlg2jTTQvcSItiDHW",
+	"HNcnsRWnlm/7J/LxrUi3NA/bgRY5TqrFxDGD1LKJCUkCIH4rLvoGC71AWrNOf+vb3TMmW5wvJlxmr0xI",
+	"8jymf9VhqOlc6iqAcGW5oVsqs62hcGso3BoKt4bCKzcUXkEtv0taATe1OZtrL5OrpcoQPWEy62yDbK8v",
+	"L/w1MAsIbAEnK3nKwk1rz7O//fyL7/3Z48/+5umf/7qztvnqmEQHjB2eXg29umm+7rkSdbN08joGDY5P",
+	"YfVUX8qhsIfegkQqedzmJC7Isjq8b2S8fK/q1ZUniz/3PGa/rwPgNkzLdtyTpcdeuf8OioosGZJWtwW2",
+	"HrF8a8DcU+22uupPcZAjiZjnBgh3dc1IdKJ52Ao0nziOZkVGbKc6CbB5WsDuyd5NirzVbx2U5Zj3b9+O",
+	"i5Eme9drhHLc5gcM57eht3ydBFo1z2fn0FZraVvw8EYnYh7P9m0lhupLq0qSLYiJU4qA700i8WdEOAon",
+	"RR7WIZmw7sBuPdswIWonLOZqUfZGCcQvDqiAl4qQaTomHWWelUbVjKN33t57IEkkIcQXbHvhK+LXEMyI",
+	"YZ7xEv7mYWfm9FJLBYV7YidocIMG1sq5K6JnoUCn8uJdkmeiK3N3PshGhJd4NA5R+12aPUSKhKmjKDDl",
+	"XXvZkOJyUpA+OjL+SFqMD8hD9Nqbu3e0vdd2TccVAzJoyZ/KqlFlUZZXI5ZM5YVBS0juOgpTMmAJAS1/",
+	"DntoF5kPH1YGceUDMHQEIZwY8QkEAe8gTKfKQkhyrqxgZZFVca7koVxNGc7B/MrSFFTH+1lZCiQOLSZs",
+	"EuUyOpkhEx104Exg2uiATQoO8ZzS4pmo8ROvCVX0ag+pUc2INPwyShCfRO+TuBSgWUjNbsPWiP79u3/b",
+	"AQMYxG9nVK0FViSk6CM8oOph4H16WKqfj3FWchXDCWcPSlBEUlbAN6uOkQSxYkBlz8QQqrWuziFyGeKy",
+	"JKNxiVJIKhZfaqEET2Fgk4zjKBfT0q7Uaa+6FnZ6CFZ4LRtHCeIH7FhGUpcMiUFIp/AJ1WqpPSVqIg9Y",
+	"nnAUyrkOZaisuFmgDHmxC+HkfWVRhlToARWvodKrgNoFK3FJxA1S70vdokR7iEL5+558RUfaVN+9/8aA",
+	"VmUZQqFdpN8W9IysDFEdHAvCWX5EwAiPcsbGYt10B3RcZEe4JF2UZ/RQy1mMc9HEiJQ4wSWuTLOobZvm",
+	"gFbDt6/Q7ezU2enOqGPhg3CpZqZaXjsDWhBZB0maSkW3pEl5ublUpjepEbhWe+mmsMUFUMCaGODa88Fv",
+	"BjCTm67Vbx0fcBLvWx+Ymne8u7u7e1c7499XjeouNJ/JKRnkO7XcAV8ViBRpHaIx2aaXf8lyy66XC24D",
+	"xp9RZQpY1/wzatgQVmmhcwQQr3hwYyahd++/UelarsKiKhVaIYyGThaguX2qUlUshWFjVrXXyTQETlXI",
+	"fJKWXumUryKZ2+Gq4Qs7O7WbWTSRMHqj0r+vtVzIcY01LnHuWjAJ1RnWCZSIPwknZOl4aRGvkG2VWpXU",
+	"IHyn8W+VDVZ5oXFBZHyJgN7XWlt5QC9HyS+H4sKIby5XaQ7q2KuGPdmaQq4kp/kSEZcvHLm2XEmbEh/d",
+	"Mw3IqC2ptISAkNCv061ibbjc4TLoSO7Ek7bhr5JytseeS1bbklOBOn/P3Wro9a3Ne+5XEQxC1mR0eOLk",
+	"8P+J8VU/7mXAT77s9Qt1v888RQgBKRbmpCCndXPZeWHxlis/KKzCI5W9Y0vz8PLSPGxILl01+wOYnidF",
+	"HnbnLNBdFDaeU/VOlVN1QNshZI2jgmiECmnBEa4NftWX74BkVAJC0UJDPQI+oGCt6vTmDWwqFx2N8CE0",
+	"SMnxCYOePGpndEDhuD0jZqiO4wzwT9Po2sRwMS6KKSqPWcOuyFH7FMM0JcfSjtytL7FcBTeHjXhYEpMM",
+	"7IsxpogfZ2JoKwyXMw6QUfJDiM8SB5aMN+s+ZXXdp9r6eKb176ZXghrQs0tBbQZ3XjJHXpnq1pL9l8uS",
+	"v9Qbry5Pfl0z4xJEcFlXrmE80IPnqcRPsfY1c9VrqSY9BTN5U5VemXcWwDkf88NLsU1uUcC1H4yuPGhH",
+	"rcIHIN0XfOEvbMWjK7Pp3J4p8/OE/dxqav/5ECCVPFUf4ZQvkw9ou8xGpItkkDaKWUK6wHRD42lXlVIv",
+	"eIlez75SGXUkDKnshgNKxNiA07uLjg+ynFRmo+4s5QUcspUDNeMomZBlWrIRUjRzDl9XIYoGksqUw0OO",
+	"0qpyDCrQfU2JXMUW7MmnN1uxQY74HTYRD5rd6kL161KVBxUH1BJ4k7f6ttFt0ckoIoXkXlF9a/Vb0YRP",
+	"4XxfFtPl+tOAxuTA3GEJafUd3YJiCMtvNxfebZizd5tz74b91mzY1HUxdKerc0O6C5XTf/eUToB+lSkK",
+	"p/3PTswmMpA5EE0fYxMhGJqOVyEEs9XIo4D2mqkTdZfFRRnmIF0fsxSKVBP90Tzxf774v0YvDZXOobrX",
+	"cHDcOzeAWT9arFrZZ0eNzbba1lj6pbEMQKAZXqqcrslOcIaOvf2nVSDJveTR7YKovy6eJd5dpqzrWKiS",
+	"IU6oCmapdcpYPFmrlFmHWovHoLWKHq3MV//ahExq+0PdtXYoRVGIwnoYpmGnQgBA7CfDq0omT9xqTLuz",
+	"AznctBhmN8tcXRpbt6Oil6pQtDw7JODSqfrQrRMwspI3I74gCqyHTN2c9aD5ST1k60HDvrDIM7Foz0Ht",
+	"2twj+gQgaOnB/n41PhuNIrpMfuK80tfnlP4qBenPHUOvQveZp+g+q6n7ZgsOrlZ/vJ2eX4/WalMB0WtU",
+	"mhdUmavO580lfeUJjFvl+/yKDqv5v9egEXoRs2D2QKHVS/QWV2oCdNwVHJDHYndvnsXlvSIrQSvWwbzi",
+	"RSSpSD2EFvtAas5GDMVUxrlnfEDrKIucUYLaxwe4rB2qTc9DpwtG/0rVQTjrgFbt9YEMQtrab3HESalN",
+	"xijGFEWkNqeLES+Z+M9M/UmdXIfFIgiGP3GwDhtRyFmJjiG2Yz01uUwjvpPR4cuoDIMFZTi/dBbUoXWK",
+	"CrOb6nCs9Nd5VdqZZmil0iqj1U3QauIbZ+eDrWLbKrabqtig6G918tmY6fcRhJNPiqycgpCMCC5IsTsp",
+	"D2RVBCHlstfJtL7y7fp9i5rrjeyIUMJ5F9yfmfgnaCsu6djqrItew2w55SUZLTmtVpTLqJ2zYUZFk1BY",
+	"oItyNmSTslOXDBhPojyLZU4p5NpXGS3NigONV4qluuSF7xA2zklXJZ4WLCe8K5PrJY0aHkOGbZElpNma",
+	"TKBdftqGgshlQcjOPHFZ9c+KJ0CWTBYH3GbN4UaZ4WUveF18r1CMY1yUVKh3WpKhVIUVWZJiIIBzL0V1",
+	"NQngAogykOXNgYF5XvUxeCykvyYrJEySrBQTMTesiTJ8n3xWLtqUkAS1EzbCVf4U7yKWJ7WjoNNornYx",
+	"nlhkUB+g/eyz3z/7p1/Vq0BSc5GCH2TjRitQTGBJIzUdOGo/+fhXTz/65KyG6mIEyxqrWKTaX3zvJ8/+",
+	"8fPHn30G1or6mWY76t4lzbw6o59qf/HJX33x+59/8fH/efKvP+0gRlVVhCafX7NVmWb07nhZs3cnEqMQ",
+	"lDN2KJt/+le//sMPftwc7qS6a9X0s2KIqSpMcYujEg/REYtxNMmxAHkFoXiU0SFiBYJIYJmBLm6TkQvA",
+	"NsboHH9Zc5ULibJkUwJnlZrsp//wS3QbPfn+b57+9pNOtVFV3ANw7cGWHeYswrnAq6IPaszmiKwar5Wl",
+	"0k++9yuT/BBlozErStR+8ve/e/L9X8OULpkGWXTkzt6fwOWvv7H3dZRm+ZyMkA0te88ezglH42xMciEu",
+	"UfsPP/nuk598/If//s9PP/6tXJMM/J0TmpWZuOHJTz98+ovPgBMNONkOCjYZHlTp8iUezr157uEl7//a",
+	"hImzRvvpj379+PNPnvz4px2UUVSQo4xLMTIusljgfMX8qCjlhEAnRRdF5CBTUjhmvERDsczaT77/0dNf",
+	"fvrs4589/egvnv7iN08+/LFsvrnePoAXr1prFMRNwY5wjkZELKCMj8RW/eunP/yXp7/9Xgf9+3d/gmQb",
+	"SyYYfq1izIF6QIsZTbPhpCAJSnN2PKcP1JtW9WZcsGQSlyjGJc7ZcEJQ+/Fnf/fkL7/37Ocfi+25A9/O",
+	"VTpiMcyolMvNAvkggSUHghCgzRUoW1+6OOTh7LUHD95p+gNZiuZkKNhyq6RnIdEW8z2b414jhJOv20Vj",
+	"UnDY3TPKt4gB2SNXv+EcQdpk+/Gn//vxZ589/v1fP/3e3z/+/f98+qO/efqPP+0gDXJ3C3lIJQXmk4I0",
+	"P1Y1cheXuPXo24/+bwAAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

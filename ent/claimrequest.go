@@ -35,7 +35,9 @@ type ClaimRequest struct {
 	// CreatedAt holds the value of the "created_at" field.
 	CreatedAt time.Time `json:"created_at,omitempty"`
 	// DecidedAt holds the value of the "decided_at" field.
-	DecidedAt    *time.Time `json:"decided_at,omitempty"`
+	DecidedAt *time.Time `json:"decided_at,omitempty"`
+	// ApprovalID holds the value of the "approval_id" field.
+	ApprovalID   *uuid.UUID `json:"approval_id,omitempty"`
 	selectValues sql.SelectValues
 }
 
@@ -44,7 +46,7 @@ func (*ClaimRequest) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case claimrequest.FieldDeciderID:
+		case claimrequest.FieldDeciderID, claimrequest.FieldApprovalID:
 			values[i] = &sql.NullScanner{S: new(uuid.UUID)}
 		case claimrequest.FieldKind, claimrequest.FieldStatus, claimrequest.FieldReason:
 			values[i] = new(sql.NullString)
@@ -129,6 +131,13 @@ func (_m *ClaimRequest) assignValues(columns []string, values []any) error {
 				_m.DecidedAt = new(time.Time)
 				*_m.DecidedAt = value.Time
 			}
+		case claimrequest.FieldApprovalID:
+			if value, ok := values[i].(*sql.NullScanner); !ok {
+				return fmt.Errorf("unexpected type %T for field approval_id", values[i])
+			} else if value.Valid {
+				_m.ApprovalID = new(uuid.UUID)
+				*_m.ApprovalID = *value.S.(*uuid.UUID)
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -194,6 +203,11 @@ func (_m *ClaimRequest) String() string {
 	if v := _m.DecidedAt; v != nil {
 		builder.WriteString("decided_at=")
 		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	if v := _m.ApprovalID; v != nil {
+		builder.WriteString("approval_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
 	}
 	builder.WriteByte(')')
 	return builder.String()

@@ -110,6 +110,20 @@ func (_c *ClaimRequestCreate) SetNillableDecidedAt(v *time.Time) *ClaimRequestCr
 	return _c
 }
 
+// SetApprovalID sets the "approval_id" field.
+func (_c *ClaimRequestCreate) SetApprovalID(v uuid.UUID) *ClaimRequestCreate {
+	_c.mutation.SetApprovalID(v)
+	return _c
+}
+
+// SetNillableApprovalID sets the "approval_id" field if the given value is not nil.
+func (_c *ClaimRequestCreate) SetNillableApprovalID(v *uuid.UUID) *ClaimRequestCreate {
+	if v != nil {
+		_c.SetApprovalID(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *ClaimRequestCreate) SetID(v uuid.UUID) *ClaimRequestCreate {
 	_c.mutation.SetID(v)
@@ -278,6 +292,10 @@ func (_c *ClaimRequestCreate) createSpec() (*ClaimRequest, *sqlgraph.CreateSpec)
 		_spec.SetField(claimrequest.FieldDecidedAt, field.TypeTime, value)
 		_node.DecidedAt = &value
 	}
+	if value, ok := _c.mutation.ApprovalID(); ok {
+		_spec.SetField(claimrequest.FieldApprovalID, field.TypeUUID, value)
+		_node.ApprovalID = &value
+	}
 	return _node, _spec
 }
 
@@ -387,6 +405,24 @@ func (u *ClaimRequestUpsert) UpdateDecidedAt() *ClaimRequestUpsert {
 // ClearDecidedAt clears the value of the "decided_at" field.
 func (u *ClaimRequestUpsert) ClearDecidedAt() *ClaimRequestUpsert {
 	u.SetNull(claimrequest.FieldDecidedAt)
+	return u
+}
+
+// SetApprovalID sets the "approval_id" field.
+func (u *ClaimRequestUpsert) SetApprovalID(v uuid.UUID) *ClaimRequestUpsert {
+	u.Set(claimrequest.FieldApprovalID, v)
+	return u
+}
+
+// UpdateApprovalID sets the "approval_id" field to the value that was provided on create.
+func (u *ClaimRequestUpsert) UpdateApprovalID() *ClaimRequestUpsert {
+	u.SetExcluded(claimrequest.FieldApprovalID)
+	return u
+}
+
+// ClearApprovalID clears the value of the "approval_id" field.
+func (u *ClaimRequestUpsert) ClearApprovalID() *ClaimRequestUpsert {
+	u.SetNull(claimrequest.FieldApprovalID)
 	return u
 }
 
@@ -520,6 +556,27 @@ func (u *ClaimRequestUpsertOne) UpdateDecidedAt() *ClaimRequestUpsertOne {
 func (u *ClaimRequestUpsertOne) ClearDecidedAt() *ClaimRequestUpsertOne {
 	return u.Update(func(s *ClaimRequestUpsert) {
 		s.ClearDecidedAt()
+	})
+}
+
+// SetApprovalID sets the "approval_id" field.
+func (u *ClaimRequestUpsertOne) SetApprovalID(v uuid.UUID) *ClaimRequestUpsertOne {
+	return u.Update(func(s *ClaimRequestUpsert) {
+		s.SetApprovalID(v)
+	})
+}
+
+// UpdateApprovalID sets the "approval_id" field to the value that was provided on create.
+func (u *ClaimRequestUpsertOne) UpdateApprovalID() *ClaimRequestUpsertOne {
+	return u.Update(func(s *ClaimRequestUpsert) {
+		s.UpdateApprovalID()
+	})
+}
+
+// ClearApprovalID clears the value of the "approval_id" field.
+func (u *ClaimRequestUpsertOne) ClearApprovalID() *ClaimRequestUpsertOne {
+	return u.Update(func(s *ClaimRequestUpsert) {
+		s.ClearApprovalID()
 	})
 }
 
@@ -820,6 +877,27 @@ func (u *ClaimRequestUpsertBulk) UpdateDecidedAt() *ClaimRequestUpsertBulk {
 func (u *ClaimRequestUpsertBulk) ClearDecidedAt() *ClaimRequestUpsertBulk {
 	return u.Update(func(s *ClaimRequestUpsert) {
 		s.ClearDecidedAt()
+	})
+}
+
+// SetApprovalID sets the "approval_id" field.
+func (u *ClaimRequestUpsertBulk) SetApprovalID(v uuid.UUID) *ClaimRequestUpsertBulk {
+	return u.Update(func(s *ClaimRequestUpsert) {
+		s.SetApprovalID(v)
+	})
+}
+
+// UpdateApprovalID sets the "approval_id" field to the value that was provided on create.
+func (u *ClaimRequestUpsertBulk) UpdateApprovalID() *ClaimRequestUpsertBulk {
+	return u.Update(func(s *ClaimRequestUpsert) {
+		s.UpdateApprovalID()
+	})
+}
+
+// ClearApprovalID clears the value of the "approval_id" field.
+func (u *ClaimRequestUpsertBulk) ClearApprovalID() *ClaimRequestUpsertBulk {
+	return u.Update(func(s *ClaimRequestUpsert) {
+		s.ClearApprovalID()
 	})
 }
 

@@ -98,6 +98,26 @@ func (_u *ClaimRequestUpdate) ClearDecidedAt() *ClaimRequestUpdate {
 	return _u
 }
 
+// SetApprovalID sets the "approval_id" field.
+func (_u *ClaimRequestUpdate) SetApprovalID(v uuid.UUID) *ClaimRequestUpdate {
+	_u.mutation.SetApprovalID(v)
+	return _u
+}
+
+// SetNillableApprovalID sets the "approval_id" field if the given value is not nil.
+func (_u *ClaimRequestUpdate) SetNillableApprovalID(v *uuid.UUID) *ClaimRequestUpdate {
+	if v != nil {
+		_u.SetApprovalID(*v)
+	}
+	return _u
+}
+
+// ClearApprovalID clears the value of the "approval_id" field.
+func (_u *ClaimRequestUpdate) ClearApprovalID() *ClaimRequestUpdate {
+	_u.mutation.ClearApprovalID()
+	return _u
+}
+
 // Mutation returns the ClaimRequestMutation object of the builder.
 func (_u *ClaimRequestUpdate) Mutation() *ClaimRequestMutation {
 	return _u.mutation
@@ -175,6 +195,12 @@ func (_u *ClaimRequestUpdate) sqlSave(ctx context.Context) (_node int, err error
 	}
 	if _u.mutation.DecidedAtCleared() {
 		_spec.ClearField(claimrequest.FieldDecidedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.ApprovalID(); ok {
+		_spec.SetField(claimrequest.FieldApprovalID, field.TypeUUID, value)
+	}
+	if _u.mutation.ApprovalIDCleared() {
+		_spec.ClearField(claimrequest.FieldApprovalID, field.TypeUUID)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
@@ -263,6 +289,26 @@ func (_u *ClaimRequestUpdateOne) SetNillableDecidedAt(v *time.Time) *ClaimReques
 // ClearDecidedAt clears the value of the "decided_at" field.
 func (_u *ClaimRequestUpdateOne) ClearDecidedAt() *ClaimRequestUpdateOne {
 	_u.mutation.ClearDecidedAt()
+	return _u
+}
+
+// SetApprovalID sets the "approval_id" field.
+func (_u *ClaimRequestUpdateOne) SetApprovalID(v uuid.UUID) *ClaimRequestUpdateOne {
+	_u.mutation.SetApprovalID(v)
+	return _u
+}
+
+// SetNillableApprovalID sets the "approval_id" field if the given value is not nil.
+func (_u *ClaimRequestUpdateOne) SetNillableApprovalID(v *uuid.UUID) *ClaimRequestUpdateOne {
+	if v != nil {
+		_u.SetApprovalID(*v)
+	}
+	return _u
+}
+
+// ClearApprovalID clears the value of the "approval_id" field.
+func (_u *ClaimRequestUpdateOne) ClearApprovalID() *ClaimRequestUpdateOne {
+	_u.mutation.ClearApprovalID()
 	return _u
 }
 
@@ -373,6 +419,12 @@ func (_u *ClaimRequestUpdateOne) sqlSave(ctx context.Context) (_node *ClaimReque
 	}
 	if _u.mutation.DecidedAtCleared() {
 		_spec.ClearField(claimrequest.FieldDecidedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.ApprovalID(); ok {
+		_spec.SetField(claimrequest.FieldApprovalID, field.TypeUUID, value)
+	}
+	if _u.mutation.ApprovalIDCleared() {
+		_spec.ClearField(claimrequest.FieldApprovalID, field.TypeUUID)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	_node = &ClaimRequest{config: _u.config}

@@ -16,6 +16,8 @@ import (
 	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
 	"github.com/shoalcrm/shoal/ent/apikey"
+	"github.com/shoalcrm/shoal/ent/approval"
+	"github.com/shoalcrm/shoal/ent/approvalflow"
 	"github.com/shoalcrm/shoal/ent/auditevent"
 	"github.com/shoalcrm/shoal/ent/bulkimport"
 	"github.com/shoalcrm/shoal/ent/claimrequest"
@@ -36,6 +38,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/pool"
 	"github.com/shoalcrm/shoal/ent/poolruleversion"
 	"github.com/shoalcrm/shoal/ent/product"
+	"github.com/shoalcrm/shoal/ent/quote"
 	"github.com/shoalcrm/shoal/ent/reclaimwarning"
 	"github.com/shoalcrm/shoal/ent/refreshtoken"
 	"github.com/shoalcrm/shoal/ent/searchgram"
@@ -58,6 +61,10 @@ type Client struct {
 	Schema *migrate.Schema
 	// APIKey is the client for interacting with the APIKey builders.
 	APIKey *APIKeyClient
+	// Approval is the client for interacting with the Approval builders.
+	Approval *ApprovalClient
+	// ApprovalFlow is the client for interacting with the ApprovalFlow builders.
+	ApprovalFlow *ApprovalFlowClient
 	// AuditEvent is the client for interacting with the AuditEvent builders.
 	AuditEvent *AuditEventClient
 	// BulkImport is the client for interacting with the BulkImport builders.
@@ -98,6 +105,8 @@ type Client struct {
 	PoolRuleVersion *PoolRuleVersionClient
 	// Product is the client for interacting with the Product builders.
 	Product *ProductClient
+	// Quote is the client for interacting with the Quote builders.
+	Quote *QuoteClient
 	// ReclaimWarning is the client for interacting with the ReclaimWarning builders.
 	ReclaimWarning *ReclaimWarningClient
 	// RefreshToken is the client for interacting with the RefreshToken builders.
@@ -132,6 +141,8 @@ func NewClient(opts ...Option) *Client {
 func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
 	c.APIKey = NewAPIKeyClient(c.config)
+	c.Approval = NewApprovalClient(c.config)
+	c.ApprovalFlow = NewApprovalFlowClient(c.config)
 	c.AuditEvent = NewAuditEventClient(c.config)
 	c.BulkImport = NewBulkImportClient(c.config)
 	c.ClaimRequest = NewClaimRequestClient(c.config)
@@ -152,6 +163,7 @@ func (c *Client) init() {
 	c.Pool = NewPoolClient(c.config)
 	c.PoolRuleVersion = NewPoolRuleVersionClient(c.config)
 	c.Product = NewProductClient(c.config)
+	c.Quote = NewQuoteClient(c.config)
 	c.ReclaimWarning = NewReclaimWarningClient(c.config)
 	c.RefreshToken = NewRefreshTokenClient(c.config)
 	c.SearchGram = NewSearchGramClient(c.config)
@@ -256,6 +268,8 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		ctx:                    ctx,
 		config:                 cfg,
 		APIKey:                 NewAPIKeyClient(cfg),
+		Approval:               NewApprovalClient(cfg),
+		ApprovalFlow:           NewApprovalFlowClient(cfg),
 		AuditEvent:             NewAuditEventClient(cfg),
 		BulkImport:             NewBulkImportClient(cfg),
 		ClaimRequest:           NewClaimRequestClient(cfg),
@@ -276,6 +290,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		Pool:                   NewPoolClient(cfg),
 		PoolRuleVersion:        NewPoolRuleVersionClient(cfg),
 		Product:                NewProductClient(cfg),
+		Quote:                  NewQuoteClient(cfg),
 		ReclaimWarning:         NewReclaimWarningClient(cfg),
 		RefreshToken:           NewRefreshTokenClient(cfg),
 		SearchGram:             NewSearchGramClient(cfg),
@@ -307,6 +322,8 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		ctx:                    ctx,
 		config:                 cfg,
 		APIKey:                 NewAPIKeyClient(cfg),
+		Approval:               NewApprovalClient(cfg),
+		ApprovalFlow:           NewApprovalFlowClient(cfg),
 		AuditEvent:             NewAuditEventClient(cfg),
 		BulkImport:             NewBulkImportClient(cfg),
 		ClaimRequest:           NewClaimRequestClient(cfg),
@@ -327,6 +344,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		Pool:                   NewPoolClient(cfg),
 		PoolRuleVersion:        NewPoolRuleVersionClient(cfg),
 		Product:                NewProductClient(cfg),
+		Quote:                  NewQuoteClient(cfg),
 		ReclaimWarning:         NewReclaimWarningClient(cfg),
 		RefreshToken:           NewRefreshTokenClient(cfg),
 		SearchGram:             NewSearchGramClient(cfg),
@@ -367,12 +385,13 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.APIKey, c.AuditEvent, c.BulkImport, c.ClaimRequest, c.ClaimTally, c.Contact,
-		c.Cooldown, c.Customer, c.DedupeKey, c.DomainEvent, c.FollowUp, c.Handover,
-		c.IdempotencyRecord, c.Lead, c.Opportunity, c.OpportunityStageChange,
-		c.OwnershipChange, c.Pipeline, c.Pool, c.PoolRuleVersion, c.Product,
-		c.ReclaimWarning, c.RefreshToken, c.SearchGram, c.Setting, c.SigningKey, c.Tag,
-		c.Team, c.User, c.Webhook, c.WebhookAttempt, c.WebhookDelivery,
+		c.APIKey, c.Approval, c.ApprovalFlow, c.AuditEvent, c.BulkImport,
+		c.ClaimRequest, c.ClaimTally, c.Contact, c.Cooldown, c.Customer, c.DedupeKey,
+		c.DomainEvent, c.FollowUp, c.Handover, c.IdempotencyRecord, c.Lead,
+		c.Opportunity, c.OpportunityStageChange, c.OwnershipChange, c.Pipeline, c.Pool,
+		c.PoolRuleVersion, c.Product, c.Quote, c.ReclaimWarning, c.RefreshToken,
+		c.SearchGram, c.Setting, c.SigningKey, c.Tag, c.Team, c.User, c.Webhook,
+		c.WebhookAttempt, c.WebhookDelivery,
 	} {
 		n.Use(hooks...)
 	}
@@ -382,12 +401,13 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.APIKey, c.AuditEvent, c.BulkImport, c.ClaimRequest, c.ClaimTally, c.Contact,
-		c.Cooldown, c.Customer, c.DedupeKey, c.DomainEvent, c.FollowUp, c.Handover,
-		c.IdempotencyRecord, c.Lead, c.Opportunity, c.OpportunityStageChange,
-		c.OwnershipChange, c.Pipeline, c.Pool, c.PoolRuleVersion, c.Product,
-		c.ReclaimWarning, c.RefreshToken, c.SearchGram, c.Setting, c.SigningKey, c.Tag,
-		c.Team, c.User, c.Webhook, c.WebhookAttempt, c.WebhookDelivery,
+		c.APIKey, c.Approval, c.ApprovalFlow, c.AuditEvent, c.BulkImport,
+		c.ClaimRequest, c.ClaimTally, c.Contact, c.Cooldown, c.Customer, c.DedupeKey,
+		c.DomainEvent, c.FollowUp, c.Handover, c.IdempotencyRecord, c.Lead,
+		c.Opportunity, c.OpportunityStageChange, c.OwnershipChange, c.Pipeline, c.Pool,
+		c.PoolRuleVersion, c.Product, c.Quote, c.ReclaimWarning, c.RefreshToken,
+		c.SearchGram, c.Setting, c.SigningKey, c.Tag, c.Team, c.User, c.Webhook,
+		c.WebhookAttempt, c.WebhookDelivery,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -398,6 +418,10 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 	switch m := m.(type) {
 	case *APIKeyMutation:
 		return c.APIKey.mutate(ctx, m)
+	case *ApprovalMutation:
+		return c.Approval.mutate(ctx, m)
+	case *ApprovalFlowMutation:
+		return c.ApprovalFlow.mutate(ctx, m)
 	case *AuditEventMutation:
 		return c.AuditEvent.mutate(ctx, m)
 	case *BulkImportMutation:
@@ -438,6 +462,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.PoolRuleVersion.mutate(ctx, m)
 	case *ProductMutation:
 		return c.Product.mutate(ctx, m)
+	case *QuoteMutation:
+		return c.Quote.mutate(ctx, m)
 	case *ReclaimWarningMutation:
 		return c.ReclaimWarning.mutate(ctx, m)
 	case *RefreshTokenMutation:
@@ -595,6 +621,272 @@ func (c *APIKeyClient) mutate(ctx context.Context, m *APIKeyMutation) (Value, er
 		return (&APIKeyDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown APIKey mutation op: %q", m.Op())
+	}
+}
+
+// ApprovalClient is a client for the Approval schema.
+type ApprovalClient struct {
+	config
+}
+
+// NewApprovalClient returns a client for the Approval from the given config.
+func NewApprovalClient(c config) *ApprovalClient {
+	return &ApprovalClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `approval.Hooks(f(g(h())))`.
+func (c *ApprovalClient) Use(hooks ...Hook) {
+	c.hooks.Approval = append(c.hooks.Approval, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `approval.Intercept(f(g(h())))`.
+func (c *ApprovalClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Approval = append(c.inters.Approval, interceptors...)
+}
+
+// Create returns a builder for creating a Approval entity.
+func (c *ApprovalClient) Create() *ApprovalCreate {
+	mutation := newApprovalMutation(c.config, OpCreate)
+	return &ApprovalCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Approval entities.
+func (c *ApprovalClient) CreateBulk(builders ...*ApprovalCreate) *ApprovalCreateBulk {
+	return &ApprovalCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *ApprovalClient) MapCreateBulk(slice any, setFunc func(*ApprovalCreate, int)) *ApprovalCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &ApprovalCreateBulk{err: fmt.Errorf("calling to ApprovalClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*ApprovalCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &ApprovalCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Approval.
+func (c *ApprovalClient) Update() *ApprovalUpdate {
+	mutation := newApprovalMutation(c.config, OpUpdate)
+	return &ApprovalUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *ApprovalClient) UpdateOne(_m *Approval) *ApprovalUpdateOne {
+	mutation := newApprovalMutation(c.config, OpUpdateOne, withApproval(_m))
+	return &ApprovalUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *ApprovalClient) UpdateOneID(id uuid.UUID) *ApprovalUpdateOne {
+	mutation := newApprovalMutation(c.config, OpUpdateOne, withApprovalID(id))
+	return &ApprovalUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Approval.
+func (c *ApprovalClient) Delete() *ApprovalDelete {
+	mutation := newApprovalMutation(c.config, OpDelete)
+	return &ApprovalDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *ApprovalClient) DeleteOne(_m *Approval) *ApprovalDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *ApprovalClient) DeleteOneID(id uuid.UUID) *ApprovalDeleteOne {
+	builder := c.Delete().Where(approval.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &ApprovalDeleteOne{builder}
+}
+
+// Query returns a query builder for Approval.
+func (c *ApprovalClient) Query() *ApprovalQuery {
+	return &ApprovalQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeApproval},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Approval entity by its id.
+func (c *ApprovalClient) Get(ctx context.Context, id uuid.UUID) (*Approval, error) {
+	return c.Query().Where(approval.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *ApprovalClient) GetX(ctx context.Context, id uuid.UUID) *Approval {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *ApprovalClient) Hooks() []Hook {
+	return c.hooks.Approval
+}
+
+// Interceptors returns the client interceptors.
+func (c *ApprovalClient) Interceptors() []Interceptor {
+	return c.inters.Approval
+}
+
+func (c *ApprovalClient) mutate(ctx context.Context, m *ApprovalMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&ApprovalCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&ApprovalUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&ApprovalUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&ApprovalDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Approval mutation op: %q", m.Op())
+	}
+}
+
+// ApprovalFlowClient is a client for the ApprovalFlow schema.
+type ApprovalFlowClient struct {
+	config
+}
+
+// NewApprovalFlowClient returns a client for the ApprovalFlow from the given config.
+func NewApprovalFlowClient(c config) *ApprovalFlowClient {
+	return &ApprovalFlowClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `approvalflow.Hooks(f(g(h())))`.
+func (c *ApprovalFlowClient) Use(hooks ...Hook) {
+	c.hooks.ApprovalFlow = append(c.hooks.ApprovalFlow, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `approvalflow.Intercept(f(g(h())))`.
+func (c *ApprovalFlowClient) Intercept(interceptors ...Interceptor) {
+	c.inters.ApprovalFlow = append(c.inters.ApprovalFlow, interceptors...)
+}
+
+// Create returns a builder for creating a ApprovalFlow entity.
+func (c *ApprovalFlowClient) Create() *ApprovalFlowCreate {
+	mutation := newApprovalFlowMutation(c.config, OpCreate)
+	return &ApprovalFlowCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of ApprovalFlow entities.
+func (c *ApprovalFlowClient) CreateBulk(builders ...*ApprovalFlowCreate) *ApprovalFlowCreateBulk {
+	return &ApprovalFlowCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *ApprovalFlowClient) MapCreateBulk(slice any, setFunc func(*ApprovalFlowCreate, int)) *ApprovalFlowCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &ApprovalFlowCreateBulk{err: fmt.Errorf("calling to ApprovalFlowClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*ApprovalFlowCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &ApprovalFlowCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for ApprovalFlow.
+func (c *ApprovalFlowClient) Update() *ApprovalFlowUpdate {
+	mutation := newApprovalFlowMutation(c.config, OpUpdate)
+	return &ApprovalFlowUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *ApprovalFlowClient) UpdateOne(_m *ApprovalFlow) *ApprovalFlowUpdateOne {
+	mutation := newApprovalFlowMutation(c.config, OpUpdateOne, withApprovalFlow(_m))
+	return &ApprovalFlowUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *ApprovalFlowClient) UpdateOneID(id string) *ApprovalFlowUpdateOne {
+	mutation := newApprovalFlowMutation(c.config, OpUpdateOne, withApprovalFlowID(id))
+	return &ApprovalFlowUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for ApprovalFlow.
+func (c *ApprovalFlowClient) Delete() *ApprovalFlowDelete {
+	mutation := newApprovalFlowMutation(c.config, OpDelete)
+	return &ApprovalFlowDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *ApprovalFlowClient) DeleteOne(_m *ApprovalFlow) *ApprovalFlowDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *ApprovalFlowClient) DeleteOneID(id string) *ApprovalFlowDeleteOne {
+	builder := c.Delete().Where(approvalflow.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &ApprovalFlowDeleteOne{builder}
+}
+
+// Query returns a query builder for ApprovalFlow.
+func (c *ApprovalFlowClient) Query() *ApprovalFlowQuery {
+	return &ApprovalFlowQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeApprovalFlow},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a ApprovalFlow entity by its id.
+func (c *ApprovalFlowClient) Get(ctx context.Context, id string) (*ApprovalFlow, error) {
+	return c.Query().Where(approvalflow.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *ApprovalFlowClient) GetX(ctx context.Context, id string) *ApprovalFlow {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *ApprovalFlowClient) Hooks() []Hook {
+	return c.hooks.ApprovalFlow
+}
+
+// Interceptors returns the client interceptors.
+func (c *ApprovalFlowClient) Interceptors() []Interceptor {
+	return c.inters.ApprovalFlow
+}
+
+func (c *ApprovalFlowClient) mutate(ctx context.Context, m *ApprovalFlowMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&ApprovalFlowCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&ApprovalFlowUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&ApprovalFlowUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&ApprovalFlowDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown ApprovalFlow mutation op: %q", m.Op())
 	}
 }
 
@@ -3258,6 +3550,139 @@ func (c *ProductClient) mutate(ctx context.Context, m *ProductMutation) (Value, 
 	}
 }
 
+// QuoteClient is a client for the Quote schema.
+type QuoteClient struct {
+	config
+}
+
+// NewQuoteClient returns a client for the Quote from the given config.
+func NewQuoteClient(c config) *QuoteClient {
+	return &QuoteClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `quote.Hooks(f(g(h())))`.
+func (c *QuoteClient) Use(hooks ...Hook) {
+	c.hooks.Quote = append(c.hooks.Quote, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `quote.Intercept(f(g(h())))`.
+func (c *QuoteClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Quote = append(c.inters.Quote, interceptors...)
+}
+
+// Create returns a builder for creating a Quote entity.
+func (c *QuoteClient) Create() *QuoteCreate {
+	mutation := newQuoteMutation(c.config, OpCreate)
+	return &QuoteCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Quote entities.
+func (c *QuoteClient) CreateBulk(builders ...*QuoteCreate) *QuoteCreateBulk {
+	return &QuoteCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *QuoteClient) MapCreateBulk(slice any, setFunc func(*QuoteCreate, int)) *QuoteCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &QuoteCreateBulk{err: fmt.Errorf("calling to QuoteClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*QuoteCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &QuoteCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Quote.
+func (c *QuoteClient) Update() *QuoteUpdate {
+	mutation := newQuoteMutation(c.config, OpUpdate)
+	return &QuoteUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *QuoteClient) UpdateOne(_m *Quote) *QuoteUpdateOne {
+	mutation := newQuoteMutation(c.config, OpUpdateOne, withQuote(_m))
+	return &QuoteUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *QuoteClient) UpdateOneID(id uuid.UUID) *QuoteUpdateOne {
+	mutation := newQuoteMutation(c.config, OpUpdateOne, withQuoteID(id))
+	return &QuoteUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Quote.
+func (c *QuoteClient) Delete() *QuoteDelete {
+	mutation := newQuoteMutation(c.config, OpDelete)
+	return &QuoteDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *QuoteClient) DeleteOne(_m *Quote) *QuoteDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *QuoteClient) DeleteOneID(id uuid.UUID) *QuoteDeleteOne {
+	builder := c.Delete().Where(quote.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &QuoteDeleteOne{builder}
+}
+
+// Query returns a query builder for Quote.
+func (c *QuoteClient) Query() *QuoteQuery {
+	return &QuoteQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeQuote},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Quote entity by its id.
+func (c *QuoteClient) Get(ctx context.Context, id uuid.UUID) (*Quote, error) {
+	return c.Query().Where(quote.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *QuoteClient) GetX(ctx context.Context, id uuid.UUID) *Quote {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *QuoteClient) Hooks() []Hook {
+	return c.hooks.Quote
+}
+
+// Interceptors returns the client interceptors.
+func (c *QuoteClient) Interceptors() []Interceptor {
+	return c.inters.Quote
+}
+
+func (c *QuoteClient) mutate(ctx context.Context, m *QuoteMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&QuoteCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&QuoteUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&QuoteUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&QuoteDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Quote mutation op: %q", m.Op())
+	}
+}
+
 // ReclaimWarningClient is a client for the ReclaimWarning schema.
 type ReclaimWarningClient struct {
 	config
@@ -4724,20 +5149,20 @@ func (c *WebhookDeliveryClient) mutate(ctx context.Context, m *WebhookDeliveryMu
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		APIKey, AuditEvent, BulkImport, ClaimRequest, ClaimTally, Contact, Cooldown,
-		Customer, DedupeKey, DomainEvent, FollowUp, Handover, IdempotencyRecord, Lead,
-		Opportunity, OpportunityStageChange, OwnershipChange, Pipeline, Pool,
-		PoolRuleVersion, Product, ReclaimWarning, RefreshToken, SearchGram, Setting,
-		SigningKey, Tag, Team, User, Webhook, WebhookAttempt,
-		WebhookDelivery []ent.Hook
+		APIKey, Approval, ApprovalFlow, AuditEvent, BulkImport, ClaimRequest,
+		ClaimTally, Contact, Cooldown, Customer, DedupeKey, DomainEvent, FollowUp,
+		Handover, IdempotencyRecord, Lead, Opportunity, OpportunityStageChange,
+		OwnershipChange, Pipeline, Pool, PoolRuleVersion, Product, Quote,
+		ReclaimWarning, RefreshToken, SearchGram, Setting, SigningKey, Tag, Team, User,
+		Webhook, WebhookAttempt, WebhookDelivery []ent.Hook
 	}
 	inters struct {
-		APIKey, AuditEvent, BulkImport, ClaimRequest, ClaimTally, Contact, Cooldown,
-		Customer, DedupeKey, DomainEvent, FollowUp, Handover, IdempotencyRecord, Lead,
-		Opportunity, OpportunityStageChange, OwnershipChange, Pipeline, Pool,
-		PoolRuleVersion, Product, ReclaimWarning, RefreshToken, SearchGram, Setting,
-		SigningKey, Tag, Team, User, Webhook, WebhookAttempt,
-		WebhookDelivery []ent.Interceptor
+		APIKey, Approval, ApprovalFlow, AuditEvent, BulkImport, ClaimRequest,
+		ClaimTally, Contact, Cooldown, Customer, DedupeKey, DomainEvent, FollowUp,
+		Handover, IdempotencyRecord, Lead, Opportunity, OpportunityStageChange,
+		OwnershipChange, Pipeline, Pool, PoolRuleVersion, Product, Quote,
+		ReclaimWarning, RefreshToken, SearchGram, Setting, SigningKey, Tag, Team, User,
+		Webhook, WebhookAttempt, WebhookDelivery []ent.Interceptor
 	}
 )
 

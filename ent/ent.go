@@ -13,6 +13,8 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/shoalcrm/shoal/ent/apikey"
+	"github.com/shoalcrm/shoal/ent/approval"
+	"github.com/shoalcrm/shoal/ent/approvalflow"
 	"github.com/shoalcrm/shoal/ent/auditevent"
 	"github.com/shoalcrm/shoal/ent/bulkimport"
 	"github.com/shoalcrm/shoal/ent/claimrequest"
@@ -33,6 +35,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/pool"
 	"github.com/shoalcrm/shoal/ent/poolruleversion"
 	"github.com/shoalcrm/shoal/ent/product"
+	"github.com/shoalcrm/shoal/ent/quote"
 	"github.com/shoalcrm/shoal/ent/reclaimwarning"
 	"github.com/shoalcrm/shoal/ent/refreshtoken"
 	"github.com/shoalcrm/shoal/ent/searchgram"
@@ -105,6 +108,8 @@ func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
 			apikey.Table:                 apikey.ValidColumn,
+			approval.Table:               approval.ValidColumn,
+			approvalflow.Table:           approvalflow.ValidColumn,
 			auditevent.Table:             auditevent.ValidColumn,
 			bulkimport.Table:             bulkimport.ValidColumn,
 			claimrequest.Table:           claimrequest.ValidColumn,
@@ -125,6 +130,7 @@ func checkColumn(t, c string) error {
 			pool.Table:                   pool.ValidColumn,
 			poolruleversion.Table:        poolruleversion.ValidColumn,
 			product.Table:                product.ValidColumn,
+			quote.Table:                  quote.ValidColumn,
 			reclaimwarning.Table:         reclaimwarning.ValidColumn,
 			refreshtoken.Table:           refreshtoken.ValidColumn,
 			searchgram.Table:             searchgram.ValidColumn,

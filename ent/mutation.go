@@ -13,6 +13,8 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 	"github.com/shoalcrm/shoal/ent/apikey"
+	"github.com/shoalcrm/shoal/ent/approval"
+	"github.com/shoalcrm/shoal/ent/approvalflow"
 	"github.com/shoalcrm/shoal/ent/auditevent"
 	"github.com/shoalcrm/shoal/ent/bulkimport"
 	"github.com/shoalcrm/shoal/ent/claimrequest"
@@ -34,6 +36,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/poolruleversion"
 	"github.com/shoalcrm/shoal/ent/predicate"
 	"github.com/shoalcrm/shoal/ent/product"
+	"github.com/shoalcrm/shoal/ent/quote"
 	"github.com/shoalcrm/shoal/ent/reclaimwarning"
 	"github.com/shoalcrm/shoal/ent/refreshtoken"
 	"github.com/shoalcrm/shoal/ent/schema"
@@ -59,6 +62,8 @@ const (
 
 	// Node types.
 	TypeAPIKey                 = "APIKey"
+	TypeApproval               = "Approval"
+	TypeApprovalFlow           = "ApprovalFlow"
 	TypeAuditEvent             = "AuditEvent"
 	TypeBulkImport             = "BulkImport"
 	TypeClaimRequest           = "ClaimRequest"
@@ -79,6 +84,7 @@ const (
 	TypePool                   = "Pool"
 	TypePoolRuleVersion        = "PoolRuleVersion"
 	TypeProduct                = "Product"
+	TypeQuote                  = "Quote"
 	TypeReclaimWarning         = "ReclaimWarning"
 	TypeRefreshToken           = "RefreshToken"
 	TypeSearchGram             = "SearchGram"
@@ -1057,6 +1063,1875 @@ func (m *APIKeyMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *APIKeyMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown APIKey edge %s", name)
+}
+
+// ApprovalMutation represents an operation that mutates the Approval nodes in the graph.
+type ApprovalMutation struct {
+	config
+	op                  Op
+	typ                 string
+	id                  *uuid.UUID
+	created_at          *time.Time
+	updated_at          *time.Time
+	version             *int
+	addversion          *int
+	subject_kind        *string
+	subject_id          *uuid.UUID
+	rule                *string
+	requester_id        *uuid.UUID
+	requester_team_path *string
+	pool_id             *uuid.UUID
+	status              *approval.Status
+	steps               *[]schema.ApprovalStep
+	appendsteps         []schema.ApprovalStep
+	current_step        *int
+	addcurrent_step     *int
+	current_approver    *string
+	current_user_id     *uuid.UUID
+	reasons             *[]map[string]string
+	appendreasons       []map[string]string
+	decided_at          *time.Time
+	clearedFields       map[string]struct{}
+	done                bool
+	oldValue            func(context.Context) (*Approval, error)
+	predicates          []predicate.Approval
+}
+
+var _ ent.Mutation = (*ApprovalMutation)(nil)
+
+// approvalOption allows management of the mutation configuration using functional options.
+type approvalOption func(*ApprovalMutation)
+
+// newApprovalMutation creates new mutation for the Approval entity.
+func newApprovalMutation(c config, op Op, opts ...approvalOption) *ApprovalMutation {
+	m := &ApprovalMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeApproval,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withApprovalID sets the ID field of the mutation.
+func withApprovalID(id uuid.UUID) approvalOption {
+	return func(m *ApprovalMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Approval
+		)
+		m.oldValue = func(ctx context.Context) (*Approval, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Approval.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withApproval sets the old Approval of the mutation.
+func withApproval(node *Approval) approvalOption {
+	return func(m *ApprovalMutation) {
+		m.oldValue = func(context.Context) (*Approval, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m ApprovalMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m ApprovalMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of Approval entities.
+func (m *ApprovalMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *ApprovalMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *ApprovalMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Approval.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *ApprovalMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *ApprovalMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the Approval entity.
+// If the Approval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ApprovalMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *ApprovalMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *ApprovalMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *ApprovalMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the Approval entity.
+// If the Approval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ApprovalMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *ApprovalMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetVersion sets the "version" field.
+func (m *ApprovalMutation) SetVersion(i int) {
+	m.version = &i
+	m.addversion = nil
+}
+
+// Version returns the value of the "version" field in the mutation.
+func (m *ApprovalMutation) Version() (r int, exists bool) {
+	v := m.version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVersion returns the old "version" field's value of the Approval entity.
+// If the Approval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ApprovalMutation) OldVersion(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVersion is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVersion requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVersion: %w", err)
+	}
+	return oldValue.Version, nil
+}
+
+// AddVersion adds i to the "version" field.
+func (m *ApprovalMutation) AddVersion(i int) {
+	if m.addversion != nil {
+		*m.addversion += i
+	} else {
+		m.addversion = &i
+	}
+}
+
+// AddedVersion returns the value that was added to the "version" field in this mutation.
+func (m *ApprovalMutation) AddedVersion() (r int, exists bool) {
+	v := m.addversion
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetVersion resets all changes to the "version" field.
+func (m *ApprovalMutation) ResetVersion() {
+	m.version = nil
+	m.addversion = nil
+}
+
+// SetSubjectKind sets the "subject_kind" field.
+func (m *ApprovalMutation) SetSubjectKind(s string) {
+	m.subject_kind = &s
+}
+
+// SubjectKind returns the value of the "subject_kind" field in the mutation.
+func (m *ApprovalMutation) SubjectKind() (r string, exists bool) {
+	v := m.subject_kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSubjectKind returns the old "subject_kind" field's value of the Approval entity.
+// If the Approval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ApprovalMutation) OldSubjectKind(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSubjectKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSubjectKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSubjectKind: %w", err)
+	}
+	return oldValue.SubjectKind, nil
+}
+
+// ResetSubjectKind resets all changes to the "subject_kind" field.
+func (m *ApprovalMutation) ResetSubjectKind() {
+	m.subject_kind = nil
+}
+
+// SetSubjectID sets the "subject_id" field.
+func (m *ApprovalMutation) SetSubjectID(u uuid.UUID) {
+	m.subject_id = &u
+}
+
+// SubjectID returns the value of the "subject_id" field in the mutation.
+func (m *ApprovalMutation) SubjectID() (r uuid.UUID, exists bool) {
+	v := m.subject_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSubjectID returns the old "subject_id" field's value of the Approval entity.
+// If the Approval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ApprovalMutation) OldSubjectID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSubjectID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSubjectID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSubjectID: %w", err)
+	}
+	return oldValue.SubjectID, nil
+}
+
+// ResetSubjectID resets all changes to the "subject_id" field.
+func (m *ApprovalMutation) ResetSubjectID() {
+	m.subject_id = nil
+}
+
+// SetRule sets the "rule" field.
+func (m *ApprovalMutation) SetRule(s string) {
+	m.rule = &s
+}
+
+// Rule returns the value of the "rule" field in the mutation.
+func (m *ApprovalMutation) Rule() (r string, exists bool) {
+	v := m.rule
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRule returns the old "rule" field's value of the Approval entity.
+// If the Approval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ApprovalMutation) OldRule(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRule is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRule requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRule: %w", err)
+	}
+	return oldValue.Rule, nil
+}
+
+// ResetRule resets all changes to the "rule" field.
+func (m *ApprovalMutation) ResetRule() {
+	m.rule = nil
+}
+
+// SetRequesterID sets the "requester_id" field.
+func (m *ApprovalMutation) SetRequesterID(u uuid.UUID) {
+	m.requester_id = &u
+}
+
+// RequesterID returns the value of the "requester_id" field in the mutation.
+func (m *ApprovalMutation) RequesterID() (r uuid.UUID, exists bool) {
+	v := m.requester_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRequesterID returns the old "requester_id" field's value of the Approval entity.
+// If the Approval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ApprovalMutation) OldRequesterID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRequesterID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRequesterID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRequesterID: %w", err)
+	}
+	return oldValue.RequesterID, nil
+}
+
+// ResetRequesterID resets all changes to the "requester_id" field.
+func (m *ApprovalMutation) ResetRequesterID() {
+	m.requester_id = nil
+}
+
+// SetRequesterTeamPath sets the "requester_team_path" field.
+func (m *ApprovalMutation) SetRequesterTeamPath(s string) {
+	m.requester_team_path = &s
+}
+
+// RequesterTeamPath returns the value of the "requester_team_path" field in the mutation.
+func (m *ApprovalMutation) RequesterTeamPath() (r string, exists bool) {
+	v := m.requester_team_path
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRequesterTeamPath returns the old "requester_team_path" field's value of the Approval entity.
+// If the Approval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ApprovalMutation) OldRequesterTeamPath(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRequesterTeamPath is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRequesterTeamPath requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRequesterTeamPath: %w", err)
+	}
+	return oldValue.RequesterTeamPath, nil
+}
+
+// ResetRequesterTeamPath resets all changes to the "requester_team_path" field.
+func (m *ApprovalMutation) ResetRequesterTeamPath() {
+	m.requester_team_path = nil
+}
+
+// SetPoolID sets the "pool_id" field.
+func (m *ApprovalMutation) SetPoolID(u uuid.UUID) {
+	m.pool_id = &u
+}
+
+// PoolID returns the value of the "pool_id" field in the mutation.
+func (m *ApprovalMutation) PoolID() (r uuid.UUID, exists bool) {
+	v := m.pool_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPoolID returns the old "pool_id" field's value of the Approval entity.
+// If the Approval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ApprovalMutation) OldPoolID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPoolID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPoolID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPoolID: %w", err)
+	}
+	return oldValue.PoolID, nil
+}
+
+// ClearPoolID clears the value of the "pool_id" field.
+func (m *ApprovalMutation) ClearPoolID() {
+	m.pool_id = nil
+	m.clearedFields[approval.FieldPoolID] = struct{}{}
+}
+
+// PoolIDCleared returns if the "pool_id" field was cleared in this mutation.
+func (m *ApprovalMutation) PoolIDCleared() bool {
+	_, ok := m.clearedFields[approval.FieldPoolID]
+	return ok
+}
+
+// ResetPoolID resets all changes to the "pool_id" field.
+func (m *ApprovalMutation) ResetPoolID() {
+	m.pool_id = nil
+	delete(m.clearedFields, approval.FieldPoolID)
+}
+
+// SetStatus sets the "status" field.
+func (m *ApprovalMutation) SetStatus(a approval.Status) {
+	m.status = &a
+}
+
+// Status returns the value of the "status" field in the mutation.
+func (m *ApprovalMutation) Status() (r approval.Status, exists bool) {
+	v := m.status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStatus returns the old "status" field's value of the Approval entity.
+// If the Approval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ApprovalMutation) OldStatus(ctx context.Context) (v approval.Status, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStatus: %w", err)
+	}
+	return oldValue.Status, nil
+}
+
+// ResetStatus resets all changes to the "status" field.
+func (m *ApprovalMutation) ResetStatus() {
+	m.status = nil
+}
+
+// SetSteps sets the "steps" field.
+func (m *ApprovalMutation) SetSteps(ss []schema.ApprovalStep) {
+	m.steps = &ss
+	m.appendsteps = nil
+}
+
+// Steps returns the value of the "steps" field in the mutation.
+func (m *ApprovalMutation) Steps() (r []schema.ApprovalStep, exists bool) {
+	v := m.steps
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSteps returns the old "steps" field's value of the Approval entity.
+// If the Approval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ApprovalMutation) OldSteps(ctx context.Context) (v []schema.ApprovalStep, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSteps is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSteps requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSteps: %w", err)
+	}
+	return oldValue.Steps, nil
+}
+
+// AppendSteps adds ss to the "steps" field.
+func (m *ApprovalMutation) AppendSteps(ss []schema.ApprovalStep) {
+	m.appendsteps = append(m.appendsteps, ss...)
+}
+
+// AppendedSteps returns the list of values that were appended to the "steps" field in this mutation.
+func (m *ApprovalMutation) AppendedSteps() ([]schema.ApprovalStep, bool) {
+	if len(m.appendsteps) == 0 {
+		return nil, false
+	}
+	return m.appendsteps, true
+}
+
+// ResetSteps resets all changes to the "steps" field.
+func (m *ApprovalMutation) ResetSteps() {
+	m.steps = nil
+	m.appendsteps = nil
+}
+
+// SetCurrentStep sets the "current_step" field.
+func (m *ApprovalMutation) SetCurrentStep(i int) {
+	m.current_step = &i
+	m.addcurrent_step = nil
+}
+
+// CurrentStep returns the value of the "current_step" field in the mutation.
+func (m *ApprovalMutation) CurrentStep() (r int, exists bool) {
+	v := m.current_step
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCurrentStep returns the old "current_step" field's value of the Approval entity.
+// If the Approval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ApprovalMutation) OldCurrentStep(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCurrentStep is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCurrentStep requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCurrentStep: %w", err)
+	}
+	return oldValue.CurrentStep, nil
+}
+
+// AddCurrentStep adds i to the "current_step" field.
+func (m *ApprovalMutation) AddCurrentStep(i int) {
+	if m.addcurrent_step != nil {
+		*m.addcurrent_step += i
+	} else {
+		m.addcurrent_step = &i
+	}
+}
+
+// AddedCurrentStep returns the value that was added to the "current_step" field in this mutation.
+func (m *ApprovalMutation) AddedCurrentStep() (r int, exists bool) {
+	v := m.addcurrent_step
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetCurrentStep resets all changes to the "current_step" field.
+func (m *ApprovalMutation) ResetCurrentStep() {
+	m.current_step = nil
+	m.addcurrent_step = nil
+}
+
+// SetCurrentApprover sets the "current_approver" field.
+func (m *ApprovalMutation) SetCurrentApprover(s string) {
+	m.current_approver = &s
+}
+
+// CurrentApprover returns the value of the "current_approver" field in the mutation.
+func (m *ApprovalMutation) CurrentApprover() (r string, exists bool) {
+	v := m.current_approver
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCurrentApprover returns the old "current_approver" field's value of the Approval entity.
+// If the Approval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ApprovalMutation) OldCurrentApprover(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCurrentApprover is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCurrentApprover requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCurrentApprover: %w", err)
+	}
+	return oldValue.CurrentApprover, nil
+}
+
+// ResetCurrentApprover resets all changes to the "current_approver" field.
+func (m *ApprovalMutation) ResetCurrentApprover() {
+	m.current_approver = nil
+}
+
+// SetCurrentUserID sets the "current_user_id" field.
+func (m *ApprovalMutation) SetCurrentUserID(u uuid.UUID) {
+	m.current_user_id = &u
+}
+
+// CurrentUserID returns the value of the "current_user_id" field in the mutation.
+func (m *ApprovalMutation) CurrentUserID() (r uuid.UUID, exists bool) {
+	v := m.current_user_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCurrentUserID returns the old "current_user_id" field's value of the Approval entity.
+// If the Approval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ApprovalMutation) OldCurrentUserID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCurrentUserID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCurrentUserID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCurrentUserID: %w", err)
+	}
+	return oldValue.CurrentUserID, nil
+}
+
+// ClearCurrentUserID clears the value of the "current_user_id" field.
+func (m *ApprovalMutation) ClearCurrentUserID() {
+	m.current_user_id = nil
+	m.clearedFields[approval.FieldCurrentUserID] = struct{}{}
+}
+
+// CurrentUserIDCleared returns if the "current_user_id" field was cleared in this mutation.
+func (m *ApprovalMutation) CurrentUserIDCleared() bool {
+	_, ok := m.clearedFields[approval.FieldCurrentUserID]
+	return ok
+}
+
+// ResetCurrentUserID resets all changes to the "current_user_id" field.
+func (m *ApprovalMutation) ResetCurrentUserID() {
+	m.current_user_id = nil
+	delete(m.clearedFields, approval.FieldCurrentUserID)
+}
+
+// SetReasons sets the "reasons" field.
+func (m *ApprovalMutation) SetReasons(value []map[string]string) {
+	m.reasons = &value
+	m.appendreasons = nil
+}
+
+// Reasons returns the value of the "reasons" field in the mutation.
+func (m *ApprovalMutation) Reasons() (r []map[string]string, exists bool) {
+	v := m.reasons
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReasons returns the old "reasons" field's value of the Approval entity.
+// If the Approval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ApprovalMutation) OldReasons(ctx context.Context) (v []map[string]string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReasons is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReasons requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReasons: %w", err)
+	}
+	return oldValue.Reasons, nil
+}
+
+// AppendReasons adds value to the "reasons" field.
+func (m *ApprovalMutation) AppendReasons(value []map[string]string) {
+	m.appendreasons = append(m.appendreasons, value...)
+}
+
+// AppendedReasons returns the list of values that were appended to the "reasons" field in this mutation.
+func (m *ApprovalMutation) AppendedReasons() ([]map[string]string, bool) {
+	if len(m.appendreasons) == 0 {
+		return nil, false
+	}
+	return m.appendreasons, true
+}
+
+// ClearReasons clears the value of the "reasons" field.
+func (m *ApprovalMutation) ClearReasons() {
+	m.reasons = nil
+	m.appendreasons = nil
+	m.clearedFields[approval.FieldReasons] = struct{}{}
+}
+
+// ReasonsCleared returns if the "reasons" field was cleared in this mutation.
+func (m *ApprovalMutation) ReasonsCleared() bool {
+	_, ok := m.clearedFields[approval.FieldReasons]
+	return ok
+}
+
+// ResetReasons resets all changes to the "reasons" field.
+func (m *ApprovalMutation) ResetReasons() {
+	m.reasons = nil
+	m.appendreasons = nil
+	delete(m.clearedFields, approval.FieldReasons)
+}
+
+// SetDecidedAt sets the "decided_at" field.
+func (m *ApprovalMutation) SetDecidedAt(t time.Time) {
+	m.decided_at = &t
+}
+
+// DecidedAt returns the value of the "decided_at" field in the mutation.
+func (m *ApprovalMutation) DecidedAt() (r time.Time, exists bool) {
+	v := m.decided_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDecidedAt returns the old "decided_at" field's value of the Approval entity.
+// If the Approval object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ApprovalMutation) OldDecidedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDecidedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDecidedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDecidedAt: %w", err)
+	}
+	return oldValue.DecidedAt, nil
+}
+
+// ClearDecidedAt clears the value of the "decided_at" field.
+func (m *ApprovalMutation) ClearDecidedAt() {
+	m.decided_at = nil
+	m.clearedFields[approval.FieldDecidedAt] = struct{}{}
+}
+
+// DecidedAtCleared returns if the "decided_at" field was cleared in this mutation.
+func (m *ApprovalMutation) DecidedAtCleared() bool {
+	_, ok := m.clearedFields[approval.FieldDecidedAt]
+	return ok
+}
+
+// ResetDecidedAt resets all changes to the "decided_at" field.
+func (m *ApprovalMutation) ResetDecidedAt() {
+	m.decided_at = nil
+	delete(m.clearedFields, approval.FieldDecidedAt)
+}
+
+// Where appends a list predicates to the ApprovalMutation builder.
+func (m *ApprovalMutation) Where(ps ...predicate.Approval) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the ApprovalMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *ApprovalMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Approval, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *ApprovalMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *ApprovalMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Approval).
+func (m *ApprovalMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *ApprovalMutation) Fields() []string {
+	fields := make([]string, 0, 16)
+	if m.created_at != nil {
+		fields = append(fields, approval.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, approval.FieldUpdatedAt)
+	}
+	if m.version != nil {
+		fields = append(fields, approval.FieldVersion)
+	}
+	if m.subject_kind != nil {
+		fields = append(fields, approval.FieldSubjectKind)
+	}
+	if m.subject_id != nil {
+		fields = append(fields, approval.FieldSubjectID)
+	}
+	if m.rule != nil {
+		fields = append(fields, approval.FieldRule)
+	}
+	if m.requester_id != nil {
+		fields = append(fields, approval.FieldRequesterID)
+	}
+	if m.requester_team_path != nil {
+		fields = append(fields, approval.FieldRequesterTeamPath)
+	}
+	if m.pool_id != nil {
+		fields = append(fields, approval.FieldPoolID)
+	}
+	if m.status != nil {
+		fields = append(fields, approval.FieldStatus)
+	}
+	if m.steps != nil {
+		fields = append(fields, approval.FieldSteps)
+	}
+	if m.current_step != nil {
+		fields = append(fields, approval.FieldCurrentStep)
+	}
+	if m.current_approver != nil {
+		fields = append(fields, approval.FieldCurrentApprover)
+	}
+	if m.current_user_id != nil {
+		fields = append(fields, approval.FieldCurrentUserID)
+	}
+	if m.reasons != nil {
+		fields = append(fields, approval.FieldReasons)
+	}
+	if m.decided_at != nil {
+		fields = append(fields, approval.FieldDecidedAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *ApprovalMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case approval.FieldCreatedAt:
+		return m.CreatedAt()
+	case approval.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case approval.FieldVersion:
+		return m.Version()
+	case approval.FieldSubjectKind:
+		return m.SubjectKind()
+	case approval.FieldSubjectID:
+		return m.SubjectID()
+	case approval.FieldRule:
+		return m.Rule()
+	case approval.FieldRequesterID:
+		return m.RequesterID()
+	case approval.FieldRequesterTeamPath:
+		return m.RequesterTeamPath()
+	case approval.FieldPoolID:
+		return m.PoolID()
+	case approval.FieldStatus:
+		return m.Status()
+	case approval.FieldSteps:
+		return m.Steps()
+	case approval.FieldCurrentStep:
+		return m.CurrentStep()
+	case approval.FieldCurrentApprover:
+		return m.CurrentApprover()
+	case approval.FieldCurrentUserID:
+		return m.CurrentUserID()
+	case approval.FieldReasons:
+		return m.Reasons()
+	case approval.FieldDecidedAt:
+		return m.DecidedAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *ApprovalMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case approval.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case approval.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case approval.FieldVersion:
+		return m.OldVersion(ctx)
+	case approval.FieldSubjectKind:
+		return m.OldSubjectKind(ctx)
+	case approval.FieldSubjectID:
+		return m.OldSubjectID(ctx)
+	case approval.FieldRule:
+		return m.OldRule(ctx)
+	case approval.FieldRequesterID:
+		return m.OldRequesterID(ctx)
+	case approval.FieldRequesterTeamPath:
+		return m.OldRequesterTeamPath(ctx)
+	case approval.FieldPoolID:
+		return m.OldPoolID(ctx)
+	case approval.FieldStatus:
+		return m.OldStatus(ctx)
+	case approval.FieldSteps:
+		return m.OldSteps(ctx)
+	case approval.FieldCurrentStep:
+		return m.OldCurrentStep(ctx)
+	case approval.FieldCurrentApprover:
+		return m.OldCurrentApprover(ctx)
+	case approval.FieldCurrentUserID:
+		return m.OldCurrentUserID(ctx)
+	case approval.FieldReasons:
+		return m.OldReasons(ctx)
+	case approval.FieldDecidedAt:
+		return m.OldDecidedAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown Approval field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ApprovalMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case approval.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case approval.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case approval.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVersion(v)
+		return nil
+	case approval.FieldSubjectKind:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSubjectKind(v)
+		return nil
+	case approval.FieldSubjectID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSubjectID(v)
+		return nil
+	case approval.FieldRule:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRule(v)
+		return nil
+	case approval.FieldRequesterID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRequesterID(v)
+		return nil
+	case approval.FieldRequesterTeamPath:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRequesterTeamPath(v)
+		return nil
+	case approval.FieldPoolID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPoolID(v)
+		return nil
+	case approval.FieldStatus:
+		v, ok := value.(approval.Status)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStatus(v)
+		return nil
+	case approval.FieldSteps:
+		v, ok := value.([]schema.ApprovalStep)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSteps(v)
+		return nil
+	case approval.FieldCurrentStep:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCurrentStep(v)
+		return nil
+	case approval.FieldCurrentApprover:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCurrentApprover(v)
+		return nil
+	case approval.FieldCurrentUserID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCurrentUserID(v)
+		return nil
+	case approval.FieldReasons:
+		v, ok := value.([]map[string]string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReasons(v)
+		return nil
+	case approval.FieldDecidedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDecidedAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Approval field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *ApprovalMutation) AddedFields() []string {
+	var fields []string
+	if m.addversion != nil {
+		fields = append(fields, approval.FieldVersion)
+	}
+	if m.addcurrent_step != nil {
+		fields = append(fields, approval.FieldCurrentStep)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *ApprovalMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case approval.FieldVersion:
+		return m.AddedVersion()
+	case approval.FieldCurrentStep:
+		return m.AddedCurrentStep()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ApprovalMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case approval.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddVersion(v)
+		return nil
+	case approval.FieldCurrentStep:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddCurrentStep(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Approval numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *ApprovalMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(approval.FieldPoolID) {
+		fields = append(fields, approval.FieldPoolID)
+	}
+	if m.FieldCleared(approval.FieldCurrentUserID) {
+		fields = append(fields, approval.FieldCurrentUserID)
+	}
+	if m.FieldCleared(approval.FieldReasons) {
+		fields = append(fields, approval.FieldReasons)
+	}
+	if m.FieldCleared(approval.FieldDecidedAt) {
+		fields = append(fields, approval.FieldDecidedAt)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *ApprovalMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *ApprovalMutation) ClearField(name string) error {
+	switch name {
+	case approval.FieldPoolID:
+		m.ClearPoolID()
+		return nil
+	case approval.FieldCurrentUserID:
+		m.ClearCurrentUserID()
+		return nil
+	case approval.FieldReasons:
+		m.ClearReasons()
+		return nil
+	case approval.FieldDecidedAt:
+		m.ClearDecidedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown Approval nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *ApprovalMutation) ResetField(name string) error {
+	switch name {
+	case approval.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case approval.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case approval.FieldVersion:
+		m.ResetVersion()
+		return nil
+	case approval.FieldSubjectKind:
+		m.ResetSubjectKind()
+		return nil
+	case approval.FieldSubjectID:
+		m.ResetSubjectID()
+		return nil
+	case approval.FieldRule:
+		m.ResetRule()
+		return nil
+	case approval.FieldRequesterID:
+		m.ResetRequesterID()
+		return nil
+	case approval.FieldRequesterTeamPath:
+		m.ResetRequesterTeamPath()
+		return nil
+	case approval.FieldPoolID:
+		m.ResetPoolID()
+		return nil
+	case approval.FieldStatus:
+		m.ResetStatus()
+		return nil
+	case approval.FieldSteps:
+		m.ResetSteps()
+		return nil
+	case approval.FieldCurrentStep:
+		m.ResetCurrentStep()
+		return nil
+	case approval.FieldCurrentApprover:
+		m.ResetCurrentApprover()
+		return nil
+	case approval.FieldCurrentUserID:
+		m.ResetCurrentUserID()
+		return nil
+	case approval.FieldReasons:
+		m.ResetReasons()
+		return nil
+	case approval.FieldDecidedAt:
+		m.ResetDecidedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown Approval field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *ApprovalMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *ApprovalMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *ApprovalMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *ApprovalMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *ApprovalMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *ApprovalMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *ApprovalMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown Approval unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *ApprovalMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown Approval edge %s", name)
+}
+
+// ApprovalFlowMutation represents an operation that mutates the ApprovalFlow nodes in the graph.
+type ApprovalFlowMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *string
+	created_at    *time.Time
+	updated_at    *time.Time
+	version       *int
+	addversion    *int
+	rules         *[]schema.FlowRule
+	appendrules   []schema.FlowRule
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*ApprovalFlow, error)
+	predicates    []predicate.ApprovalFlow
+}
+
+var _ ent.Mutation = (*ApprovalFlowMutation)(nil)
+
+// approvalflowOption allows management of the mutation configuration using functional options.
+type approvalflowOption func(*ApprovalFlowMutation)
+
+// newApprovalFlowMutation creates new mutation for the ApprovalFlow entity.
+func newApprovalFlowMutation(c config, op Op, opts ...approvalflowOption) *ApprovalFlowMutation {
+	m := &ApprovalFlowMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeApprovalFlow,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withApprovalFlowID sets the ID field of the mutation.
+func withApprovalFlowID(id string) approvalflowOption {
+	return func(m *ApprovalFlowMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *ApprovalFlow
+		)
+		m.oldValue = func(ctx context.Context) (*ApprovalFlow, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().ApprovalFlow.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withApprovalFlow sets the old ApprovalFlow of the mutation.
+func withApprovalFlow(node *ApprovalFlow) approvalflowOption {
+	return func(m *ApprovalFlowMutation) {
+		m.oldValue = func(context.Context) (*ApprovalFlow, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m ApprovalFlowMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m ApprovalFlowMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of ApprovalFlow entities.
+func (m *ApprovalFlowMutation) SetID(id string) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *ApprovalFlowMutation) ID() (id string, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *ApprovalFlowMutation) IDs(ctx context.Context) ([]string, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []string{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().ApprovalFlow.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *ApprovalFlowMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *ApprovalFlowMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the ApprovalFlow entity.
+// If the ApprovalFlow object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ApprovalFlowMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *ApprovalFlowMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *ApprovalFlowMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *ApprovalFlowMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the ApprovalFlow entity.
+// If the ApprovalFlow object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ApprovalFlowMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *ApprovalFlowMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetVersion sets the "version" field.
+func (m *ApprovalFlowMutation) SetVersion(i int) {
+	m.version = &i
+	m.addversion = nil
+}
+
+// Version returns the value of the "version" field in the mutation.
+func (m *ApprovalFlowMutation) Version() (r int, exists bool) {
+	v := m.version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVersion returns the old "version" field's value of the ApprovalFlow entity.
+// If the ApprovalFlow object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ApprovalFlowMutation) OldVersion(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVersion is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVersion requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVersion: %w", err)
+	}
+	return oldValue.Version, nil
+}
+
+// AddVersion adds i to the "version" field.
+func (m *ApprovalFlowMutation) AddVersion(i int) {
+	if m.addversion != nil {
+		*m.addversion += i
+	} else {
+		m.addversion = &i
+	}
+}
+
+// AddedVersion returns the value that was added to the "version" field in this mutation.
+func (m *ApprovalFlowMutation) AddedVersion() (r int, exists bool) {
+	v := m.addversion
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetVersion resets all changes to the "version" field.
+func (m *ApprovalFlowMutation) ResetVersion() {
+	m.version = nil
+	m.addversion = nil
+}
+
+// SetRules sets the "rules" field.
+func (m *ApprovalFlowMutation) SetRules(sr []schema.FlowRule) {
+	m.rules = &sr
+	m.appendrules = nil
+}
+
+// Rules returns the value of the "rules" field in the mutation.
+func (m *ApprovalFlowMutation) Rules() (r []schema.FlowRule, exists bool) {
+	v := m.rules
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRules returns the old "rules" field's value of the ApprovalFlow entity.
+// If the ApprovalFlow object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ApprovalFlowMutation) OldRules(ctx context.Context) (v []schema.FlowRule, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRules is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRules requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRules: %w", err)
+	}
+	return oldValue.Rules, nil
+}
+
+// AppendRules adds sr to the "rules" field.
+func (m *ApprovalFlowMutation) AppendRules(sr []schema.FlowRule) {
+	m.appendrules = append(m.appendrules, sr...)
+}
+
+// AppendedRules returns the list of values that were appended to the "rules" field in this mutation.
+func (m *ApprovalFlowMutation) AppendedRules() ([]schema.FlowRule, bool) {
+	if len(m.appendrules) == 0 {
+		return nil, false
+	}
+	return m.appendrules, true
+}
+
+// ResetRules resets all changes to the "rules" field.
+func (m *ApprovalFlowMutation) ResetRules() {
+	m.rules = nil
+	m.appendrules = nil
+}
+
+// Where appends a list predicates to the ApprovalFlowMutation builder.
+func (m *ApprovalFlowMutation) Where(ps ...predicate.ApprovalFlow) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the ApprovalFlowMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *ApprovalFlowMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.ApprovalFlow, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *ApprovalFlowMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *ApprovalFlowMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (ApprovalFlow).
+func (m *ApprovalFlowMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *ApprovalFlowMutation) Fields() []string {
+	fields := make([]string, 0, 4)
+	if m.created_at != nil {
+		fields = append(fields, approvalflow.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, approvalflow.FieldUpdatedAt)
+	}
+	if m.version != nil {
+		fields = append(fields, approvalflow.FieldVersion)
+	}
+	if m.rules != nil {
+		fields = append(fields, approvalflow.FieldRules)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *ApprovalFlowMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case approvalflow.FieldCreatedAt:
+		return m.CreatedAt()
+	case approvalflow.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case approvalflow.FieldVersion:
+		return m.Version()
+	case approvalflow.FieldRules:
+		return m.Rules()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *ApprovalFlowMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case approvalflow.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case approvalflow.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case approvalflow.FieldVersion:
+		return m.OldVersion(ctx)
+	case approvalflow.FieldRules:
+		return m.OldRules(ctx)
+	}
+	return nil, fmt.Errorf("unknown ApprovalFlow field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ApprovalFlowMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case approvalflow.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case approvalflow.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case approvalflow.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVersion(v)
+		return nil
+	case approvalflow.FieldRules:
+		v, ok := value.([]schema.FlowRule)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRules(v)
+		return nil
+	}
+	return fmt.Errorf("unknown ApprovalFlow field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *ApprovalFlowMutation) AddedFields() []string {
+	var fields []string
+	if m.addversion != nil {
+		fields = append(fields, approvalflow.FieldVersion)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *ApprovalFlowMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case approvalflow.FieldVersion:
+		return m.AddedVersion()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ApprovalFlowMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case approvalflow.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddVersion(v)
+		return nil
+	}
+	return fmt.Errorf("unknown ApprovalFlow numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *ApprovalFlowMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *ApprovalFlowMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *ApprovalFlowMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown ApprovalFlow nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *ApprovalFlowMutation) ResetField(name string) error {
+	switch name {
+	case approvalflow.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case approvalflow.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case approvalflow.FieldVersion:
+		m.ResetVersion()
+		return nil
+	case approvalflow.FieldRules:
+		m.ResetRules()
+		return nil
+	}
+	return fmt.Errorf("unknown ApprovalFlow field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *ApprovalFlowMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *ApprovalFlowMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *ApprovalFlowMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *ApprovalFlowMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *ApprovalFlowMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *ApprovalFlowMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *ApprovalFlowMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown ApprovalFlow unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *ApprovalFlowMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown ApprovalFlow edge %s", name)
 }
 
 // AuditEventMutation represents an operation that mutates the AuditEvent nodes in the graph.
@@ -3575,6 +5450,7 @@ type ClaimRequestMutation struct {
 	reason        *string
 	created_at    *time.Time
 	decided_at    *time.Time
+	approval_id   *uuid.UUID
 	clearedFields map[string]struct{}
 	done          bool
 	oldValue      func(context.Context) (*ClaimRequest, error)
@@ -4035,6 +5911,55 @@ func (m *ClaimRequestMutation) ResetDecidedAt() {
 	delete(m.clearedFields, claimrequest.FieldDecidedAt)
 }
 
+// SetApprovalID sets the "approval_id" field.
+func (m *ClaimRequestMutation) SetApprovalID(u uuid.UUID) {
+	m.approval_id = &u
+}
+
+// ApprovalID returns the value of the "approval_id" field in the mutation.
+func (m *ClaimRequestMutation) ApprovalID() (r uuid.UUID, exists bool) {
+	v := m.approval_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldApprovalID returns the old "approval_id" field's value of the ClaimRequest entity.
+// If the ClaimRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ClaimRequestMutation) OldApprovalID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldApprovalID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldApprovalID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldApprovalID: %w", err)
+	}
+	return oldValue.ApprovalID, nil
+}
+
+// ClearApprovalID clears the value of the "approval_id" field.
+func (m *ClaimRequestMutation) ClearApprovalID() {
+	m.approval_id = nil
+	m.clearedFields[claimrequest.FieldApprovalID] = struct{}{}
+}
+
+// ApprovalIDCleared returns if the "approval_id" field was cleared in this mutation.
+func (m *ClaimRequestMutation) ApprovalIDCleared() bool {
+	_, ok := m.clearedFields[claimrequest.FieldApprovalID]
+	return ok
+}
+
+// ResetApprovalID resets all changes to the "approval_id" field.
+func (m *ClaimRequestMutation) ResetApprovalID() {
+	m.approval_id = nil
+	delete(m.clearedFields, claimrequest.FieldApprovalID)
+}
+
 // Where appends a list predicates to the ClaimRequestMutation builder.
 func (m *ClaimRequestMutation) Where(ps ...predicate.ClaimRequest) {
 	m.predicates = append(m.predicates, ps...)
@@ -4069,7 +5994,7 @@ func (m *ClaimRequestMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ClaimRequestMutation) Fields() []string {
-	fields := make([]string, 0, 9)
+	fields := make([]string, 0, 10)
 	if m.kind != nil {
 		fields = append(fields, claimrequest.FieldKind)
 	}
@@ -4097,6 +6022,9 @@ func (m *ClaimRequestMutation) Fields() []string {
 	if m.decided_at != nil {
 		fields = append(fields, claimrequest.FieldDecidedAt)
 	}
+	if m.approval_id != nil {
+		fields = append(fields, claimrequest.FieldApprovalID)
+	}
 	return fields
 }
 
@@ -4123,6 +6051,8 @@ func (m *ClaimRequestMutation) Field(name string) (ent.Value, bool) {
 		return m.CreatedAt()
 	case claimrequest.FieldDecidedAt:
 		return m.DecidedAt()
+	case claimrequest.FieldApprovalID:
+		return m.ApprovalID()
 	}
 	return nil, false
 }
@@ -4150,6 +6080,8 @@ func (m *ClaimRequestMutation) OldField(ctx context.Context, name string) (ent.V
 		return m.OldCreatedAt(ctx)
 	case claimrequest.FieldDecidedAt:
 		return m.OldDecidedAt(ctx)
+	case claimrequest.FieldApprovalID:
+		return m.OldApprovalID(ctx)
 	}
 	return nil, fmt.Errorf("unknown ClaimRequest field %s", name)
 }
@@ -4222,6 +6154,13 @@ func (m *ClaimRequestMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetDecidedAt(v)
 		return nil
+	case claimrequest.FieldApprovalID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetApprovalID(v)
+		return nil
 	}
 	return fmt.Errorf("unknown ClaimRequest field %s", name)
 }
@@ -4258,6 +6197,9 @@ func (m *ClaimRequestMutation) ClearedFields() []string {
 	if m.FieldCleared(claimrequest.FieldDecidedAt) {
 		fields = append(fields, claimrequest.FieldDecidedAt)
 	}
+	if m.FieldCleared(claimrequest.FieldApprovalID) {
+		fields = append(fields, claimrequest.FieldApprovalID)
+	}
 	return fields
 }
 
@@ -4277,6 +6219,9 @@ func (m *ClaimRequestMutation) ClearField(name string) error {
 		return nil
 	case claimrequest.FieldDecidedAt:
 		m.ClearDecidedAt()
+		return nil
+	case claimrequest.FieldApprovalID:
+		m.ClearApprovalID()
 		return nil
 	}
 	return fmt.Errorf("unknown ClaimRequest nullable field %s", name)
@@ -4312,6 +6257,9 @@ func (m *ClaimRequestMutation) ResetField(name string) error {
 		return nil
 	case claimrequest.FieldDecidedAt:
 		m.ResetDecidedAt()
+		return nil
+	case claimrequest.FieldApprovalID:
+		m.ResetApprovalID()
 		return nil
 	}
 	return fmt.Errorf("unknown ClaimRequest field %s", name)
@@ -21090,6 +23038,2128 @@ func (m *ProductMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *ProductMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown Product edge %s", name)
+}
+
+// QuoteMutation represents an operation that mutates the Quote nodes in the graph.
+type QuoteMutation struct {
+	config
+	op               Op
+	typ              string
+	id               *uuid.UUID
+	created_at       *time.Time
+	updated_at       *time.Time
+	version          *int
+	addversion       *int
+	number           *string
+	revision         *int
+	addrevision      *int
+	root_id          *uuid.UUID
+	previous_id      *uuid.UUID
+	superseded_by_id *uuid.UUID
+	customer_id      *uuid.UUID
+	opportunity_id   *uuid.UUID
+	contact_id       *uuid.UUID
+	owner_id         *uuid.UUID
+	title            *string
+	status           *quote.Status
+	currency         *string
+	valid_until      *string
+	lines            *[]schema.QuoteLine
+	appendlines      []schema.QuoteLine
+	subtotal         *money.Money
+	discount_total   *money.Money
+	tax_total        *money.Money
+	total            *money.Money
+	notes            *string
+	terms            *string
+	approval_id      *uuid.UUID
+	submitted_at     *time.Time
+	sent_at          *time.Time
+	answered_at      *time.Time
+	decline_reason   *string
+	created_by       *uuid.UUID
+	clearedFields    map[string]struct{}
+	done             bool
+	oldValue         func(context.Context) (*Quote, error)
+	predicates       []predicate.Quote
+}
+
+var _ ent.Mutation = (*QuoteMutation)(nil)
+
+// quoteOption allows management of the mutation configuration using functional options.
+type quoteOption func(*QuoteMutation)
+
+// newQuoteMutation creates new mutation for the Quote entity.
+func newQuoteMutation(c config, op Op, opts ...quoteOption) *QuoteMutation {
+	m := &QuoteMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeQuote,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withQuoteID sets the ID field of the mutation.
+func withQuoteID(id uuid.UUID) quoteOption {
+	return func(m *QuoteMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Quote
+		)
+		m.oldValue = func(ctx context.Context) (*Quote, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Quote.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withQuote sets the old Quote of the mutation.
+func withQuote(node *Quote) quoteOption {
+	return func(m *QuoteMutation) {
+		m.oldValue = func(context.Context) (*Quote, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m QuoteMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m QuoteMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of Quote entities.
+func (m *QuoteMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *QuoteMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *QuoteMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Quote.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *QuoteMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *QuoteMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the Quote entity.
+// If the Quote object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuoteMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *QuoteMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *QuoteMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *QuoteMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the Quote entity.
+// If the Quote object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuoteMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *QuoteMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetVersion sets the "version" field.
+func (m *QuoteMutation) SetVersion(i int) {
+	m.version = &i
+	m.addversion = nil
+}
+
+// Version returns the value of the "version" field in the mutation.
+func (m *QuoteMutation) Version() (r int, exists bool) {
+	v := m.version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVersion returns the old "version" field's value of the Quote entity.
+// If the Quote object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuoteMutation) OldVersion(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVersion is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVersion requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVersion: %w", err)
+	}
+	return oldValue.Version, nil
+}
+
+// AddVersion adds i to the "version" field.
+func (m *QuoteMutation) AddVersion(i int) {
+	if m.addversion != nil {
+		*m.addversion += i
+	} else {
+		m.addversion = &i
+	}
+}
+
+// AddedVersion returns the value that was added to the "version" field in this mutation.
+func (m *QuoteMutation) AddedVersion() (r int, exists bool) {
+	v := m.addversion
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetVersion resets all changes to the "version" field.
+func (m *QuoteMutation) ResetVersion() {
+	m.version = nil
+	m.addversion = nil
+}
+
+// SetNumber sets the "number" field.
+func (m *QuoteMutation) SetNumber(s string) {
+	m.number = &s
+}
+
+// Number returns the value of the "number" field in the mutation.
+func (m *QuoteMutation) Number() (r string, exists bool) {
+	v := m.number
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNumber returns the old "number" field's value of the Quote entity.
+// If the Quote object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuoteMutation) OldNumber(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNumber is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNumber requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNumber: %w", err)
+	}
+	return oldValue.Number, nil
+}
+
+// ResetNumber resets all changes to the "number" field.
+func (m *QuoteMutation) ResetNumber() {
+	m.number = nil
+}
+
+// SetRevision sets the "revision" field.
+func (m *QuoteMutation) SetRevision(i int) {
+	m.revision = &i
+	m.addrevision = nil
+}
+
+// Revision returns the value of the "revision" field in the mutation.
+func (m *QuoteMutation) Revision() (r int, exists bool) {
+	v := m.revision
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRevision returns the old "revision" field's value of the Quote entity.
+// If the Quote object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuoteMutation) OldRevision(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRevision is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRevision requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRevision: %w", err)
+	}
+	return oldValue.Revision, nil
+}
+
+// AddRevision adds i to the "revision" field.
+func (m *QuoteMutation) AddRevision(i int) {
+	if m.addrevision != nil {
+		*m.addrevision += i
+	} else {
+		m.addrevision = &i
+	}
+}
+
+// AddedRevision returns the value that was added to the "revision" field in this mutation.
+func (m *QuoteMutation) AddedRevision() (r int, exists bool) {
+	v := m.addrevision
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetRevision resets all changes to the "revision" field.
+func (m *QuoteMutation) ResetRevision() {
+	m.revision = nil
+	m.addrevision = nil
+}
+
+// SetRootID sets the "root_id" field.
+func (m *QuoteMutation) SetRootID(u uuid.UUID) {
+	m.root_id = &u
+}
+
+// RootID returns the value of the "root_id" field in the mutation.
+func (m *QuoteMutation) RootID() (r uuid.UUID, exists bool) {
+	v := m.root_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRootID returns the old "root_id" field's value of the Quote entity.
+// If the Quote object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuoteMutation) OldRootID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRootID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRootID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRootID: %w", err)
+	}
+	return oldValue.RootID, nil
+}
+
+// ResetRootID resets all changes to the "root_id" field.
+func (m *QuoteMutation) ResetRootID() {
+	m.root_id = nil
+}
+
+// SetPreviousID sets the "previous_id" field.
+func (m *QuoteMutation) SetPreviousID(u uuid.UUID) {
+	m.previous_id = &u
+}
+
+// PreviousID returns the value of the "previous_id" field in the mutation.
+func (m *QuoteMutation) PreviousID() (r uuid.UUID, exists bool) {
+	v := m.previous_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPreviousID returns the old "previous_id" field's value of the Quote entity.
+// If the Quote object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuoteMutation) OldPreviousID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPreviousID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPreviousID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPreviousID: %w", err)
+	}
+	return oldValue.PreviousID, nil
+}
+
+// ClearPreviousID clears the value of the "previous_id" field.
+func (m *QuoteMutation) ClearPreviousID() {
+	m.previous_id = nil
+	m.clearedFields[quote.FieldPreviousID] = struct{}{}
+}
+
+// PreviousIDCleared returns if the "previous_id" field was cleared in this mutation.
+func (m *QuoteMutation) PreviousIDCleared() bool {
+	_, ok := m.clearedFields[quote.FieldPreviousID]
+	return ok
+}
+
+// ResetPreviousID resets all changes to the "previous_id" field.
+func (m *QuoteMutation) ResetPreviousID() {
+	m.previous_id = nil
+	delete(m.clearedFields, quote.FieldPreviousID)
+}
+
+// SetSupersededByID sets the "superseded_by_id" field.
+func (m *QuoteMutation) SetSupersededByID(u uuid.UUID) {
+	m.superseded_by_id = &u
+}
+
+// SupersededByID returns the value of the "superseded_by_id" field in the mutation.
+func (m *QuoteMutation) SupersededByID() (r uuid.UUID, exists bool) {
+	v := m.superseded_by_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSupersededByID returns the old "superseded_by_id" field's value of the Quote entity.
+// If the Quote object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuoteMutation) OldSupersededByID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSupersededByID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSupersededByID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSupersededByID: %w", err)
+	}
+	return oldValue.SupersededByID, nil
+}
+
+// ClearSupersededByID clears the value of the "superseded_by_id" field.
+func (m *QuoteMutation) ClearSupersededByID() {
+	m.superseded_by_id = nil
+	m.clearedFields[quote.FieldSupersededByID] = struct{}{}
+}
+
+// SupersededByIDCleared returns if the "superseded_by_id" field was cleared in this mutation.
+func (m *QuoteMutation) SupersededByIDCleared() bool {
+	_, ok := m.clearedFields[quote.FieldSupersededByID]
+	return ok
+}
+
+// ResetSupersededByID resets all changes to the "superseded_by_id" field.
+func (m *QuoteMutation) ResetSupersededByID() {
+	m.superseded_by_id = nil
+	delete(m.clearedFields, quote.FieldSupersededByID)
+}
+
+// SetCustomerID sets the "customer_id" field.
+func (m *QuoteMutation) SetCustomerID(u uuid.UUID) {
+	m.customer_id = &u
+}
+
+// CustomerID returns the value of the "customer_id" field in the mutation.
+func (m *QuoteMutation) CustomerID() (r uuid.UUID, exists bool) {
+	v := m.customer_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCustomerID returns the old "customer_id" field's value of the Quote entity.
+// If the Quote object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuoteMutation) OldCustomerID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCustomerID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCustomerID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCustomerID: %w", err)
+	}
+	return oldValue.CustomerID, nil
+}
+
+// ResetCustomerID resets all changes to the "customer_id" field.
+func (m *QuoteMutation) ResetCustomerID() {
+	m.customer_id = nil
+}
+
+// SetOpportunityID sets the "opportunity_id" field.
+func (m *QuoteMutation) SetOpportunityID(u uuid.UUID) {
+	m.opportunity_id = &u
+}
+
+// OpportunityID returns the value of the "opportunity_id" field in the mutation.
+func (m *QuoteMutation) OpportunityID() (r uuid.UUID, exists bool) {
+	v := m.opportunity_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOpportunityID returns the old "opportunity_id" field's value of the Quote entity.
+// If the Quote object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuoteMutation) OldOpportunityID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOpportunityID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOpportunityID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOpportunityID: %w", err)
+	}
+	return oldValue.OpportunityID, nil
+}
+
+// ClearOpportunityID clears the value of the "opportunity_id" field.
+func (m *QuoteMutation) ClearOpportunityID() {
+	m.opportunity_id = nil
+	m.clearedFields[quote.FieldOpportunityID] = struct{}{}
+}
+
+// OpportunityIDCleared returns if the "opportunity_id" field was cleared in this mutation.
+func (m *QuoteMutation) OpportunityIDCleared() bool {
+	_, ok := m.clearedFields[quote.FieldOpportunityID]
+	return ok
+}
+
+// ResetOpportunityID resets all changes to the "opportunity_id" field.
+func (m *QuoteMutation) ResetOpportunityID() {
+	m.opportunity_id = nil
+	delete(m.clearedFields, quote.FieldOpportunityID)
+}
+
+// SetContactID sets the "contact_id" field.
+func (m *QuoteMutation) SetContactID(u uuid.UUID) {
+	m.contact_id = &u
+}
+
+// ContactID returns the value of the "contact_id" field in the mutation.
+func (m *QuoteMutation) ContactID() (r uuid.UUID, exists bool) {
+	v := m.contact_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldContactID returns the old "contact_id" field's value of the Quote entity.
+// If the Quote object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuoteMutation) OldContactID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldContactID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldContactID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldContactID: %w", err)
+	}
+	return oldValue.ContactID, nil
+}
+
+// ClearContactID clears the value of the "contact_id" field.
+func (m *QuoteMutation) ClearContactID() {
+	m.contact_id = nil
+	m.clearedFields[quote.FieldContactID] = struct{}{}
+}
+
+// ContactIDCleared returns if the "contact_id" field was cleared in this mutation.
+func (m *QuoteMutation) ContactIDCleared() bool {
+	_, ok := m.clearedFields[quote.FieldContactID]
+	return ok
+}
+
+// ResetContactID resets all changes to the "contact_id" field.
+func (m *QuoteMutation) ResetContactID() {
+	m.contact_id = nil
+	delete(m.clearedFields, quote.FieldContactID)
+}
+
+// SetOwnerID sets the "owner_id" field.
+func (m *QuoteMutation) SetOwnerID(u uuid.UUID) {
+	m.owner_id = &u
+}
+
+// OwnerID returns the value of the "owner_id" field in the mutation.
+func (m *QuoteMutation) OwnerID() (r uuid.UUID, exists bool) {
+	v := m.owner_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOwnerID returns the old "owner_id" field's value of the Quote entity.
+// If the Quote object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuoteMutation) OldOwnerID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOwnerID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOwnerID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOwnerID: %w", err)
+	}
+	return oldValue.OwnerID, nil
+}
+
+// ResetOwnerID resets all changes to the "owner_id" field.
+func (m *QuoteMutation) ResetOwnerID() {
+	m.owner_id = nil
+}
+
+// SetTitle sets the "title" field.
+func (m *QuoteMutation) SetTitle(s string) {
+	m.title = &s
+}
+
+// Title returns the value of the "title" field in the mutation.
+func (m *QuoteMutation) Title() (r string, exists bool) {
+	v := m.title
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTitle returns the old "title" field's value of the Quote entity.
+// If the Quote object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuoteMutation) OldTitle(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTitle is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTitle requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTitle: %w", err)
+	}
+	return oldValue.Title, nil
+}
+
+// ResetTitle resets all changes to the "title" field.
+func (m *QuoteMutation) ResetTitle() {
+	m.title = nil
+}
+
+// SetStatus sets the "status" field.
+func (m *QuoteMutation) SetStatus(q quote.Status) {
+	m.status = &q
+}
+
+// Status returns the value of the "status" field in the mutation.
+func (m *QuoteMutation) Status() (r quote.Status, exists bool) {
+	v := m.status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStatus returns the old "status" field's value of the Quote entity.
+// If the Quote object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuoteMutation) OldStatus(ctx context.Context) (v quote.Status, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStatus: %w", err)
+	}
+	return oldValue.Status, nil
+}
+
+// ResetStatus resets all changes to the "status" field.
+func (m *QuoteMutation) ResetStatus() {
+	m.status = nil
+}
+
+// SetCurrency sets the "currency" field.
+func (m *QuoteMutation) SetCurrency(s string) {
+	m.currency = &s
+}
+
+// Currency returns the value of the "currency" field in the mutation.
+func (m *QuoteMutation) Currency() (r string, exists bool) {
+	v := m.currency
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCurrency returns the old "currency" field's value of the Quote entity.
+// If the Quote object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuoteMutation) OldCurrency(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCurrency is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCurrency requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCurrency: %w", err)
+	}
+	return oldValue.Currency, nil
+}
+
+// ResetCurrency resets all changes to the "currency" field.
+func (m *QuoteMutation) ResetCurrency() {
+	m.currency = nil
+}
+
+// SetValidUntil sets the "valid_until" field.
+func (m *QuoteMutation) SetValidUntil(s string) {
+	m.valid_until = &s
+}
+
+// ValidUntil returns the value of the "valid_until" field in the mutation.
+func (m *QuoteMutation) ValidUntil() (r string, exists bool) {
+	v := m.valid_until
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldValidUntil returns the old "valid_until" field's value of the Quote entity.
+// If the Quote object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuoteMutation) OldValidUntil(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldValidUntil is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldValidUntil requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldValidUntil: %w", err)
+	}
+	return oldValue.ValidUntil, nil
+}
+
+// ResetValidUntil resets all changes to the "valid_until" field.
+func (m *QuoteMutation) ResetValidUntil() {
+	m.valid_until = nil
+}
+
+// SetLines sets the "lines" field.
+func (m *QuoteMutation) SetLines(sl []schema.QuoteLine) {
+	m.lines = &sl
+	m.appendlines = nil
+}
+
+// Lines returns the value of the "lines" field in the mutation.
+func (m *QuoteMutation) Lines() (r []schema.QuoteLine, exists bool) {
+	v := m.lines
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLines returns the old "lines" field's value of the Quote entity.
+// If the Quote object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuoteMutation) OldLines(ctx context.Context) (v []schema.QuoteLine, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLines is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLines requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLines: %w", err)
+	}
+	return oldValue.Lines, nil
+}
+
+// AppendLines adds sl to the "lines" field.
+func (m *QuoteMutation) AppendLines(sl []schema.QuoteLine) {
+	m.appendlines = append(m.appendlines, sl...)
+}
+
+// AppendedLines returns the list of values that were appended to the "lines" field in this mutation.
+func (m *QuoteMutation) AppendedLines() ([]schema.QuoteLine, bool) {
+	if len(m.appendlines) == 0 {
+		return nil, false
+	}
+	return m.appendlines, true
+}
+
+// ResetLines resets all changes to the "lines" field.
+func (m *QuoteMutation) ResetLines() {
+	m.lines = nil
+	m.appendlines = nil
+}
+
+// SetSubtotal sets the "subtotal" field.
+func (m *QuoteMutation) SetSubtotal(value money.Money) {
+	m.subtotal = &value
+}
+
+// Subtotal returns the value of the "subtotal" field in the mutation.
+func (m *QuoteMutation) Subtotal() (r money.Money, exists bool) {
+	v := m.subtotal
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSubtotal returns the old "subtotal" field's value of the Quote entity.
+// If the Quote object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuoteMutation) OldSubtotal(ctx context.Context) (v money.Money, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSubtotal is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSubtotal requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSubtotal: %w", err)
+	}
+	return oldValue.Subtotal, nil
+}
+
+// ResetSubtotal resets all changes to the "subtotal" field.
+func (m *QuoteMutation) ResetSubtotal() {
+	m.subtotal = nil
+}
+
+// SetDiscountTotal sets the "discount_total" field.
+func (m *QuoteMutation) SetDiscountTotal(value money.Money) {
+	m.discount_total = &value
+}
+
+// DiscountTotal returns the value of the "discount_total" field in the mutation.
+func (m *QuoteMutation) DiscountTotal() (r money.Money, exists bool) {
+	v := m.discount_total
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDiscountTotal returns the old "discount_total" field's value of the Quote entity.
+// If the Quote object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuoteMutation) OldDiscountTotal(ctx context.Context) (v money.Money, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDiscountTotal is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDiscountTotal requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDiscountTotal: %w", err)
+	}
+	return oldValue.DiscountTotal, nil
+}
+
+// ResetDiscountTotal resets all changes to the "discount_total" field.
+func (m *QuoteMutation) ResetDiscountTotal() {
+	m.discount_total = nil
+}
+
+// SetTaxTotal sets the "tax_total" field.
+func (m *QuoteMutation) SetTaxTotal(value money.Money) {
+	m.tax_total = &value
+}
+
+// TaxTotal returns the value of the "tax_total" field in the mutation.
+func (m *QuoteMutation) TaxTotal() (r money.Money, exists bool) {
+	v := m.tax_total
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTaxTotal returns the old "tax_total" field's value of the Quote entity.
+// If the Quote object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuoteMutation) OldTaxTotal(ctx context.Context) (v money.Money, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTaxTotal is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTaxTotal requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTaxTotal: %w", err)
+	}
+	return oldValue.TaxTotal, nil
+}
+
+// ResetTaxTotal resets all changes to the "tax_total" field.
+func (m *QuoteMutation) ResetTaxTotal() {
+	m.tax_total = nil
+}
+
+// SetTotal sets the "total" field.
+func (m *QuoteMutation) SetTotal(value money.Money) {
+	m.total = &value
+}
+
+// Total returns the value of the "total" field in the mutation.
+func (m *QuoteMutation) Total() (r money.Money, exists bool) {
+	v := m.total
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTotal returns the old "total" field's value of the Quote entity.
+// If the Quote object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuoteMutation) OldTotal(ctx context.Context) (v money.Money, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTotal is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTotal requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTotal: %w", err)
+	}
+	return oldValue.Total, nil
+}
+
+// ResetTotal resets all changes to the "total" field.
+func (m *QuoteMutation) ResetTotal() {
+	m.total = nil
+}
+
+// SetNotes sets the "notes" field.
+func (m *QuoteMutation) SetNotes(s string) {
+	m.notes = &s
+}
+
+// Notes returns the value of the "notes" field in the mutation.
+func (m *QuoteMutation) Notes() (r string, exists bool) {
+	v := m.notes
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNotes returns the old "notes" field's value of the Quote entity.
+// If the Quote object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuoteMutation) OldNotes(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNotes is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNotes requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNotes: %w", err)
+	}
+	return oldValue.Notes, nil
+}
+
+// ResetNotes resets all changes to the "notes" field.
+func (m *QuoteMutation) ResetNotes() {
+	m.notes = nil
+}
+
+// SetTerms sets the "terms" field.
+func (m *QuoteMutation) SetTerms(s string) {
+	m.terms = &s
+}
+
+// Terms returns the value of the "terms" field in the mutation.
+func (m *QuoteMutation) Terms() (r string, exists bool) {
+	v := m.terms
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTerms returns the old "terms" field's value of the Quote entity.
+// If the Quote object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuoteMutation) OldTerms(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTerms is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTerms requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTerms: %w", err)
+	}
+	return oldValue.Terms, nil
+}
+
+// ResetTerms resets all changes to the "terms" field.
+func (m *QuoteMutation) ResetTerms() {
+	m.terms = nil
+}
+
+// SetApprovalID sets the "approval_id" field.
+func (m *QuoteMutation) SetApprovalID(u uuid.UUID) {
+	m.approval_id = &u
+}
+
+// ApprovalID returns the value of the "approval_id" field in the mutation.
+func (m *QuoteMutation) ApprovalID() (r uuid.UUID, exists bool) {
+	v := m.approval_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldApprovalID returns the old "approval_id" field's value of the Quote entity.
+// If the Quote object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuoteMutation) OldApprovalID(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldApprovalID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldApprovalID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldApprovalID: %w", err)
+	}
+	return oldValue.ApprovalID, nil
+}
+
+// ClearApprovalID clears the value of the "approval_id" field.
+func (m *QuoteMutation) ClearApprovalID() {
+	m.approval_id = nil
+	m.clearedFields[quote.FieldApprovalID] = struct{}{}
+}
+
+// ApprovalIDCleared returns if the "approval_id" field was cleared in this mutation.
+func (m *QuoteMutation) ApprovalIDCleared() bool {
+	_, ok := m.clearedFields[quote.FieldApprovalID]
+	return ok
+}
+
+// ResetApprovalID resets all changes to the "approval_id" field.
+func (m *QuoteMutation) ResetApprovalID() {
+	m.approval_id = nil
+	delete(m.clearedFields, quote.FieldApprovalID)
+}
+
+// SetSubmittedAt sets the "submitted_at" field.
+func (m *QuoteMutation) SetSubmittedAt(t time.Time) {
+	m.submitted_at = &t
+}
+
+// SubmittedAt returns the value of the "submitted_at" field in the mutation.
+func (m *QuoteMutation) SubmittedAt() (r time.Time, exists bool) {
+	v := m.submitted_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSubmittedAt returns the old "submitted_at" field's value of the Quote entity.
+// If the Quote object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuoteMutation) OldSubmittedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSubmittedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSubmittedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSubmittedAt: %w", err)
+	}
+	return oldValue.SubmittedAt, nil
+}
+
+// ClearSubmittedAt clears the value of the "submitted_at" field.
+func (m *QuoteMutation) ClearSubmittedAt() {
+	m.submitted_at = nil
+	m.clearedFields[quote.FieldSubmittedAt] = struct{}{}
+}
+
+// SubmittedAtCleared returns if the "submitted_at" field was cleared in this mutation.
+func (m *QuoteMutation) SubmittedAtCleared() bool {
+	_, ok := m.clearedFields[quote.FieldSubmittedAt]
+	return ok
+}
+
+// ResetSubmittedAt resets all changes to the "submitted_at" field.
+func (m *QuoteMutation) ResetSubmittedAt() {
+	m.submitted_at = nil
+	delete(m.clearedFields, quote.FieldSubmittedAt)
+}
+
+// SetSentAt sets the "sent_at" field.
+func (m *QuoteMutation) SetSentAt(t time.Time) {
+	m.sent_at = &t
+}
+
+// SentAt returns the value of the "sent_at" field in the mutation.
+func (m *QuoteMutation) SentAt() (r time.Time, exists bool) {
+	v := m.sent_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSentAt returns the old "sent_at" field's value of the Quote entity.
+// If the Quote object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuoteMutation) OldSentAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSentAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSentAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSentAt: %w", err)
+	}
+	return oldValue.SentAt, nil
+}
+
+// ClearSentAt clears the value of the "sent_at" field.
+func (m *QuoteMutation) ClearSentAt() {
+	m.sent_at = nil
+	m.clearedFields[quote.FieldSentAt] = struct{}{}
+}
+
+// SentAtCleared returns if the "sent_at" field was cleared in this mutation.
+func (m *QuoteMutation) SentAtCleared() bool {
+	_, ok := m.clearedFields[quote.FieldSentAt]
+	return ok
+}
+
+// ResetSentAt resets all changes to the "sent_at" field.
+func (m *QuoteMutation) ResetSentAt() {
+	m.sent_at = nil
+	delete(m.clearedFields, quote.FieldSentAt)
+}
+
+// SetAnsweredAt sets the "answered_at" field.
+func (m *QuoteMutation) SetAnsweredAt(t time.Time) {
+	m.answered_at = &t
+}
+
+// AnsweredAt returns the value of the "answered_at" field in the mutation.
+func (m *QuoteMutation) AnsweredAt() (r time.Time, exists bool) {
+	v := m.answered_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAnsweredAt returns the old "answered_at" field's value of the Quote entity.
+// If the Quote object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuoteMutation) OldAnsweredAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAnsweredAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAnsweredAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAnsweredAt: %w", err)
+	}
+	return oldValue.AnsweredAt, nil
+}
+
+// ClearAnsweredAt clears the value of the "answered_at" field.
+func (m *QuoteMutation) ClearAnsweredAt() {
+	m.answered_at = nil
+	m.clearedFields[quote.FieldAnsweredAt] = struct{}{}
+}
+
+// AnsweredAtCleared returns if the "answered_at" field was cleared in this mutation.
+func (m *QuoteMutation) AnsweredAtCleared() bool {
+	_, ok := m.clearedFields[quote.FieldAnsweredAt]
+	return ok
+}
+
+// ResetAnsweredAt resets all changes to the "answered_at" field.
+func (m *QuoteMutation) ResetAnsweredAt() {
+	m.answered_at = nil
+	delete(m.clearedFields, quote.FieldAnsweredAt)
+}
+
+// SetDeclineReason sets the "decline_reason" field.
+func (m *QuoteMutation) SetDeclineReason(s string) {
+	m.decline_reason = &s
+}
+
+// DeclineReason returns the value of the "decline_reason" field in the mutation.
+func (m *QuoteMutation) DeclineReason() (r string, exists bool) {
+	v := m.decline_reason
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDeclineReason returns the old "decline_reason" field's value of the Quote entity.
+// If the Quote object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuoteMutation) OldDeclineReason(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDeclineReason is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDeclineReason requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDeclineReason: %w", err)
+	}
+	return oldValue.DeclineReason, nil
+}
+
+// ClearDeclineReason clears the value of the "decline_reason" field.
+func (m *QuoteMutation) ClearDeclineReason() {
+	m.decline_reason = nil
+	m.clearedFields[quote.FieldDeclineReason] = struct{}{}
+}
+
+// DeclineReasonCleared returns if the "decline_reason" field was cleared in this mutation.
+func (m *QuoteMutation) DeclineReasonCleared() bool {
+	_, ok := m.clearedFields[quote.FieldDeclineReason]
+	return ok
+}
+
+// ResetDeclineReason resets all changes to the "decline_reason" field.
+func (m *QuoteMutation) ResetDeclineReason() {
+	m.decline_reason = nil
+	delete(m.clearedFields, quote.FieldDeclineReason)
+}
+
+// SetCreatedBy sets the "created_by" field.
+func (m *QuoteMutation) SetCreatedBy(u uuid.UUID) {
+	m.created_by = &u
+}
+
+// CreatedBy returns the value of the "created_by" field in the mutation.
+func (m *QuoteMutation) CreatedBy() (r uuid.UUID, exists bool) {
+	v := m.created_by
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedBy returns the old "created_by" field's value of the Quote entity.
+// If the Quote object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuoteMutation) OldCreatedBy(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedBy is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedBy requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedBy: %w", err)
+	}
+	return oldValue.CreatedBy, nil
+}
+
+// ClearCreatedBy clears the value of the "created_by" field.
+func (m *QuoteMutation) ClearCreatedBy() {
+	m.created_by = nil
+	m.clearedFields[quote.FieldCreatedBy] = struct{}{}
+}
+
+// CreatedByCleared returns if the "created_by" field was cleared in this mutation.
+func (m *QuoteMutation) CreatedByCleared() bool {
+	_, ok := m.clearedFields[quote.FieldCreatedBy]
+	return ok
+}
+
+// ResetCreatedBy resets all changes to the "created_by" field.
+func (m *QuoteMutation) ResetCreatedBy() {
+	m.created_by = nil
+	delete(m.clearedFields, quote.FieldCreatedBy)
+}
+
+// Where appends a list predicates to the QuoteMutation builder.
+func (m *QuoteMutation) Where(ps ...predicate.Quote) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the QuoteMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *QuoteMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Quote, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *QuoteMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *QuoteMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Quote).
+func (m *QuoteMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *QuoteMutation) Fields() []string {
+	fields := make([]string, 0, 29)
+	if m.created_at != nil {
+		fields = append(fields, quote.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, quote.FieldUpdatedAt)
+	}
+	if m.version != nil {
+		fields = append(fields, quote.FieldVersion)
+	}
+	if m.number != nil {
+		fields = append(fields, quote.FieldNumber)
+	}
+	if m.revision != nil {
+		fields = append(fields, quote.FieldRevision)
+	}
+	if m.root_id != nil {
+		fields = append(fields, quote.FieldRootID)
+	}
+	if m.previous_id != nil {
+		fields = append(fields, quote.FieldPreviousID)
+	}
+	if m.superseded_by_id != nil {
+		fields = append(fields, quote.FieldSupersededByID)
+	}
+	if m.customer_id != nil {
+		fields = append(fields, quote.FieldCustomerID)
+	}
+	if m.opportunity_id != nil {
+		fields = append(fields, quote.FieldOpportunityID)
+	}
+	if m.contact_id != nil {
+		fields = append(fields, quote.FieldContactID)
+	}
+	if m.owner_id != nil {
+		fields = append(fields, quote.FieldOwnerID)
+	}
+	if m.title != nil {
+		fields = append(fields, quote.FieldTitle)
+	}
+	if m.status != nil {
+		fields = append(fields, quote.FieldStatus)
+	}
+	if m.currency != nil {
+		fields = append(fields, quote.FieldCurrency)
+	}
+	if m.valid_until != nil {
+		fields = append(fields, quote.FieldValidUntil)
+	}
+	if m.lines != nil {
+		fields = append(fields, quote.FieldLines)
+	}
+	if m.subtotal != nil {
+		fields = append(fields, quote.FieldSubtotal)
+	}
+	if m.discount_total != nil {
+		fields = append(fields, quote.FieldDiscountTotal)
+	}
+	if m.tax_total != nil {
+		fields = append(fields, quote.FieldTaxTotal)
+	}
+	if m.total != nil {
+		fields = append(fields, quote.FieldTotal)
+	}
+	if m.notes != nil {
+		fields = append(fields, quote.FieldNotes)
+	}
+	if m.terms != nil {
+		fields = append(fields, quote.FieldTerms)
+	}
+	if m.approval_id != nil {
+		fields = append(fields, quote.FieldApprovalID)
+	}
+	if m.submitted_at != nil {
+		fields = append(fields, quote.FieldSubmittedAt)
+	}
+	if m.sent_at != nil {
+		fields = append(fields, quote.FieldSentAt)
+	}
+	if m.answered_at != nil {
+		fields = append(fields, quote.FieldAnsweredAt)
+	}
+	if m.decline_reason != nil {
+		fields = append(fields, quote.FieldDeclineReason)
+	}
+	if m.created_by != nil {
+		fields = append(fields, quote.FieldCreatedBy)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *QuoteMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case quote.FieldCreatedAt:
+		return m.CreatedAt()
+	case quote.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case quote.FieldVersion:
+		return m.Version()
+	case quote.FieldNumber:
+		return m.Number()
+	case quote.FieldRevision:
+		return m.Revision()
+	case quote.FieldRootID:
+		return m.RootID()
+	case quote.FieldPreviousID:
+		return m.PreviousID()
+	case quote.FieldSupersededByID:
+		return m.SupersededByID()
+	case quote.FieldCustomerID:
+		return m.CustomerID()
+	case quote.FieldOpportunityID:
+		return m.OpportunityID()
+	case quote.FieldContactID:
+		return m.ContactID()
+	case quote.FieldOwnerID:
+		return m.OwnerID()
+	case quote.FieldTitle:
+		return m.Title()
+	case quote.FieldStatus:
+		return m.Status()
+	case quote.FieldCurrency:
+		return m.Currency()
+	case quote.FieldValidUntil:
+		return m.ValidUntil()
+	case quote.FieldLines:
+		return m.Lines()
+	case quote.FieldSubtotal:
+		return m.Subtotal()
+	case quote.FieldDiscountTotal:
+		return m.DiscountTotal()
+	case quote.FieldTaxTotal:
+		return m.TaxTotal()
+	case quote.FieldTotal:
+		return m.Total()
+	case quote.FieldNotes:
+		return m.Notes()
+	case quote.FieldTerms:
+		return m.Terms()
+	case quote.FieldApprovalID:
+		return m.ApprovalID()
+	case quote.FieldSubmittedAt:
+		return m.SubmittedAt()
+	case quote.FieldSentAt:
+		return m.SentAt()
+	case quote.FieldAnsweredAt:
+		return m.AnsweredAt()
+	case quote.FieldDeclineReason:
+		return m.DeclineReason()
+	case quote.FieldCreatedBy:
+		return m.CreatedBy()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *QuoteMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case quote.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case quote.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case quote.FieldVersion:
+		return m.OldVersion(ctx)
+	case quote.FieldNumber:
+		return m.OldNumber(ctx)
+	case quote.FieldRevision:
+		return m.OldRevision(ctx)
+	case quote.FieldRootID:
+		return m.OldRootID(ctx)
+	case quote.FieldPreviousID:
+		return m.OldPreviousID(ctx)
+	case quote.FieldSupersededByID:
+		return m.OldSupersededByID(ctx)
+	case quote.FieldCustomerID:
+		return m.OldCustomerID(ctx)
+	case quote.FieldOpportunityID:
+		return m.OldOpportunityID(ctx)
+	case quote.FieldContactID:
+		return m.OldContactID(ctx)
+	case quote.FieldOwnerID:
+		return m.OldOwnerID(ctx)
+	case quote.FieldTitle:
+		return m.OldTitle(ctx)
+	case quote.FieldStatus:
+		return m.OldStatus(ctx)
+	case quote.FieldCurrency:
+		return m.OldCurrency(ctx)
+	case quote.FieldValidUntil:
+		return m.OldValidUntil(ctx)
+	case quote.FieldLines:
+		return m.OldLines(ctx)
+	case quote.FieldSubtotal:
+		return m.OldSubtotal(ctx)
+	case quote.FieldDiscountTotal:
+		return m.OldDiscountTotal(ctx)
+	case quote.FieldTaxTotal:
+		return m.OldTaxTotal(ctx)
+	case quote.FieldTotal:
+		return m.OldTotal(ctx)
+	case quote.FieldNotes:
+		return m.OldNotes(ctx)
+	case quote.FieldTerms:
+		return m.OldTerms(ctx)
+	case quote.FieldApprovalID:
+		return m.OldApprovalID(ctx)
+	case quote.FieldSubmittedAt:
+		return m.OldSubmittedAt(ctx)
+	case quote.FieldSentAt:
+		return m.OldSentAt(ctx)
+	case quote.FieldAnsweredAt:
+		return m.OldAnsweredAt(ctx)
+	case quote.FieldDeclineReason:
+		return m.OldDeclineReason(ctx)
+	case quote.FieldCreatedBy:
+		return m.OldCreatedBy(ctx)
+	}
+	return nil, fmt.Errorf("unknown Quote field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *QuoteMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case quote.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case quote.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case quote.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVersion(v)
+		return nil
+	case quote.FieldNumber:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetNumber(v)
+		return nil
+	case quote.FieldRevision:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRevision(v)
+		return nil
+	case quote.FieldRootID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRootID(v)
+		return nil
+	case quote.FieldPreviousID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPreviousID(v)
+		return nil
+	case quote.FieldSupersededByID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSupersededByID(v)
+		return nil
+	case quote.FieldCustomerID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCustomerID(v)
+		return nil
+	case quote.FieldOpportunityID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOpportunityID(v)
+		return nil
+	case quote.FieldContactID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetContactID(v)
+		return nil
+	case quote.FieldOwnerID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOwnerID(v)
+		return nil
+	case quote.FieldTitle:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTitle(v)
+		return nil
+	case quote.FieldStatus:
+		v, ok := value.(quote.Status)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStatus(v)
+		return nil
+	case quote.FieldCurrency:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCurrency(v)
+		return nil
+	case quote.FieldValidUntil:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetValidUntil(v)
+		return nil
+	case quote.FieldLines:
+		v, ok := value.([]schema.QuoteLine)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLines(v)
+		return nil
+	case quote.FieldSubtotal:
+		v, ok := value.(money.Money)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSubtotal(v)
+		return nil
+	case quote.FieldDiscountTotal:
+		v, ok := value.(money.Money)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDiscountTotal(v)
+		return nil
+	case quote.FieldTaxTotal:
+		v, ok := value.(money.Money)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTaxTotal(v)
+		return nil
+	case quote.FieldTotal:
+		v, ok := value.(money.Money)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTotal(v)
+		return nil
+	case quote.FieldNotes:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetNotes(v)
+		return nil
+	case quote.FieldTerms:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTerms(v)
+		return nil
+	case quote.FieldApprovalID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetApprovalID(v)
+		return nil
+	case quote.FieldSubmittedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSubmittedAt(v)
+		return nil
+	case quote.FieldSentAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSentAt(v)
+		return nil
+	case quote.FieldAnsweredAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAnsweredAt(v)
+		return nil
+	case quote.FieldDeclineReason:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDeclineReason(v)
+		return nil
+	case quote.FieldCreatedBy:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedBy(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Quote field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *QuoteMutation) AddedFields() []string {
+	var fields []string
+	if m.addversion != nil {
+		fields = append(fields, quote.FieldVersion)
+	}
+	if m.addrevision != nil {
+		fields = append(fields, quote.FieldRevision)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *QuoteMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case quote.FieldVersion:
+		return m.AddedVersion()
+	case quote.FieldRevision:
+		return m.AddedRevision()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *QuoteMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case quote.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddVersion(v)
+		return nil
+	case quote.FieldRevision:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddRevision(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Quote numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *QuoteMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(quote.FieldPreviousID) {
+		fields = append(fields, quote.FieldPreviousID)
+	}
+	if m.FieldCleared(quote.FieldSupersededByID) {
+		fields = append(fields, quote.FieldSupersededByID)
+	}
+	if m.FieldCleared(quote.FieldOpportunityID) {
+		fields = append(fields, quote.FieldOpportunityID)
+	}
+	if m.FieldCleared(quote.FieldContactID) {
+		fields = append(fields, quote.FieldContactID)
+	}
+	if m.FieldCleared(quote.FieldApprovalID) {
+		fields = append(fields, quote.FieldApprovalID)
+	}
+	if m.FieldCleared(quote.FieldSubmittedAt) {
+		fields = append(fields, quote.FieldSubmittedAt)
+	}
+	if m.FieldCleared(quote.FieldSentAt) {
+		fields = append(fields, quote.FieldSentAt)
+	}
+	if m.FieldCleared(quote.FieldAnsweredAt) {
+		fields = append(fields, quote.FieldAnsweredAt)
+	}
+	if m.FieldCleared(quote.FieldDeclineReason) {
+		fields = append(fields, quote.FieldDeclineReason)
+	}
+	if m.FieldCleared(quote.FieldCreatedBy) {
+		fields = append(fields, quote.FieldCreatedBy)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *QuoteMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *QuoteMutation) ClearField(name string) error {
+	switch name {
+	case quote.FieldPreviousID:
+		m.ClearPreviousID()
+		return nil
+	case quote.FieldSupersededByID:
+		m.ClearSupersededByID()
+		return nil
+	case quote.FieldOpportunityID:
+		m.ClearOpportunityID()
+		return nil
+	case quote.FieldContactID:
+		m.ClearContactID()
+		return nil
+	case quote.FieldApprovalID:
+		m.ClearApprovalID()
+		return nil
+	case quote.FieldSubmittedAt:
+		m.ClearSubmittedAt()
+		return nil
+	case quote.FieldSentAt:
+		m.ClearSentAt()
+		return nil
+	case quote.FieldAnsweredAt:
+		m.ClearAnsweredAt()
+		return nil
+	case quote.FieldDeclineReason:
+		m.ClearDeclineReason()
+		return nil
+	case quote.FieldCreatedBy:
+		m.ClearCreatedBy()
+		return nil
+	}
+	return fmt.Errorf("unknown Quote nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *QuoteMutation) ResetField(name string) error {
+	switch name {
+	case quote.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case quote.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case quote.FieldVersion:
+		m.ResetVersion()
+		return nil
+	case quote.FieldNumber:
+		m.ResetNumber()
+		return nil
+	case quote.FieldRevision:
+		m.ResetRevision()
+		return nil
+	case quote.FieldRootID:
+		m.ResetRootID()
+		return nil
+	case quote.FieldPreviousID:
+		m.ResetPreviousID()
+		return nil
+	case quote.FieldSupersededByID:
+		m.ResetSupersededByID()
+		return nil
+	case quote.FieldCustomerID:
+		m.ResetCustomerID()
+		return nil
+	case quote.FieldOpportunityID:
+		m.ResetOpportunityID()
+		return nil
+	case quote.FieldContactID:
+		m.ResetContactID()
+		return nil
+	case quote.FieldOwnerID:
+		m.ResetOwnerID()
+		return nil
+	case quote.FieldTitle:
+		m.ResetTitle()
+		return nil
+	case quote.FieldStatus:
+		m.ResetStatus()
+		return nil
+	case quote.FieldCurrency:
+		m.ResetCurrency()
+		return nil
+	case quote.FieldValidUntil:
+		m.ResetValidUntil()
+		return nil
+	case quote.FieldLines:
+		m.ResetLines()
+		return nil
+	case quote.FieldSubtotal:
+		m.ResetSubtotal()
+		return nil
+	case quote.FieldDiscountTotal:
+		m.ResetDiscountTotal()
+		return nil
+	case quote.FieldTaxTotal:
+		m.ResetTaxTotal()
+		return nil
+	case quote.FieldTotal:
+		m.ResetTotal()
+		return nil
+	case quote.FieldNotes:
+		m.ResetNotes()
+		return nil
+	case quote.FieldTerms:
+		m.ResetTerms()
+		return nil
+	case quote.FieldApprovalID:
+		m.ResetApprovalID()
+		return nil
+	case quote.FieldSubmittedAt:
+		m.ResetSubmittedAt()
+		return nil
+	case quote.FieldSentAt:
+		m.ResetSentAt()
+		return nil
+	case quote.FieldAnsweredAt:
+		m.ResetAnsweredAt()
+		return nil
+	case quote.FieldDeclineReason:
+		m.ResetDeclineReason()
+		return nil
+	case quote.FieldCreatedBy:
+		m.ResetCreatedBy()
+		return nil
+	}
+	return fmt.Errorf("unknown Quote field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *QuoteMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *QuoteMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *QuoteMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *QuoteMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *QuoteMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *QuoteMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *QuoteMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown Quote unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *QuoteMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown Quote edge %s", name)
 }
 
 // ReclaimWarningMutation represents an operation that mutates the ReclaimWarning nodes in the graph.

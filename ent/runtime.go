@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/shoalcrm/shoal/ent/apikey"
+	"github.com/shoalcrm/shoal/ent/approval"
+	"github.com/shoalcrm/shoal/ent/approvalflow"
 	"github.com/shoalcrm/shoal/ent/auditevent"
 	"github.com/shoalcrm/shoal/ent/bulkimport"
 	"github.com/shoalcrm/shoal/ent/claimrequest"
@@ -27,6 +29,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/pool"
 	"github.com/shoalcrm/shoal/ent/poolruleversion"
 	"github.com/shoalcrm/shoal/ent/product"
+	"github.com/shoalcrm/shoal/ent/quote"
 	"github.com/shoalcrm/shoal/ent/reclaimwarning"
 	"github.com/shoalcrm/shoal/ent/refreshtoken"
 	"github.com/shoalcrm/shoal/ent/schema"
@@ -88,6 +91,106 @@ func init() {
 	apikeyDescID := apikeyMixinFields0[0].Descriptor()
 	// apikey.DefaultID holds the default value on creation for the id field.
 	apikey.DefaultID = apikeyDescID.Default.(func() uuid.UUID)
+	approvalMixin := schema.Approval{}.Mixin()
+	approvalMixinFields0 := approvalMixin[0].Fields()
+	_ = approvalMixinFields0
+	approvalMixinFields1 := approvalMixin[1].Fields()
+	_ = approvalMixinFields1
+	approvalMixinFields2 := approvalMixin[2].Fields()
+	_ = approvalMixinFields2
+	approvalFields := schema.Approval{}.Fields()
+	_ = approvalFields
+	// approvalDescCreatedAt is the schema descriptor for created_at field.
+	approvalDescCreatedAt := approvalMixinFields1[0].Descriptor()
+	// approval.DefaultCreatedAt holds the default value on creation for the created_at field.
+	approval.DefaultCreatedAt = approvalDescCreatedAt.Default.(func() time.Time)
+	// approvalDescUpdatedAt is the schema descriptor for updated_at field.
+	approvalDescUpdatedAt := approvalMixinFields1[1].Descriptor()
+	// approval.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	approval.DefaultUpdatedAt = approvalDescUpdatedAt.Default.(func() time.Time)
+	// approval.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	approval.UpdateDefaultUpdatedAt = approvalDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// approvalDescVersion is the schema descriptor for version field.
+	approvalDescVersion := approvalMixinFields2[0].Descriptor()
+	// approval.DefaultVersion holds the default value on creation for the version field.
+	approval.DefaultVersion = approvalDescVersion.Default.(int)
+	// approvalDescSubjectKind is the schema descriptor for subject_kind field.
+	approvalDescSubjectKind := approvalFields[0].Descriptor()
+	// approval.SubjectKindValidator is a validator for the "subject_kind" field. It is called by the builders before save.
+	approval.SubjectKindValidator = func() func(string) error {
+		validators := approvalDescSubjectKind.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(subject_kind string) error {
+			for _, fn := range fns {
+				if err := fn(subject_kind); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// approvalDescRule is the schema descriptor for rule field.
+	approvalDescRule := approvalFields[2].Descriptor()
+	// approval.RuleValidator is a validator for the "rule" field. It is called by the builders before save.
+	approval.RuleValidator = approvalDescRule.Validators[0].(func(string) error)
+	// approvalDescRequesterTeamPath is the schema descriptor for requester_team_path field.
+	approvalDescRequesterTeamPath := approvalFields[4].Descriptor()
+	// approval.DefaultRequesterTeamPath holds the default value on creation for the requester_team_path field.
+	approval.DefaultRequesterTeamPath = approvalDescRequesterTeamPath.Default.(string)
+	// approvalDescCurrentStep is the schema descriptor for current_step field.
+	approvalDescCurrentStep := approvalFields[8].Descriptor()
+	// approval.DefaultCurrentStep holds the default value on creation for the current_step field.
+	approval.DefaultCurrentStep = approvalDescCurrentStep.Default.(int)
+	// approvalDescCurrentApprover is the schema descriptor for current_approver field.
+	approvalDescCurrentApprover := approvalFields[9].Descriptor()
+	// approval.DefaultCurrentApprover holds the default value on creation for the current_approver field.
+	approval.DefaultCurrentApprover = approvalDescCurrentApprover.Default.(string)
+	// approvalDescID is the schema descriptor for id field.
+	approvalDescID := approvalMixinFields0[0].Descriptor()
+	// approval.DefaultID holds the default value on creation for the id field.
+	approval.DefaultID = approvalDescID.Default.(func() uuid.UUID)
+	approvalflowMixin := schema.ApprovalFlow{}.Mixin()
+	approvalflowMixinFields0 := approvalflowMixin[0].Fields()
+	_ = approvalflowMixinFields0
+	approvalflowMixinFields1 := approvalflowMixin[1].Fields()
+	_ = approvalflowMixinFields1
+	approvalflowFields := schema.ApprovalFlow{}.Fields()
+	_ = approvalflowFields
+	// approvalflowDescCreatedAt is the schema descriptor for created_at field.
+	approvalflowDescCreatedAt := approvalflowMixinFields0[0].Descriptor()
+	// approvalflow.DefaultCreatedAt holds the default value on creation for the created_at field.
+	approvalflow.DefaultCreatedAt = approvalflowDescCreatedAt.Default.(func() time.Time)
+	// approvalflowDescUpdatedAt is the schema descriptor for updated_at field.
+	approvalflowDescUpdatedAt := approvalflowMixinFields0[1].Descriptor()
+	// approvalflow.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	approvalflow.DefaultUpdatedAt = approvalflowDescUpdatedAt.Default.(func() time.Time)
+	// approvalflow.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	approvalflow.UpdateDefaultUpdatedAt = approvalflowDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// approvalflowDescVersion is the schema descriptor for version field.
+	approvalflowDescVersion := approvalflowMixinFields1[0].Descriptor()
+	// approvalflow.DefaultVersion holds the default value on creation for the version field.
+	approvalflow.DefaultVersion = approvalflowDescVersion.Default.(int)
+	// approvalflowDescID is the schema descriptor for id field.
+	approvalflowDescID := approvalflowFields[0].Descriptor()
+	// approvalflow.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	approvalflow.IDValidator = func() func(string) error {
+		validators := approvalflowDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
 	auditeventMixin := schema.AuditEvent{}.Mixin()
 	auditeventMixinFields0 := auditeventMixin[0].Fields()
 	_ = auditeventMixinFields0
@@ -885,6 +988,89 @@ func init() {
 	productDescID := productMixinFields0[0].Descriptor()
 	// product.DefaultID holds the default value on creation for the id field.
 	product.DefaultID = productDescID.Default.(func() uuid.UUID)
+	quoteMixin := schema.Quote{}.Mixin()
+	quoteMixinFields0 := quoteMixin[0].Fields()
+	_ = quoteMixinFields0
+	quoteMixinFields1 := quoteMixin[1].Fields()
+	_ = quoteMixinFields1
+	quoteMixinFields2 := quoteMixin[2].Fields()
+	_ = quoteMixinFields2
+	quoteFields := schema.Quote{}.Fields()
+	_ = quoteFields
+	// quoteDescCreatedAt is the schema descriptor for created_at field.
+	quoteDescCreatedAt := quoteMixinFields1[0].Descriptor()
+	// quote.DefaultCreatedAt holds the default value on creation for the created_at field.
+	quote.DefaultCreatedAt = quoteDescCreatedAt.Default.(func() time.Time)
+	// quoteDescUpdatedAt is the schema descriptor for updated_at field.
+	quoteDescUpdatedAt := quoteMixinFields1[1].Descriptor()
+	// quote.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	quote.DefaultUpdatedAt = quoteDescUpdatedAt.Default.(func() time.Time)
+	// quote.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	quote.UpdateDefaultUpdatedAt = quoteDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// quoteDescVersion is the schema descriptor for version field.
+	quoteDescVersion := quoteMixinFields2[0].Descriptor()
+	// quote.DefaultVersion holds the default value on creation for the version field.
+	quote.DefaultVersion = quoteDescVersion.Default.(int)
+	// quoteDescNumber is the schema descriptor for number field.
+	quoteDescNumber := quoteFields[0].Descriptor()
+	// quote.NumberValidator is a validator for the "number" field. It is called by the builders before save.
+	quote.NumberValidator = func() func(string) error {
+		validators := quoteDescNumber.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(number string) error {
+			for _, fn := range fns {
+				if err := fn(number); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// quoteDescRevision is the schema descriptor for revision field.
+	quoteDescRevision := quoteFields[1].Descriptor()
+	// quote.DefaultRevision holds the default value on creation for the revision field.
+	quote.DefaultRevision = quoteDescRevision.Default.(int)
+	// quoteDescTitle is the schema descriptor for title field.
+	quoteDescTitle := quoteFields[9].Descriptor()
+	// quote.TitleValidator is a validator for the "title" field. It is called by the builders before save.
+	quote.TitleValidator = func() func(string) error {
+		validators := quoteDescTitle.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(title string) error {
+			for _, fn := range fns {
+				if err := fn(title); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// quoteDescCurrency is the schema descriptor for currency field.
+	quoteDescCurrency := quoteFields[11].Descriptor()
+	// quote.DefaultCurrency holds the default value on creation for the currency field.
+	quote.DefaultCurrency = quoteDescCurrency.Default.(string)
+	// quoteDescNotes is the schema descriptor for notes field.
+	quoteDescNotes := quoteFields[18].Descriptor()
+	// quote.DefaultNotes holds the default value on creation for the notes field.
+	quote.DefaultNotes = quoteDescNotes.Default.(string)
+	// quoteDescTerms is the schema descriptor for terms field.
+	quoteDescTerms := quoteFields[19].Descriptor()
+	// quote.DefaultTerms holds the default value on creation for the terms field.
+	quote.DefaultTerms = quoteDescTerms.Default.(string)
+	// quoteDescDeclineReason is the schema descriptor for decline_reason field.
+	quoteDescDeclineReason := quoteFields[24].Descriptor()
+	// quote.DeclineReasonValidator is a validator for the "decline_reason" field. It is called by the builders before save.
+	quote.DeclineReasonValidator = quoteDescDeclineReason.Validators[0].(func(string) error)
+	// quoteDescID is the schema descriptor for id field.
+	quoteDescID := quoteMixinFields0[0].Descriptor()
+	// quote.DefaultID holds the default value on creation for the id field.
+	quote.DefaultID = quoteDescID.Default.(func() uuid.UUID)
 	reclaimwarningMixin := schema.ReclaimWarning{}.Mixin()
 	reclaimwarningMixinFields0 := reclaimwarningMixin[0].Fields()
 	_ = reclaimwarningMixinFields0

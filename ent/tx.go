@@ -16,6 +16,10 @@ type Tx struct {
 	config
 	// APIKey is the client for interacting with the APIKey builders.
 	APIKey *APIKeyClient
+	// Approval is the client for interacting with the Approval builders.
+	Approval *ApprovalClient
+	// ApprovalFlow is the client for interacting with the ApprovalFlow builders.
+	ApprovalFlow *ApprovalFlowClient
 	// AuditEvent is the client for interacting with the AuditEvent builders.
 	AuditEvent *AuditEventClient
 	// BulkImport is the client for interacting with the BulkImport builders.
@@ -56,6 +60,8 @@ type Tx struct {
 	PoolRuleVersion *PoolRuleVersionClient
 	// Product is the client for interacting with the Product builders.
 	Product *ProductClient
+	// Quote is the client for interacting with the Quote builders.
+	Quote *QuoteClient
 	// ReclaimWarning is the client for interacting with the ReclaimWarning builders.
 	ReclaimWarning *ReclaimWarningClient
 	// RefreshToken is the client for interacting with the RefreshToken builders.
@@ -210,6 +216,8 @@ func (tx *Tx) Client() *Client {
 
 func (tx *Tx) init() {
 	tx.APIKey = NewAPIKeyClient(tx.config)
+	tx.Approval = NewApprovalClient(tx.config)
+	tx.ApprovalFlow = NewApprovalFlowClient(tx.config)
 	tx.AuditEvent = NewAuditEventClient(tx.config)
 	tx.BulkImport = NewBulkImportClient(tx.config)
 	tx.ClaimRequest = NewClaimRequestClient(tx.config)
@@ -230,6 +238,7 @@ func (tx *Tx) init() {
 	tx.Pool = NewPoolClient(tx.config)
 	tx.PoolRuleVersion = NewPoolRuleVersionClient(tx.config)
 	tx.Product = NewProductClient(tx.config)
+	tx.Quote = NewQuoteClient(tx.config)
 	tx.ReclaimWarning = NewReclaimWarningClient(tx.config)
 	tx.RefreshToken = NewRefreshTokenClient(tx.config)
 	tx.SearchGram = NewSearchGramClient(tx.config)

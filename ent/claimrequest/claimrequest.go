@@ -32,6 +32,8 @@ const (
 	FieldCreatedAt = "created_at"
 	// FieldDecidedAt holds the string denoting the decided_at field in the database.
 	FieldDecidedAt = "decided_at"
+	// FieldApprovalID holds the string denoting the approval_id field in the database.
+	FieldApprovalID = "approval_id"
 	// Table holds the table name of the claimrequest in the database.
 	Table = "claim_requests"
 )
@@ -48,6 +50,7 @@ var Columns = []string{
 	FieldReason,
 	FieldCreatedAt,
 	FieldDecidedAt,
+	FieldApprovalID,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -168,4 +171,9 @@ func ByCreatedAt(opts ...sql.OrderTermOption) OrderOption {
 // ByDecidedAt orders the results by the decided_at field.
 func ByDecidedAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldDecidedAt, opts...).ToFunc()
+}
+
+// ByApprovalID orders the results by the approval_id field.
+func ByApprovalID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldApprovalID, opts...).ToFunc()
 }

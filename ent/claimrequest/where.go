@@ -90,6 +90,11 @@ func DecidedAt(v time.Time) predicate.ClaimRequest {
 	return predicate.ClaimRequest(sql.FieldEQ(FieldDecidedAt, v))
 }
 
+// ApprovalID applies equality check predicate on the "approval_id" field. It's identical to ApprovalIDEQ.
+func ApprovalID(v uuid.UUID) predicate.ClaimRequest {
+	return predicate.ClaimRequest(sql.FieldEQ(FieldApprovalID, v))
+}
+
 // KindEQ applies the EQ predicate on the "kind" field.
 func KindEQ(v Kind) predicate.ClaimRequest {
 	return predicate.ClaimRequest(sql.FieldEQ(FieldKind, v))
@@ -453,6 +458,56 @@ func DecidedAtIsNil() predicate.ClaimRequest {
 // DecidedAtNotNil applies the NotNil predicate on the "decided_at" field.
 func DecidedAtNotNil() predicate.ClaimRequest {
 	return predicate.ClaimRequest(sql.FieldNotNull(FieldDecidedAt))
+}
+
+// ApprovalIDEQ applies the EQ predicate on the "approval_id" field.
+func ApprovalIDEQ(v uuid.UUID) predicate.ClaimRequest {
+	return predicate.ClaimRequest(sql.FieldEQ(FieldApprovalID, v))
+}
+
+// ApprovalIDNEQ applies the NEQ predicate on the "approval_id" field.
+func ApprovalIDNEQ(v uuid.UUID) predicate.ClaimRequest {
+	return predicate.ClaimRequest(sql.FieldNEQ(FieldApprovalID, v))
+}
+
+// ApprovalIDIn applies the In predicate on the "approval_id" field.
+func ApprovalIDIn(vs ...uuid.UUID) predicate.ClaimRequest {
+	return predicate.ClaimRequest(sql.FieldIn(FieldApprovalID, vs...))
+}
+
+// ApprovalIDNotIn applies the NotIn predicate on the "approval_id" field.
+func ApprovalIDNotIn(vs ...uuid.UUID) predicate.ClaimRequest {
+	return predicate.ClaimRequest(sql.FieldNotIn(FieldApprovalID, vs...))
+}
+
+// ApprovalIDGT applies the GT predicate on the "approval_id" field.
+func ApprovalIDGT(v uuid.UUID) predicate.ClaimRequest {
+	return predicate.ClaimRequest(sql.FieldGT(FieldApprovalID, v))
+}
+
+// ApprovalIDGTE applies the GTE predicate on the "approval_id" field.
+func ApprovalIDGTE(v uuid.UUID) predicate.ClaimRequest {
+	return predicate.ClaimRequest(sql.FieldGTE(FieldApprovalID, v))
+}
+
+// ApprovalIDLT applies the LT predicate on the "approval_id" field.
+func ApprovalIDLT(v uuid.UUID) predicate.ClaimRequest {
+	return predicate.ClaimRequest(sql.FieldLT(FieldApprovalID, v))
+}
+
+// ApprovalIDLTE applies the LTE predicate on the "approval_id" field.
+func ApprovalIDLTE(v uuid.UUID) predicate.ClaimRequest {
+	return predicate.ClaimRequest(sql.FieldLTE(FieldApprovalID, v))
+}
+
+// ApprovalIDIsNil applies the IsNil predicate on the "approval_id" field.
+func ApprovalIDIsNil() predicate.ClaimRequest {
+	return predicate.ClaimRequest(sql.FieldIsNull(FieldApprovalID))
+}
+
+// ApprovalIDNotNil applies the NotNil predicate on the "approval_id" field.
+func ApprovalIDNotNil() predicate.ClaimRequest {
+	return predicate.ClaimRequest(sql.FieldNotNull(FieldApprovalID))
 }
 
 // And groups predicates with the AND operator between them.

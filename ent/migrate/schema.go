@@ -37,6 +37,63 @@ var (
 			},
 		},
 	}
+	// ApprovalsColumns holds the columns for the "approvals" table.
+	ApprovalsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "version", Type: field.TypeInt, Default: 1},
+		{Name: "subject_kind", Type: field.TypeString, Size: 40},
+		{Name: "subject_id", Type: field.TypeUUID},
+		{Name: "rule", Type: field.TypeString, Size: 100},
+		{Name: "requester_id", Type: field.TypeUUID},
+		{Name: "requester_team_path", Type: field.TypeString, Default: ""},
+		{Name: "pool_id", Type: field.TypeUUID, Nullable: true},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"pending", "approved", "rejected", "cancelled"}, Default: "pending"},
+		{Name: "steps", Type: field.TypeJSON},
+		{Name: "current_step", Type: field.TypeInt, Default: 0},
+		{Name: "current_approver", Type: field.TypeString, Default: ""},
+		{Name: "current_user_id", Type: field.TypeUUID, Nullable: true},
+		{Name: "reasons", Type: field.TypeJSON, Nullable: true},
+		{Name: "decided_at", Type: field.TypeTime, Nullable: true},
+	}
+	// ApprovalsTable holds the schema information for the "approvals" table.
+	ApprovalsTable = &schema.Table{
+		Name:       "approvals",
+		Columns:    ApprovalsColumns,
+		PrimaryKey: []*schema.Column{ApprovalsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "approval_subject_kind_subject_id",
+				Unique:  false,
+				Columns: []*schema.Column{ApprovalsColumns[4], ApprovalsColumns[5]},
+			},
+			{
+				Name:    "approval_status_current_approver_id",
+				Unique:  false,
+				Columns: []*schema.Column{ApprovalsColumns[10], ApprovalsColumns[13], ApprovalsColumns[0]},
+			},
+			{
+				Name:    "approval_requester_id_id",
+				Unique:  false,
+				Columns: []*schema.Column{ApprovalsColumns[7], ApprovalsColumns[0]},
+			},
+		},
+	}
+	// ApprovalFlowsColumns holds the columns for the "approval_flows" table.
+	ApprovalFlowsColumns = []*schema.Column{
+		{Name: "subject_kind", Type: field.TypeString, Size: 40},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "version", Type: field.TypeInt, Default: 1},
+		{Name: "rules", Type: field.TypeJSON},
+	}
+	// ApprovalFlowsTable holds the schema information for the "approval_flows" table.
+	ApprovalFlowsTable = &schema.Table{
+		Name:       "approval_flows",
+		Columns:    ApprovalFlowsColumns,
+		PrimaryKey: []*schema.Column{ApprovalFlowsColumns[0]},
+	}
 	// AuditEventsColumns holds the columns for the "audit_events" table.
 	AuditEventsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
@@ -135,6 +192,7 @@ var (
 		{Name: "reason", Type: field.TypeString, Default: ""},
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "decided_at", Type: field.TypeTime, Nullable: true},
+		{Name: "approval_id", Type: field.TypeUUID, Nullable: true},
 	}
 	// ClaimRequestsTable holds the schema information for the "claim_requests" table.
 	ClaimRequestsTable = &schema.Table{
@@ -766,6 +824,77 @@ var (
 			},
 		},
 	}
+	// QuotesColumns holds the columns for the "quotes" table.
+	QuotesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "version", Type: field.TypeInt, Default: 1},
+		{Name: "number", Type: field.TypeString, Size: 40},
+		{Name: "revision", Type: field.TypeInt, Default: 1},
+		{Name: "root_id", Type: field.TypeUUID},
+		{Name: "previous_id", Type: field.TypeUUID, Nullable: true},
+		{Name: "superseded_by_id", Type: field.TypeUUID, Nullable: true},
+		{Name: "customer_id", Type: field.TypeUUID},
+		{Name: "opportunity_id", Type: field.TypeUUID, Nullable: true},
+		{Name: "contact_id", Type: field.TypeUUID, Nullable: true},
+		{Name: "owner_id", Type: field.TypeUUID},
+		{Name: "title", Type: field.TypeString, Size: 200},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"draft", "pending_approval", "approved", "sent", "accepted", "declined", "superseded"}, Default: "draft"},
+		{Name: "currency", Type: field.TypeString, Default: "CNY"},
+		{Name: "valid_until", Type: field.TypeString},
+		{Name: "lines", Type: field.TypeJSON},
+		{Name: "subtotal", Type: field.TypeInt64},
+		{Name: "discount_total", Type: field.TypeInt64},
+		{Name: "tax_total", Type: field.TypeInt64},
+		{Name: "total", Type: field.TypeInt64},
+		{Name: "notes", Type: field.TypeString, Size: 2147483647, Default: ""},
+		{Name: "terms", Type: field.TypeString, Size: 2147483647, Default: ""},
+		{Name: "approval_id", Type: field.TypeUUID, Nullable: true},
+		{Name: "submitted_at", Type: field.TypeTime, Nullable: true},
+		{Name: "sent_at", Type: field.TypeTime, Nullable: true},
+		{Name: "answered_at", Type: field.TypeTime, Nullable: true},
+		{Name: "decline_reason", Type: field.TypeString, Nullable: true, Size: 500},
+		{Name: "created_by", Type: field.TypeUUID, Nullable: true},
+	}
+	// QuotesTable holds the schema information for the "quotes" table.
+	QuotesTable = &schema.Table{
+		Name:       "quotes",
+		Columns:    QuotesColumns,
+		PrimaryKey: []*schema.Column{QuotesColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "quote_created_at_id",
+				Unique:  false,
+				Columns: []*schema.Column{QuotesColumns[1], QuotesColumns[0]},
+			},
+			{
+				Name:    "quote_customer_id",
+				Unique:  false,
+				Columns: []*schema.Column{QuotesColumns[9]},
+			},
+			{
+				Name:    "quote_opportunity_id",
+				Unique:  false,
+				Columns: []*schema.Column{QuotesColumns[10]},
+			},
+			{
+				Name:    "quote_owner_id_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{QuotesColumns[12], QuotesColumns[1]},
+			},
+			{
+				Name:    "quote_number_revision",
+				Unique:  true,
+				Columns: []*schema.Column{QuotesColumns[4], QuotesColumns[5]},
+			},
+			{
+				Name:    "quote_root_id",
+				Unique:  false,
+				Columns: []*schema.Column{QuotesColumns[6]},
+			},
+		},
+	}
 	// ReclaimWarningsColumns holds the columns for the "reclaim_warnings" table.
 	ReclaimWarningsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
@@ -1073,6 +1202,8 @@ var (
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
 		APIKeysTable,
+		ApprovalsTable,
+		ApprovalFlowsTable,
 		AuditEventsTable,
 		BulkImportsTable,
 		ClaimRequestsTable,
@@ -1093,6 +1224,7 @@ var (
 		PoolsTable,
 		PoolRuleVersionsTable,
 		ProductsTable,
+		QuotesTable,
 		ReclaimWarningsTable,
 		RefreshTokensTable,
 		SearchGramsTable,

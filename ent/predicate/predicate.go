@@ -9,6 +9,12 @@ import (
 // APIKey is the predicate function for apikey builders.
 type APIKey func(*sql.Selector)
 
+// Approval is the predicate function for approval builders.
+type Approval func(*sql.Selector)
+
+// ApprovalFlow is the predicate function for approvalflow builders.
+type ApprovalFlow func(*sql.Selector)
+
 // AuditEvent is the predicate function for auditevent builders.
 type AuditEvent func(*sql.Selector)
 
@@ -68,6 +74,9 @@ type PoolRuleVersion func(*sql.Selector)
 
 // Product is the predicate function for product builders.
 type Product func(*sql.Selector)
+
+// Quote is the predicate function for quote builders.
+type Quote func(*sql.Selector)
 
 // ReclaimWarning is the predicate function for reclaimwarning builders.
 type ReclaimWarning func(*sql.Selector)

@@ -26,6 +26,10 @@ func (ClaimRequest) Fields() []ent.Field {
 		field.String("reason").Default(""),
 		field.Time("created_at").Immutable(),
 		field.Time("decided_at").Optional().Nillable(),
+		// approval_id is the request's approval (internal/approvals):
+		// who may decide it, step by step. Requests filed before
+		// approvals existed get one when first decided.
+		field.UUID("approval_id", uuid.UUID{}).Optional().Nillable(),
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 	_ "time/tzdata" // Asia/Shanghai on machines without zoneinfo
 
+	"github.com/shoalcrm/shoal/internal/approvals"
 	"github.com/shoalcrm/shoal/internal/audit"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/authz"
@@ -28,6 +29,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/personaldata"
 	"github.com/shoalcrm/shoal/internal/pool"
 	"github.com/shoalcrm/shoal/internal/products"
+	"github.com/shoalcrm/shoal/internal/quotes"
 	"github.com/shoalcrm/shoal/internal/records"
 	"github.com/shoalcrm/shoal/internal/store"
 	"github.com/shoalcrm/shoal/internal/tags"
@@ -94,7 +96,12 @@ type App struct {
 	Products *products.Service
 	// Opportunities runs sales pipelines and opportunities (商机).
 	Opportunities *opportunities.Service
-	HTTP          *httpapi.Server
+	// Approvals is the one approval mechanism (审批流): quotes and claim
+	// requests.
+	Approvals *approvals.Service
+	// Quotes runs quotes (报价单) behind the cost gate.
+	Quotes *quotes.Service
+	HTTP   *httpapi.Server
 	// Jobs is the job queue, built but not started: the binary starts it
 	// beside the HTTP server (and stops it on shutdown), tests when they
 	// need jobs worked.
@@ -190,6 +197,8 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 	a.Webhooks = hooks
 	a.Products = products.NewService(st, clk)
 	a.Opportunities = opportunities.NewService(st, pools, clk)
+	a.Approvals = pools.Approvals()
+	a.Quotes = quotes.NewService(st, a.Opportunities, a.Approvals, clk)
 	if err := a.Opportunities.EnsureDefault(ctx); err != nil {
 		_ = queue.Stop(ctx)
 		return nil, err
@@ -216,6 +225,8 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		Webhooks:      a.Webhooks,
 		Products:      a.Products,
 		Opportunities: a.Opportunities,
+		Approvals:     a.Approvals,
+		Quotes:        a.Quotes,
 
 		TestClock:   testClock,
 		Idempotency: a.Idempotency,

@@ -101,7 +101,23 @@ const (
 	OpportunityStageChanged Type = "opportunity.stage_changed"
 
 	ProductCreated Type = "product.created"
-	ProductUpdated Type = "product.updated"
+
+	QuoteCreated   Type = "quote.created"
+	QuoteUpdated   Type = "quote.updated"
+	QuoteSubmitted Type = "quote.submitted"
+	QuoteApproved  Type = "quote.approved"
+	QuoteRejected  Type = "quote.rejected"
+	QuoteSent      Type = "quote.sent"
+	QuoteAccepted  Type = "quote.accepted"
+	QuoteDeclined  Type = "quote.declined"
+	QuoteRevised   Type = "quote.revised"
+
+	ApprovalRequested   Type = "approval.requested"
+	ApprovalStepDecided Type = "approval.step_decided"
+	ApprovalApproved    Type = "approval.approved"
+	ApprovalRejected    Type = "approval.rejected"
+	ApprovalFlowUpdated Type = "approval_flow.updated"
+	ProductUpdated      Type = "product.updated"
 
 	WebhookCreated  Type = "webhook.created"
 	WebhookUpdated  Type = "webhook.updated"
@@ -137,6 +153,9 @@ const (
 	KindProduct      = "product"
 	KindPipeline     = "pipeline"
 	KindOpportunity  = "opportunity"
+	KindQuote        = "quote"
+	KindApproval     = "approval"
+	KindApprovalFlow = "approval_flow"
 )
 
 // Actor is who made a change: a user, an API key, or the system (the sweep,
@@ -377,6 +396,58 @@ type Product struct {
 	SKU string `json:"sku"`
 }
 
+// Quote is the payload of quote events: where the quote stands. Never
+// its costs or margin (supervisors and admins only), nor its prices.
+type Quote struct {
+	CustomerID    uuid.UUID  `json:"customerId"`
+	OpportunityID *uuid.UUID `json:"opportunityId,omitempty"`
+	Number        string     `json:"number"`
+	Revision      int        `json:"revision"`
+	Status        string     `json:"status"`
+	OwnerID       uuid.UUID  `json:"ownerId"`
+	// ApprovalID names the approval request of quote.submitted (when one
+	// was needed), quote.approved and quote.rejected.
+	ApprovalID *uuid.UUID `json:"approvalId,omitempty"`
+	// PreviousID is the revised quote, on quote.revised.
+	PreviousID *uuid.UUID `json:"previousId,omitempty"`
+}
+
+// QuoteChanged is the payload of quote.updated.
+type QuoteChanged struct {
+	CustomerID uuid.UUID `json:"customerId"`
+	Fields     []string  `json:"fields"`
+}
+
+// ApprovalSubject is the subject's part of an approval event: the
+// customer of a quote, the record of a claim request, so that the feed
+// shows the event to those who see it.
+type ApprovalSubject struct {
+	CustomerID *uuid.UUID `json:"customerId,omitempty"`
+	RecordKind string     `json:"recordKind,omitempty"`
+	RecordID   *uuid.UUID `json:"recordId,omitempty"`
+}
+
+// Approval is the payload of approval events. Never the subject's
+// reasons (a quote's blocking lines speak of costs).
+type Approval struct {
+	ApprovalSubject
+	SubjectKind string    `json:"subjectKind"`
+	SubjectID   uuid.UUID `json:"subjectId"`
+	Rule        string    `json:"rule"`
+	Status      string    `json:"status"`
+	RequesterID uuid.UUID `json:"requesterId"`
+	// Step and Decision are the decided step (from 0) of
+	// approval.step_decided.
+	Step     *int   `json:"step,omitempty"`
+	Decision string `json:"decision,omitempty"`
+}
+
+// ApprovalFlow is the payload of approval_flow.updated.
+type ApprovalFlow struct {
+	SubjectKind string `json:"subjectKind"`
+	Rules       int    `json:"rules"`
+}
+
 // None is the payload of events that carry nothing beyond subject, actor
 // and time.
 type None struct{}
@@ -469,6 +540,22 @@ var catalog = map[Type]Spec{
 
 	ProductCreated: spec[Product](KindProduct),
 	ProductUpdated: spec[Changed](KindProduct),
+
+	QuoteCreated:   spec[Quote](KindQuote),
+	QuoteUpdated:   spec[QuoteChanged](KindQuote),
+	QuoteSubmitted: spec[Quote](KindQuote),
+	QuoteApproved:  spec[Quote](KindQuote),
+	QuoteRejected:  spec[Quote](KindQuote),
+	QuoteSent:      spec[Quote](KindQuote),
+	QuoteAccepted:  spec[Quote](KindQuote),
+	QuoteDeclined:  spec[Quote](KindQuote),
+	QuoteRevised:   spec[Quote](KindQuote),
+
+	ApprovalRequested:   spec[Approval](KindApproval),
+	ApprovalStepDecided: spec[Approval](KindApproval),
+	ApprovalApproved:    spec[Approval](KindApproval),
+	ApprovalRejected:    spec[Approval](KindApproval),
+	ApprovalFlowUpdated: spec[ApprovalFlow](KindApprovalFlow),
 
 	WebhookCreated:  spec[Webhook](KindWebhook),
 	WebhookUpdated:  spec[Changed](KindWebhook),

@@ -223,9 +223,19 @@ func parent(r store.FeedRow) (record, bool) {
 		return record{}, false
 	}
 	switch r.SubjectKind {
-	case events.KindContact, events.KindOpportunity:
+	case events.KindContact, events.KindOpportunity, events.KindQuote:
 		if d.Data.CustomerID != nil {
 			return record{kinds.Customer, *d.Data.CustomerID}, true
+		}
+	case events.KindApproval:
+		// A quote's approval names its customer, a claim request's its
+		// record.
+		if d.Data.CustomerID != nil {
+			return record{kinds.Customer, *d.Data.CustomerID}, true
+		}
+		k := kinds.Kind(d.Data.RecordKind)
+		if d.Data.RecordID != nil && (k == kinds.Lead || k == kinds.Customer) {
+			return record{k, *d.Data.RecordID}, true
 		}
 	case events.KindFollowUp, events.KindClaimRequest:
 		k := kinds.Kind(d.Data.RecordKind)

@@ -450,21 +450,127 @@ func evCases() []evCase {
 		id := w.pooled("lead", pl)
 		return func() []evWant {
 			res := w.op(w.repA, "lead", id, "claim", nil, http.StatusAccepted)
-			return []evWant{{events.ClaimRequestCreated, evID(t, res)}}
+			req := evID(t, res)
+			return []evWant{{events.ClaimRequestCreated, req}, {events.ApprovalRequested, evApprovalOf(t, w, req)}}
 		}
 	})
 	add("approveClaimRequest", "", func(t *testing.T, w *evWorld) func() []evWant {
 		record, req := request(w)
 		return func() []evWant {
 			w.sup.Do("POST", "/v1/claim-requests/"+req+"/approve", map[string]any{"reason": "fits"}).Expect(http.StatusOK)
-			return []evWant{{events.ClaimRequestApproved, req}, {events.LeadClaimed, record}}
+			ap := evApprovalOf(t, w, req)
+			return []evWant{{events.ClaimRequestApproved, req}, {events.LeadClaimed, record},
+				{events.ApprovalStepDecided, ap}, {events.ApprovalApproved, ap}}
 		}
 	})
 	add("rejectClaimRequest", "", func(t *testing.T, w *evWorld) func() []evWant {
 		_, req := request(w)
 		return func() []evWant {
 			w.sup.Do("POST", "/v1/claim-requests/"+req+"/reject", map[string]any{"reason": "not yours"}).Expect(http.StatusOK)
-			return []evWant{{events.ClaimRequestRejected, req}}
+			ap := evApprovalOf(t, w, req)
+			return []evWant{{events.ClaimRequestRejected, req}, {events.ApprovalStepDecided, ap}, {events.ApprovalRejected, ap}}
+		}
+	})
+	add("decideApproval", "claim request", func(t *testing.T, w *evWorld) func() []evWant {
+		record, req := request(w)
+		ap := evApprovalOf(t, w, req)
+		return func() []evWant {
+			w.sup.Do("POST", "/v1/approvals/"+ap+"/decision", map[string]any{"decision": "approve"}).Expect(http.StatusOK)
+			return []evWant{{events.ClaimRequestApproved, req}, {events.LeadClaimed, record},
+				{events.ApprovalStepDecided, ap}, {events.ApprovalApproved, ap}}
+		}
+	})
+
+	// Quotes and approvals.
+	quote := func(t *testing.T, w *evWorld, costed bool) string {
+		cu := w.claimed(w.repA, "customer", w.pools["customer"], nil)
+		return qtCreate(t, w.repA.Client, cu.ID, qtProduct(t, w.admin.Client, "100.00", costed, ""), "1")
+	}
+	add("createQuote", "", func(t *testing.T, w *evWorld) func() []evWant {
+		cu := w.claimed(w.repA, "customer", w.pools["customer"], nil)
+		return func() []evWant {
+			return []evWant{{events.QuoteCreated, qtCreate(t, w.repA.Client, cu.ID, "", "1")}}
+		}
+	})
+	add("updateQuote", "", func(t *testing.T, w *evWorld) func() []evWant {
+		id := quote(t, w, true)
+		return func() []evWant {
+			w.repA.Do("PATCH", "/v1/quotes/"+id, map[string]any{"title": "ev2"}, "If-Match", w.repA.ETag("/v1/quotes/"+id)).Expect(http.StatusOK)
+			return []evWant{{events.QuoteUpdated, id}}
+		}
+	})
+	add("submitQuote", "approved at once", func(t *testing.T, w *evWorld) func() []evWant {
+		id := quote(t, w, true)
+		return func() []evWant {
+			w.repA.Do("POST", "/v1/quotes/"+id+"/submit", nil).Expect(http.StatusOK)
+			return []evWant{{events.QuoteSubmitted, id}}
+		}
+	})
+	add("submitQuote", "needs approval", func(t *testing.T, w *evWorld) func() []evWant {
+		id := quote(t, w, false)
+		return func() []evWant {
+			res := w.repA.Do("POST", "/v1/quotes/"+id+"/submit", nil).Expect(http.StatusOK)
+			return []evWant{{events.QuoteSubmitted, id}, {events.ApprovalRequested, res.Map()["approvalId"].(string)}}
+		}
+	})
+	pending := func(t *testing.T, w *evWorld) (string, string) {
+		id := quote(t, w, false)
+		res := w.repA.Do("POST", "/v1/quotes/"+id+"/submit", nil).Expect(http.StatusOK)
+		return id, res.Map()["approvalId"].(string)
+	}
+	add("decideApproval", "quote approved", func(t *testing.T, w *evWorld) func() []evWant {
+		id, ap := pending(t, w)
+		return func() []evWant {
+			w.sup.Do("POST", "/v1/approvals/"+ap+"/decision", map[string]any{"decision": "approve"}).Expect(http.StatusOK)
+			return []evWant{{events.ApprovalStepDecided, ap}, {events.ApprovalApproved, ap}, {events.QuoteApproved, id}}
+		}
+	})
+	add("decideApproval", "quote rejected", func(t *testing.T, w *evWorld) func() []evWant {
+		id, ap := pending(t, w)
+		return func() []evWant {
+			w.sup.Do("POST", "/v1/approvals/"+ap+"/decision", map[string]any{"decision": "reject", "comment": "no"}).Expect(http.StatusOK)
+			return []evWant{{events.ApprovalStepDecided, ap}, {events.ApprovalRejected, ap}, {events.QuoteRejected, id}}
+		}
+	})
+	sent := func(t *testing.T, w *evWorld) string {
+		id := quote(t, w, true)
+		w.repA.Do("POST", "/v1/quotes/"+id+"/send", nil).Expect(http.StatusOK)
+		return id
+	}
+	add("sendQuote", "", func(t *testing.T, w *evWorld) func() []evWant {
+		id := quote(t, w, true)
+		return func() []evWant {
+			w.repA.Do("POST", "/v1/quotes/"+id+"/send", nil).Expect(http.StatusOK)
+			return []evWant{{events.QuoteSent, id}}
+		}
+	})
+	add("acceptQuote", "", func(t *testing.T, w *evWorld) func() []evWant {
+		id := sent(t, w)
+		return func() []evWant {
+			w.repA.Do("POST", "/v1/quotes/"+id+"/accept", nil).Expect(http.StatusOK)
+			return []evWant{{events.QuoteAccepted, id}}
+		}
+	})
+	add("declineQuote", "", func(t *testing.T, w *evWorld) func() []evWant {
+		id := sent(t, w)
+		return func() []evWant {
+			w.repA.Do("POST", "/v1/quotes/"+id+"/decline", map[string]any{"reason": "price"}).Expect(http.StatusOK)
+			return []evWant{{events.QuoteDeclined, id}}
+		}
+	})
+	add("reviseQuote", "", func(t *testing.T, w *evWorld) func() []evWant {
+		id := sent(t, w)
+		return func() []evWant {
+			res := w.repA.Do("POST", "/v1/quotes/"+id+"/revise", nil).Expect(http.StatusCreated)
+			return []evWant{{events.QuoteRevised, evID(t, res)}}
+		}
+	})
+	add("updateApprovalFlow", "", func(t *testing.T, w *evWorld) func() []evWant {
+		return func() []evWant {
+			path := "/v1/approval-flows/claim_request"
+			w.admin.Do("PUT", path, map[string]any{"rules": []any{map[string]any{"name": "default",
+				"steps": []any{map[string]any{"approver": "pool_manager"}}}}}, "If-Match", w.admin.ETag(path)).Expect(http.StatusOK)
+			return []evWant{{events.ApprovalFlowUpdated, uuid.NewSHA1(uuid.NameSpaceURL, []byte("shoal:approval-flow:claim_request")).String()}}
 		}
 	})
 

@@ -169,8 +169,14 @@ func (s *Server) ListPools(ctx context.Context, req api.ListPoolsRequestObject) 
 }
 
 func settingsOut(st pool.Settings) api.Settings {
-	return api.Settings{CapCountsDealt: st.CapCountsDealt, MaxOwnedLeads: capOut(st.MaxOwnedLeads),
-		MaxOwnedCustomers: capOut(st.MaxOwnedCustomers), MaxFrozen: capOut(st.MaxFrozen)}
+	out := api.Settings{CapCountsDealt: st.CapCountsDealt, MaxOwnedLeads: capOut(st.MaxOwnedLeads),
+		MaxOwnedCustomers: capOut(st.MaxOwnedCustomers), MaxFrozen: capOut(st.MaxFrozen),
+		MinQuoteMarginPercent: st.MinQuoteMarginPercent}
+	if len(st.MinQuoteMarginPercentByCategory) > 0 {
+		m := api.MarginByCategory(st.MinQuoteMarginPercentByCategory)
+		out.MinQuoteMarginPercentByCategory = &m
+	}
+	return out
 }
 
 // GetSettings returns the global settings.
@@ -191,6 +197,8 @@ func (s *Server) UpdateSettings(ctx context.Context, req api.UpdateSettingsReque
 	st, err := s.pools.UpdateSettings(ctx, req.Params.IfMatch, pool.SettingsPatch{
 		MaxOwnedLeads: fieldOf(b.MaxOwnedLeads, capIn), MaxOwnedCustomers: fieldOf(b.MaxOwnedCustomers, capIn),
 		MaxFrozen: fieldOf(b.MaxFrozen, capIn), CapCountsDealt: b.CapCountsDealt,
+		MinQuoteMarginPercent:           fieldOf(b.MinQuoteMarginPercent, same[string]),
+		MinQuoteMarginPercentByCategory: fieldOf(b.MinQuoteMarginPercentByCategory, func(m api.MarginByCategory) map[string]string { return m }),
 	})
 	if err != nil {
 		return nil, err

@@ -107,6 +107,13 @@ var catalog = map[string]message{
 	"pipeline_name_taken":  {"Another pipeline has this name.", "已存在同名销售流程。"},
 	"sku_taken":            {"Another product has this SKU.", "已存在相同产品编码（SKU）的产品。"},
 
+	// Quotes and approvals (docs/quotes.md).
+	"invalid_quote_status": {"The quote's status does not allow this operation (see quoteStatus).", "报价单当前状态（见 quoteStatus）不允许此操作。"},
+	"quote_needs_approval": {"The quote must be approved before it is sent: submit it (blockingLines names the lines that need approval).", "报价单须经审批后才能发送：请先提交审批（blockingLines 列出需审批的明细行）。"},
+	"quote_expired":        {"The quote's validity date has passed.", "报价单已过有效期。"},
+	"not_approver":         {"You are not an approver of this request's current step.", "您不是该审批当前步骤的审批人。"},
+	"approval_not_pending": {"The approval request is decided already.", "该审批已处理完毕。"},
+
 	// Webhooks (docs/webhooks.md).
 	"webhook_target_forbidden": {"Webhooks may not send to this address (loopback, private, link-local or metadata).", "Webhook 不能发送到此地址（本机回环、内网、链路本地或云元数据地址）。"},
 	"webhook_inactive":         {"The webhook is disabled; re-enable it first.", "该 Webhook 已停用，请先重新启用。"},

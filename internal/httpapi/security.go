@@ -275,6 +275,7 @@ var createdTargets = map[string]struct{ targetType, entType string }{
 	"createProduct":     {"product", "Product"},
 	"createPipeline":    {"pipeline", "Pipeline"},
 	"createOpportunity": {"opportunity", "Opportunity"},
+	"createQuote":       {"quote", "Quote"},
 }
 
 // opTargets names the audit target type of the writes whose path has no
@@ -286,6 +287,7 @@ var opTargets = map[string]string{
 	"mergeLeads": string(kinds.Lead), "mergeCustomers": string(kinds.Customer),
 	"updateSettings": "settings", "runSweep": "sweep", "advanceTestClock": "testClock",
 	"exportPersonalData": "personalData", "erasePersonalData": "personalData",
+	"updateApprovalFlow": "approvalFlow",
 }
 
 // targetTypeOf is the audit target type of op on route: the type of the
@@ -336,6 +338,7 @@ var pathTargets = map[string]string{
 	"users": "user", "teams": "team", "api-keys": "apiKey", kinds.Lead.Desc().Path: string(kinds.Lead), kinds.Customer.Desc().Path: string(kinds.Customer),
 	"contacts": "contact", "follow-ups": "followUp", "pools": "pool", "claim-requests": "claimRequest", "tags": "tag",
 	"webhooks": "webhook", "products": "product", "pipelines": "pipeline", "opportunities": "opportunity",
+	"quotes": "quote", "approvals": "approval",
 }
 
 // pathTargetType is the target type of the {id} in route path (/v1/leads/:id/claim → lead).

@@ -20,6 +20,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/shoalcrm/shoal/api"
+	"github.com/shoalcrm/shoal/internal/approvals"
 	"github.com/shoalcrm/shoal/internal/audit"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/authz"
@@ -37,6 +38,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/personaldata"
 	"github.com/shoalcrm/shoal/internal/pool"
 	"github.com/shoalcrm/shoal/internal/products"
+	"github.com/shoalcrm/shoal/internal/quotes"
 	"github.com/shoalcrm/shoal/internal/records"
 	"github.com/shoalcrm/shoal/internal/store"
 	"github.com/shoalcrm/shoal/internal/tags"
@@ -67,6 +69,10 @@ type Config struct {
 	Products *products.Service
 	// Opportunities runs pipelines and opportunities.
 	Opportunities *opportunities.Service
+	// Approvals runs approval requests and flows.
+	Approvals *approvals.Service
+	// Quotes runs quotes.
+	Quotes *quotes.Service
 
 	// Idempotency stores the answers of requests made with an
 	// Idempotency-Key; nil ignores the header.
@@ -127,6 +133,8 @@ type Server struct {
 	webhooks      *webhooks.Service
 	products      *products.Service
 	opportunities *opportunities.Service
+	approvals     *approvals.Service
+	quotes        *quotes.Service
 
 	metrics *metrics
 	echo    *echo.Echo
@@ -172,6 +180,8 @@ func New(cfg Config) (*Server, error) {
 		webhooks:      cfg.Webhooks,
 		products:      cfg.Products,
 		opportunities: cfg.Opportunities,
+		approvals:     cfg.Approvals,
+		quotes:        cfg.Quotes,
 
 		idem:  cfg.Idempotency,
 		posts: postOperations(spec),

@@ -39,7 +39,7 @@ var (
 	errStageNotOpen     = apperr.New(apperr.Unprocessable, "stage_not_open", "the stage is retired, or not an open stage")
 	errLostReason       = apperr.New(apperr.Unprocessable, "lost_reason_required", "moving to a lost stage needs lostReason")
 	errOwnerNotAllowed  = apperr.New(apperr.Forbidden, "forbidden", "only supervisors and admins choose an opportunity's owner")
-	errNotEditable      = apperr.New(apperr.Forbidden, "not_record_owner", "only the owner, his supervisor or an admin may change this opportunity")
+	errNotEditable      = apperr.New(apperr.Forbidden, "not_record_owner", "only the owner, his supervisor or an admin may change this")
 	errOwnerOutOfScope  = apperr.New(apperr.Forbidden, "target_out_of_scope", "the owner is outside your scope")
 )
 
@@ -69,10 +69,17 @@ func (s *Service) cascade(ctx context.Context, tx *ent.Tx, customerID, from, to 
 	return nil
 }
 
-// visible is "opportunities p sees": those of the customers he sees, and
-// those he owns (a supervisor: owned in his team subtree); everything for
-// admins and auditors.
+// visible is "opportunities p sees".
 func (s *Service) visible(ctx context.Context, p *auth.Principal) (predicate.Opportunity, error) {
+	return s.OnCustomer(ctx, p)
+}
+
+// OnCustomer is "rows on a customer p sees": those of the customers he
+// sees, and those he owns (a supervisor: owned in his team subtree);
+// everything for admins and auditors. It reads the selected table's
+// customer_id and owner_id columns, so every document on a customer
+// (opportunities, quotes, later orders and contracts) shares one scope.
+func (s *Service) OnCustomer(ctx context.Context, p *auth.Principal) (func(*entsql.Selector), error) {
 	reach := authz.RecordReach(p)
 	if reach.All {
 		return func(*entsql.Selector) {}, nil
@@ -88,15 +95,21 @@ func (s *Service) visible(ctx context.Context, p *auth.Principal) (predicate.Opp
 		c := entsql.Table(customer.Table)
 		seen := entsql.Select(c.C(customer.FieldID)).From(c)
 		sc.Predicate(records.CustomerColumns)(seen)
-		preds := []*entsql.Predicate{entsql.In(sel.C(opportunity.FieldCustomerID), seen), entsql.EQ(sel.C(opportunity.FieldOwnerID), p.ID)}
+		preds := []*entsql.Predicate{entsql.In(sel.C(customerIDColumn), seen), entsql.EQ(sel.C(ownerIDColumn), p.ID)}
 		if reach.TeamPathPrefix != "" {
 			u := entsql.Table(user.Table)
-			preds = append(preds, entsql.In(sel.C(opportunity.FieldOwnerID),
+			preds = append(preds, entsql.In(sel.C(ownerIDColumn),
 				entsql.Select(u.C(user.FieldID)).From(u).Where(entsql.HasPrefix(u.C(user.FieldTeamPath), reach.TeamPathPrefix))))
 		}
 		sel.Where(entsql.Or(preds...))
 	}, nil
 }
+
+// The columns OnCustomer reads.
+const (
+	customerIDColumn = "customer_id"
+	ownerIDColumn    = "owner_id"
+)
 
 // Input is a new opportunity.
 type Input struct {
@@ -149,17 +162,17 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, in Input) (*ent
 	if in.Amount.IsNegative() {
 		return nil, apperr.Invalidf("body/amount", "minimum", "amount may not be negative")
 	}
-	if err := checkDate("body/expectedCloseDate", in.ExpectedCloseDate); err != nil {
+	if err := CheckDate("body/expectedCloseDate", in.ExpectedCloseDate); err != nil {
 		return nil, err
 	}
 	var out *ent.Opportunity
 	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
-		cu, err := s.customer(ctx, tx, p, in.CustomerID)
+		cu, err := s.Customer(ctx, tx, p, in.CustomerID)
 		if err != nil {
 			return err
 		}
 		if in.ContactID != nil {
-			if err := checkContact(ctx, tx, in.CustomerID, *in.ContactID); err != nil {
+			if err := CheckContact(ctx, tx, in.CustomerID, *in.ContactID); err != nil {
 				return err
 			}
 		}
@@ -226,8 +239,8 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, in Input) (*ent
 	return out, err
 }
 
-// customer reads a customer p sees, for an opportunity on it.
-func (s *Service) customer(ctx context.Context, tx *ent.Tx, p *auth.Principal, id uuid.UUID) (*ent.Customer, error) {
+// Customer reads a customer p sees, for a document on it.
+func (s *Service) Customer(ctx context.Context, tx *ent.Tx, p *auth.Principal, id uuid.UUID) (*ent.Customer, error) {
 	q := tx.Customer.Query().Where(customer.ID(id))
 	if !authz.RecordReach(p).All {
 		sc, err := s.pools.Scope(ctx, p, string(kinds.Customer))
@@ -246,7 +259,8 @@ func (s *Service) customer(ctx context.Context, tx *ent.Tx, p *auth.Principal, i
 	return cu, nil
 }
 
-func checkContact(ctx context.Context, tx *ent.Tx, customerID, contactID uuid.UUID) error {
+// CheckContact checks that contactID is one of the customer's contacts.
+func CheckContact(ctx context.Context, tx *ent.Tx, customerID, contactID uuid.UUID) error {
 	ok, err := tx.Contact.Query().Where(contact.ID(contactID), contact.CustomerID(customerID)).Exist(ctx)
 	if err != nil {
 		return fmt.Errorf("contact: %w", err)
@@ -257,7 +271,8 @@ func checkContact(ctx context.Context, tx *ent.Tx, customerID, contactID uuid.UU
 	return nil
 }
 
-func checkDate(field string, d *string) error {
+// CheckDate checks an optional YYYY-MM-DD date.
+func CheckDate(field string, d *string) error {
 	if d == nil {
 		return nil
 	}
@@ -296,20 +311,20 @@ func (s *Service) lock(ctx context.Context, tx *ent.Tx, p *auth.Principal, id uu
 	if err != nil {
 		return nil, fmt.Errorf("load opportunity: %w", err)
 	}
-	if err := s.mayEdit(ctx, tx, p, o); err != nil {
+	if err := MayEdit(ctx, tx, p, o.OwnerID); err != nil {
 		return nil, err
 	}
 	return o, nil
 }
 
-// mayEdit: its owner, a supervisor over its owner, an admin. Auditors
-// read only (casbin refuses them before this).
-func (s *Service) mayEdit(ctx context.Context, tx *ent.Tx, p *auth.Principal, o *ent.Opportunity) error {
-	if p.Role == auth.RoleAdmin || o.OwnerID == p.ID {
+// MayEdit: a document's owner, a supervisor over its owner, an admin.
+// Auditors read only (casbin refuses them before this).
+func MayEdit(ctx context.Context, tx *ent.Tx, p *auth.Principal, ownerID uuid.UUID) error {
+	if p.Role == auth.RoleAdmin || ownerID == p.ID {
 		return nil
 	}
 	if p.Role == auth.RoleSupervisor {
-		u, err := tx.User.Get(ctx, o.OwnerID)
+		u, err := tx.User.Get(ctx, ownerID)
 		if err == nil && strings.HasPrefix(u.TeamPath, p.TeamPath) {
 			return nil
 		}
@@ -337,7 +352,7 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, id uuid.UUID, i
 	if in.Amount != nil && in.Amount.IsNegative() {
 		return nil, apperr.Invalidf("body/amount", "minimum", "amount may not be negative")
 	}
-	if err := checkDate("body/expectedCloseDate", in.ExpectedCloseDate.Value); err != nil {
+	if err := CheckDate("body/expectedCloseDate", in.ExpectedCloseDate.Value); err != nil {
 		return nil, err
 	}
 	var out *ent.Opportunity
@@ -357,7 +372,7 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, id uuid.UUID, i
 			if in.ContactID.Value == nil {
 				m.ClearContactID()
 			} else {
-				if err := checkContact(ctx, tx, o.CustomerID, *in.ContactID.Value); err != nil {
+				if err := CheckContact(ctx, tx, o.CustomerID, *in.ContactID.Value); err != nil {
 					return err
 				}
 				m.SetContactID(*in.ContactID.Value)

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 
 	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
+	"github.com/shopspring/decimal"
 
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/ent/customer"
@@ -264,6 +266,10 @@ func (s *Service) ListPools(ctx context.Context, kind *string, cursor *listing.C
 type SettingsPatch struct {
 	MaxOwnedLeads, MaxOwnedCustomers, MaxFrozen patch.Field[int]
 	CapCountsDealt                              *bool
+	MinQuoteMarginPercent                       patch.Field[string]
+	// MinQuoteMarginPercentByCategory replaces the overrides when set
+	// (nil value: none).
+	MinQuoteMarginPercentByCategory patch.Field[map[string]string]
 }
 
 // UpdateSettings changes the global settings. Flipping capCountsDealt
@@ -302,6 +308,30 @@ func (s *Service) UpdateSettings(ctx context.Context, ifMatch *string, in Settin
 		set("maxOwnedLeads", in.MaxOwnedLeads, &st.MaxOwnedLeads)
 		set("maxOwnedCustomers", in.MaxOwnedCustomers, &st.MaxOwnedCustomers)
 		set("maxFrozen", in.MaxFrozen, &st.MaxFrozen)
+		if f := in.MinQuoteMarginPercent; f.Set {
+			if err := checkPercent("body/minQuoteMarginPercent", f.Value); err != nil {
+				return err
+			}
+			if (st.MinQuoteMarginPercent == nil) != (f.Value == nil) || (f.Value != nil && *st.MinQuoteMarginPercent != *f.Value) {
+				changed = append(changed, "minQuoteMarginPercent")
+			}
+			st.MinQuoteMarginPercent = f.Value
+		}
+		if f := in.MinQuoteMarginPercentByCategory; f.Set {
+			var next map[string]string
+			if f.Value != nil && len(*f.Value) > 0 {
+				next = *f.Value
+			}
+			for cat, v := range next {
+				if err := checkPercent("body/minQuoteMarginPercentByCategory/"+cat, &v); err != nil {
+					return err
+				}
+			}
+			if !maps.Equal(st.MinQuoteMarginPercentByCategory, next) {
+				changed = append(changed, "minQuoteMarginPercentByCategory")
+			}
+			st.MinQuoteMarginPercentByCategory = next
+		}
 		recount := in.CapCountsDealt != nil && *in.CapCountsDealt != st.CapCountsDealt
 		if recount {
 			changed = append(changed, "capCountsDealt")
@@ -333,6 +363,18 @@ func (s *Service) UpdateSettings(ctx context.Context, ifMatch *string, in Settin
 			SubjectID: uuid.Nil, Actor: auth.ContextActor(ctx), OccurredAt: s.clock.Now(), Data: events.Changed{Fields: changed}})
 	})
 	return out, err
+}
+
+// checkPercent checks a margin percentage: a decimal from -100 to 100.
+func checkPercent(field string, v *string) error {
+	if v == nil {
+		return nil
+	}
+	d, err := decimal.NewFromString(*v)
+	if err != nil || d.LessThan(decimal.NewFromInt(-100)) || d.GreaterThan(decimal.NewFromInt(100)) {
+		return apperr.Invalidf(field, "invalid", "a percentage is a decimal from -100 to 100")
+	}
+	return nil
 }
 
 // historyList orders ownership changes by id: oldest first.

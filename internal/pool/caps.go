@@ -24,6 +24,12 @@ type Settings struct {
 	MaxOwnedCustomers *int `json:"maxOwnedCustomers"`
 	MaxFrozen         *int `json:"maxFrozen"`
 	CapCountsDealt    bool `json:"capCountsDealt"`
+	// MinQuoteMarginPercent is the least margin (a decimal percentage)
+	// a quote's product line may have to be sent without approval (the
+	// cost gate, internal/quotes); nil is 0: no line below its cost.
+	MinQuoteMarginPercent *string `json:"minQuoteMarginPercent,omitempty"`
+	// MinQuoteMarginPercentByCategory overrides it per product category.
+	MinQuoteMarginPercentByCategory map[string]string `json:"minQuoteMarginPercentByCategory,omitempty"`
 	// Version is the settings row's version (its ETag); it is a column,
 	// not part of the stored value.
 	Version int `json:"-"`
@@ -50,6 +56,12 @@ func loadSettings(ctx context.Context, c *ent.SettingClient) (Settings, error) {
 		return Settings{}, fmt.Errorf("settings: %w", err)
 	}
 	return st, nil
+}
+
+// LoadSettings reads the global settings with c: a transaction's client,
+// for rules that must read them with the change they govern.
+func LoadSettings(ctx context.Context, c *ent.SettingClient) (Settings, error) {
+	return loadSettings(ctx, c)
 }
 
 // Settings returns the global settings.

@@ -16,6 +16,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/cooldown"
 	"github.com/shoalcrm/shoal/ent/predicate"
 	"github.com/shoalcrm/shoal/internal/apperr"
+	"github.com/shoalcrm/shoal/internal/approvals"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/authz"
 	"github.com/shoalcrm/shoal/internal/events"
@@ -258,7 +259,15 @@ func (s *Service) Claim(ctx context.Context, p *auth.Principal, kind kinds.Kind,
 			if err != nil {
 				return err
 			}
-			return emitClaimRequest(ctx, o.tx, events.ClaimRequestCreated, p, res.Request, o.now)
+			if err := emitClaimRequest(ctx, o.tx, events.ClaimRequestCreated, p, res.Request, o.now); err != nil {
+				return err
+			}
+			a, err := s.openClaimApproval(ctx, o.tx, p, res.Request)
+			if err != nil {
+				return err
+			}
+			res.Request.ApprovalID = &a.ID
+			return nil
 		}
 		return s.claimFor(ctx, o, h, p)
 	})
@@ -639,9 +648,6 @@ func (s *Service) DecideClaim(ctx context.Context, p *auth.Principal, requestID 
 	// since gone to an owner outside his team.
 	visible := func(o *op) bool { return o.sees(p) || o.managesPool(p) }
 	_, err = s.runIf(ctx, kinds.Kind(req.Kind), req.RecordID, visible, func(o *op) error {
-		if !o.managesPool(p) {
-			return errWrongPool
-		}
 		cur, err := o.tx.ClaimRequest.Get(ctx, requestID)
 		if err != nil {
 			return fmt.Errorf("load claim request: %w", err)
@@ -649,8 +655,20 @@ func (s *Service) DecideClaim(ctx context.Context, p *auth.Principal, requestID 
 		if cur.Status != claimrequest.StatusPending {
 			return errNotPending
 		}
+		// The approval request decides who may decide, step by step
+		// (the built-in flow: a manager of the pool).
+		after, err := s.stepClaim(ctx, o, p, cur, approve, reason)
+		if err != nil {
+			return err
+		}
 		status := claimrequest.StatusRejected
-		if approve {
+		switch after {
+		case approvals.StatusPending:
+			out = cur // more steps to go
+			return nil
+		case approvals.StatusApproved:
+			// The last approval re-checks every claim rule for the
+			// requester, in this transaction.
 			h, err := s.checkClaim(ctx, o, cur.RequesterID, true)
 			if err != nil {
 				return err

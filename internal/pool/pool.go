@@ -18,6 +18,7 @@ import (
 	"github.com/shoalcrm/shoal/ent"
 	entpool "github.com/shoalcrm/shoal/ent/pool"
 	"github.com/shoalcrm/shoal/internal/apperr"
+	"github.com/shoalcrm/shoal/internal/approvals"
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/authz"
 	"github.com/shoalcrm/shoal/internal/clock"
@@ -38,6 +39,8 @@ type Service struct {
 	cache ruleCache
 	// queue re-judges records after a rule change (see SetRejudgeQueue).
 	queue RejudgeQueue
+	// approvals decides claim requests (see SetApprovals).
+	approvals *approvals.Service
 }
 
 // NewService returns the pool engine reading time from clk.
@@ -45,8 +48,14 @@ func NewService(st *store.Store, clk clock.Clock, loc *time.Location) *Service {
 	if loc == nil {
 		loc = time.UTC
 	}
-	return &Service{store: st, clock: clk, loc: loc}
+	s := &Service{store: st, clock: clk, loc: loc}
+	s.SetApprovals(approvals.NewService(st, clk))
+	return s
 }
+
+// Approvals is the approval service claim requests are decided through;
+// other subjects (quotes) register with it too.
+func (s *Service) Approvals() *approvals.Service { return s.approvals }
 
 // Clock is the engine's clock.
 func (s *Service) Clock() clock.Clock { return s.clock }
