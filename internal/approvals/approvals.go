@@ -431,7 +431,7 @@ type stepOf struct {
 }
 
 func (s *Service) emit(ctx context.Context, tx *ent.Tx, p *auth.Principal, t events.Type, a *ent.Approval, subj events.ApprovalSubject, st *stepOf) error {
-	data := events.Approval{ApprovalSubject: subj, SubjectKind: a.SubjectKind, SubjectID: a.SubjectID, Rule: a.Rule,
+	data := events.Approval{CustomerID: subj.CustomerID, RecordKind: subj.RecordKind, RecordID: subj.RecordID, SubjectKind: a.SubjectKind, SubjectID: a.SubjectID, Rule: a.Rule,
 		Status: string(a.Status), RequesterID: a.RequesterID}
 	if st != nil {
 		n, dec := st.step, "reject"

@@ -430,12 +430,14 @@ type ApprovalSubject struct {
 // Approval is the payload of approval events. Never the subject's
 // reasons (a quote's blocking lines speak of costs).
 type Approval struct {
-	ApprovalSubject
-	SubjectKind string    `json:"subjectKind"`
-	SubjectID   uuid.UUID `json:"subjectId"`
-	Rule        string    `json:"rule"`
-	Status      string    `json:"status"`
-	RequesterID uuid.UUID `json:"requesterId"`
+	CustomerID  *uuid.UUID `json:"customerId,omitempty"`
+	RecordKind  string     `json:"recordKind,omitempty"`
+	RecordID    *uuid.UUID `json:"recordId,omitempty"`
+	SubjectKind string     `json:"subjectKind"`
+	SubjectID   uuid.UUID  `json:"subjectId"`
+	Rule        string     `json:"rule"`
+	Status      string     `json:"status"`
+	RequesterID uuid.UUID  `json:"requesterId"`
 	// Step and Decision are the decided step (from 0) of
 	// approval.step_decided.
 	Step     *int   `json:"step,omitempty"`

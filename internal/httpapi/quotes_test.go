@@ -96,8 +96,8 @@ func TestQuoteToWonDeal(t *testing.T) {
 		w.admin.Do("PATCH", "/v1/settings", map[string]any{"minQuoteMarginPercent": "20"}, "If-Match", w.admin.ETag("/v1/settings")).
 			Expect(http.StatusOK)
 
-		good := qtProduct(t, w.sup.Client, "100.00", true, "")    // 30% margin
-		thin := qtProduct(t, w.sup.Client, "80.00", true, "")     // cost 70.00 of 80.00: 12.5%
+		good := qtProduct(t, w.sup.Client, "100.00", true, "")     // 30% margin
+		thin := qtProduct(t, w.sup.Client, "80.00", true, "")      // cost 70.00 of 80.00: 12.5%
 		unknown := qtProduct(t, w.sup.Client, "100.00", false, "") // no cost
 
 		// The opportunity through every open stage.
@@ -334,6 +334,52 @@ func TestQuoteScopeAndCosts(t *testing.T) {
 			if !slices.Contains(ex.header, "costTotal") || !slices.Contains(ex.header, "marginPercent") {
 				t.Errorf("the supervisor's %s export lacks the margin: %v", mt, ex.header)
 			}
+		}
+	})
+}
+
+// TestQuoteFiguresAndRaces: awkward figures come back the same from both
+// engines, and two approvers deciding one request at once make exactly
+// one decision.
+func TestQuoteFiguresAndRaces(t *testing.T) {
+	t.Parallel()
+	testdb.Each(t, func(t *testing.T, databaseURL string) {
+		w := newSWWorld(t, databaseURL)
+		cu := w.owned(w.repA, "customer")
+		var q qtQuote
+		w.repA.Do("POST", "/v1/quotes", map[string]any{"title": "零头", "customerId": cu.ID, "lines": []any{
+			map[string]any{"name": "三分之一", "unitPrice": "3.00", "quantity": "0.333333", "taxRate": "13"},
+			map[string]any{"name": "微折扣", "unitPrice": "1000.00", "quantity": "1", "discountPercent": "0.005", "taxRate": "6"},
+			map[string]any{"name": "大额", "unitPrice": "99999999.99", "quantity": "1000", "discountPercent": "12.3456", "taxRate": "13"},
+		}}).Expect(http.StatusCreated).JSON(&q)
+		got := []string{q.Subtotal, q.DiscountTotal, q.TaxTotal, q.Total}
+		// Worked by hand: 1.00+1000.00+99999999990.00; 0.05+12345599998.77;
+		// 0.13+60.00+11395071998.86.
+		want := []string{"100000000991.00", "12345599998.82", "11395072058.99", "99049473051.17"}
+		if !slices.Equal(got, want) {
+			t.Fatalf("figures %v, want %v", got, want)
+		}
+		if again := qtGet(t, w.admin.Client, q.ID); again.Total != q.Total || again.Lines[2].Tax != q.Lines[2].Tax {
+			t.Fatalf("read back %+v", again)
+		}
+
+		product := qtProduct(t, w.sup.Client, "100.00", false, "")
+		id := qtCreate(t, w.repA.Client, cu.ID, product, "1")
+		w.repA.Do("POST", "/v1/quotes/"+id+"/submit", nil).Expect(http.StatusOK).JSON(&q)
+		statuses := make(chan int, 2)
+		for _, c := range []*apitest.Client{w.sup.Client, w.admin.Client} {
+			go func() {
+				statuses <- c.Do("POST", "/v1/approvals/"+q.ApprovalID+"/decision", map[string]any{"decision": "approve"}).Status
+			}()
+		}
+		a, b := <-statuses, <-statuses
+		if !(a == http.StatusOK && b == http.StatusConflict) && !(a == http.StatusConflict && b == http.StatusOK) {
+			t.Fatalf("concurrent decisions answered %d and %d", a, b)
+		}
+		var ap qtApproval
+		w.admin.Do("GET", "/v1/approvals/"+q.ApprovalID, nil).Expect(http.StatusOK).JSON(&ap)
+		if ap.Status != "approved" || len(ap.Steps) != 1 {
+			t.Fatalf("approval after the race: %+v", ap)
 		}
 	})
 }
