@@ -353,12 +353,12 @@ var (
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "updated_at", Type: field.TypeTime},
 		{Name: "version", Type: field.TypeInt, Default: 1},
-		{Name: "name", Type: field.TypeString, Size: 200},
+		{Name: "name", Type: field.TypeString, Size: 800},
 		{Name: "body", Type: field.TypeString, Size: 2147483647},
-		{Name: "company_name", Type: field.TypeString, Size: 500, Default: ""},
-		{Name: "company_address", Type: field.TypeString, Size: 500, Default: ""},
-		{Name: "company_phone", Type: field.TypeString, Size: 500, Default: ""},
-		{Name: "company_tax_id", Type: field.TypeString, Size: 500, Default: ""},
+		{Name: "company_name", Type: field.TypeString, Size: 2000, Default: ""},
+		{Name: "company_address", Type: field.TypeString, Size: 2000, Default: ""},
+		{Name: "company_phone", Type: field.TypeString, Size: 2000, Default: ""},
+		{Name: "company_tax_id", Type: field.TypeString, Size: 2000, Default: ""},
 		{Name: "updated_by", Type: field.TypeUUID, Nullable: true},
 	}
 	// DocumentTemplatesTable holds the schema information for the "document_templates" table.

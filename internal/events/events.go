@@ -103,6 +103,8 @@ const (
 	ProductCreated Type = "product.created"
 	ProductUpdated Type = "product.updated"
 
+	DocumentTemplateUpdated Type = "document_template.updated"
+
 	WebhookCreated  Type = "webhook.created"
 	WebhookUpdated  Type = "webhook.updated"
 	WebhookDeleted  Type = "webhook.deleted"
@@ -137,6 +139,9 @@ const (
 	KindProduct      = "product"
 	KindPipeline     = "pipeline"
 	KindOpportunity  = "opportunity"
+	// KindDocumentTemplate: a printable template, keyed by its document
+	// kind, not by id: the subject id is the nil UUID (as for settings).
+	KindDocumentTemplate = "document_template"
 )
 
 // Actor is who made a change: a user, an API key, or the system (the sweep,
@@ -377,6 +382,14 @@ type Product struct {
 	SKU string `json:"sku"`
 }
 
+// DocumentTemplate is the payload of document_template.updated: the
+// document kind (quote, …) and the names of the changed fields. Never the
+// body nor the letterhead's values.
+type DocumentTemplate struct {
+	Kind   string   `json:"kind"`
+	Fields []string `json:"fields"`
+}
+
 // None is the payload of events that carry nothing beyond subject, actor
 // and time.
 type None struct{}
@@ -469,6 +482,8 @@ var catalog = map[Type]Spec{
 
 	ProductCreated: spec[Product](KindProduct),
 	ProductUpdated: spec[Changed](KindProduct),
+
+	DocumentTemplateUpdated: spec[DocumentTemplate](KindDocumentTemplate),
 
 	WebhookCreated:  spec[Webhook](KindWebhook),
 	WebhookUpdated:  spec[Changed](KindWebhook),
