@@ -19,6 +19,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/httpapi"
 	"github.com/shoalcrm/shoal/internal/imports"
 
+	"github.com/shoalcrm/shoal/internal/documents"
 	"github.com/shoalcrm/shoal/internal/idempotency"
 	"github.com/shoalcrm/shoal/internal/jobs"
 	"github.com/shoalcrm/shoal/internal/merge"
@@ -94,7 +95,10 @@ type App struct {
 	Products *products.Service
 	// Opportunities runs sales pipelines and opportunities (商机).
 	Opportunities *opportunities.Service
-	HTTP          *httpapi.Server
+	// Documents keeps the printable document templates (打印模板) and
+	// renders documents with them.
+	Documents *documents.Service
+	HTTP      *httpapi.Server
 	// Jobs is the job queue, built but not started: the binary starts it
 	// beside the HTTP server (and stops it on shutdown), tests when they
 	// need jobs worked.
@@ -189,6 +193,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 	a.Idempotency = answers
 	a.Webhooks = hooks
 	a.Products = products.NewService(st, clk)
+	a.Documents = documents.NewService(st, clk)
 	a.Opportunities = opportunities.NewService(st, pools, clk)
 	if err := a.Opportunities.EnsureDefault(ctx); err != nil {
 		_ = queue.Stop(ctx)
@@ -216,6 +221,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		Webhooks:      a.Webhooks,
 		Products:      a.Products,
 		Opportunities: a.Opportunities,
+		Documents:     a.Documents,
 
 		TestClock:   testClock,
 		Idempotency: a.Idempotency,

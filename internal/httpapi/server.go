@@ -29,6 +29,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/handover"
 	"github.com/shoalcrm/shoal/internal/imports"
 
+	"github.com/shoalcrm/shoal/internal/documents"
 	"github.com/shoalcrm/shoal/internal/idempotency"
 	"github.com/shoalcrm/shoal/internal/merge"
 	"github.com/shoalcrm/shoal/internal/opportunities"
@@ -67,6 +68,8 @@ type Config struct {
 	Products *products.Service
 	// Opportunities runs pipelines and opportunities.
 	Opportunities *opportunities.Service
+	// Documents keeps the printable document templates.
+	Documents *documents.Service
 
 	// Idempotency stores the answers of requests made with an
 	// Idempotency-Key; nil ignores the header.
@@ -127,6 +130,7 @@ type Server struct {
 	webhooks      *webhooks.Service
 	products      *products.Service
 	opportunities *opportunities.Service
+	documents     *documents.Service
 
 	metrics *metrics
 	echo    *echo.Echo
@@ -172,6 +176,7 @@ func New(cfg Config) (*Server, error) {
 		webhooks:      cfg.Webhooks,
 		products:      cfg.Products,
 		opportunities: cfg.Opportunities,
+		documents:     cfg.Documents,
 
 		idem:  cfg.Idempotency,
 		posts: postOperations(spec),
