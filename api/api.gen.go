@@ -191,6 +191,21 @@ func (e CustomerStatus) Valid() bool {
 	}
 }
 
+// Defines values for DocumentKind.
+const (
+	Quote DocumentKind = "quote"
+)
+
+// Valid indicates whether the value is a known member of the DocumentKind enum.
+func (e DocumentKind) Valid() bool {
+	switch e {
+	case Quote:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DuplicateMatchKind.
 const (
 	DuplicateMatchKindContact  DuplicateMatchKind = "contact"
@@ -1626,6 +1641,52 @@ type Days = int32
 // DealStatusUpdate defines model for DealStatusUpdate.
 type DealStatusUpdate struct {
 	DealStatus bool `json:"dealStatus"`
+}
+
+// DocumentKind A kind of printable document (`quote`, 报价单).
+type DocumentKind string
+
+// DocumentTemplate defines model for DocumentTemplate.
+type DocumentTemplate struct {
+	// Body The html/template source the kind's documents are printed with.
+	Body           string `json:"body"`
+	CompanyAddress string `json:"companyAddress"`
+
+	// CompanyName The letterhead (抬头) - `.Company.Name` in the template.
+	CompanyName  string `json:"companyName"`
+	CompanyPhone string `json:"companyPhone"`
+
+	// CompanyTaxId The company's taxpayer id (纳税人识别号).
+	CompanyTaxId string `json:"companyTaxId"`
+
+	// IsDefault The body is the built-in one.
+	IsDefault bool `json:"isDefault"`
+
+	// Kind A kind of printable document (`quote`, 报价单).
+	Kind DocumentKind `json:"kind"`
+	Name string       `json:"name"`
+
+	// UpdatedAt The last change; null while the template is the never-changed default.
+	UpdatedAt nullable.Nullable[time.Time] `json:"updatedAt"`
+	Version   int                          `json:"version"`
+}
+
+// DocumentTemplateList defines model for DocumentTemplateList.
+type DocumentTemplateList struct {
+	Items []DocumentTemplate `json:"items"`
+}
+
+// DocumentTemplateUpdate defines model for DocumentTemplateUpdate.
+type DocumentTemplateUpdate struct {
+	Body           *string `json:"body,omitempty"`
+	CompanyAddress *string `json:"companyAddress,omitempty"`
+	CompanyName    *string `json:"companyName,omitempty"`
+	CompanyPhone   *string `json:"companyPhone,omitempty"`
+	CompanyTaxId   *string `json:"companyTaxId,omitempty"`
+	Name           *string `json:"name,omitempty"`
+
+	// Reset Put the built-in body back (not with `body`).
+	Reset *bool `json:"reset,omitempty"`
 }
 
 // DuplicateMatch defines model for DuplicateMatch.
@@ -3447,6 +3508,9 @@ type CreatedTo = time.Time
 // Cursor defines model for Cursor.
 type Cursor = string
 
+// DocumentKindPath A kind of printable document (`quote`, 报价单).
+type DocumentKindPath = DocumentKind
+
 // ExportBom defines model for ExportBom.
 type ExportBom = bool
 
@@ -3557,6 +3621,9 @@ type SkuTaken = Problem
 
 // TagExists RFC 9457 problem details with a stable machine code.
 type TagExists = Problem
+
+// TemplateInvalid RFC 9457 problem details with a stable machine code.
+type TemplateInvalid = Problem
 
 // TooManyRequests RFC 9457 problem details with a stable machine code.
 type TooManyRequests = Problem
@@ -3993,6 +4060,12 @@ type UnfreezeCustomerParams struct {
 	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
 	// key derived from the Idempotency-Key, which is never stored.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// UpdateDocumentTemplateParams defines parameters for UpdateDocumentTemplate.
+type UpdateDocumentTemplateParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // CheckDuplicatesParams defines parameters for CheckDuplicates.
@@ -4878,6 +4951,12 @@ type ReturnCustomerJSONRequestBody = ReasonRequest
 // TransferCustomerJSONRequestBody defines body for TransferCustomer for application/json ContentType.
 type TransferCustomerJSONRequestBody = TransferRequest
 
+// UpdateDocumentTemplateJSONRequestBody defines body for UpdateDocumentTemplate for application/json ContentType.
+type UpdateDocumentTemplateJSONRequestBody = DocumentTemplateUpdate
+
+// UpdateDocumentTemplateApplicationMergePatchPlusJSONRequestBody defines body for UpdateDocumentTemplate for application/merge-patch+json ContentType.
+type UpdateDocumentTemplateApplicationMergePatchPlusJSONRequestBody = DocumentTemplateUpdate
+
 // CreateFollowUpJSONRequestBody defines body for CreateFollowUp for application/json ContentType.
 type CreateFollowUpJSONRequestBody = FollowUpCreate
 
@@ -5123,6 +5202,15 @@ type ServerInterface interface {
 	// UnfreezeCustomer Unfreeze a customer
 	// (POST /v1/customers/{id}/unfreeze)
 	UnfreezeCustomer(ctx echo.Context, id IdPath, params UnfreezeCustomerParams) error
+	// ListDocumentTemplates List document templates
+	// (GET /v1/document-templates)
+	ListDocumentTemplates(ctx echo.Context) error
+	// GetDocumentTemplate Get a document template
+	// (GET /v1/document-templates/{kind})
+	GetDocumentTemplate(ctx echo.Context, kind DocumentKindPath) error
+	// UpdateDocumentTemplate Update a document template
+	// (PATCH /v1/document-templates/{kind})
+	UpdateDocumentTemplate(ctx echo.Context, kind DocumentKindPath, params UpdateDocumentTemplateParams) error
 	// CheckDuplicates Who already has this customer? (查重)
 	// (GET /v1/duplicates)
 	CheckDuplicates(ctx echo.Context, params CheckDuplicatesParams) error
@@ -6521,6 +6609,67 @@ func (w *ServerInterfaceWrapper) UnfreezeCustomer(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.UnfreezeCustomer(ctx, id, params)
+	return err
+}
+
+// ListDocumentTemplates converts echo context to params.
+func (w *ServerInterfaceWrapper) ListDocumentTemplates(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListDocumentTemplates(ctx)
+	return err
+}
+
+// GetDocumentTemplate converts echo context to params.
+func (w *ServerInterfaceWrapper) GetDocumentTemplate(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "kind" -------------
+	var kind DocumentKindPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "kind", ctx.Param("kind"), &kind, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter kind: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetDocumentTemplate(ctx, kind)
+	return err
+}
+
+// UpdateDocumentTemplate converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateDocumentTemplate(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "kind" -------------
+	var kind DocumentKindPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "kind", ctx.Param("kind"), &kind, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter kind: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateDocumentTemplateParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateDocumentTemplate(ctx, kind, params)
 	return err
 }
 
@@ -9072,6 +9221,9 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/products", wrapper.CreateProduct, options.OperationMiddlewares["createProduct"]...)
 	router.GET(options.BaseURL+"/v1/products/:id", wrapper.GetProduct, options.OperationMiddlewares["getProduct"]...)
 	router.PATCH(options.BaseURL+"/v1/products/:id", wrapper.UpdateProduct, options.OperationMiddlewares["updateProduct"]...)
+	router.GET(options.BaseURL+"/v1/document-templates", wrapper.ListDocumentTemplates, options.OperationMiddlewares["listDocumentTemplates"]...)
+	router.GET(options.BaseURL+"/v1/document-templates/:kind", wrapper.GetDocumentTemplate, options.OperationMiddlewares["getDocumentTemplate"]...)
+	router.PATCH(options.BaseURL+"/v1/document-templates/:kind", wrapper.UpdateDocumentTemplate, options.OperationMiddlewares["updateDocumentTemplate"]...)
 	router.GET(options.BaseURL+"/v1/pipelines", wrapper.ListPipelines, options.OperationMiddlewares["listPipelines"]...)
 	router.POST(options.BaseURL+"/v1/pipelines", wrapper.CreatePipeline, options.OperationMiddlewares["createPipeline"]...)
 	router.GET(options.BaseURL+"/v1/pipelines/:id", wrapper.GetPipeline, options.OperationMiddlewares["getPipeline"]...)
@@ -9314,6 +9466,16 @@ type TagExistsApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers TagExistsResponseHeaders
+}
+
+type TemplateInvalidResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+type TemplateInvalidApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers TemplateInvalidResponseHeaders
 }
 
 type TooManyRequestsResponseHeaders struct {
@@ -16831,6 +16993,588 @@ type UnfreezeCustomerdefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response UnfreezeCustomerdefaultApplicationProblemPlusJSONResponse) VisitUnfreezeCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDocumentTemplatesRequestObject struct {
+}
+
+type ListDocumentTemplatesResponseObject interface {
+	VisitListDocumentTemplatesResponse(w http.ResponseWriter) error
+}
+
+type ListDocumentTemplates200ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type ListDocumentTemplates200JSONResponse struct {
+	Body    DocumentTemplateList
+	Headers ListDocumentTemplates200ResponseHeaders
+}
+
+func (response ListDocumentTemplates200JSONResponse) VisitListDocumentTemplatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDocumentTemplates401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListDocumentTemplates401ApplicationProblemPlusJSONResponse) VisitListDocumentTemplatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDocumentTemplates403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListDocumentTemplates403ApplicationProblemPlusJSONResponse) VisitListDocumentTemplatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDocumentTemplates429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListDocumentTemplates429ApplicationProblemPlusJSONResponse) VisitListDocumentTemplatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDocumentTemplatesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListDocumentTemplatesdefaultApplicationProblemPlusJSONResponse) VisitListDocumentTemplatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDocumentTemplateRequestObject struct {
+	Kind DocumentKindPath `json:"kind"`
+}
+
+type GetDocumentTemplateResponseObject interface {
+	VisitGetDocumentTemplateResponse(w http.ResponseWriter) error
+}
+
+type GetDocumentTemplate200ResponseHeaders struct {
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type GetDocumentTemplate200JSONResponse struct {
+	Body    DocumentTemplate
+	Headers GetDocumentTemplate200ResponseHeaders
+}
+
+func (response GetDocumentTemplate200JSONResponse) VisitGetDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDocumentTemplate400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetDocumentTemplate400ApplicationProblemPlusJSONResponse) VisitGetDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDocumentTemplate401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetDocumentTemplate401ApplicationProblemPlusJSONResponse) VisitGetDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDocumentTemplate403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetDocumentTemplate403ApplicationProblemPlusJSONResponse) VisitGetDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDocumentTemplate404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetDocumentTemplate404ApplicationProblemPlusJSONResponse) VisitGetDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDocumentTemplate429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetDocumentTemplate429ApplicationProblemPlusJSONResponse) VisitGetDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDocumentTemplatedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response GetDocumentTemplatedefaultApplicationProblemPlusJSONResponse) VisitGetDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDocumentTemplateRequestObject struct {
+	Kind                              DocumentKindPath `json:"kind"`
+	Params                            UpdateDocumentTemplateParams
+	JSONBody                          *UpdateDocumentTemplateJSONRequestBody
+	ApplicationMergePatchPlusJSONBody *UpdateDocumentTemplateApplicationMergePatchPlusJSONRequestBody
+}
+
+type UpdateDocumentTemplateResponseObject interface {
+	VisitUpdateDocumentTemplateResponse(w http.ResponseWriter) error
+}
+
+type UpdateDocumentTemplate200ResponseHeaders struct {
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type UpdateDocumentTemplate200JSONResponse struct {
+	Body    DocumentTemplate
+	Headers UpdateDocumentTemplate200ResponseHeaders
+}
+
+func (response UpdateDocumentTemplate200JSONResponse) VisitUpdateDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDocumentTemplate400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateDocumentTemplate400ApplicationProblemPlusJSONResponse) VisitUpdateDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDocumentTemplate401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateDocumentTemplate401ApplicationProblemPlusJSONResponse) VisitUpdateDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDocumentTemplate403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateDocumentTemplate403ApplicationProblemPlusJSONResponse) VisitUpdateDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDocumentTemplate404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateDocumentTemplate404ApplicationProblemPlusJSONResponse) VisitUpdateDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDocumentTemplate412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateDocumentTemplate412ApplicationProblemPlusJSONResponse) VisitUpdateDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDocumentTemplate415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateDocumentTemplate415ApplicationProblemPlusJSONResponse) VisitUpdateDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDocumentTemplate422ApplicationProblemPlusJSONResponse struct {
+	TemplateInvalidApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateDocumentTemplate422ApplicationProblemPlusJSONResponse) VisitUpdateDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDocumentTemplate428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateDocumentTemplate428ApplicationProblemPlusJSONResponse) VisitUpdateDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDocumentTemplate429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateDocumentTemplate429ApplicationProblemPlusJSONResponse) VisitUpdateDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDocumentTemplatedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateDocumentTemplatedefaultApplicationProblemPlusJSONResponse) VisitUpdateDocumentTemplateResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -33600,6 +34344,15 @@ type StrictServerInterface interface {
 	// UnfreezeCustomer Unfreeze a customer
 	// (POST /v1/customers/{id}/unfreeze)
 	UnfreezeCustomer(ctx context.Context, request UnfreezeCustomerRequestObject) (UnfreezeCustomerResponseObject, error)
+	// ListDocumentTemplates List document templates
+	// (GET /v1/document-templates)
+	ListDocumentTemplates(ctx context.Context, request ListDocumentTemplatesRequestObject) (ListDocumentTemplatesResponseObject, error)
+	// GetDocumentTemplate Get a document template
+	// (GET /v1/document-templates/{kind})
+	GetDocumentTemplate(ctx context.Context, request GetDocumentTemplateRequestObject) (GetDocumentTemplateResponseObject, error)
+	// UpdateDocumentTemplate Update a document template
+	// (PATCH /v1/document-templates/{kind})
+	UpdateDocumentTemplate(ctx context.Context, request UpdateDocumentTemplateRequestObject) (UpdateDocumentTemplateResponseObject, error)
 	// CheckDuplicates Who already has this customer? (查重)
 	// (GET /v1/duplicates)
 	CheckDuplicates(ctx context.Context, request CheckDuplicatesRequestObject) (CheckDuplicatesResponseObject, error)
@@ -35168,6 +35921,130 @@ func (sh *strictHandler) UnfreezeCustomer(ctx echo.Context, id IdPath, params Un
 		return err
 	} else if validResponse, ok := response.(UnfreezeCustomerResponseObject); ok {
 		return validResponse.VisitUnfreezeCustomerResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListDocumentTemplates operation middleware
+func (sh *strictHandler) ListDocumentTemplates(ctx echo.Context) error {
+	var request ListDocumentTemplatesRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListDocumentTemplates(ctx.Request().Context(), request.(ListDocumentTemplatesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListDocumentTemplates")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListDocumentTemplatesResponseObject); ok {
+		return validResponse.VisitListDocumentTemplatesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetDocumentTemplate operation middleware
+func (sh *strictHandler) GetDocumentTemplate(ctx echo.Context, kind DocumentKindPath) error {
+	var request GetDocumentTemplateRequestObject
+
+	request.Kind = kind
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetDocumentTemplate(ctx.Request().Context(), request.(GetDocumentTemplateRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetDocumentTemplate")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetDocumentTemplateResponseObject); ok {
+		return validResponse.VisitGetDocumentTemplateResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateDocumentTemplate operation middleware
+func (sh *strictHandler) UpdateDocumentTemplate(ctx echo.Context, kind DocumentKindPath, params UpdateDocumentTemplateParams) error {
+	var request UpdateDocumentTemplateRequestObject
+
+	request.Kind = kind
+	request.Params = params
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body UpdateDocumentTemplateJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.JSONBody = &body
+
+	}
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/merge-patch+json") {
+		var body UpdateDocumentTemplateApplicationMergePatchPlusJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.ApplicationMergePatchPlusJSONBody = &body
+
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateDocumentTemplate(ctx.Request().Context(), request.(UpdateDocumentTemplateRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateDocumentTemplate")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateDocumentTemplateResponseObject); ok {
+		return validResponse.VisitUpdateDocumentTemplateResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -38164,916 +39041,946 @@ func (sh *strictHandler) PingWebhook(ctx echo.Context, id IdPath, params PingWeb
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L17jyNJkh/4VVxcAZXZw2DxmUxmYiBlZ1dNV3dVV01m1vTMNEsZzggn6ZNBd3a4R7LYrRJWB0gaQY/d",
-	"k3DQLTR3OAxwwuEwJ+hwK+ze7kr3XRbbPbN/7Vc4uLnHkx5kkMl69HQtFtOVjAh/mJubm5mb/ezrmsdn",
-	"c84Ik6J28nWNvMSzeUDg3zgICfaX13zBiK9+ENFshsNl7aR2NSUoJB4PfWTeQlMsEGZIvRw2avXaLQ4i",
-	"or7yuE9qJ4XW6jWfSEyDam0JiWUkaifd5qBek1QGqsFzzsYB9WStXpPLufplKuVcnNy/L6YcBw2f3N6f",
-	"h3wUkJm4n+/91at6Dc/p9Q1ZXjMur0c8YoUZPmXBUo3h7NkjdEOWCF5BkiOZDPeeQHPOAzTDS4SFoBOG",
-	"eIhkiJkYkxBRaSXDSrcZUuyr05RenZReD3k4or5PWDWCrYxTEW2E/euQfBkRIW0MAQ8QFWiGgzEPZ8S3",
-	"kSDbyAof2JtIJ9RMJ/Qh9tFF0s7mKWX7VZPx8PyavPQI8Yvs/TMeoSm+VePB3pT4aMmjEHl4jvjYrINQ",
-	"/5RTKtANZdZp5prPzHOnxu++A3LDgekHmM6uPc4Dny/YKgFCIqOQEV/xV8CF1AMyOzUkHmESuNUHXmRc",
-	"ImgRUYnwBFOGlsS6Awr9Fiizr173QLD8OBXJfEyD5XVAZ1Rem9XbwDiS+3h5T5hBwpdorDasmpXayDYK",
-	"2bpZx0CVOrk7QWzD0lSReIQFuY4YvsU0wKOArEqH+C21tzMvnqoVD5cowNJ+blhbL4iNqm3HNOhl5eIl",
-	"CW+pR9DzXPtVyGEZGNAjmgfUw7JAhLOYixdUTkGiCzwjiOEZqaP5lDOieJ7MMA2Sg5C8pEIKK1mSTjK0",
-	"uFsXe+CQZFCKDtDPtcQ3hBUpEQkSxoOkovKksy3mpl2xvbvPMDsCNcdxcqiuyIFYPs1JqA4yPTI+JyGW",
-	"lDPb9MaZEzq32zc3tYcTP+0dJhYS8hW5pux6jm2HvX6OZpGQiDAfUQb8No5kFBLr5PINFnbwxubuvnSF",
-	"AWQmKTm/DjiblM5ywaPARwEWEqn3iBKtWI8QlDEcBHwh1sw66cE+7ert740MyYg0HfhXhG082HjgI6w0",
-	"M7ZE+pNEX8FCqTGKUe1UsLRfPNEqt74PGljGowhBfTKbc0mYtwTtl7LrSFjkuNZSU4HzKP3O+ZQs1Tkk",
-	"JA0CxcfzkE9CIsTGk66k84J830vXdydhyWBtRJxRMcPSmxa3l2XwC2X4GbEdCeKDGoORT8djEhIm4/lX",
-	"IV/SbW7P3bHThHDtdkq452weco8IoVQA9IBJKpc7ETEZMpCRiWg8ph4lTF4Lj8+JhYCxpRhg70boE1+9",
-	"Cf9KDgjECPEFOhDEPBaHVgKudlgk3V2628MRZRmhppQkIcNBYZ8yFDHyck48SXxEwpCHiHteFIbEP1X2",
-	"whQLNCKEoYBPJnZTNWk5uwl3aDdVPDP26yPTOFIaKAnRA9VURTqYYenZ3+KA+tdeSHzCJMWByBPiAWhD",
-	"PERzLMRCqYdUoEXI2cQ+5dXmMrNf31i6xq3s9sCRnPKQfgVSv8r0VoeQm2kUCh6untb6dzUgpSwpbRck",
-	"pNDkpUJEZauca7dwRldtdS8+isJQsrMOyTgkYnot+YpCrV0n8BjBYzVa8x1o/C/nNFw/93zrK26ZSm3v",
-	"d/XzI1KUUArSNfZnlFkkodGhiDKMGUfYk/SWIHjbNu9MW0Uht6Glu5+dmb5hWnxC2bWchlzKYMXTyrlR",
-	"iTANiI/gZYSlJLO53KxTFNvOznW7ltOTLzNt1cYT1YbhcVFt/oVBaSIIUMUEZ+CkUzxV1LvAHyQknhBz",
-	"xKgfLuAb+9wtTWYI8ITfUjZBkiO8qen9HvvWgSkizEg4IdceZ7cklKvzTx4o5vSRh5mSSCOC4Dvr9i62",
-	"mFMmV9tTjTFC5ZSEplHEeIhEFN7CHtA/nur/wKnvRULyGQmVTBCS4D15K4vjTqjjX1MmeelthNLlzMDV",
-	"ewgzriZzikAZgWnw8FE5qUzzRZGwqfVIaGrEPYDLxUejZaHPHGHSR7WTWrM1aOKO13b6uNty+l6XOAPc",
-	"6zmdcXN05LX8NumOa3chppmZIiTj8hp7HpnLVVfdZ+AkGsNs9DvERzPiU4xUR0JJ/8TdZSNjofEMJbNN",
-	"51pk6Aw+yLWNpiQkJwiLG62Pz7VriXJ2/xeCszqS5KW874lbVHh6y/wGnxP2cgYXCFgKhyulkfjci2aE",
-	"yYaYK2VfTAmRs6AB/80vzlFK6M+4NKOr7BgsUCCm+Hj1kkkzruBR6BHkc6JVDPBXqVktM64fxb/2G6W0",
-	"7ZVTe8uWUwJ08wR4aJqvNvdxcl0Ef4GtXbphjVql3yqdnm7Dfmm40sLdpU+mz3gaRivZNA/zWtlE4lbW",
-	"ziTTxn6mEvcaz2X9ha4yXxgvv8hNW7DPovj9fuaQXtyqv3RX8GNoubcFc1Q9qyNQ1aM5CW+p0uKVrGBa",
-	"l4MN4E0xm5DsJVPZlHNdFu9s79rhHmzjlTEqWs3xMuDY194+HE5I+a3tiPvgPJKcI3jVRojV9koucK2t",
-	"JbNsZWb5TDeJlCr52DS5ebarA4Hp0jkJKCPX6vi13jzoAxvFLwKzwlqoL6wztjSZcwZsavDu7G8bAsyW",
-	"8wDu58E9bPPYJlekIcGSJO5UcK6vuX9cabjkOmJDs3tg6pWR5OY9wwxPbPP2OYxPP68417ixwlzXNLXP",
-	"+cW9w/wUQZlPlTZzrY2ztcJaixQfCco8Ake7Um8QladoTKQ3Te7GrfO3dFYu17fqKt3uGaPpWaY/9DDu",
-	"rwKlLONcIZbdcAQNPpr7mlfhDQgvejR2nmA16CnBfnp/mIm0eXCFJxuJZjMt795lanEelxDvIu13S/Ll",
-	"bM4QS6JvQkpdD0aob/Y25NqyuRpKW9qjdyE3CJihPhU3K6LlSmi+iVLtbZ86aL7LzDwqaKIZ91xiQq+Z",
-	"1kattKy9vc0yq6Hm/H7XIYmEXf5lXZLFK5xTbY0TIdROSRzyIbnlN2WksPS61g26fZ/78Y9aR6oJB7sE",
-	"zpM5YT613WjrGKHkGjEzB5941C8jzmrLRS95lXb3wS+rI4G580iS6xIz+zOORORNEWH+nFNmtaKLDeT8",
-	"Fquf78FULvaopqEvFa5HkViWyOLk2sWbEu9GIBwS202vmPJQBtbL+GwfNhm9fQ97DavKDg9IchOt1eRD",
-	"7keeTPXuy0+fW2edNGPT3ksauTu/pt3CXCSeEGtQwdP5nIcyYlRSokmOTegjfANEp2ohZNbPujLJbPtZ",
-	"G3Xr1nUs6kx7yOmeIipzw0vpAeb93HY0a4c8WMpqfH5dnUBwCze3n9OFBgsyqrQ5zKBF/cL+/f2FUamZ",
-	"Szy51nFpRSe/xJNMdIcy+SoExmWay3n4KzV294XNdK8nF06IvKZMX52trqt+QUftGaeXftU+t3xrhUVd",
-	"29Y+ppbvPTM/HslrPraHZqyMi0dSUJ/oYG/4ZM1ccy2vn6+93T2YprahqMlHWX0lN+snVAglLniYKIyZ",
-	"G3zbdKO87pPezG1saT+qVK5/PTkRgawk/jVcUeRn+Dx9rBRhSZiEOwz73IpNZSa4rqHUbO5lp5Z+8ATu",
-	"Tq6Wc1JxksWBwEwFCa/5ggnjNBSrHAwspmPJ1ItwSSjABojv/E7QFDNf6b0zxG9JiA7U3+pfh+o9n8Cm",
-	"UUYwCKExDz07rVYGU2D61zeUu0uI1cEr+gLX4g0uHK0sJ9czEPsFVsTZs0fAFyH2rNrqauslftgKbe8l",
-	"bmV1QIoIC4JvrmN9cpUA2RAiyblWKevaZ8zZRP/L47MZZ3BUJwHtWMeeQTC2jTz5fguk2VuveyFcfqia",
-	"aKMp5zdrjk/zhpqAT0Eb8e1UKDRUIISlGaUJOoSBgkMlGtNQ7En3WxlMdqrmrCkJpv9cvyUyN5ZxVhwV",
-	"CPu+MkvWEWCl+QwhKjWODgLO5yPs3dTRPAQxUkcBZTdOwD0M4XAzIrGPJT7cv/pYOg0gYcjZ5HrOebD5",
-	"ahJhHU6ub38Ztt/xZFrccE1pb28PukdmCK/UJLW3FI6oc+xNiXOu5Jeesk+EF9K5Ej21k5rLuCMkD4mL",
-	"OEPkloRLhJlY6JB6iTwchmADaScOjNebkhkc9DP88jFhEzmtnbRgT+uBChnGboZzfVZ/RMWcC6r7LA7h",
-	"KVP2BHmpjlx0cH75E8UeP318+dPDOnKxlNibzgiTp2hMA6JU8h8Oa3CeOe1m+6jVbvavWkft/s8bnrgd",
-	"1tzSIbbtQ3xwhSerg9LLNw+JIEyCnL4n0C0JBVVSbszDxDW9LUmSaGrpXJB5gJf6qCssiwwjvSSYxesR",
-	"mrfROOQzIBkOAwoPcjHuRvq6hbBtVwcY+9zLxVE3Zv7hKcIjNU/oTwsx02l+coRFs9rJFzU1uNoL2+Qe",
-	"cx1UYifo84vHcTxLEmuh78RAHqe3EaqD7VbxCYTslHf/lCE3E9bj1mEUmQElkUgQyKPFGPFLAplK17wH",
-	"Vzcro7vAkjymMyrtdPFwEJDwnkhvgyNf2SyML+rqFKUM+SEeS4cSOXaUHMBz6oRYEnDbO2a7O63myZC5",
-	"Q1APh7XT8Ie9/qn8YctFBzxE7rCG5/RTshzWTv/6D/+Te3iC3NBNbhhQQMayjlzpIgFXHwJFTNJA0WPI",
-	"zICoQIspD4i5s0KXhmnycoMD00ZyquwPT61u3MuQHWDQTe8J4xTW1/0mTP6wrsPD1Yy9IPLV+apjiNE8",
-	"GgXUS2PmRWPIttzoySI4z3hAvaV9LcxMQfhBlBQRd1mDL3/YbjZPFz/suicIo1Hk3RCpWM79MkN66Cwk",
-	"YxoEQmlS84BIEiwRZUPmLtIFOZiTUKv2kK2qCCjqSP14Q5bwmyGkODRrAyLBTWbu7kA1IsOlczaWOnAk",
-	"T7BLMzDJ0QJTiUZkzEOiHZ7URLgnfengMp0k0GnX6qpzOlMS5fgIVMIZZfrvdCCUSTIxsRmff/65c5bh",
-	"Kusm7zZbOsxyqvYUm5BTxT3dZge5q8kQLjq4eHiOjvq95mEmOSMDKAB5GyfI/ZDgkISaO384tGR+DGt1",
-	"/XV8OJ0sQirJuvOoYyM4xKCEeEZkfH4HmM6MgnwJmsJDGlgXAwJrEp6KgwuUdgFqBlXvfBmRUClR6hjV",
-	"7j+lemQH6JMxjgK1TOnFRSz301/wfB7yWzCjQvILyOywHwjnWrw/DPlsdcTmIcIQY4fH5m7TNlIv046V",
-	"qXwsiSPpjGjGioncba4Z1RUvH5Nm5Q3DueL7GEySnVFYzzn+MkrSKfShj+YhuaU8EmiOJ+SeQC4jL6Vu",
-	"wS0dbJymsc2R9QD0sQ+ty3b5k1hd44rnDuiE8ZD4CC4HFlSQwxPFd6HUOak0ME4EjJ5fPXSO0WgpCeKh",
-	"T0I0w+FNHQk+ZCAEH7z0SAAxEgKdTykjgkDcKgrpZCrrBsfghpgTxyNBYEQ1ygSp6oyEIZPqTZ2cppYm",
-	"CjA64IzosVFmXL3uD906cn+g/sdR//MPlXKAR+AtUdovnhCDsnA4ZGowdTRaqoUY05eqEXXYzbmQIZ9P",
-	"SQN9TuWUR1KZg2r2ilhTHvjaFgbbQSDyEnsAyyD08frJ5dPPUECFVMb1An6caVFtW89RYQ8kW3aMA0GS",
-	"xRxxHhDMjNL5DMtpmZprVDEdQgk9ztXbSYfUX6ud/f2QjGsntT+4n0Lj3NdPxf1Hfl7p9ZafEsvJ+wTf",
-	"gJFhrsrwmKADm6Z6glrqsGn3esquZBAwjM4uzx89UhI/xJ4Sm/UhixhVe2eeasd1RBqThmLB548+aiBI",
-	"JgZFNz5v/Vh/AaEJ/KxYp91FUx6FYshUY1pTAza8Ict6nHYNCjdgyihjXWnRIp/idy8OBdIsbCY6ZHmV",
-	"fUbklPt1pKgP70FU4IQocS6RMqfRgWZZixFxgsBmOByyzJWUGo5iUa2uXcUdqaNN70hzoRcrnpoEAnXb",
-	"7SFzy9It3dNkqRZTtbtlQs24Ie17DCMm0jabA0ub+nbLbaALMo4EDow2FAdOqfHBDEKivQ2wMifQo5rF",
-	"DC+HbKRVDkr8Bjozvamtq3QQpTyFioIHsb6U6EjQqFlqwrxwCbH7EVNyCQ+Zat4nIb2NTS7VZ8GoqisC",
-	"eFMw8ZVIMs3pvWuwoWontc645bXxgDj9Udd3uqSJnYF31HLa/vG4N+rjFul24q2nFcl08xV6LFXfej3Q",
-	"oBLrUykSUpJQtfmPvkDOP3nxg79fsxqk4ydxtvGqcFDWcTp7yLiHCLYD9wNX+0ghUGsZ28aHp3H8lo8O",
-	"uu1jYDMtDuuo22qjxZSwggWYjZE7bJTSwdjb25rbenZPYVI42NssuWmwjkaR1LOa0FvCYGfYZpbug1Yb",
-	"NnfM2votsfeJaxPqikvbrM8CwZHHIyYRDgI9RzWYODb1wONKi8To/Onzz64Oy1QLmu0kOz7bGcT8SMhw",
-	"Waa/PlCHIqLmrfIe9fMtzZhPKfPXKs5zzoNVGCnbCNSzWtXz7zIaKfUYLp/AQWL3AjxTSoagX5UqnGBk",
-	"2k/9XrO+xrZq5yyrltWyerpgJCyjjjsjbh1hc4GqYwBcxpmynhTREieJKOUSiK9/5JcaQkc5WXUwI/9Y",
-	"tf+Pv2g6A+yMz5yHzouvO0evDu3y6xnnwQabSPP0YsoFQVM+Mygh1ASvcFZKdvXeo+qrbbSdH0Mjq9Zy",
-	"NNLDRoLg0JvWkYcFcUAYLKgvpw5lgjBB4TYePQYtWN9DcZCZNDTQRKprzJZ1A9zDQw1WdJrJLsx9AeYV",
-	"XGJhT94TppX8xw30GZ6BmPNN+3HsC/wV6tTGGQ6oULJ9HjFPRhq/QH0i5tgjAvkhn8+JrxhGhpgGarYB",
-	"meAANHAdF4YF+vZX//Jv/+SPv/lnv/nmj/4cGfPhUNkByP32n/673/33/+6iMWW+QL/7V3/0zZ/9r/q3",
-	"b3/1F9/++r9kP22gMwQrpjauTydU6vELooxoyYEOykLBEgVEifWuee3QrAERevYClHoIuY2Yaq0LlxQ8",
-	"jDPwaBh3cOD+4PjIhX7cZhP+GZJ44oen+n6MmNe1CqR1A72Uujs1cs6Ik2itZh7xYaNDT5KliO0Noiek",
-	"vh5TEvja16GVUkGIYhdxQ/xUH9Ht+SmhQO2Ljx7JDRlA1T0AWmUW9lC10202kbtyXVlqbH65VjDnFRSb",
-	"t2lCOVt/QoTwTln/+umWp8MlDy1CWf2qNEWl7QYE+4piruMiwUMpkHpX+0Ma6CMti5HrGMfAmSwlkPra",
-	"6lVPPq3Va072Dx0Xbx5k/4AcL/1z+k+lvTzkQcAXz+f6WeGXF3YKKI1lPeG1VlM+L/V0S8Jf4UlZnxdG",
-	"aieKPMhqqaP9bQOQeFLq47B2/lyT0u6bMg+r+KaiTDt3dweZjm2+qXhM631TUdLAXQcDMdJizpnQALcf",
-	"Yv8iBTM1cTiAfJtJJzaXkj/4hdD3MFmE3AIcqu0ojV/Po4+WxIesbcAeYlHtIH+mJ6FpYHOZlEaLZCNF",
-	"MtewuRsgW8/m3fvpiyVXFpU+jt9/ZS5hddxB9UXbC5VSgCPPjECkd5SA/8Nk6p9+R4j1URaMcgcWz4FZ",
-	"ruXPPPhjNYono1tD+jOUtGyCVpU15xPkJr+7h6fINaqGC7qG0o6xTNSFd3A9nob6jveRgbN4U2uzgqOx",
-	"9sMidES1ZYWZ3XFJ62tX9DAJzVoPzRG3m78rd1PoDaP4xjftuq/cDfrhaaJfLtIUyAJLZW/q1zFF4V6/",
-	"eJf+hplRI47txnxZ0LW1LJQDK7uzID5j+tYSLrEvHp6jQbfXR2agSIcriXdovz/MxrTtQOZcTNxaOmfi",
-	"wsrAAzeskxVcby9HpzHp1uPYniA3mYN7itQaj5N4Cu2/Bl+6Bh/E5nZbaP+HojiahJjJwlVFfchsV+V1",
-	"4z5xNUKhi2ZkNlLywkQRD5lbvKB301v4QyOSkkt24+bX0GGQrI6o1G7zd4AR7cEG69pYef/V6rXXI/Zc",
-	"7KpWlAOtrufRctTRu0sWC7jqatBZAq8aRoypM8EcMCX3QIe5TGckOYK4IykyAWnviKTKL+6TDGjrHtY3",
-	"iwG71QrnIFH3IIusi6rO9RT5tXCHeBD/kLvO5CHcZh4Cs1CW3KuW8UNy11hQJ3zjrX1HmODOOukbUi5h",
-	"iBut2m01Q2VGbKMaNlC3OUAhhvYAsrvTbIHbV1/6BurAMUfDGDxWKCQ+DYkyHQ2yiKCBrmkho5AhjCDO",
-	"yoxU39oVIjp/LzTPz7g8yyHQ7cBqqzB2a7nNAsu2F93G1RNxY0wPrRkwnsG4K+AjxzenhgPzA3MP3yFx",
-	"8BmXD+N8+h1XKMnH37g4mTT4u65LnLIfX10n1mJBEU2x794RgqeZ2su3ZDnY4NU2Ll0eeKw0Q3ZtO2UJ",
-	"p2/OAEEHOQNEid+52s4mKg5md1hP4a8yUG48XTd04BZJ4mp3BTMXkrqlJHUXwlrBljlwLUR4ZwTCvqyI",
-	"DI/ncqJ25HNLtnkVPsslou2FxzTmq17bXCZ6uq5xp24lp9LbFETPDOjcZ3hGrmL4jbdv6JVi/K1trQxB",
-	"bw/eqHXwf+jAtfRshAHeztzMILCggzXW5jvOVRkYsofJtdcObFWCkbeeC0og5PZ0hWYNkqMaC0lH32l1",
-	"zzKM79bCXWRQ9u66dFnEvuqLlwOwu/PyJaB8VGSCPS2LFT98p1R0g7P0PF97b5fbpJIyfusvlsqK4O1l",
-	"U5kaGwboHtIfZOa6mvHFCWTrW3GrKBuycUAnUxkvZgZayj2MLYJ87UAoBgVR+DxE4ygIhiy+mbLM1D1s",
-	"IEgo0wEV0J6OmmUReJP5OE52e4d8wYUUuLWfZ17V3HYTvVPaQA4dbG0bBSSuvZ38FugwdOAmvX2fT/sr",
-	"PHmQYFztpNlnQbI2KPU5BKq9La/Ek6JOp8VB2uF3YB04f4LZMkFR3W01ikCxa9djBYT17udBGYbsZtH7",
-	"+yB4nxdgt3ZYwCJy19oFXIHGuvMCbgb1eke2SwZrC6C2INlhV5Jb8MQ20N2G1rXXKL8Ymx+gCMZQ1KfE",
-	"US0hjdFIvJWRvVNqsMHxeZTxAr0L+okNzGltU1acpL0svwXuCR24xf7cAgSUzs/UMbiGxm9OpXnHLkfN",
-	"/K/Al3dX9/w67KtKHGKFg9oLpzy/eAz+jOCWiBj+xABhLYpwWWAwZfioOKp3XTtKaAbjOPNvMfPIecC9",
-	"m0xoOPa1BwAHz0IlHSVVa2jS0+eZn76uGZ2jCBBy1M0msXVavc5Rs1khlS31j3yRNJ0mPHBIxlOkOAMo",
-	"HO1eyQ4nzbvYLWa+Hrfw4bJKsli9pstBiuodsigwrgadh78yAOpX6znAQj4X28x1Y9c6A2F955+pd0xV",
-	"kkcwVBwET8e1ky82D/pFcQy6oMWYvrTn9ZoM/wQZIAkNgJzwutqrIfH4hFFTj+6GLNEIck+z+YntXH4i",
-	"4K9df3Hm/Bw7XzWdwbVjzaxWvAhI9nukrw6dg4NXkpnYmHyq7wShn0f6g9ZR0iwOQ7xc2TSA9QDrmJA2",
-	"6bee2R7lm0ojqGwpBrbeBnvivc3bZD80n1EW/1VYgHpNg1WYx8DVhTUxy2FGsonyW+wpIwVf1b9elcoh",
-	"KUErU3uESkGCcQNdTvmCIc48cqqBIKlEWCD3zNhCWi3W6EkuZA7/1Dl79ghUncIua7WPd9lmqzJfDXyV",
-	"Ri8SKj2m+pDKzzhZ3EqrnBAus8zZFDezt+q1FJ5nI2+mb67sSejAuu5C0Anb7eSNs7Ir7QJdfXXTu7oA",
-	"7Mr4456sM4h8Kh/cGmUwP0LsSR7u44yAhmKzNM63jASgLGhQPLW9lkKSmfqFcbac8UhYUiXrNXwH1QDi",
-	"2860alhIUTzq5gE7ms7gzHmInXHj5MUH1uMlhhotZDo28+38o+EwUppTSSNVlYXExt0wbOx8deb8vORA",
-	"5JH0+Cy3CCLyPEWMem2MaRCFGnSXUSueWFKyRfPEGuHxxd9z/knJjGO41XWAdL3BIKtpNi2AdHHMzspQ",
-	"ihRJBJhTMiDdTsyd5XpHTNsPNktBOMSxrGU5P7uG6VKs35J7EZXpBn/74jKSXIvMJ4DdWzzePoaAU513",
-	"TJgkoc47NngROIxdppJDSLpOgRCnyOXjsYsOMGJkMWTq5XsCGYCOQ10ZXYN6IY2YoaGYzAtJ7AvScxsy",
-	"1zxxTwyGH/wO1X4DwRFGz86uzj/WCAB1tJiSkMQIrjOCmRiyiMV2o0YiMruNj8c1qP3D/As+glLuAIvw",
-	"mGO/ZMd9iKU3zYIQbnnKUL86q2hRk1GcjMG3u+ZES8y/7KwEoKgUmTyE3/NjL5iKhoXWS8PrEllYWfDe",
-	"lMDprOx3fmOdaoGca5X/eNK2ds7x3AIjhDw8P0XqwNWsZ6JEJVSjRgdjHAQauExyJAmeAe4uQ5OAj3CQ",
-	"bBGlCpZL41azWbD9y22ljHw+n2LGSJCDWMBBUKvXbqkAMB0AQKnVawviTUFazgiRGuASbrOsG6K4F9b4",
-	"D9at7hWdESHxbK6Pcij5tfmrz8ysLV9XUOXirzVnmQP33CoJP58uNbDhPOS3OEAeJGqpxVUSMJtICtDv",
-	"ibNcZ+gUtsTeXBYAvbQN4tJ2pl6q5BY1qo0z0MSo3pEhVmUjNFFa7oDFuiIxDJJVMvZ6ineUHWE9xYld",
-	"b/9nt8Y+VIfcVnvrygM4OdXGW50W44st9nvRuucLe38armlfMiaGhqrKclo4btpsUx7KK/JSbrOLqXgW",
-	"Ul12YfVkq+bIyfXLuCQbeekxZ5P4A4Bg2qoLU5Zhiy9SnJ5tFsmcRNU7sm3rzEonrryU5vWaHVtoDQvu",
-	"5tGrwj8P4KX98ETs3Hs97PAMXtqJFe66qDD5NcuzF1FrhM3bl7J6IBrqaCPLzSjL/toqZcJVUAQAvzPX",
-	"dHA/S2ZzuVTqjBcQHJo0pxzCaiVV5jUwcjXnV8rS1muSmMmrNWbY3dZSsgGqtZTha1tr6ebYQ3Ov7Ax1",
-	"S0K5m/Uai9LPKi+bdQiAdWSrOPHo8inqtlt9pIzJU4RnPGIyKSFLpUARowls0oJDceCZCf+JVcHzz35W",
-	"q9eeX35Uq9cePL+o1Wsff6r+/ckz9fuPPnxmt2PM1Cxu19RBWVnG7aiThMSn8jG5JcG2vanv4gvwapzz",
-	"hDOyBK4p5j5KxMgES3pLjCkLcL7GklWUXuFan+BgZ2sNB5eJOr8qIXQB8+dMbj49re1PQuxvsT1/BK9b",
-	"t2ZlfS6G5N1mCQughLvMVGNdWi6pwojoJQSsE3CT6T1l0DFHy8Spd08g95YKOgrIQ3gPrqX2oJTGgIy7",
-	"TKzizUzenIePYjlVRF7ceGxtZyZD8fIdJ2e+vqh4oZR9Gb6e0M2f5VYiJAHBYufFMLiW2/SYWutrVS4j",
-	"gI0w0EWON351pd65g30xElSSOxoY8X107BVIvAYwgZyI28raMATZydzY8dDax/FT4dDJiOUKwnhHkfq6",
-	"IiB22HM7bJptmP/ObFxuUuV4cIur50SdWg2mmAfYIzNzw71W6U5eLI43bcIe2RD3vhdTMJ3J67EF6zVp",
-	"L0rwTJdb1JjdOpA2W2Dgh1DgpHhXkI8UNHcFzQr1xCrao4YaAAezUSYVoPOz2DhUGNxT3Z4GuRESLwU6",
-	"oBLdEDIXoPFTH9A5NWqPL9zcZ3loHm2j5hdbqztbjvShsn+xNzWo4pCZr0skUj8t2Qj+/oNctUT1/www",
-	"0pMBHxqkOKh1VKitiG+IOIUak8RcJ2gQAD377Lv3hG5gdYIVJb2WXVuI+NwHVWS7/qCSYN9OUdZvVxHn",
-	"2whoc5NQSTLrd6uIZP1mRYFs6iOs3lHGvFNSH9PK/DnOOvCpkJR5sg5clcMjBaDsXe6fe1tfP9dr6Zav",
-	"SIxc9Fr6cZYo6+TS5crNUFK82mQNrbX+9+Rny+zJvXiFCtt2n22+PafBHi3zjCDZC222UR1TabOXrlOB",
-	"tJfmYplVrTGtUNr9kolEe02OyY/wUtgiKtJ8TB8vhWEusaC6MAicxFGgjtzx+rCJzlGvkC+xOWbio8Ry",
-	"qygY8mJgvW+rIOwyL9sEXAL8nVQns7tmd4gPXdV9kuI4dVDBEiXtYJ5TSdUON96iw0Z65XmHzp+ttF9A",
-	"XRMkG23RyEZBxAI/IDh77af+aW5zbJLfAII/Zdkm4oB/8PrHd7+2r+/uZdrx4wLzmNCFdDKbWYhYYrhm",
-	"6YNKGkKBKbcMr4p7WzvWONes+lVNnJxWf/Ozs5iiD+Irt0QyxWFWxbu0FfZYFwa+8SZZfXsGb76qAzaL",
-	"XZdUnd4TaI6XAce+qTJK1MdCl8Knvq4hlVpCom6KKemfdA3XjJs4XcTNHnMYpnHYelAD4y65ZkLHOlXq",
-	"1MRF1ZJVWyn0NoyazY5HmKRyCf8mDf3THAvpSMKUUUfCkX7mmoqqrhI/DXDTEt9dIaglHGw1QnI4bJTH",
-	"Sto8kNJENKckTIlhgp5rhgtsmy3DLKvOkopeMTsRP59yNMM+iYuQQwVyl2r738TojnmIXJ1t4BpzekHI",
-	"vI5wJLmDIT55RpgOi9yQrbAx0AueltLgkW+/HFfP7gll/JsKt2NC/BPEoSS1rmEL9ZuJjw6wweqGjwD8",
-	"Aw/ZBPxnumBgUj8OC6RHKQ6LFVKb2f/DHS/3d9dvr2bkZUqJFQPldd3AF1932q+ssbd7i23fLay9WPpR",
-	"CMiZ0mW6XZ2UiH3E2SnCwQIvhYk6P4gXAojMOCJsZX9BNW9r+kG1/Ck97dyIS5nnMpU+u22hWJEpyCEl",
-	"UNy6IohWaODfWqNR/9TA0NEcflZiJy4TpX5QGgYULCFSKkZT/1ZbR/1XEjxT/8Vzen1DlvATnqj/TDHz",
-	"+a1+i87mPIS2TIq2uz4dtLLgMioLtedB6XrrD2lA7DvS1FsfIwyFwk9MBfQ4CHdK4Od7Ao2hnpo+w1Jd",
-	"8l4MmQo6wZAdAJgFI1BH/gS5AD2jia65EKC8s95XNwbgxvN5sDxMal/rbocM5EEd2gz5wpTehsFpwBkc",
-	"4z2HfFFP60CZ21lzM2vqZn9y+fSzISsURI8jjfWEGuhjnaUeB0vE5eJBiTYY085jzCYRnhB3yOYhGavX",
-	"zXsNBBdj8PXFw3PU6XQGqpnnV+dqFJTBIOpoxhmBUGio2R7HXwyZXuQ6UvYm+gWnjPjGZX2K3Hos6uN6",
-	"77O5XOqkjxhMRMiQ4BnxwRuqI7GHLIXm0ZnLUCifMFM83uOMEV1fPK6qHNfXvyfUa+gAM/TTx5c/1c5l",
-	"nxMxBCQ4PiesjjAUo08LMgtd6TigjBw20CUhSJ/dwGqNmckdSRSTEWU6fjBXe3gw6LVaR+1+v39kkbRw",
-	"p55UzamUP7HSBnDI6qaAmvlzDtVyoIgpDvGMSBJXPNVOaz4e60BpRNk8Wg3psg16RoTAE7JaZrm5aYvr",
-	"odb11NKGbPs9jn2wqLuQO1v1cs5LsxzWXuqY117Vs9gbVSMkd4vuqXoMqLNm10iJnA5deWRGVawcfZ9J",
-	"Kdiy3vOK5pptKzuQerru6aKmi1XQddfH4ce8tdNF+p0YKp83sanga9Wl/+4ueflqb1jidcu6D801ET9v",
-	"PeD3YUjIV2S38MyoSpRcPvNipf8fxV752NI6q9VrH9bqtXOrAwxev4gCsnUeZEBij+9aH4x6B4J/PyI4",
-	"qP6FbWofG7XWcvZi4Zlpr8a6eRCEarFUSAiF8ZFSl4mPVNN1XWVQe6UZ8qmPBEdjHK7e23qZgNN184lH",
-	"fa6GAaGCBPtbfmSjxm6HGImVF0t+HNJo1DBzIaH+d9EcazatGg2jYrr1UMYhnz0X1TN4tjHDqksOXZf5",
-	"U2XM5GXHquRQCzIOdG5UWbkhU+0nk1/IY0VfJ8YjZb6hEfFwJECtm1KBPDzXXgid/AyhCwvCZOWr3phf",
-	"nsZDLDo7m02bLCzPEFyDM1BlHJkgQP5si9gsyatzhE0dyfBUzAj1RDok881mAGrhkFncTdpIfmuuuuAh",
-	"d7G0/HeScJ/hCHCEKLZIytQos39DFnG71e13jztH3f76yKB1bHuRsGyeO1PuBcztVWY9TVk0SYdWBhhf",
-	"MIMtwKBovzJ5Ib4BufEo3P1Mq3gVYTJGk7muW7mnGYLkF69KQm5eYOwI+7UqPoBs2YK2iraSo4MsXfUt",
-	"3TbJuXanzWqK7Dp6VVVmLEX2g2UcT+XGW9v4YmK54FpO1vQ0Nxn18SVaAVGW3xLtpABuTG459REeYibG",
-	"JIwjQ+4pxoV2kWIWgQ5ivArV9KE9TD45SiywUeqRmlgi9zkoEqBGpI3jIKgesLPmLNo2bmc7gKM3KKbN",
-	"wNbx22oM0JcRiXRGuK66WavXfH21a+p42FTbjwkO5HRb/MaVvnM4FGnrtyQUdvygDYhe5SECH1Mhebh8",
-	"wEwoTCl6VPUsim2QosrRobZS6Z7uku2xE25TAoOh/QL1GrjPQbzJKFTHvL58UlvbSANQEZSBBtsm+acJ",
-	"LdOthEQtg/5X3KKns+60W8Ng7tTqtdjRXgLutDv8QhSQn6QMtiWWiAXbie+wKlZQlgzmUhaLCct1HL0P",
-	"Cz+3Od66lV9y0agvFNNiQNTPaTtRRP3C5YvNYfvIjwm2U5inlR6P4BrI5rWOjeO1XcDX5/rdnW1PP1xe",
-	"RMxupBPmcQAAsUSQnV/+JL0V0K/V9eWrGoTSmX0iASgkd8Msx85xrV6bjFrHzU7TukWrWMP6Am1Lgzgg",
-	"trigXm+P1rNhqowYFLe1eu1lIF5a57rtLWZZONaLO6bbGVDsxHwqaI1wDRjX84eSoHUE8hgWmnFZCVxp",
-	"s0g0XYh1SLuterPZjAcj4IpQLa2OFagehg0MlIY1FQzz1b1qaiJac0GncB2podEzrqk9EKSaga8nkzXv",
-	"rakvV+lFno8lhjHvaZy7ZAquQQtKPAFGOmV2bzLceJrZpcm4DhJWKjD3NsmCOQlru0MzSoeNKZ6OkZxy",
-	"QXIRN0leMA3BdNwT9b00kazgS1BcaZ6iA4z8cInCiNU1u4JTbAFuhRE53NNY/Di+T5QMh3EJ9bQlYYkT",
-	"Q07JEiVfQhUDsLeh8jsiOAyovtSPr1wVO+xpwHEGQ/XRxqlFo5DfwGCjvQ0GfFg2ELyn48QHpbOmuIj/",
-	"ylLRHIzK3sYCYRn7htABRP8AJzwm2HeNs0hjPRpP0LWH524sWffFD5Cjvm57wAtxunw8/H2dJ0Cgdb0H",
-	"ZCzVEYL3tx8Lci3enDEpklHV8xIkXfyUJ3PbqVxC7UOVN7ro21ficwdzaUBHIZwrYjeML9i1x4Noxlx0",
-	"oGRF6yQNCAJZN8NzcAkxrnfwqQl5Ud8gKhCdMKXTHNaRm5SVrA+ZKzm/DjiDMC6zNNcQxp79ASKQsz9A",
-	"XI6LkiioRHSRwI8zD8What/jTIY8uE6KCKhmZro0E0SRQQAkwX4SWAPhjmxZRzAMcN5B/2roCctcU3at",
-	"BKU7ZDoCFM9I/OV9hmck/hyAiQCqSBTkba49F6RIIpwpQ5dTjgOYQio/DuLzZhRJI6FO8qKJZiWTJvY4",
-	"EhDYi02JNyVS9eqY+JYhE3gp0GJKvelhAz1lwTIrtOA8wyGJZXUekjbPHbUMKyolQq9tuuuu4wyF3Mpm",
-	"/oaVM5fquWVTwiJdtezujZci+5vZ8WoCMCSggVWTN+O25y3Cs3vCMHrdBJZlD8liFkTV6KermFuz28Ts",
-	"oRWTq3KMk906C0tv8PgiOx99L2M2NRXwuHX4OuR2qK+dNkdZaYlVitaaGtiJ39zqmj+fEu8mjrjkC9jT",
-	"IVFN15Ntr7hbF75fQvUeu4O83GyH5ATyUiYmuw72jG3508Rm1xGOJsDw4PnVQ+c4zRyCdaAgwaiP4GEd",
-	"kUAQ9KMPwaw/tJv8NxsM/7E1MFWNWQ2QhzrsUHOBkuZcSNRuoicf5tffFkPYbg76rV7bxnn2AOHPk4gD",
-	"I1myU6pifc/wfF7iOoGoQs0/iv5mY8UHFc9khdQhjt+USooDLkEnneG50ZlmggS3kPHODLxc+r050URm",
-	"AzcQ5OHroHj09bD2zX/+9be//LNh7QQNIUVrWKujYe2KBPonEIbD2qtiJY1m07qPqzsdVsIaQTrCapTv",
-	"skq3EID3T3z4dc1VxCeLG4tRF0yyrT/wP7o8s8vk8Db/YrvXaw2sr97Qyvj9pXV+buQy293TT+2Aa6Yw",
-	"XlL5gE6sr72843iKF5hSQ36Cq6umJ1wHUuoR2dbzk8WNxaa+IcvqKqtawC2z46B923Aem/iforYJytJ2",
-	"wD36VoL455XBcPPXLjvGEG0NpXtXELj30G1vEk/4u4b1tjX88Xt0uDeODqeE3ptDhtsF5a26r1bNZbdY",
-	"9B1k/Ja4068baO01o1F/l3HcqmKypeyzRdwYKA1vBYtN9bwPr5+ZwXsMNqDovvDXwFW3Hfaa+uQ97lpV",
-	"YbxF9YjXi4pWSfKaK/YqMvfdwFrbAT5tlX+/39BpGdVqHWxaxly0GuqqmT3Bp2W21l5AsN5C2YO3iUj2",
-	"jhZK+D4ApdnE0WM+oTvWpN1OeZ9jIRY89HMhn8mPq5ne65JR67VFSCV5yoKlvZRgfNOUtG8VLTFr2XJh",
-	"VzYN6DRb4z2tIEUpLXcthqGWhkzy5IsXce+5n/cAObW1DLco0Bpz0Y6CgT1pqmSA7gPgDJShZYQZOjj/",
-	"7GeHcE8awzSgGKUhvpJo9ZBRP5FPJ0rjw8xH7bSsBrogYs6ZICLGXvFwGC5ztTfQwbDWane6jV5zWDts",
-	"oCc8JOlDHCqVDS4M0UG32UQmUppydq093ocxnhQU4tQQEHDvYJD/qEgakJzXM7Et+voEjQOOJfIwYDvo",
-	"8cWVQwJ6Q1Cz0WpqWgVQyz6F2THDLtwXDHIeZucffNF0Bi++btVbvVcHw2Ej/rP96vAfWB3gZZ6o/H5L",
-	"uxgOL63NbIOSMzaZX8r8ARCT0/hKjBtcEiz0g7si5NRrGedbVtLYo5M3HpWrfqSK8F8bW346n/NQRoxK",
-	"WzrELA4grYRX7wVc3AmbzCD2VMaxyHrWd+swU2VnPb65eW+Xongv53AHe66o85FR/XKjLV7F3SGwOOBC",
-	"XlRPON2qnvuczklAGdkmCBmPaGBYa9XIEBJPyD1RRxELiBBQA9bsRJ6y5cZggI1Bt4kSlL/wtCfgTsgW",
-	"BTYn5NMq5UWTF7OlsDaGceScsjuwtxUED3ov1PvLLGxKguz86rEkyOyY/PqmrLSNkzcjfHYr4LGlfNpS",
-	"vHxXhMOb3MXv5E4s3VNroWSKqIe2rWE4bAPzmrypu3pvMy2CyDgHLEgLzMCGW/Fyr2imh324m7PKw1uP",
-	"NC2h3j6gYfHuGsY45LPLbXj5NZ30km8xCuvJkTQA9IgRU6usxBN+u61kz8+uiKighwb6PEauetfVyoQt",
-	"c2wDnJTYmSzxlxtIsBMq+l1Otq1AElZLHuxw6u1yim20TLY71XY+pTYD3JefWhvnsPPBtMJQz3b3Wx1v",
-	"9lul7adSc6uSp4oX5BZjbDXb3W2da+oEWWT7WOtuit9byd8ojDXf6os1pNek8W0nikeEuOI3hNniQ8ch",
-	"EVOkX0JSvZV4IsxgkCBCUM4axQNlcFTmd2iUOR7IyzkNiXhkGcol8TjzBQIINOg/Nyjz5Xp76/io2yyU",
-	"iFjdMSG55TfEv9SzslwxfcwXaIbZEun0ADN9gRaAzMR84lcKAd+ckn9DWBGZ4UOCQ2uQ7wqIRn4S9dw6",
-	"ZxvPEt3KQCQUah99hCVOUnL3gTqUa7i0Nq8JeALf+hYl3TJf2ZCuVvW7qmBt2WJxYxMTeFcUwrIxTVPN",
-	"/I4ICPYeVoRLUk8jnVk6inphLTYxy4MQC7IbMhDAHUFTdTRaxp7dOAAALqzq8c0e01EEp8jVyQ2uSVQQ",
-	"aX6SEn3FTIWqeRGWjIb4yqZ4Z7gJ+rOS07g8eLGgrG9/CBfXxtdoQqt7jsDTVcGnDrJE+uv1uaehp+KQ",
-	"Dcw4W86oAJ8/UBDeVwunYzUg4QNCbWaEqWaJj6Z0hg5C4mOlhZXgLKXBJqucAiUrchltwlQi8E/NxUNa",
-	"wiLZSJtQmPNX+8WtuS+shHWla0rh1OvxCiV0qbIXo5CsSwhapXmucM5adSXT05PkowSHrLp4LGXRSuIy",
-	"ZqFtermIv1kp1hQn+6dUSOeT6Wsj5V+WwarAsm9xpBk+2eo024309oKoZX1NCCPhDkkCEKWz0/hWAwXL",
-	"xnZ3FjZiyiJ69FnuRHOQPSZV1EC9aWFngI7RlAcGQzGJNNu7tlBg3+yi5HlYkz3LIvWUGTPz3cTYJUkq",
-	"b0hd+66rXtVAfjWjF5bWHCH7UNGe2Eqj5Wui1YthyukJmW3pxxExsVCvVctb1dx+H7Sxi8zBVWJqQuYn",
-	"H+vYWYNJ7WttKj6KND7wNP4iRTC5IUtjnMa5H5ZY1+K+rXxWxKDVPvGjOfmULHf7XBfQ2unTnCzY+uvM",
-	"Tt/6W5O88zkOGWWTXfovJp5W2NSr3SbUy62CdfOXsG+hmNTf/dUfO3/3V3/yg4PDv/urX/7dX/3L4dAZ",
-	"DkXjDz54+dPf/bffkJfym1/+829/9RcvPrA6cZ6ZSzrL6XDnmIfKeX7io9iQ+3pNily1m7wttBQzdbg5",
-	"yJ8DHcsZ8DouyU0WU0qAZBLbXG7HE9npZruMulUuM7YjcUlSTdLWuqnt4w4xYfWNoG2VbwLzLFQRc+YM",
-	"CYlHAUEz7E0pI5mEfaV2xljD8fX5PaFvnAQ6+DLCAR2rg4Kqc5gR4os6Un1ygQP1w4RLap4u1P8EXMhi",
-	"FbZOc6VE2IsvjLO3REpsa0FXjlGxcJ8VEWSfsQEhkXplVxfGPNIEz+SfpEFClAAGDZWAUgOpK4hxxMhC",
-	"6ULC5hBZs/HzgS0JnLce30aGe8Tmkdw6aXGlrtV3gB82KXqvhzs2LGT5Gm5cuR0PKb3gKydVmsrSWT22",
-	"4gZ2uhx+04fDKtWyGZFFoBWlJWPYesalGUDplxPkQs67qwwVKJitzkUemgKMABdFpRgy83seVgrSTqgE",
-	"GLwYkArSkjTQ26F6PmRuFoHNLST+QwV09UWMSUXmeVip9XhuVvON82CLCHjOg4soUEStr1Xr9l4tbYMq",
-	"V0keZCtWKVZneEJCkz+2fgSgJYAfaDYi4RXBs60+2yar5w6Y3q03gINqUSzzRMkRNj+d6qrnC8OZu4VU",
-	"ptDrG6Z8lrz5RJ1er+q10TIpjGXvcX2DaZksLUuzX3ZsxZmUBXfOeeDzBdumTlZiDNKQiLP5POS3cVrz",
-	"ppsrH9NgCb62x3RGZRUmy/PY5nATDZj/BL/cZkrblgrLSYTN0/79kRDb1kiDTEE6Xqq/PiRjHpKq3xkX",
-	"g+quIpVzyDQlGGZQwkbTCXzkkDvEuK7NamgukCDaAagBZY1L/XRoTr5ViJwDt9U5/uCDDz44bjabbh25",
-	"3/zr//DBB+6h9hrC/Z9xgA/ZaIncL+NCyHExpbhhXUfYGE2zRlx5+flcuGgGarmckiEbx47/xMG/Mlpk",
-	"qIEOptT3CVOnuSHhYWPIXLWRXFPqF1D29L00nOiVdLifZKhdjF4t3aclMFQZ8W7VMjkP9mIrK33jrQfa",
-	"pnrMGgzt7+Hp8ft7Wrw9ofleSH6nhaRVduwJAOHdlTUlZHkve+6sqdoibN6rme8l5u+zxEyBFgppMA/P",
-	"0aDb6yeFfHwiMQ100CbCxesMj/tWgCbbXcjl6qdxGKCOCjSdBJhNIpN2kwIGeHh+TV4mkL2bogT1sC0X",
-	"99EMQ1B6gBlcnsS44R4OAqg1me0+H4TQLKtDtUWwi1rAB1C7ahMobb1GmZCYrSSJAG6ApWYdXEM/KqII",
-	"t9rHa2sCl4vv3mCQld1NezB85cRjaSLmi/cwzy8eoZCMSUiYB/djlE20h9VwoPowzwtTKefi5P59MeU4",
-	"aPjk9n5cyOd+OZvYyFZM1tRx93HOZqbUsF9igoXcjzxpTQekt7YaFKCGuCfx7dMpCgn21b6oI8ZRwNmE",
-	"hIiPFTl8e8SthyWZmMCIjdfkb/Bin0kSMhyccxNVXsl7bXLNVurqfvvLP/72V7/5m7/8s1MkojkJb6ng",
-	"ocZIwf6MMgGxylBTN6BCPgvpZnizJK9thsMJZXcfpJt07aK//uW/Q26WBm49xcL3uJCICgQFJjbPqCwE",
-	"anUX30RVIqbFnHjJVXKlvM6IUbkygjcEJqAmlTi108Wtp7hoW0RL6P25G+TrNvusyP2V+HB7zt0xOM7w",
-	"SfE45t6Nc0PIXAlcteJ1pMHw0EFApNKN6gabqI7chlKirtX/3Ff/47jFSIOjbjnMzj8aDsUHaZrZi/Sf",
-	"jev7zosP1GPr3fPunLsa0aieKM1NYKWnffNH/6WOvvnf/0Md/c2f/5919M3/+6for//wPx2uHPobiwLb",
-	"uXUNM+7FZWfOnbfvtdMD2S0bOTkjtzvkKkAA3u0oWsleftMb9a1vq40kLjkgNnxns0TK0Qa2BO3SDT2d",
-	"a+7bkhe3K7pePo/dwAa37r1iWfaLIoZ9HJRAfVBwGb/2CQ5qLyqs+EUutnVDCOneYw12uCrcKtM/rEAi",
-	"i8lVscBAsbAAD/3dITOSyDHTTBYkKR1RMqWsurSGR8y67uNwKnDKWz+jdKrapzsUR74gkGW/66aGj5ME",
-	"/iKWwlYZ+Ct7PtO2dc48yKWnh2QONY9iwwPikHwq9b+U/WEnQBSQZyG5pWRRhSus+A07VtBIvr5LEY93",
-	"RbzosF3i70iL9PPdiVEqSmzss2HDCg8ztjYtRtdrjb2jPK1Lq/NdfhH5k1U0hj2C96djtE3v0uN59AbI",
-	"vTsJtUjQfwBOSDYdL36c/hC/ouYlTnTx5iTnI359QUZTzm/EifZ3W7fZJZEyzlMpGqFzXVl6jSd+hl8+",
-	"hCpNG7P5cJxk91Qtz3k2F3WL7x7H+aEbvyniGOQnY10ZQ4l9wZl/18m3SqAES7uKg+gyCyZZcF7xOWEu",
-	"WkxpQNCIUDZBCx7eEP8UuQvOXHTwu//662/+zf+kr1UMHNbB7/77v4ffAJTVhqmZhL3OAc5kARqI+tjO",
-	"+BmZuuXZfLkgZK6ElOVgemekPrmlPBJP30lNdKsDAai9mx6EhTK+t1CQy6EP7FAAa8YrzA1vUTMDaukD",
-	"rJJKmzKbJYXYDnmgEzpfXw8LHLLX1/6KvhlTLDO1ZAy2BbjCNhuRB5t1/Cs8OYf3dq5ymBN0FXyGVeVF",
-	"lav6KzyJb+v3XP6sutc7oaDltk0tQRQCgPkfXFz86EcffugWfJ79nGnyB180ncGZ8xA74xdfH72yupNU",
-	"f7sVVduSHbZd2K0WrGoRsCu8FytZbZC3bhrHky+F70lUeA3ur+/KaQjxFMJFBzKks5kBB9ouj+sKT/ZW",
-	"s8awUeUCIoahbK7eDSy20U22LcvZliTPRNuRdT060hXBs9eR/W1iXWKV+FlSC3Ar1NCCrBLINe0qlVm3",
-	"6erc2cQGU3xnWcPCV3ccic4+k1AWHc/uCRSSubhnqlkFSj2Gm944gyyGN3N1SUR3yA7AHIZsMxM3BB9w",
-	"CH3Bc61iL+JeaGia1mbzkE0CPsJBmiyszOgJ122EREbqED5FigwnEF0liETQ2AF8zggOiZAIM48IyUOY",
-	"hak8R6RAGs4jMPp8vrMhgzJ1kA2nw5VWqF319Hx37aztgvDmOCRsL6C4rxFlYAtlgeDZTqf3a9nzyc7W",
-	"XA5la9yIQeDEtfoJgvjcRcjZBP6+ViaLq0P6FlSQwzciEc5Qsi32Nsbfx/2x5f1Guc5F8GwvSpc6/96+",
-	"1kXwbE+6zxvYhPpk0UX5hKnK9yY3WKX+3x8um6vhbV3maVVn5zeEPcM03IhW/fuBN73HC7w7wkbnQaJz",
-	"I9sGM/oqxEyMSbibJ8/DwsO2yO6HWZW8jmb8liA+VxpuFkuljr6MuCQ65jFiY8qomBIf8dAnoVo+jg5i",
-	"HVcxcQni7I73+jtEVsQ92Sj5XJBwXdivJaTpzlbWlgXlv2d6+UZ4+KcsAA+GqxVitYIuwkwsgPuUOQQY",
-	"8Slu/IEGHIlrDdQRRiEPiMlWqCOfwHpDFNUhclKIvzzyvBnYDtjzIcF+WqrAKqPMPf9a7uY6pUxCatK7",
-	"abbkMC3NtHaK+FWrupM5s93m+v3RN7YtfLErz21pCtgZYm3JW7X0+zASQLS/dSNBjWJfOa1rTqXt2H7M",
-	"Tc2agoOMyilydTeuhpfPSEeCMIoECSEDUEgaBIgvmEgxmY2/bIqZb3J/ZuAbO1X/XCIhcRxQYrCXKNN9",
-	"QbMNdJEpcnuIJJ8QSPCDZDJXtaoac+3aRPy4ulj82HyRwCKv+gtt5FAdaY9fmgAIkwHSAEFMJprAM4Kk",
-	"0tRUE5whLAxYYHrcoANBSDo5OMsOT3Plfg9TR2RuKI338utNn5k2ayyX0Wmr76MeWDJNQVGx5dRmQMly",
-	"qbUR03mz2eiM2Etoqv3XV7GloZB9vWbq8+s4JqHDnUw1+Uyp/aSalSnmrt72plDPLQXOtcUtfK6Do960",
-	"Ir3tPaJPhVrNO3VpmigrP/f5dIkwSyWbCRtDVCS/nSB3jGlA2cRFB5dTjgMUt4qoRHgsSYg6yMdLuDpQ",
-	"70YhEYd15N6Q5bVRQ124FUBnzx6hG7LU7JRg32koPPMm4qGxpv0ThNXb90Q8LqF0ZS1hqTwEf+cMswgH",
-	"bpbNzHBr9VpmABqOLCqJZIHgOWXLbpQWhncepB+oA0r3eEmZV3KrOaahkEjXP0fKgp/NJRLq/bRYt4jA",
-	"3E4KeesgKZ8E9JaElAj9QkGlfx1JlWo0D/U63oH3VCuXekp3aOWuan+9FoXBatRaNftAfZpjjp2MA8My",
-	"Z3rVLVLnDrY55HTbYRAWwEMhZ5MkJTQksNMYR+2XL40RquzN+AA3cleZnGoAPJJ1nXwvI1G8bG/ZM9MD",
-	"LAnzlk/EvuqCsUgdOju0VuJdE3POxNpd+in9MI4d1iS6J9CI+8uGreyfJShOhsszO5ooS0v2xzKACuRH",
-	"pI7oGCodULHz7tbLdG4FQVCTC4lHlCS5J9DHV1fPzLJmpA1hijMMV3imvEI50QebE/WLFy16KU3N1ZRT",
-	"1myaHe8Itzto7yj9jYApBLpOpZzrKznADXBPFXFB66ZszCHvfhziyYwweQqaVEgED25BP+cIo4Dz+Qh7",
-	"N3U0D8GeqaOAshsn4B4OVLszIrGPJY53rRU5Ypui0SvSbuO6bKGixjrXKlysIF5ISrJnBZ0wRRH9Djpw",
-	"F1NBvOu//sP/5B7WAdmE6fJhxogxzKu1VewTc3GzIZF6VVG23AwZFUSX1aBSFMcG+8eoMr+IhO6/kSHZ",
-	"R/ogX9oOAJAFey2naNqs7n8onFIbEez3oxEDSe7mnr6tdO/7wLyW3e5VUAy0yvYGkCzUqWCIf4fewhJF",
-	"34VJu0qjFtFIPRkRH8GPyqhnUu0guBJBcxKqd9RGODxF7lxp/if6v4ZH3FPkhsQs3lI9TP6K38jq49CL",
-	"sva0Up5+WRJUHj/eHMCtKZeiylTg73gXXuqP1Od6rpUYyMTlQyS0bm/3jMq0gZSJs8yZjiyTVZmAw+Rk",
-	"Rl4bTbb+Gvkdk2EfnsuifHvrTkz7UmdrWhHw+dUyEqgWb/V1HoMHOUUhv8PgGaAGCXTgc0/c1xlZjZkP",
-	"iO7I/cCFKEJwxCXwQmUFKDPXvAfD4Qf/+AvsfHX94gfDYcP869B63VvAdkpx+1uFVYBk+i8jYh6bSxYz",
-	"zz1yxTvDDXcEi7ACKiEh+VxkTfQDN+9ycRMPhZKlisouColDmHpH2J3Ddw0GvqM6G3KJJbks0cr0HE5M",
-	"VYS8DpRqZB7Ja2T2iZZZ5ltWT1MynHhRSOXyUk3MLN2cfkqWZ5FqZdXPOcehZKCLSzIJtXP7hizROOQz",
-	"5GppegYtwFFG1VdTgn0wX7SruPZT5+zZI+dTskwnpzsFVE4IsYi71389jE/0Tz6/qq1omKxQVh1GEvAJ",
-	"ZS46wAw98D+6PHN0BQf0yedXdUSFiJTVznyk2G9MiY+051OtycXD8+N+u6eFD2aJ7w1OeywQRnpUur8G",
-	"JK8q6qk10vEhybSUBVN79QpATsY8U680reBR067BGaZMYsp0IUlY4AQ3bULlNBo1PD7TEGpeaP6xwvSm",
-	"MaoGqageKLKcXzxBgoS3JAQx+mH7QwDVERBYLECzmeKQmPhIPtbhzEOmyJOEiaCD3/7F//fbP/31t//3",
-	"/1ZH3/yz33z7X//sUJsLIZkLBPlGQFAd4VzPo2ZBrq1uUZqYFm0PhBEMRLUj8Q1BOK4Xoiy42LQecX8J",
-	"2Y4QTzZkQ3bO2a0psHkyZA66INqjjajBnuRz/GVEkOZ9gQ6eP3/00W3/sKFe/uTy6WfGX69LHqsPlNke",
-	"nGNBTsGDo3+8eHiOOp3OQO3J51fn8LUS8eYTEKjOHE8oUzrECXIDOqPSRQetv/7Df69EdhIE3mvqqHHM",
-	"zNCGDCFXt+CeohH3qenT/Rokch2l0v2V0hvTP11YX+184EzHnCPtCZ3jCYFRPoCzErxc6m0Xz3UVQ8pZ",
-	"DL73g1+AmD2IISQP85iRqs0Y+9H1uE/UIDRMo2s2i0DumeeRuXQeGxBGFx1c0tk80FvqXH0soCXFeO5X",
-	"0w/cOnrAJgEV02x8bTpi99nZ1fnHeoZ6oWYknBA0x9Kb6rH2O4OjwxOQkcAYVAAtszOEbxz4Jp5l7rn+",
-	"jQpA80su8VQzC7w8PFWrZOir2YQKFDFTClvn12qEUBPkCIuqD0b9gWoJvIP6mNUh+yLyplp86KJi2nco",
-	"4raA+N1mEyZziwPqw1ivtXLlxkiLVGbJNYs0SGcY838cH4MZch9c4Yl7mpZt56E6cInUzah+zAAFch+N",
-	"HShiasZhNuQEHWj96/AEddvHyJ2HEM0HWsB1PD0XCGcuL6mso26rXXg1nkRs68e0BEd+Zj5KhdBnSgDb",
-	"jDLkvnTijhzh8TkRLsreiOjfYMSwDYjUlx+AEKr6OgCAA0aQiMZj6hGhFIovXrhoRjADn27c1AwvG+hM",
-	"/VO1pL7XpEomp1qZEClQt9lBLmW6RUqYvIZhuOZzJIiOm4N2DFiqdrdIkZQiMjeEB2qc6jezknHlY8LQ",
-	"iEdKYnLVDOOMgFmZQS9wjVSEptUW0zOPPzN1kRrokgBzg3Kt6dWY+To/JKAeMW5dcx6dzbE3JU670Vw5",
-	"iBaLRQPD4wYPJ/fNt+L+40fnDz67fADfpCCj5jBSx8/Zs0e1eu02LspTazZa+lU+JwzPae2k1mk0Gx2I",
-	"GZFT0EPuNxYkCByI07//i8WNaPzCWOiTMq/XA7/d67UGaB6NAurpgq0Hn3z+KRJEHppi0sYpiKY4uCXa",
-	"GYVgoPdETo8QOnVJHZyKafSWAG1haV6AyAdBVDNKCUh4V1m2tR8R+cniRlcZ1Z5zmFS72Yy1AFM5qyiX",
-	"wNyKoVO/rt1AIdgvvq7hYKKMJaXLgNl6C3/BfCETXHX6s6NPLn76408+unn6yH/25OFL9UAuaye1p58+",
-	"U4spQB+kyn57WTupffxJ1Dp/9KPL6YjeHk3lfMQHPw6fRhdf/vRi6o0vf/4wePbg8VfPo3B8owsKafV3",
-	"k3IM8walZ3WFzGI0MlloZc0ldLtvAHgz6mrt5IsXysyfzXCo5vcss+DZhcotaHzdffJFDSv18kW9tiJb",
-	"VMOqo/tTggM5/aqU3c6MoG03m+a+0WDgQofqwJifKtHhc6hCKJHkSv5DYAiWeIQFsTLNx9Dvndkmdu3U",
-	"+E1u40lTGbzaSprBlKxlZrJY2XH7XtTH9JYw1YFSWEhm9cRSSDJbv37qZF9WXT5zvxQvjNEMvClIZFBa",
-	"AV4c65EgAJKpo16zo8xW89F1xPAtpiDF3cNUu7Gu8gXBvtKNxDu/0GqkSuBpC0Jp7+rIg6XuNTubl/lS",
-	"y8/nKXH2zCUJKXdik9vWfTynzo0pt23lFW3Ra+1c458r5YT4p/rcBc6hYh7gJZqHZExfri65Mhq0VSzg",
-	"iAvxjEgIyyq5/Ulfua8rN7yqb3wxdvC8uCtPGTfVF7lU41q72T5yWm2n2b9qHZ20eyedfqPZah0f9ZrN",
-	"3s9TV+qHalWaLdzutXodp9MhXac/OvKdUe+45+Bek5DBaHQ08vw0/UG1r7Rg7fTPfjzuOH2/6zuDUffI",
-	"GXujTr/bbfvj0VFNx0k8F2tG1+p3us1Bq33089T38Mz4L0bHfrfd9I8MHpRaJT0CvYTqnFRKwfXNw+f+",
-	"4kEtiVdPh5pwUhaO6oVap41Uazfb3cHg+PVRzXP6HdJyBkf+wCEDr9nu4ZY36JBKVBv02set1qBroVoX",
-	"N73+YLCRaj/7hdNpXlWhmgblerGFeqH3ka7HsSqvzsAGRnwMyoDaidr7BDvhAkuSFEKx9WHevZ+++Kqe",
-	"fuU84wH1lpU/jt+HYXbX7sKsTZ7ZjTDqEfavwzQDyNZ1/Pr97LvgdQJL8tpb6yVOvi68/qpeWzFEN7ax",
-	"+sWryksbl7koUTjMxFKdCuqGGMh2JkPsyXdqwVubz7fnTKmiPKRfEbiS61Y5Ux/ycAR1S+CL9mDzF1ec",
-	"P8FsaWKgxa5HcEY1EzI2m3N6tTnjSs9cJTdEWcyCjgegJrIalDA9CDhoT7WZhoTkIShjUyymaqPrUIX8",
-	"gXuecURvfeI+8slsziHI5lODMW1Y70PuL7c7SwsCtNXpdjLCMxbaXQd3fOz0j72Wg8edI6fT9cfNcefI",
-	"6zS9WlZqrsIZFhAPtxWkJlDoVf5eyFxrFfSI1nZzX3MO9k9arUa32+x0O52jdsk5qKhy3HT6bdJ2Rv3e",
-	"wBn3R+Nmv9sejY7wpnOw6+Cu33T6va7vjI57Tac3IoR0j3pk3OkVzkH99X6WqnAS3n4UPA5m60/CzWta",
-	"T4J9YrWk/+OX7WtD62vG5TW+Dol6QJa1nTjAt0ld8+gU6u1rR6nepIwvCqI22TTSuSBKGS4/K2K5afvk",
-	"Vb32mKdI5+s+T97Liuy3d7Kvl6IfYv8iPZff1NnQrHA25KXdI/ZcgInWbfWqDFFEkDNM/CfEpzjGXey2",
-	"29t2/IQKOM7f2pmmeT1z4bfNuVawJe9/Tf1X+pQLiLTcgz8Yj4nOHNA3OCZcHyJczVmzeqhdgAhJDrWC",
-	"cO5aqoOlqazvlhb8Tu6V7uYvPuPyIY+Y/9aYVK/ojky6vR70DMupdv0Cd0c+lY6Ozin1lnxGFkpHh4jw",
-	"BnoIVfvQaImwJ3lYRxKHEyLrmZse8K/RGUEhZhNS4jtRPT/QHb92/0ndmomup61TGqkwaYBhvAxJrMOX",
-	"EYEMK6NMwKwhPq3aiaxj3tYNgBvd+IYyyDfTBC3rXz+Nw+KSIWQiRzrtPDQGdr46c35egmpfZWBVBrRf",
-	"iox1xxm2Kes9eaWMGoUIst2pgSVEj0CSlyYL1XkBtmHBNWhuSDvl6a/lW6gnunkoANNy56Hs0QUZ76BE",
-	"AW87PiY9pz9q+c5oRFpOv9scNL1RdzzqHutEIx7qKOWa2qU6bcLi62r1Gt32YNBpdY0FElDC5JlJoTyp",
-	"tdr9RrPRbLRqaX3KWi1vZbQdf4x7Tp/0es5xc9xymt1u+6hFjryjLsmKstqJsXCe6yHxSHocKG4S/2q5",
-	"mpC1/qDZxk2/1+l1mq1+y/P7/abXGXidttf3jsk4DWk9AWycZF/BEDPb3hBBcUdCSm2AZAmFGWfLGTcR",
-	"sqXUOmp12+12907Uajv9dhc7x97xsdMd+M2R5/tNr9cuUAsCuCoQ6qjV7vb7o/ZxB2OvNfD6nVGzc4zH",
-	"Pa/VbB51/a0JtYUBnZxKm72RcHaazfjeK/neK/neK/mavJLZjZa78fep3Gy/RXJ6X0uek69LXJUXEOAo",
-	"IGySh9IJ6C3x8yGoBxBlCrEaJuwPGQwwEzM6ZA9zGc36chGiB4kPiSTY83jEJHyt/tbiNk5ZQwfd9mDI",
-	"dJTrtZyGXEodYAVYFhdEhkvnTCkf7uEpItibZvMmQwKXub5RCoYMQhcM5IJ6wZsS74b4dSS44mFT2wdN",
-	"IiIEEUiPTHLeQDFQw5DBN3oeEH+k5qEDBJwF9ckJGpElB1IA2dCXEYlINveMiiHrNTvI1bGq16NILG0T",
-	"aiAAUktC3QDqesjccwhbOldbjgOyrgOeYlfHORVsCnO4vD2/sAFy0cWcWv/QPGl4fJbFzTmpXXa8KCQO",
-	"0LkZ+n+vunMP5pjY0VXcu1vqaDkMwRpZfjId/cijT+knD3/+4OLqx5ePxKOZnP/8/NHRo180Go0c2t3J",
-	"oNksQvbVQnnd+XLw87D5M0+/n8Hgi6H3Kk8/BT+0yO3HfDIhPqKsIJlzPLRJwOZfflXfmwv0bo6SHc7y",
-	"5IQNiU+YpDgQ1U/lzDdQaTJzdGxqI/fyXg7kJ1QIE+tqBogyA3ynzuHvtGt2ByYrnFUbmaP4vpJXWJJr",
-	"c0pu/D738n60Pc41YKCR+uIUAWhBYuYTNKG3hCGdrw/VizX66TvCePVa5iDd+HnmVSCGiffaYeltMXIb",
-	"18/6EQSCJerBxjay7+5N4Te5NB5mENeJb7QaE9sBjC9OAB0VWCVRq4x+RNmQjQM6mUp04HGf5NUdgOYp",
-	"hiJGLA1G5CEaR0EwZOZje/RhA118j/hynyGnfIIo00onaGha/47VsW0CiDPWBI/kOnPilt8QYS5XAYjU",
-	"sFPGYEAjEnA2UfYFOqASkMQCgsZ4RoPlYcOm36pO36aCu163q7wXCzVdK+mxlpswo/DxSL62a+vv5rXa",
-	"HbRFs8LXMkbcrqQv5r96rzFuscbvr/9fp/OIT5CWmdvLeMPTa4Q8pIaLVcGu8xghO40wiXQWKHhJGFkY",
-	"YKukaFBjyJ6FRL2oGLbgU9J5LwssEA4g+QEBMllojpfk0BgyfWqgA4OnAB+r4Wo4bUifTnBNQQk/tLlQ",
-	"LvKg9t/Lg+b74zD5jCxMFtV7j8lrOANzP1yHJBJVDFzbR+8P1O+LC+aNHI8ldtKDlzqreeUQGvMQTq4d",
-	"Mi5vW/cBRcKJvSulIUbPNAoROhgtY4CFQ4NAEX8bIzHrI9fDQUBCg7MsTmHUc52kDYEjC2YPOzrXdf3N",
-	"cN5E4NGmNzMD0uhMOsDqTSV99U/ag8ag12sOIHfJJx71szHN+odMjIG5s9fgmrYgbeK3O07f91rOoNUl",
-	"Tnt07ONWF4890o4LXJ+klcVt4djEa7WdfrszcnAHd5026Y3bnda4220fpQBgpm+dXV/43m91nH5/cOyM",
-	"yOjY8Vtd0m+O2/3BIBNqQMLiR03P6bfHPefYG/WdvjfqHLWOBiNCRpmAgwQva4ugguwSbw4ryHP9+0DP",
-	"d/pqOr9YGeEIkmpL6QghxvfxfB5yDbS1Y2xnWUbOh0uEY2T6GNVXo0mcQZ84QCFxjFdTmxJmflFA4BzI",
-	"OEVJWAecRJarlLAqdHXTJLsH3rJtoaVHbUw1E1S1JdRnTw0mjNoQd7Yd1grlTrvRa7farW5BKNvfPD5q",
-	"N/vpmwXJNu56A6ffOTp2Bq0WcTrEb/dH3RbpdAe1CvJ83G/7Tr/dO3Jws3/keJ1et3nUJgMPDyrK8/HR",
-	"uO/0j/sd5/hocOyQ1qDV642JN273MvJcr4hdoo+PxmMl0ZvOsecPnKZ31Bl53aMRJoNyiT4+GmOn32/5",
-	"zmjQPHbazdH4qD04Ho1H/axENxvOr+0k0MuuFMyaZUP/3/so73Yi7GDUjZNjYpPVNM4eKKs4QBUMwZVP",
-	"XtVraQnajQ1kXt3bvVaiJS8hjG1OwjEPZ4XY6hPkJpN3TxEPNUyOTkgYsqRGRYAhGkjDMyHBZ+r0UMyA",
-	"JiFmUuvlSav1IbPBKdUNZo8bAz/pQiroAHIGpmTI3M8//9w5i+RUmZcelsRF3lTNg03IoYF3A2dWihKF",
-	"FjwKfISDgC9M7ug7cQVWnMmmNlbeN7ts2zSW5q4X+sbPeA21njZybP7tV/Wah+fX5KVHiF/h69zLAA6d",
-	"HPLXN2R5Tdl1JCrsO/tnr+o1gIzzrymTfGMr2XdfJQcKZGHGCv9m383qN3vbyGlujcfZOKCeFDGsG6AW",
-	"QjCfOtFIgfmrZl4+AQK8M/mX37erCqMlI5y3KPZiUIQkxvR+U/aE5WZBDeHdswHUobjkUfjOGgK9k2av",
-	"0ekftY9aGwwB/eag1x90SgyBtjNqtttOv+N7zqCF285g0B0N2s2xfwx6+AZDoO2Mjo/aTr/Z7TiDUctz",
-	"vG53cDRudUZ+v5saAgHBvsUIUF93j5x+67jr4HH/2Bl3vKNWsznq9DqDrBGQLonNEoBmRk4f97AzIh3s",
-	"YN/Hx+2+73uDTpklABM/dvrHg5Yz8nDbIb3xcX/QbQ2Ou82sJaB3yntL4PudBLyz9vReg3mvwXxvNRh9",
-	"xN9dgdFg6pvhFi7KgY4JenCFJ7FGAijagAp90G0fD1kJ4vF2cMdDlsM7PoWKFrAAEO2xRAa20Rpn8RFM",
-	"6dzAxm+tCI2f6IV+USVKTvf1PcaL+A46jZT81aoPmNab0ylXPnjvQHrvQLqLA6lV4fx5lhGPD00Crjp7",
-	"jrf79CIOyHpbB5eWkOrgSgRyfGTFh1HZqbUC8/XiVT2Ob1gBCE7l/WuzFgcnnV6j124dHx/1mxoAwQww",
-	"aw4dOX6/33f6zaOec9zHbafTGw1a46NWp9k6SipQn9Qe08Zn+B8+yKUx0kI7uOn0m70jZ3TkYWeEe97R",
-	"se8P+l2s3hXPQqqJbAoKGUCKb/+Xf/vN//GrpMb1CQCskVCgGQ8ZZVC+WpfDPqm1OgPUbDabqNVqtWop",
-	"EP3f/ot/8bs//b9++5d/9Ns//ue5qrMViGJKY5/UAsrw9eLlFuaeWcMyaakfF8SHUkY2bVx4570N950G",
-	"cvoR1Km4kxRJ4B5399SBbvj7pC3rYmX70ZbvmNmdkT/f/uFf/vY//o9bSw5TeU0xzrrqNq+///2HQr/2",
-	"c+mdOXsM7TefOkfN4/Zxv3vUe62njhnF+9PnvVn43ix8bxa+9riC9R98FOndRO5qSN7Ngfpds0L1wbwv",
-	"KzR2psYPyguh4Jnh+DoaQ9y5MPnRUAERwDwFcgMq5GOCfeHW0TyIBHJ9ggMdru7q8nmTEPvELQm6T8bx",
-	"DgTcP1WiMI6x3/z6M86DzNsWOMa0oKbRqKlA+kqxFBwyrlxd8fw3HcR1ukvGoZZEogOlzAHoANykEhn/",
-	"DnrQYTrassGlK5sbYLFk7UZixBiewBhlncHDyoT4Ebz9qsKqXZCJkiaVV/kR8yMhw2X1Ly6hOmP196/w",
-	"pPrLBqT9YchnW7x+xau8rCVN5bbN69Xa/nGki55XoF4oq62LF0Q+ueISSuNufP/BS3UafKimtk/A0gQS",
-	"85v//E+//X9+/c2f/w/f/tc/+/Y//sk3//ovcgXnLWZAs9Xo9brNZv+42zdFEXwqjd4Qp9jg4Cz3V1ym",
-	"3dgu45B/RdhzwHE1b+mNYwnTOHJ67XHL6eNO28Gj7rHTbrePm0fdzrgH8drUcHrtpPa7P/3zb//nf28K",
-	"JzyE+q/P5+lAZljcKOswb0BpCnz7b3/9t//ul7qBb3/1L//2T/74m3/2m2/+6M+V+F+wbP4QaJ5p9hD8",
-	"+Rk0ZcoMFQJFjpxes9ly+oPOsXM87vadXq/X9TutQWvkt3VMSIDpLO3A/HBRyAqaaKGkhwvfBQTnikPo",
-	"+qqKDv/tN3/zl//qt3/5b3JR4brceeb+MuQj4tzSuTqH11p++SXfJlHICE+TJJT3Edwyv8HnhL2cBRq/",
-	"Vzgcqp/63ItmhMmGmIfqjJ4SImdBA/4L9eQq9a13zkMaaO+EJC/lfU/c7tjAuvymtP70J5dPP9M1uXW2",
-	"CbiEINGUEV1X9/zyJ+rxTx9f/lTpJ6SOPKXmMzRaxpWKXXQgCNGVUAmMoTHzD4s5zXrXOx9RMeeCVokn",
-	"MJ9kv3g3TOT3yK7vkV337F4/qmQI6v0Wg3a9RTxY5iNBcOhNU2GStZeS37ZxuFsjXMFWEFM6R5whfczX",
-	"gVnUYWiq6x+4+ghzNS6sH9u/MTwYFkMGtdL198qMck8RhnID90RSTj4ek26U6jRmSfDsnoCS3eDDYASH",
-	"BCjgESHVr/DCobLHoJn4BHmmh1RHJBAay2wS8BEOhszan83vrpXK80xe11uL192gf9lUmqrayvbqR1Gx",
-	"sKoRFqVhay3gNZbxeq/QvkaFNsAemcE6AHcRv/Z90HJ34+51JcrucJHxvnLZ+2uUsmsUtRV1eT0lHyqo",
-	"oysfvL9GudM1yumQKXWoSFb3JA/sommijyKkr7FMGVGdZTRkWglTlqDRwH7vLmh2zURIlNDNkLzZ65o9",
-	"JzBU3ibJndGa/XKW0azJSyqkiNF2k9/dw1PkmrAS17DiQvGf/u2dCoL+vpZiRBmgiF0MtrIbrvsjNT0H",
-	"lKRy0MYH2JsiKskMSmKod6FkAEAp8gXLIpmcopCIKJACCbxEiyn1pkhEns5XBktvMV1qmSqnJBRIuypW",
-	"L8A+VAODPLHdr8H2aUxRH0iaomSMjntOvzfuOMedI+z0veNeqz8+OhpD6a3Ma52+0/fIwDnu9DrOuHfU",
-	"a456Yx+3vS1sm5QYrxOV0awcULaAZbJ2svwmHoDqzYcqWrkc9xVolDVE0c2BrfFqNwKpSdhE4TMSOsDE",
-	"Zp7vMwr/f/b+vUmSo8wThb+Kv2lr1lnvpKfifsmytTOtllrbIKlFt4RYSLbTI8KjKuhIj1R4ZFUXHJmJ",
-	"YwcQCBhmgWV3geFiMGB7QDNzGJBGEvBd1rqqpb/mKxzzxz0iI29VmVVZl+6OMoNWZsbF78/vuf2epgTv",
-	"lT33IRuM0z2ak/R05roFhz3ESy4/5iEVkKOBzIm8FfEBSliRoQEf53vJXpbfigaLyKsQ1AJQ1whoTUeS",
-	"ZjeJVMmlOKFppKx/CUMD+MwHUDJA4t49ko6piqbtM4lbFVe/gO1J0VHODhAb6oHyTUXt7dd4t89U4B8X",
-	"iF+AZDweyfCMrLJL7ia8yMTTZPiu7HHNxzLM9mhf9L3+cNnRuWt3aKECF8qhk7EdKSXiIakAXZ05A2dH",
-	"ClIuDaN8n9IRUtpCkquWXkMhGfFtKEuV5CiJoLNlwSdkaX75RkhgrcUmT8YDJRGUWpiaRPEiMUGv3XkR",
-	"5qNUwwddVIFKdJ8eQBUrOR3D0bigUW/hcF2DYlelEaUz24KcYgUaun0G4Q6EISj3BE4sgvh4RPO9hGcV",
-	"H4LsP5QLTFPFnwaqTJ8lbC9L92iE2gtZFJSah6QNSazVrQ6oRdDoXrm2+CKtiVMKPbE0q1PpTlCNgHIU",
-	"jIvywj6DhyFLM9FgNlxw0O2z+oZAwzEvUECRNBqhNkybukP5fQZb3VqIeQcCwPsMln+nVoYMkR2SMF7M",
-	"DvDzr5KdRbZo2NCbg0+dVcPGJzQPZ0Fc8pCYtrsqCOFigwYedt3AxcS2HWw4QUzDyDJdz5ykgN+awmzH",
-	"3wSsruUOmX6T62OXWgT7lmNhXbd8amhBEHrx+uY7mJHzodSe1B9Fz45ZdJI92na7rm3pvu575kXYo48f",
-	"yPVszy+kWUAf1G3MJ/evsj/XGhSaHnZ1zcDE9iwce4Gmh8R3bBK0pizUrZyODFe36hZpm1haFHkR1kKq",
-	"Y9v1AhxQ08CRrtmWa9tWYJA1LNJz9udlpuaT7Mu22/U8S3dc3/ZPYV9eWuqnPM0mlXRgj10Ja3NjOW4C",
-	"8E9jOZZSXMBZBSBKmd+el+oy4Kayr5awpBK4Vyr+4cK4W66GxVTJ+3thxvZovkpJvNnrz8oaUwdzKxDG",
-	"TF2++uoG9HCssVcpTvXiJwqst6c0ha1pkC4wpljWJUSdg6cdGWIvR0toNlAddwLFBzMDqrbLDE5ldF8q",
-	"erymDhEmVTrV9HbdMP2EcNpcVjbH42f3gJmr68qTqMfD7719+G9/2jqjCaTkx1lKNzCxs58jTbVhdX1b",
-	"dzzPcebBd8vTNE3r2lprAsEXPMLuGpbv+IbtGp9vTcNzoVCsh84tHPm+i13XcrCveSZ2rIhGOjFD13XX",
-	"ROcP3//W0R/f++QH//jot+8cHxly8sDMoXbRUMPCbmB62A/dGBPfI6ZuBr5pWvOoXbds4+qj9vnZ3KcB",
-	"T4RUbe0WxYj3nnnmS2G3Ko3NNofry53RpL9eEQK942+Qku2Wwh2XyddwNn/kuTE2fOru7ZcVrocrtlG+",
-	"gMOhbRleycUgiRiAcoEXJKULiogqLoVTx3RugkxhoYhozRzpGz82Tke8cMltvVCShlMI843Y0xqJffkS",
-	"2zBs3bIt+0IldsVb0Ujux0lyV3612/mMEG+S/ddO9j+nYChZSIrzZIddAO97UnDlsVzkAS1IvkML6SBV",
-	"3tLt2g8zXsVOGeIpWw8pMjKilbAIjVlEc8iMCcloQa0puOdKpKzMSQ8HW35gYNczTUw8N8ABcWIn9Ejo",
-	"Oubqh6rs4nkGTx2f/OF1DfGla1vOxSR/WH5kYVfzXOxFOsWEWpZnuKbtmOGa4KBcF0g3PO94n5vudi3T",
-	"1mx3IRA4firnHW6aZS9MAbF8EmE30D3sm5qDgzj2olC3PapZ00BANNDFmo41Z1EDZxBCK4lS2tqoL672",
-	"uo0r7DVHnGSJazxxV94TR0YJ+C1YVtwLAD2cWCto7o43O5fu0JMS6F42Lu5l8YpPWnRPkxDS8Go19bou",
-	"tdrFmfyW1UmQMCUZVzwFquubMhlNHsxqhb4Av0/COisU1D58++uffO07a7kFZU2NnlL0lumBk5yYzaqB",
-	"NYEV0DArz3lAv110q+ykXL5hmfOR5JRX5YZB0ZMxwAlHhmbIiwlS5Wemi4mghPGCkqiLbpIkVfti6lDr",
-	"oPop1UERSdKDe6lYdvdySsJduEQ8816YZWmU7bMyPvaeVEuqj+pwmFcyp1J5NqNjnpO65vQst6t7vqGb",
-	"puVdhLpmYcvRLexGsY+D0POxb0amoYUaMeJ1bbl3IZK82h+GZx2ns0FfDcN0bWeJ8day4wC7lOiYOJGP",
-	"PcsMCQltgwT6AuOtDglB86WMLUfXsGtoGiYkINg1POo5ka4ZoT2vs0EDdWNRA2d1NpbdE2O/SbVt6o2N",
-	"2nbusszQjE06Y/yu59u+N1v3r9ynVXk/+cWJVbxpSD3shlTDvukTTEPLosQwqBUFK1bxpqFuYNcwA0xM",
-	"YmGD2rFh6rFlGU6tgF/ltJir4U3DMMRuaBnYM3UHx5Zrmo7rWcTRltfwpr4fY9cyCQ7cIMC+Tl3iO7Zj",
-	"uWGdx6IqV7apwn3XZ0QP2SdJwUuRpoyf1zgiSpQ1OXhPalW/Rse62NjQRkGa2oKPbc7nAhXnk19+/fDv",
-	"/tsmIh+rOoFLQyCBd7q86ArQTp8PM+3xRTf0rmH4vm9rjru86Ebo+CZ2Y0vDPtFDTHQjsrSYWEbozRXd",
-	"CJ0owi6NCSZUN7Fm+bHhOLoR2O5xRTceffedhx/9zDAt48SiGXrXMhzbcBzP+jwM64k9dAzD80xzUx2M",
-	"qYAbBiZmTLGmR7YT+SEJHH+lDpordNB0Ndc0XXM9ali5lJ9sZli1XRti2IYYtiGGvRLEsGuj7FMxyT4m",
-	"AcOSfLbCM9d4dWJdWrW3hYbZV3YzRiVRBFQOA/KDKvU+zvJJXgpHaXKfQh4Uv9ZdxgF72tprG4ynOa4o",
-	"pRLCSNb2QhstLHnmql3nyOLaVAK9kpVAG/rSJgm9qQLXRKs00SpXOcf+NEbQDea3n0xm2jmWy3SSll7L",
-	"lFcZ8sB1Vmajq+fWc+Y7aI5Da0KcBe+aynff2hbbG9Rv8RJVyrcJP3ksw0+iaFJjEIllsjAH4ewVB6WV",
-	"NqIkxaWT7iwBKOMFas5NtQFAqondAIX3qvyDLrpLi0Ks2gQcAsORKlt4vRhsozClJFc/wn9PfqwzmCEQ",
-	"ZZIEDO3SnKI2bA3JkifeR4vOhIIl2urJBEzFeDYZXTRVAVvKFai7LcNfOORuip1YbjV5PT8ph/O5erW+",
-	"U2VzbobjbDZrf3Xu5+rGxybtseEwaDgMmozIJiNyiWny0tIgLwFP3KUzFlFx8pXisX309vcefvCrR9/6",
-	"09FbX906lxzHOKf0y/Qcgluff0CHo4ILeBDn2RCpMwdENHwhSW9RcFDyv4/F2Y4G8M8Atcs6W+KGIXmQ",
-	"DMdDeWPJ73qNI9n6l8iD58gB3+qiZw9qgKa9nwgkAKhmSB7cBAGytQDnzCGEm/DYq5AGufLJKJtci8c6",
-	"T5Fv9Wyr6/u2rrm+u5kaVrMZelbPtruaodkyQ2+pqDewF0cGdkOfYuITGxPTjCzNdz3f99cU9Uc/+vnD",
-	"P3+/BueXivb5AZgT7aJhRMMuoZqQ6hbW/DiIzNAnrhUvyHH0rr5gn5qTJh62gQEXYfOSR/y9hN0bkRV8",
-	"7DOXv9kpH1Bk2b00YzurPqG6/s3ypJpOg1jhOQtuumIhiSwrVgzLnFzZRDI2traLwcYS09RtQO3Dr3/4",
-	"6MPvbyQAUhV+qMU/zpSuTSPKCxQnOS96KoxKCiaUxRObGawvcJugKImgPMX+7kGnxrYhSx/l45SiPZpz",
-	"xRC8INhSte8/qYade8zlJgv8h8U0W76Ntdgi2CWBhn3LNHHs27aj+7FN9aDVkTfA4uy1xhzQFlkAObye",
-	"6Xd92/U019TBhiJUgNvTFUSTqffqluVh145d7Ns2wbrp+nGsW6an2/Vhb/UUwp1PvRin9LNyolo9vdMq",
-	"sqn3iQFe0F3d0j3sWlGIA9sJsOm6gaP7uhO58brd9Q3Xd1fsqx1j19Qo9hwnxrYeW4bvk5hI3vp6XyGH",
-	"cY2urtazNQIw1bJWAZjHRDGqjXmlosUabskLPvtvLyrQc+lkk4sliQI2yi+7ea6oKR9NnSGqU2b7yl29",
-	"jZJC1hqqJRJfA6onEEdhkofjtOKon5ZAt6pOXAn6p/KcasXkPkVsPAxovrrOKRXgSyJ5snua1bV9z3U1",
-	"zfUvImvYwIFtO9j1iIsDlzrYJYbhx0EYEJeeMWvYPc4OAl11NN+TzIcLjCCBZnjY9XwdByExMLVjz/Ut",
-	"3fcsbYF/A7xEs4mT4iGWgd0wdrDn6jq2DDN0g9gOnTjehBWkVExWNIPIThu6o3mNGaQJaWtC2pqQtiak",
-	"7bTmvSZBtzFrPW2VTUh+v27UUgsItY9+9POjH769EeNWToXSRM+Lu7ZOUptLStoeCkh4HxVZjc1W5i/P",
-	"6xp3ZOseCw4gifZMU7c8X9MvCs27HnZDT8eeT0NMiaX5rqZZBDhyzsQBVEfz8sZs2sBUg+TyiwuH4+s5",
-	"JeX8OJ7TOCUbNN6g8QaNN2j8yUDjYlesCsXr1zY4/OkhylFAUpxVJYo+jYdgOYouxjm7AKP+dEDijFm/",
-	"i27I/Aqi4h235UE5yuleko25egxl4t1VdCQq+Tm7aArQ7GSU16F6n4mrt+sKiao7sZNmAUlRGYcJD4W7",
-	"FYuoeIC4Tl3QZ9UD4NJ6/f5rHBWUDFF7UtWCUZIDLxwLYRLlBeI07zNOC8gmgeeWUO0VwKGDLZkfUkAu",
-	"iRBjjC4qeH8Hpu5quTJYhoJxtEOLx8mRYemGrxm6dUGaj+WH2CUWwSTwAxxYke24dqibenxGzcd4MjUf",
-	"y/SMRvFpggCeUoC4dvBiAw4bI+1qyFLghzoqqlk2UfuTt946/PE/bMRUW+SE8ViaCc4RZnZmQOY65cRm",
-	"64eFZCRAaRbe50iAOJLLNJ0SoApcBjnBNNpGEgCoLHuB19IDFCwxInfR7RFlKINVNGZJkVDeQW+Ms0LR",
-	"MY1ZnLCE79IIZXkkiW72aH3nqdkas5RyjkLCQxJBgwAezNuiX1XDf4WLnsXY1TUL+65tYV/3PDeOXc8z",
-	"o1o4X2s3S5OIHKwOBMp+N5XQzrkSmtU1Hd83neWV0I6Z3/lKaO7GK6HVG3gBldAmr2tAa2OtbyqhNZXQ",
-	"GtP/FTD9PzE0+2fLaZOIYtXYH3V1U0Ct0WwfG822BP4zum1Jd5bTEWp//OffPfrNh+dQSm3Mzo9wgkVS",
-	"OigdlGX721Ij5btCTIVUCMEkixAorIuIoVTjHou4pKdGgdL8rutoumtf2VLSRtfTbWdV/WmBSlR7wOn1",
-	"quohjVrV+AKeRl/AitCtdmnjRGgiTE5ASyUmOGXuaYWDJgUDlhIOvJhl9zkajxABVbeDgLgdargMSZIi",
-	"EuYZ57LUQKdqjbSLl4SjfSbPapblQ5ImXCZ7ouuKIxOM73UW3M5UjEaUcHG+9hlQ2Cq1XHo8/vdbP0CM",
-	"7tE6Za4kOUgKjpKofLQMzVDWhz4bkgPEKRWa+YIgjRu7NLz/3GRk5vDWXEnBbDgi7ECMSSWcRFvF9kjE",
-	"JW+MKTAnKJgB/9Q365A8eJGynWK31TM0rdMqZEo+L3IofvhmZ/6dchZkBipKGBLvD7PhMGNIFgta9nLJ",
-	"u7/k7dZKL2fl1EdRTjlf9iZZZmBZP21r/lVnRqaKWVnW0FpQGcHGums52PV1F/uuQbDv6Lrn+ySMI7c1",
-	"x2PgWj52fSvEgWGbUCMzNGzDj32zVluzqqKhFu9tVhvl2VRS1ypzSdWXh1/73dEf30PPqXCmqWCldXgM",
-	"qvX6khqCJYe7GiHUHmWcJ0F6gFjG6FZDa7AKirmMo/713awsho12CZem0nKZ/B+offSzX3/yjan64rVD",
-	"fZlWDKe15B3oqA+SkLEzT0ugRAXdE41dKibE2oqyIUkYkldOc9PA07k4qMTBDM5loUpkDLVlIS+4pzuM",
-	"+iwF3nRw/R6MlIO12KVJjkbkIM1IxLc6KKvR4HTR8+JulESyIg64YGnUZ+LObETeGNMeIqpdSlyQ0QiC",
-	"FwMaZ+IWRqtBFv/fQTyD/0jYTp8NQHoNoE1CnRSChVPKIHAQkNGA0QeFJLAZbKlX8PvJiAuZkNMRJUII",
-	"ZgwoeUhRSSx1fmexHCAlNnMKE8i76DZDr2S82Mnp3c+8WPWhz/huti/kZkjVMNdHFAzQAd0hDJ6asJ2y",
-	"m0kBS4iyiEbdPhNzFlMawZcsE9/3prqCEo5Iuk8OeMV8zSJoxnBUHAA1Sp8NKWG84rdmdB8d0GIbEX4f",
-	"kR2xHlIiZH+FILmQ4rJcWLfP+ux6NEyY7DgZR0mR5RyEs+wYdLiLboMVaMzLIbr+yi10nx7IK8FKr1ad",
-	"iuOENS0xSIVIil16gErRz7J91C7A8l8rUdfpsxhsBXg84p3pWsHycVNBAKjYzbPxzq5anxJ/bHXkymOw",
-	"qIJsXEg0k+8QpqCP2AQ0jcUhnKW8I/vVgVhT3kFc8puLxpTd7CCxuTtol7Ao24OLk6FoCO+gfRrsCozW",
-	"QaNkRNOEUfGfeRaNw4JvbYPrpNilULmT7FAYgd0sjVBM92EZEoYGwAc3UFu3A//2Wblgk5ROL4thtkfF",
-	"8uuiV9SWRCHJ8wO5BRVAk46RLO6zkiM9TmgqQKLcH/AJ7ZF0TPkiGPZiwovn5aFzEXU+Z2i2BG5US6q0",
-	"M8iwXtSujpJBEg22uujlrFCngFzVg2WACB7UWlWiQ99vRYsQWL11csFzdVr21GkjIXLZUSgqIXYwFAkY",
-	"Dok8ZVF7IG76j2KzdJVRryM/iIVPoXfXGRqz+yzbZ/AGcSTkNB5zccC2B3Ol+wYdNbGyPoW69R409p54",
-	"wGBLTjZ9MEqhqrkkUl80XgAP68OlmL1mAbMm1kdR0Fw84798geAv3+t2vvg3/6E1hzAFSHtwSz5FryFt",
-	"kucqSqU4gOpTAkNvnopM2ifqobtRTGzsUtvGnhbrWLMsw9GpEzoWnbQeqLkEjiAFmaqIW2cLmw8LjvxQ",
-	"xy4xKPYjjWI7NAMj1qlFgG1+BZKt45v3ZgmX63/EDKc+WxFEOIdgNlgSL6zbXcvwfRPSWPk4+BINiwUj",
-	"RaiN3UCPcBBQHbuW5mthYMWB5U3AuFi84LaSA1df2K2KIW322SbWAp1iN7Qi7FEjxiaxAjt0Ipd68WQW",
-	"yCgB8/lkHuR5JvCUtE6XRc2+uHhoLH1maMwThsbpaUZX1z1Ds85naJTpFhb65HwXqtvBp/ZvfSlLXnru",
-	"+v7U/154Xnvp1Znvnruuff65l5L4M+Yb3qfjz+oPjKF/RyOrW3zhpDuZga1QcOXq6SpNhdamQuvjr2ne",
-	"geypXarQjdhqNa1S6X/LNEr584zOOMHSS/XGZw+QOtc6EH8LAwcYMjhARTKkKBfgcVsoFjWNDxDQ5PEo",
-	"m4TyFtNhRpzSxcSmpVPwMuDl6wIuqn7fijrSTDndHdDiZJ+W4Un1gFdnYdJxu/Fu7Z5lyHK2IQD5oBpZ",
-	"W808R7V3b53QvlvRyq07Bu7WGiW02kLWBIfGCXy0FHPDgtp4E2B2StmNxH/ndT1BLNxlLYpzKLQ6aY20",
-	"17Z6AldQLG4FY+J6RtnjG6j0/xPbVmSbaNkJu0LWjX822zDALie65j73TEfDbhh52DeDGFPL8jVCLZvY",
-	"pNVpCbWU0VSAaJKm4ovytfAFjTooYQXNKS/gJDw27EG3uoZh6I7v+ECuOB2i4FkOwa4fmtinIcVmrAdG",
-	"pBk+jfWWhF61/L9liNCQ76lBwdneRg52ncDEnhF52PEtLbBD33ZDfXLLqxP4JxHxwmEzTexagYOD2HOx",
-	"GzuhEXs0DjT7PIZNN3zd0hxr0bDZLnZtL8BeEGnYc3U3orpLA5i/FYdNP3HYXAu7gaFhX/dj7ERe7LpR",
-	"TAJClgzb6lb5UsYocNuZWs57LOpmI8oeDFO50TjO4jgJaZSF4yFlRZePhDzlu5QWw7QL/4o3roiqYZvd",
-	"TFIZhVfQB8UzId875QOOweW1U6f9qbu3X5Y1LKX5DsBcwnakhZUjgm7c/az4+XMv3v0cipOUdlC4m3F5",
-	"mg9kAfkBanNKkTQMQyO6w2jWRXFDrjr8XMJHGU9W8TurW+p3XI2IjUZ/aPSH84i3OcW6gjiUlRIeJldu",
-	"ZC5fzhAfh7sopzwb5yGtCuHOpAwov/1VmlJnpdgmebaRIKWPE+O5kFy1E76mEMaV/rSSl3ER3fnCiNnB",
-	"RJIPYNYDihKmDNq8KN0H6qt4XIxz2kXXJ42UegHtM6m0XONV0JKkJJHei6TgaDAdHDpARdZngyF50J7+",
-	"oYMmbdqCjJFErlQI2YV2JFFKUZhm4f2FISWAgcoHXmoy5zHw7fDdXx69/d4nv/y/H737o4cffPvwO199",
-	"+P43/v2jbz98/53Dv//tw/e/+ej3f3n0wT8eZ7W0e4bXs92urXuGbplTNt2Z0FZTN7BLdYpJYAY4MgzT",
-	"cnXTtmm8DK2uCbrkoK+WQqqvN4iLULNlhBF2jSDGPtVsbOihael66LjUOB41rz7sx0BpOeqGbdm+jLue",
-	"iZE2TQ27mmNgLwhCrOmRbeqWYRmOtTqSnp7cS5zZRfLjxWxnvnx5E9fbkBs25IZNhmNDbrhCvPrKO2AC",
-	"S0/UzcBqvE+4qqOPxJuqpK62jBGoNWKwtY0GfJzvJXtCvA7AETAoI8UHsBTlSlTXdJGl+Sgn8DwIZTE1",
-	"HaK3YJGGaULlNiElikU5jZKchgVHUSY1iiSlrEgPkOJWgVAs1VIIAiudj9VLmwzDxzBm/sVsB5GaltD+",
-	"+L2fffzXH3/87j8f/vmHW6dQbOYjJmeKWlfRWpBleJwLrKS86czWUiqX3phDyT5xjJd+rqRQmkzb0ixZ",
-	"rXo/4dIbM619vECL/6Sa0jpz7p+krinDdsJsrKJCqzyE3ldaol1Rq2d0WuKdcZrtt3ramzLStPa7Xv/d",
-	"EKO2HOCaWk/Tur5jOqYsQqcId5Zcqnc12zF8p6xX9xqfDm1xsUksit3IDrAfEoJtx6OhGcamB0ETyfS1",
-	"gWZil1g+Dmw7xiG1DT82LWo4tgqwqJZFbT2I5TPp3xe+MhWJUQvYCbXIjnXNwW7sB9iOXA/7VA+xGdtR",
-	"5GqOZ+p6q8zlnu2EG2DXM1wchKGPfSN27UiPDN33wbp/Hm/0POzqkY+Jo2s4DMLIMRzqRpGv9FKVY1ir",
-	"+KXyI+p5hJEMjy+yRRNjW9jVbQt7keNi4gauY3m25VJ9dU2hWu9LJFO5NVE+Zk3s+7lk8F3GGf8CLRCZ",
-	"mtwqGWiUZzs55XULFoTdLs+ROms9PhWhe2zIvLpmQdBCZyrioQc8adk+20akzyby4RpHJAW0oyKZS2HB",
-	"Vc1KGVS8LcULBOf2WRVmTdJ0WykdSOgcYpyAm/f1pNhVgctJjhR85ddQRAuSpLzPAnqQqThfaB8CxuMI",
-	"ZRB9TDga7NDiFnRusCy495Yan8epouxE3pFxkV0HWgEhyrRKdoHYq+fV6ZXHpZJ4N8gIblEpnoY8muE5",
-	"xwhBr6eBENQN07JBskX5wZ0xK2VxnKS0zCoCk1L3QcofHCcr5RP1LiSxV85+dVdNBDoa1iONYpeYPvao",
-	"bWMz0EMr1qhPDL2WC1WjKJBr5oYYL9lDtYjUMAoIMRkmob6I5oNdLB0PWdWHw+9959Fv/hk6QdNokjw3",
-	"pJyTHYhZKHMKZHogR3m2jwwhvoTYNcU6Ua8rPVkQcz7/qke//+ajD35Te1UZ1Tl5F3yDEulogof10OxT",
-	"4bUWMELkWUg5F/Nq1WQfH4eKo0YIwIKk8POyNPraHK3heJZ76+SYSnX+NCLwqgblgf8lqU7KUnSV35xW",
-	"Q1nmfPnMmI4pRwQF4/S+em8Ve5uk9BpsL47ahmZs1w95UJS5om5XonZLkryL+8SeuXH3s6j92qs3sSfT",
-	"JVTylJAzz95+CVSfF5799DMvPKt7mqn1GeHo+QchTVHC0I3dhJEqi6zoCUlEw4JGnaraOUQMDigLsyhh",
-	"O4MtlOV9BmEGbSHXlJjapbTY6iAilCdeIENDLz0LGMHQtI6madC9bTS5I8/2+2w3S8vIQjgzkFrDXfQ8",
-	"20kTvquSHqSpTDxONJhyilIS0JSjIRn1mfRLDTlNQW07/M33D7/3nQ46/NrvDv/u/Q46+uY7Rz/5oIM+",
-	"+b/effTuv3TQ0U9/ffTB9zro8Cf/fPjtDzro4198++H7/7ODDn/1jaM//LaDjn7+jUe//wsk+ExY7jmq",
-	"n5sd9PFXf/DoDx8+/EDc/9VvP/zzd+TzfvpWBz3689/Dv/XTD/3vt/6xJ+BHn0H4hVwB3WG0tY0GQzIa",
-	"iaEVveFS45wMxHU5z9LsQpg4IAPwwRE5RyrHTI2fSkpSKeWTnBIIpWMhFUqt1pHWSTm0VGwONcD7uwc9",
-	"NBjDw0mQ0kEHDYYJ5wnbuSdfMOj0WZV8Ag8Q10zkjfxqCxLQnodIFSE1oI5ALadLypV8nIpJ5WggJfOL",
-	"lEQD1Bajrr4pKUsGcmFPFo/KKxM3j/JEbOnyq62eXDJ9Bo/voKptKNylocqd4zKRJyIFCQiXye/iFaXz",
-	"M0lpp89GKQnpkLICtYsKU0LqfLbP0HiEigygYEhGMKQMPqWEiY0ii6LBbqv3b1ulNEmdcVBWTVMVDupJ",
-	"+Ne4QJRFhiXJErQjH7OtTlkju6NSlbrojjg6SE6rCM6EoUAmJHf6jJJwF+KEasmMHQTfisnZ381S4B0Q",
-	"S4sUCrzKn6AwBRw8AmOI9cTvJ6ORWE8ynxJMWOKAEJfLrMtOuRYlU0FEIeqozwbyRFOmTUiBQpFYIGOG",
-	"2gMJuf6jQFyDLfVkPlkrgK9lvluVE9lFdyjOx4yJ0SZym8iRnkqb7EkOAzFESdFnCgXCcE3gpJy+NoEE",
-	"R9kZSiMu87qEkj3hZ+gzmaUvtxopepM9cp8eqLVf5VGKx6BBTWwM4MZJHuVgRogMZs+dtqWZaJH/QWxa",
-	"0cek2BITJtYMBoZM8WaxeqDPO1mdy3q5E13Ozvm60IfjtEhGJC+eEaAYl/k+60CvtQiMjTVtcCsoIdq0",
-	"EqLVlBBtoRKinVUJUVRapQAWaDkASd6aUk1gRXVDvldXOeTHU2gcpWVrStvQprSNaSCu1YD4GwLs1FC4",
-	"fxIKn3R7TSC+zAwlj+oOki05N+f1qh6KK+ObaBzeJzi8xVYFqmFwwK4QgTl3w6U6vCfObrA77U/MTUhs",
-	"7GtcOeGgv53FUqVdFyuD2f5J8UUqALMolFCecROHCnvivNj+ul66W+w16UW29NNuDcXSca/IsnspyXdO",
-	"XuLzd2xscQLYahe1OOEgiw62EODffKd0Gks1sD2Ya8ngSjHjPG0uWyk8FQitsWtxFOfZcEEyAWof/tNH",
-	"h1/79dYGTSXT1vzjXbmvA1dGAgoQ76BBBTwGKIvRAHDGQGJ8wPUZo9ug7/bZoDILCk1VQrwB4kQxoyUF",
-	"ipJIIH+li/Sq72UkTpRtSd6RQYl9BghIHiY2eh0MHOXPYrnXYNMAyXf2mSQLSdOtLhooUgckSV6IVNNJ",
-	"KjR5oXyE8OoR4RzxIgOFS+gu7QFo69B8LqNlt7ZleynJ04TmpdpXKqtAf3vAu+hmlksjEhzOWd5RnovO",
-	"hBymVD7VFdfq9WP4NrI0q88qd/giReKF0mp1dm/4CkjcmkbiRg2JmzUkrldI3Jwgcf3CkPh6LoLN4nV7",
-	"sXegNN8oM33NXv/oBz87+tGvpyzzLFMmuIojS56lvbrVLuEo2WHgqGorOhRl0wLdU542SbFVWvH1mvOg",
-	"0uHqfgOw4B3nnACfBJi3qrvn3BLHekGkUbD2ipJZboEDRGr+sx4QZ9Gr1nyFsjdMczip1ynaLPog4WCi",
-	"hpe6tZeKJX4vJKOpJ5bmjTKyHyrzC1AGm0DOWmnIAhqqojRhVZOjzfhY/ON9LP5qPpZNKnaNW+XJiixg",
-	"lcJejyiohxjIQ2yjfpozxSDA85dzuwKwmo89qKINOiqwIGFTddqSjJWqGRg8lW1Y4bQYdrM4gFFA04zt",
-	"cHG6tqvDQxqN0UA8KEjpTWDRGfQZyFoabXXRp+kBpwUekZ2EiQ27LT0HY1aUFdQGCQvTcURfFXtbWmOX",
-	"hRlAJy+E4+GEK4Ff6WaSFnSly1/JsrR29YJ0fznealzF9MDpt5SNQZ6Nq55vYtgULf8qSf136E6SsdV7",
-	"d4tFY17kB6vfcRfSAle//lWys/rF0rYc3cyz4RqXv5qtcvFrUuqs+mx1+WrP/gzM8UqjlxerzctkX7Uu",
-	"jcyhjBjstY7++M7H//RDXX/0m78/+tZbRz/55if/43vSYSpzqPao0B5u1Lh+ZRLTMalSbk/3uobpeaZj",
-	"WK6KEJ2tN1EPALVwENsUu77l4cChNg58atqeHrjUMtYsMSGdrRBeubS6xHwD5wpMWDigvoVdw7cwCUIN",
-	"U0piX7OC0Ar9BbzDpq9V9GS9lvgIf9COU4SFrlRQekceVUfv/cvhT/6wuFwfbOlWr7VPAy5F4NJKE61C",
-	"bx1fbWJ22CQEnVlI2sYXkmEblmP5xqoLScNubBBMYtfBMdFNGgTE001yuoWknbyQ6g08t4Wknf9Cevj+",
-	"t47++N4GFpK20kKaDNsacVdCaj7RZB8SczQ8Hw3PR8PzcRV4Pk7FPXFpgYxCU+aU5OGuPEhqp7L8vAKV",
-	"xPLgxesop6NrHDjIwV6VcKG2dkr1VbVf/lbVD1Ea5S6dmJn6DEKloG5IUkDdcGWumouCGlTBV8razbMu",
-	"ug4h+Nd4n82/MpEK90D9IgTGK8pFWYvYh6NVxl32GaMkpzB6IeVFlsMVMtKO0wJYqTuIplymRu6kWUDS",
-	"+c52++z1ekhXxZO+oH+J4h8UH3uIyPQzcJuSIe0zGcRTDlmZT5yJSxjZkYT27Srj4ACu3upMxf5UoUdl",
-	"0oEqYQ9BRPPO3Fp6G7pei5VrAxLpqIIkWV6GQW3JllmaX4v6G0AJGSGlSteJKtmxXcVhJRW74PIIpBeV",
-	"DfvSKDzYxH6PBO5iGXgWWqz5a/6av+av+Xvi/lprqaDnSH10OlOJ3zPMruP7ruGrkqInmEocTHzXxK4V",
-	"etjzfR8Tl1i2STUSEndNU0kjKJu/5q/5a/6eBkF5bNnuWSm0oHI38Q0Nu7bh4iB2bGzElmcR39N925mx",
-	"h4OGa5jS9l2aAVo9Fcd1fvbwOev3aatzT4/GKRBGtMhap366EuW4m8yHJvPhSmU+PP5Uf9t9luULbHS9",
-	"lVIsqgggWc5ZJm0ri+STmX5xij02CdM8aXFProSaYxulEly/9vAx+6VutJWhoiX938Q8K3PMIS58UGV6",
-	"T6qCN5kYZ8rEsE995Jfp5/fGjOyRJAU/0okrc9FNGzt6Oc33aF4SDRTkPkX1JB+W7fdQkWVoCO4Hwvl+",
-	"lkcys16cQn0Wp8nOblGuQfm4e8GYHwBxxHTWfcIRcA2Eu6IT4ud4nKZ9Vi7gBT0dbHXRHVrkB1VVICpL",
-	"6NZK/nIaZiziV+bUg/bi61Ck9KTba5eqGTqDa1ACRiSDzNd0Cc5k6cCXz0ByCQbsDBlpC72Fz5NwFyWF",
-	"pAtQBU/LAtVQ7XTCQrCNcsrHacFVPk4S7qIqwlySMuweSAFd7EJ6Eji/55kYnxUNuyHedbqo1E16kRJJ",
-	"WljFAcXEFHpPoOEgCENMXE33SByTGOZkcpkfRNgNXB17fkCwQ6Ig9mNihYHeWj1OZjIQayXKrxlQqGYN",
-	"RnY6Duv4zmb3ywZUSQwqzeFeqdvNPO6YQZGPA4vkm6cbINGJRQfhKzTHsIBVPxvy8wtOXDhLeu1TlsoJ",
-	"Sxlxukdzkq4X/DFzuANd9PJjHViWeckqfSviA0nlPEUrnbBZohlJVVVeI/QyOpJFQpJoW5LQTCieQE4M",
-	"ZPnfAaAPqTQBBVwVtqHYr6XYjyGvsaPC5SR3knygfFOdX/oa7/bZjbIkfb2+FlSg32c057vJqOTXKfm5",
-	"FMW2jNAbZnu0L/o9zZb96ux1O7RQeQPlkEnSbaBvlWXC58mJytL4vCMfv0/pqEzLTHLVwmsoJCO+Dfmk",
-	"SQ6l4YG8hjC+T3MZmlGn/q5ll1XjgJII0NocJ7iYmNfuvAjzUNGDd1GliUhSG5KraRiOxkWZVVbv/jVI",
-	"wy0tap3Zt+cUK2DQ7TNIuTiRqFn2XXwiaaowKei+fZawvSzdo5DEWwuUmaS/ScYCFYKTMbrVAT0aGtwr",
-	"1xNfVhRJ9MTSrE6lbANMphwF46K8sM/gYQiibGZrIAy66Dqq3HsyNCgkDAUUMZrAilVjx1Tn5UCh9mQu",
-	"71X3A8FQfU+h4ZgX4mHSSqnuUg1QwYcCNg9uxfglcVYNZARWn8EOApYwWH0CctXIsWrz9fyrZGdR3A6c",
-	"CZtBXCtkUMTQ+ttwIJH0bCCtLDH+lRZEONV5ko3QC7FLHR+TSNOwrzma7tHYtMx6hPZKl1dVA25NYcLj",
-	"b/qiON7LXTn9JifCLjEs7OmOji3L9hw78AKDBuvZmGHazgUYTtICrodDil4solMnAfg92+0ahu8btqaB",
-	"T6GcqYAW5G9JOKTd8s0ner2PH7z1vN6PvvvOw49+drw7ZLbpc+4Q0SDTw66uGZjYnoVjL9D0kPiOTYL5",
-	"9ADD1a2p9ABPFbs3Hgd3iO12TVvzHN3T1/SGLDVTlGffxAoAG+1K+EYaP0dT0ug0fg4JIYBkMK4jHNSe",
-	"hxQyR6TyBpSYqBLPVypk/8Jq/lwN+74S+hPItlq5oNr1Z6k2VJaXuFexoZxw98zla5YrOtY1UatTVNJZ",
-	"KKTbnq5ONK0hlETgJaCdA7Md4OWcAtQJRxM9YB4zV1VPa6iW0X2pWfKaHlbWUCoL89fdKE9IfaIVjByv",
-	"5GBDhxyvmyrh6Ck0rsDM1RaHStI7/N7bh//2p61T2llmiK7mKJRUGsSmgPjRT39/+N4/HH7nuw//+ouN",
-	"5ugaVtc3dMP3Xd2sw/Mv7//t7pg8SFgJz7shWyWFN/JdH7u6a2Av1hxs+9SNdWLGbkzXTeH96OcnIPT5",
-	"1i9I4I18w8JuYHrYD90YE98jpm4GvmlaCxJ4LduYRegSpl9AJjhMcWstzN7aS0Zi0h6MshOzdqfHaiMA",
-	"XmyFM4D1xnC+Gcafx6RYtiw/dAov5iSx8XRsP+JGIYDmrOGfunv7ZQXY4YouuiPbwGt2tonlVbRG2dFQ",
-	"2zK8PiupWZOigyzdkDmRVeagZDqPEE9YSLe66HZlmyZM5TuCDVagJGnKAhvsgbqx4tqHKysJwxfZ8CQt",
-	"yuly76RF7oxJdyp3QBH7kzRd74SR7Z/jBYC5wTA3f3Oebz1PG9rTLLoXTFAjzzclz+2u5lue70g2lw2I",
-	"c/W6Rqw/PmK9cundzmck/KUpiN56771TnruXBUukENhgfJVQDZ+R5V4k4/dpQctCD/6zB2jKQVrWBOks",
-	"dLgWJN+hhfTHKufsdu2HGa9jpwxBlq2HIjky4loAljGLaF7yjM5Hb0l+30tP/1+Qs2J5NMCup8eYGLqJ",
-	"XdsODKr7LiXm6gen7N55xmNNIMMN+V9INzz3TO43r2f7XU3TdN/1XHOlxFLLiz3sapqPgzAIcRg4keGZ",
-	"GiW2tSYKEEsBunC8l03zurqra5axJOPouNmbd7Fp1gIGLtWISuDXn+1iV7c97PnExcSOAt913cAg1rTA",
-	"F812saZjzVnU7Bkk0Eoi8Gdu0PtWe93GVPea301qHI3j7co73sgoATcFy4p7QBVzomdg/o43O5fuv5Pi",
-	"5142Lu5l8YpPWnRPk610pmylJy6n6MKclNMRzyfuwamr3+y0QjK6Rx8oEvaT7p66+Nw8nZfipqxOgoQp",
-	"ibjiKVBdv7EToNqPKMxYnCZhwSemv3Cc55TJYFD6hHgQnzI3oATwkxBSQEDtw7e//snXvrOyFxAwJO8p",
-	"7W6R4jfJq9ms3lcTUgENs/JsB/zbRbfKjsklG5a5I0lO+fXRKM/2iIwtUfHFCUeGZqjSoGhEZbFTuK1K",
-	"E0sYLyiJuugmSVK1F6YOsg6qn0wdFJEkPbiXiqV2DxLC4BLxzHthlqURUOarE0DqIdVHdSDMa5VVOtBm",
-	"lMoNmXS/+8tP/uvbkjN5gyZdv6dpXU/zfcuy9bpFd//B8G+FMKJrWXQdbAs1ziVGhP3IdbHtO4ZhWIRa",
-	"BiTpKJL5Vq91+PafPnnr5+uHUB7+898d/ffvnqDf6V3TMzTDXqbfxSTALqEOJm7kYkqtkHiO4zoRWaTf",
-	"OfqUfmc7juO4rrtEv4tjC7uGZmCixTbWdcfxSGQF1DuFQffw3a8e/eGXxzMsH/7LDx9+9D+PJViGicS7",
-	"WdE6UeebjFyj852bIFy/wOzyHWz3NLtruJpm+VByioZJVF8n8ovaaRCTJB3n9Aak0c1vYQMHbuxil2oU",
-	"+44WYoO6phGEbkDIgrpRM+tf3E117LpehD3dCTF1A88wNZuayr4xvc7FSTx3v41dXfNxEEcG1sLItEms",
-	"h14o7wdBMb2hDRxohoddz9dxEBIDUzv2XN/SfQ9MM9XGUEJn9aU9nxA5G6k2Lb/IPkkKXspFZTK9xhFR",
-	"8rBJCHwsHCCPmXI2jXdOvn36crGo51HUCnQC8/c8WYpio+Wd7jh4bJNhZ/S0T3759cO/+29nidZ8RoHy",
-	"8/HJVbpYT7H6CMFTViyTNjuIdi5IWMj6rLWIohHNecY6Zc1AFknG7i1Z7g8FB5OygjkdbU8ijEpNsNI3",
-	"FihQ8qfL9sutLuVle2ty/uykrMc6yNyua/qWB5WEwpxGSaE2awnZSHp96pOq+1VqQwu0sJ2cLMZzDrYs",
-	"zcWuF3nYt6mOA41GhhnoseFoa6pfNSeho5yES7WwmW7OaWE2jr3Axa5tUUz0gGDXdAPTNm3d9I0FYTW+",
-	"M5WyZhNLiyIvwlpIdWy7XoADaho40jXbcm3bCgxy8SlrU51eff2pPbvUUVDu6bAh8mtQ6llQ6hPjA2BZ",
-	"sSLUnlzZIMLG7n9BcFICChXgJelOJtDsLIAyzin9Mj0HPPn8AzocFRwlCioqOQnIEL6Q/CICGCpKrbGA",
-	"H2gA/wxQuyxvI24YkgfJcDycgE5VYVa2/iXy4DlywLe6qA5iZT1aVRhoSB7cBIwD3G/1SrdZPo83b8Jj",
-	"Hxu4KZt7LNrULqIEgNWzra5v+45v+PZ8pNZs/JG83DMNF+KPpm2GXkxi7DqhiwkxYmw6tmvYmun4rrMm",
-	"xjz60c8f/vn7yry4FF3Ot30OYEKjNOwSqmHiexbW/DiIzNAnrhUvMPN7V58RYWoKGvt8gxXPEyvKw1rA",
-	"tRFZodbhzOVvdsoHFFl2L83YzqpPqK5/szyQ1rRMLrypwa8Nfm3w64r4VSKUEr62D7/+4aMPv38mQ6hi",
-	"xqulr8+Uz08jygsESVs9xcmnUhKzWAHELJdrCqIUUZREkAO5v3vQqeUKSC7YfJxStEdzrhhNpvHiiwkH",
-	"4+R/Uo1aFzSWy+vkqvSqcusGC7GTsMhm7GhabBHskkDDvmWaOPZt29H92KZ60OrIG2Ax9lpjDtoHWZjc",
-	"ZXpdz9Ad13eqsP3h7RJUzdsVxXsjgfkCBweRaWDNcD030nTd8N36kAs0Jatfzbl/xyn9rJykVk/vtIps",
-	"6n1igBd2N/Cx65sWJqZGcKyHJAgNJ9DNtbvrOqb0mp/YV13TXOyaroE9zTYw1fxYdyJiBno021cIxlqj",
-	"q6v1bA2mWrWsVdXrY0pHq015pSh/mhT5Cz7rby9iL72UnPl5qaGAiwrOPkcP2ix5aKcMU5S7eBslhSRg",
-	"rUVAXoOkNBA9YZKH47Tiz5qWNreqTlx6olp5JrVicp8q4vvV9Uip1F5MOtpdYLC9kSHdPlM2mt3TrK7m",
-	"2Y7tu6axQjaagQPTtrHrOB72bMPAPrEsm+i257jemqYM2QnAULp9nDUDWqlrlu7YS0wZxwc4zfrK7OmE",
-	"NFdSPkIbFgRsaWaEXcekOPCpjT0vMnXL0HzLjTdh4SiVjxVNHHIoDM2yvMbE0fA9NnyPTaZYkym27tZp",
-	"gvAak9XTxrhI8vsTfyssHtQ++tHPj3749pkMVzkVShE9L1aNOn1GLskyeigg4X1UZDWeDRmXOK9b3JGt",
-	"u2rJShP07pwdveuWqzuGVxlqTkLvvoHdyIpw4Lk6tnXqkYB4ju7SM6B3p47e5U3ZtLmoBsHlF/Pw27kM",
-	"+L2egxEG3NA029Ab9N2g7wZ9N+i7Qd+PM/oWu2JV6F2/tsHdT0/yiwKR4qwqkfM61v/FqLkY5+wCjPbT",
-	"oYEzZvsuupFSkovjVsaWbMvDcZTTvSQbc/UYysS7qzhFVGbGyeJsAGB2MsrrsLzPxJXbpcKhmO920iwg",
-	"KSojIeFhcKeiNUCq+pu6oM/gZkm1G085FgpKhqg94dRjlOSQX8pCmCx5gTi1+4zTgqOBeqaAYq/I4t1b",
-	"FTVwDhVzM0YX0fjegam6Oq6JYMwPrqZPosx+OZtHwu0ZXte3XcvUPc/7/CosudQXKoIW6zjQHQ2bjm+E",
-	"NAw0i8Sn4cezTyDE9bua6+vWMjZc6tkmdinRMfEtHUc+MSNiEUp1c5ErQtfnyfE0TVvkixDPpiZ2Az/G",
-	"vq/5WNcMy9XigDpadPHK0NRQNMpQ4/R/mkDj2sGJDWBsDLWroU2BN0rkVLNyovYnb711+ON/OJO5FgoI",
-	"x9JccI7QszMDPNchO55lNw7JSADVLLzPkQB5JJdJNCVoldXwBQCMtpHEClWBt4ylByhYYkieNxe/qkbn",
-	"ajImxzp2HephQvwAG74fG6GumY6l16LpWrtZmkRkDYRY9rmhUd48jbLd1Xxf8/ylNMrHTek8jbJxQTTK",
-	"9WZfAI3y5HUNiGxolBsa5YZGuTHPX6J5vuFAqLGhrhqPo65u2JcbTfOx0TRL5F/TNSdFekeo/fGff/fo",
-	"Nx9ukId5zM6PnoFFUiIonZBl+9tSQ+S7QjSFVAi+JIsQKJB8Xvd7TTXuqsUKPV0ak9a1DUvzHrfCM2bX",
-	"dnVPt1bUmBZ0vP6E06tSk6c0qlRjj3+a7PErwrXapY0hv4n8OKkOocIEa+Z7VthnSI+rR39DzvFrMgv7",
-	"bHih1BWKfExPKGig613bd0xXc62pigYTC7mhO/7fVmUNsmFrFhe4xAixawcUBzYl2A1jK3A9jVpu2BII",
-	"QJFTTSDBg9ti75Rwhc/+8CKMpvpSIYZ6c1whx/Msnf5eTAclw1szTdNc7Eaei30rcLCp20aox7ZhQHbi",
-	"sdKzHBjd1tehD4L5O9b28tgWbr0YoXUpuo9AN9nODo1wwpAiQig3t/i4yuZ+ZkQ4389yEB+L9ZIbuzS8",
-	"z9FAneevqBsGHSTDkhjdr76TLMNCkZH8HqCK9UUXuJASKtRJmfPaxS5NhKImVZwiu08Zl36xMKScq2+2",
-	"IEirzyp5oh7GC3IgS5uX5WdCkucJ5ZXSVH8M2AKTos/aYN5LI5QxiniRjTjaz/L7CdvZkiQjScGn24Tu",
-	"Uzq5qttnr+cZ26nkWzmCHIXZmBWI7JCE8ULSKWc7UPs0z4oipV10vbq6z8Dil4jmZSjMhsOMdRB9Y0zS",
-	"MoYMTjUossp3hbouECxhyBMgNieh0Nr6TELb11gSZhFFL9/89A3EsnxI0oRLyZxAb8acRlI0W5qGBvuU",
-	"3L9XNmXQ7bPbLD1AI5qNUoraLCvQ9Vduofv0gG+hXbJHJ51cFF92A0D1SwflMrhUv+PMMpXEMxg+anmE",
-	"n5dX/v9anVZt4bZ6rZfp/oKrVkdK6klyLM7FBSmX86tiSbZ6LXrwqd3ghTC5nXzq5uefv/PqZ+7e4reG",
-	"xejzN245t77U7XZlxe8kp/wWa/V8TRPv38vu0+iu3EG81dM6LVjiik3lWUrydegCpju9UAdTP23Lo6Dc",
-	"vFwcEnMsxzdIuEvxjYwVeZaedOBPX/ykaWanUGcCEt1Tu+ZEXaB+7ZudlmKvSDJ2L5YFu096wPwdb3Za",
-	"U6fKiY+YvnpjOklZpyXKKAdvEeBvKXfEYiFhcaXYcPTTaq/S3H4vzGlEWZGQlK/g7pu/581Oa1wHQCc9",
-	"Y+rijczaSwnnCdsRgq4MTq818EpN1vrWDH9djfEWe01aE66AMf8UyxIQz70S8Zy8nGavF1KSFFRSO65w",
-	"/9TFmzlEsgwNCTsoTxK+jXJa5Ac1K+JOskeZItcRoJbTMGMRvzIO2zuivfi6aO+Jt9cuhcGwV1nkd4X+",
-	"GtLXGNkjSUqClJ6dUFtSAQ4PULbPKrxZU2nEsXOiRpPBZhizpEjkelxIRShtV7UrUfvwh18/+skHW3X9",
-	"hFMK+kXGKZJRgVI7kd9ksYDwk8oNXFwjbkHteqheD5GUZ+U9UHhFEWALxb/P+Dgockq3ZTyfUn/GUVJk",
-	"ORf3plsdxOh+xZzYRTeTFJJZwmwYJIz2GcD66y8/t40GbwwE3hfvD3iRw6EqVa4iEfrHAuz+YsKL21OD",
-	"du5UiSdf+fwD0aBnsyFcPD13gyEdSC4voeMiWd0zEb+8MabA9KisL6XvpX4kDMmDFynbKXZbPdMRHS0K",
-	"mot7/0t7SP/PL2jYJzi+jm/iL37FdN7c+g9i+UloLIdTrNmvLHxbOPFjrXoG3YqWP26UjGiaMLqhx/GC",
-	"7Gz0WZ9O2OpPu1vd8eb8fD7/YETDgkYoTGGLMJhcddQmHEXkYNkMU3XrDXHnzRysfJMWxUINLlq9ViSJ",
-	"KWtzr2sL53WFhgU0znK6Xstezc7YrkVvIMNszIqXErbyLLyUMaFbn/BA8uA0D5yln1xy/iwZrTeW7VFd",
-	"KK3DhFWf54dnk7yrMAKtXkv3PU3TuprWWm6H9nqa1tM0KO8EFocQhNjL/xm+mPi0J2bd0PFN7MaWOGT0",
-	"EBPdiCwtJpYRelJVn6yY5yDIqnLSmvq0+drXsKZpGnbF/4mmYm3ypy92Oy+9gRBx4k+Om/Ie76SXCBRI",
-	"giRNioNWz9E61SGzyhMgkWxykvSEVBJLGdZJq9c6+up//fgvf/nkx18//PEv0Y07L6FPvvGNj//198fY",
-	"v6sJWYNGdSL4SirVztRy2WNRVzTswTCVu5bjLI6TkEZZOB5SVnT5KKck4ruUFsO0C/+Kl672einmbiap",
-	"jHgq6IPimZDvnfIBx7DAzmCdT929/fIWGBallRZgP2xWRhER+OHG3c+Knz/34t3PoThJaQeFAsAwFByg",
-	"wfUwpKNigNqcUhRloUDj4vndYbQ1a9GR2xA/l/BRxpNVXH7qlvodjbN8qXrprOQslzNWwvRL8VaI/TW9",
-	"DmvQfvr7pRh/WeTUdVZ78oGQ1LUiiTOAHrUtzZLGyP2E0y3I1yF9Vp6AVZWbXj2PW+yMLUQKRMSrKDgf",
-	"durXQsI4APStLhqo83dQ3s5Lk37ZqmtlYnq71rz9XcqmdQoB5iUv1Na2TASaKBa8qqYj3SgwTltCf+gz",
-	"pUtAvDQZ0iomrm1pZj1KWgZIo5yOtrp9Nqid6PNNhx5fW2z/BxlZO0wv1QGwWIyfh0g+SVidRg7JsVzN",
-	"f6BvYmAafLMKvtHXxTf6+eGbU6yqhZ6ZptLkkwEJavN8AXz252it3kAM37A0Yq8bxTesWb9h30JKFuza",
-	"kx41c/lVyn+QMAVCAAohSQSoZ1khMUx7MN3ywVZHMtGQobgS8EkifWiyXag9mGnpQKoR4q5BbWHgT9OD",
-	"AdonHEHcgUzDKsPypXuuPVg2A4OtbfFOUEjEI6KM0avkBLqUapNwVkv0WUdZawLoRUZyyGtY0VJ+oNiX",
-	"koIjIQS2kQDTYnqF5liDspXzlVM6n6fwAi2mweIZ4yIW4hqBM6KpWHdDe1Xza7DmgpDPVQc26yIbewbZ",
-	"7GenAjbzU7IpYDOzZh/b0MUnJ0T/Mo7MF2hx5vOyc4YcrxKFTK/NT929/TKC2H8EV6AshtM0TmgacWkO",
-	"kEJbZqrIePo+G8iPtZUPThWQleM0lewhHA3EqUnC4lY06PTZYE7pGnTQgGfjPKQyVHNa5W+X9HeQwKwU",
-	"/q0uulXwkzlRqgYnxXafTUwgS80WE4OF8n120R05B7zPBrdi/BKgAdS2DE80FHzsYBC8V87VAEYnGxdQ",
-	"Js7SDTBi1C6UsUkDSZOXFKqNEeIJC+k2Gvz/B9L4STki7KDPVD25rUVWjtfg/DqTlSN+SULMzZg3vFLa",
-	"nebglL2Zs3jD0sSwNP/mAl5+DkGS8y1sRP2V8NF45yTq1csakX9VrQr6CqFor9RO7ZtVQOn5h8DVDyU2",
-	"yrOQcj7xk3jrNfxOeZRdWrIXbIXzUxNPrPH6PPgT6wCmg7Ja3Vfl7xDHscpNgIR38VOnkuWDOM+Gd+VB",
-	"NdiSLC7xmDGaykp8B2FKcZGAX4OkBzzh3RPCmg4mZWA3WqRVWqBWP8KLWtHSNxdULa3Jo7oo0U845Yvs",
-	"7nqm6ars6oY6sEi9rk3i6hbzVXttrN9r+5SBAeXSWSJ9mgKrT5riOO1NvsbVcbZbHSEXpUQuP4ahRedA",
-	"QfJStgcKHPCoqH4rBXXiHwd78MSgzGgPWYbQvOatyZIZSIa8ioeU5WdljngypB0Ex1AHidOizyC6Nuui",
-	"62iQZrwYqCYwSiMuv5KUFKAUileKr+5J4siJUrgFD9gXl2X59JPAKshlHuCgNBEKJXqY7SVsp+J/n3bz",
-	"51R8ELdNngy/9NmQ5Pc59K3y2UeUpAVqH739vYcf/GoLSQc94mRIEVCXkhB4xVQZc8hAlF5/lmFxL1Ls",
-	"G11UU4KB6EzcR9Jtqc3KGPRE8Y8yMqRl7IBMS1SqLGpbuoEWasVby3P5Zu0Mp1d1Oxfq+1/TkHkaeQDj",
-	"ITbKOauvjS27sWXP2bIRKeCwYXRfnkANk03jiZ/zxF+qvn1VnPiLoMEK2WgLbjp7RMC5ufMXufAJEr1Q",
-	"10qy02notAQ1NZ78Cylimu3NGmjqrIVcoa3TWWxGNOcCIuKIFOQZmhNJZ7UsajZjB8OEUw4xsODBn+BT",
-	"SYWR5xRwZJAedFSwuCRUY1GfKV8T2s3SSEwxVFfazRjtSOoKCDYRsFdC1TZ9QMIiPRBv2kaWpvVZPQxX",
-	"+mEiRDgayHjyV1RvniMFqfw0PfnIweF7/+/h2z//5H/8atDps6m3ioa/Tm/skgLR4ahIaNRRZPsVRC/f",
-	"Faj42B1alBh85uFwJ8sQiaKcct5F0sKVhQpO0TLBRQ79Nd5neyQdU+XKE4Mqe694gSXxb0eOk8z2g1bz",
-	"8jmqaX2m+P/FfoaLIU6ZHSA+ommasJ0teQ6MUhLKngy+UDX7iwNxdZxToRPQB4Wcuv1dmtOe2JGiBeXs",
-	"AdgRn8vBUV0V38VAjYjHIznZYnl3KiUObHFCUcHlSSCPFN4pNRi0T3KWsB0u1wvdk3QpB2lGIt5Fz42l",
-	"eKBANALP45TkIbBdDqsRydIIqTHdyTp9xmU8clkfgeQUxUJuijEodulQTNdQFjuLACiVVw7JgTjFYKKH",
-	"XXQdoDbvIAHleEd6OLksxMs7SDIYqjkq+5xn+8qBCU9Jcqm/8i1go+mi50m4K/ay3FiRerXQLqnUEkut",
-	"TDxUrrpBf6xpZng/YRH8F+3Cvo0G26Blw/2SaxpmEtypQ8rEHqVRbektfZzCqoMuel2o3YMoP7gzZoM6",
-	"cY6yw3IZKx6Vh3afKZ9uF12XEeXi7eJML+lhZP00yFdFabZTDXUZCtTpMzHtUq7AJHYhZAg02FI0iPOD",
-	"i8NCdYvXrl6goT4vhqd+NlxqtLkczZK1rCTq/BvPQbrpYU3TTVA61uBUqfUMunqeVS2mW6/OnttCOsie",
-	"lFzQcljlwiyvliELQkhJ+jWVzgeUhDKNGB7xxWmtMcKRE/jY1a0YB66hYd/QTUo1zTJMMZP3pSIGXHVv",
-	"dibvVFysk5fKtyx4erhEXbRnnw7THpFQ0QwoylMl53uaEPTReEQ/TQ94q2d0WnB+cchCjBVnrPyh8oro",
-	"FXXq6+rka/W0N0899eN8YV7X60K0AUGUvKaKamhX5RHLTd5RlPLyitnsrEYDvJpcpo8rXcjFImk4HAFh",
-	"ldgLlfhXiHSC2g/f/18PP/jg4V9/cfTVf3r4158efetXR3/4YZ0MfFSXImuCa4Cox6FrIVkFfIOynAgC",
-	"v8q0UYH471M6Qm0uPhEOUVRFQcJd8fOWwtqyemgdmgnItRbq7rM67FaQagjweyoJThZVTVOVTKbC0cZM",
-	"UmF3pGmeCnQjmnRNoqJaNluFFCsgtZuM6lCxzyQknJCqjNIxR4NS5g9k7PnkOZC3qhRNEEF9VoNBEjPU",
-	"UMUrc4Ba8j4JtbPEmQLPAJdhRQk1RO06pi4hJwAhSe+yJWAYjKdSQPpsMqAhrcj2FmgZZeUuuLtd+2F/",
-	"N+sz4OmQa2qrwld19o+TwFalIkzQFjoObJVgsho6paqUKk419BMclhRddLdM8p1a/91htBCbzSlulwrO",
-	"NgzHPgO0BedTXQw2tRyghcZ8fdreP2+7Pxb7WK3VcZIpruWv5Ik8ZyXYU0wNhx/9/OH733z4/j9PkdJ7",
-	"YlxhWGu28+9++5Mf/XZZLFi9N2KGwwmt7he+2GntUCZW1fEODclfDAM2jdzEE2oA7QtfaUlBPjtYgYfd",
-	"MIiwZ0YB9nSNhJEW2Z4biAHeJYzRtNVriY0lCxbIuWw9+vB/VMNw9M3vP/rBHz/+p5/++0fffvTBPz58",
-	"/53Dv//t0Ts/+fjdvy7zyhii66a+IMzjuEnRga/yQTEpUqBMEAufXg4RHwdfomFxaw38rW5RhJAVUK4g",
-	"bhn6ss5gwg2v1kJHZkNf9LnIkdul82iupsOxw2TUTyQxeTKbdlJcUNUPHqf0s1ITl6Qi2e0ZZ9UJfRJD",
-	"AmMzVefi6Pf/ePjn7x/961+Wzf10P0vW6i/z+G/3xxFhO93ySFhPZ1pcr6K+V6Wy1GuNchoDdxRJU166",
-	"pocZ6CoLXHYnzmy9XMWj777z8KOftY5Tgms1K0ItsmNdc7Ab+wG2I9fDPtVDbMZ2FLma45llCu16dSTM",
-	"V3WtOlnENC1SaksBp+IzTqGdSfS3QDkD+6C0a9zdzUiqxC0JsnFRs9asxpMxw3w1QYjbwMohJvo/9lvT",
-	"gllIl35rMEWpQ9l4CBRqqz9AwOE5KqJGY2w0xsdZY4Rde5Eqo4poOJ6JkJOUTgKsOGp/8oO3Dn/w7if/",
-	"/U9H7/5xqyqokSjvEO9MMZOo4NliV7LzlLG1i0NiX6katLlI2BViT5I1IjoS/lw5x1PQ85MP//vH7/5K",
-	"Ds3RH7/66LfvlLEbqhlZBFxiY5ImsWr46q8GYXN/Ks2hFKNv//To978++u6vj/71z4tYIZQrVknfNztV",
-	"S/bXen/NOilvVK//+I+/PPzODxdGuix9c5rxYo1XOzXDqLyzfPdfvr/g3fNv/uJmWbnKRaoouRaL2Gq/",
-	"XD0y5yey2gTwN82cVBtkcJq4l7oIIuykYy/LI5pLpzCYs7YRmUSiyrBQUqCUEl70mSzooGJWwVYlVjVq",
-	"DyAyoiMDNzsqIHSrUwaXQiVWktM+G7PkjTFFKj8xKTposvAT1SLtf7/1fV3TltMglav3Ug0f5Zn5i397",
-	"9ON3D//hHXlsTh+YC0+7R//PO5/84t9mt7yhidNl4Q1H7/z46Fs/PPr5N2bvsev3TB1pD9///YLrda1+",
-	"w/RBdPST/7X4Ju0Ux8o5MixtUBQa06JwWrU7dl5XfIOxVOItWwOLJM6qL7OWiLela+EsL7OXCbTl6+h0",
-	"Mm3dpdfQMD09itwKMrpcFi+TIX2V3Fd3Pm1aWcltM4MuTh8EV8KTk5ltKihR1n0qFawplpuFBDY1MX9G",
-	"038jMxqZsabMqK/dJtf96aW3OfORuXmCm6lAwUVsNwOxrxT7jDyBBt3qv/pMRbRKp3aa8KJXZSLKQNrq",
-	"aB4k0UCV5ksK1FZHeJ9NdX2rA+a+MrWcMHlbAik00mMvfk9pXCDgkeF9FtGUFjTqoDFLKeez0doJl1k4",
-	"qG1pvmq5KgI86KnI/D5LCpQwXkD8xkCdEz0ktIxBmfpXtT1WgffTNN2kgKdAE2Pw2iRFGdu6NeHKQTNU",
-	"ObMUOEu5ctByqhx48fFcOehkqpzTa8Kb4MlZLPb+/aO3Dc1w//2jb65/Ep+OMucc23EOcQiXA0Zqo9HA",
-	"kguDJaci5DkJlpRsPA08efwL5JdzeE+suXsFaKgnpb4tuqdKoFuxwv7UxRtJnrtepsOVcl4AEYU50C7h",
-	"c6IX5Pu0bJcJcmWiVqU6irurzKH2YEH/Z9PglGC9So6LS0sZfVwZljZmrMiylJ9ApySuqZkkSoKHfJxS",
-	"XpaDQ8EBeDuWuH3hLVegsNunExbJBrc2WrlpXGTXOU92xKBlcdzqtIKDF3ISieve7MgAwRtZlkbZPnuO",
-	"HFSF+qvIQYGkr49GebZH0gqsLENDTs+we6bT1WzD0C3PNAQuikiSHtwQz1O7WL4hzin9Mn2JPKi/FqS/",
-	"TSwtirwIayHVse16AQ6oaeBI12zLtW0rMAjgrZRO3TvrH1fwoAyhhHgwRnZofitSgVJDOgxo/iolw+qr",
-	"0rn9td8d/fE9pJ44iVAWSw7Cxp6jJK2/nWVFEh+Ib56FSmhVRJ1MexGXT8DebJjdMuPI1HjajmOK8dxL",
-	"eBKk9KZK+BGvAdqqS5pqy3Mc0zP8U031isFuq041RB6uM80yduLRB3999K+/PPqXn1fzDbm8lzTXYkAt",
-	"39WXzfUajr0sS5fFCkxqYMFJ29B0Xen4gpGSU1WwFXxeP5oAHiQmHWLEBWybVGmt5KjcLryD1D6S2Rcg",
-	"VVG7zNPVt7rL/Pxy21yej3/JgbaSUCgpeSxMfdfArh7Z2LOJgWMtMMzQ9H0vhNTN2TOlfqNFsOu6MfYj",
-	"EuDAoJ4RUmpKbbx+WYxdl5rYsy0NB7FlBWZoOZ4ZtyYHlBhMpNum01pr159nsaQNyxk5LceIGbdn+F3H",
-	"M3TTMk4pZiaDHuoGdg0zwMQkFjaoHRumHluW4RwvZtRh/tiunosUY5MJs3VzqRhbZzk34QFPWXjABriS",
-	"VjSpLLltY8xElYREYcbiNAkLXgUuVxorL0hxpeI1n9pQC4X5V8RZdVvFCkEV4jRebK2oEFbpPVocWiEb",
-	"d0YixQvXE92epndNTbds3/HcswlwNzJt7LpmjD1qEhwZfuzoseUafriOAF+kKNZfIlCC6cWYmFaAqWdE",
-	"1CQhMVzzeOHthpGDXS0wsGfrFBPL8ULHt0zP82tS+SXISpPLQTds74KFs5oMR/P8BbL5CyVZSZm998Uz",
-	"S+py7Tcej6c4IGO9g/X86wt1ERD6JmwHnPZw9sozjCMi2bFqx/H2hFMA6CmASEBpwsUuPUD7NKcoJbxA",
-	"XxpHO5J3rKpAXFKh99mi2IQKDYjFXhItwKNySqKNhS4At/PZQxdOpdxvImxh2Tk1SWhf76Q6XdDCubXi",
-	"HBiTL1zQez3b7Vqe5uiu41tnEfQOtkzNwy4xdEwMSrHmhLHhWrbmBPamBL2DLYOG2A1cD5MwsrDteqap",
-	"Oabh0OA4QS9uDC3saqaGieZ7OHB0LQo819XDcImgNzTD2LCgN44V9DAZjqUZpm5IR8ym1+6JkQ6NzF9R",
-	"5p9C3a1q1Z+o4cZ1yJAwPo7jJEwoK+6BwD1ZQ56/5c1Oaz/P2M49kOonPaB26cbUalVOFQr5ZwUa0TzO",
-	"8iEqdqEegJJbvXpJ/20E5RRkYb7rr9zqs/v0ABW7pFBcwEQW3kM8Gwq8KhYD2skJK7iKQVRP7fTZYH5M",
-	"IHgx4xQNJIwZKDO6jL8EUqHB66+/jq+Pi13KCqBdGqBwV/SD7dAtlW4HJEvwANk0yVJHxAZFSXFFTASd",
-	"1mxPTnrG3PVql51HUv8NZWdpNfEbp4nfOKMF5JlRTvcSun8ORVheh+DgbJ9V/LFc7Y+Alsy6EnkD3h2z",
-	"iOaiQ3k2yoBzVgB6TosOAt02p9G8JQ6sMR3Es4xVtbm66GUVpJRwxMkeXRBM8orstRCLd8QjzuwA66wa",
-	"hXIWTD2BUeZakl928U2FWjfEliBn4I7iI4K2VdU5ijtyeqeAjl65G/Suaxima1imOROJa1s4DGOCXd0n",
-	"2Dccin3PMAMvihwCkbjTOHGuNIe4PXSwa4Y2DjQnwLana5Gjub6mRTLCFBbXbLMn3y9ot7aw3WImeUgY",
-	"ExqAvvJ8iLlQq2+psITlnsyz6zSsNQ1Ya8BaA9YuD6w1DEwSfqkTfBqs8PVxWJ5FY6DLPM4PJS9CISlI",
-	"mu2MKWo//OA3h9//6qMfv3v45x9udRCj+5PKpMFBSam0jQZvDPqsshgiPg4kB1pptrz76dfKYilii3TQ",
-	"QCygnSw/UIltkq1u0GcxBLt20SBhBc0ZSW9ANTq4aEjynYQNgFaE72b7DBXZVKV0oM0lk4Q6qNMhq3CI",
-	"k4UUqP2pu7df7qAbdz/bQZ978e7ntlSBCshpy3Z2oPRen+UQBiVpYtVgbJesshwJYZwVi4yhEDtcjvUV",
-	"CB+WBF7PZkO4eHrK72Z5IfqzjQiEfYnpGuAB4llecCSupUx82a2iHwe4MvINxCmWMOCPolDkUdm2xN0L",
-	"qfQm9sFOa/Kchax58+FpJy2oZa15Y6opQ/LgRcp2il2VZTRMWPV5hWbcZulBuUlUsY1ELAa5kJc1ofx9",
-	"4y2RWwa1B5AjuSWGY1LlCOyCg62quctaV7FETtqm3h5kWUoJk5yQGywCLF5XBneVQ9Nrffznf3r44Z9O",
-	"LszX1Q3Tsp0ZNO9qWI80il1i+tijto3NQA+tWKM+MSFQuHaYtHotxygrBaawYZOQlhUE5dfypAGuXqf8",
-	"rowAf/eXR2+/9+jdXzz63tcf/eHDRx/+7OH733/4/v989M23//2jtx++/9bhv/2rysu7P271WjfuvIRf",
-	"uXMb6/9ZfDWi4YRsrdeyNfToB789evu9Vqc1ZgIDtA5//aPWiWnx1TCsE/Url4IK/J32buyxqJuNKHsw",
-	"TOVByXEmoBEtCdi7fARn4i6lxTDtwr9QP3KlV8tj6GaSSr9KQR8Uz4R875QPOC5mudydcM7LBCR5/oNw",
-	"ggOEUeCPFzJA/CykAHB7dlAosB+QAg6uhyEdFQPU5iWbt+Sv7w6jrdWoSI9DUuqW+h2NM3upM9tZCV/K",
-	"GZuUor+0kOyJ+K8wWvnVKWjeIi5NVYDMimwak6D2DPpBEvxsddGA3x8PIDtfkrTNGLeycYH4OM8FKBe7",
-	"go+AQwCKFBBOIVW/z8RDypS8OUjWPnr7e0c/+d3DD9/bqlfbPYboTfbicmPAF4icdYXDBQqCdQ/384zv",
-	"bkT3hkX3mnPbBDs3XGi1O+7eHzcUaKVkXEvYzthEVgjQlVfOsJxtH2ujiLMcLRbOkrR1YRxv1ZkzRvhM",
-	"H9Xnciyfo2y8yAO0Nr1NSMrTHIZ6inPk/INRl+L77dJi2kPS0qNMP7zPJtpCO4EMkgMOAaNCM+qgN8ZZ",
-	"QblyuaA0YzuygC1Kiq0uYuM07bMwpSTnNRNtBw0EwhH/TqEgdeRNnYKXG8y6IR6u0yoqm4hnnTpYPXWw",
-	"rnvUnS6IdbOvPofI1QuQa6upG94CdcNwzl0Ino6A6njpV0VlNlLwMapQM43+m2C2dYPZTq82qIAyvF8V",
-	"LF6iOZQVjWUMwKQ0eZKmU4Fp027V7Qm55T6jOVSPrykSNRCwmLnozkw55XN3Qn7xfAvj6Marmt0znJ5p",
-	"dHXbdRzHsbz5YC4t8G3s2r6NvTjwMfVpYPohdc3IXSWYS7P0ELuR4WMBlHAU6IGth6HmWEatFl4ZxJUv",
-	"Ct4yX9UsaKfe9XQQO3LCZ17kWBp2Lc3DJHYdTF1Ht3WqGVZkwKAvHAJt8mjT1jzHMUxrwRB4biCGIMAk",
-	"CAxMPN+kse+ZLtEvaAhk/JrTM7Wu72i2ZTiucaqBWN2pNb3cTya1KXdtw2tzpXlt1PKqpmvtgBdOi+LY",
-	"07li8CIjqVnt71LgKYwoqRF7cRRmY1YgskMSxuXlC203d8sXnplRloxuiFfy6QyfIXlwM8++TKuSnEPy",
-	"4PY+o9GNSSXY6R9elOVe1yLVqHqxBCyWw/rYosQnd9+8kGYBSasZWi+ndt3U2OlFCtBGfFK+dpAuEEdV",
-	"1QYvcsK40N8ytpiJe6mBQAZjgYUArWggmLUkzKS7nt1AUNvsl2AhmNngtqZpa2/w0xkINvrmcyDj3vDR",
-	"ear+PbFH55VFKY36u576u3NaSVFiq31KR5LvemHQisLkHO0LxTfhKBrTDsppSgmnHNEHIwhSlMneKuZE",
-	"MSzM4r4uuo6i/ADlY6ZObV4xQ4v7huQApVl2HxGxelGRwQE+IPx2PNgGnZukcPOYl3H5NN+jOQrTLLyP",
-	"2uJC0cKcxmNOowXchXfG7K7o76VGrUT5wZ0xq9jwVz2R/j/2vrZHbuTO76tU+o26g2aLj01yBgdkLO16",
-	"ldXuyjuj6Oy0MSySxW7usKvaLHJa40DA+YUvh8Pd5UVsIMBdcMnBvgOCw16Ci2NDTuDvEkja9bc41L+K",
-	"bHZPP0zP9Ggkq/3Cq2EXq4r18H/4/Z/EvOv7eAv0toYwFmsPOLZmYD3SXJ1YGtatSHND3zI83XR153J0",
-	"FYQGspJ/cVkrNVzT1VzXMjTfxJHm66bbt5ww9D1ja63U6flG37HAcnh5utiUSYQ8U6jRlmknumn6jkXu",
-	"arr9ng76szw5cHlimaRW3I6li24ahqG5BBPNI7qtGbHnWollktDxrwIBGK5laW4/NjTsGLZGdLPvYdd1",
-	"sKVfdfZGNXu35xqOYbjLFts0XFtzLZtoXuy4Gk483wxD1yae+fan6RmWbfhbedKqi8UFIV7C7Z8Jsge0",
-	"RrRDcRqjNstVFFDMOvtgu3fPm2YfbyRFhC9LSE5UM2J5hCmbbi0lyNZrvGpYPsQ05cBd7gkWPEx5AcWL",
-	"xasrg42E+tjMuISHKuquTqsUiPeB/UOJCcHYEaMIV7maoA4yRBwCDF8POyI5WRXUc4KHbyeg532N0XmS",
-	"kyR9XinuBR7e49eLzHE2hsPs0uLAMpaLjfn4Y10H2+2aNEb+gdPv6WbfdyzTkyUM5g81myyA8q5mumGo",
-	"ubopBAKrr/kmwa5p2H7k27O1OE8nrbU5exZH3oJXneAroOLiwuwR8XcaES/wnKYG/11BgkF04ge5FKBq",
-	"JFs+WB1r8KWihBzhmqrO5XVHUL6vwMNT8jzlBVeAmmwNFx8X8i35+6pE8Cd4eLcxAJcu/bJ7rO4mOk8n",
-	"qLXNdbvNcunvKbnaYvX2Xu77lN5vOaU3UFVF0zZ20mi6m0JrqjyaoKGyMlrKFemNWEzm6O17UBbtQ41D",
-	"KICnXYU7zylIdeyBLKG7jCmP2bmCLsURSXI2VlY2qEUE4GlVhAoYcITzPBXqUNFVKtGA3tAEBz66A7qN",
-	"CW65j+6A7sAE9xCW6lpCxJz1bY4R28s8BKCq8V4uvhUnxxsYbd47u4s8SVtSie5q5KTAw4VYJJkSSd2q",
-	"pf4p8r7c0L76YYqfasn3htsPOD7o6jd3s/Z96xnsjyBPfSDuS4ByMktKBoo6XZAfBnSTAHHJhQe1CY5G",
-	"FROvcdUhKaok+RUDP1wFGsyLvQNagwfXkU3esWT4N5dNbopsqILy21C+63kE7WTEW/AEWpjWWk5lC37h",
-	"+b7u6J7uLjpWm5rv2pbmGpGn+a6PNcfFnp/4SewYeMaVxEF2nPWMCQbyTdM0XLe/I8ZUhe/sGdT7Erpz",
-	"gocfKQBh77x0jdid66jaBI+bxsgl9j1o8fYNfJDJLU5zEgmdOM3inNA6tZyY9ir72QTnhBaP4tZVacij",
-	"eMems9UEtX+gG72+41uG46h6H3LnK4fLJ4xlYuml16X68THB8fwPTTJsab5thZpr+7HmhSHWSOwljhdZ",
-	"nm2ZrRv6x8+S9Ykt8KHoZ73Ac1MwE80lfVPzbDfRksiykzCMHduw1lP+2Yr0Xb0vfXooeV6oc3HQIhf/",
-	"dvLoK5Z+9vDj0WdfPX3++clnxRcn3/vx91Pd+vxhdvb4ZJR+f/xR8YNn37N/8NVT+/s//sz+/OFnF4+o",
-	"+Yn/PfrdB999TPinH59nebQFWyF4fAXjoLga7x4Kcg3cOMTxqZKtNuK8zbaQcvkcZ2l8GqkN25huea75",
-	"i24L/sYNgXNjH5ff2FniZfVhKGbSn1LKtzK3GKNFjqPindrwP3TbrmI+NU+Dv7dOFhdcIqQqQcNS6htI",
-	"K0OhivBxof/kRIZsiAmAS86E36tLKmSiL8iHGEjaL8YJOocIdMFxycGfBtMBBU0vpcO6qjgod2epeN/W",
-	"dRRcOtoNBS9JSRbf4wMqzR8lPaNsSiHzeIBYjoJZJvJT0WWAQJOcppx0VueeE6TuTo3OisG8+s2fv/nV",
-	"r1//2Z++/uk/vv5Pv1nKZ1zNNIxEc91I17CpOxp2seu6uuWEhrkddb9NW/Ra6M/u2ZbV90zDt3bD/8Wi",
-	"eIbmYsvTPMuONN3qR7rr9bEZWzvj/zffnk3IZLUwvm7/YLu93FvG93rnPqX+Lm22kidckes2VcnFlHGX",
-	"rS2y6xuCWKsprHNg9nt9T3c9y3StXWlYeuh7mht6RPNsw9F0N3Hsvmu6vpnsjMKerFCtdI/Ymuv5lhYS",
-	"39NC27cttx+ZJtbX01S5FL5puEbfdHdAU0+UALSH0z5ke89WtOFtGHU+Y+cQ9QZTU0XMGAUNPS04YlNa",
-	"+YNjWvABnUW1QTJnFIj3TqOLKCOQzHm5sjCgq7QFnBMUjUh0RmKEOWK0UgPEPQoOIXcckqnjQIkYX82Q",
-	"IxWOeUvOOxPnfT2tYReWnBXkvCGD9g1Pcy2vr4XYSzTX9PueEfu47yetpQR/7lVTc4kRa2EoiK7f1+PY",
-	"0c0kTLajntczGb1fn3YLtqm1ipPTc/qmb9h9ex1bv/XFuqR8OQRrbuyGWmjZpmZG2MaO3/dC09+ZaPD6",
-	"L//q1W/+5vUv/uH1X7yckxJkq/V6ldPrW7Zr9h3f35EMUFvW9rLA+6Li7Eu83syydj2FiBcahNPfx/E5",
-	"phFZnRkArF3AnRuh+FPMES+wWEgpHRx/8sXR49OTj45PTh88/uLBp39kCAnGbuJ8QhpSPi0ykl+6tBTp",
-	"mGghrou6Qsmay+5wR3KeJ4QXD8TbdwoMcjgJvHVguKa3Rb4R9RHwAbcZ5E/ZtElwfaV06U7Ptvq+6+mO",
-	"sQXBhemepGOysiakaHCPgxOR2M59sPRd0OVrGNcoK04ToNabDFuzluJwsrIgp1d/ebH9TmxinzPEy2iE",
-	"csJZmUekW9WWW6hQygl5dwp4vtgDf9vxOcEzpBsk4YXiGwnLpziPt45uL7na/aVO2key0APkai3jtGA5",
-	"h7NDVKnJ7lxpCBm1Dmo9L8MiJ5AtZyLZmyxAq8oNinZQ9lKJpJf9WJ7CvO7Ij2Vurhv8V8Rv23qvLB8V",
-	"tqLCFVKOcpatjDoXv115zC+ZrFe3tvqi4LFQezGl1SPI0tOR83o36y6uA5atfs+3XcsyPRtcd8gYp5lY",
-	"OjLxDPvfqO57ERu3FvFjywotzXVsXcM2NrS+Hpsmjo3QsOKdKYkwDafVlVsJf4vLK0/T3FxwpLn90NDC",
-	"xDY1w0jMmHiJj71wE55crYDlGypX0JbL5/Ytz9V1o7l8swvvGf0NqxjrmuskieaFrq7hiPh+346TqO/s",
-	"bBWbs3Fnizl7fBtrCsvibpm/QBC0zT5K9V3b+yjtfZT2Pkq34KNUKsGiEpPk31v7KImdTWlapDhDE8z5",
-	"lOUxSoW6d06gfnGZUxL30EeCbHIwOtT1KzEnWko5oTwV5HhZES1p2xU04051+orok3OxTIbjLBB8RYU/",
-	"Okf1VOVStA5ax1ZU5kR7Ip7oefyv5lndVnTz7VWDXMcRdatn6bZuGJ5tNjniqsWZD74IddvTXN22Nax7",
-	"WDMj30+iJElwHO6MG872YalQsRF+nn2j6fW3ceuBUfduPe8/690J5+y2pgSfnc5owYYu5lvvGe8Hkaxk",
-	"V7tc802xqWA04TPbfFTmOaFQPa4g+/wiN4KsnKuctWOhdkXkKcXnOM2qIua7cXMrJWu7ouDWxLc2urlV",
-	"XPMtVHUDK69h9Pqm6xm6p5vLlWvTcP018kRfc7Edam7k2ppHiKU5Me57URRaZmTcgnZtGp5+RfVaTM3w",
-	"lSk/Cg2NmE5kJn0zMfrGJrfiamEM27d2IH+A+ZuTfG/2/oBd4LajG7fvAneAcMgFV4IIkUo3VD5eXRSI",
-	"KxgoDzQIQ2HQE87kCz30kACpwYX0oxMfhNoLdVQ7KCfn7IxwNEr5QKwQT5mC8o+ePEJn5IIjXCBGI9JD",
-	"quaDynkQVLIYxKlEqlaKdHALBAkIEKFxVSRFdV3lMpCzyUmSEz5CBTsjalRI4ISjiHBeP85yguMLlHJe",
-	"krjTrdohTPmU5Pc4CuRXxMdq/sGAcnzB0YhN0RjTix46ApxcucghPMUXMrdUAMXlAoQzzuq1kDM+evJo",
-	"QM/IxWy+ilh3pYcdFLauilyP8QUasQzmNRbDVYujUj2k4msYith4zGgXkR+VOEMFg76BrIMNjo8EH4fE",
-	"FBR5YrZC/CQ5H1CciB+e0hTihD7/+NMHiLJ8jDOVUriR1l8KNhB5NCcz33Gx2i2TTQzosgM8HTHEizTL",
-	"EJtSDkk9OBy/uoDVbB0GVC2EjwLx8ql45VTFdwWopBkcsirhR8jiiyobyIAGI0xjdk7yALVFk7iejNg/",
-	"8aRqAAUXxJFMC46+YiHc1AKq86oDg1IKvquNlCIHYCCrBxGcKQC7SpCwPCIHSIgHwYC2wcSjQtJ4gWW1",
-	"oRiF8ljWVhhYnJIWaYYwynBB8sYnyN576IhezH1Hdeo1sDLPCljgOM4JhxUsGBql4wMkxoIIuQxHcvjF",
-	"Qo1jRofShIcpHs5seAMq4+3qX2LU5kxZ9yYynzOS2beVKsbRkKm7MaCzIdTFF+OyKV31qlj8nHxFooLE",
-	"qz1drweZ7cLTtRL/tqttIeZ7PffTHYx3e5WNVcWiNUKwd2B6Pd3x+obhXzLQGZ6/Tvp1tFg3sOb6nq1h",
-	"3U60KHIiO8K+6cfeLi10hq/LUgxzTAiSea812zlaZAtB2NJ9DfuWoyW+bxFbt0IjidbLwHJdfLOvu469",
-	"MxlYuYC+/7LwHg7bw2Gb9JhrnJGkVm427U7SVINSysskSaOU0OIUlIgrWCsvvQJGJpaBM5jipBu7ufQC",
-	"ZP/Nh6Q4ZWVxypIrTmfZOzs7cgteZxOSJywfS++WmnkfgGQk1zQ4RCzvyiSQtCmn4wJlODrjCCOYI+Js",
-	"TNAEDgwa5pgWUt6re+0OaHB5qYOukDM5QYHU+ALl6oPatYYSPHv2TDsqhZhXiJNDAiGtZxmhQ9JBsxR0",
-	"sgM5NVkRB2cZm6K06KGPIYllJaR1UbBklQPUxkg+lzIeKwuexqThrndPeh5xKT4u7nizA8hP0PDza9xx",
-	"0bbzjlzsbmtxcTf1cam9Ig7Xc7q/BmEAoeS0gBL1m+5Ss+2LbksoWqegRW58s9F0do8rFeCqd7hu/6Lb",
-	"uqQVbezk8hu7IwNSN9+Ezx+goLGCQRcFs2UJDpdqejJb7Jzmw5KmRgm6ZKVlVRptQwOs9TIxwMI6Vt3X",
-	"6iBU5ZvXzN4pm8IHFCdyV8aIOsTkhsaI+9WhghiTawOOS11TZEjJ6tzqClOAq9FWoNAwPScUBWcpjXnQ",
-	"HVC1SIKndcS5B5ADrscBIs9xVGQXVdBuUDChejwChkSVP+mAyiuYFiOVenUZSytYFZTbxos8bEAl7+Kd",
-	"HvrOhbh4QAgATcNNfGIOd7R1W91a8feAVky18uLlEoASVGnMzgnKS8oRFmJFiKOzYS4YBkA9iq/nZ1CP",
-	"K5RIVlemCGKUDGgD8jlsYJaobepmB1DBEUE/KkkJMTy0EjwmORvmhPMBDYak+KQmRDLCB32EwXsfstCK",
-	"CapctGKpRykvWH6BcjaFHYVZBINS161I7Bv8i/TEwSLxqeyVnAvq2p7ZSGekrwPQqRxJfOyAqtLXVYV4",
-	"mWe3lk/ucRThiawwD+LOpCzQKB0jII1pgVI+oELkkEepgpfSAg2FMCKWt4JFYafTAoUkY3TIxeO2Cv2W",
-	"mFJHom4cZSlXKBvUcivpPY4CMWCSsWmNb2IpAPXQs7QYDejsWHVr0l/lbhLt7nGZwgkOQEoLhtLisNFS",
-	"At0yrS9cCDRkzfkr33UAvxqLKBcemIT8CkD1OLQjIFzmRCKOahK4LJiGOU+HdCy2qRba8pIiRgc0LTpd",
-	"JBE1eAbIN2S3UrdbjZw2p0EZEqsKh78JKCqWqELWxBHPxWGG/MhiqflZOpkABM6g3iwvx5ARuaRIVm6o",
-	"KnYU0zQiErGT5gLRZHbnZmxXvTCgmF6gMcvJQkdt+RFw7NCPSc7k3QwizCMcCwG5okLSNx3eVvnicU3Q",
-	"uhLcFCKG2LwEwGh1fOQNCi9QALc1IXkFAAVwnGGcQ1B/sZBLIG9AwoQcr5UTrg5odWxrEgqfnk3FbgxZ",
-	"lb++h07kNg3oJvC16lAs1woAtgmPrkZg0WUAVoGnA7qAnsILQIDglRqHRatg2AG9Jg77SQObvlPnxbqA",
-	"akZwHWTJxhNMLwTnVlyrGRxuYcfWXMOxNS/uuxp2Q7dve47tEuPqOFz1/VvFMprbFoiHo1v7GgDlhh/U",
-	"GYVahOL0tw70bquimK0DXeglBMerf3+xDrW19ANd7/l9q29BfukkZ+Nly2gTzY2dUPMjjDWn75HIihLL",
-	"s71L8fhWqFuai21fCx0n0SLimH5i2cSEIAEgv1Uu+kYWeiFpzSb973/Y3bDZQr8ouYxeKUn8NrZ/lTLU",
-	"NC51lYBwa7Gh+1Rme6BwDxTugcI9UHjrQOEt1PK7IQq4q8vZPHupPC1VhOglyKyzd7K9u7jwTwAWELIF",
-	"aFZSy8JNtOebv//ttz/5i1cvf/Hmr37Z2Rq+mpJwxNjZ+mroVaP5uueK1M3CyWsfNFCfguqtA0mHgh76",
-	"HAKppLrNSZSTZXV4H6e8eFbN6taDxd96HLN3oIPAbZiW7fQvlx776MsnKMzTeEha3RZgPeL41gJzT/Xb",
-	"6qo/hSJHYrHPDSG8r2tGrBPNxZavecRxNCs0IjvRiY/NdQ67l2dX5lnroDUqigk/uH8/yseanF2v4cpx",
-	"n48Yzu7DbPk2AbRqnzfH0FZnaV/w8J0OxJzO7m1FhupHq0qSLZCJNUXAj8tQ/BkSjoIyz4LaJRPOHeDW",
-	"swsToHbMIq4OZW8cg//igArxUiVkupiQjoJnJaiacvTki+MTmUQSXHwB2ws+Er8GACMGWcoL+JsHnZnR",
-	"Sx0VFByLm6BBAw3QyrknYmaBkE7lw4ckS8VU5lqepGPCCzyeBKj9lKbPkUrC1FEpMGWr43RIcVHm5ACd",
-	"G38kEeMReY4++ezogXb8yZHp9MWCDFryp6LqVCHK8mnI4gv5YNASlLv2wpQZsASBlj8HPXSEzOfPK0Bc",
-	"2QAMHYELJ0a8BCfgQ4TphUIIScYVClbkaeXnSp7L05TiDOBXliTAOr5Ki0JI4tBjzMowk97JDJlo1AGd",
-	"wLTRiJU5B39OiXjGav3EMIHyXu0htaopkcAvowTxMvyKRIUQmgXV7DawRvT//+TvOwCAgf92StVZYHlM",
-	"8gOEB1S9DHmfnhfq5ylOC658OEH3oASFJGE5fLOaGIkRywdUzkwsoTrrSg+RxxAXBRlPCpRAULH4UgvF",
-	"+AIWNk45DjOxLe2KnfaqZ0Gnh+CE17RxHCM+YlPpSV0wJBYhuYBPqE5LbSlRGzliWcxRIPc6kK6yorGQ",
-	"MuTDLriTHyhEGUKhB1QMQ6VVAbVzVuCCiAaS70veokh7gAL5+7EcoiMx1adfPh7QqixDILiLtNsCn5GV",
-	"ISrFMSecZecEQHiUMTYR56Y7oJM8PccF6aIspWdaxiKciS7GpMAxLnAFzaK2bZoDWi3fqZJuZ1pnpztL",
-	"HQsfhAu1M9XxOhzQnMg6SBIqFdOSkPJyuFSGN6kVuFO8dFeyxTWkgC1lgDuPB383BDN56VoHremIk+jU",
-	"+pGpudOjo6Ojh9qGf9+2VHet/YzXRJAf1nQHbFVAUiQ6RCOyDy//A4stu9tccDsAf8YVFLAt/DNuYAir",
-	"uNAVHIhXvLgzSOjpl48rXsuVW1TFQisJo8GThdDcXstUVZbCoLGr2qfkIoCcqhD5JJFeaZSvPJnbwarl",
-	"CzqHtZlZdBEz+k6Ff99puZBpLWvcQO9agITqCOsYSsRfFidk6XiJiFeSbRVaFddC+GHj3yoarLJC45xI",
-	"/xIhet9pbeUBvVlKfrkU15b45mKV5kQde9Wyx3so5FZimm/gcfneJdeWJ2lX5KO7EUBGbZlKSxAIKfp1",
-	"upWvDZc3XDodyZt4GRv+Lilmd+ytRLUt0QqU/j3X1NDrps02X1YeDILWpHR4SXP412J91Y/HKeQnXzb8",
-	"Qt3vjVqEIJDiYJY5WTfNZfrCYpNbVxRWySMV3rFP8/DhpnnYEV267ewPAD2XeRZ05xDoLgoa76l6p8qo",
-	"OqDtAKLGUU40QgW14AjXgF/15YdAGRWBUGmhoR4BH1BAqzq9eYBNxaKjMT6DDimZXgL0pKqd0gEFdXuW",
-	"mKFSxxnIP03QtSnDRTjPL1AxZQ1ckaP2GmCakqnEkbv1I5Yp5+ag4Q9LIpICvhhhivg0FUtbyXAZ4yAy",
-	"yvwQ4rOEwpLyZt2ntK77VKOPG9G/d70S1IBuLgW1G7nzhjHyCqrbivbfLEr+RiPeXpz8tjDjEongpqZc",
-	"wzjR/bfJxNegfc1Y9ZqqSUvBjN5UpVfmjQWg52N+dqNsk3sp4M4Vo1t32lGn8ASo+4It/L2teHRrmM79",
-	"GTO/itvPvSb3n3cBUsFTtQqnbJl8QNtFOiZdJJ20UcRi0oVMNzS66KpS6jkv0KfpdypQR4ohFW44oESs",
-	"DRi9u2g6SjNSwUbdWcgLGGQrA2rKUVySZVyy4VI0Mw7fVSGKhiSVKoOHXKVV5RiUo/uWFLnyLTiWb++2",
-	"YoNc8QesFC+a3epB9etSlgcVB9QR+Iy3Dmyj26LlOCS5zL2i5tY6aIUlvwD9vsgvlvNPAzqTC/OAxaR1",
-	"4OgWFENY3txcGNswZ2Obc2PDfWt2bOq6WLr17NyQ5kJl9D9aMwngrzJEYd3/7NhsSgYyBqJpY2xKCIam",
-	"41USgtlqxFFAf83QiXrK4qF0c5Cmj1kIRaKJ+Wiu+D9P/F9jloYK51DTaxg4Hl1ZgNneW6w62Zu9xmZX",
-	"bQ+W/sEgA+BohpcypzvCCTbw2Pv/oXIkeRS/uJ8T9df1o8S7y5h17QtVMMQJVc4sNU+ZiDdrljKbUGtR",
-	"Ddqq6NHKePXvlaSs8Yd6au1AkqIABfUyXASdSgKAxH7SvapgUuNWa9qdKeTQaNHNbha5utS37lB5L1Wu",
-	"aFl6RsCkU82hWwdgpAVvenyBF1gPmbo5m0Hzk3rI1v0GvrCYZ2IRz0HtGu4RcwIhaKli/2W1Pjv1IrpJ",
-	"fOI809fnmP4qBunNqaG3wfvMNbzPavK+2YGDp9UfXyRX56M121SC6B0yzWuyzFX6efNI33oA4575vr2i",
-	"w2r/HzXSCL2PUTDHwNDqI3qPKzYBPO4WFOSJuN27z+LyLE8L4Iq1M68YiMRVUg/BxX4kOWfDh+JC+rmn",
-	"fEBrL4uMUYLa0xEuaoNq0/LQ6QLoX7E6cGcd0Kq/A0gGIbH2exxxUmjlBEWYopDUcLpY8YKJ/8zYn+TJ",
-	"tVssAmf4S4p10PBCTgs0Bd+O7djkMo74JKXDD5EZ+gvMcP7oLLBDaw0Ls5vscKL411VZ2kYYWrG0CrR6",
-	"F7ia+MaZfrBnbHvG9q4yNij6W2k+O4N+X4A7eZmnxQUQyZDgnORHZTGSVREElUs/JRf1kx/W4y1yrsfp",
-	"OaGE8y6YP1PxT+BWXKZjq6Mueg3Y8oIXZLxEW61SLqN2xoYpFV1CYYEuytiQlUWnLhkwKcMsjWRMKcTa",
-	"VxEtzYoDjSHFUV0y4BPCJhnpqsDTnGWEd2VwvUyjhicQYZunMWn2JgNol2vbUBC5yAk5nE9cVv2zyhMg",
-	"SyYLBbdZc7hRZnjZAJ+K7xWMcYLzggr2TgsylKywSpakMhCA3ktRXU0CcgGEKdDy5sLAPq/6GDwR1F+T",
-	"FRLKOC3ERswta6yA78vvykObEBKjdszGuIqf4l3Esrg2FHQa3dUmxkuHDOoDtL95+btv/vff1adApuYi",
-	"OR+lk0YvUExgSSd1OnDUfv313735s19v6qguRrCssyqLVPvbn/zsm3/+7auXLwGtqN9p9qPaLunm41n6",
-	"qfa3v/7bb3/3199+/T9f/7+fdxCjqipCM59fs1cZZvR0sqzbh6WUUQjKGDuT3b/521/+/j/+ZXO546rV",
-	"qu1n+RBTVZjiHkcFHqJzFuGwzLAQ8nJC8TilQ8RyBJ7AMgJdNJOeC5BtjNG5/GXNUy4oypJLCTmr1Ga/",
-	"+V//Dd1Hr3/6j29+9etOdVGV3wPk2oMrO8xYiDMhr4o5qDWbS2TVGFaWSr887nfK7Ayl4wnLC9R+/U//",
-	"9/VPfwlbumQbZNGRB8f/Dh7/8ePjP0ZJms3RCNnRsnGOcUY4mqQTkglyidq//9mfvP7Z17//L//nzde/",
-	"kmeSgb2zpGmRigavf/6nb/7mJeREg5xso5yVw1EVLl/g4dzIcy+v2NlJzuIyKlCEC5yxYUlQ+9XLf3j9",
-	"n3/yzV9/LY7fIYoYlznS0Bjnw5RKutMsAA8URsb4CwLRXGHZ+9KPl8rHJycnT5r2LpagORoBWGUV1Ctu",
-	"7GI8Y/Mc1xzw8nBHaEJyDqd3ltIsZJDMkKvfcIYgLLD96jf/49XLl69+99/f/OSfXv3uv77581+8+eef",
-	"d5AGsam5VMJIjnmZk+bHqk4e4gK3Xvzwxb8EAAD//w==",
+	"7P37kyPJcSeI/yux0Jp11RCJxrNQD6Pt1tR0c3qmX6yq5pActCoDmQEgWIkITEZkoTGjXtN+zaSldlei",
+	"vpKt7cmWd3ZGu5Wt3fH29mwlo47U6v4XmWZI/aR/4Sw8Ip+IBBIo9GM4LZNxupCZ8fDw8HD3cP/4FzWP",
+	"T2ecESZF7fiLGnmBp7OAwL9xEBLsL674nBFf/SCi6RSHi9px7XJCUEg8HvrIvIUmWCDMkHo5bNTqtRsc",
+	"RER95XGf1I4LrdVrPpGYBtXaEhLLSNSOu82jek1SGagGzzgbBdSTtXpNLmbql4mUM3F8966YcBw0fHJz",
+	"dxbyYUCm4m6+95cv6zU8o1fXZHHFuLwa8ogVZviEBQs1htOnD9A1WSB4BUmOZDLcOwLNOA/QFC8QFoKO",
+	"GeIhkiFmYkRCRKWVDEvdZkixq05TenVSet3n4ZD6PmHVCLY0TkW0IfavQvJZRIS0MQQ8QFSgKQ5GPJwS",
+	"30aCbCNLfGBvIp1QM53Q+9hH50k766eU7VdNxsOzK/LCI8QvsvcPeIQm+EaNB3sT4qMFj0Lk4RniI7MO",
+	"Qv1TTqhA15RZp5lrPjPPrRq//Q7IDQemH2A6vfI4D3w+Z8sECImMQkZ8xV8BF1IPyOzUkHiESeBWH3iR",
+	"cYmgRUQlwmNMGVoQ6w4o9FugzK563QHB8uNUJPMxDRZXAZ1SeWVWbw3jSO7jxR1hBglfopHasGpWaiPb",
+	"KGTrZhUDVerk9gSxDUtTReIhFuQqYvgG0wAPA7IsHeK31N7OvHiiVjxcoABL+7lhbb0gNqq2HdOgl5WL",
+	"FyS8oR5Bz3LtVyGHZWBAj2gWUA/LAhFOYy6eUzkBiS7wlCCGp6SOZhPOiOJ5MsU0SA5C8oIKKaxkSTrJ",
+	"0OJ2XeyAQ5JBKTpAP1cSXxNWpEQkSBgPkorKk862mJt2xfZuP8PsCNQcR8mhuiQHYvk0I6E6yPTI+IyE",
+	"WFLObNMbZU7o3G5f39QOTvy0d5hYSMjn5Iqyqxm2Hfb6OZpGQiLCfEQZ8NsoklFIrJPLN1jYwWubu/3S",
+	"FQaQmaTk/CrgbFw6yzmPAh8FWEik3iNKtGI9QlDGcBDwuVgx66QH+7Srt78zMiQj0nTgnxO29mDjgY+w",
+	"0szYAulPEn0FC6XGKEa1U8HSfvFEq9z6LmhgGY8iBPXJdMYlYd4CtF/KriJhkeNaS00FzoP0O+djslDn",
+	"kJA0CBQfz0I+DokQa0+6ks4L8n0nXd+ehCWDtRFxSsUUS29S3F6Wwc+V4WfEdiSID2oMRj4djUhImIzn",
+	"X4V8Sbe5PXfLThPCtdsp4Z6xWcg9IoRSAdA9JqlcbEXEZMhARiai0Yh6lDB5JTw+IxYCxpZigL1roU98",
+	"9Sb8KzkgECPEF2hPEPNY7FsJuNxhkXS36W4HR5RlhJpSkoQMB4V9ylDEyIsZ8STxEQlDHiLueVEYEv9E",
+	"2QsTLNCQEIYCPh7bTdWk5ewm3KLdVPHM2K8PTONIaaAkRPdUUxXpYIalZ3+DA+pfeSHxCZMUByJPiHug",
+	"DfEQzbAQc6UeUoHmIWdj+5SXm8vMfnVj6Rq3stsDR3LCQ/o5SP0q01seQm6mUSh4uHxa69/VgJSypLRd",
+	"kJBCk5cKEZWtcq7dwhldtdWd+CgKQ8nOOiSjkIjJleRLCrV2ncBjBI/VaM13oPG/mNFw9dzzrS+5ZSq1",
+	"vdvVz49IUUIpSFfYn1JmkYRGhyLKMGYcYU/SG4Lgbdu8M20Vhdyalm5/dmb6hmnxMWVXchJyKYMlTyvn",
+	"RiXCNCA+gpcRlpJMZ3K9TlFsOzvXzVpOT77MtFUbj1QbhsdFtfkXBqWJIEAVE5yBk07xVFHvAn+QkHhM",
+	"zBGjfjiHb+xztzSZIcAjfkPZGEmO8Lqmd3vsWwemiDAl4ZhceZzdkFAuzz95oJjTRx5mSiINCYLvrNu7",
+	"2GJOmVxuTzXGCJUTEppGEeMhElF4A3tA/3ii/wOnvhcJyackVDJBSIJ35K0sjjuhjn9FmeSltxFKlzMD",
+	"V+8hzLiazAkCZQSmwcMH5aQyzRdFwrrWI6GpEfcALhcfDReFPnOESR/VjmvN1lETd7y208fdltP3usQ5",
+	"wr2e0xk1hwdey2+T7qh2G2KamSlCMi6vsOeRmVx21T0GJ9EIZqPfIT6aEp9ipDoSSvon7i4bGQuNZyiZ",
+	"bTrXIkOn8EGubTQhITlGWFxrfXymXUuUs7s/EpzVkSQv5F1P3KDC0xvmN/iMsBdTuEDAUjhcKY3E5140",
+	"JUw2xEwp+2JCiJwGDfhvfnEOUkI/5tKMrrJjsECBmOKj5UsmzbiCR6FHkM+JVjHAX6Vmtci4fhT/2m+U",
+	"0raXTu0NW04J0M0T4L5pvtrcR8l1EfwFtnbphjVqlX6rdHq6Dful4VILt5c+mT7jaRitZN08zGtlE4lb",
+	"WTmTTBu7mUrcazyX1Re6ynxhvPwiN23BPovi97uZQ3pxq/7SXcGPoeXeFsxR9ayOQFWPZiS8oUqLV7KC",
+	"aV0ONoA3wWxMspdMZVPOdVm8s71thzuwjZfGqGg1w4uAY197+3A4JuW3tkPug/NIco7gVRshltsrucC1",
+	"tpbMspWZ5VPdJFKq5EPT5PrZLg8EpktnJKCMXKnj13rzoA9sFL8IzAprob6wztjSZM4ZsK7B27O/bQgw",
+	"W84DuJ8H97DNY5tckYYES5K4U8G5vuL+canhkuuINc3ugKmXRpKb9xQzPLbN2+cwPv284lzjxgpzXdHU",
+	"LucX9w7zUwRlPlXazJU2zlYKay1SfCQo8wgc7Uq9QVSeoBGR3iS5G7fO39JZuVzfqKt0u2eMpqeZ/tD9",
+	"uL8KlLKMc4lYdsMRNPho5mtehTcgvOjByHmE1aAnBPvp/WEm0ubeJR6vJZrNtLx9l6nFeVhCvPO03w3J",
+	"l7M5QyyJvgkpdT0Yob7e25Bry+ZqKG1ph96F3CBghvpUXK+Iliuh+SZKtbdd6qD5LjPzqKCJZtxziQm9",
+	"YlprtdKy9nY2y6yGmvP7XYUkEnb5l3VJFq9wTrQ1ToRQOyVxyIfkhl+XkcLS60o36OZ97sY/ah2pJhzs",
+	"EjhPZoT51HajrWOEkmvEzBx84lG/jDjLLRe95FXa3QW/LI8E5s4jSa5KzOzHHInImyDC/BmnzGpFFxvI",
+	"+S2WP9+BqVzsUU1DXypcDSOxKJHFybWLNyHetUA4JLabXjHhoQysl/HZPmwyevMedhpWlR0ekOQ6WqnJ",
+	"h9yPPJnq3RcfP7POOmnGpr2XNHJ7fk27hblIPCbWoIInsxkPZcSopESTHJvQR/gGiE7VQsisn3Vpktn2",
+	"szbqxq3rWNSp9pDTHUVU5oaX0gPM+5ntaNYOebCU1fj8ujqB4BZuZj+nCw0WZFRpc5hBi/qF3fv7C6NS",
+	"M5d4fKXj0opOfonHmegOZfJVCIzLNJfz8Fdq7PYLm+leTy4cE3lFmb46W15X/YKO2jNOL/2qfW751gqL",
+	"urKtXUwt33tmfjySV3xkD81YGhePpKA+0cHe8MmKueZaXj1fe7s7ME1tQ4HJk+lMqe3lemj8Rup3Dgnz",
+	"IagNAlJngXpkfPE2IhR7KFJgqf0ZDgWEtlbo8Tj5/hh9FnFJjlvt494xIi+IF0kl7gY1+H1QU1JyEDWb",
+	"Ha/xmM8I/JMcIw+zOxIRNWw1ihElgY/UC+ABWczSvkTju6qlD7hXq9cgUkTUjj9dNVForHZcG3J/cVf9",
+	"T61emyqRM85+8FpH/vL5ruXh0rwVX0VZPTjHU4+oEGp2PEwMkUxkiI2DorxOnd74rm1pNyp6rn89ORHB",
+	"GUz8K7j6ys/wWfpYGViSMAnLYZ9bsanMBFc1lLpjetmppR88gju5y8WMVJxkcSAwU0HCKz5nwjijxbJ8",
+	"ANGlYxTVi3D5LMC2jO+Sj9EEM1/t3iniNyREe+pv9a992OUEhLFiYTjcRjz07LRaGkxBlLy6odz+5Fke",
+	"vKIvcC1e4xrURlgiDCGmEGTh6dMHwBch9qyid7n1Ev9+hbZ3Eg+1PCBFhDnB11exnbJMgGxomuRcmyp1",
+	"fRfB2Vj/y+PTKWegAiaJEljHNEKQv408+X4LpNlZrzshXH6ommjDCefXK9Qy84aagE9Bqvt2KhQaKhDC",
+	"0oyyMBzC4KCgEo1oKHZkUywNJjtVo8OUJGl8ot8SmZvwONuSCoR9X5m7qwiw1HyGEJUaR3sB57Mh9q7r",
+	"aBaCGKmjgLJrJ+AehjDLKZHYxxLv794sKZ0GkDDkbHw14zxYf+WNsE5T0FEFDNvvDjMtrrn+tre3A502",
+	"M4SXapLaCw9H1Bn2JsQ5U/JLT9knwgvpTIme2nHNZdwRkofERZwhckPCBcJMzHWqhkQeDkOwrbVzEMbr",
+	"TcgUDvopfvGQsLGc1I5bsKf1QIUMY/fVmT6rP6BixgXVfRaH8IQpO5W8UEcu2ju7+J5ij+8/vPj+fh25",
+	"WErsTZTmdoJGNCDK1Pv2oAbnmdNutg9a7Wb/snXQ7v+w4YmbQc0tHWLbPsR7l3i8PCi9fLOQCMIkyOk7",
+	"At2QUFAl5UY8TK48NiVJEqUvnXMyC/BCH3WFZZFhpJcEs3g9QvM2GoV8CiTDYUDhQS53wkhft5AO4OrA",
+	"dZ97ufj8xtTfP0F4qOYJ/WkhZjrNT46waFo7/rSmBld7bpvcQ66DlewEfXb+MI6TSmJ49F0ryOP0lkt1",
+	"sNkqPoJQsPLunzDkZsLF3DqMIjOgJMINAsS0GCN+SYBc6Zr34EpwaXTnWJKHdEqlnS4eDgIS3hFplEHk",
+	"K1uY8XldnaKUIT/EI+lQIkeOkgN4Rp0QSwLXQY7Z7k6reTxg7gDUw0HtJPx2r38iv91y0R4PkTuo4Rn9",
+	"mCwGtZO///2/dPePkRu6yc0VCshI1pErXSTgSk2giEkaKHoMmBkQFWg+4QExd6HowjBNXm5wYNpITpT9",
+	"4anVjXsZsD0MuukdYS4bdBiJSb/Yr+u0AzVjL4h8db7q2HQ0i4YB9dJcDNEYsA03erIIzlMeUG9hXwsz",
+	"UxB+EH1HxG3W4LNvt5vNk/m3u+4xwmgYeddEKpZzP8uQHjoLyYgGgVCa1CwgkgQLRNmAufN0QfZmJNSq",
+	"PWRBKwKKOlI/XpMF/GYIKfbN2oBIcJOZu1tQjchw4ZyOpA5IyhPswgxMcjTHVKIhGfGQaEc6NZkTSV86",
+	"aFEnn3Tayv7HL+hUSZTDA1AJp5Tpv9OBUCbJ2MT8fPLJJ85phqusm7zbbOnw3YnaU2xMThT3dJsd5C4n",
+	"2bho7/z+GTro95r7maSfDFAF5AMdI/d9gkMSau789sCSUTSo1fXX8eF0PA+pJKvOo46N4BDbFOIpkfH5",
+	"HWA6NQryBWgK92lgXQwI2Ep4Kg5aUdoFqBlUvfNZREKlRKljVLuVleqRHaBPRjgK1DKlF2Kx3E9/wbNZ",
+	"yG/AjArJjyBjyH4gnGnxfj/k0+URm4cIQ+wmHpk7c9tIvUw7VqbysSSOpFOiGSsmcre5YlSXvHxMmpXX",
+	"DOeS72IwSdZPYT1n+LMoSdPRhz6aheSG8kigGR6TOwK5jLyQugW3dLBx+s8mR9YHxmH2MWX+UywndmkZ",
+	"u9USPA/of6beT7pXj1ae7v88JKPace137qaQPXf1U3E3OwytroGe+L6VnS6+F6uRXO2FPTpmPCQ+gsuw",
+	"ORVk/1jth1DqHGwaGOcGRs8u7zuHaLiQBPHQJyGa4vC6jgQfMBDO9154JICYIIHOJpQRQSBOG4V0PJF1",
+	"g9txTcxJ6JEgMEcIygRl6wycAZPqTZ2MqVgmCjDa44zosVFmrjbcb7t15H5L/Y+j/udfKqUFD8GLo7Ry",
+	"PCYGVWR/wNRg6mi4UAwyoi9UI+oQnnEhQz6bkAb6hMoJj6QyU9XsFbEmPPC1jQ42jUDkBfYAhkToY/+j",
+	"iyePUUCFVEb/HH6c6iPExmfDwt5MRMkIB4IkTDbkPCCYGWW4nLcSFZGWcRbdnq8e+Hll3Ft8TCwawSN8",
+	"DcaPuRrGI4L2bBr0MWqpQ7Dd6yl7l0GAPDq9OHvwQJ1EIfaUOK8PWMSo2tOzVGuvI9IYNxQLPnvwQQNB",
+	"8jwo4LEe4Md6FQhz4GfFOu0umvAoFAOmGtMaJLDhNVnUY5gBMAQAQwl7EFtlXDKJGnUnDn3TLGwmOmB5",
+	"U2JK5IT7daSoD+9BFOyYqGNGImXmoz3Nshbj5hiBLbM/YJkrWDUcxaJajbyMO1JHrt6R5gI7Vog1CQTq",
+	"ttsD5palF7snyVLNJ2p3y4SacUPaJxpGTKRtNo8sberbXLeBzskoEjgwWlocKKjGBzMIifaCwMocQ49q",
+	"FlO8GLChVoUo8Rvo1PSmtq7SjZRSFyoK7sV6XKK7QaNmqQnzwgXkqkRw8YMHTDXvk5DexKag6rNg7NUV",
+	"AbwJuB6USDLN6b1rsNBqx7XOqOW18RFx+sOu73RJEztH3kHLafuHo96wj1uk24m3nlZw081X6LFUrez1",
+	"QLNLrGKl4EhJQtXm736KnH/1/Fv/vGY1lEeP4uz6ZeGgrPZ09oAwARGbe+57rvbdQmDiIrbZ90/ieEUf",
+	"7XXbh8BmWhzWUbfVRvMJYQXLNBsTut8opYPxA2zqBtCzewKTwsHOZslNg3U0jKSe1ZjeEAY7wzazdB+0",
+	"2rC5Y9bWb4mdT1ybdpdc2mZ9GgiOPB4xiXAQ6DmqwcSx2HseV9otRmdPnj2+3C9TeWi2k+z4bGcQ8yMh",
+	"w0WZXn1PHYqImrfKe9TPNzSvlF6zUqGfcR4sw6bZRmD0rGrn30U0VGo7XIqB48bunXiqlAxBPy9VhMH4",
+	"tZ/6vWZ9hc3Xzll8LavF92TOSFhGHXdK3DrCJmBAx7y4jDNl1SmiJc4bUcolkE/ywC810A5ysmpvSn5P",
+	"tf97nzadI+yMTp37zvMvOgcv9+3y6ynnwRpbTfP0fMIFQRM+Nag41ARrcVZKdvXeg+qrbbSd70Ijy1Z8",
+	"NNTDRoLg0JvUkYcFcUAYzKkvJw5lgjBBIfoEPQQtWN+PcZCZNDRQXKprzBZ1A1TFQw3OdZLJps19AWYf",
+	"XK5hT94RppX8xw30GE9BzPmm/TjWC/4KdSrvFAdUKNk+i5gnI43XoT4RM+wRgfyQz2bEVwwjQ0wDNduA",
+	"jHEAGriOg8QCffXTP/rHv/jTL//g51/+5G+QMR/2lR2A3K/+9Z/95u/+zkUjynyBfvPvfvLlL/4X/dtX",
+	"P/3lVz/7b9lPG+gUwYqpjevTMZV6/IIo415yoIOyULBEAVFivWte2zdrQISevQClHkLMI6Za68LlCQ/j",
+	"jFMaxh3sud86PHChH7fZhH+GJJ74/om+tyPmda0Cad1AL6XuTo2cM+IkWquZR3zY6FCrZClie4PoCamv",
+	"dfCFTNyaSBCi2EVcEz/VR3R7fkooUPvio0dyQwZQdfeAVpmF3VftdJtN5C5do5YawZ+tFMx5BcXmBRtT",
+	"zlafECG8U9a/frrh6XDBQ4tQVr8qTVFpuwHBvqKY67hI8FAKpN7VfpoG+kDLYuQ6xmFxKksJpL62evuT",
+	"T2v1mpP9Q+eBmAfZPyCnUf+c/lNpL/d5EPD5s5l+VvjluZ0CSmNZTXit1ZTPSz3dkPCXeFzW57mR2oki",
+	"D7Ja6uwW2wAkHpf6XqydP9OktPvMzMMqPrMo087t3VSmY5vPLB7Tap9ZlDRw28FAToCYcSY0oPP72D9P",
+	"wXtNfBAgPWfS581l6bd+JPT9UBYRugD/aztK49fzaLslcSsrG7CHflQ7yJ/qSWga2FwmpVEs2QiWzPVw",
+	"7mbK1rN59276YslVSqWP4/dfmsthHQ9RfdF2QqUU0MszIxDp3SngXTGZ+s3fEmJ9kAVf3YLFc+CtK/kz",
+	"D3Za0U0bf7OC9KcoadkEaStrzifITX5390+Qa1QNF3QNpR1jmagLb+F6PAn13fMDA9/yutZmCTdm5YdF",
+	"qJRqywozu+WS1leu6H4SMrYaiiZuN3+H76ZQM0bxjSMAdF+5m/39k0S/nKcpvwWWykYQrGKKQrxB8Y7/",
+	"NTOjRtjbjvmyIIMrWSgHzndrQXzK9G0qXK6f3z9DR91eH5mBIh1GJd6i/X4/G2u3BZlzsXor6ZyJVysD",
+	"y1yzTlYwyZ0cncakW43bfIzcZA7uCVJrPEriPLT/GnzpGmwTm1t3of0fiuJoHGImC1cV9QGzXeHXjfvE",
+	"1YicLpqS6VDJCxPdPGBuMXDATaMD9o1ISi7/jZtfQ+UBOAOiUrvN3wJGtAdBrGpj6f2Xy9deD9gzsa1a",
+	"UQ4svJpHy1F2by9ZLGDCy8FwCZxwGDGmzgRzwJTcA+3nMvuR5AjioaTIBMq9JZIqv7iPMiDFO1jfLObx",
+	"RiucgwDegSyyLqo611Ok48Id4l78Q+46k4dwm7kPzEJZcq9axg/JXWNBnfCNt/YtYYJb66SvSbmEIa61",
+	"ajfVDJUZsYlq2EDd5hEKMbQHEPWdZgvcvvrSN1AHjjkaRuCxQiHxaUiU6WiQdAQNdA0XGYUMYQTxX2ak",
+	"+tauEGn6W6F5PubyNIe4uAWrLcM2ruQ2CwzhTnQbV0/EjTFstGbAeAbTsYAHHt+cGg7MD8zdf4vEwWMu",
+	"78f4EVuuUII/sXZxMrAPt12XGKIivrpOrMWCIppiPb4lBE+RCRZvyHKwwQmuXbo80F5pRvjKdsoSrF+f",
+	"AYL2cgaIEr8ztZ1NVBzMbr+ewr1loAt5um5ozy2SxNXuCmYuJHVLSao6hNuCLbPnWojw1giEXVkRGR7P",
+	"5WptyecWdIUqfJZLkNsJj2mMY722OeSFdF3jTt1KTqU3KYieGpDFx3hKLmO4mTdv6JViWq5srQwxcgfe",
+	"qFVwl2jPtfRshAHezNzMIA6hvRXW5lvOVRnYvfvJtdcWbFWCCbmaC0ogE3d0hWYNkqMa+0tH32l1zzKM",
+	"r9fCnWdQJW+7dFmEyuqLlwNsvPXyJSCUVGSCPS2LFT98q1R0gyv2LF9rcpvbpJKylasvlsqKPu5kU5ma",
+	"MqawA6Q/yMx1NePzY0ARsOK0UTZgo4COJzJezAyUmrsfWwT5WplQ/Ayi8HmIRlEQDFh8M2WZqbvfQJDo",
+	"pgMqoD0dNcsi8CbzUZyE9xb5ggupeSs/z7yque06equ0gRwa3so2CshzOzv5LVB5aM9Nevsmn/aXeHwv",
+	"wXTbSrPPgsKtUepziGs7W16Jx0WdTouDtMOvwToYfKkHKULZNqthATpbvSY2WKudnAsJ4hkkFOVhz+pl",
+	"uGfXlPl3RBH+TNlmhXG6J8jVF8nGA6yTyz99nvEA6zJ36imVAikN/+3nAs4fYbZIsKO344IiPPZKDliC",
+	"nr796pchZ68/gH8bjt9nBVC4LRawiCu3cgGXgNtuvYDrIefeku2SQYIDIDhIedmW5Ba0uzV0t2HJ7TTW",
+	"M65IAkAZIyhlVnJdISGZ1Zx7SyN7q4whgzL1IOMLfBu0VBvU2MqmrCheO1l+CxgZ2nOL/bkFgDKdpasj",
+	"sQ2NX59i+5ZdkZv5X4JH97aXNKuQ2SpxiBWsbCec8uz8IXi1ghsiYnAeA9M2L4K5gdmc4aPiqN52HTmh",
+	"GYzj1L/BzCNnAfeuMwkC2Nd+IBw8DZV0lFStoQEpmGV++qJmdI4ifM1BN5vK2Gn1OgfNZoWExtRL9mnS",
+	"dJr2wiElU5HiFICatJMtO5w0+2a7zIl63ML7iyopg/WaLoIrqnfIosA4nDQaw9IAyu2NfM8BFvKZ2GSu",
+	"a7vWeSirO3+s3jG1mB7AUHEQPBkBuvG6QT8vjkGX8RnRF/bsboPzkOBDJAEigAxQV3s1JB4fM2qqcF6T",
+	"BRpCBnI2S7Wdy1IFdMCrT0+dH2Ln86ZzdOVY8+sVL0L9jh3SVwdQwsEryVSsTUHWN8PQzwP9QesgaRaH",
+	"IV4sbRpA/IB1TEib9FvPbI/yTaXxfTYUAxtvgx3x3vptshuaTymL/yosQL2mIUvMY+DqwpqY5TAjWUf5",
+	"DfaUkYIv618sS+WQlGDpqT1CpSDBqIEuJnzOEGceOdEwpVQiLJB7amwhrRZrbC8X8se/75w+fQCqTmGX",
+	"tdqH22yzZZmvBr5Mo+cJlR5SfUjlZ5wsbqVVTgiXWeZsoqPZW/VaCh61ljfTN5f2JHRgXXch6Jhtd/LG",
+	"ufmVdoGuOb3uXV32emn8cU/WGUQ+lfdujDKYHyH2JA93cUZAQ7FZGmfdRgKwNjRko9peCyHJVP3COFtM",
+	"eSQsCbP1Gr6FagBRjqdaNSwkqh5087AtTefo1LmPnVHj+Pl71uMlBsIt5Ls28+387mAQKc2ppJGqykJi",
+	"464ZNnY+P3V+WHIg8kh6fJpbBBF5niJGvTbCNIhCDQnNqBXtLilUpXlihfD49J85/6pkxjEY8Cq4xN7R",
+	"UVbTbFrgEuPIraWhFCmSCDCnZEC6nZg7y/WOmLbvrZeCcIhjWctyfnYN06VYvSV3IirTDf7mxWUkuRaZ",
+	"jwBZuni8fQhhxzr7nDBJQp19blBDcBi7TCUHZ7ZOhBEnyOWjkYv2MGJkPmDq5TsCGZiWfRQQfKMzYKZI",
+	"46ZoQC7zQhIBhfTcBsw1T9xjgzAJv0ON80BwhNHT08uzDzUORB3NJyQkMb7wlGAmBixisd2o8ajMbuOj",
+	"UQ0qnjH/nA+pegTgGA859kt23PtYepMsROaGpwz1q7OKFjUZxckYfNtrTrTE/MvOSgCWTpHJQ/g9P/aC",
+	"qWhYaLU0vCqRhZUF73UJqNLSfufX1qkWyLlS+Y8nbWvnDM8sYFLIw7MTpA5czXomVlhCDX60N8JBoOHr",
+	"JEeS4CmgQjM0DvgQB8kWUapguTRuNZsF27/cVsrI57MJZowEOaANHAS1eu2GCoBUAhicWr02J94EpOWU",
+	"EKnhV+FO07ohinthhf9g1epe0ikREk9n+iiHQofrv3psZm35uoIqF3+tOcscuGdWSfjJZKHhLWchv8EB",
+	"8iBdTy2ukoDZdGIoTJA4y3WeVmFL7MxlAQBcm+BubWbqpUpuUaNaOwNNjOodGWJVNkITpeUWSMFLEiPB",
+	"jTVjr6eoV9kR1lMU49X2f3Zr7EJ1yG21N648gJNTbbzlaTE+32C/F617Prf3p0G7diVjYoCwqiynheO6",
+	"zTbhobwkL+Qmu5iKpyHVRUGWT7Zqjpxcv4xLspaXHnI2jj8AIK6NujBFQzb4IkVr2mSRzElUvSPbts6s",
+	"dOLKS2ler9kRplaw4HYevSr8cw9e2g1PxM69V8MOT+GlrVjhtosKk1+xPDsRtUbYvHkpqweiAa/WstyU",
+	"suyvrVImXIbGAAhEc00H97NkOpMLpc54AcGhSXbL4exWUmVeASNXc36lLG29JomZvFpjht1tLSUboFpL",
+	"Gb62tZZujh0099LOUDcklNtZr7EofVx52axDAMQrWz2UBxdPULfd6iNlTJ4gPOURk0nhbCoFihhNwLPm",
+	"HEqiT034T6wKnj3+Qa1ee3bxQa1eu/fsvFavffix+vdHT9Xv33n/qd2OMVOzuF1TB2VlGbelThISn8qH",
+	"5IYEm/amvosvwKtxziPOyAK4ppgBKxEjYyzpDTGmLIA6G0tWUXqJa32Cg62tNRxcJOr8soQYhfxzwp4x",
+	"uf70tLY/DrG/wfb8Drxu3ZqV9bkYmHmTJSxAU24zU414armkCiOilxAQb8BNpveUwUgdLhKn3h2B3Bsq",
+	"6DAg9+E9uJbagVIaw3JuM7GKNzN5cx4+iuVUEX9z7bG1mZnsKcNsy8mZr88rXihlX4avx3T9Z7mVCElA",
+	"sNh6MQy66SY9ptb6SpXLCGAjDHRp97VfXap3bmFfDAWV5JYGRnwfHXsFEq8BTCAn4jayNgxBtjI3tjy0",
+	"dnH8VDh0MmK5gjDeUqS+qgiILfbcFptmE+a/NRuXm1Q5Htzg6jlRp5aDKWYB9sjU3HCvVLqTF4vjTZuw",
+	"RzbEve/EFExn8mpswXpN2ktTPNXFQDVyuw6kzZaZ+DaUuSneFeQjBc1dQbNCtbuK9qihBoACrZVJhQIK",
+	"WYQkKgz6rW5PQx0JiRcC7VGJrgmZCdD4qQ8YrRq7yRdu7rM8QJO2UfOLrdWdDUd6X9m/2JsYbHnAZ9AF",
+	"PKmfFhQFf/9erpan+n8GSPnJgPcNXiBUvCpU/sTXRJxABVRirhM0FISeffbdO0I3sDzBipJey64NRHzu",
+	"gyqyXX9QSbBvpijrt6uI800EtLlJqCSZ9btVRLJ+s6JANlUylu8oY94pqd5qZf4cZ+35VEjKPFkHrsqh",
+	"0gJc+jb3z72Nr5/rtXTLVyRGLnot/ThLlFVy6WLpZigprR4nE66y/nfkZ8vsyZ14hQrbdpdtvjmnwQ4t",
+	"84wg2QltNlEdU2mzk65TgbST5mKZVa0xrVDa/ZKJRHtFjskP8ELYIirSfEwfL4RhLjGnujwMnMRRoI7c",
+	"0eqwic5Br5AvsT5m4oPEcqsoGPJiYLVvqyDsMi/bBFyuLqmFTNeUgWqSVoPMJCp/FnEARv/q3/7nf/jV",
+	"L7784/+wn3WYwlOrWIw7jfPAl3XpIfdL6lpP5DRIMrlNyZRsOnU8PO2KgmETH9Tc4kWD0V+X40d1RSB7",
+	"AGlv1SexX2h51AGRkoQTQN356t/+/Mv/7a/2kYPcxpn+sKG+dONql/HsCgNe2fXT+OKh6geX+MUDv0QR",
+	"0G/cEUjiFzO8gLpkaO/Xv/zvv/4vf/IPv/zlb/6vP/zyx//Hlz/5xX6lEVLxQVxKzVqo3OR9SihaTgPp",
+	"UBaXDFv2EFaJTcnX2k3F7ppyOQVvj2URsYhB9pLDKK7OmXCkmQlUh3Ji7CUTgZWTJLfJUDFlEs2kTCG6",
+	"VrffPewcdPsbpW+Z6BTjbIJ9l12yPG8vbY4C/xW4Kx3oOqdUUSLswsJekjIbhumVW6vFlnek3sVCzyKk",
+	"Vtb12oXIevVyZu0HZdt0zdxDImw5NE8jmRcpIGd0jV+lPmrHh/pRJ4xbjtHldY+LgSQFXe33mFskUyw7",
+	"CpJ6gnXwVyQejb1Zzn+j1GFztbLfSOODbtH506X2C0C1gmRDExtZsRyf/QHB2RgZEAw69MGmD5gaKk9Y",
+	"tok4O84IFh1jYPv69lcyW35sl6TpZJ6vZSFiCXiepg+qibk8U24o5OLeVo41TsyuHtcQZ3LXX//sLH7b",
+	"e3F8SnL4xjHJxcCTJfZYlTO1NuxKfXsKb76sA5ydXa9Qnd4RaIYXAVcKIhRmJ+pj0Zj6+yeI+rrsZuo2",
+	"FHVTf1L/pMveZ8RYuojrr5dhmOZ204OyYbdJzBY6MLhSpyaIuJas2lJt3EHUbHY8wiSVC/g3aeifZlhI",
+	"RxImCLoh4VA/c00ReleJnwbcaRLfXSKoJXZ6OZ1gMGiUJxbYruukSf9JSZgSw2QI1QwX2DZbhlmW9Z6K",
+	"V0h2In4y4WiKfS2zY/XVpdpZbhJaRjxErk7Nc43veU7IrI5wJLmDIZlHaTw5A68ktW9tVDQ8LaWBzSo5",
+	"ZQiW745Qlogxk0aE+MeIz/BnkSn7z0OfAFYmNuVN4CPAS8MDNobLJl1jOSm5iwXSoxT7xaLyzez/4Y6X",
+	"+7vrt5fT1zOaSjGrTJdafv5Fp/3Smqiys0Sw7XLAitWyhYAEYw9ecHUGP/YRZycIB3O8ECZFay9eCCAy",
+	"44iwpf3Va7VLcvWqJRvraedGXMo8F6n02W4LXVv9ICBQ3LoiiFZo4N9ao1H/1LU0ohn8rMROXFlT/aA0",
+	"DKjxRqRUjKb+rbaO+q8keKr+i2f06pos4Cc8Vv+ZYObzG/0Wnc54CG0ZPBN3NXZCZcFlVBZqTxq+90J1",
+	"e58GxL4j4bHGagqokMdqu4WLJGNFWcxUqD07ghK0+gxLdck7Mco86AQDBmo5ZwTN8JgcIxdw2jTRNRcC",
+	"9l32qtKNa5bg2SxY7NdjyaC7HTCQB3VoM+RzNIMiOjA4jc6G4xIZIZ/X09KZJpTJhDFhbdB/dPHk8YCp",
+	"lpGY8LlJNDQXJHpCDfShhnSJIwvPJpQRYaKkTFkO5yFm4wiPiTtgs5CM1OvmvQaCKBL4+vz+Gep0Okeq",
+	"mWeXZ2oUlMEg6mjKGYG8IQJlg02w4oDpRa4jiccC/YhTZhxfyD1Bbj0W9VpX0HG4OkMy9sAIGRI8JT5c",
+	"Heq0pQFLcew0zMdwIYna5SKuxsqIB/ADqidujK4RDZRGQ5iSxQx9/+HF9/VNrM+JGAB4Lp8RVkcYnV18",
+	"L/kUoAuxkBq/sIEuCLgbxV3Nao2pSbRMFJMhZTrYPpuk3Dw66rVaB+1+v39gkbQQgJYUGqyUbLjUBnDI",
+	"8qZQy4NmHAoMQt13HOIpkSQuEq9vePlopLOKEGWzaDn+2TboKRECj4tjazXtVZ+zW1wPta6nljZk2+9x",
+	"oKBF3QWgiaqRLF6aErgyAsK89rKeBaqqmk6wXShs1WNAnTXbhhXmdOjKIzOqYuVUtUz+3SapejbNNdtW",
+	"diD1dN3TRU0Xq6Drrk5ai3lrq6izWzFU3u+03p9Ubem/vktevtprlnjVsu5Cc03EzxvPjrkfEvI52S6X",
+	"IaoSUp5PU1zq/zvxFXZsaZ3W6rX3a/XamdUBBq+fRwHZGDQgIPH16EofjHoHMmU+IDio/oVtah8atdZy",
+	"9mLhmWkvX/t4kLFhsVRIqK8olbpMfKSaruvCzPoKlyGf+khwNMLhcpCTl8nOWDWfeNRnahgQV0+wv+FH",
+	"Nmpsd4iRWHmxJJMjXcADZi4kn800qOFa5/uIMiomGw9lFPLpM1E93XUTM6y65DgHpT6+7svIjmXJoRZk",
+	"FOhE4rIKjaZAYiYZn8eKvkaRQcp8Q0Pi4UiAWjehAnl4pr0QGikE4vzmhMnKcVExvzyJh1h0dubuq5MZ",
+	"lafTrwDlqTKOTMQ8f7pBILPk1TnCpo5keCpmhHoiHZL5ZtPltXDILO46bSS/NZdd8JDov8Qh54Y7EnSa",
+	"DEeAI0SxRVLZT5n9ayA3rFe2VhSkcrY9T1g2z50p90KZkmVmPUlZNMEOUQYYnzMDxMN8ZRUqkxeCAZEb",
+	"j8LdzbSKVxEGXiGZ66qVe5IhSH7xqkQI5AXGlhiZy+IDyJYJ4gXaSo72snTVt3SbIFnYnTbLeBKr6FVV",
+	"mclP6t4L7MlgEQcfu/HWNr6YWC64lpM1Pc39OPpDX6IV4Nf5DdFOCuDG5JZTH+EhZmJEwjiM8o5iXGgX",
+	"KWYRaC8Gd1JN75dHjJREvMIjNbFE7nNQJECNSBvHQVA9unXFWbRpkOtmaICvUUybga3it+WA2c8iEmn4",
+	"FF2ovFav+fpq15Q+s6m2HxIcyMmmYMdLfedAm8rCaFZ4fIomVHk83YdUSB4u7jETN1oKtVg95XATWMVy",
+	"KMWNVLon26RGbgVymGBGab9AvQbucxBvMgrVMa8vn9TWNtIAVARloMG2Sf5p4rB1KyFRy6D/Fbfo6RR1",
+	"7dYwAHW1ei12tJcgIW6PVRQF5Hspg20IvGUBQuRbrIoVwSwDUJgFLsRyFUfvwsLPbY43buWXXDTqC8W0",
+	"fiL1c9pOFFG/cPlic9g+8GOCbZUTYaXHA7gGsnmtY+N4ZRfw9Zl+d2vb0w8X5xGzG+mEeRzQsixxxGcX",
+	"30tvBfRrdX35qgYBJZKIBFSt3A2zHDmHtXptPGwdNjtN6xatYg3rC7QNDeKA2OKCer0dWs+GqTJiUNzU",
+	"6rUXgXhhneumt5hl4VjPb5mbbipIJOZTQWuEa0DzDoIq6nUE8hgWmnFZCYlwvUg0XYhVsPSterPZjAcj",
+	"4IpQLa2OFaieswQMlIY1FQzz5b1qykiTkhDrkM91HZGMa2oHBKlm4OvJZM17a57oZXqR52OJYcw7Guc2",
+	"afUroPUST4CRTpndmww3nmZ2aTKug4SVCsy9SWZ9TsLa7tCM0mFjiicjJCdckFzETQKiQUMwHXdEfS/N",
+	"ui74EhRXmqdoDyM/XKAwYnXNruAUm4NbYUj2dzQWP47vEyXDgVjdkEpJWOLEkBOyQMmXUPIH7G2ogIcI",
+	"DgOqL/XjK1fFDjsacKbYYMXRxnm4w5Bfw2CjnQ0GfFg2xNgno8QHpVOMuYj/ylLRHIzK3sYCYRn7htAe",
+	"RP8AJzwk2HeNs0gDIxtP0JWHZ24sWXfFDwDosmp7wAsxtkw8/F2dJ0CgVb0HZCTVEYJ3tx8Lci3enDEp",
+	"klHV8xIkXfyUJ3PbqVxC7UKVN7rom1ficwdzaUBHIZwrYteMz9mVx4Noyly0p2RF6zgNCAJZN8UzcAkx",
+	"rnfwiQl5Ud8gKhAdM6XT7NeRm1Tirg+YKzm/CjiDMC6zNFcQxp79ASKQsz9AXI6LkiioRHSRwI/T9MW+",
+	"at/jTIY8uEoq7qhmprqOIUSRQQAkwX4SWGNyMeoIhgHOO+hfDT1hmSvKrpSgdAdMR4DiaZILdpfhKYk/",
+	"BxQ/wPUTBXmba88FKZIIZ8rQxYTjAKaQyo+9+LwZRtJIqOO8aKJZyaSJPYoEBPZiUxVXiVS9Oia+ZcAE",
+	"Xgg0n1Bvst9AT1iwyAotOM9wSGJZncdvz3NHLcOKSonQa5vuuqs4QyG3spm/YeXMpXpu2ZSwSFctu3vj",
+	"pcj+Zna8mgAMCWhg1eTNuEty+9SzO8Iwet0ElmUPybVpciXRT5cxt2a3idlDSyZX5Rgnu3UWlt7g8Xl2",
+	"PvpexmxqKuBxa/9VyO1QXzutj7LSEqsU2jw1sBO/udU1fzYh3nUcccnnsKdDopquJ9tecTdlY4TZAkrd",
+	"2R3k5Wa7Lm38QiYmuw72jG35k8Rm1xGOJsBw79nlfecwzRyCdaAgwaiP4GEdkUAQ9J33wazft5v812sM",
+	"/5E1MFWNWQ2QhzrsUHOBkuZcSNRuokfv59ffFkPYbh71W722jfPsAcKfJBEHRrJkp1TF+p7i2azEdQJR",
+	"hZp/FP3NxooPKp7JCqlDHL+pKxgHXIJOOsUzozNNBQluAB6GGSzW9HtzoonMBm4gAK3RQfHoi0Hty//6",
+	"s69+/ItB7RgNIEVrUKujQe2SBPonEIaD2sti2amSXOvqToelsEaQjrAa5bus0i0EFMchPvy64irio/m1",
+	"xagLxtnW7/kfXJzaZXJ4k3+x3eu1jqyvXtPKxW5Ki+Jdy0W2uycf29FJTRXZpEwQHVtfe3HL8RQvMKXG",
+	"xwZXV01PuA6k1COyredH82uLTX1NFtVVVrWAG2bHQfu24Tw08T9FbROUpc1Q7vStBPHPKiPH569dtowh",
+	"2hh3/raIqe9wTl8n+P7XDRh141oB76BUXzuUqhJ6rw9GdRtI1Oq+WjWX7WLRt5DxGxZpeNWopK+4dMPX",
+	"GfS0KoBpyj4bxI2B0vBGgEtVz7vw+pkZvAMsBYruCqwUXHWbAZWqT96BlFYVxhuUWnq1EKKVJK+5Yq8i",
+	"c98OYNItsEaX+febjTOaUa1WYYxmzEWroa6a2REYVWZr7QQx8g3UCHqT8J1vaVWhbwKqqE0cPeRjumUB",
+	"982U9xkWYs5DPxfymfy4nOm9Khm1XpuHVJInLFjY6+7GN01J+1bRErOWLRd2adOATrMx3tMSUpTSclcC",
+	"/mppyCRPvnge9577eQeQUxvLcIsCrQGK7SgY2JOmpBToPgDOQBlaRJihvbPHP9iHe9IYpgHFKA3xlUSr",
+	"h4z6iXw6VhofZj5qpzWo0DkRM84EETH2iofDcJErVIX2BrVWu9Nt9JqD2n4DPeIhSR/iUKlscGGI9rrN",
+	"JjKR0pSzK+3x3o/xpKBqtYaAgHsHA5NLRdKA5LyeiW3R1ydoFHAskYcB20GPLy6zFdBrgpqNVlPTKlg0",
+	"cjA7ZtiF+4KjnIfZ+RefNp2j51+06q3ey73BoBH/2X65/y+sDvDHlcAE0y4GgwtrM5ug5IxM5pcyfwDE",
+	"5CS+EuMGlwQL/eC2CDn1Wsb5lpU09ujktUflsh+pIvzX2pafzGY8lBGj0pYOMY0DSCsVd/ECLm6FTWYQ",
+	"eyrjWGQ969t1mClJt7oYiHlvmwqyL2ZwB3umqPOBUf1yoy1exd0isDjgQp5XTzit6Ek2Fg+dkYAyskkQ",
+	"Mh7SwLDWspEhJB6TO6KOIhYQIaBgutmJPGXLtcEAa4NuEyUof+FpT8Adkw2qUY/Jx1VqcScvZutGboZ2",
+	"vAV7W0HwoPdCcdzMwqYkyM6vHkuCzI7Jr2/KSps4eTPCZ7tqVxvKpw3Fy9dFOLzOXfxW7sTSPbUSSqaI",
+	"emjbGobD1jCvyZu6rfc20yKIjDPAgrTADGwNjJ3pYRfu5qzy8MYjTUuotwtoWLy9hjEK+fRiE15+RSe9",
+	"5BuMwnpyJA0APWLE1Cor8YjfbCrZ87MrIirooYE+j5Gr3nW1MmHLHFsDJyW2Jkv85RoSbFVC5DYn20Yg",
+	"Ccv1gbY49bY5xdZaJpudalufUuurwZSfWmvnsPXBtMRQT7f3Wx2u91ul7adSc6P64IoX5AZjbDXb3U2d",
+	"a+oEmWf7WOluit9byt8ojDXf6vMVpNek8W0nikeEuOTXhNniQ0chEROkX0JSvZV4IsxgkCBCUM4axQPl",
+	"6KDM79AoczyQFzMaEvHAMpQL4nHmCwQQaNB/blDmy9X21uFBt9lcXcBE0fuGXxP/Qs/KcsX0IZ+jKWYL",
+	"pNMDzPQFmgMyE/OJXykEfH1K/jVhRWSG9wkOrUG+SyAa+UnUc+ucbTxLdCsDkVCoffQBljhJyd0F6lCu",
+	"4dJC9ibgCXzrG9Q/zXxlQ7pa1u+qgrVlK6uOTEzgbVEIy8Y0STXzWyIg2HtYEi5JPY10Zuko6oW1WMcs",
+	"90IsyHbIQAB3BE3V0XARe3bjAAC4sKrHN3tMRxGcIFcnN7gmUUGk+UlK9BUzFarmRVgyGuIrm+Kd4Tro",
+	"z+0q0MwsNXG6Wx3CxbXxNZrQ8p4j8HRZ8KmDLJH+en3uaOipOGQDM84WUyrA5w8UhPfVwulYDUj4gFCb",
+	"KWGqWeKjCZ2ivZD4WGlhJThLabDJMqdAyYpcRpswlQj8E3PxkJawSDbSOhTm/NV+cWvuCithVemaUjj1",
+	"erxCCV2q7MUoJKsSgpZpniucs1JdyfT0KPkowSGrLh5LWbSSuIxZaJNezuNvliobxsn+KRXS+WT6Wkv5",
+	"F2WwKrDsGxxphk82Os22I729enhZX2PCSLhFkgBE6Ww1vuVAwbKx3Z6FjZiyiB59ljvRDGSPSRU1UG9a",
+	"2BmgYzThgcFQTCLNdq4tFNg3uyh5HtZkz7JIPWXGzHzXMXZJksprUte+7qpXNZBfzeiFpTVHyC5UtEe2",
+	"0mj5mmj1YphyekJmW/puREws1CvV8pY1t98Gbew8c3CVmJqQ+clHOnbWYFL7WpuKjyKNDzyJv0gRTK7J",
+	"whince6HJda1uG8rnxUxaLVP/GhGPiaL7T7XBbS2+jQnCzb+OrPTN/7WJO98gkNG2Xib/ouJpxU29XK3",
+	"CfVyq2Dd/CXsWygm9U9/+6fOP/3tX3xrb/+f/vbH//S3fzQYOIOBaPzOey++/5v/8XPyQn754z/86qe/",
+	"fP6e1Ynz1FzSWU6HW8c8VM7zy5YFLk+Rq3aTt4GWYqYONwf5c6BjOQNexSW5yWLKFtk1k9jkcjueyFY3",
+	"22XUrXKZsRmJS5JqkrZWTW0Xd4gJq68Fbat8E5hnoYqYM6dI6PrpU+xNKCOZhH2ldsZYw/H1+R2hb5wE",
+	"2vsswgEdqYOCqnOYEeKLOlJ9coED9cOYS2qeztX/BFzIYhW2TnOpRNjzT42zt0RKbGpBV45RYbaiw7aj",
+	"fIexASGRemWXF8Y80gTP5J+kQUKUAAYNlYBSA6kriHHEyFzpQqKkfnDZxs8HtiRw3np8axnuAZtFcuOk",
+	"xaW6Vl8Dflin6L0a7lizkOVruHbltjyk9IIvnVRpKktn+diKG9jqcvh1Hw7LVMtmRBaBVpSWjGHrGZdm",
+	"AKVfjpELOe+uMlSgYLY6F3loCjACXBSVYsDM73lYKUg7oRJg8GJAKkhL0kBv++r5gLlZBDa3kPgfRgFB",
+	"6osYk4rM8rBSq/HcrOYb58EGEfCcB+dRoIhaX6nW7bxa2hpVrpI8yFasUqzO8JiEJn9s9QhASwA/0HRI",
+	"wkuCpxt9tklWzy0wvVuvAQfVoljmiZIjbH461VXP54YztwupTKHX10z5NHnzkTq9XtZrw0VSGMve4+oG",
+	"0zJZWpZmv+zYijMpC+6M88Dnc7ZJnazEGKQhEaezWchv4rTmdTdXPqbBAnxtD+mUyipMluex9eEmGjD/",
+	"EX6xyZQ2LRWWkwjrp/3bIyE2rZEGmYJ0tFB/vU9GPCRVvzMuBtVdRSrnkGlKMMyghI2mE/jIIXeIcV2b",
+	"1dBcIEG0A1ADyhqX+snAnHzLEDl7bqtz+N5777132Gw23Tpyv/z3//G999x97TWE+z/jAB+w4QK5n8WF",
+	"kONiSnHDuo6wMZqmjbjy8rOZcNEU1HI5IQM2ih3/iYN/abTIUAPtTajvE6ZOc0PC/caAuWojuabUL6Ds",
+	"6XtpONEr6XDfy1C7GL1auk9LYKgy4t2qZXIe7MRWVvrGGw+0TfWYFRja38DT47f3tHhzQvOdkPxaC0mr",
+	"7NgRAMLbK2tKyPJO9txaU7VF2LxTM99JzN9miZkCLRTSYO6foaNur58U8vGJxDTQQZsIF68zPO5bAZps",
+	"dyEXy5/GYYA6KtB0EmA2jkzaTQoY4OHZFXmRQPauixLUw7Zc3EdTDEHpAWZweRLjhns4CKDWZLb7fBBC",
+	"s6wO1QbBLmoB70HtqnWgtPUaZUJitpQkArgBlpp1cA39oIgi3GofrqwJXC6+e0dHWdndtAfDV048liZi",
+	"vngP8+z8AQrJiISEeXA/RtlYe1gNB6oP87wwkXImju/eFROOg4ZPbu7GhXzulrOJjWzFZE0ddx/nbGZK",
+	"DfslJljI/ciT1nRAemOrQQFqiHsc3z6doJBgX+2LOmIcBZyNSYj4SJHDt0fceliSsQmMWHtN/hov9pkk",
+	"IcPBGTdR5ZW81ybXbKmu7lc//tOvfvrzf/jVL06QiGYkvKGChxojBftTygTEKkNN3YAK+TSk6+HNkry2",
+	"KQ7HlN1+kG7StYv+/sd/htwsDdx6ioXvcSERFQgKTKyfUVkI1PIuvo6qREyLGfGSq+RKeZ0Ro3JpBK8J",
+	"TEBNKnFqp4tbT3HRNoiW0PtzO8jXTfZZkfsr8eHmnLtlcJzhk+JxzL1r55qQmRK4asXrSIPhob2ASKUb",
+	"1Q02UR25DaVEXan/uav+x3GLkQYH3XKYnd8dDMR7aZrZ8/Sfjau7zvP31GPr3fP2nLsc0aieKM1NYKWn",
+	"ffmT/1ZHX/7n/1hH//A3/3sdffn//BX6+9//y/2lQ39tUWA7t65gxp247My58+a9dnog22UjJ2fkZodc",
+	"BQjA2x1FS9nLr3ujvvFttZbEJQfEmu9slkg52sCGoF26oSczzX0b8uJmRdfL57Ed2ODGvVcsy35exLCP",
+	"gxKoDwou41c+wUHteYUVP8/Ftq4JId15rMEWV4UbZfqHFUhkMbkqFhgoFhbgob89ZEYSOWaayYIkpSNK",
+	"ppRVl1bwiFnXXRxOBU5542eUTlX7eIviyOcEsuy33dTwcZLAX8RS2CgDf2nPZ9q2zpkHufT0kMyg5lFs",
+	"eEAckk+l/peyP+wEiALyNCQ3lMyrcIUVv2HLChrJ17cp4vG2iBcdtkv8LWmRfr49MUpFiY191mxY4WHG",
+	"VqbF6HqtsXeUp3Vpdb7LjyJ/vIzGsEPw/nSMtuldeDyP3gC5d8ehFgn6D8AJyabjxY/TH+JX1LzEsS7e",
+	"nOR8xK/PyXDC+bU41v5u6za7IFLGeSpFI3SmK0uv8MRP8Yv7UKVpbTYfjpPsnqjlOcvmom7w3cM4P3Tt",
+	"N0Ucg/xkrCtjKLErOPOvO/mWCZRgaVdxEF1kwSQLzis+I8xF8wkNCBoSysZozsNr4p8gd86Zi/Z+89c/",
+	"+/KP/4O+VjFwWHu/+bs/h98AlNWGqZmEvc4AzmQOGoj62M74GZm64dl8MSdkpoSU5WB6a6Q+uaE8Ek/e",
+	"Sk10owMBqL2dHoSFMr43UJDLoQ/sUAArxivMDW9RMwNq6QOskkqbMpslhdgOeaATOl9dD3McslfX/pK+",
+	"GVMsM7VkDLYFuMQ2G5EH63X8Szw+g/e2rnKYE3QVfIZV5UWVq/pLPI5v63dc/qy61zuhoOW2TS1BFAKA",
+	"+e+cn3/nO++/7xZ8nv2cafI7nzado1PnPnZGz784eGl1J6n+tiuqtiE7bLqwGy1Y1SJgl3gnVrLaIG/c",
+	"NI4nXwrfk6jwGtxf35XTEOIphIv2ZEinUwMOtFke1yUe76xmjWGjygVEDEPZXL1rWGytm2xTlrMtSZ6J",
+	"NiPranSkS4KnryL728S6xCrx06QW4EaooQVZJZBr2lUqs27T1bmziQ2m+M6yhoWvbjkSnX0moSw6nt4R",
+	"KCQzccdUswqUegw3vXEGWQxv5uqSiO6A7YE5DNlmJm4IPuAQ+oJnWsWex73Q0DStzeYBGwd8iIM0WViZ",
+	"0WOu2wiJjNQhfIIUGY4hukoQiaCxPficERwSIRFmHhGShzALU3mOSIE0nEdg9Pl8ZwMGZeogG06HKy1R",
+	"u+rp+fbaWZsF4c1wSNhOQHFfIcrABsoCwdOtTu9XsueTna25HMrWuBGDwIkr9RME8bnzkLMx/H2lTBZX",
+	"h/TNqSD7r0UinKJkW+xsjL+N+2PD+41ynYvg6U6ULnX+vXmti+DpjnSf17AJ9cmii/IJU5XvdW6wSv2/",
+	"O1zWV8PbuMzTss7Orwl7imm4Fq36twNveocXeLeEjc6DROdGtglm9GWImRiRcDtPnoeFh22R3fezKnkd",
+	"TfkNQXymNNwslkodfRZxSXTMY8RGlFExIT7ioU9CtXwc7cU6rmLiEsTZLe/1t4isiHuyUfKZIOGqsF9L",
+	"SNOtrawNC8p/w/TytfDwT1gAHgxXK8RqBV2EmZgD9ylzCDDiU9z4PQ04EtcaqCOMQh4Qk61QRz6B9YYo",
+	"qn3kpBB/eeR5M7AtsOdDgv20VIFVRpl7/pXczXVKmYTUpLfTbMlhWpppbRXxq1Z1K3Nms83126NvbFr4",
+	"Ylue29AUsDPEypK3aul3YSSAaH/jRoIaxa5yWlecSpux/YibmjUFBxmVE+TqblwNL5+RjgRhFAkSQgag",
+	"kDQIEJ8zkWIyG3/ZBDPf5P5MwTd2ov65QELiOKDEYC9RpvuCZhvoPFPkdh9JPiaQ4AfJZK5qVTXm2rWJ",
+	"+HF1sfih+SKBRV72F9rIoTrSHr80ARAmA6QBgphMNIGnBEmlqakmOENYGLDA9LhBe4KQdHJwlu2f5Mr9",
+	"7qeOyNxQGu/k1+s+M23WWC6j01bfRz2wZJqComLLqc2AkuVSayOm82az0Rmxl9BU+68vY0tDIft6zdTn",
+	"13FMQoc7mWrymVL7STUrU8xdve1NoJ5bCpxri1v4RAdHvW5FetN7RJ8KtZq36tI0UVZ+7pPJAmGWSjYT",
+	"NoaoSH47Ru4I04CysYv2LiYcByhuFVGJ8EiSEHWQjxdwdaDejUIi9uvIvSaLK6OGunArgE6fPkDXZKHZ",
+	"KcG+01B45k3EQ2NN+8cIq7fviHhcQunKWsJSuQ/+zilmEQ7cLJuZ4dbqtcwANBxZVBLJAsFzypZdKy0M",
+	"79xLP1AHlO7xgjKv5FZzREMhka5/jpQFP51JJNT7abFuEYG5nRTy1kFSPgnoDQkpEfqFgkr/KpIq1Wju",
+	"63W8Be+pVi70lG7Rym3V/notCoPlqLVq9oH6NMccWxkHhmVO9apbpM4tbHPI6bbDIMyBh0LOxklKaEhg",
+	"pzGO2i9eGCNU2ZvxAW7krjI51QB4JOs6+V5GonjZ3rJnpgdYEuYtHold1QVjkTp0tmitxLsmZpyJlbv0",
+	"Y/p+HDusSXRHoCH3Fw1b2T9LUJwMF6d2NFGWluyPZQAVyI9IHdERVDqgYuvdrZfpzAqCoCYXEo8oSXJH",
+	"oA8vL5+aZc1IG8IUZxiu8Ex5hXKiH61P1C9etOilNDVXU05ZsWm2vCPc7KC9pfQ3AqYQ6DqRcqav5AA3",
+	"wD1RxAWtm7IRh7z7UYjHU8LkCWhSIRE8uAH9nCOMAs5nQ+xd19EsBHumjgLKrp2AezhQ7U6JxD6WON61",
+	"VuSITYpGL0m7teuygYoa61zLcLGCeCEpyZ4VdMwURfQ7aM+dTwTxrv7+9//S3a8DsgnT5cOMEWOYV2ur",
+	"2Cfm4mZNIvWyomy5GTIqiC6rQaUojg32j1FlfhQJ3X8jQ7IP9EG+sB0AIAt2Wk7RtFnd/1A4pdYi2O9G",
+	"IwaS3M49fVPp3veeeS273augGGiV7TUgWahTwRD/Fr2FJYq+C5N2lUYtoqF6MiQ+gh+VUc+k2kFwJYJm",
+	"JFTvqI2wf4LcmdL8j/V/DY+4J8gNiVm8hXqY/BW/kdXHoRdl7WmlPP2yJKg8frw+gFtTLkWVqcDf8S68",
+	"0B+pz/VcKzGQicuHSGjd3vYZlWkDKRNnmTMdWSarMgGHycmMvDaabP0V8jsmwy48l0X59sadmPalzta0",
+	"IuDzq2UkUC3e6qs8BvdyikJ+h8EzQA0SaM/nnrirM7IaUx8Q3ZH7ngtRhOCIS+CFygpQZq559waD937v",
+	"U+x8fvX8W4NBw/xr33rdW8B2SnH7W4VVgGT6zyJiHptLFjPPHXLFW8MNtwSLsAIqISH5TGRN9D0373Jx",
+	"Ew+FkqWKyi4KiUOYekfYncO3DQa+pTobcokluSjRyvQcjk1VhLwOlGpkHslrZPaJllnmG1ZPUzKceFFI",
+	"5eJCTcws3Yx+TBankWpl2c85w6FkoItLMg61c/uaLNAo5FPkaml6Ci3AUUbVVxOCfTBftKu49n3n9OkD",
+	"52OySCenOwVUTgixiLvXf92PT/SPPrmsLWmYrFBWHUYS8DFlLtrDDN3zP7g4dXQFB/TRJ5d1RIWIlNXO",
+	"fKTYb0SJj7TnU63J+f2zw367p4UPZonvDU57LBBGelS6vwYkryrqqTXS8SHJtJQFU3v5EkBORjxTrzSt",
+	"4FHTrsEppkxiynQhSVjgBDdtTOUkGjY8PtUQal5o/rHE9KYxqgapqB4ospydP0KChDckBDH6fvt9ANUR",
+	"EFgsQLOZ4JCY+Eg+0uHMA6bIk4SJoL1f//L//fVf/eyr//t/raMv/+DnX/31L/a1uRCSmUCQbwQE1RHO",
+	"9TxqFuTa6haliWnR9kAYwUBUOxJfE4TjeiHKgotN6yH3F5DtCPFkAzZgZ5zdmAKbxwPmoHOiPdqIGuxJ",
+	"PsOfRQRp3hdo79mzBx/c9Pcb6uWPLp48Nv56XfJYfaDM9uAMC3ICHhz94/n9M9TpdI7Unnx2eQZfKxFv",
+	"PgGB6szwmDKlQxwjN6BTKl201/r73/9zJbKTIPBeU0eNY2aGNmAIuboF9wQNuU9Nn+4XIJHrKJXuL5Xe",
+	"mP7pwvpq5wNnOuYcaU/oDI8JjPIenJXg5VJvu3imqxhSzmLwvW/9CMTsXgwhuZ/HjFRtxtiPrsd9ogah",
+	"YRpds1kEck89j8yk89CAMLpo74JOZ4HeUmfqYwEtKcZzP5+859bRPTYOqJhk42vTEbtPTy/PPtQz1As1",
+	"JeGYoBmW3kSPtd85Otg/BhkJjEEF0DI7Q/jGgW/iWeae69+oADS/5BJPNTPHi/0TtUqGvppNqEARM6Ww",
+	"dX6tRgg1QY6wqPpg1B+olsA7qI9ZHbIvIm+ixYcuKqZ9hyJuC4jfbTZhMjc4oD6M9UorV26MtEhlllzT",
+	"SIN0hjH/x/ExmCH33iUeuydp2XYeqgOXSN2M6scMUCD3wciBIqZmHGZDjtGe1r/2j1G3fYjcWQjRfKAF",
+	"XMXTc4Fw5vKSyjrqttqFV+NJxLZ+TEtw5Gfmo1QIfaYEsM0oQ+4LJ+7IER6fEeGi7I2I/g1GDNuASH35",
+	"AQihqq89ADhgBIloNKIeEUqh+PS5i6YEM/Dpxk1N8aKBTtU/VUvqe02qZHKqlTGRAnWbHeRSplukhMkr",
+	"GIZrPkeC6Lg5aMeApWp3ixRJKSJzQ7inxql+MysZVz4mDA15pCQmV80wzgiYlRn0AtdIRWhabTE98/gz",
+	"UxepgS4IMDco15pejamv80MC6hHj1jXn0ekMexPitBvNpYNoPp83MDxu8HB813wr7j58cHbv8cU9+CYF",
+	"GTWHkTp+Tp8+qNVrN3FRnlqz0dKv8hlheEZrx7VOo9noQMyInIAecrcxJ0HgQJz+3R/Nr0XjR8ZCH5d5",
+	"ve757V6vdYRm0TCgni7YuvfRJx8jQeS+KSZtnIJogoMbop1RCAZ6R+T0CKFTl9TBqZhGbwnQFhbmBYh8",
+	"EEQ1o5SAhHeVZVv7DpEfza91lVHtOYdJtZvNWAswlbOKcgnMrRg69YvaNRSC/fSLGg7GylhSugyYrTfw",
+	"F8wXMsFVpz84+Oj8+9/96IPrJw/8p4/uv1AP5KJ2XHvy8VO1mAL0Qarstxe149qHH0WtswffuZgM6c3B",
+	"RM6G/Oi74ZPo/LPvn0+80cUP7wdP7z38/FkUjq51QSGt/q5TjmHeoPQsr5BZjEYmC62suYRudw0Ab0Zd",
+	"rR1/+lyZ+dMpDtX8nmYWPLtQuQWNr7uPP61hpV4+r9eWZItqWHV0d0JwICefl7LbqRG07WbT3DcaDFzo",
+	"UB0YsxMlOnwOVQglklzJfwgMwRIPsSBWpvkQ+r0128SunRq/zm08aSqDV1tJM5iStcxMFis7bteL+pDe",
+	"EKY6UAoLyayeWAhJpqvXT53si6rLZ+6X4oUxmoE3AYkMSivAi2M9EgRAMnXUa3aU2Wo+uooYvsEUpLi7",
+	"n2o31lU+J9hXupF46xdajVQJPG1BKO1dHXmw1L1mZ/0yX2j5+Swlzo65JCHlVmxy07qLZ9S5NuW2rbyi",
+	"LXqtnWv8c6WcEP9En7vAOVTMArxAs5CM6IvlJVdGg7aKBRxxIZ4SCWFZJbc/6St3deWGl/W1L8YOnue3",
+	"5Snjpvo0l2pcazfbB06r7TT7l62D43bvuNNvNFutw4Nes9n7YepKfV+tSrOF271Wr+N0OqTr9IcHvjPs",
+	"HfYc3GsScjQcHgw9P01/UO0rLVg7/bMfjzpO3+/6ztGwe+CMvGGn3+22/dHwoKbjJJ6JFaNr9Tvd5lGr",
+	"ffDD1Pfw1Pgvhod+t930DwwelFolPQK9hOqcVErB1fX9Z/78Xi2JV0+HmnBSFo7quVqntVRrN9vdo6PD",
+	"V0c1z+l3SMs5OvCPHHLkNds93PKOOqQS1Y567cNW66hroVoXN73+0dFaqv3gR06neVmFahqU6/kG6oXe",
+	"R7oex7K8OgUbGPERKANqJ2rvE+yEcyxJUgjF1od592764st6+pXzlAfUW1T+OH4fhtlduQuzNnlmN8Ko",
+	"h9i/CtMMIFvX8et3s++C1wksyStvpZc4+brw+st6bckQXdvG8hcvKy9tXOaiROEwE0t1KqgbYiDbmQyx",
+	"J9+qBW+tP9+eMaWK8pB+TuBKrlvlTL3PwyHULYEv2kfrv7jk/BFmCxMDLbY9gjOqmZCx2ZzTq80ZV3rm",
+	"KrkhymIWdDwANZHVoITpQcBBe6LNNCQkD0EZm2AxURtdhyrkD9yzjCN64xP3gU+mMw5BNh8bjGnDeu9z",
+	"f7HZWVoQoK1Ot5MRnrHQ7jq442Onf+i1HDzqHDidrj9qjjoHXqfp1bJScxnOsIB4uKkgNYFCL/P3QuZa",
+	"q6BHtDab+4pzsH/cajW63Wan2+kctEvOQUWVw6bTb5O2M+z3jpxRfzhq9rvt4fAArzsHuw7u+k2n3+v6",
+	"zvCw13R6Q0JI96BHRp1e4RzUX+9mqQon4c0HwcNguvokXL+m9STYJ1ZL+t990b4ytL5iXF7hq5CoB2RR",
+	"24oDfJvUNY9OoN6+dpTqTcr4vCBqk00jnXOilOHysyKWm7ZPXtZrD3mKdL7q8+S9rMh+cyf7ain6PvbP",
+	"03P5dZ0NzQpnQ17aPWDPBJho3VavyhBFBDnDxH9EfIpj3MVuu71px4+ogOP8jZ1pmtczF36bnGsFW/Lu",
+	"F9R/qU+5gEjLPfi90YjozAF9g2PC9SHC1Zw1y4faOYiQ5FArCOeupTpYmsr6dmnBb+Ve6a7/4jGX93nE",
+	"/DfGpHpFt2TSzfWgp1hOtOsXuDvyqXR0dE6pt+QxmSsdHSLCG+g+VO1DwwXCnuRhHUkcjomsZ256wL9G",
+	"pwSFmI1Jie9E9XxPd/zK/Sd1aya6nrZOaaTCpAGG8TIksQ6fRQQyrIwyAbOG+LRqJ7KOeVs1AG5042vK",
+	"IN9ME7Ssf/00DotLhpCJHOm089AY2Pn81PlhCap9lYFVGdBuKTLSHWfYpqz35JUyahQiyLanBpYQPQJJ",
+	"XposVOcF2IYF16C5IW2Vp7+Sb6Ge6PqhAEzLrYeyQxdkvIMSBbzt+Jj0nP6w5TvDIWk5/W7zqOkNu6Nh",
+	"91AnGvFQRynX1C7VaRMWX1er1+i2j446ra6xQAJKmDw1KZTHtVa732g2mo1WLa1PWavlrYy2449wz+mT",
+	"Xs85bI5aTrPbbR+0yIF30CVZUVY7NhbOMz0kHkmPA8VN4l8tVxOy1j9qtnHT73V6nWar3/L8fr/pdY68",
+	"Ttvre4dklIa0HgM2TrKvYIiZbW+IoLgjIaU2QLKEwoyzxZSbCNlSah20uu12u3srarWdfruLnUPv8NDp",
+	"HvnNoef7Ta/XLlALArgqEOqg1e72+8P2YQdjr3Xk9TvDZucQj3peq9k86PobE2oDAzo5ldZ7I+HsNJvx",
+	"nVfynVfynVfyFXklsxstd+PvU7nefovk5K6WPMdflLgqzyHAUUDYJA+lE9Ab4udDUPcgyhRiNUzYHzIY",
+	"YCZmdMDu5zKa9eUiRA8SHxJJsOfxiEn4Wv2txW2csob2uu2jAdNRrldyEnIpdYAVYFmcExkunFOlfLj7",
+	"J4hgb5LNmwwJXOb6RikYMAhdMJAL6gVvQrxr4teR4IqHTW0fNI6IEEQgPTLJeQPFQA0DBt/oeUD8kZqH",
+	"DhBw5tQnx2hIFhxIAWRDn0UkItncMyoGrNfsIFfHql4NI7GwTaiBAEgtCXUDqOsBc88gbOlMbTkOyLoO",
+	"eIpdHedUsCnM4fLm/MIGyEUXc2r9S/Ok4fFpFjfnuHbR8aKQOEDnZuj/s+rOPZhjYkdXce9uqKPlMARr",
+	"ZPHRZPgdjz6hH93/4b3zy+9ePBAPpnL2w7MHBw9+1Gg0cmh3x0fNZhGyrxbKq85nRz8Mmz/w9PsZDL4Y",
+	"eq/y9FPwQ4vcfsjHY+IjygqSOcdD6wRs/uWX9Z25QG/nKNniLE9O2JD4hEmKA1H9VM58A5UmM0fHujZy",
+	"L+/kQH5EhTCxrmaAKDPAt+oc/lq7ZrdgssJZtZY5iu8reYUluTKn5Nrvcy/vRtvjXAMGGqkvThCAFiRm",
+	"PkFjekMY0vn6UL1Yo5++JYxXr2UO0rWfZ14FYph4ry2W3hYjt3b9rB9BIFiiHqxtI/vuzhR+k0vjYQZx",
+	"nfhaqzGxHcD4/BjQUYFVErXK6EeUDdgooOOJRHse90le3QFonmIoYsTSYEQeolEUBANmPrZHHzbQ+TeI",
+	"L3cZcsrHiDKtdIKGpvXvWB3bJIA4Y03wSK4yJ274NRHmchWASA07ZQwGNCQBZ2NlX6A9KgFJLCBohKc0",
+	"WOw3bPqt6vRNKrirdbvKe7FQ07WSHmu5CTMKH4/kK7u2/npeq91CWzQrfCVjxO1K+mL+q3ca4wZr/O76",
+	"/1U6j/gYaZm5uYw3PL1CyENquFgW7DqPEbLTCJNIZ4GCl4SRuQG2SooGNQbsaUjUi4phCz4lnfcyxwLh",
+	"AJIfECCTheZ4SQ6NAdOnBtozeArwsRquhtOG9OkE1xSU8H2bC+U8D2r/jTxovjkOk8dkbrKo3nlMXsEZ",
+	"mPvhKiSRqGLg2j56d6B+U1wwr+V4LLGT7r3QWc1Lh9CIh3BybZFxedO6CygSTuxdKQ0xeqpRiNDecBED",
+	"LOwbBIr42xiJWR+5Hg4CEhqcZXECo57pJG0IHJkze9jRma7rb4bzOgKP1r2ZGZBGZ9IBVq8r6at/3D5q",
+	"HPV6zSPIXfKJR/1sTLP+IRNjYO7sNbimLUib+O2O0/e9lnPU6hKnPTz0cauLRx5pxwWuj9PK4rZwbOK1",
+	"2k6/3Rk6uIO7Tpv0Ru1Oa9Tttg9SADDTt86uL3zvtzpOv3906AzJ8NDxW13Sb47a/aOjTKgBCYsfNT2n",
+	"3x71nENv2Hf63rBz0Do4GhIyzAQcJHhZGwQVZJd4fVhBnuvfBXq+1VfT+cXKCEeQVBtKRwgxvotns5Br",
+	"oK0tYzvLMnLeXyAcI9PHqL4aTeIU+sQBColjvJralDDziwIC50DGKUrCOuAkslylhGWhq5sm2T3whm0L",
+	"LT1qI6qZoKotoT57YjBh1Ia4te2wUih32o1eu9VudQtC2f7m4UG72U/fLEi2Udc7cvqdg0PnqNUiTof4",
+	"7f6w2yKd7lGtgjwf9du+02/3Dhzc7B84XqfXbR60yZGHjyrK89HBqO/0D/sd5/Dg6NAhraNWrzci3qjd",
+	"y8hzvSJ2iT46GI2URG86h55/5DS9g87Q6x4MMTkql+ijgxF2+v2W7wyPmodOuzkcHbSPDoejYT8r0c2G",
+	"82tbCfSyKwWzZtnQ/3c+ytudCFsYdaPkmFhnNY2yB8oyDlAFQ3Dpk5f1WlqCdm0DmVd3dq+VaMkLCGOb",
+	"kXDEw2khtvoYucnk3RPEQw2ToxMSBiypURFgiAbS8ExI8Kk6PRQzoHGImdR6edJqfcBscEp1g9njxsBP",
+	"upAK2oOcgQkZMPeTTz5xTiM5UealhyVxkTdR82Bjsm/g3cCZlaJEoTmPAh/hIOBzkzv6VlyBFWeyro2l",
+	"980u2zSNpbnthb7xM15Brae1HJt/+2W95uHZFXnhEeJX+Dr3MoBDJ4f81TVZXFF2FYkK+87+2ct6DSDj",
+	"/CvKJF/bSvbdl8mBAlmYscK/3nez/M3ONnKaW+NxNgqoJ0UM6waohRDMp040UmD+qpmXj4AAb03+5Tft",
+	"qsJoyQjnLYqdGBQhiTG9X5c9YblZUEN4+2wAdSgueBS+tYZA77jZa3T6B+2D1hpDQL951OsfdUoMgbYz",
+	"bLbbTr/je85RC7edo6Pu8KjdHPmHoIevMQTazvDwoO30m92OczRseY7X7R4djFqdod/vpoZAQLBvMQLU",
+	"190Dp9867Dp41D90Rh3voNVsDju9zlHWCEiXxGYJQDNDp4972BmSDnaw7+PDdt/3vaNOmSUAEz90+odH",
+	"LWfo4bZDeqPD/lG3dXTYbWYtAb1T3lkC3+wk4K21p3cazDsN5hurwegj/vYKjAZTXw+3cF4OdEzQvUs8",
+	"jjUSQNEGVOi9bvtwwEoQjzeDOx6wHN7xCVS0gAWAaI8FMrCN1jiLD2BKZwY2fmNFaPRIL/TzKlFyuq9v",
+	"MF7E19BppOSvVn3AtF6fTrn0wTsH0jsH0m0cSK0K58/TjHi8bxJw1dlzuNmn53FA1ps6uLSEVAdXIpDj",
+	"Iys+jMpOrSWYr+cv63F8wxJAcCrvX5m1eHTc6TV67dbh4UG/qQEQzACz5tCB4/f7faffPOg5h33cdjq9",
+	"4VFrdNDqNFsHSQXq49pD2niM/+W9XBojLbSDm06/2Ttwhgcedoa45x0c+v5Rv4vVu+JpSDWRTUEhA0jx",
+	"1f/8J1/+l58mNa6PAWCNhAJNecgog/LVuhz2ca3VOULNZrOJWq1Wq5YC0f/jv/k3v/mr//PXv/rJr//0",
+	"D3NVZysQxZTGPq4FlOGr+YsNzD2zhmXSUj8uiA+ljKzbuPDOOxvuaw3k9B2oU3ErKZLAPW7vqQPd8LdJ",
+	"W9bFynajLd8yszsjf776/V/9+j/9/zeWHKbymmKcVdVtXn3/uw+FfuXn0ltz9hjarz91DpqH7cN+96D3",
+	"Sk8dM4p3p887s/CdWfjOLHzlcQWrP/gg0ruJ3NaQvJ0D9etmheqDeVdWaOxMjR+UF0LBU8PxdTSCuHNh",
+	"8qOhAiKAeQrkBlTIhwT7wq2jWRAJ5PoEBzpc3dXl88Yh9olbEnSfjOMtCLh/okRhHGO//vWnnAeZty1w",
+	"jGlBTaNRU4H0lWIpOGRcubri+W86iOt0l4xDLYlEe0qZA9ABuEklMv4d9KD9dLRlg0tXNjfAYsnatcSI",
+	"MTyBMco6g4eVCfEdePtlhVU7J2MlTSqv8gPmR0KGi+pfXEB1xurvX+Jx9ZcNSPv9kE83eP2SV3lZS5rK",
+	"bZvXq7X93UgXPa9AvVBWWxcviHxyySWUxl37/r0X6jR4X01tl4ClCSTml//1X3/133/25d/8/7766198",
+	"9Z/+4st//8tcwXmLGdBsNXq9brPZP+z2TVEEn0qjN8QpNjg4zf0Vl2k3tsso5J8T9gxwXM1beuNYwjQO",
+	"nF571HL6uNN28LB76LTb7cPmQbcz6kG8NjWcXjuu/eav/uar/+nPTeGE+1D/9dksHcgUi2tlHeYNKE2B",
+	"r/7kZ//4Zz/WDXz10z/6x7/40y//4Odf/uRvlPifs2z+EGieafYQ/PkYmjJlhgqBIgdOr9lsOf2jzqFz",
+	"OOr2nV6v1/U7raPW0G/rmJAA02nagfnhvJAVNNZCSQ8XvgsIzhWH0PVVFR3+x8//4Vf/7te/+uNcVLgu",
+	"d565vwz5kDg3dKbO4ZWWX37JN0kUMsLTJAnlfQQ3zG/wGWEvpoHG7xUOh+qnPveiKWGyIWahOqMnhMj/",
+	"j70/b5IkKe/E8bfim7ZmnbVKz4n7yDLZTz09M6hhZnrU3TCsSLbTI8KjKtSRHkl4ZFUX/NpsWPsKBgYQ",
+	"WkBIC4jDuGy/4loJZjQM8F5kXdXTf+ktfM0f94iMvKoyq7KO7o4yg+nMjMPv5/Ncn2eYduG/UE9upXfL",
+	"nfNKkkrrREEfFC+EfO+UDzguv2lSf/qjd269Lmtyy2wTMAlBoimjsq7ujTufED9/8tU7nxT4hHZQKGA+",
+	"Q8FBWal4gNqcUlkJlUIbusNoazanWe56/FLCRxlPVoknULfU77gaKnLD7Nowu27YvO6spAjK/VaSdl0i",
+	"HyyLEKckD3cnh0ldX6q+W8fgvjDCFXQFvpuMUMaQFPMdWCxCGKrq+u2BFGEDyQsblfpvSQ9GeJ9BrXR5",
+	"v1CjBtuIQLmBa7wqJ1+2ST40kWnMBSXDaxxKdoMNg1GSUxiBkPJCfAsXbAl9DB5TSpA3ZJM6iKZccpnt",
+	"pFlA0j5b+L5FdncJKm/U8rouLV73BPy1CNKsilbWhx+zwGIhjFgAGtZGAedYxqsBtOcIaFMS0iHMA6wu",
+	"GrWeB5R7utV9XImyMzgymspljRtlmRtFbEVZXk+cDyvA0bkbGjfKmdwo230m4NDssA5608QuckykKELS",
+	"jaXKiMosoz6TIExoggqBPXMOmtNmIlQg9GRK3rq7ZsMJDCtvk8pndMx+uV5D1vRBwgtesu1W3w+2ttFA",
+	"hZUM1FLcF+tPfnelgqCf11KMqEYUcRqFbZmH64VAdA8DSFpO2vgyCXdRUtAhlMQQ10LJAKBSzPZZnclk",
+	"G+WUj9OCI04O0P5uEu4iPg5lvjJoevu7B/JMLXZpzpE0Vcw7wF4UDYM8sdO7wTapTCURDOmEJSPwbOza",
+	"sYk90yHYDT1bd2PHiaH0Vu0y08VuSH3smbaJY9uxtcCOI2KEa+g2k8E4T1ZGNXMwsjNcJsd2NrtfNkC8",
+	"LYIqWlM57nPUKMcMinwc6BoPTzdAohOLjsI3aI5hEat+NhmFTQneK3vuQzYYp3s0J+npzHULDnuIl1x+",
+	"zEMqIEcDmRN5M+IDlLAiQwM+zveSvSy/GQ0WkVchqAWgrhHQmo4kzW4SqZJLcULTSFn/EoYG8JkPoGSA",
+	"xL17JB1TFU3bZxK3Kq5+AduToqOcHSA21APlm4ra26/xbp+pwD8uEL8AyXg8kuEZWWWX3E14kYmnyfBd",
+	"2eOaj2WY7dG+6Hv94bKjc9fu0EIFLpRDJ2M7UkrEQ1IBujpzBs6OFKRcGkb5PqUjpLSFJFctvYZCMuLb",
+	"UJYqyVESQWfLgk/I0vzyjZDAWotNnowHSiIotTA1ieJFYoI+fvtVmI9SDR90UQUq0X16AFWs5HQMR+OC",
+	"Rr2Fw3UNil2VRpTObAtyihVo6PYZhDsQhqDcEzixCOLjEc33Ep5VfAiy/1AuME0VfxqoMn2WsL0s3aMR",
+	"ai9kUVBqHpI2JLFWtzqgFkGje+Xa4ou0Jk4p9MTSrE6lO0E1AspRMC7KC/sMHoYszUSD2XDBQbfP6hsC",
+	"Dce8QAFF0miE2jBt6g7l9xlsdWsh5h0IAO8zWP6dWhkyRHZIwngxO8Av3yU7i2zRsKE3B586q4aNT2ge",
+	"zoK45CExbXdVEMLFBg087LqBi4ltO9hwgpiGkWW6njlJAb85hdmOvwlYXcsdMv0m18cutQj2LcfCum75",
+	"1NCCIPTi9c13MCPnQ6k9qT+KXhyz6CR7tO12XdvSfd33zIuwRx8/kOvZnj+SZgF9ULcxn9y/yv5ca1Bo",
+	"etjVNQMT27Nw7AWaHhLfsUnQmrJQt3I6MlzdqlukbWJpUeRFWAupjm3XC3BATQNHumZbrm1bgUHWsEjP",
+	"2Z+XmZpPsi/bbtfzLN1xfds/hX15aamf8jSbVNKBPXYlrM2N5bgJwD+N5VhKcQFnFYAoZX57XqrLgJvK",
+	"vlrCkkrgXqn4hwvjbrkaFlMl7++FGduj+Sol8WavPytrTB3MrUAYM3X56qsb0MOxxl6lONWLnyiw3p7S",
+	"FLamQbrAmGJZlxB1Dp52ZIi9HC2h2UB13AkUH8wMqNouMziV0X2p6PGaOkSYVOlU09t1w/QzwmlzWdkc",
+	"T5/dA2auritPoh4Pv/724b//buuMJpCSH2cp3cDEzn6ONNWG1fVt3fE8x5kH3y1P0zSta2utCQRf8Ai7",
+	"a1i+4xu2a/x1axqeC4ViPXRu4cj3Xey6loN9zTOxY0U00okZuq67Jjp/9N6Xj3777pNv/vTxz985PjLk",
+	"5IGZQ+2ioYaF3cD0sB+6MSa+R0zdDHzTtOZRu27ZxtVH7fOzuU8Dngip2totihHvvfDC34TdqjQ22xyu",
+	"L3dGk/56RQj0jr9BSrabCndcJl/D2fyR58bY8NE7t15XuB6u2Eb5Ag6HtmV4JReDJGIAygVekJQuKCKq",
+	"uBROHdO5CTKFhSKiNXOkb/zYOB3xwiW39UJJGk4hzDdiT2sk9uVLbMOwdcu27AuV2BVvRSO5nybJXfnV",
+	"buUzQrxJ9l872f+cgqFkISnOkx12AbzvScGVx3KRB7Qg+Q4tpINUeUu3az/MeBU7ZYinbD2kyMiIVsIi",
+	"NGYRzSEzJiSjBbWm4J4rkbIyJz0cbPmBgV3PNDHx3AAHxImd0COh65irH6qyi+cZPHV88ofXNcSXrm05",
+	"F5P8YfmRhV3Nc7EX6RQTalme4Zq2Y4ZrgoNyXSDd8LzjfW6627VMW7PdhUDg+Kmcd7hplr0wBcTySYTd",
+	"QPewb2oODuLYi0Ld9qhmTQMB0UAXazrWnEUNnEEIrSRKaWujvrja6zausNcccZIlrvHEXXlPHBkl4Ldg",
+	"WXEvAPRwYq2guTsedi7doScl0L1sXNzL4hWftOieJiGk4dVq6nVdarWLM/ktq5MgYUoyrngKVNc3ZTKa",
+	"PJjVCn0Bfp+EdVYoqH349hee/O1X13ILypoaPaXoLdMDJzkxm1UDawIroGFWnvOAfrvoZtlJuXzDMucj",
+	"ySmvyg2DoidjgBOODM2QFxOkys9MFxNBCeMFJVEXvUKSVO2LqUOtg+qnVAdFJEkP7qVi2d3LKQl34RLx",
+	"zHthlqVRts/K+Nh7Ui2pPqrDYV7JnErl2YyOeU7qmtOz3K7u+YZumpZ3EeqahS1Ht7AbxT4OQs/HvhmZ",
+	"hhZqxIjXteXegUjyan8YnnWczgZ9NQzTtZ0lxlvLjgPsUqJj4kQ+9iwzJCS0DRLoC4y3OiQEzZcythxd",
+	"w66haZiQgGDX8KjnRLpmhPa8zgYN1I1FDZzV2Vh2T4z9JtW2qTc2atu5yzJDMzbpjPG7nm/73mzdv3Kf",
+	"VuX95BcnVvGmIfWwG1IN+6ZPMA0tixLDoFYUrFjFm4a6gV3DDDAxiYUNaseGqceWZTi1An6V02KuhjcN",
+	"wxC7oWVgz9QdHFuuaTquZxFHW17Dm/p+jF3LJDhwgwD7OnWJ79iO5YZ1HouqXNmmCvddnxE9ZJ8kBS9F",
+	"mjJ+XuOIKFHW5OA9q1X9Gh3rYmNDGwVpags+tTmfC1ScJz/6wuHf/cMmIh+rOoFLQyCBd7q86ArQTp8P",
+	"M+3xRTf0rmH4vm9rjru86Ebo+CZ2Y0vDPtFDTHQjsrSYWEbozRXdCJ0owi6NCSZUN7Fm+bHhOLoR2O5x",
+	"RTcef+2dRx983zAt48SiGXrXMhzbcBzP+msY1hN76BiG55nmpjoYUwE3DEzMmGJNj2wn8kMSOP5KHTRX",
+	"6KDpaq5puuZ61LByKT/bzLBquzbEsA0xbEMMeyWIYddG2adikn1KAoYl+WyFZ67x6sS6tGpvCw2zb+xm",
+	"jEqiCKgcBuQHVep9nOWTvBSO0uQ+hTwofq27jAP2tLXXNhhPc1xRSiWEkazthTZaWPLMVbvOkcW1qQR6",
+	"JSuBNvSlTRJ6UwWuiVZpolWuco79aYygG8xvP5nMtHMsl+kkLb2WKa8y5IHrrMxGV8+t58x30ByH1oQ4",
+	"C941le++tS22N6jf4iWqlG8TfvJUhp9E0aTGIBLLZGEOwtkrDkorbURJiksn3VkCUMYL1JxX1AYAqSZ2",
+	"AxTeq/IPuugOLQqxahNwCAxHqmzh9WKwjcKUklz9CP+e/FhnMEMgyiQJGNqlOUVt2BqSJU+8jxadCQVL",
+	"tNWTCZiK8WwyumiqAraUK1B3W4a/cMjdFDux3Gryen5SDudL9Wp9p8rm3AzH2WzW/urcz9WNT03aY8Nh",
+	"0HAYNBmRTUbkEtPkpaVBXgKeuENnLKLi5CvFY/vo7a8/ev/Hj7/8u6O3Pr91LjmOcU7pZ+k5BLe+/IAO",
+	"RwUX8CDOsyFSZw6IaPhCkt6i4KDkfx+Lsx0N4D8D1C7rbIkbhuRBMhwP5Y0lv+s1jmTrXyMPXiIHfKuL",
+	"XjyoAZr2fiKQAKCaIXnwCgiQrQU4Zw4hvAKPvQppkCufjLLJtXis8xT5Vs+2ur5v65rru5upYTWboWf1",
+	"bLurGZotM/SWinoDe3FkYDf0KSY+sTExzcjSfNfzfX9NUX/07R88+sM3anB+qWifH4A50S4aRjTsEqoJ",
+	"qW5hzY+DyAx94lrxghxH7+oL9qk5aeJhGxhwETYvecTfS9i9EVnBxz5z+cNO+YAiy+6lGdtZ9QnV9Q/L",
+	"k2o6DWKF5yy46YqFJLKsWDEsc3JlE8nY2NouBhtLTFO3AbUPv/D7x7//xkYCIFXhh1r840zp2jSivEBx",
+	"kvOip8KopGBCWTyxmcH6ArcJipIIylPs7x50amwbsvRRPk4p2qM5VwzBC4ItVfv+UjXs3GMuN1ngPyym",
+	"2fJtrMUWwS4JNOxbpolj37Yd3Y9tqgetjrwBFmevNeaAtsgCyOH1TL/r266nuaYONhShAtyariCaTL1X",
+	"tywPu3bsYt+2CdZN149j3TI93a4Pe6unEO586sU4pZ+QE9Xq6Z1WkU29Twzwgu7qlu5h14pCHNhOgE3X",
+	"DRzd153Ijdftrm+4vrtiX+0Yu6ZGsec4Mbb12DJ8n8RE8tbX+wo5jGt0dbWerRGAqZa1CsA8JopRbcwr",
+	"FS3WcEte8Nl/a1GBnksnm1wsSRSwUX7ZzXNFTflo6gxRnTLbV+7qbZQUstZQLZH4GlA9gTgKkzwcpxVH",
+	"/bQEull14krQP5XnVCsm9yli42FA89V1TqkAXxLJk93TrK7te66raa5/EVnDBg5s28GuR1wcuNTBLjEM",
+	"Pw7CgLj0jFnD7nF2EOiqo/meZD5cYAQJNMPDrufrOAiJgakde65v6b5naQv8G+Almk2cFA+xDOyGsYM9",
+	"V9exZZihG8R26MTxJqwgpWKyohlEdtrQHc1rzCBNSFsT0taEtDUhbac17zUJuo1Z63mrbELy+3WjllpA",
+	"qH307R8cfevtjRi3ciqUJnpe3LV1ktpcUtL2UEDC+6jIamy2Mn95Xte4LVv3VHAASbRnmrrl+Zp+UWje",
+	"9bAbejr2fBpiSizNdzXNIsCRcyYOoDqalzdm0wamGiSXX1w4HF/PKSnnx/GcxinZoPEGjTdovEHjzwYa",
+	"F7tiVShev7bB4c8PUY4CkuKsKlH0aTwEy1F0Mc7ZBRj1pwMSZ8z6XXRD5lcQFe+4LQ/KUU73kmzM1WMo",
+	"E++uoiNRyc/ZRVOAZiejvA7V+0xcvV1XSFTdiZ00C0iKyjhMeCjcrVhExQPEdeqCPqseAJfW6/df46ig",
+	"ZIjak6oWjJIceOFYCJMoLxCneZ9xWkA2CTy3hGpvAA4dbMn8kAJySYQYY3RRwfvbMHVXy5XBMhSMox1a",
+	"PE2ODEs3fM3QrQvSfCw/xC6xCCaBH+DAimzHtUPd1OMzaj7Gs6n5WKZnNIpPEwTwnALEtYMXG3DYGGlX",
+	"Q5YCP9RRUc2yidpP3nrr8Dv/vBFTbZETxmNpJjhHmNmZAZnrlBObrR8WkpEApVl4nyMB4kgu03RKgCpw",
+	"GeQE02gbSQCgsuwFXksPULDEiNxFt0aUoQxW0ZglRUJ5B31mnBWKjmnM4oQlfJdGKMsjSXSzR+s7T83W",
+	"mKWUcxQSHpIIGgTwYN4WfVcN/xUuehZjV9cs7Lu2hX3d89w4dj3PjGrhfK3dLE0icrA6ECj73VRCO+dK",
+	"aFbXdHzfdJZXQjtmfucrobkbr4RWb+AFVEKbvK4BrY21vqmE1lRCa0z/V8D0/8zQ7J8tp00iilVjf9TV",
+	"TQG1RrN9ajTbEvjP6LYl3VlOR6j94R/+5fHPfn8OpdTG7PwIJ1gkpYPSQVm2vy01Ur4rxFRIhRBMsgiB",
+	"wrqIGEo17qmIS3puFCjN77qOprv2lS0lbXQ93XZW1Z8WqES1B5xer6oe0qhVjS/gefQFrAjdapc2ToQm",
+	"wuQEtFRiglPmnlY4qKwkgws6HKWkoHwp8YBYGaM8YVDeAZXXo/bRl75x+NVfH/38h0ff+9MWymLFSVA+",
+	"Gd1PWNRBHFAqCg76THzRkwpzkeU0QhmjFettME7SAiesiu9oDxL+kvz3oNNniqoA6R00qATPAAmhvqWo",
+	"ukr3QUm1KfTvPrtTmfV5B5FxlBRZLo33cDFfFK3xasKLl1Q/7lYDtDl6ggAs8a3+WNPM8L+8dOvG3f/+",
+	"xstotxim8BXtM/mT+AalhO38eb/12V184/W+vIf+x1s/FQgrG44IO7geRTnlQkhPvlMQY/LFG4p1f/LN",
+	"XfIAOgt8/i+Vi1KyW6rykeDpmBRkOPryTx79/t3Dr35rmpZfAqu9Km9/jST82UFelo3/Miwt0SoI3ZEX",
+	"P4f1Wy6tSkq1q4vadiiPnfLH0xw7L3xOzOrDY0+fmXmXMikpuCTcbS88PhKOqiNjq4tOPAXmzoCP0Lkj",
+	"4MwnwHnt+6Pf/tPRb77/+LufP/reLw7f/efD9/7nhz/509G//8PhV94/+ocvPnrvSx+++ytfO/y7d+cO",
+	"CHnDk//73pPffPDhH3716Pe/m6GTnTk+NNvVsed5HnIcx5k/THzdNDVdc167bnwS/vQzHy9TuoXX07Se",
+	"pnV1w7Rk4eXq3DFOfeosw0NLDpqGtvXitYLLOPg+Alyocyffegffujabcm1+LGE1CxNgzrmz8TocXRDC",
+	"0EUfvXPrdUlajuDyKrCVDGlHQqwsOkBtwvpMnC8vVMcpz8Z5SLeQ8nuglBYFzcXaQu1B7bgQMGwwffYM",
+	"OmhQPyFqn+FEGHQQ3832mYrN7bPqpYSjQfeGvHSwtY0GOeW06CFxQAzQaKycONW5Do0PSHi/z9osK6QM",
+	"GIhvB1tddF3+nvCqKlZA4yynKAFJwMkejXriw3DMiz4bkZzLAJKcQgRJMZEyHE7ratorgKq4thLeZzmN",
+	"x5xGsg2WYaBB2a3Sgj5xLkW0IEmqijJQscr4pz496LOqKgN8Bz8LiZYmAhMv4o1HFRBFnIqR3KVJjiJS",
+	"EPSXd197FVMekhGNFD/tATjc0CAko6Qg6QC1CRpmjB4gXkiafNZnN3YTRjlF6iLExkOak5R30OGPf3b4",
+	"hX968sW/f/Kj72110ABunX+IGADRkmzMCYtEw8RKFqJVrqYBiaIBWD0TmsrFBQ2W/rtECOA+gwGQfR7k",
+	"oq+SpJ+lByjbo6qL7UH3VdFYOdlqLoBKmPfZoJyse9WJreTHoItuy03J60UAKqUWAEQWw2iilPAC5bDs",
+	"LcNDg1GN0/leubflzdm4AGo1Szf6bPpCWchwIMPCk2K6TsA2Gvy3gSr5IXp/UCk2W4v0EMmgvwCGnKow",
+	"wNligU6HG47BBacW11VdgemqqXD2YTj7/uzpaP/mI5wagPlUAcyyPkADNK8M0Lw0sv8V3lsup5sTN71l",
+	"eOu193Z54FyaBRPW/NmBdWlRqCqfLjUhvJpl9zkajxBRYBgqUEIx6iFJUkTCPONc1kztVGZVaR0oKyf1",
+	"mXQ6sSwfkjThkrUOXVfFfgCt1Mt5daaSzaKEj1JyoFBfibMhdPs/3vomYnSP1mt/dSo4mETlo2WOmQqj",
+	"6jOB8Dil0sQ5X+ZVgOCXJiMzBxhmuS7VISvGpPKyibaKAylhcJJSoIBVJyn8p34aDsmDVynbKXZbPUPT",
+	"Oq1CcotKnChWwPw75SxIKj2UMIGGRDuGGUOy6vmyl8sCokvebq30clZOvZRwy94k66Uu66dtzb/qzC52",
+	"hQ1hlhaVeLWx7loOdn3dxb5rEOw7uu75PgnjyG3NEbK6lo9d3wpxYNgmdg0zCA3b8GPfbFVSMqzKAavF",
+	"e4vVRnmWE8+1SlI89eXh3/7L0W/fRUoCo6msy3UIWav1+poagiVCs0TP7VHGeRKkB4hljG41/KxX1YD8",
+	"5m6GSCoUqwO0S7iM+SyXyf8PtY++/5MnX/xqPbqndqgvC++B01oSqHbUB1lZpjPPr6pEBd0DiXKcpTnK",
+	"hiRhSF45TbItlU1xUImDGbJkSAjO0naUhVw9vTuM+iyFApCQw3IwUpkiUl0fkYM0IxHf6qCsxufdRS+L",
+	"u1ESydLekEtCoz4Td2Yj8pkx7SGi2qXEBRmNIAtbGTrEWVoOsvj/DuIZ/CNhO302AOk1QJWam0RCfDDI",
+	"gJamFEYfFJKJe7ClXsHvJyMuZEJOR5QIIQgeOyHnKomlzu8slgOkxGZOYQJ5F91i6I2MFzs5vfNXr1Z9",
+	"6DO+m+0LuRlSNcz1EYVI2oDuEAZPTdhOzZ4jlhBlEY26fSbmLKY0gi9ZJr7vTXUFjAzpPjngVQk/FkEz",
+	"hqPiADie+2xICeOVwYXRfXRAi21E+H1EdsR6EOgkn1gNuJDiIbyg22d9puxw8OTStSCEs+wYdLiLbkE4",
+	"25iXQ3T9jZvoPj2QV4JtTK06ZbeDNS0xSIVIil16gErRz7J91C7AypTFFVDp9FkMQU94PBJoBoocKaVf",
+	"Pm4qmwkVu3k23tlV61Pij62OXHkMFlWQjQuJZvIdwhT0EZuAprE4hLOUd2S/OpA0zzuIy0KNojFlNztI",
+	"bO4O2iUsyvbg4mQoGsI7aJ8GuwKjddAoGdE0YVT8M8+icVjwrW2IAS926RARScotRmA3SyMU031YhoSh",
+	"ARS2GKit24H/9lm5YJOUTi+LYbZHxfLrojfUlkQhyfMDuQUVQJMR3lncZ6URB+xYvKP2h7Rq7ZF0TJe6",
+	"kV+Wh865k+fPYZxbAjeqJVUGTEl+AtSujpJBEg22uuj1yqAqV/VgGSCCB7VWlejQ95vRIgRWb51c8Fyd",
+	"lj112kiIXHYUzLBiB0O10+GQyFMWtQfipj8Xm6WrohM78oNY+BR6d52hMbvPwAx9MILkO2XB7bP2QNFM",
+	"10x3HTWxstCuuvUeNPaeeMBA2erog1GaRbS0OSwaL4CH9eFSMQCzgFkDG39Bc/GM//Epgj97r9v59J/9",
+	"19YcwhQg7cFN+RS9hrRJnqt0u+IAyugLDL35mgoy0KrOQRDFxMYutW3sabGONcsyHJ06oWPRSeuhxoDA",
+	"EaSAYVhY9mCe3yDyQx27xKDYjzSK7dAMjFinFoGymStUCzi+eQ9LuFz/I2Y49dmKgKohhPinJcQHut21",
+	"DN83gY+Pj4O/oWGxYKQItbEb6BEOAqpj19J8LQysOLC8CRgXixfi7+XA1Rd2qyr1MPtsE2uBTrEbWhH2",
+	"qBFjk1iBHTqRS714MgtklEAc8GQe5Hkm8JQMs+0o2P/pxUNj6TNDY54wNE5PM7q67hmadT5DoyxosNAn",
+	"57tQ3Q4+un/zb7LktZeu70/97yMva6/dnfnupevaX7/0WhL/lfkZ72PxJ/QHxtC/rZHVTbxw0p1cSqJQ",
+	"cOXq6SqniLcMSHRPAYsTgxXr10KaG5y690I1WyemuE1d/rDTmju0T3zG/B0bC5tUHUNRRrksHQ3+VzDX",
+	"ZKzISVg0oUoXxJJAJHKT6EZstZpWqfS/ZRql/HlGZ5xg6aV644sHSJ1rHSASgIEDDBkcoCIZUgRezW2h",
+	"WNQ0PkBAk8ejbMJJUEznS3JKF1doKrMbLgNevingour3zagjzZTT3QEtTvZpGZ5UD7g7C5OO2413avcs",
+	"Q5azDQHIJxqC2nnpD669e+uE9t2MVm7dMXC31iih1RaUwQoRjRP4aCnmhgW18SbA7JSyG4l/53U9QSzc",
+	"ZS2K82w41Rppr231BK6gWNwKxsT1jLLHN1Dp/ye2rcg20bITdsXLD4Tm+mK2YYBdTnQtD8gzHQ27YeRh",
+	"3wxiTC3L1wi1bGKTVqcl1FJGUwGiSZqCs1S9Fr6gUQclrKA55QWchMfmb+lW1zAM3fEdH6rETOdaeZZD",
+	"sOuHJvZpSLEZ64ERaYZPY70loVeNyGwZIjTke2pQcLa3kYNdJzCxZ0QednxLC+zQt91Qn9xydwL/JCJe",
+	"OGymiV0rcHAQey52Yyc0Yo/GgWafx7Dphq9bmmMtGjbbxa7tBdgLIg17ru5GVHdpAPO34rDpJw6ba2E3",
+	"MDTs636MnciLXTeKSUDIkmFb3SpfyhgFbqdDLvZY1M1GlD0YpnKjcZzFcRLS0n/X5SMhT/kupcUw7cJ/",
+	"xRtXRNWwzV5JUhnsUdAHxQsh3zvlA47B5bVTp/3RO7de3wJzgzTfAZhL2I60sHJE0I07nxA/f/LVO59E",
+	"cZLSDgp3My5P88H1MKSjYoDanEIQmYCgohHdYTTrorghVx1+KeGjjCerJNCoW+p3XA3ff6M/NPrDeURu",
+	"nGJdQULdSswtkys3MpevZ4iPw12UUxlROwkdneY+UX77qzSlzkpRMvJsI0FKn6bSjZC/UtPjJgphXOlP",
+	"K3kZF9VtXJj6P5hI8gHMekBRwpRBmxel+0B9FY+LcU676PqkkVIvoH0mlZZrvMq+lNzK0nuRFBwNprPc",
+	"B6jI+mwwJA/a0z900KRNWxCdnMiVCtwD0I4kSikK0yy8vzCkBDBQ+cBLZaU7Br4d/vJHR2+/++RH/8/j",
+	"X3770ftfOfzq5x+998X//OArj9575/Dvf/7ovS89/sUfH7//0+OslnbP8Hq227V1z9Atc8qmO5Ojb+oG",
+	"dqlOMQnMAEeGYVqubto2jZeh1TVBlxz01SJF9fUGcRFqtowwwq4RxNinmo0NPTQtXQ8dlxrHo+bVh/0Y",
+	"KC1H3bAt25cEEjNkD6apYVdzDOwFQYg1PbJN3TIsw7FWR9LTk3uJM7tIfrya7ezM2YYbgoKmSktTpaWh",
+	"amuqtKxAvLHyDpjA0hN1M7Aa7xMuc+siJN5UsVO1ZYxArRGQy8bH+V6yJ8SrSvwqKS8GqMr7Kq/pIkvz",
+	"UU7geRDKYmo6RG/BIg3ThMptQkoUi3IaJTkNC46iTGoUSUpZkR4gRRINoViqpTKjSTkfq5c2VGlPIfnH",
+	"q9kOIjUtof3hu9//8E/f+fCXvz78w7e2TqHYzEdMym8q91cVrQV0ace5wEryjc5sUfhy6Y05zdUxXvq5",
+	"kkJpMm1LsxDsqP2ES2/MXDL+X6qmnDkJX3Fwl2E7YTZWUaEVoUrvcy3RrqjVMzot8c44zfZbPe2hjDSt",
+	"/a7XfzfEqC0HuCbkFfmO6ZiuQJ4lc/iSS/WuZjuGD0g4zrPhx/l0aIuLTWJR7EZ2gP2QEGw7Hg3NMDY9",
+	"CJpIpq8NNBO7xPJxYNsxDqlt+LFpUcOxVYBFtSxq60Esn0n/PvW5qUiMWsBOqEV2rGsOdmM/wHbketin",
+	"eojN2I4iV3M8U9dbJSnlbCfcALue4eIgDH3sG7FrR3pk6L4P1v3zeKPnYVePfEwcXcNhEEaO4VA3inyl",
+	"lyqytJSSPQUbVH5EnRAtkuHxRbZoYmwLu7ptYS9yXEzcwHUsz7ZcukbWYLXel0imcmuifMya2PdnjHSg",
+	"PrlVMtAoz3YgH3Ny0EPY7ebIBypSS3X8qwjdY0Pm1TULghY6UxEPPSj4kO2zbUT6bCIfrnFEUkA7KpK5",
+	"FBYQGAruXkqGfFsRtYjR6LMJg0uabiulAwmdQ4wTFBl7U2Vpq7h7ifL4NSTz8XmfBfQgU3G+0L4aKRXv",
+	"AD3BDi1uQucGy4J7b6rxOffwiw16mSfyjoyL7DrwowpRplWyC8RePa9OrzwulcS7QUZwi+KqM+TRDM85",
+	"RgjOJ9dG+cHtMStlcZyktMwqApNS90HKHxwnK+UT9S6wcVbOfnVXTQQ6GtYjjWKXmD72qG1jM9BDK9ao",
+	"Twy9lgtV41qVa+aGGC/ZQ7WI1DAKCDEZJqG+iOaDXSwdD1nVh8Ovf/Xxz34NnaBpNEmeG1LOyQ7ELJQ5",
+	"BTI9kKM820eGEF9C7JpinajXlZ4siDmff9XjX3zp8fs/q72qjOqcvAu+QYl0NMHDemj2qfBaC4hH8iyk",
+	"nIt5tWqyj49DRbYtBGBBUvj5+JRqmKM1HM9yb50cU6nOn0YEXmn+sKQ6KUvRVX5zWg1lmfPlr8Z0TDki",
+	"KBin99V7q9jbJKXXYHtx1DY0Y7t+yIOizFUNSiVqt2S1SnGf2DM37nwCtT9+9xXsyXQJlTwl5MyLt14D",
+	"1ecjL37shY+8qHuaqfUZ4ejlByFNUcLQjd2EkSqLrOgJSUTDgkZwG7BqQsTggLIwixK2M9hCWd5nEGbQ",
+	"FnJNialdSoutDiJCeeIFMjT02ouAEQxN62iaBt3bRpM78my/z3aztIwshDMDqTXcRS+znTThuyrpQZrK",
+	"xONKdpiUBDTlaEhGfSb9UkNOU1DbDn/2jcOvf7WDJJlDBx196Z2j777fQU/+5y8f//I3HXT0vZ8cvf/1",
+	"Djr87q8Pv/J+B334w688eu9/d9Dhj7949K8/76CjH3zx8S/+CAk+k3KdHNXPzQ768PPffPyvv3/0vrj/",
+	"81959Ievyud9760OevyHv4f/1k8/9B9v/bQnKXIg/EKugO4w2tpGgyEZjcTQit5wqXFOBuK6nGdpdiFM",
+	"HJAB+OCInCOVY6bGTyUlqZTySU4JhNKxkAqlVutI66QcWsn0Iwd4f/eghwZjeDgJUiBOGiacJ2znnnwB",
+	"sC2VySfwAHHNRN7Ir7YgAU3SIwqpAQVRazldUq7k41RMKkcDKZlfpSQaoLYYdfVNyb08mJDrycWj8srE",
+	"zaM8EVu6/GqrJ5dMn8HjO6hqmyRhkrlzvKhofwKiSJfEK0rnZ5LSTp+NUhJSIAMANj85Z5A6n+0zNB6h",
+	"IgMoGJIRDCmDTylhYqNApnEHdlu9f9sqpUnqjIMOkghFlWqtJ+Ff4wJRFhmWbPHQjnzMtqBGWZHlBx2V",
+	"qtRFt8XRQXJaRXAmDAUyIbnTZ5SEuxAnVEtm7CD4VkzO/m6WAu+AWFqkUOBV/gQVduHgERgDSKvuJ6OS",
+	"0Cmno5JHFS6XWZedci1KpoKIQtRRnw3kiaZMm5IyKRILZMxQeyAh158D0daWejKfrBXA1yWDqsqJ7KLb",
+	"FOdjxsRoE7lN5EhPpU1Kclc4XZOizxQKhOGawEk5fW0CCY6yM5RGXOZ1CSV7ws/QZzJLX241UvQme+Q+",
+	"PVBrv8qjFI9Bg5rYGMCNkzzKwYwQGcyeO21LM9Ei/4PYtECaVWyJCRNrBkOpH/FmsXqgzztZvSjfcie6",
+	"nJ3zdaEPx2mRjEhevCBAMS7zfdaBXmtVYjPWJZM6WQnRppUQraaEaAuVEO2sSoiqCVAKYIGWA5DkrSnV",
+	"BFZUN+R7dZVDfjyFxlFatqa0DW1K25gG4loNiH9GgJ0aCvdXJzZaE4gvM0PJo7qDZEvOzXm9qofiyvgm",
+	"Gof3CQ5vsVWhZho4YFeIwJy74VId3hNnN9id9ifmppJIUjrhoL+dxVKlXRcrg9n+SfFFKgCzKJRQnnET",
+	"hwp75rzY/rpeupvs49KLbOmn3RqKpeNekWX3UpLvnLzE5+/Y2OIEsNUuanHCQRYdbCHAv/lO6TSWamB7",
+	"MNeSwZVixnneXLZSeCoQWmPX4ijOs+GCZALUPvzVB4d/+5OtDZpKpq35x7ty3wSujAQUIN5Bgwp4DFAW",
+	"owHgjIHE+IDrM0a3Qd/ts0FlFpQ0wALiDRAnihktKVCURAL5K12kV30vI3GibEvyjgxK7DNAQPIwsdHr",
+	"YOAofxbLvQabBki+E9hch0K72uqiQcnHKkleiFTTSSo0eaF8hPDqEeEc8SIDhUvoLm3J1QvN5zJadmtb",
+	"tpeSPE1oXqp9pbIKdbwOeBe9kuXSiASHM1DbgudihnceTnN5xbV6IWy+jSzN6rPKHb5IkfhIabU6uzd8",
+	"BSRuTSNxo4bEzRoS1yskbk6QuH5hSHw9F8Fm8bq92DtQmm+Umb5mr3/8ze8fffsnU5Z5likTXMWRJc/S",
+	"Xt1ql3CU7DBwVLUVHYqyaYHuKU+bpNgqrfh6zXlQ6XB1vwFY8I5zToBPAsxb1d1zboljvSDSKFh7Rcks",
+	"t8ABIjX/WQ+Is+hVa75C2RumOZzU6xRtFn2QcDBRw0vd2kvFEr8XktHUE0vzRhnZn2VpB0AZbAI5a6Uh",
+	"C2ioitKEVU2ONuNj8Y/3sfir+Vg2qdg1bpVnK7KAVQp7PaKgHmIgD7GN+mnOFIMAz1/O7QrAaj72oIo2",
+	"6KjAgkSajEs5m2SsVM3A4KlswwqnxbCbxQGMAppmbIeL07VdHR7SaIwG4kFBSl8BFp1Bn4GspdFWF32M",
+	"HnBa4BHZSZjYsNvSczBmBRqzVAz5IGFhOo7oXbG3pTV2WZgBdPJCOB5OuBL4lV5J0oKudPkbWZbWrl6Q",
+	"7i/HW42rmB44/ZayMcizcdXzTQybqi+6SlL/bbqTZGz13t1k0ZgX+cHqd9yBtMDVr79Ldla/WNqWo1fy",
+	"bLjG5XezVS6WnM0rP1tdvtqz/wrmeKXRy4vV5mWyr1qXRuZQRgz2Wke/fefDX31L1x//7O+PvvzWHPs9",
+	"26NCe7hR4/qVSUzHpEq5Pd3rGqbnmY5huSpCdLZwbj0A1MJBbFPs+paHA4faOPCpaXt64FLLWLNWrnS2",
+	"Qnjl0jK58w2cq5Rr4YD6FnYN38IkCDVMKYl9zQpCK/QX8A6bvlbRk/Va4iP8QTtOERZa1s+VPZ2pk1t+",
+	"uSOPqqN3f3P43X+dqZsrr5GZvq1ea58GXIrApSVzW4XeOr5s7uywSQg6s5C0jS8kwzYsx/KNVReSht3Y",
+	"IJjEroNjops0CIinm+R0C0k7eSHVG3huC0k7/4X06L0vH/323Q0sJG2lhTQZtjXiroTUfKbJPiTmaHg+",
+	"Gp6PhufjKvB8nIp74tICGYWmzCnJw115kNROZfl5BSqJ5cGL11FOR9c4cJCDvSrhQm3tlOprWd0Ufqvq",
+	"hyiNcpdOzEx9BqFSZRGyhKPSXDUXBTWogq+UtZtnXXQdQvCv8T6bf2UiFe6B+kUIjDeUi7IWsQ9Hq4y7",
+	"7DNGSU5h9ELKiyyHK2SkHacFl5WgacplauROmgUkne9st8/erId0VTzpC/qXKP5B8bGHiEw/A7cpGdI+",
+	"k0E85ZCV+cSZuISRHUlo364yDg7g6q3OVOxPFXpUJh3IR8ogonlnbi29DV2vxcq1AYl0VEGSLC/DoLZk",
+	"yyzNr0X9ycKBUHpPuU5UyY7tKg4rqdgFl0cgvaps2JdG4cEm9nskcBfLwLPQYs1f89f8NX/N3zP311pL",
+	"BT1H6qPTmUr8nmF2Hd93Dd92nBVMJQ4mvmti1wo97Pm+j4lLLNukGgmJu6appBGUzV/z1/w1f8+DoDzG",
+	"Hj4vhebs4ULuGBp2bcPFQezY2IgtzyK+p/u2M2MPBw3XMKXtuzQDtHoqjuv87OFz1u9lpu7jzdyzo3EK",
+	"hBEtstapn85QjrnJfGgyH57RzIenn+pvu8+yfIGNrrdSikUVASTLOcukbWWRfDbTL06xxyZhmict7smV",
+	"UHNso1SC69cePma/1I22MlS0pP+bmGdljjnEhQ+qTO9JVfAmE+NMmRj2qY/8Mv383piRPZKk4Ec6cWUu",
+	"umljRy+n+R7NS6KBgtynqJ7kw7L9HiqyDA3B/UA438/ySGbWi1Ooz+I02dktyjUoH3cvGPMDII6YzrpP",
+	"OAKugXBXdEL8HI/TtM/KBbygp4OtLrpNi/ygqgpEZQndWslfTsOMRfzKnHrQXnwdipSedHvtUjVDZ3AN",
+	"SsCIZJD5mi7BmSwd+PIFSC7BgJ0hI22ht/BlEu6ipJB0AargaVmgGqqdTlgItlFO+TgtuMrHScJdVEWY",
+	"S1KG3QMpoItdSE8C5/c8E+OLomE3xLtOF5W6SS9SIkkLqzigmJhC7wk0HARhiImr6R6JYxLDnEwu84MI",
+	"u4GrY88PCHZIFMR+TKww0Furx8lMBmKtRPk1AwrVrMHITsdhHd/Z7H7ZgCqJQaU53Ct1u5nHHTMo8nFg",
+	"kXx4ugESnVh0EL5BcwwLWPWzIT+/4MSFs6TXPmepnLCUEad7NCfpesEfM4c70EUvP9aBZZmXrNI3Iz6Q",
+	"VM5TtNIJmyWakVRV5TVCL6MjWSQkibYlCc2E4gnkxECW/x0A+pBKE1DAVWEbiv1aiv0Y8ho7KlxOcifJ",
+	"B8o31fmlr/Fun90oS9LX62tBBfp9RnO+m4xKfp2Sn0tRbMsIvWG2R/ui39Ns2Xdnr9uhhcobKIdMkm4D",
+	"fassEz5PTlSWxucd+fh9SkdlWmaSqxZeQyEZ8W3IJ01yKA0P5DWE8X2ay9CMOvV3LbusGgeURIDW5jjB",
+	"xcR8/ParMA8VPXgXVZqIJLUhuZqG4WhclFll9e5fgzTc0qLWmX17TrECBt0+g5SLE4maZd/FJ5KmCpOC",
+	"7ttnCdvL0j0KSby1QJlJ+ptkLFAhOBmjWx3Qo6HBvXI98WVFkURPLM3qVMo2wGTKUTAuygv7DB6GIMpm",
+	"tgbCoIuuo8q9J0ODQsJQQBGjCaxYNXZMdV4OFGpP5vJedT8QDNX3FBqOeSEeJq2U6i7VABV8KGDz4GaM",
+	"XxNn1UBGYPUZ7CBgCYPVJyBXjRyrNl8v3yU7i+J24EzYDOJaIYMihtbfggOJpGcDaWWJ8c+1IMKpzpNs",
+	"hF6IXer4mESahn3N0XSPxqZl1iO0V7q8qhpwcwoTHn/Tp8XxXu7K6Tc5EXaJYWFPd3RsWbbn2IEXGDRY",
+	"z8YM03YuwHCSFnA9HFL0ahGdOgnA79lu1zB837A1DXwK5UwFtCB/QcIh7ZZvPtHrffzgref1fvy1dx59",
+	"8P3j3SGzTZ9zh4gGmR52dc3AxPYsHHuBpofEd2wSzKcHGK5uTaUHeKrYvfE0uENst2vamufonr6mN2Sp",
+	"maI8+yZWANhoV8I30vg5mpJGp/FzSAgBJINxHeGg9jykkDkilTegxESVeL5SIfsXVvPnatj3ldCfQLbV",
+	"ygXVrj9LtaGyvMS9ig3lhLtnLl+zXNGxrolanaKSzkIh3fZ0daJpDaEkAi8B7RyY7QAv5xSgTjia6AHz",
+	"mLmqelpDtYzuS82S1/SwsoZSWZi/7kZ5RuoTrWDkeCMHGzrkeL2iEo6eQ+MKzFxtcagkvcOvv33477/b",
+	"OqWdZYboao5CSaVBbAqIH33vF4fv/vPhV7/26E8/3GiOrmF1fUM3fN/VzTo8/+z+X+yOyYOElfC8G7JV",
+	"Ungj3/Wxq7sG9mLNwbZP3VgnZuzGdN0U3g9+cAJCn2/9ggTeyDcs7Aamh/3QjTHxPWLqZuCbprUggdey",
+	"jVmELmH6BWSCwxS31sLsrb1kJCbtwSg7MWt3eqw2AuDFVjgDWG8M55th/HlKimXL8kOn8GJOEhtPx/Yj",
+	"bhQCaM4a/tE7t15XgB2u6KLbsg28ZmebWF5Fa5QdDbUtw+uzkpo1KTrI0g2ZE1llDkqm8wjxhIV0q4tu",
+	"VbZpwlS+I9hgBUqSpiywwR6oGyuufbiykjB8kQ1P0qKcLvdOWuTOmHSncgcUsT9J0/VOGNn+OV4AmBsM",
+	"c/Nn5/nW87ShPc+ie8EENfJ8U/Lc7mq+5fmOZHPZgDhXr2vE+tMj1iuX3q18RsJfmoLorffe2+W5e1mw",
+	"RAqBDcZXCdXwBVnuRTJ+nxa0LPTgv3iAphykZU2QzkKHa0HyHVpIf6xyzm7XfpjxOnbKEGTZeiiSIyOu",
+	"BWAZs4jmJc/ofPSW5Pe99PT/BTkrlkcD7Hp6jImhm9i17cCguu9SYq5+cMrunWc81gQy3JD/QrrhuWdy",
+	"v3k92+9qmqb7rueaKyWWWl7sYVfTfByEQYjDwIkMz9Qosa01UYBYCtCF471smtfVXV2zjCUZR8fN3ryL",
+	"TbMWMHCpRlQCv/5sF7u67WHPJy4mdhT4rusGBrGmBb5otos1HWvOombPIIFWEoE/c4Pet9rrNqa61/xu",
+	"UuNoHG9X3vFGRgm4KVhW3AOqmBM9A/N3POxcuv9Oip972bi4l8UrPmnRPU220pmylZ65nKILc1JORzyf",
+	"uAenrn7YaYVkdI8+UCTsJ909dfG5eTovxU1ZnQQJUxJxxVOgun5jJ0C1H1GYsThNwoJPTH/hOM8pk8Gg",
+	"9BnxID5nbkAJ4CchpICA2odvf+HJ3351ZS8gYEjeU9rdIsVvklezWb2vJqQCGmbl2Q74t4tulh2TSzYs",
+	"c0eSnPLro1Ge7REZW6LiixOODM1QpUHRiMpip3BblSaWMF5QEnXRKyRJ1V6YOsg6qH4ydVBEkvTgXiqW",
+	"2j1ICINLxDPvhVmWRkCZr04AqYdUH9WBMK9VVulAm1EqN2TS/dqPnvyvtyVn8gZNun5P07qe5vuWZet1",
+	"i+7+g+FfCGFE17LoOtgWapxLjAj7keti23cMw7AItQxI0lEk861e6/Dt3z156wfrh1Ae/vrvjv7xayfo",
+	"d3rX9AzNsJfpdzEJsEuog4kbuZhSKySe47hORBbpd44+pd/ZjuM4rusu0e/i2MKuoRmYaLGNdd1xPBJZ",
+	"AfVOYdA9/OXnj/71R8czLB/+5luPPvjfxxIsw0Ti3axonajzTUau0fnOTRCuX2B2+Q62e5rdNVxNs3wo",
+	"OUXDJKqvE/lF7TSISZKOc3oD0ujmt7CBAzd2sUs1in1HC7FBXdMIQjcgZEHdqJn1L+6mOnZdL8Ke7oSY",
+	"uoFnmJpNTWXfmF7n4iSeu9/Grq75OIgjA2thZNok1kMvlPeDoJje0AYONMPDrufrOAiJgakde65v6b4H",
+	"pplqYyihs/rSnk+InI1Um5ZfZJ8kBS/lojKZXuOIKHnYJAQ+FQ6Qp0w5m8Y7J98+fblY1PMoagU6gfl7",
+	"ni1FsdHyTnccPLXJsDN62pMffeHw7/7hLNGaLyhQfj4+uUoX6ylWHyF4yopl0mYH0c4FCQtZn7UWUTSi",
+	"Oc9Yp6wZyCLJ2L0ly/2h4GBSVjCno+1JhFGpCVb6xgIFSv502X651aW8bG9Nzp+dlPVYB5nbdU3f8qCS",
+	"UJjTKCnUZi0hG0mvT31Sdb9KbWiBFraTk8V4zsGWpbnY9SIP+zbVcaDRyDADPTYcbU31q+YkdJSTcKkW",
+	"NtPNOS3MxrEXuNi1LYqJHhDsmm5g2qatm76xIKzGd6ZS1mxiaVHkRVgLqY5t1wtwQE0DR7pmW65tW4FB",
+	"Lj5lbarTq68/tWeXOgrKPR02RH4NSj0LSn1mfAAsK1aE2pMrG0TY2P0vCE5KQKECvCTdyQSanQVQxjml",
+	"n6XngCdffkCHo4KjREFFJScBGcIXkl9EAENFqTUW8AMN4D8D1C7L24gbhuRBMhwPJ6BTVZiVrX+NPHiJ",
+	"HPCtLqqDWFmPVhUGGpIHrwDGAe63eqXbLJ/Hm6/AY58auCmbeyza1C6iBIDVs62ub/uOb/j2fKTWbPyR",
+	"vNwzDRfij6Zthl5MYuw6oYsJMWJsOrZr2Jrp+K6zJsY8+vYPHv3hG8q8uBRdzrd9DmBCozTsEqph4nsW",
+	"1vw4iMzQJ64VLzDze1efEWFqChr7fIMVzxMrysNawLURWaHW4czlDzvlA4osu5dmbGfVJ1TXPywPpDUt",
+	"kwtvavBrg18b/LoifpUIpYSv7cMv/P7x779xJkOoYsarpa/PlM9PI8oLBElbPcXJp1ISs1gBxCyXawqi",
+	"FFGURJADub970KnlCkgu2HycUrRHc64YTabx4qsJB+PkX6pGrQsay+V1clV6Vbl1g4XYSVhkM3Y0LbYI",
+	"dkmgYd8yTRz7tu3ofmxTPWh15A2wGHutMQftgyxM7jK9rmfojus7Vdj+8FYJqubtiuK9kcB8gYODyDSw",
+	"ZrieG2m6bvhufcgFmpLVr+bcv+OUfkJOUqund1pFNvU+McALuxv42PVNCxNTIzjWQxKEhhPo5trddR1T",
+	"es1P7KuuaS52TdfAnmYbmGp+rDsRMQM9mu0rBGOt0dXVerYGU61a1qrq9TGlo9WmvFKUP02K/AWf9bcW",
+	"sZdeSs78vNRQwEUFZ5+jB22WPLRThinKXbyNkkISsNYiIK9BUhqInjDJw3Fa8WdNS5ubVScuPVGtPJNa",
+	"MblPFfH96nqkVGovJh3tDjDY3siQbp8pG83uaVZX82zH9l3TWCEbzcCBadvYdRwPe7ZhYJ9Ylk1023Nc",
+	"b01ThuwEYCjdPs6aAa3UNUt37CWmjOMDnGZ9ZfZ0QporKR+hDQsCtjQzwq5jUhz41MaeF5m6ZWi+5cab",
+	"sHCUyseKJg45FIZmWV5j4mj4Hhu+xyZTrMkUW3frNEF4jcnqeWNcJPn9ib8VFg9qH337B0ffevtMhquc",
+	"CqWInherRp0+I5dkGT0UkPA+KrIaz4aMS5zXLW7L1l21ZKUJenfOjt51y9Udw6sMNSehd9/AbmRFOPBc",
+	"Hds69UhAPEd36RnQu1NH7/KmbNpcVIPg8ot5+O1cBvxez8EIA25omm3oDfpu0HeDvhv03aDvpxl9i12x",
+	"KvSuX9vg7ucn+UWBSHFWlch5Hev/YtRcjHN2AUb76dDAGbN9F91IKcnFcStjS7bl4TjK6V6Sjbl6DGXi",
+	"3VWcIioz42RxNgAwOxnldVjeZ+LK7VLhUMx3O2kWkBSVkZDwMLhT0RogVf1NXdBncLOk2o2nHAsFJUPU",
+	"nnDqMUpyyC9lIUyWvECc2n3GacHRQD1TQLE3ZPHurYoaOIeKuRmji2h8b8NUXR3XRDDmB1fTJ1Fmv5zN",
+	"I+H2DK/r265l6p7n/fUqLLnUFyqCFus40B0Nm45vhDQMNIvEp+HHs08gxPW7muvr1jI2XOrZJnYp0THx",
+	"LR1HPjEjYhFKdXORK0LX58nxNE1b5IsQz6YmdgM/xr6v+VjXDMvV4oA6WnTxytDUUDTKUOP0f55A49rB",
+	"iQ1gbAy1q6FNgTdK5FSzcqL2k7feOvzOP5/JXAsFhGNpLjhH6NmZAZ7rkB3PshuHZCSAahbe50iAPJLL",
+	"JJoStMpq+AIARttIYoWqwFvG0gMULDEkz5uL76rRuZqMybGOXYd6mBA/wIbvx0aoa6Zj6bVoutZuliYR",
+	"WQMhln1uaJQ3T6NsdzXf1zx/KY3ycVM6T6NsXBCNcr3ZF0CjPHldAyIbGuWGRrmhUW7M85donm84EGps",
+	"qKvG46irG/blRtN8ajTNEvnXdM1Jkd4Ran/4h395/LPfb5CHeczOj56BRVIiKJ2QZfvbUkPku0I0hVQI",
+	"viSLECiQfF73+7hq3FWLFXq+NCataxuW5j1thWfMru3qnm6tqDEt6Hj9CadXpSZPaVSpxh7/PNnjV4Rr",
+	"tUsbQ34T+XFSHUKFCdbM96ywz5AeV4/+hpzjj8ss7LPhhVJXKPIxPaGgga53bd8xXc21pioaTCzkhu74",
+	"f1GVNciGrVlc4BIjxK4dUBzYlGA3jK3A9TRquWFLIABFTjWBBA9uib1TwhU++8OrMJrqS4UY6s1xhRzP",
+	"s3T6ezEdlAxvzjRNc7EbeS72rcDBpm4boR7bhgHZicdKz3JgdFtfhz4I5u9Y28tTW7j1YoTWpeg+At1k",
+	"Ozs0wglDigih3Nzi4yqb+4UR4Xw/y0F8LNZLbuzS8D5HA3Wev6FuGHSQDEtidL/6TrIMC0VG8nuAKtYX",
+	"XeBCSqhQJ2XOaxe7NBGKmlRxiuw+ZVz6xcKQcq6+2YIgrT6r5Il6GC/IgSxtXpafCUmeJ5RXSlP9MWAL",
+	"TIo+a4N5L41QxijiRTbiaD/L7ydsZ0uSjCQFn24Tuk/p5Kpun72ZZ2ynkm/lCHIUZmNWILJDEsYLSaec",
+	"7UDt0zwripR20fXq6j4Di18impehMBsOM9ZB9DNjkpYxZHCqQZFVvivUdYFgCUOeALE5CYXW1mcS2n6c",
+	"JWEWUfT6Kx+7gViWD0macCmZE+jNmNNIimZL09Bgn5L798qmDLp9doulB2hEs1FKUZtlBbr+xk10nx7w",
+	"LbRL9uikk4viy24AqH7toFwGl+p3nFmmkngGw0ctj/DL8sr/0uq0agu31Wu9TvcXXLU6UlJPkmNxLi5I",
+	"uZzviiXZ6rXowUd3g4+Eya3ko6/89cu37/7VnZv85rAY/fWNm87Nv+l2u7Lid5JTfpO1er6miffvZfdp",
+	"dEfuIN7qaZ0WLHHFpvIiJfk6dAHTnV6og6mftuVRUG5eLg6JOZbjGyTcpfhGxoo8S0868KcvftY0s1Oo",
+	"MwGJ7qldc6IuUL/2Yael2CuSjN2LZcHukx4wf8fDTmvqVDnxEdNXb0wnKeu0RBnl4C0C/C3ljlgsJCyu",
+	"FBuOflrtVZrb74U5jSgrEpLyFdx98/c87LTGdQB00jOmLt7IrL2WcJ6wHSHoyuD0WgOv1GStb83w19UY",
+	"b7KPS2vCFTDmn2JZAuK5VyKek5fT7PVCSpKCSmrHFe6fungzh0iWoSFhB+VJwrdRTov8oGZF3En2KFPk",
+	"OgLUchpmLOJXxmF7W7QXXxftPfH22qUwGPYqi/yO0F9D+nFG9kiSkiClZyfUllSAwwOU7bMKb9ZUGnHs",
+	"nKjRZLAZxiwpErkeF1IRSttV7UrUPvzWF46++/5WXT/hlIJ+kXGKZFSg1E7kN1ksIPykcgMX14hbULse",
+	"qtdDJOVZeQ8UXlEE2ELx7zM+Doqc0m0Zz6fUn3GUFFnOxb3pVgcxul8xJ3bRK0kKySxhNgwSRvsMYP31",
+	"11/aRoPPDATeF+8PeJHDoSpVriIR+scC7P5qwotbU4N27lSJJ1/58gPRoBezIVw8PXeDIR1ILi+h4yJZ",
+	"3TMRv3xmTIHpUVlfSt9L/UgYkgevUrZT7LZ6piM6WhQ0F/f+j/aQ/v8/pWGf4Pg6fgV/+nOm83Drv4rl",
+	"J6GxHE6xZj+38G3hxI+16hl0M1r+uFEyomnC6IYexwuys9FnfSxhqz/tTnXHw/n5fPnBiIYFjVCYwhZh",
+	"MLnqqE04isjBshmm6tYb4s5XcrDyTVoUCzW4aPVakSSmrM29ri2c1xUaFtA4y+l6LbubnbFdi95AhtmY",
+	"Fa8lbOVZeC1jQrc+4YHkwWkeOEs/ueT8WTJan1m2R3WhtA4TVn2eH55N8q7CCLR6Ld33NE3ralpruR3a",
+	"62laT9OgvBNYHEIQYq//d/hi4tOemHVDxzexG1vikNFDTHQjsrSYWEboSVV9smJegiCryklr6tPma1/D",
+	"mqZp2BX/J5qKtcmfvtjtvPQGQsSJPzluynu8k14iUCAJkjQpDlo9R+tUh8wqT4BEsslJ0hNSSSxlWCet",
+	"Xuvo8//rwz/+8cl3vnD4nR+hG7dfQ0+++MUP/+0Xx9i/qwlZg0Z1IvhKKtXO1HLZY1FXNOzBMJW7luMs",
+	"jpOQRlk4HlJWdPkopyTiu5QWw7QL/xUvXe31Usy9kqQy4qmgD4oXQr53ygccwwI7g3U+eufW61tgWJRW",
+	"WoD9sFkZRUTghxt3PiF+/uSrdz6J4iSlHRQKAMNQcIAG18OQjooBanNKUZSFAo2L53eH0dasRUduQ/xS",
+	"wkcZT1Zx+alb6nc0zvKl6qWzkrNczlgJ0y/FWyH21/Q6rEH76e+XYvxlkVPXWe3JB0JS14okzgB61LY0",
+	"Sxoj9xNOtyBfh/RZeQJWVW569TxusTO2ECkQEa+i4HzYqV8LCeMA0Le6aKDO30F5Oy9N+mWrrpWJ6e1a",
+	"8/Z3KZvWKQSYl7xQW9syEWiiWPCqmo50o8A4bQn9oc+ULgHx0mRIq5i4tqWZ9ShpGSCNcjra6vbZoHai",
+	"zzcdenxtsf0fZGTtML1UB8BiMX4eIvkkYXUaOSTHcjX/gb6JgWnwzSr4Rl8X3+jnh29OsaoWemaaSpPP",
+	"BiSozfMF8Nmfo7V6AzF8w9KIvW4U37Bm/YZ9CylZsGtPetTM5Vcp/0HCFAgBKIQkEaCeZYXEMO3BdMsH",
+	"Wx3JREOG4krAJ4n0ocl2ofZgpqUDqUaIuwa1hYE/Rg8GaJ9wBHEHMg2rDMuX7rn2YNkMDLa2xTtBIRGP",
+	"iDJGr5IT6FKqTcJZLdFnHWWtCaAXGckhr2FFS/mBYl9KCo6EENhGAkyL6RWaYw3KVs5XTul8nsJHaDEN",
+	"Fs8YF7EQ1wicEU3FuhvaXc2vwZoLQj5XHdisi2zsGWSzn50K2MxPyaaAzcyafWpDF5+dEP3LODI/Qosz",
+	"n5edM+R4lShkem1+9M6t1xHE/iO4AmUxnKZxQtOIS3OAFNoyU0XG0/fZQH6srXxwqoCsHKepZA/haCBO",
+	"TRIWN6NBp88Gc0rXoIMGPBvnIZWhmtMqf7ukv4MEZqXwb3XRzYKfzIlSNTgptvtsYgJZaraYGCyU77OL",
+	"bss54H02uBnj1wANoLZleKKh4GMHg+C9cq4GMDrZuIAycZZugBGjdqGMTRpImrykUG2MEE9YSLfR4L8N",
+	"pPGTckTYQZ+penJbi6wcH4fz60xWjvg1CTE3Y97wSml3moNT9mbO4g1LE8PS/LMLePk5BEnOt7AR9VfC",
+	"R+Odk6hXL2tE/lW1KugrhKK9UTu1X6kCSs8/BK5+KLFRnoWU84mfxFuv4bfLo+zSkr1gK5yfmnhijdeX",
+	"wZ9YBzAdlNXqvip/hziOVW4CJLyLnzqVLB/EeTa8Iw+qwZZkcYnHjNFUVuI7CFOKiwT8GiQ94AnvnhDW",
+	"dDApA7vRIq3SArX6EV7UipY+XFC1tCaP6qJEP+GUL7I765mmq7KrG+rAIvW6NomrW8xX7bWxfq/tUwYG",
+	"lEtnifRpCqw+a4rjtDf5GlfH2W51hFyUErn8GIYWnQMFyWvZHihwwKOi+q0U1Il/HOzBE4Myoz1kGULz",
+	"mrcmS2YgGfIqHlKWn5U54smQdhAcQx0kTos+g+jarIuuo0Ga8WKgmsAojbj8SlJSgFIoXim+uieJIydK",
+	"4RY8YF9cluXTTwKrIJd5gIPSRCiU6GG2l7Cdiv992s2fU/FB3DZ5MvzSZ0OS3+fQt8pnH1GSFqh99PbX",
+	"H73/4y0kHfSIkyFFQF1KQuAVU2XMIQNRev1ZhsW9SLFvdFFNCQaiM3EfSbelNitj0BPFP8rIkJaxAzIt",
+	"UamyqG3pBlqoFW8tz+WbtTOcXtXtXKjvf01D5mnkAYyH2CjnrL42tuzGlj1ny0akgMOG0X15AjVMNo0n",
+	"fs4Tf6n69lVx4i+CBitkoy246ewRAefmzl/kwidI9EJdK8lOp6HTEtTUePIvpIhptjdroKmzFnKFtk5n",
+	"sRnRnAuIiCNSkBdoTiSd1bKo2YwdDBNOOcTAggd/gk8lFUaeU8CRQXrQUcHiklCNRX2mfE1oN0sjMcVQ",
+	"XWk3Y7QjqSsg2ETAXglV2/QBCYv0QLxpG1ma1mf1MFzph4kQ4Wgg48nfUL15iRSk8tP05CMHh+/+38O3",
+	"f/Dkn3486PTZ1FtFw9+kN3ZJgehwVCQ06iiy/Qqil+8KVHzsDi1KDD7zcLiTZYhEUU457yJp4cpCBado",
+	"meAih/4a77M9ko6pcuWJQZW9V7zAkvi3I8dJZvtBq3n5HNW0PlP8/2I/w8UQp8wOEB/RNE3YzpY8B0Yp",
+	"CWVPBp+qmv3pgbg6zqnQCeiDQk7d/i7NaU/sSNGCcvYA7IjP5eCororvYqBGxOORnGyxvDuVEge2OKGo",
+	"4PIkkEcK75QaDNonOUvYDpfrhe5JupSDNCMR76KXxlI8UCAagedxSvIQ2C6H1YhkaYTUmO5knT7jMh65",
+	"rI9AcopiITfFGBS7dCimayiLnUUAlMorh+RAnGIw0cMuug5Qm3eQgHK8Iz2cXBbi5R0kGQzVHJV9zrN9",
+	"5cCEpyS51F/5FrDRdNHLJNwVe1lurEi9WmiXVGqJpVYmHipX3aA/1jQzvJ+wCP5Fu7Bvo8E2aNlwv+Sa",
+	"hpkEd+qQMrFHaVRbeksfp7DqoIveFGr3IMoPbo/ZoE6co+ywXMaKR+Wh3WfKp9tF12VEuXi7ONNLehhZ",
+	"Pw3yVVGa7VRDXYYCdfpMTLuUKzCJXQgZAg22FA3i/ODisFDd4rWrF2ioL4vhqZ8NlxptLkezZC0riTr/",
+	"zHOQbnpY03QTlI41OFVqPYOunmdVi+nWq7PnlpAOsiclF7QcVrkwy6tlyIIQUpJ+TaXzASWhTCOGR3x6",
+	"WmuMcOQEPnZ1K8aBa2jYN3STUk2zDFPM5H2piAFX3cPO5J2Ki3XyUvmWBU8Pl6iL9uzTYdojEiqaAUV5",
+	"quR8TxOCPhqP6MfoAW/1jE4Lzi8OWYix4oyVP1ReEb2iTn1TnXytnvbw1FM/zhfmdb0pRBsQRMlrqqiG",
+	"dlUesdzkHUUpL6+Yzc5qNMCryWX6tNKFXCyShsMREFaJvVCJf4VIJ6j96L3/8+j99x/96YdHn//Voz99",
+	"7+jLPz7612/VycBHdSmyJrgGiHocuhaSVcA3KMuJIPCrTBsViP8+pSPU5uIT4RBFVRQk3BU/bymsLauH",
+	"1qGZgFxroe4+q8NuBamGAL+nkuBkUdU0VclkKhxtzCQVdkea5qlAN6JJ1yQqqmWzVUixAlK7yagOFftM",
+	"QsIJqcooHXM0KGX+QMaeT54DeatK0QQR1Gc1GCQxQw1VvDEHqCXvk1A7S5wp8AxwGVaUUEPUrmPqEnIC",
+	"EJL0LlsChsF4KgWkzyYDGtKKbG+BllFW7oK727Uf9nezPgOeDrmmtip8VWf/OAlsVSrCBG2h48BWCSar",
+	"oVOqSqniVEM/wWFJ0UV3yiTfqfXfHUYLsdmc4nap4GzDcOyvgLbgfKqLwaaWA7TQmK9P2/vnbffHYh+r",
+	"tTpOMsW1/I08keesBHuKqeHwgx88eu9Lj9779RQpvSfGFYa1Zjv/2leefPvny2LB6r0RMxxOaHU/9elO",
+	"a4cysaqOd2hI/mIYsGnkJp5QA2if+lxLCvLZwQo87IZBhD0zCrCnaySMtMj23EAM8C5hjKatXktsLFmw",
+	"QM5l6/Hv/6kahqMvfePxN3/74a++958ffOXx+z999N47h3//86N3vvvhL/+0zCtjiK6b+oIwj+MmRQe+",
+	"ygfFpEiBMkEsfHo5RHwc/A0Ni5tr4G91iyKErIByBXHL0Jd1BhNuuFsLHZkNfdHnIkdulc6juZoOxw6T",
+	"UT+RxOTJbNpJcUFVP3ic0k9ITVySimS3ZpxVJ/RJDAmMzVSdi6Nf/PTwD984+rc/Lpv76X6WrNWf5fFf",
+	"7I8jwna65ZGwns60uF5Ffa9KZanXGuU0Bu4okqa8dE0PM9BVFrjsTpzZermKx19759EH328dpwTXalaE",
+	"WmTHuuZgN/YDbEeuh32qh9iM7ShyNcczyxTa9epImHd1rTpZxDQtUmpLAafiM06hnUn0t0A5A/ugtGvc",
+	"2c1IqsQtCbJxUbPWrMaTMcN8NUGI28DKISb6z/utacEspEu/NZii1KFsPAQKtdUfIODwHBVRozE2GuPT",
+	"rDHCrr1IlVFFNBzPRMhJSicBVhy1n3zzrcNv/vLJP/7u6Je/3aoKaiTKO8Q7U8wkKni22JXsPGVs7eKQ",
+	"2DeqBm0uEnaF2JNkjYiOhL9UzvEU9Hzy+3/88Jc/lkNz9NvPP/75O2XshmpGFgGX2JikSawavvqrQdjc",
+	"n0pzKMXo2987+sVPjr72k6N/+8MiVgjlilXS92Gnasn+Wu+vWSfljer1H/72R4df/dbCSJelb04zXqzx",
+	"aqdmGJV3lu/+4zcWvHv+zZ/eLCtXuUgVJddiEVvtl6tH5vxMVpsA/qaZk2qDDE4T91IXQYSddOxleURz",
+	"6RQGc9Y2IpNIVBkWSgqUUsKLPpMFHVTMKtiqxKpG7QFERnRk4GZHBYRudcrgUqjESnLaZ2OWfGZMkcpP",
+	"TIoOmiz8RLVI+4+3vqFr2nIapHL1Xqrhozwzf/jvj7/zy8N/fkcem9MH5sLT7vH/+86TH/777JY3NHG6",
+	"LLzh6J3vHH35W0c/+OLsPXb9nqkj7dF7v1hwva7Vb5g+iI6++38W36Sd4lg5R4alDYpCY1oUTqt2x87r",
+	"im8wlkq8ZWtgkcRZ9WXWEvG2dC2c5WX2MoG2fB2dTqatu/QaGqbnR5FbQUaXy+J1MqR3yX115/OmlZXc",
+	"NjPo4vRBcCU8OZnZpoISZd2nUsGaYrlZSGBTE/NnNP03MqORGWvKjPrabXLdn196mzMfmZsnuJkKFFzE",
+	"djMQ+0qxz8gTaNCt/tVnKqJVOrXThBe9KhNRBtJWR/MgiQaqNF9SoLY6wvtsqutbHTD3lanlhMnbEkih",
+	"kR578XtK4wIBjwzvs4imtKBRB41ZSjmfjdZOuMzCQW1L81XLVRHgQU9F5vdZUqCE8QLiNwbqnOghoWUM",
+	"ytS/qu2xCryfpukmBTwFmhiD1yYpytjWrQlXDpqhypmlwFnKlYOWU+XAi4/nykEnU+WcXhPeBE/OYrH3",
+	"nx+8bWiG+58ffGn9k/h0lDnn2I5ziEO4HDBSG40GllwYLDkVIc9JsKRk42ngydNfIL+cw3tizd0rQEM9",
+	"KfVt0T1VAt2KFfanLt5I8tz1Mh2ulPMCiCjMgXYJnxO9IN+nZbtMkCsTtSrVUdxdZQ61Bwv6P5sGpwTr",
+	"VXJcXFrK6NPKsLQxY0WWpfwEOiVxTc0kURI85OOU8rIcHAoOwNuxxO0Lb7kChd0+lrBINri10cpN4yK7",
+	"znmyIwYti+NWpxUcfCQnkbjuYUcGCN7IsjTK9tlL5KAq1F9FDgokfX00yrM9klZgZRkacnqG3TOdrmYb",
+	"hm55piFwUUSS9OCGeJ7axfINcU7pZ+lr5EH9tSD9bWJpUeRFWAupjm3XC3BATQNHumZbrm1bgUEAb6V0",
+	"6t5Z/7iCB2UIJcSDMbJD85uRCpQa0mFA87uUDKuvSuf23/7L0W/fReqJkwhlseQgbOwlStL621lWJPGB",
+	"+OZFqIRWRdTJtBdx+QTszYbZLTOOTI2n7TimGM+9hCdBSl9RCT/iNUBbdUlTbXmOY3qGf6qpXjHYbdWp",
+	"hsjDdaZZxk48fv9Pj//tR0e/+UE135DLe0lzLQbU8l192Vyv4djLsnRZrMCkBhactA1N15WOLxgpOVUF",
+	"W8Hn9aMJ4EFi0iFGXMC2SZXWSo7K7cI7SO0jmX0BUhW1yzxdfau7zM8vt83l+fiXHGgrCYWSksfC1HcN",
+	"7OqRjT2bGDjWAsMMTd/3QkjdnD1T6jdaBLuuG2M/IgEODOoZIaWm1Mbrl8XYdamJPdvScBBbVmCGluOZ",
+	"cWtyQInBRLptOq21dv15FkvasJyR03KMmHF7ht91PEM3LeOUYmYy6KFuYNcwA0xMYmGD2rFh6rFlGc7x",
+	"YkYd5k/t6rlIMTaZMFs3l4qxdZZzEx7wnIUHbIAraUWTypLbNsZMVElIFGYsTpOw4FXgcqWx8oIUVype",
+	"87kNtVCYf0WcVbdVrBBUIU7jxdaKCmGV3qPFoRWycWckUrxwPdHtaXrX1HTL9h3PPZsAdyPTxq5rxtij",
+	"JsGR4ceOHluu4YfrCPBFimL9JQIlmF6MiWkFmHpGRE0SEsM1jxfebhg52NUCA3u2TjGxHC90fMv0PL8m",
+	"lV+DrDS5HHTD9i5YOKvJcDTPXyCbP1WSlZTZe58+s6Qu137j8XiOAzLWO1jPv75QFwGhb8J2wGkPZ688",
+	"wzgikh2rdhxvTzgFgJ4CiASUJlzs0gO0T3OKUsIL9DfjaEfyjlUViEsq9D5bFJtQoQGx2EuiBXhUTkm0",
+	"sdAF4HY+e+jCqZT7TYQtLDunJgnt651UpwtaOLdWnANj8oULeq9nu13L0xzddXzrLILewZapedglho6J",
+	"QSnWnDA2XMvWnMDelKB3sGXQELuB62ESRha2Xc80Ncc0HBocJ+jFjaGFXc3UMNF8DweOrkWB57p6GC4R",
+	"9IZmGBsW9Maxgh4mw7E0w9QN6YjZ9No9MdKhkfkryvxTqLtVrfoTNdy4DhkSxsdxnIQJZcU9ELgna8jz",
+	"tzzstPbzjO3cA6l+0gNql25MrVblVKGQf1agEc3jLB+iYhfqASi51auX9N9GUE5BFua7/sbNPrtPD1Cx",
+	"SwrFBUxk4T3Es6HAq2IxoJ2csIKrGET11E6fDebHBIIXM07RQMKYgTKjy/hLIBUavPnmm/j6uNilrADa",
+	"pQEKd0U/2A7dUul2QLIED5BNkyx1RGxQlBRXxETQac325KRnzF2vdtl5JPXfUHaWVhO/cZr4jTNaQF4Y",
+	"5XQvofvnUITlTQgOzvZZxR/L1f4IaMmsK5E34N0xi2guOpRnoww4ZwWg57ToINBtcxrNW+LAGtNBPMtY",
+	"VZuri15XQUoJR5zs0QXBJG/IXguxeFs84swOsM6qUShnwdQTGGWuJfllFx8q1LohtgQ5A7cVHxG0rarO",
+	"UdyW0zsFdPTK3aB3XcMwXcMyzZlIXNvCYRgT7Oo+wb7hUOx7hhl4UeQQiMSdxolzpTnE7aGDXTO0caA5",
+	"AbY9XYsczfU1LZIRprC4Zps9+X5Bu7WF7RYzyUPCmNAA9JXnQ8yFWn1LhSUs92SeXadhrWnAWgPWGrB2",
+	"eWDt/2Pva3scN+48v0qd3ox0EDV8FMluLHCdsR17PfZMptvrJKegWSRLarqpKplFtkY5GEheJOcNNnsL",
+	"JMEdLlnkEiSbxSFw9pBk7bM3yHc5TM84r+4rLOpfRYpS66HVrZ6esZUX8TRVrCrWw//h93/aZWCS4pei",
+	"4LPCCt9cDstYXEC6zFV2KNkIRTjHKRsUBDWffPqb8x9999lPPzr/009abUTJeFqZNJyUKZX2UfB+0KMV",
+	"Yoh4EcocaCVsefjmO2WxFHFF2igQB2jAsokKbJPZ6oIe7YOzawcFCc1JRnF6D6rRQaMhzgYJDSCtCD9h",
+	"Y4pyNlMpHdLm4mlAHdTpkFU4BGXBOWr+9eGDt9vo3uHftNHX7x9+vaUKVEBMGxsMoPRej2bgBiXTxKrF",
+	"2C+zynIkmDHLF4Gh4DtcrvUL4D4sE3h9hQ2h8eyWH7IsF9+zjzC4fYntCrQAcZblHIm2hIqHncr7MdAq",
+	"kC8QVCyhkD+KQJFHhW2Jtxem0pvig+3GtJ+FWfMuuqetO1DLZvP+zFSG+PF9Qgf5iYoyGia0+vsS03hA",
+	"00l5SVSxjUQcBnmQl02h/H3rM5FXBjUDiJFsieWYVjkCXDBoVdNdNrsqS+R0bmr0kLGUYCpzQm6xCLAY",
+	"rnTuKpdmr/H5n3735LN/XV+Yr2OYlu1056R5V9eMWCeaiy1f84jjaFZoRHZfJz62wFG4Rkwae42uWVYK",
+	"TOHCJhEpKwjKx5LSQK7ebvms9AD/6JdPP/z42Ue/ePYP33/2+8+effbzJ5/86Mkn//PZ3374///twyef",
+	"fOf8//5BxeWdFo29xr1Hb2kPHz3QjG+IRyMSTZOt7TUcHT378T8//fDjRrtRUCEDNM5//d8ba8Piq2XY",
+	"xOtXHgXl+Dtr3TijcYeNCH08TCWh5BoTohEpE7B3+Aho4gkh+TDtwH+hfuSlhpZk6LUklXaVnDzO70b8",
+	"7IodrPJZLm8n0HkZgCTpPzAnICCUQP54wQPEz4ILQG7PNoqE7AdJAYODKCKjPEBNXmbzlvnrO8O4dblU",
+	"pKskKfVK/Y2dMXupMbt7KflS7ti0FP2tuWRP2X8lo5WPrpDmLeYSqgLJLGezMglqzkk/SAo/rQ4K+GkR",
+	"QHS+TNI2B26xIke8yDIhlItbwUeQQwCKFGBOIFS/R0UnZUjeBZGs+fTDf3j6s98++ezjVr3a7opEb/Ir",
+	"btcHfAHL2ZQ5PEdGsClxv0n/7h3r3jLr3nBvd87Ou1xotTcOT4tdCrSSM27EbOcwkUs46MqWc1nO9ldi",
+	"FH2WocXMWSZtXejHW33MNT18Zkn1jZDlG+SNz5OA1rZ355LyZXZDvQIduXln1KXy/X6JmO4hifQo6If3",
+	"6FRbaCYQQTLh4DAqNKM2er9gOeHK5IJSRgeygC1K8lYH0SJNezRKCc54DaJto0BIOOK/M1KQInkzVPB2",
+	"nVm3lIfrqorKNvxZZwirpwjrpqTuak6s2x36BjxXnwNfu5y64S1QN8zujTPBqyWgWs39Kq/MHRd8iSrU",
+	"zEr/O2e2TZ3Zrq42KIcybVwVLF6iOZQVjaUPwLQ0eZKmM45ps2bV/WlyyzElGVSPrykSNSFgceaiR3Pl",
+	"lG/cCPmtmy2MY5hHurNndvcss2M4brfb7dreRWcuPfQdzXV8R/P6oa8Rn4SWHxHXit3LOHPpthFpbmz6",
+	"mhCUtDg0QseIIr1rm7VaeKUTV7bIecs60m2Yp9HxDGA7csPnBurauubauqfhvtvViNs1HIPoph2bsOgL",
+	"l0Cfdm05utftmpa9YAk8NxRLEGo4DE0Ne75F+r5nudh4Tksg/de6e5be8bu6Y5td17zSQlzeqDV73Ncn",
+	"tSlv7S6vzQud10Ydr2q7NnZ44STPV1LnKoMXHknNanxCIE9hTHAtsRdHEStojvAAJ5TL5guxm8NywGtn",
+	"lMWje2JIPhvhM8SPX8vYt0lVknOIHz8YUxLfm1aCnf3hviz3ulFSjeorlgiL5bK+tFLiF/fefDVlIU6r",
+	"HdospnbT0NjZQwqijfhL2dqBu4AfVVUbPM8w5UJ/Y3RxJu6lAIF0xgKEAF0SIJhHEubCXa8PENQu+y0g",
+	"BHMX3NF1feMLfjWAYKsj30Ay7i2Tzit93xeWdL6wUspO/d1M/R1clVOUstWYkJHMd73QaUXJ5ByNheKb",
+	"cBQXpI0ykhLMCUfk8QicFGWwt/I5URkW5uW+DjpAcTZBWUEV1eZVZmjx3hBPUMrYKcLi9KKcAQEPMH/Q",
+	"D/ZB58YpvFzw0i+fZGckQ1HKolPUFA3FDDPSLziJF+QufFTQQ/G9t+q1EmeTRwWtsuFfliKJeVf38Qbo",
+	"bQVhzNcecGzNwHqkuTqxNKxbkeaGvmV4uunqzsXoKggNZAV/cFErNVzT1VzXMjTfxJHm66bbtZww9D1j",
+	"Y63U6fhG17HAcnhxutiUSYQ8U6jRlmn3ddP0HYvc1nS7HR30Z3ly4PLEMkmtuB0LF900DENzCSaaR3Rb",
+	"M2LPtfqWSULHvwwEYLiWpbnd2NCwY9ga0c2uh13XwZZ+2dkb5ezdjms4huEuWmzTcG3NtWyiebHjarjv",
+	"+WYYujbxzOc/Tc+wbMPfyJNWXSwuCPECbv+uIHtAa0Q7FCcxarJMRQHFrLULtnvxvGl28UZSRHhUQHKi",
+	"ihHLI0zZeGMpQbZe4VXDsgGmCQfuckew4EHCcyheLF5dGmwk1Md6xiU8UFF3VVqlQLwP7B9KTAjGjhhF",
+	"uMzVBHWQIeIQYPhq2BOSkWVBPUd48HwCel7WGJ2HGeknj0vFPceDO/xqkTnO2nCYbVocWMoysTGvvabr",
+	"YLtdkcbI33O6Hd3s+o5lerKEweyhZqM5UN7VTDcMNVc3hUBgdTXfJNg1DduPfHu6FmfJqLEyZ8/8yBvw",
+	"qiN8CVRcXJgdIv5CI+I5ntHU4L9LSDCITnwvkwJUhWTLB8tjDR4pSsgRrqjqTF53BOX7cjw4Jo8TnnMF",
+	"qMnWcPFxLt+Svy9LBH+EB7cbA3Dh0i+6x+puorNkhBqbXLebLJf+kpKrDVZv5+W+S+n9nFN6A1VVNG1t",
+	"J7Wm2ym0psqjCRoqK6MlXJHeiMVkht6+BGXRvqxxCDnwtMtw5xkFqYo9kCV0FzHlITtT0KU4Iv2MDZWV",
+	"DWoRAXhaFqECBhzhLEuEOpS3lUrUo9c0wYGPbo9uYoJb7KPbo1swwb0CS3UlIWLG+jbDiO1FHgJQ1Xgn",
+	"F9+Ik+M1jDYvnd1FnqQNqUR7OXKS48FcLJJMiaRu1UL/FHlfrmlf/XKKn2rJd4bbL3F80OVv7nrt+8Yz",
+	"2B9AnvpA3JcAZWSalAwUdTonP/ToOgHiggsPahIcnZRMvMJVByQvk+SXDHx/GWgwK/b2aAUeXEU2ecGS",
+	"4V9fNrkusqEKym9C+a7mEbSVEW/AE2huWis5lS34hef7uqN7ujvvWG1qvmtbmmtEnua7PtYcF3t+3+/H",
+	"joGnXEkcZMdZzZhgIN80TcN1u1tiTGX4zo5BvSyhO0d48KoCEHbOS1eI3bmKqk3wsG6MXGDfgxbP38AH",
+	"mdziJCOR0ImTNM4IrVLLiWkvs5+NcEZo/kbcuCwNeSPesulsOUHt7ulGp+v4luE4qt6H3PnS4fIhY6lY",
+	"eul1qX68T3A8+0OdDFuab1uh5tp+rHlhiDUSe33HiyzPtszGNf3jp8n6xBb4UPSzWuCZKZh9zSVdU/Ns",
+	"t6/1I8vuh2Hs2Ia1mvJPV6Tr6l3p00PJ41ydi70Gmfz16I33WPLWK6+dvPXeO4/fPnorf3D0tW9/I9Gt",
+	"t19JT+8fnSTfGL6af/Pdr9nffO8d+xvffst++5W3Jm9Q83X/a/Sr9756n/A3XztLs2gDtkLw8BLGQXE1",
+	"XjwU5Aq4cYjjYyVbrcV5620h5fIZTpP4OFIbtjbd8kzzD9oN+BvXBM61fVx8Y2uJl9WHoZhJf0op38rc",
+	"YozmGY7yF2rDv+i2XcV8Kp4Gf2+cLC64QEhVgoaF1DeQVoZcFeHjQv/JiAzZEBMAl5wRv1OVVEhFX5AP",
+	"MZC0X4wTtPYR6ILDgoM/DaY9CppeQgdVVXFQ7k4T8b6t6yi4cLRrCl4/IWl8h/eoNH8U9JSyMYXM4wFi",
+	"GQqmmciPRZcBAk1ynHDSWp57TpC6WzU6Kwbz5JMfPP3jx+cffv/8e789/2+fLOQzrmYaRl9z3UjXsKk7",
+	"Gnax67q65YSGuRl1v0lb9Eroz+7YltX1TMO3tsP/xaJ4huZiy9M8y4403epGuut1sRlbW+P/19+edchk",
+	"uTC+bn9zs73cWcZ3eucupf42bbaSJ1yS69ZVyfmUcRetLbLra4JYyymss2d2O11Pdz3LdK1taVh66Hua",
+	"G3pE82zD0XS379hd13R9s781Cnu0RLXSPWJrrudbWkh8Twtt37bcbmSaWF9NU+VS+KbhGl3T3QJNPVIC",
+	"0A5O+zLbezaiDc/DqPMWO4OoN5iaKmLGKGjoSc4RG9PSHxzTnPfoNKoNkjmjQLx3HE2ilEAy58XKQo8u",
+	"0xZwRlB0QqJTEiPMEaOlGiDuUbAPueOQTB0HSsTwcoYcqXDMWnJemDjvq2kN27DkLCHnNRm0a3iaa3ld",
+	"LcReX3NNv+sZsY+7fr+xkODPvGpqLjFiLQwF0fW7ehw7utkP+5tRz6uZjF6uT7sB29RKxcnpOF3TN+yu",
+	"vYqt3/hiXVC+HII1N3ZDLbRsUzMjbGPH73qh6W9NNDj/4d8/+eRn57/6zfnffTojJchWq/Uqp9O1bNfs",
+	"Or6/JRmgsqztZIGXRcXZlXi9nmXtagoRzzUIp7+L4zNMI7I8MwBYu4A710Lxx5gjnmOxkFI6OHz9wcH9",
+	"46NXD4+O791/cO/NvzKEBGPXcT4hDSmfFhnJL11a8mRItBBXRV2hZM1Fd7gDOc8jwvN74u1bBQY5nATe",
+	"2DNc09sg34j6CPiAmwzyp2xcJ7i+Urp0p2NbXd/1dMfYgODCdI+SIVlaE1I0uMPBiUhs5y5Y+jbo8hWM",
+	"a5Tlx32g1usMW9OW4nCyIifHl395vv1WbGJvM8SL6ARlhLMii0i7rC03V6GUE/LiFPD8YAf8bcbnBM+Q",
+	"bpCE54pv9Fk2xlm8cXR7wdXuL3TSPpCFHiBXaxEnOcs4nB2iSk22Z0pDyKh1UOt5EeYZgWw5I8neZAFa",
+	"VW5QtIOyl0okvejH8g7M65b8WGbmusZ/Rfy2qffK4lFhK0pcIeEoY+nSqHPx26XHfMRkvbqV1RcFj4Xa",
+	"iwktH0GWnpac14tZd3EVsGx1O77tWpbp2eC6Q4Y4ScXSkZFn2P9Jdd+J2LAxjx9bVmhprmPrGraxoXX1",
+	"2DRxbISGFW9NSYRpOI223Er4W1xeeZpm5oIjze2Ghhb2bVMzjL4ZE6/vYy9chyeXK2D5hsoVtOHyuV3L",
+	"c3XdqC/f9MJ7RnfNKsa65jr9vuaFrq7hiPh+1477UdfZ2irWZ+NOF3P6+CbWFJbF3TB/gSBo632Uqru2",
+	"81Ha+SjtfJRuwEepUIJFKSbJvzf2URI7m9AkT3CKRpjzMctilAh174xA/eIioyTuoFcF2eRgdKjqV2JO",
+	"tIRyQnkiyPGiIlrStitoxq3q9CXRJ2dimQzHmSP4igq/eoaqqcqlaOw1Dq2oyIj2UDzRs/g/zLK6jejm",
+	"86sGuYoj6lbH0m3dMDzbrHPEZYszG3wR6ranubpta1j3sGZGvt+P+v0+jsOtccPpPiwUKtbCz9NvNL3u",
+	"Jm49MOrOreflZ71b4Zztxpjg0+MpLVjTxWzrHeP9UiQr2dYuV3xTbCoYTfjUNh8VWUYoVI/LyS6/yLUg",
+	"K+cyZ+1QqF0ReYfiM5ykZRHz7bi5FZK1XVJwq+Nba93cSq75HKq6gZXXMDpd0/UM3dPNxcq1abj+Cnmi",
+	"q7nYDjU3cm3NI8TSnBh3vSgKLTMybkC7Ng1Pv6R6LaZm+MqUH4WGRkwnMvtds290jXVuxeXCGLZvbUH+",
+	"APM3J9nO7P0ldoHbjG7cvAvcHsIhF1wJIkRK3VD5eLVRIK5goDzQIAyFQU84lS900CsESA3OpR+d+CDU",
+	"nKuj2kIZOWOnhKOThPfECvGEKSj/4OEb6JRMOMI5YjQiHaRqPqicB0Epi0GcSqRqpUgHt0CQgAARGpdF",
+	"UlTXZS4DOZuM9DPCT1DOTokaFRI44SginFeP04zgeIISzgsSt9plO4QpH5PsDkeB/Ir4UM0/6FGOJxyd",
+	"sDEaYjrpoAPAyZWLHMJjPJG5pQIoLhcgnHJWrYWc8cHDN3r0lEym81XEui097KCwdVnkeogn6ISlMK+h",
+	"GK5cHJXqIRFfw1DEhkNG24i8X+AU5Qz6BrIONjh+Ivg4JKagyBOzFeInyXiP4r744R2aQJzQ26+9eQ9R",
+	"lg1xqlIK19L6S8EGIo9mZOZbLla7YbKJHl10gMcnDPE8SVPExpRDUg8Ox68qYDVdhx5VC+GjQLx8LF45",
+	"VvFdASpoCoesTPgRsnhSZgPp0eAE05idkSxATdEkriYj9k88KRtAwQVxJJOco/dYCDc1h+q86sCghILv",
+	"ai2lyB4YyKpBBGcKwK4S9FkWkT0kxIOgR5tg4lEhaTzHstpQjEJ5LCsrDCxOQfMkRRilOCdZ7RNk7x10",
+	"QCcz31Geeg2szNMCFjiOM8JhBXOGTpLhHhJjQYRciiM5/HyhxiGjA2nCwxQPpja8HpXxdtUvMWpypqx7",
+	"I5nPGcns20oV42jA1N3o0ekQ6uKLcdmYLntVLH5G3iNRTuLlnq5Xg8y24elain+b1bYQ872a++kWxru5",
+	"ysaqYtEKIdjbM72O7nhdw/AvGOgMz18l/TparBtYc33P1rBu97UociI7wr7px942LXSGr8tSDDNMCJJ5",
+	"rzTbOVpkC0HY0n0N+5aj9X3fIrZuhUY/Wi0Dy3Xxza7uOvbWZGDlAvryy8I7OGwHh63TY65wRvqVcrNu",
+	"d/p1NSihvOj3kyghND8GJeIS1soLr4CRiaXgDKY46dpuLrwA2X+zAcmPWZEfs/4lp7Pona0duTmvsxHJ",
+	"+iwbSu+WinnvgWQk1zTYRyxryySQtC6n4xylODrlCCOYI+JsSNAIDgwaZJjmUt6rem33aHBxqYO2kDM5",
+	"QYHU+ALl6oOalYYSvPvuu9pBIcS8XJwcEghpPU0JHZAWmqagkx3IqcmKODhN2RgleQe9BkksSyGtjYIF",
+	"qxygJkbyuZTxWJHzJCY1d7070vOIS/FxfsfrHUB+gpqfX+2Oi7atF+Ritxvzi7uujwvtFXG4mtP9FQgD",
+	"CCXHOZSoX3eX6m0/aDeEonUMWuTaN2tNp/e4VAEue4er9h+0Gxe0orWdXHxje2RA6ubr8Pk9FNRWMGij",
+	"YLoswf5CTU9mi53RfFi/rlGCLllqWaVGW9MAK71MDDC3jmX3lToIVflmNbMXyqbwJYoTuS1jRBVick1j",
+	"xN3yUEGMyZUBx4WuKTKkZHludYUpwNVoKlBokJwRioLThMY8aPeoWiTB01ri3APIAddjD5HHOMrTSRm0",
+	"G+RMqB5vAEOiyp+0R+UVTPITlXp1EUvLWRmU28TzPKxHJe/irQ76ykRcPCAEgKbhOj4xgzvauq1urfi7",
+	"R0umWnrxcglACao0ZGcEZQXlCAuxIsTR6SATDAOgHsXXs1OoxxVKJKstUwQxSnq0Bvns1zBL1DR1swWo",
+	"4AlB7xekgBgeWgoeo4wNMsJ5jwYDkr9eESIZ4YNexeC9D1loxQRVLlqx1CcJz1k2QRkbw47CLIJeoetW",
+	"JPYN/kU64mCR+Fj2Ss4EdW1ObaRT0tcC6FSOJD62R1Xp67JCvMyzW8kndziK8EhWmAdxZ1Tk6CQZIiCN",
+	"SY4S3qNC5JBHqYSXkhwNhDAilreERWGnkxyFJGV0wMXjpgr9lphSS6JuHKUJVygb1HIr6B2OAjFgP2Xj",
+	"Ct/EUgDqoHeT/KRHp8eqXZH+MneTaHeHyxROcAASmjOU5Pu1lhLolml94UKgAavPX/muA/hVW0S58MAk",
+	"5FcAqsehHQHhMiMScVSTwEXONMx5MqBDsU2V0JYVFDHao0neaiOJqMEzQL4hu5W63WrkpD4NypBYVTj8",
+	"dUBRsUQVsiaOeCYOM+RHFkvNT5PRCCBwBvVmeTGEjMgFRbJyQ1mxIx8nEZGInTQXiCbTOzdlu+qFHsV0",
+	"goYsI3MdNeVHwLFD3yYZk3cziDCPcCwE5JIKSd90eFvli8cVQWtLcFOIGGLz+gBGq+Mjb1A4QQHc1j7J",
+	"SgAogOMM4+yD+ouFXAJ5A/pMyPFaMeLqgJbHtiKh8OnpWOzGgJX56zvoSG5Tj64DX8sOxXItAWDr8Ohy",
+	"BBZdBGAVeNqjc+gpvAAECF6pcFi0DIbt0SvisK/XsOlbdV6sCqimBFdBlmw4wnQiOLfiWvXgcAs7tuYa",
+	"jq15cdfVsBu6XdtzbJcYl8fhyu/fKJbR3LRAPBzdytcAKDf8oM4o1CIUp7+xp7cbJcVs7OlCLyE4Xv77",
+	"B6tQW0vf0/WO37W6FuSX7mdsuGgZbaK5sRNqfoSx5nQ9EllR3/Js70I8vhXqluZi29dCx+lrEXFMv2/Z",
+	"xIQgASC/ZS76WhZ6IWlNJ/2fv9Ves9lCvyi4jF4pSPw8tn+ZMlQ3LrWVgHBjsaG7VGY7oHAHFO6Awh1Q",
+	"eONA4Q3U8rsmCrity1k/e4k8LWWE6AXIrLVzsr29uPDXARYQsgVoVlLLwnW059k/ffb5d//uyae/evr3",
+	"v25tDF+NSXjC2Onqauhlo9m654rUTcPJKx80UJ+C8q09SYeCDnobAqmkus1JlJFFdXjvJzx/t5zVjQeL",
+	"P/c4Zm9PB4HbMC3b6V4sPfbqo4cozJJ4QBrtBmA94vhWAnNH9dtoqz+FIkdisc81Ibyra0asE83Flq95",
+	"xHE0KzQiu68TH5urHHYvzq7I0sZe4yTPR3zv7t0oG2pydp2aK8ddfsJwehdmyzcJoFX7vD6GtjxLu4KH",
+	"L3Qg5nh6b0syVD1aVpJsjkysKAJ+WITiz5BwFBRZGlQumXDuALeeXpgANWMWcXUoO8MY/Bd7VIiXKiHT",
+	"ZERaCp6VoGrC0cMHh0cyiSS4+AK2F7wqfg0ARgzShOfwNw9aU6OXOiooOBQ3QYMGGqCVM0/EzAIhncqH",
+	"r5A0EVOZaXmUDAnP8XAUoOY7NHmMVBKmlkqBKVsdJgOK8yIje+jM+CuJGJ+Qx+j1tw7uaYevH5hOVyxI",
+	"ryF/ystOFaIsn4YsnsgHvYag3JUXpsyAJQi0/DnooANkPn5cAuLKBmDoCFw4MeIFOAHvI0wnCiEkKVco",
+	"WJ4lpZ8reSxPU4JTgF9Zvw+s470kz4UkDj3GrAhT6Z3MkIlOWqATmDY6YUXGwZ9TIp6xWj8xTKC8VztI",
+	"rWpCJPDLKEG8CN8jUS6EZkE12zWsEf2/7/xTCwAw8N9OqDoLLItJtodwj6qXIe/T41z9PMZJzpUPJ+ge",
+	"lKCQ9FkG36wmRmLEsh6VMxNLqM660kPkMcR5ToajHPUhqFh8qYViPIGFjROOw1RsS7Nkp53yWdDqIDjh",
+	"FW0cxoifsLH0pM4ZEovQn8AnlKelspSojTxhacxRIPc6kK6yorGQMuTDNriT7ylEGUKhe1QMQ6VVATUz",
+	"luOciAaS70veokh7gAL5+6EcoiUx1Xce3e/RsixDILiLtNsCn5GVIUrFMSOcpWcEQHiUMjYS56bdo6Ms",
+	"OcM5aaM0oadayiKcii6GJMcxznEJzaKmbZo9Wi7fsZJup1pnqz1NHQsfhHO1M+Xx2u/RjMg6SBIqFdOS",
+	"kPJiuFSGN6kVuFW8dFuyxRWkgA1lgFuPB38xBDN56Rp7jfEJJ9Gx9b6pueODg4ODV7Q1/75pqe5K+xmv",
+	"iCDfr+gO2KqApEh0iEZkF17+BYstu91ccFsAf4YlFLAp/DOsYQjLuNAlHIiXvLg1SOidR/dLXsuVW1TJ",
+	"QksJo8aThdDcXMlUVZbCoLar2ptkEkBOVYh8kkivNMqXnszNYNnyBa39yswsuogZfaHCv2+1XMi4kjWu",
+	"oXfNQUJVhHUMJeIvihOydLxExEvJtgytiishfL/2bxUNVlqhcUakf4kQvW+1tnKPXi8lv1yKK0t8M7FK",
+	"M6KOvWzZ4x0UciMxzdfwuHzpkmvLk7Qt8tFeCyCjpkylJQiEFP1a7dLXhssbLp2O5E28iA1/leTTO/Zc",
+	"otoWaAVK/55pauhV03qbR6UHg6A1CR1c0Bz+o1hf9eNhAvnJFw0/V/d7rRYhCKQ4mEVGVk1zkb4w3+TG",
+	"FYVl8kiJd+zSPHx50zxsiS7ddPYHgJ6LLA3aMwh0GwW191S9U2VU7dFmAFHjKCMaoYJacIQrwK/88n2g",
+	"jIpAqLTQUI+A9yigVa3OLMCmYtHREJ9Ch5SMLwB6UtVOaI+Cuj1NzFCq4wzknzroWpfhIpxlE5SPWQ1X",
+	"5Ki5ApimZCxx5Hb1iKXKuTmo+cOSiCSAL0aYIj5OxNKWMlzKOIiMMj+E+CyhsCS8Xvcpqeo+VejjWvTv",
+	"Ra8E1aPrS0FtR+68Zoy8guo2ov3Xi5K/1og3Fye/Kcy4QCK4rinXMI50/3ky8RVoXz1WvaJq0lIwpTdl",
+	"6ZVZYwHo+ZifXivb5E4KuHXF6MaddtQpPALqPmcLf2krHt0YpnN3yswv4/Zzp879Z12AVPBUpcIpWybv",
+	"0WaeDEkbSSdtFLGYtCHTDY0mbVVKPeM5ejP5SgnqSDGkxA17lIi1AaN3G41PkpSUsFF7GvICBtnSgJpw",
+	"FBdkEZesuRRNjcO3VYiiJkklyuAhV2lZOQbl6L4hRS59Cw7l29ut2CBX/B4rxItmu3xQ/rqQ5UHFAXUE",
+	"3uKNPdtoN2gxDEkmc6+ouTX2GmHBJ6Df59lkMf80oDO5MPdYTBp7jm5BMYTFzc25sQ1zOrY5Mzbct3rH",
+	"pq6LpVvNzg1pLlRG/4MVkwD+KkMUVv3Pjs26ZCBjIOo2xrqEYGg6XiYhmI1aHAX0Vw+dqKYsHko3B2n6",
+	"mIZQ9DUxH80V/+eJ/6vN0lDhHGp6NQPHG5cWYDb3FitP9nqvselV24GlXxhkABzN8ELmdEs4wRoee/e/",
+	"lI4kb8Qf3M2I+uvqUeLtRcy68oXKGeKEKmeWiqeMxJsVS5lOqDGvBm1U9GhpvPrXClJU+EM1tWYgSVGA",
+	"gmoZJkGrlAAgsZ90r8qZ1LjVmranCjk0mnezm0auLvSt21feS6UrWpqcEjDplHNoVwEYSc7rHl/gBdZB",
+	"pm5OZ1D/pA6ydb+GL8znmZjHc1CzgnvEnEAIWqjYPyrXZ6teRNeJT5xl+voM01/GIL0ZNfQmeJ+5gvdZ",
+	"dd43PXDwtPzjQf/yfLRim0oQvUWmeUWWuUw/rx/pGw9g3DHf51d0WO3/G7U0Qi9jFMwhMLTqiN7hik0A",
+	"j7sBBXkkbvf2s7i8myU5cMXKmVcMROIyqYfgYu9LzlnzoZhIP/eE92jlZZEySlBzfILzyqBatzy02gD6",
+	"l6wO3Fl7tOxvD5JBSKz9Dkec5FoxQhGmKCQVnC5WPGfiP1P2J3ly5RaLwBn+gmId1LyQkxyNwbdjMza5",
+	"iCM+TOjgy8gM/TlmOHt05tihtYKF2XV2OFL867IsbS0MrVhaCVq9CFxNfONUP9gxth1je1EZGxT9LTWf",
+	"rUG/H4A7eZEl+QSIZEhwRrKDIj+RVREElUveJJPqybeq8eY51/3kjFDCeRvMn4n4J3ArLtOxVVEXnRps",
+	"OeE5GS7QVsuUy6iZskFCRZdQWKCNUjZgRd6qSgaMijBNIhlTCrH2ZURLveJAbUhxVBcM+JCwUUraKvA0",
+	"YynhbRlcL9Oo4RFE2GZJTOq9yQDaxdo2FETOM0L2ZxOXlf8s8wTIkslCwa3XHK6VGV40wJviewVjHOEs",
+	"p4K905wMJCsskyWpDASg91JUVZOAXABhArS8vjCwz8s+Bo8E9ddkhYQiTnKxETPLGivg++K78tD2CYlR",
+	"M2ZDXMZP8TZiaVwZClq17ioT44VDBvUBms8+/fOzP/yyOgUyNRfJ+EkyqvUCxQQWdFKlA0fN849++fTD",
+	"j9d1VBUjWNRZmUWq+fl3f/zs9589+fRTQCuqd+r9qLYLunltmn6q+fnHP//8zz/9/KN/Of/TT1qIUVUV",
+	"oZ7Pr96rDDN6Z7So21cKKaMQlDJ2Krt/+vNf/+W//rC+3HHZatn2s2yAqSpMcYejHA/QGYtwWKRYCHkZ",
+	"oXiY0AFiGQJPYBmBLppJzwXINsboTP6y+ikXFGXBpYScVWqzn/6f/4XuovPv/fbpHz9ulRdV+T1Arj24",
+	"soOUhTgV8qqYg1qzmURWtWFlqfSL436lSE9RMhyxLEfN89/92/n3fg1bumAbZNGRe4d/A4+/fv/w66if",
+	"pDM0Qna0aJxDnBKORsmIpIJcouZffvyd8x9/9Jf/8a9PP/qjPJMM7J0FTfJENDj/yfef/uxTyIkGOdlO",
+	"MlYMTspw+RwPZkaeeXnJzo4yFhdRjiKc45QNCoKaTz79zfmPvvvspx+J47ePIsZljjQ0xNkgoZLu1AvA",
+	"A4WRMf6CQNRXWPa+cHOzhOYAcsUsKiATnhCPU3EKUfPp3/7o/If/8vSff/H0H//cQhpQyteP3rqP3i8Y",
+	"NBBjQlkMib+pbVEJzbmM1hyJIVRY6bTITErynGQn4KLz9Ae/Pf/VH1ri+QRUkvqlUNNauHNSc3r96Ohh",
+	"3VjH+miGwAHQWkYkC3IzH4xZv4QV+7443AEakYzD1ZvmYwsZZGLk6jecIohpbD755H8/+fTTJ3/+xdPv",
+	"/u7Jn//x6Q9+9fT3PxFrSB7DiRbrQDLMi4zUd0p18grOceODb33w7wEAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

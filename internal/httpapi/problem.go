@@ -107,6 +107,10 @@ var catalog = map[string]message{
 	"pipeline_name_taken":  {"Another pipeline has this name.", "已存在同名销售流程。"},
 	"sku_taken":            {"Another product has this SKU.", "已存在相同产品编码（SKU）的产品。"},
 
+	// Document templates (internal/documents): the detail goes on with
+	// the template error itself (causeInDetail).
+	"template_invalid": {"The template does not parse or does not render the sample document", "模板无法解析，或无法用示例数据渲染"},
+
 	// Webhooks (docs/webhooks.md).
 	"webhook_target_forbidden": {"Webhooks may not send to this address (loopback, private, link-local or metadata).", "Webhook 不能发送到此地址（本机回环、内网、链路本地或云元数据地址）。"},
 	"webhook_inactive":         {"The webhook is disabled; re-enable it first.", "该 Webhook 已停用，请先重新启用。"},
@@ -115,6 +119,11 @@ var catalog = map[string]message{
 	"idempotency_key_in_use":   {"A request with this Idempotency-Key is still in progress; retry later.", "使用此幂等键（Idempotency-Key）的请求仍在处理中，请稍后重试。"},
 	"idempotency_key_mismatch": {"This Idempotency-Key was already used for a different request.", "此幂等键（Idempotency-Key）已用于另一个不同的请求。"},
 }
+
+// causeInDetail are the codes whose detail goes on with the domain error's
+// own message: what exactly is wrong, which the caller needs to fix it
+// (a template error and its line). The message is never a secret.
+var causeInDetail = map[string]bool{"template_invalid": true}
 
 // problem is an RFC 9457 problem details body with Shoal's members.
 type problem struct {
@@ -176,6 +185,20 @@ func localized(r *http.Request, code, fallback string) string {
 		return fallback
 	}
 	return m.en
+}
+
+// detailOf is e's detail in the caller's language, with the cause for the
+// codes of causeInDetail.
+func detailOf(r *http.Request, e *apperr.Error) string {
+	d := localized(r, e.Code, e.Message)
+	if causeInDetail[e.Code] && e.Message != "" {
+		sep := ": "
+		if wantsChinese(r) {
+			sep = "："
+		}
+		d += sep + e.Message
+	}
+	return d
 }
 
 // toAppErr turns whatever a handler or middleware returned into a domain
@@ -281,7 +304,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		Type:      problemTypeBase + e.Code,
 		Title:     http.StatusText(status),
 		Status:    status,
-		Detail:    localized(r, e.Code, e.Message),
+		Detail:    detailOf(r, e),
 		Instance:  r.URL.Path,
 		Code:      e.Code,
 		RequestID: observe.RequestID(r.Context()),

@@ -285,7 +285,8 @@ var opTargets = map[string]string{
 	"batchClaimLeads": string(kinds.Lead), "batchClaimCustomers": string(kinds.Customer),
 	"mergeLeads": string(kinds.Lead), "mergeCustomers": string(kinds.Customer),
 	"updateSettings": "settings", "runSweep": "sweep", "advanceTestClock": "testClock",
-	"exportPersonalData": "personalData", "erasePersonalData": "personalData",
+	"updateDocumentTemplate": "documentTemplate",
+	"exportPersonalData":     "personalData", "erasePersonalData": "personalData",
 }
 
 // targetTypeOf is the audit target type of op on route: the type of the
