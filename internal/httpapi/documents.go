@@ -12,7 +12,7 @@ import (
 func documentTemplateOut(t documents.Template) api.DocumentTemplate {
 	return api.DocumentTemplate{Kind: api.DocumentKind(t.Kind), Name: t.Name, Body: t.Body, IsDefault: t.IsDefault,
 		CompanyName: t.CompanyName, CompanyAddress: t.CompanyAddress, CompanyPhone: t.CompanyPhone, CompanyTaxId: t.CompanyTaxID,
-		Version: t.Version, UpdatedAt: nullTime(t.UpdatedAt)}
+		Version: int32(t.Version), UpdatedAt: nullTime(t.UpdatedAt)}
 }
 
 // ListDocumentTemplates lists every document kind's template.
