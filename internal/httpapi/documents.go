@@ -46,8 +46,9 @@ func (s *Server) UpdateDocumentTemplate(ctx context.Context, req api.UpdateDocum
 	if err != nil {
 		return nil, err
 	}
-	in := documents.Patch{Name: b.Name, Body: b.Body, CompanyName: b.CompanyName, CompanyAddress: b.CompanyAddress,
-		CompanyPhone: b.CompanyPhone, CompanyTaxID: b.CompanyTaxId, Reset: b.Reset != nil && *b.Reset}
+	// null clears a letterhead field: it is "" when unset.
+	in := documents.Patch{Name: b.Name, Body: b.Body, CompanyName: text(b.CompanyName), CompanyAddress: text(b.CompanyAddress),
+		CompanyPhone: text(b.CompanyPhone), CompanyTaxID: text(b.CompanyTaxId), Reset: b.Reset != nil && *b.Reset}
 	t, err := s.documents.Update(ctx, auth.FromContext(ctx), string(req.Kind), req.Params.IfMatch, in)
 	if err != nil {
 		return nil, err
