@@ -317,6 +317,21 @@ func (e CustomerStatus) Valid() bool {
 	}
 }
 
+// Defines values for DocumentKind.
+const (
+	DocumentKindQuote DocumentKind = "quote"
+)
+
+// Valid indicates whether the value is a known member of the DocumentKind enum.
+func (e DocumentKind) Valid() bool {
+	switch e {
+	case DocumentKindQuote:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DuplicateMatchKind.
 const (
 	DuplicateMatchKindContact  DuplicateMatchKind = "contact"
@@ -1904,6 +1919,52 @@ type Days = int32
 // DealStatusUpdate defines model for DealStatusUpdate.
 type DealStatusUpdate struct {
 	DealStatus bool `json:"dealStatus"`
+}
+
+// DocumentKind A kind of printable document (`quote`, 报价单).
+type DocumentKind string
+
+// DocumentTemplate defines model for DocumentTemplate.
+type DocumentTemplate struct {
+	// Body The html/template source the kind's documents are printed with.
+	Body           string `json:"body"`
+	CompanyAddress string `json:"companyAddress"`
+
+	// CompanyName The letterhead (抬头) - `.Company.Name` in the template.
+	CompanyName  string `json:"companyName"`
+	CompanyPhone string `json:"companyPhone"`
+
+	// CompanyTaxId The company's taxpayer id (纳税人识别号).
+	CompanyTaxId string `json:"companyTaxId"`
+
+	// IsDefault The body is the built-in one.
+	IsDefault bool `json:"isDefault"`
+
+	// Kind A kind of printable document (`quote`, 报价单).
+	Kind DocumentKind `json:"kind"`
+	Name string       `json:"name"`
+
+	// UpdatedAt The last change; null while the template is the never-changed default.
+	UpdatedAt nullable.Nullable[time.Time] `json:"updatedAt"`
+	Version   int32                        `json:"version"`
+}
+
+// DocumentTemplateList defines model for DocumentTemplateList.
+type DocumentTemplateList struct {
+	Items []DocumentTemplate `json:"items"`
+}
+
+// DocumentTemplateUpdate A JSON merge patch; null clears a letterhead field (to "").
+type DocumentTemplateUpdate struct {
+	Body           *string                   `json:"body,omitempty"`
+	CompanyAddress nullable.Nullable[string] `json:"companyAddress,omitempty"`
+	CompanyName    nullable.Nullable[string] `json:"companyName,omitempty"`
+	CompanyPhone   nullable.Nullable[string] `json:"companyPhone,omitempty"`
+	CompanyTaxId   nullable.Nullable[string] `json:"companyTaxId,omitempty"`
+	Name           *string                   `json:"name,omitempty"`
+
+	// Reset Put the built-in body back (not with `body`).
+	Reset *bool `json:"reset,omitempty"`
 }
 
 // DuplicateMatch defines model for DuplicateMatch.
@@ -4049,6 +4110,9 @@ type CreatedTo = time.Time
 // Cursor defines model for Cursor.
 type Cursor = string
 
+// DocumentKindPath A kind of printable document (`quote`, 报价单).
+type DocumentKindPath = DocumentKind
+
 // ExportBom defines model for ExportBom.
 type ExportBom = bool
 
@@ -4171,6 +4235,9 @@ type SkuTaken = Problem
 
 // TagExists RFC 9457 problem details with a stable machine code.
 type TagExists = Problem
+
+// TemplateInvalid RFC 9457 problem details with a stable machine code.
+type TemplateInvalid = Problem
 
 // TooManyRequests RFC 9457 problem details with a stable machine code.
 type TooManyRequests = Problem
@@ -4643,6 +4710,12 @@ type UnfreezeCustomerParams struct {
 	// be retried. Answers carrying secrets (tokens, API keys) are stored encrypted under a
 	// key derived from the Idempotency-Key, which is never stored.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// UpdateDocumentTemplateParams defines parameters for UpdateDocumentTemplate.
+type UpdateDocumentTemplateParams struct {
+	// IfMatch The ETag from the last read (`*` matches any version); required (428 without it, 412 when the resource changed since).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // CheckDuplicatesParams defines parameters for CheckDuplicates.
@@ -5667,6 +5740,12 @@ type ReturnCustomerJSONRequestBody = ReasonRequest
 // TransferCustomerJSONRequestBody defines body for TransferCustomer for application/json ContentType.
 type TransferCustomerJSONRequestBody = TransferRequest
 
+// UpdateDocumentTemplateJSONRequestBody defines body for UpdateDocumentTemplate for application/json ContentType.
+type UpdateDocumentTemplateJSONRequestBody = DocumentTemplateUpdate
+
+// UpdateDocumentTemplateApplicationMergePatchPlusJSONRequestBody defines body for UpdateDocumentTemplate for application/merge-patch+json ContentType.
+type UpdateDocumentTemplateApplicationMergePatchPlusJSONRequestBody = DocumentTemplateUpdate
+
 // CreateFollowUpJSONRequestBody defines body for CreateFollowUp for application/json ContentType.
 type CreateFollowUpJSONRequestBody = FollowUpCreate
 
@@ -5942,6 +6021,15 @@ type ServerInterface interface {
 	// UnfreezeCustomer Unfreeze a customer
 	// (POST /v1/customers/{id}/unfreeze)
 	UnfreezeCustomer(ctx echo.Context, id IdPath, params UnfreezeCustomerParams) error
+	// ListDocumentTemplates List document templates
+	// (GET /v1/document-templates)
+	ListDocumentTemplates(ctx echo.Context) error
+	// GetDocumentTemplate Get a document template
+	// (GET /v1/document-templates/{kind})
+	GetDocumentTemplate(ctx echo.Context, kind DocumentKindPath) error
+	// UpdateDocumentTemplate Update a document template
+	// (PATCH /v1/document-templates/{kind})
+	UpdateDocumentTemplate(ctx echo.Context, kind DocumentKindPath, params UpdateDocumentTemplateParams) error
 	// CheckDuplicates Who already has this customer? (查重)
 	// (GET /v1/duplicates)
 	CheckDuplicates(ctx echo.Context, params CheckDuplicatesParams) error
@@ -7533,6 +7621,67 @@ func (w *ServerInterfaceWrapper) UnfreezeCustomer(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.UnfreezeCustomer(ctx, id, params)
+	return err
+}
+
+// ListDocumentTemplates converts echo context to params.
+func (w *ServerInterfaceWrapper) ListDocumentTemplates(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListDocumentTemplates(ctx)
+	return err
+}
+
+// GetDocumentTemplate converts echo context to params.
+func (w *ServerInterfaceWrapper) GetDocumentTemplate(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "kind" -------------
+	var kind DocumentKindPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "kind", ctx.Param("kind"), &kind, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter kind: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetDocumentTemplate(ctx, kind)
+	return err
+}
+
+// UpdateDocumentTemplate converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateDocumentTemplate(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "kind" -------------
+	var kind DocumentKindPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "kind", ctx.Param("kind"), &kind, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter kind: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateDocumentTemplateParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateDocumentTemplate(ctx, kind, params)
 	return err
 }
 
@@ -10494,6 +10643,9 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/products", wrapper.CreateProduct, options.OperationMiddlewares["createProduct"]...)
 	router.GET(options.BaseURL+"/v1/products/:id", wrapper.GetProduct, options.OperationMiddlewares["getProduct"]...)
 	router.PATCH(options.BaseURL+"/v1/products/:id", wrapper.UpdateProduct, options.OperationMiddlewares["updateProduct"]...)
+	router.GET(options.BaseURL+"/v1/document-templates", wrapper.ListDocumentTemplates, options.OperationMiddlewares["listDocumentTemplates"]...)
+	router.GET(options.BaseURL+"/v1/document-templates/:kind", wrapper.GetDocumentTemplate, options.OperationMiddlewares["getDocumentTemplate"]...)
+	router.PATCH(options.BaseURL+"/v1/document-templates/:kind", wrapper.UpdateDocumentTemplate, options.OperationMiddlewares["updateDocumentTemplate"]...)
 	router.GET(options.BaseURL+"/v1/pipelines", wrapper.ListPipelines, options.OperationMiddlewares["listPipelines"]...)
 	router.POST(options.BaseURL+"/v1/pipelines", wrapper.CreatePipeline, options.OperationMiddlewares["createPipeline"]...)
 	router.GET(options.BaseURL+"/v1/pipelines/:id", wrapper.GetPipeline, options.OperationMiddlewares["getPipeline"]...)
@@ -10793,6 +10945,16 @@ type TagExistsApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers TagExistsResponseHeaders
+}
+
+type TemplateInvalidResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+type TemplateInvalidApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers TemplateInvalidResponseHeaders
 }
 
 type TooManyRequestsResponseHeaders struct {
@@ -19451,6 +19613,588 @@ type UnfreezeCustomerdefaultApplicationProblemPlusJSONResponse struct {
 }
 
 func (response UnfreezeCustomerdefaultApplicationProblemPlusJSONResponse) VisitUnfreezeCustomerResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDocumentTemplatesRequestObject struct {
+}
+
+type ListDocumentTemplatesResponseObject interface {
+	VisitListDocumentTemplatesResponse(w http.ResponseWriter) error
+}
+
+type ListDocumentTemplates200ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type ListDocumentTemplates200JSONResponse struct {
+	Body    DocumentTemplateList
+	Headers ListDocumentTemplates200ResponseHeaders
+}
+
+func (response ListDocumentTemplates200JSONResponse) VisitListDocumentTemplatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDocumentTemplates401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListDocumentTemplates401ApplicationProblemPlusJSONResponse) VisitListDocumentTemplatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDocumentTemplates403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListDocumentTemplates403ApplicationProblemPlusJSONResponse) VisitListDocumentTemplatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDocumentTemplates429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListDocumentTemplates429ApplicationProblemPlusJSONResponse) VisitListDocumentTemplatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDocumentTemplatesdefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response ListDocumentTemplatesdefaultApplicationProblemPlusJSONResponse) VisitListDocumentTemplatesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDocumentTemplateRequestObject struct {
+	Kind DocumentKindPath `json:"kind"`
+}
+
+type GetDocumentTemplateResponseObject interface {
+	VisitGetDocumentTemplateResponse(w http.ResponseWriter) error
+}
+
+type GetDocumentTemplate200ResponseHeaders struct {
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type GetDocumentTemplate200JSONResponse struct {
+	Body    DocumentTemplate
+	Headers GetDocumentTemplate200ResponseHeaders
+}
+
+func (response GetDocumentTemplate200JSONResponse) VisitGetDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDocumentTemplate400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response GetDocumentTemplate400ApplicationProblemPlusJSONResponse) VisitGetDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDocumentTemplate401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetDocumentTemplate401ApplicationProblemPlusJSONResponse) VisitGetDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDocumentTemplate403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response GetDocumentTemplate403ApplicationProblemPlusJSONResponse) VisitGetDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDocumentTemplate404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetDocumentTemplate404ApplicationProblemPlusJSONResponse) VisitGetDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDocumentTemplate429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetDocumentTemplate429ApplicationProblemPlusJSONResponse) VisitGetDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDocumentTemplatedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response GetDocumentTemplatedefaultApplicationProblemPlusJSONResponse) VisitGetDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDocumentTemplateRequestObject struct {
+	Kind                              DocumentKindPath `json:"kind"`
+	Params                            UpdateDocumentTemplateParams
+	JSONBody                          *UpdateDocumentTemplateJSONRequestBody
+	ApplicationMergePatchPlusJSONBody *UpdateDocumentTemplateApplicationMergePatchPlusJSONRequestBody
+}
+
+type UpdateDocumentTemplateResponseObject interface {
+	VisitUpdateDocumentTemplateResponse(w http.ResponseWriter) error
+}
+
+type UpdateDocumentTemplate200ResponseHeaders struct {
+	ETag            *string
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type UpdateDocumentTemplate200JSONResponse struct {
+	Body    DocumentTemplate
+	Headers UpdateDocumentTemplate200ResponseHeaders
+}
+
+func (response UpdateDocumentTemplate200JSONResponse) VisitUpdateDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDocumentTemplate400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateDocumentTemplate400ApplicationProblemPlusJSONResponse) VisitUpdateDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDocumentTemplate401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateDocumentTemplate401ApplicationProblemPlusJSONResponse) VisitUpdateDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDocumentTemplate403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateDocumentTemplate403ApplicationProblemPlusJSONResponse) VisitUpdateDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDocumentTemplate404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateDocumentTemplate404ApplicationProblemPlusJSONResponse) VisitUpdateDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDocumentTemplate412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateDocumentTemplate412ApplicationProblemPlusJSONResponse) VisitUpdateDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDocumentTemplate415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateDocumentTemplate415ApplicationProblemPlusJSONResponse) VisitUpdateDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDocumentTemplate422ApplicationProblemPlusJSONResponse struct {
+	TemplateInvalidApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateDocumentTemplate422ApplicationProblemPlusJSONResponse) VisitUpdateDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDocumentTemplate428ApplicationProblemPlusJSONResponse struct {
+	PreconditionRequiredApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateDocumentTemplate428ApplicationProblemPlusJSONResponse) VisitUpdateDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(428)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDocumentTemplate429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateDocumentTemplate429ApplicationProblemPlusJSONResponse) VisitUpdateDocumentTemplateResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateDocumentTemplatedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response UpdateDocumentTemplatedefaultApplicationProblemPlusJSONResponse) VisitUpdateDocumentTemplateResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -38550,6 +39294,15 @@ type StrictServerInterface interface {
 	// UnfreezeCustomer Unfreeze a customer
 	// (POST /v1/customers/{id}/unfreeze)
 	UnfreezeCustomer(ctx context.Context, request UnfreezeCustomerRequestObject) (UnfreezeCustomerResponseObject, error)
+	// ListDocumentTemplates List document templates
+	// (GET /v1/document-templates)
+	ListDocumentTemplates(ctx context.Context, request ListDocumentTemplatesRequestObject) (ListDocumentTemplatesResponseObject, error)
+	// GetDocumentTemplate Get a document template
+	// (GET /v1/document-templates/{kind})
+	GetDocumentTemplate(ctx context.Context, request GetDocumentTemplateRequestObject) (GetDocumentTemplateResponseObject, error)
+	// UpdateDocumentTemplate Update a document template
+	// (PATCH /v1/document-templates/{kind})
+	UpdateDocumentTemplate(ctx context.Context, request UpdateDocumentTemplateRequestObject) (UpdateDocumentTemplateResponseObject, error)
 	// CheckDuplicates Who already has this customer? (查重)
 	// (GET /v1/duplicates)
 	CheckDuplicates(ctx context.Context, request CheckDuplicatesRequestObject) (CheckDuplicatesResponseObject, error)
@@ -40341,6 +41094,130 @@ func (sh *strictHandler) UnfreezeCustomer(ctx echo.Context, id IdPath, params Un
 		return err
 	} else if validResponse, ok := response.(UnfreezeCustomerResponseObject); ok {
 		return validResponse.VisitUnfreezeCustomerResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListDocumentTemplates operation middleware
+func (sh *strictHandler) ListDocumentTemplates(ctx echo.Context) error {
+	var request ListDocumentTemplatesRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListDocumentTemplates(ctx.Request().Context(), request.(ListDocumentTemplatesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListDocumentTemplates")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListDocumentTemplatesResponseObject); ok {
+		return validResponse.VisitListDocumentTemplatesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetDocumentTemplate operation middleware
+func (sh *strictHandler) GetDocumentTemplate(ctx echo.Context, kind DocumentKindPath) error {
+	var request GetDocumentTemplateRequestObject
+
+	request.Kind = kind
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetDocumentTemplate(ctx.Request().Context(), request.(GetDocumentTemplateRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetDocumentTemplate")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetDocumentTemplateResponseObject); ok {
+		return validResponse.VisitGetDocumentTemplateResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateDocumentTemplate operation middleware
+func (sh *strictHandler) UpdateDocumentTemplate(ctx echo.Context, kind DocumentKindPath, params UpdateDocumentTemplateParams) error {
+	var request UpdateDocumentTemplateRequestObject
+
+	request.Kind = kind
+	request.Params = params
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/json") {
+		var body UpdateDocumentTemplateJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.JSONBody = &body
+
+	}
+	if strings.HasPrefix(ctx.Request().Header.Get("Content-Type"), "application/merge-patch+json") {
+		var body UpdateDocumentTemplateApplicationMergePatchPlusJSONRequestBody
+		var err error
+		if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+			// A request validator built on kin-openapi's openapi3filter with
+			// KeepValidatedValue leaves the value it validated on the body. Bind
+			// that value, matching member names exactly, so the handler receives
+			// what was validated instead of a second, case-insensitive decode.
+			// Otherwise bind only the request body, so that path and query
+			// parameters are not also bound into the body struct.
+			if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+				err = binder.BindBody(ctx, &body)
+			}
+		} else {
+			// A custom binder is installed on the Echo instance; defer to it
+			// entirely, since echo.Binder does not expose body-only binding and
+			// the binder may do more than decode (for example call ctx.Validate).
+			err = ctx.Bind(&body)
+		}
+		if err != nil {
+			return err
+		}
+		request.ApplicationMergePatchPlusJSONBody = &body
+
+	}
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateDocumentTemplate(ctx.Request().Context(), request.(UpdateDocumentTemplateRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateDocumentTemplate")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateDocumentTemplateResponseObject); ok {
+		return validResponse.VisitUpdateDocumentTemplateResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -43667,1022 +44544,1052 @@ func (sh *strictHandler) PingWebhook(ctx echo.Context, id IdPath, params PingWeb
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P39jxtJeieI/yvxpRcQq4cskfWqqsJgv6WSNK1uqaWpkqbH05Qrg5lBMqaSEeyMyKLYbS3mgNvFGOeD",
-	"DS8WewsYhzsDa2APhrEL7MK7Pp8PuD9lsN2e+2n+hUM8EZGvkWQmSb10T/cPahaZGS9PRDzxvH6er1s+",
-	"n844I0yK1unXLfIaT2chgc84jAgOFtd8zkigvhDxdIqjReu09WJCUER8HgXIPIUmWCDMkHo42m11Wrc4",
-	"jIl6y+cBaZ0WWuu0AiIxDeu1JSSWsWidHvROOi1JZagavOBsFFJftjotuZipbyZSzsTp3btiwnG4G5Db",
-	"u7OID0MyFXfzvb9502nhGb2+IYtrxuX1kMesMMNnLFyoMZw/f4xuyALBI0hyJJPh3hFoxnmIpniBsBB0",
-	"zBCPkIwwEyMSISqdZCh1myHFtjpN6bWf0usRj4Y0CAirR7DSODXRZhG/xSF8PSMsoGxc3hn2KRSRL2Mi",
-	"JKICBcSnAUmW2E0aR+OFjVKz6S1sGNdgFAmGOLg2nbvORDKqKQ5HPJqSwDXVbCOlo+BuIp1SL53SfRyg",
-	"y6Sd1bPK9qsm4+PZNXntExIUT/gf8hhN8K0aD/YnJEALHkfIxzPER2YrCvVRTqhAN5Q5p5lrPjPPtRrf",
-	"fE1zw4Hph5hOr33Ow4DPWZkAEZFxxEigjljIhdQDMswqIj5hEg5sAMeRcYmgRUQlwmNMGVoQJxMo9Fug",
-	"zLZ63QLB8uNUJAswDRfXIZ1SeW1Wb8XGkTzAizvCDBLeRCPFs9SsFC9zUcjVzbINVKuTzQniGpamisRD",
-	"LMh1zPAtpiEehqTMHexT6mxnHjxTKx4tUIil++p0tl5gG3XbtjQ4zF4NVyS6pT5BL3Pt1yGHY2BAj3gW",
-	"Uh/LAhHO7S6eUzmBS03gKUEMT0kHzSacEbXnyRTTMJEFyGsqpHCSJekkQ4vNutjCDkkGpegA/VxLfENY",
-	"kRKxIJEdJBW1J51tMTftmu1tPsPsCNQcR4lcUeIDlj/NSKQuMj0yPiMRlpQz1/RGGSEld9pXN7UFoSft",
-	"HSYWEfIVuabseoZdl73+HU1jIRFhAaIM9tsolnFEnJPLN1g4wSub23zpCgPITFJyfh1ylzBnhjXncRig",
-	"EAuJ1HNEsVasRwjyKA5DPhdLZp304J52/fa3RoZkRJoO/CvCVl5sPAwQVpIZWyD9SiKvYKHEGLVR3VRw",
-	"tF+80Wq3vg0aOMajCEEDMp1xSZi/AAWAsutYOPi4llJThvM4fa/7KVmoe0hIGoZqH88iPo6IECtvuorO",
-	"C/x9K11vTsKKwbqIOKViiqU/KR4vx+DnSvc1bDsWJAAxBqOAjkYkIkza+dchX9Jt7sxt2GlCuL29lHAv",
-	"2SziPhFCiQDoIZNULtYiYjJkICMT8WhEfUqYvBY+nxEHAa2yHGL/RugbXz0Jn5ILAjFCAoHagpifxY6T",
-	"gOUOi6TbpLstXFGOEWpKSRIxHBbOKUMxI69nxJckQCSKeIS478dRRIIzpS9MsEBDQhgK+XjsVlWTlrOH",
-	"cI12U8Ezo78+No0jJYGSCD1UTdWkgxmWnv0tDmlw7UckIExSHIo8IR6CNMQjNMNCzJV4SAWaR5yN3VMu",
-	"N5eZ/fLG0jXuZ48HjuWER/Qr4Pp1plceQm6mcSR4VL6t9fdqQEpYUtIucEihyUuFiKtWOddu4Y6u2+pW",
-	"bBSFoWRn/WXMJbm2vRTnDr/eUbxf/Y4CTvR4QXTIn89lJMh1krt5hOKE8DPyMVNNDwnyJ5iZLQ4/XZnR",
-	"tdTT27lnXAPLkiUio4iIybXkJT1DW5TgZwQ/q0U074Ei9HpGo+VbIt96yVpVq+3tHor8iBQllNx4jYMp",
-	"ZY4LwoiWBN8SxDjCvqS3BMHTrnln2iry/hUtbb7Umb5hWnxM2bWcRFzKsGSD59xIipiGJEDwMMJSkulM",
-	"rha1im1n59qs5VQgyExbtfFUtWGOvqg3/8KgNBEESKiCM7Bdqj1VFEfBTCYkHhNz86ovLuEd99wdTWYI",
-	"8JTfUjZGkiO8quntSkPOgSkiTEk0Jtc+Z7ckkuX5Jz+ozRlkuBO85zzexRZznK7cnmqMESonJDKNIsYj",
-	"JOLoFs6A/vJM/w+YrR8LyackUjxBSIK3ZMQtjjuhTnBNmeSVfiol4pqBq+cQZlxN5gyBjAbT4NHjalKZ",
-	"5ossYVXrsdDUsD2AJSpAw0Whzxxh0p9ap61e/6SH9/297jE+6HeP/QPSPcGHh939UW945PeDPXIwam1C",
-	"TDMzRUjG5TX2fTKTZQvmZ2A7G8Fs9DMkQFMSUIxUR0Jx/8QK6CJjofEMJbNN51pk6BxeyLWNJiQipwiL",
-	"G62mzLTFjXJ295eCsw6S5LW864tbVPj1lgW7fEbY6yn4VbAUXa5kaRJwP54SJnfFTOlAYkKInIa78P/8",
-	"4hylhP6MSzO62vbSAgUSioOviURFekuEGbI/WvqAlM0USyKzSirbBgsGBhwRLREVm4WNDHz6jij1sAWt",
-	"JTcoO+1R2euqz6vgceSTVIAD66VazEXGEKiOrdvFmrZdElYatpzO/CC/7o9M8/VmPkr8p/AXWF4q+ZQR",
-	"svVTldPTbbi96KUWNme6mT7tNIwwtmoe5rGqidhWls4k08Z2pmJ7tXNZHuGglFnGqyMb0hbcsyi+v505",
-	"pJEM6i/dFXwZOQIZQPlRv3UQKG7xjES3VOl0ikUyLcLCAdDqTNblWDXlXJfFIIZNO9wSz8mNUdFqhhch",
-	"x4G2/eJoTKp9+EMegClRco7gURchyu1VuPOdrSWz7Gdm+Vw3iZQE/cQ0uXq25YHAdOmMhJSRayV1OP1Q",
-	"Wk5B9kHYrLAW6g3njB1N5kxDqxrcfPu7hgCz5VzHa4DG77LfJw7ziGBJEuM6uFqWeKNLDVc4p1Y0u4VN",
-	"XRpJbt5TzPDYNe+Aw/j07zXnahsrzHVJU9ucn+0d5qcIygKqhLhrrZMuZdbGJIMEZT6Bq11JdYjKMzQi",
-	"0p8kkRLO+Ts6q+brjbpKj3tGV3ye6Q89sv3VoJRjnCViufVlUFziWaD3KjwB8XaPR92nWA16QnCQepMz",
-	"oWcPX+DxSqK5NOrNu0wV7XsVxLtM+21Ivpyqrc1sxnhVYWVUnHyGhURUCgSyBJULpGbnok6+xcJmslbL",
-	"XCuwt2ZYCLIlqSc/hHSaYNK4tsFuVbMFn/TQRt8p9ZWMeKSkZPC1Kc0pO+1hyP0bysZPKCOidfrF1y3F",
-	"rY0yi/cO+7jX7fV6ve6x+uee+qeX/NfvtzotbQJpnbaGJOTz6ymOxpS13nSatbSXbWlKhaBsfO1zIVtv",
-	"XnXyi1Ogg2uNalDhFIl4OFV/y20uW2FwavUiLIl23laaBY3ksdoSmGvLZQasbGmLlr/cIGCGWnRbrS1V",
-	"a0r5JipVjG0qSvkuM/OooS5lTOeJeWvJtFaqTlXtbW2WWTUqZ5O/jkgs3Jd01l1Q9DqfaUsZEUKx88SH",
-	"GJFbflNFCkevS10Uzfvcju/COVJNODglyyOqdVhjEvmQmYMJfnYTp9xy0bFXp91t7JfySGDuPFbszW0L",
-	"+owjEfsTRFgw45Q5TT3FBnI2xfLrW7DnFHtU09B+0OthLBYVvDjxFPsT4t8IMMQ5glPEhEcydMYPZftw",
-	"8ejmPWw1EjQ7PCDJTbxU3Yx4EPsyVQ6vPn3pnHXSjEvFrGhk8/2adgtzkXhMnHFQz2YzHsmYUUmJJjk2",
-	"0drwDhCdGgkh9YGUJpltP2tIady6Dp+fau/VtmSQ3PBSeoANaua6mrWzDMw5anxBR91AEDgwc9/ThQYL",
-	"PKqyOcygRf3A9n1xhVGpmUs8vtahtEUHnMTjTEAaw1NSI5Y301zO+1arsc0XNtO9nlw0JvKaMu3WLq+r",
-	"fkAHGhvLrH7UPbd8a4VFXdrWNqaW7z0zPx7Laz5yR5OVxsVjKWhAdH4KvLJkrrmWl8/X3e4W7CeuoajJ",
-	"x1l5JTfrp1ovUofKCoyZoCPXdOO87JN6zVe2tB1RKte/npyIgVeS4Brch/kZvkx/VoKwJEyCf9E9t2JT",
-	"mQkuayi17Rxmp5a+8BT8mi8WM1JzksWBwEwFia75nAlj2XZEQcEW0+Gv6kFw4AvQAaw//hRNMAuU3DtF",
-	"4AJsq7/Vpx31XEDg0GBJNBMa8ch306o0mMKmf3tD2ZxDlAev6Au7Fq+wM2phOfEhQrgqaBHnzx/Dvoiw",
-	"75RWy61XOAtqtL2VULvygBQR5gTfXFt5skyAbNSj5FyLlB3t2OBsrD/5fDrlDK7qJAcH63BZyB9xkSff",
-	"b4E0W+t1K4TLD1UTbTjh/GbJ9WmegIxVCtJI4KZCoaECIRzNKEmwSxgIOFSiEY3ElmS/0mCyUzV3TUX+",
-	"z+f6KZFxq9tcZioQDgKlliwjQKn5DCFqNY7aIeezIfZvOmgWARvpoJCym27IfQwRvFMicYAl3tm++Fg5",
-	"DSBhxNn4esZ5uNp/jrDOgNEhCgy7HZGZFlf40t3tbUH2yAzhjZqkNunDFXWB/QnpXij+paccEOFHdKZY",
-	"T+u05THeFZJHxEOcIXJLogXCTMx1FpBEPo4i0IG0EQfG60/IFC76KX79hLCxnLRO+3Cm9UCFjKyZ4ULf",
-	"1Q+omHFBdZ/FITxjSp8gr9WVi9oXVz9T2+PnT65+vtNBHpYS+5MpYfIMjWhIlEj+40EL7rPuXm/vqL/X",
-	"O37RP9o7/sWuL24HLa9yiHvuIT58gcflQenlm0VEECaBT98R6JZEgiouN+JR4j9pSpIkAUR2L8ksxAt9",
-	"1RWWRUaxXhLM7HpE5mk0ivgUSIajkMIPubQcw329QqaJp3MiAu7nUj92p8HOGcJDiLBW/WkmZjrNT46w",
-	"eNo6/aKlBtd65ZrcE64DvtwEfXn5xMZSJQFB2nEL/Dh1makOmq3iUwinq+7+GUNeJuTO68AoMgNKogQh",
-	"yE6zMRJUBBlWrvkh+BdLo7vEkjyhUyrddPFxGJLojkhDFuJA6SyMzzvqFqUMBREeyS4lctRVfADPaDfC",
-	"koDZvmuOe7ffOx0wbwDi4aB1Fv348PhM/rjvoTaPkDdo4Rn9lCwGrbPf/OqvvZ1T5EVe4mFAIRnJDvKk",
-	"hwT45wSKmaShoseAmQFRgeYTHhLjWEVXZtPk+QaHTRvLidI/fLW6tpcBa2OQTe8IYxTWMSkms2enozNa",
-	"1Iz9MA7U/arTHtAsHobUT9MIxO6ANTzoySJ0n/OQ+gv3WpiZAvODCEYiNlmDL3+81+udzX984J0ijIax",
-	"f0Ok2nLelxnSQ2cRGdEwFEqSmoVEknCBKBswb54uSHtGIi3aQ4K9IqDoIPXlDVnAd4aQYsesDbAEL5m5",
-	"twbViIwW3fOR1NFNeYJdmYFJjuaYSuuWA4MnNUk5SV868FPnNe3vtTqqczpVHOXeEYiEU8r03+lAKJNk",
-	"bAKIPv/88+55Zlc5D/lBr69jNSfqTLExOVO756C3j7xy/paH2pePLtDR8WFvJ5NPloGBgVSzU+TdJzgi",
-	"kd6dPx44ktUGrY5+215Op/OISrLsPtp3ERwCpSI8JdLe3yGmUyMg6wSXRzR0LgZEfyV7ykbAKOkCxAzK",
-	"wOVKIiVEqWtUm/90qk06wICMcByqZUodF5bvp99YRyxw7V9CMpr7QrjQ7P1RxKflEZsfEYZAUDwyvk3X",
-	"SP1MO85NFWBJupJOid5YlsgHvSWjesGrx6S38orhvODbGEySUFZYzxn+Mk4ywPSlj2YRuaU8FmiGx+SO",
-	"QB4jr6VuwascrM0sa3JlPQR57L5z2a5+ZsU1rvZcm44Zj0iAwDkwp4LsnKp9F0mdRk9DY0TA6OWLR917",
-	"aLiQBPEoIBGa4uimgwQfMGCCD1/7JIRAHoEuJpQRQSCmHEV0PJEdA71yQ8yN45MwNKwaZQLIdbbQgEn1",
-	"pM6nVUsThxi1OSN6bJQZU6/3Y6+DvB+pf7rqn/+/Eg7wEKwlSvrFY2KAYXYGTA2mg4YLtRAj+lo1AiHd",
-	"XMiIzyZkF31O5YTHUqmDavaKWBMeBloXBt1BIPIa+4AkI/T1+snVs89QSIVUyvUcvpxqVu1az2HhDCRH",
-	"doRDQZLFHHIeEsyM0Pkcy0mVmGtEMR3nCz3O1NNJhzRYKp39s4iMWqetP7ibAprd1b+Ku4+DvNDrLz4l",
-	"jpv3Kb4BJcO4yvCIoLZLUj1FfXXZ7B0eKr2SQTA/Or+6ePxYcfwI+4ptdgYsZlSdnVkqHXcQ2R3vqi34",
-	"8vGDXQT4ByDo2vs2sPILME3Yz2rr7B2gCY8jMWCqMS2pwTa8IYuORYoAgRuQwJSyrqRokc96vGPj1fQW",
-	"NhMdsLzIPiVywoMOUtSH5yB0dUwUO5dIqdOorbesQ4k4RaAz7AxYxiWlhqO2qBbXXtiO1NWmT6Rx6FnB",
-	"U5NAoIO9vQHzqjLEvbNkqeYTdbplQk3bkLY9RjETaZu9E0eb2rvl7aJLMooFDo00ZKP71PhgBiZ/Qq/M",
-	"KfSoZjHFiwEbapGDkmAXnZve1NFVMogSniJFwbaVlxIZCRo1S02YHy0gryZmii/hAVPNBySit1blUn0W",
-	"lKqOIoA/ARVfsSTTnD67BtGvddraH/X9PXxCusfDg6B7QHq4e+If9bt7wb3R4fAY98nBvj16WpBMD1+h",
-	"x0rx7fAQJKhE+1SChJQkUm3+0Reo+y9e/eiftZwK6eipBUgoMwelHaezB5AQCLNsex952kYK0YQLqxvv",
-	"nNkgwwC1D/buwTbT7LCDDvp7aD4hrKABZgM5d3Yr6WD07abqtp7dM5gUDrc2S24a7KBhLPWsxvSWMDgZ",
-	"rpml56C/B4fbbm39lNj6xLUK9YJL16zPQ8GRz2MGSdp6jmowNoC67XMlRWJ08ezlZy92qkQLmu0kOz7X",
-	"HcSCWMhoUSW/PlSXIqLmqeoe9e8N1ZhPKQuWCs4zzsMy8p1rBOq3Vt377yoeKvEYnE9gIHFbAZ4rIUPQ",
-	"ryoFTlAy3bf+Ya+zRLfay2lWfadm9WzOSFRFHW9KvA7CxoGqYwA8xpnSnhTREiOJqNwlkATyOKhUhI5y",
-	"vKo9JX+s2v/jL3rdE9wdnXcfdV99vX/0ZsfNv55zHq7QifSenk+4IGjCpwbYiJrgFc4qya6ee1x/tY20",
-	"81NopKwtx0M9bCQIjvxJB/lYkC4wgzkN5KRLmSBMUPDGoycgBWs/FAeeSSODpqa6xmzRMVhjPNL4ameZ",
-	"zN/cG6BegRML+/KOMK3kX95Fn+EpsLnAtG9jX+CvSKcdT3FIheLts5j5MtaQK+oVMcM+ESiI+GxGArVh",
-	"ZIRpqGYbkjEOQQLXcWFYoG//8k/+33/359/8y7/55s/+KzLqw47SA5D37f/wF7/9x3/00IiyQKDf/k9/",
-	"9s3f/a/6u2//8u+//av/mH11F50jWDF1cAM6plKPXxClREsOdFAaCpYoJIqtH5jHdswaEKFnL0Coh5Db",
-	"mKnWDsBJwSObHUsj20Hb+9G9Iw/68Xo9+BgRO/GdM+0fI+ZxLQJp2UAvpe5OjZwz0k2kVjMPe9no0JNk",
-	"Kay+QfSE1NsjSsJA2zq0UCoIUdtF3JAglUd0e0FKKBD77NUjuSEDiLptoFVmYXdUOwe9HvJK7spKZfPL",
-	"pYw5L6C4rE1jytnyGyKCZ6r61782vB2ueORgyupbJSkqaTckOFAU87oeEjySAqlntT1kFz3QvBh5XWMY",
-	"OJeVBFJvO63qyautTqub/UMnb5gfsn9AIqL+Ov2opJdHPAz5/OVM/1b45pWbAkpiWU54LdVUz0v92pDw",
-	"L/C4qs9Lw7UTQR54tdQpKa4BSDyutHE4O3+pSem2TZkf69im4kw7m5uDTMcu25Qd03LbVJw0sOlgIEZa",
-	"zDgTGpb83ORBJI5scIKChw9QyzMJ/8Y1+aNfCu2NyaGbV0BZu25W+14FKnQZR3lpI3kY4mWIe0ubqYKf",
-	"c2QwLW2nkBpUGZG+tJGqCO96EstP1RCe68XSK+4yEFUBfqO251oXr4M8x7C8nY5xtYFMfEegKA6JQJHS",
-	"/A2MWyx9JZ+1vRxtVIPZtfM66De/+uudJNyk7OuEJAyAAGlXmRx2zpJ7cI4FCowYmPGd59x2LiqaZ++m",
-	"D1b4mWq9bJ+HZbBn7VE2xmONw5aLEVm6kTJxEmVwjKVv5jEmijEWS1/NRS5sc9MaochGuC5H80BtLzsH",
-	"7wx56cA8Y0LOZWzovQeZ8zwkSTCMPh+o7SXE9HY+kE3ldqAta6P0PJD6Pg4uUxD+NXZkAcZ/6fbIoeZX",
-	"BAkubcAdZ1dvm9Vki46QwWy44AfCT9a4s7dCpRSY0zcjEGmgSnoGjZPyAyHWgyyI+hpbPAfCvnR/5kHL",
-	"61E8Gd0S0p+jpGWTuYDaPg8I8pLv1QXoGX3TA4VToPkEy0Rn/ADX41mkA30eG7yxd7U2JaCzpS8Wsb3q",
-	"LSvMbMMl7Sxd0VRgWo6dZtvNB0x5KTaasX7YcCvdVy6MqiBcZaA6M1sqG661bFMUgruKAVXveDNqpNz1",
-	"Nl8WLHi5ipEF2d2YEZ8zHboCkUyXjy7QycHhMTIDRTpmVXxA5/09Cb1u0OsV6+QEhd7K1WlE2OX1F05R",
-	"RtY8Q2qNR0lQnXZigkNVg2ZjE+IktBFcURyNI8xkwV/dGTBXvFTH2NA9jaztoSmZDhW/MKkkA+YVhUYv",
-	"DcXaMSwpibQyvl6N7aqxgqnUvtPvkcCcj314zF6KdcWKLZsrtsJZHEUBnNp4EhDA1J1gLphqzTwDd4Ek",
-	"RxB8KkUmKvkD4VT5xX2aKTawhfXN1i5otMI5KP8t8CLnoqp7Pa1YUAgkadsvcjEtPIKQlh3YLJQlwTVV",
-	"+yEJOPmwbTUby6TvSLiEIa7UaptKhkqNaCIa7qKD3gmKMLQHpWb2e33w/enIn1BdOOZqGIHbAkUkoBFR",
-	"qqPBQBM01LXYZBwxhBEE25qR6tCNQlj/90Ly/IzL8xxE8BpbrYwzvNq0l8fN3Yps4+mJeBZ9TEsGjGdA",
-	"iAt1PWz4jNmB+YF9MFY2s0yPLKjKmiuUgLKsXJwMFsqm62JxW2z8UqItFgTRFKX3AyF4CtexeI/m8iIQ",
-	"7Mqly0OkVsIkLG2nCnXg3SkgOWO3DgydqeNsQqNhdjudFKgzAzrL03UzFvgsSTxtrmAmKkW3lOA3QG4D",
-	"6DJtz0GE753ZPbPHc4mxa+5zB+RInX2Wy0beyh7ToPx6bXNwJOm62k69Wkal98mInht43M/wlLywGEzv",
-	"X9GrRCNe2loV1u8WrFHLgIpR23P0bJgBbqZuZmC4avuBP8BdlQFMfZS4vdbYVhVovst3QQXY7ZZcaM5I",
-	"aaoB8XQIthb3HMP4bi3cZQYPeNOly2IL11+8HNTuxsuXwAebAhY64t+xWPbHD0pEhwiCDcOYts6kq2qt",
-	"rTBAu0qUbRyJVIVRXKMVB2bu9sI6lleao1KxeQdFvI4VSb1MqTh1qVBZRhfWqUw2Bik/H69jsgZzUMvG",
-	"6hHFShXtGFxiN0x1Kbbpex3GBGv63VXK3kZIkksT0jDXlTpQKc6ohir2fVOADD7qy3yZ/3UCAFyl81fG",
-	"AlTV29+KHGTKeZricZC2LDMRRozPTwFly4k3S9lA3WPjibT3bwYS1tuxzMXOQPGUmEHdacie5REaxWE4",
-	"YDaYwDFTb2cXARCEDoSG9nS2G4vBAchHFqTiA3LfFaArlr6eeVTvtpv4g1Lgcqi+S9soIOhuTVlzQP6i",
-	"tpf09vusoL3A44cJNu1axpgsuO0KO0wOOXZryyvxuKiGa3aQdvgdWAfOn2K2SKofrLcaxQIPy6Pvi8UT",
-	"Nr8Pqmo/rGa93wfG+7IAl7vGAhYRd5cuYAnSduMFXA3G+4EclwxGLkDkQpLyuiR34ACvoLsLZXergdm2",
-	"8BtAiI2gUG6Fb1EC/IjheKWRfVCWC4O/+ThjuP8Q5BMXCOvyxA8XvulWlt8B04raXrE/rwDdqpV6nTtn",
-	"aPzuRJoPTGk3838B7pdNlfdlmLW1dogTxnUrO+Xl5RMwQYe3RFjYQgNgOy/C3ILClNlHxVF96NJRQjOd",
-	"yRncYuaTi5D7N5lsHhxooy0On0eKO0qq1tDASs0yX33dMjJHEdjv6CALPrHfP9w/6vVqQFCkJu0vkqbT",
-	"RGUOCYMtSIujBkAqP5w0X3q9XNeObeH+og7IQ6elrXeifocsDo2pQeNnlQZAg3o9h1jIl6LJXFd2rTOH",
-	"l3f+mXrGlLx8DEPFYfhsBEXmVg36VXEMulriiL524/EYZK4E0SuJ5gIsp446qxHx+ZhRkzd6QxZoCJgx",
-	"WVyRvRyuCOAmX39x3v0F7n7V655cd52ISGovQgWqLdJXRzvDxSvJVKwEjdFhHNDPY/1C/yhpFkcRXpQO",
-	"DWC0wTompE367WSOR/Wh0siHDdlA42Owpb23+phsh+ZTyuxfhQXotDTInPkZdnVhTcxymJGsonyDM2W4",
-	"4JvO12WuHJEKlGF1RqgUJBztoqsJnzPEmU/ONIA7lQgL5J0bXUiLxRr11APEn593z58/BlGncMr6e/fW",
-	"OWZlnq8GXqbRq4RKT6i+pPIzTha31ionhMsscxaawpytTiuF1Vy5N9MnS2cSOnCve+pS2/pFppMqrySZ",
-	"LYfd7a/A3FUiE6T7bzCYupdak5OtC4sK9y7PgAvox85M+ja4WDrgj7OuOxRSZoDX6mye+xmPX40tZLQG",
-	"QL6qN684dIAaf67BoY2HncozhNEIgqLjkCRYTp7PhbweQ8KNOq6QrG597xnvZfHw9lyLttz1nJ4l3eZV",
-	"4nMWksyanEX7PpkVGK+DmmZda3N//finlAW1x5F55U0WdWfdvW/AApcfwr3+wfHBvf2jg+NGMjJc99lJ",
-	"ZilktlJ+C3ZStOcsh7Crlh6rdOCdlhuGaBlHe0B8amfdQI7w+XRqFMscbo+LrkGmCwueZHz3CR61G+Uo",
-	"S8GklWWzeRTyuePOEQ8s+J4bQp6GskuZPqZtDcRl9EEwJRXBEfV61T85alSXaoULTKjy1Hxvj0H+BKTr",
-	"kt3DmrarVnk70kVm16xYm8aiwiPA7wqai+jb2lvVonBxMqspvk1qN5bmVoOfN1uZq+S6rAeU32n5mPkk",
-	"DJ2g+dl2tQSXJ9IqVJ48ebQc15S7bibz6RZqiz2iMfnEDZ3NKogXi7o9F9Y5oWsyoqVrnmesCYZfInbp",
-	"emYgdC5ZZBfwnYhnJLqlgkenCKP0L5N7LQmeaihPykQ2TIREd8QZwsGUslNAsoSPZwDceoo0Xc4A+fRa",
-	"F5+C9s3HNF/Ois8AkdrOgR5phFc713RkaqFUXy1N/pYW520v7ukLQcdsPdOjhZNtoCysevZSP1XcE7Yn",
-	"506IAyof3ppjVTijvuTRNoxk0JD1y1nCGxrraj5quy6EJFP1DeNsMeW5rZuSHG+gUkJO5rm2jRe4yNFB",
-	"Hmm81z057z7C3dHu6auPnPY1WyOtzIyy7fzRYBD3er1eRSN1FcvEybdi2Lj71Xn3FxUWQQNLl10EEfu+",
-	"IkanNcI0jCNdLZDRCrZkTpDeE0usJ1/8/7r/omLGKZ+sFqMOT06y8lPPqdVr10VpKEWKJBacbsWAdDt2",
-	"d1YbXi1tP1ptBgK1BivOme787BqmS7H8SG5FvkgP+Pu3F8WSa5b5FIoOFu+MjyFJWgOmEiZJpAFTDdA1",
-	"jmzMiORgANGwHeIMeXw08lAbI0bmA6YeviOQQRbfQSHBtxqvY4o01LeuIWEeSPK1kJ7bgHnmF+/UFB+C",
-	"79VzOBQcYfT8/MXFxxq6uIPmExIRW3puSjATAxYz6zjTJRTMaeOjkRIBeMyCSz6EmwbwnJ9wHFScuPtY",
-	"+pNs9aSGtwwN6m8VzWqyBozehqZjWuH/ys5KGA20IO7D9/mxF3XtgKzmhtcVvLA2472pqANQOu/8xjnV",
-	"AjmXaxxm0k6SZc12JWKElJESK9w/crJwK0nYXTnVkT7XPgdhb0hCPr+e4mhM2Wr7g+k4adc19As8c5Ru",
-	"QD6enSElK+hTY5KyJYLz1B7hMNTFYiQHaRFQVxkah3yIw+R0K1FumW24V/DbVvu5MlfLxQQzRsKcSIzD",
-	"UOnjVEABAwCdb3Vac+JPgNFPCZFa2IdIROdZLh7jJSbzZRvzBZ0SIfF0VtJzljJsM2vH2zWkUPu2PhRG",
-	"VrhwMvHPJ4sUqBSHyAdcJLW4inlncdug3G5G8C9YddVp3pq7+aaG7ShX5WIdY75LGFw5A02M+h01NMc3",
-	"1Utf1RJuTPWQZOydtMZElbV2qe82ezS2IfXkjtp7l3sgQEUdvPK0mLbM1jzvRc8sn7v70yUytsVjbDmO",
-	"ultOM8dVh23CI/mCvJZNTjEVzyOqS11/7bA/13HC5/plXJKVe+kJZ2P7ApS9aNSFKYXd4I2crbr2Ipmb",
-	"qH5HrmOdWekkDCOleRNHitmC60Vj1Nk/D+Gh7ewJG5jxdrbDc3hora2w6aLC5Jcsz1ZYrWE275/L6oHU",
-	"9C5MKct+26/chGUMUig4ZEIsIbaWTGdyocQZPyQ4MqhCuap2tUSZt7CR69nt0i3tDHGzm7xeY2a7u1pK",
-	"DkC9ljL72tVaeji20Nwb94a6JZFcT/G2rPSz2svmHAL4uF1Vvh9fPUMHe/1jpPTgM4SnPGZSV7qiDMwj",
-	"MaMJSvmcA6j/1KRuWFHw4rM/bHVaL68etDqthy8vW53Wx5+qz588V9//5P5ztx5jpuawGKe21do8bk2Z",
-	"JCIBlU/ILQmb9qbes8HL9XbOU87IAnZNEWpMIkbGWNJbYlRZKKFoNFlF6dKuDQgO19bWsl66MocYRfwr",
-	"wl4yufr2dLY/jnDQ4Hj+BB53Hs3a8pwtg9hkCQuFoNaZqa4v5oh7iGKilxCghcHCp8+UqUg2XCT2yDsC",
-	"ebdU0GFIHsFznjsoorFQaotgrTOxmk6lvDoPL1k+Vax2tfLaaqYmgyduzcmZty9r+sKyD8PbY7r6tdxK",
-	"RCQkWKy9GKaWWJMe68WsWQacxqxJPF751gv1zAb6xVBQSTZUMGwssbUKJFYDmECOxTXSNgxB1lI31ry0",
-	"tnH91Lh0Mmy5BjNek6W+rej1Nc7cGoemyebfeBtXq1S5PdjAa56IU+VA+FmIfWJjXpYK3cmDxfGmTbij",
-	"0m3vW1EF05m8HV2w05LuQtDPIwL+N6j9qZMgs0WdfwxF5Yu+gnyWl/EVlNwFq0JYq/VRQw1AX17Jkwrl",
-	"irNQ1FSYMkO6PY0pLSReCNSmEt0QMhMg8dMAiuFokOxAeLnX8kjYWkfNL7YWdxqO9JHSf7E/MZVcAQhT",
-	"F8ijCXy1sfe3s1DWSm/mDOrSJgPeMcFBtziM82jbOrcZgsZ1N0ryBsxNPfvss3eEbqA8wZqcXvOuBiw+",
-	"90Id3q5fqMXYmwnK+uk67LwJgzaehFqcWT9bhyXrJ2syZBPqVnav2r3jDmJ2b/7czmoHVEjKfNmBXZUr",
-	"/1M7qaLoOj9s7DnvtNIjv0bcX+blLFGW8aVywKfJYU8w/JZq/1uys2XO5FasQoVju80235/RYIuaeYaR",
-	"bIU2TUTHlNtspeuUIW2lOcuz6jWmBUq3XTLhaG/JMPkAL4QroiLF0gnwQpjNJeZUF2OHmzgO1ZU7Wh42",
-	"sX90WMh1Xx0z8SDR3NYK719u2yolvSQPuxhcUmfvqS074zbNrhHaWpZ9sI5iVteHEsESIa09y4mk6oQb",
-	"a9HObury3KDz56X2C0UOBMlGW+xmoyAsww8Jzrr91EfjzXFxflN/71kuesgma4PV3/p+XW9vbmVa8+XC",
-	"5jGhC+lkVm8h4gg/m6Y/1JIQCpuyYWSY7W3pWC1OSH1XjQUW6bz72TlU0YfW5ZZwJhtmVfSllbbHsgj2",
-	"lZ5k9e45PPmmA7iabllSdXpHoBlehBwHqB1wX9wl6mWxO1WaFw0EAOimmpDoIJ03p78CtURkzMTpIq62",
-	"mMMwjcHWh9zHTbJbTIZErU5NXFQrWbUidbxB3Ovt+4RJKhfwmezqr2ZYyK4kTCl1JBrq37wOIrvjXeQp",
-	"9rMLZloSeCWCOsLBysGdg8FudZinywIpTTB2SsKUGCZeu2V2geuwZTZL2VhS0yrmJuLnE46mONA8W4cP",
-	"nyGPav3fhBePeIQ8nSjhGXV6Tsisg3AseRdDaPWUMJnLcKlItFgZ6AW/VtLgceB2jqvf7gil/FN9I40I",
-	"CU4Rn+EvY9KB88GjgADOOjal8eAlAG7EAzYG+1mEaNBBioRYPYoF0qMUOyakWuMrtU5bvex/eN/P/X0Q",
-	"7JXRVKaUVcX497onuDt69fX+3htn2PDWwvLXi8gvSABYCMC78OEBTwPK4ABxdoZwOMcLYQLm23YhgMiM",
-	"I8JK5wuSCJ2ZE/WwL/S0cyOu3DxXKfdZ7whZQabAhxRD8TqKIFqggc9aolEfdR22eAZfZ3Pc1BdQJL+D",
-	"PEGkVBtNfVZHR/1fEjxV/8czen1DFvAVHqv/TTALoNh+B3l0OuMRtGXgtbzlUD61GZcRWag7hevha9Xt",
-	"I+qCXVAnEn7W0IEhFfJUHbdokQThTgh8fUegEQ0BpsiUQTWy5B1boQhkggFrAxAhI2iGx+QUeQAbqomu",
-	"dyFgyGetr56td4dns3Cx07GcQXc7YMAPOtBmxOdoBgUYYXAaLBTb8moRn3fSsuvGO2s8s1grOJ9cPfts",
-	"wFTLSEz43KR9GJuPntAu+lgjjNlgiYsJZUQYx68p6dZ9gtk4xmPiDdgsIiP1uHluF4FjDN6+fHSB9vf3",
-	"T1QzL19cqFFQBoPooClnBEKhyWvsSxt/MWB6kTtI6Zvol5wyEhiT9RnyOpbVa1lBhxbpfBULBClkRPCU",
-	"BGAN1ZHYA5bCqmrUqeFCEnXKha3kz4gPaDiqJx5L8yhgbxCmeDFDP39y9XNtXA44EQNA8eYzwjoIo4ur",
-	"nyWvKj0nxEIC8MjOLroiBOm7G7ba7tSkvSSCyZAyHT+Yw+w4OTns94/2jo+PXXkK4FNPilTXSv0otQE7",
-	"pHwo1PKgGYfi1IhHaIYjPCXS1O+zRms+GulAaUTZLC6HdLkGPSVC4HFxbP2eI0W5cMT1UDt6amlDrvP+",
-	"KOTzC1uYpKG1/iEcfUmENDcDVI2Y8BAg/lbZ6gIqfB4z+ZxEStg7H/Lb1dGP+ll91UVjyswX90m4OvT5",
-	"io4ZCTJNgPunVr/G/PamgoCXBqWmgYmCldVPmyGV/O1MeGwCJ6PGVoaSOVyKW9BpKc5Vp+V021SBfMFg",
-	"q3adTeVv4lxfI89/8+R35wRMyJBDSwS4sLo+bT9NDlrqCzWPvelk4UbrBhavFxRXV3pSItq6AUY51bP2",
-	"yNbDPbJJubWTdpbAC5kk3Cy8ULLu6aKmi1VQEZenr9i9tVb8yUYbKp9utJob1Vv67+6SV6/2iiVetqzb",
-	"UPgS9vPe4+QfRYR8RdaLao7rBJfmE5ZK/f/EOrOsgeK81Wndb3VaF067MTy+xnVNg5BYR8lS06V6BmLm",
-	"HxAc1n/DNbWPjTboEFmx8M20yyGiIFQ5PDrPSYSU7oeUlkkCpJruoLmS0LUzh6GABkhwNMJROdzBz8Rp",
-	"L5uPHfWFGgZE2BIcNHzJRY31LjFiZX5HWinSNRNh5kLy2UxDU69EAxpRRsWk8VBGEZ++FPUT35pYL+pz",
-	"jkvQhS2SWYZ3lDmHWpCRkauriuKbmvSZtFxu9WMNhQEgO2hIfBwL0IYmVCAfz7TxTsMdQMTPnDBZO0LC",
-	"7pdndohFH0Gv54afrEqsXRPv0Y4jEzvLnzcIaZT85briKYgjmT1lN0In4Q7JfLOJs5o5ZBZ3lTSSP5pl",
-	"zxWk/JZ2yKXZHQnERmZHgP1QbYukyN+M83BF8r0TDM8J5VK9bS+TLZvfnenuhTJj5c16lm7RBEWASoH4",
-	"nBk0ERYgKsAGBWFByLOj8LYzraIHzyRaJ3NdtnLPMgTJL16dPPY8w1gT6bzMPoBsmXA+oK3kqJ2lq3Zu",
-	"N8lpd9s6y5nly+hVV5gpGENeY1+GCxuG6NmjbUyYli94jps1vc0Di6Gpfc+FIjr8lmjbHuzGJDhAX+ER",
-	"ZmJEIhtQdUdtXGgXqc0iUNsi1KimKyA3k6vEgZStflITS/g+B0ECxIi0cRyG9ePcltxFTcPdmkGavUM2",
-	"vQTJpHB5ZGTYL2MSayCFmDGNrhDoiAhTbdol2n5McCgnTUtWlPrOIc84EUuXG0qLKlR1ZM3HVEgeLR4y",
-	"E0FWiRdXP/moCTZcNR5cI5Hu2TpJUmshtSXoMdou0NHIisDeZBypa177bNXRNtwARASloMGxST6aiEzd",
-	"SkTUMuhPtkVfJ6tqs4ZB2Wp1WtY/VQHntj5qSRySn9WBxO3XialX53WNVXHCMGVQ1rLoa1gu29Hb0PBz",
-	"h+O9a/kV/nnth09L1tMgJ+3EMQ0KPkuXn+NxYAm2VnS0kx6PwXvqcvZY5XhpF/D2hX52bd0ziBaXMXMr",
-	"6YT5HHBzHIGXF1c/S51p+rGOjllQg1Ayc0Ak4OvkAjPkqHuv1WmNh/17vf2e84jW0Ya137mhQhwSVzjd",
-	"4eEWtWezqTJsUNy2Oq3XoXjtnGtT539VFOOrDbNUTR2wRH1yudDMM2jEYxZ0EPBjWGjGZS1MstUs0XQh",
-	"lhUX6nd6vZ4djADPulpaHWJTP3sBNlAaDVhQzMtndRZxnwjhTKGegBdfV4PLmKa2QJB6Cr6eTFa9d2aM",
-	"vUj93wGWGMa8pXGuk2C7BGQrsQQY7pQ5vclw7TSzS5MxHSRbqbC5m+TY5jisy4dmhA7Xpng2QnLCBckF",
-	"qiXp9DQC1XFL1PfT/MuCLUHtSvMramMURAsUxayjtysYxeZgVhiSnS2NJbBhsaJiOIxLNI+olIQlRgw5",
-	"IQuUvAmFG0Hf5hEEk+AopDoWxkYqqO2wpQHbxJ/6o7UZecOI38Bg460NBmxYLuzIZ6PEBqWTDbmwf2Wp",
-	"aC5GpW9jgbC0tiHUhqA52AlPCA48YyzS6K7GEnTt45lnOeu29gNAOyw7HvCARZmww9/WfQIEWtZ7SEZS",
-	"XSF4e+exwNfs4bSkSEbVyXOQdPHTPZk7TtUcahuivJFF378Qn7uYK+OgClGQMbthfM6ufR7GU+ahtuIV",
-	"/dM0jg543RTPwCTEuD7BZyZSTL2DqEB0zJRMs9NBnh2s1xkwT3J+HXIG0Y9maa4h+yP7BQTuZ7+AcDYP",
-	"JcGDCesiYWATdsWOat/nTEY8vE7qJqpmLEbtDVkA0LMS+ZJ4NIgSZosOgmGA8Q76V0NPtsw1ZdeKUXoD",
-	"pgOn8ZTYN+/q6lP6dcDzAoQvUeC3ufY84CIJc6YMXU04DmEKKf9o2/tmGEvDoU7zrIlmOZMm9igWEA+P",
-	"TVV7xVL16piwsAETeCHQfEL9yc4uesbCRZZpwX2GI2J5dR6EOr87WpmtqIQIvbbpqbu2iT25lc38DStn",
-	"nOq5ZYN4smTVsqfXLkX2O3Pi1QRgSEADpyRvxu1O94Xf7giz0TsmHjN7SRaTh+oGDb6wuzV7TMwZKqlc",
-	"tUMD3dpZVOnB4/PsfLRfxhxqKuDn/s7b4NuRdjutDk7UHKsS5DhVsBO7udM0fzEh/o0NVOZzONMRUU13",
-	"kmOvdjdlY4TZAgoWuw3k1Wo75PSQ1zJR2XWMtNXlzxKdXQcGm7jc9ssXj7r30oQ7WAcKHIwGCH7sIBIK",
-	"gn5yH9T6HbfKf7NC8R8547nVmNUAeaSjdfUuUNycC4n2eujp/fz6u0Jv93onx/3DPdfOc8fVf55EHBjO",
-	"kp1SHe17imezCtMJBOPq/aPobw6Wvah4JpmqA+kvpjq0jVMGmXSKZ0ZmmgoS3gJQBDOojOn75kYTmQO8",
-	"iwC+QueSoK8HrW/+9q++/fXfDVqnaAAhkYNWBw1aL0iovwJmOGi9KdcfdJ7j+kaHUjQwcEdYjepTVssL",
-	"ARU+SADfLnFFfDK/cSh14Tjb+sPgwdW5mydHt/kH9w4P+yfOR29o7YodlaWNb+Qi292zT59XFVHK1Tqh",
-	"Y+djrzccT9GBKTVSLpi6WnrCHSClHpFrPT+Z3zh06huyqC+yqgVsmFQK7buG88TE/5SKGyphqRnelfZK",
-	"kOCiNoZ03u2yZgxRYwTqTbETf0A8fJcw3N81iMTGqOE/gCq+c1BFxfTeHaDiOuCI9W21ai7rxaKvweMb",
-	"wrW/bXzCtwzi/l2GP6wLZZhunwZxYyA0vBcIQ9XzNqx+ZgY/QBcCRbcFWwimumaQheqVH+AK6zLjBkVX",
-	"3i6YYC3Oa1zsdXjuhwFRuAbqYHn//n4jDmZEq2Vogxl10amoq2a2hDqYOVpbwY57D9VC3ieQ3wdaX+T3",
-	"AV/QxY6e8DFdswp1M+F9hoWY8yjIhXwmX5YBEpYlo3Za84hK8oyFC3fxUOtpStp3sha7tVy5sKVD8xQQ",
-	"CO4vLrAkY24Oj5NYDXEJnHeAkEhDHmjHAlRRB8wMiNOa6bc7gHcyi3gQ+xL5ZmCozW9JFNGACDSl7Kfq",
-	"1adZ+ASL3pPjcpk5pxQCOa4xNFwJVE5J9kvxFvQNwCRP3nhle899vQV0usb3lkNp0PgQbsAc7EtTUAfk",
-	"PcBxoQwtYsxQ++KzP9wB37BFdEEW0MW6YfqHyIjcKKBjJeViFqC9tAIPuiRixpkgwsI0+TiKFrkyPag9",
-	"aPX39g92D3uD1s4uesojkv6IIyWmgpMUtQ96PWSiwyln19rKv2Oh56DcsEaLAV+LAQmlImlAct7JxPNo",
-	"lxEahRyrDQkwMHp8tshQSG8I6u32e5pW4WI3h8hlhl3wkZzkrOrdf/5Fr3vy6ut+p3/4pj0Y7No/997s",
-	"/HOn0b/K+pbnMWkXg8GVs5kmgFojk+2mVD7AOzqzbkBuIIzUIVc/bAqm1WllDI5Z7uqOyF4pHpRtZzWR",
-	"Ale2/Gw245GMGZWuFJCpDZqtVdrCD7nYCMbQgHvVxu7IehPW6zBTkGt5KQTz3Dr1M1/PwO98oajzwIi7",
-	"udEW3Y8bBFOHXMjL+km2Na3nRsujM5JWpq4XeI2HNDRbq3ypConH5I7ooJiFRAgoF21OIk+35coAiJWB",
-	"xongV8T6cSUdj0mDWrxj8mmdSsTJg9mqeStDV3KG6DW2txMvE3ovlAbNLGxKguz8OpYTZE5Mfn3TrdTE",
-	"sJ1hPuvV+mnInxqyl+8Kc3iXp/iDPImVZ2opfE4RINV1NMwOW7F5Ta7YphbrTIvAMi4ANtYBrbAiEqDa",
-	"EpzpYRsm9qzw8N6jayuotw0Uaby+hDGK+PSqyV5+Sze95A1G4bw5kgaAHhZcuc5KPDUAfw04e352RRQJ",
-	"PTSQ5zHy1LOeFiZc2XIrAf3WJYt9cwUJ1iqgsMnN1ggYolwdZY1bb51bbKVm0uxWW/uWWl0Lo/rWWjmH",
-	"tS+m0oZ6vr6t7t5qW13afso1G1VHVntBNhhjv7d30NSgqG6QebaPpeYm+1wpZ6Uw1nyrr5aQXpMmcN0o",
-	"PhHiBb8hzBUTO4qImCD9EJLqqcQSYQaDBBGCcrZbvFBOjqrsDrtVhgfyekYjIh47hnJFfM4CgQD2DfrP",
-	"Dcq8uVzfund00CtUkymfmIjc8hsSXOlZOdxqH/M5mmK2QDolwkxfoDmgUbGABLXC3lfDENwQVkSjuE9w",
-	"5AxsLgGH5CfRya1ztvEs0Z0byFiWHXvDmI3xmCAlKaAekhz1e73lJsmDfPnvxFR3mN8/90po+K++7nf2",
-	"cwa6gyoD3XMSCXX4H2CJk9zpbcBD5RqurD1uItPACdKgZGXmLRckWVkorYuqly2GOTLBm5vCRVaNaZKq",
-	"ExtCVbh7KHHEpF5QOrN0FJ3CWlTs8GRNH0ZYkPUgnACXCprqoOHCmqNtpAZ4FjvWBct0uMcZ8nQWimcy",
-	"SkSaSKb4dTGlpG4CiyP1xPrWis7dVRittSzd1VGmBQ2jueRQXJtAwz6VzxyBX8tsSt2+yZWl1+eOxgiz",
-	"sTWYcbaYUgGOCqAgPK8WTgfVQGYOxERNCVPNkgBN6BS1IxJgJTpWAGKlUUHlnQIleXKph8JUWgnOjLck",
-	"LdGTHKRVKPP5GIzi0dwWqMWy0lyV5SI6doUSutQ5i3FElmVulWmeKwy2Agw+6elp8lICGFefPVZu0Vrs",
-	"0m6hJr1c2ndKxegsKkNKhXQ+mb5WUv51Ff4NLHuDK83sk0a32Xqkdxd8ruprTBiJ1sjmgHCqtcZXjuis",
-	"GtvmW9iwKQfr0Xd5N54B7zE5vQaTTzM7g0gNhRh0dGASErh1aaGwfbOLkt/DmuzZLdJJN2Nmvqs2dkU2",
-	"0TsS177rolc9NGa90QtLa66QbYhoT12lH/M1HzvFeHK3ZvDTmCyLu9mWlFeW3L4P0thl5uKq0I8hRZeP",
-	"dJCzAQ8PtDRlryIN5Dyxb6RQMzdkYTRqm6TjCEountvad4VFFw9IEM/Ip2Sx3uu6QOBar+Z4QeO3Mye9",
-	"8bsmy+pzHDHKxuv0X8wQrnGoy90m1MutgvPwV2zfgnngd//w593f/cO/+1F753f/8Ovf/cOfDAbdwUDs",
-	"/sFHr3/+2//rb8hr+c2v/9W3f/n3rz5yWwyMZ9FxO2wcqFE7IVM8sIrc10tyGeu5HxtIKWbq4O7I3wP7",
-	"jjvgbXj2TbpZSoBkEk088nYia7nj1y6pZGldm8SiuuIR/LpsattwfCZbfSW6Xm33ZX4L1QQHOkdC4mFI",
-	"0BT7E8pIBllBiZ0WFNr6/O8I7SYTqP1ljEM6UhcFVfcwIyQQHaT65AKH6osxl9T8Olf/hFzIYpXJ/V6p",
-	"BOKrL4yFuoJLNNWgawfWOHafE7plmwENEZF6ZcsLY37SBM8kCqWRTZQAWBCVACcEOUaIccTIXMlCwmUQ",
-	"WXLw89E4Ce66Ht/KDfeYzWLZOLu0VLfvO7AfVgl6b2d3rFjI6jVcuXJrXlJ6wUs3VZpztF++tmwDa3m0",
-	"3/XlUKZaNnW1iIijpGQMR8+YNEOo0XOKPAAn8JSiQqUBnOSRKTALuF5UigEz3+fxvyA/iErAK7TIYZA/",
-	"phH5dtTvA+ZlofK8AkJDFIcEqTcseBiZ5fG/lgPvOdU3zsMGYfuch5dxqIjaWSrWbb2s3QpRrhY/yJYW",
-	"U1ud4TGJTKLf8hGAlAB2oOmQRC8InjZ6rUn61Qbg6/13AFjrECzzRMkRNj+d+qLnK7Mz14sDTTHyVxWm",
-	"TJ58qm6vN53WcJFUMFsndyitZ/amlMGz76qipTS4C87DgM9Zk4JmiTJIIyJ0fU2bf77KcxVgGi7A1vaE",
-	"Tqmss8nye2x1jIyubPAUv24ypaY13XIcYfW0vz8comkxO0jppKOF+us+GfGI1H3PmBhUdzWpnIMQqgCb",
-	"g1pDmk5gI4eEJ8Z17WlDc4EE0QZAjfxrTOpnA3PzlbGM2l5//95HH3300b1er+d1kPfNn/7bjz7ydrTV",
-	"EPx/xgA+YMMF8r60hd5t1SvbsK6TbpSm6a6tLP9yJjw0BbFcTsiAjazhPzHwl0aLDDVQe0KDgDB1mxsS",
-	"7uwOmKcOkmdKmQMcovZLw41eS4b7WYbaxZDbynNagReWYe9OKZPzcCu6spI33nt0cCrHLAE7/z28Pb6/",
-	"t8X7Y5o/MMnvNJN08o4tIVV8uLymgiw/8J6NJVVXhM0PYuYPHPP7zDFTdIhC7s6jC3RycHicVFwKiMQ0",
-	"1EGbCBfdGT4PnEhaLl/IVflVGwaoowJNJyFm49jkCqWh0z6eXZPXCbbyqihBPWyH4z6eYoikDzED54kF",
-	"ePdxGEJR0Gz3+SCEXlXBsAbBLmoBH0KRsVXowZ0WZUJiVspsAbADR3FBcEM/LsI99/fuLS3eXM2+D09O",
-	"sry7547gr50tLU2Yf9EP8/LyMYrIiESE+eAfo2ysLaxmB6oX83thIuVMnN69KyYch7sBub1rKy7drd4m",
-	"LrIVM0x1soBNNM3UhA4qVDCNI+PMYaS3rmIhIIZ4p9b7dIYiggN1LjqIcRRyNiYR4iNFjsAdcetnwHRW",
-	"usnfoWOfSRIxHF5wE1Vey3ptEuRKBZC//fWff/uXf/Pf/8+/O0MinpHolgoeaWAXHEwpExCrDMWPQyrk",
-	"84iuxqFLkvE0StDmg/SSrj30m1//BfKyNPA6adECnwuJqEBQCWT1jKpCoMqn+CauEzEtZsRPXMm1klFj",
-	"RmVpBO8IAUFNKjFqp4vbSQHsGkRL6PO5HjZvk3NW3P219mHznbtmcJzZJ8XrmPs33RtCZorhqhXvII1a",
-	"iNohkUo26hhApQ7ydpUQda3+uav+6XrFSIOjg2psoD8aDMRHaW7cq/Tj7vXd7quP1M9O3/P6O7cc0ah+",
-	"UZKbwEpO++bP/mMHffPv/20H/ff/+n900Df/7T+j3/zqr3dKl/7K6s3u3bpkM27FZGfunfdvtdMDWS+F",
-	"Orkjm11yNbAaN7uKSinX7/qgvvdjtZLEFRfEivdcmshPY8ykE4HoHM24oGqPJHmWX5qH00zLowyCW//u",
-	"vrplB63e7j78N2jt5AXH/UKS85EzAfMkl4B5VJWACSiBrmFr5MGIKKWQs13kqfsf0KWhthpIHx7c/OYP",
-	"k3/qaRhCK/wCQmFIGTHVdyb4liAMwsQO6MMzA2WtNNilMkXp5DExVwLmBmIhNmai2lg9DaF9LMXqIyx8",
-	"J7DGAuKrFW2ACxJQAXVlm1GjNkiJ2l61rx3Y8U9KYZV77gwfK2Q3kMkzidhZzuISahNM3NUwpBqC0RFd",
-	"XYa0SFFB6q5oQxQMckt5LOpXNNA8ZCthJxHntc+f4isbHKV6JUBgO6U1QEQ8nFK52RkW8VA2OijANwUJ",
-	"SHC/9pJL/LrZaZQkmtbcqw3sKY2GsKmm1mkB5GlSsakpBNptnfgpJ0ZBf3VhBXCT60OeOTPJji9AhqVA",
-	"eGVDTwqel5muZZOZ7VXky5lNkdYG1yzKLn9KgyYaLJyRmvproc4wQ5hlcRpRO8fedqDCNbKkQe2USDtn",
-	"2hI75HLSKcI9omksJBoSiwRpX3OZgT84OL817ztHMK4V5ysqADS7oda4d7bBU1ZoI5uc+ArsPk3/yo3+",
-	"QItHDRXJqFKaapz9l0o4DrleDQ2EayoFGtFxHBGB2gH3xV0Q+cXuNNjZRZ5aR2MCBNF/ldS/kSzvN7E4",
-	"WabV+IWMYLYikc5CtNeVQDeVEx1Q8DqRxmLBK41KLRgjFmU8iwePJM/hgBcNQAcNUlRduQpKiat7pL/M",
-	"qMLL2ZJ57m2agBtLUhK/bvLspbnRam6nhtJOXfu1OamNGm5iCVqSD5SsdrbV8olLieUUP/TvidDxahlP",
-	"q5dDVDLCZCwRqJ1saSM+jCJCupDurH+Hyr+KaSVz2nGg+qzNVdbNDn8HB7HxCWt+CJps6w12aTL9Jbtp",
-	"cxu2Np81tWA3c+hWG66h9y3WyBiG3L+hbPykkYB5P/NWDVJ8mVGYm+nWURzWyat21O5wMgTwy+Mhj2VS",
-	"aEVxA4asWfBMf3sNaavX9luDCKW0BksvY+BUHANQokI+h5wqdUeD/HmtG9IqGjwDX+hMWRmL3WQ1U8Lk",
-	"RxxEeCTRb/7VX6C2NjHA0ztoRlhA2TgdnZoCfCaBeZywwDwMwpn6Evs+mUkSqKeNNQ+8+LdUEHgWJSYF",
-	"gbB+L/Mo4ixXzh0GpxhkYTAta2KFMAahbwLbdysxJMKPiQnDmU4Gg9paHa/3CmP7gWpvH74qVmJ/lzVV",
-	"ppX1XXRDz2Z6S62tuC2vgqzLH1fPY71aXI17z4OPwtevnGMqlHi2Z50GoAMzfh0QLaut9LNd5hBFVgB3",
-	"bD3Dc40ErUbm8KgGiRyBbjXrbxfrbvMoWB9dPcnXN81kzYjpiJIpZU18S/aIWddtiFOFnfLeIwM0QOCn",
-	"K2AWXzn3PAAyr3uo4eUE67kIu90IrLl05jNtO+fMwxyScURm9n4Gcw5kfwdU6k/BlDI3AeKQPFcSBZnX",
-	"2RVOqO81C8wnb29S4/5DYS8aLIUEa9IifX19YlSyEtf2WXFghY8ZWwpGBlgDSUy6AV6FIHxAGftlHIzL",
-	"wN1brG2djtE1vSuf54G+AfHwNNIsQf8BkPJZEET7c/qFfUTNS5xinatjkbbs43MynHB+I051loHzmF0R",
-	"KS06WDH0bwYwYGJJ/sMUv34U8a/Iyn11gS204TO1PBdZBNAG7z2xqJx13nGVsGxcZNPZSr6Y51LbQrH4",
-	"ZwnWOk9l55YxS7Qt9eX7uq41C+bmV/jVyjqqbWMk37Fa/h2RNwdO8UKHJUmOhkQruxbdOzUFKCkXUYF6",
-	"uy2HIlhjm9UM4CttuNIML8ksxL4xQcxI1E0KwBpeJ8xoIzLlt/q5qWPULlUkLUdcxzWQX4vlhQfa8UwR",
-	"+P/5T/1eb2e9wgP9QuWBquqgNWsPXGUr6xWC4vmMMA/NJzQkaEgoG6M5j25IcIa8OWceav/2v/zVN//z",
-	"v9HpWqY2UPu3//iv4TuoUOkqMJjA6cygtsMcZGz1spu1Z6SGhtLn1ZyQmbqGHaLXByPX6CiiZx+krtVI",
-	"5AFqryfpY6F4QgMVsBpS3Q0xvmS8wmSOFnUPoJYW0Wopbelmc0ATu6HUNVDs2+thjiP29tovaVSWYpmp",
-	"JWNwLcAL7LKC8HC1FvsCjy/guWKwaP0NlGV0NRw8dflFnRTgF3hss4C3BR9l/JD1Y5ESCjquK7UEcQTV",
-	"nP/g8vInP7l/3yu40o9zV84fqDvmvPsId0evvj5647xlVH9rZe403Q5NF7bRgrmQBCuouw07kDog7934",
-	"YydfWRYkUVJ1pXOdg0sjyNMWHmrLiE6npuhIM3zIF3i8NWeH2Ub1xM90Q7ncHSu22EpDcNMt51qS/CZq",
-	"RtblVVdeEDx9G6jSJofe6lbPOQ/X8D0VeJVAnmlX6V66TU9j8iZWBqemUnprw5FoVEsl7EqCp3cEishM",
-	"3EFgCQF8S51BapEprWIFyJaPA2/A2mDwARRLg0cAL0DIk49nWsSe215oZJrWhqEBG4d8iMMUhJjzEI25",
-	"biMiMo7AtanIcAqoDYJIBI214XVGcESERJj5REgewSx0qoogUiBdJiA08ny+swFTQ9EomxoGoUTt+gFk",
-	"H67C3gTcY4YjwrbiWn2L6OUNhAWCp2vd3m/lzKdhzrDL2we9HvJiBgnZ1+orAAfx5hFnY/j7WqksnoYK",
-	"mVOho5jeOkc4R8mx2NoYv4/no6EHr1rmIni6FaFL3X/vX+oieLol2ecdHEJjafNDgiOBqHzXB6xW/z9c",
-	"LqsNn6maua6YBx7V55hGK0v3fj+K727RRb1hDd18xdzcyJoU0H0RYSZGJFrPkudj4WMXYtSjrEjeQVN+",
-	"SxCfEZav0dDRvglhwo5HlFExgQC9gERq+ThqWxlXbeKKSpZrRq6sETtke3JR8qUg0TI4IQdUwsZaVlKq",
-	"a9lcHsJDv4dy+cpa2c9YCBYMTwvEagU9pFPsTeY+FMxOi2i3dSEDW3i9gzCKeEgMCloHBQTWGyLJd1A3",
-	"LR2WL8NtBrZGIe6I4CCt2+7OFQ5XEgiiXSD8EU8/VLUlVyvPTGstJCG1qmupM80O1/dH3jD1+lclN9jn",
-	"1t5zDVUB94ZIhlu19NtQEoC1v3clQY1iW1i5S26lZtt+xCPfcf9/TuUEebobT5etznBHgjCKBYkAWVRI",
-	"GoaIz5lIa70ae9kEQ2g9+PLBNnamPi6QkNiGTJmaLpTpvqDZXXRJRrEgAWjiO0jyMQHgUEiN9lSrqjHP",
-	"LU3Yn+uzxY/NG0m51bK90EUO1ZG2+KXAojAZIA0QxCBcCjwlSCpJTTXBGcLCFCFLrxvUFoSkk4O7bOcM",
-	"RTlKJIbI3FB2f+Bf7/rOdGljOaRYh6MO8HQdCLYgqLiwejPFjnKQvTHTeLzZ6AxrJeTTGWaLVqdcs9ZA",
-	"IuAgiIgQOlJP6IC+iIw1OgJlQSwkVNgUPI4gLVLisX7an2CZq7Lrilv4XIf/vWtBuqkfMaBCreZGXZom",
-	"0hjXoo9hgTBLOZsJjERUJN+dIm+EaUjZ2EPtqwnHIbKtIioRHkkSoX0U4AW4DtSzcUTETgd5N2RxbcRQ",
-	"D7wC6Pz5Y3RDFno7JTW1dIkt8yTikdGmg1OE1dN3hB2XULKy5rBUQoqpN8UsxqGX3WZmuK1OKzMAXeYo",
-	"rohkgfBQpcuu5BZm7zxMX1AXlO7xijK/wqs5opGQQBwSIKXBT2cSCfU8nKAQC4lEDOr2GcJDHSoHQVIB",
-	"CektiSgR+oGCSP82wFrVaB7pddxg76lWrvSUNmhlc2SaOArLMXf19AP1am5zrKUcmC1zrlfdwXU20M0B",
-	"K9oNrz6HPRRxNk6gZiMCJ41xtPf6tVFClb5pL3DDd5XKqQbAY9nRoN4yFkVne9+dwhZiSZi/eCrWwPJx",
-	"Qkin8FybIwOpJRYzzsTSU/opvW+j4zWJ7gg05MGiRAAn/ENEZLQ4d1cp1JKWEuETHkAFCmLSQXQEFdSp",
-	"WPt062W6cIKrq8lFxCeKk9wR6OMXL56bZc1wG8LUzjC7wjdl26uJfrIaALzoaLEgTHBHpztlyaFZ00fY",
-	"7KLdkPsbBlMIdJ1IOdMuOcAj984UcUHqpmzEAc97FOHxlDB5BpJURAQPb0E+5wijkPPZEPs3HTSLQJ/p",
-	"oJCym27IfZ2MPCUSB1hie2qdiPSrIG6yy1PidivXpYGIamWucm68IH5EKsBaBB0zRRH9DGp784kg/vVv",
-	"fvXX3k4HKiYwAL6xSozZvFpaxQExjptt5LUbEaSTQPwUxgbnx4gyv4yF7n83Q7IH+iJfuC4A4AUXFntn",
-	"G2zTtFnf/lC4pVZWxt6ORAwk2cw8fVvL7/vQPJY97nWgcbTI9g4Q8tWtYIi/QW9RhaDvwaQ9JVGLeKh+",
-	"GZIAwZcAZCDVCQKXCJqRSD2jDsLOGfJmSvI/1f83e8Q7Q15EzOIt1I/JX/aJrDwOvShtTwvl6ZsVQeX2",
-	"59UB3AaNshbkReEU5oAl4dDX2UAmLh8ioXV76+cMpw2kmzi7OdORZfKGEyzCHM/IS6PJ0V/Cvy0ZtmG5",
-	"LPK3927EdC91xv9p4DRaGQ7Uskd9mcXgYU5QyJ8w+A2qkVjUN51zuDsNoFI08j7yIIoQDHFJ2RJXwKVi",
-	"RBk3b3sw+OiPv8Ddr65f/Wgw2DWfdpzu3kLNmGoMC4AB+jIm5mfjZDHz3OKu+GB2w4Yg9M5CLUhIPhNZ",
-	"Fb3t5U0uXmKhULxUUdlDEekSpp4RbuPwpsHAG4qzEZdYkqsKqUzP4dRUW8/LQKlE5pO8ROaeaJVm3hCX",
-	"EQCJ/TiicnGlJmaWbkY/JYvzWLXiyJ/DkWQgi0syjrRx+4Ys0CjiU+RpbnoOLcBVRtVbE4IDUF+0qbj1",
-	"8+7588fdT8kinZzuFKr9QYiF7V7/9cje6J98/qJVkjBZPqJEjyTkgAvZxgw9DB5cnXd1ZXj0yecvOogK",
-	"ESutnQVIbb8RJQHSlk+1JpePLu4d7x1q5oNZYnuD2x7SBPWodH+7kJ6tqKfWSMeHJNNSGkzrzRsonjDi",
-	"Gagf9dFQQ5sGp5gyiSkjkTD2k7Qe05jKSTzc9flUl2byI/OhtOlNY1QNUlE9VGS5uHyKBIluSQRs9P7e",
-	"fSjWISCwWIBkM8ERMfGRfKTDmQdMkScJE0Htf/r7//uf/vNfffuf/rcO+uZf/s23/+XvdrS6EJGZQJBv",
-	"BATVEc6dPNomZJPrFqWJadH6QBSHFodf4huCsDGcI6XBWdV6yIMFZDtCPNmADdgFZ+roUc7E6YB10SXR",
-	"Fm1ETU07PsNfxsTkcQrUfvny8YPb451d9fAnV88+M/Z6DZylXlBqe3iBBTkDC47+8vLRBdrf3z9RZ/Ll",
-	"iwt4W7F48wow1O4MjylTMsQp8kI6pdJD7f5vfvWvFctOgsAPezpqHKCD1dAGDCFPt+CdoSEPqOnT+xo4",
-	"cgel3P2NkhvTPz1YX2180GDBqjGwhM7wmMAoH8JdCVYu9bSHZ7PQgOjZol4/+iWw2bYtTbeTr0Wn2rQ1",
-	"5TyfB0QNQpd/88xhEcg7B+is7hNT3M1D7Ss6nYX6SF2olwW0pDae99XkI6+DHrJxSMUkG1+bjth7fv7i",
-	"4mM9Q71QUxKNCZph6U/0WI/3T452TjXamdoYVAAtszOEd7rwjp1l7nf9HRVQJSxx4qlm5nixcwaIa5q+",
-	"eptQgWKmw0g01zCVB02QIyyqvhj1C6olsA7qa1aH7IvYn2j2oXZdx9gOhW0LiH/Q68FkAJcKxnqthSvP",
-	"VnCjMkuuaayL/0V2/9v4GMyQ9/AFHntnOvxFvQpwaSGRuhnVjxmgQN7jUfepIpcZhzmQY9TW8tfOKTrY",
-	"u4e8WQTRfCAFXNvpeUA447yksoMO+nuFR+0krK5vaQmG/Mx8lAih75QQjhllyHvdtR11hc9nRHgo6xHR",
-	"38GI4RgQqZ0fUHlQ9dUGCA9GkIhHI+oToQSKL155aEowA5uubWqKF7voXH1ULan3NamSyalWxkQKdNDb",
-	"Rx5lukVKmLyGYXjmdSSIjpuDdkwRRm1ukcJ6/ayHsK3Gqb4zK2m87IpSQx4rjslVM4wzAmplBp/DM1wR",
-	"mh4BcKjq3b6GMLS7i64IbG4QrjW9dqeBzg8JqU+MWdfcR+cz7E9Id2+3V7qI5vP5Loafd3k0vmveFXef",
-	"PL54+NnVQ3gnRWMzl5G6fs6fP84AtZ+2ert9/SifEYZntHXa2t/t7e5DzIicgBxyd3dOwrALcfp3fzm/",
-	"Ebu/NBr6uMrq9TDYOzzsn6BZPAypr2ghUPuTzz9FgsgdNJ9wQaxREE1weEu0MQrBQO+InBwhdOqSujip",
-	"b+8okBYW5gGIfBBENaOEgGTvKs229RMiP5nfiFZqOYdJ7fV6VgqwGBMFvgTqlgUY+Lql5gA2QhyOlbKk",
-	"ZBlQW2/hL5gvZIKrTv/w6JPLn//0kwc3zx4Hz58+eq1+kIvWaevZp8/VYgqQB6nS3163TlsffxL3Lx7/",
-	"5GoypLdHEzkb8pOfRs/iyy9/fjnxR1e/eBQ+f/jkq5dxNLppvXn1xsg5eJVwDPMGoae8QmYxdjNZaFXN",
-	"JXS7awp7ZsTV1ukXr5SaP53iSM3veWbBswuVW1Dr7j79ooWVePmq0yrxFtWw6ujuhOBQTr6q3G7nhtHu",
-	"9XrG32jKC0GH6sKYnSnWEXAitL+fK/4PgSFY4iEWxLlpPoZ+N9421rTT4je5gyeJLo9cbyXNYCrWMjNZ",
-	"rPS4bS/qE3pLmOpACSwks3piISSZLl8/dbMv6i6f8S/ZhTGSgT8BjgxCK5QtxnokCKCSOuiwt6/UVvPS",
-	"dczwLabAxb2dVLpxrvIlwYGSjcQHv9BqpIrhaQ1CSe/qyoOlPuztr17mK80/X6bE2fIuSUi51ja57d/F",
-	"M9rVXLZir2iNXkvnuq6yEk5IcKbvXdg5VMxCvECziIzo6/KSK6VBa8UCrrgIT4mEsKwK70/6yF1dEf5N",
-	"Z+WD1sDzatM9ZcxUX+RSjVt7vb2jbn+v2zt+0T863Ts83T/e7fX7944Oe73DX6Sm1PtqVXp9vHfYP9zv",
-	"7u+Tg+7x8CjoDg/vHXbxYY+Qk+HwaOgHafqDal9Jwdron315tN89Dg6C7snw4Kg78of7xwcHe8FoeNTS",
-	"cRIvxZLR9Y/3D3on/b2jX6S2h+fGfjG8Fxzs9YIjg3imVkmPQC+huieVUHB98+hlMH/YSuLV06EmOykL",
-	"uPZKrdNKqu319g5OTu69Par53eN90u+eHAUnXXLi9/YOcd8/2Se1qHZyuHev3z85cFDtAPf845OTlVT7",
-	"w19293sv6lBNw869aiBe6HOk6/yX+dU56MCIj0AYUCdRW5/gJFxiSfRxqujDPHs3ffBNJ32r+5yHtBpa",
-	"ufSyfR6GebD0FGZ18sxp1BjoOLiO0gwgV9f28bvZZ8HqpMG+/aVW4uTtwuMWIDmriK5so/zGm9pLm+DA",
-	"uwUOM7FUppqCVUCXgmYywr78oBa8v/p+e8mUKMoj+hUBl9xBnTv1EY+GNAgI2IIP9k5Wv/GC86eYLUwM",
-	"tFj3Cs6IZkJatTknV5s7rvLOVXxDVMUs6HgAaiKrQQjTg4CL9kyraUhIHoEwNsFiog66DlXIX7gXGUN0",
-	"4xv3cUCmMw5BNp+a2rVm693nwaLZXVpgoP39g/0M87RM+6CL9wPcPb7n97t4tH/U3T8IRr3R/pG/3/Nb",
-	"Wa5ZBuwsYHo2ZaQmUOhN3i9k3FoFOaLfbO5L7sHj035/9+Cgt3+wv3+0V3EPKqrc63WP98hed3h8eNId",
-	"HQ9HveODveHwCK+6Bw+6+CDodY8PD4Lu8N5hr3s4JIQcHB2S0f5h4R7Ub29nqQo34e2D8Ek4XX4Trl7T",
-	"ThLsY8WS45++3rs2tL5mXF7j64ioH0z9xcY7IHBxXfPTGbohZKYNpfqQMj4vsNrk0MguwEEuqu8Kyzdd",
-	"r7zptJ7wtNrLsteT57Is+/3d7Mu56H0cXKb38ru6G3o17oY8t3vMXgpQ0Q76h3WGKGLIGSbBUxJQbHEX",
-	"D/b2mnb8lAq4zt/bnab3esbh1+ReK+iSd7+mwRt9y4XEVc364WhEdOaAKfeow/UhwtXcNeVL7RJYSHKp",
-	"FZjzQbmXyzSV9cOSgj/Is3Kw+o3PuHzEYxa8t02qV3TNTdpcDnqO5USbfvXu1tDD3VHI52KpJT4p/gOV",
-	"h/jIBO+YwCx0Q1lwqsPmiHECdxDB/gRcLQOW9aglXiSIYiXMS4AJlFSo3aqcQaWkKY/IgAlFbCYpyIpk",
-	"JnbROXRh/Ztpg7r+Ow8DkbjCBiwZ+hDcNSQcnaXWvE5qLTRzuSMQnzPdgaORdlJaCSrMozEEJGPrBDJ+",
-	"c/P0jq4KC9H0A5aMWdeDSoedlnsy87sf01B2KQNqg0cfehwwqBMFoYvWGa8FZhgzic5UszACq1phm4yW",
-	"oJmBBwlcRS6Tlh73I9gPa5md6goqaUdVmr/2ICoK/KAEvjslMHfQ86qg/qHOpZllK3e/NgfrU8r0Hepk",
-	"Ms8YyXGTOwJG0LFJbgI9fIHHTuN7djNtbH+n4oGloQmEA24G7NUoFAEhs+tMYUk4tNqnp0uRRUqsT6uZ",
-	"vOnkftEFTZQSqliPo87j+ZDfElCx1AIl3Sp2cz02FS5XdfnqzaskbFYDkOuqeFmfwl4DvSJD4QpjjuOg",
-	"PjQoxMuO2UMDxPqDEPPdFWJ+QmS2qCFshWacoyTJQJzhDIPn1Oz/7G4umjaabuSrTFtv1FExFV+XlEEw",
-	"TEkHuLX7SHK018sIOQi+OtRX+Jm+0wdMxxafpZd9JrhDSz0mBOTa3NOebiB5asByF7pQV7wXC/ugjXhj",
-	"yCQuZyWDSJfE3tkdsOc60DtpJmMAgO4A6QHgcviMMIOiuosuEwEoE1HUPti7V4oPckYC7bgEDR1/XGDa",
-	"DQXZ0VOtWm5iyfuu8vW1uLYJ+q5lFfzhxvzhxvw9ujH7NUxbzzPBj4+MF2xjk9q9Zv1e2mP7/mwVcB1u",
-	"eNUXlISaZofk3mp/87f/+7d/8t92tJcQhyGJIDqzgxiZK40XlO1TNKGgE3cGTEKY4ERXYQqITwOi1HL1",
-	"JR/BcwDILeKhjAhB7Uyg+455cMA4Aw1f6HbUTa1u4jDUUZqKP2lcRVO3UOwib0oZ+bHk17pLb8DUlWtL",
-	"KunbmDMiTBijqSioL3Uq9Li4Ge/ZgOnmdGFmSQIdMwvvKzKJG8h4iFYp9u8gWqVjhLcvYwLQNIYXq+G3",
-	"stzTpqAlFNJ5fnp6TkROd8NJImBDCdCkPVY2m5M2N5Eul3fwuH7zj42s+tatMqtjMUrn8geT9HfDqmPX",
-	"azOenbhDKhm3tT8m1hujFh30DoBlckayHDyJABGELLXxbGzfqfJh3zvt9U57PfBca1Z8JckMMAUyXuhh",
-	"r9vr9XrdY/XPPfVPL/2vn+Qna84aUkYynma85N1++i5knYV8fq2LC2Z1HI27ax3XR9XNYdzSUnhJCDbB",
-	"pWne7yq52PFSRlCuOT0gjVu2zsAaVa1HIn73G4vfVaJ38Tz8IIb/YLhKd8OGtqs1vXCaq95VwpAw0RJr",
-	"NrwsKCsrZ94RyB561M47lW4BPCbh4zq9c8BA0tVOLSXGBIDjo/NqC44mUzvAiMap6D1ggNAsyezMBF/n",
-	"utmxIxKq0YgojiEg6+ugtz9gHkTGmDFnSnqcmWypnK2sky0C4u3sovMB0y1SzhBhgcj2fZbizyX7IRkL",
-	"lbvoxYQMWOok1IZAyBudEF/J33iMKatCET3V9NMNBsaDOCQ+nxKdzgnfe2qeJ8iDn68N+p+HZmpUVIqB",
-	"juekcrEDaNgwGZ2PiMbqCoUsW8mRF0R4JL2zdHeTQBNHkUBfzWNqKrfaFF3J82uBYhZYvFRL2TgkA6bH",
-	"6OPZNXntExKQwOug3/zqr9Wg0slc6DLh0JgHNzw4bvUXA6a3Q4BwCKkdSaYjtG1XACKhzL3jDVjbM6/n",
-	"vtclqXJWUqfh8QH0mJEk3l8Uoc+nU3iy9e2v/5d/+jf//pu//atvf/13v/uHP/3mz//02//xz377t//h",
-	"m1//B8iMt8zAXs+txnfgA9vG2zD+/SBOiXRtgmbyVPLW90CgSuINAAVVwyXrbffWwgp/ELzMS4mteTMB",
-	"rE5soe3qgrNRSDWszO9dYKG+R7T6mrXa8dHmwqSVCeOAyq7GTarUsz/LGDx30SMaqqM3XCDsSx51kMTR",
-	"mMhOJgcfMh/plKAIszGpyGpTPT/UHb8LW6GjRoietgabp8IAtEc2QC5BoSnY02DWTa1pSwfATdbCDWWA",
-	"BK4JWtW//tUCliVDyGD67O/lixbh7lfn3V84yxXVG1idAW2XIiPdcWbbVPWePFJFjQK21/rUwBL0D3Px",
-	"KLJQjdjqtLoCMnV2SGtVUFm6b8mIQyXRFUOBAlobD2WLyaH2BCUi0V43wOSwezzsB93hkPS7xwe9k54/",
-	"PBgND+5pCGgeafzIljqlGtDWkYXYP9w92Ds52e8fmNyQkBImzw24/Wmrv3e829vt7fZB5JVQEqPVyud/",
-	"7HWDET7sHpPDw+693qjf7R0c7B31yZF/dECyrEwJaSCVvtRD4rFUWlbrtGUg2VuJBAiTPT7p7eFecLh/",
-	"uN/rH/f94Pi45++f+Pt7/rF/j4wyIhtULUvOFQwxc+wNEcB5bUmpU0OyhMKMs8WUG+zCSmod9Q/29vYO",
-	"NqLWXvd47wB37/n37nUPToLe0A+Cnn+4V6AWQGvVINRRf+/g+Hi4d28fY79/4h/vD3v79/Do0O/3ekcH",
-	"QWNCNQhlSG6lGr4J9aw5jD/ki/6QL/pDqPDbciplDloOiyWgsoaEKyd3Nec5/brCXnkJ0HMQ7z7hkeyG",
-	"9JYEeXDANuD/AYqOAWRDpjqjQfMbmHgNizOvTXaA60YCgPjFPoQSwdvqb81uLZg4ah/snQz+P/bevUmS",
-	"o8oT/Sq+aWvWWTvpqXg/smzt0mqptQ2SWnRLiIVkKz0iPKqCjvRIhUdWdcFtM7F2AYF4zQLLzAIDg8GA",
-	"7QXN7GUYNBIw32Wtq1r9136Fa37cIzLyVZVZlVVdrY4yg1ZmekR4+Ov8zut3mOQf3Cn28qwoJPUVVBm6",
-	"Q4v8EF8X4GOwtS2jAWuM9jkFmo1IgYI+A8uoKoYjGijbYQfxTKzhUp/YHVPOKUeyZ0WWdVFZQqfP4Br5",
-	"HsAMJd5DUrfggySiPRTQwwyGAoYNvTWmY1pnBU94n9maiQaSRXAnGPPDRS/URVDisjLNhSTPD/tscAMI",
-	"pW6ILZdBzXMMObyDhdEHSrg8OVubKrElo8j0T6hfumE2rFc067XumuE4pxjGWcujf7e6pQ3esVL1L8DK",
-	"NlXdtUUPP7kXvBQmt5NP3vzci3de//TdW/zWsBh97sYt59YXu93uVB3Snq9ps8VUW3mxY77lfy7X/nMo",
-	"29eqo5ZFUVd+/UlZ2gXn9svZ7i6NUDJrB5paQ6cdsNONH3Q2ZkU6ny3nDLK8krA5jWROE19dKteuedBp",
-	"jeui47R7TDXeiEB+JeFcsRCqDqJaB6+UHH6qk2bPsMhmZNWpi2O2vTivSEF3lJQ89fqpxptBe1kmS7lO",
-	"wt6hnEzNvryb7FOGZCUVAfu5rEt9RRZep1UTpKdeXmsKg6GYuM4w9YvYy06dv4UXAUVXBQ9OvUe97cYA",
-	"v2I5DgkDxj1yj9Y9lIhlBz2oWw1LpYJVCh8lrM/iNNndK1A7zCI6DXegaNosSdyYTWjishzF4zTtM3Xx",
-	"Yl64LrrzDK3LTZIBZrsoYRJ0AkKT+LuEY+tQO9a0iUym8SxTJ/aze2WirSwRrZZTTWFAAU0ztgvBt+2k",
-	"gPDclKKYDJP0cKu7CN+Khz5JgHsytlt5L96Rt1kLxy7gKFCALxsXjedvU2hRzfBOIad4Rbw4fVWDGNeY",
-	"44aY5SKNR9kukmfm+me8WtMnHPJQtIPPH+y9MmNC1n2Q/PxgJWH0QJUcVMUOaNTts9dyKhqKBTtjU5I0",
-	"EweEV7FLUDMyV+KlEhp9JqUGaqtKN3Cx6C4Fow0UtqhixQCEL4xbulM/359RQfPsGExepQeK37qxmFyA",
-	"DJz6YienYuueruAuuqgRqM+KCeZSxOMSPenF+zKjfk4IxVkOkusMXPj7+nMQLourbKBlIUYlbUA7OCxL",
-	"32zNhNqWNfJ5PZ9nkiKJcjqS5TNURubisKN6sPDlBB6d1rLWIZkrKAOsLouO2+0Zfte3bc0HVmkVLT1h",
-	"m5Rf1GIMlM9elj1eRJ9JI8PEbhTq2Nctio3Ai4hukTikBhScgCjSkqhyIVEmDXUDu4YZYGISCxvUjg1T",
-	"jy3LcGrxtvLZMqZ85vpIN7Hr+h4OaODhSLeoq8WG6/u1UIPpqFxxkRZi14ht7IWBi90wMB3d8QNKg8XJ",
-	"SSufrPUpPj2sYHrVN/mOV9o1PT1ZtcMRTqo1T0eZl1PG328+Lef5w8XZM110fRJLipVVczYbA+TATKZO",
-	"wmR+5ST7ZP7QvT6fpPGEdQsVrR8nchGsqkuIy24rbkGxIS4spQEOZdPo2oZu6NbMoby4pecYmjtpOXOy",
-	"xVboY9d0POzrOsUmjQw3sHRqWn5rhfM8do0Iu4btYKK5Dg5N29Icg/oh8Vc8z2MndrHruSb2HN/DVPd1",
-	"245pGBt2PX8CZmTxiR47cSxOdA17YeRjLXTMILScgFB/+YkeOzHBrqtHOPA1DxtaEDuG7wVx4C5OjzjL",
-	"gb7MpVCmHS1O/GyyE84gEc6g1MWVmDhNa4rrAmW+QtsKiuDcJQ86rUle4Kk3qDXdmF+rQsmHEMY2onmc",
-	"5cOZ2OoeGlQvP9hGWS4LmEmq2D67Rw+lISolEA0kC+chng2F9BCLAe3mhBUSl1d37fTZokJ3HUVDMihL",
-	"8g0pOLDakDOwR/ts8Oabb+Lr42JPqJchKegAhXviPdgu3apTmE7q96GDbJxGiKRpdqBY/a+EC2z2TU67",
-	"x1x7tcvOlmFzhu2i7Iw72QFbwdAw3fpBp1XP1Dz16qnGULa/EvI79+jhTsJ2xnyFfbf4sgedFhTzjHYS",
-	"VmSn3qXe9kElUOrZnyvYbuav2dhGnuTWhCojipcFN+vJQaSgM4t/VU78V2AArgwz/rPmqlAoeTazfCMK",
-	"hczevkx9YoFnQXTh6ukAQigeZuP8yioCdk+zu6brGI5+iiIgW/q265tLFAEDB5phYNeMQuzrxMC+bwW+",
-	"ocWRBzj8FEXAwIHnGNjVLBP7gR7i0LJ8J9bNIHKtiSKQUhItUALE1ZaDXd2zMIldD8dm6OiaFpi26deV",
-	"gMmULNIE4DYBdolNcEBNgkkUEc9woyj0zWWaALy4h13P13EQEgNTO/Zc39J9z9LqmkDJc9BoAs8yQcyZ",
-	"0VODYBoE88wiGCnizw9gMlaQsDi9EM6d5SXoKVD4l4gEmHagXn/bMrw+W1KLfr1C9H02xT+9jQb/YSCz",
-	"xCDa4xAp6osl/DDilW7INz0nJ/VpUXLyWc9wJZ+n0Ggkzl8JfUC1Pj2dcu6CxoDUGJDOY0A6B1X1U8c2",
-	"LU9IWSdJHcilyCqF0TKpNVeA8QsPOmV8wxyz6OS8vzBt0e+Zdtc2dM9zXE0SIKgOThNQRa7rYldzbOy5",
-	"xMCmHfh67OimpjutTpXH+HLSfZV84sWpNMZk5j5Ew65mOzhwQoIDYoeOF0W+axHRlr+WJ3KQFV+/IqQ4",
-	"/ul3jn7zkxYcdBR86jmNac7RMMtZwnYhLmMvY6KtbvpI0zQN6TqQbRVJAfRYj7/+9Y/++XePPvzuo+99",
-	"7QQyqoWDckDDPWBESBNGdg7ur6HuqTlcdlrKnxuSz2eX5PN8p0hViPfsljrAhh8ntCwrimwGLZ8zs7t2",
-	"/hy//eGjH//12idHVR6lM/VMUN4xzN1fXc7zL4+hcWNy6crIHjX2p0sdR/MMz7Uc+0KljupFI30atbBR",
-	"Cxu18MLjCk6+4IWx3E20qXm0DniUgnlTWmhpTC1/WBp3f5cM1YrvoBjizrnKj95NmCLz5GiQJrx4mZKI",
-	"DzpolI45GkS0LG0zgAsGuzmJ6GBJ0H3VjysQcH9bHIVljP3pzV/LsrTWegEdYzXKJaJOOJIuxaXkkOuV",
-	"EiqHr15KaEE/xJQUqC3AHJAOgCeVFuX3gIO2Jr1d1rnJzE51UPFBBlmWUsKWdmIyGCWHJyyMZQ+DH1ce",
-	"iJeg9YMVZu0O3RWnycqzfItFY17kh6tfcTcb5yFdvf3rZHf1xjcklr6ZZ8M1mr+erdJYnjQr31s1X+3e",
-	"n4bZXWn08mK1eQnTcURfzwqSrtL+xftCGjwvXm2ThKUVJebRe185/v0vjt7/r8d/+OPxj//26FsfCGXm",
-	"JM1H07u2bWma61kQoR3mNEoKhRvKFBuSXp/6pPZfqbvEefYlyt4AHlfVSm6cBWEaDraNWMcuMQ1MAsvD",
-	"hmF4mmOZsQ3x2ola6a1e66N/fv/4b77f6rSE0n8zS6F856QjQ6j2NqtAyRE4/s4vHv+3d+QNjn/yjcd/",
-	"+72jr/726Lvvi+P/gNXzhwB5TrKH4OOrcCv5xWygiINtTdOx65se9mLLxbZtW5Gp+3oQGTImJCXJcPIA",
-	"9cWdmaygXXkoye7CdSklvN4zDjtYjMOff/vww3cfffjtqahwKHNb91/mWUDxfjIScvhEzW96ytdJFFKH",
-	"p0oSmrYR7LOom40ouz9MJX8vx5kAwTTKwvGQsqLLR7mQ0XuUFsO0C/+uXpNN7pybSSqtEwW9XzwX8v0z",
-	"3uCk/KZKQrQ/eff2q1tQ1UVmm4BJSNUrFLiDoBt3PyN+/uzLdz8r8AntoFDAfIaCQzS4HoZ0VAxQm1OK",
-	"oiwUqo/oQ3cYbc3mNMtdj19I+CjjySrxBOqS+hVXQ0VumF0bZtcNm9edlRRBud9K0q4nyAfLIsQpycO9",
-	"yWFS15eq79YxuC+McAVdge8lI5QxJMV8vSiVkF2oPZAibCB5YaNS/y3pwQjvszjL0UBeL9SowTYiUG7g",
-	"Gi+znas3kTctC7NSMrzGUVum3vUZoySH6icspLwQ30KDLaGPwW1KCfKa7FIH0ZRLLrPdNAtI2mcLn7fI",
-	"7i5B5Y1aXtcTi9c9BX8tgjSropX14ccssFgIIxaAhrVRgJyA1Wz1+kYHtAG05wG0KQmpKrolVheNWs8C",
-	"yj3b6o4WCWr10zkcGZsLql41+vTKxJ02bpRT3ChiK0KIM5j1V4Cjcxc0bpRzuVG2+0zAodlhHfSmiV3k",
-	"mEhRpCpH8rLopbi2zyQIE5qgQmAfOwfNWTMRKhB6OiVv3V2z4QSGlbdJ5TM6Yb9cryFrej/hBS/Zdqvv",
-	"B1vbaKDCSgZqKR6I9Se/u1JB0M9aeoCU6YigGlHEWRS2ZR6u5wLxehhA0nLSxhdJuIeSgg6hJIZoCyUD",
-	"gEoxO2B1JpNtlFM+TguOODlEB3tJuIf4OJT5yqDpHewdyjO12KM5R9JUMe8Ae150DPLEzu4G26QylUQw",
-	"pBOWjMCzsWvHJvZMh2A39GzdjR0nhtJbtWami92Q+tgzbRPHtmNrgR1HxAjX0G0mg3GRrIxq5mBkZ7hM",
-	"TnzZ7F7ZAfG0CKpoTeW4z1GjnDAo8nagazw42wCJl1h0FL5GcwyLWL1nk1F4ydGoDcng6uc+ZINxuk9z",
-	"kp7NXLfgsId4yeXHPKQCcjSQOZG3Ij5ACSsyNODjfD/Zz/Jb0WAReRWCWgCqjYDWdCRpdpNIlVyKE5pG",
-	"yvqXMDSAz3wAJQMk7t0n6ZiqaNo+UxXPJVe/gO1J0VHODhAb6obySUXt6dd4t89U4B8XiF+AZDweyfCM",
-	"rLJL7iW8yMTdZPiufOOaj2WY7dM+UxXXy5vLF51ru0sLFbhQDp2M7UgpETdJBejqzBk4O1KQcmkY5QeU",
-	"jpDSFpJc9fQaCsmIb0NZqiRHiayIXxZ8kqXYawmstdjkyXigJIJSC1OTKB4kJuiNOy/DfJRq+KCLKlCJ",
-	"7tFDqGIlp2M4Ghc06i0crmtQ7Ko0onRme5BTrEBDt88g3IEwBOWewIlF0KT+djkh8v2hXGCa1org8z5L",
-	"2H6W7tMItReyKCg1D0kbklirWx1Qi6DTvXJt8UVaE6cU3sTSrE6lO0E1AspRMC7Khn0GN0OWZqLBbLjg",
-	"oNtn9Q2BhmNeoIAiaTRCsjq/ukL5fQZb3VqIeQcCwPsMln+nVoYMkV2SMF7MDvCLr5PdRbZo2NCbg0+d",
-	"VcPGJzQP50Fc8pCYtrsqCOFigwYedt3AxcS2HWw4QUzDyDJdz5ykgN+awmwnXwSsruUOmX6S62OXWgT7",
-	"lmNhXbd8amhBEHrx+uY7mJGLodSe1B9Fz49ZdJo92na7rm3pvu575mXYo08eyPVszy+lWUDv123Mp79f",
-	"ZX+udSg0PezqmoGJ7Vk49gJND4nv2CRoTVmoWzkdGa5u1S3SNrG0KPIirIVUx7brBTigpoEjXbMt17at",
-	"wCBrWKTn7M/LTM2n2Zdtt+t5lu64vu2fwb68tNRPeZpNKunAHrsS1ubGctwE4J/FciyluICzCkCUMr89",
-	"L9VlwE1lXy1hSSVwr1T8w6Vxt1wNi6mS9zthxvZpvkpJvNn252WNqYO5FQhjppqvvroBPZxo7FWKU734",
-	"iQLr7SlNYWsapAuMKZZ1CVHn4GlHhtjL0RKaDVTHnUDxwcyAqu0yg1MZPZCKHq+pQ4RJlU51vV03TH9M",
-	"OG2eVDbH02f3gJmr68qTqMej771z9K//snVOE0jJj7OUbmBiZ79AmmrD6vq27nie48yD75anaZrWtbXW",
-	"BIIvuIXdNSzf8Q3bNT7XmobnQqFYD51bOPJ9F7uu5WBf80zsWBGNdGKGruuuic4fvv/N4z/88fEP/uHR",
-	"b949OTLk9IGZQ+2io4aF3cD0sB+6MSa+R0zdDHzTtOZRu27ZxtVH7fOzeUADngip2torihHvPffcF8Nu",
-	"VRqbbQ7XlzujSX+9IgR6J18gJdsthTueJF/D+fyRF8bY8Mm7t19VuB5abKN8AYdD2zK8kotBEjEA5QIv",
-	"SEoXFBFVXApnjuncBJnCQhHRmjnSN35snI144Qn39VJJGs4gzDdiT2sk9pOX2IZh65Zt2ZcqsSveikZy",
-	"P02Su/Kr3c5nhHiT7L92sv8FBUPJQlKcJ7vsEnjfk4Irj+UiD2hB8l1aSAep8pZu136Y8Sp2yhBP2XtI",
-	"kZERrYRFaMwimkNmTEhGC2pNwTVXImVlTno42PIDA7ueaWLiuQEOiBM7oUdC1zFXP1TlK15k8NTJyR9e",
-	"1xBfurblXE7yh+VHFnY1z8VepFNMqGV5hmvajhmuCQ7KdYF0w/NO9rnpbtcybc12FwKBk6dy3uGmWfbC",
-	"FBDLJxF2A93Dvqk5OIhjLwp126OaNQ0ERAddrOlYcxZ1cAYhtJIopa2N+uJqj9u4wl5zxEmWuMYTd+U9",
-	"cWSUgN+CZcVOAOjh1FpBc1c86Dxxh56UQDvZuNjJ4hXvtOiaJiGk4dVq6nU90WoX5/JbVidBwpRkXPEU",
-	"qNo3ZTKaPJjVCn0Bfp+EdVYoqH30ztcef/Xba7kFZU2NnlL0lumBk5yYzaqBNYEV0DArz3lAv110q3xJ",
-	"uXzDMucjySmvyg2DoidjgBOODM2QjQlS5Wemi4mghPGCkqiLbpIkVfti6lDroPop1UERSdLDnVQsu52c",
-	"knAPmoh77oRZlkbZASvjY3ekWlJ9VIfDvJI5lcqzGR3zgtQ1p2e5Xd3zDd00Le8y1DULW45uYTeKfRyE",
-	"no99MzINLdSIEa9ry70LkeTV/jA86ySdDd7VMEzXdpYYby07DrBLiY6JE/nYs8yQkNA2SKAvMN7qkBA0",
-	"X8rYcnQNu4amYUICgl3Do54T6ZoR2vM6G3RQNxZ1cFZnY9mOGPtNqm1TT2zUtguXZYZmbNIZ43c93/a9",
-	"2bp/5T6tyvvJL06t4k1D6mE3pBr2TZ9gGloWJYZBrShYsYo3DXUDu4YZYGISCxvUjg1Tjy3LcGoF/Cqn",
-	"xVwNbxqGIXZDy8CeqTs4tlzTdFzPIo62vIY39f0Yu5ZJcOAGAfZ16hLfsR3LDes8FlW5sk0V7rs+I3rI",
-	"AUkKXoo0Zfy8xhFRoqzJwfu4VvVrdKzLjQ1tFKSpLfjU5nwuUHEe/+JrR9/975uIfKzqBC4NgQTe6bLR",
-	"FaCdvhhm2pOLbuhdw/B939Ycd3nRjdDxTezGloZ9ooeY6EZkaTGxjNCbK7oROlGEXRoTTKhuYs3yY8Nx",
-	"dCOw3ZOKbjz6zrsP//Qzw7SMU4tm6F3LcGzDcTzrczCsp76hYxieZ5qbesGYCrhhYGLGFGt6ZDuRH5LA",
-	"8Vd6QXOFFzRdzTVN11yPGlYu5Y83M6zarg0xbEMM2xDDXgli2LVR9pmYZJ+SgGFJPlvhmWu8OrGeWLW3",
-	"hYbZ1/YyRiVRBFQOA/KDKvU+zvJJXgpHaXKPQh4Uv9ZdxgF71tprG4ynOakopRLCSNb2QhstLHnuql0X",
-	"yOLaVAK9kpVAG/rSJgm9qQLXRKs00SpXOcf+LEbQDea3n05m2jmRy3SSll7LlFcZ8sB1Vmajq/vWc+Y7",
-	"aI5Da0KcBc+aynff2hbbG9Rv8RBVyrcJP3kqw0+iaFJjEIllsjAH4fwVB6WVNqIkxaWT7jwBKOMFas5N",
-	"tQFAqondAIX3qvyDLrpLi0Ks2gQcAsORKlt4vRhsozClJFc/wn9PfqwzmCEQZZIEDO3RnKI2bA3Jkiee",
-	"R4vOhIIl2urJBEzFeDYZXTRVAVvKFai7LcNfOORuip1YbjXZnp+Ww/lCvVrfmbI5N8NxNpu1vzr3c3Xh",
-	"U5P22HAYNBwGTUZkkxG5xDT5xNIgnwCeuEtnLKLi5CvFY/v4ne89/OCXj775L8dvf2XrQnIc45zSL9EL",
-	"CG598T4djgou4EGcZ0OkzhwQ0fCFJL1FwWHJ/z4WZzsawD8D1C7rbIkLhuR+MhwP5YUlv+s1jmTvXyH3",
-	"XyCHfKuLnj+sAZr2QSKQAKCaIbl/EwTI1gKcM4cQbsJtr0Ia5Mono+xyLR7rIkW+1bOtru/buub67mZq",
-	"WM1m6Fk92+5qhmbLDL2lot7AXhwZ2A19iolPbExMM7I03/V8319T1B//6OcP//z9GpxfKtrnB2BOtIuO",
-	"EQ27hGpCqltY8+MgMkOfuFa8IMfRu/qCfWpOmnjYBgZchs1LHvE7CdsZkRV87DPNH3TKGxRZtpNmbHfV",
-	"O1TtH5Qn1XQaxAr3WXDRFQtJZFmxYljmpGUTydjY2i4HG0tMU7cBtY++9uGjD7+/kQBIVfihFv84U7o2",
-	"jSgvUJzkvOipMCopmFAWT2xmsL7AbYKiJILyFAd7h50a24YsfZSPU4r2ac4VQ/CCYEvVv/+kOnbhMZeb",
-	"LPAfFtNs+TbWYotglwQa9i3TxLFv247uxzbVg1ZHXgCLs9cac0BbZAHk8Hqm3/Vt19NcUwcbilABbk9X",
-	"EE2mnqtbloddO3axb9sE66brx7FumZ5u14e91VMIdz71YpzSz8iJavX0TqvIpp4nBnjB6+qW7mHXikIc",
-	"2E6ATdcNHN3XnciN131d33B9d8V3tWPsmhrFnuPE2NZjy/B9EhPJW19/V8hhXONVV3uzNQIw1bJWAZgn",
-	"RDGqjXmlosUabslLPvtvLyrQ88TJJhdLEgVslF9281xRUz6aOkNUp8z2lbt6GyWFrDVUSyS+BlRPII7C",
-	"JA/HacVRPy2BblUvcSXon8pzqhWTexSx8TCg+eo6p1SAnxDJk93TrK7te66raa5/GVnDBg5s28GuR1wc",
-	"uNTBLjEMPw7CgLj0nFnD7kl2EHhVR/M9yXy4wAgSaIaHXc/XcRASA1M79lzf0n3P0hb4N8BLNJs4KW5i",
-	"GdgNYwd7rq5jyzBDN4jt0InjTVhBSsVkRTOIfGlDdzSvMYM0IW1NSFsT0taEtJ3VvNck6DZmrWetsgnJ",
-	"79WNWmoBofbxj35+/MN3NmLcyqlQmuhFcdfWSWpzSUnbQwEJ76Eiq7HZyvzleV3jjuzdU8EBJNGeaeqW",
-	"52v6ZaF518Nu6OnY82mIKbE039U0iwBHzrk4gOpoXl6YTRuYapBcfnHpcHw9p6ScH8dzGqdkg8YbNN6g",
-	"8QaNfzzQuNgVq0LxetsGhz87RDkKSIqzqkTRZ/EQLEfRxThnl2DUnw5InDHrd9ENmV9BVLzjtjwoRznd",
-	"T7IxV7ehTDy7io5EJT9nF00Bmt2M8jpU7zPReruukKi6E7tpFpAUlXGYcFO4WrGIihuIdqpBn1U3gKb1",
-	"+v3XOCooGaL2pKoFoyQHXjgWwiTKBuI07zNOC8gmgfuWUO01wKGDLZkfUkAuiRBjjC4qeH8Hpu5quTJY",
-	"hoJxtEuLp8mRYemGrxm6dUmaj+WH2CUWwSTwAxxYke24dqibenxOzcf4eGo+lukZjeLTBAE8owBx7eDF",
-	"Bhw2RtrVkKXAD3VUVLNsovbjt98++vHfbcRUW+SE8ViaCS4QZnZmQOY65cRm64eFZCRAaRbe40iAOJLL",
-	"NJ0SoApcBjnBNNpGEgCoLHuB19JDFCwxInfR7RFlKINVNGZJkVDeQW+Ns0LRMY1ZnLCE79EIZXkkiW72",
-	"aX3nqdkas5RyjkLCQxJBhwAezNuiX1fDf4WLnsXY1TUL+65tYV/3PDeOXc8zo1o4X2svS5OIHK4OBMr3",
-	"biqhXXAlNKtrOr5vOssroZ0wv/OV0NyNV0Krd/ASKqFNHteA1sZa31RCayqhNab/K2D6/9jQ7J8vp00i",
-	"ilVjf1TrpoBao9k+NZptCfxndNuS7iynI9T+6M+/ffTrDy+glNqYXRzhBIukdFA6KMsOtqVGyveEmAqp",
-	"EIJJFiFQWBcRQ6nOPRVxSc+MAqX5XdfRdNe+sqWkja6n286q+tMClah2g7PrVdVNGrWq8QU8i76AFaFb",
-	"rWnjRGgiTE5BSyUmOGPuaYWDJgUDlhIOvJxl9zgajxABVbeDgLgdargMSZIiEuYZ57LUQKfqjbSLl4Sj",
-	"fSbPapblQ5ImXCZ7ouuKIxOM73UW3M5UjEaUcHG+9hlQ2Cq1XHo8/vfbP0CM7tM6Za4kOUgKjpKovLUM",
-	"zVDWhz4bkkPEKRWa+YIgjRt7NLz3wmRk5vDWXEnBbDgi7FCMSSWcRF/F9khEk7fGFJgTFMyAf+qbdUju",
-	"v0zZbrHX6hma1mkVMiWfFzkUP3zQmX+mnAWZgYoShsTzw2w4zBiSxYKWPVzy7i95urXSw1k59VGUU86X",
-	"PUmWGVj2nrY1/6hzI1PFrCxraC2ojGBj3bUc7Pq6i33XINh3dN3zfRLGkdua4zFwLR+7vhXiwLBNqJEZ",
-	"Grbhx75Zq61ZVdFQi/c2q43ybCqpa5W5pOrLo6/+9vgPf0QvqHCmqWCldXgMqvX6ihqCJYe7GiHUHmWc",
-	"J0F6iFjG6FZDa7AKinkSR/2be1lZDBvtES5NpeUy+b9Q+/hnv3r89an64rVDfZlWDKe15B3oqA+SkLEz",
-	"T0ugRAXdF51dKibE2oqyIUkYki2nuWng7lwcVOJgBueyUCUyhtqykBdc0x1GfZYCbzq4fg9HysFa7NEk",
-	"RyNymGYk4lsdlNVocLroRXE1SiJZEQdcsDTqM3FlNiJvjWkPEdUvJS7IaATBiwGNM3EJo9Ugi//vIJ7B",
-	"fyRst88GIL0G0CehTgrBwillEDgIyGjA6P1CEtgMttQj+L1kxIVMyOmIEiEEMwaUPKSoJJY6v7NYDpAS",
-	"mzmFCeRddJuh1zJe7Ob07qdfrt6hz/hediDkZkjVMNdHFAzQAd0lDO6asN3yNZMClhBlEY26fSbmLKY0",
-	"gi9ZJr7vTb0KSjgi6QE55BXzNYugG8NRcQjUKH02pITxit+a0QN0SIttRPg9RHbFekiJkP0VguRCisty",
-	"Yd0+67Pr0TBh8sXJOEqKLOcgnOWLwQt30W2wAo15OUTXX7uF7tFD2RKs9GrVqThOWNMSg1SIpNijh6gU",
-	"/Sw7QO0CLP+1EnWdPovBVoDHI96ZrhUsbzcVBICKvTwb7+6p9Snxx1ZHrjwGiyrIxoVEM/kuYQr6iE1A",
-	"01gcwlnKO/K9OhBryjuIS35z0ZnyNTtIbO4O2iMsyvahcTIUHeEddECDPYHROmiUjGiaMCr+M8+icVjw",
-	"rW1wnRR7FCp3kl0KI7CXpRGK6QEsQ8LQAPjgBmrrduDfPisXbJLS6WUxzPapWH5d9JrakigkeX4ot6AC",
-	"aNIxksV9VnKkxwlNBUiU+wM+oX2SjilfBMNeTnjxojx0LqPO5wzNlsCNakmVdgYZ1ova1VEySKLBVhe9",
-	"mhXqFJCrerAMEMGNWqtKdHj3W9EiBFbvnVzwXJ2WPXXaSIhcvigUlRA7GIoEDIdEnrKoPRAX/UexWbrK",
-	"qNeRH8TCp/B21xkas3ssO2DwBHEk5DQec3HAtgdzpfsGHTWxsj6FunQHOrsjbjDYkpNN749SqGouidQX",
-	"jRfAw/pwKWavWcCsifVRFDQX9/gvnyf4Szvdzhf+6t+35hCmAGn3b8m76DWkTfJcRakUh1B9SmDozVOR",
-	"SftEPXQ3iomNXWrb2NNiHWuWZTg6dULHopPeAzWXwBGkIFMVcetsYfNhwZEf6tglBsV+pFFsh2ZgxDq1",
-	"CLDNr0CydXL3HpRwuf5HzHDqsxVBhHMIZoMl8cK63bUM3zchjZWPgy/SsFgwUoTa2A30CAcB1bFrab4W",
-	"BlYcWN4EjIvFC24rOXD1hd2qGNJm721iLdApdkMrwh41YmwSK7BDJ3KpF09mgYwSMJ9P5kGeZwJPSet0",
-	"WdTsC4uHxtJnhsY8ZWicnmZ0dd0zNOtihkaZbmGhT853obodfvLg1hez5JUXrh9M/e+lF7VXXp/57oXr",
-	"2udeeCWJP22+5X0q/ox+3xj6dzSyusUXTrrTGdgKBVeunq7SVGhtKrQ+/ZrmHcie2qMK3YitVtMqlf63",
-	"TKOUP8/ojBMsvVRvfP4QqXOtA/G3MHCAIYNDVCRDinIBHreFYlHT+AABTW6PskkobzEdZsQpXUxsWjoF",
-	"nwS8fFPARfXet6KONFNOvw5ocfKdluFJdYPXZ2HSSbvxbu2aZchytiMA+aAaWVvNPEe1Z2+d0r9b0cq9",
-	"OwHu1joltNpC1gSHzgl8tBRzw4LaeBdgdkrZjcR/53U9QSzcZT2Kcyi0OumNtNe2egJXUCwuBWPiekbZ",
-	"kzuo9P9T+1Zkm+jZKbtC1o1/PtswwC4nuuY+90xHw24Yedg3gxhTy/I1Qi2b2KTVaQm1lNFUgGiSpuKL",
-	"8rHwBY06KGEFzSkv4CQ8MexBt7qGYeiO7/hArjgdouBZDsGuH5rYpyHFZqwHRqQZPo31loRetfy/ZYjQ",
-	"kM+pQcHZt40c7DqBiT0j8rDjW1pgh77thvrkktcn8E8i4oXDZprYtQIHB7HnYjd2QiP2aBxo9kUMm274",
-	"uqU51qJhs13s2l6AvSDSsOfqbkR1lwYwfysOm37qsLkWdgNDw77ux9iJvNh1o5gEhCwZttWt8qWMUeC2",
-	"M7Wc91nUzUaU3R+mcqNxnMVxEtIoC8dDyoouHwl5yvcoLYZpF/4VT1wRVcM2u5mkMgqvoPeL50K+f8Yb",
-	"nIDLa6dO+5N3b78qa1hK8x2AuYTtSgsrRwTduPsZ8fNnX777WRQnKe2gcC/j8jQfyALyA9TmlCJpGIZO",
-	"dIfRrIvihlx1+IWEjzKerOJ3VpfUr7gaERuN/tDoDxcRb3OGdQVxKCslPExabmQuX80QH4d7KKc8G+ch",
-	"rQrhzqQMKL/9VZpSZ6XYJnm2kSClTxPjuZBctRO+phDGlf60kpdxEd35wojZwUSSD2DWA4oSpgzavCjd",
-	"B+qreFyMc9pF1yedlHoB7TOptFzjVdCSpCSR3ouk4GgwHRw6QEXWZ4Mhud+e/qGDJn3agoyRRK5UCNmF",
-	"fiRRSlGYZuG9hSElgIHKGz7RZM4T4NvRe784fuePj3/x/zx670cPP/jW0be/8vD9r/+fP33r4fvvHv31",
-	"bx6+/41Hv/vLow/+4SSrpd0zvJ7tdm3dM3TLnLLpzoS2mrqBXapTTAIzwJFhmJarm7ZN42VodU3QJQd9",
-	"tRRSfb1BXISaLSOMsGsEMfapZmNDD01L10PHpcbJqHn1YT8BSstRN2zL9mXc9UyMtGlq2NUcA3tBEGJN",
-	"j2xTtwzLcKzVkfT05D7BmV0kP17OdufLlzdxvQ25YUNu2GQ4NuSGK8Srr7wDJrD0VN0MrMYHhKs6+kg8",
-	"qUrqassYgVonBlvbaMDH+X6yL8TrABwBgzJSfABLUa5E1aaLLM1HOYH7QSiLqekQvQWLNEwTKrcJKVEs",
-	"ymmU5DQsOIoyqVEkKWVFeogUtwqEYqmeQhBY6XysHtpkGD6FMfMvZ7uI1LSE9kd//NlH//bjj977p6M/",
-	"/3DrDIrNfMTkTFHrKloLsgxPcoGVlDed2VpK5dIbcyjZJ47x0s+VFEqTaVuaJatVHyRcemOmtY+XaPGf",
-	"VFda5879k9Q1ZdhOmI1VVGiVh9D7ckv0K2r1jE5LPDNOs4NWT3sgI01rv+v13w0xassBrqn1NK3rO6Zj",
-	"yiJ0inBnSVO9q9mO4Ttlvbo3+HRoi4tNYlHsRnaA/ZAQbDseDc0wNj0Imkim2waaiV1i+Tiw7RiH1Db8",
-	"2LSo4dgqwKJaFrX1IJbP5P0+/+WpSIxawE6oRXasaw52Yz/AduR62Kd6iM3YjiJXczxT11tlLvfsS7gB",
-	"dj3DxUEY+tg3YteO9MjQfR+s+xfxRM/Drh75mDi6hsMgjBzDoW4U+UovVTmGtYpfKj+inkcYyfD4Ils0",
-	"MbaFXd22sBc5LiZu4DqWZ1su1VfXFKr1vkQylVsT5WPWxL5fSAbfkzjjX6IFIlOTWyUDjfJsN6e8bsGC",
-	"sNvlOVLnrcenInRPDJlXbRYELXSmIh56wJOWHbBtRPpsIh+ucURSQDsqkrkUFlzVrJRBxdtSvEBwbp9V",
-	"YdYkTbeV0oGEziHGCbh530yKPRW4nORIwVd+DUW0IEnK+yygh5mK84X+IWA8jlAG0ceEo8EuLW7Byw2W",
-	"BffeUuPzNFWUncg7Mi6y60ArIESZVskuEHv1vDq98rhUEu8GGcElKsXTkEcz3OcEIej1NBCCumFaNki2",
-	"KD+8M2alLI6TlJZZRWBS6t5P+f2TZKW8o96FJPbK2a+uqolAR8N6pFHsEtPHHrVtbAZ6aMUa9Ymh13Kh",
-	"ahQFcs3cEOMl31AtIjWMAkJMhkmoL6L7YBdLx0NWvcPR97796Nf/BC9B02iSPDeknJNdiFkocwpkeiBH",
-	"eXaADCG+hNg1xTpRjys9WRBzPv+oR7/7xqMPfl17VBnVOXkWfIMS6WiCm/XQ7F3hsRYwQuRZSDkX82rV",
-	"ZB8fh4qjRgjAgqTw87I0+tocreF4lnvr9JhKdf40IvCqBuWB/yWpTspSdJXfnFVDWeZ8+fSYjilHBAXj",
-	"9J56bhV7m6T0GmwvjtqGZmzXD3lQlLmibleidkuSvIvrxJ65cfczqP3G6zexJ9MlVPKUkDPP334FVJ+X",
-	"nv/Ucy89r3uaqfUZ4ejF+yFNUcLQjb2EkSqLrOgJSUTDgkadqto5RAwOKAuzKGG7gy2U5X0GYQZtIdeU",
-	"mNqjtNjqICKUJ14gQ0OvPA8YwdC0jqZp8HrbaHJFnh302V6WlpGFcGYgtYa76EW2myZ8TyU9SFOZuJ3o",
-	"MOUUpSSgKUdDMuoz6ZcacpqC2nb06+8ffe/bHXT01d8efff9Djr+xrvHP/mggx7/1/cevfe/Ouj4p786",
-	"/uB7HXT0k386+tYHHfTR33/r4fv/o4OOfvn149//poOOf/71R7/7CyT4TFjuOaqfmx300Vd+8Oj3Hz78",
-	"QFz/lW89/PO35f1++nYHPfrzX8O/9dMP/e+3/6En4EefQfiFXAHdYbS1jQZDMhqJoRVvw6XGORmI63Ke",
-	"pdmFMHFABuCDI3KOVI6ZGj+VlKRSyic5JRBKx0IqlFqtI62Tcmip2BxqgA/2DntoMIabkyClgw4aDBPO",
-	"E7a7Ix8w6PRZlXwCNxBtJvJGfrUFCWgvQqSKkBpQR6CW0yXlSj5OxaRyNJCS+WVKogFqi1FX35SUJQO5",
-	"sCeLR+WViYtHeSK2dPnVVk8umT6D23dQ1TcU7tFQ5c5xmcgTkYIEhMvkd/GI0vmZpLTTZ6OUhHRIWYHa",
-	"RYUpIXU+O2BoPEJFBlAwJCMYUgafUsLERpFF0WC31d9vW6U0SZ1xUFZNUxUO6kn417hAlEWGJckS9CMf",
-	"s61OWSO7o1KVuuiOODpITqsIzoShQCYkd/qMknAP4oRqyYwdBN+KyTnYy1LgHRBLixQKvMqfoDAFHDwC",
-	"Y4j1xO8lo5FYTzKfEkxY4oAQzWXWZadci5KpIKIQddRnA3miKdMmpEChSCyQMUPtgYRc/1EgrsGWujOf",
-	"rBXA1zLfrcqJ7KI7FOdjxsRoE7lN5EhPpU32JIeBGKKk6DOFAmG4JnBSTl+bQIKjfBlKIy7zuoSSPeFn",
-	"6DOZpS+3Gil6kz1yjx6qtV/lUYrboEFNbAzgwkke5WBGiAxmz522pZlokf9BbFrxjkmxJSZMrBkMDJni",
-	"yWL1wDvvZnUu6+VOdDk7F+tCH47TIhmRvHhOgGJc5vusA73WIjA21rTBraCEaNNKiFZTQrSFSoh2XiVE",
-	"UWmVAlig5QAkeWtKNYEV1Q35fl3lkB/PoHGUlq0pbUOb0jamgbhWA+JvCbBTQ+H+aSh88tprAvFlZih5",
-	"VHeQ7MmFOa9X9VBcGd9E4/A+xeEttipQDYMDdoUIzLkLnqjDe+LsBrvTwcTchMTGvsaVEw7et7NYqrTr",
-	"YmUw+35SfJEKwCwKJZRn3MShwj52Xmx/XS/dLfaG9CJb+lm3hmLp2CmybCcl+e7pS3z+io0tTgBb7aIW",
-	"Jxxk0eEWAvyb75ZOY6kGtgdzPRlcKWacZ81lK4WnAqE1di2O4jwbLkgmQO2jf/zT0Vd/tbVBU8m0Nf9k",
-	"V+6bwJWRgALEO2hQAY8BymI0AJwxkBgfcH3G6Dbou302qMyCQlOVEG+AOFHMaEmBoiQSyF/pIr3qexmJ",
-	"E2VbkndkUGKfAQKSh4mNXgcDR/mzWO412DRA8pl9JslC0nSriwaK1AFJkhci1XSSCk1eKB8hPHpEOEe8",
-	"yEDhErpLewDaOnSfy2jZrW3ZX0ryNKF5qfaVyirQ3x7yLrqZ5dKIBIdzlneU56IzIYcplU/V4lq9fgzf",
-	"RpZm9VnlDl+kSLxUWq3O7w1fAYlb00jcqCFxs4bE9QqJmxMkrl8aEl/PRbBZvG4v9g6U5htlpq/Z6x/9",
-	"4GfHP/rVlGWeZcoEV3FkybO0V7faJRwluwwcVW1Fh6JsWqB7ytMmKbZKK75ecx5UOlzdbwAWvJOcE+CT",
-	"APNWdfWcW+JEL4g0CtYeUTLLLXCASM1/1gPiLHrUmo9Q9oZpDif1OEWbRe8nHEzU8FC39lCxxHdCMpq6",
-	"Y2neKCP7oTK/AGWwCeSslYYsoKEqShNWNTnajI/FP9nH4q/mY9mkYte4VT5ekQWsUtjrEQX1EAN5iG3U",
-	"T3OuGAS4/3JuVwBW87EHVbRBRwUWJGyqTluSsVI1A4Onsg0rnBbDbhYHMApomrFdLk7XdnV4SKMxGogb",
-	"BSm9CSw6gz4DWUujrS76FD3ktMAjspswsWG3pedgzIqygtogYWE6jujrYm9La+yyMAN4yUvheDilJfAr",
-	"3UzSgq7U/LUsS2utF6T7y/FW4yqmB06/pWwM8mxc9XwTw6Zo+VdJ6r9Dd5OMrf52t1g05kV+uPoVdyEt",
-	"cPX2r5Pd1RtL23J0M8+GazR/PVul8RtS6qx6b9V8tXt/GuZ4pdHLi9XmZbKvWk+MzKGMGOy1jv/w7kf/",
-	"+ENdf/Trvz7+5tvHP/nG47/9nnSYyhyqfSq0hxs1rl+ZxHRCqpTb072uYXqe6RiWqyJEZ+tN1ANALRzE",
-	"NsWub3k4cKiNA5+atqcHLrWMNUtMSGcrhFcurS4x38G5AhMWDqhvYdfwLUyCUMOUktjXrCC0Qn8B77Dp",
-	"axU9Wa8lPsIf9OMMYaErFZTelUfV8R//19FPfr+4XB9s6VavdUADLkXg0koTrUJvnVxtYnbYJASdWUja",
-	"xheSYRuWY/nGqgtJw25sEExi18Ex0U0aBMTTTXK2haSdvpDqHbywhaRd/EJ6+P43j//wxw0sJG2lhTQZ",
-	"tjXiroTU/FiTfUjM0fB8NDwfDc/HVeD5OBP3xBMLZBSaMqckD/fkQVI7leXnFagklgcvXkc5HV3jwEEO",
-	"9qqEC7W1U6qvqv/yt6p+iNIo9+jEzNRnECoFdUOSAuqGK3PVXBTUoAq+UtZunnXRdQjBv8b7bP6RiVS4",
-	"B+oXITBeUy7KWsQ+HK0y7rLPGCU5hdELKS+yHFrISDtOC2Cl7iCacpkauZtmAUnnX7bbZ2/WQ7oqnvQF",
-	"75co/kHxsYeITD8DtykZ0j6TQTzlkJX5xJlowsiuJLRvVxkHh9B6qzMV+1OFHpVJB6qEPQQRzTtza+lt",
-	"6HotVq4NSKSjCpJkeRkGtSV7Zml+LepvACVkhJQqXSeqZMd2FYeVVOyCyyOQXlY27CdG4cEm9nskcBfL",
-	"wLPQYs1f89f8NX/N38fur7WWCnqB1EdnM5X4PcPsOr7vGr4qKXqKqcTBxHdN7Fqhhz3f9zFxiWWbVCMh",
-	"cdc0lTSCsvlr/pq/5u9ZEJQnlu2elUILKncT39CwaxsuDmLHxkZseRbxPd23nRl7OGi4hilt36UZoNVT",
-	"cVwXZw+fs36ftTr39GicAWFEi6x16qcrUY67yXxoMh+uVObD00/1t91nWb7ARtdbKcWiigCS5Zxl0ray",
-	"SH480y/OsMcmYZqnLe5JS6g5tlEqwfVrD5+wX+pGWxkqWtL/TcyzMscc4sIHVab3pCp4k4lxrkwM+8xH",
-	"fpl+vjNmZJ8kKfiRTl2Ziy7a2NHLab5P85JooCD3KKon+bDsoIeKLENDcD8Qzg+yPJKZ9eIU6rM4TXb3",
-	"inINytvtBGN+CMQR01n3CUfANRDuiZcQP8fjNO2zcgEveNPBVhfdoUV+WFUForKEbq3kL6dhxiJ+ZU49",
-	"6C++DkVKT7u81lTN0DlcgxIwIhlkvqZLcCZLB758DpJLMGBnyEhb6C18kYR7KCkkXYAqeFoWqIZqpxMW",
-	"gm2UUz5OC67ycZJwD1UR5pKUYe9QCuhiD9KTwPk9z8T4vOjYDfGss0WlbtKLlEjSwioOKCam0HsCDQdB",
-	"GGLiarpH4pjEMCeTZn4QYTdwdez5AcEOiYLYj4kVBnpr9TiZyUCslSi/ZkChmjUY2ek4rJNfNrtXdqBK",
-	"YlBpDjulbjdzuxMGRd4OLJIPzjZA4iUWHYSv0RzDAlbv2ZCfX3LiwnnSa5+xVE5YyojTfZqTdL3gj5nD",
-	"Heiilx/rwLLMS1bpWxEfSCrnKVrphM0SzUiqqrKN0MvoSBYJSaJtSUIzoXgCOTGQ5X8HgD6k0gQUcFXY",
-	"hmK/lmI/hrzGjgqXk9xJ8obySXV+6Wu822c3ypL09fpaUIH+gNGc7yWjkl+n5OdSFNsyQm+Y7dO+eO9p",
-	"tuzXZ9vt0kLlDZRDJkm3gb5VlgmfJycqS+Pzjrz9AaWjMi0zyVUPr6GQjPg25JMmOZSGB/IawvgBzWVo",
-	"Rp36u5ZdVo0DSiJAa3Oc4GJi3rjzMsxDRQ/eRZUmIkltSK6mYTgaF2VWWf31r0EabmlR68w+PadYAYNu",
-	"n0HKxalEzfLdxSeSpgqTgu7bZwnbz9J9Ckm8tUCZSfqbZCxQITgZo1sd0KOhw71yPfFlRZHEm1ia1amU",
-	"bYDJlKNgXJQN+wxuhiDKZrYGwqCLrqPKvSdDg0LCUEARowmsWDV2TL28HCjUnszlTnU9EAzV9xQajnkh",
-	"biatlOoq1QEVfChg8+BWjF8RZ9VARmD1GewgYAmD1ScgV40cqzZfL75OdhfF7cCZsBnEtUIGRQy9vw0H",
-	"EknPB9LKEuNfbkGEU50n2Qi9ELvU8TGJNA37mqPpHo1Ny6xHaK/UvKoacGsKE5580RfE8V7uyuknORF2",
-	"iWFhT3d0bFm259iBFxg0WM/GDNN2IcBwkhZwPRxS9HIRnTkJwO/ZbtcwfN+wNQ18CuVMBbQgnyDhkHbL",
-	"J5/q9T558Nbzej/6zrsP//Szk90hs12fc4eIDpkednXNwMT2LBx7gaaHxHdsEsynBxiubk2lB3iq2L3x",
-	"NLhDbLdr2prn6J6+pjdkqZmiPPsmVgDYaFfCN9L4OZqSRmfxc0gIASSDcR3hoPY8pJA5IpU3oMRElXi+",
-	"UiH7l1bz52rY95XQn0C21coF1dqfp9pQWV5ip2JDOeXqmeZrlis60TVRq1NU0lkopNuerk40rSGUROAl",
-	"oJ0Dsx3g5ZwC1AlHEz1gHjNXVU9rqJbRA6lZ8poeVtZQKgvz190oH5P6RCsYOV7LwYYOOV43VcLRM2hc",
-	"gZmrLQ6VpHf0vXeO/vVfts5oZ5khupqjUFJpEJsC4sc//d3RH//u6Nvfefhvf7/RHF3D6vqGbvi+q5t1",
-	"eP6lg0/sjcn9hJXwvBuyVVJ4I9/1sau7BvZizcG2T91YJ2bsxnTdFN4//fwUhD7f+wUJvJFvWNgNTA/7",
-	"oRtj4nvE1M3AN01rQQKvZRuzCF3C9EvIBIcpbq2F2Vv7yUhM2v1RdmrW7vRYbQTAi61wDrDeGM43w/jz",
-	"lBTLluWHzuDFnCQ2no3tR1woBNCcNfyTd2+/qgA7tOiiO7IPvGZnm1heRW+UHQ21LcPrs5KaNSk6yNIN",
-	"mRNZZQ5KpvMI8YSFdKuLble2acJUviPYYAVKkqYssMEeqgsrrn1oWUkYvsiGJ2lRzpZ7Jy1y50y6U7kD",
-	"itifpOl6J4zs/xwvAMwNhrn5q4t86kXa0J5l0b1gghp5vil5bnc13/J8R7K5bECcq8c1Yv3pEeuVS+92",
-	"PiPhn5iC6K333DvlufukYIkUAhuMrxKq4XOy3Itk/D4raFnowX/+EE05SMuaIJ2FDteC5Lu0kP5Y5Zzd",
-	"rv0w43XslCHIsvdQJEdGXAvAMmYRzUue0fnoLcnv+8TT/xfkrFgeDbDr6TEmhm5i17YDg+q+S4m5+sEp",
-	"X+8i47EmkOGG/C+kG557Lveb17P9rqZpuu96rrlSYqnlxR52Nc3HQRiEOAycyPBMjRLbWhMFiKUAr3Cy",
-	"l03zurqra5axJOPopNmbd7Fp1gIGLtWJSuDX7+1iV7c97PnExcSOAt913cAg1rTAF912saZjzVnU7Rkk",
-	"0Eoi8Gdu0PtWe9zGVPea301qHI3j7co73sgoATcFy4odoIo51TMwf8WDzhP330nxs5ONi50sXvFOi65p",
-	"spXOla30scspujQn5XTE86l7cKr1g04rJKMdel+RsJ929VTjC/N0PhE3ZXUSJExJxBVPgar9xk6Aaj+i",
-	"MGNxmoQFn5j+wnGeUyaDQenHxIP4jLkBJYCfhJACAmofvfO1x1/99speQMCQvKe0u0WK3ySvZrN6X01I",
-	"BTTMyrMd8G8X3SpfTC7ZsMwdSXLKr49GebZPZGyJii9OODI0Q5UGRSMqi53CZVWaWMJ4QUnURTdJkqq9",
-	"MHWQdVD9ZOqgiCTp4U4qltoOJIRBE3HPnTDL0ggo89UJIPWQ6qM6EOa1yiodaDNK5YZMut/5xeP/9o7k",
-	"TN6gSdfvaVrX03zfsmy9btE9uD/8hBBGdC2LroNtoca5xIiwH7kutn3HMAyLUMuAJB1FMt/qtY7e+ZfH",
-	"b/98/RDKo3/67vHffOcU/U7vmp6hGfYy/S4mAXYJdTBxIxdTaoXEcxzXicgi/c7Rp/Q723Ecx3XdJfpd",
-	"HFvYNTQDEy22sa47jkciK6DeGQy6R+995fj3vziZYfnof/3w4Z/+x4kEyzCReC8rWqfqfJORa3S+CxOE",
-	"6xeYXb6D7Z5mdw1X0ywfSk7RMInq60R+UTsNYpKk45zegDS6+S1s4MCNXexSjWLf0UJsUNc0gtANCFlQ",
-	"N2pm/YurqY5d14uwpzshpm7gGaZmU1PZN6bXuTiJ5663satrPg7iyMBaGJk2ifXQC+X1ICimN7SBA83w",
-	"sOv5Og5CYmBqx57rW7rvgWmm2hhK6Ky+tOcTImcj1ablFzkgScFLuahMptc4IkoeNgmBT4UD5ClTzqbx",
-	"zumXTzcXi3oeRa1AJzB/zcdLUWy0vLMdB09tMuyMnvb4F187+u5/P0+05nMKlF+MT67SxXqK1UcInrJi",
-	"mbTZQbRzQcJC1metRRSNaM4z1ilrBrJIMnZvyXJ/KDiclBXM6Wh7EmFUaoKVvrFAgZI/PWm/3OpSXva3",
-	"JufPT8p6ooPM7bqmb3lQSSjMaZQUarOWkI2k16c+qbpfpTa0QAvbzcliPOdgy9Jc7HqRh32b6jjQaGSY",
-	"gR4bjram+lVzEjrKSbhUC5t5zTktzMaxF7jYtS2KiR4Q7JpuYNqmrZu+sSCsxnemUtZsYmlR5EVYC6mO",
-	"bdcLcEBNA0e6ZluubVuBQS4/ZW3qpVdff2rPLnUUlHs6bIj8GpR6HpT6sfEBsKxYEWpPWjaIsLH7XxKc",
-	"lIBCBXhJupMJNDsPoIxzSr9ELwBPvnifDkcFR4mCikpOAjKELyS/iACGilJrLOAHGsA/A9Quy9uIC4bk",
-	"fjIcDyegU1WYlb1/hdx/gRzyrS6qg1hZj1YVBhqS+zcB4wD3W73SbZbP482bcNunBm7K7p6INrXLKAFg",
-	"9Wyr69u+4xu+PR+pNRt/JJt7puFC/NG0zdCLSYxdJ3QxIUaMTcd2DVszHd911sSYxz/6+cM/f1+ZF5ei",
-	"y/m+zwFM6JSGXUI1THzPwpofB5EZ+sS14gVmfu/qMyJMTUFjn2+w4kViRXlYC7g2IivUOpxp/qBT3qDI",
-	"sp00Y7ur3qFq/6A8kNa0TC68qMGvDX5t8OuK+FUilBK+to++9uGjD79/LkOoYsarpa/PlM9PI8oLBElb",
-	"PcXJp1ISs1gBxCyXawqiFFGURJADebB32KnlCkgu2HycUrRPc64YTabx4ssJB+Pkf1KdWhc0lsvr9Kr0",
-	"qnLrBguxk7DIZuxoWmwR7JJAw75lmjj2bdvR/dimetDqyAtgMfZaYw7aB1mY3GV6Xc/QHdd3qrD94e0S",
-	"VM3bFcVzI4H5AgcHkWlgzXA9N9J03fDd+pALNCWrX825f8cp/YycpFZP77SKbOp5YoAXvm7gY9c3LUxM",
-	"jeBYD0kQGk6gm2u/ruuY0mt+6rvqmuZi13QN7Gm2ganmx7oTETPQo9l3hWCsNV51tTdbg6lWLWtV9fqE",
-	"0tFqU14pyp8mRf6Sz/rbi9hLn0jO/LzUUMBFBWdfoAdtljy0U4Ypyl28jZJCErDWIiCvQVIaiJ4wycNx",
-	"WvFnTUubW9VLPPFEtfJMasXkHlXE96vrkVKpvZx0tLvAYHsjQ7p9rmw0u6dZXc2zHdt3TWOFbDQDB6Zt",
-	"Y9dxPOzZhoF9Ylk20W3Pcb01TRnyJQBD6fZJ1gzopa5ZumMvMWWcHOA06yuzpxPSXEn5CH1YELClmRF2",
-	"HZPiwKc29rzI1C1D8y033oSFo1Q+VjRxyKEwNMvyGhNHw/fY8D02mWJNpti6W6cJwmtMVs8a4yLJ7038",
-	"rbB4UPv4Rz8//uE75zJc5VQoRfSiWDXq9Bm5JMvooYCE91CR1Xg2ZFzivG5xR/buqiUrTdC7c370rluu",
-	"7hheZag5Db37BnYjK8KB5+rY1qlHAuI5ukvPgd6dOnqXF2XT5qIaBJdfzMNv50nA7/UcjDDghqbZht6g",
-	"7wZ9N+i7Qd8N+n6a0bfYFatC73rbBnc/O8kvCkSKs6pEzutY/xej5mKcs0sw2k+HBs6Y7bvoRkpJLo5b",
-	"GVuyLQ/HUU73k2zM1W0oE8+u4hRRmRkni7MBgNnNKK/D8j4TLbdLhUMx3+2mWUBSVEZCws3gSkVrgFT1",
-	"N9Wgz+BiSbUbTzkWCkqGqD3h1GOU5JBfykKYLNlAnNp9xmnB0UDdU0Cx12Tx7q2KGjiHirkZo4tofO/A",
-	"VF0d10Qw5odX0ydRZr+czyPh9gyv69uuZeqe531uFZZc6gsVQYt1HOiOhk3HN0IaBppF4rPw49mnEOL6",
-	"Xc31dWsZGy71bBO7lOiY+JaOI5+YEbEIpbq5yBWh6/PkeJqmLfJFiHtTE7uBH2Pf13ysa4blanFAHS26",
-	"fGVoaigaZahx+j9LoHHt4MQGMDaG2tXQpsAbJXKqWTlR+/Hbbx/9+O/OZa6FAsKxNBdcIPTszADPdciO",
-	"Z9mNQzISQDUL73EkQB7JZRJNCVplNXwBAKNtJLFCVeAtY+khCpYYkufNxa+r0bmajMmxjl2HepgQP8CG",
-	"78dGqGumY+m1aLrWXpYmEVkDIZbv3NAob55G2e5qvq95/lIa5ZOmdJ5G2bgkGuV6ty+BRnnyuAZENjTK",
-	"DY1yQ6PcmOefoHm+4UCosaGuGo+jWjfsy42m+dRomiXyr+makyK9I9T+6M+/ffTrDzfIwzxmF0fPwCIp",
-	"EZROyLKDbakh8j0hmkIqBF+SRQgUSD6v+72hOnfVYoWeLY1J69qGpXlPW+EZs2u7uqdbK2pMC168foez",
-	"q1KTuzSqVGOPf5bs8SvCtVrTxpDfRH6cVodQYYI18z0r7DOkJ9WjvyHn+A2ZhX0+vFDqCkU+pqcUNND1",
-	"ru07pqu51lRFg4mF3NAd/xNVWYNs2JrFBS4xQuzaAcWBTQl2w9gKXE+jlhu2BAJQ5FQTSHD/ttg7JVzh",
-	"sz+8DKOpvlSIod4dV8jxPEunvxfTQcnw1kzXNBe7kedi3wocbOq2EeqxbRiQnXii9CwHRrf1deiDYP5O",
-	"tL08tYVbL0doPRHdR6CbbHeXRjhhSBEhlJtbfFxlcz83IpwfZDmIj8V6yY09Gt7jaKDO89fUBYMOkmFJ",
-	"jB5U30mWYaHISH4PUMX64hW4kBIq1EmZ89rFHk2EoiZVnCK7RxmXfrEwpJyrb7YgSKvPKnmibsYLcihL",
-	"m5flZ0KS5wnlldJUvw3YApOiz9pg3ksjlDGKeJGNODrI8nsJ292SJCNJwaf7hO5ROmnV7bM384ztVvKt",
-	"HEGOwmzMCkR2ScJ4IemUs12ofZpnRZHSLrpete4zsPglonsZCrPhMGMdRN8ak7SMIYNTDYqs8j2hrgsE",
-	"SxjyBIjNSSi0tj6T0PYNloRZRNGrNz91A7EsH5I04VIyJ/A2Y04jKZotTUODA0ru7ZRdGXT77DZLD9GI",
-	"ZqOUojbLCnT9tVvoHj3kW2iP7NPJSy6KL7sBoPqVw3IZPFG/48wylcQzGD5qeYRflC3/XavTqi3cVq/1",
-	"Kj1Y0Gp1pKTuJMfiQlyQcjm/LpZkq9eih5/cC14Kk9vJJ29+7sU7r3/67i1+a1iMPnfjlnPri91uV1b8",
-	"TnLKb7FWz9c08fz97B6N7sodxFs9rdOCJa7YVJ6nJF+HLmD6pRfqYOqnbXkUlJuXi0NijuX4Bgn3KL6R",
-	"sSLP0tMO/OnGHzfN7AzqTECiHbVrTtUF6m0fdFqKvSLJ2E4sC3afdoP5Kx50WlOnyqm3mG69MZ2krNMS",
-	"ZZSDtwjwt5Q7YrGQsLhSbDj6WbVXaW7fCXMaUVYkJOUruPvmr3nQaY3rAOi0e0w13sisvZJwnrBdIejK",
-	"4PRaB6/UZK1vzfDX1RhvsTekNeEKGPPPsCwB8eyUiOf05TTbXkhJUlBJ7bjC9VONN3OIZBkaEnZYniR8",
-	"G+W0yA9rVsTdZJ8yRa4jQC2nYcYifmUctndEf/F10d9TL681hcGwV1nkd4X+GtI3GNknSUqClJ6fUFtS",
-	"AQ4PUXbAKrxZU2nEsXOqRpPBZhizpEjkelxIRShtV7WWqH30w68d/+SDrbp+wikF/SLjFMmoQKmdyG+y",
-	"WED4SeUGLtqIS1C7HqrXQyTlWXkNFF5RBNhC8e8zPg6KnNJtGc+n1J9xlBRZzsW16VYHMXpQMSd20c0k",
-	"hWSWMBsGCaN9BrD++qsvbKPBWwOB98XzA17kcKhKlatIhP6xALu/nPDi9tSgXThV4uktX7wvOvR8NoTG",
-	"03M3GNKB5PISOi6S1T0T8ctbYwpMj8r6Uvpe6kfCkNx/mbLdYq/VMx3xokVBc3Htf2kP6f/9eQ37BMfX",
-	"8U38hS+bzoOtfy+Wn4TGcjjFmv3ywqeFEz/WqmfQrWj57UbJiKYJoxu6HS/I7kbv9amErX63u9UVD+bn",
-	"88X7IxoWNEJhCluEweSqozbhKCKHy2aYqktviCtv5mDlm/QoFmpw0eq1IklMWZt7XVs4ryt0LKBxltP1",
-	"evZ6ds5+LXoCGWZjVrySsJVn4ZWMCd36lBuS+2e54Sz95JLzZ8lovbVsj+pCaR0mrPo8Pzyb5F2FEWj1",
-	"WrrvaZrW1bTWcju019O0nqZBeSewOIQgxF79z/DFxKc9MeuGjm9iN7bEIaOHmOhGZGkxsYzQk6r6ZMW8",
-	"AEFWlZPW1KfN176GNU3TsCv+T3QVa5M/fbHbeekFhIgTf3LclNd4pz1EoEASJGlSHLZ6jtapDplV7gCJ",
-	"ZJOTpCekkljKsE5avdbxV/7bR3/5y+Mff+3ox79AN+68gh5//esf/fPvTrB/VxOyBo3qRPCVVKqdqeWy",
-	"z6Ku6Nj9YSp3LcdZHCchjbJwPKSs6PJRTknE9ygthmkX/hUPXe3xUszdTFIZ8VTQ+8VzId8/4w1OYIGd",
-	"wTqfvHv71S0wLEorLcB+2KyMIiLww427nxE/f/blu59FcZLSDgoFgGEoOESD62FIR8UAtTmlKMpCgcbF",
-	"/bvDaGvWoiO3IX4h4aOMJ6u4/NQl9SsaZ/lS9dJZyVkuZ6yE6U/EWyH21/Q6rEH76e+XYvxlkVPXWe3O",
-	"h0JS14okzgB61LY0SxojDxJOtyBfh/RZeQJWVW569TxusTO2ECkQEY+i4HzYrbeFhHEA6FtdNFDn76C8",
-	"nJcm/bJX18rE9Hatewd7lE3rFALMS16orW2ZCDRRLHhVTUe6UWCctoT+0GdKl4B4aTKkVUxc29LMepS0",
-	"DJBGOR1tdftsUDvR57sOb3xtsf0fZGTtMH2iDoDFYvwiRPJpwuosckiO5Wr+A30TA9Pgm1Xwjb4uvtEv",
-	"Dt+cYVUt9Mw0lSY/HpCgNs+XwGd/gdbqDcTwDUsj9rpRfMOa9Rv2LaRkwa497VYzza9S/oOEKRACUAhJ",
-	"IkA9ywqJYdqD6Z4PtjqSiYYMRUvAJ4n0ocl+ofZgpqcDqUaIqwa1hYE/RQ8H6IBwBHEHMg2rDMuX7rn2",
-	"YNkMDLa2xTNBIRG3iDJGr5IT6IlUm4SzWqLPOspaE0AvMpJDXsOKlvJDxb6UFBwJIbCNBJgW0ys0xxqU",
-	"rZyvnNL5PIWXaDENFs8ZF7EQ1wicEU3Fuhva65pfgzWXhHyuOrBZF9nYM8jmIDsTsJmfkk0Bm5k1+9SG",
-	"Ln58QvSfxJH5Ei3OfV52zpHjVaKQ6bX5ybu3X0UQ+4+gBcpiOE3jhKYRl+YAKbRlpoqMp++zgfxYW/ng",
-	"VAFZOU5TyR7C0UCcmiQsbkWDTp8N5pSuQQcNeDbOQypDNadV/nZJfwcJzErh3+qiWwU/nROl6nBSbPfZ",
-	"xASy1GwxMVgo32cX3ZFzwPtscCvGrwAaQG3L8ERHwccOBsGdcq4GMDrZuIAycZZugBGj1lDGJg0kTV5S",
-	"qD5GiCcspNto8B8G0vhJOSLssM9UPbmtRVaON+D8OpeVI35FQszNmDe8Utqd5eCUbzNn8YaliWFp/tUl",
-	"PPwCgiTne9iI+ivho/EuSNSrhzUi/6paFfQVQtFeq53aN6uA0osPgasfSmyUZyHlfOIn8dbr+J3yKHti",
-	"yV6wFS5OTTy1xuuL4E+sA5gOymp1X5W/QxzHKjcBEt7FT51Klg/iPBvelQfVYEuyuMRjxmgqK/EdhinF",
-	"RQJ+DZIe8oR3TwlrOpyUgd1okVZpgVr9CC9qRUsfLKhaWpNHdVGin3LKF9nd9UzTVdnVDb3AIvW6Nomr",
-	"W8xXfWtj/be2zxgYUC6dJdKnKbD6cVMcp73J17g6zvaqI+SylMjlxzD06AIoSF7J9kGBAx4V9d5KQZ34",
-	"x8EePDEoM9pDliE0r3lrsmQGkiGv4iZl+VmZI54MaQfBMdRB4rToM4iuzbroOhqkGS8GqguM0ojLryQl",
-	"BSiF4pHiqx1JHDlRCrfgBgeiWZZP3wmsglzmAQ5KE6FQoofZfsJ2K/73aTd/TsUHcdnkzvBLnw1Jfo/D",
-	"u1U++4iStEDt43e+9/CDX24h6aBHnAwpAupSEgKvmCpjDhmI0uvPMiyuRYp9o4tqSjAQnYnrSLottVkZ",
-	"g54o/lFGhrSMHZBpiUqVRW1LN9BCrXhreS7frJ3h7Kpu51J9/2saMs8iD2A8xEa5YPW1sWU3tuw5WzYi",
-	"BRw2jB7IE6hhsmk88XOe+Ceqb18VJ/4iaLBCNtqCi84fEXBh7vxFLnyCxFuotpLsdBo6LUFNjSf/UoqY",
-	"ZvuzBpo6ayFXaOtsFpsRzbmAiDgiBXmO5kTSWS2Lms3Y4TDhlEMMLHjwJ/hUUmHkOQUcGaSHHRUsLgnV",
-	"WNRnyteE9rI0ElMM1ZX2MkY7kroCgk0E7JVQtU3vk7BID8WTtpGlaX1WD8OVfpgIEY4GMp78NfU2L5CC",
-	"VH6anrzl4OiP/9/ROz9//Le/HHT6bOqpouNv0ht7pEB0OCoSGnUU2X4F0ctnBSo+dpcWJQafuTlcyTJE",
-	"oiinnHeRtHBloYJTtExwkUN/jffZPknHVLnyxKDKt1e8wJL4tyPHSWb7Qa95eR/VtT5T/P9iP0NjiFNm",
-	"h4iPaJombHdLngOjlITyTQafr7r9hYFoHedU6AT0fiGn7mCP5rQndqToQTl7AHbE53Jw1KuK72KgRsTj",
-	"kZxssbw7lRIHtjihqODyJJBHCu+UGgw6IDlL2C6X64XuS7qUwzQjEe+iF8ZSPFAgGoH7cUryENguh9WI",
-	"ZGmE1JjuZp0+4zIeuayPQHKKYiE3xRgUe3Qopmsoi51FAJTKlkNyKE4xmOhhF10HqM07SEA53pEeTi4L",
-	"8fIOkgyGao7Kd86zA+XAhLskudRf+Raw0XTRiyTcE3tZbqxIPVpol1RqiaVWJm4qV92gP9Y0M7yXsAj+",
-	"i3Zh30aDbdCy4XrJNQ0zCe7UIWVij9KotvSW3k5h1UEXvSnU7kGUH94Zs0GdOEfZYbmMFY/KQ7vPlE+3",
-	"i67LiHLxdHGml/Qwsn4a5KuiNNuthroMBer0mZh2KVdgErsQMgQabCkaxPnBxWGhXovXWi/QUF8Uw1M/",
-	"G55otLkczZK1rCTq/CvPQbrpYU3TTVA61uBUqb0ZvOpFVrWY7r06e24L6SDfpOSClsMqF2bZWoYsCCEl",
-	"6ddUOh9QEso0YrjFF6a1xghHTuBjV7diHLiGhn1DNynVNMswxUzek4oYcNU96EyeqbhYJw+VT1lw93CJ",
-	"umjP3h2mPSKhohlQlKdKzvc0Ieij8Yh+ih7yVs/otOD84pCFGCvOWPlD5RXRK+rUN9XJ1+ppD8489eN8",
-	"YV7Xm0K0AUGUbFNFNbSr8ojlJu8oSnnZYjY7q9EAryaX6dNKF3K5SBoOR0BYJfZCJf4VIp2g9sP3/+fD",
-	"Dz54+G9/f/yVf3z4bz89/uYvj3//wzoZ+KguRdYE1wBRT0LXQrIK+AZlOREEfpVpowLx36N0hNpcfCIc",
-	"oqiKgoR74ucthbVl9dA6NBOQay3U3Wd12K0g1RDg91QSnCyqmqYqmUyFo42ZpMLuSNM8FehGdOmaREW1",
-	"bLYKKVZAai8Z1aFin0lIOCFVGaVjjgalzB/I2PPJfSBvVSmaIIL6rAaDJGaooYrX5gC15H0SameJMwWe",
-	"AS7DihJqiNp1TF1CTgBCkt5lS8AwGE+lgPTZZEBDWpHtLdAyyspdcHW79sPBXtZnwNMh19RWha/q7B+n",
-	"ga1KRZigLXQS2CrBZDV0SlUpVZxq6Cc4LCm66G6Z5Du1/rvDaCE2m1Pcnig42zAc+zTQFlxMdTHY1HKA",
-	"Fhrz9Wl7/7zt/kTsY7VWx0mmaMtfyxN5zkqwp5gajv7084fvf+Ph+/80RUrviXGFYa3Zzr/zrcc/+s2y",
-	"WLD624gZDie0up//Qqe1S5lYVSc7NCR/MQzYNHITd6gBtM9/uSUF+exgBR52wyDCnhkF2NM1EkZaZHtu",
-	"IAZ4jzBG01avJTaWLFgg57L16MO/rYbh+Bvff/SDP3z0jz/9P3/61qMP/uHh++8e/fVvjt/9yUfv/dsy",
-	"r4whXt3UF4R5nDQpOvBV3i8mRQqUCWLh3csh4uPgizQsbq2Bv9UlihCyAsoVxC1DX9YZTLjg9VroyGzo",
-	"iz4XOXK7dB7N1XQ4cZiM+okkJk9m006KC6r6weOUfkZq4pJUJLs946w65Z3EkMDYTNW5OP7dPxz9+fvH",
-	"//yXZXM//Z4la/WXePyJg3FE2G63PBLW05kW16uo71WpLPVao5zGwB1F0pSXrulhBrrKApfdqTNbL1fx",
-	"6DvvPvzTz1onKcG1mhWhFtmxrjnYjf0A25HrYZ/qITZjO4pczfHMMoV2vToS5uu6Vp0sYpoWKbWlgFPx",
-	"GWfQziT6W6CcgX1Q2jXu7mUkVeKWBNm4qFlrVuPJmGG+miDEbWDlEBP9H/utacEspEu/NZii1KFsPAQK",
-	"tdVvIODwHBVRozE2GuPTrDHCrr1MlVFFNJzMRMhJSicBVhy1H//g7aMfvPf4b/7l+L0/bFUFNRLlHeKd",
-	"KWYSFTxb7El2njK2dnFI7GtVhzYXCbtC7EmyRkRHwl8o53gKej7+8G8+eu+XcmiO//CVR795t4zdUN3I",
-	"IuASG5M0iVXHV380CJt7U2kOpRh956fHv/vV8Xd+dfzPf17ECqFcsUr6PuhUPTlY6/k166S8UD3+oz/8",
-	"4ujbP1wY6bL0yWnGizUe7dQMo/LK8tl/+f6CZ88/+QubZeUqF6mi5FosYqv9cvXInD+W1SaAv2nmpNog",
-	"g9PEvdRFEGEnHXtZHtFcOoXBnLWNyCQSVYaFkgKllPCiz2RBBxWzCrYqsapRewCRER0ZuNlRAaFbnTK4",
-	"FCqxkpz22Zglb40pUvmJSdFBk4WfqB5p//vt7+uatpwGqVy9T9TwUZ6Zf/+vj3783tHfvSuPzekDc+Fp",
-	"9+j/fffx3//r7JY3NHG6LLzg+N0fH3/zh8c///rsNXb9mqkj7eH7v1vQXtfqF0wfRMc/+Z+LL9LOcKxc",
-	"IMPSBkWhMS0Kp1W7E+d1xScYSyXesjWwSOKs+jBriXhbuhbO8zB7mUBbvo7OJtPWXXoNDdOzo8itIKPL",
-	"ZfEqGdLXyT115bOmlZXcNjPo4uxBcCU8OZ3ZpoISZd2nUsGaYrlZSGBTE/PnNP03MqORGWvKjPrabXLd",
-	"n116m3MfmZsnuJkKFFzEdjMQ+0qxz8gTaNCt/qvPVESrdGqnCS96VSaiDKStjuZBEg1Uab6kQG11hPfZ",
-	"1KtvdcDcV6aWEyYvSyCFRnrsxe8pjQsEPDK8zyKa0oJGHfT/s/fuPY4k153oV4lLXKDJCyY73w8WDNxS",
-	"94ymPU919Xj0oLYyMjOSlVPJCE5GsqopbwMSsBqNBMtrrCVosdLCsmDZi4UwXsOWZzwjW9/F6MfoL3+F",
-	"RZyITCZZZFWxitVVPU39oelKZkZGxuOcX5zH70xoTjhfjNbOuMzCQW1bD1TPVRHgsK8i8wc0K1FGeQnx",
-	"G6GSE30kThlhlfpX9z1VgffzNN24hFagiyl4bbKyim3tzLhy0AJVziIFzkquHLSaKgdefDpXDjqbKufi",
-	"J+FN8OQsV3v/8buPTN30/uN3P1xfEl+MMucK+3EFcQjXA0Yao7GFJc8NllyIkOcsWFKx8WzhyYtfIL+a",
-	"w32x5vZLOKGelfq27Jk6ge6cFfbnbt5I8txulQ5X6XkBRBTmQAeYn1C9oN/ndbtMkKsSteqjo3i6zhxq",
-	"h0u+fzENTinWm+S4uLaU0ReVYWljxgrGcn4GnZK4p2GSqAgeiklOeFUODkVT8HascPvCW25AYbfXM5rI",
-	"Drc2WrlpUrJdzrOhGDSWpq1uK5p+tcCJuO9RVwYI3mEsT9gxvYundaH+OnJQIOnd8bhgRzivwcoqNOT2",
-	"TadvuT3dMU3D9i1T4KIEZ/n0jmhP7WL5hrQg5DvkTfyw+VrQ/g629STxE02PiaE5nh9pEbFMLTF0x/Yc",
-	"x45MDHgrJ3PPLvrHFTyoQighHoziISnuJSpQakRGESkeEDyqL1XO7e//5ulvP0GqxVmEslhyEDZ2l+C8",
-	"+XbKyiydiitfgUpodUSdTHsRt8/A3mKY3SrjyNx4Oq5rifE8yngW5eRVlfAjXgO0Vdc01bbvupZvBhea",
-	"6nMGu513qiHycJ1plrETzz77/bN/+tXTf/hlPd+Qy3tNcy0G1A48Y9Vcr+HYYyxfFSswq4EFknZL03Wj",
-	"4wvGSk/VwVbw9/rRBNCQmHSIERewbValtdajcrvwLlL7SGZfgFZF7SpP1+j0Vvn55ba5Ph//CoF2LqVQ",
-	"UfLYGgk8U/OMxNF8B5taqkemFVtB4MeQurkoU5oP2ljzPC/VggRHWmQS34wJseRpvHlbqnkesTTfsXUt",
-	"Sm07smLb9a20NRNQYjCR4Vhua61df5XFkjasZ+S0nKJmvL4Z9FzfNCzbvKCamQ16bJiaZ1qRhi1sayZx",
-	"UtMyUts23dPVjBLmL+zqeZ5qbDZhjmGtVGPrLOdteMBLFh6wAa6kc5pUVjy2MWaiWkOimNE0z+KS14HL",
-	"9YmVl7i8UfGaL22ohcL858RZTVvFOYIqhDRebq2oEVblPVoeWiE7d0kixed+TvT6utGzdMN2Atf3LqfA",
-	"vcRyNM+zUs0nFtYSM0hdI7U9M4jXUeDLDorNlwiUYPmphi070ohvJsTCMTY963Tl7cWJq3l6ZGq+YxAN",
-	"264fu4Ft+X7Q0MpvQlaaXA6G6fjPWTmryXB1P1iim79VkZVU2XvfvrSmrtb+1uPxEgdkrCdYr76+UA8B",
-	"oW9Gh+C0B9krZRhHWLJjNcTxzoxTAOgpgEhAnYTLAzJFx6QgKMe8RO9PkqHkHasrEFdU6AO6LDahRgNi",
-	"sVdEC9BUQXCysdAF4Ha+fOjChQ73mwhbWCWnZgnt60mqiwUtXFkvroAx+bkrer/veD3b113DcwP7More",
-	"1WxL9zUPm4aGTUI03Y1T07Md3Y2cTSl6V7NNEmte5PkajhNbczzfsnTXMl0SnaboxYOxrXm6pWtYD3wt",
-	"cg09iXzPM+J4haI3ddPcsKI3T1X0MBmurZuWYUpHzKbX7pmRDludf06df4Hjbl2r/swTbtqEDBnlkzTN",
-	"4ozQch8U7tkn5JOPPOq2jgtGh/ug1c9qoHHrxo7VqpwqFPJnJRqTImXFCJUHUA9A6a1+s6T/DoJyCrIw",
-	"3+479wb0kExReYBLxQWMZeE9xNlI4FWxGNCwwLTkKgZRtdod0PDkmEDwIuMEhRLGhMqMLuMvgVQofO+9",
-	"97TdSXlAaAm0SyGKD8R30CHpqHQ7IFmCBmTXJEsdFhsUZeUNMRF0W4tfclYbJ+5Xu+wqkvrvKDtLaxu/",
-	"cZH4jUtaQG6PC3KUkeMrKMLyHgQHs2Na88dytT8iUjHrSuQNeHdCE1KIDyrYmAHnrAD0nJRdBGfbgiQn",
-	"LXFgjekizhita3P10FsqSCnjiOMjsiSY5B351UIt3hdNXNoB1j1vFMplMPUMRllraX75iY8Uat0QW4Kc",
-	"gfuKjwj6VlfnKO/L6Z0DOkbtbjB6nmlanmlb1kIkrmNrcZxizTMCrAWmS7TAN63ITxIXQyTuPE48UZpD",
-	"PB67mmfFjhbpbqQ5vqEnru4Fup7ICFNYXIvdnl1f0m99ab/FTPIYUypOAMa550PMhVp9K5UlLPfsJLvO",
-	"lrVmC9a2YG0L1q4PrG0ZmCT8UhJ8Hqzw9XFYwZIJ0GWe5oeSN6EYlzhnwwlB7cef/d2Tv/zes59//ORf",
-	"f9rpIkqOZ5VJo2lFqbSDwg/CAa0thohPIsmBVpkt915/tyqWIrZIF4ViAQ1ZMVWJbZKtLhzQFIJdeyjM",
-	"aEkKivM7UI0ObhrhYpjREGhF+AE7pqhkc5XSgTYXzxLqoE6HrMIhJAsuUfuP995+q4vu7P1JF339jb2v",
-	"d1SBCshpY8MhlN4b0ALCoCRNrBqMnYpVliOhjFm5zBgKscPVWN+A8GFJ4PUVNoKb56d8jxWl+J4dhCHs",
-	"S0xXqIWIs6LkSNxLqLjYq6MfQ6028oVCimUU+KMIFHlUti3x9FIqvZl9sNuatbOUNe9keNpZC2pVbz6Y",
-	"68oIP3yD0GF5oLKMRhmt/z5HN96m+bTaJKrYRiYWg1zIq7pQ/b7xnsgtg9oh5Eh2xHDMqhyBXTDs1N1d",
-	"1buaJXLWN/X2iLGcYCo5ITdYBFi8rgruqoam3/riX//+8ef/fHZhvp5hWrbjLqB5T9eMRCeah61A84nj",
-	"aFZkxHaqkwBbECjcECatfss1q0qBOWzYLCZVBUF5WUoa4Op1q2tVBPjHv3r60SfPPv7rZ3/x4bN//PzZ",
-	"53/1+NO/fPzp/3j2w4/+43cfPf70u0/+5Z9UXt7hpNVv3bn/pvbO/bc14xvi0pjEM7K1fsvR0bOf/K+n",
-	"H33S6rYmVGCA1pNf/6x1Zlp8PQzrRP3KpaACf+e9G0c06bExoQ9HuRSUXGMCGpGKgL3HxyATDwgpR3kP",
-	"/gv1I8/1aimGXs1y6VcpycPydsyPLtjAaTHL1e4EOS8TkKT8B+UEAoQS4I8XOkD8LLQAcHt2USywH5AC",
-	"hrtxTMZliNq8YvOW/PW9UdI5HxXpaUhKPdJ8YuvMXunMds+FL+WMzUrRX1tI9kz91xitunQBmreES1MV",
-	"ILOSzWMS1F5AP0iCn04PhfxwEkJ2viRpWzBusUmJ+KQoBCgXu4KPgUMAihRgTiBVf0BFI1VK3glI1n76",
-	"0V88/cVvHn/+SadZbfcUojf5FdcbA75E5ayrHJ6jIlhXuF9lfPdWdW9Yda85t9tg5y0XWuOJvcPJlgKt",
-	"0oxrKdsFm8g5AnTlnQssZzun2ihSVqDlylmSti6N460/5pIRPvOi+krE8hXqxucpQBvTuw1JeZnDUC8g",
-	"R64+GHUlvt+pLKZ9JC09yvTDB3R2WmhnkEEy5RAwKk5GXfTBhJWEK5cLyhkdygK2KCs7PUQneT6gcU5w",
-	"wRsm2i4KBcIR/51DQUrkzUnB6w1m3RAP10UPKpuIZ50TrL4SrOuKuosFsW721VcQufoc9Nr5jhv+kuOG",
-	"6V65ErwYAdXp2q+OytxqwReoQs08+t8Gs60bzHbxY4PUoKeeF5SSbT/90a8ff/7Jkx//tFNXnCQF4oTw",
-	"PiohzuCAIHasyljKKzJxZEBn/AsHBB5Bbdw4UPQRzqGuOzwDoW8ZRQcZRyXBowHlk6gsCNmpzhzNOpni",
-	"2XzBm6sKqKKCHGWQZzigknaIo5iNokxRgqLdt+6CtxdIPU+65aCYIbB+Dei4IGn2sPpFFgftoXtKvqKY",
-	"8VL2S4pQjvB4TLCqApqyQnzEMvBzwqm7yhH7tUlVV/smu2HDEQlhxNCEkwJlySpXXRWDtsKPaLkAK8Xo",
-	"tvqt/9Qekf/8LV0LsJbuaq9q3/5Ty33U+X9bS52LS92Ws4KZ51U095LVzTX4YDfUoip0d96mYDHsyWeW",
-	"eFRfmVv9UEqXqo1cLd0V0yJ/XTUr9vrO3d0V20qy6aGl2+oK3N8X8/quMRlfakdkpQLWd0OitvipYMdo",
-	"TArZTmfrmty6JjfgmvygUogV6FEXLsAXlRQ4VQ0KyLLA+L2AdsASUeJDwiXh+Fx5dlBrEL2SZAVRdcKb",
-	"VcFr/JOVXN69M6CNN6RSLDKWk1mF9c4OVPKuK7b30G5tF8kzSgZU9qec2f9ucbT3+rtdFaA2Z+jooknF",
-	"LJ5LH28WQ/kroDuvC22lBSEaVFtvlNtq0reLVuAMGUJp8gHlpDgiBbhmJ0JeSCEhnr5VgUKlhW5xlGbD",
-	"SUEUTQjUVB/QhMTZCOcIF1l5MCJlFqO2eKZ27BaTnPSlmJCzDWJiQMMjnGfJu7TM8rCK4+OoZMjSUYKn",
-	"HKUFG6GSJXi62qMLcvxa/bmqWOS3/rSVZDxmE1q+Q4pY1p12ZLy9mNt7cxaA0+spfjDBtARm6JYFe+Xh",
-	"fQiObRkW9HUeytSVf89qtq7z/b3/9sW//dsffv7hk5//Ct25/yaSp4Tzn+dh0K+3JpdMvojBE/PWN5aX",
-	"V3dcLXYDS/NSW8BQI9awYSa2nmLbjP1Wt56wB6zEuZiuwFP2k4a9Bp81rCcXwFxTy1fFOV8AHJMKSsna",
-	"xDBfv/zBkx98+OyHH21kec1MP3sP7spy4qUaEMMI7MqkVOKH4ort2U4v0BeXZbdVP2P6hqdumfdKV6JH",
-	"vLfy14jlXFW6Fp8qoWy/9bUHYuINU/c069Vg17zTuvCyP5E5465+AGNwfUkMDqC0YKw5uGeuhrr6Nein",
-	"U4ezWnbNMSXFSA3FWbt1xYifVcym25qJXXmPp+mGprvil5qoZT1RsI0L2JoSt6kWG4wp+EChmvOi5DnD",
-	"4NnRBBI0t4FdRsm6zonQAgFeBbAVZ8EG1k0Y4ZArxQlZGkJQIbIrr2qyhQBbCLCFADcYAtSiZuvRe4nj",
-	"WtbVZc8hpoWlCCv7kSwIl1HYEfvQt325f8OZ6abTH9AQZDyk5xIqDS5dVFe+m1lNurXRpDKWQJ1yZV9J",
-	"EB7ijPbQvcqS1AWX2czPJAvWSEeTiiPhKCtXBLW0bdM/EZyiONXmo1BOCTa5oA1lI9RpywSR4axpirgg",
-	"Ydpm330tld22GGiLgbYYaHMYyHCaGMjcDAaq4pu2WGhDWAhG+znYJaSde0vadZk4p4ab7lIGjdsYXJhX",
-	"QN4FPDC1PxDeInAa4oRW/sXTUCLECVUlBuXFHQT3y/vIw7GMIR5jXoJ9BVrJyikSQ7QUl0l37aVw2dsq",
-	"GfI8wUFL3WFb5LJFLi81cqlEwQtqwHFuhgFnS+S2hT8voy/nPtCAKgZPqdlucQUvMI0vCYYSEkMN2ytG",
-	"Q+o1l0NDlWsJIrQkKEEFkFL20L0SEsHKA0IlVepRxkmyDBLdlV25Xkx0QStXUVFwPv78k6e//N0X//z9",
-	"Jz/47A+/+i/PPv7ZmtYmNQobITjdgrQtSHvxzUtKQm1B2hakbUHaFqRtAqQVJJ1wnF8OoUkocwUAbVdC",
-	"MdZAZ2fDspkrEw1JCTn6fBLHhMtEPmWlq1PkOR5ViT1dmeRDHpYorER22JUZgnAbKGYZXA4E+2zC7yUh",
-	"ongEvPQlxJkjliez3KaIxGxE+ICG4PfkJCFJiNrw+salr0zvJWEHmp4nEViGD+/DeN8gk9mXNubZ3KKx",
-	"LzMaM7cBT5eBYlCfr0ph3gY/b1HcFsVdNYp7Ex+SGUppZlBvIpL6Nic0uQIct0dowiHUC+oYVjBO5VhL",
-	"QAa1G2QSH2XqRpz30K68d0AbN1S/orZo4BhnJUdZKeATPyYFb7ok4YH96oFwQPOMlwKtiUGMchYfij8k",
-	"sGuH1YU3IACuLzMLs2SWHSjNWwMajjLOMzrcj4GMjhUojEjOjvcVI90OouQICh+JGzqzQLmcyZqm6nsA",
-	"KcGrxcWwU3/vChdq8xMHdMHtugwriqHfOle3drstUrw2u504w76gQNHe2uy2aG+L9q4P7RWHFbCTprCK",
-	"k17puEuivUmkdsKG8R4Id0n3IMEdZALMbG4V/detuuJjdoKoakArbAQfzHiJhgIAtZ98/6Onv/z02cc/",
-	"k4z4Tz78sRSEM5BVw0OBtga0HQrMV5XQfjVnxzzs9GXqAJ7jqUAHGNCneFsXYUUNMaAS1KGMIwB58JJR",
-	"RrPRZITa4SijsMrfhLuUdg+7wChTsXoCYlxy21emdyrez46Cw/XCVx8gK2YesDzhXUnFIdeDsiyicCwr",
-	"B81Abu2DrgdCuXPFWFTX7iVhFyUkzpKqAmco/6oGKuzszGypKCuhvEFYIfgQ4RIxGpMegvo4MM/8NMNs",
-	"ZwdhOqAKrEpKnpN4/VQsC+t1i2a3aHaLZq8NzS5KmxcU2ZpbZLtFtltke13IVqryGtsCq9hMoKyJaVXV",
-	"ce0YFzSjw9V0se+pG6SxEav65eg4y/O56uXzbK070L1SsscuyWKdkaX2ljKjqurT1cuvniJ1gyUEl0EW",
-	"w3ygO33T7Vtmz3A813Vd2z9Z8VuPAkfznMDR/DQKNBKQyApi4lmJd56K37ptxJqXmIGGExxpSWREjhHH",
-	"umuboMvmK30Xyyp8Ww90G/pp9HwDuMnlhC+8yLV1zbN1X8Op52rEcw3HILppJyYM+tIh0GdNW47uu65p",
-	"2UuGwPciMQSRhqPI1LAfWCQNfMvDxnMaAlnk3O1bei9wdcc2Xc+80ECcv/Lh/HJXvKOnkHdWu/aGVGq+",
-	"4WwI10ZnqZZXPV1rV0XmpCxPlc5V4dsYj6XD5fiAQGx1QrC4XHN0w7lD2hS4vH0pO89e9cJLn9vw+I54",
-	"Jb8rOtLqQxGQbmuEH75asO8Q2urTSZ7DhbePKUnuVD1d/OENghN18dzbqf6KFQi0GtYXNtn2y7tvvpqz",
-	"COf1DJ1/x5yb3qOH7hxgOszoEM0vUoA24i9F1wHaBYpt1zFvZYEpx7FouYfWqiIjK3ZLQo5zVpFZLDfT",
-	"LCODNlFFprHZr4HbY2GDO7qur73BL8bssdE3XwGvx4ZF54W+70srOm8sStlyB6zHHTC8qKaosNUxIWNY",
-	"vMsdMgqTc3QsDr4ZR8mEdFFBcoI54aiyyacFId+pChPDsYefwH09tIuSYoqKyYyzibISaPZlfZEpyhk7",
-	"RFisXlQyEOAh5m+n4Q6cuXEOD0+48u1UtNw5iw9RW9woegiR6USS7C+EP0/onvjea6XCTorp/QlVAu38",
-	"Ekn0u96PVyBvaxMGjMf8adTAeqx5OrE0rFux5kWBZfi66emOeeI0WoW3v33yVGp4pqd5nmVogYljLdBN",
-	"z7WcKAp8Y+1TqdMLDNexoLzkye5iU/MSy9F8UxyjLdNOddMMHItcV3fdng7nZ7lyYPOIgf52tyV2x9JB",
-	"Nw3D0DyCieYT3daMxPes1DJJ5ATnMQEYnmVpnpsYGnYMWyO66frY8xxs6eftvVH13ut5hmMY3rLBNg3P",
-	"1jzLJpqfOJ6GUz8wo8iziW8+/276hmUbwTfXMTqojcWFIF6i7d8TYg9kjbgPJVkCoYPHbJInKGGLlTy2",
-	"VvkbUHJ5y5SsErcmVIWeSkUslzBlx2ujBHn3KWTJrBhimnHQLpAcNsx4SQQyEI/OW8VRNK0qWYjjY8yK",
-	"hKND0bUSD6GsB0cZ9DwrUCieB/UvfhCqP4G6I+IkCSZ4SkgCVMtghq9fe0AKsqrg2AM8fD7lxhZimVlR",
-	"okMyFR8jBKLAPaEWIs6KkiNxr3SQ9lBlzwq12oQcrqodJZ6eKx9F6GQkZnZmfe62Zu2IqT6ztNU7c7Wr",
-	"Sjy8xWH4165f5VxR+arlHgeWs0JMzKuv6jr4kVeFTbh9M+g7bk833cCxTB8M2wuLmo0XjPKeZnpRpHm6",
-	"KQCB5WqBSbBnGnYQB/ZsLI6y8Smu5iVvXkNXPcDnsIqLDbO1iN9oi3iJ505q8N8VIhigE+8XEkDVlmx5",
-	"YXXlp/tKEnKEa6mK2soYhoxOT0ZOlXi4Tx5mvORhFdVWVhY7XMqn5O+9FaWFHuDhtZ6mTm76ZftY7U10",
-	"lI1Ra53tdpX1e15QcbXG6G1LnrxkuHzF6h8XLMrJaNEKDTOfzYTB/iGZ7md0fyIpAZa9vnry9orHHoFU",
-	"VTLtzEYatz5ap063+JilSlhROgkZeoA5Kg8yrkRvzBIyJ287O7Xx6xjzyo1xkxT3S1tYpgSddh7tPHdA",
-	"qkvKJCQnJVmmlEfsSJkuxRKB0n2KFJ/gRBpPK1YxUMAxLooMqO276kik+CQu7oIDfogBXccFh5Z64AZ0",
-	"Ay64uzBUFwIRc963OUVsL4sQEO9Jtrj4SupmXMJp88L5XeRKWlNKdFdbTko8XKgqpSqlyl21ND5F7pdL",
-	"+ldfTviphnzruH2Ji+2cf+eeffq+4io8PbQLZCmqOnFBpHm0QhCMLuCHRtHmFQDiRAgPahMcH1RKvLar",
-	"DknJEYaXVwp8Z5XRYB72VoQLeEQugk0gOmgx6mdNbFJFBw3opcODLo9NLmvZUHxS60i+i0UEbeSNVxAJ",
-	"tNCtUzWVLfSFHwS6o/u6txhYbWqBZ1uaZ8S+FngB1hwP+0EapIlj4JlWEgvZcU5XTPCiwDRNw/PcDSmm",
-	"qgbKVkG9KEVZH+DhK8qAsA1eukDhk4sctQkeNZ2RS/x7cMfzd/DJdOasILE4E2d5UhAq1VvGkej2Kv/Z",
-	"GBeElveS1nllyL1kw66z1QLV7etGz3UCy3CcwJbQH2a+Crh8h7FcDL2MulQ/vkFwMv9DUwxbWmBbkebZ",
-	"QaL5UYQ1kvip48eWb1tCvl8qPr4eVZiCwHTlSpADPNcFM9U84pqab3uplsaWnUZR4tiQvHuK5J+NiOvp",
-	"rozpoeRhqdZFv0Wmfzy+9z7L3rz76sGb77/78K0Hb5ZvP/jad76R6dZbd/PDNx4cZN8YvVJ+872v2d98",
-	"/137G995037r7pvTe9R8Lfga/eqdr75B+OuvHuVFvIZaIXh0Dueg2Bo3zwpyAbtxhJN9ha3OtPM2730k",
-	"tqAkGYjVhJ1lap6//ZHKEsYNwHlmGyef2IjB+QFEd8CHzWpOA75V3Be0LHBc3qgJ/7L7dpXyqXUa/H1a",
-	"wsZSB254QpCGkj54qfQNpZcBGFIYy7k4/xREpmyIDkBIzpjfUnmrHOWirTYnBIVS9ov3hJ0dBGfB0YRD",
-	"PI1k3VC0d6Lh2jN8mInnbV1H4Yml3TjgpRnJk1t8QKX7Y0IPKTum+6IpSX13XDA6hL/3RZNNDuZlRzLl",
-	"cyZ4dK1OZ6VgHn/6o6e//eTJRx8++f5vnvzXT5fqGU8zDSPVPC/WNWzqjoY97HmebjmRYa4n3a/SF32q",
-	"6c/u2Zbl+qYRWJvR/2JQfEPzsOVrvmXHmm65se75LjYTa2P6//LTc5ZlshqYQLe/ud5cbj3j23PnZc6d",
-	"2xDXRZ+t1Ann1LrNo2Tttl16nvwqKZW6uRoGJ7dvOn3T7bm+7vmW6VmbOmHpUeBrXuQTzbcNR9O91LFd",
-	"z/QCM92YhH2w4mil+8TWPD+wtIgEvhbZgW15bmyaWD9dpsqhCEzDM1zT24BMfaAA0Nac9jL7e9aSDc/D",
-	"qfMmO4KsN+gamtCEFEBrx1LwArNjWsWDY1ryAZ1ltSmePPHcfjyNJfPzisPCgK46LeCCoPiAxIckQZgj",
-	"RqtjgNhH4Q4SuxzFOcEFeHPI6HyOHHngmPfk3Jg874udGjbhyVkhzhsY1DV8zbN8V4uwn2qeGbi+kQTY",
-	"DdLWUoE/96ipecRItCgSQjdw9SRxdDON0vWk58VcRi/Wp12Bb+rUg5PTc1wzMGzXPk2tX/lgnTh8OQRr",
-	"XuJFWmTZpmbG2MZO4PqRGWwMGjz58Z8//vQXT/7m75782WdzKEHedfq5yum5lu2ZrhMEG8IAtWdtiwVe",
-	"lCPOzSDIe3E9axc7EPFSg3T62zg5ggq8K5kBwNsF2rmRin+MOeIlFgMp0cHea2/vvrH/4JW9B/t33nj7",
-	"zut/ZAgEYzftfAINVWTNkMkvQ1rKbES0CAvMAzzGAlEsSUPZlf18QHh5Rzx9rYZBDiuBt/qGZ/pr8I2o",
-	"j4APuMokf8qOmwI3UIcu3enZlht4vu4Yawhc6O6DbLSS4xSm8xaHICIxndtk6euQyxdwrlFW7qcgrc9y",
-	"bM3uFIuTTUqyf/6HF+/fiE/sLYb4JD5ABeFsUsSyVhAIF5znpACaEcpKxAlB2c1yjW0Nf+cvcMCOpL9L",
-	"qCylN1JWHOMiWTu7fcLV7C8N0t4FglbJ1TpJspIVHNYOaClGSbfB6MpV1joc6/kkKgsCbDljqd5GZBSR",
-	"gquQx6yAg34FSU/GsbwL/bqmOJa5vp4RvyJ+Wzd6ZflbYSoqu0LGUcHylVnn4rdzv/O+uHnVW3FcZkcE",
-	"tYWO7QhxkdHqErD0dGS/VnVE3jvXFZXmHjGWE0w3G6yjXgeIoHu6Ydlye4HtWZbp2xC6Q0YYmM0LMvYN",
-	"+/9XzfdiNmot2o8tK7I0z7F1DdvY0Fw9MU2cGJFhJRs7JEI3nFZXTiX8DTzvsJrm+oJjzXMjQ4tS29QM",
-	"IzUT4qcB9qOz7MnVCFiBobiC1hw+z7V8T9eN5vDNNrxvuGeMYqJrnpOmmh95uoZjEgSunaSx62xsFJu9",
-	"8WaDObt8FWMKw+KtyV8gBNrZMUr1XtvGKG1jlLYxSlcQozRRwKKCSfLvtWOUxMxmNCsznKMx5vyYFQnK",
-	"uCpgWZByUlCS9NArQmxycDpMaPbBhHRRjDnRMsoJ5ZkQx/l0FcGEkBnXeqavhD45EsNkOM6CwFdS+JUj",
-	"VHdVDkWr39qz4klBtHfEFb1I/p95VbeW3LzC6J81NKJu9Szd1g3Dt82mRlw1OPPJF5Fu+5qn27aGdR9r",
-	"ZhwEaZymKU6ijWnD2TwsBRVnmp9n32j67jphPfDWbVjPi696N6I5u61jgg/3Z7LgjCbm794q3peCrGRT",
-	"s1zrTTGp4DThM998VSiRl/hEwaktv8h60Ms5z1rbE8eumLxL8RHOchzlZHNhbhM+V7rzDODWtG+dGeZW",
-	"ac1LWSnODSWCvmH0XNPzDd3XzeWHa9PwglPwhKt52I40L/ZszSfE0pwEu34cR5YZG1dwujYNXz/n8Vp0",
-	"zQiUKz+ODI2YTmymrpkarnFWWHE1MIYdWBvAH+D+5qTYur1f4hC49eTG1YfA9RGOoCwxZIhUZ0MV49VF",
-	"odiCoYpAgzQUNq4K24oHeuguAVGDSxlHJz4ItUMpfvoIrLZhBxXkiB0Sjg4yPhAjxDOmTPm779xDh2TK",
-	"Z8VoVc0HxXkQVlgM8lRiVStFBriFQgSEiNCkKpKimq64DGRvCpIWhB+gkh0S9VYgcMJxTDivL+cFwckU",
-	"ZZxPSNLpzmoRQ4nbWxyF8iuSPdX/cEA5nnJ0wI7RCNNpD+2CnVyFyCF8jKeSWyqE4nIhwjln9VjIHu++",
-	"c29AD8l01l8lrLsywg4xMIxL38cIT6GMMJKhgLv1aV9RPWTiaxiK2WjEaBeRDyY4rwpOg1gHHxw/EHoc",
-	"iCko8kVvBfwkBR9QnIof3qUZ5Am99errdxBlxQjnilK4QesvgQ1kHs1h5rA3oC8O2cSALlvAxwcM8TLL",
-	"c8SOKQdSDw7Lry5gNRuHAVUDEaBQPLwvHtlX+V0hmtAcFllF+BGxZFqxgQxoeIBpwo5IEaI21NquOyPm",
-	"T1ypboCCC2JJZiVH77MIdmp5QOiAqgWDMgqxqw1KkT44yOqXCM0Ugl8lTFkRkz4S8CAc0Da4eFRKGi+x",
-	"rDaUoEguy9oLA4MzoWWWI4xyXJKi8Qmy9R7apdO576hWvQZe5lkBC5wkBeEwgiVDB9moj8S7IEMux7F8",
-	"/WKhxhGjQ+nCwxQPZz68AZX5dvUvCWpzprx7quAtkuzb6ijG0ZCpvTGgs1eojS/ey47pqkfF4BfkfRKX",
-	"JFkd6Xoxk9kmIl0r+LdebQvR34uFn27gfZsPspnr1Kkg2O+bfk93fNcwghMOOsMPTkO/jpboBta8wLc1",
-	"rNupFsdObMc4MIPE36SHzgh0WYphTgmpUtCnuO0cLbYFELb0QMOB5WhpEFjE1q3ISOPTMbAcl8B0dc+x",
-	"N4aBVQjoi4+Ft+awrTnsrHPMBdZIWh9uzpqdtHkMyiifpGkWZ4SW+3CIOIe38sQj4GRiOQSDKU16ZjMn",
-	"HgD232JIyn02KfdZes7uLHtmY0tuIepsTIqUFSMZ3VIr7z4gIzmm4Q5iRVeSQNImTsclynF8yBFG0EfE",
-	"2YigMSwYNCwwLSXeq1vtDmh4cqjDrsCZnKBQnvhCFeqD2vUJJXzvvfe03YmAeaVYOSQUaD3PCR2SDppR",
-	"0MkGZNdkRRyc5+wYZWUPvQoklhVI66JwySiHqI2RvC4xHpuUPEtII1zvlow84hI+Ls54swHgJ2jE+TX2",
-	"uLi3c0M2dre1OLhntXHifiUcLhZ0fwHBAKBkv8SH5xANzXsfdVvioLUPp8gzn2zcOtvH1RHgvHu4vv9R",
-	"t3XiVHRmIyef2JwYkGfzs+zzfRQ2RjDsonA2LOHO0pOeZIudO/mwtHmihLNkdcqqTrSNE2B9LhMvWBjH",
-	"qvn6OAhV+eZPZjfKp/AS5YlclzOiTjG5pDPidrWoIMfkwgbHpaEpMqVkNbe6sinA1mgro9AwOyIUhYcZ",
-	"TXjYHVA1SEKndcS6ByMHbI8+Ig9xXObTKmk3LJk4etwDhURVPOmAyi2YlQeKenWZSitZlZTbxos6bECl",
-	"7uKdHvrKVGw8EARgTcNN+8Sc3dHWbbVrxd8DWinVKoqXSwOUkEojdkRQMaEcYQErIhwfDguhMMDUo/R6",
-	"cQj1uCJpyepKiiBGyYA2TD47DZslapu62QGr4AFBH0zIBHJ4aAU8xgUbFoTzAQ2HpHytFkQywwe9giF6",
-	"H1hoRQcVF60Y6oOMl6yYooIdw4xCL8LBRNetWMwb/Iv0xMIiyb5slRwJ6dqe+Uhnoq8DplP5JvGxA6pK",
-	"X1cV4iXPbo1PbnEU47GsMA9wZzwp0UE2QiAasxJlfEAF5JBLqTIvZSUaCjAihrcyi8JMZyWKSM7okIvL",
-	"bZX6LW1KHWl14yjPuLKyQS23Cb3FUShemObsuLZvYgmAeui9rDwY0Nmy6taiv+JuEvfd4pLCCRZARkuG",
-	"snKncac0dEtaX9gQaMia/Vex62D8agyiHHhQEvIrwKrH4T4C4LIg0uKoOoEnJdMw59mQjsQ01aCtmFDE",
-	"6IBmZaeLpEUNroHlG9it1O5Wb86a3aAMiVGFxd80KCqVqFLWxBIvxGIGfmQx1PwwG4/BBM6g3iyfjIAR",
-	"eUKRrNxQVewoj7OYSIuddBeIW2Z7bqZ21QMDiukUjVhBFhpqy4+AZYe+Qwom92YYYx7jRADkSgrJ2HR4",
-	"WvHF41qgdaVxU0AMMXkpGKPV8pE7KJqiEHZrSorKABTCcob37MDxFwtcArwBKRM4XpuMuVqg1bKtRSh8",
-	"en4sZmPIKv76Hnogp2lAzzK+Vg2K4VphgG2aR1dbYNFJA6wyng7ogvUUHgABBI/Udli0ygw7oBe0w77W",
-	"sE1fa/BiXUA1J7hOsmSjMaZTobmV1momh1vYsTXPcGzNT1xPw17kubbv2B4xzm+Hq75/rVxGc90C8bB0",
-	"61gDkNzwg1qjUItQrP5WX++2KonZ6uviXEJwsvr3R6dZbS29r+u9wLVcC/il04KNlg2jTTQvcSItiDHW",
-	"HNcnsRWnlm/7J/LxrUi3NA/bgRY5TqrFxDGD1LKJCUkCIH4rLvoGC71AWrNOf+vb3TMmW5wvJlxmr0xI",
-	"8jymf9VhqOlc6iqAcGW5oVsqs62hcGso3BoKt4bCKzcUXkEtv0taATe1OZtrL5OrpcoQPWEy62yDbK8v",
-	"L/w1MAsIbAEnK3nKwk1rz7O//fyL7/3Z48/+5umf/7qztvnqmEQHjB2eXg29umm+7rkSdbN08joGDY5P",
-	"YfVUX8qhsIfegkQqedzmJC7Isjq8b2S8fK/q1ZUniz/3PGa/rwPgNkzLdtyTpcdeuf8OioosGZJWtwW2",
-	"HrF8a8DcU+22uupPcZAjiZjnBgh3dc1IdKJ52Ao0nziOZkVGbKc6CbB5WsDuyd5NirzVbx2U5Zj3b9+O",
-	"i5Eme9drhHLc5gcM57eht3ydBFo1z2fn0FZraVvw8EYnYh7P9m0lhupLq0qSLYiJU4qA700i8WdEOAon",
-	"RR7WIZmw7sBuPdswIWonLOZqUfZGCcQvDqiAl4qQaTomHWWelUbVjKN33t57IEkkIcQXbHvhK+LXEMyI",
-	"YZ7xEv7mYWfm9FJLBYV7YidocIMG1sq5K6JnoUCn8uJdkmeiK3N3PshGhJd4NA5R+12aPUSKhKmjKDDl",
-	"XXvZkOJyUpA+OjL+SFqMD8hD9Nqbu3e0vdd2TccVAzJoyZ/KqlFlUZZXI5ZM5YVBS0juOgpTMmAJAS1/",
-	"DntoF5kPH1YGceUDMHQEIZwY8QkEAe8gTKfKQkhyrqxgZZFVca7koVxNGc7B/MrSFFTH+1lZCiQOLSZs",
-	"EuUyOpkhEx104Exg2uiATQoO8ZzS4pmo8ROvCVX0ag+pUc2INPwyShCfRO+TuBSgWUjNbsPWiP79u3/b",
-	"AQMYxG9nVK0FViSk6CM8oOph4H16WKqfj3FWchXDCWcPSlBEUlbAN6uOkQSxYkBlz8QQqrWuziFyGeKy",
-	"JKNxiVJIKhZfaqEET2Fgk4zjKBfT0q7Uaa+6FnZ6CFZ4LRtHCeIH7FhGUpcMiUFIp/AJ1WqpPSVqIg9Y",
-	"nnAUyrkOZaisuFmgDHmxC+HkfWVRhlToARWvodKrgNoFK3FJxA1S70vdokR7iEL5+558RUfaVN+9/8aA",
-	"VmUZQqFdpN8W9IysDFEdHAvCWX5EwAiPcsbGYt10B3RcZEe4JF2UZ/RQy1mMc9HEiJQ4wSWuTLOobZvm",
-	"gFbDt6/Q7ezU2enOqGPhg3CpZqZaXjsDWhBZB0maSkW3pEl5ublUpjepEbhWe+mmsMUFUMCaGODa88Fv",
-	"BjCTm67Vbx0fcBLvWx+Ymne8u7u7e1c7499XjeouNJ/JKRnkO7XcAV8ViBRpHaIx2aaXf8lyy66XC24D",
-	"xp9RZQpY1/wzatgQVmmhcwQQr3hwYyahd++/UelarsKiKhVaIYyGThaguX2qUlUshWFjVrXXyTQETlXI",
-	"fJKWXumUryKZ2+Gq4Qs7O7WbWTSRMHqj0r+vtVzIcY01LnHuWjAJ1RnWCZSIPwknZOl4aRGvkG2VWpXU",
-	"IHyn8W+VDVZ5oXFBZHyJgN7XWlt5QC9HyS+H4sKIby5XaQ7q2KuGPdmaQq4kp/kSEZcvHLm2XEmbEh/d",
-	"Mw3IqC2ptISAkNCv061ibbjc4TLoSO7Ek7bhr5JytseeS1bbklOBOn/P3Wro9a3Ne+5XEQxC1mR0eOLk",
-	"8P+J8VU/7mXAT77s9Qt1v888RQgBKRbmpCCndXPZeWHxlis/KKzCI5W9Y0vz8PLSPGxILl01+wOYnidF",
-	"HnbnLNBdFDaeU/VOlVN1QNshZI2jgmiECmnBEa4NftWX74BkVAJC0UJDPQI+oGCt6vTmDWwqFx2N8CE0",
-	"SMnxCYOePGpndEDhuD0jZqiO4wzwT9Po2sRwMS6KKSqPWcOuyFH7FMM0JcfSjtytL7FcBTeHjXhYEpMM",
-	"7IsxpogfZ2JoKwyXMw6QUfJDiM8SB5aMN+s+ZXXdp9r6eKb176ZXghrQs0tBbQZ3XjJHXpnq1pL9l8uS",
-	"v9Qbry5Pfl0z4xJEcFlXrmE80IPnqcRPsfY1c9VrqSY9BTN5U5VemXcWwDkf88NLsU1uUcC1H4yuPGhH",
-	"rcIHIN0XfOEvbMWjK7Pp3J4p8/OE/dxqav/5ECCVPFUf4ZQvkw9ou8xGpItkkDaKWUK6wHRD42lXlVIv",
-	"eIlez75SGXUkDKnshgNKxNiA07uLjg+ynFRmo+4s5QUcspUDNeMomZBlWrIRUjRzDl9XIYoGksqUw0OO",
-	"0qpyDCrQfU2JXMUW7MmnN1uxQY74HTYRD5rd6kL161KVBxUH1BJ4k7f6ttFt0ckoIoXkXlF9a/Vb0YRP",
-	"4XxfFtPl+tOAxuTA3GEJafUd3YJiCMtvNxfebZizd5tz74b91mzY1HUxdKerc0O6C5XTf/eUToB+lSkK",
-	"p/3PTswmMpA5EE0fYxMhGJqOVyEEs9XIo4D2mqkTdZfFRRnmIF0fsxSKVBP90Tzxf774v0YvDZXOobrX",
-	"cHDcOzeAWT9arFrZZ0eNzbba1lj6pbEMQKAZXqqcrslOcIaOvf2nVSDJveTR7YKovy6eJd5dpqzrWKiS",
-	"IU6oCmapdcpYPFmrlFmHWovHoLWKHq3MV//ahExq+0PdtXYoRVGIwnoYpmGnQgBA7CfDq0omT9xqTLuz",
-	"AznctBhmN8tcXRpbt6Oil6pQtDw7JODSqfrQrRMwspI3I74gCqyHTN2c9aD5ST1k60HDvrDIM7Foz0Ht",
-	"2twj+gQgaOnB/n41PhuNIrpMfuK80tfnlP4qBenPHUOvQveZp+g+q6n7ZgsOrlZ/vJ2eX4/WalMB0WtU",
-	"mhdUmavO580lfeUJjFvl+/yKDqv5v9egEXoRs2D2QKHVS/QWV2oCdNwVHJDHYndvnsXlvSIrQSvWwbzi",
-	"RSSpSD2EFvtAas5GDMVUxrlnfEDrKIucUYLaxwe4rB2qTc9DpwtG/0rVQTjrgFbt9YEMQtrab3HESalN",
-	"xijGFEWkNqeLES+Z+M9M/UmdXIfFIgiGP3GwDhtRyFmJjiG2Yz01uUwjvpPR4cuoDIMFZTi/dBbUoXWK",
-	"CrOb6nCs9Nd5VdqZZmil0iqj1U3QauIbZ+eDrWLbKrabqtig6G918tmY6fcRhJNPiqycgpCMCC5IsTsp",
-	"D2RVBCHlstfJtL7y7fp9i5rrjeyIUMJ5F9yfmfgnaCsu6djqrItew2w55SUZLTmtVpTLqJ2zYUZFk1BY",
-	"oItyNmSTslOXDBhPojyLZU4p5NpXGS3NigONV4qluuSF7xA2zklXJZ4WLCe8K5PrJY0aHkOGbZElpNma",
-	"TKBdftqGgshlQcjOPHFZ9c+KJ0CWTBYH3GbN4UaZ4WUveF18r1CMY1yUVKh3WpKhVIUVWZJiIIBzL0V1",
-	"NQngAogykOXNgYF5XvUxeCykvyYrJEySrBQTMTesiTJ8n3xWLtqUkAS1EzbCVf4U7yKWJ7WjoNNornYx",
-	"nlhkUB+g/eyz3z/7p1/Vq0BSc5GCH2TjRitQTGBJIzUdOGo/+fhXTz/65KyG6mIEyxqrWKTaX3zvJ8/+",
-	"8fPHn30G1or6mWY76t4lzbw6o59qf/HJX33x+59/8fH/efKvP+0gRlVVhCafX7NVmWb07nhZs3cnEqMQ",
-	"lDN2KJt/+le//sMPftwc7qS6a9X0s2KIqSpMcYujEg/REYtxNMmxAHkFoXiU0SFiBYJIYJmBLm6TkQvA",
-	"NsboHH9Zc5ULibJkUwJnlZrsp//wS3QbPfn+b57+9pNOtVFV3ANw7cGWHeYswrnAq6IPaszmiKwar5Wl",
-	"0k++9yuT/BBlozErStR+8ve/e/L9X8OULpkGWXTkzt6fwOWvv7H3dZRm+ZyMkA0te88ezglH42xMciEu",
-	"UfsPP/nuk598/If//s9PP/6tXJMM/J0TmpWZuOHJTz98+ovPgBMNONkOCjYZHlTp8iUezr157uEl7//a",
-	"hImzRvvpj379+PNPnvz4px2UUVSQo4xLMTIusljgfMX8qCjlhEAnRRdF5CBTUjhmvERDsczaT77/0dNf",
-	"fvrs4589/egvnv7iN08+/LFsvrnePoAXr1prFMRNwY5wjkZELKCMj8RW/eunP/yXp7/9Xgf9+3d/gmQb",
-	"SyYYfq1izIF6QIsZTbPhpCAJSnN2PKcP1JtW9WZcsGQSlyjGJc7ZcEJQ+/Fnf/fkL7/37Ocfi+25A9/O",
-	"VTpiMcyolMvNAvkggSUHghCgzRUoW1+6OOTh7LUHD95p+gNZiuZkKNhyq6RnIdEW8z2b414jhJOv20Vj",
-	"UnDY3TPKt4gB2SNXv+EcQdpk+/Gn//vxZ589/v1fP/3e3z/+/f98+qO/efqPP+0gDXJ3C3lIJQXmk4I0",
-	"P1Y1cheXuPXo24/+bwAAAP//",
+	"7P1tjxxJkh+IfxX/5wpgVk9mMeuJZFVhoH+xSE6zm2xyqsjt2emkKjwjPDN9KtI9OtyjktktCnPASRjp",
+	"pNuFBEEnYHG4W5wWp7vFnoSTMNJoTwfcRxls98692q9wcHP3ePTIjMhMPnRP9wt2VmaEP5ibm5uZm/3s",
+	"647PZxFnhEnROfm6Q17jWRQS+IzDmOBgccXnjATqC5HMZjhedE46L6YExcTncYDMU2iKBcIMqYfj3U6v",
+	"c4PDhKi3fB6QzkmptV4nIBLTsFlbQmKZiM7J4eC415FUhqrBc87GIfVlp9eRi0h9M5UyEie3b4spx+Fu",
+	"QG5uRzEfhWQmbhd7f/Om18ERvbomiyvG5dWIJ6w0w2csXKgxnD1/jK7JAsEjSHIk0+HeEijiPEQzvEBY",
+	"CDphiMdIxpiJMYkRlU4yVLrNkWJbnWb0Osjo9YjHIxoEhDUjWGWcmmhRzG9wCF9HhAWUTaqcYZ9CMfky",
+	"IUIiKlBAfBqQdIndpHE0XmKUhk1vgWFcg1EkGOHgynTu2hPpqGY4HPN4RgLXVPONVLaCu4lsSoNsSvdx",
+	"gC7SdlbPKt+vmoyPoyvy2ickKO/wP+IJmuIbNR7sT0mAFjyJkY8jxMeGFYX6KKdUoGvKnNMsNJ+b51qN",
+	"b76mheHA9ENMZ1c+52HA56xKgJjIJGYkUFss5ELqARlhFROfMAkbNoDtyLhE0CKiEuEJpgwtiFMIlPot",
+	"UWZbvW6BYMVxKpIFmIaLq5DOqLwyq7eCcSQP8OKWMIOEN9FYySw1KyXLXBRydbOMgRp1sjlBXMPSVJF4",
+	"hAW5Shi+wTTEo5BUpYN9Su3t3IOnasXjBQqxdB+dztZLYqNp25YGR/mj4ZLEN9Qn6GWh/SbkcAwM6JFE",
+	"IfWxLBHhzHLxnMopHGoCzwhieEZ6KJpyRhTPkxmmYaoLkNdUSOEkS9pJjhabdbEFDkkHpegA/VxJfE1Y",
+	"mRKJILEdJBWNJ51vsTDthu1tPsP8CNQcx6leUZEDVj5FJFYHmR4Zj0iMJeXMNb1xTkkp7PbVTW1B6cl6",
+	"h4nFhHxFrii7irDrsNe/o1kiJCIsQJQBv40TmcTEOblig6UdvLK5zZeuNIDcJCXnVyF3KXNmWHOehAEK",
+	"sZBIPUeUaMV6hKCP4jDkc7Fk1mkP7mk3b39rZEhHpOnAvyJs5cHGwwBhpZmxBdKvpPoKFkqNUYzqpoKj",
+	"/fKJ1rj1bdDAMR5FCBqQWcQlYf4CDADKrhLhkONaS80EzuPsvf6nZKHOISFpGCo+jmI+iYkQK0+6ms5L",
+	"8n0rXW9OwprBuog4o2KGpT8tby/H4OfK9jViOxEkADUGo4COxyQmTNr5NyFf2m1hz23YaUq4/f2McC9Z",
+	"FHOfCKFUAPSQSSoXaxExHTKQkYlkPKY+JUxeCZ9HxEFAayyH2L8W+sRXT8Kn9IBAjJBAoK4g5mex4yRg",
+	"tcMy6TbpbgtHlGOEmlKSxAyHpX3KUMLI64j4kgSIxDGPEff9JI5JcKrshSkWaEQIQyGfTNymatpyfhOu",
+	"0W6meObs18emcaQ0UBKjh6qphnQww9Kzv8EhDa78mASESYpDUSTEQ9CGeIwiLMRcqYdUoHnM2cQ95Wpz",
+	"udkvbyxb47389sCJnPKYfgVSv8n0qkMozDSJBY+rp7X+Xg1IKUtK2wUJKTR5qRBJ3SoX2i2d0U1b3YqP",
+	"ojSU/Ky/TLgkV7aX8tzh11tK9qvfUcCJHi+oDsX9uYwEhU4KJ49QkhB+Rj5mqukRQf4UM8Pi8NOlGV1H",
+	"Pb2dc8Y1sDxZYjKOiZheSV6xM7RHCX5G8LNaRPMeGEKvIxovZ4li6xVvVaO2t7spiiNSlFB64xUOZpQ5",
+	"DgijWhJ8QxDjCPuS3hAET7vmnWurLPtXtLT5Uuf6hmnxCWVXchpzKcOKD55zoyliGpIAwcMIS0lmkVyt",
+	"apXbzs+1XcuZQpCbtmrjqWrDbH3RbP6lQWkiCNBQBWfgu1Q8VVZHwU0mJJ4Qc/KqLy7gHffcHU3mCPCU",
+	"31A2QZIjvKrp7WpDzoEpIsxIPCFXPmc3JJbV+ac/KOYMctIJ3nNu73KLBUlXbU81xgiVUxKbRhHjMRJJ",
+	"fAN7QH95qv8HwtZPhOQzEiuZICTBW3LilsedUie4okzy2nsqpeKagavnEGZcTeYUgY4G0+Dx43pSmebL",
+	"ImFV64nQ1LA9gCcqQKNFqc8CYbKfOiedwd7xAB/4+/27+HCvf9c/JP1jfHTUPxgPRnf8vWCfHI47mxDT",
+	"zEwRknF5hX2fRLLqwfwMfGdjmI1+hgRoRgKKkepIKOmfegFdZCw1nqNkvulCiwydwQuFttGUxOQEYXGt",
+	"zZRIe9woZ7d/ITjrIUley9u+uEGlX29YsMsjwl7P4F4FS9HnSpcmAfeTGWFyV0TKBhJTQuQs3IX/Fxfn",
+	"Tkboz7g0o2vsLy1RIKU43DWRuExviTBD9kdLH9CymRJJJKqlsm2w5GDAMdEaUblZYGSQ07dEpYctWC2F",
+	"Qdlpj6u3rnq/Cp7EPskUOPBeqsVc5ByBatu6r1iztivKSsuWs5kfFtf9kWm+2czH6f0p/AWel1o5ZZRs",
+	"/VTt9HQb7lv0SgubC91cn3YaRhlbNQ/zWN1EbCtLZ5JrYztTsb3auSyPcFDGLOP1kQ1ZC+5ZlN/fzhyy",
+	"SAb1l+4KvowdgQxg/KjfeggMtyQi8Q1VNp0SkUyrsLABtDmTv3Ksm3Khy3IQw6YdbknmFMaoaBXhRchx",
+	"oH2/OJ6Q+jv8EQ/AlSg5R/CoixDV9mqu852tpbPcy83yuW4SKQ36iWly9WyrA4Hp0oiElJErpXU476G0",
+	"noLsg8CssBbqDeeMHU0WXEOrGtyc/V1DgNlyruM1wOJ3+e/TC/OYYElS5zpctSy5ja40XHM5taLZLTB1",
+	"ZSSFec8wwxPXvAMO49O/N5yrbaw01yVNbXN+tneYnyIoC6hS4q60TbpUWBuXDBKU+QSOdqXVISpP0ZhI",
+	"f5pGSjjn7+isXq636irb7jlb8XmuP/TI9teAUo5xVojltpfBcEmiQPMqPAHxdo/H/adYDXpKcJDdJudC",
+	"zx6+wJOVRHNZ1Jt3mRna92qId5H125J8BVNbu9mM86rGy6gkeYSFRFQKBLoElQukZueiTrHFEjNZr2Wh",
+	"FeCtCAtBtqT1FIeQTRNcGlc22K1utnAnPbLRd8p8JWMeKy0Z7tqU5ZSf9ijk/jVlkyeUEdE5+eLrjpLW",
+	"xpjF+0d7eNAfDAaD/l31zz31zyD9b2+v0+toF0jnpDMiIZ9fzXA8oazzpteupf18SzMqBGWTK58L2Xnz",
+	"qldcnBIdXGvUgAonSCSjmfpbbnPZSoNTqxdjSfTlba1b0Ggeqz2BhbZcbsDalrbo+SsMAmaoVbfV1lK9",
+	"pVRsotbE2KahVOwyN48G5lLOdZ66t5ZMa6XpVNfe1maZN6MKPvmrmCTCfUjnrwvKt86n2lNGhFDiPL1D",
+	"jMkNv64jhaPXpVcU7fvczt2Fc6SacLBLlkdU67DGNPIhNwcT/OwmTrXl8sVek3a3wS/VkcDceaLEm9sX",
+	"9BlHIvGniLAg4pQ5XT3lBgo+xerrW/DnlHtU09D3oFejRCxqZHF6U+xPiX8twBHnCE4RUx7L0Bk/lO/D",
+	"JaPb97DVSND88IAk18lSczPmQeLLzDi8/PSlc9ZpMy4Ts6aRzfk16xbmIvGEOOOgnkURj2XCqKREkxyb",
+	"aG14B4hOjYaQ3YFUJplvP+9Iad26Dp+f6durbekgheFl9AAfVOQ6mvVlGbhz1PiCnjqBIHAgcp/TpQZL",
+	"Mqq2OcygRf3A9u/iSqNSM5d4cqVDacsXcBJPcgFpDM9Ig1jeXHOF27dGjW2+sLnu9eTiCZFXlOlr7eq6",
+	"6gd0oLHxzOpH3XMrtlZa1KVtbWNqxd5z8+OJvOJjdzRZZVw8kYIGROenwCtL5lpoefl83e1uwX/iGgpM",
+	"nswipbbX66H2iexyJCYsgDhciKGPQvWTuSdzEaHcQ5kClfYjHAuIxm/Q40n6/om2xk729k+OThB5TfxE",
+	"KnE31JbcsKOk5DAZDA783c94ROAjOUE+ZrckImrYahRjSsIAqQfATbeIsr7E7k9VSw+43+l1ILhNG7H1",
+	"E4XGlLXKg8Vt9U+n15kpkTPJv/BOR64s3O3Kw8q8FV8leT24wFNPtb2t1tcaIrlgNhcHJUWdOovGWNnS",
+	"dlT0Qv96ciKBM5gEV3AtXZzhy+xnZWBJwiQsh3tu5aZyE1zWUOYzPMpPLXvhKdyXv1hEpOEkywOBmQoS",
+	"X/E5E+bGxBFdB6JLh1WrByEwRIBtaeM8TtAUs0Dt3hmCq+Wu+lt92oFdTkAYKxaGw23MY99Nq8pgSqLk",
+	"7Q1l85OnOnhFX+BavMJ/rY2wVBhCGDTIwrPnj4EvYuw7RW+19ZpLqAZtbyWEszogRYQ5wddX1k6pEiAf",
+	"TSs516ZKT1+YcTbRn3w+m3EGKmCa24V1GDbkJbnIU+y3RJqt9boVwhWHqok2mnJ+vUQtM09AJjQFqR64",
+	"qVBqqEQIRzPKwugTBgcFlWhMY7Elm6IymPxUjQ5Tk1f2uX5K5MI1bI48FQgHgTJ3lxGg0nyOEI0aR92Q",
+	"82iE/eseimIQIz0UUnbdD7mPITJ8RiQOsMQ72zdLaqcBJIw5m1xFnIer4zIQ1plVOvSFYfcFd67FFTEa",
+	"7va2oNPmhvBGTVJfFcERdY79KemfK/mlpxwQ4cc0UqKnc9LxGO8LyWPiIc4QuSHxAmEm5jq7TCIfxzHY",
+	"1to5COP1p2QGB/0Mv35C2EROOyd7sKf1QIWMrfvqXJ/VD6iIuKC6z/IQnjFlp5LX6shF3fPLP1Ts8bMn",
+	"lz/b6SEPS4n9qdLcTtGYhkSZej8eduA86+8P9u/s7Q/uvti7s3/357u+uBl2vNoh7ruH+PAFnlQHpZcv",
+	"iokgTIKcviXQDYkFVVJuzOP0Xq4tSdLEItm/IFGIF/qoKy2LjBO9JJjZ9YjN02gc8xmQDMchhR8K6V5G",
+	"+nqlDCZP59oE3C+kFO3Ogp1ThEcQua/600LMdFqcHGHJrHPyRUcNrvPKNbknXAcSugn68uKJjdFLA810",
+	"QADI4+wqVnXQbhWfQphmfffPGPJyoZxeD0aRG1AafQrBm1qMkaAmeLV2zY/g3royugssyRM6o9JNFx+H",
+	"IYlviSwUJgmULcz4vKdOUcpQEOOx7FMix30lB3BE+zGWBK6D+ma79/cGJ0PmDUE9HHZO4x8f3T2VP97z",
+	"UJfHyBt2cEQ/JYth5/S3v/xzb+cEebGX3lyhkIxlD3nSQwLufQVKmKShoseQmQFRgeZTHhJzYY8uDdMU",
+	"5QYHpk3kVNkfvlpd28uQdTHopreEuWzQsU4mY2ynpzOl1Iz9MAnU+arTaVCUjELqZ+kpYnfIWm70dBH6",
+	"z3lI/YV7LcxMQfhBZCwRm6zBlz/eHwxO5z8+9E4QRqPEvyZSsZz3ZY700FlMxjQMhdKkopBIEi4QZUPm",
+	"zbMF6UYk1qo9ADcoAooeUl9ekwV8ZwgpdszagEjw0pl7a1CNyHjRPxtLHTVXJNilGZjkaI6ptNe94Ein",
+	"Jtkr7UsHFOt8uYN9Zf/j13SmJMq9O6ASzijTf2cDoUySiQlM+/zzz/tnOa5ybvLDwZ6OAZ6qPcUm5FRx",
+	"z+HgAHnVvEAPdS8enaM7d48GO7k8xRy8EKQwniDvPsExiTV3/njoSIIcdnr6bXs4ncxjKsmy8+jARXAI",
+	"wIvxjEh7foeYzoyCrBOnHtHQuRgQVZjylI2sUtoFqBmUwVU+iZUSpY5R7VbWKVzZAAMyxkmolim7ELNy",
+	"P/vGXvCD1P4FJDm6D4RzLd4fxXxWHbH5EWEIMMZjc2fuGqmfa8fJVAGWpC/pjGjGskQ+HCwZ1QtePybN",
+	"yiuG84JvYzBpomJpPSP8ZZJmFupDH0UxuaE8ESjCE3JLII+R11K34NUO1mYstjmyHhiH2aeUBc+xnLql",
+	"pXWrpRBE0H+knk+7Vz8tPd3/TkzGnZPOH9zOgNZu61/F7fwwtLoGeuJ9Jztd/qFVI7naC106YTwmAYLL",
+	"sDkVZOdE7YdYatgIGhrnBkYvXzzq30OjhSSIxwGJ0QzH1z0k+JCBcH742ichBK4JdD6ljAgCORQoppOp",
+	"7BmooWtiTkKfhKE5QlAuYUJnxw2ZVE/q/HHFMkmIUZczosdGmbna8H7s9ZD3I/VPX/3z/1dKCx6BF0dp",
+	"5XhCDBDSzpCpwfTQaKEYZExfq0YghYELGfNoSnbR51ROeSKVmapmr4g15WGgbXSwaQQir7EPyElCH/uf",
+	"XD77DIVUSGX0z+HLmT5CXHw2Ku3NVJSMcShIymQjzkOCmVGG63krVRFpHWfR9fnqcVBUxv3Fp8ShETzF",
+	"12D8mKthPCao69KgT9CeOgT3j46UvcsgeQWdXZ4/fqxOohj7Spz3hixhVO3pKNPae4jsTnYVC758/GAX",
+	"Ad4HKOBWDwisXgXCHPhZsc7+IZryJBZDphrTGiSw4TVZ9CwyChgCgHyHfQgANC6ZVI26ZeMzNQubiQ5Z",
+	"0ZSYETnlQQ8p6sNzEKo9IeqYkUiZ+airWdZh3JwgsGV2hix3BauGo1hUq5EvbEfqyNU70lxgW4VYk0Cg",
+	"w/39IfPqEBG803Sp5lO1u2VKTduQ9onGCRNZm4NjR5v6NtfbRRdknAgcGi3NRrOq8cEMTL6QXpkT6FHN",
+	"YoYXQzbSqhAlwS46M72prat0I6XUxYqCXavHpbobNGqWmjA/XkAeWQIXP3jIVPMBiemNNQVVnyVjr6cI",
+	"4E/B9aBEkmlO712DYNk56RyM9/x9fEz6d0eHQf+QDHD/2L+z198P7o2PRnfxHjk8sFtPK7jZ5iv1WKtW",
+	"Hh2BZpdaxUrBkZLEqs2/9wXq/4NXP/o7HaehPH5qAUGqwkFZ7dnsARQHwoq73kee9t1C9OzC2uw7pzao",
+	"NkDdw/17wGZaHPbQ4d4+mk8JK1mm+cDlnd1aOhg/QFs3gJ7dM5gUDrc2S24a7KFRIvWsJvSGMNgZrpll",
+	"+2BvHza3ZW39lNj6xLVp94JL16zPQsGRzxMGoAR6jmowNmGg63Ol3WJ0/uzlZy926lQemu8kPz7XGcSC",
+	"RMh4UadXP1SHIqLmqfoe9e8tzSul1yxV6CPOwyrSo2sERs9qdv5dJiOltsOlGDhu3N6J50rJEPSrWkUY",
+	"jF/3qX806C2x+fYLFt+e0+J7NmckrqOONyNeD2ETMKBjXjzGmbLqFNFS542o5RJIenoc1Bpodwqyqjsj",
+	"f1+1//e/GPSPcX981n/Uf/X1wZ03O2759ZzzcIWtpnl6PuWCoCmfGSAvaoK1OKslu3rucfPVNtrOT6GR",
+	"qhWfjPSwkSA49qc95GNB+iAM5jSQ0z5lgjBBIfoEPQEtWN+PcZCZNDbogaprzBY9g63HY40neJrLdC+8",
+	"AWYfXK5hX94SppXiy7voMzwDMReY9m2sF/wV6zT7GQ6pULI9SpgvEw0xpF4REfaJQEHMo4gEimFkjGmo",
+	"ZhuSCQ5BA9dxkFigb//0H/+///pPvvmHf/HNH/8nZMyHHWUHIO/b/+af/+6//lcPjSkLBPrdf/fH3/z6",
+	"f9Tfffunv/n2z/5d/tVddIZgxdTGDeiESj1+QZRxLznQQVkoWKKQKLF+aB7bMWtAhJ69AKUeQswTplo7",
+	"hMsTHttscBrbDrrej+7d8aAfbzCAjzGxE9851fd2xDyuVSCtG+il1N2pkXNG+qnWauZhDxsdapUuhbU3",
+	"iJ6QelsHX8jUrYkEIYpdxDUJMn1EtxdkhAK1zx49khsygKrbBVrlFnZHtXM4GCCvco1aawR/uVQwFxUU",
+	"lxdsQjlbfkLE8Exd//rXlqfDJY8dQll9qzRFpe2GBAeKYl7fQ4LHUiD1rPbT7KIHWhYjr28cFmeylkDq",
+	"bae3P3210+v083/oZCXzQ/4PSLzVX2cflfbyiIchn7+M9G+lb165KaA0luWE11pN/bzUry0J/wJP6vq8",
+	"MFI7VeRBVkudguUagMSTWt+Ls/OXmpRun5n5sYnPLMm1s7mbynTs8pnZMS33mSVpA5sOBnICRMSZ0DD8",
+	"ZybvJ71gh8tZuHkElP4cwIW5Mv3RL4S+JSqg+ddAt7tOVvteDQp6FTd8aSNF2O1lCJNLm6mDW3Rk7C1t",
+	"p5QKV5uBsbSRuoyGZhoLROk914ulV9zlIKoDuEddz7UuXg95jmF5Oz1zBQg68S2B4iQkAsXK8jewhYn0",
+	"lX7W9Qq0UQ3m187rod/+8s930jCY6h0sJB0B5E23zuWwc5qeg3MsUGDUwNydfuE60UVF8+zt7MGa+69G",
+	"L9vnYRnsXnuUjz1ZY7MVYleWMlIufqMKBrP0zSKmSjn2Y+mrhYiKbTKtUYpsRPdy9BrU9fJz8E6Rlw3M",
+	"My7kQoaS5j1AiuAhSYN09P5AXS8lprfzgTCV+2JvWRuV54HU93FwkRWdWIMjS2UrlrJHoUpETfDi0gbc",
+	"8X/N2KyhWHSEMubDGD8QebLGmb0VKmVAtL4ZgcgCaLI9aC5PPxBiPcgXDViDxQtFB5byZxGkv+FdnX1n",
+	"CenPUNqyydRBXZ8HBHnp9+oA9Iy96YHBKdB8imVqM36A6/Es1gFIjw2+3rtamwqw39IXy1h2zZYVZrbh",
+	"kvaWrmimMC3HCrTtFgO5vAwL0Hg/bBiY7qsQ3lVSrnLQtDmWyoeRLWOKUtBZOdDrHTOjRoZej/ny4NjL",
+	"TYw8qPTGgviM6ZAaiLC6eHSOjg+P7iIzUKRjacUHtN/fk9LrBnlfsU5OEPStHJ1GhV1eb+QE5XTNU6TW",
+	"eJwG++lLTLhQ1SDx2IReCe0EVxRHkxgzWbqv7g2ZK46rZ3zonkaS99CMzEZKXpgUlyHzykqjl4WI7RiR",
+	"lEaAmbtejWWssbGp1Hen3yOFuRj78Ji9FOuqFVt2V2xFsjiKYDit8TQggKkzwRww9ZZ5Dt4FSY4gKFaK",
+	"XLT0ByKpiov7NFdcYwvrm6/V0WqFC6UrtiCLnIuqzvWsQkcpkKRrvyjEtPAYQlp2gFkoS4Nr6vghDTj5",
+	"sH01G+uk70i5hCGutGrbaobKjGijGu6iw8ExijG0B6WVDgZ7cPenI39CdeCYo2EM1xYoJgGNiTIdDeaf",
+	"oKGuPSiTmCGMIAjYjFSHbpTSDb4XmudnXJ4VILHXYLUqrvZq114RJ3oruo2nJ+JZtD2tGTCeA90u1bGx",
+	"4TOGA4sD+2C8bGaZHlkQoTVXKAUhWrk4OeyfTdfF4hTZ+KXUWiwpohkq9QdC8AyeZvEe3eVl4OOVS1eE",
+	"BK6FBVnaTh3KxrszQArObh0YGqntbEKjYXY7vQyYNgeyzLN1Mx74PEk87a5gJipFt5TilUDOBdgyXc9B",
+	"hO+d2z3H44WE3TX53AGx04TPClnSW+ExXYRCr20BfidbV9up18ip9D4F0XMDB/0ZnpEXFnPs/Rt6tejb",
+	"S1urw7begjdqGTA36nqOno0wwO3MzRzsXON74A+Qq3IAwY/Sa6812KoGvXo5F9SAO2/pCs0ZKU01AKQO",
+	"wdbqnmMY362Fu8jhX2+6dHks7eaLV4CW3nj5UrhsU7BFR/w7Fsv++EGp6BBBsGEY09aFdF1twRUOaFdJ",
+	"vo0jkeowuRu04sCI3l5Yx/LKilQqMe+giNezKqmXK42oDhUqq2jaOpXJxiAV5+P1TNZgAVrceD3iRJmi",
+	"PYPD7YZlr8Q2fa/DmGBNv7tG2dsISXJZQhrWvdYGqsQZNTDFvm8GkMEDzsMBrxkAgCUeYUGukmJTy2MB",
+	"XC9tTQ8y5WtNsURIW5a5CCPG5yeA/uXEV6ZsqM6xyVTa8zcHgeztWOFiZ6BkSsKgzjpkz/IYjZMwHDIb",
+	"TOCYqbeziwCgQgdCQ3s6240lcAHIxxY84wO6vitBaix9Pfeo5rbr5IMy4Aoo1kvbKCFGb81Yc0Bco66X",
+	"9vb7bKC9wJOHKRbzWs6YPJjzCj9MASl5a8sr8aRshmtxkHX4HVgHgwv7OEMWXmc1HADFy9fEBUe7lXMh",
+	"RSoGIIAiXHGvDq/4mrJAachF2GLU9crj9E6Rp2N/jPqqQaG+eJW7tNMV9dWvSpENKSMfPhdw/hSzRVrz",
+	"ZT0uKJe1WZ6DUS4Zs/nq11W8WX0Afx+O35clMOc1FrCMB710ASuAyxsv4Gqo6A9ku+QQnAHAGVLV1yW5",
+	"A6V6Bd1dGNBbDc+35S4B4G4M5cFrbpglgNCYc68ysg/Kf2XQYR/nrm8+BC3VBRG8PP3Hhb67leV3gAij",
+	"rlfuzysBC2vXjs6gNDR+d4rtB+a6MfN/AZdwm7pwliEqN+IQJ8jwVjjl5cUTuIgIb4iwoJoGXnleBmEG",
+	"sznHR+VRfeg6ckoznc8b3GDmk/OQ+9e5nC4caNc9Dp/HSjpKqtbQgItFua++7hidoww7eecwD0FysHd0",
+	"cGcwaABEkl1sfJE2naWrc0gb7UByJDUwYsXhZFnz62U892wL9xdNoD56He3DFc07ZEloHE4aRa0ygHp7",
+	"o9hziIV8KdrMdWXXOn98eeefqWdMod/HMFQchs/GUJVk1aBflcega8SO6Ws3KpPBZ0tx3dKYPkD06qm9",
+	"GhOfTxg12cPXZIFGgByUR5fZL6DLAKr31Rdn/Z/j/leD/vFV34mLpXgR6u5tkb465h0OXklmYiV0kA7m",
+	"gX4e6xf27qTN4jjGi8qmAaQ+WMeUtGm/vdz2qN9UGpezpRhovQ22xHurt8l2aD6jzP5VWoBeR0MNmp+B",
+	"q0trYpbDjGQV5VvsKSMF3/S+rkrlmNRgYKs9QqUg4XgXXU75nCHOfHKqywtQibBA3pmxhbRarDF5PcB9",
+	"+ln/7PljUHVKu2xv/94626wq89XAqzR6lVLpCdWHVHHG6eI2WuWUcLllzgOUmL3V62Sgryt5M3uysieh",
+	"A/e6ZxerWz/IdGrtpSTRclDovRWI0EplAtCHDQbT9FBrs7N1OWXh5vIcxIR+7NQk8cNFWw+cWfYCF7xa",
+	"Gn6vCfPcz937NmAhYzUA/lmzeSWhA3L7cw1dbuIsqDxFGI0hND4JSYro5flcyKsJpF2p7QqQBTYCI3eH",
+	"Xd68A9eiLQ9AyPaSbvMyjTwQkkRt9qJ9n0QlweugplnXxtJfPw6gxk3HkXvlTR57aV3eN5CRyzfh/t7h",
+	"3cN7B3cO77bSkeG4z08yTyHDSkUW7GVY5HkJYVct21bZwHsdNxjVMon2gPjUzrqFHuHz2cwYlgX0Jhdd",
+	"g1wXFkLLRHCkaOlurKs8BdNWls3mUcjnjjNHPLAQjO4CBzSUfcr0Nu1qODZjD4IrqQyRqder+c5Ro7pQ",
+	"K1wSQrW75nu7DYo7IFuXPA9r2q5a5e1oFzmuWbE2rVWFR4DiFrRX0bfFW/WqcHkyqym+TWq31uZWQ/O3",
+	"W5nL9LhsVsah1/Ex80kYOks65NvVGlyRSKuwmYrk0XpcW+m6mc6nW2is9ojW5BPXNIpqiJeIpj2X1jml",
+	"azqipWteFKwpkmOqdulqe6B0LllkF/yhSCIS31DB4xOEUfaXycCXBM80oCtlIh8sROJb4hThYEbZCeCZ",
+	"wsdTgO89QZoup4B/e6VLo0H75mOWNWnVZwDK7RagrzTOr51rNjK1UKqvjiZ/R6vzthf39IWgE7ae69GC",
+	"CrcwFlY9e6GfKvOE7cnJCUlA5cMbs61Ke9SXPN6GkwwasvdylvCGxrrWlGLXhZBkpr5hnC1mvMC6Gcnx",
+	"BiYlZOaead94SYrcOSzizQ/6x2f9R7g/3j159ZHTv2Yr+FWFUb6dvzccJoPBYFDTSFPDMr3kWzFs3P/q",
+	"rP/zGo+gASfML4JIfF8Ro9cZYxomsa5lyWiNWDI7SPPEEu/JF/+//j+omXEmJ+vVqKPj47z+NHBa9frq",
+	"ojKUMkVSD06/ZkC6Hcud9Y5XS9uPVruBwKzBSnJmnJ9fw2wplm/JregX2QZ///6iRHItMp9CSczymfEx",
+	"pMpr2FzCJIk1bK6BO8exjRmRHBwgGrxFnCKPj8ce6mLEyHzI1MO3BDL48jsoJPhGo7bMkAZ815VEzANp",
+	"1h7Scxsyz/zinZjSWPC9eg6HgiOMnp+9OP9YA1j30HxKYmILI84IZmLIEmYvznQhDbPb+HisVACesOCC",
+	"j+CkAVTvJxwHNTvuPpb+NF/bq+UpQ4PmrKJFTd6BMdjQdUxr7r/ysxLGAi2p+/B9cexlWzsgq6XhVY0s",
+	"bCx4r2uqQVT2O792TrVEzuUWh5m0k2R5t12FGCFlpCIKD+44RbjVJCxXznSkz5XPQdkbkZDPr2Y4nlC2",
+	"2v9gOk7bdQ39HEeOAh7Ix9EpUrqC3jUmNV8i2E/dMQ5DXTJIctAWAXuXoUnIRzhMd7dS5Zb5hgele9v6",
+	"e67c0XI+xYyRsKAS4zBU9jgVUMYCSg90ep058acg6GeESK3sQzyqcy+Xt/ESl/kyxnxBZ0RIPIsqds5S",
+	"gW1m7Xi7gRZq39abwugK504h/vl0kcHV4hD5gI6lFlcJ7zx6HxSDzin+Ja+u2s1bu26+buA7KtQ6WceZ",
+	"71IGV85AE6N5Ry3d8W3t0leNlJu0Vp8Zey+rNFLnrV16d5vfGtvQegpb7b3rPRCgojZedVpMe2Yb7vfy",
+	"zSyfu/vThVK2JWNsUZamLKeF46rNNuWxfEFeyza7mIrnMdWF2L92+J+bXMIX+mVckpW89ISziX0Bip+0",
+	"6sIUam/xRsFX3XiRzEnUvCPXts6tdBqGkdG8zUWKYcH1ojGa8M9DeGg7PGEDM94OOzyHh9ZihU0XFSa/",
+	"ZHm2ImqNsHn/UlYPpOHtwoyy/Ld7tUxYRaKFslMmxBJia8kskgulzvghwbHBlirUNmykyrwFRm7mt8tY",
+	"2hniZpm8WWOG3V0tpRugWUs5vna1lm2OLTT3xs1QNySW6xneVpR+1njZnEOAO25XDfrHl8/Q4f7eXaTs",
+	"4FOEZzxhUtc7owzcIwmjKVb9nENph5lJ3bCq4Plnf9TpdV5ePuj0Og9fXnR6nY8/VZ8/ea6+/8n95247",
+	"xkzN4THOfKuNZdyaOklMAiqfkBsStu1NvWeDl5txzlPOyAK4pgw4JxEjEyzpDTGmLBTSNJasonSFawOC",
+	"w7WttfwtXVVCjGP+FWEvmVx9ejrbn8Q4aLE9fwKPO7dmY33OFsNss4SlcmDrzFRXmXPEPcQJ0UsIANPg",
+	"4dN7ytSlGy1Sf+QtgbwbKugoJI/gOc8dFNFaKbWl0NaZWMNLpaI5Dy9ZOVWuebby2GpnJsNN3JqTM29f",
+	"NLwLyz8Mb0/o6tcKKxGTkGCx9mKYinJtemwWs2YFcBazJvFk5Vsv1DMb2BcjQSXZ0MCwscTWK5B6DWAC",
+	"BRHXytowBFnL3Fjz0NrG8dPg0MmJ5QbCeE2R+rai19fYc2tsmjbMvzEb15tUBR5scWueqlPVQPgoxD6x",
+	"MS9Lle70wfJ4sybcUem2962YgtlM3o4t2OtIdznw5zGB+zeoAKuTIPOlvX+szi6vfFdQzPIydwWV64JV",
+	"Iaz19qihBmBwr5RJpaLVeUByKkyxKd2eRhYXEi8E6lKJrgmJBGj8NICSSBoqPRBe4bUiHrq2UYuLrdWd",
+	"liN9pOxf7E9NPV+AQ9VlEmkKYm78/d08oLmymzmD6sTpgHdMcNANDpMi5rrObYagcd2N0rwBeVXPPv/s",
+	"LaEbqE6woaTXsquFiC+80ES26xcaCfZ2irJ+uok4byOgzU1CI8msn20ikvWTDQWyCXWrXq9a3nEHMbuZ",
+	"v8BZ3YAKSZkve8BVhSJQjZMqylfnR61vznudbMuvEfeXezlPlGVyqRrwaXLYUyTHpdb/lvxsuT25Fa9Q",
+	"adtus8335zTYomWeEyRboU0b1TGTNlvpOhNIW2nOyqxmjWmF0u2XTCXaW3JMPsAL4YqoyLB0ArwQhrnE",
+	"nOqS/HASJ6E6csfLwyYO7hyVct1Xx0w8SC23tcL7l/u2Kkkv6cMuAffAQEbZsOYyma4pA9UkiimD6ht5",
+	"kCmIdfZ66Nt/8m/++r/8+pt/9i8L0cL1kdC2U4vhVdWlRzxYuE+pqZyFKQqXKVOfh8Kyw9OuKBg2CUDN",
+	"LV80GP21GvrKZxFmC3fs69GyV6xfqDrqkEhJ4imAXH/7T/7im//lP+ygPvJ2z/WLu+pND1EGM7GzKw14",
+	"adfP7cVD0xde4NePgxpFQD9xSyCJX0d4QWKln3b/5jf/59/8r//9X//mN7/7P/7RN7/637/541/vNBrh",
+	"qtwpg9kj83lUBh2l6iFsEptS4Omc2C2766qZBHlvj2MRsbBIrulhRENSWDM7E0gB61uocxOBVZAkm6AL",
+	"vM0EKxOuYrxPsBGLeVZ5Zq/slhJDltgtn6S13EtVFhHbMLkrYqdlyGG9+VpuuaFYLwvbTy6ffaaVbxRh",
+	"6U8Nl8FNqUA4L0W0adeVHA07w47eiCu0RytTHTJwRlkanr6WRFzJsSUJue77tWKuaQOp2GvdQJ0UWUG7",
+	"mAgXPMPzRBYlHohBiOHsKu3W4I7zYOE5E0idqo4tDfzUFhJ0X7OukaZS9WNgnZGkTEEqReZw6UYF95LS",
+	"1s3Nz85uFr60QefPK+2XylYJko+c3M2fGlY1CQnOh/CAmNKRGS51xVRUflaIBLbAK0bM6RAI19ub3xit",
+	"+bJbrmeTebWShYgjlHyW/dBM6BaZsqXItb0tHavF/GoedmFBwnrvfnYOt/JDGz6TnuU2ZLocF1Nhj2XZ",
+	"aCujwtS7Z/Dkmx4gpbvVHtXpLYEivAi50l8D7ovbRL0sdmfBzimigQDU2MyrKXpaATJfgYtR5MRYtoir",
+	"b79hmOby1Qccg00yVU22Y6NOTYxzJ121MnW8YTIYHPiESSoX8Jns6q8iLGRfEiYIuiHxSP/m9RDZnewi",
+	"T4mfXbhyJYFXIagjtLuaqDEc7tanbLhuE6VJrMpImBHD5F51DBe4NluOWapaWMMbLjcRP59yNMOBltlW",
+	"u/ao9uWbVKExj5Gnkx494xqfExL1EE4k72NIk1L6V8H+rEmaXBm0Db/W0sBlNJ0xBMt3SyhDyVhxY0KC",
+	"E8Qj/GVCerA/eBwQqJyDTbFjeAmguPGQTeAuTJlaPW2BqUexQHqUYsekR2msxM5JZ5D/Dx/4hb8Pg/0q",
+	"MlpOUynn6w36x7g/fvX1wf4bZwrQ1lLs1suuK2kAWAjArvLhAU+Dw+EAcXaKcDjHC2GS37p2IYDIjCPC",
+	"KvsLAAGcWZDNcKz0tAsjrmWey0z6rLeFrp1uGhAoXk8RRCs08FlrNOqjrqybRPB1Pl9dfaE0DPV/QaRU",
+	"jKY+q62j/i8Jnqn/44heXZMFfIUn6n9TzAJ+o5+is4jH0JaByvSWw/I1FlxGZaHudOyHr1W3j6gLQknt",
+	"SPhZwwCHVMgTtd3iRZpQowx6KtSeHdMQIAdNYXujS96yNSdBJxgyUMs5U6bZhJwgDyDANdE1FwKsev4m",
+	"1bMVjHEUhYudnpUMutshA3nQgzZjPkcRlNSGwWngb2wL5sZ83rNQtGmklYmywtrfoEzHIVMtIzHlc5PC",
+	"ae5v9IR20ccaLdQGPp5PKSPCBHGZIr39J5hNEjwh3pBFMRmrx81zuwiCXODti0fn6ODg4Fg18/LFuRoF",
+	"ZTCIHppxRiCtibzGvrSxlEOmF7mHJJ4I9AtOmfHLIe8UeT0r6rWuoMOEde6pdRAJGRM8IwHcbOqsqiHL",
+	"INI1guRoIYna5eYamDNGfEC2Uz1xY3SNKeBoEaZkMUM/e3L5M31RHHAihlCXhUeE9RBG55d/mL4KqPhY",
+	"SA2Nv4suCXhDxW3Narszk8KaKiYjynQuQAF/6/j4aG/vzv7du3ddOYcQH/cwjl0HbU0aZ6UN4JDqpgD3",
+	"QsQpUyTjMYpwjGdEmorM9gKaj8c66QlRFiXV8GzXoGdECDwpj23P5V8tbXE91J6eWtaQa78/Cvn83Jaa",
+	"a+lbeQhbXxIhzckAdcCmPAyaeE4CKnyeMPmcxErZOxvxm9WZDPpZfdTFE8rMF/dJuDqN6ZJOGAlyTUAo",
+	"R6N+zVXamxoCXhjEuRbXDQ7Hx14Dx0c7aDg1tios3NFSDKJeR0muJi1nbFMH2AmDreM6C8vTJlBuDcye",
+	"zYFsnBMw4b8OKxGgP5vGp/lZou/SuCbz2JteHjq8aZLQegHuTbUnpaKtGyxcMD0bj2w9DEMLsNE4AXcJ",
+	"VKAB1MhDBabrni1qtlglE3F5KqrlrbViSTdiqKL7drU0arb0390lr1/tFUu8bFm3YfCl4ue957w9ign5",
+	"iqyXoZQ0SRQpJh9X+v+JDUyxDoqzTq9zv9PrnDv9xvD4Gsc1DUJigx6Wui7VM5D/9oDgsPkbrql9bKxB",
+	"h8qKhW+mXb3MBaXKEZ3xnMQ68EBZmSRAqukemisNXQdmMBTQAAmOxjiuhi76uZyrZfOxoz5Xw4BsGYKD",
+	"li+5qLHeIUaszu+AiEC6CjbMXEgeRbrMxMqr9zFlVExbD2Uc89lL0TyJvY33ornkuABb2F7i52RHVXKo",
+	"BRkbvdpVHUjDJIGJl4PY4NY+1rBWAJiHRsTHiQBraEoF8nGknXcaugiid+eEycbRjpZfntkhlu8IClEo",
+	"OSjpOpCMNbGb7ThyeTD8eYv0BMlfrquegjqS4ynLCL1UOqTzzYNgaOGQW9xV2khxa1ZvrgC+o8IhF4Y7",
+	"UrisHEeA/1CxRVq2OeI8XAGk44y7cMKy1bPtRcqyRe7MuBcKx1aZ9TRj0RQRiEqB+JwZZDAWICrABwUh",
+	"vsizo/C2M63yDZ4BTUnnumzlnuUIUly8JnE/RYGxZtWSqvgAsuVC84G2kqNunq76crsNPo3b11lFiVlG",
+	"r6bKTMkZ8hr7MlzYlALPbm3jwrRywXOcrNlpHtiYLn33XCqIx2+I9u0BN6bBAfoIjzETYxLb4OhbinGh",
+	"XaSYRaCuRZtTTe/Ux4HVxLHDT2piqdznoEiAGpE1jsOwecz6krOobeh6O3jSdyiml6CSlQ6PnA77ZUIS",
+	"DYqUMKaRkgIdEaFVFqdq+zHBoZy2LT9V6buAIucMjlvuKC2bUPVRsh9TIXm8eMhMNHgt9mvzROI2OK/1",
+	"2K6tVLpn6yQ8r4W6miLBab9AT6Mkg3iTSayOeX1nq7a2kQagIigDDbZN+tFkV+hWYqKWQX+yLfoaeEK7",
+	"NQxiZqfXsfdTNdCs6yOQJSH5wybRl3tN8uPUfl1jVZyQijnE1DySKpbLOHobFn5hc7x3K7/mfl7fw0Pt",
+	"P4gYp0FB20kSGpTuLF33HI8DS7C1Mp2c9HgMt6euyx5rHC/tAt4+18+ubXsG8eIiYW4jnTCfAwaeIzvg",
+	"/PIPs8s0/VhPxyyoQUDRaiIBK68QmCHH/XudXmcy2rs3OBg4t2gTa1jfO7c0iEPiCqc7Otqi9WyYKicG",
+	"xU2n13kditfOuba9/K+LYny1IeKEqemZmk+uKzTzDBrzhAU9BPIYFppx2QhfdLVINF2IZYUC93qDwcAO",
+	"RsDNulpaHWLTPBMRGCiLBiwZ5tW9GsXcJ0KQmsSJmM91Zdeca2oLBGlm4OvJ5M17Z/b3i+z+O8ASw5i3",
+	"NM51wDKWAGamngAjnXK7Nx2unWZ+aXKug5SVSszdBi+jIGFdd2hG6XAxxbMxklMuSCFQLYXGoTGYjlui",
+	"vp9hKZR8CYorza+oi1EQL1CcsJ5mV3CKzcGtMCI7WxpLYMNiRc1wIMQ9plISljox5JQsUPomFGEGe5vH",
+	"EEyC45DqWBgbqaDYYUsDtkm8zUdrs+tHMb+GwSZbGwz4sFw40M/GqQ9KAwdwYf/KU9EcjMrexgJhaX1D",
+	"qAtBc8AJTwgOPOMs0kjtxhN05ePIs5J1W/wAME3Ltgc8YBGj7PC3dZ4AgZb1HpKxVEcI3t5+LMk1uzkt",
+	"KdJR9YoSJFv8jCcL26leQm1DlTe66PtX4gsHc20cVCkKMmHXjM/Zlc/DZMY81FWyYu8ki6MDWTfDEbiE",
+	"GNc7+NREiql3EBWITpjSaXZ6yLOD9XpD5knOr0LOIPrRLM0VZH/kv4DA/fwXEM7moTR4MBVdJAws+IbY",
+	"Ue37nMmYh1dpDWTVjMWbvyYLKNqgVL40Hs2kNPUQDAOcd9C/GnrKMleUXSlB6Q2ZDpzGszTD87auJKlf",
+	"B2xOQOsUJXlbaM8DKZIKZ8rQ5ZTjEKaQyY+uPW9GiTQS6qQommheMmlijxMB8fCYAS48iFS9OiYsbMgE",
+	"Xgg0n1J/urOLnrFwkRdacJ7hmFhZXSwoUeSOTo4VlRKh1zbbdVc2saewsrm/YeXMpXph2SCeLF21/O61",
+	"S5H/zux4NQEYEtDAqcmbcddk7KrfbgnD6D0Tj5k/JFcmv9YEDb6w3JrfJmYPVUyuxqGBbussrr3B4/P8",
+	"fPS9jNnUVMDPeztvQ27H+tppdXCilli1BQsyAzv1mztd8+dT4l/bQGU+hz0dE9V0L932irspmyDMFnJK",
+	"2cTtIK832yGnh7yWqcmuY6StLX+a2uw6MNjE5XZfvnjUv5cl3ME6UJBgNEDwYw+RUBD0k/tg1u+4Tf7r",
+	"FYb/2BnPrcasBshjHa2ruUBJcy4k2h+gp/eL6+8Kvd0fHN/dO9p3cZ47rv7zNOLASJb8lJpY3zMcRTWu",
+	"EwjG1fyj6G82lj2oeC6ZqgfpL1MTu23ilEEnneHI6EwzQcIbAH1iBmE5e9+caCK3gXcRQFHpXBL09bDz",
+	"zV/+2be/+vWwc4KGEBI57PTQsPOChPorEIbDzptqLWHnPm7udKhEA4N0hNWo32WNbiGgWhcJ4NslVxGf",
+	"zK8dRl04ybf+MHhweeaWyfFN8cH9o6O9Y+ej17Rx9a2avJNe51ou8t09+/R5XUHEQt0yOnE+9nrD8ZQv",
+	"MKVGvQdXV0dPuAek1CNyrecn82uHTX1NFs1VVrWALZNKoX3XcJ6Y+J9KoWKlLLXDrtS3EiQ4b1wPonjt",
+	"smYMUetqEpviIP+AXvwuS2p81+COW1cA+QEg+Z0DJCuh9+7AkdcBOm7uq1VzWS8WfQ0Z37L0ytvGGn7L",
+	"BVm+y1DGTWGJM/ZpETcGSsN7gSNWPW/D62dm8AMMMVB0WxDE4KprBz+sXvkBeripMG5RQO3tAgM3krzm",
+	"ir2JzP0w4IbXQBCu8u/vN3pwTrVahhycMxedhrpqZksIwrmttRUc2PdQ+et9gvJ+oLXCfh+wgl3i6Amf",
+	"ULZeQl875T3CQsx5HBRCPtMvqwAJy5JRe515TCV5xsKFuxC4vWlK23eKFstarlzYyqZ5CggE9xfnWJIJ",
+	"N5vHSayWuATOM0BIpCEP9MUC4AADZgbEaUX67R7gnUQxDxJfIt8MDHX5DYljGhCBZpT9VL36NA+fYNF7",
+	"ClIuN+eMQqDHtYaGq4DKKc1+Kd6CPgGY5Okbr2zvha+3gE7X+txyGA0aH8INmIN9aYrjgb4HOC6UoUWC",
+	"Geqef/ZHO3A3bBFdkAV0sdcwe0fIqNwooBOl5WIWoP2smh66ICLiTBBhYZp8HMeLQsk91B129vYPDneP",
+	"BsPOzi56ymOS/YhjpabCJSnqHg4GyESHU86utJd/x0LPxTxhgUaLgbsWA/hNRdqA5LyXi+fRV0ZoHHKs",
+	"GBJgYPT4bMHAkF4TNNjdG2hahYvdAiKXGXbpjuS44FXv/90vBv3jV1/v9faO3nSHw1375/6bnb/rdPp/",
+	"1gh3NOtiOLx0NtMGUGtsst2UyQd4R6f2GpAbCCO1ydUPm4Jp9To5h2NeurojsleqB1XfWUOkwJUtP4si",
+	"HsuEUelKAZnZoNlGZar8kIuNYAwNuFdj7I78bcJ6HeaKay4va2SeW6cW9usI7p3PFXUeGHW3MNry9eMG",
+	"wdQhF/KieZJtQ++5sfJoRNR51ybwGo9oaFireqgKiSfkluihhIVECCRIuhN5xpYrAyBWBhqnil8Z68eV",
+	"dDwhLerqT8inDTI4L9MH8xVw2+G2r8HeTrxM6L1U5ju3sBkJ8vPrWUmQ2zHF9c1YqY1jOyd81qvb11I+",
+	"tRQv3xXh8C538Qe5E2v31FL4nDJAqmtrGA5bwbwmV2xTj3WuRRAZ5wAb64BWWBvRP9fDNlzseeXhvUfX",
+	"1lBvGyjSeH0NYxzz2WUbXn5LJ73kLUbhPDnSBoAeFly5yUo8NQB/LSR7cXZlFAk9NNDnMfLUs55WJlzZ",
+	"cisB/dYli31zBQnWKoa0ycnWChiiWulsjVNvnVNspWXS7lRb+5RaXdeq/tRaOYe1D6YKQz1f31d3b7Wv",
+	"Lms/k5pt4gyAF2SLMe4N9g/bOhTVCTLP97HU3WSfq+SslMZabPXVEtJr0gSuE8UnQrzg14S5YmLHMRFT",
+	"pB9CUj2VeiLMYJAgQlDOdssHyvGdOr/Dbp3jgbyOaEzEY8dQLonPWSAQwL5B/4VBmTeX21v37hwOBssr",
+	"Lyl63/BrElzqWTmu1T7mczTDbIF0SoSZvkBzQKNiAQkahb2vhiG4JqyMRnGf4NgZ2FwBDilOoldY53zj",
+	"eaI7Gch4lh28YdzGeEKQ0hTQAEmO9gaD5S7Jw8z5WHDVHRX5514FDf/V13u9g4KD7rDOQfecxEJt/gdY",
+	"4jR3ehvwUIWGc5h2JZGiI9PgEqRF+encWy5IsqpS2hRVL1/YemyCNzeFi6wb0zQzJzaEqnD3UJGIab2g",
+	"bGbZKHqltajh8HRNH8ZYkPUgnACXCprqodHCuqNtpAbcLPbsFSzT4R6nyNNZKJ7JKBFZIpmS1+WUkqYJ",
+	"LI7UE3u3Vr7cXYXRul6FrchRE+xwLc2hvDaBhn2q7jkCv1bFlDp90yNLr88tjRFmY2sw42wxowIuKoCC",
+	"8LxaOB1UA5k5EBM1I0w1SwI0pTPUjUmAlepYA4iVRQVVOQVK8hRSD4WptBKcmtuSrERPupFWocwXYzDK",
+	"W3NboBbLSnPVlovo2RVK6dJkLyYxWZa5VaV5oTDYCjD4tKen6UspYFxz8VjLoo3EpWWhNr1c2HcqhWUt",
+	"KkNGhWw+ub5WUv51Hf4NLHuLI83wSavTbD3S58+41X1NCCPxGtkcEE611viqEZ11Y9uchY2YcogefZb3",
+	"kwhkj8npNZh8WtgZRGooxKCjA9OQwK1rCyX2zS9KkYc12fMs0suYMTffVYxdk030jtS177rq1QyNWTN6",
+	"aWnNEbINFe2pq/RjseZjrxxP7rYMfpqQZXE329Lyqprb90Ebu8gdXDX2MaTo8rEOcjbg4YHWpuxRpIGc",
+	"p/aNDGrmmiyMRW2TdBxByeV92/issOjiAQmSiHxKFuu9rgsErvVqQRa0fju301u/a7KsPscxo2yyTv/l",
+	"DOEGm7rabUq9wio4N38N+5bcA3/7V3/S/9u/+tc/6u787V/96m//6h8Ph/3hUOz+wUevf/a7/+svyGv5",
+	"za/+0bd/+ptXH7k9BuZm0XE6bByo0TghM1+VvT6Xsdn1YwstxUwdrjuK58CB4wx4Gzf7Jt0sX9LcTKLN",
+	"jbydyFrX8WuXVLK0bkxiUV/xCH5dNrVtXHymrL4SXa/x9WWRhRqCA50hIfEoJGiG/SllJIesoNROCwpt",
+	"7/xvCX1NJlD3ywSHdKwOCqrOYUZIIHpI9ckFDtUXEy6p+XWu/gm5kOUqkweDSgnEV18YD3WNlGhrQTcO",
+	"rGGuIuyuo3yLAQ0xkXplqwtjftIEzyUKZZFNlABYEJUAJwQ5RohxxMhc6UKipj563cYvRuOkuOt6fCsZ",
+	"7jGLEtk6u7RSt+87wA+rFL23wx0rFrJ+DVeu3JqHlF7wykmV5RwdVI8t28BaN9rv+nCoUi2fulpGxFFa",
+	"MoatZ1yaIdToOUEegBN4ylCh0gBO8tgUmAVcLyrFkJnvi/hfkB9EJeAVWuQwyB/TiHw76vch8/JQeV4J",
+	"oSFOQoLUGxY8jERF/K/lwHtO843zsEXYPufhRRIqovaWqnVbL2u3QpVrJA/ypcUUqzM8IbFJ9Fs+AtAS",
+	"wA80G5H4BcGzVq+1Sb/aAHx97x0A1joUyyJRCoQtTqe56vnKcOZ6caAZRv6qwpTpk0/V6fWm1xkt0gpm",
+	"6+QOZfXM3lQyeA5cVbSUBXfOeRjwOWtT0Cw1BmlMhK6vafPPV91cBZiGC/C1PaEzKpswWZHHVsfI6MoG",
+	"T/HrNlNqW9OtIBFWT/v7IyHaFrODlE46Xqi/7pMxj0nT94yLQXXXkMoFCKEasDmoNaTpBD5ySHhiXNee",
+	"NjQXSBDtANTIv8alfjo0J18Vy6jr7R3c++ijjz66NxgMvB7yvvmn/+qjj7wd7TWE+z/jAB+y0QJ5X9pC",
+	"77bqlW1Y10k3RtNs11aWfxkJD81ALZdTMmRj6/hPHfyV0SJDDdSd0iAgTJ3mhoQ7u0PmqY3kmVLmAIeo",
+	"76XhRG+kw/1hjtrlkNvafVqDF5YT704tk/NwK7ay0jfee3RwpscsATv/PTw9vr+nxfsTmj8Iye+0kHTK",
+	"ji0hVXy4sqaGLD/Ino01VVeEzQ9q5g8S8/ssMTN0iFLuzqNzdHx4dDetuBQQiWmogzYRLl9n+DxwImm5",
+	"7kIuq6/aMEAdFWg6CTGbJCZXKAud9nF0RV6n2MqrogT1sB0X98kMQyR9iBlcnliAdx+HIRQFzXdfDEIY",
+	"1BUMaxHsohbwIRQZW4Ue3OtQJiRmlcwWADtwFBeEa+jHZbjnvf17S4s314vvo+PjvOweuCP4G2dLSxPm",
+	"X76HeXnxGMVkTGLCfLgfo2yiPayGA9WLRV6YShmJk9u3xZTjcDcgN7dtxaXb9WziIls5w1QnC9hE01xN",
+	"6KDGBNM4Ms4cRnrjKhYCaoh3Ym+fTlFMcKD2RQ8xjkLOJiRGfKzIEbgjbv0cmM7Ka/J3eLHPJIkZDs+5",
+	"iSpv5L02CXKVAsjf/upPvv3Tv/jr//LrUySSiMQ3VPBYA7vgYEaZgFhlKH4cUiGfx3Q1Dl2ajKdRgjYf",
+	"pJd27aHf/uqfIy9PA6+XFS3wuZCICgSVQFbPqC4EqrqLr5MmEdMiIn56ldwoGTVhVFZG8I4QENSkUqd2",
+	"tri9DMCuRbSE3p/rYfO22Wdl7m/Eh+05d83gOMMn5eOY+9f9a0IiJXDViveQRi1E3ZBIpRv1DKBSD3m7",
+	"Som6Uv/cVv/0vXKkwZ3Demygvzccio+y3LhX2cfdq9v9Vx+pn513z+tzbjWiUf2iNDeBlZ72zR//ux76",
+	"5t/8qx766//0v/XQN//5P6Df/vLPdyqH/srqzW5uXcKMW3HZmXPn/Xvt9EDWS6FOz8h2h1wDrMbNjqJK",
+	"yvW73qjvfVutJHHNAbHiPZcl8tMEM+lEIDpDERdU8UiaZ/mleTjLtLyTQ3Dbu32gTtlhZ7B7AP8NOztF",
+	"xfGglOR8x5mAeVxIwLxTl4AJKIGuYWvkwZgoo5CzXeSp8x/QpaG2GmgfHpz85g+Tf+ppGEKr/AJCYUgZ",
+	"MdV3pviGIAzKxA7Yw5GBslYW7FKdorLzmJgrBXMDtRAbN1FjrJ6W0D6WYs0RFr4TWGMB8dWKtsAFCaiA",
+	"urLtqNEYpESxV+NjBzj+SSWsct+d4WOV7BY6eS4ROy9ZXEptiom7GoZUQzA6oqurkBYZKkjTFW2JgkFu",
+	"KE9E84oGWoZsJewk5rzx/lNyZYOt1KwECLBTVgNEJKMZlZvtYZGMZKuNAnJTkIAE9xsvucSv2+1GSeJZ",
+	"Q15t4U9pNYRNLbVeByBP04pNbSHQbprETzkxCvZWF1aAa3K9yXN7JuX4EmRYBoRXdfRk4Hm56VoxmWOv",
+	"slzOMUVWG1yLKLv8GQ3aWLCwRxrar6U6wwxhlsdpRN2CeNuBCtfIkgZ1MyLtnGpP7IjLaa8M94hmiZBo",
+	"RCwSpH3N5Qb+4OD81jzvHMG4Vp2vqQDQ7oRa49zZhkxZYY1ssuNrsPs0/WsZ/YFWj1oaknGtNtU6+y/T",
+	"cBx6vRoaKNdUCjSmkyQmAnUD7ovboPKL3Vmws4s8tY7GBQiq/yqtfyNd3m/jcbJCq/ULOcVsRSKdhWhv",
+	"qoFuqic6oOB1Io3FglcWlVowRizKeB4PHklewAEvO4AOW6SounIVlBHXdEt/mTOFl4sl89zbdAG31qQk",
+	"ft3m2QtzojVkp5baTlP/tdmprRpu4wlakg+Urna+1eqOy4jlVD/076nS8WqZTGuWQ1RxwuQ8EaibsrRR",
+	"H8YxIX1Id9a/Q+VfJbTSOe04UH3WlirrZoe/g43Yeoe13wRt2HoDLk2nv4SbNvdha/dZWw92uwvdesc1",
+	"9L7FGhmjkPvXlE2etFIw7+feakCKL3MGczvbOk7CJnnVjtodToEA9/J4xBOZFlpR0oAh6xY81d9eQdrq",
+	"lf3WIEIpq8HSyzg4lcQAlKiQzyGnSp3RoH9e6Ya0iQbPwBc6U1YmYjddzYwwxREHMR5L9Nt/9M9RV7sY",
+	"4OkdFBEWUDbJRqemAJ9JYB4nLDAPg3KmvsS+TyJJAvW08ebBLf4NFQSeRalLQSCs38s9ijgrlHOHwSkB",
+	"WRpMx7pYIYxB6JPA9t1JHYnwY+rCcKaTwaC2VsfrvcLYfqDW24dvilXE30VDk2llfRfd0LNIs9Tahtvy",
+	"Ksi6/HH9PNarxdW69yL4KHz9yjmmUolnu9dpADYw41cB0braynu2iwKiyArgjq1neK6RoNXKHR43IJEj",
+	"0K1h/e1y3W0eB+ujq6f5+qaZvBsxG1E6pbyLbwmPmHXdhjpV4pT3HhmgAQI/XQGz+MrJ8wDIvO6mhpdT",
+	"rOcy7HYrsObKns+17ZwzDwtIxjGJ7PkM7hzI/g6o1J+CGWVuAiQhea40CjJvwhVOqO81C8ynb29S4/5D",
+	"ES8aLIUEa9Iie319YtSKEhf7rNiwwseMLQUjA6yBNCbdAK9CED6gjP0iCSZV4O4t1rbOxuia3qXPi0Df",
+	"gHh4EmuRoP8ASPk8CKL9OfvCPqLmJU6wztWxSFv28TkZTTm/Fic6y8C5zS6JlBYdrBz6FwEMmFiS/zDD",
+	"rx/F/Cuykq/OsYU2fKaW5zyPANrivScWlbPJO64Slq2LbDpbKRbzXOpbKBf/rMBaF6nsZBmzRNsyX76v",
+	"69qwYG5xhV+trKPaNU7yHWvl3xJFd+AML3RYkuRoRLSxa9G9M1eA0nIRFWiw23EYgg3YrGEAX4XhKjO8",
+	"IFGIfeOCiEjcTwvAGlknzGhjMuM3+rmZY9QuUyQrR9zkaqC4FssLD3STSBH4//n3e4PBznqFB/ZKlQfq",
+	"qoM2rD1wma+sVwqK5xFhHppPaUjQiFA2QXMeX5PgFHlzzjzU/d1//LNv/tm/1OlapjZQ93f/9V/Ad1Ch",
+	"0lVgMIXTiaC2wxx0bPWyW7TntIaW2uflnJBIHcMO1euD0Wt0FNGzD9LWaqXyALXX0/SxUDKhhQlYD6nu",
+	"hhhfMl5hMkfLtgdQS6tojYy2jNkc0MRuKHUNFPv2epjjmL299isWlaVYbmrpGFwL8AK7vCA8XG3FvsCT",
+	"c3iuHCzanIHygq7BBU9TedEkBfgFntgs4G3BR5l7yOaxSCkFHceVWoIkhmrOf3Bx8ZOf3L/vla7S7xaO",
+	"nD9QZ8xZ/xHuj199feeN85RR/a2VudOWHdoubKsFcyEJ1lB3G34gtUHeu/PHTr62LEhqpOpK5zoHl8aQ",
+	"py081JUxnc1M0ZF2+JAv8GRrlx2GjZqpnxlDua47VrDYSkdwW5ZzLUmRidqRdXnVlRcEz94GqrTJobe2",
+	"1XPOwzXunkqySiDPtKtsL92mpzF5Uy+D01KpvLXhSDSqpVJ2JcGzWwLFJBK3EHhCAN9SZ5BaZEprWAGy",
+	"5ePAG7IuOHwAxdLgEcALEPLk40ir2HPbC41N09oxNGSTkI9wmIEQcx6iCddtxEQmMVxtKjKcAGqDIBJB",
+	"Y114nREcEyERZj4RkscwC52qIogUSJcJCI0+X+xsyNRQNMqmhkGoULt5ANmHa7C3AfeIcEzYVq5W3yJ6",
+	"eQtlgeDZWqf3W9nzWZgzcHn3cDBAXsIgIftKfQXgIN485mwCf18pk8XTUCFzKnQU01uXCGco3RZbG+P3",
+	"cX+0vMGr17kInm1F6VLn3/vXugiebUn3eQeb0Hja/JDgWCAq3/UGa9T/D4fLasdnZmauq+bBjepzTOOV",
+	"pXu/H8V3t3hFvWEN3WLF3MLI2hTQfRFjJsYkXs+T52PhYxdi1KO8St5DM35DEI8IK9Zo6Om7CWHCjseU",
+	"UTGFAL2AxGr5OOpaHVcxcU0lyzUjV9aIHbI9uSj5UpB4GZyQAyphYysrLdW1bC4P4aHfQ718Za3sZywE",
+	"D4anFWK1gh7SKfYmcx8KZmdFtLu6kIEtvN5DGMU8JAYFrYcCAusNkeQ7qJ+VDiuW4TYDW6MQd0xwkNVt",
+	"d+cKhysJBNEuEP6IZx+q2VKolWemtRaSkFrVtcyZdpvr+6NvmHr9q5Ib7HNr81xLU8DNEOlw65Z+G0YC",
+	"iPb3biSoUWwLK3fJqdSO7cc89h3n/+dUTpGnu/F02eqcdCQIo0SQGJBFhaRhiPiciazWq/GXTTGE1sNd",
+	"PvjGTtXHBRIS25ApU9OFMt0XNLuLLsg4ESQAS3wHST4hABwKqdGealU15rm1Cftzc7H4sXkjLbda9Re6",
+	"yKE60h6/DFgUJgOkAYIYhEuBZwRJpampJjhDWJgiZNlxg7qCkGxycJbtnKK4QInUEVkYyu4P8utdn5ku",
+	"a6yAFOu4qAM8XQeCLSgqLqzeXLGjAmRvwjQebz46w3oJ+SzCbNHpVWvWGkgEHAQxEUJH6gkd0BeTiUZH",
+	"oCxIhIQKm4InMaRFSjzRT/tTLAtVdl1xC5/r8L93rUi3vUcMqFCruVGXpoksxrV8x7BAmGWSzQRGIirS",
+	"706QN8Y0pGzioe7llOMQ2VYRlQiPJYnRAQrwAq4O1LNJTMROD3nXZHFl1FAPbgXQ2fPH6JosNDulNbV0",
+	"iS3zJOKxsaaDE4TV07eEHZdQurKWsFRCiqk3wyzBoZdnMzPcTq+TG4Auc5TURLJAeKiyZVdKC8M7D7MX",
+	"1AGle7ykzK+51RzTWEggDgmQsuBnkURCPQ87KMRCIpGAuX2K8EiHykGQVEBCekNiSoR+oKTSvw2wVjWa",
+	"R3odN+A91cqlntIGrWyOTJPEYTXmrpl9oF4tMMdaxoFhmTO96g6ps4FtDljRbnj1OfBQzNkkhZqNCew0",
+	"xtH+69fGCFX2pj3AjdxVJqcaAE9kT4N6y0SUL9v33ClsIZaE+YunYg0sHyeEdAbPtTkykFpiEXEmlu7S",
+	"T+l9Gx2vSXRLoBEPFhUCOOEfYiLjxZm7SqHWtJQKn8oAKlCQkB6iY6igTsXau1sv07kTXF1NLiY+UZLk",
+	"lkAfv3jx3CxrTtoQpjjDcIVvyrbXE/14NQB4+aLFgjDBGZ1xypJNs+YdYbuDdkPpbwRMKdB1KmWkr+QA",
+	"j9w7VcQFrZuyMQc873GMJzPC5CloUjERPLwB/ZwjjELOoxH2r3soisGe6aGQsut+yH2djDwjEgdYYrtr",
+	"nYj0qyBu8stTkXYr16WFimp1rmpuvCB+TGrAWgSdMEUR/QzqevOpIP7Vb3/5595ODyomMAC+sUaMYV6t",
+	"reKAmIubbeS1GxWkl0L8lMYG+8eoMr9IhO5/N0eyB/ogX7gOAJAF5xZ7Zxti07TZ3P9QOqVWVsbejkYM",
+	"JNnMPX3T6N73oXksv92bQONole0dIOSrU8EQf4Pe4hpF34NJe0qjFslI/TIiAYIvAchAqh0EVyIoIrF6",
+	"Rm2EnVPkRUrzP9H/NzzinSIvJmbxFurH9C/7RF4fh16UtaeV8uzNmqBy+/PqAG6DRtkI8qK0CwvAkrDp",
+	"mzCQicuHSGjd3vo5w1kDGRPnmTMbWS5vOMUiLMiMojaabv0l8tuSYRuey7J8e+9OTPdS5+4/DZxGJyeB",
+	"OnarL/MYPCwoCsUdBr9BNRKL+qZzDndnAVSKRt5HHkQRgiMuLVviCrhUgih3zdsdDj/6+1/g/ldXr340",
+	"HO6aTzvO695SzZh6DAuAAfoyIeZnc8li5rlFrvhguGFDEHpnoRYkJI9E3kTvekWXi5d6KJQsVVT2UEz6",
+	"hKlnhNs5vGkw8IbqbMwlluSyRivTczgx1daLOlCmkfmkqJG5J1pnmbfEZQRAYj+JqVxcqomZpYvop2Rx",
+	"lqhWHPlzOJYMdHFJJrF2bl+TBRrHfIY8LU3PoAU4yqh6a0pwAOaLdhV3ftY/e/64/ylZZJPTnUK1Pwix",
+	"sN3rvx7ZE/2Tz190KhomK0aU6JGEHHAhu5ihh8GDy7O+rgyPPvn8RQ9RIRJltbMAKfYbUxIg7flUa3Lx",
+	"6Pze3f0jLXwwS31vcNpDmqAele5vF9KzFfXUGun4kHRayoLpvHkDxRPGPAf1oz4aamjX4AxTJjFlJBbG",
+	"f5LVY5pQOU1Guz6f6dJMfmw+VJjeNEbVIBXVQ0WW84unSJD4hsQgRu/v34diHQICiwVoNlMcExMfycc6",
+	"nHnIFHnSMBHU/Zvf/N9/8x/+7Nt//z/10Df/8C++/Y+/3tHmQkwigSDfCAiqI5x7RbRNyCbXLUoT06Lt",
+	"gTgJLQ6/xNcEYeM4R8qCs6b1iAcLyHaEeLIhG7JzztTWo5yJkyHrowuiPdqImpp2PMJfJsTkcQrUffny",
+	"8YObuzu76uFPLp99Zvz1GjhLvaDM9vAcC3IKHhz95cWjc3RwcHCs9uTLF+fwthLx5hUQqP0ITyhTOsQJ",
+	"8kI6o9JD3b3f/vJfKJGdBoEfDXTUOEAHq6ENGUKebsE7RSMeUNOn9zVI5B7KpPsbpTdmf3qwvtr5oMGC",
+	"VWPgCY3whMAoH8JZCV4u9bSHoyg0IHq2qNePfgFitmtL0+0Ua9GpNm1NOc/nAVGD0OXfPLNZBPLOADqr",
+	"/8QUd/NQ95LOolBvqXP1soCWFON5X00/8nroIZuEVEzz8bXZiL3nZy/OP9Yz1As1I/GEoAhLf6rHevfg",
+	"+M7OiUY7U4xBBdAyP0N4pw/v2FkWftffUQFVwtJLPNXMHC92TgFxTdNXswkVKGE6jERLDVN50AQ5wqLq",
+	"g1G/oFoC76A+ZnXIvkj8qRYfiut6xncobFtA/MPBACYDuFQw1iutXHm2ghuVeXLNEl38L7b8b+NjMEPe",
+	"wxd44p3q8Bf1KsClhUTqZlQ/ZoACeY/H/aeKXGYcZkNOUFfrXzsn6HD/HvKiGKL5QAu4stPzgHDm8pLK",
+	"Hjrc2y89aidhbX1LS3Dk5+ajVAh9poSwzShD3uu+7agvfB4R4aH8jYj+DkYM24BIffkBlQdVX12A8GAE",
+	"iWQ8pj4RSqH44pWHZgQz8OnapmZ4sYvO1EfVknpfkyqdnGplQqRAh4MD5FGmW6SEySsYhmdeR4LouDlo",
+	"xxRh1O4WKeytn70h7Kpxqu/MSppbdkWpEU+UxOSqGcYZAbMyh8/hGakITY8BOFT1bl9DGNrdRZcEmBuU",
+	"a02v3Vmg80NC6hPj1jXn0VmE/Snp7+8OKgfRfD7fxfDzLo8nt8274vaTx+cPP7t8CO9kaGzmMFLHz9nz",
+	"xzmg9pPOYHdPP8ojwnBEOyedg93B7gHEjMgp6CG3d+ckDPsQp3/7F/NrsfsLY6FP6rxeD4P9o6O9YxQl",
+	"o5D6ihYCdT/5/FMkiNxB8ykXxDoF0RSHN0Q7oxAM9JYo6BFCpy6pg5P69owCbWFhHoDIB0FUM0oJSHlX",
+	"WbadnxD5yfxadDLPOUxqfzCwWoDFmCjJJTC3LMDA1x01B/AR4nCijCWly4DZegN/wXwhE1x1+kd3Prn4",
+	"2U8/eXD97HHw/Omj1+oHueicdJ59+lwtpgB9kCr77XXnpPPxJ8ne+eOfXE5H9ObOVEYjfvzT+Fly8eXP",
+	"Lqb++PLnj8LnD5989TKJx9edN6/eGD0Hr1KOYd6g9FRXyCzGbi4Lra65lG63TWHPnLraOfnilTLzZzMc",
+	"q/k9zy14fqEKC2qvu0++6GClXr7qdSqyRTWsOro9JTiU069q2e3MCNr9wcDcN5ryQtChOjCiUyU6Ak6E",
+	"vu/nSv5DYAiWeIQFcTLNx9DvxmxjXTsdfl3YeJLo8sjNVtIMpmYtc5PFyo7b9qI+oTeEqQ6UwkJyqycW",
+	"QpLZ8vVTJ/ui6fKZ+yW7MEYz8KcgkUFphbLFWI8EAVRSDx0NDpTZal66Shi+wRSkuLeTaTfOVb4gOFC6",
+	"kfjgF1qNVAk8bUEo7V0debDUR4OD1ct8qeXny4w4W+aSlJRrscnN3m0c0b6WsjW8oi16rZ3ruspKOSHB",
+	"qT53gXOoiEK8QFFMxvR1dcmV0aCtYgFHXIxnREJYVs3tT/bIbV0R/k1v5YPWwfNqU54ybqovCqnGnf3B",
+	"/p3+3n5/cPfF3p2T/aOTg7u7g729e3eOBoOjn2eu1PtqVQZ7eP9o7+igf3BADvt3R3eC/ujo3lEfHw0I",
+	"OR6N7oz8IEt/UO0rLVg7/fMvjw/6d4PDoH88OrzTH/ujg7uHh/vBeHSno+MkXoolo9u7e3A4ON7bv/Pz",
+	"zPfw3PgvRveCw/1BcMcgnqlV0iPQS6jOSaUUXF0/ehnMH3bSePVsqCkn5QHXXql1Wkm1/cH+4fHxvbdH",
+	"Nb9/94Ds9Y/vBMd9cuwP9o/wnn98QBpR7fho/97e3vGhg2qHeODfPT5eSbU/+kX/YPCiCdU07NyrFuqF",
+	"3ke6zn9VXp2BDYz4GJQBtRO19wl2wgWWRG+nmj7Ms7ezB9/0srf6z3lI66GVKy/b52GYh0t3Yd4mz+1G",
+	"jYGOg6s4ywBydW0fv51/FrxOGuzbX+olTt8uPW4BkvOG6Mo2qm+8aby0KQ68W+EwE8t0qhl4BXQpaCZj",
+	"7MsPasH3Vp9vL5lSRXlMvyJwJXfY5Ex9xOMRDQICvuDD/ePVb7zg/ClmCxMDLdY9gnOqmZDWbC7o1eaM",
+	"qz1zldwQdTELOh6AmshqUML0IOCgPdVmGhKSx6CMTbGYqo2uQxWKB+55zhHd+sR9HJBZxCHI5lNTu9aw",
+	"3n0eLNqdpSUBundweJATnlZoH/bxQYD7d+/5e308PrjTPzgMxoPxwR3/YOB38lKzCthZwvRsK0hNoNCb",
+	"4r2QudYq6RF77ea+5By8e7K3t3t4ODg4PDi4s19zDiqq3Bv07+6T/f7o7tFxf3x3NB7cPdwfje7gVefg",
+	"YR8fBoP+3aPDoD+6dzToH40IIYd3jsj44Kh0Duq3t7NUpZPw5kH4JJwtPwlXr2kvDfaxasndn77evzK0",
+	"vmJcXuGrmKgfTP3F1hwQuKSu+ekUXRMSaUep3qSMz0uiNt00sg9wkIv6s8LKTdcrb3qdJzyr9rLs9fS5",
+	"vMh+fyf7cil6HwcX2bn8rs6GQYOzoSjtHrOXAky0w72jJkMUCeQMk+ApCSi2uIuH+/ttO35KBRzn7+1M",
+	"07yeu/Brc66VbMnbX9PgjT7lQuKqZv1wPCY6c8CUe9Th+hDhas6a6qF2ASIkPdRKwvmw2stFlsr6YWnB",
+	"H+ReOVz9xmdcPuIJC94bk+oVXZNJ2+tBz7Gcatev5m4NPdwfh3wulnri0+I/UHmIj03wjgnMQteUBSc6",
+	"bI6YS+AeItifwlXLkOVv1NJbJIhiJcxLgQmUVqivVTmDSkkzHpMhE4rYTFLQFUkkdtEZdGHvN7MGdf13",
+	"HgYivQobsnToI7iuIeH4NPPm9TJvoZnLLYH4nOkOHI1009JKUGEeTSAgGdtLIHNvbp7e0VVhIZp+yNIx",
+	"63pQ2bCzck9mfvcTGso+ZUBtuNGHHocM6kRB6KK9jNcKM4yZxKeqWRiBNa2wTUZL0czgBgmuilwuLT3u",
+	"R8APa7mdmioqWUd1lr++QVQU+MEIfHdGYGGjF01B/UOTQzMvVm5/bTbWp5TpM9QpZJ4xUpAmtwSMoGeT",
+	"3AR6+AJPnM73PDNt7H+n4oGloQmEA2kG4tUYFAEh0VWusCRsWn2np0uRxUqtz6qZvOkVftEFTZQRqkSP",
+	"o87j2YjfEDCx1AKl3SpxczUxFS5Xdfnqzas0bFYDkOuqePk7hf0WdkWOwjXOHMdGfWhQiJdts4cGiPUH",
+	"Jea7q8T8hMh8UUNghXaSo6LJQJxhhOHm1PB/npvLro22jHyZa+uN2iqm4uuSMghGKOkAt+4ekhztD3JK",
+	"DoKvjvQRfqrP9CHTscWn2WGfC+7QWo8JAbky57SnG0ifGrLCgS7UEe8lwj5oI94YMonLec0g1iWxd3aH",
+	"7LkO9E6byTkAoDtAegC4HB4RZlBUd9FFqgDlIoq6h/v3KvFBzkigHZeioeOPS0K7pSI7fqpNy008ed9V",
+	"ub6W1DZB3428gj+cmD+cmL9HJ+ZeA9fW81zw4yNzC7axS+1eu34v7LZ9f74KOA43POpLRkJDt0N6bnW/",
+	"+cv/+dt//J939C0hDkMSQ3RmDzEyVxYvGNsnaErBJu4NmYQwwamuwhQQnwZEmeXqSz6G5wCQWyQjGROC",
+	"urlA9x3z4JBxBha+0O2ok1qdxGGoozSVfNK4iqZuodhF3owy8mPJr3SX3pCpI9eWVNKnMWdEmDBGU1FQ",
+	"H+pU6HFxM97TIdPN6cLMkgQ6ZhbeV2QS15DxEK8y7N9BtErPKG9fJgSgaYwsVsPv5KWnTUFLKaTz/PT0",
+	"nIic7obTRMCWGqBJe6xttqBtbqJdLu/gcfPmHxtd9a17ZVbHYlT25Q8u6e+GV8eu12YyO70OqRXc1v+Y",
+	"em+MWXQ4OASRyRnJS/A0AkQQstTHs7F/p+4O+97JYHAyGMDNtRbFl5JEgCmQu4UeDfqDwWDQv6v+uaf+",
+	"GWT/7aX5yVqyhpSR3E0zXvLuXvYuZJ2FfH6liwvmbRyNu2svru/UN4dxR2vhFSXYBJdmeb+r9GLHSzlF",
+	"ueH0gDRu3ToHa1S3Hqn6vdda/a5Tvcv74Qc1/AfHVcYNG/qu1ryF01L1tlKGhImWWLPhZUFZeT3zlkB2",
+	"06Nu8VLpBsBjUjmu0zuHDDRdfaml1JgAcHx0Xm3posnUDjCqcaZ6DxkgNEsSnZrg60I3O3ZEQjUaEyUx",
+	"BGR9HQ4OhsyDyBgz5lxJj1OTLVXwlfXyRUC8nV10NmS6RcoZIiwQ+b5PM/y5lB/SsVC5i15MyZBll4Ta",
+	"EQh5o1PiK/0bTzBldSiiJ5p+usHA3CCOiM9nRKdzwveemucx8uDnK4P+56FIjYpKMdTxnFQudgANGyaj",
+	"8xHRRB2hkGUrOfKCGI+ld5pxNwk0cRQJ9NE8oaZyq03Rlby4FihhgcVLtZRNQjJkeow+jq7Ia5+QgARe",
+	"D/32l3+uBpVN5lyXCYfGPDjh4eJWfzFkmh0ChENI7UgzHaFtuwIQCWXOHW/Iup55vfC9LklV8JI6HY8P",
+	"oMecJvH+ogh9PpvBk51vf/U//M2//Dff/OWfffurX//tX/3Tb/7kn3773/7x7/7y337zq38LmfFWGNjj",
+	"udP6DHxg23gbzr8f1CmRrU3QTp9K3/oeKFRpvAGgoGq4ZM12by2s8AfFy7yU+po3U8CaxBbars45G4dU",
+	"w8r83gUW6nNEm695rx0fb65MWp0wCajsa9ykWjv7s5zDcxc9oqHaeqMFwv7/x96/N7lxnPfi+FvpgzpV",
+	"xJ6goblfsHXqZ4oiFcqSKJOU7TjwWfTM9OxOOOiBpwe7hP1jlZz6xpbja+I4Pjm2Y8cVx/kjdpKTOFIk",
+	"O3kvKS0p/fV9C9/qp3sGg9susItdLsnZKpsC0DPT07fn89w+T5HlHVSQfJ8WnVoOPmQ+JkOKcsL26Yqs",
+	"NvHkm/LBl2ErXFIjRL62JJtPuCJoz8sAuYqFZs6eBm+9qTXtxA5kKmvhQcKACVwO6Krny19LwrKqCzVO",
+	"H9OYLVpE8Jev4y8sLVe0XsfW6dB2RySWD64tm1VPr5qsGo05bq+zjwYpQP9QgkcMSyIZW5daXYGZut6l",
+	"M1VQOXHd0jiDSqKndAUKaJ27K1tMDi13UAWJDBwRamM30CMcBFTHrqX5WhhYcWB5kgI6yyV/ZEvsUklo",
+	"uyQLUbe7luH7pm6p3JA0oay4rsjtey3dcLtaV+vqAHkLKInRas3mfxg4iomNXWrb2NNiHWuWZTg6dULH",
+	"ovWjTIA0QKVvyy5l40JoWa1eS1GytyoECC/r+ppBtMg2bVPTXT2MXFcLTT80jdANPRrXIBtULav2FXSx",
+	"tu3VIIDzuhxKmRpSHyjCMjYZZoq7cOVoObplGIZ1rtEysGtYBHuh52HLj7QgjCIttI250QJqrTUGytEN",
+	"y3UDwzMJCXU/dM1AMz0S26GuaY4VbTxQG4QyVFJpDd+EaKs2Y5Mv2uSLNqHCF+VUqm20GS6WKCnWQLjF",
+	"wUvy5Ol9ZYW98i5Qz0G8+0GWFzhNDmk0Sw7YBv4/YNFRhGxIVWdUbH59Fa9R8sxLkx3wutEIKH5JCKFE",
+	"cLX4LI/bkkwctS3D7zPJP7hXHORZUUjqK6gydJcW+QRfF+BjsLMrowFrjPY5BZqNSIGCPgPLqCqGIxoo",
+	"22EH8Uys4VKf2B9TzilHsmdFlnVRWUKnz+Aa+R7ADCXeQ1K34KMkoj0U0EkGQwHDhr40pmNaZwVPeJ/Z",
+	"mokGkkVwLxjzybIX6iIocVmZ5kKS55M+G9wAQqkbYstlUPMcQw7vYGn0gRIuT8/WpkpsySgy/VPql26Y",
+	"DesVzXqte2Y4zimGcdby6L+tb2mDd6xU/Quwss1Ud23RyWsHwathcid57dYXbt69/5l7t/ntYTH6wo3b",
+	"zu0/6na7M3VIe76mzRdTbeXFnvkl/wu59gehbF+rjloWRV379adlaZec269n+/s0Qsm8HWhmDZ12wM42",
+	"ftTZmhXpfLacM8jySsLmNJI5TXx9qVy75lGnNa6LjtPuMdN4KwL5jYRzxUKoOohqHbxScviZTpo9wyKb",
+	"k1WnLo759uK8IgXdU1Ly1OtnGm8H7WWZLOU6DXuHcjI1+/J+ckgZkpVUBOznsi71FVl4nVZNkJ56ea0p",
+	"DIZi4jrD1C9jLzt1/pZeBBRdFTw49R71tlsD/IrlOCQMGPfIA1r3UCKWHfWgbjUslQpWKXyUsD6L02T/",
+	"oEDtMIvoLNyBomnzJHFjNqWJy3IUj9O0z9TFy3nhuujuC7Qut0kGmO2jhEnQCQhN4u8Sjm1C7VjTJjKZ",
+	"xrNKnTjMHpSJtrJEtFpONYUBBTTN2D4E37aTAsJzU4piMkzSyU53Gb4VD32aAPdkbLf2Xrwrb7MRjl3C",
+	"UaAAXzYuGs/fttCimuG9Qk7xmnhx9qoGMW4wxw0xy0Uaj7J9JM/Mzc94taZPOOShaAdfPNh7ZcaErPsg",
+	"+fnBSsLokSo5qIod0KjbZ2/lVDQUC3bOpiRpJo4Ir2KXoGZkrsRLJTT6TEoN1FaVbuBi0V0KRhsobFHF",
+	"igEIXxq3dLd+vr+ggubFMZi8SY8Uv3VjMbkAGTjzxV5OxdY9XcFddlEjUF8UE8yliMcVetLNhzKjfkEI",
+	"xVkOkusMXPiH+ksQLourbKBVIUYlbUA7mJSlb3bmQm3LGvm8ns8zTZFEOR3J8hkqI3N52FE9WPhyAo9O",
+	"a1nrkMwVlAFWl0XH7fYMv+vbtuYDq7SKlp6yTcovajEGymcvyx4vo8+kkWFiNwp17OsWxUbgRUS3SBxS",
+	"AwpOQBRpSVS5lCiThrqBXcMMMDGJhQ1qx4apx5ZlOLV4W/lsGVM+d32km9h1fQ8HNPBwpFvU1WLD9f1a",
+	"qMFsVK64SAuxa8Q29sLAxW4YmI7u+AGlwfLkpLVP1voUnx5WMLvqm3zHK+2anp2s2uEIJ9WGp6PMyynj",
+	"77eflvPyZHn2TBddn8aSYmXVnM/GADkwl6mTMJlfOc0+WTx0ry8maTxl3UJF68eJXATr6hLisjuKW1Bs",
+	"iAtLaYBD2TS6tqEbujV3KC9v6TmG5k5bzp1ssRX62DUdD/u6TrFJI8MNLJ2alt9a4zyPXSPCrmE7mGiu",
+	"g0PTtjTHoH5I/DXP89iJXex6rok9x/cw1X3dtmMaxoZdz5+AGVl+osdOHIsTXcNeGPlYCx0zCC0nINRf",
+	"faLHTkyw6+oRDnzNw4YWxI7he0EcuMvTI85yoK9yKZRpR8sTP5vshDNIhDModXElJk7TmuK6QFms0LaG",
+	"IrhwyaNOa5oXeOoNak235teqUPIEwthGNI+zfDgXW91Dg+rlB7soy2UBM0kV22cP6EQaolIC0UCycB7i",
+	"2VBID7EY0H5OWCFxeXXXTp8tK3TXUTQkg7Ik35CCA6sNOQMHtM8Gn/vc5/D1cXEg1MuQFHSAwgPxHmyf",
+	"7tQpTKf1+9BRNk4jRNI0O1Ks/lfCBTb/JqfdY6G92mVny7A5w3ZRdsa97IitYWiYbf2o06pnap569Uxj",
+	"KNtfCfm9B3Syl7C9MV9j3y2/7FGnBcU8o72EFdmpd6m3fVQJlHr25xq2m8VrtraRp7k1ocqI4mXBzXpy",
+	"ECno3OJflxP/DRiAK8OM/6K5KhRKns8s34pCIbO3L1OfWOJZEF24ejqAEIqTbJxfWUXA7ml213Qdw9FP",
+	"UQRkS992fXOFImDgQDMM7JpRiH2dGNj3rcA3tDjyAIefoggYOPAcA7uaZWI/0EMcWpbvxLoZRK41VQRS",
+	"SqIlSoC42nKwq3sWJrHr4dgMHV3TAtM2/boSMJ2SZZoA3CbALrEJDqhJMIki4hluFIW+uUoTgBf3sOv5",
+	"Og5CYmBqx57rW7rvWVpdEyh5DhpN4EUmiDkzemoQTINgXlgEI0X8+QFMxgoSFqcXwrm7ugQ9BQr/EpEA",
+	"0w7U629bhtdnK2rRb1aIvs9m+Kd30eB/DGSWGER7TJCivljBDyNe6YZ803NyUp8WJSef9QJX8nkGjUbi",
+	"/JXQB1Tr09MpFy5oDEiNAek8BqRzUFU/c2zT8oSUdZLUgVyKrFIYrZJaCwUYv/ioU8Y3LDCLTs/7C9MW",
+	"/Z5pd21D9zzH1SQBgurgLAFV5LoudjXHxp5LDGzaga/Hjm5qutPqVHmMryfdN8mnbs6kMSZz9yEadjXb",
+	"wYETEhwQO3S8KPJdi4i2/K08kYOs+PoVIcXjn3zn+O9/3IKDjoJPPacxzTkaZjlL2D7EZRxkTLTVTR9p",
+	"mqYhXQeyrSIpgB7rk69//eN//dWTD7/75HtfO4GMaumgHNHwABgR0oSRvaOHG6h7ag5XnZby54bk88Ul",
+	"+TzfKVIV4j27pQ6w4fOElmVFke2g5XNmdtfOn8fvfPjkR3+28clRlUfpzDwTlHcMc/d7l/P8y2No3Jpc",
+	"ujKyR4396VLH0TzDcy3HvlCpo3rRSJ9GLWzUwkYtvPC4gpMveGUsdxNtah5tAh6lYN6WFloaU8sfVsbd",
+	"3yNDteI7KIa4c67yo/cTpsg8ORqkCS9epyTigw4apWOOBhEtS9sM4ILBfk4iOlgRdF/14woE3N8RR2EZ",
+	"Y39687eyLK21XkLHWI1yiagTjqRLcSU55GalhMrhq5cSWtIPMSUFagswB6QD4EmlRfk94KCdaW9XdW46",
+	"szMdVHyQQZallLCVnZgORsnhCQtj1cPgx7UH4lVo/WiNWbtL98VpsvYs32bRmBf5ZP0r7mXjPKTrt79P",
+	"9tdvfENi6Vt5Ntyg+f1sncbypFn73qr5evf+DMzuWqOXF+vNS5iOI3o/K0i6TvubD4U0eFm82jYJSytK",
+	"zONff/Xxv/z8+P0/fvyb9x7/6K+Ov/WBUGZO0nw0vWvblqa5ngUR2mFOo6RQuKFMsSHp9ZlPav+Vukuc",
+	"Z1+m7G3gcVWt5MZZEqbhYNuIdewS08AksDxsGIanOZYZ2xCvnaiV3uq1Pv7X9x//7++3Oi2h9N/KUijf",
+	"Oe3IEKq9zStQcgQef+fnn/z5u/IGj3/8jU/+6nvHf/IPx999Xxz/R6yePwTIc5o9BB/fhFvJL+YDRRxs",
+	"a5qOXd/0sBdbLrZt24pM3deDyJAxISlJhtMHqC/uzmUF7ctDSXYXrksp4fWecdjBYhx+9w8fffjNJx9+",
+	"eyYqHMrc1v2XeRZQfJiMhBw+UfObnfJNEoXU4amShGZtBIcs6mYjyh4OU8nfy3EmQDCNsnA8pKzo8lEu",
+	"ZPQBpcUw7cK/69dkkzvnVpJK60RBHxYvhfzwjDc4Kb+pkhDt1+7deXMHqrrIbBMwCal6hQJ3EHTj3mfF",
+	"z59//d7nBT6hHRQKmM9QMEGD62FIR8UAtTmlKMpCofqIPnSH0c58TrPc9fiVhI8ynqwTT6AuqV9xNVTk",
+	"htm1YXbdsnndWUsRlPutJO16inywLEKckjw8mB4mdX2p+m4Tg/vSCFfQFfhBMkIZQ1LM14tSCdmF2gMp",
+	"wgaSFzYq9d+SHozwPouzHA3k9UKNGuwiAuUGrvEy27l6E3nTsjArJcNrHLVl6l2fMUpyqH7CQsoL8S00",
+	"2BH6GNymlCBvyS51EE255DLbT7OApH229HnL7O4SVN6o5XU9tXjdU/DXMkizLlrZHH7MA4ulMGIJaNgY",
+	"BcgJWM9Wr291QBtAex5Am5KQqqJbYnXRqPUioNyzre5omaBWP53DkbG9oOp1o0+vTNxp40Y5xY0itiKE",
+	"OINZfw04unBB40Y5lxtlt88EHJof1kFvlthFjokURapyJC+LXopr+0yCMKEJKgT23DlozpqJUIHQ0yl5",
+	"6+6aLScwrL1NKp/RCfvleg1Z04cJL3jJtlt9P9jZRQMVVjJQS/FIrD/53ZUKgn7R0gOkTEcE1YgizqKw",
+	"rfJwvRSI18MAklaTNt4k4QFKCjqEkhiiLZQMACrF7IjVmUx2UU75OC044mSCjg6S8ADxcSjzlUHTOzqY",
+	"yDO1OKA5R9JUsegAe1l0DPLEzu4G26YylUQwpFOWjMCzsWvHJvZMh2A39GzdjR0nhtJbtWami92Q+tgz",
+	"bRPHtmNrgR1HxAg30G2mg3GRrIxq5mBk57hMTnzZ7EHZAfG0CKpozeS4L1CjnDAo8nagazw62wCJl1h2",
+	"FL5FcwyLWL1nk1F4ydGoDcng+uc+ZINxekhzkp7NXLfksId4ydXHPKQCcjSQOZG3Iz5ACSsyNODj/DA5",
+	"zPLb0WAZeRWCWgCqjYDWdCRpdpNIlVyKE5pGyvqXMDSAz3wAJQMk7j0k6ZiqaNo+UxXPJVe/gO1J0VHO",
+	"DhAb6obySUXt6dd4t89U4B8XiF+AZDweyfCMrLJLHiS8yMTdZPiufOOaj2WYHdI+UxXXy5vLF11ou08L",
+	"FbhQDp2M7UgpETdJBejqLBg4O1KQcmkY5UeUjpDSFpJc9fQaCsmI70JZqiRHiayIXxZ8kqXYawmstdjk",
+	"6XigJIJSCzOTKB4kJujtu6/DfJRq+KCLKlCJHtAJVLGS0zEcjQsa9ZYO1zUodlUaUTrzPcgpVqCh22cQ",
+	"7kAYgnJP4MQiaFp/u5wQ+f5QLjBNa0XweZ8l7DBLD2mE2ktZFJSah6QNSazVnQ6oRdDpXrm2+DKtiVMK",
+	"b2JpVqfSnaAaAeUoGBdlwz6DmyFLM9FgPlxw0O2z+oZAwzEvUECRNBohWZ1fXaH8PoOdbi3EvAMB4H0G",
+	"y79TK0OGyD5JGC/mB/jmfbK/zBYNG3p78Kmzbtj4lObhPIhLHhKzdlcFIVxs0MDDrhu4mNi2gw0niGkY",
+	"WabrmdMU8NszmO3ki4DVtdwhs09yfexSi2Dfciys65ZPDS0IQi/e3HwHM3IxlNrT+qPo5TGLTrNH227X",
+	"tS3d133PvAx79MkDuZnt+dU0C+jDuo359Per7M+1DoWmh11dMzCxPQvHXqDpIfEdmwStGQt1K6cjw9Wt",
+	"ukXaJpYWRV6EtZDq2Ha9AAfUNHCka7bl2rYVGGQDi/SC/XmVqfk0+7Ltdj3P0h3Xt/0z2JdXlvopT7Np",
+	"JR3YY1fC2txYjpsA/LNYjqUUF3BWAYhS5rcXpboMuKnsqyUsqQTulYp/uDTulqthMVXyfi/M2CHN1ymJ",
+	"N9/+vKwxdTC3BmHMTPP1VzeghxONvUpxqhc/UWC9PaMp7MyCdIExxbIuIeoCPO3IEHs5WkKzgeq4Uyg+",
+	"mBtQtV3mcCqjR1LR4zV1iDCp0qmut+uG6eeE0+ZpZXM8e3YPmLm6rjyNejz+3rvH//5vO+c0gZT8OCvp",
+	"BqZ29gukqTasrm/rjuc5ziL4bnmapmldW2tNIfiSW9hdw/Id37Bd4wutWXguFIrN0LmFI993setaDvY1",
+	"z8SOFdFIJ2bouu6G6Pyj9//08W/e++Qv/u7J33/z5MiQ0wdmAbWLjhoWdgPTw37oxpj4HjF1M/BN01pE",
+	"7bplG1cftS/O5hENeCKkauugKEa899JLfxR2q9LYbHu4vtwZTfrrFSHQO/kCKdluK9zxNPkazuePvDDG",
+	"htfu3XlT4XposYvyJRwObcvwSi4GScQAlAu8ICldUkRUcSmcOaZzG2QKS0VEa+5I3/qxcTbihafc10sl",
+	"aTiDMN+KPa2R2E9fYhuGrVu2ZV+qxK54KxrJ/SxJ7sqvdiefE+JNsv/Gyf4XFAwlC0lxnuyzS+B9Twqu",
+	"PJbLPKAFyfdpIR2kylu6W/thzqvYKUM8Ze8hRUZGtBIWoTGLaA6ZMSEZLak1BddciZSVBenhYMsPDOx6",
+	"pomJ5wY4IE7shB4JXcdc/1CVr3iRwVMnJ394XUN86dqWcznJH5YfWdjVPBd7kU4xoZblGa5pO2a4ITgo",
+	"1wXSDc872eemu13LtDXbXQoETp7KRYebZtlLU0Asn0TYDXQP+6bm4CCOvSjUbY9q1iwQEB10saZjzVnW",
+	"wTmE0EqilLa26ourPW7rCnvNESdZ4hpP3JX3xJFRAn4LlhV7AaCHU2sFLVzxqPPUHXpSAu1l42Ivi9e8",
+	"07JrmoSQhlerqdf1VKtdnMtvWZ0ECVOScc1ToGrflMlo8mDWK/QF+H0a1lmhoPbxu1/75E++vZFbUNbU",
+	"6ClFb5UeOM2J2a4aWBNYAQ2z8pwH9NtFt8uXlMs3LHM+kpzyqtwwKHoyBjjhyNAM2ZggVX5mtpgIShgv",
+	"KIm66BZJUrUvZg61DqqfUh0UkSSd7KVi2e3llIQH0ETccy/MsjTKjlgZH7sn1ZLqozocFpXMmVSe7eiY",
+	"F6SuOT3L7eqeb+imaXmXoa5Z2HJ0C7tR7OMg9Hzsm5FpaKFGjHhTW+49iCSv9ofhWSfpbPCuhmG6trPC",
+	"eGvZcYBdSnRMnMjHnmWGhIS2QQJ9ifFWh4SgxVLGlqNr2DU0DRMSEOwaHvWcSNeM0F7U2aCDurGsg/M6",
+	"G8v2xNhvU22beWKjtl24LDM0Y5vOGL/r+bbvzdf9K/dpVd5PfnFqFW8aUg+7IdWwb/oE09CyKDEMakXB",
+	"mlW8aagb2DXMABOTWNigdmyYemxZhlMr4Fc5LRZqeNMwDLEbWgb2TN3BseWapuN6FnG01TW8qe/H2LVM",
+	"ggM3CLCvU5f4ju1YbljnsajKlW2rcN/1OdFDjkhS8FKkKePnNY6IEmVNDt7zWtWv0bEuNza0UZBmtuAz",
+	"m/O5RMX55OdfO/7uX24j8rGqE7gyBBJ4p8tGV4B2+mKYaU8uuqF3DcP3fVtz3NVFN0LHN7EbWxr2iR5i",
+	"ohuRpcXEMkJvoehG6EQRdmlMMKG6iTXLjw3H0Y3Adk8quvHkO9/86Lc/NUzLOLVoht61DMc2HMezvgDD",
+	"euobOobheaa5rReMqYAbBiZmTLGmR7YT+SEJHH+tFzTXeEHT1VzTdM3NqGHlUn6+mWHVdm2IYRti2IYY",
+	"9koQw26Mss/EJPuMBAxL8tkKz1zj1Yn11Kq9LTXMvnWQMSqJIqByGJAfVKn3cZZP81I4SpMHFPKg+LXu",
+	"Kg7Ys9Ze22I8zUlFKZUQRrK2F9pqYclzV+26QBbXphLolawE2tCXNknoTRW4JlqliVa5yjn2ZzGCbjG/",
+	"/XQy086JXKbTtPRaprzKkAeuszIbXd23njPfQQscWlPiLHjWTL77zq7Y3qB+i4eoUr5N+MkzGX4SRdMa",
+	"g0gsk6U5COevOCittBElKS6ddOcJQBkvUXNuqQ0AUk3sBii8V+UfdNE9WhRi1SbgEBiOVNnC68VgF4Up",
+	"Jbn6Ef57+mOdwQyBKJMkYOiA5hS1YWtIljzxPFp0phQs0U5PJmAqxrPp6KKZCthSrkDdbRn+wiF3U+zE",
+	"cqvJ9vy0HM5X6tX6zpTNuR2Os/ms/fW5n6sLn5m0x4bDoOEwaDIim4zIFabJp5YG+RTwxD06ZxEVJ18p",
+	"HtuP3/3eRx/87ZM//bfH73x150JyHOOc0i/TCwhuvfmQDkcFF/AgzrMhUmcOiGj4QpLeomBS8r+PxdmO",
+	"BvDPALXLOlvigiF5mAzHQ3lhye96jSPZ+zfIw1fIhO900cuTGqBpHyUCCQCqGZKHt0CA7CzBOQsI4Rbc",
+	"9iqkQa59Msou1+KxLlLkWz3b6vq+rWuu726nhtV8hp7Vs+2uZmi2zNBbKeoN7MWRgd3Qp5j4xMbENCNL",
+	"813P9/0NRf3jH/7so999vwbnV4r2xQFYEO2iY0TDLqGakOoW1vw4iMzQJ64VL8lx9K6+YJ+ZkyYetoEB",
+	"l2Hzkkf8XsL2RmQNH/tc80ed8gZFlu2lGdtf9w5V+0flSTWbBrHGfZZcdMVCEllWrBmWOW3ZRDI2trbL",
+	"wcYS09RtQO3jr3345MPvbyUAUhV+qMU/zpWuTSPKCxQnOS96KoxKCiaUxVObGawvcJugKImgPMXRwaRT",
+	"Y9uQpY/ycUrRIc25YgheEmyp+vf7qmMXHnO5zQL/YTHLlm9jLbYIdkmgYd8yTRz7tu3ofmxTPWh15AWw",
+	"OHutMQe0RZZADq9n+l3fdj3NNXWwoQgV4M5sBdFk5rm6ZXnYtWMX+7ZNsG66fhzrlunpdn3YWz2FcBdT",
+	"L8Yp/aycqFZP77SKbOZ5YoCXvK5u6R52rSjEge0E2HTdwNF93YnceNPX9Q3Xd9d8VzvGrqlR7DlOjG09",
+	"tgzfJzGRvPX1d4Ucxg1edb032yAAUy1rFYB5QhSj2phXKlqs4Za85LP/zrICPU+dbHK5JFHARvllt88V",
+	"NeOjqTNEdcpsX7mrd1FSyFpDtUTia0D1BOIoTPJwnFYc9bMS6Hb1EleC/qk8p1oxeUARGw8Dmq+vc0oF",
+	"+CmRPNk9zeravue6mub6l5E1bODAth3sesTFgUsd7BLD8OMgDIhLz5k17J5kB4FXdTTfk8yHS4wggWZ4",
+	"2PV8HQchMTC1Y8/1Ld33LG2JfwO8RPOJk+ImloHdMHaw5+o6tgwzdIPYDp043oYVpFRM1jSDyJc2dEfz",
+	"GjNIE9LWhLQ1IW1NSNtZzXtNgm5j1nrRKpuQ/EHdqKUWEGo//uHPHv/g3a0Yt3IqlCZ6Udy1dZLaXFLS",
+	"9lBAwgeoyGpstjJ/eVHXuCt790xwAEm0Z5q65fmafllo3vWwG3o69nwaYkoszXc1zSLAkXMuDqA6mpcX",
+	"ZrMGphokl19cOhzfzCkp58fxnMYp2aDxBo03aLxB488HGhe7Yl0oXm/b4PAXhyhHAUlxVpUo+iwegtUo",
+	"uhjn7BKM+rMBiXNm/S66IfMriIp33JUH5Sinh0k25uo2lIlnV9GRqOTn7KIZQLOfUV6H6n0mWu/WFRJV",
+	"d2I/zQKSojIOE24KVysWUXED0U416LPqBtC0Xr//GkcFJUPUnla1YJTkwAvHQphE2UCc5n3GaQHZJHDf",
+	"Eqq9BTh0sCPzQwrIJRFijNFlBe/vwtRdLVcGy1AwjvZp8Sw5Mizd8DVDty5J87H8ELvEIpgEfoADK7Id",
+	"1w51U4/PqfkYz6fmY5me0Sg+TRDACwoQNw5ebMBhY6RdD1kK/FBHRTXLJmp/8s47xz/6662YaoucMB5L",
+	"M8EFwszOHMjcpJzYfP2wkIwEKM3CBxwJEEdymaZTAlSByyAnmEa7SAIAlWUv8Fo6QcEKI3IX3RlRhjJY",
+	"RWOWFAnlHfSlcVYoOqYxixOW8AMaoSyPJNHNIa3vPDVbY5ZSzlFIeEgi6BDAg0Vb9H01/Fe46FmMXV2z",
+	"sO/aFvZ1z3Pj2PU8M6qF87UOsjSJyGR9IFC+d1MJ7YIroVld0/F901ldCe2E+V2shOZuvRJavYOXUAlt",
+	"+rgGtDbW+qYSWlMJrTH9XwHT/3NDs3++nDaJKNaN/VGtmwJqjWb7zGi2JfCf021LurOcjlD749/9w5Nf",
+	"fngBpdTG7OIIJ1gkpYPSQVl2tCs1Un4gxFRIhRBMsgiBwrqMGEp17pmIS3phFCjN77qOprv2lS0lbXQ9",
+	"3XbW1Z+WqES1G5xdr6pu0qhVjS/gRfQFrAndak0bJ0ITYXIKWioxwRlzTyscVFaSwQUdjlJSUL6SeECs",
+	"jFGeMCjvgMr2qP34G98//vY/Pf77v3n8k//cQVmsOAnKO6MHCYs6iANKRcGkz8QXPakwF1lOI5QxWrHe",
+	"BuMkLXDCqviO9iDhr8j/HnT6TFEVIL2DBpXgGSAh1HcUVVfpPiipNoX+3Wf3KrM+7yAyjpIiy6XxHhrz",
+	"ZdEarye8eEW9x/1qgLZHTxCAJb7VH2uaGf63V+7cuP8Hb91EB8Uwha9on8mfxDcoJWz/f/ZbXz7AN97s",
+	"y2vof73zdwJhZcMRYZPrUZRTLoT09DsFMaZfvKVY96ff3CcP4WWBz/+VclFKdktVPhI8HdOCDI//9Bcf",
+	"ffje8bd/MEvLL4HVYZW3v0ES/vwgr8rGvwlLS/QKQndk4xewfstTq5JS7eqith3KY6f88SzHzktfEbP6",
+	"6MTTZ27epUxKCi4Jd9tLj4+Eo+rI2OmiU0+BhTPgVbpwBJz7BLioff/4N3/1+J9/+uTHX338k18dv/fX",
+	"x+//8ce/+M/H//6Xx9/64PFffv2j97/x8Xv/6GvH331v4YCQF3zyf9//5J9/+/Hv/vGjD/9tjk527vjQ",
+	"bFfHnud5yHEcZ/Ew8XXT1HTNeeO68Xn40899vMzoFl5P03qa1tUN05KFl6tzxzjzqbMKD604aBra1svX",
+	"Cp7GwfcqcKEunHybHXyb2mzKtfnphNUsTIA5F87G63B0QQhDF712786bkrQcQfMqsJUMaUdCrCyaoDZh",
+	"fSbOl5eq45Rn4zykO0j5PVBKi4LmYm2h9qB2XAgYNpg9ewYdNKifELXPcCIMOogfZEdMxeb2WfVQwtGg",
+	"e0M2HezsokFOOS16SBwQAzQaKydOda5D5wMSPuizNssKKQMG4tvBThddl78nvKqKFdA4yylKQBJwckij",
+	"nvgwHPOiz0Yk5zKAJKcQQVJMpQyH07qa9gqgKq6thPdZTuMxp5Hsg2UYaFC+VmlBnzqXIlqQJFVFGahY",
+	"ZfwPvzjos6oqA3wHPwuJliYCEy/jjUcVEEWcipE8oEmOIlIQ9Pv333gdUx6SEY0UP+0EHG5oEJJRUpB0",
+	"gNoEDTNGJ4gXkiaf9dmNg4RRTpFqhNh4SHOS8g46/ttfHn/trz75+p998vOf7HTQAC5dvIkYANGTbMwJ",
+	"i0THxEoWolWupgGJogFYPROaysUFHZb+u0QI4D6DAZDvPMjFu0qSfpZOUHZI1Su2B93XRWflZKu5ACph",
+	"3meDcrL2qhNbyY9BF92Vm5LXiwBUSi0AiCyG0UQp4QXKYdlbhocGoxqn8165t+XF2bgAajVLN/pstqEs",
+	"ZDiQYeFJMVsnYBcN/sdAlfwQbz+pFJudZXqIZNBfAkPOVBjgfLFAZ8MNJ+CCM4vrqq7AbNVUOPswnH2/",
+	"92z0f/sRTg3AfKYAZlkfoAGaVwZoPjWy/zWeWy6n21M3vWV4m/X3bnngPDULJqz58wPr0qJQVT5daUJ4",
+	"PcsecDQeIaLAMFSghGLUQ5KkiIR5xrmsmdqpzKrSOlBWTuoz6XRiWT4kacIlax26ror9AFqpl/PqzCSb",
+	"RQkfpWSiUF+JsyF0+7/e+QvE6CGt1/7qVHAwicpbyxwzFUbVZwLhcUqliXOxzKsAwa9MR2YBMMxzXapD",
+	"VoxJ5WUTfRUHUsLgJKVAAatOUvinfhoOycPXKdsvDlo9Q9M6rUJyi0qcKFbA4jPlLEgqPZQwgYZEP4YZ",
+	"Q7Lq+aqHywKiK55urfVwVk69lHCrniTrpa56T9tafNS5XewKG8IsLSvxamPdtRzs+rqLfdcg2Hd03fN9",
+	"EsaR21ogZHUtH7u+FeLAsE3sGmYQGrbhx77ZqqRkWJUDVov3DquN8jwnnmuVpHjqy+M/+YfHv3kPKQmM",
+	"ZrIuNyFkrdbrG2oIVgjNEj23RxnnSZBOEMsY3Wn4Wa+qAflzBxkiqVCsJuiAcBnzWS6T/x9qP/7pLz75",
+	"+rfr0T21Q31VeA+c1pJAtaM+yMoynUV+VSUq6CFIlJMszVE2JAlDsuUsybZUNsVBJQ5myJIhIThL21EW",
+	"cnX37jDqsxQKQEIOy2SkMkWkuj4ikzQjEd/poKzG591FN8XVKIlkaW/IJaFRn4krsxH50pj2EFH9UuKC",
+	"jEaQha0MHeIsLQdZ/H8H8Qz+I2H7fTYA6TVAlZqbREJ8MMiAlqYURh8Wkol7sKMewR8kIy5kQk5HlAgh",
+	"CB47IecqiaXO7yyWA6TEZk5hAnkX3WHorYwX+zm995nXq3foM36QHQm5GVI1zPURhUjagO4TBndN2H7N",
+	"niOWEGURjbp9JuYspjSCL1kmvu/NvAoYGdIjMuFVCT8WQTeGo2ICHM99NqSE8crgwugRmtBiFxH+AJF9",
+	"sR4EOsmnVgMupHgID+j2WZ8pOxzcuXQtCOEsXwxeuIvuQDjbmJdDdP2t2+gBnciWYBtTq07Z7WBNSwxS",
+	"IZLigE5QKfpZdoTaBViZsrgCKp0+iyHoCY9HAs1AkSOl9MvbzWQzoeIgz8b7B2p9Svyx05Erj8GiCrJx",
+	"IdFMvk+Ygj5iE9A0FodwlvKOfK8OJM3zDuKyUKPoTPmaHSQ2dwcdEBZlh9A4GYqO8A46osGBwGgdNEpG",
+	"NE0YFf+ZZ9E4LPjOLsSAFwd0iIgk5RYjcJClEYrpESxDwtAAClsM1NbtwL99Vi7YJKWzy2KYHVKx/Lro",
+	"LbUlUUjyfCK3oAJoMsI7i/usNOKAHYt31P6QVq1Dko7pSjfyTXnoXDh5/gLGuSNwo1pSZcCU5CdA7eoo",
+	"GSTRYKeL3qwMqnJVD1YBIrhRa12JDu9+O1qGwOq9kwueq9Oyp04bCZHLFwUzrNjBUO10OCTylEXtgbjo",
+	"f4rN0lXRiR35QSx8Cm93naExe8DADD0ZQfKdsuD2WXugaKZrpruOmlhZaFdduged3RM3GChbHX04SrOI",
+	"ljaHZeMF8LA+XCoGYB4wa2DjL2gu7vG//pDgL+91O1/8vf/eWkCYAqQ9vC3voteQNslzlW5XTKCMvsDQ",
+	"26+pIAOt6hwEUUxs7FLbxp4W61izLMPRqRM6Fp32HmoMCBxBChiGpWUPFvkNIj/UsUsMiv1Io9gOzcCI",
+	"dWoRKJu5RrWAk7v3qITL9T9ihjOfrQioGkKIf1pBfKDbXcvwfRP4+Pg4+CMaFktGilAbu4Ee4SCgOnYt",
+	"zdfCwIoDy5uCcbF4If5eDlx9YbeqUg/z9zaxFugUu6EVYY8aMTaJFdihE7nUi6ezQEYJxAFP50GeZwJP",
+	"yTDbjoL9X1w+NJY+NzTmKUPj9DSjq+ueoVkXMzTKggYLfXq+C9Vt8trR7T/KkjdeuX40879Xb2pv3J/7",
+	"7pXr2hdeeSOJP2N+yft0/Fn9oTH072pkfRMvnHSnl5IoFFy5errKGeItAxLtKWBxarBivS2kucGpuxeq",
+	"2To1xW2m+aNOa+HQPvUei1dsLWxSvRiKMspl6Wjwv4K5JmNFTsKiCVW6JJYEIpGbRDdiq9W0SqX/rdIo",
+	"5c9zOuMUS6/UG1+eIHWudYBIAAYOMGQwQUUypAi8mrtCsahpfICAprdH2ZSToJjNl+SULq/QVGY3PA14",
+	"+TkBF9V734460kw5+zqgxcl3WoUn1Q3uz8Okk3bjvdo1q5DlfEcA8omOoHZe+oNrz945pX+3o7V7dwLc",
+	"rXVKaLUFZbBCROcEPlqJuWFBbb0LMDul7Ebiv/O6niAW7qoexXk2nOmNtNe2egJXUCwuBWPiZkbZkzuo",
+	"9P9T+1Zk2+jZKbvi5kOhub6cbRlglxNdywPyTEfDbhh52DeDGFPL8jVCLZvYpNVpCbWU0VSAaJKm4CxV",
+	"j4UvaNRBCStoTnkBJ+GJ+Vu61TUMQ3d8x4cqMbO5Vp7lEOz6oYl9GlJsxnpgRJrh01hvSehVIzJbhQgN",
+	"+ZwaFJx/28jBrhOY2DMiDzu+pQV26NtuqE8vuT+FfxIRLx0208SuFTg4iD0Xu7ETGrFH40CzL2LYdMPX",
+	"Lc2xlg2b7WLX9gLsBZGGPVd3I6q7NID5W3PY9FOHzbWwGxga9nU/xk7kxa4bxSQgZMWwrW+VL2WMArez",
+	"IReHLOpmI8oeDlO50TjO4jgJaem/6/KRkKf8gNJimHbhX/HENVE1bLNbSSqDPQr6sHgp5IdnvMEJuLx2",
+	"6rRfu3fnzR0wN0jzHYC5hO1LCytHBN2491nx8+dfv/d5FCcp7aDwIOPyNB9cD0M6KgaozSkEkQkIKjrR",
+	"HUbzLoobctXhVxI+yniyTgKNuqR+xdXw/Tf6Q6M/XETkxhnWFSTUrcXcMm25lbl8M0N8HB6gnMqI2mno",
+	"6Cz3ifLbX6UpddaKkpFnGwlS+iyVboT8lZoeN1UI40p/WsvLuKxu49LU/8FUkg9g1gOKEqYM2rwo3Qfq",
+	"q3hcjHPaRdennZR6Ae0zqbRc41X2peRWlt6LpOBoMJvlPkBF1meDIXnYnv2hg6Z92oHo5ESuVOAegH4k",
+	"UUpRmGbhg6UhJYCByhs+VVa6E+Db8a9//vjd9z75+f/z5Nc//OiDbx1/+6sfvf/1//e33/ro/W8e/9nf",
+	"f/T+N5786j+efPB3J1kt7Z7h9Wy3a+ueoVvmjE13Lkff1A3sUp1iEpgBjgzDtFzdtG0ar0KrG4IuOejr",
+	"RYrqmw3iMtRsGWGEXSOIsU81Gxt6aFq6HjouNU5GzesP+wlQWo66YVu2Lwkk5sgeTFPDruYY2AuCEGt6",
+	"ZJu6ZViGY62PpGcn9ynO7DL58Xq2v79gG24ICpoqLU2VloaqranSsgbxxto7YApLT9XNwGp8RLjMrYuQ",
+	"eFLFTtWWMQK1TkAuGx/nh8mhEK8q8aukvBigKu+rbNNFluajnMD9IJTF1HSI3oJFGqYJlduElCgW5TRK",
+	"choWHEWZ1CiSlLIinSBFEg2hWKqnMqNJOR+rhzZUac8g+cfr2T4iNS2h/fF7P/34P3/08a//6fh3P9g5",
+	"g2KzGDEpv6ncX1W0FtClneQCK8k3OvNF4culN+Y0V8d46edKCqXJtC3NQrCjjhIuvTELyfi/r7py7iR8",
+	"xcFdhu2E2VhFhVaEKr2vtES/olbP6LTEM+M0O2r1tEcy0rT2u17/3RCjthrgmpBX5DumY7oCeZbM4Sua",
+	"6l3NdgwfkHCcZ8O3+Wxoi4tNYlHsRnaA/ZAQbDseDc0wNj0Imkhm2waaiV1i+Tiw7RiH1Db82LSo4dgq",
+	"wKJaFrX1IJbP9P3+8CszkRi1gJ1Qi+xY1xzsxn6A7cj1sE/1EJuxHUWu5nimrrdKUsr5l3AD7HqGi4Mw",
+	"9LFvxK4d6ZGh+z5Y9y/iiZ6HXT3yMXF0DYdBGDmGQ90o8pVeqsjSUkoOFWxQ+RF1QrRIhscX2bKJsS3s",
+	"6raFvchxMXED17E823LpBlmD1XpfIZnKrYnyMWti358z0oH65FbJQKM824d8zOlBD2G32yMfqEgt1fGv",
+	"InRPDJlXbZYELXRmIh56UPAhO2K7iPTZVD5c44ikgHZUJHMpLCAwFNy9lAz5riJqEaPRZ1MGlzTdVUoH",
+	"EjqHGCcoMvY5laWt4u4lyuPXkMzH530W0Emm4nyhfzVSKt4BeoJ9WtyGlxusCu69rcbnwsMvtuhlnso7",
+	"Mi6y68CPKkSZVskuEHv1vDq98rhUEu8GGcEliqvOkEcz3OcEIbiYXBvlk7tjVsriOElpmVUEJqXuw5Q/",
+	"PElWyjvqXWDjrJz96qqaCHQ0rEcaxS4xfexR28ZmoIdWrFGfGHotF6rGtSrXzA0xXvIN1SJSwyggxHSY",
+	"hPoiug92sXQ8ZNU7HH/v209++U/wEjSNpslzQ8o52YeYhTKnQKYHcpRnR8gQ4kuIXVOsE/W40pMFMeeL",
+	"j3ryq288+eCXtUeVUZ3TZ8E3KJGOJrhZD83fFR5rAfFInoWUczGvVk328XGoyLaFACxICj+fnFINc7SB",
+	"41nurdNjKtX504jAK80fllQnZSm6ym/OqqGscr58ZkzHlCOCgnH6QD23ir1NUnoNthdHbUMzduuHPCjK",
+	"XNWgVKJ2R1arFNeJPXPj3mdR++37t7An0yVU8pSQMy/feQNUn1df/vRLr76se5qp9Rnh6ObDkKYoYejG",
+	"QcJIlUVW9IQkomFBI7gMWDUhYnBAWZhFCdsf7KAs7zMIM2gLuabE1AGlxU4HEaE88QIZGnrjZcAIhqZ1",
+	"NE2D19tF0yvy7KjPDrK0jCyEMwOpNdxFN9l+mvADlfQgTWXidiU7TEoCmnI0JKM+k36pIacpqG3Hv/z+",
+	"8fe+3UGSzKGDHn/jm49//EEHffLHv37y63/uoMc/+cXjD77XQcc//qfjb33QQR//zbc+ev//dNDx3379",
+	"8b/8fQc9/tnXn/zqPyDBZ1quk6P6udlBH3/1L578y4cffSCu/+q3Pvrdt+X9fvJOBz353Z/Bv/XTD/3X",
+	"O3/XkxQ5EH4hV0B3GO3sosGQjEZiaMXbcKlxTgfiupxnaXYhTByQAfjgiJwjlWOmxk8lJamU8mlOCYTS",
+	"sZAKpVbrSOukHFrJ9CMH+Ohg0kODMdycBCkQJw0TzhO2vycfAGxLZfIJ3EC0mcob+dUOJKBJekQhNaAg",
+	"ai2nS8qVfJyKSeVoICXz65REA9QWo66+KbmXB1NyPbl4VF6ZuHiUJ2JLl1/t9OSS6TO4fQdVfZMkTDJ3",
+	"jhcV7U9AFOmSeETp/ExS2umzUUpCCmQAwOYn5wxS57MjhsYjVGQABUMygiFl8CklTGwUyDTuwG6rv9+u",
+	"SmmSOuOggyRCUaVa60n417hAlEWGJVs89CMfsx2oUVZk+aSjUpW66K44OkhOqwjOhKFAJiR3+oyS8ADi",
+	"hGrJjB0E34rJOTrIUuAdEEuLFAq8yp+gwi4cPAJjAGnVg2RUEjrldFTyqEJzmXXZKdeiZCqIKEQd9dlA",
+	"nmjKtCkpkyKxQMYMtQcScv1PINraUXfm07UC+LpkUFU5kV10l+J8zJgYbSK3iRzpmbRJSe4Kp2tS9JlC",
+	"gTBcUzgpp69NIMFRvgylEZd5XULJnvIz9JnM0pdbjRS96R55QCdq7Vd5lOI2aFATGwO4cJpHOZgTIoP5",
+	"c6dtaSZa5n8QmxZIs4odMWFizWAo9SOeLFYPvPN+Vi/Kt9qJLmfnYl3ow3FaJCOSFy8JUIzLfJ9NoNdG",
+	"ldiMTcmkTldCtFklRKspIdpSJUQ7rxKiagKUAlig5QAkeWtGNYEV1Q35YV3lkB/PoHGUlq0ZbUOb0TZm",
+	"gbhWA+JfEmCnhsL99YmNNgTiq8xQ8qjuINmTC3Ner+uhuDK+icbhfYrDW2xVqJkGDtg1IjAXLniqDu+p",
+	"sxvsTkdTc1NJJCmdcPC+neVSpV0XK4P595Pii1QAZlkooTzjpg4V9tx5sf1NvXS32dvSi2zpZ90aiqVj",
+	"r8iyvZTk+6cv8cUrtrY4AWy1i1qccJBFkx0E+DffL53GUg1sDxZ6MrhSzDgvmstWCk8FQmvsWhzFeTZc",
+	"kkyA2sf/+NvjP/nFzhZNJbPW/JNduZ8DrowEFCDeQYMKeAxQFqMB4IyBxPiA6zNGd0Hf7bNBZRaUNMAC",
+	"4g0QJ4oZLSlQlEQC+StdpFd9LyNxomxH8o4MSuwzQEDyMLXR62DgKH8Wy70GmwZIPhPYXIdCu9rpokHJ",
+	"xypJXohU00kqNHmhfITw6BHhHPEiA4VL6C5tydUL3ecyWnZnV/aXkjxNaF6qfaWyCnW8JryLbmW5NCLB",
+	"4QzUtuC5mOOdh9NctrhWL4TNd5GlWX1WucOXKRKvllar83vD10Di1iwSN2pI3Kwhcb1C4uYUieuXhsQ3",
+	"cxFsF6/by70DpflGmelr9vonf/HTxz/8xYxlnmXKBFdxZMmztFe32iUcJfsMHFVtRYeibFqge8rTJil2",
+	"Siu+XnMeVDpc3W8AFryTnBPgkwDzVnX1glviRC+INArWHlEyyy1xgEjNf94D4ix71IaPUPaGWQ4n9ThF",
+	"m0UfJhxM1PBQt/ZQscT3QjKauWNp3igj+7Ms7QAog00gZ600ZAENVVGasKrJ0eZ8LP7JPhZ/PR/LNhW7",
+	"xq3yfEUWsEphr0cU1EMM5CG2VT/NuWIQ4P6ruV0BWC3GHlTRBh0VWJBIk3EpZ5OMlaoZGDyVbVjhtBh2",
+	"sziAUUDTjO1zcbq2q8NDGo3RQNwoSOktYNEZ9BnIWhrtdNGn6YTTAo/IfsLEht2VnoMxK9CYpWLIBwkL",
+	"03FE74u9La2xq8IM4CUvhePhlJbAr3QrSQu6VvO3siyttV6S7i/HW42rmB44/VayMcizcd3zTQybqi+6",
+	"TlL/XbqfZGz9t7vNojEv8sn6V9yDtMD1298n++s3lrbl6FaeDTdofj9bp7HkbF773qr5evf+DMzxWqOX",
+	"F+vNy3RftZ4amUMZMdhrPf7NNz/+xx/o+pNf/tnjP31ngf2eHVKhPdyocf3KJKYTUqXcnu51DdPzTMew",
+	"XBUhOl84tx4AauEgtil2fcvDgUNtHPjUtD09cKllbFgrVzpbIbxyZZncxQ4uVMq1cEB9C7uGb2EShBqm",
+	"lMS+ZgWhFfpLeIdNX6voyXot8RH+oB9nCAst6+fKN52rk1t+uS+Pqsfv/fPxj/9lrm6ubCMzfVu91hEN",
+	"uBSBK0vmtgq9dXLZ3PlhkxB0biFpW19Ihm1YjuUb6y4kDbuxQTCJXQfHRDdpEBBPN8nZFpJ2+kKqd/DC",
+	"FpJ28Qvpo/f/9PFv3tvCQtLWWkjTYdsg7kpIzeea7ENijobno+H5aHg+rgLPx5m4J55aIKPQlDkleXgg",
+	"D5LaqSw/r0ElsTp48TrK6egaBw5ysFclXKitnVJ9Laubwm9V/RClUR7QqZmpzyBUqixClnBUmqsWoqAG",
+	"VfCVsnbzrIuuQwj+Nd5ni49MpMI9UL8IgfGWclHWIvbhaJVxl33GKMkpjF5IeZHl0EJG2nFacFkJmqZc",
+	"pkbup1lA0sWX7fbZ5+ohXRVP+pL3SxT/oPjYQ0Smn4HblAxpn8kgnnLIynziTDRhZF8S2rerjIMJtN7p",
+	"zMT+VKFHZdKBvKUMIlp05tbS29D1WqxcG5BIRxUkyfIyDGpH9szS/FrUnywcCKX3lOtElezYreKwkopd",
+	"cHUE0uvKhv3UKDzY1H6PBO5iGXgWWqz5a/6av+av+Xvu/lobqaAXSH10NlOJ3zPMruP7ruHbjrOGqcTB",
+	"xHdN7Fqhhz3f9zFxiWWbVCMhcTc0lTSCsvlr/pq/5u9FEJQn2MMXpdCCPVzIHUPDrm24OIgdGxux5VnE",
+	"93Tfdubs4aDhGqa0fZdmgFZPxXFdnD18wfq9ytR9spl7fjTOgDCiZdY69dM5yjE3mQ9N5sNzmvnw7FP9",
+	"7fZZli+x0fXWSrGoIoBkOWeZtK0sks9n+sUZ9tg0TPO0xT1tCTXHtkoluHnt4RP2S91oK0NFS/q/qXlW",
+	"5phDXPigyvSeVgVvMjHOlYlhn/nIL9PP98aMHJIkBT/SqStz2UVbO3o5zQ9pXhINFOQBRfUkH5Yd9VCR",
+	"ZWgI7gfC+VGWRzKzXpxCfRanyf5BUa5Bebu9YMwnQBwxm3WfcARcA+GBeAnxczxO0z4rF/CSNx3sdNFd",
+	"WuSTqioQlSV0ayV/OQ0zFvErc+pBf/F1KFJ62uW1pmqGzuEalIARySDzDV2Cc1k68OVLkFyCATtDRtpS",
+	"b+FNEh6gpJB0AargaVmgGqqdTlkIdlFO+TgtuMrHScIDVEWYS1KGg4kU0MUBpCeB83uRifFl0bEb4lln",
+	"i0rdphcpkaSFVRxQTEyh9wQaDoIwxMTVdI/EMYlhTqbN/CDCbuDq2PMDgh0SBbEfEysM9Nb6cTLTgdgo",
+	"UX7DgEI1azCys3FYJ79s9qDsQJXEoNIc9krdbu52JwyKvB1YJB+dbYDESyw7CN+iOYYFrN6zIT+/5MSF",
+	"86TXvmCpnLCUEaeHNCfpZsEfc4c70EWvPtaBZZmXrNK3Iz6QVM4ztNIJmyeakVRVZRuhl9GRLBKSRLuS",
+	"hGZK8QRyYiDL/w4AfUilCSjgqrANxX4txX4MeY0dFS4nuZPkDeWT6vzS13i3z26UJenr9bWgAv0Rozk/",
+	"SEYlv07Jz6UotmWE3jA7pH3x3rNs2ffn2+3TQuUNlEMmSbeBvlWWCV8kJypL4/OOvP0RpaMyLTPJVQ+v",
+	"oZCM+C7kkyY5lIYH8hrC+BHNZWhGnfq7ll1WjQNKIkBrC5zgYmLevvs6zENFD95FlSYiSW1IrqZhOBoX",
+	"ZVZZ/fWvQRpuaVHrzD89p1gBg26fQcrFqUTN8t3FJ5KmCpOC7ttnCTvM0kMKSby1QJlp+ptkLFAhOBmj",
+	"Ox3Qo6HDvXI98VVFkcSbWJrVqZRtgMmUo2BclA37DG6GIMpmvgbCoIuuo8q9J0ODQsJQQBGjCaxYNXZM",
+	"vbwcKNSezuVedT0QDNX3FBqOeSFuJq2U6irVARV8KGDz4HaM3xBn1UBGYPUZ7CBgCYPVJyBXjRyrNl83",
+	"75P9ZXE7cCZsB3GtkUERQ+/vwIFE0vOBtLLE+FdaEOFU50k2Qi/ELnV8TCJNw77maLpHY9My6xHaazWv",
+	"qgbcnsGEJ1/0RXG8l7ty9klOhF1iWNjTHR1blu05duAFBg02szHDtF0IMJymBVwPhxS9XkRnTgLwe7bb",
+	"NQzfN2xNA59COVMBLcinSDik3fLJp3q9Tx68zbzeT77zzY9++9OT3SHzXV9wh4gOmR52dc3AxPYsHHuB",
+	"pofEd2wSLKYHGK5uzaQHeKrYvfEsuENst2vamufonr6hN2SlmaI8+6ZWANhoV8I30vg5mpJGZ/FzSAgB",
+	"JINxHeGg9iKkkDkilTegxESVeL5SIfuXVvPnatj3ldCfQrb1ygXV2p+n2lBZXmKvYkM55eq55huWKzrR",
+	"NVGrU1TSWSik256tTjSrIZRE4CWgXQCzHeDlnAHUCUdTPWARM1dVT2uoltEjqVnymh5W1lAqC/PX3SjP",
+	"SX2iNYwcb+VgQ4ccr1sq4egFNK7AzNUWh0rSO/7eu8f//m87Z7SzzBFdLVAoqTSIbQHxxz/51fF7f338",
+	"7e989J9/s9UcXcPq+oZu+L6rm3V4/uWjTx2MycOElfC8G7J1Ungj3/Wxq7sG9mLNwbZP3VgnZuzGdNMU",
+	"3t/+7BSEvtj7JQm8kW9Y2A1MD/uhG2Pie8TUzcA3TWtJAq9lG/MIXcL0S8gEhylubYTZW4fJSEzaw1F2",
+	"atbu7FhtBcCLrXAOsN4YzrfD+POMFMuW5YfO4MWcJjaeje1HXCgE0II1/LV7d95UgB1adNFd2Qdes7NN",
+	"La+iN8qOhtqW4fVZSc2aFB1k6YbMiawyByXTeYR4wkK600V3Kts0YSrfEWywAiVJUxbYYCfqwoprH1pW",
+	"EoYvs+FJWpSz5d5Ji9w5k+5U7oAi9idputkJI/u/wAsAc4Nhbn7vIp96kTa0F1l0L5mgRp5vS57bXc23",
+	"PN+RbC5bEOfqcY1Yf3bEeuXSu5PPSfinpiB6mz33bnnuPi1YIoXAFuOrhGr4kiz3Ihm/zwpalnrwX56g",
+	"GQdpWROks9ThWpB8nxbSH6ucs7u1H+a8jp0yBFn2HorkyIhrAVjGLKJ5yTO6GL0l+X2fevr/kpwVy6MB",
+	"dj09xsTQTezadmBQ3XcpMdc/OOXrXWQ81hQy3JD/hXTDc8/lfvN6tt/VNE33Xc8110ostbzYw66m+TgI",
+	"gxCHgRMZnqlRYlsbogCxFOAVTvayaV5Xd3XNMlZkHJ00e4suNs1awsClOlEJ/Pq9Xezqtoc9n7iY2FHg",
+	"u64bGMSaFfii2y7WdKw5y7o9hwRaSQT+zC1632qP25rqXvO7SY2jcbxdeccbGSXgpmBZsQdUMad6Bhav",
+	"eNR56v47KX72snGxl8Vr3mnZNU220rmylZ67nKJLc1LORjyfugdnWj/qtEIy2qMPFQn7aVfPNL4wT+dT",
+	"cVNWJ0HClERc8xSo2m/tBKj2IwozFqdJWPCp6S8c5zllMhiUPicexBfMDSgB/DSEFBBQ+/jdr33yJ99e",
+	"2wsIGJL3lHa3TPGb5tVsV++rCamAhll5tgP+7aLb5YvJJRuWuSNJTvn10SjPDomMLVHxxQlHhmao0qBo",
+	"RGWxU7isShNLGC8oibroFklStRdmDrIOqp9MHRSRJJ3spWKp7UFCGDQR99wLsyyNgDJfnQBSD6k+qgNh",
+	"Uaus0oG2o1RuyaT7nZ9/8ufvSs7kLZp0/Z6mdT3N9y3L1usW3aOHw08JYUQ3sug62BZqnEuMCPuR62Lb",
+	"dwzDsAi1DEjSUSTzrV7r+N1/++Sdn20eQnn8T999/L+/c4p+p3dNz9AMe5V+F5MAu4Q6mLiRiym1QuI5",
+	"jutEZJl+5+gz+p3tOI7juu4K/S6OLewamoGJFttY1x3HI5EVUO8MBt3jX3/18b/8/GSG5eN//sFHv/0/",
+	"JxIsw0Tig6xonarzTUeu0fkuTBBuXmB29Q62e5rdNVxNs3woOUXDJKqvE/lF7TSISZKOc3oD0ugWt7CB",
+	"Azd2sUs1in1HC7FBXdMIQjcgZEndqLn1L66mOnZdL8Ke7oSYuoFnmJpNTWXfmF3n4iReuN7Grq75OIgj",
+	"A2thZNok1kMvlNeDoJjd0AYONMPDrufrOAiJgakde65v6b4HpplqYyihs/7SXkyInI9Um5Vf5IgkBS/l",
+	"ojKZXuOIKHnYJAQ+Ew6QZ0w5m8U7p18+21ws6kUUtQadwOI1z5ei2Gh5ZzsOntlk2Dk97ZOff+34u395",
+	"nmjNlxQovxifXKWL9RSrjxA8ZcUyabODaOeChIWsz1qLKBrRnGesU9YMZJFk7N6R5f5QMJmWFczpaHca",
+	"YVRqgpW+sUSBkj89bb/c+lJe9rcm589Pynqig8ztuqZveVBJKMxplBRqs5aQjaTXZz6pul+lNrREC9vP",
+	"yXI852DL0lzsepGHfZvqONBoZJiBHhuOtqH6VXMSOspJuFILm3vNBS3MxrEXuNi1LYqJHhDsmm5g2qat",
+	"m76xJKzGd2ZS1mxiaVHkRVgLqY5t1wtwQE0DR7pmW65tW4FBLj9lbeal119/as+udBSUezpsiPwalHoe",
+	"lPrc+ABYVqwJtactG0TY2P0vCU5KQKECvCTdyRSanQdQxjmlX6YXgCdvPqTDUcFRoqCikpOADOELyS8i",
+	"gKGi1BoL+IEG8M8AtcvyNuKCIXmYDMfDKehUFWZl798gD18hE77TRXUQK+vRqsJAQ/LwFmAc4H6rV7rN",
+	"8kW8eQtu+8zATdndE9GmdhklAKyebXV923d8w7cXI7Xm449kc880XIg/mrUZejGJseuELibEiLHp2K5h",
+	"a6bju86GGPPxD3/20e++r8yLK9HlYt8XACZ0SsMuoRomvmdhzY+DyAx94lrxEjO/d/UZEWamoLHPN1jx",
+	"IrGiPKwFXBuRNWodzjV/1ClvUGTZXpqx/XXvULV/VB5IG1oml17U4NcGvzb4dU38KhFKCV/bx1/78MmH",
+	"3z+XIVQx49XS1+fK56cR5QWCpK2e4uRTKYlZrABilss1BVGKKEoiyIE8Oph0arkCkgs2H6cUHdKcK0aT",
+	"Wbz4esLBOPn7qlObgsZyeZ1elV5Vbt1iIXYSFtmcHU2LLYJdEmjYt0wTx75tO7of21QPWh15ASzGXmvM",
+	"QfsgS5O7TK/rGbrj+k4Vtj+8U4KqRbuieG4kMF/g4CAyDawZrudGmq4bvlsfcoGmZPWrBffvOKWflZPU",
+	"6umdVpHNPE8M8NLXDXzs+qaFiakRHOshCULDCXRz49d1HVN6zU99V13TXOyaroE9zTYw1fxYdyJiBno0",
+	"/64QjLXBq673Zhsw1aplrapen1A6Wm3KK0X506TIX/JZf2cZe+lTyZlflBoKuKjg7Av0oM2Th3bKMEW5",
+	"i3dRUkgC1loE5DVISgPREyZ5OE4r/qxZaXO7eomnnqhWnkmtmDygivh+fT1SKrWXk452Dxhsb2RIt8+V",
+	"jWb3NKurebZj+65prJGNZuDAtG3sOo6HPdswsE8syya67Tmut6EpQ74EYCjdPsmaAb3UNUt37BWmjJMD",
+	"nOZ9ZfZsQporKR+hD0sCtjQzwq5jUhz41MaeF5m6ZWi+5cbbsHCUyseaJg45FIZmWV5j4mj4Hhu+xyZT",
+	"rMkU23TrNEF4jcnqRWNcJPmDqb8VFg9qP/7hzx7/4N1zGa5yKpQielGsGnX6jFySZfRQQMIHqMhqPBsy",
+	"LnFRt7gre3fVkpWm6N05P3rXLVd3DK8y1JyG3n0Du5EV4cBzdWzr1CMB8RzdpedA704dvcuLsllzUQ2C",
+	"yy8W4bfzNOD3Zg5GGHBD02xDb9B3g74b9N2g7wZ9P8voW+yKdaF3vW2Du1+c5BcFIsVZVSLnTaz/y1Fz",
+	"Mc7ZJRjtZ0MD58z2XXQjpSQXx62MLdmVh+Mop4dJNubqNpSJZ1dxiqjMjJPF2QDA7GeU12F5n4mWu6XC",
+	"oZjv9tMsICkqIyHhZnClojVAqvqbatBncLGk2o1nHAsFJUPUnnLqMUpyyC9lIUyWbCBO7T7jtOBooO4p",
+	"oNhbsnj3TkUNnEPF3IzRZTS+d2Gqro5rIhjzydX0SZTZL+fzSLg9w+v6tmuZuud5X1iHJZf6QkXQYh0H",
+	"uqNh0/GNkIaBZpH4LPx49imEuH5Xc33dWsWGSz3bxC4lOia+pePIJ2ZELEKpbi5zRej6IjmepmnLfBHi",
+	"3tTEbuDH2Pc1H+uaYblaHFBHiy5fGZoZikYZapz+LxJo3Dg4sQGMjaF2PbQp8EaJnGpWTtT+5J13jn/0",
+	"1+cy10IB4ViaCy4QenbmgOcmZMfz7MYhGQmgmoUPOBIgj+QyiaYErbIavgCA0S6SWKEq8JaxdIKCFYbk",
+	"RXPxfTU6V5MxOdax61APE+IH2PD92Ah1zXQsvRZN1zrI0iQiGyDE8p0bGuXt0yjbXc33Nc9fSaN80pQu",
+	"0igbl0SjXO/2JdAoTx/XgMiGRrmhUW5olBvz/FM0zzccCDU21HXjcVTrhn250TSfGU2zRP41XXNapHeE",
+	"2h//7h+e/PLDLfIwj9nF0TOwSEoEpROy7GhXaoj8QIimkArBl2QRAgWSL+p+b6vOXbVYoRdLY9K6tmFp",
+	"3rNWeMbs2q7u6daaGtOSF6/f4eyq1PQujSrV2ONfJHv8mnCt1rQx5DeRH6fVIVSYYMN8zwr7DOlJ9ehv",
+	"yDl+W2Zhnw8vlLpCkY/pKQUNdL1r+47paq41U9FgaiE3dMf/VFXWIBu25nGBS4wQu3ZAcWBTgt0wtgLX",
+	"06jlhi2BABQ51RQSPLwj9k4JV/j8D6/DaKovFWKod8cVcjzP0tnvxXRQMrw91zXNxW7kudi3Agebum2E",
+	"emwbBmQnnig9y4HRbX0T+iCYvxNtL89s4dbLEVpPRfcR6Cbb36cRThhSRAjl5hYf19ncL40I50dZDuJj",
+	"uV5y44CGDzgaqPP8LXXBoINkWBKjR9V3kmVYKDKS3wNUsb54BS6khAp1Uua8dnFAE6GoSRWnyB5QxqVf",
+	"LAwp5+qbHQjS6rNKnqib8YJMZGnzsvxMSPI8obxSmuq3AVtgUvRZG8x7aYQyRhEvshFHR1n+IGH7O5Jk",
+	"JCn4bJ/QA0qnrbp99rk8Y/uVfCtHkKMwG7MCkX2SMF5IOuVsH2qf5llRpLSLrlet+wwsfonoXobCbDjM",
+	"WAfRL41JWsaQwakGRVb5gVDXBYIlDHkCxOYkFFpbn0lo+zZLwiyi6M1bn76BWJYPSZpwKZkTeJsxp5EU",
+	"zZamocERJQ/2yq4Mun12h6UTNKLZKKWozbICXX/rNnpAJ3wHHZBDOn3JZfFlNwBUvzEpl8FT9TvOLVNJ",
+	"PIPho5ZH+KZs+d9anVZt4bZ6rTfp0ZJW6yMldSc5FhfigpTL+b5Ykq1ei05eOwheDZM7yWu3vnDz7v3P",
+	"3LvNbw+L0Rdu3HZu/1G325UVv5Oc8tus1fM1TTz/MHtAo3tyB/FWT+u0YIkrNpWXKck3oQuYfemlOpj6",
+	"aVceBeXm5eKQWGA5vkHCA4pvZKzIs/S0A3+28fOmmZ1BnQlItKd2zam6QL3to05LsVckGduLZcHu026w",
+	"eMWjTmvmVDn1FrOtt6aTlHVaooxy8BYB/pZyRywWEhZXig1HP6v2Ks3te2FOI8qKhKR8DXff4jWPOq1x",
+	"HQCddo+ZxluZtTcSzhO2LwRdGZxe6+CVmqzNrRn+phrjbfa2tCZcAWP+GZYlIJ69EvGcvpzm2wspSQoq",
+	"qR3XuH6m8XYOkSxDQ8Im5UnCd1FOi3xSsyLuJ4eUKXIdAWo5DTMW8SvjsL0r+ouvi/6eenmtKQyGvc4i",
+	"vyf015C+zcghSVISpPT8hNqSCnA4QdkRq/BmTaURx86pGk0Gm2HMkiKR63EpFaG0XdVaovbxD772+Mcf",
+	"7NT1E04p6BcZp0hGBUrtRH6TxQLCTys3cNFGXILa9VC9HiIpz8proPCKIsAWin+f8XFQ5JTuyng+pf6M",
+	"o6TIci6uTXc6iNGjijmxi24lKSSzhNkwSBjtM4D11998ZRcNvjQQeF88P+BFDoeqVLmKROgfS7D76wkv",
+	"7swM2oVTJZ7e8uZD0aGXsyE0np27wZAOJJeX0HGRrO6ZiF++NKbA9KisL6XvpX4kDMnD1ynbLw5aPdMR",
+	"L1oUNBfX/q/2kP7//1DDPsHxdXwLf/ErpvNo57+L5SehsRxOsWa/svRp4dSPte4ZdDtafbtRMqJpwuiW",
+	"bscLsr/Ve306Yevf7V51xaPF+bz5cETDgkYoTGGLMJhcddQmHEVksmqGqbr0hrjyVg5WvmmPYqEGF61e",
+	"K5LElLW517Wl87pGxwIaZzndrGf3s3P2a9kTyDAbs+KNhK09C29kTOjWp9yQPDzLDefpJ1ecPytG60ur",
+	"9qgulNZhwqrPi8OzTd5VGIFWr6X7nqZpXU1rrbZDez1N62kalHcCi0MIQuzNP4Avpj7tqVk3dHwTu7El",
+	"Dhk9xEQ3IkuLiWWEnlTVpyvmFQiyqpy0pj5rvvY1rGmahl3xf6KrWJv+6cvdzisvIESc+NPjprzGO+0h",
+	"AgWSIEmTYtLqOVqnOmTWuQMkkk1Pkp6QSmIpwzpp9VqPv/rnH//Hf3zyo68d/+jn6MbdN9AnX//6x//6",
+	"qxPs39WEbECjOhV8JZVqZ2a5HLKoKzr2cJjKXctxFsdJSKMsHA8pK7p8lFMS8QNKi2HahX/FQ9d7vBRz",
+	"t5JURjwV9GHxUsgPz3iDE1hg57DOa/fuvLkDhkVppQXYD5uVUUQEfrhx77Pi58+/fu/zKE5S2kGhADAM",
+	"BRM0uB6GdFQMUJtTiqIsFGhc3L87jHbmLTpyG+JXEj7KeLKOy09dUr+icZavVC+dtZzlcsZKmP5UvBVi",
+	"f82uwxq0n/1+JcZfFTl1ndXuPBGSulYkcQ7Qo7alWdIYeZRwugP5OqTPyhOwqnLTq+dxi52xg0iBiHgU",
+	"BefDfr0tJIwDQN/pooE6fwfl5bw06Ze9ulYmprdr3Ts6oGxWpxBgXvJC7ezKRKCpYsGrajrSjQLjtCP0",
+	"hz5TugTES5MhrWLi2pZm1qOkZYA0yulop9tng9qJvth1eONry+3/ICNrh+lTdQAsF+MXIZJPE1ZnkUNy",
+	"LNfzH+jbGJgG36yDb/RN8Y1+cfjmDKtqqWemqTT5fECC2jxfAp/9BVqrtxDDNyyN2JtG8Q1r1m/Yt5CS",
+	"Bbv2tFvNNb9K+Q8SpkAIQCEkiQD1LCskhmkPZns+2OlIJhoyFC0BnyTShyb7hdqDuZ4OpBohrhrUFgb+",
+	"NJ0M0BHhCOIOZBpWGZYv3XPtwaoZGOzsimeCQiJuEWWMXiUn0FOpNglntUSfdZS1IYBeZiSHvIY1LeUT",
+	"xb6UFBwJIbCLBJgW0ys0xxqUrZyvnNLFPIVXaTELFs8ZF7EU1wicEc3Euhvafc2vwZpLQj5XHdhsimzs",
+	"OWRzlJ0J2CxOybaAzdyafWZDF5+fEP2ncWS+Sotzn5edc+R4lShkdm2+du/Omwhi/xG0QFkMp2mc0DTi",
+	"0hwghbbMVJHx9H02kB9rKx+cKiArx2kq2UM4GohTk4TF7WjQ6bPBgtI16KABz8Z5SGWo5qzK3y7p7yCB",
+	"WSn8O110u+Cnc6JUHU6K3T6bmkBWmi2mBgvl++yiu3IOeJ8Nbsf4DUADqG0Znugo+NjBILhXztUARicb",
+	"F1AmztINMGLUGsrYpIGkyUsK1ccI8YSFdBcN/sdAGj8pR4RN+kzVk9tZZuV4G86vc1k54jckxNyOecMr",
+	"pd1ZDk75NgsWb1iaGJbm713Cwy8gSHKxh42ovxI+Gu+CRL16WCPyr6pVQV8jFO2t2ql9qwoovfgQuPqh",
+	"xEZ5FlLOp34Sb7OO3y2PsqeW7AVb4eLUxFNrvN4Ef2IdwHRQVqv7qvwd4jhWuQmQ8C5+6lSyfBDn2fCe",
+	"PKgGO5LFJR4zRlNZiW8SphQXCfg1SDrhCe+eEtY0mZaB3WqRVmmBWv8IL2pFSx8tqVpak0d1UaKfcsoX",
+	"2b3NTNNV2dUtvcAy9bo2ietbzNd9a2Pzt7bPGBhQLp0V0qcpsPq8KY6z3uRrXB1nB9URcllK5OpjGHp0",
+	"ARQkb2SHoMABj4p6b6WgTv3jYA+eGpQZ7SHLEJrXojVZMgPJkFdxk7L8rMwRT4a0g+AY6iBxWvQZRNdm",
+	"XXQdDdKMFwPVBUZpxOVXkpIClELxSPHVniSOnCqFO3CDI9Esy2fvBFZBLvMAB6WJUCjRw+wwYfsV//us",
+	"mz+n4oO4bHpn+KXPhiR/wOHdKp99RElaoPbjd7/30Qd/u4Okgx5xMqQIqEtJCLxiqow5ZCBKrz/LsLgW",
+	"KfaNLqopwUB0Jq4j6a7UZmUMeqL4RxkZ0jJ2QKYlKlUWtS3dQEu14p3VuXzzdoazq7qdS/X9b2jIPIs8",
+	"gPEQG+WC1dfGlt3Yshds2YgUcNgweiRPoIbJpvHEL3jin6q+fVWc+MugwRrZaEsuOn9EwIW585e58AkS",
+	"b6HaSrLTWei0AjU1nvxLKWKaHc4baOqshVyhrbNZbEY05wIi4ogU5CWaE0lntSpqNmOTYcIphxhY8OBP",
+	"8amkwshzCjgySCcdFSwuCdVY1GfK14QOsjQSUwzVlQ4yRjuSugKCTQTslVC1TR+SsEgn4km7yNK0PquH",
+	"4Uo/TIQIRwMZT/6WeptXSEEqP01P3nJw/N7/PX73Z5/81d8OOn0281TR8c/RGwekQHQ4KhIadRTZfgXR",
+	"y2cFKj52nxYlBp+7OVzJMkSiKKecd5G0cGWhglO0THCRQ3+N99khScdUufLEoMq3V7zAkvi3I8dJZvtB",
+	"r3l5H9W1PlP8/2I/Q2OIU2YTxEc0TRO2vyPPgVFKQvkmgz+suv3FgWgd51ToBPRhIafu6IDmtCd2pOhB",
+	"OXsAdsTncnDUq4rvYqBGxOORnGyxvDuVEge2OKGo4PIkkEcK75QaDDoiOUvYPpfrhR5KupRJmpGId9Er",
+	"YykeKBCNwP04JXkIbJfDakSyNEJqTPezTp9xGY9c1kcgOUWxkJtiDIoDOhTTNZTFziIASmXLIZmIUwwm",
+	"ethF1wFq8w4SUI53pIeTy0K8vIMkg6Gao/Kd8+xIOTDhLkku9Ve+A2w0XXSThAdiL8uNFalHC+2S/n/s",
+	"vf1z48aZP/iv9LGuasg7gsYbCZCqrVplxo5n/TaeGe/khT6hATQpWGCDRgPSKLmpiqsuifPi3N7Zruxd",
+	"kouTirOpvexktxLHju3E/8vWSGP/lH/hW/10NwhSoERK1EjjYX6IRyBeGt2N5/k8b59HWInKKuM3FbvO",
+	"6+e6bgU7EQ3hX6QF323obYCVDdcLrmlYSQinjgjl3ygJS1tv7u0kVvVa6A43u70w3b+ZU69MnCP9sEzk",
+	"iodKaPepjOm20KbIKOdP5zJd0cOI/mlQr4riZFhMtUoFavYpX3ahV2ARW5AyBBasUg1cfjAuLORrsdLZ",
+	"FRbq03x6yrLhQrPNxWwq1jJF1Pm/uh1kWK6m64YFRscSnCqlN4NXPc+uFtOjl7LnJa4dxJsoLmgxrWJj",
+	"qrNFygJXUoJ+TZbzASWhKCOGW7w6bTWGWtjxu5pj2APNd0xd65qGRYiu26bFV3JHGGLAVXevOXmm5GKd",
+	"PFQ8peLuwRxzsT17d1j2EAeSZkBSnko939O5og/zMXmO7LNaz2zWQH4xqEIcSM5Y8UMRFTEK6tQ7UvLV",
+	"evq9Uy99nlbWdd3hqg0IosQ5RVZDvWiPqD7ypqSUF2fMVmetLcDLyWX6uNKFPFokDcIREJbCXkjhX67S",
+	"Mao/+OjfH3z88YPPfnX4xh8efPaLwx/+5vCP75bJwMdlLbIkuAaIehy65pqVwzdoy4kg8UuVjXLEv0PI",
+	"GNUZ/wszyKLKMhxs858bEmuL7qFlaMYh11Kou0/LsFtCqhHA76kiONFUNY5lMZlMR8upoMJuCtc84eiG",
+	"D+mKQEWlarYCKRZAajsal6FinwpIOCFVGcc5Q57S+Z7IPZ/cB+pWpaEJKqhPSzBIYIYSqrhxBFAL3idu",
+	"diqcyfEMcBkWlFAjVC9jagU5AQgJepcGh2Ewn9IA6dPJhAakINursDJU5y64ul76YW876VPg6RB7qlHg",
+	"qzL7x0lgqzARJmgLHQe2FJgspk6aKsrEKaZ+gsOirIVuqSLfqf3fGoWV2OyI4Xah4GzFcOxloC04n+5i",
+	"8FGLCap05hvT/v6jvvtjsY9dWxwnWfxcdiONhJwVYE8yNRx8+t6Dj37w4KP/nCKld/m8wrSWfOc/+fEX",
+	"P/3dvFyw8tvwFQ4mtLrffLVZGxLKd9XxAQ3BXwwTNo3c+B1KAO2b364JRT47Wb6rOYEfaq4V+ppr6DgI",
+	"9bDtOj6f4G1MKYlrvRr/sETDArGWtYef/D/FNBz+4O2H73zw+R9+8fdPf/zw498++OhHB//X7w5/9PPP",
+	"7382Lypj8le3jIo0j+MWxQC+yrvZpEmBdEFU3l1NEcv910iQXV8Cf8tLJCFkAZQLiKtSX5aZTLjgdil1",
+	"ZDb1xTiSOfKSCh4d6elw7DSZZYnEF09U006aC8r+wXlM/llY4oJUJHlpJlh1wjvxKYG5mepzcfgfvz34",
+	"69uHf/rbvLWffk/FWv0tNvjHvTzEdNhSImE5m6m6X0X5WxXGUq82TskAuKNwHDMVmh4lYKtUhOxOXNly",
+	"u4qHP/nRg09/WTvOCC71rAj0sD0w9I7mDLq+1g4dV+sSI9CsQTsMHb3jWqqEdrk+EtZtQy8kC1+mKqNW",
+	"KTiZn3EK60ygvwrjDPyDwq9xazvBsVS32E/yrOStWYwnY4b5aoIQN4CVgy/0P/Rr04qZa5d+zZui1CE0",
+	"HwGF2uI34HD4CBXR2mJcW4yPs8UIX+2jNBllRsPxTIQMx2SSYMVQ/Yt3vnPwzv0v/vXPh/c/aBQNNSIZ",
+	"HWLNKWYSmTybbQt2HpVbW50Se6MY0OoyYRfIPYmWyOiI2DW1xlPQ84tP/vXz+78RU3P4wRsPf/cjlbsh",
+	"h5GEwCWW4zgayIEv/mhQNjtTZQ5Kjb75i8P/eP/wJ+8f/umvVawQMhQrte+9ZjGSvaWeX/JOigvl4z//",
+	"4NcHb71bmeky98lxwrIlHt0pOUbFlerZf3u74tlHn/zqalm51CaVlFzVKrb4Xi4fmfOXstsE8DfNSKoV",
+	"MjhNwkstBBl2IrCXpCFJRVAY3FkbCE8yUUVaKM5QTDDL+lQ0dJA5q+Cr4rsa1T3IjGiKxM2mTAhtNFVy",
+	"KXRixSnp05xGr+cEyfrEKGuiycaP5Ij0//7O24auz6dBUrv3Qh0fSmb+6i8Pf3b/4P/7kRCb0wKzUto9",
+	"/P9/9MWv/jL7yZs6ly6VFxz+6GeHP3z38L3vz17TLl8zJdIefPQfFecbevmCaUF0+PN/r75IP4VYOUeG",
+	"pRWqQnNaFU6bdseu64JPMOdqvHl7oErjLPowe456m7sXzvKw9jyFNn8fnU6nLbv11jRMT44ht4COVtvi",
+	"RTwit/GOvPJJs8oUt80Mujh9EpyCJycz2xRQQvV9UgbWFMtNJYFNSc2f0fW/1hlrnbGkzijv3XWt+5NL",
+	"b3Nmkbl6gpupRMEqthuPf1eSfUZIIK9V/KtPZUarCGrHEct6RSWiSKQtRLMXhZ5szRdlqC5FeJ9OvXqj",
+	"Ce4+VVqOqbgsghIaEbHnv8dkkCHgkWF9GpKYZCRsopzGhLHZbO2IiSocVLf1rhy5bALs9WRmfp9GGYoo",
+	"yyB/w5Nyooe4leGp0r9i7AOZeD9N040zuAsMcQBRmyhTua2NCVcOmqHKmaXAmcuVg+ZT5cCDj+fKQSdT",
+	"5ZzeEl4FT0612vv7p2+auun8/dMfLC+JT0eZc47jOIc8hIsBI6XZWMOSRwZLTkXIcxIsUWw8a3jy+DfI",
+	"V2u4xffcVgYW6kmlb1XXFAV0C3bYnzp5JcVzm6ocTul5DkQk5kDbmB1RvaDfp3W7KJBThVqF6civLiqH",
+	"6l7F+8+WwUnFepkCFxdWMvq4MiytzFmRJDE7gU6Jn1NySSiChzSPCVPt4JC/D9GOOWFfeMolaOz2XERD",
+	"MeDaSjs35VmyyVg05JOWDAa1Zs3f/2qKQ37evaZIELyaJHGY7NFreL9o1F9kDnIkvTkep8kujguwMg8N",
+	"dXpmu2d1WnrbNA3btUyOi0IcxftX+f3kVyyeMEgJ+RZ5Ad8tPxa0fxvbehi6oaYHxNDajutrPrFMLTT0",
+	"tu2027ZvYsBbMZm6djY+LuGBSqGEfDCKhyS9HspEqREZ+SS9TfCoOKSC29/9/eEHHyJ5x0mGMt9ykDZ2",
+	"jeC4/HSaZNFgnx/5CnRCKzLqRNkLP30C9mbT7OY5R6bms93pWHw+dyMW+TF5Rhb88McAbdUFLbXtdjqW",
+	"a3ZPtdQLJrstutSQebjMMovciYcff/bwT78+/K/3ivWGWt4LWms+oXbXMeat9RKBvSSJ5+UKTHpggaRd",
+	"03Rd6vyCsdRTRbIV/L18NgHciC865Ihz2Dbp0lroUfG5sCaS35GovgCtiuqqTtdotObF+cVnc3Ex/jkC",
+	"bSGloCh5bI10HVNzjLCtuW1sagPdN63A6nbdAEo3Z2VK+UIba47jDLRuiH3NN4lrBoRYwhovnzbQHIdY",
+	"mtu2dc0f2LZvBXbHtQa1iYDik4mMttWpLfXVn2ezpBXrGbEsx6gZp2d2Wx3XNCzbPKWamUx6YJiaY1q+",
+	"hi1sayZpD0zLGNi22TlezUhh/tjunkepxiYL1jasuWpsme28Tg94wtIDVsCVtKBLZc5lK2MmKjQkChI6",
+	"iKMgY0XicmGxsgxnlypf84lNtZCYf0GcVfZVLJBUwaVxtbeiQFgqelSdWiEGd0YixUduJzo93WhZumG3",
+	"ux3XOZsCd0KrrTmONdBcYmEtNLuDjjGwHbMbLKPAqwzF8kM4SrDcgYYt29eIa4bEwgE2Het45e0EYUdz",
+	"dN/U3LZBNGx33KDTtS3X7Za08gtQlSa2g2G23UesnOVidHS3W6Gbv6nISlT13qtn1tRq768jHk9wQsZy",
+	"gvX8+wu1EBD6RnQIQXuQvUKGMYQFO1ZJHG9MOAWAngKIBKQlnG2TfbRHUoJizDL0Wh4OBe9Y0YFYUaH3",
+	"aVVuQoEG+GZXRAtwq5TgcGWpC8DtfPbUhVMZ96tIW5gnpyYF7ctJqtMlLZzbKM6BMfmRK3q313Zatqt3",
+	"DKfTtc+i6Duabemu5mDT0LBJiKZ3goHp2G2947dXpeg7mm2SQHN8x9VwENpa23EtS+9YZof4xyl6fmFg",
+	"a45u6RrWu67mdww99F3HMYJgjqI3ddNcsaI3j1X0sBgdWzctwxSBmFXv3RMzHdY6f0Gdfwpzt+hVf6KF",
+	"OyhDhoiyfDCIgojQbAsU7skW8tFL7jVre2lCh1ug1U+6QenUlZnVsp0qNPJPMjQm6SBJRyjbhn4AUm/1",
+	"yi39NxC0UxCN+TZvXO/THbKPsm2cSS5gLBrvIZaMOF7lmwENU0wzJnMQ5V2bfeodnRNIXkwYQZ6AMZ50",
+	"o4v8SyAV8u7cuaNt5tk2oRnQLnko2ObvQYekIcvtgGQJbiCGJljqMP9AUZRdEhdBszb7Jifd48j58is7",
+	"j6L+q9LPUlvnb5wmf+OMHpCnxinZjcjeOTRhuQPJwckeLfhjmfw+fKKYdQXyBryb05Ck/IXSZJwA5ywH",
+	"9IxkTQS2bUrCo5448MY0EUsSWvTmaqEXZZJSxBDDu6QimeSGeGuuFm/yW5w5ANZcNAvlLJh6AqOspTS/",
+	"eMV7ErWuiC1BrMBNyUcEYyu6c2Q3xfJOAR2jCDcYLcc0Lce0LWsmE7dta0EwwJpjdLHWNTtE67qm5bth",
+	"2MGQiTuNE4+05uCXBx3NsYK25usdX2u7hh52dKer66HIMIXNNTvsyfGKceuV4+YryQJMKbcAjIXXg6+F",
+	"3H1zlSVs9+gou86atWYN1tZgbQ3WLg6srRmYBPySEnwarLDlcViahDnQZR4XhxInoQBnOE6GOUH1Bx//",
+	"28Hbbzz82f2Dv77baCJK9iadSf19Ram0gbzXvT4tPIaI5b7gQFNuy1vPvaKapfBPpIk8voGGSbovC9sE",
+	"W53XpwNIdm0hL6IZSSmOr0I3OjhphNNhRD2gFWHbyR5FWTLVKR1oc/GkoA76dIguHFyy4AzV/+nWSy82",
+	"0dVb/9xEX3v+1tcaskEF1LQlwyG03uvTFNKgBE2snIwNxSrLEFfGSVblDIXcYTXXlyB9WBB4fSUZwcnT",
+	"S34rSTP+PhsIQ9oXXy5P8xBL0owhfi6h/GCryH70tMLJ53EpFlHgjyLQ5FH6tvjVlVR6E/9gsza5TyVr",
+	"3tH0tJM21LzRvD41lBG++zyhw2xbVhmNIlr8vcAwXqLxvvpIZLONiG8GsZHnDUH9vvKRiE8G1T2okWzw",
+	"6Zh0OQK/oNcohjtvdAVL5GRs8ul+ksQEU8EJucImwPxxKrlLTU2v9vlf//Dgkz+f3JivZZiW3e7MoHlH",
+	"14xQJ5qDra7mknZbs3wjsAc66WILEoVLwqTWq3VM1Skwhg82CojqICgOC0kDXL0ddUxlgN//9eGbHz68",
+	"/6uH//K9h3/85OEnv3zw0dsPPvp/H/7gzb9/+uaDj75z8Jc/ybq8nbzWq129+YJ24+ZLmvF1fmhMggnZ",
+	"Wq/W1tHDd353+OaHtWYtpxwD1A7e/2ntxLL4YhqWyfoVW0Em/k5HN3Zp2ErGhN4dxUJQMi3h0IgoAvYW",
+	"G4NM3CYkG8Ut+C/0j1zo0UIMPRPFIq6SkbvZUwHbPeUNjstZVl8nyHlRgCTkPygnECCUAH881wH8Z64F",
+	"gNuziQKO/YAU0NsMAjLOPFRnis1b8Ne3RmFjMSrS45CUvKR8xTqYPTeY3VkIX4oVm7Siv7CU7In6LzCa",
+	"OnQKmreQCVcVILMsmcYkqD6DfpAAP40W8thO7kF1viBpm3FuJXmGWJ6mHJTzr4KNgUMAmhRgRqBUv0/5",
+	"TVRJ3hFIVj98818Of/77B5982Ch32z2G6E28xcXmgFeonGWVwyNUBMsK9/PM716r7hWr7iXXdp3svOZC",
+	"K11xaydfU6ApzbiUsp3xiSyQoCvOnGE52zjWRzFIUlStnAVpa2Ueb/EyZ8zwmRbV5yKWz1E3PkoBWlre",
+	"dUrKk5yGego5cv7JqHPx/YbymPaQ8PRI1w/r04m1UI+ggmSfQcIot4ya6PU8yQiTIRcUJ3QoGtiiKGu0",
+	"EM3juE+DmOCUlVy0TeRxhMP/O4WCpMibkoIXm8y6Ih6u0xoqq8hnnRKsrhSsy4q60yWxrvbR55C5+gj0",
+	"2mLmhlthbpidc1eCpyOgOl77FVmZay34GHWomUb/62S2ZZPZTm82CA16rL0glWz98IfvP/jkw4O33m0U",
+	"HSdJihghrIcyyDPYJijZk20sxRFRONKnE/6FbQKXoDouGRQ9hGPo6w7XQOpbRNF2xFBG8KhPWe5nKSEb",
+	"yuYo98nk18Yz0VzZQBWlZDeCOsM+FbRDDAXJyI8kJSjafPEaRHuB1PNoWA6aGQLrV5+OUzKI7qpfRHPQ",
+	"Frou5SsKEpaJcQkRyhAejwmWXUAHScpfogr8HAnqzgvEvpyrvtqXOQzrjYgHM4ZyRlIUhfNCdSoHbU4c",
+	"0eoArOSzW+vV/rf6iPzv39S1LtYGm9oz2qvftjr3Gv9zrTK4WBm2nDTMXFTRXA/n367EB7uiO8pGd4ve",
+	"CjbDLXFNRUT16andD610qfyQ1dadsyzi13mrYi8f3N2c81kJNj1U+VmdQ/j7dFHfJRbjSx2IVCpg+TAk",
+	"qvOf0mQPjUkq7tNYhybXockVhCZfVwpRgR554BR8UWGKB/KGHLLMMH7PoB3wRGR4hzBBOD7Vnh3UGmSv",
+	"hFFKZJ/wclfwAv9EGRNnb/Rp6QkDIRaTJCaTDuuNDejkXXRsb6HNwi8SR5T0qRhPNvH/XWHo1nOvNGWC",
+	"2pSjo4lyxSweixhvFED7K6A7LxptDVJCNOi2Xmq3VaZv53cBG9KD1uR9yki6S1IIzeZcXgghwa++okCh",
+	"1EJXGBpEwzwlkiYEeqr3aUiCaIRjhNMo2x6RLApQnV9TBHbTPCY9ISbEaoOY6FNvF8dR+ArNothTeXwM",
+	"ZQmydBTifYYGaTJCWRLi/fkRXZDjFxrPlc0iv/ntWhixIMlpdoOkgeg73Rb59nxtr095AI7vp/h6jmkG",
+	"zNA1C76VuzchObZmWDDWaShTdP496bZFn+83/u/P//a3L372vYOf/RpdvfkCElbC4vY8TPrF9uQSxRcB",
+	"RGJe/Hp1e/V2Rws6XUtzBjaHoUagYcMMbX2AbTNwa81iwW4nGY75cnUd6T8p+WvwSdN6dANM3ap6Vyz4",
+	"AOCYlFBK9CaG9Xrv+wff/97DH7y5ku01cf3cun1NtBPP5IQYRtdWLqUM3+VHbMdut7r67LZs1oprTNdw",
+	"5CnTUWklevhzVbyGb2fV6Zq/qoCyvdrLt/nCG6buaNYz3U3zau3U2/5I5Uxn/gUYQ+hLYHAApWmSlCf3",
+	"xN1QdL8G/XTsdKptV55Tko7kVJz0tc6Z8ZOa2TRrE7ErznE03dD0Dv+lIGpZThSs8wLWrsR1qcUKcwpe",
+	"l6hmUZQ85Rg8OZtAgOY6sMtIWdc4klrAwSsHttwWLGHdMCEMaqUYIZUpBAqRnXtXkzUEWEOANQS4xBCg",
+	"EDXriN4TnNeyrC57BDktyQBh6T8SDeEiCl/EFoxtS3y/3sR10+j1qQcyHspzCRUOlyYqOt9NvCbNwmmi",
+	"nCXQp1z6V0KEhziiLXRdeZKaEDKbxJlEwxoRaJJ5JAxF2ZyklrptukeSUySn2nQWyjHJJqf0oayEOq1K",
+	"EBntJV0RpyRMW+2zL6Sz2xoDrTHQGgOtDgMZ7TIGMleDgVR+0xoLrQgLwWw/Ar+E8HOvSbvOkudUCtOd",
+	"yaHxFIYQ5jmQdwEPTBEPhKdwnIYYoSq+eBxKhDwh1WJQHNxAcL44j9wdixziMWYZ+FfgLlG2j/gUVeIy",
+	"Ea49Ey57SRZDLpIcVBkOWyOXNXJ5opGLEgWPqQOnfTkcOGsitzX8eRJjOTeBBlQyeArNdoVJeIFpcEYw",
+	"FJIAetieMxqSjzkbGlKhJcjQEqAEpUBK2ULXMygEy7YJFVSpuxEjYRUkuiaGcrGY6JRerlRRcD745MPD",
+	"9z79/M/fPfj+x1/8+v94eP+nS3qb5CyshOB0DdLWIO3xdy9JCbUGaWuQtgZpa5C2CpCWkkHOcHw2hCag",
+	"zDkAtE0BxZISOjsZlk1CmWhIMqjRZ3kQECYK+aSXriiRZ3ikCnuaosiH3M2Qp0S21xQVgnAaKGaRXA4E",
+	"+0nOroceongEvPQZ5JmjJA4ntU0+CZIRYX3qQdyTkZCEHqrD40uHvrJ/PfQacOtpEoEqfHgT5vsSucy+",
+	"tDnP5hqNfZnRmLlOeDoLFIP+fKqEeZ38vEZxaxR33ijuBbxDJiilXEG9ikzqpxih4TnguFuEhgxSvaCP",
+	"oYJxssZaADLo3SCK+GgiT8RxC22Kc/u0dIL6FdX5DfZwlDEUZRw+sT2SsnJIEi7YUhd4fRpHLONojU+i",
+	"HyfBDv9DALu6pw48DwlwPVFZGIWT6kDh3upTbxQxFtHhVgBkdEmKPJ/Eyd6WZKTbQJTsQuMjfkJjkigX",
+	"J6KnqXwfQErwaH7QaxTvOyeEWn7FPp0Ju1ZhRT716+Dq2m+3RooX5rfjNuxjChTttc9ujfbWaO/i0F66",
+	"o4CdcIUpTnqp486I9nJffgkrxnsg3AXdgwB3UAkw8bkp+q8rRcfH6AhRVZ8qbAQvnLAMDTkAqh98983D",
+	"9z56eP+nghH/4HtvCUE4AVkFPORoq0/rHsd8qoX2M3Gyx7xGT5QO4CmeCrSNAX3ypzURltQQfSpAHYoY",
+	"ApAHDxlFNBrlI1T3RhGFXf4CnCW1u9cERhnF6gmIseK0r+xfVbyfDQmHi40vX0B0zNxO4pA1BRWH2A/S",
+	"s4i8segcNAG5RQy6mAgZzuVzoY5dD70mCkkQhaoDpyf+UhPlNTYmvlQUZdDewFMI3kM4QwkNSAtBfxxY",
+	"Z3acY7axgTDtUwlWBSXPUbx+LJaF/bpGs2s0u0azF4ZmZ6XNY4pszTWyXSPbNbK9KGQrVHmBbYFVbCJQ",
+	"lsS0suu4todTGtHhfLrYO/IE4WzEsn852ovieKp7+TRb6wYMLxPssRVVrBOy1FYlM6rsPq0efv4UqSts",
+	"IVgFWQzztt7umZ2eZbaMttPpdDq2e7Tjt+5325rT7rY1d+B3NdIlvtUNiGOFziIdv3XbCDQnNLsaDrGv",
+	"hb7ht40g0Du2CbpsutN3WtXh27qt2zBOo+UawE0uFnzmQR1b1xxbdzU8cDoacTpG2yC6aYcmTHrlFOiT",
+	"W1tt3e10TMuumALX8fkU+Br2fVPDbtcig65rOdh4RFMgmpx3epbe6nb0tm12HPNUE7F458Pp7S55R48h",
+	"71Rf7SXp1HzJ2RAujM5Sbq9iuZbuisxIlh0rnVXj2wCPRcBlb5tAbnVIMD9ccHSD3SF8CkycXsnOc0s9",
+	"8Mx2Gx5f5Y9k1/hAaj1oAtKsjfDdZ9LkW4TWejSPYzjw0h4l4VU10tkfnic4lAcX/pyKt5iDQNW0PrbF",
+	"tl/e7+arceLjuFihxb+Yhek9WujqNqbDiA7R9CYFaMP/knQdoF2g2XaR85almDIc8Du30FJdZETHbkHI",
+	"sWAXmdl2M+U2MmgVXWRKH/sFcHvMfOBtXdeX/sBPx+yx0iefA6/HikXnqd7vSys6Ly1KWXMHLMcdMDyt",
+	"plDYao+QMWze6oCMxOQM7XHDN2IozEkTpSQmmBGGlE9+kBLyLdWYGMwedgT3tdAmCtN9lOYTziaaZECz",
+	"L/qL7KM4SXYQ5rsXZQkIcA+zlwbeBtjcOIaLcyZjO4qWO06CHVTnJ/IRQmY6EST7M+nPOb3F3/dCqbDD",
+	"dP9mTqVAW1wi8XEX3+M5yNvChQHzMW2NGlgPNEcnloZ1K9Acv2sZrm46ets8Yo2q9PaXjlqlhmM6muNY",
+	"htY1caB1ddPpWG3f77rG0lZpu9U1Om0L2kseHS42NSe02pprcjPaMu2BbprdtkUuaridlg72s9g58PHw",
+	"iX61WeNfR+Wkm4ZhaA7BRHOJbmtG6DrWwDKJ3+4u4gIwHMvSnE5oaLht2BrRzY6LHaeNLX3R0Rtq9E7L",
+	"MdqG4VRNtmk4tuZYNtHcsO1oeOB2Td93bOKaj36YrmHZRvcbyzgd5IfFuCCu0PZ3uNgDWcPPQ2EUQurg",
+	"XpLHIQqT2U4ea6/8JWi5vGZKloVbOZWpp0IRiy1Mk72lUYI4+xiy5CQdYhox0C5QHDaMWEY4MuCXTnvF",
+	"kb+vOllw8zFI0pChHT60DA+hrQdDEYw8SpHHrwf1z3/gqj+EviPckgQXPCUkBKplcMMXj90mKZnXcOw2",
+	"Hj6admMzucxJmqEdss9fhgtEjns8zUMsSTOG+LkiQNpCyp/laYUL2ZvXO4pfPdU+itB8xFd24n1u1ib3",
+	"4Ut9YmurG1O9qzI8vMJg+pfuX9U+p/ZV1RGHJE5SvjDPPKPrEEeelzbR6ZndXrvT0s1Ot22ZLji2ZzZ1",
+	"Mp5xyjua6fi+5ugmBwRWR+uaBDumYXeDrj2Zi91ofEyoueLJS+iq23gBrzj/YNYe8UvtEc/wlKUG/50j",
+	"ggE6sV4qAFThyRYH5nd+uiklIUO4kKqoLp1hyGi0ROZUhodb5G7EMuaprLZMeexwJq4Sv7fmtBa6jYcX",
+	"ak0d/eirvmP5baLdaIxqy3xu59m/5zEVV0vM3rrlyROGy+fs/nGa+DEZzXqhYeWjiTDY2iH7WxHdygUl",
+	"QNXj1ZVPzbnsHkhVKdNOvEnp1HvL9OnmL1OphCWlE5eh25ihbDtiUvQGSUim5G1jo3B+7WGmwhiXSXE/",
+	"sY1lMtBpi2jnKQOpaCkTkphkpEopj5Jd6brkWwRa90lSfIJD4TxVrGKggAOcphFQ2zelSST5JE4fggN+",
+	"iD5dJgSHKiNwfbqCENw1mKpTgYip6NuUIrarMgT4c8I1Lj6XvhlnCNo8dnEXsZOWlBLN+Z6TDA9nukrJ",
+	"Tqniq6rMTxHfyxnjq08m/JRTvg7cPsHNdhb/ck+2vs+5C08LbQJZiuxOnBLhHlUIIqEz+KHUtHkOgDiS",
+	"woPqBAfbSokXftUhyRjC8HClwDfmOQ2mYa8iXMAjchpsAtlBs1k/S2ITlR3Up2dODzo7NjmrZ0PySS0j",
+	"+U6XEbSSJ55DJtDMsI7VVDbXF263q7d1V3dmE6tNrevYluYYgat1nS7W2g52u4PuIGwbeKKV+EZut49X",
+	"TPCgrmmahuN0VqSYVA+UtYJ6XJqy3sbDp6UDYZ28dIrGJ6cxtQkelYORFfE9OOPRB/hEOXOUkoDbxFEc",
+	"poQK9RYxxIc9L342ximh2fWwtqgMuR6uOHQ2X6B2errR6rS7ltFud20B/WHlVcLljSSJ+dSLrEv54/ME",
+	"h9M/lMWwpXVty9ccuxtqru9jjYTuoO0GlmtbXL6fKT++mFVYgq7ZETtBTPDUEMyB5pCOqbm2M9AGgWUP",
+	"fD9s21C8e4zkn8xIx9E7IqeHkruZ3Be9Gtn/p/H115LohWvPbL/w2it3X7z9QvbS7Ze/9fVIt168Fu88",
+	"f3s7+vro6ewbd162v/HaK/bXv/WC/eK1F/avU/PZ7sv0q1e/+jxhzz2zG6fBEmqF4NECwUH+aVw+L8gp",
+	"/MY+DrcktjrRz1s+9x7/BAXJQCAX7CRX8/Tp92SVMC4BzhPvcfSKlTicb0N2B7zYpOc04FvJfUGzFAfZ",
+	"pVrwL3tsVyqfQqfB38cVbFQGcL0jgtQT9MGV0tcTUQZgSEmSmHH7JyWiZIMPAFJyxuyKrFtlKOb3qjNC",
+	"kCdkP3+O19hAYAuOcgb5NIJ1Q9Le8RsXkeGdiF9v6zryjmztkoE3iEgcXmF9KsIfOd2hyR7d4rcS1Hd7",
+	"aUKH8PcWv2WZg7nKJJMxZ4JHFxp0lgrmwUc/PPzgw4M3v3fw3d8f/J8fVeoZRzMNY6A5TqBr2NTbGnaw",
+	"4zi61fYNcznpfp6x6GNdf3bLtqyOaxpdazX6n0+Ka2gOtlzNtexA061OoDtuB5uhtTL9f/blOckzqSam",
+	"q9vfWG4t15Hxtd15FrtzneI6G7MVOmFBrVs2JYuwbaU9+VWSSXVzPgxOnZ7Z7pmdVsfVHdcyHWtVFpbu",
+	"d13N8V2iubbR1nRn0LY7jul0zcHKJOztOaaV7hJbc9yupfmk62q+3bUtpxOYJtaPl6liKrqm4Rgd01mB",
+	"TL0tAdDanfYkx3uWkg2PIqjzQrILVW8wNJTTkKRAa5cMIAqc7FGVD45pxvp0UtUmefL4dVvBfiCYn+cY",
+	"C306z1rAKUHBNgl2SIgwQwlVZgD/jrwNxL9yFMQEpxDNIaPFAjnC4JiO5FyaOu/TWQ2riOTMEeclDNox",
+	"XM2x3I7mY3egOWa34xphF3e6g1qlwJ+61NQcYoSa73Oh2+3oYdjWzYE/WE56ni5k9Hi92jnEpo41nNqt",
+	"dsfsGnbHPk6tn/tkHTG+2gRrTuj4mm/ZpmYG2Mbtbsf1ze7KoMHBWz958NHPD37zbwc//ngKJYizjrer",
+	"2q2OZTtmp93trggDFJG1NRZ4XEycy0GQ9/hG1k5nELFMg3L6p3C4Cx145zIDQLQLtHOpFH8PM8QyzCdS",
+	"oINbz760+fzW7adv3d66+vxLV5/7B4MjGLvs5+NoSJE1QyW/SGnJohHRfMwxD/AYc0RRUYayKcZ5m7Ds",
+	"Kr/6Qh2DDHYCq/UMx3SX4BuRLwEvcJ5F/jTZKwvcrjS69HbLtjpdx9XbxhICF4Z7OxrN5TiF5bzCIImI",
+	"L+e6WPoi5PIpgms0ybYGIK1PCmxNzuSbM8kzsrX4xbPnryQm9mKCWB5so5SwJE8D0SsIhAuOY5ICzQhN",
+	"MsQIQdHlCo2tHX+LNzhIdkW8i6ssqTcGSbqH03Dp6vacydWvTNLeBIJWwdWah1GWpAz2DmiphJJmidGV",
+	"yap1MOtZ7mcpAbacsVBvIzLyScpkymOUgqGvIOnRPJZXYFwXlMcyNdYT8lf4b8tmr1Q/FZZC+RUihtIk",
+	"nlt1zn9b+Jk3+cnznoqDLNolqM51bIOLi4iqQ8DS0xDjmjcQce7UUGSZu58kMcF0tck68nGACJrHO5at",
+	"TqtrO5Zlujak7pARBmbzlIxdw/5HeftWkIxqs/5jy/ItzWnbuoZtbGgdPTRNHBq+YYUrMxJhGO1aUywl",
+	"/A0877CbpsaCA83p+IbmD2xTM4yBGRJ30MWuf5I/Wc2A1TUkV9CS0+d0LNfRdaM8fZMP3jU6J8xiqGtO",
+	"ezDQXN/RNRyQbrdjh4Og017ZLJZH40wmc3L4POYUpsVZkr+AC7STc5SKb22do7TOUVrnKJ1DjlIugYWC",
+	"SeLvpXOU+MpGNMoiHKMxZmwvSUMUMdnAMiVZnlISttDTXGwyCDrkNHo9J00UYEa0iDJCWcTFcbw/j2CC",
+	"y4wLtemV0Ce7fJqMdntG4Esp/PQuKoYqpqLWq92ygjwl2g1+RE/D/2la1S0lN88x+2cJjahbLUu3dcNw",
+	"bbOsEedNznTxha/brubotq1h3cWaGXS7g2AwGODQX5k2nKxDJag40f08eUfT7SyT1gNPXaf1PP6qdyWa",
+	"s1nbI3hnayILTrjF9NlrxftEkJWsapULvckXFYImbBKbV40SWYaPNJxa84ssB73ai+y1W9zsCsgrFO/i",
+	"KMZ+TFaX5pazqdadJwC3sn/rxDQ3pTXP5KVYGEp0e4bR6piOa+iublYb16bhdI/BEx3NwbavOYFjay4h",
+	"ltYOcccNAt8yA+McrGvTcPUFzWs+NKMrQ/mBb2jEbAfmoGMOjI5xUlqxmhjD7lorwB8Q/mYkXYe9n+AU",
+	"uOXkxvmnwPUQ9qEtMVSIKNtQ5ng1kcc/QU9moEEZSjJWjW35BS10jYCowZnIo+MvhOqeED89BF5br4FS",
+	"spvsEIa2I9bnM8SiRLryN29cRztkn02a0cqeD5LzwFNYDOpUAtkrRSS4eVwEeIjQUDVJkbdWXAZiNCkZ",
+	"pIRtoyzZIfKpQOCEg4AwVhyOU4LDfRQxlpOw0Zz0IoYWt1cY8sRbhLfk+L0+ZXifoe1kD40w3W+hTfCT",
+	"yxQ5hPfwvuCW8qC5nIdwzJJiLsSIN29c79Mdsj8ZrxTWTZFhhxJwjIvYxwjvQxthJFIBNwtrX1I9RPxt",
+	"EhQko1FCm4i8nuNYNZwGsQ4xOLbN9TgQU1Dk8tFy+ElS1qd4wH94hUZQJ/TiM89dRTRJRziWlMIlWn8B",
+	"bKDyaAoze60+fXzIJvq0agPvbSeIZVEco2SPMiD1YLD9igZWk3noUzkRXeTxi7f4JVuyvstDOY1hkynC",
+	"Dz8J9xUbSJ9625iGyS5JPVSHXtvFYPj68SPqBGi4wLdklDH0WuLDl5ptE9qncsOgiELuaolSpAcBsuIh",
+	"XDN5EFfxBkkakB7i8MDr0zqEeGRJGsuw6DYUIl9syyIKA5OT0yyKEUYxzkhaegVx9xbapPtT76F2vQZR",
+	"5kkDCxyGKWEwg1mCtqNRD/FnQYVcjAPx+NlGjaOEDkUID1M8nMTw+lTU2xW/hKjOEhndkw1vkWDflqYY",
+	"Q8NEfht9OnmE/PD5c5M9Ou9SPvkpeY0EGQnnZ7qezmW2ikxXBf+W623Bx3u69NMVPG/1STZTgzoWBLs9",
+	"023pbbdjGN0jATrD7R6HfttaqBtYc7qurWHdHmhB0A7sAHfNbuiuMkJndHXRimFKCclW0MeE7dpaYHMg",
+	"bOldDXettjbodi1i65ZvDILjMbCYl67Z0Z22vTIMLFNAH38svHaHrd1hJ9kxp9gjg8K4OWl1BmUzKKIs",
+	"HwyiICI02wIjYoFo5ZFLIMiUxJAMJjXpibc5cgGw/6ZDkm0lebaVDBYcTtU1K9tyM1lnY5IOknQkslsK",
+	"5d0DZCTm1NtASdoUJJC0jNNxhmIc7DCEEYwRsWRE0Bg2DBqmmGYC7xV3bfapd3SqvSbHmYwgT1h8nkz1",
+	"QfXCQvHu3LmjbeYc5mV85xCPo/U4JnRIGmhCQSduIIYmOuLgOE72UJS10DNAYqlAWhN5FbPsoTpG4rjA",
+	"eEmesSgkpXS9KyLziAn4OLvi5RsAP0Epz6/0jfNzG5fkw27WZif3pHscOV8Kh9Ml3Z9CMAAo2crwzgKi",
+	"oXzuvWaNG1pbYEWeeGXp1Ml3rEyARb/h4vx7zdoRq+jEmxy9YnViQNjmJ/nne8grzaDXRN5kWryNSktP",
+	"sMVOWT7JoGxRgi2prCxl0ZYswMIu4w+YmUd1+8IchK5805bZpYopPEF1IhcVjChKTM4YjHhKbSqoMTm1",
+	"w7EyNUWUlMznVpc+Bfg06tIpNIx2CUXeTkRD5jX7VE4S12kNvu/ByQGfRw+RuzjI4n1VtOtlCTc9roNC",
+	"ojKftE/FJxhl25J6tUqlZYkqyq3jWR3Wp0J3sUYLfWWff3ggCMCbhsv+iSm/o63b8qvlf/epUqoqi5cJ",
+	"BxSXSqNkl6A0pwxhDit8HOwMU64wwNUj9Xq6A/24fOHJagqKoISSPi25fDZKPktUN3WzAV7BbYJez0kO",
+	"NTxUAY9xmgxTwlifekOSPVsIIlHhg57GkL0PLLR8gJKLlk/1dsSyJN1HabIHKwqj8Pq5rlsBXzf4F2nx",
+	"jUXCLXFXssula30SI52Ivga4TsWT+Mv2qWx9rTrEC57dAp9cYSjAY9FhHuDOOM/QdjRCIBqjDEWsTznk",
+	"EFtJuZeiDA05GOHTq9yisNJRhnwSJ3TI+OG6LP0WPqWG8LoxFEdMetmgl1tOrzDk8QcO4mSv8G9iAYBa",
+	"6E6UbffpZFs1C9GvuJv4eVeYoHCCDRDRLEFRtlE6Uzi6Ba0vfBBomJTHL3PXwflVmkQx8aAkxFuAV4/B",
+	"eQTAZUqEx1EOAudZomHGoiEd8WUqQFuaU5TQPo2yRhMJjxocA883sFvJr1s+OSoPgyaIzyps/rJDUapE",
+	"WbLGt3jKNzPwI/OpZjvReAwu8AT6zbJ8BIzIOUWic4Pq2JHtRQERHjsRLuCnTL65idqVF/QppvtolKRk",
+	"5kZ18RKw7dC3SJqIb9MLMAtwyAGykkIiNx2ulnzxuBBoTeHc5BCDL94AnNFy+4gvyN9HHnytA5IqB5AH",
+	"2xmeswHmL+a4BHgDBgnH8Vo+ZnKDqm1biFB49XiPr8YwUfz1LXRbLFOfnuR8VTfk0zXHAVt2j873wKKj",
+	"DljpPO3TGe8pXAACCC4p/LBonhu2T0/ph3225Ju+0OTFooFqTHBRZJmMxpjuc80ttVa5ONzCbVtzjLat",
+	"uWHH0bDjOx3bbdsOMRb3w6n3X6qW0Vy2QTxs3SLXACQ3/CD3KPQi5Lu/1tObNSUxaz2d2yUEh/N/v3ec",
+	"19bSe7re6nasjgX80oM0GVVNo000J2z7WjfAWGt3XBJYwcBybfdIPb7l65bmYLur+e32QAtI2+wOLJuY",
+	"UCQA4ldx0ZdY6DnSmgz6m682T1hsbl/kTFSv5CR8FMs/zxgqB5eaEiCcW23omsps7ShcOwrXjsK1o/Dc",
+	"HYXn0MvvjF7AVX2c5b0Xid2iKkSPuMwa6yTbi6sLfxbcAhxbgGUlrCxc9vY8/O0nn7/x4wcf/+bwJ+83",
+	"lnZf7RF/O0l2ju+Grk6a7nsuRd2knLzIQQPzyVNX9YQc8lroRSikEuY2I0FKqvrwPh+x7I4a1bkXiz/y",
+	"Oma3pwPgNkzLbneOth57+uYN5KdROCS1Zg18PXz7FoC5Je9ba8o/uSFHQr7OJRDe0TUj1InmYKuruaTd",
+	"1izfCOyBTrrYPC5h9+jo8jSu9WrbWTZmvaeeCtKRJkbXKqVyPMW2Exw/BaNlyxTQynU+uYZW7aV1w8NL",
+	"XYi5N/lulRgqDs1rSTYjJo5pAn4r9/mfPmHIy9PYK1IyYd+B33rywXioHiYBk5uyNQohf7FPObyUhEz7",
+	"Y9KQ7lnhVI0YuvHSrduCRBJSfMG35z3Nf/XAjejFEcvgb+Y1JkEvuVWQd4t/CRqcoIG3cuoIH5nH0ak4",
+	"eI3EER/K1Jm3oxFhGR6NPVR/hUZ3kSRhakgKTHHWrWhIcZanpId2jX8QHuNtchc9+8LmVe3Ws5tmu8Mn",
+	"pF8TP2XqptKjLI76SbgvDvRrXHIXWZiCAYsLaPGz10KbyLx7VznEZQzA0BGkcGLEckgC3kCY7ksPIYmZ",
+	"9IJlaaTyXMldsZsiHIP7NRkMQHW8FmUZR+JwxzDJ/VhkJyfIRNsNsAlMG20necogn1N4PEM5f/wxnsxe",
+	"bSE5qxERjt+EEsRy/zUSZBw0c6nZLPka0X9/57cNcIBB/nZE5V5I0pCkPYT7VF4MvE93M/nzHo4yJnM4",
+	"wfagBPlkkKTwznJgJERJ2qdiZHwK5V6XdojYhjjLyGicoQEUFfM3tVCI92Fiw4hhP+bLUlfqtKWOeY0W",
+	"gh1eyMZRiNh2sicyqbME8UkY7MMrqN1SRErkQm4ncciQJ9baE6my/GSOMsTBJqST96RHGUqh+5Q/hoqo",
+	"AqqnSYYzwk8Qel/oFinaPeSJ32+JRzSET/WVm8/3qWrL4HHtIuK2oGdEZwhlOKaEJfEuASc8ipNkzPdN",
+	"s0/HabSLM9JEcUR3tDgJcMxvMSIZDnGGlWsW1W3T7FM1fVsS3U6szkZzQh0LL4QzuTJqe230aUpEHyTh",
+	"KuXDEi7lanepKG+SM3Ch/tJVYYtToIAlMcCF14NfDmAmPrpar7a3zUiwZb1uas7e5ubm5jXthH+fN6o7",
+	"1XqGx1SQbxRyB2JVIFKEd4gGZF1e/iWrLbtYLrgVOH9GyhWwrPtnVPIhzNNCCyQQz7lwZS6hV24+r3Qt",
+	"k2lRSoUqhFHSyRw0149VqpKl0CutqvYc2feAUxUqn4SnVwTlVSZz3Zs3fV5jowgz81uECb1U5d8X2i5k",
+	"r8AaZ7C7ZlxCRYV1CC3ij8IJ0TpeeMQVslWlVWEBwjdK/5bVYCoKjVMi8ks49L7Q3sp9ejZKfjEVp0Z8",
+	"U7VKU1DHnjft4doVci41zWfIuHzsyLXFTlqV+Gie6EBGdUGlxQWEgH6Npsq1YeILF0lH4ks86hv+Kskm",
+	"39gjqWqrsAqk/T11qqEXp5bPuakyGLisiejwiOXwv/D5lT/eioCfvOrxM32/T7QiuIDkGzNPyXHDrLIX",
+	"Zk85d0NhHh5R/o41zcOTS/OwIrl03uwP4HrO09hrTnmgm8grXSf7ncqgap/WPagaRynRCOXSgiFcOPzU",
+	"m2+AZJQCQtJCQz8C1qfgrWq0ph1sshYdjfAO3JCSvSMOPWFqR7RPwdyeEDMoczwB/FN2upYxXIDTdB9l",
+	"e0nJr8hQ/RjHNCV7wo/cLA4lsUxu9kr5sCQgEfgXA0wR24v41CoMFycMIKPgh+CvxQ2WiJX7PkVF36fC",
+	"+3ii9++yd4Lq05NbQa0Gd56xRl666paS/Werkj/TE8+vTn5ZN2MFIjhrKNcwbuvdR6nEj/H2lWvVC6km",
+	"IgUTeaNar0wHC8DOx2znTGyTaxRw4YbRuSftyF14G6T7TCz8se14dG4+nacmynyRtJ8rZe0/nQIki6cK",
+	"E07GMlmf1rNoRJpIJGmjIAlJE5huaLDflK3UU5ah56KvKKeOgCHKb9inhM8NBL2baG87iolyGzUnJS8Q",
+	"kFUB1IihMCdVWrKUUjQJDl9UI4oSkopkwEPM0rx2DDLRfUmJrHILbomrV9uxQcz41STnF5pNdUD9Wqny",
+	"oOOA3AIvsFrPNpo1mo98kgruFTm2Wq/m52wf7Pss3a/WnwbcTEzM1SQktV5bt6AZQvXp5syzDXPybHPq",
+	"2fC9lW9s6jqfuuPVuSHChTLov3nMIEC/ihKF4/5nh2YZGYgaiHKMsYwQDE3H8xCCWSvVUcD9yqUTxZD5",
+	"QZHmIEIfkxKKgcbHozn8/1z+f6VRGrKcQw6vFOC4vjCAWT5bTO3sk7PGJp/a2ln6pfEMQKIZrlROF+Qn",
+	"OEHHPvVtlUhyPbz3VErkX6evEm9WKesiFypLECNUJrMUOmXMryxUymRAtVkzaKmmR3Pr1V/OSV74H4qh",
+	"1T0hijzkFdOw7zUUAgBiP5FelSXC4pZz2pwY5HDSbJrdpHK1MrduQ2YvqVS0ONohENJRY2gWBRhRxsoZ",
+	"X5AF1kKmbk5GUH6lFrL1bsm/MMszMevPQfXC3cPHBCCo0rC/qeZnpVlEZ6lPnFb6+pTSn6cg3Skz9Dx0",
+	"n3mM7rPKum+y4eCo+uOlweJ6tFCbEoheoNI8pcqcZ5+Xt/S5FzCule+jazos1/96iUbocayCuQUKrdii",
+	"V5hUE6DjzsFAHvOve/UsLnfSKAOtWCTz8geRUJF6cC32utCcpRyKfZHnHrE+LbIs4oQSVN/bxlkRUC1H",
+	"HhpNcPorVQfprH2q7tcDMgjha7/CECOZlo9RgCnySeFO5zOeJfw/E/UndHKRFosgGf6IYe2VspCjDO1B",
+	"bsdyarJKI96I6PBJVIbdGWU4vXVm1KF1jAqzy+pwLPXXoirtRDe0VGnKaXUZtBp/x4l9sFZsa8V2WRUb",
+	"NP1Vls/KXL/3IJ08T6NsH4SkT3BK0s082xZdEbiUi54j+8WRV4vnzWqu56NdQgljTQh/RvyfoK2YoGMr",
+	"qi5aJbflPsvIqMJaVZTLqB4nw4jyW0JjgSaKk2GSZ42iZcA49+MoEDWlUGuvKlrKHQdKj+RbteKBN0gy",
+	"jklTFp6mSUxYUxTXCxo1PIYK2zQKSfluooC22tqGhshZSsjGNHGZ+qfiCRAtk7mBW+45XGozXPWA5/j7",
+	"csU4xmlGuXqnGRkKVajIkiQDAdi9FBXdJIALwI9AlpcnBtZ53svgMZf+muiQkIdRxhdialpD6fg+eq3Y",
+	"tANCQlQPkxFW9VOsiZI4LAIFjdLtihDjkU0G/QHqDz/+7OGffl3sAkHNRVK2HY1Ld4FmAhU3KejAUf3g",
+	"/q8P3/zwpBsVzQiqbqZYpOqfv/HOwz9+8uDjj8FbUVxTvo88t+I2z0zop+qff/jLzz/72ef3//Pgr+82",
+	"UEJlV4Qyn1/5rqLM6JVx1W2v5QKjEBQnyY64/eEv3//i+2+VpztUZ81b/iQdYiobU1xhKMNDtJsE2M9j",
+	"zEFeSigeRXSIkhRBJrCoQOenicwFYBtL6BR/WXmXc4lS8VECZ5Vc7MP/eg89hQ6++/vDDz5sqA9V5j0A",
+	"1x58ssM48XHM8Sofg5yzKSKr0mNFq/Sjz/1KHu+gaDRO0gzVD/7w6cF334clrVgG0XTk6q1/hsNfe/7W",
+	"19AgiqdkhLhR1XNu4ZgwNI7GJObiEtW/eOc7B+/c/+Jf/3x4/wOxJxOId+Y0yiJ+wsG73zv8+cfAiQac",
+	"bNtpkg+3Vbl8hodTT566uOL5L+cJtzXqhz98/8EnHx689W4DRRSlZDdiQoyM0yjgOF8yP0pKOS7QSdpE",
+	"PtmOpBQOEpahId9m9YPvvnn43kcP7//08M1/Ofz57w++95a4fXm/vQ4PnrfXKIibNNnFMRoRvoEiNuKf",
+	"6q8Of/CXww/eaKD//s47SNyjYoHhV5VjDtQDWpDQQTTMUxKiQZzsTekD+aR5oxmnSZgHGQpwhuNkmBNU",
+	"f/Dxvx28/cbDn93nn+cGvDuT5YjpMKJCLpcb5IMEFhwIXICWd6C4e+XmTyOagRMwTIIcmAK5+RBjsWQ/",
+	"ePvgrf88/N2vDn/xWQNpsAjP3n7heTUtwFcDbUOEf1JOlCR8Z6KadcwfIctuJ014YpJlJN2GFKbDH/7+",
+	"4Dd/avDj+2CylYWGHFblzhaW5bO3b98oBzOTAZpSAOCIVhXbXBzPFquWN00Bb44+bhONScpANE346vwE",
+	"mCqZ/A3HCGo+6w8++vcHH3/84LNfHb7xhwef/eLwh785/OO7fA7JXfji+TyQFLM8JeWVkje5hjNcu/fq",
+	"vf8RAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

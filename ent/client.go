@@ -26,6 +26,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/cooldown"
 	"github.com/shoalcrm/shoal/ent/customer"
 	"github.com/shoalcrm/shoal/ent/dedupekey"
+	"github.com/shoalcrm/shoal/ent/documenttemplate"
 	"github.com/shoalcrm/shoal/ent/domainevent"
 	"github.com/shoalcrm/shoal/ent/followup"
 	"github.com/shoalcrm/shoal/ent/handover"
@@ -81,6 +82,8 @@ type Client struct {
 	Customer *CustomerClient
 	// DedupeKey is the client for interacting with the DedupeKey builders.
 	DedupeKey *DedupeKeyClient
+	// DocumentTemplate is the client for interacting with the DocumentTemplate builders.
+	DocumentTemplate *DocumentTemplateClient
 	// DomainEvent is the client for interacting with the DomainEvent builders.
 	DomainEvent *DomainEventClient
 	// FollowUp is the client for interacting with the FollowUp builders.
@@ -151,6 +154,7 @@ func (c *Client) init() {
 	c.Cooldown = NewCooldownClient(c.config)
 	c.Customer = NewCustomerClient(c.config)
 	c.DedupeKey = NewDedupeKeyClient(c.config)
+	c.DocumentTemplate = NewDocumentTemplateClient(c.config)
 	c.DomainEvent = NewDomainEventClient(c.config)
 	c.FollowUp = NewFollowUpClient(c.config)
 	c.Handover = NewHandoverClient(c.config)
@@ -278,6 +282,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		Cooldown:               NewCooldownClient(cfg),
 		Customer:               NewCustomerClient(cfg),
 		DedupeKey:              NewDedupeKeyClient(cfg),
+		DocumentTemplate:       NewDocumentTemplateClient(cfg),
 		DomainEvent:            NewDomainEventClient(cfg),
 		FollowUp:               NewFollowUpClient(cfg),
 		Handover:               NewHandoverClient(cfg),
@@ -332,6 +337,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		Cooldown:               NewCooldownClient(cfg),
 		Customer:               NewCustomerClient(cfg),
 		DedupeKey:              NewDedupeKeyClient(cfg),
+		DocumentTemplate:       NewDocumentTemplateClient(cfg),
 		DomainEvent:            NewDomainEventClient(cfg),
 		FollowUp:               NewFollowUpClient(cfg),
 		Handover:               NewHandoverClient(cfg),
@@ -387,11 +393,11 @@ func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.APIKey, c.Approval, c.ApprovalFlow, c.AuditEvent, c.BulkImport,
 		c.ClaimRequest, c.ClaimTally, c.Contact, c.Cooldown, c.Customer, c.DedupeKey,
-		c.DomainEvent, c.FollowUp, c.Handover, c.IdempotencyRecord, c.Lead,
-		c.Opportunity, c.OpportunityStageChange, c.OwnershipChange, c.Pipeline, c.Pool,
-		c.PoolRuleVersion, c.Product, c.Quote, c.ReclaimWarning, c.RefreshToken,
-		c.SearchGram, c.Setting, c.SigningKey, c.Tag, c.Team, c.User, c.Webhook,
-		c.WebhookAttempt, c.WebhookDelivery,
+		c.DocumentTemplate, c.DomainEvent, c.FollowUp, c.Handover, c.IdempotencyRecord,
+		c.Lead, c.Opportunity, c.OpportunityStageChange, c.OwnershipChange, c.Pipeline,
+		c.Pool, c.PoolRuleVersion, c.Product, c.Quote, c.ReclaimWarning,
+		c.RefreshToken, c.SearchGram, c.Setting, c.SigningKey, c.Tag, c.Team, c.User,
+		c.Webhook, c.WebhookAttempt, c.WebhookDelivery,
 	} {
 		n.Use(hooks...)
 	}
@@ -403,11 +409,11 @@ func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.APIKey, c.Approval, c.ApprovalFlow, c.AuditEvent, c.BulkImport,
 		c.ClaimRequest, c.ClaimTally, c.Contact, c.Cooldown, c.Customer, c.DedupeKey,
-		c.DomainEvent, c.FollowUp, c.Handover, c.IdempotencyRecord, c.Lead,
-		c.Opportunity, c.OpportunityStageChange, c.OwnershipChange, c.Pipeline, c.Pool,
-		c.PoolRuleVersion, c.Product, c.Quote, c.ReclaimWarning, c.RefreshToken,
-		c.SearchGram, c.Setting, c.SigningKey, c.Tag, c.Team, c.User, c.Webhook,
-		c.WebhookAttempt, c.WebhookDelivery,
+		c.DocumentTemplate, c.DomainEvent, c.FollowUp, c.Handover, c.IdempotencyRecord,
+		c.Lead, c.Opportunity, c.OpportunityStageChange, c.OwnershipChange, c.Pipeline,
+		c.Pool, c.PoolRuleVersion, c.Product, c.Quote, c.ReclaimWarning,
+		c.RefreshToken, c.SearchGram, c.Setting, c.SigningKey, c.Tag, c.Team, c.User,
+		c.Webhook, c.WebhookAttempt, c.WebhookDelivery,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -438,6 +444,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Customer.mutate(ctx, m)
 	case *DedupeKeyMutation:
 		return c.DedupeKey.mutate(ctx, m)
+	case *DocumentTemplateMutation:
+		return c.DocumentTemplate.mutate(ctx, m)
 	case *DomainEventMutation:
 		return c.DomainEvent.mutate(ctx, m)
 	case *FollowUpMutation:
@@ -1951,6 +1959,139 @@ func (c *DedupeKeyClient) mutate(ctx context.Context, m *DedupeKeyMutation) (Val
 		return (&DedupeKeyDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown DedupeKey mutation op: %q", m.Op())
+	}
+}
+
+// DocumentTemplateClient is a client for the DocumentTemplate schema.
+type DocumentTemplateClient struct {
+	config
+}
+
+// NewDocumentTemplateClient returns a client for the DocumentTemplate from the given config.
+func NewDocumentTemplateClient(c config) *DocumentTemplateClient {
+	return &DocumentTemplateClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `documenttemplate.Hooks(f(g(h())))`.
+func (c *DocumentTemplateClient) Use(hooks ...Hook) {
+	c.hooks.DocumentTemplate = append(c.hooks.DocumentTemplate, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `documenttemplate.Intercept(f(g(h())))`.
+func (c *DocumentTemplateClient) Intercept(interceptors ...Interceptor) {
+	c.inters.DocumentTemplate = append(c.inters.DocumentTemplate, interceptors...)
+}
+
+// Create returns a builder for creating a DocumentTemplate entity.
+func (c *DocumentTemplateClient) Create() *DocumentTemplateCreate {
+	mutation := newDocumentTemplateMutation(c.config, OpCreate)
+	return &DocumentTemplateCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of DocumentTemplate entities.
+func (c *DocumentTemplateClient) CreateBulk(builders ...*DocumentTemplateCreate) *DocumentTemplateCreateBulk {
+	return &DocumentTemplateCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *DocumentTemplateClient) MapCreateBulk(slice any, setFunc func(*DocumentTemplateCreate, int)) *DocumentTemplateCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &DocumentTemplateCreateBulk{err: fmt.Errorf("calling to DocumentTemplateClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*DocumentTemplateCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &DocumentTemplateCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for DocumentTemplate.
+func (c *DocumentTemplateClient) Update() *DocumentTemplateUpdate {
+	mutation := newDocumentTemplateMutation(c.config, OpUpdate)
+	return &DocumentTemplateUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *DocumentTemplateClient) UpdateOne(_m *DocumentTemplate) *DocumentTemplateUpdateOne {
+	mutation := newDocumentTemplateMutation(c.config, OpUpdateOne, withDocumentTemplate(_m))
+	return &DocumentTemplateUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *DocumentTemplateClient) UpdateOneID(id string) *DocumentTemplateUpdateOne {
+	mutation := newDocumentTemplateMutation(c.config, OpUpdateOne, withDocumentTemplateID(id))
+	return &DocumentTemplateUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for DocumentTemplate.
+func (c *DocumentTemplateClient) Delete() *DocumentTemplateDelete {
+	mutation := newDocumentTemplateMutation(c.config, OpDelete)
+	return &DocumentTemplateDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *DocumentTemplateClient) DeleteOne(_m *DocumentTemplate) *DocumentTemplateDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *DocumentTemplateClient) DeleteOneID(id string) *DocumentTemplateDeleteOne {
+	builder := c.Delete().Where(documenttemplate.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &DocumentTemplateDeleteOne{builder}
+}
+
+// Query returns a query builder for DocumentTemplate.
+func (c *DocumentTemplateClient) Query() *DocumentTemplateQuery {
+	return &DocumentTemplateQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeDocumentTemplate},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a DocumentTemplate entity by its id.
+func (c *DocumentTemplateClient) Get(ctx context.Context, id string) (*DocumentTemplate, error) {
+	return c.Query().Where(documenttemplate.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *DocumentTemplateClient) GetX(ctx context.Context, id string) *DocumentTemplate {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *DocumentTemplateClient) Hooks() []Hook {
+	return c.hooks.DocumentTemplate
+}
+
+// Interceptors returns the client interceptors.
+func (c *DocumentTemplateClient) Interceptors() []Interceptor {
+	return c.inters.DocumentTemplate
+}
+
+func (c *DocumentTemplateClient) mutate(ctx context.Context, m *DocumentTemplateMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&DocumentTemplateCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&DocumentTemplateUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&DocumentTemplateUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&DocumentTemplateDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown DocumentTemplate mutation op: %q", m.Op())
 	}
 }
 
@@ -5150,19 +5291,19 @@ func (c *WebhookDeliveryClient) mutate(ctx context.Context, m *WebhookDeliveryMu
 type (
 	hooks struct {
 		APIKey, Approval, ApprovalFlow, AuditEvent, BulkImport, ClaimRequest,
-		ClaimTally, Contact, Cooldown, Customer, DedupeKey, DomainEvent, FollowUp,
-		Handover, IdempotencyRecord, Lead, Opportunity, OpportunityStageChange,
-		OwnershipChange, Pipeline, Pool, PoolRuleVersion, Product, Quote,
-		ReclaimWarning, RefreshToken, SearchGram, Setting, SigningKey, Tag, Team, User,
-		Webhook, WebhookAttempt, WebhookDelivery []ent.Hook
+		ClaimTally, Contact, Cooldown, Customer, DedupeKey, DocumentTemplate,
+		DomainEvent, FollowUp, Handover, IdempotencyRecord, Lead, Opportunity,
+		OpportunityStageChange, OwnershipChange, Pipeline, Pool, PoolRuleVersion,
+		Product, Quote, ReclaimWarning, RefreshToken, SearchGram, Setting, SigningKey,
+		Tag, Team, User, Webhook, WebhookAttempt, WebhookDelivery []ent.Hook
 	}
 	inters struct {
 		APIKey, Approval, ApprovalFlow, AuditEvent, BulkImport, ClaimRequest,
-		ClaimTally, Contact, Cooldown, Customer, DedupeKey, DomainEvent, FollowUp,
-		Handover, IdempotencyRecord, Lead, Opportunity, OpportunityStageChange,
-		OwnershipChange, Pipeline, Pool, PoolRuleVersion, Product, Quote,
-		ReclaimWarning, RefreshToken, SearchGram, Setting, SigningKey, Tag, Team, User,
-		Webhook, WebhookAttempt, WebhookDelivery []ent.Interceptor
+		ClaimTally, Contact, Cooldown, Customer, DedupeKey, DocumentTemplate,
+		DomainEvent, FollowUp, Handover, IdempotencyRecord, Lead, Opportunity,
+		OpportunityStageChange, OwnershipChange, Pipeline, Pool, PoolRuleVersion,
+		Product, Quote, ReclaimWarning, RefreshToken, SearchGram, Setting, SigningKey,
+		Tag, Team, User, Webhook, WebhookAttempt, WebhookDelivery []ent.Interceptor
 	}
 )
 

@@ -23,6 +23,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/cooldown"
 	"github.com/shoalcrm/shoal/ent/customer"
 	"github.com/shoalcrm/shoal/ent/dedupekey"
+	"github.com/shoalcrm/shoal/ent/documenttemplate"
 	"github.com/shoalcrm/shoal/ent/domainevent"
 	"github.com/shoalcrm/shoal/ent/followup"
 	"github.com/shoalcrm/shoal/ent/handover"
@@ -118,6 +119,7 @@ func checkColumn(t, c string) error {
 			cooldown.Table:               cooldown.ValidColumn,
 			customer.Table:               customer.ValidColumn,
 			dedupekey.Table:              dedupekey.ValidColumn,
+			documenttemplate.Table:       documenttemplate.ValidColumn,
 			domainevent.Table:            domainevent.ValidColumn,
 			followup.Table:               followup.ValidColumn,
 			handover.Table:               handover.ValidColumn,

@@ -23,6 +23,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/cooldown"
 	"github.com/shoalcrm/shoal/ent/customer"
 	"github.com/shoalcrm/shoal/ent/dedupekey"
+	"github.com/shoalcrm/shoal/ent/documenttemplate"
 	"github.com/shoalcrm/shoal/ent/domainevent"
 	"github.com/shoalcrm/shoal/ent/followup"
 	"github.com/shoalcrm/shoal/ent/handover"
@@ -72,6 +73,7 @@ const (
 	TypeCooldown               = "Cooldown"
 	TypeCustomer               = "Customer"
 	TypeDedupeKey              = "DedupeKey"
+	TypeDocumentTemplate       = "DocumentTemplate"
 	TypeDomainEvent            = "DomainEvent"
 	TypeFollowUp               = "FollowUp"
 	TypeHandover               = "Handover"
@@ -10829,6 +10831,882 @@ func (m *DedupeKeyMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *DedupeKeyMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown DedupeKey edge %s", name)
+}
+
+// DocumentTemplateMutation represents an operation that mutates the DocumentTemplate nodes in the graph.
+type DocumentTemplateMutation struct {
+	config
+	op              Op
+	typ             string
+	id              *string
+	created_at      *time.Time
+	updated_at      *time.Time
+	version         *int
+	addversion      *int
+	name            *string
+	body            *string
+	company_name    *string
+	company_address *string
+	company_phone   *string
+	company_tax_id  *string
+	updated_by      *uuid.UUID
+	clearedFields   map[string]struct{}
+	done            bool
+	oldValue        func(context.Context) (*DocumentTemplate, error)
+	predicates      []predicate.DocumentTemplate
+}
+
+var _ ent.Mutation = (*DocumentTemplateMutation)(nil)
+
+// documenttemplateOption allows management of the mutation configuration using functional options.
+type documenttemplateOption func(*DocumentTemplateMutation)
+
+// newDocumentTemplateMutation creates new mutation for the DocumentTemplate entity.
+func newDocumentTemplateMutation(c config, op Op, opts ...documenttemplateOption) *DocumentTemplateMutation {
+	m := &DocumentTemplateMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeDocumentTemplate,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withDocumentTemplateID sets the ID field of the mutation.
+func withDocumentTemplateID(id string) documenttemplateOption {
+	return func(m *DocumentTemplateMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *DocumentTemplate
+		)
+		m.oldValue = func(ctx context.Context) (*DocumentTemplate, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().DocumentTemplate.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withDocumentTemplate sets the old DocumentTemplate of the mutation.
+func withDocumentTemplate(node *DocumentTemplate) documenttemplateOption {
+	return func(m *DocumentTemplateMutation) {
+		m.oldValue = func(context.Context) (*DocumentTemplate, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m DocumentTemplateMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m DocumentTemplateMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of DocumentTemplate entities.
+func (m *DocumentTemplateMutation) SetID(id string) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *DocumentTemplateMutation) ID() (id string, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *DocumentTemplateMutation) IDs(ctx context.Context) ([]string, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []string{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().DocumentTemplate.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *DocumentTemplateMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *DocumentTemplateMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the DocumentTemplate entity.
+// If the DocumentTemplate object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DocumentTemplateMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *DocumentTemplateMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *DocumentTemplateMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *DocumentTemplateMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the DocumentTemplate entity.
+// If the DocumentTemplate object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DocumentTemplateMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *DocumentTemplateMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetVersion sets the "version" field.
+func (m *DocumentTemplateMutation) SetVersion(i int) {
+	m.version = &i
+	m.addversion = nil
+}
+
+// Version returns the value of the "version" field in the mutation.
+func (m *DocumentTemplateMutation) Version() (r int, exists bool) {
+	v := m.version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVersion returns the old "version" field's value of the DocumentTemplate entity.
+// If the DocumentTemplate object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DocumentTemplateMutation) OldVersion(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVersion is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVersion requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVersion: %w", err)
+	}
+	return oldValue.Version, nil
+}
+
+// AddVersion adds i to the "version" field.
+func (m *DocumentTemplateMutation) AddVersion(i int) {
+	if m.addversion != nil {
+		*m.addversion += i
+	} else {
+		m.addversion = &i
+	}
+}
+
+// AddedVersion returns the value that was added to the "version" field in this mutation.
+func (m *DocumentTemplateMutation) AddedVersion() (r int, exists bool) {
+	v := m.addversion
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetVersion resets all changes to the "version" field.
+func (m *DocumentTemplateMutation) ResetVersion() {
+	m.version = nil
+	m.addversion = nil
+}
+
+// SetName sets the "name" field.
+func (m *DocumentTemplateMutation) SetName(s string) {
+	m.name = &s
+}
+
+// Name returns the value of the "name" field in the mutation.
+func (m *DocumentTemplateMutation) Name() (r string, exists bool) {
+	v := m.name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldName returns the old "name" field's value of the DocumentTemplate entity.
+// If the DocumentTemplate object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DocumentTemplateMutation) OldName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldName: %w", err)
+	}
+	return oldValue.Name, nil
+}
+
+// ResetName resets all changes to the "name" field.
+func (m *DocumentTemplateMutation) ResetName() {
+	m.name = nil
+}
+
+// SetBody sets the "body" field.
+func (m *DocumentTemplateMutation) SetBody(s string) {
+	m.body = &s
+}
+
+// Body returns the value of the "body" field in the mutation.
+func (m *DocumentTemplateMutation) Body() (r string, exists bool) {
+	v := m.body
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldBody returns the old "body" field's value of the DocumentTemplate entity.
+// If the DocumentTemplate object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DocumentTemplateMutation) OldBody(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldBody is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldBody requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldBody: %w", err)
+	}
+	return oldValue.Body, nil
+}
+
+// ResetBody resets all changes to the "body" field.
+func (m *DocumentTemplateMutation) ResetBody() {
+	m.body = nil
+}
+
+// SetCompanyName sets the "company_name" field.
+func (m *DocumentTemplateMutation) SetCompanyName(s string) {
+	m.company_name = &s
+}
+
+// CompanyName returns the value of the "company_name" field in the mutation.
+func (m *DocumentTemplateMutation) CompanyName() (r string, exists bool) {
+	v := m.company_name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCompanyName returns the old "company_name" field's value of the DocumentTemplate entity.
+// If the DocumentTemplate object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DocumentTemplateMutation) OldCompanyName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCompanyName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCompanyName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCompanyName: %w", err)
+	}
+	return oldValue.CompanyName, nil
+}
+
+// ResetCompanyName resets all changes to the "company_name" field.
+func (m *DocumentTemplateMutation) ResetCompanyName() {
+	m.company_name = nil
+}
+
+// SetCompanyAddress sets the "company_address" field.
+func (m *DocumentTemplateMutation) SetCompanyAddress(s string) {
+	m.company_address = &s
+}
+
+// CompanyAddress returns the value of the "company_address" field in the mutation.
+func (m *DocumentTemplateMutation) CompanyAddress() (r string, exists bool) {
+	v := m.company_address
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCompanyAddress returns the old "company_address" field's value of the DocumentTemplate entity.
+// If the DocumentTemplate object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DocumentTemplateMutation) OldCompanyAddress(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCompanyAddress is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCompanyAddress requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCompanyAddress: %w", err)
+	}
+	return oldValue.CompanyAddress, nil
+}
+
+// ResetCompanyAddress resets all changes to the "company_address" field.
+func (m *DocumentTemplateMutation) ResetCompanyAddress() {
+	m.company_address = nil
+}
+
+// SetCompanyPhone sets the "company_phone" field.
+func (m *DocumentTemplateMutation) SetCompanyPhone(s string) {
+	m.company_phone = &s
+}
+
+// CompanyPhone returns the value of the "company_phone" field in the mutation.
+func (m *DocumentTemplateMutation) CompanyPhone() (r string, exists bool) {
+	v := m.company_phone
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCompanyPhone returns the old "company_phone" field's value of the DocumentTemplate entity.
+// If the DocumentTemplate object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DocumentTemplateMutation) OldCompanyPhone(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCompanyPhone is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCompanyPhone requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCompanyPhone: %w", err)
+	}
+	return oldValue.CompanyPhone, nil
+}
+
+// ResetCompanyPhone resets all changes to the "company_phone" field.
+func (m *DocumentTemplateMutation) ResetCompanyPhone() {
+	m.company_phone = nil
+}
+
+// SetCompanyTaxID sets the "company_tax_id" field.
+func (m *DocumentTemplateMutation) SetCompanyTaxID(s string) {
+	m.company_tax_id = &s
+}
+
+// CompanyTaxID returns the value of the "company_tax_id" field in the mutation.
+func (m *DocumentTemplateMutation) CompanyTaxID() (r string, exists bool) {
+	v := m.company_tax_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCompanyTaxID returns the old "company_tax_id" field's value of the DocumentTemplate entity.
+// If the DocumentTemplate object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DocumentTemplateMutation) OldCompanyTaxID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCompanyTaxID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCompanyTaxID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCompanyTaxID: %w", err)
+	}
+	return oldValue.CompanyTaxID, nil
+}
+
+// ResetCompanyTaxID resets all changes to the "company_tax_id" field.
+func (m *DocumentTemplateMutation) ResetCompanyTaxID() {
+	m.company_tax_id = nil
+}
+
+// SetUpdatedBy sets the "updated_by" field.
+func (m *DocumentTemplateMutation) SetUpdatedBy(u uuid.UUID) {
+	m.updated_by = &u
+}
+
+// UpdatedBy returns the value of the "updated_by" field in the mutation.
+func (m *DocumentTemplateMutation) UpdatedBy() (r uuid.UUID, exists bool) {
+	v := m.updated_by
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedBy returns the old "updated_by" field's value of the DocumentTemplate entity.
+// If the DocumentTemplate object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DocumentTemplateMutation) OldUpdatedBy(ctx context.Context) (v *uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedBy is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedBy requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedBy: %w", err)
+	}
+	return oldValue.UpdatedBy, nil
+}
+
+// ClearUpdatedBy clears the value of the "updated_by" field.
+func (m *DocumentTemplateMutation) ClearUpdatedBy() {
+	m.updated_by = nil
+	m.clearedFields[documenttemplate.FieldUpdatedBy] = struct{}{}
+}
+
+// UpdatedByCleared returns if the "updated_by" field was cleared in this mutation.
+func (m *DocumentTemplateMutation) UpdatedByCleared() bool {
+	_, ok := m.clearedFields[documenttemplate.FieldUpdatedBy]
+	return ok
+}
+
+// ResetUpdatedBy resets all changes to the "updated_by" field.
+func (m *DocumentTemplateMutation) ResetUpdatedBy() {
+	m.updated_by = nil
+	delete(m.clearedFields, documenttemplate.FieldUpdatedBy)
+}
+
+// Where appends a list predicates to the DocumentTemplateMutation builder.
+func (m *DocumentTemplateMutation) Where(ps ...predicate.DocumentTemplate) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the DocumentTemplateMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *DocumentTemplateMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.DocumentTemplate, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *DocumentTemplateMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *DocumentTemplateMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (DocumentTemplate).
+func (m *DocumentTemplateMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *DocumentTemplateMutation) Fields() []string {
+	fields := make([]string, 0, 10)
+	if m.created_at != nil {
+		fields = append(fields, documenttemplate.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, documenttemplate.FieldUpdatedAt)
+	}
+	if m.version != nil {
+		fields = append(fields, documenttemplate.FieldVersion)
+	}
+	if m.name != nil {
+		fields = append(fields, documenttemplate.FieldName)
+	}
+	if m.body != nil {
+		fields = append(fields, documenttemplate.FieldBody)
+	}
+	if m.company_name != nil {
+		fields = append(fields, documenttemplate.FieldCompanyName)
+	}
+	if m.company_address != nil {
+		fields = append(fields, documenttemplate.FieldCompanyAddress)
+	}
+	if m.company_phone != nil {
+		fields = append(fields, documenttemplate.FieldCompanyPhone)
+	}
+	if m.company_tax_id != nil {
+		fields = append(fields, documenttemplate.FieldCompanyTaxID)
+	}
+	if m.updated_by != nil {
+		fields = append(fields, documenttemplate.FieldUpdatedBy)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *DocumentTemplateMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case documenttemplate.FieldCreatedAt:
+		return m.CreatedAt()
+	case documenttemplate.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case documenttemplate.FieldVersion:
+		return m.Version()
+	case documenttemplate.FieldName:
+		return m.Name()
+	case documenttemplate.FieldBody:
+		return m.Body()
+	case documenttemplate.FieldCompanyName:
+		return m.CompanyName()
+	case documenttemplate.FieldCompanyAddress:
+		return m.CompanyAddress()
+	case documenttemplate.FieldCompanyPhone:
+		return m.CompanyPhone()
+	case documenttemplate.FieldCompanyTaxID:
+		return m.CompanyTaxID()
+	case documenttemplate.FieldUpdatedBy:
+		return m.UpdatedBy()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *DocumentTemplateMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case documenttemplate.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case documenttemplate.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case documenttemplate.FieldVersion:
+		return m.OldVersion(ctx)
+	case documenttemplate.FieldName:
+		return m.OldName(ctx)
+	case documenttemplate.FieldBody:
+		return m.OldBody(ctx)
+	case documenttemplate.FieldCompanyName:
+		return m.OldCompanyName(ctx)
+	case documenttemplate.FieldCompanyAddress:
+		return m.OldCompanyAddress(ctx)
+	case documenttemplate.FieldCompanyPhone:
+		return m.OldCompanyPhone(ctx)
+	case documenttemplate.FieldCompanyTaxID:
+		return m.OldCompanyTaxID(ctx)
+	case documenttemplate.FieldUpdatedBy:
+		return m.OldUpdatedBy(ctx)
+	}
+	return nil, fmt.Errorf("unknown DocumentTemplate field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *DocumentTemplateMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case documenttemplate.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case documenttemplate.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case documenttemplate.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVersion(v)
+		return nil
+	case documenttemplate.FieldName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetName(v)
+		return nil
+	case documenttemplate.FieldBody:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetBody(v)
+		return nil
+	case documenttemplate.FieldCompanyName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCompanyName(v)
+		return nil
+	case documenttemplate.FieldCompanyAddress:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCompanyAddress(v)
+		return nil
+	case documenttemplate.FieldCompanyPhone:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCompanyPhone(v)
+		return nil
+	case documenttemplate.FieldCompanyTaxID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCompanyTaxID(v)
+		return nil
+	case documenttemplate.FieldUpdatedBy:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedBy(v)
+		return nil
+	}
+	return fmt.Errorf("unknown DocumentTemplate field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *DocumentTemplateMutation) AddedFields() []string {
+	var fields []string
+	if m.addversion != nil {
+		fields = append(fields, documenttemplate.FieldVersion)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *DocumentTemplateMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case documenttemplate.FieldVersion:
+		return m.AddedVersion()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *DocumentTemplateMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case documenttemplate.FieldVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddVersion(v)
+		return nil
+	}
+	return fmt.Errorf("unknown DocumentTemplate numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *DocumentTemplateMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(documenttemplate.FieldUpdatedBy) {
+		fields = append(fields, documenttemplate.FieldUpdatedBy)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *DocumentTemplateMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *DocumentTemplateMutation) ClearField(name string) error {
+	switch name {
+	case documenttemplate.FieldUpdatedBy:
+		m.ClearUpdatedBy()
+		return nil
+	}
+	return fmt.Errorf("unknown DocumentTemplate nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *DocumentTemplateMutation) ResetField(name string) error {
+	switch name {
+	case documenttemplate.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case documenttemplate.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case documenttemplate.FieldVersion:
+		m.ResetVersion()
+		return nil
+	case documenttemplate.FieldName:
+		m.ResetName()
+		return nil
+	case documenttemplate.FieldBody:
+		m.ResetBody()
+		return nil
+	case documenttemplate.FieldCompanyName:
+		m.ResetCompanyName()
+		return nil
+	case documenttemplate.FieldCompanyAddress:
+		m.ResetCompanyAddress()
+		return nil
+	case documenttemplate.FieldCompanyPhone:
+		m.ResetCompanyPhone()
+		return nil
+	case documenttemplate.FieldCompanyTaxID:
+		m.ResetCompanyTaxID()
+		return nil
+	case documenttemplate.FieldUpdatedBy:
+		m.ResetUpdatedBy()
+		return nil
+	}
+	return fmt.Errorf("unknown DocumentTemplate field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *DocumentTemplateMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *DocumentTemplateMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *DocumentTemplateMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *DocumentTemplateMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *DocumentTemplateMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *DocumentTemplateMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *DocumentTemplateMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown DocumentTemplate unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *DocumentTemplateMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown DocumentTemplate edge %s", name)
 }
 
 // DomainEventMutation represents an operation that mutates the DomainEvent nodes in the graph.

@@ -17,6 +17,7 @@ import (
 	"github.com/shoalcrm/shoal/ent/cooldown"
 	"github.com/shoalcrm/shoal/ent/customer"
 	"github.com/shoalcrm/shoal/ent/dedupekey"
+	"github.com/shoalcrm/shoal/ent/documenttemplate"
 	"github.com/shoalcrm/shoal/ent/domainevent"
 	"github.com/shoalcrm/shoal/ent/followup"
 	"github.com/shoalcrm/shoal/ent/handover"
@@ -507,6 +508,87 @@ func init() {
 	dedupekeyDescID := dedupekeyMixinFields0[0].Descriptor()
 	// dedupekey.DefaultID holds the default value on creation for the id field.
 	dedupekey.DefaultID = dedupekeyDescID.Default.(func() uuid.UUID)
+	documenttemplateMixin := schema.DocumentTemplate{}.Mixin()
+	documenttemplateMixinFields0 := documenttemplateMixin[0].Fields()
+	_ = documenttemplateMixinFields0
+	documenttemplateMixinFields1 := documenttemplateMixin[1].Fields()
+	_ = documenttemplateMixinFields1
+	documenttemplateFields := schema.DocumentTemplate{}.Fields()
+	_ = documenttemplateFields
+	// documenttemplateDescCreatedAt is the schema descriptor for created_at field.
+	documenttemplateDescCreatedAt := documenttemplateMixinFields0[0].Descriptor()
+	// documenttemplate.DefaultCreatedAt holds the default value on creation for the created_at field.
+	documenttemplate.DefaultCreatedAt = documenttemplateDescCreatedAt.Default.(func() time.Time)
+	// documenttemplateDescUpdatedAt is the schema descriptor for updated_at field.
+	documenttemplateDescUpdatedAt := documenttemplateMixinFields0[1].Descriptor()
+	// documenttemplate.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	documenttemplate.DefaultUpdatedAt = documenttemplateDescUpdatedAt.Default.(func() time.Time)
+	// documenttemplate.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	documenttemplate.UpdateDefaultUpdatedAt = documenttemplateDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// documenttemplateDescVersion is the schema descriptor for version field.
+	documenttemplateDescVersion := documenttemplateMixinFields1[0].Descriptor()
+	// documenttemplate.DefaultVersion holds the default value on creation for the version field.
+	documenttemplate.DefaultVersion = documenttemplateDescVersion.Default.(int)
+	// documenttemplateDescName is the schema descriptor for name field.
+	documenttemplateDescName := documenttemplateFields[1].Descriptor()
+	// documenttemplate.NameValidator is a validator for the "name" field. It is called by the builders before save.
+	documenttemplate.NameValidator = func() func(string) error {
+		validators := documenttemplateDescName.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(name string) error {
+			for _, fn := range fns {
+				if err := fn(name); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// documenttemplateDescCompanyName is the schema descriptor for company_name field.
+	documenttemplateDescCompanyName := documenttemplateFields[3].Descriptor()
+	// documenttemplate.DefaultCompanyName holds the default value on creation for the company_name field.
+	documenttemplate.DefaultCompanyName = documenttemplateDescCompanyName.Default.(string)
+	// documenttemplate.CompanyNameValidator is a validator for the "company_name" field. It is called by the builders before save.
+	documenttemplate.CompanyNameValidator = documenttemplateDescCompanyName.Validators[0].(func(string) error)
+	// documenttemplateDescCompanyAddress is the schema descriptor for company_address field.
+	documenttemplateDescCompanyAddress := documenttemplateFields[4].Descriptor()
+	// documenttemplate.DefaultCompanyAddress holds the default value on creation for the company_address field.
+	documenttemplate.DefaultCompanyAddress = documenttemplateDescCompanyAddress.Default.(string)
+	// documenttemplate.CompanyAddressValidator is a validator for the "company_address" field. It is called by the builders before save.
+	documenttemplate.CompanyAddressValidator = documenttemplateDescCompanyAddress.Validators[0].(func(string) error)
+	// documenttemplateDescCompanyPhone is the schema descriptor for company_phone field.
+	documenttemplateDescCompanyPhone := documenttemplateFields[5].Descriptor()
+	// documenttemplate.DefaultCompanyPhone holds the default value on creation for the company_phone field.
+	documenttemplate.DefaultCompanyPhone = documenttemplateDescCompanyPhone.Default.(string)
+	// documenttemplate.CompanyPhoneValidator is a validator for the "company_phone" field. It is called by the builders before save.
+	documenttemplate.CompanyPhoneValidator = documenttemplateDescCompanyPhone.Validators[0].(func(string) error)
+	// documenttemplateDescCompanyTaxID is the schema descriptor for company_tax_id field.
+	documenttemplateDescCompanyTaxID := documenttemplateFields[6].Descriptor()
+	// documenttemplate.DefaultCompanyTaxID holds the default value on creation for the company_tax_id field.
+	documenttemplate.DefaultCompanyTaxID = documenttemplateDescCompanyTaxID.Default.(string)
+	// documenttemplate.CompanyTaxIDValidator is a validator for the "company_tax_id" field. It is called by the builders before save.
+	documenttemplate.CompanyTaxIDValidator = documenttemplateDescCompanyTaxID.Validators[0].(func(string) error)
+	// documenttemplateDescID is the schema descriptor for id field.
+	documenttemplateDescID := documenttemplateFields[0].Descriptor()
+	// documenttemplate.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	documenttemplate.IDValidator = func() func(string) error {
+		validators := documenttemplateDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
 	domaineventMixin := schema.DomainEvent{}.Mixin()
 	domaineventMixinFields0 := domaineventMixin[0].Fields()
 	_ = domaineventMixinFields0

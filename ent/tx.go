@@ -36,6 +36,8 @@ type Tx struct {
 	Customer *CustomerClient
 	// DedupeKey is the client for interacting with the DedupeKey builders.
 	DedupeKey *DedupeKeyClient
+	// DocumentTemplate is the client for interacting with the DocumentTemplate builders.
+	DocumentTemplate *DocumentTemplateClient
 	// DomainEvent is the client for interacting with the DomainEvent builders.
 	DomainEvent *DomainEventClient
 	// FollowUp is the client for interacting with the FollowUp builders.
@@ -226,6 +228,7 @@ func (tx *Tx) init() {
 	tx.Cooldown = NewCooldownClient(tx.config)
 	tx.Customer = NewCustomerClient(tx.config)
 	tx.DedupeKey = NewDedupeKeyClient(tx.config)
+	tx.DocumentTemplate = NewDocumentTemplateClient(tx.config)
 	tx.DomainEvent = NewDomainEventClient(tx.config)
 	tx.FollowUp = NewFollowUpClient(tx.config)
 	tx.Handover = NewHandoverClient(tx.config)

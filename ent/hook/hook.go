@@ -141,6 +141,18 @@ func (f DedupeKeyFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, e
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.DedupeKeyMutation", m)
 }
 
+// The DocumentTemplateFunc type is an adapter to allow the use of ordinary
+// function as DocumentTemplate mutator.
+type DocumentTemplateFunc func(context.Context, *ent.DocumentTemplateMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f DocumentTemplateFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.DocumentTemplateMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.DocumentTemplateMutation", m)
+}
+
 // The DomainEventFunc type is an adapter to allow the use of ordinary
 // function as DomainEvent mutator.
 type DomainEventFunc func(context.Context, *ent.DomainEventMutation) (ent.Value, error)

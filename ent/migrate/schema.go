@@ -405,6 +405,26 @@ var (
 			},
 		},
 	}
+	// DocumentTemplatesColumns holds the columns for the "document_templates" table.
+	DocumentTemplatesColumns = []*schema.Column{
+		{Name: "kind", Type: field.TypeString, Size: 32},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "version", Type: field.TypeInt, Default: 1},
+		{Name: "name", Type: field.TypeString, Size: 800},
+		{Name: "body", Type: field.TypeString, Size: 2147483647},
+		{Name: "company_name", Type: field.TypeString, Size: 2000, Default: ""},
+		{Name: "company_address", Type: field.TypeString, Size: 2000, Default: ""},
+		{Name: "company_phone", Type: field.TypeString, Size: 2000, Default: ""},
+		{Name: "company_tax_id", Type: field.TypeString, Size: 2000, Default: ""},
+		{Name: "updated_by", Type: field.TypeUUID, Nullable: true},
+	}
+	// DocumentTemplatesTable holds the schema information for the "document_templates" table.
+	DocumentTemplatesTable = &schema.Table{
+		Name:       "document_templates",
+		Columns:    DocumentTemplatesColumns,
+		PrimaryKey: []*schema.Column{DocumentTemplatesColumns[0]},
+	}
 	// DomainEventsColumns holds the columns for the "domain_events" table.
 	DomainEventsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
@@ -1212,6 +1232,7 @@ var (
 		CooldownsTable,
 		CustomersTable,
 		DedupeKeysTable,
+		DocumentTemplatesTable,
 		DomainEventsTable,
 		FollowUpsTable,
 		HandoversTable,

@@ -39,6 +39,9 @@ type Customer func(*sql.Selector)
 // DedupeKey is the predicate function for dedupekey builders.
 type DedupeKey func(*sql.Selector)
 
+// DocumentTemplate is the predicate function for documenttemplate builders.
+type DocumentTemplate func(*sql.Selector)
+
 // DomainEvent is the predicate function for domainevent builders.
 type DomainEvent func(*sql.Selector)
 

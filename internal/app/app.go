@@ -20,6 +20,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/httpapi"
 	"github.com/shoalcrm/shoal/internal/imports"
 
+	"github.com/shoalcrm/shoal/internal/documents"
 	"github.com/shoalcrm/shoal/internal/idempotency"
 	"github.com/shoalcrm/shoal/internal/jobs"
 	"github.com/shoalcrm/shoal/internal/merge"
@@ -101,7 +102,10 @@ type App struct {
 	Approvals *approvals.Service
 	// Quotes runs quotes (报价单) behind the cost gate.
 	Quotes *quotes.Service
-	HTTP   *httpapi.Server
+	// Documents keeps the printable document templates (打印模板) and
+	// renders documents with them.
+	Documents *documents.Service
+	HTTP      *httpapi.Server
 	// Jobs is the job queue, built but not started: the binary starts it
 	// beside the HTTP server (and stops it on shutdown), tests when they
 	// need jobs worked.
@@ -196,6 +200,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 	a.Idempotency = answers
 	a.Webhooks = hooks
 	a.Products = products.NewService(st, clk)
+	a.Documents = documents.NewService(st, clk)
 	a.Opportunities = opportunities.NewService(st, pools, clk)
 	a.Approvals = pools.Approvals()
 	a.Quotes = quotes.NewService(st, a.Opportunities, a.Approvals, clk)
@@ -227,6 +232,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 		Opportunities: a.Opportunities,
 		Approvals:     a.Approvals,
 		Quotes:        a.Quotes,
+		Documents:     a.Documents,
 
 		TestClock:   testClock,
 		Idempotency: a.Idempotency,

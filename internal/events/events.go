@@ -101,6 +101,7 @@ const (
 	OpportunityStageChanged Type = "opportunity.stage_changed"
 
 	ProductCreated Type = "product.created"
+	ProductUpdated Type = "product.updated"
 
 	QuoteCreated   Type = "quote.created"
 	QuoteUpdated   Type = "quote.updated"
@@ -117,7 +118,8 @@ const (
 	ApprovalApproved    Type = "approval.approved"
 	ApprovalRejected    Type = "approval.rejected"
 	ApprovalFlowUpdated Type = "approval_flow.updated"
-	ProductUpdated      Type = "product.updated"
+
+	DocumentTemplateUpdated Type = "document_template.updated"
 
 	WebhookCreated  Type = "webhook.created"
 	WebhookUpdated  Type = "webhook.updated"
@@ -156,6 +158,9 @@ const (
 	KindQuote        = "quote"
 	KindApproval     = "approval"
 	KindApprovalFlow = "approval_flow"
+	// KindDocumentTemplate: a printable template, keyed by its document
+	// kind, not by id: the subject id is the nil UUID (as for settings).
+	KindDocumentTemplate = "document_template"
 )
 
 // Actor is who made a change: a user, an API key, or the system (the sweep,
@@ -450,6 +455,14 @@ type ApprovalFlow struct {
 	Rules       int    `json:"rules"`
 }
 
+// DocumentTemplate is the payload of document_template.updated: the
+// document kind (quote, …) and the names of the changed fields. Never the
+// body nor the letterhead's values.
+type DocumentTemplate struct {
+	Kind   string   `json:"kind"`
+	Fields []string `json:"fields"`
+}
+
 // None is the payload of events that carry nothing beyond subject, actor
 // and time.
 type None struct{}
@@ -558,6 +571,7 @@ var catalog = map[Type]Spec{
 	ApprovalApproved:    spec[Approval](KindApproval),
 	ApprovalRejected:    spec[Approval](KindApproval),
 	ApprovalFlowUpdated: spec[ApprovalFlow](KindApprovalFlow),
+	DocumentTemplateUpdated: spec[DocumentTemplate](KindDocumentTemplate),
 
 	WebhookCreated:  spec[Webhook](KindWebhook),
 	WebhookUpdated:  spec[Changed](KindWebhook),

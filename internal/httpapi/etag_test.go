@@ -56,6 +56,10 @@ func versionedResources() []versioned {
 		}, func(_ *apitest.Env, n int) map[string]any { return map[string]any{"color": fmt.Sprintf("#%06d", n)} }},
 		{"settings", func(*testing.T, *apitest.Env, *apitest.Client) string { return "/v1/settings" },
 			func(_ *apitest.Env, n int) map[string]any { return map[string]any{"maxOwnedLeads": 100 + n} }},
+		{"documentTemplate", func(*testing.T, *apitest.Env, *apitest.Client) string { return "/v1/document-templates/quote" },
+			func(_ *apitest.Env, n int) map[string]any {
+				return map[string]any{"companyPhone": fmt.Sprintf("0571-%d", n)}
+			}},
 	}
 }
 

@@ -675,6 +675,12 @@ func evCases() []evCase {
 			return []evWant{{events.ProductUpdated, id}}
 		}
 	})
+	add("updateDocumentTemplate", "", func(t *testing.T, w *evWorld) func() []evWant {
+		return func() []evWant {
+			w.admin.Do("PATCH", "/v1/document-templates/quote", map[string]any{"companyName": w.env.Unique("公司")}, "If-Match", "*").Expect(http.StatusOK)
+			return []evWant{{events.DocumentTemplateUpdated, uuid.Nil.String()}}
+		}
+	})
 	add("createWebhook", "", func(t *testing.T, w *evWorld) func() []evWant {
 		return func() []evWant {
 			res := w.admin.Do("POST", "/v1/webhooks", map[string]any{"url": "http://127.0.0.1:9/ev", "eventTypes": []string{"*"}}).Expect(http.StatusCreated)

@@ -42,6 +42,7 @@ func TestMergePatchEveryResource(t *testing.T) {
 			{"user", map[string]any{"maxOwnedLeads": 5}, "maxOwnedLeads", "email"},
 			{"team", map[string]any{"parentId": parent}, "parentId", "name"},
 			{"settings", map[string]any{"maxOwnedLeads": 50}, "maxOwnedLeads", "capCountsDealt"},
+			{"documentTemplate", map[string]any{"companyName": "杭州鲸鱼软件有限公司"}, "companyName", "name"},
 		} {
 			t.Run(tc.resource+" "+tc.optional, func(t *testing.T) {
 				path := paths[tc.resource](t, env, admin)

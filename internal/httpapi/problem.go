@@ -113,6 +113,9 @@ var catalog = map[string]message{
 	"quote_expired":        {"The quote's validity date has passed.", "报价单已过有效期。"},
 	"not_approver":         {"You are not an approver of this request's current step.", "您不是该审批当前步骤的审批人。"},
 	"approval_not_pending": {"The approval request is decided already.", "该审批已处理完毕。"},
+	// Document templates (internal/documents): the detail goes on with
+	// the template error itself (causeInDetail).
+	"template_invalid": {"The template does not parse or does not render the sample document", "模板无法解析，或无法用示例数据渲染"},
 
 	// Webhooks (docs/webhooks.md).
 	"webhook_target_forbidden": {"Webhooks may not send to this address (loopback, private, link-local or metadata).", "Webhook 不能发送到此地址（本机回环、内网、链路本地或云元数据地址）。"},
@@ -122,6 +125,11 @@ var catalog = map[string]message{
 	"idempotency_key_in_use":   {"A request with this Idempotency-Key is still in progress; retry later.", "使用此幂等键（Idempotency-Key）的请求仍在处理中，请稍后重试。"},
 	"idempotency_key_mismatch": {"This Idempotency-Key was already used for a different request.", "此幂等键（Idempotency-Key）已用于另一个不同的请求。"},
 }
+
+// causeInDetail are the codes whose detail goes on with the domain error's
+// own message: what exactly is wrong, which the caller needs to fix it
+// (a template error and its line). The message is never a secret.
+var causeInDetail = map[string]bool{"template_invalid": true}
 
 // problem is an RFC 9457 problem details body with Shoal's members.
 type problem struct {
@@ -183,6 +191,20 @@ func localized(r *http.Request, code, fallback string) string {
 		return fallback
 	}
 	return m.en
+}
+
+// detailOf is e's detail in the caller's language, with the cause for the
+// codes of causeInDetail.
+func detailOf(r *http.Request, e *apperr.Error) string {
+	d := localized(r, e.Code, e.Message)
+	if causeInDetail[e.Code] && e.Message != "" {
+		sep := ": "
+		if wantsChinese(r) {
+			sep = "："
+		}
+		d += sep + e.Message
+	}
+	return d
 }
 
 // toAppErr turns whatever a handler or middleware returned into a domain
@@ -288,7 +310,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		Type:      problemTypeBase + e.Code,
 		Title:     http.StatusText(status),
 		Status:    status,
-		Detail:    localized(r, e.Code, e.Message),
+		Detail:    detailOf(r, e),
 		Instance:  r.URL.Path,
 		Code:      e.Code,
 		RequestID: observe.RequestID(r.Context()),

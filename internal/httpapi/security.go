@@ -287,7 +287,7 @@ var opTargets = map[string]string{
 	"mergeLeads": string(kinds.Lead), "mergeCustomers": string(kinds.Customer),
 	"updateSettings": "settings", "runSweep": "sweep", "advanceTestClock": "testClock",
 	"exportPersonalData": "personalData", "erasePersonalData": "personalData",
-	"updateApprovalFlow": "approvalFlow",
+	"updateApprovalFlow": "approvalFlow", "updateDocumentTemplate": "documentTemplate",
 }
 
 // targetTypeOf is the audit target type of op on route: the type of the

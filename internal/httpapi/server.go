@@ -30,6 +30,7 @@ import (
 	"github.com/shoalcrm/shoal/internal/handover"
 	"github.com/shoalcrm/shoal/internal/imports"
 
+	"github.com/shoalcrm/shoal/internal/documents"
 	"github.com/shoalcrm/shoal/internal/idempotency"
 	"github.com/shoalcrm/shoal/internal/merge"
 	"github.com/shoalcrm/shoal/internal/opportunities"
@@ -73,6 +74,8 @@ type Config struct {
 	Approvals *approvals.Service
 	// Quotes runs quotes.
 	Quotes *quotes.Service
+	// Documents keeps the printable document templates.
+	Documents *documents.Service
 
 	// Idempotency stores the answers of requests made with an
 	// Idempotency-Key; nil ignores the header.
@@ -135,6 +138,7 @@ type Server struct {
 	opportunities *opportunities.Service
 	approvals     *approvals.Service
 	quotes        *quotes.Service
+	documents     *documents.Service
 
 	metrics *metrics
 	echo    *echo.Echo
@@ -182,6 +186,7 @@ func New(cfg Config) (*Server, error) {
 		opportunities: cfg.Opportunities,
 		approvals:     cfg.Approvals,
 		quotes:        cfg.Quotes,
+		documents:     cfg.Documents,
 
 		idem:  cfg.Idempotency,
 		posts: postOperations(spec),
