@@ -566,11 +566,11 @@ var catalog = map[Type]Spec{
 	QuoteDeclined:  spec[Quote](KindQuote),
 	QuoteRevised:   spec[Quote](KindQuote),
 
-	ApprovalRequested:   spec[Approval](KindApproval),
-	ApprovalStepDecided: spec[Approval](KindApproval),
-	ApprovalApproved:    spec[Approval](KindApproval),
-	ApprovalRejected:    spec[Approval](KindApproval),
-	ApprovalFlowUpdated: spec[ApprovalFlow](KindApprovalFlow),
+	ApprovalRequested:       spec[Approval](KindApproval),
+	ApprovalStepDecided:     spec[Approval](KindApproval),
+	ApprovalApproved:        spec[Approval](KindApproval),
+	ApprovalRejected:        spec[Approval](KindApproval),
+	ApprovalFlowUpdated:     spec[ApprovalFlow](KindApprovalFlow),
 	DocumentTemplateUpdated: spec[DocumentTemplate](KindDocumentTemplate),
 
 	WebhookCreated:  spec[Webhook](KindWebhook),
