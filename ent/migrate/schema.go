@@ -85,7 +85,7 @@ var (
 		{Name: "id", Type: field.TypeUUID},
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "updated_at", Type: field.TypeTime},
-		{Name: "kind", Type: field.TypeEnum, Enums: []string{"lead", "customer"}},
+		{Name: "kind", Type: field.TypeEnum, Enums: []string{"lead", "customer", "product"}},
 		{Name: "status", Type: field.TypeEnum, Enums: []string{"queued", "running", "succeeded", "failed"}, Default: "queued"},
 		{Name: "dry_run", Type: field.TypeBool, Default: false},
 		{Name: "file_name", Type: field.TypeString, Size: 255, Default: ""},

@@ -189,6 +189,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 	a.Idempotency = answers
 	a.Webhooks = hooks
 	a.Products = products.NewService(st, clk)
+	imps.SetProducts(a.Products, enforcer)
 	a.Opportunities = opportunities.NewService(st, pools, clk)
 	if err := a.Opportunities.EnsureDefault(ctx); err != nil {
 		_ = queue.Stop(ctx)

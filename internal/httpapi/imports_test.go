@@ -207,7 +207,7 @@ func TestImportContract(t *testing.T) {
 		n := imCounts(t, env)
 		imPost(t, rep, "x.csv", []byte("公司,手机\n甲,1\n"), map[string]string{"kind": "lead"}).ExpectProblem(http.StatusBadRequest, "validation_failed")
 		imPost(t, rep, "x.xls", []byte{0xD0, 0xCF, 0x11, 0xE0, 1, 2}, map[string]string{"kind": "lead"}).ExpectProblem(http.StatusBadRequest, "validation_failed")
-		imPost(t, rep, "x.csv", []byte("姓名\n甲\n"), map[string]string{"kind": "product"}).ExpectProblem(http.StatusBadRequest, "validation_failed")
+		imPost(t, rep, "x.csv", []byte("姓名\n甲\n"), map[string]string{"kind": "opportunity"}).ExpectProblem(http.StatusBadRequest, "validation_failed")
 		imPost(t, rep, "", nil, map[string]string{"kind": "lead"}).ExpectProblem(http.StatusBadRequest, "validation_failed")
 		imPost(t, rep, "x.csv", []byte("姓名\n甲\n"), map[string]string{"kind": "lead", "mapping": "{not json"}).ExpectProblem(http.StatusBadRequest, "validation_failed")
 		rep.Do("POST", "/v1/imports", map[string]any{"kind": "lead"}).ExpectProblem(http.StatusUnsupportedMediaType, "unsupported_media")
