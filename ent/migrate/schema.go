@@ -593,9 +593,9 @@ var (
 				Columns: []*schema.Column{OpportunitiesColumns[5]},
 			},
 			{
-				Name:    "opportunity_owner_id_created_at",
+				Name:    "opportunity_owner_id_created_at_id",
 				Unique:  false,
-				Columns: []*schema.Column{OpportunitiesColumns[15], OpportunitiesColumns[1]},
+				Columns: []*schema.Column{OpportunitiesColumns[15], OpportunitiesColumns[1], OpportunitiesColumns[0]},
 			},
 			{
 				Name:    "opportunity_stage_id",
