@@ -16,6 +16,7 @@ func TestBenchmarksSmall(t *testing.T) {
 		t.Run(e.name, func(t *testing.T) {
 			t.Run("claim", func(t *testing.T) { checkClaim(t, e.url(t)) })
 			t.Run("customers", func(t *testing.T) { checkCustomerQueries(t, e.url(t)) })
+			t.Run("opportunities", func(t *testing.T) { checkOpportunityQueries(t, e.url(t)) })
 			t.Run("search", func(t *testing.T) { checkSearch(t, e.url(t)) })
 			t.Run("import", func(t *testing.T) { checkImport(t, e.url(t)) })
 			t.Run("export", func(t *testing.T) { checkExport(t, e.url(t)) })

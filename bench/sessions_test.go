@@ -34,9 +34,15 @@ type sessions struct {
 // logs them in again every tokenRefresh until the test ends.
 func newSessions(tb testing.TB, env *apitest.Env, client *http.Client, role string, count int) *sessions {
 	tb.Helper()
+	return newSessionsIn(tb, env, client, role, count, nil)
+}
+
+// newSessionsIn is newSessions with the users in team (nil: none).
+func newSessionsIn(tb testing.TB, env *apitest.Env, client *http.Client, role string, count int, team *uuid.UUID) *sessions {
+	tb.Helper()
 	s := &sessions{env: env, client: client, stop: make(chan struct{}), done: make(chan error, 1)}
 	for range count {
-		u, cl := env.User(role, nil)
+		u, cl := env.User(role, team)
 		tok := cl.Bearer
 		s.ids = append(s.ids, u.ID)
 		s.emails = append(s.emails, u.Email)

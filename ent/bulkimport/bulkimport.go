@@ -140,6 +140,7 @@ type Kind string
 const (
 	KindLead     Kind = "lead"
 	KindCustomer Kind = "customer"
+	KindProduct  Kind = "product"
 )
 
 func (k Kind) String() string {
@@ -149,7 +150,7 @@ func (k Kind) String() string {
 // KindValidator is a validator for the "kind" field enum values. It is called by the builders before save.
 func KindValidator(k Kind) error {
 	switch k {
-	case KindLead, KindCustomer:
+	case KindLead, KindCustomer, KindProduct:
 		return nil
 	default:
 		return fmt.Errorf("bulkimport: invalid enum value for kind field: %q", k)

@@ -142,7 +142,7 @@ var (
 		{Name: "id", Type: field.TypeUUID},
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "updated_at", Type: field.TypeTime},
-		{Name: "kind", Type: field.TypeEnum, Enums: []string{"lead", "customer"}},
+		{Name: "kind", Type: field.TypeEnum, Enums: []string{"lead", "customer", "product"}},
 		{Name: "status", Type: field.TypeEnum, Enums: []string{"queued", "running", "succeeded", "failed"}, Default: "queued"},
 		{Name: "dry_run", Type: field.TypeBool, Default: false},
 		{Name: "file_name", Type: field.TypeString, Size: 255, Default: ""},
@@ -671,9 +671,9 @@ var (
 				Columns: []*schema.Column{OpportunitiesColumns[5]},
 			},
 			{
-				Name:    "opportunity_owner_id_created_at",
+				Name:    "opportunity_owner_id_created_at_id",
 				Unique:  false,
-				Columns: []*schema.Column{OpportunitiesColumns[15], OpportunitiesColumns[1]},
+				Columns: []*schema.Column{OpportunitiesColumns[15], OpportunitiesColumns[1], OpportunitiesColumns[0]},
 			},
 			{
 				Name:    "opportunity_stage_id",

@@ -7,7 +7,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// BulkImport is one bulk import of leads or customers (导入) from a CSV or XLSX
+// BulkImport is one bulk import of leads, customers or products (导入) from a CSV or XLSX
 // file. The file is kept in the row, so that the job working it may run on
 // any replica; the job records its progress (processed, the counts, the
 // problems found) in the transaction of each batch it imports, so a retried
@@ -20,7 +20,7 @@ func (BulkImport) Mixin() []ent.Mixin { return []ent.Mixin{IDMixin{}, TimeMixin{
 // Fields of the BulkImport.
 func (BulkImport) Fields() []ent.Field {
 	return []ent.Field{
-		field.Enum("kind").Values("lead", "customer").Immutable(),
+		field.Enum("kind").Values("lead", "customer", "product").Immutable(),
 		field.Enum("status").Values("queued", "running", "succeeded", "failed").Default("queued"),
 		field.Bool("dry_run").Default(false).Immutable(),
 		field.String("file_name").Default("").MaxLen(255).Immutable(),

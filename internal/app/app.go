@@ -201,6 +201,7 @@ func New(ctx context.Context, st *store.Store, cfg Config) (*App, error) {
 	a.Webhooks = hooks
 	a.Products = products.NewService(st, clk)
 	a.Documents = documents.NewService(st, clk)
+	imps.SetProducts(a.Products, enforcer)
 	a.Opportunities = opportunities.NewService(st, pools, clk)
 	a.Approvals = pools.Approvals()
 	a.Quotes = quotes.NewService(st, a.Opportunities, a.Approvals, clk)

@@ -207,7 +207,7 @@ func TestImportContract(t *testing.T) {
 		n := imCounts(t, env)
 		imPost(t, rep, "x.csv", []byte("公司,手机\n甲,1\n"), map[string]string{"kind": "lead"}).ExpectProblem(http.StatusBadRequest, "validation_failed")
 		imPost(t, rep, "x.xls", []byte{0xD0, 0xCF, 0x11, 0xE0, 1, 2}, map[string]string{"kind": "lead"}).ExpectProblem(http.StatusBadRequest, "validation_failed")
-		imPost(t, rep, "x.csv", []byte("姓名\n甲\n"), map[string]string{"kind": "product"}).ExpectProblem(http.StatusBadRequest, "validation_failed")
+		imPost(t, rep, "x.csv", []byte("姓名\n甲\n"), map[string]string{"kind": "opportunity"}).ExpectProblem(http.StatusBadRequest, "validation_failed")
 		imPost(t, rep, "", nil, map[string]string{"kind": "lead"}).ExpectProblem(http.StatusBadRequest, "validation_failed")
 		imPost(t, rep, "x.csv", []byte("姓名\n甲\n"), map[string]string{"kind": "lead", "mapping": "{not json"}).ExpectProblem(http.StatusBadRequest, "validation_failed")
 		rep.Do("POST", "/v1/imports", map[string]any{"kind": "lead"}).ExpectProblem(http.StatusUnsupportedMediaType, "unsupported_media")
@@ -276,4 +276,100 @@ func imXLSX(t *testing.T, rows [][]string) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// TestImportProductsContract: a products CSV through createImport by a
+// supervisor (dry, real, again); a rep, an auditor and an API key get
+// 403, a poolId 422; no answer echoes an internal cost.
+func TestImportProductsContract(t *testing.T) {
+	t.Parallel()
+	testdb.Each(t, func(t *testing.T, url string) {
+		t.Parallel()
+		env := apitest.New(t, url)
+		team := env.Team("sales", nil).ID
+		_, sup := env.User(auth.RoleSupervisor, &team)
+		_, rep := env.User(auth.RoleRep, &team)
+		_, auditor := env.User(auth.RoleAuditor, nil)
+		_, admin := env.User(auth.RoleAdmin, nil)
+		sup.Do("POST", "/v1/products", map[string]any{"sku": "EXIST-1", "name": "已有", "listPrice": "1.00"}).Expect(http.StatusCreated)
+
+		csv := []byte("产品编号,产品名称,类别,单位,规格,标准价,成本价,启用\r\n" +
+			"CRM-1,客户管理系统,软件,套,标准版,1000.00,600.50,是\r\n" +
+			"crm-1,重复,,,,10,,\r\n" +
+			"Exist-1,已有,,,,10,,\r\n" +
+			"CRM-2,坏成本,,,,10,-777.77,\r\n" +
+			"CRM-3,坏价格,,,,12.345,,\r\n" +
+			"CRM-4,停用品,,,,0.5,,停用\r\n")
+		count := func() [2]int {
+			c, ctx := env.World.Store.Client, env.World.Ctx
+			n, err1 := c.Product.Query().Count(ctx)
+			ev, err2 := c.DomainEvent.Query().Where(domainevent.TypeEQ("product.created")).Count(ctx)
+			if err1 != nil || err2 != nil {
+				t.Fatal(err1, err2)
+			}
+			return [2]int{n, ev}
+		}
+		before := count()
+
+		// Who may: those who may createProduct.
+		imPost(t, rep, "p.csv", csv, map[string]string{"kind": "product"}).ExpectProblem(http.StatusForbidden, "forbidden")
+		imPost(t, auditor, "p.csv", csv, map[string]string{"kind": "product"}).ExpectProblem(http.StatusForbidden, "forbidden")
+		key := idKeyClient(env, idCreateKey(t, admin, "leads:write", "customers:write").Secret)
+		imPost(t, key, "p.csv", csv, map[string]string{"kind": "product"}).ExpectProblem(http.StatusForbidden, "forbidden")
+		imPost(t, sup, "p.csv", csv, map[string]string{"kind": "product", "poolId": "01a25160-1d0e-7a39-8e55-3b1c4f0e9a21"}).
+			ExpectProblem(http.StatusUnprocessableEntity, "not_applicable")
+		imPost(t, sup, "p.csv", []byte("产品编号,产品名称\nA-1,甲\n"), map[string]string{"kind": "product"}).
+			ExpectProblem(http.StatusBadRequest, "validation_failed")
+		if count() != before {
+			t.Fatalf("a refused import wrote")
+		}
+
+		want := []string{"3/产品编号/duplicate_in_file", "4/产品编号/duplicate", "5/成本价/invalid_amount", "6/标准价/invalid_amount"}
+		dry := imRun(t, env, sup, "产品.csv", csv, map[string]string{"kind": "product", "dryRun": "true"})
+		if count() != before {
+			t.Fatalf("dry run wrote")
+		}
+		if dry.Status != "succeeded" || dry.Counts.Created != 2 || dry.Counts.Invalid != 2 || dry.Counts.Duplicates != 2 ||
+			dry.Counts.Owned+dry.Counts.Pooled != 0 || !slices.Equal(dry.problems(), want) {
+			t.Errorf("dry run: %+v %q", dry, dry.problems())
+		}
+		real := imRun(t, env, sup, "产品.csv", csv, map[string]string{"kind": "product"})
+		if real.Counts != dry.Counts || !slices.Equal(real.problems(), want) {
+			t.Errorf("real run: %+v %q", real.Counts, real.problems())
+		}
+		if got := count(); got != [2]int{before[0] + 2, before[1] + 2} {
+			t.Errorf("products and product.created %v -> %v, want 2 more each", before, got)
+		}
+		// Nothing an import answers carries an amount of the file.
+		for _, c := range []*apitest.Client{sup, admin} {
+			body := string(c.Do("GET", "/v1/imports/"+real.ID, nil).Expect(http.StatusOK).Body)
+			for _, v := range []string{"777", "12.345", "600.5", "1000"} {
+				if strings.Contains(body, v) {
+					t.Errorf("getImport echoes %s: %s", v, body)
+				}
+			}
+		}
+		// The imported products are the catalogue's: a rep reads them
+		// without their cost.
+		var list struct {
+			Items []map[string]any
+		}
+		rep.Do("GET", "/v1/products?q=CRM", nil).Expect(http.StatusOK).JSON(&list)
+		if len(list.Items) != 2 {
+			t.Fatalf("rep lists %d products", len(list.Items))
+		}
+		for _, p := range list.Items {
+			if _, ok := p["internalCost"]; ok {
+				t.Errorf("a rep sees the cost: %v", p)
+			}
+		}
+
+		again := imRun(t, env, sup, "产品.csv", csv, map[string]string{"kind": "product"})
+		if again.Counts.Created != 0 || again.Counts.Duplicates != 4 || again.Counts.Invalid != 2 {
+			t.Errorf("re-run: %+v", again.Counts)
+		}
+		if got := count(); got != [2]int{before[0] + 2, before[1] + 2} {
+			t.Errorf("re-run wrote: %v", got)
+		}
+	})
 }

@@ -103,6 +103,7 @@ var catalog = map[string]message{
 
 	"stage_in_use":         {"Opportunities are at this stage; retire it instead of removing it.", "仍有商机处于该阶段，请改为停用该阶段。"},
 	"stage_not_open":       {"The stage is retired, or not an open stage.", "该阶段已停用，或不是进行中的阶段。"},
+	"not_applicable":       {"A field was given that does not apply here (poolId on a products import).", "给出的字段不适用于此处（产品导入不接受 poolId）。"},
 	"lost_reason_required": {"Moving to a lost stage needs lostReason.", "转入输单阶段需要填写输单原因（lostReason）。"},
 	"pipeline_name_taken":  {"Another pipeline has this name.", "已存在同名销售流程。"},
 	"sku_taken":            {"Another product has this SKU.", "已存在相同产品编码（SKU）的产品。"},

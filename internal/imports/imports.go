@@ -1,6 +1,8 @@
 // Package imports is bulk import (导入): a CSV or XLSX file of leads or
 // customers (with a first contact) becomes records through the same rule
-// set as createLead and createCustomer.
+// set as createLead and createCustomer; a file of products becomes
+// catalogue entries through createProduct's (internal/products), for
+// those who may createProduct, without pools or owners.
 //
 // An import is a row (ent BulkImport) that holds the file, created
 // together with the job that works it (internal/jobs) in one transaction.
@@ -47,9 +49,28 @@ import (
 	"github.com/shoalcrm/shoal/internal/kinds"
 	"github.com/shoalcrm/shoal/internal/listing"
 	"github.com/shoalcrm/shoal/internal/pool"
+	"github.com/shoalcrm/shoal/internal/products"
 	"github.com/shoalcrm/shoal/internal/records"
 	"github.com/shoalcrm/shoal/internal/store"
 )
+
+// KindProduct is the kind of a products import. It is no record kind of
+// the pool engine (kinds.All): nothing of kinds.Desc applies to it.
+const KindProduct kinds.Kind = "product"
+
+// parseKind reads an import's kind: a record kind, or product.
+func parseKind(s string) (kinds.Kind, error) {
+	if s == string(KindProduct) {
+		return KindProduct, nil
+	}
+	return kinds.Parse(s)
+}
+
+// Allower answers whether a principal may call an operation (the casbin
+// enforcer, internal/authz).
+type Allower interface {
+	Allowed(p *auth.Principal, op string) bool
+}
 
 // Defaults.
 const (
@@ -84,6 +105,10 @@ type Service struct {
 	clock   clock.Clock
 	queue   Queue
 	batch   int
+	// products creates a products import's rows; allow says who may
+	// (whoever may createProduct).
+	products *products.Service
+	allow    Allower
 	// beforeBatch, when set (tests), runs in a batch's transaction
 	// between its duplicate look-up and its multi-row insert: where a
 	// concurrent writer may claim a key.
@@ -95,6 +120,26 @@ type Service struct {
 func NewService(st *store.Store, recs *records.Service, pools *pool.Service, clk clock.Clock) *Service {
 	return &Service{store: st, records: recs, pools: pools, clock: clk, batch: DefaultBatch}
 }
+
+// SetProducts sets the catalogue a products import writes to, and the
+// authorisation that says who may import products (those allowed
+// createProduct). Without it a products import is refused.
+func (s *Service) SetProducts(prods *products.Service, allow Allower) {
+	s.products, s.allow = prods, allow
+}
+
+// mayImportProducts refuses (403) a principal who may not createProduct.
+func (s *Service) mayImportProducts(p *auth.Principal) error {
+	if s.products == nil || s.allow == nil || !s.allow.Allowed(p, "createProduct") {
+		return apperr.New(apperr.Forbidden, "forbidden", "importing products takes the right to createProduct (supervisors and admins)")
+	}
+	return nil
+}
+
+// errProductPool refuses a poolId on a products import.
+var errProductPool = &apperr.Error{Kind: apperr.Unprocessable, Code: "not_applicable",
+	Message: "poolId does not apply to a products import: products have no pool and no owner",
+	Fields:  []apperr.FieldError{{Field: "body/poolId", Code: "not_applicable", Message: "products have no pool and no owner"}}}
 
 // SetQueue sets the job queue imports are enqueued on.
 func (s *Service) SetQueue(q Queue) { s.queue = q }
@@ -120,7 +165,8 @@ type Request struct {
 	DryRun  bool
 	// PoolID puts every row into this pool (pooled, as createLead with
 	// poolId); nil places rows as createLead does (the importer's own,
-	// up to his cap, else his landing pool).
+	// up to his cap, else his landing pool). A products import refuses
+	// it (422 not_applicable).
 	PoolID *uuid.UUID
 }
 
@@ -130,11 +176,18 @@ var errNoFile = apperr.Invalidf("body/file", "required", "give the file to impor
 // queues the import. It returns the import, queued; its job works it
 // after the commit.
 func (s *Service) Create(ctx context.Context, p *auth.Principal, in Request) (*ent.BulkImport, error) {
-	kind, err := kinds.Parse(in.Kind)
+	kind, err := parseKind(in.Kind)
 	if err != nil {
-		return nil, apperr.Invalidf("body/kind", "invalid", "kind must be lead or customer")
+		return nil, apperr.Invalidf("body/kind", "invalid", "kind must be lead, customer or product")
 	}
-	if err := keyMay(p, kind); err != nil {
+	if kind == KindProduct {
+		if err := s.mayImportProducts(p); err != nil {
+			return nil, err
+		}
+		if in.PoolID != nil {
+			return nil, errProductPool
+		}
+	} else if err := keyMay(p, kind); err != nil {
 		return nil, err
 	}
 	if len(in.File) == 0 {
@@ -173,8 +226,10 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, in Request) (*e
 		// Where the rows would go is checked once here, by the engine's
 		// own placement (then undone): an unknown pool, one of another
 		// kind, or one the caller may not create in refuses the import.
-		if err := s.probe(ctx, tx, p, kind, in.PoolID); err != nil {
-			return err
+		if kind != KindProduct {
+			if err := s.probe(ctx, tx, p, kind, in.PoolID); err != nil {
+				return err
+			}
 		}
 		now := s.now()
 		imp, err = tx.BulkImport.Create().

@@ -305,7 +305,7 @@ func TestImportRefusals(t *testing.T) {
 			code string
 		}{
 			"no file":      {imports.Request{Kind: "lead"}, "required"},
-			"bad kind":     {imports.Request{Kind: "product", File: file}, "invalid"},
+			"bad kind":     {imports.Request{Kind: "opportunity", File: file}, "invalid"},
 			"unreadable":   {imports.Request{Kind: "lead", File: []byte("PK\x03\x04nope")}, "unreadable"},
 			"no name":      {imports.Request{Kind: "lead", File: []byte("公司,手机\n甲,1\n")}, "missing_column"},
 			"bad encoding": {imports.Request{Kind: "lead", File: file, Encoding: "latin1"}, "invalid"},

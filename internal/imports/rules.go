@@ -8,6 +8,7 @@ import (
 
 	"github.com/shoalcrm/shoal/ent/schema"
 	"github.com/shoalcrm/shoal/internal/dedupe"
+	"github.com/shoalcrm/shoal/internal/products"
 )
 
 // Row problem codes (documented in openapi.yaml, ImportProblem, and
@@ -18,11 +19,12 @@ const (
 	CodeTooLong          = "too_long"          // longer than the field takes
 	CodeInvalidPhone     = "invalid_phone"     // not a phone number
 	CodeInvalidEmail     = "invalid_email"     // not an email address
-	CodeInvalidValue     = "invalid_value"     // not one of the field's values (grade)
+	CodeInvalidValue     = "invalid_value"     // not one of the field's values (grade, active) or not of its form (sku)
+	CodeInvalidAmount    = "invalid_amount"    // not a decimal amount with at most two decimals, or negative (listPrice, internalCost)
 	CodeControlCharacter = "control_character" // control characters other than tab and newline
 	CodeMissingKey       = "missing_key"       // a lead with none of company, phone and email: a re-run could not recognise it
-	CodeDuplicateInFile  = "duplicate_in_file" // the same company/name, phone or email as an earlier row of the file
-	CodeDuplicate        = "duplicate"         // the same company/name, phone or email as a record in Shoal
+	CodeDuplicateInFile  = "duplicate_in_file" // the same company/name, phone or email (a product: sku) as an earlier row of the file
+	CodeDuplicate        = "duplicate"         // the same company/name, phone or email (a product: sku) as a record in Shoal
 	CodeOverCap          = "over_cap"          // created, but pooled: the importer is at his cap (as createLead)
 	CodeRefused          = "refused"           // refused by another rule (the message says which)
 )
@@ -76,6 +78,23 @@ var (
 		return ""
 	}}
 
+	// A product's fields, by createProduct's rules (internal/products).
+	skuRule = rule{required: true, max: products.MaxSKU, check: func(v string) string {
+		if _, _, err := products.NormSKU(v); err != nil {
+			return CodeInvalidValue
+		}
+		return ""
+	}}
+	productNameRule = rule{required: true, max: products.MaxName}
+	listPriceRule   = amountRule("listPrice", true)
+	costRule        = amountRule("internalCost", false)
+	activeRule      = rule{max: 10, check: func(v string) string {
+		if _, ok := parseActive(v); !ok {
+			return CodeInvalidValue
+		}
+		return ""
+	}}
+
 	// The contract's Phone pattern and its loose Email format.
 	phonePattern = regexp.MustCompile(`^[0-9０-９+()（）\-\s.#*xX转ext分机]*$`)
 	emailPattern = regexp.MustCompile(`^[^@]+@[^@<>",\s]+$`)
@@ -92,6 +111,30 @@ var (
 	labelsNotes    = []string{"notes", "note", "备注", "说明"}
 	labelsTags     = []string{"tags", "tag", "标签"}
 )
+
+// amountRule is a product's money field: a decimal string with at most
+// two decimals, not negative (products.ParseAmount). The problem names
+// the field and the code only: an internal cost is never echoed.
+func amountRule(field string, required bool) rule {
+	return rule{required: required, max: 40, check: func(v string) string {
+		if _, err := products.ParseAmount(field, v); err != nil {
+			return CodeInvalidAmount
+		}
+		return ""
+	}}
+}
+
+// parseActive reads a product's active cell: yes or no, in English or
+// Chinese (启用/停用, 是/否, 1/0 …).
+func parseActive(v string) (bool, bool) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "true", "yes", "y", "1", "on", "是", "启用", "有效", "在售", "上架":
+		return true, true
+	case "false", "no", "n", "0", "off", "否", "停用", "禁用", "无效", "停售", "下架":
+		return false, true
+	}
+	return false, false
+}
 
 // fieldsOf are the importable fields of each kind.
 var fieldsOf = map[string][]fieldSpec{
@@ -122,10 +165,30 @@ var fieldsOf = map[string][]fieldSpec{
 		{"contactPhone", append([]string{"contactphone"}, labelsPhone...), phoneRule},
 		{"contactEmail", append([]string{"contactemail"}, labelsEmail...), emailRule},
 	},
+	// A product's row is createProduct's body (and active). Products
+	// have no owner and no pool.
+	"product": {
+		{"sku", []string{"sku", "产品编号", "产品编码", "商品编号", "商品编码", "编号", "编码", "货号", "物料编码", "物料号"}, skuRule},
+		{"name", []string{"name", "productname", "产品名称", "产品", "商品名称", "名称", "品名"}, productNameRule},
+		{"category", []string{"category", "类别", "产品类别", "分类", "产品分类", "类目"}, rule{max: products.MaxCategory}},
+		{"unit", []string{"unit", "单位", "计量单位"}, rule{max: products.MaxUnit}},
+		{"specification", []string{"specification", "spec", "规格", "规格型号", "型号"}, rule{max: products.MaxSpecification}},
+		{"listPrice", []string{"listprice", "price", "标准价", "售价", "单价", "价格", "标价", "销售价"}, listPriceRule},
+		{"internalCost", []string{"internalcost", "cost", "成本价", "成本", "进价"}, costRule},
+		{"active", []string{"active", "启用", "是否启用", "状态"}, activeRule},
+	},
+}
+
+// requiredColumns are the fields a file of each kind must have a column
+// for, else it is refused at once.
+var requiredColumns = map[string][]string{
+	"lead":     {"name"},
+	"customer": {"name"},
+	"product":  {"sku", "name", "listPrice"},
 }
 
 // Kinds lists the kinds an import takes.
-func Kinds() []string { return []string{"lead", "customer"} }
+func Kinds() []string { return []string{"lead", "customer", "product"} }
 
 // Fields lists the importable field names of kind.
 func Fields(kind string) []string {
@@ -222,10 +285,20 @@ func MapColumns(kind string, header []string, mapping map[string]string) (*Colum
 		taken[f] = i
 		c.Field[i] = f
 	}
-	if _, ok := taken["name"]; !ok {
-		return nil, errMapping{"file", "missing_column", "no column maps to name (姓名 / 客户名称): give a mapping"}
+	for _, f := range requiredColumns[kind] {
+		if _, ok := taken[f]; !ok {
+			return nil, errMapping{"file", "missing_column", fmt.Sprintf("no column maps to %s (%s): give a mapping", f, hint(kind, f))}
+		}
 	}
 	return c, nil
+}
+
+// hint names the usual headers of field of kind, for a missing column.
+func hint(kind, field string) string {
+	if kind != "product" {
+		return "姓名 / 客户名称"
+	}
+	return map[string]string{"sku": "SKU / 产品编号", "name": "产品名称", "listPrice": "标准价 / 售价"}[field]
 }
 
 // Row is one data row's values by field, and its row number in the file.
@@ -328,11 +401,19 @@ func keysOf(kind string, r Row) []key {
 			out = append(out, key{field, typ + ":" + v})
 		}
 	}
-	if kind == "lead" {
+	switch kind {
+	case "product":
+		add("sku", "sku", func(v string) string {
+			if _, norm, err := products.NormSKU(v); err == nil {
+				return norm
+			}
+			return ""
+		})
+	case "lead":
 		add("company", dedupe.MatchedName, dedupe.Name)
 		add("phone", dedupe.MatchedPhone, dedupe.Phone)
 		add("email", dedupe.MatchedEmail, dedupe.Email)
-	} else {
+	default:
 		add("name", dedupe.MatchedName, dedupe.Name)
 		add("contactPhone", dedupe.MatchedPhone, dedupe.Phone)
 		add("contactEmail", dedupe.MatchedEmail, dedupe.Email)

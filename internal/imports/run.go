@@ -17,7 +17,9 @@ import (
 	"github.com/shoalcrm/shoal/internal/auth"
 	"github.com/shoalcrm/shoal/internal/events"
 	"github.com/shoalcrm/shoal/internal/kinds"
+	"github.com/shoalcrm/shoal/internal/money"
 	"github.com/shoalcrm/shoal/internal/pool"
+	"github.com/shoalcrm/shoal/internal/products"
 	"github.com/shoalcrm/shoal/internal/records"
 	"github.com/shoalcrm/shoal/internal/store"
 )
@@ -81,6 +83,12 @@ func (s *Service) plan(ctx context.Context, id uuid.UUID) (*plan, error) {
 	}
 	if pl.actor == nil {
 		return nil, refusal{apperr.New(apperr.Forbidden, "forbidden", "the importer is no longer active")}
+	}
+	if pl.kind == KindProduct {
+		// The importer may have lost the right since he asked.
+		if err := s.mayImportProducts(pl.actor); err != nil {
+			return nil, refusal{err}
+		}
 	}
 	if pl.table, err = Parse(imp.Content, imp.Encoding); err != nil {
 		return nil, refusal{err}
@@ -280,6 +288,9 @@ func (s *Service) tally(pl *plan, g *progress, o outcome) {
 		return
 	}
 	g.counts.Created++
+	if pl.kind == KindProduct {
+		return // no placement: products have no owner and no pool
+	}
 	switch o.how {
 	case pool.PlacedOwned:
 		g.counts.Owned++
@@ -426,6 +437,31 @@ func rowValue(r Row) func(f string) *string {
 	}
 }
 
+// productInput is a row of a products file as createProduct's input (its
+// fields passed Check).
+func productInput(r Row) (products.Input, error) {
+	v := rowValue(r)
+	in := products.Input{SKU: r.Values["sku"], Name: r.Values["name"], Category: v("category"), Unit: v("unit"),
+		Specification: v("specification")}
+	var err error
+	if in.ListPrice, err = products.ParseAmount("listPrice", r.Values["listPrice"]); err != nil {
+		return in, err
+	}
+	if c, ok := r.Values["internalCost"]; ok {
+		var cost money.Money
+		if cost, err = products.ParseAmount("internalCost", c); err != nil {
+			return in, err
+		}
+		in.InternalCost = &cost
+	}
+	if a, ok := r.Values["active"]; ok {
+		if on, ok := parseActive(a); ok {
+			in.Active = &on
+		}
+	}
+	return in, nil
+}
+
 // createRow creates one row's record through the records service and
 // returns its placement and, when owned, its owner.
 func (s *Service) createRow(ctx context.Context, tx *ent.Tx, pl *plan, r Row) (string, *uuid.UUID, error) {
@@ -455,6 +491,11 @@ func (s *Service) createRow(ctx context.Context, tx *ent.Tx, pl *plan, r Row) (s
 			first = &records.ContactInput{Name: name, Title: v("contactTitle"), Phone: v("contactPhone"), Email: v("contactEmail")}
 		}
 		_, how, err = s.records.CreateCustomerIn(ctx, tx, pl.actor, in, first)
+	case KindProduct:
+		var in products.Input
+		if in, err = productInput(r); err == nil {
+			_, err = s.products.CreateIn(ctx, tx, pl.actor, in)
+		}
 	default:
 		err = fmt.Errorf("import: unknown kind %q", pl.kind)
 	}
@@ -472,6 +513,10 @@ func (s *Service) createRow(ctx context.Context, tx *ent.Tx, pl *plan, r Row) (s
 // rowProblem turns a row's refusal into its problems; false for an error
 // that is no row's (an internal one, or a refusal every row would meet).
 func (s *Service) rowProblem(pl *plan, r Row, err error) ([]schema.ImportProblem, bool) {
+	if products.IsSKUTaken(err) {
+		return []schema.ImportProblem{{Row: r.Num, Column: pl.cols.column("sku"), Field: "sku", Code: CodeDuplicate,
+			Message: "a product with the same sku already exists"}}, true
+	}
 	if m, ok := records.DuplicateOn(err); ok {
 		var out []schema.ImportProblem
 		seen := map[string]bool{}

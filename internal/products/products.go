@@ -6,9 +6,12 @@ package products
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -31,6 +34,23 @@ var (
 	errSKUTaken = apperr.New(apperr.Conflict, "sku_taken", "another product has this SKU")
 )
 
+// IsSKUTaken reports whether err is createProduct's (or updateProduct's)
+// refusal of an SKU another product holds (409 sku_taken).
+func IsSKUTaken(err error) bool { return errors.Is(err, errSKUTaken) }
+
+// The longest values the catalogue takes (the contract's maxLength, the
+// columns' MaxLen).
+const (
+	MaxSKU           = 64
+	MaxName          = 200
+	MaxCategory      = 100
+	MaxUnit          = 20
+	MaxSpecification = 500
+)
+
+// skuPattern is the contract's SKU pattern (ProductCreate.sku), trimmed.
+var skuPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]*$`)
+
 // CostVisible reports whether p may see products' internal cost and
 // margin: supervisors and admins.
 func CostVisible(p *auth.Principal) bool {
@@ -52,6 +72,8 @@ type Input struct {
 	Category, Unit, Specification *string
 	ListPrice                     money.Money
 	InternalCost                  *money.Money
+	// Active is true when nil (createProduct; an import may say false).
+	Active *bool
 }
 
 // Patch changes a product (merge patch: null clears the optional fields).
@@ -63,16 +85,26 @@ type Patch struct {
 	Active                        *bool
 }
 
-// normSKU is the SKU trimmed, and its unique form (upper case).
-func normSKU(raw string) (string, string, error) {
-	sku := strings.TrimSpace(raw)
-	if sku == "" {
+// NormSKU is the SKU trimmed, and its unique form (upper case): the rule
+// of createProduct and updateProduct (required, at most MaxSKU
+// characters, letters, digits, '.', '_', '/', '-'), which the bulk import
+// of products applies to each row.
+func NormSKU(raw string) (sku, norm string, err error) {
+	sku = strings.TrimSpace(raw)
+	switch {
+	case sku == "":
 		return "", "", apperr.Invalidf("body/sku", "required", "sku is required")
+	case utf8.RuneCountInString(sku) > MaxSKU:
+		return "", "", apperr.Invalidf("body/sku", "maxLength", fmt.Sprintf("sku is longer than %d characters", MaxSKU))
+	case !skuPattern.MatchString(sku):
+		return "", "", apperr.Invalidf("body/sku", "pattern", "sku takes letters, digits, '.', '_', '/' and '-', and starts with a letter or digit")
 	}
 	return sku, strings.ToUpper(sku), nil
 }
 
-func checkAmounts(list *money.Money, cost *money.Money) error {
+// CheckAmounts checks a list price and an internal cost (either may be
+// nil): neither may be negative. Its errors never carry the amounts.
+func CheckAmounts(list *money.Money, cost *money.Money) error {
 	if list != nil && list.IsNegative() {
 		return apperr.Invalidf("body/listPrice", "minimum", "listPrice may not be negative")
 	}
@@ -82,53 +114,105 @@ func checkAmounts(list *money.Money, cost *money.Money) error {
 	return nil
 }
 
-func name(raw string) (string, error) {
+// ParseAmount reads the listPrice or internalCost (field) of a product
+// from text, as the contract's Money does (a decimal string with at most
+// two decimals, never rounded) and checks it as CheckAmounts does. Its
+// errors name the field and a code, never the value: an internal cost is
+// not for everyone's eyes.
+func ParseAmount(field, raw string) (money.Money, error) {
+	m, err := money.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		code := "invalid"
+		if errors.Is(err, money.ErrPrecision) {
+			code = "precision"
+		}
+		return money.Money{}, apperr.Invalidf("body/"+field, code, field+" must be a decimal amount with at most two decimals, like 1234.50")
+	}
+	if m.IsNegative() {
+		return money.Money{}, apperr.Invalidf("body/"+field, "minimum", field+" may not be negative")
+	}
+	return m, nil
+}
+
+// CheckName is a product's name trimmed: required, at most MaxName
+// characters.
+func CheckName(raw string) (string, error) {
 	n := strings.TrimSpace(raw)
 	if n == "" {
 		return "", apperr.Invalidf("body/name", "required", "name is required")
+	}
+	if utf8.RuneCountInString(n) > MaxName {
+		return "", apperr.Invalidf("body/name", "maxLength", fmt.Sprintf("name is longer than %d characters", MaxName))
 	}
 	return n, nil
 }
 
 // Create adds a product.
 func (s *Service) Create(ctx context.Context, p *auth.Principal, in Input) (*ent.Product, error) {
-	sku, norm, err := normSKU(in.SKU)
-	if err != nil {
-		return nil, err
-	}
-	n, err := name(in.Name)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkAmounts(&in.ListPrice, in.InternalCost); err != nil {
+	if _, _, err := check(in); err != nil {
 		return nil, err
 	}
 	var out *ent.Product
-	err = s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
-		taken, err := tx.Product.Query().Where(product.SkuNorm(norm)).Exist(ctx)
-		if err != nil {
-			return fmt.Errorf("sku taken: %w", err)
-		}
-		if taken {
-			return errSKUTaken
-		}
-		now := s.now()
-		c := tx.Product.Create().SetSku(sku).SetSkuNorm(norm).SetName(n).SetNillableCategory(in.Category).
-			SetNillableUnit(in.Unit).SetNillableSpecification(in.Specification).SetListPrice(in.ListPrice).
-			SetCreatedAt(now).SetUpdatedAt(now)
-		if in.InternalCost != nil {
-			c.SetInternalCost(*in.InternalCost)
-		}
-		out, err = c.Save(ctx)
-		if store.IsUniqueViolation(err) || ent.IsConstraintError(err) {
-			return errSKUTaken
-		}
-		if err != nil {
-			return fmt.Errorf("create product: %w", err)
-		}
-		return s.emit(ctx, tx, p, events.ProductCreated, out.ID, events.Product{SKU: out.Sku})
+	err := s.store.WithRetryTx(ctx, func(tx *ent.Tx) error {
+		var err error
+		out, err = s.CreateIn(ctx, tx, p, in)
+		return err
 	})
 	return out, err
+}
+
+// check applies createProduct's rules to in: its SKU and its unique form.
+func check(in Input) (string, string, error) {
+	sku, norm, err := NormSKU(in.SKU)
+	if err != nil {
+		return "", "", err
+	}
+	if _, err := CheckName(in.Name); err != nil {
+		return "", "", err
+	}
+	if err := CheckAmounts(&in.ListPrice, in.InternalCost); err != nil {
+		return "", "", err
+	}
+	return sku, norm, nil
+}
+
+// CreateIn adds a product in tx, with its product.created event, by
+// createProduct's rules: the bulk import's rows go through it, each in
+// a savepoint of the batch's transaction. An SKU another product holds
+// is refused (IsSKUTaken); nothing is written then, but on PostgreSQL a
+// unique violation aborts tx, so callers that go on run it in a
+// savepoint.
+func (s *Service) CreateIn(ctx context.Context, tx *ent.Tx, p *auth.Principal, in Input) (*ent.Product, error) {
+	sku, norm, err := check(in)
+	if err != nil {
+		return nil, err
+	}
+	n, _ := CheckName(in.Name)
+	taken, err := tx.Product.Query().Where(product.SkuNorm(norm)).Exist(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sku taken: %w", err)
+	}
+	if taken {
+		return nil, errSKUTaken
+	}
+	now := s.now()
+	c := tx.Product.Create().SetSku(sku).SetSkuNorm(norm).SetName(n).SetNillableCategory(in.Category).
+		SetNillableUnit(in.Unit).SetNillableSpecification(in.Specification).SetListPrice(in.ListPrice).
+		SetNillableActive(in.Active).SetCreatedAt(now).SetUpdatedAt(now)
+	if in.InternalCost != nil {
+		c.SetInternalCost(*in.InternalCost)
+	}
+	out, err := c.Save(ctx)
+	if store.IsUniqueViolation(err) || ent.IsConstraintError(err) {
+		return nil, errSKUTaken
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create product: %w", err)
+	}
+	if err := s.emit(ctx, tx, p, events.ProductCreated, out.ID, events.Product{SKU: out.Sku}); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Get returns a product.
@@ -186,16 +270,16 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, id uuid.UUID, i
 	var sku, norm, n string
 	var err error
 	if in.SKU != nil {
-		if sku, norm, err = normSKU(*in.SKU); err != nil {
+		if sku, norm, err = NormSKU(*in.SKU); err != nil {
 			return nil, err
 		}
 	}
 	if in.Name != nil {
-		if n, err = name(*in.Name); err != nil {
+		if n, err = CheckName(*in.Name); err != nil {
 			return nil, err
 		}
 	}
-	if err := checkAmounts(in.ListPrice, in.InternalCost.Value); err != nil {
+	if err := CheckAmounts(in.ListPrice, in.InternalCost.Value); err != nil {
 		return nil, err
 	}
 	var out *ent.Product
