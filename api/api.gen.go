@@ -6204,6 +6204,9 @@ type ServerInterface interface {
 	// DeclineQuote Record the customer's refusal
 	// (POST /v1/quotes/{id}/decline)
 	DeclineQuote(ctx echo.Context, id IdPath, params DeclineQuoteParams) error
+	// RenderQuote Render a quote for printing
+	// (GET /v1/quotes/{id}/render)
+	RenderQuote(ctx echo.Context, id IdPath) error
 	// ReviseQuote Make the next revision of a quote
 	// (POST /v1/quotes/{id}/revise)
 	ReviseQuote(ctx echo.Context, id IdPath, params ReviseQuoteParams) error
@@ -9582,6 +9585,22 @@ func (w *ServerInterfaceWrapper) DeclineQuote(ctx echo.Context) error {
 	return err
 }
 
+// RenderQuote converts echo context to params.
+func (w *ServerInterfaceWrapper) RenderQuote(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id IdPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RenderQuote(ctx, id)
+	return err
+}
+
 // ReviseQuote converts echo context to params.
 func (w *ServerInterfaceWrapper) ReviseQuote(ctx echo.Context) error {
 	var err error
@@ -10716,6 +10735,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/quotes/:id/accept", wrapper.AcceptQuote, options.OperationMiddlewares["acceptQuote"]...)
 	router.POST(options.BaseURL+"/v1/quotes/:id/decline", wrapper.DeclineQuote, options.OperationMiddlewares["declineQuote"]...)
 	router.POST(options.BaseURL+"/v1/quotes/:id/revise", wrapper.ReviseQuote, options.OperationMiddlewares["reviseQuote"]...)
+	router.GET(options.BaseURL+"/v1/quotes/:id/render", wrapper.RenderQuote, options.OperationMiddlewares["renderQuote"]...)
 	router.GET(options.BaseURL+"/v1/approvals", wrapper.ListApprovals, options.OperationMiddlewares["listApprovals"]...)
 	router.GET(options.BaseURL+"/v1/approvals/:id", wrapper.GetApproval, options.OperationMiddlewares["getApproval"]...)
 	router.POST(options.BaseURL+"/v1/approvals/:id/decision", wrapper.DecideApproval, options.OperationMiddlewares["decideApproval"]...)
@@ -32591,6 +32611,208 @@ func (response DeclineQuotedefaultApplicationProblemPlusJSONResponse) VisitDecli
 	return err
 }
 
+type RenderQuoteRequestObject struct {
+	Id IdPath `json:"id"`
+}
+
+type RenderQuoteResponseObject interface {
+	VisitRenderQuoteResponse(w http.ResponseWriter) error
+}
+
+type RenderQuote200ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+}
+
+type RenderQuote200TexthtmlResponse struct {
+	Body          io.Reader
+	Headers       RenderQuote200ResponseHeaders
+	ContentLength int64
+}
+
+func (response RenderQuote200TexthtmlResponse) VisitRenderQuoteResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type RenderQuote400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response RenderQuote400ApplicationProblemPlusJSONResponse) VisitRenderQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RenderQuote401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response RenderQuote401ApplicationProblemPlusJSONResponse) VisitRenderQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RenderQuote403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response RenderQuote403ApplicationProblemPlusJSONResponse) VisitRenderQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RenderQuote404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response RenderQuote404ApplicationProblemPlusJSONResponse) VisitRenderQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RenderQuote406ApplicationProblemPlusJSONResponse struct {
+	NotAcceptableApplicationProblemPlusJSONResponse
+}
+
+func (response RenderQuote406ApplicationProblemPlusJSONResponse) VisitRenderQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(406)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RenderQuote429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response RenderQuote429ApplicationProblemPlusJSONResponse) VisitRenderQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RenderQuotedefaultApplicationProblemPlusJSONResponse struct {
+	Body       Problem
+	Headers    ErrorResponseHeaders
+	StatusCode int
+}
+
+func (response RenderQuotedefaultApplicationProblemPlusJSONResponse) VisitRenderQuoteResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	w.WriteHeader(response.StatusCode)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ReviseQuoteRequestObject struct {
 	Id     IdPath `json:"id"`
 	Params ReviseQuoteParams
@@ -39483,6 +39705,9 @@ type StrictServerInterface interface {
 	// DeclineQuote Record the customer's refusal
 	// (POST /v1/quotes/{id}/decline)
 	DeclineQuote(ctx context.Context, request DeclineQuoteRequestObject) (DeclineQuoteResponseObject, error)
+	// RenderQuote Render a quote for printing
+	// (GET /v1/quotes/{id}/render)
+	RenderQuote(ctx context.Context, request RenderQuoteRequestObject) (RenderQuoteResponseObject, error)
 	// ReviseQuote Make the next revision of a quote
 	// (POST /v1/quotes/{id}/revise)
 	ReviseQuote(ctx context.Context, request ReviseQuoteRequestObject) (ReviseQuoteResponseObject, error)
@@ -43387,6 +43612,31 @@ func (sh *strictHandler) DeclineQuote(ctx echo.Context, id IdPath, params Declin
 	return nil
 }
 
+// RenderQuote operation middleware
+func (sh *strictHandler) RenderQuote(ctx echo.Context, id IdPath) error {
+	var request RenderQuoteRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RenderQuote(ctx.Request().Context(), request.(RenderQuoteRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RenderQuote")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RenderQuoteResponseObject); ok {
+		return validResponse.VisitRenderQuoteResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ReviseQuote operation middleware
 func (sh *strictHandler) ReviseQuote(ctx echo.Context, id IdPath, params ReviseQuoteParams) error {
 	var request ReviseQuoteRequestObject
@@ -45354,278 +45604,282 @@ var swaggerSpec = []string{
 	"4fw6k5Ujfk1CzPWYN7xS2p3m4JRvM2PxhqWJYWn+4QU8/ByCJGd7uBH1V8JH452TqFcP24j8q2pV0JcI",
 	"RXujdmrfqgJKzz8Ern4osUGehZTzsZ/EW63jd8uj7NKSvWArnJ+aeGKN15vgT6wDmBbKanVflb9DHMcq",
 	"NwES3sVPrUqW9+I869+TB1VvS7K4xEPGaCor8Y3ClOIiAb8GSUc84e0TwppG4zKway3SKi1Qyx/hRa1o",
-	"6aM5VUtr8qguSv4/9t69yZHjuhf8KrmIjRhgFwXWCygAHY64rRlSnMvXaGbosSxwu7KqEkCxC5lgZaF7",
-	"IO9EiBEriZIsrXclhnxX0ppSSLbCK1O+a9Gkh5L5XRzTPeRf/go38mRmoYAudAPd6OkZDvSHOF2oR1Zm",
-	"1jm/8/od6wwpn7E767mm87arG3qBMvO6sIire8xXfWt7/bdunjMxQG+dJdpn22D1y2Y4zkeTr3Elzoa5",
-	"CHlSRuRyMQwjugQKktfYARhwwKOi3lsZqLP4OPiDZw5lSrrItYXlddKbLJmBZMqruIluPytrxOMRqSMQ",
-	"Q3UkpEWPQnYta6Bd5CeMZ74aAiUk4vKQpKQAo1A8Uhzak8SRM6OwBjc4FKexdP5O4BXksg7Q1y5CYUSP",
-	"2EFMBzn/+3yYPyXiD3HZ7M7wS4+OcLrP4d3ymH1EcJKh6vF7f/Po4a9rSAboEccjgoC6FIfAK6bamEMF",
-	"ooz6U2aIa5Fi32igghEMRGfiOpzsSGtW5qDHin+U4hHRuQOyLFGZsqjqWjYqtYpry2v5Fv0M5zd16080",
-	"9r+mI/M8+gDmQ3wol2y+bn3ZW1/2CV82whkIG0oOpQTaMtlsI/EnIvFXam8/LUH8MmiwQjVayUUXzwi4",
-	"tHB+WQgfI/EW6lxJdjoPnZagpm0k/4k0MWUHiw6aImshV2jrfB6bMUm5gIhGhDP8AkmxpLNaljXL6HQU",
-	"c8IhBxYi+DN8Kqkw0pQAjgySaV0li0tCNRr1qIo1oSFLIrHE0F1pyCipS+oKSDYRsFdC1Sq5j8MsmYon",
-	"7SDXNHu0mIYr4zARwhz5Mp/8lnqbGzjDeZymK2/pH338/x+998EX/+3Xfr1H554qBn6PXB/iDJHROItJ",
-	"VFdk+zlE188KVH7sgGQagy/cHK6kDOEoSgnnDSQ9XCxUcIroAhc59dd4jx7gZEJUKE9Mqnx7xQssiX/r",
-	"cp5ktR+Mmuv7qKH1qOL/F98znAx5ynSK+JgkSUwHNSkHxgkO5Zv438iH/ZYvzu6nRNgE5H4ml+5wSFLS",
-	"FV+kGIFePQA74m89OepVxbE+UCMak7FcbLG967kRB744YagYWhJIkcLr2oJBhzilMR1wuV/IgaRLmSYM",
-	"R7yBbkykeiBANAL34wSnIbBdjvIZYUmE1JwOWL1HucxH1v0RcEpQX+hNMQfZkIzEco1ks7MIgJI+c4Sn",
-	"QorBQo8aaBegNq8jAeV4XUY4uWzEy+tIMhiqNdLvnLJDFcCEu8SptF95DdhoGuhFHA7Ftyw/rEg9WliX",
-	"RFqJ2ioTN5W7zu9NTNMJ92Mawb9IA77byN8BKxuul1zTsJIQTh0RKr5REhW23tLbKazqN9A9YXb7UTq9",
-	"PaF+kThH+WG5zBWPtNDuURXTbaBdmVEuni5kuqaHkf3ToF4VJWyQT7VOBar3qFh2qVdgERuQMgQWrFYN",
-	"Qn5wISzUa/HC2SUW6otieoqy4UqzzeVsatYyTdT5v7ZbyHLahmlaDhgda3CqFN4MXvUyu1rMj17JnjeE",
-	"dpBvormg5bTKjanPlikLQklJ+jVVzgeUhLKMGG7x1rzVGBlRK+gYnuX2jcCzTaNjWw4hpunajljJfWmI",
-	"AVfdg/rsmYqLdfZQ+ZSSu4dLzMXm4t1h2SMcKpoBRXmq9HzXFIo+mozJK2TKK127XgH5xaEKsa84Y+UP",
-	"eVTEyqlT7ynJV+maD8699JO0tK7rnlBtQBAlz8mzGqp5e0T9kdcVpbw8Y7E6a2sBPp1cps8qXciTRdIg",
-	"HAFhaeyFNP4VKh2j6qNP/vHRw4ePPvvl8bu/f/TZL46//+vjf3m/SAY+LmqRNcE1QNTT0LXQrAK+QVtO",
-	"BIlfumxUIP59QsaoysVfmEMWVZbhcCh+rimsLbuHFqGZgFxroe4eLcJuBalGAL/niuBkU9UkUcVkKh1t",
-	"QiUVdl265olAN2JI1yQqKlSz5UgxB1LDeFyEij0qIeGMVGWcTDjytc73Ze757D5Qt6oMTVBBPVqAQRIz",
-	"FFDFrROAWvI+CbNT40yBZ4DLMKeEGqFqEVNryAlASNK71AQMg/lUBkiPziY0JDnZXomVoTt3wdXVwg+H",
-	"Q9ajwNMh91Qtx1dF9o+zwFZuIszQFjoNbGkwmU+dMlW0iZNP/QyHxVkD3dFFvnP7vzGKSrHZCcPtSsHZ",
-	"huHY14C24HK6i8FHLSeo1Jlvzfv7T/ruT8U+bmV1nOSIc/mtNJZyVoI9xdRw9McPHn3yvUef/PMcKX1b",
-	"zCtMa8F3/qO//uKnv12WC1Z8G7HC4YxW9xtv1SsDQsWuOj2gIfmLYcLmkZu4QwGgfeOvKlKRL05W0Da8",
-	"MIiMthMFRtsycRiZUbPtBWKCh5hSklS6FfFhyYYFci0rjz/9b/k0HH/vx49/8tHnv//Ff/7xrx8//PtH",
-	"n/zg6P/67fEPfv75h58ti8rY4tUdqyTN47RFsYCv8n42a1KgXBCld9dTxCfB2yTMbq6Bv9UlihAyB8o5",
-	"xNWpL+tMJlxwt5A6spj6Yp3IHHlDB49O9HQ4dZrsokQSiyeraWfNBVX/4ElC/lxa4pJUhL2xEKw6453E",
-	"lMDczPW5OP6nvz/604+P//Dvy9Z+/j01a/U3ef+/HE4iTAcNLRLWs5nK+1UUv1VpLHUr45T0gTsKJwnX",
-	"oekRA1ulJGR35soW21U8/tEPHv3x7yqnGcGFnhWhGTX7ltkyvH4nMJqR1zY6xAoNp9+MIs9stR1dQrte",
-	"HwnnrmXmkkUsU5lRqxWcys84h3Um0V+JcQb+QenXuDNkOFHqFgdskhW8NavxZCwwX80Q4g6wcoiF/rNe",
-	"ZV4xC+3Sq/hzlDqETkZAobb6DQQcPkFFtLUYtxbjs2wxwlf7JE1GldFwOhMhxwmZJVhxVP3iJ986+smH",
-	"X/ztvx5/+FEtb6gRq+gQr88xk6jk2Wwo2Xl0bm15SuytfECby4RdIfckXiOjI+Y39BrPQc8vPv3bzz/8",
-	"tZya44/effzbH+jcDTUMFgGX2AQncV8NfPVHg7LZnytz0Gr0vV8c/9Nvjn/0m+M//KmMFUKFYpX2fVDP",
-	"R3K41vML3kl5oXr85x/96uiH75dmuix9csJ4tsajWwXHqLxSP/vff1zy7JNPfmuzrFx6kypKrnIVm38v",
-	"Tx+Z85ey2wTwNy1Iqg0yOM3CSw0EGXYysMfSiKQyKAzurB2EZ5moMi0UZyghmGc9Khs6qJxV8FWJXY2q",
-	"PmRG1GXiZl0lhNbqOrkUOrHilPTohMbvTAhS9YlxVkezjR+rEZn/8a0fW6a5nAZJ794rdXxomfnLf3v8",
-	"sw+P/t8fSLE5LzBLpd3j/+8HX/zy3xY/edsU0qX0guMf/Oz4++8ff/DdxWuaxWvmRNqjT/6p5HzLLF4w",
-	"L4iOf/6P5ReZ5xArl8iwtEFVaM+rwnnT7tR1XfEJ9lKNt2wPlGmcVR/mLlFvS/fCRR7WXKbQlu+j8+m0",
-	"dbfelobp+THkVtDRelu8jkfkLt5XVz5vVpnmtllAF+dPgtPw5GxmmxxK6L5P2sCaY7kpJbApqPkLuv63",
-	"OmOrM9bUGcW9u611f37pbS4sMjdPcDOXKFjGduOL70qxz0gJ5Dfyf/WoymiVQe0k5lk3r0SUibS5aPbj",
-	"yFet+eIMVZUI79G5V6/Vwd2nS8sxlZfFUEIjI/bi94T0MwQ8MrxHI5KQjER1NKEJ4XwxWzvmsgoHVV2z",
-	"o0aumgD7XZWZ36NxhmLKM8jf8JWc6CJhZfi69C8fe18l3s/TdOMM7gJD7EPUJs50bmttxpWDFqhyFilw",
-	"lnLloOVUOfDg07ly0NlUOee3hDfBk1Ou9v7zj+/Zpu395x+/t74kPh9lziWO4xLyEK4GjBRmYwtLnhgs",
-	"ORchz1mwRLPxbOHJs98gX6/hnthzexlYqGeVvpVdkxfQrdhhf+7kjRTP7epyOK3nBRBRmAMNMT+hekG/",
-	"z+t2WSCnC7Vy01FcnVcOVf2S918sg1OK9WkKXFxZyeizyrC0MWcFYwk/g05JnFNwSWiCh3SSEK7bwaFg",
-	"CtGOJWFfeMpT0NjtlZhGcsCVjXZummRsl/N4ICaN9fuVeiWYfjXFkTjvQV0mCF5nLInYIb2Bp3mj/jxz",
-	"UCDp3fE4ZQc4ycHKMjTU6trNrtNqmE3btty2YwtcFOE4mV4X91NfsXxCPyXkm+Q1fL/4WND+TeyaUdSO",
-	"DDMkltH02oEREMc2Istsul6z6QY2BryVkLlrF+PjCh7oFErIB6N4QNKbkUqUGpFRQNK7BI/yQzq4/e3f",
-	"HX/0MVJ3nGUoiy0HaWM3CE6KT6csi/tTceQr0Aktz6iTZS/i9BnYW0yzW+YcmZvPZqvliPk8iHkcJOQl",
-	"VfAjHgO0VVe01G671XLadudcS71istuqSw2Zh+sss8ydePzws8d/+NXxf/8gX2+o5b2itRYT6nY8a9la",
-	"rxHYYyxZlisw64EFknZL0/VU5xeMlZ7Kk63g7/WzCeBGYtEhR1zAtlmX1lyPys+F15H6jmT1BWhVVNV1",
-	"ulatsSzOLz+bq4vxLxFoKykFTcnjGqTj2YZnRU2j3cS20TcD2wmdTqcdQunmokwpXuhiw/O8vtGJcGAE",
-	"NmnbISGOtMaLp/UNzyOO0W66phH0XTdwQrfVdvqVmYASk4msptOqrPXVX2azpA3rGbksp6gZr2t3Gq22",
-	"bTmufU41M5v00LINz3YCAzvYNWzS7NuO1Xddu3W6mlHC/JndPU9Sjc0WrGk5S9XYOtt5mx7wnKUHbIAr",
-	"aUWXypLLNsZMlGtIFDLaT+Iw43nicm6x8gxnT1W+5nObaqEw/4o4q+irWCGpQkjjcm9FjrB09Kg8tUIO",
-	"7oJEik/cTvS6ptVwTMttdlpt72IK3IucpuF5Tt9oEwcbkd3pt6y+69mdcB0FXmYoFh8iUILT7hvYcQOD",
-	"tO2IODjEtuecrry9MGoZnhnYRrtpEQO7rXbY6rhOu90paOXXoCpNbgfLbrafsHJWi9Ey250S3fwNTVai",
-	"q/feurCm1nt/G/F4jhMy1hOsl99fqIGA0DemAwjag+yVMowjLNmxCuJ4Z8YpAPQUQCSgLOFsSKbokKQE",
-	"JZhn6O1JNJC8Y3kHYk2F3qNluQk5GhCbXRMtwK1SgqONpS4At/PFUxfOZdxvIm1hmZyaFbSvJ6nOl7Rw",
-	"aaO4BMbkJ67o292m13DbZsvyWh33Ioq+ZbiO2TY8bFsGtgkxzFbYtz23abaC5qYUfctwbRIaXuC1DRxG",
-	"rtH02o5jthy7RYLTFL24MHQNz3RMA5udthG0LDMK2p5nheESRW+btr1hRW+fquhhMVquaTuWLQMxm967",
-	"Z2Y6bHX+ijr/HOZu3qv+TAu3X4QMMeWTfj8OY0KzPVC4Z1vIJy95UK8cpowO9kCrn3WDwqkbM6tVO1Vo",
-	"5M8yNCZpn6UjlA2hH4DSW91iS/8dBO0UZGO+3Vs3e3SfTFE2xJniAsay8R7ibCTwqtgMaJBimnGVg6ju",
-	"Wu9R/+ScQPIi4wT5Esb4yo0u8y+BVMi/d++esTvJhoRmQLvko3Ao3oMOSE2V2wHJEtxADk2y1GHxgaI4",
-	"e0pcBPXK4pucdY8T56uv7DKK+q8rP0tlm79xnvyNC3pAXhin5CAmh5fQhOUeJAezQ5rzx3L1fQREM+tK",
-	"5A14d0IjkooXStmYAeesAPScZHUEtm1KopOeOPDG1BFnjOa9uRrodZWkFHPE8QEpSSa5Jd9aqMXb4hYX",
-	"DoDVV81CuQimnsEoZy3NL1/xgUKtG2JLkCtwW/ERwdjy7hzZbbm8c0DHysMNVsOzbcezXcdZyMRtukYY",
-	"9rHhWR1sdOwWMTpt2wnaUdTCkIk7jxNPtOYQl4ctw3PCphGYrcBoti0zaplexzQjmWEKm2tx2LPjJeM2",
-	"S8ctVpKHmFJhAVgrr4dYC7X7lipL2O7xSXadLWvNFqxtwdoWrF0dWNsyMEn4pST4PFjh6+OwlEUToMs8",
-	"LQ4lT0IhznDCBhOCqo8e/sPRj999/LMPj/70fq2OKDmcdSYNpppSaQf57/g9mnsMEZ8EkgNNuy3vvPKm",
-	"bpYiPpE68sUGGrB0qgrbJFud36N9SHZtID+mGUkpTq5DNzo4aYTTQUx9oBXhQ3ZIUcbmOqUDbS6eFdRB",
-	"nw7ZhUNIFpyh6n+988brdXT9zp/X0V+8eucvaqpBBdS0scEAWu/1aAppUJImVk3GjmaV5UgoY5aVOUMh",
-	"d1jP9VOQPiwJvL7CRnDy/JLfYWkm3mcHYUj7EsvlGz7iLM04EucSKg428uxH38idfL6QYjEF/igCTR6V",
-	"b0tcXUqlN/MP1iuz+5Sy5p1MTztrQy0bzTtzQxnh+68SOsiGqspoFNP87xWG8QZNpvojUc02YrEZ5EZe",
-	"NgT9+8ZHIj8ZVPWhRrImpmPW5Qj8gn4tH+6y0eUskbOxqacHjCUEU8kJucEmwOJxOrlLT0238vmffv/o",
-	"0389uzFfw7Idt9laQPOeaViRSQwPOx2jTZpNwwms0O2bpIMdSBQuCJNKt9KydafABD7YOCS6g6A8LCUN",
-	"cPW29DGdAf7hr47f+/jxh798/Dffefwvnz7+9O8effLjR5/8P4+/995//vG9R5986+jf/qDq8vYnlW7l",
-	"+u3XjFu33zCsr4tDYxLOyNa6laaJHv/kt8fvfVypVyZUYIDK0W9+WjmzLD6fhnWyfuVWUIm/89GNAxo1",
-	"2JjQ+6NECkpuMAGNiCZgb/AxyMQhIdkoacB/oX/kSo+WYuilOJFxlYzcz14I+cE5b3BazrL+OkHOywIk",
-	"Kf9BOYEAoQT444UOED8LLQDcnnUUCuwHpID+bhiSceajKtds3pK/vjGKaqtRkZ6GpNQlxSu2weylwezW",
-	"SvhSrtisFf2VpWTP1H+O0fShc9C8RVy6qgCZZWwek6DqAvpBEvzUGsjn+xMfqvMlSduCc4tNMsQnaSpA",
-	"ufgq+Bg4BKBJAeYESvV7VNxEl+SdgGTV4/f+5vjnv3v06ce1YrfdU4je5FtcbQ54icpZVzk8QUWwrnC/",
-	"zPzureresOpec223yc5bLrTCFXf2J1sKNK0Z11K2Cz6RFRJ05ZkLLGc7p/oo+ixF5cpZkraW5vHmL3PB",
-	"DJ95UX0pYvkSdeOTFKCF5d2mpDzPaajnkCOXn4y6FN/vaI9pF0lPj3L98B6dWQvVGCpIphwSRoVlVEfv",
-	"TFhGuAq5oITRgWxgi+Ks1kB0kiQ9GiYEp7zgoq0jXyAc8d85FKRE3pwUvNpk1g3xcJ3XUNlEPuucYG0r",
-	"wbquqDtfEutmH30JmatPQK+tZm60S8wNu3XpSvB8BFSna788K3OrBZ+hDjXz6H+bzLZuMtv5zQapQU+1",
-	"F5SSrR5//zePPv346Ifv1/KOkyRFnBDeRRnkGQwJYoeqjaU8IgtHenTGvzAkcAmq4oJB0UU4gb7ucA2k",
-	"vsUUDWOOMoJHPconQZYSsqNtjmKfTHFtshDNVQ1UUUoOYqgz7FFJO8RRyEZBrChB0e7rNyDaC6SeJ8Ny",
-	"0MwQWL96dJySfnxf/yKbgzbQTSVfUch4JsclRShHeDwmWHUB7bNUvEQZ+DkR1F0WiP3aRPfVfprDsP6I",
-	"+DBjaMJJiuJoWahO56AtiSM6LYCVYnYr3cr/Vh2R//0bptHBRn/XeMl466+c1oPa/1wpDS6Whi1nDTNX",
-	"VTQ3o+W3K/DBbuiOqtHdqreCzXBHXlMSUX1xbvdDK12qPmS9dZcsi/x12aq46wd3d5d8VpJND5V+VpcQ",
-	"/j5f1HeNxfhSByK1Clg/DImq4qeUHaIxSeV9atvQ5DY0uYHQ5DtaIWrQow6cgy8qSnFf3VBAlgXG7wW0",
-	"A56IDO8TLgnH59qzg1qD7JUoTonqE17sCp7jnzjj8uydHi08oS/FImMJmXVYr+1AJ++8Y3sD7eZ+kSSm",
-	"pEfleLKZ/+8aR3deebOuEtTmHB11NNHM4omM8cYhtL8CuvO80VY/JcSAbuuFdltF+nZxF7AhfWhN3qOc",
-	"pAckhdDsRMgLKSTE1dc0KFRa6BpH/XgwSYmiCYGe6j0akTAe4QThNM6GI5LFIaqKa/LAbjpJSFeKCbna",
-	"ICZ61D/ASRy9SbM48XUeH0cZQ46JIjzlqJ+yEcpYhKfLI7ogx680nquaRX7jrypRzEM2odktkoay73RT",
-	"5tuLtb055wE4vZ/iOxNMM2CGrjjwrdy/DcmxFcuBsc5Dmbzz71m3zft8v/t/f/7v//7Fz75z9LNfoeu3",
-	"X0PSSljdnodJv9qeXLL4IoRIzOtfL2+v3mwZYavjGF7fFTDUCg1s2ZFr9rFrh+1KPV+wuyzDiViujqf8",
-	"JwV/DT5rWk9ugLlble+KFR8AHJMKSsnexLBeH3z36Lvfefy99zayvWaunzt3b8h24pmaEMvquNqllOH7",
-	"4ojruc1Gx1zclvVKfo3dtjx1ynxUWose8VwdrxHbWXe6Fq8qoWy38rW7YuEt2/QM56XOrn29cu5tf6Jy",
-	"prX8Aowh9CUxOIDSlLHi5J65G/Lu16CfTp1Ove2Kc0rSkZqKs77WJTN+VjObemUmduU5nmFahtkSv+RE",
-	"LeuJgm1ewNaVuC212GBOwTsK1ayKkuccg2dnE0jQXAV2GSXraidSCwR4FcBW2IIFrBsxwqFWihNSmkKg",
-	"EdmldzXZQoAtBNhCgKcYAuSiZhvRe47zWtbVZU8gp4X1EVb+I9kQLqbwRezB2Pbk9+vPXDe1bo/6IOOh",
-	"PJdQ6XCpo7zz3cxrUs+dJtpZAn3KlX8lQniAY9pAN7UnqQ4hs1mcSTaskYEmlUfCUZwtSWqpunb7RHKK",
-	"4lSbz0I5JdnknD6UjVCnlQkiq7mmK+KchGmbffaVdHbbYqAtBtpioM1hIKtZxED2ZjCQzm/aYqENYSGY",
-	"7Sfgl5B+7i1p10XynAphugs5NF7AEMK8BPIu4IHJ44HwFIHTECdUxxdPQ4mQJ6RbDMqDOwjOl+eR+2OZ",
-	"QzzGPAP/CtwlzqZITFEpLpPh2gvhsjdUMeQqyUGl4bAtctkil+cauWhR8Iw6cJpPhwNnS+S2hT/PYyzn",
-	"NtCAKgZPqdmucQUvMA0vCIYiEkIP20tGQ+oxF0NDOrQEGVoSlKAUSCkb6GYGhWDZkFBJlXoQcxKVQaIb",
-	"cihXi4nO6eVKNQXno08/Pv7gj5//67ePvvvwi1/9H48//Oma3iY1CxshON2CtC1Ie/bdS0pCbUHaFqRt",
-	"QdoWpG0CpKWkP+E4uRhCk1DmEgDaroRirIDOzoZls1AmGpAMavT5JAwJl4V8ykuXl8hzPNKFPXVZ5EPu",
-	"Z8jXItuvywpBOA0Us0wuB4J9NuE3Ix9RPAJe+gzyzBFLolltU0BCNiK8R32Ie3ISkchHVXh84dBXpjcj",
-	"vwa3nicRKMOHt2G+nyKX2Zc259neorEvMxqztwlPF4Fi0J9PlzBvk5+3KG6L4i4bxb2G98kMpRQrqDeR",
-	"Sf0CJzS6BBx3h9CIQ6oX9DHUME7VWEtABr0bZBEfZepEnDTQrjy3Rwsn6F9RVdzgEMcZR3Em4BM/JCkv",
-	"hiThgj19gd+jScwzgdbEJAYJC/fFHxLYVX194FVIgOvKysI4mlUHSvdWj/qjmPOYDvZCIKNjKfIDkrDD",
-	"PcVIt4MoOYDGR+KE2ixRLmGyp6l6H0BK8Ghx0K/l77skhFp8xR5dCLuWYUUx9dvg6tZvt0WKV+a3Ezbs",
-	"MwoU3a3Pbov2tmjv6tBeuq+BnXSFaU56peMuiPYmgfoSNoz3QLhLugcJ7qASYOZz0/Rf1/KOj/EJoqoe",
-	"1dgIXpjxDA0EAKoeffu94w8+efzhTyUj/tF3figF4Qxk5fBQoK0erfoC8+kW2i8l7JD7ta4sHcBzPBVo",
-	"iAF9iqfVEVbUED0qQR2KOQKQBw8ZxTQeTUao6o9iCrv8NThLaXe/DowymtUTEGPJaV+ZXte8nzUFh/ON",
-	"r15AdswcsiTidUnFIfeD8iwifyw7B81Abh6DzidChXPFXOhjNyO/jiISxpHuwOnLv/RE+bWdmS8VxRm0",
-	"N/A1gvcRzhCjIWkg6I8D68xPc8zWdhCmParAqqTkOYnXT8WysF+3aHaLZrdo9srQ7KK0eUaRrb1Ftltk",
-	"u0W2V4VspSrPsS2wis0EypqYVnUdNw5xSmM6WE4Xe0+dIJ2NWPUvR4dxksx1L59na92B4WWSPbakinVG",
-	"ltooZUZV3af1wy+fInWDLQTLIItl3zWbXbvVdeyG1fRarVbLbZ/s+G0GnabhNTtNo90POgbpkMDphMRz",
-	"Im+Vjt+ma4WGF9kdA0c4MKLACppWGJot1wZdNt/pOy3r8O3cNV0Yp9VoW8BNLhd84UEt1zQ812wbuO+1",
-	"DOK1rKZFTNuNbJj00ikwZ7d2mma71bIdt2QK2l4gpiAwcBDYBm53HNLvtB0PW09oCmST81bXMRudltl0",
-	"7ZZnn2siVu98OL/dFe/oKeSd+qt9Sjo1P+VsCFdGZ6m2V75ca3dF5iTLTpXOuvFtiMcy4HI4JJBbHREs",
-	"Ducc3WB3SJ8Cl6eXsvPc0Q+8sN2Gx9fFI/kNMZBKF5qA1CsjfP+llH2T0EqXTpIEDrxxSEl0XY908YdX",
-	"CY7UwZU/p/wtliBQPa3PbLHtl/e7+WrCApzkK7T6F7MyvUcDXR9iOojpAM1vUoA24i9F1wHaBZpt5zlv",
-	"WYopx6G4cwOt1UVGduyWhBwrdpFZbDdTbCODNtFFpvCxXwG3x8IH3jRNc+0P/HzMHht98iXwemxYdJ7r",
-	"/b60ovOpRSlb7oD1uAMG59UUGlsdEjKGzVsekFGYnKNDYfjGHEUTUkcpSQjmhCPtk++nhHxTNyYGs4ef",
-	"wH0NtIuidIrSyYyzibIMaPZlf5EpShjbR1jsXpQxEOA+5m/0/R2wuXECF0+4iu1oWu6EhfuoKk4UI4TM",
-	"dCJJ9hfSnyf0jnjfK6XCjtLp7QlVAm11iSTGnX+PlyBvcxcGzMe8NWphMzQ8kzgGNp3Q8IKOY7VN2zOb",
-	"9glrVKe3v3HSKrU82zM8z7GMjo1Do2PaXstpBkGnba1tlTYbHavVdKC95MnhYtvwIqdptG1hRju22zdt",
-	"u9N0yFUNt9UwwX6WOwc+HjHRb9Ur4usonXTbsizDI5gYbWK6hhW1Pafv2CRodlZxAVie4xheK7IM3LRc",
-	"g5h2q409r4kdc9XRW3r0XsOzmpbllU22bXmu4TkuMdpR0zNwv92xg8BzSdt+8sNsW45rdf5yHaeD+rC4",
-	"EMQl2v6eEHsga8R5KIojSB08ZJMkQhFb7OSx9co/BS2Xt0zJqnBrQlXqqVTEcgtTdrg2SpBnn0KWzNIB",
-	"pjEH7QLFYYOYZ0QgA3HpvFccBVPdyUKYjyFLI472xdAyPIC2HhzFMPI4Rb64HtS/+EGo/gj6jghLElzw",
-	"lJAIqJbBDZ8/dkhSsqzh2F08eDLtxhZymVmaoX0yFS8jBKLAPb7hI87SjCNxrgyQNpD2Z/lG7kL2l/WO",
-	"ElfPtY8idDISKzvzPtcrs/uIpT6ztdWtud5VGR5c4zD9a/eval5S+6ryiANLWCoW5qWXTBPiyMvSJlpd",
-	"u9Ntthqm3eo0HbsNju2FTc3GC055z7C9IDA80xaAwGkZHZtgz7bcTthxZ3NxEI9PCTWXPHkNXXUXr+AV",
-	"Fx/M1iP+VHvEMzxnqcF/l4hggE68m0oAlXuy5YHlnZ9uK0nIEc6lKqoqZxiyag2ZOZXhwR65H/OM+zqr",
-	"LdMeO5zJq+TvjSWthe7iwZVaUyc/+rLvWH2b6CAeo8o6n9tl9u95RsXVGrO3bXnynOHyJbt/nLIgIaNF",
-	"LzSsfDwTBnv7ZLoX072JpAQoe7y+8oUllz0Aqapk2pk3KZz6YJ0+3eJlSpWwonQSMnSIOcqGMVeiN2QR",
-	"mZO3tZ3c+XWIuQ5jPE2K+7ltLJOBTltFO88ZSHlLmYgkJCNlSnnEDpTrUmwRaN2nSPEJjqTzVLOKgQIO",
-	"cZrGQG1fVyaR4pM4fwgO+CF6dJ0QHCqNwPXoBkJwN2CqzgUi5qJvc4rYLcsQEM+Jtrj4UvpmXCBo88zF",
-	"XeROWlNK1Jd7TjI8WOgqpTqlyq+qND9Ffi8XjK8+n/BTTfk2cPscN9tZ/cs92/q+5C48DbQLZCmqO3FK",
-	"pHtUIwhGF/BDoWnzEgBxIoUHVQkOh1qJ537VAck4wvBwrcB3ljkN5mGvJlzAI3IebALZQYtZP2tiE50d",
-	"1KMXTg+6ODa5qGdD8UmtI/nOlxG0kSdeQibQwrBO1VSu0BftTsdsmm3TW0ysto2O5zqGZ4Vto+N1sNH0",
-	"cLvT7/SjpoVnWkls5GbzdMUED+rYtm15XmtDikn3QNkqqGelKetdPHhRORC2yUvnaHxyHlOb4FExGFkS",
-	"34MznnyAT5YzxykJhU0cJ1FKqFRvMUdi2MviZ2OcEprdjCqrypCb0YZDZ8sFaqtrWo1Ws+NYzWbHldAf",
-	"Vl4nXN5iLBFTL7Mu1Y+vEhzN/1AUw47RcZ3A8NxOZLSDABskaveb7dBpu46Q7xfKj89nFZagY7fkTpAT",
-	"PDcEu294pGUbbdfrG/3QcftBEDVdKN49RfLPZqTlmS2Z00PJ/Uzti26FTP/r+ObbLH7txkvD195+8/7r",
-	"d1/L3rj7tW9+PTad128k+6/eHcZfH72Y/eW9r7l/+fab7te/+Zr7+o3Xpjep/XLna/Sr17/6KuGvvHSQ",
-	"pOEaaoXg0QrBQfFpPH1ekHP4jQMc7Slsdaaft3juA/EJSpKBUC3YWa7m+dMfqCphXACcZ97j5BUbcTjf",
-	"hewOeLFZz2nAt4r7gmYpDrOnasG/7LFdpXxynQZ/n1awURrA9U8IUl/SB5dKX19GGYAhhbGEC/snJbJk",
-	"QwwAUnLG/JqqW+UoEfeqckKQL2W/eI5f20FgC44mHPJpJOuGor0TN84jw/uxuN41TeSf2NoFA68fkyS6",
-	"xntUhj8mdJ+yQ7onbiWp7w5TRgfw9564ZZGDucwkUzFngkdXGnRWCubRJ98//ujjo/e+c/Tt3x39n5+U",
-	"6hnPsC2rb3heaBrYNpsG9rDneabTDCx7Pel+mbHoU11/bsN1nFbbtjrOZvS/mJS2ZXjYaRttxw0N02mF",
-	"ptduYTtyNqb/L748Z3km9cR0TPcv11vLbWR8a3dexO7cprguxmylTlhR6xZNyTxsW2pPfpVkSt1cDoNT",
-	"q2s3u3ar0WqbXtuxPWdTFpYZdNqGF7SJ0XatpmF6/abb8myvY/c3JmHvLjGtzDZxDa/dcYyAdNpG4HZc",
-	"x2uFto3N02WqnIqObXlWy/Y2IFPvKgC0dac9z/GetWTDkwjqvMYOoOoNhoYmNCIp0NqxPkSB2SHV+eCY",
-	"ZrxHZ1VtiidPXLcXTkPJ/LzEWOjRZdYCTgkKhyTcJxHCHDGqzQDxHfk7SHzlKEwITiGaQ0arBXKkwTEf",
-	"yXlq6rzPZzVsIpKzRJwXMGjLahue024ZAW73Dc/utNpW1MGtTr9SKvDnLrUNj1iREQRC6HZaZhQ1Tbsf",
-	"9NeTnucLGT1br3YJsalTDadmo9myO5bbck9T65c+WSeMrybBhhd5gRE4rm3YIXZxs9NqB3ZnY9Dg6Ic/",
-	"evTJz49+/Q9Hf/1wDiXIs063q5qNluN6dqvZ6WwIA+SRtS0WeFZMnKeDIO/ZjaydzyDimQHl9C/g6AA6",
-	"8C5lBoBoF2jnQin+IeaIZ1hMpEQHd15+Y/fVvbsv3rm7d/3VN66/8meWQDBu0c8n0JAma4ZKfpnSksUj",
-	"YgRYYB7gMRaIoqQMZVeO8y7h2XVx9ZU6BjnsBF7pWp7dXoNvRL0EvMBlFvlTdlgUuB1ldJnNhuu0Ol7b",
-	"bFprCFwY7t14tJTjFJbzGockIrGc22Lpq5DL5wiuUZbt9UFanxXYmp0pNiebZGRv9YsXz99ITOx1hvgk",
-	"HKKUcDZJQ9krCIQLThKSAs0IZRnihKD46QqNbR1/qzc4YAcy3iVUltIbfZYe4jRau7p9wtXqlyZp7wJB",
-	"q+RqnURxxlIOewe0FKOkXmB05apqHcx6PgmylABbzliqtxEZBSTlKuUxTsHQ15D0ZB7LmzCuK8pjmRvr",
-	"Gfkr4rd1s1fKnwpLof0KMUcpS5ZWnYvfVn7mbXHysqfiMIsPCKoKHVsT4iKm+hCw9NTkuJYNRJ47NxRV",
-	"5h4wlhBMN5usox4HiKB+umPZaTU6ruc4dtuF1B0ywsBsnpJx23L/i7p9I2SjyqL/2HECx/CarmlgF1tG",
-	"y4xsG0dWYDnRxoxEGEazUpdLCX8Dzzvsprmx4NDwWoFlBH3XNiyrb0ek3e/gdnCWP1nPgNOxFFfQmtPn",
-	"tZy2Z5pWcfpmH3zbap0xi5FpeM1+32gHnmngkHQ6LTfqh63mxmaxOBpvNpmzw5cxpzAt3pr8BUKgnZ2j",
-	"lH9r2xylbY7SNkfpEnKUJgpYaJgk/147R0msbEzjLMYJGmPOD1kaoZirBpYpySYpJVEDvSjEJoegw4TG",
-	"70xIHYWYEyOmnFAeC3GcTJcRTAiZcaU2vRb65EBMk9VsLgh8JYVfPED5UOVUVLqVO044SYlxSxwx0+h/",
-	"mld1a8nNS8z+WUMjmk7DMV3TstquXdSIyyZnvvgiMN224Zmua2CzjQ077HT6Yb/fx1GwMW04W4dSUHGm",
-	"+3n2jna7tU5aDzx1m9bz7KvejWjOeuWQ4P29mSw44xbzZ28V73NBVrKpVc71plhUCJrwWWxeN0rkGT7R",
-	"cGrLL7Ie9GqustfuCLMrJG9SfIDjBAcJ2Vya24TPte48A7gV/VtnprlprXkhL8XKUKLTtaxGy/baltk2",
-	"7XLj2ra8zil4omV42A0ML/Rco02IYzQj3GqHYeDYoXUJ1rVttc0VzWsxNKujQvlhYBnEboZ2v2X3rZZ1",
-	"VlqxnhjL7TgbwB8Q/uYk3Ya9n+MUuPXkxuWnwHURDqAtMVSIaNtQ5XjVkS8+QV9loEEZChvrxrbigga6",
-	"QUDU4Ezm0YkXQlVfip8uAq+tX0MpOWD7hKNhzHtihnjMlCt/99ZNtE+mfNaMVvV8UJwHvsZiUKcSql4p",
-	"MsHNFyLAR4RGukmKurXmMpCjSUk/JXyIMrZP1FOBwAmHIeE8P5ykBEdTFHM+IVGtPutFDC1ur3Hky7eI",
-	"7qjx+z3K8ZSjITtEI0ynDbQLfnKVIofwIZ5Kbikfmsv5CCec5XMhR7x762aP7pPpbLxKWNdlhh1i4BiX",
-	"sY8RnkIbYSRTAXdza19RPcTibRgK2WjEaB2RdyY40Q2nQaxDDI4PhR4HYgqK2mK0An6SlPco7osf3qQx",
-	"1Am9/tIr1xFl6QgnilK4QOsvgQ1UHs1hZr/Ro88O2USPlm3gwyFDPIuTBLFDyoHUg8P2yxtYzeahR9VE",
-	"dJAvLt4Tl+yp+i4fTWgCm0wTfgQsmmo2kB71h5hG7ICkPqpCr+18MGL9xBF9AjRcEFsyzjh6mwXwpWZD",
-	"QntUbRgUU8hdLVCKdCFAlj9EaCYf4ip+n6Uh6SIBD/werUKIR5Wk8QzLbkMRCuS2zKMwMDkTmsUJwijB",
-	"GUkLryDv3kC7dDr3HnrXGxBlnjWwwFGUEg4zmDE0jEddJJ4FFXIJDuXjFxs1jhgdyBAepngwi+H1qKy3",
-	"y3+JUJUzFd1TDW+RZN9WphhHA6a+jR6dPUJ9+OK57JAuu1RMfkreJmFGouWZrudzmW0i01XDv/V6W4jx",
-	"ni/9dAPP23ySzdygTgXB7a7dbpjNdsuyOicCdFa7cxr6bRqRaWHD67RdA5tu3wjDZuiGuGN3ovYmI3RW",
-	"x5StGOaUkGoFfUrYrmmErgDCjtkxcMdpGv1OxyGu6QRWPzwdA8t56dgt02u6G8PAKgX02cfCW3fY1h12",
-	"lh1zjj3Sz42bs1anXzSDYson/X4cxoRme2BErBCtPHEJBJlYAslgSpOeeZsTFwD7bzog2R6bZHusv+Jw",
-	"yq7Z2JZbyDobk7TP0pHMbsmVdxeQkZxTfwextC5JIGkRp+MMJTjc5wgjGCPibETQGDYMGqSYZhLv5Xet",
-	"96h/cqr9usCZnCBfWny+SvVB1dxC8e/du2fsTgTMy8TOIb5A60lC6IDU0IyCTt5ADk12xMFJwg5RnDXQ",
-	"S0BiqUFaHfkls+yjKkbyuMR4bJLxOCKFdL1rMvOIS/i4uOLFGwA/QSHPr/CNi3NrT8mHXa8sTu5Z9zhx",
-	"vhIO50u6P4dgAFCyl+H9FURD8dwH9YowtPbAijzzysKps+9YmwCrfsP5+Q/qlRNW0Zk3OXnF5sSAtM3P",
-	"8s93kV+YQb+O/Nm0+Dullp5ki52zfFi/aFGCLamtLG3RFizA3C4TD1iYR3373ByErnzzltlTFVN4jupE",
-	"rioYkZeYXDAY8YLeVFBjcm6HY2lqiiwpWc6trnwK8GlUlVNoEB8Qivz9mEbcr/eomiSh02pi34OTAz6P",
-	"LiL3cZglU12062dMmB43QSFRlU/ao/ITjLOhol4tU2kZ00W5Vbyow3pU6i5ea6CvTMWHB4IAvGm46J+Y",
-	"8zu6pqu+WvF3j2qlqrN4uXRACak0YgcEpRPKERawIsDh/iAVCgNcPUqvp/vQjyuQnqy6pAhilPRoweWz",
-	"U/BZoqpt2jXwCg4JemdCJlDDQzXwGKdskBLOe9QfkOzlXBDJCh/0IobsfWChFQNUXLRiqocxz1g6RSk7",
-	"hBWFUfi9iWk6oVg3+BdpiI1Foj15V3IgpGt1FiOdib4auE7lk8TL9qhqfa07xEue3RyfXOMoxGPZYR7g",
-	"zniSoWE8QiAa4wzFvEcF5JBbSbuX4gwNBBgR06vdorDScYYCkjA64OJwVZV+S59STXrdOEpirrxs0Mtt",
-	"Qq9x5IsH9hN2mPs3sQRADXQvzoY9OttW9Vz0a+4mcd41LimcYAPENGMoznYKZ0pHt6T1hQ8CDVhx/Cp3",
-	"HZxfhUmUEw9KQr4FePU4nEcAXKZEehzVIPAkYwbmPB7QkVimHLSlE4oY7dE4q9WR9KjBMfB8A7uV+rrV",
-	"k+PiMChDYlZh8xcdikolqpI1scVTsZmBH1lMNd+Px2NwgTPoN8snI2BEnlAkOzfojh3ZYRwS6bGT4QJx",
-	"yuybm6lddUGPYjpFI5aShRtV5UvAtkPfJCmT36YfYh7iSABkLYVkbjpcrfjicS7Q6tK5KSCGWLw+OKPV",
-	"9pFfUDBFPnytfZJqB5AP2xmeswPmLxa4BHgD+kzgeGMy5mqD6m2bi1B49eRQrMaAaf76Brorl6lHz3K+",
-	"6huK6VrigC26R5d7YNFJB6xynvbogvcULgABBJfkfli0zA3bo+f0w75c8E1fafJi3kA1ITgvsmSjMaZT",
-	"obmV1ioWhzu46Rqe1XSNdtTyDOwFXsttN12PWKv74fT7r1XLaK/bIB62bp5rAJIbflB7FHoRit1f6Zr1",
-	"ipaYla4p7BKCo+W/PzjNa+uYXdNsdFpOywF+6X7KRmXT6BLDi5qB0QkxNpqtNgmdsO+03faJenwnMB3D",
-	"w27HCJrNvhGSpt3pOy6xoUgAxK/moi+w0AukNRv0N96qn7HYwr6YcFm9MiHRk1j+ZcZQMbhUVwDh0mpD",
-	"t1RmW0fh1lG4dRRuHYWX7ii8hF5+F/QCburjLO69WO4WXSF6wmVW2ybZXl1d+MvgFhDYAiwraWXhorfn",
-	"8d9/+vm7f/3o4a+Pf/Sb2truq0MSDBnbP70buj5pvu+5EnWzcvI8Bw3MJ19f1ZVyyG+g16GQSprbnIQp",
-	"KevD+2rMs3t6VJdeLP7E65jbXRMAt2U7brN1svXYi7dvoSCNowGp1Cvg6xHbNwfMDXXfSl39KQw5Eol1",
-	"LoDwlmlYkUkMDzsdo02aTcMJrNDtm6SD7dMSdk+ObpImlW5lmGVj3n3hhTAdGXJ0jUIqxwt8yHDyAoyW",
-	"r1NAq9b57BpavZe2DQ+f6kLMw9l3q8VQfmhZS7IFMXFKE/A7k0D8GRCO/Ema+HlKJuw78FvPPhgfVSMW",
-	"crUpG6MI8hd7VMBLRcg0HZOacs9Kp2rM0a037tyVJJKQ4gu+Pf9F8asPbkQ/iXkGf3O/Ngt6qa2C/Dvi",
-	"SzDgBAO8lXNHxMh8gU7lwRskicVQ5s68G48Iz/Bo7KPqmzS+jxQJU01RYMqz7sQDirNJSrrowPoz6TEe",
-	"kvvo5dd2rxt3Xt61my0xIb2K/CnTN1UeZXk0YNFUHuhVhOTOszAlA5YQ0PJnv4F2kX3/vnaIqxiAZSJI",
-	"4cSITyAJeAdhOlUeQpJw5QXL0ljnuZL7cjfFOAH3K+v3QXW8HWeZQOJwx4hNgkRmJzNko2ENbALbRUM2",
-	"STnkc0qPZ6TmTzzGV9mrDaRmNSbS8csoQXwSvE3CTIBmITXrBV8j+o9v/X0NHGCQvx1TtRdYGpG0i3CP",
-	"qouB9+l+pn4+xHHGVQ4n2B6UoID0WQrvrAZGIsTSHpUjE1Oo9rqyQ+Q2xFlGRuMM9aGoWLypgyI8hYmN",
-	"Yo6DRCxLVavThj7m1xoIdnguG0cR4kN2KDOpM4bEJPSn8Ap6t+SRErWQQ5ZEHPlyrX2ZKitOFihDHqxD",
-	"OnlXeZShFLpHxWOojCqgasoynBFxgtT7Urco0e4jX/5+Rz6iJn2qb95+tUd1WwZfaBcZtwU9IztDaMMx",
-	"JZwlBwSc8ChhbCz2Tb1Hx2l8gDNSR0lM942EhTgRtxiRDEc4w9o1i6qubfeonr49hW5nVmetPqOOhRfC",
-	"mVoZvb12ejQlsg+SdJWKYUmXcrm7VJY3qRm4Un/pprDFOVDAmhjgyuvBnw5gJj+6SrdyOOQk3HPesQ3v",
-	"cHd3d/eGcca/LxvVnWs9o1MqyHdyuQOxKhAp0jtEQ7ItL/+S1ZZdLRfcBpw/I+0KWNf9Myr4EJZpoRUS",
-	"iJdcuDGX0Ju3X9W6lqu0KK1CNcIo6GQBmqunKlXFUugXVtV4hUx94FSFyifp6ZVBeZ3JXPWXTZ9f28nD",
-	"zOIWEaNPVfn3lbYLOcyxxgXsrgWXUF5hHUGL+JNwQraOlx5xjWx1aVWUg/Cdwr9VNZiOQuOUyPwSAb2v",
-	"tLdyj16Mkl9OxbkR31yt0hzUcZdNe7R1hVxKTfMFMi6fOXJtuZM2JT7qZzqQUVVSaQkBIaFfra5zbbj8",
-	"wmXSkfwST/qGv0qy2Tf2RKraSqwCZX/PnWqZ+anFc27rDAYha2I6OGE5/C9iftWPd2LgJy97/ELf7zOt",
-	"CCEgxcacpOS0YZbZC4unXLqhsAyPaH/Hlubh+aV52JBcumz2B3A9T9LEr895oOvIL1yn+p2qoGqPVn2o",
-	"GkcpMQgV0oIjnDv89JvvgGRUAkLRQkM/At6j4K2qNeYdbKoWHY3wPtyQksMTDj1pase0R8HcnhEzaHOc",
-	"Af4pOl2LGC7EaTpF2SEr+BU5qp7imKbkUPqR6/khlqjkZr+QD0tCEoN/McQU8cNYTK3GcAnjABklP4R4",
-	"LWGwxLzY9ynO+z7l3sczvX9PeyeoHj27FdRmcOcFa+SVq24t2X+xKvkLPfHy6uTXdTOWIIKLhnIt667Z",
-	"eZJK/BRvX7FWPZdqMlIwkze69cp8sADsfMz3L8Q2uUUBV24YXXrSjtqFd0G6L8TCn9mOR5fm03lhpsxX",
-	"Sfu5VtT+8ylAqngqN+FULJP3aDWLR6SOZJI2CllE6sB0Q8NpXbVST3mGXom/op06EoZov2GPEjE3EPSu",
-	"o8NhnBDtNqrPSl4gIKsDqDFH0YSUaclCStEsOHxVjSgKSCpWAQ85S8vaMahE9zUlss4tuCOv3mzHBjnj",
-	"19lEXGjX9QH9a6nKg44Dagu8xitd16pX6GQUkFRyr6ixVbqVYMKnYN9n6bRcf1pwMzkx11lEKt2m6UAz",
-	"hPLT7YVnW/bs2fbcs+F7K97YNk0xdaerc0uGC1XQf/eUQYB+lSUKp/3PjewiMpA1EMUYYxEhWIaJlyEE",
-	"u1Koo4D7FUsn8iGLgzLNQYY+ZiUUfUOMx/DE/7XF/xVGaalyDjW8QoDj5soAZv1sMb2zz84am31qW2fp",
-	"l8YzAIlmuFQ5XZGf4Awd+8Jf6USSm9GDF1Ki/jp/lXi9TFnnuVAZQ5xQlcyS65SxuDJXKbMBVRbNoLWa",
-	"Hi2tV//ahExy/0M+tKovRZGP/Hwapn5NIwAg9pPpVRmTFrea0/rMIIeTFtPsZpWrpbl1Oyp7SaeiJfE+",
-	"gZCOHkM9L8CIM17M+IIssAayTXs2guIrNZBrdgr+hUWeiUV/Dqrm7h4xJgBBpYb9bT0/G80iukh94rzS",
-	"N+eU/jIF2Z4zQy9D99mn6D6nqPtmGw6O6j/e6K+uR3O1qYDoFSrNc6rMZfZ5cUtfegHjVvk+uabDav1v",
-	"FmiEnsUqmDug0PIteo0rNQE67hIM5LH4ujfP4nIvjTPQinkyr3gQiTSph9Bi70jNWcihmMo895j3aJ5l",
-	"kTBKUPVwiLM8oFqMPNTq4PTXqg7SWXtU368LZBDS136NI04yYzJGIaYoILk7Xcx4xsR/ZupP6uQ8LRZB",
-	"MvwJw9ovZCHHGTqE3I711GSZRrwV08HzqAw7C8pwfussqEPnFBXmFtXhWOmvVVXamW5opdK00+pp0Gri",
-	"HWf2wVaxbRXb06rYoOmvtnw25vp9AOnkkzTOpiAkA4JTku5OsqHsiiCkXPwKmeZH3sqft6i5Xo0PCCWc",
-	"1yH8GYt/grbiko4tr7poFNyWU56RUYm1qimXUTVhg5iKW0JjgTpK2IBNslreMmA8CZI4lDWlUGuvK1qK",
-	"HQcKjxRbteSBtwgbJ6SuCk9TlhBel8X1kkYNj6HCNo0jUrybLKAtt7ahIXKWErIzT1ym/6l5AmTLZGHg",
-	"FnsOF9oMlz3gFfG+QjGOcZpRod5pRgZSFWqyJMVAAHYvRXk3CeACCGKQ5cWJgXVe9jJ4LKS/ITskTKI4",
-	"EwsxN62RcnyfvFZu2j4hEapGbIR1/RSvI5ZEeaCgVrhdHmI8scmgP0D18cPPHv/hV/kukNRcJOXDeFy4",
-	"CzQTKLlJTgeOqkcf/ur4vY/PulHejKDsZppFqvr5uz95/C+fPnr4ELwV+TXF+6hzS27z0ox+qvr5x3/3",
-	"+Wc/+/zDfz760/s1xKjqilDk8yveVZYZvTkuu+2NicQoBCWM7cvbH//db7747g+L0x3ps5YtP0sHmKrG",
-	"FNc4yvAAHbAQB5MEC5CXEopHMR0gliLIBJYV6OI0mbkAbGOMzvGXFXe5kCglHyVwVqnFPv7vH6AX0NG3",
-	"f3f80cc1/aGqvAfg2oNPdpCwACcCr4oxqDmbI7IqPFa2Sj/53K9Mkn0Uj8YszVD16Pd/PPr2b2BJS5ZB",
-	"Nh25fufP4fBfvHrnL1A/TuZkhLxR2XPu4IRwNI7HJBHiElW/+Mm3jn7y4Rd/+6/HH34k9ySDeOeExlks",
-	"Tjh6/zvHP38InGjAyTZM2WQw1OXyGR7MPXnu4pLnf23ChK1RPf7+bx59+vHRD9+voZiilBzEXIqRcRqH",
-	"Aucr5kdFKScEOknrKCDDWEnhkPEMDcQ2qx59+73jDz55/OFPj9/7m+Of/+7oOz+Uty/ut3fgwcv2GgVx",
-	"k7IDnKARERso5iPxqf7y+Hv/dvzRuzX0H9/6CZL3KFlg+FXnmAP1gBEy2o8Hk5REqJ+wwzl9oJ60bDTj",
-	"lEWTMEMhznDCBhOCqo8e/sPRj999/LMPxee5A+/OVTliOoiplMvFBvkggSUHghCgxR0o7166+dOYZuAE",
-	"jFg4AaZAYT4kWC7Z93589MN/Pv7tL49/8VkNGbAIL9997VU9LcBXA21DpH9STZQifOeymnUsHqHKbmdN",
-	"eBKSZSQdQgrT8fd/d/TrP9TE8SmYbEWhoYZVurOlZfny3bu3isFM1kdzCgAc0bpiW4jjxWLV4qbJ4c3J",
-	"x+2iMUk5iKYZX13AgKmSq99wgqDms/rok3989PDho89+efzu7x999ovj7//6+F/eF3NI7sMXL+aBpJhP",
-	"UlJcKXWTGzjDlQdvPfgfAQAA//8=",
+	"6aM5VUtr8qguSv4/9t6/yXHjvB98K32sq1ryjqDwiwTIqVR9x7uStV9ppfXuKBvH1A0aQJOEBmxQaGBm",
+	"x7mtsqrOtmxHvnxPVjk52xfZJSeunCMnFytSJDt6L6mdWekvv4WrfrobBDngDDnD2dnV0n9YO2Cju9E/",
+	"nt/P5zHOoPJZcnc103RRdnVNH1ClXpc2cXmL+bJfba7+1e1zBgaoo7OA+2wKrH7VFMdZb/I1JsnZqCAh",
+	"j0uJXEyGYUaXAEFyK9kHBQ5wVOR3SwV16h8He/DUoExJD9km17xOWpMFMpAIeeWdqPKzIkc8GpMmAjLU",
+	"RJxa9ClE1yYttI28OGGZJ6dACQmZeCQgKUAp5EPyR7sCOHKqFDaggwPeLElnewKrIBN5gJ4yEXIlepzs",
+	"R3RY4L/PuvlTwv/gr017hl/6dIzTPQbfVvjsQ4LjDNWP3/6bh59+0EDCQY8YHhME0KU4AFwxWcYcMhCF",
+	"158mGn8XSfSNFiopwQB0xt/D8ZbQZkUMeiTxRykeExU7INISpSqL6rZhokqtuLE4l2/eznB+Vbf5WH3/",
+	"Kxoyz8MPYD34Rblk9XVjy97Ysk/YshHOgNhQciAo0AbJZuOJP+GJv1J9+0lx4leJBktko1W8dPGIgEtz",
+	"51e58DHiXyHbCrDTWdFpgdS08eQ/liKmyf68gaaMWsiktHU+i82EpIyLiFqIM/wcSbGAs1oUNZvQw3HE",
+	"CIMYWPDgT+VTAYWRpgTkSD8+bMpgcQGoRsM+lb4mNErikG8xVFcaJZQ0BXQFBJtwsVeIqnVyHwdZfMhH",
+	"2kK2rvdpOQxX+GFChBnyRDz5bfk1N3CGCz9NT3TpHX38/x29/f6Xf/eB1+zTmVH5xO+R6yOcITKeZBEJ",
+	"mxJsvxDR1Vi+jI8dkkzJ4HOdw5s0QTgMU8JYCwkLVxJIcYqoBBex9NdYn+7jOCfSlccXVXy9xAUWwL9N",
+	"sU4i2w9mzVQ/cmp9KvH/+X2GxhCnTA8Rm5A4juiwIejAJMaB+BLvW8W0X/d460FKuE5A7mdi6w5GJCU9",
+	"fiP5DNTugbDD/1aLIz+VPxsANKKWT8Rm8+PdLJQ4sMVxRUVTlECQFNZUGgw6wCmN6JCJ80L2BVzKYZzg",
+	"kLXQjVywBwJAI9AfIzgNAO1yXKxIEodIrukwafYpE/HIqj4CTgkacL7J1yAbkTHfrrEodhaCoKRajvEh",
+	"p2Kw0eMW2gZRmzURF+VYU3g4mSjEy5pIIBjKPVLfnCYH0oEJvUSp0F9ZA9BoWuh5HIz4XRYXK5RDc+2S",
+	"CC1RaWW8U3HqvH6u61awF9EQ/kVacG9Dbwu0bHhfYE3DToI7dUwov6MkLB29hd1JWdVroXtc7fbC9PBO",
+	"Tr0ycI60wzIRKx4qot2n0qfbQtsiopyPzmm6gocR9dMgXxXFybBYahUK1OxTvu2Cr8AmtiBkCDRYxRo4",
+	"/WCcWMjPYqXWFRrq83x5yrThSqPNxWoq1DIF1Pm/uh1kWK6m64YFSscKmCqlL4NPvcyqFrOzl7TnVc4d",
+	"xJcoLGixrOJgqtYiZIEzKQG/JtP5AJJQpBFDF6/Pao2hFnb8ruYY9kDzHVPXuqZhEaLrtmnxndwTihhg",
+	"1T1oTseUWKzTQcUoFb0HC9TF9nzvsO0hDiTMgIQ8lXy+p3NGH+YT8hI5ZLWe2awB/WKQhTiQmLHih8Ir",
+	"YhTQqfck5av19Afn3vo8rczrusdZGwBEiTZFVEO9KI+oLnlTQsqLFvPZWRsN8MnEMn1a4UIeryQNxBEk",
+	"LCV7ISX/cpaOUf3hJ//08NNPH37+y+O3fvfw818c//CD4397rwwGPilzkRWFaxBRT5OuOWfl4huU5UQQ",
+	"+KXSRrnEv0fIBNUZ/wsziKLKMhyM+M8NKWuL6qFl0YyLXCtJ3X1aFrulSDUG8XsmCU4UVY1jmUwmw9Fy",
+	"KqCwm8I0T7h0w6d0TUhFpWy2QlIsBKlRNCmLin0qRMIpqMokzhnyFM/3ROz5tB/IW5WKJrCgPi2JQUJm",
+	"KEkVt08I1AL3iaudSs7k8gxgGRaQUGNUL8vUSuQEQUjAuzS4GAbrKRWQPp0uaEAKsL0KLUNV7oK366Uf",
+	"DkZJnwJOhzhTjUK+KqN/nCVsFSrCVNpCpwlbSpgslk6qKkrFKZZ+KodFWQvdVUm+M+e/NQ4rZbMTituV",
+	"CmdrFse+AbAFl1NdDC61WKBKY74xa+8/abs/Vfaxa8vLSRZvy26nkaCzQtiTSA1Hf3j/4Sc/ePjJv8yA",
+	"0rt8XWFZS7bzH//1lz/9zaJYsPLX8B0OprC633q9WRsSyk/V6Q4NgV8MCzYrufEeSgLat/6qJhj5/GL5",
+	"ruYEfqi5VuhrrqHjINTDtuv4fIFHmFIS13o1frFEwQKxl7VHn/1dsQzHP3j30U8++uJ3v/jTH/760af/",
+	"8PCTHx39j98c/+jnX3z4+SKvjMk/3TIqwjxO2xQD8CrvZ9MiBdIEUdm7WiKW+2+QILu5gvwtX5GAkIWg",
+	"XIi4KvRllcWEF3ZKoSPzoS/GiciRV5Xz6ERNh1OXySxTJL55Ipt2WlxQ1g/OY/LnQhMXoCLJq3POqjO+",
+	"iS8JrM1MnYvjf/6Hoz++e/z7/1y097PfqVCrv80G/+0gDzEdthRJWE1nqq5XUb6rQlnq1SYpGQB2FI5j",
+	"plzT4wR0lQqX3Zk7Wy5X8ejHP3r4h7+vnaYEl2pWBHrYHhh6R3MGXV9rh46rdYkRaNagHYaO3nEtlUK7",
+	"Wh0Ja8fQC8rCt6lKqVUMTsZnnEM7E9JfhXIG9kFh17g7SnAs2S32kzwrWWuWw8mYQ76aSohbgMrBN/rP",
+	"+rVZxsy5S7/mzUDqEJqPAUJt+Q64OHwCimijMW40xqdZY4Rb+zhVRhnRcDoSIcMxmQZYMVT/8iffOfrJ",
+	"h1/+7b8ff/hRoyioEUnvEGvOIJPI4NlsJNB5VGxtdUjs7WJC64uEXSL2JFohoiNiN9Qez4ieX372t198",
+	"+IFYmuOP3nr0mx+p2A05jSQELLEcx9FATnz5oYHZ7M2kOSg2+vYvjv/518c//vXx7/9YhQohXbGS+z5o",
+	"FjM5WGn8knVSvCiH/+KjXx29815lpMvCkeOEZSsM3SkZRsWbauz/fLdi7JMjv75eVC51SCUkVzWLLe7L",
+	"kwfm/JWsNgH4TXOUao0ITlP3UgtBhJ1w7CVpSFLhFAZz1hbC00hUERaKMxQTzLI+FQUdZMwq2Kr4qUZ1",
+	"DyIjmiJwsykDQhtNFVwKlVhxSvo0p9GbOUEyPzHKmmh68CM5I/2/vvOuoeuLYZDU6b1Sw4eimb/8j0c/",
+	"+/Do//mRIJuzBLOS2j36f3/05S//Y/7KmzqnLpUvHP/oZ8c/fO/4/e/Pv9MuvzND0h5+8s8V7Q29/MIs",
+	"ITr++T9Vv6Sfg6xcIsLSGlmhOcsKZ1W7U/d1yRHMhRxv0Rmo4jjLDmYvYG8Lz8JFBmsvYmiLz9H5eNqq",
+	"R28Dw/TsKHJL8Gh1LF7BY7KD9+Sbz5pWprBt5qSL8wfBKfHkbGSbQpRQdZ+UgjWDclMJYFNi8xc0/W94",
+	"xoZnrMgzymd3k+v+7MLbXJhkrh/gZiZQsArtxuP3SqLPCArktYp/9amMaBVO7ThiWa/IRBSBtAVp9qLQ",
+	"k6X5ogzVJQnv05lPbzTB3KdSyzEVr0WQQiM89vz3mAwyBDgyrE9DEpOMhE2U05gwNh+tHTGRhYPqtt6V",
+	"M5dFgL2ejMzv0yhDEWUZxG94kk70ENcyPJX6V8x9IAPvZ2G6cQa9wBQH4LWJMhXb2phi5aA5qJx5CJyF",
+	"WDloMVQODHw6Vg46Gyrn/JrwOnByqtnen/7wtqmbzp/+8IPVKfH5IHMucR6XEIdwNcJIaTU2YsljE0vO",
+	"Bchzllii0Hg24snTXyBf7eEuP3O7GWioZ6W+Vb1TJNAtWWF/pvFakue2VTqc4vNcEJEyBxphdoL1An+f",
+	"5e0iQU4lahWqI3+7yByqexXfP58GJxnrk+S4uLKU0acVYWltxookidkZcEq8TckkoQAe0jwmTJWDQ/4h",
+	"eDsWuH1hlCegsNtLEQ3FhGtrrdyUZ8k2Y9GQL1oyGNSaNf/w6ykOebsHTREgeD1J4jA5oDfwYVGov4gc",
+	"5JL09mSSJvs4LoSVRdJQp2e2e1anpbdN07Bdy+RyUYij+PA670/eYjHCICXk2+QWvl8eFrh/G9t6GLqh",
+	"pgfE0NqO62s+sUwtNPS27bTbtm9ikLdiMvPuvH9cigcqhBLiwSgekvRmKAOlxmTsk3SH4HHxSDm3v/vb",
+	"448+RrLHaYQyP3IQNnaD4Lg8Ok2yaHDIn3wNKqEVEXUi7YU3nwp782F2i4wjM+vZ7nQsvp77EYv8mLwg",
+	"E374MABbdUVbbbudjuWa3XNt9ZLBbstuNUQerrLNInbi0aefP/r9r47/9f1ivyGX94r2mi+o3XWMRXu9",
+	"gmMvSeJFsQLTGlhAaTcwXU90fMFE8qki2Ar+Xj2aADrimw4x4lxsm1ZpLfiouC6sieQ9EtkXwFVRXeXp",
+	"Go3WIj+/uDZX5+NfQNCWYgoKksfWSNcxNccI25rbxqY20H3TCqxu1w0gdXOeppRftLHmOM5A64bY13yT",
+	"uGZAiCW08XKzgeY4xNLctq1r/sC2fSuwO641qE0JFF9MZLStTm2lW3+ZxZLWzGfEtpzCZpye2W11XNOw",
+	"bPOcbGa66IFhao5p+Rq2sK2ZpD0wLWNg22bndDYjiflTe3oeJxubbljbsBaysVWO8yY84BkLD1gDVtKS",
+	"JpUFr60NmajgkChI6CCOgowVgcuFxsoynD1R8ZrPbKiFlPmXlLPKtoolgio4Na62VhQSlvIeVYdWiMld",
+	"EEjxseuJTk83WpZu2O1ux3UuxsCd0GprjmMNNJdYWAvN7qBjDGzH7AarMPAqRbE8CJcSLHegYcv2NeKa",
+	"IbFwgE3HOp15O0HY0RzdNzW3bRAN2x036HRty3W7Ja58C7LSxHEwzLb7mJmz3IyO7nYrePO3FFiJyt57",
+	"/cKcWp39jcfjGQ7IWI2wXn59oRYCQN+IDsFpD7RX0DCGsEDHKpHjrSmmAMBTAJCA1ISzETlEByQlKMYs",
+	"Q2/k4VDgjhUViBUUep9WxSYU0gA/7ApoAbpKCQ7XFroA2M4XD104l3K/jrCFRXRqmtC+GqU6X9DCpc3i",
+	"EhCTHzujd3ttp2W7esdwOl37Ioy+o9mW7moONg0Nm4RoeicYmI7d1jt+e12MvqPZJgk0x3dcDQehrbUd",
+	"17L0jmV2iH8ao+cvBrbm6JauYb3ran7H0EPfdRwjCBYwelM3zTUzevNURg+b0bF10zJM4YhZ99k9M9Jh",
+	"w/OX5PnnUHeLWvVnariDssgQUZYPBlEQEZrtAsM9W0M++cqDZu0gTehwF7j6WR2Umq5NrZblVKGQf5Kh",
+	"CUkHSTpG2QjqAUi+1SuX9N9CUE5BFObbvn2zT/fIIcpGOJNYwFgU3kMsGXN5lR8GNEwxzZiMQZS9NvvU",
+	"O7kmELyYMII8IcZ40owu4i8BVMi7d++etp1nI0IzgF3yUDDi30GHpCHT7QBkCToQUxModZhfUBRlT4iJ",
+	"oFmb/5Kz+jjRXt6yy0jqvy7tLLVN/MZ54jcuaAF5bpKS/YgcXEIRlnsQHJwc0AI/lsn74ROFrCskb5B3",
+	"cxqSlH9QmkwSwJzlAj0jWROBbpuS8KQlDqwxTcSShBa1uVroFRmkFDHE8D6pCCa5Lb6as8U7vIsLO8Ca",
+	"y0ahXESmnopR1kqcX3ziAym1rgktQezAHYlHBHMrqnNkd8T2zgg6RuFuMFqOaVqOaVvWXCRu29aCYIA1",
+	"x+hirWt2iNZ1Tct3w7CDIRJ3Vk48UZqDvx50NMcK2pqvd3yt7Rp62NGdrq6HIsIUDtf8tKfPK+atV86b",
+	"7yQLMKVcAzCW3g++F/L0LWSWcNyjk+g6G9SajbC2EdY2wtrVCWsbBCYhfkkKPiussNXlsDQJc4DLPM0P",
+	"JRqhAGc4ToY5QfWHn/7j0btvPfrZh0d/fK/RRJQcTCuT+ocKUmkLeW96fVpYDBHLfYGBpsyWd196TRVL",
+	"4VekiTx+gIZJeigT2wRandenAwh2bSEvohlJKY6vQzU6aDTG6TCiHsCKsFFyQFGWzFRKB9hcPE2ogzod",
+	"ogoHpyw4Q/X/fvfVV5ro+t0/b6K/ePnuXzRkgQrIaUuGQyi916cphEEJmFi5GFsKVZYhzoyTrMoYCrHD",
+	"aq2fgPBhAeD1tWQMjWe3/G6SZvx7thCGsC++XZ7mIZakGUO8LaH8YauIfvS0wsjncSoWUcCPIlDkUdq2",
+	"+NuVUHpT+2CzNu2nEjXvZHjaWQdq0WzenJnKGN9/mdBhNpJZRuOIFn8vMY1XaXyoLoksthHxwyAO8qIp",
+	"qN/XPhNxZVDdgxzJBl+OaZUjsAt6jWK6i2ZXoERO5yZH95MkJpgKTMg1FgHmw6ngLrU0vdoXf/zdw8/+",
+	"/ezCfC3DtOx2Z06ad3TNCHWiOdjqai5ptzXLNwJ7oJMutiBQuERMar1ax1SVAmO4sFFAVAVB8VhQGsDq",
+	"7ahnKgL8w18dv/3xow9/+ehvvvfo3z579NnfP/zk3Yef/N+PfvD2n/7w9sNPvnP0H7+XeXl7ea1Xu37n",
+	"lnb7zqua8U3+aEKCKdhar9bW0aOf/Ob47Y9rzVpOuQxQO/r1T2tnpsUXy7BK1K84CjLwd9a7sU/DVjIh",
+	"9P44FoSSaQkXjYgCYG+xCdDEESHZOG7Bf6F+5FJDCzL0QhQLv0pG7mfPBWz/nB2cFrOsbifQeZGAJOg/",
+	"MCcgIJQAfjznAfxnzgUA27OJAi77ASigtx0EZJJ5qM4UmrfAr2+Nw8ZyUKSnSVLylfIbG2f2Qmd2Zyn5",
+	"UuzYtBT9lYVkT9l/IaOpR+eAeQuZMFWBZJYlszIJqs9JP0gIP40W8the7kF2vgBpmzNuJXmGWJ6mXCjn",
+	"t4JNAEMAihRgRiBVv095Jyol74RIVj9++2+Of/7bh5993ChX2z0F6E18xdXGgFewnFWZw2NkBKsS98uM",
+	"796w7jWz7hX3dhPsvMFCK71xdy/fQKApzrgSs52ziSwRoCtazqGcbZ1qoxgkKapmzgK0tTKOt/iYC0b4",
+	"zJLqSyHLl8gbHycBLW3vJiTlWQ5DPQcdufxg1IXy/ZaymPaQsPRI0w/r06m2UI8gg+SQQcAo14ya6M08",
+	"yQiTLhcUJ3QoCtiiKGu0EM3juE+DmOCUlUy0TeRxCYf/d0YKkiRvhgpebTDrmnC4zquorCOedYawupKw",
+	"rkrqzhfEut6hLyFy9THwteXUDbdC3TA7l84EzwdAdTr3K6IyN1zwKapQMyv9b4LZVg1mO7/aIDjoqfqC",
+	"ZLL14x/++uFnHx+9816jqDhJUsQIYT2UQZzBiKDkQJaxFE9E4kifTvEXRgReQXVcUih6CMdQ1x3egdC3",
+	"iKJRxFBG8LhPWe5nKSFbSuco18nk78Zz3lxZQBWlZD+CPMM+FbBDDAXJ2I8kJCjafuUGeHsB1POkWw6K",
+	"GQLqV59OUjKI7qtfRHHQFrop6SsKEpaJeQkSyhCeTAiWVUAHSco/okr4OeHUXeSI/Uau6mo/yW5Yb0w8",
+	"WDGUM5KiKFzkqlMxaAv8iFYHxEq+urVe7X+rj8n//i1d62JtsK29oL3+V1bnQeN/rlU6FyvdltOCmcsy",
+	"mpvh4u5KeLBr6lEWulu2KzgMd8U7FR7V52dOP5TSpfIiq6O7YFvEr4t2xV7dubu94FoJND1Uea0uwf19",
+	"Pq/vCpvxlXZEKhawuhsS1flPaXKAJiQV/TQ2rsmNa3INrsk3FUNUQo98cA68qDDFA9khF1nmEL/npB2w",
+	"RGR4jzABOD5Tnh3YGkSvhFFKZJ3wclXwQv6JMiZab/VpaYSBIItJEpNphfXGFlTyLiq2t9B2YReJI0r6",
+	"VMwnm9r/rjF096XXmjJAbcbQ0US5QhaPhY83CqD8FcCdF4W2BikhGlRbL5XbKsO3815Ah/SgNHmfMpLu",
+	"kxRcszmnF4JI8LevKaFQcqFrDA2iYZ4SCRMCNdX7NCRBNMYxwmmUjcYkiwJU5+8Ujt00j0lPkAmx20Am",
+	"+tTbx3EUvkazKPZUHB9DWYIsHYX4kKFBmoxRloT4cLFHF+j4lfpzZbHIb/1VLYxYkOQ0u03SQNSdbot4",
+	"e763N2csAKfXU3wzxzQDZOiaBXfl/h0Ijq0ZFsx1VpQpKv+e1W1R5/ut/+uL//zPL3/2vaOf/Qpdv3ML",
+	"CS1heX0eFv1qa3KJ5IsAPDGvfLO6vHq7owWdrqU5A5uLoUagYcMMbX2AbTNwa81iw3aSDMd8u7qOtJ+U",
+	"7DX4rGU9eQBmuqo+FUsOABiTUpQStYlhv97//tH3v/foB2+v5XhNTT93d26IcuKZXBDD6NrKpJTh+/yJ",
+	"7djtVlefP5bNWvGO6RqObDLrlVakh4+r/DX8OKtK1/xThSjbq31jh2+8YeqOZr3Q3Tav18597E9kznQW",
+	"v4AxuL6EDA5CaZok5cU98zQU1a+BP526nOrYldeUpGO5FGfd1gUrflYxm2ZtSnZFG0fTDU3v8F8KoJbV",
+	"SMEmLmBjStykWqwxpuBNKdUsKyXPGAbPjiYQQnMd0GUkrWucCC3gwisXbLkuWJJ1w4QwyJVihFSGECiJ",
+	"7NKrmmxEgI0IsBEBnmARoCA1G4/eMxzXsiovewwxLckAYWk/EgXhIgo3Yhfmtivurzc13TR6feoBjYf0",
+	"XEKFwaWJisp3U6tJszCaKGMJ1CmX9pUQ4SGOaAvdVJakJrjMpn4mUbBGOJpkHAlDUbYgqKVum+6J4BSJ",
+	"qTYbhXJKsMk5bShrgU6rIkRGe0VTxDkB09Y79pVUdtvIQBsZaCMDrU8GMtplGchcjwyk4ps2stCaZCFY",
+	"7cdglxB27g1o10XinEpuugsZNJ7D4MK8BPAuwIEp/IEwCpfTECNU+RdPkxIhTkiVGBQPtxC0F+3I/YmI",
+	"IZ5gloF9BXqJskPEl6hSLhPu2gvJZa/KZMhlgoMq3WEbyWUjuTzTkosiBU+pAaf9ZBhwNkBuG/HnWfTl",
+	"3AEYUIngKTjbNSbFC0yDCwpDIQmghu0lS0NymItJQ8q1BBFaQihBKYBSttDNDBLBshGhAip1P2IkrBKJ",
+	"boipXK1MdE4rV6ogOB9+9vHx+3/44t+/e/T9T7/81f/x6MOfrmhtkquwFoDTjZC2EdKefvOSpFAbIW0j",
+	"pG2EtI2Qtg4hLSWDnOH4YhJaSmjIaeyZYTiYccnoxZ1bL4vUjUGUQdzNJI1oJvI00LaN6sc/ePfonX9p",
+	"NJHomYR9WqS0g7dQI2EEIf6y44yMJzHm8po3JNkNmb2yI596jV6fxiTLSMpvVRPNhMRzKQIHGaqPRaEY",
+	"zE5E1GcjMu5TEjNyMCIpaTRFQj1n000EFJOhiE69oBTyA6+PeAPe0yTKcNynNB+TlLetH33wj0ff+7sv",
+	"v/8/vvzVLxrNqZUM8u4Qi4YUZ3lKkB8nwV4LvUL2AUQ/SFiGQOqUaXytInQJq5VYEL5UIWbegcVdMoYJ",
+	"kndG2Tiezd4pZTm5lut2dPdkbtMCGJCIlnZwU/n8ciISn5qUGXEYi2NcpgqPI6CikqpxBe0S1M5toWAm",
+	"JZ3zbGVzGqCBhiQD5BGWBwFhIj1Z+h4KKsnwWKUrCmJFyf0MeUoQ9Zoi7xmaAR0TKTNQNiTJ2c3QQxSP",
+	"odpGBtkzKInDacamT4JkTFifehDNwUhIQg/VYfjSo68d3gy9BnQ9C41STY74ej9BjoCvbCaHudExv8o6",
+	"prkJ47yIgglVRxUwwyalY6ObbnTTyxb+buE9MpVSyrgQ68gPeY4RGl6CHHeX0BAUWgzVWZUYJ5EjhEAG",
+	"FWlEajJNZEMct9C2aNunpQbqV1TnHRzgKGMoyrj4xA5IysqBFvDCrnrB69M4YqBA80UEpZH/IQS7uqce",
+	"vAxhvT2RLx2F05xnYbTvU28cMRbR4W4AEJtJijyfxMnBrsTZ3EK0pIk2puG/cSIqNcvvAUkJhuYPvUbx",
+	"vQsCQ8qf2KdzwSRVsiJf+k3IyMYbsZEUr8wbwXXYp1RQtDeeiI20t5H2rk7aS/cKQx+YwlSlDcnjLijt",
+	"5b68CWuW94C4C+eAEO4gv2lqc1OghteKOrbRCfi9PlWyEXxwwjI0BL/F0XffPn7/k0cf/lTU+Tj63juC",
+	"EE6FrEI85NJWn9Y9LvNty4cvxMkB8xo9kRCFZ9B30AiD9MlHayIsAW/6VAh1KGIIhDwYZBzRaJyPUd0b",
+	"RxRO+S1oJbm71wScLIVVDBJjRbOvHV5XaMYNKQ4XB19+gKgDPErikDUFwJA4D9KyiLyJqIc2FXKLyJpi",
+	"IWSQCl8L9exm6DVRSIIoVHWFPfGXWiivsTW1paIog6ItnpLgPYQzlNCAtBBU/YJ9ZqcZZhtbCNM+lcKq",
+	"ABo7Ka+fKsvCed1IsxtpdiPNXpk0O09tnlLJ1txIthvJdiPZXpVkK1j5jBO7RFBWlGlTUbReO8Apjehw",
+	"MQj2PdlAGBsxSkWkz0EUxyLQGPoh4SwG9RZMLxOY2BW5+VMI6FYl3rOsqa8Gv3zg5zUWRq0SWQxzR2/3",
+	"zE7PMltG2+l0Oh3bnatn0LY13e+2NafdbWvuwO9qpEt8qxsQxwqdWrO2F1HeOiY4rOJltqbbRqA5odnV",
+	"cIh9LfQNv20Egd6xTeBlMng6CmMRkwNrPDtPa0e3YZ5GyzWg4oLY8LmBOrauObbuanjgdDTidIy2QXTT",
+	"Dk1Y9Mol0KddW23d7XRMy65YAtfx+RL4GvZ9U8Nu1yKDrms52HhMS6DvGB2Yp97qdvS2bXYc81wLsXw9",
+	"19njLtGUT4EkVrd2E9i0TGDTlYH0yuNVbNfKtd4ZybJTqbMq5x3giXC4HIwIZIyEBPPHReUB0DuETYGJ",
+	"5pWYY3fVgBfW2/DkOh+S3eATqfWgtFGzNsb3X0iTbxNa69E8juHBqweUhNfVTOd/eJngUD5c+joVX7FA",
+	"AlXL+tRCCHx1783X48THcbFDy9+YpUGLWuj6CNNhRIdo9pCCaMP/kiBEwF1QRIUBCYLZshRThgPecwut",
+	"VBurT4viWGjJ2ljzRbTKxbHQOmpjlS77FSAWzV3wtq7rK1/w8+EVrXXkS0ArWjPpPNf3fWVJ5xMrpWwQ",
+	"UVZDRBmel1Mo2eqAkAkc3mqHjJTJGTrgim/EUJiTJkpJTDAjDCmb/CAl5Nuq3DqoPeyE3NdC2yhMD1Ga",
+	"T5HoaJJB8RBRNekQxUmyhzA/vShLgIB7mL068LZA58YxvJwz6dtRxQbiJNhDdd6QzxDybYgoHTIX/pzT",
+	"u/x7rxTgP0wP7+RUErTlKRKfd3EfL4HeFiYMWI9ZbdTAeqA5OrE0rFuB5vhdy3B109Hb5gltVIW3v3pS",
+	"KzUc09EcxzK0rokDraubTsdq+37XNVbWStutrtFpW1A09+R0sak5odXWXJOr0ZZpD3TT7LYtclXT7bR0",
+	"0J/FyYHLwxf69WaN347KRTcNw9AcgonmEt3WjNB1rIFlEr/dXcYEYDiWpTmd0NBw27A1opsdFztOG1v6",
+	"srM31OydlmO0DcOpWmzTcGzNsWyiuWHb0fDA7Zq+79jENR//NF3Dso3uX65idJAXi3FCXMHt73GyB7SG",
+	"t0NhFELo4EGSxyEKk/n6RBur/BNQSH6D/y7zvXIqQ08FIxZHmCYHK0sJovUpuadJOsQ0YsBdIOV1GLGM",
+	"cMmAvzprFUf+oarPw9XHIElDhvb41DI8hGJFkOmZjUiUIo+/D+yf/8BZfwjVlLgmCSZ4SkgIGZhghi+G",
+	"HZGULCqjuIOHj6eI4lwsc5JmaI8c8o/hBJHLPZ7mIZakGUO8rXCQtpCyZ3laYUL2FlXE42/PFMUjNB/z",
+	"nZ1an5u1aT98q88s2Hd7piJfhofXGCz/ylX52pdUlK/a45DESco35oUXdB38yIvCJjo9s9trd1q62em2",
+	"LdMFw/bcoU4mc0Z5RzMd39cc3eQCgdXRuibBjmnY3aBrT9diP5qc4mquGHkFXrWDl7CK8wuzsYg/0Rbx",
+	"DM9oavDfBSQYRCfWS4UAVViyxYPF9ezuSErIEC6oKqpLYxgyGi0ROZXh4S65H7GMeSqqLVMWO5yJt8Tv",
+	"rQUF03bw8Eq1qZOXvuoey7uJ9qMJqq1y3S6zKtlTSq5WWL1NIadnTC5fcPonaeLHZDxvhYadj6bEYHeP",
+	"HO5GdDcXkABVw6s3n1vw2gOgqpKmndlJqemDpc/1bfExlUxYAtVxGjoCjJOISdIbJCGZobeNrcL4dYCZ",
+	"cmM8SYz7mS2XleHhktx5RkEqCmWFJCYZqWLK42Rfmi75EYGCpLLUB8GhMJ4q2BxgwAFO0wgKdjSlSiTx",
+	"JM7vggN8iD5dxQWHKj1wfboGF9wNWKpzCREz3rcZRmxXRQjwccKNXHwpEDgXcNo8dX4XcZJWpBLNxZaT",
+	"DA/nauVJrClxqyrjU8R9uaB/9dkUP+WSbxy3z3AJseVv7tna9yXXFmuhbQBLkTXXUyLMo0qCSOic/FAq",
+	"Rb9AgDgRwoPqBAcjxcQLu+qQZAxhGFwx8K1FRoNZsVcBLuAxOY9sAtFB81E/K8omKjqoTy8cHnRx2eSi",
+	"lg2JJ7UK5TtfRNBaRryESKC5aZ3KqWzOL9xuV2/rru7MB1abWtexLc0xAlfrOl2stR3sdgfdQdg28JQr",
+	"8YPcbp/OmGCgrmmahuN01sSYVGWnDYN6WkpN7+Dh89KAsAleOkc5p/Oo2gSPy87ICv8etHj8Dj6Rzhyl",
+	"JOA6cRSHKaGCvUUM8Wkv8p9NcEpodjOsLUtDboZrdp0tJqidnm60Ou2uZbTbXVuI/rDzKuDydpLEfOlF",
+	"1KX88WWCw9kfymTY0rq25WuO3Q011/exRkJ30HYDy7UtTt8vFB9frCpsQdfsiJMgFnhmCuZAc0jH1Fzb",
+	"GWiDwLIHvh+2bUjePYXyT1ek4+gdEdNDyf1MnotejRz+98nNN5Lo1o0XRrfeeO3+Kzu3sld3vvHtb0a6",
+	"9cqNeO/lnVH0zfHz2V/e+4b9l2+8Zn/z27fsV27cOrxJzRe736Bfv/71lwl76YX9OA1WYCsEj5dwDvKr",
+	"8eRZQc5hN/ZxuCtlqzPtvOW2D/gVFCADgdyws0zNs80fyCxhXBI4z+zj5BtrMTjvQHQHfNgUihrkW4l9",
+	"QbMUB9kTteFfdd+uZD4FT4O/T0vYqHTgeicIqSfggyuprye8DICQkiQxQ4ChLlI2+AQgJGfCrsm8VYZi",
+	"3ledEYI8Qfv5OF5jC4EuOM4ZxNMI1A0Je8c7LjzDexF/39Z15J042iUFbxCROLzG+lS4P3K6R5MDusu7",
+	"EtB3B2lCh/D3Lu+yjMFcpZJJnzPB4yt1OksG8/CTHx5/9PHR2987+u5vj/7PTyr5jKOZhjHQHCfQNWzq",
+	"bQ072HEc3Wr7hrkadb9MX/Sppj+7ZVtWxzWNrrUe/s8XxTU0B1uu5lp2oOlWJ9Adt4PN0Fob/7/49pxl",
+	"mVQL09Xtv1xtLzee8Y3eeRG9cxPiOu+zFTxhSa5bViULt22lPvl1kkl2czkITp2e2e6ZnVbH1R3XMh1r",
+	"XRqW7nddzfFdorm20dZ0Z9C2O47pdM3B2ijszgLVSneJrTlu19J80nU13+7altMJTBPrp9NUsRRd03CM",
+	"jumsgabuSAFoY057lv09K9GGx+HUuZXsQ9YbTA3lUJYloaChRxlDyQFV8eCYZqxPp1ltEiePv7cbHAYC",
+	"+XmBstCni7QFnBIUjEggazElVKkB/B55W4jfchTEBKfgzSHj5Rw5QuGY9eQ8MXne59Ma1uHJWUDOSzJo",
+	"x3A1x3I7mo/dgeaY3Y5rhF3c6Q5qlQR/5lVTc4gRar7PiW63o4dhWzcH/mA16nk+l9HT9WmX4Js6VXFq",
+	"t9ods2vYHfs0tn7pi3VC+WoTrDmh42u+ZZuaGWAbt7sd1ze7axMNjt758cNPfn70wT8e/fWnM1KCaHW6",
+	"XtVudSzbMTvtbndNMkDhWdvIAk+LivNkAOQ9vZ618ylELNMgnf45HO5DXfGFyADg7QLuXErFP8AMsQzz",
+	"hRTSwd0XX91+eXfn+bs7u9dffvX6S39mcAnGLtv5uDSkwJohk1+EtGTRmGg+5jIP4BhziaIiDWVbzHOH",
+	"sOw6f/tKDYMMTgKr9QzHdFfAG5EfAR9wmUn+NDkoE9yuVLr0dsu2Ol3H1dvGCgQXprsTjRdinMJ2XmMQ",
+	"RMS3c5MsfRV0+RzONZpkuwOg1mc5tqYt+eFM8ozsLv/yfPu1+MReSRDLgxFKCUvyNBC1gkolW8f4UFVs",
+	"RdGT5RrbGP6WL3CQ7At/F2dZkm8MkvQAp+HK2e05k7tfGaS9DQCtAqs1D6MsSRmcHeBSCSXNEqIrk1nr",
+	"oNaz3M9SAmg5E8HexmTsk5TJkMcoBUVfiaQn41heg3ldURzLzFzPiF/hv60avVI9KmyFsitEDKVJvDDr",
+	"nP+29Jh3eONFo+Igi/YJqnMe2+DkIqLqEaD0NMS8Fk1EtJ2Zikxz95MkJpiuN1hHDgcSQfN0w7LVaXVt",
+	"x7JM14bQHTLGgGyekolr2P9Ndt8KknFt3n5sWb6lOW1b17CNDa2jh6aJQ8M3rHBtSiJMo11riq2EvwHn",
+	"HU7TzFxwoDkd39D8gW1qhjEwQ+IOutj1z7InqxWwuobEClpx+ZyO5Tq6bpSXb3rhXaNzxiqGuua0BwPN",
+	"9R1dwwHpdjt2OAg67bWtYnk2znQxp48vY01hWZwV8Qs4QTs7Rqm4a5sYpU2M0iZG6RJilHIpWCgxSfy9",
+	"cowS39mIRlmEYzTBjB0kaYgiJgtYpiTLU0rCFnqek00GToecRm/mpIkCzIgWUUYoizg5jg8XAUxwmnGl",
+	"Or0i+mSfL5PRbs8RfEmFn99HxVTFUtR6tbtWkKdEu82f6Gn4P82yupXo5iVG/6zAEXWrZem2bhiubZY5",
+	"4qLFmU2+8HXb1RzdtjWsu1gzg253EAwGAxz6a+OG032oFCrOND9Pv9F0O6uE9cCom7Cep5/1roVzNmsH",
+	"BO/tTmnBGV3Mtt4w3mcCrGRdu1zwTb6p4DRhU9+8KpTIMnyi4NQGX2Q10au9zFm7y9WugLxG8T6OYuzH",
+	"ZH1hbjmbKd15huBWtm+dGeamuOaFrBRLixLdnmG0OqbjGrqrm9XKtWk43VPkiY7mYNvXnMCxNZcQS2uH",
+	"uOMGgW+ZgXEJ2rVpuPqS6jWfmtGVrvzANzRitgNz0DEHRsc4K6xYLYxhd601yB/g/mYk3bi9n+EQuNXo",
+	"xuWHwPUQ9qEsMWSIKN1Qxng1kcevoCcj0CANJZmowrb8hRa6QYDU4EzE0fEPQnVPkJ8eAqut10Ap2U/2",
+	"CEOjiPX5CrEokab87ds30R45ZNNitLLmg8Q88JQsBnkqgayVIgLcPE4CPERoqIqkyK4VloGYTUoGKWEj",
+	"lCV7RI4KAE44CAhjxeM4JTg8RBFjOQkbzWktYihxe40hT3xFeFfO3+tThg8ZGiUHaIzpYQttg51chsgh",
+	"fIAPBbaUB8XlPIRjlhRrIWa8fftmn+6Rw+l8JbFuigg7lIBhXPg+xvgQyggjEQq4XWj7Euoh4l+ToCAZ",
+	"jxPaROTNHMeq4DSQdfDBsRHn4wBMQZHLZ8vFT5KyPsUD/sNrNII8oVdeeOk6okk6xrGEFC7B+gvBBjKP",
+	"ZmRmr9WnTw/YRJ9WHeCDUYJYFsUxSg4oA1APBsevKGA1XYc+lQvRRR5/eZe/sivzuzyU0xgOmQL88JPw",
+	"UKGB9Kk3wjRM9knqoTrU2i4mw/ePP1ENoOACP5JRxtAbiQ83NRsR2qfywKCIQuxqCVKkBw6yYhDOmTzw",
+	"q3iDJA1ID3HxwOvTOrh4ZEoay7CoNhQiXxzLwgsDi5PTLIoRRjHOSFr6BNF7C23Tw5nvUKdeAy/ztIAF",
+	"DsOUMFjBLEGjaNxDfCzIkItxIIafL9Q4TuhQuPAwxcOpD69PRb5d8UuI6iyR3j1Z8BYJ9G2pijE0TOTd",
+	"6NPpEPLi83GTA7roVb74KXmDBBkJF0e6ns9kto5IVyX+rVbbgs/3fOGnaxhv/UE2M5M6VQh2e6bb0ttu",
+	"xzC6Jxx0hts9Tfpta6FuYM3puraGdXugBUE7sAPcNbuhu04PndHVRSmGGSYkS0Gf4rZra4HNBWFL72q4",
+	"a7W1QbdrEVu3fGMQnC4Di3Xpmh3dadtrk4FlCOjTLwtvzGEbc9hZesw5zsigUG7O2p1BWQ2KKMsHgyiI",
+	"CM12QYlYwlt54hVwMiUxBINJTnpmNydeAPTfdEiy3STPdpPBktOpemdtR24u6mxC0kGSjkV0S8G8eyAZ",
+	"iTX1tlCSNgUIJC3L6ThDMQ72GMII5ohYMiZoAgcGDVNMMyHvFb02+9Q7udRek8uZjCBPaHyeDPVB9UJD",
+	"8e7du6dt51zMy/jJIR6X1uOY0CFpoCkEnehATE1UxMFxnBygKGuhFwDEUglpTeRVrLKH6hiJ50LGS/KM",
+	"RSEphetdE5FHTIiP8zte7gDwCUpxfqU7zts2npCL3azNL+5ZfZxoL4nD+YLuz0EYQCjZzfDeEqSh3PZB",
+	"s8YVrV3QIs98s9R0eo+VCrDsHS7aP2jWTmhFZ3Zy8o31kQGhm59ln+8hr7SCXhN502Xxtio1PYEWO6P5",
+	"JIOyRgm6pNKylEZb0gALvYwPMLeOqvtCHYSqfLOa2RPlU3iG8kSuyhlRpJhc0BnxnDpUkGNyboNjZWiK",
+	"SClZjK0ubQpwNerSKDSM9glF3l5EQ+Y1+1QuEudpDX7uwcgB16OHyH0cZPGhStr1soSrHjeBIVEZT9qn",
+	"4gpG2UhCr1axtCxRSbl1PM/D+lTwLtZooa8d8osHhACsabhsn5ixO9q6LW8t/7tPFVNVUbxMGKA4VRon",
+	"+wSlOWUIc7HCx8HeMOUMA0w9kq+ne1CPyxeWrKaACEoo6dOSyWerZLNEdVM3G2AVHBH0Zk5yyOGhSvCY",
+	"pMkwJYz1qTck2YsFIRIZPuh5DNH7gELLJyixaPlSjyKWJekhSpMD2FGYhdfPdd0K+L7Bv0iLHywS7ope",
+	"yT6nrvWpj3RK+hpgOhUj8Y/tU1n6WlWIFzi7hXxyjaEAT0SFeRB3JnmGRtEYAWmMMhSxPuUihzhKyrwU",
+	"ZWjIhRG+vMosCjsdZcgncUKHjD+uy9RvYVNqCKsbQ3HEpJUNarnl9BpDHh9wECcHhX0TCwGohe5F2ahP",
+	"p8eqWZB+hd3E211jAsIJDkBEswRF2VappTB0C1hfuBBomJTnL2PXwfhVWkSx8MAkxFeAVY9BOwLCZUqE",
+	"xVFOAudZomHGoiEd820qhLY0pyihfRpljSYSFjV4BpZvQLeSt1uOHJWnQRPEVxUOf9mgKFmiTFnjRzzl",
+	"hxnwkflSs71oMgETeAL1Zlk+BkTknCJRuUFV7MgOooAIi51wF/Am0zs3ZbvyhT7F9BCNk5TMdVQXHwHH",
+	"Dn2bpIm4m16AWYBDLiArKiRi0+FtiRePC4LWFMZNLmLwzRuAMVoeH3GD/EPkwW0dkFQZgDw4zjDOFqi/",
+	"mMslgBswSLgcr+UTJg+oOrYFCYVPjw/4bgwThV/fQjtim/r0LOOr6pAv1wIDbNk8utgCi04aYKXxtE/n",
+	"rKfwAhAgeKWww6JFZtg+Pacd9sWSbfpKgxeLAqoxwUWSZTKeYHrIObfkWuXkcAu3bc0x2rbmhh1Hw47v",
+	"dGy3bTvEWN4Op75/pVxGc9UC8XB0i1gDoNzwgzyjUIuQn/5aT2/WFMWs9XSulxAcLv79wWlWW0vv6Xqr",
+	"27E6FuBLD9JkXLWMNtGcsO1r3QBjrd1xSWAFA8u13RP5+JavW5qD7a7mt9sDLSBtszuwbGJCkgCQX4VF",
+	"X0Kh55LWdNLfer15xmZz/SJnInslJ+Hj2P5FylDZudSUAsKl5YZuoMw2hsKNoXBjKNwYCi/dUHgJtfwu",
+	"aAVc1+Usn71InBaVIXrCZNbYBNleXV74i2AW4LIFaFZCy8Jla8+jf/jsi7f++uGnHxz/+NeNlc1XB8Qf",
+	"Jcne6dXQVaPZuueS1E3TyYsYNFCfPPVWT9Ahr4VegUQqoW4zEqSkqg7vyxHL7qlZXXqy+GPPY3Z7Ogjc",
+	"hmnZ7c7J0mPP37mN/DQKh6TWrIGthx/fQmBuyX5rTfknV+RIyPe5JIR3dM0IdaI52OpqLmm3Ncs3Anug",
+	"ky42TwvYPTm7PI1rvdooyyas99xzQTrWxOxapVCO59gowfFzMFu2SgKt3Oezc2jVWdoUPHyiEzEPpvdW",
+	"kaHi0aKSZHNk4pQi4Hdzn//pE4a8PI29IiQTzh3YracXxkP1MAmYPJStcQjxi33KxUsJyHQ4IQ1pnhVG",
+	"1Yih26/e3REgkhDiC7Y973n+qwdmRC+OWAZ/M68xdXrJo4K8u/wmaNBAA2vlzBM+M49Lp+LhDRJHfCoz",
+	"LXeiMWEZHk88VH+NRveRBGFqSAhM0epuNKQ4y1PSQ/vGnwmL8YjcRy/e2r6u3X1x22x3+IL0a+KnTHUq",
+	"LcriqZ+Eh+JBv8YpdxGFKRCwOIEWP3sttI3M+/eVQVz6AAwdQQgnRiyHIOAthOmhtBCSmEkrWJZGKs6V",
+	"3BenKcIxmF+TwQBYxxtRlnFJHHoMk9yPRXRygkw0aoBOYNpolOQpg3hOYfEM5frxYTwZvdpCclUjIgy/",
+	"CSWI5f4bJMi40MypZrNka0T/9Z1/aIABDOK3IyrPQpKGJO0h3KfyZcB9up/Jnw9wlDEZwwm6ByXIJ4Mk",
+	"hW+WEyMhStI+FTPjSyjPutRDxDHEWUbGkwwNIKmYf6mFQnwICxtGDPsx35a6Yqct9cxrtBCc8II2jkPE",
+	"RsmBiKTOEsQXYXAIn6BOS+EpkRs5SuKQIU/stSdCZXljLmWIh00IJ+9JizKkQvcpH4YKrwKqp0mGM8Ib",
+	"CL4veIsk7R7yxO93xRANYVN97c7LfarKMnicuwi/LfAZURlCKY4pYUm8T8AIj+IkmfBz0+zTSRrt44w0",
+	"URzRPS1OAhzzLsYkwyHOsDLNorptmn2qlm9XSrdTrbPRnELHwgfhTO6MOl5bfZoSUQdJmEr5tIRJudpc",
+	"KtKb5Apcqb10XbLFOaSAFWWAK88HfzIEM3Hpar3awYiRYNd609Scg+3t7e0b2hn/vmyp7lz7GZ6SQb5V",
+	"0B3wVQFJEdYhGpBNevlXLLfsarHg1mD8GStTwKrmn3HJhrCICy0RQLzgxbWZhF6787LitUyGRSkWqiSM",
+	"Ek/mQnP9VKYqUQq90q5qL5FDDzBVIfNJWHqFU15FMte9RcvnNbYKNzPvIkzoE5X+faXlQg4KWeMCetec",
+	"SajIsA6hRPxJcUKUjhcWcSXZqtSqsBDCt0r/ltlgyguNUyLiS7jofaW1lfv0YpD8YinOLfHN5CrNiDr2",
+	"omUPN6aQS8lpvkDE5VMHri1O0rrIR/NMAzKqCygtTiCE6NdoqlgbJm64CDoSN/GkbfjrJJvesceS1Vah",
+	"FUj9e6apoRdNy23uqAgGTmsiOjyhOfwvfH3lj3cjwCevGn6u7veZWgQnkPxg5ik5bZpV+sJ8k0tXFBbJ",
+	"I8resYF5eHZhHtZEly4b/QFMz3kae80ZC3QTeaX3ZL1T6VTt07oHWeMoJRqhnFowhAuDn/ryLaCMkkBI",
+	"WGioR8D6FKxVjdasgU3moqMx3oMOKTk4YdATqnZE+xTU7Skwg1LHE5B/ykbXsgwX4DQ9RNlBUrIrMlQ/",
+	"xTBNyYGwIzeLR0ksg5u9UjwsCUgE9sUAU8QOIr60SoaLEwYio8CH4J/FFZaIles+RUXdp8L6eKb170mv",
+	"BNWnZ5eCWo/cecEceWmqW4n2XyxL/kIjXl6e/KpmxgqJ4KKuXMPY0buPk4mfYu0r56oXVE14Cqb0RpVe",
+	"mXUWgJ6P2d6F0CY3UsCVK0aXHrQjT+EOUPc5X/hTW/Ho0mw6z02Z+TJhP9fK3H82BEgmTxUqnPRlsj6t",
+	"Z9GYNJEI0kZBEpImIN3Q4LApS6mnLEMvRV9TRh0hhii7YZ8Svjbg9G6ig1EUE2U2ak5TXsAhqxyoEUNh",
+	"Tqq4ZCmkaOocvqpCFCVJKpIOD7FKi8oxyED3FSmyii24K95eb8UGseLXk5y/aDbVA/VrJcuDigPyCNxi",
+	"tZ5tNGs0H/skFdgrcm61Xs3P2SHo91l6WM0/DehMLMz1JCS1Xlu3oBhCdXNzbmzDnI5tzowN963csanr",
+	"fOlOZ+eGcBdKp//2KZMA/ipSFE77nx2aZclA5ECUfYxlCcHQdLxIQjBrpTwK6K+cOlFMmT8UYQ7C9TFN",
+	"oRhofD6aw//P5f9XmqUh0znk9EoOjptLCzCrR4upk3121Nj0qm2MpV8ZywAEmuFK5nRFdoIzeOxzf6UC",
+	"SW6GD55Lifzr/FnizSpmXcRCZQlihMpgloKnTPibBUuZTqg2rwatVPRoYb76N3KSF/aHYmp1T5AiD3nF",
+	"Mhx6DSUBALCfCK/KEqFxyzVtThVyaDQfZjfNXK2MrduS0UsqFC2O9gi4dNQcmkUCRpSxcsQXRIG1kKmb",
+	"0xmUP6mFbL1bsi/M40zM23NQvTD38DmBEFSp2N9R67PWKKKL5CfOMn19hukvYpDujBp6GbzPPIX3WWXe",
+	"Nz1w8FT98epgeT5asE0piF4h0zwny1ykn5eP9KUnMG6Y7+MrOiz3/2YJRuhpzIK5CwytOKLXmGQTwOMu",
+	"QUGe8Nu9fhSXe2mUAVcsgnn5QCRUoB6ci70pOGcphuJQxLlHrE+LKIs4oQTVD0Y4KxyqZc9DowlGf8Xq",
+	"IJy1T1V/PQCDELb2awwxkmn5BAWYIp8U5nS+4lnC/zNlf4InF2GxCILhTyjWXikKOcrQAcR2rMYmqzji",
+	"7YgOn0Vm2J1jhrNHZ44dWqewMLvMDieSfy3L0s40Q0uWpoxWTwJX49841Q82jG3D2J5UxgZFf5XmszbT",
+	"7wMIJ8/TKDsEIukTnJJ0O89GoioCp3LRS+SwePJ6Md4853o52ieUMNYE92fE/wncigk4tiLrolUyWx6y",
+	"jIwrtFUFuYzqcTKMKO8SCgs0UZwMkzxrFCUDJrkfR4HIKYVce5XRUq44UBqSH9WKAW+TZBKTpkw8TZOY",
+	"sKZIrhcwangCGbZpFJJybyKBtlrbhoLIWUrI1ixwmfqnwgkQJZO5gluuOVwqM1w1wEv8ezljnOA0o5y9",
+	"04wMBStUYEkSgQD0XoqKahKABeBHQMvLCwP7vOhj8IRTf01USMjDKOMbMbOsoTR8n3xXHNoBISGqh8kY",
+	"q/wp1kRJHBaOgkapu8LFeOKQQX2A+qNPP3/0+18Vp0BAc5GUjaJJqRcoJlDRSQEHjupHH/7q+O2Pz+qo",
+	"KEZQ1ZlCkap/8dZPHv3bZw8//RSsFcU75X5k24puXpjCT9W/+Pjvv/j8Z198+C9Hf3yvgRIqqyKU8fzK",
+	"vYo0o9cmVd3eyIWMQlCcJHui++O///WX33+nvNyharVo+5N0iKksTHGNoQwP0X4SYD+PMRfyUkLxOKJD",
+	"lKQIIoFFBjpvJiIXAG0soTP4ZeVTzilKxaUEzCq52cf/+j56Dh1997fHH33cUBdVxj0A1h5c2WGc+Djm",
+	"8iqfg1yzGSCr0rCiVPrJcb+Wx3soGk+SNEP1o9/94ei7v4YtrdgGUXTk+t0/h8d/8fLdv0CDKJ6hEaKj",
+	"qnHu4pgwNIkmJObkEtW//Ml3jn7y4Zd/++/HH34kzmQC/s6cRlnEGxy9973jn38KmGiAyTZKk3w4Uuny",
+	"GR7OjDzzcsX438gTrmvUj3/464effXz0znsNFFGUkv2ICTIySaOAy/kS+VFCynGCTtIm8skoklQ4SFiG",
+	"hvyY1Y+++/bx+588+vCnx2//zfHPf3v0vXdE9+Xz9iYMvOisUSA3abKPYzQm/ABFbMyv6i+Pf/Afxx+9",
+	"1UD/9Z2fINFHxQbDryrGHKAHtCChg2iYpyREgzg5mOEHcqRFs5mkSZgHGQpwhuNkmBNUf/jpPx69+9aj",
+	"n33Ir+cWfDuT6YjpMKKCLpcL5AMFFhgInICWT6DovfLwpxHNwAgYJkEOSIFcfYix2LIfvHv0zr8c/+aX",
+	"x7/4vIE02IQXd269rJYF8GqgbIiwT8qFkoDvTGSzTvgQMu12WoQnJllG0hGEMB3/8LdHH/y+wZ8fgspW",
+	"JhpyWpUnW2iWL+7s3C47M5MBmmEAYIhWGducHM8nq5YPTSHenBxuG01IyoA0TfHq/ASQKpn8DccIcj7r",
+	"Dz/5p4effvrw818ev/W7h5//4viHHxz/23t8Dcl9uPF8HUiKWZ6S8k7JTm7gDNcevP7g/w8AAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -60,6 +60,7 @@ var azAllowed = map[string][]string{
 	"updateProduct":            {"supervisor", "admin"},
 	"listQuotes":               {"rep", "supervisor", "auditor", "admin"},
 	"getQuote":                 {"rep", "supervisor", "auditor", "admin"},
+	"renderQuote":              {"rep", "supervisor", "auditor", "admin"},
 	"createQuote":              {"rep", "supervisor", "admin"},
 	"updateQuote":              {"rep", "supervisor", "admin"},
 	"submitQuote":              {"rep", "supervisor", "admin"},

@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"strconv"
 
 	"github.com/google/uuid"
@@ -10,6 +12,7 @@ import (
 	"github.com/shoalcrm/shoal/ent"
 	"github.com/shoalcrm/shoal/internal/apperr"
 	"github.com/shoalcrm/shoal/internal/auth"
+	"github.com/shoalcrm/shoal/internal/documents"
 	"github.com/shoalcrm/shoal/internal/etag"
 	"github.com/shoalcrm/shoal/internal/export"
 	"github.com/shoalcrm/shoal/internal/money"
@@ -278,4 +281,40 @@ func (s *Server) ReviseQuote(ctx context.Context, req api.ReviseQuoteRequestObje
 	noteTarget(ctx, "quote", q.ID.String())
 	return api.ReviseQuote201JSONResponse{Body: quoteOut(q, products.CostVisible(p)),
 		Headers: api.ReviseQuote201ResponseHeaders{ETag: etag.Ptr(q.Version), Location: location("quotes", q.ID)}}, nil
+}
+
+// RenderQuote renders a quote as printable HTML with the quote template.
+// The customer and contact are read as the caller may see them (masked
+// as in getCustomer and getContact); one he may no longer see is left out.
+func (s *Server) RenderQuote(ctx context.Context, req api.RenderQuoteRequestObject) (api.RenderQuoteResponseObject, error) {
+	p := auth.FromContext(ctx)
+	q, err := s.quotes.Get(ctx, p, req.Id)
+	if err != nil {
+		return nil, err
+	}
+	var customer, contact, owner documents.Party
+	switch cv, err := s.records.GetCustomer(ctx, p, q.CustomerID); {
+	case err == nil:
+		customer = documents.Party{Name: cv.Name, Address: cv.Address}
+	case !apperr.HasCode(err, "not_found"):
+		return nil, err
+	}
+	if q.ContactID != nil {
+		switch cv, err := s.records.GetContact(ctx, p, *q.ContactID); {
+		case err == nil:
+			contact = documents.Party{Name: cv.Name, Phone: cv.Phone, Email: cv.Email}
+		case !apperr.HasCode(err, "not_found"):
+			return nil, err
+		}
+	}
+	if u, err := s.store.Reader.User.Get(ctx, q.OwnerID); err == nil {
+		owner = documents.Party{Name: u.Name, Email: u.Email}
+	} else if !ent.IsNotFound(err) {
+		return nil, fmt.Errorf("quote owner: %w", err)
+	}
+	html, err := s.documents.RenderQuote(ctx, quotes.Document(q, customer, contact, owner))
+	if err != nil {
+		return nil, err
+	}
+	return api.RenderQuote200TexthtmlResponse{Body: bytes.NewReader(html), ContentLength: int64(len(html))}, nil
 }

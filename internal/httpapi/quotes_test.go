@@ -302,6 +302,7 @@ func TestQuoteScopeAndCosts(t *testing.T) {
 		for name, c := range map[string]*apitest.Client{"rep": w.repA.Client, "auditor": auditor.Client} {
 			bodies := [][]byte{
 				c.Do("GET", "/v1/quotes/"+id, nil).Expect(http.StatusOK).Body,
+				c.Do("GET", "/v1/quotes/"+id+"/render", nil).Expect(http.StatusOK).Body,
 				c.Do("GET", "/v1/quotes", nil).Expect(http.StatusOK).Body,
 				c.Do("GET", "/v1/events?limit=200", nil).Expect(http.StatusOK).Body,
 			}
@@ -381,5 +382,33 @@ func TestQuoteFiguresAndRaces(t *testing.T) {
 		if ap.Status != "approved" || len(ap.Steps) != 1 {
 			t.Fatalf("approval after the race: %+v", ap)
 		}
+	})
+}
+
+// TestRenderQuote: the printable quote carries the figures, the total in
+// capital numerals and the customer's name escaped.
+func TestRenderQuote(t *testing.T) {
+	t.Parallel()
+	testdb.Each(t, func(t *testing.T, databaseURL string) {
+		w := newSWWorld(t, databaseURL)
+		var cu struct{ ID string }
+		w.repA.Do("POST", "/v1/customers", map[string]any{"name": "<script>alert(1)</script>恒达"}).Expect(http.StatusCreated).JSON(&cu)
+		var q qtQuote
+		w.repA.Do("POST", "/v1/quotes", map[string]any{"title": "打印", "customerId": cu.ID, "lines": []any{
+			map[string]any{"name": "实施服务", "unitPrice": "1004.05", "quantity": "1"}}}).Expect(http.StatusCreated).JSON(&q)
+		res := w.repA.Do("GET", "/v1/quotes/"+q.ID+"/render", nil).Expect(http.StatusOK)
+		if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+			t.Fatalf("content type %q", ct)
+		}
+		html := string(res.Body)
+		for _, want := range []string{q.Number, "1,004.05", "壹仟零肆元零伍分", "&lt;script&gt;alert(1)&lt;/script&gt;恒达"} {
+			if !strings.Contains(html, want) {
+				t.Errorf("the rendered quote lacks %q", want)
+			}
+		}
+		if strings.Contains(html, "<script>alert") {
+			t.Error("the customer's name is not escaped")
+		}
+		w.repB.Do("GET", "/v1/quotes/"+q.ID+"/render", nil).ExpectProblem(http.StatusNotFound, "not_found")
 	})
 }
