@@ -16,7 +16,8 @@ import (
 )
 
 // Scopes an API key may be granted.
-var Scopes = []string{"leads:read", "leads:write", "customers:read", "customers:write", "pools:assign", "events:read", "webhooks:manage"}
+var Scopes = []string{"leads:read", "leads:write", "customers:read", "customers:write", "pools:assign", "events:read", "webhooks:manage",
+	"products:read", "opportunities:read", "quotes:read"}
 
 // NewAPIKey is a request to create a key.
 type NewAPIKey struct {

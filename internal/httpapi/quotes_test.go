@@ -412,3 +412,47 @@ func TestRenderQuote(t *testing.T) {
 		w.repB.Do("GET", "/v1/quotes/"+q.ID+"/render", nil).ExpectProblem(http.StatusNotFound, "not_found")
 	})
 }
+
+// TestReadScopesOnSalesDocuments: a key with quotes:read, opportunities:read
+// and products:read bound to a pool reads the opportunities and quotes on
+// that pool's customers only, and never a cost; without the scopes it is
+// refused.
+func TestReadScopesOnSalesDocuments(t *testing.T) {
+	t.Parallel()
+	testdb.Each(t, func(t *testing.T, databaseURL string) {
+		w := newSWWorld(t, databaseURL)
+		mk := func() string {
+			return w.admin.Do("POST", "/v1/pools", map[string]any{"kind": "customer", "name": w.env.Unique("报价池"),
+				"memberTeamIds": []string{w.team.String()}}).Expect(http.StatusCreated).Map()["id"].(string)
+		}
+		mine, other := mk(), mk()
+		in, out := w.claimed(w.repA, "customer", mine, nil), w.claimed(w.repA, "customer", other, nil)
+		product := qtProduct(t, w.sup.Client, "100.00", true, "")
+		qIn, qOut := qtCreate(t, w.repA.Client, in.ID, product, "1"), qtCreate(t, w.repA.Client, out.ID, product, "1")
+		oIn := w.repA.Do("POST", "/v1/opportunities", map[string]any{"title": "in", "customerId": in.ID, "amount": "1.00"}).
+			Expect(http.StatusCreated).Map()["id"].(string)
+
+		body := map[string]any{"name": w.env.Unique("Partner "), "scopes": []string{"quotes:read", "opportunities:read", "products:read"}, "poolId": mine}
+		key := idKeyClient(w.env, w.admin.Do("POST", "/v1/api-keys", body).Expect(http.StatusCreated).Map()["secret"].(string))
+		var list struct{ Items []qtQuote }
+		key.Do("GET", "/v1/quotes", nil).Expect(http.StatusOK).JSON(&list)
+		if len(list.Items) != 1 || list.Items[0].ID != qIn {
+			t.Fatalf("the key lists %+v", list.Items)
+		}
+		key.Do("GET", "/v1/quotes/"+qOut, nil).ExpectProblem(http.StatusNotFound, "not_found")
+		key.Do("GET", "/v1/quotes/"+qIn+"/render", nil).Expect(http.StatusOK)
+		key.Do("GET", "/v1/opportunities/"+oIn, nil).Expect(http.StatusOK)
+		for _, b := range [][]byte{
+			key.Do("GET", "/v1/quotes/"+qIn, nil).Expect(http.StatusOK).Body,
+			key.Do("GET", "/v1/products/"+product, nil).Expect(http.StatusOK).Body,
+		} {
+			if s := string(b); strings.Contains(s, "70.00") || strings.Contains(s, "internalCost") || strings.Contains(s, "marginPercent") {
+				t.Errorf("the key sees a cost: %s", s)
+			}
+		}
+		key.Do("POST", "/v1/quotes/"+qIn+"/send", nil).ExpectProblem(http.StatusForbidden, "forbidden")
+		body["scopes"], body["name"] = []string{"customers:read"}, w.env.Unique("Partner ")
+		narrow := idKeyClient(w.env, w.admin.Do("POST", "/v1/api-keys", body).Expect(http.StatusCreated).Map()["secret"].(string))
+		narrow.Do("GET", "/v1/quotes/"+qIn, nil).ExpectProblem(http.StatusForbidden, "insufficient_scope")
+	})
+}

@@ -84,12 +84,22 @@ func (s *Service) OnCustomer(ctx context.Context, p *auth.Principal) (func(*ents
 	if reach.All {
 		return func(*entsql.Selector) {}, nil
 	}
-	if p == nil || p.Type != auth.ActorUser {
+	if p == nil || (p.Type != auth.ActorUser && p.Type != auth.ActorAPIKey) {
 		return func(sel *entsql.Selector) { sel.Where(entsql.False()) }, nil
 	}
 	sc, err := s.pools.Scope(ctx, p, string(kinds.Customer))
 	if err != nil {
 		return nil, err
+	}
+	if p.Type == auth.ActorAPIKey {
+		// A key owns nothing: it sees the documents on the customers
+		// it sees (its pool's, or all when it is bound to none).
+		return func(sel *entsql.Selector) {
+			c := entsql.Table(customer.Table)
+			seen := entsql.Select(c.C(customer.FieldID)).From(c)
+			sc.Predicate(records.CustomerColumns)(seen)
+			sel.Where(entsql.In(sel.C(customerIDColumn), seen))
+		}, nil
 	}
 	return func(sel *entsql.Selector) {
 		c := entsql.Table(customer.Table)
