@@ -18,7 +18,7 @@ func (APIKey) Mixin() []ent.Mixin { return []ent.Mixin{IDMixin{}, TimeMixin{}} }
 // Fields of the APIKey.
 func (APIKey) Fields() []ent.Field {
 	return []ent.Field{
-		field.String("name").NotEmpty().MaxLen(200),
+		field.String("name").NotEmpty().MaxLen(chars(200)),
 		field.String("prefix").NotEmpty().Immutable(),
 		field.Bytes("secret_hash").Unique().Immutable().Sensitive(),
 		field.Strings("scopes"),

@@ -27,7 +27,7 @@ func (AuditEvent) Fields() []ent.Field {
 		field.String("client_address").Default("").Immutable(),
 		field.Enum("outcome").Values("success", "failure", "denied").Immutable(),
 		field.Int("status").Default(0).Immutable(),
-		field.String("detail").Default("").MaxLen(500).Immutable(),
+		field.String("detail").Default("").MaxLen(chars(500)).Immutable(),
 	}
 }
 

@@ -23,7 +23,7 @@ func (BulkImport) Fields() []ent.Field {
 		field.Enum("kind").Values("lead", "customer", "product").Immutable(),
 		field.Enum("status").Values("queued", "running", "succeeded", "failed").Default("queued"),
 		field.Bool("dry_run").Default(false).Immutable(),
-		field.String("file_name").Default("").MaxLen(255).Immutable(),
+		field.String("file_name").Default("").MaxLen(chars(255)).Immutable(),
 		// Format is csv or xlsx; Encoding the text encoding of a CSV
 		// (utf-8 or gb18030), as stated or detected.
 		field.String("format").Immutable(),

@@ -17,11 +17,11 @@ func (Contact) Mixin() []ent.Mixin { return []ent.Mixin{IDMixin{}, TimeMixin{}, 
 func (Contact) Fields() []ent.Field {
 	return []ent.Field{
 		field.UUID("customer_id", uuid.UUID{}).Immutable(),
-		field.String("name").MaxLen(200),
-		field.String("title").Default("").MaxLen(200),
+		field.String("name").MaxLen(chars(200)),
+		field.String("title").Default("").MaxLen(chars(200)),
 		field.String("phone").Default("").MaxLen(40),
 		field.String("email").Default("").MaxLen(254),
-		field.String("wechat").Default("").MaxLen(200),
+		field.String("wechat").Default("").MaxLen(chars(200)),
 		field.Bool("is_primary").Default(false),
 		field.Text("notes").Default(""),
 		// name_norm is the name as search compares it (dedupe.Name).

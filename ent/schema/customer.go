@@ -18,18 +18,18 @@ func (Customer) Mixin() []ent.Mixin { return []ent.Mixin{IDMixin{}, TimeMixin{},
 // Fields of the Customer.
 func (Customer) Fields() []ent.Field {
 	return []ent.Field{
-		field.String("name").MaxLen(200),
-		field.String("industry").Default("").MaxLen(200),
-		field.String("region").Default("").MaxLen(200),
-		field.String("address").Default("").MaxLen(200),
-		field.String("website").Default("").MaxLen(200),
+		field.String("name").MaxLen(chars(200)),
+		field.String("industry").Default("").MaxLen(chars(200)),
+		field.String("region").Default("").MaxLen(chars(200)),
+		field.String("address").Default("").MaxLen(chars(200)),
+		field.String("website").Default("").MaxLen(chars(200)),
 		field.String("grade").Default(""),
-		field.String("credit_level").Default("").MaxLen(200),
+		field.String("credit_level").Default("").MaxLen(chars(200)),
 		// Exact fen (see internal/money). The column is credit_limit_fen
 		// because older databases still hold the float credit_limit;
 		// store.Migrate copies those values over once.
 		money.Field("credit_limit").Optional().StorageKey("credit_limit_fen"),
-		field.String("source").Default("").MaxLen(200),
+		field.String("source").Default("").MaxLen(chars(200)),
 		field.Strings("tags").Default([]string{}),
 		field.String("name_norm").Default(""),
 		field.Enum("status").Values("active", "invalid", "merged").Default("active"),

@@ -19,16 +19,16 @@ func (DocumentTemplate) Mixin() []ent.Mixin { return []ent.Mixin{TimeMixin{}, Ve
 func (DocumentTemplate) Fields() []ent.Field {
 	return []ent.Field{
 		field.String("id").StorageKey("kind").NotEmpty().MaxLen(32).Immutable(),
-		field.String("name").NotEmpty().MaxLen(800),
+		field.String("name").NotEmpty().MaxLen(chars(200)),
 		// body is the html/template source; checked against sample data
 		// before it is saved.
 		field.Text("body"),
 		// The letterhead (抬头) the template shows as .Company. Lengths
 		// are in bytes here (the API limits characters: 500, 200 for name).
-		field.String("company_name").Default("").MaxLen(2000),
-		field.String("company_address").Default("").MaxLen(2000),
-		field.String("company_phone").Default("").MaxLen(2000),
-		field.String("company_tax_id").Default("").MaxLen(2000),
+		field.String("company_name").Default("").MaxLen(chars(500)),
+		field.String("company_address").Default("").MaxLen(chars(500)),
+		field.String("company_phone").Default("").MaxLen(chars(500)),
+		field.String("company_tax_id").Default("").MaxLen(chars(500)),
 		field.UUID("updated_by", uuid.UUID{}).Optional().Nillable(),
 	}
 }

@@ -25,7 +25,7 @@ func (Handover) Fields() []ent.Field {
 		field.UUID("to_pool_id", uuid.UUID{}).Optional().Nillable().Immutable(),
 		field.Strings("kinds").Immutable(),
 		field.Bool("cascade").Default(true).Immutable(),
-		field.String("reason").Default("").MaxLen(500).Immutable(),
+		field.String("reason").Default("").MaxLen(chars(500)).Immutable(),
 		// RequestedBy is the actor of every history row and event the
 		// run writes.
 		field.UUID("requested_by", uuid.UUID{}).Immutable(),

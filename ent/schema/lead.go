@@ -16,13 +16,13 @@ func (Lead) Mixin() []ent.Mixin { return []ent.Mixin{IDMixin{}, TimeMixin{}, Poo
 // Fields of the Lead.
 func (Lead) Fields() []ent.Field {
 	return []ent.Field{
-		field.String("name").MaxLen(200),
-		field.String("company").Default("").MaxLen(200),
+		field.String("name").MaxLen(chars(200)),
+		field.String("company").Default("").MaxLen(chars(200)),
 		field.String("phone").Default("").MaxLen(40),
 		field.String("email").Default("").MaxLen(254),
-		field.String("source").Default("").MaxLen(200),
-		field.String("region").Default("").MaxLen(200),
-		field.String("industry").Default("").MaxLen(200),
+		field.String("source").Default("").MaxLen(chars(200)),
+		field.String("region").Default("").MaxLen(chars(200)),
+		field.String("industry").Default("").MaxLen(chars(200)),
 		field.Text("notes").Default(""),
 		field.Strings("tags").Default([]string{}),
 		// Normalised forms for search and duplicate checks (see dedupe).

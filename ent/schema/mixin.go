@@ -51,3 +51,10 @@ func (VersionMixin) Fields() []ent.Field {
 		field.Int("version").Default(1),
 	}
 }
+
+// chars is the MaxLen of a text of at most n characters. ent's MaxLen
+// counts bytes while the API counts characters, and a 200-character
+// Chinese name is 600 bytes of UTF-8: the column and ent's check allow
+// the UTF-8 worst case (4 bytes a character), and the contract (request
+// validation) and the services hold the text to n characters.
+func chars(n int) int { return 4 * n }

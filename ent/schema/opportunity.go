@@ -32,7 +32,7 @@ func (Pipeline) Mixin() []ent.Mixin { return []ent.Mixin{IDMixin{}, TimeMixin{},
 // Fields of the Pipeline.
 func (Pipeline) Fields() []ent.Field {
 	return []ent.Field{
-		field.String("name").NotEmpty().MaxLen(100).Unique(),
+		field.String("name").NotEmpty().MaxLen(chars(100)).Unique(),
 		field.Bool("is_default").Default(false),
 		field.JSON("stages", []Stage{}),
 	}
@@ -47,7 +47,7 @@ func (Opportunity) Mixin() []ent.Mixin { return []ent.Mixin{IDMixin{}, TimeMixin
 // Fields of the Opportunity.
 func (Opportunity) Fields() []ent.Field {
 	return []ent.Field{
-		field.String("title").NotEmpty().MaxLen(200),
+		field.String("title").NotEmpty().MaxLen(chars(200)),
 		field.UUID("customer_id", uuid.UUID{}).Immutable(),
 		field.UUID("contact_id", uuid.UUID{}).Optional().Nillable(),
 		field.UUID("pipeline_id", uuid.UUID{}).Immutable(),
@@ -60,9 +60,9 @@ func (Opportunity) Fields() []ent.Field {
 		// probability is set when it overrides the stage's.
 		field.Int("probability").Optional().Nillable(),
 		field.String("expected_close_date").Optional().Nillable(),
-		field.String("source").Optional().Nillable().MaxLen(100),
+		field.String("source").Optional().Nillable().MaxLen(chars(100)),
 		field.UUID("owner_id", uuid.UUID{}),
-		field.String("lost_reason").Optional().Nillable().MaxLen(500),
+		field.String("lost_reason").Optional().Nillable().MaxLen(chars(500)),
 		field.Time("closed_at").Optional().Nillable(),
 	}
 }

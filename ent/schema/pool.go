@@ -19,7 +19,7 @@ func (Pool) Mixin() []ent.Mixin { return []ent.Mixin{IDMixin{}, TimeMixin{}, Ver
 func (Pool) Fields() []ent.Field {
 	return []ent.Field{
 		field.Enum("kind").Values("lead", "customer").Immutable(),
-		field.String("name").NotEmpty().MaxLen(200),
+		field.String("name").NotEmpty().MaxLen(chars(200)),
 		field.Bool("is_default").Default(false),
 		field.JSON("member_team_ids", []uuid.UUID{}).Default([]uuid.UUID{}),
 		field.JSON("manager_ids", []uuid.UUID{}).Default([]uuid.UUID{}),

@@ -23,10 +23,10 @@ func (Product) Fields() []ent.Field {
 		// sku_norm is the SKU folded to upper case: unique, so CRM-1 and
 		// crm-1 are one product.
 		field.String("sku_norm").NotEmpty().MaxLen(64).Unique(),
-		field.String("name").NotEmpty().MaxLen(200),
-		field.String("category").Optional().Nillable().MaxLen(100),
-		field.String("unit").Optional().Nillable().MaxLen(20),
-		field.String("specification").Optional().Nillable().MaxLen(500),
+		field.String("name").NotEmpty().MaxLen(chars(200)),
+		field.String("category").Optional().Nillable().MaxLen(chars(100)),
+		field.String("unit").Optional().Nillable().MaxLen(chars(20)),
+		field.String("specification").Optional().Nillable().MaxLen(chars(500)),
 		money.Field("list_price"),
 		money.Field("internal_cost").Optional(),
 		field.Bool("active").Default(true),

@@ -52,7 +52,7 @@ func (Quote) Fields() []ent.Field {
 		field.UUID("opportunity_id", uuid.UUID{}).Optional().Nillable().Immutable(),
 		field.UUID("contact_id", uuid.UUID{}).Optional().Nillable(),
 		field.UUID("owner_id", uuid.UUID{}),
-		field.String("title").NotEmpty().MaxLen(200),
+		field.String("title").NotEmpty().MaxLen(chars(200)),
 		field.Enum("status").Values("draft", "pending_approval", "approved", "sent", "accepted", "declined", "superseded").Default("draft"),
 		field.String("currency").Default("CNY"),
 		field.String("valid_until"),
@@ -67,7 +67,7 @@ func (Quote) Fields() []ent.Field {
 		field.Time("submitted_at").Optional().Nillable(),
 		field.Time("sent_at").Optional().Nillable(),
 		field.Time("answered_at").Optional().Nillable(),
-		field.String("decline_reason").Optional().Nillable().MaxLen(500),
+		field.String("decline_reason").Optional().Nillable().MaxLen(chars(500)),
 		field.UUID("created_by", uuid.UUID{}).Optional().Nillable().Immutable(),
 	}
 }

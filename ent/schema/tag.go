@@ -19,9 +19,9 @@ func (Tag) Mixin() []ent.Mixin { return []ent.Mixin{IDMixin{}, TimeMixin{}, Vers
 func (Tag) Fields() []ent.Field {
 	return []ent.Field{
 		// 50 like a record's tag (the Tags schema), so a rename always fits.
-		field.String("name").NotEmpty().MaxLen(50).Unique(),
+		field.String("name").NotEmpty().MaxLen(chars(50)).Unique(),
 		field.String("color").Optional().Nillable().MaxLen(7),
-		field.String("description").Optional().Nillable().MaxLen(500),
+		field.String("description").Optional().Nillable().MaxLen(chars(500)),
 	}
 }
 

@@ -18,7 +18,7 @@ func (Team) Mixin() []ent.Mixin { return []ent.Mixin{IDMixin{}, TimeMixin{}, Ver
 // Fields of the Team.
 func (Team) Fields() []ent.Field {
 	return []ent.Field{
-		field.String("name").NotEmpty().MaxLen(200),
+		field.String("name").NotEmpty().MaxLen(chars(200)),
 		field.UUID("parent_id", uuid.UUID{}).Optional().Nillable(),
 		field.String("path").NotEmpty(),
 		field.Int("max_owned_leads").Optional().Nillable(),

@@ -19,7 +19,7 @@ func (User) Fields() []ent.Field {
 		// Email is stored lower-cased, which makes the unique index
 		// case-insensitive on both engines.
 		field.String("email").NotEmpty().MaxLen(254).Unique(),
-		field.String("name").NotEmpty().MaxLen(200),
+		field.String("name").NotEmpty().MaxLen(chars(200)),
 		field.Enum("role").Values("rep", "supervisor", "auditor", "admin"),
 		field.UUID("team_id", uuid.UUID{}).Optional().Nillable(),
 		// TeamPath copies the team's path so data-scope checks need no join.

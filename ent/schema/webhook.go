@@ -22,7 +22,7 @@ func (Webhook) Fields() []ent.Field {
 		field.String("url").NotEmpty().MaxLen(2000),
 		// event_types are catalogue types, or "*" for every type.
 		field.JSON("event_types", []string{}),
-		field.String("description").Optional().Nillable().MaxLen(500),
+		field.String("description").Optional().Nillable().MaxLen(chars(500)),
 		field.Bytes("secret_sealed").Sensitive(),
 		// previous_secret_sealed is the secret before the last rotation:
 		// deliveries are signed with both until previous_secret_until, so
