@@ -214,15 +214,15 @@ func (s *Service) UpdateFlow(ctx context.Context, p *auth.Principal, kind string
 		}
 		out = flowOf(kind, rules, row)
 		return events.Emit(ctx, tx, events.Event{Type: events.ApprovalFlowUpdated, SubjectKind: events.KindApprovalFlow,
-			SubjectID: flowSubjectID(kind), Actor: p.EventActor(), OccurredAt: now,
+			SubjectID: FlowSubjectID(kind), Actor: p.EventActor(), OccurredAt: now,
 			Data: events.ApprovalFlow{SubjectKind: kind, Rules: len(rules)}})
 	})
 	return out, err
 }
 
-// flowSubjectID is a flow's subject id in events and audit: flows are
+// FlowSubjectID is a flow's subject id in events and audit: flows are
 // keyed by kind, so the id is derived from it.
-func flowSubjectID(kind string) uuid.UUID {
+func FlowSubjectID(kind string) uuid.UUID {
 	return uuid.NewSHA1(uuid.NameSpaceURL, []byte("shoal:approval-flow:"+kind))
 }
 

@@ -132,7 +132,10 @@ func (s *Server) GetApprovalFlow(ctx context.Context, req api.GetApprovalFlowReq
 
 // UpdateApprovalFlow replaces a subject kind's flow.
 func (s *Server) UpdateApprovalFlow(ctx context.Context, req api.UpdateApprovalFlowRequestObject) (api.UpdateApprovalFlowResponseObject, error) {
-	noteTarget(ctx, "approval_flow", string(req.SubjectKind))
+	// Flows are keyed by kind: the audit row names the id derived from it
+	// (as the event does) and the kind.
+	noteTarget(ctx, "approvalFlow", approvals.FlowSubjectID(string(req.SubjectKind)).String())
+	noteDetail(ctx, "kind="+string(req.SubjectKind))
 	rules := make([]schema.FlowRule, len(req.Body.Rules))
 	for i, r := range req.Body.Rules {
 		o := schema.FlowRule{Name: r.Name, Steps: make([]schema.ApprovalStep, len(r.Steps))}
